@@ -1,0 +1,201 @@
+"""From level transitions to alarms: one alarm per sensor, rule and side, raised when the level
+leaves 0, escalated or de-escalated while it moves, cleared when it returns to 0.
+
+An alarm keeps the event time at which it started and ended and the arrival time beside them.
+All changes of one batch are written in one transaction, so a crash never leaves half of them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from alerts.evaluate import CoreState, Transitions
+from alerts.statedb import StateDB
+from alerts.table import SLOTS, RuleTable
+from telemetry.registry import Registry
+
+__all__ = ["AlarmBook", "AlarmEvent"]
+
+SIDES = ("above", "below")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One change of an alarm, as published to subscribers and shown by the API."""
+
+    alarm_id: int
+    kind: str  # raised | escalated | deescalated | cleared
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    rule: str
+    side: str
+    level: int
+    level_name: str
+    tier: str
+    action: str
+    value: float
+    ts: int  # event time of the reading that caused it (ms)
+    arrival: int  # when the hub judged it (ms)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "alarm_id": self.alarm_id,
+            "kind": self.kind,
+            "tenant": self.tenant,
+            "site": self.site,
+            "device": self.device,
+            "sensor": self.sensor,
+            "rule": self.rule,
+            "side": self.side,
+            "level": self.level,
+            "level_name": self.level_name,
+            "tier": self.tier,
+            "action": self.action,
+            "value": self.value,
+            "ts": self.ts,
+            "arrival": self.arrival,
+        }
+
+
+class AlarmBook:
+    """Applies transitions to the alarms in a `StateDB`."""
+
+    def __init__(self, db: StateDB, registry: Registry, table: RuleTable) -> None:
+        self._db = db
+        self._registry = registry
+        self._table = table
+
+    def restore(self, state: CoreState) -> CoreState:
+        """Seed the core state from the active alarms, so that a restart raises nothing twice."""
+        new = state.copy()
+        for row in self._db.active_alarms():
+            info = self._registry.sensor(row.sensor)
+            if info is None or info.rule != row.rule:
+                continue
+            level = min(row.level, SLOTS)
+            new.level[info.index, row.side] = level
+            base = row.side * SLOTS
+            new.active[info.index, base : base + level] = True
+            new.last_ts[info.index] = max(int(new.last_ts[info.index]), row.last_ts)
+        return new
+
+    def apply(self, transitions: Transitions, arrival: int) -> list[AlarmEvent]:
+        """Record the transitions (in order) and return the alarm events they make."""
+        if not len(transitions):
+            return []
+        events: list[AlarmEvent] = []
+        with self._db.transaction() as con:
+            for i in range(len(transitions)):
+                event = self._one(
+                    con,
+                    int(transitions.sensor[i]),
+                    int(transitions.side[i]),
+                    int(transitions.before[i]),
+                    int(transitions.after[i]),
+                    int(transitions.ts[i]),
+                    float(transitions.value[i]),
+                    arrival,
+                )
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _one(
+        self,
+        con: sqlite3.Connection,
+        sensor: int,
+        side: int,
+        before: int,
+        after: int,
+        ts: int,
+        value: float,
+        arrival: int,
+    ) -> AlarmEvent | None:
+        info = self._registry.sensors[sensor]
+        rule = info.rule
+        current = self._db.active_alarm(con, info.id, rule, side)
+        # the level the sensor went to; a cleared alarm row keeps the last level it had
+        spec = self._table.level(sensor, side, after)
+        level_name = spec.name if spec else "normal"
+        tier = spec.tier if spec else "none"
+        action = spec.action if spec else ""
+        if current is None and after > 0:
+            kind = "raised"
+            cur = con.execute(
+                "INSERT INTO alarms (tenant, site, device, sensor, rule, side, level, level_name, "
+                "tier, action, state, started_ts, raised_at, peak_level, last_ts, value) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+                (
+                    info.tenant,
+                    info.site,
+                    info.device,
+                    info.id,
+                    rule,
+                    side,
+                    after,
+                    level_name,
+                    tier,
+                    action,
+                    ts,
+                    arrival,
+                    after,
+                    ts,
+                    value,
+                ),
+            )
+            alarm_id = int(cur.lastrowid or 0)
+        elif current is None:
+            return None  # a change below an alarm that is no longer active: nothing to record
+        elif after == 0:
+            kind = "cleared"
+            alarm_id = current.id
+            con.execute(
+                "UPDATE alarms SET state = 'cleared', ended_ts = ?, cleared_at = ?, last_ts = ?, "
+                "value = ? WHERE id = ?",
+                (ts, arrival, ts, value, alarm_id),
+            )
+        else:
+            kind = "escalated" if after > current.level else "deescalated"
+            alarm_id = current.id
+            con.execute(
+                "UPDATE alarms SET level = ?, level_name = ?, tier = ?, action = ?, "
+                "peak_level = MAX(peak_level, ?), last_ts = ?, value = ? WHERE id = ?",
+                (after, level_name, tier, action, after, ts, value, alarm_id),
+            )
+        con.execute(
+            "INSERT OR IGNORE INTO alarm_events "
+            "(alarm_id, kind, ts, arrival, level, level_name, tier, value) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alarm_id,
+                kind,
+                ts,
+                arrival,
+                after,
+                level_name,
+                tier,
+                value if np.isfinite(value) else None,
+            ),
+        )
+        return AlarmEvent(
+            alarm_id,
+            kind,
+            info.tenant,
+            info.site,
+            info.device,
+            info.id,
+            rule,
+            SIDES[side],
+            after,
+            level_name,
+            tier,
+            action,
+            value,
+            ts,
+            arrival,
+        )

@@ -1,0 +1,256 @@
+"""`create_app(ctx)`: the HTTP API over the hub's registry, stores and alarms.
+
+Every ``/api/v1`` route and ``/metrics`` require a bearer API key and scope what they return to the
+caller's tenants. ``/healthz``, ``/readyz`` and the OpenAPI pages at ``/docs`` are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse, Response
+
+from alerts.statedb import AlarmRow, StateDB
+from api.auth import KeyRing, Principal, current_principal
+from api.models import (
+    AlarmEventPublic,
+    AlarmPublic,
+    LatestPublic,
+    LevelPublic,
+    PointPublic,
+    SensorPublic,
+    TrackPointPublic,
+    VehiclePublic,
+)
+from ingest.metrics import Metrics
+from ingest.store.base import Aggregate, TimeSeriesStore
+from telemetry.quality import Quality
+from telemetry.registry import Registry, SensorInfo
+
+__all__ = ["AppContext", "create_app"]
+
+_SIDES = ("above", "below")
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What the API reads; the composition root builds it."""
+
+    registry: Registry
+    store: TimeSeriesStore
+    statedb: StateDB
+    metrics: Metrics
+    keys: KeyRing
+    ready: Callable[[], bool] = lambda: True
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(_ctx)]
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
+
+
+def _sensor_public(info: SensorInfo) -> SensorPublic:
+    return SensorPublic(
+        id=info.id, tenant=info.tenant, site=info.site, device=info.device, kind=info.kind,
+        unit=info.unit, location=info.location, tag=info.tag, rule=info.rule,
+        levels=[
+            LevelPublic(name=lv.name, tier=lv.tier, above=lv.above, below=lv.below,
+                        recover=lv.recover, action=lv.action)
+            for lv in info.levels
+        ],
+    )
+
+
+def _visible_sensor(ctx: AppContext, caller: Principal, sensor_id: str) -> SensorInfo:
+    info = ctx.registry.sensor(sensor_id)
+    if info is None or not caller.sees(info.tenant):
+        raise _not_found(f"sensor {sensor_id!r}")
+    return info
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else v
+
+
+def _alarm_public(row: AlarmRow, events: list[AlarmEventPublic]) -> AlarmPublic:
+    return AlarmPublic(
+        id=row.id, tenant=row.tenant, site=row.site, device=row.device, sensor=row.sensor,
+        rule=row.rule, side=_SIDES[row.side], state=row.state, level=row.level,
+        level_name=row.level_name, tier=row.tier, action=row.action, peak_level=row.peak_level,
+        started_ts=row.started_ts, ended_ts=row.ended_ts, raised_at=row.raised_at,
+        cleared_at=row.cleared_at, value=_finite(row.value), events=events,
+    )
+
+
+def _router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1")
+
+    @r.get("/sensors", response_model=list[SensorPublic], tags=["sensors"])
+    def list_sensors(
+        ctx: Ctx,
+        caller: Caller,
+        tenant: str | None = None,
+        site: str | None = None,
+        kind: str | None = None,
+    ) -> list[SensorPublic]:
+        """The sensors the caller may see, optionally filtered."""
+        return [
+            _sensor_public(s)
+            for s in ctx.registry.sensors
+            if caller.sees(s.tenant)
+            and (tenant is None or s.tenant == tenant)
+            and (site is None or s.site == site)
+            and (kind is None or s.kind == kind)
+        ]
+
+    @r.get("/sensors/{sensor_id}", response_model=SensorPublic, tags=["sensors"])
+    def get_sensor(sensor_id: str, ctx: Ctx, caller: Caller) -> SensorPublic:
+        return _sensor_public(_visible_sensor(ctx, caller, sensor_id))
+
+    @r.get("/sensors/{sensor_id}/latest", response_model=LatestPublic, tags=["readings"])
+    async def latest(sensor_id: str, ctx: Ctx, caller: Caller) -> LatestPublic:
+        """The newest reading by event time. `value` is null for comm loss."""
+        info = _visible_sensor(ctx, caller, sensor_id)
+        found = (await ctx.store.latest([info.index])).get(info.index)
+        if found is None:
+            raise _not_found(f"reading of sensor {sensor_id!r}")
+        return LatestPublic(
+            sensor=info.id, ts=found.ts, value=_finite(found.value), quality=found.quality,
+            quality_name=Quality(found.quality).name.lower(),
+        )
+
+    @r.get("/sensors/{sensor_id}/history", response_model=list[PointPublic], tags=["readings"])
+    async def history(
+        sensor_id: str,
+        ctx: Ctx,
+        caller: Caller,
+        start: Annotated[int, Query(description="epoch ms, inclusive")],
+        end: Annotated[int, Query(description="epoch ms, exclusive")],
+        every: Annotated[int | None, Query(gt=0, description="window in ms")] = None,
+        aggregate: Aggregate = "mean",
+    ) -> list[PointPublic]:
+        info = _visible_sensor(ctx, caller, sensor_id)
+        if end <= start:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
+        rows = await ctx.store.history(info.index, start, end, every, aggregate)
+        return [PointPublic(ts=t, value=_finite(v)) for t, v in rows]
+
+    @r.get("/alarms", response_model=list[AlarmPublic], tags=["alarms"])
+    async def list_alarms(
+        ctx: Ctx,
+        caller: Caller,
+        state: Annotated[str | None, Query(pattern="^(active|cleared)$")] = None,
+        sensor: str | None = None,
+        tenant: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[int | None, Query(description="page: alarms with id below")] = None,
+    ) -> list[AlarmPublic]:
+        """Alarms, newest first, with their events (raised, escalated, cleared ...)."""
+        tenants = caller.scope(ctx.registry.tenants)
+        if tenant is not None:
+            tenants = [t for t in tenants if t == tenant]
+        rows = await asyncio.to_thread(
+            ctx.statedb.list_alarms, tenants, state=state, sensor=sensor, limit=limit,
+            before_id=before,
+        )
+        events = await asyncio.to_thread(ctx.statedb.alarm_events, [a.id for a in rows])
+        return [
+            _alarm_public(
+                a,
+                [
+                    AlarmEventPublic(kind=e.kind, ts=e.ts, arrival=e.arrival, level=e.level,
+                                     level_name=e.level_name, tier=e.tier, value=e.value)
+                    for e in events.get(a.id, [])
+                ],
+            )
+            for a in rows
+        ]
+
+    @r.get("/alarms/{alarm_id}", response_model=AlarmPublic, tags=["alarms"])
+    async def get_alarm(alarm_id: int, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        row = await asyncio.to_thread(ctx.statedb.get_alarm, alarm_id)
+        if row is None or not caller.sees(row.tenant):
+            raise _not_found(f"alarm {alarm_id}")
+        events = (await asyncio.to_thread(ctx.statedb.alarm_events, [row.id]))[row.id]
+        return _alarm_public(
+            row,
+            [
+                AlarmEventPublic(kind=e.kind, ts=e.ts, arrival=e.arrival, level=e.level,
+                                 level_name=e.level_name, tier=e.tier, value=e.value)
+                for e in events
+            ],
+        )
+
+    @r.get("/vehicles", response_model=list[VehiclePublic], tags=["vehicles"])
+    def list_vehicles(ctx: Ctx, caller: Caller) -> list[VehiclePublic]:
+        return [
+            VehiclePublic(id=v.spec.id, tenant=v.tenant, plate=v.spec.plate,
+                          vehicle_class=v.spec.vehicle_class,
+                          speed_sensor=ctx.registry.sensors[v.speed_sensor].id)
+            for v in ctx.registry.vehicles.values()
+            if caller.sees(v.tenant)
+        ]
+
+    @r.get("/vehicles/{vehicle_id}/track", response_model=list[TrackPointPublic],
+           tags=["vehicles"])
+    async def track(
+        vehicle_id: str, ctx: Ctx, caller: Caller,
+        start: Annotated[int, Query(description="epoch ms, inclusive")],
+        end: Annotated[int, Query(description="epoch ms, exclusive")],
+    ) -> list[TrackPointPublic]:
+        found = [v for (t, vid), v in ctx.registry.vehicles.items()
+                 if vid == vehicle_id and caller.sees(t)]
+        if not found:
+            raise _not_found(f"vehicle {vehicle_id!r}")
+        cols = await ctx.store.track(found[0].speed_sensor, start, end)
+        return [
+            TrackPointPublic(ts=int(cols.ts[i]), lat=float(cols.lat[i]), lon=float(cols.lon[i]),
+                             speed_kmh=float(cols.speed_kmh[i]),
+                             heading_deg=float(cols.heading_deg[i]))
+            for i in range(len(cols))
+        ]
+
+    return r
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """Build the app; nothing happens at import time."""
+    app = FastAPI(
+        title="hazardhub",
+        version="0.1.0",
+        summary="Online monitoring and early warning for major hazard sources, mines and vehicles",
+    )
+    app.state.ctx = ctx
+    app.include_router(_router())
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(ctx: Ctx) -> Response:
+        ok = ctx.ready()
+        return PlainTextResponse("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics(ctx: Ctx, caller: Caller) -> PlainTextResponse:
+        if caller.role not in ("admin", "operator"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "metrics are for admins and operators")
+        return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,103 @@
+"""Public response models of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "AlarmEventPublic",
+    "AlarmPublic",
+    "LatestPublic",
+    "LevelPublic",
+    "PointPublic",
+    "SensorPublic",
+    "TrackPointPublic",
+    "VehiclePublic",
+]
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LevelPublic(_Public):
+    name: str
+    tier: str
+    above: float | None
+    below: float | None
+    recover: float
+    action: str
+
+
+class SensorPublic(_Public):
+    id: str
+    tenant: str
+    site: str
+    device: str
+    kind: str
+    unit: str
+    location: str
+    tag: str
+    rule: str
+    levels: list[LevelPublic]
+
+
+class LatestPublic(_Public):
+    sensor: str
+    ts: int
+    value: float | None
+    quality: int
+    quality_name: str
+
+
+class PointPublic(_Public):
+    ts: int
+    value: float | None
+
+
+class AlarmEventPublic(_Public):
+    kind: str
+    ts: int
+    arrival: int
+    level: int
+    level_name: str
+    tier: str
+    value: float | None
+
+
+class AlarmPublic(_Public):
+    id: int
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    rule: str
+    side: str
+    state: str
+    level: int
+    level_name: str
+    tier: str
+    action: str
+    peak_level: int
+    started_ts: int
+    ended_ts: int | None
+    raised_at: int
+    cleared_at: int | None
+    value: float | None
+    events: list[AlarmEventPublic]
+
+
+class VehiclePublic(_Public):
+    id: str
+    tenant: str
+    plate: str
+    vehicle_class: str
+    speed_sensor: str
+
+
+class TrackPointPublic(_Public):
+    ts: int
+    lat: float
+    lon: float
+    speed_kmh: float
+    heading_deg: float

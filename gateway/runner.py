@@ -1,0 +1,72 @@
+"""One gateway process: pollers for its devices feeding one MQTT publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.poller import DevicePoller, wall_ms
+from gateway.publisher import MqttPublisher
+from telemetry.codec import TelemetryBatch
+from telemetry.registry import DeviceInfo, Registry
+from telemetry.topics import TopicLayout
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """Polls the devices that the configuration assigns to (tenant, gateway) and publishes them."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        tenant: str,
+        gateway: str,
+        broker_host: str,
+        broker_port: int,
+        layout: TopicLayout,
+        epoch: int | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.tenant, self.gateway = tenant, gateway
+        self.epoch = wall_ms() if epoch is None else epoch
+        self.devices = [
+            d for d in registry.devices.values() if d.tenant == tenant and d.spec.gateway == gateway
+        ]
+        self.publisher = MqttPublisher(
+            broker_host,
+            broker_port,
+            tenant=tenant,
+            gateway=gateway,
+            layout=layout,
+            queue_size=queue_size,
+        )
+        self.pollers = [
+            DevicePoller(d, self._sink_for(d), gateway=gateway, epoch=self.epoch)
+            for d in self.devices
+        ]
+
+    def _sink_for(self, device: DeviceInfo) -> Callable[[TelemetryBatch], Awaitable[None]]:
+        async def sink(batch: TelemetryBatch) -> None:
+            await self.publisher.submit_batch(device, batch)
+
+        return sink
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; then stop polling, drain the uplink and say offline."""
+        uplink_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.publisher.run(uplink_stop), name=f"uplink-{self.gateway}")
+            pollers = [
+                tg.create_task(p.run(stop), name=f"poll-{p.device.spec.id}") for p in self.pollers
+            ]
+            if pollers:
+                await asyncio.wait(pollers)
+            else:
+                await stop.wait()
+            uplink_stop.set()
+        log.info("gateway %s/%s stopped", self.tenant, self.gateway)

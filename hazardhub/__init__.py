@@ -1,0 +1,3 @@
+"""The composition root of hazardhub: CLI, settings loading, process wiring."""
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+import sys
+
+from hazardhub.cli import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""The `hazardhub` command: demo, hub, gateway, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from telemetry.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def _hostport(text: str, default_port: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, default_port
+    return host, int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hazardhub", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run the whole hub with simulators on embedded defaults")
+    d.add_argument("--config", type=Path, default=Path("examples/demo.yaml"))
+    d.add_argument("--data-dir", type=Path, default=Path(".hazardhub-demo"))
+    d.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    d.add_argument("--broker-port", type=int, default=0, help="embedded broker port (1883 if free)")
+    d.add_argument("--keep-data", action="store_true", help="keep data of the previous run")
+
+    h = sub.add_parser("hub", help="run the hub: ingest, alert core, stores, API")
+    h.add_argument("-c", "--config", type=Path, required=True)
+    h.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
+    h.add_argument("--influx-db", default="hazardhub")
+    h.add_argument("--data-dir", type=Path, default=Path("data"))
+    h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    h.add_argument("--client-id", default="hazardhub-hub")
+
+    g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
+    g.add_argument("-c", "--config", type=Path, required=True)
+    g.add_argument("--tenant", required=True)
+    g.add_argument("--gateway", default="gw1")
+    g.add_argument("--broker", default="127.0.0.1:1883")
+
+    c = sub.add_parser("check", help="validate a configuration and its profiles")
+    c.add_argument("-c", "--config", type=Path, required=True)
+    return p
+
+
+def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
+    """Run `main` until it returns; SIGINT and SIGTERM ask it to stop cleanly."""
+
+    async def runner() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await main(stop)
+
+    return asyncio.run(runner())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("amqtt", "transitions", "pymodbus", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL if noisy == "pymodbus" else
+                                          logging.WARNING)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"configuration error:\n{exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from hazardhub.settings import load
+
+    if args.command == "check":
+        loaded = load(args.config)
+        reg = loaded.registry()
+        print(f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
+              f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles")
+        return 0
+    if args.command == "demo":
+        from hazardhub.demo import DemoOptions, run_demo
+
+        host, port = _hostport(args.api, 8000)
+        opts = DemoOptions(config=args.config, data_dir=args.data_dir, api_host=host,
+                           api_port=port, broker_port=args.broker_port, keep_data=args.keep_data)
+        load(args.config).registry()  # fail early with a clear message
+        return _run(lambda stop: run_demo(opts, stop))
+    if args.command == "hub":
+        from hazardhub.hub import Hub, HubSettings
+
+        registry = load(args.config).registry()
+        bhost, bport = _hostport(args.broker, 1883)
+        ahost, aport = _hostport(args.api, 8000)
+        hub = Hub(registry, HubSettings(
+            data_dir=args.data_dir, broker_host=bhost, broker_port=bport, influx_url=args.influx,
+            influx_database=args.influx_db, api_host=ahost, api_port=aport,
+            client_id=args.client_id,
+        ))
+
+        async def run_hub(stop: asyncio.Event) -> int:
+            await hub.run(stop)
+            return 0
+
+        return _run(run_hub)
+    if args.command == "gateway":
+        from gateway.runner import Gateway
+        from telemetry.topics import TopicLayout
+
+        registry = load(args.config).registry()
+        bhost, bport = _hostport(args.broker, 1883)
+        gw = Gateway(registry, tenant=args.tenant, gateway=args.gateway, broker_host=bhost,
+                     broker_port=bport, layout=TopicLayout())
+        if not gw.devices:
+            print(f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
+                  file=sys.stderr)
+            return 2
+
+        async def run_gw(stop: asyncio.Event) -> int:
+            await gw.run(stop)
+            return 0
+
+        return _run(run_gw)
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

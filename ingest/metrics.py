@@ -1,0 +1,60 @@
+"""Counters of the hub, rendered in the Prometheus text format for ``/metrics``."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+__all__ = ["Metrics"]
+
+_HELP = {
+    "hazardhub_messages_total": "MQTT messages received, by kind",
+    "hazardhub_messages_rejected_total": "Messages rejected (dead-lettered), by reason",
+    "hazardhub_messages_duplicate_total": "Telemetry messages dropped as already seen (device, epoch, seq)",
+    "hazardhub_readings_total": "Readings accepted and stored",
+    "hazardhub_readings_rejected_total": "Readings rejected, by reason",
+    "hazardhub_readings_late_total": "Readings at or before the last judged event time of their sensor",
+    "hazardhub_positions_total": "Vehicle positions accepted and stored",
+    "hazardhub_alarm_events_total": "Alarm events, by kind",
+    "hazardhub_store_retries_total": "Store writes retried after a retryable error",
+    "hazardhub_alarm_publish_failures_total": "Alarm events that could not be published over MQTT",
+}
+
+
+class Metrics:
+    """Thread-safe labelled counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            series = self._values[name]
+            series[key] = series.get(key, 0) + amount
+
+    def get(self, name: str, **labels: str) -> float:
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            return self._values.get(name, {}).get(key, 0)
+
+    def total(self, name: str) -> float:
+        with self._lock:
+            return sum(self._values.get(name, {}).values())
+
+    def render(self) -> str:
+        lines: list[str] = []
+        with self._lock:
+            names = sorted(set(_HELP) | set(self._values))
+            for name in names:
+                lines.append(f"# HELP {name} {_HELP.get(name, name)}")
+                lines.append(f"# TYPE {name} counter")
+                series = self._values.get(name) or {(): 0}
+                for key, value in sorted(series.items()):
+                    label = ",".join(
+                        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+                        for k, v in key
+                    )
+                    lines.append(f"{name}{{{label}}} {value:g}" if label else f"{name} {value:g}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,208 @@
+"""Decode, validate and dedupe one MQTT message into columnar batches (no I/O).
+
+Every message ends in exactly one of: accepted (perhaps with some readings rejected, each counted
+and reported), duplicate (already stored), or rejected whole (dead letter with the reason).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.metrics import Metrics
+from ingest.positions import PositionError, decode_positions
+from ingest.store.base import PositionBatch, ReadingBatch
+from telemetry.codec import decode
+from telemetry.errors import DecodeError, TopicError
+from telemetry.quality import Quality
+from telemetry.registry import Registry
+from telemetry.topics import PositionTopic, TelemetryTopic, TopicLayout
+
+__all__ = ["Handled", "Pipeline", "SeenSeqs"]
+
+DAY_MS = 86_400_000
+
+
+@dataclass(slots=True)
+class Handled:
+    """What one message became."""
+
+    kind: str  # telemetry | position | other
+    readings: ReadingBatch | None = None
+    positions: PositionBatch | None = None
+    mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
+    duplicate: bool = False
+    reasons: list[str] = field(default_factory=list)  # why (some of) it was rejected
+    rejected_whole: bool = False
+
+
+class SeenSeqs:
+    """The (epoch, seq) numbers already stored per device: a bounded window (LRU per device)."""
+
+    def __init__(self, per_device: int = 4096) -> None:
+        self._limit = per_device
+        self._seen: dict[tuple[str, str, str], OrderedDict[tuple[int, int], None]] = {}
+
+    def __contains__(self, item: tuple[tuple[str, str, str], int, int]) -> bool:
+        dev, epoch, seq = item
+        window = self._seen.get(dev)
+        return window is not None and (epoch, seq) in window
+
+    def add(self, item: tuple[tuple[str, str, str], int, int]) -> None:
+        dev, epoch, seq = item
+        window = self._seen.setdefault(dev, OrderedDict())
+        window[(epoch, seq)] = None
+        window.move_to_end((epoch, seq))
+        while len(window) > self._limit:
+            window.popitem(last=False)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        registry: Registry,
+        layout: TopicLayout,
+        metrics: Metrics,
+        *,
+        max_future_ms: int = 300_000,
+        max_past_ms: int = 400 * DAY_MS,
+        seen: SeenSeqs | None = None,
+    ) -> None:
+        self.registry = registry
+        self.layout = layout
+        self.metrics = metrics
+        self.max_future_ms = max_future_ms
+        self.max_past_ms = max_past_ms
+        self.seen = seen or SeenSeqs()
+
+    def handle(self, topic: str, payload: bytes, arrival_ms: int) -> Handled:
+        try:
+            parsed = self.layout.parse(topic)
+        except TopicError as exc:
+            return self._reject("other", "bad_topic", str(exc))
+        if isinstance(parsed, TelemetryTopic):
+            self.metrics.inc("hazardhub_messages_total", kind="telemetry")
+            return self._telemetry(parsed, payload, arrival_ms)
+        if isinstance(parsed, PositionTopic):
+            self.metrics.inc("hazardhub_messages_total", kind="position")
+            return self._position(parsed, payload, arrival_ms)
+        return self._reject("other", "unexpected_topic", f"the hub does not consume {topic!r}")
+
+    def _reject(self, kind: str, reason: str, text: str) -> Handled:
+        self.metrics.inc("hazardhub_messages_rejected_total", reason=reason)
+        return Handled(kind, reasons=[f"{reason}: {text}"], rejected_whole=True)
+
+    def _time_mask(self, ts: np.ndarray, arrival_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        future = ts > arrival_ms + self.max_future_ms
+        past = ts < arrival_ms - self.max_past_ms
+        return future, past
+
+    def _telemetry(self, topic: TelemetryTopic, payload: bytes, arrival_ms: int) -> Handled:
+        dev_key = (topic.tenant, topic.site, topic.device)
+        device = self.registry.devices.get(dev_key)
+        if device is None:
+            return self._reject(
+                "telemetry",
+                "unknown_device",
+                f"tenant {topic.tenant!r} has no device {topic.device!r} in site {topic.site!r}",
+            )
+        try:
+            batch = decode(payload)
+        except DecodeError as exc:
+            return self._reject("telemetry", "decode_error", str(exc))
+        if batch.device != topic.device:
+            return self._reject(
+                "telemetry",
+                "device_mismatch",
+                f"payload names device {batch.device!r}, topic names {topic.device!r}",
+            )
+        mark = (dev_key, batch.epoch, batch.seq)
+        if mark in self.seen:
+            self.metrics.inc("hazardhub_messages_duplicate_total")
+            return Handled("telemetry", mark=mark, duplicate=True)
+        lookup = np.array(
+            [
+                -1 if (i := self.registry.sensor_index(*dev_key, k)) is None else i
+                for k in batch.keys
+            ],
+            dtype=np.int32,
+        )
+        sensor = lookup[batch.key] if len(batch) else np.zeros(0, dtype=np.int32)
+        reasons: list[str] = []
+        keep = np.ones(len(batch), dtype=np.bool_)
+
+        def drop(mask: np.ndarray, reason: str, text: str) -> None:
+            count = int((mask & keep).sum())
+            if count:
+                keep[mask] = False
+                self.metrics.inc("hazardhub_readings_rejected_total", count, reason=reason)
+                reasons.append(f"{reason}: {count} reading(s) {text}")
+
+        unknown = sensor < 0
+        if unknown.any():
+            names = sorted({batch.keys[int(k)] for k in batch.key[unknown]})[:10]
+            drop(unknown, "unknown_sensor", f"name sensor keys not configured: {names}")
+        with np.errstate(invalid="ignore"):
+            bad_value = (batch.quality == Quality.GOOD) & ~np.isfinite(batch.value)
+        drop(bad_value, "non_finite", "have quality good but a NaN or infinite value")
+        future, past = self._time_mask(batch.ts, arrival_ms)
+        drop(future, "future_time", f"are more than {self.max_future_ms} ms in the future")
+        drop(past, "past_time", f"are more than {self.max_past_ms} ms in the past")
+        n = int(keep.sum())
+        readings = ReadingBatch(
+            sensor[keep],
+            batch.ts[keep],
+            batch.value[keep],
+            batch.quality[keep],
+            np.full(n, batch.epoch, dtype=np.int64),
+            np.full(n, batch.seq, dtype=np.int64),
+        )
+        return Handled("telemetry", readings=readings, mark=mark, reasons=reasons)
+
+    def _position(self, topic: PositionTopic, payload: bytes, arrival_ms: int) -> Handled:
+        vehicle = self.registry.vehicles.get((topic.tenant, topic.vehicle))
+        if vehicle is None:
+            return self._reject(
+                "position",
+                "unknown_vehicle",
+                f"tenant {topic.tenant!r} has no vehicle {topic.vehicle!r}",
+            )
+        try:
+            cols = decode_positions(payload)
+        except PositionError as exc:
+            return self._reject("position", "decode_error", str(exc))
+        reasons = [f"bad_record: record {i}: {why}" for i, why in cols.rejected[:20]]
+        if cols.rejected:
+            self.metrics.inc(
+                "hazardhub_readings_rejected_total", len(cols.rejected), reason="bad_record"
+            )
+        future, past = self._time_mask(cols.ts, arrival_ms)
+        keep = ~(future | past)
+        if (~keep).any():
+            count = int((~keep).sum())
+            self.metrics.inc("hazardhub_readings_rejected_total", count, reason="bad_time")
+            reasons.append(f"bad_time: {count} record(s) too far in the future or past")
+        n = int(keep.sum())
+        if n == 0 and reasons:
+            self.metrics.inc("hazardhub_messages_rejected_total", reason="no_valid_record")
+            return Handled("position", reasons=reasons, rejected_whole=True)
+        idx = np.full(n, vehicle.speed_sensor, dtype=np.int32)
+        positions = PositionBatch(
+            idx,
+            cols.ts[keep],
+            cols.lat[keep],
+            cols.lon[keep],
+            cols.speed_kmh[keep],
+            cols.heading_deg[keep],
+        )
+        readings = ReadingBatch(
+            idx,
+            cols.ts[keep],
+            cols.speed_kmh[keep],
+            np.zeros(n, dtype=np.uint8),
+            np.zeros(n, dtype=np.int64),
+            cols.seq[keep],
+        )
+        return Handled("position", readings=readings, positions=positions, reasons=reasons)

@@ -1,0 +1,132 @@
+"""Decode and validate the JSON position payload of GPS recorders (pure).
+
+One object or an array of objects (backfill), each: ``ts`` (epoch ms or RFC 3339), ``lat``, ``lon``
+(WGS-84 degrees), ``speed_kmh``, ``heading_deg``, optional ``alt_m``, ``acc_on``, ``driver_id``,
+``alarm_flags``, ``seq``. A bad record is rejected with its reason; the good ones are kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+__all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions"]
+
+MAX_RECORDS = 10_000
+_REQUIRED = ("ts", "lat", "lon", "speed_kmh", "heading_deg")
+_OPTIONAL = frozenset({"alt_m", "acc_on", "driver_id", "alarm_flags", "seq"})
+
+
+class PositionError(ValueError):
+    """The payload as a whole cannot be read."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PositionColumns:
+    ts: npt.NDArray[np.int64]
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    speed_kmh: npt.NDArray[np.float64]
+    heading_deg: npt.NDArray[np.float64]
+    seq: npt.NDArray[np.int64]  # -1 when absent
+    rejected: tuple[tuple[int, str], ...]  # (record index, reason)
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def _number(rec: dict[str, Any], name: str, lo: float, hi: float) -> float:
+    v = rec[name]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{name} must be a number, got {type(v).__name__}")
+    f = float(v)
+    if not math.isfinite(f) or not lo <= f <= hi:
+        raise ValueError(f"{name} {v!r} is outside [{lo:g}, {hi:g}]")
+    return f
+
+
+def _ts(v: Any) -> int:
+    if isinstance(v, bool):
+        raise ValueError("ts must be epoch ms or an RFC 3339 string")
+    if isinstance(v, int):
+        if not 0 <= v < 2**53:
+            raise ValueError(f"ts {v} is not a plausible epoch in ms")
+        return v
+    if isinstance(v, str) and len(v) <= 40:
+        try:
+            dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"ts {v!r} is not RFC 3339") from exc
+        if dt.tzinfo is None:
+            raise ValueError(f"ts {v!r} has no time zone offset")
+        return int(dt.timestamp() * 1000)
+    raise ValueError("ts must be epoch ms or an RFC 3339 string")
+
+
+def _record(rec: Any) -> tuple[int, float, float, float, float, int]:
+    if not isinstance(rec, dict):
+        raise ValueError(f"a record must be an object, got {type(rec).__name__}")
+    missing = [k for k in _REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    unknown = sorted(set(rec) - set(_REQUIRED) - _OPTIONAL)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown[:5])}")
+    seq = rec.get("seq", -1)
+    if isinstance(seq, bool) or not isinstance(seq, int) or not -1 <= seq < 2**63:
+        raise ValueError("seq must be a non-negative integer")
+    flags = rec.get("alarm_flags", 0)
+    if isinstance(flags, bool) or not isinstance(flags, int) or not 0 <= flags < 2**32:
+        raise ValueError("alarm_flags must be a 32-bit unsigned integer")
+    if "acc_on" in rec and not isinstance(rec["acc_on"], bool):
+        raise ValueError("acc_on must be true or false")
+    if "driver_id" in rec and not (
+        isinstance(rec["driver_id"], str) and len(rec["driver_id"]) <= 64
+    ):
+        raise ValueError("driver_id must be a string of at most 64 characters")
+    if "alt_m" in rec:
+        _number(rec, "alt_m", -500, 9000)
+    return (
+        _ts(rec["ts"]),
+        _number(rec, "lat", -90, 90),
+        _number(rec, "lon", -180, 180),
+        _number(rec, "speed_kmh", 0, 300),
+        _number(rec, "heading_deg", 0, 360),
+        seq,
+    )
+
+
+def decode_positions(payload: bytes) -> PositionColumns:
+    """Decode a position payload; raise PositionError when nothing in it can be read."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise PositionError(f"not valid JSON (or not UTF-8): {exc}") from exc
+    records = doc if isinstance(doc, list) else [doc]
+    if not isinstance(doc, list | dict):
+        raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
+    if len(records) > MAX_RECORDS:
+        raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
+    good: list[tuple[int, float, float, float, float, int]] = []
+    rejected: list[tuple[int, str]] = []
+    for i, rec in enumerate(records):
+        try:
+            good.append(_record(rec))
+        except ValueError as exc:
+            rejected.append((i, str(exc)))
+    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), ()]
+    return PositionColumns(
+        np.array(cols[0], dtype=np.int64),
+        np.array(cols[1], dtype=np.float64),
+        np.array(cols[2], dtype=np.float64),
+        np.array(cols[3], dtype=np.float64),
+        np.array(cols[4], dtype=np.float64),
+        np.array(cols[5], dtype=np.int64),
+        tuple(rejected),
+    )

@@ -1,0 +1,256 @@
+"""The hub's MQTT shell: subscribe, hand messages to the pipeline, flush, acknowledge.
+
+At-least-once: the hub's session is persistent (clean session off, fixed client id) and a message is
+acknowledged (PUBACK) only after what it carried is stored and judged, or after it was kept as a dead
+letter. A hub that dies before acknowledging gets the message again from the broker; the store's
+idempotent writes and the (device, epoch, seq) window make the replay harmless.
+
+Brokers limit unacknowledged messages per client (Mosquitto: ``max_inflight_messages``, default
+20); the hub flushes as soon as that many are pending, so set it to a few hundred for throughput.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import aiomqtt
+import orjson
+
+from alerts.alarms import AlarmEvent
+from alerts.errors import AlarmStoreError
+from alerts.statedb import StateDB
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.pipeline import Handled, Pipeline
+from ingest.store.base import StoreError
+from telemetry.topics import TopicLayout
+
+__all__ = ["IngestService"]
+
+log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class IngestService:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        dispatcher: Dispatcher,
+        statedb: StateDB,
+        metrics: Metrics,
+        layout: TopicLayout,
+        *,
+        host: str,
+        port: int,
+        client_id: str = "hazardhub-hub",
+        username: str | None = None,
+        password: str | None = None,
+        flush_messages: int = 16,
+        flush_readings: int = 5000,
+        flush_interval_s: float = 0.05,
+        queue_size: int = 1000,
+    ) -> None:
+        self.pipeline = pipeline
+        self.dispatcher = dispatcher
+        self.statedb = statedb
+        self.metrics = metrics
+        self.layout = layout
+        self._host, self._port = host, port
+        self._client_id = client_id
+        self._username, self._password = username, password
+        self._flush_messages = flush_messages
+        self._flush_readings = flush_readings
+        self._flush_interval = flush_interval_s
+        self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
+        self.ready = asyncio.Event()
+        self._stopping = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            client = aiomqtt.Client(
+                self._host,
+                self._port,
+                identifier=self._client_id,
+                username=self._username,
+                password=self._password,
+                clean_session=False,
+                keepalive=30,
+                max_queued_incoming_messages=0,
+            )
+            # acknowledge only after the message is handled (at-least-once); aiomqtt has no
+            # public switch for this, its paho client does
+            client._client.manual_ack_set(True)
+            try:
+                async with client:
+                    for flt in self.layout.subscriptions():
+                        await client.subscribe(flt, qos=1)
+                    log.info("hub subscribed at %s:%d", self._host, self._port)
+                    self.ready.set()
+                    backoff = 0.2
+                    await self._session(client, stop)
+                    return
+            except aiomqtt.MqttError as exc:
+                self.ready.clear()
+                if stop.is_set():
+                    return
+                log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 10.0)
+
+    async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        async def read() -> None:
+            async for message in client.messages:
+                await self._queue.put(message)
+
+        reader = asyncio.create_task(read(), name="mqtt-reader")
+        try:
+            await self._process(client, stop, reader)
+        finally:
+            reader.cancel()
+            try:
+                await reader
+            except asyncio.CancelledError:
+                pass
+
+    async def _process(
+        self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[aiomqtt.Message, Handled]] = []
+        readings = 0
+        first_at = 0.0
+        while True:
+            if reader.done():
+                pending_exc = reader.exception()
+                if pending:
+                    await self._flush(client, pending, stop)
+                if isinstance(pending_exc, aiomqtt.MqttError):
+                    raise pending_exc
+                raise aiomqtt.MqttError("message reader ended")
+            timeout = (
+                self._flush_interval
+                if not pending
+                else max(0.0, first_at + self._flush_interval - loop.time())
+            )
+            message: aiomqtt.Message | None = None
+            if stop.is_set():
+                try:
+                    message = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    if pending:
+                        await self._flush(client, pending, stop)
+                    return
+            else:
+                try:
+                    message = await asyncio.wait_for(self._queue.get(), timeout=timeout)
+                except TimeoutError:
+                    message = None
+            if message is not None:
+                payload = message.payload
+                data = payload if isinstance(payload, bytes) else str(payload).encode()
+                handled = self.pipeline.handle(str(message.topic), data, _now_ms())
+                if not pending:
+                    first_at = loop.time()
+                pending.append((message, handled))
+                if handled.readings is not None:
+                    readings += len(handled.readings)
+            due = pending and (
+                len(pending) >= self._flush_messages
+                or readings >= self._flush_readings
+                or loop.time() - first_at >= self._flush_interval
+                or stop.is_set()
+            )
+            if due:
+                await self._flush(client, pending, stop)
+                pending = []
+                readings = 0
+
+    async def _flush(
+        self,
+        client: aiomqtt.Client,
+        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        stop: asyncio.Event,
+    ) -> None:
+        for message, handled in pending:
+            if handled.reasons:
+                raw = message.payload if isinstance(message.payload, bytes) else b""
+                await asyncio.to_thread(
+                    self.statedb.add_dead_letter,
+                    _now_ms(),
+                    handled.kind,
+                    str(message.topic),
+                    "; ".join(handled.reasons),
+                    raw,
+                )
+        accepted = [h for _, h in pending if not h.rejected_whole and not h.duplicate]
+        readings = [h.readings for h in accepted if h.readings is not None and len(h.readings)]
+        positions = [h.positions for h in accepted if h.positions is not None]
+        events: list[AlarmEvent] = []
+        if readings or positions:
+            backoff = 0.2
+            while True:
+                try:
+                    events = await self.dispatcher.dispatch(readings, positions, _now_ms())
+                    break
+                except (StoreError, AlarmStoreError) as exc:
+                    retryable = getattr(exc, "retryable", True)
+                    if not retryable:
+                        log.error("store refused a batch: %s; kept as dead letters", exc)
+                        for message, handled in pending:
+                            if handled in accepted:
+                                raw = message.payload if isinstance(message.payload, bytes) else b""
+                                await asyncio.to_thread(
+                                    self.statedb.add_dead_letter,
+                                    _now_ms(),
+                                    handled.kind,
+                                    str(message.topic),
+                                    f"store_refused: {exc}",
+                                    raw,
+                                )
+                        self.metrics.inc(
+                            "hazardhub_messages_rejected_total",
+                            len(accepted),
+                            reason="store_refused",
+                        )
+                        break
+                    self.metrics.inc("hazardhub_store_retries_total")
+                    log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
+                    if stop.is_set() and backoff >= 5.0:
+                        log.error(
+                            "stopping with %d messages unacknowledged; the broker "
+                            "will deliver them again",
+                            len(pending),
+                        )
+                        return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        await self._publish(client, events)
+        for message, handled in pending:
+            if handled.mark is not None and not handled.rejected_whole:
+                self.pipeline.seen.add(handled.mark)
+            if message.qos > 0:
+                client._client.ack(message.mid, message.qos)
+
+    async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
+        for listener in self.dispatcher.listeners:
+            try:
+                await listener(events)
+            except Exception:
+                log.exception("alarm listener failed")
+        for ev in events:
+            topic = self.layout.alarms(ev.tenant, ev.site)
+            try:
+                await client.publish(topic, orjson.dumps(ev.to_json()), qos=1)
+            except aiomqtt.MqttError as exc:
+                self.metrics.inc("hazardhub_alarm_publish_failures_total")
+                log.warning("alarm %d not published: %s", ev.alarm_id, exc)

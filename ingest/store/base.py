@@ -1,0 +1,120 @@
+"""The time-series store contract used by ingest and the API.
+
+Both stores (embedded SQLite, InfluxDB) implement `TimeSeriesStore`. Writes are idempotent: a reading
+is identified by (sensor, event time) and a position by (vehicle, event time); writing it again
+overwrites it, so an at-least-once replay never duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Aggregate",
+    "LatestValue",
+    "PositionBatch",
+    "ReadingBatch",
+    "StoreError",
+    "TimeSeriesStore",
+]
+
+Aggregate = Literal["mean", "min", "max", "last", "count"]
+
+
+class StoreError(Exception):
+    """A store failed; `retryable` says whether trying the same write again may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadingBatch:
+    """Readings as columns. `sensor` indexes `Registry.sensors`; (epoch, seq) name the telemetry
+    message a reading came in, so that every reading can be accounted for by sequence number."""
+
+    sensor: npt.NDArray[np.int32]
+    ts: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    epoch: npt.NDArray[np.int64]
+    seq: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    @staticmethod
+    def concat(batches: Sequence[ReadingBatch]) -> ReadingBatch:
+        return ReadingBatch(
+            np.concatenate([b.sensor for b in batches]).astype(np.int32),
+            np.concatenate([b.ts for b in batches]).astype(np.int64),
+            np.concatenate([b.value for b in batches]).astype(np.float64),
+            np.concatenate([b.quality for b in batches]).astype(np.uint8),
+            np.concatenate([b.epoch for b in batches]).astype(np.int64),
+            np.concatenate([b.seq for b in batches]).astype(np.int64),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PositionBatch:
+    """Vehicle positions as columns; `vehicle` is the index of the vehicle's speed sensor."""
+
+    vehicle: npt.NDArray[np.int32]
+    ts: npt.NDArray[np.int64]
+    lat: npt.NDArray[np.float64]
+    lon: npt.NDArray[np.float64]
+    speed_kmh: npt.NDArray[np.float64]
+    heading_deg: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValue:
+    ts: int
+    value: float
+    quality: int
+
+
+class TimeSeriesStore(Protocol):
+    """What ingest writes and the API reads. Sensor and vehicle ids are registry indices; a store
+    receives the `Registry` at construction to name them (tags, columns)."""
+
+    async def open(self) -> None:
+        """Connect, create the database or schema where needed."""
+
+    async def close(self) -> None:
+        """Flush and release everything."""
+
+    async def write_readings(self, batch: ReadingBatch) -> None:
+        """Store readings; idempotent on (sensor, ts). Raise StoreError."""
+
+    async def write_positions(self, batch: PositionBatch) -> None:
+        """Store positions; idempotent on (vehicle, ts). Raise StoreError."""
+
+    async def latest(self, sensors: Sequence[int]) -> dict[int, LatestValue]:
+        """The newest reading (by event time) of each sensor that has one."""
+
+    async def history(
+        self,
+        sensor: int,
+        start_ms: int,
+        end_ms: int,
+        every_ms: int | None = None,
+        aggregate: Aggregate = "mean",
+    ) -> list[tuple[int, float]]:
+        """Readings of one sensor with start <= ts < end, oldest first; with `every_ms`, one row
+        per window (window start, aggregate) for the windows that have data."""
+
+    async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
+        """Positions of one vehicle with start <= ts < end, oldest first."""
+
+    async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
+        """Readings stored per (epoch, seq) for one device: the accounting of at-least-once."""

@@ -1,0 +1,135 @@
+"""GPS recorders: vehicles driving routes, publishing positions over MQTT (the public contract).
+
+The clock is passed in (seconds since the scenario start) and so is the wall time of that start,
+so event times stay consistent when a test accelerates time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiomqtt
+import orjson
+
+from simulators.signals import Signal
+from telemetry.topics import TopicLayout
+
+__all__ = ["FleetPublisher", "SimulatedVehicle", "position_at"]
+
+log = logging.getLogger(__name__)
+_EARTH_M = 6_371_000.0
+
+
+def _segment_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
+        (lon2 - lon1) / 2
+    ) ** 2
+    return 2 * _EARTH_M * math.asin(math.sqrt(h))
+
+
+def position_at(
+    route: Sequence[tuple[float, float]], distance_m: float
+) -> tuple[float, float, float]:
+    """(lat, lon, heading) at a distance along a polyline; the route loops when it ends."""
+    lengths = [_segment_m(route[i], route[i + 1]) for i in range(len(route) - 1)]
+    total = sum(lengths)
+    if total <= 0:
+        return route[0][0], route[0][1], 0.0
+    d = distance_m % total
+    for i, seg in enumerate(lengths):
+        if d <= seg or i == len(lengths) - 1:
+            f = d / seg if seg else 0.0
+            (lat1, lon1), (lat2, lon2) = route[i], route[i + 1]
+            heading = math.degrees(
+                math.atan2(
+                    math.radians(lon2 - lon1) * math.cos(math.radians(lat1)),
+                    math.radians(lat2 - lat1),
+                )
+            ) % 360
+            return lat1 + f * (lat2 - lat1), lon1 + f * (lon2 - lon1), heading
+        d -= seg
+    raise AssertionError("unreachable")
+
+
+@dataclass(slots=True)
+class SimulatedVehicle:
+    tenant: str
+    id: str
+    route: tuple[tuple[float, float], ...]
+    speed_kmh: Signal
+    distance_m: float = 0.0
+    seq: int = 0
+    last_t: float | None = field(default=None)
+
+    def record(self, t_s: float, start_wall_ms: int) -> dict[str, object]:
+        """Advance to `t_s` and return the position record of that instant."""
+        speed = max(0.0, round(self.speed_kmh.value_at(t_s), 1))
+        if self.last_t is not None:
+            self.distance_m += speed / 3.6 * max(0.0, t_s - self.last_t)
+        self.last_t = t_s
+        lat, lon, heading = position_at(self.route, self.distance_m)
+        rec: dict[str, object] = {
+            "ts": start_wall_ms + round(t_s * 1000),
+            "lat": round(lat, 6),
+            "lon": round(lon, 6),
+            "speed_kmh": speed,
+            "heading_deg": round(heading, 1),
+            "acc_on": True,
+            "seq": self.seq,
+        }
+        self.seq += 1
+        return rec
+
+
+class FleetPublisher:
+    """Publishes one position per vehicle every `period_s` of the clock, QoS 1."""
+
+    def __init__(
+        self,
+        vehicles: Sequence[SimulatedVehicle],
+        *,
+        host: str,
+        port: int,
+        layout: TopicLayout,
+        clock: Callable[[], float],
+        start_wall_ms: int,
+        period_s: float = 1.0,
+    ) -> None:
+        self.vehicles = list(vehicles)
+        self._host, self._port = host, port
+        self._layout = layout
+        self._clock = clock
+        self._start_wall_ms = start_wall_ms
+        self._period = period_s
+        self.sent = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(self._host, self._port,
+                                          identifier="hazardhub-sim-fleet") as client:
+                    backoff = 0.2
+                    while not stop.is_set():
+                        t = self._clock()
+                        for v in self.vehicles:
+                            rec = v.record(t, self._start_wall_ms)
+                            await client.publish(self._layout.position(v.tenant, v.id),
+                                                 orjson.dumps(rec), qos=1)
+                            self.sent += 1
+                        try:
+                            await asyncio.wait_for(stop.wait(), timeout=self._period)
+                        except TimeoutError:
+                            pass
+            except aiomqtt.MqttError as exc:
+                log.warning("fleet: broker unreachable (%s)", exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 5.0)

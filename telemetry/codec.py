@@ -1,0 +1,177 @@
+"""The telemetry payload codec: one columnar batch of readings from one device, bytes in and out.
+
+Wire format, version 1, little-endian::
+
+    magic      2 bytes  b"HH"
+    version    u8       1
+    flags      u8       0 (reserved; a decoder rejects unknown flags)
+    epoch      u64      gateway session epoch (ms since 1970 at the gateway's start)
+    seq        u64      per-device sequence number within the epoch, from 0
+    gateway    str8     u8 length + UTF-8
+    device     str8
+    nkeys      u16      number of sensor keys, then nkeys x str8
+    n          u32      number of readings, then the four columns:
+    key        u16[n]   index into the key table
+    ts         i64[n]   event time, ms since 1970 UTC
+    value      f64[n]
+    quality    u8[n]    `telemetry.quality.Quality`
+
+(epoch, seq) identifies a batch of a device: ingest dedupes on (device, epoch, seq), so a gateway
+restart never collides with the numbers of its previous run.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from telemetry.errors import DecodeError
+from telemetry.quality import KNOWN_QUALITIES
+
+__all__ = ["MAX_KEYS", "MAX_READINGS", "VERSION", "TelemetryBatch", "decode", "encode"]
+
+MAGIC = b"HH"
+VERSION = 1
+MAX_KEYS = 4096
+MAX_READINGS = 1_000_000
+_HEAD = struct.Struct("<2sBBQQ")
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_KNOWN_Q = np.array(sorted(KNOWN_QUALITIES), dtype=np.uint8)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TelemetryBatch:
+    """Readings of one device: `keys[key[i]]` was `value[i]` with `quality[i]` at `ts[i]`."""
+
+    gateway: str
+    device: str
+    epoch: int
+    seq: int
+    keys: tuple[str, ...]
+    key: npt.NDArray[np.uint16]
+    ts: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def same_as(self, other: TelemetryBatch) -> bool:
+        """Field-by-field equality (NaN equal to NaN)."""
+        return (
+            (self.gateway, self.device, self.epoch, self.seq, self.keys)
+            == (other.gateway, other.device, other.epoch, other.seq, other.keys)
+            and np.array_equal(self.key, other.key)
+            and np.array_equal(self.ts, other.ts)
+            and np.array_equal(self.value, other.value, equal_nan=True)
+            and np.array_equal(self.quality, other.quality)
+        )
+
+
+def _str8(value: str, what: str) -> bytes:
+    raw = value.encode("utf-8")
+    if not raw or len(raw) > 255:
+        raise ValueError(f"{what} must be 1-255 bytes of UTF-8, got {len(raw)}")
+    return _U8.pack(len(raw)) + raw
+
+
+def encode(batch: TelemetryBatch) -> bytes:
+    """Encode a batch; raise ValueError if the batch itself is inconsistent."""
+    n = len(batch)
+    if not (batch.key.shape == batch.value.shape == batch.quality.shape == (n,)):
+        raise ValueError("columns key, ts, value and quality must have the same length")
+    if len(batch.keys) > MAX_KEYS or n > MAX_READINGS:
+        raise ValueError(f"at most {MAX_KEYS} keys and {MAX_READINGS} readings per batch")
+    if n and int(batch.key.max()) >= len(batch.keys):
+        raise ValueError("a key index points past the key table")
+    parts = [
+        _HEAD.pack(MAGIC, VERSION, 0, batch.epoch, batch.seq),
+        _str8(batch.gateway, "gateway"),
+        _str8(batch.device, "device"),
+        _U16.pack(len(batch.keys)),
+        *(_str8(k, "sensor key") for k in batch.keys),
+        _U32.pack(n),
+        np.ascontiguousarray(batch.key, dtype="<u2").tobytes(),
+        np.ascontiguousarray(batch.ts, dtype="<i8").tobytes(),
+        np.ascontiguousarray(batch.value, dtype="<f8").tobytes(),
+        np.ascontiguousarray(batch.quality, dtype="u1").tobytes(),
+    ]
+    return b"".join(parts)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, size: int, what: str) -> bytes:
+        end = self.pos + size
+        if end > len(self.data):
+            raise DecodeError(
+                f"payload truncated in {what}: need {size} bytes at offset {self.pos}, "
+                f"have {len(self.data) - self.pos}"
+            )
+        chunk = self.data[self.pos : end]
+        self.pos = end
+        return chunk
+
+    def str8(self, what: str) -> str:
+        (length,) = _U8.unpack(self.take(1, f"{what} length"))
+        if length == 0:
+            raise DecodeError(f"{what} is empty")
+        raw = self.take(length, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"{what} is not valid UTF-8: {exc.reason}") from exc
+
+
+def decode(data: bytes) -> TelemetryBatch:
+    """Decode a payload, or raise DecodeError that says what is wrong with it."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError(f"payload must be bytes, got {type(data).__name__}")
+    reader = _Reader(bytes(data))
+    magic, version, flags, epoch, seq = _HEAD.unpack(reader.take(_HEAD.size, "header"))
+    if magic != MAGIC:
+        raise DecodeError(f"bad magic {magic!r}: not a hazardhub telemetry payload")
+    if version != VERSION:
+        raise DecodeError(f"unsupported telemetry version {version} (this hub reads {VERSION})")
+    if flags:
+        raise DecodeError(f"unknown flags 0x{flags:02x}")
+    gateway = reader.str8("gateway")
+    device = reader.str8("device")
+    (nkeys,) = _U16.unpack(reader.take(2, "key count"))
+    if nkeys > MAX_KEYS:
+        raise DecodeError(f"{nkeys} sensor keys exceed the limit of {MAX_KEYS}")
+    keys = tuple(reader.str8(f"sensor key {i}") for i in range(nkeys))
+    if len(set(keys)) != len(keys):
+        raise DecodeError("sensor keys are not unique")
+    (n,) = _U32.unpack(reader.take(4, "reading count"))
+    if n > MAX_READINGS:
+        raise DecodeError(f"{n} readings exceed the limit of {MAX_READINGS}")
+    expected = n * (2 + 8 + 8 + 1)
+    remaining = len(reader.data) - reader.pos
+    if remaining != expected:
+        raise DecodeError(
+            f"{n} readings need {expected} bytes of columns, payload has {remaining}"
+            + (" (truncated)" if remaining < expected else " (trailing bytes)")
+        )
+    key = np.frombuffer(reader.take(2 * n, "key column"), dtype="<u2").astype(np.uint16)
+    ts = np.frombuffer(reader.take(8 * n, "ts column"), dtype="<i8").astype(np.int64)
+    value = np.frombuffer(reader.take(8 * n, "value column"), dtype="<f8").astype(np.float64)
+    quality = np.frombuffer(reader.take(n, "quality column"), dtype=np.uint8).copy()
+    if n and int(key.max()) >= nkeys:
+        bad = int(np.argmax(key >= nkeys))
+        raise DecodeError(f"reading {bad} names key {int(key[bad])} but there are {nkeys} keys")
+    unknown = ~np.isin(quality, _KNOWN_Q)
+    if unknown.any():
+        bad = int(np.argmax(unknown))
+        raise DecodeError(f"reading {bad} has unknown quality code {int(quality[bad])}")
+    return TelemetryBatch(gateway, device, epoch, seq, keys, key, ts, value, quality)

@@ -1,0 +1,241 @@
+"""The configuration format: tenants, sites, devices, sensors, vehicles, profiles, rule packs.
+
+Pure models (pydantic v2, frozen, extra fields forbidden). `telemetry.registry` resolves them
+into the compiled view the other rooms use; reading files is the composition root's job.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ApiKeySpec",
+    "DeviceProfile",
+    "DeviceSpec",
+    "HubConfig",
+    "LevelSpec",
+    "ModbusSpec",
+    "PointSpec",
+    "RulePack",
+    "SensorKind",
+    "SensorSpec",
+    "SiteSpec",
+    "TenantSpec",
+    "Tier",
+    "VehicleSpec",
+]
+
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+RuleRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")]
+Tier = Literal["blue", "yellow", "orange", "red"]
+SensorKind = Literal[
+    "methane",
+    "co",
+    "flammable_gas",
+    "toxic_gas",
+    "oxygen",
+    "level",
+    "pressure",
+    "temperature",
+    "wind_speed",
+    "power_feed",
+    "interlock",
+    "speed",
+    "other",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LevelSpec(_Frozen):
+    """One alarm level: raised when the value reaches `above` (or falls to `below`), cleared only
+    when it returns past `recover` (hysteresis)."""
+
+    name: Ident
+    tier: Tier
+    above: float | None = None
+    below: float | None = None
+    recover: float
+    action: str = Field(default="", max_length=200, description="protective action, e.g. power cut")
+    note: str = Field(
+        default="", max_length=500, description="source and confidence of the numbers"
+    )
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a level sets exactly one of 'above' and 'below'")
+        if self.above is not None and self.recover > self.above:
+            raise ValueError(f"recover {self.recover} must be <= above {self.above}")
+        if self.below is not None and self.recover < self.below:
+            raise ValueError(f"recover {self.recover} must be >= below {self.below}")
+        return self
+
+
+def _check_levels(levels: tuple[LevelSpec, ...]) -> None:
+    names = [lv.name for lv in levels]
+    if len(set(names)) != len(names):
+        raise ValueError("level names must be unique within a rule")
+    highs = [lv.above for lv in levels if lv.above is not None]
+    lows = [lv.below for lv in levels if lv.below is not None]
+    if len(highs) > 4 or len(lows) > 4:
+        raise ValueError("at most four levels above and four below")
+    # equal thresholds are allowed: coal-mine return airways alarm and cut power at the same 1.0 %
+    if highs != sorted(highs):
+        raise ValueError("levels above must be listed with rising thresholds")
+    if lows != sorted(lows, reverse=True):
+        raise ValueError("levels below must be listed with falling thresholds")
+
+
+class RuleSpec(_Frozen):
+    description: str = ""
+    levels: tuple[LevelSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        _check_levels(self.levels)
+        return self
+
+
+class RulePack(_Frozen):
+    """A named set of rules, shipped under ``profiles/rules/``; referenced as ``pack.rule``."""
+
+    name: Ident
+    description: str = ""
+    source: str = ""
+    rules: dict[Ident, RuleSpec]
+
+
+class PointSpec(_Frozen):
+    """One value a device exposes over Modbus (register addresses are 0-based)."""
+
+    name: Ident
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    dtype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32"] = "uint16"
+    word_order: Literal["ABCD", "CDAB"] = "ABCD"
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _table_type(self) -> Self:
+        bit_table = self.table in ("coil", "discrete")
+        if bit_table != (self.dtype == "bool"):
+            raise ValueError("coils and discrete inputs are dtype 'bool', registers are not")
+        width = {"int32": 2, "uint32": 2, "float32": 2}.get(self.dtype, 1)
+        if self.address + width > 65536:
+            raise ValueError("point runs past register 65535")
+        return self
+
+
+class DeviceProfile(_Frozen):
+    """A device's register map, shipped under ``profiles/devices/``."""
+
+    name: Ident
+    description: str = ""
+    points: tuple[PointSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [p.name for p in self.points]
+        if len(set(names)) != len(names):
+            raise ValueError("point names must be unique within a profile")
+        return self
+
+
+class ModbusSpec(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=0, le=65535)
+    unit: int = Field(default=1, ge=0, le=247)
+    poll_s: float = Field(default=1.0, gt=0, le=3600)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+
+
+class SensorSpec(_Frozen):
+    id: Ident
+    point: Ident
+    kind: SensorKind
+    unit: str = ""
+    location: str = ""
+    tag: str = Field(default="", description="placement tag, e.g. T0/T1/T2 in a coal mine")
+    rule: RuleRef | None = None
+    levels: tuple[LevelSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _rule_or_levels(self) -> Self:
+        if self.rule is not None and self.levels:
+            raise ValueError("give either 'rule' (a rule pack entry) or inline 'levels', not both")
+        _check_levels(self.levels)
+        return self
+
+
+class DeviceSpec(_Frozen):
+    id: Ident
+    name: str = ""
+    profile: Ident
+    gateway: Ident = "gw1"
+    modbus: ModbusSpec = ModbusSpec()
+    sensors: tuple[SensorSpec, ...] = ()
+
+
+class SiteSpec(_Frozen):
+    id: Ident
+    name: str = ""
+    kind: Literal["chemical", "mine", "crane", "other"] = "other"
+    major_hazard_grade: int | None = Field(default=None, ge=1, le=4)
+    devices: tuple[DeviceSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _reserved(self) -> Self:
+        if self.id in ("vehicles", "gateways", "alarms"):
+            raise ValueError(f"site id {self.id!r} is reserved by the topic layout")
+        return self
+
+
+class VehicleSpec(_Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    id: Ident
+    plate: str = Field(min_length=1, max_length=16)
+    vehicle_class: Literal["hazmat", "coach", "charter"] = Field(alias="class")
+    rule: RuleRef | None = Field(default=None, description="speed rule; default per vehicle class")
+
+
+class TenantSpec(_Frozen):
+    id: Ident
+    name: str = ""
+    sites: tuple[SiteSpec, ...] = ()
+    vehicles: tuple[VehicleSpec, ...] = ()
+
+
+class ApiKeySpec(_Frozen):
+    """An API key, stored only as the SHA-256 hex digest of the key."""
+
+    name: Ident
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    role: Literal["admin", "operator", "enterprise", "viewer"]
+    tenants: tuple[Ident, ...] = Field(default=(), description="empty = all (admin, operator)")
+
+    @model_validator(mode="after")
+    def _scope(self) -> Self:
+        if self.role in ("enterprise", "viewer") and not self.tenants:
+            raise ValueError(f"a key with role {self.role!r} must name its tenants")
+        return self
+
+
+class HubConfig(_Frozen):
+    version: Literal[1] = 1
+    tenants: tuple[TenantSpec, ...] = ()
+    api_keys: tuple[ApiKeySpec, ...] = ()
+    device_profiles: tuple[DeviceProfile, ...] = Field(
+        default=(), description="profiles given inline, beside those under profiles/devices"
+    )
+    rule_packs: tuple[RulePack, ...] = Field(
+        default=(), description="rule packs given inline, beside those under profiles/rules"
+    )

@@ -1,0 +1,130 @@
+"""The MQTT topic layout of the public contract.
+
+``{root}/{tenant}/{site}/{device}/telemetry``      gateway -> hub, binary codec of `telemetry.codec`
+``{root}/{tenant}/vehicles/{vehicle}/position``    GPS recorders -> hub, JSON
+``{root}/{tenant}/gateways/{gateway}/status``      retained ``online`` / ``offline`` (last will)
+``{root}/{tenant}/alarms/{site}``                  alarm transitions published by the hub
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from telemetry.errors import TopicError
+
+__all__ = [
+    "DEFAULT_ROOT",
+    "AlarmTopic",
+    "GatewayStatusTopic",
+    "PositionTopic",
+    "TelemetryTopic",
+    "Topic",
+    "TopicLayout",
+    "check_segment",
+]
+
+DEFAULT_ROOT = "hazardhub/v1"
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RESERVED = frozenset({"vehicles", "gateways", "alarms"})
+
+
+def check_segment(value: str, what: str) -> str:
+    """Return `value` if it may stand as one topic level naming a `what`, else raise TopicError."""
+    if not _SEGMENT.match(value):
+        raise TopicError(
+            f"{what} {value!r} is not a valid topic level: use 1-64 of A-Z a-z 0-9 _ . - "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryTopic:
+    tenant: str
+    site: str
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionTopic:
+    tenant: str
+    vehicle: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayStatusTopic:
+    tenant: str
+    gateway: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmTopic:
+    tenant: str
+    site: str
+
+
+Topic = TelemetryTopic | PositionTopic | GatewayStatusTopic | AlarmTopic
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLayout:
+    """Builds and parses topics under one root (default ``hazardhub/v1``)."""
+
+    root: str = DEFAULT_ROOT
+
+    def __post_init__(self) -> None:
+        parts = self.root.split("/")
+        if not parts or any(not p or "+" in p or "#" in p for p in parts):
+            raise TopicError(f"topic root {self.root!r} must be non-empty levels without + or #")
+
+    def telemetry(self, tenant: str, site: str, device: str) -> str:
+        check_segment(tenant, "tenant")
+        check_segment(device, "device")
+        if check_segment(site, "site") in _RESERVED:
+            raise TopicError(f"site id {site!r} is reserved in the topic layout")
+        return f"{self.root}/{tenant}/{site}/{device}/telemetry"
+
+    def position(self, tenant: str, vehicle: str) -> str:
+        check_segment(tenant, "tenant")
+        check_segment(vehicle, "vehicle")
+        return f"{self.root}/{tenant}/vehicles/{vehicle}/position"
+
+    def gateway_status(self, tenant: str, gateway: str) -> str:
+        check_segment(tenant, "tenant")
+        check_segment(gateway, "gateway")
+        return f"{self.root}/{tenant}/gateways/{gateway}/status"
+
+    def alarms(self, tenant: str, site: str) -> str:
+        check_segment(tenant, "tenant")
+        check_segment(site, "site")
+        return f"{self.root}/{tenant}/alarms/{site}"
+
+    def subscriptions(self) -> tuple[str, ...]:
+        """The filters a hub subscribes to."""
+        return (f"{self.root}/+/+/+/telemetry", f"{self.root}/+/vehicles/+/position")
+
+    def parse(self, topic: str) -> Topic:
+        """Parse a topic of the layout; raise TopicError saying what is wrong otherwise."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is not under the root {self.root!r}")
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) == 4 and parts[3] == "telemetry" and parts[1] not in _RESERVED:
+            tenant, site, device, _ = parts
+            return TelemetryTopic(
+                check_segment(tenant, "tenant"),
+                check_segment(site, "site"),
+                check_segment(device, "device"),
+            )
+        if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "position":
+            return PositionTopic(
+                check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
+            )
+        if len(parts) == 4 and parts[1] == "gateways" and parts[3] == "status":
+            return GatewayStatusTopic(
+                check_segment(parts[0], "tenant"), check_segment(parts[2], "gateway")
+            )
+        if len(parts) == 3 and parts[1] == "alarms":
+            return AlarmTopic(check_segment(parts[0], "tenant"), check_segment(parts[2], "site"))
+        raise TopicError(f"topic {topic!r} matches no topic of the layout")

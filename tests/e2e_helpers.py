@@ -1,0 +1,65 @@
+"""Building blocks of the end-to-end tests: a mine-face config wired to a simulator port."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hazardhub.settings import load_profiles
+from telemetry.config import HubConfig
+from telemetry.registry import Registry, build_registry, parse_document
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mine_registry(port: int, poll_s: float, extra_yaml: str = "") -> Registry:
+    text = f"""
+version: 1
+tenants:
+  - id: north-coal
+    sites:
+      - id: face-1301
+        kind: mine
+        devices:
+          - id: kj-sub-3
+            profile: coal-substation
+            modbus: {{host: 127.0.0.1, port: {port}, unit: 1, poll_s: {poll_s}, timeout_s: 0.3}}
+            sensors:
+              - {{id: ch4-t0, point: ch4_t0, kind: methane, tag: T0, rule: coal-methane.upper-corner-t0}}
+              - {{id: ch4-t1, point: ch4_t1, kind: methane, tag: T1, rule: coal-methane.face-t1}}
+              - {{id: ch4-t2, point: ch4_t2, kind: methane, tag: T2, rule: coal-methane.return-t2}}
+              - {{id: co, point: co, kind: co, rule: coal-gas.co}}
+              - {{id: feed, point: feed, kind: power_feed}}
+  - id: acme-chem
+    vehicles:
+      - {{id: tanker-01, plate: 苏A·D1234, class: hazmat}}
+{extra_yaml}
+"""
+    config = parse_document(text, HubConfig, "e2e.yaml")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(config, profiles, packs, "e2e.yaml")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[Any]], timeout_s: float, what: str, interval_s: float = 0.1
+) -> Any:
+    """Poll `probe` until it returns something truthy; fail saying `what` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    r = await client.get(path, params=params)
+    r.raise_for_status()
+    return r.json()
