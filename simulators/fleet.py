@@ -7,6 +7,7 @@ so event times stay consistent when a test accelerates time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -26,9 +27,10 @@ _EARTH_M = 6_371_000.0
 
 def _segment_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * _EARTH_M * math.asin(math.sqrt(h))
 
 
@@ -45,12 +47,15 @@ def position_at(
         if d <= seg or i == len(lengths) - 1:
             f = d / seg if seg else 0.0
             (lat1, lon1), (lat2, lon2) = route[i], route[i + 1]
-            heading = math.degrees(
-                math.atan2(
-                    math.radians(lon2 - lon1) * math.cos(math.radians(lat1)),
-                    math.radians(lat2 - lat1),
+            heading = (
+                math.degrees(
+                    math.atan2(
+                        math.radians(lon2 - lon1) * math.cos(math.radians(lat1)),
+                        math.radians(lat2 - lat1),
+                    )
                 )
-            ) % 360
+                % 360
+            )
             return lat1 + f * (lat2 - lat1), lon1 + f * (lon2 - lon1), heading
         d -= seg
     raise AssertionError("unreachable")
@@ -112,24 +117,22 @@ class FleetPublisher:
         backoff = 0.2
         while not stop.is_set():
             try:
-                async with aiomqtt.Client(self._host, self._port,
-                                          identifier="hazardhub-sim-fleet") as client:
+                async with aiomqtt.Client(
+                    self._host, self._port, identifier="hazardhub-sim-fleet"
+                ) as client:
                     backoff = 0.2
                     while not stop.is_set():
                         t = self._clock()
                         for v in self.vehicles:
                             rec = v.record(t, self._start_wall_ms)
-                            await client.publish(self._layout.position(v.tenant, v.id),
-                                                 orjson.dumps(rec), qos=1)
+                            await client.publish(
+                                self._layout.position(v.tenant, v.id), orjson.dumps(rec), qos=1
+                            )
                             self.sent += 1
-                        try:
+                        with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), timeout=self._period)
-                        except TimeoutError:
-                            pass
             except aiomqtt.MqttError as exc:
                 log.warning("fleet: broker unreachable (%s)", exc)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 5.0)

@@ -46,25 +46,23 @@ def demo_point_signals() -> Mapping[str, Mapping[str, Signal]]:
             "pressure": Noisy(Constant(0.76), 0.005, seed=5),
             "temperature": Noisy(Constant(22.0), 0.1, seed=6),
         },
-        "gas-panel": {
-            f"lel{i}": Noisy(Constant(1.5), 1.0, seed=10 + i) for i in range(1, 5)
-        },
+        "gas-panel": {f"lel{i}": Noisy(Constant(1.5), 1.0, seed=10 + i) for i in range(1, 5)},
         "sis-1": {"state": Constant(0)},
         "kj-sub-3": {
             "ch4_t0": Noisy(Constant(0.35), 0.02, seed=20),
             "ch4_t1": t1,
             "ch4_t2": Piecewise(((0.0, 0.25), (15.0, 0.25), (40.0, 0.85), (60.0, 0.40))),
             "co": Noisy(Constant(6.0), 1.0, seed=21),
-            "feed": Piecewise(((0.0, 1.0), (33.0, 1.0), (33.01, 0.0), (56.0, 0.0),
-                               (56.01, 1.0))),
+            "feed": Piecewise(((0.0, 1.0), (33.0, 1.0), (33.01, 0.0), (56.0, 0.0), (56.01, 1.0))),
         },
     }
 
 
 def demo_vehicle_speeds() -> Mapping[str, Signal]:
     return {
-        "tanker-01": Piecewise(((0.0, 72.0), (15.0, 72.0), (20.0, 90.0), (50.0, 90.0),
-                                (55.0, 75.0))),
+        "tanker-01": Piecewise(
+            ((0.0, 72.0), (15.0, 72.0), (20.0, 90.0), (50.0, 90.0), (55.0, 75.0))
+        ),
         "coach-07": Noisy(Constant(92.0), 3.0, seed=30),
         "charter-03": Noisy(Constant(84.0), 3.0, seed=31),
     }

@@ -1,0 +1,228 @@
+"""Simulated Modbus TCP devices: a profile plus a signal per point, served over a real socket.
+
+Built on pymodbus's `SimDevice` simulator. Each device keeps the four Modbus tables apart (coils,
+discrete inputs, holding and input registers may reuse addresses, as on real devices) and rewrites
+the table being read from its signals at `clock()`, inside the SimDevice `action` callback, so the
+values follow the scenario without a background task. Writes are refused: these are sensors.
+
+A unit that is offline, or not simulated at all, gets no answer, like a dead slave behind a serial
+gateway: the request is dropped as it arrives (the server's `trace_pdu` hook returns nothing), so
+the client times out while other units on the same port keep answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, cast
+
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.pdu import ModbusPDU
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from simulators.encode import encode_point, register_width
+from simulators.signals import Signal
+from telemetry.config import DeviceProfile, PointSpec
+
+__all__ = ["ModbusSimServer", "SimulatedDevice"]
+
+Table = Literal["coil", "discrete", "holding", "input"]
+
+_TABLES: Final[tuple[Table, ...]] = ("coil", "discrete", "holding", "input")
+_BIT_TABLES: Final = frozenset({"coil", "discrete"})
+_TABLE_OF_FUNCTION: Final[Mapping[int, Table]] = {
+    1: "coil",
+    5: "coil",
+    15: "coil",
+    2: "discrete",
+    3: "holding",
+    6: "holding",
+    16: "holding",
+    22: "holding",
+    23: "holding",
+    4: "input",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    """The points of one table and the address range [lo, hi) they cover (gaps read as 0)."""
+
+    points: tuple[PointSpec, ...]
+    lo: int
+    hi: int
+
+
+def _layout(points: Sequence[PointSpec]) -> dict[Table, _Span]:
+    """Group points by table; overlapping points would make the device ambiguous, so refuse them."""
+    spans: dict[Table, _Span] = {}
+    for table in _TABLES:
+        mine = sorted((p for p in points if p.table == table), key=lambda p: p.address)
+        for a, b in itertools.pairwise(mine):
+            if a.address + register_width(a.dtype) > b.address:
+                raise ValueError(f"points {a.name!r} and {b.name!r} overlap in the {table} table")
+        if mine:
+            hi = max(p.address + register_width(p.dtype) for p in mine)
+            spans[table] = _Span(tuple(mine), mine[0].address, hi)
+    return spans
+
+
+def _sim_block(table: Table, span: _Span | None) -> list[SimData]:
+    """The pymodbus block for one table; an empty table still needs an entry."""
+    if table in _BIT_TABLES:
+        # Bit blocks have no "invalid" marker; an empty one is refused in the action instead.
+        lo, hi = (span.lo, span.hi) if span else (0, 1)
+        return [SimData(address=lo, values=[False] * (hi - lo), datatype=DataType.BITS)]
+    if span is None:
+        return [SimData(address=0, count=1, datatype=DataType.INVALID)]
+    return [SimData(address=span.lo, count=span.hi - span.lo, datatype=DataType.REGISTERS)]
+
+
+class SimulatedDevice:
+    """One Modbus unit: a device profile whose points follow scenario signals.
+
+    Points without a signal hold 0. Set `online = False` to simulate a lost link: the unit then
+    answers nothing at all. A signal that yields NaN makes reads of its table answer
+    "device failure", as a faulted transmitter would.
+    """
+
+    def __init__(
+        self,
+        profile: DeviceProfile,
+        unit: int,
+        signals: Mapping[str, Signal],
+        clock: Callable[[], float],
+    ) -> None:
+        if not 0 <= unit <= 247:
+            raise ValueError(f"unit id must be 0..247, got {unit}")
+        unknown = sorted(set(signals) - {p.name for p in profile.points})
+        if unknown:
+            raise ValueError(f"signals for points not in profile {profile.name!r}: {unknown}")
+        self.profile: Final = profile
+        self.unit: Final = unit
+        self.online: bool = True
+        self._signals = dict(signals)
+        self._clock = clock
+        self._spans = _layout(profile.points)
+
+    def values_at(self, t_s: float) -> dict[str, float]:
+        """The engineering value of every point at `t_s`, as the device would hold it."""
+        return {p.name: self._value(p, t_s) for p in self.profile.points}
+
+    def _value(self, point: PointSpec, t_s: float) -> float:
+        signal = self._signals.get(point.name)
+        return 0.0 if signal is None else signal.value_at(t_s)
+
+    def _sim_device(self) -> SimDevice:
+        """The pymodbus device: four separate tables, refreshed by `_action` on every access."""
+        coils, discretes, holding, inputs = (_sim_block(t, self._spans.get(t)) for t in _TABLES)
+        return SimDevice(
+            id=self.unit, simdata=(coils, discretes, holding, inputs), action=self._action
+        )
+
+    async def _action(  # noqa: PLR0917 - the signature pymodbus's SimAction calls
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """Called by pymodbus before it answers: refuse writes, else refresh the table read."""
+        if not self.online:
+            # Went offline after the request was admitted; pymodbus then sends nothing.
+            raise NoSuchIdException(f"unit {self.unit} is offline")
+        table = _TABLE_OF_FUNCTION.get(function_code)
+        if set_values is not None or table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        span = self._spans.get(table)
+        if span is None or not span.lo <= address < span.hi:
+            # Registers are range-checked by pymodbus; bit blocks only to 16-bit granularity.
+            return ExcCodes.ILLEGAL_ADDRESS
+        try:
+            self._refresh(table, span, start_address, registers)
+        except ValueError:
+            return ExcCodes.DEVICE_FAILURE
+        return None
+
+    def _refresh(self, table: Table, span: _Span, start: int, registers: list[int]) -> None:
+        """Write every point of `table` at the current time into pymodbus's register list."""
+        t_s = self._clock()
+        for point in span.points:
+            words = encode_point(point, self._value(point, t_s))
+            if table in _BIT_TABLES:
+                index, bit = point.address // 16 - start, point.address % 16
+                registers[index] = (registers[index] & ~(1 << bit)) | (words[0] << bit)
+            else:
+                index = point.address - start
+                registers[index : index + len(words)] = words
+
+
+class ModbusSimServer:
+    """A Modbus TCP server for several simulated units behind one port."""
+
+    def __init__(
+        self,
+        devices: Sequence[SimulatedDevice],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if not devices:
+            raise ValueError("a simulator server needs at least one device")
+        units = [d.unit for d in devices]
+        if len(set(units)) != len(units):
+            raise ValueError(f"unit ids must be unique, got {units}")
+        self._devices = {d.unit: d for d in devices}
+        self._host = host
+        self._port = port
+        self._server: ModbusTcpServer | None = None
+        self._listener: asyncio.AbstractServer | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (the requested one until `start` has run)."""
+        return self._port
+
+    async def start(self) -> None:
+        """Listen; returns once the socket is bound (port 0 picks a free port)."""
+        if self._server is not None:
+            raise RuntimeError("simulator server already started")
+        server = ModbusTcpServer(
+            [d._sim_device() for d in self._devices.values()],
+            address=(self._host, self._port),
+            ignore_missing_devices=True,  # NoSuchIdException from an action -> no answer
+            # pymodbus types the hook as returning a PDU, but skips a request it maps to None.
+            trace_pdu=cast("Callable[[bool, ModbusPDU], ModbusPDU]", self._admit),
+        )
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {self._host}:{self._port}") from exc
+        listener = server.transport
+        if not (isinstance(listener, asyncio.Server) and listener.sockets):
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            raise RuntimeError("pymodbus gave no listening socket to read the port from")
+        self._server, self._listener = server, listener
+        self._port = int(listener.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Close the listening socket and every connection; safe to call twice."""
+        server, self._server = self._server, None
+        listener, self._listener = self._listener, None
+        if server is None:
+            return
+        await server.shutdown()  # type: ignore[no-untyped-call]
+        if listener is not None:
+            await listener.wait_closed()
+
+    def _admit(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU | None:
+        """pymodbus trace hook: drop requests to units that are offline or not simulated."""
+        if sending:
+            return pdu
+        device = self._devices.get(pdu.dev_id)
+        return pdu if device is not None and device.online else None

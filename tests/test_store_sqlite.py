@@ -1,0 +1,360 @@
+"""What only the embedded SQLite store does: files, WAL, stable sensor ids, retention, errors.
+
+The shared behaviour (write, read, downsample, idempotence) is in `test_store_contract.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sqlite3
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.store.base import Aggregate, PositionBatch, ReadingBatch, StoreError
+from ingest.store.sqlite import SqliteStore
+from telemetry.config import HubConfig
+from telemetry.registry import Registry, build_registry
+
+T0 = 1_700_000_000_000
+
+
+def registry(device_sensors: dict[str, Sequence[str]], vehicles: Sequence[str] = ()) -> Registry:
+    """A registry with one site; `device_sensors` maps device id -> sensor ids (point `p<n>`)."""
+    points = [{"name": f"p{i}", "address": i} for i in range(4)]
+    devices = [
+        {
+            "id": dev,
+            "profile": "generic",
+            "sensors": [
+                {"id": sid, "point": f"p{i}", "kind": "other"} for i, sid in enumerate(sensors)
+            ],
+        }
+        for dev, sensors in device_sensors.items()
+    ]
+    level = {"name": "over", "tier": "orange", "above": 80, "recover": 75}
+    config = HubConfig.model_validate(
+        {
+            "device_profiles": [{"name": "generic", "points": points}],
+            "rule_packs": [{"name": "test", "rules": {"speed": {"levels": [level]}}}],
+            "tenants": [
+                {
+                    "id": "acme",
+                    "sites": [{"id": "s1", "devices": devices}],
+                    "vehicles": [
+                        {"id": v, "plate": v.upper(), "class": "coach", "rule": "test.speed"}
+                        for v in vehicles
+                    ],
+                }
+            ],
+        }
+    )
+    return build_registry(config)
+
+
+def idx(reg: Registry, sensor_id: str) -> int:
+    info = reg.sensor(sensor_id)
+    assert info is not None
+    return info.index
+
+
+def readings(
+    sensor: Sequence[int] | int,
+    ts: Sequence[int],
+    value: Sequence[float],
+    seq: Sequence[int] | int = 1,
+) -> ReadingBatch:
+    n = len(ts)
+
+    def col(x: Sequence[Any] | int, dtype: type[np.generic]) -> np.ndarray[Any, Any]:
+        return np.full(n, x, dtype=dtype) if isinstance(x, int) else np.asarray(x, dtype=dtype)
+
+    return ReadingBatch(
+        col(sensor, np.int32),
+        np.asarray(ts, dtype=np.int64),
+        np.asarray(value, dtype=np.float64),
+        np.zeros(n, dtype=np.uint8),
+        np.ones(n, dtype=np.int64),
+        col(seq, np.int64),
+    )
+
+
+def positions(vehicle: int, ts: Sequence[int]) -> PositionBatch:
+    n = len(ts)
+    return PositionBatch(
+        np.full(n, vehicle, dtype=np.int32),
+        np.asarray(ts, dtype=np.int64),
+        np.full(n, 31.0),
+        np.full(n, 121.0),
+        np.full(n, math.nan),  # a recorder that sends no speed
+        np.full(n, 0.0),
+    )
+
+
+@pytest.fixture
+def reg() -> Registry:
+    return registry({"d1": ["a", "b", "c"]}, vehicles=["bus1"])
+
+
+async def test_reopen_keeps_data(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "data" / "ts.sqlite"  # the folder is created
+    store = SqliteStore(reg, path)
+    await store.open()
+    await store.write_readings(readings(idx(reg, "a"), [T0, T0 + 1000], [1.0, math.nan]))
+    await store.write_positions(positions(idx(reg, "bus1.speed"), [T0]))
+    await store.close()
+    await store.close()  # twice is harmless
+
+    again = SqliteStore(reg, str(path))
+    await again.open()
+    try:
+        rows = await again.history(idx(reg, "a"), T0, T0 + 2000)
+        assert rows[0] == (T0, 1.0)
+        assert math.isnan(rows[1][1])
+        track = await again.track(idx(reg, "bus1.speed"), T0, T0 + 1)
+        assert track.lat.tolist() == [31.0]
+        assert math.isnan(float(track.speed_kmh[0]))
+    finally:
+        await again.close()
+
+
+async def test_wal_and_synchronous_normal(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "ts.sqlite"
+    store = SqliteStore(reg, path)
+    await store.open()
+    try:
+        sync = await store._run("test", lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        assert sync == 1  # NORMAL
+        with sqlite3.connect(path) as other:
+            assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            tables = {r[0] for r in other.execute("SELECT name FROM sqlite_master")}
+            assert {"sensors", "readings", "positions"} <= tables
+    finally:
+        await store.close()
+
+
+async def test_renumbered_registry_keeps_rows_with_their_sensor_id(tmp_path: Path) -> None:
+    path = tmp_path / "ts.sqlite"
+    first = registry({"d1": ["a", "b", "c"]})
+    store = SqliteStore(first, path)
+    await store.open()
+    await store.write_readings(
+        readings([idx(first, s) for s in "abc"], [T0, T0, T0], [1.0, 2.0, 3.0], seq=[1, 2, 3])
+    )
+    await store.close()
+
+    # A config change: `b` removed, `new` added, `c` moved to another device, order changed.
+    second = registry({"d0": ["c"], "d1": ["new", "a"]})
+    assert idx(second, "c") == 0
+    assert idx(second, "a") == 2
+    store = SqliteStore(second, path)
+    await store.open()
+    latest = await store.latest(range(len(second.sensors)))
+    assert {i: v.value for i, v in latest.items()} == {idx(second, "c"): 3.0, idx(second, "a"): 1.0}
+    # count_by_seq follows each sensor's last known device; `b`, gone from the config, keeps d1
+    assert await store.count_by_seq("acme", "d0") == {(1, 3): 1}
+    assert await store.count_by_seq("acme", "d1") == {(1, 1): 1, (1, 2): 1}
+    await store.write_readings(readings(idx(second, "new"), [T0], [9.0]))
+    await store.close()
+
+    # back to the first config: `b` still has its row, `new` is not visible through it
+    store = SqliteStore(first, path)
+    await store.open()
+    try:
+        latest = await store.latest(range(len(first.sensors)))
+        assert {i: v.value for i, v in latest.items()} == {0: 1.0, 1: 2.0, 2: 3.0}
+    finally:
+        await store.close()
+
+
+async def test_retention_deletes_old_rows(tmp_path: Path, reg: Registry) -> None:
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    await store.open()
+    try:
+        ts = [T0 + i * 1000 for i in range(10)]
+        await store.write_readings(readings(idx(reg, "a"), ts, [float(i) for i in range(10)]))
+        await store.write_readings(readings(idx(reg, "b"), ts[:2], [0.0, 1.0]))
+        await store.write_positions(positions(idx(reg, "bus1.speed"), ts[:4]))
+        # keep the last 5 s before now = T0 + 10 s: rows with ts < T0 + 5 s go
+        assert await store.enforce_retention(T0 + 10_000, 5000) == 5 + 2 + 4
+        assert [t for t, _ in await store.history(idx(reg, "a"), 0, T0 * 2)] == ts[5:]
+        assert await store.latest([idx(reg, "b")]) == {}
+        assert len(await store.track(idx(reg, "bus1.speed"), 0, T0 * 2)) == 0
+        assert await store.enforce_retention(T0 + 10_000, 5000) == 0
+    finally:
+        await store.close()
+
+
+async def test_duplicate_key_in_one_batch_last_row_wins(tmp_path: Path, reg: Registry) -> None:
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    await store.open()
+    try:
+        a, b = idx(reg, "a"), idx(reg, "b")
+        # rows are sorted by key before the insert; the sort must keep batch order for equal keys
+        await store.write_readings(
+            readings([b, a, b, a, a], [T0, T0 + 5, T0, T0, T0 + 5], [1.0, 2.0, 3.0, 4.0, 5.0])
+        )
+        assert await store.history(a, T0, T0 + 10) == [(T0, 4.0), (T0 + 5, 5.0)]
+        assert await store.history(b, T0, T0 + 10) == [(T0, 3.0)]
+    finally:
+        await store.close()
+
+
+async def test_concurrent_writes_are_serialised(tmp_path: Path, reg: Registry) -> None:
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    await store.open()
+    try:
+        a = idx(reg, "a")
+        await asyncio.gather(
+            *(store.write_readings(readings(a, [T0 + i], [float(i)])) for i in range(50)),
+            *(store.latest([a]) for _ in range(10)),
+        )
+        assert len(await store.history(a, T0, T0 + 50)) == 50
+    finally:
+        await store.close()
+
+
+async def test_index_outside_registry_is_refused(tmp_path: Path, reg: Registry) -> None:
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    await store.open()
+    try:
+        for bad in (len(reg.sensors), -1):
+            with pytest.raises(StoreError, match="not in the registry") as info:
+                await store.write_readings(readings([0, bad], [T0, T0], [1.0, 2.0]))
+            assert not info.value.retryable
+        assert await store.latest([0]) == {}  # nothing half-written
+        assert await store.latest([len(reg.sensors), -1]) == {}
+        assert await store.history(len(reg.sensors), 0, T0) == []
+        with pytest.raises(ValueError, match="every_ms"):
+            await store.history(0, 0, T0, every_ms=0)
+    finally:
+        await store.close()
+
+
+async def test_store_not_open(tmp_path: Path, reg: Registry) -> None:
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    with pytest.raises(StoreError, match="not open") as info:
+        await store.latest([0])
+    assert not info.value.retryable
+
+
+async def test_locked_database_is_retryable(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "ts.sqlite"
+    store = SqliteStore(reg, path, busy_timeout_s=0.05)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        with pytest.raises(StoreError, match="locked") as info:
+            await store.write_readings(readings(0, [T0], [1.0]))
+        assert info.value.retryable
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        other.execute("ROLLBACK")
+        await store.write_readings(readings(0, [T0], [1.0]))  # the retry succeeds
+        assert (await store.latest([0]))[0].value == 1.0
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_schema_error_is_not_retryable(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "ts.sqlite"
+    store = SqliteStore(reg, path)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as other:
+            other.execute("DROP TABLE readings")
+        with pytest.raises(StoreError, match="no such table") as info:
+            await store.write_readings(readings(0, [T0], [1.0]))
+        assert not info.value.retryable
+    finally:
+        await store.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "ts.sqlite"
+    with sqlite3.connect(path) as other:
+        other.execute("PRAGMA user_version = 99")
+    other.close()
+    store = SqliteStore(reg, path)
+    with pytest.raises(StoreError, match="schema 99"):
+        await store.open()
+    with pytest.raises(StoreError, match="not open"):
+        await store.latest([0])
+
+
+# -- downsampling against a plain-Python reference ------------------------------------------
+
+
+def reference(
+    ts: list[int], values: list[float], every: int, aggregate: Aggregate
+) -> list[tuple[int, float]]:
+    """Last write wins per ts; windows floor(ts / every) * every; NaN values are not counted
+    (except by `last`, which is the value at the newest ts)."""
+    by_ts = dict(zip(ts, values, strict=True))
+    windows: dict[int, list[tuple[int, float]]] = {}
+    for t in sorted(by_ts):
+        windows.setdefault(t // every * every, []).append((t, by_ts[t]))
+    out = []
+    for w, rows in sorted(windows.items()):
+        vals = [v for _, v in rows if not math.isnan(v)]
+        if aggregate == "last":
+            out.append((w, rows[-1][1]))
+        elif aggregate == "count":
+            out.append((w, float(len(vals))))
+        elif not vals:
+            out.append((w, math.nan))
+        elif aggregate == "mean":
+            out.append((w, sum(vals) / len(vals)))
+        else:
+            out.append((w, min(vals) if aggregate == "min" else max(vals)))
+    return out
+
+
+def same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
+    return len(a) == len(b) and all(
+        ta == tb and ((math.isnan(va) and math.isnan(vb)) or math.isclose(va, vb, rel_tol=1e-9))
+        for (ta, va), (tb, vb) in zip(a, b, strict=True)
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(-5_000, 60_000),
+            st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(math.nan)),
+        ),
+        max_size=40,
+    ),
+    every=st.integers(1, 20_000),
+    aggregate=st.sampled_from(["mean", "min", "max", "last", "count"]),
+)
+def test_downsample_matches_reference(
+    rows: list[tuple[int, float]], every: int, aggregate: Aggregate
+) -> None:
+    ts = [t for t, _ in rows]
+    values = [v for _, v in rows]
+    reg = registry({"d1": ["a"]})
+
+    async def run() -> list[tuple[int, float]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqliteStore(reg, Path(tmp) / "ts.sqlite")
+            await store.open()
+            try:
+                # one row per write, so later duplicates overwrite earlier ones
+                for t, v in rows:
+                    await store.write_readings(readings(0, [t], [v]))
+                return await store.history(0, -10_000, 70_000, every, aggregate)
+            finally:
+                await store.close()
+
+    got = asyncio.run(run())
+    assert same(got, reference(ts, values, every, aggregate)), (got, aggregate)
