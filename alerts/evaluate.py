@@ -66,7 +66,8 @@ class Outcome:
 
 def _side_levels(active: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
     numbers = np.arange(1, SLOTS + 1, dtype=np.int8)
-    return np.max(np.where(active, numbers, 0), axis=1).astype(np.int8)
+    levels: npt.NDArray[np.int8] = np.max(np.where(active, numbers, 0), axis=1).astype(np.int8)
+    return levels
 
 
 def evaluate(

@@ -66,11 +66,24 @@ def _not_found(what: str) -> HTTPException:
 
 def _sensor_public(info: SensorInfo) -> SensorPublic:
     return SensorPublic(
-        id=info.id, tenant=info.tenant, site=info.site, device=info.device, kind=info.kind,
-        unit=info.unit, location=info.location, tag=info.tag, rule=info.rule,
+        id=info.id,
+        tenant=info.tenant,
+        site=info.site,
+        device=info.device,
+        kind=info.kind,
+        unit=info.unit,
+        location=info.location,
+        tag=info.tag,
+        rule=info.rule,
         levels=[
-            LevelPublic(name=lv.name, tier=lv.tier, above=lv.above, below=lv.below,
-                        recover=lv.recover, action=lv.action)
+            LevelPublic(
+                name=lv.name,
+                tier=lv.tier,
+                above=lv.above,
+                below=lv.below,
+                recover=lv.recover,
+                action=lv.action,
+            )
             for lv in info.levels
         ],
     )
@@ -89,11 +102,25 @@ def _finite(v: float | None) -> float | None:
 
 def _alarm_public(row: AlarmRow, events: list[AlarmEventPublic]) -> AlarmPublic:
     return AlarmPublic(
-        id=row.id, tenant=row.tenant, site=row.site, device=row.device, sensor=row.sensor,
-        rule=row.rule, side=_SIDES[row.side], state=row.state, level=row.level,
-        level_name=row.level_name, tier=row.tier, action=row.action, peak_level=row.peak_level,
-        started_ts=row.started_ts, ended_ts=row.ended_ts, raised_at=row.raised_at,
-        cleared_at=row.cleared_at, value=_finite(row.value), events=events,
+        id=row.id,
+        tenant=row.tenant,
+        site=row.site,
+        device=row.device,
+        sensor=row.sensor,
+        rule=row.rule,
+        side=_SIDES[row.side],
+        state=row.state,
+        level=row.level,
+        level_name=row.level_name,
+        tier=row.tier,
+        action=row.action,
+        peak_level=row.peak_level,
+        started_ts=row.started_ts,
+        ended_ts=row.ended_ts,
+        raised_at=row.raised_at,
+        cleared_at=row.cleared_at,
+        value=_finite(row.value),
+        events=events,
     )
 
 
@@ -130,7 +157,10 @@ def _router() -> APIRouter:
         if found is None:
             raise _not_found(f"reading of sensor {sensor_id!r}")
         return LatestPublic(
-            sensor=info.id, ts=found.ts, value=_finite(found.value), quality=found.quality,
+            sensor=info.id,
+            ts=found.ts,
+            value=_finite(found.value),
+            quality=found.quality,
             quality_name=Quality(found.quality).name.lower(),
         )
 
@@ -165,7 +195,11 @@ def _router() -> APIRouter:
         if tenant is not None:
             tenants = [t for t in tenants if t == tenant]
         rows = await asyncio.to_thread(
-            ctx.statedb.list_alarms, tenants, state=state, sensor=sensor, limit=limit,
+            ctx.statedb.list_alarms,
+            tenants,
+            state=state,
+            sensor=sensor,
+            limit=limit,
             before_id=before,
         )
         events = await asyncio.to_thread(ctx.statedb.alarm_events, [a.id for a in rows])
@@ -173,8 +207,15 @@ def _router() -> APIRouter:
             _alarm_public(
                 a,
                 [
-                    AlarmEventPublic(kind=e.kind, ts=e.ts, arrival=e.arrival, level=e.level,
-                                     level_name=e.level_name, tier=e.tier, value=e.value)
+                    AlarmEventPublic(
+                        kind=e.kind,
+                        ts=e.ts,
+                        arrival=e.arrival,
+                        level=e.level,
+                        level_name=e.level_name,
+                        tier=e.tier,
+                        value=e.value,
+                    )
                     for e in events.get(a.id, [])
                 ],
             )
@@ -190,8 +231,15 @@ def _router() -> APIRouter:
         return _alarm_public(
             row,
             [
-                AlarmEventPublic(kind=e.kind, ts=e.ts, arrival=e.arrival, level=e.level,
-                                 level_name=e.level_name, tier=e.tier, value=e.value)
+                AlarmEventPublic(
+                    kind=e.kind,
+                    ts=e.ts,
+                    arrival=e.arrival,
+                    level=e.level,
+                    level_name=e.level_name,
+                    tier=e.tier,
+                    value=e.value,
+                )
                 for e in events
             ],
         )
@@ -199,29 +247,41 @@ def _router() -> APIRouter:
     @r.get("/vehicles", response_model=list[VehiclePublic], tags=["vehicles"])
     def list_vehicles(ctx: Ctx, caller: Caller) -> list[VehiclePublic]:
         return [
-            VehiclePublic(id=v.spec.id, tenant=v.tenant, plate=v.spec.plate,
-                          vehicle_class=v.spec.vehicle_class,
-                          speed_sensor=ctx.registry.sensors[v.speed_sensor].id)
+            VehiclePublic(
+                id=v.spec.id,
+                tenant=v.tenant,
+                plate=v.spec.plate,
+                vehicle_class=v.spec.vehicle_class,
+                speed_sensor=ctx.registry.sensors[v.speed_sensor].id,
+            )
             for v in ctx.registry.vehicles.values()
             if caller.sees(v.tenant)
         ]
 
-    @r.get("/vehicles/{vehicle_id}/track", response_model=list[TrackPointPublic],
-           tags=["vehicles"])
+    @r.get("/vehicles/{vehicle_id}/track", response_model=list[TrackPointPublic], tags=["vehicles"])
     async def track(
-        vehicle_id: str, ctx: Ctx, caller: Caller,
+        vehicle_id: str,
+        ctx: Ctx,
+        caller: Caller,
         start: Annotated[int, Query(description="epoch ms, inclusive")],
         end: Annotated[int, Query(description="epoch ms, exclusive")],
     ) -> list[TrackPointPublic]:
-        found = [v for (t, vid), v in ctx.registry.vehicles.items()
-                 if vid == vehicle_id and caller.sees(t)]
+        found = [
+            v
+            for (t, vid), v in ctx.registry.vehicles.items()
+            if vid == vehicle_id and caller.sees(t)
+        ]
         if not found:
             raise _not_found(f"vehicle {vehicle_id!r}")
         cols = await ctx.store.track(found[0].speed_sensor, start, end)
         return [
-            TrackPointPublic(ts=int(cols.ts[i]), lat=float(cols.lat[i]), lon=float(cols.lon[i]),
-                             speed_kmh=float(cols.speed_kmh[i]),
-                             heading_deg=float(cols.heading_deg[i]))
+            TrackPointPublic(
+                ts=int(cols.ts[i]),
+                lat=float(cols.lat[i]),
+                lon=float(cols.lon[i]),
+                speed_kmh=float(cols.speed_kmh[i]),
+                heading_deg=float(cols.heading_deg[i]),
+            )
             for i in range(len(cols))
         ]
 

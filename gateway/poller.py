@@ -8,6 +8,7 @@ repeated old value.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -88,10 +89,8 @@ class DevicePoller:
                 if delay < 0:  # overran: skip the missed slots rather than bursting
                     next_at = loop.time()
                     delay = 0
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
         finally:
             await self.close()
 

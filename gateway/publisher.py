@@ -9,6 +9,7 @@ long outages belongs to the gateway issue that deepens this one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -112,10 +113,8 @@ class MqttPublisher:
                     exc,
                     backoff,
                 )
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
                 if stop.is_set():
                     # one last attempt to drain is made by the next iteration only if time allows
                     drain_timeout_s = min(drain_timeout_s, 1.0)

@@ -74,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     for noisy in ("amqtt", "transitions", "pymodbus", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL if noisy == "pymodbus" else
-                                          logging.WARNING)
+        logging.getLogger(noisy).setLevel(
+            logging.CRITICAL if noisy == "pymodbus" else logging.WARNING
+        )
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -89,15 +90,23 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         loaded = load(args.config)
         reg = loaded.registry()
-        print(f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
-              f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles")
+        print(
+            f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
+            f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles"
+        )
         return 0
     if args.command == "demo":
         from hazardhub.demo import DemoOptions, run_demo
 
         host, port = _hostport(args.api, 8000)
-        opts = DemoOptions(config=args.config, data_dir=args.data_dir, api_host=host,
-                           api_port=port, broker_port=args.broker_port, keep_data=args.keep_data)
+        opts = DemoOptions(
+            config=args.config,
+            data_dir=args.data_dir,
+            api_host=host,
+            api_port=port,
+            broker_port=args.broker_port,
+            keep_data=args.keep_data,
+        )
         load(args.config).registry()  # fail early with a clear message
         return _run(lambda stop: run_demo(opts, stop))
     if args.command == "hub":
@@ -106,11 +115,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         registry = load(args.config).registry()
         bhost, bport = _hostport(args.broker, 1883)
         ahost, aport = _hostport(args.api, 8000)
-        hub = Hub(registry, HubSettings(
-            data_dir=args.data_dir, broker_host=bhost, broker_port=bport, influx_url=args.influx,
-            influx_database=args.influx_db, api_host=ahost, api_port=aport,
-            client_id=args.client_id,
-        ))
+        hub = Hub(
+            registry,
+            HubSettings(
+                data_dir=args.data_dir,
+                broker_host=bhost,
+                broker_port=bport,
+                influx_url=args.influx,
+                influx_database=args.influx_db,
+                api_host=ahost,
+                api_port=aport,
+                client_id=args.client_id,
+            ),
+        )
 
         async def run_hub(stop: asyncio.Event) -> int:
             await hub.run(stop)
@@ -123,11 +140,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         registry = load(args.config).registry()
         bhost, bport = _hostport(args.broker, 1883)
-        gw = Gateway(registry, tenant=args.tenant, gateway=args.gateway, broker_host=bhost,
-                     broker_port=bport, layout=TopicLayout())
+        gw = Gateway(
+            registry,
+            tenant=args.tenant,
+            gateway=args.gateway,
+            broker_host=bhost,
+            broker_port=bport,
+            layout=TopicLayout(),
+        )
         if not gw.devices:
-            print(f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
-                  file=sys.stderr)
+            print(
+                f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
+                file=sys.stderr,
+            )
             return 2
 
         async def run_gw(stop: asyncio.Event) -> int:

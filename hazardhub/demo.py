@@ -84,7 +84,9 @@ async def _start_broker(port: int) -> Broker:
     broker = Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
     )
     await broker.start()
@@ -127,14 +129,24 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
     layout = TopicLayout()
     hub = Hub(
         registry,
-        HubSettings(data_dir=opts.data_dir, broker_port=broker_port, api_host=opts.api_host,
-                    api_port=opts.api_port),
+        HubSettings(
+            data_dir=opts.data_dir,
+            broker_port=broker_port,
+            api_host=opts.api_host,
+            api_port=opts.api_port,
+        ),
         extra_keys=[ApiKeySpec(name="demo-admin", sha256=hash_key(key), role="admin")],
     )
     pairs = sorted({(d.tenant, d.spec.gateway) for d in registry.devices.values()})
     gateways = [
-        Gateway(registry, tenant=t, gateway=g, broker_host="127.0.0.1", broker_port=broker_port,
-                layout=layout)
+        Gateway(
+            registry,
+            tenant=t,
+            gateway=g,
+            broker_host="127.0.0.1",
+            broker_port=broker_port,
+            layout=layout,
+        )
         for t, g in pairs
     ]
     speeds = demo_vehicle_speeds()
@@ -144,7 +156,10 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
             for v in registry.vehicles.values()
             if v.spec.id in speeds
         ],
-        host="127.0.0.1", port=broker_port, layout=layout, clock=clock,
+        host="127.0.0.1",
+        port=broker_port,
+        layout=layout,
+        clock=clock,
         start_wall_ms=start_wall_ms,
     )
     edge_stop = asyncio.Event()
@@ -153,8 +168,10 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
         async with asyncio.TaskGroup() as tg:
             hub_task = tg.create_task(hub.run(hub_stop), name="hub")
             await _wait_ready(hub, stop)
-            edge = [tg.create_task(g.run(edge_stop), name=f"gateway-{g.tenant}-{g.gateway}")
-                    for g in gateways]
+            edge = [
+                tg.create_task(g.run(edge_stop), name=f"gateway-{g.tenant}-{g.gateway}")
+                for g in gateways
+            ]
             edge.append(tg.create_task(fleet.run(edge_stop), name="fleet"))
             if not stop.is_set():
                 _banner(opts, broker_port, key, registry)
@@ -174,8 +191,13 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
 
 
 async def _wait_ready(hub: Hub, stop: asyncio.Event) -> None:
-    while not stop.is_set() and not (hub.ingest.ready.is_set() and hub.api_started.is_set()):
-        await asyncio.sleep(0.05)
+    ready: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(hub.ingest.ready.wait(), hub.api_started.wait())
+    )
+    stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
+    for fut in (ready, stopped):
+        fut.cancel()
 
 
 def _banner(opts: DemoOptions, broker_port: int, key: str, registry: Registry) -> None:

@@ -71,14 +71,27 @@ class Hub:
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
         self.dispatcher = Dispatcher(registry, self.store, self.statedb, self.metrics)
         self.ingest = IngestService(
-            self.pipeline, self.dispatcher, self.statedb, self.metrics, self.layout,
-            host=settings.broker_host, port=settings.broker_port, client_id=settings.client_id,
-            username=settings.broker_username, password=settings.broker_password,
+            self.pipeline,
+            self.dispatcher,
+            self.statedb,
+            self.metrics,
+            self.layout,
+            host=settings.broker_host,
+            port=settings.broker_port,
+            client_id=settings.client_id,
+            username=settings.broker_username,
+            password=settings.broker_password,
         )
         keys = KeyRing([*registry.config.api_keys, *extra_keys])
         self.app = create_app(
-            AppContext(registry, self.store, self.statedb, self.metrics, keys,
-                       ready=self.ingest.ready.is_set)
+            AppContext(
+                registry,
+                self.store,
+                self.statedb,
+                self.metrics,
+                keys,
+                ready=self.ingest.ready.is_set,
+            )
         )
         self.api_started = asyncio.Event()
 
@@ -86,8 +99,14 @@ class Hub:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
         await self.store.open()
         server = _Server(
-            uvicorn.Config(self.app, host=self.settings.api_host, port=self.settings.api_port,
-                           log_level="warning", lifespan="off", access_log=False)
+            uvicorn.Config(
+                self.app,
+                host=self.settings.api_host,
+                port=self.settings.api_port,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+            )
         )
         try:
             async with asyncio.TaskGroup() as tg:
@@ -104,6 +123,6 @@ class Hub:
             log.info("hub stopped")
 
     async def _announce(self, server: uvicorn.Server) -> None:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
             await asyncio.sleep(0.05)
         self.api_started.set()

@@ -10,15 +10,24 @@ __all__ = ["Metrics"]
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
     "hazardhub_messages_rejected_total": "Messages rejected (dead-lettered), by reason",
-    "hazardhub_messages_duplicate_total": "Telemetry messages dropped as already seen (device, epoch, seq)",
+    "hazardhub_messages_duplicate_total": (
+        "Telemetry messages dropped as already seen (device, epoch, seq)"
+    ),
     "hazardhub_readings_total": "Readings accepted and stored",
     "hazardhub_readings_rejected_total": "Readings rejected, by reason",
-    "hazardhub_readings_late_total": "Readings at or before the last judged event time of their sensor",
+    "hazardhub_readings_late_total": (
+        "Readings at or before the last judged event time of their sensor"
+    ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
     "hazardhub_alarm_events_total": "Alarm events, by kind",
     "hazardhub_store_retries_total": "Store writes retried after a retryable error",
     "hazardhub_alarm_publish_failures_total": "Alarm events that could not be published over MQTT",
 }
+
+
+def _escape(value: str) -> str:
+    """Escape a label value of the Prometheus text format."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Metrics:
@@ -52,9 +61,6 @@ class Metrics:
                 lines.append(f"# TYPE {name} counter")
                 series = self._values.get(name) or {(): 0}
                 for key, value in sorted(series.items()):
-                    label = ",".join(
-                        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-                        for k, v in key
-                    )
+                    label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
                     lines.append(f"{name}{{{label}}} {value:g}" if label else f"{name} {value:g}")
         return "\n".join(lines) + "\n"

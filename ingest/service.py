@@ -1,9 +1,9 @@
 """The hub's MQTT shell: subscribe, hand messages to the pipeline, flush, acknowledge.
 
-At-least-once: the hub's session is persistent (clean session off, fixed client id) and a message is
-acknowledged (PUBACK) only after what it carried is stored and judged, or after it was kept as a dead
-letter. A hub that dies before acknowledging gets the message again from the broker; the store's
-idempotent writes and the (device, epoch, seq) window make the replay harmless.
+At-least-once: the hub's session is persistent (clean session off, fixed client id) and a
+message is acknowledged (PUBACK) only after what it carried is stored and judged, or after it
+was kept as a dead letter. A hub that dies before acknowledging gets the message again from the
+broker; the store's idempotent writes and the (device, epoch, seq) window make the replay harmless.
 
 Brokers limit unacknowledged messages per client (Mosquitto: ``max_inflight_messages``, default
 20); the hub flushes as soon as that many are pending, so set it to a few hundred for throughput.
@@ -12,6 +12,7 @@ Brokers limit unacknowledged messages per client (Mosquitto: ``max_inflight_mess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -101,10 +102,8 @@ class IngestService:
                 if stop.is_set():
                     return
                 log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, 10.0)
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
@@ -117,10 +116,8 @@ class IngestService:
             await self._process(client, stop, reader)
         finally:
             reader.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            except asyncio.CancelledError:
-                pass
 
     async def _process(
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]

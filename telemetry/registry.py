@@ -177,9 +177,10 @@ def build_registry(
                 where = f"{source}: tenants.{ti}.sites.{si}.devices.{di}"
                 if (tenant.id, site.id, dev.id) in devices:
                     raise ConfigError(f"{where}.id: device {dev.id!r} is defined twice in the site")
-                prof = profile_map.get(dev.profile)
-                if prof is None:
+                found = profile_map.get(dev.profile)
+                if found is None:
                     raise ConfigError(f"{where}.profile: no device profile named {dev.profile!r}")
+                prof = found
                 points = {p.name: p for p in prof.points}
                 used: list[PointSpec] = []
                 idx: list[int] = []

@@ -30,7 +30,8 @@ tenants:
             profile: coal-substation
             modbus: {{host: 127.0.0.1, port: {port}, unit: 1, poll_s: {poll_s}, timeout_s: 0.3}}
             sensors:
-              - {{id: ch4-t0, point: ch4_t0, kind: methane, tag: T0, rule: coal-methane.upper-corner-t0}}
+              - {{id: ch4-t0, point: ch4_t0, kind: methane, tag: T0,
+                  rule: coal-methane.upper-corner-t0}}
               - {{id: ch4-t1, point: ch4_t1, kind: methane, tag: T1, rule: coal-methane.face-t1}}
               - {{id: ch4-t2, point: ch4_t2, kind: methane, tag: T2, rule: coal-methane.return-t2}}
               - {{id: co, point: co, kind: co, rule: coal-gas.co}}

@@ -4,17 +4,18 @@ alert core -> store -> HTTP API, driven by the face-methane scenario in compress
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
 import time
 
 import httpx
 import pytest
+from e2e_helpers import eventually, get_json, mine_registry
+from services import free_port
 
 from api.auth import hash_key
-from e2e_helpers import eventually, get_json, mine_registry
 from gateway.runner import Gateway
 from hazardhub.hub import Hub, HubSettings
-from services import free_port
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.scenario import methane_profile
 from simulators.signals import Constant
@@ -27,7 +28,7 @@ SCALE = 0.2  # the one-minute scenario plays in 12 s
 
 def crossing(profile_points: tuple[tuple[float, float], ...], level: float, rising: bool) -> float:
     """Scenario time at which the piecewise-linear signal crosses `level`."""
-    for (t0, v0), (t1, v1) in zip(profile_points, profile_points[1:], strict=False):
+    for (t0, v0), (t1, v1) in itertools.pairwise(profile_points):
         if (rising and v0 < level <= v1) or (not rising and v0 > level >= v1):
             return t0 + (level - v0) / (v1 - v0) * (t1 - t0)
     raise AssertionError(f"the profile never crosses {level}")
@@ -45,11 +46,22 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
 
     probe = mine_registry(0, POLL_S)
     device_info = next(iter(probe.devices.values()))
-    sim = ModbusSimServer([
-        SimulatedDevice(device_info.profile, 1,
-                        {"ch4_t0": Constant(0.4), "ch4_t1": profile, "ch4_t2": Constant(0.3),
-                         "co": Constant(5), "feed": Constant(1)}, clock)
-    ])
+    sim = ModbusSimServer(
+        [
+            SimulatedDevice(
+                device_info.profile,
+                1,
+                {
+                    "ch4_t0": Constant(0.4),
+                    "ch4_t1": profile,
+                    "ch4_t2": Constant(0.3),
+                    "co": Constant(5),
+                    "feed": Constant(1),
+                },
+                clock,
+            )
+        ]
+    )
     await sim.start()
     registry = mine_registry(sim.port, POLL_S)
     key = "hh_" + secrets.token_urlsafe(16)
@@ -59,16 +71,23 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
         HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
         extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
     )
-    gw = Gateway(registry, tenant="north-coal", gateway="gw1", broker_host="127.0.0.1",
-                 broker_port=mosquitto.port, layout=TopicLayout())
+    gw = Gateway(
+        registry,
+        tenant="north-coal",
+        gateway="gw1",
+        broker_host="127.0.0.1",
+        broker_port=mosquitto.port,
+        layout=TopicLayout(),
+    )
     hub_stop, gw_stop = asyncio.Event(), asyncio.Event()
     hub_task = asyncio.create_task(hub.run(hub_stop))
     gw_task: asyncio.Task[None] | None = None
     try:
         await eventually(lambda: _ready(hub), 10, "the hub to subscribe and serve")
         gw_task = asyncio.create_task(gw.run(gw_stop))
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}",
-                                     headers={"Authorization": f"Bearer {key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
+        ) as client:
 
             async def cleared_alarm():
                 alarms = await get_json(client, "/api/v1/alarms", sensor="ch4-t1")

@@ -1,8 +1,8 @@
 """The time-series store contract used by ingest and the API.
 
-Both stores (embedded SQLite, InfluxDB) implement `TimeSeriesStore`. Writes are idempotent: a reading
-is identified by (sensor, event time) and a position by (vehicle, event time); writing it again
-overwrites it, so an at-least-once replay never duplicates.
+Both stores (embedded SQLite, InfluxDB) implement `TimeSeriesStore`. Writes are idempotent:
+a reading is identified by (sensor, event time) and a position by (vehicle, event time); writing
+it again overwrites it, so an at-least-once replay never duplicates.
 """
 
 from __future__ import annotations

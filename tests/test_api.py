@@ -1,0 +1,170 @@
+"""The HTTP API: authentication, tenant scoping (404 for other tenants' objects), readings,
+alarms."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from e2e_helpers import mine_registry
+
+from alerts.alarms import AlarmBook
+from alerts.evaluate import CoreState, evaluate
+from alerts.statedb import StateDB
+from alerts.table import compile_table
+from api.app import AppContext, create_app
+from api.auth import KeyRing, hash_key
+from ingest.metrics import Metrics
+from ingest.store.base import ReadingBatch
+from ingest.store.sqlite import SqliteStore
+from telemetry.config import ApiKeySpec
+
+KEYS = {
+    "admin": ("k-admin", ApiKeySpec(name="admin", sha256=hash_key("k-admin"), role="admin")),
+    "coal": (
+        "k-coal",
+        ApiKeySpec(
+            name="coal", sha256=hash_key("k-coal"), role="enterprise", tenants=("north-coal",)
+        ),
+    ),
+    "chem": (
+        "k-chem",
+        ApiKeySpec(
+            name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("acme-chem",)
+        ),
+    ),
+    "viewer": (
+        "k-view",
+        ApiKeySpec(name="view", sha256=hash_key("k-view"), role="viewer", tenants=("north-coal",)),
+    ),
+}
+
+
+@pytest.fixture
+async def api(tmp_path):
+    reg = mine_registry(1502, 1.0)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    t1 = reg.sensor("ch4-t1").index
+    n = 4
+    batch = ReadingBatch(
+        np.full(n, t1, np.int32),
+        np.array([1000, 2000, 3000, 4000], np.int64),
+        np.array([0.5, 1.2, 1.6, 0.4]),
+        np.zeros(n, np.uint8),
+        np.zeros(n, np.int64),
+        np.arange(n, dtype=np.int64),
+    )
+    await store.write_readings(batch)
+    table = compile_table(reg.sensors)
+    _, tr, _ = evaluate(
+        table, CoreState.empty(len(reg.sensors)), batch.sensor, batch.ts, batch.value, batch.quality
+    )
+    AlarmBook(db, reg, table).apply(tr, 5000)
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing([k for _, k in KEYS.values()])))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        yield client
+    await store.close()
+    db.close()
+
+
+def auth(who: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[who][0]}"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/sensors",
+        "/api/v1/alarms",
+        "/api/v1/vehicles",
+        "/api/v1/sensors/ch4-t1/latest",
+        "/metrics",
+    ],
+)
+async def test_every_route_needs_a_valid_key(api, path):
+    assert (await api.get(path)).status_code == 401
+    assert (await api.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await api.get(path, headers={"Authorization": "Basic eDp5"})).status_code == 401
+
+
+async def test_open_routes(api):
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    assert (await api.get("/readyz")).status_code == 200
+    assert (await api.get("/docs")).status_code == 200
+    spec = (await api.get("/openapi.json")).json()
+    assert "/api/v1/alarms" in spec["paths"]
+
+
+async def test_enterprise_sees_only_its_tenant(api):
+    coal = {s["id"] for s in (await api.get("/api/v1/sensors", headers=auth("coal"))).json()}
+    chem = {s["id"] for s in (await api.get("/api/v1/sensors", headers=auth("chem"))).json()}
+    assert "ch4-t1" in coal and "tanker-01.speed" not in coal
+    assert chem == {"tanker-01.speed"}
+    # another tenant's objects answer 404, exactly like ids that do not exist
+    for path in (
+        "/api/v1/sensors/ch4-t1",
+        "/api/v1/sensors/ch4-t1/latest",
+        "/api/v1/sensors/ch4-t1/history?start=0&end=9999",
+    ):
+        r = await api.get(path, headers=auth("chem"))
+        missing = await api.get(path.replace("ch4-t1", "no-such-sensor"), headers=auth("chem"))
+        assert r.status_code == missing.status_code == 404
+    assert (await api.get("/api/v1/alarms", headers=auth("chem"))).json() == []
+    alarms = (await api.get("/api/v1/alarms", headers=auth("coal"))).json()
+    assert len(alarms) == 1
+    assert (
+        await api.get(f"/api/v1/alarms/{alarms[0]['id']}", headers=auth("chem"))
+    ).status_code == 404
+    assert (await api.get("/api/v1/vehicles", headers=auth("coal"))).json() == []
+
+
+async def test_latest_history_and_alarm_timeline(api):
+    latest = (await api.get("/api/v1/sensors/ch4-t1/latest", headers=auth("viewer"))).json()
+    assert latest == {
+        "sensor": "ch4-t1",
+        "ts": 4000,
+        "value": 0.4,
+        "quality": 0,
+        "quality_name": "good",
+    }
+    assert (
+        await api.get("/api/v1/sensors/ch4-t0/latest", headers=auth("viewer"))
+    ).status_code == 404
+    hist = (
+        await api.get(
+            "/api/v1/sensors/ch4-t1/history", params={"start": 0, "end": 3500}, headers=auth("coal")
+        )
+    ).json()
+    assert [p["value"] for p in hist] == [0.5, 1.2, 1.6]
+    agg = (
+        await api.get(
+            "/api/v1/sensors/ch4-t1/history",
+            params={"start": 0, "end": 5000, "every": 2000, "aggregate": "max"},
+            headers=auth("coal"),
+        )
+    ).json()
+    assert agg == [{"ts": 0, "value": 0.5}, {"ts": 2000, "value": 1.6}, {"ts": 4000, "value": 0.4}]
+    (alarm,) = (await api.get("/api/v1/alarms", headers=auth("admin"))).json()
+    assert alarm["state"] == "cleared" and alarm["peak_level"] == 2
+    assert [(e["kind"], e["ts"]) for e in alarm["events"]] == [
+        ("raised", 2000),
+        ("escalated", 3000),
+        ("cleared", 4000),
+    ]
+    active = (
+        await api.get("/api/v1/alarms", params={"state": "active"}, headers=auth("admin"))
+    ).json()
+    assert active == []
+    assert (
+        await api.get("/api/v1/alarms", params={"state": "bogus"}, headers=auth("admin"))
+    ).status_code == 422
+
+
+async def test_metrics_for_admins_and_operators_only(api):
+    r = await api.get("/metrics", headers=auth("admin"))
+    assert r.status_code == 200 and "hazardhub_readings_total" in r.text
+    assert (await api.get("/metrics", headers=auth("coal"))).status_code == 403

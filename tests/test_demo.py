@@ -1,0 +1,82 @@
+"""`hazardhub demo` as a user runs it: a subprocess, read the alarm over HTTP, stop with SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_demo_raises_the_methane_alarm_and_stops_cleanly(tmp_path):
+    api_port = free_port()
+    data_dir = tmp_path / "demo"
+    log = (tmp_path / "demo.log").open("w+")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hazardhub",
+            "demo",
+            "--api",
+            f"127.0.0.1:{api_port}",
+            "--data-dir",
+            str(data_dir),
+            "--broker-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    found = None
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and found is None:
+            assert proc.poll() is None, f"demo exited early with {proc.returncode}"
+            time.sleep(1)
+            key_file = data_dir / "api-key"
+            if not key_file.exists():
+                continue
+            headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+            try:
+                r = httpx.get(
+                    f"http://127.0.0.1:{api_port}/api/v1/alarms",
+                    params={"sensor": "face1301-ch4-t1"},
+                    headers=headers,
+                    timeout=5,
+                )
+            except httpx.TransportError:
+                continue
+            assert r.status_code == 200, r.text
+            alarms = [a for a in r.json() if a["rule"] == "coal-methane.face-t1"]
+            if alarms:
+                found = alarms[0]
+        assert found is not None, "no methane alarm within 90 s"
+        assert found["tenant"] == "north-coal"
+        assert found["events"][0]["kind"] == "raised"
+        assert found["events"][0]["value"] >= 1.0
+        # unauthenticated requests are refused
+        assert httpx.get(f"http://127.0.0.1:{api_port}/api/v1/alarms").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        log.seek(0)
+        output = log.read()
+    assert code == 0, output[-3000:]
+    assert "demo stopped cleanly" in output
+    assert "Traceback" not in output, output[-3000:]
