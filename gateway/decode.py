@@ -27,4 +27,13 @@ def decode_point(point: PointSpec, words: Sequence[int | bool]) -> float:
     if width == 2 and point.word_order == "CDAB":
         regs.reverse()
     raw = struct.unpack(_FORMATS[point.dtype], b"".join(r.to_bytes(2, "big") for r in regs))[0]
-    return float(raw) * point.scale + point.offset
+    return _scaled(float(raw), point.scale) + point.offset
+
+
+def _scaled(raw: float, scale: float) -> float:
+    """raw * scale, but a decimal scale (0.1, 0.01 ...) divides so that 70 * 0.01 reads 0.7."""
+    if scale not in (0.0, 1.0):
+        inverse = 1.0 / scale
+        if abs(inverse) >= 2 and abs(inverse - round(inverse)) < 1e-9 * abs(inverse):
+            return raw / round(inverse)
+    return raw * scale

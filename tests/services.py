@@ -1,0 +1,309 @@
+"""Real servers for component tests: Mosquitto and InfluxDB 1.x on free loopback ports.
+
+Each service lives in its own temporary folder (config, data, log), is started as a child process in
+its own session, is ready when it answers (TCP connect for Mosquitto, ``GET /ping`` -> 204 for
+InfluxDB), and can be stopped and started again on the same port with the same data, so that tests
+can take a broker or a database away and bring it back. `stop()` sends SIGTERM, then SIGKILL after a
+timeout; an ``atexit`` hook kills whatever a crashed test run left behind.
+
+The binaries come from Debian's ``mosquitto`` and ``influxdb`` packages (``make test`` installs
+them). A missing binary raises `BinaryMissingError`; the fixtures turn that into a test failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+from typing import Self
+
+__all__ = [
+    "INFLUXD",
+    "MOSQUITTO",
+    "BinaryMissingError",
+    "InfluxService",
+    "MosquittoService",
+    "ServiceError",
+    "free_port",
+]
+
+MOSQUITTO = os.environ.get("HAZARDHUB_MOSQUITTO", "/usr/sbin/mosquitto")
+INFLUXD = os.environ.get("HAZARDHUB_INFLUXD", "/usr/bin/influxd")
+LOOPBACK = "127.0.0.1"
+
+
+class ServiceError(RuntimeError):
+    """A test service did not start or stop as expected."""
+
+
+class BinaryMissingError(ServiceError):
+    """The service's binary is not installed."""
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise BinaryMissingError(
+            f"{binary} not found: the component tests need Debian's {package!r} package. "
+            f"Run `make test` (it installs mosquitto and influxdb), or "
+            f"`apt-get install -y {package}`."
+        )
+    return path
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+_LIVE: weakref.WeakSet[_Service] = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for service in list(_LIVE):
+        service.kill()
+
+
+class _Service:
+    """One child process with a readiness probe; subclasses write the config and the probe."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{self.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # subclasses
+    def _argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    def _rebind(self) -> None:
+        """Pick fresh ports (only before the first successful start)."""
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    def _start_once(self, timeout_s: float) -> None:
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self._argv(),
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _LIVE.add(self)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._proc = None
+                raise ServiceError(
+                    f"{self.name} exited with code {code} while starting; log "
+                    f"{self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if self._ready():
+                return
+            time.sleep(0.02)
+        self.kill()
+        raise ServiceError(
+            f"{self.name} not ready after {timeout_s:.0f} s; log {self.log_path}:\n"
+            f"{_tail(self.log_path)}"
+        )
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start (or restart) on the same ports with the same data; return once it answers."""
+        if self.running:
+            return
+        self._start_once(timeout_s)
+
+    def launch(self, timeout_s: float = 20.0, attempts: int = 3) -> Self:
+        """The first start; returns the service. Another process may take the free port between
+        `free_port()` and the bind, so this retries with fresh ports (a restart keeps its port)."""
+        for attempt in range(attempts):
+            try:
+                self._start_once(timeout_s)
+                return self
+            except ServiceError:
+                if attempt == attempts - 1:
+                    raise
+                self._rebind()
+        raise AssertionError("unreachable")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM (a clean shutdown that saves state), then SIGKILL after `timeout_s`."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self._proc = None
+        _LIVE.discard(self)
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash: nothing is saved."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self._proc = None
+        _LIVE.discard(self)
+
+    def log(self) -> str:
+        return _tail(self.log_path, 200)
+
+
+class MosquittoService(_Service):
+    """A Mosquitto broker on ``host:port`` with persistence in its folder (survives restarts)."""
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.binary = _require(MOSQUITTO, "mosquitto")
+        super().__init__(workdir)
+        self.host = LOOPBACK
+        self.port = port or free_port()
+        self.conf_path = workdir / "mosquitto.conf"
+        self.data_dir = workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self._write_conf()
+
+    def _write_conf(self) -> None:
+        # Run as the current user: as root, mosquitto would otherwise drop to user "mosquitto" and
+        # lose access to the temporary folder.
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.conf_path.write_text(
+            f"user {user}\n"
+            f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.data_dir}/\n"
+            f"log_dest file {self.log_path}\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+            "max_queued_messages 100000\n"
+        )
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf_path)]
+
+    def _ready(self) -> bool:
+        return _tcp_open(self.host, self.port)
+
+    def _rebind(self) -> None:
+        self.port = free_port()
+        self._write_conf()
+
+    def __repr__(self) -> str:
+        return f"MosquittoService({self.host}:{self.port}, running={self.running})"
+
+
+class InfluxService(_Service):
+    """An InfluxDB 1.x server answering the v1 HTTP API at `url`; data kept across restarts."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        self.binary = _require(INFLUXD, "influxdb")
+        super().__init__(workdir)
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        self.conf_path = workdir / "influxdb.conf"
+        self._write_conf()
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.http_port}"
+
+    def _write_conf(self) -> None:
+        d = self.workdir
+        self.conf_path.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "{LOOPBACK}:{self.rpc_port}"\n'
+            "[meta]\n"
+            f'  dir = "{d / "meta"}"\n'
+            "[data]\n"
+            f'  dir = "{d / "data"}"\n'
+            f'  wal-dir = "{d / "wal"}"\n'
+            "  query-log-enabled = false\n"
+            "[http]\n"
+            f'  bind-address = "{LOOPBACK}:{self.http_port}"\n'
+            "  log-enabled = false\n"
+            "[monitor]\n"
+            "  store-enabled = false\n"
+            "[ifql]\n"
+            "  enabled = false\n"
+            "[continuous_queries]\n"
+            "  enabled = false\n"
+            "[logging]\n"
+            '  level = "warn"\n'
+        )
+
+    def _argv(self) -> list[str]:
+        return [self.binary, "-config", str(self.conf_path)]
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=0.5) as resp:
+                return int(resp.status) == 204
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _rebind(self) -> None:
+        self.http_port = free_port()
+        self.rpc_port = free_port()
+        self._write_conf()
+
+    def __repr__(self) -> str:
+        return f"InfluxService({self.url}, running={self.running})"

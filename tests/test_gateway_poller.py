@@ -1,0 +1,75 @@
+"""The poller over real sockets: values, event time, comm loss once and never a stale value."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from e2e_helpers import mine_registry
+from gateway.poller import DevicePoller
+from simulators.modbus import ModbusSimServer, SimulatedDevice
+from simulators.signals import Constant, Ramp
+from telemetry.codec import TelemetryBatch
+from telemetry.quality import Quality
+
+
+async def test_poll_values_comm_loss_once_and_recovery():
+    now = [0.0]
+    probe = mine_registry(0, 0.1)
+    profile = next(iter(probe.devices.values())).profile
+    device = SimulatedDevice(
+        profile,
+        1,
+        {
+            "ch4_t0": Constant(0.42),
+            "ch4_t1": Ramp(0, 10, 0.2, 1.2),
+            "co": Constant(17),
+            "feed": Constant(1),
+        },
+        lambda: now[0],
+    )
+    sim = ModbusSimServer([device])
+    await sim.start()
+    reg = mine_registry(sim.port, 0.1)
+    info = next(iter(reg.devices.values()))
+    sent: list[TelemetryBatch] = []
+
+    async def sink(batch: TelemetryBatch) -> None:
+        sent.append(batch)
+
+    wall = [1_000_000]
+    poller = DevicePoller(info, sink, gateway="gw1", epoch=42, clock_ms=lambda: wall[0])
+    try:
+        # two requests: input registers 0..3 and discrete input 0
+        assert [(r.table, r.address, r.count) for r in poller.requests] == [
+            ("discrete", 0, 1),
+            ("input", 0, 4),
+        ]
+        now[0] = 5.0
+        b0 = await poller.poll_once()
+        assert b0 is not None
+        values = dict(zip(b0.keys, b0.value.tolist(), strict=True))
+        assert values == {"ch4_t0": 0.42, "ch4_t1": 0.7, "ch4_t2": 0.0, "co": 17.0, "feed": 1.0}
+        assert (b0.quality == Quality.GOOD).all() and (b0.ts == 1_000_000).all()
+        assert (b0.epoch, b0.seq) == (42, 0)
+
+        device.online = False
+        wall[0] = 2_000_000
+        lost = await poller.poll_once()
+        assert lost is not None and lost.seq == 1
+        assert (lost.quality == Quality.COMM_LOSS).all()
+        assert all(math.isnan(v) for v in lost.value.tolist())
+        assert (lost.ts == 2_000_000).all()
+        assert await poller.poll_once() is None  # once, then nothing while it stays silent
+
+        device.online = True
+        now[0] = 10.0
+        back = await poller.poll_once()
+        assert back is not None and back.seq == 2
+        assert (back.quality == Quality.GOOD).all()
+        assert np.isclose(back.value[back.keys.index("ch4_t1")], 1.2)
+        assert [b.seq for b in sent] == [0, 1, 2]
+    finally:
+        await poller.close()
+        await sim.stop()
