@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from e2e_helpers import mine_registry
+
 from gateway.poller import DevicePoller
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.signals import Constant, Ramp
