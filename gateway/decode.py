@@ -19,7 +19,7 @@ def decode_point(point: PointSpec, words: Sequence[int | bool]) -> float:
     if point.dtype == "bool":
         if len(words) < 1:
             raise DeviceError(f"point {point.name!r}: no bit in the response")
-        return 1.0 if words[0] else 0.0
+        return (1.0 if words[0] else 0.0) * point.scale + point.offset
     width = 2 if point.dtype in ("int32", "uint32", "float32") else 1
     if len(words) < width:
         raise DeviceError(f"point {point.name!r}: response too short")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ __all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions"
 
 MAX_RECORDS = 10_000
 _REQUIRED = ("ts", "lat", "lon", "speed_kmh", "heading_deg")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _OPTIONAL = frozenset({"alt_m", "acc_on", "driver_id", "alarm_flags", "seq"})
 
 
@@ -65,7 +66,7 @@ def _ts(v: Any) -> int:
             raise ValueError(f"ts {v!r} is not RFC 3339") from exc
         if dt.tzinfo is None:
             raise ValueError(f"ts {v!r} has no time zone offset")
-        return int(dt.timestamp() * 1000)
+        return (dt - _EPOCH) // timedelta(milliseconds=1)  # exact: no float rounding
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
@@ -78,9 +79,11 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int]:
     unknown = sorted(set(rec) - set(_REQUIRED) - _OPTIONAL)
     if unknown:
         raise ValueError(f"unknown field(s) {', '.join(unknown[:5])}")
-    seq = rec.get("seq", -1)
-    if isinstance(seq, bool) or not isinstance(seq, int) or not -1 <= seq < 2**63:
+    seq = rec.get("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**63:
         raise ValueError("seq must be a non-negative integer")
+    if "seq" not in rec:
+        seq = -1  # absent
     flags = rec.get("alarm_flags", 0)
     if isinstance(flags, bool) or not isinstance(flags, int) or not 0 <= flags < 2**32:
         raise ValueError("alarm_flags must be a 32-bit unsigned integer")

@@ -90,6 +90,12 @@ def encode(batch: TelemetryBatch) -> bytes:
         raise ValueError(f"at most {MAX_KEYS} keys and {MAX_READINGS} readings per batch")
     if n and int(batch.key.max()) >= len(batch.keys):
         raise ValueError("a key index points past the key table")
+    if len(set(batch.keys)) != len(batch.keys):
+        raise ValueError("sensor keys must be unique")
+    if n and not _VALID_Q[batch.quality.astype(np.uint8)].all():
+        raise ValueError("a quality code is not one of telemetry.quality.Quality")
+    if not (0 <= batch.epoch < 2**64 and 0 <= batch.seq < 2**64):
+        raise ValueError("epoch and seq must be unsigned 64-bit integers")
     parts = [
         _HEAD.pack(MAGIC, VERSION, 0, batch.epoch, batch.seq),
         _str8(batch.gateway, "gateway"),

@@ -31,7 +31,7 @@ _RESERVED = frozenset({"vehicles", "gateways", "alarms"})
 
 def check_segment(value: str, what: str) -> str:
     """Return `value` if it may stand as one topic level naming a `what`, else raise TopicError."""
-    if not _SEGMENT.match(value):
+    if not _SEGMENT.fullmatch(value):
         raise TopicError(
             f"{what} {value!r} is not a valid topic level: use 1-64 of A-Z a-z 0-9 _ . - "
             "starting with a letter or digit"

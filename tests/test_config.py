@@ -1,0 +1,802 @@
+"""Configuration: the demo registry's content, the shipped profiles and rule packs, and errors that
+name the file, the dotted path and the problem."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hazardhub.settings import default_profiles_dir, load, load_profiles, load_registry, read_text
+from telemetry.config import DeviceProfile, HubConfig, RulePack
+from telemetry.errors import ConfigError, TelemetryError
+from telemetry.registry import DEFAULT_VEHICLE_RULES, build_registry, parse_document
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo.yaml"
+PROFILES = ROOT / "profiles"
+DEVICE_FILES = sorted((PROFILES / "devices").glob("*.yaml"))
+RULE_FILES = sorted((PROFILES / "rules").glob("*.yaml"))
+
+
+def _pack(name: str) -> RulePack:
+    path = PROFILES / "rules" / f"{name}.yaml"
+    return parse_document(read_text(path), RulePack, str(path))
+
+
+# --- the demo configuration ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> Any:
+    return load_registry(DEMO, [PROFILES])
+
+
+def test_demo_loads_with_relative_paths_from_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    reg = load_registry(Path("examples/demo.yaml"), [Path("profiles")])
+    assert reg.tenants == ("acme-chem", "north-coal", "swift-coach")
+
+
+def test_demo_sensor_indices_are_dense_and_consistent(demo: Any) -> None:
+    assert [s.index for s in demo.sensors] == list(range(len(demo.sensors)))
+    assert len({s.id for s in demo.sensors}) == len(demo.sensors)
+    for s in demo.sensors:
+        assert demo.sensor(s.id) is s
+        assert demo.sensor_index(s.tenant, s.site, s.device, s.key) == s.index
+    assert demo.sensor("no-such-sensor") is None
+    assert demo.sensor_index("acme-chem", "tank-farm", "tank1-rtu", "volume") is None
+    # 2 tanks x 3 + 4 gas + interlock + 5 mine + 3 vehicles
+    assert len(demo.sensors) == 6 + 4 + 1 + 5 + 3
+
+
+def test_demo_tank_farm(demo: Any) -> None:
+    chem = "acme-chem"
+    farm = [s for s in demo.sensors if (s.tenant, s.site) == (chem, "tank-farm")]
+    for tank, dev in (("t101", "tank1-rtu"), ("t102", "tank2-rtu")):
+        info = demo.devices[(chem, "tank-farm", dev)]
+        assert info.profile.name == "tank-rtu"
+        assert [p.name for p in info.points] == ["level", "pressure", "temperature"]
+        assert all(p.dtype == "float32" for p in info.points)
+        got = [
+            (demo.sensors[i].id, demo.sensors[i].kind, demo.sensors[i].unit) for i in info.sensors
+        ]
+        assert got == [
+            (f"{tank}-level", "level", "m"),
+            (f"{tank}-pressure", "pressure", "MPa"),
+            (f"{tank}-temp", "temperature", "°C"),
+        ]
+        assert info.spec.modbus.port == 15021
+    assert demo.devices[(chem, "tank-farm", "tank1-rtu")].spec.modbus.unit == 1
+    assert demo.devices[(chem, "tank-farm", "tank2-rtu")].spec.modbus.unit == 2
+    level = demo.sensor("t101-level")
+    process = _pack("chem-process")
+    assert level.rule == "chem-process.tank-level-10m"
+    assert level.levels == process.rules["tank-level-10m"].levels
+    assert [(lv.name, lv.above, lv.below) for lv in level.levels] == [
+        ("hi", 8.5, None),
+        ("hihi", 9.2, None),
+        ("lo", None, 0.8),
+    ]
+    gas = [s for s in farm if s.kind == "flammable_gas"]
+    assert [s.id for s in gas] == ["gd-101a", "gd-101b", "gd-102a", "gd-102b"]
+    assert [s.key for s in gas] == ["lel1", "lel2", "lel3", "lel4"]
+    assert {s.device for s in gas} == {"gas-panel"}
+    assert all(s.rule == "chem-gas.flammable-lel" and s.unit == "%LEL" for s in gas)
+    assert [lv.above for lv in gas[0].levels] == [25, 50]
+    sis = demo.sensor("sis-inlet")
+    assert (sis.kind, sis.device, sis.key, sis.rule) == (
+        "interlock",
+        "sis-1",
+        "state",
+        "chem-process.interlock",
+    )
+    assert demo.config.tenants[0].sites[0].major_hazard_grade == 2
+    assert demo.config.tenants[0].sites[0].kind == "chemical"
+
+
+def test_demo_mine_face(demo: Any) -> None:
+    info = demo.devices[("north-coal", "face-1301", "kj-sub-3")]
+    sensors = [demo.sensors[i] for i in info.sensors]
+    methane = [s for s in sensors if s.kind == "methane"]
+    assert [(s.tag, s.key, s.rule) for s in methane] == [
+        ("T0", "ch4_t0", "coal-methane.upper-corner-t0"),
+        ("T1", "ch4_t1", "coal-methane.face-t1"),
+        ("T2", "ch4_t2", "coal-methane.return-t2"),
+    ]
+    assert all(s.unit == "%CH4" for s in methane)
+    # T2 (return airway) cuts power at the alarm concentration itself
+    t2 = {lv.name: lv for lv in methane[2].levels}
+    assert t2["alarm"].above == t2["power_cut"].above == 1.0
+    co = demo.sensor("face1301-co")
+    assert (co.kind, co.unit, co.rule) == ("co", "ppm", "coal-gas.co")
+    feed = demo.sensor("face1301-feed")
+    assert (feed.kind, feed.rule, feed.levels) == ("power_feed", "", ())
+    feed_point = next(p for p in info.points if p.name == "feed")
+    assert (feed_point.table, feed_point.dtype) == ("discrete", "bool")
+    assert demo.config.tenants[1].sites[0].kind == "mine"
+
+
+def test_demo_vehicles(demo: Any) -> None:
+    assert set(demo.vehicles) == {
+        ("acme-chem", "tanker-01"),
+        ("swift-coach", "coach-07"),
+        ("swift-coach", "charter-03"),
+    }
+    road = _pack("road-transport")
+    for (tenant, vid), cls in (
+        (("acme-chem", "tanker-01"), "hazmat"),
+        (("swift-coach", "coach-07"), "coach"),
+        (("swift-coach", "charter-03"), "charter"),
+    ):
+        veh = demo.vehicles[(tenant, vid)]
+        assert veh.spec.vehicle_class == cls
+        speed = demo.sensors[veh.speed_sensor]
+        assert speed.id == f"{vid}.speed"
+        assert (speed.tenant, speed.site, speed.device, speed.key) == (
+            tenant,
+            "vehicles",
+            vid,
+            "speed",
+        )
+        assert (speed.kind, speed.unit, speed.tag) == ("speed", "km/h", cls)
+        assert speed.rule == DEFAULT_VEHICLE_RULES[cls]
+        assert speed.levels == road.rules[DEFAULT_VEHICLE_RULES[cls].split(".")[1]].levels
+        assert speed.location == veh.spec.plate
+    assert demo.vehicles[("acme-chem", "tanker-01")].spec.plate == "苏A·D1234"
+    assert demo.sensor("tanker-01.speed").levels[0].above == pytest.approx(80.001)
+
+
+# --- shipped profiles and rule packs -------------------------------------------------------------
+
+
+def test_profiles_are_shipped() -> None:
+    assert {p.stem for p in DEVICE_FILES} >= {
+        "coal-substation",
+        "interlock-block",
+        "lel-panel-4",
+        "tank-rtu",
+    }
+    assert {p.stem for p in RULE_FILES} >= {
+        "chem-gas",
+        "chem-process",
+        "coal-gas",
+        "coal-methane",
+        "road-transport",
+    }
+
+
+@pytest.mark.parametrize("path", DEVICE_FILES, ids=lambda p: p.stem)
+def test_every_device_profile_parses(path: Path) -> None:
+    prof = parse_document(read_text(path), DeviceProfile, str(path))
+    assert prof.name == path.stem
+    assert prof.points
+    assert len({p.name for p in prof.points}) == len(prof.points)
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
+def test_every_rule_pack_parses(path: Path) -> None:
+    pack = parse_document(read_text(path), RulePack, str(path))
+    assert pack.name == path.stem
+    assert pack.rules
+    for rule in pack.rules.values():
+        assert rule.levels
+        for lv in rule.levels:
+            if lv.above is not None:
+                assert lv.recover <= lv.above
+            else:
+                assert lv.below is not None and lv.recover >= lv.below
+
+
+def test_default_vehicle_rules_exist_in_the_shipped_pack() -> None:
+    road = _pack("road-transport")
+    for ref in DEFAULT_VEHICLE_RULES.values():
+        pack, _, rule = ref.partition(".")
+        assert pack == "road-transport" and rule in road.rules
+
+
+def test_load_profiles_finds_all_files() -> None:
+    profiles, packs = load_profiles(PROFILES)
+    assert [p.name for p in profiles] == [p.stem for p in DEVICE_FILES]
+    assert [p.name for p in packs] == [p.stem for p in RULE_FILES]
+
+
+def test_default_profiles_dir_prefers_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HAZARDHUB_PROFILES", str(tmp_path))
+    assert default_profiles_dir() == tmp_path
+    monkeypatch.delenv("HAZARDHUB_PROFILES")
+    monkeypatch.chdir(tmp_path)
+    assert default_profiles_dir() == PROFILES  # no ./profiles here: the checkout's
+
+
+# --- a small valid config, and its breakages -----------------------------------------------------
+
+BASE: dict[str, Any] = {
+    "version": 1,
+    "tenants": [
+        {
+            "id": "acme",
+            "sites": [
+                {
+                    "id": "farm",
+                    "kind": "chemical",
+                    "devices": [
+                        {
+                            "id": "rtu1",
+                            "profile": "tank-rtu",
+                            "sensors": [
+                                {
+                                    "id": "t-level",
+                                    "point": "level",
+                                    "kind": "level",
+                                    "rule": "chem-process.tank-level-10m",
+                                },
+                                {
+                                    "id": "t-temp",
+                                    "point": "temperature",
+                                    "kind": "temperature",
+                                    "levels": [
+                                        {"name": "hi", "tier": "yellow", "above": 40, "recover": 38}
+                                    ],
+                                },
+                            ],
+                        }
+                    ],
+                }
+            ],
+            "vehicles": [{"id": "truck1", "plate": "AB-123", "class": "hazmat"}],
+        }
+    ],
+    "api_keys": [{"name": "ops", "sha256": "0" * 64, "role": "operator"}],
+}
+
+
+def write(tmp_path: Path, doc: Any, name: str = "hub.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(
+        doc if isinstance(doc, str) else yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8"
+    )
+    return path
+
+
+def _dev(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["tenants"][0]["sites"][0]["devices"][0]
+
+
+def _sensor(doc: dict[str, Any], i: int = 0) -> dict[str, Any]:
+    return _dev(doc)["sensors"][i]
+
+
+def test_base_config_loads(tmp_path: Path) -> None:
+    reg = load_registry(write(tmp_path, BASE), [PROFILES])
+    assert [s.id for s in reg.sensors] == ["t-level", "t-temp", "truck1.speed"]
+    temp = reg.sensor("t-temp")
+    assert temp.rule == "inline" and temp.levels[0].above == 40
+    assert reg.sensor("truck1.speed").rule == "road-transport.hazmat-speed"
+
+
+def test_inline_profiles_and_rule_packs(tmp_path: Path) -> None:
+    doc = copy.deepcopy(BASE)
+    doc["device_profiles"] = [
+        {
+            "name": "my-box",
+            "points": [
+                {"name": "gas", "table": "input", "address": 3, "scale": 0.1, "unit": "%LEL"}
+            ],
+        }
+    ]
+    doc["rule_packs"] = [
+        {
+            "name": "mine",
+            "rules": {
+                "gas": {"levels": [{"name": "hi", "tier": "red", "above": 20, "recover": 18}]}
+            },
+        }
+    ]
+    doc["tenants"][0]["sites"][0]["devices"].append(
+        {
+            "id": "box",
+            "profile": "my-box",
+            "sensors": [{"id": "g1", "point": "gas", "kind": "flammable_gas", "rule": "mine.gas"}],
+        }
+    )
+    doc["tenants"][0]["vehicles"][0]["rule"] = "mine.gas"
+    reg = load_registry(write(tmp_path, doc), [PROFILES])
+    g1 = reg.sensor("g1")
+    assert (g1.rule, g1.unit, g1.levels[0].above) == ("mine.gas", "%LEL", 20)
+    assert reg.sensor("truck1.speed").rule == "mine.gas"
+
+
+def test_empty_file_is_an_empty_config(tmp_path: Path) -> None:
+    reg = load_registry(write(tmp_path, ""), [PROFILES])
+    assert reg.sensors == () and reg.tenants == ()
+
+
+Mutate = Callable[[dict[str, Any]], None]
+
+
+def _set(getter: Callable[[dict[str, Any]], dict[str, Any]], key: str, value: Any) -> Mutate:
+    def mutate(doc: dict[str, Any]) -> None:
+        getter(doc)[key] = value
+
+    return mutate
+
+
+def _append(getter: Callable[[dict[str, Any]], list[Any]], item: Any) -> Mutate:
+    def mutate(doc: dict[str, Any]) -> None:
+        getter(doc).append(copy.deepcopy(item))
+
+    return mutate
+
+
+def _tenant(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["tenants"][0]
+
+
+def _site(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["tenants"][0]["sites"][0]
+
+
+def _level(doc: dict[str, Any]) -> dict[str, Any]:
+    return _sensor(doc, 1)["levels"][0]
+
+
+def _key(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["api_keys"][0]
+
+
+_D = "tenants.0.sites.0.devices.0"
+BAD_CONFIGS: list[tuple[str, Mutate, str, str]] = [
+    (
+        "unknown-field-device",
+        _set(_dev, "colour", "red"),
+        f"{_D}.colour",
+        "Extra inputs are not permitted",
+    ),
+    (
+        "unknown-field-sensor",
+        _set(_sensor, "colour", "red"),
+        f"{_D}.sensors.0.colour",
+        "Extra inputs are not permitted",
+    ),
+    (
+        "unknown-field-top",
+        lambda d: d.update(tenant=[]),
+        "tenant",
+        "Extra inputs are not permitted",
+    ),
+    ("bad-ident-device", _set(_dev, "id", "rtu 1"), f"{_D}.id", "String should match pattern"),
+    (
+        "bad-ident-tenant",
+        _set(_tenant, "id", "-acme"),
+        "tenants.0.id",
+        "String should match pattern",
+    ),
+    (
+        "bad-ident-sensor",
+        _set(_sensor, "id", "x" * 65),
+        f"{_D}.sensors.0.id",
+        "String should match pattern",
+    ),
+    (
+        "bad-rule-ref",
+        _set(_sensor, "rule", "nodot"),
+        f"{_D}.sensors.0.rule",
+        "String should match pattern",
+    ),
+    (
+        "unknown-profile",
+        _set(_dev, "profile", "nope"),
+        f"{_D}.profile",
+        "no device profile named 'nope'",
+    ),
+    (
+        "unknown-point",
+        _set(_sensor, "point", "volume"),
+        f"{_D}.sensors.0.point",
+        "profile 'tank-rtu' has no point 'volume'",
+    ),
+    (
+        "point-used-twice",
+        _set(lambda d: _sensor(d, 1), "point", "level"),
+        f"{_D}.sensors.1.point",
+        "point 'level' used twice",
+    ),
+    (
+        "unknown-rule-pack",
+        _set(_sensor, "rule", "nopack.x"),
+        f"{_D}.sensors.0.rule",
+        "rule 'nopack.x': no rule pack named 'nopack'",
+    ),
+    (
+        "unknown-rule",
+        _set(_sensor, "rule", "chem-gas.nope"),
+        f"{_D}.sensors.0.rule",
+        "rule 'chem-gas.nope': pack 'chem-gas' has no rule 'nope'",
+    ),
+    (
+        "unknown-vehicle-rule",
+        _set(lambda d: _tenant(d)["vehicles"][0], "rule", "road-transport.x"),
+        "tenants.0.vehicles.0.rule",
+        "pack 'road-transport' has no rule 'x'",
+    ),
+    (
+        "rule-and-levels",
+        _set(_sensor, "levels", [{"name": "a", "tier": "red", "above": 1, "recover": 0}]),
+        f"{_D}.sensors.0",
+        "give either 'rule'",
+    ),
+    (
+        "duplicate-sensor-id",
+        _set(lambda d: _sensor(d, 1), "id", "t-level"),
+        f"{_D}.sensors.1",
+        "sensor id 't-level' is used twice",
+    ),
+    (
+        "duplicate-sensor-id-other-site",
+        _append(
+            lambda d: _tenant(d)["sites"],
+            {
+                "id": "farm2",
+                "devices": [
+                    {
+                        "id": "r",
+                        "profile": "tank-rtu",
+                        "sensors": [{"id": "t-temp", "point": "level", "kind": "level"}],
+                    }
+                ],
+            },
+        ),
+        "tenants.0.sites.1.devices.0.sensors.0",
+        "sensor id 't-temp' is used twice",
+    ),
+    (
+        "vehicle-speed-id-taken",
+        _set(_sensor, "id", "truck1.speed"),
+        "tenants.0.vehicles.0",
+        "sensor id 'truck1.speed' is used twice",
+    ),
+    (
+        "level-above-and-below",
+        _set(_level, "below", 1),
+        f"{_D}.sensors.1.levels.0",
+        "a level sets exactly one of 'above' and 'below'",
+    ),
+    (
+        "level-neither",
+        lambda d: _level(d).pop("above"),
+        f"{_D}.sensors.1.levels.0",
+        "a level sets exactly one of 'above' and 'below'",
+    ),
+    (
+        "recover-above-threshold",
+        _set(_level, "recover", 41),
+        f"{_D}.sensors.1.levels.0",
+        "recover 41.0 must be <= above 40.0",
+    ),
+    (
+        "recover-below-low-threshold",
+        _set(
+            lambda d: _sensor(d, 1),
+            "levels",
+            [{"name": "lo", "tier": "yellow", "below": 5, "recover": 4}],
+        ),
+        f"{_D}.sensors.1.levels.0",
+        "recover 4.0 must be >= below 5.0",
+    ),
+    (
+        "bad-tier",
+        _set(_level, "tier", "purple"),
+        f"{_D}.sensors.1.levels.0.tier",
+        "Input should be 'blue', 'yellow', 'orange' or 'red'",
+    ),
+    (
+        "duplicate-level-names",
+        _append(
+            lambda d: _sensor(d, 1)["levels"],
+            {"name": "hi", "tier": "red", "above": 50, "recover": 45},
+        ),
+        f"{_D}.sensors.1",
+        "level names must be unique",
+    ),
+    (
+        "levels-not-rising",
+        _append(
+            lambda d: _sensor(d, 1)["levels"],
+            {"name": "hihi", "tier": "red", "above": 30, "recover": 25},
+        ),
+        f"{_D}.sensors.1",
+        "rising thresholds",
+    ),
+    (
+        "five-levels-above",
+        _set(
+            lambda d: _sensor(d, 1),
+            "levels",
+            [{"name": f"l{i}", "tier": "red", "above": i, "recover": i} for i in range(5)],
+        ),
+        f"{_D}.sensors.1",
+        "at most four levels above",
+    ),
+    ("bad-kind", _set(_sensor, "kind", "radiation"), f"{_D}.sensors.0.kind", "Input should be"),
+    (
+        "bad-port",
+        _set(_dev, "modbus", {"port": 70000}),
+        f"{_D}.modbus.port",
+        "less than or equal to 65535",
+    ),
+    (
+        "bad-unit-id",
+        _set(_dev, "modbus", {"unit": 248}),
+        f"{_D}.modbus.unit",
+        "less than or equal to 247",
+    ),
+    (
+        "bad-grade",
+        _set(_site, "major_hazard_grade", 5),
+        "tenants.0.sites.0.major_hazard_grade",
+        "less than or equal to 4",
+    ),
+    (
+        "reserved-site",
+        _set(_site, "id", "vehicles"),
+        "tenants.0.sites.0",
+        "site id 'vehicles' is reserved",
+    ),
+    ("bad-version", lambda d: d.update(version=2), "version", "Input should be 1"),
+    (
+        "bad-vehicle-class",
+        _set(lambda d: _tenant(d)["vehicles"][0], "class", "bus"),
+        "tenants.0.vehicles.0.class",
+        "Input should be 'hazmat', 'coach' or 'charter'",
+    ),
+    (
+        "empty-plate",
+        _set(lambda d: _tenant(d)["vehicles"][0], "plate", ""),
+        "tenants.0.vehicles.0.plate",
+        "at least 1 character",
+    ),
+    (
+        "enterprise-key-without-tenants",
+        _set(_key, "role", "enterprise"),
+        "api_keys.0",
+        "a key with role 'enterprise' must name its tenants",
+    ),
+    (
+        "viewer-key-without-tenants",
+        _set(_key, "role", "viewer"),
+        "api_keys.0",
+        "a key with role 'viewer' must name its tenants",
+    ),
+    (
+        "key-unknown-tenant",
+        _set(_key, "tenants", ["acme", "ghost"]),
+        "api_keys.0.tenants",
+        "unknown tenant(s) ['ghost']",
+    ),
+    (
+        "key-bad-digest",
+        _set(_key, "sha256", "A" * 64),
+        "api_keys.0.sha256",
+        "String should match pattern",
+    ),
+    ("key-bad-role", _set(_key, "role", "root"), "api_keys.0.role", "Input should be"),
+    (
+        "duplicate-tenant",
+        _append(lambda d: d["tenants"], {"id": "acme"}),
+        "tenants.1.id",
+        "tenant 'acme' is defined twice",
+    ),
+    (
+        "duplicate-site",
+        _append(lambda d: _tenant(d)["sites"], {"id": "farm"}),
+        "tenants.0.sites.1.id",
+        "duplicate 'farm'",
+    ),
+    (
+        "duplicate-device",
+        _append(lambda d: _site(d)["devices"], {"id": "rtu1", "profile": "tank-rtu"}),
+        "tenants.0.sites.0.devices.1.id",
+        "device 'rtu1' is defined twice",
+    ),
+    (
+        "duplicate-vehicle",
+        _append(lambda d: _tenant(d)["vehicles"], {"id": "truck1", "plate": "X", "class": "coach"}),
+        "tenants.0.vehicles.1.id",
+        "vehicle 'truck1' is defined twice",
+    ),
+    (
+        "inline-profile-coil-not-bool",
+        lambda d: d.update(
+            device_profiles=[
+                {
+                    "name": "p",
+                    "points": [{"name": "c", "table": "coil", "address": 0, "dtype": "uint16"}],
+                }
+            ]
+        ),
+        "device_profiles.0.points.0",
+        "coils and discrete inputs are dtype 'bool'",
+    ),
+    (
+        "inline-profile-past-65535",
+        lambda d: d.update(
+            device_profiles=[
+                {"name": "p", "points": [{"name": "f", "address": 65535, "dtype": "float32"}]}
+            ]
+        ),
+        "device_profiles.0.points.0",
+        "point runs past register 65535",
+    ),
+    (
+        "inline-profile-duplicate-points",
+        lambda d: d.update(
+            device_profiles=[
+                {"name": "p", "points": [{"name": "a", "address": 0}, {"name": "a", "address": 1}]}
+            ]
+        ),
+        "device_profiles.0",
+        "point names must be unique",
+    ),
+    (
+        "inline-profile-no-points",
+        lambda d: d.update(device_profiles=[{"name": "p", "points": []}]),
+        "device_profiles.0.points",
+        "at least 1 item",
+    ),
+    (
+        "inline-rule-without-levels",
+        lambda d: d.update(rule_packs=[{"name": "p", "rules": {"r": {"levels": []}}}]),
+        "rule_packs.0.rules.r.levels",
+        "at least 1 item",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "problem"),
+    [case[1:] for case in BAD_CONFIGS],
+    ids=[case[0] for case in BAD_CONFIGS],
+)
+def test_bad_config_error_names_file_path_and_problem(
+    tmp_path: Path, mutate: Mutate, path: str, problem: str
+) -> None:
+    doc = copy.deepcopy(BASE)
+    mutate(doc)
+    cfg = write(tmp_path, doc, "broken-hub.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_registry(cfg, [PROFILES])
+    message = str(info.value)
+    assert "broken-hub.yaml" in message
+    line = next((ln for ln in message.splitlines() if ln.startswith(f"{cfg}: {path}: ")), None)
+    assert line is not None, f"no line for {path!r} in:\n{message}"
+    assert problem in line
+
+
+def test_every_problem_is_reported_on_its_own_line(tmp_path: Path) -> None:
+    doc = copy.deepcopy(BASE)
+    _dev(doc)["colour"] = "red"
+    _tenant(doc)["vehicles"][0]["class"] = "bus"
+    cfg = write(tmp_path, doc)
+    with pytest.raises(ConfigError) as info:
+        load_registry(cfg, [PROFILES])
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert all(ln.startswith(f"{cfg}: ") for ln in lines)
+
+
+def test_two_tenants_may_not_share_a_tenant_id_even_without_content(tmp_path: Path) -> None:
+    cfg = write(tmp_path, {"tenants": [{"id": "a"}, {"id": "b"}, {"id": "a"}]})
+    with pytest.raises(ConfigError, match=r"tenants\.2\.id: tenant 'a' is defined twice"):
+        load_registry(cfg, [PROFILES])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("tenants: [\n", "not valid YAML"),
+        ("tenants:\n  - id: a\n   bad: indent\n", "not valid YAML"),
+        ("key: [unclosed", "not valid YAML"),
+        ("- 1\n- 2\n", "<root>: Input should be a valid dictionary"),
+        ("just a string", "<root>: Input should be a valid dictionary"),
+    ],
+)
+def test_unreadable_documents(tmp_path: Path, text: str, problem: str) -> None:
+    cfg = write(tmp_path, text, "weird.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_registry(cfg, [PROFILES])
+    assert str(info.value).startswith(f"{cfg}: ")
+    assert problem in str(info.value)
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.yaml"
+    with pytest.raises(ConfigError, match=r"absent\.yaml: cannot read"):
+        load_registry(missing, [PROFILES])
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"version: 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text"):
+        load_registry(latin, [PROFILES])
+
+
+def test_config_error_is_a_telemetry_error(tmp_path: Path) -> None:
+    with pytest.raises(TelemetryError):
+        load_registry(write(tmp_path, "- x\n"), [PROFILES])
+
+
+# --- broken profile folders ----------------------------------------------------------------------
+
+
+def _profiles(tmp_path: Path, devices: dict[str, str], rules: dict[str, str]) -> Path:
+    root = tmp_path / "profiles"
+    (root / "devices").mkdir(parents=True)
+    (root / "rules").mkdir()
+    for name, text in devices.items():
+        (root / "devices" / name).write_text(text, encoding="utf-8")
+    for name, text in rules.items():
+        (root / "rules" / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_profile_name_must_match_file_name(tmp_path: Path) -> None:
+    root = _profiles(tmp_path, {"box.yaml": "name: crate\npoints: [{name: a, address: 0}]\n"}, {})
+    with pytest.raises(ConfigError, match=r"box\.yaml: name: 'crate' must match the file name"):
+        load_profiles(root)
+
+
+def test_rule_pack_name_must_match_file_name(tmp_path: Path) -> None:
+    text = "name: other\nrules: {r: {levels: [{name: a, tier: red, above: 1, recover: 0}]}}\n"
+    root = _profiles(tmp_path, {}, {"pack.yaml": text})
+    with pytest.raises(ConfigError, match=r"pack\.yaml: name: 'other' must match"):
+        load_profiles(root)
+
+
+def test_bad_profile_file_error_names_it(tmp_path: Path) -> None:
+    root = _profiles(
+        tmp_path, {"box.yaml": "name: box\npoints: [{name: a, address: 0, dtype: int64}]\n"}, {}
+    )
+    with pytest.raises(ConfigError) as info:
+        load_registry(write(tmp_path, BASE), [PROFILES, root])
+    assert str(info.value).startswith(f"{root / 'devices' / 'box.yaml'}: points.0.dtype: ")
+
+
+def test_bad_rule_pack_file_error_names_it(tmp_path: Path) -> None:
+    text = (
+        "name: pack\nrules: {r: {levels: [{name: a, tier: red, above: 1, below: 0, recover: 0}]}}\n"
+    )
+    root = _profiles(tmp_path, {}, {"pack.yaml": text})
+    with pytest.raises(ConfigError) as info:
+        load_registry(write(tmp_path, BASE), [PROFILES, root])
+    message = str(info.value)
+    assert message.startswith(f"{root / 'rules' / 'pack.yaml'}: rules.r.levels.0: ")
+    assert "exactly one of 'above' and 'below'" in message
+
+
+def test_profiles_from_a_second_folder_are_usable(tmp_path: Path) -> None:
+    root = _profiles(
+        tmp_path,
+        {"box.yaml": "name: box\npoints: [{name: a, table: coil, address: 5, dtype: bool}]\n"},
+        {},
+    )
+    doc = copy.deepcopy(BASE)
+    _site(doc)["devices"].append(
+        {"id": "b", "profile": "box", "sensors": [{"id": "b-a", "point": "a", "kind": "other"}]}
+    )
+    cfg = write(tmp_path, doc)
+    reg = load(cfg, [PROFILES, root]).registry()
+    assert reg.sensor("b-a").device == "b"
+    with pytest.raises(ConfigError, match=r"devices\.1\.profile: no device profile named 'box'"):
+        load_registry(cfg, [PROFILES])
+
+
+def test_build_registry_checks_cross_references_of_a_model() -> None:
+    """`build_registry` without profiles: every device profile reference is unresolved."""
+    config = HubConfig.model_validate(BASE)
+    with pytest.raises(ConfigError, match=r"^here: tenants\.0\.sites\.0\.devices\.0\.profile: "):
+        build_registry(config, source="here")
