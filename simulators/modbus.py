@@ -124,7 +124,7 @@ class SimulatedDevice:
             id=self.unit, simdata=(coils, discretes, holding, inputs), action=self._action
         )
 
-    async def _action(  # noqa: PLR0917 - the signature pymodbus's SimAction calls
+    async def _action(
         self,
         function_code: int,
         start_address: int,
