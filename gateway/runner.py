@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from gateway.poller import DevicePoller, wall_ms
 from gateway.publisher import MqttPublisher
+from gateway.spool import Spool
 from telemetry.codec import TelemetryBatch
 from telemetry.registry import DeviceInfo, Registry
 from telemetry.topics import TopicLayout
@@ -29,21 +31,29 @@ class Gateway:
         broker_host: str,
         broker_port: int,
         layout: TopicLayout,
+        spool_dir: Path,
         epoch: int | None = None,
-        queue_size: int = 10_000,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        spool_max_age_s: float = 7 * 86400,
     ) -> None:
         self.tenant, self.gateway = tenant, gateway
         self.epoch = wall_ms() if epoch is None else epoch
         self.devices = [
             d for d in registry.devices.values() if d.tenant == tenant and d.spec.gateway == gateway
         ]
+        self.spool = Spool(
+            spool_dir / f"spool-{tenant}-{gateway}.db",
+            max_bytes=spool_max_bytes,
+            max_age_s=spool_max_age_s,
+            clock_ms=wall_ms,
+        )
         self.publisher = MqttPublisher(
             broker_host,
             broker_port,
             tenant=tenant,
             gateway=gateway,
             layout=layout,
-            queue_size=queue_size,
+            spool=self.spool,
         )
         self.pollers = [
             DevicePoller(d, self._sink_for(d), gateway=gateway, epoch=self.epoch)
@@ -69,4 +79,5 @@ class Gateway:
             else:
                 await stop.wait()
             uplink_stop.set()
+        self.spool.close()
         log.info("gateway %s/%s stopped", self.tenant, self.gateway)

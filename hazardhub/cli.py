@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tenant", required=True)
     g.add_argument("--gateway", default="gw1")
     g.add_argument("--broker", default="127.0.0.1:1883")
+    g.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=Path("spool"),
+        help="where batches wait while the broker is away",
+    )
+    g.add_argument("--spool-max-mb", type=float, default=256.0)
+    g.add_argument("--spool-max-age-h", type=float, default=168.0)
 
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
@@ -140,6 +148,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         registry = load(args.config).registry()
         bhost, bport = _hostport(args.broker, 1883)
+        if not any(
+            d.tenant == args.tenant and d.spec.gateway == args.gateway
+            for d in registry.devices.values()
+        ):
+            print(
+                f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
+                file=sys.stderr,
+            )
+            return 2
         gw = Gateway(
             registry,
             tenant=args.tenant,
@@ -147,13 +164,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             broker_host=bhost,
             broker_port=bport,
             layout=TopicLayout(),
+            spool_dir=args.spool_dir,
+            spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
+            spool_max_age_s=args.spool_max_age_h * 3600,
         )
-        if not gw.devices:
-            print(
-                f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
-                file=sys.stderr,
-            )
-            return 2
 
         async def run_gw(stop: asyncio.Event) -> int:
             await gw.run(stop)

@@ -98,7 +98,11 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
     registry0 = loaded.registry()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     if not opts.keep_data:
-        for name in ("timeseries.db", "state.db"):
+        for name in (
+            "timeseries.db",
+            "state.db",
+            *(f"spool/{p.name}" for p in (opts.data_dir / "spool").glob("*.db")),
+        ):
             for suffix in ("", "-wal", "-shm"):
                 (opts.data_dir / (name + suffix)).unlink(missing_ok=True)
     key = _api_key(opts.data_dir)
@@ -146,6 +150,7 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
             broker_host="127.0.0.1",
             broker_port=broker_port,
             layout=layout,
+            spool_dir=opts.data_dir / "spool",
         )
         for t, g in pairs
     ]

@@ -3,6 +3,7 @@
 ``{root}/{tenant}/{site}/{device}/telemetry``      gateway -> hub, binary codec of `telemetry.codec`
 ``{root}/{tenant}/vehicles/{vehicle}/position``    GPS recorders -> hub, JSON
 ``{root}/{tenant}/gateways/{gateway}/status``      retained ``online`` / ``offline`` (last will)
+``{root}/{tenant}/gateways/{gateway}/dropped``     JSON report of batches a gateway's spool dropped
 ``{root}/{tenant}/alarms/{site}``                  alarm transitions published by the hub
 """
 
@@ -56,6 +57,7 @@ class PositionTopic:
 class GatewayStatusTopic:
     tenant: str
     gateway: str
+    kind: str = "status"  # status | dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,11 @@ class TopicLayout:
         check_segment(gateway, "gateway")
         return f"{self.root}/{tenant}/gateways/{gateway}/status"
 
+    def gateway_dropped(self, tenant: str, gateway: str) -> str:
+        check_segment(tenant, "tenant")
+        check_segment(gateway, "gateway")
+        return f"{self.root}/{tenant}/gateways/{gateway}/dropped"
+
     def alarms(self, tenant: str, site: str) -> str:
         check_segment(tenant, "tenant")
         check_segment(site, "site")
@@ -121,9 +128,9 @@ class TopicLayout:
             return PositionTopic(
                 check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
             )
-        if len(parts) == 4 and parts[1] == "gateways" and parts[3] == "status":
+        if len(parts) == 4 and parts[1] == "gateways" and parts[3] in ("status", "dropped"):
             return GatewayStatusTopic(
-                check_segment(parts[0], "tenant"), check_segment(parts[2], "gateway")
+                check_segment(parts[0], "tenant"), check_segment(parts[2], "gateway"), parts[3]
             )
         if len(parts) == 3 and parts[1] == "alarms":
             return AlarmTopic(check_segment(parts[0], "tenant"), check_segment(parts[2], "site"))

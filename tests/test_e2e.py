@@ -78,6 +78,7 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
         broker_host="127.0.0.1",
         broker_port=mosquitto.port,
         layout=TopicLayout(),
+        spool_dir=tmp_path / "spool",
     )
     hub_stop, gw_stop = asyncio.Event(), asyncio.Event()
     hub_task = asyncio.create_task(hub.run(hub_stop))

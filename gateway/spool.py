@@ -1,0 +1,205 @@
+"""The gateway's durable uplink queue: every batch is written here before it is sent.
+
+SQLite in WAL mode: a committed batch survives a gateway crash (kill -9) and a restart. Batches
+leave in the order they came, only after the broker acknowledged them. The spool is bounded by
+bytes and by age; when a limit is hit the oldest batches are dropped, counted per device and kept
+as a drop report, which the publisher sends once the link is back (nothing vanishes silently).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+__all__ = ["DropReport", "Spool", "SpoolError", "Spooled"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    device TEXT NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL, readings INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dropped (
+    device TEXT PRIMARY KEY, batches INTEGER NOT NULL, readings INTEGER NOT NULL,
+    first_created INTEGER NOT NULL, last_created INTEGER NOT NULL, reason TEXT NOT NULL
+);
+"""
+
+
+class SpoolError(GatewayError):
+    """The spool's file cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    id: int
+    topic: str
+    payload: bytes
+    device: str
+    epoch: int
+    seq: int
+    readings: int
+
+
+@dataclass(frozen=True, slots=True)
+class DropReport:
+    device: str
+    batches: int
+    readings: int
+    first_created: int
+    last_created: int
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "device": self.device,
+            "batches": self.batches,
+            "readings": self.readings,
+            "first_created": self.first_created,
+            "last_created": self.last_created,
+            "reason": self.reason,
+        }
+
+
+class Spool:
+    """A bounded FIFO of encoded batches on disk. Thread-safe; every call is one transaction."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_bytes: int = 256 * 1024 * 1024,
+        max_age_s: float = 7 * 86400,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        if max_bytes <= 0 or max_age_s <= 0:
+            raise SpoolError("spool limits must be positive")
+        self.max_bytes = max_bytes
+        self.max_age_ms = int(max_age_s * 1000)
+        self._clock = clock_ms
+        self._lock = threading.Lock()
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM batches"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
+        self._count, self._bytes = int(row[0]), int(row[1])
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def push(
+        self, topic: str, payload: bytes, device: str, epoch: int, seq: int, readings: int
+    ) -> None:
+        """Append a batch, then drop the oldest ones while a limit is exceeded."""
+        now = self._clock()
+        with self._lock, self._tx():
+            self._db.execute(
+                "INSERT INTO batches (created, topic, payload, device, epoch, seq, readings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, topic, payload, device, epoch, seq, readings),
+            )
+            self._count += 1
+            self._bytes += len(payload)
+            self._enforce(now)
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _enforce(self, now: int) -> None:
+        expired = self._db.execute(
+            "SELECT id, created, device, readings, LENGTH(payload) FROM batches "
+            "WHERE created < ? ORDER BY id",
+            (now - self.max_age_ms,),
+        ).fetchall()
+        self._drop(expired, "older than the spool's age limit")
+        if self._bytes > self.max_bytes:
+            victims: list[tuple[int, int, str, int, int]] = []
+            excess = self._bytes - self.max_bytes
+            for row in self._db.execute(
+                "SELECT id, created, device, readings, LENGTH(payload) FROM batches ORDER BY id"
+            ):
+                if excess <= 0 or len(victims) >= self._count - 1:
+                    break
+                victims.append(row)
+                excess -= row[4]
+            self._drop(victims, "spool full")
+
+    def _drop(self, rows: list[tuple[int, int, str, int, int]], reason: str) -> None:
+        for rid, created, device, readings, size in rows:
+            self._db.execute("DELETE FROM batches WHERE id = ?", (rid,))
+            self._db.execute(
+                "INSERT INTO dropped (device, batches, readings, first_created, last_created, "
+                "reason) VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
+                "batches = batches + 1, readings = readings + excluded.readings, "
+                "last_created = excluded.last_created, reason = excluded.reason",
+                (device, readings, created, created, reason),
+            )
+            self._count -= 1
+            self._bytes -= size
+
+    def peek(self, limit: int = 100) -> list[Spooled]:
+        """The oldest batches, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, device, epoch, seq, readings FROM batches "
+                "ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Spooled(*r) for r in rows]
+
+    def ack(self, item: Spooled) -> None:
+        """Forget a batch the broker acknowledged."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM batches WHERE id = ?", (item.id,))
+            if cur.rowcount:
+                self._count -= 1
+                self._bytes -= len(item.payload)
+
+    def drop_reports(self) -> list[DropReport]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device, batches, readings, first_created, last_created, reason "
+                "FROM dropped ORDER BY device"
+            ).fetchall()
+        return [DropReport(*r) for r in rows]
+
+    def clear_drop_report(self, report: DropReport) -> None:
+        """Forget a drop report once it was published (only what was reported)."""
+        with self._lock, self._tx():
+            self._db.execute(
+                "UPDATE dropped SET batches = batches - ?, readings = readings - ? "
+                "WHERE device = ?",
+                (report.batches, report.readings, report.device),
+            )
+            self._db.execute("DELETE FROM dropped WHERE batches <= 0")
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,133 @@
+"""The gateway's durable spool and its uplink: order, limits, drop reports, broker outages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiomqtt
+import numpy as np
+import orjson
+
+from e2e_helpers import eventually, mine_registry
+from gateway.publisher import MqttPublisher
+from gateway.spool import Spool
+from telemetry.codec import TelemetryBatch, decode, encode
+from telemetry.topics import TopicLayout
+
+
+def make_spool(path, now, **kw):
+    return Spool(path, clock_ms=lambda: now[0], **kw)
+
+
+def push(spool, device, seq, size=100, readings=3):
+    spool.push(f"t/{device}", bytes([seq % 256]) * size, device, 7, seq, readings)
+
+
+def test_fifo_ack_and_survives_reopen(tmp_path):
+    now = [1_000]
+    spool = make_spool(tmp_path / "s.db", now)
+    for seq in range(5):
+        push(spool, "d1", seq)
+    items = spool.peek(3)
+    assert [i.seq for i in items] == [0, 1, 2]
+    spool.ack(items[0])
+    spool.ack(items[0])  # twice is harmless
+    assert len(spool) == 4 and spool.size_bytes == 400
+    spool.close()
+    again = make_spool(tmp_path / "s.db", now)  # a restart (or kill -9: every push commits)
+    assert [i.seq for i in again.peek(10)] == [1, 2, 3, 4]
+    assert again.size_bytes == 400
+
+
+def test_byte_limit_drops_oldest_and_reports_them(tmp_path):
+    now = [1_000]
+    spool = make_spool(tmp_path / "s.db", now, max_bytes=350)
+    for seq in range(6):
+        now[0] += 10
+        push(spool, "d1" if seq % 2 else "d2", seq)
+    assert [i.seq for i in spool.peek(10)] == [3, 4, 5]
+    assert spool.size_bytes <= 350
+    reports = {r.device: r for r in spool.drop_reports()}
+    assert (reports["d2"].batches, reports["d2"].readings) == (2, 6)  # seq 0 and 2
+    assert reports["d1"].batches == 1 and reports["d1"].reason == "spool full"
+    assert reports["d2"].first_created == 1_010 and reports["d2"].last_created == 1_030
+    for r in spool.drop_reports():
+        spool.clear_drop_report(r)
+    assert spool.drop_reports() == []
+
+
+def test_age_limit(tmp_path):
+    now = [0]
+    spool = make_spool(tmp_path / "s.db", now, max_age_s=10)
+    push(spool, "d1", 0)
+    now[0] = 5_000
+    push(spool, "d1", 1)
+    now[0] = 12_000
+    push(spool, "d1", 2)
+    assert [i.seq for i in spool.peek(10)] == [1, 2]
+    (report,) = spool.drop_reports()
+    assert report.batches == 1 and "age" in report.reason
+
+
+def batch(seq: int) -> TelemetryBatch:
+    return TelemetryBatch("gw1", "kj-sub-3", 42, seq, ("ch4_t1",), np.zeros(1, np.uint16),
+                          np.array([1_000 + seq], np.int64), np.array([0.5]),
+                          np.zeros(1, np.uint8))
+
+
+async def collect(port: int, into: list[tuple[str, bytes]], stop: asyncio.Event) -> None:
+    """A persistent-session subscriber that reconnects while the broker is away."""
+    while not stop.is_set():
+        try:
+            async with aiomqtt.Client("127.0.0.1", port, identifier="test-sub",
+                                      clean_session=False) as client:
+                await client.subscribe("hazardhub/v1/#", qos=1)
+                async for msg in client.messages:
+                    into.append((str(msg.topic), bytes(msg.payload)))  # type: ignore[arg-type]
+        except aiomqtt.MqttError:
+            await asyncio.sleep(0.2)
+
+
+async def test_outage_spools_then_drains_in_order_and_reports_drops(mosquitto, tmp_path):
+    reg = mine_registry(1502, 1.0)
+    device = next(iter(reg.devices.values()))
+    now = [1_000]
+    size = len(encode(batch(0)))
+    spool = Spool(tmp_path / "s.db", clock_ms=lambda: now[0], max_bytes=60 * size)
+    pub = MqttPublisher("127.0.0.1", mosquitto.port, tenant="north-coal", gateway="gw1",
+                        layout=TopicLayout(), spool=spool, backoff_max_s=0.5)
+    got: list[tuple[str, bytes]] = []
+    stop_sub, stop_pub = asyncio.Event(), asyncio.Event()
+    sub = asyncio.create_task(collect(mosquitto.port, got, stop_sub))
+    runner = asyncio.create_task(pub.run(stop_pub))
+    try:
+        await eventually(lambda: _true(pub.connected.is_set()), 5, "the uplink to connect")
+        for seq in range(5):
+            await pub.submit_batch(device, batch(seq))
+        await eventually(lambda: _true(len(spool) == 0), 5, "the first batches to be sent")
+        mosquitto.stop()
+        for seq in range(5, 100):  # 95 more while the broker is away: the spool keeps ~60
+            now[0] += 1
+            await pub.submit_batch(device, batch(seq))
+        assert len(spool) == 60
+        kept = [i.seq for i in spool.peek(1000)]
+        mosquitto.start()
+        await eventually(lambda: _true(len(spool) == 0), 20, "the spool to drain")
+        await eventually(
+            lambda: _true(sum(1 for t, _ in got if t.endswith("/telemetry")) >= 5 + len(kept)),
+            10, "the subscriber to receive every batch")
+    finally:
+        stop_pub.set()
+        await runner
+        stop_sub.set()
+        sub.cancel()
+    seqs = [decode(p).seq for t, p in got if t.endswith("/telemetry")]
+    unique = list(dict.fromkeys(seqs))
+    assert unique == [0, 1, 2, 3, 4, *kept], "in order, nothing kept was lost"
+    reports = [orjson.loads(p) for t, p in got if t.endswith("/gw1/dropped")]
+    assert sum(r["batches"] for r in reports) == 95 - len(kept)
+    assert spool.drop_reports() == []
+
+
+async def _true(value: bool) -> bool:
+    return value
