@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
 
+from gateway.bus import ModbusBus
 from gateway.decode import decode_point
 from gateway.errors import DeviceError
 from gateway.plan import ReadRequest, compile_plan
@@ -45,6 +44,7 @@ class DevicePoller:
         *,
         gateway: str,
         epoch: int,
+        bus: ModbusBus | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         gap: int = 8,
     ) -> None:
@@ -57,15 +57,13 @@ class DevicePoller:
         self._keys = tuple(p.name for p in device.points)
         self._seq = 0
         self._comm_lost = False
-        spec = device.spec.modbus
-        self._client = AsyncModbusTcpClient(
-            spec.host,
-            port=spec.port,
-            timeout=spec.timeout_s,
-            retries=0,
-            reconnect_delay=0,
-            name=f"modbus-{device.spec.id}",
-        )
+        self._own_bus = bus is None
+        self.bus = bus if bus is not None else ModbusBus(device.spec.modbus)
+        # report-on-change: what was last sent per point, and when
+        self._deadband = np.array([sen.deadband for sen in device.spec.sensors], dtype=np.float64)
+        self._sent_value = np.full(len(self._keys), np.nan)
+        self._sent_quality = np.full(len(self._keys), -1, dtype=np.int16)
+        self._sent_ts = np.full(len(self._keys), np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.cycles = 0
         self.failures = 0
 
@@ -74,7 +72,8 @@ class DevicePoller:
         return self._plan
 
     async def close(self) -> None:
-        self._client.close()
+        if self._own_bus:
+            self.bus.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll on the device's period until `stop` is set; the schedule does not drift."""
@@ -95,26 +94,36 @@ class DevicePoller:
             await self.close()
 
     async def _read(self, req: ReadRequest) -> list[Any]:
-        unit = self.device.spec.modbus.unit
-        if not self._client.connected and not await self._client.connect():
-            raise DeviceError(
-                f"cannot connect to {self.device.spec.modbus.host}:{self.device.spec.modbus.port}"
+        spec = self.device.spec.modbus
+        return await self.bus.read(
+            spec.unit,
+            req.table,
+            req.address,
+            req.count,
+            timeout_s=spec.timeout_s,
+            retries=spec.retries,
+            backoff_max_s=spec.backoff_max_s,
+        )
+
+    def _to_report(self, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> np.ndarray:
+        """Which readings to send: all of them, or with report-on-change those that moved by
+        more than their deadband, changed quality, or were silent for too long."""
+        report = self.device.spec.report
+        if not report.on_change:
+            keep = np.ones(len(self._keys), dtype=np.bool_)
+        else:
+            with np.errstate(invalid="ignore"):
+                moved = ~(np.abs(value - self._sent_value) <= self._deadband)
+            moved &= ~(np.isnan(value) & np.isnan(self._sent_value))
+            keep = (
+                moved
+                | (quality.astype(np.int16) != self._sent_quality)
+                | (ts - self._sent_ts >= int(report.max_silent_s * 1000))
             )
-        call = {
-            "holding": self._client.read_holding_registers,
-            "input": self._client.read_input_registers,
-            "coil": self._client.read_coils,
-            "discrete": self._client.read_discrete_inputs,
-        }[req.table]
-        try:
-            response = await call(req.address, count=req.count, device_id=unit)
-        except (ModbusException, OSError, TimeoutError) as exc:
-            raise DeviceError(f"unit {unit}: {exc}") from exc
-        if response.isError():
-            raise DeviceError(f"unit {unit}: exception response {response}")
-        if req.table in ("coil", "discrete"):
-            return list(response.bits)
-        return list(response.registers)
+        self._sent_value[keep] = value[keep]
+        self._sent_quality[keep] = quality[keep]
+        self._sent_ts[keep] = ts[keep]
+        return keep
 
     async def poll_once(self) -> TelemetryBatch | None:
         """One cycle: read every request, hand one batch to the sink (or none after comm loss)."""
@@ -144,16 +153,19 @@ class DevicePoller:
             if self._comm_lost:
                 log.info("device %s answers again", self.device.spec.id)
             self._comm_lost = False
+        keep = self._to_report(ts, value, quality)
+        if not keep.any():
+            return None
         batch = TelemetryBatch(
             gateway=self._gateway,
             device=self.device.spec.id,
             epoch=self._epoch,
             seq=self._seq,
             keys=self._keys,
-            key=np.arange(n, dtype=np.uint16),
-            ts=ts,
-            value=value,
-            quality=quality,
+            key=np.flatnonzero(keep).astype(np.uint16),
+            ts=ts[keep],
+            value=value[keep],
+            quality=quality[keep],
         )
         self._seq += 1
         await self._sink(batch)

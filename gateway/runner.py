@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from gateway.bus import ModbusBus
 from gateway.poller import DevicePoller, wall_ms
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
@@ -55,8 +56,24 @@ class Gateway:
             layout=layout,
             spool=self.spool,
         )
+        self.buses: dict[tuple[str, str], ModbusBus] = {}
+        for d in self.devices:
+            endpoint = d.spec.modbus.endpoint()
+            if endpoint not in self.buses:
+                slowest = max(
+                    x.spec.modbus.timeout_s
+                    for x in self.devices
+                    if x.spec.modbus.endpoint() == endpoint
+                )
+                self.buses[endpoint] = ModbusBus(d.spec.modbus, timeout_s=slowest)
         self.pollers = [
-            DevicePoller(d, self._sink_for(d), gateway=gateway, epoch=self.epoch)
+            DevicePoller(
+                d,
+                self._sink_for(d),
+                gateway=gateway,
+                epoch=self.epoch,
+                bus=self.buses[d.spec.modbus.endpoint()],
+            )
             for d in self.devices
         ]
 
@@ -79,5 +96,7 @@ class Gateway:
             else:
                 await stop.wait()
             uplink_stop.set()
+        for bus in self.buses.values():
+            bus.close()
         self.spool.close()
         log.info("gateway %s/%s stopped", self.tenant, self.gateway)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, cast
 
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.pdu import ModbusPDU
@@ -171,7 +172,10 @@ class ModbusSimServer:
         devices: Sequence[SimulatedDevice],
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        framer: Literal["socket", "rtu"] = "socket",
     ) -> None:
+        """`framer="rtu"` serves Modbus RTU frames over TCP (serial device servers)."""
         if not devices:
             raise ValueError("a simulator server needs at least one device")
         units = [d.unit for d in devices]
@@ -182,6 +186,9 @@ class ModbusSimServer:
         self._port = port
         self._server: ModbusTcpServer | None = None
         self._listener: asyncio.AbstractServer | None = None
+        self._framer = FramerType.RTU if framer == "rtu" else FramerType.SOCKET
+        self.requests = 0  # requests received, answered or not
+        self.requests_by_unit: dict[int, int] = {}
 
     @property
     def port(self) -> int:
@@ -195,6 +202,7 @@ class ModbusSimServer:
         server = ModbusTcpServer(
             [d._sim_device() for d in self._devices.values()],
             address=(self._host, self._port),
+            framer=self._framer,
             ignore_missing_devices=True,  # NoSuchIdException from an action -> no answer
             # pymodbus types the hook as returning a PDU, but skips a request it maps to None.
             trace_pdu=cast("Callable[[bool, ModbusPDU], ModbusPDU]", self._admit),
@@ -224,5 +232,7 @@ class ModbusSimServer:
         """pymodbus trace hook: drop requests to units that are offline or not simulated."""
         if sending:
             return pdu
+        self.requests += 1
+        self.requests_by_unit[pdu.dev_id] = self.requests_by_unit.get(pdu.dev_id, 0) + 1
         device = self._devices.get(pdu.dev_id)
         return pdu if device is not None and device.online else None
