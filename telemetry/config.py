@@ -17,6 +17,8 @@ __all__ = [
     "HubConfig",
     "LevelSpec",
     "ModbusSpec",
+    "ReportSpec",
+    "SerialSpec",
     "PointSpec",
     "RulePack",
     "SensorKind",
@@ -149,12 +151,51 @@ class DeviceProfile(_Frozen):
         return self
 
 
+class SerialSpec(_Frozen):
+    """An RS-485/RS-232 line for Modbus RTU."""
+
+    port: str = Field(min_length=1, description="e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
 class ModbusSpec(_Frozen):
+    """How to reach a device. Devices with the same endpoint share one connection (a bus) and
+    one request queue."""
+
+    transport: Literal["tcp", "rtu-over-tcp", "rtu"] = "tcp"
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=0, le=65535)
+    serial: SerialSpec | None = None
     unit: int = Field(default=1, ge=0, le=247)
     poll_s: float = Field(default=1.0, gt=0, le=3600)
     timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=0, ge=0, le=5, description="re-sends after a timeout")
+    backoff_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a silent unit is asked again at most this late"
+    )
+
+    @model_validator(mode="after")
+    def _serial(self) -> Self:
+        if (self.transport == "rtu") != (self.serial is not None):
+            raise ValueError("transport 'rtu' needs 'serial' (and only it does)")
+        return self
+
+    def endpoint(self) -> tuple[str, str]:
+        """What identifies the bus: devices with equal endpoints share one connection."""
+        if self.serial is not None:
+            return ("rtu", self.serial.port)
+        return (self.transport, f"{self.host}:{self.port}")
+
+
+class ReportSpec(_Frozen):
+    """Report-on-change: a reading is sent when it moved by more than the sensor's deadband,
+    when its quality changed, or when the sensor has been silent for `max_silent_s`."""
+
+    on_change: bool = False
+    max_silent_s: float = Field(default=60.0, gt=0, le=86400)
 
 
 class SensorSpec(_Frozen):
@@ -164,6 +205,7 @@ class SensorSpec(_Frozen):
     unit: str = ""
     location: str = ""
     tag: str = Field(default="", description="placement tag, e.g. T0/T1/T2 in a coal mine")
+    deadband: float = Field(default=0.0, ge=0, description="report-on-change threshold")
     rule: RuleRef | None = None
     levels: tuple[LevelSpec, ...] = ()
 
@@ -181,6 +223,7 @@ class DeviceSpec(_Frozen):
     profile: Ident
     gateway: Ident = "gw1"
     modbus: ModbusSpec = ModbusSpec()
+    report: ReportSpec = ReportSpec()
     sensors: tuple[SensorSpec, ...] = ()
 
 
