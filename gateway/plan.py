@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.errors import PlanError
-from telemetry.config import PointSpec
+from telemetry.config import PointSpec, register_width
 
 __all__ = ["MAX_BITS", "MAX_REGISTERS", "ReadRequest", "compile_plan", "point_width"]
 
@@ -22,7 +22,7 @@ _TABLE_ORDER = {"coil": 0, "discrete": 1, "holding": 2, "input": 3}
 
 def point_width(point: PointSpec) -> int:
     """Registers (or bits) a point occupies."""
-    return 2 if point.dtype in ("int32", "uint32", "float32") else 1
+    return register_width(point.dtype)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gateway.bus import ModbusBus
-from gateway.decode import decode_point
+from gateway.decode import apply_status, decode_reading
 from gateway.errors import DeviceError
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
@@ -53,8 +53,16 @@ class DevicePoller:
         self._gateway = gateway
         self._epoch = epoch
         self._clock = clock_ms
-        self._plan: tuple[ReadRequest, ...] = compile_plan(device.points, gap=gap)
+        # the sensors' points, then the status registers that set their quality
         self._keys = tuple(p.name for p in device.points)
+        by_name = {p.name: p for p in device.profile.points}
+        extra = [
+            by_name[n]
+            for n in dict.fromkeys(st.point for st in device.profile.status)
+            if n not in self._keys
+        ]
+        self._read_points = (*device.points, *extra)
+        self._plan: tuple[ReadRequest, ...] = compile_plan(self._read_points, gap=gap)
         self._seq = 0
         self._comm_lost = False
         self._own_bus = bus is None
@@ -132,14 +140,24 @@ class DevicePoller:
         ts = np.zeros(n, dtype=np.int64)
         value = np.full(n, np.nan)
         quality = np.zeros(n, dtype=np.uint8)
+        qualities = [Quality.GOOD] * n
+        status: dict[str, int] = {}
+        status_names = {st.point for st in self.device.profile.status}
         try:
             for req in self._plan:
                 sent = self._clock()
                 words = await self._read(req)
                 for point_index, offset in req.points:
-                    point = self.device.points[point_index]
-                    ts[point_index] = sent
-                    value[point_index] = decode_point(point, words[offset:])
+                    point = self._read_points[point_index]
+                    v, q = decode_reading(point, words[offset:])
+                    if point.name in status_names:
+                        status[point.name] = int(v)
+                    if point_index < n:
+                        ts[point_index] = sent
+                        value[point_index] = v
+                        qualities[point_index] = q
+            apply_status(self.device.profile.status, status, self._keys, qualities)
+            quality[:] = qualities
         except DeviceError as exc:
             self.failures += 1
             if self._comm_lost:

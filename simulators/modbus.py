@@ -59,11 +59,14 @@ class _Span:
 
 
 def _layout(points: Sequence[PointSpec]) -> dict[Table, _Span]:
-    """Group points by table; overlapping points would make the device ambiguous, so refuse them."""
+    """Group points by table; overlapping points would make the device ambiguous, so refuse
+    them (bits of one register excepted)."""
     spans: dict[Table, _Span] = {}
     for table in _TABLES:
         mine = sorted((p for p in points if p.table == table), key=lambda p: p.address)
         for a, b in itertools.pairwise(mine):
+            if a.dtype == b.dtype == "bit" and a.address == b.address and a.bit != b.bit:
+                continue  # several flags in one status register
             if a.address + register_width(a.dtype) > b.address:
                 raise ValueError(f"points {a.name!r} and {b.name!r} overlap in the {table} table")
         if mine:
@@ -158,6 +161,9 @@ class SimulatedDevice:
             words = encode_point(point, self._value(point, t_s))
             if table in _BIT_TABLES:
                 index, bit = point.address // 16 - start, point.address % 16
+                registers[index] = (registers[index] & ~(1 << bit)) | (words[0] << bit)
+            elif point.dtype == "bit" and point.bit is not None:
+                index, bit = point.address - start, point.bit
                 registers[index] = (registers[index] & ~(1 << bit)) | (words[0] << bit)
             else:
                 index = point.address - start

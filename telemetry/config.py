@@ -12,21 +12,24 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 __all__ = [
     "ApiKeySpec",
+    "CurrentSpec",
     "DeviceProfile",
     "DeviceSpec",
     "HubConfig",
     "LevelSpec",
     "ModbusSpec",
-    "ReportSpec",
-    "SerialSpec",
     "PointSpec",
+    "ReportSpec",
     "RulePack",
     "SensorKind",
     "SensorSpec",
+    "SerialSpec",
     "SiteSpec",
+    "StatusSpec",
     "TenantSpec",
     "Tier",
     "VehicleSpec",
+    "register_width",
 ]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -112,16 +115,41 @@ class RulePack(_Frozen):
     rules: dict[Ident, RuleSpec]
 
 
+class CurrentSpec(_Frozen):
+    """A 4-20 mA transmitter behind the register: the raw value is a current, judged by NAMUR
+    NE 43 (below 3.6 mA or above 21 mA: sensor fault; 3.6-3.8 and 20.5-21 mA: saturated, out of
+    range) and scaled linearly from 4-20 mA to eng_min-eng_max."""
+
+    raw_4ma: float = Field(default=4000.0, description="raw value at 4 mA (default: µA)")
+    raw_20ma: float = 20000.0
+    eng_min: float
+    eng_max: float
+
+    @model_validator(mode="after")
+    def _span(self) -> Self:
+        if self.raw_20ma == self.raw_4ma or self.eng_max == self.eng_min:
+            raise ValueError("the 4 mA and 20 mA points must differ, and so must eng_min/eng_max")
+        return self
+
+
 class PointSpec(_Frozen):
-    """One value a device exposes over Modbus (register addresses are 0-based)."""
+    """One value a device exposes over Modbus (register addresses are 0-based).
+
+    Byte and word order of multi-register values: ABCD big-endian, CDAB words swapped, BADC bytes
+    swapped in each word, DCBA little-endian. The value is raw * scale + offset, or, with
+    `current`, the 4-20 mA scaling."""
 
     name: Ident
     table: Literal["holding", "input", "coil", "discrete"] = "holding"
     address: int = Field(ge=0, le=65535)
-    dtype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32"] = "uint16"
-    word_order: Literal["ABCD", "CDAB"] = "ABCD"
+    dtype: Literal["bool", "bit", "int16", "uint16", "int32", "uint32", "float32", "float64"] = (
+        "uint16"
+    )
+    bit: int | None = Field(default=None, ge=0, le=15, description="for dtype 'bit'")
+    word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
     scale: float = 1.0
     offset: float = 0.0
+    current: CurrentSpec | None = None
     unit: str = ""
     description: str = ""
 
@@ -130,10 +158,28 @@ class PointSpec(_Frozen):
         bit_table = self.table in ("coil", "discrete")
         if bit_table != (self.dtype == "bool"):
             raise ValueError("coils and discrete inputs are dtype 'bool', registers are not")
-        width = {"int32": 2, "uint32": 2, "float32": 2}.get(self.dtype, 1)
-        if self.address + width > 65536:
+        if (self.dtype == "bit") != (self.bit is not None):
+            raise ValueError("dtype 'bit' needs 'bit' (0-15), and only it does")
+        if self.current is not None and self.dtype in ("bool", "bit"):
+            raise ValueError("a 4-20 mA point needs a numeric dtype")
+        if self.address + register_width(self.dtype) > 65536:
             raise ValueError("point runs past register 65535")
         return self
+
+
+def register_width(dtype: str) -> int:
+    """Registers (or bits) a value of `dtype` occupies."""
+    return {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
+
+
+class StatusSpec(_Frozen):
+    """A status register (or bit) that sets the quality of points: e.g. a detector's fault bit."""
+
+    point: Ident
+    bit: int | None = Field(default=None, ge=0, le=15, description="None: the whole value")
+    equals: int | None = Field(default=None, description="None: any non-zero value")
+    quality: Literal["sensor_fault", "out_of_range", "calibration", "manual"]
+    applies_to: tuple[Ident, ...] = Field(default=(), description="empty: every point")
 
 
 class DeviceProfile(_Frozen):
@@ -142,12 +188,17 @@ class DeviceProfile(_Frozen):
     name: Ident
     description: str = ""
     points: tuple[PointSpec, ...] = Field(min_length=1)
+    status: tuple[StatusSpec, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
         names = [p.name for p in self.points]
         if len(set(names)) != len(names):
             raise ValueError("point names must be unique within a profile")
+        for st in self.status:
+            unknown = [n for n in (st.point, *st.applies_to) if n not in names]
+            if unknown:
+                raise ValueError(f"status refers to unknown point(s) {unknown}")
         return self
 
 

@@ -42,10 +42,10 @@ async def test_poll_values_comm_loss_once_and_recovery():
     wall = [1_000_000]
     poller = DevicePoller(info, sink, gateway="gw1", epoch=42, clock_ms=lambda: wall[0])
     try:
-        # two requests: input registers 0..3 and discrete input 0
+        # two requests: input registers 0..3 with the fault register 8 (gap 4), discrete input 0
         assert [(r.table, r.address, r.count) for r in poller.requests] == [
             ("discrete", 0, 1),
-            ("input", 0, 4),
+            ("input", 0, 9),
         ]
         now[0] = 5.0
         b0 = await poller.poll_once()
