@@ -27,10 +27,20 @@ log = logging.getLogger(__name__)
 class ModbusBus:
     def __init__(self, spec: ModbusSpec, *, timeout_s: float | None = None) -> None:
         self.endpoint = spec.endpoint()
-        timeout = timeout_s or spec.timeout_s
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        self._spec = spec
+        self._timeout = timeout_s or spec.timeout_s
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._lock = asyncio.Lock()
+        self._backoff: dict[int, float] = {}
+        self._silent_until: dict[int, float] = {}
+        self.requests = 0
+        self.timeouts = 0
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        """pymodbus clients bind to the running loop: made on first use, not at construction."""
+        spec, timeout = self._spec, self._timeout
         if spec.serial is not None:
-            self._client = AsyncModbusSerialClient(
+            return AsyncModbusSerialClient(
                 spec.serial.port,
                 framer=FramerType.RTU,
                 baudrate=spec.serial.baudrate,
@@ -41,24 +51,19 @@ class ModbusBus:
                 retries=0,
                 reconnect_delay=0,
             )
-        else:
-            self._client = AsyncModbusTcpClient(
-                spec.host,
-                port=spec.port,
-                framer=FramerType.RTU if spec.transport == "rtu-over-tcp" else FramerType.SOCKET,
-                timeout=timeout,
-                retries=0,
-                reconnect_delay=0,
-                name=f"modbus-{spec.host}:{spec.port}",
-            )
-        self._lock = asyncio.Lock()
-        self._backoff: dict[int, float] = {}
-        self._silent_until: dict[int, float] = {}
-        self.requests = 0
-        self.timeouts = 0
+        return AsyncModbusTcpClient(
+            spec.host,
+            port=spec.port,
+            framer=FramerType.RTU if spec.transport == "rtu-over-tcp" else FramerType.SOCKET,
+            timeout=timeout,
+            retries=0,
+            reconnect_delay=0,
+            name=f"modbus-{spec.host}:{spec.port}",
+        )
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     def silent(self, unit: int) -> bool:
         return unit in self._backoff
@@ -80,13 +85,16 @@ class ModbusBus:
         if until is not None and loop.time() < until:
             raise DeviceError(f"unit {unit} is silent; asked again in {until - loop.time():.1f}s")
         async with self._lock:
-            if not self._client.connected and not await self._client.connect():
+            if self._client is None:
+                self._client = self._make_client()
+            client = self._client
+            if not client.connected and not await client.connect():
                 raise DeviceError(f"cannot connect to {self.endpoint[1]}")
             call = {
-                "holding": self._client.read_holding_registers,
-                "input": self._client.read_input_registers,
-                "coil": self._client.read_coils,
-                "discrete": self._client.read_discrete_inputs,
+                "holding": client.read_holding_registers,
+                "input": client.read_input_registers,
+                "coil": client.read_coils,
+                "discrete": client.read_discrete_inputs,
             }[table]
             for attempt in range(retries + 1):
                 self.requests += 1

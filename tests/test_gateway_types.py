@@ -21,8 +21,14 @@ from telemetry.registry import build_registry
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED, PACKS = load_profiles(ROOT / "profiles")
 
-DTYPES = {"int16": -1234, "uint16": 54321, "int32": -123456789, "uint32": 3_000_000_000,
-          "float32": 1234.5625, "float64": -98765.4321}
+DTYPES = {
+    "int16": -1234,
+    "uint16": 54321,
+    "int32": -123456789,
+    "uint32": 3_000_000_000,
+    "float32": 1234.5625,
+    "float64": -98765.4321,
+}
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 
 
@@ -36,8 +42,9 @@ def every_type_profile() -> tuple[DeviceProfile, dict[str, float]]:
     for bit in (0, 5, 15):
         points.append({"name": f"bit{bit}", "address": address, "dtype": "bit", "bit": bit})
         expected[f"bit{bit}"] = 1.0 if bit != 5 else 0.0
-    points.append({"name": "scaled", "address": address + 1, "dtype": "int16", "scale": 0.1,
-                   "offset": -40})
+    points.append(
+        {"name": "scaled", "address": address + 1, "dtype": "int16", "scale": 0.1, "offset": -40}
+    )
     expected["scaled"] = 21.7
     points.append({"name": "coil", "table": "coil", "address": 3, "dtype": "bool"})
     expected["coil"] = 1.0
@@ -45,10 +52,12 @@ def every_type_profile() -> tuple[DeviceProfile, dict[str, float]]:
 
 
 async def poll(profiles, devices_cfg, sims):
-    config = HubConfig.model_validate({
-        "tenants": [{"id": "t", "sites": [{"id": "s", "devices": devices_cfg}]}],
-        "device_profiles": [p.model_dump() for p in profiles],
-    })
+    config = HubConfig.model_validate(
+        {
+            "tenants": [{"id": "t", "sites": [{"id": "s", "devices": devices_cfg}]}],
+            "device_profiles": [p.model_dump() for p in profiles],
+        }
+    )
     reg = build_registry(config, SHIPPED, PACKS)
     out: dict[str, TelemetryBatch] = {}
 
@@ -67,19 +76,32 @@ async def poll(profiles, devices_cfg, sims):
 
 
 def readings(batch: TelemetryBatch) -> dict[str, tuple[float, int]]:
-    return {batch.keys[int(k)]: (float(v), int(q))
-            for k, v, q in zip(batch.key, batch.value, batch.quality, strict=True)}
+    return {
+        batch.keys[int(k)]: (float(v), int(q))
+        for k, v, q in zip(batch.key, batch.value, batch.quality, strict=True)
+    }
 
 
 async def test_every_dtype_and_byte_order_over_the_wire():
     profile, expected = every_type_profile()
-    sim = ModbusSimServer([SimulatedDevice(
-        profile, 1, {k: Constant(v) for k, v in expected.items()}, lambda: 0.0)])
+    sim = ModbusSimServer(
+        [SimulatedDevice(profile, 1, {k: Constant(v) for k, v in expected.items()}, lambda: 0.0)]
+    )
     await sim.start()
-    got = await poll([profile], [{
-        "id": "d", "profile": "every-type", "modbus": {"port": sim.port, "timeout_s": 0.5},
-        "sensors": [{"id": p.name, "point": p.name, "kind": "other"} for p in profile.points],
-    }], [sim])
+    got = await poll(
+        [profile],
+        [
+            {
+                "id": "d",
+                "profile": "every-type",
+                "modbus": {"port": sim.port, "timeout_s": 0.5},
+                "sensors": [
+                    {"id": p.name, "point": p.name, "kind": "other"} for p in profile.points
+                ],
+            }
+        ],
+        [sim],
+    )
     values = readings(got["d"])
     for name, want in expected.items():
         value, quality = values[name]
@@ -102,54 +124,103 @@ NAMUR_CASES = [  # engineering value of a 0-100 %LEL transmitter -> (mA, quality
 
 async def test_namur_ne43_judges_the_loop_current():
     profile = next(p for p in SHIPPED if p.name == "gas-transmitter-4-20ma")
-    sim = ModbusSimServer([
-        SimulatedDevice(profile, unit, {"gas": Constant(v)}, lambda: 0.0)
-        for unit, (v, _) in enumerate(NAMUR_CASES, start=1)
-    ])
+    sim = ModbusSimServer(
+        [
+            SimulatedDevice(profile, unit, {"gas": Constant(v)}, lambda: 0.0)
+            for unit, (v, _) in enumerate(NAMUR_CASES, start=1)
+        ]
+    )
     await sim.start()
-    got = await poll([], [
-        {"id": f"gd{unit}", "profile": "gas-transmitter-4-20ma",
-         "modbus": {"port": sim.port, "unit": unit, "timeout_s": 0.5},
-         "sensors": [{"id": f"gd{unit}", "point": "gas", "kind": "flammable_gas"}]}
-        for unit in range(1, len(NAMUR_CASES) + 1)
-    ], [sim])
+    got = await poll(
+        [],
+        [
+            {
+                "id": f"gd{unit}",
+                "profile": "gas-transmitter-4-20ma",
+                "modbus": {"port": sim.port, "unit": unit, "timeout_s": 0.5},
+                "sensors": [{"id": f"gd{unit}", "point": "gas", "kind": "flammable_gas"}],
+            }
+            for unit in range(1, len(NAMUR_CASES) + 1)
+        ],
+        [sim],
+    )
     for unit, (value, quality) in enumerate(NAMUR_CASES, start=1):
         got_value, got_quality = readings(got[f"gd{unit}"])["gas"]
         assert got_quality == quality, (value, got_quality)
         assert got_value == pytest.approx(value, abs=0.01)
 
 
-@pytest.mark.parametrize(("status", "quality"), [
-    (0, Quality.GOOD), (1, Quality.SENSOR_FAULT), (2, Quality.CALIBRATION),
-    (4, Quality.OUT_OF_RANGE), (3, Quality.SENSOR_FAULT),  # fault outranks calibration
-])
+@pytest.mark.parametrize(
+    ("status", "quality"),
+    [
+        (0, Quality.GOOD),
+        (1, Quality.SENSOR_FAULT),
+        (2, Quality.CALIBRATION),
+        (4, Quality.OUT_OF_RANGE),
+        (3, Quality.SENSOR_FAULT),  # fault outranks calibration
+    ],
+)
 async def test_status_word_sets_quality(status, quality):
     profile = next(p for p in SHIPPED if p.name == "lel-detector-status")
-    sim = ModbusSimServer([SimulatedDevice(
-        profile, 1, {"lel": Constant(12.5), "status": Constant(status)}, lambda: 0.0)])
+    sim = ModbusSimServer(
+        [
+            SimulatedDevice(
+                profile, 1, {"lel": Constant(12.5), "status": Constant(status)}, lambda: 0.0
+            )
+        ]
+    )
     await sim.start()
-    got = await poll([], [{"id": "gd", "profile": "lel-detector-status",
-                           "modbus": {"port": sim.port, "timeout_s": 0.5},
-                           "sensors": [{"id": "gd", "point": "lel", "kind": "flammable_gas"}]}],
-                     [sim])
+    got = await poll(
+        [],
+        [
+            {
+                "id": "gd",
+                "profile": "lel-detector-status",
+                "modbus": {"port": sim.port, "timeout_s": 0.5},
+                "sensors": [{"id": "gd", "point": "lel", "kind": "flammable_gas"}],
+            }
+        ],
+        [sim],
+    )
     assert readings(got["gd"]) == {"lel": (12.5, quality)}
 
 
 async def test_wire_break_bit_marks_only_its_channel_and_diagnostic_bit_marks_all():
     pt100 = next(p for p in SHIPPED if p.name == "pt100-module")
     pressure = next(p for p in SHIPPED if p.name == "pressure-transmitter")
-    sim = ModbusSimServer([
-        SimulatedDevice(pt100, 1, {"t1": Constant(21.3), "t3": Constant(-5.2),
-                                   "wire_break": Constant(0b0100)}, lambda: 0.0),
-        SimulatedDevice(pressure, 2, {"pressure": Constant(1.25), "fault": Constant(1)},
-                        lambda: 0.0),
-    ])
+    sim = ModbusSimServer(
+        [
+            SimulatedDevice(
+                pt100,
+                1,
+                {"t1": Constant(21.3), "t3": Constant(-5.2), "wire_break": Constant(0b0100)},
+                lambda: 0.0,
+            ),
+            SimulatedDevice(
+                pressure, 2, {"pressure": Constant(1.25), "fault": Constant(1)}, lambda: 0.0
+            ),
+        ]
+    )
     await sim.start()
-    got = await poll([], [
-        {"id": "rtd", "profile": "pt100-module", "modbus": {"port": sim.port, "unit": 1},
-         "sensors": [{"id": f"r{i}", "point": f"t{i}", "kind": "temperature"} for i in (1, 3)]},
-        {"id": "pt", "profile": "pressure-transmitter", "modbus": {"port": sim.port, "unit": 2},
-         "sensors": [{"id": "p", "point": "pressure", "kind": "pressure"}]},
-    ], [sim])
+    got = await poll(
+        [],
+        [
+            {
+                "id": "rtd",
+                "profile": "pt100-module",
+                "modbus": {"port": sim.port, "unit": 1},
+                "sensors": [
+                    {"id": f"r{i}", "point": f"t{i}", "kind": "temperature"} for i in (1, 3)
+                ],
+            },
+            {
+                "id": "pt",
+                "profile": "pressure-transmitter",
+                "modbus": {"port": sim.port, "unit": 2},
+                "sensors": [{"id": "p", "point": "pressure", "kind": "pressure"}],
+            },
+        ],
+        [sim],
+    )
     assert readings(got["rtd"]) == {"t1": (21.3, Quality.GOOD), "t3": (-5.2, Quality.SENSOR_FAULT)}
     assert readings(got["pt"]) == {"pressure": (1.25, Quality.SENSOR_FAULT)}
