@@ -106,9 +106,8 @@ async def test_every_dtype_and_byte_order_over_the_wire():
     for name, want in expected.items():
         value, quality = values[name]
         assert quality == Quality.GOOD
-        if name.startswith("float32"):
-            want = float(np.float32(want))
-        assert value == pytest.approx(want, rel=1e-12, abs=1e-12), name
+        exact = float(np.float32(want)) if name.startswith("float32") else want
+        assert value == pytest.approx(exact, rel=1e-12, abs=1e-12), name
 
 
 NAMUR_CASES = [  # engineering value of a 0-100 %LEL transmitter -> (mA, quality)
