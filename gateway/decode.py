@@ -11,11 +11,19 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 from gateway.errors import DeviceError
 from telemetry.config import PointSpec, StatusSpec, register_width
 from telemetry.quality import Quality
 
-__all__ = ["apply_status", "decode_point", "decode_reading", "namur_quality"]
+__all__ = [
+    "RequestDecoder",
+    "apply_status",
+    "decode_point",
+    "decode_reading",
+    "namur_quality",
+]
 
 _FORMATS = {
     "int16": ">h",
@@ -121,3 +129,67 @@ def apply_status(
         for i, name in enumerate(names):
             if (not st.applies_to or name in st.applies_to) and _RANK[q] > _RANK.get(quality[i], 0):
                 quality[i] = q
+
+
+class RequestDecoder:
+    """Decodes every point of one read request at once: the hot path of the gateway.
+
+    Big-endian (ABCD) numeric points are unpacked by one precompiled `struct` format per request,
+    scaled with numpy, and judged by NAMUR in numpy; other orders, bits and booleans take the
+    per-point path. Gives the same values as `decode_reading` (tests check it).
+    """
+
+    def __init__(self, points: Sequence[PointSpec], offsets: Sequence[int], count: int) -> None:
+        self.count = count
+        self.points = tuple(points)
+        fast = [i for i, p in enumerate(points) if p.word_order == "ABCD" and p.dtype in _FORMATS]
+        fast.sort(key=lambda i: offsets[i])
+        fmt, pos, chosen = ">", 0, []
+        for i in fast:
+            start = offsets[i] * 2
+            if start < pos:
+                continue  # overlaps the previous point: per-point path
+            width = register_width(points[i].dtype) * 2
+            if start + width > count * 2:
+                continue
+            fmt += f"{start - pos}x" if start > pos else ""
+            fmt += _FORMATS[points[i].dtype][1]
+            pos = start + width
+            chosen.append(i)
+        self._fast = np.array(chosen, dtype=np.intp)
+        self._struct = struct.Struct(fmt)
+        self._words = struct.Struct(f">{count}H")
+        self._slow = [i for i in range(len(points)) if i not in set(chosen)]
+        self._offsets = tuple(offsets)
+        pts = [points[i] for i in chosen]
+        self._coef = []  # (divide, scale, offset): small lists beat numpy at this size
+        for p in pts:
+            divide = 0.0
+            if p.scale not in (0.0, 1.0):
+                inverse = 1.0 / p.scale
+                if abs(inverse) >= 2 and abs(inverse - round(inverse)) < 1e-9 * abs(inverse):
+                    divide = float(round(inverse))
+            self._coef.append((divide, p.scale, p.offset))
+        self._current = [(j, p.current) for j, p in enumerate(pts) if p.current is not None]
+
+    def decode(self, words: Sequence[int | bool], value: np.ndarray, quality: np.ndarray) -> None:
+        """Fill value[i] and quality[i] for every point i of the request."""
+        if len(self._fast):
+            if len(words) < self.count:
+                raise DeviceError(f"response has {len(words)} registers, expected {self.count}")
+            raw = self._struct.unpack_from(self._words.pack(*words[: self.count]))
+            xs = [
+                (r / d if d else r * sc) + off
+                for r, (d, sc, off) in zip(raw, self._coef, strict=True)
+            ]
+            qs = [0] * len(xs)
+            for j, cur in self._current:
+                ma = 4.0 + (xs[j] - cur.raw_4ma) * 16.0 / (cur.raw_20ma - cur.raw_4ma)
+                xs[j] = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
+                qs[j] = namur_quality(ma)
+            value[self._fast] = xs
+            quality[self._fast] = qs
+        for i in self._slow:
+            v, qq = decode_reading(self.points[i], words[self._offsets[i] :])
+            value[i] = v
+            quality[i] = qq

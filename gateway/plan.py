@@ -39,9 +39,15 @@ def compile_plan(
     gap: int = 8,
     max_registers: int = MAX_REGISTERS,
     max_bits: int = MAX_BITS,
+    coalesce: bool = True,
 ) -> tuple[ReadRequest, ...]:
+    """`coalesce=False` gives one request per point (only for comparisons in benchmarks)."""
     if gap < 0:
         raise PlanError("gap must be >= 0")
+    if not coalesce:
+        return tuple(
+            ReadRequest(p.table, p.address, point_width(p), ((i, 0),)) for i, p in enumerate(points)
+        )
     order = sorted(
         range(len(points)), key=lambda i: (_TABLE_ORDER[points[i].table], points[i].address)
     )

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
 
 from gateway.bus import ModbusBus
-from gateway.decode import apply_status, decode_reading
+from gateway.decode import RequestDecoder, apply_status
 from gateway.errors import DeviceError
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
@@ -47,6 +48,7 @@ class DevicePoller:
         bus: ModbusBus | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         gap: int = 8,
+        coalesce: bool = True,
     ) -> None:
         self.device = device
         self._sink = sink
@@ -62,7 +64,24 @@ class DevicePoller:
             if n not in self._keys
         ]
         self._read_points = (*device.points, *extra)
-        self._plan: tuple[ReadRequest, ...] = compile_plan(self._read_points, gap=gap)
+        self._plan: tuple[ReadRequest, ...] = compile_plan(
+            self._read_points, gap=gap, coalesce=coalesce
+        )
+        self._decoders = [
+            RequestDecoder(
+                [self._read_points[i] for i, _ in req.points],
+                [off for _, off in req.points],
+                req.count,
+            )
+            for req in self._plan
+        ]
+        self._req_index = [
+            np.array([i for i, _ in req.points], dtype=np.intp) for req in self._plan
+        ]
+        self._status_index = {
+            name: self._read_points.index(by_name[name])
+            for name in dict.fromkeys(st.point for st in device.profile.status)
+        }
         self._seq = 0
         self._comm_lost = False
         self._own_bus = bus is None
@@ -73,6 +92,7 @@ class DevicePoller:
         self._sent_quality = np.full(len(self._keys), -1, dtype=np.int16)
         self._sent_ts = np.full(len(self._keys), np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.cycles = 0
+        self.lateness_s: deque[float] = deque(maxlen=4096)  # cycle start behind schedule
         self.failures = 0
 
     @property
@@ -90,6 +110,7 @@ class DevicePoller:
         next_at = loop.time()
         try:
             while not stop.is_set():
+                self.lateness_s.append(loop.time() - next_at)
                 await self.poll_once()
                 next_at += period
                 delay = next_at - loop.time()
@@ -140,24 +161,30 @@ class DevicePoller:
         ts = np.zeros(n, dtype=np.int64)
         value = np.full(n, np.nan)
         quality = np.zeros(n, dtype=np.uint8)
-        qualities = [Quality.GOOD] * n
-        status: dict[str, int] = {}
-        status_names = {st.point for st in self.device.profile.status}
+        m = len(self._read_points)
+        all_ts = np.zeros(m, dtype=np.int64)
+        all_value = np.full(m, np.nan)
+        all_quality = np.zeros(m, dtype=np.uint8)
         try:
-            for req in self._plan:
+            for req, decoder, index in zip(
+                self._plan, self._decoders, self._req_index, strict=True
+            ):
                 sent = self._clock()
                 words = await self._read(req)
-                for point_index, offset in req.points:
-                    point = self._read_points[point_index]
-                    v, q = decode_reading(point, words[offset:])
-                    if point.name in status_names:
-                        status[point.name] = int(v)
-                    if point_index < n:
-                        ts[point_index] = sent
-                        value[point_index] = v
-                        qualities[point_index] = q
-            apply_status(self.device.profile.status, status, self._keys, qualities)
-            quality[:] = qualities
+                rv = np.empty(len(index))
+                rq = np.zeros(len(index), dtype=np.uint8)
+                decoder.decode(words, rv, rq)
+                all_ts[index] = sent
+                all_value[index] = rv
+                all_quality[index] = rq
+            if self._status_index:
+                qualities = [Quality(int(q)) for q in all_quality[:n]]
+                status = {k: int(all_value[i]) for k, i in self._status_index.items()}
+                apply_status(self.device.profile.status, status, self._keys, qualities)
+                all_quality[:n] = qualities
+            ts[:] = all_ts[:n]
+            value[:] = all_value[:n]
+            quality[:] = all_quality[:n]
         except DeviceError as exc:
             self.failures += 1
             if self._comm_lost:

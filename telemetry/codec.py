@@ -22,6 +22,7 @@ restart never collides with the numbers of its previous run.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -81,6 +82,12 @@ def _str8(value: str, what: str) -> bytes:
     return _U8.pack(len(raw)) + raw
 
 
+@functools.lru_cache(maxsize=4096)
+def _key_table_bytes(keys: tuple[str, ...]) -> bytes:
+    """A device sends the same keys every cycle: encode its key table once."""
+    return _U16.pack(len(keys)) + b"".join(_str8(k, "sensor key") for k in keys)
+
+
 def encode(batch: TelemetryBatch) -> bytes:
     """Encode a batch; raise ValueError if the batch itself is inconsistent."""
     n = len(batch)
@@ -100,8 +107,7 @@ def encode(batch: TelemetryBatch) -> bytes:
         _HEAD.pack(MAGIC, VERSION, 0, batch.epoch, batch.seq),
         _str8(batch.gateway, "gateway"),
         _str8(batch.device, "device"),
-        _U16.pack(len(batch.keys)),
-        *(_str8(k, "sensor key") for k in batch.keys),
+        _key_table_bytes(batch.keys),
         _U32.pack(n),
         np.ascontiguousarray(batch.key, dtype="<u2").tobytes(),
         np.ascontiguousarray(batch.ts, dtype="<i8").tobytes(),

@@ -4,17 +4,21 @@ polled by the gateway from the simulator over real sockets."""
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gateway.decode import RequestDecoder, decode_reading
 from gateway.poller import DevicePoller
 from hazardhub.settings import load_profiles
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.signals import Constant
 from telemetry.codec import TelemetryBatch
-from telemetry.config import DeviceProfile, HubConfig
+from telemetry.config import DeviceProfile, HubConfig, PointSpec
 from telemetry.quality import Quality
 from telemetry.registry import build_registry
 
@@ -223,3 +227,48 @@ async def test_wire_break_bit_marks_only_its_channel_and_diagnostic_bit_marks_al
     )
     assert readings(got["rtd"]) == {"t1": (21.3, Quality.GOOD), "t3": (-5.2, Quality.SENSOR_FAULT)}
     assert readings(got["pt"]) == {"pressure": (1.25, Quality.SENSOR_FAULT)}
+
+
+@st.composite
+def requests(draw):
+    """Random points packed into one request, with random register contents."""
+    points, offsets, address = [], [], 0
+    for i in range(draw(st.integers(1, 12))):
+        dtype = draw(
+            st.sampled_from(["int16", "uint16", "int32", "uint32", "float32", "float64", "bit"])
+        )
+        spec = {
+            "name": f"p{i}",
+            "address": address,
+            "dtype": dtype,
+            "word_order": draw(st.sampled_from(ORDERS)),
+            "scale": draw(st.sampled_from([1.0, 0.1, 0.01, 2.5, -1.0])),
+            "offset": draw(st.sampled_from([0.0, -40.0, 3.5])),
+        }
+        if dtype == "bit":
+            spec["bit"] = draw(st.integers(0, 15))
+        elif draw(st.booleans()) and dtype in ("uint16", "int32", "float32"):
+            spec["current"] = {"eng_min": 0, "eng_max": draw(st.sampled_from([100.0, 1.6]))}
+        width = {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
+        points.append(PointSpec.model_validate(spec))
+        offsets.append(address)
+        address += width + draw(st.integers(0, 3))
+    words = draw(st.lists(st.integers(0, 0xFFFF), min_size=address, max_size=address))
+    return points, offsets, words
+
+
+@settings(max_examples=300, deadline=None)
+@given(requests())
+def test_request_decoder_agrees_with_point_decoder(case):
+    points, offsets, words = case
+    decoder = RequestDecoder(points, offsets, len(words))
+    value = np.empty(len(points))
+    quality = np.zeros(len(points), np.uint8)
+    decoder.decode(words, value, quality)
+    for i, p in enumerate(points):
+        want, want_q = decode_reading(p, words[offsets[i] :])
+        assert int(quality[i]) == int(want_q), p
+        if math.isnan(want):
+            assert math.isnan(value[i])
+        else:
+            assert value[i] == want or value[i] == pytest.approx(want, rel=1e-12), p
