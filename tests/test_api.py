@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-from e2e_helpers import mine_registry
 
 from alerts.alarms import AlarmBook
 from alerts.evaluate import CoreState, evaluate
@@ -18,6 +17,8 @@ from ingest.metrics import Metrics
 from ingest.store.base import ReadingBatch
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
+
+from e2e_helpers import mine_registry
 
 KEYS = {
     "admin": ("k-admin", ApiKeySpec(name="admin", sha256=hash_key("k-admin"), role="admin")),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,6 @@ import time
 
 import httpx
 import pytest
-from e2e_helpers import eventually, get_json, mine_registry
-from services import free_port
 
 from api.auth import hash_key
 from gateway.runner import Gateway
@@ -21,6 +19,9 @@ from simulators.scenario import methane_profile
 from simulators.signals import Constant
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually, get_json, mine_registry
+from services import free_port
 
 POLL_S = 0.2
 SCALE = 0.2  # the one-minute scenario plays in 12 s

@@ -6,13 +6,14 @@ import asyncio
 import math
 
 import numpy as np
-from e2e_helpers import mine_registry
 
 from gateway.poller import DevicePoller
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.signals import Constant, Ramp
 from telemetry.codec import TelemetryBatch
 from telemetry.quality import Quality
+
+from e2e_helpers import mine_registry
 
 
 async def test_poll_values_comm_loss_once_and_recovery():

@@ -8,11 +8,12 @@ import aiomqtt
 import numpy as np
 import orjson
 
-from e2e_helpers import eventually, mine_registry
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
 from telemetry.codec import TelemetryBatch, decode, encode
 from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually, mine_registry
 
 
 def make_spool(path, now, **kw):
@@ -70,17 +71,26 @@ def test_age_limit(tmp_path):
 
 
 def batch(seq: int) -> TelemetryBatch:
-    return TelemetryBatch("gw1", "kj-sub-3", 42, seq, ("ch4_t1",), np.zeros(1, np.uint16),
-                          np.array([1_000 + seq], np.int64), np.array([0.5]),
-                          np.zeros(1, np.uint8))
+    return TelemetryBatch(
+        "gw1",
+        "kj-sub-3",
+        42,
+        seq,
+        ("ch4_t1",),
+        np.zeros(1, np.uint16),
+        np.array([1_000 + seq], np.int64),
+        np.array([0.5]),
+        np.zeros(1, np.uint8),
+    )
 
 
 async def collect(port: int, into: list[tuple[str, bytes]], stop: asyncio.Event) -> None:
     """A persistent-session subscriber that reconnects while the broker is away."""
     while not stop.is_set():
         try:
-            async with aiomqtt.Client("127.0.0.1", port, identifier="test-sub",
-                                      clean_session=False) as client:
+            async with aiomqtt.Client(
+                "127.0.0.1", port, identifier="test-sub", clean_session=False
+            ) as client:
                 await client.subscribe("hazardhub/v1/#", qos=1)
                 async for msg in client.messages:
                     into.append((str(msg.topic), bytes(msg.payload)))  # type: ignore[arg-type]
@@ -94,8 +104,15 @@ async def test_outage_spools_then_drains_in_order_and_reports_drops(mosquitto, t
     now = [1_000]
     size = len(encode(batch(0)))
     spool = Spool(tmp_path / "s.db", clock_ms=lambda: now[0], max_bytes=60 * size)
-    pub = MqttPublisher("127.0.0.1", mosquitto.port, tenant="north-coal", gateway="gw1",
-                        layout=TopicLayout(), spool=spool, backoff_max_s=0.5)
+    pub = MqttPublisher(
+        "127.0.0.1",
+        mosquitto.port,
+        tenant="north-coal",
+        gateway="gw1",
+        layout=TopicLayout(),
+        spool=spool,
+        backoff_max_s=0.5,
+    )
     got: list[tuple[str, bytes]] = []
     stop_sub, stop_pub = asyncio.Event(), asyncio.Event()
     sub = asyncio.create_task(collect(mosquitto.port, got, stop_sub))
@@ -115,7 +132,9 @@ async def test_outage_spools_then_drains_in_order_and_reports_drops(mosquitto, t
         await eventually(lambda: _true(len(spool) == 0), 20, "the spool to drain")
         await eventually(
             lambda: _true(sum(1 for t, _ in got if t.endswith("/telemetry")) >= 5 + len(kept)),
-            10, "the subscriber to receive every batch")
+            10,
+            "the subscriber to receive every batch",
+        )
     finally:
         stop_pub.set()
         await runner
