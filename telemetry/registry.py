@@ -179,7 +179,10 @@ def build_registry(
                     raise ConfigError(f"{where}.id: device {dev.id!r} is defined twice in the site")
                 found = profile_map.get(dev.profile)
                 if found is None:
-                    raise ConfigError(f"{where}.profile: no device profile named {dev.profile!r}")
+                    raise ConfigError(
+                        f"{where}.profile: device {dev.id!r}: "
+                        f"no device profile named {dev.profile!r}"
+                    )
                 prof = found
                 points = {p.name: p for p in prof.points}
                 used: list[PointSpec] = []
@@ -189,7 +192,8 @@ def build_registry(
                     point = points.get(sen.point)
                     if point is None:
                         raise ConfigError(
-                            f"{swhere}.point: profile {prof.name!r} has no point {sen.point!r}"
+                            f"{swhere}.point: device {dev.id!r}, sensor {sen.id!r}: "
+                            f"profile {prof.name!r} has no point {sen.point!r}"
                         )
                     if any(p.name == point.name for p in used):
                         raise ConfigError(f"{swhere}.point: point {sen.point!r} used twice")

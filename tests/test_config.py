@@ -791,7 +791,9 @@ def test_profiles_from_a_second_folder_are_usable(tmp_path: Path) -> None:
     cfg = write(tmp_path, doc)
     reg = load(cfg, [PROFILES, root]).registry()
     assert reg.sensor("b-a").device == "b"
-    with pytest.raises(ConfigError, match=r"devices\.1\.profile: no device profile named 'box'"):
+    with pytest.raises(
+        ConfigError, match=r"devices\.1\.profile: device 'b': no device profile named 'box'"
+    ):
         load_registry(cfg, [PROFILES])
 
 
