@@ -28,6 +28,7 @@ services:
 	@missing=""; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/influxd || command -v influxd >/dev/null || missing="$$missing influxdb"; \
+	command -v mbpoll >/dev/null || missing="$$missing mbpoll"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

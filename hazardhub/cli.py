@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--spool-max-mb", type=float, default=256.0)
     g.add_argument("--spool-max-age-h", type=float, default=168.0)
 
+    from hazardhub.simulate import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
+
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
     return p
@@ -174,6 +178,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
 
         return _run(run_gw)
+    if args.command == "simulate":
+        from hazardhub.simulate import run as run_simulate
+
+        return run_simulate(args, _run)
     raise AssertionError(args.command)
 
 

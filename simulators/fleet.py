@@ -71,15 +71,18 @@ class SimulatedVehicle:
     seq: int = 0
     last_t: float | None = field(default=None)
 
-    def record(self, t_s: float, start_wall_ms: int) -> dict[str, object]:
-        """Advance to `t_s` and return the position record of that instant."""
+    def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
+        """Advance to scenario time `t_s` and return the position record of that instant.
+
+        The record's time is the wall time of that instant (`accel` scenario seconds pass per
+        wall second), as a real recorder's clock would read."""
         speed = max(0.0, round(self.speed_kmh.value_at(t_s), 1))
         if self.last_t is not None:
             self.distance_m += speed / 3.6 * max(0.0, t_s - self.last_t)
         self.last_t = t_s
         lat, lon, heading = position_at(self.route, self.distance_m)
         rec: dict[str, object] = {
-            "ts": start_wall_ms + round(t_s * 1000),
+            "ts": start_wall_ms + round(t_s * 1000 / accel),
             "lat": round(lat, 6),
             "lon": round(lon, 6),
             "speed_kmh": speed,
@@ -104,6 +107,7 @@ class FleetPublisher:
         clock: Callable[[], float],
         start_wall_ms: int,
         period_s: float = 1.0,
+        accel: float = 1.0,
     ) -> None:
         self.vehicles = list(vehicles)
         self._host, self._port = host, port
@@ -111,6 +115,7 @@ class FleetPublisher:
         self._clock = clock
         self._start_wall_ms = start_wall_ms
         self._period = period_s
+        self._accel = accel
         self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -124,7 +129,7 @@ class FleetPublisher:
                     while not stop.is_set():
                         t = self._clock()
                         for v in self.vehicles:
-                            rec = v.record(t, self._start_wall_ms)
+                            rec = v.record(t, self._start_wall_ms, self._accel)
                             await client.publish(
                                 self._layout.position(v.tenant, v.id), orjson.dumps(rec), qos=1
                             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, cast
@@ -112,14 +113,69 @@ class SimulatedDevice:
         self._signals = dict(signals)
         self._clock = clock
         self._spans = _layout(profile.points)
+        self._modes: dict[str, tuple[str, float]] = {}  # point -> (mode, value when set)
+        self._points = {p.name: p for p in profile.points}
 
     def values_at(self, t_s: float) -> dict[str, float]:
         """The engineering value of every point at `t_s`, as the device would hold it."""
         return {p.name: self._value(p, t_s) for p in self.profile.points}
 
-    def _value(self, point: PointSpec, t_s: float) -> float:
+    def set_mode(self, point: str, mode: str | None) -> None:
+        """Put a point in a fault mode, or back to normal with None.
+
+        line_break: a 4-20 mA loop at 2.0 mA (NAMUR: sensor fault; other points answer "device
+        failure"); over_range: 20.8 mA (saturated; other points their dtype's maximum); stuck: the
+        value freezes; calibration / fault: the profile's status bits for that quality are set.
+        """
+        if point not in self._points:
+            raise ValueError(f"profile {self.profile.name!r} has no point {point!r}")
+        if mode is None:
+            self._modes.pop(point, None)
+            return
+        if mode not in ("line_break", "over_range", "stuck", "calibration", "fault"):
+            raise ValueError(f"unknown mode {mode!r}")
+        frozen = self._base_value(self._points[point], self._clock())
+        self._modes[point] = (mode, frozen)
+
+    def _base_value(self, point: PointSpec, t_s: float) -> float:
         signal = self._signals.get(point.name)
         return 0.0 if signal is None else signal.value_at(t_s)
+
+    def _value(self, point: PointSpec, t_s: float) -> float:
+        value = self._base_value(point, t_s)
+        if point.name in self._status_points():
+            return float(self._status_word(point.name, int(value)))
+        mode = self._modes.get(point.name)
+        if mode is None:
+            return value
+        kind, frozen = mode
+        cur = point.current
+        if kind == "stuck":
+            return frozen
+        if kind in ("line_break", "over_range"):
+            ma = 2.0 if kind == "line_break" else 20.8
+            if cur is not None:
+                return cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
+            return math.nan if kind == "line_break" else math.inf
+        return value
+
+    def _status_points(self) -> set[str]:
+        return {st.point for st in self.profile.status}
+
+    def _status_word(self, name: str, word: int) -> int:
+        for point, (kind, _) in self._modes.items():
+            wanted = {"calibration": "calibration", "fault": "sensor_fault"}.get(kind)
+            for st in self.profile.status:
+                applies = not st.applies_to or point in st.applies_to
+                if st.point != name or st.quality != wanted or not applies:
+                    continue
+                if st.bit is not None:
+                    word |= 1 << st.bit
+                elif st.equals is not None:
+                    word = st.equals
+                else:
+                    word = word or 1
+        return word
 
     def _sim_device(self) -> SimDevice:
         """The pymodbus device: four separate tables, refreshed by `_action` on every access."""

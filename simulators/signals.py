@@ -13,7 +13,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Constant", "Noisy", "Piecewise", "Ramp", "Signal"]
+__all__ = [
+    "Constant",
+    "Diurnal",
+    "Drift",
+    "Noisy",
+    "Piecewise",
+    "Ramp",
+    "Signal",
+    "Step",
+    "Stuck",
+]
 
 
 class Signal(Protocol):
@@ -106,3 +116,51 @@ def _unit_noise(seed: int, t_s: float) -> float:
     key = f"{seed}:{t_s + 0.0!r}".encode()
     digest = hashlib.blake2b(key, digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**63 - 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """`base` plus a slow linear drift of `per_hour` (a sensor losing its calibration)."""
+
+    base: Signal
+    per_hour: float
+    start_s: float = 0.0
+
+    def value_at(self, t_s: float) -> float:
+        return self.base.value_at(t_s) + self.per_hour * max(0.0, t_s - self.start_s) / 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Diurnal:
+    """A daily cycle: `mean` +- `amplitude`, highest at `peak_hour` of scenario time."""
+
+    mean: float
+    amplitude: float
+    peak_hour: float = 14.0
+
+    def value_at(self, t_s: float) -> float:
+        phase = 2 * math.pi * (t_s / 3600.0 - self.peak_hour) / 24.0
+        return self.mean + self.amplitude * math.cos(phase)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """`before` until `at_s`, then `after`."""
+
+    at_s: float
+    before: float
+    after: float
+
+    def value_at(self, t_s: float) -> float:
+        return self.after if t_s >= self.at_s else self.before
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """`base` until `at_s`, then frozen at the value it had then (a stuck transmitter)."""
+
+    base: Signal
+    at_s: float
+
+    def value_at(self, t_s: float) -> float:
+        return self.base.value_at(min(t_s, self.at_s))

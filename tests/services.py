@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -52,10 +53,20 @@ class BinaryMissingError(ServiceError):
 
 
 def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on the loopback interface that nothing listens on right now.
+
+    Chosen below Linux's ephemeral range (32768-60999), so that the outgoing connections tests
+    make (which take ephemeral ports) cannot take it between this call and the server's bind.
+    """
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError("no free port in 20000-32000")
 
 
 def _require(binary: str, package: str) -> str:

@@ -1,0 +1,210 @@
+"""`hazardhub simulate`: Modbus device farms, GPS fleets, scenarios and load, as processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from hazardhub.settings import load, read_text
+from simulators.farm import ScenarioRunner, build_farm
+from simulators.fleet import FleetPublisher, SimulatedVehicle
+from simulators.load import LoadGenerator, config_yaml
+from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
+from telemetry.errors import ConfigError
+from telemetry.registry import Registry, parse_document
+from telemetry.topics import TopicLayout
+
+__all__ = ["add_parser", "run"]
+
+log = logging.getLogger("hazardhub.simulate")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    s = sub.add_parser("simulate", help="simulated devices, fleets, scenarios and load")
+    ss = s.add_subparsers(dest="what", required=True)
+    for name, text in (
+        ("modbus", "serve the configuration's Modbus devices on their configured endpoints"),
+        ("fleet", "drive the configuration's vehicles, publishing positions over MQTT"),
+        ("scenario", "run a scenario file over the Modbus farm and the fleet"),
+    ):
+        p = ss.add_parser(name, help=text)
+        p.add_argument("-c", "--config", type=Path, required=True)
+        if name == "scenario":
+            p.add_argument("scenario_file", type=Path)
+        else:
+            p.add_argument("--scenario", dest="scenario_file", type=Path, default=None)
+        p.add_argument("--accel", type=float, default=1.0, help="scenario seconds per second")
+        p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+        p.add_argument("--record", type=Path, default=None, help="write the ground truth (JSON)")
+        p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+        if name != "modbus":
+            p.add_argument("--broker", default="127.0.0.1:1883")
+            p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
+    lp = ss.add_parser("load", help="synthetic gateways publishing telemetry at a given rate")
+    lp.add_argument("--broker", default="127.0.0.1:1883")
+    lp.add_argument("--rate", type=float, default=20_000, help="readings per second")
+    lp.add_argument("--devices", type=int, default=100)
+    lp.add_argument("--batch", type=int, default=100, help="readings per message")
+    lp.add_argument("--seconds", type=float, default=30)
+    lp.add_argument(
+        "--write-config",
+        type=Path,
+        default=None,
+        help="write the matching hub configuration and exit",
+    )
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return (host or "127.0.0.1"), int(port)
+
+
+def load_scenario(path: Path | None, seed: int | None) -> ScenarioSpec:
+    if path is None:
+        spec = ScenarioSpec(name="steady", duration_s=10 * 365 * 86400.0)
+    else:
+        spec = parse_document(read_text(path), ScenarioSpec, str(path))
+    return spec if seed is None else spec.model_copy(update={"seed": seed})
+
+
+def _compile(spec: ScenarioSpec, registry: Registry) -> CompiledScenario:
+    try:
+        return compile_scenario(spec, registry)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, accel: float) -> None:
+    """The ground truth: scenario time -> value per sensor, and the fault-mode schedule."""
+    step = max(0.1, min(1.0, compiled.spec.duration_s / 2000))
+    doc = {
+        "scenario": compiled.spec.name,
+        "seed": compiled.spec.seed,
+        "start_wall_ms": start_wall_ms,
+        "accel": accel,
+        "duration_s": compiled.spec.duration_s,
+        "modes": [
+            {"t_s": m.t_s, "device": m.device, "point": m.point, "mode": m.mode}
+            for m in compiled.modes
+        ],
+        "truth": compiled.truth(step) if compiled.spec.duration_s < 1e6 else {},
+    }
+    path.write_text(json.dumps(doc))
+
+
+def _routes(compiled: CompiledScenario, vehicle: str, k: int) -> tuple[tuple[float, float], ...]:
+    route = compiled.spec.routes.get(vehicle)
+    if route:
+        return route
+    lat, lon = 32.0 + 0.05 * k, 118.8
+    return ((lat, lon), (lat + 0.3, lon + 0.6), (lat + 0.5, lon + 1.4))
+
+
+async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    registry = load(args.config).registry()
+    compiled = _compile(load_scenario(args.scenario_file, args.seed), registry)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    start_wall_ms = time.time_ns() // 1_000_000
+    accel = float(args.accel)
+
+    def clock() -> float:
+        return (loop.time() - t0) * accel
+
+    if args.record:
+        write_record(args.record, compiled, start_wall_ms, accel)
+    tasks: list[asyncio.Task[None]] = []
+    farm = None
+    if args.what in ("modbus", "scenario"):
+        farm = build_farm(registry, compiled, clock)
+        await farm.start()
+        for host, port in farm.servers:
+            units = sorted(
+                d.spec.modbus.unit
+                for d in registry.devices.values()
+                if (d.spec.modbus.host, d.spec.modbus.port) == (host, port)
+            )
+            print(f"modbus {host}:{port} units {units}", flush=True)
+        runner = ScenarioRunner(compiled, farm.devices, clock, accel)
+        tasks.append(asyncio.create_task(runner.run(stop), name="scenario-modes"))
+    if args.what in ("fleet", "scenario"):
+        host, port = _hostport(args.broker)
+        vehicles = [
+            SimulatedVehicle(
+                v.tenant,
+                v.spec.id,
+                _routes(compiled, v.spec.id, k),
+                compiled.vehicle_speeds[v.spec.id],
+            )
+            for k, v in enumerate(registry.vehicles.values())
+        ]
+        fleet = FleetPublisher(
+            vehicles,
+            host=host,
+            port=port,
+            layout=TopicLayout(),
+            clock=clock,
+            start_wall_ms=start_wall_ms,
+            period_s=args.period,
+            accel=accel,
+        )
+        tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
+        print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
+    duration = args.duration
+    if duration is None and args.scenario_file is not None:
+        duration = compiled.spec.duration_s / accel
+    try:
+        if duration is not None and math.isfinite(duration):
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=duration)
+            except TimeoutError:
+                stop.set()
+        else:
+            await stop.wait()
+        await asyncio.gather(*tasks)
+    finally:
+        if farm is not None:
+            await farm.stop()
+    return 0
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    if args.write_config:
+        args.write_config.write_text(config_yaml(args.devices, args.batch))
+        print(f"wrote {args.write_config}: tenant 'load', {args.devices} devices")
+        return 0
+    host, port = _hostport(args.broker)
+    gen = LoadGenerator(host, port, rate=args.rate, devices=args.devices, batch=args.batch)
+    report = gen.run(args.seconds, threading.Event())
+    print(
+        yaml.safe_dump(
+            {
+                "seconds": round(report.seconds, 2),
+                "messages": report.messages,
+                "readings": report.readings,
+                "readings_per_s": round(report.rate),
+                "per_second": report.per_second,
+            },
+            sort_keys=False,
+        )
+    )
+    return 0
+
+
+def run(args: argparse.Namespace, runner: object) -> int:
+    """Entry from the CLI; `runner` runs a coroutine factory with signal handling."""
+    if args.what == "load":
+        return _run_load(args)
+    run_async = runner  # hazardhub.cli._run
+    assert callable(run_async)
+    result = run_async(lambda stop: _run_sim(args, stop))
+    assert isinstance(result, int)
+    return result

@@ -1,0 +1,297 @@
+"""Simulators as a product: the farm read by plain Modbus clients, determinism, the load
+generator, and every shipped scenario run through the hub against its ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+import pytest
+from pymodbus.client import AsyncModbusTcpClient
+
+from gateway.runner import Gateway
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load
+from simulators.farm import ScenarioRunner, build_farm
+from simulators.fleet import FleetPublisher, SimulatedVehicle
+from simulators.load import LoadGenerator, config_yaml
+from simulators.timeline import ScenarioSpec, compile_scenario
+from telemetry.config import HubConfig
+from telemetry.registry import parse_document
+from telemetry.topics import TopicLayout
+
+from services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo.yaml"
+SCENARIOS = sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))
+
+
+def scenario(path: Path) -> ScenarioSpec:
+    return parse_document(path.read_text(), ScenarioSpec, str(path))
+
+
+def remapped(config: HubConfig, ports: dict[tuple[str, int], int], poll_s: float) -> HubConfig:
+    data: dict[str, Any] = config.model_dump(by_alias=True)
+    for tenant in data["tenants"]:
+        for site in tenant["sites"]:
+            for dev in site["devices"]:
+                m = dev["modbus"]
+                m["port"] = ports[(m["host"], m["port"])]
+                m["poll_s"] = poll_s
+    return HubConfig.model_validate(data)
+
+
+def test_same_seed_same_truth_other_seed_other_noise():
+    reg = load(DEMO).registry()
+    spec = scenario(ROOT / "examples" / "scenarios" / "tank-farm-leak.yaml")
+    a = compile_scenario(spec, reg).truth(1.0)
+    b = compile_scenario(spec, reg).truth(1.0)
+    c = compile_scenario(spec.model_copy(update={"seed": 99}), reg).truth(1.0)
+    assert a == b
+    assert a["gd-101a"] != c["gd-101a"]  # a noisy baseline
+    assert a["gd-102a"] == c["gd-102a"]  # a noiseless ramp
+    # the ramp: 2 %LEL until 20 s, 40 %LEL at 60 s
+    values = dict(a["gd-102a"])
+    assert values[10.0] == 2 and values[40.0] == pytest.approx(21.0) and values[60.0] == 40
+
+
+@pytest.mark.slow
+async def test_farm_read_by_plain_pymodbus_and_mbpoll(tmp_path):
+    ports = {15021: free_port(), 15022: free_port(), 15023: free_port(), 15024: free_port()}
+    text = DEMO.read_text()
+    for old, new in ports.items():
+        text = text.replace(f"port: {old},", f"port: {new},")
+    cfg = tmp_path / "farm.yaml"
+    cfg.write_text(text)
+    scn = tmp_path / "ramp.yaml"
+    scn.write_text(
+        "name: ramp\nduration_s: 600\nevents:\n"
+        "  - {at_s: 0, device: kj-sub-3, point: ch4_t1, to: 6.0, over_s: 600}\n"
+        "  - {at_s: 0, device: tank1-rtu, point: level, to: 9.0, over_s: 600}\n"
+    )
+    record = tmp_path / "truth.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hazardhub",
+            "simulate",
+            "modbus",
+            "-c",
+            str(cfg),
+            "--scenario",
+            str(scn),
+            "--record",
+            str(record),
+            "--duration",
+            "30",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        assert line.startswith("modbus 127.0.0.1:"), line
+        start = json.loads(record.read_text())["start_wall_ms"] / 1000
+        truth = compile_scenario(scenario(scn), load(cfg, [ROOT / "profiles"]).registry())
+        client = AsyncModbusTcpClient("127.0.0.1", port=ports[15024])
+        await client.connect()
+        for _ in range(3):
+            rr = await client.read_input_registers(1, count=1, device_id=1)  # ch4_t1, 0.01 %
+            t = time.time() - start
+            assert abs(rr.registers[0] / 100 - truth.value("face1301-ch4-t1", t)) <= 0.02
+            await asyncio.sleep(0.5)
+        rr = await client.read_holding_registers(0, count=2, device_id=1)
+        client.close()
+        client = AsyncModbusTcpClient("127.0.0.1", port=ports[15021])
+        await client.connect()
+        rr = await client.read_holding_registers(0, count=2, device_id=1)  # T-101 level float32
+        client.close()
+        level = np.frombuffer(np.array(rr.registers, ">u2").tobytes(), ">f4")[0]
+        assert abs(level - truth.value("t101-level", time.time() - start)) < 0.05
+        mbpoll = shutil.which("mbpoll")
+        if mbpoll:
+            out = subprocess.run(
+                [
+                    mbpoll,
+                    "-m",
+                    "tcp",
+                    "-a",
+                    "1",
+                    "-t",
+                    "3",
+                    "-r",
+                    "2",
+                    "-c",
+                    "1",
+                    "-1",
+                    "-p",
+                    str(ports[15024]),
+                    "127.0.0.1",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout
+            raw = int(out.split("[2]:")[1].split()[0])
+            assert abs(raw / 100 - truth.value("face1301-ch4-t1", time.time() - start)) <= 0.02, out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+
+
+def expected_transitions(compiled, registry, step_s: float) -> list[tuple[str, float, int]]:
+    """An independent oracle: the levels above of each sensor (hysteresis, and on/off delays
+    where the rule has them) applied to the true values; (sensor, scenario time, level)."""
+    out = []
+    times = np.arange(0, compiled.spec.duration_s, step_s)
+    for sid in compiled.sensors:
+        info = registry.sensor(sid)
+        levels = [lv for lv in info.levels if lv.above is not None]
+        if not levels:
+            continue
+        active = [False] * len(levels)
+        since: list[float | None] = [None] * len(levels)
+        current = 0
+        for t in times:
+            v = compiled.value(sid, t)
+            for j, lv in enumerate(levels):
+                want = v >= lv.above if not active[j] else not v < lv.recover
+                delay = getattr(lv, "on_delay_s", 0.0) if want else getattr(lv, "off_delay_s", 0.0)
+                if want == active[j]:
+                    since[j] = None
+                    continue
+                since[j] = t if since[j] is None else since[j]
+                if t - since[j] >= delay:
+                    active[j], since[j] = want, None
+            level = max((j + 1 for j, on in enumerate(active) if on), default=0)
+            if level != current:
+                out.append((sid, float(t), level))
+                current = level
+    return sorted(out, key=lambda r: (r[0], r[1]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
+    accel, poll_s = 15.0, 0.1
+    loaded = load(DEMO)
+    reg0 = loaded.registry()
+    compiled = compile_scenario(scenario(path), reg0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    start_wall_ms = time.time_ns() // 1_000_000
+
+    def clock() -> float:
+        return (loop.time() - t0) * accel
+
+    farm = build_farm(reg0, compiled, clock, any_port=True)
+    await farm.start()
+    reg = loaded.registry(remapped(loaded.config, farm.ports(), poll_s))
+    hub = Hub(
+        reg,
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
+    )
+    hub_stop, edge_stop = asyncio.Event(), asyncio.Event()
+    hub_task = asyncio.create_task(hub.run(hub_stop))
+    while not hub.ingest.ready.is_set():
+        await asyncio.sleep(0.05)
+    layout = TopicLayout()
+    gateways = [
+        Gateway(
+            reg,
+            tenant=t,
+            gateway=g,
+            broker_host="127.0.0.1",
+            broker_port=mosquitto.port,
+            layout=layout,
+            spool_dir=tmp_path / "spool",
+        )
+        for t, g in sorted({(d.tenant, d.spec.gateway) for d in reg.devices.values()})
+    ]
+    fleet = FleetPublisher(
+        [
+            SimulatedVehicle(
+                v.tenant,
+                v.spec.id,
+                ((32.0, 118.8), (32.5, 119.8)),
+                compiled.vehicle_speeds[v.spec.id],
+            )
+            for v in reg.vehicles.values()
+        ],
+        host="127.0.0.1",
+        port=mosquitto.port,
+        layout=layout,
+        clock=clock,
+        start_wall_ms=start_wall_ms,
+        period_s=poll_s,
+        accel=accel,
+    )
+    runner = ScenarioRunner(compiled, farm.devices, clock, accel)
+    tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
+    tasks += [asyncio.create_task(fleet.run(edge_stop)), asyncio.create_task(runner.run(edge_stop))]
+    await asyncio.sleep(compiled.spec.duration_s / accel)
+    edge_stop.set()
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0.5)
+    hub_stop.set()
+    await hub_task
+    await farm.stop()
+
+    from alerts.statedb import StateDB
+
+    db = StateDB(tmp_path / "hub" / "state.db")
+    rows = db.list_alarms(None, limit=1000)
+    events = db.alarm_events([r.id for r in rows])
+    got = []
+    for r in rows:
+        info = reg.sensor(r.sensor)
+        names = {lv.name for lv in info.levels if lv.above is not None}
+        for e in events[r.id]:
+            if e.level_name in names or (e.kind == "cleared" and r.level_name in names):
+                got.append((r.sensor, (e.ts - start_wall_ms) * accel / 1000, e.level))
+    db.close()
+    got.sort(key=lambda g: (g[0], g[1]))
+    want = expected_transitions(compiled, reg0, step_s=0.05)
+    assert want, "a shipped scenario must make alarms"
+    assert [(s, lv) for s, _, lv in got] == [(s, lv) for s, _, lv in want]
+    tolerance = poll_s * accel + 1.0  # one poll period (in scenario time) and quantisation
+    for (s, tg, lv), (_, tw, _) in zip(got, want, strict=True):
+        assert abs(tg - tw) <= tolerance, (s, lv, tg, tw)
+
+
+async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
+    cfg = parse_document(config_yaml(4, 10), HubConfig, "load.yaml")
+    assert len(cfg.tenants[0].sites[0].devices) == 4
+    got = 0
+
+    async def count() -> None:
+        nonlocal got
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.subscribe("hazardhub/v1/load/load/+/telemetry", qos=1)
+            async for _ in client.messages:
+                got += 1
+
+    counter = asyncio.create_task(count())
+    await asyncio.sleep(0.3)
+    gen = LoadGenerator("127.0.0.1", mosquitto.port, rate=5000, devices=4, batch=10)
+    report = await asyncio.to_thread(gen.run, 2.0)
+    await asyncio.sleep(0.5)
+    counter.cancel()
+    assert report.messages == got == 1000
+    assert report.readings == 10_000
+    assert math.isclose(report.rate, 5000, rel_tol=0.1)
