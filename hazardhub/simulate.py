@@ -123,6 +123,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
         write_record(args.record, compiled, start_wall_ms, accel)
     tasks: list[asyncio.Task[None]] = []
     farm = None
+    vehicles: list[SimulatedVehicle] = []
     if args.what in ("modbus", "scenario"):
         farm = build_farm(registry, compiled, clock)
         await farm.start()
@@ -133,8 +134,6 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 if (d.spec.modbus.host, d.spec.modbus.port) == (host, port)
             )
             print(f"modbus {host}:{port} units {units}", flush=True)
-        runner = ScenarioRunner(compiled, farm.devices, clock, accel)
-        tasks.append(asyncio.create_task(runner.run(stop), name="scenario-modes"))
     if args.what in ("fleet", "scenario"):
         host, port = _hostport(args.broker)
         vehicles = [
@@ -158,6 +157,10 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
         )
         tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
         print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
+    runner = ScenarioRunner(
+        compiled, farm.devices if farm else {}, clock, accel, {v.id: v for v in vehicles}
+    )
+    tasks.append(asyncio.create_task(runner.run(stop), name="scenario-modes"))
     duration = args.duration
     if duration is None and args.scenario_file is not None:
         duration = compiled.spec.duration_s / accel

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from simulators.fleet import SimulatedVehicle
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.timeline import CompiledScenario, ModeChange
 from telemetry.registry import Registry
@@ -68,6 +69,7 @@ class ScenarioRunner:
     devices: Mapping[str, SimulatedDevice]
     clock: Callable[[], float]  # scenario seconds
     accel: float = 1.0
+    vehicles: Mapping[str, SimulatedVehicle] = field(default_factory=dict)
     applied: list[tuple[ModeChange, int]] = field(default_factory=list)  # (change, wall ms)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -82,6 +84,12 @@ class ScenarioRunner:
             self.apply(change)
 
     def apply(self, change: ModeChange) -> None:
+        if change.device.startswith("vehicle:"):
+            vehicle = self.vehicles[change.device.removeprefix("vehicle:")]
+            vehicle.drift_m = 800.0 if change.mode == "gps_drift" else 0.0
+            vehicle.offline = change.mode == "offline"
+            self.applied.append((change, time.time_ns() // 1_000_000))
+            return
         device = self.devices[change.device]
         if change.point is None:
             device.online = change.mode != "comm_loss"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -32,6 +33,12 @@ def _segment_m(a: tuple[float, float], b: tuple[float, float]) -> float:
         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     )
     return 2 * _EARTH_M * math.asin(math.sqrt(h))
+
+
+def _noise(seed: int, t_s: float, axis: int) -> float:
+    """Deterministic noise in [-1, 1) from (seed, t, axis)."""
+    digest = hashlib.blake2b(f"{seed}:{t_s!r}:{axis}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**63 - 1.0
 
 
 def position_at(
@@ -70,6 +77,10 @@ class SimulatedVehicle:
     distance_m: float = 0.0
     seq: int = 0
     last_t: float | None = field(default=None)
+    noise_m: float = 3.0  # GPS noise, deterministic from (seed, t)
+    seed: int = 0
+    drift_m: float = 0.0  # a satellite-positioning drift: the position jumps this far east
+    offline: bool = False  # the recorder sends nothing (out of coverage, switched off)
 
     def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
         """Advance to scenario time `t_s` and return the position record of that instant.
@@ -81,6 +92,11 @@ class SimulatedVehicle:
             self.distance_m += speed / 3.6 * max(0.0, t_s - self.last_t)
         self.last_t = t_s
         lat, lon, heading = position_at(self.route, self.distance_m)
+        if self.noise_m or self.drift_m:
+            north = self.noise_m * _noise(self.seed, t_s, 0)
+            east = self.noise_m * _noise(self.seed, t_s, 1) + self.drift_m
+            lat += north / 111_320.0
+            lon += east / (111_320.0 * math.cos(math.radians(lat)))
         rec: dict[str, object] = {
             "ts": start_wall_ms + round(t_s * 1000 / accel),
             "lat": round(lat, 6),
@@ -129,6 +145,8 @@ class FleetPublisher:
                     while not stop.is_set():
                         t = self._clock()
                         for v in self.vehicles:
+                            if v.offline:
+                                continue
                             rec = v.record(t, self._start_wall_ms, self._accel)
                             await client.publish(
                                 self._layout.position(v.tenant, v.id), orjson.dumps(rec), qos=1

@@ -41,7 +41,17 @@ __all__ = [
     "compile_scenario",
 ]
 
-Mode = Literal["line_break", "over_range", "stuck", "calibration", "fault", "comm_loss"]
+Mode = Literal[
+    "line_break",
+    "over_range",
+    "stuck",
+    "calibration",
+    "fault",
+    "comm_loss",
+    "gps_drift",
+    "offline",
+]
+_VEHICLE_MODES = ("gps_drift", "offline")
 
 
 class _Frozen(BaseModel):
@@ -76,12 +86,16 @@ class EventSpec(_Frozen):
             raise ValueError("an event sets exactly one of 'to' (a value) and 'mode'")
         if self.to is not None and self.device is not None and self.point is None:
             raise ValueError("a value event on a device names its 'point'")
+        if self.mode in _VEHICLE_MODES:
+            if self.vehicle is None:
+                raise ValueError(f"mode {self.mode!r} applies to a vehicle")
+            return self
+        if self.mode is not None and self.vehicle is not None:
+            raise ValueError(f"mode {self.mode!r} applies to devices; vehicles: {_VEHICLE_MODES}")
         if self.mode == "comm_loss" and self.point is not None:
             raise ValueError("comm_loss applies to a whole device, not a point")
         if self.mode not in (None, "comm_loss") and self.point is None:
             raise ValueError(f"mode {self.mode!r} needs a 'point'")
-        if self.mode is not None and self.vehicle is not None:
-            raise ValueError("modes apply to devices")
         if self.over_s is not None and self.rate_per_s is not None:
             raise ValueError("give 'over_s' or 'rate_per_s', not both")
         return self
@@ -100,8 +114,8 @@ class ScenarioSpec(_Frozen):
 @dataclass(frozen=True, slots=True)
 class ModeChange:
     t_s: float
-    device: str
-    point: str | None  # None: the whole device (comm loss)
+    device: str  # a device id, or "vehicle:<id>"
+    point: str | None  # None: the whole device (comm loss) or vehicle
     mode: str | None  # None: back to normal
 
 
@@ -230,15 +244,16 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         base = spec.baseline.get(veh_id, {}).get("speed") or _default_baseline(
             registry.sensors[veh.speed_sensor]
         )
-        mine = [e for e in spec.events if e.vehicle == veh_id]
+        mine = [e for e in spec.events if e.vehicle == veh_id and e.to is not None]
         speeds[veh_id] = _with_events(base, mine, seed * 1000 + 900 + k)
         sensors[registry.sensors[veh.speed_sensor].id] = (veh_id, "speed")
     modes: list[ModeChange] = []
     for ev in spec.events:
-        if ev.mode is None or ev.device is None:
+        if ev.mode is None:
             continue
-        modes.append(ModeChange(ev.at_s, ev.device, ev.point, ev.mode))
+        owner = ev.device if ev.device is not None else f"vehicle:{ev.vehicle}"
+        modes.append(ModeChange(ev.at_s, owner, ev.point, ev.mode))
         if ev.for_s is not None:
-            modes.append(ModeChange(ev.at_s + ev.for_s, ev.device, ev.point, None))
+            modes.append(ModeChange(ev.at_s + ev.for_s, owner, ev.point, None))
     modes.sort(key=lambda m: m.t_s)
     return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors)

@@ -223,16 +223,14 @@ async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
         )
         for t, g in sorted({(d.tenant, d.spec.gateway) for d in reg.devices.values()})
     ]
+    vehicles = [
+        SimulatedVehicle(
+            v.tenant, v.spec.id, ((32.0, 118.8), (32.5, 119.8)), compiled.vehicle_speeds[v.spec.id]
+        )
+        for v in reg.vehicles.values()
+    ]
     fleet = FleetPublisher(
-        [
-            SimulatedVehicle(
-                v.tenant,
-                v.spec.id,
-                ((32.0, 118.8), (32.5, 119.8)),
-                compiled.vehicle_speeds[v.spec.id],
-            )
-            for v in reg.vehicles.values()
-        ],
+        vehicles,
         host="127.0.0.1",
         port=mosquitto.port,
         layout=layout,
@@ -241,7 +239,7 @@ async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
         period_s=poll_s,
         accel=accel,
     )
-    runner = ScenarioRunner(compiled, farm.devices, clock, accel)
+    runner = ScenarioRunner(compiled, farm.devices, clock, accel, {v.id: v for v in vehicles})
     tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
     tasks += [asyncio.create_task(fleet.run(edge_stop)), asyncio.create_task(runner.run(edge_stop))]
     await asyncio.sleep(compiled.spec.duration_s / accel)
@@ -295,3 +293,53 @@ async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
     assert report.messages == got == 1000
     assert report.readings == 10_000
     assert math.isclose(report.rate, 5000, rel_tol=0.1)
+
+
+def test_gps_noise_is_deterministic_and_drift_jumps():
+    from simulators.signals import Constant
+
+    def fresh() -> SimulatedVehicle:
+        return SimulatedVehicle("t", "v", ((32.0, 118.8), (32.0, 119.8)), Constant(72.0), seed=3)
+
+    a, b = fresh(), fresh()
+    ra = [a.record(t, 0) for t in range(5)]
+    assert ra == [b.record(t, 0) for t in range(5)]
+    quiet = fresh()
+    quiet.noise_m = 0
+    exact = [quiet.record(t, 0) for t in range(5)]
+    offsets = [abs(r["lat"] - e["lat"]) * 111_320 for r, e in zip(ra, exact, strict=True)]
+    assert 0 < max(offsets) <= 3.5  # metres of noise
+    c = fresh()
+    c.noise_m = 0
+    c.drift_m = 800
+    jumped = c.record(0, 0)
+    east_m = (jumped["lon"] - exact[0]["lon"]) * 111_320 * math.cos(math.radians(32.0))
+    assert 790 < east_m < 810
+
+
+def test_vehicle_modes_in_scenarios():
+    reg = load(DEMO).registry()
+    spec = ScenarioSpec.model_validate(
+        {
+            "name": "x",
+            "duration_s": 60,
+            "events": [
+                {"at_s": 10, "vehicle": "tanker-01", "mode": "gps_drift", "for_s": 5},
+                {"at_s": 20, "vehicle": "coach-07", "mode": "offline"},
+            ],
+        }
+    )
+    modes = compile_scenario(spec, reg).modes
+    assert [(m.t_s, m.device, m.mode) for m in modes] == [
+        (10, "vehicle:tanker-01", "gps_drift"),
+        (15, "vehicle:tanker-01", None),
+        (20, "vehicle:coach-07", "offline"),
+    ]
+    with pytest.raises(ValueError, match="applies to a vehicle"):
+        ScenarioSpec.model_validate(
+            {
+                "name": "x",
+                "duration_s": 1,
+                "events": [{"at_s": 1, "device": "sis-1", "mode": "offline"}],
+            }
+        )
