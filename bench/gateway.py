@@ -37,15 +37,21 @@ UNITS_PER_PORT = 10
 
 def profile(points: int) -> DeviceProfile:
     # 40 points spread over two tables with holes, as in a real register map
-    return DeviceProfile.model_validate({
-        "name": "bench",
-        "points": [
-            {"name": f"p{i}", "table": "holding" if i % 2 else "input",
-             "address": (i // 2) * 3, "dtype": "float32" if i % 4 == 1 else "uint16",
-             "scale": 1 if i % 4 == 1 else 0.1}
-            for i in range(points)
-        ],
-    })
+    return DeviceProfile.model_validate(
+        {
+            "name": "bench",
+            "points": [
+                {
+                    "name": f"p{i}",
+                    "table": "holding" if i % 2 else "input",
+                    "address": (i // 2) * 3,
+                    "dtype": "float32" if i % 4 == 1 else "uint16",
+                    "scale": 1 if i % 4 == 1 else 0.1,
+                }
+                for i in range(points)
+            ],
+        }
+    )
 
 
 def serve(ports: list[int], points: int, ready: mp.Event, stop: mp.Event) -> None:
@@ -54,9 +60,15 @@ def serve(ports: list[int], points: int, ready: mp.Event, stop: mp.Event) -> Non
         t0 = time.monotonic()
         servers = []
         for port in ports:
-            devs = [SimulatedDevice(prof, u, {p.name: Noisy(Ramp(0, 600, 10, 90), 1, seed=u)
-                                              for p in prof.points}, lambda: time.monotonic() - t0)
-                    for u in range(1, UNITS_PER_PORT + 1)]
+            devs = [
+                SimulatedDevice(
+                    prof,
+                    u,
+                    {p.name: Noisy(Ramp(0, 600, 10, 90), 1, seed=u) for p in prof.points},
+                    lambda: time.monotonic() - t0,
+                )
+                for u in range(1, UNITS_PER_PORT + 1)
+            ]
             srv = ModbusSimServer(devs, port=port)
             await srv.start()
             servers.append(srv)
@@ -84,16 +96,24 @@ async def run(ports: list[int], args: argparse.Namespace, coalesce: bool) -> dic
     devices = []
     for i in range(args.devices):
         port, unit = ports[i // UNITS_PER_PORT], i % UNITS_PER_PORT + 1
-        devices.append({
-            "id": f"d{i}", "profile": "bench",
-            "modbus": {"port": port, "unit": unit, "poll_s": 1 / args.hz, "timeout_s": 1.0},
-            "sensors": [{"id": f"d{i}-{p.name}", "point": p.name, "kind": "other"}
-                        for p in prof.points],
-        })
-    reg = build_registry(HubConfig.model_validate({
-        "tenants": [{"id": "t", "sites": [{"id": "s", "devices": devices}]}],
-        "device_profiles": [prof.model_dump()],
-    }))
+        devices.append(
+            {
+                "id": f"d{i}",
+                "profile": "bench",
+                "modbus": {"port": port, "unit": unit, "poll_s": 1 / args.hz, "timeout_s": 1.0},
+                "sensors": [
+                    {"id": f"d{i}-{p.name}", "point": p.name, "kind": "other"} for p in prof.points
+                ],
+            }
+        )
+    reg = build_registry(
+        HubConfig.model_validate(
+            {
+                "tenants": [{"id": "t", "sites": [{"id": "s", "devices": devices}]}],
+                "device_profiles": [prof.model_dump()],
+            }
+        )
+    )
     points = 0
 
     async def sink(batch: TelemetryBatch) -> None:
@@ -105,8 +125,7 @@ async def run(ports: list[int], args: argparse.Namespace, coalesce: bool) -> dic
     pollers = []
     for info in reg.devices.values():
         bus = buses.setdefault(info.spec.modbus.endpoint(), ModbusBus(info.spec.modbus))
-        pollers.append(DevicePoller(info, sink, gateway="gw", epoch=1, bus=bus,
-                                    coalesce=coalesce))
+        pollers.append(DevicePoller(info, sink, gateway="gw", epoch=1, bus=bus, coalesce=coalesce))
     stop = asyncio.Event()
     tasks = [asyncio.create_task(p.run(stop)) for p in pollers]
     await asyncio.sleep(2.0)  # warm-up: connections, first cycles
@@ -122,9 +141,13 @@ async def run(ports: list[int], args: argparse.Namespace, coalesce: bool) -> dic
     for bus in buses.values():
         bus.close()
     lateness = np.concatenate([np.array(p.lateness_s) for p in pollers]) * 1000
-    return {"points_s": got_points / wall, "requests_s": requests / wall, "cpu_s": cpu / wall,
-            "p99_ms": float(np.percentile(lateness, 99)) if len(lateness) else float("nan"),
-            "wanted_s": args.devices * args.points * args.hz}
+    return {
+        "points_s": got_points / wall,
+        "requests_s": requests / wall,
+        "cpu_s": cpu / wall,
+        "p99_ms": float(np.percentile(lateness, 99)) if len(lateness) else float("nan"),
+        "wanted_s": args.devices * args.points * args.hz,
+    }
 
 
 def main() -> None:
@@ -137,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     n_ports = -(-args.devices // UNITS_PER_PORT)
     ports = free_ports(n_ports)
-    chunks = [ports[i::args.sim_processes] for i in range(args.sim_processes)]
+    chunks = [ports[i :: args.sim_processes] for i in range(args.sim_processes)]
     stop = mp.Event()
     procs = []
     for chunk in chunks:
@@ -152,17 +175,23 @@ def main() -> None:
         stop.set()
         for proc in procs:
             proc.join(10)
-    print(f"{args.devices} devices x {args.points} points at {args.hz:g} Hz "
-          f"({results[True]['wanted_s']:,.0f} points/s asked), {args.seconds:g} s, "
-          f"{Path(__file__).name}")
+    print(
+        f"{args.devices} devices x {args.points} points at {args.hz:g} Hz "
+        f"({results[True]['wanted_s']:,.0f} points/s asked), {args.seconds:g} s, "
+        f"{Path(__file__).name}"
+    )
     for c, name in ((True, "coalesced"), (False, "one request per point (baseline)")):
         r = results[c]
-        print(f"  {name:34s}: {r['points_s']:10,.0f} points/s  {r['requests_s']:9,.0f} req/s  "
-              f"jitter p99 {r['p99_ms']:8.1f} ms  gateway CPU {r['cpu_s'] * 100:5.1f} %")
+        print(
+            f"  {name:34s}: {r['points_s']:10,.0f} points/s  {r['requests_s']:9,.0f} req/s  "
+            f"jitter p99 {r['p99_ms']:8.1f} ms  gateway CPU {r['cpu_s'] * 100:5.1f} %"
+        )
     a, b = results[True], results[False]
-    print(f"  ratio baseline/coalesced: requests {b['requests_s'] / max(a['requests_s'], 1):.1f}x"
-          f" per second, CPU per point "
-          f"{(b['cpu_s'] / max(b['points_s'], 1)) / (a['cpu_s'] / max(a['points_s'], 1)):.1f}x")
+    print(
+        f"  ratio baseline/coalesced: requests {b['requests_s'] / max(a['requests_s'], 1):.1f}x"
+        f" per second, CPU per point "
+        f"{(b['cpu_s'] / max(b['points_s'], 1)) / (a['cpu_s'] / max(a['points_s'], 1)):.1f}x"
+    )
 
 
 if __name__ == "__main__":

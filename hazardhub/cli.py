@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
     h.add_argument("--influx-db", default="hazardhub")
+    # store options (docs/storage.md)
+    h.add_argument("--influx-token", default=None, help="API token (InfluxDB 2.x/3.x)")
+    h.add_argument("--influx-org", default=None, help="organisation for /api/v2/write")
+    h.add_argument("--influx-bucket", default=None, help="write with /api/v2/write to this bucket")
+    h.add_argument(
+        "--influx-retention",
+        default="184d",
+        help="retention policy duration made default on the v1 database ('none': leave it)",
+    )
+    h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
+    h.add_argument("--spool-max-mb", type=int, default=1024, help="disk spool limit, MiB")
     h.add_argument("--data-dir", type=Path, default=Path("data"))
     h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
     h.add_argument("--client-id", default="hazardhub-hub")
@@ -135,6 +147,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 broker_port=bport,
                 influx_url=args.influx,
                 influx_database=args.influx_db,
+                influx_token=args.influx_token or os.environ.get("HAZARDHUB_INFLUX_TOKEN"),
+                influx_org=args.influx_org,
+                influx_bucket=args.influx_bucket,
+                influx_retention=None
+                if args.influx_retention.lower() == "none"
+                else args.influx_retention,
+                spool_dir=args.spool_dir,
+                spool_max_bytes=args.spool_max_mb << 20,
                 api_host=ahost,
                 api_port=aport,
                 client_id=args.client_id,

@@ -19,7 +19,9 @@ from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
 from ingest.service import IngestService
 from ingest.store.base import TimeSeriesStore
+from ingest.store.buffered import BufferedStore
 from ingest.store.influx import InfluxStore
+from ingest.store.retention import InfluxRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
 from telemetry.registry import Registry
@@ -39,10 +41,45 @@ class HubSettings:
     broker_password: str | None = field(default=None, repr=False)
     influx_url: str | None = None
     influx_database: str = "hazardhub"
+    # store configuration (docs/storage.md): v2 write API when a bucket is given; the v1
+    # retention policy ("184d": the longest raw floor, 6 months; None: the server's default);
+    # the disk spool that holds writes while InfluxDB is away (default: <data_dir>/spool)
+    influx_token: str | None = field(default=None, repr=False)
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    influx_retention: str | None = "184d"
+    spool_dir: Path | None = None
+    spool_max_bytes: int = 1 << 30
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     topic_root: str = "hazardhub/v1"
     client_id: str = "hazardhub-hub"
+
+
+def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
+    """InfluxDB behind a disk spool when configured, else the embedded SQLite store with the
+    regulations' retention (ingest.store.retention) applied hourly."""
+    if not settings.influx_url:
+        return SqliteStore(
+            registry, settings.data_dir / "timeseries.db", retention=RetentionPolicy()
+        )
+    v2 = settings.influx_bucket is not None
+    retention = settings.influx_retention
+    influx = InfluxStore(
+        registry,
+        settings.influx_url,
+        settings.influx_database,
+        retention=InfluxRetention(duration=retention) if retention and not v2 else None,
+        token=settings.influx_token,
+        org=settings.influx_org,
+        bucket=settings.influx_bucket,
+    )
+    return BufferedStore(
+        influx,
+        registry,
+        settings.spool_dir or settings.data_dir / "spool",
+        max_spool_bytes=settings.spool_max_bytes,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -62,11 +99,7 @@ class Hub:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.layout = TopicLayout(settings.topic_root)
         self.metrics = Metrics()
-        self.store: TimeSeriesStore
-        if settings.influx_url:
-            self.store = InfluxStore(registry, settings.influx_url, settings.influx_database)
-        else:
-            self.store = SqliteStore(registry, settings.data_dir / "timeseries.db")
+        self.store: TimeSeriesStore = _make_store(registry, settings)
         self.statedb = StateDB(settings.data_dir / "state.db")
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
         self.dispatcher = Dispatcher(registry, self.store, self.statedb, self.metrics)

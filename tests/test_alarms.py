@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from e2e_helpers import mine_registry
 
 from alerts.alarms import AlarmBook
 from alerts.evaluate import CoreState, evaluate
 from alerts.statedb import StateDB
 from alerts.table import compile_table
+
+from e2e_helpers import mine_registry
 
 
 def feed(book, table, state, sensor, values, t0=1_000, arrival=5):

@@ -27,6 +27,7 @@ from ingest.store.lineproto import (
     series_key,
     series_table,
 )
+from ingest.store.numtext import float_text, int_text
 
 # --- a model of the InfluxDB 1.x parser (models/points.go), enough to read our lines back --------
 
@@ -333,3 +334,44 @@ def test_columns_agree_with_reference(data: st.DataObject, n: int, optional_valu
             assert same_float(float(fields["value"]), float(value[i]))
         assert fields["quality"] == quality[i] and fields["seq"] == seq[i]
         assert fields["ok"] is bool(flag[i])
+
+
+# --- number text (ingest.store.numtext) ----------------------------------------------------------
+
+
+def _rows(matrix: np.ndarray) -> list[str]:
+    return [bytes(r).replace(b"\x00", b"").decode() for r in matrix]
+
+
+decimals = st.builds(
+    lambda m, d, neg: (-1 if neg else 1) * m / 10**d,
+    st.integers(0, 4 * 10**9),
+    st.sampled_from([0, 1, 2, 3, 4, 6, 7]),
+    st.booleans(),
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(decimals, st.floats(allow_nan=False, allow_infinity=False)), max_size=40))
+def test_float_text_is_repr(values: list[float]) -> None:
+    got = _rows(float_text(np.array(values, dtype=np.float64)))
+    assert got == [repr(v) for v in values]
+
+
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        st.lists(st.integers(-(2**63), 2**63 - 1), max_size=40),
+        st.lists(st.integers(1_790_000_000_000, 1_790_000_100_000), max_size=40),
+        st.lists(st.integers(0, 3), max_size=60).map(lambda xs: sorted(xs * 5)),
+    )
+)
+def test_int_text_is_str(values: list[int]) -> None:
+    assert _rows(int_text(np.array(values, dtype=np.int64))) == [str(v) for v in values]
+
+
+@given(st.lists(st.integers(0, 255), max_size=30))
+def test_small_int_text(values: list[int]) -> None:
+    assert _rows(int_text(np.array(values, dtype=np.uint8))) == [str(v) for v in values]
+    signed = [v - 128 for v in values]
+    assert _rows(int_text(np.array(signed, dtype=np.int8))) == [str(v) for v in signed]

@@ -1,7 +1,8 @@
 """The `TimeSeriesStore` contract, run against every store.
 
 `sqlite` runs everywhere; `influx` needs `ingest.store.influx.InfluxStore` and the `influxdb`
-fixture (a running server, `.url`) and is skipped when either is missing. Every test builds a
+fixture (a running server, `.url`) and is skipped when either is missing. `buffered-*` run the
+same suite through `ingest.store.buffered.BufferedStore` around each store. Every test builds a
 registry with a fresh tenant and fresh sensor ids, so tests sharing one InfluxDB database never see
 each other's series.
 """
@@ -155,6 +156,12 @@ def positions(vehicle: int, ts: Sequence[int], lat: Sequence[float]) -> Position
 
 
 def make_store(kind: str, registry: Registry, request: pytest.FixtureRequest) -> TimeSeriesStore:
+    if kind.startswith("buffered-"):
+        from ingest.store.buffered import BufferedStore
+
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        inner = make_store(kind.removeprefix("buffered-"), registry, request)
+        return BufferedStore(inner, registry, tmp_path / "spool")
     if kind == "sqlite":
         from ingest.store.sqlite import SqliteStore
 
@@ -179,7 +186,7 @@ def world() -> World:
     return make_world()
 
 
-@pytest.fixture(params=["sqlite", "influx"])
+@pytest.fixture(params=["sqlite", "influx", "buffered-sqlite", "buffered-influx"])
 async def store(request: pytest.FixtureRequest, world: World) -> AsyncIterator[TimeSeriesStore]:
     s = make_store(request.param, world.registry, request)
     await s.open()
@@ -350,3 +357,44 @@ async def test_empty_batches_are_no_ops(store: TimeSeriesStore, world: World) ->
     await store.write_readings(readings([], [], []))
     await store.write_positions(positions(world.vehicle, [], []))
     assert await store.latest([world.ch4]) == {}
+
+
+def alarm(world: World, kind: str, ts: int, level: int, value: float, alarm_id: int = 1) -> Any:
+    from alerts.alarms import AlarmEvent
+
+    info = world.registry.sensors[world.ch4]
+    return AlarmEvent(
+        alarm_id=alarm_id,
+        kind=kind,
+        tenant=info.tenant,
+        site=info.site,
+        device=info.device,
+        sensor=info.id,
+        rule=info.rule,
+        side="above",
+        level=level,
+        level_name="high" if level else "normal",
+        tier="red" if level else "none",
+        action='evacuate, "now"' if level else "",
+        value=value,
+        ts=ts,
+        arrival=ts + 150,
+    )
+
+
+async def test_alarm_events(store: TimeSeriesStore, world: World) -> None:
+    raised = alarm(world, "raised", T0 + 1000, 1, 1.25)
+    cleared = alarm(world, "cleared", T0 + 5000, 0, math.nan)
+    await store.write_alarm_events([cleared, raised])
+    await store.write_alarm_events([raised])  # a replay overwrites, never duplicates
+    await store.write_alarm_events([])
+    # None is every tenant: other tests' events may share an InfluxDB database
+    got = [e for e in await store.alarm_events(None, T0, T0 + 10_000) if e.tenant == world.tenant]
+    assert [e.kind for e in got] == ["raised", "cleared"]  # by event time
+    assert got[0] == raised
+    assert math.isnan(got[1].value)
+    assert got[1].to_json() == cleared.to_json()
+    assert await store.alarm_events([world.tenant], T0, T0 + 5000) == [raised]  # end exclusive
+    assert await store.alarm_events([world.tenant], T0 + 1001, T0 + 10_000) == got[1:]
+    assert await store.alarm_events(["someone-else"], T0, T0 + 10_000) == []
+    assert await store.alarm_events([], T0, T0 + 10_000) == []

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import math
 import socket
 import struct
+import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import pytest
-from services import InfluxService
 
-from ingest.store.base import LatestValue, PositionBatch, ReadingBatch, StoreError
+from ingest.store.base import (
+    LatestValue,
+    PartialWriteError,
+    PositionBatch,
+    ReadingBatch,
+    StoreError,
+)
 from ingest.store.influx import InfluxStore
 from ingest.store.lineproto import FieldColumn, encode_columns, series_key, series_table
+from ingest.store.retention import InfluxRetention
 from telemetry.config import HubConfig
 from telemetry.quality import Quality
 from telemetry.registry import Registry, build_registry
+
+from services import InfluxService
 
 T0 = 1_700_000_000_000  # ms
 NAN = math.nan
@@ -27,6 +39,11 @@ NAN = math.nan
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
+    return acme_registry()
+
+
+def acme_registry() -> Registry:
+    """Tenant acme: plant-1 with gas-1 (ch4.1, co_1) and gas-2 (ch4-2); vehicle truck-1."""
     config = HubConfig.model_validate(
         {
             "tenants": [
@@ -371,3 +388,200 @@ async def test_escaped_tags_survive_the_real_parser(store: InfluxStore) -> None:
             "/query", params={"db": store.database, "q": 'SELECT sum("f ,=") FROM "esc test"'}
         )
         assert resp.json()["results"][0]["series"][0]["values"][0][1] == sum(range(len(nasty)))
+
+
+# --- retention policies, a dropped database, the v2 write API ------------------------------------
+
+
+async def _show_policies(url: str, database: str) -> dict[str, tuple[str, bool]]:
+    async with httpx.AsyncClient(base_url=url) as client:
+        resp = await client.get("/query", params={"q": f'SHOW RETENTION POLICIES ON "{database}"'})
+    values = resp.json()["results"][0]["series"][0]["values"]
+    return {v[0]: (v[1], v[4]) for v in values}
+
+
+async def test_retention_policy_is_created_then_altered(
+    influxdb: InfluxService, registry: Registry
+) -> None:
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    now = (time.time_ns() // 1_000_000) // 1000 * 1000
+    ch4 = idx(registry, "ch4.1")
+    try:
+        rp = InfluxRetention(name="hh", duration="30d")
+        async with InfluxStore(registry, influxdb.url, database, retention=rp) as store:
+            assert (await _show_policies(influxdb.url, database))["hh"] == ("720h0m0s", True)
+            await store.write_readings(readings([(ch4, now, 1.5, 0, 1, 1)]))
+            assert await store.history(ch4, now, now + 1) == [(now, 1.5)]
+            assert await store.latest([ch4]) == {ch4: LatestValue(now, 1.5, 0)}
+            # older than the policy keeps: refused by the server, counted, the rest kept
+            old = now - 40 * 86_400_000
+            with pytest.raises(PartialWriteError, match="beyond retention policy") as info:
+                await store.write_readings(
+                    readings([(ch4, old, 9.0, 0, 1, 2), (ch4, now + 1000, 2.5, 0, 1, 2)])
+                )
+            assert info.value.dropped == 1 and store.refused_lines == 1
+            assert await store.history(ch4, old, now + 2000) == [(now, 1.5), (now + 1000, 2.5)]
+        rp = InfluxRetention(name="hh", duration="184d")
+        async with InfluxStore(registry, influxdb.url, database, retention=rp) as store:
+            assert (await _show_policies(influxdb.url, database))["hh"] == ("4416h0m0s", True)
+            assert len(await store.history(ch4, now, now + 2000)) == 2  # data kept
+    finally:
+        async with httpx.AsyncClient(base_url=influxdb.url) as client:
+            await client.post("/query", params={"q": f'DROP DATABASE "{database}"'})
+
+
+def test_retention_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="duration"):
+        InfluxRetention(duration="6 months")
+    with pytest.raises(ValueError, match="plain name"):
+        InfluxRetention(name='a"b')
+    assert InfluxRetention(duration="INF").duration == "INF"
+
+
+async def test_a_dropped_database_is_created_again(
+    influxdb: InfluxService, store: InfluxStore, registry: Registry
+) -> None:
+    ch4 = idx(registry, "ch4.1")
+    async with httpx.AsyncClient(base_url=influxdb.url) as client:
+        await client.post("/query", params={"q": f'DROP DATABASE "{store.database}"'})
+    await store.write_readings(readings([(ch4, T0, 4.0, 0, 1, 1)]))
+    assert await store.history(ch4, T0, T0 + 1) == [(T0, 4.0)]
+
+
+async def test_influxdb_1_6_has_no_v2_write(influxdb: InfluxService) -> None:
+    """Why the v2 tests below use a stand-in: the test server answers 404 on /api/v2/write."""
+    async with httpx.AsyncClient(base_url=influxdb.url) as client:
+        resp = await client.post("/api/v2/write", params={"bucket": "b"}, content=b"m v=1 1")
+    assert resp.status_code == 404
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+
+class StandIn:
+    """A small HTTP/1.1 server that records requests and answers them from a script.
+
+    Only for the InfluxDB 2.x/3.x write API, which Debian's influxd 1.6 (the `influxdb` fixture)
+    does not serve; everything else in this suite runs against the real server."""
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.answers: list[tuple[int, bytes]] = []  # for writes, in order; then 204
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (h.partition(":") for h in lines[1:] if h)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                url = urllib.parse.urlsplit(target)
+                self.requests.append(
+                    Request(method, url.path, urllib.parse.parse_qs(url.query), headers, body)
+                )
+                status, answer = 204, b""
+                if url.path == "/query":
+                    status, answer = 200, b'{"results":[{"statement_id":0}]}'
+                elif url.path == "/api/v2/write" and self.answers:
+                    status, answer = self.answers.pop(0)
+                writer.write(
+                    b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (status, len(answer), answer)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    server = StandIn()
+    yield server
+    await server.stop()
+
+
+async def test_v2_write_request_shape(stand_in: StandIn, registry: Registry) -> None:
+    url = await stand_in.start()
+    ch4 = idx(registry, "ch4.1")
+    store = InfluxStore(registry, url, token="s3cr3t", org="acme-org", bucket="hazard")
+    assert store.api == "v2" and store.database == "hazard"
+    async with store:
+        await store.write_readings(readings([(ch4, T0, 0.5, 0, 7, 3), (ch4, T0 + 1, NAN, 3, 7, 3)]))
+        await store.latest([ch4])
+    ping, write, query = stand_in.requests
+    assert (ping.method, ping.path) == ("GET", "/ping")  # open() only checks the server answers
+    assert (write.method, write.path) == ("POST", "/api/v2/write")
+    assert write.query == {"org": ["acme-org"], "bucket": ["hazard"], "precision": ["ms"]}
+    assert write.headers["content-encoding"] == "gzip"
+    assert write.headers["content-type"] == "text/plain; charset=utf-8"
+    key = "reading,device=gas-1,kind=methane,sensor=ch4.1,site=plant-1,tenant=acme"
+    assert gzip.decompress(write.body) == (
+        f"{key} quality=0i,epoch=7i,seq=3i,value=0.5 {T0}\n"
+        f"{key} quality=3i,epoch=7i,seq=3i {T0 + 1}\n".encode()
+    )
+    for request in (ping, write, query):
+        assert request.headers["authorization"] == "Token s3cr3t"
+    assert (query.method, query.path, query.query["db"]) == ("GET", "/query", ["hazard"])
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "retryable"),
+    [
+        (401, b'{"code":"unauthorized","message":"unauthorized access"}', "unauthorized", False),
+        (503, b'{"code":"unavailable","message":"starting up"}', "starting up", True),
+        (
+            422,
+            b'{"code":"unprocessable entity","message":"failure writing points to database: '
+            b'partial write: field type conflict: input field \\"seq\\" on measurement '
+            b'\\"reading\\" is type float, already exists as type integer dropped=1"}',
+            "partial write",
+            False,
+        ),
+    ],
+)
+async def test_v2_errors(
+    stand_in: StandIn,
+    registry: Registry,
+    status: int,
+    body: bytes,
+    error: str,
+    retryable: bool,
+) -> None:
+    url = await stand_in.start()
+    stand_in.answers.append((status, body))
+    async with InfluxStore(registry, url, token="t", org="o", bucket="b") as store:
+        with pytest.raises(StoreError, match=error) as info:
+            await store.write_readings(readings([(idx(registry, "ch4.1"), T0, 1.0, 0, 1, 1)]))
+    assert info.value.retryable is retryable
+    if status == 422:
+        assert isinstance(info.value, PartialWriteError)
+        assert info.value.dropped == 1
+        assert info.value.sample[0].startswith("reading,device=gas-1")
+
+
+def test_v2_bucket_retention_is_the_servers() -> None:
+    with pytest.raises(ValueError, match="bucket"):
+        InfluxStore(acme_registry(), "http://x", bucket="b", retention=InfluxRetention())

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.store.base import Aggregate, PositionBatch, ReadingBatch, StoreError
+from ingest.store.retention import DOMAINS, DomainRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import HubConfig
 from telemetry.registry import Registry, build_registry
@@ -358,3 +359,212 @@ def test_downsample_matches_reference(
 
     got = asyncio.run(run())
     assert same(got, reference(ts, values, every, aggregate)), (got, aggregate)
+
+
+# -- rollups, retention per domain, schema 1 -> 2 -------------------------------------------
+
+
+def mixed_registry() -> Registry:
+    """One mine site (sensor m), one chemical site (sensor c), one vehicle (bus)."""
+    level = {"name": "over", "tier": "orange", "above": 80, "recover": 75}
+    config = HubConfig.model_validate(
+        {
+            "device_profiles": [{"name": "g", "points": [{"name": "p0", "address": 0}]}],
+            "rule_packs": [{"name": "test", "rules": {"speed": {"levels": [level]}}}],
+            "tenants": [
+                {
+                    "id": "acme",
+                    "sites": [
+                        {
+                            "id": "mine",
+                            "kind": "mine",
+                            "devices": [
+                                {
+                                    "id": "d1",
+                                    "profile": "g",
+                                    "sensors": [{"id": "m", "point": "p0", "kind": "methane"}],
+                                }
+                            ],
+                        },
+                        {
+                            "id": "plant",
+                            "kind": "chemical",
+                            "devices": [
+                                {
+                                    "id": "d2",
+                                    "profile": "g",
+                                    "sensors": [{"id": "c", "point": "p0", "kind": "pressure"}],
+                                }
+                            ],
+                        },
+                    ],
+                    "vehicles": [
+                        {"id": "bus", "plate": "B", "class": "coach", "rule": "test.speed"}
+                    ],
+                }
+            ],
+        }
+    )
+    return build_registry(config)
+
+
+MIN = 60_000
+DAY = 86_400_000
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(-3 * MIN, 10 * MIN),
+            st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.just(math.nan)),
+        ),
+        max_size=40,
+    ),
+    every=st.sampled_from([MIN, 2 * MIN, 5 * MIN]),
+    start=st.integers(-4 * MIN, 2 * MIN),
+    length=st.integers(1, 14 * MIN),
+    aggregate=st.sampled_from(["mean", "min", "max", "last", "count"]),
+)
+def test_rollups_agree_with_raw_rows(
+    rows: list[tuple[int, float]], every: int, start: int, length: int, aggregate: Aggregate
+) -> None:
+    """Windows of whole minutes come from the rollups (raw rows at cut minutes); the answer is
+    what the raw rows give, whatever was rewritten in between."""
+    reg = registry({"d1": ["a"]})
+
+    async def run() -> list[tuple[int, float]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = SqliteStore(reg, Path(tmp) / "ts.sqlite", rollup_every_s=0)
+            await store.open()
+            try:
+                half = len(rows) // 2
+                for chunk in (rows[:half], rows[half:]):  # a history read in between
+                    if chunk:
+                        ts, vs = zip(*chunk, strict=True)
+                        await store.write_readings(readings(0, list(ts), list(vs)))
+                    await store.history(0, -5 * MIN, 15 * MIN, MIN, "mean")
+                return await store.history(0, start, start + length, every, aggregate)
+            finally:
+                await store.close()
+
+    got = asyncio.run(run())
+    ts = [t for t, _ in rows]
+    values = [v for _, v in rows]
+    inside = [(t, v) for t, v in zip(ts, values, strict=True) if start <= t < start + length]
+    # last write of a time wins in the reference, as in the store (one batch keeps batch order)
+    by_ts: dict[int, float] = {}
+    for t, v in rows:
+        by_ts[t] = v
+    inside = [(t, by_ts[t]) for t in sorted({t for t, _ in inside})]
+    want = reference([t for t, _ in inside], [v for _, v in inside], every, aggregate)
+    assert same(got, want), (got, want)
+
+
+async def test_rollups_are_kept_and_used(tmp_path: Path) -> None:
+    reg = registry({"d1": ["a"]})
+    store = SqliteStore(reg, tmp_path / "ts.sqlite", rollup_every_s=0)
+    await store.open()
+    try:
+        base = T0 - T0 % (3 * MIN)  # 3-minute windows start at multiples of 3 minutes
+        ts = [base + i * 10_000 for i in range(18)]  # 3 minutes, 6 readings each
+        await store.write_readings(readings(0, ts, [float(i) for i in range(18)]))
+        await store.refresh_rollups()
+        rows = await store._run("t", lambda c: c.execute("SELECT * FROM rollup_1m").fetchall())
+        assert [(r[1] - base, r[2], r[3], r[4], r[5], r[6]) for r in rows] == [
+            (0, 6, 6, 15.0, 0.0, 5.0),
+            (MIN, 6, 6, 51.0, 6.0, 11.0),
+            (2 * MIN, 6, 6, 87.0, 12.0, 17.0),
+        ]
+        # a rewrite marks its minute dirty; the read brings it up to date first
+        await store.write_readings(readings(0, [base + 10_000], [100.0]))
+        assert await store.history(0, base, base + 3 * MIN, 3 * MIN, "max") == [(base, 100.0)]
+        assert await store.history(0, base, base + 3 * MIN, MIN, "count") == [
+            (base, 6.0),
+            (base + MIN, 6.0),
+            (base + 2 * MIN, 6.0),
+        ]
+    finally:
+        await store.close()
+
+
+async def test_retention_per_domain_keeps_statistics_longer(tmp_path: Path) -> None:
+    reg = mixed_registry()
+    m, c, bus = idx(reg, "m"), idx(reg, "c"), idx(reg, "bus.speed")
+    now = T0
+    ages = [200, 100, 60, 10]  # days
+    ts = [now - a * DAY for a in ages]
+    store = SqliteStore(reg, tmp_path / "ts.sqlite", rollup_every_s=0)
+    await store.open()
+    try:
+        for s in (m, c, bus):
+            await store.write_readings(readings(s, ts, [1.0, 2.0, 3.0, 4.0]))
+        await store.write_positions(positions(bus, ts))
+        report = await store.apply_retention(now, RetentionPolicy())
+        # raw: mine 92 d, chemical 30 d, vehicle 184 d; statistics 731 d for all
+        assert [t for t, _ in await store.history(m, 0, now)] == ts[2:]
+        assert [t for t, _ in await store.history(c, 0, now)] == ts[3:]
+        assert [t for t, _ in await store.history(bus, 0, now)] == ts[1:]
+        assert len(await store.track(bus, 0, now)) == 3
+        assert (report.readings, report.positions, report.rollups) == (2 + 3 + 1, 1, 0)
+        # the minute statistics of the deleted raw rows are still there
+        day = await store.history(c, now - 300 * DAY, now, DAY, "mean")
+        assert [v for _, v in day] == [1.0, 2.0, 3.0, 4.0]
+        short = RetentionPolicy(
+            domains={d: DomainRetention(raw_days=1, stats_days=150) for d in DOMAINS}
+        )
+        report = await store.apply_retention(now, short)
+        assert report.rollups == 3  # the 200-day-old minute of each sensor
+        assert [v for _, v in await store.history(c, 0, now, DAY, "mean")] == [2.0, 3.0, 4.0]
+    finally:
+        await store.close()
+
+
+async def test_retention_job_runs_from_open(tmp_path: Path) -> None:
+    reg = mixed_registry()
+    c = idx(reg, "c")
+    store = SqliteStore(
+        reg,
+        tmp_path / "ts.sqlite",
+        retention=RetentionPolicy(),
+        retention_every_s=0.05,
+        rollup_every_s=0,
+        clock=lambda: T0,
+    )
+    await store.open()
+    try:
+        await store.write_readings(readings(c, [T0 - 40 * DAY, T0 - DAY], [1.0, 2.0]))
+        for _ in range(100):
+            if len(await store.history(c, 0, T0)) == 1:
+                break
+            await asyncio.sleep(0.02)
+        assert await store.history(c, 0, T0) == [(T0 - DAY, 2.0)]
+    finally:
+        await store.close()
+
+
+async def test_schema_1_file_gets_rollups(tmp_path: Path, reg: Registry) -> None:
+    path = tmp_path / "ts.sqlite"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE sensors (sid INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+            " idx INTEGER UNIQUE, tenant TEXT NOT NULL, site TEXT NOT NULL, device TEXT NOT NULL);"
+            "CREATE TABLE readings (sensor INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL,"
+            " quality INTEGER NOT NULL, epoch INTEGER NOT NULL, seq INTEGER NOT NULL,"
+            " PRIMARY KEY (sensor, ts)) WITHOUT ROWID;"
+            "INSERT INTO sensors (id, idx, tenant, site, device)"
+            " VALUES ('a', 0, 'acme', 's1', 'd1');"
+            "INSERT INTO readings VALUES (1, 0, 1.0, 0, 1, 1), (1, 1000, 3.0, 0, 1, 1);"
+            "PRAGMA user_version = 1;"
+        )
+    old.close()
+    store = SqliteStore(reg, path, rollup_every_s=0)
+    await store.open()
+    try:
+        assert await store.history(idx(reg, "a"), 0, MIN, MIN, "mean") == [(0, 2.0)]
+        dirty = await store._run(
+            "t", lambda c: c.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
+        )
+        assert dirty == 0
+    finally:
+        await store.close()

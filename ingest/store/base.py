@@ -1,8 +1,9 @@
 """The time-series store contract used by ingest and the API.
 
-Both stores (embedded SQLite, InfluxDB) implement `TimeSeriesStore`. Writes are idempotent:
-a reading is identified by (sensor, event time) and a position by (vehicle, event time); writing
-it again overwrites it, so an at-least-once replay never duplicates.
+Both stores (embedded SQLite, InfluxDB) implement `TimeSeriesStore`, and so does `BufferedStore`,
+which wraps either with a disk spool. Writes are idempotent: a reading is identified by (sensor,
+event time), a position by (vehicle, event time) and an alarm event by (sensor, rule, side, kind,
+event time); writing it again overwrites it, so an at-least-once replay never duplicates.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from alerts.alarms import AlarmEvent
+
 __all__ = [
     "Aggregate",
     "LatestValue",
+    "PartialWriteError",
     "PositionBatch",
     "ReadingBatch",
     "StoreError",
@@ -32,6 +36,20 @@ class StoreError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class PartialWriteError(StoreError):
+    """The server kept part of a write and refused the rest: `dropped` lines for `reason`
+    (InfluxDB's own words), `sample` a few of the refused lines where they can be told apart.
+    Not retryable: the same lines would be refused again, and the others are stored."""
+
+    def __init__(
+        self, message: str, *, dropped: int, reason: str, sample: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, retryable=False)
+        self.dropped = dropped
+        self.reason = reason
+        self.sample = tuple(sample)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -118,3 +136,13 @@ class TimeSeriesStore(Protocol):
 
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         """Readings stored per (epoch, seq) for one device: the accounting of at-least-once."""
+
+    async def write_alarm_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Store alarm events as a time series (at their event time `ts`); idempotent on
+        (sensor, rule, side, kind, ts). Raise StoreError."""
+
+    async def alarm_events(
+        self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> list[AlarmEvent]:
+        """Alarm events with start <= ts < end of the given tenants (all with None), ordered by
+        (ts, alarm_id)."""

@@ -1,41 +1,25 @@
-"""The InfluxDB store: `TimeSeriesStore` over the InfluxDB v1 HTTP API (``/write``, ``/query``).
+"""The InfluxDB store: `TimeSeriesStore` over InfluxDB's HTTP APIs.
 
-The v1 API is served by InfluxDB 1.x, by 2.x (v1 compatibility) and by 3.x, so only it is
-used: ``POST /query`` to create the database, ``POST /write?precision=ms`` with a gzip body,
-``GET /query`` with InfluxQL and ``epoch=ms`` for reads.
+Reads always use the v1 API (``GET /query`` with InfluxQL and ``epoch=ms``), which InfluxDB 1.x
+serves, 2.x serves through its v1 compatibility endpoints (the database name maps to a bucket via
+a DBRP mapping) and 3.x serves as well. Writes use:
 
-Schema (readable directly by Grafana and the ``influx`` CLI)::
+- v1 (default): ``POST /write?db=<database>&precision=ms[&rp=<policy>]``; `open` creates the
+  database and, when a `InfluxRetention` is given, creates or alters that retention policy and
+  makes it the default (``CREATE RETENTION POLICY ... DEFAULT``; ``ALTER`` when it exists).
+- v2 (when a `bucket` is given, for 2.x and 3.x): ``POST /api/v2/write?org=<org>&bucket=<bucket>
+  &precision=ms`` with ``Authorization: Token <token>``. Buckets and their retention are made
+  with the server's own tools (``influx bucket create --retention 184d``); `open` only checks the
+  server answers (``GET /ping``). A token, when given, goes with every request (v1 included).
 
-    reading,device=<device>,kind=<kind>,sensor=<sensor id>,site=<site>,tenant=<tenant>
-        value=<float>,quality=<int>i,epoch=<int>i,seq=<int>i <event time, ms>
+Bodies are gzip-compressed (level 1). Writes are cut into requests of at most `batch_lines` lines.
 
-    position,tenant=<tenant>,vehicle=<vehicle id>
-        lat=<float>,lon=<float>,speed_kmh=<float>,heading_deg=<float> <event time, ms>
+Schema (readable directly by Grafana and the ``influx`` CLI): see `ingest.store.schema`.
 
-- ``sensor`` is the registry's sensor id (unique in a hub); the other tags describe it and come
-  from the registry too. ``quality`` is a `telemetry.quality.Quality` code; ``epoch``/``seq`` name
-  the telemetry message the reading came in (see `count_by_seq`).
-- A reading without a value (NaN: comm loss, sensor fault) is stored without the ``value`` field;
-  its ``quality``, ``epoch`` and ``seq`` are there, so nothing vanishes. A position's
-  ``speed_kmh``/``heading_deg`` are left out the same way when NaN; ``lat``/``lon`` are required.
-- Idempotence: a point is (series, time); writing it again overwrites the fields it carries.
-  (InfluxDB merges fields: a NaN reading re-written over a stored value at the same time leaves
-  that value.)
-- Lines that line protocol cannot carry (an infinite value, a NaN latitude, a time outside
-  InfluxDB's range) are not written; they are counted in `InfluxStore.skipped_lines` and logged.
-
-Reads:
-
-- `latest`: per sensor, the newest row by event time, whether or not it has a value; ``value`` is
-  NaN when that row has none (comm loss), so a silent sensor never shows an old value as current.
-- `history` without ``every_ms``: every row in the range, NaN where a row has no value; with
-  ``every_ms``: ``GROUP BY time(every_ms)`` (windows aligned on multiples of ``every_ms`` from the
-  epoch) over the rows that have a value, windows without any left out.
-- `count_by_seq`: rows per (epoch, seq) of one device, counted client-side (they are fields, not
-  tags).
-
-Errors: a 4xx answer is `StoreError(retryable=False)` with the server's message (408 and 429 are
-retryable); 5xx, timeouts and connection failures are `StoreError(retryable=True)`.
+Errors (`ingest.store.influx_http`): a partial write keeps the valid lines and raises
+`PartialWriteError` once every request of a batch has been sent; other 4xx answers are
+`StoreError(retryable=False)` (a v1 write that finds its database gone re-creates it and tries
+once more); 5xx, 408, 429, timeouts and refused connections are retryable.
 """
 
 from __future__ import annotations
@@ -46,8 +30,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -55,133 +38,144 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from ingest.store.base import Aggregate, LatestValue, PositionBatch, ReadingBatch, StoreError
-from ingest.store.lineproto import FieldColumn, encode_columns, series_key, series_table
+from alerts.alarms import AlarmEvent
+from ingest.store.base import (
+    Aggregate,
+    LatestValue,
+    PartialWriteError,
+    PositionBatch,
+    ReadingBatch,
+    StoreError,
+)
+from ingest.store.influx_http import (
+    check_status,
+    literal,
+    parse_json,
+    select,
+    span,
+    transport_errors,
+)
+from ingest.store.lineproto import FieldColumn, encode_columns, series_table
+from ingest.store.retention import InfluxRetention
+from ingest.store.schema import (
+    ALARM_EVENT,
+    POSITION,
+    READING,
+    alarm_event_from_row,
+    alarm_lines,
+    position_key,
+    reading_key,
+)
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = ["InfluxStore"]
 
 log = logging.getLogger(__name__)
 
-READING = "reading"
-POSITION = "position"
 _DB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _AGGREGATES: frozenset[str] = frozenset({"mean", "min", "max", "last", "count"})
-_MIN_NS = -9223372036854775806
-_MAX_NS = 9223372036854775806
 _SENSORS_PER_QUERY = 200
-_RETRYABLE_4XX = frozenset({408, 429})
+_TENANTS_PER_QUERY = 100
 
 _Row = list[Any]
-
-
-def _literal(text: str) -> str:
-    """An InfluxQL string literal."""
-    if "\n" in text or "\r" in text:
-        raise ValueError(f"newline in query literal {text!r}")
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _select(fields: Sequence[str], measurement: str, where: str, tail: str = "") -> str:
-    """An InfluxQL SELECT. Names are ours; every value in `where` went through `_literal` or is a
-    number, and string values come from the registry, never from a request."""
-    names = ", ".join(f'"{f}"' if f.isidentifier() else f for f in fields)
-    return f'SELECT {names} FROM "{measurement}" WHERE {where} {tail}'.rstrip()  # noqa: S608
-
-
-def _span(start_ms: int, end_ms: int) -> str:
-    return f"time >= {_time_ns(start_ms)} AND time < {_time_ns(end_ms)}"
-
-
-def _time_ns(ms: int) -> int:
-    return max(_MIN_NS, min(_MAX_NS, int(ms) * 1_000_000))
-
-
-def _parse_int(text: str) -> int | float:
-    # InfluxDB writes -0.0 as "-0"; keep the sign.
-    return -0.0 if text == "-0" else int(text)
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text, parse_int=_parse_int)
-    except ValueError as exc:
-        raise StoreError(
-            f"influxdb {what}: not a JSON answer: {text[:200]!r}", retryable=False
-        ) from exc
 
 
 def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def _server_message(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
-    return resp.headers.get("X-Influxdb-Error") or resp.text.strip() or resp.reason_phrase
-
-
-def _check_status(resp: httpx.Response, what: str) -> None:
-    if resp.is_success:
-        return
-    message = f"influxdb {what}: HTTP {resp.status_code}: {_server_message(resp)}"
-    code = resp.status_code
-    raise StoreError(message, retryable=code >= 500 or code in _RETRYABLE_4XX)
-
-
-@contextmanager
-def _transport_errors(what: str, url: str) -> Iterator[None]:
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise StoreError(f"influxdb {what}: timed out ({url}): {exc!r}", retryable=True) from exc
-    except httpx.TransportError as exc:
-        raise StoreError(f"influxdb {what}: {url}: {exc!r}", retryable=True) from exc
-
-
 class InfluxStore:
-    """`TimeSeriesStore` on an InfluxDB server (v1 API); one `httpx.AsyncClient`."""
+    """`TimeSeriesStore` on an InfluxDB server; one `httpx.AsyncClient`."""
 
     def __init__(
         self,
         registry: Registry,
         url: str,
-        database: str = "hazardhub",
+        database: str | None = None,
         *,
         timeout_s: float = 10.0,
         batch_lines: int = 5000,
+        retention: InfluxRetention | None = None,
+        token: str | None = None,
+        org: str | None = None,
+        bucket: str | None = None,
+        gzip_level: int = 1,
     ) -> None:
+        database = database or bucket or "hazardhub"
         if not _DB_NAME.match(database):
             raise ValueError(f"database name {database!r} must match {_DB_NAME.pattern}")
         if batch_lines < 1:
             raise ValueError("batch_lines must be at least 1")
+        if bucket is not None and retention is not None:
+            raise ValueError("with a v2 bucket, set retention on the bucket, not here")
         self.registry = registry
         self.url = url.rstrip("/")
         self.database = database
         self.timeout_s = timeout_s
         self.batch_lines = batch_lines
-        self.skipped_lines = 0
+        self.retention = retention
+        self.org = org
+        self.bucket = bucket
+        self.gzip_level = gzip_level
+        self._token = token
+        self.skipped_lines = 0  # lines line protocol cannot carry (never sent)
+        self.refused_lines = 0  # lines the server refused in partial writes
         self._client: httpx.AsyncClient | None = None
         sensors = registry.sensors
-        self._reading_keys = series_table([_reading_key(s) for s in sensors] or ["-"])
+        self._reading_keys = series_table([reading_key(s) for s in sensors] or ["-"])
         self._position_keys = series_table(
-            [_position_key(s) if s.site == "vehicles" else "" for s in sensors] or ["-"]
+            [position_key(s) if s.site == "vehicles" else "" for s in sensors] or ["-"]
         )
+
+    @property
+    def api(self) -> str:
+        return "v2" if self.bucket else "v1"
+
+    def _source(self, measurement: str) -> str:
+        """A measurement as an InfluxQL source, qualified with our retention policy."""
+        if self.retention is None:
+            return f'"{measurement}"'
+        return f'"{self.retention.name}"."{measurement}"'
 
     # lifecycle
 
     async def open(self) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout_s)
-        client = self._client
-        with _transport_errors("create database", self.url):
-            resp = await client.post("/query", params={"q": f'CREATE DATABASE "{self.database}"'})
-        _check_status(resp, "create database")
-        self._statement_errors(_json(resp.text, "create database"), "create database")
+            headers = {"Authorization": f"Token {self._token}"} if self._token else {}
+            self._client = httpx.AsyncClient(
+                base_url=self.url, timeout=self.timeout_s, headers=headers
+            )
+        if self.bucket is not None:
+            with transport_errors("ping", self.url):
+                resp = await self._client.get("/ping")
+            check_status(resp, "ping")
+            return
+        await self._create_database()
+
+    async def _create_database(self) -> None:
+        await self._command(f'CREATE DATABASE "{self.database}"', "create database")
+        rp = self.retention
+        if rp is None:
+            return
+        shard = f" SHARD DURATION {rp.shard_duration}" if rp.shard_duration else ""
+        where = f'"{rp.name}" ON "{self.database}" DURATION {rp.duration}'
+        try:
+            await self._command(
+                f"CREATE RETENTION POLICY {where} REPLICATION 1{shard} DEFAULT",
+                "create retention policy",
+            )
+        except StoreError as exc:
+            if exc.retryable or "already exists" not in str(exc):
+                raise
+            await self._command(
+                f"ALTER RETENTION POLICY {where}{shard} DEFAULT", "alter retention policy"
+            )
+
+    async def _command(self, q: str, what: str) -> None:
+        with transport_errors(what, self.url):
+            resp = await self._http.post("/query", params={"q": q})
+        check_status(resp, what)
+        self._statement_errors(parse_json(resp.text, what), what)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -211,20 +205,23 @@ class InfluxStore:
     async def write_readings(self, batch: ReadingBatch) -> None:
         sensor = batch.sensor.astype(np.intp, copy=False)
         self._check_index(sensor, "reading")
+        bodies = []
         for a in range(0, len(batch), self.batch_lines):
             s = slice(a, a + self.batch_lines)
-            encoded = encode_columns(
-                self._reading_keys,
-                sensor[s],
-                batch.ts[s],
-                [
-                    FieldColumn("quality", batch.quality[s]),
-                    FieldColumn("epoch", batch.epoch[s]),
-                    FieldColumn("seq", batch.seq[s]),
-                    FieldColumn("value", batch.value[s], optional=True),
-                ],
+            bodies.append(
+                encode_columns(
+                    self._reading_keys,
+                    sensor[s],
+                    batch.ts[s],
+                    [
+                        FieldColumn("quality", batch.quality[s]),
+                        FieldColumn("epoch", batch.epoch[s]),
+                        FieldColumn("seq", batch.seq[s]),
+                        FieldColumn("value", batch.value[s], optional=True),
+                    ],
+                )
             )
-            await self._post(encoded.data, encoded.skipped, READING)
+        await self._send([(e.data, e.skipped) for e in bodies], READING)
 
     async def write_positions(self, batch: PositionBatch) -> None:
         vehicle = batch.vehicle.astype(np.intp, copy=False)
@@ -232,6 +229,7 @@ class InfluxStore:
         if len(batch) and (np.strings.str_len(self._position_keys[vehicle]) == 0).any():
             bad = sorted({int(v) for v in vehicle if not self._position_keys[v]})
             raise StoreError(f"positions for sensors {bad} that are not vehicles", retryable=False)
+        bodies = []
         for a in range(0, len(batch), self.batch_lines):
             s = slice(a, a + self.batch_lines)
             encoded = encode_columns(
@@ -245,12 +243,45 @@ class InfluxStore:
                     FieldColumn("heading_deg", batch.heading_deg[s], optional=True),
                 ],
             )
-            await self._post(encoded.data, encoded.skipped, POSITION)
+            bodies.append((encoded.data, encoded.skipped))
+        await self._send(bodies, POSITION)
+
+    async def write_alarm_events(self, events: Sequence[AlarmEvent]) -> None:
+        lines, skipped = alarm_lines(events)
+        bodies = [
+            ("".join(lines[a : a + self.batch_lines]).encode(), 0)
+            for a in range(0, len(lines), self.batch_lines)
+        ]
+        if skipped:
+            bodies.append((b"", skipped))
+        await self._send(bodies, ALARM_EVENT)
 
     def _check_index(self, index: npt.NDArray[np.intp], what: str) -> None:
         n = len(self.registry.sensors)
         if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
             raise StoreError(f"{what} batch has sensor indices outside 0..{n - 1}", retryable=False)
+
+    async def _send(self, bodies: Sequence[tuple[bytes, int]], what: str) -> None:
+        """Post every body; partial writes are gathered and raised once all were sent."""
+        partial: list[PartialWriteError] = []
+        for data, skipped in bodies:
+            try:
+                await self._post(data, skipped, what)
+            except PartialWriteError as exc:
+                partial.append(exc)
+        if not partial:
+            return
+        dropped = sum(e.dropped for e in partial)
+        self.refused_lines += dropped
+        reasons = "; ".join(dict.fromkeys(e.reason for e in partial))
+        sample = [line for e in partial for line in e.sample][:5]
+        answers = "; ".join(dict.fromkeys(str(e) for e in partial))
+        raise PartialWriteError(
+            f"{dropped} {what} line(s) refused, the rest kept: {answers}",
+            dropped=dropped,
+            reason=reasons,
+            sample=sample,
+        )
 
     async def _post(self, data: bytes, skipped: int, what: str) -> None:
         if skipped:
@@ -263,30 +294,50 @@ class InfluxStore:
             )
         if not data:
             return
-        with _transport_errors("write", self.url):
-            resp = await self._http.post(
-                "/write",
-                params={"db": self.database, "precision": "ms"},
-                content=gzip.compress(data, compresslevel=1),
-                headers={"Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"},
-            )
-        _check_status(resp, "write")
+        body = gzip.compress(data, compresslevel=self.gzip_level) if self.gzip_level else data
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.gzip_level:
+            headers["Content-Encoding"] = "gzip"
+        if self.bucket is not None:
+            path = "/api/v2/write"
+            params = {"bucket": self.bucket, "precision": "ms"}
+            if self.org:
+                params["org"] = self.org
+        else:
+            path = "/write"
+            params = {"db": self.database, "precision": "ms"}
+            if self.retention is not None:
+                params["rp"] = self.retention.name
+        for attempt in range(2):
+            with transport_errors("write", self.url):
+                resp = await self._http.post(path, params=params, content=body, headers=headers)
+            if (
+                attempt == 0
+                and self.bucket is None
+                and resp.status_code == 404
+                and "database not found" in resp.text
+            ):
+                log.warning("influxdb: database %r is gone; creating it again", self.database)
+                await self._create_database()
+                continue
+            check_status(resp, "write", data)
+            return
 
     # reads
 
     async def _query(self, q: str) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
         """Run one InfluxQL statement; (tags, columns, rows) per series, chunks merged."""
-        with _transport_errors("query", self.url):
+        with transport_errors("query", self.url):
             resp = await self._http.get(
                 "/query",
                 params={"db": self.database, "q": q, "epoch": "ms", "chunked": "true"},
             )
-        _check_status(resp, "query")
+        check_status(resp, "query")
         merged: dict[str, tuple[Mapping[str, str], list[str], list[_Row]]] = {}
         for line in resp.text.splitlines():
             if not line.strip():
                 continue
-            chunk = _json(line, "query")
+            chunk = parse_json(line, "query")
             for result in self._statement_errors(chunk, "query"):
                 for series in result.get("series", ()):
                     tags = series.get("tags") or {}
@@ -317,9 +368,12 @@ class InfluxStore:
         out: dict[int, LatestValue] = {}
         for a in range(0, len(infos), _SENSORS_PER_QUERY):
             chunk = infos[a : a + _SENSORS_PER_QUERY]
-            where = " OR ".join(f'"sensor" = {_literal(s.id)}' for s in chunk)
-            q = _select(
-                ["quality", "value"], READING, where, 'GROUP BY "sensor" ORDER BY time DESC LIMIT 1'
+            where = " OR ".join(f'"sensor" = {literal(s.id)}' for s in chunk)
+            q = select(
+                ["quality", "value"],
+                self._source(READING),
+                where,
+                'GROUP BY "sensor" ORDER BY time DESC LIMIT 1',
             )
             for tags, columns, rows in await self._query(q):
                 index = by_id.get(tags.get("sensor", ""))
@@ -341,16 +395,16 @@ class InfluxStore:
         aggregate: Aggregate = "mean",
     ) -> list[tuple[int, float]]:
         info = self._sensor(sensor)
-        where = f'"sensor" = {_literal(info.id)} AND {_span(start_ms, end_ms)}'
+        where = f'"sensor" = {literal(info.id)} AND {span(start_ms, end_ms)}'
         if every_ms is None:
-            q = _select(["value", "quality"], READING, where)
+            q = select(["value", "quality"], self._source(READING), where)
         else:
             if aggregate not in _AGGREGATES:
                 raise ValueError(f"aggregate {aggregate!r} is not one of {sorted(_AGGREGATES)}")
             if every_ms < 1:
                 raise ValueError("every_ms must be at least 1")
             tail = f"GROUP BY time({int(every_ms)}ms) fill(none)"
-            q = _select([f'{aggregate}("value")'], READING, where, tail)
+            q = select([f'{aggregate}("value")'], self._source(READING), where, tail)
         rows: list[tuple[int, float]] = []
         for _tags, columns, values in await self._query(q):
             vcol = columns.index("value" if every_ms is None else aggregate)
@@ -365,10 +419,10 @@ class InfluxStore:
         columns: list[str] = ["time", *fields]
         if info.site == "vehicles":
             where = (
-                f'"tenant" = {_literal(info.tenant)} AND "vehicle" = {_literal(info.device)} '
-                f"AND {_span(start_ms, end_ms)}"
+                f'"tenant" = {literal(info.tenant)} AND "vehicle" = {literal(info.device)} '
+                f"AND {span(start_ms, end_ms)}"
             )
-            q = _select(fields, POSITION, where)
+            q = select(fields, self._source(POSITION), where)
             for _tags, cols, values in await self._query(q):
                 columns = cols
                 rows.extend(values)
@@ -392,19 +446,34 @@ class InfluxStore:
         known = {(s.tenant, s.device) for s in self.registry.sensors}
         if (tenant, device) not in known:
             return {}
-        where = f'"tenant" = {_literal(tenant)} AND "device" = {_literal(device)}'
-        q = _select(["epoch", "seq"], READING, where)
+        where = f'"tenant" = {literal(tenant)} AND "device" = {literal(device)}'
+        q = select(["epoch", "seq"], self._source(READING), where)
         counts: Counter[tuple[int, int]] = Counter()
         for _tags, columns, values in await self._query(q):
             e, s = columns.index("epoch"), columns.index("seq")
             counts.update((int(r[e]), int(r[s])) for r in values)
         return dict(counts)
 
-
-def _reading_key(s: SensorInfo) -> str:
-    tags = {"tenant": s.tenant, "site": s.site, "device": s.device, "sensor": s.id, "kind": s.kind}
-    return series_key(READING, tags)
-
-
-def _position_key(s: SensorInfo) -> str:
-    return series_key(POSITION, {"tenant": s.tenant, "vehicle": s.device})
+    async def alarm_events(
+        self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> list[AlarmEvent]:
+        if tenants is not None:
+            wanted = [t for t in dict.fromkeys(tenants) if t in set(self.registry.tenants)]
+            if not wanted:
+                return []
+            groups = [
+                wanted[a : a + _TENANTS_PER_QUERY]
+                for a in range(0, len(wanted), _TENANTS_PER_QUERY)
+            ]
+        else:
+            groups = [[]]
+        events: list[AlarmEvent] = []
+        for group in groups:
+            where = span(start_ms, end_ms)
+            if group:
+                where += " AND (" + " OR ".join(f'"tenant" = {literal(t)}' for t in group) + ")"
+            q = select(["*"], self._source(ALARM_EVENT), where, "GROUP BY *")
+            for tags, columns, rows in await self._query(q):
+                events.extend(alarm_event_from_row(tags, columns, r) for r in rows)
+        events.sort(key=lambda e: (e.ts, e.alarm_id))
+        return events

@@ -20,8 +20,11 @@ timestamp is outside InfluxDB's range.
 
 The hot path builds every line in one ``uint8`` matrix, a row per line and a fixed-width slot per
 piece (series key, field texts, integer digits), with NUL bytes as padding, then drops the NULs in
-one pass. Floats are formatted once per distinct value; integers are cut into digits with vectorized
-arithmetic. `encode_reference` is the plain-Python definition it is tested against.
+one pass. Constant texts are laid out once in a template row; each text matrix is copied in as one
+column of fixed-size items (numpy runs those 1-d loops far faster than 2-d copies a few bytes
+wide). Number texts come from `ingest.store.numtext` (digits that do not vary are printed once;
+short decimals are cut with integer arithmetic). `encode_reference` is the plain-Python definition
+it is tested against. ``bench/lineproto.py`` measures it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ingest.store.numtext import as_items, float_text, int_text
 
 __all__ = [
     "MAX_TS_MS",
@@ -162,57 +167,6 @@ def _as_int64(values: npt.NDArray[Any], key: str) -> npt.NDArray[np.int64]:
     return values.astype(np.int64, copy=False)
 
 
-_POW10 = np.array([10**k for k in range(20)], dtype=np.uint64)
-
-
-def _int_text(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    """Decimal text of each value as an (n, width) matrix, NUL where a row is shorter."""
-    n = values.shape[0]
-    if n > 16:
-        # Message numbers and epochs repeat in runs: format each run once.
-        starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-        if starts.shape[0] * 4 <= n:
-            lengths = np.diff(np.append(starts, n))
-            return np.repeat(_int_text_direct(values[starts]), lengths, axis=0)
-    return _int_text_direct(values)
-
-
-def _int_text_direct(values: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]:
-    n = values.shape[0]
-    neg = values < 0
-    mag: npt.NDArray[np.int64] | npt.NDArray[np.uint64]
-    if n and int(values.min()) == -(2**63):  # |v| does not fit in int64
-        mag = np.where(neg, -(values + 1), values).astype(np.uint64) + neg.astype(np.uint64)
-    else:
-        mag = np.abs(values)
-    width = len(str(int(mag.max()))) if n else 1
-    digits = np.empty((width, n), np.uint8)  # a row per digit: contiguous writes
-    rest = mag
-    for j in range(width - 1, -1, -1):
-        quotient = rest // 10
-        digits[j] = rest - quotient * 10
-        rest = quotient
-    # Row j is a leading zero where |v| < 10**(width-1-j); the last row always shows (0 is "0").
-    lead = mag[None, :] < _POW10[width - 1 : 0 : -1, None].astype(mag.dtype)
-    text = digits + np.uint8(ord("0"))
-    text[:-1] *= ~lead
-    if neg.any():
-        sign = np.where(neg, np.uint8(ord("-")), np.uint8(0)).astype(np.uint8)
-        text = np.concatenate([sign[None, :], text], axis=0)
-    return text.T
-
-
-def _float_text(values: npt.NDArray[np.float64]) -> npt.NDArray[np.uint8]:
-    """repr() of each (finite) value as an (n, width) matrix; each distinct value formatted once."""
-    n = values.shape[0]
-    finite = np.where(np.isfinite(values), values, 0.0).astype(np.float64)
-    bits, inverse = np.unique(finite.view(np.int64), return_inverse=True)
-    text = bits.view(np.float64).astype("S32")
-    width = int(np.strings.str_len(text).max())
-    matrix = text.view(np.uint8).reshape(-1, 32)[:, :width]
-    return matrix[inverse.reshape(n)]
-
-
 _BOOL_TEXT = np.array([b"false", b"true"], dtype="S5")
 
 
@@ -223,9 +177,9 @@ def _value_text(col: FieldColumn) -> tuple[npt.NDArray[np.uint8], bytes]:
     if v.dtype == np.bool_:
         return _BOOL_TEXT[v.astype(np.intp)].view(np.uint8).reshape(n, 5), b""
     if np.issubdtype(v.dtype, np.integer):
-        return _int_text(_as_int64(v, col.key)), b"i"
+        return int_text(v if v.dtype.itemsize == 1 else _as_int64(v, col.key)), b"i"
     if np.issubdtype(v.dtype, np.floating):
-        return _float_text(v.astype(np.float64, copy=False)), b""
+        return float_text(v.astype(np.float64, copy=False)), b""
     raise TypeError(f"field {col.key!r}: unsupported dtype {v.dtype}")
 
 
@@ -240,8 +194,6 @@ def _check(
         raise ValueError("index, timestamps and fields must be 1-d columns of one length")
     if n and (int(index.min()) < 0 or int(index.max()) >= table.shape[0]):
         raise ValueError("a row's index is outside the series table")
-    if n and (np.strings.str_len(table[index]) == 0).any():
-        raise ValueError("a row refers to an empty series key")
     ordered = [f for f in fields if not f.optional] + [f for f in fields if f.optional]
     if not ordered or ordered[0].optional:
         raise ValueError("a line needs at least one required (non-optional) field")
@@ -279,11 +231,11 @@ def encode_columns(
         else:
             omit.append(None)
 
-    keys = table[index]
-    pieces: list[tuple[npt.NDArray[np.uint8] | bytes, npt.NDArray[np.bool_] | None]] = [
-        (keys.view(np.uint8).reshape(n, table.dtype.itemsize), None),
-        (b" ", None),
-    ]
+    key_items = table.view(f"V{table.dtype.itemsize}")
+    keys = key_items[index]
+    if not keys.view(np.uint8)[:: table.dtype.itemsize].all():
+        raise ValueError("a row refers to an empty series key")  # its first byte is NUL
+    pieces: list[_Piece] = [(keys.view(np.uint8).reshape(n, -1), None), (b" ", None)]
     for j, (f, o) in enumerate(zip(ordered, omit, strict=True)):
         text, suffix = _value_text(f)
         pieces.append(((b"," if j else b"") + escape_key(f.key).encode() + b"=", o))
@@ -291,25 +243,70 @@ def encode_columns(
         if suffix:
             pieces.append((suffix, o))
     pieces.append((b" ", None))
-    pieces.append((_int_text(ts_ms.astype(np.int64, copy=False)), None))
+    pieces.append((int_text(ts_ms.astype(np.int64, copy=False)), None))
     pieces.append((b"\n", None))
+    return _assemble(pieces, skip)
 
+
+_Piece = tuple[npt.NDArray[np.uint8] | bytes, npt.NDArray[np.bool_] | None]
+_CHUNK_ROWS = 2048  # rows compacted at a time: the matrix then stays in a core's L2 cache
+
+
+def _assemble(pieces: list[_Piece], skip: npt.NDArray[np.bool_]) -> Encoded:
+    """Lay the pieces side by side in one matrix, a row per line, and drop the NULs.
+
+    The constant texts are laid out once in a template row that fills the matrix; each text
+    matrix is then copied in as one column of fixed-size items (a 1-d loop: numpy runs those far
+    faster than 2-d copies a few bytes wide). An optional field left out of a row is blanked
+    from its ``,key=`` to its suffix."""
+    n = skip.shape[0]
     width = sum(len(p) if isinstance(p, bytes) else p.shape[1] for p, _ in pieces)
-    buf = np.zeros((n, width), np.uint8)
+    template = np.zeros(width, np.uint8)
     at = 0
+    spans: list[tuple[int, int, npt.NDArray[np.bool_]]] = []
     for piece, omitted in pieces:
+        w = len(piece) if isinstance(piece, bytes) else piece.shape[1]
         if isinstance(piece, bytes):
-            w = len(piece)
-            buf[:, at : at + w] = np.frombuffer(piece, np.uint8)
-        else:
-            w = piece.shape[1]
-            buf[:, at : at + w] = piece
+            template[at : at + w] = np.frombuffer(piece, np.uint8)
         if omitted is not None:
-            buf[omitted, at : at + w] = 0
+            if spans and spans[-1][2] is omitted and spans[-1][1] == at:
+                spans[-1] = (spans[-1][0], at + w, omitted)
+            else:
+                spans.append((at, at + w, omitted))
         at += w
-    buf[skip] = 0
+    buf = np.empty((n, width), np.uint8)
+    buf[...] = template
+    at = 0
+    for piece, _ in pieces:
+        if isinstance(piece, bytes):
+            at += len(piece)
+            continue
+        w = piece.shape[1]
+        if w:
+            _column(buf, at, w)[...] = as_items(piece)
+        at += w
+    for a, b, omitted in spans:
+        if omitted.any():
+            _column(buf, a, b - a)[omitted] = np.void(bytes(b - a))
     skipped = int(skip.sum())
-    return Encoded(buf[buf != 0].tobytes(), n - skipped, skipped)
+    if skipped:
+        buf[skip] = 0
+    if n <= _CHUNK_ROWS:
+        data = buf[buf != 0].tobytes()
+    else:
+        parts = []
+        for a in range(0, n, _CHUNK_ROWS):
+            chunk = buf[a : a + _CHUNK_ROWS]
+            parts.append(chunk[chunk != 0].tobytes())
+        data = b"".join(parts)
+    return Encoded(data, n - skipped, skipped)
+
+
+def _column(buf: npt.NDArray[np.uint8], at: int, w: int) -> npt.NDArray[np.void]:
+    """Bytes ``at .. at + w`` of every row of `buf` as n items of w bytes (a view)."""
+    return np.ndarray(
+        (buf.shape[0],), dtype=f"V{w}", buffer=buf, offset=at, strides=(buf.shape[1],)
+    )
 
 
 def encode_reference(

@@ -15,18 +15,23 @@ cancellation while the thread is still busy). The event loop never waits on SQLi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import math
 import pathlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from alerts.alarms import AlarmEvent
 from ingest.store.base import (
     Aggregate,
     LatestValue,
@@ -34,43 +39,36 @@ from ingest.store.base import (
     ReadingBatch,
     StoreError,
 )
+from ingest.store.retention import DOMAINS, RetentionPolicy, domain_of
+from ingest.store.sqlite_sql import (
+    ALARM_EVENTS_ALL,
+    ALARM_EVENTS_OF,
+    DELETE_ALARM_EVENTS,
+    DELETE_POSITIONS_OF,
+    DELETE_READINGS_OF,
+    DELETE_ROLLUPS_OF,
+    HISTORY_BY_WINDOW,
+    HISTORY_FROM_ROLLUP,
+    HISTORY_RAW,
+    INSERT_ALARM_EVENT,
+    INSERT_POSITION,
+    INSERT_READING,
+    LATEST,
+    MARK_ALL_DIRTY,
+    MARK_DIRTY,
+    MINUTE_MS,
+    REFRESH_ALL,
+    REFRESH_ONE,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 from telemetry.registry import Registry
 
-__all__ = ["SqliteStore"]
+__all__ = ["RetentionReport", "SqliteStore"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-SCHEMA_VERSION: Final = 1
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS sensors (
-    sid INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    idx INTEGER UNIQUE,
-    tenant TEXT NOT NULL,
-    site TEXT NOT NULL,
-    device TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sensors_device ON sensors (tenant, device);
-CREATE TABLE IF NOT EXISTS readings (
-    sensor INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL,
-    quality INTEGER NOT NULL,
-    epoch INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (sensor, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS positions (
-    vehicle INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    lat REAL,
-    lon REAL,
-    speed_kmh REAL,
-    heading_deg REAL,
-    PRIMARY KEY (vehicle, ts)
-) WITHOUT ROWID;
-"""
 
 _WAL_CHECKPOINT_PAGES: Final = 8192
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
@@ -78,37 +76,6 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # Primary result codes (the low byte of the extended code) worth trying again.
 _RETRYABLE_CODES: Final = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
 _RETRYABLE_WORDS: Final = ("locked", "busy", "disk i/o")
-
-_INSERT_READING: Final = "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)"
-
-_LATEST: Final = """
-SELECT w.value, r.ts, r.value, r.quality
-FROM json_each(?) AS w
-JOIN readings AS r
-  ON r.sensor = w.value
- AND r.ts = (SELECT max(m.ts) FROM readings AS m WHERE m.sensor = w.value)
-"""
-
-# Spelled out in full (no string building). The window start is floored toward minus infinity
-# (SQLite's `/` and `%` truncate toward zero); `last` relies on SQLite's documented rule that a
-# bare column beside a single max() comes from the row holding that max.
-_HISTORY_RAW: Final = (
-    "SELECT ts, value FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts"
-)
-_HISTORY_BY_WINDOW: Final[dict[str, str]] = {
-    "mean": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, avg(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "min": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, min(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "max": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, max(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "count": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, count(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "last": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, value, max(ts) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-}
 
 
 def _is_retryable(exc: sqlite3.Error) -> bool:
@@ -160,13 +127,55 @@ def _float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
+def _minutes(sids: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Distinct (sid, minute start) of rows already in key order."""
+    w = ts - ts % MINUTE_MS  # numpy's % floors, as the SQL does
+    if sids.shape[0] == 0:
+        return []
+    new = np.empty(sids.shape[0], dtype=np.bool_)
+    new[0] = True
+    new[1:] = (sids[1:] != sids[:-1]) | (w[1:] != w[:-1])
+    return list(zip(sids[new].tolist(), w[new].tolist(), strict=True))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """Rows deleted by one `SqliteStore.apply_retention`."""
+
+    readings: int
+    rollups: int
+    positions: int
+    alarm_events: int
+
+
 class SqliteStore:
     """`TimeSeriesStore` over one SQLite file (WAL, synchronous=NORMAL)."""
 
     def __init__(
-        self, registry: Registry, path: pathlib.Path | str, *, busy_timeout_s: float = 5.0
+        self,
+        registry: Registry,
+        path: pathlib.Path | str,
+        *,
+        busy_timeout_s: float = 5.0,
+        retention: RetentionPolicy | None = None,
+        retention_every_s: float = 3600.0,
+        rollup_every_s: float = 60.0,
+        clock: Callable[[], int] = _now_ms,
     ) -> None:
+        """With `retention`, `open` starts a job that applies it every `retention_every_s`; the
+        same job brings the rollups up to date every `rollup_every_s` (0: only when read).
+        `clock` gives the time retention counts from, in epoch ms."""
         self._registry = registry
+        self._retention = retention
+        self._retention_every_s = retention_every_s
+        self._rollup_every_s = rollup_every_s
+        self._clock = clock
+        self._job: asyncio.Task[None] | None = None
+        self._domain_of = [domain_of(registry, s) for s in registry.sensors]
         self._path = pathlib.Path(path)
         self._busy_timeout_ms = max(0, int(busy_timeout_s * 1000))
         self._executor: ThreadPoolExecutor | None = None
@@ -251,9 +260,11 @@ class SqliteStore:
                         retryable=False,
                     )
                 with _transaction(conn, "BEGIN IMMEDIATE"):
-                    for stmt in _SCHEMA.split(";"):  # not executescript: it COMMITs on its own
+                    for stmt in SCHEMA.split(";"):  # not executescript: it COMMITs on its own
                         if stmt.strip():
                             conn.execute(stmt)
+                    if 0 < version < 2:
+                        conn.execute(MARK_ALL_DIRTY)  # readings from before the rollups
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     conn.execute("UPDATE sensors SET idx = NULL")
                     conn.executemany(
@@ -281,12 +292,20 @@ class SqliteStore:
         for idx, s in mapping:
             sid[idx] = s
         self._sid = sid
+        if self._retention is not None or self._rollup_every_s > 0:
+            self._job = asyncio.create_task(self._jobs(), name="sqlite-store-jobs")
 
     async def close(self) -> None:
-        """Close the connection (after every job already submitted) and stop the worker."""
+        """Stop the periodic job, close the connection (after every job already submitted)
+        and stop the worker."""
         executor = self._executor
         if executor is None:
             return
+        job, self._job = self._job, None
+        if job is not None:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
 
         def do_close() -> None:
             conn, self._conn = self._conn, None
@@ -325,7 +344,8 @@ class SqliteStore:
                 strict=True,
             )
             with _transaction(conn):
-                conn.executemany(_INSERT_READING, rows)
+                conn.executemany(INSERT_READING, rows)
+                conn.executemany(MARK_DIRTY, _minutes(sids[o], batch.ts[o]))
 
         await self._run("write readings", do)
 
@@ -348,7 +368,7 @@ class SqliteStore:
                 strict=True,
             )
             with _transaction(conn):
-                conn.executemany(_INSERT_POSITION, rows)
+                conn.executemany(INSERT_POSITION, rows)
 
         await self._run("write positions", do)
 
@@ -363,7 +383,7 @@ class SqliteStore:
         want = json.dumps(list(by_sid))
 
         def do(conn: sqlite3.Connection) -> list[tuple[int, int, float | None, int]]:
-            return conn.execute(_LATEST, (want,)).fetchall()
+            return conn.execute(LATEST, (want,)).fetchall()
 
         rows = await self._run("latest", do)
         return {
@@ -382,23 +402,38 @@ class SqliteStore:
         """Readings with start <= ts < end, oldest first; with `every_ms`, one row per window
         that has readings: (window start aligned to epoch 0, aggregate of the non-NaN values:
         NaN when there are none, 0 for `count`; `last` is the value at the newest ts, even NaN).
-        Bad `every_ms` or `aggregate` raise ValueError (a caller's mistake, not the store's)."""
+        Bad `every_ms` or `aggregate` raise ValueError (a caller's mistake, not the store's).
+
+        A window that is a whole number of minutes is read from the 1-minute rollups (brought up
+        to date for this sensor and range first), with the raw rows only for the minutes the
+        range cuts; the mean is then sum / count, equal to the raw mean up to rounding."""
         self._check_open("history")
         if every_ms is not None and every_ms <= 0:
             raise ValueError(f"every_ms must be positive, not {every_ms}")
-        if aggregate not in _HISTORY_BY_WINDOW:
+        if aggregate not in HISTORY_BY_WINDOW:
             raise ValueError(f"unknown aggregate {aggregate!r}")
         sid = self._sid_of(sensor)
         if sid is None or end_ms <= start_ms:
             return []
         params: dict[str, int] = {"sensor": sid, "start": start_ms, "end": end_ms}
+        rollup = every_ms is not None and every_ms % MINUTE_MS == 0
         if every_ms is None:
-            sql = _HISTORY_RAW
+            sql = HISTORY_RAW
+        elif rollup:
+            # whole minutes [a, b) from the rollups, the cut minutes at both ends from raw rows
+            a = min(-(-start_ms // MINUTE_MS) * MINUTE_MS, end_ms)
+            b = max(end_ms // MINUTE_MS * MINUTE_MS, a)
+            params.update(every=every_ms, a=a, b=b)
+            sql = HISTORY_FROM_ROLLUP[aggregate]
         else:
             params["every"] = every_ms
-            sql = _HISTORY_BY_WINDOW[aggregate]
+            sql = HISTORY_BY_WINDOW[aggregate]
 
         def do(conn: sqlite3.Connection) -> list[tuple[int, float]]:
+            if rollup:
+                with _transaction(conn):
+                    for stmt in REFRESH_ONE:
+                        conn.execute(stmt, params)
             return [(int(r[0]), _float(r[1])) for r in conn.execute(sql, params)]
 
         return await self._run("history", do)
@@ -463,3 +498,151 @@ class SqliteStore:
             return int(n)
 
         return await self._run("retention", do)
+
+    async def apply_retention(self, now_ms: int, policy: RetentionPolicy) -> RetentionReport:
+        """Delete what `policy` no longer keeps, per domain: raw readings (and a vehicle's
+        positions) older than the domain's raw time, 1-minute statistics older than its
+        statistics time, alarm events older than the alarm time. The rollups are brought up to
+        date first, so the statistics of deleted raw rows stay. Sensors no longer configured
+        keep the longest raw and statistics times of any domain."""
+        by_domain: dict[str, list[int]] = {d: [] for d in DOMAINS}
+        for index, domain in enumerate(self._domain_of):
+            if index < self._sid.shape[0] and self._sid[index] >= 0:
+                by_domain[domain].append(int(self._sid[index]))
+        known = {sid for sids in by_domain.values() for sid in sids}
+        longest_raw = max(policy.raw_ms(d) for d in DOMAINS)
+        longest_stats = max(policy.stats_ms(d) for d in DOMAINS)
+
+        def do(conn: sqlite3.Connection) -> RetentionReport:
+            gone = [
+                int(r[0])
+                for r in conn.execute("SELECT sid FROM sensors WHERE idx IS NULL").fetchall()
+            ]
+            groups = [
+                (json.dumps(by_domain[d]), policy.raw_ms(d), policy.stats_ms(d), d == "vehicle")
+                for d in DOMAINS
+            ]
+            groups.append(
+                (json.dumps([g for g in gone if g not in known]), longest_raw, longest_stats, True)
+            )
+            counts = [0, 0, 0, 0]
+            with _transaction(conn):
+                for stmt in REFRESH_ALL:
+                    conn.execute(stmt)
+                for sids, raw_ms, stats_ms, has_positions in groups:
+                    raw = {"sids": sids, "cutoff": now_ms - raw_ms}
+                    counts[0] += conn.execute(DELETE_READINGS_OF, raw).rowcount
+                    stats = {"sids": sids, "cutoff": now_ms - stats_ms}
+                    counts[1] += conn.execute(DELETE_ROLLUPS_OF, stats).rowcount
+                    if has_positions:
+                        counts[2] += conn.execute(DELETE_POSITIONS_OF, raw).rowcount
+                cutoff = {"cutoff": now_ms - policy.alarm_days * 86_400_000}
+                counts[3] = conn.execute(DELETE_ALARM_EVENTS, cutoff).rowcount
+            return RetentionReport(*counts)
+
+        return await self._run("retention", do)
+
+    async def refresh_rollups(self) -> None:
+        """Bring every 1-minute rollup up to date with the raw rows written since."""
+
+        def do(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                for stmt in REFRESH_ALL:
+                    conn.execute(stmt)
+
+        await self._run("refresh rollups", do)
+
+    async def _jobs(self) -> None:
+        """Refresh rollups every `rollup_every_s` and apply retention every
+        `retention_every_s`, until `close` cancels it. A failure is logged and tried again at
+        the next turn: the job never takes the store down."""
+        loop = asyncio.get_running_loop()
+        next_retention = loop.time()
+        tick = min(
+            x
+            for x in (self._rollup_every_s, self._retention_every_s if self._retention else 0)
+            if x > 0
+        )
+        while True:
+            try:
+                if self._retention is not None and loop.time() >= next_retention:
+                    report = await self.apply_retention(self._clock(), self._retention)
+                    next_retention = loop.time() + self._retention_every_s
+                    if any((report.readings, report.rollups, report.positions)):
+                        log.info("sqlite retention: %s", report)
+                elif self._rollup_every_s > 0:
+                    await self.refresh_rollups()
+            except StoreError as exc:
+                log.warning("sqlite store job failed: %s", exc)
+            await asyncio.sleep(tick)
+
+    # -- alarm events -----------------------------------------------------------------------
+
+    async def write_alarm_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Store alarm events; idempotent on (sensor, rule, side, kind, ts)."""
+        self._check_open("write alarm events")
+        if not events:
+            return
+        rows = [
+            (
+                e.sensor,
+                e.rule,
+                e.side,
+                e.kind,
+                int(e.ts),
+                int(e.alarm_id),
+                e.tenant,
+                e.site,
+                e.device,
+                int(e.level),
+                e.level_name,
+                e.tier,
+                e.action,
+                None if math.isnan(e.value) else float(e.value),
+                int(e.arrival),
+            )
+            for e in events
+        ]
+
+        def do(conn: sqlite3.Connection) -> None:
+            with _transaction(conn):
+                conn.executemany(INSERT_ALARM_EVENT, rows)
+
+        await self._run("write alarm events", do)
+
+    async def alarm_events(
+        self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> list[AlarmEvent]:
+        """Alarm events with start <= ts < end of `tenants` (all with None), by (ts, alarm_id)."""
+        self._check_open("alarm events")
+        params: dict[str, object] = {"start": start_ms, "end": end_ms}
+        if tenants is None:
+            sql = ALARM_EVENTS_ALL
+        else:
+            sql = ALARM_EVENTS_OF
+            params["tenants"] = json.dumps(list(tenants))
+
+        def do(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+            return conn.execute(sql, params).fetchall()
+
+        rows = await self._run("alarm events", do)
+        return [
+            AlarmEvent(
+                alarm_id=int(r[0]),  # type: ignore[call-overload]
+                kind=str(r[1]),
+                tenant=str(r[2]),
+                site=str(r[3]),
+                device=str(r[4]),
+                sensor=str(r[5]),
+                rule=str(r[6]),
+                side=str(r[7]),
+                level=int(r[8]),  # type: ignore[call-overload]
+                level_name=str(r[9]),
+                tier=str(r[10]),
+                action=str(r[11]),
+                value=math.nan if r[12] is None else float(r[12]),  # type: ignore[arg-type]
+                ts=int(r[13]),  # type: ignore[call-overload]
+                arrival=int(r[14]),  # type: ignore[call-overload]
+            )
+            for r in rows
+        ]

@@ -1,0 +1,529 @@
+"""`BufferedStore`: a `TimeSeriesStore` that never loses a write while the store behind it is down.
+
+A write returns once its data is durable: written to the inner store, or appended to the disk
+spool (`ingest.store.spool.Spool`, fsynced). Ingest acknowledges MQTT messages after the write
+returns, so both are safe points to acknowledge.
+
+One writer task owns the inner store's writes and the spool:
+
+- Writes queue up (with a future each); the writer takes everything queued, joins it per kind
+  (readings, positions, alarm events) and writes it through: the inner store cuts it into
+  requests of at most `batch_lines` lines. With ``max_delay_s > 0`` the writer waits up to that
+  long for `batch_lines` lines to gather before it writes (ingest already batches by 5,000
+  readings or 50 ms, so the default is 0: group commit without added delay).
+- A retryable error (refused connection, timeout, 5xx) sends the batch to the spool and resolves
+  the writes: the caller may acknowledge. From then on, new writes go to the spool too while it
+  holds anything, so the inner store receives everything in order.
+- The writer drains the spool oldest first, up to `batch_lines` rows a write, with exponential
+  backoff (`retry_initial_s` doubling to `retry_max_s`) while the inner store keeps failing. A
+  drained record is removed only after the inner store took it.
+- A full spool (`max_spool_bytes`) refuses the write with `SpoolFullError`, a retryable
+  `StoreError`: ingest then holds the MQTT acknowledgements and retries; nothing is dropped.
+- A partial write (`PartialWriteError`: the server kept the valid lines) logs the refused lines
+  with the server's reason and counts them (`BufferStats.refused_lines`); the rest is stored and
+  the write succeeds. Any other permanent error (4xx) fails the writes it concerns
+  (ingest dead-letters those messages); a spooled record that meets one is moved to
+  ``rejected/`` in the spool folder, logged and counted, so that it cannot block the spool.
+- `close` writes what is queued, drains for at most `close_drain_s`, and leaves the rest in the
+  spool; `open` after a restart finds it and the writer drains it.
+
+Reads (`latest`, `history`, `track`, `count_by_seq`, `alarm_events`) go to the inner store:
+what waits in the spool shows up there once drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from alerts.alarms import AlarmEvent
+from ingest.store.base import (
+    Aggregate,
+    LatestValue,
+    PartialWriteError,
+    PositionBatch,
+    ReadingBatch,
+    StoreError,
+    TimeSeriesStore,
+)
+from ingest.store.records import (
+    ALARMS,
+    POSITIONS,
+    READINGS,
+    Decoded,
+    RecordError,
+    decode,
+    encode_alarms,
+    encode_positions,
+    encode_readings,
+)
+from ingest.store.spool import Spool, SpoolStats
+from telemetry.registry import Registry
+
+__all__ = ["BufferStats", "BufferedStore"]
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["readings", "positions", "alarms"]
+_KINDS: tuple[Kind, ...] = ("readings", "positions", "alarms")
+_KIND_OF: dict[bytes, Kind] = {READINGS: "readings", POSITIONS: "positions", ALARMS: "alarms"}
+_RECORD_BYTES_PER_ROW = 40  # a spooled reading takes 37 bytes: read about a batch at a time
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """Counters since `open`, and the spool's state."""
+
+    written_rows: int  # rows the inner store took directly
+    spooled_rows: int  # rows sent to the spool
+    drained_rows: int  # spooled rows the inner store took later
+    refused_lines: int  # rows the inner store refused in partial writes (logged)
+    rejected_rows: int  # spooled rows refused for good, moved to rejected/ (logged)
+    unknown_rows: int  # spooled rows of sensors no longer configured (logged, not written)
+    failed_writes: int  # writes that failed with a permanent error (the caller was told)
+    inner_failures: int  # retryable failures of the inner store
+    inner_up: bool  # the inner store took the last write tried
+    spool: SpoolStats
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: Kind
+    payload: Any  # ReadingBatch | PositionBatch | tuple[AlarmEvent, ...]
+    rows: int
+    future: asyncio.Future[None]
+    queued_at: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    written: int = 0
+    spooled: int = 0
+    drained: int = 0
+    refused: int = 0
+    rejected: int = 0
+    unknown: int = 0
+    failed: int = 0
+    inner_failures: int = 0
+
+
+def _rows(payload: Any) -> int:
+    return len(payload)
+
+
+class BufferedStore:
+    """`TimeSeriesStore` around `inner` with a durable disk spool; see the module docstring."""
+
+    def __init__(
+        self,
+        inner: TimeSeriesStore,
+        registry: Registry,
+        spool_dir: Path | str,
+        *,
+        max_spool_bytes: int = 1 << 30,
+        segment_bytes: int = 16 << 20,
+        batch_lines: int = 5000,
+        max_delay_s: float = 0.0,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 5.0,
+        close_drain_s: float = 5.0,
+        fsync: bool = True,
+    ) -> None:
+        if batch_lines < 1:
+            raise ValueError("batch_lines must be at least 1")
+        self.inner = inner
+        self.registry = registry
+        self.spool = Spool(
+            spool_dir, max_bytes=max_spool_bytes, segment_bytes=segment_bytes, fsync=fsync
+        )
+        self.batch_lines = batch_lines
+        self.max_delay_s = max_delay_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.close_drain_s = close_drain_s
+        self._queue: list[_Job] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._inner_open = False
+        self._inner_up = True
+        self._backoff = retry_initial_s
+        self._retry_at = 0.0
+        self._close_deadline = 0.0
+        self._n = _Counters()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the spool and the inner store (a retryable failure of the latter is logged:
+        writes go to the spool until it answers), and start the writer."""
+        if self._writer is not None:
+            return
+        await asyncio.to_thread(self.spool.open)
+        self._closing = False
+        try:
+            await self.inner.open()
+            self._inner_open = True
+        except StoreError as exc:
+            if not exc.retryable:
+                await asyncio.to_thread(self.spool.close)
+                raise
+            self._mark_down(exc, "open")
+        self._writer = asyncio.create_task(self._write_loop(), name="buffered-store-writer")
+
+    async def close(self) -> None:
+        """Write what is queued, drain the spool for at most `close_drain_s`, then close the
+        inner store and the spool. What is still spooled is drained after the next `open`."""
+        writer = self._writer
+        if writer is None:
+            return
+        self._closing = True
+        self._close_deadline = time.monotonic() + self.close_drain_s
+        self._wake.set()
+        try:
+            await writer
+        finally:
+            self._writer = None
+            await self.inner.close()
+            self._inner_open = False
+            await asyncio.to_thread(self.spool.close)
+            left = len(self.spool)
+            if left:
+                log.warning("buffered store closed with %d record(s) left in the spool", left)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def write_readings(self, batch: ReadingBatch) -> None:
+        self._check_index(batch.sensor, "reading")
+        await self._submit("readings", batch)
+
+    async def write_positions(self, batch: PositionBatch) -> None:
+        self._check_index(batch.vehicle, "position")
+        await self._submit("positions", batch)
+
+    async def write_alarm_events(self, events: Sequence[AlarmEvent]) -> None:
+        await self._submit("alarms", tuple(events))
+
+    def _check_index(self, index: np.ndarray[Any, Any], what: str) -> None:
+        n = len(self.registry.sensors)
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= n):
+            raise StoreError(f"{what} batch has sensor indices outside 0..{n - 1}", retryable=False)
+
+    async def _submit(self, kind: Kind, payload: Any) -> None:
+        rows = _rows(payload)
+        if rows == 0:
+            return
+        if self._writer is None:
+            raise StoreError("buffered store is not open", retryable=False)
+        if self._closing:
+            raise StoreError("buffered store is closing", retryable=True)
+        loop = asyncio.get_running_loop()
+        job = _Job(kind, payload, rows, loop.create_future(), time.monotonic())
+        self._queue.append(job)
+        self._wake.set()
+        # shield: a caller that is cancelled leaves its job to be written all the same
+        await asyncio.shield(job.future)
+
+    # -- the writer -----------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            if self._queue and self._queue_due():
+                jobs, self._queue = self._queue, []
+                await self._write_jobs(jobs)
+                continue
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                if self._closing and time.monotonic() >= self._close_deadline:
+                    return
+                drained = await self._drain_some()
+                if self._closing and not drained:
+                    return
+                continue
+            if self._closing and not self._queue:
+                return
+            await self._sleep()
+
+    def _queue_due(self) -> bool:
+        if self.max_delay_s <= 0 or self._closing:
+            return True
+        rows = sum(j.rows for j in self._queue)
+        return rows >= self.batch_lines or (
+            time.monotonic() - self._queue[0].queued_at >= self.max_delay_s
+        )
+
+    async def _sleep(self) -> None:
+        now = time.monotonic()
+        timeouts = []
+        if self._queue:
+            timeouts.append(self._queue[0].queued_at + self.max_delay_s - now)
+        if len(self.spool):
+            timeouts.append(self._retry_at - now)
+        self._wake.clear()
+        timeout = max(0.0, min(timeouts)) if timeouts else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _write_jobs(self, jobs: list[_Job]) -> None:
+        for kind in _KINDS:
+            group = [j for j in jobs if j.kind == kind]
+            if not group:
+                continue
+            try:
+                await self._write_group(kind, group)
+            except StoreError as exc:
+                for j in group:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+            except Exception as exc:  # a bug: tell the callers rather than kill the writer
+                log.exception("buffered store: writing %s failed", kind)
+                for j in group:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+            else:
+                for j in group:
+                    if not j.future.done():
+                        j.future.set_result(None)
+
+    async def _write_group(self, kind: Kind, group: list[_Job]) -> None:
+        payload = _join(kind, [j.payload for j in group])
+        rows = sum(j.rows for j in group)
+        if not len(self.spool) and self._inner_up_now():
+            try:
+                await self._inner_write(kind, payload)
+            except PartialWriteError as exc:
+                self._refused(exc, kind)
+                self._n.written += rows - exc.dropped
+                return
+            except StoreError as exc:
+                if not exc.retryable:
+                    self._n.failed += 1
+                    raise
+                self._mark_down(exc, f"write {kind}")
+            else:
+                self._n.written += rows
+                return
+        await self._spool(kind, payload)
+        self._n.spooled += rows
+
+    def _inner_up_now(self) -> bool:
+        return self._inner_up or time.monotonic() >= self._retry_at
+
+    async def _inner_write(self, kind: Kind, payload: Any) -> None:
+        if not self._inner_open:
+            await self.inner.open()
+            self._inner_open = True
+        if kind == "readings":
+            await self.inner.write_readings(payload)
+        elif kind == "positions":
+            await self.inner.write_positions(payload)
+        else:
+            await self.inner.write_alarm_events(payload)
+        if not self._inner_up:
+            log.info("buffered store: the inner store answers again")
+        self._inner_up = True
+        self._backoff = self.retry_initial_s
+
+    def _mark_down(self, exc: StoreError, what: str) -> None:
+        self._n.inner_failures += 1
+        if self._inner_up:
+            log.warning("buffered store: %s failed (%s); spooling until it answers", what, exc)
+        self._inner_up = False
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.retry_max_s)
+
+    async def _spool(self, kind: Kind, payload: Any) -> None:
+        """Append `payload` durably, in records of at most `batch_lines` rows."""
+        step = self.batch_lines
+        n = _rows(payload)
+        records = [
+            _encode(self.registry, kind, _slice(kind, payload, a, a + step))
+            for a in range(0, n, step)
+        ]
+
+        def append() -> None:
+            for record in records:
+                self.spool.append(record)
+
+        await asyncio.to_thread(append)
+
+    async def _drain_some(self) -> bool:
+        """Write the oldest spooled records of one kind (up to `batch_lines` rows) to the inner
+        store; True when they went (or were set aside), False when the inner store failed."""
+        raw = await asyncio.to_thread(
+            self.spool.peek, 256, self.batch_lines * _RECORD_BYTES_PER_ROW
+        )
+        decoded: list[Decoded] = []
+        for data in raw:
+            try:
+                d = decode(self.registry, data)
+            except RecordError as exc:
+                log.error("buffered store: unreadable spool record set aside: %s", exc)
+                await self._reject(data, str(exc))
+                return True
+            if decoded and (
+                d.kind != decoded[0].kind
+                or sum(x.rows for x in decoded) + d.rows > self.batch_lines
+            ):
+                break
+            decoded.append(d)
+        if not decoded:
+            return True
+        kind = _KIND_OF[decoded[0].kind]
+        for d in decoded:
+            if d.unknown_rows:
+                self._n.unknown += d.unknown_rows
+                log.warning(
+                    "buffered store: %d spooled %s row(s) of sensors no longer configured (%s) "
+                    "not written",
+                    d.unknown_rows,
+                    kind,
+                    ", ".join(d.unknown_ids[:5]),
+                )
+        payload = _join(kind, [_payload(d) for d in decoded])
+        rows = _rows(payload)
+        try:
+            if rows:
+                await self._inner_write(kind, payload)
+        except PartialWriteError as exc:
+            self._refused(exc, kind)
+            rows -= exc.dropped
+        except StoreError as exc:
+            if exc.retryable:
+                self._mark_down(exc, f"drain {kind}")
+                return False
+            log.error("buffered store: spooled %s refused for good (%s); set aside", kind, exc)
+            for data in raw[: len(decoded)]:
+                await self._reject(data, str(exc), pop=False)
+            self._n.rejected += rows
+            rows = 0
+        await asyncio.to_thread(self.spool.pop, len(decoded))
+        self._n.drained += rows
+        if not len(self.spool):
+            log.info("buffered store: spool drained")
+        return True
+
+    async def _reject(self, data: bytes, reason: str, *, pop: bool = True) -> None:
+        folder = self.spool.directory / "rejected"
+
+        def keep() -> None:
+            folder.mkdir(exist_ok=True)
+            name = f"{time.time_ns()}.rec"
+            (folder / name).write_bytes(data)
+            (folder / f"{name}.reason").write_text(reason + "\n")
+            if pop:
+                self.spool.pop(1)
+
+        await asyncio.to_thread(keep)
+
+    def _refused(self, exc: PartialWriteError, kind: Kind) -> None:
+        self._n.refused += exc.dropped
+        log.error(
+            "buffered store: the store refused %d %s line(s), kept the rest: %s; refused: %s",
+            exc.dropped,
+            kind,
+            exc.reason,
+            " | ".join(exc.sample) or "(not identified)",
+        )
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def latest(self, sensors: Sequence[int]) -> dict[int, LatestValue]:
+        return await self.inner.latest(sensors)
+
+    async def history(
+        self,
+        sensor: int,
+        start_ms: int,
+        end_ms: int,
+        every_ms: int | None = None,
+        aggregate: Aggregate = "mean",
+    ) -> list[tuple[int, float]]:
+        return await self.inner.history(sensor, start_ms, end_ms, every_ms, aggregate)
+
+    async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
+        return await self.inner.track(vehicle, start_ms, end_ms)
+
+    async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
+        return await self.inner.count_by_seq(tenant, device)
+
+    async def alarm_events(
+        self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> list[AlarmEvent]:
+        return await self.inner.alarm_events(tenants, start_ms, end_ms)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def stats(self) -> BufferStats:
+        n = self._n
+        return BufferStats(
+            written_rows=n.written,
+            spooled_rows=n.spooled,
+            drained_rows=n.drained,
+            refused_lines=n.refused,
+            rejected_rows=n.rejected,
+            unknown_rows=n.unknown,
+            failed_writes=n.failed,
+            inner_failures=n.inner_failures,
+            inner_up=self._inner_up,
+            spool=self.spool.stats(),
+        )
+
+    async def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until nothing is queued or spooled (tests, benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue or len(self.spool):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+
+def _join(kind: Kind, payloads: list[Any]) -> Any:
+    if len(payloads) == 1:
+        return payloads[0]
+    if kind == "readings":
+        return ReadingBatch.concat(payloads)
+    if kind == "positions":
+        return PositionBatch(
+            *(
+                np.concatenate([getattr(p, name) for p in payloads])
+                for name in ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
+            )
+        )
+    return tuple(e for p in payloads for e in p)
+
+
+def _slice(kind: Kind, payload: Any, a: int, b: int) -> Any:
+    if kind == "alarms":
+        return payload[a:b]
+    cls = type(payload)
+    names = (
+        ("sensor", "ts", "value", "quality", "epoch", "seq")
+        if kind == "readings"
+        else ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
+    )
+    return cls(*(getattr(payload, name)[a:b] for name in names))
+
+
+def _encode(registry: Registry, kind: Kind, payload: Any) -> bytes:
+    if kind == "readings":
+        return encode_readings(registry, payload)
+    if kind == "positions":
+        return encode_positions(registry, payload)
+    return encode_alarms(payload)
+
+
+def _payload(d: Decoded) -> Any:
+    if d.readings is not None:
+        return d.readings
+    if d.positions is not None:
+        return d.positions
+    return d.alarms

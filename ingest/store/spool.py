@@ -1,0 +1,434 @@
+"""A bounded, durable, append-only spool of records in segment files.
+
+`BufferedStore` keeps here the batches the time-series store could not take, and drains them in
+order once it answers again. The spool is plain blocking file I/O guarded by a lock; the async
+shell calls it from a worker thread.
+
+Layout of the folder::
+
+    0000000000000001.seg  0000000000000002.seg ...   segments, oldest first
+    cursor                                           "<segment> <offset>": where draining stands
+
+A record is framed as ``magic (4) | length (u32 LE) | crc32 of the payload (u32 LE) | payload``.
+`append` writes the frame and calls ``fsync`` before it returns, so an appended record survives a
+crash or a power cut; a new segment's directory entry is synced too. A crash in the middle of an
+append leaves a torn frame at the end of the last segment; `open` finds it (bad magic, short
+length or CRC mismatch), logs it and cuts the file there. That record's `append` never returned,
+so nobody was told it was kept. A bad frame in an older segment means the disk lost data; the rest
+of that segment is skipped, logged and counted in `SpoolStats.corrupt_segments`.
+
+`pop` moves the cursor past drained records and deletes segments it has left behind. The cursor
+file is replaced atomically but not synced: after a crash the spool may start from an older
+cursor and hand out records that were already drained. The stores' writes are idempotent (same
+series and time overwrite), so such a replay changes nothing.
+
+The byte limit counts the frames not yet drained. An append that would pass it raises
+`SpoolFullError` (a retryable `StoreError`): the caller keeps the data (ingest holds the MQTT
+acknowledgements) rather than the spool dropping anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ingest.store.base import StoreError
+
+__all__ = ["Spool", "SpoolFullError", "SpoolStats"]
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"HHS1"
+_HEADER = struct.Struct("<4sII")
+_SUFFIX = ".seg"
+_CURSOR = "cursor"
+MAX_RECORD = 1 << 30
+
+
+class SpoolFullError(StoreError):
+    """The spool holds its byte limit; try again once it has drained."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    pending_records: int  # appended, not yet drained
+    pending_bytes: int  # their frames, what the limit counts
+    max_bytes: int
+    disk_bytes: int  # segment files on disk (drained frames of the oldest segment included)
+    segments: int
+    appended_records: int  # since this process opened the spool
+    appended_bytes: int
+    drained_records: int
+    drained_bytes: int
+    full_refusals: int  # appends refused because the spool was full
+    corrupt_segments: int  # segments cut short at open (torn tail or lost data)
+
+
+@dataclass(slots=True)
+class _Segment:
+    seq: int
+    path: Path
+    size: int  # bytes of valid frames
+    records: int  # valid frames from the start of the file
+
+
+def _frame(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _scan(path: Path) -> tuple[int, int, str]:
+    """(records, valid bytes, why it stopped early or "") of one segment file."""
+    records = 0
+    at = 0
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        while at < size:
+            head = f.read(_HEADER.size)
+            if len(head) < _HEADER.size:
+                return records, at, f"torn header at byte {at}"
+            magic, length, crc = _HEADER.unpack(head)
+            if magic != MAGIC or length > MAX_RECORD:
+                return records, at, f"bad frame at byte {at}"
+            payload = f.read(length)
+            if len(payload) < length:
+                return records, at, f"torn record at byte {at}"
+            if zlib.crc32(payload) != crc:
+                return records, at, f"CRC mismatch at byte {at}"
+            at += _HEADER.size + length
+            records += 1
+    return records, at, ""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Records appended durably and read back in order; see the module docstring."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        max_bytes: int = 1 << 30,
+        segment_bytes: int = 16 << 20,
+        fsync: bool = True,
+    ) -> None:
+        if max_bytes < 1 or segment_bytes < 1:
+            raise ValueError("max_bytes and segment_bytes must be positive")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        self._fsync = fsync
+        self._lock = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._cursor = 0  # byte offset in self._segments[0]
+        self._writer: BinaryIO | None = None
+        self._reader: BinaryIO | None = None
+        self._reader_seq = -1
+        self._pending_records = 0
+        self._pending_bytes = 0
+        self._appended = [0, 0]
+        self._drained = [0, 0]
+        self._full_refusals = 0
+        self._corrupt = 0
+        self._open = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Find the segments, check their frames (cutting a torn tail) and the cursor."""
+        with self._lock:
+            if self._open:
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(_SUFFIX))
+            segments: list[_Segment] = []
+            for i, path in enumerate(paths):
+                try:
+                    seq = int(path.name[: -len(_SUFFIX)])
+                except ValueError:
+                    log.warning("spool %s: ignoring %s (not a segment name)", self.directory, path)
+                    continue
+                records, size, why = _scan(path)
+                if why:
+                    self._corrupt += 1
+                    last = i == len(paths) - 1
+                    log.error(
+                        "spool %s: %s: %s; %s",
+                        self.directory,
+                        path.name,
+                        why,
+                        "cut there (an append that never returned)"
+                        if last
+                        else "the rest of this segment is lost",
+                    )
+                    with path.open("r+b") as f:
+                        f.truncate(size)
+                segments.append(_Segment(seq, path, size, records))
+            self._segments = segments
+            self._cursor = self._read_cursor()
+            self._recount()
+            self._open = True
+            if self._pending_records:
+                log.info(
+                    "spool %s: %d record(s), %d bytes to drain",
+                    self.directory,
+                    self._pending_records,
+                    self._pending_bytes,
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            for f in (self._writer, self._reader):
+                if f is not None:
+                    f.close()
+            self._writer = self._reader = None
+            self._reader_seq = -1
+            self._open = False
+
+    def _read_cursor(self) -> int:
+        """The offset in the oldest segment where draining resumes (0 when unknown)."""
+        if not self._segments:
+            return 0
+        try:
+            seq_text, offset_text = (self.directory / _CURSOR).read_text().split()
+            seq, offset = int(seq_text), int(offset_text)
+        except (OSError, ValueError):
+            return 0
+        # segments before the cursor's were drained but not yet deleted
+        while self._segments and self._segments[0].seq < seq:
+            self._delete(self._segments.pop(0))
+        if not self._segments or self._segments[0].seq != seq:
+            return 0
+        head = self._segments[0]
+        if not 0 <= offset <= head.size or not self._on_boundary(head, offset):
+            log.warning("spool %s: cursor %s:%d is not on a record", self.directory, seq, offset)
+            return 0
+        return offset
+
+    @staticmethod
+    def _on_boundary(segment: _Segment, offset: int) -> bool:
+        at = 0
+        with segment.path.open("rb") as f:
+            while at < offset:
+                f.seek(at)
+                _magic, length, _crc = _HEADER.unpack(f.read(_HEADER.size))
+                at += _HEADER.size + length
+        return at == offset
+
+    def _recount(self) -> None:
+        records = 0
+        size = 0
+        for i, seg in enumerate(self._segments):
+            if i == 0 and self._cursor:
+                skipped, _, _ = _scan_prefix(seg.path, self._cursor)
+                records += seg.records - skipped
+                size += seg.size - self._cursor
+            else:
+                records += seg.records
+                size += seg.size
+        self._pending_records = records
+        self._pending_bytes = size
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, payload: bytes) -> None:
+        """Add one record durably, or raise `SpoolFullError` when it does not fit."""
+        if len(payload) > MAX_RECORD:
+            raise ValueError(f"a spool record holds at most {MAX_RECORD} bytes")
+        frame = _frame(payload)
+        with self._lock:
+            self._check_open()
+            if self._pending_bytes + len(frame) > self.max_bytes:
+                self._full_refusals += 1
+                raise SpoolFullError(
+                    f"spool {self.directory} is full: {self._pending_bytes} of {self.max_bytes} "
+                    f"bytes wait to be drained; {len(frame)} more do not fit"
+                )
+            active = self._segments[-1] if self._segments else None
+            if active is None or (active.size and active.size + len(frame) > self.segment_bytes):
+                active = self._new_segment()
+            writer = self._writer_for(active)
+            writer.seek(active.size)
+            writer.write(frame)
+            writer.flush()
+            if self._fsync:
+                os.fsync(writer.fileno())
+            active.size += len(frame)
+            active.records += 1
+            self._pending_records += 1
+            self._pending_bytes += len(frame)
+            self._appended[0] += 1
+            self._appended[1] += len(frame)
+
+    def _new_segment(self) -> _Segment:
+        seq = self._segments[-1].seq + 1 if self._segments else 1
+        path = self.directory / f"{seq:016d}{_SUFFIX}"
+        path.touch()
+        if self._fsync:
+            _fsync_dir(self.directory)
+        seg = _Segment(seq, path, 0, 0)
+        self._segments.append(seg)
+        if len(self._segments) == 1:
+            self._cursor = 0
+        return seg
+
+    def _writer_for(self, seg: _Segment) -> BinaryIO:
+        if self._writer is None or self._writer.name != str(seg.path):
+            if self._writer is not None:
+                self._writer.close()
+            self._writer = seg.path.open("r+b")
+        return self._writer
+
+    # -- draining -------------------------------------------------------------------------
+
+    def peek(self, max_records: int = 1, max_bytes: int | None = None) -> list[bytes]:
+        """The oldest records not yet drained, oldest first: up to `max_records`, and no more
+        once `max_bytes` of payload are read (at least one)."""
+        out: list[bytes] = []
+        size = 0
+        with self._lock:
+            self._check_open()
+            seg_i, offset = 0, self._cursor
+            while (
+                len(out) < max_records
+                and seg_i < len(self._segments)
+                and (max_bytes is None or size < max_bytes)
+            ):
+                seg = self._segments[seg_i]
+                if offset >= seg.size:
+                    seg_i, offset = seg_i + 1, 0
+                    continue
+                payload = self._read_at(seg, offset)
+                out.append(payload)
+                size += len(payload)
+                offset += _HEADER.size + len(payload)
+        return out
+
+    def _read_at(self, seg: _Segment, offset: int) -> bytes:
+        if self._reader is None or self._reader_seq != seg.seq:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = seg.path.open("rb")
+            self._reader_seq = seg.seq
+        self._reader.seek(offset)
+        magic, length, crc = _HEADER.unpack(self._reader.read(_HEADER.size))
+        payload = self._reader.read(length)
+        if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
+            raise StoreError(
+                f"spool {seg.path} changed under the hub at byte {offset}", retryable=False
+            )
+        return payload
+
+    def _frame_size_at(self, seg: _Segment, offset: int) -> int:
+        if self._reader is None or self._reader_seq != seg.seq:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader = seg.path.open("rb")
+            self._reader_seq = seg.seq
+        self._reader.seek(offset)
+        _magic, length, _crc = _HEADER.unpack(self._reader.read(_HEADER.size))
+        return int(_HEADER.size + length)
+
+    def pop(self, count: int = 1) -> None:
+        """Mark the `count` oldest records drained; delete the segments left behind."""
+        with self._lock:
+            self._check_open()
+            for _ in range(count):
+                if not self._segments or not self._pending_records:
+                    raise ValueError("pop from an empty spool")
+                seg = self._segments[0]
+                if self._cursor >= seg.size:
+                    self._drop_head()
+                    seg = self._segments[0]
+                size = self._frame_size_at(seg, self._cursor)
+                self._cursor += size
+                self._pending_records -= 1
+                self._pending_bytes -= size
+                self._drained[0] += 1
+                self._drained[1] += size
+            while self._segments and self._cursor >= self._segments[0].size:
+                if len(self._segments) == 1 and self._pending_records:
+                    break
+                self._drop_head()
+            self._write_cursor()
+
+    def _drop_head(self) -> None:
+        seg = self._segments.pop(0)
+        self._delete(seg)
+        self._cursor = 0
+
+    def _delete(self, seg: _Segment) -> None:
+        for attr in ("_writer", "_reader"):
+            f: BinaryIO | None = getattr(self, attr)
+            if f is not None and f.name == str(seg.path):
+                f.close()
+                setattr(self, attr, None)
+                if attr == "_reader":
+                    self._reader_seq = -1
+        seg.path.unlink(missing_ok=True)
+
+    def _write_cursor(self) -> None:
+        path = self.directory / _CURSOR
+        if not self._segments:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(f"{self._segments[0].seq} {self._cursor}\n")
+        os.replace(tmp, path)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._pending_records
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            return SpoolStats(
+                pending_records=self._pending_records,
+                pending_bytes=self._pending_bytes,
+                max_bytes=self.max_bytes,
+                disk_bytes=sum(s.size for s in self._segments),
+                segments=len(self._segments),
+                appended_records=self._appended[0],
+                appended_bytes=self._appended[1],
+                drained_records=self._drained[0],
+                drained_bytes=self._drained[1],
+                full_refusals=self._full_refusals,
+                corrupt_segments=self._corrupt,
+            )
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError(f"spool {self.directory} is not open", retryable=False)
+
+
+def _scan_prefix(path: Path, end: int) -> tuple[int, int, str]:
+    """Records in the first `end` bytes of a segment."""
+    records = 0
+    at = 0
+    with path.open("rb") as f:
+        while at < end:
+            f.seek(at)
+            _magic, length, _crc = _HEADER.unpack(f.read(_HEADER.size))
+            at += _HEADER.size + length
+            records += 1
+    return records, at, ""

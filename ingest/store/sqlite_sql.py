@@ -1,0 +1,208 @@
+"""The SQL text of the embedded store, spelled out in full (no string building from input).
+
+Schema 2 adds to schema 1 (readings, positions, sensors):
+
+- ``rollup_1m``: per sensor and minute (``w``, the minute's start in epoch ms), the partial
+  aggregates of its readings: rows, values (non-NULL), sum, min, max, and the newest row's time and
+  value. `history` reads it for windows that are whole multiples of a minute.
+- ``rollup_dirty``: the (sensor, minute) pairs written since their rollup was last computed. A
+  write only marks its minutes here; `refresh` recomputes them from the raw rows (so a rewritten
+  reading, or an at-least-once replay, never counts twice), before a read that needs them and from
+  the store's periodic job. Deleting raw rows by retention does not mark anything: statistics
+  outlive raw data.
+- ``alarm_events``: alarm events, keyed like the InfluxDB series (sensor, rule, side, kind, ts).
+
+Window starts are floored toward minus infinity (SQLite's ``/`` and ``%`` truncate toward zero);
+``last`` relies on SQLite's documented rule that a bare column beside a single ``max()`` comes from
+the row holding that maximum.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_VERSION: Final = 2
+MINUTE_MS: Final = 60_000
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS sensors (
+    sid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    idx INTEGER UNIQUE,
+    tenant TEXT NOT NULL,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sensors_device ON sensors (tenant, device);
+CREATE TABLE IF NOT EXISTS readings (
+    sensor INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    value REAL,
+    quality INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (sensor, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS positions (
+    vehicle INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    lat REAL,
+    lon REAL,
+    speed_kmh REAL,
+    heading_deg REAL,
+    PRIMARY KEY (vehicle, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    sensor INTEGER NOT NULL,
+    w INTEGER NOT NULL,
+    n_rows INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    total REAL,
+    lo REAL,
+    hi REAL,
+    last_ts INTEGER NOT NULL,
+    last_value REAL,
+    PRIMARY KEY (sensor, w)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_dirty (
+    sensor INTEGER NOT NULL,
+    w INTEGER NOT NULL,
+    PRIMARY KEY (sensor, w)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alarm_events (
+    sensor TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    side TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    alarm_id INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    site TEXT NOT NULL,
+    device TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    level_name TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    action TEXT NOT NULL,
+    value REAL,
+    arrival INTEGER NOT NULL,
+    PRIMARY KEY (sensor, rule, side, kind, ts)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alarm_events_tenant_ts ON alarm_events (tenant, ts);
+CREATE INDEX IF NOT EXISTS alarm_events_ts ON alarm_events (ts);
+"""
+
+# Schema 1 had no rollups: every minute with readings needs one.
+MARK_ALL_DIRTY: Final = (
+    "INSERT OR IGNORE INTO rollup_dirty (sensor, w)"
+    " SELECT DISTINCT sensor, ts - ((ts % 60000) + 60000) % 60000 FROM readings"
+)
+
+INSERT_READING: Final = "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)"
+INSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)"
+MARK_DIRTY: Final = "INSERT OR IGNORE INTO rollup_dirty (sensor, w) VALUES (?, ?)"
+INSERT_ALARM_EVENT: Final = (
+    "INSERT OR REPLACE INTO alarm_events (sensor, rule, side, kind, ts, alarm_id, tenant, site,"
+    " device, level, level_name, tier, action, value, arrival)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_ALARM_COLUMNS: Final = (
+    "SELECT alarm_id, kind, tenant, site, device, sensor, rule, side, level, level_name, tier,"
+    " action, value, ts, arrival FROM alarm_events"
+)
+ALARM_EVENTS_ALL: Final = _ALARM_COLUMNS + " WHERE ts >= :start AND ts < :end ORDER BY ts, alarm_id"
+ALARM_EVENTS_OF: Final = (
+    _ALARM_COLUMNS  # noqa: S608 - constant text
+    + " WHERE tenant IN (SELECT value FROM json_each(:tenants))"
+    " AND ts >= :start AND ts < :end ORDER BY ts, alarm_id"
+)
+
+LATEST: Final = """
+SELECT w.value, r.ts, r.value, r.quality
+FROM json_each(?) AS w
+JOIN readings AS r
+  ON r.sensor = w.value
+ AND r.ts = (SELECT max(m.ts) FROM readings AS m WHERE m.sensor = w.value)
+"""
+
+HISTORY_RAW: Final = (
+    "SELECT ts, value FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts"
+)
+HISTORY_BY_WINDOW: Final[dict[str, str]] = {
+    "mean": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, avg(value) FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+    "min": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, min(value) FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+    "max": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, max(value) FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+    "count": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, count(value) FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+    "last": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, value, max(ts) FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+}
+
+# Whole minutes [:a, :b) from the rollups, the ragged edges [:start, :a) and [:b, :end) from the
+# raw rows, as partial aggregates (w, total, n, lo, hi, last_ts, last_value); `:every` is a
+# multiple of a minute, so a minute never straddles two windows.
+_PARTS: Final = (
+    "WITH parts (w, total, n, lo, hi, lts, lv) AS ("
+    " SELECT w, total, n, lo, hi, last_ts, last_value FROM rollup_1m"
+    "  WHERE sensor = :sensor AND w >= :a AND w < :b"
+    " UNION ALL SELECT ts, value, value IS NOT NULL, value, value, ts, value FROM readings"
+    "  WHERE sensor = :sensor AND ts >= :start AND ts < :a"
+    " UNION ALL SELECT ts, value, value IS NOT NULL, value, value, ts, value FROM readings"
+    "  WHERE sensor = :sensor AND ts >= :b AND ts < :end"
+    ") SELECT (w - ((w % :every) + :every) % :every) AS bucket, "
+)
+HISTORY_FROM_ROLLUP: Final[dict[str, str]] = {
+    "mean": _PARTS + "sum(total) / sum(n) FROM parts GROUP BY bucket ORDER BY bucket",
+    "min": _PARTS + "min(lo) FROM parts GROUP BY bucket ORDER BY bucket",
+    "max": _PARTS + "max(hi) FROM parts GROUP BY bucket ORDER BY bucket",
+    "count": _PARTS + "sum(n) FROM parts GROUP BY bucket ORDER BY bucket",
+    "last": _PARTS + "lv, max(lts) FROM parts GROUP BY bucket ORDER BY bucket",
+}
+
+# Recompute dirty minutes: of every sensor, or of one sensor in [:a, :b).
+REFRESH_ALL: Final = (
+    "DELETE FROM rollup_1m WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
+    "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
+    " SELECT d.sensor, d.w, count(*), count(r.value), sum(r.value), min(r.value), max(r.value),"
+    " max(r.ts) FROM (SELECT sensor, w FROM rollup_dirty) AS d"
+    " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
+    " GROUP BY d.sensor, d.w",
+    "UPDATE rollup_1m SET last_value = (SELECT r.value FROM readings AS r"
+    " WHERE r.sensor = rollup_1m.sensor AND r.ts = rollup_1m.last_ts)"
+    " WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
+    "DELETE FROM rollup_dirty WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
+)
+REFRESH_ONE: Final = (
+    "DELETE FROM rollup_1m WHERE (sensor, w) IN "
+    " (SELECT sensor, w FROM rollup_dirty"
+    " WHERE sensor = :sensor AND w >= :a AND w < :b)",
+    "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
+    " SELECT d.sensor, d.w, count(*), count(r.value), sum(r.value), min(r.value), max(r.value),"
+    " max(r.ts) FROM "
+    " (SELECT sensor, w FROM rollup_dirty"
+    " WHERE sensor = :sensor AND w >= :a AND w < :b) AS d"
+    " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
+    " GROUP BY d.sensor, d.w",
+    "UPDATE rollup_1m SET last_value = (SELECT r.value FROM readings AS r"
+    " WHERE r.sensor = rollup_1m.sensor AND r.ts = rollup_1m.last_ts)"
+    " WHERE (sensor, w) IN "
+    " (SELECT sensor, w FROM rollup_dirty"
+    " WHERE sensor = :sensor AND w >= :a AND w < :b)",
+    "DELETE FROM rollup_dirty WHERE (sensor, w) IN "
+    " (SELECT sensor, w FROM rollup_dirty"
+    " WHERE sensor = :sensor AND w >= :a AND w < :b)",
+)
+
+DELETE_READINGS_OF: Final = (
+    "DELETE FROM readings WHERE sensor IN (SELECT value FROM json_each(:sids)) AND ts < :cutoff"
+)
+DELETE_ROLLUPS_OF: Final = (
+    "DELETE FROM rollup_1m WHERE sensor IN (SELECT value FROM json_each(:sids)) AND w < :cutoff"
+)
+DELETE_POSITIONS_OF: Final = (
+    "DELETE FROM positions WHERE vehicle IN (SELECT value FROM json_each(:sids)) AND ts < :cutoff"
+)
+DELETE_ALARM_EVENTS: Final = "DELETE FROM alarm_events WHERE ts < :cutoff"
