@@ -7,6 +7,7 @@ caller's tenants. ``/healthz``, ``/readyz`` and the OpenAPI pages at ``/docs`` a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -288,6 +289,28 @@ def _router() -> APIRouter:
     return r
 
 
+def _store_metrics(store: object) -> str:
+    """The store's own counters and gauges (spool depth, refused lines ...), when it has them."""
+    stats = getattr(store, "stats", None)
+    if not callable(stats):
+        return ""
+    found = stats()
+    if not dataclasses.is_dataclass(found) or isinstance(found, type):
+        return ""
+    lines: list[str] = []
+
+    def walk(prefix: str, value: object) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(f"{prefix}_{f.name}", getattr(value, f.name))
+        elif isinstance(value, bool | int | float):
+            lines.append(f"# TYPE {prefix} gauge")
+            lines.append(f"{prefix} {float(value):g}")
+
+    walk("hazardhub_store", found)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def create_app(ctx: AppContext) -> FastAPI:
     """Build the app; nothing happens at import time."""
     app = FastAPI(
@@ -311,6 +334,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     def metrics(ctx: Ctx, caller: Caller) -> PlainTextResponse:
         if caller.role not in ("admin", "operator"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "metrics are for admins and operators")
-        return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = ctx.metrics.render() + _store_metrics(ctx.store)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     return app

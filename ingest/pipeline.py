@@ -76,6 +76,21 @@ class Pipeline:
         self.max_future_ms = max_future_ms
         self.max_past_ms = max_past_ms
         self.seen = seen or SeenSeqs()
+        self._lookups: dict[tuple[tuple[str, str, str], tuple[str, ...]], np.ndarray] = {}
+
+    def _lookup(self, dev_key: tuple[str, str, str], keys: tuple[str, ...]) -> np.ndarray:
+        """Sensor index per payload key (-1: unknown); a device sends the same keys every
+        cycle, so the answer is cached (bounded)."""
+        cached = self._lookups.get((dev_key, keys))
+        if cached is None:
+            cached = np.array(
+                [-1 if (i := self.registry.sensor_index(*dev_key, k)) is None else i for k in keys],
+                dtype=np.int32,
+            )
+            if len(self._lookups) >= 16_384:
+                self._lookups.clear()
+            self._lookups[(dev_key, keys)] = cached
+        return cached
 
     def handle(self, topic: str, payload: bytes, arrival_ms: int) -> Handled:
         try:
@@ -122,13 +137,7 @@ class Pipeline:
         if mark in self.seen:
             self.metrics.inc("hazardhub_messages_duplicate_total")
             return Handled("telemetry", mark=mark, duplicate=True)
-        lookup = np.array(
-            [
-                -1 if (i := self.registry.sensor_index(*dev_key, k)) is None else i
-                for k in batch.keys
-            ],
-            dtype=np.int32,
-        )
+        lookup = self._lookup(dev_key, batch.keys)
         sensor = lookup[batch.key] if len(batch) else np.zeros(0, dtype=np.int32)
         reasons: list[str] = []
         keep = np.ones(len(batch), dtype=np.bool_)

@@ -169,3 +169,23 @@ async def test_metrics_for_admins_and_operators_only(api):
     r = await api.get("/metrics", headers=auth("admin"))
     assert r.status_code == 200 and "hazardhub_readings_total" in r.text
     assert (await api.get("/metrics", headers=auth("coal"))).status_code == 403
+
+
+async def test_metrics_include_the_store_spool(tmp_path):
+    from ingest.store.buffered import BufferedStore
+
+    reg = mine_registry(1502, 1.0)
+    store = BufferedStore(SqliteStore(reg, tmp_path / "ts.db"), reg, tmp_path / "spool")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing([KEYS["admin"][1]])))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub"
+        ) as client:
+            text = (await client.get("/metrics", headers=auth("admin"))).text
+    finally:
+        await store.close()
+        db.close()
+    assert "hazardhub_store_spool_pending_records 0" in text
+    assert "hazardhub_store_inner_up" in text
