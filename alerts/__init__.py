@@ -2,7 +2,7 @@
 
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.errors import AlarmStoreError, AlertsError
-from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
+from alerts.evaluate import CoreState, Outcome, Readings, Transitions, evaluate
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 
@@ -13,6 +13,7 @@ __all__ = [
     "AlertsError",
     "CoreState",
     "Outcome",
+    "Readings",
     "RuleTable",
     "StateDB",
     "Transitions",

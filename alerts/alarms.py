@@ -1,25 +1,29 @@
 """From level transitions to alarms: one alarm per sensor, rule and side, raised when the level
 leaves 0, escalated or de-escalated while it moves, cleared when it returns to 0.
 
+The side is the alarm's kind: a process level above or below, a sensor fault, no data, or a
+protective action that was not confirmed ("action_failed", 馈电异常 for a power cut).
+
 An alarm keeps the event time at which it started and ended and the arrival time beside them.
 All changes of one batch are written in one transaction, so a crash never leaves half of them.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 
-import numpy as np
-
 from alerts.evaluate import CoreState, Transitions
 from alerts.statedb import StateDB
-from alerts.table import SLOTS, RuleTable
+from alerts.table import ACTION, BELOW, SIDE_NAMES, SIDES, SLOTS, RuleTable
 from telemetry.registry import Registry
 
 __all__ = ["AlarmBook", "AlarmEvent"]
 
-SIDES = ("above", "below")
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +60,7 @@ class AlarmEvent:
             "level_name": self.level_name,
             "tier": self.tier,
             "action": self.action,
-            "value": self.value,
+            "value": _finite(self.value),
             "ts": self.ts,
             "arrival": self.arrival,
         }
@@ -75,13 +79,20 @@ class AlarmBook:
         new = state.copy()
         for row in self._db.active_alarms():
             info = self._registry.sensor(row.sensor)
-            if info is None or info.rule != row.rule:
+            if info is None or info.rule != row.rule or not 0 <= row.side < SIDES:
                 continue
-            level = min(row.level, SLOTS)
-            new.level[info.index, row.side] = level
-            base = row.side * SLOTS
-            new.active[info.index, base : base + level] = True
-            new.last_ts[info.index] = max(int(new.last_ts[info.index]), row.last_ts)
+            i = info.index
+            if row.side <= BELOW:
+                level = min(row.level, SLOTS)
+                base = row.side * SLOTS
+                new.active[i, base : base + level] = True
+                new.raw[i, base : base + level] = True
+            else:
+                level = min(row.level, 1)
+            if row.side == ACTION:
+                new.deadline[i] = row.started_ts  # the demand is still on and not met
+            new.level[i, row.side] = level
+            new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
 
     def apply(self, transitions: Transitions, arrival: int) -> list[AlarmEvent]:
@@ -120,10 +131,8 @@ class AlarmBook:
         rule = info.rule
         current = self._db.active_alarm(con, info.id, rule, side)
         # the level the sensor went to; a cleared alarm row keeps the last level it had
-        spec = self._table.level(sensor, side, after)
-        level_name = spec.name if spec else "normal"
-        tier = spec.tier if spec else "none"
-        action = spec.action if spec else ""
+        level_name, tier, action = self._table.describe(sensor, side, after)
+        stored = _finite(value)
         if current is None and after > 0:
             kind = "raised"
             cur = con.execute(
@@ -145,7 +154,7 @@ class AlarmBook:
                     arrival,
                     after,
                     ts,
-                    value,
+                    stored,
                 ),
             )
             alarm_id = int(cur.lastrowid or 0)
@@ -157,7 +166,7 @@ class AlarmBook:
             con.execute(
                 "UPDATE alarms SET state = 'cleared', ended_ts = ?, cleared_at = ?, last_ts = ?, "
                 "value = ? WHERE id = ?",
-                (ts, arrival, ts, value, alarm_id),
+                (ts, arrival, ts, stored, alarm_id),
             )
         else:
             kind = "escalated" if after > current.level else "deescalated"
@@ -165,7 +174,7 @@ class AlarmBook:
             con.execute(
                 "UPDATE alarms SET level = ?, level_name = ?, tier = ?, action = ?, "
                 "peak_level = MAX(peak_level, ?), last_ts = ?, value = ? WHERE id = ?",
-                (after, level_name, tier, action, after, ts, value, alarm_id),
+                (after, level_name, tier, action, after, ts, stored, alarm_id),
             )
         con.execute(
             "INSERT OR IGNORE INTO alarm_events "
@@ -179,7 +188,7 @@ class AlarmBook:
                 after,
                 level_name,
                 tier,
-                value if np.isfinite(value) else None,
+                stored,
             ),
         )
         return AlarmEvent(
@@ -190,7 +199,7 @@ class AlarmBook:
             info.device,
             info.id,
             rule,
-            SIDES[side],
+            SIDE_NAMES[side],
             after,
             level_name,
             tier,

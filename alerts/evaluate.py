@@ -1,155 +1,239 @@
-"""The vectorized threshold core: readings in, level transitions out, no Python loop per reading.
+"""The vectorized alert core: readings in, transitions out, no Python loop per reading.
 
-Semantics (also in `alerts.reference`, the plain-Python twin the property tests compare with):
+`evaluate(table, batch, state, now) -> (state, transitions, outcome)`. Semantics (also in
+`alerts.reference`, the plain-Python twin the property tests compare with):
 
-* Readings are judged in event-time order per sensor. A reading at or before the last judged event
-  time of its sensor is late: it is not judged (counted in `Outcome.late`).
-* Only GOOD, finite readings are judged; others are counted in `Outcome.skipped`.
-* Each level is a hysteresis: above-level j turns on when value >= threshold, off when
-  value < recover, and otherwise keeps its previous state (mirrored for below-levels).
-* The level of a side is the highest active level number (1..4), 0 when none is active. Every change
-  of a side's level is a transition, stamped with the event time and value of the reading.
+* Only sensors with levels, a no-data timeout or a feedback role are looked at ("watched").
+  Readings are judged in event-time order per sensor; a reading at or before the last processed
+  event time of its sensor is late and not judged (`Outcome.late`). Of equal event times of one
+  sensor in a batch only the last in input order counts, as the store keeps one of them.
+* Process levels judge GOOD and OUT_OF_RANGE readings with a finite value (a saturated reading
+  is still a measurement, NAMUR NE 43). Each level is a hysteresis: raw-on at value >= threshold,
+  raw-off below the recovery threshold, else unchanged (mirrored for levels below). The level
+  follows its raw state once the new raw state has lasted `on_delay`/`off_delay` ms of event time
+  and `on_samples`/`off_samples` judged readings in a row (counted from the reading that changed
+  it); until then it keeps its previous state. A side's level is its highest active level number.
+* SENSOR_FAULT readings of a sensor with levels raise its FAULT side (a sensor-fault alarm, not a
+  process alarm); its next judged reading clears it. CALIBRATION and MANUAL readings never alarm.
+* COMM_LOSS and STALE readings raise the NO_DATA side; any other reading is data and clears it.
+  With a timeout, a gap between data readings longer than the timeout raises NO_DATA at
+  last-data + timeout (cleared by the reading that ends the gap), and so does `now` when it is
+  past last-data + timeout. A sensor never heard from starts its clock at the first `now`.
+* ACTION: see `alerts.verify`.
+
+Every change of a side's level is a transition stamped with its event time; transitions come out
+ordered by (sensor, ts, side).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
-from alerts.table import SLOTS, RuleTable
+from alerts.levels import judge_levels
+from alerts.state import (
+    I64,
+    NO_TS,
+    RUN_START0,
+    Columns,
+    CoreState,
+    Outcome,
+    Part,
+    Readings,
+    Transitions,
+    assemble,
+    segment_ends,
+    segment_starts,
+)
+from alerts.table import FAULT, NO_DATA, RuleTable
+from alerts.verify import run_plans
+from alerts.vote import group_readings, vote_seed
 from telemetry.quality import Quality
 
-__all__ = ["CoreState", "Outcome", "Transitions", "evaluate"]
+__all__ = [
+    "NO_TS",
+    "RUN_START0",
+    "Columns",
+    "CoreState",
+    "Outcome",
+    "Readings",
+    "Transitions",
+    "evaluate",
+]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class CoreState:
-    active: npt.NDArray[np.bool_]  # (n, 8) per level slot
-    level: npt.NDArray[np.int8]  # (n, 2): level number of the high and the low side
-    last_ts: npt.NDArray[np.int64]  # (n,) event time of the last judged reading
-
-    @staticmethod
-    def empty(n: int) -> CoreState:
-        return CoreState(
-            np.zeros((n, 2 * SLOTS), dtype=np.bool_),
-            np.zeros((n, 2), dtype=np.int8),
-            np.full(n, np.iinfo(np.int64).min, dtype=np.int64),
-        )
-
-    def copy(self) -> CoreState:
-        return replace(
-            self, active=self.active.copy(), level=self.level.copy(), last_ts=self.last_ts.copy()
-        )
+def _flags(
+    s: I64, t: I64, v: npt.NDArray[np.float64], after: I64, seed: npt.NDArray[np.int8], side: int
+) -> tuple[Part, npt.NDArray[np.bool_], I64]:
+    """Transitions of a side whose level each row decides alone; returns the part, the segment
+    starts and the level before each row."""
+    start = segment_starts(s)
+    before = np.empty_like(after)
+    before[1:] = after[:-1]
+    before[start] = seed[s[start]]
+    rows = np.flatnonzero(after != before)
+    return (s[rows], t[rows], v[rows], side, before[rows], after[rows]), start, before
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Transitions:
-    sensor: npt.NDArray[np.int32]
-    ts: npt.NDArray[np.int64]
-    value: npt.NDArray[np.float64]
-    side: npt.NDArray[np.uint8]  # 0 = above, 1 = below
-    before: npt.NDArray[np.int8]
-    after: npt.NDArray[np.int8]
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    judged: int
-    late: int
-    skipped: int
-
-
-def _side_levels(active: npt.NDArray[np.bool_]) -> npt.NDArray[np.int8]:
-    numbers = np.arange(1, SLOTS + 1, dtype=np.int8)
-    levels: npt.NDArray[np.int8] = np.max(np.where(active, numbers, 0), axis=1).astype(np.int8)
-    return levels
-
-
+@overload
 def evaluate(
     table: RuleTable,
+    batch: Columns,
     state: CoreState,
-    sensor: npt.NDArray[np.int32],
-    ts: npt.NDArray[np.int64],
+    now: int | None = None,
+    *,
+    inplace: bool = False,
+) -> tuple[CoreState, Transitions, Outcome]: ...
+@overload
+def evaluate(
+    table: RuleTable,
+    batch: CoreState,
+    state: npt.NDArray[np.int32],
+    now: I64,
     value: npt.NDArray[np.float64],
     quality: npt.NDArray[np.uint8],
+) -> tuple[CoreState, Transitions, Outcome]: ...
+def evaluate(
+    table: RuleTable,
+    batch: Columns | CoreState,
+    state: CoreState | npt.NDArray[np.int32],
+    now: int | I64 | None = None,
+    value: npt.NDArray[np.float64] | None = None,
+    quality: npt.NDArray[np.uint8] | None = None,
+    *,
+    inplace: bool = False,
 ) -> tuple[CoreState, Transitions, Outcome]:
-    """Judge one batch of readings; return the new state (the old one is not modified)."""
+    """Judge one batch; return the new state, the transitions and the counts. `now` (ms, the
+    hub's clock) drives the no-data timeouts and action deadlines.
+
+    The state given is not modified, unless `inplace` (no copy: for callers that never need to
+    roll a batch back; the copy is what costs most on small batches over many sensors).
+
+    The old form `evaluate(table, state, sensor, ts, value, quality)` is still accepted.
+    """
+    if isinstance(batch, CoreState):
+        assert value is not None and quality is not None and isinstance(now, np.ndarray)
+        cols = Readings(np.asarray(state), now, value, quality)
+        return _evaluate(table, cols, batch, None)
+    assert isinstance(state, CoreState) and not isinstance(now, np.ndarray)
+    return _evaluate(table, batch, state, now, inplace=inplace)
+
+
+def _evaluate(
+    table: RuleTable,
+    batch: Columns,
+    state: CoreState,
+    now: int | None,
+    *,
+    groups: bool = False,
+    inplace: bool = False,
+) -> tuple[CoreState, Transitions, Outcome]:
+    """One pass; `groups` is the second pass over the voting groups' synthetic readings, which
+    works on (and modifies) the state of the first pass."""
+    sensor = np.asarray(batch.sensor).astype(np.int64, copy=False)
+    ts = np.asarray(batch.ts, dtype=np.int64)
+    value = np.asarray(batch.value, dtype=np.float64)
+    quality = np.asarray(batch.quality, dtype=np.uint8)
     n_in = int(ts.shape[0])
-    sensor = sensor.astype(np.int64, copy=False)
+    new = state if groups or inplace else state.copy()
+    # what later stages need from before the batch, taken before anything is written
+    feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
+    seed = None if groups else vote_seed(table, state)
+    if now is not None:
+        new.last_data[(new.last_data == NO_TS) & (table.no_data > 0)] = now
+    watched = table.watched[sensor]
+    late = watched & (ts <= state.last_ts[sensor])
+    idx = np.flatnonzero(watched & ~late)
+    idx = idx[np.lexsort((ts[idx], sensor[idx]))]
+    s, t = sensor[idx], ts[idx]
+    if s.shape[0] > 1:
+        keep = np.ones(s.shape[0], dtype=np.bool_)
+        keep[:-1] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        idx, s, t = idx[keep], s[keep], t[keep]
+    v, q = value[idx], quality[idx]
+    parts: list[Part] = []
     with np.errstate(invalid="ignore"):
-        judgeable = (quality == Quality.GOOD) & np.isfinite(value) & table.has_rules[sensor]
-    late = judgeable & (ts <= state.last_ts[sensor])
-    mask = judgeable & ~late
-    new = state.copy()
-    order = np.flatnonzero(mask)
-    order = order[np.lexsort((ts[order], sensor[order]))]
-    s, t, v = sensor[order], ts[order], value[order]
-    m = int(s.shape[0])
-    if m:
-        start = np.empty(m, dtype=np.bool_)
-        start[0] = True
-        np.not_equal(s[1:], s[:-1], out=start[1:])
-        # Equal event times within a sensor: only the last reading of a timestamp is judged, as
-        # the store keeps only one reading per (sensor, ts).
-        keep = np.ones(m, dtype=np.bool_)
-        keep[:-1] = ~((s[1:] == s[:-1]) & (t[1:] == t[:-1]))
-        if not keep.all():
-            s, t, v = s[keep], t[keep], v[keep]
-            m = int(s.shape[0])
-            start = np.empty(m, dtype=np.bool_)
-            start[0] = True
-            np.not_equal(s[1:], s[:-1], out=start[1:])
-        pos = np.arange(m)
-        thr = table.threshold[s]
-        rec = table.recover[s]
-        with np.errstate(invalid="ignore"):
-            on = np.empty((m, 2 * SLOTS), dtype=np.bool_)
-            off = np.empty((m, 2 * SLOTS), dtype=np.bool_)
-            on[:, :SLOTS] = v[:, None] >= thr[:, :SLOTS]
-            off[:, :SLOTS] = v[:, None] < rec[:, :SLOTS]
-            on[:, SLOTS:] = v[:, None] <= thr[:, SLOTS:]
-            off[:, SLOTS:] = v[:, None] > rec[:, SLOTS:]
-        decisive = on | off
-        prev_active = state.active[s]
-        src = np.where(decisive, pos[:, None], -1)
-        src[start] = pos[start][:, None]
-        np.maximum.accumulate(src, axis=0, out=src)
-        base = np.where(decisive, on, prev_active)
-        active = np.take_along_axis(base, src, axis=0)
-        level = np.stack([_side_levels(active[:, :SLOTS]), _side_levels(active[:, SLOTS:])], 1)
-        before = np.empty_like(level)
-        before[1:] = level[:-1]
-        before[start] = state.level[s[start]]
-        changed_row, changed_side = np.nonzero(level != before)
-        transitions = Transitions(
-            s[changed_row].astype(np.int32),
-            t[changed_row],
-            v[changed_row],
-            changed_side.astype(np.uint8),
-            before[changed_row, changed_side],
-            level[changed_row, changed_side],
+        valued = ((q == Quality.GOOD) | (q == Quality.OUT_OF_RANGE)) & np.isfinite(v)
+    rules = table.has_rules[s]
+    judged = valued & rules
+    n_judged = int(judged.sum())
+    level_parts: list[Part] = []
+    if n_judged:
+        j = np.flatnonzero(judged)
+        level_parts = judge_levels(table, state, new, s[j], t[j], v[j])
+        parts.extend(level_parts)
+    # sensor fault: decided by fault readings and judged readings of sensors with levels
+    is_fault = q == Quality.SENSOR_FAULT
+    f = np.flatnonzero(rules & (judged | is_fault))
+    if f.shape[0]:
+        part, start, _ = _flags(
+            s[f], t[f], v[f], is_fault[f].astype(np.int64), state.level[:, FAULT], FAULT
         )
-        end = np.empty(m, dtype=np.bool_)
-        end[-1] = True
-        end[:-1] = start[1:]
-        last = s[end]
-        new.active[last] = active[end]
-        new.level[last] = level[end]
-        new.last_ts[last] = t[end]
-    else:
-        empty_i8 = np.zeros(0, dtype=np.int8)
-        transitions = Transitions(
-            np.zeros(0, dtype=np.int32),
-            np.zeros(0, dtype=np.int64),
-            np.zeros(0),
-            np.zeros(0, dtype=np.uint8),
-            empty_i8,
-            empty_i8.copy(),
+        parts.append(part)
+        new.level[s[f][segment_ends(start)], FAULT] = is_fault[f][segment_ends(start)]
+    # no data: comm-loss readings, gaps between data readings, silence until `now`
+    d = np.flatnonzero(rules | (table.no_data[s] > 0))
+    if d.shape[0]:
+        sd, td, vd = s[d], t[d], v[d]
+        loss = (q[d] == Quality.COMM_LOSS) | (q[d] == Quality.STALE)
+        part, start, before = _flags(
+            sd, td, vd, loss.astype(np.int64), new.level[:, NO_DATA], NO_DATA
         )
-    outcome = Outcome(judged=m, late=int(late.sum()), skipped=n_in - int(judgeable.sum()))
-    return new, transitions, outcome
+        parts.append(part)
+        prev_t = np.empty_like(td)
+        prev_t[1:] = td[:-1]
+        prev_t[start] = new.last_data[sd[start]]
+        timeout = table.no_data[sd]
+        known = prev_t != NO_TS
+        gap = ~loss & (before == 0) & (timeout > 0) & known
+        gap &= td - np.where(known, prev_t, td) > timeout
+        g = np.flatnonzero(gap)
+        if g.shape[0]:
+            ones, zeros = np.ones(g.shape[0], np.int64), np.zeros(g.shape[0], np.int64)
+            nan = np.full(g.shape[0], np.nan)
+            parts.append((sd[g], prev_t[g] + timeout[g], nan, NO_DATA, zeros, ones))
+            parts.append((sd[g], td[g], vd[g], NO_DATA, ones, zeros))
+        end = segment_ends(start)
+        new.level[sd[end], NO_DATA] = loss[end]
+        data = np.flatnonzero(~loss)
+        dend = data[segment_ends(segment_starts(sd[data]))]
+        new.last_data[sd[dend]] = td[dend]
+    # last values (feedback of verifications) and last processed times
+    vi = np.flatnonzero(valued)
+    fs, ft, fv = s[vi], t[vi], v[vi]
+    vend = segment_ends(segment_starts(fs))
+    new.last_value[fs[vend]] = fv[vend]
+    end = segment_ends(segment_starts(s))
+    new.last_ts[s[end]] = t[end]
+    if not groups:
+        parts.extend(run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before))
+    if now is not None:
+        timeout = table.no_data
+        silent = (timeout > 0) & (new.level[:, NO_DATA] == 0) & (new.last_data != NO_TS)
+        sil = np.flatnonzero(silent)
+        due = sil[now - new.last_data[sil] > timeout[sil]]
+        if due.shape[0]:
+            k = due.shape[0]
+            ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
+            ts_due = new.last_data[due] + timeout[due]
+            parts.append((due.astype(np.int64), ts_due, np.full(k, np.nan), NO_DATA, zeros, ones))
+            new.level[due, NO_DATA] = 1
+    votes = None if seed is None else group_readings(table, seed, level_parts)
+    if votes is not None:
+        # the groups are judged like sensors, on the member counts (a second, smaller pass)
+        new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)
+        parts.append(
+            (
+                group_tr.sensor.astype(np.int64),
+                group_tr.ts,
+                group_tr.value,
+                group_tr.side.astype(np.int64),
+                group_tr.before.astype(np.int64),
+                group_tr.after.astype(np.int64),
+            )
+        )
+    transitions = assemble(parts)
+    late_n = int(late.sum())
+    return new, transitions, Outcome(n_judged, late_n, n_in - n_judged - late_n)

@@ -1,5 +1,5 @@
 """Plain-Python twin of `alerts.evaluate`, one reading at a time: the specification the vectorized
-core is property-tested against. Not for production use."""
+core is property-tested against (see the semantics there). Not for production use."""
 
 from __future__ import annotations
 
@@ -8,12 +8,195 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from alerts.table import SLOTS, RuleTable
+from alerts.table import ABOVE, ACTION, FAULT, NO_DATA, RUN_CAP, SIDES, SLOTS, RuleTable
+from alerts.verify import NO_TS, Row, verify_step
 from telemetry.quality import Quality
 
-__all__ = ["reference_evaluate"]
+__all__ = ["ReferenceCore", "Row", "reference_evaluate"]
 
-Row = tuple[int, int, float, int, int, int]  # sensor, ts, value, side, before, after
+RUN_START0 = -(2**62)
+_VALUED = (Quality.GOOD, Quality.OUT_OF_RANGE)
+_LOSS = (Quality.COMM_LOSS, Quality.STALE)
+
+
+class ReferenceCore:
+    """The state as Python lists, judged reading by reading."""
+
+    def __init__(self, table: RuleTable) -> None:
+        n = table.size
+        self.table = table
+        self.raw = [[False] * (2 * SLOTS) for _ in range(n)]
+        self.active = [[False] * (2 * SLOTS) for _ in range(n)]
+        self.run_start = [[RUN_START0] * (2 * SLOTS) for _ in range(n)]
+        self.run_count = [[RUN_CAP] * (2 * SLOTS) for _ in range(n)]
+        self.level = [[0] * SIDES for _ in range(n)]
+        self.last_ts = [NO_TS] * n
+        self.last_data = [NO_TS] * n
+        self.last_value = [math.nan] * n
+        self.deadline = [NO_TS] * n
+        self.met = [False] * n
+
+    def evaluate(
+        self,
+        sensor: npt.NDArray[np.int32],
+        ts: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.uint8],
+        now: int | None = None,
+    ) -> list[Row]:
+        """Judge a batch; returns the transitions ordered by (sensor, ts, side)."""
+        table = self.table
+        above_before = [row[ABOVE] for row in self.level]
+        if now is not None:
+            for s in range(table.size):
+                if self.last_data[s] == NO_TS and table.no_data[s] > 0:
+                    self.last_data[s] = now
+        rows = []
+        for i in range(len(ts)):
+            s, t = int(sensor[i]), int(ts[i])
+            if not table.watched[s] or t <= self.last_ts[s]:
+                continue
+            rows.append((s, t, i, float(value[i]), int(quality[i])))
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        out: list[Row] = []
+        changes: dict[int, list[tuple[int, int, int]]] = {}
+        feed: dict[int, list[tuple[int, float]]] = {}
+        before_value = list(self.last_value)
+        for k, (s, t, _, v, q) in enumerate(rows):
+            if k + 1 < len(rows) and rows[k + 1][0] == s and rows[k + 1][1] == t:
+                continue  # of equal event times the last in input order counts
+            valued = q in _VALUED and math.isfinite(v)
+            rules = bool(table.has_rules[s])
+            if valued and rules:
+                self._judge(s, t, v, out, changes)
+            if rules and (valued or q == Quality.SENSOR_FAULT):
+                self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
+            timeout = int(table.no_data[s])
+            if rules or timeout > 0:
+                if q in _LOSS:
+                    self._set(s, t, v, NO_DATA, 1, out)
+                else:
+                    last = self.last_data[s]
+                    if (
+                        self.level[s][NO_DATA] == 0
+                        and timeout > 0
+                        and last != NO_TS
+                        and t - last > timeout
+                    ):
+                        self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
+                    self._set(s, t, v, NO_DATA, 0, out)
+                    self.last_data[s] = t
+            if valued:
+                self.last_value[s] = v
+                feed.setdefault(s, []).append((t, v))
+            self.last_ts[s] = t
+        for plan in table.verify:
+            if plan.sensor not in changes and self.deadline[plan.sensor] == NO_TS:
+                continue
+            found, deadline, met, failed = verify_step(
+                plan,
+                changes.get(plan.sensor, []),
+                feed.get(plan.feedback, []),
+                before_value[plan.feedback],
+                self.deadline[plan.sensor],
+                self.met[plan.sensor],
+                self.level[plan.sensor][ACTION],
+                now,
+            )
+            out.extend(found)
+            self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met
+            self.level[plan.sensor][ACTION] = failed
+        if now is not None:
+            for s in range(table.size):
+                timeout, last = int(table.no_data[s]), self.last_data[s]
+                idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
+                if idle and now - last > timeout:
+                    self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
+        out.extend(self._votes(changes, above_before))
+        out.sort(key=lambda r: (r[0], r[1], r[3]))
+        return out
+
+    def _votes(
+        self, changes: dict[int, list[tuple[int, int, int]]], above_before: list[int]
+    ) -> list[Row]:
+        """Judge each voting group on the number of its members at its level, after each change."""
+        table = self.table
+        rows: list[tuple[int, int, int, float]] = []
+        groups: dict[int, list[int]] = {}
+        for m, g in enumerate(table.group_of.tolist()):
+            if g >= 0:
+                groups.setdefault(g, []).append(m)
+        for g, members in sorted(groups.items()):
+            need = int(table.vote_level[g])
+            if not any(m in changes for m in members):
+                continue
+            count = sum(above_before[m] >= need for m in members)
+            events = sorted(
+                (t, m, int(after >= need) - int(before >= need))
+                for m in members
+                for t, before, after in changes.get(m, [])
+            )
+            for t, m, delta in events:
+                if delta:
+                    count += delta
+                    rows.append((g, t, m, float(count)))
+        if not rows:
+            return []
+        return self.evaluate(
+            np.array([r[0] for r in rows], np.int32),
+            np.array([r[1] for r in rows], np.int64),
+            np.array([r[3] for r in rows], np.float64),
+            np.zeros(len(rows), np.uint8),
+            None,
+        )
+
+    def _set(self, s: int, t: int, v: float, side: int, level: int, out: list[Row]) -> None:
+        if self.level[s][side] != level:
+            out.append((s, t, v, side, self.level[s][side], level))
+            self.level[s][side] = level
+
+    def _judge(
+        self,
+        s: int,
+        t: int,
+        v: float,
+        out: list[Row],
+        changes: dict[int, list[tuple[int, int, int]]],
+    ) -> None:
+        table = self.table
+        for j in range(2 * SLOTS):
+            thr, rec = float(table.threshold[s, j]), float(table.recover[s, j])
+            if math.isnan(thr):
+                continue
+            r = self.raw[s][j]
+            if j < SLOTS:
+                if v >= thr:
+                    r = True
+                elif v < rec:
+                    r = False
+            elif v <= thr:
+                r = True
+            elif v > rec:
+                r = False
+            if table.has_delays:
+                if r != self.raw[s][j]:
+                    self.run_start[s][j], self.run_count[s][j] = t, 1
+                else:
+                    self.run_count[s][j] = min(self.run_count[s][j] + 1, RUN_CAP)
+                delay = table.on_delay[s, j] if r else table.off_delay[s, j]
+                need = table.on_samples[s, j] if r else table.off_samples[s, j]
+                if t - self.run_start[s][j] >= delay and self.run_count[s][j] >= need:
+                    self.active[s][j] = r
+            else:
+                self.active[s][j] = r
+            self.raw[s][j] = r
+        for side in (0, 1):
+            slots = self.active[s][side * SLOTS : (side + 1) * SLOTS]
+            new_level = max((k + 1 for k, on in enumerate(slots) if on), default=0)
+            if new_level != self.level[s][side]:
+                if side == ABOVE:
+                    changes.setdefault(s, []).append((t, self.level[s][side], new_level))
+                self._set(s, t, v, side, new_level, out)
 
 
 def reference_evaluate(
@@ -26,43 +209,13 @@ def reference_evaluate(
     value: npt.NDArray[np.float64],
     quality: npt.NDArray[np.uint8],
 ) -> list[Row]:
-    """Mutates active/level/last_ts in place; returns the transitions in (sensor, ts) order."""
-    rows = []
-    for i in range(len(ts)):
-        s, t, v, q = int(sensor[i]), int(ts[i]), float(value[i]), int(quality[i])
-        if q != Quality.GOOD or not math.isfinite(v) or not table.has_rules[s]:
-            continue
-        if t <= last_ts[s]:
-            continue
-        rows.append((s, t, i, v))
-    # judge in (sensor, ts) order; of equal timestamps the last in input order wins
-    rows.sort(key=lambda r: (r[0], r[1], r[2]))
-    dedup: list[tuple[int, int, float]] = []
-    for k, (s, t, _, v) in enumerate(rows):
-        if k + 1 < len(rows) and rows[k + 1][0] == s and rows[k + 1][1] == t:
-            continue
-        dedup.append((s, t, v))
-    out: list[Row] = []
-    for s, t, v in dedup:
-        for j in range(2 * SLOTS):
-            thr = float(table.threshold[s, j])
-            rec = float(table.recover[s, j])
-            if math.isnan(thr):
-                continue
-            if j < SLOTS:
-                if v >= thr:
-                    active[s][j] = True
-                elif v < rec:
-                    active[s][j] = False
-            elif v <= thr:
-                active[s][j] = True
-            elif v > rec:
-                active[s][j] = False
-        for side in (0, 1):
-            slots = active[s][side * SLOTS : (side + 1) * SLOTS]
-            new_level = max((k + 1 for k, on in enumerate(slots) if on), default=0)
-            if new_level != level[s][side]:
-                out.append((s, t, v, side, level[s][side], new_level))
-                level[s][side] = new_level
-        last_ts[s] = t
+    """The old entry point (levels only, state passed as lists and updated in place)."""
+    core = ReferenceCore(table)
+    core.active = active
+    core.raw = [list(row) for row in active]
+    core.level = [[*row[:2], 0, 0, 0] for row in level]
+    core.last_ts = last_ts
+    out = core.evaluate(sensor, ts, value, quality)
+    for row, new in zip(level, core.level, strict=True):
+        row[:2] = new[:2]
     return out

@@ -1,4 +1,4 @@
-"""Compile the sensors' threshold levels into numpy rule tables (once per configuration)."""
+"""Compile the sensors' rules into numpy rule tables (once per configuration)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,63 @@ import numpy.typing as npt
 from telemetry.config import LevelSpec
 from telemetry.registry import SensorInfo
 
-__all__ = ["HIGH", "LOW", "SLOTS", "RuleTable", "compile_table"]
+__all__ = [
+    "ACTION",
+    "BELOW",
+    "FAULT",
+    "HIGH",
+    "LOW",
+    "NO_DATA",
+    "RUN_CAP",
+    "SIDES",
+    "SIDE_NAMES",
+    "SLOTS",
+    "RuleTable",
+    "VerifyPlan",
+    "compile_table",
+]
 
 SLOTS = 4  # levels per side
-HIGH = 0
-LOW = 1
+HIGH = ABOVE = 0  # process levels above (rising thresholds)
+LOW = BELOW = 1  # process levels below (falling thresholds)
+FAULT = 2  # the transmitter reports a fault: a sensor-fault alarm, never a process alarm
+NO_DATA = 3  # comm loss, or silence beyond the sensor's no-data timeout
+ACTION = 4  # a demanded protective action was not confirmed in time (馈电异常)
+SIDES = 5
+SIDE_NAMES = ("above", "below", "fault", "no_data", "action_failed")
 TIERS = ("none", "blue", "yellow", "orange", "red")
+RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
+
+# name, tier and action of level 1 of the sides that are not process levels
+_SIDE_LEVELS = {
+    FAULT: ("sensor_fault", "orange", "check the sensor"),
+    NO_DATA: ("no_data", "yellow", "check the device and its link"),
+    ACTION: ("action_failed", "red", "the protective action was not confirmed: act by hand"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyPlan:
+    """Sensor `sensor` at level >= `number` above demands that `feedback` reads below `bound`
+    (above it when not `below`) within `within_ms` of the event time. Without a feedback reading
+    past the deadline, the hub's clock must pass it by `grace_ms` to decide."""
+
+    sensor: int
+    feedback: int
+    number: int
+    below: bool
+    bound: float
+    within_ms: int
+    grace_ms: int = 0
+
+    def satisfied(self, value: float) -> bool:
+        """NaN (nothing known) never satisfies."""
+        return value < self.bound if self.below else value > self.bound
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RuleTable:
-    """Per sensor and slot: threshold, recovery threshold, tier.
+    """Per sensor and slot: threshold, recovery threshold, tier, delays; per sensor: timeouts.
 
     Slots 0-3 are the levels above (rising thresholds), 4-7 the levels below (falling thresholds).
     Unused slots hold NaN, which never decides anything.
@@ -30,18 +76,52 @@ class RuleTable:
     threshold: npt.NDArray[np.float64]  # (n, 8)
     recover: npt.NDArray[np.float64]  # (n, 8)
     tier: npt.NDArray[np.uint8]  # (n, 8) index into TIERS
-    has_rules: npt.NDArray[np.bool_]  # (n,)
+    on_delay: npt.NDArray[np.int64]  # (n, 8) ms of event time
+    off_delay: npt.NDArray[np.int64]  # (n, 8)
+    on_samples: npt.NDArray[np.int32]  # (n, 8)
+    off_samples: npt.NDArray[np.int32]  # (n, 8)
+    no_data: npt.NDArray[np.int64]  # (n,) ms, 0 = no timeout
+    has_rules: npt.NDArray[np.bool_]  # (n,) the sensor has process levels
+    watched: npt.NDArray[np.bool_]  # (n,) its readings are looked at at all
+    verify: tuple[VerifyPlan, ...]
+    verify_sensor: npt.NDArray[np.int64]  # (plans,) the demanding sensor of each plan
+    verify_feedback: npt.NDArray[np.int64]  # (plans,) its feedback sensor
+    verify_grace: npt.NDArray[np.int64]  # (plans,) ms
+    group_of: npt.NDArray[np.int64]  # (n,) the voting group (a sensor index) of a member, or -1
+    vote_level: npt.NDArray[np.int8]  # (n,) of a group: the members' level that counts
     levels: tuple[tuple[tuple[LevelSpec, ...], tuple[LevelSpec, ...]], ...]  # (above, below)
+    columns: npt.NDArray[np.intp]  # the slots any sensor uses (the others are skipped)
+    has_delays: bool
+    # the per-slot tables restricted to `columns`, contiguous, for fast row gathers
+    c_threshold: npt.NDArray[np.float64]
+    c_recover: npt.NDArray[np.float64]
+    c_on_delay: npt.NDArray[np.int64]
+    c_off_delay: npt.NDArray[np.int64]
+    c_on_samples: npt.NDArray[np.int32]
+    c_off_samples: npt.NDArray[np.int32]
 
     @property
     def size(self) -> int:
         return int(self.has_rules.shape[0])
 
     def level(self, sensor: int, side: int, number: int) -> LevelSpec | None:
-        """The LevelSpec of level `number` (1-based) on `side`, None for level 0."""
-        if number <= 0:
+        """The LevelSpec of process level `number` (1-based) on `side`, None for level 0."""
+        if number <= 0 or side > BELOW:
             return None
         return self.levels[sensor][side][number - 1]
+
+    def describe(self, sensor: int, side: int, number: int) -> tuple[str, str, str]:
+        """(level name, tier, action) of level `number` on `side`; level 0 is 'normal'."""
+        if number <= 0:
+            return "normal", "none", ""
+        if side in _SIDE_LEVELS:
+            return _SIDE_LEVELS[side]
+        spec = self.levels[sensor][side][number - 1]
+        return spec.name, spec.tier, spec.action
+
+
+def _ms(seconds: float | None) -> int:
+    return 0 if seconds is None else round(seconds * 1000)
 
 
 def compile_table(sensors: Sequence[SensorInfo]) -> RuleTable:
@@ -49,18 +129,82 @@ def compile_table(sensors: Sequence[SensorInfo]) -> RuleTable:
     threshold = np.full((n, 2 * SLOTS), np.nan)
     recover = np.full((n, 2 * SLOTS), np.nan)
     tier = np.zeros((n, 2 * SLOTS), dtype=np.uint8)
+    on_delay = np.zeros((n, 2 * SLOTS), dtype=np.int64)
+    off_delay = np.zeros((n, 2 * SLOTS), dtype=np.int64)
+    on_samples = np.ones((n, 2 * SLOTS), dtype=np.int32)
+    off_samples = np.ones((n, 2 * SLOTS), dtype=np.int32)
+    no_data = np.zeros(n, dtype=np.int64)
+    group_of = np.full(n, -1, dtype=np.int64)
+    vote_level = np.zeros(n, dtype=np.int8)
+    by_id = {info.id: i for i, info in enumerate(sensors)}
     levels = []
+    plans = []
     for i, info in enumerate(sensors):
         above = tuple(lv for lv in info.levels if lv.above is not None)
         below = tuple(lv for lv in info.levels if lv.below is not None)
-        for j, lv in enumerate(above):
-            threshold[i, j] = lv.above
-            recover[i, j] = lv.recover
-            tier[i, j] = TIERS.index(lv.tier)
-        for j, lv in enumerate(below):
-            threshold[i, SLOTS + j] = lv.below
-            recover[i, SLOTS + j] = lv.recover
-            tier[i, SLOTS + j] = TIERS.index(lv.tier)
+        for base, side in ((0, above), (SLOTS, below)):
+            for j, lv in enumerate(side):
+                threshold[i, base + j] = lv.above if lv.above is not None else lv.below
+                recover[i, base + j] = lv.recover
+                tier[i, base + j] = TIERS.index(lv.tier)
+                on_delay[i, base + j] = _ms(lv.on_delay_s)
+                off_delay[i, base + j] = _ms(lv.off_delay_s)
+                on_samples[i, base + j] = lv.on_samples
+                off_samples[i, base + j] = lv.off_samples
         levels.append((above, below))
+        no_data[i] = _ms(info.no_data_s)
+        for member in info.members:
+            group_of[member] = i
+        vote_level[i] = info.vote_level
+        spec = info.verify
+        if spec is not None and spec.sensor in by_id and above:
+            names = [lv.name for lv in above]
+            number = names.index(spec.level) + 1 if spec.level in names else len(above)
+            bound = spec.expect_below if spec.expect_below is not None else spec.expect_above
+            plans.append(
+                VerifyPlan(
+                    i,
+                    by_id[spec.sensor],
+                    number,
+                    spec.expect_below is not None,
+                    float(bound if bound is not None else np.nan),
+                    _ms(spec.within_s),
+                    _ms(spec.grace_s),
+                )
+            )
     has_rules = ~np.isnan(threshold).all(axis=1)
-    return RuleTable(threshold, recover, tier, has_rules, tuple(levels))
+    watched = has_rules | (no_data > 0)
+    for plan in plans:
+        watched[plan.feedback] = True
+    columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
+    has_delays = bool(
+        (on_delay > 0).any()
+        or (off_delay > 0).any()
+        or (on_samples > 1).any()
+        or (off_samples > 1).any()
+    )
+    return RuleTable(
+        threshold,
+        recover,
+        tier,
+        on_delay,
+        off_delay,
+        on_samples,
+        off_samples,
+        no_data,
+        has_rules,
+        watched,
+        tuple(plans),
+        np.array([p.sensor for p in plans], dtype=np.int64),
+        np.array([p.feedback for p in plans], dtype=np.int64),
+        np.array([p.grace_ms for p in plans], dtype=np.int64),
+        group_of,
+        vote_level,
+        tuple(levels),
+        columns,
+        has_delays,
+        *(
+            np.ascontiguousarray(a[:, columns])
+            for a in (threshold, recover, on_delay, off_delay, on_samples, off_samples)
+        ),
+    )

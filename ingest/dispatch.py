@@ -50,9 +50,8 @@ class Dispatcher:
                     await self.store.write_positions(pos)
             if batch is None or not len(batch):
                 return []
-            state, transitions, outcome = evaluate(
-                self.table, self.state, batch.sensor, batch.ts, batch.value, batch.quality
-            )
+            # the arrival time is the hub's clock: it runs no-data timeouts and action deadlines
+            state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
             events = await asyncio.to_thread(self.book.apply, transitions, arrival)
             self.state = state
         self.metrics.inc("hazardhub_readings_total", len(batch))

@@ -29,7 +29,8 @@ __all__ = [
     "TenantSpec",
     "Tier",
     "VehicleSpec",
-    "register_width",
+    "VerifySpec",
+    "VoteGroupSpec",
 ]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -69,6 +70,14 @@ class LevelSpec(_Frozen):
     note: str = Field(
         default="", max_length=500, description="source and confidence of the numbers"
     )
+    on_delay_s: float = Field(
+        default=0.0, ge=0, le=86400, description="the condition must hold this long (event time)"
+    )
+    off_delay_s: float = Field(
+        default=0.0, ge=0, le=86400, description="the recovery must hold this long (event time)"
+    )
+    on_samples: int = Field(default=1, ge=1, le=1000, description="N judged readings in a row")
+    off_samples: int = Field(default=1, ge=1, le=1000, description="N recovered readings in a row")
 
     @model_validator(mode="after")
     def _one_side(self) -> Self:
@@ -96,9 +105,37 @@ def _check_levels(levels: tuple[LevelSpec, ...]) -> None:
         raise ValueError("levels below must be listed with falling thresholds")
 
 
+class VerifySpec(_Frozen):
+    """A protective action to verify: when the sensor reaches `level` (default: its highest level
+    above), the feedback sensor must read below `expect_below` (or above `expect_above`) within
+    `within_s` of the event time, else a 'power cut failed' (馈电异常) alarm is raised."""
+
+    sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
+    level: Ident | None = None
+    expect_below: float | None = None
+    expect_above: float | None = None
+    within_s: float = Field(gt=0, le=3600)
+    grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="with no feedback reading past the deadline, wait this long on the hub's "
+        "clock for one in transit before declaring the failure",
+    )
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Self:
+        if (self.expect_below is None) == (self.expect_above is None):
+            raise ValueError("verify sets exactly one of 'expect_below' and 'expect_above'")
+        return self
+
+
 class RuleSpec(_Frozen):
     description: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
+    no_data_s: float | None = Field(
+        default=None, gt=0, le=86400, description="raise 'no data' after this long without data"
+    )
 
     @model_validator(mode="after")
     def _levels(self) -> Self:
@@ -259,6 +296,10 @@ class SensorSpec(_Frozen):
     deadband: float = Field(default=0.0, ge=0, description="report-on-change threshold")
     rule: RuleRef | None = None
     levels: tuple[LevelSpec, ...] = ()
+    no_data_s: float | None = Field(
+        default=None, gt=0, le=86400, description="overrides the rule's no-data timeout"
+    )
+    verify: VerifySpec | None = None
 
     @model_validator(mode="after")
     def _rule_or_levels(self) -> Self:
@@ -278,12 +319,36 @@ class DeviceSpec(_Frozen):
     sensors: tuple[SensorSpec, ...] = ()
 
 
+class VoteGroupSpec(_Frozen):
+    """k-of-n voting: when `k` of the member sensors are at level `at_level` (above) or higher,
+    the group (an area) raises its own level, e.g. 2 of 3 detectors at level 1 -> area level 2.
+    The group is judged like a sensor whose value is the number of members at that level."""
+
+    id: Ident
+    sensors: tuple[Ident, ...] = Field(min_length=2)
+    k: int = Field(ge=1)
+    at_level: int = Field(default=1, ge=1, le=4)
+    name: Ident = "area_level2"
+    tier: Tier = "red"
+    action: str = Field(default="", max_length=200)
+    location: str = ""
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> Self:
+        if len(set(self.sensors)) != len(self.sensors):
+            raise ValueError("a group lists each sensor once")
+        if self.k > len(self.sensors):
+            raise ValueError(f"k={self.k} is more than the {len(self.sensors)} sensors")
+        return self
+
+
 class SiteSpec(_Frozen):
     id: Ident
     name: str = ""
     kind: Literal["chemical", "mine", "crane", "other"] = "other"
     major_hazard_grade: int | None = Field(default=None, ge=1, le=4)
     devices: tuple[DeviceSpec, ...] = ()
+    groups: tuple[VoteGroupSpec, ...] = Field(default=(), description="k-of-n voting groups")
 
     @model_validator(mode="after")
     def _reserved(self) -> Self:
@@ -299,6 +364,11 @@ class VehicleSpec(_Frozen):
     plate: str = Field(min_length=1, max_length=16)
     vehicle_class: Literal["hazmat", "coach", "charter"] = Field(alias="class")
     rule: RuleRef | None = Field(default=None, description="speed rule; default per vehicle class")
+    terminal: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,20}$",
+        description="JT/T 808 terminal phone number (SIM id) of the vehicle's terminal",
+    )
 
 
 class TenantSpec(_Frozen):

@@ -22,6 +22,7 @@ from telemetry.config import (
     RulePack,
     SensorKind,
     VehicleSpec,
+    VerifySpec,
 )
 from telemetry.errors import ConfigError
 
@@ -58,6 +59,10 @@ class SensorInfo:
     tag: str
     rule: str  # "pack.rule", "inline", or "" when the sensor has no levels
     levels: tuple[LevelSpec, ...]
+    no_data_s: float | None = None  # the sensor's own timeout, else its rule's
+    verify: VerifySpec | None = None  # protective action checked by a feedback sensor
+    members: tuple[int, ...] = ()  # a voting group: the member sensors it counts
+    vote_level: int = 0  # a voting group: the members' level (above) that counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +127,18 @@ def parse_document(text: str, model: type[M], source: str) -> M:
 def _levels_for(
     rule: str | None, inline: tuple[LevelSpec, ...], packs: Mapping[str, RulePack], where: str
 ) -> tuple[str, tuple[LevelSpec, ...]]:
+    found = _rule_for(rule, inline, packs, where)
+    return found[0], found[1]
+
+
+def _rule_for(
+    rule: str | None, inline: tuple[LevelSpec, ...], packs: Mapping[str, RulePack], where: str
+) -> tuple[str, tuple[LevelSpec, ...], float | None]:
+    """(rule reference, levels, no-data timeout of the rule)."""
     if inline:
-        return "inline", inline
+        return "inline", inline, None
     if rule is None:
-        return "", ()
+        return "", (), None
     pack_name, _, rule_name = rule.partition(".")
     pack = packs.get(pack_name)
     if pack is None:
@@ -133,7 +146,31 @@ def _levels_for(
     spec = pack.rules.get(rule_name)
     if spec is None:
         raise ConfigError(f"{where}: rule {rule!r}: pack {pack_name!r} has no rule {rule_name!r}")
-    return rule, spec.levels
+    return rule, spec.levels, spec.no_data_s
+
+
+def _check_verify(
+    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], where: str
+) -> None:
+    for info in sensors:
+        spec = info.verify
+        if spec is None:
+            continue
+        feed = by_id.get(spec.sensor)
+        if feed is None or feed.tenant != info.tenant:
+            raise ConfigError(
+                f"{where}: sensor {info.id!r}: verify.sensor: "
+                f"no sensor {spec.sensor!r} in its tenant"
+            )
+        if feed.index == info.index:
+            raise ConfigError(f"{where}: sensor {info.id!r}: verify.sensor: not itself")
+        above = [lv.name for lv in info.levels if lv.above is not None]
+        if not above:
+            raise ConfigError(f"{where}: sensor {info.id!r}: verify needs a level above")
+        if spec.level is not None and spec.level not in above:
+            raise ConfigError(
+                f"{where}: sensor {info.id!r}: verify.level: no level above named {spec.level!r}"
+            )
 
 
 def build_registry(
@@ -197,7 +234,9 @@ def build_registry(
                         )
                     if any(p.name == point.name for p in used):
                         raise ConfigError(f"{swhere}.point: point {sen.point!r} used twice")
-                    rule, levels = _levels_for(sen.rule, sen.levels, pack_map, f"{swhere}.rule")
+                    rule, levels, no_data_s = _rule_for(
+                        sen.rule, sen.levels, pack_map, f"{swhere}.rule"
+                    )
                     info = SensorInfo(
                         index=len(sensors),
                         id=sen.id,
@@ -211,6 +250,8 @@ def build_registry(
                         tag=sen.tag,
                         rule=rule,
                         levels=levels,
+                        no_data_s=sen.no_data_s if sen.no_data_s is not None else no_data_s,
+                        verify=sen.verify,
                     )
                     add(info, swhere)
                     used.append(point)
@@ -218,6 +259,45 @@ def build_registry(
                 devices[(tenant.id, site.id, dev.id)] = DeviceInfo(
                     tenant.id, site.id, dev, prof, tuple(used), tuple(idx)
                 )
+            for gi, group in enumerate(site.groups):
+                gwhere = f"{source}: tenants.{ti}.sites.{si}.groups.{gi}"
+                members = []
+                for sid in group.sensors:
+                    member = by_id.get(sid)
+                    if member is None or (member.tenant, member.site) != (tenant.id, site.id):
+                        raise ConfigError(f"{gwhere}.sensors: no sensor {sid!r} in the site")
+                    if sum(lv.above is not None for lv in member.levels) < group.at_level:
+                        raise ConfigError(
+                            f"{gwhere}.sensors: {sid!r} has no level {group.at_level} above"
+                        )
+                    if any(member.index in g.members for g in sensors):
+                        raise ConfigError(f"{gwhere}.sensors: {sid!r} is in two groups")
+                    members.append(member.index)
+                level = LevelSpec(
+                    name=group.name,
+                    tier=group.tier,
+                    above=group.k,
+                    recover=group.k,
+                    action=group.action,
+                    note=f"{group.k} of {len(members)} at level {group.at_level}",
+                )
+                info = SensorInfo(
+                    index=len(sensors),
+                    id=group.id,
+                    tenant=tenant.id,
+                    site=site.id,
+                    device="",
+                    key=f"group:{group.id}",
+                    kind="other",
+                    unit="sensors",
+                    location=group.location,
+                    tag="vote",
+                    rule="vote",
+                    levels=(level,),
+                    members=tuple(members),
+                    vote_level=group.at_level,
+                )
+                add(info, gwhere)
         for vi, veh in enumerate(tenant.vehicles):
             where = f"{source}: tenants.{ti}.vehicles.{vi}"
             if (tenant.id, veh.id) in vehicles:
@@ -240,6 +320,8 @@ def build_registry(
             )
             add(info, where)
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)
+
+    _check_verify(sensors, by_id, source)
 
     for ki, key in enumerate(config.api_keys):
         unknown = [t for t in key.tenants if t not in tenant_ids]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from alerts.alarms import AlarmBook
-from alerts.evaluate import CoreState, evaluate
+from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.statedb import StateDB
 from alerts.table import compile_table
+from telemetry.config import VerifySpec
 
 from e2e_helpers import mine_registry
 
@@ -90,3 +93,66 @@ def test_dead_letters_keep_reason_and_bounded_payload(tmp_path):
     (dl,) = db.dead_letters()
     assert dl.reason == "decode_error: bad magic"
     assert dl.payload == b"01234567" and dl.size == 10
+
+
+def feed_batch(book, table, state, sensors, ts, values, qualities, now, arrival=5):
+    batch = Readings(
+        np.asarray(sensors, np.int32),
+        np.asarray(ts, np.int64),
+        np.asarray(values, float),
+        np.asarray(qualities, np.uint8),
+    )
+    state, tr, _ = evaluate(table, batch, state, now)
+    return state, book.apply(tr, arrival)
+
+
+def test_fault_no_data_and_power_cut_failed_are_alarms_of_their_own_kind(tmp_path):
+    reg = mine_registry(1502, 1.0)
+    # the face T1 sensor with a feed verification (2 s) and a 10 s no-data timeout
+    t1 = reg.sensor("ch4-t1")
+    feed_s = reg.sensor("feed")
+    sensors = list(reg.sensors)
+    sensors[t1.index] = dataclasses.replace(
+        t1, no_data_s=10, verify=VerifySpec(sensor="feed", expect_below=0.5, within_s=2)
+    )
+    table = compile_table(sensors)
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    state = CoreState.empty(len(sensors))
+    i, f = t1.index, feed_s.index
+    # methane to the power-cut level at 1 s, the feed stays on: 'action_failed' at 3 s
+    state, events = feed_batch(
+        book, table, state, [i, f, i, f], [1000, 1000, 3500, 3500], [1.6, 1, 1.6, 1], [0] * 4, 3600
+    )
+    kinds = [(e.kind, e.side, e.level_name, e.tier, e.ts) for e in events]
+    assert kinds == [
+        ("raised", "above", "power_cut", "red", 1000),
+        ("raised", "action_failed", "action_failed", "red", 3000),
+    ]
+    # a sensor fault is not a process alarm; silence raises no data
+    state, events = feed_batch(book, table, state, [i], [4000], [float("nan")], [1], 4100)
+    assert [(e.kind, e.side) for e in events] == [("raised", "fault")]
+    state, events = feed_batch(book, table, state, [], [], [], [], 14_001)
+    assert [(e.kind, e.side, e.ts, e.to_json()["value"]) for e in events] == [
+        ("raised", "no_data", 14_000, None)
+    ]
+    assert len(db.list_alarms(None, state="active")) == 4
+    db.close()
+
+    # restart: nothing is raised twice, and good data clears fault and no data
+    db2 = StateDB(tmp_path / "state.db")
+    book2 = AlarmBook(db2, reg, table)
+    state = book2.restore(CoreState.empty(len(sensors)))
+    state, events = feed_batch(book2, table, state, [], [], [], [], 20_000)
+    assert events == []
+    state, events = feed_batch(
+        book2, table, state, [i, f], [21_000, 21_000], [1.2, 0], [0, 0], 21_100
+    )
+    assert sorted((e.kind, e.side) for e in events) == [
+        ("cleared", "action_failed"),
+        ("cleared", "fault"),
+        ("cleared", "no_data"),
+    ]
+    state, events = feed_batch(book2, table, state, [i], [22_000], [0.5], [0], 22_100)
+    assert [(e.kind, e.side) for e in events] == [("cleared", "above")]
+    assert db2.list_alarms(None, state="active") == []

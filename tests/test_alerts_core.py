@@ -1,20 +1,28 @@
-"""The vectorized threshold core against its plain-Python reference, and its semantics."""
+"""The vectorized alert core against its plain-Python reference, and its semantics."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.evaluate import CoreState, evaluate
-from alerts.reference import reference_evaluate
-from alerts.table import SLOTS, compile_table
-from telemetry.config import LevelSpec
+from alerts.evaluate import CoreState, Readings, evaluate
+from alerts.reference import ReferenceCore
+from alerts.table import ACTION, FAULT, NO_DATA, SLOTS, compile_table
+from telemetry.config import LevelSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
 
-def sensor(index: int, levels: tuple[LevelSpec, ...]) -> SensorInfo:
+def sensor(
+    index: int,
+    levels: tuple[LevelSpec, ...],
+    no_data_s: float | None = None,
+    verify: VerifySpec | None = None,
+) -> SensorInfo:
     return SensorInfo(
         index,
         f"s{index}",
@@ -28,6 +36,8 @@ def sensor(index: int, levels: tuple[LevelSpec, ...]) -> SensorInfo:
         "",
         "inline" if levels else "",
         levels,
+        no_data_s,
+        verify,
     )
 
 
@@ -37,18 +47,31 @@ METHANE = (
 )
 
 
-def run(levels, values, qualities=None, ts=None):
-    table = compile_table([sensor(0, levels)])
+def cols(sensors, ts, values, qualities=None) -> Readings:
     n = len(values)
-    state, tr, outcome = evaluate(
-        table,
-        CoreState.empty(1),
-        np.zeros(n, np.int32),
-        np.arange(1, n + 1, dtype=np.int64) * 1000 if ts is None else np.array(ts, np.int64),
-        np.array(values, np.float64),
-        np.zeros(n, np.uint8) if qualities is None else np.array(qualities, np.uint8),
+    return Readings(
+        np.asarray(sensors, np.int32)
+        if not np.isscalar(sensors)
+        else np.full(n, sensors, np.int32),
+        np.asarray(ts, np.int64),
+        np.asarray(values, np.float64),
+        np.zeros(n, np.uint8) if qualities is None else np.asarray(qualities, np.uint8),
     )
-    return state, tr, outcome
+
+
+def run(levels, values, qualities=None, ts=None, now=None, no_data_s=None):
+    table = compile_table([sensor(0, levels, no_data_s)])
+    n = len(values)
+    times = np.arange(1, n + 1, dtype=np.int64) * 1000 if ts is None else ts
+    return evaluate(table, cols(0, times, values, qualities), CoreState.empty(1), now)
+
+
+def side_rows(tr, side):
+    return [
+        (t, a)
+        for t, sd, a in zip(tr.ts.tolist(), tr.side.tolist(), tr.after.tolist(), strict=True)
+        if sd == side
+    ]
 
 
 def test_methane_alarm_power_cut_and_recovery_with_hysteresis():
@@ -66,35 +89,113 @@ def test_low_levels_mirror_high_levels():
     assert tr.ts.tolist() == [2000, 5000]
 
 
-def test_bad_quality_and_nan_are_not_judged():
+def test_on_delay_in_event_time_and_off_delay():
+    held = (LevelSpec(name="hi", tier="yellow", above=10, recover=9, on_delay_s=3, off_delay_s=2),)
+    # above from 2 s; 3 s later (5 s) the level turns on; below from 7 s, off 2 s later (9 s)
+    _, tr, _ = run(held, [0, 11, 12, 11, 12, 13, 5, 5, 5, 5])
+    assert side_rows(tr, 0) == [(5000, 1), (9000, 0)]
+    # a blip shorter than the delay never alarms
+    _, tr, _ = run(held, [0, 11, 12, 5, 11, 5])
+    assert len(tr) == 0
+
+
+def test_n_consecutive_samples():
+    three = (LevelSpec(name="hi", tier="yellow", above=10, recover=10, on_samples=3),)
+    _, tr, _ = run(three, [11, 11, 0, 11, 11, 11, 11, 0])
+    assert side_rows(tr, 0) == [(6000, 1), (8000, 0)]
+
+
+def test_delays_carry_across_batches():
+    held = (LevelSpec(name="hi", tier="yellow", above=10, recover=9, on_delay_s=3),)
+    table = compile_table([sensor(0, held)])
+    state = CoreState.empty(1)
+    got = []
+    for t in range(5):
+        state, tr, _ = evaluate(table, cols(0, [t * 1000], [11.0]), state)
+        got += side_rows(tr, 0)
+    assert got == [(3000, 1)]
+
+
+def test_sensor_fault_is_its_own_alarm_and_calibration_never_alarms():
     _, tr, outcome = run(
         METHANE,
-        [2.0, np.nan, 0.1],
-        qualities=[Quality.SENSOR_FAULT, Quality.GOOD, Quality.CALIBRATION],
+        [2.0, np.nan, 5.0, 0.1, 0.2],
+        qualities=[Quality.SENSOR_FAULT, Quality.GOOD, Quality.CALIBRATION, Quality.GOOD, 0],
     )
+    assert side_rows(tr, FAULT) == [(1000, 1), (4000, 0)]
+    assert side_rows(tr, 0) == []
+    assert (outcome.judged, outcome.skipped, outcome.late) == (2, 3, 0)
+
+
+def test_comm_loss_raises_no_data_and_good_data_clears_it():
+    _, tr, _ = run(METHANE, [0.1, np.nan, np.nan, 0.2], qualities=[0, 3, 3, 0])
+    assert side_rows(tr, NO_DATA) == [(2000, 1), (4000, 0)]
+
+
+def test_silence_beyond_the_timeout_raises_no_data_against_now():
+    table = compile_table([sensor(0, METHANE, no_data_s=30)])
+    state, tr, _ = evaluate(table, cols(0, [1000], [0.1]), CoreState.empty(1), now=2_000)
     assert len(tr) == 0
-    assert outcome.skipped == 3 and outcome.judged == 0
+    state, tr, _ = evaluate(table, cols(0, [], []), state, now=31_000)
+    assert len(tr) == 0
+    state, tr, _ = evaluate(table, cols(0, [], []), state, now=31_001)
+    assert side_rows(tr, NO_DATA) == [(31_000, 1)]
+    state, tr, _ = evaluate(table, cols(0, [40_000], [0.1]), state, now=40_500)
+    assert side_rows(tr, NO_DATA) == [(40_000, 0)]
+    # a gap in event time inside one batch raises and clears
+    _, tr, _ = evaluate(table, cols(0, [50_000, 90_000], [0.1, 0.1]), state, now=90_100)
+    assert side_rows(tr, NO_DATA) == [(80_000, 1), (90_000, 0)]
+
+
+def test_a_sensor_never_heard_from_times_out_from_the_first_now():
+    table = compile_table([sensor(0, METHANE, no_data_s=10)])
+    state, tr, _ = evaluate(table, cols(0, [], []), CoreState.empty(1), now=100_000)
+    assert len(tr) == 0
+    _, tr, _ = evaluate(table, cols(0, [], []), state, now=110_001)
+    assert side_rows(tr, NO_DATA) == [(110_000, 1)]
+
+
+def _power_cut_table():
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2)
+    return compile_table([sensor(0, METHANE, verify=verify), sensor(1, ())])
+
+
+def test_power_cut_confirmed_by_the_feed_within_the_deadline():
+    table = _power_cut_table()
+    batch = cols([0, 1, 0, 1, 0, 1], [1000, 1000, 2000, 2000, 3000, 3000], [1.6, 1, 1.6, 0, 1.6, 0])
+    state, tr, _ = evaluate(table, batch, CoreState.empty(2), now=3500)
+    assert side_rows(tr, ACTION) == []
+    assert state.met[0]
+
+
+def test_power_cut_failed_when_the_feed_stays_on():
+    table = _power_cut_table()
+    batch = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 1])
+    state, tr, _ = evaluate(table, batch, CoreState.empty(2), now=2500)
+    assert side_rows(tr, ACTION) == []  # the deadline (3 s) has not passed
+    state, tr, _ = evaluate(table, cols([1], [3000], [1.0]), state, now=3000)
+    assert side_rows(tr, ACTION) == []  # a reading at the deadline still counts
+    state, tr, _ = evaluate(table, cols([], [], []), state, now=4000)
+    assert side_rows(tr, ACTION) == []  # within the grace (1 s) a feed reading may be in transit
+    state, tr, _ = evaluate(table, cols([], [], []), state, now=4001)
+    assert side_rows(tr, ACTION) == [(3000, 1)]
+    # the feed drops late: the failure clears
+    state, tr, _ = evaluate(table, cols([1], [4500], [0.0]), state, now=4600)
+    assert side_rows(tr, ACTION) == [(4500, 0)]
+
+
+def test_a_feed_reading_past_the_deadline_decides_without_now():
+    table = _power_cut_table()
+    batch = cols([0, 1, 1], [1000, 2000, 3500], [1.6, 1, 1])
+    _, tr, _ = evaluate(table, batch, CoreState.empty(2))
+    assert side_rows(tr, ACTION) == [(3000, 1)]
 
 
 def test_out_of_order_batch_is_judged_in_event_time_order_and_late_readings_counted():
     table = compile_table([sensor(0, METHANE)])
-    state, tr, _ = evaluate(
-        table,
-        CoreState.empty(1),
-        np.zeros(3, np.int32),
-        np.array([3000, 1000, 2000], np.int64),
-        np.array([0.2, 1.1, 0.5]),
-        np.zeros(3, np.uint8),
-    )
+    state, tr, _ = evaluate(table, cols(0, [3000, 1000, 2000], [0.2, 1.1, 0.5]), CoreState.empty(1))
     assert list(zip(tr.ts.tolist(), tr.after.tolist(), strict=True)) == [(1000, 1), (2000, 0)]
-    _, tr2, outcome = evaluate(
-        table,
-        state,
-        np.zeros(1, np.int32),
-        np.array([2500], np.int64),
-        np.array([5.0]),
-        np.zeros(1, np.uint8),
-    )
+    _, tr2, outcome = evaluate(table, cols(0, [2500], [5.0]), state)
     assert len(tr2) == 0 and outcome.late == 1
 
 
@@ -103,14 +204,7 @@ def test_state_carries_across_batches():
     state = CoreState.empty(1)
     levels = []
     for i, v in enumerate([1.6, 1.2, 0.9]):
-        state, tr, _ = evaluate(
-            table,
-            state,
-            np.zeros(1, np.int32),
-            np.array([i], np.int64),
-            np.array([v]),
-            np.zeros(1, np.uint8),
-        )
+        state, tr, _ = evaluate(table, cols(0, [i], [v]), state)
         levels.append(tr.after.tolist())
     assert levels == [[2], [], [0]]
 
@@ -118,15 +212,15 @@ def test_state_carries_across_batches():
 def test_evaluate_does_not_modify_the_state_it_was_given():
     table = compile_table([sensor(0, METHANE)])
     state = CoreState.empty(1)
-    evaluate(
-        table,
-        state,
-        np.zeros(1, np.int32),
-        np.array([1], np.int64),
-        np.array([2.0]),
-        np.zeros(1, np.uint8),
-    )
+    evaluate(table, cols(0, [1], [2.0]), state)
     assert state.level.sum() == 0 and not state.active.any()
+
+
+def test_the_old_call_form_still_works():
+    table = compile_table([sensor(0, METHANE)])
+    b = cols(0, [1], [2.0])
+    _, tr, _ = evaluate(table, CoreState.empty(1), b.sensor, b.ts, b.value, b.quality)
+    assert tr.after.tolist() == [2]
 
 
 # -- property: vectorized core == reference -------------------------------------------------
@@ -136,31 +230,69 @@ def test_evaluate_does_not_modify_the_state_it_was_given():
 def level_sets(draw):
     n_hi = draw(st.integers(0, SLOTS))
     n_lo = draw(st.integers(0, 2))
+    delays = draw(st.booleans())
+
+    def timing():
+        if not delays:
+            return {}
+        return {
+            "on_delay_s": draw(st.sampled_from([0, 0, 1, 2.5, 5])),
+            "off_delay_s": draw(st.sampled_from([0, 0, 1, 3])),
+            "on_samples": draw(st.integers(1, 3)),
+            "off_samples": draw(st.integers(1, 3)),
+        }
+
     levels = []
     his = sorted(draw(st.lists(st.integers(0, 20), min_size=n_hi, max_size=n_hi)))
     for j, thr in enumerate(his):
         rec = thr - draw(st.integers(0, 3))
-        levels.append(LevelSpec(name=f"h{j}", tier="red", above=float(thr), recover=float(rec)))
+        levels.append(
+            LevelSpec(name=f"h{j}", tier="red", above=float(thr), recover=float(rec), **timing())
+        )
     los = sorted(draw(st.lists(st.integers(-20, 0), min_size=n_lo, max_size=n_lo)), reverse=True)
     for j, thr in enumerate(los):
         rec = thr + draw(st.integers(0, 3))
-        levels.append(LevelSpec(name=f"l{j}", tier="blue", below=float(thr), recover=float(rec)))
+        levels.append(
+            LevelSpec(name=f"l{j}", tier="blue", below=float(thr), recover=float(rec), **timing())
+        )
     return tuple(levels)
 
 
 @st.composite
 def scenarios(draw):
     n_sensors = draw(st.integers(1, 4))
-    tables = [draw(level_sets()) for _ in range(n_sensors)]
+    infos = []
+    for i in range(n_sensors):
+        levels = draw(level_sets())
+        no_data = draw(st.sampled_from([None, None, 3, 10]))
+        verify = None
+        can_verify = i == 0 and n_sensors > 1 and any(lv.above is not None for lv in levels)
+        if can_verify and draw(st.booleans()):
+            verify = VerifySpec(
+                sensor=f"s{n_sensors - 1}",
+                expect_below=draw(st.sampled_from([0.5, 5.0])),
+                within_s=draw(st.sampled_from([1, 2, 4])),
+            )
+        infos.append(sensor(i, levels, no_data, verify))
+    voters = [i.index for i in infos if any(lv.above is not None for lv in i.levels)]
+    if len(voters) >= 2 and draw(st.booleans()):
+        k = draw(st.integers(1, len(voters)))
+        vote = LevelSpec(name="area", tier="red", above=k, recover=k)
+        group = sensor(n_sensors, (vote,))
+        infos.append(dataclasses.replace(group, members=tuple(voters), vote_level=1))
     batches = []
-    for _ in range(draw(st.integers(1, 4))):
+    clock = 0
+    for _ in range(draw(st.integers(1, 5))):
         n = draw(st.integers(0, 30))
+        clock += draw(st.integers(0, 15_000))
+        now = draw(st.one_of(st.none(), st.just(clock)))
         batches.append(
             (
                 np.array(
                     draw(st.lists(st.integers(0, n_sensors - 1), min_size=n, max_size=n)), np.int32
                 ),
-                np.array(draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), np.int64),
+                np.array(draw(st.lists(st.integers(0, 40), min_size=n, max_size=n)), np.int64)
+                * 500,
                 np.array(
                     draw(
                         st.lists(
@@ -171,39 +303,59 @@ def scenarios(draw):
                     )
                 ),
                 np.array(
-                    draw(st.lists(st.sampled_from([0, 0, 0, 0, 1, 3, 6]), min_size=n, max_size=n)),
+                    draw(
+                        st.lists(
+                            st.sampled_from([0, 0, 0, 0, 1, 2, 3, 4, 6]), min_size=n, max_size=n
+                        )
+                    ),
                     np.uint8,
                 ),
+                now,
             )
         )
-    return tables, batches
+    return infos, batches
+
+
+def _norm(rows):
+    return [tuple(None if isinstance(x, float) and math.isnan(x) else x for x in r) for r in rows]
 
 
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_vectorized_core_agrees_with_reference(scenario):
-    tables, batches = scenario
-    table = compile_table([sensor(i, lv) for i, lv in enumerate(tables)])
-    n = len(tables)
+    infos, batches = scenario
+    table = compile_table(infos)
+    n = len(infos)
+    assert table.vote_level.any() or not any(i.members for i in infos)
     state = CoreState.empty(n)
-    active = [[False] * (2 * SLOTS) for _ in range(n)]
-    level = [[0, 0] for _ in range(n)]
-    last_ts = [int(np.iinfo(np.int64).min)] * n
-    for s, t, v, q in batches:
-        state, tr, _ = evaluate(table, state, s, t, v, q)
-        expected = reference_evaluate(table, active, level, last_ts, s, t, v, q)
-        got = list(
-            zip(
-                tr.sensor.tolist(),
-                tr.ts.tolist(),
-                tr.value.tolist(),
-                tr.side.tolist(),
-                tr.before.tolist(),
-                tr.after.tolist(),
-                strict=True,
-            )
-        )
-        assert got == expected
-        assert state.level.tolist() == level
-        assert state.active.tolist() == active
-        assert state.last_ts.tolist() == last_ts
+    ref = ReferenceCore(table)
+    used = ~np.isnan(table.threshold)
+    for k, (s, t, v, q, now) in enumerate(batches):
+        state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now, inplace=k % 2 == 1)
+        expected = ref.evaluate(s, t, v, q, now)
+        assert _norm(tr.rows()) == _norm(expected)
+        assert state.level.tolist() == ref.level
+        assert state.active.tolist() == ref.active
+        assert state.raw.tolist() == ref.raw
+        assert state.last_ts.tolist() == ref.last_ts
+        assert state.last_data.tolist() == ref.last_data
+        assert state.deadline.tolist() == ref.deadline
+        assert state.met.tolist() == ref.met
+        if table.has_delays:
+            assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
+            assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()
+
+
+def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
+    lel = (
+        LevelSpec(name="level1", tier="yellow", above=25, recover=23),
+        LevelSpec(name="level2", tier="red", above=50, recover=45),
+    )
+    area = LevelSpec(name="area_level2", tier="red", above=2, recover=2)
+    group = dataclasses.replace(sensor(3, (area,)), members=(0, 1, 2), vote_level=1)
+    table = compile_table([sensor(0, lel), sensor(1, lel), sensor(2, lel), group])
+    batch = cols([0, 1, 2, 0, 1], [1000, 2000, 3000, 4000, 5000], [30, 10, 30, 10, 60])
+    _, tr, _ = evaluate(table, batch, CoreState.empty(4))
+    area_rows = [(t, a) for s, t, _, sd, _, a in tr.rows() if s == 3]
+    # one detector at 1 s; the second at 3 s raises the area; 4 s drops back to one; 5 s two again
+    assert area_rows == [(3000, 1), (4000, 0), (5000, 1)]

@@ -1,0 +1,131 @@
+"""Action verification: a level that demands a protective action, and the feedback that proves it.
+
+Methane at the power-cut level demands that the face's power-feed sensor reads 'no power' within
+2 s of the event time (DOMAIN 1.3); otherwise a 'power cut failed' (馈电异常) alarm is raised.
+
+The step works on the few events of one verification plan (the demanding sensor's level changes
+and the feedback sensor's readings of a batch), so both the vectorized core and the plain-Python
+reference call it; it is never run per reading of other sensors.
+
+Semantics, in event time (ties: feedback readings first, then level changes, then the deadline):
+
+* the demand starts when the sensor's level above reaches the plan's level number; the deadline
+  is the event time plus `within`; the demand is met at once if the feedback's last value (as of
+  that time) already satisfies it, or later by a satisfying reading at or before the deadline;
+* an unmet demand fails at its deadline once something later is known: a feedback reading after
+  it, or `now` past it by the plan's grace (feedback in transit); the failure is an ACTION
+  transition stamped with the deadline;
+* the failure clears when the feedback satisfies the demand, or when the demand ends (the level
+  falls below the plan's level number).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.state import I64, NO_TS, CoreState, Part
+from alerts.table import ABOVE, ACTION, RuleTable, VerifyPlan
+
+__all__ = ["NO_TS", "Row", "run_plans", "verify_step"]
+
+Row = tuple[int, int, float, int, int, int]  # sensor, ts, value, side, before, after
+
+
+def verify_step(
+    plan: VerifyPlan,
+    changes: Sequence[tuple[int, int, int]],
+    feed: Sequence[tuple[int, float]],
+    last_value: float,
+    deadline: int,
+    met: bool,
+    failed: int,
+    now: int | None,
+) -> tuple[list[Row], int, bool, int]:
+    """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
+    above, `feed` (ts, value) the feedback's judged readings, both in time order; `last_value` the
+    feedback's value before the batch. Returns the transitions and the new (deadline, met, failed).
+    """
+    events: list[tuple[int, int, float, int, int]] = [(t, 0, v, 0, 0) for t, v in feed]
+    events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
+    events.sort(key=lambda e: (e[0], e[1]))
+    out: list[Row] = []
+    cur = last_value
+    for t, kind, v, before, after in events:
+        if deadline != NO_TS and not met and not failed and deadline < t:
+            out.append((plan.sensor, deadline, cur, ACTION, 0, 1))
+            failed = 1
+        if kind == 0:
+            cur = v
+            if deadline != NO_TS and plan.satisfied(cur):
+                met = True
+                if failed:
+                    out.append((plan.sensor, t, cur, ACTION, 1, 0))
+                    failed = 0
+            continue
+        was, is_on = before >= plan.number, after >= plan.number
+        if is_on and not was:
+            deadline = t + plan.within_ms
+            met = plan.satisfied(cur)
+        elif was and not is_on:
+            if failed:
+                out.append((plan.sensor, t, cur, ACTION, 1, 0))
+                failed = 0
+            deadline, met = NO_TS, False
+    due = deadline != NO_TS and not met and not failed
+    if due and now is not None and deadline + plan.grace_ms < now:
+        out.append((plan.sensor, deadline, cur, ACTION, 0, 1))
+        failed = 1
+    return out, deadline, met, failed
+
+
+def run_plans(
+    table: RuleTable,
+    state: CoreState,
+    new: CoreState,
+    level_parts: list[Part],
+    fs: I64,
+    ft: I64,
+    fv: npt.NDArray[np.float64],
+    now: int | None,
+    feed_before: npt.NDArray[np.float64],
+) -> list[Part]:
+    """Run the plans that have something to do: a level change, feedback on a pending demand,
+    or a pending demand whose deadline the clock has passed."""
+    if not table.verify:
+        return []
+    above = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
+    cs, ct, _, _, cb, ca = above[0] if above else (np.zeros(0, np.int64),) * 6
+    ps, pf = table.verify_sensor, table.verify_feedback
+    deadline = state.deadline[ps]
+    pending = deadline != NO_TS
+    todo = np.isin(ps, cs) | (pending & np.isin(pf, fs))
+    if now is not None:
+        idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
+        todo |= idle & (np.where(idle, deadline, 0) + table.verify_grace < now)
+    parts: list[Part] = []
+    for k in np.flatnonzero(todo).tolist():
+        plan = table.verify[k]
+        lo, hi = np.searchsorted(cs, plan.sensor, "left"), np.searchsorted(cs, plan.sensor, "right")
+        flo = np.searchsorted(fs, plan.feedback, "left")
+        fhi = np.searchsorted(fs, plan.feedback, "right")
+        rows, dl, met, failed = verify_step(
+            plan,
+            list(zip(ct[lo:hi].tolist(), cb[lo:hi].tolist(), ca[lo:hi].tolist(), strict=True)),
+            list(zip(ft[flo:fhi].tolist(), fv[flo:fhi].tolist(), strict=True)),
+            float(feed_before[k]),
+            int(state.deadline[plan.sensor]),
+            bool(state.met[plan.sensor]),
+            int(state.level[plan.sensor, ACTION]),
+            now,
+        )
+        new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
+        new.level[plan.sensor, ACTION] = failed
+        if rows:
+            a = np.array([(r[0], r[1], r[4], r[5]) for r in rows], dtype=np.int64)
+            vals = np.array([r[2] for r in rows], dtype=np.float64)
+            parts.append((a[:, 0], a[:, 1], vals, ACTION, a[:, 2], a[:, 3]))
+    return parts
