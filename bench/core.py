@@ -8,9 +8,14 @@ Run: .venv/bin/python bench/core.py [--sensors N] [--readings N]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# the scripts here are named like our packages: the checkout goes first on the import path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.evaluate import CoreState, evaluate
 from alerts.reference import reference_evaluate

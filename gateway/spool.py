@@ -126,12 +126,16 @@ class Spool:
         return _Transaction(self._db)
 
     def _enforce(self, now: int) -> None:
-        expired = self._db.execute(
-            "SELECT id, created, device, readings, LENGTH(payload) FROM batches "
-            "WHERE created < ? ORDER BY id",
-            (now - self.max_age_ms,),
-        ).fetchall()
-        self._drop(expired, "older than the spool's age limit")
+        # batches leave in id order and ids grow with time: only the oldest ones can be expired,
+        # so look at the head instead of scanning the table (a scan per push stalls at scale)
+        while self._count:
+            head = self._db.execute(
+                "SELECT id, created, device, readings, LENGTH(payload) FROM batches "
+                "ORDER BY id LIMIT 1"
+            ).fetchone()
+            if head is None or head[1] >= now - self.max_age_ms:
+                break
+            self._drop([head], "older than the spool's age limit")
         if self._bytes > self.max_bytes:
             victims: list[tuple[int, int, str, int, int]] = []
             excess = self._bytes - self.max_bytes
