@@ -16,9 +16,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+# the scripts here are named like our packages: the checkout goes first on the import path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
