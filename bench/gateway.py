@@ -22,15 +22,15 @@ from pathlib import Path
 # this file is named like the `gateway` package: keep its folder off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from gateway.bus import ModbusBus  # noqa: E402
-from gateway.poller import DevicePoller  # noqa: E402
-from simulators.modbus import ModbusSimServer, SimulatedDevice  # noqa: E402
-from simulators.signals import Noisy, Ramp  # noqa: E402
-from telemetry.codec import TelemetryBatch, encode  # noqa: E402
-from telemetry.config import DeviceProfile, HubConfig  # noqa: E402
-from telemetry.registry import build_registry  # noqa: E402
+from gateway.bus import ModbusBus
+from gateway.poller import DevicePoller
+from simulators.modbus import ModbusSimServer, SimulatedDevice
+from simulators.signals import Noisy, Ramp
+from telemetry.codec import TelemetryBatch, encode
+from telemetry.config import DeviceProfile, HubConfig
+from telemetry.registry import build_registry
 
 UNITS_PER_PORT = 10
 

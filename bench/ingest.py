@@ -35,20 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from alerts.alarms import AlarmEvent  # noqa: E402
-from alerts.statedb import StateDB  # noqa: E402
-from ingest.dispatch import Dispatcher  # noqa: E402
-from ingest.metrics import Metrics  # noqa: E402
-from ingest.pipeline import Pipeline  # noqa: E402
-from ingest.service import IngestService  # noqa: E402
-from ingest.store.base import Aggregate, LatestValue, PositionBatch, ReadingBatch  # noqa: E402
-from ingest.store.buffered import BufferedStore  # noqa: E402
-from ingest.store.influx import InfluxStore  # noqa: E402
-from telemetry.config import HubConfig  # noqa: E402
-from telemetry.registry import Registry, build_registry  # noqa: E402
-from telemetry.topics import TopicLayout  # noqa: E402
+from alerts.alarms import AlarmEvent
+from alerts.statedb import StateDB
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.pipeline import Pipeline
+from ingest.service import IngestService
+from ingest.store.base import Aggregate, LatestValue, PositionBatch, ReadingBatch
+from ingest.store.buffered import BufferedStore
+from ingest.store.influx import InfluxStore
+from telemetry.config import HubConfig
+from telemetry.registry import Registry, build_registry
+from telemetry.topics import TopicLayout
 
-from services import InfluxService, MosquittoService  # noqa: E402
+from services import InfluxService, MosquittoService
 
 BATCH = 100
 TENANT, SITE = "bench", "site"

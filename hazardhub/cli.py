@@ -73,6 +73,22 @@ def _parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(sub)
 
+    # --- jt808 (issue 7: JT/T 808 gateway) ---
+    j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
+    j.add_argument("-c", "--config", type=Path, required=True)
+    j.add_argument("--listen", default="0.0.0.0:6808", help="HOST:PORT for the terminals")
+    j.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    j.add_argument("--spool-dir", type=Path, default=Path("spool"))
+    j.add_argument("--spool-max-mb", type=float, default=256.0)
+    j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
+    j.add_argument("--name", default="jt808", help="gateway name (spool file, drop reports)")
+    j.add_argument(
+        "--auth-secret-env",
+        default="HAZARDHUB_JT808_SECRET",
+        help="environment variable holding the auth-code secret (keeps codes valid on restart)",
+    )
+    # --- end jt808 ---
+
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
     return p
@@ -202,6 +218,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         from hazardhub.simulate import run as run_simulate
 
         return run_simulate(args, _run)
+    if args.command == "jt808":  # issue 7: JT/T 808 gateway
+        from gateway.jt808 import Jt808Gateway
+
+        secret = os.environ.get(args.auth_secret_env)
+        jt = Jt808Gateway(
+            load(args.config).registry(),
+            listen=_hostport(args.listen, 6808),
+            broker=_hostport(args.broker, 1883),
+            spool_dir=args.spool_dir,
+            secret=secret.encode() if secret else None,
+            idle_timeout_s=args.idle_timeout_s,
+            spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
+            name=args.name,
+        )
+
+        async def run_jt808(stop: asyncio.Event) -> int:
+            await jt.run(stop)
+            return 0
+
+        return _run(run_jt808)
     raise AssertionError(args.command)
 
 

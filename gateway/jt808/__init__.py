@@ -1,0 +1,22 @@
+"""The JT/T 808 gateway: terminals over TCP to position records over MQTT.
+
+The pure protocol (framing, bodies) is `telemetry.jt808`, shared with the terminal simulator;
+here are the pieces with state and I/O: `directory` (terminal -> vehicle, auth codes), `session`
+(the per-terminal state machine, sans-IO), `uplink` (spool + MQTT) and `server` (asyncio TCP).
+"""
+
+from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.server import Jt808Gateway, Jt808Server
+from gateway.jt808.session import Session, State, position_record
+from gateway.jt808.uplink import PositionUplink
+
+__all__ = [
+    "Directory",
+    "Jt808Gateway",
+    "Jt808Server",
+    "PositionUplink",
+    "Session",
+    "State",
+    "VehicleRef",
+    "position_record",
+]

@@ -1,0 +1,96 @@
+"""Which vehicle a JT/T 808 terminal is, and its auth code (pure).
+
+A terminal is found by its phone number (the vehicle's `terminal` in the configuration) or, when
+no vehicle names that number, by the plate it sends in its registration. The auth code handed out
+in 0x8100 names the vehicle and carries an HMAC of (phone, tenant, vehicle) under the gateway's
+secret, so authentication needs no state: it survives a gateway restart with the same secret, and
+fails once the vehicle leaves the configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from telemetry.errors import ConfigError
+from telemetry.jt808.messages import RegisterResponse
+from telemetry.registry import VehicleInfo
+
+__all__ = ["Directory", "VehicleRef"]
+
+_PREFIX = "hh1"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleRef:
+    tenant: str
+    vehicle: str
+
+
+def _norm(phone: str) -> str:
+    return phone.lstrip("0") or "0"
+
+
+class Directory:
+    def __init__(self, vehicles: Iterable[VehicleInfo], secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ConfigError("the JT/T 808 auth secret must be at least 16 bytes")
+        self._secret = secret
+        self._by_terminal: dict[str, VehicleRef] = {}
+        self._by_plate: dict[str, list[VehicleRef]] = {}
+        self._terminal_of: dict[VehicleRef, str | None] = {}
+        for v in vehicles:
+            ref = VehicleRef(v.tenant, v.spec.id)
+            term = _norm(v.spec.terminal) if v.spec.terminal else None
+            self._terminal_of[ref] = term
+            if term is not None:
+                other = self._by_terminal.get(term)
+                if other is not None:
+                    raise ConfigError(
+                        f"JT/T 808 terminal {v.spec.terminal} is configured for vehicle "
+                        f"{other.tenant}/{other.vehicle} and for {ref.tenant}/{ref.vehicle}"
+                    )
+                self._by_terminal[term] = ref
+            self._by_plate.setdefault(v.spec.plate.strip(), []).append(ref)
+
+    def __len__(self) -> int:
+        return len(self._terminal_of)
+
+    def register(self, phone: str, plate: str) -> tuple[int, VehicleRef | None]:
+        """The 0x8100 result for a registration, and the vehicle on success."""
+        ref = self._by_terminal.get(_norm(phone))
+        if ref is not None:
+            return RegisterResponse.OK, ref
+        refs = self._by_plate.get(plate.strip(), [])
+        if len(refs) != 1:
+            # unknown plate, or the same plate in several tenants: the terminal must be named
+            return (
+                RegisterResponse.NO_VEHICLE if plate.strip() else RegisterResponse.NO_TERMINAL
+            ), None
+        ref = refs[0]
+        if self._terminal_of[ref] is not None:
+            return RegisterResponse.VEHICLE_REGISTERED, None  # bound to another terminal
+        return RegisterResponse.OK, ref
+
+    def auth_code(self, phone: str, ref: VehicleRef) -> str:
+        return f"{_PREFIX}:{ref.tenant}:{ref.vehicle}:{self._mac(_norm(phone), ref)}"
+
+    def authenticate(self, phone: str, code: str) -> VehicleRef | None:
+        parts = code.split(":")
+        if len(parts) != 4 or parts[0] != _PREFIX:
+            return None
+        ref = VehicleRef(parts[1], parts[2])
+        if ref not in self._terminal_of:
+            return None
+        term = self._terminal_of[ref]
+        if term is not None and term != _norm(phone):
+            return None
+        if not hmac.compare_digest(parts[3], self._mac(_norm(phone), ref)):
+            return None
+        return ref
+
+    def _mac(self, phone: str, ref: VehicleRef) -> str:
+        msg = f"{phone}\x00{ref.tenant}\x00{ref.vehicle}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:20]

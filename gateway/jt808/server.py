@@ -1,0 +1,260 @@
+"""The JT/T 808 gateway: an asyncio TCP server in front of `Session`, publishing positions through
+`PositionUplink`.
+
+Each connection is an `asyncio.Protocol` (no task per terminal); bytes go into the connection's
+pure `Session`, and its events are carried out in order: replies written to the socket, position
+arrays committed to the spool, problems counted in `counters`. An exception while handling one
+connection's bytes is our fault: it is counted (``internal_error``), logged, and closes that
+connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.session import (
+    Authenticated,
+    Close,
+    Event,
+    Problem,
+    Publish,
+    Send,
+    Session,
+    State,
+    TerminalAck,
+)
+from gateway.jt808.uplink import PositionUplink
+from gateway.spool import Spool
+from telemetry.jt808.messages import Alarm
+from telemetry.registry import Registry
+from telemetry.topics import TopicLayout
+
+__all__ = ["Jt808Gateway", "Jt808Server"]
+
+log = logging.getLogger(__name__)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: Jt808Server) -> None:
+        self.server = server
+        self.session = Session(server.directory, max_bad_frames=server.max_bad_frames)
+        self.transport: asyncio.Transport | None = None
+        self.last_rx = 0.0
+        self.peer = "?"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.last_rx = self.server.loop_time()
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.server.connections.add(self)
+        self.server.counters["connections"] += 1
+
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = self.server.loop_time()
+        try:
+            self.server.handle(self, self.session.feed(data, self.server.clock_ms()))
+        except Exception:
+            self.server.counters["internal_error"] += 1
+            log.exception("jt808: error handling %s (%s); closing it", self.peer, self.vehicle)
+            self.close(abort=True)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.forget(self)
+
+    @property
+    def vehicle(self) -> VehicleRef | None:
+        return self.session.vehicle
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self, *, abort: bool = False) -> None:
+        self.session.state = State.CLOSED
+        if self.transport is not None and not self.transport.is_closing():
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+
+class Jt808Server:
+    """Accepts terminals, maps them to vehicles, hands their positions to the uplink."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        uplink: PositionUplink,
+        *,
+        secret: bytes,
+        idle_timeout_s: float = 300.0,
+        max_bad_frames: int = 20,
+        clock_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        self.directory = Directory(registry.vehicles.values(), secret)
+        self.uplink = uplink
+        self.idle_timeout_s = idle_timeout_s
+        self.max_bad_frames = max_bad_frames
+        self.clock_ms = clock_ms
+        self.counters: Counter[str] = Counter()
+        self.connections: set[_Connection] = set()
+        self.by_vehicle: dict[VehicleRef, _Connection] = {}
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.address: tuple[str, int] | None = None
+
+    def loop_time(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen (port 0: any free port); return the address bound."""
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), host, port, backlog=4096, reuse_address=True
+        )
+        sock = self._server.sockets[0].getsockname()
+        self.address = (sock[0], sock[1])
+        log.info("jt808: listening on %s:%d for %d vehicles", *self.address, len(self.directory))
+        return self.address
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Close idle terminals until `stop` is set, then close every connection."""
+        period = max(0.05, min(1.0, self.idle_timeout_s / 4))
+        try:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=period)
+                except TimeoutError:
+                    self.close_idle()
+        finally:
+            if self._server is not None:
+                self._server.close()
+            for conn in list(self.connections):
+                conn.close()
+            if self._server is not None:
+                await self._server.wait_closed()
+
+    def close_idle(self) -> int:
+        deadline = self.loop_time() - self.idle_timeout_s
+        idle = [c for c in self.connections if c.last_rx < deadline]
+        for conn in idle:
+            self.counters["idle_closed"] += 1
+            log.info(
+                "jt808: closing %s (%s): silent for %.0fs",
+                conn.peer,
+                conn.vehicle,
+                self.idle_timeout_s,
+            )
+            conn.close()
+        return len(idle)
+
+    def handle(self, conn: _Connection, events: list[Event]) -> None:
+        counters = self.counters
+        for ev in events:
+            if isinstance(ev, Send):
+                conn.write(ev.data)
+            elif isinstance(ev, Publish):
+                self.uplink.submit(ev.vehicle, ev.records, ev.received_ms)  # durable, then ack
+                counters["positions"] += len(ev.records)
+                counters["messages"] += 1
+            elif isinstance(ev, Problem):
+                counters[ev.kind] += 1
+                log.debug("jt808: %s (%s): %s: %s", conn.peer, conn.vehicle, ev.kind, ev.detail)
+            elif isinstance(ev, Authenticated):
+                old = self.by_vehicle.get(ev.vehicle)
+                if old is not None and old is not conn:
+                    counters["replaced"] += 1
+                    old.close()
+                self.by_vehicle[ev.vehicle] = conn
+                counters["authenticated"] += 1
+            elif isinstance(ev, TerminalAck):
+                counters["terminal_acks"] += 1
+            elif isinstance(ev, Close):
+                conn.close()
+
+    def forget(self, conn: _Connection) -> None:
+        self.connections.discard(conn)
+        ref = conn.vehicle
+        if ref is not None and self.by_vehicle.get(ref) is conn:
+            del self.by_vehicle[ref]
+
+    def confirm_alarm(
+        self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = Alarm.ACK_CLEAR
+    ) -> bool:
+        """Send 0x8203 to the vehicle's terminal: the platform confirms its alarms (serial 0: all
+        of `alarm_type`). False when the terminal is not connected and authenticated."""
+        conn = self.by_vehicle.get(VehicleRef(tenant, vehicle))
+        if conn is None or conn.session.state is not State.AUTHENTICATED:
+            return False
+        conn.write(conn.session.confirm_alarm(alarm_serial, int(alarm_type)))
+        self.counters["alarm_confirmations"] += 1
+        return True
+
+
+class Jt808Gateway:
+    """The `hazardhub jt808` process: server, uplink and spool, run until `stop`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        listen: tuple[str, int],
+        broker: tuple[str, int],
+        spool_dir: Path,
+        layout: TopicLayout | None = None,
+        secret: bytes | None = None,
+        idle_timeout_s: float = 300.0,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        spool_max_age_s: float = 7 * 86400,
+        name: str = "jt808",
+    ) -> None:
+        if secret is None:
+            log.warning(
+                "jt808: no auth secret given; terminals must register again after a restart"
+            )
+            secret = secrets.token_bytes(32)
+        self.listen = listen
+        self.spool = Spool(
+            spool_dir / f"spool-jt808-{name}.db",
+            max_bytes=spool_max_bytes,
+            max_age_s=spool_max_age_s,
+            clock_ms=_wall_ms,
+        )
+        self.uplink = PositionUplink(
+            *broker,
+            layout=layout or TopicLayout(),
+            spool=self.spool,
+            gateway=name,
+            clock_ms=_wall_ms,
+        )
+        self.server = Jt808Server(
+            registry, self.uplink, secret=secret, idle_timeout_s=idle_timeout_s
+        )
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.server.start(*self.listen)
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.uplink.run(stop), name="jt808-uplink")
+                tg.create_task(self.server.serve(stop), name="jt808-server")
+        finally:
+            self.spool.close()

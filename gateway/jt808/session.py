@@ -1,0 +1,328 @@
+"""One terminal's JT/T 808 session (pure, sans-IO): bytes in, events out.
+
+    CONNECTED --0x0100 ok--> REGISTERED --0x0102 ok--> AUTHENTICATED
+    CONNECTED --0x0102 ok (code from an earlier registration)--> AUTHENTICATED
+    any --0x0003 logout--> CLOSED
+
+What each state accepts is the table `ACCEPTS`. A known message the state does not accept is
+answered 0x8001 result 1 (failed): the terminal must (re-)register or authenticate first. A
+message id we do not handle is answered result 3, a body we cannot read result 2; a frame whose
+check code or escaping is wrong is dropped (its serial number cannot be trusted). Every one of
+these is reported as a `Problem`, which the server counts.
+
+Positions are published before they are acknowledged: the server commits a `Publish` to its disk
+spool before it sends the `Send` that follows it, so an acknowledged position is never lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from gateway.jt808.directory import Directory, VehicleRef
+from telemetry.jt808.codec import (
+    BadFrame,
+    Frame,
+    FrameReader,
+    Header,
+    Jt808Error,
+    Reassembler,
+    encode_frame,
+)
+from telemetry.jt808.messages import (
+    AlarmConfirm,
+    Authenticate,
+    BatchLocation,
+    Location,
+    Message,
+    MsgId,
+    PlatformResponse,
+    Register,
+    RegisterResponse,
+    Status,
+    TerminalResponse,
+    UnsupportedMessageError,
+    decode_body,
+)
+
+__all__ = [
+    "ACCEPTS",
+    "Authenticated",
+    "Close",
+    "Event",
+    "Problem",
+    "Publish",
+    "Send",
+    "Session",
+    "State",
+    "TerminalAck",
+    "position_record",
+]
+
+
+class State(enum.Enum):
+    CONNECTED = "connected"
+    REGISTERED = "registered"
+    AUTHENTICATED = "authenticated"
+    CLOSED = "closed"
+
+
+_ALWAYS = frozenset({MsgId.REGISTER, MsgId.AUTHENTICATE, MsgId.LOGOUT})
+ACCEPTS: dict[State, frozenset[int]] = {
+    State.CONNECTED: _ALWAYS,
+    State.REGISTERED: _ALWAYS,
+    State.AUTHENTICATED: _ALWAYS
+    | {MsgId.HEARTBEAT, MsgId.LOCATION, MsgId.BATCH_LOCATION, MsgId.TERMINAL_RESPONSE},
+    State.CLOSED: frozenset(),
+}
+# the uplink messages a terminal may send at all; others (e.g. 0x8001 from a terminal) are refused
+_UPLINK = frozenset().union(*ACCEPTS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    vehicle: VehicleRef
+    records: tuple[dict[str, object], ...]
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    kind: str  # a short counter label: bad_frame, bad_body, unsupported, not_authenticated, ...
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    vehicle: VehicleRef
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalAck:
+    response: TerminalResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+
+
+Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
+
+
+def position_record(loc: Location) -> dict[str, object] | str:
+    """The MQTT position record of a location, or why it cannot be one (a counter label)."""
+    if not loc.status & Status.POSITIONED:
+        return "no_fix"
+    try:
+        ts = loc.ts_ms
+    except Jt808Error:
+        return "bad_time"
+    lat, lon = loc.lat, loc.lon
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return "bad_position"
+    if loc.speed_dkmh > 3000:
+        return "bad_speed"
+    if loc.direction > 360:
+        return "bad_heading"
+    rec: dict[str, object] = {
+        "ts": ts,
+        "lat": lat,
+        "lon": lon,
+        "speed_kmh": loc.speed_kmh,
+        "heading_deg": loc.direction,
+        "acc_on": bool(loc.status & Status.ACC_ON),
+        "alarm_flags": loc.alarm,
+    }
+    if loc.altitude_m <= 9000:
+        rec["alt_m"] = loc.altitude_m
+    return rec
+
+
+class Session:
+    """The state of one TCP connection from one terminal."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        max_frame: int = 4096,
+        max_bad_frames: int = 20,
+    ) -> None:
+        self.directory = directory
+        self.state = State.CONNECTED
+        self.phone: str | None = None  # bound at authentication
+        self.header: Header | None = None  # the terminal's last good header (version, phone)
+        self.vehicle: VehicleRef | None = None
+        self._pending: VehicleRef | None = None  # registered, awaiting authentication
+        self._reader = FrameReader(max_frame)
+        self._parts = Reassembler()
+        self._serial = 0
+        self._bad_in_a_row = 0
+        self.max_bad_frames = max_bad_frames
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def next_serial(self) -> int:
+        s = self._serial
+        self._serial = (s + 1) & 0xFFFF
+        return s
+
+    def feed(self, data: bytes, now_ms: int) -> list[Event]:
+        """Events for the bytes received; empty data means the terminal closed the connection."""
+        if self.state is State.CLOSED:
+            return []
+        if not data:
+            self.state = State.CLOSED
+            return [Close("closed by the terminal")]
+        events: list[Event] = []
+        for h in self._parts.expire(now_ms):
+            events.append(Problem("incomplete_packets", f"message {h.msg_id:#06x} timed out"))
+        for item in self._reader.feed(data):
+            if isinstance(item, BadFrame):
+                self._bad(item, events)
+            else:
+                self._frame(item, now_ms, events)
+            if self.closed:
+                break
+        return events
+
+    def encode(self, msg: Message) -> bytes:
+        """A platform message to this terminal, in its header version (after a good frame)."""
+        if self.header is None:
+            raise RuntimeError("no frame from the terminal yet: its header version is unknown")
+        h = self.header.reply(msg.msg_id, self.next_serial())
+        return encode_frame(h, msg.encode(h.is_2019))
+
+    def confirm_alarm(self, alarm_serial: int, alarm_type: int) -> bytes:
+        """The 0x8203 frame confirming the terminal's alarms (see `AlarmConfirm`)."""
+        if self.state is not State.AUTHENTICATED:
+            raise RuntimeError("the terminal is not authenticated")
+        return self.encode(AlarmConfirm(alarm_serial, alarm_type))
+
+    def _bad(self, item: BadFrame, events: list[Event]) -> None:
+        events.append(Problem("bad_frame", str(item.error)))
+        self._count_bad(events)
+
+    def _count_bad(self, events: list[Event]) -> None:
+        self._bad_in_a_row += 1
+        if self._bad_in_a_row >= self.max_bad_frames:
+            self.state = State.CLOSED
+            events.append(Close(f"{self._bad_in_a_row} bad frames in a row"))
+
+    def _answer(self, h: Header, result: int, events: list[Event]) -> None:
+        self.header = self.header or h
+        reply = h.reply(MsgId.PLATFORM_RESPONSE, self.next_serial())
+        body = PlatformResponse(h.serial, h.msg_id, result).encode(reply.is_2019)
+        events.append(Send(encode_frame(reply, body)))
+
+    def _frame(self, frame: Frame, now_ms: int, events: list[Event]) -> None:
+        h = frame.header
+        if self.phone is not None and h.phone != self.phone:
+            events.append(Problem("phone_mismatch", f"frame from {h.phone} on {self.phone}'s link"))
+            self._count_bad(events)
+            return
+        if h.encryption:
+            events.append(Problem("unsupported", f"encrypted body of {h.msg_id:#06x}"))
+            self._answer(h, PlatformResponse.UNSUPPORTED, events)
+            return
+        try:
+            whole = self._parts.add(frame, now_ms)
+        except Jt808Error as exc:
+            events.append(Problem("bad_frame", str(exc)))
+            self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
+            return
+        if whole is None:
+            return  # a sub-package; the whole message is answered
+        h = whole.header
+        if h.msg_id not in _UPLINK:
+            events.append(Problem("unsupported", f"message {h.msg_id:#06x} is not supported"))
+            self._answer(h, PlatformResponse.UNSUPPORTED, events)
+            return
+        try:
+            msg = decode_body(h.msg_id, whole.body, h.is_2019)
+        except UnsupportedMessageError as exc:  # pragma: no cover - _UPLINK is a subset
+            events.append(Problem("unsupported", str(exc)))
+            self._answer(h, PlatformResponse.UNSUPPORTED, events)
+            return
+        except Jt808Error as exc:
+            events.append(Problem("bad_body", str(exc)))
+            self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
+            self._count_bad(events)
+            return
+        self._bad_in_a_row = 0
+        self.header = h
+        if h.msg_id not in ACCEPTS[self.state]:
+            events.append(
+                Problem("not_authenticated", f"message {h.msg_id:#06x} in state {self.state.value}")
+            )
+            self._answer(h, PlatformResponse.FAILED, events)
+            return
+        self._dispatch(h, msg, now_ms, events)
+
+    def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
+        if isinstance(msg, Register):
+            self._register(h, msg, events)
+        elif isinstance(msg, Authenticate):
+            self._authenticate(h, msg, events)
+        elif isinstance(msg, Location):
+            self._locations(h, (msg,), now_ms, events)
+        elif isinstance(msg, BatchLocation):
+            self._locations(h, msg.items, now_ms, events)
+        elif isinstance(msg, TerminalResponse):
+            events.append(TerminalAck(msg))
+        elif msg.msg_id == MsgId.LOGOUT:
+            self._answer(h, PlatformResponse.OK, events)
+            self.state = State.CLOSED
+            events.append(Close("logout"))
+        else:  # heartbeat
+            self._answer(h, PlatformResponse.OK, events)
+
+    def _register(self, h: Header, msg: Register, events: list[Event]) -> None:
+        result, ref = self.directory.register(h.phone, msg.plate)
+        code = ""
+        if ref is not None:
+            code = self.directory.auth_code(h.phone, ref)
+            self._pending = ref
+            if self.state is State.CONNECTED:
+                self.state = State.REGISTERED
+        else:
+            events.append(
+                Problem("unknown_terminal", f"terminal {h.terminal} plate {msg.plate!r}: {result}")
+            )
+        reply = h.reply(MsgId.REGISTER_RESPONSE, self.next_serial())
+        body = RegisterResponse(h.serial, result, code).encode(reply.is_2019)
+        events.append(Send(encode_frame(reply, body)))
+
+    def _authenticate(self, h: Header, msg: Authenticate, events: list[Event]) -> None:
+        ref = self.directory.authenticate(h.phone, msg.auth_code)
+        if ref is None:
+            events.append(Problem("auth_failed", f"terminal {h.terminal}: wrong auth code"))
+            self._answer(h, PlatformResponse.FAILED, events)
+            return
+        self.vehicle, self.phone, self.state = ref, h.phone, State.AUTHENTICATED
+        self._answer(h, PlatformResponse.OK, events)
+        events.append(Authenticated(ref, h.phone))
+
+    def _locations(
+        self, h: Header, items: tuple[Location, ...], now_ms: int, events: list[Event]
+    ) -> None:
+        assert self.vehicle is not None
+        records: list[dict[str, object]] = []
+        for loc in items:
+            rec = position_record(loc)
+            if isinstance(rec, str):
+                events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))
+            else:
+                records.append(rec)
+        if records:
+            events.append(Publish(self.vehicle, tuple(records), now_ms))
+        self._answer(h, PlatformResponse.OK, events)

@@ -1,0 +1,265 @@
+"""A JT/T 808 terminal simulator: registers, authenticates, sends heartbeats, reports 0x0200
+positions and 0x0704 backfills, answers 0x8203 alarm confirmations with 0x0001.
+
+It speaks through `telemetry.jt808`, the same pure codec the gateway uses; `send_raw` sends any
+bytes, for tests of malformed frames. Used by the tests, the benchmark and the fleet simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telemetry.jt808.codec import Frame, FrameReader, Header, encode_frame, encode_packets
+from telemetry.jt808.messages import (
+    AlarmConfirm,
+    Authenticate,
+    BatchLocation,
+    Extra,
+    Heartbeat,
+    Location,
+    Logout,
+    Message,
+    MsgId,
+    PlatformResponse,
+    Register,
+    RegisterResponse,
+    Status,
+    TerminalResponse,
+    decode_body,
+    ms_to_bcd_time,
+)
+
+__all__ = ["Fix", "Jt808Terminal", "TerminalError", "location_of"]
+
+log = logging.getLogger(__name__)
+
+
+class TerminalError(Exception):
+    """The platform refused or did not answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One position as a terminal measures it (ts: epoch ms UTC; sent as GMT+8 BCD seconds)."""
+
+    ts_ms: int
+    lat: float
+    lon: float
+    speed_kmh: float = 0.0
+    heading_deg: int = 0
+    alt_m: int = 0
+    acc_on: bool = True
+    alarm: int = 0
+    positioned: bool = True
+    mileage_km: float | None = None
+    signal: int | None = None
+    satellites: int | None = None
+
+
+def location_of(fix: Fix) -> Location:
+    status = Status.GPS | Status.BEIDOU
+    if fix.acc_on:
+        status |= Status.ACC_ON
+    if fix.positioned:
+        status |= Status.POSITIONED
+    if fix.lat < 0:
+        status |= Status.SOUTH
+    if fix.lon < 0:
+        status |= Status.WEST
+    extras: list[tuple[int, bytes]] = []
+    if fix.mileage_km is not None:
+        extras.append((Extra.MILEAGE, round(fix.mileage_km * 10).to_bytes(4, "big")))
+    if fix.signal is not None:
+        extras.append((Extra.SIGNAL, bytes((fix.signal,))))
+    if fix.satellites is not None:
+        extras.append((Extra.SATELLITES, bytes((fix.satellites,))))
+    return Location(
+        fix.alarm,
+        int(status),
+        round(abs(fix.lat) * 1e6),
+        round(abs(fix.lon) * 1e6),
+        fix.alt_m,
+        round(fix.speed_kmh * 10),
+        fix.heading_deg,
+        ms_to_bcd_time(fix.ts_ms),
+        tuple(extras),
+    )
+
+
+class Jt808Terminal:
+    """One simulated terminal over one TCP connection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        phone: str,
+        plate: str = "",
+        *,
+        v2019: bool = False,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.phone = phone
+        self.plate = plate
+        self.version = 1 if v2019 else None
+        self.timeout_s = timeout_s
+        self.auth_code: str | None = None
+        self.confirmations: list[AlarmConfirm] = []
+        self.bad_frames = 0
+        self.closed = asyncio.Event()
+        self._serial = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[Message]] = {}
+
+    @property
+    def v2019(self) -> bool:
+        return self.version is not None
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self.closed.clear()
+        self._task = asyncio.create_task(self._read(), name=f"jt808-sim-{self.phone}")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError, ConnectionError):
+                await self._writer.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._writer = self._task = None
+
+    async def __aenter__(self) -> Jt808Terminal:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _header(self, msg_id: int) -> Header:
+        serial = self._serial
+        self._serial = (serial + 1) & 0xFFFF
+        return Header(msg_id, serial, self.phone, self.version)
+
+    async def send_raw(self, data: bytes) -> None:
+        assert self._writer is not None, "not connected"
+        self._writer.write(data)
+        await self._writer.drain()
+
+    async def send(
+        self, msg: Message, *, wait: bool = True, max_body: int = 1023
+    ) -> Message | None:
+        """Send a message (as sub-packages when longer than `max_body`); with `wait`, return the
+        platform's answer to it."""
+        if self.closed.is_set():
+            raise TerminalError("the connection is closed")
+        h = self._header(msg.msg_id)
+        frames = encode_packets(h, msg.encode(self.v2019), max_body)
+        # sub-packages take consecutive serials; the answer names the first
+        self._serial = (h.serial + len(frames)) & 0xFFFF
+        fut: asyncio.Future[Message] | None = None
+        if wait:
+            fut = asyncio.get_running_loop().create_future()
+            self._waiting[h.serial] = fut
+        await self.send_raw(b"".join(frames))
+        if fut is None:
+            return None
+        try:
+            return await asyncio.wait_for(fut, self.timeout_s)
+        except TimeoutError as exc:
+            raise TerminalError(f"no answer to {msg.msg_id:#06x} serial {h.serial}") from exc
+        finally:
+            self._waiting.pop(h.serial, None)
+
+    async def register(self, plate: str | None = None) -> RegisterResponse:
+        reg = Register(44, 300, "HZHUB", "SIM-808", self.phone[-7:], 2, plate or self.plate)
+        answer = await self.send(reg)
+        if not isinstance(answer, RegisterResponse):
+            raise TerminalError(f"registration answered with {answer}")
+        if answer.result == RegisterResponse.OK:
+            self.auth_code = answer.auth_code
+        return answer
+
+    async def authenticate(self, code: str | None = None) -> PlatformResponse:
+        code = code if code is not None else self.auth_code
+        if code is None:
+            raise TerminalError("no auth code: register first")
+        imei = "86" + self.phone[-13:].zfill(13)
+        return self._ok(await self.send(Authenticate(code, imei, "sim-1.0")))
+
+    async def login(self) -> None:
+        """Register (unless a code is known) and authenticate; raise TerminalError on refusal."""
+        if self.auth_code is None:
+            reg = await self.register()
+            if reg.result != RegisterResponse.OK:
+                raise TerminalError(f"registration refused: result {reg.result}")
+        answer = await self.authenticate()
+        if answer.result != PlatformResponse.OK:
+            raise TerminalError(f"authentication refused: result {answer.result}")
+
+    async def heartbeat(self) -> PlatformResponse:
+        return self._ok(await self.send(Heartbeat()))
+
+    async def logout(self) -> PlatformResponse:
+        return self._ok(await self.send(Logout()))
+
+    async def report(self, fix: Fix, *, wait: bool = True) -> PlatformResponse | None:
+        answer = await self.send(location_of(fix), wait=wait)
+        return None if answer is None else self._ok(answer)
+
+    async def backfill(
+        self, fixes: Sequence[Fix], *, kind: int = BatchLocation.BACKFILL, wait: bool = True
+    ) -> PlatformResponse | None:
+        batch = BatchLocation(kind, tuple(location_of(f) for f in fixes))
+        answer = await self.send(batch, wait=wait)
+        return None if answer is None else self._ok(answer)
+
+    @staticmethod
+    def _ok(answer: Message | None) -> PlatformResponse:
+        if not isinstance(answer, PlatformResponse):
+            raise TerminalError(f"expected 0x8001, got {answer}")
+        return answer
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        frames = FrameReader()
+        try:
+            while data := await self._reader.read(65536):
+                for item in frames.feed(data):
+                    if isinstance(item, Frame):
+                        await self._on_frame(item)
+                    else:
+                        self.bad_frames += 1
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            self.closed.set()
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(TerminalError("connection closed by the platform"))
+
+    async def _on_frame(self, frame: Frame) -> None:
+        h = frame.header
+        try:
+            msg = decode_body(h.msg_id, frame.body, h.is_2019)
+        except Exception:
+            self.bad_frames += 1
+            return
+        if isinstance(msg, PlatformResponse | RegisterResponse):
+            fut = self._waiting.get(msg.ack_serial)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif isinstance(msg, AlarmConfirm):
+            self.confirmations.append(msg)
+            reply = self._header(MsgId.TERMINAL_RESPONSE)
+            body = TerminalResponse(h.serial, h.msg_id, 0).encode(self.v2019)
+            await self.send_raw(encode_frame(reply, body))
