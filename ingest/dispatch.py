@@ -7,6 +7,7 @@ batch are committed, so a failed hand-over can be retried whole without judging 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
@@ -16,11 +17,12 @@ from alerts.evaluate import CoreState, evaluate
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from ingest.metrics import Metrics
-from ingest.store.base import PositionBatch, ReadingBatch, TimeSeriesStore
+from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.registry import Registry
 
 __all__ = ["AlarmListener", "Dispatcher"]
 
+log = logging.getLogger(__name__)
 AlarmListener = Callable[[Sequence[AlarmEvent]], Awaitable[None]]
 
 
@@ -36,6 +38,39 @@ class Dispatcher:
         self.state: CoreState = self.book.restore(CoreState.empty(len(registry.sensors)))
         self.listeners: list[AlarmListener] = []
         self._lock = asyncio.Lock()
+
+    async def tick(self, now: int) -> list[AlarmEvent]:
+        """Advance the core's clock without readings: a sensor that went silent raises its
+        no-data alarm, a protective action past its deadline its failure, even when nothing
+        arrives at all."""
+        async with self._lock:
+            empty = ReadingBatch(
+                np.zeros(0, np.int32),
+                np.zeros(0, np.int64),
+                np.zeros(0),
+                np.zeros(0, np.uint8),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+            )
+            state, transitions, _ = evaluate(self.table, empty, self.state, now)
+            events = await asyncio.to_thread(self.book.apply, transitions, now)
+            self.state = state
+            await self._store_events(events)
+        for ev in events:
+            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        return events
+
+    async def _store_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Alarm events also go to the time-series store (history for Grafana and reports). The
+        state database stays the authority: a failure here is counted, never retried, so a batch
+        is never judged twice."""
+        if not events:
+            return
+        try:
+            await self.store.write_alarm_events(events)
+        except StoreError as exc:
+            self.metrics.inc("hazardhub_alarm_event_store_failures_total")
+            log.warning("alarm events not written to the time-series store: %s", exc)
 
     async def dispatch(
         self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch], arrival: int
@@ -54,6 +89,7 @@ class Dispatcher:
             state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
             events = await asyncio.to_thread(self.book.apply, transitions, arrival)
             self.state = state
+            await self._store_events(events)
         self.metrics.inc("hazardhub_readings_total", len(batch))
         if outcome.late:
             self.metrics.inc("hazardhub_readings_late_total", outcome.late)

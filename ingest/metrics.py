@@ -22,6 +22,9 @@ _HELP = {
     "hazardhub_alarm_events_total": "Alarm events, by kind",
     "hazardhub_store_retries_total": "Store writes retried after a retryable error",
     "hazardhub_alarm_publish_failures_total": "Alarm events that could not be published over MQTT",
+    "hazardhub_alarm_event_store_failures_total": (
+        "Alarm events not written to the time-series store (the state database has them)"
+    ),
 }
 
 

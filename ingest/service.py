@@ -56,6 +56,7 @@ class IngestService:
         flush_readings: int = 5000,
         flush_interval_s: float = 0.05,
         queue_size: int = 1000,
+        tick_s: float = 1.0,
     ) -> None:
         self.pipeline = pipeline
         self.dispatcher = dispatcher
@@ -68,6 +69,7 @@ class IngestService:
         self._flush_messages = flush_messages
         self._flush_readings = flush_readings
         self._flush_interval = flush_interval_s
+        self._tick_s = tick_s  # the core's clock advances this often even without readings
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
         self._stopping = False
@@ -126,6 +128,7 @@ class IngestService:
         pending: list[tuple[aiomqtt.Message, Handled]] = []
         readings = 0
         first_at = 0.0
+        next_tick = loop.time() + self._tick_s
         while True:
             if reader.done():
                 pending_exc = reader.exception()
@@ -152,6 +155,11 @@ class IngestService:
                     message = await asyncio.wait_for(self._queue.get(), timeout=timeout)
                 except TimeoutError:
                     message = None
+            if loop.time() >= next_tick:
+                next_tick = loop.time() + self._tick_s
+                events = await self.dispatcher.tick(_now_ms())
+                if events:
+                    await self._publish(client, events)
             if message is not None:
                 payload = message.payload
                 data = payload if isinstance(payload, bytes) else str(payload).encode()
