@@ -256,12 +256,14 @@ async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
     rows = db.list_alarms(None, limit=1000)
     events = db.alarm_events([r.id for r in rows])
     got = []
+    failures = []
     for r in rows:
-        info = reg.sensor(r.sensor)
-        names = {lv.name for lv in info.levels if lv.above is not None}
+        if r.side == 4:  # action_failed: a protective action was not confirmed in time
+            failures.append((r.sensor, (r.started_ts - start_wall_ms) * accel / 1000))
+        if r.side != 0:  # process levels above; faults and no-data are judged elsewhere
+            continue
         for e in events[r.id]:
-            if e.level_name in names or (e.kind == "cleared" and r.level_name in names):
-                got.append((r.sensor, (e.ts - start_wall_ms) * accel / 1000, e.level))
+            got.append((r.sensor, (e.ts - start_wall_ms) * accel / 1000, e.level))
     db.close()
     got.sort(key=lambda g: (g[0], g[1]))
     want = expected_transitions(compiled, reg0, step_s=0.05)
@@ -270,6 +272,39 @@ async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
     tolerance = poll_s * accel + 1.0  # one poll period (in scenario time) and quantisation
     for (s, tg, lv), (_, tw, _) in zip(got, want, strict=True):
         assert abs(tg - tw) <= tolerance, (s, lv, tg, tw)
+    want_failures = expected_action_failures(compiled, reg0, want, accel)
+    assert [s for s, _ in failures] == [s for s, _ in want_failures]
+    for (s, tg), (_, tw) in zip(failures, want_failures, strict=True):
+        assert abs(tg - tw) <= tolerance, (s, tg, tw)
+
+
+def expected_action_failures(
+    compiled, registry, transitions, accel: float
+) -> list[tuple[str, float]]:
+    """(sensor, scenario time) of every protective action the truth does not confirm in time:
+    the deadline is the event time at which the verified level was reached plus `within_s` of
+    wall time (event times are wall times), i.e. `within_s * accel` of scenario time."""
+    out = []
+    for sid, t, level in transitions:
+        info = registry.sensor(sid)
+        spec = info.verify
+        if spec is None:
+            continue
+        above = [lv for lv in info.levels if lv.above is not None]
+        target = next((i + 1 for i, lv in enumerate(above) if lv.name == spec.level), len(above))
+        if level != target:
+            continue
+        feed = spec.sensor
+        window = spec.within_s * accel
+        samples = np.arange(t, t + window + 1e-9, 0.05)
+        values = [compiled.value(feed, x) for x in samples]
+        if spec.expect_below is not None:
+            confirmed = any(v < spec.expect_below for v in values)
+        else:
+            confirmed = any(v > spec.expect_above for v in values)
+        if not confirmed:
+            out.append((sid, t + window))
+    return out
 
 
 async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
