@@ -15,7 +15,7 @@ import yaml
 
 from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
-from simulators.fleet import FleetPublisher, SimulatedVehicle
+from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle
 from simulators.load import LoadGenerator, config_yaml
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.errors import ConfigError
@@ -48,6 +48,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if name != "modbus":
             p.add_argument("--broker", default="127.0.0.1:1883")
             p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
+            p.add_argument(
+                "--jt808",
+                default=None,
+                metavar="HOST:PORT",
+                help="report as JT/T 808 terminals to this platform instead of MQTT",
+            )
     lp = ss.add_parser("load", help="synthetic gateways publishing telemetry at a given rate")
     lp.add_argument("--broker", default="127.0.0.1:1883")
     lp.add_argument("--rate", type=float, default=20_000, help="readings per second")
@@ -145,18 +151,36 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             )
             for k, v in enumerate(registry.vehicles.values())
         ]
-        fleet = FleetPublisher(
-            vehicles,
-            host=host,
-            port=port,
-            layout=TopicLayout(),
-            clock=clock,
-            start_wall_ms=start_wall_ms,
-            period_s=args.period,
-            accel=accel,
-        )
-        tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
-        print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
+        if args.jt808:
+            jhost, jport = _hostport(args.jt808)
+            specs = list(registry.vehicles.values())
+            jt = Jt808Fleet(
+                [
+                    (sim, spec.spec.terminal or f"0138{k:08d}", spec.spec.plate)
+                    for k, (sim, spec) in enumerate(zip(vehicles, specs, strict=True))
+                ],
+                host=jhost,
+                port=jport,
+                clock=clock,
+                start_wall_ms=start_wall_ms,
+                period_s=args.period,
+                accel=accel,
+            )
+            tasks.append(asyncio.create_task(jt.run(stop), name="fleet-jt808"))
+            print(f"fleet: {len(vehicles)} JT/T 808 terminals -> {jhost}:{jport}", flush=True)
+        else:
+            fleet = FleetPublisher(
+                vehicles,
+                host=host,
+                port=port,
+                layout=TopicLayout(),
+                clock=clock,
+                start_wall_ms=start_wall_ms,
+                period_s=args.period,
+                accel=accel,
+            )
+            tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
+            print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
     runner = ScenarioRunner(
         compiled, farm.devices if farm else {}, clock, accel, {v.id: v for v in vehicles}
     )

@@ -20,7 +20,7 @@ import orjson
 from simulators.signals import Signal
 from telemetry.topics import TopicLayout
 
-__all__ = ["FleetPublisher", "SimulatedVehicle", "position_at"]
+__all__ = ["FleetPublisher", "Jt808Fleet", "SimulatedVehicle", "position_at"]
 
 log = logging.getLogger(__name__)
 _EARTH_M = 6_371_000.0
@@ -156,6 +156,67 @@ class FleetPublisher:
                             await asyncio.wait_for(stop.wait(), timeout=self._period)
             except aiomqtt.MqttError as exc:
                 log.warning("fleet: broker unreachable (%s)", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+class Jt808Fleet:
+    """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports 0x0200
+    every `period_s` to a JT/T 808 platform (hazardhub's `jt808` gateway or any other)."""
+
+    def __init__(
+        self,
+        vehicles: Sequence[tuple[SimulatedVehicle, str, str]],  # (vehicle, terminal phone, plate)
+        *,
+        host: str,
+        port: int,
+        clock: Callable[[], float],
+        start_wall_ms: int,
+        period_s: float = 1.0,
+        accel: float = 1.0,
+    ) -> None:
+        self.vehicles = list(vehicles)
+        self._host, self._port = host, port
+        self._clock = clock
+        self._start_wall_ms = start_wall_ms
+        self._period = period_s
+        self._accel = accel
+        self.sent = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for vehicle, phone, plate in self.vehicles:
+                tg.create_task(self._drive(vehicle, phone, plate, stop), name=f"jt808-{phone}")
+
+    async def _drive(
+        self, vehicle: SimulatedVehicle, phone: str, plate: str, stop: asyncio.Event
+    ) -> None:
+        from simulators.jt808 import Fix, Jt808Terminal, TerminalError
+
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                async with Jt808Terminal(self._host, self._port, phone, plate) as terminal:
+                    await terminal.login()
+                    backoff = 0.2
+                    while not stop.is_set():
+                        rec = vehicle.record(self._clock(), self._start_wall_ms, self._accel)
+                        if not vehicle.offline:
+                            await terminal.report(
+                                Fix(
+                                    ts_ms=int(str(rec["ts"])),
+                                    lat=float(str(rec["lat"])),
+                                    lon=float(str(rec["lon"])),
+                                    speed_kmh=float(str(rec["speed_kmh"])),
+                                    heading_deg=round(float(str(rec["heading_deg"]))) % 360,
+                                )
+                            )
+                            self.sent += 1
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=self._period)
+            except (OSError, TerminalError) as exc:
+                log.warning("terminal %s: %s", phone, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -378,3 +378,71 @@ def test_vehicle_modes_in_scenarios():
                 "events": [{"at_s": 1, "device": "sis-1", "mode": "offline"}],
             }
         )
+
+
+async def test_fleet_as_jt808_terminals_reaches_the_position_topics(mosquitto, tmp_path):
+    from gateway.jt808 import Jt808Gateway
+    from ingest.positions import decode_positions
+    from simulators.fleet import Jt808Fleet
+    from simulators.signals import Constant
+
+    reg = load(DEMO).registry()
+    gw = Jt808Gateway(
+        reg,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        secret=b"test-secret-of-16+bytes",
+    )
+    got: dict[str, list[float]] = {}
+
+    async def collect() -> None:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.subscribe("hazardhub/v1/+/vehicles/+/position", qos=1)
+            async for msg in client.messages:
+                cols = decode_positions(bytes(msg.payload))  # type: ignore[arg-type]
+                got.setdefault(str(msg.topic).split("/")[4], []).extend(cols.speed_kmh.tolist())
+
+    stop = asyncio.Event()
+    gw_task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.ready.wait(), 5)
+    host, port = gw.server.address
+    sub = asyncio.create_task(collect())
+    await asyncio.sleep(0.3)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    vehicles = [
+        (
+            SimulatedVehicle(
+                v.tenant, v.spec.id, ((32.0, 118.8), (32.5, 119.8)), Constant(50.0 + k * 10)
+            ),
+            f"0139{k:08d}",
+            v.spec.plate,
+        )
+        for k, v in enumerate(reg.vehicles.values())
+    ]
+    fleet = Jt808Fleet(
+        vehicles,
+        host=host,
+        port=port,
+        clock=lambda: loop.time() - t0,
+        start_wall_ms=time.time_ns() // 1_000_000,
+        period_s=0.2,
+    )
+    fleet_stop = asyncio.Event()
+    fleet_task = asyncio.create_task(fleet.run(fleet_stop))
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(
+            len(got.get(v.spec.id, [])) >= 3 for v in reg.vehicles.values()
+        ):
+            await asyncio.sleep(0.1)
+    finally:
+        fleet_stop.set()
+        await fleet_task
+        stop.set()
+        await gw_task
+        sub.cancel()
+    assert {v.spec.id: round(min(got[v.spec.id])) for v in reg.vehicles.values()} == {
+        v.spec.id: 50 + k * 10 for k, v in enumerate(reg.vehicles.values())
+    }
