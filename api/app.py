@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response
 
-from alerts.statedb import AlarmRow, StateDB
+from alerts.statedb import AlarmEventRow, AlarmRow, StateDB
 from api.auth import KeyRing, Principal, current_principal
 from api.models import (
     AlarmEventPublic,
@@ -125,6 +125,21 @@ def _alarm_public(row: AlarmRow, events: list[AlarmEventPublic]) -> AlarmPublic:
     )
 
 
+def _events_public(events: list[AlarmEventRow]) -> list[AlarmEventPublic]:
+    return [
+        AlarmEventPublic(
+            kind=e.kind,
+            ts=e.ts,
+            arrival=e.arrival,
+            level=e.level,
+            level_name=e.level_name,
+            tier=e.tier,
+            value=e.value,
+        )
+        for e in events
+    ]
+
+
 def _router() -> APIRouter:
     r = APIRouter(prefix="/api/v1")
 
@@ -207,18 +222,7 @@ def _router() -> APIRouter:
         return [
             _alarm_public(
                 a,
-                [
-                    AlarmEventPublic(
-                        kind=e.kind,
-                        ts=e.ts,
-                        arrival=e.arrival,
-                        level=e.level,
-                        level_name=e.level_name,
-                        tier=e.tier,
-                        value=e.value,
-                    )
-                    for e in events.get(a.id, [])
-                ],
+                _events_public(events.get(a.id, [])),
             )
             for a in rows
         ]
@@ -231,18 +235,7 @@ def _router() -> APIRouter:
         events = (await asyncio.to_thread(ctx.statedb.alarm_events, [row.id]))[row.id]
         return _alarm_public(
             row,
-            [
-                AlarmEventPublic(
-                    kind=e.kind,
-                    ts=e.ts,
-                    arrival=e.arrival,
-                    level=e.level,
-                    level_name=e.level_name,
-                    tier=e.tier,
-                    value=e.value,
-                )
-                for e in events
-            ],
+            _events_public(events),
         )
 
     @r.get("/vehicles", response_model=list[VehiclePublic], tags=["vehicles"])
