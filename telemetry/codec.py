@@ -171,6 +171,30 @@ def _key_table(reader: _Reader, nkeys: int) -> tuple[str, ...]:
     return tuple(keys)
 
 
+_KEY_TABLES: dict[tuple[str, int], tuple[bytes, tuple[str, ...]]] = {}
+_KEY_TABLES_MAX = 65_536
+
+
+def _cached_key_table(reader: _Reader, device: str, nkeys: int) -> tuple[str, ...]:
+    """A device sends the same key table every cycle: when the bytes are exactly those seen last
+    time for this device, reuse the parsed keys (and their checks); else parse and remember."""
+    seen = _KEY_TABLES.get((device, nkeys))
+    if seen is not None:
+        raw, keys = seen
+        end = reader.pos + len(raw)
+        if reader.data[reader.pos : end] == raw:
+            reader.pos = end
+            return keys
+    start = reader.pos
+    keys = _key_table(reader, nkeys)
+    if len(set(keys)) != len(keys):
+        raise DecodeError("sensor keys are not unique")
+    if len(_KEY_TABLES) >= _KEY_TABLES_MAX:
+        _KEY_TABLES.clear()
+    _KEY_TABLES[(device, nkeys)] = (reader.data[start : reader.pos], keys)
+    return keys
+
+
 def decode(data: bytes) -> TelemetryBatch:
     """Decode a payload, or raise DecodeError that says what is wrong with it."""
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -188,9 +212,7 @@ def decode(data: bytes) -> TelemetryBatch:
     (nkeys,) = _U16.unpack(reader.take(2, "key count"))
     if nkeys > MAX_KEYS:
         raise DecodeError(f"{nkeys} sensor keys exceed the limit of {MAX_KEYS}")
-    keys = _key_table(reader, nkeys)
-    if len(set(keys)) != len(keys):
-        raise DecodeError("sensor keys are not unique")
+    keys = _cached_key_table(reader, device, nkeys)
     (n,) = _U32.unpack(reader.take(4, "reading count"))
     if n > MAX_READINGS:
         raise DecodeError(f"{n} readings exceed the limit of {MAX_READINGS}")
