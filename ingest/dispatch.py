@@ -72,29 +72,45 @@ class Dispatcher:
             self.metrics.inc("hazardhub_alarm_event_store_failures_total")
             log.warning("alarm events not written to the time-series store: %s", exc)
 
-    async def dispatch(
-        self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch], arrival: int
+    async def write(
+        self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch]
+    ) -> ReadingBatch | None:
+        """Write to the time-series store; idempotent, so it may run beside other writes and be
+        retried. Raise StoreError. Returns the readings as one batch for `judge`."""
+        batch = ReadingBatch.concat(readings) if readings else None
+        if batch is not None and len(batch):
+            await self.store.write_readings(batch)
+        for pos in positions:
+            if len(pos):
+                await self.store.write_positions(pos)
+        return batch
+
+    async def judge(
+        self, batch: ReadingBatch | None, positions: Sequence[PositionBatch], arrival: int
     ) -> list[AlarmEvent]:
-        """Store, judge and record; raise StoreError or AlarmStoreError to be retried whole."""
-        async with self._lock:
-            batch = ReadingBatch.concat(readings) if readings else None
-            if batch is not None and len(batch):
-                await self.store.write_readings(batch)
-            for pos in positions:
-                if len(pos):
-                    await self.store.write_positions(pos)
-            if batch is None or not len(batch):
-                return []
-            # the arrival time is the hub's clock: it runs no-data timeouts and action deadlines
-            state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
-            events = await asyncio.to_thread(self.book.apply, transitions, arrival)
-            self.state = state
-            await self._store_events(events)
-        self.metrics.inc("hazardhub_readings_total", len(batch))
-        if outcome.late:
+        """Judge stored readings and record the alarms; callers keep the order of batches.
+        Raise AlarmStoreError to be retried (the core's state advances only on success)."""
+        events: list[AlarmEvent] = []
+        outcome = None
+        if batch is not None and len(batch):
+            async with self._lock:
+                # the arrival time is the hub's clock: no-data timeouts and action deadlines
+                state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
+                events = await asyncio.to_thread(self.book.apply, transitions, arrival)
+                self.state = state
+                await self._store_events(events)
+            self.metrics.inc("hazardhub_readings_total", len(batch))
+        if outcome is not None and outcome.late:
             self.metrics.inc("hazardhub_readings_late_total", outcome.late)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         if positions:
             self.metrics.inc("hazardhub_positions_total", int(np.sum([len(p) for p in positions])))
         return events
+
+    async def dispatch(
+        self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch], arrival: int
+    ) -> list[AlarmEvent]:
+        """Store, judge and record; raise StoreError or AlarmStoreError to be retried whole."""
+        batch = await self.write(readings, positions)
+        return await self.judge(batch, positions, arrival)

@@ -57,6 +57,7 @@ class IngestService:
         flush_interval_s: float = 0.05,
         queue_size: int = 1000,
         tick_s: float = 1.0,
+        max_flushes: int = 3,
     ) -> None:
         self.pipeline = pipeline
         self.dispatcher = dispatcher
@@ -70,6 +71,9 @@ class IngestService:
         self._flush_readings = flush_readings
         self._flush_interval = flush_interval_s
         self._tick_s = tick_s  # the core's clock advances this often even without readings
+        self._max_flushes = max_flushes
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._last_flush: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
         self._stopping = False
@@ -114,12 +118,20 @@ class IngestService:
                 await self._queue.put(message)
 
         reader = asyncio.create_task(read(), name="mqtt-reader")
+        self._last_flush = None
         try:
             await self._process(client, stop, reader)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+            # flushes of a broken session: what they did not acknowledge comes again
+            for task in self._flushes:
+                task.cancel()
+            for task in self._flushes:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._flushes.clear()
 
     async def _process(
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
@@ -130,10 +142,12 @@ class IngestService:
         first_at = 0.0
         next_tick = loop.time() + self._tick_s
         while True:
+            self._reap()
             if reader.done():
                 pending_exc = reader.exception()
                 if pending:
-                    await self._flush(client, pending, stop)
+                    await self._start_flush(client, pending, stop)
+                await self._drain_flushes()
                 if isinstance(pending_exc, aiomqtt.MqttError):
                     raise pending_exc
                 raise aiomqtt.MqttError("message reader ended")
@@ -148,7 +162,8 @@ class IngestService:
                     message = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
                     if pending:
-                        await self._flush(client, pending, stop)
+                        await self._start_flush(client, pending, stop)
+                    await self._drain_flushes()
                     return
             else:
                 try:
@@ -176,57 +191,96 @@ class IngestService:
                 or stop.is_set()
             )
             if due:
-                await self._flush(client, pending, stop)
+                await self._start_flush(client, pending, stop)
                 pending = []
                 readings = 0
+
+    async def _start_flush(
+        self,
+        client: aiomqtt.Client,
+        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Hand a batch of messages to a flush task. Up to `max_flushes` run at once: their store
+        writes overlap (they are idempotent), their judging and acknowledging keep arrival order
+        (each waits for the one before)."""
+        while len(self._flushes) >= self._max_flushes:
+            done, _ = await asyncio.wait(self._flushes, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                self._flushes.discard(task)
+                task.result()  # a failed flush ends the session (the broker re-delivers)
+        before = self._last_flush
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last_flush = mine
+        task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine))
+        self._flushes.add(task)
+
+    def _reap(self) -> None:
+        """Forget finished flushes; a failed one ends the session (raise its error)."""
+        for task in [t for t in self._flushes if t.done()]:
+            self._flushes.discard(task)
+            task.result()
+
+    async def _drain_flushes(self) -> None:
+        while self._flushes:
+            task = self._flushes.pop()
+            await task
 
     async def _flush(
         self,
         client: aiomqtt.Client,
         pending: Sequence[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
+        before: asyncio.Future[None] | None,
+        mine: asyncio.Future[None],
+    ) -> None:
+        try:
+            await self._flush_in_order(client, pending, stop, before)
+        finally:
+            if not mine.done():
+                mine.set_result(None)
+
+    async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
+        raw = message.payload if isinstance(message.payload, bytes) else b""
+        await asyncio.to_thread(
+            self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
+        )
+
+    async def _flush_in_order(
+        self,
+        client: aiomqtt.Client,
+        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        stop: asyncio.Event,
+        before: asyncio.Future[None] | None,
     ) -> None:
         for message, handled in pending:
             if handled.reasons:
-                raw = message.payload if isinstance(message.payload, bytes) else b""
-                await asyncio.to_thread(
-                    self.statedb.add_dead_letter,
-                    _now_ms(),
-                    handled.kind,
-                    str(message.topic),
-                    "; ".join(handled.reasons),
-                    raw,
-                )
+                await self._dead_letter(message, handled.kind, "; ".join(handled.reasons))
         accepted = [h for _, h in pending if not h.rejected_whole and not h.duplicate]
         readings = [h.readings for h in accepted if h.readings is not None and len(h.readings)]
         positions = [h.positions for h in accepted if h.positions is not None]
-        events: list[AlarmEvent] = []
+        batch = None
+        stored = True
         if readings or positions:
             backoff = 0.2
             while True:
                 try:
-                    events = await self.dispatcher.dispatch(readings, positions, _now_ms())
+                    batch = await self.dispatcher.write(readings, positions)
                     break
-                except (StoreError, AlarmStoreError) as exc:
-                    retryable = getattr(exc, "retryable", True)
-                    if not retryable:
+                except StoreError as exc:
+                    if not exc.retryable:
                         log.error("store refused a batch: %s; kept as dead letters", exc)
                         for message, handled in pending:
                             if handled in accepted:
-                                raw = message.payload if isinstance(message.payload, bytes) else b""
-                                await asyncio.to_thread(
-                                    self.statedb.add_dead_letter,
-                                    _now_ms(),
-                                    handled.kind,
-                                    str(message.topic),
-                                    f"store_refused: {exc}",
-                                    raw,
+                                await self._dead_letter(
+                                    message, handled.kind, f"store_refused: {exc}"
                                 )
                         self.metrics.inc(
                             "hazardhub_messages_rejected_total",
                             len(accepted),
                             reason="store_refused",
                         )
+                        stored = False
                         break
                     self.metrics.inc("hazardhub_store_retries_total")
                     log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
@@ -236,7 +290,23 @@ class IngestService:
                             "will deliver them again",
                             len(pending),
                         )
+                        if before is not None:
+                            await before
                         return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        if before is not None:
+            await before  # judge and acknowledge in arrival order
+        events: list[AlarmEvent] = []
+        if stored and (readings or positions):
+            backoff = 0.2
+            while True:
+                try:
+                    events = await self.dispatcher.judge(batch, positions, _now_ms())
+                    break
+                except AlarmStoreError as exc:
+                    self.metrics.inc("hazardhub_store_retries_total")
+                    log.warning("state database failed (%s); retry in %.1fs", exc, backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         await self._publish(client, events)
