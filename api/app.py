@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from alerts.statedb import AlarmEventRow, AlarmRow, StateDB
+from alerts.table import SIDE_NAMES
 from api.auth import KeyRing, Principal, current_principal
 from api.models import (
     AlarmEventPublic,
@@ -28,14 +29,13 @@ from api.models import (
     TrackPointPublic,
     VehiclePublic,
 )
+from api.stream import Broadcaster
 from ingest.metrics import Metrics
 from ingest.store.base import Aggregate, TimeSeriesStore
 from telemetry.quality import Quality
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = ["AppContext", "create_app"]
-
-_SIDES = ("above", "below")
 
 
 @dataclass(slots=True)
@@ -48,6 +48,7 @@ class AppContext:
     metrics: Metrics
     keys: KeyRing
     ready: Callable[[], bool] = lambda: True
+    stream: Broadcaster | None = None
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
@@ -109,7 +110,7 @@ def _alarm_public(row: AlarmRow, events: list[AlarmEventPublic]) -> AlarmPublic:
         device=row.device,
         sensor=row.sensor,
         rule=row.rule,
-        side=_SIDES[row.side],
+        side=SIDE_NAMES[row.side] if 0 <= row.side < len(SIDE_NAMES) else str(row.side),
         state=row.state,
         level=row.level,
         level_name=row.level_name,
@@ -236,6 +237,25 @@ def _router() -> APIRouter:
         return _alarm_public(
             row,
             _events_public(events),
+        )
+
+    @r.get("/stream", tags=["stream"], response_class=StreamingResponse)
+    async def stream(
+        ctx: Ctx,
+        caller: Caller,
+        kinds: Annotated[str, Query(pattern="^(alarm|reading)(,(alarm|reading))*$")] = (
+            "alarm,reading"
+        ),
+    ) -> StreamingResponse:
+        """Server-sent events: `alarm` transitions and `reading`s (the newest per sensor and
+        flush) of the caller's tenants; `lagged` says how many a slow client missed."""
+        if ctx.stream is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no live stream here")
+        sub = ctx.stream.subscribe(caller, frozenset(kinds.split(",")))
+        return StreamingResponse(
+            ctx.stream.events(sub),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
     @r.get("/vehicles", response_model=list[VehiclePublic], tags=["vehicles"])

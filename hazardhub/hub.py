@@ -14,6 +14,7 @@ import uvicorn
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
+from api.stream import Broadcaster
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
@@ -116,6 +117,9 @@ class Hub:
             password=settings.broker_password,
         )
         keys = KeyRing([*registry.config.api_keys, *extra_keys])
+        self.stream = Broadcaster(registry)
+        self.dispatcher.listeners.append(self.stream.on_alarms)
+        self.dispatcher.reading_listeners.append(self.stream.on_readings)
         self.app = create_app(
             AppContext(
                 registry,
@@ -124,6 +128,7 @@ class Hub:
                 self.metrics,
                 keys,
                 ready=self.ingest.ready.is_set,
+                stream=self.stream,
             )
         )
         self.api_started = asyncio.Event()

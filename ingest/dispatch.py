@@ -37,6 +37,7 @@ class Dispatcher:
         self.book = AlarmBook(statedb, registry, self.table)
         self.state: CoreState = self.book.restore(CoreState.empty(len(registry.sensors)))
         self.listeners: list[AlarmListener] = []
+        self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
 
     async def tick(self, now: int) -> list[AlarmEvent]:
@@ -100,6 +101,8 @@ class Dispatcher:
                 self.state = state
                 await self._store_events(events)
             self.metrics.inc("hazardhub_readings_total", len(batch))
+            for listener in self.reading_listeners:
+                listener(batch)
         if outcome is not None and outcome.late:
             self.metrics.inc("hazardhub_readings_late_total", outcome.late)
         for ev in events:
