@@ -11,10 +11,12 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 
 from alerts.statedb import AlarmEventRow, AlarmRow, StateDB
 from alerts.table import SIDE_NAMES
@@ -160,6 +162,37 @@ def _router() -> APIRouter:
             and (tenant is None or s.tenant == tenant)
             and (site is None or s.site == site)
             and (kind is None or s.kind == kind)
+        ]
+
+    @r.get("/latest", response_model=list[LatestPublic], tags=["readings"])
+    async def latest_many(
+        ctx: Ctx,
+        caller: Caller,
+        sensor: Annotated[list[str] | None, Query(description="ids; default: all visible")] = None,
+        site: str | None = None,
+    ) -> list[LatestPublic]:
+        """The newest reading of many sensors at once (those that have one)."""
+        if sensor:
+            infos = [
+                i
+                for i in (ctx.registry.sensor(x) for x in sensor[:20_000])
+                if i is not None and caller.sees(i.tenant)
+            ]
+        else:
+            infos = [i for i in ctx.registry.sensors if caller.sees(i.tenant)]
+        if site is not None:
+            infos = [i for i in infos if i.site == site]
+        found = await ctx.store.latest([i.index for i in infos])
+        return [
+            LatestPublic(
+                sensor=i.id,
+                ts=v.ts,
+                value=_finite(v.value),
+                quality=v.quality,
+                quality_name=Quality(v.quality).name.lower(),
+            )
+            for i in infos
+            if (v := found.get(i.index)) is not None
         ]
 
     @r.get("/sensors/{sensor_id}", response_model=SensorPublic, tags=["sensors"])
@@ -333,6 +366,14 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(_router())
+
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        """The operator dashboard (plain files, no external resources); it asks for a key."""
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -189,3 +189,23 @@ async def test_metrics_include_the_store_spool(tmp_path):
         db.close()
     assert "hazardhub_store_spool_pending_records 0" in text
     assert "hazardhub_store_inner_up" in text
+
+
+async def test_dashboard_is_served_without_external_resources(api):
+    page = await api.get("/")
+    assert page.status_code == 200 and "<title>hazardhub</title>" in page.text
+    js = await api.get("/static/app.js")
+    assert js.status_code == 200
+    for text in (page.text, js.text, (await api.get("/static/app.css")).text):
+        assert "http://" not in text and "https://" not in text  # no CDN, no tiles
+    assert "/api/v1/stream" in js.text and "Authorization" in js.text
+
+
+async def test_latest_of_many_sensors_is_tenant_scoped(api):
+    mine = (await api.get("/api/v1/latest", headers=auth("coal"))).json()
+    assert [x["sensor"] for x in mine] == ["ch4-t1"]
+    assert (await api.get("/api/v1/latest", headers=auth("chem"))).json() == []
+    asked = await api.get(
+        "/api/v1/latest", params={"sensor": ["ch4-t1", "nope"]}, headers=auth("chem")
+    )
+    assert asked.json() == []

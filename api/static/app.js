@@ -1,0 +1,211 @@
+// hazardhub operator dashboard: plain ES modules, no external resources.
+const T = {
+  zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
+        online: "实时", alarms: "报警", tier: "等级", sensor: "测点", level: "级别", value: "数值",
+        started: "开始时间", state: "状态", sensors: "测点", trend: "趋势", vehicles: "车辆",
+        active: "报警中", cleared: "已恢复", comm_loss: "通讯中断", sensor_fault: "传感器故障",
+        calibration: "标定", out_of_range: "超量程", stale: "数据陈旧", manual: "人工", good: "",
+        nodata: "无数据", badkey: "密钥无效" },
+  en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
+        offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
+        level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
+        trend: "Trend", vehicles: "Vehicles", active: "active", cleared: "cleared",
+        comm_loss: "comm loss", sensor_fault: "sensor fault", calibration: "calibration",
+        out_of_range: "out of range", stale: "stale", manual: "manual", good: "",
+        nodata: "no data", badkey: "invalid key" },
+};
+let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
+const t = (k) => T[lang][k] ?? k;
+const $ = (s) => document.querySelector(s);
+let key = sessionStorage.getItem("hh-key") || "";
+const sensors = new Map();   // id -> sensor
+const latest = new Map();    // id -> {ts, value, quality_name}
+const alarms = new Map();    // alarm id -> alarm
+let trendSensor = null;
+
+function translate() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+  $("#lang").textContent = lang === "zh" ? "EN" : "中文";
+  renderAlarms(); renderTiles();
+}
+
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: `Bearer ${key}` } });
+  if (r.status === 401) throw new Error("unauthorized");
+  if (!r.ok) throw new Error(`${r.status} ${path}`);
+  return r.json();
+}
+
+const fmtTime = (ms) => new Date(ms).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
+
+function renderAlarms() {
+  const body = $("#alarms tbody");
+  if (!body) return;
+  const rows = [...alarms.values()].sort((a, b) => (a.state === b.state ? b.id - a.id : a.state === "active" ? -1 : 1));
+  body.innerHTML = "";
+  for (const a of rows.slice(0, 50)) {
+    const tr = document.createElement("tr");
+    tr.className = a.state;
+    tr.dataset.alarm = a.id;
+    tr.innerHTML = `<td><span class="tier tier-${a.tier}"></span></td><td></td><td></td><td></td><td></td><td></td>`;
+    const cells = tr.querySelectorAll("td");
+    cells[1].textContent = a.sensor;
+    cells[2].textContent = `${a.side === "above" || a.side === "below" ? "" : a.side + " "}${a.level_name}`;
+    cells[3].textContent = fmtVal(a.value, sensors.get(a.sensor)?.unit);
+    cells[4].textContent = fmtTime(a.started_ts);
+    cells[5].textContent = t(a.state);
+    tr.onclick = () => showTrend(a.sensor);
+    body.appendChild(tr);
+  }
+}
+
+function renderTiles() {
+  const root = $("#sites");
+  if (!root) return;
+  const bySite = new Map();
+  for (const s of sensors.values()) {
+    const k = `${s.tenant} / ${s.site}`;
+    if (!bySite.has(k)) bySite.set(k, []);
+    bySite.get(k).push(s);
+  }
+  const activeSensors = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.sensor));
+  root.innerHTML = "";
+  for (const [site, list] of bySite) {
+    const div = document.createElement("div");
+    div.className = "site";
+    div.innerHTML = `<h3></h3><div class="tiles"></div>`;
+    div.querySelector("h3").textContent = site;
+    for (const s of list) {
+      const l = latest.get(s.id);
+      const tile = document.createElement("div");
+      const q = l ? l.quality_name : "none";
+      tile.className = `tile q-${q}${l ? "" : " none"}${activeSensors.has(s.id) ? " alarm" : ""}`;
+      tile.dataset.sensor = s.id;
+      // honest quality: a reading that is not good shows its quality, never a stale number
+      const shown = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
+      tile.innerHTML = `<div class="n"></div><div class="v"></div><div class="k"></div>`;
+      tile.querySelector(".n").textContent = s.id;
+      tile.querySelector(".v").textContent = shown;
+      tile.querySelector(".k").textContent = `${s.kind}${s.tag ? " " + s.tag : ""}${s.location ? " · " + s.location : ""}`;
+      tile.onclick = () => showTrend(s.id);
+      div.querySelector(".tiles").appendChild(tile);
+    }
+    root.appendChild(div);
+  }
+}
+
+async function showTrend(id) {
+  trendSensor = id;
+  $("#trend-name").textContent = id;
+  const end = Date.now() + 1000, start = end - 15 * 60 * 1000;
+  const pts = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${start}&end=${end}&every=5000&aggregate=max`);
+  const c = $("#trend"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  const s = sensors.get(id);
+  const vals = pts.filter((p) => p.value !== null);
+  const levels = (s?.levels || []).map((l) => l.above ?? l.below);
+  const all = [...vals.map((p) => p.value), ...levels];
+  if (!all.length) return;
+  let lo = Math.min(...all), hi = Math.max(...all);
+  if (hi === lo) { hi += 1; lo -= 1; }
+  const x = (ts) => ((ts - start) / (end - start)) * c.width;
+  const y = (v) => c.height - 10 - ((v - lo) / (hi - lo)) * (c.height - 20);
+  g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
+  for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
+  g.setLineDash([]); g.strokeStyle = "#2f6fde"; g.lineWidth = 2; g.beginPath();
+  vals.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.value)) : g.moveTo(x(p.ts), y(p.value))));
+  g.stroke();
+  g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
+  g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 4);
+}
+
+async function drawMap() {
+  const vehicles = await api("/api/v1/vehicles");
+  const end = Date.now() + 1000, start = end - 30 * 60 * 1000;
+  const tracks = await Promise.all(vehicles.map((v) => api(`/api/v1/vehicles/${encodeURIComponent(v.id)}/track?start=${start}&end=${end}`)));
+  const c = $("#map"), g = c.getContext("2d");
+  g.clearRect(0, 0, c.width, c.height);
+  const pts = tracks.flat();
+  if (!pts.length) return;
+  let [la0, la1, lo0, lo1] = [Math.min(...pts.map((p) => p.lat)), Math.max(...pts.map((p) => p.lat)),
+    Math.min(...pts.map((p) => p.lon)), Math.max(...pts.map((p) => p.lon))];
+  const pad = 0.02; la0 -= pad; la1 += pad; lo0 -= pad; lo1 += pad;
+  const x = (lon) => ((lon - lo0) / (lo1 - lo0)) * c.width;
+  const y = (lat) => c.height - ((lat - la0) / (la1 - la0)) * c.height;
+  g.strokeStyle = "#e3e5e9";  // plain grid, no map tiles
+  for (let i = 1; i < 10; i++) { g.beginPath(); g.moveTo((c.width * i) / 10, 0); g.lineTo((c.width * i) / 10, c.height); g.stroke();
+    g.beginPath(); g.moveTo(0, (c.height * i) / 10); g.lineTo(c.width, (c.height * i) / 10); g.stroke(); }
+  const active = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.device));
+  vehicles.forEach((v, k) => {
+    const tr = tracks[k];
+    if (!tr.length) return;
+    g.strokeStyle = ["#2f6fde", "#1f8f4e", "#8e44ad", "#f07d00"][k % 4]; g.lineWidth = 2; g.beginPath();
+    tr.forEach((p, i) => (i ? g.lineTo(x(p.lon), y(p.lat)) : g.moveTo(x(p.lon), y(p.lat))));
+    g.stroke();
+    const last = tr[tr.length - 1];
+    g.fillStyle = active.has(v.id) ? "#d7263d" : g.strokeStyle;
+    g.beginPath(); g.arc(x(last.lon), y(last.lat), 6, 0, 2 * Math.PI); g.fill();
+    g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
+    g.fillText(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
+  });
+}
+
+async function stream() {
+  // fetch with a streaming body: EventSource cannot send the Authorization header
+  for (;;) {
+    try {
+      const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
+      if (!r.ok) throw new Error(String(r.status));
+      $("#live").className = "live on"; $("#live").textContent = t("online");
+      const reader = r.body.getReader(), dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i); buf = buf.slice(i + 2);
+          const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
+          if (ev && data) onEvent(ev, JSON.parse(data));
+        }
+      }
+    } catch (e) { /* reconnect below */ }
+    $("#live").className = "live off"; $("#live").textContent = t("offline");
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+let refreshTimer = null;
+function onEvent(kind, d) {
+  if (kind === "reading") {
+    latest.set(d.sensor, d);
+    if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
+  } else if (kind === "alarm") {
+    api(`/api/v1/alarms/${d.alarm_id}`).then((a) => { alarms.set(a.id, a); renderAlarms(); renderTiles(); });
+    if (trendSensor === d.sensor) showTrend(d.sensor);
+  }
+}
+
+async function start() {
+  for (const s of await api("/api/v1/sensors")) sensors.set(s.id, s);
+  for (const l of await api("/api/v1/latest")) latest.set(l.sensor, l);
+  for (const a of await api("/api/v1/alarms?limit=100")) alarms.set(a.id, a);
+  $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
+  translate();
+  stream();
+  drawMap(); setInterval(drawMap, 10000);
+}
+
+$("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
+$("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
+$("#login-form").onsubmit = async (e) => {
+  e.preventDefault();
+  key = $("#key").value.trim();
+  try { await start(); sessionStorage.setItem("hh-key", key); }
+  catch (err) { $("#login-error").hidden = false; $("#login-error").textContent = t("badkey"); }
+};
+translate();
+if (key) start().catch(() => sessionStorage.removeItem("hh-key"));
