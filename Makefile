@@ -23,12 +23,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/hazardhub demo
 
-# Debian's mosquitto and influxdb: the test fixtures start their own instances on free ports.
+# Debian's mosquitto and influxdb (the fixtures start their own instances on free ports), mbpoll
+# (a Modbus client other than ours) and chromium (browser tests of the dashboard).
 services:
 	@missing=""; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/influxd || command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v mbpoll >/dev/null || missing="$$missing mbpoll"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

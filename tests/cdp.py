@@ -1,0 +1,116 @@
+"""A minimal Chrome DevTools Protocol client for browser tests against headless Chromium.
+
+Debian's `chromium` is driven directly over its DevTools websocket (no browser download, no
+Node.js): start it, open a page, evaluate JavaScript, take screenshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from services import free_port
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
+
+
+class Browser:
+    def __init__(self) -> None:
+        binary = shutil.which("chromium") or shutil.which("chromium-browser")
+        if binary is None:
+            raise RuntimeError("chromium is not installed: run `make test` (it installs it)")
+        self.port = free_port()
+        self._profile = tempfile.TemporaryDirectory()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                *FLAGS,
+                f"--remote-debugging-port={self.port}",
+                f"--user-data-dir={self._profile.name}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._ids = itertools.count(1)
+        self._ws: Any = None
+
+    async def open(self, url: str) -> None:
+        deadline = time.monotonic() + 20
+        targets: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json") as r:
+                    targets = [t for t in json.load(r) if t["type"] == "page"]
+                if targets:
+                    break
+            await asyncio.sleep(0.2)
+        assert targets, "chromium did not open its DevTools port"
+        self._ws = await websockets.connect(targets[0]["webSocketDebuggerUrl"], max_size=None)
+        await self.call("Page.enable")
+        await self.call("Page.navigate", url=url)
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        msg_id = next(self._ids)
+        await self._ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(await self._ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+
+    async def js(self, expression: str) -> Any:
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout_s: float = 30) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError):
+                value = await self.js(expression)
+                if value:
+                    return value
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {expression}")
+
+    async def screenshot(self, path: Path) -> None:
+        data = await self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data["data"]))
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._profile.cleanup()
