@@ -31,6 +31,7 @@ services:
 	test -x /usr/bin/influxd || command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v mbpoll >/dev/null || missing="$$missing mbpoll"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	test -d /usr/share/fonts/truetype/wqy || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \

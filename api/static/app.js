@@ -22,11 +22,19 @@ const sensors = new Map();   // id -> sensor
 const latest = new Map();    // id -> {ts, value, quality_name}
 const alarms = new Map();    // alarm id -> alarm
 let trendSensor = null;
+let live = false;
+
+function setLive(on) {
+  live = on;
+  $("#live").className = `live ${on ? "on" : "off"}`;
+  $("#live").textContent = t(on ? "online" : "offline");
+}
 
 function translate() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
+  setLive(live);
   renderAlarms(); renderTiles();
 }
 
@@ -158,7 +166,7 @@ async function stream() {
     try {
       const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
       if (!r.ok) throw new Error(String(r.status));
-      $("#live").className = "live on"; $("#live").textContent = t("online");
+      setLive(true);
       const reader = r.body.getReader(), dec = new TextDecoder();
       let buf = "";
       for (;;) {
@@ -173,7 +181,7 @@ async function stream() {
         }
       }
     } catch (e) { /* reconnect below */ }
-    $("#live").className = "live off"; $("#live").textContent = t("offline");
+    setLive(false);
     await new Promise((res) => setTimeout(res, 2000));
   }
 }
