@@ -36,6 +36,8 @@ class Gateway:
         epoch: int | None = None,
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.tenant, self.gateway = tenant, gateway
         self.epoch = wall_ms() if epoch is None else epoch
@@ -55,6 +57,8 @@ class Gateway:
             gateway=gateway,
             layout=layout,
             spool=self.spool,
+            username=username,
+            password=password,
         )
         self.buses: dict[tuple[str, str], ModbusBus] = {}
         for d in self.devices:

@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--data-dir", type=Path, default=Path("data"))
     h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
     h.add_argument("--client-id", default="hazardhub-hub")
+    h.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
 
     g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
     g.add_argument("-c", "--config", type=Path, required=True)
@@ -68,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--spool-max-mb", type=float, default=256.0)
     g.add_argument("--spool-max-age-h", type=float, default=168.0)
+    g.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
 
     from hazardhub.simulate import add_parser as add_simulate_parser
 
@@ -88,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable holding the auth-code secret (keeps codes valid on restart)",
     )
     # --- end jt808 ---
+
+    m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
+    m.add_argument("-c", "--config", type=Path, required=True)
+    m.add_argument("--out", type=Path, required=True, help="folder for passwd, acl, credentials")
 
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
@@ -174,6 +188,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 api_host=ahost,
                 api_port=aport,
                 client_id=args.client_id,
+                broker_username=args.broker_user,
+                broker_password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
             ),
         )
 
@@ -207,6 +223,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             spool_dir=args.spool_dir,
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             spool_max_age_s=args.spool_max_age_h * 3600,
+            username=args.broker_user,
+            password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
         )
 
         async def run_gw(stop: asyncio.Event) -> int:
@@ -214,6 +232,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
 
         return _run(run_gw)
+    if args.command == "mqtt-credentials":
+        from hazardhub.mqttauth import plan_users, write_files
+        from telemetry.topics import TopicLayout
+
+        users = plan_users(load(args.config).registry(), TopicLayout())
+        write_files(users, args.out)
+        print(f"wrote {args.out}/passwd, acl and credentials.txt for {len(users)} users")
+        return 0
     if args.command == "simulate":
         from hazardhub.simulate import run as run_simulate
 

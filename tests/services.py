@@ -220,8 +220,12 @@ class MosquittoService(_Service):
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, auth: tuple[Path, Path] | None = None
+    ) -> None:
+        """`auth`: (password file, ACL file) to require users instead of anonymous access."""
         self.binary = _require(MOSQUITTO, "mosquitto")
+        self.auth = auth
         super().__init__(workdir)
         self.host = LOOPBACK
         self.port = port or free_port()
@@ -237,8 +241,12 @@ class MosquittoService(_Service):
         self.conf_path.write_text(
             f"user {user}\n"
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
+            + (
+                f"allow_anonymous false\npassword_file {self.auth[0]}\nacl_file {self.auth[1]}\n"
+                if self.auth
+                else "allow_anonymous true\n"
+            )
+            + "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"

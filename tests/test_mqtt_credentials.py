@@ -1,0 +1,145 @@
+"""Generated Mosquitto users and ACLs, checked against a real broker: a gateway may publish only
+under its own tenant, wrong passwords and anonymous clients are refused."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from hazardhub.mqttauth import acl_text, plan_users, write_files
+from hazardhub.settings import load
+from telemetry.topics import TopicLayout
+
+from services import MosquittoService
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def secured(tmp_path):
+    users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), TopicLayout())
+    write_files(users, tmp_path / "auth")
+    broker = MosquittoService(
+        tmp_path / "mq", auth=(tmp_path / "auth" / "passwd", tmp_path / "auth" / "acl")
+    ).launch()
+    try:
+        yield broker, {u.name: u.password for u in users}, tmp_path / "auth"
+    finally:
+        broker.stop()
+
+
+def client(broker, user: str, password: str | None) -> aiomqtt.Client:
+    return aiomqtt.Client(
+        broker.host, broker.port, username=user, password=password, identifier=f"t-{user}"
+    )
+
+
+async def test_each_user_publishes_only_under_its_tenant(secured):
+    broker, passwords, folder = secured
+    assert (folder / "credentials.txt").stat().st_mode & 0o777 == 0o600
+    assert "hazardhub-hub" in passwords and "north-coal.gw1" in passwords
+    assert all(p not in (folder / "passwd").read_text() for p in passwords.values())
+    got: list[str] = []
+
+    async def hub() -> None:
+        async with client(broker, "hazardhub-hub", passwords["hazardhub-hub"]) as c:
+            await c.subscribe("hazardhub/v1/#", qos=1)
+            async for m in c.messages:
+                got.append(str(m.topic))
+
+    listener = asyncio.create_task(hub())
+    await asyncio.sleep(0.3)
+    layout = TopicLayout()
+    async with client(broker, "north-coal.gw1", passwords["north-coal.gw1"]) as gw:
+        await gw.publish(layout.telemetry("north-coal", "face-1301", "kj-sub-3"), b"x", qos=1)
+        await gw.publish(layout.telemetry("acme-chem", "tank-farm", "tank1-rtu"), b"x", qos=1)
+        await gw.publish(layout.alarms("north-coal", "face-1301"), b"forged", qos=1)
+    async with client(broker, "swift-coach", passwords["swift-coach"]) as ent:
+        await ent.publish(layout.position("swift-coach", "coach-07"), b"{}", qos=1)
+        await ent.publish(layout.position("acme-chem", "tanker-01"), b"{}", qos=1)
+    await asyncio.sleep(0.5)
+    listener.cancel()
+    assert sorted(got) == sorted(
+        [
+            layout.telemetry("north-coal", "face-1301", "kj-sub-3"),
+            layout.position("swift-coach", "coach-07"),
+        ]
+    )
+
+
+async def test_wrong_password_and_anonymous_are_refused(secured):
+    broker = secured[0]
+    for user, password in (("north-coal.gw1", "wrong"), ("nobody", "x"), (None, None)):
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client(broker.host, broker.port, username=user, password=password):
+                pass
+
+
+def test_acl_lists_each_users_topics():
+    users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), TopicLayout())
+    text = acl_text(users)
+    block = text.split("user north-coal.gw1\n")[1].split("\n\n")[0]
+    assert "topic write hazardhub/v1/north-coal/+/+/telemetry" in block
+    assert "acme-chem" not in block
+
+
+async def test_gateway_uplink_logs_in_with_its_user(secured, tmp_path):
+    import numpy as np
+
+    from gateway.publisher import MqttPublisher
+    from gateway.spool import Spool
+    from telemetry.codec import TelemetryBatch
+
+    broker, passwords, _ = secured
+    reg = load(ROOT / "examples" / "demo.yaml").registry()
+    device = reg.devices[("north-coal", "face-1301", "kj-sub-3")]
+    spool = Spool(tmp_path / "s.db", clock_ms=lambda: 0)
+    pub = MqttPublisher(
+        broker.host,
+        broker.port,
+        tenant="north-coal",
+        gateway="gw1",
+        layout=TopicLayout(),
+        spool=spool,
+        username="north-coal.gw1",
+        password=passwords["north-coal.gw1"],
+    )
+    got: list[str] = []
+
+    async def hub() -> None:
+        async with client(broker, "hazardhub-hub", passwords["hazardhub-hub"]) as c:
+            await c.subscribe("hazardhub/v1/north-coal/#", qos=1)
+            async for m in c.messages:
+                got.append(str(m.topic))
+
+    listener = asyncio.create_task(hub())
+    stop = asyncio.Event()
+    runner = asyncio.create_task(pub.run(stop))
+    await asyncio.sleep(0.3)
+    await pub.submit_batch(
+        device,
+        TelemetryBatch(
+            "gw1",
+            "kj-sub-3",
+            1,
+            0,
+            ("ch4_t1",),
+            np.zeros(1, np.uint16),
+            np.array([1], np.int64),
+            np.array([0.5]),
+            np.zeros(1, np.uint8),
+        ),
+    )
+    for _ in range(50):
+        if any(t.endswith("/telemetry") for t in got):
+            break
+        await asyncio.sleep(0.1)
+    stop.set()
+    await runner
+    listener.cancel()
+    assert "hazardhub/v1/north-coal/face-1301/kj-sub-3/telemetry" in got
+    assert "hazardhub/v1/north-coal/gateways/gw1/status" in got
+    spool.close()
