@@ -1,0 +1,171 @@
+"""The per-position twin of `alerts.vehicles.evaluate`: plain Python, one position at a time.
+
+Same semantics, written the obvious way; the property test checks that both give the same events
+on random streams, and the bench measures the vectorized core against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from alerts.vehicles.geo import step_m_one
+from alerts.vehicles.state import NO_KEY, EventKind, Positions
+from alerts.vehicles.table import DAY_MS, FleetTable, in_window_one
+
+__all__ = ["EventRow", "ReferenceFleet"]
+
+EventRow = tuple[int, EventKind, int, float, int]  # vehicle, kind, ts, value, ref
+
+
+@dataclass(slots=True)
+class _Vehicle:
+    has_fix: bool = False
+    last_ts: int = 0
+    last_lat: float = 0.0
+    last_lon: float = 0.0
+    last_moving: bool = False
+    cont_ms: int = 0
+    rest_ms: int = 0
+    cont_raised: bool = False
+    day: int = NO_KEY
+    daily_ms: int = 0
+    daily_raised: bool = False
+    over_active: bool = False
+    over_since: int = 0
+    over_raised: bool = False
+    ban_key: int = NO_KEY
+    in_route: bool = True
+    forbidden: int = 0
+    offline_raised: bool = False
+
+
+class ReferenceFleet:
+    def __init__(self, table: FleetTable) -> None:
+        self.table = table
+        self.vehicles = [_Vehicle() for _ in range(len(table))]
+        self.slot_of = {int(ix): slot for slot, ix in enumerate(table.index.tolist())}
+
+    def evaluate(self, batch: Positions, now: int) -> list[EventRow]:
+        """Judge a batch and the silence up to `now`; events ordered by (vehicle, ts, kind, ref)."""
+        rows = []
+        for i, (vix, ts) in enumerate(zip(batch.vehicle.tolist(), batch.ts.tolist(), strict=True)):
+            slot = self.slot_of.get(int(vix))
+            if slot is not None:
+                rows.append((slot, int(ts), i))
+        rows.sort(key=lambda r: (r[0], r[1]))  # stable: equal times keep input order
+        events: list[EventRow] = []
+        lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
+        for slot, ts, i in rows:
+            self._position(slot, ts, lat[i], lon[i], speed[i], events)
+        tb = self.table
+        for slot, veh in enumerate(self.vehicles):
+            silent = now - veh.last_ts
+            due = veh.has_fix and veh.last_moving and silent >= tb.offline_ms
+            if due and not veh.offline_raised:
+                ts_off = veh.last_ts + tb.offline_ms
+                events.append((int(tb.index[slot]), EventKind.OFFLINE, ts_off, silent / 1000.0, -1))
+                veh.offline_raised = True
+        events.sort(key=lambda e: (e[0], e[2], int(e[1]), e[4]))
+        return events
+
+    def _position(
+        self, slot: int, t: int, lat: float, lon: float, v: float, events: list[EventRow]
+    ) -> None:
+        tb, veh = self.table, self.vehicles[slot]
+        if veh.has_fix and t <= veh.last_ts:
+            return
+        ix = int(tb.index[slot])
+
+        def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
+            events.append((ix, kind, ts, value, ref))
+
+        moving = v > tb.moving_kmh
+        night = in_window_one(t, tb.offset_ms, tb.night)
+        has_prev = veh.has_fix
+        dt = t - veh.last_ts if has_prev else 0
+        prev_moving = has_prev and veh.last_moving
+        drive = min(dt, tb.drive_gap_ms) if prev_moving else 0
+        stop = has_prev and not prev_moving
+
+        # fatigue
+        veh.rest_ms = veh.rest_ms + dt if stop else 0
+        if stop and veh.rest_ms >= int(tb.min_rest_ms[slot]):
+            veh.cont_ms, veh.cont_raised = 0, False
+        else:
+            veh.cont_ms += drive
+        limit_ms = int(tb.cont_night_ms[slot] if night else tb.cont_day_ms[slot])
+        if veh.cont_ms > limit_ms and not veh.cont_raised:
+            emit(EventKind.FATIGUE_CONTINUOUS, t, veh.cont_ms / 1000.0)
+            veh.cont_raised = True
+        day = (t + tb.offset_ms) // DAY_MS
+        if day != veh.day:
+            veh.day, veh.daily_ms, veh.daily_raised = day, 0, False
+        veh.daily_ms += drive
+        if veh.daily_ms > int(tb.daily_ms[slot]) and not veh.daily_raised:
+            emit(EventKind.FATIGUE_DAILY, t, veh.daily_ms / 1000.0)
+            veh.daily_raised = True
+
+        # overspeed
+        expressway, posted = False, math.inf
+        for zone in tb.zones:
+            if zone.shape.in_bbox_one(lat, lon) and zone.shape.contains_one(lat, lon)[0]:
+                expressway = expressway or zone.expressway
+                posted = min(posted, zone.limit_kmh)
+        limit = float(tb.expressway_kmh[slot] if expressway else tb.speed_kmh[slot])
+        limit = min(limit, posted)
+        if night:
+            limit = limit * float(tb.night_factor[slot])
+        if v > limit:
+            if not veh.over_active:
+                veh.over_active, veh.over_since, veh.over_raised = True, t, False
+            if t - veh.over_since >= int(tb.overspeed_ms[slot]) and not veh.over_raised:
+                emit(EventKind.OVERSPEED, t, v)
+                veh.over_raised = True
+        else:
+            veh.over_active, veh.over_since, veh.over_raised = False, 0, False
+
+        # banned hours
+        bs, be = int(tb.ban_start_ms[slot]), int(tb.ban_end_ms[slot])
+        if bs >= 0 and moving and in_window_one(t, tb.offset_ms, (bs, be)):
+            key = (t + tb.offset_ms - bs) // DAY_MS
+            if key != veh.ban_key:
+                emit(EventKind.BANNED_HOURS, t, v)
+                veh.ban_key = key
+
+        # corridor
+        route = int(tb.route[slot])
+        if route >= 0:
+            inside, d2 = tb.corridors[route].shape.contains_one(lat, lon)
+            if veh.in_route and not inside:
+                emit(EventKind.CORRIDOR_LEAVE, t, math.sqrt(d2), route)
+            elif not veh.in_route and inside:
+                emit(EventKind.CORRIDOR_ENTER, t, math.sqrt(d2), route)
+            veh.in_route = inside
+
+        # forbidden areas
+        cls = int(tb.cls[slot])
+        for f, zone in enumerate(tb.forbidden):
+            bit = 1 << f
+            now_in = (
+                zone.classes[cls]
+                and (
+                    not zone.windows or any(in_window_one(t, tb.offset_ms, w) for w in zone.windows)
+                )
+                and zone.shape.in_bbox_one(lat, lon)
+                and zone.shape.contains_one(lat, lon)[0]
+            )
+            if now_in and not veh.forbidden & bit:
+                emit(EventKind.FORBIDDEN_ENTER, t, v, f)
+            veh.forbidden = veh.forbidden | bit if now_in else veh.forbidden & ~bit
+
+        # offline found by this fix; drift
+        if prev_moving and dt >= tb.offline_ms and not veh.offline_raised:
+            emit(EventKind.OFFLINE, veh.last_ts + tb.offline_ms, dt / 1000.0)
+        if has_prev:
+            implied = step_m_one(veh.last_lat, veh.last_lon, lat, lon) * 3600.0 / dt
+            if implied > tb.drift_kmh:
+                emit(EventKind.DRIFT, t, implied)
+
+        veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
+        veh.last_moving, veh.offline_raised = moving, False

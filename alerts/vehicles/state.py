@@ -1,0 +1,124 @@
+"""Fleet state (arrays by vehicle slot), event columns and event kinds."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["NO_KEY", "EventKind", "FleetEvents", "FleetState", "Positions"]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+NO_KEY = -(1 << 62)
+
+
+class Positions(Protocol):
+    """Vehicle positions as columns (`ingest.store.PositionBatch` is one); `vehicle` is the
+    registry index of the vehicle's speed sensor, `ts` the event time in ms since the epoch."""
+
+    @property
+    def vehicle(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def ts(self) -> I64: ...
+    @property
+    def lat(self) -> F64: ...
+    @property
+    def lon(self) -> F64: ...
+    @property
+    def speed_kmh(self) -> F64: ...
+
+
+class EventKind(IntEnum):
+    OVERSPEED = 1  # value: speed km/h
+    FATIGUE_CONTINUOUS = 2  # value: continuous driving s
+    FATIGUE_DAILY = 3  # value: driving s in the local day
+    BANNED_HOURS = 4  # value: speed km/h (coaches 02:00-05:00)
+    CORRIDOR_LEAVE = 5  # value: distance to the route m; ref: corridor number
+    CORRIDOR_ENTER = 6  # value: distance to the route m; ref: corridor number
+    FORBIDDEN_ENTER = 7  # value: speed km/h; ref: forbidden area number
+    OFFLINE = 8  # value: silence s so far (to the next fix, or to `now`)
+    DRIFT = 9  # value: implied speed km/h
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FleetEvents:
+    """Events as columns, ordered by (vehicle, ts, kind, ref); `vehicle` is the registry index,
+    `ts` the event time in ms, `ref` the geofence number within its kind or -1."""
+
+    vehicle: npt.NDArray[np.int32]
+    kind: npt.NDArray[np.int8]
+    ts: I64
+    value: F64
+    ref: npt.NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def rows(self) -> list[tuple[int, EventKind, int, float, int]]:
+        return [
+            (int(v), EventKind(int(k)), int(t), float(x), int(r))
+            for v, k, t, x, r in zip(
+                self.vehicle, self.kind, self.ts, self.value, self.ref, strict=True
+            )
+        ]
+
+
+@dataclass(slots=True, eq=False)
+class FleetState:
+    """What the rules remember per vehicle slot between batches."""
+
+    has_fix: B
+    last_ts: I64
+    last_lat: F64
+    last_lon: F64
+    last_moving: B
+    cont_ms: I64  # continuous driving since the last qualifying rest
+    rest_ms: I64  # length of the current stop so far
+    cont_raised: B
+    day: I64  # local day of `daily_ms`
+    daily_ms: I64
+    daily_raised: B
+    over_active: B
+    over_since: I64
+    over_raised: B
+    ban_key: I64  # local day of the window start of the last banned-hours event
+    in_route: B  # unknown counts as inside: a first fix off the route raises a leave
+    forbidden: npt.NDArray[np.uint64]  # bit f: inside forbidden area f during its window
+    offline_raised: B
+
+    @classmethod
+    def new(cls, n: int) -> FleetState:
+        def z(dtype: type) -> npt.NDArray[np.generic]:
+            return np.zeros(n, dtype=dtype)
+
+        return cls(
+            has_fix=z(np.bool_),  # type: ignore[arg-type]
+            last_ts=z(np.int64),  # type: ignore[arg-type]
+            last_lat=z(np.float64),  # type: ignore[arg-type]
+            last_lon=z(np.float64),  # type: ignore[arg-type]
+            last_moving=z(np.bool_),  # type: ignore[arg-type]
+            cont_ms=z(np.int64),  # type: ignore[arg-type]
+            rest_ms=z(np.int64),  # type: ignore[arg-type]
+            cont_raised=z(np.bool_),  # type: ignore[arg-type]
+            day=np.full(n, NO_KEY, dtype=np.int64),
+            daily_ms=z(np.int64),  # type: ignore[arg-type]
+            daily_raised=z(np.bool_),  # type: ignore[arg-type]
+            over_active=z(np.bool_),  # type: ignore[arg-type]
+            over_since=z(np.int64),  # type: ignore[arg-type]
+            over_raised=z(np.bool_),  # type: ignore[arg-type]
+            ban_key=np.full(n, NO_KEY, dtype=np.int64),
+            in_route=np.ones(n, dtype=np.bool_),
+            forbidden=z(np.uint64),  # type: ignore[arg-type]
+            offline_raised=z(np.bool_),  # type: ignore[arg-type]
+        )
+
+    def copy(self) -> FleetState:
+        return FleetState(
+            **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)}
+        )

@@ -1,0 +1,198 @@
+"""`FleetSettings` and the registry's vehicles compiled into per-vehicle numpy columns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.vehicles.errors import FleetConfigError
+from alerts.vehicles.geo import Shape, compile_shape
+from alerts.vehicles.settings import (
+    CorridorFence,
+    FleetSettings,
+    ForbiddenArea,
+    SpeedZone,
+    VehicleClass,
+)
+from telemetry.registry import VehicleInfo
+
+__all__ = ["CLASSES", "DAY_MS", "FleetTable", "Zone", "compile_fleet", "in_window"]
+
+CLASSES: tuple[VehicleClass, ...] = ("hazmat", "coach", "charter")
+DAY_MS = 86_400_000
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+B = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Zone:
+    """A compiled geofence; `windows` in ms of the local day, `classes` as a mask by class code."""
+
+    id: str
+    shape: Shape
+    expressway: bool = False
+    limit_kmh: float = np.inf
+    classes: tuple[bool, bool, bool] = (True, True, True)
+    windows: tuple[tuple[int, int], ...] = ()
+
+
+def in_window(ts: I64, offset_ms: int, window: tuple[int, int]) -> B:
+    """Whether each event time falls in a daily local-time window [start, end) (ms of the day)."""
+    start, end = window
+    tod = (ts + offset_ms) % DAY_MS
+    if start == end:
+        return np.ones(ts.shape, dtype=np.bool_)
+    if start < end:
+        return (tod >= start) & (tod < end)
+    return (tod >= start) | (tod < end)
+
+
+def in_window_one(ts: int, offset_ms: int, window: tuple[int, int]) -> bool:
+    start, end = window
+    tod = (ts + offset_ms) % DAY_MS
+    if start == end:
+        return True
+    if start < end:
+        return start <= tod < end
+    return tod >= start or tod < end
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FleetTable:
+    """Per-vehicle columns by dense slot; `slot_of[registry index]` is the slot or -1."""
+
+    settings: FleetSettings
+    ids: tuple[str, ...]  # "tenant/vehicle" per slot
+    index: I32  # registry index (the batches' `vehicle`) per slot
+    slot_of: I32
+    cls: npt.NDArray[np.int8]
+    speed_kmh: F64
+    expressway_kmh: F64
+    night_factor: F64
+    overspeed_ms: I64
+    cont_day_ms: I64
+    cont_night_ms: I64
+    min_rest_ms: I64
+    daily_ms: I64
+    ban_start_ms: I64  # -1: no ban
+    ban_end_ms: I64
+    route: I32  # corridor number or -1
+    zones: tuple[Zone, ...]  # speed zones
+    corridors: tuple[Zone, ...]
+    forbidden: tuple[Zone, ...]
+    offset_ms: int
+    night: tuple[int, int]
+    moving_kmh: float
+    offline_ms: int
+    drift_kmh: float
+    drive_gap_ms: int
+    track_gap_ms: int
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _window_ms(start_end: tuple[int, int]) -> tuple[int, int]:
+    return start_end[0] * 60_000, start_end[1] * 60_000
+
+
+def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> FleetTable:
+    """Give each vehicle a slot and its class's numbers; resolve vehicle references of the
+    corridors and exemptions (``vehicle`` in any tenant, or ``tenant/vehicle``)."""
+    infos = sorted(vehicles, key=lambda v: v.speed_sensor)
+    n = len(infos)
+    ids = tuple(f"{v.tenant}/{v.spec.id}" for v in infos)
+    by_ref: dict[str, list[int]] = {}
+    for slot, v in enumerate(infos):
+        by_ref.setdefault(v.spec.id, []).append(slot)
+        by_ref.setdefault(f"{v.tenant}/{v.spec.id}", []).append(slot)
+
+    def resolve(ref: str, where: str) -> list[int]:
+        slots = by_ref.get(ref)
+        if slots is None:
+            raise FleetConfigError(f"{where}: no vehicle {ref!r}")
+        return slots
+
+    index = np.array([v.speed_sensor for v in infos], dtype=np.int32)
+    size = int(index.max()) + 1 if n else 0
+    slot_of = np.full(size, -1, dtype=np.int32)
+    slot_of[index] = np.arange(n, dtype=np.int32)
+    cls = np.array([CLASSES.index(v.spec.vehicle_class) for v in infos], dtype=np.int8)
+    lim = [settings.limits(c) for c in CLASSES]
+
+    def fcol(values: list[float]) -> F64:
+        out: F64 = np.asarray(values, dtype=np.float64)[cls]
+        return out
+
+    def icol(values: list[int]) -> I64:
+        out: I64 = np.asarray(values, dtype=np.int64)[cls]
+        return out
+
+    ban = [_window_ms(x.banned.minutes()) if x.banned else (-1, -1) for x in lim]
+    exempt = np.zeros(n, dtype=np.bool_)
+    for ref in settings.exempt:
+        exempt[resolve(ref, "exempt")] = True
+    ban_start = np.where(exempt, -1, icol([b[0] for b in ban]))
+    ban_end = np.where(exempt, -1, icol([b[1] for b in ban]))
+
+    route = np.full(n, -1, dtype=np.int32)
+    zones: list[Zone] = []
+    corridors: list[Zone] = []
+    forbidden: list[Zone] = []
+    for gi, fence in enumerate(settings.geofences):
+        shape = compile_shape(fence.polygon, fence.polyline, fence.buffer_m)
+        if isinstance(fence, SpeedZone):
+            limit = np.inf if fence.limit_kmh is None else fence.limit_kmh
+            zones.append(Zone(fence.id, shape, fence.expressway, float(limit)))
+        elif isinstance(fence, CorridorFence):
+            for ref in fence.vehicles:
+                for slot in resolve(ref, f"geofences.{gi}.vehicles"):
+                    if route[slot] >= 0:
+                        raise FleetConfigError(
+                            f"geofences.{gi}.vehicles: {ids[slot]} is on two corridors"
+                        )
+                    route[slot] = len(corridors)
+            corridors.append(Zone(fence.id, shape))
+        else:
+            assert isinstance(fence, ForbiddenArea)
+            mask = ("hazmat" in fence.classes, "coach" in fence.classes, "charter" in fence.classes)
+            wins = tuple(_window_ms(w.minutes()) for w in fence.windows)
+            forbidden.append(Zone(fence.id, shape, classes=mask, windows=wins))
+
+    return FleetTable(
+        settings=settings,
+        ids=ids,
+        index=index,
+        slot_of=slot_of,
+        cls=cls,
+        speed_kmh=fcol([x.speed_kmh for x in lim]),
+        expressway_kmh=fcol([x.expressway_kmh for x in lim]),
+        night_factor=fcol([x.night_speed_factor for x in lim]),
+        overspeed_ms=icol([_ms(x.overspeed_min_s) for x in lim]),
+        cont_day_ms=icol([_ms(x.continuous_day_s) for x in lim]),
+        cont_night_ms=icol([_ms(x.continuous_night_s) for x in lim]),
+        min_rest_ms=icol([_ms(x.min_rest_s) for x in lim]),
+        daily_ms=icol([_ms(x.daily_driving_s) for x in lim]),
+        ban_start_ms=ban_start,
+        ban_end_ms=ban_end,
+        route=route,
+        zones=tuple(zones),
+        corridors=tuple(corridors),
+        forbidden=tuple(forbidden),
+        offset_ms=settings.utc_offset_min * 60_000,
+        night=_window_ms(settings.night.minutes()),
+        moving_kmh=settings.moving_kmh,
+        offline_ms=_ms(settings.offline_s),
+        drift_kmh=settings.drift_kmh,
+        drive_gap_ms=_ms(settings.max_drive_gap_s),
+        track_gap_ms=_ms(settings.track_gap_s),
+    )

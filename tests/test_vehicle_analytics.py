@@ -1,0 +1,471 @@
+"""Fleet analytics: scenario tests per rule, and the vectorized core against its reference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alerts.vehicles import (
+    ClassLimits,
+    CorridorFence,
+    EventKind,
+    FleetConfigError,
+    FleetEvents,
+    FleetSettings,
+    FleetState,
+    FleetTable,
+    ForbiddenArea,
+    ReferenceFleet,
+    SpeedZone,
+    TimeWindow,
+    compile_fleet,
+    evaluate_fleet,
+    fleet_kpis,
+)
+from ingest.store.base import PositionBatch
+from telemetry.config import VehicleSpec
+from telemetry.registry import VehicleInfo
+
+CST_0800 = int(datetime(2026, 3, 2, 0, 0, tzinfo=UTC).timestamp() * 1000)  # 08:00 in China
+MIN = 60_000
+HOUR = 60 * MIN
+STEP = 30_000
+LAT0, LON0 = 30.0, 104.0
+M_PER_DEG_LAT = 6_371_008.8 * math.pi / 180
+
+
+def fleet(*classes: str) -> list[VehicleInfo]:
+    return [
+        VehicleInfo("t", VehicleSpec(id=f"v{i}", plate=f"川A{i:05d}", vehicle_class=c), 10 + i)
+        for i, c in enumerate(classes)
+    ]
+
+
+def batch(rows: Sequence[tuple[int, int, float, float, float]]) -> PositionBatch:
+    """rows of (vehicle index, ts, lat, lon, speed)."""
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+    return PositionBatch(
+        vehicle=np.asarray(cols[0], dtype=np.int32),
+        ts=np.asarray(cols[1], dtype=np.int64),
+        lat=np.asarray(cols[2], dtype=np.float64),
+        lon=np.asarray(cols[3], dtype=np.float64),
+        speed_kmh=np.asarray(cols[4], dtype=np.float64),
+        heading_deg=np.zeros(len(rows)),
+    )
+
+
+def drive(
+    vehicle: int, start: int, legs: Sequence[tuple[int, float]], lat: float = LAT0
+) -> list[tuple[int, int, float, float, float]]:
+    """A fix every 30 s eastwards along `lat`; each leg is (duration ms, speed km/h)."""
+    rows = []
+    t, lon = start, LON0
+    for duration, speed in legs:
+        end = t + duration
+        while t < end:
+            rows.append((vehicle, t, lat, lon, speed))
+            lon += speed / 3600 * STEP / 1000 * 1000 / (M_PER_DEG_LAT * math.cos(math.radians(lat)))
+            t += STEP
+    rows.append((vehicle, t, lat, lon, 0.0))
+    return rows
+
+
+def run(
+    table: FleetTable, rows: list[tuple[int, int, float, float, float]], now: int | None = None
+) -> list[tuple[int, EventKind, int, float, int]]:
+    state = FleetState.new(len(table))
+    now = max(r[1] for r in rows) if now is None else now
+    _, events = evaluate_fleet(table, state, batch(rows), now)
+    return events.rows()
+
+
+def kinds(events: list[tuple[int, EventKind, int, float, int]]) -> list[EventKind]:
+    return [e[1] for e in events]
+
+
+# fatigue ---------------------------------------------------------------------------------------
+
+
+def test_coach_driving_4h10_without_rest_is_fatigue() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    events = run(table, drive(10, CST_0800, [(4 * HOUR + 10 * MIN, 90.0)]))
+    assert kinds(events) == [EventKind.FATIGUE_CONTINUOUS]
+    assert events[0][2] == CST_0800 + 4 * HOUR + STEP  # the first fix past 4 h of driving
+
+
+@pytest.mark.parametrize(("rest_min", "fatigue"), [(19, True), (20, False)])
+def test_coach_rest_of_19_min_does_not_count_20_does(rest_min: int, fatigue: bool) -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    legs = [(2 * HOUR, 90.0), (rest_min * MIN, 0.0), (2 * HOUR + 10 * MIN, 90.0)]
+    events = run(table, drive(10, CST_0800, legs))
+    assert kinds(events) == ([EventKind.FATIGUE_CONTINUOUS] if fatigue else [])
+
+
+def test_night_continuous_limit_is_2h() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    start = CST_0800 + 14 * HOUR + 30 * MIN  # 22:30
+    events = run(table, drive(10, start, [(2 * HOUR + 10 * MIN, 70.0)]))
+    assert kinds(events) == [EventKind.FATIGUE_CONTINUOUS]
+    assert events[0][2] == start + 2 * HOUR + STEP
+
+
+def test_more_than_8h_in_a_day() -> None:
+    table = compile_fleet(FleetSettings(), fleet("charter"))
+    legs = [(3 * HOUR, 80.0), (30 * MIN, 0.0)] * 2 + [(2 * HOUR + 10 * MIN, 80.0)]
+    events = run(table, drive(10, CST_0800 - 2 * HOUR, legs))
+    assert kinds(events) == [EventKind.FATIGUE_DAILY]
+
+
+def test_fatigue_carries_over_batches() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    rows = drive(10, CST_0800, [(4 * HOUR + 10 * MIN, 90.0)])
+    state = FleetState.new(len(table))
+    got: list[tuple[int, EventKind, int, float, int]] = []
+    for i in range(0, len(rows), 37):
+        part = rows[i : i + 37]
+        state, events = evaluate_fleet(table, state, batch(part), part[-1][1])
+        got += events.rows()
+    assert got == run(table, rows)
+
+
+# overspeed -------------------------------------------------------------------------------------
+
+
+def test_hazmat_overspeed_off_expressway_with_minimum_duration() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    assert kinds(run(table, drive(10, CST_0800, [(30 * MIN, 55.0), (STEP, 70.0)]))) == []
+    events = run(table, drive(10, CST_0800, [(30 * MIN, 55.0), (2 * MIN, 70.0)]))
+    assert kinds(events) == [EventKind.OVERSPEED]
+    assert events[0][2] == CST_0800 + 30 * MIN + STEP  # the run lasted 30 s >= 10 s
+
+
+def test_expressway_zone_and_posted_limit() -> None:
+    box = ((29.9, 103.9), (29.9, 104.5), (30.1, 104.5), (30.1, 103.9))
+    express = SpeedZone(id="g4", polygon=box, expressway=True)
+    cfg = FleetSettings(geofences=(express,))
+    table = compile_fleet(cfg, fleet("hazmat"))
+    assert run(table, drive(10, CST_0800, [(10 * MIN, 75.0)])) == []
+    events = run(table, drive(10, CST_0800, [(10 * MIN, 85.0)]))
+    assert kinds(events) == [EventKind.OVERSPEED]
+    posted = SpeedZone(id="works", polygon=box, limit_kmh=40)
+    table = compile_fleet(FleetSettings(geofences=(express, posted)), fleet("hazmat"))
+    assert kinds(run(table, drive(10, CST_0800, [(10 * MIN, 45.0)]))) == [EventKind.OVERSPEED]
+
+
+def test_night_limit_is_80_percent() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    night = CST_0800 + 15 * HOUR  # 23:00
+    assert run(table, drive(10, CST_0800, [(10 * MIN, 50.0)])) == []
+    assert kinds(run(table, drive(10, night, [(10 * MIN, 50.0)]))) == [EventKind.OVERSPEED]
+
+
+# banned hours ----------------------------------------------------------------------------------
+
+
+def test_coach_moving_at_0300_unless_exempt() -> None:
+    three = CST_0800 - 5 * HOUR
+    rows = drive(10, three, [(20 * MIN, 60.0)]) + drive(11, three, [(20 * MIN, 60.0)])
+    table = compile_fleet(FleetSettings(), fleet("coach", "coach"))
+    events = run(table, rows)
+    assert [(e[0], e[1], e[2]) for e in events] == [
+        (10, EventKind.BANNED_HOURS, three),
+        (11, EventKind.BANNED_HOURS, three),
+    ]
+    table = compile_fleet(FleetSettings(exempt=("t/v1",)), fleet("coach", "coach"))
+    assert [(e[0], e[1]) for e in run(table, rows)] == [(10, EventKind.BANNED_HOURS)]
+    assert run(compile_fleet(FleetSettings(), fleet("charter")), rows[: len(rows) // 2]) == []
+
+
+def test_coach_parked_at_0300_is_fine() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    assert run(table, drive(10, CST_0800 - 5 * HOUR, [(HOUR, 0.0)])) == []
+
+
+# geofences -------------------------------------------------------------------------------------
+
+
+def test_tanker_leaving_and_rejoining_its_corridor() -> None:
+    route = CorridorFence(
+        id="r1", polyline=((LAT0, 103.9), (LAT0, 105.0)), buffer_m=500, vehicles=("v0",)
+    )
+    table = compile_fleet(FleetSettings(geofences=(route,)), fleet("hazmat"))
+    rows = drive(10, CST_0800, [(10 * MIN, 50.0)])
+    off = 0.01  # ~1.1 km north of the route
+    rows = [
+        (v, t, lat + (off if 10 <= i < 15 else 0.0), lon, s)
+        for i, (v, t, lat, lon, s) in enumerate(rows)
+    ]
+    events = run(table, rows)
+    assert [(e[1], e[2], e[4]) for e in events] == [
+        (EventKind.CORRIDOR_LEAVE, CST_0800 + 10 * STEP, 0),
+        (EventKind.CORRIDOR_ENTER, CST_0800 + 15 * STEP, 0),
+    ]
+    assert events[0][3] == pytest.approx(off * M_PER_DEG_LAT, rel=1e-3)
+
+
+def test_forbidden_area_during_its_window_only() -> None:
+    box = ((29.99, 103.99), (29.99, 104.2), (30.01, 104.2), (30.01, 103.99))
+    area = ForbiddenArea(id="city", polygon=box, windows=(TimeWindow(start="07:00", end="09:00"),))
+    table = compile_fleet(FleetSettings(geofences=(area,)), fleet("hazmat", "coach"))
+    rows = drive(10, CST_0800, [(5 * MIN, 40.0)]) + drive(11, CST_0800, [(5 * MIN, 40.0)])
+    assert [(e[0], e[1]) for e in run(table, rows)] == [(10, EventKind.FORBIDDEN_ENTER)]
+    assert run(table, drive(10, CST_0800 + 2 * HOUR, [(5 * MIN, 40.0)])) == []
+
+
+# offline and drift -----------------------------------------------------------------------------
+
+
+def test_offline_by_now_once_and_only_after_moving() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat", "hazmat"))
+    rows = [(10, CST_0800, LAT0, LON0, 50.0), (11, CST_0800, LAT0, LON0, 0.0)]
+    state = FleetState.new(len(table))
+    state, events = evaluate_fleet(table, state, batch(rows), CST_0800 + 19 * MIN)
+    assert len(events) == 0
+    state, events = evaluate_fleet(table, state, batch([]), CST_0800 + 25 * MIN)
+    assert events.rows() == [(10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 25 * 60.0, -1)]
+    state, events = evaluate_fleet(table, state, batch([]), CST_0800 + 30 * MIN)
+    assert len(events) == 0
+    back = [(10, CST_0800 + 40 * MIN, LAT0, LON0, 50.0)]
+    state, events = evaluate_fleet(table, state, batch(back), CST_0800 + 40 * MIN)
+    assert len(events) == 0  # the silence was already reported
+
+
+def test_offline_found_in_backfill() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    rows = [(10, CST_0800, LAT0, LON0, 50.0), (10, CST_0800 + 30 * MIN, LAT0, LON0, 50.0)]
+    assert run(table, rows) == [(10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 1800.0, -1)]
+
+
+def test_position_jump_is_drift() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    rows = drive(10, CST_0800, [(5 * MIN, 50.0)])
+    v, t, lat, lon, s = rows[5]
+    rows[5] = (v, t, lat + 0.05, lon, s)  # 5.5 km in 30 s
+    events = run(table, rows)
+    assert [(e[1], e[2]) for e in events] == [(EventKind.DRIFT, t), (EventKind.DRIFT, t + STEP)]
+    assert events[0][3] > 600
+
+
+def test_unknown_late_and_duplicate_positions_are_ignored() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    rows = [(99, CST_0800, LAT0, LON0, 200.0), (10, CST_0800, LAT0, LON0, 10.0)]
+    state, _ = evaluate_fleet(table, FleetState.new(1), batch(rows), CST_0800)
+    again = [(10, CST_0800, LAT0, LON0, 200.0), (10, CST_0800 - 1, LAT0, LON0, 200.0)]
+    state2, events = evaluate_fleet(table, state, batch(again), CST_0800)
+    assert len(events) == 0
+    assert int(state2.last_ts[0]) == CST_0800
+
+
+# config ----------------------------------------------------------------------------------------
+
+
+def test_config_errors() -> None:
+    line = ((LAT0, 104.0), (LAT0, 104.1))
+    with pytest.raises(FleetConfigError, match="no vehicle 'nope'"):
+        compile_fleet(
+            FleetSettings(
+                geofences=(CorridorFence(id="r", polyline=line, buffer_m=50, vehicles=("nope",)),)
+            ),
+            fleet("hazmat"),
+        )
+    two = tuple(
+        CorridorFence(id=f"r{i}", polyline=line, buffer_m=50, vehicles=("v0",)) for i in range(2)
+    )
+    with pytest.raises(FleetConfigError, match="two corridors"):
+        compile_fleet(FleetSettings(geofences=two), fleet("hazmat"))
+    with pytest.raises(ValueError, match="buffer_m"):
+        CorridorFence(id="r", polyline=line, vehicles=("v0",))
+    with pytest.raises(ValueError, match="exactly one"):
+        SpeedZone(id="z", expressway=True)
+    with pytest.raises(ValueError, match="extra"):
+        ClassLimits.model_validate({"speed_kmh": 60, "sped": 1})
+
+
+# KPIs ------------------------------------------------------------------------------------------
+
+
+def test_kpis() -> None:
+    table = compile_fleet(
+        FleetSettings(track_gap_s=60), fleet("hazmat", "coach", "charter", "coach")
+    )
+    one = drive(10, CST_0800, [(10 * MIN, 60.0)])  # 10 km, every 30 s
+    two = drive(11, CST_0800, [(10 * MIN, 60.0)])[::4]  # 10 km, every 2 min: incomplete
+    three = drive(12, CST_0800, [(5 * MIN, 60.0)])
+    v, t, lat, lon, s = three[3]
+    three[3] = (v, t, lat + 1.0, lon, s)  # two drift intervals
+    rows = one + two + three + [(10, CST_0800 + 5 * HOUR, LAT0, LON0, 0.0)]  # outside the period
+    k = fleet_kpis(table, batch(rows), CST_0800, CST_0800 + HOUR)
+    assert (k.vehicles, k.online, k.online_rate) == (4, 3, 0.75)
+    assert k.positions == len(one) + len(two) + len(three)
+    assert k.drift == 2
+    assert k.intervals == len(one) + len(two) + len(three) - 3
+    assert k.drift_rate == pytest.approx(2 / k.intervals)
+    assert k.total_km == pytest.approx(10 + 10 + 4, rel=1e-3)  # three: 5 km less the drift's 1
+    assert k.completeness == pytest.approx(14 / 24, rel=1e-3)
+
+
+# the reference ---------------------------------------------------------------------------------
+
+SMALL = ClassLimits(
+    speed_kmh=60,
+    expressway_kmh=80,
+    overspeed_min_s=60,
+    continuous_day_s=1200,
+    continuous_night_s=600,
+    min_rest_s=300,
+    daily_driving_s=2400,
+)
+BOX = ((30.0, 104.0), (30.0, 104.02), (30.02, 104.02), (30.02, 104.0))
+PROPERTY_SETTINGS = FleetSettings(
+    hazmat=SMALL,
+    coach=SMALL.model_copy(update={"banned": TimeWindow(start="02:00", end="05:00")}),
+    charter=SMALL.model_copy(update={"speed_kmh": 100, "night_speed_factor": 0.5}),
+    offline_s=900,
+    max_drive_gap_s=600,
+    exempt=("v3",),
+    geofences=(
+        SpeedZone(
+            id="ex", polyline=((30.0, 104.0), (30.03, 104.03)), buffer_m=800, expressway=True
+        ),
+        SpeedZone(id="posted", polygon=BOX, limit_kmh=50),
+        CorridorFence(
+            id="r0", polyline=((30.0, 104.0), (30.0, 104.04)), buffer_m=1000, vehicles=("v0", "v2")
+        ),
+        CorridorFence(
+            id="r1", polyline=((30.01, 104.0), (30.03, 104.04)), buffer_m=600, vehicles=("v1",)
+        ),
+        ForbiddenArea(id="f0", polygon=BOX, classes=("hazmat", "coach")),
+        ForbiddenArea(
+            id="f1",
+            polygon=((30.01, 104.01), (30.04, 104.02), (30.02, 104.04)),
+            classes=("hazmat", "charter"),
+            windows=(
+                TimeWindow(start="23:00", end="01:00"),
+                TimeWindow(start="07:00", end="08:00"),
+            ),
+        ),
+    ),
+)
+PROPERTY_TABLE = compile_fleet(PROPERTY_SETTINGS, fleet("hazmat", "coach", "charter", "coach"))
+
+step = st.tuples(
+    st.integers(10, 14),  # 14: unknown vehicle
+    st.one_of(st.integers(5, 60), st.integers(0, 400), st.integers(0, 1500), st.just(0)),
+    st.floats(29.99, 30.05),
+    st.floats(103.99, 104.05),
+    st.one_of(
+        st.sampled_from([0.0, 5.0, 5.5, 40.0, 50.0, 60.0, 80.0, 100.0]),
+        st.floats(30, 130),
+        st.floats(0, 130),
+    ),
+    st.integers(0, 4),  # batch cut after this position when 0
+    st.integers(-3, 3),  # skew: out-of-order arrival
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 24 * 3600), st.lists(step, min_size=1, max_size=400), st.integers(0, 2000))
+def test_vectorized_core_matches_reference(
+    start_s: int, steps: list[tuple[int, int, float, float, float, int, int]], idle_s: int
+) -> None:
+    table = PROPERTY_TABLE
+    ref = ReferenceFleet(table)
+    state = FleetState.new(len(table))
+    clock = CST_0800 + start_s * 1000
+    chunk: list[tuple[int, int, float, float, float]] = []
+    got: list[tuple[int, EventKind, int, float, int]] = []
+    want: list[tuple[int, EventKind, int, float, int]] = []
+
+    def flush(now: int) -> None:
+        nonlocal state
+        b = batch(chunk)
+        state, events = evaluate_fleet(table, state, b, now)
+        got.extend(events.rows())
+        want.extend(ref.evaluate(b, now))
+        chunk.clear()
+
+    for vehicle, gap, lat, lon, speed, cut, skew in steps:
+        clock += gap * 1000
+        chunk.append((vehicle, clock + skew * 7000, lat, lon, speed))
+        if cut == 0:
+            flush(clock)
+    flush(clock + idle_s * 1000)
+    assert_same(got, want)
+
+
+def assert_same(
+    got: list[tuple[int, EventKind, int, float, int]],
+    want: list[tuple[int, EventKind, int, float, int]],
+) -> None:
+    assert [(v, k, t, r) for v, k, t, _, r in got] == [(v, k, t, r) for v, k, t, _, r in want]
+    for g, w in zip(got, want, strict=True):
+        assert math.isclose(g[3], w[3], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_events_are_columns() -> None:
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    _, events = evaluate_fleet(
+        table, FleetState.new(1), batch(drive(10, CST_0800, [(5 * MIN, 90.0)])), CST_0800
+    )
+    assert isinstance(events, FleetEvents)
+    columns: list[npt.NDArray[Any]] = [
+        events.vehicle,
+        events.kind,
+        events.ts,
+        events.value,
+        events.ref,
+    ]
+    assert [c.dtype.str for c in columns] == ["<i4", "|i1", "<i8", "<f8", "<i4"]
+
+
+leg = st.tuples(
+    st.integers(10, 13),
+    st.integers(1, 80),  # fixes
+    st.sampled_from([10, 30, 60, 120, 400]),  # seconds between them
+    st.one_of(st.sampled_from([0.0, 3.0, 50.0, 60.0, 61.0, 90.0]), st.floats(0, 130)),
+    st.floats(-0.0005, 0.0005),  # degrees per fix
+    st.floats(-0.0005, 0.0005),
+    st.booleans(),  # cut the batch after the leg
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
+def test_vectorized_core_matches_reference_on_trips(
+    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]
+) -> None:
+    """Longer stretches per vehicle, so that the fatigue and daily rules fire too."""
+    table = PROPERTY_TABLE
+    ref = ReferenceFleet(table)
+    state = FleetState.new(len(table))
+    clock = CST_0800 + start_s * 1000
+    pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
+    chunk: list[tuple[int, int, float, float, float]] = []
+    got: list[tuple[int, EventKind, int, float, int]] = []
+    want: list[tuple[int, EventKind, int, float, int]] = []
+    for vehicle, count, step_s, speed, dlat, dlon, cut in legs:
+        lat, lon = pos[vehicle]
+        for _ in range(count):
+            clock += step_s * 1000
+            lat, lon = lat + dlat, lon + dlon
+            chunk.append((vehicle, clock, lat, lon, speed))
+        pos[vehicle] = (lat, lon)
+        if cut:
+            b = batch(chunk)
+            state, events = evaluate_fleet(table, state, b, clock)
+            got.extend(events.rows())
+            want.extend(ref.evaluate(b, clock))
+            chunk.clear()
+    b = batch(chunk)
+    state, events = evaluate_fleet(table, state, b, clock + 3600_000)
+    got.extend(events.rows())
+    want.extend(ref.evaluate(b, clock + 3600_000))
+    assert_same(got, want)
