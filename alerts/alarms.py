@@ -1,8 +1,9 @@
 """From level transitions to alarms: one alarm per sensor, rule and side, raised when the level
 leaves 0, escalated or de-escalated while it moves, cleared when it returns to 0.
 
-The side is the alarm's kind: a process level above or below, a sensor fault, no data, or a
-protective action that was not confirmed ("action_failed", 馈电异常 for a power cut).
+The side is the alarm's kind (`SIDE_NAMES`): a process level above or below, a sensor fault, no
+data, a protective action that was not confirmed ("action_failed", 馈电异常 for a power cut), a
+rate of rise ("rate"), or an early warning ("early_warning", blue, its level the one foreseen).
 
 An alarm keeps the event time at which it started and ended and the arrival time beside them.
 All changes of one batch are written in one transaction, so a crash never leaves half of them.
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from alerts.evaluate import CoreState, Transitions
 from alerts.statedb import StateDB
-from alerts.table import ACTION, BELOW, SIDE_NAMES, SIDES, SLOTS, RuleTable
+from alerts.table import ACTION, BELOW, EARLY, SIDE_NAMES, SIDES, SLOTS, RuleTable
 from telemetry.registry import Registry
 
 __all__ = ["AlarmBook", "AlarmEvent"]
@@ -87,6 +88,8 @@ class AlarmBook:
                 base = row.side * SLOTS
                 new.active[i, base : base + level] = True
                 new.raw[i, base : base + level] = True
+            elif row.side == EARLY:
+                level = min(row.level, SLOTS)  # the number of the level foreseen
             else:
                 level = min(row.level, 1)
             if row.side == ACTION:

@@ -20,6 +20,7 @@
   last-data + timeout (cleared by the reading that ends the gap), and so does `now` when it is
   past last-data + timeout. A sensor never heard from starts its clock at the first `now`.
 * ACTION: see `alerts.verify`.
+* RATE (rate of rise) and EARLY (early warning) of sensors with those options: see `alerts.trend`.
 
 Every change of a side's level is a transition stamped with its event time; transitions come out
 ordered by (sensor, ts, side).
@@ -48,6 +49,7 @@ from alerts.state import (
     segment_starts,
 )
 from alerts.table import FAULT, NO_DATA, RuleTable
+from alerts.trend import judge_trends
 from alerts.verify import run_plans
 from alerts.vote import group_readings, vote_seed
 from telemetry.quality import Quality
@@ -137,6 +139,8 @@ def _evaluate(
     value = np.asarray(batch.value, dtype=np.float64)
     quality = np.asarray(batch.quality, dtype=np.uint8)
     n_in = int(ts.shape[0])
+    if state.hist_n.shape[0] != table.trends or state.hist_ts.shape[1] != table.trend_depth:
+        state = state.with_trends(table.trends, table.trend_depth)
     new = state if groups or inplace else state.copy()
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
@@ -162,8 +166,10 @@ def _evaluate(
     level_parts: list[Part] = []
     if n_judged:
         j = np.flatnonzero(judged)
-        level_parts = judge_levels(table, state, new, s[j], t[j], v[j])
+        level_parts, above = judge_levels(table, state, new, s[j], t[j], v[j])
         parts.extend(level_parts)
+        if table.trends:
+            parts.extend(judge_trends(table, state, new, s[j], t[j], v[j], above))
     # sensor fault: decided by fault readings and judged readings of sensors with levels
     is_fault = q == Quality.SENSOR_FAULT
     f = np.flatnonzero(rules & (judged | is_fault))

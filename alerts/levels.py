@@ -36,8 +36,9 @@ def _flat(rows: I64, cols: npt.NDArray[np.intp]) -> I64:
 
 def judge_levels(
     table: RuleTable, state: CoreState, new: CoreState, s: I64, t: I64, v: npt.NDArray[np.float64]
-) -> list[Part]:
-    """Process levels of judged readings (sorted by sensor, then time)."""
+) -> tuple[list[Part], I64]:
+    """Process levels of judged readings (sorted by sensor, then time); returns the transitions
+    and each reading's level above after it (the early warning's starting point)."""
     cols = table.columns
     start = segment_starts(s)
     starts = np.flatnonzero(start)
@@ -86,6 +87,7 @@ def judge_levels(
     numbers = np.where(act, (cols % SLOTS + 1).astype(np.int8)[None, :], np.int8(0))
     ss, se = s[starts], s[ends]
     parts: list[Part] = []
+    above: I64 = np.zeros(s.shape[0], dtype=np.int64)
     for side in (0, 1):
         mask = up if side == ABOVE else ~up
         if not mask.any():
@@ -97,4 +99,6 @@ def judge_levels(
         rows = np.flatnonzero(level != before)
         parts.append((s[rows], t[rows], v[rows], side, before[rows], level[rows]))
         new.level[se, side] = level[ends]
-    return parts
+        if side == ABOVE:
+            above = level
+    return parts, above

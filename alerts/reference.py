@@ -1,5 +1,6 @@
 """Plain-Python twin of `alerts.evaluate`, one reading at a time: the specification the vectorized
-core is property-tested against (see the semantics there). Not for production use."""
+core is property-tested against (see the semantics there and in `alerts.trend`). Not for
+production use."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from alerts.table import ABOVE, ACTION, FAULT, NO_DATA, RUN_CAP, SIDES, SLOTS, RuleTable
+from alerts.table import (
+    ABOVE,
+    ACTION,
+    EARLY,
+    FAULT,
+    NO_DATA,
+    RATE,
+    RUN_CAP,
+    SIDES,
+    SLOTS,
+    RuleTable,
+)
 from alerts.verify import NO_TS, Row, verify_step
 from telemetry.quality import Quality
 
@@ -35,6 +47,7 @@ class ReferenceCore:
         self.last_value = [math.nan] * n
         self.deadline = [NO_TS] * n
         self.met = [False] * n
+        self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
 
     def evaluate(
         self,
@@ -69,6 +82,8 @@ class ReferenceCore:
             rules = bool(table.has_rules[s])
             if valued and rules:
                 self._judge(s, t, v, out, changes)
+                if table.trend_of[s] >= 0:
+                    self._trend(s, t, v, out)
             if rules and (valued or q == Quality.SENSOR_FAULT):
                 self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
             timeout = int(table.no_data[s])
@@ -154,6 +169,50 @@ class ReferenceCore:
         if self.level[s][side] != level:
             out.append((s, t, v, side, self.level[s][side], level))
             self.level[s][side] = level
+
+    def _trend(self, s: int, t: int, v: float, out: list[Row]) -> None:
+        """Rate of rise and early warning of a judged reading (see `alerts.trend`)."""
+        table = self.table
+        row = int(table.trend_of[s])
+        hist = self.hist[s]
+        hist.append((t, v))
+        del hist[: -table.trend_depth]
+        rate_on = float(table.rate_on[row])
+        if not math.isnan(rate_on):
+            win = [(ti, vi) for ti, vi in hist if ti >= t - int(table.rate_window[row])]
+            if len(win) >= 2:
+                t0, v0 = win[0]
+                rise = (v - v0) * 60000.0 / (t - t0)
+                if rise > rate_on:
+                    self._set(s, t, v, RATE, 1, out)
+                elif rise < float(table.rate_off[row]):
+                    self._set(s, t, v, RATE, 0, out)
+        window = int(table.early_window[row])
+        if window > 0:
+            win = [(ti, vi) for ti, vi in hist if ti >= t - window]
+            early = 0
+            slope = math.nan
+            if len(win) >= 2:
+                xs = [float(ti - t) for ti, _ in win]
+                sx = sv = 0.0
+                for x, (_, vi) in zip(xs, win, strict=True):
+                    sx += x
+                    sv += vi
+                mx, mv = sx / len(win), sv / len(win)
+                sxx = sxy = 0.0
+                for x, (_, vi) in zip(xs, win, strict=True):
+                    dx = x - mx
+                    sxx += dx * dx
+                    sxy += dx * (vi - mv)
+                if sxx > 0:
+                    slope = sxy / sxx
+            level = self.level[s][ABOVE]
+            thr = float(table.threshold[s, level]) if level < SLOTS else math.nan
+            if slope > 0 and not math.isnan(thr):
+                eta = (thr - v) / slope
+                if 0 < eta < int(table.early_horizon[row]):
+                    early = level + 1
+            self._set(s, t, v, EARLY, early, out)
 
     def _judge(
         self,

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from alerts.table import RUN_CAP, SIDES, SLOTS
+from alerts.table import RUN_CAP, SIDES, SLOTS, TREND_DEPTH
 
 __all__ = [
     "I64",
@@ -65,9 +65,15 @@ class CoreState:
     last_value: npt.NDArray[np.float64]  # (n,) last judged value (feedback sensors)
     deadline: I64  # (n,) deadline of a demanded action, NO_TS when none
     met: npt.NDArray[np.bool_]  # (n,) the demanded action was confirmed
+    # the last judged readings of the sensors with a rate of rise or an early warning, per trend
+    # row (`RuleTable.trend_of`): oldest first and right-aligned, the newest in the last column
+    hist_ts: I64  # (m, depth)
+    hist_v: npt.NDArray[np.float64]  # (m, depth)
+    hist_n: npt.NDArray[np.int16]  # (m,) how many of the last columns hold readings
 
     @staticmethod
-    def empty(n: int) -> CoreState:
+    def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH) -> CoreState:
+        """A fresh state; the trend buffers are sized on the first batch if `trends` is not."""
         return CoreState(
             np.zeros((n, 2 * SLOTS), dtype=np.bool_),
             np.zeros((n, 2 * SLOTS), dtype=np.bool_),
@@ -79,7 +85,15 @@ class CoreState:
             np.full(n, np.nan),
             np.full(n, NO_TS, dtype=np.int64),
             np.zeros(n, dtype=np.bool_),
+            np.zeros((trends, depth), dtype=np.int64),
+            np.full((trends, depth), np.nan),
+            np.zeros(trends, dtype=np.int16),
         )
+
+    def with_trends(self, trends: int, depth: int) -> CoreState:
+        """This state with empty trend buffers of `trends` rows (a new table, or a fresh state)."""
+        fresh = CoreState.empty(0, trends, depth)
+        return replace(self, hist_ts=fresh.hist_ts, hist_v=fresh.hist_v, hist_n=fresh.hist_n)
 
     def copy(self) -> CoreState:
         return replace(self, **{f: getattr(self, f).copy() for f in self.__dataclass_fields__})
@@ -94,7 +108,7 @@ class Transitions:
     sensor: npt.NDArray[np.int32]
     ts: I64
     value: npt.NDArray[np.float64]
-    side: npt.NDArray[np.uint8]  # ABOVE, BELOW, FAULT, NO_DATA, ACTION
+    side: npt.NDArray[np.uint8]  # ABOVE, BELOW, FAULT, NO_DATA, ACTION, RATE, EARLY
     before: npt.NDArray[np.int8]
     after: npt.NDArray[np.int8]
 

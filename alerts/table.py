@@ -8,20 +8,23 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from telemetry.config import LevelSpec
+from telemetry.config import EarlyWarningSpec, LevelSpec, RateSpec
 from telemetry.registry import SensorInfo
 
 __all__ = [
     "ACTION",
     "BELOW",
+    "EARLY",
     "FAULT",
     "HIGH",
     "LOW",
     "NO_DATA",
+    "RATE",
     "RUN_CAP",
     "SIDES",
     "SIDE_NAMES",
     "SLOTS",
+    "TREND_DEPTH",
     "RuleTable",
     "VerifyPlan",
     "compile_table",
@@ -33,10 +36,13 @@ LOW = BELOW = 1  # process levels below (falling thresholds)
 FAULT = 2  # the transmitter reports a fault: a sensor-fault alarm, never a process alarm
 NO_DATA = 3  # comm loss, or silence beyond the sensor's no-data timeout
 ACTION = 4  # a demanded protective action was not confirmed in time (馈电异常)
-SIDES = 5
-SIDE_NAMES = ("above", "below", "fault", "no_data", "action_failed")
+RATE = 5  # the value rises faster than the rule's rate of rise
+EARLY = 6  # early warning: the trend reaches the next level above within the horizon
+SIDES = 7
+SIDE_NAMES = ("above", "below", "fault", "no_data", "action_failed", "rate", "early_warning")
 TIERS = ("none", "blue", "yellow", "orange", "red")
 RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
+TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
 
 # name, tier and action of level 1 of the sides that are not process levels
 _SIDE_LEVELS = {
@@ -99,10 +105,26 @@ class RuleTable:
     c_off_delay: npt.NDArray[np.int64]
     c_on_samples: npt.NDArray[np.int32]
     c_off_samples: npt.NDArray[np.int32]
+    # rate of rise and early warning ("trends"): per trend row, in sensor order
+    trend_of: npt.NDArray[np.int64]  # (n,) the sensor's trend row, or -1
+    trend_sensor: npt.NDArray[np.int64]  # (m,) the sensor of each trend row
+    rate_window: npt.NDArray[np.int64]  # (m,) ms, 0 = no rate of rise
+    rate_on: npt.NDArray[np.float64]  # (m,) per minute; NaN = no rate of rise
+    rate_off: npt.NDArray[np.float64]  # (m,) per minute (rate_on * recover_factor)
+    early_window: npt.NDArray[np.int64]  # (m,) ms, 0 = no early warning
+    early_horizon: npt.NDArray[np.int64]  # (m,) ms
+    rates: tuple[RateSpec | None, ...]  # (n,)
+    early: tuple[EarlyWarningSpec | None, ...]  # (n,)
+    trend_depth: int  # readings kept per trend row (TREND_DEPTH)
 
     @property
     def size(self) -> int:
         return int(self.has_rules.shape[0])
+
+    @property
+    def trends(self) -> int:
+        """Sensors with a rate of rise or an early warning (rows of the trend buffers)."""
+        return int(self.trend_sensor.shape[0])
 
     def level(self, sensor: int, side: int, number: int) -> LevelSpec | None:
         """The LevelSpec of process level `number` (1-based) on `side`, None for level 0."""
@@ -116,6 +138,18 @@ class RuleTable:
             return "normal", "none", ""
         if side in _SIDE_LEVELS:
             return _SIDE_LEVELS[side]
+        if side == RATE:
+            rate = self.rates[sensor]
+            if rate is None:
+                return "rate_of_rise", "yellow", ""
+            what = f"rising faster than {rate.per_min:g} per min"
+            return "rate_of_rise", rate.tier, rate.action or what
+        if side == EARLY:
+            above = self.levels[sensor][ABOVE]
+            early = self.early[sensor]
+            target = above[number - 1].name if number <= len(above) else str(number)
+            within = f" within {early.horizon_s:g} s" if early is not None else ""
+            return "early_warning", "blue", f"trend reaches {target}{within}: act before it"
         spec = self.levels[sensor][side][number - 1]
         return spec.name, spec.tier, spec.action
 
@@ -124,7 +158,8 @@ def _ms(seconds: float | None) -> int:
     return 0 if seconds is None else round(seconds * 1000)
 
 
-def compile_table(sensors: Sequence[SensorInfo]) -> RuleTable:
+def compile_table(sensors: Sequence[SensorInfo], trend_depth: int = TREND_DEPTH) -> RuleTable:
+    """Compile once per configuration; `trend_depth` (readings kept per trend row) is for tests."""
     n = len(sensors)
     threshold = np.full((n, 2 * SLOTS), np.nan)
     recover = np.full((n, 2 * SLOTS), np.nan)
@@ -173,6 +208,15 @@ def compile_table(sensors: Sequence[SensorInfo]) -> RuleTable:
                 )
             )
     has_rules = ~np.isnan(threshold).all(axis=1)
+    rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
+    early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
+    trend_sensor = np.array(
+        [i for i in range(n) if rates[i] is not None or early[i] is not None], dtype=np.int64
+    )
+    trend_of = np.full(n, -1, dtype=np.int64)
+    trend_of[trend_sensor] = np.arange(trend_sensor.shape[0])
+    rate_specs = [rates[i] for i in trend_sensor.tolist()]
+    early_specs = [early[i] for i in trend_sensor.tolist()]
     watched = has_rules | (no_data > 0)
     for plan in plans:
         watched[plan.feedback] = True
@@ -203,8 +247,22 @@ def compile_table(sensors: Sequence[SensorInfo]) -> RuleTable:
         tuple(levels),
         columns,
         has_delays,
-        *(
-            np.ascontiguousarray(a[:, columns])
-            for a in (threshold, recover, on_delay, off_delay, on_samples, off_samples)
+        c_threshold=np.ascontiguousarray(threshold[:, columns]),
+        c_recover=np.ascontiguousarray(recover[:, columns]),
+        c_on_delay=np.ascontiguousarray(on_delay[:, columns]),
+        c_off_delay=np.ascontiguousarray(off_delay[:, columns]),
+        c_on_samples=np.ascontiguousarray(on_samples[:, columns]),
+        c_off_samples=np.ascontiguousarray(off_samples[:, columns]),
+        trend_of=trend_of,
+        trend_sensor=trend_sensor,
+        rate_window=np.array([_ms(r.window_s if r else None) for r in rate_specs], np.int64),
+        rate_on=np.array([r.per_min if r else np.nan for r in rate_specs], np.float64),
+        rate_off=np.array(
+            [r.per_min * r.recover_factor if r else np.nan for r in rate_specs], np.float64
         ),
+        early_window=np.array([_ms(e.window_s if e else None) for e in early_specs], np.int64),
+        early_horizon=np.array([_ms(e.horizon_s if e else None) for e in early_specs], np.int64),
+        rates=rates,
+        early=early,
+        trend_depth=trend_depth,
     )

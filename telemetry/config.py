@@ -15,10 +15,12 @@ __all__ = [
     "CurrentSpec",
     "DeviceProfile",
     "DeviceSpec",
+    "EarlyWarningSpec",
     "HubConfig",
     "LevelSpec",
     "ModbusSpec",
     "PointSpec",
+    "RateSpec",
     "ReportSpec",
     "RulePack",
     "SensorKind",
@@ -130,16 +132,42 @@ class VerifySpec(_Frozen):
         return self
 
 
+class RateSpec(_Frozen):
+    """Rate of rise: a 'rate' alarm when the value rose by more than `per_min` per minute over the
+    last `window_s` of event time (newest reading against the oldest in the window); it clears
+    when the rise falls below `per_min * recover_factor` (hysteresis)."""
+
+    per_min: float = Field(gt=0, description="rise per minute, in the sensor's unit")
+    window_s: float = Field(gt=0, le=3600)
+    tier: Tier = "yellow"
+    recover_factor: float = Field(
+        default=0.8, gt=0, le=1, description="clear below per_min * recover_factor"
+    )
+    action: str = Field(default="", max_length=200)
+
+
+class EarlyWarningSpec(_Frozen):
+    """Early warning (blue tier): the least-squares slope over the last `window_s` of event time
+    projects when the value reaches the next level above; under `horizon_s`, warn."""
+
+    window_s: float = Field(gt=0, le=3600)
+    horizon_s: float = Field(gt=0, le=86400)
+
+
 class RuleSpec(_Frozen):
     description: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
     no_data_s: float | None = Field(
         default=None, gt=0, le=86400, description="raise 'no data' after this long without data"
     )
+    rate: RateSpec | None = None
+    early_warning: EarlyWarningSpec | None = None
 
     @model_validator(mode="after")
     def _levels(self) -> Self:
         _check_levels(self.levels)
+        if self.early_warning is not None and all(lv.above is None for lv in self.levels):
+            raise ValueError("early_warning needs a level above")
         return self
 
 
@@ -300,12 +328,18 @@ class SensorSpec(_Frozen):
         default=None, gt=0, le=86400, description="overrides the rule's no-data timeout"
     )
     verify: VerifySpec | None = None
+    rate: RateSpec | None = Field(default=None, description="overrides the rule's rate of rise")
+    early_warning: EarlyWarningSpec | None = Field(
+        default=None, description="overrides the rule's early warning"
+    )
 
     @model_validator(mode="after")
     def _rule_or_levels(self) -> Self:
         if self.rule is not None and self.levels:
             raise ValueError("give either 'rule' (a rule pack entry) or inline 'levels', not both")
         _check_levels(self.levels)
+        if self.rule is None and not self.levels and (self.rate or self.early_warning):
+            raise ValueError("'rate' and 'early_warning' need a rule or levels")
         return self
 
 

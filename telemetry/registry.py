@@ -16,10 +16,13 @@ from pydantic import BaseModel, ValidationError
 from telemetry.config import (
     DeviceProfile,
     DeviceSpec,
+    EarlyWarningSpec,
     HubConfig,
     LevelSpec,
     PointSpec,
+    RateSpec,
     RulePack,
+    RuleSpec,
     SensorKind,
     VehicleSpec,
     VerifySpec,
@@ -63,6 +66,8 @@ class SensorInfo:
     verify: VerifySpec | None = None  # protective action checked by a feedback sensor
     members: tuple[int, ...] = ()  # a voting group: the member sensors it counts
     vote_level: int = 0  # a voting group: the members' level (above) that counts
+    rate: RateSpec | None = None  # rate of rise: the sensor's own, else its rule's
+    early_warning: EarlyWarningSpec | None = None  # the sensor's own, else its rule's
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,15 @@ def _rule_for(
     if spec is None:
         raise ConfigError(f"{where}: rule {rule!r}: pack {pack_name!r} has no rule {rule_name!r}")
     return rule, spec.levels, spec.no_data_s
+
+
+def _pack_rule(rule: str | None, packs: Mapping[str, RulePack]) -> RuleSpec | None:
+    """The rule pack entry `rule` names (already checked by `_rule_for`), if any."""
+    if rule is None:
+        return None
+    pack_name, _, rule_name = rule.partition(".")
+    pack = packs.get(pack_name)
+    return None if pack is None else pack.rules.get(rule_name)
 
 
 def _check_verify(
@@ -237,6 +251,11 @@ def build_registry(
                     rule, levels, no_data_s = _rule_for(
                         sen.rule, sen.levels, pack_map, f"{swhere}.rule"
                     )
+                    packed = None if sen.levels else _pack_rule(sen.rule, pack_map)
+                    rate = sen.rate or (packed.rate if packed else None)
+                    early = sen.early_warning or (packed.early_warning if packed else None)
+                    if early is not None and all(lv.above is None for lv in levels):
+                        raise ConfigError(f"{swhere}.early_warning: needs a level above")
                     info = SensorInfo(
                         index=len(sensors),
                         id=sen.id,
@@ -252,6 +271,8 @@ def build_registry(
                         levels=levels,
                         no_data_s=sen.no_data_s if sen.no_data_s is not None else no_data_s,
                         verify=sen.verify,
+                        rate=rate,
+                        early_warning=early,
                     )
                     add(info, swhere)
                     used.append(point)
@@ -304,6 +325,7 @@ def build_registry(
                 raise ConfigError(f"{where}.id: vehicle {veh.id!r} is defined twice")
             rule_ref = veh.rule or DEFAULT_VEHICLE_RULES[veh.vehicle_class]
             rule, levels = _levels_for(rule_ref, (), pack_map, f"{where}.rule")
+            packed = _pack_rule(rule_ref, pack_map)
             info = SensorInfo(
                 index=len(sensors),
                 id=f"{veh.id}.speed",
@@ -317,6 +339,8 @@ def build_registry(
                 tag=veh.vehicle_class,
                 rule=rule,
                 levels=levels,
+                rate=packed.rate if packed else None,
+                early_warning=packed.early_warning if packed else None,
             )
             add(info, where)
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)

@@ -10,7 +10,7 @@ from alerts.alarms import AlarmBook
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.statedb import StateDB
 from alerts.table import compile_table
-from telemetry.config import VerifySpec
+from telemetry.config import EarlyWarningSpec, RateSpec, VerifySpec
 
 from e2e_helpers import mine_registry
 
@@ -155,4 +155,41 @@ def test_fault_no_data_and_power_cut_failed_are_alarms_of_their_own_kind(tmp_pat
     ]
     state, events = feed_batch(book2, table, state, [i], [22_000], [0.5], [0], 22_100)
     assert [(e.kind, e.side) for e in events] == [("cleared", "above")]
+    assert db2.list_alarms(None, state="active") == []
+
+
+def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_restart(tmp_path):
+    reg = mine_registry(1502, 1.0)
+    t1 = reg.sensor("ch4-t1")
+    sensors = list(reg.sensors)
+    sensors[t1.index] = dataclasses.replace(
+        t1,
+        rate=RateSpec(per_min=0.3, window_s=60, tier="orange"),
+        early_warning=EarlyWarningSpec(window_s=60, horizon_s=30),
+    )
+    table = compile_table(sensors)
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    i = t1.index
+    # +0.1 %/s: 6 %/min, and 1.0 % within 30 s from 0.75 % on
+    ts = [1000, 2000, 3000, 4000]
+    state, events = feed_batch(
+        book, table, CoreState.empty(len(sensors)), [i] * 4, ts, [0.6, 0.7, 0.8, 0.9], [0] * 4, 4100
+    )
+    got = [(e.kind, e.side, e.level, e.level_name, e.tier, e.ts) for e in events]
+    assert got == [
+        ("raised", "rate", 1, "rate_of_rise", "orange", 2000),
+        ("raised", "early_warning", 1, "early_warning", "blue", 2000),
+    ]
+    assert "alarm" in events[1].action
+    db.close()
+    db2 = StateDB(tmp_path / "state.db")
+    book2 = AlarmBook(db2, reg, table)
+    state = book2.restore(CoreState.empty(len(sensors)))
+    # after the restart the buffers are empty: one reading decides no rate (the alarm stays)
+    # and no projection (the warning clears)
+    state, events = feed_batch(book2, table, state, [i], [5000], [0.9], [0], 5100)
+    assert [(e.kind, e.side) for e in events] == [("cleared", "early_warning")]
+    state, events = feed_batch(book2, table, state, [i], [65_000], [0.9], [0], 65_100)
+    assert [(e.kind, e.side) for e in events] == [("cleared", "rate")]
     assert db2.list_alarms(None, state="active") == []

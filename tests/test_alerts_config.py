@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.table import compile_table
+from alerts.table import RATE, compile_table
+from hazardhub.settings import load_profiles
+from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
+from telemetry.registry import build_registry, parse_document
 
-from e2e_helpers import mine_registry
+from e2e_helpers import ROOT, mine_registry
 
 GAS = """
   - id: chem2
@@ -59,3 +62,78 @@ def test_verify_must_name_a_sensor_of_the_tenant():
         mine_registry(1502, 1.0, extra % "feed")
     with pytest.raises(ConfigError, match=r"verify\.sensor: no sensor 'nope'"):
         mine_registry(1502, 1.0, extra % "nope")
+
+
+TREND = """
+  - id: chem3
+    sites:
+      - id: farm
+        devices:
+          - id: rtu
+            profile: tank-rtu
+            sensors:
+              - {id: lvl, point: level, kind: level, rule: chem-process.tank-level-hilo%s}
+"""
+
+
+def test_rate_and_early_warning_come_from_the_rule_and_the_sensor_wins():
+    pack = """
+rule_packs:
+  - name: site
+    rules:
+      ch4:
+        levels: [{name: alarm, tier: yellow, above: 1.0, recover: 1.0}]
+        rate: {per_min: 0.5, window_s: 60}
+        early_warning: {window_s: 30, horizon_s: 120}
+"""
+    text = TREND % ",\n                  rate: {per_min: 0.2, window_s: 30, tier: red}"
+    reg = mine_registry(1502, 1.0, text)
+    lvl = reg.sensor("lvl")
+    assert lvl is not None and lvl.rate is not None and lvl.rate.per_min == 0.2
+    assert lvl.early_warning is None
+    table = compile_table(reg.sensors)
+    assert table.trends == 1 and table.trend_sensor.tolist() == [lvl.index]
+    assert table.rate_window.tolist() == [30_000] and table.rate_off.tolist() == [0.2 * 0.8]
+    assert table.describe(lvl.index, RATE, 1)[:2] == ("rate_of_rise", "red")
+    config = parse_document(
+        pack
+        + """
+tenants:
+  - id: m
+    sites:
+      - id: f
+        devices:
+          - id: sub
+            profile: coal-substation
+            sensors: [{id: t1, point: ch4_t1, kind: methane, rule: site.ch4}]
+""",
+        HubConfig,
+        "x",
+    )
+    profiles, packs = load_profiles(ROOT / "profiles")
+    t1 = build_registry(config, profiles, packs).sensor("t1")
+    assert t1 is not None and t1.rate is not None and t1.early_warning is not None
+    assert (t1.rate.per_min, t1.early_warning.horizon_s) == (0.5, 120)
+
+
+def test_trend_option_errors():
+    with pytest.raises(Exception, match="early_warning: needs a level above"):
+        mine_registry(
+            1502,
+            1.0,
+            TREND.replace("rule: chem-process.tank-level-hilo%s", "")
+            .replace("kind: level,", "kind: level, early_warning: {window_s: 10, horizon_s: 5},")
+            .replace(
+                "{id: lvl,", "{id: lvl, levels: [{name: lo, tier: blue, below: 1, recover: 2}],"
+            ),
+        )
+    with pytest.raises(Exception, match="need a rule or levels"):
+        mine_registry(
+            1502,
+            1.0,
+            TREND.replace(
+                "rule: chem-process.tank-level-hilo%s", "rate: {per_min: 1, window_s: 5}"
+            ),
+        )
+    with pytest.raises(Exception, match="recover_factor"):
+        mine_registry(1502, 1.0, TREND % ", rate: {per_min: 1, window_s: 5, recover_factor: 2}")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
-from alerts.table import ACTION, FAULT, NO_DATA, SLOTS, compile_table
-from telemetry.config import LevelSpec, VerifySpec
+from alerts.table import ABOVE, ACTION, EARLY, FAULT, NO_DATA, RATE, SLOTS, compile_table
+from telemetry.config import EarlyWarningSpec, LevelSpec, RateSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
@@ -22,6 +22,8 @@ def sensor(
     levels: tuple[LevelSpec, ...],
     no_data_s: float | None = None,
     verify: VerifySpec | None = None,
+    rate: RateSpec | None = None,
+    early_warning: EarlyWarningSpec | None = None,
 ) -> SensorInfo:
     return SensorInfo(
         index,
@@ -38,6 +40,8 @@ def sensor(
         levels,
         no_data_s,
         verify,
+        rate=rate,
+        early_warning=early_warning,
     )
 
 
@@ -273,7 +277,19 @@ def scenarios(draw):
                 expect_below=draw(st.sampled_from([0.5, 5.0])),
                 within_s=draw(st.sampled_from([1, 2, 4])),
             )
-        infos.append(sensor(i, levels, no_data, verify))
+        rate = early = None
+        if levels and draw(st.booleans()):
+            rate = RateSpec(
+                per_min=draw(st.sampled_from([10, 60, 300, 1200])),
+                window_s=draw(st.sampled_from([1, 2.5, 10])),
+                recover_factor=draw(st.sampled_from([0.5, 0.8, 1.0])),
+            )
+        if any(lv.above is not None for lv in levels) and draw(st.booleans()):
+            early = EarlyWarningSpec(
+                window_s=draw(st.sampled_from([1, 3, 10])),
+                horizon_s=draw(st.sampled_from([0.5, 2, 10])),
+            )
+        infos.append(sensor(i, levels, no_data, verify, rate, early))
     voters = [i.index for i in infos if any(lv.above is not None for lv in i.levels)]
     if len(voters) >= 2 and draw(st.booleans()):
         k = draw(st.integers(1, len(voters)))
@@ -313,7 +329,7 @@ def scenarios(draw):
                 now,
             )
         )
-    return infos, batches
+    return infos, batches, draw(st.sampled_from([3, 32]))
 
 
 def _norm(rows):
@@ -323,8 +339,8 @@ def _norm(rows):
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_vectorized_core_agrees_with_reference(scenario):
-    infos, batches = scenario
-    table = compile_table(infos)
+    infos, batches, depth = scenario
+    table = compile_table(infos, trend_depth=depth)
     n = len(infos)
     assert table.vote_level.any() or not any(i.members for i in infos)
     state = CoreState.empty(n)
@@ -344,6 +360,16 @@ def test_vectorized_core_agrees_with_reference(scenario):
         if table.has_delays:
             assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
             assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()
+        for row, i in enumerate(table.trend_sensor.tolist()):
+            kept = depth - int(state.hist_n[row])
+            got = list(
+                zip(
+                    state.hist_ts[row, kept:].tolist(),
+                    state.hist_v[row, kept:].tolist(),
+                    strict=True,
+                )
+            )
+            assert got == ref.hist[i]
 
 
 def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
@@ -359,3 +385,135 @@ def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
     area_rows = [(t, a) for s, t, _, sd, _, a in tr.rows() if s == 3]
     # one detector at 1 s; the second at 3 s raises the area; 4 s drops back to one; 5 s two again
     assert area_rows == [(3000, 1), (4000, 0), (5000, 1)]
+
+
+# -- rate of rise and early warning -----------------------------------------------------------
+
+
+@st.composite
+def trend_streams(draw):
+    """One or two sensors with trend options fed random walks (rises, plateaus and falls)."""
+    infos = []
+    for i in range(draw(st.integers(1, 2))):
+        levels = draw(level_sets().filter(lambda ls: any(lv.above is not None for lv in ls)))
+        rate = RateSpec(
+            per_min=draw(st.sampled_from([6, 30, 120])),
+            window_s=draw(st.sampled_from([2, 5, 20])),
+            recover_factor=draw(st.sampled_from([0.5, 0.8, 1.0])),
+        )
+        early = EarlyWarningSpec(
+            window_s=draw(st.sampled_from([2, 5, 20])), horizon_s=draw(st.sampled_from([2, 10]))
+        )
+        infos.append(
+            sensor(i, levels, rate=rate if draw(st.booleans()) else None, early_warning=early)
+        )
+    batches = []
+    clock = 0
+    level = [0.0] * len(infos)
+    for _ in range(draw(st.integers(1, 4))):
+        rows = []
+        for _ in range(draw(st.integers(0, 25))):
+            i = draw(st.integers(0, len(infos) - 1))
+            clock += draw(st.sampled_from([0, 250, 500, 1000, 3000]))
+            level[i] += draw(st.sampled_from([-1.0, 0.0, 0.25, 0.5, 1.0, 2.0]))
+            rows.append((i, clock - draw(st.sampled_from([0, 0, 0, 700])), level[i]))
+        s, t, v = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+        batches.append(
+            (
+                np.array(s, np.int32),
+                np.array(t, np.int64),
+                np.array(v, np.float64),
+                np.zeros(len(rows), np.uint8),
+                clock,
+            )
+        )
+    return infos, batches, draw(st.sampled_from([2, 4, 32]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(trend_streams())
+def test_trends_agree_with_reference(scenario):
+    infos, batches, depth = scenario
+    table = compile_table(infos, trend_depth=depth)
+    state = CoreState.empty(len(infos))
+    ref = ReferenceCore(table)
+    for s, t, v, q, now in batches:
+        state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now)
+        assert _norm(tr.rows()) == _norm(ref.evaluate(s, t, v, q, now))
+        assert state.level.tolist() == ref.level
+        for row, i in enumerate(table.trend_sensor.tolist()):
+            kept = depth - int(state.hist_n[row])
+            got = list(
+                zip(
+                    state.hist_ts[row, kept:].tolist(),
+                    state.hist_v[row, kept:].tolist(),
+                    strict=True,
+                )
+            )
+            assert got == ref.hist[i]
+
+
+RISING = (
+    LevelSpec(name="alarm", tier="yellow", above=1.0, recover=1.0),
+    LevelSpec(name="power_cut", tier="red", above=1.5, recover=1.0),
+)
+
+
+def run_trend(values, step_ms=10_000, rate=None, early=None, depth=32):
+    table = compile_table([sensor(0, RISING, rate=rate, early_warning=early)], trend_depth=depth)
+    times = np.arange(1, len(values) + 1, dtype=np.int64) * step_ms
+    return evaluate(table, cols(0, times, values), CoreState.empty(1))
+
+
+def test_rate_of_rise_raises_above_per_min_and_clears_below_its_recovery():
+    rate = RateSpec(per_min=0.3, window_s=60, recover_factor=0.5)
+    # +0.1 per 10 s = 0.6/min from 30 s on; flat from 80 s: the rise over the last 60 s falls
+    values = [0.1, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7, 0.7, 0.7]
+    state, tr, _ = run_trend(values, rate=rate)
+    # 30 s: (0.2 - 0.1) over 20 s = 0.3/min, not more; 40 s: 0.2 over 30 s = 0.4/min: raised.
+    # Flat from 80 s: at 120 s, 0.2 over 60 s (from 60 s) = 0.2/min, not below 0.15: kept; at
+    # 130 s, 0.1 over 60 s = 0.1/min: cleared
+    assert side_rows(tr, RATE) == [(40_000, 1), (130_000, 0)]
+    assert state.level[0, RATE] == 0
+
+
+def test_rate_of_rise_needs_two_readings_in_the_window():
+    # readings 10 s apart, window 5 s: never two in a window, never a rate alarm
+    _, tr, _ = run_trend([0.0, 0.5, 1.0, 1.5], rate=RateSpec(per_min=0.1, window_s=5))
+    assert side_rows(tr, RATE) == []
+
+
+def test_early_warning_before_the_level_and_cleared_when_it_is_reached():
+    early = EarlyWarningSpec(window_s=30, horizon_s=45)
+    # 0.01/s: 1.0 is reached at 110 s, foreseen under 45 s ahead from 70 s (0.6: 40 s) on; at
+    # 110 s power cut (1.5) is 50 s ahead, beyond the horizon
+    values = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.0]
+    _, tr, _ = run_trend(values, early=early)
+    assert side_rows(tr, EARLY) == [(70_000, 1), (110_000, 0)]
+    assert side_rows(tr, ABOVE) == [(110_000, 1)]
+
+
+def test_early_warning_goes_on_to_the_next_level_while_the_trend_holds():
+    early = EarlyWarningSpec(window_s=30, horizon_s=60)
+    values = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.6, 1.6, 1.6, 1.6]
+    _, tr, _ = run_trend(values, early=early)
+    # at 1.0 (60 s) the level is reached and the warning moves to power_cut (level 2); at 1.6
+    # power cut is reached and nothing is above it
+    assert side_rows(tr, EARLY) == [(20_000, 1), (60_000, 2), (90_000, 0)]
+
+
+def test_trend_buffers_keep_the_last_readings_only_of_trend_sensors():
+    table = compile_table(
+        [
+            sensor(0, RISING),
+            sensor(1, RISING, rate=RateSpec(per_min=1, window_s=60)),
+        ],
+        trend_depth=4,
+    )
+    assert table.trends == 1 and table.trend_of.tolist() == [-1, 0]
+    batch = cols([1] * 7 + [0], [*range(1000, 7001, 1000), 500], [0, 1, 2, 3, 4, 5, 6, 9])
+    state, _, _ = evaluate(table, batch, CoreState.empty(2))
+    assert state.hist_n.tolist() == [4]
+    assert state.hist_ts[0].tolist() == [4000, 5000, 6000, 7000]
+    assert state.hist_v[0].tolist() == [3, 4, 5, 6]
+    assert state.hist_ts.nbytes + state.hist_v.nbytes + state.hist_n.nbytes == 4 * 16 + 2

@@ -39,7 +39,7 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
     try:
         await eventually(lambda: _ready(hub), 10, "the hub")
         await browser.open(f"http://127.0.0.1:{port}/")
-        await browser.wait_for("document.querySelector('#key') !== null")
+        await browser.wait_for("document.body.dataset.ready === '1'")
         await browser.js("document.querySelector('#key').value = 'k-operator-1'")
         await browser.js("document.querySelector('#login-form button').click()")
         await browser.wait_for("!document.querySelector('#app').hidden")

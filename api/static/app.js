@@ -216,4 +216,5 @@ $("#login-form").onsubmit = async (e) => {
   catch (err) { $("#login-error").hidden = false; $("#login-error").textContent = t("badkey"); }
 };
 translate();
+document.body.dataset.ready = "1";  // handlers are attached (browser tests wait for this)
 if (key) start().catch(() => sessionStorage.removeItem("hh-key"));

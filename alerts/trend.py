@@ -1,0 +1,171 @@
+"""Rate of rise and early warning ("trends") over the last judged readings of a sensor, as fixed
+(rows x depth) windows over the batch; no Python loop per reading.
+
+Semantics (also in `alerts.reference`, which is their specification):
+
+* A sensor with a rate of rise or an early warning keeps its last `depth` (`TREND_DEPTH`, 32)
+  judged readings. The window of a judged reading at event time t is the kept readings, itself
+  included, at or after t - window (so a window holds at most `depth` readings).
+* Rate of rise (RATE, level 0/1): with at least two readings in the window, the rise is
+  (v - v_oldest) * 60000 / (t - t_oldest) per minute (newest against the oldest reading in the
+  window: one subtraction and one division, exactly reproducible). It raises the alarm when it
+  is more than `per_min`, clears it when it is less than `per_min * recover_factor`, else (and
+  with fewer than two readings) leaves it as it is.
+* Early warning (EARLY, level = the number of the level foreseen): with at least two readings in
+  the window, the least-squares slope b of value over time (x = t_i - t in ms; means, then
+  centered sums, each summed oldest first) projects when the value reaches the next threshold
+  above the sensor's level after this reading: eta = (threshold - v) / b. The warning is on,
+  at that level's number, when b > 0 and 0 < eta < horizon; otherwise off. Each judged reading
+  decides alone: it clears when the projection goes beyond the horizon, and when the level is
+  reached (then the level alarm takes over; the warning may go on for the next level).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.state import I64, CoreState, Part, segment_ends, segment_starts
+from alerts.table import EARLY, RATE, SLOTS, RuleTable
+
+__all__ = ["judge_trends"]
+
+F64 = npt.NDArray[np.float64]
+
+
+def _changes(
+    s: I64, t: I64, v: F64, after: I64, seed: I64, starts: npt.NDArray[np.intp], side: int
+) -> Part:
+    before = np.empty_like(after)
+    before[1:] = after[:-1]
+    before[starts] = seed
+    rows = np.flatnonzero(after != before)
+    return s[rows], t[rows], v[rows], side, before[rows], after[rows]
+
+
+def _sum(terms: F64, mask: npt.NDArray[np.bool_]) -> F64:
+    """Sums over the window (axis 0, oldest first) of the masked terms, added from 0.0 in order
+    as the reference's loop does (np.sum adds pairwise and would round differently). The loop
+    runs over the window's positions (at most `depth`), each step over all readings."""
+    terms = np.where(mask, terms, 0.0)
+    total: F64 = np.zeros(terms.shape[1])
+    for k in range(terms.shape[0]):
+        total += terms[k]
+    return total
+
+
+def _slope(x: F64, wv: F64, mask: npt.NDArray[np.bool_], count: I64) -> F64:
+    """Least-squares slope of wv over x, windows in columns (NaN without a time spread)."""
+    n = count.astype(np.float64)
+    mx, mv = _sum(x, mask) / n, _sum(wv, mask) / n
+    dx = x - mx[None, :]
+    sxx = _sum(dx * dx, mask)
+    sxy = _sum(dx * (wv - mv[None, :]), mask)
+    slope: F64 = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1.0), np.nan)
+    return slope
+
+
+def _window_start(ct: I64, oldest: I64, pos: I64, since: I64) -> I64:
+    """Per reading at `pos`: the first position in [oldest, pos] with ct >= since (ct rises
+    within a sensor; the reading itself always qualifies). A vectorized binary search:
+    log2(depth) steps over the readings, not over the window."""
+    lo, hi = oldest.copy(), pos.copy()
+    while True:
+        open_ = np.flatnonzero(lo < hi)
+        if not open_.shape[0]:
+            return lo
+        mid = (lo[open_] + hi[open_]) // 2
+        right = ct[mid] < since[open_]
+        lo[open_] = np.where(right, mid + 1, lo[open_])
+        hi[open_] = np.where(right, hi[open_], mid)
+
+
+def judge_trends(
+    table: RuleTable,
+    state: CoreState,
+    new: CoreState,
+    s: I64,
+    t: I64,
+    v: F64,
+    above: I64,
+) -> list[Part]:
+    """Rate of rise and early warning of judged readings (sorted by sensor, then time); `above`
+    is each reading's level above after it. Updates the trend buffers of `new`."""
+    sel = np.flatnonzero(table.trend_of[s] >= 0)
+    if not sel.shape[0]:
+        return []
+    s, t, v, above = s[sel], t[sel], v[sel], above[sel]
+    row = table.trend_of[s]
+    depth = table.trend_depth
+    col = np.arange(depth)
+    bstart = segment_starts(row)
+    starts = np.flatnonzero(bstart)
+    touched = row[starts]
+    # the combined sequence: each touched row's kept readings, then its readings of the batch
+    # (all later than the kept ones: late readings are not judged); placed, not sorted
+    hn = state.hist_n[touched].astype(np.int64)
+    seglen = hn + np.diff(np.append(starts, row.shape[0]))
+    offset = np.cumsum(seglen) - seglen
+    seg = np.cumsum(bstart) - 1
+    pos = offset[seg] + hn[seg] + (np.arange(row.shape[0]) - starts[seg])
+    kept = col[None, :] >= (depth - hn)[:, None]
+    hpos = (offset[:, None] + col[None, :] - (depth - hn)[:, None])[kept]
+    total = int(seglen.sum())
+    ct = np.empty(total, dtype=np.int64)
+    cv = np.empty(total, dtype=np.float64)
+    ct[hpos], ct[pos] = state.hist_ts[touched][kept], t
+    cv[hpos], cv[pos] = state.hist_v[touched][kept], v
+    oldest = np.maximum(offset[seg], pos - (depth - 1))  # the oldest kept reading of each
+    parts: list[Part] = []
+    ss = s[starts]
+    ends = np.flatnonzero(segment_ends(bstart))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if not np.isnan(table.rate_on).all():
+            low = _window_start(ct, oldest, pos, t - table.rate_window[row])
+            known = low < pos
+            rise = (v - cv[low]) * 60000.0 / (t - ct[low])
+            on = known & (rise > table.rate_on[row])
+            decisive = on | (known & (rise < table.rate_off[row]))
+            seed = state.level[ss, RATE].astype(np.int64)
+            k = np.arange(t.shape[0])
+            src = np.where(decisive, k, -1)
+            src[starts] = starts
+            np.maximum.accumulate(src, out=src)
+            base = on.astype(np.int64)
+            base[starts] = np.where(decisive[starts], base[starts], seed)
+            rate = base[src]
+            parts.append(_changes(s, t, v, rate, seed, starts, RATE))
+            new.level[s[ends], RATE] = rate[ends]
+        if table.early_window.any():
+            window = table.early_window[row]
+            low = _window_start(ct, oldest, pos, np.where(window > 0, t - window, t))
+            slope = np.full(t.shape[0], np.nan)
+            fit = np.flatnonzero(low < pos)  # two readings or more in the window
+            count = pos[fit] - low[fit] + 1
+            band = np.ceil(np.log2(count)).astype(np.int64) if fit.shape[0] else count
+            for b in np.unique(band).tolist():
+                # windows of up to 2**b readings, in columns (oldest first down each column)
+                f = fit[band == b]
+                width = int(count[band == b].max())
+                idx = pos[f][None, :] + (np.arange(width) - (width - 1))[:, None]
+                win = idx >= low[f][None, :]
+                idx = np.maximum(idx, 0)
+                x = (ct[idx] - t[f][None, :]).astype(np.float64)
+                slope[f] = _slope(x, cv[idx], win, count[band == b])
+            target = np.minimum(above, SLOTS - 1)
+            thr = np.where(above < SLOTS, table.threshold[s, target], np.nan)
+            eta = (thr - v) / slope
+            on = (slope > 0) & (eta > 0) & (eta < table.early_horizon[row])
+            early = np.where(on, above + 1, 0).astype(np.int64)
+            seed = state.level[ss, EARLY].astype(np.int64)
+            parts.append(_changes(s, t, v, early, seed, starts, EARLY))
+            new.level[s[ends], EARLY] = early[ends]
+    # the new buffers: the last `depth` readings of each touched row
+    cend = offset + seglen - 1
+    idx = cend[:, None] + (col - (depth - 1))[None, :]
+    keep = idx >= offset[:, None]
+    idx = np.maximum(idx, 0)
+    new.hist_ts[touched] = np.where(keep, ct[idx], 0)
+    new.hist_v[touched] = np.where(keep, cv[idx], np.nan)
+    new.hist_n[touched] = keep.sum(axis=1)
+    return parts
