@@ -110,7 +110,33 @@ class SimulatedVehicle:
         return rec
 
 
-class FleetPublisher:
+class _Fleet:
+    """What both fleets share: the clock, the reporting period, and pauses that end at `stop`."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        clock: Callable[[], float],
+        start_wall_ms: int,
+        period_s: float = 1.0,
+        accel: float = 1.0,
+    ) -> None:
+        self._host, self._port = host, port
+        self._clock = clock
+        self._start_wall_ms = start_wall_ms
+        self._period = period_s
+        self._accel = accel
+        self.sent = 0
+
+    @staticmethod
+    async def _pause(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class FleetPublisher(_Fleet):
     """Publishes one position per vehicle every `period_s` of the clock, QoS 1."""
 
     def __init__(
@@ -125,14 +151,16 @@ class FleetPublisher:
         period_s: float = 1.0,
         accel: float = 1.0,
     ) -> None:
+        super().__init__(
+            host=host,
+            port=port,
+            clock=clock,
+            start_wall_ms=start_wall_ms,
+            period_s=period_s,
+            accel=accel,
+        )
         self.vehicles = list(vehicles)
-        self._host, self._port = host, port
         self._layout = layout
-        self._clock = clock
-        self._start_wall_ms = start_wall_ms
-        self._period = period_s
-        self._accel = accel
-        self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -152,16 +180,14 @@ class FleetPublisher:
                                 self._layout.position(v.tenant, v.id), orjson.dumps(rec), qos=1
                             )
                             self.sent += 1
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=self._period)
+                        await self._pause(stop, self._period)
             except aiomqtt.MqttError as exc:
                 log.warning("fleet: broker unreachable (%s)", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                await self._pause(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
 
 
-class Jt808Fleet:
+class Jt808Fleet(_Fleet):
     """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports 0x0200
     every `period_s` to a JT/T 808 platform (hazardhub's `jt808` gateway or any other)."""
 
@@ -176,13 +202,15 @@ class Jt808Fleet:
         period_s: float = 1.0,
         accel: float = 1.0,
     ) -> None:
+        super().__init__(
+            host=host,
+            port=port,
+            clock=clock,
+            start_wall_ms=start_wall_ms,
+            period_s=period_s,
+            accel=accel,
+        )
         self.vehicles = list(vehicles)
-        self._host, self._port = host, port
-        self._clock = clock
-        self._start_wall_ms = start_wall_ms
-        self._period = period_s
-        self._accel = accel
-        self.sent = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -213,10 +241,8 @@ class Jt808Fleet:
                                 )
                             )
                             self.sent += 1
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=self._period)
+                        await self._pause(stop, self._period)
             except (OSError, TerminalError) as exc:
                 log.warning("terminal %s: %s", phone, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                await self._pause(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
