@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from hazardhub.hub import Hub
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig
 from telemetry.registry import Registry, build_registry, parse_document
@@ -64,3 +66,21 @@ async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     r = await client.get(path, params=params)
     r.raise_for_status()
     return r.json()
+
+
+async def hub_ready(hub: Hub) -> bool:
+    """The hub has subscribed to the broker and its API answers."""
+    return hub.ingest.ready.is_set() and hub.api_started.is_set()
+
+
+@contextlib.asynccontextmanager
+async def running_hub(hub: Hub) -> AsyncIterator[Hub]:
+    """Run a hub for the body of the block: started and ready on entry, stopped cleanly on exit."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(hub.run(stop))
+    try:
+        await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
+        yield hub
+    finally:
+        stop.set()
+        await task

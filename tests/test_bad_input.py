@@ -20,7 +20,7 @@ from telemetry.config import ApiKeySpec
 from telemetry.quality import Quality
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, mine_registry
+from e2e_helpers import eventually, mine_registry, running_hub
 from services import free_port
 
 L = TopicLayout()
@@ -112,10 +112,7 @@ async def test_bad_input_is_rejected_counted_kept_and_good_traffic_survives(mosq
         HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
         extra_keys=[ApiKeySpec(name="a", sha256=hash_key("k-admin"), role="admin")],
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(hub.run(stop))
-    try:
-        await eventually(lambda: _ready(hub), 10, "the hub")
+    async with running_hub(hub):
         now = time.time_ns() // 1_000_000
         bad = corpus(now)
         good_seqs = list(range(40))
@@ -159,17 +156,10 @@ async def test_bad_input_is_rejected_counted_kept_and_good_traffic_survives(mosq
             # unknown ids are simply not there (as ids of other tenants): no error, no leak
             r = await api.get("/api/v1/latest", params={"sensor": ["x" * 10_000]})
             assert r.status_code == 200 and r.json() == []
-    finally:
-        stop.set()
-        await task
     assert "hazardhub_messages_duplicate_total 1" in metrics
     assert 'hazardhub_messages_rejected_total{reason="decode_error"}' in metrics
     assert 'hazardhub_readings_rejected_total{reason="non_finite"} 2' in metrics
     assert 'hazardhub_messages_rejected_total{reason="unknown_device"} 2' in metrics
-
-
-async def _ready(hub: Hub) -> bool:
-    return hub.ingest.ready.is_set() and hub.api_started.is_set()
 
 
 async def _letters(hub: Hub, n: int) -> bool:

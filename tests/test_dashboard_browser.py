@@ -3,7 +3,6 @@ Screenshots go to build/screenshots/ for review."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, mine_registry
+from e2e_helpers import mine_registry, running_hub
 from services import free_port
 
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
@@ -33,56 +32,51 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
         HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
         extra_keys=[ApiKeySpec(name="op", sha256=hash_key("k-operator-1"), role="operator")],
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(hub.run(stop))
-    browser = Browser()
-    try:
-        await eventually(lambda: _ready(hub), 10, "the hub")
-        await browser.open(f"http://127.0.0.1:{port}/")
-        await browser.wait_for("document.body.dataset.ready === '1'")
-        await browser.js("document.querySelector('#key').value = 'k-operator-1'")
-        await browser.js("document.querySelector('#login-form button').click()")
-        await browser.wait_for("!document.querySelector('#app').hidden")
-        await browser.wait_for("document.querySelector('#live').classList.contains('on')")
-        assert await browser.js("document.querySelectorAll('#alarms tbody tr').length") == 0
-        await browser.screenshot(SHOTS / "01-logged-in.png")
+    async with running_hub(hub):
+        # the browser goes first: its open event stream would hold up the hub's shutdown
+        browser = Browser()
+        try:
+            await browser.open(f"http://127.0.0.1:{port}/")
+            await browser.wait_for("document.body.dataset.ready === '1'")
+            await browser.js("document.querySelector('#key').value = 'k-operator-1'")
+            await browser.js("document.querySelector('#login-form button').click()")
+            await browser.wait_for("!document.querySelector('#app').hidden")
+            await browser.wait_for("document.querySelector('#live').classList.contains('on')")
+            assert await browser.js("document.querySelectorAll('#alarms tbody tr').length") == 0
+            await browser.screenshot(SHOTS / "01-logged-in.png")
 
-        now = time.time_ns() // 1_000_000
-        keys = ("ch4_t1", "ch4_t0")
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
-            for seq, value in enumerate((0.4, 1.2, 1.6)):
-                batch = TelemetryBatch(
-                    "gw1",
-                    "kj-sub-3",
-                    7,
-                    seq,
-                    keys,
-                    np.arange(2, dtype=np.uint16),
-                    np.full(2, now + seq * 1000, np.int64),
-                    np.array([value, 0.3]),
-                    np.zeros(2, np.uint8),
-                )
-                await mq.publish(
-                    TopicLayout().telemetry("north-coal", "face-1301", "kj-sub-3"),
-                    encode(batch),
-                    qos=1,
-                )
-        row = await browser.wait_for(
-            "document.querySelector('#alarms tbody tr')?.innerText", timeout_s=20
-        )
-        assert "ch4-t1" in row and "power_cut" in row
-        await browser.wait_for(
-            "document.querySelector(\".tile[data-sensor='ch4-t1']\")?.classList.contains('alarm')"
-        )
-        tile = await browser.js("document.querySelector(\".tile[data-sensor='ch4-t1']\").innerText")
-        assert "1.6" in tile
-        await browser.js("document.querySelector('#lang').click()")
-        await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
-    finally:
-        await browser.close()
-        stop.set()
-        await task
-
-
-async def _ready(hub: Hub) -> bool:
-    return hub.ingest.ready.is_set() and hub.api_started.is_set()
+            now = time.time_ns() // 1_000_000
+            keys = ("ch4_t1", "ch4_t0")
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+                for seq, value in enumerate((0.4, 1.2, 1.6)):
+                    batch = TelemetryBatch(
+                        "gw1",
+                        "kj-sub-3",
+                        7,
+                        seq,
+                        keys,
+                        np.arange(2, dtype=np.uint16),
+                        np.full(2, now + seq * 1000, np.int64),
+                        np.array([value, 0.3]),
+                        np.zeros(2, np.uint8),
+                    )
+                    await mq.publish(
+                        TopicLayout().telemetry("north-coal", "face-1301", "kj-sub-3"),
+                        encode(batch),
+                        qos=1,
+                    )
+            row = await browser.wait_for(
+                "document.querySelector('#alarms tbody tr')?.innerText", timeout_s=20
+            )
+            assert "ch4-t1" in row and "power_cut" in row
+            await browser.wait_for(
+                "document.querySelector(\".tile[data-sensor='ch4-t1']\")?.classList.contains('alarm')"
+            )
+            tile = await browser.js(
+                "document.querySelector(\".tile[data-sensor='ch4-t1']\").innerText"
+            )
+            assert "1.6" in tile
+            await browser.js("document.querySelector('#lang').click()")
+            await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
+        finally:
+            await browser.close()

@@ -20,7 +20,7 @@ from simulators.signals import Constant
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, get_json, mine_registry
+from e2e_helpers import eventually, get_json, hub_ready, mine_registry
 from services import free_port
 
 POLL_S = 0.2
@@ -85,7 +85,7 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
     hub_task = asyncio.create_task(hub.run(hub_stop))
     gw_task: asyncio.Task[None] | None = None
     try:
-        await eventually(lambda: _ready(hub), 10, "the hub to subscribe and serve")
+        await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
         gw_task = asyncio.create_task(gw.run(gw_stop))
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
@@ -140,7 +140,3 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
     assert cleared["value"] < 1.0
     assert alarm["started_ts"] == raised["ts"] and alarm["ended_ts"] == cleared["ts"]
     assert all(e["arrival"] >= e["ts"] for e in alarm["events"])
-
-
-async def _ready(hub: Hub) -> bool:
-    return hub.ingest.ready.is_set() and hub.api_started.is_set()

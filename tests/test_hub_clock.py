@@ -15,7 +15,7 @@ from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually
+from e2e_helpers import eventually, running_hub
 from services import free_port
 
 CONFIG = """
@@ -44,10 +44,7 @@ async def test_silence_raises_no_data_without_any_message(mosquitto, tmp_path):
     hub = Hub(
         registry, HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=free_port())
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(hub.run(stop))
-    try:
-        await eventually(lambda: _ready(hub), 10, "the hub")
+    async with running_hub(hub):
         now = time.time_ns() // 1_000_000
         batch = TelemetryBatch(
             "gw",
@@ -78,10 +75,3 @@ async def test_silence_raises_no_data_without_any_message(mosquitto, tmp_path):
             return events if {e.side for e in events} >= {"above", "no_data"} else None
 
         await eventually(stored, 5, "the alarm events in the time-series store")
-    finally:
-        stop.set()
-        await task
-
-
-async def _ready(hub: Hub) -> bool:
-    return hub.ingest.ready.is_set() and hub.api_started.is_set()

@@ -17,7 +17,7 @@ from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually
+from e2e_helpers import eventually, running_hub
 from services import free_port
 
 CONFIG = """
@@ -67,41 +67,35 @@ async def test_stream_sends_readings_and_alarms_of_the_callers_tenants(mosquitto
         HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
         extra_keys=keys,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(hub.run(stop))
     mine: list = []
     theirs: list = []
-    try:
-        await eventually(lambda: _ready(hub), 10, "the hub")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            unauth = await client.get("/api/v1/stream")
-            assert unauth.status_code == 401
-            reader = asyncio.create_task(read_events(client, "k-chem", mine, 2))
-            other = asyncio.create_task(read_events(client, "k-other", theirs, 1))
-            await eventually(lambda: _subs(hub, 2), 5, "both subscribers")
-            now = time.time_ns() // 1_000_000
-            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
-                for seq, value in enumerate((10.0, 30.0)):
-                    batch = TelemetryBatch(
-                        "gw",
-                        "d",
-                        1,
-                        seq,
-                        ("gas",),
-                        np.zeros(1, np.uint16),
-                        np.array([now + seq], np.int64),
-                        np.array([value]),
-                        np.zeros(1, np.uint8),
-                    )
-                    await mq.publish(
-                        TopicLayout().telemetry("chem", "s", "d"), encode(batch), qos=1
-                    )
-            await asyncio.wait_for(reader, 10)
-            await asyncio.sleep(0.5)
-            other.cancel()
-    finally:
-        stop.set()
-        await task
+    async with (
+        running_hub(hub),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+    ):
+        unauth = await client.get("/api/v1/stream")
+        assert unauth.status_code == 401
+        reader = asyncio.create_task(read_events(client, "k-chem", mine, 2))
+        other = asyncio.create_task(read_events(client, "k-other", theirs, 1))
+        await eventually(lambda: _subs(hub, 2), 5, "both subscribers")
+        now = time.time_ns() // 1_000_000
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+            for seq, value in enumerate((10.0, 30.0)):
+                batch = TelemetryBatch(
+                    "gw",
+                    "d",
+                    1,
+                    seq,
+                    ("gas",),
+                    np.zeros(1, np.uint16),
+                    np.array([now + seq], np.int64),
+                    np.array([value]),
+                    np.zeros(1, np.uint8),
+                )
+                await mq.publish(TopicLayout().telemetry("chem", "s", "d"), encode(batch), qos=1)
+        await asyncio.wait_for(reader, 10)
+        await asyncio.sleep(0.5)
+        other.cancel()
     kinds = [k for k, _ in mine]
     assert kinds.count("alarm") == 1 and kinds.count("reading") >= 1
     alarm = next(d for k, d in mine if k == "alarm")
@@ -109,10 +103,6 @@ async def test_stream_sends_readings_and_alarms_of_the_callers_tenants(mosquitto
     # the newest reading per sensor and flush: both messages may come in one flush
     assert [d["value"] for k, d in mine if k == "reading"][-1] == 30.0
     assert theirs == []  # another enterprise sees nothing of chem
-
-
-async def _ready(hub: Hub) -> bool:
-    return hub.ingest.ready.is_set() and hub.api_started.is_set()
 
 
 async def _subs(hub: Hub, n: int) -> bool:
