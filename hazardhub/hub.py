@@ -142,6 +142,8 @@ class Hub:
                 host=self.settings.api_host,
                 port=self.settings.api_port,
                 log_level="warning",
+                # an open event stream (a dashboard) must not hold up a stop
+                timeout_graceful_shutdown=3,
                 lifespan="off",
                 access_log=False,
             )
