@@ -15,12 +15,16 @@ import math
 import sqlite3
 from dataclasses import dataclass
 
-from alerts.evaluate import CoreState, Transitions
-from alerts.statedb import StateDB
-from alerts.table import ACTION, BELOW, EARLY, SIDE_NAMES, SIDES, SLOTS, RuleTable
-from telemetry.registry import Registry
+import numpy as np
 
-__all__ = ["AlarmBook", "AlarmEvent"]
+from alerts.evaluate import CoreState, Transitions
+from alerts.lifecycle import Lifecycle, step
+from alerts.statedb import AlarmRow, StateDB
+from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDE_NAMES, SIDES, SLOTS, RuleTable
+from telemetry.notifyconfig import DisposalSpec
+from telemetry.registry import Registry, SensorInfo
+
+__all__ = ["DEVICE_RULE", "AlarmBook", "AlarmEvent", "device_alarm_id", "lifecycle_columns"]
 
 
 def _finite(value: float) -> float | None:
@@ -29,10 +33,12 @@ def _finite(value: float) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class AlarmEvent:
-    """One change of an alarm, as published to subscribers and shown by the API."""
+    """One change of an alarm, as published to subscribers and shown by the API: a process
+    change (raised, escalated, deescalated, cleared) or a lifecycle one (acknowledged, shelved,
+    verified ... with the actor and the comment)."""
 
     alarm_id: int
-    kind: str  # raised | escalated | deescalated | cleared
+    kind: str
     tenant: str
     site: str
     device: str
@@ -44,11 +50,17 @@ class AlarmEvent:
     tier: str
     action: str
     value: float
-    ts: int  # event time of the reading that caused it (ms)
+    ts: int  # event time of the reading that caused it, or of the action (ms)
     arrival: int  # when the hub judged it (ms)
+    event_id: int = 0
+    isa_state: str = ""
+    disposal: str = "received"
+    actor: str | None = None
+    comment: str = ""
 
     def to_json(self) -> dict[str, object]:
         return {
+            "event_id": self.event_id,
             "alarm_id": self.alarm_id,
             "kind": self.kind,
             "tenant": self.tenant,
@@ -64,16 +76,82 @@ class AlarmEvent:
             "value": _finite(self.value),
             "ts": self.ts,
             "arrival": self.arrival,
+            "isa_state": self.isa_state,
+            "disposal": self.disposal,
+            "actor": self.actor,
+            "comment": self.comment,
         }
+
+    @staticmethod
+    def of(
+        row: AlarmRow,
+        kind: str,
+        ts: int,
+        arrival: int,
+        event_id: int,
+        actor: str | None = None,
+        comment: str = "",
+        level: tuple[int, str, str] | None = None,
+    ) -> AlarmEvent:
+        """The event of an alarm row as it is after the change; `level` (number, name, tier)
+        when the event's differs from the row's (a clear: 0, normal, none)."""
+        number, name, tier = level if level is not None else (row.level, row.level_name, row.tier)
+        return AlarmEvent(
+            row.id,
+            kind,
+            row.tenant,
+            row.site,
+            row.device,
+            row.sensor,
+            row.rule,
+            SIDE_NAMES[row.side] if 0 <= row.side < SIDES else str(row.side),
+            number,
+            name,
+            tier,
+            row.action,
+            math.nan if row.value is None else row.value,
+            ts,
+            arrival,
+            event_id,
+            row.isa_state,
+            row.disposal,
+            actor,
+            comment,
+        )
+
+
+# the alarm of a whole device (or gateway) whose sensors all lost communication: it inhibits the
+# notifications of its sensors' own no-data alarms (alerts.notify)
+DEVICE_RULE = "comm_loss"
+_DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
+
+
+def device_alarm_id(tenant: str, site: str, device: str) -> str:
+    return f"device:{tenant}/{site}/{device}"
 
 
 class AlarmBook:
     """Applies transitions to the alarms in a `StateDB`."""
 
-    def __init__(self, db: StateDB, registry: Registry, table: RuleTable) -> None:
+    def __init__(
+        self,
+        db: StateDB,
+        registry: Registry,
+        table: RuleTable,
+        disposal: DisposalSpec | None = None,
+    ) -> None:
         self._db = db
         self._registry = registry
         self._table = table
+        self._disposal = disposal or DisposalSpec()
+        # the devices whose sensors all report no data, by sensor index
+        self._device_of: dict[int, tuple[str, str, str]] = {}
+        self._device_sensors: dict[tuple[str, str, str], tuple[int, ...]] = {}
+        for key, dev in registry.devices.items():
+            self._device_sensors[key] = dev.sensors
+            for i in dev.sensors:
+                self._device_of[i] = key
+        self._suppressible = [s for s in registry.sensors if s.suppress_when]
 
     def restore(self, state: CoreState) -> CoreState:
         """Seed the core state from the active alarms, so that a restart raises nothing twice."""
@@ -98,25 +176,59 @@ class AlarmBook:
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
 
-    def apply(self, transitions: Transitions, arrival: int) -> list[AlarmEvent]:
-        """Record the transitions (in order) and return the alarm events they make."""
+    def suppressed(self, info: SensorInfo, state: CoreState | None) -> bool:
+        """Whether a condition of the sensor's `suppress_when` holds in the core's state."""
+        if state is None:
+            return False
+        for cond in info.suppress_when:
+            other = self._registry.sensor(cond.sensor)
+            if other is None:
+                continue
+            j = other.index
+            if cond.alarm:
+                if bool(np.any(state.level[j] > 0)):
+                    return True
+                continue
+            value = float(state.last_value[j])
+            if not math.isfinite(value):
+                continue
+            if cond.below is not None and value < cond.below:
+                return True
+            if cond.above is not None and value > cond.above:
+                return True
+        return False
+
+    def apply(
+        self, transitions: Transitions, arrival: int, state: CoreState | None = None
+    ) -> list[AlarmEvent]:
+        """Record the transitions (in order) and return the alarm events they make. `state` is
+        the core's state after them: it decides suppression by design and device comm loss."""
         if not len(transitions):
             return []
         events: list[AlarmEvent] = []
+        touched: dict[tuple[str, str, str], int] = {}
         with self._db.transaction() as con:
             for i in range(len(transitions)):
+                sensor = int(transitions.sensor[i])
+                side = int(transitions.side[i])
                 event = self._one(
                     con,
-                    int(transitions.sensor[i]),
-                    int(transitions.side[i]),
-                    int(transitions.before[i]),
+                    sensor,
+                    side,
                     int(transitions.after[i]),
                     int(transitions.ts[i]),
                     float(transitions.value[i]),
                     arrival,
+                    state,
                 )
                 if event is not None:
                     events.append(event)
+                if side == NO_DATA and sensor in self._device_of:
+                    key = self._device_of[sensor]
+                    touched[key] = max(touched.get(key, 0), int(transitions.ts[i]))
+            if state is not None:
+                for key in sorted(touched):
+                    events.extend(self._device(con, key, state, touched[key], arrival))
         return events
 
     def _one(
@@ -124,90 +236,159 @@ class AlarmBook:
         con: sqlite3.Connection,
         sensor: int,
         side: int,
-        before: int,
         after: int,
         ts: int,
         value: float,
         arrival: int,
+        state: CoreState | None,
     ) -> AlarmEvent | None:
         info = self._registry.sensors[sensor]
         rule = info.rule
-        current = self._db.active_alarm(con, info.id, rule, side)
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         level_name, tier, action = self._table.describe(sensor, side, after)
+        return self._change(
+            con,
+            (info.tenant, info.site, info.device, info.id, rule, side),
+            after,
+            (level_name, tier, action),
+            ts,
+            value,
+            arrival,
+            suppressed=self.suppressed(info, state),
+        )
+
+    def _change(
+        self,
+        con: sqlite3.Connection,
+        key: tuple[str, str, str, str, str, int],
+        after: int,
+        described: tuple[str, str, str],
+        ts: int,
+        value: float,
+        arrival: int,
+        *,
+        suppressed: bool = False,
+    ) -> AlarmEvent | None:
+        tenant, site, device, sensor, rule, side = key
+        level_name, tier, action = described
+        current = self._db.active_alarm(con, sensor, rule, side)
         stored = _finite(value)
         if current is None and after > 0:
             kind = "raised"
-            cur = con.execute(
-                "INSERT INTO alarms (tenant, site, device, sensor, rule, side, level, level_name, "
-                "tier, action, state, started_ts, raised_at, peak_level, last_ts, value) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
-                (
-                    info.tenant,
-                    info.site,
-                    info.device,
-                    info.id,
-                    rule,
-                    side,
-                    after,
-                    level_name,
-                    tier,
-                    action,
-                    ts,
-                    arrival,
-                    after,
-                    ts,
-                    stored,
+            lc = step(
+                Lifecycle(
+                    shelved_until=self._db.shelf_until(con, sensor, rule, side, arrival),
+                    suppressed=suppressed,
+                    out_of_service=self._db.out_of_service(con, sensor),
                 ),
+                "raise",
             )
-            alarm_id = int(cur.lastrowid or 0)
+            deadline = self._disposal.for_tier(tier)
+            alarm_id = self._db.insert_alarm(
+                con,
+                {
+                    "tenant": tenant,
+                    "site": site,
+                    "device": device,
+                    "sensor": sensor,
+                    "rule": rule,
+                    "side": side,
+                    "level": after,
+                    "level_name": level_name,
+                    "tier": tier,
+                    "action": action,
+                    "state": "active",
+                    "started_ts": ts,
+                    "raised_at": arrival,
+                    "peak_level": after,
+                    "last_ts": ts,
+                    "value": stored,
+                    **lifecycle_columns(lc),
+                    "disposal_due": arrival + int(deadline.verify_s * 1000),
+                    "gateway": self._gateway(tenant, site, device),
+                },
+            )
         elif current is None:
             return None  # a change below an alarm that is no longer active: nothing to record
         elif after == 0:
             kind = "cleared"
             alarm_id = current.id
-            con.execute(
-                "UPDATE alarms SET state = 'cleared', ended_ts = ?, cleared_at = ?, last_ts = ?, "
-                "value = ? WHERE id = ?",
-                (ts, arrival, ts, stored, alarm_id),
+            lc = step(current.lifecycle, "clear")
+            self._db.update_alarm(
+                con,
+                alarm_id,
+                {
+                    "state": "cleared",
+                    "ended_ts": ts,
+                    "cleared_at": arrival,
+                    "last_ts": ts,
+                    "value": stored,
+                    **lifecycle_columns(lc),
+                },
             )
         else:
             kind = "escalated" if after > current.level else "deescalated"
             alarm_id = current.id
-            con.execute(
-                "UPDATE alarms SET level = ?, level_name = ?, tier = ?, action = ?, "
-                "peak_level = MAX(peak_level, ?), last_ts = ?, value = ? WHERE id = ?",
-                (after, level_name, tier, action, after, ts, stored, alarm_id),
-            )
-        con.execute(
-            "INSERT OR IGNORE INTO alarm_events "
-            "(alarm_id, kind, ts, arrival, level, level_name, tier, value) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
+            lc = step(current.lifecycle, "escalate" if kind == "escalated" else "deescalate")
+            self._db.update_alarm(
+                con,
                 alarm_id,
-                kind,
-                ts,
-                arrival,
-                after,
-                level_name,
-                tier,
-                stored,
-            ),
+                {
+                    "level": after,
+                    "level_name": level_name,
+                    "tier": tier,
+                    "action": action,
+                    "peak_level": max(current.peak_level, after),
+                    "last_ts": ts,
+                    "value": stored,
+                    **lifecycle_columns(lc),
+                },
+            )
+        event_id = self._db.insert_event(
+            con, alarm_id, kind, ts, arrival, after, level_name, tier, stored, lc.state
         )
-        return AlarmEvent(
-            alarm_id,
-            kind,
-            info.tenant,
-            info.site,
-            info.device,
-            info.id,
-            rule,
-            SIDE_NAMES[side],
-            after,
-            level_name,
-            tier,
-            action,
-            value,
+        if event_id is None:
+            return None  # already recorded by an earlier try of the same batch
+        row = self._db.alarm_in(con, alarm_id)
+        assert row is not None
+        return AlarmEvent.of(row, kind, ts, arrival, event_id, level=(after, level_name, tier))
+
+    def _gateway(self, tenant: str, site: str, device: str) -> str:
+        dev = self._registry.devices.get((tenant, site, device))
+        return dev.spec.gateway if dev is not None else ""
+
+    def _device(
+        self,
+        con: sqlite3.Connection,
+        key: tuple[str, str, str],
+        state: CoreState,
+        ts: int,
+        arrival: int,
+    ) -> list[AlarmEvent]:
+        """Raise or clear the comm-loss alarm of a device: raised when every one of its sensors
+        has lost data, cleared when one reports again."""
+        sensors = self._device_sensors[key]
+        down = bool(np.all(state.level[list(sensors), NO_DATA] > 0))
+        tenant, site, device = key
+        event = self._change(
+            con,
+            (tenant, site, device, device_alarm_id(*key), DEVICE_RULE, NO_DATA),
+            1 if down else 0,
+            ("device_comm_loss", "orange", _DEVICE_ACTION),
             ts,
+            math.nan,
             arrival,
         )
+        return [event] if event is not None else []
+
+
+def lifecycle_columns(lc: Lifecycle) -> dict[str, object]:
+    return {
+        "acked": int(lc.acked),
+        "shelved_until": lc.shelved_until,
+        "suppressed": int(lc.suppressed),
+        "out_of_service": int(lc.out_of_service),
+        "disposal": lc.disposal,
+        "overdue": int(lc.overdue),
+        "isa_state": lc.state,
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.errors import AlarmStoreError
+from alerts.lifecycle import Lifecycle
 
 __all__ = ["AlarmEventRow", "AlarmRow", "DeadLetter", "StateDB"]
 
@@ -47,9 +48,75 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 """
 
+# version 2: the alarm lifecycle (ISA-18.2 states, disposal), audited events, shelves, sensors
+# out of service, subscriptions, escalation policies, silences and the notification outbox
+_SCHEMA_V2 = """
+ALTER TABLE alarms ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN shelved_until INTEGER;
+ALTER TABLE alarms ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN out_of_service INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN disposal TEXT NOT NULL DEFAULT 'received';
+ALTER TABLE alarms ADD COLUMN disposal_due INTEGER;
+ALTER TABLE alarms ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN isa_state TEXT NOT NULL DEFAULT 'unack';
+ALTER TABLE alarms ADD COLUMN gateway TEXT NOT NULL DEFAULT '';
+CREATE INDEX alarms_open ON alarms (isa_state) WHERE isa_state != 'normal';
+CREATE INDEX alarms_due ON alarms (disposal_due) WHERE disposal != 'closed' AND overdue = 0;
+CREATE INDEX alarms_shelved ON alarms (shelved_until) WHERE shelved_until IS NOT NULL;
+CREATE INDEX alarms_sensor ON alarms (sensor, rule, side);
+CREATE TABLE alarm_events_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    kind TEXT NOT NULL, ts INTEGER NOT NULL, arrival INTEGER NOT NULL,
+    level INTEGER NOT NULL, level_name TEXT NOT NULL, tier TEXT NOT NULL, value REAL,
+    actor TEXT, comment TEXT NOT NULL DEFAULT '', isa_state TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO alarm_events_v2 (id, alarm_id, kind, ts, arrival, level, level_name, tier, value)
+    SELECT id, alarm_id, kind, ts, arrival, level, level_name, tier, value FROM alarm_events;
+DROP TABLE alarm_events;
+ALTER TABLE alarm_events_v2 RENAME TO alarm_events;
+CREATE UNIQUE INDEX alarm_events_once ON alarm_events (alarm_id, kind, ts, level)
+    WHERE actor IS NULL;
+CREATE INDEX alarm_events_alarm ON alarm_events (alarm_id);
+CREATE TABLE shelves (
+    sensor TEXT NOT NULL, rule TEXT NOT NULL, side INTEGER NOT NULL,
+    until INTEGER NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (sensor, rule, side)
+);
+CREATE TABLE out_of_service (
+    sensor TEXT PRIMARY KEY, tenant TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE notify_objects (
+    kind TEXT NOT NULL CHECK (kind IN ('subscription', 'escalation', 'silence')),
+    tenant TEXT NOT NULL, id TEXT NOT NULL, spec TEXT NOT NULL, origin TEXT NOT NULL,
+    actor TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, tenant, id)
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL, site TEXT NOT NULL,
+    subscription TEXT NOT NULL, channel TEXT NOT NULL, subject TEXT NOT NULL,
+    events TEXT NOT NULL, created_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
+    open_until INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+    last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER
+);
+CREATE INDEX outbox_due ON outbox (due_at) WHERE status = 'pending';
+CREATE INDEX outbox_group ON outbox (subscription, tenant, site, open_until)
+    WHERE open_until IS NOT NULL;
+CREATE TABLE notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+"""
+_VERSION = 2
+
 _ALARM_COLS = (
     "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "
-    "started_ts, ended_ts, raised_at, cleared_at, peak_level, last_ts, value"
+    "started_ts, ended_ts, raised_at, cleared_at, peak_level, last_ts, value, "
+    "acked, shelved_until, suppressed, out_of_service, disposal, disposal_due, overdue, "
+    "isa_state, gateway"
+)
+_EVENT_COLS = (
+    "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
 )
 
 
@@ -74,6 +141,27 @@ class AlarmRow:
     peak_level: int
     last_ts: int
     value: float | None
+    acked: bool
+    shelved_until: int | None
+    suppressed: bool
+    out_of_service: bool
+    disposal: str
+    disposal_due: int | None
+    overdue: bool
+    isa_state: str
+    gateway: str
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(
+            active=self.state == "active",
+            acked=bool(self.acked),
+            shelved_until=self.shelved_until,
+            suppressed=bool(self.suppressed),
+            out_of_service=bool(self.out_of_service),
+            disposal=self.disposal,
+            overdue=bool(self.overdue),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +175,9 @@ class AlarmEventRow:
     level_name: str
     tier: str
     value: float | None
+    actor: str | None
+    comment: str
+    isa_state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +204,14 @@ class StateDB:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as exc:
             raise AlarmStoreError(f"cannot open state database {self._path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version < 2:
+            self._db.executescript(f"BEGIN; {_SCHEMA_V2} PRAGMA user_version = {_VERSION}; COMMIT;")
 
     def close(self) -> None:
         with self._lock:
@@ -135,7 +232,7 @@ class StateDB:
             except sqlite3.Error as exc:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, params).fetchall()
@@ -144,7 +241,7 @@ class StateDB:
 
     # alarms -------------------------------------------------------------------------------
     def active_alarms(self) -> list[AlarmRow]:
-        rows = self._query(f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active'")
+        rows = self.query(f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active'")
         return [AlarmRow(*r) for r in rows]
 
     def active_alarm(
@@ -163,39 +260,176 @@ class StateDB:
         *,
         state: str | None = None,
         sensor: str | None = None,
+        isa_state: Sequence[str] | None = None,
+        tier: Sequence[str] | None = None,
+        site: str | None = None,
+        side: int | None = None,
+        disposal: str | None = None,
+        open_only: bool = False,
         limit: int = 100,
         before_id: int | None = None,
     ) -> list[AlarmRow]:
-        """Newest first; `tenants` None means every tenant."""
+        """Newest first; `tenants` None means every tenant. `open_only`: not yet returned to
+        normal and acknowledged, or with its disposal not closed."""
         where, params = [], []  # type: list[str], list[Any]
+
+        def among(column: str, values: Sequence[Any]) -> None:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+
         if tenants is not None:
-            where.append(f"tenant IN ({','.join('?' * len(tenants))})")
-            params.extend(tenants)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if sensor is not None:
-            where.append("sensor = ?")
-            params.append(sensor)
+            among("tenant", tenants)
+        for column, value in (
+            ("state", state),
+            ("sensor", sensor),
+            ("site", site),
+            ("side", side),
+            ("disposal", disposal),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if isa_state:
+            among("isa_state", isa_state)
+        if tier:
+            among("tier", tier)
+        if open_only:
+            where.append("(isa_state != 'normal' OR disposal != 'closed')")
         if before_id is not None:
             where.append("id < ?")
             params.append(before_id)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self._query(
+        rows = self.query(
             f"SELECT {_ALARM_COLS} FROM alarms {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
         return [AlarmRow(*r) for r in rows]
 
+    # the lifecycle, inside a transaction ---------------------------------------------------
+    def alarm_in(self, con: sqlite3.Connection, alarm_id: int) -> AlarmRow | None:
+        row = con.execute(f"SELECT {_ALARM_COLS} FROM alarms WHERE id = ?", (alarm_id,)).fetchone()
+        return AlarmRow(*row) if row else None
+
+    def alarms_where(
+        self, con: sqlite3.Connection, clause: str, params: Sequence[Any] = ()
+    ) -> list[AlarmRow]:
+        """Alarms by a condition written in this package (never from user text)."""
+        rows = con.execute(f"SELECT {_ALARM_COLS} FROM alarms WHERE {clause}", params).fetchall()
+        return [AlarmRow(*r) for r in rows]
+
+    def insert_alarm(self, con: sqlite3.Connection, fields: dict[str, Any]) -> int:
+        names = ", ".join(fields)
+        cur = con.execute(
+            f"INSERT INTO alarms ({names}) VALUES ({','.join('?' * len(fields))})",
+            tuple(fields.values()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_alarm(self, con: sqlite3.Connection, alarm_id: int, fields: dict[str, Any]) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        con.execute(f"UPDATE alarms SET {sets} WHERE id = ?", (*fields.values(), alarm_id))
+
+    def insert_event(
+        self,
+        con: sqlite3.Connection,
+        alarm_id: int,
+        kind: str,
+        ts: int,
+        arrival: int,
+        level: int,
+        level_name: str,
+        tier: str,
+        value: float | None,
+        isa_state: str,
+        actor: str | None = None,
+        comment: str = "",
+    ) -> int | None:
+        """Append to the alarm's journal; a process event (no actor) is recorded once, so a
+        retried batch adds nothing. Returns the event id, None when it was already there."""
+        cur = con.execute(
+            "INSERT OR IGNORE INTO alarm_events (alarm_id, kind, ts, arrival, level, level_name, "
+            "tier, value, actor, comment, isa_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alarm_id,
+                kind,
+                ts,
+                arrival,
+                level,
+                level_name,
+                tier,
+                value,
+                actor,
+                comment,
+                isa_state,
+            ),
+        )
+        return int(cur.lastrowid or 0) if cur.rowcount else None
+
+    def shelf_until(
+        self, con: sqlite3.Connection, sensor: str, rule: str, side: int, now: int
+    ) -> int | None:
+        row = con.execute(
+            "SELECT until FROM shelves WHERE sensor = ? AND rule = ? AND side = ? AND until > ?",
+            (sensor, rule, side, now),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def set_shelf(
+        self,
+        con: sqlite3.Connection,
+        key: tuple[str, str, int],
+        until: int | None,
+        actor: str = "",
+        reason: str = "",
+        at: int = 0,
+    ) -> None:
+        """Shelve the alarm point (sensor, rule, side) until a time, or unshelve it (None):
+        an activation while it is shelved starts shelved."""
+        if until is None:
+            con.execute("DELETE FROM shelves WHERE sensor = ? AND rule = ? AND side = ?", key)
+        else:
+            con.execute(
+                "INSERT OR REPLACE INTO shelves (sensor, rule, side, until, actor, reason, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*key, until, actor, reason, at),
+            )
+
+    def out_of_service(self, con: sqlite3.Connection, sensor: str) -> bool:
+        row = con.execute("SELECT 1 FROM out_of_service WHERE sensor = ?", (sensor,)).fetchone()
+        return row is not None
+
+    def set_out_of_service(
+        self,
+        con: sqlite3.Connection,
+        sensor: str,
+        tenant: str,
+        actor: str | None,
+        reason: str = "",
+        at: int = 0,
+    ) -> None:
+        """Take a sensor out of service (actor given) or return it to service (actor None)."""
+        if actor is None:
+            con.execute("DELETE FROM out_of_service WHERE sensor = ?", (sensor,))
+        else:
+            con.execute(
+                "INSERT OR REPLACE INTO out_of_service (sensor, tenant, actor, reason, at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (sensor, tenant, actor, reason, at),
+            )
+
+    def sensors_out_of_service(self, tenants: Sequence[str] | None) -> list[tuple[Any, ...]]:
+        rows = self.query("SELECT sensor, tenant, actor, reason, at FROM out_of_service")
+        return [r for r in rows if tenants is None or r[1] in tenants]
+
     def get_alarm(self, alarm_id: int) -> AlarmRow | None:
-        rows = self._query(f"SELECT {_ALARM_COLS} FROM alarms WHERE id = ?", (alarm_id,))
+        rows = self.query(f"SELECT {_ALARM_COLS} FROM alarms WHERE id = ?", (alarm_id,))
         return AlarmRow(*rows[0]) if rows else None
 
     def alarm_events(self, alarm_ids: Sequence[int]) -> dict[int, list[AlarmEventRow]]:
         if not alarm_ids:
             return {}
-        rows = self._query(
-            "SELECT id, alarm_id, kind, ts, arrival, level, level_name, tier, value "
-            f"FROM alarm_events WHERE alarm_id IN ({','.join('?' * len(alarm_ids))}) ORDER BY id",
+        rows = self.query(
+            f"SELECT {_EVENT_COLS} FROM alarm_events "
+            f"WHERE alarm_id IN ({','.join('?' * len(alarm_ids))}) ORDER BY id",
             tuple(alarm_ids),
         )
         out: dict[int, list[AlarmEventRow]] = {i: [] for i in alarm_ids}
@@ -226,7 +460,7 @@ class StateDB:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        rows = self._query(
+        rows = self.query(
             "SELECT id, at, source, topic, reason, payload, size FROM dead_letters "
             "ORDER BY id DESC LIMIT ?",
             (limit,),

@@ -6,24 +6,19 @@ caller's tenants. ``/healthz``, ``/readyz`` and the OpenAPI pages at ``/docs`` a
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, status
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from alerts.statedb import AlarmEventRow, AlarmRow, StateDB
-from alerts.table import SIDE_NAMES
-from api.auth import KeyRing, Principal, current_principal
+from api.alarms import alarm_router
+from api.auth import Principal
+from api.context import AppContext, Caller, Ctx, not_found
 from api.models import (
-    AlarmEventPublic,
-    AlarmPublic,
     LatestPublic,
     LevelPublic,
     PointPublic,
@@ -31,41 +26,11 @@ from api.models import (
     TrackPointPublic,
     VehiclePublic,
 )
-from api.stream import Broadcaster
-from ingest.metrics import Metrics
-from ingest.store.base import Aggregate, TimeSeriesStore
+from ingest.store.base import Aggregate
 from telemetry.quality import Quality
-from telemetry.registry import Registry, SensorInfo
+from telemetry.registry import SensorInfo
 
 __all__ = ["AppContext", "create_app"]
-
-
-@dataclass(slots=True)
-class AppContext:
-    """What the API reads; the composition root builds it."""
-
-    registry: Registry
-    store: TimeSeriesStore
-    statedb: StateDB
-    metrics: Metrics
-    keys: KeyRing
-    ready: Callable[[], bool] = lambda: True
-    stream: Broadcaster | None = None
-
-
-Caller = Annotated[Principal, Depends(current_principal)]
-
-
-def _ctx(request: Request) -> AppContext:
-    ctx: AppContext = request.app.state.ctx
-    return ctx
-
-
-Ctx = Annotated[AppContext, Depends(_ctx)]
-
-
-def _not_found(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
 
 
 def _sensor_public(info: SensorInfo) -> SensorPublic:
@@ -96,51 +61,12 @@ def _sensor_public(info: SensorInfo) -> SensorPublic:
 def _visible_sensor(ctx: AppContext, caller: Principal, sensor_id: str) -> SensorInfo:
     info = ctx.registry.sensor(sensor_id)
     if info is None or not caller.sees(info.tenant):
-        raise _not_found(f"sensor {sensor_id!r}")
+        raise not_found(f"sensor {sensor_id!r}")
     return info
 
 
 def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
-
-
-def _alarm_public(row: AlarmRow, events: list[AlarmEventPublic]) -> AlarmPublic:
-    return AlarmPublic(
-        id=row.id,
-        tenant=row.tenant,
-        site=row.site,
-        device=row.device,
-        sensor=row.sensor,
-        rule=row.rule,
-        side=SIDE_NAMES[row.side] if 0 <= row.side < len(SIDE_NAMES) else str(row.side),
-        state=row.state,
-        level=row.level,
-        level_name=row.level_name,
-        tier=row.tier,
-        action=row.action,
-        peak_level=row.peak_level,
-        started_ts=row.started_ts,
-        ended_ts=row.ended_ts,
-        raised_at=row.raised_at,
-        cleared_at=row.cleared_at,
-        value=_finite(row.value),
-        events=events,
-    )
-
-
-def _events_public(events: list[AlarmEventRow]) -> list[AlarmEventPublic]:
-    return [
-        AlarmEventPublic(
-            kind=e.kind,
-            ts=e.ts,
-            arrival=e.arrival,
-            level=e.level,
-            level_name=e.level_name,
-            tier=e.tier,
-            value=e.value,
-        )
-        for e in events
-    ]
 
 
 def _router() -> APIRouter:
@@ -205,7 +131,7 @@ def _router() -> APIRouter:
         info = _visible_sensor(ctx, caller, sensor_id)
         found = (await ctx.store.latest([info.index])).get(info.index)
         if found is None:
-            raise _not_found(f"reading of sensor {sensor_id!r}")
+            raise not_found(f"reading of sensor {sensor_id!r}")
         return LatestPublic(
             sensor=info.id,
             ts=found.ts,
@@ -229,48 +155,6 @@ def _router() -> APIRouter:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
         rows = await ctx.store.history(info.index, start, end, every, aggregate)
         return [PointPublic(ts=t, value=_finite(v)) for t, v in rows]
-
-    @r.get("/alarms", response_model=list[AlarmPublic], tags=["alarms"])
-    async def list_alarms(
-        ctx: Ctx,
-        caller: Caller,
-        state: Annotated[str | None, Query(pattern="^(active|cleared)$")] = None,
-        sensor: str | None = None,
-        tenant: str | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before: Annotated[int | None, Query(description="page: alarms with id below")] = None,
-    ) -> list[AlarmPublic]:
-        """Alarms, newest first, with their events (raised, escalated, cleared ...)."""
-        tenants = caller.scope(ctx.registry.tenants)
-        if tenant is not None:
-            tenants = [t for t in tenants if t == tenant]
-        rows = await asyncio.to_thread(
-            ctx.statedb.list_alarms,
-            tenants,
-            state=state,
-            sensor=sensor,
-            limit=limit,
-            before_id=before,
-        )
-        events = await asyncio.to_thread(ctx.statedb.alarm_events, [a.id for a in rows])
-        return [
-            _alarm_public(
-                a,
-                _events_public(events.get(a.id, [])),
-            )
-            for a in rows
-        ]
-
-    @r.get("/alarms/{alarm_id}", response_model=AlarmPublic, tags=["alarms"])
-    async def get_alarm(alarm_id: int, ctx: Ctx, caller: Caller) -> AlarmPublic:
-        row = await asyncio.to_thread(ctx.statedb.get_alarm, alarm_id)
-        if row is None or not caller.sees(row.tenant):
-            raise _not_found(f"alarm {alarm_id}")
-        events = (await asyncio.to_thread(ctx.statedb.alarm_events, [row.id]))[row.id]
-        return _alarm_public(
-            row,
-            _events_public(events),
-        )
 
     @r.get("/stream", tags=["stream"], response_class=StreamingResponse)
     async def stream(
@@ -319,7 +203,7 @@ def _router() -> APIRouter:
             if vid == vehicle_id and caller.sees(t)
         ]
         if not found:
-            raise _not_found(f"vehicle {vehicle_id!r}")
+            raise not_found(f"vehicle {vehicle_id!r}")
         cols = await ctx.store.track(found[0].speed_sensor, start, end)
         return [
             TrackPointPublic(
@@ -366,6 +250,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.include_router(_router())
+    app.include_router(alarm_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -56,6 +56,7 @@ class PointPublic(_Public):
 
 
 class AlarmEventPublic(_Public):
+    id: int
     kind: str
     ts: int
     arrival: int
@@ -63,6 +64,9 @@ class AlarmEventPublic(_Public):
     level_name: str
     tier: str
     value: float | None
+    actor: str | None
+    comment: str
+    isa_state: str
 
 
 class AlarmPublic(_Public):
@@ -74,6 +78,14 @@ class AlarmPublic(_Public):
     rule: str
     side: str
     state: str
+    isa_state: str
+    acked: bool
+    shelved_until: int | None
+    suppressed: bool
+    out_of_service: bool
+    disposal: str
+    disposal_due: int | None
+    overdue: bool
     level: int
     level_name: str
     tier: str

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import uvicorn
 
+from alerts.alarms import AlarmEvent
+from alerts.notify.channels import Senders
+from alerts.notify.notifier import Notifier
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
@@ -118,7 +123,16 @@ class Hub:
         )
         keys = KeyRing([*registry.config.api_keys, *extra_keys])
         self.stream = Broadcaster(registry)
+        notify = registry.config.notify
+        self.senders = Senders(
+            smtp=notify.smtp,
+            smtp_password=os.environ.get("HAZARDHUB_SMTP_PASSWORD"),
+            mqtt_publish=self.ingest.publish,
+            topic_root=settings.topic_root,
+        )
+        self.notifier = Notifier(self.statedb, registry, self.senders, notify, metrics=self.metrics)
         self.dispatcher.listeners.append(self.stream.on_alarms)
+        self.dispatcher.listeners.append(self._wake_notifier)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)
         self.app = create_app(
             AppContext(
@@ -129,9 +143,30 @@ class Hub:
                 keys,
                 ready=self.ingest.ready.is_set,
                 stream=self.stream,
+                desk=self.dispatcher.desk,
+                notifier=self.notifier,
+                on_events=self.on_events,
             )
         )
         self.api_started = asyncio.Event()
+
+    async def _wake_notifier(self, events: Sequence[AlarmEvent]) -> None:
+        if events:
+            self.notifier.wake.set()
+
+    async def on_events(self, events: Sequence[AlarmEvent]) -> None:
+        """Lifecycle events made through the API: to the live stream, the alarm topic and the
+        notification pipeline (which reads them from the journal)."""
+        await self.stream.on_alarms(events)
+        for ev in events:
+            try:
+                await self.ingest.publish(
+                    self.layout.alarms(ev.tenant, ev.site), orjson.dumps(ev.to_json())
+                )
+            except Exception as exc:  # the broker is away: the journal and outbox still have it
+                self.metrics.inc("hazardhub_alarm_publish_failures_total")
+                log.warning("alarm event %d not published: %s", ev.event_id, exc)
+        self.notifier.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
@@ -151,13 +186,16 @@ class Hub:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.ingest.run(stop), name="ingest")
+                notifier = tg.create_task(self.notifier.run(stop), name="notify")
                 api = tg.create_task(server.serve(), name="api")
                 watcher = tg.create_task(self._announce(server), name="api-started")
                 await stop.wait()
                 server.should_exit = True
                 watcher.cancel()
                 await api
+                await notifier
         finally:
+            await self.senders.aclose()
             await self.store.close()
             self.statedb.close()
             log.info("hub stopped")

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import numpy as np
 
 from alerts.alarms import AlarmBook, AlarmEvent
+from alerts.desk import AlarmDesk
 from alerts.evaluate import CoreState, evaluate
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
@@ -34,8 +35,9 @@ class Dispatcher:
         self.store = store
         self.metrics = metrics
         self.table: RuleTable = compile_table(registry.sensors)
-        self.book = AlarmBook(statedb, registry, self.table)
+        self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         self.state: CoreState = self.book.restore(CoreState.empty(len(registry.sensors)))
+        self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
@@ -54,8 +56,10 @@ class Dispatcher:
                 np.zeros(0, np.int64),
             )
             state, transitions, _ = evaluate(self.table, empty, self.state, now)
-            events = await asyncio.to_thread(self.book.apply, transitions, now)
+            events = await asyncio.to_thread(self.book.apply, transitions, now, state)
             self.state = state
+            # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
+            events += await asyncio.to_thread(self.desk.tick, now, state)
             await self._store_events(events)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
@@ -97,7 +101,7 @@ class Dispatcher:
             async with self._lock:
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
-                events = await asyncio.to_thread(self.book.apply, transitions, arrival)
+                events = await asyncio.to_thread(self.book.apply, transitions, arrival, state)
                 self.state = state
                 await self._store_events(events)
             self.metrics.inc("hazardhub_readings_total", len(batch))

@@ -77,6 +77,7 @@ class IngestService:
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
         self._stopping = False
+        self._client: aiomqtt.Client | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -101,9 +102,11 @@ class IngestService:
                     log.info("hub subscribed at %s:%d", self._host, self._port)
                     self.ready.set()
                     backoff = 0.2
+                    self._client = client
                     await self._session(client, stop)
                     return
             except aiomqtt.MqttError as exc:
+                self._client = None
                 self.ready.clear()
                 if stop.is_set():
                     return
@@ -111,6 +114,14 @@ class IngestService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 10.0)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish (QoS 1) on the hub's connection; raise ConnectionError while there is none
+        (the notification outbox tries again)."""
+        client = self._client
+        if client is None:
+            raise ConnectionError("the hub is not connected to the broker")
+        await client.publish(topic, payload, qos=1)
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         async def read() -> None:
@@ -122,6 +133,7 @@ class IngestService:
         try:
             await self._process(client, stop, reader)
         finally:
+            self._client = None
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader

@@ -10,6 +10,13 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from telemetry.notifyconfig import (
+    EscalationPolicySpec,
+    NotifySettings,
+    SilenceSpec,
+    SubscriptionSpec,
+)
+
 __all__ = [
     "ApiKeySpec",
     "CurrentSpec",
@@ -28,6 +35,7 @@ __all__ = [
     "SerialSpec",
     "SiteSpec",
     "StatusSpec",
+    "SuppressSpec",
     "TenantSpec",
     "Tier",
     "VehicleSpec",
@@ -314,6 +322,23 @@ class ReportSpec(_Frozen):
     max_silent_s: float = Field(default=60.0, gt=0, le=86400)
 
 
+class SuppressSpec(_Frozen):
+    """Suppression by design (ISA-18.2): the sensor's alarms are recorded but not notified while
+    another sensor reads below or above a value (the unit is shut down), or while it has an
+    active alarm (an upstream alarm explains this one)."""
+
+    sensor: Ident
+    below: float | None = None
+    above: float | None = None
+    alarm: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if sum((self.below is not None, self.above is not None, self.alarm)) != 1:
+            raise ValueError("give exactly one of 'below', 'above' or 'alarm: true'")
+        return self
+
+
 class SensorSpec(_Frozen):
     id: Ident
     point: Ident
@@ -331,6 +356,9 @@ class SensorSpec(_Frozen):
     rate: RateSpec | None = Field(default=None, description="overrides the rule's rate of rise")
     early_warning: EarlyWarningSpec | None = Field(
         default=None, description="overrides the rule's early warning"
+    )
+    suppress_when: tuple[SuppressSpec, ...] = Field(
+        default=(), max_length=8, description="suppression by design: any one of these"
     )
 
     @model_validator(mode="after")
@@ -410,6 +438,27 @@ class TenantSpec(_Frozen):
     name: str = ""
     sites: tuple[SiteSpec, ...] = ()
     vehicles: tuple[VehicleSpec, ...] = ()
+    subscriptions: tuple[SubscriptionSpec, ...] = ()
+    escalation_policies: tuple[EscalationPolicySpec, ...] = ()
+    silences: tuple[SilenceSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _notify_refs(self) -> Self:
+        for name, items in (
+            ("subscriptions", self.subscriptions),
+            ("escalation_policies", self.escalation_policies),
+            ("silences", self.silences),
+        ):
+            ids = [x.id for x in items]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"{name}: ids must be unique within a tenant")
+        policies = {p.id for p in self.escalation_policies}
+        for sub in self.subscriptions:
+            if sub.escalation is not None and sub.escalation not in policies:
+                raise ValueError(
+                    f"subscription {sub.id!r}: no escalation policy {sub.escalation!r}"
+                )
+        return self
 
 
 class ApiKeySpec(_Frozen):
@@ -437,3 +486,4 @@ class HubConfig(_Frozen):
     rule_packs: tuple[RulePack, ...] = Field(
         default=(), description="rule packs given inline, beside those under profiles/rules"
     )
+    notify: NotifySettings = NotifySettings()

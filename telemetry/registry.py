@@ -24,6 +24,7 @@ from telemetry.config import (
     RulePack,
     RuleSpec,
     SensorKind,
+    SuppressSpec,
     VehicleSpec,
     VerifySpec,
 )
@@ -68,6 +69,7 @@ class SensorInfo:
     vote_level: int = 0  # a voting group: the members' level (above) that counts
     rate: RateSpec | None = None  # rate of rise: the sensor's own, else its rule's
     early_warning: EarlyWarningSpec | None = None  # the sensor's own, else its rule's
+    suppress_when: tuple[SuppressSpec, ...] = ()  # suppression by design
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +275,7 @@ def build_registry(
                         verify=sen.verify,
                         rate=rate,
                         early_warning=early,
+                        suppress_when=sen.suppress_when,
                     )
                     add(info, swhere)
                     used.append(point)
@@ -346,6 +349,14 @@ def build_registry(
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)
 
     _check_verify(sensors, by_id, source)
+    for info in sensors:
+        for cond in info.suppress_when:
+            other = by_id.get(cond.sensor)
+            if other is None or other.tenant != info.tenant or other.index == info.index:
+                raise ConfigError(
+                    f"{source}: sensor {info.id!r}: suppress_when names {cond.sensor!r}, "
+                    "which is not another sensor of the same tenant"
+                )
 
     for ki, key in enumerate(config.api_keys):
         unknown = [t for t in key.tenants if t not in tenant_ids]

@@ -65,8 +65,11 @@ async def test_silence_raises_no_data_without_any_message(mosquitto, tmp_path):
             return {r.side for r in rows} >= {0, 3} and rows
 
         rows = await eventually(kinds, 10, "a level alarm and then a no-data alarm")
-        no_data = next(r for r in rows if r.side == 3)
-        assert no_data.state == "active" and no_data.sensor == "gas-1"
+        no_data = next(r for r in rows if r.side == 3 and r.sensor == "gas-1")
+        assert no_data.state == "active"
+        # the device's only sensor is silent: the device itself is in comm loss
+        device = next(r for r in rows if r.sensor == "device:t/s/d")
+        assert device.state == "active" and device.rule == "comm_loss"
         # raised by the clock about 1 s after the last reading, with nothing arriving
         assert no_data.raised_at - now >= 1000
 

@@ -1,0 +1,194 @@
+"""The operator's desk: acknowledge, shelve, comment and dispose of alarms, take sensors out of
+service; and the clock's part of the lifecycle (shelves that expire, disposal deadlines that pass,
+suppression by design that starts or ends).
+
+Every change is one transaction that updates the alarm and appends an audited event (who, when,
+the comment) to its journal; the journal is what the notification pipeline reads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from alerts.alarms import AlarmBook, AlarmEvent, lifecycle_columns
+from alerts.evaluate import CoreState
+from alerts.lifecycle import Action, Lifecycle, TransitionError, step
+from alerts.statedb import AlarmRow, StateDB
+from telemetry.notifyconfig import DisposalSpec
+from telemetry.registry import Registry
+
+__all__ = ["EVENT_OF", "AlarmDesk", "AlarmNotFoundError"]
+
+# the journal's word for each action
+EVENT_OF: dict[str, str] = {
+    "acknowledge": "acknowledged",
+    "shelve": "shelved",
+    "unshelve": "unshelved",
+    "expire_shelve": "unshelved",
+    "comment": "commented",
+    "verify": "verified",
+    "dispose": "disposed",
+    "close": "closed",
+    "suppress": "suppressed",
+    "unsuppress": "unsuppressed",
+    "remove_from_service": "out_of_service",
+    "return_to_service": "in_service",
+    "overdue": "overdue",
+}
+SYSTEM = "system"
+_OPEN = "(isa_state != 'normal' OR disposal != 'closed')"
+
+
+class AlarmNotFoundError(LookupError):
+    """No such alarm or sensor for this caller (another tenant's is not found either)."""
+
+
+class AlarmDesk:
+    def __init__(
+        self,
+        db: StateDB,
+        registry: Registry,
+        book: AlarmBook,
+        disposal: DisposalSpec | None = None,
+    ) -> None:
+        self._db = db
+        self._registry = registry
+        self._book = book
+        self._disposal = disposal or DisposalSpec()
+
+    # people -------------------------------------------------------------------------------
+    def act(
+        self,
+        alarm_id: int,
+        action: Action,
+        *,
+        actor: str,
+        now: int,
+        tenants: Sequence[str] | None = None,
+        note: str = "",
+        until: int | None = None,
+    ) -> AlarmEvent:
+        """Apply an operator's action; raise AlarmNotFoundError, or TransitionError (why)."""
+        with self._db.transaction() as con:
+            row = self._db.alarm_in(con, alarm_id)
+            if row is None or (tenants is not None and row.tenant not in tenants):
+                raise AlarmNotFoundError(f"no alarm {alarm_id}")
+            return self._apply(con, row, action, actor, now, note=note, until=until)
+
+    def set_in_service(
+        self,
+        sensor_id: str,
+        in_service: bool,
+        *,
+        actor: str,
+        now: int,
+        reason: str = "",
+        tenants: Sequence[str] | None = None,
+    ) -> list[AlarmEvent]:
+        """Take a sensor out of service (its alarms are kept but neither notified nor to be
+        acknowledged) or return it; the sensor's open alarms follow."""
+        info = self._registry.sensor(sensor_id)
+        if info is None or (tenants is not None and info.tenant not in tenants):
+            raise AlarmNotFoundError(f"no sensor {sensor_id!r}")
+        if not in_service and not reason.strip():
+            raise TransitionError("taking a sensor out of service needs a reason")
+        events: list[AlarmEvent] = []
+        with self._db.transaction() as con:
+            if self._db.out_of_service(con, sensor_id) != in_service:
+                raise TransitionError(
+                    f"the sensor is already {'in' if in_service else 'out of'} service"
+                )
+            self._db.set_out_of_service(
+                con, sensor_id, info.tenant, None if in_service else actor, reason.strip(), now
+            )
+            action: Action = "return_to_service" if in_service else "remove_from_service"
+            for row in self._db.alarms_where(con, f"sensor = ? AND {_OPEN}", (sensor_id,)):
+                if row.out_of_service == (not in_service):
+                    continue
+                events.append(self._apply(con, row, action, actor, now, note=reason))
+        return events
+
+    # the clock ----------------------------------------------------------------------------
+    def tick(self, now: int, state: CoreState | None = None) -> list[AlarmEvent]:
+        """Expire shelves, mark overdue disposals, follow suppression by design."""
+        events: list[AlarmEvent] = []
+        with self._db.transaction() as con:
+            con.execute("DELETE FROM shelves WHERE until <= ?", (now,))
+            for row in self._db.alarms_where(
+                con, "shelved_until IS NOT NULL AND shelved_until <= ?", (now,)
+            ):
+                events.append(self._apply(con, row, "expire_shelve", SYSTEM, now))
+            for row in self._db.alarms_where(
+                con,
+                "disposal_due IS NOT NULL AND disposal_due <= ? AND overdue = 0 "
+                "AND disposal != 'closed'",
+                (now,),
+            ):
+                events.append(self._apply(con, row, "overdue", SYSTEM, now))
+            if state is not None:
+                events.extend(self._suppression(con, now, state))
+        return events
+
+    def _suppression(self, con: sqlite3.Connection, now: int, state: CoreState) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for info in self._registry.sensors:
+            if not info.suppress_when:
+                continue
+            want = self._book.suppressed(info, state)
+            for row in self._db.alarms_where(
+                con, f"sensor = ? AND suppressed = ? AND {_OPEN}", (info.id, int(not want))
+            ):
+                action: Action = "suppress" if want else "unsuppress"
+                events.append(self._apply(con, row, action, SYSTEM, now))
+        return events
+
+    # one change ---------------------------------------------------------------------------
+    def _apply(
+        self,
+        con: sqlite3.Connection,
+        row: AlarmRow,
+        action: Action,
+        actor: str,
+        now: int,
+        *,
+        note: str = "",
+        until: int | None = None,
+    ) -> AlarmEvent:
+        lc = step(row.lifecycle, action, now=now, until=until, note=note)
+        fields: dict[str, object] = dict(lifecycle_columns(lc))
+        fields["disposal_due"] = self._due(row, lc)
+        key = (row.sensor, row.rule, row.side)
+        if action == "shelve":
+            self._db.set_shelf(con, key, until, actor, note.strip(), now)
+        elif action in ("unshelve", "expire_shelve"):
+            self._db.set_shelf(con, key, None)
+        self._db.update_alarm(con, row.id, fields)
+        after = self._db.alarm_in(con, row.id)
+        assert after is not None
+        kind = EVENT_OF[action]
+        event_id = self._db.insert_event(
+            con,
+            row.id,
+            kind,
+            now,
+            now,
+            after.level,
+            after.level_name,
+            after.tier,
+            after.value,
+            lc.state,
+            actor=actor,
+            comment=note.strip(),
+        )
+        return AlarmEvent.of(after, kind, now, now, event_id or 0, actor, note.strip())
+
+    def _due(self, row: AlarmRow, lc: Lifecycle) -> int | None:
+        """The deadline of the next disposal step, counted from the alarm's arrival."""
+        deadline = self._disposal.for_tier(row.tier)
+        seconds = {
+            "received": deadline.verify_s,
+            "verified": deadline.dispose_s,
+            "disposed": deadline.close_s,
+        }.get(lc.disposal)
+        return None if seconds is None else row.raised_at + int(seconds * 1000)

@@ -1,0 +1,180 @@
+"""The alarm state machine after ISA-18.2 / IEC 62682, with the closed-loop disposal of Chinese
+supervision practice beside it. Pure: a state and an action in, the next state out (or a
+`TransitionError` that says why the action is not allowed).
+
+An alarm record is one activation of one sensor, rule and kind. Its ISA state follows from
+  - the process condition: active, or returned to normal ("cleared");
+  - acknowledged or not (an escalation to a higher level asks for a new acknowledgement);
+  - shelved until a time (an operator's decision, with a reason; expires by itself);
+  - suppressed by design (a condition in config: the unit is shut down, an upstream alarm);
+  - out of service (the sensor is taken out of service for maintenance).
+The priority is: out of service, suppressed, shelved, then the ack/condition states:
+  unack (active unacknowledged), ack (active acknowledged), rtn_unack (returned to normal
+  unacknowledged), normal (returned and acknowledged).
+Disposal runs received -> verified -> disposed -> closed; each step needs a note, and closing
+needs the condition to have returned to normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from alerts.errors import AlertsError
+
+__all__ = [
+    "DISPOSAL_STEPS",
+    "ISA_STATES",
+    "OPERATOR_ACTIONS",
+    "Action",
+    "Lifecycle",
+    "TransitionError",
+    "isa_state",
+    "step",
+]
+
+ISA_STATES = ("unack", "ack", "rtn_unack", "normal", "shelved", "suppressed", "out_of_service")
+DISPOSAL_STEPS = ("received", "verified", "disposed", "closed")
+# the actions a person takes (the API's verbs); the rest come from the process or the clock
+OPERATOR_ACTIONS = frozenset(
+    {"acknowledge", "shelve", "unshelve", "comment", "verify", "dispose", "close"}
+)
+
+Action = Literal[
+    "raise",
+    "escalate",
+    "deescalate",
+    "clear",
+    "acknowledge",
+    "shelve",
+    "unshelve",
+    "expire_shelve",
+    "suppress",
+    "unsuppress",
+    "remove_from_service",
+    "return_to_service",
+    "comment",
+    "verify",
+    "dispose",
+    "close",
+    "overdue",
+]
+_NEXT_DISPOSAL = {"verify": "verified", "dispose": "disposed", "close": "closed"}
+_BEFORE_DISPOSAL = {"verify": "received", "dispose": "verified", "close": "disposed"}
+
+
+class TransitionError(AlertsError):
+    """An action that the alarm's state does not allow (answered 409 by the API)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    active: bool = True
+    acked: bool = False
+    shelved_until: int | None = None  # ms, event of the clock
+    suppressed: bool = False
+    out_of_service: bool = False
+    disposal: str = "received"
+    overdue: bool = False
+
+    @property
+    def state(self) -> str:
+        return isa_state(self)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to do: returned to normal, acknowledged and its disposal closed."""
+        return not self.active and self.acked and self.disposal == "closed"
+
+
+def isa_state(s: Lifecycle) -> str:
+    if s.out_of_service:
+        return "out_of_service"
+    if s.suppressed:
+        return "suppressed"
+    if s.shelved_until is not None:
+        return "shelved"
+    if s.active:
+        return "ack" if s.acked else "unack"
+    return "normal" if s.acked else "rtn_unack"
+
+
+def step(
+    s: Lifecycle,
+    action: Action,
+    *,
+    now: int = 0,
+    until: int | None = None,
+    note: str = "",
+) -> Lifecycle:
+    """The state after `action` at `now` (ms); raise TransitionError when it is not allowed.
+
+    `until` is the end of a shelve; `note` the comment, required by shelve, comment and the
+    disposal steps.
+    """
+    note = note.strip()
+    if action == "raise":
+        return Lifecycle(
+            shelved_until=s.shelved_until,
+            suppressed=s.suppressed,
+            out_of_service=s.out_of_service,
+        )
+    if action in ("escalate", "deescalate", "clear"):
+        if not s.active:
+            raise TransitionError(f"cannot {action}: the alarm has returned to normal")
+        if action == "escalate":
+            return replace(s, acked=False)  # a higher level wants a new acknowledgement
+        if action == "clear":
+            return replace(s, active=False)
+        return s
+    if action == "acknowledge":
+        if s.acked:
+            raise TransitionError("the alarm is already acknowledged")
+        if s.out_of_service:
+            raise TransitionError("the sensor is out of service")
+        return replace(s, acked=True)
+    if action == "shelve":
+        if s.out_of_service:
+            raise TransitionError("the sensor is out of service")
+        if until is None or until <= now:
+            raise TransitionError("a shelve needs an end in the future")
+        if not note:
+            raise TransitionError("a shelve needs a reason")
+        if not s.active and s.acked:
+            raise TransitionError("the alarm has returned to normal and is acknowledged")
+        return replace(s, shelved_until=until)
+    if action in ("unshelve", "expire_shelve"):
+        if s.shelved_until is None:
+            raise TransitionError("the alarm is not shelved")
+        if action == "expire_shelve" and s.shelved_until > now:
+            raise TransitionError("the shelve has not expired yet")
+        return replace(s, shelved_until=None)
+    if action in ("suppress", "unsuppress"):
+        want = action == "suppress"
+        if s.suppressed == want:
+            raise TransitionError(f"the alarm is already {'' if want else 'not '}suppressed")
+        return replace(s, suppressed=want)
+    if action in ("remove_from_service", "return_to_service"):
+        want = action == "remove_from_service"
+        if s.out_of_service == want:
+            raise TransitionError(f"the sensor is already {'out of' if want else 'in'} service")
+        return replace(s, out_of_service=want)
+    if action == "comment":
+        if not note:
+            raise TransitionError("a comment needs text")
+        return s
+    if action in _NEXT_DISPOSAL:
+        if not note:
+            raise TransitionError(f"{action} needs a note")
+        if s.disposal != _BEFORE_DISPOSAL[action]:
+            raise TransitionError(
+                f"cannot {action}: disposal is {s.disposal}, not {_BEFORE_DISPOSAL[action]}"
+            )
+        if action == "close" and s.active:
+            raise TransitionError("cannot close: the alarm is still active")
+        return replace(s, disposal=_NEXT_DISPOSAL[action], overdue=False)
+    if action == "overdue":
+        if s.overdue or s.disposal == "closed":
+            raise TransitionError("the disposal is not overdue")
+        return replace(s, overdue=True)
+    raise TransitionError(f"unknown action {action!r}")

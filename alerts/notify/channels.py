@@ -1,0 +1,420 @@
+"""Senders of alarm notifications: webhook, e-mail, MQTT and server-sent events.
+
+A sender makes one delivery attempt and says how it went, like Alertmanager's notifiers: DELIVERED;
+RETRY when the same attempt may succeed later (the peer is down, busy, slow or says "try later");
+PERMANENT when it will fail the same way again (rejected, wrong address, redirected). Retrying,
+backoff and giving up are the caller's business; `Senders.send` never raises (except to pass on
+cancellation).
+
+Every notification carries an idempotency key, the same on every retry, so that receivers can
+drop repeats: the webhook's ``Idempotency-Key`` header, the e-mail's ``Message-ID`` (see
+`message_id`) and ``body["key"]`` everywhere.
+
+Webhook signature
+-----------------
+When the channel has a secret, the request carries::
+
+    X-Hazardhub-Signature: sha256=<hex>
+
+where ``<hex>`` is the lowercase hexadecimal HMAC-SHA256 keyed with the secret's UTF-8 bytes, over
+the exact bytes of the request body. A receiver computes it over the raw body before parsing the
+JSON and compares in constant time (`verify_signature`). Without a secret there is no header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import hashlib
+import hmac
+import logging
+import re
+import smtplib
+import socket
+import ssl
+import string
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, parsedate_to_datetime
+
+import httpx
+import orjson
+
+from telemetry.errors import TopicError
+from telemetry.notifyconfig import (
+    ChannelSpec,
+    EmailChannel,
+    MqttChannel,
+    SmtpSpec,
+    SseChannel,
+    WebhookChannel,
+)
+from telemetry.topics import TopicLayout
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "Notification",
+    "SendResult",
+    "Senders",
+    "Status",
+    "build_message",
+    "classify_http",
+    "classify_smtp_error",
+    "mail_text",
+    "message_id",
+    "parse_retry_after",
+    "sign",
+    "verify_signature",
+]
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hazardhub-Signature"
+CST = timezone(timedelta(hours=8), "CST")
+MqttPublish = Callable[[str, bytes], Awaitable[None]]
+SsePublish = Callable[["Notification"], Awaitable[None]]
+
+_KEY = re.compile(r"^[!-~]{1,200}$")  # printable ASCII without spaces: a valid header value
+_RETRY_HTTP = frozenset({408, 425, 429})
+_REASON_MAX = 300
+_MQTT_TIMEOUT_S = 10.0  # the hub's publish waits for PUBACK; a broker that never answers is "later"
+_SMTP_WORKERS = 4  # our own threads, so that a slow mail server never starves asyncio.to_thread
+_MSGID_CHARS = frozenset(string.ascii_letters + string.digits + "!#$&'*+-/=?^_`{|}~")
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to one channel. `key` is unique per notification and stable across retries."""
+
+    key: str
+    tenant: str
+    site: str
+    subject: str  # one human line
+    body: dict[str, object]  # JSON-able: {"key", "subscription", "events": [...]}
+
+    def __post_init__(self) -> None:
+        if not _KEY.fullmatch(self.key):
+            raise ValueError(f"notification key {self.key!r}: use 1-200 printable ASCII, no spaces")
+        if "\r" in self.subject or "\n" in self.subject:
+            raise ValueError("a notification subject is one line")
+
+
+class Status(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status: Status
+    reason: str = ""  # short, human, never contains a secret
+    retry_after_s: float | None = None  # from a Retry-After header when given
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `SIGNATURE_HEADER` value for `body`: ``sha256=`` and the hex HMAC-SHA256."""
+    key = secret.encode("utf-8", "surrogatepass")  # a lone surrogate must not crash the sender
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str) -> bool:
+    """Whether `header` signs `body` with `secret`, compared in constant time. An empty secret
+    verifies nothing: anyone can compute that signature."""
+    if not secret:
+        return False
+    given = header.strip().lower().encode("utf-8", "backslashreplace")
+    return hmac.compare_digest(sign(secret, body).encode(), given)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if re.fullmatch(r"[0-9]{1,10}", value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def classify_http(status: int, phrase: str = "", retry_after_s: float | None = None) -> SendResult:
+    """2xx delivered; 408, 425, 429 and 5xx worth retrying; anything else (3xx, 4xx) permanent."""
+    what = f"HTTP {status} {phrase}".rstrip()
+    if 200 <= status < 300:
+        return SendResult(Status.DELIVERED, what)
+    if status in _RETRY_HTTP or 500 <= status < 600:
+        return SendResult(Status.RETRY, what, retry_after_s)
+    if 300 <= status < 400:
+        return SendResult(Status.PERMANENT, what + " (redirects are not followed)")
+    return SendResult(Status.PERMANENT, what)
+
+
+def message_id(key: str) -> str:
+    """``<{key}@hazardhub>``, with the characters a Message-ID may not hold (":" among them)
+    percent-encoded, so that the header survives every mail parser unchanged."""
+    out: list[str] = []
+    for i, ch in enumerate(key):
+        dot_ok = ch == "." and 0 < i < len(key) - 1 and key[i - 1] != "."
+        out.append(
+            ch if ch in _MSGID_CHARS or dot_ok else "".join(f"%{b:02X}" for b in ch.encode())
+        )
+    return f"<{''.join(out)}@hazardhub>"
+
+
+def _when(ts: object) -> str | None:
+    if not isinstance(ts, int | float) or isinstance(ts, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(ts / 1000, CST).strftime("%Y-%m-%d %H:%M:%S CST (UTC+8)")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _event_lines(number: int, ev: Mapping[str, object]) -> list[str]:
+    sensor, side = _text(ev.get("sensor")), _text(ev.get("side"))
+    level, tier = _text(ev.get("level_name")), _text(ev.get("tier"))
+    fields = [
+        ("site", _text(ev.get("site"))),
+        ("sensor", f"{sensor} ({side})" if sensor and side else sensor or side),
+        ("level", f"{level} ({tier})" if level and tier else level or tier),
+        ("value", _text(ev.get("value"))),
+        ("action", _text(ev.get("action"))),
+    ]
+    head = " ".join(s for s in (_text(ev.get("kind")), _when(ev.get("ts"))) if s)
+    return [f"{number}. {head or 'event'}"] + [
+        f"   {label + ':':<8}{value}" for label, value in fields if value is not None
+    ]
+
+
+def mail_text(n: Notification) -> str:
+    """The plain-text body of an e-mail: a summary of each event, then the JSON."""
+    lines = [n.subject, "", f"tenant {n.tenant}, site {n.site}"]
+    events = n.body.get("events")
+    if isinstance(events, list):
+        for number, ev in enumerate(events, 1):
+            if isinstance(ev, dict):
+                lines += ["", *_event_lines(number, ev)]
+    lines += ["", "-- JSON --", orjson.dumps(n.body, option=orjson.OPT_INDENT_2).decode()]
+    return "\n".join(lines) + "\n"
+
+
+def build_message(smtp: SmtpSpec, channel: EmailChannel, n: Notification) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = n.subject
+    msg["From"] = smtp.sender
+    msg["To"] = ", ".join(channel.to)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = message_id(n.key)
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies
+    msg.set_content(mail_text(n), charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+def _clip(text: str, secrets: tuple[str, ...] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = " ".join(text.split())
+    return text if len(text) <= _REASON_MAX else text[: _REASON_MAX - 1] + "…"
+
+
+def _smtp_reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"SMTP {code} {text}"
+
+
+def classify_smtp_error(exc: Exception) -> SendResult:
+    """5xx replies are permanent, 4xx replies and lost connections worth retrying; a server that
+    lacks what the configuration needs (STARTTLS, AUTH) is permanent."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = list(exc.recipients.items())
+        status = Status.PERMANENT if all(c >= 500 for _, (c, _m) in replies) else Status.RETRY
+        text = "; ".join(f"{a}: {_smtp_reply(c, m)}" for a, (c, m) in replies)
+        return SendResult(status, f"all recipients refused: {text}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+        status = Status.PERMANENT if 500 <= code < 600 else Status.RETRY
+        return SendResult(status, f"{type(exc).__name__}: {_smtp_reply(code, exc.smtp_error)}")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SendResult(Status.RETRY, f"SMTP server disconnected: {exc}")
+    if isinstance(exc, smtplib.SMTPException):  # not supported, no suitable auth method
+        return SendResult(Status.PERMANENT, f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, TimeoutError):
+        return SendResult(Status.RETRY, "SMTP server did not answer in time")
+    return SendResult(Status.RETRY, f"{type(exc).__name__}: {exc}")
+
+
+def _deliver_mail(
+    smtp: SmtpSpec, password: str | None, msg: EmailMessage, to: list[str]
+) -> dict[str, tuple[int, bytes]]:
+    """Blocking: one SMTP session; returns the refused recipients when some were accepted."""
+    # gethostname, not smtplib's default getfqdn(), which may wait seconds for DNS
+    client = smtplib.SMTP(
+        smtp.host, smtp.port, local_hostname=socket.gethostname(), timeout=smtp.timeout_s
+    )
+    try:
+        if smtp.starttls:
+            client.starttls(context=ssl.create_default_context())
+        if smtp.username:
+            client.login(smtp.username, password or "")
+        return client.send_message(msg, to_addrs=to)
+    finally:
+        try:  # the message is accepted; a failing QUIT must not turn that into a retry
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+
+
+# -- the I/O shell ---------------------------------------------------------------------------
+
+
+class Senders:
+    """Routes a notification to the sender for its channel type. Owns one HTTP client and a few
+    SMTP worker threads, both made on first use and released by `aclose`."""
+
+    def __init__(
+        self,
+        *,
+        smtp: SmtpSpec,
+        smtp_password: str | None = None,
+        mqtt_publish: MqttPublish | None = None,
+        topic_root: str = "hazardhub/v1",
+        sse_publish: SsePublish | None = None,
+    ) -> None:
+        self._smtp = smtp
+        self._smtp_password = smtp_password
+        self._mqtt_publish = mqtt_publish
+        self._topics = TopicLayout(topic_root)
+        self._sse_publish = sse_publish
+        self._http: httpx.AsyncClient | None = None
+        self._mail_pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"Senders(smtp={self._smtp.host}:{self._smtp.port}, root={self._topics.root!r})"
+
+    async def send(self, channel: ChannelSpec, n: Notification) -> SendResult:
+        secrets: tuple[str, ...] = (self._smtp_password or "",)
+        if isinstance(channel, WebhookChannel):
+            secrets += (channel.secret, channel.url)
+        try:
+            match channel:
+                case WebhookChannel():
+                    result = await self._webhook(channel, n)
+                case EmailChannel():
+                    result = await self._email(channel, n)
+                case MqttChannel():
+                    result = await self._mqtt(n)
+                case SseChannel():
+                    result = await self._sse(n)
+                case _:
+                    result = SendResult(Status.PERMANENT, f"unknown channel {channel!r}")
+        except orjson.JSONEncodeError as exc:
+            result = SendResult(Status.PERMANENT, f"body is not JSON: {exc}")
+        except Exception as exc:
+            log.warning("notification %s: %s sender failed", n.key, channel.type, exc_info=True)
+            result = SendResult(Status.RETRY, f"unexpected {type(exc).__name__}: {exc}")
+        return SendResult(result.status, _clip(result.reason, secrets), result.retry_after_s)
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
+        pool, self._mail_pool = self._mail_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # webhook
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                follow_redirects=False, trust_env=False, headers={"User-Agent": "hazardhub"}
+            )
+        return self._http
+
+    async def _webhook(self, channel: WebhookChannel, n: Notification) -> SendResult:
+        body = orjson.dumps(n.body)
+        headers = {"Content-Type": "application/json", "Idempotency-Key": n.key}
+        if channel.secret:
+            headers[SIGNATURE_HEADER] = sign(channel.secret, body)
+        timeout = channel.timeout_s
+        try:
+            async with (
+                asyncio.timeout(timeout),  # a total deadline; httpx's is per read and write
+                self._client().stream(
+                    "POST", channel.url, content=body, headers=headers, timeout=timeout
+                ) as resp,
+            ):
+                after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
+                return classify_http(resp.status_code, resp.reason_phrase, after)
+        except (TimeoutError, httpx.TimeoutException):
+            return SendResult(Status.RETRY, f"no answer within {timeout:g} s")
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            return SendResult(Status.PERMANENT, f"bad webhook URL: {exc}")
+        except httpx.TransportError as exc:
+            return SendResult(Status.RETRY, f"{type(exc).__name__}: {exc}")
+
+    # e-mail
+
+    async def _email(self, channel: EmailChannel, n: Notification) -> SendResult:
+        msg = build_message(self._smtp, channel, n)
+        if self._mail_pool is None:
+            self._mail_pool = ThreadPoolExecutor(_SMTP_WORKERS, thread_name_prefix="hazardhub-smtp")
+        loop = asyncio.get_running_loop()
+        try:
+            refused = await loop.run_in_executor(
+                self._mail_pool, _deliver_mail, self._smtp, self._smtp_password, msg, [*channel.to]
+            )
+        except OSError as exc:  # smtplib's errors are OSErrors too
+            return classify_smtp_error(exc)
+        if refused:
+            text = "; ".join(f"{a}: {_smtp_reply(c, m)}" for a, (c, m) in refused.items())
+            return SendResult(Status.DELIVERED, f"some recipients refused: {text}")
+        return SendResult(Status.DELIVERED, f"accepted for {len(channel.to)} recipient(s)")
+
+    # MQTT and SSE
+
+    async def _mqtt(self, n: Notification) -> SendResult:
+        if self._mqtt_publish is None:
+            return SendResult(Status.PERMANENT, "no MQTT connection configured")
+        try:
+            topic = self._topics.alarms(n.tenant, n.site)
+        except TopicError as exc:
+            return SendResult(Status.PERMANENT, str(exc))
+        payload = orjson.dumps(n.body)
+        try:
+            async with asyncio.timeout(_MQTT_TIMEOUT_S):
+                await self._mqtt_publish(topic, payload)
+        except TimeoutError:
+            return SendResult(
+                Status.RETRY, f"MQTT publish not confirmed within {_MQTT_TIMEOUT_S:g} s"
+            )
+        except Exception as exc:
+            return SendResult(Status.RETRY, f"{type(exc).__name__}: {exc}")
+        return SendResult(Status.DELIVERED, f"published to {topic}")
+
+    async def _sse(self, n: Notification) -> SendResult:
+        if self._sse_publish is not None:
+            await self._sse_publish(n)
+        return SendResult(Status.DELIVERED, "sent to the event stream")

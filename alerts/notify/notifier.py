@@ -1,0 +1,485 @@
+"""The notification pipeline from the alarm journal to the channels, through a durable outbox.
+
+  journal (alarm_events) --route--> outbox --deliver--> webhook / e-mail / MQTT / SSE
+  open unacknowledged alarms --timers--> outbox (repeats, escalation steps)
+
+`route` reads the journal after a cursor, runs the stages (`alerts.notify.stages`), groups per
+subscription and site, and writes the outbox rows and the new cursor in one transaction: a crash
+before it commits routes the same events again, a crash after it loses nothing. Delivery is
+at-least-once: a row is marked delivered only after its channel said so, and every notification
+carries an idempotency key (the same on every try) so that a receiver drops repeats. Retryable
+failures back off exponentially up to `retry_max_s` (or the receiver's Retry-After), a permanent
+one or `give_up_after_s` of trying makes the row dead; both are counted and kept with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from alerts.notify.channels import Notification, Senders, Status
+from alerts.notify.stages import (
+    EventView,
+    annunciates,
+    inhibited_by,
+    matches,
+    silenced_by,
+)
+from alerts.notify.store import NotifyStore
+from alerts.statedb import StateDB
+from alerts.table import SIDE_NAMES, SIDES
+from telemetry.notifyconfig import (
+    ChannelSpec,
+    EscalationPolicySpec,
+    NotifySettings,
+    SilenceSpec,
+    SubscriptionSpec,
+)
+from telemetry.registry import Registry
+
+__all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError"]
+
+log = logging.getLogger(__name__)
+KINDS: dict[str, type[Any]] = {
+    "subscription": SubscriptionSpec,
+    "escalation": EscalationPolicySpec,
+    "silence": SilenceSpec,
+}
+_CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+_MAX_GROUP = 500  # events in one grouped notification
+_ROUTE_BATCH = 5000
+
+
+class Counter(Protocol):
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
+
+
+class NotifyObjectError(ValueError):
+    """A subscription, policy or silence that cannot be stored (unknown reference, bad id)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    id: int
+    key: str
+    tenant: str
+    site: str
+    subscription: str
+    channel: str
+    subject: str
+    events: str
+    created_at: int
+    attempts: int
+
+
+class Notifier:
+    def __init__(
+        self,
+        db: StateDB,
+        registry: Registry,
+        senders: Senders,
+        settings: NotifySettings | None = None,
+        *,
+        metrics: Counter | None = None,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._db = db
+        self.store = NotifyStore(db)
+        self._registry = registry
+        self._senders = senders
+        self.settings = settings or registry.config.notify
+        self._metrics = metrics
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self._subs: dict[str, list[SubscriptionSpec]] = {}
+        self._policies: dict[tuple[str, str], EscalationPolicySpec] = {}
+        self._silences: dict[str, list[SilenceSpec]] = {}
+        self._timed: dict[str, list[SubscriptionSpec]] = {}
+        self._window_end: dict[tuple[str, str, str], int] = {}
+        self._timer_sent: dict[str, int] = {}
+        self.seed_from_config()
+        self.reload()
+
+    # the objects: subscriptions, escalation policies, silences -----------------------------
+    def seed_from_config(self) -> None:
+        """Write the objects of the configuration file (origin 'config'); objects made through
+        the API are left alone."""
+        now = self.clock()
+        with self._db.transaction() as con:
+            # a new pipeline starts after what was journaled before it existed
+            if con.execute("SELECT 1 FROM notify_cursor WHERE name = 'route'").fetchone() is None:
+                self.store.set_cursor(con, "route", self.store.last_event_id(con))
+            con.execute("DELETE FROM notify_objects WHERE origin = 'config'")
+            for tenant in self._registry.config.tenants:
+                for kind, items in (
+                    ("subscription", tenant.subscriptions),
+                    ("escalation", tenant.escalation_policies),
+                    ("silence", tenant.silences),
+                ):
+                    for spec in items:
+                        con.execute(
+                            "INSERT OR REPLACE INTO notify_objects "
+                            "(kind, tenant, id, spec, origin, actor, updated_at) "
+                            "VALUES (?, ?, ?, ?, 'config', 'config', ?)",
+                            (kind, tenant.id, spec.id, spec.model_dump_json(), now),
+                        )
+
+    def reload(self) -> None:
+        subs: dict[str, list[SubscriptionSpec]] = defaultdict(list)
+        silences: dict[str, list[SilenceSpec]] = defaultdict(list)
+        policies: dict[tuple[str, str], EscalationPolicySpec] = {}
+        for kind, tenant, _, spec in self.store.notify_objects(None):
+            try:
+                obj = KINDS[kind].model_validate_json(spec)
+            except (KeyError, ValidationError) as exc:
+                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
+                continue
+            if isinstance(obj, SubscriptionSpec):
+                subs[tenant].append(obj)
+            elif isinstance(obj, SilenceSpec):
+                silences[tenant].append(obj)
+            elif isinstance(obj, EscalationPolicySpec):
+                policies[(tenant, obj.id)] = obj
+        self._subs = dict(subs)
+        self._silences = dict(silences)
+        self._policies = policies
+        self._timed = {
+            t: [s for s in lst if s.repeat_s or s.escalation] for t, lst in self._subs.items()
+        }
+
+    def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
+        """(tenant, spec) of one kind, for the tenants given (None: all)."""
+        out = []
+        for k, tenant, _, spec in self.store.notify_objects(tenants):
+            if k == kind:
+                out.append((tenant, KINDS[kind].model_validate_json(spec)))
+        return out
+
+    def put(self, kind: str, tenant: str, spec: Any, actor: str) -> None:
+        if tenant not in {t.id for t in self._registry.config.tenants}:
+            raise NotifyObjectError(f"unknown tenant {tenant!r}")
+        if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
+            known = {p.id for t, p in self.objects("escalation", [tenant])}
+            if spec.escalation not in known:
+                raise NotifyObjectError(f"no escalation policy {spec.escalation!r}")
+        with self._db.transaction() as con:
+            con.execute(
+                "INSERT OR REPLACE INTO notify_objects "
+                "(kind, tenant, id, spec, origin, actor, updated_at) "
+                "VALUES (?, ?, ?, ?, 'api', ?, ?)",
+                (kind, tenant, spec.id, spec.model_dump_json(), actor, self.clock()),
+            )
+        self.reload()
+
+    def delete(self, kind: str, tenant: str, object_id: str) -> bool:
+        with self._db.transaction() as con:
+            if kind == "escalation":
+                for t, sub in self.objects("subscription", [tenant]):
+                    if sub.escalation == object_id:
+                        raise NotifyObjectError(
+                            f"subscription {sub.id!r} of {t} still uses policy {object_id!r}"
+                        )
+            cur = con.execute(
+                "DELETE FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
+                (kind, tenant, object_id),
+            )
+            gone = cur.rowcount > 0
+        self.reload()
+        return gone
+
+    # routing ------------------------------------------------------------------------------
+    def _count(self, name: str, amount: float = 1, **labels: str) -> None:
+        if self._metrics is not None and amount:
+            self._metrics.inc(name, amount, **labels)
+
+    def route(self, now: int | None = None) -> int:
+        """Route the journal's new events to the outbox; returns the rows written or grown."""
+        now = self.clock() if now is None else now
+        made = 0
+        with self._db.transaction() as con:
+            row = con.execute("SELECT last_id FROM notify_cursor WHERE name = 'route'").fetchone()
+            events = self.store.journal_after(con, int(row[0]) if row else 0, _ROUTE_BATCH)
+            if not events:
+                return 0
+            views = [self._view(e) for e in events]
+            active, down = self.store.inhibition_context(con, {v.sensor for v in views})
+            for view, raw in zip(views, events, strict=True):
+                made += self._route_one(con, view, raw, active, down, now)
+            self.store.set_cursor(con, "route", events[-1]["event_id"])
+        return made
+
+    def _view(self, e: dict[str, Any]) -> EventView:
+        info = self._registry.sensor(e["sensor"])
+        side = int(e["side_index"])
+        return EventView(
+            event_id=e["event_id"],
+            alarm_id=e["alarm_id"],
+            kind=e["kind"],
+            tenant=e["tenant"],
+            site=e["site"],
+            device=e["device"],
+            sensor=e["sensor"],
+            sensor_kind=info.kind if info is not None else "device",
+            alarm_kind=SIDE_NAMES[side] if 0 <= side < SIDES else str(side),
+            # the event's own tier (a raise at yellow), the alarm's for a clear
+            tier=e["tier"] if e["tier"] not in ("none", "") else e["alarm_tier"],
+            isa_state=e["isa_state"],
+            active=e["condition"] == "active",
+        )
+
+    def _gate(
+        self,
+        view: EventView,
+        active: dict[str, list[tuple[str, str]]],
+        down: frozenset[str],
+        now: int,
+    ) -> str | None:
+        if not annunciates(view):
+            return view.isa_state
+        why = inhibited_by(view, active, down)
+        if why is not None:
+            return "inhibited"
+        if silenced_by(self._silences.get(view.tenant, ()), view, now) is not None:
+            return "silenced"
+        return None
+
+    def _route_one(
+        self,
+        con: Any,
+        view: EventView,
+        raw: dict[str, Any],
+        active: dict[str, list[tuple[str, str]]],
+        down: frozenset[str],
+        now: int,
+    ) -> int:
+        subs = [s for s in self._subs.get(view.tenant, ()) if matches(s, view.tenant, view)]
+        if not subs:
+            return 0
+        held = self._gate(view, active, down, now)
+        if held is not None:
+            self._count("hazardhub_notifications_held_total", len(subs), reason=held)
+            return 0
+        body = _event_json(raw, view)
+        made = 0
+        for sub in subs:
+            made += self._enqueue(con, view.tenant, sub, view.site, body, sub.channel, now, None)
+        return made
+
+    def _enqueue(
+        self,
+        con: Any,
+        tenant: str,
+        sub: SubscriptionSpec,
+        site: str,
+        event: dict[str, Any],
+        channel: ChannelSpec,
+        now: int,
+        key: str | None,
+    ) -> int:
+        """One event to one subscription: a row of its own (timers, no grouping, or the first
+        of a window), or added to the open group of the subscription and site."""
+        sub_key = f"{tenant}/{sub.id}"
+        window = int(sub.group_window_s * 1000)
+        channel_json = _CHANNEL.dump_json(channel).decode()
+        if key is None and window > 0:
+            group = (sub_key, tenant, site)
+            if self._window_end.get(group, 0) > now:
+                if self.store.append_to_group(con, sub_key, tenant, site, now, event, _MAX_GROUP):
+                    return 1
+                key = f"{sub_key}:g{event['event_id']}"
+                due, open_until = self._window_end[group], self._window_end[group]
+            else:
+                self._window_end[group] = now + window
+                key = f"{sub_key}:e{event['event_id']}"
+                due, open_until = now, None
+        else:
+            key = key or f"{sub_key}:e{event['event_id']}"
+            due, open_until = now, None
+        return self.store.add_outbox(
+            con,
+            key=key,
+            tenant=tenant,
+            site=site,
+            subscription=sub_key,
+            channel=channel_json,
+            subject=_subject([event]),
+            events=[event],
+            now=now,
+            due=due,
+            open_until=open_until,
+            first_event=int(event["event_id"]),
+        )
+
+    def timers(self, now: int | None = None) -> int:
+        """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
+        (not acknowledged within T: the next contact)."""
+        now = self.clock() if now is None else now
+        if not any(self._timed.values()):
+            return 0
+        made = 0
+        with self._db.transaction() as con:
+            rows = self.store.unacknowledged(con)
+            active, down = self.store.inhibition_context(con, {r["sensor"] for r in rows})
+            for r in rows:
+                subs = self._timed.get(r["tenant"])
+                if not subs:
+                    continue
+                for sub in subs:
+                    made += self._timer(con, sub, r, active, down, now)
+        return made
+
+    def _timer(
+        self,
+        con: Any,
+        sub: SubscriptionSpec,
+        r: dict[str, Any],
+        active: dict[str, list[tuple[str, str]]],
+        down: frozenset[str],
+        now: int,
+    ) -> int:
+        age = now - int(r["raised_at"])
+        tenant = r["tenant"]
+        todo: list[tuple[str, str, ChannelSpec]] = []
+        if sub.repeat_s:
+            n = math.floor(age / (sub.repeat_s * 1000))
+            if n >= 1:
+                todo.append(("repeat", f"r{r['alarm_id']}:{n}", sub.channel))
+        if sub.escalation:
+            policy = self._policies.get((tenant, sub.escalation))
+            if policy is not None:
+                passed = [i for i, s in enumerate(policy.steps) if age >= s.after_s * 1000]
+                if passed:
+                    i = passed[-1]
+                    todo.append(("escalation", f"x{r['alarm_id']}:{i}", policy.steps[i].channel))
+        made = 0
+        for kind, suffix, channel in todo:
+            key = f"{tenant}/{sub.id}:{suffix}"
+            if key in self._timer_sent:
+                continue
+            r2 = {**r, "kind": kind, "event_id": 0, "ts": now, "arrival": now}
+            view = self._view(r2)
+            if not matches(sub, tenant, view):
+                continue
+            self._timer_sent[key] = now
+            if self._gate(view, active, down, now) is not None:
+                continue
+            made += self._enqueue(
+                con, tenant, sub, r["site"], _event_json(r2, view), channel, now, key
+            )
+        return made
+
+    # delivery -----------------------------------------------------------------------------
+    async def deliver_due(self, now: int | None = None) -> int:
+        """Send what is due, at most `max_in_flight` at once; returns how many were sent."""
+        now = self.clock() if now is None else now
+        due = await asyncio.to_thread(self.store.take_due, now, self.settings.max_in_flight)
+        if not due:
+            return 0
+        rows = [_Due(*d) for d in due]
+        results = await asyncio.gather(*(self._send(r) for r in rows))
+        await asyncio.to_thread(self.store.settle, results)
+        return sum(1 for _, status, *_ in results if status == "delivered")
+
+    async def _send(self, row: _Due) -> tuple[int, str, int, str, int | None]:
+        """(row id, new status, next due, error, delivered at)."""
+        channel = _CHANNEL.validate_json(row.channel)
+        events = orjson.loads(row.events)
+        note = Notification(
+            key=row.key,
+            tenant=row.tenant,
+            site=row.site,
+            subject=row.subject,
+            body={
+                "key": row.key,
+                "subscription": row.subscription,
+                "tenant": row.tenant,
+                "site": row.site,
+                "events": events,
+            },
+        )
+        result = await self._senders.send(channel, note)
+        now = self.clock()
+        kind = channel.type
+        if result.status is Status.DELIVERED:
+            self._count("hazardhub_notifications_delivered_total", channel=kind)
+            latency = now - min(int(e.get("arrival", now)) for e in events)
+            self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
+            return (row.id, "delivered", now, "", now)
+        self._count("hazardhub_notification_failures_total", channel=kind)
+        s = self.settings
+        if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
+            self._count("hazardhub_notifications_dead_total", channel=kind)
+            log.warning("notification %s dead: %s", row.key, result.reason)
+            return (row.id, "dead", now, result.reason, None)
+        backoff = min(s.retry_initial_s * 2**row.attempts, s.retry_max_s)
+        if result.retry_after_s is not None:
+            backoff = min(max(backoff, result.retry_after_s), s.retry_max_s)
+        return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
+
+    async def run(self, stop: asyncio.Event, period_s: float = 0.5) -> None:
+        """Route, run the timers and deliver until `stop`; woken at once by `wake`."""
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await asyncio.to_thread(self.route)
+                await asyncio.to_thread(self.timers)
+                while await self.deliver_due():
+                    pass
+            except Exception:
+                log.exception("notification pipeline step failed; retrying")
+            waker = asyncio.ensure_future(self.wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waker, stopper}, timeout=period_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            waker.cancel()
+            stopper.cancel()
+
+
+def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
+    value = raw.get("value")
+    return {
+        "event_id": raw["event_id"],
+        "alarm_id": raw["alarm_id"],
+        "kind": view.kind,
+        "annunciated": view.match_kind,
+        "tenant": view.tenant,
+        "site": view.site,
+        "device": view.device,
+        "sensor": view.sensor,
+        "sensor_kind": view.sensor_kind,
+        "alarm_kind": view.alarm_kind,
+        "level": raw["level"],
+        "level_name": raw["level_name"],
+        "tier": view.tier,
+        "action": raw["action"],
+        "value": value if isinstance(value, float) and math.isfinite(value) else None,
+        "ts": raw["ts"],
+        "arrival": raw["arrival"],
+        "isa_state": view.isa_state,
+        "disposal": raw["disposal"],
+        "actor": raw.get("actor"),
+        "comment": raw.get("comment") or "",
+    }
+
+
+def _subject(events: Sequence[dict[str, Any]]) -> str:
+    e = events[0]
+    more = f" (+{len(events) - 1})" if len(events) > 1 else ""
+    return (
+        f"[{str(e['tier']).upper()}] {e['site']} {e['sensor']} {e['alarm_kind']} "
+        f"{e['level_name']} {e['kind']}{more}"
+    )

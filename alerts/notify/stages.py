@@ -1,0 +1,136 @@
+"""The pure stages of the notification pipeline: subscription match, the lifecycle gate,
+inhibition and silences. Each takes what it needs and the time; nothing here reads a clock.
+
+A journal event passes, in order:
+  1. match: the subscription's tenant, sites, sensor kinds, tiers, alarm kinds and events;
+  2. the lifecycle gate: an alarm that is shelved, suppressed by design or out of service is not
+     annunciated (its own lifecycle events still are);
+  3. inhibition: a higher alarm of the same sensor inhibits the lower ones (an early warning
+     while the threshold alarm is on), and a device's comm loss its sensors' no-data alarms;
+  4. silences and weekly maintenance windows (China Standard Time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from telemetry.notifyconfig import SilenceSpec, SubscriptionSpec
+
+__all__ = [
+    "CST",
+    "TIER_RANK",
+    "EventView",
+    "annunciates",
+    "inhibited_by",
+    "matches",
+    "silenced_by",
+]
+
+CST = timezone(timedelta(hours=8), "CST")
+TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
+_GATED = frozenset({"shelved", "suppressed", "out_of_service"})
+# what the process or the clock says about the alarm itself: held back by the gate
+_PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
+_RETURNS = frozenset({"unshelved", "unsuppressed", "in_service"})
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What the stages need to know of one journal event and its alarm."""
+
+    event_id: int
+    alarm_id: int
+    kind: str  # the journal's kind (raised, acknowledged, repeat ...)
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    sensor_kind: str
+    alarm_kind: str  # above, below, fault, no_data, ...
+    tier: str  # the alarm's tier (a clear keeps the tier it had)
+    isa_state: str  # the alarm's ISA state after the event
+    active: bool  # the alarm's condition after the event
+
+    @property
+    def match_kind(self) -> str:
+        """The kind a subscription sees: an alarm that comes back from a shelf, a suppression
+        or out of service while still active and unacknowledged is annunciated as raised."""
+        if self.kind in _RETURNS and self.active and self.isa_state == "unack":
+            return "raised"
+        return self.kind
+
+
+def matches(sub: SubscriptionSpec, tenant: str, ev: EventView) -> bool:
+    m = sub.match
+    return (
+        sub.enabled
+        and tenant == ev.tenant
+        and (not m.sites or ev.site in m.sites)
+        and (not m.sensor_kinds or ev.sensor_kind in m.sensor_kinds)
+        and (not m.tiers or ev.tier in m.tiers)
+        and (not m.alarm_kinds or ev.alarm_kind in m.alarm_kinds)
+        and ev.match_kind in m.events
+    )
+
+
+def annunciates(ev: EventView) -> bool:
+    """The lifecycle gate: False for a process event of a shelved, suppressed or
+    out-of-service alarm."""
+    return not (ev.kind in _PROCESS and ev.isa_state in _GATED)
+
+
+def inhibited_by(
+    ev: EventView,
+    active_by_sensor: Mapping[str, Iterable[tuple[str, str]]],
+    devices_down: frozenset[str],
+) -> str | None:
+    """Why the event is inhibited, or None. `active_by_sensor`: the active alarms of each
+    sensor as (alarm kind, tier); `devices_down`: the `device:` ids of devices in comm loss."""
+    if ev.kind not in _PROCESS and ev.match_kind != "raised":
+        return None
+    if ev.alarm_kind in ("no_data", "fault") and not ev.sensor.startswith("device:"):
+        device = f"device:{ev.tenant}/{ev.site}/{ev.device}"
+        if device in devices_down:
+            return f"the device {ev.device} has lost communication"
+    rank = TIER_RANK.get(ev.tier, 0)
+    for kind, tier in active_by_sensor.get(ev.sensor, ()):
+        if kind != ev.alarm_kind and TIER_RANK.get(tier, 0) > rank:
+            return f"a higher alarm of the sensor is active ({kind}, {tier})"
+    return None
+
+
+def _in_window(s: SilenceSpec, now_ms: int) -> bool:
+    if s.starts is not None and now_ms < s.starts:
+        return False
+    if s.ends is not None and now_ms >= s.ends:
+        return False
+    r = s.recurrence
+    if r is None:
+        return True
+    local = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(CST)
+    hh, mm = (int(x) for x in r.start.split(":"))
+    # a window may have started today or on an earlier day and still be running
+    for days_back in range(8):
+        day = local - timedelta(days=days_back)
+        start = day.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if start.weekday() in r.weekdays and start <= local < start + timedelta(
+            minutes=r.duration_min
+        ):
+            return True
+    return False
+
+
+def silenced_by(silences: Iterable[SilenceSpec], ev: EventView, now_ms: int) -> str | None:
+    """The id of the first silence that holds the event back at `now_ms`, or None."""
+    for s in silences:
+        if (
+            (not s.sites or ev.site in s.sites)
+            and (not s.devices or ev.device in s.devices)
+            and (not s.sensors or ev.sensor in s.sensors)
+            and (not s.alarm_kinds or ev.alarm_kind in s.alarm_kinds)
+            and _in_window(s, now_ms)
+        ):
+            return s.id
+    return None

@@ -1,0 +1,222 @@
+"""The notification pipeline's SQL: the journal cursor, the outbox, the objects (subscriptions,
+escalation policies, silences). Beside `alerts.statedb`, on the same connection and lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from alerts.statedb import StateDB
+from alerts.table import SIDE_NAMES, SIDES
+
+__all__ = ["NotifyStore"]
+
+_JOURNAL = (
+    "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
+    "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
+    "a.tier, a.action, a.state, a.disposal, a.raised_at "
+    "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
+)
+_JOURNAL_KEYS = (
+    "event_id",
+    "alarm_id",
+    "kind",
+    "ts",
+    "arrival",
+    "level",
+    "level_name",
+    "tier",
+    "value",
+    "actor",
+    "comment",
+    "isa_state",
+    "tenant",
+    "site",
+    "device",
+    "sensor",
+    "rule",
+    "side_index",
+    "alarm_tier",
+    "action",
+    "condition",
+    "disposal",
+    "raised_at",
+)
+_ALARM_AS_JOURNAL = (
+    "SELECT 0, id, 'open', last_ts, raised_at, level, level_name, tier, value, NULL, '', "
+    "isa_state, tenant, site, device, sensor, rule, side, tier, action, state, disposal, "
+    "raised_at FROM alarms "
+)
+
+
+class NotifyStore:
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+
+    def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str]]:
+        rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
+        return [r for r in rows if tenants is None or r[1] in tenants]
+
+    # the journal ----------------------------------------------------------------------------
+    @staticmethod
+    def last_event_id(con: sqlite3.Connection) -> int:
+        """Where a new pipeline starts: after what was journaled before it existed."""
+        return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM alarm_events").fetchone()[0])
+
+    @staticmethod
+    def set_cursor(con: sqlite3.Connection, name: str, last_id: int) -> None:
+        con.execute(
+            "INSERT OR REPLACE INTO notify_cursor (name, last_id) VALUES (?, ?)", (name, last_id)
+        )
+
+    @staticmethod
+    def journal_after(con: sqlite3.Connection, cursor: int, limit: int) -> list[dict[str, Any]]:
+        rows = con.execute(_JOURNAL + "WHERE e.id > ? ORDER BY e.id LIMIT ?", (cursor, limit))
+        return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows.fetchall()]
+
+    @staticmethod
+    def unacknowledged(con: sqlite3.Connection) -> list[dict[str, Any]]:
+        """Active, unacknowledged alarms (not shelved, suppressed or out of service)."""
+        rows = con.execute(_ALARM_AS_JOURNAL + "WHERE isa_state = 'unack'").fetchall()
+        return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
+
+    @staticmethod
+    def inhibition_context(
+        con: sqlite3.Connection, sensors: set[str]
+    ) -> tuple[dict[str, list[tuple[str, str]]], frozenset[str]]:
+        """The active alarms of these sensors as (kind, tier), and the devices in comm loss."""
+        active: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        ids = sorted(sensors)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for sensor, side, tier in con.execute(
+                "SELECT sensor, side, tier FROM alarms WHERE state = 'active' "
+                f"AND sensor IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                kind = SIDE_NAMES[side] if 0 <= side < SIDES else str(side)
+                active[sensor].append((kind, tier))
+        down = frozenset(
+            r[0]
+            for r in con.execute(
+                "SELECT sensor FROM alarms WHERE state = 'active' AND rule = 'comm_loss' "
+                "AND sensor LIKE 'device:%'"
+            )
+        )
+        return dict(active), down
+
+    # the outbox -----------------------------------------------------------------------------
+    @staticmethod
+    def add_outbox(
+        con: sqlite3.Connection,
+        *,
+        key: str,
+        tenant: str,
+        site: str,
+        subscription: str,
+        channel: str,
+        subject: str,
+        events: list[dict[str, Any]],
+        now: int,
+        due: int,
+        open_until: int | None,
+        first_event: int,
+    ) -> int:
+        """Add a notification; 0 when its key is already there (routed before a crash)."""
+        cur = con.execute(
+            "INSERT OR IGNORE INTO outbox (key, tenant, site, subscription, channel, subject, "
+            "events, created_at, due_at, open_until, first_event) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                tenant,
+                site,
+                subscription,
+                channel,
+                subject,
+                orjson.dumps(events).decode(),
+                now,
+                due,
+                open_until,
+                first_event,
+            ),
+        )
+        return cur.rowcount
+
+    @staticmethod
+    def append_to_group(
+        con: sqlite3.Connection,
+        subscription: str,
+        tenant: str,
+        site: str,
+        now: int,
+        event: dict[str, Any],
+        max_events: int,
+    ) -> bool:
+        """Add the event to the subscription's open group for the site, if there is one."""
+        row = con.execute(
+            "SELECT id, events, subject FROM outbox WHERE subscription = ? AND tenant = ? "
+            "AND site = ? AND open_until IS NOT NULL AND open_until > ? AND status = 'pending' "
+            "ORDER BY id DESC LIMIT 1",
+            (subscription, tenant, site, now),
+        ).fetchone()
+        if row is None:
+            return False
+        events = orjson.loads(row[1])
+        if len(events) >= max_events:
+            return False
+        events.append(event)
+        head = str(row[2]).split(" (+", 1)[0]
+        con.execute(
+            "UPDATE outbox SET events = ?, subject = ? WHERE id = ?",
+            (orjson.dumps(events).decode(), f"{head} (+{len(events) - 1})", row[0]),
+        )
+        return True
+
+    def take_due(self, now: int, limit: int) -> list[tuple[Any, ...]]:
+        """The rows due for sending; closes their groups so that nothing is added meanwhile."""
+        with self.db.transaction() as con:
+            rows = con.execute(
+                "SELECT id, key, tenant, site, subscription, channel, subject, events, "
+                "created_at, attempts FROM outbox WHERE status = 'pending' AND due_at <= ? "
+                "ORDER BY due_at, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            if rows:
+                con.executemany(
+                    "UPDATE outbox SET open_until = NULL WHERE id = ?", [(r[0],) for r in rows]
+                )
+        return rows
+
+    def settle(self, results: Sequence[tuple[int, str, int, str, int | None]]) -> None:
+        """Record the outcome of each try: delivered, dead, or pending again until `due`."""
+        with self.db.transaction() as con:
+            con.executemany(
+                "UPDATE outbox SET status = ?, due_at = ?, last_error = ?, delivered_at = ?, "
+                "attempts = attempts + 1 WHERE id = ?",
+                [(status, due, error[:500], at, rid) for rid, status, due, error, at in results],
+            )
+
+    def outbox(
+        self, tenants: Sequence[str] | None, status: str | None = None, limit: int = 100
+    ) -> list[tuple[Any, ...]]:
+        where, params = [], []  # type: list[str], list[Any]
+        if tenants is not None:
+            where.append(f"tenant IN ({','.join('?' * len(tenants))})")
+            params.extend(tenants)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        return self.db.query(
+            "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
+            f"status, last_error, delivered_at FROM outbox {clause} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+
+    def pending_count(self) -> int:
+        return int(self.db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0])

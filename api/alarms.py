@@ -1,0 +1,411 @@
+"""Alarms and their lifecycle over HTTP: list and filter, acknowledge, shelve, unshelve,
+comment, the disposal steps, sensors out of service; subscriptions, escalation policies and
+silences; the notification outbox. Every route is tenant-scoped: another tenant's alarm or object
+answers 404. Changing anything needs the admin, operator or enterprise role; viewers read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alerts.desk import AlarmNotFoundError
+from alerts.lifecycle import ISA_STATES, Action, TransitionError
+from alerts.notify.notifier import KINDS, NotifyObjectError
+from alerts.statedb import AlarmEventRow, AlarmRow
+from alerts.table import SIDE_NAMES
+from api.auth import Principal
+from api.context import AppContext, Caller, Ctx, not_found
+from api.models import AlarmEventPublic, AlarmPublic
+from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+
+__all__ = ["alarm_router"]
+
+_WRITERS = frozenset({"admin", "operator", "enterprise"})
+_MAX_SHELVE_S = 7 * 86400
+_HIDDEN = "*" * 8  # a secret is never shown back
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else v
+
+
+def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
+    return AlarmPublic(
+        id=row.id,
+        tenant=row.tenant,
+        site=row.site,
+        device=row.device,
+        sensor=row.sensor,
+        rule=row.rule,
+        side=SIDE_NAMES[row.side] if 0 <= row.side < len(SIDE_NAMES) else str(row.side),
+        state=row.state,
+        isa_state=row.isa_state,
+        acked=bool(row.acked),
+        shelved_until=row.shelved_until,
+        suppressed=bool(row.suppressed),
+        out_of_service=bool(row.out_of_service),
+        disposal=row.disposal,
+        disposal_due=row.disposal_due,
+        overdue=bool(row.overdue),
+        level=row.level,
+        level_name=row.level_name,
+        tier=row.tier,
+        action=row.action,
+        peak_level=row.peak_level,
+        started_ts=row.started_ts,
+        ended_ts=row.ended_ts,
+        raised_at=row.raised_at,
+        cleared_at=row.cleared_at,
+        value=_finite(row.value),
+        events=[
+            AlarmEventPublic(
+                id=e.id,
+                kind=e.kind,
+                ts=e.ts,
+                arrival=e.arrival,
+                level=e.level,
+                level_name=e.level_name,
+                tier=e.tier,
+                value=_finite(e.value),
+                actor=e.actor,
+                comment=e.comment,
+                isa_state=e.isa_state,
+            )
+            for e in events
+        ],
+    )
+
+
+def _writer(caller: Principal) -> None:
+    if caller.role not in _WRITERS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may only read")
+
+
+def _tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
+    return None if caller.tenants is None else caller.scope(ctx.registry.tenants)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoteIn(_In):
+    note: str = Field(default="", max_length=2000)
+
+
+class TextIn(_In):
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ShelveIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+    duration_s: int | None = Field(default=None, gt=0, le=_MAX_SHELVE_S)
+    until: int | None = Field(default=None, description="ms since the epoch")
+
+
+class DisposalIn(_In):
+    step: Literal["verify", "dispose", "close"]
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ServiceIn(_In):
+    in_service: bool
+    reason: str = Field(default="", max_length=2000)
+
+
+class ObjectIn(_In):
+    tenant: str = Field(min_length=1, max_length=64)
+    spec: dict[str, Any]
+
+
+class OutboxPublic(BaseModel):
+    id: int
+    key: str
+    tenant: str
+    site: str
+    subscription: str
+    subject: str
+    created_at: int
+    due_at: int
+    attempts: int
+    status: str
+    last_error: str
+    delivered_at: int | None
+
+
+def alarm_router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+    @r.get("/alarms", response_model=list[AlarmPublic])
+    async def list_alarms(
+        ctx: Ctx,
+        caller: Caller,
+        state: Annotated[str | None, Query(pattern="^(active|cleared)$")] = None,
+        isa_state: Annotated[
+            str | None,
+            Query(
+                description="comma-separated: " + ", ".join(ISA_STATES),
+                pattern="^[a-z_]+(,[a-z_]+)*$",
+            ),
+        ] = None,
+        tier: Annotated[str | None, Query(pattern="^[a-z]+(,[a-z]+)*$")] = None,
+        open: Annotated[
+            bool, Query(description="not yet normal and acknowledged, or disposal not closed")
+        ] = False,
+        disposal: Annotated[str | None, Query(pattern="^(received|verified|disposed|closed)$")] = (
+            None
+        ),
+        kind: Annotated[str | None, Query(description="alarm kind: " + ", ".join(SIDE_NAMES))] = (
+            None
+        ),
+        sensor: str | None = None,
+        site: str | None = None,
+        tenant: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[int | None, Query(description="page: alarms with id below")] = None,
+    ) -> list[AlarmPublic]:
+        """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
+        tenants = caller.scope(ctx.registry.tenants)
+        if tenant is not None:
+            tenants = [t for t in tenants if t == tenant]
+        side = None
+        if kind is not None:
+            if kind not in SIDE_NAMES:
+                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no kind {kind!r}")
+            side = SIDE_NAMES.index(kind)
+        rows = await asyncio.to_thread(
+            ctx.statedb.list_alarms,
+            tenants,
+            state=state,
+            sensor=sensor,
+            site=site,
+            side=side,
+            disposal=disposal,
+            isa_state=isa_state.split(",") if isa_state else None,
+            tier=tier.split(",") if tier else None,
+            open_only=open,
+            limit=limit,
+            before_id=before,
+        )
+        events = await asyncio.to_thread(ctx.statedb.alarm_events, [a.id for a in rows])
+        return [alarm_public(a, events.get(a.id, [])) for a in rows]
+
+    @r.get("/alarms/{alarm_id}", response_model=AlarmPublic)
+    async def get_alarm(alarm_id: int, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        row = await asyncio.to_thread(ctx.statedb.get_alarm, alarm_id)
+        if row is None or not caller.sees(row.tenant):
+            raise not_found(f"alarm {alarm_id}")
+        events = (await asyncio.to_thread(ctx.statedb.alarm_events, [row.id]))[row.id]
+        return alarm_public(row, events)
+
+    async def act(
+        ctx: AppContext,
+        caller: Principal,
+        alarm_id: int,
+        action: Action,
+        note: str = "",
+        until: int | None = None,
+    ) -> AlarmPublic:
+        _writer(caller)
+        if ctx.desk is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
+        try:
+            event = await asyncio.to_thread(
+                ctx.desk.act,
+                alarm_id,
+                action,
+                actor=caller.name,
+                now=_now_ms(),
+                tenants=_tenants(ctx, caller),
+                note=note,
+                until=until,
+            )
+        except AlarmNotFoundError as exc:
+            raise not_found(f"alarm {alarm_id}") from exc
+        except TransitionError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        await ctx.on_events([event])
+        return await get_alarm(alarm_id, ctx, caller)
+
+    @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic)
+    async def acknowledge(
+        alarm_id: int, ctx: Ctx, caller: Caller, body: NoteIn | None = None
+    ) -> AlarmPublic:
+        """Acknowledge (ISA-18.2): active -> acknowledged, returned -> normal."""
+        return await act(ctx, caller, alarm_id, "acknowledge", body.note if body else "")
+
+    @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
+    async def shelve(alarm_id: int, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        """Shelve the alarm point for a while (at most 7 days), with a reason; it is shown but
+        not notified, and a new activation meanwhile starts shelved. It ends by itself."""
+        now = _now_ms()
+        if (body.duration_s is None) == (body.until is None):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "give either duration_s or until"
+            )
+        until = body.until if body.until is not None else now + (body.duration_s or 0) * 1000
+        if until > now + _MAX_SHELVE_S * 1000:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "a shelve lasts at most 7 days"
+            )
+        return await act(ctx, caller, alarm_id, "shelve", body.reason, until)
+
+    @r.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
+    async def unshelve(
+        alarm_id: int, ctx: Ctx, caller: Caller, body: NoteIn | None = None
+    ) -> AlarmPublic:
+        return await act(ctx, caller, alarm_id, "unshelve", body.note if body else "")
+
+    @r.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
+    async def comment(alarm_id: int, body: TextIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        return await act(ctx, caller, alarm_id, "comment", body.note)
+
+    @r.post("/alarms/{alarm_id}/disposal", response_model=AlarmPublic)
+    async def disposal(alarm_id: int, body: DisposalIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        """Closed-loop disposal: verify, dispose, close (in order, each with a note; close
+        once the alarm has returned to normal)."""
+        return await act(ctx, caller, alarm_id, body.step, body.note)
+
+    @r.post("/sensors/{sensor_id}/service", tags=["sensors"])
+    async def service(
+        sensor_id: str, body: ServiceIn, ctx: Ctx, caller: Caller
+    ) -> dict[str, object]:
+        """Take a sensor out of service (with a reason) or return it to service."""
+        _writer(caller)
+        if ctx.desk is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
+        try:
+            events = await asyncio.to_thread(
+                ctx.desk.set_in_service,
+                sensor_id,
+                body.in_service,
+                actor=caller.name,
+                now=_now_ms(),
+                reason=body.reason,
+                tenants=_tenants(ctx, caller),
+            )
+        except AlarmNotFoundError as exc:
+            raise not_found(f"sensor {sensor_id!r}") from exc
+        except TransitionError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        await ctx.on_events(events)
+        return {"sensor": sensor_id, "in_service": body.in_service, "alarms": len(events)}
+
+    # subscriptions, escalation policies, silences ------------------------------------------
+    for path, kind in (
+        ("subscriptions", "subscription"),
+        ("escalation-policies", "escalation"),
+        ("silences", "silence"),
+    ):
+        _object_routes(r, path, kind)
+
+    @r.get("/notifications", response_model=list[OutboxPublic], tags=["notifications"])
+    async def notifications(
+        ctx: Ctx,
+        caller: Caller,
+        status_: Annotated[
+            str | None, Query(alias="status", pattern="^(pending|delivered|dead)$")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[OutboxPublic]:
+        """The notification outbox, newest first: what was sent, what waits, what failed."""
+        if ctx.notifier is None:
+            return []
+        rows = await asyncio.to_thread(
+            ctx.notifier.store.outbox, _tenants(ctx, caller), status_, limit
+        )
+        fields = list(OutboxPublic.model_fields)
+        return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    return r
+
+
+def _object_routes(r: APIRouter, path: str, kind: str) -> None:
+    model = KINDS[kind]
+    tag: list[str | Enum] = ["notifications"]
+
+    def notifier(ctx: AppContext) -> Any:
+        if ctx.notifier is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no notifier here")
+        return ctx.notifier
+
+    def owned(ctx: AppContext, caller: Principal, tenant: str) -> None:
+        if tenant not in ctx.registry.tenants or not caller.sees(tenant):
+            raise not_found(f"tenant {tenant!r}")
+
+    async def list_objects(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+        items = await asyncio.to_thread(
+            notifier(ctx).objects, kind, caller.scope(ctx.registry.tenants)
+        )
+        return [{"tenant": t, "spec": _public_spec(s)} for t, s in items]
+
+    async def get_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+        owned(ctx, caller, tenant)
+        for t, s in await asyncio.to_thread(notifier(ctx).objects, kind, [tenant]):
+            if t == tenant and s.id == object_id:
+                return {"tenant": t, "spec": _public_spec(s)}
+        raise not_found(f"{kind} {object_id!r}")
+
+    async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+        _writer(caller)
+        owned(ctx, caller, body.tenant)
+        try:
+            spec = model.model_validate(body.spec)
+        except ValidationError as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                jsonable_encoder(exc.errors(include_url=False, include_context=False)),
+            ) from exc
+        try:
+            await asyncio.to_thread(notifier(ctx).put, kind, body.tenant, spec, caller.name)
+        except NotifyObjectError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        return {"tenant": body.tenant, "spec": _public_spec(spec)}
+
+    async def delete_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> None:
+        _writer(caller)
+        owned(ctx, caller, tenant)
+        try:
+            gone = await asyncio.to_thread(notifier(ctx).delete, kind, tenant, object_id)
+        except NotifyObjectError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if not gone:
+            raise not_found(f"{kind} {object_id!r}")
+
+    r.add_api_route(f"/{path}", list_objects, methods=["GET"], tags=tag)
+    r.add_api_route(f"/{path}", put_object, methods=["PUT"], tags=tag)
+    r.add_api_route(f"/{path}/{{tenant}}/{{object_id}}", get_object, methods=["GET"], tags=tag)
+    r.add_api_route(
+        f"/{path}/{{tenant}}/{{object_id}}",
+        delete_object,
+        methods=["DELETE"],
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=tag,
+    )
+
+
+def _public_spec(spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec) -> dict[str, Any]:
+    """The object as JSON, with webhook secrets replaced by a mark: shown once, never again."""
+    data: dict[str, Any] = spec.model_dump(mode="json")
+
+    def hide(channel: dict[str, Any]) -> None:
+        if channel.get("secret"):
+            channel["secret"] = _HIDDEN
+
+    if "channel" in data:
+        hide(data["channel"])
+    for step in data.get("steps", ()):
+        hide(step["channel"])
+    return data

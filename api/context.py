@@ -1,0 +1,57 @@
+"""What the routes share: the context the composition root builds, and its dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from alerts.alarms import AlarmEvent
+from alerts.desk import AlarmDesk
+from alerts.notify.notifier import Notifier
+from alerts.statedb import StateDB
+from api.auth import KeyRing, Principal, current_principal
+from api.stream import Broadcaster
+from ingest.metrics import Metrics
+from ingest.store.base import TimeSeriesStore
+from telemetry.registry import Registry
+
+__all__ = ["AppContext", "Caller", "Ctx", "not_found"]
+
+
+async def _no_events(events: Sequence[AlarmEvent]) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class AppContext:
+    """What the API reads; the composition root builds it."""
+
+    registry: Registry
+    store: TimeSeriesStore
+    statedb: StateDB
+    metrics: Metrics
+    keys: KeyRing
+    ready: Callable[[], bool] = lambda: True
+    stream: Broadcaster | None = None
+    desk: AlarmDesk | None = None
+    notifier: Notifier | None = None
+    # where lifecycle events made through the API go: the stream, the alarm topic, the notifier
+    on_events: Callable[[Sequence[AlarmEvent]], Awaitable[None]] = _no_events
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def _ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(_ctx)]
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")

@@ -1,0 +1,252 @@
+"""Configuration of the alarm lifecycle and notifications: channels, subscriptions, escalation
+policies, silences and maintenance windows, disposal deadlines, SMTP and delivery settings.
+
+Pure models, like `telemetry.config`. Subscriptions, policies and silences may be written in the
+hub's YAML (under a tenant) or managed through the API; both use these models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = [
+    "ALARM_KINDS",
+    "EVENT_KINDS",
+    "ChannelSpec",
+    "DisposalDeadline",
+    "DisposalSpec",
+    "EmailChannel",
+    "EscalationPolicySpec",
+    "EscalationStep",
+    "MatchSpec",
+    "MqttChannel",
+    "NotifySettings",
+    "RecurrenceSpec",
+    "SilenceSpec",
+    "SmtpSpec",
+    "SseChannel",
+    "SubscriptionSpec",
+    "WebhookChannel",
+]
+
+Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Tier = Literal["blue", "yellow", "orange", "red"]
+TIERS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
+
+# the alarm kinds (alerts.table.SIDE_NAMES)
+ALARM_KINDS: tuple[str, ...] = (
+    "above",
+    "below",
+    "fault",
+    "no_data",
+    "action_failed",
+    "rate",
+    "early_warning",
+)
+# what happens to an alarm: the process changes, the lifecycle actions, the system's timers
+EVENT_KINDS: tuple[str, ...] = (
+    "raised",
+    "escalated",
+    "deescalated",
+    "cleared",
+    "acknowledged",
+    "shelved",
+    "unshelved",
+    "suppressed",
+    "unsuppressed",
+    "out_of_service",
+    "in_service",
+    "commented",
+    "verified",
+    "disposed",
+    "closed",
+    "overdue",
+    "repeat",
+    "escalation",
+)
+AlarmKind = Literal["above", "below", "fault", "no_data", "action_failed", "rate", "early_warning"]
+EventKind = Literal[
+    "raised",
+    "escalated",
+    "deescalated",
+    "cleared",
+    "acknowledged",
+    "shelved",
+    "unshelved",
+    "suppressed",
+    "unsuppressed",
+    "out_of_service",
+    "in_service",
+    "commented",
+    "verified",
+    "disposed",
+    "closed",
+    "overdue",
+    "repeat",
+    "escalation",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WebhookChannel(_Frozen):
+    """POST of a JSON body, signed with HMAC-SHA256 over the body (header
+    `X-Hazardhub-Signature: sha256=<hex>`), with an `Idempotency-Key` header."""
+
+    type: Literal["webhook"] = "webhook"
+    url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
+    secret: str = Field(default="", max_length=200, repr=False, description="HMAC key")
+    timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class EmailChannel(_Frozen):
+    type: Literal["email"] = "email"
+    to: tuple[
+        Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)], ...
+    ] = Field(min_length=1, max_length=50)
+
+
+class MqttChannel(_Frozen):
+    """Publish to `{root}/{tenant}/alarms/{site}` (QoS 1) on the hub's broker."""
+
+    type: Literal["mqtt"] = "mqtt"
+
+
+class SseChannel(_Frozen):
+    """Deliver to the hub's server-sent-events stream (`/api/v1/stream`); always on for browsers,
+    listed for completeness so that a subscription can name it."""
+
+    type: Literal["sse"] = "sse"
+
+
+ChannelSpec = Annotated[
+    WebhookChannel | EmailChannel | MqttChannel | SseChannel, Field(discriminator="type")
+]
+
+
+class MatchSpec(_Frozen):
+    """What a subscription receives; an empty list matches everything of that field."""
+
+    sites: tuple[Ident, ...] = ()
+    sensor_kinds: tuple[str, ...] = ()
+    tiers: tuple[Tier, ...] = ()
+    alarm_kinds: tuple[AlarmKind, ...] = ()
+    events: tuple[EventKind, ...] = Field(
+        default=("raised", "escalated", "cleared", "overdue", "repeat", "escalation"),
+        description="which alarm events are notified",
+    )
+
+
+class EscalationStep(_Frozen):
+    after_s: float = Field(gt=0, description="not acknowledged this long after raising")
+    channel: ChannelSpec
+
+
+class EscalationPolicySpec(_Frozen):
+    id: Ident
+    name: str = ""
+    steps: tuple[EscalationStep, ...] = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        after = [s.after_s for s in self.steps]
+        if after != sorted(after) or len(set(after)) != len(after):
+            raise ValueError("escalation steps must come in increasing after_s")
+        return self
+
+
+class SubscriptionSpec(_Frozen):
+    id: Ident
+    name: str = ""
+    match: MatchSpec = MatchSpec()
+    channel: ChannelSpec
+    group_window_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="the first event of a site goes at once; later ones within the window "
+        "go together at its end",
+    )
+    repeat_s: float | None = Field(
+        default=None, ge=10, description="notify again while the alarm is unacknowledged"
+    )
+    escalation: Ident | None = Field(default=None, description="an escalation policy id")
+    enabled: bool = True
+
+
+class RecurrenceSpec(_Frozen):
+    """A weekly maintenance window in China Standard Time."""
+
+    weekdays: tuple[Annotated[int, Field(ge=0, le=6)], ...] = Field(
+        min_length=1, description="0 = Monday"
+    )
+    start: Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+    duration_min: int = Field(gt=0, le=7 * 24 * 60)
+
+
+class SilenceSpec(_Frozen):
+    """No notifications for matching alarms between starts and ends (ms since the epoch), or in
+    a weekly window; the alarms are still raised, recorded and shown."""
+
+    id: Ident
+    comment: str = Field(min_length=1, max_length=500)
+    sites: tuple[Ident, ...] = ()
+    devices: tuple[Ident, ...] = ()
+    sensors: tuple[Ident, ...] = ()
+    alarm_kinds: tuple[AlarmKind, ...] = ()
+    starts: int | None = None
+    ends: int | None = None
+    recurrence: RecurrenceSpec | None = None
+
+    @model_validator(mode="after")
+    def _when(self) -> Self:
+        if self.recurrence is None and (self.starts is None or self.ends is None):
+            raise ValueError("a silence needs starts and ends, or a weekly recurrence")
+        if self.starts is not None and self.ends is not None and self.ends <= self.starts:
+            raise ValueError("a silence must end after it starts")
+        return self
+
+
+class DisposalDeadline(_Frozen):
+    verify_s: float = Field(gt=0)
+    dispose_s: float = Field(gt=0)
+    close_s: float = Field(gt=0)
+
+
+class DisposalSpec(_Frozen):
+    """Closed-loop disposal deadlines per tier, counted from the alarm's arrival."""
+
+    blue: DisposalDeadline = DisposalDeadline(verify_s=3600, dispose_s=86400, close_s=3 * 86400)
+    yellow: DisposalDeadline = DisposalDeadline(verify_s=1800, dispose_s=14400, close_s=86400)
+    orange: DisposalDeadline = DisposalDeadline(verify_s=600, dispose_s=3600, close_s=86400)
+    red: DisposalDeadline = DisposalDeadline(verify_s=300, dispose_s=1800, close_s=86400)
+
+    def for_tier(self, tier: str) -> DisposalDeadline:
+        deadline: DisposalDeadline = getattr(self, tier if tier in TIERS else "red")
+        return deadline
+
+
+class SmtpSpec(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(default="hazardhub@localhost", max_length=254)
+    username: str | None = None
+    starttls: bool = False
+    timeout_s: float = Field(default=10.0, gt=0)
+    # the password comes only from $HAZARDHUB_SMTP_PASSWORD
+
+
+class NotifySettings(_Frozen):
+    smtp: SmtpSpec = SmtpSpec()
+    disposal: DisposalSpec = DisposalSpec()
+    retry_initial_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    give_up_after_s: float = Field(
+        default=86400.0, gt=0, description="a retryable delivery failing this long is dead"
+    )
+    max_in_flight: int = Field(default=64, ge=1, le=1024)
+    standing_s: float = Field(default=86400.0, gt=0, description="an alarm active this long")
