@@ -24,7 +24,14 @@ from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDE_NAMES, SIDES, SLOTS
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 
-__all__ = ["DEVICE_RULE", "AlarmBook", "AlarmEvent", "device_alarm_id", "lifecycle_columns"]
+__all__ = [
+    "DEVICE_RULE",
+    "AlarmBook",
+    "AlarmEvent",
+    "device_alarm_id",
+    "disposal_due",
+    "lifecycle_columns",
+]
 
 
 def _finite(value: float) -> float | None:
@@ -147,9 +154,14 @@ class AlarmBook:
         # the devices whose sensors all report no data, by sensor index
         self._device_of: dict[int, tuple[str, str, str]] = {}
         self._device_sensors: dict[tuple[str, str, str], tuple[int, ...]] = {}
+        # the sensors that can lose data (alerts.evaluate: process levels or a no-data timeout)
+        can_lose = table.has_rules | (table.no_data > 0)
         for key, dev in registry.devices.items():
-            self._device_sensors[key] = dev.sensors
-            for i in dev.sensors:
+            watched = tuple(i for i in dev.sensors if bool(can_lose[i]))
+            if not watched:
+                continue
+            self._device_sensors[key] = watched
+            for i in watched:
                 self._device_of[i] = key
         self._suppressible = [s for s in registry.sensors if s.suppress_when]
 
@@ -330,6 +342,7 @@ class AlarmBook:
             kind = "escalated" if after > current.level else "deescalated"
             alarm_id = current.id
             lc = step(current.lifecycle, "escalate" if kind == "escalated" else "deescalate")
+            due = disposal_due(self._disposal, lc.disposal, tier, current.raised_at)
             self._db.update_alarm(
                 con,
                 alarm_id,
@@ -342,6 +355,10 @@ class AlarmBook:
                     "last_ts": ts,
                     "value": stored,
                     **lifecycle_columns(lc),
+                    # a higher tier is due sooner; a lower one keeps the deadline it had
+                    "disposal_due": due
+                    if due is None or current.disposal_due is None
+                    else min(due, current.disposal_due),
                 },
             )
         event_id = self._db.insert_event(
@@ -366,7 +383,7 @@ class AlarmBook:
         arrival: int,
     ) -> list[AlarmEvent]:
         """Raise or clear the comm-loss alarm of a device: raised when every one of its sensors
-        has lost data, cleared when one reports again."""
+        that can lose data has, cleared when one reports again."""
         sensors = self._device_sensors[key]
         down = bool(np.all(state.level[list(sensors), NO_DATA] > 0))
         tenant, site, device = key
@@ -380,6 +397,17 @@ class AlarmBook:
             arrival,
         )
         return [event] if event is not None else []
+
+
+def disposal_due(spec: DisposalSpec, disposal: str, tier: str, raised_at: int) -> int | None:
+    """The deadline of the next disposal step for the alarm's tier, from its arrival."""
+    deadline = spec.for_tier(tier)
+    seconds = {
+        "received": deadline.verify_s,
+        "verified": deadline.dispose_s,
+        "disposed": deadline.close_s,
+    }.get(disposal)
+    return None if seconds is None else raised_at + int(seconds * 1000)
 
 
 def lifecycle_columns(lc: Lifecycle) -> dict[str, object]:

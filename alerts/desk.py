@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from alerts.alarms import AlarmBook, AlarmEvent, lifecycle_columns
+from alerts.alarms import AlarmBook, AlarmEvent, disposal_due, lifecycle_columns
 from alerts.evaluate import CoreState
 from alerts.lifecycle import Action, Lifecycle, TransitionError, step
 from alerts.statedb import AlarmRow, StateDB
@@ -185,10 +185,4 @@ class AlarmDesk:
 
     def _due(self, row: AlarmRow, lc: Lifecycle) -> int | None:
         """The deadline of the next disposal step, counted from the alarm's arrival."""
-        deadline = self._disposal.for_tier(row.tier)
-        seconds = {
-            "received": deadline.verify_s,
-            "verified": deadline.dispose_s,
-            "disposed": deadline.close_s,
-        }.get(lc.disposal)
-        return None if seconds is None else row.raised_at + int(seconds * 1000)
+        return disposal_due(self._disposal, lc.disposal, row.tier, row.raised_at)

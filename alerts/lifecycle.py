@@ -99,6 +99,13 @@ def isa_state(s: Lifecycle) -> str:
     return "normal" if s.acked else "rtn_unack"
 
 
+def _reannunciate(s: Lifecycle) -> Lifecycle:
+    """Leaving the last of shelf, suppression and out of service, an alarm is judged afresh:
+    one still active sounds again and wants a new acknowledgement (ISA-18.2)."""
+    masked = s.shelved_until is not None or s.suppressed or s.out_of_service
+    return replace(s, acked=False) if s.active and not masked else s
+
+
 def step(
     s: Lifecycle,
     action: Action,
@@ -148,17 +155,19 @@ def step(
             raise TransitionError("the alarm is not shelved")
         if action == "expire_shelve" and s.shelved_until > now:
             raise TransitionError("the shelve has not expired yet")
-        return replace(s, shelved_until=None)
+        return _reannunciate(replace(s, shelved_until=None))
     if action in ("suppress", "unsuppress"):
         want = action == "suppress"
         if s.suppressed == want:
             raise TransitionError(f"the alarm is already {'' if want else 'not '}suppressed")
-        return replace(s, suppressed=want)
+        return replace(s, suppressed=True) if want else _reannunciate(replace(s, suppressed=False))
     if action in ("remove_from_service", "return_to_service"):
         want = action == "remove_from_service"
         if s.out_of_service == want:
             raise TransitionError(f"the sensor is already {'out of' if want else 'in'} service")
-        return replace(s, out_of_service=want)
+        if want:
+            return replace(s, out_of_service=True)
+        return _reannunciate(replace(s, out_of_service=False))
     if action == "comment":
         if not note:
             raise TransitionError("a comment needs text")

@@ -180,6 +180,15 @@ def alarm_router() -> APIRouter:
         tenants = caller.scope(ctx.registry.tenants)
         if tenant is not None:
             tenants = [t for t in tenants if t == tenant]
+        for name, given, known in (
+            ("isa_state", isa_state, ISA_STATES),
+            ("tier", tier, ("blue", "yellow", "orange", "red", "none")),
+        ):
+            bad = [v for v in (given.split(",") if given else ()) if v not in known]
+            if bad:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: unknown value(s) {bad}"
+                )
         side = None
         if kind is not None:
             if kind not in SIDE_NAMES:
@@ -361,8 +370,9 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
         _writer(caller)
         owned(ctx, caller, body.tenant)
+        raw = _keep_secrets(body.spec, await asyncio.to_thread(_stored, ctx, kind, body.tenant))
         try:
-            spec = model.model_validate(body.spec)
+            spec = model.model_validate(raw)
         except ValidationError as exc:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -394,6 +404,46 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
         status_code=status.HTTP_204_NO_CONTENT,
         tags=tag,
     )
+
+
+def _stored(ctx: AppContext, kind: str, tenant: str) -> dict[str, Any]:
+    if ctx.notifier is None:
+        return {}
+    return {s.id: s.model_dump(mode="json") for _, s in ctx.notifier.objects(kind, [tenant])}
+
+
+def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A spec read back from the API carries masked secrets: saving it keeps the stored ones."""
+    old = stored.get(str(spec.get("id")), {})
+    out = dict(spec)
+
+    def keep(channel: Any, before: Any) -> Any:
+        if isinstance(channel, dict) and channel.get("secret") == _HIDDEN:
+            if not isinstance(before, dict) or not before.get("secret"):
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    "a masked secret can only stand for one already stored",
+                )
+            return {**channel, "secret": before["secret"]}
+        return channel
+
+    if "channel" in out:
+        out["channel"] = keep(out["channel"], old.get("channel"))
+    if isinstance(out.get("steps"), list):
+        before_steps = old.get("steps") or []
+        out["steps"] = [
+            {
+                **st,
+                "channel": keep(
+                    st.get("channel"),
+                    (before_steps[i] if i < len(before_steps) else {}).get("channel"),
+                ),
+            }
+            if isinstance(st, dict)
+            else st
+            for i, st in enumerate(out["steps"])
+        ]
+    return out
 
 
 def _public_spec(spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec) -> dict[str, Any]:

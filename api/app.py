@@ -160,9 +160,13 @@ def _router() -> APIRouter:
     async def stream(
         ctx: Ctx,
         caller: Caller,
-        kinds: Annotated[str, Query(pattern="^(alarm|reading)(,(alarm|reading))*$")] = (
-            "alarm,reading"
-        ),
+        kinds: Annotated[
+            str,
+            Query(
+                pattern="^(alarm|reading|notification)(,(alarm|reading|notification))*$",
+                description="alarm, reading, notification (of subscriptions with an sse channel)",
+            ),
+        ] = "alarm,reading",
     ) -> StreamingResponse:
         """Server-sent events: `alarm` transitions and `reading`s (the newest per sensor and
         flush) of the caller's tenants; `lagged` says how many a slow client missed."""

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 
 from alerts.alarms import AlarmEvent
+from alerts.notify.channels import Notification
 from api.auth import Principal
 from ingest.store.base import ReadingBatch
 from telemetry.quality import Quality
@@ -64,6 +65,13 @@ class Broadcaster:
             for sub in self._subs:
                 if sub.principal.sees(ev.tenant):
                     sub.offer("alarm", data)
+
+    async def on_notification(self, n: Notification) -> None:
+        """A subscription's notification for the SSE channel: to the streams of its tenant."""
+        data = orjson.dumps(n.body)
+        for sub in self._subs:
+            if sub.principal.sees(n.tenant):
+                sub.offer("notification", data)
 
     def on_readings(self, batch: ReadingBatch) -> None:
         """The newest reading of each sensor in the batch (by event time)."""

@@ -129,6 +129,7 @@ class Hub:
             smtp_password=os.environ.get("HAZARDHUB_SMTP_PASSWORD"),
             mqtt_publish=self.ingest.publish,
             topic_root=settings.topic_root,
+            sse_publish=self.stream.on_notification,
         )
         self.notifier = Notifier(self.statedb, registry, self.senders, notify, metrics=self.metrics)
         self.dispatcher.listeners.append(self.stream.on_alarms)
@@ -159,6 +160,7 @@ class Hub:
         notification pipeline (which reads them from the journal)."""
         await self.stream.on_alarms(events)
         for ev in events:
+            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
             try:
                 await self.ingest.publish(
                     self.layout.alarms(ev.tenant, ev.site), orjson.dumps(ev.to_json())

@@ -185,13 +185,13 @@ class Notifier:
         self.reload()
 
     def delete(self, kind: str, tenant: str, object_id: str) -> bool:
+        if kind == "escalation":
+            for t, sub in self.objects("subscription", [tenant]):
+                if sub.escalation == object_id:
+                    raise NotifyObjectError(
+                        f"subscription {sub.id!r} of {t} still uses policy {object_id!r}"
+                    )
         with self._db.transaction() as con:
-            if kind == "escalation":
-                for t, sub in self.objects("subscription", [tenant]):
-                    if sub.escalation == object_id:
-                        raise NotifyObjectError(
-                            f"subscription {sub.id!r} of {t} still uses policy {object_id!r}"
-                        )
             cur = con.execute(
                 "DELETE FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
                 (kind, tenant, object_id),
@@ -389,9 +389,19 @@ class Notifier:
         if not due:
             return 0
         rows = [_Due(*d) for d in due]
-        results = await asyncio.gather(*(self._send(r) for r in rows))
+        results = await asyncio.gather(*(self._try(r) for r in rows))
         await asyncio.to_thread(self.store.settle, results)
         return sum(1 for _, status, *_ in results if status == "delivered")
+
+    async def _try(self, row: _Due) -> tuple[int, str, int, str, int | None]:
+        """One row's try; a fault of ours (a row that cannot be read) is retried later, and
+        never keeps the other rows of the batch from being settled."""
+        try:
+            return await self._send(row)
+        except Exception as exc:
+            log.exception("notification %s could not be tried", row.key)
+            later = self.clock() + int(self.settings.retry_max_s * 1000)
+            return (row.id, "pending", later, f"{type(exc).__name__}: {exc}", None)
 
     async def _send(self, row: _Due) -> tuple[int, str, int, str, int | None]:
         """(row id, new status, next due, error, delivered at)."""
@@ -424,7 +434,7 @@ class Notifier:
             self._count("hazardhub_notifications_dead_total", channel=kind)
             log.warning("notification %s dead: %s", row.key, result.reason)
             return (row.id, "dead", now, result.reason, None)
-        backoff = min(s.retry_initial_s * 2**row.attempts, s.retry_max_s)
+        backoff = min(s.retry_initial_s * 2.0 ** min(row.attempts, 32), s.retry_max_s)
         if result.retry_after_s is not None:
             backoff = min(max(backoff, result.retry_after_s), s.retry_max_s)
         return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
@@ -462,6 +472,7 @@ def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
         "sensor": view.sensor,
         "sensor_kind": view.sensor_kind,
         "alarm_kind": view.alarm_kind,
+        "side": view.alarm_kind,
         "level": raw["level"],
         "level_name": raw["level_name"],
         "tier": view.tier,

@@ -1,0 +1,384 @@
+"""The notification pipeline with an injected clock: match, the lifecycle gate, inhibition,
+silences and maintenance windows, grouping, repeats and escalation, routing after a restart.
+
+Notifications go through the real SSE channel of `Senders` into a list; the journal and the outbox
+are the real SQLite state database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from alerts.alarms import AlarmBook
+from alerts.desk import AlarmDesk
+from alerts.evaluate import CoreState, evaluate
+from alerts.notify.channels import Notification, Senders
+from alerts.notify.notifier import Notifier, NotifyObjectError
+from alerts.notify.stages import CST, EventView, silenced_by
+from alerts.state import Transitions
+from alerts.statedb import StateDB
+from alerts.table import ABOVE, EARLY, NO_DATA, compile_table
+from telemetry.config import SuppressSpec
+from telemetry.notifyconfig import (
+    EscalationPolicySpec,
+    SilenceSpec,
+    SmtpSpec,
+    SubscriptionSpec,
+)
+from telemetry.quality import Quality
+
+from e2e_helpers import mine_registry
+
+T0 = 1_700_000_000_000
+
+
+class Rig:
+    def __init__(self, tmp_path: Any) -> None:
+        self.reg = mine_registry(1502, 1.0)
+        self.table = compile_table(self.reg.sensors)
+        self.db = StateDB(tmp_path / "state.db")
+        self.book = AlarmBook(self.db, self.reg, self.table)
+        self.desk = AlarmDesk(self.db, self.reg, self.book)
+        self.state = CoreState.empty(len(self.reg.sensors))
+        self.now = T0
+        self.sent: list[Notification] = []
+
+        async def sse(n: Notification) -> None:
+            self.sent.append(n)
+
+        self.notifier = Notifier(
+            self.db,
+            self.reg,
+            Senders(smtp=SmtpSpec(), sse_publish=sse),
+            self.reg.config.notify,
+            clock=lambda: self.now,
+        )
+
+    def subscribe(self, tenant: str = "north-coal", **spec: Any) -> None:
+        spec.setdefault("channel", {"type": "sse"})
+        self.notifier.put("subscription", tenant, SubscriptionSpec.model_validate(spec), "test")
+
+    def feed(self, sensor: str, values: list[float], quality: int = 0) -> list[Any]:
+        i = self.reg.sensor(sensor).index
+        n = len(values)
+        ts = self.now + np.arange(1, n + 1, dtype=np.int64) * 1000
+        self.now = int(ts[-1])
+        self.state, tr, _ = evaluate(
+            self.table,
+            self.state,
+            np.full(n, i, np.int32),
+            ts,
+            np.array(values, float),
+            np.full(n, quality, np.uint8),
+        )
+        return self.book.apply(tr, self.now, self.state)
+
+    def transition(self, sensor: str, side: int, before: int, after: int) -> list[Any]:
+        i = self.reg.sensor(sensor).index
+        tr = Transitions(
+            np.array([i], np.int32),
+            np.array([self.now], np.int64),
+            np.array([1.0]),
+            np.array([side], np.uint8),
+            np.array([before], np.int8),
+            np.array([after], np.int8),
+        )
+        return self.book.apply(tr, self.now, self.state)
+
+    async def pump(self, advance_s: float = 0.0) -> list[Notification]:
+        """Advance the clock, then route, run the timers and deliver what is due."""
+        self.now += int(advance_s * 1000)
+        self.notifier.route()
+        self.notifier.timers()
+        before = len(self.sent)
+        while await self.notifier.deliver_due():
+            pass
+        return self.sent[before:]
+
+
+def kinds(notes: list[Notification]) -> list[list[tuple[str, str]]]:
+    return [[(e["sensor"], e["kind"]) for e in n.body["events"]] for n in notes]  # type: ignore[union-attr,index]
+
+
+@pytest.fixture
+def rig(tmp_path):
+    return Rig(tmp_path)
+
+
+async def test_match_by_tier_kind_site_and_tenant(rig):
+    rig.subscribe(id="red", match={"tiers": ["red"]})
+    rig.subscribe(id="co", match={"sensor_kinds": ["co"]})
+    rig.subscribe(id="elsewhere", match={"sites": ["another-site"]})
+    rig.subscribe(tenant="acme-chem", id="theirs")  # another tenant: never
+    rig.feed("ch4-t1", [0.3, 1.1])  # yellow raise
+    assert await rig.pump() == []
+    rig.feed("ch4-t1", [1.6])  # red escalation
+    notes = await rig.pump(1)
+    assert [n.key.split(":")[0] for n in notes] == ["north-coal/red"]
+    assert kinds(notes) == [[("ch4-t1", "escalated")]]
+    assert notes[0].subject.startswith("[RED] face-1301 ch4-t1 above power_cut escalated")
+    # the clear keeps the alarm's tier, so the red subscription hears it
+    rig.feed("ch4-t1", [0.5])
+    notes = await rig.pump(1)
+    assert kinds(notes) == [[("ch4-t1", "cleared")]]
+
+
+async def test_shelved_suppressed_and_out_of_service_alarms_are_not_annunciated(rig):
+    rig.subscribe(id="all")
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1
+    rig.desk.act(
+        raised.alarm_id,
+        "shelve",
+        actor="op",
+        now=rig.now,
+        until=rig.now + 600_000,
+        note="sensor being cleaned",
+    )
+    rig.feed("ch4-t1", [1.6])  # escalation while shelved: recorded, not notified
+    assert await rig.pump(1) == []
+    rig.feed("ch4-t1", [0.5, 1.2])  # returns and comes back: the new activation starts shelved
+    alarms = rig.db.list_alarms(None, state="active")
+    assert [a.isa_state for a in alarms] == ["shelved"]
+    assert await rig.pump(1) == []
+    # the shelve expires by itself: the still-active alarm is annunciated as raised
+    rig.now += 601_000
+    events = rig.desk.tick(rig.now)
+    # the first alarm reached red, whose verification is due within 5 min: overdue too
+    assert sorted((e.alarm_id, e.kind, e.actor) for e in events) == [
+        (raised.alarm_id, "overdue", "system"),
+        (raised.alarm_id, "unshelved", "system"),
+        (alarms[0].id, "unshelved", "system"),
+    ]
+    notes = await rig.pump()
+    got = sorted((e["alarm_id"], e["annunciated"]) for n in notes for e in n.body["events"])  # type: ignore[union-attr,index]
+    assert got == [(raised.alarm_id, "overdue"), (alarms[0].id, "raised")]
+    # out of service: a new activation is recorded but not notified
+    rig.desk.set_in_service("co", False, actor="op", now=rig.now, reason="calibration")
+    rig.feed("co", [0.0, 30.0])
+    co = rig.db.list_alarms(None, sensor="co")
+    assert co[0].isa_state == "out_of_service"
+    assert await rig.pump(1) == []
+
+
+async def test_suppression_by_design_follows_the_condition(rig, tmp_path):
+    reg_yaml = mine_registry(1502, 1.0)  # the stock site has no suppress_when; add one inline
+    cfg = reg_yaml.config.model_copy(deep=True)
+    tenant = cfg.tenants[0]
+    site = tenant.sites[0]
+    dev = site.devices[0]
+    sensors = tuple(
+        s.model_copy(update={"suppress_when": (SuppressSpec(sensor="ch4-t0", alarm=True),)})
+        if s.id == "co"
+        else s
+        for s in dev.sensors
+    )
+    from hazardhub.settings import load_profiles
+    from telemetry.config import HubConfig
+    from telemetry.registry import build_registry
+
+    from e2e_helpers import ROOT
+
+    data = cfg.model_dump(mode="json", by_alias=True)
+    data["tenants"][0]["sites"][0]["devices"][0]["sensors"] = [
+        s.model_dump(mode="json", by_alias=True) for s in sensors
+    ]
+    profiles, packs = load_profiles(ROOT / "profiles")
+    reg = build_registry(HubConfig.model_validate(data), profiles, packs, "suppress.yaml")
+    rig.reg = reg
+    rig.table = compile_table(reg.sensors)
+    rig.db = StateDB(tmp_path / "state2.db")
+    rig.book = AlarmBook(rig.db, reg, rig.table)
+    rig.desk = AlarmDesk(rig.db, reg, rig.book)
+    rig.state = CoreState.empty(len(reg.sensors))
+    rig.notifier = Notifier(
+        rig.db, reg, rig.notifier._senders, reg.config.notify, clock=lambda: rig.now
+    )
+    rig.subscribe(id="co", match={"sensor_kinds": ["co"]})
+    rig.feed("ch4-t0", [0.3, 1.0])  # an upstream alarm explains the CO alarms
+    rig.feed("co", [0.0, 30.0])
+    (co,) = rig.db.list_alarms(None, sensor="co")
+    assert co.isa_state == "suppressed"
+    assert await rig.pump(1) == []
+    rig.feed("ch4-t0", [0.2])  # the upstream alarm clears: the clock lifts the suppression
+    events = rig.desk.tick(rig.now, rig.state)
+    assert [(e.kind, e.isa_state) for e in events] == [("unsuppressed", "unack")]
+    notes = await rig.pump()
+    assert [(e["kind"], e["annunciated"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
+        ("unsuppressed", "raised")
+    ]
+
+
+async def test_a_higher_alarm_of_the_sensor_inhibits_the_lower_one(rig):
+    rig.subscribe(id="all")
+    rig.transition("ch4-t1", ABOVE, 0, 2)  # red, power cut
+    rig.transition("ch4-t1", EARLY, 0, 1)  # blue early warning beside it
+    notes = await rig.pump()
+    assert [(e["alarm_kind"], e["tier"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
+        ("above", "red")
+    ]
+    # without the red alarm the early warning goes through
+    rig.transition("ch4-t0", EARLY, 0, 1)
+    notes = await rig.pump(1)
+    assert [(e["sensor"], e["alarm_kind"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
+        ("ch4-t0", "early_warning")
+    ]
+
+
+async def test_device_comm_loss_inhibits_its_sensors_no_data_alarms(rig):
+    rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
+    for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed"):
+        rig.feed(sid, [float("nan")], quality=int(Quality.COMM_LOSS))
+    notes = await rig.pump()
+    sensors = [e["sensor"] for n in notes for e in n.body["events"]]  # type: ignore[union-attr,index]
+    assert sensors == ["device:north-coal/face-1301/kj-sub-3"]
+    held = rig.db.list_alarms(None, side=NO_DATA, state="active")
+    assert len(held) == 5  # four watched sensors and the device: all recorded, one notified
+    # one sensor answers again: the device alarm clears (notified), the others stay held
+    rig.feed("co", [5.0])
+    notes = await rig.pump(1)
+    assert [(e["sensor"], e["kind"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
+        ("co", "cleared"),
+        ("device:north-coal/face-1301/kj-sub-3", "cleared"),
+    ]
+
+
+async def test_silence_and_weekly_maintenance_window(rig):
+    rig.subscribe(id="all")
+    rig.notifier.put(
+        "silence",
+        "north-coal",
+        SilenceSpec(
+            id="s1", comment="blasting", sites=("face-1301",), starts=T0 - 1, ends=T0 + 60_000
+        ),
+        "op",
+    )
+    rig.feed("ch4-t1", [0.3, 1.1])
+    assert await rig.pump() == []
+    rig.feed("ch4-t1", [1.6])
+    assert await rig.pump(61) != []  # the silence ended
+    # a weekly window, Monday 02:00-04:00 China Standard Time
+    spec = SilenceSpec(
+        id="w",
+        comment="weekly maintenance",
+        recurrence={"weekdays": [0], "start": "02:00", "duration_min": 120},
+    )
+    view = EventView(1, 1, "raised", "t", "s", "d", "x", "co", "above", "red", "unack", True)
+
+    def at(text: str) -> int:
+        return int(datetime.fromisoformat(text).replace(tzinfo=CST).timestamp() * 1000)
+
+    assert silenced_by([spec], view, at("2026-11-30T02:30")) == "w"  # a Monday
+    assert silenced_by([spec], view, at("2026-11-30T04:00")) is None
+    assert silenced_by([spec], view, at("2026-12-01T02:30")) is None  # Tuesday
+    over_midnight = spec.model_copy(
+        update={"recurrence": spec.recurrence.model_copy(update={"start": "23:00"})}  # type: ignore[union-attr]
+    )
+    assert silenced_by([over_midnight], view, at("2026-12-01T00:30")) == "w"  # Monday 23:00 + 2 h
+
+
+async def test_grouping_window_per_site(rig):
+    rig.subscribe(id="grp", group_window_s=10)
+    rig.feed("ch4-t1", [0.3, 1.1])
+    first = await rig.pump()
+    assert kinds(first) == [[("ch4-t1", "raised")]]  # the first goes at once
+    rig.feed("ch4-t0", [0.3, 1.0])
+    assert await rig.pump(1) == []
+    rig.feed("co", [0.0, 30.0])
+    assert await rig.pump(2) == []
+    later = await rig.pump(8)  # the window's end: the rest together
+    assert kinds(later) == [[("ch4-t0", "raised"), ("co", "raised")]]
+    assert later[0].subject.endswith("(+1)")
+    rig.feed("ch4-t2", [0.3, 1.5])  # after the window: at once again
+    assert len(await rig.pump(1)) == 1
+
+
+async def test_repeat_while_unacknowledged(rig):
+    rig.subscribe(id="rep", repeat_s=60)
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1
+    assert await rig.pump(30) == []
+    notes = await rig.pump(31)
+    assert kinds(notes) == [[("ch4-t1", "repeat")]]
+    assert notes[0].key == f"north-coal/rep:r{raised.alarm_id}:1"
+    assert await rig.pump(1) == []  # not again within the interval
+    assert len(await rig.pump(60)) == 1
+    rig.desk.act(raised.alarm_id, "acknowledge", actor="op", now=rig.now)
+    assert await rig.pump(120) == []
+
+
+async def test_escalation_chain_until_acknowledged(rig):
+    rig.notifier.put(
+        "escalation",
+        "north-coal",
+        EscalationPolicySpec.model_validate(
+            {
+                "id": "chain",
+                "steps": [
+                    {"after_s": 300, "channel": {"type": "sse"}},
+                    {"after_s": 900, "channel": {"type": "mqtt"}},
+                ],
+            }
+        ),
+        "op",
+    )
+    rig.subscribe(id="duty", escalation="chain")
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1
+    assert await rig.pump(299) == []
+    notes = await rig.pump(2)
+    assert kinds(notes) == [[("ch4-t1", "escalation")]]
+    # the second contact is MQTT, which this rig has no connection for: the row goes dead
+    assert await rig.pump(600) == []
+    dead = rig.notifier.store.outbox(None, "dead")
+    assert [r[1] for r in dead] == [f"north-coal/duty:x{raised.alarm_id}:1"]
+    assert "MQTT" in dead[0][10] or "mqtt" in dead[0][10]
+    # once acknowledged nothing escalates
+    (again,) = rig.feed("ch4-t0", [0.3, 1.0])
+    await rig.pump()
+    rig.desk.act(again.alarm_id, "acknowledge", actor="op", now=rig.now)
+    assert await rig.pump(301) == []
+
+
+async def test_routing_survives_a_restart_and_routes_each_event_once(rig, tmp_path):
+    rig.subscribe(id="all")
+    rig.feed("ch4-t1", [0.3, 1.1])
+    rig.notifier.route()  # routed, not yet delivered
+    # a new pipeline on the same database (the hub restarted) delivers what was routed
+    sent: list[Notification] = []
+
+    async def sse(n: Notification) -> None:
+        sent.append(n)
+
+    again = Notifier(
+        rig.db, rig.reg, Senders(smtp=SmtpSpec(), sse_publish=sse), clock=lambda: rig.now
+    )
+    assert again.route() == 0  # nothing is routed twice
+    assert await again.deliver_due() == 1
+    assert [n.key for n in sent] == ["north-coal/all:e1"]
+    assert await again.deliver_due() == 0
+
+
+def test_objects_are_validated_and_tenant_bound(rig):
+    with pytest.raises(NotifyObjectError):
+        rig.subscribe(tenant="nobody", id="x")
+    with pytest.raises(NotifyObjectError):
+        rig.subscribe(id="x", escalation="missing")
+    rig.notifier.put(
+        "escalation",
+        "north-coal",
+        EscalationPolicySpec.model_validate(
+            {"id": "p", "steps": [{"after_s": 60, "channel": {"type": "sse"}}]}
+        ),
+        "op",
+    )
+    rig.subscribe(id="x", escalation="p")
+    with pytest.raises(NotifyObjectError):
+        rig.notifier.delete("escalation", "north-coal", "p")
+    assert rig.notifier.delete("subscription", "north-coal", "x")
+    assert rig.notifier.delete("escalation", "north-coal", "p")
+    assert not rig.notifier.delete("escalation", "north-coal", "p")
