@@ -56,7 +56,7 @@ KINDS: dict[str, type[Any]] = {
 }
 _CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 _MAX_GROUP = 500  # events in one grouped notification
-_ROUTE_BATCH = 5000
+_ROUTE_BATCH = 500  # one routing transaction holds the state database's lock
 
 
 class Counter(Protocol):
@@ -446,7 +446,7 @@ class Notifier:
             try:
                 await asyncio.to_thread(self.route)
                 await asyncio.to_thread(self.timers)
-                while await self.deliver_due():
+                while not stop.is_set() and await self.deliver_due():
                     pass
             except Exception:
                 log.exception("notification pipeline step failed; retrying")

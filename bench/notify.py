@@ -1,0 +1,540 @@
+"""Notification pipeline under load: alarm transitions at a steady rate through the alarm book,
+the journal, 1,000 subscriptions, the outbox and signed webhooks to a receiver on loopback.
+
+100 tenants of 10 sites (50,000 sensors: methane, CO, LEL, with a yellow and a red level) and
+10 subscriptions per tenant (a pair of sites each for five of them, so that every event of the
+tenant finds one; red raises, CO, sensor faults, the LEL of one site, acknowledgements) make
+~1-3 webhooks per annunciated transition. A producer applies `--rate` transitions/s in batches
+every `--tick-ms` for `--seconds` (`AlarmBook.apply` in a worker thread, as the hub does) while
+`Notifier.run` routes and delivers in the same process and event loop. The webhook receiver is a
+separate process (a plain asyncio HTTP/1.1 server with keep-alive) that checks each signature and
+records, per event, its arrival at the receiver against the event's `arrival` (when the hub
+judged the transition).
+
+Printed: the transitions/s achieved, webhooks made and delivered (and the TCP connections the
+receiver accepted), deliveries/s, p50/p99 of the transition-to-webhook latency, what was still
+queued when the notifier was told to stop after at most `--drain` s (the journal not yet routed,
+the outbox not yet sent; they count in the percentiles at their age at the end, so a percentile
+among them is a lower bound, marked ">="), how long `Notifier.run` took to return, and two
+baselines measured in the same run: `AlarmBook.apply` alone (transitions/s without
+notifications) and a raw httpx POST loop to the same receiver (requests/s at the same
+concurrency, the answer unread as `Senders` does it and read), with the ratios. The target
+(p99 < 200 ms at `--rate`) is reported as met or not; nothing is asserted.
+
+Run: .venv/bin/python bench/notify.py [--seconds 60] [--rate 10000] [--group 0] [--drain 15]
+(`--group 1.0` gives the site subscriptions a 1 s grouping window)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import io
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# the scripts here are named like our packages: the checkout goes first on the import path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from alerts.alarms import AlarmBook
+from alerts.evaluate import Transitions
+from alerts.notify.channels import SIGNATURE_HEADER, Senders, sign
+from alerts.notify.notifier import Notifier
+from alerts.statedb import StateDB
+from alerts.table import ABOVE, FAULT, compile_table
+from telemetry.config import HubConfig
+from telemetry.notifyconfig import NotifySettings, SmtpSpec, SubscriptionSpec
+from telemetry.registry import Registry, build_registry
+
+SECRET = "bench-secret"
+KINDS = ("methane", "methane", "co", "flammable_gas")  # half methane
+RULES = {
+    "methane": [
+        {"name": "alarm", "tier": "yellow", "above": 1.0, "recover": 1.0},
+        {"name": "power_cut", "tier": "red", "above": 1.5, "recover": 1.0},
+    ],
+    "co": [
+        {"name": "high", "tier": "yellow", "above": 24, "recover": 20},
+        {"name": "very_high", "tier": "red", "above": 50, "recover": 45},
+    ],
+    "flammable_gas": [
+        {"name": "level1", "tier": "yellow", "above": 25, "recover": 23},
+        {"name": "level2", "tier": "red", "above": 50, "recover": 45},
+    ],
+}
+VALUES = {"methane": (0.4, 1.2, 1.8), "co": (5, 30, 60), "flammable_gas": (3, 30, 60)}
+
+
+def registry(tenants: int, sites: int, devices: int, sensors: int) -> Registry:
+    """`tenants` x `sites` x `devices` x `sensors`, sensor kinds cycling through `KINDS`."""
+    kinds = [KINDS[i % len(KINDS)] for i in range(sensors)]
+    config = HubConfig.model_validate(
+        {
+            "device_profiles": [
+                {"name": "p", "points": [{"name": f"p{i}", "address": i} for i in range(sensors)]}
+            ],
+            "rule_packs": [
+                {"name": "bench", "rules": {k: {"levels": v} for k, v in RULES.items()}}
+            ],
+            "tenants": [
+                {
+                    "id": f"t{t}",
+                    "sites": [
+                        {
+                            "id": f"s{s}",
+                            "kind": "mine",
+                            "devices": [
+                                {
+                                    "id": f"d{d}",
+                                    "profile": "p",
+                                    "sensors": [
+                                        {
+                                            "id": f"t{t}.s{s}.d{d}.{i}",
+                                            "point": f"p{i}",
+                                            "kind": kinds[i],
+                                            "rule": f"bench.{kinds[i]}",
+                                        }
+                                        for i in range(sensors)
+                                    ],
+                                }
+                                for d in range(devices)
+                            ],
+                        }
+                        for s in range(sites)
+                    ],
+                }
+                for t in range(tenants)
+            ],
+        }
+    )
+    return build_registry(config)
+
+
+def subscriptions(sites: int, url: str, group_s: float) -> list[SubscriptionSpec]:
+    """The 10 subscriptions of a tenant: 5 of two sites each (grouped by `group_s`), the red
+    raises of all sites, CO, sensor faults, the LEL of site 0, and acknowledgements (an audit
+    feed no transition matches)."""
+    hook = {"type": "webhook", "url": url, "secret": SECRET}
+    specs: list[dict[str, Any]] = [
+        {"id": f"sites{k}", "match": {"sites": [f"s{j}" for j in range(k, sites, 5)]}}
+        for k in range(5)
+    ]
+    for spec in specs:
+        spec["group_window_s"] = group_s
+    specs += [
+        {"id": "red", "match": {"tiers": ["red"], "events": ["raised", "escalated"]}},
+        {"id": "co", "match": {"sensor_kinds": ["co"], "tiers": ["yellow", "red"]}},
+        {"id": "faults", "match": {"alarm_kinds": ["fault", "no_data"]}},
+        {"id": "lel-s0", "match": {"sites": ["s0"], "sensor_kinds": ["flammable_gas"]}},
+        {"id": "acks", "match": {"events": ["acknowledged"]}},
+    ]
+    return [SubscriptionSpec.model_validate({**s, "channel": hook}) for s in specs]
+
+
+class Stream:
+    """Batches of transitions that follow each sensor's level: round robin over a shuffled
+    order, so a sensor moves once every n / batch batches. Every 20th sensor reports sensor
+    faults (raised, cleared); the others move between normal, yellow and red."""
+
+    def __init__(self, reg: Registry, seed: int = 3) -> None:
+        self.n = len(reg.sensors)
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(self.n).astype(np.int32)
+        self.pos = 0
+        self.level = np.zeros(self.n, np.int8)
+        self.side = np.where(np.arange(self.n) % 20 == 0, FAULT, ABOVE).astype(np.uint8)
+        self.values = np.array([VALUES[s.kind] for s in reg.sensors], float)
+        self.t = 1_700_000_000_000
+
+    def next(self, size: int, step_ms: int) -> Transitions:
+        idx = np.take(self.order, np.arange(self.pos, self.pos + size), mode="wrap")
+        self.pos = (self.pos + size) % self.n
+        idx.sort()
+        before = self.level[idx]
+        u = self.rng.random(size)
+        # 0 -> 1 (70 %) or 2; 1 -> 0 (70 %) or 2; 2 -> 0 (60 %) or 1; faults toggle
+        after = np.where(
+            before == 0,
+            np.where(u < 0.7, 1, 2),
+            np.where(before == 1, np.where(u < 0.7, 0, 2), np.where(u < 0.6, 0, 1)),
+        ).astype(np.int8)
+        fault = self.side[idx] == FAULT
+        after[fault] = np.where(before[fault] == 0, 1, 0)
+        self.level[idx] = after
+        self.t += step_ms
+        ts = self.t + self.rng.integers(0, step_ms // 2 + 1, size)
+        value = self.values[idx, after]
+        value[fault] = np.nan
+        return Transitions(idx, ts.astype(np.int64), value, self.side[idx], before, after)
+
+
+# -- the receiver (its own process) ----------------------------------------------------------
+
+
+class Receiver:
+    """Counts webhooks; for each event the receive time and the event's `arrival` (ms)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.req_at: list[float] = []
+        self.ev_at: list[float] = []
+        self.ev_arrival: list[int] = []
+        self.keys: set[bytes] = set()
+        self.bad_signatures = 0
+        self.connections = 0
+
+    def stats(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(
+            buf,
+            req_at=np.array(self.req_at),
+            ev_at=np.array(self.ev_at),
+            ev_arrival=np.array(self.ev_arrival, np.int64),
+            counts=np.array([len(self.keys), self.bad_signatures, self.connections]),
+        )
+        return buf.getvalue()
+
+    def hook(self, head: bytes, body: bytes, now: float) -> None:
+        sig = _header(head, SIGNATURE_HEADER.lower().encode())
+        expected = sign(SECRET, body).encode()
+        if sig is None or not hmac.compare_digest(sig, expected):
+            self.bad_signatures += 1
+        self.keys.add(_header(head, b"idempotency-key") or b"")
+        self.req_at.append(now)
+        try:
+            events = orjson.loads(body).get("events", ())
+        except orjson.JSONDecodeError:
+            events = ()
+        for e in events:
+            self.ev_at.append(now)
+            self.ev_arrival.append(int(e["arrival"]))
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).lower()
+                length = int(_header(head, b"content-length") or b"0")
+                body = await reader.readexactly(length) if length else b""
+                now = time.time() * 1000
+                answer = b""
+                if head.startswith(b"get /_stats"):
+                    answer = self.stats()
+                elif head.startswith(b"post /_reset"):
+                    self.reset()
+                else:
+                    self.hook(head, body, now)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(answer))
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    at = head.find(b"\r\n" + name + b":")
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    return head[start : head.index(b"\r\n", start)].strip()
+
+
+async def serve() -> None:
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.connection, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+# -- the hub side ----------------------------------------------------------------------------
+
+
+def apply_alone(reg: Registry, folder: Path, size: int, seconds: float) -> tuple[float, float]:
+    """Transitions/s of `AlarmBook.apply` flat out, and the p99 ms of one batch."""
+    db = StateDB(folder / "alone.db")
+    book = AlarmBook(db, reg, compile_table(reg.sensors))
+    stream, took, n = Stream(reg, seed=11), [], 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        tr = stream.next(size, 100)
+        t = time.perf_counter()
+        book.apply(tr, time.time_ns() // 1_000_000)
+        took.append(time.perf_counter() - t)
+        n += size
+    db.close()
+    return n / sum(took), float(np.percentile(took, 99) * 1000)
+
+
+async def post_loop(url: str, in_flight: int, seconds: float, read: bool) -> float:
+    """Requests/s of signed POSTs like a webhook's, `in_flight` at once on one httpx client made
+    as `Senders` makes it; `read`: read the (empty) answer body, else close the response unread
+    as `Senders` does."""
+    event = {"event_id": 1, "arrival": time.time_ns() // 1_000_000, "sensor": "x", "tier": "red"}
+    body = orjson.dumps({"key": "k", "subscription": "t0/s", "events": [event]})
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "k"}
+    headers[SIGNATURE_HEADER] = sign(SECRET, body)
+    done = 0
+    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                async with client.stream("POST", url, content=body, headers=headers) as r:
+                    if read:
+                        await r.aread()
+                    done += r.status_code == 200
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return done / (time.perf_counter() - start)
+
+
+def backlog(db: StateDB) -> tuple[int, int]:
+    """(journal events not yet routed, outbox rows pending)."""
+    cursor = db.query("SELECT last_id FROM notify_cursor WHERE name = 'route'")
+    last = db.query("SELECT COALESCE(MAX(id), 0) FROM alarm_events")[0][0]
+    pending = db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
+    return int(last) - int(cursor[0][0] if cursor else 0), int(pending)
+
+
+async def produce(
+    book: AlarmBook, notifier: Notifier, stream: Stream, args: argparse.Namespace
+) -> tuple[int, float, list[float]]:
+    """Apply `--rate` transitions/s for `--seconds`; (transitions, seconds, lag of each batch)."""
+    size = int(args.rate * args.tick_ms / 1000)
+    n, lags, k = 0, [], 0
+    start = time.perf_counter()
+    end = start + args.seconds
+    while (due := start + k * args.tick_ms / 1000) < end and time.perf_counter() < end:
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        lags.append(time.perf_counter() - due)
+        tr = stream.next(size, args.tick_ms)
+        await asyncio.to_thread(book.apply, tr, time.time_ns() // 1_000_000)
+        notifier.wake.set()
+        n += size
+        k += 1
+    return n, time.perf_counter() - start, lags
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--rate", type=float, default=10_000, help="transitions/s")
+    ap.add_argument("--tick-ms", type=int, default=100)
+    ap.add_argument("--tenants", type=int, default=100)
+    ap.add_argument("--sites", type=int, default=10)
+    ap.add_argument("--group", type=float, default=0.0, help="window of the site subscriptions")
+    ap.add_argument("--in-flight", type=int, default=NotifySettings().max_in_flight)
+    ap.add_argument("--drain", type=float, default=15, help="at most this long after producing")
+    ap.add_argument("--baseline-seconds", type=float, default=5)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(serve())
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        asyncio.run(run(args, f"http://127.0.0.1:{int(child.stdout.readline())}"))
+    finally:
+        child.terminate()
+        child.wait()
+
+
+@dataclass
+class Outcome:
+    """What one run of the pipeline measured (times in ms since the epoch, wall clock)."""
+
+    transitions: int
+    produced_s: float
+    lags: list[float]
+    started: float
+    ended: float  # producing
+    stopped: float  # the pipeline
+    drained_s: float
+    samples: list[tuple[int, int]]
+    left: tuple[int, int]  # journal not routed, outbox pending when told to stop
+    stop_s: float  # from telling the notifier to stop to its return
+    route_rest: tuple[int, float]  # the journal not routed when it returned, seconds to route
+    made: int  # outbox rows, the rest of the journal routed
+    journal: int
+    waiting: npt.NDArray[np.float64]  # the arrival of each event in an unsent webhook
+    stats: dict[str, npt.NDArray[Any]]  # the receiver's
+
+
+async def pipeline(
+    reg: Registry, folder: Path, base: str, args: argparse.Namespace
+) -> tuple[Outcome, float]:
+    """Produce through the alarm book while the notifier routes and delivers; the outcome and
+    the seconds that putting the subscriptions took."""
+    db = StateDB(folder / "state.db")
+    senders = Senders(smtp=SmtpSpec())
+    notifier = Notifier(db, reg, senders, NotifySettings(max_in_flight=args.in_flight))
+    t = time.perf_counter()
+    for tenant in reg.tenants:
+        for spec in subscriptions(args.sites, f"{base}/hook", args.group):
+            notifier.put("subscription", tenant, spec, "bench")
+    t_put = time.perf_counter() - t
+    book = AlarmBook(db, reg, compile_table(reg.sensors))
+    stop = asyncio.Event()
+    samples: list[tuple[int, int]] = []
+
+    async def sample() -> None:
+        while not stop.is_set():
+            samples.append(await asyncio.to_thread(backlog, db))
+            await asyncio.sleep(1)
+
+    async with httpx.AsyncClient(base_url=base, trust_env=False) as control:
+        await control.post("/_reset")
+        running = asyncio.create_task(notifier.run(stop), name="notifier")
+        sampler = asyncio.create_task(sample(), name="sampler")
+        started = time.time() * 1000
+        n, produced_s, lags = await produce(book, notifier, Stream(reg), args)
+        ended = time.time() * 1000
+        t = time.perf_counter()
+        while time.perf_counter() - t < args.drain:
+            if await asyncio.to_thread(backlog, db) == (0, 0):
+                break
+            await asyncio.sleep(0.2)
+        drained_s = time.perf_counter() - t
+        left = await asyncio.to_thread(backlog, db)
+        stop.set()
+        t = time.perf_counter()
+        await running
+        stop_s = time.perf_counter() - t
+        await sampler
+        stopped = time.time() * 1000
+        await senders.aclose()
+        got = await control.get("/_stats", timeout=120)
+        stats = dict(np.load(io.BytesIO(got.content)))
+    routing = backlog(db)[0]
+    t = time.perf_counter()
+    while notifier.route():  # the rest of the journal into the outbox, without delivering
+        pass
+    route_rest_s = time.perf_counter() - t
+    pending = db.query("SELECT events FROM outbox WHERE status = 'pending'")
+    waiting = np.array([e["arrival"] for (js,) in pending for e in orjson.loads(js)], float)
+    made = int(db.query("SELECT COUNT(*) FROM outbox")[0][0])
+    journal = int(db.query("SELECT COUNT(*) FROM alarm_events")[0][0])
+    db.close()
+    outcome = Outcome(
+        n,
+        produced_s,
+        lags,
+        started,
+        ended,
+        stopped,
+        drained_s,
+        samples,
+        left,
+        stop_s,
+        (routing, route_rest_s),
+        made,
+        journal,
+        waiting,
+        stats,
+    )
+    return outcome, t_put
+
+
+async def run(args: argparse.Namespace, base: str) -> None:
+    t = time.perf_counter()
+    reg = registry(args.tenants, args.sites, 2, 25)
+    t_reg = time.perf_counter() - t
+    folder = Path(tempfile.mkdtemp())
+    size = int(args.rate * args.tick_ms / 1000)
+    alone, alone_p99 = apply_alone(reg, folder, size, args.baseline_seconds)
+    raw = await post_loop(f"{base}/raw", args.in_flight, args.baseline_seconds, False)
+    raw_read = await post_loop(f"{base}/raw", args.in_flight, args.baseline_seconds, True)
+    raw_few = await post_loop(f"{base}/raw", 4, args.baseline_seconds, True)
+    o, t_put = await pipeline(reg, folder, base, args)
+
+    st = o.stats
+    req_at, ev_at, ev_arrival = st["req_at"], st["ev_at"], st["ev_arrival"]
+    distinct, bad, connections = (int(x) for x in st["counts"])
+    lat = np.concatenate([ev_at - ev_arrival, o.stopped - o.waiting])
+    oldest_unsent = float(np.min(o.stopped - o.waiting)) if len(o.waiting) else math.inf
+    early = req_at[req_at <= o.ended]
+    per_s = np.bincount(((early - o.started) // 1000).astype(int)) if len(early) else [0]
+    deliveries = len(early) / o.produced_s
+    rate = o.transitions / o.produced_s
+
+    def pct(q: float) -> str:
+        if not len(lat):
+            return "n/a"
+        v = float(np.percentile(lat, q))
+        return f"{'>= ' if v >= oldest_unsent else ''}{v:,.0f} ms"
+
+    print(
+        f"setup      : {len(reg.sensors):,} sensors, {len(reg.tenants)} tenants x {args.sites} "
+        f"sites ({t_reg:.1f} s); {len(reg.tenants) * 10:,} subscriptions put one by one in "
+        f"{t_put:.1f} s; site subscriptions grouped {args.group:g} s; "
+        f"max_in_flight {args.in_flight}"
+    )
+    print(
+        f"producer   : {rate:9,.0f} transitions/s ({o.transitions:,} in {o.produced_s:.1f} s; "
+        f"target {args.rate:,.0f}/s; batch start lag p99 {np.percentile(o.lags, 99) * 1e3:,.0f} ms)"
+    )
+    print(
+        f"made       : {o.journal:,} journal events -> {o.made:,} webhooks "
+        f"({o.made / max(o.journal, 1):.2f} per event, {o.made / o.produced_s:,.0f}/s demanded)"
+    )
+    print(
+        f"delivered  : {len(req_at):,} webhooks ({len(ev_at):,} events; {distinct:,} distinct "
+        f"keys, {bad} bad signatures, {connections:,} TCP connections); {deliveries:,.0f}/s while "
+        f"producing (seconds: slowest {min(per_s):,}, fastest {max(per_s):,}), "
+        f"{len(req_at) * 1000 / (o.stopped - o.started):,.0f}/s until the notifier returned "
+        f"({o.drained_s + o.stop_s:.1f} s after producing)"
+    )
+    rest, rest_s = o.route_rest
+    alone_route = f"{rest / rest_s:,.0f} events/s" if rest else "n/a"
+    print(
+        f"left       : {o.left[0]:,} journal events not routed and {o.left[1]:,} webhooks not "
+        f"sent when told to stop; Notifier.run returned {o.stop_s:.1f} s later (routing the "
+        f"{rest:,} events then left, alone: {alone_route})"
+    )
+    step = max(1, len(o.samples) // 10)
+    trail = ", ".join(f"{j:,}/{q:,}" for j, q in o.samples[::step])
+    print(f"backlog    : journal/outbox every {step} s: {trail}")
+    print(
+        f"latency    : transition -> webhook p50 {pct(50)}, p99 {pct(99)}, max {pct(100)} "
+        f"({len(lat):,} event deliveries; the {len(o.waiting):,} unsent at their age at the end)"
+    )
+    print(
+        f"baseline   : AlarmBook.apply alone {alone:,.0f} transitions/s (p99 {alone_p99:.0f} ms "
+        f"per batch of {size:,}); ratio with the pipeline running {rate / alone:.2f}x"
+    )
+    print(
+        f"baseline   : raw httpx POST loop, {args.in_flight} in flight: {raw:,.0f} req/s (answer "
+        f"unread, as Senders does), {raw_read:,.0f} req/s (answer read, connections reused); "
+        f"4 in flight, read: {raw_few:,.0f} req/s; ratio deliveries/raw {deliveries / raw:.2f}x"
+    )
+    p99 = float(np.percentile(lat, 99)) if len(lat) else math.inf
+    met = p99 < 200 and rate >= 0.99 * args.rate
+    print(
+        f"target     : {args.rate:,.0f} transitions/s with p99 < 200 ms: "
+        f"{'met' if met else 'NOT met'} (p99 {pct(99)} at {rate:,.0f} transitions/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
