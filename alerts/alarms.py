@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -214,38 +215,46 @@ class AlarmBook:
         self, transitions: Transitions, arrival: int, state: CoreState | None = None
     ) -> list[AlarmEvent]:
         """Record the transitions (in order) and return the alarm events they make. `state` is
-        the core's state after them: it decides suppression by design and device comm loss."""
+        the core's state after them: it decides suppression by design and device comm loss.
+
+        One transaction: the batch's active alarms, shelves and sensors out of service are read
+        once, each transition adds its alarm (a raise) and its journal event, and the changed
+        alarms are written together at the end."""
         if not len(transitions):
             return []
         events: list[AlarmEvent] = []
         touched: dict[tuple[str, str, str], int] = {}
+        sensors = self._registry.sensors
+        idx = transitions.sensor.tolist()
+        sides = transitions.side.tolist()
+        afters = transitions.after.tolist()
+        tss = transitions.ts.tolist()
+        values = transitions.value.tolist()
         with self._db.transaction() as con:
-            for i in range(len(transitions)):
-                sensor = int(transitions.sensor[i])
-                side = int(transitions.side[i])
-                event = self._one(
-                    con,
-                    sensor,
-                    side,
-                    int(transitions.after[i]),
-                    int(transitions.ts[i]),
-                    float(transitions.value[i]),
-                    arrival,
-                    state,
-                )
+            names = {sensors[i].id for i in set(idx)}
+            names.update(device_alarm_id(*self._device_of[i]) for i in idx if i in self._device_of)
+            work = _Work(
+                con,
+                {(r.sensor, r.rule, r.side): r for r in self._db.active_for(con, names)},
+                self._db.shelves_until(con, arrival),
+                self._db.sensors_out(con),
+            )
+            for i, side, after, ts, value in zip(idx, sides, afters, tss, values, strict=True):
+                event = self._one(work, i, side, after, ts, value, arrival, state)
                 if event is not None:
                     events.append(event)
-                if side == NO_DATA and sensor in self._device_of:
-                    key = self._device_of[sensor]
-                    touched[key] = max(touched.get(key, 0), int(transitions.ts[i]))
+                if side == NO_DATA and i in self._device_of:
+                    key = self._device_of[i]
+                    touched[key] = max(touched.get(key, 0), ts)
             if state is not None:
                 for key in sorted(touched):
-                    events.extend(self._device(con, key, state, touched[key], arrival))
+                    events.extend(self._device(work, key, state, touched[key], arrival))
+            self._db.update_alarms(con, list(work.dirty.values()))
         return events
 
     def _one(
         self,
-        con: sqlite3.Connection,
+        work: _Work,
         sensor: int,
         side: int,
         after: int,
@@ -259,19 +268,19 @@ class AlarmBook:
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         level_name, tier, action = self._table.describe(sensor, side, after)
         return self._change(
-            con,
+            work,
             (info.tenant, info.site, info.device, info.id, rule, side),
             after,
             (level_name, tier, action),
             ts,
             value,
             arrival,
-            suppressed=self.suppressed(info, state),
+            suppressed=bool(info.suppress_when) and self.suppressed(info, state),
         )
 
     def _change(
         self,
-        con: sqlite3.Connection,
+        work: _Work,
         key: tuple[str, str, str, str, str, int],
         after: int,
         described: tuple[str, str, str],
@@ -283,91 +292,90 @@ class AlarmBook:
     ) -> AlarmEvent | None:
         tenant, site, device, sensor, rule, side = key
         level_name, tier, action = described
-        current = self._db.active_alarm(con, sensor, rule, side)
+        point = (sensor, rule, side)
+        current = work.open.get(point)
         stored = _finite(value)
         if current is None and after > 0:
             kind = "raised"
+            until = work.shelves.get(point)
             lc = step(
                 Lifecycle(
-                    shelved_until=self._db.shelf_until(con, sensor, rule, side, arrival),
+                    shelved_until=until,
                     suppressed=suppressed,
-                    out_of_service=self._db.out_of_service(con, sensor),
+                    out_of_service=sensor in work.oos,
                 ),
                 "raise",
             )
-            deadline = self._disposal.for_tier(tier)
-            alarm_id = self._db.insert_alarm(
-                con,
-                {
-                    "tenant": tenant,
-                    "site": site,
-                    "device": device,
-                    "sensor": sensor,
-                    "rule": rule,
-                    "side": side,
-                    "level": after,
-                    "level_name": level_name,
-                    "tier": tier,
-                    "action": action,
-                    "state": "active",
-                    "started_ts": ts,
-                    "raised_at": arrival,
-                    "peak_level": after,
-                    "last_ts": ts,
-                    "value": stored,
-                    **lifecycle_columns(lc),
-                    "disposal_due": arrival + int(deadline.verify_s * 1000),
-                    "gateway": self._gateway(tenant, site, device),
-                },
-            )
+            fields: dict[str, Any] = {
+                "tenant": tenant,
+                "site": site,
+                "device": device,
+                "sensor": sensor,
+                "rule": rule,
+                "side": side,
+                "level": after,
+                "level_name": level_name,
+                "tier": tier,
+                "action": action,
+                "state": "active",
+                "started_ts": ts,
+                "raised_at": arrival,
+                "peak_level": after,
+                "last_ts": ts,
+                "value": stored,
+                **lifecycle_columns(lc),
+                "disposal_due": disposal_due(self._disposal, lc.disposal, tier, arrival),
+                "gateway": self._gateway(tenant, site, device),
+            }
+            pending = work.cleared.pop(point, None)
+            if pending is not None:  # its clear must be written before a new active alarm
+                self._db.update_alarms(work.con, [work.dirty.pop(pending)])
+            alarm_id = self._db.insert_alarm(work.con, fields)
+            row = AlarmRow(id=alarm_id, ended_ts=None, cleared_at=None, **fields)
+            work.open[point] = row
         elif current is None:
             return None  # a change below an alarm that is no longer active: nothing to record
         elif after == 0:
             kind = "cleared"
-            alarm_id = current.id
             lc = step(current.lifecycle, "clear")
-            self._db.update_alarm(
-                con,
-                alarm_id,
-                {
-                    "state": "cleared",
-                    "ended_ts": ts,
-                    "cleared_at": arrival,
-                    "last_ts": ts,
-                    "value": stored,
-                    **lifecycle_columns(lc),
-                },
+            row = replace(
+                current,
+                state="cleared",
+                ended_ts=ts,
+                cleared_at=arrival,
+                last_ts=ts,
+                value=stored,
+                **lifecycle_columns(lc),
             )
+            del work.open[point]
+            work.dirty[row.id] = row
+            work.cleared[point] = row.id
         else:
             kind = "escalated" if after > current.level else "deescalated"
-            alarm_id = current.id
             lc = step(current.lifecycle, "escalate" if kind == "escalated" else "deescalate")
             due = disposal_due(self._disposal, lc.disposal, tier, current.raised_at)
-            self._db.update_alarm(
-                con,
-                alarm_id,
-                {
-                    "level": after,
-                    "level_name": level_name,
-                    "tier": tier,
-                    "action": action,
-                    "peak_level": max(current.peak_level, after),
-                    "last_ts": ts,
-                    "value": stored,
-                    **lifecycle_columns(lc),
-                    # a higher tier is due sooner; a lower one keeps the deadline it had
-                    "disposal_due": due
-                    if due is None or current.disposal_due is None
-                    else min(due, current.disposal_due),
-                },
+            row = replace(
+                current,
+                level=after,
+                level_name=level_name,
+                tier=tier,
+                action=action,
+                peak_level=max(current.peak_level, after),
+                last_ts=ts,
+                value=stored,
+                **lifecycle_columns(lc),
+                # a higher tier is due sooner; a lower one keeps the deadline it had
+                disposal_due=due
+                if due is None or current.disposal_due is None
+                else min(due, current.disposal_due),
             )
+            work.open[point] = row
+            work.dirty[row.id] = row
         event_id = self._db.insert_event(
-            con, alarm_id, kind, ts, arrival, after, level_name, tier, stored, lc.state
+            work.con, row.id, kind, ts, arrival, after, level_name, tier, stored, lc.state
         )
         if event_id is None:
             return None  # already recorded by an earlier try of the same batch
-        row = self._db.alarm_in(con, alarm_id)
-        assert row is not None
         return AlarmEvent.of(row, kind, ts, arrival, event_id, level=(after, level_name, tier))
 
     def _gateway(self, tenant: str, site: str, device: str) -> str:
@@ -376,7 +384,7 @@ class AlarmBook:
 
     def _device(
         self,
-        con: sqlite3.Connection,
+        work: _Work,
         key: tuple[str, str, str],
         state: CoreState,
         ts: int,
@@ -388,7 +396,7 @@ class AlarmBook:
         down = bool(np.all(state.level[list(sensors), NO_DATA] > 0))
         tenant, site, device = key
         event = self._change(
-            con,
+            work,
             (tenant, site, device, device_alarm_id(*key), DEVICE_RULE, NO_DATA),
             1 if down else 0,
             ("device_comm_loss", "orange", _DEVICE_ACTION),
@@ -397,6 +405,18 @@ class AlarmBook:
             arrival,
         )
         return [event] if event is not None else []
+
+
+@dataclass(slots=True)
+class _Work:
+    """What one batch of transitions works on, inside its transaction."""
+
+    con: sqlite3.Connection
+    open: dict[tuple[str, str, int], AlarmRow]  # the active alarms of the batch's points
+    shelves: dict[tuple[str, str, int], int]  # shelved points and until when
+    oos: set[str]  # sensors out of service
+    dirty: dict[int, AlarmRow] = field(default_factory=dict)  # changed alarms, to write
+    cleared: dict[tuple[str, str, int], int] = field(default_factory=dict)  # their clears
 
 
 def disposal_due(spec: DisposalSpec, disposal: str, tier: str, raised_at: int) -> int | None:
@@ -410,7 +430,7 @@ def disposal_due(spec: DisposalSpec, disposal: str, tier: str, raised_at: int) -
     return None if seconds is None else raised_at + int(seconds * 1000)
 
 
-def lifecycle_columns(lc: Lifecycle) -> dict[str, object]:
+def lifecycle_columns(lc: Lifecycle) -> dict[str, Any]:
     return {
         "acked": int(lc.acked),
         "shelved_until": lc.shelved_until,

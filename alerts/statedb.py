@@ -115,6 +115,26 @@ _ALARM_COLS = (
     "acked, shelved_until, suppressed, out_of_service, disposal, disposal_due, overdue, "
     "isa_state, gateway"
 )
+_MUTABLE = (
+    "level",
+    "level_name",
+    "tier",
+    "action",
+    "state",
+    "ended_ts",
+    "cleared_at",
+    "peak_level",
+    "last_ts",
+    "value",
+    "acked",
+    "shelved_until",
+    "suppressed",
+    "out_of_service",
+    "disposal",
+    "disposal_due",
+    "overdue",
+    "isa_state",
+)
 _EVENT_COLS = (
     "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
 )
@@ -315,6 +335,37 @@ class StateDB:
         """Alarms by a condition written in this package (never from user text)."""
         rows = con.execute(f"SELECT {_ALARM_COLS} FROM alarms WHERE {clause}", params).fetchall()
         return [AlarmRow(*r) for r in rows]
+
+    def active_for(self, con: sqlite3.Connection, sensors: set[str]) -> list[AlarmRow]:
+        """The active alarms of these sensors."""
+        ids = sorted(sensors)
+        out: list[AlarmRow] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = con.execute(
+                f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active' "
+                f"AND sensor IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            out.extend(AlarmRow(*r) for r in rows)
+        return out
+
+    def shelves_until(self, con: sqlite3.Connection, now: int) -> dict[tuple[str, str, int], int]:
+        rows = con.execute("SELECT sensor, rule, side, until FROM shelves WHERE until > ?", (now,))
+        return {(r[0], r[1], r[2]): int(r[3]) for r in rows.fetchall()}
+
+    def sensors_out(self, con: sqlite3.Connection) -> set[str]:
+        return {r[0] for r in con.execute("SELECT sensor FROM out_of_service").fetchall()}
+
+    def update_alarms(self, con: sqlite3.Connection, rows: Sequence[AlarmRow]) -> None:
+        """Write the changeable columns of alarms changed in memory."""
+        if not rows:
+            return
+        sets = ", ".join(f"{c} = ?" for c in _MUTABLE)
+        con.executemany(
+            f"UPDATE alarms SET {sets} WHERE id = ?",
+            [(*(getattr(r, c) for c in _MUTABLE), r.id) for r in rows],
+        )
 
     def insert_alarm(self, con: sqlite3.Connection, fields: dict[str, Any]) -> int:
         names = ", ".join(fields)

@@ -101,6 +101,13 @@ class WebhookChannel(_Frozen):
     url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
     secret: str = Field(default="", max_length=200, repr=False, description="HMAC key")
     timeout_s: float = Field(default=5.0, gt=0, le=60)
+    batch_max: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="above 1, up to this many due notifications go in one POST as "
+        '{"notifications": [...]}; the receiver drops repeats by each one\'s key',
+    )
 
 
 class EmailChannel(_Frozen):

@@ -32,6 +32,7 @@ from telemetry.notifyconfig import (
 from telemetry.quality import Quality
 
 from e2e_helpers import mine_registry
+from receivers import WebhookReceiver
 
 T0 = 1_700_000_000_000
 
@@ -382,3 +383,26 @@ def test_objects_are_validated_and_tenant_bound(rig):
     assert rig.notifier.delete("subscription", "north-coal", "x")
     assert rig.notifier.delete("escalation", "north-coal", "p")
     assert not rig.notifier.delete("escalation", "north-coal", "p")
+
+
+async def test_batched_webhook_carries_many_notifications_and_retries_them_together(rig):
+    secret = "batch-secret"
+    with WebhookReceiver(secret=secret) as receiver:
+        channel = {"type": "webhook", "url": receiver.url, "secret": secret, "batch_max": 50}
+        rig.subscribe(id="ews", channel=channel)
+        receiver.respond_with(503, times=1)  # the first try fails: all of it comes again
+        for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co"):
+            rig.feed(sid, [0.0, 40.0])
+        rig.notifier.route()
+        assert await rig.notifier.deliver_due() == 0
+        assert await rig.notifier.deliver_due(rig.now + 60_000) == 4
+        posts = receiver.requests
+        assert len(posts) == 2  # the failed try and its retry: one POST each
+        assert all(p.signature_ok for p in posts)
+        bodies = [p.json()["notifications"] for p in posts]
+        keys = [[n["key"] for n in b] for b in bodies]
+        assert keys[0] == keys[1] and len(set(keys[1])) == 4
+        assert posts[0].key == posts[1].key and posts[0].key.startswith("batch-")
+        assert {n["events"][0]["sensor"] for n in bodies[1]} == {"ch4-t0", "ch4-t1", "ch4-t2", "co"}
+        delivered = rig.notifier.store.outbox(None, "delivered")
+        assert sorted(r[1] for r in delivered) == sorted(keys[1])

@@ -34,7 +34,7 @@ import socket
 import ssl
 import string
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -81,6 +81,8 @@ SsePublish = Callable[["Notification"], Awaitable[None]]
 _KEY = re.compile(r"^[!-~]{1,200}$")  # printable ASCII without spaces: a valid header value
 _RETRY_HTTP = frozenset({408, 425, 429})
 _REASON_MAX = 300
+_PER_HOST = 8  # webhook requests in flight to one host
+_MAX_ANSWER = 64 * 1024  # bytes of a webhook's answer read (then the connection is dropped)
 _MQTT_TIMEOUT_S = 10.0  # the hub's publish waits for PUBACK; a broker that never answers is "later"
 _SMTP_WORKERS = 4  # our own threads, so that a slow mail server never starves asyncio.to_thread
 _MSGID_CHARS = frozenset(string.ascii_letters + string.digits + "!#$&'*+-/=?^_`{|}~")
@@ -308,6 +310,7 @@ class Senders:
         self._topics = TopicLayout(topic_root)
         self._sse_publish = sse_publish
         self._http: httpx.AsyncClient | None = None
+        self._hosts: dict[str, asyncio.Semaphore] = {}
         self._mail_pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
@@ -336,6 +339,25 @@ class Senders:
             result = SendResult(Status.RETRY, f"unexpected {type(exc).__name__}: {exc}")
         return SendResult(result.status, _clip(result.reason, secrets), result.retry_after_s)
 
+    async def send_batch(
+        self, channel: WebhookChannel, notes: Sequence[Notification]
+    ) -> SendResult:
+        """Several notifications in one webhook POST: `{"notifications": [body, ...]}`. The
+        `Idempotency-Key` header names the batch (a digest of its keys); a retry may group
+        differently, so receivers drop repeats by the `key` of each notification."""
+        if len(notes) == 1:
+            return await self.send(channel, notes[0])
+        digest = hashlib.sha256("\n".join(n.key for n in notes).encode()).hexdigest()[:32]
+        first = notes[0]
+        batch = Notification(
+            key=f"batch-{digest}",
+            tenant=first.tenant,
+            site=first.site,
+            subject=f"{len(notes)} notifications",
+            body={"notifications": [n.body for n in notes]},
+        )
+        return await self.send(channel, batch)
+
     async def aclose(self) -> None:
         http, self._http = self._http, None
         if http is not None:
@@ -345,6 +367,16 @@ class Senders:
             pool.shutdown(wait=False, cancel_futures=True)
 
     # webhook
+
+    def _host_slot(self, url: str) -> asyncio.Semaphore:
+        """At most `_PER_HOST` requests at once to one receiver: httpx slows down sharply with
+        many requests queued on one host, and a receiver is better served by a few connections
+        kept alive."""
+        host = url.split("/", 3)[2] if url.count("/") >= 2 else url
+        slot = self._hosts.get(host)
+        if slot is None:
+            slot = self._hosts[host] = asyncio.Semaphore(_PER_HOST)
+        return slot
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -361,12 +393,19 @@ class Senders:
         timeout = channel.timeout_s
         try:
             async with (
+                self._host_slot(channel.url),
                 asyncio.timeout(timeout),  # a total deadline; httpx's is per read and write
                 self._client().stream(
                     "POST", channel.url, content=body, headers=headers, timeout=timeout
                 ) as resp,
             ):
                 after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
+                # read (a little of) the answer, so that the connection is kept for the next
+                read = 0
+                async for chunk in resp.aiter_raw():
+                    read += len(chunk)
+                    if read > _MAX_ANSWER:
+                        break
                 return classify_http(resp.status_code, resp.reason_phrase, after)
         except (TimeoutError, httpx.TimeoutException):
             return SendResult(Status.RETRY, f"no answer within {timeout:g} s")

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from alerts.notify.channels import Notification, Senders, Status
+from alerts.notify.channels import Notification, Senders, SendResult, Status
 from alerts.notify.stages import (
     EventView,
     annunciates,
@@ -43,6 +43,7 @@ from telemetry.notifyconfig import (
     NotifySettings,
     SilenceSpec,
     SubscriptionSpec,
+    WebhookChannel,
 )
 from telemetry.registry import Registry
 
@@ -56,6 +57,7 @@ KINDS: dict[str, type[Any]] = {
 }
 _CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 _MAX_GROUP = 500  # events in one grouped notification
+_ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 _ROUTE_BATCH = 500  # one routing transaction holds the state database's lock
 
 
@@ -110,6 +112,10 @@ class Notifier:
         self._timed: dict[str, list[SubscriptionSpec]] = {}
         self._window_end: dict[tuple[str, str, str], int] = {}
         self._timer_sent: dict[str, int] = {}
+        self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
+        self._channels: dict[str, ChannelSpec] = {}
+        self._rows: list[tuple[Any, ...]] = []  # outbox rows of the open transaction
+        self._read = 0  # journal events read by the last route
         self.seed_from_config()
         self.reload()
 
@@ -182,7 +188,20 @@ class Notifier:
                 "VALUES (?, ?, ?, ?, 'api', ?, ?)",
                 (kind, tenant, spec.id, spec.model_dump_json(), actor, self.clock()),
             )
-        self.reload()
+        self._remember(tenant, spec)
+
+    def _remember(self, tenant: str, spec: Any) -> None:
+        """Put one object, already validated, into the in-memory maps (no full reload)."""
+        if isinstance(spec, EscalationPolicySpec):
+            self._policies[(tenant, spec.id)] = spec
+            return
+        maps: dict[str, list[Any]] = (
+            self._subs if isinstance(spec, SubscriptionSpec) else self._silences
+        )
+        items = [x for x in maps.get(tenant, []) if x.id != spec.id]
+        items.append(spec)
+        maps[tenant] = sorted(items, key=lambda x: x.id)
+        self._timed[tenant] = [s for s in self._subs.get(tenant, []) if s.repeat_s or s.escalation]
 
     def delete(self, kind: str, tenant: str, object_id: str) -> bool:
         if kind == "escalation":
@@ -212,12 +231,16 @@ class Notifier:
         with self._db.transaction() as con:
             row = con.execute("SELECT last_id FROM notify_cursor WHERE name = 'route'").fetchone()
             events = self.store.journal_after(con, int(row[0]) if row else 0, _ROUTE_BATCH)
+            self._read = len(events)
             if not events:
                 return 0
             views = [self._view(e) for e in events]
             active, down = self.store.inhibition_context(con, {v.sensor for v in views})
+            self._rows = []
             for view, raw in zip(views, events, strict=True):
                 made += self._route_one(con, view, raw, active, down, now)
+            self.store.add_outbox_rows(con, self._rows)
+            self._rows = []
             self.store.set_cursor(con, "route", events[-1]["event_id"])
         return made
 
@@ -293,7 +316,13 @@ class Notifier:
         of a window), or added to the open group of the subscription and site."""
         sub_key = f"{tenant}/{sub.id}"
         window = int(sub.group_window_s * 1000)
-        channel_json = _CHANNEL.dump_json(channel).decode()
+        cached = self._channel_json.get(id(channel))
+        if cached is None or cached[0] is not channel:  # by identity: model equality is slow
+            cached = self._channel_json[id(channel)] = (
+                channel,
+                _CHANNEL.dump_json(channel).decode(),
+            )
+        channel_json = cached[1]
         if key is None and window > 0:
             group = (sub_key, tenant, site)
             if self._window_end.get(group, 0) > now:
@@ -308,20 +337,23 @@ class Notifier:
         else:
             key = key or f"{sub_key}:e{event['event_id']}"
             due, open_until = now, None
-        return self.store.add_outbox(
-            con,
-            key=key,
-            tenant=tenant,
-            site=site,
-            subscription=sub_key,
-            channel=channel_json,
-            subject=_subject([event]),
-            events=[event],
-            now=now,
-            due=due,
-            open_until=open_until,
-            first_event=int(event["event_id"]),
+        row = (
+            key,
+            tenant,
+            site,
+            sub_key,
+            channel_json,
+            _subject([event]),
+            orjson.dumps([event]).decode(),
+            now,
+            due,
+            open_until,
+            int(event["event_id"]),
         )
+        if open_until is None:
+            self._rows.append(row)  # written together at the end of the transaction
+            return 1
+        return self.store.add_outbox_rows(con, [row])
 
     def timers(self, now: int | None = None) -> int:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
@@ -339,6 +371,8 @@ class Notifier:
                     continue
                 for sub in subs:
                     made += self._timer(con, sub, r, active, down, now)
+            self.store.add_outbox_rows(con, self._rows)
+            self._rows = []
         return made
 
     def _timer(
@@ -383,46 +417,90 @@ class Notifier:
 
     # delivery -----------------------------------------------------------------------------
     async def deliver_due(self, now: int | None = None) -> int:
-        """Send what is due, at most `max_in_flight` at once; returns how many were sent."""
+        """Send what is due: one try per row, `max_in_flight` at once, rows of a webhook with
+        `batch_max` above 1 together in POSTs of up to that many. Returns how many were
+        delivered."""
         now = self.clock() if now is None else now
-        due = await asyncio.to_thread(self.store.take_due, now, self.settings.max_in_flight)
+        limit = self.settings.max_in_flight * _ROWS_PER_SLOT
+        due = await asyncio.to_thread(self.store.take_due, now, limit)
         if not due:
             return 0
-        rows = [_Due(*d) for d in due]
-        results = await asyncio.gather(*(self._try(r) for r in rows))
+        units: list[list[_Due]] = []
+        batches: dict[str, list[_Due]] = {}
+        for d in due:
+            row = _Due(*d)
+            channel = self._channel(row.channel)
+            if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
+                group = batches.setdefault(row.channel, [])
+                group.append(row)
+                if len(group) >= channel.batch_max:
+                    units.append(group)
+                    batches[row.channel] = []
+            else:
+                units.append([row])
+        units.extend(g for g in batches.values() if g)
+        slots = asyncio.Semaphore(self.settings.max_in_flight)
+
+        async def one(rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
+            async with slots:
+                return await self._try(rows)
+
+        results = [r for unit in await asyncio.gather(*(one(u) for u in units)) for r in unit]
         await asyncio.to_thread(self.store.settle, results)
         return sum(1 for _, status, *_ in results if status == "delivered")
 
-    async def _try(self, row: _Due) -> tuple[int, str, int, str, int | None]:
-        """One row's try; a fault of ours (a row that cannot be read) is retried later, and
-        never keeps the other rows of the batch from being settled."""
-        try:
-            return await self._send(row)
-        except Exception as exc:
-            log.exception("notification %s could not be tried", row.key)
-            later = self.clock() + int(self.settings.retry_max_s * 1000)
-            return (row.id, "pending", later, f"{type(exc).__name__}: {exc}", None)
+    def _channel(self, text: str) -> ChannelSpec:
+        channel = self._channels.get(text)
+        if channel is None:
+            channel = self._channels[text] = _CHANNEL.validate_json(text)
+        return channel
 
-    async def _send(self, row: _Due) -> tuple[int, str, int, str, int | None]:
-        """(row id, new status, next due, error, delivered at)."""
-        channel = _CHANNEL.validate_json(row.channel)
-        events = orjson.loads(row.events)
-        note = Notification(
-            key=row.key,
-            tenant=row.tenant,
-            site=row.site,
-            subject=row.subject,
-            body={
-                "key": row.key,
-                "subscription": row.subscription,
-                "tenant": row.tenant,
-                "site": row.site,
-                "events": events,
-            },
-        )
-        result = await self._senders.send(channel, note)
+    async def _try(self, rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
+        """One try of a row (or of a batch of rows to one webhook); a fault of ours (a row that
+        cannot be read) is retried later and never keeps the other rows from being settled."""
+        try:
+            return await self._send(rows)
+        except Exception as exc:
+            log.exception("notification %s could not be tried", rows[0].key)
+            later = self.clock() + int(self.settings.retry_max_s * 1000)
+            return [(r.id, "pending", later, f"{type(exc).__name__}: {exc}", None) for r in rows]
+
+    async def _send(self, rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
+        """(row id, new status, next due, error, delivered at) of each row."""
+        channel = self._channel(rows[0].channel)
+        notes = []
+        events = []
+        for row in rows:
+            evs = orjson.loads(row.events)
+            events.append(evs)
+            notes.append(
+                Notification(
+                    key=row.key,
+                    tenant=row.tenant,
+                    site=row.site,
+                    subject=row.subject,
+                    body={
+                        "key": row.key,
+                        "subscription": row.subscription,
+                        "tenant": row.tenant,
+                        "site": row.site,
+                        "events": evs,
+                    },
+                )
+            )
+        if isinstance(channel, WebhookChannel) and len(notes) > 1:
+            result = await self._senders.send_batch(channel, notes)
+        else:
+            result = await self._senders.send(channel, notes[0])
         now = self.clock()
         kind = channel.type
+        return [
+            self._outcome(r, kind, evs, result, now) for r, evs in zip(rows, events, strict=True)
+        ]
+
+    def _outcome(
+        self, row: _Due, kind: str, events: list[Any], result: SendResult, now: int
+    ) -> tuple[int, str, int, str, int | None]:
         if result.status is Status.DELIVERED:
             self._count("hazardhub_notifications_delivered_total", channel=kind)
             latency = now - min(int(e.get("arrival", now)) for e in events)
@@ -440,16 +518,25 @@ class Notifier:
         return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
 
     async def run(self, stop: asyncio.Event, period_s: float = 0.5) -> None:
-        """Route, run the timers and deliver until `stop`; woken at once by `wake`."""
+        """Route, run the timers and deliver until `stop`; woken at once by `wake`. Routing and
+        delivery take turns a batch at a time, so that a backlog on one side never starves the
+        other; the timers run once a second."""
+        timers_at = 0
         while not stop.is_set():
             self.wake.clear()
+            busy = False
             try:
-                await asyncio.to_thread(self.route)
-                await asyncio.to_thread(self.timers)
-                while not stop.is_set() and await self.deliver_due():
-                    pass
+                routed = await asyncio.to_thread(self._route_some)
+                if self.clock() - timers_at >= 1000:
+                    timers_at = self.clock()
+                    await asyncio.to_thread(self.timers)
+                sent = await self.deliver_due()
+                busy = routed > 0 or sent > 0
             except Exception:
                 log.exception("notification pipeline step failed; retrying")
+            if busy:
+                await asyncio.sleep(0)
+                continue
             waker = asyncio.ensure_future(self.wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait(
@@ -457,6 +544,11 @@ class Notifier:
             )
             waker.cancel()
             stopper.cancel()
+
+    def _route_some(self) -> int:
+        """Route one batch; returns how many journal events it read (0: nothing new)."""
+        self.route()
+        return self._read
 
 
 def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:

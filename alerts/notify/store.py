@@ -103,49 +103,29 @@ class NotifyStore:
         down = frozenset(
             r[0]
             for r in con.execute(
+                # a range, not LIKE, so that the index of active alarms serves it
                 "SELECT sensor FROM alarms WHERE state = 'active' AND rule = 'comm_loss' "
-                "AND sensor LIKE 'device:%'"
+                "AND sensor >= 'device:' AND sensor < 'device;'"
             )
         )
         return dict(active), down
 
     # the outbox -----------------------------------------------------------------------------
     @staticmethod
-    def add_outbox(
-        con: sqlite3.Connection,
-        *,
-        key: str,
-        tenant: str,
-        site: str,
-        subscription: str,
-        channel: str,
-        subject: str,
-        events: list[dict[str, Any]],
-        now: int,
-        due: int,
-        open_until: int | None,
-        first_event: int,
-    ) -> int:
-        """Add a notification; 0 when its key is already there (routed before a crash)."""
-        cur = con.execute(
+    def add_outbox_rows(con: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Add notifications (key, tenant, site, subscription, channel, subject, events JSON,
+        created, due, open until, first event); a key already there (routed before a crash) is
+        skipped. Returns how many were added."""
+        if not rows:
+            return 0
+        before = con.total_changes
+        con.executemany(
             "INSERT OR IGNORE INTO outbox (key, tenant, site, subscription, channel, subject, "
             "events, created_at, due_at, open_until, first_event) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                tenant,
-                site,
-                subscription,
-                channel,
-                subject,
-                orjson.dumps(events).decode(),
-                now,
-                due,
-                open_until,
-                first_event,
-            ),
+            rows,
         )
-        return cur.rowcount
+        return con.total_changes - before
 
     @staticmethod
     def append_to_group(
