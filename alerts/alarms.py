@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,12 +22,14 @@ import numpy as np
 from alerts.evaluate import CoreState, Transitions
 from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import AlarmRow, StateDB
-from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDE_NAMES, SIDES, SLOTS, RuleTable
+from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
+from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = [
     "DEVICE_RULE",
+    "FLEET_RULE",
     "AlarmBook",
     "AlarmEvent",
     "device_alarm_id",
@@ -112,7 +115,7 @@ class AlarmEvent:
             row.device,
             row.sensor,
             row.rule,
-            SIDE_NAMES[row.side] if 0 <= row.side < SIDES else str(row.side),
+            kind_name(row.side),
             number,
             name,
             tier,
@@ -127,6 +130,8 @@ class AlarmEvent:
             comment,
         )
 
+
+FLEET_RULE = "fleet"  # the rule of the alarms the fleet analytics raise
 
 # the alarm of a whole device (or gateway) whose sensors all lost communication: it inhibits the
 # notifications of its sensors' own no-data alarms (alerts.notify)
@@ -252,6 +257,45 @@ class AlarmBook:
             self._db.update_alarms(con, list(work.dirty.values()))
         return events
 
+    def apply_fleet(self, changes: Sequence[FleetChange], arrival: int) -> list[AlarmEvent]:
+        """Record the alarm changes of the fleet analytics, in order, in one transaction."""
+        if not changes:
+            return []
+        sensors = self._registry.sensors
+        events: list[AlarmEvent] = []
+        with self._db.transaction() as con:
+            names = {sensors[c.vehicle].id for c in changes}
+            work = _Work(
+                con,
+                {(r.sensor, r.rule, r.side): r for r in self._db.active_for(con, names)},
+                self._db.shelves_until(con, arrival),
+                self._db.sensors_out(con),
+            )
+            for c in changes:
+                info = sensors[c.vehicle]
+                event = self._change(
+                    work,
+                    (info.tenant, info.site, info.device, info.id, FLEET_RULE, fleet_side(c.kind)),
+                    c.level,
+                    FLEET_ALARMS[c.kind] if c.level else ("normal", "none", ""),
+                    c.ts,
+                    c.value,
+                    arrival,
+                )
+                if event is not None:
+                    events.append(event)
+            self._db.update_alarms(con, list(work.dirty.values()))
+        return events
+
+    def active_fleet(self) -> list[tuple[int, str]]:
+        """(speed sensor index, kind) of the fleet alarms still active."""
+        out = []
+        for row in self._db.active_alarms():
+            info = self._registry.sensor(row.sensor)
+            if row.rule == FLEET_RULE and info is not None:
+                out.append((info.index, kind_name(row.side)))
+        return out
+
     def _one(
         self,
         work: _Work,
@@ -294,6 +338,8 @@ class AlarmBook:
         level_name, tier, action = described
         point = (sensor, rule, side)
         current = work.open.get(point)
+        if current is not None and after == current.level:
+            return None  # no change (a fleet episode seen again after a restart)
         stored = _finite(value)
         if current is None and after > 0:
             kind = "raised"

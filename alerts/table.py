@@ -13,9 +13,13 @@ from telemetry.registry import SensorInfo
 
 __all__ = [
     "ACTION",
+    "ALARM_KIND_NAMES",
+    "ALARM_KIND_SIDES",
     "BELOW",
     "EARLY",
     "FAULT",
+    "FLEET_KINDS",
+    "FLEET_SIDE0",
     "HIGH",
     "LOW",
     "NO_DATA",
@@ -28,6 +32,7 @@ __all__ = [
     "RuleTable",
     "VerifyPlan",
     "compile_table",
+    "kind_name",
 ]
 
 SLOTS = 4  # levels per side
@@ -41,6 +46,30 @@ EARLY = 6  # early warning: the trend reaches the next level above within the ho
 SIDES = 7
 SIDE_NAMES = ("above", "below", "fault", "no_data", "action_failed", "rate", "early_warning")
 TIERS = ("none", "blue", "yellow", "orange", "red")
+# the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
+FLEET_SIDE0 = 16
+FLEET_KINDS = (
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "night_ban",
+    "corridor",
+    "forbidden_area",
+    "offline",
+    "drift",
+)
+ALARM_KIND_NAMES: dict[int, str] = {
+    **dict(enumerate(SIDE_NAMES)),
+    **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
+}
+ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAMES.items()}
+
+
+def kind_name(side: int) -> str:
+    """The name of an alarm kind (the `side` column of alarms)."""
+    return ALARM_KIND_NAMES.get(side, str(side))
+
+
 RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
 

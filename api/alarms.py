@@ -20,7 +20,7 @@ from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from alerts.statedb import AlarmEventRow, AlarmRow
-from alerts.table import SIDE_NAMES
+from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found
 from api.models import AlarmEventPublic, AlarmPublic
@@ -49,7 +49,7 @@ def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
         device=row.device,
         sensor=row.sensor,
         rule=row.rule,
-        side=SIDE_NAMES[row.side] if 0 <= row.side < len(SIDE_NAMES) else str(row.side),
+        side=kind_name(row.side),
         state=row.state,
         isa_state=row.isa_state,
         acked=bool(row.acked),
@@ -167,9 +167,9 @@ def alarm_router() -> APIRouter:
         disposal: Annotated[str | None, Query(pattern="^(received|verified|disposed|closed)$")] = (
             None
         ),
-        kind: Annotated[str | None, Query(description="alarm kind: " + ", ".join(SIDE_NAMES))] = (
-            None
-        ),
+        kind: Annotated[
+            str | None, Query(description="alarm kind: " + ", ".join(ALARM_KIND_SIDES))
+        ] = (None),
         sensor: str | None = None,
         site: str | None = None,
         tenant: str | None = None,
@@ -191,9 +191,9 @@ def alarm_router() -> APIRouter:
                 )
         side = None
         if kind is not None:
-            if kind not in SIDE_NAMES:
+            if kind not in ALARM_KIND_SIDES:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no kind {kind!r}")
-            side = SIDE_NAMES.index(kind)
+            side = ALARM_KIND_SIDES[kind]
         rows = await asyncio.to_thread(
             ctx.statedb.list_alarms,
             tenants,

@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response, Streami
 from fastapi.staticfiles import StaticFiles
 
 from api.alarms import alarm_router
+from api.alarmstats import alarm_stats_router
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found
 from api.models import (
@@ -255,6 +256,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     app.include_router(_router())
     app.include_router(alarm_router())
+    app.include_router(alarm_stats_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

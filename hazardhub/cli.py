@@ -131,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(
             logging.CRITICAL if noisy == "pymodbus" else logging.WARNING
         )
+    from alerts.vehicles import FleetConfigError
+
     try:
         return _dispatch(args)
-    except ConfigError as exc:
+    except (ConfigError, FleetConfigError) as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
 
@@ -142,11 +144,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     from hazardhub.settings import load
 
     if args.command == "check":
+        from alerts.vehicles import compile_fleet
+
         loaded = load(args.config)
         reg = loaded.registry()
+        fleet = compile_fleet(reg.config.fleet, reg.vehicles.values())  # corridors' vehicles
         print(
             f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
-            f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles"
+            f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles, "
+            f"{len(reg.config.fleet.geofences)} geofences over {len(fleet)} vehicles"
         )
         return 0
     if args.command == "demo":

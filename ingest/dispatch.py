@@ -17,6 +17,8 @@ from alerts.desk import AlarmDesk
 from alerts.evaluate import CoreState, evaluate
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
+from alerts.vehicles import compile_fleet
+from alerts.vehicles.alarms import FleetAlarms
 from ingest.metrics import Metrics
 from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.registry import Registry
@@ -24,6 +26,14 @@ from telemetry.registry import Registry
 __all__ = ["AlarmListener", "Dispatcher"]
 
 log = logging.getLogger(__name__)
+_NO_POSITIONS = PositionBatch(
+    np.zeros(0, np.int32),
+    np.zeros(0, np.int64),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0),
+)
 AlarmListener = Callable[[Sequence[AlarmEvent]], Awaitable[None]]
 
 
@@ -38,6 +48,10 @@ class Dispatcher:
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         self.state: CoreState = self.book.restore(CoreState.empty(len(registry.sensors)))
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
+        # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
+        # ban, corridors, forbidden areas, offline, drift) over the positions
+        self.fleet = FleetAlarms(compile_fleet(registry.config.fleet, registry.vehicles.values()))
+        self.fleet.restore(self.book.active_fleet())
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
@@ -58,6 +72,7 @@ class Dispatcher:
             state, transitions, _ = evaluate(self.table, empty, self.state, now)
             events = await asyncio.to_thread(self.book.apply, transitions, now, state)
             self.state = state
+            events += await asyncio.to_thread(self._fleet, [], now)
             # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
             events += await asyncio.to_thread(self.desk.tick, now, state)
             await self._store_events(events)
@@ -76,6 +91,18 @@ class Dispatcher:
         except StoreError as exc:
             self.metrics.inc("hazardhub_alarm_event_store_failures_total")
             log.warning("alarm events not written to the time-series store: %s", exc)
+
+    def _fleet(self, positions: Sequence[PositionBatch], now: int) -> list[AlarmEvent]:
+        """Judge positions (none: the silence up to `now`) and record the fleet's alarms. The
+        analytics' state advances only once its alarms are committed."""
+        batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
+        before = self.fleet.state
+        changes = self.fleet.judge(batch, now)
+        try:
+            return self.book.apply_fleet(changes, now)
+        except Exception:
+            self.fleet.state = before
+            raise
 
     async def write(
         self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch]
@@ -107,6 +134,11 @@ class Dispatcher:
             self.metrics.inc("hazardhub_readings_total", len(batch))
             for listener in self.reading_listeners:
                 listener(batch)
+        if positions:
+            async with self._lock:
+                fleet_events = await asyncio.to_thread(self._fleet, positions, arrival)
+                await self._store_events(fleet_events)
+            events += fleet_events
         if outcome is not None and outcome.late:
             self.metrics.inc("hazardhub_readings_late_total", outcome.late)
         for ev in events:

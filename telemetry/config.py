@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from telemetry.fleetconfig import FleetSettings
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     NotifySettings,
@@ -487,3 +488,6 @@ class HubConfig(_Frozen):
         default=(), description="rule packs given inline, beside those under profiles/rules"
     )
     notify: NotifySettings = NotifySettings()
+    fleet: FleetSettings = Field(
+        default_factory=FleetSettings, description="platform-side driving-safety analytics"
+    )

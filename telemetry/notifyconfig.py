@@ -44,6 +44,15 @@ ALARM_KINDS: tuple[str, ...] = (
     "action_failed",
     "rate",
     "early_warning",
+    # the fleet analytics
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "night_ban",
+    "corridor",
+    "forbidden_area",
+    "offline",
+    "drift",
 )
 # what happens to an alarm: the process changes, the lifecycle actions, the system's timers
 EVENT_KINDS: tuple[str, ...] = (
@@ -66,7 +75,23 @@ EVENT_KINDS: tuple[str, ...] = (
     "repeat",
     "escalation",
 )
-AlarmKind = Literal["above", "below", "fault", "no_data", "action_failed", "rate", "early_warning"]
+AlarmKind = Literal[
+    "above",
+    "below",
+    "fault",
+    "no_data",
+    "action_failed",
+    "rate",
+    "early_warning",
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "night_ban",
+    "corridor",
+    "forbidden_area",
+    "offline",
+    "drift",
+]
 EventKind = Literal[
     "raised",
     "escalated",

@@ -42,7 +42,8 @@ class Browser:
         if binary is None:
             raise RuntimeError("chromium is not installed: run `make test` (it installs it)")
         self.port = free_port()
-        self._profile = tempfile.TemporaryDirectory()
+        # Chromium's helpers may still write to the profile while it goes
+        self._profile = tempfile.TemporaryDirectory(ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
             [
                 binary,

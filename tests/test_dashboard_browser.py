@@ -1,12 +1,18 @@
-"""The dashboard in headless Chromium: log in with a key, see a methane alarm appear live.
+"""The dashboard in headless Chromium: log in with a key, see a methane alarm appear live, and
+answer it from the alarm list (acknowledge, shelve, comment, disposal steps, the journal).
 Screenshots go to build/screenshots/ for review."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
+import httpx
 import numpy as np
 import pytest
 from cdp import Browser
@@ -17,10 +23,60 @@ from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import mine_registry, running_hub
+from e2e_helpers import eventually, get_json, mine_registry, running_hub
 from services import free_port
 
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+CST = timezone(timedelta(hours=8))
+OPERATOR, VIEWER = "k-operator-1", "k-viewer-1"
+
+
+def _keys() -> list[ApiKeySpec]:
+    return [
+        ApiKeySpec(name="op", sha256=hash_key(OPERATOR), role="operator"),
+        ApiKeySpec(name="watch", sha256=hash_key(VIEWER), role="viewer", tenants=("north-coal",)),
+    ]
+
+
+async def _publish_methane(
+    broker_port: int, start_ms: int, values: tuple[float, ...], first_seq: int = 0
+) -> None:
+    """Readings of T1 (and a calm T0), one a second from `start_ms`, as the gateway sends them
+    (numbered from `first_seq`: the hub drops a batch number it has already seen)."""
+    keys = ("ch4_t1", "ch4_t0")
+    async with aiomqtt.Client("127.0.0.1", broker_port) as mq:
+        for seq, value in enumerate(values):
+            batch = TelemetryBatch(
+                "gw1",
+                "kj-sub-3",
+                7,
+                first_seq + seq,
+                keys,
+                np.arange(2, dtype=np.uint16),
+                np.full(2, start_ms + seq * 1000, np.int64),
+                np.array([value, 0.3]),
+                np.zeros(2, np.uint8),
+            )
+            await mq.publish(
+                TopicLayout().telemetry("north-coal", "face-1301", "kj-sub-3"),
+                encode(batch),
+                qos=1,
+            )
+
+
+def q(selector: str) -> str:
+    """A JavaScript expression for the first element matching `selector`."""
+    return f"document.querySelector({json.dumps(selector)})"
+
+
+async def _login(browser: Browser, key: str) -> None:
+    await browser.wait_for(
+        "document.body.dataset.ready === '1' && document.querySelector('#app').hidden"
+    )
+    await browser.js(f"{q('#key')}.value = {json.dumps(key)}")
+    await browser.js(f"{q('#login-form button')}.click()")
+    await browser.wait_for(f"!{q('#app')}.hidden")
+    await browser.wait_for(f"{q('#live')}.classList.contains('on')")
 
 
 @pytest.mark.slow
@@ -45,26 +101,7 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
             assert await browser.js("document.querySelectorAll('#alarms tbody tr').length") == 0
             await browser.screenshot(SHOTS / "01-logged-in.png")
 
-            now = time.time_ns() // 1_000_000
-            keys = ("ch4_t1", "ch4_t0")
-            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
-                for seq, value in enumerate((0.4, 1.2, 1.6)):
-                    batch = TelemetryBatch(
-                        "gw1",
-                        "kj-sub-3",
-                        7,
-                        seq,
-                        keys,
-                        np.arange(2, dtype=np.uint16),
-                        np.full(2, now + seq * 1000, np.int64),
-                        np.array([value, 0.3]),
-                        np.zeros(2, np.uint8),
-                    )
-                    await mq.publish(
-                        TopicLayout().telemetry("north-coal", "face-1301", "kj-sub-3"),
-                        encode(batch),
-                        qos=1,
-                    )
+            await _publish_methane(mosquitto.port, time.time_ns() // 1_000_000, (0.4, 1.2, 1.6))
             row = await browser.wait_for(
                 "document.querySelector('#alarms tbody tr')?.innerText", timeout_s=20
             )
@@ -78,5 +115,199 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
             assert "1.6" in tile
             await browser.js("document.querySelector('#lang').click()")
             await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
+        finally:
+            await browser.close()
+
+
+def _ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _cst(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(CST).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AlarmRow:
+    """Drives one alarm's row of the dashboard's alarm list through the DevTools protocol."""
+
+    def __init__(self, browser: Browser, alarm_id: int) -> None:
+        self.browser = browser
+        self.row = f"tr.alarm[data-alarm='{alarm_id}']"
+        self.extra = f"tr.extra[data-for='{alarm_id}']"
+
+    async def value(self, selector: str, prop: str) -> Any:
+        return await self.browser.js(f"{q(selector)}?.{prop}")
+
+    async def state(self) -> str | None:
+        return await self.value(f"{self.row} .isa", "dataset.isa")  # type: ignore[no-any-return]
+
+    async def wait_state(self, want: str) -> None:
+        await self.browser.wait_for(
+            f"{q(self.row + ' .isa')}?.dataset.isa === {json.dumps(want)}", timeout_s=5
+        )
+
+    async def buttons(self) -> list[str]:
+        return await self.browser.js(  # type: ignore[no-any-return]
+            f"[...document.querySelectorAll({json.dumps(self.row + ' button')})]"
+            ".map((b) => b.dataset.act)"
+        )
+
+    async def press(self, verb: str) -> None:
+        """Click the row's `verb` button once it is there and enabled (not mid-request)."""
+        button = q(f"{self.row} button[data-act={verb}]")
+        await self.browser.wait_for(f"{button} && !{button}.disabled", timeout_s=5)
+        await self.browser.js(f"{button}.click()")
+
+    async def submit(self, verb: str, **fields: str) -> None:
+        """Open the inline form of `verb`, fill it in and submit it."""
+        await self.press(verb)
+        form = f"{self.extra} form.act-form[data-form={verb}]"
+        await self.browser.wait_for(f"!!{q(form)}", timeout_s=5)
+        for name, text in fields.items():
+            await self.browser.js(f"{q(f'{form} [name={name}]')}.value = {json.dumps(text)}")
+        await self.browser.js(f"{q(form + ' button[type=submit]')}.click()")
+
+    async def message(self) -> str:
+        await self.browser.wait_for(f"{q(self.row + ' .msg')}.textContent", timeout_s=5)
+        return await self.value(f"{self.row} .msg", "textContent")  # type: ignore[no-any-return]
+
+    async def expand(self) -> None:
+        await self.browser.js(f"{q(self.row + ' td:nth-child(2)')}.click()")
+        await self.browser.wait_for(f"!!{q(self.extra + ' table.journal')}", timeout_s=5)
+
+    async def journal(self) -> list[list[str]]:
+        return await self.browser.js(  # type: ignore[no-any-return]
+            f"[...document.querySelectorAll({json.dumps(self.extra + ' table.journal tr')})]"
+            ".slice(1).map((r) => [...r.cells].map((c) => c.innerText.trim()))"
+        )
+
+
+@pytest.mark.slow
+async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
+    port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=_keys(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {OPERATOR}"}
+    async with running_hub(hub), httpx.AsyncClient(base_url=base, headers=headers) as api:
+
+        async def alarm() -> dict[str, Any]:
+            return await get_json(api, f"/api/v1/alarms/{alarm_id}")  # type: ignore[no-any-return]
+
+        async def raised() -> int | None:
+            found = await get_json(api, "/api/v1/alarms", sensor="ch4-t1", state="active")
+            return found[0]["id"] if found else None
+
+        browser = Browser()
+        try:
+            await browser.open(f"{base}/")
+            await browser.wait_for("document.body.dataset.ready === '1'")
+            if await browser.js("document.documentElement.lang") != "zh-CN":
+                await browser.js(f"{q('#lang')}.click()")
+            await _login(browser, VIEWER)
+            await _publish_methane(mosquitto.port, _ms() - 3000, (0.4, 1.2, 1.6))
+            alarm_id = await eventually(raised, 10, "the methane alarm")
+            row = AlarmRow(browser, alarm_id)
+
+            # a viewer may look but not act: the API's reason shows in the row
+            await row.wait_state("unack")
+            assert await row.value(f"{row.row} .isa", "innerText") == "未确认"
+            assert await row.buttons() == ["ack", "shelve", "comment", "verify"]
+            await row.press("ack")
+            assert await row.message() == "403 this key may only read"
+            assert (await alarm())["isa_state"] == "unack"
+            assert await row.state() == "unack"
+
+            # the open journal follows the live stream: a comment made elsewhere appears
+            await row.expand()
+            said = await api.post(
+                f"/api/v1/alarms/{alarm_id}/comment", json={"note": "调度室: 通风已加大"}
+            )
+            assert said.status_code == 200
+            await browser.wait_for(
+                f"{q(row.extra + ' table.journal')}.innerText.includes('通风已加大')", 5
+            )
+
+            await browser.js(f"{q('#logout')}.click()")
+            await _login(browser, OPERATOR)
+
+            # acknowledge: in the row at once, and in the alarm's record with the key's name
+            await row.wait_state("unack")
+            await row.press("ack")
+            await row.wait_state("ack")
+            a = await alarm()
+            assert (a["isa_state"], a["acked"]) == ("ack", True)
+            assert (a["events"][-1]["kind"], a["events"][-1]["actor"]) == ("acknowledged", "op")
+            assert "ack" not in await row.buttons()
+
+            # shelve for 8 h with a reason
+            asked = _ms()
+            await row.submit("shelve", reason="T1 探头标定 calibration", duration="28800")
+            await row.wait_state("shelved")
+            assert await row.value(f"{row.row} .isa", "innerText") == "已搁置"
+            a = await alarm()
+            assert a["isa_state"] == "shelved"
+            assert asked + 28_800_000 <= a["shelved_until"] <= _ms() + 28_800_000
+            last = a["events"][-1]
+            assert (last["kind"], last["actor"], last["comment"]) == (
+                "shelved",
+                "op",
+                "T1 探头标定 calibration",
+            )
+            assert await row.buttons() == ["unshelve", "comment", "verify"]
+            assert not await browser.js(f"!!{q(row.extra + ' form')}")  # done: the form closes
+
+            # a comment, seen in the expanded journal with its time in CST and the actor
+            await row.submit("comment", note="已通知瓦检员复查")
+            await browser.wait_for(f"{q(row.row + ' .isa')} && !{q(row.extra + ' form')}", 5)
+            await row.expand()
+            a = await alarm()
+            last = a["events"][-1]
+            assert last["kind"] == "commented"
+            assert (await row.journal())[-1] == [
+                _cst(last["ts"]),
+                "备注",
+                "op",
+                "已通知瓦检员复查",
+                "已搁置",
+            ]
+            kinds = [r[1] for r in await row.journal()]
+            assert kinds[-4:] == ["备注", "确认", "搁置", "备注"]
+            assert all(
+                re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r[0]) for r in await row.journal()
+            )
+
+            # unshelving an active alarm sounds it again: it wants a new acknowledgement
+            await row.press("unshelve")
+            await row.wait_state("unack")
+            await row.press("ack")
+            await row.wait_state("ack")
+
+            # disposal: verify, dispose; closing while the gas is still high is refused (409)
+            await row.submit("verify", note="现场核实: 便携仪 1.6%")
+            await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'verified'", 5)
+            await row.submit("dispose", note="已断电撤人, 加大通风")
+            await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'disposed'", 5)
+            await row.submit("close", note="办结")
+            assert await row.message() == "409 cannot close: the alarm is still active"
+            assert (await alarm())["disposal"] == "disposed"
+            assert await browser.js(f"!!{q(row.extra + ' form[data-form=close]')}")  # kept open
+            await browser.screenshot(SHOTS / "03-alarm-lifecycle.png")
+
+            # the gas comes down: the row follows live (ack -> normal); now the close goes
+            # through, and the finished alarm leaves the list of open alarms (still under "all")
+            await _publish_methane(mosquitto.port, _ms(), (0.5,), first_seq=10)
+            await row.wait_state("normal")
+            await browser.js(
+                f"{q(row.extra + ' form[data-form=close] button[type=submit]')}.click()"
+            )
+            await browser.wait_for(f"!{q(row.row)}", 5)
+            await browser.js(f"{q('#alarm-filter button[data-filter=all]')}.click()")
+            await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'closed'", 5)
+            a = await alarm()
+            assert (a["isa_state"], a["disposal"]) == ("normal", "closed")
         finally:
             await browser.close()

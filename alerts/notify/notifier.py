@@ -36,7 +36,7 @@ from alerts.notify.stages import (
 )
 from alerts.notify.store import NotifyStore
 from alerts.statedb import StateDB
-from alerts.table import SIDE_NAMES, SIDES
+from alerts.table import kind_name
 from telemetry.notifyconfig import (
     ChannelSpec,
     EscalationPolicySpec,
@@ -256,7 +256,7 @@ class Notifier:
             device=e["device"],
             sensor=e["sensor"],
             sensor_kind=info.kind if info is not None else "device",
-            alarm_kind=SIDE_NAMES[side] if 0 <= side < SIDES else str(side),
+            alarm_kind=kind_name(side),
             # the event's own tier (a raise at yellow), the alarm's for a clear
             tier=e["tier"] if e["tier"] not in ("none", "") else e["alarm_tier"],
             isa_state=e["isa_state"],

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from alerts.statedb import StateDB
-from alerts.table import SIDE_NAMES, SIDES
+from alerts.table import kind_name
 
 __all__ = ["NotifyStore"]
 
@@ -98,7 +98,7 @@ class NotifyStore:
                 f"AND sensor IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
-                kind = SIDE_NAMES[side] if 0 <= side < SIDES else str(side)
+                kind = kind_name(side)
                 active[sensor].append((kind, tier))
         down = frozenset(
             r[0]

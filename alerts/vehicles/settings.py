@@ -1,16 +1,16 @@
-"""Fleet analytics settings: per-class limits and geofences (pydantic v2, frozen, validated once).
+"""The fleet analytics settings live in the configuration models (`telemetry.fleetconfig`), so
+that the hub's YAML carries them under `fleet:`; re-exported here for the analytics."""
 
-Defaults follow DOMAIN.md section 3.1: hazmat 60 km/h (80 on expressways), coaches and charter
-buses 100 on expressways; at night (22:00-06:00 China Standard Time) 80 % of the day limit;
-continuous driving 4 h by day and 2 h at night, a rest of 20 min or more; 8 h a day; long-distance
-coaches stop between 02:00 and 05:00. Every number is configurable.
-"""
-
-from __future__ import annotations
-
-from typing import Annotated, Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from telemetry.fleetconfig import (
+    ClassLimits,
+    CorridorFence,
+    FleetSettings,
+    ForbiddenArea,
+    LatLon,
+    SpeedZone,
+    TimeWindow,
+    VehicleClass,
+)
 
 __all__ = [
     "ClassLimits",
@@ -22,140 +22,3 @@ __all__ = [
     "TimeWindow",
     "VehicleClass",
 ]
-
-VehicleClass = Literal["hazmat", "coach", "charter"]
-HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
-FenceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TimeWindow(_Frozen):
-    """A daily window of local time [start, end); it may wrap midnight; start == end is all day."""
-
-    start: HHMM
-    end: HHMM
-
-    def minutes(self) -> tuple[int, int]:
-        def to_min(text: str) -> int:
-            hh, mm = text.split(":")
-            return int(hh) * 60 + int(mm)
-
-        return to_min(self.start), to_min(self.end)
-
-
-class ClassLimits(_Frozen):
-    """The rules of one vehicle class."""
-
-    speed_kmh: float = Field(default=60.0, gt=0, le=250, description="off expressways")
-    expressway_kmh: float = Field(default=80.0, gt=0, le=250, description="in expressway zones")
-    night_speed_factor: float = Field(default=0.8, gt=0, le=1)
-    overspeed_min_s: float = Field(default=10.0, ge=0, le=3600, description="JT/T 808 0x0056")
-    continuous_day_s: float = Field(default=4 * 3600.0, gt=0, le=86400)
-    continuous_night_s: float = Field(default=2 * 3600.0, gt=0, le=86400)
-    min_rest_s: float = Field(default=1200.0, gt=0, le=86400)
-    daily_driving_s: float = Field(default=8 * 3600.0, gt=0, le=86400)
-    banned: TimeWindow | None = Field(default=None, description="no moving at all in this window")
-
-
-def _coach() -> ClassLimits:
-    return ClassLimits(
-        speed_kmh=100.0, expressway_kmh=100.0, banned=TimeWindow(start="02:00", end="05:00")
-    )
-
-
-def _charter() -> ClassLimits:
-    return ClassLimits(speed_kmh=100.0, expressway_kmh=100.0)
-
-
-class _Shape(_Frozen):
-    """A polygon (closed implicitly) or a corridor: `buffer_m` metres around a polyline."""
-
-    polygon: tuple[LatLon, ...] | None = None
-    polyline: tuple[LatLon, ...] | None = None
-    buffer_m: float | None = Field(default=None, gt=0, le=100_000)
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> Self:
-        if (self.polygon is None) == (self.polyline is None):
-            raise ValueError("a geofence sets exactly one of 'polygon' and 'polyline'")
-        if self.polygon is not None and len(set(self.polygon)) < 3:
-            raise ValueError("a polygon needs at least three distinct vertices")
-        if self.polyline is not None:
-            if self.buffer_m is None:
-                raise ValueError("a polyline needs 'buffer_m'")
-            if len(set(self.polyline)) < 2:
-                raise ValueError("a polyline needs at least two distinct points")
-        elif self.buffer_m is not None:
-            raise ValueError("'buffer_m' goes with 'polyline' only")
-        return self
-
-
-class SpeedZone(_Shape):
-    """Inside: the class's expressway limit applies (`expressway`), and a posted `limit_kmh`
-    caps it (a lower posted limit prevails)."""
-
-    kind: Literal["speed_zone"] = "speed_zone"
-    id: FenceId
-    expressway: bool = False
-    limit_kmh: float | None = Field(default=None, gt=0, le=250)
-
-    @model_validator(mode="after")
-    def _does_something(self) -> Self:
-        if not self.expressway and self.limit_kmh is None:
-            raise ValueError("a speed zone sets 'expressway', 'limit_kmh' or both")
-        return self
-
-
-class CorridorFence(_Shape):
-    """An approved route: the listed vehicles ("vehicle" in any tenant or "tenant/vehicle") raise
-    an alarm on leaving it and on coming back."""
-
-    kind: Literal["corridor"] = "corridor"
-    id: FenceId
-    vehicles: tuple[str, ...] = Field(min_length=1)
-
-
-class ForbiddenArea(_Shape):
-    """Vehicles of `classes` raise an alarm on entering during one of `windows` (none: always)."""
-
-    kind: Literal["forbidden"] = "forbidden"
-    id: FenceId
-    classes: tuple[VehicleClass, ...] = ("hazmat",)
-    windows: tuple[TimeWindow, ...] = ()
-
-
-Geofence = Annotated[SpeedZone | CorridorFence | ForbiddenArea, Field(discriminator="kind")]
-
-
-class FleetSettings(_Frozen):
-    hazmat: ClassLimits = ClassLimits()
-    coach: ClassLimits = Field(default_factory=_coach)
-    charter: ClassLimits = Field(default_factory=_charter)
-    utc_offset_min: int = Field(default=480, ge=-720, le=840, description="China Standard Time")
-    night: TimeWindow = TimeWindow(start="22:00", end="06:00")
-    moving_kmh: float = Field(default=5.0, ge=0, le=50, description="driving: speed above this")
-    max_drive_gap_s: float = Field(
-        default=1200.0, gt=0, le=86400, description="a gap while moving counts this much driving"
-    )
-    offline_s: float = Field(default=1200.0, gt=0, le=7 * 86400)
-    drift_kmh: float = Field(default=160.0, gt=0, le=2000)
-    track_gap_s: float = Field(default=300.0, gt=0, le=86400, description="KPI: complete track")
-    exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")
-    geofences: tuple[Geofence, ...] = ()
-
-    @model_validator(mode="after")
-    def _unique(self) -> Self:
-        ids = [g.id for g in self.geofences]
-        if len(set(ids)) != len(ids):
-            raise ValueError("geofence ids must be unique")
-        if sum(isinstance(g, ForbiddenArea) for g in self.geofences) > 64:
-            raise ValueError("at most 64 forbidden areas (a 64-bit mask per vehicle)")
-        return self
-
-    def limits(self, vehicle_class: VehicleClass) -> ClassLimits:
-        limits: ClassLimits = getattr(self, vehicle_class)
-        return limits

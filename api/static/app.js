@@ -1,4 +1,6 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
+import { STRINGS, alarms, initAlarms, loadAlarms, onAlarmEvent, renderAlarms } from "/static/alarms.js";
+
 const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
         online: "实时", alarms: "报警", tier: "等级", sensor: "测点", level: "级别", value: "数值",
@@ -14,13 +16,14 @@ const T = {
         out_of_range: "out of range", stale: "stale", manual: "manual", good: "",
         nodata: "no data", badkey: "invalid key" },
 };
+Object.assign(T.zh, STRINGS.zh);
+Object.assign(T.en, STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
 let key = sessionStorage.getItem("hh-key") || "";
 const sensors = new Map();   // id -> sensor
 const latest = new Map();    // id -> {ts, value, quality_name}
-const alarms = new Map();    // alarm id -> alarm
 let trendSensor = null;
 let live = false;
 
@@ -45,29 +48,7 @@ async function api(path) {
   return r.json();
 }
 
-const fmtTime = (ms) => new Date(ms).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
-
-function renderAlarms() {
-  const body = $("#alarms tbody");
-  if (!body) return;
-  const rows = [...alarms.values()].sort((a, b) => (a.state === b.state ? b.id - a.id : a.state === "active" ? -1 : 1));
-  body.innerHTML = "";
-  for (const a of rows.slice(0, 50)) {
-    const tr = document.createElement("tr");
-    tr.className = a.state;
-    tr.dataset.alarm = a.id;
-    tr.innerHTML = `<td><span class="tier tier-${a.tier}"></span></td><td></td><td></td><td></td><td></td><td></td>`;
-    const cells = tr.querySelectorAll("td");
-    cells[1].textContent = a.sensor;
-    cells[2].textContent = `${a.side === "above" || a.side === "below" ? "" : a.side + " "}${a.level_name}`;
-    cells[3].textContent = fmtVal(a.value, sensors.get(a.sensor)?.unit);
-    cells[4].textContent = fmtTime(a.started_ts);
-    cells[5].textContent = t(a.state);
-    tr.onclick = () => showTrend(a.sensor);
-    body.appendChild(tr);
-  }
-}
 
 function renderTiles() {
   const root = $("#sites");
@@ -160,12 +141,15 @@ async function drawMap() {
   });
 }
 
+let streamedBefore = false;
 async function stream() {
   // fetch with a streaming body: EventSource cannot send the Authorization header
   for (;;) {
     try {
       const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
       if (!r.ok) throw new Error(String(r.status));
+      if (streamedBefore) loadAlarms().then(renderTiles).catch(() => {});  // catch up on what was missed
+      streamedBefore = true;
       setLive(true);
       const reader = r.body.getReader(), dec = new TextDecoder();
       let buf = "";
@@ -192,21 +176,25 @@ function onEvent(kind, d) {
     latest.set(d.sensor, d);
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
-    api(`/api/v1/alarms/${d.alarm_id}`).then((a) => { alarms.set(a.id, a); renderAlarms(); renderTiles(); });
+    onAlarmEvent(d).then(renderTiles).catch(() => {});
     if (trendSensor === d.sensor) showTrend(d.sensor);
+  } else if (kind === "lagged") {
+    loadAlarms().then(renderTiles).catch(() => {});  // the stream dropped events: read afresh
   }
 }
 
 async function start() {
   for (const s of await api("/api/v1/sensors")) sensors.set(s.id, s);
   for (const l of await api("/api/v1/latest")) latest.set(l.sensor, l);
-  for (const a of await api("/api/v1/alarms?limit=100")) alarms.set(a.id, a);
+  await loadAlarms();
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
   translate();
   stream();
   drawMap(); setInterval(drawMap, 10000);
 }
 
+initAlarms({ t, key: () => key, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
+  onChange: () => renderTiles() });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
 $("#login-form").onsubmit = async (e) => {

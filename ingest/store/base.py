@@ -93,6 +93,19 @@ class PositionBatch:
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
+    @staticmethod
+    def concat(batches: Sequence[PositionBatch]) -> PositionBatch:
+        if len(batches) == 1:
+            return batches[0]
+        return PositionBatch(
+            np.concatenate([b.vehicle for b in batches]).astype(np.int32),
+            np.concatenate([b.ts for b in batches]).astype(np.int64),
+            np.concatenate([b.lat for b in batches]).astype(np.float64),
+            np.concatenate([b.lon for b in batches]).astype(np.float64),
+            np.concatenate([b.speed_kmh for b in batches]).astype(np.float64),
+            np.concatenate([b.heading_deg for b in batches]).astype(np.float64),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class LatestValue:

@@ -1,0 +1,131 @@
+"""From fleet analytics to alarms: the events of `evaluate_fleet` raise a vehicle's alarms, the
+state they leave behind clears them.
+
+One alarm per vehicle and kind (overspeed, fatigue, fatigue_daily, night_ban, corridor,
+forbidden_area, offline, drift), on the vehicle's speed sensor. An overspeed clears when the
+vehicle is back under its limit, a fatigue alarm after the qualifying rest (the daily one with
+the next local day), a corridor alarm when the vehicle is back on its route, a forbidden-area one
+when it has left every such area, offline with the next fix. Night driving of a coach in its
+banned hours and a GPS drift are moments: raised and returned at once, left for an operator to
+acknowledge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from alerts.table import FLEET_KINDS, FLEET_SIDE0
+from alerts.vehicles.evaluate import evaluate_fleet
+from alerts.vehicles.state import EventKind, FleetState, Positions
+from alerts.vehicles.table import FleetTable
+
+__all__ = ["FLEET_ALARMS", "FleetAlarms", "FleetChange", "fleet_side"]
+
+# kind -> (level name, tier, action)
+FLEET_ALARMS: dict[str, tuple[str, str, str]] = {
+    "overspeed": ("overspeed", "orange", "超速: 通知驾驶员减速 tell the driver to slow down"),
+    "fatigue": ("fatigue_continuous", "orange", "疲劳驾驶: 停车休息 20 分钟 the driver must rest"),
+    "fatigue_daily": ("fatigue_daily", "orange", "当日驾驶超时 over 8 h today: change driver"),
+    "night_ban": ("night_ban", "red", "客车 02:00-05:00 禁行 the coach must stop"),
+    "corridor": ("off_route", "orange", "偏离线路 off the approved route: call the driver"),
+    "forbidden_area": ("forbidden_area", "red", "驶入禁行区域 in a forbidden area: call now"),
+    "offline": ("offline", "yellow", "终端离线 check the terminal and its link"),
+    "drift": ("gps_drift", "blue", "定位漂移 check the antenna"),
+}
+_RAISES = {
+    EventKind.OVERSPEED: "overspeed",
+    EventKind.FATIGUE_CONTINUOUS: "fatigue",
+    EventKind.FATIGUE_DAILY: "fatigue_daily",
+    EventKind.BANNED_HOURS: "night_ban",
+    EventKind.CORRIDOR_LEAVE: "corridor",
+    EventKind.FORBIDDEN_ENTER: "forbidden_area",
+    EventKind.OFFLINE: "offline",
+    EventKind.DRIFT: "drift",
+}
+_MOMENTS = frozenset({"night_ban", "drift"})
+
+
+def fleet_side(kind: str) -> int:
+    """The alarm kind number (the `side` column) of a fleet alarm kind."""
+    return FLEET_SIDE0 + FLEET_KINDS.index(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetChange:
+    vehicle: int  # the registry index of the vehicle's speed sensor
+    kind: str  # a FLEET_KINDS entry
+    level: int  # 1 raised, 0 returned
+    ts: int  # event time (ms)
+    value: float  # speed km/h, driving s, distance m, silence s (EventKind)
+
+
+class FleetAlarms:
+    """The fleet's analytics state and the alarm changes each batch makes."""
+
+    def __init__(self, table: FleetTable) -> None:
+        self.table = table
+        self.state = FleetState.new(len(table))
+
+    def restore(self, active: Iterable[tuple[int, str]]) -> None:
+        """Mark the (vehicle, kind) alarms still active after a restart as raised, so that
+        their clear is seen and they are not raised twice."""
+        slot_of = self.table.slot_of
+        st = self.state
+        for vehicle, kind in active:
+            if not 0 <= vehicle < slot_of.shape[0] or slot_of[vehicle] < 0:
+                continue
+            s = int(slot_of[vehicle])
+            if kind == "overspeed":
+                st.over_raised[s] = st.over_active[s] = True
+            elif kind == "fatigue":
+                st.cont_raised[s] = True
+            elif kind == "fatigue_daily":
+                st.daily_raised[s] = True
+            elif kind == "offline":
+                st.offline_raised[s] = True
+            elif kind == "corridor":
+                st.in_route[s] = False
+
+    def judge(self, batch: Positions, now: int) -> list[FleetChange]:
+        """Evaluate a batch (or none: the clock's silence check) and return the alarm changes,
+        in event time."""
+        if not len(self.table):
+            return []
+        old = self.state
+        new, events = evaluate_fleet(self.table, old, batch, now)
+        changes: list[FleetChange] = []
+        raised: set[tuple[int, str]] = set()
+        for vehicle, kind, ts, value, _ in events.rows():
+            if kind == EventKind.CORRIDOR_ENTER:
+                changes.append(FleetChange(vehicle, "corridor", 0, ts, value))
+                continue
+            name = _RAISES.get(kind)
+            if name is None:
+                continue
+            changes.append(FleetChange(vehicle, name, 1, ts, value))
+            raised.add((vehicle, name))
+            if name in _MOMENTS:
+                changes.append(FleetChange(vehicle, name, 0, ts, value))
+        # an episode that was on before the batch, or began in it, and is over at its end
+        index = self.table.index
+        for name, before, after in (
+            ("overspeed", old.over_raised, new.over_raised),
+            ("fatigue", old.cont_raised, new.cont_raised),
+            ("fatigue_daily", old.daily_raised, new.daily_raised),
+            ("offline", old.offline_raised, new.offline_raised),
+            ("forbidden_area", old.forbidden != 0, new.forbidden != 0),
+        ):
+            began = np.zeros(len(self.table), np.bool_)
+            for who, what in raised:
+                if what == name:
+                    began[int(self.table.slot_of[who])] = True
+            for s in np.flatnonzero((before | began) & ~after).tolist():
+                changes.append(
+                    FleetChange(int(index[s]), name, 0, int(new.last_ts[s]), float("nan"))
+                )
+        self.state = new
+        changes.sort(key=lambda c: c.ts)  # stable: a raise stays before its clear
+        return changes

@@ -1,0 +1,305 @@
+// The operator's alarm list: ISA-18.2 state, tier, closed-loop disposal, the lifecycle actions
+// (acknowledge, shelve, unshelve, comment, verify / dispose / close) in inline forms, and each
+// alarm's journal. Rows are updated in place, so a half-typed form survives live updates.
+export const STRINGS = {
+  zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
+        isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
+        disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已关闭",
+        overdue: "超期", disposal: "处置", actions: "操作", started_cst: "开始时间（北京时间）",
+        ack: "确认", shelve: "搁置", unshelve: "取消搁置", comment: "备注", verify: "核实",
+        dispose: "处置", close: "关闭", submit: "提交", cancel: "取消", reason: "原因",
+        duration: "时长", note: "说明", hours: "小时", reason_ph: "搁置原因（必填）",
+        note_ph: "说明（必填）", filter_open: "未结束", filter_all: "全部", unack_count: "未确认",
+        journal: "报警日志", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
+        isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
+        rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
+        tier_red: "红色", tier_orange: "橙色", tier_yellow: "黄色", tier_blue: "蓝色", tier_none: "无",
+        ev_raised: "报警", ev_escalated: "升级", ev_deescalated: "降级", ev_cleared: "恢复",
+        ev_acknowledged: "确认", ev_shelved: "搁置", ev_unshelved: "取消搁置", ev_commented: "备注",
+        ev_verified: "核实", ev_disposed: "处置", ev_closed: "办结", ev_suppressed: "抑制",
+        ev_unsuppressed: "解除抑制", ev_out_of_service: "停用", ev_in_service: "恢复使用",
+        ev_overdue: "超期" },
+  en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
+        isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
+        disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
+        disp_closed: "closed", overdue: "overdue", disposal: "Disposal", actions: "Actions",
+        started_cst: "Started (CST)", ack: "Acknowledge", shelve: "Shelve", unshelve: "Unshelve",
+        comment: "Comment", verify: "Verify", dispose: "Dispose", close: "Close", submit: "Submit",
+        cancel: "Cancel", reason: "Reason", duration: "Duration", note: "Note", hours: "h",
+        reason_ph: "reason (required)", note_ph: "note (required)", filter_open: "Open",
+        filter_all: "All", unack_count: "unack", journal: "Journal", time_cst: "Time (CST)",
+        event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
+        shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
+        no_alarms: "no alarms", neterr: "network error, try again",
+        tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
+        tier_none: "none" },
+};
+
+export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
+const NEXT_STEP = { received: "verify", verified: "dispose", disposed: "close" };
+const NEXT_STEP_VERBS = new Set(Object.values(NEXT_STEP));
+const SHELVE_HOURS = [1, 8, 24];
+const SHOWN = 100;
+const ui = new Map();    // alarm id -> {expanded, form, busy, msg}
+const rows = new Map();  // alarm id -> {main, extra, sig}
+let filter = "open";
+let ctx = null;          // {t, key(), unit(sensor), onSelect(sensor), onChange()}
+
+export function initAlarms(context) {
+  ctx = context;
+  document.querySelectorAll("#alarm-filter button").forEach((b) => {
+    b.onclick = () => setFilter(b.dataset.filter);
+  });
+}
+
+const CST = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", hourCycle: "h23",
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+export function fmtCst(ms) {
+  if (ms === null || ms === undefined) return "—";
+  const p = Object.fromEntries(CST.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+}
+const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
+const isOpen = (a) => !(a.isa_state === "normal" && a.disposal === "closed");
+const version = (a) => (a.events.length ? a.events[a.events.length - 1].id : 0);
+const uiOf = (id) => { if (!ui.has(id)) ui.set(id, { expanded: false, form: null, busy: false, msg: "" }); return ui.get(id); };
+
+async function request(path, init = {}) {
+  const headers = { Authorization: `Bearer ${ctx.key()}` };
+  if (init.body) headers["Content-Type"] = "application/json";
+  const r = await fetch(path, { ...init, headers });
+  const data = await r.json().catch(() => null);
+  if (!r.ok) {
+    const d = data?.detail;
+    const why = Array.isArray(d) ? d.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : d;
+    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status });
+  }
+  return data;
+}
+
+/** Keep a snapshot of an alarm unless one with a later journal event is already held. */
+export function accept(a) {
+  const have = alarms.get(a.id);
+  if (!have || version(a) >= version(have)) alarms.set(a.id, a);
+}
+
+export async function loadAlarms() {
+  const q = filter === "open" ? "open=true&limit=500" : "limit=100";
+  const got = await request(`/api/v1/alarms?${q}`);
+  got.forEach(accept);
+  if (filter === "open") {
+    // alarms held as open that the hub no longer lists as open finished meanwhile: read them
+    const ids = new Set(got.map((a) => a.id));
+    const gone = [...alarms.values()].filter((a) => isOpen(a) && !ids.has(a.id)).slice(0, 50);
+    await Promise.all(gone.map((a) => request(`/api/v1/alarms/${a.id}`).then(accept).catch(() => {})));
+  }
+  renderAlarms();
+}
+
+function setFilter(f) {
+  filter = f;
+  renderAlarms();
+  loadAlarms().catch(() => {});
+}
+
+/** An alarm event from the live stream: show its state at once, then fetch the whole alarm. */
+export function onAlarmEvent(d) {
+  const a = alarms.get(d.alarm_id);
+  if (a && d.event_id > version(a)) {
+    const next = { ...a, isa_state: d.isa_state, disposal: d.disposal,
+      events: [...a.events, { id: d.event_id, kind: d.kind, ts: d.ts, arrival: d.arrival, level: d.level,
+        level_name: d.level_name, tier: d.tier, value: d.value, actor: d.actor, comment: d.comment,
+        isa_state: d.isa_state }] };
+    if (d.kind === "cleared") next.state = "cleared";
+    if (["unack", "ack", "rtn_unack", "normal"].includes(d.isa_state)) {
+      next.acked = d.isa_state === "ack" || d.isa_state === "normal";
+      next.shelved_until = null;
+    }
+    alarms.set(a.id, next);
+    renderAlarms();
+  }
+  return request(`/api/v1/alarms/${d.alarm_id}`).then((full) => { accept(full); renderAlarms(); });
+}
+
+async function act(id, verb, body) {
+  const u = uiOf(id);
+  const path = verb === "ack" ? "acknowledge" : NEXT_STEP_VERBS.has(verb) ? "disposal" : verb;
+  u.busy = true; u.msg = "";
+  renderAlarms();
+  try {
+    accept(await request(`/api/v1/alarms/${id}/${path}`,
+      { method: "POST", body: body ? JSON.stringify(body) : undefined }));
+    u.form = null;
+  } catch (err) {
+    u.msg = err.status ? err.message : ctx.t("neterr");
+  }
+  u.busy = false;
+  renderAlarms();
+  ctx.onChange();
+}
+
+function buttonsFor(a) {
+  const out = [];
+  if (!a.acked && !a.out_of_service) out.push("ack");
+  if (!a.out_of_service && !(a.state === "cleared" && a.acked) && a.shelved_until === null) out.push("shelve");
+  if (a.shelved_until !== null) out.push("unshelve");
+  out.push("comment");
+  if (NEXT_STEP[a.disposal]) out.push(NEXT_STEP[a.disposal]);
+  return out;
+}
+
+function onButton(a, verb) {
+  const u = uiOf(a.id);
+  u.msg = "";
+  if (verb === "ack" || verb === "unshelve") { act(a.id, verb); return; }
+  u.form = u.form === verb ? null : verb;
+  renderAlarms();
+  rows.get(a.id)?.extra.querySelector("form input")?.focus();
+}
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function isaBadge(state) {
+  const b = el("span", `isa isa-${state}`, ctx.t(`isa_${state}`));
+  b.dataset.isa = state;
+  return b;
+}
+
+function fillMain(tr, a) {
+  const t = ctx.t, u = uiOf(a.id);
+  tr.className = `alarm ${a.state} row-${a.isa_state} tier-row-${a.tier}${u.expanded ? " expanded" : ""}`;
+  tr.innerHTML = "<td></td><td></td><td></td><td></td><td></td><td></td><td></td><td></td>";
+  const c = tr.querySelectorAll("td");
+  const tier = el("span", `tier tier-${a.tier}`);
+  tier.title = t(`tier_${a.tier}`);
+  c[0].append(el("span", "caret", u.expanded ? "▾" : "▸"), tier);
+  c[1].textContent = a.sensor;
+  c[2].textContent = `${a.side === "above" || a.side === "below" ? "" : a.side + " "}${a.level_name}`;
+  c[3].textContent = fmtVal(a.value, ctx.unit(a.sensor));
+  c[4].textContent = fmtCst(a.started_ts);
+  c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
+  const disp = el("span", `disp disp-${a.disposal}`, t(`disp_${a.disposal}`));
+  disp.dataset.disposal = a.disposal;
+  c[6].append(disp);
+  if (a.overdue) c[6].append(el("span", "overdue", t("overdue")));
+  const acts = el("div", "acts");
+  for (const verb of buttonsFor(a)) {
+    const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`, t(verb));
+    b.type = "button"; b.dataset.act = verb; b.disabled = u.busy;
+    b.onclick = (e) => { e.stopPropagation(); onButton(a, verb); };
+    acts.append(b);
+  }
+  c[7].className = "acts-cell";
+  c[7].append(acts);
+  const msg = el("div", "msg error", u.msg);
+  msg.hidden = !u.msg;
+  msg.setAttribute("role", "alert");
+  c[7].append(msg);
+  c[7].onclick = (e) => e.stopPropagation();
+  tr.onclick = () => { u.expanded = !u.expanded; renderAlarms(); ctx.onSelect(a.sensor); };
+}
+
+function actionForm(a, verb) {
+  const t = ctx.t;
+  const f = el("form", "act-form");
+  f.dataset.form = verb;
+  const label = (text, input) => { const l = el("label", "", `${text} `); l.append(input); return l; };
+  if (verb === "shelve") {
+    const reason = el("input"); reason.name = "reason"; reason.required = true; reason.maxLength = 2000;
+    reason.placeholder = t("reason_ph");
+    const dur = el("select"); dur.name = "duration";
+    for (const h of SHELVE_HOURS) { const o = el("option", "", `${h} ${t("hours")}`); o.value = String(h * 3600); dur.append(o); }
+    f.append(label(t("reason"), reason), label(t("duration"), dur));
+  } else {
+    const note = el("input"); note.name = "note"; note.required = true; note.maxLength = 2000;
+    note.placeholder = t("note_ph");
+    f.append(label(`${t(verb)}: ${t("note")}`, note));
+  }
+  const ok = el("button", "submit", t("submit")); ok.type = "submit";
+  const no = el("button", "cancel", t("cancel")); no.type = "button";
+  no.onclick = () => { uiOf(a.id).form = null; renderAlarms(); };
+  f.append(ok, no);
+  f.onsubmit = (e) => {
+    e.preventDefault();
+    const v = (n) => f.elements[n].value;
+    if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
+    else if (verb === "comment") act(a.id, "comment", { note: v("note") });
+    else act(a.id, verb, { step: verb, note: v("note") });
+  };
+  return f;
+}
+
+function journal(a) {
+  const t = ctx.t;
+  const box = el("div", "detail");
+  const facts = el("dl", "facts");
+  const fact = (k, v) => { if (v) facts.append(el("dt", "", t(k)), el("dd", "", v)); };
+  fact("measure", a.action);
+  fact("rule", a.rule);
+  if (a.shelved_until !== null) fact("shelved_until", fmtCst(a.shelved_until));
+  if (a.disposal_due !== null && a.disposal !== "closed") fact("disposal_due", fmtCst(a.disposal_due));
+  box.append(facts, el("h4", "", t("journal")));
+  const tb = el("table", "journal");
+  const head = el("tr");
+  for (const k of ["time_cst", "event", "actor", "comment", "isa"]) head.append(el("th", "", t(k)));
+  tb.append(head);
+  for (const e of a.events) {
+    const r = el("tr");
+    r.dataset.kind = e.kind;
+    r.append(el("td", "", fmtCst(e.ts)), el("td", "", t(`ev_${e.kind}`) === `ev_${e.kind}` ? e.kind : t(`ev_${e.kind}`)),
+      el("td", "actor", e.actor ?? "—"), el("td", "note", e.comment || ""));
+    const s = el("td"); s.append(isaBadge(e.isa_state)); r.append(s);
+    tb.append(r);
+  }
+  box.append(tb);
+  return box;
+}
+
+function fillExtra(tr, a) {
+  const u = uiOf(a.id);
+  tr.hidden = !u.form && !u.expanded;
+  let td = tr.firstChild;
+  if (!td) { td = el("td"); td.colSpan = 8; tr.append(td); }
+  const form = td.querySelector("form.act-form");
+  if (form && form.dataset.form !== u.form) form.remove();
+  if (u.form && !td.querySelector("form.act-form")) td.prepend(actionForm(a, u.form));
+  td.querySelectorAll("form.act-form button").forEach((b) => { b.disabled = u.busy; });
+  td.querySelector(".detail")?.remove();
+  if (u.expanded) td.append(journal(a));
+}
+
+export function renderAlarms() {
+  const body = document.querySelector("#alarms tbody");
+  if (!body || !ctx) return;
+  const all = [...alarms.values()];
+  const shown = all.filter((a) => filter === "all" || isOpen(a))
+    .sort((a, b) => (a.state === b.state ? b.id - a.id : a.state === "active" ? -1 : 1))
+    .slice(0, SHOWN);
+  const keep = new Set(shown.map((a) => a.id));
+  for (const [id, r] of rows) if (!keep.has(id)) { r.main.remove(); r.extra.remove(); rows.delete(id); }
+  const lang = document.documentElement.lang;
+  for (const a of shown) {
+    let r = rows.get(a.id);
+    if (!r) {
+      r = { main: el("tr"), extra: el("tr", "extra"), sig: "" };
+      r.main.dataset.alarm = a.id; r.extra.dataset.for = a.id;
+      rows.set(a.id, r);
+    }
+    const sig = JSON.stringify([lang, a, uiOf(a.id)]);
+    if (sig !== r.sig) { fillMain(r.main, a); fillExtra(r.extra, a); r.sig = sig; }
+    body.append(r.main, r.extra);  // moves existing rows: inputs keep their values
+  }
+  document.querySelectorAll("#alarm-filter button").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b.dataset.filter === filter));
+  });
+  const unack = all.filter((a) => a.isa_state === "unack" || a.isa_state === "rtn_unack").length;
+  const count = document.querySelector("#unack-count");
+  if (count) { count.hidden = !unack; count.textContent = `${ctx.t("unack_count")} ${unack}`; }
+  const empty = document.querySelector("#alarms-empty");
+  if (empty) empty.hidden = shown.length > 0;
+}

@@ -1,0 +1,178 @@
+"""The fleet analytics raise and clear alarms in the hub: overspeed, fatigue, the coaches' night
+ban, offline; through the dispatcher, with the state database, and across a restart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alerts.statedb import StateDB
+from hazardhub.settings import load_profiles
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.base import PositionBatch
+from ingest.store.sqlite import SqliteStore
+from telemetry.config import HubConfig
+from telemetry.registry import Registry, build_registry, parse_document
+
+from e2e_helpers import ROOT
+
+MIN = 60_000
+HOUR = 60 * MIN
+STEP = 30_000
+T0 = 1_772_409_600_000  # 2026-03-02 00:00 UTC, 08:00 China Standard Time
+LAT0, LON0 = 30.0, 104.0
+
+CONFIG = """
+version: 1
+tenants:
+  - id: acme
+    vehicles:
+      - {id: tanker, plate: 川A00001, class: hazmat}
+      - {id: coach, plate: 川A00002, class: coach}
+"""
+
+
+def registry() -> Registry:
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(parse_document(CONFIG, HubConfig, "fleet.yaml"), profiles, packs, "x")
+
+
+def drive(
+    vehicle: int, start: int, legs: list[tuple[int, float]]
+) -> list[tuple[int, int, float, float, float]]:
+    """A fix every 30 s eastwards; each leg is (duration ms, speed km/h); a stop at the end."""
+    rows = []
+    t, lon = start, LON0
+    per_deg = 6_371_008.8 * math.pi / 180 * math.cos(math.radians(LAT0))
+    for duration, speed in legs:
+        end = t + duration
+        while t < end:
+            rows.append((vehicle, t, LAT0, lon, speed))
+            lon += speed / 3.6 * STEP / 1000 / per_deg
+            t += STEP
+    rows.append((vehicle, t, LAT0, lon, 0.0))
+    return rows
+
+
+def positions(rows: list[tuple[int, int, float, float, float]]) -> PositionBatch:
+    cols = list(zip(*rows, strict=True))
+    return PositionBatch(
+        np.asarray(cols[0], np.int32),
+        np.asarray(cols[1], np.int64),
+        np.asarray(cols[2], float),
+        np.asarray(cols[3], float),
+        np.asarray(cols[4], float),
+        np.zeros(len(rows)),
+    )
+
+
+class Hub:
+    def __init__(self, folder: Path) -> None:
+        self.reg = registry()
+        self.db = StateDB(folder / "state.db")
+        self.store = SqliteStore(self.reg, folder / "ts.db")
+        self.dispatcher = Dispatcher(self.reg, self.store, self.db, Metrics())
+
+    def vehicle(self, vid: str) -> int:
+        return self.reg.sensor(f"{vid}.speed").index
+
+    async def feed(self, rows: list[tuple[int, int, float, float, float]], chunk: int = 40):
+        events = []
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            events += await self.dispatcher.judge(None, [positions(part)], part[-1][1])
+        return events
+
+    def alarms(self, kind: str) -> list:
+        return [a for a in self.db.list_alarms(None) if a.rule == "fleet" and _kind(a) == kind]
+
+
+def _kind(row) -> str:
+    from alerts.table import kind_name
+
+    return kind_name(row.side)
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    h = Hub(tmp_path)
+    await h.store.open()
+    yield h
+    await h.store.close()
+    h.db.close()
+
+
+async def test_hazmat_overspeed_raises_and_clears(hub):
+    v = hub.vehicle("tanker")
+    # 60 km/h off expressways for hazmat: 75 for 5 min, then 50
+    events = await hub.feed(drive(v, T0, [(10 * MIN, 50.0), (5 * MIN, 75.0), (10 * MIN, 50.0)]))
+    fleet = [(e.kind, e.side) for e in events if e.rule == "fleet"]
+    assert fleet == [("raised", "overspeed"), ("cleared", "overspeed")]
+    (alarm,) = hub.alarms("overspeed")
+    assert (alarm.state, alarm.tier, alarm.sensor, alarm.site) == (
+        "cleared",
+        "orange",
+        "tanker.speed",
+        "vehicles",
+    )
+    assert T0 + 10 * MIN <= alarm.started_ts <= T0 + 15 * MIN
+    # the end is seen at the batch it happens in: its last position (40 fixes = 20 min)
+    assert T0 + 15 * MIN <= alarm.ended_ts <= T0 + 20 * MIN
+    assert alarm.isa_state == "rtn_unack"  # it still wants an acknowledgement
+
+
+async def test_coach_fatigue_raised_across_batches_and_cleared_by_a_rest(hub):
+    v = hub.vehicle("coach")
+    rows = drive(v, T0, [(4 * HOUR + 10 * MIN, 90.0), (25 * MIN, 0.0), (10 * MIN, 90.0)])
+    events = await hub.feed(rows, chunk=37)
+    fleet = [(e.kind, e.side) for e in events if e.rule == "fleet"]
+    assert fleet == [("raised", "fatigue"), ("cleared", "fatigue")]
+    (alarm,) = hub.alarms("fatigue")
+    assert alarm.started_ts == T0 + 4 * HOUR + STEP
+    assert alarm.level_name == "fatigue_continuous"
+
+
+async def test_coach_at_three_in_the_morning_is_a_night_ban_moment(hub):
+    v = hub.vehicle("coach")
+    start = T0 + 18 * HOUR + 50 * MIN  # 02:50 China Standard Time, in the 02:00-05:00 ban
+    await hub.feed(drive(v, start, [(20 * MIN, 60.0)]))
+    (alarm,) = hub.alarms("night_ban")
+    assert (alarm.state, alarm.isa_state, alarm.tier) == ("cleared", "rtn_unack", "red")
+    assert alarm.started_ts == start
+
+
+async def test_offline_by_the_clock_and_back_with_the_next_fix(hub):
+    v = hub.vehicle("tanker")
+    rows = drive(v, T0, [(10 * MIN, 50.0)])
+    rows = rows[:-1]  # it stops answering while moving
+    await hub.feed(rows)
+    last = rows[-1][1]
+    events = await hub.dispatcher.tick(last + 21 * MIN)  # offline after 20 min by default
+    assert [(e.kind, e.side) for e in events if e.rule == "fleet"] == [("raised", "offline")]
+    back = drive(v, last + 30 * MIN, [(2 * MIN, 40.0)])
+    events = await hub.feed(back)
+    assert ("cleared", "offline") in [(e.kind, e.side) for e in events if e.rule == "fleet"]
+
+
+async def test_restart_keeps_an_overspeed_episode_once_and_clears_it(tmp_path):
+    first = Hub(tmp_path)
+    await first.store.open()
+    v = first.vehicle("tanker")
+    rows = drive(v, T0, [(5 * MIN, 50.0), (10 * MIN, 75.0), (5 * MIN, 50.0)])
+    cut = next(i for i, r in enumerate(rows) if r[1] >= T0 + 10 * MIN)
+    await first.feed(rows[:cut])
+    assert [a.state for a in first.alarms("overspeed")] == ["active"]
+    await first.store.close()
+    first.db.close()
+    # restarted on the same state database: the episode goes on and ends
+    second = Hub(tmp_path)
+    await second.store.open()
+    events = await second.feed(rows[cut:])
+    assert [(e.kind, e.side) for e in events if e.rule == "fleet"] == [("cleared", "overspeed")]
+    assert [a.state for a in second.alarms("overspeed")] == ["cleared"]
+    await second.store.close()
+    second.db.close()
