@@ -225,6 +225,15 @@ class StateDB:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             self._migrate()
+            # reads (the API, analytics) on a connection of their own: under WAL they see what
+            # is committed and never wait for the writer's lock, nor hold it up
+            self._reader = sqlite3.connect(
+                Path(self._path).resolve().as_uri() + "?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            self._read_lock = threading.Lock()
         except sqlite3.Error as exc:
             raise AlarmStoreError(f"cannot open state database {self._path}: {exc}") from exc
 
@@ -234,6 +243,8 @@ class StateDB:
             self._db.executescript(f"BEGIN; {_SCHEMA_V2} PRAGMA user_version = {_VERSION}; COMMIT;")
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 
@@ -253,9 +264,10 @@ class StateDB:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        """A read, on the reading connection."""
+        with self._read_lock:
             try:
-                return self._db.execute(sql, params).fetchall()
+                return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
