@@ -24,12 +24,14 @@ from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import AlarmRow, StateDB
 from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
+from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = [
     "DEVICE_RULE",
     "FLEET_RULE",
+    "TERMINAL_RULE",
     "AlarmBook",
     "AlarmEvent",
     "device_alarm_id",
@@ -132,6 +134,8 @@ class AlarmEvent:
 
 
 FLEET_RULE = "fleet"  # the rule of the alarms the fleet analytics raise
+TERMINAL_RULE = "terminal"  # the rule of a vehicle terminal's own alarms (JT/T 808 bits)
+_NORMAL = ("normal", "none", "")
 
 # the alarm of a whole device (or gateway) whose sensors all lost communication: it inhibits the
 # notifications of its sensors' own no-data alarms (alerts.notify)
@@ -257,29 +261,55 @@ class AlarmBook:
             self._db.update_alarms(con, list(work.dirty.values()))
         return events
 
-    def apply_fleet(self, changes: Sequence[FleetChange], arrival: int) -> list[AlarmEvent]:
-        """Record the alarm changes of the fleet analytics, in order, in one transaction."""
-        if not changes:
+    def apply_fleet(
+        self,
+        changes: Sequence[FleetChange],
+        arrival: int,
+        terminal: Sequence[TerminalChange] = (),
+    ) -> list[AlarmEvent]:
+        """Record the alarm changes of the fleet analytics and of the terminals' own alarm
+        bits, in order, in one transaction."""
+        if not changes and not terminal:
             return []
+        rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float]] = []
+        for c in changes:
+            described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
+            rows.append(
+                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value)
+            )
+        for t in terminal:
+            kind, tier, action = TERMINAL_BITS[t.bit]
+            described = (kind, tier, action) if t.level else _NORMAL
+            rows.append(
+                (
+                    t.vehicle,
+                    TERMINAL_RULE,
+                    TERMINAL_SIDE0 + t.bit,
+                    t.level,
+                    described,
+                    t.ts,
+                    math.nan,
+                )
+            )
         sensors = self._registry.sensors
         events: list[AlarmEvent] = []
         with self._db.transaction() as con:
-            names = {sensors[c.vehicle].id for c in changes}
+            names = {sensors[r[0]].id for r in rows}
             work = _Work(
                 con,
                 {(r.sensor, r.rule, r.side): r for r in self._db.active_for(con, names)},
                 self._db.shelves_until(con, arrival),
                 self._db.sensors_out(con),
             )
-            for c in changes:
-                info = sensors[c.vehicle]
+            for vehicle, rule, side, level, described, ts, value in rows:
+                info = sensors[vehicle]
                 event = self._change(
                     work,
-                    (info.tenant, info.site, info.device, info.id, FLEET_RULE, fleet_side(c.kind)),
-                    c.level,
-                    FLEET_ALARMS[c.kind] if c.level else ("normal", "none", ""),
-                    c.ts,
-                    c.value,
+                    (info.tenant, info.site, info.device, info.id, rule, side),
+                    level,
+                    described,
+                    ts,
+                    value,
                     arrival,
                 )
                 if event is not None:
@@ -287,14 +317,19 @@ class AlarmBook:
             self._db.update_alarms(con, list(work.dirty.values()))
         return events
 
-    def active_fleet(self) -> list[tuple[int, str]]:
-        """(speed sensor index, kind) of the fleet alarms still active."""
-        out = []
+    def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
+        """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
+        index, bit) still active."""
+        fleet, terminal = [], []
         for row in self._db.active_alarms():
             info = self._registry.sensor(row.sensor)
-            if row.rule == FLEET_RULE and info is not None:
-                out.append((info.index, kind_name(row.side)))
-        return out
+            if info is None:
+                continue
+            if row.rule == FLEET_RULE:
+                fleet.append((info.index, kind_name(row.side)))
+            elif row.rule == TERMINAL_RULE:
+                terminal.append((info.index, row.side - TERMINAL_SIDE0))
+        return fleet, terminal
 
     def _one(
         self,

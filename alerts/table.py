@@ -28,6 +28,7 @@ __all__ = [
     "SIDES",
     "SIDE_NAMES",
     "SLOTS",
+    "TERMINAL_KINDS",
     "TREND_DEPTH",
     "RuleTable",
     "VerifyPlan",
@@ -58,9 +59,33 @@ FLEET_KINDS = (
     "offline",
     "drift",
 )
+# the terminal's own alarm bits (alerts.vehicles.terminal): kind number 32 + bit
+TERMINAL_KINDS: dict[int, str] = {
+    0: "terminal_emergency",
+    1: "terminal_overspeed",
+    2: "terminal_fatigue",
+    3: "terminal_danger",
+    4: "terminal_gnss_fault",
+    5: "terminal_antenna_cut",
+    6: "terminal_antenna_short",
+    7: "terminal_power_low",
+    8: "terminal_power_off",
+    11: "terminal_camera_fault",
+    18: "terminal_day_driving",
+    19: "terminal_parking",
+    20: "terminal_area",
+    21: "terminal_route",
+    23: "terminal_off_route",
+    26: "terminal_stolen",
+    27: "terminal_illegal_ignition",
+    28: "terminal_illegal_move",
+    29: "terminal_collision",
+    30: "terminal_rollover",
+}
 ALARM_KIND_NAMES: dict[int, str] = {
     **dict(enumerate(SIDE_NAMES)),
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
+    **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
 }
 ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAMES.items()}
 

@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
     j.add_argument("--name", default="jt808", help="gateway name (spool file, drop reports)")
     j.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user (e.g. hazardhub-jt808); the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
+    j.add_argument(
         "--auth-secret-env",
         default="HAZARDHUB_JT808_SECRET",
         help="environment variable holding the auth-code secret (keeps codes valid on restart)",
@@ -263,6 +268,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             idle_timeout_s=args.idle_timeout_s,
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             name=args.name,
+            username=args.broker_user,
+            password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
         )
 
         async def run_jt808(stop: asyncio.Event) -> int:

@@ -13,10 +13,11 @@ from pathlib import Path
 import orjson
 import uvicorn
 
-from alerts.alarms import AlarmEvent
+from alerts.alarms import TERMINAL_RULE, AlarmEvent
 from alerts.notify.channels import Senders
 from alerts.notify.notifier import Notifier
 from alerts.statedb import StateDB
+from alerts.vehicles.terminal import terminal_bit
 from api.app import AppContext, create_app
 from api.auth import KeyRing
 from api.stream import Broadcaster
@@ -161,6 +162,8 @@ class Hub:
         await self.stream.on_alarms(events)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+            if ev.kind == "acknowledged" and ev.rule == TERMINAL_RULE:
+                await self._confirm_terminal(ev)
             try:
                 await self.ingest.publish(
                     self.layout.alarms(ev.tenant, ev.site), orjson.dumps(ev.to_json())
@@ -169,6 +172,22 @@ class Hub:
                 self.metrics.inc("hazardhub_alarm_publish_failures_total")
                 log.warning("alarm event %d not published: %s", ev.event_id, exc)
         self.notifier.wake.set()
+
+    async def _confirm_terminal(self, ev: AlarmEvent) -> None:
+        """An operator acknowledged a terminal's own alarm: ask the JT/T 808 gateway to confirm
+        it to the terminal (0x8203) through the vehicle's command topic."""
+        bit = terminal_bit(ev.side)
+        if bit is None:
+            return
+        command = {"command": "confirm_alarm", "alarm_type": 1 << bit, "alarm_serial": 0}
+        try:
+            await self.ingest.publish(
+                self.layout.vehicle_command(ev.tenant, ev.device), orjson.dumps(command)
+            )
+            self.metrics.inc("hazardhub_terminal_confirmations_total")
+        except Exception as exc:
+            self.metrics.inc("hazardhub_terminal_confirmation_failures_total")
+            log.warning("alarm %d: terminal confirmation not sent: %s", ev.alarm_id, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""

@@ -43,13 +43,32 @@ def plan_users(
     registry: Registry, layout: TopicLayout, hub_user: str = "hazardhub-hub"
 ) -> list[MqttUser]:
     root = layout.root
-    users = [MqttUser(hub_user, secrets.token_urlsafe(18), (f"{root}/#",), (f"{root}/+/alarms/#",))]
+    users = [
+        MqttUser(
+            hub_user,
+            secrets.token_urlsafe(18),
+            (f"{root}/#",),
+            (f"{root}/+/alarms/#", layout.vehicle_commands()),
+        ),
+        # the centre's JT/T 808 gateway: positions of every tenant's vehicles, the hub's
+        # commands for their terminals
+        MqttUser(
+            "hazardhub-jt808",
+            secrets.token_urlsafe(18),
+            (layout.vehicle_commands(),),
+            (
+                f"{root}/+/vehicles/+/position",
+                f"{root}/+/gateways/+/status",
+                f"{root}/+/gateways/+/dropped",
+            ),
+        ),
+    ]
     for tenant in registry.tenants:
         users.append(
             MqttUser(
                 f"{tenant}",
                 secrets.token_urlsafe(18),
-                (f"{root}/{tenant}/alarms/#",),
+                (f"{root}/{tenant}/alarms/#", f"{root}/{tenant}/vehicles/+/command"),
                 (
                     f"{root}/{tenant}/+/+/telemetry",
                     f"{root}/{tenant}/vehicles/+/position",

@@ -19,6 +19,7 @@ from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.terminal import TerminalAlarms
 from ingest.metrics import Metrics
 from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.registry import Registry
@@ -51,7 +52,11 @@ class Dispatcher:
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
         self.fleet = FleetAlarms(compile_fleet(registry.config.fleet, registry.vehicles.values()))
-        self.fleet.restore(self.book.active_fleet())
+        # and the terminals' own alarm bits (JT/T 808)
+        self.terminal = TerminalAlarms()
+        fleet_active, terminal_active = self.book.active_vehicle_alarms()
+        self.fleet.restore(fleet_active)
+        self.terminal.restore(terminal_active)
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
@@ -96,12 +101,13 @@ class Dispatcher:
         """Judge positions (none: the silence up to `now`) and record the fleet's alarms. The
         analytics' state advances only once its alarms are committed."""
         batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
-        before = self.fleet.state
+        before, flags = self.fleet.state, dict(self.terminal.flags)
         changes = self.fleet.judge(batch, now)
+        bits = self.terminal.judge(batch, batch.flags())
         try:
-            return self.book.apply_fleet(changes, now)
+            return self.book.apply_fleet(changes, now, bits)
         except Exception:
-            self.fleet.state = before
+            self.fleet.state, self.terminal.flags = before, flags
             raise
 
     async def write(

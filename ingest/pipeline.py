@@ -205,6 +205,7 @@ class Pipeline:
             cols.lon[keep],
             cols.speed_kmh[keep],
             cols.heading_deg[keep],
+            cols.alarm_flags[keep],
         )
         readings = ReadingBatch(
             idx,

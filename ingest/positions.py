@@ -37,6 +37,7 @@ class PositionColumns:
     heading_deg: npt.NDArray[np.float64]
     seq: npt.NDArray[np.int64]  # -1 when absent
     rejected: tuple[tuple[int, str], ...]  # (record index, reason)
+    alarm_flags: npt.NDArray[np.uint32]  # JT/T 808 alarm bits, 0 when absent
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -70,7 +71,7 @@ def _ts(v: Any) -> int:
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
-def _record(rec: Any) -> tuple[int, float, float, float, float, int]:
+def _record(rec: Any) -> tuple[int, float, float, float, float, int, int]:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be an object, got {type(rec).__name__}")
     missing = [k for k in _REQUIRED if k not in rec]
@@ -102,6 +103,7 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int]:
         _number(rec, "speed_kmh", 0, 300),
         _number(rec, "heading_deg", 0, 360),
         seq,
+        flags,
     )
 
 
@@ -116,14 +118,14 @@ def decode_positions(payload: bytes) -> PositionColumns:
         raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
     if len(records) > MAX_RECORDS:
         raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
-    good: list[tuple[int, float, float, float, float, int]] = []
+    good: list[tuple[int, float, float, float, float, int, int]] = []
     rejected: list[tuple[int, str]] = []
     for i, rec in enumerate(records):
         try:
             good.append(_record(rec))
         except ValueError as exc:
             rejected.append((i, str(exc)))
-    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), ()]
+    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), (), ()]
     return PositionColumns(
         np.array(cols[0], dtype=np.int64),
         np.array(cols[1], dtype=np.float64),
@@ -132,4 +134,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         np.array(cols[4], dtype=np.float64),
         np.array(cols[5], dtype=np.int64),
         tuple(rejected),
+        np.array(cols[6], dtype=np.uint32),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "TelemetryTopic",
     "Topic",
     "TopicLayout",
+    "VehicleCommandTopic",
     "check_segment",
 ]
 
@@ -54,6 +55,12 @@ class PositionTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class VehicleCommandTopic:
+    tenant: str
+    vehicle: str
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayStatusTopic:
     tenant: str
     gateway: str
@@ -66,7 +73,7 @@ class AlarmTopic:
     site: str
 
 
-Topic = TelemetryTopic | PositionTopic | GatewayStatusTopic | AlarmTopic
+Topic = TelemetryTopic | PositionTopic | GatewayStatusTopic | AlarmTopic | VehicleCommandTopic
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,17 @@ class TopicLayout:
         check_segment(tenant, "tenant")
         check_segment(vehicle, "vehicle")
         return f"{self.root}/{tenant}/vehicles/{vehicle}/position"
+
+    def vehicle_command(self, tenant: str, vehicle: str) -> str:
+        """Commands of the hub for a vehicle's terminal (e.g. confirm its alarms, JT/T 808
+        0x8203), which the gateway that serves the terminal subscribes to."""
+        check_segment(tenant, "tenant")
+        check_segment(vehicle, "vehicle")
+        return f"{self.root}/{tenant}/vehicles/{vehicle}/command"
+
+    def vehicle_commands(self) -> str:
+        """The filter a vehicle gateway subscribes to."""
+        return f"{self.root}/+/vehicles/+/command"
 
     def gateway_status(self, tenant: str, gateway: str) -> str:
         check_segment(tenant, "tenant")
@@ -126,6 +144,10 @@ class TopicLayout:
             )
         if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "position":
             return PositionTopic(
+                check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
+            )
+        if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "command":
+            return VehicleCommandTopic(
                 check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
             )
         if len(parts) == 4 and parts[1] == "gateways" and parts[3] in ("status", "dropped"):

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.jt808.commands import CommandListener
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.session import (
     Authenticated,
@@ -224,6 +225,8 @@ class Jt808Gateway:
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
         name: str = "jt808",
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         if secret is None:
             log.warning(
@@ -243,9 +246,20 @@ class Jt808Gateway:
             spool=self.spool,
             gateway=name,
             clock_ms=_wall_ms,
+            username=username,
+            password=password,
         )
         self.server = Jt808Server(
             registry, self.uplink, secret=secret, idle_timeout_s=idle_timeout_s
+        )
+        # the hub's commands for the terminals (0x8203 when an operator acknowledges)
+        self.commands = CommandListener(
+            self.server,
+            *broker,
+            layout=layout,
+            client_id=f"hazardhub-jt808-{name}-commands",
+            username=username,
+            password=password,
         )
         self.ready = asyncio.Event()
 
@@ -255,6 +269,7 @@ class Jt808Gateway:
             self.ready.set()
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(stop), name="jt808-uplink")
+                tg.create_task(self.commands.run(stop), name="jt808-commands")
                 tg.create_task(self.server.serve(stop), name="jt808-server")
         finally:
             self.spool.close()

@@ -89,9 +89,16 @@ class PositionBatch:
     lon: npt.NDArray[np.float64]
     speed_kmh: npt.NDArray[np.float64]
     heading_deg: npt.NDArray[np.float64]
+    # the terminal's JT/T 808 alarm bits per position (None: none reported)
+    alarm_flags: npt.NDArray[np.uint32] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    def flags(self) -> npt.NDArray[np.uint32]:
+        if self.alarm_flags is None:
+            return np.zeros(len(self), np.uint32)
+        return self.alarm_flags
 
     @staticmethod
     def concat(batches: Sequence[PositionBatch]) -> PositionBatch:
@@ -104,6 +111,7 @@ class PositionBatch:
             np.concatenate([b.lon for b in batches]).astype(np.float64),
             np.concatenate([b.speed_kmh for b in batches]).astype(np.float64),
             np.concatenate([b.heading_deg for b in batches]).astype(np.float64),
+            np.concatenate([b.flags() for b in batches]).astype(np.uint32),
         )
 
 

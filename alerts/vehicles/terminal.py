@@ -1,0 +1,109 @@
+"""The terminal's own alarms: the JT/T 808 alarm bits of each position (table 24 of the 2019
+standard) become alarms. A bit that goes from 0 to 1 raises the alarm of that bit on the vehicle,
+from 1 to 0 clears it, in event time and per vehicle; an operator's acknowledgement of one is
+what the platform confirms back to the terminal with 0x8203.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.table import TERMINAL_KINDS
+from alerts.vehicles.state import Positions
+
+__all__ = [
+    "TERMINAL_BITS",
+    "TERMINAL_SIDE0",
+    "TerminalAlarms",
+    "TerminalChange",
+    "terminal_bit",
+    "terminal_kind",
+]
+
+TERMINAL_SIDE0 = 32  # alarm kind number of bit 0; bit b is TERMINAL_SIDE0 + b
+
+# bit -> (kind, tier, action); the bits hazardhub raises (the others are status noise)
+TERMINAL_BITS: dict[int, tuple[str, str, str]] = {
+    0: ("terminal_emergency", "red", "紧急报警: 立即联系驾驶员 call the driver now"),
+    1: ("terminal_overspeed", "orange", "终端超速报警 the terminal reports overspeed"),
+    2: ("terminal_fatigue", "orange", "终端疲劳驾驶报警 the terminal reports fatigue"),
+    3: ("terminal_danger", "yellow", "危险预警 danger warning from the terminal"),
+    4: ("terminal_gnss_fault", "yellow", "GNSS 模块故障 check the positioning module"),
+    5: ("terminal_antenna_cut", "yellow", "GNSS 天线未接或被剪断 antenna cut: check it"),
+    6: ("terminal_antenna_short", "yellow", "GNSS 天线短路 antenna short circuit"),
+    7: ("terminal_power_low", "yellow", "主电源欠压 main power low"),
+    8: ("terminal_power_off", "orange", "主电源掉电 main power off: tampering?"),
+    11: ("terminal_camera_fault", "blue", "摄像头故障 camera fault"),
+    18: ("terminal_day_driving", "orange", "当天累计驾驶超时 over the day's driving time"),
+    19: ("terminal_parking", "yellow", "超时停车 parked too long"),
+    20: ("terminal_area", "yellow", "进出区域 entered or left an area"),
+    21: ("terminal_route", "yellow", "进出路线 entered or left a route"),
+    23: ("terminal_off_route", "orange", "路线偏离报警 off the route"),
+    26: ("terminal_stolen", "red", "车辆被盗 vehicle stolen"),
+    27: ("terminal_illegal_ignition", "red", "车辆非法点火 illegal ignition"),
+    28: ("terminal_illegal_move", "red", "车辆非法位移 illegal displacement"),
+    29: ("terminal_collision", "red", "碰撞预警 collision: call the driver and rescue"),
+    30: ("terminal_rollover", "red", "侧翻预警 rollover: call the driver and rescue"),
+}
+_MASK = np.uint32(sum(1 << b for b in TERMINAL_BITS))
+assert {b: k for b, (k, _, _) in TERMINAL_BITS.items()} == TERMINAL_KINDS
+_KIND_BIT = {kind: bit for bit, (kind, _, _) in TERMINAL_BITS.items()}
+
+
+def terminal_kind(side: int) -> str | None:
+    """The alarm kind of a terminal alarm's side, or None."""
+    bit = side - TERMINAL_SIDE0
+    found = TERMINAL_BITS.get(bit)
+    return found[0] if found else None
+
+
+def terminal_bit(kind: str) -> int | None:
+    return _KIND_BIT.get(kind)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalChange:
+    vehicle: int  # registry index of the vehicle's speed sensor
+    bit: int
+    level: int  # 1 raised, 0 cleared
+    ts: int
+
+
+class TerminalAlarms:
+    """The last alarm bits of each vehicle, and the changes each batch brings."""
+
+    def __init__(self) -> None:
+        self.flags: dict[int, int] = {}
+
+    def restore(self, active: Iterable[tuple[int, int]]) -> None:
+        """(vehicle, bit) of the terminal alarms still active after a restart."""
+        for vehicle, bit in active:
+            self.flags[vehicle] = self.flags.get(vehicle, 0) | (1 << bit)
+
+    def judge(self, batch: Positions, flags: npt.NDArray[np.uint32]) -> list[TerminalChange]:
+        """The bit changes of the batch, per vehicle in event time; positions at or before a
+        vehicle's latest are taken in the order given (a backfill is not an alarm of now)."""
+        if not len(flags) or (not flags.any() and not self.flags):
+            return []
+        order = np.lexsort((batch.ts, batch.vehicle))
+        vehicles = batch.vehicle[order].tolist()
+        stamps = batch.ts[order].tolist()
+        bits = (flags[order] & _MASK).tolist()
+        changes: list[TerminalChange] = []
+        for vehicle, ts, now in zip(vehicles, stamps, bits, strict=True):
+            before = self.flags.get(vehicle, 0)
+            diff = before ^ now
+            if not diff:
+                continue
+            for bit in TERMINAL_BITS:
+                if diff >> bit & 1:
+                    changes.append(TerminalChange(vehicle, bit, now >> bit & 1, ts))
+            if now:
+                self.flags[vehicle] = now
+            else:
+                self.flags.pop(vehicle, None)
+        return changes

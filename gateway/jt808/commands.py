@@ -1,0 +1,126 @@
+"""The hub's commands for vehicle terminals, received over MQTT by the JT/T 808 gateway.
+
+The hub publishes `{root}/{tenant}/vehicles/{vehicle}/command` (QoS 1) with a JSON object; the
+gateway subscribes with a persistent session (commands sent while it was away come when it is
+back) and passes each to the terminal of that vehicle:
+
+  {"command": "confirm_alarm", "alarm_type": 1, "alarm_serial": 0}
+      0x8203: the platform confirms the terminal's alarms of `alarm_type` (JT/T 808 bits);
+      serial 0 confirms all of them. Sent when an operator acknowledges a terminal alarm.
+
+A command for a terminal that is not connected is counted and dropped (the terminal raises the
+alarm again if it still holds); a malformed one is counted and logged, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import Protocol
+
+import aiomqtt
+import orjson
+
+from telemetry.errors import TopicError
+from telemetry.topics import TopicLayout, VehicleCommandTopic
+
+__all__ = ["CommandListener", "Confirmer"]
+
+log = logging.getLogger(__name__)
+
+
+class Confirmer(Protocol):
+    def confirm_alarm(
+        self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = 0
+    ) -> bool: ...
+
+
+class CommandListener:
+    def __init__(
+        self,
+        server: Confirmer,
+        host: str,
+        port: int,
+        *,
+        layout: TopicLayout | None = None,
+        client_id: str = "hazardhub-jt808-commands",
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.server = server
+        self.host, self.port = host, port
+        self.layout = layout or TopicLayout()
+        self.client_id = client_id
+        self._username, self._password = username, password
+        self.counters: Counter[str] = Counter()
+        self.subscribed = asyncio.Event()
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """Carry out one command; returns what happened (also counted)."""
+        outcome = self._handle(topic, payload)
+        self.counters[outcome] += 1
+        return outcome
+
+    def _handle(self, topic: str, payload: bytes) -> str:
+        try:
+            where = self.layout.parse(topic)
+        except TopicError as exc:
+            log.warning("jt808 command on a bad topic: %s", exc)
+            return "rejected"
+        if not isinstance(where, VehicleCommandTopic):
+            return "rejected"
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warning("jt808 command for %s/%s is not JSON", where.tenant, where.vehicle)
+            return "rejected"
+        if not isinstance(doc, dict) or doc.get("command") != "confirm_alarm":
+            log.warning("jt808 command for %s/%s unknown: %.200r", where.tenant, where.vehicle, doc)
+            return "rejected"
+        kind, serial = doc.get("alarm_type", 0), doc.get("alarm_serial", 0)
+        if (
+            not all(isinstance(x, int) and 0 <= x < 2**32 for x in (kind, serial))
+            or serial > 0xFFFF
+        ):
+            return "rejected"
+        if self.server.confirm_alarm(where.tenant, where.vehicle, serial, kind):
+            return "confirmed"
+        log.info("jt808: %s/%s is not connected; confirmation dropped", where.tenant, where.vehicle)
+        return "not_connected"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.client_id,
+                    clean_session=False,
+                    username=self._username,
+                    password=self._password,
+                ) as client:
+                    await client.subscribe(self.layout.vehicle_commands(), qos=1)
+                    self.subscribed.set()
+                    backoff = 0.5
+                    reader = asyncio.create_task(self._read(client))
+                    stopper = asyncio.create_task(stop.wait())
+                    await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    stopper.cancel()
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                log.warning("jt808 commands: broker unreachable (%s); retry in %.1fs", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload).encode()
+            self.handle(str(message.topic), data)

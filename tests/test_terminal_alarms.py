@@ -1,0 +1,172 @@
+"""A vehicle terminal's own alarms, end to end over real sockets: a JT/T 808 terminal reports
+the emergency bit -> the JT/T 808 gateway -> mosquitto -> the hub raises a terminal alarm; an
+operator acknowledges it through the API -> the hub's command -> the gateway sends 0x8203 to the
+terminal; the bit goes back to 0 -> the alarm returns to normal."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from alerts.vehicles.terminal import TerminalAlarms
+from api.auth import hash_key
+from gateway.jt808 import Jt808Gateway
+from gateway.jt808.commands import CommandListener
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load_registry
+from ingest.store.base import PositionBatch
+from simulators.jt808 import Fix, Jt808Terminal
+from telemetry.config import ApiKeySpec
+from telemetry.jt808 import Alarm
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually, get_json, running_hub
+from services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CST = timezone(timedelta(hours=8))
+SECRET = b"test-secret-0123456789"
+CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+"""
+
+
+def test_bits_raise_and_clear_in_event_time_per_vehicle():
+    alarms = TerminalAlarms()
+    emergency, overspeed, unknown = int(Alarm.EMERGENCY), int(Alarm.OVERSPEED), 1 << 9
+    batch = PositionBatch(
+        np.array([7, 7, 5, 7], np.int32),
+        np.array([30, 10, 10, 20], np.int64),
+        np.zeros(4),
+        np.zeros(4),
+        np.zeros(4),
+        np.zeros(4),
+    )
+    flags = np.array([0, emergency, overspeed | unknown, emergency | overspeed], np.uint32)
+    got = [(c.vehicle, c.bit, c.level, c.ts) for c in alarms.judge(batch, flags)]
+    # vehicle 5: overspeed raised (bit 9 is not one hazardhub raises); vehicle 7 in time order
+    assert got == [(5, 1, 1, 10), (7, 0, 1, 10), (7, 1, 1, 20), (7, 0, 0, 30), (7, 1, 0, 30)]
+    assert alarms.flags == {5: overspeed}
+    # after a restart, the active alarms are restored, so their clear is seen
+    again = TerminalAlarms()
+    again.restore([(5, 1)])
+    one = PositionBatch(*(np.array([v]) for v in (5, 40, 0.0, 0.0, 0.0, 0.0)))
+    assert [(c.bit, c.level) for c in again.judge(one, np.array([0], np.uint32))] == [(1, 0)]
+
+
+def test_command_listener_rejects_what_it_cannot_do():
+    sent: list[tuple[str, str, int, int]] = []
+
+    class Server:
+        def confirm_alarm(self, tenant, vehicle, alarm_serial=0, alarm_type=0):
+            sent.append((tenant, vehicle, alarm_serial, alarm_type))
+            return vehicle == "on"
+
+    listener = CommandListener(Server(), "127.0.0.1", 1)
+    topic = TopicLayout().vehicle_command("t", "on")
+    ok = b'{"command": "confirm_alarm", "alarm_type": 1, "alarm_serial": 0}'
+    assert listener.handle(topic, ok) == "confirmed"
+    assert listener.handle(TopicLayout().vehicle_command("t", "off"), ok) == "not_connected"
+    for bad in (
+        b"{",
+        b"[]",
+        b'{"command": "reboot"}',
+        b'{"command": "confirm_alarm", "alarm_type": -1}',
+        b'{"command": "confirm_alarm", "alarm_serial": 70000}',
+    ):
+        assert listener.handle(topic, bad) == "rejected"
+    assert listener.handle("hazardhub/v1/t/s/d/telemetry", ok) == "rejected"
+    assert sent == [("t", "on", 0, 1), ("t", "off", 0, 1)]
+    assert listener.counters == {"confirmed": 1, "not_connected": 1, "rejected": 6}
+
+
+@pytest.mark.slow
+async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tmp_path):
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    registry = load_registry(cfg, [ROOT / "profiles"])
+    key = "op-key-0123456789"
+    api_port = free_port()
+    hub = Hub(
+        registry,
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
+        extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
+    )
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        secret=SECRET,
+    )
+    now = datetime.now(CST).replace(microsecond=0)
+    t0 = int(now.timestamp() * 1000) - 60_000
+
+    def fix(i: int, alarm: int = 0) -> Fix:
+        return Fix(t0 + i * 10_000, 31.2 + i * 0.0005, 121.4, 50.0, 90, 12, alarm=alarm)
+
+    stop = asyncio.Event()
+    async with running_hub(hub):
+        gw_task = asyncio.create_task(gw.run(stop))
+        try:
+            await asyncio.wait_for(gw.ready.wait(), 5)
+            await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
+            host, port = gw.server.address  # type: ignore[misc]
+            async with (
+                Jt808Terminal(host, port, "013800000001", "苏A·D1234") as terminal,
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{api_port}",
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as api,
+            ):
+                await terminal.login()
+                await terminal.report(fix(0))
+                await terminal.report(fix(1, alarm=int(Alarm.EMERGENCY)))
+
+                async def raised():
+                    rows = await get_json(api, "/api/v1/alarms", kind="terminal_emergency")
+                    return rows[0] if rows else None
+
+                alarm = await eventually(raised, 15, "the terminal's emergency alarm")
+                assert (alarm["sensor"], alarm["rule"], alarm["tier"]) == (
+                    "tanker-01.speed",
+                    "terminal",
+                    "red",
+                )
+                assert alarm["started_ts"] == t0 + 10_000  # the event time of the fix
+                assert alarm["isa_state"] == "unack"
+                # the operator acknowledges: the terminal gets 0x8203 for the emergency bit
+                r = await api.post(f"/api/v1/alarms/{alarm['id']}/acknowledge", json={})
+                assert r.status_code == 200 and r.json()["isa_state"] == "ack"
+                await eventually(
+                    lambda: _async(bool(terminal.confirmations)), 15, "the 0x8203 confirmation"
+                )
+                assert [(m.alarm_serial, m.alarm_type) for m in terminal.confirmations] == [
+                    (0, int(Alarm.EMERGENCY))
+                ]
+                # the terminal clears its bit: the alarm returns to normal (acknowledged)
+                await terminal.report(fix(2))
+
+                async def normal():
+                    row = await get_json(api, f"/api/v1/alarms/{alarm['id']}")
+                    return row if row["isa_state"] == "normal" else None
+
+                row = await eventually(normal, 15, "the alarm to return to normal")
+                assert row["ended_ts"] == t0 + 20_000
+                assert gw.commands.counters["confirmed"] == 1
+        finally:
+            stop.set()
+            await asyncio.wait_for(gw_task, 10)
+
+
+async def _async(value: bool) -> bool:
+    return value
