@@ -27,6 +27,7 @@ from api.models import (
     TrackPointPublic,
     VehiclePublic,
 )
+from api.problems import BodyLimit, install_problem_handlers
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
@@ -254,6 +255,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         summary="Online monitoring and early warning for major hazard sources, mines and vehicles",
     )
     app.state.ctx = ctx
+    install_problem_handlers(app)  # errors as RFC 9457 problem details
+    app.add_middleware(BodyLimit, max_bytes=1 << 20)  # no request needs more than 1 MiB
     app.include_router(_router())
     app.include_router(alarm_router())
     app.include_router(alarm_stats_router())

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from simulators.fleet import SimulatedVehicle
+from simulators.fleet import SimulatedVehicle, attach_scenario
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.timeline import CompiledScenario, ModeChange
 from telemetry.registry import Registry
@@ -63,7 +63,11 @@ def build_farm(
 
 @dataclass(slots=True)
 class ScenarioRunner:
-    """Applies the scenario's fault modes at their scenario times; records when it did."""
+    """Applies the scenario's fault modes at their scenario times; records when it did.
+
+    On construction it gives the vehicles their detours, noise seeds and (a scenario with a
+    `start`) scenario-clock stamps; `epoch_ms` is then the epoch ms of t=0 (`now_ms`, default
+    the wall clock, resolves a time-of-day start)."""
 
     scenario: CompiledScenario
     devices: Mapping[str, SimulatedDevice]
@@ -71,6 +75,12 @@ class ScenarioRunner:
     accel: float = 1.0
     vehicles: Mapping[str, SimulatedVehicle] = field(default_factory=dict)
     applied: list[tuple[ModeChange, int]] = field(default_factory=list)  # (change, wall ms)
+    now_ms: int | None = None
+    epoch_ms: int = 0
+
+    def __post_init__(self) -> None:
+        now = self.now_ms if self.now_ms is not None else time.time_ns() // 1_000_000
+        self.epoch_ms = attach_scenario(self.scenario, list(self.vehicles.values()), now)
 
     async def run(self, stop: asyncio.Event) -> None:
         for change in self.scenario.modes:

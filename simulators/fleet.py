@@ -1,7 +1,9 @@
 """GPS recorders: vehicles driving routes, publishing positions over MQTT (the public contract).
 
 The clock is passed in (seconds since the scenario start) and so is the wall time of that start,
-so event times stay consistent when a test accelerates time.
+so event times stay consistent when a test accelerates time. A vehicle with an `epoch_ms` (a
+scenario with a `start`) stamps its positions on the scenario clock instead: start + t, however
+fast the scenario plays, so that a 4-hour drive or a drive at 03:00 can be replayed in seconds.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import aiomqtt
 import orjson
 
 from simulators.signals import Signal
+from simulators.timeline import CompiledScenario
 from telemetry.topics import TopicLayout
 
-__all__ = ["FleetPublisher", "Jt808Fleet", "SimulatedVehicle", "position_at"]
+__all__ = ["FleetPublisher", "Jt808Fleet", "SimulatedVehicle", "attach_scenario", "position_at"]
 
 log = logging.getLogger(__name__)
 _EARTH_M = 6_371_000.0
@@ -81,24 +84,38 @@ class SimulatedVehicle:
     seed: int = 0
     drift_m: float = 0.0  # a satellite-positioning drift: the position jumps this far east
     offline: bool = False  # the recorder sends nothing (out of coverage, switched off)
+    offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
+    epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
 
     def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
         """Advance to scenario time `t_s` and return the position record of that instant.
 
         The record's time is the wall time of that instant (`accel` scenario seconds pass per
-        wall second), as a real recorder's clock would read."""
+        wall second), as a real recorder's clock would read; with an `epoch_ms`, the scenario
+        time of that instant."""
         speed = max(0.0, round(self.speed_kmh.value_at(t_s), 1))
         if self.last_t is not None:
             self.distance_m += speed / 3.6 * max(0.0, t_s - self.last_t)
         self.last_t = t_s
         lat, lon, heading = position_at(self.route, self.distance_m)
-        if self.noise_m or self.drift_m:
-            north = self.noise_m * _noise(self.seed, t_s, 0)
-            east = self.noise_m * _noise(self.seed, t_s, 1) + self.drift_m
+        north = east = 0.0
+        if self.offset_m is not None:
+            side = self.offset_m.value_at(t_s)
+            right = math.radians(heading + 90.0)
+            north, east = side * math.cos(right), side * math.sin(right)
+        if self.noise_m:
+            north += self.noise_m * _noise(self.seed, t_s, 0)
+            east += self.noise_m * _noise(self.seed, t_s, 1)
+        east += self.drift_m
+        if north or east:
             lat += north / 111_320.0
             lon += east / (111_320.0 * math.cos(math.radians(lat)))
+        if self.epoch_ms is not None:
+            ts = self.epoch_ms + round(t_s * 1000)
+        else:
+            ts = start_wall_ms + round(t_s * 1000 / accel)
         rec: dict[str, object] = {
-            "ts": start_wall_ms + round(t_s * 1000 / accel),
+            "ts": ts,
             "lat": round(lat, 6),
             "lon": round(lon, 6),
             "speed_kmh": speed,
@@ -108,6 +125,20 @@ class SimulatedVehicle:
         }
         self.seq += 1
         return rec
+
+
+def attach_scenario(
+    scenario: CompiledScenario, vehicles: Sequence[SimulatedVehicle], now_ms: int
+) -> int:
+    """Give the vehicles what the scenario says beyond their speeds: their detours, a noise seed
+    from the scenario's seed, and (a scenario with a `start`) the scenario clock for their
+    stamps. Returns the epoch ms of t=0 (`now_ms` without a `start`)."""
+    epoch = scenario.spec.start_ms(now_ms)
+    for k, vehicle in enumerate(sorted(vehicles, key=lambda v: (v.tenant, v.id))):
+        vehicle.offset_m = scenario.vehicle_offsets.get(vehicle.id)
+        vehicle.seed = scenario.spec.seed * 1000 + 500 + k
+        vehicle.epoch_ms = epoch if scenario.spec.start is not None else None
+    return epoch
 
 
 class _Fleet:

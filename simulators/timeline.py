@@ -12,7 +12,13 @@ events:
   - {at_s: 150, device: tank1-rtu, mode: comm_loss, for_s: 30}
   - {at_s: 170, device: gas-panel, point: lel1, mode: line_break, for_s: 20}
   - {at_s: 200, vehicle: tanker-01, to: 95, over_s: 10}
+  - {at_s: 220, vehicle: tanker-01, detour_m: 3000, for_s: 300, over_s: 120}
 ```
+
+`start` (optional) is the local time of t=0, ISO 8601 with its UTC offset: a date and time
+("2026-03-03T02:50:00+08:00") or a time of day ("02:50:00+08:00": the latest such instant at
+which the whole scenario lies in the past). With a `start`, vehicle positions are stamped on the
+scenario clock (start + t), however fast the scenario is played; without, with the wall time.
 
 Compiling a scenario against a registry gives the signal of every point and vehicle speed, the
 schedule of fault modes, and the ground truth (what each sensor really measured when), so that a
@@ -23,11 +29,13 @@ the file and its seed.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
+import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
 from telemetry.registry import Registry, SensorInfo
@@ -75,6 +83,7 @@ class EventSpec(_Frozen):
     over_s: float | None = Field(default=None, ge=0)
     rate_per_s: float | None = Field(default=None, gt=0)
     mode: Mode | None = None
+    detour_m: float | None = Field(default=None, ge=-100_000, le=100_000)
     for_s: float | None = Field(default=None, gt=0)
     note: str = ""
 
@@ -82,8 +91,18 @@ class EventSpec(_Frozen):
     def _shape(self) -> Self:
         if (self.device is None) == (self.vehicle is None):
             raise ValueError("an event names exactly one of 'device' and 'vehicle'")
-        if (self.to is None) == (self.mode is None):
-            raise ValueError("an event sets exactly one of 'to' (a value) and 'mode'")
+        if sum(x is not None for x in (self.to, self.mode, self.detour_m)) != 1:
+            raise ValueError("an event sets exactly one of 'to' (a value), 'mode' and 'detour_m'")
+        if self.detour_m is not None:
+            if self.vehicle is None:
+                raise ValueError("a detour applies to a vehicle")
+            if self.for_s is None:
+                raise ValueError("a detour lasts 'for_s'")
+            if self.rate_per_s is not None:
+                raise ValueError("a detour ramps 'over_s', not 'rate_per_s'")
+            if 2 * (self.over_s or 0.0) > self.for_s:
+                raise ValueError("a detour's 'over_s' (out, and again back) exceeds half 'for_s'")
+            return self
         if self.to is not None and self.device is not None and self.point is None:
             raise ValueError("a value event on a device names its 'point'")
         if self.mode in _VEHICLE_MODES:
@@ -101,14 +120,51 @@ class EventSpec(_Frozen):
         return self
 
 
+def _parse_start(text: str) -> dt.datetime | dt.time:
+    """An ISO 8601 date-time or time of day; either must carry its UTC offset."""
+    parsed: dt.datetime | dt.time
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        parsed = dt.time.fromisoformat(text)  # raises ValueError for neither
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"start {text!r} needs its UTC offset, e.g. '02:50:00+08:00'")
+    return parsed
+
+
 class ScenarioSpec(_Frozen):
     name: str = Field(min_length=1)
     description: str = ""
+    start: str | None = None  # local time of t=0 with its offset; None: now
     duration_s: float = Field(gt=0)
     seed: int = 0
     baseline: dict[str, dict[str, SignalSpec]] = Field(default_factory=dict)
     routes: dict[str, tuple[tuple[float, float], ...]] = Field(default_factory=dict)
     events: tuple[EventSpec, ...] = ()
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_start(value)
+        return value
+
+    def start_ms(self, now_ms: int) -> int:
+        """The epoch ms of t=0: `start`, or `now_ms` without one. A time of day resolves to the
+        latest instant at which the scenario ends no later than `now_ms` (a replayed past)."""
+        if self.start is None:
+            return now_ms
+        parsed = _parse_start(self.start)
+        if isinstance(parsed, dt.datetime):
+            return round(parsed.timestamp() * 1000)
+        tz = parsed.tzinfo
+        assert tz is not None
+        today = dt.datetime.fromtimestamp(now_ms / 1000, tz).date()
+        candidate = dt.datetime.combine(today, parsed.replace(tzinfo=None), tzinfo=tz)
+        end_limit = (now_ms - self.duration_s * 1000) / 1000
+        while candidate.timestamp() > end_limit:
+            candidate -= dt.timedelta(days=1)
+        return round(candidate.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +182,27 @@ class CompiledScenario:
     vehicle_speeds: Mapping[str, Signal]
     modes: tuple[ModeChange, ...]
     sensors: Mapping[str, tuple[str, str]]  # sensor id -> (device or vehicle id, point or speed)
+    # vehicle id -> metres off its route, perpendicular (positive: to the right of travel)
+    vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
+
+    def offset(self, vehicle: str, t_s: float) -> float:
+        """How far the vehicle really is off its route at `t_s` (metres, signed)."""
+        signal = self.vehicle_offsets.get(vehicle)
+        return 0.0 if signal is None else signal.value_at(t_s)
+
+    def off_route(self, vehicle: str, beyond_m: float) -> tuple[tuple[float, float], ...]:
+        """Ground truth of detours: the (from, to) scenario times at which the vehicle is more
+        than `beyond_m` off its route (exact: offsets are linear ramps between the detour's
+        events)."""
+        out: list[tuple[float, float]] = []
+        for ev in _detours(self.spec, vehicle):
+            assert ev.detour_m is not None and ev.for_s is not None
+            depth = abs(ev.detour_m)
+            if depth <= beyond_m:
+                continue
+            ramp = (ev.over_s or 0.0) * beyond_m / depth
+            out.append((ev.at_s + ramp, ev.at_s + ev.for_s - ramp))
+        return tuple(out)
 
     def value(self, sensor_id: str, t_s: float) -> float:
         """What the sensor really measured at scenario time `t_s` (before any fault mode)."""
@@ -202,6 +279,24 @@ def _with_events(base: SignalSpec, events: list[EventSpec], seed: int) -> Signal
     return signal
 
 
+def _detours(spec: ScenarioSpec, vehicle: str) -> list[EventSpec]:
+    return sorted(
+        (e for e in spec.events if e.vehicle == vehicle and e.detour_m is not None),
+        key=lambda e: e.at_s,
+    )
+
+
+def _offset_signal(detours: list[EventSpec]) -> Signal:
+    """0 m, out to `detour_m` over `over_s`, held, back to 0 m by `at_s + for_s`."""
+    points: list[tuple[float, float]] = [(0.0, 0.0)]
+    for ev in detours:
+        assert ev.detour_m is not None and ev.for_s is not None
+        ramp = max(ev.over_s or 0.0, 1e-3)
+        start, end = ev.at_s, ev.at_s + ev.for_s
+        points += [(start, 0.0), (start + ramp, ev.detour_m), (end - ramp, ev.detour_m), (end, 0.0)]
+    return Piecewise(tuple(points))
+
+
 def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario:
     """Resolve a scenario against a configuration; errors name the event."""
     devices = {d.spec.id: d for d in registry.devices.values()}
@@ -220,6 +315,11 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
             names = {p.name for p in devices[ev.device].profile.points}
             if ev.point not in names:
                 raise ValueError(f"{where}: device {ev.device!r} has no point {ev.point!r}")
+    for veh_id in vehicles:
+        ends = [(e.at_s, e.at_s + (e.for_s or 0.0)) for e in _detours(spec, veh_id)]
+        for (_, end), (start, _) in itertools.pairwise(ends):
+            if start < end:
+                raise ValueError(f"scenario {spec.name!r}: detours of {veh_id!r} overlap")
     seed = spec.seed
     point_signals: dict[str, dict[str, Signal]] = {}
     sensors: dict[str, tuple[str, str]] = {}
@@ -256,4 +356,5 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         if ev.for_s is not None:
             modes.append(ModeChange(ev.at_s + ev.for_s, owner, ev.point, None))
     modes.sort(key=lambda m: m.t_s)
-    return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors)
+    offsets = {v: _offset_signal(ds) for v in vehicles if (ds := _detours(spec, v))}
+    return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors, offsets)

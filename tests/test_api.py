@@ -209,3 +209,43 @@ async def test_latest_of_many_sensors_is_tenant_scoped(api):
         "/api/v1/latest", params={"sensor": ["ch4-t1", "nope"]}, headers=auth("chem")
     )
     assert asked.json() == []
+
+
+# errors as RFC 9457 problem details; request size limits -------------------------------------
+
+
+async def test_errors_are_problem_details(api):
+    r = await api.get("/api/v1/sensors/nope", headers=auth("admin"))
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "https://hazardhub.dev/problems/not-found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "sensor 'nope' not found",
+        "instance": "/api/v1/sensors/nope",
+    }
+    r = await api.get("/api/v1/alarms")
+    assert r.status_code == 401 and r.json()["title"] == "Unauthorized"
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = await api.get("/api/v1/alarms", params={"limit": 0}, headers=auth("admin"))
+    body = r.json()
+    assert r.status_code == 422 and body["type"].endswith("/unprocessable-entity")
+    assert [e["loc"] for e in body["errors"]] == [["query", "limit"]]
+    assert body["detail"].startswith("query.limit: ")
+
+
+async def test_request_bodies_over_one_mib_are_refused(api):
+    big = b"{" + b" " * (1 << 20) + b"}"
+    r = await api.put("/api/v1/subscriptions", content=big, headers=auth("admin"))
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(20):
+            yield b" " * 65536
+
+    r = await api.put("/api/v1/subscriptions", content=chunks(), headers=auth("admin"))
+    assert r.status_code == 413
+    # a body of a normal size goes through to validation
+    r = await api.put("/api/v1/subscriptions", json={"tenant": "x"}, headers=auth("admin"))
+    assert r.status_code == 422

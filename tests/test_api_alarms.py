@@ -733,8 +733,10 @@ async def test_an_invalid_spec_answers_422_with_the_field_errors(hub: Hub) -> No
     }
     r = await hub.put("/subscriptions", {"tenant": COAL, "spec": bad})
     assert r.status_code == 422
-    errors = r.json()["detail"]
-    assert isinstance(errors, list)
+    problem = r.json()  # RFC 9457: a summary in detail, the fields in errors
+    assert r.headers["content-type"] == "application/problem+json"
+    assert problem["status"] == 422 and "repeat_s" in problem["detail"]
+    errors = problem["errors"]
     assert {(tuple(e["loc"]), e["type"]) for e in errors} == {
         (("id",), "string_pattern_mismatch"),
         (("channel", "webhook", "url"), "string_pattern_mismatch"),
@@ -745,19 +747,19 @@ async def test_an_invalid_spec_answers_422_with_the_field_errors(hub: Hub) -> No
 
     r = await hub.put("/subscriptions", {"tenant": COAL, "spec": {"id": "x"}})
     assert r.status_code == 422
-    assert [(e["loc"], e["type"]) for e in r.json()["detail"]] == [(["channel"], "missing")]
+    assert [(e["loc"], e["type"]) for e in r.json()["errors"]] == [(["channel"], "missing")]
     r = await hub.put("/subscriptions", {"tenant": COAL, "spec": {**SUBSCRIPTION, "channel": {}}})
     assert r.status_code == 422
-    assert r.json()["detail"][0]["type"] == "union_tag_not_found"
+    assert r.json()["errors"][0]["type"] == "union_tag_not_found"
     # the envelope itself: tenant and spec, nothing else
     for body in [{"spec": SUBSCRIPTION}, {"tenant": COAL}, {"tenant": COAL, "spec": [], "x": 1}]:
         assert (await hub.put("/subscriptions", body)).status_code == 422, body
 
     policy = {"id": "p", "steps": [{"after_s": 600, "channel": {"type": "mqtt"}}] * 2}
     r = await hub.put("/escalation-policies", {"tenant": COAL, "spec": policy})
-    assert r.status_code == 422 and "increasing after_s" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "increasing after_s" in r.json()["errors"][0]["msg"]
     r = await hub.put("/escalation-policies", {"tenant": COAL, "spec": {"id": "p", "steps": []}})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["steps"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["steps"]
     assert hub.notifier.objects("subscription", None) == []
     assert hub.notifier.objects("escalation", None) == []
 
@@ -843,7 +845,7 @@ async def test_silences_validate_their_time_and_recurrence(hub: Hub) -> None:
     for spec, loc, msg in cases:
         r = await hub.put("/silences", {"tenant": COAL, "spec": spec})
         assert r.status_code == 422, spec
-        errors = r.json()["detail"]
+        errors = r.json()["errors"]
         assert any(tuple(e["loc"]) == loc and msg in e["msg"] for e in errors), (spec, errors)
     assert len((await hub.get("/silences")).json()) == 2
 

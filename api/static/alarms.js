@@ -70,8 +70,11 @@ async function request(path, init = {}) {
   const r = await fetch(path, { ...init, headers });
   const data = await r.json().catch(() => null);
   if (!r.ok) {
-    const d = data?.detail;
-    const why = Array.isArray(d) ? d.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : d;
+    // RFC 9457 problem details: `detail` says why; `errors` lists the fields at fault
+    const list = data?.errors;
+    const why = Array.isArray(list) && list.length
+      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ")
+      : data?.detail;
     throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status });
   }
   return data;

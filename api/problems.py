@@ -1,0 +1,137 @@
+"""Errors as RFC 9457 problem details, and a limit on request bodies.
+
+Every error of the API answers `application/problem+json`:
+
+    {"type": "https://hazardhub.dev/problems/conflict", "title": "Conflict", "status": 409,
+     "detail": "cannot close: the alarm is still active", "instance": "/api/v1/alarms/7/disposal"}
+
+A request whose fields do not validate adds `errors`, one entry per field (`loc`, `msg`,
+`type`), and its `detail` names them. A body over the limit is refused with 413 before it is
+read whole; a body that says nothing of its length is counted as it arrives.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["BodyLimit", "install_problem_handlers", "problem"]
+
+PROBLEM_TYPE = "https://hazardhub.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def _slug(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    except ValueError:
+        return "error"
+
+
+def problem(
+    status: int,
+    detail: str,
+    instance: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body = {
+        "type": PROBLEM_TYPE + _slug(status),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def _errors(items: Any) -> list[dict[str, Any]]:
+    out = []
+    for e in items:
+        if isinstance(e, dict):
+            out.append({k: e[k] for k in ("loc", "msg", "type") if k in e})
+    return jsonable_encoder(out)  # type: ignore[no-any-return]
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    parts = [
+        f"{'.'.join(str(x) for x in e.get('loc', ())) or 'body'}: {e.get('msg')}" for e in errors
+    ]
+    return "; ".join(parts[:5]) + (f" (and {len(parts) - 5} more)" if len(parts) > 5 else "")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        headers = dict(exc.headers or {})
+        if isinstance(detail, list):  # field errors raised by a route
+            errors = _errors(detail)
+            return problem(exc.status_code, _summary(errors), request.url.path, errors=errors)
+        return problem(exc.status_code, str(detail), request.url.path, headers=headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _errors(exc.errors())
+        return problem(422, _summary(errors), request.url.path, errors=errors)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413 (problem details)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = 1 << 20) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        path = str(scope.get("path", ""))
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await self._refuse(scope, receive, send, path)
+            return
+        seen = 0
+        too_big = False
+
+        async def counted() -> Message:
+            nonlocal seen, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    too_big = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if too_big and not started:
+                return  # the app's answer to a cut body is dropped: 413 goes instead
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted, watch)
+        if too_big and not started:
+            await self._refuse(scope, receive, send, path)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        response = problem(413, f"the request body is larger than {self.max_bytes} bytes", path)
+        await response(scope, receive, send)
