@@ -28,6 +28,7 @@ from api.models import (
     VehiclePublic,
 )
 from api.problems import BodyLimit, install_problem_handlers
+from api.sites import site_router
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
@@ -260,6 +261,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(_router())
     app.include_router(alarm_router())
     app.include_router(alarm_stats_router())
+    app.include_router(site_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from telemetry import hazard
 from telemetry.fleetconfig import FleetSettings
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
@@ -25,6 +26,7 @@ __all__ = [
     "DeviceSpec",
     "EarlyWarningSpec",
     "HubConfig",
+    "InventoryItemSpec",
     "LevelSpec",
     "ModbusSpec",
     "PointSpec",
@@ -405,11 +407,59 @@ class VoteGroupSpec(_Frozen):
         return self
 
 
+class InventoryItemSpec(_Frozen):
+    """One hazardous chemical held at the site, for the GB 18218-2018 identification and grading
+    (`telemetry.hazard`). A substance of the built-in table takes its critical quantity and β
+    from it; any other needs `critical_t` and one of `beta` and `ghs`."""
+
+    substance: str = Field(
+        min_length=1, max_length=100, description="Chinese or English name, or CAS number"
+    )
+    quantity_t: float = Field(
+        ge=0, allow_inf_nan=False, description="the design maximum quantity in the unit (t)"
+    )
+    critical_t: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Q (t), for a substance (or toxic gas) without a built-in Q",
+    )
+    beta: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="β, for a substance not in the table"
+    )
+    ghs: hazard.GhsCategory | None = Field(
+        default=None, description="the GB 18218-2018 category (J1-J5, W1.1-W11) that sets β"
+    )
+    note: str = Field(default="", max_length=200, description="tank, warehouse, source ...")
+
+    @model_validator(mode="after")
+    def _resolves(self) -> Self:
+        self.resolve()
+        return self
+
+    def resolve(self) -> hazard.Item:
+        return hazard.resolve(
+            self.substance,
+            self.quantity_t,
+            critical_t=self.critical_t,
+            beta=self.beta,
+            ghs=self.ghs,
+        )
+
+
 class SiteSpec(_Frozen):
     id: Ident
     name: str = ""
     kind: Literal["chemical", "mine", "crane", "other"] = "other"
-    major_hazard_grade: int | None = Field(default=None, ge=1, le=4)
+    major_hazard_grade: int | None = Field(
+        default=None, ge=1, le=4, description="the declared grade, checked against `inventory`"
+    )
+    inventory: tuple[InventoryItemSpec, ...] | None = Field(
+        default=None, max_length=1000, description="hazardous chemicals held (GB 18218-2018)"
+    )
+    people_500m: int | None = Field(
+        default=None, ge=0, description="people outside the site within 500 m (sets α)"
+    )
     devices: tuple[DeviceSpec, ...] = ()
     groups: tuple[VoteGroupSpec, ...] = Field(default=(), description="k-of-n voting groups")
 
