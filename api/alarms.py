@@ -12,7 +12,7 @@ import time
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,8 @@ __all__ = ["alarm_router"]
 _WRITERS = frozenset({"admin", "operator", "enterprise"})
 _MAX_SHELVE_S = 7 * 86400
 _HIDDEN = "*" * 8  # a secret is never shown back
+_MAX_ID = 2**63 - 1  # the database's integers
+AlarmId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alarm's id")]
 
 
 def _now_ms() -> int:
@@ -174,7 +176,9 @@ def alarm_router() -> APIRouter:
         site: str | None = None,
         tenant: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before: Annotated[int | None, Query(description="page: alarms with id below")] = None,
+        before: Annotated[
+            int | None, Query(ge=1, le=_MAX_ID, description="page: alarms with id below")
+        ] = None,
     ) -> list[AlarmPublic]:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
         tenants = caller.scope(ctx.registry.tenants)
@@ -212,7 +216,7 @@ def alarm_router() -> APIRouter:
         return [alarm_public(a, events.get(a.id, [])) for a in rows]
 
     @r.get("/alarms/{alarm_id}", response_model=AlarmPublic)
-    async def get_alarm(alarm_id: int, ctx: Ctx, caller: Caller) -> AlarmPublic:
+    async def get_alarm(alarm_id: AlarmId, ctx: Ctx, caller: Caller) -> AlarmPublic:
         row = await asyncio.to_thread(ctx.statedb.get_alarm, alarm_id)
         if row is None or not caller.sees(row.tenant):
             raise not_found(f"alarm {alarm_id}")
@@ -222,7 +226,7 @@ def alarm_router() -> APIRouter:
     async def act(
         ctx: AppContext,
         caller: Principal,
-        alarm_id: int,
+        alarm_id: AlarmId,
         action: Action,
         note: str = "",
         until: int | None = None,
@@ -250,13 +254,13 @@ def alarm_router() -> APIRouter:
 
     @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic)
     async def acknowledge(
-        alarm_id: int, ctx: Ctx, caller: Caller, body: NoteIn | None = None
+        alarm_id: AlarmId, ctx: Ctx, caller: Caller, body: NoteIn | None = None
     ) -> AlarmPublic:
         """Acknowledge (ISA-18.2): active -> acknowledged, returned -> normal."""
         return await act(ctx, caller, alarm_id, "acknowledge", body.note if body else "")
 
     @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
-    async def shelve(alarm_id: int, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+    async def shelve(alarm_id: AlarmId, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
         """Shelve the alarm point for a while (at most 7 days), with a reason; it is shown but
         not notified, and a new activation meanwhile starts shelved. It ends by itself."""
         now = _now_ms()
@@ -273,16 +277,18 @@ def alarm_router() -> APIRouter:
 
     @r.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
     async def unshelve(
-        alarm_id: int, ctx: Ctx, caller: Caller, body: NoteIn | None = None
+        alarm_id: AlarmId, ctx: Ctx, caller: Caller, body: NoteIn | None = None
     ) -> AlarmPublic:
         return await act(ctx, caller, alarm_id, "unshelve", body.note if body else "")
 
     @r.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
-    async def comment(alarm_id: int, body: TextIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+    async def comment(alarm_id: AlarmId, body: TextIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
         return await act(ctx, caller, alarm_id, "comment", body.note)
 
     @r.post("/alarms/{alarm_id}/disposal", response_model=AlarmPublic)
-    async def disposal(alarm_id: int, body: DisposalIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+    async def disposal(
+        alarm_id: AlarmId, body: DisposalIn, ctx: Ctx, caller: Caller
+    ) -> AlarmPublic:
         """Closed-loop disposal: verify, dispose, close (in order, each with a note; close
         once the alarm has returned to normal)."""
         return await act(ctx, caller, alarm_id, body.step, body.note)
