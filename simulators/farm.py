@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from simulators.fleet import SimulatedVehicle, attach_scenario
 from simulators.modbus import ModbusSimServer, SimulatedDevice
+from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ModeChange
 from telemetry.registry import Registry
 
@@ -67,13 +68,15 @@ class ScenarioRunner:
 
     On construction it gives the vehicles their detours, noise seeds and (a scenario with a
     `start`) scenario-clock stamps; `epoch_ms` is then the epoch ms of t=0 (`now_ms`, default
-    the wall clock, resolves a time-of-day start)."""
+    the wall clock, resolves a time-of-day start). A gateway's `uplink_loss` cuts its relay in
+    `relays` (by gateway id) until the mode ends; without one it is only logged."""
 
     scenario: CompiledScenario
     devices: Mapping[str, SimulatedDevice]
     clock: Callable[[], float]  # scenario seconds
     accel: float = 1.0
     vehicles: Mapping[str, SimulatedVehicle] = field(default_factory=dict)
+    relays: Mapping[str, UplinkRelay] = field(default_factory=dict)
     applied: list[tuple[ModeChange, int]] = field(default_factory=list)  # (change, wall ms)
     now_ms: int | None = None
     epoch_ms: int = 0
@@ -94,6 +97,22 @@ class ScenarioRunner:
             self.apply(change)
 
     def apply(self, change: ModeChange) -> None:
+        if change.device.startswith("gateway:"):
+            gateway = change.device.removeprefix("gateway:")
+            relay = self.relays.get(gateway)
+            if relay is None:
+                log.warning(
+                    "t=%.1fs no relay for gateway %s: %s ignored",
+                    change.t_s,
+                    gateway,
+                    change.mode or "normal",
+                )
+            elif change.mode == "uplink_loss":
+                relay.cut()
+            else:
+                relay.restore()
+            self.applied.append((change, time.time_ns() // 1_000_000))
+            return
         if change.device.startswith("vehicle:"):
             vehicle = self.vehicles[change.device.removeprefix("vehicle:")]
             vehicle.drift_m = 800.0 if change.mode == "gps_drift" else 0.0

@@ -13,6 +13,7 @@ events:
   - {at_s: 170, device: gas-panel, point: lel1, mode: line_break, for_s: 20}
   - {at_s: 200, vehicle: tanker-01, to: 95, over_s: 10}
   - {at_s: 220, vehicle: tanker-01, detour_m: 3000, for_s: 300, over_s: 120}
+  - {at_s: 240, gateway: gw1, mode: uplink_loss, for_s: 30}
 ```
 
 `start` (optional) is the local time of t=0, ISO 8601 with its UTC offset: a date and time
@@ -58,8 +59,10 @@ Mode = Literal[
     "comm_loss",
     "gps_drift",
     "offline",
+    "uplink_loss",
 ]
 _VEHICLE_MODES = ("gps_drift", "offline")
+_GATEWAY_MODES = ("uplink_loss",)
 
 
 class _Frozen(BaseModel):
@@ -79,6 +82,7 @@ class EventSpec(_Frozen):
     device: str | None = None
     point: str | None = None
     vehicle: str | None = None
+    gateway: str | None = None  # a gateway id of the configuration (DeviceSpec.gateway)
     to: float | None = None
     over_s: float | None = Field(default=None, ge=0)
     rate_per_s: float | None = Field(default=None, gt=0)
@@ -89,8 +93,16 @@ class EventSpec(_Frozen):
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
-        if (self.device is None) == (self.vehicle is None):
-            raise ValueError("an event names exactly one of 'device' and 'vehicle'")
+        if sum(x is not None for x in (self.device, self.vehicle, self.gateway)) != 1:
+            raise ValueError("an event names exactly one of 'device', 'vehicle' and 'gateway'")
+        if self.gateway is not None or self.mode in _GATEWAY_MODES:
+            if self.gateway is None or self.mode not in _GATEWAY_MODES:
+                raise ValueError(f"a gateway event sets 'mode' to one of {_GATEWAY_MODES}")
+            if self.for_s is None:
+                raise ValueError("a gateway's uplink loss lasts 'for_s'")
+            if any(x is not None for x in (self.point, self.to, self.detour_m)):
+                raise ValueError("a gateway event has no 'point', 'to' or 'detour_m'")
+            return self
         if sum(x is not None for x in (self.to, self.mode, self.detour_m)) != 1:
             raise ValueError("an event sets exactly one of 'to' (a value), 'mode' and 'detour_m'")
         if self.detour_m is not None:
@@ -170,7 +182,7 @@ class ScenarioSpec(_Frozen):
 @dataclass(frozen=True, slots=True)
 class ModeChange:
     t_s: float
-    device: str  # a device id, or "vehicle:<id>"
+    device: str  # a device id, "vehicle:<id>" or "gateway:<id>"
     point: str | None  # None: the whole device (comm loss) or vehicle
     mode: str | None  # None: back to normal
 
@@ -203,6 +215,15 @@ class CompiledScenario:
             ramp = (ev.over_s or 0.0) * beyond_m / depth
             out.append((ev.at_s + ramp, ev.at_s + ev.for_s - ramp))
         return tuple(out)
+
+    def outages(self, gateway: str) -> tuple[tuple[float, float], ...]:
+        """Ground truth of uplink losses: the (from, to) scenario times at which the gateway's
+        link to the broker is cut."""
+        return tuple(
+            (e.at_s, e.at_s + (e.for_s or 0.0))
+            for e in sorted(self.spec.events, key=lambda e: e.at_s)
+            if e.gateway == gateway and e.mode == "uplink_loss"
+        )
 
     def value(self, sensor_id: str, t_s: float) -> float:
         """What the sensor really measured at scenario time `t_s` (before any fault mode)."""
@@ -301,6 +322,7 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
     """Resolve a scenario against a configuration; errors name the event."""
     devices = {d.spec.id: d for d in registry.devices.values()}
     vehicles = {v.spec.id: v for v in registry.vehicles.values()}
+    gateways = {d.spec.gateway for d in registry.devices.values()}
     by_point: dict[tuple[str, str], SensorInfo] = {}
     for d in devices.values():
         for point, idx in zip(d.points, d.sensors, strict=True):
@@ -311,6 +333,8 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
             raise ValueError(f"{where}: no device {ev.device!r} in the configuration")
         if ev.vehicle is not None and ev.vehicle not in vehicles:
             raise ValueError(f"{where}: no vehicle {ev.vehicle!r} in the configuration")
+        if ev.gateway is not None and ev.gateway not in gateways:
+            raise ValueError(f"{where}: no device of the configuration is behind {ev.gateway!r}")
         if ev.device is not None and ev.point is not None:
             names = {p.name for p in devices[ev.device].profile.points}
             if ev.point not in names:
@@ -351,7 +375,12 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
     for ev in spec.events:
         if ev.mode is None:
             continue
-        owner = ev.device if ev.device is not None else f"vehicle:{ev.vehicle}"
+        if ev.device is not None:
+            owner = ev.device
+        elif ev.vehicle is not None:
+            owner = f"vehicle:{ev.vehicle}"
+        else:
+            owner = f"gateway:{ev.gateway}"
         modes.append(ModeChange(ev.at_s, owner, ev.point, ev.mode))
         if ev.for_s is not None:
             modes.append(ModeChange(ev.at_s + ev.for_s, owner, ev.point, None))

@@ -75,7 +75,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app()).exclude(path="/
 @pytest.mark.slow
 @schema.parametrize()
 @settings(
-    max_examples=25,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
