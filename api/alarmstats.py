@@ -19,6 +19,7 @@ from api.context import AppContext, Caller, Ctx
 
 __all__ = ["alarm_stats_router"]
 
+_MAX_MS = 2**53  # ms since the epoch: far beyond any real time, within the database's integers
 _DAY_MS = 86_400_000
 _MAX_RANGE_MS = 31 * _DAY_MS
 
@@ -29,11 +30,13 @@ def _now_ms() -> int:
 
 def _range(
     start: Annotated[
-        int | None, Query(description="ms since the epoch, inclusive; default end - 24 h")
+        int | None,
+        Query(ge=0, le=_MAX_MS, description="ms since the epoch, inclusive; default end - 24 h"),
     ] = None,
-    end: Annotated[int | None, Query(description="ms since the epoch, exclusive; default now")] = (
-        None
-    ),
+    end: Annotated[
+        int | None,
+        Query(ge=0, le=_MAX_MS, description="ms since the epoch, exclusive; default now"),
+    ] = (None),
 ) -> tuple[int, int]:
     end_ms = _now_ms() if end is None else end
     start_ms = end_ms - _DAY_MS if start is None else start

@@ -148,8 +148,8 @@ def _router() -> APIRouter:
         sensor_id: str,
         ctx: Ctx,
         caller: Caller,
-        start: Annotated[int, Query(description="epoch ms, inclusive")],
-        end: Annotated[int, Query(description="epoch ms, exclusive")],
+        start: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, inclusive")],
+        end: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, exclusive")],
         every: Annotated[int | None, Query(gt=0, description="window in ms")] = None,
         aggregate: Aggregate = "mean",
     ) -> list[PointPublic]:
@@ -201,8 +201,8 @@ def _router() -> APIRouter:
         vehicle_id: str,
         ctx: Ctx,
         caller: Caller,
-        start: Annotated[int, Query(description="epoch ms, inclusive")],
-        end: Annotated[int, Query(description="epoch ms, exclusive")],
+        start: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, inclusive")],
+        end: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, exclusive")],
     ) -> list[TrackPointPublic]:
         found = [
             v
