@@ -139,10 +139,12 @@ def int_text(values: npt.NDArray[Any]) -> U8Matrix:
 
 
 def _repr_text(values: npt.NDArray[np.float64]) -> U8Matrix:
-    """numpy's shortest repr of each finite value, each distinct value formatted once."""
+    """The shortest repr of each finite value, each distinct value formatted once."""
     n = values.shape[0]
     bits, inverse = np.unique(values.view(np.int64), return_inverse=True)
-    text = bits.view(np.float64).astype("S32")
+    # Python's repr (David Gay's shortest round trip) is the definition, and faster here than
+    # numpy's conversion of floats to bytes
+    text = np.array(list(map(repr, bits.view(np.float64).tolist())), dtype="S32")
     width = max(1, int(np.strings.str_len(text).max()))
     items = text.view(np.uint8).reshape(-1, 32)[:, :width].copy().view(f"V{width}").reshape(-1)
     return items[inverse.reshape(n)].view(np.uint8).reshape(n, width)
