@@ -47,12 +47,20 @@ def _noise(seed: int, t_s: float, axis: int) -> float:
 def position_at(
     route: Sequence[tuple[float, float]], distance_m: float
 ) -> tuple[float, float, float]:
-    """(lat, lon, heading) at a distance along a polyline; the route loops when it ends."""
+    """(lat, lon, heading) at a distance along a polyline. A closed route (its last point is its
+    first) goes round again; an open one is driven back from its end, so that a vehicle never
+    jumps (a jump is a GPS drift to the platform)."""
     lengths = [_segment_m(route[i], route[i + 1]) for i in range(len(route) - 1)]
     total = sum(lengths)
     if total <= 0:
         return route[0][0], route[0][1], 0.0
-    d = distance_m % total
+    if route[0] != route[-1]:
+        d = distance_m % (2 * total)
+        if d > total:  # on the way back
+            lat, lon, heading = position_at(route, 2 * total - d - 1e-9 * total)
+            return lat, lon, (heading + 180.0) % 360
+        distance_m = d
+    d = distance_m % total if route[0] == route[-1] else distance_m
     for i, seg in enumerate(lengths):
         if d <= seg or i == len(lengths) - 1:
             f = d / seg if seg else 0.0
