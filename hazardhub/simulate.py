@@ -17,6 +17,7 @@ from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle
 from simulators.load import LoadGenerator, config_yaml
+from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry, parse_document
@@ -45,6 +46,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
         p.add_argument("--record", type=Path, default=None, help="write the ground truth (JSON)")
         p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+        if name == "scenario":
+            p.add_argument(
+                "--uplink-relay",
+                action="append",
+                default=[],
+                metavar="GATEWAY=PORT",
+                help="relay PORT to --broker for the gateway GATEWAY, cut by its uplink_loss "
+                "events (point that gateway's --broker at 127.0.0.1:PORT)",
+            )
         if name != "modbus":
             p.add_argument("--broker", default="127.0.0.1:1883")
             p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
@@ -181,8 +191,21 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             )
             tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
             print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
+    relays: dict[str, UplinkRelay] = {}
+    for item in getattr(args, "uplink_relay", []):
+        gateway, _, relay_port = item.partition("=")
+        bhost, bport = _hostport(args.broker)
+        relay = UplinkRelay(bhost, bport, port=int(relay_port))
+        await relay.start()
+        relays[gateway] = relay
+        print(f"uplink relay: {gateway} 127.0.0.1:{relay.port} -> {bhost}:{bport}", flush=True)
     runner = ScenarioRunner(
-        compiled, farm.devices if farm else {}, clock, accel, {v.id: v for v in vehicles}
+        compiled,
+        farm.devices if farm else {},
+        clock,
+        accel,
+        {v.id: v for v in vehicles},
+        relays=relays,
     )
     tasks.append(asyncio.create_task(runner.run(stop), name="scenario-modes"))
     duration = args.duration
@@ -198,6 +221,8 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             await stop.wait()
         await asyncio.gather(*tasks)
     finally:
+        for relay in relays.values():
+            await relay.stop()
         if farm is not None:
             await farm.stop()
     return 0
