@@ -1,7 +1,8 @@
 """Throughput of the alert core with the full semantics on, against its plain-Python reference.
 
 100,000 sensors (methane two-level rules with on/off delays and N-in-a-row on some, LEL detectors
-in 2-of-3 voting groups, no-data timeouts, power-cut verification on some faces), batches of
+in 2-of-3 voting groups, no-data timeouts, a rate of rise on every methane sensor, power-cut
+verification on some faces), batches of
 100,000 readings with mixed qualities (faults, comm loss, calibration) and some out-of-order
 times. Prints, from one run: the vectorized readings/s on one core, the reference's readings/s on
 a prefix of the same stream and the ratio, p50/p99 of 10,000-reading batches (with the state
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
 from alerts.table import compile_table
-from telemetry.config import LevelSpec, VerifySpec
+from telemetry.config import LevelSpec, RateSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
@@ -48,7 +49,8 @@ AREA = (LevelSpec(name="area_level2", tier="red", above=2, recover=2),)
 
 
 def build(n: int) -> list[SensorInfo]:
-    """A quarter LEL detectors in groups of three, the rest methane; 1 % verify a feed."""
+    """A quarter LEL detectors in groups of three, the rest methane with a rate of rise; 1 %
+    verify a feed."""
     infos: list[SensorInfo] = []
     n_lel = (n // 4) // 3 * 3
     for i in range(n):
@@ -59,6 +61,10 @@ def build(n: int) -> list[SensorInfo]:
         infos.append(
             SensorInfo(i, f"s{i}", "t", "site", "dev", f"k{i}", kind, "", "", "", "r", levels, 60.0)
         )
+    # the methane sensors also watch their rate of rise (0.3 %/min over a minute)
+    rate = RateSpec(per_min=0.3, window_s=60)
+    for i in range(n_lel, n):
+        infos[i] = dataclasses.replace(infos[i], rate=rate)
     for i in range(n_lel, n - 1, 100):  # every 100th methane sensor demands its neighbour's feed
         spec = VerifySpec(sensor=f"s{i + 1}", expect_below=0.5, within_s=2)
         infos[i] = dataclasses.replace(infos[i], verify=spec)
