@@ -53,7 +53,7 @@ pytest: $(STAMP) services
 
 test: lint typecheck imports pytest
 
-# issue 10: every part a process on loopback under a fault schedule (~6 min), then every reading
+# issue 10: every part a process on loopback under a fault schedule (~5 min), then every reading
 # and alarm transition accounted for (docs/chaos.md). `make pytest` runs its short form.
 chaos: $(STAMP) services
 	$(PY) -m chaos.run --report build/chaos-report.json
