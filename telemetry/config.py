@@ -67,7 +67,7 @@ SensorKind = Literal[
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LevelSpec(_Frozen):
@@ -471,7 +471,9 @@ class SiteSpec(_Frozen):
 
 
 class VehicleSpec(_Frozen):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
     id: Ident
     plate: str = Field(min_length=1, max_length=16)

@@ -30,7 +30,7 @@ LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class TimeWindow(_Frozen):

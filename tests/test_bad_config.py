@@ -1,0 +1,159 @@
+"""The bad-input corpus against the configuration files: every bad file is refused with a
+clear reason that names the file and the place in it, never a traceback, and `hazardhub check`
+exits 2 saying so."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hazardhub.settings import load_registry
+from telemetry.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """
+version: 1
+tenants:
+  - id: north-coal
+    sites:
+      - id: face-1301
+        kind: mine
+        devices:
+          - id: kj-sub-3
+            profile: coal-substation
+            modbus: {host: 127.0.0.1, port: 1502, unit: 1, poll_s: 1.0}
+            sensors:
+              - {id: ch4-t1, point: ch4_t1, kind: methane, tag: T1, rule: coal-methane.face-t1}
+"""
+
+BOMB = "\n".join(
+    ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    + [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    + ["version: 1", "tenants: *a8"]
+)
+
+# (name, file bytes, words the error must contain)
+CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
+    ("truncated", GOOD[: GOOD.index("sensors:") + 20].encode(), ("sensors",)),
+    ("broken-yaml", GOOD.replace("kind: mine", "kind: [mine").encode(), ("not valid YAML",)),
+    ("not-utf8", GOOD.encode().replace(b"kj-sub-3", b"kj-\xff\xfe-3"), ("not UTF-8",)),
+    ("a-list", b"- 1\n- 2\n", ("Input should be",)),
+    ("a-string", b'"just text"', ("Input should be",)),
+    ("wrong-version", GOOD.replace("version: 1", "version: 7").encode(), ("version",)),
+    (
+        "unknown-field",
+        GOOD.replace("kind: mine", "kind: mine\n        colour: red").encode(),
+        ("colour", "Extra inputs"),
+    ),
+    ("wrong-type", GOOD.replace("poll_s: 1.0", "poll_s: often").encode(), ("poll_s",)),
+    ("negative-poll", GOOD.replace("poll_s: 1.0", "poll_s: -1").encode(), ("poll_s",)),
+    (
+        "nan-level",
+        GOOD.replace(
+            "rule: coal-methane.face-t1", "levels: [{name: a, tier: red, above: .nan, recover: 1}]"
+        ).encode(),
+        ("above",),
+    ),
+    (
+        "inf-level",
+        GOOD.replace(
+            "rule: coal-methane.face-t1", "levels: [{name: a, tier: red, above: .inf, recover: 1}]"
+        ).encode(),
+        ("above",),
+    ),
+    (
+        "unknown-rule",
+        GOOD.replace("coal-methane.face-t1", "coal-methane.no-such").encode(),
+        ("no-such",),
+    ),
+    (
+        "unknown-profile",
+        GOOD.replace("profile: coal-substation", "profile: nope").encode(),
+        ("nope",),
+    ),
+    ("unknown-point", GOOD.replace("point: ch4_t1", "point: nope").encode(), ("nope",)),
+    (
+        "duplicate-sensor",
+        GOOD.replace(
+            "rule: coal-methane.face-t1}",
+            "rule: coal-methane.face-t1}\n"
+            "              - {id: ch4-t1, point: ch4_t0, kind: methane}",
+        ).encode(),
+        ("ch4-t1",),
+    ),
+    ("bad-id", GOOD.replace("id: face-1301", "id: face/1301").encode(), ("id",)),
+    ("reserved-site", GOOD.replace("id: face-1301", "id: vehicles").encode(), ("reserved",)),
+    (
+        "deep-nesting",
+        ("version: 1\ntenants: " + "[" * 200 + "]" * 200).encode(),
+        ("Input should be",),
+    ),
+    ("alias-bomb", BOMB.encode(), ("Input should be",)),
+    (
+        "bad-key-hash",
+        (GOOD + "api_keys: [{name: k, sha256: abc, role: admin}]").encode(),
+        ("sha256",),
+    ),
+    (
+        "unknown-key-tenant",
+        (
+            GOOD + f"api_keys: [{{name: k, sha256: '{'0' * 64}', role: enterprise, tenants: [x]}}]"
+        ).encode(),
+        ("unknown tenant",),
+    ),
+    (
+        "corridor-vehicle",
+        (
+            GOOD + "fleet: {geofences: [{kind: corridor, id: c, vehicles: [ghost], "
+            "polyline: [[31, 120], [31.1, 120]], buffer_m: 100}]}"
+        ).encode(),
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "words"), CORPUS, ids=[c[0] for c in CORPUS])
+def test_a_bad_configuration_is_refused_with_its_reason(tmp_path, name, data, words):
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(data)
+    if name == "corridor-vehicle":  # the fleet's references are checked when it is compiled
+        from alerts.vehicles import FleetConfigError, compile_fleet
+
+        reg = load_registry(path, [ROOT / "profiles"])
+        with pytest.raises(FleetConfigError, match="ghost"):
+            compile_fleet(reg.config.fleet, reg.vehicles.values())
+        return
+    with pytest.raises(ConfigError) as err:
+        load_registry(path, [ROOT / "profiles"])
+    text = str(err.value)
+    assert str(path) in text, text
+    for word in words:
+        assert word in text, text
+
+
+def test_the_good_file_of_the_corpus_loads(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    assert load_registry(path, [ROOT / "profiles"]).sensor("ch4-t1") is not None
+
+
+@pytest.mark.parametrize("name", ["broken-yaml", "not-utf8", "nan-level", "corridor-vehicle"])
+def test_hazardhub_check_exits_2_with_the_reason(tmp_path, name):
+    data = {c[0]: c[1] for c in CORPUS}[name]
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(data)
+    r = subprocess.run(
+        [sys.executable, "-m", "hazardhub", "check", "-c", str(path)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("configuration error:"), r.stderr
+    assert "Traceback" not in r.stderr
