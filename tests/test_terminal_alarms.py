@@ -22,7 +22,7 @@ from hazardhub.settings import load_registry
 from ingest.store.base import PositionBatch
 from simulators.jt808 import Fix, Jt808Terminal
 from telemetry.config import ApiKeySpec
-from telemetry.jt808 import Alarm
+from telemetry.jt808 import Alarm, Header, encode_frame
 from telemetry.topics import TopicLayout
 
 from e2e_helpers import eventually, get_json, running_hub
@@ -130,6 +130,13 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
             ):
                 await terminal.login()
                 await terminal.report(fix(0))
+                # bad input on the JT/T 808 port between the good frames: garbage, a frame
+                # whose check code is wrong, a location body too short; counted, not fatal
+                await terminal.send_raw(b"\x00\x01garbage\x7e\x7e")
+                bad = bytearray(encode_frame(Header(0x0200, 900, terminal.phone, 1), b"\0" * 28))
+                bad[-2] ^= 0x55
+                await terminal.send_raw(bytes(bad))
+                await terminal.send_raw(encode_frame(Header(0x0200, 901, terminal.phone, 1), b"\0"))
                 await terminal.report(fix(1, alarm=int(Alarm.EMERGENCY)))
 
                 async def raised():
@@ -163,6 +170,18 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                 row = await eventually(normal, 15, "the alarm to return to normal")
                 assert row["ended_ts"] == t0 + 20_000
                 assert gw.commands.counters["confirmed"] == 1
+                counters = gw.server.counters
+                assert counters["bad_frame"] == 2, counters
+                assert counters["bad_body"] + counters["phone_mismatch"] == 1, counters
+                assert counters["internal_error"] == 0
+                # every good position is stored, the bad frames disturbed nothing
+                track = await get_json(
+                    api,
+                    "/api/v1/vehicles/tanker-01/track",
+                    start=t0 - 1,
+                    end=t0 + 60_000,
+                )
+                assert [p["ts"] for p in track] == [t0, t0 + 10_000, t0 + 20_000]
         finally:
             stop.set()
             await asyncio.wait_for(gw_task, 10)
