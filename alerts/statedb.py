@@ -60,6 +60,9 @@ ALTER TABLE alarms ADD COLUMN disposal_due INTEGER;
 ALTER TABLE alarms ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE alarms ADD COLUMN isa_state TEXT NOT NULL DEFAULT 'unack';
 ALTER TABLE alarms ADD COLUMN gateway TEXT NOT NULL DEFAULT '';
+-- alarms of before the lifecycle: the cleared ones are history (normal, disposal closed), the
+-- active ones wait for an acknowledgement like any new one
+UPDATE alarms SET acked = 1, isa_state = 'normal', disposal = 'closed' WHERE state = 'cleared';
 CREATE INDEX alarms_open ON alarms (isa_state) WHERE isa_state != 'normal';
 CREATE INDEX alarms_due ON alarms (disposal_due) WHERE disposal != 'closed' AND overdue = 0;
 CREATE INDEX alarms_shelved ON alarms (shelved_until) WHERE shelved_until IS NOT NULL;

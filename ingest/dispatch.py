@@ -60,6 +60,8 @@ class Dispatcher:
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
+        # the readings' part of a batch whose positions' part failed: (batch ids, its events)
+        self._judged: tuple[tuple[int, int], list[AlarmEvent]] | None = None
 
     async def tick(self, now: int) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
@@ -130,7 +132,11 @@ class Dispatcher:
         Raise AlarmStoreError to be retried (the core's state advances only on success)."""
         events: list[AlarmEvent] = []
         outcome = None
-        if batch is not None and len(batch):
+        key = (id(batch), id(positions))
+        done = self._judged if self._judged is not None and self._judged[0] == key else None
+        if done is not None:
+            events = list(done[1])  # a retry: the readings were judged and their alarms kept
+        elif batch is not None and len(batch):
             async with self._lock:
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
@@ -141,10 +147,14 @@ class Dispatcher:
             for listener in self.reading_listeners:
                 listener(batch)
         if positions:
+            # a failure here is retried with the same batch: the readings' part is not judged
+            # again (it would count as late and its alarm events would not be handed on)
+            self._judged = (key, events)
             async with self._lock:
                 fleet_events = await asyncio.to_thread(self._fleet, positions, arrival)
                 await self._store_events(fleet_events)
             events += fleet_events
+        self._judged = None
         if outcome is not None and outcome.late:
             self.metrics.inc("hazardhub_readings_late_total", outcome.late)
         for ev in events:

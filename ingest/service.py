@@ -184,7 +184,12 @@ class IngestService:
                     message = None
             if loop.time() >= next_tick:
                 next_tick = loop.time() + self._tick_s
-                events = await self.dispatcher.tick(_now_ms())
+                try:
+                    events = await self.dispatcher.tick(_now_ms())
+                except AlarmStoreError as exc:  # the next tick tries again
+                    self.metrics.inc("hazardhub_tick_failures_total")
+                    log.warning("state database failed on the clock's tick: %s", exc)
+                    events = []
                 if events:
                     await self._publish(client, events)
             if message is not None:

@@ -193,3 +193,34 @@ def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_resta
     state, events = feed_batch(book2, table, state, [i], [65_000], [0.9], [0], 65_100)
     assert [(e.kind, e.side) for e in events] == [("cleared", "rate")]
     assert db2.list_alarms(None, state="active") == []
+
+
+def test_a_state_database_of_before_the_lifecycle_is_migrated_once(tmp_path):
+    """Version 1 had no lifecycle: its cleared alarms become history (normal, disposal closed),
+    its active ones wait for an acknowledgement; nothing of it is notified as new."""
+    import sqlite3
+
+    from alerts.statedb import _SCHEMA
+
+    path = tmp_path / "state.db"
+    con = sqlite3.connect(path)
+    con.executescript(_SCHEMA)
+    row = (
+        "INSERT INTO alarms (tenant, site, device, sensor, rule, side, level, level_name, "
+        "tier, action, state, started_ts, raised_at, peak_level, last_ts) VALUES "
+        "('t', 's', 'd', ?, 'r', 0, 1, 'alarm', 'yellow', '', ?, 1, 1, 1, 1)"
+    )
+    con.execute(row, ("old", "cleared"))
+    con.execute(row, ("now", "active"))
+    con.execute(
+        "INSERT INTO alarm_events (alarm_id, kind, ts, arrival, level, level_name, tier) "
+        "VALUES (1, 'raised', 1, 1, 1, 'alarm', 'yellow')"
+    )
+    con.commit()
+    con.close()
+    for _ in range(2):  # a second open changes nothing
+        db = StateDB(path)
+        got = {a.sensor: (a.isa_state, a.acked, a.disposal) for a in db.list_alarms(None)}
+        assert got == {"old": ("normal", 1, "closed"), "now": ("unack", 0, "received")}
+        assert [e.kind for e in db.alarm_events([1])[1]] == ["raised"]
+        db.close()

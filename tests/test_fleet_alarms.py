@@ -176,3 +176,19 @@ async def test_restart_keeps_an_overspeed_episode_once_and_clears_it(tmp_path):
     assert [a.state for a in second.alarms("overspeed")] == ["cleared"]
     await second.store.close()
     second.db.close()
+
+
+def test_a_forbidden_area_alarm_restored_after_a_restart_clears_on_leaving():
+    from alerts.vehicles import ForbiddenArea, compile_fleet
+    from alerts.vehicles.alarms import FleetAlarms
+    from telemetry.fleetconfig import FleetSettings
+
+    reg = registry()
+    area = ForbiddenArea(
+        id="school", polygon=((29.9, 103.9), (29.9, 104.1), (30.1, 104.1), (30.1, 103.9))
+    )
+    fleet = FleetAlarms(compile_fleet(FleetSettings(geofences=(area,)), reg.vehicles.values()))
+    v = reg.sensor("tanker.speed").index
+    fleet.restore([(v, "forbidden_area")])
+    outside = positions([(v, T0, 31.0, 105.0, 40.0)])
+    assert [(c.kind, c.level) for c in fleet.judge(outside, T0)] == [("forbidden_area", 0)]

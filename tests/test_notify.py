@@ -406,3 +406,54 @@ async def test_batched_webhook_carries_many_notifications_and_retries_them_toget
         assert {n["events"][0]["sensor"] for n in bodies[1]} == {"ch4-t0", "ch4-t1", "ch4-t2", "co"}
         delivered = rig.notifier.store.outbox(None, "delivered")
         assert sorted(r[1] for r in delivered) == sorted(keys[1])
+
+
+async def test_an_escalation_held_by_a_silence_goes_out_when_the_silence_ends(rig):
+    rig.notifier.put(
+        "escalation",
+        "north-coal",
+        EscalationPolicySpec.model_validate(
+            {"id": "one", "steps": [{"after_s": 300, "channel": {"type": "sse"}}]}
+        ),
+        "op",
+    )
+    rig.subscribe(id="duty", escalation="one", match={"events": ["escalation"]})
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    rig.notifier.put(
+        "silence",
+        "north-coal",
+        SilenceSpec(id="s", comment="works", starts=rig.now - 1, ends=rig.now + 400_000),
+        "op",
+    )
+    assert await rig.pump(301) == []  # due, but silenced
+    notes = await rig.pump(100)  # the silence is over and the alarm still unacknowledged
+    assert [n.key for n in notes] == [f"north-coal/duty:x{raised.alarm_id}:0"]
+    assert await rig.pump(60) == []  # once
+
+
+async def test_a_row_with_an_unreadable_channel_is_dead_and_blocks_nothing(rig):
+    rig.subscribe(id="all")
+    with rig.db.transaction() as con:
+        rig.notifier.store.add_outbox_rows(
+            con,
+            [
+                (
+                    "bad",
+                    "north-coal",
+                    "s",
+                    "north-coal/x",
+                    '{"type": "pigeon"}',
+                    "x",
+                    "[]",
+                    0,
+                    0,
+                    None,
+                    0,
+                )
+            ],
+        )
+    rig.feed("ch4-t1", [0.3, 1.1])
+    notes = await rig.pump()
+    assert [n.key for n in notes] == ["north-coal/all:e1"]
+    dead = rig.notifier.store.outbox(None, "dead")
+    assert [(r[1], "unreadable channel" in r[10]) for r in dead] == [("bad", True)]

@@ -189,3 +189,17 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
 
 async def _async(value: bool) -> bool:
     return value
+
+
+def test_a_backfilled_position_does_not_flip_the_alarms_of_now():
+    alarms = TerminalAlarms()
+    emergency = int(Alarm.EMERGENCY)
+
+    def judge(ts: int, flags: int):
+        one = PositionBatch(*(np.array([v]) for v in (7, ts, 0.0, 0.0, 0.0, 0.0)))
+        return [(c.bit, c.level) for c in alarms.judge(one, np.array([flags], np.uint32))]
+
+    assert judge(100, emergency) == [(0, 1)]
+    assert judge(50, 0) == []  # blind-area backfill from before: not a clear
+    assert judge(110, emergency) == []  # still on: not raised again
+    assert judge(120, 0) == [(0, 0)]

@@ -111,7 +111,8 @@ class Notifier:
         self._silences: dict[str, list[SilenceSpec]] = {}
         self._timed: dict[str, list[SubscriptionSpec]] = {}
         self._window_end: dict[tuple[str, str, str], int] = {}
-        self._timer_sent: dict[str, int] = {}
+        self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
+        self._timer_new: list[tuple[int, str]] = []
         self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
         self._channels: dict[str, ChannelSpec] = {}
         self._rows: list[tuple[Any, ...]] = []  # outbox rows of the open transaction
@@ -362,6 +363,7 @@ class Notifier:
         if not any(self._timed.values()):
             return 0
         made = 0
+        self._timer_new = []
         with self._db.transaction() as con:
             rows = self.store.unacknowledged(con)
             active, down = self.store.inhibition_context(con, {r["sensor"] for r in rows})
@@ -373,6 +375,12 @@ class Notifier:
                     made += self._timer(con, sub, r, active, down, now)
             self.store.add_outbox_rows(con, self._rows)
             self._rows = []
+        # committed: remember what went out (the outbox keys keep it once anyway), and forget
+        # the alarms that are no longer waiting for an acknowledgement
+        waiting = {int(r["alarm_id"]) for r in rows}
+        self._timer_sent = {a: k for a, k in self._timer_sent.items() if a in waiting}
+        for alarm, key in self._timer_new:
+            self._timer_sent.setdefault(alarm, set()).add(key)
         return made
 
     def _timer(
@@ -399,20 +407,21 @@ class Notifier:
                     i = passed[-1]
                     todo.append(("escalation", f"x{r['alarm_id']}:{i}", policy.steps[i].channel))
         made = 0
+        sent = self._timer_sent.get(int(r["alarm_id"]), set())
         for kind, suffix, channel in todo:
             key = f"{tenant}/{sub.id}:{suffix}"
-            if key in self._timer_sent:
+            if key in sent:
                 continue
             r2 = {**r, "kind": kind, "event_id": 0, "ts": now, "arrival": now}
             view = self._view(r2)
             if not matches(sub, tenant, view):
                 continue
-            self._timer_sent[key] = now
             if self._gate(view, active, down, now) is not None:
-                continue
+                continue  # held (silenced, inhibited): judged again on the next tick
             made += self._enqueue(
                 con, tenant, sub, r["site"], _event_json(r2, view), channel, now, key
             )
+            self._timer_new.append((int(r["alarm_id"]), key))
         return made
 
     # delivery -----------------------------------------------------------------------------
@@ -427,9 +436,15 @@ class Notifier:
             return 0
         units: list[list[_Due]] = []
         batches: dict[str, list[_Due]] = {}
+        dead: list[tuple[int, str, int, str, int | None]] = []
         for d in due:
             row = _Due(*d)
-            channel = self._channel(row.channel)
+            try:
+                channel = self._channel(row.channel)
+            except ValidationError as exc:  # a row no channel can send: dead, with the reason
+                self._count("hazardhub_notifications_dead_total", channel="unknown")
+                dead.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
+                continue
             if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
                 group = batches.setdefault(row.channel, [])
                 group.append(row)
@@ -446,6 +461,7 @@ class Notifier:
                 return await self._try(rows)
 
         results = [r for unit in await asyncio.gather(*(one(u) for u in units)) for r in unit]
+        results += dead
         await asyncio.to_thread(self.store.settle, results)
         return sum(1 for _, status, *_ in results if status == "delivered")
 
@@ -462,8 +478,16 @@ class Notifier:
             return await self._send(rows)
         except Exception as exc:
             log.exception("notification %s could not be tried", rows[0].key)
-            later = self.clock() + int(self.settings.retry_max_s * 1000)
-            return [(r.id, "pending", later, f"{type(exc).__name__}: {exc}", None) for r in rows]
+            now = self.clock()
+            later = now + int(self.settings.retry_max_s * 1000)
+            give_up = self.settings.give_up_after_s * 1000
+            why = f"{type(exc).__name__}: {exc}"
+            return [
+                (r.id, "dead", now, why, None)
+                if now - r.created_at > give_up
+                else (r.id, "pending", later, why, None)
+                for r in rows
+            ]
 
     async def _send(self, rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
         """(row id, new status, next due, error, delivered at) of each row."""

@@ -88,6 +88,8 @@ class FleetAlarms:
                 st.offline_raised[s] = True
             elif kind == "corridor":
                 st.in_route[s] = False
+            elif kind == "forbidden_area":  # inside some area: leaving them all clears it
+                st.forbidden[s] = np.uint64((1 << len(self.table.forbidden)) - 1)
 
     def judge(self, batch: Positions, now: int) -> list[FleetChange]:
         """Evaluate a batch (or none: the clock's silence check) and return the alarm changes,

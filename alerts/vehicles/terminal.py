@@ -78,6 +78,7 @@ class TerminalAlarms:
 
     def __init__(self) -> None:
         self.flags: dict[int, int] = {}
+        self.last_ts: dict[int, int] = {}  # the newest position judged, per vehicle
 
     def restore(self, active: Iterable[tuple[int, int]]) -> None:
         """(vehicle, bit) of the terminal alarms still active after a restart."""
@@ -86,15 +87,18 @@ class TerminalAlarms:
 
     def judge(self, batch: Positions, flags: npt.NDArray[np.uint32]) -> list[TerminalChange]:
         """The bit changes of the batch, per vehicle in event time; positions at or before a
-        vehicle's latest are taken in the order given (a backfill is not an alarm of now)."""
+        vehicle's newest judged one are skipped (a backfill is not an alarm of now)."""
         if not len(flags) or (not flags.any() and not self.flags):
-            return []
+            return []  # (no vehicle holds an alarm bit: nothing to compare)
         order = np.lexsort((batch.ts, batch.vehicle))
         vehicles = batch.vehicle[order].tolist()
         stamps = batch.ts[order].tolist()
         bits = (flags[order] & _MASK).tolist()
         changes: list[TerminalChange] = []
         for vehicle, ts, now in zip(vehicles, stamps, bits, strict=True):
+            if ts <= self.last_ts.get(vehicle, -1):
+                continue  # a backfilled position says nothing of the alarms of now
+            self.last_ts[vehicle] = ts
             before = self.flags.get(vehicle, 0)
             diff = before ^ now
             if not diff:
