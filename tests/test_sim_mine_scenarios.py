@@ -229,7 +229,7 @@ async def play(
 
 @pytest.mark.slow
 async def test_ventilation_stop_through_the_hub(mosquitto, tmp_path):
-    accel, poll_s = 10.0, 0.1
+    accel, poll_s = 20.0, 0.1
     compiled = compile_scenario(scenario("ventilation-stop"), registry())
     truth = crossings(compiled)
     played = await play(compiled, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s)
