@@ -48,8 +48,9 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
+# two workers, one test file each at a time: most of the suite waits on outages and processes
 pytest: $(STAMP) services
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test: lint typecheck imports pytest
 

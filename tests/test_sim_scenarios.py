@@ -188,7 +188,7 @@ def expected_transitions(compiled, registry, step_s: float) -> list[tuple[str, f
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
-    accel, poll_s = 15.0, 0.1
+    accel, poll_s = 20.0, 0.1
     loaded = load(DEMO)
     reg0 = loaded.registry()
     compiled = compile_scenario(scenario(path), reg0)
