@@ -7,7 +7,7 @@ hub's YAML (under a tenant) or managed through the API; both use these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -33,69 +33,8 @@ __all__ = [
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Tier = Literal["blue", "yellow", "orange", "red"]
-TIERS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
+TIERS: tuple[str, ...] = get_args(Tier)
 
-# the alarm kinds (alerts.table.SIDE_NAMES)
-ALARM_KINDS: tuple[str, ...] = (
-    "above",
-    "below",
-    "fault",
-    "no_data",
-    "action_failed",
-    "rate",
-    "early_warning",
-    # the fleet analytics
-    "overspeed",
-    "fatigue",
-    "fatigue_daily",
-    "night_ban",
-    "corridor",
-    "forbidden_area",
-    "offline",
-    "drift",
-    # the terminals' own alarm bits (JT/T 808)
-    "terminal_emergency",
-    "terminal_overspeed",
-    "terminal_fatigue",
-    "terminal_danger",
-    "terminal_gnss_fault",
-    "terminal_antenna_cut",
-    "terminal_antenna_short",
-    "terminal_power_low",
-    "terminal_power_off",
-    "terminal_camera_fault",
-    "terminal_day_driving",
-    "terminal_parking",
-    "terminal_area",
-    "terminal_route",
-    "terminal_off_route",
-    "terminal_stolen",
-    "terminal_illegal_ignition",
-    "terminal_illegal_move",
-    "terminal_collision",
-    "terminal_rollover",
-)
-# what happens to an alarm: the process changes, the lifecycle actions, the system's timers
-EVENT_KINDS: tuple[str, ...] = (
-    "raised",
-    "escalated",
-    "deescalated",
-    "cleared",
-    "acknowledged",
-    "shelved",
-    "unshelved",
-    "suppressed",
-    "unsuppressed",
-    "out_of_service",
-    "in_service",
-    "commented",
-    "verified",
-    "disposed",
-    "closed",
-    "overdue",
-    "repeat",
-    "escalation",
-)
 AlarmKind = Literal[
     "above",
     "below",
@@ -153,6 +92,9 @@ EventKind = Literal[
     "repeat",
     "escalation",
 ]
+# the names as tuples, for whoever lists them (the alarm kinds: alerts.table.ALARM_KIND_NAMES)
+ALARM_KINDS: tuple[str, ...] = get_args(AlarmKind)
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
 class _Frozen(BaseModel):

@@ -457,3 +457,10 @@ async def test_a_row_with_an_unreadable_channel_is_dead_and_blocks_nothing(rig):
     assert [n.key for n in notes] == ["north-coal/all:e1"]
     dead = rig.notifier.store.outbox(None, "dead")
     assert [(r[1], "unreadable channel" in r[10]) for r in dead] == [("bad", True)]
+
+
+def test_subscriptions_know_every_alarm_kind_the_hub_raises():
+    from alerts.table import ALARM_KIND_NAMES
+    from telemetry.notifyconfig import ALARM_KINDS
+
+    assert sorted(ALARM_KINDS) == sorted(ALARM_KIND_NAMES.values())
