@@ -5,11 +5,8 @@
 
 `route` reads the journal after a cursor, runs the stages (`alerts.notify.stages`), groups per
 subscription and site, and writes the outbox rows and the new cursor in one transaction: a crash
-before it commits routes the same events again, a crash after it loses nothing. Delivery is
-at-least-once: a row is marked delivered only after its channel said so, and every notification
-carries an idempotency key (the same on every try) so that a receiver drops repeats. Retryable
-failures back off exponentially up to `retry_max_s` (or the receiver's Retry-After), a permanent
-one or `give_up_after_s` of trying makes the row dead; both are counted and kept with the reason.
+before it commits routes the same events again, a crash after it loses nothing. Delivery
+(`alerts.notify.delivery`) is at least once, each notification with its idempotency key.
 """
 
 from __future__ import annotations
@@ -20,13 +17,13 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from alerts.notify.channels import Notification, Senders, SendResult, Status
+from alerts.notify.channels import Senders
+from alerts.notify.delivery import CHANNEL, Delivery
 from alerts.notify.stages import (
     EventView,
     annunciates,
@@ -43,7 +40,6 @@ from telemetry.notifyconfig import (
     NotifySettings,
     SilenceSpec,
     SubscriptionSpec,
-    WebhookChannel,
 )
 from telemetry.registry import Registry
 
@@ -55,9 +51,7 @@ KINDS: dict[str, type[Any]] = {
     "escalation": EscalationPolicySpec,
     "silence": SilenceSpec,
 }
-_CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 _MAX_GROUP = 500  # events in one grouped notification
-_ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 _ROUTE_BATCH = 500  # one routing transaction holds the state database's lock
 
 
@@ -71,20 +65,6 @@ class NotifyObjectError(ValueError):
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Due:
-    id: int
-    key: str
-    tenant: str
-    site: str
-    subscription: str
-    channel: str
-    subject: str
-    events: str
-    created_at: int
-    attempts: int
 
 
 class Notifier:
@@ -114,9 +94,9 @@ class Notifier:
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
         self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
-        self._channels: dict[str, ChannelSpec] = {}
         self._rows: list[tuple[Any, ...]] = []  # outbox rows of the open transaction
         self._read = 0  # journal events read by the last route
+        self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
         self.seed_from_config()
         self.reload()
 
@@ -321,7 +301,7 @@ class Notifier:
         if cached is None or cached[0] is not channel:  # by identity: model equality is slow
             cached = self._channel_json[id(channel)] = (
                 channel,
-                _CHANNEL.dump_json(channel).decode(),
+                CHANNEL.dump_json(channel).decode(),
             )
         channel_json = cached[1]
         if key is None and window > 0:
@@ -426,120 +406,8 @@ class Notifier:
 
     # delivery -----------------------------------------------------------------------------
     async def deliver_due(self, now: int | None = None) -> int:
-        """Send what is due: one try per row, `max_in_flight` at once, rows of a webhook with
-        `batch_max` above 1 together in POSTs of up to that many. Returns how many were
-        delivered."""
-        now = self.clock() if now is None else now
-        limit = self.settings.max_in_flight * _ROWS_PER_SLOT
-        due = await asyncio.to_thread(self.store.take_due, now, limit)
-        if not due:
-            return 0
-        units: list[list[_Due]] = []
-        batches: dict[str, list[_Due]] = {}
-        dead: list[tuple[int, str, int, str, int | None]] = []
-        for d in due:
-            row = _Due(*d)
-            try:
-                channel = self._channel(row.channel)
-            except ValidationError as exc:  # a row no channel can send: dead, with the reason
-                self._count("hazardhub_notifications_dead_total", channel="unknown")
-                dead.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
-                continue
-            if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
-                group = batches.setdefault(row.channel, [])
-                group.append(row)
-                if len(group) >= channel.batch_max:
-                    units.append(group)
-                    batches[row.channel] = []
-            else:
-                units.append([row])
-        units.extend(g for g in batches.values() if g)
-        slots = asyncio.Semaphore(self.settings.max_in_flight)
-
-        async def one(rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
-            async with slots:
-                return await self._try(rows)
-
-        results = [r for unit in await asyncio.gather(*(one(u) for u in units)) for r in unit]
-        results += dead
-        await asyncio.to_thread(self.store.settle, results)
-        return sum(1 for _, status, *_ in results if status == "delivered")
-
-    def _channel(self, text: str) -> ChannelSpec:
-        channel = self._channels.get(text)
-        if channel is None:
-            channel = self._channels[text] = _CHANNEL.validate_json(text)
-        return channel
-
-    async def _try(self, rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
-        """One try of a row (or of a batch of rows to one webhook); a fault of ours (a row that
-        cannot be read) is retried later and never keeps the other rows from being settled."""
-        try:
-            return await self._send(rows)
-        except Exception as exc:
-            log.exception("notification %s could not be tried", rows[0].key)
-            now = self.clock()
-            later = now + int(self.settings.retry_max_s * 1000)
-            give_up = self.settings.give_up_after_s * 1000
-            why = f"{type(exc).__name__}: {exc}"
-            return [
-                (r.id, "dead", now, why, None)
-                if now - r.created_at > give_up
-                else (r.id, "pending", later, why, None)
-                for r in rows
-            ]
-
-    async def _send(self, rows: list[_Due]) -> list[tuple[int, str, int, str, int | None]]:
-        """(row id, new status, next due, error, delivered at) of each row."""
-        channel = self._channel(rows[0].channel)
-        notes = []
-        events = []
-        for row in rows:
-            evs = orjson.loads(row.events)
-            events.append(evs)
-            notes.append(
-                Notification(
-                    key=row.key,
-                    tenant=row.tenant,
-                    site=row.site,
-                    subject=row.subject,
-                    body={
-                        "key": row.key,
-                        "subscription": row.subscription,
-                        "tenant": row.tenant,
-                        "site": row.site,
-                        "events": evs,
-                    },
-                )
-            )
-        if isinstance(channel, WebhookChannel) and len(notes) > 1:
-            result = await self._senders.send_batch(channel, notes)
-        else:
-            result = await self._senders.send(channel, notes[0])
-        now = self.clock()
-        kind = channel.type
-        return [
-            self._outcome(r, kind, evs, result, now) for r, evs in zip(rows, events, strict=True)
-        ]
-
-    def _outcome(
-        self, row: _Due, kind: str, events: list[Any], result: SendResult, now: int
-    ) -> tuple[int, str, int, str, int | None]:
-        if result.status is Status.DELIVERED:
-            self._count("hazardhub_notifications_delivered_total", channel=kind)
-            latency = now - min(int(e.get("arrival", now)) for e in events)
-            self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
-            return (row.id, "delivered", now, "", now)
-        self._count("hazardhub_notification_failures_total", channel=kind)
-        s = self.settings
-        if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
-            self._count("hazardhub_notifications_dead_total", channel=kind)
-            log.warning("notification %s dead: %s", row.key, result.reason)
-            return (row.id, "dead", now, result.reason, None)
-        backoff = min(s.retry_initial_s * 2.0 ** min(row.attempts, 32), s.retry_max_s)
-        if result.retry_after_s is not None:
-            backoff = min(max(backoff, result.retry_after_s), s.retry_max_s)
-        return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
+        """Send what is due (`alerts.notify.delivery`); returns how many were delivered."""
+        return await self.delivery.deliver_due(now)
 
     async def run(self, stop: asyncio.Event, period_s: float = 0.5) -> None:
         """Route, run the timers and deliver until `stop`; woken at once by `wake`. Routing and

@@ -1,0 +1,176 @@
+"""Delivery of the notification outbox: what is due goes out, `max_in_flight` at once, rows of
+a webhook with `batch_max` above 1 together in one POST. At least once: a row is marked delivered
+only after its channel said so, and carries the same idempotency key on every try. Retryable
+failures back off exponentially up to `retry_max_s` (or the receiver's Retry-After); a permanent
+one, `give_up_after_s` of trying, or a row no channel can read makes it dead, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from alerts.notify.channels import Notification, Senders, SendResult, Status
+from alerts.notify.store import NotifyStore
+from telemetry.notifyconfig import ChannelSpec, NotifySettings, WebhookChannel
+
+__all__ = ["CHANNEL", "Delivery"]
+
+log = logging.getLogger(__name__)
+CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+_ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
+Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
+
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    id: int
+    key: str
+    tenant: str
+    site: str
+    subscription: str
+    channel: str
+    subject: str
+    events: str
+    created_at: int
+    attempts: int
+
+
+class Delivery:
+    def __init__(
+        self,
+        store: NotifyStore,
+        senders: Senders,
+        settings: NotifySettings,
+        *,
+        clock: Callable[[], int],
+        count: Callable[..., None],
+    ) -> None:
+        self.store = store
+        self._senders = senders
+        self.settings = settings
+        self.clock = clock
+        self._count = count
+        self._channels: dict[str, ChannelSpec] = {}
+
+    async def deliver_due(self, now: int | None = None) -> int:
+        """Send what is due: one try per row, `max_in_flight` at once, rows of a webhook with
+        `batch_max` above 1 together in POSTs of up to that many. Returns how many were
+        delivered."""
+        now = self.clock() if now is None else now
+        limit = self.settings.max_in_flight * _ROWS_PER_SLOT
+        due = await asyncio.to_thread(self.store.take_due, now, limit)
+        if not due:
+            return 0
+        units: list[list[_Due]] = []
+        batches: dict[str, list[_Due]] = {}
+        dead: list[Settled] = []
+        for d in due:
+            row = _Due(*d)
+            try:
+                channel = self._channel(row.channel)
+            except ValidationError as exc:  # a row no channel can send: dead, with the reason
+                self._count("hazardhub_notifications_dead_total", channel="unknown")
+                dead.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
+                continue
+            if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
+                group = batches.setdefault(row.channel, [])
+                group.append(row)
+                if len(group) >= channel.batch_max:
+                    units.append(group)
+                    batches[row.channel] = []
+            else:
+                units.append([row])
+        units.extend(g for g in batches.values() if g)
+        slots = asyncio.Semaphore(self.settings.max_in_flight)
+
+        async def one(rows: list[_Due]) -> list[Settled]:
+            async with slots:
+                return await self._try(rows)
+
+        results = [r for unit in await asyncio.gather(*(one(u) for u in units)) for r in unit]
+        results += dead
+        await asyncio.to_thread(self.store.settle, results)
+        return sum(1 for _, status, *_ in results if status == "delivered")
+
+    def _channel(self, text: str) -> ChannelSpec:
+        channel = self._channels.get(text)
+        if channel is None:
+            channel = self._channels[text] = CHANNEL.validate_json(text)
+        return channel
+
+    async def _try(self, rows: list[_Due]) -> list[Settled]:
+        """One try of a row (or of a batch of rows to one webhook); a fault of ours (a row that
+        cannot be read) is retried later and never keeps the other rows from being settled."""
+        try:
+            return await self._send(rows)
+        except Exception as exc:
+            log.exception("notification %s could not be tried", rows[0].key)
+            now = self.clock()
+            later = now + int(self.settings.retry_max_s * 1000)
+            give_up = self.settings.give_up_after_s * 1000
+            why = f"{type(exc).__name__}: {exc}"
+            return [
+                (r.id, "dead", now, why, None)
+                if now - r.created_at > give_up
+                else (r.id, "pending", later, why, None)
+                for r in rows
+            ]
+
+    async def _send(self, rows: list[_Due]) -> list[Settled]:
+        """(row id, new status, next due, error, delivered at) of each row."""
+        channel = self._channel(rows[0].channel)
+        notes = []
+        events = []
+        for row in rows:
+            evs = orjson.loads(row.events)
+            events.append(evs)
+            notes.append(
+                Notification(
+                    key=row.key,
+                    tenant=row.tenant,
+                    site=row.site,
+                    subject=row.subject,
+                    body={
+                        "key": row.key,
+                        "subscription": row.subscription,
+                        "tenant": row.tenant,
+                        "site": row.site,
+                        "events": evs,
+                    },
+                )
+            )
+        if isinstance(channel, WebhookChannel) and len(notes) > 1:
+            result = await self._senders.send_batch(channel, notes)
+        else:
+            result = await self._senders.send(channel, notes[0])
+        now = self.clock()
+        kind = channel.type
+        return [
+            self._outcome(r, kind, evs, result, now) for r, evs in zip(rows, events, strict=True)
+        ]
+
+    def _outcome(
+        self, row: _Due, kind: str, events: list[Any], result: SendResult, now: int
+    ) -> Settled:
+        if result.status is Status.DELIVERED:
+            self._count("hazardhub_notifications_delivered_total", channel=kind)
+            latency = now - min(int(e.get("arrival", now)) for e in events)
+            self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
+            return (row.id, "delivered", now, "", now)
+        self._count("hazardhub_notification_failures_total", channel=kind)
+        s = self.settings
+        if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
+            self._count("hazardhub_notifications_dead_total", channel=kind)
+            log.warning("notification %s dead: %s", row.key, result.reason)
+            return (row.id, "dead", now, result.reason, None)
+        backoff = min(s.retry_initial_s * 2.0 ** min(row.attempts, 32), s.retry_max_s)
+        if result.retry_after_s is not None:
+            backoff = min(max(backoff, result.retry_after_s), s.retry_max_s)
+        return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
