@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -84,3 +87,20 @@ async def running_hub(hub: Hub) -> AsyncIterator[Hub]:
     finally:
         stop.set()
         await task
+
+
+def start_hub_process(
+    cfg: Path, broker: int, data: Path, api_port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """`hazardhub hub` as a process of its own (to be killed), its output appended to `log`."""
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hazardhub", "hub", "-c", str(cfg)),
+            *("--broker", f"127.0.0.1:{broker}", "--data-dir", str(data)),
+            *("--api", f"127.0.0.1:{api_port}"),
+        ],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )

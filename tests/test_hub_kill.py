@@ -4,10 +4,7 @@ re-delivers what it had not acknowledged, and every published batch is stored ex
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
+from e2e_helpers import start_hub_process
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,29 +45,6 @@ tenants:
 """
 
 
-def start_hub(cfg: Path, broker: int, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hazardhub",
-            "hub",
-            "-c",
-            str(cfg),
-            "--broker",
-            f"127.0.0.1:{broker}",
-            "--data-dir",
-            str(data),
-            "--api",
-            f"127.0.0.1:{free_port()}",
-        ],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 @pytest.mark.slow
 async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp_path):
     profiles, packs = load_profiles(ROOT / "profiles")
@@ -90,7 +65,7 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp
         parse_document(cfg.read_text(), HubConfig, "hub.yaml"), profiles, packs
     )
     data, log = tmp_path / "hub", tmp_path / "hub.log"
-    hub = start_hub(cfg, mosquitto.port, data, log)
+    hub = start_hub_process(cfg, mosquitto.port, data, free_port(), log)
     # the hub's persistent session must exist before the first message: a broker keeps messages
     # only for sessions it knows (docs/operations.md)
     deadline = time.monotonic() + 20
@@ -112,7 +87,7 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp
         hub.send_signal(signal.SIGKILL)  # no flush, no goodbye
         hub.wait(timeout=10)
         await asyncio.sleep(2)  # the gateway keeps publishing; the broker queues for the hub
-        hub = start_hub(cfg, mosquitto.port, data, log)
+        hub = start_hub_process(cfg, mosquitto.port, data, free_port(), log)
         await asyncio.sleep(3)
         stop.set()
         await gw_task

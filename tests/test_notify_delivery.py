@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -39,7 +37,7 @@ from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, get_json, mine_registry, running_hub
+from e2e_helpers import eventually, get_json, mine_registry, running_hub, start_hub_process
 from receivers import SmtpReceiver, WebhookReceiver
 from services import free_port
 
@@ -272,29 +270,6 @@ tenants:
 """
 
 
-def _start_hub(cfg: Path, broker: int, data: Path, api_port: int, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hazardhub",
-            "hub",
-            "-c",
-            str(cfg),
-            "--broker",
-            f"127.0.0.1:{broker}",
-            "--data-dir",
-            str(data),
-            "--api",
-            f"127.0.0.1:{api_port}",
-        ],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 async def _wait_ready(proc: subprocess.Popen, api_port: int, log: Path) -> None:
     async def ready() -> bool:
         assert proc.poll() is None, log.read_text()[-3000:]
@@ -323,7 +298,7 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
     cfg.write_text(_hub_config(receiver.url))
     state = data / "state.db"
     api_port = free_port()
-    proc = _start_hub(cfg, mosquitto.port, data, api_port, log)
+    proc = start_hub_process(cfg, mosquitto.port, data, api_port, log)
     try:
         await _wait_ready(proc, api_port, log)
         await _publish_steps(mosquitto.port, [(0.4,), (1.7,)], keys=("ch4_t1",))
@@ -359,7 +334,7 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
 
         receiver.start()
         api_port = free_port()
-        proc = _start_hub(cfg, mosquitto.port, data, api_port, log)
+        proc = start_hub_process(cfg, mosquitto.port, data, api_port, log)
         await _wait_ready(proc, api_port, log)
         (got,) = await receiver.wait_for(1, timeout_s=30)
 
