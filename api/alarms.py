@@ -22,13 +22,12 @@ from alerts.notify.notifier import KINDS, NotifyObjectError
 from alerts.statedb import AlarmEventRow, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found
+from api.context import AppContext, Caller, Ctx, not_found, require_writer
 from api.models import AlarmEventPublic, AlarmPublic
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
 __all__ = ["alarm_router"]
 
-_WRITERS = frozenset({"admin", "operator", "enterprise"})
 _MAX_SHELVE_S = 7 * 86400
 _HIDDEN = "*" * 8  # a secret is never shown back
 _MAX_ID = 2**63 - 1  # the database's integers
@@ -91,8 +90,7 @@ def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
 
 
 def _writer(caller: Principal) -> None:
-    if caller.role not in _WRITERS:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may only read")
+    require_writer(caller)
 
 
 def _tenants(ctx: AppContext, caller: Principal) -> list[str] | None:

@@ -19,6 +19,7 @@ from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found
+from api.keys import key_router
 from api.models import (
     LatestPublic,
     LevelPublic,
@@ -262,6 +263,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(alarm_router())
     app.include_router(alarm_stats_router())
     app.include_router(site_router())
+    app.include_router(key_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

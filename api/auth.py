@@ -3,19 +3,24 @@
 Roles: admin and operator see every tenant (or the tenants listed on the key), enterprise and
 viewer only the tenants on their key. A request for an object of a tenant the caller may not see
 answers 404, as if it did not exist, so that ids do not leak.
+
+Keys come from the configuration (`api_keys`, digests written by hand or by `hazardhub`) and from
+the API (`api.keys`: made, shown once, expiring, revocable; kept in `api.registrydb`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.registrydb import KeyRow, RegistryDB
 from telemetry.config import ApiKeySpec
 
 __all__ = ["KeyRing", "Principal", "current_principal", "hash_key"]
@@ -40,16 +45,59 @@ class Principal:
         return [t for t in all_tenants if self.sees(t)]
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class KeyRing:
-    def __init__(self, keys: Iterable[ApiKeySpec]) -> None:
-        self._keys = {k.sha256: k for k in keys}
+    """The keys that authenticate: the configuration's, and the API's (when given `db`), which
+    count only until they expire or are revoked. A lookup is by digest: a dictionary, not a
+    scan, and what it could leak by its timing is about a digest, not about a key."""
+
+    def __init__(
+        self,
+        keys: Iterable[ApiKeySpec],
+        db: RegistryDB | None = None,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self._config = {k.sha256: k for k in keys}
+        self.db = db
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._made: dict[str, KeyRow] = {}
+        self.refresh()
+
+    def now(self) -> int:
+        return self._clock()
+
+    @property
+    def config_keys(self) -> tuple[ApiKeySpec, ...]:
+        return tuple(self._config.values())
+
+    def set_config_keys(self, keys: Iterable[ApiKeySpec]) -> None:
+        """A new configuration's keys replace the old configuration's (a reload)."""
+        config = {k.sha256: k for k in keys}
+        with self._lock:
+            self._config = config
+
+    def refresh(self) -> None:
+        """Read the API's keys again (after one was made or revoked)."""
+        if self.db is None:
+            return
+        made = {r.sha256: r for r in self.db.api_keys() if r.revoked_ms is None}
+        with self._lock:
+            self._made = made
 
     def authenticate(self, key: str) -> Principal | None:
         digest = hash_key(key)
-        for known, spec in self._keys.items():
-            if hmac.compare_digest(known, digest):
-                tenants = frozenset(spec.tenants) if spec.tenants else None
-                return Principal(spec.name, spec.role, tenants)
+        with self._lock:
+            spec = self._config.get(digest)
+            row = self._made.get(digest)
+        if spec is not None:
+            tenants = frozenset(spec.tenants) if spec.tenants else None
+            return Principal(spec.name, spec.role, tenants)
+        if row is not None and row.valid_at(self._clock()):
+            return Principal(row.name, row.role, frozenset(row.tenants) if row.tenants else None)
         return None
 
 

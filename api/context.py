@@ -18,7 +18,7 @@ from ingest.metrics import Metrics
 from ingest.store.base import TimeSeriesStore
 from telemetry.registry import Registry
 
-__all__ = ["AppContext", "Caller", "Ctx", "not_found"]
+__all__ = ["WRITERS", "AppContext", "Caller", "Ctx", "not_found", "require_writer"]
 
 
 async def _no_events(events: Sequence[AlarmEvent]) -> None:
@@ -55,3 +55,12 @@ Ctx = Annotated[AppContext, Depends(_ctx)]
 
 def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
+
+
+WRITERS = frozenset({"admin", "operator", "enterprise"})
+
+
+def require_writer(caller: Principal) -> None:
+    """Viewers read; every write route starts here."""
+    if caller.role not in WRITERS:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may only read")

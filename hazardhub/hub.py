@@ -20,6 +20,7 @@ from alerts.statedb import StateDB
 from alerts.vehicles.terminal import terminal_bit
 from api.app import AppContext, create_app
 from api.auth import KeyRing
+from api.registrydb import RegistryDB
 from api.stream import Broadcaster
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
@@ -122,7 +123,9 @@ class Hub:
             username=settings.broker_username,
             password=settings.broker_password,
         )
-        keys = KeyRing([*registry.config.api_keys, *extra_keys])
+        self.registrydb = RegistryDB(settings.data_dir / "registry.db")
+        self._extra_keys = tuple(extra_keys)
+        keys = KeyRing([*registry.config.api_keys, *self._extra_keys], self.registrydb)
         self.stream = Broadcaster(registry)
         notify = registry.config.notify
         self.senders = Senders(
@@ -219,6 +222,7 @@ class Hub:
             await self.senders.aclose()
             await self.store.close()
             self.statedb.close()
+            self.registrydb.close()
             log.info("hub stopped")
 
     async def _announce(self, server: uvicorn.Server) -> None:

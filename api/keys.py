@@ -1,0 +1,200 @@
+"""API keys over HTTP: make one (shown once), list them, revoke one.
+
+Admins manage every key. An enterprise manages the enterprise and viewer keys of its own tenants
+(a wall display of its own, a script of its own), never a key that sees more than it does.
+Operators and viewers manage none. Keys of the configuration file are listed but can only be
+removed there. A key made here expires (90 days unless asked otherwise, at most 10 years).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import Principal, hash_key
+from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from api.registrydb import KeyRow, RegistryDB, RegistryDBError
+from telemetry.config import ApiKeySpec, Ident
+
+__all__ = ["key_router"]
+
+Role = Literal["admin", "operator", "enterprise", "viewer"]
+_DAY_MS = 86_400_000
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Ident
+    role: Role
+    tenants: list[Ident] = Field(
+        default=[], max_length=1000, description="empty = all (admin, operator only)"
+    )
+    expires_in_days: int = Field(default=90, ge=1, le=3650)
+
+
+class KeyPublic(BaseModel):
+    name: str
+    role: str
+    tenants: list[str]
+    source: Literal["config", "api"]
+    state: Literal["active", "expired", "revoked"]
+    created_ms: int | None = None
+    created_by: str | None = None
+    expires_ms: int | None = None
+    revoked_ms: int | None = None
+    revoked_by: str | None = None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="the key itself: shown this once, never again")
+
+
+def _manages(caller: Principal, role: str, tenants: tuple[str, ...]) -> bool:
+    """Whether `caller` may see and manage a key of `role` for `tenants`."""
+    if caller.role == "admin":
+        return True
+    if caller.role != "enterprise" or role not in ("enterprise", "viewer") or not tenants:
+        return False
+    return all(caller.sees(t) for t in tenants)
+
+
+def _check_manager(caller: Principal) -> None:
+    require_writer(caller)
+    if caller.role not in ("admin", "enterprise"):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "API keys are managed by admins and enterprises"
+        )
+
+
+def _row_public(row: KeyRow, now: int) -> KeyPublic:
+    state: Literal["active", "expired", "revoked"] = (
+        "revoked" if row.revoked_ms is not None else "active" if now < row.expires_ms else "expired"
+    )
+    return KeyPublic(
+        name=row.name,
+        role=row.role,
+        tenants=list(row.tenants),
+        source="api",
+        state=state,
+        created_ms=row.created_ms,
+        created_by=row.created_by,
+        expires_ms=row.expires_ms,
+        revoked_ms=row.revoked_ms,
+        revoked_by=row.revoked_by,
+    )
+
+
+def _config_public(spec: ApiKeySpec) -> KeyPublic:
+    return KeyPublic(
+        name=spec.name, role=spec.role, tenants=list(spec.tenants), source="config", state="active"
+    )
+
+
+def _need_db(ctx: AppContext) -> RegistryDB:
+    if ctx.keys.db is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no key database here")
+    return ctx.keys.db
+
+
+def key_router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
+
+    @r.get("", response_model=list[KeyPublic])
+    def list_keys(ctx: Ctx, caller: Caller) -> list[KeyPublic]:
+        """The keys the caller manages (never the keys themselves; they are kept as digests)."""
+        _check_manager(caller)
+        now = ctx.keys.now()
+        out = [
+            _config_public(k) for k in ctx.keys.config_keys if _manages(caller, k.role, k.tenants)
+        ]
+        if ctx.keys.db is not None:
+            out += [
+                _row_public(row, now)
+                for row in ctx.keys.db.api_keys()
+                if _manages(caller, row.role, row.tenants)
+            ]
+        return out
+
+    @r.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+    def create_key(body: KeyCreate, ctx: Ctx, caller: Caller, response: Response) -> KeyCreated:
+        """Make a key. The answer carries the key once; only its SHA-256 digest is kept."""
+        _check_manager(caller)
+        db = _need_db(ctx)
+        tenants = tuple(dict.fromkeys(body.tenants))
+        if body.role in ("enterprise", "viewer") and not tenants:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {
+                        "loc": ["body", "tenants"],
+                        "msg": f"a key with role {body.role!r} must name its tenants",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        if not _manages(caller, body.role, tenants):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "an enterprise makes only enterprise or viewer keys of its own tenants",
+            )
+        known = set(ctx.registry.tenants)
+        unknown = [t for t in tenants if t not in known]
+        if unknown:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {
+                        "loc": ["body", "tenants"],
+                        "msg": f"unknown tenant(s) {unknown}",
+                        "type": "value_error",
+                    }
+                ],
+            )
+        if any(k.name == body.name for k in ctx.keys.config_keys):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"the configuration has a key named {body.name!r}"
+            )
+        key = "hh_" + secrets.token_urlsafe(32)
+        now = ctx.keys.now()
+        row = KeyRow(
+            name=body.name,
+            sha256=hash_key(key),
+            role=body.role,
+            tenants=tenants,
+            created_ms=now,
+            created_by=caller.name,
+            expires_ms=now + body.expires_in_days * _DAY_MS,
+            revoked_ms=None,
+            revoked_by=None,
+        )
+        try:
+            db.add_key(row)
+        except RegistryDBError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        ctx.keys.refresh()
+        response.headers["Cache-Control"] = "no-store"
+        return KeyCreated(**_row_public(row, now).model_dump(), key=key)
+
+    @r.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+    def revoke_key(name: str, ctx: Ctx, caller: Caller) -> Response:
+        """Revoke a key at once; revoking it again changes nothing."""
+        _check_manager(caller)
+        spec = next((k for k in ctx.keys.config_keys if k.name == name), None)
+        if spec is not None and _manages(caller, spec.role, spec.tenants):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"key {name!r} is in the configuration; remove it there (or through the registry)",
+            )
+        db = ctx.keys.db
+        row = next((k for k in db.api_keys() if k.name == name), None) if db is not None else None
+        if db is None or row is None or not _manages(caller, row.role, row.tenants):
+            raise not_found(f"API key {name!r}")
+        db.revoke_key(name, actor=caller.name, now_ms=ctx.keys.now())
+        ctx.keys.refresh()
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return r

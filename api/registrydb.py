@@ -1,0 +1,238 @@
+"""The registry's relational state behind one module: configuration revisions and API keys.
+
+SQLite by default (``registry.db`` under the data folder, WAL). The methods are synchronous and
+thread-safe; async callers run them in a worker thread. Every SQL statement of the registry is
+here, so that PostgreSQL can replace SQLite when several hub processes share state.
+
+* **Configuration revisions.** Every accepted configuration is kept whole (JSON of `HubConfig`),
+  numbered, with who made it, why and where it came from (``file``, ``api``, ``import``). The
+  newest revision is the one the hub runs. A revision from the configuration file also records
+  the file's digest: at start the hub uses the newest revision unless the file changed since it
+  was last read, in which case the file wins (an administrator edited it on purpose).
+* **API keys** made through the API: only the SHA-256 digest of a key is stored; the key is
+  shown once, when it is made. A key has an expiry and can be revoked; neither is undone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["KeyRow", "RegistryDB", "RegistryDBError", "Revision"]
+
+Source = Literal["file", "api", "import"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS config_revisions (
+    rev INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('file', 'api', 'import')),
+    file_sha256 TEXT,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    name TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    tenants TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    revoked_ms INTEGER,
+    revoked_by TEXT
+);
+"""
+_KEEP_REVISIONS = 1000  # older revisions are pruned; the newest is never
+
+
+class RegistryDBError(Exception):
+    """A registry write the database refused (for example, a key name already taken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    rev: int
+    created_ms: int
+    actor: str
+    comment: str
+    source: Source
+    file_sha256: str | None
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    name: str
+    sha256: str
+    role: str
+    tenants: tuple[str, ...]
+    created_ms: int
+    created_by: str
+    expires_ms: int
+    revoked_ms: int | None
+    revoked_by: str | None
+
+    def valid_at(self, now_ms: int) -> bool:
+        return self.revoked_ms is None and now_ms < self.expires_ms
+
+
+class RegistryDB:
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        with self._tx() as c:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- configuration revisions --------------------------------------------------------------
+
+    def add_revision(
+        self,
+        document: dict[str, Any],
+        *,
+        actor: str,
+        comment: str,
+        source: Source,
+        now_ms: int,
+        file_sha256: str | None = None,
+    ) -> int:
+        text = json.dumps(document, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO config_revisions"
+                " (created_ms, actor, comment, source, file_sha256, document)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now_ms, actor, comment, source, file_sha256, text),
+            )
+            rev = int(cur.lastrowid or 0)
+            c.execute("DELETE FROM config_revisions WHERE rev <= ?", (rev - _KEEP_REVISIONS,))
+        return rev
+
+    def latest_revision(self) -> Revision | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT rev, created_ms, actor, comment, source, file_sha256, document"
+                " FROM config_revisions ORDER BY rev DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else _revision(row)
+
+    def revision(self, rev: int) -> Revision | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT rev, created_ms, actor, comment, source, file_sha256, document"
+                " FROM config_revisions WHERE rev = ?",
+                (rev,),
+            ).fetchone()
+        return None if row is None else _revision(row)
+
+    def last_file_digest(self) -> str | None:
+        """The digest of the configuration file the newest file revision was read from."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT file_sha256 FROM config_revisions WHERE source = 'file'"
+                " ORDER BY rev DESC LIMIT 1"
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def revisions(self, limit: int = 100, before: int | None = None) -> list[Revision]:
+        """Newest first, without their documents (empty dicts)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rev, created_ms, actor, comment, source, file_sha256, '{}'"
+                " FROM config_revisions WHERE rev < ? ORDER BY rev DESC LIMIT ?",
+                (before if before is not None else 2**62, limit),
+            ).fetchall()
+        return [_revision(r) for r in rows]
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def add_key(self, row: KeyRow) -> None:
+        try:
+            with self._tx() as c:
+                c.execute(
+                    "INSERT INTO api_keys (name, sha256, role, tenants, created_ms, created_by,"
+                    " expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        row.name,
+                        row.sha256,
+                        row.role,
+                        json.dumps(list(row.tenants)),
+                        row.created_ms,
+                        row.created_by,
+                        row.expires_ms,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise RegistryDBError(f"an API key named {row.name!r} exists already") from exc
+
+    def revoke_key(self, name: str, *, actor: str, now_ms: int) -> bool:
+        """Revoke a key; False when there is no such key or it was revoked before."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE api_keys SET revoked_ms = ?, revoked_by = ?"
+                " WHERE name = ? AND revoked_ms IS NULL",
+                (now_ms, actor, name),
+            )
+            return cur.rowcount > 0
+
+    def api_keys(self) -> list[KeyRow]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT name, sha256, role, tenants, created_ms, created_by, expires_ms,"
+                " revoked_ms, revoked_by FROM api_keys ORDER BY name"
+            ).fetchall()
+        return [
+            KeyRow(
+                name=r[0],
+                sha256=r[1],
+                role=r[2],
+                tenants=tuple(json.loads(r[3])),
+                created_ms=int(r[4]),
+                created_by=r[5],
+                expires_ms=int(r[6]),
+                revoked_ms=None if r[7] is None else int(r[7]),
+                revoked_by=r[8],
+            )
+            for r in rows
+        ]
+
+
+def _revision(row: tuple[Any, ...]) -> Revision:
+    return Revision(
+        rev=int(row[0]),
+        created_ms=int(row[1]),
+        actor=str(row[2]),
+        comment=str(row[3]),
+        source=row[4],
+        file_sha256=row[5],
+        document=json.loads(row[6]),
+    )

@@ -1,0 +1,222 @@
+"""API keys made through the API: shown once, kept as digests, expiring, revocable; who may make
+which key; the key ring authenticating them against a real registry database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from alerts.statedb import StateDB
+from api.app import AppContext, create_app
+from api.auth import KeyRing, hash_key
+from api.registrydb import RegistryDB
+from ingest.metrics import Metrics
+from ingest.store.sqlite import SqliteStore
+from telemetry.config import ApiKeySpec
+
+from e2e_helpers import mine_registry
+
+DAY = 86_400_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+CONFIG_KEYS = [
+    ApiKeySpec(name="root", sha256=hash_key("k-root"), role="admin"),
+    ApiKeySpec(name="ops", sha256=hash_key("k-ops"), role="operator"),
+    ApiKeySpec(name="coal", sha256=hash_key("k-coal"), role="enterprise", tenants=("north-coal",)),
+    ApiKeySpec(name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("acme-chem",)),
+    ApiKeySpec(name="view", sha256=hash_key("k-view"), role="viewer", tenants=("north-coal",)),
+]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+async def hub(tmp_path):
+    reg = mine_registry(1502, 1.0)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    rdb = RegistryDB(tmp_path / "registry.db")
+    clock = Clock()
+    ring = KeyRing(CONFIG_KEYS, rdb, clock=clock)
+    app = create_app(AppContext(reg, store, db, Metrics(), ring))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        yield client, clock, tmp_path
+    await store.close()
+    db.close()
+    rdb.close()
+
+
+async def test_made_key_is_shown_once_and_stored_only_as_digest(hub):
+    client, _, tmp_path = hub
+    r = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "wall", "role": "viewer", "tenants": ["north-coal"]},
+        headers=bearer("k-root"),
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    key = body["key"]
+    assert key.startswith("hh_") and len(key) > 40
+    assert body["state"] == "active" and body["created_by"] == "root"
+    assert body["expires_ms"] - body["created_ms"] == 90 * DAY
+    assert r.headers["cache-control"] == "no-store"
+    # the new key works, with its role and scope
+    sensors = await client.get("/api/v1/sensors", headers=bearer(key))
+    assert sensors.status_code == 200
+    assert {s["tenant"] for s in sensors.json()} == {"north-coal"}
+    # the list never shows it again
+    listed = await client.get("/api/v1/api-keys", headers=bearer("k-root"))
+    assert "key" not in next(k for k in listed.json() if k["name"] == "wall")
+    assert key not in listed.text
+    # on disk: the digest, not the key
+    raw = (tmp_path / "registry.db").read_bytes()
+    wal = tmp_path / "registry.db-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert key.encode() not in raw
+    conn = sqlite3.connect(tmp_path / "registry.db")
+    (digest,) = conn.execute("SELECT sha256 FROM api_keys WHERE name = 'wall'").fetchone()
+    conn.close()
+    assert digest == hash_key(key)
+
+
+async def test_key_expires(hub):
+    client, clock, _ = hub
+    r = await client.post(
+        "/api/v1/api-keys",
+        json={"name": "short", "role": "operator", "expires_in_days": 2},
+        headers=bearer("k-root"),
+    )
+    key = r.json()["key"]
+    assert (await client.get("/api/v1/sensors", headers=bearer(key))).status_code == 200
+    clock.now += 2 * DAY - 1
+    assert (await client.get("/api/v1/sensors", headers=bearer(key))).status_code == 200
+    clock.now += 1
+    assert (await client.get("/api/v1/sensors", headers=bearer(key))).status_code == 401
+    listed = (await client.get("/api/v1/api-keys", headers=bearer("k-root"))).json()
+    assert next(k for k in listed if k["name"] == "short")["state"] == "expired"
+
+
+async def test_revoked_key_stops_at_once_and_revoking_again_changes_nothing(hub):
+    client, _, _ = hub
+    key = (
+        await client.post(
+            "/api/v1/api-keys",
+            json={"name": "script", "role": "enterprise", "tenants": ["north-coal"]},
+            headers=bearer("k-coal"),
+        )
+    ).json()["key"]
+    assert (await client.get("/api/v1/alarms", headers=bearer(key))).status_code == 200
+    r = await client.delete("/api/v1/api-keys/script", headers=bearer("k-coal"))
+    assert r.status_code == 204
+    assert (await client.get("/api/v1/alarms", headers=bearer(key))).status_code == 401
+    again = await client.delete("/api/v1/api-keys/script", headers=bearer("k-root"))
+    assert again.status_code == 204
+    listed = (await client.get("/api/v1/api-keys", headers=bearer("k-root"))).json()
+    row = next(k for k in listed if k["name"] == "script")
+    assert row["state"] == "revoked" and row["revoked_by"] == "coal"
+
+
+async def test_key_survives_a_new_key_ring(hub, tmp_path):
+    client, clock, _ = hub
+    key = (
+        await client.post(
+            "/api/v1/api-keys", json={"name": "ops2", "role": "operator"}, headers=bearer("k-root")
+        )
+    ).json()["key"]
+    rdb = RegistryDB(tmp_path / "registry.db")  # a hub restart reads the same file
+    try:
+        principal = KeyRing([], rdb, clock=clock).authenticate(key)
+        assert principal is not None and principal.role == "operator"
+        assert principal.tenants is None
+    finally:
+        rdb.close()
+
+
+@pytest.mark.parametrize(
+    ("who", "body", "status"),
+    [
+        # an enterprise makes keys of its own tenants, no wider and no stronger
+        ("k-coal", {"name": "a", "role": "viewer", "tenants": ["north-coal"]}, 201),
+        ("k-coal", {"name": "a", "role": "viewer", "tenants": ["acme-chem"]}, 403),
+        ("k-coal", {"name": "a", "role": "viewer", "tenants": ["north-coal", "acme-chem"]}, 403),
+        ("k-coal", {"name": "a", "role": "operator"}, 403),
+        ("k-coal", {"name": "a", "role": "admin"}, 403),
+        ("k-coal", {"name": "a", "role": "enterprise", "tenants": ["nowhere"]}, 403),
+        # operators and viewers make none
+        ("k-ops", {"name": "a", "role": "viewer", "tenants": ["north-coal"]}, 403),
+        ("k-view", {"name": "a", "role": "viewer", "tenants": ["north-coal"]}, 403),
+        # field errors
+        ("k-root", {"name": "a", "role": "viewer"}, 422),
+        ("k-root", {"name": "a", "role": "viewer", "tenants": ["nowhere"]}, 422),
+        ("k-root", {"name": "a b", "role": "operator"}, 422),
+        ("k-root", {"name": "a", "role": "operator", "expires_in_days": 0}, 422),
+        ("k-root", {"name": "a", "role": "operator", "expires_in_days": 3651}, 422),
+        ("k-root", {"name": "a", "role": "god"}, 422),
+        ("k-root", {"name": "a", "role": "operator", "extra": 1}, 422),
+        # a name of the configuration's
+        ("k-root", {"name": "coal", "role": "operator"}, 409),
+        ("k-root", {"name": "a", "role": "admin"}, 201),
+    ],
+)
+async def test_who_makes_which_key(hub, who, body, status):
+    client, _, _ = hub
+    r = await client.post("/api/v1/api-keys", json=body, headers=bearer(who))
+    assert r.status_code == status, r.text
+    if status != 201:
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "key" not in r.json()
+    if status == 422:
+        assert r.json()["errors"]
+
+
+async def test_name_taken_twice_is_a_conflict(hub):
+    client, _, _ = hub
+    body = {"name": "dup", "role": "operator"}
+    assert (
+        await client.post("/api/v1/api-keys", json=body, headers=bearer("k-root"))
+    ).status_code == 201
+    r = await client.post("/api/v1/api-keys", json=body, headers=bearer("k-root"))
+    assert r.status_code == 409
+
+
+async def test_enterprise_sees_and_revokes_only_its_own_tenants_keys(hub):
+    client, _, _ = hub
+    for name, tenants in (("c1", ["north-coal"]), ("h1", ["acme-chem"])):
+        r = await client.post(
+            "/api/v1/api-keys",
+            json={"name": name, "role": "viewer", "tenants": tenants},
+            headers=bearer("k-root"),
+        )
+        assert r.status_code == 201
+    seen = {
+        k["name"] for k in (await client.get("/api/v1/api-keys", headers=bearer("k-coal"))).json()
+    }
+    assert "c1" in seen and "h1" not in seen
+    assert "root" not in seen and "ops" not in seen  # keys that see more than it does
+    assert {"coal", "view"} <= seen  # the configuration's keys of its tenant, listed
+    # another tenant's key answers as if it did not exist
+    assert (await client.delete("/api/v1/api-keys/h1", headers=bearer("k-coal"))).status_code == 404
+    assert (
+        await client.delete("/api/v1/api-keys/nope", headers=bearer("k-coal"))
+    ).status_code == 404
+    # the configuration's keys are removed in the configuration
+    assert (
+        await client.delete("/api/v1/api-keys/view", headers=bearer("k-coal"))
+    ).status_code == 409
+    assert (await client.get("/api/v1/api-keys", headers=bearer("k-ops"))).status_code == 403
+    assert (await client.get("/api/v1/api-keys")).status_code == 401
