@@ -18,6 +18,7 @@ from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle
 from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
+from simulators.route import Route
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry, parse_document
@@ -99,7 +100,8 @@ def _compile(spec: ScenarioSpec, registry: Registry) -> CompiledScenario:
 
 
 def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, accel: float) -> None:
-    """The ground truth: scenario time -> value per sensor, and the fault-mode schedule."""
+    """The ground truth: scenario time -> value per sensor (a vehicle's speed is the one it
+    drives, within its route's limits), the fault-mode schedule and the vehicles' limits."""
     step = max(0.1, min(1.0, compiled.spec.duration_s / 2000))
     doc = {
         "scenario": compiled.spec.name,
@@ -112,16 +114,27 @@ def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, acc
             for m in compiled.modes
         ],
         "truth": compiled.truth(step) if compiled.spec.duration_s < 1e6 else {},
+        # per vehicle: its route's limits by segment and when it ignores them (null: to the end)
+        "speed_limits": {
+            vehicle: {
+                "limits_kmh": list(compiled.spec.speed_limits.get(vehicle, ())),
+                "speeding": [
+                    [a, b if math.isfinite(b) else None] for a, b in compiled.drive(vehicle).free
+                ],
+            }
+            for vehicle in compiled.vehicle_speeds
+        },
     }
     path.write_text(json.dumps(doc))
 
 
-def _routes(compiled: CompiledScenario, vehicle: str, k: int) -> tuple[tuple[float, float], ...]:
-    route = compiled.spec.routes.get(vehicle)
-    if route:
+def _routes(compiled: CompiledScenario, vehicle: str, k: int) -> Route:
+    """The scenario's route of the vehicle, with its speed limits, or a generated one."""
+    route = compiled.spec.route(vehicle)
+    if route is not None:
         return route
     lat, lon = 32.0 + 0.05 * k, 118.8
-    return ((lat, lon), (lat + 0.3, lon + 0.6), (lat + 0.5, lon + 1.4))
+    return Route(((lat, lon), (lat + 0.3, lon + 0.6), (lat + 0.5, lon + 1.4)))
 
 
 async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:

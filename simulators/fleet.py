@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 import orjson
 
+from simulators.route import Drive, Route, segment_m
 from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
 from telemetry.topics import TopicLayout
@@ -26,16 +27,6 @@ from telemetry.topics import TopicLayout
 __all__ = ["FleetPublisher", "Jt808Fleet", "SimulatedVehicle", "attach_scenario", "position_at"]
 
 log = logging.getLogger(__name__)
-_EARTH_M = 6_371_000.0
-
-
-def _segment_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = (
-        math.sin((lat2 - lat1) / 2) ** 2
-        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * _EARTH_M * math.asin(math.sqrt(h))
 
 
 def _noise(seed: int, t_s: float, axis: int) -> float:
@@ -50,7 +41,7 @@ def position_at(
     """(lat, lon, heading) at a distance along a polyline. A closed route (its last point is its
     first) goes round again; an open one is driven back from its end, so that a vehicle never
     jumps (a jump is a GPS drift to the platform)."""
-    lengths = [_segment_m(route[i], route[i + 1]) for i in range(len(route) - 1)]
+    lengths = [segment_m(route[i], route[i + 1]) for i in range(len(route) - 1)]
     total = sum(lengths)
     if total <= 0:
         return route[0][0], route[0][1], 0.0
@@ -81,11 +72,16 @@ def position_at(
 
 @dataclass(slots=True)
 class SimulatedVehicle:
+    """A GPS recorder on a vehicle driving `route` (points, or a `Route` with speed limits by
+    segment) at `speed_kmh`: a plain signal, obeyed up to the route's limits, or a scenario's
+    `Drive` (which knows when the driver speeds on purpose; its own limits, if it has any, win).
+    Route and speed are fixed at construction."""
+
     tenant: str
     id: str
-    route: tuple[tuple[float, float], ...]
+    route: Route | tuple[tuple[float, float], ...]
     speed_kmh: Signal
-    distance_m: float = 0.0
+    distance_m: float = 0.0  # driven so far (the drive's, at the last record)
     seq: int = 0
     last_t: float | None = field(default=None)
     noise_m: float = 3.0  # GPS noise, deterministic from (seed, t)
@@ -94,18 +90,29 @@ class SimulatedVehicle:
     offline: bool = False  # the recorder sends nothing (out of coverage, switched off)
     offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
     epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
+    drive: Drive = field(init=False, repr=False, compare=False)
+    _points: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        route = self.route if isinstance(self.route, Route) else Route(tuple(self.route))
+        self._points = route.points
+        if isinstance(self.speed_kmh, Drive):
+            self.drive = self.speed_kmh.on(route)
+        else:
+            self.drive = Drive(self.speed_kmh, route)
 
     def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
         """Advance to scenario time `t_s` and return the position record of that instant.
 
         The record's time is the wall time of that instant (`accel` scenario seconds pass per
         wall second), as a real recorder's clock would read; with an `epoch_ms`, the scenario
-        time of that instant."""
-        speed = max(0.0, round(self.speed_kmh.value_at(t_s), 1))
-        if self.last_t is not None:
-            self.distance_m += speed / 3.6 * max(0.0, t_s - self.last_t)
+        time of that instant. The speed is the one driven: never above the limit obeyed."""
+        self.distance_m, driven, limit = self.drive.state_at(t_s)
+        speed = round(driven, 1)
+        if limit is not None and speed > limit:  # rounding must not lift it over the limit
+            speed = math.floor(limit * 10) / 10
         self.last_t = t_s
-        lat, lon, heading = position_at(self.route, self.distance_m)
+        lat, lon, heading = position_at(self._points, self.distance_m)
         north = east = 0.0
         if self.offset_m is not None:
             side = self.offset_m.value_at(t_s)

@@ -3,13 +3,15 @@
 Within the first minute the face methane (T1) passes 1.0 % (alarm) at about 22 s and 1.5 %
 (power-cut level) at about 32 s, the face's power feed drops at 33 s, methane falls back below
 1.0 % at about 50 s and power returns at 56 s. From 20 s to 50 s the hazmat tanker drives at
-90 km/h on an expressway (limit 80).
+90 km/h on an expressway (limit 80), on purpose: from 15 s to 55 s it ignores the limits of its
+route. Otherwise it keeps to them, 80 km/h on the G2 and 50 km/h through a town section.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from simulators.route import Drive, Route
 from simulators.signals import Constant, Noisy, Piecewise, Signal
 
 __all__ = ["DEMO_ROUTES", "demo_point_signals", "demo_vehicle_speeds", "methane_profile"]
@@ -60,8 +62,9 @@ def demo_point_signals() -> Mapping[str, Mapping[str, Signal]]:
 
 def demo_vehicle_speeds() -> Mapping[str, Signal]:
     return {
-        "tanker-01": Piecewise(
-            ((0.0, 72.0), (15.0, 72.0), (20.0, 90.0), (50.0, 90.0), (55.0, 75.0))
+        "tanker-01": Drive(
+            Piecewise(((0.0, 72.0), (15.0, 72.0), (20.0, 90.0), (50.0, 90.0), (55.0, 75.0))),
+            free=((15.0, 55.0),),  # the overspeed is deliberate: limits ignored
         ),
         "coach-07": Noisy(Constant(92.0), 3.0, seed=30),
         "charter-03": Noisy(Constant(84.0), 3.0, seed=31),
@@ -69,8 +72,18 @@ def demo_vehicle_speeds() -> Mapping[str, Signal]:
 
 
 # Expressway polylines (lat, lon): G2 Beijing-Shanghai near Wuxi, G42 near Nanjing, S38 near Suzhou.
-DEMO_ROUTES: Mapping[str, tuple[tuple[float, float], ...]] = {
-    "tanker-01": ((31.5860, 120.2500), (31.6200, 120.3300), (31.6450, 120.4200)),
-    "coach-07": ((32.0500, 118.8900), (32.1000, 119.0500), (32.1600, 119.2500)),
-    "charter-03": ((31.3000, 120.5800), (31.3300, 120.6800), (31.3500, 120.7900)),
+# The tanker drives its approved corridor; 0.9 km of its second leg is a town section, 50 km/h.
+DEMO_ROUTES: Mapping[str, Route] = {
+    "tanker-01": Route(
+        (
+            (31.5860, 120.2500),
+            (31.6200, 120.3300),
+            (31.6350, 120.3840),  # town section, on the same line as the G2 leg
+            (31.6375, 120.3930),
+            (31.6450, 120.4200),
+        ),
+        limits_kmh=(80.0, 80.0, 50.0, 80.0),
+    ),
+    "coach-07": Route(((32.0500, 118.8900), (32.1000, 119.0500), (32.1600, 119.2500))),
+    "charter-03": Route(((31.3000, 120.5800), (31.3300, 120.6800), (31.3500, 120.7900))),
 }

@@ -14,7 +14,16 @@ events:
   - {at_s: 200, vehicle: tanker-01, to: 95, over_s: 10}
   - {at_s: 220, vehicle: tanker-01, detour_m: 3000, for_s: 300, over_s: 120}
   - {at_s: 240, gateway: gw1, mode: uplink_loss, for_s: 30}
+  - {at_s: 260, vehicle: tanker-01, to: 95, over_s: 10, ignore_limits: true}
+routes:
+  tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
+speed_limits:                   # km/h, one per segment of the vehicle's route; null: none
+  tanker-01: [80, 40, 60]
 ```
+
+A vehicle drives its speed signal up to the limit of the segment it is on; a speed event with
+`ignore_limits: true` makes it speed deliberately (the limits are ignored from that event to the
+vehicle's next speed event). The vehicle's speed in the ground truth is the speed it drives.
 
 `start` (optional) is the local time of t=0, ISO 8601 with its UTC offset: a date and time
 ("2026-03-03T02:50:00+08:00") or a time of day ("02:50:00+08:00": the latest such instant at
@@ -32,12 +41,14 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simulators.route import Drive, Route, check_limits
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
 from telemetry.registry import Registry, SensorInfo
 
@@ -89,12 +100,15 @@ class EventSpec(_Frozen):
     mode: Mode | None = None
     detour_m: float | None = Field(default=None, ge=-100_000, le=100_000)
     for_s: float | None = Field(default=None, gt=0)
+    ignore_limits: bool = False  # a vehicle's speed event: speeding on purpose, limits ignored
     note: str = ""
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
         if sum(x is not None for x in (self.device, self.vehicle, self.gateway)) != 1:
             raise ValueError("an event names exactly one of 'device', 'vehicle' and 'gateway'")
+        if self.ignore_limits and (self.vehicle is None or self.to is None):
+            raise ValueError("'ignore_limits' goes on a vehicle's speed event ('vehicle', 'to')")
         if self.gateway is not None or self.mode in _GATEWAY_MODES:
             if self.gateway is None or self.mode not in _GATEWAY_MODES:
                 raise ValueError(f"a gateway event sets 'mode' to one of {_GATEWAY_MODES}")
@@ -152,7 +166,28 @@ class ScenarioSpec(_Frozen):
     seed: int = 0
     baseline: dict[str, dict[str, SignalSpec]] = Field(default_factory=dict)
     routes: dict[str, tuple[tuple[float, float], ...]] = Field(default_factory=dict)
+    # vehicle id -> km/h per segment of its route (None: no limit)
+    speed_limits: dict[str, tuple[float | None, ...]] = Field(default_factory=dict)
     events: tuple[EventSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _limits(self) -> Self:
+        for vehicle, limits in self.speed_limits.items():
+            route = self.routes.get(vehicle)
+            if route is None:
+                raise ValueError(f"speed_limits.{vehicle}: the vehicle has no route in 'routes'")
+            try:
+                check_limits(len(route), limits)
+            except ValueError as exc:
+                raise ValueError(f"speed_limits.{vehicle}: {exc}") from None
+        return self
+
+    def route(self, vehicle: str) -> Route | None:
+        """The vehicle's route with its speed limits (None: no route in the scenario)."""
+        points = self.routes.get(vehicle)
+        if not points:
+            return None
+        return Route(points, self.speed_limits.get(vehicle, ()))
 
     @field_validator("start")
     @classmethod
@@ -191,11 +226,17 @@ class ModeChange:
 class CompiledScenario:
     spec: ScenarioSpec
     point_signals: Mapping[str, Mapping[str, Signal]]  # device id -> point -> signal
-    vehicle_speeds: Mapping[str, Signal]
+    vehicle_speeds: Mapping[str, Signal]  # the speed driven: a `Drive` per vehicle
     modes: tuple[ModeChange, ...]
     sensors: Mapping[str, tuple[str, str]]  # sensor id -> (device or vehicle id, point or speed)
     # vehicle id -> metres off its route, perpendicular (positive: to the right of travel)
     vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
+
+    def drive(self, vehicle: str) -> Drive:
+        """How the vehicle moves: the speed it drives and the distance along its route."""
+        drive = self.vehicle_speeds[vehicle]
+        assert isinstance(drive, Drive)
+        return drive
 
     def offset(self, vehicle: str, t_s: float) -> float:
         """How far the vehicle really is off its route at `t_s` (metres, signed)."""
@@ -300,6 +341,14 @@ def _with_events(base: SignalSpec, events: list[EventSpec], seed: int) -> Signal
     return signal
 
 
+def _speeding(events: list[EventSpec]) -> tuple[tuple[float, float], ...]:
+    """The [from, to) windows in which a vehicle ignores its limits: from a speed event with
+    `ignore_limits` to its next speed event."""
+    ordered = sorted(events, key=lambda e: e.at_s)
+    ends = [e.at_s for e in ordered[1:]] + [math.inf]
+    return tuple((e.at_s, end) for e, end in zip(ordered, ends, strict=False) if e.ignore_limits)
+
+
 def _detours(spec: ScenarioSpec, vehicle: str) -> list[EventSpec]:
     return sorted(
         (e for e in spec.events if e.vehicle == vehicle and e.detour_m is not None),
@@ -339,6 +388,9 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
             names = {p.name for p in devices[ev.device].profile.points}
             if ev.point not in names:
                 raise ValueError(f"{where}: device {ev.device!r} has no point {ev.point!r}")
+    for veh_id in spec.speed_limits:
+        if veh_id not in vehicles:
+            raise ValueError(f"scenario {spec.name!r}: speed_limits: no vehicle {veh_id!r}")
     for veh_id in vehicles:
         ends = [(e.at_s, e.at_s + (e.for_s or 0.0)) for e in _detours(spec, veh_id)]
         for (_, end), (start, _) in itertools.pairwise(ends):
@@ -369,7 +421,8 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
             registry.sensors[veh.speed_sensor]
         )
         mine = [e for e in spec.events if e.vehicle == veh_id and e.to is not None]
-        speeds[veh_id] = _with_events(base, mine, seed * 1000 + 900 + k)
+        signal = _with_events(base, mine, seed * 1000 + 900 + k)
+        speeds[veh_id] = Drive(signal, spec.route(veh_id), _speeding(mine))
         sensors[registry.sensors[veh.speed_sensor].id] = (veh_id, "speed")
     modes: list[ModeChange] = []
     for ev in spec.events:

@@ -287,3 +287,31 @@ async def test_tanker_leaving_its_corridor_raises_and_clears_off_route(mosquitto
     assert alarm["state"] == "cleared"
     got_to = (int(str(alarm["ended_ts"])) - epoch) / 1000
     assert off_to <= got_to + 0.5 <= off_to + tolerance, (got_to, off_to)
+
+
+@pytest.mark.slow
+async def test_hazmat_tanker_keeping_to_its_town_limit_raises_no_overspeed(mosquitto, tmp_path):
+    accel, period_s = 20.0, 0.05  # 240 s in 12 s, a fix every 1 s of scenario time
+    compiled, epoch, alarms = await play_through_hub(
+        "hazmat-town-limits", accel, period_s, mosquitto, tmp_path
+    )
+    # out through the 40 km/h town at 40 km/h: nothing; back at 75 km/h (limits ignored): one
+    kinds = sorted((str(a["sensor"]), str(a["side"])) for a in alarms)
+    assert kinds == [("tanker-01.speed", "overspeed")], alarms
+    (alarm,) = alarms
+    route = compiled.spec.route("tanker-01")
+    assert route is not None
+    drive = compiled.drive("tanker-01")
+    in_town = [t / 10 for t in range(2400) if route.locate(drive.distance_at(t / 10))[0] == 1]
+    entered = min(t for t in in_town if t >= 150)
+    left = max(in_town)
+    # the hub's zone starts 50 m before the town (2.4 s at 75 km/h); raised 10 s into the run
+    tolerance = period_s * accel + 1.0
+    got_from = (int(str(alarm["started_ts"])) - epoch) / 1000
+    assert entered + 10 - 2.4 - tolerance <= got_from <= entered + 10 + tolerance, (
+        got_from,
+        entered,
+    )
+    assert alarm["state"] == "cleared"
+    got_to = (int(str(alarm["ended_ts"])) - epoch) / 1000
+    assert left <= got_to <= left + 2.4 + tolerance, (got_to, left)
