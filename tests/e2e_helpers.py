@@ -1,4 +1,5 @@
-"""Building blocks of the end-to-end tests: a mine-face config wired to a simulator port."""
+"""Building blocks of the end-to-end tests: a mine-face config wired to a simulator port, a
+running hub, and a scenario played through the Modbus farm, real gateways and a real hub."""
 
 from __future__ import annotations
 
@@ -9,15 +10,25 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from hazardhub.hub import Hub
-from hazardhub.settings import load_profiles
+from alerts.statedb import StateDB
+from gateway.runner import Gateway
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load, load_profiles
+from simulators.farm import ScenarioRunner, build_farm
+from simulators.fleet import FleetPublisher, SimulatedVehicle
+from simulators.relay import UplinkRelay
+from simulators.timeline import CompiledScenario
 from telemetry.config import HubConfig
 from telemetry.registry import Registry, build_registry, parse_document
+from telemetry.topics import TopicLayout
+
+from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,4 +114,172 @@ def start_hub_process(
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+# ---- a scenario played through the hub ------------------------------------------------------
+
+
+def remapped(config: HubConfig, ports: dict[tuple[str, int], int], poll_s: float) -> HubConfig:
+    """The configuration with its Modbus endpoints on the farm's bound ports, polled every
+    `poll_s`."""
+    data: dict[str, Any] = config.model_dump(by_alias=True)
+    for tenant in data["tenants"]:
+        for site in tenant["sites"]:
+            for dev in site["devices"]:
+                m = dev["modbus"]
+                m["port"] = ports[(m["host"], m["port"])]
+                m["poll_s"] = poll_s
+    return HubConfig.model_validate(data)
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """What a scenario played through the hub left: its alarm events in scenario time."""
+
+    start_wall_ms: int
+    accel: float
+    # (sensor, side, kind, level name, scenario time of the event, wall ms of its arrival, level)
+    events: list[tuple[str, int, str, str, float, int, int]]
+    # (sensor, side, scenario time it started) of every alarm
+    alarms: list[tuple[str, int, float]]
+    # what each gateway's broker acknowledged: device -> (epoch, seq) -> readings
+    published: dict[str, dict[tuple[int, int], int]]
+    stored: dict[str, list[int]]  # sensor id -> event times (ms) in the hub's store
+    outages: dict[str, list[tuple[int, int | None]]]  # gateway -> relay cuts, wall ms
+
+    def first(self, sensor: str, level_name: str) -> float:
+        return min(e[4] for e in self.events if e[0] == sensor and e[3] == level_name)
+
+    def scenario_s(self, wall_ms: int) -> float:
+        return (wall_ms - self.start_wall_ms) * self.accel / 1000
+
+
+async def play(
+    compiled: CompiledScenario,
+    config: Path,
+    broker_port: int,
+    data_dir: Path,
+    *,
+    accel: float,
+    poll_s: float,
+    relays: bool = False,
+    fleet: bool = False,
+) -> Played:
+    """Play `compiled` against the hub configuration `config` until its `duration_s`: the farm
+    serves the scenario, a real gateway per configured gateway polls it and publishes to the
+    broker (through an `UplinkRelay` each with `relays`), with `fleet` the vehicles publish their
+    positions every `poll_s`, a real hub judges it all; the scenario runner applies the fault
+    modes. After the scenario the gateways' spools are drained."""
+    loaded = load(config)
+    reg0 = loaded.registry()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    start_wall_ms = time.time_ns() // 1_000_000
+
+    def clock() -> float:
+        return (loop.time() - t0) * accel
+
+    farm = build_farm(reg0, compiled, clock, any_port=True)
+    await farm.start()
+    reg = loaded.registry(remapped(loaded.config, farm.ports(), poll_s))
+    hub = Hub(
+        reg,
+        HubSettings(data_dir=data_dir / "hub", broker_port=broker_port, api_port=free_port()),
+    )
+    hub_stop, edge_stop = asyncio.Event(), asyncio.Event()
+    hub_task = asyncio.create_task(hub.run(hub_stop))
+    pairs = sorted({(d.tenant, d.spec.gateway) for d in reg.devices.values()})
+    uplinks = {g: UplinkRelay("127.0.0.1", broker_port) for _, g in pairs} if relays else {}
+    gateways: list[Gateway] = []
+    stored: dict[str, list[int]] = {}
+    try:
+        for relay in uplinks.values():
+            await relay.start()
+        while not hub.ingest.ready.is_set():
+            await asyncio.sleep(0.05)
+        layout = TopicLayout()
+        gateways = [
+            Gateway(
+                reg,
+                tenant=t,
+                gateway=g,
+                broker_host="127.0.0.1",
+                broker_port=uplinks[g].port if g in uplinks else broker_port,
+                layout=layout,
+                spool_dir=data_dir / "spool",
+            )
+            for t, g in pairs
+        ]
+        vehicles = [
+            SimulatedVehicle(
+                v.tenant,
+                v.spec.id,
+                ((32.0, 118.8), (32.5, 119.8)),
+                compiled.vehicle_speeds[v.spec.id],
+            )
+            for v in (reg.vehicles.values() if fleet else ())
+        ]
+        runner = ScenarioRunner(
+            compiled, farm.devices, clock, accel, {v.id: v for v in vehicles}, relays=uplinks
+        )
+        tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
+        tasks.append(asyncio.create_task(runner.run(edge_stop)))
+        if vehicles:
+            publisher = FleetPublisher(
+                vehicles,
+                host="127.0.0.1",
+                port=broker_port,
+                layout=layout,
+                clock=clock,
+                start_wall_ms=start_wall_ms,
+                period_s=poll_s,
+                accel=accel,
+            )
+            tasks.append(asyncio.create_task(publisher.run(edge_stop)))
+        await asyncio.sleep(max(0.0, compiled.spec.duration_s / accel - (loop.time() - t0)))
+        for relay in uplinks.values():
+            relay.restore()  # a scenario whose outage outlasts it
+        deadline = loop.time() + 20
+        while any(g.publisher.pending for g in gateways) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        edge_stop.set()
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(0.5)
+        for info in reg.sensors:
+            rows = await hub.store.history(
+                info.index, start_wall_ms - 60_000, time.time_ns() // 1_000_000 + 60_000
+            )
+            stored[info.id] = [ts for ts, _ in rows]
+    finally:
+        edge_stop.set()
+        hub_stop.set()
+        await hub_task
+        for relay in uplinks.values():
+            await relay.stop()
+        await farm.stop()
+
+    def scenario_s(wall_ms: int) -> float:
+        return (wall_ms - start_wall_ms) * accel / 1000
+
+    db = StateDB(data_dir / "hub" / "state.db")
+    try:
+        rows = db.list_alarms(None, limit=1000)
+        by_id = db.alarm_events([r.id for r in rows])
+        events = [
+            (r.sensor, r.side, e.kind, e.level_name, scenario_s(e.ts), e.arrival, e.level)
+            for r in rows
+            for e in by_id[r.id]
+        ]
+        alarms = [(r.sensor, r.side, scenario_s(r.started_ts)) for r in rows]
+    finally:
+        db.close()
+    return Played(
+        start_wall_ms,
+        accel,
+        sorted(events, key=lambda e: e[4]),
+        alarms,
+        {dev: dict(p) for g in gateways for dev, p in g.publisher.published.items()},
+        stored,
+        {g: list(r.outages) for g, r in uplinks.items()},
     )

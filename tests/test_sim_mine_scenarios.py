@@ -5,26 +5,17 @@ the hub's alarms and stored readings are compared with the truth."""
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from alerts.statedb import StateDB
 from alerts.table import ABOVE, ACTION, BELOW
-from gateway.runner import Gateway
-from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load
-from simulators.farm import ScenarioRunner, build_farm
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
-from telemetry.config import HubConfig
 from telemetry.registry import Registry, parse_document
-from telemetry.topics import TopicLayout
 
-from services import free_port
+from e2e_helpers import play
 
 ROOT = Path(__file__).resolve().parent.parent
 MINE = ROOT / "examples" / "scenarios" / "mine"
@@ -94,145 +85,12 @@ def test_ventilation_stop_truth_is_deterministic_for_the_seed():
     assert compiled.first_crossing("face1302-co", 24.0) is None
 
 
-def remapped(config: HubConfig, ports: dict[tuple[str, int], int], poll_s: float) -> HubConfig:
-    data: dict[str, Any] = config.model_dump(by_alias=True)
-    for tenant in data["tenants"]:
-        for site in tenant["sites"]:
-            for dev in site["devices"]:
-                m = dev["modbus"]
-                m["port"] = ports[(m["host"], m["port"])]
-                m["poll_s"] = poll_s
-    return HubConfig.model_validate(data)
-
-
-@dataclass(frozen=True, slots=True)
-class Played:
-    """What a scenario played through the hub left: its alarm events in scenario time."""
-
-    start_wall_ms: int
-    accel: float
-    # (sensor, side, kind, level name, scenario time of the event, wall ms of its arrival)
-    events: list[tuple[str, int, str, str, float, int]]
-    # what each gateway's broker acknowledged: device -> (epoch, seq) -> readings
-    published: dict[str, dict[tuple[int, int], int]]
-    stored: dict[str, list[int]]  # sensor id -> event times (ms) in the hub's store
-    outages: dict[str, list[tuple[int, int | None]]]  # gateway -> relay cuts, wall ms
-
-    def first(self, sensor: str, level_name: str) -> float:
-        return min(e[4] for e in self.events if e[0] == sensor and e[3] == level_name)
-
-    def scenario_s(self, wall_ms: int) -> float:
-        return (wall_ms - self.start_wall_ms) * self.accel / 1000
-
-
-async def play(
-    compiled: CompiledScenario,
-    broker_port: int,
-    data_dir: Path,
-    *,
-    accel: float,
-    poll_s: float,
-    relays: bool = False,
-) -> Played:
-    """The farm serves the scenario, a real gateway polls it and publishes to the broker (through
-    an `UplinkRelay` per gateway with `relays`), a real hub judges the readings; the scenario
-    runner applies the fault modes. After the scenario the gateways' spools are drained."""
-    loaded = load(HUB_CONFIG)
-    reg0 = loaded.registry()
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    start_wall_ms = time.time_ns() // 1_000_000
-
-    def clock() -> float:
-        return (loop.time() - t0) * accel
-
-    farm = build_farm(reg0, compiled, clock, any_port=True)
-    await farm.start()
-    reg = loaded.registry(remapped(loaded.config, farm.ports(), poll_s))
-    hub = Hub(
-        reg,
-        HubSettings(data_dir=data_dir / "hub", broker_port=broker_port, api_port=free_port()),
-    )
-    hub_stop, edge_stop = asyncio.Event(), asyncio.Event()
-    hub_task = asyncio.create_task(hub.run(hub_stop))
-    pairs = sorted({(d.tenant, d.spec.gateway) for d in reg.devices.values()})
-    uplinks = {g: UplinkRelay("127.0.0.1", broker_port) for _, g in pairs} if relays else {}
-    stored: dict[str, list[int]] = {}
-    try:
-        for relay in uplinks.values():
-            await relay.start()
-        while not hub.ingest.ready.is_set():
-            await asyncio.sleep(0.05)
-        gateways = [
-            Gateway(
-                reg,
-                tenant=t,
-                gateway=g,
-                broker_host="127.0.0.1",
-                broker_port=uplinks[g].port if g in uplinks else broker_port,
-                layout=TopicLayout(),
-                spool_dir=data_dir / "spool",
-            )
-            for t, g in pairs
-        ]
-        runner = ScenarioRunner(compiled, farm.devices, clock, accel, relays=uplinks)
-        tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
-        tasks.append(asyncio.create_task(runner.run(edge_stop)))
-        await asyncio.sleep(max(0.0, compiled.spec.duration_s / accel - (loop.time() - t0)))
-        for relay in uplinks.values():
-            relay.restore()  # a scenario whose outage outlasts it
-        deadline = loop.time() + 20
-        while any(g.publisher.pending for g in gateways) and loop.time() < deadline:
-            await asyncio.sleep(0.1)
-        edge_stop.set()
-        await asyncio.gather(*tasks)
-        await asyncio.sleep(0.5)
-        for info in reg.sensors:
-            rows = await hub.store.history(
-                info.index, start_wall_ms - 60_000, time.time_ns() // 1_000_000 + 60_000
-            )
-            stored[info.id] = [ts for ts, _ in rows]
-    finally:
-        edge_stop.set()
-        hub_stop.set()
-        await hub_task
-        for relay in uplinks.values():
-            await relay.stop()
-        await farm.stop()
-    db = StateDB(data_dir / "hub" / "state.db")
-    try:
-        rows = db.list_alarms(None, limit=1000)
-        by_id = db.alarm_events([r.id for r in rows])
-        events = [
-            (
-                r.sensor,
-                r.side,
-                e.kind,
-                e.level_name,
-                (e.ts - start_wall_ms) * accel / 1000,
-                e.arrival,
-            )
-            for r in rows
-            for e in by_id[r.id]
-        ]
-    finally:
-        db.close()
-    return Played(
-        start_wall_ms,
-        accel,
-        sorted(events, key=lambda e: e[4]),
-        {dev: dict(p) for g in gateways for dev, p in g.publisher.published.items()},
-        stored,
-        {g: list(r.outages) for g, r in uplinks.items()},
-    )
-
-
 @pytest.mark.slow
 async def test_ventilation_stop_through_the_hub(mosquitto, tmp_path):
     accel, poll_s = 20.0, 0.1
     compiled = compile_scenario(scenario("ventilation-stop"), registry())
     truth = crossings(compiled)
-    played = await play(compiled, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s)
+    played = await play(compiled, HUB_CONFIG, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s)
     # one poll period of scenario time, and the register's quantisation (0.01 % of methane is
     # about 1 s of this ramp)
     tolerance = poll_s * accel + 1.0
@@ -330,7 +188,9 @@ async def test_gateway_uplink_loss_through_the_hub(mosquitto, tmp_path):
     accel, poll_s = 5.0, 0.1
     reg = registry()
     compiled = compile_scenario(scenario("gateway-uplink-loss"), reg)
-    played = await play(compiled, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s, relays=True)
+    played = await play(
+        compiled, HUB_CONFIG, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s, relays=True
+    )
     # the outage happened as the truth says, in scenario time
     ((cut_ms, back_ms),) = played.outages["gw1"]
     assert back_ms is not None

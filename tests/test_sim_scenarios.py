@@ -12,24 +12,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import numpy as np
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from gateway.runner import Gateway
-from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load
-from simulators.farm import ScenarioRunner, build_farm
-from simulators.fleet import FleetPublisher, SimulatedVehicle
+from simulators.fleet import SimulatedVehicle
 from simulators.load import LoadGenerator, config_yaml
 from simulators.timeline import ScenarioSpec, compile_scenario
 from telemetry.config import HubConfig
 from telemetry.registry import parse_document
-from telemetry.topics import TopicLayout
 
+from e2e_helpers import play
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,17 +35,6 @@ SCENARIOS = sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))
 
 def scenario(path: Path) -> ScenarioSpec:
     return parse_document(path.read_text(), ScenarioSpec, str(path))
-
-
-def remapped(config: HubConfig, ports: dict[tuple[str, int], int], poll_s: float) -> HubConfig:
-    data: dict[str, Any] = config.model_dump(by_alias=True)
-    for tenant in data["tenants"]:
-        for site in tenant["sites"]:
-            for dev in site["devices"]:
-                m = dev["modbus"]
-                m["port"] = ports[(m["host"], m["port"])]
-                m["poll_s"] = poll_s
-    return HubConfig.model_validate(data)
 
 
 def test_same_seed_same_truth_other_seed_other_noise():
@@ -189,82 +174,15 @@ def expected_transitions(compiled, registry, step_s: float) -> list[tuple[str, f
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
     accel, poll_s = 20.0, 0.1
-    loaded = load(DEMO)
-    reg0 = loaded.registry()
+    reg0 = load(DEMO).registry()
     compiled = compile_scenario(scenario(path), reg0)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    start_wall_ms = time.time_ns() // 1_000_000
-
-    def clock() -> float:
-        return (loop.time() - t0) * accel
-
-    farm = build_farm(reg0, compiled, clock, any_port=True)
-    await farm.start()
-    reg = loaded.registry(remapped(loaded.config, farm.ports(), poll_s))
-    hub = Hub(
-        reg,
-        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
+    played = await play(
+        compiled, DEMO, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s, fleet=True
     )
-    hub_stop, edge_stop = asyncio.Event(), asyncio.Event()
-    hub_task = asyncio.create_task(hub.run(hub_stop))
-    while not hub.ingest.ready.is_set():
-        await asyncio.sleep(0.05)
-    layout = TopicLayout()
-    gateways = [
-        Gateway(
-            reg,
-            tenant=t,
-            gateway=g,
-            broker_host="127.0.0.1",
-            broker_port=mosquitto.port,
-            layout=layout,
-            spool_dir=tmp_path / "spool",
-        )
-        for t, g in sorted({(d.tenant, d.spec.gateway) for d in reg.devices.values()})
-    ]
-    vehicles = [
-        SimulatedVehicle(
-            v.tenant, v.spec.id, ((32.0, 118.8), (32.5, 119.8)), compiled.vehicle_speeds[v.spec.id]
-        )
-        for v in reg.vehicles.values()
-    ]
-    fleet = FleetPublisher(
-        vehicles,
-        host="127.0.0.1",
-        port=mosquitto.port,
-        layout=layout,
-        clock=clock,
-        start_wall_ms=start_wall_ms,
-        period_s=poll_s,
-        accel=accel,
-    )
-    runner = ScenarioRunner(compiled, farm.devices, clock, accel, {v.id: v for v in vehicles})
-    tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
-    tasks += [asyncio.create_task(fleet.run(edge_stop)), asyncio.create_task(runner.run(edge_stop))]
-    await asyncio.sleep(compiled.spec.duration_s / accel)
-    edge_stop.set()
-    await asyncio.gather(*tasks)
-    await asyncio.sleep(0.5)
-    hub_stop.set()
-    await hub_task
-    await farm.stop()
-
-    from alerts.statedb import StateDB
-
-    db = StateDB(tmp_path / "hub" / "state.db")
-    rows = db.list_alarms(None, limit=1000)
-    events = db.alarm_events([r.id for r in rows])
-    got = []
-    failures = []
-    for r in rows:
-        if r.side == 4:  # action_failed: a protective action was not confirmed in time
-            failures.append((r.sensor, (r.started_ts - start_wall_ms) * accel / 1000))
-        if r.side != 0:  # process levels above; faults and no-data are judged elsewhere
-            continue
-        for e in events[r.id]:
-            got.append((r.sensor, (e.ts - start_wall_ms) * accel / 1000, e.level))
-    db.close()
+    # action_failed (side 4): a protective action was not confirmed in time
+    failures = [(sensor, t) for sensor, side, t in played.alarms if side == 4]
+    # process levels above (side 0); faults and no-data are judged elsewhere
+    got = [(e[0], e[4], e[6]) for e in played.events if e[1] == 0]
     got.sort(key=lambda g: (g[0], g[1]))
     want = expected_transitions(compiled, reg0, step_s=0.05)
     assert want, "a shipped scenario must make alarms"
