@@ -317,6 +317,40 @@ class AlarmBook:
             self._db.update_alarms(con, list(work.dirty.values()))
         return events
 
+    def retire(
+        self, arrival: int, rejudged: set[str], why: str = "configuration changed"
+    ) -> list[AlarmEvent]:
+        """After a configuration change: clear, at `arrival`, the active alarms of points that
+        no longer exist (a sensor, vehicle or device removed, a sensor's rule changed) and of
+        the sensors in `rejudged` (their rules changed: judged afresh from their next reading).
+        The clears are journaled like any other; an unacknowledged one still needs its ack."""
+        reg = self._registry
+        devices = {device_alarm_id(*k) for k in reg.devices}
+        with self._db.transaction() as con:
+            gone: list[AlarmRow] = []
+            for row in self._db.active_alarms():
+                if row.rule == DEVICE_RULE:
+                    keep = row.sensor in devices
+                elif row.rule in (FLEET_RULE, TERMINAL_RULE):
+                    keep = reg.sensor(row.sensor) is not None
+                else:
+                    info = reg.sensor(row.sensor)
+                    keep = info is not None and info.rule == row.rule and info.id not in rejudged
+                if not keep:
+                    gone.append(row)
+            if not gone:
+                return []
+            work = _Work(con, {(r.sensor, r.rule, r.side): r for r in gone}, {}, set())
+            events = []
+            for r in gone:
+                key = (r.tenant, r.site, r.device, r.sensor, r.rule, r.side)
+                ts = max(arrival, r.last_ts)
+                ev = self._change(work, key, 0, _NORMAL, ts, math.nan, arrival, comment=why)
+                if ev is not None:
+                    events.append(ev)
+            self._db.update_alarms(con, list(work.dirty.values()))
+        return events
+
     def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
         """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
         index, bit) still active."""
@@ -368,6 +402,7 @@ class AlarmBook:
         arrival: int,
         *,
         suppressed: bool = False,
+        comment: str = "",
     ) -> AlarmEvent | None:
         tenant, site, device, sensor, rule, side = key
         level_name, tier, action = described
@@ -453,11 +488,23 @@ class AlarmBook:
             work.open[point] = row
             work.dirty[row.id] = row
         event_id = self._db.insert_event(
-            work.con, row.id, kind, ts, arrival, after, level_name, tier, stored, lc.state
+            work.con,
+            row.id,
+            kind,
+            ts,
+            arrival,
+            after,
+            level_name,
+            tier,
+            stored,
+            lc.state,
+            comment=comment,
         )
         if event_id is None:
             return None  # already recorded by an earlier try of the same batch
-        return AlarmEvent.of(row, kind, ts, arrival, event_id, level=(after, level_name, tier))
+        return AlarmEvent.of(
+            row, kind, ts, arrival, event_id, comment=comment, level=(after, level_name, tier)
+        )
 
     def _gateway(self, tenant: str, site: str, device: str) -> str:
         dev = self._registry.devices.get((tenant, site, device))

@@ -29,6 +29,7 @@ from api.models import (
     VehiclePublic,
 )
 from api.problems import BodyLimit, install_problem_handlers
+from api.registry import registry_router
 from api.sites import site_router
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
@@ -264,6 +265,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(alarm_stats_router())
     app.include_router(site_router())
     app.include_router(key_router())
+    app.include_router(registry_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

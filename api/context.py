@@ -13,6 +13,7 @@ from alerts.desk import AlarmDesk
 from alerts.notify.notifier import Notifier
 from alerts.statedb import StateDB
 from api.auth import KeyRing, Principal, current_principal
+from api.configadmin import ConfigAdmin
 from api.stream import Broadcaster
 from ingest.metrics import Metrics
 from ingest.store.base import TimeSeriesStore
@@ -40,6 +41,8 @@ class AppContext:
     notifier: Notifier | None = None
     # where lifecycle events made through the API go: the stream, the alarm topic, the notifier
     on_events: Callable[[Sequence[AlarmEvent]], Awaitable[None]] = _no_events
+    # the running configuration and its changes (None: this hub does not change it live)
+    config: ConfigAdmin | None = None
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -47,6 +47,10 @@ class Broadcaster:
         self._queue_size = queue_size
         self._subs: set[Subscription] = set()
 
+    def set_registry(self, registry: Registry) -> None:
+        """A new configuration: readings are named (and scoped) by its sensors from now on."""
+        self._registry = registry
+
     @property
     def subscribers(self) -> int:
         return len(self._subs)

@@ -177,7 +177,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "hub":
         from hazardhub.hub import Hub, HubSettings
 
-        registry = load(args.config).registry()
+        loaded = load(args.config)
+        registry = loaded.registry()
         bhost, bport = _hostport(args.broker, 1883)
         ahost, aport = _hostport(args.api, 8000)
         hub = Hub(
@@ -202,6 +203,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 broker_username=args.broker_user,
                 broker_password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
             ),
+            build=loaded.registry,
+            config_source=str(args.config),
         )
 
         async def run_hub(stop: asyncio.Event) -> int:

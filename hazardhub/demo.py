@@ -140,6 +140,8 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
             api_port=opts.api_port,
         ),
         extra_keys=[ApiKeySpec(name="demo-admin", sha256=hash_key(key), role="admin")],
+        build=loaded.registry,
+        config_source=f"{loaded.path} (demo)",
     )
     pairs = sorted({(d.tenant, d.spec.gateway) for d in registry.devices.values()})
     gateways = [

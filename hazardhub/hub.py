@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from alerts.statedb import StateDB
 from alerts.vehicles.terminal import terminal_bit
 from api.app import AppContext, create_app
 from api.auth import KeyRing
+from api.configadmin import ConfigAdmin
 from api.registrydb import RegistryDB
 from api.stream import Broadcaster
 from ingest.dispatch import Dispatcher
@@ -31,7 +33,7 @@ from ingest.store.buffered import BufferedStore
 from ingest.store.influx import InfluxStore
 from ingest.store.retention import InfluxRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
-from telemetry.config import ApiKeySpec
+from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -90,6 +92,10 @@ def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
     )
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the hub's task group decides when to stop."""
 
@@ -100,11 +106,26 @@ class _Server(uvicorn.Server):
 
 class Hub:
     def __init__(
-        self, registry: Registry, settings: HubSettings, extra_keys: Iterable[ApiKeySpec] = ()
+        self,
+        registry: Registry,
+        settings: HubSettings,
+        extra_keys: Iterable[ApiKeySpec] = (),
+        *,
+        build: Callable[[HubConfig], Registry] | None = None,
+        config_source: str = "config",
     ) -> None:
+        """With `build` (a configuration to a registry, with the profiles and rule packs of the
+        files), the configuration can change while the hub runs (`api.configadmin`): the hub
+        then starts with its newest revision unless `registry`'s configuration (the file)
+        changed since it was last read."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registrydb = RegistryDB(settings.data_dir / "registry.db")
+        self.config: ConfigAdmin | None = None
+        if build is not None:
+            self.config = ConfigAdmin(self.registrydb, build, self.switch)
+            registry = self.config.startup(registry.config, config_source)
         self.registry = registry
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.layout = TopicLayout(settings.topic_root)
         self.metrics = Metrics()
         self.store: TimeSeriesStore = _make_store(registry, settings)
@@ -123,9 +144,8 @@ class Hub:
             username=settings.broker_username,
             password=settings.broker_password,
         )
-        self.registrydb = RegistryDB(settings.data_dir / "registry.db")
         self._extra_keys = tuple(extra_keys)
-        keys = KeyRing([*registry.config.api_keys, *self._extra_keys], self.registrydb)
+        self.keys = KeyRing([*registry.config.api_keys, *self._extra_keys], self.registrydb)
         self.stream = Broadcaster(registry)
         notify = registry.config.notify
         self.senders = Senders(
@@ -139,21 +159,47 @@ class Hub:
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)
-        self.app = create_app(
-            AppContext(
-                registry,
-                self.store,
-                self.statedb,
-                self.metrics,
-                keys,
-                ready=self.ingest.ready.is_set,
-                stream=self.stream,
-                desk=self.dispatcher.desk,
-                notifier=self.notifier,
-                on_events=self.on_events,
-            )
+        self.ctx = AppContext(
+            registry,
+            self.store,
+            self.statedb,
+            self.metrics,
+            self.keys,
+            ready=self.ingest.ready.is_set,
+            stream=self.stream,
+            desk=self.dispatcher.desk,
+            notifier=self.notifier,
+            on_events=self.on_events,
+            config=self.config,
         )
+        self.app = create_app(self.ctx)
         self.api_started = asyncio.Event()
+
+    async def switch(self, registry: Registry, rev: int) -> None:
+        """Run with a new configuration from now on, without a restart: between two batches
+        (`IngestService.reload`), every part takes the new registry at once; alarms of what is
+        gone, or whose rules changed, are cleared and handed on like any other alarm events."""
+        events: list[AlarmEvent] = []
+
+        async def apply() -> None:
+            commit_store = await self.store.prepare_reload(registry)
+            # nothing is awaited from here to the end: readers see the old or the new, whole
+            events.extend(self.dispatcher.reload(registry, _now_ms()))
+            commit_store()
+            self.pipeline.set_registry(registry)
+            self.stream.set_registry(registry)
+            self.keys.set_config_keys([*registry.config.api_keys, *self._extra_keys])
+            self.ctx.registry = registry
+            self.ctx.desk = self.dispatcher.desk
+            self.registry = registry
+
+        await self.ingest.reload(apply)
+        self.notifier.set_registry(registry)
+        self.metrics.inc("hazardhub_config_reloads_total")
+        log.info("configuration revision %d running (%d sensors)", rev, len(registry.sensors))
+        if events:
+            await self.dispatcher.store_events(events)
+            await self.on_events(events)
 
     async def _wake_notifier(self, events: Sequence[AlarmEvent]) -> None:
         if events:

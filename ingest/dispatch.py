@@ -15,6 +15,7 @@ import numpy as np
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.evaluate import CoreState, evaluate
+from alerts.reload import remap_core, remap_fleet, remap_terminal
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
@@ -44,6 +45,7 @@ class Dispatcher:
     ) -> None:
         self.registry = registry
         self.store = store
+        self.statedb = statedb
         self.metrics = metrics
         self.table: RuleTable = compile_table(registry.sensors)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
@@ -62,6 +64,34 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         # the readings' part of a batch whose positions' part failed: (batch ids, its events)
         self._judged: tuple[tuple[int, int], list[AlarmEvent]] | None = None
+
+    def reload(self, registry: Registry, now: int) -> list[AlarmEvent]:
+        """Take a new configuration: the rule tables compiled again, the core's state carried
+        over by sensor id (`alerts.reload`), the alarms of points that are gone or whose rules
+        changed cleared at `now`. Call it between batches (`IngestService.reload`): nothing may
+        be in flight with the old numbering."""
+        table = compile_table(registry.sensors)
+        state, rejudged = remap_core(
+            self.state, self.registry.sensors, self.table, registry.sensors, table
+        )
+        disposal = registry.config.notify.disposal
+        book = AlarmBook(self.statedb, registry, table, disposal)
+        events = book.retire(now, rejudged)
+        fleet = remap_fleet(
+            self.fleet, compile_fleet(registry.config.fleet, registry.vehicles.values())
+        )
+        index = {s.id: s.index for s in registry.sensors}
+        terminal = remap_terminal(self.terminal, self.registry.sensors, index)
+        fleet_active, terminal_active = book.active_vehicle_alarms()
+        fleet.restore(fleet_active)
+        terminal.restore(terminal_active)
+        # from here on nothing can fail: the new configuration is taken whole
+        self.registry, self.table, self.book = registry, table, book
+        self.state = book.restore(state)
+        self.desk = AlarmDesk(self.statedb, registry, book, disposal)
+        self.fleet, self.terminal = fleet, terminal
+        self._judged = None
+        return events
 
     async def tick(self, now: int) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
@@ -82,12 +112,12 @@ class Dispatcher:
             events += await asyncio.to_thread(self._fleet, [], now)
             # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
             events += await asyncio.to_thread(self.desk.tick, now, state)
-            await self._store_events(events)
+            await self.store_events(events)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events
 
-    async def _store_events(self, events: Sequence[AlarmEvent]) -> None:
+    async def store_events(self, events: Sequence[AlarmEvent]) -> None:
         """Alarm events also go to the time-series store (history for Grafana and reports). The
         state database stays the authority: a failure here is counted, never retried, so a batch
         is never judged twice."""
@@ -142,7 +172,7 @@ class Dispatcher:
                 state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
                 events = await asyncio.to_thread(self.book.apply, transitions, arrival, state)
                 self.state = state
-                await self._store_events(events)
+                await self.store_events(events)
             self.metrics.inc("hazardhub_readings_total", len(batch))
             for listener in self.reading_listeners:
                 listener(batch)
@@ -152,7 +182,7 @@ class Dispatcher:
             self._judged = (key, events)
             async with self._lock:
                 fleet_events = await asyncio.to_thread(self._fleet, positions, arrival)
-                await self._store_events(fleet_events)
+                await self.store_events(fleet_events)
             events += fleet_events
         self._judged = None
         if outcome is not None and outcome.late:

@@ -78,6 +78,11 @@ class Pipeline:
         self.seen = seen or SeenSeqs()
         self._lookups: dict[tuple[tuple[str, str, str], tuple[str, ...]], np.ndarray] = {}
 
+    def set_registry(self, registry: Registry) -> None:
+        """A new configuration: devices and sensors are looked up in it from now on."""
+        self.registry = registry
+        self._lookups = {}
+
     def _lookup(self, dev_key: tuple[str, str, str], keys: tuple[str, ...]) -> np.ndarray:
         """Sensor index per payload key (-1: unknown); a device sends the same keys every
         cycle, so the answer is cached (bounded)."""

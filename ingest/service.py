@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 import orjson
@@ -78,6 +78,33 @@ class IngestService:
         self.ready = asyncio.Event()
         self._stopping = False
         self._client: aiomqtt.Client | None = None
+        # configuration changes waiting for a pause between batches (see `reload`)
+        self._reloads: list[tuple[Callable[[], Awaitable[None]], asyncio.Future[None]]] = []
+        self._reload_lock = asyncio.Lock()
+        self._in_session = False
+
+    async def reload(self, apply: Callable[[], Awaitable[None]]) -> None:
+        """Run `apply` (a configuration change) between batches: what was decoded before it is
+        stored and judged first, no flush is in flight while it runs, and every message after
+        it is decoded with the new configuration. Raises what `apply` raised."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reloads.append((apply, done))
+        if not self._in_session:
+            await self._run_reloads()  # no session: nothing is in flight
+        await done
+
+    async def _run_reloads(self) -> None:
+        async with self._reload_lock:
+            while self._reloads:
+                apply, done = self._reloads.pop(0)
+                try:
+                    await apply()
+                except Exception as exc:
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(None)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -130,9 +157,11 @@ class IngestService:
 
         reader = asyncio.create_task(read(), name="mqtt-reader")
         self._last_flush = None
+        self._in_session = True
         try:
             await self._process(client, stop, reader)
         finally:
+            self._in_session = False
             self._client = None
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,6 +173,8 @@ class IngestService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._flushes.clear()
+            if self._reloads:  # messages of the old configuration come again, decoded anew
+                await self._run_reloads()
 
     async def _process(
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
@@ -155,6 +186,12 @@ class IngestService:
         next_tick = loop.time() + self._tick_s
         while True:
             self._reap()
+            if self._reloads or self._reload_lock.locked():
+                if pending:
+                    await self._start_flush(client, pending, stop)
+                    pending, readings = [], 0
+                await self._drain_flushes()
+                await self._run_reloads()
             if reader.done():
                 pending_exc = reader.exception()
                 if pending:

@@ -630,6 +630,11 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
             {"name": "wall", "role": "viewer", "tenants": [COAL]},
         ),
         ("delete", "/api/v1/api-keys/{name}"): ("/api-keys/wall", None),
+        ("post", "/api/v1/registry/{path}"): ("/registry/tenants", {"id": "x"}),
+        ("put", "/api/v1/registry/{path}"): (f"/registry/tenants/{COAL}", {"id": COAL}),
+        ("delete", "/api/v1/registry/{path}"): (f"/registry/tenants/{COAL}", None),
+        ("put", "/api/v1/config"): ("/config", {"tenants": []}),
+        ("post", "/api/v1/config/revisions/{rev}/restore"): ("/config/revisions/1/restore", None),
     }
     in_schema = {
         (method, path)

@@ -100,6 +100,17 @@ class Notifier:
         self.seed_from_config()
         self.reload()
 
+    def set_registry(self, registry: Registry) -> None:
+        """A new configuration (a hot reload): its notification settings, and its
+        subscriptions, policies and silences replace the old configuration's. The SMTP server
+        is read at start only."""
+        self._registry = registry
+        self.settings = registry.config.notify
+        self.delivery.settings = self.settings
+        self.seed_from_config()
+        self.reload()
+        self.wake.set()
+
     # the objects: subscriptions, escalation policies, silences -----------------------------
     def seed_from_config(self) -> None:
         """Write the objects of the configuration file (origin 'config'); objects made through

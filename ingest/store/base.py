@@ -8,7 +8,7 @@ event time); writing it again overwrites it, so an at-least-once replay never du
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.alarms import AlarmEvent
+from telemetry.registry import Registry
 
 __all__ = [
     "Aggregate",
@@ -131,6 +132,10 @@ class TimeSeriesStore(Protocol):
 
     async def close(self) -> None:
         """Flush and release everything."""
+
+    async def prepare_reload(self, registry: Registry) -> Callable[[], None]:
+        """Get ready for a new configuration (its sensors renumbered); return the step that
+        switches to it, run with no write in flight and nothing awaited beside it."""
 
     async def write_readings(self, batch: ReadingBatch) -> None:
         """Store readings; idempotent on (sensor, ts). Raise StoreError."""

@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -198,6 +198,18 @@ class BufferedStore:
             left = len(self.spool)
             if left:
                 log.warning("buffered store closed with %d record(s) left in the spool", left)
+
+    async def prepare_reload(self, registry: Registry) -> Callable[[], None]:
+        """The inner store's reload. Spooled records name their sensors by id, so what waits in
+        the spool is written under the new numbering; queued batches must have been written
+        (the caller drains ingest first)."""
+        inner = await self.inner.prepare_reload(registry)
+
+        def commit() -> None:
+            inner()
+            self.registry = registry
+
+        return commit
 
     # -- writes ---------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import logging
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -84,6 +84,16 @@ def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
+def _series_tables(registry: Registry) -> tuple[npt.NDArray[np.bytes_], npt.NDArray[np.bytes_]]:
+    """The series keys of readings and positions, by registry index."""
+    sensors = registry.sensors
+    readings = series_table([reading_key(s) for s in sensors] or ["-"])
+    positions = series_table(
+        [position_key(s) if s.site == "vehicles" else "" for s in sensors] or ["-"]
+    )
+    return readings, positions
+
+
 class InfluxStore:
     """`TimeSeriesStore` on an InfluxDB server; one `httpx.AsyncClient`."""
 
@@ -121,11 +131,17 @@ class InfluxStore:
         self.skipped_lines = 0  # lines line protocol cannot carry (never sent)
         self.refused_lines = 0  # lines the server refused in partial writes
         self._client: httpx.AsyncClient | None = None
-        sensors = registry.sensors
-        self._reading_keys = series_table([reading_key(s) for s in sensors] or ["-"])
-        self._position_keys = series_table(
-            [position_key(s) if s.site == "vehicles" else "" for s in sensors] or ["-"]
-        )
+        self._reading_keys, self._position_keys = _series_tables(registry)
+
+    async def prepare_reload(self, registry: Registry) -> Callable[[], None]:
+        """The series keys of a new configuration, and the step that switches to them."""
+        tables = _series_tables(registry)
+
+        def commit() -> None:
+            self.registry = registry
+            self._reading_keys, self._position_keys = tables
+
+        return commit
 
     @property
     def api(self) -> str:

@@ -266,21 +266,12 @@ class SqliteStore:
                     if 0 < version < 2:
                         conn.execute(MARK_ALL_DIRTY)  # readings from before the rollups
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("UPDATE sensors SET idx = NULL")
-                    conn.executemany(
-                        "INSERT INTO sensors (id, idx, tenant, site, device) VALUES (?, ?, ?, ?, ?)"
-                        " ON CONFLICT (id) DO UPDATE SET idx = excluded.idx,"
-                        " tenant = excluded.tenant, site = excluded.site, device = excluded.device",
-                        rows,
-                    )
-                    mapping = conn.execute(
-                        "SELECT idx, sid FROM sensors WHERE idx IS NOT NULL"
-                    ).fetchall()
+                    mapping = _map_sensors(conn, rows)
             except BaseException:
                 conn.close()
                 raise
             self._conn = conn
-            return [(int(i), int(s)) for i, s in mapping]
+            return mapping
 
         try:
             mapping = await self._submit("open", do_open)
@@ -288,12 +279,26 @@ class SqliteStore:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        sid = np.full(len(self._registry.sensors), -1, dtype=np.int64)
-        for idx, s in mapping:
-            sid[idx] = s
-        self._sid = sid
+        self._sid = _sid_array(len(self._registry.sensors), mapping)
         if self._retention is not None or self._rollup_every_s > 0:
             self._job = asyncio.create_task(self._jobs(), name="sqlite-store-jobs")
+
+    async def prepare_reload(self, registry: Registry) -> Callable[[], None]:
+        """Number the sensors of a new configuration (new ones get their stable sid) and return
+        the step that switches to it; the caller runs that step with nothing in flight."""
+        rows = [(s.id, s.index, s.tenant, s.site, s.device) for s in registry.sensors]
+
+        def do(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+            with _transaction(conn, "BEGIN IMMEDIATE"):
+                return _map_sensors(conn, rows)
+
+        sid = _sid_array(len(registry.sensors), await self._run("reload", do))
+        domains = [domain_of(registry, s) for s in registry.sensors]
+
+        def commit() -> None:
+            self._registry, self._sid, self._domain_of = registry, sid, domains
+
+        return commit
 
     async def close(self) -> None:
         """Stop the periodic job, close the connection (after every job already submitted)
@@ -646,3 +651,26 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+
+def _map_sensors(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, int, str, str, str]]
+) -> list[tuple[int, int]]:
+    """Give the configured sensors their registry index (`idx`; NULL for the others) and a
+    stable sid; returns (idx, sid) pairs. Inside the caller's transaction."""
+    conn.execute("UPDATE sensors SET idx = NULL")
+    conn.executemany(
+        "INSERT INTO sensors (id, idx, tenant, site, device) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET idx = excluded.idx,"
+        " tenant = excluded.tenant, site = excluded.site, device = excluded.device",
+        rows,
+    )
+    mapping = conn.execute("SELECT idx, sid FROM sensors WHERE idx IS NOT NULL").fetchall()
+    return [(int(i), int(s)) for i, s in mapping]
+
+
+def _sid_array(n: int, mapping: Sequence[tuple[int, int]]) -> npt.NDArray[np.int64]:
+    sid = np.full(n, -1, dtype=np.int64)
+    for idx, s in mapping:
+        sid[idx] = s
+    return sid

@@ -1,0 +1,262 @@
+"""The running configuration: which revision the hub starts with, and changes made while it runs.
+
+A change (a registry edit, an import, a rollback) is checked whole (`build`: the same checks as
+a configuration file: models, profiles, rule packs, cross-references), recorded as a revision in
+`api.registrydb`, then switched to without a restart (`switch`: the hub swaps the registry of
+every part between two batches, see `Hub.switch`). Changes are serialized.
+
+Secrets (a webhook's HMAC key) never leave through the API: an export shows them as
+``********``, and an import that carries ``********`` keeps the secret the running configuration
+has at the same place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from api.registrydb import RegistryDB, Source
+from telemetry.config import HubConfig
+from telemetry.errors import ConfigError
+from telemetry.registry import Registry
+
+__all__ = [
+    "HIDDEN",
+    "ConfigAdmin",
+    "ConfigRefusedError",
+    "StaleRevisionError",
+    "document",
+    "document_digest",
+    "mask",
+    "unmask",
+]
+
+log = logging.getLogger(__name__)
+HIDDEN = "*" * 8
+_SECRET_KEYS = frozenset({"secret"})
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ConfigRefusedError(Exception):
+    """A configuration that does not check out; `errors` are field errors (loc, msg, type)."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+
+def document(config: HubConfig) -> dict[str, Any]:
+    """The configuration as plain data, as its file or request gave it (unset fields left out)."""
+    data: dict[str, Any] = config.model_dump(mode="json", exclude_unset=True)
+    return data
+
+
+def document_digest(config: HubConfig) -> str:
+    text = json.dumps(document(config), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _key(item: Any, i: int) -> Any:
+    if isinstance(item, dict):
+        for k in ("id", "name"):
+            if isinstance(item.get(k), str):
+                return item[k]
+    return i
+
+
+def mask(data: Any) -> Any:
+    """A copy with every secret shown as HIDDEN."""
+    if isinstance(data, dict):
+        return {k: HIDDEN if k in _SECRET_KEYS and v else mask(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [mask(v) for v in data]
+    return data
+
+
+def _secrets(data: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], Any]) -> None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k in _SECRET_KEYS:
+                out[(*path, k)] = v
+            else:
+                _secrets(v, (*path, k), out)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _secrets(v, (*path, _key(v, i)), out)
+
+
+def unmask(data: Any, current: dict[str, Any]) -> Any:
+    """`data` with each HIDDEN secret replaced by the running configuration's secret at the same
+    place (lists matched by their items' id or name). Raise ConfigRefusedError for a HIDDEN secret
+    with nothing to keep."""
+    known: dict[tuple[Any, ...], Any] = {}
+    _secrets(current, (), known)
+    errors: list[dict[str, Any]] = []
+
+    def walk(node: Any, path: tuple[Any, ...], loc: tuple[Any, ...]) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k in _SECRET_KEYS and v == HIDDEN:
+                    kept = known.get((*path, k))
+                    if not kept:
+                        errors.append(
+                            {
+                                "loc": ["body", *loc, k],
+                                "msg": "a hidden secret with no secret to keep here: give it",
+                                "type": "value_error",
+                            }
+                        )
+                    out[k] = kept or ""
+                else:
+                    out[k] = walk(v, (*path, k), (*loc, k))
+            return out
+        if isinstance(node, list):
+            return [walk(v, (*path, _key(v, i)), (*loc, i)) for i, v in enumerate(node)]
+        return node
+
+    result = walk(data, (), ())
+    if errors:
+        raise ConfigRefusedError(errors)
+    return result
+
+
+def _config_errors(exc: ConfigError) -> list[dict[str, Any]]:
+    """'source: a.b.0.c: message' lines as field errors."""
+    out = []
+    for line in str(exc).splitlines():
+        parts = line.split(": ", 2)
+        if len(parts) == 3 and " " not in parts[1]:
+            loc = [int(p) if p.isdigit() else p for p in parts[1].split(".")]
+            out.append({"loc": ["body", *loc], "msg": parts[2], "type": "config_error"})
+        else:
+            out.append({"loc": ["body"], "msg": line, "type": "config_error"})
+    return out
+
+
+def validate(data: Any) -> HubConfig:
+    """Plain data as a `HubConfig`; ConfigRefusedError with field errors."""
+    try:
+        return HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigRefusedError(
+            [
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from exc
+
+
+class ConfigAdmin:
+    def __init__(
+        self,
+        db: RegistryDB,
+        build: Callable[[HubConfig], Registry],
+        switch: Callable[[Registry, int], Awaitable[None]],
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.db = db
+        self._build = build
+        self._switch = switch
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self.rev = 0
+        self.registry: Registry | None = None
+
+    def startup(self, file_config: HubConfig, file_source: str) -> Registry:
+        """The registry to start with: the newest revision, unless the configuration file
+        changed since it was last read (then the file wins, recorded as a new revision). A
+        newest revision that no longer checks out (profiles changed beside it) gives way to
+        the file too."""
+        digest = document_digest(file_config)
+        latest = self.db.latest_revision()
+        if latest is not None and self.db.last_file_digest() == digest:
+            try:
+                registry = self._build(validate(latest.document))
+            except (ConfigRefusedError, ConfigError) as exc:
+                log.error("configuration revision %d no longer checks (%s)", latest.rev, exc)
+            else:
+                if latest.source != "file":
+                    log.info("running configuration revision %d (%s)", latest.rev, latest.source)
+                self.rev, self.registry = latest.rev, registry
+                return registry
+        registry = self._build(file_config)
+        self.rev = self.db.add_revision(
+            document(file_config),
+            actor="file",
+            comment=file_source,
+            source="file",
+            now_ms=self._clock(),
+            file_sha256=digest,
+        )
+        self.registry = registry
+        return registry
+
+    def current(self) -> HubConfig:
+        if self.registry is None:
+            raise RuntimeError("ConfigAdmin.startup was not called")
+        return self.registry.config
+
+    def check(self, data: Any) -> tuple[HubConfig, Registry]:
+        """Plain data checked whole as the next configuration; ConfigRefusedError otherwise."""
+        config = validate(data)
+        try:
+            return config, self._build(config)
+        except ConfigError as exc:
+            raise ConfigRefusedError(_config_errors(exc)) from exc
+
+    async def change(
+        self,
+        edit: Callable[[dict[str, Any]], Any],
+        *,
+        actor: str,
+        comment: str,
+        source: Source,
+        expect_rev: int | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Apply `edit` to (a copy of) the running configuration's document, check the result,
+        record it and switch to it. Returns the new revision (the running one for a dry run).
+        ConfigRefusedError for a configuration that does not check out; StaleRevisionError when
+        `expect_rev` is not the running revision."""
+        async with self._lock:
+            if expect_rev is not None and expect_rev != self.rev:
+                raise StaleRevisionError(self.rev)
+            before = document(self.current())
+            data = unmask(edit(json.loads(json.dumps(before))), before)
+            config, registry = self.check(data)
+            if dry_run:
+                return self.rev
+            rev = self.db.add_revision(
+                document(config), actor=actor, comment=comment, source=source, now_ms=self._clock()
+            )
+            try:
+                await self._switch(registry, rev)
+            except Exception as exc:
+                log.exception("configuration revision %d could not be switched to", rev)
+                self.rev = self.db.add_revision(
+                    before,
+                    actor="hub",
+                    comment=f"revision {rev} rolled back: {exc}",
+                    source="api",
+                    now_ms=self._clock(),
+                )
+                raise
+            self.rev, self.registry = rev, registry
+            return rev
+
+
+class StaleRevisionError(Exception):
+    def __init__(self, running: int) -> None:
+        super().__init__(f"the configuration is at revision {running}")
+        self.running = running

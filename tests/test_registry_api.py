@@ -1,0 +1,259 @@
+"""The registry over HTTP against a running hub (real Mosquitto, the embedded store): a change
+takes effect without a restart, alarms of what changed are cleared and the others carry on,
+changes are checked with field errors, recorded as revisions, exported and imported as YAML,
+and kept over a restart."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiomqtt
+import httpx
+import numpy as np
+import yaml
+
+from api.auth import hash_key
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load_profiles
+from telemetry.codec import TelemetryBatch, encode
+from telemetry.config import ApiKeySpec, HubConfig
+from telemetry.registry import Registry, build_registry
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import ROOT, eventually, mine_registry, running_hub
+from services import free_port
+
+L = TopicLayout()
+TENANT, SITE = "north-coal", "face-1301"
+DEV = f"/api/v1/registry/tenants/{TENANT}/sites/{SITE}/devices"
+PROFILES, PACKS = load_profiles(ROOT / "profiles")
+KEYS = [
+    ApiKeySpec(name="root", sha256=hash_key("k-root"), role="admin"),
+    ApiKeySpec(name="ops", sha256=hash_key("k-ops"), role="operator"),
+    ApiKeySpec(name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("acme-chem",)),
+]
+WEBHOOK = """
+    subscriptions:
+      - id: desk
+        channel: {type: webhook, url: "http://127.0.0.1:9/hook", secret: s3cret-hmac}
+"""
+
+
+def build(config: HubConfig) -> Registry:
+    return build_registry(config, PROFILES, PACKS, "api")
+
+
+def payload(device: str, seq: int, ts: int, values: dict[str, float]) -> bytes:
+    keys = tuple(values)
+    n = len(keys)
+    return encode(
+        TelemetryBatch(
+            "gw1",
+            device,
+            7,
+            seq,
+            keys,
+            np.arange(n, dtype=np.uint16),
+            np.full(n, ts, np.int64),
+            np.array([values[k] for k in keys]),
+            np.zeros(n, np.uint8),
+        )
+    )
+
+
+def make_hub(tmp_path, broker: int, registry: Registry) -> Hub:
+    return Hub(
+        registry,
+        HubSettings(data_dir=tmp_path / "data", broker_port=broker, api_port=free_port()),
+        extra_keys=KEYS,
+        build=build,
+        config_source="hub.yaml",
+    )
+
+
+def auth(key: str = "k-root") -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def alarms(api: httpx.AsyncClient, sensor: str, state: str = "active") -> list[Any]:
+    r = await api.get("/api/v1/alarms", params={"sensor": sensor, "state": state}, headers=auth())
+    r.raise_for_status()
+    return list(r.json())
+
+
+async def test_registry_changes_take_effect_without_a_restart(mosquitto, tmp_path):
+    hub = make_hub(tmp_path, mosquitto.port, mine_registry(1502, 1.0))
+    async with running_hub(hub), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.api_port}")
+        now = time.time_ns() // 1_000_000
+        # T0 and T1 in alarm before any change (both at 1.0 %)
+        topic = L.telemetry(TENANT, SITE, "kj-sub-3")
+        await mq.publish(topic, payload("kj-sub-3", 1, now, {"ch4_t0": 1.1, "ch4_t1": 1.2}), qos=1)
+        await eventually(lambda: alarms(api, "ch4-t1"), 10, "the T1 alarm")
+        t0 = await eventually(lambda: alarms(api, "ch4-t0"), 10, "the T0 alarm")
+
+        # 1. a new device with a sensor: its readings are taken at once
+        device = {
+            "id": "kj-sub-4",
+            "profile": "coal-substation",
+            "modbus": {"host": "127.0.0.1", "port": 1502, "unit": 4},
+            "sensors": [
+                {
+                    "id": "ch4-t9",
+                    "point": "ch4_t0",
+                    "kind": "methane",
+                    "rule": "coal-methane.face-t1",
+                }
+            ],
+        }
+        r = await api.post(DEV, json=device, headers=auth())
+        assert r.status_code == 201, r.text
+        rev_added = r.json()["rev"]
+        assert r.headers["etag"] == f'"{rev_added}"'
+        assert (await api.get("/api/v1/sensors/ch4-t9", headers=auth())).status_code == 200
+        await mq.publish(
+            L.telemetry(TENANT, SITE, "kj-sub-4"),
+            payload("kj-sub-4", 1, now + 1000, {"ch4_t0": 1.3}),
+            qos=1,
+        )
+        await eventually(lambda: alarms(api, "ch4-t9"), 10, "the new sensor's alarm")
+        latest = await api.get("/api/v1/sensors/ch4-t9/latest", headers=auth())
+        assert latest.json()["value"] == 1.3
+
+        # 2. T1's rules changed: its alarm is cleared, it is judged afresh by the new levels
+        t1 = await api.get(f"{DEV}/kj-sub-3/sensors/ch4-t1", headers=auth())
+        spec = t1.json()
+        spec.pop("rule")
+        spec["levels"] = [{"name": "high", "tier": "orange", "above": 2.0, "recover": 1.8}]
+        r = await api.put(f"{DEV}/kj-sub-3/sensors/ch4-t1", json=spec, headers=auth())
+        assert r.status_code == 200, r.text
+        assert await alarms(api, "ch4-t1") == []
+        cleared = (await alarms(api, "ch4-t1", "cleared"))[0]
+        assert cleared["events"][-1]["kind"] == "cleared"
+        assert "configuration changed" in str(cleared["events"][-1])
+        await mq.publish(topic, payload("kj-sub-3", 2, now + 2000, {"ch4_t1": 1.2}), qos=1)
+        await mq.publish(topic, payload("kj-sub-3", 3, now + 3000, {"ch4_t1": 2.5}), qos=1)
+        raised = await eventually(lambda: alarms(api, "ch4-t1"), 10, "T1 at its new level")
+        assert raised[0]["level_name"] == "high" and raised[0]["started_ts"] == now + 3000
+
+        # 3. T0 did not change: the same alarm is still open, not raised again
+        still = await alarms(api, "ch4-t0")
+        assert [a["id"] for a in still] == [t0[0]["id"]]
+        assert [e["kind"] for e in still[0]["events"]] == ["raised"]
+
+        # 4. removing a sensor: gone from the API, its alarm cleared
+        r = await api.delete(f"{DEV}/kj-sub-4", headers=auth())
+        assert r.status_code == 204, r.text
+        assert (await api.get("/api/v1/sensors/ch4-t9", headers=auth())).status_code == 404
+        assert await alarms(api, "ch4-t9") == []
+
+        # 5. the revisions, newest first, and a rollback
+        revs = (await api.get("/api/v1/config/revisions", headers=auth())).json()
+        assert [r["source"] for r in revs] == ["api", "api", "api", "file"]
+        assert revs[0]["running"] and revs[0]["actor"] == "root"
+        r = await api.post(f"/api/v1/config/revisions/{rev_added}/restore", headers=auth())
+        assert r.status_code == 200, r.text
+        assert (await api.get("/api/v1/sensors/ch4-t9", headers=auth())).status_code == 200
+        assert hub.metrics.render().count("hazardhub_config_reloads_total 4") == 1
+        await api.aclose()
+
+
+async def test_changes_are_checked_scoped_and_guarded(mosquitto, tmp_path):
+    hub = make_hub(tmp_path, mosquitto.port, mine_registry(1502, 1.0))
+    async with running_hub(hub):
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.api_port}")
+        url = f"{DEV}/kj-sub-3/sensors/ch4-t1"
+        spec = (await api.get(url, headers=auth())).json()
+        etag = (await api.get(url, headers=auth())).headers["etag"]
+        # a field error, located from the object
+        bad = {**spec, "levels": [{"name": "x", "tier": "red", "above": "lots", "recover": 1}]}
+        bad.pop("rule")
+        r = await api.put(url, json=bad, headers=auth())
+        assert r.status_code == 422
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert ["body", "levels", 0, "above"] in [e["loc"] for e in r.json()["errors"]]
+        # a cross-reference error (no such point in the profile)
+        r = await api.put(url, json={**spec, "point": "nope"}, headers=auth())
+        assert r.status_code == 422 and "nope" in r.text
+        # the id is the path's
+        assert (await api.put(url, json={**spec, "id": "other"}, headers=auth())).status_code == 422
+        # a dry run checks and changes nothing
+        r = await api.put(
+            url, json={**spec, "tag": "T1b"}, params={"dry_run": True}, headers=auth()
+        )
+        assert r.status_code == 200 and r.json()["dry_run"]
+        assert (await api.get(url, headers=auth())).json()["tag"] == "T1"
+        # optimistic concurrency: a change based on an old revision is refused
+        assert (
+            await api.put(url, json={**spec, "tag": "A"}, headers={**auth(), "If-Match": etag})
+        ).status_code == 200
+        r = await api.put(url, json={**spec, "tag": "B"}, headers={**auth(), "If-Match": etag})
+        assert r.status_code == 412
+        # a taken id, a missing object, a wrong method on a collection
+        r = await api.post(f"{DEV}/kj-sub-3/sensors", json=spec, headers=auth())
+        assert r.status_code == 409
+        assert (await api.get(f"{DEV}/nope", headers=auth())).status_code == 404
+        assert (
+            await api.get("/api/v1/registry/tenants/north-coal/nope", headers=auth())
+        ).status_code == 404
+        assert (await api.delete(f"{DEV}", headers=auth())).status_code == 405
+        # a point used twice in one device
+        r = await api.post(
+            f"{DEV}/kj-sub-3/sensors", json={**spec, "id": "ch4-t1-twin"}, headers=auth()
+        )
+        assert r.status_code == 422 and "used twice" in r.text
+        # only admins change; an enterprise sees only its own tenant
+        assert (await api.put(url, json=spec, headers=auth("k-ops"))).status_code == 403
+        assert (await api.get(url, headers=auth("k-chem"))).status_code == 404
+        seen = (await api.get("/api/v1/registry/tenants", headers=auth("k-chem"))).json()
+        assert [t["id"] for t in seen] == ["acme-chem"]
+        assert (await api.get("/api/v1/config", headers=auth("k-ops"))).status_code == 403
+        assert (await api.get("/api/v1/registry/tenants")).status_code == 401
+        # a whole tenant goes, with its vehicles
+        r = await api.delete("/api/v1/registry/tenants/acme-chem", headers=auth())
+        assert r.status_code == 204
+        assert (await api.get("/api/v1/vehicles", headers=auth())).json() == []
+        await api.aclose()
+
+
+async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(mosquitto, tmp_path):
+    registry = mine_registry(1502, 1.0, WEBHOOK)
+    hub = make_hub(tmp_path, mosquitto.port, registry)
+    async with running_hub(hub):
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.api_port}")
+        r = await api.get("/api/v1/config", headers=auth())
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/yaml")
+        assert "s3cret-hmac" not in r.text and "********" in r.text
+        doc = yaml.safe_load(r.text)
+        doc["tenants"][0]["name"] = "北方煤业 North Coal"
+        r = await api.put(
+            "/api/v1/config",
+            content=yaml.safe_dump(doc, allow_unicode=True),
+            params={"comment": "rename"},
+            headers={**auth(), "Content-Type": "application/yaml"},
+        )
+        assert r.status_code == 200, r.text
+        # the secret was kept, the change made
+        assert hub.registry.config.tenants[1].subscriptions[0].channel.secret == "s3cret-hmac"
+        assert hub.registry.config.tenants[0].name == "北方煤业 North Coal"
+        bad = await api.put(
+            "/api/v1/config",
+            content=b"tenants: [",
+            headers={**auth(), "Content-Type": "application/yaml"},
+        )
+        assert bad.status_code == 422
+        await api.aclose()
+    # a restart with the same file runs the newest revision
+    again = make_hub(tmp_path, mosquitto.port, registry)
+    assert again.registry.config.tenants[0].name == "北方煤业 North Coal"
+    again.registrydb.close()
+    again.statedb.close()
+    # a changed file wins
+    changed = mine_registry(1502, 2.0, WEBHOOK)
+    third = make_hub(tmp_path, mosquitto.port, changed)
+    assert third.registry.config.tenants[0].name == ""
+    assert third.config is not None
+    assert third.registrydb.latest_revision().source == "file"
+    third.registrydb.close()
+    third.statedb.close()
