@@ -343,6 +343,28 @@ def registry_router() -> APIRouter:
         )
         return Response(status_code=status.HTTP_204_NO_CONTENT, headers={"ETag": f'"{rev}"'})
 
+    @r.get("/geofences")
+    def geofences(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+        """The geofences for the map: speed zones and forbidden areas (public rules of the
+        road) for everyone; an approved-route corridor only with the vehicles the caller sees,
+        and not at all when it sees none of them."""
+        reg = ctx.registry
+        visible = {f"{t}/{v}" for (t, v) in reg.vehicles if caller.sees(t)}
+        bare: dict[str, list[str]] = {}
+        for t, v in reg.vehicles:
+            bare.setdefault(v, []).append(f"{t}/{v}")
+        out = []
+        for fence in reg.config.fleet.geofences:
+            item = fence.model_dump(mode="json", exclude_none=True)
+            if fence.kind == "corridor":
+                refs = [r for ref in fence.vehicles for r in bare.get(ref, [ref])]
+                seen = [r for r in refs if r in visible]
+                if not seen:
+                    continue
+                item["vehicles"] = [r.split("/", 1)[1] for r in seen]
+            out.append(item)
+        return out
+
     @r.get("/config", response_class=Response)
     def export(
         ctx: Ctx,

@@ -7,14 +7,16 @@ const T = {
         started: "开始时间", state: "状态", sensors: "测点", trend: "趋势", vehicles: "车辆",
         active: "报警中", cleared: "已恢复", comm_loss: "通讯中断", sensor_fault: "传感器故障",
         calibration: "标定", out_of_range: "超量程", stale: "数据陈旧", manual: "人工", good: "",
-        nodata: "无数据", badkey: "密钥无效" },
+        nodata: "无数据", badkey: "密钥无效",
+        trend_help: "滚轮缩放，拖动平移，双击回到最近 15 分钟" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
         trend: "Trend", vehicles: "Vehicles", active: "active", cleared: "cleared",
         comm_loss: "comm loss", sensor_fault: "sensor fault", calibration: "calibration",
         out_of_range: "out of range", stale: "stale", manual: "manual", good: "",
-        nodata: "no data", badkey: "invalid key" },
+        nodata: "no data", badkey: "invalid key",
+        trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min" },
 };
 Object.assign(T.zh, STRINGS.zh);
 Object.assign(T.en, STRINGS.en);
@@ -85,47 +87,128 @@ function renderTiles() {
   }
 }
 
+// the trend's time range: `span` ms ending at `end` (null: now, following the live data)
+const SPANS = [15 * 60e3, 3600e3, 6 * 3600e3, 24 * 3600e3];
+const trendView = { span: SPANS[0], end: null };
+let trendSeq = 0;
+
 async function showTrend(id) {
+  if (id !== trendSensor) { trendView.span = SPANS[0]; trendView.end = null; }
   trendSensor = id;
   $("#trend-name").textContent = id;
-  const end = Date.now() + 1000, start = end - 15 * 60 * 1000;
-  const pts = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${start}&end=${end}&every=5000&aggregate=max`);
+  const end = trendView.end ?? Date.now() + 1000, start = end - trendView.span;
+  const every = Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
+  const mine = ++trendSeq;
+  const pts = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=max`);
+  if (mine !== trendSeq) return;  // a newer request (zoom, pan) won
   const c = $("#trend"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
+  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)), points: String(pts.length) });
+  document.querySelectorAll("#trend-spans button").forEach((b) =>
+    b.setAttribute("aria-pressed", String(Number(b.dataset.span) === trendView.span && trendView.end === null)));
   const s = sensors.get(id);
   const vals = pts.filter((p) => p.value !== null);
   const levels = (s?.levels || []).map((l) => l.above ?? l.below);
   const all = [...vals.map((p) => p.value), ...levels];
+  g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
+  const clock = (ms) => new Date(ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
+  g.fillText(clock(start), 40, c.height - 2);
+  g.fillText(clock(end), c.width - 60, c.height - 2);
   if (!all.length) return;
   let lo = Math.min(...all), hi = Math.max(...all);
   if (hi === lo) { hi += 1; lo -= 1; }
   const x = (ts) => ((ts - start) / (end - start)) * c.width;
-  const y = (v) => c.height - 10 - ((v - lo) / (hi - lo)) * (c.height - 20);
+  const y = (v) => c.height - 16 - ((v - lo) / (hi - lo)) * (c.height - 28);
   g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
   for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
   g.setLineDash([]); g.strokeStyle = "#2f6fde"; g.lineWidth = 2; g.beginPath();
   vals.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.value)) : g.moveTo(x(p.ts), y(p.value))));
-  g.stroke();
-  g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
-  g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 4);
+  g.stroke(); g.lineWidth = 1;
+  g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 18);
 }
 
+function zoomTrend(factor, at) {
+  // `at`: the fraction of the width the zoom keeps in place (the cursor); at least 1 min shown
+  const end = trendView.end ?? Date.now() + 1000, start = end - trendView.span;
+  const pivot = start + at * trendView.span;
+  const span = Math.min(7 * 86400e3, Math.max(60e3, trendView.span * factor));
+  const newEnd = pivot + (1 - at) * span;
+  trendView.span = span;
+  trendView.end = newEnd >= Date.now() ? null : newEnd;
+  if (trendSensor) showTrend(trendSensor).catch(() => {});
+}
+
+function initTrendControls() {
+  const c = $("#trend");
+  c.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const r = c.getBoundingClientRect();
+    zoomTrend(e.deltaY > 0 ? 1.5 : 1 / 1.5, Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)));
+  }, { passive: false });
+  let drag = null;
+  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, end: trendView.end ?? Date.now() + 1000 }; c.setPointerCapture(e.pointerId); });
+  c.addEventListener("pointerup", (e) => {
+    if (!drag) return;
+    const moved = e.clientX - drag.x, r = c.getBoundingClientRect();
+    if (Math.abs(moved) > 3) {
+      const end = drag.end - (moved / r.width) * trendView.span;
+      trendView.end = end >= Date.now() ? null : end;
+      if (trendSensor) showTrend(trendSensor).catch(() => {});
+    }
+    drag = null;
+  });
+  c.addEventListener("dblclick", () => { trendView.span = SPANS[0]; trendView.end = null; if (trendSensor) showTrend(trendSensor).catch(() => {}); });
+  $("#trend-spans").addEventListener("click", (e) => {
+    const span = Number(e.target?.dataset?.span);
+    if (!span) return;
+    trendView.span = span; trendView.end = null;
+    if (trendSensor) showTrend(trendSensor).catch(() => {});
+  });
+}
+
+const FENCE_STYLE = {
+  speed_zone: ["rgba(47,111,222,0.10)", "rgba(47,111,222,0.55)"],
+  corridor: ["rgba(31,143,78,0.10)", "rgba(31,143,78,0.55)"],
+  forbidden: ["rgba(215,38,61,0.12)", "rgba(215,38,61,0.70)"],
+};
+
 async function drawMap() {
-  const vehicles = await api("/api/v1/vehicles");
+  const [vehicles, fences] = await Promise.all([api("/api/v1/vehicles"), api("/api/v1/geofences")]);
   const end = Date.now() + 1000, start = end - 30 * 60 * 1000;
   const tracks = await Promise.all(vehicles.map((v) => api(`/api/v1/vehicles/${encodeURIComponent(v.id)}/track?start=${start}&end=${end}`)));
   const c = $("#map"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
-  const pts = tracks.flat();
+  // the view: the tracks of the last 30 min, else the geofences
+  let pts = tracks.flat().map((p) => [p.lat, p.lon]);
+  if (!pts.length) pts = fences.flatMap((f) => f.polygon || f.polyline || []);
+  c.dataset.geofences = "0";
   if (!pts.length) return;
-  let [la0, la1, lo0, lo1] = [Math.min(...pts.map((p) => p.lat)), Math.max(...pts.map((p) => p.lat)),
-    Math.min(...pts.map((p) => p.lon)), Math.max(...pts.map((p) => p.lon))];
+  let [la0, la1, lo0, lo1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0])),
+    Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   const pad = 0.02; la0 -= pad; la1 += pad; lo0 -= pad; lo1 += pad;
   const x = (lon) => ((lon - lo0) / (lo1 - lo0)) * c.width;
   const y = (lat) => c.height - ((lat - la0) / (la1 - la0)) * c.height;
   g.strokeStyle = "#e3e5e9";  // plain grid, no map tiles
   for (let i = 1; i < 10; i++) { g.beginPath(); g.moveTo((c.width * i) / 10, 0); g.lineTo((c.width * i) / 10, c.height); g.stroke();
     g.beginPath(); g.moveTo(0, (c.height * i) / 10); g.lineTo(c.width, (c.height * i) / 10); g.stroke(); }
+  // geofences under the tracks: polygons filled, corridors as bands of their buffer's width
+  const pxPerM = c.width / ((lo1 - lo0) * 111320 * Math.cos((((la0 + la1) / 2) * Math.PI) / 180));
+  for (const f of fences) {
+    const [fill, line] = FENCE_STYLE[f.kind] || FENCE_STYLE.speed_zone;
+    const path = f.polygon || f.polyline;
+    g.beginPath();
+    path.forEach(([la, lo], i) => (i ? g.lineTo(x(lo), y(la)) : g.moveTo(x(lo), y(la))));
+    if (f.polygon) {
+      g.closePath(); g.fillStyle = fill; g.fill(); g.strokeStyle = line; g.lineWidth = 1.5; g.stroke();
+    } else {
+      g.lineCap = "round"; g.lineJoin = "round";
+      g.strokeStyle = fill; g.lineWidth = Math.max(3, 2 * f.buffer_m * pxPerM); g.stroke();
+      g.strokeStyle = line; g.lineWidth = 1; g.setLineDash([6, 4]); g.stroke(); g.setLineDash([]);
+    }
+    g.fillStyle = line; g.font = "11px sans-serif";
+    g.fillText(f.id + (f.limit_kmh ? ` ${f.limit_kmh} km/h` : ""), x(path[0][1]) + 4, y(path[0][0]) + 12);
+  }
+  c.dataset.geofences = String(fences.length);
   const active = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.device));
   vehicles.forEach((v, k) => {
     const tr = tracks[k];
@@ -139,6 +222,7 @@ async function drawMap() {
     g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
     g.fillText(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
   });
+  c.dataset.tracks = String(tracks.filter((tr) => tr.length).length);
 }
 
 let streamedBefore = false;
@@ -193,6 +277,7 @@ async function start() {
   drawMap(); setInterval(drawMap, 10000);
 }
 
+initTrendControls();
 initAlarms({ t, key: () => key, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
