@@ -1,5 +1,6 @@
-"""The accounting after a run, pure: published batches against stored rows, the alarm journal of
-the faulted hub against the fault-free one, and the catch-up time after each fault."""
+"""The accounting after a run, pure: published batches and positions against stored rows, the
+alarm journal of the faulted hub against the fault-free one, and the catch-up time after each
+fault."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from chaos.collect import AlarmEvent, Published
+from chaos.collect import AlarmEvent, Position, Published
 
 __all__ = [
     "AlarmAccount",
+    "PositionAccount",
     "ReadingAccount",
     "account_alarms",
+    "account_positions",
     "account_readings",
     "catch_up_ms",
     "expected_until",
 ]
+
+FLEET_RULE = "fleet"  # the rule of the fleet's alarms (overspeed, corridor ...)
 
 
 @dataclass(slots=True)
@@ -81,15 +86,78 @@ def account_readings(
     return acc
 
 
+@dataclass(slots=True)
+class PositionAccount:
+    recorded: int = 0  # positions the recorders made
+    not_sent: int = 0  # recorded but never on the broker (dropped from a full buffer, unsent)
+    sent: int = 0  # distinct (vehicle, event time) on the broker
+    redeliveries: int = 0  # the same position published again (a retry after a broken link)
+    stored: int = 0  # rows of `position` in the store
+    speed_readings: int = 0  # rows of the vehicles' speed sensors in `reading`
+    duplicated: int = 0  # speed readings beyond one per (vehicle, seq)
+    unexpected: int = 0  # rows at a (vehicle, time) no recorder published
+    altered: int = 0  # rows whose latitude, longitude or speed differ from the published
+    lost: int = 0  # published positions without their position row or speed reading
+    lost_sample: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def account_positions(
+    recorded: Iterable[tuple[str, int, int]],
+    published: Mapping[tuple[str, int], Position],
+    rows: Iterable[tuple[str, int, float, float, float]],
+    speed_rows: Iterable[tuple[str, int, int]],
+) -> PositionAccount:
+    """`recorded`: (vehicle, event time ms, seq) as the recorders made them; `published`: what the
+    observer saw on the broker; `rows`: (vehicle, time, lat, lon, speed) of `position`;
+    `speed_rows`: (vehicle, time, seq) of the vehicles' speed readings."""
+    acc = PositionAccount(sent=len(published))
+    made = {(v, t) for v, t, _ in recorded}
+    acc.recorded = len(made)
+    unsent = sorted(made - published.keys(), key=lambda k: (k[1], k[0]))
+    acc.not_sent = len(unsent)
+    acc.redeliveries = sum(p.deliveries - 1 for p in published.values())
+    row_list = list(rows)
+    acc.stored = len(row_list)
+    stored: dict[tuple[str, int], tuple[float, float, float]] = {}
+    for v, t, lat, lon, speed in row_list:
+        stored[(v, t)] = (lat, lon, speed)
+        pub = published.get((v, t))
+        if pub is None:
+            acc.unexpected += 1
+        elif (pub.lat, pub.lon, pub.speed_kmh) != (lat, lon, speed):
+            acc.altered += 1
+    speeds = list(speed_rows)
+    acc.speed_readings = len(speeds)
+    acc.duplicated = sum(n - 1 for n in Counter((v, q) for v, _, q in speeds).values())
+    speed_keys = {(v, t) for v, t, _ in speeds}
+    acc.unexpected += len(speed_keys - published.keys())
+    for key in sorted(published, key=lambda k: (k[1], k[0])):
+        missing = [
+            what for what, keys in (("position", stored), ("speed", speed_keys)) if key not in keys
+        ]
+        if missing:
+            acc.lost += 1
+            acc.lost_sample.append(f"{key[0]} at {key[1]} ms: no {' or '.join(missing)} row")
+    acc.lost_sample += [f"{v} at {t} ms: recorded, never on the broker" for v, t in unsent]
+    acc.lost_sample = acc.lost_sample[:20]
+    return acc
+
+
 def expected_until(expected: Iterable[tuple[str, int]], until_ms: int) -> int:
     return sum(1 for _, t in expected if t <= until_ms)
 
 
-def catch_up_ms(samples: Sequence[tuple[int, int]], expected: int, end_ms: int) -> int | None:
-    """From (wall ms, stored count) samples taken after a fault: ms from the fault's end until
-    the store had all `expected` readings up to that end; None if it never had them."""
-    for wall, count in samples:
-        if count >= expected:
+def catch_up_ms(
+    samples: Sequence[tuple[int, int, int]], readings: int, positions: int, end_ms: int
+) -> int | None:
+    """From (wall ms, stored readings, stored positions) samples taken after a fault: ms from the
+    fault's end until the store had all `readings` and `positions` up to that end; None if it
+    never had them."""
+    for wall, n_readings, n_positions in samples:
+        if n_readings >= readings and n_positions >= positions:
             return max(0, wall - end_ms)
     return None
 
@@ -101,6 +169,9 @@ class AlarmAccount:
     matched: int = 0
     tolerance_ms: int = 0
     worst_skew_ms: int = 0  # the largest event-time difference of a matched pair
+    fleet_expected: int = 0  # of `expected`, the fleet's (rule `fleet`)
+    fleet_matched: int = 0
+    fleet_worst_skew_ms: int = 0
     differences: list[str] = field(default_factory=list)
 
     @property
@@ -117,6 +188,7 @@ def account_alarms(
     """Per (sensor, rule, side), the same transitions in the same order (kind and level), each
     at an event time within `tolerance_ms` of the fault-free run's."""
     acc = AlarmAccount(expected=len(expected), seen=len(seen), tolerance_ms=tolerance_ms)
+    acc.fleet_expected = sum(1 for e in expected if e.rule == FLEET_RULE)
 
     def by_series(events: Sequence[AlarmEvent]) -> dict[tuple[str, str, str], list[AlarmEvent]]:
         out: dict[tuple[str, str, str], list[AlarmEvent]] = defaultdict(list)
@@ -150,4 +222,7 @@ def account_alarms(
                     continue
                 acc.matched += 1
                 acc.worst_skew_ms = max(acc.worst_skew_ms, skew)
+                if a.rule == FLEET_RULE:
+                    acc.fleet_matched += 1
+                    acc.fleet_worst_skew_ms = max(acc.fleet_worst_skew_ms, skew)
     return acc

@@ -5,7 +5,13 @@ of the Modbus simulator, whose clock drives the scenario.
 The scenario crosses the methane alarm (1.0 %) and power-cut (1.5 %) levels of the coal-methane
 rule pack while the faults are on: T1 reaches 1.0 % while the hub is dead and falls back through
 1.5 % and 1.0 % while the gateway's link is cut, T0 rises through 1.0 % late in the cut. The face
-power feed is cut within 2 s of T1's 1.5 % crossing, so no 'power cut failed' alarm is due."""
+power feed is cut within 2 s of T1's 1.5 % crossing, so no 'power cut failed' alarm is due.
+
+The mine's fleet (two hazmat tankers, four charter buses) reports a position a second each. The
+tanker `tanker-01` must keep to its approved route (a corridor 250 m each side): it turns off it
+while the hub is dead and comes back while the broker is away; it drives at 70 km/h (its limit is
+60) for long enough to raise the fleet's overspeed (10 s) while influxd is dead. The fleet's
+limits take no account of the night, so the run's alarms do not depend on the time of day."""
 
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ from typing import Literal
 
 __all__ = [
     "FULL",
+    "POSITION_PERIOD_S",
     "SHORT",
+    "VEHICLES",
     "Fault",
     "FaultKind",
     "Plan",
@@ -28,6 +36,7 @@ FaultKind = Literal["gateway", "hub", "influxd", "mosquitto", "link"]
 TENANT, SITE = "north-coal", "face-1301"
 DEVICES = ("kj-sub-3", "kj-sub-4")
 POLL_S = 0.25
+POSITION_PERIOD_S = 1.0  # each vehicle's recorder
 # (point, sensor suffix, kind, extra YAML) of each device's sensors
 _SENSORS = (
     ("ch4_t0", "ch4-t0", "methane", "tag: T0, rule: coal-methane.upper-corner-t0"),
@@ -36,6 +45,17 @@ _SENSORS = (
     ("co", "co", "co", "rule: coal-gas.co"),
     ("feed", "feed", "power_feed", ""),
 )
+# (vehicle, class, plate, route, speed km/h): the mine's fleet; tanker-01's route is its corridor
+_ROUTE = ((37.70, 112.50), (37.75, 112.60), (37.80, 112.72))
+_FLEET = (
+    ("tanker-01", "hazmat", "晋K·W0101", _ROUTE, 50),
+    ("tanker-02", "hazmat", "晋K·W0102", ((37.60, 112.40), (37.68, 112.55)), 45),
+    ("bus-03", "charter", "晋K·C0303", ((37.72, 112.45), (37.85, 112.70)), 80),
+    ("bus-04", "charter", "晋K·C0304", ((37.74, 112.45), (37.87, 112.70)), 75),
+    ("bus-05", "charter", "晋K·C0305", ((37.76, 112.45), (37.89, 112.70)), 70),
+    ("bus-06", "charter", "晋K·C0306", ((37.78, 112.45), (37.91, 112.70)), 85),
+)
+VEHICLES = tuple(v for v, *_ in _FLEET)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +93,10 @@ SHORT = Plan(
         "{at_s: 62, device: kj-sub-3, point: feed, to: 1, over_s: 0}",
         "{at_s: 58, device: kj-sub-3, point: ch4_t0, to: 1.2, over_s: 10}",  # 1.0 % at 66 s
         "{at_s: 72, device: kj-sub-3, point: ch4_t0, to: 0.3, over_s: 10}",  # < 1.0 % at 74 s
+        # tanker-01: 250 m off its route from 21.75 s (hub dead), back at 53.25 s (link cut)
+        "{at_s: 3, vehicle: tanker-01, detour_m: 400, for_s: 69, over_s: 30}",
+        "{at_s: 23, vehicle: tanker-01, to: 70, over_s: 2}",  # > 60 km/h from 25 s: raise at 35
+        "{at_s: 41, vehicle: tanker-01, to: 50, over_s: 2}",  # 60 km/h at 42 s: cleared
     ),
     82,
 )
@@ -98,6 +122,12 @@ FULL = Plan(
         "{at_s: 235, device: kj-sub-3, point: ch4_t0, to: 0.3, over_s: 10}",  # < 1.0 % at 237 s
         "{at_s: 255, device: kj-sub-4, point: ch4_t2, to: 1.3, over_s: 10}",  # 1.0 % at 262 s
         "{at_s: 275, device: kj-sub-4, point: ch4_t2, to: 0.3, over_s: 10}",  # < 1.0 % at 278 s
+        # tanker-01: off its route from 63.75 s (hub dead), back at 199.25 s (link cut)
+        "{at_s: 45, vehicle: tanker-01, detour_m: 400, for_s: 173, over_s: 30}",
+        "{at_s: 93, vehicle: tanker-01, to: 70, over_s: 2}",  # > 60 from 95 s: raise at 105
+        "{at_s: 125, vehicle: tanker-01, to: 50, over_s: 2}",  # cleared at 126 s
+        "{at_s: 175, vehicle: tanker-01, to: 70, over_s: 2}",  # raise at 187 s (link cut)
+        "{at_s: 250, vehicle: tanker-01, to: 50, over_s: 2}",  # cleared at 251 s, after a hub kill
     ),
     295,
 )
@@ -112,8 +142,24 @@ def point_sensors() -> dict[tuple[str, str], str]:
     return {(d, p): sensor_id(d, s) for d in DEVICES for p, s, _, _ in _SENSORS}
 
 
+def _fleet_yaml() -> str:
+    vehicles = "".join(
+        f"      - {{id: {v}, plate: {plate}, class: {cls}}}\n" for v, cls, plate, *_ in _FLEET
+    )
+    line = ", ".join(f"[{lat}, {lon}]" for lat, lon in _ROUTE)
+    return (
+        "    vehicles:\n" + vehicles + "fleet:\n"
+        "  hazmat: {speed_kmh: 60, expressway_kmh: 80, night_speed_factor: 1.0}\n"
+        "  charter: {speed_kmh: 100, expressway_kmh: 100, night_speed_factor: 1.0}\n"
+        "  geofences:\n"
+        f"    - {{kind: corridor, id: tanker-01-route, vehicles: [{TENANT}/tanker-01], "
+        f"polyline: [{line}], buffer_m: 250}}\n"
+    )
+
+
 def hub_config(modbus_port: int, admin_key: str) -> str:
-    """A coal mine: one tenant, the 1301 face, two monitoring substations on one farm."""
+    """A coal mine: one tenant, the 1301 face, two monitoring substations on one farm, and the
+    mine's fleet with the tanker's corridor."""
     devices = []
     for unit, dev in enumerate(DEVICES, start=1):
         sensors = "\n".join(
@@ -144,7 +190,7 @@ def hub_config(modbus_port: int, admin_key: str) -> str:
         "    sites:\n"
         f"      - id: {SITE}\n"
         "        kind: mine\n"
-        "        devices:\n" + "\n".join(devices) + "\n"
+        "        devices:\n" + "\n".join(devices) + "\n" + _fleet_yaml()
     )
 
 
@@ -154,5 +200,13 @@ def scenario_yaml(plan: Plan) -> str:
         "description: methane at the face crossing alarm and power-cut levels under faults\n"
         f"duration_s: {plan.end_s + 600}\n"
         "seed: 10\n"
-        "events:\n" + "".join(f"  - {e}\n" for e in plan.events)
+        "baseline:\n"
+        + "".join(f"  {v}: {{speed: {{constant: {kmh}}}}}\n" for v, _, _, _, kmh in _FLEET)
+        + "routes:\n"
+        + "".join(
+            f"  {v}: [{', '.join(f'[{a}, {b}]' for a, b in route)}]\n"
+            for v, _, _, route, _ in _FLEET
+        )
+        + "events:\n"
+        + "".join(f"  - {e}\n" for e in plan.events)
     )

@@ -1,12 +1,13 @@
 """`python -m chaos.run [--short] [--report FILE]`: the chaos run of issue 10.
 
-Two stacks play one scenario from one Modbus simulator farm, every part its own process on
+Two stacks play one scenario from one Modbus simulator farm and one fleet of GPS recorders
+(`chaos.recorder`, publishing every position to both brokers), every part its own process on
 loopback: the faulted stack (mosquitto, influxd, gateway, hub with the InfluxDB store) goes
 through the fault schedule of `chaos.plan`; the baseline stack (its own mosquitto, gateway and a
 hub with the embedded store) runs beside it without faults and gives the alarm timeline to match.
-Afterwards every published reading is looked for in InfluxDB, every alarm transition compared,
-and the report printed (and written as JSON). Exit 0 only when nothing is lost or duplicated and
-the alarms match."""
+Afterwards every published reading and position is looked for in InfluxDB, every alarm
+transition compared, and the report printed (and written as JSON). Exit 0 only when nothing is
+lost or duplicated and the alarms match."""
 
 from __future__ import annotations
 
@@ -28,13 +29,31 @@ import httpx
 
 from chaos.account import (
     account_alarms,
+    account_positions,
     account_readings,
     catch_up_ms,
     expected_readings,
     expected_until,
 )
-from chaos.collect import Observer, fetch_alarm_events, influx_count_until, influx_readings
-from chaos.plan import FULL, POLL_S, SHORT, TENANT, Fault, Plan, hub_config, point_sensors
+from chaos.collect import (
+    Observer,
+    fetch_alarm_events,
+    influx_count_until,
+    influx_positions,
+    influx_readings,
+)
+from chaos.plan import (
+    FULL,
+    POLL_S,
+    POSITION_PERIOD_S,
+    SHORT,
+    TENANT,
+    VEHICLES,
+    Fault,
+    Plan,
+    hub_config,
+    point_sensors,
+)
 from chaos.plan import scenario_yaml as make_scenario
 from chaos.procs import Proc, free_port, hazardhub_argv, http_ok, influxd, mosquitto, tcp_open
 from chaos.report import render
@@ -65,7 +84,8 @@ class FaultRecord:
     fault: Fault
     start_ms: int = 0
     end_ms: int = 0
-    samples: list[tuple[int, int]] = field(default_factory=list)  # (wall ms, stored <= end)
+    # (wall ms, readings, positions stored with event time <= end)
+    samples: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class Run:
@@ -80,6 +100,7 @@ class Run:
         self.scenario = work / "scenario.yaml"
         self.scenario.write_text(make_scenario(plan))
         self.truth = work / "truth.json"
+        self.fleet_status = work / "recorder.json"
         self.influx = influxd(work / "influxd", ports["ix"], ports["ix_rpc"])
         self.influx_url = f"http://127.0.0.1:{ports['ix']}"
         self.sim = Proc(
@@ -93,6 +114,8 @@ class Run:
         )  # fmt: skip
         self.a = self._stack("a", ports["mq_a"], ports["api_a"], influx=True)
         self.b = self._stack("b", ports["mq_b"], ports["api_b"], influx=False)
+        self.recorder = Proc("recorder", [], work / "recorder.log", lambda: True)
+        self.mq_ports = (ports["mq_a"], ports["mq_b"])
         self.observer = Observer(ports["mq_a"])
         self.faults = [FaultRecord(f) for f in plan.faults]
         self.t0 = 0.0  # wall seconds of scenario time 0
@@ -122,7 +145,10 @@ class Run:
 
     def procs(self) -> list[Proc]:
         a, b = self.a, self.b
-        return [a.gateway, b.gateway, self.sim, a.hub, b.hub, a.broker, b.broker, self.influx]
+        return [
+            *(a.gateway, b.gateway, self.recorder, self.sim),
+            *(a.hub, b.hub, a.broker, b.broker, self.influx),
+        ]
 
     async def _at(self, t_s: float) -> None:
         delay = self.t0 + t_s - time.time()
@@ -146,27 +172,29 @@ class Run:
         rec.end_ms = _now_ms()
 
     async def _monitor(self, stop: asyncio.Event) -> None:
-        """After each fault: how many readings up to its end InfluxDB has, every 0.5 s."""
+        """After each fault: how many readings and positions up to its end InfluxDB has, every
+        0.5 s."""
         async with httpx.AsyncClient(base_url=self.influx_url, timeout=2) as client:
             while not stop.is_set():
                 now = _now_ms()
                 for rec in self.faults:
                     if rec.end_ms and now - rec.end_ms < CATCH_UP_WINDOW_S * 1000:
                         with contextlib.suppress(httpx.HTTPError, RuntimeError):
-                            count = await influx_count_until(client, rec.end_ms)
-                            rec.samples.append((_now_ms(), count))
+                            n_read, n_pos = await influx_count_until(client, rec.end_ms)
+                            rec.samples.append((_now_ms(), n_read, n_pos))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
 
-    async def _settle(self, expected: int, timeout_s: float) -> int:
-        """Wait until InfluxDB holds `expected` readings or stops growing for 10 s."""
+    async def _settle(self, expected: tuple[int, int], timeout_s: float) -> tuple[int, int]:
+        """Wait until InfluxDB holds the `expected` readings and positions or stops growing for
+        10 s."""
         deadline = time.monotonic() + timeout_s
-        last, last_change = -1, time.monotonic()
+        last, last_change = (-1, -1), time.monotonic()
         async with httpx.AsyncClient(base_url=self.influx_url, timeout=5) as client:
             while time.monotonic() < deadline:
                 with contextlib.suppress(httpx.HTTPError, RuntimeError):
                     n = await influx_count_until(client, _now_ms() + 86_400_000)
-                    if n >= expected:
+                    if n[0] >= expected[0] and n[1] >= expected[1]:
                         return n
                     if n != last:
                         last, last_change = n, time.monotonic()
@@ -184,7 +212,18 @@ class Run:
         obs = asyncio.create_task(self.observer.run(stop_obs), name="observer")
         await asyncio.wait_for(self.observer.subscribed.wait(), 10)
         await asyncio.to_thread(self.sim.start)
-        self.t0 = json.loads(self.truth.read_text())["start_wall_ms"] / 1000
+        t0_ms = int(json.loads(self.truth.read_text())["start_wall_ms"])
+        self.t0 = t0_ms / 1000
+        self.recorder.argv = [
+            *(sys.executable, "-m", "chaos.recorder", "-c", str(self.config)),
+            *("--scenario", str(self.scenario), "--t0-ms", str(t0_ms)),
+            *(
+                f"--broker=a=127.0.0.1:{self.mq_ports[0]}",
+                f"--broker=b=127.0.0.1:{self.mq_ports[1]}",
+            ),
+            *("--period", str(POSITION_PERIOD_S), "--status", str(self.fleet_status)),
+        ]
+        await asyncio.to_thread(self.recorder.start)
         for gw in (a.gateway, b.gateway):
             await asyncio.to_thread(gw.start)
         log.info("all processes up in %.1f s; plan %s", time.monotonic() - started, self.plan.name)
@@ -196,11 +235,16 @@ class Run:
         codes = {}
         for s in (a, b):
             codes[f"gateway-{s.name}"] = await asyncio.to_thread(s.gateway.stop, signal.SIGINT)
+        codes["recorder"] = await asyncio.to_thread(self.recorder.stop, signal.SIGINT)
         await asyncio.sleep(1.0)  # the observer takes the last batches
         sensors = point_sensors()
         expected = expected_readings(self.observer.batches, sensors)
-        settled = await self._settle(len(expected), 60)
-        log.info("store holds %d of %d published readings", settled, len(expected))
+        published = self.observer.positions
+        settled = await self._settle((len(expected), len(published)), 60)
+        log.info(
+            "store holds %d of %d published readings, %d of %d positions",
+            settled[0], len(expected), settled[1], len(published),
+        )  # fmt: skip
         await asyncio.sleep(2.0)  # the hubs judge what they stored
         stop_mon.set()
         await mon
@@ -209,25 +253,39 @@ class Run:
         with contextlib.suppress(asyncio.CancelledError):
             await obs
         rows = await influx_readings(self.influx_url)
+        position_rows = await influx_positions(self.influx_url)
         seen = await fetch_alarm_events(a.api, self.key)
         want = await fetch_alarm_events(b.api, self.key)
         for s in (a, b):
             codes[f"hub-{s.name}"] = await asyncio.to_thread(s.hub.stop, signal.SIGINT)
-        readings = account_readings(self.observer.batches, sensors, rows)
+        speed = {f"{v}.speed": v for v in VEHICLES}
+        readings = account_readings(
+            self.observer.batches, sensors, [r for r in rows if r[0] not in speed]
+        )
+        fleet = json.loads(self.fleet_status.read_text()) if self.fleet_status.exists() else {}
+        positions = account_positions(
+            [(str(v), int(t), int(q)) for v, t, q in fleet.get("recorded", [])],
+            published,
+            position_rows,
+            [(speed[s], t, q) for s, t, _, q in rows if s in speed],
+        )
         tolerance = int(POLL_S * 1000) + 100
         alarms = account_alarms(want, seen, tolerance)
         faults = []
         for rec in self.faults:
             need = expected_until(expected.keys(), rec.end_ms)
+            need_pos = expected_until(published.keys(), rec.end_ms)
+            ms = catch_up_ms(rec.samples, need, need_pos, rec.end_ms)
+            ms_pos = catch_up_ms(rec.samples, 0, need_pos, rec.end_ms)
             faults.append(
                 {
                     "kind": rec.fault.kind,
                     "at_s": rec.fault.at_s,
                     "down_s": round((rec.end_ms - rec.start_ms) / 1000, 1),
                     "readings_before_end": need,
-                    "catch_up_s": None
-                    if (ms := catch_up_ms(rec.samples, need, rec.end_ms)) is None
-                    else round(ms / 1000, 1),
+                    "positions_before_end": need_pos,
+                    "catch_up_s": None if ms is None else round(ms / 1000, 1),
+                    "positions_catch_up_s": None if ms_pos is None else round(ms_pos / 1000, 1),
                 }
             )
         worst = [f["catch_up_s"] for f in faults]
@@ -238,6 +296,14 @@ class Run:
             and readings.lost == 0
             and readings.duplicated == 0
             and readings.unexpected == 0
+            and positions.sent > 0
+            and positions.recorded > 0
+            and alarms.fleet_expected > 0
+            and positions.not_sent == 0
+            and positions.lost == 0
+            and positions.duplicated == 0
+            and positions.unexpected == 0
+            and positions.altered == 0
             and alarms.ok
             and None not in worst
             and ok_codes
@@ -247,6 +313,7 @@ class Run:
             "passed": passed,
             "duration_s": round(time.monotonic() - started, 1),
             "readings": readings.as_dict(),
+            "positions": {**positions.as_dict(), "recorder": fleet.get("uplinks", {})},
             "alarms": {
                 **alarms.as_dict(),
                 "expected_timeline": [
@@ -268,7 +335,8 @@ class Run:
 
     def shutdown(self) -> None:
         for p in self.procs():
-            p.stop(signal.SIGINT if p.name in ("hub", "gateway", "simulator") else signal.SIGTERM)
+            sig = signal.SIGINT if p.name in ("hub", "gateway", "simulator", "recorder") else None
+            p.stop(sig or signal.SIGTERM)
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
