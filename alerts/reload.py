@@ -13,7 +13,8 @@ Pure: no clocks, no I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,10 +28,23 @@ from alerts.vehicles.table import FleetTable
 from alerts.vehicles.terminal import TerminalAlarms
 from telemetry.registry import SensorInfo
 
-__all__ = ["core_signature", "remap_core", "remap_fleet", "remap_terminal"]
+__all__ = [
+    "SensorKey",
+    "core_signature",
+    "fence_key",
+    "remap_core",
+    "remap_fleet",
+    "remap_fleet_state",
+    "remap_terminal",
+    "sensor_keys",
+    "terminal_by_id",
+]
 
 # CoreState arrays keyed by trend row (RuleTable.trend_of), not by sensor
 _TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n"})
+
+
+SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)
 
 
 def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any, ...]:
@@ -47,81 +61,122 @@ def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any
     )
 
 
+def sensor_keys(sensors: Sequence[SensorInfo]) -> list[SensorKey]:
+    """Each sensor's id and a digest of its signature (the models' reprs are deterministic), so
+    that a state saved by another process can be matched (`alerts.snapshot`)."""
+    return [
+        (s.id, hashlib.sha256(repr(core_signature(s, sensors)).encode()).hexdigest()[:32])
+        for s in sensors
+    ]
+
+
 def remap_core(
     state: CoreState,
-    old: Sequence[SensorInfo],
-    old_table: RuleTable,
+    old: Sequence[SensorKey],
+    old_trend_of: npt.NDArray[np.int64],
     new: Sequence[SensorInfo],
     new_table: RuleTable,
 ) -> tuple[CoreState, set[str]]:
     """The state for `new_table`, rows carried over by sensor id, and the ids of the sensors in
-    both whose rules changed (their rows start afresh)."""
-    by_id = {s.id: s for s in old}
+    both whose rules changed (their rows start afresh). `old` and `old_trend_of` describe the
+    state's rows (`sensor_keys`, `RuleTable.trend_of`)."""
+    by_id = {sid: (i, sig) for i, (sid, sig) in enumerate(old)}
     src = np.full(len(new), -1, dtype=np.int64)
     changed: set[str] = set()
-    for info in new:
-        before = by_id.get(info.id)
+    for info, (sid, sig) in zip(new, sensor_keys(new), strict=True):
+        before = by_id.get(sid)
         if before is None:
             continue
-        if core_signature(before, old) != core_signature(info, new):
-            changed.add(info.id)
+        if before[1] != sig:
+            changed.add(sid)
             continue
-        src[info.index] = before.index
+        src[info.index] = before[0]
     fresh = CoreState.empty(len(new), new_table.trends, new_table.trend_depth)
     keep = np.flatnonzero(src >= 0)
     take = src[keep]
     # trend rows: the new row of a carried sensor takes its old row (both have one: same rules)
     t_new = new_table.trend_of[keep]
-    t_old = old_table.trend_of[take] if old_table.trend_of.shape[0] else np.zeros(0, np.int64)
-    has_trend = (t_new >= 0) & (t_old >= 0) if t_old.shape[0] else np.zeros(0, np.bool_)
+    t_old = old_trend_of[take] if old_trend_of.shape[0] else np.full(take.shape, -1, np.int64)
+    has_trend = (t_new >= 0) & (t_old >= 0)
     old_trends = state.hist_n.shape[0]
     values: dict[str, npt.NDArray[Any]] = {}
     for f in dataclasses.fields(CoreState):
         target = getattr(fresh, f.name).copy()
         source = getattr(state, f.name)
         if f.name in _TREND_FIELDS:
-            if old_trends and has_trend.any() and source.shape[1:] == target.shape[1:]:
-                target[t_new[has_trend]] = source[t_old[has_trend]]
+            ok = has_trend & (t_old < old_trends)
+            if ok.any() and source.shape[1:] == target.shape[1:]:
+                target[t_new[ok]] = source[t_old[ok]]
         elif source.shape[0] == len(old) and source.shape[1:] == target.shape[1:]:
             target[keep] = source[take]
         values[f.name] = target
     return CoreState(**values), changed
 
 
-def remap_fleet(old: FleetAlarms, new_table: FleetTable) -> FleetAlarms:
-    """The fleet analytics for `new_table`, each vehicle's state carried over by its id. When
-    the geofences changed, whether a vehicle is on its route or in a forbidden area is found
-    again from its next position (the caller restores the open corridor and area alarms)."""
+def fence_key(table: FleetTable) -> str:
+    """A digest of the geofences a fleet table was compiled from."""
+    return hashlib.sha256(repr(table.settings.geofences).encode()).hexdigest()[:32]
+
+
+def remap_fleet_state(
+    state: FleetState,
+    ids: Sequence[str],
+    route: npt.NDArray[np.int32],
+    fences: str,
+    new_table: FleetTable,
+) -> FleetAlarms:
+    """Fleet analytics for `new_table`, each vehicle's state carried over by its id from a state
+    whose slots are `ids` (with their corridor numbers `route`, compiled from geofences of
+    digest `fences`). When the geofences changed, whether a vehicle is on its route or in a
+    forbidden area is found again from its next position (the caller restores the open
+    corridor and area alarms)."""
     fresh = FleetAlarms(new_table)
-    slot_of = {vid: s for s, vid in enumerate(old.table.ids)}
+    slot_of = {vid: s for s, vid in enumerate(ids)}
     pairs = [(s, slot_of[vid]) for s, vid in enumerate(new_table.ids) if vid in slot_of]
     if not pairs:
         return fresh
     dst = np.array([p[0] for p in pairs], dtype=np.intp)
     src = np.array([p[1] for p in pairs], dtype=np.intp)
-    same_fences = (old.table.corridors, old.table.forbidden) == (
-        new_table.corridors,
-        new_table.forbidden,
-    ) and bool(np.array_equal(old.table.route[src], new_table.route[dst]))
+    same_fences = fences == fence_key(new_table) and bool(
+        np.array_equal(route[src], new_table.route[dst])
+    )
     for f in dataclasses.fields(FleetState):
         if not same_fences and f.name in ("in_route", "forbidden"):
             continue
         target = getattr(fresh.state, f.name)
-        target[dst] = getattr(old.state, f.name)[src]
+        source = getattr(state, f.name)
+        if source.shape[0] == len(ids):
+            target[dst] = source[src]
     return fresh
+
+
+def remap_fleet(old: FleetAlarms, new_table: FleetTable) -> FleetAlarms:
+    return remap_fleet_state(
+        old.state, old.table.ids, old.table.route, fence_key(old.table), new_table
+    )
 
 
 def remap_terminal(
-    old: TerminalAlarms, old_sensors: Sequence[SensorInfo], new_index: dict[str, int]
+    flags: Mapping[str, int], last_ts: Mapping[str, int], new_index: Mapping[str, int]
 ) -> TerminalAlarms:
-    """The terminals' last alarm bits and newest judged positions, by vehicle."""
+    """The terminals' last alarm bits and newest judged positions, by vehicle (speed sensor
+    id)."""
     fresh = TerminalAlarms()
-    for i, flags in old.flags.items():
-        j = new_index.get(old_sensors[i].id) if 0 <= i < len(old_sensors) else None
-        if j is not None:
-            fresh.flags[j] = flags
-    for i, ts in old.last_ts.items():
-        j = new_index.get(old_sensors[i].id) if 0 <= i < len(old_sensors) else None
-        if j is not None:
-            fresh.last_ts[j] = ts
+    for sid, value in flags.items():
+        if sid in new_index:
+            fresh.flags[new_index[sid]] = value
+    for sid, ts in last_ts.items():
+        if sid in new_index:
+            fresh.last_ts[new_index[sid]] = ts
     return fresh
+
+
+def terminal_by_id(
+    terminal: TerminalAlarms, sensors: Sequence[SensorInfo]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """A terminal state keyed by speed sensor id instead of registry index."""
+    n = len(sensors)
+    return (
+        {sensors[i].id: v for i, v in terminal.flags.items() if 0 <= i < n},
+        {sensors[i].id: v for i, v in terminal.last_ts.items() if 0 <= i < n},
+    )

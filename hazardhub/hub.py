@@ -64,6 +64,9 @@ class HubSettings:
     api_port: int = 8000
     topic_root: str = "hazardhub/v1"
     client_id: str = "hazardhub-hub"
+    # the analytics state (running delays, driving time ...) is saved this often and at stop,
+    # and taken up at start (alerts.snapshot); 0: never saved
+    state_save_s: float = 10.0
 
 
 def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
@@ -131,7 +134,14 @@ class Hub:
         self.store: TimeSeriesStore = _make_store(registry, settings)
         self.statedb = StateDB(settings.data_dir / "state.db")
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
-        self.dispatcher = Dispatcher(registry, self.store, self.statedb, self.metrics)
+        self.dispatcher = Dispatcher(
+            registry,
+            self.store,
+            self.statedb,
+            self.metrics,
+            state_file=settings.data_dir / "analytics-state.npz" if settings.state_save_s else None,
+            save_every_s=settings.state_save_s or 10.0,
+        )
         self.ingest = IngestService(
             self.pipeline,
             self.dispatcher,
@@ -265,6 +275,10 @@ class Hub:
                 await api
                 await notifier
         finally:
+            try:
+                self.dispatcher.save_state()
+            except OSError as exc:
+                log.error("analytics state not saved at stop: %s", exc)
             await self.senders.aclose()
             await self.store.close()
             self.statedb.close()

@@ -7,19 +7,24 @@ batch are committed, so a failed hand-over can be retried whole without judging 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.evaluate import CoreState, evaluate
-from alerts.reload import remap_core, remap_fleet, remap_terminal
+from alerts.reload import remap_core, remap_fleet, remap_terminal, sensor_keys, terminal_by_id
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.state import FleetState
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.metrics import Metrics
 from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
@@ -39,23 +44,47 @@ _NO_POSITIONS = PositionBatch(
 AlarmListener = Callable[[Sequence[AlarmEvent]], Awaitable[None]]
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 class Dispatcher:
     def __init__(
-        self, registry: Registry, store: TimeSeriesStore, statedb: StateDB, metrics: Metrics
+        self,
+        registry: Registry,
+        store: TimeSeriesStore,
+        statedb: StateDB,
+        metrics: Metrics,
+        *,
+        state_file: Path | None = None,
+        save_every_s: float = 10.0,
     ) -> None:
+        """With `state_file`, the analytics state is saved there every `save_every_s` (on the
+        clock's tick) and by `save_state`, and taken up again at start (`alerts.snapshot`)."""
         self.registry = registry
         self.store = store
         self.statedb = statedb
         self.metrics = metrics
+        self.state_file = state_file
+        self._save_every_ms = int(save_every_s * 1000)
+        self._saved_at = 0
         self.table: RuleTable = compile_table(registry.sensors)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
-        self.state: CoreState = self.book.restore(CoreState.empty(len(registry.sensors)))
-        self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
-        self.fleet = FleetAlarms(compile_fleet(registry.config.fleet, registry.vehicles.values()))
+        fleet_table = compile_fleet(registry.config.fleet, registry.vehicles.values())
+        core = CoreState.empty(len(registry.sensors))
+        self.fleet = FleetAlarms(fleet_table)
         # and the terminals' own alarm bits (JT/T 808)
         self.terminal = TerminalAlarms()
+        saved = snapshot.load(state_file) if state_file is not None else None
+        if saved is not None:
+            core, self.fleet, self.terminal = snapshot.resume(
+                saved, registry.sensors, self.table, fleet_table
+            )
+            log.info("analytics state of %d ms ago taken up", max(0, _now_ms() - saved.saved_ms))
+        self.state: CoreState = self.book.restore(core)
+        self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
@@ -72,7 +101,11 @@ class Dispatcher:
         be in flight with the old numbering."""
         table = compile_table(registry.sensors)
         state, rejudged = remap_core(
-            self.state, self.registry.sensors, self.table, registry.sensors, table
+            self.state,
+            sensor_keys(self.registry.sensors),
+            self.table.trend_of,
+            registry.sensors,
+            table,
         )
         disposal = registry.config.notify.disposal
         book = AlarmBook(self.statedb, registry, table, disposal)
@@ -81,7 +114,7 @@ class Dispatcher:
             self.fleet, compile_fleet(registry.config.fleet, registry.vehicles.values())
         )
         index = {s.id: s.index for s in registry.sensors}
-        terminal = remap_terminal(self.terminal, self.registry.sensors, index)
+        terminal = remap_terminal(*terminal_by_id(self.terminal, self.registry.sensors), index)
         fleet_active, terminal_active = book.active_vehicle_alarms()
         fleet.restore(fleet_active)
         terminal.restore(terminal_active)
@@ -92,6 +125,58 @@ class Dispatcher:
         self.fleet, self.terminal = fleet, terminal
         self._judged = None
         return events
+
+    def _state_copy(self) -> Callable[[], int] | None:
+        """A consistent copy of the analytics state and the job that writes it."""
+        path = self.state_file
+        if path is None:
+            return None
+        core = self.state.copy()
+        fleet = FleetAlarms(self.fleet.table)
+        fleet.state = dataclasses.replace(
+            self.fleet.state,
+            **{
+                f.name: getattr(self.fleet.state, f.name).copy()
+                for f in dataclasses.fields(FleetState)
+            },
+        )
+        terminal = terminal_by_id(self.terminal, self.registry.sensors)
+        sensors, table = self.registry.sensors, self.table
+
+        def job() -> int:
+            return snapshot.save(
+                path,
+                sensors=sensors,
+                table=table,
+                core=core,
+                fleet=fleet,
+                terminal=terminal,
+                now_ms=_now_ms(),
+            )
+
+        return job
+
+    def save_state(self) -> None:
+        """Save the analytics state now (the hub stopping: nothing is in flight)."""
+        job = self._state_copy()
+        if job is not None:
+            size = job()
+            log.info("analytics state saved (%d bytes)", size)
+
+    async def _save_due(self, now: int) -> None:
+        if self.state_file is None or now - self._saved_at < self._save_every_ms:
+            return
+        self._saved_at = now
+        async with self._lock:
+            job = self._state_copy()
+        if job is None:
+            return
+        try:
+            await asyncio.to_thread(job)
+            self.metrics.inc("hazardhub_state_saves_total")
+        except OSError as exc:  # the next tick tries again; alarms do not depend on it
+            self.metrics.inc("hazardhub_state_save_failures_total")
+            log.warning("analytics state not saved: %s", exc)
 
     async def tick(self, now: int) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
@@ -115,6 +200,7 @@ class Dispatcher:
             await self.store_events(events)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        await self._save_due(now)
         return events
 
     async def store_events(self, events: Sequence[AlarmEvent]) -> None:

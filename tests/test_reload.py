@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alerts.evaluate import CoreState, evaluate
-from alerts.reload import remap_core
+from alerts.reload import remap_core, sensor_keys
 from alerts.state import Readings
 from alerts.table import compile_table
 from api.configadmin import HIDDEN, ConfigRefusedError, mask, unmask
@@ -84,7 +84,7 @@ def test_a_renumbered_sensor_keeps_its_delay_running_across_the_change():
     _, t2 = _judge(a, ta, s1, second, 12_000)
     assert t1 == [] and t2 == [("slow-ch4", 11_000, 0, 1)]
     # with the change between the two batches
-    carried, changed = remap_core(s1, a.sensors, ta, b.sensors, tb)
+    carried, changed = remap_core(s1, sensor_keys(a.sensors), ta.trend_of, b.sensors, tb)
     assert changed == set()
     _, t2b = _judge(b, tb, carried, second, 12_000)
     assert t2b == t2
@@ -98,7 +98,7 @@ def test_a_sensor_whose_rules_changed_starts_afresh():
     b = _registry(DELAYED.replace("on_delay_s: 10", "on_delay_s: 20"))
     ta, tb = compile_table(a.sensors), compile_table(b.sensors)
     s1, _ = _judge(a, ta, CoreState.empty(len(a.sensors)), [("slow-ch4", 1000, 1.5)], 2000)
-    carried, changed = remap_core(s1, a.sensors, ta, b.sensors, tb)
+    carried, changed = remap_core(s1, sensor_keys(a.sensors), ta.trend_of, b.sensors, tb)
     assert changed == {"slow-ch4"}
     i = b.sensor("slow-ch4").index
     assert not carried.raw[i].any()

@@ -1,0 +1,170 @@
+"""The analytics state kept across a hub restart: running delays, rate windows and no-data clocks
+of the sensors; the driving time, rests, overspeed episodes and geofence states of the vehicles;
+the terminals' last alarm bits.
+
+Without it a restart forgets, for example, that a coach has driven 3 h 50 min: its fatigue alarm
+would come 4 h after the restart instead of 10 min after it. The hub saves the state every
+`every_s` (30 s by default) and when it stops, into one file (`analytics-state.npz` under the
+data folder; written aside, synced and renamed, so a crash leaves the old file or the new one).
+
+At start the saved state is matched to the running configuration by sensor and vehicle id (a
+sensor whose rules changed starts afresh, see `alerts.reload`) and then reconciled with the state
+database, which stays the authority on alarms: a side whose alarm is not active there is not
+active in the state either (its delay goes on from where it was, so it is raised again if it is
+still due), and an active alarm is active in the state. After a crash the state is up to
+`every_s` old: the readings judged in between count for the alarms they made (in the database)
+but not for the running delays and sums, which lose at most that much.
+
+Files are numpy archives without pickles; a file that cannot be read is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.reload import (
+    SensorKey,
+    fence_key,
+    remap_core,
+    remap_fleet_state,
+    remap_terminal,
+    sensor_keys,
+)
+from alerts.state import CoreState
+from alerts.table import RuleTable
+from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.state import FleetState
+from alerts.vehicles.table import FleetTable
+from alerts.vehicles.terminal import TerminalAlarms
+from telemetry.registry import SensorInfo
+
+__all__ = ["Saved", "load", "resume", "save"]
+
+log = logging.getLogger(__name__)
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A state read back: the core's rows keyed by `sensors`, the fleet's slots by `vehicles`."""
+
+    saved_ms: int
+    sensors: list[SensorKey]
+    trend_of: npt.NDArray[np.int64]
+    core: CoreState
+    vehicles: list[str]
+    route: npt.NDArray[np.int32]
+    fences: str
+    fleet: FleetState
+    terminal_flags: dict[str, int]
+    terminal_last_ts: dict[str, int]
+
+
+def save(
+    path: Path,
+    *,
+    sensors: Sequence[SensorInfo],
+    table: RuleTable,
+    core: CoreState,
+    fleet: FleetAlarms,
+    terminal: tuple[dict[str, int], dict[str, int]],
+    now_ms: int,
+) -> int:
+    """Write the state; returns the bytes written."""
+    meta = {
+        "version": VERSION,
+        "saved_ms": now_ms,
+        "sensors": sensor_keys(sensors),
+        "vehicles": list(fleet.table.ids),
+        "fences": fence_key(fleet.table),
+        "terminal_flags": terminal[0],
+        "terminal_last_ts": terminal[1],
+    }
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        "trend_of": np.asarray(table.trend_of, dtype=np.int64),
+        "route": np.asarray(fleet.table.route, dtype=np.int32),
+    }
+    for f in dataclasses.fields(CoreState):
+        arrays[f"core.{f.name}"] = getattr(core, f.name)
+    for f in dataclasses.fields(FleetState):
+        arrays[f"fleet.{f.name}"] = getattr(fleet.state, f.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, allow_pickle=False, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    size = tmp.stat().st_size
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return size
+
+
+def load(path: Path) -> Saved | None:
+    """The saved state, or None when there is none or it cannot be read (logged)."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("version") != VERSION:
+                raise ValueError(f"version {meta.get('version')!r}, not {VERSION}")
+            fresh_core = CoreState.empty(0)
+            core = {
+                f.name: data[f"core.{f.name}"]
+                if f"core.{f.name}" in data.files
+                else getattr(fresh_core, f.name)
+                for f in dataclasses.fields(CoreState)
+            }
+            fleet = {f.name: data[f"fleet.{f.name}"] for f in dataclasses.fields(FleetState)}
+            return Saved(
+                saved_ms=int(meta["saved_ms"]),
+                sensors=[(str(a), str(b)) for a, b in meta["sensors"]],
+                trend_of=data["trend_of"].astype(np.int64),
+                core=CoreState(**core),
+                vehicles=[str(v) for v in meta["vehicles"]],
+                route=data["route"].astype(np.int32),
+                fences=str(meta["fences"]),
+                fleet=FleetState(**fleet),
+                terminal_flags={str(k): int(v) for k, v in meta["terminal_flags"].items()},
+                terminal_last_ts={str(k): int(v) for k, v in meta["terminal_last_ts"].items()},
+            )
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        log.error("analytics state %s not used: %s", path, exc)
+        return None
+
+
+def resume(
+    saved: Saved, sensors: Sequence[SensorInfo], table: RuleTable, fleet_table: FleetTable
+) -> tuple[CoreState, FleetAlarms, TerminalAlarms]:
+    """The saved state matched to the running configuration by id, with every alarm side
+    lowered: the caller restores the active alarms of the state database on top (`restore` of
+    `AlarmBook`, `FleetAlarms` and `TerminalAlarms`), so that the database decides which are
+    active. Delays, sums and episodes in progress are kept."""
+    core, _ = remap_core(saved.core, saved.sensors, saved.trend_of, sensors, table)
+    core = replace(core, level=np.zeros_like(core.level), active=np.zeros_like(core.active))
+    fleet = remap_fleet_state(saved.fleet, saved.vehicles, saved.route, saved.fences, fleet_table)
+    st = fleet.state
+    for flag in (st.over_raised, st.cont_raised, st.daily_raised, st.offline_raised):
+        flag[:] = False
+    st.in_route[:] = True  # outside a corridor only with its alarm open (restore)
+    st.forbidden[:] = 0
+    index = {s.id: s.index for s in sensors}
+    terminal = remap_terminal({}, saved.terminal_last_ts, index)  # the bits: from the database
+    return core, fleet, terminal

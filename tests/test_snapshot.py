@@ -1,0 +1,222 @@
+"""The analytics state across a restart (alerts.snapshot): a coach's driving time, an overspeed
+episode in progress and a sensor's running delay go on after the hub restarts; the state
+database still decides which alarms are active; an unreadable file is ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_fleet_alarms import HOUR, MIN, T0, drive, positions, registry
+
+from alerts import snapshot
+from alerts.statedb import StateDB
+from hazardhub.hub import Hub, HubSettings
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.base import ReadingBatch
+from ingest.store.sqlite import SqliteStore
+
+from e2e_helpers import mine_registry, running_hub
+from services import free_port
+
+
+class Node:
+    """A dispatcher on its state database and store, as a hub process holds them."""
+
+    def __init__(self, folder: Path, state: bool = True, reg=None) -> None:
+        self.reg = reg or registry()
+        self.folder = folder
+        self.db = StateDB(folder / "state.db")
+        self.store = SqliteStore(self.reg, folder / "ts.db")
+        self.dispatcher = Dispatcher(
+            self.reg,
+            self.store,
+            self.db,
+            Metrics(),
+            state_file=folder / "analytics-state.npz" if state else None,
+        )
+
+    async def __aenter__(self) -> Node:
+        await self.store.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+        self.db.close()
+
+    async def feed(self, rows, chunk: int = 40) -> list:
+        events = []
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            events += await self.dispatcher.judge(None, [positions(part)], part[-1][1])
+        return events
+
+    def fleet(self, kind: str) -> list:
+        from alerts.table import kind_name
+
+        return [
+            a for a in self.db.list_alarms(None) if a.rule == "fleet" and kind_name(a.side) == kind
+        ]
+
+
+def coach_rows(reg):
+    v = reg.sensor("coach.speed").index
+    return drive(v, T0, [(4 * HOUR + 20 * MIN, 90.0)])
+
+
+async def test_a_coach_keeps_its_driving_time_over_a_stop_of_the_hub(tmp_path):
+    rows = coach_rows(registry())
+    cut = next(i for i, r in enumerate(rows) if r[1] >= T0 + 3 * HOUR + 50 * MIN)
+    async with Node(tmp_path) as first:
+        await first.feed(rows[:cut])
+        assert first.fleet("fatigue") == []
+        first.dispatcher.save_state()  # what the hub does when it stops
+    async with Node(tmp_path) as second:
+        await second.feed(rows[cut:])
+        (alarm,) = second.fleet("fatigue")
+        assert alarm.state == "active"
+        assert abs(alarm.started_ts - (T0 + 4 * HOUR)) <= 60_000
+    # without the saved state the restart forgets 3 h 50 min of driving
+    other = tmp_path / "forgetful"
+    other.mkdir()
+    async with Node(other, state=False) as first:
+        await first.feed(rows[:cut])
+    async with Node(other, state=False) as second:
+        await second.feed(rows[cut:])
+        assert second.fleet("fatigue") == []
+
+
+async def test_an_overspeed_begun_before_a_crash_is_raised_on_time(tmp_path):
+    v = registry().sensor("tanker.speed").index
+    # 75 km/h off expressways (hazmat 60) from 10:00; raised after 10 s of it
+    rows = drive(v, T0, [(10 * MIN, 50.0), (5 * MIN, 75.0), (5 * MIN, 50.0)])
+    start = next(i for i, r in enumerate(rows) if r[4] == 75.0)
+    (tmp_path / "a").mkdir()
+    async with Node(tmp_path / "a") as whole:
+        await whole.feed(rows, chunk=1)
+        (expected,) = whole.fleet("overspeed")
+    folder = tmp_path / "b"
+    folder.mkdir()
+    async with Node(folder) as first:
+        await first.feed(rows[: start + 1], chunk=1)  # the episode began, not raised yet
+        assert first.fleet("overspeed") == []
+        await first.dispatcher.tick(rows[start][1])  # the periodic save, on the clock's tick
+        # then killed: no save at stop
+    async with Node(folder) as second:
+        await second.feed(rows[start + 1 :], chunk=1)
+        (seen,) = second.fleet("overspeed")
+    assert seen.started_ts == expected.started_ts
+    assert seen.ended_ts == expected.ended_ts
+
+
+async def test_the_state_database_decides_which_alarms_are_active(tmp_path):
+    v = registry().sensor("tanker.speed").index
+    rows = drive(v, T0, [(5 * MIN, 75.0), (5 * MIN, 50.0), (5 * MIN, 75.0)])
+    first_clear = next(i for i, r in enumerate(rows) if r[4] == 50.0)
+    async with Node(tmp_path) as first:
+        await first.feed(rows[:first_clear])
+        assert [a.state for a in first.fleet("overspeed")] == ["active"]
+        await first.dispatcher.tick(rows[first_clear - 1][1])  # saved while raised
+        again = next(i for i, r in enumerate(rows) if i > first_clear and r[4] == 75.0)
+        await first.feed(rows[first_clear:again])  # cleared after the save, then killed
+        assert [a.state for a in first.fleet("overspeed")] == ["cleared"]
+    async with Node(tmp_path) as second:
+        await second.feed(rows[again:])
+        # the saved state said "raised"; the database said cleared: the new episode is an alarm
+        assert [a.state for a in second.fleet("overspeed")] == ["cleared", "cleared"]
+
+
+async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
+    # the yard site goes under the first tenant's sites
+    reg = mine_registry(1502, 1.0)
+    text = reg.config.model_dump(mode="json")
+    text["tenants"][0]["sites"].append(
+        {
+            "id": "yard",
+            "devices": [
+                {
+                    "id": "kj-yard",
+                    "profile": "coal-substation",
+                    "modbus": {"host": "127.0.0.1", "port": 1502, "unit": 2},
+                    "sensors": [
+                        {
+                            "id": "slow",
+                            "point": "ch4_t0",
+                            "kind": "methane",
+                            "levels": [
+                                {
+                                    "name": "alarm",
+                                    "tier": "yellow",
+                                    "above": 1.0,
+                                    "recover": 0.8,
+                                    "on_delay_s": 10,
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    from hazardhub.settings import load_profiles
+    from telemetry.config import HubConfig
+    from telemetry.registry import build_registry
+
+    from e2e_helpers import ROOT
+
+    profiles, packs = load_profiles(ROOT / "profiles")
+    reg = build_registry(HubConfig.model_validate(text), profiles, packs, "t")
+    i = reg.sensor("slow").index
+
+    def batch(ts: int, value: float, seq: int) -> ReadingBatch:
+        return ReadingBatch(
+            np.array([i], np.int32),
+            np.array([ts], np.int64),
+            np.array([value]),
+            np.zeros(1, np.uint8),
+            np.zeros(1, np.int64),
+            np.array([seq], np.int64),
+        )
+
+    async with Node(tmp_path, reg=reg) as first:
+        await first.dispatcher.judge(batch(T0, 1.5, 0), [], T0)
+        await first.dispatcher.judge(batch(T0 + 5000, 1.6, 1), [], T0 + 5000)
+        first.dispatcher.save_state()
+    async with Node(tmp_path, reg=reg) as second:
+        events = await second.dispatcher.judge(batch(T0 + 10_000, 1.6, 2), [], T0 + 10_000)
+        assert [(e.sensor, e.kind, e.ts) for e in events] == [("slow", "raised", T0 + 10_000)]
+
+
+async def test_an_unreadable_state_file_is_ignored(tmp_path, caplog):
+    (tmp_path / "analytics-state.npz").write_bytes(b"PK\x03\x04 not a zip at all")
+    async with Node(tmp_path) as node:
+        assert node.dispatcher.state.last_ts.shape[0] == len(node.reg.sensors)
+        assert "not used" in caplog.text
+        rows = coach_rows(node.reg)[:10]
+        await node.feed(rows)  # works as from a fresh start
+        node.dispatcher.save_state()
+    saved = snapshot.load(tmp_path / "analytics-state.npz")
+    assert saved is not None and saved.vehicles == ["acme/tanker", "acme/coach"]
+
+
+@pytest.mark.parametrize("save_s", [10.0, 0.0])
+async def test_the_hub_saves_its_state_when_it_stops(mosquitto, tmp_path, save_s):
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(
+            data_dir=tmp_path,
+            broker_port=mosquitto.port,
+            api_port=free_port(),
+            state_save_s=save_s,
+        ),
+    )
+    async with running_hub(hub):
+        pass
+    saved = snapshot.load(tmp_path / "analytics-state.npz")
+    if save_s:
+        assert saved is not None
+        assert [sid for sid, _ in saved.sensors] == [s.id for s in hub.registry.sensors]
+    else:
+        assert saved is None
