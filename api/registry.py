@@ -15,7 +15,7 @@ Paths under ``/api/v1/registry/``::
     tenants/{tenant}/sites/{site}/devices[/{device}]
     tenants/{tenant}/sites/{site}/groups[/{group}]
     tenants/{tenant}/sites/{site}/devices/{device}/sensors[/{sensor}]
-    rule-packs[/{name}]                        fleet
+    rule-packs[/{name}]                        fleet        geofences[/{id}]
 
 GET a collection or an object; POST an object to its collection (201); PUT an object (replace);
 DELETE it (204). ``?dry_run=true`` checks a change without making it.
@@ -38,7 +38,11 @@ __all__ = ["registry_router"]
 
 # (url name, document field, key field, kind of the items)
 _CHILDREN: dict[str, dict[str, tuple[str, str, str]]] = {
-    "root": {"tenants": ("tenants", "id", "tenant"), "rule-packs": ("rule_packs", "name", "pack")},
+    "root": {
+        "tenants": ("tenants", "id", "tenant"),
+        "rule-packs": ("rule_packs", "name", "pack"),
+        "geofences": ("fleet.geofences", "id", "geofence"),
+    },
     "tenant": {"sites": ("sites", "id", "site"), "vehicles": ("vehicles", "id", "vehicle")},
     "site": {"devices": ("devices", "id", "device"), "groups": ("groups", "id", "group")},
     "device": {"sensors": ("sensors", "id", "sensor")},
@@ -65,10 +69,20 @@ def _locate(doc: dict[str, Any], segs: list[str], caller: Principal) -> _Loc:
         child = _CHILDREN.get(kind, {}).get(segs[i])
         if child is None:
             raise not_found(f"registry path {'/'.join(segs)!r}")
-        field, key, child_kind = child
+        dotted, key, child_kind = child
+        *parents, field = dotted.split(".")
+        for name in parents:  # a collection inside an object (the fleet's geofences)
+            inner = node.get(name)
+            node[name] = inner if isinstance(inner, dict) else {}
+            node = node[name]
+            path = (*path, name)
         found = node.get(field)
         items: list[Any] = found if isinstance(found, list) else []
         node[field] = items
+        if child_kind == "geofence" and (
+            caller.role not in ("admin", "operator") or caller.tenants is not None
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "the fleet settings span tenants")
         if i + 1 == len(segs):
             return _Loc(items, key, None, (*path, field), tenant)
         ident = segs[i + 1]

@@ -11,6 +11,7 @@ from typing import Any
 import aiomqtt
 import httpx
 import numpy as np
+import orjson
 import yaml
 
 from api.auth import hash_key
@@ -257,3 +258,33 @@ async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(mosq
     assert third.registrydb.latest_revision().source == "file"
     third.registrydb.close()
     third.statedb.close()
+
+
+async def test_a_geofence_added_live_judges_the_next_position(mosquitto, tmp_path):
+    hub = make_hub(tmp_path, mosquitto.port, mine_registry(1502, 1.0))
+    async with running_hub(hub), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        api = httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.api_port}")
+        area = {
+            "kind": "forbidden",
+            "id": "school",
+            "polygon": [[30.0, 104.0], [30.0, 104.1], [30.1, 104.1], [30.1, 104.0]],
+        }
+        r = await api.post("/api/v1/registry/geofences", json=area, headers=auth())
+        assert r.status_code == 201, r.text
+        got = await api.get("/api/v1/registry/geofences/school", headers=auth())
+        assert got.json() == area  # as given; unset fields take their defaults
+        r = await api.get("/api/v1/registry/geofences", headers=auth("k-chem"))
+        assert r.status_code == 403
+        # a bad one: a polygon of two points, located from the object
+        bad = {**area, "id": "bad", "polygon": [[30.0, 104.0], [30.0, 104.1]]}
+        r = await api.post("/api/v1/registry/geofences", json=bad, headers=auth())
+        assert r.status_code == 422 and "three distinct" in r.text
+        now = time.time_ns() // 1_000_000
+        fix = {"ts": now, "lat": 30.05, "lon": 104.05, "speed_kmh": 30.0, "heading_deg": 0.0}
+        await mq.publish(L.position("acme-chem", "tanker-01"), orjson.dumps(fix), qos=1)
+        inside = await eventually(lambda: alarms(api, "tanker-01.speed"), 10, "the area alarm")
+        assert inside[0]["side"] == "forbidden_area"
+        # the map shows it to the tenant's own key as well
+        fences = await api.get("/api/v1/geofences", headers=auth("k-chem"))
+        assert [f["id"] for f in fences.json()] == ["school"]
+        await api.aclose()
