@@ -13,8 +13,10 @@ import contextlib
 import hashlib
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -183,7 +185,11 @@ class _Fleet:
 
 
 class FleetPublisher(_Fleet):
-    """Publishes one position per vehicle every `period_s` of the clock, QoS 1."""
+    """Publishes one position per vehicle every `period_s` of the clock, QoS 1, as a recorder
+    with a blind-area buffer does: a fix is taken every period whether the broker is reachable
+    or not, kept until the broker acknowledged it, and a backlog goes up as arrays of up to
+    `backfill_max` fixes (the contract's backfill), oldest first. At most `buffer_max` fixes
+    wait per vehicle; beyond that the oldest are dropped and counted (`dropped`)."""
 
     def __init__(
         self,
@@ -196,6 +202,10 @@ class FleetPublisher(_Fleet):
         start_wall_ms: int,
         period_s: float = 1.0,
         accel: float = 1.0,
+        buffer_max: int = 10_000,
+        backfill_max: int = 100,
+        timeout_s: float = 3.0,
+        drain_s: float = 5.0,
     ) -> None:
         super().__init__(
             host=host,
@@ -207,30 +217,93 @@ class FleetPublisher(_Fleet):
         )
         self.vehicles = list(vehicles)
         self._layout = layout
+        self._buffer_max = buffer_max
+        self._backfill_max = backfill_max
+        self._timeout_s = timeout_s
+        self._drain_s = drain_s
+        self._waiting: dict[str, deque[dict[str, Any]]] = {v.id: deque() for v in self.vehicles}
+        self._ready = asyncio.Event()
+        self.dropped = 0  # fixes the full buffer lost
+        self.backfills = 0  # arrays published
+
+    @property
+    def waiting(self) -> int:
+        """Fixes taken and not yet acknowledged by the broker."""
+        return sum(len(q) for q in self._waiting.values())
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._take(stop), name="fleet-fixes")
+            tg.create_task(self._send(stop), name="fleet-uplink")
+
+    async def _take(self, stop: asyncio.Event) -> None:
+        """A fix of every vehicle that is on, every period, into its buffer."""
         while not stop.is_set():
+            t = self._clock()
+            for v in self.vehicles:
+                if v.offline:
+                    continue  # the terminal is off: no fix at all
+                q = self._waiting[v.id]
+                q.append(v.record(t, self._start_wall_ms, self._accel))
+                if len(q) > self._buffer_max:
+                    q.popleft()
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.warning("fleet: blind-area buffer full, %d fixes dropped", self.dropped)
+            self._ready.set()
+            await self._pause(stop, self._period)
+
+    async def _send(self, stop: asyncio.Event) -> None:
+        """Keep a connection and send what waits; after `stop`, try for `drain_s` more to send
+        the rest. An operation unanswered for `timeout_s` counts as a lost link (a broken TCP
+        connection is not always noticed sooner)."""
+        loop = asyncio.get_running_loop()
+        backoff = 0.2
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                if not self.waiting:
+                    return
+                deadline = deadline if deadline is not None else loop.time() + self._drain_s
+                if loop.time() > deadline:
+                    log.warning("fleet: stopped with %d fixes not sent", self.waiting)
+                    return
             try:
                 async with aiomqtt.Client(
-                    self._host, self._port, identifier="hazardhub-sim-fleet"
+                    self._host,
+                    self._port,
+                    identifier="hazardhub-sim-fleet",
+                    timeout=self._timeout_s,
                 ) as client:
                     backoff = 0.2
-                    while not stop.is_set():
-                        t = self._clock()
-                        for v in self.vehicles:
-                            if v.offline:
-                                continue
-                            rec = v.record(t, self._start_wall_ms, self._accel)
-                            await client.publish(
-                                self._layout.position(v.tenant, v.id), orjson.dumps(rec), qos=1
-                            )
-                            self.sent += 1
-                        await self._pause(stop, self._period)
+                    while True:
+                        await self._flush(client)
+                        if stop.is_set():
+                            return
+                        self._ready.clear()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._ready.wait(), timeout=self._period)
             except aiomqtt.MqttError as exc:
-                log.warning("fleet: broker unreachable (%s)", exc)
+                log.warning("fleet: broker unreachable (%s); %d fixes wait", exc, self.waiting)
                 await self._pause(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _flush(self, client: aiomqtt.Client) -> None:
+        """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged."""
+        for v in self.vehicles:
+            q = self._waiting[v.id]
+            while q:
+                n = min(len(q), self._backfill_max)
+                part = [q[k] for k in range(n)]
+                body: object = part[0] if n == 1 else part
+                await client.publish(
+                    self._layout.position(v.tenant, v.id), orjson.dumps(body), qos=1
+                )
+                for item in part:  # (the full buffer may have dropped some meanwhile)
+                    if q and q[0] is item:
+                        q.popleft()
+                self.sent += n
+                self.backfills += n > 1
 
 
 class Jt808Fleet(_Fleet):
