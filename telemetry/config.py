@@ -478,7 +478,11 @@ class VehicleSpec(_Frozen):
     id: Ident
     plate: str = Field(min_length=1, max_length=16)
     vehicle_class: Literal["hazmat", "coach", "charter"] = Field(alias="class")
-    rule: RuleRef | None = Field(default=None, description="speed rule; default per vehicle class")
+    rule: RuleRef | Literal["none"] | None = Field(
+        default=None,
+        description="per-reading speed rule; default per vehicle class; 'none': only the fleet's "
+        "overspeed (zones, night, minimum duration) judges the speed",
+    )
     terminal: str | None = Field(
         default=None,
         pattern=r"^[0-9]{1,20}$",

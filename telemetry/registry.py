@@ -327,8 +327,11 @@ def build_registry(
             if (tenant.id, veh.id) in vehicles:
                 raise ConfigError(f"{where}.id: vehicle {veh.id!r} is defined twice")
             rule_ref = veh.rule or DEFAULT_VEHICLE_RULES[veh.vehicle_class]
-            rule, levels = _levels_for(rule_ref, (), pack_map, f"{where}.rule")
-            packed = _pack_rule(rule_ref, pack_map)
+            if rule_ref == "none":  # the fleet's overspeed alone judges the speed
+                rule, levels, packed = "", (), None
+            else:
+                rule, levels = _levels_for(rule_ref, (), pack_map, f"{where}.rule")
+                packed = _pack_rule(rule_ref, pack_map)
             info = SensorInfo(
                 index=len(sensors),
                 id=f"{veh.id}.speed",

@@ -802,3 +802,39 @@ def test_build_registry_checks_cross_references_of_a_model() -> None:
     config = HubConfig.model_validate(BASE)
     with pytest.raises(ConfigError, match=r"^here: tenants\.0\.sites\.0\.devices\.0\.profile: "):
         build_registry(config, source="here")
+
+
+def test_a_vehicle_can_leave_its_speed_to_the_fleet_overspeed_alone() -> None:
+    """`rule: none`: no per-reading speed alarm (kind `above`) beside the fleet's overspeed."""
+    import numpy as np
+
+    from alerts.evaluate import CoreState, evaluate
+    from alerts.state import Readings
+    from alerts.table import compile_table
+
+    profiles, packs = load_profiles(default_profiles_dir())
+    text = """
+version: 1
+tenants:
+  - id: acme
+    vehicles:
+      - {id: quiet, plate: A1, class: hazmat, rule: none}
+      - {id: loud, plate: A2, class: hazmat}
+"""
+    reg = build_registry(parse_document(text, HubConfig, "t"), profiles, packs, "t")
+    quiet, loud = reg.sensor("quiet.speed"), reg.sensor("loud.speed")
+    assert quiet is not None and loud is not None
+    assert (quiet.rule, quiet.levels) == ("", ())
+    assert loud.rule == DEFAULT_VEHICLE_RULES["hazmat"] and loud.levels
+    table = compile_table(reg.sensors)
+    n = 2
+    batch = Readings(
+        np.array([quiet.index, loud.index], np.int32),
+        np.full(n, 1_000, np.int64),
+        np.full(n, 95.0),
+        np.zeros(n, np.uint8),
+    )
+    _, tr, _ = evaluate(table, batch, CoreState.empty(len(reg.sensors)), 2_000)
+    assert {reg.sensors[s].id for s, *_ in tr.rows()} == {"loud.speed"}
+    with pytest.raises(ConfigError, match="rule"):
+        parse_document(text.replace("rule: none", "rule: nothing"), HubConfig, "t")
