@@ -169,11 +169,16 @@ class Notifier:
     def put(self, kind: str, tenant: str, spec: Any, actor: str) -> None:
         if tenant not in {t.id for t in self._registry.config.tenants}:
             raise NotifyObjectError(f"unknown tenant {tenant!r}")
-        if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
-            known = {p.id for t, p in self.objects("escalation", [tenant])}
-            if spec.escalation not in known:
-                raise NotifyObjectError(f"no escalation policy {spec.escalation!r}")
         with self._db.transaction() as con:
+            # checked inside the write transaction: a policy deleted meanwhile is seen
+            if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
+                found = con.execute(
+                    "SELECT 1 FROM notify_objects WHERE kind = 'escalation' AND tenant = ?"
+                    " AND id = ?",
+                    (tenant, spec.escalation),
+                ).fetchone()
+                if found is None:
+                    raise NotifyObjectError(f"no escalation policy {spec.escalation!r}")
             con.execute(
                 "INSERT OR REPLACE INTO notify_objects "
                 "(kind, tenant, id, spec, origin, actor, updated_at) "
@@ -196,13 +201,17 @@ class Notifier:
         self._timed[tenant] = [s for s in self._subs.get(tenant, []) if s.repeat_s or s.escalation]
 
     def delete(self, kind: str, tenant: str, object_id: str) -> bool:
-        if kind == "escalation":
-            for t, sub in self.objects("subscription", [tenant]):
-                if sub.escalation == object_id:
-                    raise NotifyObjectError(
-                        f"subscription {sub.id!r} of {t} still uses policy {object_id!r}"
-                    )
         with self._db.transaction() as con:
+            if kind == "escalation":  # inside the transaction: a subscription put meanwhile
+                for sub_id, spec in con.execute(
+                    "SELECT id, spec FROM notify_objects WHERE kind = 'subscription'"
+                    " AND tenant = ?",
+                    (tenant,),
+                ).fetchall():
+                    if orjson.loads(spec).get("escalation") == object_id:
+                        raise NotifyObjectError(
+                            f"subscription {sub_id!r} of {tenant} still uses policy {object_id!r}"
+                        )
             cur = con.execute(
                 "DELETE FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
                 (kind, tenant, object_id),
