@@ -1,27 +1,44 @@
 """One Modbus connection (TCP, RTU over TCP, or a serial line) shared by the units behind it.
 
+TCP links use the lean client of `gateway.modbus`; a serial line uses pymodbus (pyserial).
 Requests on a bus go one at a time (one request queue per bus). A unit that does not answer is
 put in backoff: it is asked again only after a delay that doubles up to `backoff_max_s`, and in the
 meantime its reads fail at once. So a dead unit costs the others at most one timeout per backoff
-period, never one per cycle.
+period, never one per cycle. A TCP-to-RTU gateway's exception 10 or 11 (the unit behind it did not
+answer) counts as silence too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
-
-from pymodbus import FramerType
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from typing import Protocol
 
 from gateway.errors import DeviceError
+from gateway.modbus.client import ModbusTcpClient
+from gateway.modbus.codec import FUNCTIONS
+from gateway.modbus.connection import Framing, Value
+from gateway.modbus.errors import ExceptionResponseError, ModbusError
 from telemetry.config import ModbusSpec
 
-__all__ = ["ModbusBus"]
+__all__ = ["Link", "ModbusBus"]
 
 log = logging.getLogger(__name__)
+
+
+class Link(Protocol):
+    """What a bus needs of a connection: `ModbusTcpClient` or `SerialLink`."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self, timeout_s: float) -> None: ...
+
+    async def read(
+        self, unit: int, function: int, address: int, count: int, *, timeout_s: float
+    ) -> Value: ...
+
+    def close(self) -> None: ...
 
 
 class ModbusBus:
@@ -29,44 +46,33 @@ class ModbusBus:
         self.endpoint = spec.endpoint()
         self._spec = spec
         self._timeout = timeout_s or spec.timeout_s
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._link: Link | None = None
         self._lock = asyncio.Lock()
         self._backoff: dict[int, float] = {}
         self._silent_until: dict[int, float] = {}
         self.requests = 0
         self.timeouts = 0
 
-    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        """pymodbus clients bind to the running loop: made on first use, not at construction."""
-        spec, timeout = self._spec, self._timeout
+    def _make_link(self) -> Link:
+        spec = self._spec
         if spec.serial is not None:
-            return AsyncModbusSerialClient(
-                spec.serial.port,
-                framer=FramerType.RTU,
-                baudrate=spec.serial.baudrate,
-                parity=spec.serial.parity,
-                stopbits=spec.serial.stopbits,
-                bytesize=spec.serial.bytesize,
-                timeout=timeout,
-                retries=0,
-                reconnect_delay=0,
-            )
-        return AsyncModbusTcpClient(
-            spec.host,
-            port=spec.port,
-            framer=FramerType.RTU if spec.transport == "rtu-over-tcp" else FramerType.SOCKET,
-            timeout=timeout,
-            retries=0,
-            reconnect_delay=0,
-            name=f"modbus-{spec.host}:{spec.port}",
-        )
+            from gateway.modbus.serial import SerialLink  # pymodbus only where a line is used
+
+            return SerialLink(spec.serial, timeout_s=self._timeout)
+        framing: Framing = "rtu" if spec.transport == "rtu-over-tcp" else "socket"
+        return ModbusTcpClient(spec.host, spec.port, framing=framing)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        if self._link is not None:
+            self._link.close()
 
     def silent(self, unit: int) -> bool:
         return unit in self._backoff
+
+    def _silence(self, unit: int, now: float, backoff_max_s: float) -> None:
+        delay = min(self._backoff.get(unit, 0.5) * 2, backoff_max_s)
+        self._backoff[unit] = delay
+        self._silent_until[unit] = now + delay
 
     async def read(
         self,
@@ -78,47 +84,44 @@ class ModbusBus:
         timeout_s: float,
         retries: int = 0,
         backoff_max_s: float = 30.0,
-    ) -> list[Any]:
-        """Read registers or bits of one unit; raise DeviceError when it cannot be had."""
+    ) -> Value:
+        """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise DeviceError
+        when they cannot be had."""
         loop = asyncio.get_running_loop()
-        until = self._silent_until.get(unit)
-        if until is not None and loop.time() < until:
-            raise DeviceError(f"unit {unit} is silent; asked again in {until - loop.time():.1f}s")
+        if self._silent_until:
+            until = self._silent_until.get(unit)
+            if until is not None and loop.time() < until:
+                raise DeviceError(
+                    f"unit {unit} is silent; asked again in {until - loop.time():.1f}s"
+                )
+        function = FUNCTIONS[table]
         async with self._lock:
-            if self._client is None:
-                self._client = self._make_client()
-            client = self._client
-            if not client.connected and not await client.connect():
-                raise DeviceError(f"cannot connect to {self.endpoint[1]}")
-            call = {
-                "holding": client.read_holding_registers,
-                "input": client.read_input_registers,
-                "coil": client.read_coils,
-                "discrete": client.read_discrete_inputs,
-            }[table]
+            if self._link is None:
+                self._link = self._make_link()
+            link = self._link
             for attempt in range(retries + 1):
+                try:
+                    if not link.connected:
+                        await link.connect(self._timeout)
+                except ModbusError as exc:
+                    raise DeviceError(str(exc)) from exc
                 self.requests += 1
                 try:
-                    response = await asyncio.wait_for(
-                        call(address, count=count, device_id=unit), timeout=timeout_s
-                    )
+                    value = await link.read(unit, function, address, count, timeout_s=timeout_s)
                     break
-                except (TimeoutError, ModbusException, OSError) as exc:
-                    self.timeouts += 1
-                    if attempt == retries:
-                        delay = min(self._backoff.get(unit, 0.5) * 2, backoff_max_s)
-                        self._backoff[unit] = delay
-                        self._silent_until[unit] = loop.time() + delay
-                        why = (
-                            f"no answer within {timeout_s:g}s"
-                            if isinstance(exc, TimeoutError)
-                            else str(exc)
-                        )
-                        raise DeviceError(f"unit {unit}: {why}") from exc
-        self._backoff.pop(unit, None)
-        self._silent_until.pop(unit, None)
-        if response.isError():
-            raise DeviceError(f"unit {unit}: exception response {response}")
-        if table in ("coil", "discrete"):
-            return list(response.bits)
-        return list(response.registers)
+                except ExceptionResponseError as exc:
+                    if not exc.no_answer:  # the unit answered, with a refusal
+                        self._backoff.pop(unit, None)
+                        self._silent_until.pop(unit, None)
+                        raise DeviceError(f"unit {unit}: exception response: {exc}") from exc
+                    failure: ModbusError = exc
+                except ModbusError as exc:
+                    failure = exc
+                self.timeouts += 1
+                if attempt == retries:
+                    self._silence(unit, loop.time(), backoff_max_s)
+                    raise DeviceError(str(failure)) from failure
+        if self._backoff:
+            self._backoff.pop(unit, None)
+            self._silent_until.pop(unit, None)
+        return value

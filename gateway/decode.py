@@ -139,9 +139,19 @@ class RequestDecoder:
     per-point path. Gives the same values as `decode_reading` (tests check it).
     """
 
-    def __init__(self, points: Sequence[PointSpec], offsets: Sequence[int], count: int) -> None:
+    def __init__(
+        self,
+        points: Sequence[PointSpec],
+        offsets: Sequence[int],
+        count: int,
+        *,
+        index: Sequence[int] | None = None,
+    ) -> None:
+        """`index[i]` is where point i goes in the arrays that `decode` fills (default i): a
+        poller passes the points' places in its whole cycle and needs no copy afterwards."""
         self.count = count
         self.points = tuple(points)
+        self._index = tuple(range(len(points))) if index is None else tuple(index)
         fast = [i for i, p in enumerate(points) if p.word_order == "ABCD" and p.dtype in _FORMATS]
         fast.sort(key=lambda i: offsets[i])
         fmt, pos, chosen = ">", 0, []
@@ -156,7 +166,7 @@ class RequestDecoder:
             fmt += _FORMATS[points[i].dtype][1]
             pos = start + width
             chosen.append(i)
-        self._fast = np.array(chosen, dtype=np.intp)
+        self._fast = np.array([self._index[i] for i in chosen], dtype=np.intp)
         self._struct = struct.Struct(fmt)
         self._words = struct.Struct(f">{count}H")
         self._slow = [i for i in range(len(points)) if i not in set(chosen)]
@@ -172,12 +182,25 @@ class RequestDecoder:
             self._coef.append((divide, p.scale, p.offset))
         self._current = [(j, p.current) for j, p in enumerate(pts) if p.current is not None]
 
-    def decode(self, words: Sequence[int | bool], value: np.ndarray, quality: np.ndarray) -> None:
-        """Fill value[i] and quality[i] for every point i of the request."""
-        if len(self._fast):
+    def decode(
+        self, words: bytes | Sequence[int | bool], value: np.ndarray, quality: np.ndarray
+    ) -> None:
+        """Fill value[i] and quality[i] for every point i of the request. `words` are register
+        words or bits, or the registers as big-endian bytes (as they come off the wire)."""
+        if isinstance(words, bytes):
+            if len(words) < 2 * self.count:
+                raise DeviceError(
+                    f"response has {len(words) // 2} registers, expected {self.count}"
+                )
+            data = words
+            if self._slow:
+                words = self._words.unpack_from(data)
+        elif len(self._fast):
             if len(words) < self.count:
                 raise DeviceError(f"response has {len(words)} registers, expected {self.count}")
-            raw = self._struct.unpack_from(self._words.pack(*words[: self.count]))
+            data = self._words.pack(*words[: self.count])
+        if len(self._fast):
+            raw = self._struct.unpack_from(data)
             xs = [
                 (r / d if d else r * sc) + off
                 for r, (d, sc, off) in zip(raw, self._coef, strict=True)
@@ -191,5 +214,5 @@ class RequestDecoder:
             quality[self._fast] = qs
         for i in self._slow:
             v, qq = decode_reading(self.points[i], words[self._offsets[i] :])
-            value[i] = v
-            quality[i] = qq
+            value[self._index[i]] = v
+            quality[self._index[i]] = qq

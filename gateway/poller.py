@@ -13,13 +13,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import numpy as np
 
 from gateway.bus import ModbusBus
 from gateway.decode import RequestDecoder, apply_status
 from gateway.errors import DeviceError
+from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
 from telemetry.quality import Quality
@@ -49,8 +49,12 @@ class DevicePoller:
         clock_ms: Callable[[], int] = wall_ms,
         gap: int = 8,
         coalesce: bool = True,
+        phase_s: float = 0.0,
     ) -> None:
+        """`phase_s` delays the first cycle: a gateway spreads its devices' cycles over the
+        period so that they do not all start in the same instant (which shows as jitter)."""
         self.device = device
+        self.phase_s = phase_s
         self._sink = sink
         self._gateway = gateway
         self._epoch = epoch
@@ -67,17 +71,25 @@ class DevicePoller:
         self._plan: tuple[ReadRequest, ...] = compile_plan(
             self._read_points, gap=gap, coalesce=coalesce
         )
-        self._decoders = [
-            RequestDecoder(
-                [self._read_points[i] for i, _ in req.points],
-                [off for _, off in req.points],
-                req.count,
+        # each request's decoder writes straight into the cycle's arrays (indexed by read point)
+        self._steps = tuple(
+            (
+                req,
+                RequestDecoder(
+                    [self._read_points[i] for i, _ in req.points],
+                    [off for _, off in req.points],
+                    req.count,
+                    index=[i for i, _ in req.points],
+                ),
             )
             for req in self._plan
-        ]
-        self._req_index = [
-            np.array([i for i, _ in req.points], dtype=np.intp) for req in self._plan
-        ]
+        )
+        # which request read each point: its event time is that request's
+        self._request_of = np.zeros(len(self._read_points), dtype=np.intp)
+        for r, req in enumerate(self._plan):
+            self._request_of[[i for i, _ in req.points]] = r
+        self._all_keys = np.arange(len(self._keys), dtype=np.uint16)
+        self._all_keys.flags.writeable = False
         self._status_index = {
             name: self._read_points.index(by_name[name])
             for name in dict.fromkeys(st.point for st in device.profile.status)
@@ -107,22 +119,38 @@ class DevicePoller:
         """Poll on the device's period until `stop` is set; the schedule does not drift."""
         period = self.device.spec.modbus.poll_s
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        next_at = loop.time() + self.phase_s
+        # one waiter on `stop` for the whole run; each pause is one future and one timer
+        stopped = loop.create_task(stop.wait(), name=f"stop-{self.device.spec.id}")
+        pause: asyncio.Future[None] | None = None
+
+        def wake(_: object = None) -> None:
+            if pause is not None and not pause.done():
+                pause.set_result(None)
+
+        stopped.add_done_callback(wake)
         try:
             while not stop.is_set():
+                if next_at > loop.time():
+                    pause = loop.create_future()
+                    timer = loop.call_at(next_at, wake)
+                    try:
+                        await pause
+                    finally:
+                        timer.cancel()
+                    continue  # stopped, or time for the cycle
                 self.lateness_s.append(loop.time() - next_at)
                 await self.poll_once()
                 next_at += period
-                delay = next_at - loop.time()
-                if delay < 0:  # overran: skip the missed slots rather than bursting
-                    next_at = loop.time()
-                    delay = 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                # overran: skip the missed slots rather than bursting
+                next_at = max(next_at, loop.time())
         finally:
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopped
             await self.close()
 
-    async def _read(self, req: ReadRequest) -> list[Any]:
+    async def _read(self, req: ReadRequest) -> Value:
         spec = self.device.spec.modbus
         return await self.bus.read(
             spec.unit,
@@ -135,20 +163,17 @@ class DevicePoller:
         )
 
     def _to_report(self, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> np.ndarray:
-        """Which readings to send: all of them, or with report-on-change those that moved by
-        more than their deadband, changed quality, or were silent for too long."""
+        """Which readings to send with report-on-change: those that moved by more than their
+        deadband, changed quality, or were silent for too long."""
         report = self.device.spec.report
-        if not report.on_change:
-            keep = np.ones(len(self._keys), dtype=np.bool_)
-        else:
-            with np.errstate(invalid="ignore"):
-                moved = ~(np.abs(value - self._sent_value) <= self._deadband)
-            moved &= ~(np.isnan(value) & np.isnan(self._sent_value))
-            keep = (
-                moved
-                | (quality.astype(np.int16) != self._sent_quality)
-                | (ts - self._sent_ts >= int(report.max_silent_s * 1000))
-            )
+        with np.errstate(invalid="ignore"):
+            moved = ~(np.abs(value - self._sent_value) <= self._deadband)
+        moved &= ~(np.isnan(value) & np.isnan(self._sent_value))
+        keep: np.ndarray = (
+            moved
+            | (quality.astype(np.int16) != self._sent_quality)
+            | (ts - self._sent_ts >= int(report.max_silent_s * 1000))
+        )
         self._sent_value[keep] = value[keep]
         self._sent_quality[keep] = quality[keep]
         self._sent_ts[keep] = ts[keep]
@@ -158,59 +183,53 @@ class DevicePoller:
         """One cycle: read every request, hand one batch to the sink (or none after comm loss)."""
         self.cycles += 1
         n = len(self._keys)
-        ts = np.zeros(n, dtype=np.int64)
-        value = np.full(n, np.nan)
-        quality = np.zeros(n, dtype=np.uint8)
         m = len(self._read_points)
-        all_ts = np.zeros(m, dtype=np.int64)
-        all_value = np.full(m, np.nan)
-        all_quality = np.zeros(m, dtype=np.uint8)
+        value = np.empty(m)
+        quality = np.zeros(m, dtype=np.uint8)
+        sent_at = np.empty(len(self._steps), dtype=np.int64)
         try:
-            for req, decoder, index in zip(
-                self._plan, self._decoders, self._req_index, strict=True
-            ):
-                sent = self._clock()
-                words = await self._read(req)
-                rv = np.empty(len(index))
-                rq = np.zeros(len(index), dtype=np.uint8)
-                decoder.decode(words, rv, rq)
-                all_ts[index] = sent
-                all_value[index] = rv
-                all_quality[index] = rq
+            for r, (req, decoder) in enumerate(self._steps):
+                sent_at[r] = self._clock()
+                decoder.decode(await self._read(req), value, quality)
+            ts = sent_at[self._request_of]
             if self._status_index:
-                qualities = [Quality(int(q)) for q in all_quality[:n]]
-                status = {k: int(all_value[i]) for k, i in self._status_index.items()}
+                qualities = [Quality(int(q)) for q in quality[:n]]
+                status = {k: int(value[i]) for k, i in self._status_index.items()}
                 apply_status(self.device.profile.status, status, self._keys, qualities)
-                all_quality[:n] = qualities
-            ts[:] = all_ts[:n]
-            value[:] = all_value[:n]
-            quality[:] = all_quality[:n]
+                quality[:n] = qualities
+            if m > n:
+                ts, value, quality = ts[:n], value[:n], quality[:n]
         except DeviceError as exc:
             self.failures += 1
             if self._comm_lost:
                 return None
             log.warning("device %s: comm loss: %s", self.device.spec.id, exc)
             self._comm_lost = True
-            ts[:] = self._clock()
-            value[:] = np.nan
-            quality[:] = Quality.COMM_LOSS
+            ts = np.full(n, self._clock(), dtype=np.int64)
+            value = np.full(n, np.nan)
+            quality = np.full(n, Quality.COMM_LOSS, dtype=np.uint8)
         else:
             if self._comm_lost:
                 log.info("device %s answers again", self.device.spec.id)
             self._comm_lost = False
-        keep = self._to_report(ts, value, quality)
-        if not keep.any():
-            return None
+        if self.device.spec.report.on_change:
+            keep = self._to_report(ts, value, quality)
+            if not keep.any():
+                return None
+            key = np.flatnonzero(keep).astype(np.uint16)
+            ts, value, quality = ts[keep], value[keep], quality[keep]
+        else:
+            key = self._all_keys
         batch = TelemetryBatch(
             gateway=self._gateway,
             device=self.device.spec.id,
             epoch=self._epoch,
             seq=self._seq,
             keys=self._keys,
-            key=np.flatnonzero(keep).astype(np.uint16),
-            ts=ts[keep],
-            value=value[keep],
-            quality=quality[keep],
+            key=key,
+            ts=ts,
+            value=value,
+            quality=quality,
         )
         self._seq += 1
         await self._sink(batch)

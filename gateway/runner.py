@@ -15,9 +15,14 @@ from telemetry.codec import TelemetryBatch
 from telemetry.registry import DeviceInfo, Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["Gateway"]
+__all__ = ["Gateway", "spread_phase"]
 
 log = logging.getLogger(__name__)
+
+
+def spread_phase(i: int, n: int, period_s: float, *, within_s: float = 1.0) -> float:
+    """Start offset of the i-th of n devices: evenly over min(period, within_s)."""
+    return min(period_s, within_s) * i / n if n else 0.0
 
 
 class Gateway:
@@ -70,6 +75,7 @@ class Gateway:
                     if x.spec.modbus.endpoint() == endpoint
                 )
                 self.buses[endpoint] = ModbusBus(d.spec.modbus, timeout_s=slowest)
+        # the devices' first cycles spread over (at most) the first second, in config order
         self.pollers = [
             DevicePoller(
                 d,
@@ -77,8 +83,9 @@ class Gateway:
                 gateway=gateway,
                 epoch=self.epoch,
                 bus=self.buses[d.spec.modbus.endpoint()],
+                phase_s=spread_phase(i, len(self.devices), d.spec.modbus.poll_s),
             )
-            for d in self.devices
+            for i, d in enumerate(self.devices)
         ]
 
     def _sink_for(self, device: DeviceInfo) -> Callable[[TelemetryBatch], Awaitable[None]]:
