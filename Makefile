@@ -30,6 +30,7 @@ services:
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
 	test -x /usr/bin/influxd || command -v influxd >/dev/null || missing="$$missing influxdb"; \
 	command -v mbpoll >/dev/null || missing="$$missing mbpoll"; \
+	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -d /usr/share/fonts/truetype/wqy || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
