@@ -173,11 +173,12 @@ class ConfigAdmin:
         self.rev = 0
         self.registry: Registry | None = None
 
-    def startup(self, file_config: HubConfig, file_source: str) -> Registry:
+    def startup(self, file_registry: Registry, file_source: str) -> Registry:
         """The registry to start with: the newest revision, unless the configuration file
         changed since it was last read (then the file wins, recorded as a new revision). A
         newest revision that no longer checks out (profiles changed beside it) gives way to
         the file too."""
+        file_config = file_registry.config
         digest = document_digest(file_config)
         latest = self.db.latest_revision()
         if latest is not None and self.db.last_file_digest() == digest:
@@ -190,7 +191,7 @@ class ConfigAdmin:
                     log.info("running configuration revision %d (%s)", latest.rev, latest.source)
                 self.rev, self.registry = latest.rev, registry
                 return registry
-        registry = self._build(file_config)
+        registry = file_registry
         self.rev = self.db.add_revision(
             document(file_config),
             actor="file",

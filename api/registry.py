@@ -33,6 +33,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
 from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from telemetry.registry import safe_yaml
 
 __all__ = ["registry_router"]
 
@@ -179,7 +180,7 @@ async def _body(request: Request) -> Any:
     raw = await request.body()
     try:
         if "yaml" in request.headers.get("content-type", ""):
-            return yaml.safe_load(raw.decode("utf-8"))
+            return safe_yaml(raw.decode("utf-8"))
         return orjson.loads(raw)
     except (yaml.YAMLError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HTTPException(

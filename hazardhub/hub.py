@@ -126,7 +126,7 @@ class Hub:
         self.config: ConfigAdmin | None = None
         if build is not None:
             self.config = ConfigAdmin(self.registrydb, build, self.switch)
-            registry = self.config.startup(registry.config, config_source)
+            registry = self.config.startup(registry, config_source)
         self.registry = registry
         self.settings = settings
         self.layout = TopicLayout(settings.topic_root)
