@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
     m.add_argument("-c", "--config", type=Path, required=True)
     m.add_argument("--out", type=Path, required=True, help="folder for passwd, acl, credentials")
+    m.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the hub's data folder: use the configuration it runs (with the changes made "
+        "through the API) instead of the file alone",
+    )
 
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
@@ -248,9 +254,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(run_gw)
     if args.command == "mqtt-credentials":
         from hazardhub.mqttauth import plan_users, write_files
+        from hazardhub.settings import running_registry
         from telemetry.topics import TopicLayout
 
-        users = plan_users(load(args.config).registry(), TopicLayout())
+        loaded = load(args.config)
+        registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
+        users = plan_users(registry, TopicLayout())
         write_files(users, args.out)
         print(f"wrote {args.out}/passwd, acl and credentials.txt for {len(users)} users")
         return 0

@@ -11,7 +11,15 @@ from telemetry.config import DeviceProfile, HubConfig, RulePack
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry, build_registry, parse_document
 
-__all__ = ["Loaded", "default_profiles_dir", "load", "load_profiles", "load_registry", "read_text"]
+__all__ = [
+    "Loaded",
+    "default_profiles_dir",
+    "load",
+    "load_profiles",
+    "load_registry",
+    "read_text",
+    "running_registry",
+]
 
 
 def read_text(path: Path) -> str:
@@ -79,3 +87,23 @@ def load(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Loade
 def load_registry(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Registry:
     """Read and check a configuration with the profiles it refers to."""
     return load(config_path, profile_dirs).registry()
+
+
+def running_registry(loaded: Loaded, data_dir: Path) -> Registry:
+    """The configuration a hub with `data_dir` runs (or will at its next start): its newest
+    revision (changes made through the API) unless the file changed since the hub last read it,
+    in which case the file. Reads only; records nothing."""
+    from api.configadmin import document_digest, validate
+    from api.registrydb import RegistryDB
+
+    path = data_dir / "registry.db"
+    if not path.exists():
+        return loaded.registry()
+    db = RegistryDB(path)
+    try:
+        latest = db.latest_revision()
+        if latest is None or db.last_file_digest() != document_digest(loaded.config):
+            return loaded.registry()
+        return loaded.registry(validate(latest.document))
+    finally:
+        db.close()

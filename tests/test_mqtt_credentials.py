@@ -143,3 +143,45 @@ async def test_gateway_uplink_logs_in_with_its_user(secured, tmp_path):
     assert "hazardhub/v1/north-coal/face-1301/kj-sub-3/telemetry" in got
     assert "hazardhub/v1/north-coal/gateways/gw1/status" in got
     spool.close()
+
+
+def test_credentials_follow_the_configuration_the_hub_runs(tmp_path):
+    """A tenant added through the API (a newer revision in the hub's registry.db) gets its MQTT
+    user with --data-dir; a configuration file changed since wins, as at the hub's start."""
+    import shutil
+
+    import yaml
+
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub.cli import main
+
+    config = tmp_path / "hub.yaml"
+    shutil.copy(ROOT / "examples" / "demo.yaml", config)
+    loaded = load(config)
+    data = tmp_path / "data"
+    db = RegistryDB(data / "registry.db")
+
+    async def switch(registry, rev):  # the running hub would switch here
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(config))
+    doc = document(loaded.config)
+    doc["tenants"].append({"id": "new-chem", "name": "New Chem"})
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="new tenant", source="api"))
+    db.close()
+
+    def users(*extra: str) -> str:
+        out = tmp_path / "auth"
+        shutil.rmtree(out, ignore_errors=True)
+        assert main(["mqtt-credentials", "-c", str(config), "--out", str(out), *extra]) == 0
+        return (out / "acl").read_text()
+
+    assert "user new-chem" not in users()  # the file alone
+    assert "user new-chem" in users("--data-dir", str(data))
+    # the file edited since the hub read it: the file is what the hub will run
+    text = yaml.safe_load(config.read_text())
+    text["tenants"][0]["name"] = "renamed"
+    config.write_text(yaml.safe_dump(text, allow_unicode=True))
+    assert "user new-chem" not in users("--data-dir", str(data))
