@@ -13,6 +13,7 @@ keep up with the asked load, which shows as points/s below the asked figure; the
 stays the cost measure.
 
 Run: .venv/bin/python bench/gateway.py [--devices 500] [--points 40] [--hz 1] [--seconds 20]
+         [--servers pymodbus|lean] [--no-spread]
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import multiprocessing as mp
 import os
 import resource
 import socket
+import struct
 import sys
 import time
+from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 # this file is named like the `gateway` package: keep its folder off the import path
@@ -33,6 +36,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import numpy as np
 
 from gateway.bus import ModbusBus
+from gateway.modbus.codec import (
+    decode_read_request,
+    encode_mbap,
+    encode_read_response,
+    parse_mbap,
+)
 from gateway.poller import DevicePoller
 from gateway.runner import spread_phase
 from simulators.modbus import ModbusSimServer, SimulatedDevice
@@ -63,7 +72,7 @@ def profile(points: int) -> DeviceProfile:
     )
 
 
-def serve(ports: list[int], points: int, ready: mp.Event, stop: mp.Event) -> None:
+def serve(ports: list[int], points: int, ready: MpEvent, stop: MpEvent) -> None:
     async def main() -> None:
         prof = profile(points)
         t0 = time.monotonic()
@@ -86,6 +95,54 @@ def serve(ports: list[int], points: int, ready: mp.Event, stop: mp.Event) -> Non
             await asyncio.sleep(0.2)
         for srv in servers:
             await srv.stop()
+
+    asyncio.run(main())
+
+
+class _LeanServer(asyncio.Protocol):
+    """A Modbus TCP server built from the gateway's codec, for `--servers lean`: it answers every
+    read with registers that change each second, at a small fraction of pymodbus's cost, so
+    that on a busy machine the asked load reaches the gateway. (The default, pymodbus
+    simulators, are independent of our codec; the tests hold the codec to them.)"""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf, pos, out = self._buf + data, 0, []
+        while True:
+            frame, used = parse_mbap(buf, pos)
+            if frame is None:
+                break
+            pos += used
+            function, address, count = decode_read_request(frame.pdu)
+            tick = int(time.monotonic())
+            if function in (1, 2):
+                data_ = tuple((address + i + tick) % 2 == 0 for i in range(count))
+                pdu = encode_read_response(function, data_)
+            else:
+                regs = [(address + i + tick) & 0x3FFF for i in range(count)]
+                pdu = encode_read_response(function, struct.pack(f">{count}H", *regs))
+            out.append(encode_mbap(frame.tid, frame.unit, pdu))
+        self._buf = buf[pos:]
+        if out and self._transport is not None:
+            self._transport.write(b"".join(out))
+
+
+def serve_lean(ports: list[int], ready: MpEvent, stop: MpEvent) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        servers = [await loop.create_server(_LeanServer, "127.0.0.1", port) for port in ports]
+        ready.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        for srv in servers:
+            srv.close()
 
     asyncio.run(main())
 
@@ -181,6 +238,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--sim-processes", type=int, default=2)
     ap.add_argument(
+        "--servers",
+        choices=("pymodbus", "lean"),
+        default="pymodbus",
+        help="pymodbus: the device simulators; lean: a codec-built server that keeps up",
+    )
+    ap.add_argument(
         "--no-spread",
         dest="spread",
         action="store_false",
@@ -194,7 +257,10 @@ def main() -> None:
     procs = []
     for chunk in chunks:
         ready = mp.Event()
-        proc = mp.Process(target=serve, args=(chunk, args.points, ready, stop), daemon=True)
+        if args.servers == "lean":
+            proc = mp.Process(target=serve_lean, args=(chunk, ready, stop), daemon=True)
+        else:
+            proc = mp.Process(target=serve, args=(chunk, args.points, ready, stop), daemon=True)
         proc.start()
         ready.wait(60)
         procs.append(proc)
@@ -207,7 +273,8 @@ def main() -> None:
     print(
         f"{args.devices} devices x {args.points} points at {args.hz:g} Hz "
         f"({results[True]['wanted_s']:,.0f} points/s asked), {args.seconds:g} s, "
-        f"{Path(__file__).name}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+        f"{Path(__file__).name}, {args.servers} servers, "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
     for c, name in ((True, "coalesced"), (False, "one request per point (baseline)")):
         r = results[c]
