@@ -104,7 +104,8 @@ class DevicePoller:
         self._sent_quality = np.full(len(self._keys), -1, dtype=np.int16)
         self._sent_ts = np.full(len(self._keys), np.iinfo(np.int64).min // 2, dtype=np.int64)
         self.cycles = 0
-        self.lateness_s: deque[float] = deque(maxlen=4096)  # cycle start behind schedule
+        # how late each cycle started: behind its slot on the period's grid, an overrun included
+        self.lateness_s: deque[float] = deque(maxlen=4096)
         self.failures = 0
 
     @property
@@ -119,7 +120,7 @@ class DevicePoller:
         """Poll on the device's period until `stop` is set; the schedule does not drift."""
         period = self.device.spec.modbus.poll_s
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + self.phase_s
+        next_at = due = loop.time() + self.phase_s
         # one waiter on `stop` for the whole run; each pause is one future and one timer
         stopped = loop.create_task(stop.wait(), name=f"stop-{self.device.spec.id}")
         pause: asyncio.Future[None] | None = None
@@ -139,11 +140,12 @@ class DevicePoller:
                     finally:
                         timer.cancel()
                     continue  # stopped, or time for the cycle
-                self.lateness_s.append(loop.time() - next_at)
+                self.lateness_s.append(loop.time() - due)
                 await self.poll_once()
-                next_at += period
-                # overran: skip the missed slots rather than bursting
-                next_at = max(next_at, loop.time())
+                due = next_at + period
+                # overran: skip the missed slots rather than bursting (the next cycle still
+                # counts as late by the overrun)
+                next_at = max(due, loop.time())
         finally:
             stopped.cancel()
             with contextlib.suppress(asyncio.CancelledError):
