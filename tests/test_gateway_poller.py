@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from gateway.poller import DevicePoller
+from gateway.runner import spread_phase
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.signals import Constant, Ramp
 from telemetry.codec import TelemetryBatch
@@ -82,3 +83,39 @@ async def test_poll_values_comm_loss_once_and_recovery():
     finally:
         await poller.close()
         await sim.stop()
+
+
+def test_first_cycles_spread_over_at_most_a_second():
+    assert [spread_phase(i, 4, 10.0) for i in range(4)] == [0.0, 0.25, 0.5, 0.75]
+    assert [spread_phase(i, 2, 0.2) for i in range(2)] == [0.0, 0.1]
+    assert spread_phase(0, 0, 1.0) == 0.0
+
+
+async def test_a_phase_delays_only_the_first_cycle_and_lateness_counts_overruns():
+    probe = mine_registry(0, 0.2)
+    profile = next(iter(probe.devices.values())).profile
+    sim = ModbusSimServer([SimulatedDevice(profile, 1, {"co": Constant(5)}, lambda: 0.0)])
+    await sim.start()
+    info = next(iter(mine_registry(sim.port, 0.2).devices.values()))
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+
+    async def sink(batch: TelemetryBatch) -> None:
+        arrivals.append(loop.time())
+        if len(arrivals) == 3:
+            await asyncio.sleep(0.5)  # an overrun of 0.3 s past the next slot
+
+    poller = DevicePoller(info, sink, gateway="gw", epoch=1, phase_s=0.15)
+    stop = asyncio.Event()
+    started = loop.time()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(1.6)
+    stop.set()
+    await task
+    await sim.stop()
+    assert 0.14 <= arrivals[0] - started < 0.45
+    gaps = np.diff(arrivals)
+    assert all(0.1 < g < 0.4 for g in gaps[:2]), gaps
+    late = sorted(poller.lateness_s)
+    assert 0.25 < late[-1] < 0.5  # the cycle after the overrun, late by it
+    assert late[-2] < 0.15  # every other cycle about on time
