@@ -276,7 +276,7 @@ class Hub:
                 await notifier
         finally:
             try:
-                self.dispatcher.save_state()
+                await self.dispatcher.save_state()
             except OSError as exc:
                 log.error("analytics state not saved at stop: %s", exc)
             await self.senders.aclose()

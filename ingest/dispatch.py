@@ -68,6 +68,7 @@ class Dispatcher:
         self.state_file = state_file
         self._save_every_ms = int(save_every_s * 1000)
         self._saved_at = 0
+        self._saving: asyncio.Task[None] | None = None
         self.table: RuleTable = compile_table(registry.sensors)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
@@ -156,27 +157,41 @@ class Dispatcher:
 
         return job
 
-    def save_state(self) -> None:
-        """Save the analytics state now (the hub stopping: nothing is in flight)."""
+    async def wait_saved(self) -> None:
+        """Until a periodic save still writing is done."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
+
+    async def save_state(self) -> None:
+        """Save the analytics state now (the hub stopping: nothing is in flight), after a
+        periodic save still writing."""
+        await self.wait_saved()
         job = self._state_copy()
         if job is not None:
             size = job()
             log.info("analytics state saved (%d bytes)", size)
 
-    async def _save_due(self, now: int) -> None:
+    def _save_due(self, now: int) -> None:
+        """Every `save_every_s`: copy the state (between batches) and write it in a worker
+        thread while ingest goes on; a save still writing is not doubled."""
         if self.state_file is None or now - self._saved_at < self._save_every_ms:
             return
+        if self._saving is not None and not self._saving.done():
+            return
         self._saved_at = now
-        async with self._lock:
-            job = self._state_copy()
+        job = self._state_copy()
         if job is None:
             return
-        try:
-            await asyncio.to_thread(job)
-            self.metrics.inc("hazardhub_state_saves_total")
-        except OSError as exc:  # the next tick tries again; alarms do not depend on it
-            self.metrics.inc("hazardhub_state_save_failures_total")
-            log.warning("analytics state not saved: %s", exc)
+
+        async def write() -> None:
+            try:
+                await asyncio.to_thread(job)
+                self.metrics.inc("hazardhub_state_saves_total")
+            except OSError as exc:  # the next one tries again; alarms do not depend on it
+                self.metrics.inc("hazardhub_state_save_failures_total")
+                log.warning("analytics state not saved: %s", exc)
+
+        self._saving = asyncio.create_task(write(), name="analytics-state-save")
 
     async def tick(self, now: int) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
@@ -198,9 +213,9 @@ class Dispatcher:
             # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
             events += await asyncio.to_thread(self.desk.tick, now, state)
             await self.store_events(events)
+            self._save_due(now)  # the state as this tick left it
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
-        await self._save_due(now)
         return events
 
     async def store_events(self, events: Sequence[AlarmEvent]) -> None:

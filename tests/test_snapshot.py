@@ -72,7 +72,7 @@ async def test_a_coach_keeps_its_driving_time_over_a_stop_of_the_hub(tmp_path):
     async with Node(tmp_path) as first:
         await first.feed(rows[:cut])
         assert first.fleet("fatigue") == []
-        first.dispatcher.save_state()  # what the hub does when it stops
+        await first.dispatcher.save_state()  # what the hub does when it stops
     async with Node(tmp_path) as second:
         await second.feed(rows[cut:])
         (alarm,) = second.fleet("fatigue")
@@ -103,6 +103,7 @@ async def test_an_overspeed_begun_before_a_crash_is_raised_on_time(tmp_path):
         await first.feed(rows[: start + 1], chunk=1)  # the episode began, not raised yet
         assert first.fleet("overspeed") == []
         await first.dispatcher.tick(rows[start][1])  # the periodic save, on the clock's tick
+        await first.dispatcher.wait_saved()
         # then killed: no save at stop
     async with Node(folder) as second:
         await second.feed(rows[start + 1 :], chunk=1)
@@ -119,6 +120,7 @@ async def test_the_state_database_decides_which_alarms_are_active(tmp_path):
         await first.feed(rows[:first_clear])
         assert [a.state for a in first.fleet("overspeed")] == ["active"]
         await first.dispatcher.tick(rows[first_clear - 1][1])  # saved while raised
+        await first.dispatcher.wait_saved()
         again = next(i for i, r in enumerate(rows) if i > first_clear and r[4] == 75.0)
         await first.feed(rows[first_clear:again])  # cleared after the save, then killed
         assert [a.state for a in first.fleet("overspeed")] == ["cleared"]
@@ -183,7 +185,7 @@ async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
     async with Node(tmp_path, reg=reg) as first:
         await first.dispatcher.judge(batch(T0, 1.5, 0), [], T0)
         await first.dispatcher.judge(batch(T0 + 5000, 1.6, 1), [], T0 + 5000)
-        first.dispatcher.save_state()
+        await first.dispatcher.save_state()
     async with Node(tmp_path, reg=reg) as second:
         events = await second.dispatcher.judge(batch(T0 + 10_000, 1.6, 2), [], T0 + 10_000)
         assert [(e.sensor, e.kind, e.ts) for e in events] == [("slow", "raised", T0 + 10_000)]
@@ -196,7 +198,7 @@ async def test_an_unreadable_state_file_is_ignored(tmp_path, caplog):
         assert "not used" in caplog.text
         rows = coach_rows(node.reg)[:10]
         await node.feed(rows)  # works as from a fresh start
-        node.dispatcher.save_state()
+        await node.dispatcher.save_state()
     saved = snapshot.load(tmp_path / "analytics-state.npz")
     assert saved is not None and saved.vehicles == ["acme/tanker", "acme/coach"]
 
