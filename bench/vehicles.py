@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from alerts.vehicles import (
     CorridorFence,
+    EventKind,
     FleetSettings,
     FleetState,
     ForbiddenArea,
@@ -168,8 +169,8 @@ def main() -> None:
         start = time.perf_counter()
         _, events = evaluate_fleet(table, FleetState.new(len(table)), data, end)
         best_one = min(best_one, time.perf_counter() - start)
-    counts = np.bincount(events.kind, minlength=10)[1:]
-    print(f"events by kind 1-9: {counts.tolist()}")
+    counts = np.bincount(events.kind, minlength=max(EventKind) + 1)
+    print("events:", ", ".join(f"{k.name.lower()} {counts[k]:,}" for k in EventKind))
     print(f"vectorized, one batch of {n:,}: {n / best_one:,.0f} positions/s ({best_one:.3f} s)")
 
     best_many = math.inf

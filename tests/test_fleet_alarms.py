@@ -119,10 +119,32 @@ async def test_hazmat_overspeed_raises_and_clears(hub):
         "tanker.speed",
         "vehicles",
     )
-    assert T0 + 10 * MIN <= alarm.started_ts <= T0 + 15 * MIN
-    # the end is seen at the batch it happens in: its last position (40 fixes = 20 min)
-    assert T0 + 15 * MIN <= alarm.ended_ts <= T0 + 20 * MIN
+    assert alarm.started_ts == T0 + 10 * MIN + STEP  # 10 s over the limit: the second fix
+    # the episode ends in the middle of the first 40-fix batch (20 min): at the fix back at 50
+    assert alarm.ended_ts == T0 + 15 * MIN
     assert alarm.isa_state == "rtn_unack"  # it still wants an acknowledgement
+    cleared = next(e for e in events if e.rule == "fleet" and e.kind == "cleared")
+    assert (cleared.ts, cleared.value) == (T0 + 15 * MIN, 50.0)
+
+
+async def test_a_backfill_array_of_10_minutes_gives_raise_and_clear_at_their_own_fixes(hub):
+    """A recorder back from a blind area sends 10 minutes of fixes (one every 10 s) in one
+    array: the overspeed in it is raised and cleared at the fixes where it was."""
+    v = hub.vehicle("tanker")
+    live = drive(v, T0, [(5 * MIN, 50.0)])[:-1]
+    assert await hub.feed(live) == []
+    back = T0 + 5 * MIN
+    speeds = [50.0] * 12 + [72.0] * 30 + [55.0] * 18  # over 60 km/h from 2:00 to 7:00
+    lon = live[-1][3]  # on from where the link was lost, about 100 m per fix
+    array = [(v, back + i * 10_000, LAT0, lon + i * 0.001, x) for i, x in enumerate(speeds)]
+    events = await hub.feed(array, chunk=len(array))
+    fleet = [(e.kind, e.side, e.ts, e.value) for e in events if e.rule == "fleet"]
+    assert fleet == [
+        ("raised", "overspeed", back + 2 * MIN + 10_000, 72.0),  # the run has lasted 10 s
+        ("cleared", "overspeed", back + 7 * MIN, 55.0),  # the first fix back under
+    ]
+    (alarm,) = hub.alarms("overspeed")
+    assert (alarm.started_ts, alarm.ended_ts) == (back + 2 * MIN + 10_000, back + 7 * MIN)
 
 
 async def test_coach_fatigue_raised_across_batches_and_cleared_by_a_rest(hub):
@@ -134,6 +156,8 @@ async def test_coach_fatigue_raised_across_batches_and_cleared_by_a_rest(hub):
     (alarm,) = hub.alarms("fatigue")
     assert alarm.started_ts == T0 + 4 * HOUR + STEP
     assert alarm.level_name == "fatigue_continuous"
+    # the rest began at the first stopped fix (4 h 10 min) and was complete 20 min later
+    assert alarm.ended_ts == T0 + 4 * HOUR + 30 * MIN
 
 
 async def test_coach_at_three_in_the_morning_is_a_night_ban_moment(hub):
@@ -156,6 +180,8 @@ async def test_offline_by_the_clock_and_back_with_the_next_fix(hub):
     back = drive(v, last + 30 * MIN, [(2 * MIN, 40.0)])
     events = await hub.feed(back)
     assert ("cleared", "offline") in [(e.kind, e.side) for e in events if e.rule == "fleet"]
+    (alarm,) = hub.alarms("offline")
+    assert (alarm.started_ts, alarm.ended_ts) == (last + 20 * MIN, last + 30 * MIN)
 
 
 async def test_restart_keeps_an_overspeed_episode_once_and_clears_it(tmp_path):
@@ -173,7 +199,9 @@ async def test_restart_keeps_an_overspeed_episode_once_and_clears_it(tmp_path):
     await second.store.open()
     events = await second.feed(rows[cut:])
     assert [(e.kind, e.side) for e in events if e.rule == "fleet"] == [("cleared", "overspeed")]
-    assert [a.state for a in second.alarms("overspeed")] == ["cleared"]
+    assert [(a.state, a.ended_ts) for a in second.alarms("overspeed")] == [
+        ("cleared", T0 + 15 * MIN)  # the first fix back at 50, not the end of its batch
+    ]
     await second.store.close()
     second.db.close()
 
@@ -190,5 +218,7 @@ def test_a_forbidden_area_alarm_restored_after_a_restart_clears_on_leaving():
     fleet = FleetAlarms(compile_fleet(FleetSettings(geofences=(area,)), reg.vehicles.values()))
     v = reg.sensor("tanker.speed").index
     fleet.restore([(v, "forbidden_area")])
-    outside = positions([(v, T0, 31.0, 105.0, 40.0)])
-    assert [(c.kind, c.level) for c in fleet.judge(outside, T0)] == [("forbidden_area", 0)]
+    outside = positions([(v, T0, 31.0, 105.0, 40.0), (v, T0 + STEP, 31.0, 105.01, 40.0)])
+    assert [(c.kind, c.level, c.ts) for c in fleet.judge(outside, T0 + STEP)] == [
+        ("forbidden_area", 0, T0)
+    ]

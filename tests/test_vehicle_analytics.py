@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -30,6 +32,8 @@ from alerts.vehicles import (
     evaluate_fleet,
     fleet_kpis,
 )
+from alerts.vehicles.alarms import FleetAlarms, FleetChange
+from alerts.vehicles.state import RANK
 from ingest.store.base import PositionBatch
 from telemetry.config import VehicleSpec
 from telemetry.registry import VehicleInfo
@@ -117,11 +121,30 @@ def test_night_continuous_limit_is_2h() -> None:
     assert events[0][2] == start + 2 * HOUR + STEP
 
 
+def test_fatigue_ends_when_the_rest_has_lasted_20_min_not_at_the_fix_that_shows_it() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    rows = drive(10, CST_0800, [(4 * HOUR + 10 * MIN, 90.0)])
+    parked = rows[-1][1]  # the first stopped fix: the rest begins
+    _, _, lat, lon, _ = rows[-1]
+    rows += [(10, parked + k * 7 * MIN, lat, lon, 0.0) for k in (1, 2, 3)]  # a sleepy terminal
+    rows += [(10, parked + 25 * MIN, lat, lon, 60.0)]
+    events = run(table, rows)
+    assert [e[1:4] for e in events] == [
+        (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP, 4 * 3600.0 + 30),
+        (EventKind.FATIGUE_CONTINUOUS_END, parked + 20 * MIN, 21 * 60.0),  # found at 21 min
+    ]
+
+
 def test_more_than_8h_in_a_day() -> None:
     table = compile_fleet(FleetSettings(), fleet("charter"))
     legs = [(3 * HOUR, 80.0), (30 * MIN, 0.0)] * 2 + [(2 * HOUR + 10 * MIN, 80.0)]
     events = run(table, drive(10, CST_0800 - 2 * HOUR, legs))
     assert kinds(events) == [EventKind.FATIGUE_DAILY]
+    # it ends at local midnight (16:00 UTC), found by the first fix of the next day
+    night = CST_0800 + 16 * HOUR
+    later = run(table, [*drive(10, CST_0800 - 2 * HOUR, legs), (10, night + HOUR, LAT0, LON0, 0)])
+    ended = (EventKind.FATIGUE_DAILY_END, night, 8 * 3600.0 + 600)  # 8 h 10 min that day
+    assert [e[1:4] for e in later[1:]] == [ended]
 
 
 def test_fatigue_carries_over_batches() -> None:
@@ -143,8 +166,10 @@ def test_hazmat_overspeed_off_expressway_with_minimum_duration() -> None:
     table = compile_fleet(FleetSettings(), fleet("hazmat"))
     assert kinds(run(table, drive(10, CST_0800, [(30 * MIN, 55.0), (STEP, 70.0)]))) == []
     events = run(table, drive(10, CST_0800, [(30 * MIN, 55.0), (2 * MIN, 70.0)]))
-    assert kinds(events) == [EventKind.OVERSPEED]
-    assert events[0][2] == CST_0800 + 30 * MIN + STEP  # the run lasted 30 s >= 10 s
+    assert [e[1:4] for e in events] == [
+        (EventKind.OVERSPEED, CST_0800 + 30 * MIN + STEP, 70.0),  # the run lasted 30 s >= 10 s
+        (EventKind.OVERSPEED_END, CST_0800 + 32 * MIN, 0.0),  # the first fix back under
+    ]
 
 
 def test_expressway_zone_and_posted_limit() -> None:
@@ -154,17 +179,19 @@ def test_expressway_zone_and_posted_limit() -> None:
     table = compile_fleet(cfg, fleet("hazmat"))
     assert run(table, drive(10, CST_0800, [(10 * MIN, 75.0)])) == []
     events = run(table, drive(10, CST_0800, [(10 * MIN, 85.0)]))
-    assert kinds(events) == [EventKind.OVERSPEED]
+    assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
     posted = SpeedZone(id="works", polygon=box, limit_kmh=40)
     table = compile_fleet(FleetSettings(geofences=(express, posted)), fleet("hazmat"))
-    assert kinds(run(table, drive(10, CST_0800, [(10 * MIN, 45.0)]))) == [EventKind.OVERSPEED]
+    events = run(table, drive(10, CST_0800, [(10 * MIN, 45.0)]))
+    assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
 
 
 def test_night_limit_is_80_percent() -> None:
     table = compile_fleet(FleetSettings(), fleet("hazmat"))
     night = CST_0800 + 15 * HOUR  # 23:00
     assert run(table, drive(10, CST_0800, [(10 * MIN, 50.0)])) == []
-    assert kinds(run(table, drive(10, night, [(10 * MIN, 50.0)]))) == [EventKind.OVERSPEED]
+    events = run(table, drive(10, night, [(10 * MIN, 50.0)]))
+    assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
 
 
 # banned hours ----------------------------------------------------------------------------------
@@ -220,6 +247,25 @@ def test_forbidden_area_during_its_window_only() -> None:
     assert run(table, drive(10, CST_0800 + 2 * HOUR, [(5 * MIN, 40.0)])) == []
 
 
+def test_forbidden_area_ends_on_leaving_or_when_its_window_closes() -> None:
+    box = ((29.99, 103.99), (29.99, 104.01), (30.01, 104.01), (30.01, 103.99))
+    area = ForbiddenArea(id="city", polygon=box, windows=(TimeWindow(start="07:00", end="09:00"),))
+    table = compile_fleet(FleetSettings(geofences=(area,)), fleet("hazmat"))
+    rows = drive(10, CST_0800, [(10 * MIN, 40.0)])  # 40 km/h east: out of the box after 1.5 km
+    out = next(r for r in rows if r[3] > 104.01)
+    events = run(table, rows)
+    assert [e[1:4] for e in events] == [
+        (EventKind.FORBIDDEN_ENTER, CST_0800, 40.0),
+        (EventKind.FORBIDDEN_END, out[1], 40.0),
+    ]
+    # parked inside, one fix every 7 min over 09:00: the episode ended when the window closed
+    parked = [(10, CST_0800 + 50 * MIN + k * 7 * MIN, LAT0, LON0, 0.0) for k in range(3)]
+    assert [e[1:3] for e in run(table, parked)] == [
+        (EventKind.FORBIDDEN_ENTER, CST_0800 + 50 * MIN),
+        (EventKind.FORBIDDEN_END, CST_0800 + HOUR),
+    ]
+
+
 # offline and drift -----------------------------------------------------------------------------
 
 
@@ -235,13 +281,17 @@ def test_offline_by_now_once_and_only_after_moving() -> None:
     assert len(events) == 0
     back = [(10, CST_0800 + 40 * MIN, LAT0, LON0, 50.0)]
     state, events = evaluate_fleet(table, state, batch(back), CST_0800 + 40 * MIN)
-    assert len(events) == 0  # the silence was already reported
+    # the silence was already reported; it ends with this fix
+    assert events.rows() == [(10, EventKind.OFFLINE_END, CST_0800 + 40 * MIN, 40 * 60.0, -1)]
 
 
 def test_offline_found_in_backfill() -> None:
     table = compile_fleet(FleetSettings(), fleet("hazmat"))
     rows = [(10, CST_0800, LAT0, LON0, 50.0), (10, CST_0800 + 30 * MIN, LAT0, LON0, 50.0)]
-    assert run(table, rows) == [(10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 1800.0, -1)]
+    assert run(table, rows) == [
+        (10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 1800.0, -1),
+        (10, EventKind.OFFLINE_END, CST_0800 + 30 * MIN, 1800.0, -1),
+    ]
 
 
 def test_position_jump_is_drift() -> None:
@@ -371,14 +421,40 @@ step = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 24 * 3600), st.lists(step, min_size=1, max_size=400), st.integers(0, 2000))
-def test_vectorized_core_matches_reference(
-    start_s: int, steps: list[tuple[int, int, float, float, float, int, int]], idle_s: int
-) -> None:
-    table = PROPERTY_TABLE
+RESTORABLE = ("overspeed", "fatigue", "fatigue_daily", "offline", "corridor", "forbidden_area")
+restored = st.lists(st.tuples(st.integers(10, 13), st.sampled_from(RESTORABLE)), max_size=6)
+
+
+def restored_start(
+    table: FleetTable, active: list[tuple[int, str]]
+) -> tuple[FleetState, ReferenceFleet]:
+    """Both cores as after a restart without a saved state, with these alarms still active."""
+    alarms = FleetAlarms(table)
+    alarms.restore(active)
     ref = ReferenceFleet(table)
-    state = FleetState.new(len(table))
+    for slot, veh in enumerate(ref.vehicles):
+        for f in dataclasses.fields(alarms.state):
+            setattr(veh, f.name, getattr(alarms.state, f.name)[slot].item())
+    return alarms.state, ref
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, 24 * 3600),
+    st.lists(step, min_size=1, max_size=400),
+    st.integers(0, 2000),
+    restored,
+)
+def test_vectorized_core_matches_reference(
+    start_s: int,
+    steps: list[tuple[int, int, float, float, float, int, int]],
+    idle_s: int,
+    active: list[tuple[int, str]],
+) -> None:
+    """Random positions (out of order, duplicates, unknown vehicles) in random batches, from
+    a fresh start or after a restart with some alarms active: the same events, ends included."""
+    table = PROPERTY_TABLE
+    state, ref = restored_start(table, active)
     clock = CST_0800 + start_s * 1000
     chunk: list[tuple[int, int, float, float, float]] = []
     got: list[tuple[int, EventKind, int, float, int]] = []
@@ -469,3 +545,70 @@ def test_vectorized_core_matches_reference_on_trips(
     got.extend(events.rows())
     want.extend(ref.evaluate(b, clock + 3600_000))
     assert_same(got, want)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, 24 * 3600),
+    st.lists(leg, min_size=1, max_size=40),
+    st.sets(st.integers(1, 3199), max_size=12),
+    restored,
+)
+def test_events_do_not_depend_on_how_positions_are_batched(
+    start_s: int,
+    legs: list[tuple[int, int, int, float, float, float, bool]],
+    cuts: set[int],
+    active: list[tuple[int, str]],
+) -> None:
+    """A stream in arrival order, judged as one batch or cut into consecutive batches (each
+    judged at its newest position's time): the same events at the same event times, ends
+    included. Only the value of an `OFFLINE` differs: the silence so far when the clock finds
+    it, the whole silence when the next fix does."""
+    table = PROPERTY_TABLE
+    clock = CST_0800 + start_s * 1000
+    pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
+    rows: list[tuple[int, int, float, float, float]] = []
+    for vehicle, count, step_s, speed, dlat, dlon, _ in legs:
+        lat, lon = pos[vehicle]
+        for _ in range(count):
+            clock += step_s * 1000
+            lat, lon = lat + dlat, lon + dlon
+            rows.append((vehicle, clock, lat, lon, speed))
+        pos[vehicle] = (lat, lon)
+    end = clock + 3600_000
+
+    state, _ = restored_start(table, active)
+    _, whole = evaluate_fleet(table, state, batch(rows), end)
+    one = FleetAlarms(table)
+    one.restore(active)
+    alarms_whole = one.judge(batch(rows), end)
+
+    state, _ = restored_start(table, active)
+    split = FleetAlarms(table)
+    split.restore(active)
+    parts: list[tuple[int, EventKind, int, float, int]] = []
+    alarms_split: list[FleetChange] = []
+    bounds = [0, *sorted(c for c in cuts if c < len(rows)), len(rows)]
+    for lo, hi in [*itertools.pairwise(bounds), (len(rows), len(rows))]:
+        part, now = batch(rows[lo:hi]), rows[hi - 1][1] if hi > lo else end
+        state, events = evaluate_fleet(table, state, part, now)
+        parts += events.rows()
+        alarms_split += split.judge(part, now)
+
+    got = sorted(parts, key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
+    assert [(v, k, t, r) for v, k, t, _, r in got] == [
+        (v, k, t, r) for v, k, t, _, r in whole.rows()
+    ]
+    for g, w in zip(got, whole.rows(), strict=True):
+        if g[1] != EventKind.OFFLINE:
+            assert math.isclose(g[3], w[3], rel_tol=1e-9, abs_tol=1e-9), (g, w)
+
+    # and so the alarms: raised and cleared at the same event times, one alarm at a time
+    def by_alarm(changes: list[FleetChange]) -> list[tuple[int, str, int, int, float]]:
+        out = [
+            (c.vehicle, c.kind, c.level, c.ts, 0.0 if c.kind == "offline" and c.level else c.value)
+            for c in changes
+        ]
+        return sorted(out, key=lambda c: c[:2])  # stable: each alarm's changes in their order
+
+    assert by_alarm(alarms_split) == by_alarm(alarms_whole)

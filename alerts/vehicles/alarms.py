@@ -2,12 +2,13 @@
 state they leave behind clears them.
 
 One alarm per vehicle and kind (overspeed, fatigue, fatigue_daily, night_ban, corridor,
-forbidden_area, offline, drift), on the vehicle's speed sensor. An overspeed clears when the
-vehicle is back under its limit, a fatigue alarm after the qualifying rest (the daily one with
-the next local day), a corridor alarm when the vehicle is back on its route, a forbidden-area one
-when it has left every such area, offline with the next fix. Night driving of a coach in its
-banned hours and a GPS drift are moments: raised and returned at once, left for an operator to
-acknowledge.
+forbidden_area, offline, drift), on the vehicle's speed sensor. Each raise and each clear is an
+event of the core with its own event time, whatever the batching: an overspeed clears at the
+first fix back under its limit, a fatigue alarm when the qualifying rest is complete, the daily
+one at the local midnight, a corridor alarm at the first fix back on the route, a forbidden-area
+one when the vehicle has left every such area (or their windows closed), offline at the next fix.
+Night driving of a coach in its banned hours and a GPS drift are moments: raised and returned at
+once, left for an operator to acknowledge.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ _RAISES = {
     EventKind.OFFLINE: "offline",
     EventKind.DRIFT: "drift",
 }
+_ENDS = {
+    EventKind.OVERSPEED_END: "overspeed",
+    EventKind.FATIGUE_CONTINUOUS_END: "fatigue",
+    EventKind.FATIGUE_DAILY_END: "fatigue_daily",
+    EventKind.CORRIDOR_ENTER: "corridor",
+    EventKind.FORBIDDEN_END: "forbidden_area",
+    EventKind.OFFLINE_END: "offline",
+}
 _MOMENTS = frozenset({"night_ban", "drift"})
 
 
@@ -59,7 +68,7 @@ class FleetChange:
     kind: str  # a FLEET_KINDS entry
     level: int  # 1 raised, 0 returned
     ts: int  # event time (ms)
-    value: float  # speed km/h, driving s, distance m, silence s (EventKind)
+    value: float  # speed km/h, driving s, rest s, distance m, silence s (EventKind)
 
 
 class FleetAlarms:
@@ -71,7 +80,7 @@ class FleetAlarms:
 
     def restore(self, active: Iterable[tuple[int, str]]) -> None:
         """Mark the (vehicle, kind) alarms still active after a restart as raised, so that
-        their clear is seen and they are not raised twice."""
+        the core ends their episode as it would have and does not raise them twice."""
         slot_of = self.table.slot_of
         st = self.state
         for vehicle, kind in active:
@@ -96,38 +105,17 @@ class FleetAlarms:
         in event time."""
         if not len(self.table):
             return []
-        old = self.state
-        new, events = evaluate_fleet(self.table, old, batch, now)
+        new, events = evaluate_fleet(self.table, self.state, batch, now)
         changes: list[FleetChange] = []
-        raised: set[tuple[int, str]] = set()
         for vehicle, kind, ts, value, _ in events.rows():
-            if kind == EventKind.CORRIDOR_ENTER:
-                changes.append(FleetChange(vehicle, "corridor", 0, ts, value))
+            name = _ENDS.get(kind)
+            if name is not None:
+                changes.append(FleetChange(vehicle, name, 0, ts, value))
                 continue
-            name = _RAISES.get(kind)
-            if name is None:
-                continue
+            name = _RAISES[kind]
             changes.append(FleetChange(vehicle, name, 1, ts, value))
-            raised.add((vehicle, name))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
-        # an episode that was on before the batch, or began in it, and is over at its end
-        index = self.table.index
-        for name, before, after in (
-            ("overspeed", old.over_raised, new.over_raised),
-            ("fatigue", old.cont_raised, new.cont_raised),
-            ("fatigue_daily", old.daily_raised, new.daily_raised),
-            ("offline", old.offline_raised, new.offline_raised),
-            ("forbidden_area", old.forbidden != 0, new.forbidden != 0),
-        ):
-            began = np.zeros(len(self.table), np.bool_)
-            for who, what in raised:
-                if what == name:
-                    began[int(self.table.slot_of[who])] = True
-            for s in np.flatnonzero((before | began) & ~after).tolist():
-                changes.append(
-                    FleetChange(int(index[s]), name, 0, int(new.last_ts[s]), float("nan"))
-                )
         self.state = new
-        changes.sort(key=lambda c: c.ts)  # stable: a raise stays before its clear
+        changes.sort(key=lambda c: c.ts)  # stable: a vehicle's changes keep the core's order
         return changes

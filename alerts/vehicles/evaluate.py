@@ -1,7 +1,9 @@
 """The vectorized fleet rules: positions in, events out, no Python loop per position.
 
 `evaluate_fleet(table, state, batch, now) -> (state, events)`; semantics (the same in
-`alerts.vehicles.reference`, the per-position twin the property test compares with):
+`alerts.vehicles.reference`, the per-position twin the property test compares with). Every event
+carries its own event time, so the events do not depend on how positions are cut into batches
+(only the value of an `OFFLINE` found by `now` is the silence so far).
 
 * Positions of unknown vehicles are ignored. Per vehicle, a batch is taken in event-time order
   (stable: of equal times the first in input order counts); a position at or before the
@@ -12,20 +14,28 @@
   time from the first stopped fix to the next moving fix.
 * Fatigue: continuous driving is the driving time since the last rest of at least `min_rest_s`;
   it is judged at each fix against the night limit when the fix is at night, else the day limit,
-  and raised once per stretch (`FATIGUE_CONTINUOUS`). Daily driving is the driving time in the
-  local calendar day of the interval's end (JT/T 808 bit 18 "当天累计驾驶超时"), raised once a day.
+  and raised once per stretch (`FATIGUE_CONTINUOUS`). A raised stretch ends
+  (`FATIGUE_CONTINUOUS_END`) when its rest is complete: first stopped fix + `min_rest_s`, found
+  at the first fix at or after it. Daily driving is the driving time in the local calendar day
+  of the interval's end (JT/T 808 bit 18 "当天累计驾驶超时"), raised once a day; a raised day ends
+  (`FATIGUE_DAILY_END`) at its local midnight, found by the first fix of a later day.
 * Overspeed: the limit of a fix is its class's expressway limit inside an expressway zone, else
   its ordinary limit; capped by the lowest posted limit of the zones it is in; times the night
   factor at night. Raised once per run of fixes above the limit when the run has lasted
-  `overspeed_min_s` (from the first fix of the run to the fix that raises it).
+  `overspeed_min_s` (from the first fix of the run to the fix that raises it); a raised run ends
+  (`OVERSPEED_END`) at its first fix no longer above the limit.
 * Banned hours (coaches 02:00-05:00 unless exempt): the first moving fix in the window, once per
   window.
 * Corridors: a vehicle on a route raises `CORRIDOR_LEAVE` on its first fix more than `buffer_m`
   from the polyline (also its first fix ever) and `CORRIDOR_ENTER` on coming back.
-  Forbidden areas: `FORBIDDEN_ENTER` on the first fix inside the area during one of its windows.
+  Forbidden areas: `FORBIDDEN_ENTER` on the first fix inside the area during one of its windows;
+  `FORBIDDEN_END` at the first fix inside none any more, stamped with that fix, or with the
+  moment the windows closed when that is why (`alerts.vehicles.areas`).
 * Offline: after a moving fix, a silence of `offline_s` raises `OFFLINE` at last-fix +
-  `offline_s`, found either by the next fix (backfill) or by `now`, once per silence.
+  `offline_s`, found either by the next fix (backfill) or by `now`, once per silence; the next
+  fix ends it (`OFFLINE_END`).
 * Drift: implied speed between consecutive fixes above `drift_kmh`, at the later fix.
+* The `_END` events come only for an episode raised (or restored: `FleetAlarms.restore`).
 """
 
 from __future__ import annotations
@@ -36,9 +46,10 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from alerts.vehicles.areas import LatIndex, forbidden_areas
 from alerts.vehicles.geo import EARTH_R, step_m
-from alerts.vehicles.state import NO_KEY, EventKind, FleetEvents, FleetState, Positions
-from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window
+from alerts.vehicles.state import NO_KEY, RANK, EventKind, FleetEvents, FleetState, Positions
+from alerts.vehicles.table import DAY_MS, FleetTable
 
 __all__ = ["evaluate_fleet", "order_positions", "seg_cumsum"]
 
@@ -60,53 +71,49 @@ def seg_cumsum(values: I64, starts: B, init: I64) -> I64:
 
 def order_positions(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64, I32]:
     """(rows of the batch to judge in (slot, ts) order, their slots)."""
-    veh = np.asarray(batch.vehicle, dtype=np.int64)
+    rows, s, _ = _order(table, state, batch)
+    return rows, s.astype(np.int32)
+
+
+def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64, I64, I64]:
+    """(rows of the batch to judge in (slot, ts) order, their slots, their times)."""
+    veh = np.asarray(batch.vehicle)
     ts = np.asarray(batch.ts, dtype=np.int64)
-    known = (veh >= 0) & (veh < table.slot_of.shape[0])
-    slot = np.full(veh.shape, -1, dtype=np.int64)
-    slot[known] = table.slot_of[veh[known]]
-    rows = np.flatnonzero(slot >= 0)
-    if rows.size == 0:
-        return rows.astype(np.int64), np.zeros(0, dtype=np.int32)
-    s, t = slot[rows], ts[rows]
-    t0 = int(t.min())
-    span = int(t.max()) - t0 + 1
-    if len(table) < (1 << 15) and bool(np.all(t[1:] >= t[:-1])):
-        order = np.argsort(s.astype(np.int16), kind="stable")  # arrival in time order: radix
-    elif span * (len(table) + 1) < (1 << 62):
-        order = np.argsort(s * span + (t - t0), kind="stable")
+    size = table.slot_of.shape[0]
+    if veh.size and int(veh.min()) >= 0 and int(veh.max()) < size:
+        slot = table.slot_of[veh].astype(np.int64)
+        rows = None if int(slot.min()) >= 0 else np.flatnonzero(slot >= 0)
     else:
-        order = np.lexsort((t, s))
-    rows, s, t = rows[order], s[order], t[order]
-    dup = np.zeros(rows.shape, dtype=np.bool_)
-    dup[1:] = (s[1:] == s[:-1]) & (t[1:] == t[:-1])
-    late = state.has_fix[s] & (t <= state.last_ts[s])
-    keep = ~(dup | late)
-    return rows[keep], s[keep].astype(np.int32)
-
-
-class _Lat:
-    """Positions bucketed by 0.01 degree of latitude (a radix sort), to find a fence's
-    candidates without scanning every position per fence."""
-
-    def __init__(self, lat: F64, lon: F64) -> None:
-        bins = np.floor((np.clip(lat, -90.0, 90.0) + 90.0) * 100.0).astype(np.int16)
-        self.order = np.argsort(bins, kind="stable")
-        self.bins = bins[self.order]
-        self.lat = lat[self.order]
-        self.lon = lon[self.order]
-
-    def candidates(self, zone: Zone) -> I64:
-        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
-        lo = math.floor((max(lat_min, -90.0) + 90.0) * 100.0)
-        hi = math.floor((min(lat_max, 90.0) + 90.0) * 100.0)
-        i0 = int(np.searchsorted(self.bins, np.int16(lo), side="left"))
-        i1 = int(np.searchsorted(self.bins, np.int16(hi), side="right"))
-        rows = self.order[i0:i1]
-        la, lo_ = self.lat[i0:i1], self.lon[i0:i1]
-        hit = (la >= lat_min) & (la <= lat_max) & (lo_ >= lon_min) & (lo_ <= lon_max)
-        out: I64 = np.sort(rows[hit]).astype(np.int64)
-        return out
+        known = (veh >= 0) & (veh < size)
+        slot = np.full(veh.shape, -1, dtype=np.int64)
+        slot[known] = table.slot_of[veh[known]]
+        rows = np.flatnonzero(slot >= 0)
+    if rows is not None:  # some vehicles unknown
+        if rows.size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        slot, ts = slot[rows], ts[rows]
+    t0 = int(ts.min())
+    span = int(ts.max()) - t0 + 1
+    if len(table) < (1 << 15) and bool(np.all(ts[1:] >= ts[:-1])):
+        order = np.argsort(slot.astype(np.int16), kind="stable")  # arrival in time order: radix
+    elif span * (len(table) + 1) < (1 << 62):
+        order = np.argsort(slot * span + (ts - t0), kind="stable")
+    else:
+        order = np.lexsort((ts, slot))
+    # sorted by slot: the slots are runs, no need to gather them
+    s = np.repeat(np.arange(len(table), dtype=np.int64), np.bincount(slot, minlength=len(table)))
+    t = ts[order]
+    rows = order.astype(np.int64) if rows is None else rows[order]
+    drop = np.zeros(rows.shape, dtype=np.bool_)
+    drop[1:] = (s[1:] == s[:-1]) & (t[1:] == t[:-1])  # duplicates: the first counts
+    fi = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    if bool(np.any(state.has_fix[s[fi]] & (t[fi] <= state.last_ts[s[fi]]))):
+        drop |= state.has_fix[s] & (t <= state.last_ts[s])  # at or before the last fix: late
+    if not drop.any():
+        return rows, s, t
+    keep = ~drop
+    return rows[keep], s[keep], t[keep]
 
 
 class _Out:
@@ -132,7 +139,7 @@ class _Out:
         value = np.concatenate([p[3] for p in self.parts]).astype(np.float64)
         ref = np.concatenate([np.broadcast_to(p[4], p[0].shape) for p in self.parts])
         vehicle = table.index[slot]
-        order = np.lexsort((ref, kind, ts, vehicle))
+        order = np.lexsort((ref, RANK[kind], ts, vehicle))
         return FleetEvents(
             vehicle[order].astype(np.int32),
             kind[order],
@@ -156,9 +163,9 @@ def evaluate_fleet(
     """Judge a batch of positions and the silence up to `now` (ms); returns a new state."""
     st = state.copy()
     out = _Out()
-    rows, s32 = order_positions(table, st, batch)
+    rows, s, t = _order(table, st, batch)
     if rows.size:
-        _judge(table, st, batch, rows, s32.astype(np.int64), out)
+        _judge(table, st, batch, rows, s, t, out)
     silent = (
         st.has_fix
         & st.last_moving
@@ -177,10 +184,9 @@ def evaluate_fleet(
 
 
 def _judge(
-    table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, out: _Out
+    table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, t: I64, out: _Out
 ) -> None:
     n = rows.shape[0]
-    t = np.asarray(batch.ts, dtype=np.int64)[rows]
     lat = np.asarray(batch.lat, dtype=np.float64)[rows]
     lon = np.asarray(batch.lon, dtype=np.float64)[rows]
     v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows]
@@ -220,13 +226,20 @@ def _judge(
     count = seg_cumsum(over.astype(np.int64), starts, init)
     hit = np.flatnonzero(over & (count == 1))
     out.add(s[hit], EventKind.FATIGUE_CONTINUOUS, t[hit], cont[hit] / 1000.0)
+    # a raised stretch ends when its rest has lasted `min_rest_s`: between two fixes
+    hit = np.flatnonzero(reset)
+    hit = hit[np.where(first[hit], st.cont_raised[s[hit]], count[hit - 1] > 0)]
+    since = t[hit] - rest[hit]
+    end = since + table.min_rest_ms[s[hit]]
+    out.add(s[hit], EventKind.FATIGUE_CONTINUOUS_END, end, rest[hit] / 1000.0)
     st.rest_ms[fs] = rest[li]
     st.cont_ms[fs] = cont[li]
     st.cont_raised[fs] = count[li] > 0
 
     # fatigue: driving per local day
+    turn = day[1:] != day[:-1]
     starts = first.copy()
-    starts[1:] |= day[1:] != day[:-1]
+    starts[1:] |= turn
     carry = np.zeros(n, dtype=np.bool_)
     carry[fi] = st.day[fs] == day[fi]
     init = zero.copy()
@@ -238,6 +251,18 @@ def _judge(
     count = seg_cumsum(over.astype(np.int64), starts, init)
     hit = np.flatnonzero(over & (count == 1))
     out.add(s[hit], EventKind.FATIGUE_DAILY, t[hit], daily[hit] / 1000.0)
+    # a raised day ends at its local midnight, seen at the first fix of a later day
+    hit = np.flatnonzero(turn) + 1
+    hit = hit[~first[hit]]
+    hit = hit[count[hit - 1] > 0]
+    end = (day[hit - 1] + 1) * DAY_MS - table.offset_ms
+    out.add(s[hit], EventKind.FATIGUE_DAILY_END, end, daily[hit - 1] / 1000.0)
+    hit = fi[~carry[fi] & st.daily_raised[fs]]
+    known = st.day[s[hit]] != NO_KEY  # restored without a saved state: the day is not known
+    end = np.where(
+        known, (np.where(known, st.day[s[hit]], 0) + 1) * DAY_MS - table.offset_ms, t[hit]
+    )
+    out.add(s[hit], EventKind.FATIGUE_DAILY_END, end, st.daily_ms[s[hit]] / 1000.0)
     st.day[fs] = day[li]
     st.daily_ms[fs] = daily[li]
     st.daily_raised[fs] = count[li] > 0
@@ -246,7 +271,7 @@ def _judge(
     expressway = np.zeros(n, dtype=np.bool_)
     posted = np.full(n, np.inf)
     if table.zones or table.forbidden:
-        index = _Lat(lat, lon)
+        index = LatIndex(lat, lon)
         for zone in table.zones:
             cand = index.candidates(zone)
             inside, _ = zone.shape.contains(lat[cand], lon[cand], distance=False)
@@ -254,7 +279,16 @@ def _judge(
             if zone.expressway:
                 expressway[cand] = True
             posted[cand] = np.minimum(posted[cand], zone.limit_kmh)
-        _forbidden(table, st, index, s, t, lat, lon, v, first, li, fs, out)
+        if table.forbidden:
+            forbidden_areas(
+                table,
+                st,
+                index,
+                (s, t, lat, lon, v),
+                (prev_t, has_prev),
+                (first, last, fi, li),
+                out,
+            )
     limit = np.where(expressway, table.expressway_kmh[s], table.speed_kmh[s])
     limit = np.minimum(limit, posted)
     limit = np.where(night, limit * table.night_factor[s], limit)
@@ -265,13 +299,18 @@ def _judge(
     since_at[fi] = np.where(prev_fast[fi], st.over_since[fs], t[fi])
     since = since_at[np.maximum.accumulate(np.where(anchor, np.arange(n), 0))]
     due = fast & (t - since >= table.overspeed_ms[s])
+    flip = np.flatnonzero(fast[1:] != fast[:-1]) + 1
     starts = first.copy()
-    starts[1:] |= fast[1:] != fast[:-1]
+    starts[flip] = True
     init = zero.copy()
     init[fi] = fast[fi] & prev_fast[fi] & st.over_raised[fs]
     count = seg_cumsum(due.astype(np.int64), starts, init)
     hit = np.flatnonzero(due & (count == 1))
     out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit])
+    # a raised run ends at its first fix no longer above the limit
+    hit = flip[~fast[flip] & ~first[flip]]
+    hit = np.concatenate((hit[count[hit - 1] > 0], fi[~fast[fi] & st.over_raised[fs]]))
+    out.add(s[hit], EventKind.OVERSPEED_END, t[hit], v[hit])
     st.over_active[fs] = fast[li]
     st.over_since[fs] = np.where(fast[li], since[li], 0)
     st.over_raised[fs] = fast[li] & (count[li] > 0)
@@ -307,6 +346,10 @@ def _judge(
 
     # offline found by the next fix; drift
     silent = prev_moving & (dt >= table.offline_ms)
+    hit = np.flatnonzero(silent)  # a silence ends at the fix that ends it, raised here or before
+    out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
+    hit = fi[st.offline_raised[fs] & ~silent[fi]]
+    out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
     silent[fi] &= ~st.offline_raised[fs]
     hit = np.flatnonzero(silent)
     out.add(s[hit], EventKind.OFFLINE, prev_t[hit] + table.offline_ms, dt[hit] / 1000.0)
@@ -374,42 +417,3 @@ def _banned(
     out.add(s[hit], EventKind.BANNED_HOURS, t[hit], v_all[sub][hit])
     latest = np.maximum.reduceat(np.where(banned, key, NO_KEY), fi)
     st.ban_key[fs] = np.maximum(st.ban_key[fs], latest)
-
-
-def _forbidden(
-    table: FleetTable,
-    st: FleetState,
-    index: _Lat,
-    s: I64,
-    t: I64,
-    lat: F64,
-    lon: F64,
-    v: F64,
-    first: B,
-    li: I64,
-    fs: I64,
-    out: _Out,
-) -> None:
-    cls = table.cls[s]
-    for f, zone in enumerate(table.forbidden):
-        bit = np.uint64(1 << f)
-        cand = index.candidates(zone)
-        keep = np.asarray(zone.classes, dtype=np.bool_)[cls[cand]]
-        if zone.windows:
-            active = np.zeros(cand.shape, dtype=np.bool_)
-            for w in zone.windows:
-                active |= in_window(t[cand], table.offset_ms, w)
-            keep &= active
-        cand = cand[keep]
-        inside, _ = zone.shape.contains(lat[cand], lon[cand], distance=False)
-        ins = cand[inside]
-        pos = np.searchsorted(ins, ins - 1)
-        pos = np.minimum(pos, max(ins.size - 1, 0))
-        before = (ins.size > 0) & (ins[pos] == ins - 1) if ins.size else np.zeros(0, np.bool_)
-        was = np.where(first[ins], (st.forbidden[s[ins]] & bit) != 0, before)
-        hit = ins[~was]
-        out.add(s[hit], EventKind.FORBIDDEN_ENTER, t[hit], v[hit], f)
-        at = np.searchsorted(ins, li)
-        at = np.minimum(at, max(ins.size - 1, 0))
-        in_last = (ins[at] == li) if ins.size else np.zeros(li.shape, np.bool_)
-        st.forbidden[fs] = (st.forbidden[fs] & ~bit) | np.where(in_last, bit, np.uint64(0))

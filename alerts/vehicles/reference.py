@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass
 
 from alerts.vehicles.geo import step_m_one
-from alerts.vehicles.state import NO_KEY, EventKind, Positions
-from alerts.vehicles.table import DAY_MS, FleetTable, in_window_one
+from alerts.vehicles.state import NO_KEY, RANK, EventKind, Positions
+from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
 
 __all__ = ["EventRow", "ReferenceFleet"]
 
@@ -66,7 +66,7 @@ class ReferenceFleet:
                 ts_off = veh.last_ts + tb.offline_ms
                 events.append((int(tb.index[slot]), EventKind.OFFLINE, ts_off, silent / 1000.0, -1))
                 veh.offline_raised = True
-        events.sort(key=lambda e: (e[0], e[2], int(e[1]), e[4]))
+        events.sort(key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
         return events
 
     def _position(
@@ -90,7 +90,11 @@ class ReferenceFleet:
 
         # fatigue
         veh.rest_ms = veh.rest_ms + dt if stop else 0
-        if stop and veh.rest_ms >= int(tb.min_rest_ms[slot]):
+        min_rest = int(tb.min_rest_ms[slot])
+        if stop and veh.rest_ms >= min_rest:
+            if veh.cont_raised:  # ended when the rest had lasted its minimum
+                rested = veh.rest_ms / 1000.0
+                emit(EventKind.FATIGUE_CONTINUOUS_END, t - veh.rest_ms + min_rest, rested)
             veh.cont_ms, veh.cont_raised = 0, False
         else:
             veh.cont_ms += drive
@@ -100,6 +104,9 @@ class ReferenceFleet:
             veh.cont_raised = True
         day = (t + tb.offset_ms) // DAY_MS
         if day != veh.day:
+            if veh.daily_raised:  # ended at the midnight after its day (unknown: this fix)
+                end = t if veh.day == NO_KEY else (veh.day + 1) * DAY_MS - tb.offset_ms
+                emit(EventKind.FATIGUE_DAILY_END, end, veh.daily_ms / 1000.0)
             veh.day, veh.daily_ms, veh.daily_raised = day, 0, False
         veh.daily_ms += drive
         if veh.daily_ms > int(tb.daily_ms[slot]) and not veh.daily_raised:
@@ -123,6 +130,8 @@ class ReferenceFleet:
                 emit(EventKind.OVERSPEED, t, v)
                 veh.over_raised = True
         else:
+            if veh.over_raised:
+                emit(EventKind.OVERSPEED_END, t, v)
             veh.over_active, veh.over_since, veh.over_raised = False, 0, False
 
         # banned hours
@@ -145,6 +154,7 @@ class ReferenceFleet:
 
         # forbidden areas
         cls = int(tb.cls[slot])
+        was_in, left = veh.forbidden != 0, []
         for f, zone in enumerate(tb.forbidden):
             bit = 1 << f
             now_in = (
@@ -157,11 +167,18 @@ class ReferenceFleet:
             )
             if now_in and not veh.forbidden & bit:
                 emit(EventKind.FORBIDDEN_ENTER, t, v, f)
+            if not now_in and veh.forbidden & bit:
+                left.append(self._area_end(zone, t, veh.last_ts if has_prev else None))
             veh.forbidden = veh.forbidden | bit if now_in else veh.forbidden & ~bit
+        if was_in and not veh.forbidden:
+            emit(EventKind.FORBIDDEN_END, max(left), v)
 
         # offline found by this fix; drift
-        if prev_moving and dt >= tb.offline_ms and not veh.offline_raised:
+        silent = prev_moving and dt >= tb.offline_ms
+        if silent and not veh.offline_raised:
             emit(EventKind.OFFLINE, veh.last_ts + tb.offline_ms, dt / 1000.0)
+        if silent or veh.offline_raised:
+            emit(EventKind.OFFLINE_END, t, dt / 1000.0)
         if has_prev:
             implied = step_m_one(veh.last_lat, veh.last_lon, lat, lon) * 3600.0 / dt
             if implied > tb.drift_kmh:
@@ -169,3 +186,15 @@ class ReferenceFleet:
 
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False
+
+    def _area_end(self, zone: Zone, t: int, prev_t: int | None) -> int:
+        """When a vehicle no longer in a forbidden area at `t` left it: the last close of the
+        windows open at the previous fix when none is open now, else `t`."""
+        off = self.table.offset_ms
+        if prev_t is None or any(in_window_one(t, off, w) for w in zone.windows):
+            return t
+        closes = [window_close_one(prev_t, off, w) for w in zone.windows]
+        opened = [
+            c for c, w in zip(closes, zone.windows, strict=True) if in_window_one(prev_t, off, w)
+        ]
+        return max(opened) if opened else t

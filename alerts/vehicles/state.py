@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NO_KEY", "EventKind", "FleetEvents", "FleetState", "Positions"]
+__all__ = ["NO_KEY", "RANK", "EventKind", "FleetEvents", "FleetState", "Positions"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -35,6 +35,8 @@ class Positions(Protocol):
 
 
 class EventKind(IntEnum):
+    """What happened; the `_END` kinds end an episode raised before (or restored)."""
+
     OVERSPEED = 1  # value: speed km/h
     FATIGUE_CONTINUOUS = 2  # value: continuous driving s
     FATIGUE_DAILY = 3  # value: driving s in the local day
@@ -44,12 +46,24 @@ class EventKind(IntEnum):
     FORBIDDEN_ENTER = 7  # value: speed km/h; ref: forbidden area number
     OFFLINE = 8  # value: silence s so far (to the next fix, or to `now`)
     DRIFT = 9  # value: implied speed km/h
+    OVERSPEED_END = 10  # at the first fix not above the limit; value: its speed km/h
+    FATIGUE_CONTINUOUS_END = 11  # when the rest reached `min_rest_s`; value: rest s at the fix
+    FATIGUE_DAILY_END = 12  # at the local midnight ending the day; value: driving s that day
+    FORBIDDEN_END = 13  # out of every forbidden area (or window); value: speed km/h
+    OFFLINE_END = 14  # at the fix ending the silence; value: silence s
+
+
+# Events of one vehicle at one event time are ordered by this rank, then by ref: the kind's
+# number, except that a day's end comes before anything of the next day (an interval longer
+# than the daily limit ends a day and raises the next at the same fix).
+RANK: npt.NDArray[np.int8] = np.arange(max(EventKind) + 1, dtype=np.int8)
+RANK[EventKind.FATIGUE_DAILY_END] = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FleetEvents:
-    """Events as columns, ordered by (vehicle, ts, kind, ref); `vehicle` is the registry index,
-    `ts` the event time in ms, `ref` the geofence number within its kind or -1."""
+    """Events as columns, ordered by (vehicle, ts, RANK[kind], ref); `vehicle` is the registry
+    index, `ts` the event time in ms, `ref` the geofence number within its kind or -1."""
 
     vehicle: npt.NDArray[np.int32]
     kind: npt.NDArray[np.int8]

@@ -19,7 +19,17 @@ from alerts.vehicles.settings import (
 )
 from telemetry.registry import VehicleInfo
 
-__all__ = ["CLASSES", "DAY_MS", "FleetTable", "Zone", "compile_fleet", "in_window"]
+__all__ = [
+    "CLASSES",
+    "DAY_MS",
+    "FleetTable",
+    "Zone",
+    "compile_fleet",
+    "in_window",
+    "in_window_one",
+    "window_close",
+    "window_close_one",
+]
 
 CLASSES: tuple[VehicleClass, ...] = ("hazmat", "coach", "charter")
 DAY_MS = 86_400_000
@@ -60,6 +70,18 @@ def in_window_one(ts: int, offset_ms: int, window: tuple[int, int]) -> bool:
     if start < end:
         return start <= tod < end
     return tod >= start or tod < end
+
+
+def window_close(ts: I64, offset_ms: int, window: tuple[int, int]) -> I64:
+    """The first time after each `ts` at which a daily local-time window ends (meaningful for
+    times inside it: the moment it closes behind them)."""
+    tod = (ts + offset_ms) % DAY_MS
+    out: I64 = ts + (window[1] - tod) % DAY_MS
+    return out
+
+
+def window_close_one(ts: int, offset_ms: int, window: tuple[int, int]) -> int:
+    return ts + (window[1] - (ts + offset_ms) % DAY_MS) % DAY_MS
 
 
 @dataclass(frozen=True, slots=True, eq=False)
