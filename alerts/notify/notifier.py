@@ -15,15 +15,14 @@ import asyncio
 import logging
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-from pydantic import ValidationError
 
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import CHANNEL, Delivery
+from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError
 from alerts.notify.stages import (
     EventView,
     annunciates,
@@ -36,9 +35,7 @@ from alerts.statedb import StateDB
 from alerts.table import kind_name
 from telemetry.notifyconfig import (
     ChannelSpec,
-    EscalationPolicySpec,
     NotifySettings,
-    SilenceSpec,
     SubscriptionSpec,
 )
 from telemetry.registry import Registry
@@ -46,21 +43,12 @@ from telemetry.registry import Registry
 __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError"]
 
 log = logging.getLogger(__name__)
-KINDS: dict[str, type[Any]] = {
-    "subscription": SubscriptionSpec,
-    "escalation": EscalationPolicySpec,
-    "silence": SilenceSpec,
-}
 _MAX_GROUP = 500  # events in one grouped notification
 _ROUTE_BATCH = 500  # one routing transaction holds the state database's lock
 
 
 class Counter(Protocol):
     def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
-
-
-class NotifyObjectError(ValueError):
-    """A subscription, policy or silence that cannot be stored (unknown reference, bad id)."""
 
 
 def _now_ms() -> int:
@@ -86,10 +74,7 @@ class Notifier:
         self._metrics = metrics
         self.clock = clock
         self.wake = asyncio.Event()
-        self._subs: dict[str, list[SubscriptionSpec]] = {}
-        self._policies: dict[tuple[str, str], EscalationPolicySpec] = {}
-        self._silences: dict[str, list[SilenceSpec]] = {}
-        self._timed: dict[str, list[SubscriptionSpec]] = {}
+        self.catalog = NotifyCatalog(db, self.store)
         self._window_end: dict[tuple[str, str, str], int] = {}
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
@@ -111,114 +96,22 @@ class Notifier:
         self.reload()
         self.wake.set()
 
-    # the objects: subscriptions, escalation policies, silences -----------------------------
+    # the objects: subscriptions, escalation policies, silences (alerts.notify.objects) ------
     def seed_from_config(self) -> None:
-        """Write the objects of the configuration file (origin 'config'); objects made through
-        the API are left alone."""
-        now = self.clock()
-        with self._db.transaction() as con:
-            # a new pipeline starts after what was journaled before it existed
-            if con.execute("SELECT 1 FROM notify_cursor WHERE name = 'route'").fetchone() is None:
-                self.store.set_cursor(con, "route", self.store.last_event_id(con))
-            con.execute("DELETE FROM notify_objects WHERE origin = 'config'")
-            for tenant in self._registry.config.tenants:
-                for kind, items in (
-                    ("subscription", tenant.subscriptions),
-                    ("escalation", tenant.escalation_policies),
-                    ("silence", tenant.silences),
-                ):
-                    for spec in items:
-                        con.execute(
-                            "INSERT OR REPLACE INTO notify_objects "
-                            "(kind, tenant, id, spec, origin, actor, updated_at) "
-                            "VALUES (?, ?, ?, ?, 'config', 'config', ?)",
-                            (kind, tenant.id, spec.id, spec.model_dump_json(), now),
-                        )
+        self.catalog.seed_from_config(self._registry, self.clock())
 
     def reload(self) -> None:
-        subs: dict[str, list[SubscriptionSpec]] = defaultdict(list)
-        silences: dict[str, list[SilenceSpec]] = defaultdict(list)
-        policies: dict[tuple[str, str], EscalationPolicySpec] = {}
-        for kind, tenant, _, spec in self.store.notify_objects(None):
-            try:
-                obj = KINDS[kind].model_validate_json(spec)
-            except (KeyError, ValidationError) as exc:
-                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
-                continue
-            if isinstance(obj, SubscriptionSpec):
-                subs[tenant].append(obj)
-            elif isinstance(obj, SilenceSpec):
-                silences[tenant].append(obj)
-            elif isinstance(obj, EscalationPolicySpec):
-                policies[(tenant, obj.id)] = obj
-        self._subs = dict(subs)
-        self._silences = dict(silences)
-        self._policies = policies
-        self._timed = {
-            t: [s for s in lst if s.repeat_s or s.escalation] for t, lst in self._subs.items()
-        }
+        self.catalog.reload()
 
     def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
         """(tenant, spec) of one kind, for the tenants given (None: all)."""
-        out = []
-        for k, tenant, _, spec in self.store.notify_objects(tenants):
-            if k == kind:
-                out.append((tenant, KINDS[kind].model_validate_json(spec)))
-        return out
+        return self.catalog.objects(kind, tenants)
 
     def put(self, kind: str, tenant: str, spec: Any, actor: str) -> None:
-        if tenant not in {t.id for t in self._registry.config.tenants}:
-            raise NotifyObjectError(f"unknown tenant {tenant!r}")
-        with self._db.transaction() as con:
-            # checked inside the write transaction: a policy deleted meanwhile is seen
-            if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
-                found = con.execute(
-                    "SELECT 1 FROM notify_objects WHERE kind = 'escalation' AND tenant = ?"
-                    " AND id = ?",
-                    (tenant, spec.escalation),
-                ).fetchone()
-                if found is None:
-                    raise NotifyObjectError(f"no escalation policy {spec.escalation!r}")
-            con.execute(
-                "INSERT OR REPLACE INTO notify_objects "
-                "(kind, tenant, id, spec, origin, actor, updated_at) "
-                "VALUES (?, ?, ?, ?, 'api', ?, ?)",
-                (kind, tenant, spec.id, spec.model_dump_json(), actor, self.clock()),
-            )
-        self._remember(tenant, spec)
-
-    def _remember(self, tenant: str, spec: Any) -> None:
-        """Put one object, already validated, into the in-memory maps (no full reload)."""
-        if isinstance(spec, EscalationPolicySpec):
-            self._policies[(tenant, spec.id)] = spec
-            return
-        maps: dict[str, list[Any]] = (
-            self._subs if isinstance(spec, SubscriptionSpec) else self._silences
-        )
-        items = [x for x in maps.get(tenant, []) if x.id != spec.id]
-        items.append(spec)
-        maps[tenant] = sorted(items, key=lambda x: x.id)
-        self._timed[tenant] = [s for s in self._subs.get(tenant, []) if s.repeat_s or s.escalation]
+        self.catalog.put(self._registry, kind, tenant, spec, actor, self.clock())
 
     def delete(self, kind: str, tenant: str, object_id: str) -> bool:
-        with self._db.transaction() as con:
-            if kind == "escalation":  # inside the transaction: a subscription put meanwhile
-                for sub_id, spec in con.execute(
-                    "SELECT id, spec FROM notify_objects WHERE kind = 'subscription'"
-                    " AND tenant = ?",
-                    (tenant,),
-                ).fetchall():
-                    if orjson.loads(spec).get("escalation") == object_id:
-                        raise NotifyObjectError(
-                            f"subscription {sub_id!r} of {tenant} still uses policy {object_id!r}"
-                        )
-            cur = con.execute(
-                "DELETE FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
-                (kind, tenant, object_id),
-            )
-            gone = cur.rowcount > 0
-        self.reload()
-        return gone
+        return self.catalog.delete(kind, tenant, object_id)
 
     # routing ------------------------------------------------------------------------------
     def _count(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -276,7 +169,7 @@ class Notifier:
         why = inhibited_by(view, active, down)
         if why is not None:
             return "inhibited"
-        if silenced_by(self._silences.get(view.tenant, ()), view, now) is not None:
+        if silenced_by(self.catalog.silences.get(view.tenant, ()), view, now) is not None:
             return "silenced"
         return None
 
@@ -289,7 +182,7 @@ class Notifier:
         down: frozenset[str],
         now: int,
     ) -> int:
-        subs = [s for s in self._subs.get(view.tenant, ()) if matches(s, view.tenant, view)]
+        subs = [s for s in self.catalog.subs.get(view.tenant, ()) if matches(s, view.tenant, view)]
         if not subs:
             return 0
         held = self._gate(view, active, down, now)
@@ -360,7 +253,7 @@ class Notifier:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
         (not acknowledged within T: the next contact)."""
         now = self.clock() if now is None else now
-        if not any(self._timed.values()):
+        if not any(self.catalog.timed.values()):
             return 0
         made = 0
         self._timer_new = []
@@ -368,7 +261,7 @@ class Notifier:
             rows = self.store.unacknowledged(con)
             active, down = self.store.inhibition_context(con, {r["sensor"] for r in rows})
             for r in rows:
-                subs = self._timed.get(r["tenant"])
+                subs = self.catalog.timed.get(r["tenant"])
                 if not subs:
                     continue
                 for sub in subs:
@@ -400,7 +293,7 @@ class Notifier:
             if n >= 1:
                 todo.append(("repeat", f"r{r['alarm_id']}:{n}", sub.channel))
         if sub.escalation:
-            policy = self._policies.get((tenant, sub.escalation))
+            policy = self.catalog.policies.get((tenant, sub.escalation))
             if policy is not None:
                 passed = [i for i, s in enumerate(policy.steps) if age >= s.after_s * 1000]
                 if passed:

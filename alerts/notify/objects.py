@@ -1,0 +1,153 @@
+"""The notification pipeline's objects: subscriptions, escalation policies and silences, per
+tenant. Those of the configuration (origin 'config') are written again at start and at every
+configuration change; those made through the API (origin 'api') stay. Kept in the state
+database (`notify_objects`), read into memory for routing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from alerts.notify.store import NotifyStore
+from alerts.statedb import StateDB
+from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+from telemetry.registry import Registry
+
+__all__ = ["KINDS", "NotifyCatalog", "NotifyObjectError"]
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, Any] = {
+    "subscription": SubscriptionSpec,
+    "escalation": EscalationPolicySpec,
+    "silence": SilenceSpec,
+}
+
+
+class NotifyObjectError(ValueError):
+    """A subscription, policy or silence that cannot be stored (unknown reference, bad id)."""
+
+
+class NotifyCatalog:
+    def __init__(self, db: StateDB, store: NotifyStore) -> None:
+        self._db = db
+        self.store = store
+        self.subs: dict[str, list[SubscriptionSpec]] = {}
+        self.policies: dict[tuple[str, str], EscalationPolicySpec] = {}
+        self.silences: dict[str, list[SilenceSpec]] = {}
+        self.timed: dict[str, list[SubscriptionSpec]] = {}  # subscriptions with timers
+
+    def seed_from_config(self, registry: Registry, now: int) -> None:
+        """Write the objects of the configuration file (origin 'config'); objects made through
+        the API are left alone."""
+        with self._db.transaction() as con:
+            # a new pipeline starts after what was journaled before it existed
+            if con.execute("SELECT 1 FROM notify_cursor WHERE name = 'route'").fetchone() is None:
+                self.store.set_cursor(con, "route", self.store.last_event_id(con))
+            con.execute("DELETE FROM notify_objects WHERE origin = 'config'")
+            for tenant in registry.config.tenants:
+                for kind, items in (
+                    ("subscription", tenant.subscriptions),
+                    ("escalation", tenant.escalation_policies),
+                    ("silence", tenant.silences),
+                ):
+                    for spec in items:
+                        con.execute(
+                            "INSERT OR REPLACE INTO notify_objects "
+                            "(kind, tenant, id, spec, origin, actor, updated_at) "
+                            "VALUES (?, ?, ?, ?, 'config', 'config', ?)",
+                            (kind, tenant.id, spec.id, spec.model_dump_json(), now),
+                        )
+
+    def reload(self) -> None:
+        subs: dict[str, list[SubscriptionSpec]] = defaultdict(list)
+        silences: dict[str, list[SilenceSpec]] = defaultdict(list)
+        policies: dict[tuple[str, str], EscalationPolicySpec] = {}
+        for kind, tenant, _, spec in self.store.notify_objects(None):
+            try:
+                obj = KINDS[kind].model_validate_json(spec)
+            except (KeyError, ValidationError) as exc:
+                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
+                continue
+            if isinstance(obj, SubscriptionSpec):
+                subs[tenant].append(obj)
+            elif isinstance(obj, SilenceSpec):
+                silences[tenant].append(obj)
+            elif isinstance(obj, EscalationPolicySpec):
+                policies[(tenant, obj.id)] = obj
+        self.subs = dict(subs)
+        self.silences = dict(silences)
+        self.policies = policies
+        self.timed = {
+            t: [s for s in lst if s.repeat_s or s.escalation] for t, lst in self.subs.items()
+        }
+
+    def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
+        """(tenant, spec) of one kind, for the tenants given (None: all)."""
+        out = []
+        for k, tenant, _, spec in self.store.notify_objects(tenants):
+            if k == kind:
+                out.append((tenant, KINDS[kind].model_validate_json(spec)))
+        return out
+
+    def put(
+        self, registry: Registry, kind: str, tenant: str, spec: Any, actor: str, now: int
+    ) -> None:
+        if tenant not in {t.id for t in registry.config.tenants}:
+            raise NotifyObjectError(f"unknown tenant {tenant!r}")
+        with self._db.transaction() as con:
+            # checked inside the write transaction: a policy deleted meanwhile is seen
+            if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
+                found = con.execute(
+                    "SELECT 1 FROM notify_objects WHERE kind = 'escalation' AND tenant = ?"
+                    " AND id = ?",
+                    (tenant, spec.escalation),
+                ).fetchone()
+                if found is None:
+                    raise NotifyObjectError(f"no escalation policy {spec.escalation!r}")
+            con.execute(
+                "INSERT OR REPLACE INTO notify_objects "
+                "(kind, tenant, id, spec, origin, actor, updated_at) "
+                "VALUES (?, ?, ?, ?, 'api', ?, ?)",
+                (kind, tenant, spec.id, spec.model_dump_json(), actor, now),
+            )
+        self._remember(tenant, spec)
+
+    def _remember(self, tenant: str, spec: Any) -> None:
+        """Put one object, already validated, into the in-memory maps (no full reload)."""
+        if isinstance(spec, EscalationPolicySpec):
+            self.policies[(tenant, spec.id)] = spec
+            return
+        maps: dict[str, list[Any]] = (
+            self.subs if isinstance(spec, SubscriptionSpec) else self.silences
+        )
+        items = [x for x in maps.get(tenant, []) if x.id != spec.id]
+        items.append(spec)
+        maps[tenant] = sorted(items, key=lambda x: x.id)
+        self.timed[tenant] = [s for s in self.subs.get(tenant, []) if s.repeat_s or s.escalation]
+
+    def delete(self, kind: str, tenant: str, object_id: str) -> bool:
+        with self._db.transaction() as con:
+            if kind == "escalation":  # inside the transaction: a subscription put meanwhile
+                for sub_id, spec in con.execute(
+                    "SELECT id, spec FROM notify_objects WHERE kind = 'subscription'"
+                    " AND tenant = ?",
+                    (tenant,),
+                ).fetchall():
+                    if orjson.loads(spec).get("escalation") == object_id:
+                        raise NotifyObjectError(
+                            f"subscription {sub_id!r} of {tenant} still uses policy {object_id!r}"
+                        )
+            cur = con.execute(
+                "DELETE FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
+                (kind, tenant, object_id),
+            )
+            gone = cur.rowcount > 0
+        self.reload()
+        return gone
