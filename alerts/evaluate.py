@@ -33,6 +33,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from alerts.lateness import classify, judge_late, silence
 from alerts.levels import judge_levels
 from alerts.state import (
     I64,
@@ -48,7 +49,7 @@ from alerts.state import (
     segment_ends,
     segment_starts,
 )
-from alerts.table import FAULT, NO_DATA, RuleTable
+from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans
 from alerts.vote import group_readings, vote_seed
@@ -139,25 +140,53 @@ def _evaluate(
     value = np.asarray(batch.value, dtype=np.float64)
     quality = np.asarray(batch.quality, dtype=np.uint8)
     n_in = int(ts.shape[0])
-    if state.hist_n.shape[0] != table.trends or state.hist_ts.shape[1] != table.trend_depth:
-        state = state.with_trends(table.trends, table.trend_depth)
+    if state.hist_n.shape[0] != table.trends or state.hist_ts.shape[1] != table.trend_keep:
+        state = state.with_trends(table.trends, table.trend_keep)
+    window = table.lateness_ms > 0 and not groups
+    if not groups and state.ring_ts.shape != ((table.size, table.late_depth) if window else (0, 0)):
+        state = state.with_lateness(table.late_depth if window else 0)
     new = state if groups or inplace else state.copy()
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state)
     if now is not None:
         new.last_data[(new.last_data == NO_TS) & (table.no_data > 0)] = now
+        if window:
+            new.ck_last_data[(new.ck_last_data == NO_TS) & (table.no_data > 0)] = now
     watched = table.watched[sensor]
     late = watched & (ts <= state.last_ts[sensor])
-    idx = np.flatnonzero(watched & ~late)
-    idx = idx[np.lexsort((ts[idx], sensor[idx]))]
+    late_n = int(late.sum())
+    todo = watched & ~late
+    rewind = in_window = None
+    if window and late_n:
+        rewind, in_window = classify(table, state, sensor, ts, late)
+        n_rewound = int(rewind.sum())
+        if n_rewound:
+            rewound = np.zeros(table.size, dtype=np.bool_)
+            rewound[sensor[rewind]] = True
+            todo &= ~rewound[sensor]
+            late_n -= n_rewound
+            rewind = (rewind | (watched & ~late)) & rewound[sensor]
+        else:
+            rewind = None
+    idx = _kept(todo, sensor, ts)
     s, t = sensor[idx], ts[idx]
-    if s.shape[0] > 1:
-        keep = np.ones(s.shape[0], dtype=np.bool_)
-        keep[:-1] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
-        idx, s, t = idx[keep], s[keep], t[keep]
     v, q = value[idx], quality[idx]
     parts: list[Part] = []
+    late_res = None
+    if window:
+        if rewind is not None:
+            ri = _kept(rewind, sensor, ts)
+            rs = sensor[ri]
+            first = np.flatnonzero(late & rewind)
+            t0 = np.full(table.size, np.iinfo(np.int64).max)
+            np.minimum.at(t0, sensor[first], ts[first])
+            late_in = (rs, ts[ri], value[ri], quality[ri], t0[np.unique(rs)])
+        else:
+            none = np.zeros(0, np.int64)
+            late_in = (none, none, np.zeros(0), np.zeros(0, np.uint8), none)
+        late_res = judge_late(_evaluate, table, state, new, (s, t, v, q), late_in, now)
+        parts.extend(late_res.parts)
     with np.errstate(invalid="ignore"):
         valued = ((q == Quality.GOOD) | (q == Quality.OUT_OF_RANGE)) & np.isfinite(v)
     rules = table.has_rules[s]
@@ -213,20 +242,21 @@ def _evaluate(
     new.last_value[fs[vend]] = fv[vend]
     end = segment_ends(segment_starts(s))
     new.last_ts[s[end]] = t[end]
+    if late_res is not None and late_res.above is not None:
+        # votes and verification see the rewound sensors' transitions and readings on arrival
+        above_parts = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
+        level_parts = [_merge([*above_parts, late_res.above])]
+        ls, lt, lv = late_res.feed
+        order = np.lexsort((np.concatenate([ft, lt]), np.concatenate([fs, ls])))
+        fs, ft = np.concatenate([fs, ls])[order], np.concatenate([ft, lt])[order]
+        fv = np.concatenate([fv, lv])[order]
     if not groups:
         parts.extend(run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before))
     if now is not None:
-        timeout = table.no_data
-        silent = (timeout > 0) & (new.level[:, NO_DATA] == 0) & (new.last_data != NO_TS)
-        sil = np.flatnonzero(silent)
-        due = sil[now - new.last_data[sil] > timeout[sil]]
-        if due.shape[0]:
-            k = due.shape[0]
-            ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
-            ts_due = new.last_data[due] + timeout[due]
-            parts.append((due.astype(np.int64), ts_due, np.full(k, np.nan), NO_DATA, zeros, ones))
-            new.level[due, NO_DATA] = 1
-    votes = None if seed is None else group_readings(table, seed, level_parts)
+        due_part = silence(table, new, now)
+        if due_part is not None:
+            parts.append(due_part)
+    votes = None if seed is None else group_readings(table, seed, level_parts, state)
     if votes is not None:
         # the groups are judged like sensors, on the member counts (a second, smaller pass)
         new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)
@@ -241,5 +271,35 @@ def _evaluate(
             )
         )
     transitions = assemble(parts)
-    late_n = int(late.sum())
-    return new, transitions, Outcome(n_judged, late_n, n_in - n_judged - late_n)
+    n_rewound = n_in_window = 0
+    if late_res is not None:
+        n_judged += late_res.judged
+        if rewind is not None:
+            n_rewound = int((rewind & late).sum())
+        n_in_window = 0 if in_window is None else int(in_window.sum())
+    return (
+        new,
+        transitions,
+        Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
+    )
+
+
+def _kept(todo: npt.NDArray[np.bool_], sensor: I64, ts: I64) -> npt.NDArray[np.intp]:
+    """The rows of `todo` by (sensor, time); of equal times of a sensor the last in input order."""
+    idx = np.flatnonzero(todo)
+    idx = idx[np.lexsort((ts[idx], sensor[idx]))]
+    if idx.shape[0] > 1:
+        s, t = sensor[idx], ts[idx]
+        keep = np.ones(idx.shape[0], dtype=np.bool_)
+        keep[:-1] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        idx = idx[keep]
+    return idx
+
+
+def _merge(parts: list[Part]) -> Part:
+    """Parts of one side (sensors disjoint) as one, by (sensor, time)."""
+    if len(parts) == 1:
+        return parts[0]
+    s, t, v, b, a = (np.concatenate([np.asarray(p[i]) for p in parts]) for i in (0, 1, 2, 4, 5))
+    order = np.lexsort((t, s))
+    return s[order], t[order], v[order], parts[0][3], b[order], a[order]

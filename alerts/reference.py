@@ -34,7 +34,7 @@ _LOSS = (Quality.COMM_LOSS, Quality.STALE)
 class ReferenceCore:
     """The state as Python lists, judged reading by reading."""
 
-    def __init__(self, table: RuleTable) -> None:
+    def __init__(self, table: RuleTable, *, checkpoint: bool = True) -> None:
         n = table.size
         self.table = table
         self.raw = [[False] * (2 * SLOTS) for _ in range(n)]
@@ -48,6 +48,12 @@ class ReferenceCore:
         self.deadline = [NO_TS] * n
         self.met = [False] * n
         self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
+        # the lateness window (see `alerts.lateness`): per sensor its last readings after the
+        # checkpoint, and the checkpoints (the per-sensor fields of another core)
+        self.ring: list[list[tuple[int, float, int]]] = [[] for _ in range(n)]
+        window = checkpoint and table.lateness_ms > 0
+        self.ck = ReferenceCore(table, checkpoint=False) if window else None
+        self.outcome = (0, 0, 0, 0)  # judged, late, rewound, late_in_window of the last batch
 
     def evaluate(
         self,
@@ -59,59 +65,68 @@ class ReferenceCore:
     ) -> list[Row]:
         """Judge a batch; returns the transitions ordered by (sensor, ts, side)."""
         table = self.table
+        ck = self.ck
         above_before = [row[ABOVE] for row in self.level]
         if now is not None:
-            for s in range(table.size):
-                if self.last_data[s] == NO_TS and table.no_data[s] > 0:
-                    self.last_data[s] = now
+            for core in (self, ck):
+                if core is None:
+                    continue
+                for s in range(table.size):
+                    if core.last_data[s] == NO_TS and table.no_data[s] > 0:
+                        core.last_data[s] = now
         rows = []
+        late = rewound = in_window = 0
+        rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time
         for i in range(len(ts)):
             s, t = int(sensor[i]), int(ts[i])
-            if not table.watched[s] or t <= self.last_ts[s]:
+            if not table.watched[s]:
                 continue
+            if t <= self.last_ts[s]:
+                near = ck is not None and table.rewinds[s]
+                near = near and self.last_ts[s] - t <= table.lateness_ms
+                if near and ck is not None and t > ck.last_ts[s]:
+                    rewind[s] = min(rewind.get(s, t), t)
+                    rewound += 1
+                else:
+                    late += 1
+                    in_window += int(near)
+                    continue
             rows.append((s, t, i, float(value[i]), int(quality[i])))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        kept = [
+            (s, t, v, q)
+            for k, (s, t, _, v, q) in enumerate(rows)
+            if not (k + 1 < len(rows) and rows[k + 1][0] == s and rows[k + 1][1] == t)
+        ]  # of equal event times the last in input order counts
+        hist_before = [list(h) for h in self.hist] if ck is not None else []
         out: list[Row] = []
         changes: dict[int, list[tuple[int, int, int]]] = {}
         feed: dict[int, list[tuple[int, float]]] = {}
         before_value = list(self.last_value)
-        for k, (s, t, _, v, q) in enumerate(rows):
-            if k + 1 < len(rows) and rows[k + 1][0] == s and rows[k + 1][1] == t:
-                continue  # of equal event times the last in input order counts
-            valued = q in _VALUED and math.isfinite(v)
-            rules = bool(table.has_rules[s])
-            if valued and rules:
-                self._judge(s, t, v, out, changes)
-                if table.trend_of[s] >= 0:
-                    self._trend(s, t, v, out)
-            if rules and (valued or q == Quality.SENSOR_FAULT):
-                self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
-            timeout = int(table.no_data[s])
-            if rules or timeout > 0:
-                if q in _LOSS:
-                    self._set(s, t, v, NO_DATA, 1, out)
-                else:
-                    last = self.last_data[s]
-                    if (
-                        self.level[s][NO_DATA] == 0
-                        and timeout > 0
-                        and last != NO_TS
-                        and t - last > timeout
-                    ):
-                        self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
-                    self._set(s, t, v, NO_DATA, 0, out)
-                    self.last_data[s] = t
-            if valued:
-                self.last_value[s] = v
-                feed.setdefault(s, []).append((t, v))
-            self.last_ts[s] = t
+        judged = 0
+        batch: dict[int, list[tuple[int, float, int]]] = {}
+        for s, t, v, q in kept:
+            judged += int(q in _VALUED and math.isfinite(v) and bool(table.has_rules[s]))
+            if s in rewind:
+                batch.setdefault(s, []).append((t, v, q))
+                if q in _VALUED and math.isfinite(v):
+                    feed.setdefault(s, []).append((t, v))
+                continue
+            self._step(s, t, v, q, out, changes, feed)
+            if ck is not None and table.rewinds[s]:
+                batch.setdefault(s, []).append((t, v, q))
+        if ck is not None:
+            for s in sorted(rewind):
+                self._rewind(s, batch[s], rewind[s], hist_before[s], now, out, changes)
+            for s in sorted(batch):
+                self._keep(s, batch[s], s in rewind, hist_before[s])
         for plan in table.verify:
             if plan.sensor not in changes and self.deadline[plan.sensor] == NO_TS:
                 continue
             found, deadline, met, failed = verify_step(
                 plan,
                 changes.get(plan.sensor, []),
-                feed.get(plan.feedback, []),
+                sorted(feed.get(plan.feedback, [])),
                 before_value[plan.feedback],
                 self.deadline[plan.sensor],
                 self.met[plan.sensor],
@@ -123,13 +138,146 @@ class ReferenceCore:
             self.level[plan.sensor][ACTION] = failed
         if now is not None:
             for s in range(table.size):
-                timeout, last = int(table.no_data[s]), self.last_data[s]
-                idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
-                if idle and now - last > timeout:
-                    self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
-        out.extend(self._votes(changes, above_before))
+                self._silence(s, now, out)
+        out.extend(self._votes(changes, above_before))  # (a pass of its own: sets outcome)
+        self.outcome = (judged, late, rewound, in_window)
         out.sort(key=lambda r: (r[0], r[1], r[3]))
         return out
+
+    def _step(
+        self,
+        s: int,
+        t: int,
+        v: float,
+        q: int,
+        out: list[Row],
+        changes: dict[int, list[tuple[int, int, int]]],
+        feed: dict[int, list[tuple[int, float]]],
+    ) -> None:
+        """Judge one reading of sensor `s` (in event-time order)."""
+        table = self.table
+        valued = q in _VALUED and math.isfinite(v)
+        rules = bool(table.has_rules[s])
+        if valued and rules:
+            self._judge(s, t, v, out, changes)
+            if table.trend_of[s] >= 0:
+                self._trend(s, t, v, out)
+        if rules and (valued or q == Quality.SENSOR_FAULT):
+            self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
+        timeout = int(table.no_data[s])
+        if rules or timeout > 0:
+            if q in _LOSS:
+                self._set(s, t, v, NO_DATA, 1, out)
+            else:
+                last = self.last_data[s]
+                if (
+                    self.level[s][NO_DATA] == 0
+                    and timeout > 0
+                    and last != NO_TS
+                    and t - last > timeout
+                ):
+                    self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
+                self._set(s, t, v, NO_DATA, 0, out)
+                self.last_data[s] = t
+        if valued:
+            self.last_value[s] = v
+            feed.setdefault(s, []).append((t, v))
+        self.last_ts[s] = t
+
+    def _silence(self, s: int, now: int, out: list[Row]) -> None:
+        timeout, last = int(self.table.no_data[s]), self.last_data[s]
+        idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
+        if idle and now - last > timeout:
+            self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
+
+    def _restore(self, s: int, ck: ReferenceCore, hist: list[tuple[int, float]]) -> None:
+        """Set sensor `s` back to its checkpoint (all but the ACTION side), its trend buffer to
+        the readings of `hist` at or before the checkpoint."""
+        self.raw[s] = list(ck.raw[s])
+        self.active[s] = list(ck.active[s])
+        self.run_start[s] = list(ck.run_start[s])
+        self.run_count[s] = list(ck.run_count[s])
+        self.level[s] = [ck.level[s][d] if d != ACTION else self.level[s][d] for d in range(SIDES)]
+        self.last_ts[s], self.last_data[s] = ck.last_ts[s], ck.last_data[s]
+        self.last_value[s] = ck.last_value[s]
+        self.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
+
+    def _run(
+        self,
+        s: int,
+        readings: list[tuple[int, float, int]],
+        hist: list[tuple[int, float]],
+        now: int | None,
+    ) -> list[Row]:
+        """Sensor `s` from its checkpoint over `readings`, the clock checked at the end."""
+        assert self.ck is not None
+        self._restore(s, self.ck, hist)
+        out: list[Row] = []
+        for t, v, q in readings:
+            self._step(s, t, v, q, out, {}, {})
+        if now is not None:
+            self._silence(s, now, out)
+        out.sort(key=lambda r: (r[1], r[3]))
+        return out
+
+    def _rewind(
+        self,
+        s: int,
+        batch: list[tuple[int, float, int]],
+        t0: int,
+        hist: list[tuple[int, float]],
+        now: int | None,
+        out: list[Row],
+        changes: dict[int, list[tuple[int, int, int]]],
+    ) -> None:
+        """Judge sensor `s` again from its checkpoint with its batch readings (see
+        `alerts.lateness` for the transitions that come out)."""
+        live = list(self.level[s])
+        old = self._run(s, self.ring[s], hist, now)
+        new = self._run(s, _merged(self.ring[s], batch), hist, now)
+        fin = self.level[s]
+        for side in range(SIDES):
+            if side == ACTION:
+                continue
+            mine = [r for r in new if r[3] == side]
+            known = {(r[1], r[4], r[5]) for r in old if r[3] == side}
+            cur = live[side]
+            for r in mine:
+                if (r[1], r[4], r[5]) in known or r[5] == cur:
+                    continue
+                out.append((s, r[1], r[2], side, cur, r[5]))
+                if side == ABOVE:
+                    changes.setdefault(s, []).append((r[1], cur, r[5]))
+                cur = r[5]
+            if cur != fin[side]:
+                was = [r for r in old if r[3] == side]
+                t, v = t0, math.nan
+                if was:
+                    t, v = was[-1][1], was[-1][2]
+                if mine and (not was or mine[-1][1] >= was[-1][1]):
+                    t, v = mine[-1][1], mine[-1][2]
+                out.append((s, t, v, side, cur, fin[side]))
+                if side == ABOVE:
+                    changes.setdefault(s, []).append((t, cur, fin[side]))
+
+    def _keep(
+        self,
+        s: int,
+        batch: list[tuple[int, float, int]],
+        merge: bool,
+        hist: list[tuple[int, float]],
+    ) -> None:
+        """Keep the sensor's last readings; fold the older ones into its checkpoint."""
+        ck = self.ck
+        assert ck is not None
+        ring = _merged(self.ring[s], batch) if merge else self.ring[s] + batch
+        excess = len(ring) - self.table.late_depth
+        if excess > 0:
+            ck.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
+            for t, v, q in ring[:excess]:
+                ck._step(s, t, v, q, [], {}, {})
+            ring = ring[excess:]
+        self.ring[s] = ring
 
     def _votes(
         self, changes: dict[int, list[tuple[int, int, int]]], above_before: list[int]
@@ -147,7 +295,7 @@ class ReferenceCore:
                 continue
             count = sum(above_before[m] >= need for m in members)
             events = sorted(
-                (t, m, int(after >= need) - int(before >= need))
+                (max(t, self.last_ts[g] + 1), m, int(after >= need) - int(before >= need))
                 for m in members
                 for t, before, after in changes.get(m, [])
             )
@@ -176,10 +324,11 @@ class ReferenceCore:
         row = int(table.trend_of[s])
         hist = self.hist[s]
         hist.append((t, v))
-        del hist[: -table.trend_depth]
+        del hist[: -table.trend_keep]
+        recent = hist[-table.trend_depth :]
         rate_on = float(table.rate_on[row])
         if not math.isnan(rate_on):
-            win = [(ti, vi) for ti, vi in hist if ti >= t - int(table.rate_window[row])]
+            win = [(ti, vi) for ti, vi in recent if ti >= t - int(table.rate_window[row])]
             if len(win) >= 2:
                 t0, v0 = win[0]
                 rise = (v - v0) * 60000.0 / (t - t0)
@@ -189,7 +338,7 @@ class ReferenceCore:
                     self._set(s, t, v, RATE, 0, out)
         window = int(table.early_window[row])
         if window > 0:
-            win = [(ti, vi) for ti, vi in hist if ti >= t - window]
+            win = [(ti, vi) for ti, vi in recent if ti >= t - window]
             early = 0
             slope = math.nan
             if len(win) >= 2:
@@ -256,6 +405,15 @@ class ReferenceCore:
                 if side == ABOVE:
                     changes.setdefault(s, []).append((t, self.level[s][side], new_level))
                 self._set(s, t, v, side, new_level, out)
+
+
+def _merged(
+    ring: list[tuple[int, float, int]], batch: list[tuple[int, float, int]]
+) -> list[tuple[int, float, int]]:
+    """The ring and the batch's readings by time; of equal times the batch's."""
+    by_time = {r[0]: r for r in ring}
+    by_time.update({r[0]: r for r in batch})
+    return [by_time[t] for t in sorted(by_time)]
 
 
 def reference_evaluate(

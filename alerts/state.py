@@ -11,6 +11,7 @@ import numpy.typing as npt
 from alerts.table import RUN_CAP, SIDES, SLOTS, TREND_DEPTH
 
 __all__ = [
+    "CK_FIELDS",
     "I64",
     "NO_TS",
     "RUN_START0",
@@ -53,7 +54,13 @@ class Readings:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class CoreState:
-    """Arrays keyed by sensor index (so that the state can be partitioned by device)."""
+    """Arrays keyed by sensor index (so that the state can be partitioned by device).
+
+    Every array has the sensor as first axis (n rows), except: the trend buffers `hist_*`, keyed
+    by trend row (`RuleTable.trend_of`), and the lateness window's arrays `ring_*` and `ck_*`,
+    which have n rows only when the table has a lateness window and 0 rows otherwise (they are
+    set up on the first batch judged with a window: see `with_lateness`).
+    """
 
     raw: npt.NDArray[np.bool_]  # (n, 8) hysteresis state per level slot
     active: npt.NDArray[np.bool_]  # (n, 8) the level state after delays
@@ -70,10 +77,27 @@ class CoreState:
     hist_ts: I64  # (m, depth)
     hist_v: npt.NDArray[np.float64]  # (m, depth)
     hist_n: npt.NDArray[np.int16]  # (m,) how many of the last columns hold readings
+    # the lateness window (alerts.lateness): the sensor's last processed readings after its
+    # checkpoint, oldest first and right-aligned (`ring_n` of them), and the checkpoint: the
+    # sensor's state (fields as above) just before the oldest of them
+    ring_ts: I64  # (n, K)
+    ring_v: npt.NDArray[np.float64]  # (n, K)
+    ring_q: npt.NDArray[np.uint8]  # (n, K)
+    ring_n: npt.NDArray[np.uint8]  # (n,)
+    ck_raw: npt.NDArray[np.bool_]  # (n, 8)
+    ck_active: npt.NDArray[np.bool_]  # (n, 8)
+    ck_run_start: I64  # (n, 8)
+    ck_run_count: npt.NDArray[np.uint16]  # (n, 8)
+    ck_level: npt.NDArray[np.int8]  # (n, SIDES); ACTION unused (judged on arrival only)
+    ck_last_ts: I64  # (n,) the checkpoint's time: readings at or before it are late
+    ck_last_data: I64  # (n,)
+    ck_last_value: npt.NDArray[np.float64]  # (n,)
 
     @staticmethod
-    def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH) -> CoreState:
-        """A fresh state; the trend buffers are sized on the first batch if `trends` is not."""
+    def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
+        """A fresh state; the trend buffers are sized on the first batch if `trends` is not, and
+        the lateness window's arrays if `late_depth` is 0."""
+        m = n if late_depth else 0
         return CoreState(
             np.zeros((n, 2 * SLOTS), dtype=np.bool_),
             np.zeros((n, 2 * SLOTS), dtype=np.bool_),
@@ -88,6 +112,42 @@ class CoreState:
             np.zeros((trends, depth), dtype=np.int64),
             np.full((trends, depth), np.nan),
             np.zeros(trends, dtype=np.int16),
+            np.zeros((m, late_depth), dtype=np.int64),
+            np.full((m, late_depth), np.nan),
+            np.zeros((m, late_depth), dtype=np.uint8),
+            np.zeros(m, dtype=np.uint8),
+            np.zeros((m, 2 * SLOTS), dtype=np.bool_),
+            np.zeros((m, 2 * SLOTS), dtype=np.bool_),
+            np.full((m, 2 * SLOTS), RUN_START0, dtype=np.int64),
+            np.full((m, 2 * SLOTS), RUN_CAP, dtype=np.uint16),
+            np.zeros((m, SIDES), dtype=np.int8),
+            np.full(m, NO_TS, dtype=np.int64),
+            np.full(m, NO_TS, dtype=np.int64),
+            np.full(m, np.nan),
+        )
+
+    def with_lateness(self, late_depth: int) -> CoreState:
+        """This state with a lateness window of `late_depth` readings per sensor (0: none): no
+        readings kept, the checkpoint at the state as it is (nothing before now can be rewound);
+        for a fresh state, a restored one, or a table whose window changed."""
+        n = self.last_ts.shape[0]
+        if not late_depth:
+            fresh = CoreState.empty(0)
+            return replace(self, **{f: getattr(fresh, f) for f in _LATE_FIELDS})
+        return replace(
+            self,
+            ring_ts=np.zeros((n, late_depth), dtype=np.int64),
+            ring_v=np.full((n, late_depth), np.nan),
+            ring_q=np.zeros((n, late_depth), dtype=np.uint8),
+            ring_n=np.zeros(n, dtype=np.uint8),
+            ck_raw=self.raw.copy(),
+            ck_active=self.active.copy(),
+            ck_run_start=self.run_start.copy(),
+            ck_run_count=self.run_count.copy(),
+            ck_level=self.level.copy(),
+            ck_last_ts=self.last_ts.copy(),
+            ck_last_data=self.last_data.copy(),
+            ck_last_value=self.last_value.copy(),
         )
 
     def with_trends(self, trends: int, depth: int) -> CoreState:
@@ -132,9 +192,37 @@ class Transitions:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     judged: int  # readings judged against process levels
-    late: int  # readings at or before their sensor's last processed time
+    late: int  # readings not judged for being late (too late for the lateness window)
     skipped: int  # the others: unwatched sensors, bad quality, duplicates
+    rewound: int = 0  # late readings judged in order within the lateness window
+    late_in_window: int = 0  # of `late`: within the window's time but before the checkpoint
 
+
+_LATE_FIELDS = (
+    "ring_ts",
+    "ring_v",
+    "ring_q",
+    "ring_n",
+    "ck_raw",
+    "ck_active",
+    "ck_run_start",
+    "ck_run_count",
+    "ck_level",
+    "ck_last_ts",
+    "ck_last_data",
+    "ck_last_value",
+)
+# the per-sensor fields a checkpoint keeps (as `ck_<name>`)
+CK_FIELDS = (
+    "raw",
+    "active",
+    "run_start",
+    "run_count",
+    "level",
+    "last_ts",
+    "last_data",
+    "last_value",
+)
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]
 

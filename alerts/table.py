@@ -21,6 +21,7 @@ __all__ = [
     "FLEET_KINDS",
     "FLEET_SIDE0",
     "HIGH",
+    "LATE_DEPTH",
     "LOW",
     "NO_DATA",
     "RATE",
@@ -97,6 +98,7 @@ def kind_name(side: int) -> str:
 
 RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
+LATE_DEPTH = 8  # readings kept per sensor for the lateness window (alerts.lateness)
 
 # name, tier and action of level 1 of the sides that are not process levels
 _SIDE_LEVELS = {
@@ -169,7 +171,13 @@ class RuleTable:
     early_horizon: npt.NDArray[np.int64]  # (m,) ms
     rates: tuple[RateSpec | None, ...]  # (n,)
     early: tuple[EarlyWarningSpec | None, ...]  # (n,)
-    trend_depth: int  # readings kept per trend row (TREND_DEPTH)
+    trend_depth: int  # readings a trend window may hold (TREND_DEPTH)
+    # the lateness window (alerts.lateness); 0 ms: none, a reading at or before its sensor's
+    # last processed time is late, as without a window
+    lateness_ms: int
+    late_depth: int  # readings kept per sensor to rewind (LATE_DEPTH)
+    rewinds: npt.NDArray[np.bool_]  # (n,) watched sensors that are not voting groups
+    trend_keep: int  # columns of the trend buffers: trend_depth, + late_depth with a window
 
     @property
     def size(self) -> int:
@@ -212,8 +220,18 @@ def _ms(seconds: float | None) -> int:
     return 0 if seconds is None else round(seconds * 1000)
 
 
-def compile_table(sensors: Sequence[SensorInfo], trend_depth: int = TREND_DEPTH) -> RuleTable:
-    """Compile once per configuration; `trend_depth` (readings kept per trend row) is for tests."""
+def compile_table(
+    sensors: Sequence[SensorInfo],
+    trend_depth: int = TREND_DEPTH,
+    *,
+    lateness_ms: int = 0,
+    late_depth: int = LATE_DEPTH,
+) -> RuleTable:
+    """Compile once per configuration; `trend_depth` (readings a trend window may hold) is for
+    tests. `lateness_ms` is the lateness window (0: none) and `late_depth` the readings kept per
+    sensor to rewind within it (see `alerts.lateness`)."""
+    if lateness_ms < 0 or late_depth < 1:
+        raise ValueError("the lateness window needs lateness_ms >= 0 and late_depth >= 1")
     n = len(sensors)
     threshold = np.full((n, 2 * SLOTS), np.nan)
     recover = np.full((n, 2 * SLOTS), np.nan)
@@ -319,4 +337,8 @@ def compile_table(sensors: Sequence[SensorInfo], trend_depth: int = TREND_DEPTH)
         rates=rates,
         early=early,
         trend_depth=trend_depth,
+        lateness_ms=lateness_ms,
+        late_depth=late_depth if lateness_ms > 0 else 0,
+        rewinds=watched & ~np.isin(np.arange(n), group_of[group_of >= 0]),
+        trend_keep=trend_depth + (late_depth if lateness_ms > 0 else 0),
     )

@@ -5,7 +5,9 @@ Semantics (also in `alerts.reference`, which is their specification):
 
 * A sensor with a rate of rise or an early warning keeps its last `depth` (`TREND_DEPTH`, 32)
   judged readings. The window of a judged reading at event time t is the kept readings, itself
-  included, at or after t - window (so a window holds at most `depth` readings).
+  included, at or after t - window (so a window holds at most `depth` readings). With a lateness
+  window the buffers keep `late_depth` readings more (`RuleTable.trend_keep` columns), so that a
+  rewound sensor finds the readings before its checkpoint; windows still hold at most `depth`.
 * Rate of rise (RATE, level 0/1): with at least two readings in the window, the rise is
   (v - v_oldest) * 60000 / (t - t_oldest) per minute (newest against the oldest reading in the
   window: one subtraction and one division, exactly reproducible). It raises the alarm when it
@@ -96,8 +98,9 @@ def judge_trends(
         return []
     s, t, v, above = s[sel], t[sel], v[sel], above[sel]
     row = table.trend_of[s]
-    depth = table.trend_depth
-    col = np.arange(depth)
+    depth = table.trend_depth  # readings a window may hold
+    keep = new.hist_ts.shape[1]  # readings the buffers keep (trend_keep)
+    col = np.arange(keep)
     bstart = segment_starts(row)
     starts = np.flatnonzero(bstart)
     touched = row[starts]
@@ -108,8 +111,8 @@ def judge_trends(
     offset = np.cumsum(seglen) - seglen
     seg = np.cumsum(bstart) - 1
     pos = offset[seg] + hn[seg] + (np.arange(row.shape[0]) - starts[seg])
-    kept = col[None, :] >= (depth - hn)[:, None]
-    hpos = (offset[:, None] + col[None, :] - (depth - hn)[:, None])[kept]
+    kept = col[None, :] >= (keep - hn)[:, None]
+    hpos = (offset[:, None] + col[None, :] - (keep - hn)[:, None])[kept]
     total = int(seglen.sum())
     ct = np.empty(total, dtype=np.int64)
     cv = np.empty(total, dtype=np.float64)
@@ -160,9 +163,9 @@ def judge_trends(
             seed = state.level[ss, EARLY].astype(np.int64)
             parts.append(_changes(s, t, v, early, seed, starts, EARLY))
             new.level[s[ends], EARLY] = early[ends]
-    # the new buffers: the last `depth` readings of each touched row
+    # the new buffers: the last `keep` readings of each touched row
     cend = offset + seglen - 1
-    idx = cend[:, None] + (col - (depth - 1))[None, :]
+    idx = cend[:, None] + (col - (keep - 1))[None, :]
     keep = idx >= offset[:, None]
     idx = np.maximum(idx, 0)
     new.hist_ts[touched] = np.where(keep, ct[idx], 0)

@@ -21,9 +21,13 @@ def vote_seed(table: RuleTable, state: CoreState) -> I64 | None:
     return np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
 
 
-def group_readings(table: RuleTable, seed: I64, level_parts: list[Part]) -> Readings | None:
+def group_readings(
+    table: RuleTable, seed: I64, level_parts: list[Part], state: CoreState
+) -> Readings | None:
     """Readings of the voting groups: at each change of a member's level above, the number of
-    members at the group's level (ordered by group, time, member)."""
+    members at the group's level (ordered by group, time, member). A change is judged on
+    arrival: at its event time, or 1 ms after the group's last judged time (in `state`) when
+    that is later, so that a member's change older than another's is counted, not late."""
     above = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
     if not above:
         return None
@@ -39,6 +43,7 @@ def group_readings(table: RuleTable, seed: I64, level_parts: list[Part]) -> Read
     if not k.shape[0]:
         return None
     g, cs, ct, delta = g[k], cs[k], ct[k], delta[k]
+    ct = np.maximum(ct, state.last_ts[g] + 1)
     order = np.lexsort((cs, ct, g))
     g, ct, delta = g[order], ct[order], delta[order]
     total = np.cumsum(delta)

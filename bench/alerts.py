@@ -6,7 +6,9 @@ verification on some faces), batches of
 100,000 readings with mixed qualities (faults, comm loss, calibration) and some out-of-order
 times. Prints, from one run: the vectorized readings/s on one core, the reference's readings/s on
 a prefix of the same stream and the ratio, p50/p99 of 10,000-reading batches (with the state
-copied, as the hub does, and in place), and the state bytes per sensor.
+copied, as the hub does, and in place), and the state bytes per sensor. `--lateness-s` turns the
+lateness window on (`alerts.lateness`; default off, as in the hub): the out-of-order readings
+are then rewound instead of counted late.
 
 Run from the repository root: .venv/bin/python -m bench.alerts [--sensors N] [--batch N] ...
 (as a module: run as a file, this file's name would hide the `alerts` package)
@@ -126,11 +128,15 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=10_000, help="readings per latency batch")
     ap.add_argument("--small-batches", type=int, default=300)
     ap.add_argument("--stress", action="store_true", help="values around the thresholds")
+    ap.add_argument("--lateness-s", type=float, default=0.0, help="lateness window (0: none)")
+    ap.add_argument("--late-depth", type=int, default=8, help="readings kept to rewind")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     rng = np.random.default_rng(7)
     infos = build(args.sensors)
-    table = compile_table(infos)
+    table = compile_table(
+        infos, lateness_ms=round(args.lateness_s * 1000), late_depth=args.late_depth
+    )
     n_all = len(infos)
     t0 = 1_700_000_000_000
     batches = [
@@ -139,11 +145,13 @@ def main() -> None:
     ]
 
     state = CoreState.empty(n_all)
-    n_tr = 0
+    n_tr = n_late = n_rewound = 0
     start = time.perf_counter()
     for k, b in enumerate(batches):
-        state, tr, _ = evaluate(table, b, state, t0 + (k + 1) * 1000 + 500)
+        state, tr, outcome = evaluate(table, b, state, t0 + (k + 1) * 1000 + 500)
         n_tr += len(tr)
+        n_late += outcome.late
+        n_rewound += outcome.rewound
     t_vec = time.perf_counter() - start
     total = args.batch * args.batches
     vec_rate = total / t_vec
@@ -183,6 +191,10 @@ def main() -> None:
     print(
         f"vectorized : {vec_rate:14,.0f} readings/s "
         f"({args.batches} batches of {args.batch:,}; {n_tr:,} transitions)"
+    )
+    print(
+        f"lateness   : window {args.lateness_s:g} s, {table.late_depth} readings kept; "
+        f"{n_late:,} late, {n_rewound:,} rewound"
     )
     print(f"reference  : {ref_rate:14,.0f} readings/s ({m:,} readings, same stream, same run)")
     print(f"ratio      : {vec_rate / ref_rate:14,.1f}x")

@@ -547,3 +547,10 @@ class HubConfig(_Frozen):
     fleet: FleetSettings = Field(
         default_factory=FleetSettings, description="platform-side driving-safety analytics"
     )
+    lateness_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="lateness window: a reading this much older than its sensor's newest is "
+        "still judged in order (0: late readings are counted, not judged)",
+    )

@@ -329,7 +329,8 @@ def scenarios(draw):
                 now,
             )
         )
-    return infos, batches, draw(st.sampled_from([3, 32]))
+    window = draw(st.sampled_from([0, 0, 1000, 5000, 10**9]))
+    return infos, batches, draw(st.sampled_from([3, 32])), (window, draw(st.integers(1, 6)))
 
 
 def _norm(rows):
@@ -339,18 +340,42 @@ def _norm(rows):
 @settings(max_examples=200, deadline=None)
 @given(scenarios())
 def test_vectorized_core_agrees_with_reference(scenario):
-    infos, batches, depth = scenario
-    table = compile_table(infos, trend_depth=depth)
+    """Random rules and streams (out-of-order times, duplicates, all qualities), with and
+    without a lateness window (`alerts.lateness`)."""
+    infos, batches, depth, (window, late_depth) = scenario
+    table = compile_table(infos, trend_depth=depth, lateness_ms=window, late_depth=late_depth)
     n = len(infos)
     assert table.vote_level.any() or not any(i.members for i in infos)
     state = CoreState.empty(n)
     ref = ReferenceCore(table)
     used = ~np.isnan(table.threshold)
     for k, (s, t, v, q, now) in enumerate(batches):
-        state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now, inplace=k % 2 == 1)
+        state, tr, outcome = evaluate(table, Readings(s, t, v, q), state, now, inplace=k % 2 == 1)
         expected = ref.evaluate(s, t, v, q, now)
         assert _norm(tr.rows()) == _norm(expected)
+        judged, late, rewound, in_window = ref.outcome
+        assert (outcome.judged, outcome.late, outcome.rewound) == (judged, late, rewound)
+        assert outcome.late_in_window == in_window
         assert state.level.tolist() == ref.level
+        if window:
+            assert ref.ck is not None
+            for i in range(n):
+                kept = late_depth - int(state.ring_n[i])
+                ring = list(
+                    zip(
+                        state.ring_ts[i, kept:].tolist(),
+                        _norm([state.ring_v[i, kept:].tolist()])[0],
+                        state.ring_q[i, kept:].tolist(),
+                        strict=True,
+                    )
+                )
+                assert ring == [(a, None if math.isnan(b) else b, c) for a, b, c in ref.ring[i]]
+            assert state.ck_level.tolist() == ref.ck.level
+            assert state.ck_last_ts.tolist() == ref.ck.last_ts
+            assert state.ck_last_data.tolist() == ref.ck.last_data
+            assert state.ck_active.tolist() == ref.ck.active
+        else:
+            assert state.ring_ts.shape == (0, 0)
         assert state.active.tolist() == ref.active
         assert state.raw.tolist() == ref.raw
         assert state.last_ts.tolist() == ref.last_ts
@@ -361,7 +386,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
             assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
             assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()
         for row, i in enumerate(table.trend_sensor.tolist()):
-            kept = depth - int(state.hist_n[row])
+            kept = table.trend_keep - int(state.hist_n[row])
             got = list(
                 zip(
                     state.hist_ts[row, kept:].tolist(),

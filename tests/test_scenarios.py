@@ -35,7 +35,7 @@ def play(folder: Path, db_path: Path) -> list[dict[str, str]]:
     config = parse_document((folder / "config.yaml").read_text(), HubConfig, str(folder))
     profiles, packs = load_profiles(ROOT / "profiles")
     registry = build_registry(config, profiles, packs, str(folder))
-    table = compile_table(registry.sensors)
+    table = compile_table(registry.sensors, lateness_ms=round(config.lateness_s * 1000))
     book = AlarmBook(StateDB(db_path), registry, table)
     state = CoreState.empty(len(registry.sensors))
     with (folder / "readings.csv").open() as f:

@@ -1,0 +1,500 @@
+"""The lateness window: a late reading is judged in event-time order by rewinding its sensor.
+
+Without a window (`RuleTable.lateness_ms` 0, the default) a reading at or before its sensor's last
+processed event time is late: counted, not judged. With a window of L ms and K readings
+(`late_depth`, `LATE_DEPTH` = 8), per watched sensor that is not a voting group:
+
+* The core keeps the sensor's last K processed readings (the ring, any quality) and a checkpoint:
+  the sensor's state just before the oldest of them. After each batch the ring holds the last K
+  readings by event time; older ones are folded into the checkpoint (judged on it again).
+* A late reading (at or before the sensor's last processed time) is rewound when it is within
+  the window (last processed time - t <= L) and after the checkpoint's time; it is then judged in
+  order: the sensor's state is set back to the checkpoint and the ring's readings and the batch's
+  readings of the sensor are judged again in event-time order (of equal event times the batch's
+  reading counts, the last in input order, as the store keeps it). Older late readings are
+  counted late and not judged, as without a window; those within L but at or before the
+  checkpoint (more than K readings in the window) are counted apart (`Outcome.late_in_window`).
+* What is run again: the sensor's process levels (hysteresis, delays, N-in-a-row), sensor fault,
+  no data (gaps; the hub's clock is checked at the end of the re-run), rate of rise and early
+  warning (the trend buffers keep K readings more to find the readings before the checkpoint).
+  Voting groups and action verification are judged on arrival: they see the transitions that
+  come out (below) of the rewound sensor, and its batch readings as feedback; a group judges a
+  member's change at its event time, or just after the group's last judged time when that is
+  later (`alerts.vote`). A rewound sensor's ACTION side is never rewound.
+
+Transitions of a rewound sensor, per side (the re-run "new" against the readings without the
+batch, "old", both from the checkpoint and with the hub's clock checked at their end; "live" is
+the side's level before the batch, as a consumer applying all earlier transitions has it):
+
+1. The new run's transitions that the old run does not have (same event time, before and after)
+   are taken in time order; each whose level differs from the one before it (the live level for
+   the first) comes out, its `before` being that level. So what a consumer already knows is not
+   raised again, and every transition continues the previous one.
+2. If the level reached so differs from the new run's final level, a corrective transition from
+   it to the final level comes out, stamped with the latest event time at which either run
+   changed the side's level (the new run's on a tie; with that transition's value), so that a
+   correction never goes back before what a consumer was told; or, when neither changed it, with
+   the earliest rewound reading's time and no value.
+
+A consumer applying all transitions in order (as `alerts.alarms.AlarmBook` applies `after` per
+sensor and side) thus ends at the core's levels, and the core's state is that of a core that got
+the readings in event-time order (property-tested with the twin in `alerts.reference`).
+
+The cost is paid only with a window: the ring and checkpoint (about 140 + 17 K bytes per sensor,
+16 K per trend sensor) and one more pass folding readings into the checkpoints; the re-runs only
+for sensors with late readings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.state import (
+    CK_FIELDS,
+    I64,
+    NO_TS,
+    CoreState,
+    Outcome,
+    Part,
+    Readings,
+    Transitions,
+    assemble,
+    segment_ends,
+    segment_starts,
+)
+from alerts.table import ABOVE, ACTION, NO_DATA, SIDES, RuleTable
+from telemetry.quality import Quality
+
+__all__ = ["LateResult", "Runner", "classify", "judge_late", "silence", "subset_table"]
+
+F64 = npt.NDArray[np.float64]
+Runner = Callable[..., tuple[CoreState, Transitions, Outcome]]
+_SIDES_REWOUND = np.array([s for s in range(SIDES) if s != ACTION], dtype=np.intp)
+
+
+@dataclass(frozen=True, slots=True)
+class LateResult:
+    """What the late stage hands back to the main pass."""
+
+    parts: list[Part]  # the rewound sensors' transitions (items 1 and 2 above)
+    above: Part | None  # of these, the side above (votes, verification); None: none rewound
+    feed: tuple[I64, I64, F64]  # the rewound sensors' valued batch readings (sensor, ts, value)
+    judged: int  # of their batch readings, judged against levels
+
+
+def classify(
+    table: RuleTable, state: CoreState, sensor: I64, ts: I64, late: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Of the late readings: those to rewind, and those within L but at or before the
+    checkpoint."""
+    within = late & table.rewinds[sensor]
+    within &= state.last_ts[sensor] - ts <= table.lateness_ms
+    rewind = within & (ts > state.ck_last_ts[sensor])
+    return rewind, within & ~rewind
+
+
+def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
+    """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`."""
+    timeout = table.no_data if rows is None else table.no_data[rows]
+    level = new.level[:, NO_DATA] if rows is None else new.level[rows, NO_DATA]
+    last = new.last_data if rows is None else new.last_data[rows]
+    sil = np.flatnonzero((timeout > 0) & (level == 0) & (last != NO_TS))
+    due = sil[now - last[sil] > timeout[sil]]
+    if not due.shape[0]:
+        return None
+    k = due.shape[0]
+    s = due.astype(np.int64) if rows is None else rows[due]
+    ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
+    new.level[s, NO_DATA] = 1
+    return (s, last[due] + timeout[due], np.full(k, np.nan), NO_DATA, zeros, ones)
+
+
+def subset_table(table: RuleTable, rows: I64) -> RuleTable:
+    """The rules of `rows` (sensor indices, repeats allowed) as a table of their own, for the
+    re-runs: no verification, no voting, no window. Only the arrays the passes read are cut
+    (`levels`, `rates`, `early` stay the whole table's: they describe, they do not judge)."""
+    trow = table.trend_of[rows]
+    has = trow >= 0
+    sel = trow[has]
+    trend_of = np.full(rows.shape[0], -1, dtype=np.int64)
+    trend_of[has] = np.arange(int(has.sum()))
+    none = np.zeros(0, dtype=np.int64)
+    return replace(
+        table,
+        threshold=table.threshold[rows],
+        recover=table.recover[rows],
+        tier=table.tier[rows],
+        on_delay=table.on_delay[rows],
+        off_delay=table.off_delay[rows],
+        on_samples=table.on_samples[rows],
+        off_samples=table.off_samples[rows],
+        no_data=table.no_data[rows],
+        has_rules=table.has_rules[rows],
+        watched=table.watched[rows],
+        verify=(),
+        verify_sensor=none,
+        verify_feedback=none,
+        verify_grace=none,
+        group_of=np.full(rows.shape[0], -1, dtype=np.int64),
+        vote_level=np.zeros(rows.shape[0], dtype=np.int8),
+        c_threshold=table.c_threshold[rows],
+        c_recover=table.c_recover[rows],
+        c_on_delay=table.c_on_delay[rows],
+        c_off_delay=table.c_off_delay[rows],
+        c_on_samples=table.c_on_samples[rows],
+        c_off_samples=table.c_off_samples[rows],
+        trend_of=trend_of,
+        trend_sensor=np.flatnonzero(has).astype(np.int64),
+        rate_window=table.rate_window[sel],
+        rate_on=table.rate_on[sel],
+        rate_off=table.rate_off[sel],
+        early_window=table.early_window[sel],
+        early_horizon=table.early_horizon[sel],
+        lateness_ms=0,
+        late_depth=0,
+        rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
+    )
+
+
+def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) -> CoreState:
+    """The checkpoints of `rows` (sensor indices) as a state of their own. Their trend buffers
+    are the readings at or before each checkpoint in the buffers of `state` (before the batch)."""
+    k = rows.shape[0]
+    trow = table.trend_of[rows]
+    trow = trow[trow >= 0]
+    keep = table.trend_keep
+    hist_ts = np.zeros((trow.shape[0], keep), dtype=np.int64)
+    hist_v = np.full((trow.shape[0], keep), np.nan)
+    hist_n = np.zeros(trow.shape[0], dtype=np.int16)
+    if trow.shape[0]:
+        ck_ts = new.ck_last_ts[rows[table.trend_of[rows] >= 0]]
+        col = np.arange(keep)
+        hn = state.hist_n[trow].astype(np.int64)
+        src_ts = state.hist_ts[trow]
+        valid = (col[None, :] >= (keep - hn)[:, None]) & (src_ts <= ck_ts[:, None])
+        cnt = valid.sum(axis=1)
+        # the valid readings are the oldest kept ones: shift them to the right end
+        idx = col[None, :] - (hn - cnt)[:, None]
+        ok = col[None, :] >= (keep - cnt)[:, None]
+        idx = np.clip(idx, 0, keep - 1)
+        hist_ts = np.where(ok, np.take_along_axis(src_ts, idx, axis=1), 0)
+        hist_v = np.where(ok, np.take_along_axis(state.hist_v[trow], idx, axis=1), np.nan)
+        hist_n = cnt.astype(np.int16)
+    fresh = CoreState.empty(0)
+    return CoreState(
+        new.ck_raw[rows],
+        new.ck_active[rows],
+        new.ck_run_start[rows],
+        new.ck_run_count[rows],
+        new.ck_level[rows],
+        new.ck_last_ts[rows],
+        new.ck_last_data[rows],
+        new.ck_last_value[rows],
+        np.full(k, NO_TS, dtype=np.int64),
+        np.zeros(k, dtype=np.bool_),
+        hist_ts,
+        hist_v,
+        hist_n,
+        *(getattr(fresh, f) for f in _LATE_FIELDS),
+    )
+
+
+_LATE_FIELDS = ("ring_ts", "ring_v", "ring_q", "ring_n", *(f"ck_{f}" for f in CK_FIELDS))
+
+
+def _combine(
+    state: CoreState, u: I64, bs: I64, bt: I64, bv: F64, bq: npt.NDArray[np.uint8], merge: bool
+) -> tuple[I64, I64, I64, F64, npt.NDArray[np.uint8]]:
+    """Per sensor of `u` (sorted, unique): its ring, then its batch readings (`bs` sorted, all
+    in `u`), as one sequence; with `merge`, sorted by time and of equal times the batch's kept.
+    Returns (segment offsets, lengths, ts, value, quality)."""
+    depth = state.ring_ts.shape[1]
+    col = np.arange(depth)
+    hn = state.ring_n[u].astype(np.int64)
+    m = np.searchsorted(bs, u, "right") - np.searchsorted(bs, u, "left")
+    seglen = hn + m
+    offset = np.cumsum(seglen) - seglen
+    total = int(seglen.sum())
+    ct = np.empty(total, dtype=np.int64)
+    cv = np.empty(total, dtype=np.float64)
+    cq = np.empty(total, dtype=np.uint8)
+    kept = col[None, :] >= (depth - hn)[:, None]
+    hpos = (offset[:, None] + col[None, :] - (depth - hn)[:, None])[kept]
+    ct[hpos], cv[hpos], cq[hpos] = (
+        state.ring_ts[u][kept],
+        state.ring_v[u][kept],
+        state.ring_q[u][kept],
+    )
+    seg = np.searchsorted(u, bs)
+    bstart = np.searchsorted(bs, u, "left")
+    pos = offset[seg] + hn[seg] + (np.arange(bs.shape[0]) - bstart[seg])
+    ct[pos], cv[pos], cq[pos] = bt, bv, bq
+    if not merge:
+        return offset, seglen, ct, cv, cq
+    owner = np.repeat(np.arange(u.shape[0]), seglen)
+    batch = np.zeros(total, dtype=np.bool_)
+    batch[pos] = True
+    order = np.lexsort((batch, ct, owner))
+    owner, ct, cv, cq = owner[order], ct[order], cv[order], cq[order]
+    last = np.ones(total, dtype=np.bool_)
+    last[:-1] = (owner[1:] != owner[:-1]) | (ct[1:] != ct[:-1])
+    owner, ct, cv, cq = owner[last], ct[last], cv[last], cq[last]
+    seglen = np.bincount(owner, minlength=u.shape[0]).astype(np.int64)
+    return np.cumsum(seglen) - seglen, seglen, ct, cv, cq
+
+
+def _rings(state: CoreState, u: I64) -> tuple[I64, I64, F64, npt.NDArray[np.uint8]]:
+    """The ring readings of sensors `u` as (row of u, ts, value, quality), by row then time."""
+    depth = state.ring_ts.shape[1]
+    kept = np.arange(depth)[None, :] >= (depth - state.ring_n[u].astype(np.int64))[:, None]
+    owner = np.broadcast_to(np.arange(u.shape[0])[:, None], kept.shape)[kept]
+    return (
+        owner.astype(np.int64),
+        state.ring_ts[u][kept],
+        state.ring_v[u][kept],
+        state.ring_q[u][kept],
+    )
+
+
+def _split(tr: Transitions, extra: list[Part], r: int) -> tuple[Transitions, Transitions]:
+    """The new runs' (rows < r) and the old runs' (r <= rows < 2r, renumbered) transitions."""
+    whole: Part = (
+        tr.sensor.astype(np.int64),
+        tr.ts,
+        tr.value,
+        tr.side.astype(np.int64),
+        tr.before.astype(np.int64),
+        tr.after.astype(np.int64),
+    )
+    all_tr = assemble([whole, *extra])
+    n = np.flatnonzero(all_tr.sensor < r)
+    o = np.flatnonzero((all_tr.sensor >= r) & (all_tr.sensor < 2 * r))
+
+    def take(rows: I64, shift: int) -> Transitions:
+        return Transitions(
+            (all_tr.sensor[rows] - shift).astype(np.int32),
+            all_tr.ts[rows],
+            all_tr.value[rows],
+            all_tr.side[rows],
+            all_tr.before[rows],
+            all_tr.after[rows],
+        )
+
+    return take(n, 0), take(o, r)
+
+
+def _above(parts: list[Part]) -> Part:
+    """The transitions of the side above among `parts`, by (sensor, time)."""
+    rows = [
+        tuple(np.asarray(x)[m] for x in (p[0], p[1], p[2], p[4], p[5]))
+        for p in parts
+        for m in [np.broadcast_to(np.asarray(p[3]), p[0].shape) == ABOVE]
+    ]
+    s, t, v, b, a = (np.concatenate([row[i] for row in rows]) for i in range(5))
+    order = np.lexsort((t, s))
+    return s[order], t[order], v[order], ABOVE, b[order], a[order]
+
+
+def _write_rows(table: RuleTable, new: CoreState, sub_new: CoreState, ru: I64, at: I64) -> None:
+    """The rewound sensors' state after their new runs (rows `at` of the sub-state), all but
+    the ACTION side; and their trend buffers (the new runs' come first in the sub-state)."""
+    for f in CK_FIELDS:
+        if f == "level":
+            new.level[ru[:, None], _SIDES_REWOUND[None, :]] = sub_new.level[at][:, _SIDES_REWOUND]
+        else:
+            getattr(new, f)[ru] = getattr(sub_new, f)[at]
+    trow = table.trend_of[ru]
+    trow = trow[trow >= 0]
+    k = trow.shape[0]
+    new.hist_ts[trow] = sub_new.hist_ts[:k]
+    new.hist_v[trow] = sub_new.hist_v[:k]
+    new.hist_n[trow] = sub_new.hist_n[:k]
+
+
+def _chain(
+    n_tr: Transitions,
+    o_tr: Transitions,
+    live: npt.NDArray[np.int8],
+    fin: npt.NDArray[np.int8],
+    t0: I64,
+) -> list[Part]:
+    """Items 1 and 2 of the module's docstring, over all rewound sensors at once; sensors are
+    row numbers here (0..r-1)."""
+    r = live.shape[0]
+    fin = fin.copy()
+    fin[:, ACTION] = live[:, ACTION]  # never rewound
+    ns, nt, nv = n_tr.sensor.astype(np.int64), n_tr.ts, n_tr.value
+    nd, nb, na = (
+        n_tr.side.astype(np.int64),
+        n_tr.before.astype(np.int64),
+        n_tr.after.astype(np.int64),
+    )
+    order = np.lexsort((nt, nd, ns))
+    ns, nt, nv, nd, nb, na = ns[order], nt[order], nv[order], nd[order], nb[order], na[order]
+    k_n = ns.shape[0]
+    # known: the old run has the same (sensor, side, ts, before, after)
+    tag = np.concatenate([np.ones(k_n, np.int64), np.zeros(len(o_tr), np.int64)])
+    keys = [
+        np.concatenate([a, b.astype(np.int64)])
+        for a, b in (
+            (ns, o_tr.sensor),
+            (nd, o_tr.side),
+            (nt, o_tr.ts),
+            (nb, o_tr.before),
+            (na, o_tr.after),
+        )
+    ]
+    srt = np.lexsort((tag, keys[4], keys[3], keys[2], keys[1], keys[0]))
+    same = np.zeros(srt.shape[0], dtype=np.bool_)
+    if srt.shape[0] > 1:
+        eq = np.ones(srt.shape[0] - 1, dtype=np.bool_)
+        for key in keys:
+            eq &= key[srt][1:] == key[srt][:-1]
+        same[1:] = eq & (tag[srt][1:] == 1) & (tag[srt][:-1] == 0)
+    known = np.zeros(k_n + len(o_tr), dtype=np.bool_)
+    known[srt] = same
+    u = np.flatnonzero(~known[:k_n])
+    grp = ns * SIDES + nd
+    ug = grp[u]
+    ustart = segment_starts(ug)
+    prev = np.empty(u.shape[0], dtype=np.int64)
+    prev[1:] = na[u][:-1]
+    prev[ustart] = live.reshape(-1)[ug[ustart]]
+    emit = u[na[u] != prev]
+    parts: list[Part] = [(ns[emit], nt[emit], nv[emit], nd[emit], prev[na[u] != prev], na[emit])]
+    # where a consumer's level ends up, against the new run's final level
+    cur = live.astype(np.int64).reshape(-1)
+    uend = segment_ends(ustart)
+    cur[ug[uend]] = na[u][uend]
+    # stamped at the last change of either run, the new run's on a tie; else at t0
+    stamp = np.full(r * SIDES, NO_TS, dtype=np.int64)
+    value = np.full(r * SIDES, np.nan)
+    for ks, kd, kt, kv in (
+        (o_tr.sensor.astype(np.int64), o_tr.side.astype(np.int64), o_tr.ts, o_tr.value),
+        (ns, nd, nt, nv),
+    ):
+        if not ks.shape[0]:
+            continue
+        srt = np.lexsort((kt, kd, ks))
+        g = (ks * SIDES + kd)[srt]
+        end = srt[segment_ends(segment_starts(g))]
+        g = ks[end] * SIDES + kd[end]
+        later = kt[end] >= stamp[g]
+        stamp[g[later]], value[g[later]] = kt[end][later], kv[end][later]
+    none = stamp == NO_TS
+    stamp[none] = np.repeat(t0, SIDES)[none]
+    fix = np.flatnonzero(cur != fin.astype(np.int64).reshape(-1))
+    fix64 = fix.astype(np.int64)
+    fin64 = fin.reshape(-1)[fix].astype(np.int64)
+    parts.append((fix64 // SIDES, stamp[fix], value[fix], fix64 % SIDES, cur[fix], fin64))
+    # one part by (sensor, ts, side); a correction after what it corrects (a stable sort)
+    cs, ct, cv, cd, cb, ca = (
+        np.concatenate([np.asarray(p[i]).astype(dt) for p in parts])
+        for i, dt in enumerate((np.int64, np.int64, np.float64, np.int64, np.int64, np.int64))
+    )
+    order = np.lexsort((cd, ct, cs))
+    return [(cs[order], ct[order], cv[order], cd[order], cb[order], ca[order])]
+
+
+def judge_late(
+    run: Runner,
+    table: RuleTable,
+    state: CoreState,
+    new: CoreState,
+    main: tuple[I64, I64, F64, npt.NDArray[np.uint8]],
+    late: tuple[I64, I64, F64, npt.NDArray[np.uint8], I64],
+    now: int | None,
+) -> LateResult:
+    """Rewind the sensors with late readings to rewind (`late`: their kept batch readings
+    sorted by (sensor, time), and the earliest rewound time per sensor of `np.unique` of them),
+    and keep the rings and checkpoints of all: `main` are the other sensors' kept batch readings
+    (sorted, all after their sensors' last processed times). Writes the rewound sensors' rows,
+    the rings and the checkpoints into `new`; `run` is the core's pass (`_evaluate`)."""
+    ms, mt, mv, mq = main
+    sel = np.flatnonzero(table.rewinds[ms])
+    ms, mt, mv, mq = ms[sel], mt[sel], mv[sel], mq[sel]
+    rs, rt, rv, rq, t0 = late
+    mu = np.unique(ms)
+    ru = np.unique(rs)
+    r = ru.shape[0]
+    depth = table.late_depth
+    m_off, m_len, m_t, m_v, m_q = _combine(state, mu, ms, mt, mv, mq, merge=False)
+    r_off, r_len, r_t, r_v, r_q = _combine(state, ru, rs, rt, rv, rq, merge=True)
+    # who folds which readings into the checkpoint: all but the last K of each sequence
+    fold_s, fold_t, fold_v, fold_q = [], [], [], []
+    for u, off, ln, ct, cv, cq in (
+        (mu, m_off, m_len, m_t, m_v, m_q),
+        (ru, r_off, r_len, r_t, r_v, r_q),
+    ):
+        owner = np.repeat(np.arange(u.shape[0]), ln)
+        at = np.arange(ct.shape[0]) - off[owner]
+        out = np.flatnonzero(at < (ln - depth)[owner])
+        fold_s.append(u[owner[out]])
+        fold_t.append(ct[out])
+        fold_v.append(cv[out])
+        fold_q.append(cq[out])
+    fs = np.concatenate(fold_s)
+    order = np.argsort(fs, kind="stable")
+    fs, ft, fv, fq = (
+        fs[order],
+        np.concatenate(fold_t)[order],
+        np.concatenate(fold_v)[order],
+        np.concatenate(fold_q)[order],
+    )
+    fu = np.unique(fs)
+    parts: list[Part] = []
+    above: Part | None = None
+    if r or fu.shape[0]:
+        # one pass over the checkpoints: rows [new runs (r), old runs (r), folds]
+        rows = np.concatenate([ru, ru, fu])
+        sub = subset_table(table, rows)
+        sub_state = _checkpoints(table, state, new, rows)
+        r_owner = np.repeat(np.arange(r), r_len)
+        o_s, o_t, o_v, o_q = _rings(state, ru)
+        batch = Readings(
+            np.concatenate([r_owner, r + o_s, 2 * r + np.searchsorted(fu, fs)]).astype(np.int32),
+            np.concatenate([r_t, o_t, ft]),
+            np.concatenate([r_v, o_v, fv]),
+            np.concatenate([r_q, o_q, fq]),
+        )
+        sub_new, sub_tr, _ = run(sub, batch, sub_state, None, groups=True, inplace=True)
+        if r:
+            extra: list[Part] = []
+            if now is not None:
+                p = silence(sub, sub_new, now, np.arange(2 * r, dtype=np.int64))
+                if p is not None:
+                    extra.append(p)
+            n_tr, o_tr = _split(sub_tr, extra, r)
+            parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0)
+            parts = [(ru[p[0]], p[1], p[2], p[3], p[4], p[5]) for p in parts]
+            above = _above(parts)
+            _write_rows(table, new, sub_new, ru, np.arange(r))
+        if fu.shape[0]:
+            at = np.arange(2 * r, 2 * r + fu.shape[0])
+            for f in CK_FIELDS:
+                getattr(new, f"ck_{f}")[fu] = getattr(sub_new, f)[at]
+    # the rings: the last K of each sequence
+    for u, off, ln, ct, cv, cq in (
+        (mu, m_off, m_len, m_t, m_v, m_q),
+        (ru, r_off, r_len, r_t, r_v, r_q),
+    ):
+        col = np.arange(depth)
+        end = off + ln - 1
+        idx = end[:, None] + (col - (depth - 1))[None, :]
+        ok = idx >= off[:, None]
+        idx = np.clip(idx, 0, max(ct.shape[0] - 1, 0))
+        if ct.shape[0]:
+            new.ring_ts[u] = np.where(ok, ct[idx], 0)
+            new.ring_v[u] = np.where(ok, cv[idx], np.nan)
+            new.ring_q[u] = np.where(ok, cq[idx], 0)
+        new.ring_n[u] = ok.sum(axis=1)
+    # the rewound sensors' feedback readings, and their judged count
+    with np.errstate(invalid="ignore"):
+        valued = ((rq == Quality.GOOD) | (rq == Quality.OUT_OF_RANGE)) & np.isfinite(rv)
+    judged = int((valued & table.has_rules[rs]).sum())
+    vi = np.flatnonzero(valued)
+    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged)
