@@ -85,10 +85,12 @@ async def test_poll_values_comm_loss_once_and_recovery():
         await sim.stop()
 
 
-def test_first_cycles_spread_over_at_most_a_second():
+def test_first_cycles_spread_in_groups_over_at_most_a_second():
     assert [spread_phase(i, 4, 10.0) for i in range(4)] == [0.0, 0.25, 0.5, 0.75]
     assert [spread_phase(i, 2, 0.2) for i in range(2)] == [0.0, 0.1]
     assert spread_phase(0, 0, 1.0) == 0.0
+    # more devices than groups: they start in four groups
+    assert [spread_phase(i, 8, 1.0) for i in range(8)] == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75]
 
 
 async def test_a_phase_delays_only_the_first_cycle_and_lateness_counts_overruns():
