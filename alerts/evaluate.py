@@ -5,8 +5,10 @@
 
 * Only sensors with levels, a no-data timeout or a feedback role are looked at ("watched").
   Readings are judged in event-time order per sensor; a reading at or before the last processed
-  event time of its sensor is late and not judged (`Outcome.late`). Of equal event times of one
-  sensor in a batch only the last in input order counts, as the store keeps one of them.
+  event time of its sensor is late and not judged (`Outcome.late`), unless the table has a
+  lateness window and the reading is within it: then its sensor is rewound and judged again in
+  order (`Outcome.rewound`; see `alerts.lateness`). Of equal event times of one sensor in a batch
+  only the last in input order counts, as the store keeps one of them.
 * Process levels judge GOOD and OUT_OF_RANGE readings with a finite value (a saturated reading
   is still a measurement, NAMUR NE 43). Each level is a hysteresis: raw-on at value >= threshold,
   raw-off below the recovery threshold, else unchanged (mirrored for levels below). The level
