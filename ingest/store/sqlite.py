@@ -44,9 +44,11 @@ from ingest.store.sqlite_sql import (
     ALARM_EVENTS_ALL,
     ALARM_EVENTS_OF,
     DELETE_ALARM_EVENTS,
+    DELETE_LATEST_OF,
     DELETE_POSITIONS_OF,
     DELETE_READINGS_OF,
     DELETE_ROLLUPS_OF,
+    FILL_LATEST,
     HISTORY_BY_WINDOW,
     HISTORY_FROM_ROLLUP,
     HISTORY_RAW,
@@ -54,6 +56,7 @@ from ingest.store.sqlite_sql import (
     INSERT_POSITION,
     INSERT_READING,
     LATEST,
+    LATEST_ALL,
     MARK_ALL_DIRTY,
     MARK_DIRTY,
     MINUTE_MS,
@@ -61,6 +64,7 @@ from ingest.store.sqlite_sql import (
     REFRESH_ONE,
     SCHEMA,
     SCHEMA_VERSION,
+    UPSERT_LATEST,
 )
 from telemetry.registry import Registry
 
@@ -121,6 +125,29 @@ def _key_order(sids: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.ND
     faster for interleaved sensors). The sort is stable, so of two rows with the same key the
     later one in the batch is still written last, and wins."""
     return np.lexsort((ts, sids))
+
+
+def _newest(
+    sids: npt.NDArray[np.int64], batch: ReadingBatch, order: npt.NDArray[np.intp]
+) -> list[tuple[int, int, float | None, int]]:
+    """Per sensor of a batch in key order (`sids` already ordered by `order`), its newest row:
+    the last of its run, so of two rows with the same time the one written last, as in
+    `readings`. Rows of (sid, ts, value, quality) for `UPSERT_LATEST`."""
+    if sids.shape[0] == 0:
+        return []
+    last = np.empty(sids.shape[0], dtype=np.bool_)
+    last[-1] = True
+    last[:-1] = sids[1:] != sids[:-1]
+    pick = order[last]
+    return list(
+        zip(
+            sids[last].tolist(),
+            batch.ts[pick].tolist(),
+            _nan_to_none(batch.value[pick]),
+            batch.quality[pick].tolist(),
+            strict=True,
+        )
+    )
 
 
 def _float(value: float | None) -> float:
@@ -265,6 +292,8 @@ class SqliteStore:
                             conn.execute(stmt)
                     if 0 < version < 2:
                         conn.execute(MARK_ALL_DIRTY)  # readings from before the rollups
+                    if 0 < version < 3:
+                        conn.execute(FILL_LATEST)  # readings from before the latest table
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     mapping = _map_sensors(conn, rows)
             except BaseException:
@@ -351,6 +380,7 @@ class SqliteStore:
             with _transaction(conn):
                 conn.executemany(INSERT_READING, rows)
                 conn.executemany(MARK_DIRTY, _minutes(sids[o], batch.ts[o]))
+                conn.executemany(UPSERT_LATEST, _newest(sids[o], batch, o))
 
         await self._run("write readings", do)
 
@@ -380,21 +410,29 @@ class SqliteStore:
     # -- reads ------------------------------------------------------------------------------
 
     async def latest(self, sensors: Sequence[int]) -> dict[int, LatestValue]:
-        """The newest reading by event time of each sensor that has one, in one query."""
+        """The newest reading by event time of each sensor that has one, in one query of the
+        latest table: a lookup per sensor, or one pass over the table when most are asked for."""
         self._check_open("latest")
-        by_sid = {s: i for i in sensors if (s := self._sid_of(int(i))) is not None}
+        index = np.fromiter(sensors, dtype=np.int64, count=len(sensors))
+        index = index[(index >= 0) & (index < self._sid.shape[0])]
+        by_sid = dict(zip(self._sid[index].tolist(), index.tolist(), strict=True))
         if not by_sid:
             return {}
-        want = json.dumps(list(by_sid))
+        whole = len(by_sid) * 2 >= self._sid.shape[0]
 
-        def do(conn: sqlite3.Connection) -> list[tuple[int, int, float | None, int]]:
-            return conn.execute(LATEST, (want,)).fetchall()
+        def do(conn: sqlite3.Connection) -> dict[int, LatestValue]:
+            # the answer is built here, on the worker: 10,000 values do not hold up the loop
+            if whole:
+                rows = conn.execute(LATEST_ALL).fetchall()
+            else:
+                rows = conn.execute(LATEST, (json.dumps(list(by_sid)),)).fetchall()
+            return {
+                i: LatestValue(ts, math.nan if value is None else value, quality)
+                for sid, ts, value, quality in rows
+                if (i := by_sid.get(sid)) is not None
+            }
 
-        rows = await self._run("latest", do)
-        return {
-            by_sid[sid]: LatestValue(int(ts), _float(value), int(quality))
-            for sid, ts, value, quality in rows
-        }
+        return await self._run("latest", do)
 
     async def history(
         self,
@@ -500,6 +538,7 @@ class SqliteStore:
             with _transaction(conn):
                 n = conn.execute("DELETE FROM readings WHERE ts < ?", (cutoff,)).rowcount
                 n += conn.execute("DELETE FROM positions WHERE ts < ?", (cutoff,)).rowcount
+                conn.execute("DELETE FROM latest WHERE ts < ?", (cutoff,))
             return int(n)
 
         return await self._run("retention", do)
@@ -537,6 +576,7 @@ class SqliteStore:
                 for sids, raw_ms, stats_ms, has_positions in groups:
                     raw = {"sids": sids, "cutoff": now_ms - raw_ms}
                     counts[0] += conn.execute(DELETE_READINGS_OF, raw).rowcount
+                    conn.execute(DELETE_LATEST_OF, raw)
                     stats = {"sids": sids, "cutoff": now_ms - stats_ms}
                     counts[1] += conn.execute(DELETE_ROLLUPS_OF, stats).rowcount
                     if has_positions:

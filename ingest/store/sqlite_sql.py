@@ -12,6 +12,15 @@ Schema 2 adds to schema 1 (readings, positions, sensors):
   outlive raw data.
 - ``alarm_events``: alarm events, keyed like the InfluxDB series (sensor, rule, side, kind, ts).
 
+Schema 3 adds ``latest``: per sensor, its newest reading by event time (ts, value, quality), kept
+in the write's transaction. A write upserts one row per sensor of the batch (its newest, the last
+of equal times) and replaces the stored one only when it is not older, so a late batch never
+moves it back and a rewrite of the newest time changes it. Retention deletes a sensor's row with
+its raw rows: a row older than the cutoff means every reading of the sensor was. Reading it is one
+lookup per sensor (or one pass over the table) instead of a search for the maximum and a second
+lookup (`SqliteStore.latest` of 10,000 sensors: 44 -> 22 ms of CPU); ``LATEST_RAW`` is what it
+must always agree with (tests).
+
 Window starts are floored toward minus infinity (SQLite's ``/`` and ``%`` truncate toward zero);
 ``last`` relies on SQLite's documented rule that a bare column beside a single ``max()`` comes from
 the row holding that maximum.
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 MINUTE_MS: Final = 60_000
 
 SCHEMA: Final = """
@@ -89,6 +98,12 @@ CREATE TABLE IF NOT EXISTS alarm_events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alarm_events_tenant_ts ON alarm_events (tenant, ts);
 CREATE INDEX IF NOT EXISTS alarm_events_ts ON alarm_events (ts);
+CREATE TABLE IF NOT EXISTS latest (
+    sensor INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    value REAL,
+    quality INTEGER NOT NULL
+);
 """
 
 # Schema 1 had no rollups: every minute with readings needs one.
@@ -97,7 +112,20 @@ MARK_ALL_DIRTY: Final = (
     " SELECT DISTINCT sensor, ts - ((ts % 60000) + 60000) % 60000 FROM readings"
 )
 
+# Schema 2 had no latest table: fill it from the raw rows (a bare column beside a single max()
+# comes from the row holding it).
+FILL_LATEST: Final = (
+    "INSERT OR REPLACE INTO latest (sensor, ts, value, quality)"
+    " SELECT sensor, max(ts), value, quality FROM readings GROUP BY sensor"
+)
+
 INSERT_READING: Final = "INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?, ?)"
+UPSERT_LATEST: Final = (
+    "INSERT INTO latest (sensor, ts, value, quality) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (sensor) DO UPDATE SET"
+    " ts = excluded.ts, value = excluded.value, quality = excluded.quality"
+    " WHERE excluded.ts >= latest.ts"
+)
 INSERT_POSITION: Final = "INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?)"
 MARK_DIRTY: Final = "INSERT OR IGNORE INTO rollup_dirty (sensor, w) VALUES (?, ?)"
 INSERT_ALARM_EVENT: Final = (
@@ -117,6 +145,13 @@ ALARM_EVENTS_OF: Final = (
 )
 
 LATEST: Final = """
+SELECT w.value, l.ts, l.value, l.quality
+FROM json_each(?) AS w
+JOIN latest AS l ON l.sensor = w.value
+"""
+LATEST_ALL: Final = "SELECT sensor, ts, value, quality FROM latest"
+# the same from the raw rows: what `latest` must agree with (tests)
+LATEST_RAW: Final = """
 SELECT w.value, r.ts, r.value, r.quality
 FROM json_each(?) AS w
 JOIN readings AS r
@@ -198,6 +233,10 @@ REFRESH_ONE: Final = (
 
 DELETE_READINGS_OF: Final = (
     "DELETE FROM readings WHERE sensor IN (SELECT value FROM json_each(:sids)) AND ts < :cutoff"
+)
+# a sensor's newest row older than the cutoff: all its raw rows went
+DELETE_LATEST_OF: Final = (
+    "DELETE FROM latest WHERE sensor IN (SELECT value FROM json_each(:sids)) AND ts < :cutoff"
 )
 DELETE_ROLLUPS_OF: Final = (
     "DELETE FROM rollup_1m WHERE sensor IN (SELECT value FROM json_each(:sids)) AND w < :cutoff"
