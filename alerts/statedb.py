@@ -1,15 +1,16 @@
 """Relational state of the hub (alarms, alarm events, dead letters) behind one module.
 
 SQLite by default (one file under the data folder, WAL). The methods are synchronous and
-thread-safe; async callers run them in a worker thread. Keeping every SQL statement here is what
-lets PostgreSQL replace SQLite when several hub processes share state.
+thread-safe; async callers run them in a worker thread, but for `quick_alarm_records`, which the
+API's alarm list runs on its event loop (see there). Keeping every SQL statement here is what lets
+PostgreSQL replace SQLite when several hub processes share state.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 from alerts.errors import AlarmStoreError
 from alerts.lifecycle import Lifecycle
 
-__all__ = ["AlarmEventRow", "AlarmRow", "DeadLetter", "StateDB"]
+__all__ = ["AlarmEventRow", "AlarmRecords", "AlarmRow", "DeadLetter", "StateDB"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -110,7 +111,13 @@ CREATE INDEX outbox_group ON outbox (subscription, tenant, site, open_until)
     WHERE open_until IS NOT NULL;
 CREATE TABLE notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 """
-_VERSION = 2
+# version 3: the alarm list (a tenant's alarms, newest first) walks an index and stops at its
+# limit, instead of sorting every alarm of the tenant (200,000 alarms: 65 ms -> 0.6 ms)
+_SCHEMA_V3 = """
+CREATE INDEX alarms_tenant_id ON alarms (tenant, id);
+"""
+_VERSION = 3
+_QUICK_EVERY = 1000  # SQLite steps between two looks at a quick read's budget
 
 _ALARM_COLS = (
     "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "
@@ -141,6 +148,11 @@ _MUTABLE = (
 _EVENT_COLS = (
     "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
 )
+_ALARM_NAMES = tuple(c.strip() for c in _ALARM_COLS.split(","))
+_EVENT_NAMES = tuple(c.strip() for c in _EVENT_COLS.split(","))
+
+# alarms as dictionaries (column -> value), newest first, and the events of each by alarm id
+AlarmRecords = tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +229,18 @@ class DeadLetter:
 class StateDB:
     """One SQLite connection; every statement of the relational state."""
 
-    def __init__(self, path: Path | str, *, max_dead_letter_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_dead_letter_bytes: int = 64 * 1024,
+        quick_steps: int = 50_000,
+    ) -> None:
+        """`quick_steps`: how much SQLite work (virtual-machine steps; 50,000 is about 5 ms,
+        100 alarms with their events take under 10,000) a `quick_alarm_records` may do before
+        it gives up; 0: it always gives up."""
         self._path = str(path)
+        self.quick_steps = quick_steps
         self._lock = threading.Lock()
         self._max_payload = max_dead_letter_bytes
         try:
@@ -237,15 +259,30 @@ class StateDB:
                 isolation_level=None,
             )
             self._read_lock = threading.Lock()
+            # and the quick reads of the event loop on one more: they never wait behind a long
+            # read (alarm statistics) on the other
+            self._quick = sqlite3.connect(
+                Path(self._path).resolve().as_uri() + "?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+            self._quick_lock = threading.Lock()
+            self._quick_left = 0
+            self._quick.set_progress_handler(self._quick_step, _QUICK_EVERY)
         except sqlite3.Error as exc:
             raise AlarmStoreError(f"cannot open state database {self._path}: {exc}") from exc
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version < 2:
-            self._db.executescript(f"BEGIN; {_SCHEMA_V2} PRAGMA user_version = {_VERSION}; COMMIT;")
+            self._db.executescript(f"BEGIN; {_SCHEMA_V2} PRAGMA user_version = 2; COMMIT;")
+        if version < _VERSION:
+            self._db.executescript(f"BEGIN; {_SCHEMA_V3} PRAGMA user_version = {_VERSION}; COMMIT;")
 
     def close(self) -> None:
+        with self._quick_lock:
+            self._quick.close()
         with self._read_lock:
             self._reader.close()
         with self._lock:
@@ -273,6 +310,28 @@ class StateDB:
                 return self._reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise AlarmStoreError(f"state database: {exc}") from exc
+
+    def _quick_step(self) -> int:
+        """SQLite's progress handler on the quick connection: non-zero interrupts the query."""
+        self._quick_left -= _QUICK_EVERY
+        return 1 if self._quick_left <= 0 else 0
+
+    def _quick_query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """A read on the quick connection; None when it would take more than `quick_steps`
+        steps (interrupted) or the connection is busy."""
+        if self.quick_steps <= 0 or not self._quick_lock.acquire(blocking=False):
+            return None
+        try:
+            self._quick_left = self.quick_steps
+            return self._quick.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                return None
+            raise AlarmStoreError(f"state database: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise AlarmStoreError(f"state database: {exc}") from exc
+        finally:
+            self._quick_lock.release()
 
     # alarms -------------------------------------------------------------------------------
     def active_alarms(self) -> list[AlarmRow]:
@@ -306,38 +365,61 @@ class StateDB:
     ) -> list[AlarmRow]:
         """Newest first; `tenants` None means every tenant. `open_only`: not yet returned to
         normal and acknowledged, or with its disposal not closed."""
-        where, params = [], []  # type: list[str], list[Any]
-
-        def among(column: str, values: Sequence[Any]) -> None:
-            where.append(f"{column} IN ({','.join('?' * len(values))})")
-            params.extend(values)
-
-        if tenants is not None:
-            among("tenant", tenants)
-        for column, value in (
-            ("state", state),
-            ("sensor", sensor),
-            ("site", site),
-            ("side", side),
-            ("disposal", disposal),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if isa_state:
-            among("isa_state", isa_state)
-        if tier:
-            among("tier", tier)
-        if open_only:
-            where.append("(isa_state != 'normal' OR disposal != 'closed')")
-        if before_id is not None:
-            where.append("id < ?")
-            params.append(before_id)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
-        rows = self.query(
-            f"SELECT {_ALARM_COLS} FROM alarms {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
+        sql, params = _alarm_list_sql(
+            tenants, state, sensor, isa_state, tier, site, side, disposal, open_only, before_id
         )
-        return [AlarmRow(*r) for r in rows]
+        return [AlarmRow(*r) for r in self.query(sql, (*params, limit))]
+
+    def list_alarm_records(
+        self,
+        tenants: Sequence[str] | None,
+        *,
+        state: str | None = None,
+        sensor: str | None = None,
+        isa_state: Sequence[str] | None = None,
+        tier: Sequence[str] | None = None,
+        site: str | None = None,
+        side: int | None = None,
+        disposal: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> AlarmRecords:
+        """`list_alarms` and `alarm_events` of the alarms found, as plain dictionaries (column
+        name -> value) rather than row objects: for the API's alarm list, which only turns them
+        into JSON (a frozen dataclass of 28 fields costs several times a dictionary)."""
+        sql, params = _alarm_list_sql(
+            tenants, state, sensor, isa_state, tier, site, side, disposal, open_only, before_id
+        )
+        found = _records(self.query, sql, [*params, limit])
+        assert found is not None  # `query` raises rather than giving up
+        return found
+
+    def quick_alarm_records(
+        self,
+        tenants: Sequence[str] | None,
+        *,
+        state: str | None = None,
+        sensor: str | None = None,
+        isa_state: Sequence[str] | None = None,
+        tier: Sequence[str] | None = None,
+        site: str | None = None,
+        side: int | None = None,
+        disposal: str | None = None,
+        open_only: bool = False,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> AlarmRecords | None:
+        """`list_alarm_records` on the caller's thread, if it is quick: None when it would take
+        more than a few milliseconds of SQLite work (it is interrupted; ask
+        `list_alarm_records` in a worker thread then). The alarm list's usual reads (a tenant's
+        newest alarms, by an index) take well under a millisecond, less than the trip to a
+        worker thread and back, which under load costs about as much again in CPU and more in
+        latency; a filter that makes SQLite scan gives up here and goes to the thread."""
+        sql, params = _alarm_list_sql(
+            tenants, state, sensor, isa_state, tier, site, side, disposal, open_only, before_id
+        )
+        return _records(self._quick_query, sql, [*params, limit])
 
     # the lifecycle, inside a transaction ---------------------------------------------------
     def alarm_in(self, con: sqlite3.Connection, alarm_id: int) -> AlarmRow | None:
@@ -491,17 +573,15 @@ class StateDB:
         return AlarmRow(*rows[0]) if rows else None
 
     def alarm_events(self, alarm_ids: Sequence[int]) -> dict[int, list[AlarmEventRow]]:
-        if not alarm_ids:
-            return {}
-        rows = self.query(
-            f"SELECT {_EVENT_COLS} FROM alarm_events "
-            f"WHERE alarm_id IN ({','.join('?' * len(alarm_ids))}) ORDER BY id",
-            tuple(alarm_ids),
-        )
         out: dict[int, list[AlarmEventRow]] = {i: [] for i in alarm_ids}
-        for r in rows:
+        for r in self._event_rows(alarm_ids):
             out[r[1]].append(AlarmEventRow(*r))
         return out
+
+    def _event_rows(self, alarm_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        if not alarm_ids:
+            return []
+        return self.query(_events_sql(len(alarm_ids)), tuple(alarm_ids))
 
     # dead letters -------------------------------------------------------------------------
     def add_dead_letter(
@@ -532,3 +612,74 @@ class StateDB:
             (limit,),
         )
         return [DeadLetter(*r) for r in rows]
+
+
+def _alarm_list_sql(
+    tenants: Sequence[str] | None,
+    state: str | None,
+    sensor: str | None,
+    isa_state: Sequence[str] | None,
+    tier: Sequence[str] | None,
+    site: str | None,
+    side: int | None,
+    disposal: str | None,
+    open_only: bool,
+    before_id: int | None,
+) -> tuple[str, list[Any]]:
+    """The alarm list's SELECT (newest first, `LIMIT ?` last) and its parameters but the limit."""
+    where, params = [], []  # type: list[str], list[Any]
+
+    def among(column: str, values: Sequence[Any]) -> None:
+        where.append(f"{column} IN ({','.join('?' * len(values))})")
+        params.extend(values)
+
+    if tenants is not None:
+        among("tenant", tenants)
+    for column, value in (
+        ("state", state),
+        ("sensor", sensor),
+        ("site", site),
+        ("side", side),
+        ("disposal", disposal),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if isa_state:
+        among("isa_state", isa_state)
+    if tier:
+        among("tier", tier)
+    if open_only:
+        where.append("(isa_state != 'normal' OR disposal != 'closed')")
+    if before_id is not None:
+        where.append("id < ?")
+        params.append(before_id)
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    return f"SELECT {_ALARM_COLS} FROM alarms {clause} ORDER BY id DESC LIMIT ?", params
+
+
+def _events_sql(n: int) -> str:
+    return (
+        f"SELECT {_EVENT_COLS} FROM alarm_events "
+        f"WHERE alarm_id IN ({','.join('?' * n)}) ORDER BY id"
+    )
+
+
+def _records(
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]] | None],
+    sql: str,
+    params: Sequence[Any],
+) -> AlarmRecords | None:
+    """The alarms of `sql` and their events, as dictionaries; None if `query` gave up."""
+    rows = query(sql, params)
+    if rows is None:
+        return None
+    alarms = [dict(zip(_ALARM_NAMES, r, strict=True)) for r in rows]
+    events: dict[int, list[dict[str, Any]]] = {a["id"]: [] for a in alarms}
+    if alarms:
+        found = query(_events_sql(len(alarms)), list(events))
+        if found is None:
+            return None
+        for r in found:
+            events[r[1]].append(dict(zip(_EVENT_NAMES, r, strict=True)))
+    return alarms, events

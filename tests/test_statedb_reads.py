@@ -1,0 +1,148 @@
+"""The state database's reads for the API's alarm list: the records (dictionaries) say what the
+rows say, for every filter; the quick read on the caller's thread says the same or gives up when
+the read would be long; version 3 adds the index that lets a tenant's newest alarms be read
+without sorting all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.statedb import StateDB
+
+TENANTS = ("north", "south")
+
+
+def fill(db: StateDB, n: int, events: bool = True) -> None:
+    """`n` alarms of varied tenant, site, sensor, side, tier, state and lifecycle; events on
+    most of them (none on every fifth)."""
+    with db.transaction() as con:
+        for i in range(n):
+            active = i % 3 != 0
+            alarm_id = db.insert_alarm(
+                con,
+                {
+                    "tenant": TENANTS[i % 2],
+                    "site": f"site-{i % 3}",
+                    "device": "d",
+                    "sensor": f"s{i % 7}",
+                    "rule": "r",
+                    "side": i % 4,
+                    "level": 1 + i % 2,
+                    "level_name": "alarm",
+                    "tier": ("yellow", "orange", "red")[i % 3],
+                    "action": "",
+                    "state": "active" if active and i >= n - 7 else "cleared",
+                    "started_ts": 1000 + i,
+                    "ended_ts": None if active else 2000 + i,
+                    "raised_at": 1000 + i,
+                    "cleared_at": None if active else 2000 + i,
+                    "peak_level": 2,
+                    "last_ts": 1000 + i,
+                    "value": None if i % 11 == 0 else i / 3,
+                    "acked": i % 2,
+                    "isa_state": ("unack", "ack", "normal", "rtn_unack")[i % 4],
+                    "disposal": ("received", "verified", "closed")[i % 3],
+                },
+            )
+            for k in range(i % 5 if events else 0):
+                db.insert_event(
+                    con,
+                    alarm_id,
+                    "raised" if k == 0 else "comment",
+                    1000 + i + k,
+                    1000 + i,
+                    1,
+                    "alarm",
+                    "yellow",
+                    None if k else i / 3,
+                    "unack",
+                    actor=None if k == 0 else "op",
+                    comment="" if k == 0 else f"note {k}",
+                )
+
+
+CASES: list[dict[str, Any]] = [
+    {},
+    {"limit": 3},
+    {"before_id": 10, "limit": 4},
+    {"state": "active"},
+    {"state": "cleared", "site": "site-1"},
+    {"sensor": "s3"},
+    {"isa_state": ["unack", "rtn_unack"]},
+    {"tier": ["red"], "side": 2},
+    {"disposal": "closed"},
+    {"open_only": True},
+    {"open_only": True, "tier": ["orange", "yellow"], "limit": 1000},
+]
+
+
+def as_records(db: StateDB, tenants: list[str] | None, **kw: Any) -> Any:
+    rows = db.list_alarms(tenants, **kw)
+    events = db.alarm_events([r.id for r in rows])
+    return (
+        [dataclasses.asdict(r) for r in rows],
+        {i: [dataclasses.asdict(e) for e in evs] for i, evs in events.items()},
+    )
+
+
+@pytest.mark.parametrize("kw", CASES)
+@pytest.mark.parametrize("tenants", [None, ["north"], ["north", "south"], []])
+def test_records_say_what_the_rows_say(
+    tmp_path: Path, kw: dict[str, Any], tenants: list[str] | None
+) -> None:
+    db = StateDB(tmp_path / "state.db")
+    try:
+        fill(db, 40)
+        want = as_records(db, tenants, **kw)
+        assert db.list_alarm_records(tenants, **kw) == want
+        assert db.quick_alarm_records(tenants, **kw) == want
+    finally:
+        db.close()
+
+
+def test_a_long_quick_read_gives_up_and_the_thread_read_answers(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db", quick_steps=20_000)
+    try:
+        fill(db, 12_000, events=False)
+        # no index on the site: SQLite walks every alarm to find none
+        assert db.quick_alarm_records(None, site="nowhere") is None
+        assert db.list_alarm_records(None, site="nowhere") == ([], {})
+        # a tenant's newest alarms walk the index and stop at the limit: quick
+        assert db.quick_alarm_records(["north"], limit=100) == db.list_alarm_records(
+            ["north"], limit=100
+        )
+        db.quick_steps = 0
+        assert db.quick_alarm_records(["north"], limit=1) is None
+    finally:
+        db.close()
+
+
+def test_version_2_gets_the_tenant_index_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    fill(db, 10)
+    db.close()
+    with sqlite3.connect(path) as con:  # as a hub of version 2 left it
+        con.execute("DROP INDEX alarms_tenant_id")
+        con.execute("PRAGMA user_version = 2")
+    con.close()
+    for _ in range(2):  # a second open changes nothing
+        db = StateDB(path)
+        try:
+            plan = db.query(
+                "EXPLAIN QUERY PLAN SELECT id FROM alarms WHERE tenant IN (?) "
+                "ORDER BY id DESC LIMIT ?",
+                ("north", 3),
+            )
+            assert any("alarms_tenant_id" in str(p[3]) for p in plan), plan
+            assert not any("TEMP B-TREE" in str(p[3]) for p in plan), plan
+            assert db.query("PRAGMA user_version") == [(3,)]
+            assert len(db.list_alarms(None)) == 10
+        finally:
+            db.close()
