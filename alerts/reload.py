@@ -91,7 +91,7 @@ def remap_core(
             changed.add(sid)
             continue
         src[info.index] = before[0]
-    fresh = CoreState.empty(len(new), new_table.trends, new_table.trend_depth)
+    fresh = CoreState.empty(len(new), new_table.trends, new_table.trend_keep)
     keep = np.flatnonzero(src >= 0)
     take = src[keep]
     # trend rows: the new row of a carried sensor takes its old row (both have one: same rules)

@@ -48,6 +48,11 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _compile(registry: Registry) -> RuleTable:
+    """The rule tables, with the configuration's lateness window (`lateness_s`)."""
+    return compile_table(registry.sensors, lateness_ms=round(registry.config.lateness_s * 1000))
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -69,7 +74,7 @@ class Dispatcher:
         self._save_every_ms = int(save_every_s * 1000)
         self._saved_at = 0
         self._saving: asyncio.Task[None] | None = None
-        self.table: RuleTable = compile_table(registry.sensors)
+        self.table: RuleTable = _compile(registry)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
@@ -100,7 +105,7 @@ class Dispatcher:
         over by sensor id (`alerts.reload`), the alarms of points that are gone or whose rules
         changed cleared at `now`. Call it between batches (`IngestService.reload`): nothing may
         be in flight with the old numbering."""
-        table = compile_table(registry.sensors)
+        table = _compile(registry)
         state, rejudged = remap_core(
             self.state,
             sensor_keys(self.registry.sensors),
@@ -286,8 +291,13 @@ class Dispatcher:
                 await self.store_events(fleet_events)
             events += fleet_events
         self._judged = None
-        if outcome is not None and outcome.late:
-            self.metrics.inc("hazardhub_readings_late_total", outcome.late)
+        if outcome is not None:
+            if outcome.late:  # not judged: older than the lateness window allows
+                self.metrics.inc("hazardhub_readings_late_total", outcome.late)
+            if outcome.rewound:  # judged in order within the lateness window
+                self.metrics.inc("hazardhub_readings_rewound_total", outcome.rewound)
+            if outcome.late_in_window:
+                self.metrics.inc("hazardhub_readings_late_in_window_total", outcome.late_in_window)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         if positions:
