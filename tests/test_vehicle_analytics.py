@@ -33,7 +33,10 @@ from alerts.vehicles import (
     fleet_kpis,
 )
 from alerts.vehicles.alarms import FleetAlarms, FleetChange
+from alerts.vehicles.areas import GridIndex, LatIndex, ScanIndex
+from alerts.vehicles.geo import compile_shape
 from alerts.vehicles.state import RANK
+from alerts.vehicles.table import Zone
 from ingest.store.base import PositionBatch
 from telemetry.config import VehicleSpec
 from telemetry.registry import VehicleInfo
@@ -612,3 +615,42 @@ def test_events_do_not_depend_on_how_positions_are_batched(
         return sorted(out, key=lambda c: c[:2])  # stable: each alarm's changes in their order
 
     assert by_alarm(alarms_split) == by_alarm(alarms_whole)
+
+
+ZIGZAG_LINE = tuple((30.0 + 0.004 * (i % 2), 104.0 + 0.03 * i) for i in range(8))
+ZIGZAG = Zone("zigzag", compile_shape(None, ZIGZAG_LINE, 150))
+
+
+def near_zigzag(seg: int, along: float, off: float) -> tuple[float, float]:
+    (la1, lo1), (la2, lo2) = ZIGZAG_LINE[seg], ZIGZAG_LINE[seg + 1]
+    return la1 + (la2 - la1) * along + off, lo1 + (lo2 - lo1) * along
+
+
+point = st.one_of(
+    st.tuples(st.floats(29.98, 30.06), st.floats(103.98, 104.06)),
+    st.builds(near_zigzag, st.integers(0, 6), st.floats(0, 1), st.floats(-0.002, 0.002)),
+    st.tuples(st.floats(-60, 60), st.floats(-170, 170)),  # a wide batch: coarser cells
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(point, min_size=1, max_size=300))
+def test_both_position_indexes_find_every_position_inside_a_fence(
+    points: list[tuple[float, float]],
+) -> None:
+    """The scan (small batches), the latitude bands and the grid (large ones) find, with the
+    fence test, exactly the positions the reference finds one by one."""
+    lat = np.array([p[0] for p in points])
+    lon = np.array([p[1] for p in points])
+    fences = (*PROPERTY_TABLE.zones, *PROPERTY_TABLE.corridors, *PROPERTY_TABLE.forbidden, ZIGZAG)
+    for index in (ScanIndex(lat, lon), LatIndex(lat, lon), GridIndex(lat, lon)):
+        for zone in fences:
+            cand = index.candidates(zone)
+            assert np.all(np.diff(cand) > 0)
+            got = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
+            want = [
+                i
+                for i, (la, lo) in enumerate(points)
+                if zone.shape.in_bbox_one(la, lo) and zone.shape.contains_one(la, lo)[0]
+            ]
+            assert got.tolist() == want, zone.id

@@ -1,4 +1,4 @@
-"""Geofences over a batch: the latitude index that finds a fence's candidate positions, and the
+"""Geofences over a batch: the indexes that find a fence's candidate positions, and the
 forbidden areas (entered, and left: the end of the vehicle's forbidden-area episode).
 
 Part of the vectorized core (`alerts.vehicles.evaluate`); the per-position twin is in
@@ -16,11 +16,24 @@ import numpy.typing as npt
 from alerts.vehicles.state import EventKind, FleetState
 from alerts.vehicles.table import FleetTable, Zone, in_window, window_close
 
-__all__ = ["LatIndex", "Sink", "forbidden_areas"]
+__all__ = [
+    "GRID_MIN",
+    "SCAN_MAX",
+    "GridIndex",
+    "Index",
+    "LatIndex",
+    "ScanIndex",
+    "Sink",
+    "forbidden_areas",
+    "index_positions",
+]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+_CELL_DEG = 0.02  # about 2 km: the grid is made coarser until it has fewer than 32768 cells
+SCAN_MAX = 1024  # positions up to which a scan per fence is cheaper than an index
+GRID_MIN = 200_000  # positions from which the grid pays for its cost per fence
 
 
 class Sink(Protocol):
@@ -29,6 +42,22 @@ class Sink(Protocol):
     def add(
         self, slots: I64, kind: EventKind, ts: I64, value: F64, ref: I64 | int = -1
     ) -> None: ...
+
+
+class ScanIndex:
+    """No index: a fence's candidates are found by testing every position against its box
+    (cheapest for a few hundred positions)."""
+
+    def __init__(self, lat: F64, lon: F64) -> None:
+        self.lat, self.lon = lat, lon
+
+    def candidates(self, zone: Zone) -> I64:
+        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
+        la, lo = self.lat, self.lon
+        out: I64 = np.flatnonzero(
+            (la >= lat_min) & (la <= lat_max) & (lo >= lon_min) & (lo <= lon_max)
+        )
+        return out
 
 
 class LatIndex:
@@ -53,6 +82,69 @@ class LatIndex:
         hit = (la >= lat_min) & (la <= lat_max) & (lo_ >= lon_min) & (lo_ <= lon_max)
         out: I64 = np.sort(rows[hit]).astype(np.int64)
         return out
+
+
+class GridIndex:
+    """Positions sorted by cell of a grid over the batch's extent (a radix sort on an int16
+    key), to find a fence's candidates among the positions near it without scanning every
+    position per fence. A corridor is looked up by the box of each segment."""
+
+    def __init__(self, lat: F64, lon: F64) -> None:
+        self.lat0 = float(np.fmin.reduce(lat)) if lat.size else 0.0
+        self.lon0 = float(np.fmin.reduce(lon)) if lon.size else 0.0
+        if not (math.isfinite(self.lat0) and math.isfinite(self.lon0)):
+            self.lat0 = self.lon0 = 0.0
+        height = float(np.fmax.reduce(lat)) - self.lat0 if lat.size else 0.0
+        width = float(np.fmax.reduce(lon)) - self.lon0 if lon.size else 0.0
+        cell = _CELL_DEG
+        if not (math.isfinite(height) and math.isfinite(width)):
+            height = width = 0.0
+        while (int(height / cell) + 1) * (int(width / cell) + 1) >= 1 << 15:
+            cell *= 2.0
+        self.cell, self.rows, self.cols = cell, int(height / cell) + 1, int(width / cell) + 1
+        # (x - x0) / cell is monotone in x, so a box's cells (the same arithmetic) hold its points
+        with np.errstate(invalid="ignore"):
+            row = ((lat - self.lat0) / cell).astype(np.int16)
+            col = ((lon - self.lon0) / cell).astype(np.int16)
+        key = row * np.int16(self.cols) + col
+        self.order = np.argsort(key, kind="stable")
+        self.keys = key[self.order]
+        self.lat = lat[self.order]
+        self.lon = lon[self.order]
+
+    def candidates(self, zone: Zone) -> I64:
+        """The rows inside the zone's bounding box (sorted), found from the cells of its boxes."""
+        cells = np.zeros((self.rows, self.cols), dtype=np.bool_)
+        for lat_min, lat_max, lon_min, lon_max in zone.shape.boxes:
+            r0 = max(0, math.floor((lat_min - self.lat0) / self.cell))
+            r1 = min(self.rows - 1, math.floor((lat_max - self.lat0) / self.cell))
+            c0 = max(0, math.floor((lon_min - self.lon0) / self.cell))
+            c1 = min(self.cols - 1, math.floor((lon_max - self.lon0) / self.cell))
+            if r0 <= r1 and c0 <= c1:
+                cells[r0 : r1 + 1, c0 : c1 + 1] = True
+        edges = np.flatnonzero(np.diff(cells.ravel(), prepend=False, append=False))
+        lo = np.searchsorted(self.keys, edges[0::2].astype(np.int16), side="left")
+        hi = np.searchsorted(self.keys, edges[1::2].astype(np.int16), side="left")
+        size = hi - lo
+        idx = np.arange(int(size.sum()), dtype=np.int64)
+        idx += np.repeat(lo - (np.cumsum(size) - size), size)
+        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
+        la, lo_ = self.lat[idx], self.lon[idx]
+        hit = (la >= lat_min) & (la <= lat_max) & (lo_ >= lon_min) & (lo_ <= lon_max)
+        out: I64 = np.sort(self.order[idx[hit]]).astype(np.int64)
+        return out
+
+
+Index = ScanIndex | LatIndex | GridIndex
+
+
+def index_positions(lat: F64, lon: F64) -> Index:
+    """The index for a batch: none for up to `SCAN_MAX` positions, by latitude band up to
+    `GRID_MIN` (cheapest per fence), by grid cell beyond (fewest candidates per fence)."""
+    n = lat.shape[0]
+    if n <= SCAN_MAX:
+        return ScanIndex(lat, lon)
+    return GridIndex(lat, lon) if n >= GRID_MIN else LatIndex(lat, lon)
 
 
 def _member(sorted_rows: I64, rows: I64) -> B:
@@ -83,59 +175,62 @@ def _area_end(zone: Zone, offset_ms: int, t: I64, prev_t: I64, has_prev: B) -> I
 def forbidden_areas(
     table: FleetTable,
     st: FleetState,
-    index: LatIndex,
+    index: Index,
     rows: tuple[I64, I64, F64, F64, F64],
     prev: tuple[I64, B],
-    bounds: tuple[B, B, I64, I64],
+    bounds: tuple[B, B, I64],
     out: Sink,
 ) -> None:
     """`FORBIDDEN_ENTER` at the first fix inside an area during one of its windows, per area;
     `FORBIDDEN_END` at the first fix inside none any more, stamped when the last of them was
     left (`_area_end`). Updates `st.forbidden`. `rows` are the batch's (slot, ts, lat, lon,
     speed) in (slot, ts) order, `prev` each row's previous fix time and whether it has one,
-    `bounds` (first, last, first rows, last rows) per vehicle."""
+    `bounds` (first, last, first rows) per vehicle."""
     s, t, lat, lon, v = rows
     prev_t, has_prev = prev
-    first, last, fi, li = bounds
-    fs = s[fi]
-    cls = table.cls[s]
-    was_in = st.forbidden[fs] != 0
-    any_in = np.zeros(s.shape, dtype=np.bool_)
+    first, last, fi = bounds
+    old = st.forbidden  # read in the loop, written after it
+    in_some = fi[old[s[fi]] != 0]  # first rows of the vehicles in some area before the batch
+    mask = np.zeros(old.shape, dtype=np.uint64)  # by slot: the areas of its last row
+    insides: list[I64] = []
     drops: list[tuple[I64, I64]] = []  # (rows where an area's bit drops, when it was left)
     for f, zone in enumerate(table.forbidden):
         bit = np.uint64(1 << f)
-        had = (st.forbidden[fs] & bit) != 0
-        cand = index.candidates(zone)
-        keep = np.asarray(zone.classes, dtype=np.bool_)[cls[cand]]
-        if zone.windows:
-            active = np.zeros(cand.shape, dtype=np.bool_)
-            for w in zone.windows:
-                active |= in_window(t[cand], table.offset_ms, w)
-            keep &= active
-        cand = cand[keep]
-        inside, _ = zone.shape.contains(lat[cand], lon[cand], distance=False)
-        ins = cand[inside]
-        any_in[ins] = True
-        before = _member(ins, ins - 1)
-        was = np.where(first[ins], (st.forbidden[s[ins]] & bit) != 0, before)
-        hit = ins[~was]
-        out.add(s[hit], EventKind.FORBIDDEN_ENTER, t[hit], v[hit], f)
-        gone = np.concatenate((ins[~last[ins]] + 1, fi[had]))
-        gone = gone[~_member(ins, gone)]
+        ins = index.candidates(zone)
+        if ins.size:
+            keep = np.asarray(zone.classes, dtype=np.bool_)[table.cls[s[ins]]]
+            if zone.windows:
+                active = np.zeros(ins.shape, dtype=np.bool_)
+                for w in zone.windows:
+                    active |= in_window(t[ins], table.offset_ms, w)
+                keep &= active
+            ins = ins[keep]
+        if ins.size:
+            ins = ins[zone.shape.contains(lat[ins], lon[ins], distance=False)[0]]
+        gone = in_some[(old[s[in_some]] & bit) != 0]
+        if ins.size:
+            was = np.where(first[ins], (old[s[ins]] & bit) != 0, _member(ins, ins - 1))
+            hit = ins[~was]
+            out.add(s[hit], EventKind.FORBIDDEN_ENTER, t[hit], v[hit], f)
+            tail = ins[last[ins]]
+            mask[s[tail]] |= bit
+            insides.append(ins)
+            gone = np.concatenate((ins[~last[ins]] + 1, gone))
+            gone = gone[~_member(ins, gone)]
         if gone.size:
             drops.append(
                 (gone, _area_end(zone, table.offset_ms, t[gone], prev_t[gone], has_prev[gone]))
             )
-        in_last = _member(ins, li)
-        st.forbidden[fs] = (st.forbidden[fs] & ~bit) | np.where(in_last, bit, np.uint64(0))
-    # the episode ends where a vehicle in some area is in none
-    clear = np.flatnonzero(any_in[:-1] & ~any_in[1:]) + 1
-    clear = np.concatenate((clear[~first[clear]], fi[was_in & ~any_in[fi]]))
-    if not clear.size:
+    st.forbidden[s[fi]] = mask[s[fi]]
+    if not drops:
         return
-    clear.sort()
+    # the episode ends where a vehicle that was in an area (it dropped one) is in none
     at_rows = np.concatenate([d[0] for d in drops])
     ends = np.concatenate([d[1] for d in drops])
+    anywhere = np.unique(np.concatenate(insides)) if insides else at_rows[:0]
+    clear = np.unique(at_rows[~_member(anywhere, at_rows)])
+    if not clear.size:
+        return
     at = np.searchsorted(clear, at_rows)
     mine = (at < clear.size) & (clear[np.minimum(at, clear.size - 1)] == at_rows)
     when = np.full(clear.shape, np.iinfo(np.int64).min, dtype=np.int64)

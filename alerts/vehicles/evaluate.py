@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from alerts.vehicles.areas import LatIndex, forbidden_areas
+from alerts.vehicles.areas import forbidden_areas, index_positions
 from alerts.vehicles.geo import EARTH_R, step_m
 from alerts.vehicles.state import NO_KEY, RANK, EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import DAY_MS, FleetTable
@@ -271,11 +271,12 @@ def _judge(
     expressway = np.zeros(n, dtype=np.bool_)
     posted = np.full(n, np.inf)
     if table.zones or table.forbidden:
-        index = LatIndex(lat, lon)
+        index = index_positions(lat, lon)
         for zone in table.zones:
             cand = index.candidates(zone)
-            inside, _ = zone.shape.contains(lat[cand], lon[cand], distance=False)
-            cand = cand[inside]
+            if not cand.size:
+                continue
+            cand = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
             if zone.expressway:
                 expressway[cand] = True
             posted[cand] = np.minimum(posted[cand], zone.limit_kmh)
@@ -286,7 +287,7 @@ def _judge(
                 index,
                 (s, t, lat, lon, v),
                 (prev_t, has_prev),
-                (first, last, fi, li),
+                (first, last, fi),
                 out,
             )
     limit = np.where(expressway, table.expressway_kmh[s], table.speed_kmh[s])
@@ -323,7 +324,8 @@ def _judge(
     on = np.flatnonzero(route >= 0)
     if on.size:
         inside = np.ones(n, dtype=np.bool_)
-        on = on[np.argsort(route[on], kind="stable")]
+        key = route[on].astype(np.int16) if len(table.corridors) < (1 << 15) else route[on]
+        on = on[np.argsort(key, kind="stable")]  # radix on int16
         bounds = np.searchsorted(route[on], np.arange(len(table.corridors) + 1))
         for c, zone in enumerate(table.corridors):
             part = on[bounds[c] : bounds[c + 1]]

@@ -21,6 +21,7 @@ EARTH_R = 6_371_008.8
 _DEG = math.pi / 180.0
 F64 = npt.NDArray[np.float64]
 _MARGIN_DEG = 1e-6
+_FEW = 384  # points below which a segment-by-segment pruning costs more than it saves
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -39,6 +40,7 @@ class Shape:
     aux: F64  # polygon: dx/dy of the edge (0 when horizontal); corridor: 1/|segment|^2
     buffer2: float
     bbox: tuple[float, float, float, float]  # lat_min, lat_max, lon_min, lon_max
+    boxes: tuple[tuple[float, float, float, float], ...]  # the bbox; a corridor's per segment
     edges: tuple[tuple[float, float, float, float, float], ...]  # the same, as Python floats
 
     def contains(
@@ -58,7 +60,7 @@ class Shape:
                 inside[lo : lo + self.block] = (np.count_nonzero(hits, axis=1) & 1).astype(bool)
             return inside, np.zeros(x.shape, dtype=np.float64)
         best = np.full(x.shape, np.inf)
-        if distance or x.shape[0] * self.x1.shape[0] < 1 << 12:
+        if distance or x.shape[0] < _FEW:  # few points: all segments at once is cheaper
             for lo in range(0, x.shape[0], self.block):
                 xb, yb = x[lo : lo + self.block, None], y[lo : lo + self.block, None]
                 best[lo : lo + self.block] = self._d2(
@@ -139,11 +141,20 @@ def compile_shape(
         edges.append((xs[i], ys[i], dx, dy, aux))
     arr = np.array(edges, dtype=np.float64).reshape(-1, 5)
     pad = buffer_m or 0.0
-    bbox = (
-        (min(ys) - pad) / ky + lat0 - _MARGIN_DEG,
-        (max(ys) + pad) / ky + lat0 + _MARGIN_DEG,
-        (min(xs) - pad) / kx + lon0 - _MARGIN_DEG,
-        (max(xs) + pad) / kx + lon0 + _MARGIN_DEG,
+
+    def box(ys: list[float], xs: list[float]) -> tuple[float, float, float, float]:
+        return (
+            (min(ys) - pad) / ky + lat0 - _MARGIN_DEG,
+            (max(ys) + pad) / ky + lat0 + _MARGIN_DEG,
+            (min(xs) - pad) / kx + lon0 - _MARGIN_DEG,
+            (max(xs) + pad) / kx + lon0 + _MARGIN_DEG,
+        )
+
+    bbox = box(ys, xs)
+    boxes = (
+        (bbox,)
+        if polygon is not None or not edges
+        else tuple(box([y, y + dy], [x, x + dx]) for x, y, dx, dy, _ in edges)
     )
     return Shape(
         lat0=lat0,
@@ -158,6 +169,7 @@ def compile_shape(
         aux=arr[:, 4].copy(),
         buffer2=pad * pad,
         bbox=bbox,
+        boxes=boxes,
         edges=tuple(tuple(float(v) for v in row) for row in arr.tolist()),  # type: ignore[misc]
     )
 
