@@ -65,7 +65,8 @@ class LatIndex:
     candidates without scanning every position per fence."""
 
     def __init__(self, lat: F64, lon: F64) -> None:
-        bins = np.floor((np.clip(lat, -90.0, 90.0) + 90.0) * 100.0).astype(np.int16)
+        with np.errstate(invalid="ignore"):  # a NaN falls in some band, fails every box test
+            bins = np.floor((np.clip(lat, -90.0, 90.0) + 90.0) * 100.0).astype(np.int16)
         self.order = np.argsort(bins, kind="stable")
         self.bins = bins[self.order]
         self.lat = lat[self.order]
@@ -90,22 +91,24 @@ class GridIndex:
     position per fence. A corridor is looked up by the box of each segment."""
 
     def __init__(self, lat: F64, lon: F64) -> None:
-        self.lat0 = float(np.fmin.reduce(lat)) if lat.size else 0.0
-        self.lon0 = float(np.fmin.reduce(lon)) if lon.size else 0.0
-        if not (math.isfinite(self.lat0) and math.isfinite(self.lon0)):
+        # the grid over the finite extent (a NaN falls in some cell and fails every box test)
+        la, lo = np.clip(lat, -90.0, 90.0), np.clip(lon, -180.0, 180.0)
+        self.lat0 = float(np.fmin.reduce(la)) if la.size else 0.0
+        self.lon0 = float(np.fmin.reduce(lo)) if lo.size else 0.0
+        if not (math.isfinite(self.lat0) and math.isfinite(self.lon0)):  # all NaN
             self.lat0 = self.lon0 = 0.0
-        height = float(np.fmax.reduce(lat)) - self.lat0 if lat.size else 0.0
-        width = float(np.fmax.reduce(lon)) - self.lon0 if lon.size else 0.0
-        cell = _CELL_DEG
+        height = float(np.fmax.reduce(la)) - self.lat0 if la.size else 0.0
+        width = float(np.fmax.reduce(lo)) - self.lon0 if lo.size else 0.0
         if not (math.isfinite(height) and math.isfinite(width)):
             height = width = 0.0
+        cell = _CELL_DEG
         while (int(height / cell) + 1) * (int(width / cell) + 1) >= 1 << 15:
             cell *= 2.0
         self.cell, self.rows, self.cols = cell, int(height / cell) + 1, int(width / cell) + 1
         # (x - x0) / cell is monotone in x, so a box's cells (the same arithmetic) hold its points
         with np.errstate(invalid="ignore"):
-            row = ((lat - self.lat0) / cell).astype(np.int16)
-            col = ((lon - self.lon0) / cell).astype(np.int16)
+            row = ((la - self.lat0) / cell).astype(np.int16)
+            col = ((lo - self.lon0) / cell).astype(np.int16)
         key = row * np.int16(self.cols) + col
         self.order = np.argsort(key, kind="stable")
         self.keys = key[self.order]
