@@ -152,6 +152,8 @@ def _evaluate(
     feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state)
     if now is not None:
+        if n_in:
+            new.last_arrival[sensor] = now  # every reading, judged or not: its stream flows
         new.last_data[(new.last_data == NO_TS) & (table.no_data > 0)] = now
         if window:
             new.ck_last_data[(new.ck_last_data == NO_TS) & (table.no_data > 0)] = now

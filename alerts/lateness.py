@@ -49,6 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -185,6 +186,7 @@ def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) 
         hist_v = np.where(ok, np.take_along_axis(state.hist_v[trow], idx, axis=1), np.nan)
         hist_n = cnt.astype(np.int16)
     fresh = CoreState.empty(0)
+    late: dict[str, Any] = {f: getattr(fresh, f) for f in _LATE_FIELDS}
     return CoreState(
         new.ck_raw[rows],
         new.ck_active[rows],
@@ -199,7 +201,8 @@ def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) 
         hist_ts,
         hist_v,
         hist_n,
-        *(getattr(fresh, f) for f in _LATE_FIELDS),
+        last_arrival=np.full(k, NO_TS, dtype=np.int64),  # the rewind judges no action
+        **late,
     )
 
 

@@ -47,6 +47,7 @@ class ReferenceCore:
         self.last_value = [math.nan] * n
         self.deadline = [NO_TS] * n
         self.met = [False] * n
+        self.last_arrival = [NO_TS] * n  # `now` when a reading of the sensor last arrived
         self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
         # the lateness window (see `alerts.lateness`): per sensor its last readings after the
         # checkpoint, and the checkpoints (the per-sensor fields of another core)
@@ -74,6 +75,9 @@ class ReferenceCore:
                 for s in range(table.size):
                     if core.last_data[s] == NO_TS and table.no_data[s] > 0:
                         core.last_data[s] = now
+        if now is not None:
+            for i in range(len(ts)):
+                self.last_arrival[int(sensor[i])] = now
         rows = []
         late = rewound = in_window = 0
         rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time
@@ -132,6 +136,7 @@ class ReferenceCore:
                 self.met[plan.sensor],
                 self.level[plan.sensor][ACTION],
                 now,
+                self.last_arrival[plan.feedback],
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met

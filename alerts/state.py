@@ -92,6 +92,9 @@ class CoreState:
     ck_last_ts: I64  # (n,) the checkpoint's time: readings at or before it are late
     ck_last_data: I64  # (n,)
     ck_last_value: npt.NDArray[np.float64]  # (n,)
+    # the hub's clock (`now`) when a reading of the sensor last arrived, NO_TS before: a
+    # feedback sensor heard from within a plan's grace is in transit, not silent (alerts.verify)
+    last_arrival: I64  # (n,)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -124,6 +127,7 @@ class CoreState:
             np.full(m, NO_TS, dtype=np.int64),
             np.full(m, NO_TS, dtype=np.int64),
             np.full(m, np.nan),
+            np.full(n, NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:

@@ -13,8 +13,11 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   is the event time plus `within`; the demand is met at once if the feedback's last value (as of
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
-  it, or `now` past it by the plan's grace (feedback in transit); the failure is an ACTION
-  transition stamped with the deadline;
+  it, or `now` past it by the plan's grace while the feedback sensor has been silent for the
+  grace too (a reading of it that arrived within the grace means its stream is flowing, only
+  behind: after a hub restart or a cut link the backlog is judged batch by batch, and the
+  confirming reading may be in the next one); the failure is an ACTION transition stamped with
+  the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
   falls below the plan's level number).
 """
@@ -44,6 +47,7 @@ def verify_step(
     met: bool,
     failed: int,
     now: int | None,
+    feed_arrival: int = NO_TS,
 ) -> tuple[list[Row], int, bool, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
     above, `feed` (ts, value) the feedback's judged readings, both in time order; `last_value` the
@@ -76,7 +80,8 @@ def verify_step(
                 failed = 0
             deadline, met = NO_TS, False
     due = deadline != NO_TS and not met and not failed
-    if due and now is not None and deadline + plan.grace_ms < now:
+    heard = feed_arrival != NO_TS and now is not None and now - feed_arrival <= plan.grace_ms
+    if due and now is not None and deadline + plan.grace_ms < now and not heard:
         out.append((plan.sensor, deadline, cur, ACTION, 0, 1))
         failed = 1
     return out, deadline, met, failed
@@ -105,7 +110,11 @@ def run_plans(
     todo = np.isin(ps, cs) | (pending & np.isin(pf, fs))
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
-        todo |= idle & (np.where(idle, deadline, 0) + table.verify_grace < now)
+        arrived = new.last_arrival[pf]
+        heard = (arrived != NO_TS) & (
+            now - np.where(arrived != NO_TS, arrived, 0) <= table.verify_grace
+        )
+        todo |= idle & ~heard & (np.where(idle, deadline, 0) + table.verify_grace < now)
     parts: list[Part] = []
     for k in np.flatnonzero(todo).tolist():
         plan = table.verify[k]
@@ -121,6 +130,7 @@ def run_plans(
             bool(state.met[plan.sensor]),
             int(state.level[plan.sensor, ACTION]),
             now,
+            int(new.last_arrival[plan.feedback]),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
         new.level[plan.sensor, ACTION] = failed

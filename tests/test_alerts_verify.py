@@ -63,3 +63,46 @@ def test_a_stuck_feed_raises_power_cut_failed_within_deadline_plus_one_poll(phas
     assert arrival <= cut + 2000 + 1000 + 50
     cleared = [t for t, after, _ in actions if after == 0]
     assert len(cleared) == 1 and cleared[0] > cut + 2000  # the demand ends when methane recovers
+
+
+def _backlog(feed_in_first: bool, feed_value: float) -> list[tuple[int, int, int]]:
+    """The face's polls of 10 s judged late, two batches 300 ms apart (a hub catching up after a
+    restart): the power-cut crossing in the first, the feed's answer (at the crossing + 0.5 s)
+    in the second. Returns the ACTION transitions (ts, after, arrival)."""
+    registry = load_registry(ROOT / "examples" / "demo.yaml")
+    table = compile_table(registry.sensors)
+    dev = next(d for d in registry.devices.values() if d.spec.id == "kj-sub-3")
+    idx = {p.name: s for p, s in zip(dev.points, dev.sensors, strict=True)}
+    t0 = 1_700_000_000_000
+    now = t0 + 10_000  # the hub is 10 s behind the readings it judges
+    state = CoreState.empty(len(registry.sensors))
+    first = [(idx["ch4_t1"], t0 + 1000, 1.2), (idx["ch4_t1"], t0 + 2000, 1.7)]
+    if feed_in_first:
+        first.append((idx["feed"], t0 + 2000, 1.0))
+    second = [(idx["ch4_t1"], t0 + 2500, 1.7), (idx["feed"], t0 + 2500, feed_value)]
+    actions = []
+    for rows, arrival in ((first, now), ([], now + 100), (second, now + 300)):
+        s = np.array([r[0] for r in rows], np.int32)
+        batch = Readings(
+            s,
+            np.array([r[1] for r in rows], np.int64),
+            np.array([r[2] for r in rows]),
+            np.zeros(len(rows), np.uint8),
+        )
+        state, tr, _ = evaluate(table, batch, state, arrival)
+        actions += [(t, after, arrival) for _, t, _, side, _, after in tr.rows() if side == ACTION]
+    return actions
+
+
+def test_a_backlog_does_not_fail_a_power_cut_whose_feed_answers_in_the_next_batch():
+    """The feedback's stream is flowing (a reading of it arrived in the batch): the deadline
+    waits for its readings, though the hub's clock is far past it (and a tick comes between)."""
+    assert _backlog(feed_in_first=True, feed_value=0.0) == []
+    # a feed still on at 2.5 s is within 2 s of the crossing: pending, not failed by the clock
+    assert _backlog(feed_in_first=True, feed_value=1.0) == []
+
+
+def test_a_silent_feed_still_fails_by_the_clock():
+    """No reading of the feed within the grace: the clock decides, as before."""
+    actions = _backlog(feed_in_first=False, feed_value=0.0)
+    assert actions[0][:2] == (1_700_000_000_000 + 2000 + 2000, 1)  # at the deadline
