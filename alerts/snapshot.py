@@ -132,7 +132,14 @@ def load(path: Path) -> Saved | None:
                 else getattr(fresh_core, f.name)
                 for f in dataclasses.fields(CoreState)
             }
-            fleet = {f.name: data[f"fleet.{f.name}"] for f in dataclasses.fields(FleetState)}
+            # a field the file does not have (saved by an older hub) starts afresh
+            fresh_fleet = FleetState.new(len(meta["vehicles"]))
+            fleet = {
+                f.name: data[f"fleet.{f.name}"]
+                if f"fleet.{f.name}" in data.files
+                else getattr(fresh_fleet, f.name)
+                for f in dataclasses.fields(FleetState)
+            }
             return Saved(
                 saved_ms=int(meta["saved_ms"]),
                 sensors=[(str(a), str(b)) for a, b in meta["sensors"]],

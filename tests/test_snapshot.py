@@ -222,3 +222,29 @@ async def test_the_hub_saves_its_state_when_it_stops(mosquitto, tmp_path, save_s
         assert [sid for sid, _ in saved.sensors] == [s.id for s in hub.registry.sensors]
     else:
         assert saved is None
+
+
+async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
+    """A field the file lacks (a hub of an older version saved it) starts afresh; the others
+    are taken up."""
+    import zipfile
+
+    rows = coach_rows(registry())
+    cut = next(i for i, r in enumerate(rows) if r[1] >= T0 + 3 * HOUR + 50 * MIN)
+    async with Node(tmp_path) as first:
+        await first.feed(rows[:cut])
+        await first.dispatcher.save_state()
+    path = tmp_path / "analytics-state.npz"
+    old = tmp_path / "old.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            if item.filename not in ("fleet.offline_raised.npy", "core.last_arrival.npy"):
+                dst.writestr(item, src.read(item.filename))
+    old.replace(path)
+    saved = snapshot.load(path)
+    assert saved is not None
+    assert not saved.fleet.offline_raised.any()
+    async with Node(tmp_path) as second:
+        await second.feed(rows[cut:])
+        (alarm,) = second.fleet("fatigue")  # the driving time was taken up all the same
+        assert abs(alarm.started_ts - (T0 + 4 * HOUR)) <= 60_000
