@@ -225,12 +225,18 @@ class AlarmBook:
         return events
 
     def retire(
-        self, arrival: int, rejudged: set[str], why: str = "configuration changed"
+        self,
+        arrival: int,
+        rejudged: set[str],
+        why: str = "configuration changed",
+        fleet_kinds: frozenset[str] = frozenset(),
     ) -> list[AlarmEvent]:
         """After a configuration change: clear, at `arrival`, the active alarms of points that
-        no longer exist (a sensor, vehicle or device removed, a sensor's rule changed) and of
-        the sensors in `rejudged` (their rules changed: judged afresh from their next reading).
-        The clears are journaled like any other; an unacknowledged one still needs its ack."""
+        no longer exist (a sensor, vehicle or device removed, a sensor's rule changed), of the
+        sensors in `rejudged` (their rules changed: judged afresh from their next reading) and
+        the fleet alarms of `fleet_kinds` (the geofences changed: found again from the next
+        position). The clears are journaled like any other; an unacknowledged one still needs
+        its ack."""
         reg = self._registry
         devices = {device_alarm_id(*k) for k in reg.devices}
         with self._db.transaction() as con:
@@ -240,6 +246,7 @@ class AlarmBook:
                     keep = row.sensor in devices
                 elif row.rule in (FLEET_RULE, TERMINAL_RULE):
                     keep = reg.sensor(row.sensor) is not None
+                    keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)
                 else:
                     info = reg.sensor(row.sensor)
                     keep = info is not None and info.rule == row.rule and info.id not in rejudged

@@ -19,7 +19,14 @@ from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.evaluate import CoreState, evaluate
-from alerts.reload import remap_core, remap_fleet, remap_terminal, sensor_keys, terminal_by_id
+from alerts.reload import (
+    fence_key,
+    remap_core,
+    remap_fleet,
+    remap_terminal,
+    sensor_keys,
+    terminal_by_id,
+)
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
@@ -42,6 +49,7 @@ _NO_POSITIONS = PositionBatch(
     np.zeros(0),
 )
 AlarmListener = Callable[[Sequence[AlarmEvent]], Awaitable[None]]
+_FENCE_KINDS = frozenset({"corridor", "forbidden_area"})  # alarms that follow the geofences
 
 
 def _now_ms() -> int:
@@ -115,10 +123,11 @@ class Dispatcher:
         )
         disposal = registry.config.notify.disposal
         book = AlarmBook(self.statedb, registry, table, disposal)
-        events = book.retire(now, rejudged)
-        fleet = remap_fleet(
-            self.fleet, compile_fleet(registry.config.fleet, registry.vehicles.values())
-        )
+        fleet_table = compile_fleet(registry.config.fleet, registry.vehicles.values())
+        # new geofences: whether a vehicle is off its corridor or in an area is found again
+        fences = fence_key(self.fleet.table) != fence_key(fleet_table)
+        events = book.retire(now, rejudged, fleet_kinds=_FENCE_KINDS if fences else frozenset())
+        fleet = remap_fleet(self.fleet, fleet_table)
         index = {s.id: s.index for s in registry.sensors}
         terminal = remap_terminal(*terminal_by_id(self.terminal, self.registry.sensors), index)
         fleet_active, terminal_active = book.active_vehicle_alarms()

@@ -287,4 +287,11 @@ async def test_a_geofence_added_live_judges_the_next_position(mosquitto, tmp_pat
         # the map shows it to the tenant's own key as well
         fences = await api.get("/api/v1/geofences", headers=auth("k-chem"))
         assert [f["id"] for f in fences.json()] == ["school"]
+        # the area removed: its alarm cannot clear by itself any more, the change clears it
+        r = await api.delete("/api/v1/registry/geofences/school", headers=auth())
+        assert r.status_code == 204
+        assert await alarms(api, "tanker-01.speed") == []
+        (done,) = await alarms(api, "tanker-01.speed", "cleared")
+        assert done["side"] == "forbidden_area"
+        assert "configuration changed" in str(done["events"][-1])
         await api.aclose()
