@@ -333,6 +333,16 @@ class StateDB:
         finally:
             self._quick_lock.release()
 
+    def data_version(self) -> int:
+        """A number that changes whenever a change is committed (by the writing connection, or
+        another process): what was read while it stayed the same is still what the database
+        holds. Read on the quick connection, for the API's event loop."""
+        with self._quick_lock:
+            try:
+                return int(self._quick.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise AlarmStoreError(f"state database: {exc}") from exc
+
     # alarms -------------------------------------------------------------------------------
     def active_alarms(self) -> list[AlarmRow]:
         rows = self.query(f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active'")

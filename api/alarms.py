@@ -7,12 +7,15 @@ answers 404. Changing anything needs the admin, operator or enterprise role; vie
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import math
 import time
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,7 +26,8 @@ from alerts.statedb import AlarmEventRow, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found, require_writer
-from api.models import AlarmEventPublic, AlarmPublic
+from api.encode import AnswerCache, json_bytes, json_response
+from api.models import AlarmPublic
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
 __all__ = ["alarm_router"]
@@ -42,51 +46,63 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
+def _event_json(e: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": e["id"],
+        "kind": e["kind"],
+        "ts": e["ts"],
+        "arrival": e["arrival"],
+        "level": e["level"],
+        "level_name": e["level_name"],
+        "tier": e["tier"],
+        "value": _finite(e["value"]),
+        "actor": e["actor"],
+        "comment": e["comment"],
+        "isa_state": e["isa_state"],
+    }
+
+
+def alarm_json(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The alarm (a state-database record: column -> value) as `AlarmPublic` reads in JSON. The
+    list route serialises these straight away, without a model per alarm (a fifth of the time);
+    `alarm_public` validates the same dictionary, so the two cannot drift apart."""
+    return {
+        "id": row["id"],
+        "tenant": row["tenant"],
+        "site": row["site"],
+        "device": row["device"],
+        "sensor": row["sensor"],
+        "rule": row["rule"],
+        "side": kind_name(row["side"]),
+        "state": row["state"],
+        "isa_state": row["isa_state"],
+        "acked": bool(row["acked"]),
+        "shelved_until": row["shelved_until"],
+        "suppressed": bool(row["suppressed"]),
+        "out_of_service": bool(row["out_of_service"]),
+        "disposal": row["disposal"],
+        "disposal_due": row["disposal_due"],
+        "overdue": bool(row["overdue"]),
+        "level": row["level"],
+        "level_name": row["level_name"],
+        "tier": row["tier"],
+        "action": row["action"],
+        "peak_level": row["peak_level"],
+        "started_ts": row["started_ts"],
+        "ended_ts": row["ended_ts"],
+        "raised_at": row["raised_at"],
+        "cleared_at": row["cleared_at"],
+        "value": _finite(row["value"]),
+        "events": [_event_json(e) for e in events],
+    }
+
+
+def _record(row: AlarmRow | AlarmEventRow) -> dict[str, Any]:
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+
+
 def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
-    return AlarmPublic(
-        id=row.id,
-        tenant=row.tenant,
-        site=row.site,
-        device=row.device,
-        sensor=row.sensor,
-        rule=row.rule,
-        side=kind_name(row.side),
-        state=row.state,
-        isa_state=row.isa_state,
-        acked=bool(row.acked),
-        shelved_until=row.shelved_until,
-        suppressed=bool(row.suppressed),
-        out_of_service=bool(row.out_of_service),
-        disposal=row.disposal,
-        disposal_due=row.disposal_due,
-        overdue=bool(row.overdue),
-        level=row.level,
-        level_name=row.level_name,
-        tier=row.tier,
-        action=row.action,
-        peak_level=row.peak_level,
-        started_ts=row.started_ts,
-        ended_ts=row.ended_ts,
-        raised_at=row.raised_at,
-        cleared_at=row.cleared_at,
-        value=_finite(row.value),
-        events=[
-            AlarmEventPublic(
-                id=e.id,
-                kind=e.kind,
-                ts=e.ts,
-                arrival=e.arrival,
-                level=e.level,
-                level_name=e.level_name,
-                tier=e.tier,
-                value=_finite(e.value),
-                actor=e.actor,
-                comment=e.comment,
-                isa_state=e.isa_state,
-            )
-            for e in events
-        ],
-    )
+    return AlarmPublic.model_validate(alarm_json(_record(row), [_record(e) for e in events]))
 
 
 def _writer(caller: Principal) -> None:
@@ -145,8 +161,39 @@ class OutboxPublic(BaseModel):
     delivered_at: int | None
 
 
+async def _alarm_list(
+    ctx: AppContext, tenants: list[str], key: tuple[Any, ...]
+) -> list[dict[str, Any]]:
+    """The alarm list as JSON-ready dictionaries, `key` holding the filters in route order."""
+    _, state, sensor, site, side, disposal, isa_state, tier, open_only, limit, before = key
+    query = functools.partial(
+        ctx.statedb.quick_alarm_records,
+        tenants,
+        state=state,
+        sensor=sensor,
+        site=site,
+        side=side,
+        disposal=disposal,
+        isa_state=isa_state.split(",") if isa_state else None,
+        tier=tier.split(",") if tier else None,
+        open_only=open_only,
+        limit=limit,
+        before_id=before,
+    )
+    # an indexed read of at most `limit` alarms on the event loop, cheaper than a trip to a
+    # worker thread; one that would take longer gives up and runs in the worker thread
+    found = query()
+    if found is None:
+        found = await asyncio.to_thread(
+            ctx.statedb.list_alarm_records, *query.args, **query.keywords
+        )
+    alarms, events = found
+    return [alarm_json(a, events[a["id"]]) for a in alarms]
+
+
 def alarm_router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["alarms"])
+    answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
 
     @r.get("/alarms", response_model=list[AlarmPublic])
     async def list_alarms(
@@ -177,7 +224,7 @@ def alarm_router() -> APIRouter:
         before: Annotated[
             int | None, Query(ge=1, le=_MAX_ID, description="page: alarms with id below")
         ] = None,
-    ) -> list[AlarmPublic]:
+    ) -> Response:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
         tenants = caller.scope(ctx.registry.tenants)
         if tenant is not None:
@@ -196,22 +243,26 @@ def alarm_router() -> APIRouter:
             if kind not in ALARM_KIND_SIDES:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no kind {kind!r}")
             side = ALARM_KIND_SIDES[kind]
-        rows = await asyncio.to_thread(
-            ctx.statedb.list_alarms,
-            tenants,
-            state=state,
-            sensor=sensor,
-            site=site,
-            side=side,
-            disposal=disposal,
-            isa_state=isa_state.split(",") if isa_state else None,
-            tier=tier.split(",") if tier else None,
-            open_only=open,
-            limit=limit,
-            before_id=before,
+        key = (
+            tuple(tenants),
+            state,
+            sensor,
+            site,
+            side,
+            disposal,
+            isa_state,
+            tier,
+            open,
+            limit,
+            before,
         )
-        events = await asyncio.to_thread(ctx.statedb.alarm_events, [a.id for a in rows])
-        return [alarm_public(a, events.get(a.id, [])) for a in rows]
+        version = ctx.statedb.data_version()  # first: an answer read after it is no older
+        body = answers.get(key, version)
+        if body is None:
+            body = json_bytes(await _alarm_list(ctx, tenants, key))
+            answers.put(key, version, body)
+        # `response_model` documents the answer; the rows went to JSON without a model each
+        return json_response(body)
 
     @r.get("/alarms/{alarm_id}", response_model=AlarmPublic)
     async def get_alarm(alarm_id: AlarmId, ctx: Ctx, caller: Caller) -> AlarmPublic:

@@ -48,7 +48,9 @@ class AppContext:
 Caller = Annotated[Principal, Depends(current_principal)]
 
 
-def _ctx(request: Request) -> AppContext:
+async def _ctx(request: Request) -> AppContext:
+    """Async on purpose (as every dependency here): FastAPI runs a plain `def` dependency in its
+    thread pool, a thread hop per request for a lookup."""
     ctx: AppContext = request.app.state.ctx
     return ctx
 
