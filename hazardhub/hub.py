@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -97,6 +98,15 @@ def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _settle_memory() -> None:
+    """Move what exists now (the registry, the rule tables, the app) out of the collector's
+    sight: a full collection then walks only what requests and batches make, not the whole
+    configuration (bench/api.py: the latest values of 10,000 sensors, p99 220 -> 75 ms)."""
+    gc.unfreeze()  # what a configuration change left behind is collected first
+    gc.collect()
+    gc.freeze()
 
 
 class _Server(uvicorn.Server):
@@ -205,6 +215,7 @@ class Hub:
 
         await self.ingest.reload(apply)
         self.notifier.set_registry(registry)
+        _settle_memory()
         self.metrics.inc("hazardhub_config_reloads_total")
         log.info("configuration revision %d running (%d sensors)", rev, len(registry.sensors))
         if events:
@@ -251,6 +262,7 @@ class Hub:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
         await self.store.open()
+        _settle_memory()
         server = _Server(
             uvicorn.Config(
                 self.app,
