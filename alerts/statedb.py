@@ -275,6 +275,11 @@ class StateDB:
 
     def _migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > _VERSION:  # a newer hub wrote it: its meaning is not ours to guess
+            raise AlarmStoreError(
+                f"state database has schema {version}, this hub knows {_VERSION}: "
+                "run the newer hub, or restore a backup"
+            )
         if version < 2:
             self._db.executescript(f"BEGIN; {_SCHEMA_V2} PRAGMA user_version = 2; COMMIT;")
         if version < _VERSION:

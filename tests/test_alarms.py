@@ -224,3 +224,19 @@ def test_a_state_database_of_before_the_lifecycle_is_migrated_once(tmp_path):
         assert got == {"old": ("normal", 1, "closed"), "now": ("unack", 0, "received")}
         assert [e.kind for e in db.alarm_events([1])[1]] == ["raised"]
         db.close()
+
+
+def test_a_state_database_of_a_newer_hub_is_refused(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from alerts.errors import AlarmStoreError
+    from alerts.statedb import StateDB
+
+    StateDB(tmp_path / "state.db").close()
+    con = sqlite3.connect(tmp_path / "state.db")
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    with pytest.raises(AlarmStoreError, match="schema 99"):
+        StateDB(tmp_path / "state.db")
