@@ -1,0 +1,304 @@
+"""Every route of the OpenAPI document called with another enterprise's key: an object of another
+tenant answers 404 (as if it did not exist), a list holds nothing of it, an admin's route answers
+403. A new route without a case here fails the test."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_api_alarms import COAL, KEYS, POLICY, SILENCE, SUBSCRIPTION, Hub, auth
+
+from api.app import AppContext, create_app
+from api.auth import KeyRing
+from api.configadmin import ConfigAdmin
+from api.registrydb import RegistryDB
+from hazardhub.settings import load_profiles
+from ingest.metrics import Metrics
+from telemetry.config import HubConfig
+from telemetry.registry import Registry, build_registry
+
+from e2e_helpers import ROOT
+
+# the coal tenant's objects, asked for by the chemical enterprise (and the chemical tenant's
+# tanker by the coal enterprise)
+NOT_FOUND, FORBIDDEN, OPEN = 404, 403, 200
+
+
+class Rig:
+    def __init__(self, hub: Hub, client: httpx.AsyncClient, alarm_id: int) -> None:
+        self.hub, self.client, self.alarm_id = hub, client, alarm_id
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    hub = Hub(tmp_path)
+    await hub.store.open()
+    profiles, packs = load_profiles(ROOT / "profiles")
+
+    def build(config: HubConfig) -> Registry:
+        return build_registry(config, profiles, packs, "t")
+
+    async def switch(registry: Registry, rev: int) -> None:
+        ctx.registry = registry
+
+    rdb = RegistryDB(tmp_path / "registry.db")
+    admin = ConfigAdmin(rdb, build, switch)
+    admin.startup(hub.reg, "t")
+    ctx = AppContext(
+        hub.reg,
+        hub.store,
+        hub.db,
+        Metrics(),
+        KeyRing(KEYS, rdb),
+        desk=hub.desk,
+        notifier=hub.notifier,
+        config=admin,
+    )
+    app = create_app(ctx)
+    alarm_id = hub.raise_alarm()  # the coal face's methane
+    from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+
+    hub.notifier.put("subscription", COAL, SubscriptionSpec.model_validate(SUBSCRIPTION), "t")
+    hub.notifier.put("escalation", COAL, EscalationPolicySpec.model_validate(POLICY), "t")
+    hub.notifier.put("silence", COAL, SilenceSpec.model_validate(SILENCE), "t")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        r = await client.post(
+            "/api/v1/api-keys",
+            json={"name": "coal-wall", "role": "viewer", "tenants": [COAL]},
+            headers=auth("admin"),
+        )
+        assert r.status_code == 201
+        yield Rig(hub, client, alarm_id)
+    await hub.store.close()
+    hub.db.close()
+    rdb.close()
+
+
+def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
+    """(method, template) -> (url, body, who, expected status)."""
+    a = f"/api/v1/alarms/{alarm}"
+    c = COAL
+    now = time.time_ns() // 1_000_000
+    span = f"start={now - 86_400_000}&end={now + 3_600_000}"  # the last day: the alarm is in it
+    return {
+        ("get", "/api/v1/sensors"): ("/api/v1/sensors", None, "chem", OPEN),
+        ("get", "/api/v1/latest"): ("/api/v1/latest?sensor=ch4-t1", None, "chem", OPEN),
+        ("get", "/api/v1/sensors/{sensor_id}"): ("/api/v1/sensors/ch4-t1", None, "chem", 404),
+        ("get", "/api/v1/sensors/{sensor_id}/latest"): (
+            "/api/v1/sensors/ch4-t1/latest",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/sensors/{sensor_id}/history"): (
+            f"/api/v1/sensors/ch4-t1/history?{span}",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/vehicles"): ("/api/v1/vehicles", None, "coal", OPEN),
+        ("get", "/api/v1/vehicles/{vehicle_id}/track"): (
+            f"/api/v1/vehicles/tanker-01/track?{span}",
+            None,
+            "coal",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/alarms"): ("/api/v1/alarms", None, "chem", OPEN),
+        ("get", "/api/v1/alarms/{alarm_id}"): (a, None, "chem", NOT_FOUND),
+        ("post", "/api/v1/alarms/{alarm_id}/acknowledge"): (f"{a}/acknowledge", {}, "chem", 404),
+        ("post", "/api/v1/alarms/{alarm_id}/shelve"): (
+            f"{a}/shelve",
+            {"reason": "r", "duration_s": 60},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/alarms/{alarm_id}/unshelve"): (f"{a}/unshelve", {}, "chem", 404),
+        ("post", "/api/v1/alarms/{alarm_id}/comment"): (f"{a}/comment", {"note": "n"}, "chem", 404),
+        ("post", "/api/v1/alarms/{alarm_id}/disposal"): (
+            f"{a}/disposal",
+            {"step": "verify", "note": "n"},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/sensors/{sensor_id}/service"): (
+            "/api/v1/sensors/ch4-t1/service",
+            {"in_service": False, "reason": "r"},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/subscriptions"): ("/api/v1/subscriptions", None, "chem", OPEN),
+        ("put", "/api/v1/subscriptions"): (
+            "/api/v1/subscriptions",
+            {"tenant": c, "spec": SUBSCRIPTION},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/subscriptions/{tenant}/{object_id}"): (
+            f"/api/v1/subscriptions/{c}/control-room",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("delete", "/api/v1/subscriptions/{tenant}/{object_id}"): (
+            f"/api/v1/subscriptions/{c}/control-room",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/escalation-policies"): (
+            "/api/v1/escalation-policies",
+            None,
+            "chem",
+            OPEN,
+        ),
+        ("put", "/api/v1/escalation-policies"): (
+            "/api/v1/escalation-policies",
+            {"tenant": c, "spec": POLICY},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/escalation-policies/{tenant}/{object_id}"): (
+            f"/api/v1/escalation-policies/{c}/night",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("delete", "/api/v1/escalation-policies/{tenant}/{object_id}"): (
+            f"/api/v1/escalation-policies/{c}/night",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/silences"): ("/api/v1/silences", None, "chem", OPEN),
+        ("put", "/api/v1/silences"): (
+            "/api/v1/silences",
+            {"tenant": c, "spec": SILENCE},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/silences/{tenant}/{object_id}"): (
+            f"/api/v1/silences/{c}/maint",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("delete", "/api/v1/silences/{tenant}/{object_id}"): (
+            f"/api/v1/silences/{c}/maint",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/notifications"): ("/api/v1/notifications", None, "chem", OPEN),
+        ("get", "/api/v1/alarm-quality/rate"): (
+            f"/api/v1/alarm-quality/rate?{span}",
+            None,
+            "chem",
+            OPEN,
+        ),
+        ("get", "/api/v1/alarm-quality/chattering"): (
+            f"/api/v1/alarm-quality/chattering?{span}",
+            None,
+            "chem",
+            OPEN,
+        ),
+        ("get", "/api/v1/alarm-quality/standing"): (
+            "/api/v1/alarm-quality/standing?standing_s=1",
+            None,
+            "chem",
+            OPEN,
+        ),
+        ("get", "/api/v1/alarm-quality/bad-actors"): (
+            f"/api/v1/alarm-quality/bad-actors?{span}",
+            None,
+            "chem",
+            OPEN,
+        ),
+        ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
+        ("get", "/api/v1/sites/{tenant}/{site}"): (
+            f"/api/v1/sites/{c}/face-1301",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("get", "/api/v1/api-keys"): ("/api/v1/api-keys", None, "chem", OPEN),
+        ("post", "/api/v1/api-keys"): (
+            "/api/v1/api-keys",
+            {"name": "x", "role": "viewer", "tenants": [c]},
+            "chem",
+            FORBIDDEN,
+        ),
+        ("delete", "/api/v1/api-keys/{name}"): ("/api/v1/api-keys/coal-wall", None, "chem", 404),
+        ("get", "/api/v1/registry/{path}"): (
+            f"/api/v1/registry/tenants/{c}/sites",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/registry/{path}"): (
+            f"/api/v1/registry/tenants/{c}/sites",
+            {"id": "x"},
+            "chem",
+            FORBIDDEN,
+        ),
+        ("put", "/api/v1/registry/{path}"): (
+            f"/api/v1/registry/tenants/{c}",
+            {"id": c},
+            "chem",
+            FORBIDDEN,
+        ),
+        ("delete", "/api/v1/registry/{path}"): (
+            f"/api/v1/registry/tenants/{c}",
+            None,
+            "chem",
+            FORBIDDEN,
+        ),
+        ("get", "/api/v1/geofences"): ("/api/v1/geofences", None, "chem", OPEN),
+        ("get", "/api/v1/config"): ("/api/v1/config", None, "chem", FORBIDDEN),
+        ("put", "/api/v1/config"): ("/api/v1/config", {"tenants": []}, "chem", FORBIDDEN),
+        ("get", "/api/v1/config/revisions"): ("/api/v1/config/revisions", None, "chem", 403),
+        ("post", "/api/v1/config/revisions/{rev}/restore"): (
+            "/api/v1/config/revisions/1/restore",
+            None,
+            "chem",
+            FORBIDDEN,
+        ),
+        ("get", "/metrics"): ("/metrics", None, "chem", FORBIDDEN),
+        ("get", "/healthz"): ("/healthz", None, "chem", OPEN),
+        ("get", "/readyz"): ("/readyz", None, "chem", OPEN),
+    }
+
+
+# the live stream is tenant-scoped per event; tests/test_stream.py shows another tenant's events
+# never reach a subscriber
+ELSEWHERE = {("get", "/api/v1/stream")}
+
+
+async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
+    table = cases(rig.alarm_id)
+    spec = rig.client.get("/openapi.json")
+    paths = (await spec).json()["paths"]
+    routes = {(m, p) for p, ops in paths.items() for m in ops}
+    assert routes == set(table) | ELSEWHERE, "a route without a case here"
+    before = await rig.client.get(f"/api/v1/alarms/{rig.alarm_id}", headers=auth("op"))
+    for (method, _), (url, body, who, want) in table.items():
+        kw: dict[str, Any] = {} if body is None else {"json": body}
+        r = await rig.client.request(method.upper(), url, headers=auth(who), **kw)
+        assert r.status_code == want, (method, url, who, r.status_code, r.text)
+        if want == OPEN:
+            # a list answers, with nothing of the other tenant in it
+            other = "acme-chem" if who == "coal" else COAL
+            assert other not in r.text, (url, r.text[:300])
+            assert "tanker-01" not in r.text or who == "chem", url
+            assert "ch4-t1" not in r.text or who == "coal", url
+    # and nothing changed for the tenant that owns it
+    after = await rig.client.get(f"/api/v1/alarms/{rig.alarm_id}", headers=auth("op"))
+    assert after.json() == before.json()
+    assert [s.id for _, s in rig.hub.notifier.objects("subscription", [COAL])] == ["control-room"]
+    assert rig.hub.published == []
