@@ -6,7 +6,6 @@ and reported), duplicate (already stored), or rejected whole (dead letter with t
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,24 +38,45 @@ class Handled:
 
 
 class SeenSeqs:
-    """The (epoch, seq) numbers already stored per device: a bounded window (LRU per device)."""
+    """The (epoch, seq) numbers already stored, per device: for each of its last `epochs`
+    epochs (a gateway's starts), the highest seq seen and a bitmask of the `per_device` seqs
+    below it. A few hundred bytes per device, however long the hub runs (an ordered set of
+    pairs took about 250 bytes per message until it was full: 200 MB for 200 devices).
+    A seq older than the window is not known (stored again: the store's writes are
+    idempotent, the core counts it late)."""
 
-    def __init__(self, per_device: int = 4096) -> None:
+    def __init__(self, per_device: int = 4096, epochs: int = 4) -> None:
         self._limit = per_device
-        self._seen: dict[tuple[str, str, str], OrderedDict[tuple[int, int], None]] = {}
+        self._full = (1 << per_device) - 1
+        self._epochs = epochs
+        # device -> epoch -> [highest seq, bit d set: seq highest - d seen]
+        self._seen: dict[tuple[str, str, str], dict[int, list[int]]] = {}
 
     def __contains__(self, item: tuple[tuple[str, str, str], int, int]) -> bool:
         dev, epoch, seq = item
-        window = self._seen.get(dev)
-        return window is not None and (epoch, seq) in window
+        found = self._seen.get(dev, {}).get(epoch)
+        if found is None:
+            return False
+        high, mask = found
+        d = high - seq
+        return 0 <= d < self._limit and bool(mask >> d & 1)
 
     def add(self, item: tuple[tuple[str, str, str], int, int]) -> None:
         dev, epoch, seq = item
-        window = self._seen.setdefault(dev, OrderedDict())
-        window[(epoch, seq)] = None
-        window.move_to_end((epoch, seq))
-        while len(window) > self._limit:
-            window.popitem(last=False)
+        epochs = self._seen.setdefault(dev, {})
+        found = epochs.get(epoch)
+        if found is None:
+            while len(epochs) >= self._epochs:  # the oldest epoch the window heard of goes
+                del epochs[next(iter(epochs))]
+            epochs[epoch] = [seq, 1]
+            return
+        high, mask = found
+        if seq > high:
+            shift = seq - high
+            found[0] = seq
+            found[1] = ((mask << shift) | 1) & self._full if shift < self._limit else 1
+        elif high - seq < self._limit:
+            found[1] = mask | (1 << (high - seq))
 
 
 class Pipeline:
