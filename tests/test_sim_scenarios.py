@@ -241,7 +241,10 @@ async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
     await asyncio.sleep(0.3)
     gen = LoadGenerator("127.0.0.1", mosquitto.port, rate=5000, devices=4, batch=10)
     report = await asyncio.to_thread(gen.run, 2.0)
-    await asyncio.sleep(0.5)
+    deadline = asyncio.get_running_loop().time() + 10  # a busy machine delivers late, not less
+    while got < report.messages and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # and nothing more than was sent
     counter.cancel()
     assert report.messages == got == 1000
     assert report.readings == 10_000
