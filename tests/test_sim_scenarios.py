@@ -246,8 +246,10 @@ async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.2)  # and nothing more than was sent
     counter.cancel()
-    assert report.messages == got == 1000
-    assert report.readings == 10_000
+    assert report.messages == got  # every message sent arrived
+    assert report.readings == 10 * report.messages
+    # 5,000 readings/s for 2 s: 1,000 messages of 10, within the rate's tolerance on a busy machine
+    assert 900 <= report.messages <= 1000
     assert math.isclose(report.rate, 5000, rel_tol=0.1)
 
 
