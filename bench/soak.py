@@ -37,11 +37,11 @@ def rss_kib(pid: int) -> int:
     return int(found.group(1)) if found else 0
 
 
-def get(url: str, key: str | None = None) -> str:
+def get(url: str, key: str | None = None, timeout_s: float = 10) -> str:
     req = urllib.request.Request(url)
     if key:
         req.add_header("Authorization", f"Bearer {key}")
-    with urllib.request.urlopen(req, timeout=10) as r:  # loopback only
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:  # loopback only
         return str(r.read().decode())
 
 
@@ -57,7 +57,8 @@ def stored(influx_url: str) -> int:
     q = urllib.parse.urlencode(
         {"db": "hazardhub", "q": 'SELECT count("value") FROM "reading"', "epoch": "ms"}
     )
-    doc = json.loads(get(f"{influx_url}/query?{q}"))
+    # counting tens of millions of points takes influxd a while, more on a busy machine
+    doc = json.loads(get(f"{influx_url}/query?{q}", timeout_s=300))
     series = doc["results"][0].get("series", [])
     return int(sum(v[1] for s in series for v in s["values"]))
 
