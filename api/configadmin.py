@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.registrydb import RegistryDB, Source
+from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry
@@ -35,6 +35,7 @@ __all__ = [
     "document",
     "document_digest",
     "mask",
+    "revision_to_run",
     "unmask",
 ]
 
@@ -61,9 +62,22 @@ def document(config: HubConfig) -> dict[str, Any]:
     return data
 
 
-def document_digest(config: HubConfig) -> str:
-    text = json.dumps(document(config), sort_keys=True, ensure_ascii=False)
+def _digest(doc: dict[str, Any]) -> str:
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def document_digest(config: HubConfig) -> str:
+    return _digest(document(config))
+
+
+def revision_to_run(db: RegistryDB, file_digest: str) -> Revision | None:
+    """The newest revision, when the configuration file (of `file_digest`) is the one the hub
+    last read; None when there is none or the file changed since (then the file wins)."""
+    latest = db.latest_revision()
+    if latest is None or db.last_file_digest() != file_digest:
+        return None
+    return latest
 
 
 def _key(item: Any, i: int) -> Any:
@@ -178,10 +192,10 @@ class ConfigAdmin:
         changed since it was last read (then the file wins, recorded as a new revision). A
         newest revision that no longer checks out (profiles changed beside it) gives way to
         the file too."""
-        file_config = file_registry.config
-        digest = document_digest(file_config)
-        latest = self.db.latest_revision()
-        if latest is not None and self.db.last_file_digest() == digest:
+        doc = document(file_registry.config)  # large for a large configuration: made once
+        digest = _digest(doc)
+        latest = revision_to_run(self.db, digest)
+        if latest is not None:
             try:
                 registry = self._build(validate(latest.document))
             except (ConfigRefusedError, ConfigError) as exc:
@@ -193,7 +207,7 @@ class ConfigAdmin:
                 return registry
         registry = file_registry
         self.rev = self.db.add_revision(
-            document(file_config),
+            doc,
             actor="file",
             comment=file_source,
             source="file",

@@ -93,7 +93,7 @@ def running_registry(loaded: Loaded, data_dir: Path) -> Registry:
     """The configuration a hub with `data_dir` runs (or will at its next start): its newest
     revision (changes made through the API) unless the file changed since the hub last read it,
     in which case the file. Reads only; records nothing."""
-    from api.configadmin import document_digest, validate
+    from api.configadmin import document_digest, revision_to_run, validate
     from api.registrydb import RegistryDB
 
     path = data_dir / "registry.db"
@@ -101,9 +101,7 @@ def running_registry(loaded: Loaded, data_dir: Path) -> Registry:
         return loaded.registry()
     db = RegistryDB(path)
     try:
-        latest = db.latest_revision()
-        if latest is None or db.last_file_digest() != document_digest(loaded.config):
-            return loaded.registry()
-        return loaded.registry(validate(latest.document))
+        latest = revision_to_run(db, document_digest(loaded.config))
     finally:
         db.close()
+    return loaded.registry() if latest is None else loaded.registry(validate(latest.document))
