@@ -72,7 +72,7 @@ def _check_manager(caller: Principal) -> None:
 
 def _row_public(row: KeyRow, now: int) -> KeyPublic:
     state: Literal["active", "expired", "revoked"] = (
-        "revoked" if row.revoked_ms is not None else "active" if now < row.expires_ms else "expired"
+        "revoked" if row.revoked_ms is not None else "active" if row.valid_at(now) else "expired"
     )
     return KeyPublic(
         name=row.name,
