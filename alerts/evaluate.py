@@ -30,6 +30,7 @@ ordered by (sensor, ts, side).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import overload
 
 import numpy as np
@@ -144,6 +145,8 @@ def _evaluate(
     n_in = int(ts.shape[0])
     if state.hist_n.shape[0] != table.trends or state.hist_ts.shape[1] != table.trend_keep:
         state = state.with_trends(table.trends, table.trend_keep)
+    elif state.hist_head.shape != state.hist_n.shape:  # saved before the rings: right-aligned
+        state = replace(state, hist_head=np.zeros_like(state.hist_n))
     window = table.lateness_ms > 0 and not groups
     if not groups and state.ring_ts.shape != ((table.size, table.late_depth) if window else (0, 0)):
         state = state.with_lateness(table.late_depth if window else 0)

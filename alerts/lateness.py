@@ -68,6 +68,7 @@ from alerts.state import (
     segment_starts,
 )
 from alerts.table import ABOVE, ACTION, NO_DATA, SIDES, RuleTable
+from alerts.trend import aligned
 from telemetry.quality import Quality
 
 __all__ = ["LateResult", "Runner", "classify", "judge_late", "silence", "subset_table"]
@@ -142,12 +143,12 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         verify_grace=none,
         group_of=np.full(rows.shape[0], -1, dtype=np.int64),
         vote_level=np.zeros(rows.shape[0], dtype=np.int8),
-        c_threshold=table.c_threshold[rows],
-        c_recover=table.c_recover[rows],
-        c_on_delay=table.c_on_delay[rows],
-        c_off_delay=table.c_off_delay[rows],
-        c_on_samples=table.c_on_samples[rows],
-        c_off_samples=table.c_off_samples[rows],
+        c_threshold=table.c_threshold[:, rows],
+        c_recover=table.c_recover[:, rows],
+        c_on_delay=table.c_on_delay[:, rows],
+        c_off_delay=table.c_off_delay[:, rows],
+        c_on_samples=table.c_on_samples[:, rows],
+        c_off_samples=table.c_off_samples[:, rows],
         trend_of=trend_of,
         trend_sensor=np.flatnonzero(has).astype(np.int64),
         rate_window=table.rate_window[sel],
@@ -174,8 +175,7 @@ def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) 
     if trow.shape[0]:
         ck_ts = new.ck_last_ts[rows[table.trend_of[rows] >= 0]]
         col = np.arange(keep)
-        hn = state.hist_n[trow].astype(np.int64)
-        src_ts = state.hist_ts[trow]
+        src_ts, src_v, hn = aligned(state, trow)
         valid = (col[None, :] >= (keep - hn)[:, None]) & (src_ts <= ck_ts[:, None])
         cnt = valid.sum(axis=1)
         # the valid readings are the oldest kept ones: shift them to the right end
@@ -183,7 +183,7 @@ def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) 
         ok = col[None, :] >= (keep - cnt)[:, None]
         idx = np.clip(idx, 0, keep - 1)
         hist_ts = np.where(ok, np.take_along_axis(src_ts, idx, axis=1), 0)
-        hist_v = np.where(ok, np.take_along_axis(state.hist_v[trow], idx, axis=1), np.nan)
+        hist_v = np.where(ok, np.take_along_axis(src_v, idx, axis=1), np.nan)
         hist_n = cnt.astype(np.int16)
     fresh = CoreState.empty(0)
     late: dict[str, Any] = {f: getattr(fresh, f) for f in _LATE_FIELDS}
@@ -201,6 +201,7 @@ def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) 
         hist_ts,
         hist_v,
         hist_n,
+        np.zeros(trow.shape[0], dtype=np.int16),  # right-aligned
         last_arrival=np.full(k, NO_TS, dtype=np.int64),  # the rewind judges no action
         **late,
     )
@@ -316,6 +317,7 @@ def _write_rows(table: RuleTable, new: CoreState, sub_new: CoreState, ru: I64, a
     new.hist_ts[trow] = sub_new.hist_ts[:k]
     new.hist_v[trow] = sub_new.hist_v[:k]
     new.hist_n[trow] = sub_new.hist_n[:k]
+    new.hist_head[trow] = sub_new.hist_head[:k]
 
 
 def _chain(

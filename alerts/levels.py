@@ -18,14 +18,25 @@ def _fill(
     seed: npt.NDArray[np.bool_],
     starts: npt.NDArray[np.intp],
 ) -> npt.NDArray[np.bool_]:
-    """Forward-fill `value` from the decisive rows; a segment (sensor) starts from its seed."""
-    pos = np.arange(decisive.shape[0])[:, None]
-    src = np.where(decisive, pos, -1)
-    src[starts] = starts[:, None]
-    np.maximum.accumulate(src, axis=0, out=src)
+    """Forward-fill `value` from the decisive readings, a row per level column ((C, n): each
+    row contiguous, which makes the running maximum several times faster than down columns);
+    a segment (sensor) starts from its seed ((C, segments))."""
+    src = _last(decisive, starts)
     base = value.copy()
-    base[starts] = np.where(decisive[starts], value[starts], seed)
-    return np.take_along_axis(base, src, axis=0)
+    base[:, starts] = np.where(decisive[:, starts], value[:, starts], seed)
+    out: npt.NDArray[np.bool_] = base.reshape(-1)[src]
+    return out
+
+
+def _last(mark: npt.NDArray[np.bool_], starts: npt.NDArray[np.intp]) -> I64:
+    """Per (column, reading): the flat index of the last marked reading of its segment up to it,
+    or of the segment's first reading."""
+    c, n = mark.shape
+    src: I64 = np.where(mark, np.arange(n), -1)
+    src[:, starts] = starts
+    np.maximum.accumulate(src, axis=1, out=src)
+    src += (np.arange(c) * n)[:, None]
+    return src
 
 
 def _flat(rows: I64, cols: npt.NDArray[np.intp]) -> I64:
@@ -38,61 +49,62 @@ def judge_levels(
     table: RuleTable, state: CoreState, new: CoreState, s: I64, t: I64, v: npt.NDArray[np.float64]
 ) -> tuple[list[Part], I64]:
     """Process levels of judged readings (sorted by sensor, then time); returns the transitions
-    and each reading's level above after it (the early warning's starting point)."""
+    and each reading's level above after it (the early warning's starting point). Works column
+    first: (level columns x readings)."""
     cols = table.columns
+    n = s.shape[0]
     start = segment_starts(s)
     starts = np.flatnonzero(start)
     ends = np.flatnonzero(segment_ends(start))
-    seed_at, end_at = _flat(s[starts], cols), _flat(s[ends], cols)
+    seed_at, end_at = _flat(s[starts], cols).T, _flat(s[ends], cols).T
     up = cols < SLOTS
-    thr, rec = np.take(table.c_threshold, s, axis=0), np.take(table.c_recover, s, axis=0)
-    vv = v[:, None]
+    thr, rec = np.take(table.c_threshold, s, axis=1), np.take(table.c_recover, s, axis=1)
+    vv = v[None, :]
     if up.all():
         on, off = vv >= thr, vv < rec
     else:
-        on = np.where(up, vv >= thr, vv <= thr)
-        off = np.where(up, vv < rec, vv > rec)
+        upc = up[:, None]
+        on = np.where(upc, vv >= thr, vv <= thr)
+        off = np.where(upc, vv < rec, vv > rec)
     seed_raw = np.take(state.raw.reshape(-1), seed_at)
     raw = _fill(on | off, on, seed_raw, starts)
     if table.has_delays:
-        pos = np.arange(s.shape[0])[:, None]
         prev = np.empty_like(raw)
-        prev[1:] = raw[:-1]
-        prev[starts] = seed_raw
+        prev[:, 1:] = raw[:, :-1]
+        prev[:, starts] = seed_raw
         change = raw != prev
-        rsrc = np.where(change, pos, -1)
-        rsrc[starts] = starts[:, None]
-        np.maximum.accumulate(rsrc, axis=0, out=rsrc)
-        from_state = ~np.take_along_axis(change, rsrc, axis=0)
+        rsrc = _last(change, starts)
+        from_state = ~change.reshape(-1)[rsrc]
+        rsrc -= (np.arange(cols.shape[0]) * n)[:, None]  # the reading, not the flat index
         seg = np.cumsum(start) - 1
-        seed_rs = np.take(state.run_start.reshape(-1), seed_at)[seg]
-        seed_rc = np.take(state.run_count.reshape(-1), seed_at)[seg].astype(np.int64)
+        seed_rs = np.take(state.run_start.reshape(-1), seed_at)[:, seg]
+        seed_rc = np.take(state.run_count.reshape(-1), seed_at)[:, seg].astype(np.int64)
         run_start = np.where(from_state, seed_rs, t[rsrc])
-        length = pos - rsrc + 1
+        length = np.arange(n) - rsrc + 1
         count = np.minimum(np.where(from_state, seed_rc + length, length), RUN_CAP)
         delay = np.where(
-            raw, np.take(table.c_on_delay, s, axis=0), np.take(table.c_off_delay, s, axis=0)
+            raw, np.take(table.c_on_delay, s, axis=1), np.take(table.c_off_delay, s, axis=1)
         )
         need = np.where(
-            raw, np.take(table.c_on_samples, s, axis=0), np.take(table.c_off_samples, s, axis=0)
+            raw, np.take(table.c_on_samples, s, axis=1), np.take(table.c_off_samples, s, axis=1)
         )
-        qualified = (t[:, None] - run_start >= delay) & (count >= need)
+        qualified = (t[None, :] - run_start >= delay) & (count >= need)
         act = _fill(qualified, raw, np.take(state.active.reshape(-1), seed_at), starts)
-        new.run_start.reshape(-1)[end_at] = run_start[ends]
-        new.run_count.reshape(-1)[end_at] = count[ends].astype(np.uint16)
+        new.run_start.reshape(-1)[end_at] = run_start[:, ends]
+        new.run_count.reshape(-1)[end_at] = count[:, ends].astype(np.uint16)
     else:
         act = raw
-    new.raw.reshape(-1)[end_at] = raw[ends]
-    new.active.reshape(-1)[end_at] = act[ends]
-    numbers = np.where(act, (cols % SLOTS + 1).astype(np.int8)[None, :], np.int8(0))
+    new.raw.reshape(-1)[end_at] = raw[:, ends]
+    new.active.reshape(-1)[end_at] = act[:, ends]
+    numbers = np.where(act, (cols % SLOTS + 1).astype(np.int8)[:, None], np.int8(0))
     ss, se = s[starts], s[ends]
     parts: list[Part] = []
-    above: I64 = np.zeros(s.shape[0], dtype=np.int64)
+    above: I64 = np.zeros(n, dtype=np.int64)
     for side in (0, 1):
         mask = up if side == ABOVE else ~up
         if not mask.any():
             continue
-        level = (numbers if mask.all() else numbers[:, mask]).max(axis=1).astype(np.int64)
+        level = (numbers if mask.all() else numbers[mask]).max(axis=0).astype(np.int64)
         before = np.empty_like(level)
         before[1:] = level[:-1]
         before[starts] = state.level[ss, side]

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # CoreState arrays keyed by trend row (RuleTable.trend_of), not by sensor
-_TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n"})
+_TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n", "hist_head"})
 
 
 SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)
@@ -105,7 +105,7 @@ def remap_core(
         source = getattr(state, f.name)
         if f.name in _TREND_FIELDS:
             ok = has_trend & (t_old < old_trends)
-            if ok.any() and source.shape[1:] == target.shape[1:]:
+            if ok.any() and source.shape == (old_trends, *target.shape[1:]):
                 target[t_new[ok]] = source[t_old[ok]]
         elif source.shape[0] == len(old) and source.shape[1:] == target.shape[1:]:
             target[keep] = source[take]

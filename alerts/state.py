@@ -73,10 +73,13 @@ class CoreState:
     deadline: I64  # (n,) deadline of a demanded action, NO_TS when none
     met: npt.NDArray[np.bool_]  # (n,) the demanded action was confirmed
     # the last judged readings of the sensors with a rate of rise or an early warning, per trend
-    # row (`RuleTable.trend_of`): oldest first and right-aligned, the newest in the last column
+    # row (`RuleTable.trend_of`), in a ring per row: slot (head + q) % depth holds the reading
+    # -q-th from the newest (q = -1 the newest, down to -n); head 0 is right-aligned, oldest
+    # first (`trend_readings` reads a row in order)
     hist_ts: I64  # (m, depth)
     hist_v: npt.NDArray[np.float64]  # (m, depth)
-    hist_n: npt.NDArray[np.int16]  # (m,) how many of the last columns hold readings
+    hist_n: npt.NDArray[np.int16]  # (m,) how many readings the ring holds
+    hist_head: npt.NDArray[np.int16]  # (m,) the slot the next reading goes to
     # the lateness window (alerts.lateness): the sensor's last processed readings after its
     # checkpoint, oldest first and right-aligned (`ring_n` of them), and the checkpoint: the
     # sensor's state (fields as above) just before the oldest of them
@@ -114,6 +117,7 @@ class CoreState:
             np.zeros(n, dtype=np.bool_),
             np.zeros((trends, depth), dtype=np.int64),
             np.full((trends, depth), np.nan),
+            np.zeros(trends, dtype=np.int16),
             np.zeros(trends, dtype=np.int16),
             np.zeros((m, late_depth), dtype=np.int64),
             np.full((m, late_depth), np.nan),
@@ -157,7 +161,20 @@ class CoreState:
     def with_trends(self, trends: int, depth: int) -> CoreState:
         """This state with empty trend buffers of `trends` rows (a new table, or a fresh state)."""
         fresh = CoreState.empty(0, trends, depth)
-        return replace(self, hist_ts=fresh.hist_ts, hist_v=fresh.hist_v, hist_n=fresh.hist_n)
+        return replace(
+            self,
+            hist_ts=fresh.hist_ts,
+            hist_v=fresh.hist_v,
+            hist_n=fresh.hist_n,
+            hist_head=fresh.hist_head,
+        )
+
+    def trend_readings(self, row: int) -> list[tuple[int, float]]:
+        """The readings trend row `row` keeps, oldest first."""
+        keep = self.hist_ts.shape[1]
+        n, head = int(self.hist_n[row]), int(self.hist_head[row])
+        slots = [(head + q) % keep for q in range(-n, 0)]
+        return [(int(self.hist_ts[row, k]), float(self.hist_v[row, k])) for k in slots]
 
     def copy(self) -> CoreState:
         return replace(self, **{f: getattr(self, f).copy() for f in self.__dataclass_fields__})

@@ -154,7 +154,8 @@ class RuleTable:
     levels: tuple[tuple[tuple[LevelSpec, ...], tuple[LevelSpec, ...]], ...]  # (above, below)
     columns: npt.NDArray[np.intp]  # the slots any sensor uses (the others are skipped)
     has_delays: bool
-    # the per-slot tables restricted to `columns`, contiguous, for fast row gathers
+    # the per-slot tables restricted to `columns`, column first ((len(columns), n), each column
+    # contiguous): the levels are judged a column at a time over the readings
     c_threshold: npt.NDArray[np.float64]
     c_recover: npt.NDArray[np.float64]
     c_on_delay: npt.NDArray[np.int64]
@@ -319,12 +320,12 @@ def compile_table(
         tuple(levels),
         columns,
         has_delays,
-        c_threshold=np.ascontiguousarray(threshold[:, columns]),
-        c_recover=np.ascontiguousarray(recover[:, columns]),
-        c_on_delay=np.ascontiguousarray(on_delay[:, columns]),
-        c_off_delay=np.ascontiguousarray(off_delay[:, columns]),
-        c_on_samples=np.ascontiguousarray(on_samples[:, columns]),
-        c_off_samples=np.ascontiguousarray(off_samples[:, columns]),
+        c_threshold=np.ascontiguousarray(threshold[:, columns].T),
+        c_recover=np.ascontiguousarray(recover[:, columns].T),
+        c_on_delay=np.ascontiguousarray(on_delay[:, columns].T),
+        c_off_delay=np.ascontiguousarray(off_delay[:, columns].T),
+        c_on_samples=np.ascontiguousarray(on_samples[:, columns].T),
+        c_off_samples=np.ascontiguousarray(off_samples[:, columns].T),
         trend_of=trend_of,
         trend_sensor=trend_sensor,
         rate_window=np.array([_ms(r.window_s if r else None) for r in rate_specs], np.int64),

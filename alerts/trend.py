@@ -30,7 +30,7 @@ import numpy.typing as npt
 from alerts.state import I64, CoreState, Part, segment_ends, segment_starts
 from alerts.table import EARLY, RATE, SLOTS, RuleTable
 
-__all__ = ["judge_trends"]
+__all__ = ["aligned", "judge_trends"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -67,19 +67,78 @@ def _slope(x: F64, wv: F64, mask: npt.NDArray[np.bool_], count: I64) -> F64:
     return slope
 
 
-def _window_start(ct: I64, oldest: I64, pos: I64, since: I64) -> I64:
-    """Per reading at `pos`: the first position in [oldest, pos] with ct >= since (ct rises
-    within a sensor; the reading itself always qualifies). A vectorized binary search:
+class _Rows:
+    """The readings of the touched trend rows, each row's kept ones (positions -n..-1, read from
+    its ring buffer) followed by its readings of the batch (0..c-1), gathered by position: the
+    sequence is never built. Ring layout: slot `(head + q) % keep` holds position q < 0 (`head`:
+    where the next reading goes; head 0 is the right-aligned layout)."""
+
+    __slots__ = ("_head", "base", "hist_ts", "hist_v", "keep", "start", "t", "v")
+
+    def __init__(self, state: CoreState, row: I64, start: I64, t: I64, v: F64) -> None:
+        self.keep = state.hist_ts.shape[1]
+        # per reading: the flat offset of its row's ring plus its head, and where its row's
+        # readings start in the batch
+        self.base = row * self.keep
+        self.start = start
+        self.hist_ts = state.hist_ts.reshape(-1)
+        self.hist_v = state.hist_v.reshape(-1)
+        self.t, self.v = t, v
+        self._head = state.hist_head[row].astype(np.int64)
+
+    def _index(
+        self, q: I64, i: npt.NDArray[np.intp] | slice
+    ) -> tuple[npt.NDArray[np.bool_], I64, I64]:
+        inb = q >= 0
+        batch = np.where(inb, self.start[i] + q, 0)
+        ring = self.base[i] + (self._head[i] + q) % self.keep
+        return inb, batch, ring
+
+    def ts(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> I64:
+        inb, batch, ring = self._index(q, i)
+        out: I64 = np.where(inb, self.t[batch], self.hist_ts[ring])
+        return out
+
+    def both(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> tuple[I64, F64]:
+        inb, batch, ring = self._index(q, i)
+        return (
+            np.where(inb, self.t[batch], self.hist_ts[ring]),
+            np.where(inb, self.v[batch], self.hist_v[ring]),
+        )
+
+
+def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
+    """Per reading at `pos`: the first position in [oldest, pos] with ts >= since (ts rises
+    within a row; the reading itself always qualifies). The oldest position answers for most
+    readings (windows longer than the buffer); the others by a vectorized binary search:
     log2(depth) steps over the readings, not over the window."""
-    lo, hi = oldest.copy(), pos.copy()
+    lo = oldest.copy()
+    rest = np.flatnonzero(rows.ts(oldest) < since)
+    if not rest.shape[0]:
+        return lo
+    lo[rest] += 1  # the oldest is out of the window
+    hi = pos[rest]
+    lo_r = lo[rest]
+    since_r = since[rest]
     while True:
-        open_ = np.flatnonzero(lo < hi)
+        open_ = np.flatnonzero(lo_r < hi)
         if not open_.shape[0]:
+            lo[rest] = lo_r
             return lo
-        mid = (lo[open_] + hi[open_]) // 2
-        right = ct[mid] < since[open_]
-        lo[open_] = np.where(right, mid + 1, lo[open_])
+        mid = (lo_r[open_] + hi[open_]) // 2
+        right = rows.ts(mid, rest[open_]) < since_r[open_]
+        lo_r[open_] = np.where(right, mid + 1, lo_r[open_])
         hi[open_] = np.where(right, hi[open_], mid)
+
+
+def aligned(state: CoreState, rows: I64) -> tuple[I64, F64, I64]:
+    """The trend buffers of `rows` right-aligned (oldest first, the newest in the last column):
+    ts, values (columns before the kept ones are garbage) and the counts."""
+    keep = state.hist_ts.shape[1]
+    slots = (state.hist_head[rows].astype(np.int64)[:, None] + np.arange(keep)[None, :]) % keep
+    hts: I64 = np.take_along_axis(state.hist_ts[rows], slots, axis=1)
+    hv: F64 = np.take_along_axis(state.hist_v[rows], slots, axis=1)
+    return hts, hv, state.hist_n[rows].astype(np.int64)
 
 
 def judge_trends(
@@ -100,33 +159,24 @@ def judge_trends(
     row = table.trend_of[s]
     depth = table.trend_depth  # readings a window may hold
     keep = new.hist_ts.shape[1]  # readings the buffers keep (trend_keep)
-    col = np.arange(keep)
     bstart = segment_starts(row)
     starts = np.flatnonzero(bstart)
     touched = row[starts]
-    # the combined sequence: each touched row's kept readings, then its readings of the batch
-    # (all later than the kept ones: late readings are not judged); placed, not sorted
-    hn = state.hist_n[touched].astype(np.int64)
-    seglen = hn + np.diff(np.append(starts, row.shape[0]))
-    offset = np.cumsum(seglen) - seglen
     seg = np.cumsum(bstart) - 1
-    pos = offset[seg] + hn[seg] + (np.arange(row.shape[0]) - starts[seg])
-    kept = col[None, :] >= (keep - hn)[:, None]
-    hpos = (offset[:, None] + col[None, :] - (keep - hn)[:, None])[kept]
-    total = int(seglen.sum())
-    ct = np.empty(total, dtype=np.int64)
-    cv = np.empty(total, dtype=np.float64)
-    ct[hpos], ct[pos] = state.hist_ts[touched][kept], t
-    cv[hpos], cv[pos] = state.hist_v[touched][kept], v
-    oldest = np.maximum(offset[seg], pos - (depth - 1))  # the oldest kept reading of each
+    first = starts[seg]
+    pos = np.arange(row.shape[0]) - first  # each reading's position in its row's sequence
+    hn = state.hist_n[touched].astype(np.int64)
+    oldest = np.maximum(-hn[seg], pos - (depth - 1))  # the oldest reading a window may hold
+    rows = _Rows(state, row, first, t, v)
     parts: list[Part] = []
     ss = s[starts]
     ends = np.flatnonzero(segment_ends(bstart))
     with np.errstate(divide="ignore", invalid="ignore"):
         if not np.isnan(table.rate_on).all():
-            low = _window_start(ct, oldest, pos, t - table.rate_window[row])
+            low = _window_start(rows, oldest, pos, t - table.rate_window[row])
             known = low < pos
-            rise = (v - cv[low]) * 60000.0 / (t - ct[low])
+            low_t, low_v = rows.both(low)
+            rise = (v - low_v) * 60000.0 / (t - low_t)
             on = known & (rise > table.rate_on[row])
             decisive = on | (known & (rise < table.rate_off[row]))
             seed = state.level[ss, RATE].astype(np.int64)
@@ -141,7 +191,7 @@ def judge_trends(
             new.level[s[ends], RATE] = rate[ends]
         if table.early_window.any():
             window = table.early_window[row]
-            low = _window_start(ct, oldest, pos, np.where(window > 0, t - window, t))
+            low = _window_start(rows, oldest, pos, np.where(window > 0, t - window, t))
             slope = np.full(t.shape[0], np.nan)
             fit = np.flatnonzero(low < pos)  # two readings or more in the window
             count = pos[fit] - low[fit] + 1
@@ -150,11 +200,12 @@ def judge_trends(
                 # windows of up to 2**b readings, in columns (oldest first down each column)
                 f = fit[band == b]
                 width = int(count[band == b].max())
-                idx = pos[f][None, :] + (np.arange(width) - (width - 1))[:, None]
-                win = idx >= low[f][None, :]
-                idx = np.maximum(idx, 0)
-                x = (ct[idx] - t[f][None, :]).astype(np.float64)
-                slope[f] = _slope(x, cv[idx], win, count[band == b])
+                q = pos[f][None, :] + (np.arange(width) - (width - 1))[:, None]
+                win = q >= low[f][None, :]
+                q = np.maximum(q, low[f][None, :])
+                wt, wv = rows.both(q, np.broadcast_to(f, q.shape))
+                x = (wt - t[f][None, :]).astype(np.float64)
+                slope[f] = _slope(x, wv, win, count[band == b])
             target = np.minimum(above, SLOTS - 1)
             thr = np.where(above < SLOTS, table.threshold[s, target], np.nan)
             eta = (thr - v) / slope
@@ -163,12 +214,13 @@ def judge_trends(
             seed = state.level[ss, EARLY].astype(np.int64)
             parts.append(_changes(s, t, v, early, seed, starts, EARLY))
             new.level[s[ends], EARLY] = early[ends]
-    # the new buffers: the last `keep` readings of each touched row
-    cend = offset + seglen - 1
-    idx = cend[:, None] + (col - (keep - 1))[None, :]
-    keep = idx >= offset[:, None]
-    idx = np.maximum(idx, 0)
-    new.hist_ts[touched] = np.where(keep, ct[idx], 0)
-    new.hist_v[touched] = np.where(keep, cv[idx], np.nan)
-    new.hist_n[touched] = keep.sum(axis=1)
+    # the new buffers: each row's last `keep` readings written into its ring
+    count = np.diff(np.append(starts, row.shape[0]))
+    last = np.flatnonzero(pos >= count[seg] - keep)
+    head = state.hist_head[touched].astype(np.int64)
+    slot = row[last] * keep + (head[seg[last]] + pos[last]) % keep
+    new.hist_ts.reshape(-1)[slot] = t[last]
+    new.hist_v.reshape(-1)[slot] = v[last]
+    new.hist_head[touched] = (head + count) % keep
+    new.hist_n[touched] = np.minimum(hn + count, keep)
     return parts

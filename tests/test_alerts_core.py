@@ -386,15 +386,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
             assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
             assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()
         for row, i in enumerate(table.trend_sensor.tolist()):
-            kept = table.trend_keep - int(state.hist_n[row])
-            got = list(
-                zip(
-                    state.hist_ts[row, kept:].tolist(),
-                    state.hist_v[row, kept:].tolist(),
-                    strict=True,
-                )
-            )
-            assert got == ref.hist[i]
+            assert state.trend_readings(row) == ref.hist[i]
 
 
 def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
@@ -467,15 +459,7 @@ def test_trends_agree_with_reference(scenario):
         assert _norm(tr.rows()) == _norm(ref.evaluate(s, t, v, q, now))
         assert state.level.tolist() == ref.level
         for row, i in enumerate(table.trend_sensor.tolist()):
-            kept = depth - int(state.hist_n[row])
-            got = list(
-                zip(
-                    state.hist_ts[row, kept:].tolist(),
-                    state.hist_v[row, kept:].tolist(),
-                    strict=True,
-                )
-            )
-            assert got == ref.hist[i]
+            assert state.trend_readings(row) == ref.hist[i]
 
 
 RISING = (
@@ -539,6 +523,28 @@ def test_trend_buffers_keep_the_last_readings_only_of_trend_sensors():
     batch = cols([1] * 7 + [0], [*range(1000, 7001, 1000), 500], [0, 1, 2, 3, 4, 5, 6, 9])
     state, _, _ = evaluate(table, batch, CoreState.empty(2))
     assert state.hist_n.tolist() == [4]
-    assert state.hist_ts[0].tolist() == [4000, 5000, 6000, 7000]
-    assert state.hist_v[0].tolist() == [3, 4, 5, 6]
-    assert state.hist_ts.nbytes + state.hist_v.nbytes + state.hist_n.nbytes == 4 * 16 + 2
+    assert state.trend_readings(0) == [(4000, 3), (5000, 4), (6000, 5), (7000, 6)]
+    hist = (state.hist_ts, state.hist_v, state.hist_n, state.hist_head)
+    assert sum(a.nbytes for a in hist) == 4 * 16 + 2 + 2
+
+
+def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():
+    """A state saved before the ring buffers (right-aligned, no `hist_head`) goes on as if it
+    had never been saved: the same transitions and the same kept readings."""
+    from alerts.trend import aligned
+
+    table = compile_table([sensor(0, RISING, rate=RateSpec(per_min=1, window_s=60))], trend_depth=4)
+    values = [0, 0.5, 1, 3, 3, 3, 0.5, 4, 4]
+    first = cols([0] * 6, [k * 10_000 for k in range(1, 7)], values[:6])
+    ring, _, _ = evaluate(table, first, CoreState.empty(1))
+    assert int(ring.hist_head[0]) != 0  # six readings into four slots: the ring has turned
+    hts, hv, _ = aligned(ring, np.arange(1))
+    legacy = dataclasses.replace(
+        ring, hist_ts=hts, hist_v=hv, hist_head=np.zeros(0, dtype=np.int16)
+    )
+    rest = cols([0] * 3, [k * 10_000 for k in range(7, 10)], values[6:])
+    a, tr_a, _ = evaluate(table, rest, ring)
+    b, tr_b, _ = evaluate(table, rest, legacy)
+    assert tr_a.rows() == tr_b.rows() and len(tr_a) > 0
+    assert a.trend_readings(0) == b.trend_readings(0)
+    assert [ts for ts, _ in a.trend_readings(0)] == [60_000, 70_000, 80_000, 90_000]
