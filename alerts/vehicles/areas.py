@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from alerts.vehicles.state import EventKind, FleetState
 from alerts.vehicles.table import FleetTable, Zone, in_window, window_close
+from alerts.vehicles.track import Track
 
 __all__ = [
     "GRID_MIN",
@@ -176,22 +177,12 @@ def _area_end(zone: Zone, offset_ms: int, t: I64, prev_t: I64, has_prev: B) -> I
 
 
 def forbidden_areas(
-    table: FleetTable,
-    st: FleetState,
-    index: Index,
-    rows: tuple[I64, I64, F64, F64, F64],
-    prev: tuple[I64, B],
-    bounds: tuple[B, B, I64],
-    out: Sink,
+    table: FleetTable, st: FleetState, index: Index, k: Track, lat: F64, lon: F64, out: Sink
 ) -> None:
     """`FORBIDDEN_ENTER` at the first fix inside an area during one of its windows, per area;
     `FORBIDDEN_END` at the first fix inside none any more, stamped when the last of them was
-    left (`_area_end`). Updates `st.forbidden`. `rows` are the batch's (slot, ts, lat, lon,
-    speed) in (slot, ts) order, `prev` each row's previous fix time and whether it has one,
-    `bounds` (first, last, first rows) per vehicle."""
-    s, t, lat, lon, v = rows
-    prev_t, has_prev = prev
-    first, last, fi = bounds
+    left (`_area_end`). Updates `st.forbidden`. `lat`, `lon` are the rows of the track `k`."""
+    s, t, v, first, last, fi = k.s, k.t, k.v, k.first, k.last, k.fi
     old = st.forbidden  # read in the loop, written after it
     in_some = fi[old[s[fi]] != 0]  # first rows of the vehicles in some area before the batch
     mask = np.zeros(old.shape, dtype=np.uint64)  # by slot: the areas of its last row
@@ -222,7 +213,12 @@ def forbidden_areas(
             gone = gone[~_member(ins, gone)]
         if gone.size:
             drops.append(
-                (gone, _area_end(zone, table.offset_ms, t[gone], prev_t[gone], has_prev[gone]))
+                (
+                    gone,
+                    _area_end(
+                        zone, table.offset_ms, t[gone], t[gone] - k.dt[gone], k.has_prev[gone]
+                    ),
+                )
             )
     st.forbidden[s[fi]] = mask[s[fi]]
     if not drops:

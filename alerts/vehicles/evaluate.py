@@ -47,9 +47,13 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.areas import forbidden_areas, index_positions
+from alerts.vehicles.fatigue import fatigue, seg_cumsum
 from alerts.vehicles.geo import EARTH_R, step_m
-from alerts.vehicles.state import NO_KEY, RANK, EventKind, FleetEvents, FleetState, Positions
-from alerts.vehicles.table import DAY_MS, FleetTable
+from alerts.vehicles.route import corridors
+from alerts.vehicles.speed import banned_hours, limits, overspeed
+from alerts.vehicles.state import RANK, EventKind, FleetEvents, FleetState, Positions
+from alerts.vehicles.table import FleetTable
+from alerts.vehicles.track import Track, shift
 
 __all__ = ["evaluate_fleet", "order_positions", "seg_cumsum"]
 
@@ -58,15 +62,6 @@ I32 = npt.NDArray[np.int32]
 B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
 T = TypeVar("T", bound=npt.NDArray[Any])
-
-
-def seg_cumsum(values: I64, starts: B, init: I64) -> I64:
-    """Running sums restarting at each start row (row 0 must be one) from `init` of that row."""
-    cs = np.cumsum(values)
-    si = np.flatnonzero(starts)
-    offset = init[si] - cs[si] + values[si]
-    out: I64 = cs + np.repeat(offset, np.diff(si, append=starts.shape[0]))
-    return out
 
 
 def order_positions(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64, I32]:
@@ -149,14 +144,6 @@ class _Out:
         )
 
 
-def _prev(values: T, first: B, carry: npt.NDArray[Any]) -> T:
-    """Each row's previous row in its vehicle, the state's value on a vehicle's first row."""
-    out = values.copy()
-    out[1:] = values[:-1]
-    out[first] = carry
-    return out
-
-
 def evaluate_fleet(
     table: FleetTable, state: FleetState, batch: Positions, now: int
 ) -> tuple[FleetState, FleetEvents]:
@@ -186,183 +173,60 @@ def evaluate_fleet(
 def _judge(
     table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, t: I64, out: _Out
 ) -> None:
-    n = rows.shape[0]
     lat = np.asarray(batch.lat, dtype=np.float64)[rows]
     lon = np.asarray(batch.lon, dtype=np.float64)[rows]
     v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows]
-    first = np.ones(n, dtype=np.bool_)
-    first[1:] = s[1:] != s[:-1]
-    last = np.ones(n, dtype=np.bool_)
-    last[:-1] = first[1:]
-    fi, li = np.flatnonzero(first), np.flatnonzero(last)
-    fs = s[fi]
-    zero = np.zeros(n, dtype=np.int64)
-    moving = v > table.moving_kmh
-    has_prev = np.ones(n, dtype=np.bool_)
-    has_prev[fi] = st.has_fix[fs]
-    prev_t = _prev(t, first, st.last_ts[fs])
-    prev_moving = _prev(moving, first, st.last_moving[fs]) & has_prev
-    dt = np.where(has_prev, t - prev_t, 0)
-    day, tod = np.divmod(t + table.offset_ms, DAY_MS)
-    night = _in_window_tod(tod, table.night)
-
-    # fatigue: continuous driving and rests
-    drive_dt = np.where(prev_moving, np.minimum(dt, table.drive_gap_ms), 0)
-    stop = has_prev & ~prev_moving
-    starts = first.copy()
-    starts[1:] |= stop[1:] != stop[:-1]
-    init = zero.copy()
-    init[fi] = np.where(stop[fi], st.rest_ms[fs], 0)
-    rest = seg_cumsum(np.where(stop, dt, 0), starts, init)
-    reset = stop & (rest >= table.min_rest_ms[s])
-    starts = first | reset
-    carry = first & ~reset
-    init = zero.copy()
-    init[fi] = np.where(carry[fi], st.cont_ms[fs], 0)
-    cont = seg_cumsum(drive_dt, starts, init)
-    over = cont > np.where(night, table.cont_night_ms[s], table.cont_day_ms[s])
-    init = zero.copy()
-    init[fi] = carry[fi] & st.cont_raised[fs]
-    count = seg_cumsum(over.astype(np.int64), starts, init)
-    hit = np.flatnonzero(over & (count == 1))
-    out.add(s[hit], EventKind.FATIGUE_CONTINUOUS, t[hit], cont[hit] / 1000.0)
-    # a raised stretch ends when its rest has lasted `min_rest_s`: between two fixes
-    hit = np.flatnonzero(reset)
-    hit = hit[np.where(first[hit], st.cont_raised[s[hit]], count[hit - 1] > 0)]
-    since = t[hit] - rest[hit]
-    end = since + table.min_rest_ms[s[hit]]
-    out.add(s[hit], EventKind.FATIGUE_CONTINUOUS_END, end, rest[hit] / 1000.0)
-    st.rest_ms[fs] = rest[li]
-    st.cont_ms[fs] = cont[li]
-    st.cont_raised[fs] = count[li] > 0
-
-    # fatigue: driving per local day
-    turn = day[1:] != day[:-1]
-    starts = first.copy()
-    starts[1:] |= turn
-    carry = np.zeros(n, dtype=np.bool_)
-    carry[fi] = st.day[fs] == day[fi]
-    init = zero.copy()
-    init[fi] = np.where(carry[fi], st.daily_ms[fs], 0)
-    daily = seg_cumsum(drive_dt, starts, init)
-    over = daily > table.daily_ms[s]
-    init = zero.copy()
-    init[fi] = carry[fi] & st.daily_raised[fs]
-    count = seg_cumsum(over.astype(np.int64), starts, init)
-    hit = np.flatnonzero(over & (count == 1))
-    out.add(s[hit], EventKind.FATIGUE_DAILY, t[hit], daily[hit] / 1000.0)
-    # a raised day ends at its local midnight, seen at the first fix of a later day
-    hit = np.flatnonzero(turn) + 1
-    hit = hit[~first[hit]]
-    hit = hit[count[hit - 1] > 0]
-    end = (day[hit - 1] + 1) * DAY_MS - table.offset_ms
-    out.add(s[hit], EventKind.FATIGUE_DAILY_END, end, daily[hit - 1] / 1000.0)
-    hit = fi[~carry[fi] & st.daily_raised[fs]]
-    known = st.day[s[hit]] != NO_KEY  # restored without a saved state: the day is not known
-    end = np.where(
-        known, (np.where(known, st.day[s[hit]], 0) + 1) * DAY_MS - table.offset_ms, t[hit]
-    )
-    out.add(s[hit], EventKind.FATIGUE_DAILY_END, end, st.daily_ms[s[hit]] / 1000.0)
-    st.day[fs] = day[li]
-    st.daily_ms[fs] = daily[li]
-    st.daily_raised[fs] = count[li] > 0
+    k = Track.build(s, t, v, st, table.moving_kmh, table.drive_gap_ms, table.offset_ms, table.night)
+    fatigue(table, st, k, out)
 
     # speed limits and zones; forbidden areas
-    expressway = np.zeros(n, dtype=np.bool_)
-    posted = np.full(n, np.inf)
+    zoned, expressway, posted = np.zeros(0, dtype=np.int64), np.zeros(0, np.bool_), np.zeros(0)
     if table.zones or table.forbidden:
         index = index_positions(lat, lon)
+        found: list[tuple[I64, bool, float]] = []
         for zone in table.zones:
             cand = index.candidates(zone)
-            if not cand.size:
-                continue
-            cand = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
-            if zone.expressway:
-                expressway[cand] = True
-            posted[cand] = np.minimum(posted[cand], zone.limit_kmh)
+            if cand.size:
+                cand = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
+            if cand.size:
+                found.append((cand, zone.expressway, zone.limit_kmh))
+        if found:
+            every = np.concatenate([f[0] for f in found])
+            order = np.argsort(every, kind="stable")
+            every = every[order]
+            heads = np.flatnonzero(np.concatenate(([True], every[1:] != every[:-1])))
+            zoned = every[heads]
+            flag = np.concatenate([np.full(f[0].shape, f[1]) for f in found])[order]
+            expressway = np.logical_or.reduceat(flag, heads)
+            cap = np.concatenate([np.full(f[0].shape, f[2]) for f in found])[order]
+            posted = np.minimum.reduceat(cap, heads)
         if table.forbidden:
-            forbidden_areas(
-                table,
-                st,
-                index,
-                (s, t, lat, lon, v),
-                (prev_t, has_prev),
-                (first, last, fi),
-                out,
-            )
-    limit = np.where(expressway, table.expressway_kmh[s], table.speed_kmh[s])
-    limit = np.minimum(limit, posted)
-    limit = np.where(night, limit * table.night_factor[s], limit)
-    fast = v > limit
-    prev_fast = _prev(fast, first, st.over_active[fs])
-    anchor = fast & (first | ~prev_fast)
-    since_at = t.copy()  # read at run starts and, continuing a run, at first rows
-    since_at[fi] = np.where(prev_fast[fi], st.over_since[fs], t[fi])
-    since = since_at[np.maximum.accumulate(np.where(anchor, np.arange(n), 0))]
-    due = fast & (t - since >= table.overspeed_ms[s])
-    flip = np.flatnonzero(fast[1:] != fast[:-1]) + 1
-    starts = first.copy()
-    starts[flip] = True
-    init = zero.copy()
-    init[fi] = fast[fi] & prev_fast[fi] & st.over_raised[fs]
-    count = seg_cumsum(due.astype(np.int64), starts, init)
-    hit = np.flatnonzero(due & (count == 1))
-    out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit])
-    # a raised run ends at its first fix no longer above the limit
-    hit = flip[~fast[flip] & ~first[flip]]
-    hit = np.concatenate((hit[count[hit - 1] > 0], fi[~fast[fi] & st.over_raised[fs]]))
-    out.add(s[hit], EventKind.OVERSPEED_END, t[hit], v[hit])
-    st.over_active[fs] = fast[li]
-    st.over_since[fs] = np.where(fast[li], since[li], 0)
-    st.over_raised[fs] = fast[li] & (count[li] > 0)
-
-    # banned hours
-    _banned(table, st, s, t, v, tod, moving, first, out)
-
-    # corridors: inside from the pruned test, the distance only where an event needs it
-    route = table.route[s]
-    on = np.flatnonzero(route >= 0)
-    if on.size:
-        inside = np.ones(n, dtype=np.bool_)
-        key = route[on].astype(np.int16) if len(table.corridors) < (1 << 15) else route[on]
-        on = on[np.argsort(key, kind="stable")]  # radix on int16
-        bounds = np.searchsorted(route[on], np.arange(len(table.corridors) + 1))
-        for c, zone in enumerate(table.corridors):
-            part = on[bounds[c] : bounds[c + 1]]
-            if part.size:
-                inside[part] = zone.shape.contains(lat[part], lon[part], distance=False)[0]
-        was = _prev(inside, first, st.in_route[fs])
-        routed = route >= 0
-        for kind, hit_mask in (
-            (EventKind.CORRIDOR_LEAVE, routed & was & ~inside),
-            (EventKind.CORRIDOR_ENTER, routed & ~was & inside),
-        ):
-            hit = np.flatnonzero(hit_mask)
-            dist = np.zeros(hit.shape)
-            for c in np.unique(route[hit]).tolist():
-                sel = np.flatnonzero(route[hit] == c)
-                rows_c = hit[sel]
-                dist[sel] = np.sqrt(table.corridors[c].shape.contains(lat[rows_c], lon[rows_c])[1])
-            out.add(s[hit], kind, t[hit], dist, route[hit].astype(np.int64))
-        st.in_route[fs] = inside[li]
+            forbidden_areas(table, st, index, k, lat, lon, out)
+    overspeed(table, st, k, limits(table, k, zoned, expressway, posted), out)
+    banned_hours(table, st, k, out)
+    corridors(table, st, k, lat, lon, out)
 
     # offline found by the next fix; drift
-    silent = prev_moving & (dt >= table.offline_ms)
+    fi, li, fs, dt, first = k.fi, k.li, k.fs, k.dt, k.first
+    silent = k.prev_moving & (dt >= table.offline_ms)
     hit = np.flatnonzero(silent)  # a silence ends at the fix that ends it, raised here or before
     out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
     hit = fi[st.offline_raised[fs] & ~silent[fi]]
     out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
     silent[fi] &= ~st.offline_raised[fs]
     hit = np.flatnonzero(silent)
-    out.add(s[hit], EventKind.OFFLINE, prev_t[hit] + table.offline_ms, dt[hit] / 1000.0)
-    pr = np.flatnonzero(has_prev)
-    prev_lat = _prev(lat, first, st.last_lat[fs])
-    prev_lon = _prev(lon, first, st.last_lon[fs])
+    out.add(s[hit], EventKind.OFFLINE, t[hit] - dt[hit] + table.offline_ms, dt[hit] / 1000.0)
     # cos(lat) <= 1: a bound on the distance first, the exact distance of the few candidates
-    k = EARTH_R * math.pi / 180.0
-    ex, ey = (lon[pr] - prev_lon[pr]) * k, (lat[pr] - prev_lat[pr]) * k
-    bound = np.sqrt(ex * ex + ey * ey) * 3600.0 / dt[pr]
-    pr = pr[bound > table.drift_kmh * (1.0 - 1e-9)]
+    prev_lat = shift(lat, first, st.last_lat[fs])
+    prev_lon = shift(lon, first, st.last_lon[fs])
+    ex = lon - prev_lon
+    ey = lat - prev_lat
+    ex *= ex
+    ey *= ey
+    ex += ey
+    reach = dt * (table.drift_kmh * (1.0 - 1e-6) / 3600.0 / (EARTH_R * math.pi / 180.0))
+    reach *= reach
+    pr = np.flatnonzero((ex > reach) & k.has_prev)
     implied = step_m(prev_lat[pr], prev_lon[pr], lat[pr], lon[pr]) * 3600.0 / dt[pr]
     jump = implied > table.drift_kmh
     hit = pr[jump]
@@ -372,50 +236,5 @@ def _judge(
     st.last_ts[fs] = t[li]
     st.last_lat[fs] = lat[li]
     st.last_lon[fs] = lon[li]
-    st.last_moving[fs] = moving[li]
+    st.last_moving[fs] = k.moving[li]
     st.offline_raised[fs] = False
-
-
-def _in_window_tod(tod: I64, window: tuple[int, int]) -> B:
-    start, end = window
-    if start == end:
-        return np.ones(tod.shape, dtype=np.bool_)
-    if start < end:
-        return (tod >= start) & (tod < end)
-    return (tod >= start) | (tod < end)
-
-
-def _banned(
-    table: FleetTable,
-    st: FleetState,
-    s_all: I64,
-    t_all: I64,
-    v_all: F64,
-    tod_all: I64,
-    moving: B,
-    first_all: B,
-    out: _Out,
-) -> None:
-    """Banned hours, over the rows of the vehicles that have them (all rows of a vehicle or
-    none, so its first row stays first)."""
-    sub = np.flatnonzero(table.ban_start_ms[s_all] >= 0)
-    if not sub.size:
-        return
-    s, t, tod, first = s_all[sub], t_all[sub], tod_all[sub], first_all[sub]
-    fi = np.flatnonzero(first)
-    fs = s[fi]
-    bs, be = table.ban_start_ms[s], table.ban_end_ms[s]
-    inside_w = np.where(
-        bs < be, (tod >= bs) & (tod < be), np.where(bs > be, (tod >= bs) | (tod < be), True)
-    )
-    banned = inside_w & moving[sub]
-    key = (t + table.offset_ms - bs) // DAY_MS
-    starts = first.copy()
-    starts[1:] |= key[1:] != key[:-1]
-    init = np.zeros(sub.shape, dtype=np.int64)
-    init[fi] = st.ban_key[fs] == key[fi]
-    count = seg_cumsum(banned.astype(np.int64), starts, init)
-    hit = np.flatnonzero(banned & (count == 1))
-    out.add(s[hit], EventKind.BANNED_HOURS, t[hit], v_all[sub][hit])
-    latest = np.maximum.reduceat(np.where(banned, key, NO_KEY), fi)
-    st.ban_key[fs] = np.maximum(st.ban_key[fs], latest)

@@ -1,0 +1,116 @@
+"""Speed rules over a batch: each fix's limit, overspeed with a minimum duration, banned hours.
+
+Part of the vectorized core (`alerts.vehicles.evaluate`, whose docstring states the rules).
+Overspeed is judged on the runs of fixes above their limit (only the rows of those runs, and the
+run ends), banned hours only when the batch's local times meet a ban window at all.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.vehicles.areas import Sink
+from alerts.vehicles.fatigue import seg_cumsum
+from alerts.vehicles.state import NO_KEY, EventKind, FleetState
+from alerts.vehicles.table import DAY_MS, FleetTable
+from alerts.vehicles.track import Track, shift
+
+__all__ = ["banned_hours", "limits", "overspeed"]
+
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
+
+
+def limits(table: FleetTable, k: Track, zoned: I64, expressway: B, posted: F64) -> F64:
+    """Each row's limit: its class's ordinary limit, or in the speed zones (`zoned`: rows, with
+    whether one zone is an expressway and the lowest posted limit) the expressway limit capped
+    by the posted one; times the night factor at night."""
+    limit: F64 = table.speed_kmh[k.s]
+    if zoned.size:
+        zs = k.s[zoned]
+        inner = np.where(expressway, table.expressway_kmh[zs], table.speed_kmh[zs])
+        limit[zoned] = np.minimum(inner, posted)
+    if k.night.any():
+        limit = np.where(k.night, limit * table.night_factor[k.s], limit)
+    return limit
+
+
+def overspeed(table: FleetTable, st: FleetState, k: Track, limit: F64, out: Sink) -> None:
+    """`OVERSPEED` once a run of fixes above the limit has lasted the minimum, `OVERSPEED_END`
+    at the first fix after a raised run; updates the state's run."""
+    s, t, v, first, last, fi, fs = k.s, k.t, k.v, k.first, k.last, k.fi, k.fs
+    fast = v > limit
+    fast_rows = np.flatnonzero(fast)
+    head = ~shift(fast, first, st.over_active[fs])
+    head |= first
+    head = head[fast_rows]  # the runs' first rows
+    run = np.cumsum(head, dtype=np.int64)
+    run -= 1
+    starts = fast_rows[head]
+    going = first[starts] & st.over_active[s[starts]]  # a run of the previous batch goes on
+    since = np.where(going, st.over_since[s[starts]], t[starts])
+    raised = going & st.over_raised[s[starts]]
+    due = t[fast_rows] - since[run] >= table.overspeed_ms[s[fast_rows]]  # monotone in a run
+    rise = due.copy()
+    rise[1:] &= head[1:] | ~due[:-1]
+    rise &= ~raised[run]
+    hit = fast_rows[rise]
+    out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit])
+    tail = np.ones(head.shape, dtype=np.bool_)
+    tail[:-1] = head[1:]
+    ends = fast_rows[tail]
+    raised |= due[tail]
+    hit = ends[raised & ~last[ends]] + 1  # the first fix no longer above the limit
+    hit = np.concatenate((hit, fi[~fast[fi] & st.over_raised[fs]]))
+    out.add(s[hit], EventKind.OVERSPEED_END, t[hit], v[hit])
+    st.over_active[fs] = False
+    st.over_since[fs] = 0
+    st.over_raised[fs] = False
+    on = last[ends]  # runs still going at the batch's end
+    st.over_active[s[ends[on]]] = True
+    st.over_since[s[ends[on]]] = since[on]
+    st.over_raised[s[ends[on]]] = raised[on]
+
+
+def _meets(lo: int, span: int, window: tuple[int, int]) -> bool:
+    """Whether local times of the day from `lo` over `span` ms meet a daily window [start, end)."""
+    start, end = window
+    if span >= DAY_MS or start == end:
+        return True
+    parts = [(start, end)] if start < end else [(start, DAY_MS), (0, end)]
+    hi = lo + span
+    times = [(lo, min(hi, DAY_MS - 1))] + ([(0, hi - DAY_MS)] if hi >= DAY_MS else [])
+    return any(a < e and b >= s for a, b in times for s, e in parts)
+
+
+def banned_hours(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
+    """Banned hours, over the rows of the vehicles that have them (all rows of a vehicle or
+    none, so its first row stays first), when the batch's local times meet a ban window."""
+    bans = np.flatnonzero(table.ban_start_ms[k.fs] >= 0)
+    if not bans.size:
+        return
+    lo = int(k.t.min())
+    local = (lo + table.offset_ms) % DAY_MS
+    opens, closes = table.ban_start_ms[k.fs[bans]], table.ban_end_ms[k.fs[bans]]
+    windows = set(zip(opens.tolist(), closes.tolist(), strict=True))
+    if not any(_meets(local, int(k.t.max()) - lo, w) for w in windows):
+        return
+    c = k.take(bans)
+    s, t, tod, first, fi, fs = c.s, c.t, c.tod, c.first, c.fi, c.fs
+    bs, be = table.ban_start_ms[s], table.ban_end_ms[s]
+    inside_w = np.where(
+        bs < be, (tod >= bs) & (tod < be), np.where(bs > be, (tod >= bs) | (tod < be), True)
+    )
+    banned = inside_w & c.moving
+    key = (t + table.offset_ms - bs) // DAY_MS
+    starts = first.copy()
+    starts[1:] |= key[1:] != key[:-1]
+    init = np.zeros(s.shape, dtype=np.int64)
+    init[fi] = st.ban_key[fs] == key[fi]
+    count = seg_cumsum(banned.astype(np.int64), starts, init)
+    hit = np.flatnonzero(banned & (count == 1))
+    out.add(s[hit], EventKind.BANNED_HOURS, t[hit], c.v[hit])
+    latest = np.maximum.reduceat(np.where(banned, key, NO_KEY), fi)
+    st.ban_key[fs] = np.maximum(st.ban_key[fs], latest)

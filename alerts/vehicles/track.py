@@ -1,0 +1,132 @@
+"""A batch's positions in (slot, time) order, with what every rule reads of them.
+
+Part of the vectorized core (`alerts.vehicles.evaluate`): built once per batch, so that the rules
+share one pass for each derived column; `take` restricts it to some vehicles (all their rows), for
+the rules that judge row by row only the vehicles that can raise or end an episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.vehicles.state import FleetState
+
+__all__ = ["Track", "ranges", "shift"]
+
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
+T = TypeVar("T", bound=npt.NDArray[Any])
+
+
+def shift(values: T, first: B, carry: npt.NDArray[Any]) -> T:
+    """Each row's previous row in its vehicle, the state's value on a vehicle's first row."""
+    out: T = np.empty_like(values)
+    out[1:] = values[:-1]
+    out[first] = carry
+    return out
+
+
+def ranges(lo: I64, hi: I64) -> I64:
+    """The rows lo[i] .. hi[i] (inclusive) of each range, concatenated in order."""
+    size = hi - lo + 1
+    out: I64 = np.arange(int(size.sum()), dtype=np.int64)
+    out += np.repeat(lo - (np.cumsum(size) - size), size)
+    return out
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Track:
+    """Rows of a batch in (slot, ts) order: `fi`/`li` the first and last row of each vehicle,
+    `fs` its slot; `dt` the time since the previous fix (0 without one); `drive_dt` the driving
+    time of the interval ending at the row (its start moving, capped at `max_drive_gap_s`)."""
+
+    s: I64
+    t: I64
+    v: F64
+    first: B
+    last: B
+    fi: I64
+    li: I64
+    fs: I64
+    has_prev: B
+    dt: I64
+    moving: B
+    prev_moving: B
+    drive_dt: I64
+    day: I64  # local day
+    tod: I64  # ms of the local day
+    night: B
+
+    def take(self, vehicles: I64) -> Track:
+        """The rows of these vehicles (positions in `fi`, ascending)."""
+        rows = ranges(self.fi[vehicles], self.li[vehicles])
+        first = self.first[rows]
+        last = self.last[rows]
+        return Track(
+            s=self.s[rows],
+            t=self.t[rows],
+            v=self.v[rows],
+            first=first,
+            last=last,
+            fi=np.flatnonzero(first),
+            li=np.flatnonzero(last),
+            fs=self.fs[vehicles],
+            has_prev=self.has_prev[rows],
+            dt=self.dt[rows],
+            moving=self.moving[rows],
+            prev_moving=self.prev_moving[rows],
+            drive_dt=self.drive_dt[rows],
+            day=self.day[rows],
+            tod=self.tod[rows],
+            night=self.night[rows],
+        )
+
+    @staticmethod
+    def build(
+        s: I64,
+        t: I64,
+        v: F64,
+        st: FleetState,
+        moving_kmh: float,
+        drive_gap_ms: int,
+        offset_ms: int,
+        night_window: tuple[int, int],
+    ) -> Track:
+        n = s.shape[0]
+        first = np.empty(n, dtype=np.bool_)
+        first[0] = True
+        np.not_equal(s[1:], s[:-1], out=first[1:])
+        last = np.empty(n, dtype=np.bool_)
+        last[-1] = True
+        last[:-1] = first[1:]
+        fi, li = np.flatnonzero(first), np.flatnonzero(last)
+        fs = s[fi]
+        has_prev = np.ones(n, dtype=np.bool_)
+        has_prev[fi] = st.has_fix[fs]
+        dt = np.empty(n, dtype=np.int64)
+        np.subtract(t[1:], t[:-1], out=dt[1:])
+        dt[fi] = np.where(has_prev[fi], t[fi] - st.last_ts[fs], 0)
+        moving = v > moving_kmh
+        prev_moving = shift(moving, first, st.last_moving[fs])
+        prev_moving &= has_prev
+        drive_dt = np.minimum(dt, drive_gap_ms)
+        drive_dt *= prev_moving
+        local = t + offset_ms
+        day = local // 86_400_000
+        tod = local - day * 86_400_000
+        start, end = night_window
+        if start == end:
+            night = np.ones(n, dtype=np.bool_)
+        elif start < end:
+            night = (tod >= start) & (tod < end)
+        else:
+            night = (tod >= start) | (tod < end)
+        return Track(
+            s, t, v, first, last, fi, li, fs, has_prev, dt, moving, prev_moving, drive_dt, day,
+            tod, night,
+        )  # fmt: skip
