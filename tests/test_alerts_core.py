@@ -548,3 +548,18 @@ def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():
     assert tr_a.rows() == tr_b.rows() and len(tr_a) > 0
     assert a.trend_readings(0) == b.trend_readings(0)
     assert [ts for ts, _ in a.trend_readings(0)] == [60_000, 70_000, 80_000, 90_000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 2**20), st.integers(-(2**40), 2**40)), max_size=60),
+    st.booleans(),
+)
+def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
+    from alerts.evaluate import by_sensor_time
+
+    s = np.array([r[0] for r in rows], np.int64)
+    ts = np.array([r[1] for r in rows], np.int64)
+    if huge_sensor and rows:
+        s[0] = 2**40  # the key does not fit: lexsort
+    assert by_sensor_time(s, ts).tolist() == np.lexsort((ts, s)).tolist()
