@@ -6,9 +6,10 @@ verification on some faces), batches of
 100,000 readings with mixed qualities (faults, comm loss, calibration) and some out-of-order
 times. Prints, from one run: the vectorized readings/s on one core, the reference's readings/s on
 a prefix of the same stream and the ratio, p50/p99 of 10,000-reading batches (with the state
-copied, as the hub does, and in place), and the state bytes per sensor. `--lateness-s` turns the
-lateness window on (`alerts.lateness`; default off, as in the hub): the out-of-order readings
-are then rewound instead of counted late.
+copied, as the hub does, and in place), and the state bytes per sensor; the rates and in-place
+latencies also in CPU time (process_time), steadier on a machine shared with other work.
+`--lateness-s` turns the lateness window on (`alerts.lateness`; default off, as in the hub): the
+out-of-order readings are then rewound instead of counted late.
 
 Run from the repository root: .venv/bin/python -m bench.alerts [--sensors N] [--batch N] ...
 (as a module: run as a file, this file's name would hide the `alerts` package)
@@ -146,27 +147,30 @@ def main() -> None:
 
     state = CoreState.empty(n_all)
     n_tr = n_late = n_rewound = 0
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     for k, b in enumerate(batches):
         state, tr, outcome = evaluate(table, b, state, t0 + (k + 1) * 1000 + 500)
         n_tr += len(tr)
         n_late += outcome.late
         n_rewound += outcome.rewound
-    t_vec = time.perf_counter() - start
+    t_vec, c_vec = time.perf_counter() - start, time.process_time() - cpu0
     total = args.batch * args.batches
     vec_rate = total / t_vec
 
     ref = ReferenceCore(table)
     m = args.reference_readings
     b0 = batches[0]
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     for lo in range(0, m, 10_000):
         hi = min(m, lo + 10_000)
         ref.evaluate(b0.sensor[lo:hi], b0.ts[lo:hi], b0.value[lo:hi], b0.quality[lo:hi], t0 + 1500)
-    t_ref = time.perf_counter() - start
+    t_ref, c_ref = time.perf_counter() - start, time.process_time() - cpu0
     ref_rate = m / t_ref
 
-    lat_copy, lat_inplace = [], []
+    def ms(xs: list[float], q: float) -> float:
+        return float(np.percentile(np.array(xs) * 1000, q))
+
+    lat_copy, lat_inplace, cpu_inplace = [], [], []
     small = [
         stream(rng, args.sensors, args.small, t0 + 10_000_000 + k * 1000, args.stress)
         for k in range(args.small_batches)
@@ -179,12 +183,10 @@ def main() -> None:
     for k, b in enumerate(small):
         now = t0 + 20_000_000 + (k + 1) * 1000
         shifted = Readings(b.sensor, b.ts + 10_000_000, b.value, b.quality)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         state, _, _ = evaluate(table, shifted, state, now, inplace=True)
         lat_inplace.append(time.perf_counter() - t)
-
-    def ms(xs: list[float], q: float) -> float:
-        return float(np.percentile(np.array(xs) * 1000, q))
+        cpu_inplace.append(time.process_time() - c)
 
     print(f"sensors: {args.sensors:,} (+{n_all - args.sensors:,} voting groups), "
           f"verify plans: {len(table.verify):,}, delays: {table.has_delays}")  # fmt: skip
@@ -198,6 +200,12 @@ def main() -> None:
     )
     print(f"reference  : {ref_rate:14,.0f} readings/s ({m:,} readings, same stream, same run)")
     print(f"ratio      : {vec_rate / ref_rate:14,.1f}x")
+    print(
+        f"CPU time   : vectorized {total / c_vec:,.0f} readings/s, reference {m / c_ref:,.0f}/s, "
+        f"ratio {(total / c_vec) / (m / c_ref):,.1f}x; {args.small:,}-reading batch in place "
+        f"p50 {ms(cpu_inplace, 50):.2f} ms, p99 {ms(cpu_inplace, 99):.2f} ms (steadier when the "
+        "machine is shared)"
+    )
     print(
         f"{args.small:,}-reading batch: p50 {ms(lat_copy, 50):.2f} ms, "
         f"p99 {ms(lat_copy, 99):.2f} ms (state copied); "
