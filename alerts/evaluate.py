@@ -201,23 +201,23 @@ def _evaluate(
     n_judged = int(judged.sum())
     level_parts: list[Part] = []
     if n_judged:
-        j = np.flatnonzero(judged)
+        j = _rows(judged)
         level_parts, above = judge_levels(table, state, new, s[j], t[j], v[j])
         parts.extend(level_parts)
         if table.trends:
             parts.extend(judge_trends(table, state, new, s[j], t[j], v[j], above))
     # sensor fault: decided by fault readings and judged readings of sensors with levels
     is_fault = q == Quality.SENSOR_FAULT
-    f = np.flatnonzero(rules & (judged | is_fault))
-    if f.shape[0]:
+    f = _rows(rules & (judged | is_fault))
+    if s[f].shape[0]:
         part, start, _ = _flags(
             s[f], t[f], v[f], is_fault[f].astype(np.int64), state.level[:, FAULT], FAULT
         )
         parts.append(part)
         new.level[s[f][segment_ends(start)], FAULT] = is_fault[f][segment_ends(start)]
     # no data: comm-loss readings, gaps between data readings, silence until `now`
-    d = np.flatnonzero(rules | (table.no_data[s] > 0))
-    if d.shape[0]:
+    d = _rows(rules | (table.no_data[s] > 0))
+    if s[d].shape[0]:
         sd, td, vd = s[d], t[d], v[d]
         loss = (q[d] == Quality.COMM_LOSS) | (q[d] == Quality.STALE)
         part, start, before = _flags(
@@ -239,11 +239,11 @@ def _evaluate(
             parts.append((sd[g], td[g], vd[g], NO_DATA, ones, zeros))
         end = segment_ends(start)
         new.level[sd[end], NO_DATA] = loss[end]
-        data = np.flatnonzero(~loss)
-        dend = data[segment_ends(segment_starts(sd[data]))]
+        data = _rows(~loss)
+        dend = np.arange(sd.shape[0])[data][segment_ends(segment_starts(sd[data]))]
         new.last_data[sd[dend]] = td[dend]
     # last values (feedback of verifications) and last processed times
-    vi = np.flatnonzero(valued)
+    vi = _rows(valued)
     fs, ft, fv = s[vi], t[vi], v[vi]
     vend = segment_ends(segment_starts(fs))
     new.last_value[fs[vend]] = fv[vend]
@@ -289,6 +289,11 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
+
+
+def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:
+    """The rows of `mask`: all of them (a slice: views, no gathers) in the common case."""
+    return slice(None) if mask.all() else np.flatnonzero(mask)
 
 
 def _kept(todo: npt.NDArray[np.bool_], sensor: I64, ts: I64) -> npt.NDArray[np.intp]:
