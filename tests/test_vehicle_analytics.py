@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
@@ -28,12 +30,15 @@ from alerts.vehicles import (
     ReferenceFleet,
     SpeedZone,
     TimeWindow,
+    areas,
     compile_fleet,
     evaluate_fleet,
     fleet_kpis,
+    geo,
 )
 from alerts.vehicles.alarms import FleetAlarms, FleetChange
-from alerts.vehicles.areas import GridIndex, LatIndex, ScanIndex
+from alerts.vehicles.areas import ScanIndex
+from alerts.vehicles.fencegrid import FenceGrid, FenceIndex
 from alerts.vehicles.geo import compile_shape
 from alerts.vehicles.state import RANK
 from alerts.vehicles.table import Zone
@@ -522,6 +527,21 @@ def test_vectorized_core_matches_reference_on_trips(
     start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]
 ) -> None:
     """Longer stretches per vehicle, so that the fatigue and daily rules fire too."""
+    _trips(start_s, legs)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
+def test_vectorized_core_matches_reference_through_the_fence_grid(
+    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]
+) -> None:
+    """The same with every batch's geofence candidates found by the grid over the fences (the
+    index of batches above `SCAN_MAX` positions) and corridors tested segment by segment."""
+    with mock.patch.object(areas, "SCAN_MAX", 0), mock.patch.object(geo, "_FEW", 0):
+        _trips(start_s, legs)
+
+
+def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]) -> None:
     table = PROPERTY_TABLE
     ref = ReferenceFleet(table)
     state = FleetState.new(len(table))
@@ -629,7 +649,11 @@ def near_zigzag(seg: int, along: float, off: float) -> tuple[float, float]:
 point = st.one_of(
     st.tuples(st.floats(29.98, 30.06), st.floats(103.98, 104.06)),
     st.builds(near_zigzag, st.integers(0, 6), st.floats(0, 1), st.floats(-0.002, 0.002)),
-    st.tuples(st.floats(-60, 60), st.floats(-170, 170)),  # a wide batch: coarser cells
+    st.tuples(st.floats(-60, 60), st.floats(-170, 170)),  # far from the fences' grid
+    st.tuples(  # not a coordinate: outside every fence, and no warning
+        st.sampled_from([math.nan, math.inf, -math.inf, 30.02]),
+        st.sampled_from([math.nan, math.inf, -math.inf, 104.02]),
+    ),
 )
 
 
@@ -638,19 +662,39 @@ point = st.one_of(
 def test_both_position_indexes_find_every_position_inside_a_fence(
     points: list[tuple[float, float]],
 ) -> None:
-    """The scan (small batches), the latitude bands and the grid (large ones) find, with the
-    fence test, exactly the positions the reference finds one by one."""
+    """The scan (small batches) and the grid over the fences (larger ones) find, with the fence
+    test, exactly the positions the reference finds one by one."""
     lat = np.array([p[0] for p in points])
     lon = np.array([p[1] for p in points])
     fences = (*PROPERTY_TABLE.zones, *PROPERTY_TABLE.corridors, *PROPERTY_TABLE.forbidden, ZIGZAG)
-    for index in (ScanIndex(lat, lon), LatIndex(lat, lon), GridIndex(lat, lon)):
+    grid = FenceGrid.build(fences)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        indexes = (ScanIndex(lat, lon), FenceIndex(grid, lat, lon))
+    for index, few in itertools.product(indexes, (geo._FEW, 0)):  # 0: segment by segment
         for zone in fences:
             cand = index.candidates(zone)
             assert np.all(np.diff(cand) > 0)
-            got = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
+            with mock.patch.object(geo, "_FEW", few):
+                got = cand[zone.shape.contains(lat[cand], lon[cand], distance=False)[0]]
             want = [
                 i
                 for i, (la, lo) in enumerate(points)
                 if zone.shape.in_bbox_one(la, lo) and zone.shape.contains_one(la, lo)[0]
             ]
             assert got.tolist() == want, zone.id
+
+
+def test_fence_grid_cells_are_coarser_for_fences_far_apart() -> None:
+    """Fences across the globe: the grid stays within its number of cells and still finds them."""
+    far = (
+        Zone("a", compile_shape(((-60.0, -170.0), (-60.0, -169.9), (-59.9, -170.0)), None, None)),
+        Zone("b", compile_shape(((60.0, 170.0), (60.0, 170.1), (60.1, 170.0)), None, None)),
+    )
+    grid = FenceGrid.build(far)
+    assert grid.rows * grid.cols <= 1 << 20
+    lat = np.array([-59.98, 60.02, 0.0])
+    lon = np.array([-169.98, 170.02, 0.0])
+    index = FenceIndex(grid, lat, lon)
+    assert index.candidates(far[0]).tolist() == [0]
+    assert index.candidates(far[1]).tolist() == [1]

@@ -7,22 +7,19 @@ Part of the vectorized core (`alerts.vehicles.evaluate`); the per-position twin 
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from alerts.vehicles.fencegrid import FenceGrid, FenceIndex
 from alerts.vehicles.state import EventKind, FleetState
 from alerts.vehicles.table import FleetTable, Zone, in_window, window_close
 from alerts.vehicles.track import Track
 
 __all__ = [
-    "GRID_MIN",
     "SCAN_MAX",
-    "GridIndex",
     "Index",
-    "LatIndex",
     "ScanIndex",
     "Sink",
     "forbidden_areas",
@@ -32,9 +29,7 @@ __all__ = [
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
-_CELL_DEG = 0.02  # about 2 km: the grid is made coarser until it has fewer than 32768 cells
 SCAN_MAX = 1024  # positions up to which a scan per fence is cheaper than an index
-GRID_MIN = 200_000  # positions from which the grid pays for its cost per fence
 
 
 class Sink(Protocol):
@@ -61,94 +56,15 @@ class ScanIndex:
         return out
 
 
-class LatIndex:
-    """Positions bucketed by 0.01 degree of latitude (a radix sort), to find a fence's
-    candidates without scanning every position per fence."""
-
-    def __init__(self, lat: F64, lon: F64) -> None:
-        with np.errstate(invalid="ignore"):  # a NaN falls in some band, fails every box test
-            bins = np.floor((np.clip(lat, -90.0, 90.0) + 90.0) * 100.0).astype(np.int16)
-        self.order = np.argsort(bins, kind="stable")
-        self.bins = bins[self.order]
-        self.lat = lat[self.order]
-        self.lon = lon[self.order]
-
-    def candidates(self, zone: Zone) -> I64:
-        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
-        lo = math.floor((max(lat_min, -90.0) + 90.0) * 100.0)
-        hi = math.floor((min(lat_max, 90.0) + 90.0) * 100.0)
-        i0 = int(np.searchsorted(self.bins, np.int16(lo), side="left"))
-        i1 = int(np.searchsorted(self.bins, np.int16(hi), side="right"))
-        rows = self.order[i0:i1]
-        la, lo_ = self.lat[i0:i1], self.lon[i0:i1]
-        hit = (la >= lat_min) & (la <= lat_max) & (lo_ >= lon_min) & (lo_ <= lon_max)
-        out: I64 = np.sort(rows[hit]).astype(np.int64)
-        return out
+Index = ScanIndex | FenceIndex
 
 
-class GridIndex:
-    """Positions sorted by cell of a grid over the batch's extent (a radix sort on an int16
-    key), to find a fence's candidates among the positions near it without scanning every
-    position per fence. A corridor is looked up by the box of each segment."""
-
-    def __init__(self, lat: F64, lon: F64) -> None:
-        # the grid over the finite extent (a NaN falls in some cell and fails every box test)
-        la, lo = np.clip(lat, -90.0, 90.0), np.clip(lon, -180.0, 180.0)
-        self.lat0 = float(np.fmin.reduce(la)) if la.size else 0.0
-        self.lon0 = float(np.fmin.reduce(lo)) if lo.size else 0.0
-        if not (math.isfinite(self.lat0) and math.isfinite(self.lon0)):  # all NaN
-            self.lat0 = self.lon0 = 0.0
-        height = float(np.fmax.reduce(la)) - self.lat0 if la.size else 0.0
-        width = float(np.fmax.reduce(lo)) - self.lon0 if lo.size else 0.0
-        if not (math.isfinite(height) and math.isfinite(width)):
-            height = width = 0.0
-        cell = _CELL_DEG
-        while (int(height / cell) + 1) * (int(width / cell) + 1) >= 1 << 15:
-            cell *= 2.0
-        self.cell, self.rows, self.cols = cell, int(height / cell) + 1, int(width / cell) + 1
-        # (x - x0) / cell is monotone in x, so a box's cells (the same arithmetic) hold its points
-        with np.errstate(invalid="ignore"):
-            row = ((la - self.lat0) / cell).astype(np.int16)
-            col = ((lo - self.lon0) / cell).astype(np.int16)
-        key = row * np.int16(self.cols) + col
-        self.order = np.argsort(key, kind="stable")
-        self.keys = key[self.order]
-        self.lat = lat[self.order]
-        self.lon = lon[self.order]
-
-    def candidates(self, zone: Zone) -> I64:
-        """The rows inside the zone's bounding box (sorted), found from the cells of its boxes."""
-        cells = np.zeros((self.rows, self.cols), dtype=np.bool_)
-        for lat_min, lat_max, lon_min, lon_max in zone.shape.boxes:
-            r0 = max(0, math.floor((lat_min - self.lat0) / self.cell))
-            r1 = min(self.rows - 1, math.floor((lat_max - self.lat0) / self.cell))
-            c0 = max(0, math.floor((lon_min - self.lon0) / self.cell))
-            c1 = min(self.cols - 1, math.floor((lon_max - self.lon0) / self.cell))
-            if r0 <= r1 and c0 <= c1:
-                cells[r0 : r1 + 1, c0 : c1 + 1] = True
-        edges = np.flatnonzero(np.diff(cells.ravel(), prepend=False, append=False))
-        lo = np.searchsorted(self.keys, edges[0::2].astype(np.int16), side="left")
-        hi = np.searchsorted(self.keys, edges[1::2].astype(np.int16), side="left")
-        size = hi - lo
-        idx = np.arange(int(size.sum()), dtype=np.int64)
-        idx += np.repeat(lo - (np.cumsum(size) - size), size)
-        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
-        la, lo_ = self.lat[idx], self.lon[idx]
-        hit = (la >= lat_min) & (la <= lat_max) & (lo_ >= lon_min) & (lo_ <= lon_max)
-        out: I64 = np.sort(self.order[idx[hit]]).astype(np.int64)
-        return out
-
-
-Index = ScanIndex | LatIndex | GridIndex
-
-
-def index_positions(lat: F64, lon: F64) -> Index:
-    """The index for a batch: none for up to `SCAN_MAX` positions, by latitude band up to
-    `GRID_MIN` (cheapest per fence), by grid cell beyond (fewest candidates per fence)."""
-    n = lat.shape[0]
-    if n <= SCAN_MAX:
+def index_positions(grid: FenceGrid, lat: F64, lon: F64) -> Index:
+    """The index for a batch: none for up to `SCAN_MAX` positions, else the cells of the
+    table's grid over the fences."""
+    if lat.shape[0] <= SCAN_MAX:
         return ScanIndex(lat, lon)
-    return GridIndex(lat, lon) if n >= GRID_MIN else LatIndex(lat, lon)
+    return FenceIndex(grid, lat, lon)
 
 
 def _member(sorted_rows: I64, rows: I64) -> B:

@@ -182,7 +182,7 @@ def _judge(
     # speed limits and zones; forbidden areas
     zoned, expressway, posted = np.zeros(0, dtype=np.int64), np.zeros(0, np.bool_), np.zeros(0)
     if table.zones or table.forbidden:
-        index = index_positions(lat, lon)
+        index = index_positions(table.fences, lat, lon)
         found: list[tuple[I64, bool, float]] = []
         for zone in table.zones:
             cand = index.candidates(zone)

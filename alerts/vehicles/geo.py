@@ -68,12 +68,20 @@ class Shape:
                 ).min(axis=1)
             return best <= self.buffer2, best
         reach = math.sqrt(self.buffer2) + 1.0
+        x0s = np.minimum(self.x1, self.x1 + self.dx) - reach
+        y0s = np.minimum(self.y1, self.y1 + self.dy) - reach
+        xes = np.maximum(self.x1, self.x1 + self.dx) + reach
+        yes = np.maximum(self.y1, self.y1 + self.dy) + reach
+        # the union of the segments' boxes first: a point outside it is near none of them
+        some = np.flatnonzero(
+            (x >= x0s.min()) & (x <= xes.max()) & (y >= y0s.min()) & (y <= yes.max())
+        )
+        xs, ys, part = x[some], y[some], best[some]
         for k in range(self.x1.shape[0]):
             x1, y1, dx, dy, inv = self.x1[k], self.y1[k], self.dx[k], self.dy[k], self.aux[k]
-            x0, y0 = min(x1, x1 + dx) - reach, min(y1, y1 + dy) - reach
-            xe, ye = max(x1, x1 + dx) + reach, max(y1, y1 + dy) + reach
-            near = np.flatnonzero((x >= x0) & (x <= xe) & (y >= y0) & (y <= ye))
-            best[near] = np.minimum(best[near], self._d2(x[near], y[near], x1, y1, dx, dy, inv))
+            near = np.flatnonzero((xs >= x0s[k]) & (xs <= xes[k]) & (ys >= y0s[k]) & (ys <= yes[k]))
+            part[near] = np.minimum(part[near], self._d2(xs[near], ys[near], x1, y1, dx, dy, inv))
+        best[some] = part
         return best <= self.buffer2, best
 
     @staticmethod

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.errors import FleetConfigError
+from alerts.vehicles.fencegrid import FenceGrid
 from alerts.vehicles.geo import Shape, compile_shape
 from alerts.vehicles.settings import (
     CorridorFence,
@@ -114,6 +115,7 @@ class FleetTable:
     drift_kmh: float
     drive_gap_ms: int
     track_gap_ms: int
+    fences: FenceGrid  # over the speed zones and the forbidden areas, in that order
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -217,4 +219,5 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         drift_kmh=settings.drift_kmh,
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
+        fences=FenceGrid.build((*zones, *forbidden)),
     )
