@@ -101,15 +101,17 @@ def classify(
 
 def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
     """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`."""
-    timeout = table.no_data if rows is None else table.no_data[rows]
-    level = new.level[:, NO_DATA] if rows is None else new.level[rows, NO_DATA]
-    last = new.last_data if rows is None else new.last_data[rows]
+    if rows is None:
+        rows = table.no_data_rows  # the others have no timeout
+    timeout = table.no_data[rows]
+    level = new.level[rows, NO_DATA]
+    last = new.last_data[rows]
     sil = np.flatnonzero((timeout > 0) & (level == 0) & (last != NO_TS))
     due = sil[now - last[sil] > timeout[sil]]
     if not due.shape[0]:
         return None
     k = due.shape[0]
-    s = due.astype(np.int64) if rows is None else rows[due]
+    s = rows[due]
     ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
     new.level[s, NO_DATA] = 1
     return (s, last[due] + timeout[due], np.full(k, np.nan), NO_DATA, zeros, ones)
@@ -159,6 +161,9 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         lateness_ms=0,
         late_depth=0,
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
+        no_data_rows=np.flatnonzero(table.no_data[rows] > 0).astype(np.int64),
+        vote_members=none,
+        vote_groups=none,
     )
 
 

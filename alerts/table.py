@@ -179,6 +179,10 @@ class RuleTable:
     late_depth: int  # readings kept per sensor to rewind (LATE_DEPTH)
     rewinds: npt.NDArray[np.bool_]  # (n,) watched sensors that are not voting groups
     trend_keep: int  # columns of the trend buffers: trend_depth, + late_depth with a window
+    # compiled indexes of the above, so that a small batch costs no pass over every sensor
+    no_data_rows: npt.NDArray[np.int64]  # sensors with a no-data timeout
+    vote_members: npt.NDArray[np.int64]  # sensors in a voting group
+    vote_groups: npt.NDArray[np.int64]  # the group of each of them
 
     @property
     def size(self) -> int:
@@ -342,4 +346,7 @@ def compile_table(
         late_depth=late_depth if lateness_ms > 0 else 0,
         rewinds=watched & ~np.isin(np.arange(n), group_of[group_of >= 0]),
         trend_keep=trend_depth + (late_depth if lateness_ms > 0 else 0),
+        no_data_rows=np.flatnonzero(no_data > 0).astype(np.int64),
+        vote_members=np.flatnonzero(group_of >= 0).astype(np.int64),
+        vote_groups=group_of[group_of >= 0].astype(np.int64),
     )

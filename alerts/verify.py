@@ -87,6 +87,15 @@ def verify_step(
     return out, deadline, met, failed
 
 
+def _among(x: I64, sorted_: I64) -> npt.NDArray[np.bool_]:
+    """np.isin(x, sorted_) for a sorted `sorted_`, by binary search (no hashing of either)."""
+    if not sorted_.shape[0]:
+        return np.zeros(x.shape[0], dtype=np.bool_)
+    at = np.minimum(np.searchsorted(sorted_, x), sorted_.shape[0] - 1)
+    found: npt.NDArray[np.bool_] = sorted_[at] == x
+    return found
+
+
 def run_plans(
     table: RuleTable,
     state: CoreState,
@@ -107,7 +116,7 @@ def run_plans(
     ps, pf = table.verify_sensor, table.verify_feedback
     deadline = state.deadline[ps]
     pending = deadline != NO_TS
-    todo = np.isin(ps, cs) | (pending & np.isin(pf, fs))
+    todo = _among(ps, cs) | (pending & _among(pf, fs))
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]

@@ -15,8 +15,7 @@ def vote_seed(table: RuleTable, state: CoreState) -> I64 | None:
     """Per group (sensor index): the number of its members at the group's level."""
     if not table.vote_level.any():
         return None
-    members = np.flatnonzero(table.group_of >= 0)
-    groups = table.group_of[members]
+    members, groups = table.vote_members, table.vote_groups
     at = state.level[members, ABOVE] >= table.vote_level[groups]
     return np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
 
