@@ -1,16 +1,18 @@
 """An alarm event (a raise, escalation, clear or lifecycle step of one alarm) as it leaves the
 hub: to the live stream, the alarm topic, the time-series store and the notification pipeline;
-and the rule names and deadline arithmetic the alarm book and its readers share.
+the batch of alarm changes the alarm book writes in one go (`AlarmBatch`); and the rule names and
+deadline arithmetic the alarm book and its readers share.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.lifecycle import Lifecycle
-from alerts.statedb import AlarmRow
+from alerts.lifecycle import Action, Lifecycle
+from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import kind_name
 from telemetry.notifyconfig import DisposalSpec
 
@@ -18,6 +20,7 @@ __all__ = [
     "DEVICE_RULE",
     "FLEET_RULE",
     "TERMINAL_RULE",
+    "AlarmBatch",
     "AlarmEvent",
     "device_alarm_id",
     "disposal_due",
@@ -152,3 +155,125 @@ def lifecycle_columns(lc: Lifecycle) -> dict[str, Any]:
         "overdue": int(lc.overdue),
         "isa_state": lc.state,
     }
+
+
+@dataclass(slots=True)
+class AlarmBatch:
+    """The alarm changes of one batch, inside its transaction: the active alarms of its points
+    as lists of values (`ALARM_COLUMNS`, changed in place), the alarms and journal events it
+    makes, numbered ahead (`StateDB.next_ids`) and written together by `write`."""
+
+    con: sqlite3.Connection
+    open: dict[tuple[str, str, int], list[Any]]  # the active alarms of the batch's points
+    shelves: dict[tuple[str, str, int], int]  # shelved points and until when
+    oos: set[str]  # sensors out of service
+    next_alarm: int
+    next_event: int
+    changed: dict[int, list[Any]] = field(default_factory=dict)  # alarms that were there
+    new: dict[int, list[Any]] = field(default_factory=dict)  # alarms raised by the batch
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # journal events
+    events: list[AlarmEvent] = field(default_factory=list)  # the same, as they leave
+
+    @staticmethod
+    def start(
+        db: StateDB,
+        con: sqlite3.Connection,
+        active: list[list[Any]],
+        shelves: dict[tuple[str, str, int], int],
+        oos: set[str],
+    ) -> AlarmBatch:
+        next_alarm, next_event = db.next_ids(con)
+        points = {(r[_SENSOR], r[_RULE], r[_SIDE]): r for r in active}
+        return AlarmBatch(con, points, shelves, oos, next_alarm, next_event)
+
+    def touch(self, row: list[Any]) -> None:
+        """The row changed: written back at the end (a new one is inserted as it ends up)."""
+        if row[0] not in self.new:
+            self.changed[row[0]] = row
+
+    def write(self, db: StateDB) -> list[AlarmEvent]:
+        """Write the batch; the events it recorded (not those a retried batch already had)."""
+        skipped = db.write_alarms(
+            self.con, list(self.changed.values()), list(self.new.values()), self.rows
+        )
+        if skipped:
+            return [e for e in self.events if e.event_id not in skipped]
+        return self.events
+
+
+_SENSOR, _RULE, _SIDE = (ALARM_COLUMNS.index(c) for c in ("sensor", "rule", "side"))
+
+
+# positions in an alarm row (`ALARM_COLUMNS`)
+(
+    AT_LEVEL,
+    AT_LEVEL_NAME,
+    AT_TIER,
+    AT_ACTION,
+    AT_STATE,
+    AT_ENDED_TS,
+    AT_RAISED_AT,
+    AT_CLEARED_AT,
+    AT_PEAK,
+    AT_LAST_TS,
+    AT_VALUE,
+    AT_ACKED,
+    AT_SHELVED,
+    AT_SUPPRESSED,
+    AT_OOS,
+    AT_DISPOSAL,
+    AT_DUE,
+    AT_OVERDUE,
+    AT_ISA,
+) = (
+    ALARM_COLUMNS.index(c)
+    for c in (
+        "level",
+        "level_name",
+        "tier",
+        "action",
+        "state",
+        "ended_ts",
+        "raised_at",
+        "cleared_at",
+        "peak_level",
+        "last_ts",
+        "value",
+        "acked",
+        "shelved_until",
+        "suppressed",
+        "out_of_service",
+        "disposal",
+        "disposal_due",
+        "overdue",
+        "isa_state",
+    )
+)
+# the lifecycle columns `_step` gives, in this order
+LIFECYCLE_AT = (AT_ACKED, AT_SHELVED, AT_SUPPRESSED, AT_OOS, AT_DISPOSAL, AT_OVERDUE, AT_ISA)
+
+
+def lifecycle_key(action: Action, row: list[Any]) -> tuple[Any, ...]:
+    """What a process action's outcome depends on: the action and the row's lifecycle."""
+    return (
+        action,
+        row[AT_STATE],
+        row[AT_ACKED],
+        row[AT_SHELVED],
+        row[AT_SUPPRESSED],
+        row[AT_OOS],
+        row[AT_DISPOSAL],
+        row[AT_OVERDUE],
+    )
+
+
+def row_lifecycle(row: list[Any]) -> Lifecycle:
+    return Lifecycle(
+        active=row[AT_STATE] == "active",
+        acked=bool(row[AT_ACKED]),
+        shelved_until=row[AT_SHELVED],
+        suppressed=bool(row[AT_SUPPRESSED]),
+        out_of_service=bool(row[AT_OOS]),
+        disposal=row[AT_DISPOSAL],
+        overdue=bool(row[AT_OVERDUE]),
+    )

@@ -12,26 +12,41 @@ All changes of one batch are written in one transaction, so a crash never leaves
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from alerts.alarmevent import (
+    AT_ACTION,
+    AT_CLEARED_AT,
+    AT_DISPOSAL,
+    AT_DUE,
+    AT_ENDED_TS,
+    AT_ISA,
+    AT_LAST_TS,
+    AT_LEVEL,
+    AT_LEVEL_NAME,
+    AT_PEAK,
+    AT_RAISED_AT,
+    AT_STATE,
+    AT_TIER,
+    AT_VALUE,
     DEVICE_RULE,
     FLEET_RULE,
+    LIFECYCLE_AT,
     TERMINAL_RULE,
+    AlarmBatch,
     AlarmEvent,
     device_alarm_id,
     disposal_due,
-    finite_or_none,
     lifecycle_columns,
+    lifecycle_key,
+    row_lifecycle,
 )
 from alerts.evaluate import CoreState, Transitions
 from alerts.lifecycle import Lifecycle, step
-from alerts.statedb import AlarmRow, StateDB
+from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
@@ -52,6 +67,7 @@ __all__ = [
 
 _NORMAL = ("normal", "none", "")
 _DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
+_STEPS_KEPT = 4096  # process steps remembered (`AlarmBook._step`)
 
 
 class AlarmBook:
@@ -81,6 +97,10 @@ class AlarmBook:
             for i in watched:
                 self._device_of[i] = key
         self._suppressible = [s for s in registry.sensors if s.suppress_when]
+        # a process action's lifecycle columns by the lifecycle before it, and a disposal step's
+        # deadline (ms after the raise) by tier: both are few, and asked for on every change
+        self._steps: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self._due_after: dict[tuple[str, str], int | None] = {}
 
     def restore(self, state: CoreState) -> CoreState:
         """Seed the core state from the active alarms, so that a restart raises nothing twice."""
@@ -138,7 +158,6 @@ class AlarmBook:
         alarms are written together at the end."""
         if not len(transitions):
             return []
-        events: list[AlarmEvent] = []
         touched: dict[tuple[str, str, str], int] = {}
         sensors = self._registry.sensors
         idx = transitions.sensor.tolist()
@@ -149,24 +168,22 @@ class AlarmBook:
         with self._db.transaction() as con:
             names = {sensors[i].id for i in set(idx)}
             names.update(device_alarm_id(*self._device_of[i]) for i in idx if i in self._device_of)
-            work = _Work(
+            work = AlarmBatch.start(
+                self._db,
                 con,
-                {(r.sensor, r.rule, r.side): r for r in self._db.active_for(con, names)},
+                self._db.active_rows(con, names),
                 self._db.shelves_until(con, arrival),
                 self._db.sensors_out(con),
             )
             for i, side, after, ts, value in zip(idx, sides, afters, tss, values, strict=True):
-                event = self._one(work, i, side, after, ts, value, arrival, state)
-                if event is not None:
-                    events.append(event)
+                self._one(work, i, side, after, ts, value, arrival, state)
                 if side == NO_DATA and i in self._device_of:
                     key = self._device_of[i]
                     touched[key] = max(touched.get(key, 0), ts)
             if state is not None:
                 for key in sorted(touched):
-                    events.extend(self._device(work, key, state, touched[key], arrival))
-            self._db.update_alarms(con, list(work.dirty.values()))
-        return events
+                    self._device(work, key, state, touched[key], arrival)
+            return work.write(self._db)
 
     def apply_fleet(
         self,
@@ -199,18 +216,18 @@ class AlarmBook:
                 )
             )
         sensors = self._registry.sensors
-        events: list[AlarmEvent] = []
         with self._db.transaction() as con:
             names = {sensors[r[0]].id for r in rows}
-            work = _Work(
+            work = AlarmBatch.start(
+                self._db,
                 con,
-                {(r.sensor, r.rule, r.side): r for r in self._db.active_for(con, names)},
+                self._db.active_rows(con, names),
                 self._db.shelves_until(con, arrival),
                 self._db.sensors_out(con),
             )
             for vehicle, rule, side, level, described, ts, value in rows:
                 info = sensors[vehicle]
-                event = self._change(
+                self._change(
                     work,
                     (info.tenant, info.site, info.device, info.id, rule, side),
                     level,
@@ -219,10 +236,7 @@ class AlarmBook:
                     value,
                     arrival,
                 )
-                if event is not None:
-                    events.append(event)
-            self._db.update_alarms(con, list(work.dirty.values()))
-        return events
+            return work.write(self._db)
 
     def retire(
         self,
@@ -254,16 +268,13 @@ class AlarmBook:
                     gone.append(row)
             if not gone:
                 return []
-            work = _Work(con, {(r.sensor, r.rule, r.side): r for r in gone}, {}, set())
-            events = []
+            rows = [[getattr(r, c) for c in ALARM_COLUMNS] for r in gone]
+            work = AlarmBatch.start(self._db, con, rows, {}, set())
             for r in gone:
                 key = (r.tenant, r.site, r.device, r.sensor, r.rule, r.side)
                 ts = max(arrival, r.last_ts)
-                ev = self._change(work, key, 0, _NORMAL, ts, math.nan, arrival, comment=why)
-                if ev is not None:
-                    events.append(ev)
-            self._db.update_alarms(con, list(work.dirty.values()))
-        return events
+                self._change(work, key, 0, _NORMAL, ts, math.nan, arrival, comment=why)
+            return work.write(self._db)
 
     def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
         """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
@@ -281,7 +292,7 @@ class AlarmBook:
 
     def _one(
         self,
-        work: _Work,
+        work: AlarmBatch,
         sensor: int,
         side: int,
         after: int,
@@ -289,16 +300,14 @@ class AlarmBook:
         value: float,
         arrival: int,
         state: CoreState | None,
-    ) -> AlarmEvent | None:
+    ) -> None:
         info = self._registry.sensors[sensor]
-        rule = info.rule
         # the level the sensor went to; a cleared alarm row keeps the last level it had
-        level_name, tier, action = self._table.describe(sensor, side, after)
-        return self._change(
+        self._change(
             work,
-            (info.tenant, info.site, info.device, info.id, rule, side),
+            (info.tenant, info.site, info.device, info.id, info.rule, side),
             after,
-            (level_name, tier, action),
+            self._table.describe(sensor, side, after),
             ts,
             value,
             arrival,
@@ -307,7 +316,7 @@ class AlarmBook:
 
     def _change(
         self,
-        work: _Work,
+        work: AlarmBatch,
         key: tuple[str, str, str, str, str, int],
         after: int,
         described: tuple[str, str, str],
@@ -317,108 +326,141 @@ class AlarmBook:
         *,
         suppressed: bool = False,
         comment: str = "",
-    ) -> AlarmEvent | None:
+    ) -> None:
+        """Apply one level change to the alarm of its point, in `work`: a raise, escalation,
+        de-escalation or clear, and its journal event."""
         tenant, site, device, sensor, rule, side = key
         level_name, tier, action = described
         point = (sensor, rule, side)
-        current = work.open.get(point)
-        if current is not None and after == current.level:
-            return None  # no change (a fleet episode seen again after a restart)
-        stored = finite_or_none(value)
-        if current is None and after > 0:
+        row = work.open.get(point)
+        if row is not None and after == row[AT_LEVEL]:
+            return  # no change (a fleet episode seen again after a restart)
+        stored = value if math.isfinite(value) else None
+        if row is None:
+            if after <= 0:
+                return  # a change below an alarm that is no longer active: nothing to record
             kind = "raised"
-            until = work.shelves.get(point)
-            lc = step(
-                Lifecycle(
-                    shelved_until=until,
-                    suppressed=suppressed,
-                    out_of_service=sensor in work.oos,
-                ),
-                "raise",
+            lc = self._step(
+                ("raise", work.shelves.get(point), suppressed, sensor in work.oos), None
             )
-            fields: dict[str, Any] = {
-                "tenant": tenant,
-                "site": site,
-                "device": device,
-                "sensor": sensor,
-                "rule": rule,
-                "side": side,
-                "level": after,
-                "level_name": level_name,
-                "tier": tier,
-                "action": action,
-                "state": "active",
-                "started_ts": ts,
-                "raised_at": arrival,
-                "peak_level": after,
-                "last_ts": ts,
-                "value": stored,
-                **lifecycle_columns(lc),
-                "disposal_due": disposal_due(self._disposal, lc.disposal, tier, arrival),
-                "gateway": self._gateway(tenant, site, device),
-            }
-            pending = work.cleared.pop(point, None)
-            if pending is not None:  # its clear must be written before a new active alarm
-                self._db.update_alarms(work.con, [work.dirty.pop(pending)])
-            alarm_id = self._db.insert_alarm(work.con, fields)
-            row = AlarmRow(id=alarm_id, ended_ts=None, cleared_at=None, **fields)
+            row = [
+                work.next_alarm,
+                tenant,
+                site,
+                device,
+                sensor,
+                rule,
+                side,
+                after,
+                level_name,
+                tier,
+                action,
+                "active",
+                ts,  # started
+                None,  # ended
+                arrival,  # raised at
+                None,  # cleared at
+                after,  # peak level
+                ts,  # last ts
+                stored,
+                *lc[:4],  # acked, shelved until, suppressed, out of service
+                lc[4],  # disposal
+                self._due(lc[4], tier, arrival),
+                *lc[5:],  # overdue, ISA state
+                self._gateway(tenant, site, device),
+            ]
+            work.next_alarm += 1
+            work.new[row[0]] = row
             work.open[point] = row
-        elif current is None:
-            return None  # a change below an alarm that is no longer active: nothing to record
         elif after == 0:
             kind = "cleared"
-            lc = step(current.lifecycle, "clear")
-            row = replace(
-                current,
-                state="cleared",
-                ended_ts=ts,
-                cleared_at=arrival,
-                last_ts=ts,
-                value=stored,
-                **lifecycle_columns(lc),
-            )
+            self._set_lifecycle(row, self._step(lifecycle_key("clear", row), row))
+            row[AT_STATE] = "cleared"
+            row[AT_ENDED_TS] = ts
+            row[AT_CLEARED_AT] = arrival
+            row[AT_LAST_TS] = ts
+            row[AT_VALUE] = stored
             del work.open[point]
-            work.dirty[row.id] = row
-            work.cleared[point] = row.id
+            work.touch(row)
         else:
-            kind = "escalated" if after > current.level else "deescalated"
-            lc = step(current.lifecycle, "escalate" if kind == "escalated" else "deescalate")
-            due = disposal_due(self._disposal, lc.disposal, tier, current.raised_at)
-            row = replace(
-                current,
-                level=after,
-                level_name=level_name,
-                tier=tier,
-                action=action,
-                peak_level=max(current.peak_level, after),
-                last_ts=ts,
-                value=stored,
-                **lifecycle_columns(lc),
-                # a higher tier is due sooner; a lower one keeps the deadline it had
-                disposal_due=due
-                if due is None or current.disposal_due is None
-                else min(due, current.disposal_due),
+            up = after > row[AT_LEVEL]
+            kind = "escalated" if up else "deescalated"
+            key_ = lifecycle_key("escalate", row) if up else lifecycle_key("deescalate", row)
+            self._set_lifecycle(row, self._step(key_, row))
+            due = self._due(row[AT_DISPOSAL], tier, row[AT_RAISED_AT])
+            # a higher tier is due sooner; a lower one keeps the deadline it had
+            if due is not None and row[AT_DUE] is not None:
+                due = min(due, row[AT_DUE])
+            row[AT_LEVEL] = after
+            row[AT_LEVEL_NAME] = level_name
+            row[AT_TIER] = tier
+            row[AT_ACTION] = action
+            row[AT_PEAK] = max(row[AT_PEAK], after)
+            row[AT_LAST_TS] = ts
+            row[AT_VALUE] = stored
+            row[AT_DUE] = due
+            work.touch(row)
+        event_id = work.next_event
+        work.next_event += 1
+        isa = row[AT_ISA]
+        journal = (event_id, row[0], kind, ts, arrival, after, level_name, tier, stored)
+        work.rows.append((*journal, None, comment, isa))
+        work.events.append(
+            AlarmEvent(
+                row[0],
+                kind,
+                tenant,
+                site,
+                device,
+                sensor,
+                rule,
+                kind_name(side),
+                after,
+                level_name,
+                tier,
+                row[AT_ACTION],
+                math.nan if stored is None else stored,
+                ts,
+                arrival,
+                event_id,
+                isa,
+                row[AT_DISPOSAL],
+                None,
+                comment,
             )
-            work.open[point] = row
-            work.dirty[row.id] = row
-        event_id = self._db.insert_event(
-            work.con,
-            row.id,
-            kind,
-            ts,
-            arrival,
-            after,
-            level_name,
-            tier,
-            stored,
-            lc.state,
-            comment=comment,
         )
-        if event_id is None:
-            return None  # already recorded by an earlier try of the same batch
-        return AlarmEvent.of(
-            row, kind, ts, arrival, event_id, comment=comment, level=(after, level_name, tier)
-        )
+
+    def _step(self, key: tuple[Any, ...], row: list[Any] | None) -> tuple[Any, ...]:
+        """The lifecycle columns (`LIFECYCLE_AT`) after a process action (`alerts.lifecycle`
+        decides; remembered by the lifecycle before it, which `key` holds)."""
+        got = self._steps.get(key)
+        if got is None:
+            if row is None:  # a raise: ("raise", shelved until, suppressed, out of service)
+                lc = step(
+                    Lifecycle(shelved_until=key[1], suppressed=key[2], out_of_service=key[3]),
+                    "raise",
+                )
+            else:
+                lc = step(row_lifecycle(row), key[0])
+            cols = lifecycle_columns(lc)
+            got = tuple(cols[ALARM_COLUMNS[i]] for i in LIFECYCLE_AT)
+            if len(self._steps) >= _STEPS_KEPT:
+                self._steps.clear()
+            self._steps[key] = got
+        return got
+
+    @staticmethod
+    def _set_lifecycle(row: list[Any], cols: tuple[Any, ...]) -> None:
+        for i, v in zip(LIFECYCLE_AT, cols, strict=True):
+            row[i] = v
+
+    def _due(self, disposal: str, tier: str, raised_at: int) -> int | None:
+        """`disposal_due` of the book's deadlines, remembered per disposal step and tier."""
+        key = (disposal, tier)
+        if key not in self._due_after:
+            self._due_after[key] = disposal_due(self._disposal, disposal, tier, 0)
+        after = self._due_after[key]
+        return None if after is None else raised_at + after
 
     def _gateway(self, tenant: str, site: str, device: str) -> str:
         dev = self._registry.devices.get((tenant, site, device))
@@ -426,18 +468,18 @@ class AlarmBook:
 
     def _device(
         self,
-        work: _Work,
+        work: AlarmBatch,
         key: tuple[str, str, str],
         state: CoreState,
         ts: int,
         arrival: int,
-    ) -> list[AlarmEvent]:
+    ) -> None:
         """Raise or clear the comm-loss alarm of a device: raised when every one of its sensors
         that can lose data has, cleared when one reports again."""
         sensors = self._device_sensors[key]
         down = bool(np.all(state.level[list(sensors), NO_DATA] > 0))
         tenant, site, device = key
-        event = self._change(
+        self._change(
             work,
             (tenant, site, device, device_alarm_id(*key), DEVICE_RULE, NO_DATA),
             1 if down else 0,
@@ -446,16 +488,3 @@ class AlarmBook:
             math.nan,
             arrival,
         )
-        return [event] if event is not None else []
-
-
-@dataclass(slots=True)
-class _Work:
-    """What one batch of transitions works on, inside its transaction."""
-
-    con: sqlite3.Connection
-    open: dict[tuple[str, str, int], AlarmRow]  # the active alarms of the batch's points
-    shelves: dict[tuple[str, str, int], int]  # shelved points and until when
-    oos: set[str]  # sensors out of service
-    dirty: dict[int, AlarmRow] = field(default_factory=dict)  # changed alarms, to write
-    cleared: dict[tuple[str, str, int], int] = field(default_factory=dict)  # their clears

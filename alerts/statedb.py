@@ -19,7 +19,7 @@ from typing import Any
 from alerts.errors import AlarmStoreError
 from alerts.lifecycle import Lifecycle
 
-__all__ = ["AlarmEventRow", "AlarmRecords", "AlarmRow", "DeadLetter", "StateDB"]
+__all__ = ["ALARM_COLUMNS", "AlarmEventRow", "AlarmRecords", "AlarmRow", "DeadLetter", "StateDB"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -149,6 +149,14 @@ _EVENT_COLS = (
     "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
 )
 _ALARM_NAMES = tuple(c.strip() for c in _ALARM_COLS.split(","))
+ALARM_COLUMNS = _ALARM_NAMES  # the order of an alarm row's values (`AlarmRow`, `active_rows`)
+_MUTABLE_AT = tuple(_ALARM_NAMES.index(c) for c in _MUTABLE)
+_INSERT_ALARMS = f"INSERT INTO alarms ({_ALARM_COLS}) VALUES ({','.join('?' * len(_ALARM_NAMES))})"
+_UPDATE_ALARMS = f"UPDATE alarms SET {', '.join(f'{c} = ?' for c in _MUTABLE)} WHERE id = ?"
+_INSERT_EVENTS = (
+    f"INSERT OR IGNORE INTO alarm_events ({_EVENT_COLS}) "
+    f"VALUES ({','.join('?' * len(_EVENT_COLS.split(',')))})"
+)
 _EVENT_NAMES = tuple(c.strip() for c in _EVENT_COLS.split(","))
 
 # alarms as dictionaries (column -> value), newest first, and the events of each by alarm id
@@ -461,6 +469,59 @@ class StateDB:
             ).fetchall()
             out.extend(AlarmRow(*r) for r in rows)
         return out
+
+    def active_rows(self, con: sqlite3.Connection, sensors: set[str]) -> list[list[Any]]:
+        """The active alarms of these sensors as lists of values (`ALARM_COLUMNS`): what the
+        alarm book changes in place and writes back with `write_alarms`."""
+        ids = sorted(sensors)
+        out: list[list[Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = con.execute(
+                f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active' "
+                f"AND sensor IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            out.extend(list(r) for r in rows)
+        return out
+
+    @staticmethod
+    def next_ids(con: sqlite3.Connection) -> tuple[int, int]:
+        """The ids the next alarm and the next journal event get (AUTOINCREMENT: above any id
+        ever given), so that a batch can name its rows before writing them together."""
+        row = con.execute(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM alarms), "
+            "(SELECT seq FROM sqlite_sequence WHERE name = 'alarms'), "
+            "(SELECT COALESCE(MAX(id), 0) FROM alarm_events), "
+            "(SELECT seq FROM sqlite_sequence WHERE name = 'alarm_events')"
+        ).fetchone()
+        return max(row[0], row[1] or 0) + 1, max(row[2], row[3] or 0) + 1
+
+    @staticmethod
+    def write_alarms(
+        con: sqlite3.Connection,
+        changed: Sequence[Sequence[Any]],
+        new: Sequence[Sequence[Any]],
+        events: Sequence[Sequence[Any]],
+    ) -> set[int]:
+        """Write a batch: the changed columns of alarms that were there (first, so that a clear
+        makes room for the point's next active alarm), the new alarms, then their journal
+        events (`_EVENT_COLS`, ids from `next_ids`); a process event already recorded (a retried
+        batch) is skipped. Returns the ids of the events skipped."""
+        if changed:
+            con.executemany(_UPDATE_ALARMS, [(*(r[i] for i in _MUTABLE_AT), r[0]) for r in changed])
+        if new:
+            con.executemany(_INSERT_ALARMS, new)
+        if not events:
+            return set()
+        before = con.total_changes
+        con.executemany(_INSERT_EVENTS, events)
+        if con.total_changes - before == len(events):
+            return set()
+        there = con.execute(
+            "SELECT id FROM alarm_events WHERE id BETWEEN ? AND ?", (events[0][0], events[-1][0])
+        ).fetchall()
+        return {int(e[0]) for e in events} - {int(r[0]) for r in there}
 
     def shelves_until(self, con: sqlite3.Connection, now: int) -> dict[tuple[str, str, int], int]:
         rows = con.execute("SELECT sensor, rule, side, until FROM shelves WHERE until > ?", (now,))

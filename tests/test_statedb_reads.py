@@ -146,3 +146,35 @@ def test_version_2_gets_the_tenant_index_once(tmp_path: Path) -> None:
             assert len(db.list_alarms(None)) == 10
         finally:
             db.close()
+
+
+def test_a_batch_names_its_rows_ahead_and_skips_a_process_event_already_recorded(
+    tmp_path: Path,
+) -> None:
+    """`next_ids` numbers past every id given (also after the newest rows are gone, as
+    AUTOINCREMENT does); `write_alarms` writes a batch together and returns the ids of the
+    process events a retried batch already had."""
+    from alerts.statedb import ALARM_COLUMNS
+
+    db = StateDB(tmp_path / "s.db")
+    fill(db, 6)
+    with db.transaction() as con:
+        top = con.execute("SELECT MAX(id) FROM alarm_events").fetchone()[0]
+        con.execute("DELETE FROM alarm_events WHERE id = ?", (top,))
+        alarm_id, event_id = db.next_ids(con)
+        assert alarm_id == 7 and event_id == top + 1
+        row = dict.fromkeys(ALARM_COLUMNS)
+        row.update(
+            id=alarm_id, tenant="north", site="s", device="d", sensor="x", rule="r", side=0,
+            level=1, level_name="l1", tier="red", action="", state="active", started_ts=5,
+            raised_at=6, peak_level=1, last_ts=5, acked=0, suppressed=0, out_of_service=0,
+            disposal="received", overdue=0, isa_state="unack", gateway="",
+        )  # fmt: skip
+        event = (event_id, alarm_id, "raised", 5, 6, 1, "l1", "red", None, None, "", "unack")
+        assert db.write_alarms(con, [], [list(row.values())], [event]) == set()
+        again = (event_id + 1, *event[1:])  # the same raise, a retried batch
+        comment = (event_id + 2, alarm_id, "commented", 5, 7, 1, "l1", "red", None, "op", "x", "")
+        assert db.write_alarms(con, [], [], [again, comment]) == {event_id + 1}
+        assert db.next_ids(con) == (alarm_id + 1, event_id + 3)
+    assert db.get_alarm(alarm_id) is not None
+    db.close()
