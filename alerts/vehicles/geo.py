@@ -48,7 +48,8 @@ class Shape:
     ) -> tuple[npt.NDArray[np.bool_], F64]:
         """(inside, squared distance to the polyline; 0 for polygons) of each point. Without
         `distance`, a corridor only measures points near each segment (then the distance of a
-        point far from every segment is inf, its `inside` the same)."""
+        point far from every segment is inf, its `inside` the same): the points in the union of
+        the segments' boxes, then the pairs of a point and a segment whose box holds it."""
         x = (lon - self.lon0) * self.kx
         y = (lat - self.lat0) * self.ky
         if self.polygon:
@@ -76,12 +77,18 @@ class Shape:
         some = np.flatnonzero(
             (x >= x0s.min()) & (x <= xes.max()) & (y >= y0s.min()) & (y <= yes.max())
         )
-        xs, ys, part = x[some], y[some], best[some]
-        for k in range(self.x1.shape[0]):
-            x1, y1, dx, dy, inv = self.x1[k], self.y1[k], self.dx[k], self.dy[k], self.aux[k]
-            near = np.flatnonzero((xs >= x0s[k]) & (xs <= xes[k]) & (ys >= y0s[k]) & (ys <= yes[k]))
-            part[near] = np.minimum(part[near], self._d2(xs[near], ys[near], x1, y1, dx, dy, inv))
-        best[some] = part
+        for lo in range(0, some.shape[0], self.block):  # then (point, near segment) pairs
+            at = some[lo : lo + self.block]
+            xb, yb = x[at], y[at]
+            near = (xb[:, None] >= x0s) & (xb[:, None] <= xes)
+            near &= (yb[:, None] >= y0s) & (yb[:, None] <= yes)
+            p, q = np.nonzero(near)  # by point
+            if p.size:
+                d2 = self._d2(
+                    xb[p], yb[p], self.x1[q], self.y1[q], self.dx[q], self.dy[q], self.aux[q]
+                )
+                heads = np.flatnonzero(np.concatenate(([True], p[1:] != p[:-1])))
+                best[at[p[heads]]] = np.minimum.reduceat(d2, heads)
         return best <= self.buffer2, best
 
     @staticmethod

@@ -52,7 +52,7 @@ def overspeed(table: FleetTable, st: FleetState, k: Track, limit: F64, out: Sink
     going = first[starts] & st.over_active[s[starts]]  # a run of the previous batch goes on
     since = np.where(going, st.over_since[s[starts]], t[starts])
     raised = going & st.over_raised[s[starts]]
-    due = t[fast_rows] - since[run] >= table.overspeed_ms[s[fast_rows]]  # monotone in a run
+    due = t[fast_rows] >= (since + table.overspeed_ms[s[starts]])[run]  # monotone in a run
     rise = due.copy()
     rise[1:] &= head[1:] | ~due[:-1]
     rise &= ~raised[run]

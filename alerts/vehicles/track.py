@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.state import FleetState
+from alerts.vehicles.table import DAY_MS
 
 __all__ = ["Track", "ranges", "shift"]
 
@@ -116,9 +117,14 @@ class Track:
         prev_moving &= has_prev
         drive_dt = np.minimum(dt, drive_gap_ms)
         drive_dt *= prev_moving
-        local = t + offset_ms
-        day = local // 86_400_000
-        tod = local - day * 86_400_000
+        lo, hi = (int(t.min()) + offset_ms) // DAY_MS, (int(t.max()) + offset_ms) // DAY_MS
+        if lo == hi:  # one local day: no division per row
+            day = np.full(n, lo, dtype=np.int64)
+            tod = t - (lo * DAY_MS - offset_ms)
+        else:
+            day = (t + offset_ms) // DAY_MS
+            tod = t + offset_ms
+            tod -= day * DAY_MS
         start, end = night_window
         if start == end:
             night = np.ones(n, dtype=np.bool_)
