@@ -195,8 +195,51 @@ def _cached_key_table(reader: _Reader, device: str, nkeys: int) -> tuple[str, ..
     return keys
 
 
+def _decode_well_formed(data: bytes) -> TelemetryBatch | None:
+    """`decode` of a payload that is well formed and whose key table this device sent before
+    (the hot case), with offsets instead of slices; None for anything else, which `decode`
+    then reads step by step to say what is wrong."""
+    try:
+        magic, version, flags, epoch, seq = _HEAD.unpack_from(data)
+        if magic != MAGIC or version != VERSION or flags:
+            return None
+        pos = _HEAD.size
+        length = data[pos]
+        gateway = data[pos + 1 : pos + 1 + length].decode("utf-8")
+        pos += 1 + length
+        length = data[pos]
+        device = data[pos + 1 : pos + 1 + length].decode("utf-8")
+        pos += 1 + length
+        if not gateway or not device:
+            return None
+        (nkeys,) = _U16.unpack_from(data, pos)
+        pos += 2
+        seen = _KEY_TABLES.get((device, nkeys))
+        if seen is None or not data.startswith(seen[0], pos):
+            return None
+        keys = seen[1]
+        pos += len(seen[0])
+        (n,) = _U32.unpack_from(data, pos)
+        pos += 4
+        if n > MAX_READINGS or len(data) - pos != n * (2 + 8 + 8 + 1):
+            return None
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return None
+    key = np.frombuffer(data, "<u2", n, pos).astype(np.uint16)
+    ts = np.frombuffer(data, "<i8", n, pos + 2 * n).astype(np.int64)
+    value = np.frombuffer(data, "<f8", n, pos + 10 * n).astype(np.float64)
+    quality = np.frombuffer(data, np.uint8, n, pos + 18 * n).copy()
+    if n and (int(key.max()) >= nkeys or not _VALID_Q[quality].all()):
+        return None
+    return TelemetryBatch(gateway, device, epoch, seq, keys, key, ts, value, quality)
+
+
 def decode(data: bytes) -> TelemetryBatch:
     """Decode a payload, or raise DecodeError that says what is wrong with it."""
+    if isinstance(data, bytes):
+        batch = _decode_well_formed(data)
+        if batch is not None:
+            return batch
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError(f"payload must be bytes, got {type(data).__name__}")
     reader = _Reader(bytes(data))
