@@ -25,6 +25,7 @@ from alerts.errors import AlarmStoreError
 from alerts.statedb import StateDB
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
+from ingest.mqttio import acknowledge, buffer_reads
 from ingest.pipeline import Handled, Pipeline
 from ingest.store.base import StoreError
 from telemetry.topics import TopicLayout
@@ -58,7 +59,15 @@ class IngestService:
         queue_size: int = 1000,
         tick_s: float = 1.0,
         max_flushes: int = 3,
+        max_batch_readings: int | None = None,
+        max_batch_messages: int | None = None,
     ) -> None:
+        """A flush starts when `flush_messages` messages or `flush_readings` readings are
+        pending, or the oldest is `flush_interval_s` old. While `max_flushes` are in flight,
+        messages keep gathering into the next one, up to `max_batch_readings` (default 4 x
+        `flush_readings`) or `max_batch_messages` (default 16 x `flush_messages`): under a
+        backlog, batches grow and the costs per flush (a store request, a judging) are shared
+        by more readings."""
         self.pipeline = pipeline
         self.dispatcher = dispatcher
         self.statedb = statedb
@@ -72,6 +81,10 @@ class IngestService:
         self._flush_interval = flush_interval_s
         self._tick_s = tick_s  # the core's clock advances this often even without readings
         self._max_flushes = max_flushes
+        self._max_batch_readings = max(flush_readings, max_batch_readings or 4 * flush_readings)
+        self._max_batch_messages = max(flush_messages, max_batch_messages or 16 * flush_messages)
+        # set when a message is queued, a flush ends or the reader stops: the loop looks again
+        self._wake = asyncio.Event()
         self._flushes: set[asyncio.Task[None]] = set()
         self._last_flush: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
@@ -89,6 +102,7 @@ class IngestService:
         it is decoded with the new configuration. Raises what `apply` raised."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reloads.append((apply, done))
+        self._wake.set()
         if not self._in_session:
             await self._run_reloads()  # no session: nothing is in flight
         await done
@@ -124,6 +138,7 @@ class IngestService:
             client._client.manual_ack_set(True)
             try:
                 async with client:
+                    buffer_reads(client)
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)
@@ -151,11 +166,19 @@ class IngestService:
         await client.publish(topic, payload, qos=1)
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        inbox = client._queue  # aiomqtt's own queue, which its message iterator reads
+
         async def read() -> None:
+            # one wait per burst: what arrived with the first message is moved without awaiting
+            # (aiomqtt's iterator makes a task and a wait for every message it returns)
             async for message in client.messages:
                 await self._queue.put(message)
+                while not inbox.empty() and not self._queue.full():
+                    self._queue.put_nowait(inbox.get_nowait())
+                self._wake.set()
 
         reader = asyncio.create_task(read(), name="mqtt-reader")
+        reader.add_done_callback(lambda _: self._wake.set())
         self._last_flush = None
         self._in_session = True
         try:
@@ -180,6 +203,7 @@ class IngestService:
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
     ) -> None:
         loop = asyncio.get_running_loop()
+        queue = self._queue
         pending: list[tuple[aiomqtt.Message, Handled]] = []
         readings = 0
         first_at = 0.0
@@ -200,27 +224,22 @@ class IngestService:
                 if isinstance(pending_exc, aiomqtt.MqttError):
                     raise pending_exc
                 raise aiomqtt.MqttError("message reader ended")
-            timeout = (
-                self._flush_interval
-                if not pending
-                else max(0.0, first_at + self._flush_interval - loop.time())
-            )
-            message: aiomqtt.Message | None = None
-            if stop.is_set():
-                try:
-                    message = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    if pending:
-                        await self._start_flush(client, pending, stop)
-                    await self._drain_flushes()
-                    return
-            else:
-                try:
-                    message = await asyncio.wait_for(self._queue.get(), timeout=timeout)
-                except TimeoutError:
-                    message = None
-            if loop.time() >= next_tick:
-                next_tick = loop.time() + self._tick_s
+            # everything queued now, up to the batch's cap, without waiting
+            while (
+                not queue.empty()
+                and readings < self._max_batch_readings
+                and len(pending) < self._max_batch_messages
+            ):
+                message = queue.get_nowait()
+                handled = self._handle(message)
+                if not pending:
+                    first_at = loop.time()
+                pending.append((message, handled))
+                if handled.readings is not None:
+                    readings += len(handled.readings)
+            now = loop.time()
+            if now >= next_tick:
+                next_tick = now + self._tick_s
                 try:
                     events = await self.dispatcher.tick(_now_ms())
                 except AlarmStoreError as exc:  # the next tick tries again
@@ -229,25 +248,37 @@ class IngestService:
                     events = []
                 if events:
                     await self._publish(client, events)
-            if message is not None:
-                payload = message.payload
-                data = payload if isinstance(payload, bytes) else str(payload).encode()
-                handled = self.pipeline.handle(str(message.topic), data, _now_ms())
-                if not pending:
-                    first_at = loop.time()
-                pending.append((message, handled))
-                if handled.readings is not None:
-                    readings += len(handled.readings)
-            due = pending and (
+            if stop.is_set() and queue.empty():
+                if pending:
+                    await self._start_flush(client, pending, stop)
+                await self._drain_flushes()
+                return
+            due = bool(pending) and (
                 len(pending) >= self._flush_messages
                 or readings >= self._flush_readings
-                or loop.time() - first_at >= self._flush_interval
+                or now - first_at >= self._flush_interval
                 or stop.is_set()
             )
-            if due:
-                await self._start_flush(client, pending, stop)
-                pending = []
-                readings = 0
+            full = readings >= self._max_batch_readings or len(pending) >= self._max_batch_messages
+            if due and (full or len(self._flushes) < self._max_flushes):
+                await self._start_flush(client, pending, stop)  # when full: waits for a slot
+                pending, readings = [], 0
+                continue
+            if not queue.empty():
+                continue
+            # nothing queued: wait for a message, a flush to end (one is due, no slot is free),
+            # the batch's age or the clock's tick
+            timeout = min(self._flush_interval, next_tick - now)
+            if pending and not due:
+                timeout = min(timeout, first_at + self._flush_interval - now)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+
+    def _handle(self, message: aiomqtt.Message) -> Handled:
+        payload = message.payload
+        data = payload if isinstance(payload, bytes) else str(payload).encode()
+        return self.pipeline.handle(str(message.topic), data, _now_ms())
 
     async def _start_flush(
         self,
@@ -267,6 +298,7 @@ class IngestService:
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._last_flush = mine
         task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine))
+        task.add_done_callback(lambda _: self._wake.set())
         self._flushes.add(task)
 
     def _reap(self) -> None:
@@ -364,11 +396,11 @@ class IngestService:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         await self._publish(client, events)
-        for message, handled in pending:
+        seen = self.pipeline.seen
+        for _, handled in pending:
             if handled.mark is not None and not handled.rejected_whole:
-                self.pipeline.seen.add(handled.mark)
-            if message.qos > 0:
-                client._client.ack(message.mid, message.qos)
+                seen.add(handled.mark)
+        acknowledge(client, [m for m, _ in pending])
 
     async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
         for listener in self.dispatcher.listeners:
