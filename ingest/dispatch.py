@@ -285,7 +285,8 @@ class Dispatcher:
             async with self._lock:
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
-                events = await asyncio.to_thread(self.book.apply, transitions, arrival, state)
+                if len(transitions):  # the alarm book's work, in a thread (SQLite)
+                    events = await asyncio.to_thread(self.book.apply, transitions, arrival, state)
                 self.state = state
                 await self.store_events(events)
             self.metrics.inc("hazardhub_readings_total", len(batch))

@@ -71,12 +71,12 @@ class ReadingBatch:
     @staticmethod
     def concat(batches: Sequence[ReadingBatch]) -> ReadingBatch:
         return ReadingBatch(
-            np.concatenate([b.sensor for b in batches]).astype(np.int32),
-            np.concatenate([b.ts for b in batches]).astype(np.int64),
-            np.concatenate([b.value for b in batches]).astype(np.float64),
-            np.concatenate([b.quality for b in batches]).astype(np.uint8),
-            np.concatenate([b.epoch for b in batches]).astype(np.int64),
-            np.concatenate([b.seq for b in batches]).astype(np.int64),
+            np.concatenate([b.sensor for b in batches]).astype(np.int32, copy=False),
+            np.concatenate([b.ts for b in batches]).astype(np.int64, copy=False),
+            np.concatenate([b.value for b in batches]).astype(np.float64, copy=False),
+            np.concatenate([b.quality for b in batches]).astype(np.uint8, copy=False),
+            np.concatenate([b.epoch for b in batches]).astype(np.int64, copy=False),
+            np.concatenate([b.seq for b in batches]).astype(np.int64, copy=False),
         )
 
 
