@@ -526,7 +526,9 @@ async def stand_in() -> AsyncIterator[StandIn]:
 async def test_v2_write_request_shape(stand_in: StandIn, registry: Registry) -> None:
     url = await stand_in.start()
     ch4 = idx(registry, "ch4.1")
-    store = InfluxStore(registry, url, token="s3cr3t", org="acme-org", bucket="hazard")
+    store = InfluxStore(
+        registry, url, token="s3cr3t", org="acme-org", bucket="hazard", gzip_level=1
+    )
     assert store.api == "v2" and store.database == "hazard"
     async with store:
         await store.write_readings(readings([(ch4, T0, 0.5, 0, 7, 3), (ch4, T0 + 1, NAN, 3, 7, 3)]))
@@ -585,3 +587,12 @@ async def test_v2_errors(
 def test_v2_bucket_retention_is_the_servers() -> None:
     with pytest.raises(ValueError, match="bucket"):
         InfluxStore(acme_registry(), "http://x", bucket="b", retention=InfluxRetention())
+
+
+def test_gzip_by_default_only_over_a_network() -> None:
+    reg = acme_registry()
+    for url in ("http://127.0.0.1:8086", "http://localhost:8086", "http://[::1]:8086"):
+        assert InfluxStore(reg, url).gzip_level == 0
+    for url in ("http://10.0.0.5:8086", "https://influx.example.com"):
+        assert InfluxStore(reg, url).gzip_level == 1
+    assert InfluxStore(reg, "http://127.0.0.1:8086", gzip_level=6).gzip_level == 6
