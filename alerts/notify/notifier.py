@@ -80,6 +80,10 @@ class Notifier:
         self._timer_new: list[tuple[int, str]] = []
         self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
         self._rows: list[tuple[Any, ...]] = []  # outbox rows of the open transaction
+        # per tenant: its subscriptions (the catalog's list, replaced on every change) and the
+        # ones that match each kind of event (`_matching`)
+        self._matched: dict[str, tuple[Sequence[SubscriptionSpec], dict[tuple[str, ...], Any]]]
+        self._matched = {}
         self._read = 0  # journal events read by the last route
         self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
         self.seed_from_config()
@@ -182,7 +186,7 @@ class Notifier:
         down: frozenset[str],
         now: int,
     ) -> int:
-        subs = [s for s in self.catalog.subs.get(view.tenant, ()) if matches(s, view.tenant, view)]
+        subs = self._matching(view)
         if not subs:
             return 0
         held = self._gate(view, active, down, now)
@@ -190,10 +194,27 @@ class Notifier:
             self._count("hazardhub_notifications_held_total", len(subs), reason=held)
             return 0
         body = _event_json(raw, view)
+        alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
         made = 0
         for sub in subs:
-            made += self._enqueue(con, view.tenant, sub, view.site, body, sub.channel, now, None)
+            made += self._enqueue(
+                con, view.tenant, sub, view.site, body, sub.channel, now, None, alone
+            )
         return made
+
+    def _matching(self, view: EventView) -> tuple[SubscriptionSpec, ...]:
+        """The tenant's subscriptions that match the event (`matches`), remembered by what
+        matching reads of it, until the tenant's subscriptions change."""
+        tenant = view.tenant
+        subs = self.catalog.subs.get(tenant, ())
+        known = self._matched.get(tenant)
+        if known is None or known[0] is not subs:
+            known = self._matched[tenant] = (subs, {})
+        what = (view.site, view.sensor_kind, view.tier, view.alarm_kind, view.match_kind)
+        found: tuple[SubscriptionSpec, ...] | None = known[1].get(what)
+        if found is None:
+            found = known[1][what] = tuple(s for s in subs if matches(s, tenant, view))
+        return found
 
     def _enqueue(
         self,
@@ -205,9 +226,11 @@ class Notifier:
         channel: ChannelSpec,
         now: int,
         key: str | None,
+        alone: tuple[str, str] | None = None,
     ) -> int:
         """One event to one subscription: a row of its own (timers, no grouping, or the first
-        of a window), or added to the open group of the subscription and site."""
+        of a window), or added to the open group of the subscription and site. `alone`: the
+        row's events JSON and subject, when the caller made them already."""
         sub_key = f"{tenant}/{sub.id}"
         window = int(sub.group_window_s * 1000)
         cached = self._channel_json.get(id(channel))
@@ -231,14 +254,15 @@ class Notifier:
         else:
             key = key or f"{sub_key}:e{event['event_id']}"
             due, open_until = now, None
+        events_json, subject = alone or (orjson.dumps([event]).decode(), _subject([event]))
         row = (
             key,
             tenant,
             site,
             sub_key,
             channel_json,
-            _subject([event]),
-            orjson.dumps([event]).decode(),
+            subject,
+            events_json,
             now,
             due,
             open_until,
