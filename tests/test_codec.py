@@ -425,3 +425,27 @@ def test_corrupting_the_fixed_header_is_rejected(b: TelemetryBatch, pos: int, xo
     assume(bytes(data[:2]) != b"HH" or pos >= 2)
     with pytest.raises(DecodeError, match=r"magic|version|flags"):
         decode(bytes(data))
+
+
+# --- the quick path (a key table the device sent before) ----------------------------------------
+
+
+@pytest.mark.parametrize(("data", "pattern"), _MALFORMED, ids=[p for _, p in _MALFORMED])
+def test_malformed_payload_after_a_good_one_names_the_problem(data: bytes, pattern: str) -> None:
+    """The device's key table is known (a good payload came first): a bad payload still gets
+    the step-by-step reading and its reason."""
+    decode(frame())
+    with pytest.raises(DecodeError, match=pattern):
+        decode(data)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(max_readings=12))
+def test_known_key_table_round_trips_and_truncations_are_errors(b: TelemetryBatch) -> None:
+    data = encode(b)
+    assert decode(data).same_as(b)
+    assert decode(data).same_as(b)  # the second time by the quick path
+    assert decode(bytearray(data)).same_as(b)
+    for cut in range(len(data)):
+        with pytest.raises(DecodeError, match="truncated"):
+            decode(data[:cut])

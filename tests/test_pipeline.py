@@ -18,7 +18,7 @@ from hazardhub.settings import load_registry
 from ingest.metrics import Metrics
 from ingest.pipeline import DAY_MS, Pipeline, SeenSeqs
 from ingest.positions import MAX_RECORDS, PositionError, decode_positions
-from telemetry.codec import TelemetryBatch, encode
+from telemetry.codec import TelemetryBatch, decode, encode
 from telemetry.quality import Quality
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -647,3 +647,54 @@ def test_seen_window_against_a_plain_set(adds, window) -> None:
         high = max(seqs)
         for seq in range(max(0, high - window + 1), high + 2):
             assert ((DEV_A, epoch, seq) in seen) == (seq in seqs), (epoch, seq)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.sampled_from([1.5, -0.0, math.nan, math.inf, -math.inf, 1e308]),
+            st.sampled_from([0, 0, 1, 3]),
+            st.sampled_from([NOW, NOW - 1000, NOW + 300_000, NOW + 300_001, NOW - 400 * DAY_MS]),
+        ),
+        max_size=12,
+    )
+)
+def test_the_quick_path_agrees_with_the_reading_by_reading_checks(
+    registry: Registry, rows: list[tuple[int, float, int, int]]
+) -> None:
+    """Every key known: `handle` takes the quick path when nothing is to be dropped; either way
+    its batch, reasons and counts are those of the checks made reading by reading."""
+    data = payload(
+        key=[r[0] for r in rows],
+        value=[r[1] for r in rows],
+        quality=[r[2] for r in rows],
+        ts=[r[3] for r in rows],
+    )
+    quick, plain = Pipeline(registry, L, Metrics()), Pipeline(registry, L, Metrics())
+    h = quick.handle(TANK1_TOPIC, data, NOW)
+    batch = decode(data)
+    lookup, _ = plain._lookup((CHEM, FARM, TANK1), batch.keys)
+    ref = plain._telemetry_checked(batch, lookup[batch.key], (("x", "y", "z"), 0, 0), NOW)
+    assert h.readings is not None and ref.readings is not None
+    for name in ("sensor", "ts", "value", "quality", "epoch", "seq"):
+        got, want = getattr(h.readings, name), getattr(ref.readings, name)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert h.reasons == ref.reasons
+    for reason in ("non_finite", "future_time", "past_time"):
+        assert quick.metrics.get(READINGS_REJECTED, reason=reason) == plain.metrics.get(
+            READINGS_REJECTED, reason=reason
+        )
+
+
+def test_topics_are_parsed_once_and_bad_ones_rejected_every_time(
+    pipeline: Pipeline, metrics: Metrics
+) -> None:
+    for _ in range(2):
+        assert pipeline.handle(TANK1_TOPIC, payload(), NOW).readings is not None
+        h = pipeline.handle("elsewhere/x", b"", NOW)
+        assert h.rejected_whole
+    assert list(pipeline._topics) == [TANK1_TOPIC]
+    assert metrics.get(REJECTED, reason="bad_topic") == 2

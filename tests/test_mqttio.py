@@ -1,0 +1,85 @@
+"""The hub's MQTT socket helpers: the buffered socket paho reads through, the PUBACKs of a batch
+written as one packet (and the broker taking them: tests/test_e2e.py, tests/test_hub_kill.py)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ingest.mqttio import BufferedSocket, acknowledge
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_reads_are_served_from_one_large_read(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    a.sendall(b"\x30\x05hello\x30\x02hi")
+    sock = BufferedSocket(b)
+    assert sock.pending() == 0
+    assert sock.recv(1) == b"\x30"
+    assert sock.pending() == 10  # the rest was read at once
+    assert sock.recv(1) == b"\x05"
+    assert sock.recv(5) == b"hello"
+    assert sock.recv(100) == b"\x30\x02hi"  # a short read, as a socket may give
+    assert sock.pending() == 0
+    with pytest.raises(BlockingIOError):
+        sock.recv(1)
+    a.sendall(b"xy")
+    assert sock.recv(2) == b"xy"
+    a.close()
+    assert sock.recv(1) == b""  # the peer closed
+
+
+def test_everything_else_goes_to_the_socket(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    sock = BufferedSocket(b)
+    assert sock.fileno() == b.fileno()
+    sock.send(b"ok")
+    assert a.recv(2) == b"ok"
+
+
+@dataclass
+class _Msg:
+    mid: int
+    qos: int
+
+
+class _Paho:
+    def __init__(self) -> None:
+        self.queued: list[tuple[int, bytes, int, int]] = []
+        self.acked: list[tuple[int, int]] = []
+
+    def _packet_queue(self, command: int, packet: bytes, mid: int, qos: int) -> None:
+        self.queued.append((command, packet, mid, qos))
+
+    def ack(self, mid: int, qos: int) -> None:
+        self.acked.append((mid, qos))
+
+
+def test_pubacks_of_a_batch_are_one_packet_write() -> None:
+    paho = _Paho()
+
+    class Client:
+        _client = paho
+
+    msgs: list[Any] = [_Msg(7, 1), _Msg(0, 0), _Msg(65535, 1), _Msg(9, 2), _Msg(8, 1)]
+    acknowledge(Client(), msgs)  # type: ignore[arg-type]
+    assert len(paho.queued) == 1
+    command, packet, _, _ = paho.queued[0]
+    assert command == 0x40
+    assert packet == b"".join(struct.pack("!BBH", 0x40, 2, mid) for mid in (7, 65535, 8))
+    assert paho.acked == [(9, 2)]  # QoS 2 completes through paho; QoS 0 needs nothing
+    acknowledge(Client(), [_Msg(0, 0)])  # type: ignore[list-item]
+    assert len(paho.queued) == 1
