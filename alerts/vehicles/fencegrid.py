@@ -1,10 +1,11 @@
 """A grid over the geofences, compiled once, to find each fence's candidate positions of a batch
 without sorting the batch or scanning it once per fence.
 
-Each cell lists the fences whose boxes (a polygon's bounding box, a corridor's box per segment)
-meet it. A position's cell is found with the same arithmetic as the cells of a box, which is
-monotone, so a position inside a box is always in one of the box's cells: the grid only narrows
-the search, the box and the shape decide as before.
+Each cell lists the fences that may hold a point of it: a polygon in the cells of its bounding
+box; a corridor in the cells of each segment's box that lie near the segment (with metres to
+spare). A position's cell is found with the same arithmetic as the cells of a box, which is
+monotone, so a position inside a fence is always in one of the fence's cells: the grid only
+narrows the search, the bounding box and the shape decide as before.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+from alerts.vehicles.geo import Shape
 
 if TYPE_CHECKING:  # the table holds a grid
     from alerts.vehicles.table import Zone
@@ -42,12 +45,12 @@ class FenceGrid:
     cols: int
     start: I64
     fence: I64
-    busy: npt.NDArray[np.bool_]  # by cell, and False for one cell more (outside the grid)
+    busy: npt.NDArray[np.bool_]  # by cell + 1: whether it has fences (0: outside the grid)
 
     @classmethod
     def build(cls, zones: Sequence[Zone]) -> FenceGrid:
-        boxes = [(f, box) for f, z in enumerate(zones) for box in z.shape.boxes]
-        finite = [b for _, b in boxes if all(math.isfinite(x) for x in b)]
+        boxes = [(f, k, box) for f, z in enumerate(zones) for k, box in enumerate(z.shape.boxes)]
+        finite = [b for _, _, b in boxes if all(math.isfinite(x) for x in b)]
         lat0 = min((b[0] for b in finite), default=0.0)
         lon0 = min((b[2] for b in finite), default=0.0)
         height = max((b[1] for b in finite), default=0.0) - lat0
@@ -58,14 +61,22 @@ class FenceGrid:
         rows, cols = int(height / cell) + 1, int(width / cell) + 1
         cells: list[I64] = []
         owners: list[I64] = []
-        for f, (lat_min, lat_max, lon_min, lon_max) in boxes:
+        for f, k, (lat_min, lat_max, lon_min, lon_max) in boxes:
             r0 = max(0, math.floor((lat_min - lat0) / cell))
             r1 = min(rows - 1, math.floor((lat_max - lat0) / cell))
             c0 = max(0, math.floor((lon_min - lon0) / cell))
             c1 = min(cols - 1, math.floor((lon_max - lon0) / cell))
             if r0 <= r1 and c0 <= c1:
-                r, c = np.meshgrid(np.arange(r0, r1 + 1), np.arange(c0, c1 + 1), indexing="ij")
-                cells.append((r * cols + c).ravel().astype(np.int64))
+                r = np.repeat(np.arange(r0, r1 + 1, dtype=np.int64), c1 - c0 + 1)
+                c = np.tile(np.arange(c0, c1 + 1, dtype=np.int64), r1 - r0 + 1)
+                shape = zones[f].shape
+                if not shape.polygon:  # a corridor's segment: the cells along it, not its box
+                    centre = (r.astype(np.float64) + 0.5) * cell + lat0
+                    near = _near_segment(
+                        shape, k, centre, (c.astype(np.float64) + 0.5) * cell + lon0, cell
+                    )
+                    r, c = r[near], c[near]
+                cells.append(r * cols + c)
                 owners.append(np.full(cells[-1].shape, f, dtype=np.int64))
         pairs = np.unique(
             np.stack((np.concatenate(cells), np.concatenate(owners)), axis=1)
@@ -73,8 +84,8 @@ class FenceGrid:
             else np.zeros((0, 2), dtype=np.int64),
             axis=0,
         )
-        count = np.bincount(pairs[:, 0], minlength=rows * cols + 1)
-        start = np.zeros(rows * cols + 2, dtype=np.int64)
+        count = np.bincount(pairs[:, 0], minlength=rows * cols)
+        start = np.zeros(rows * cols + 1, dtype=np.int64)
         np.cumsum(count, out=start[1:])
         return cls(
             zones=tuple(zones),
@@ -85,8 +96,21 @@ class FenceGrid:
             cols=cols,
             start=start,
             fence=pairs[:, 1].copy(),
-            busy=count > 0,
+            busy=np.concatenate(([False], count > 0)),
         )
+
+
+def _near_segment(shape: Shape, k: int, lat: F64, lon: F64, cell: float) -> npt.NDArray[np.bool_]:
+    """Whether cells (centres given) may hold a point within the buffer of a corridor's segment
+    k: the centre within the buffer plus half the cell's diagonal, plus metres to spare (far more
+    than any rounding of the cell of a point or of its distance)."""
+    x = (lon - shape.lon0) * shape.kx
+    y = (lat - shape.lat0) * shape.ky
+    x1, y1, dx, dy, inv = shape.x1[k], shape.y1[k], shape.dx[k], shape.dy[k], shape.aux[k]
+    t = np.clip(((x - x1) * dx + (y - y1) * dy) * inv, 0.0, 1.0)
+    reach = math.sqrt(shape.buffer2) + math.hypot(cell * shape.kx, cell * shape.ky) / 2.0 + 10.0
+    near: npt.NDArray[np.bool_] = np.hypot(x - (x1 + t * dx), y - (y1 + t * dy)) <= reach
+    return near
 
 
 class FenceIndex:
@@ -96,17 +120,19 @@ class FenceIndex:
     def __init__(self, grid: FenceGrid, lat: F64, lon: F64) -> None:
         self.lat, self.lon = lat, lon
         self.number = {zone: f for f, zone in enumerate(grid.zones)}
-        with np.errstate(invalid="ignore"):  # NaN or far away: outside the grid
-            u = (lat - grid.lat0) / grid.cell
-            w = (lon - grid.lon0) / grid.cell
-            inside = (u >= 0.0) & (u < grid.rows) & (w >= 0.0) & (w < grid.cols)
-            key = u.astype(np.int32)
-            key *= np.int32(grid.cols)
-            key += w.astype(np.int32)
-        outside = grid.rows * grid.cols
-        key = np.where(inside, key, np.int32(outside))
-        rows = np.flatnonzero(grid.busy[key])
-        cell = key[rows].astype(np.int64)
+        # a position's row and column, truncated: the floor of the boxes' cells where they are
+        # (a little below the grid truncates into its first row: one more candidate, no less)
+        with np.errstate(invalid="ignore"):  # not a coordinate: any number, or out of bounds
+            row = ((lat - grid.lat0) / grid.cell).astype(np.int32)
+            col = ((lon - grid.lon0) / grid.cell).astype(np.int32)
+        known = row.view(np.uint32) < grid.rows
+        known &= col.view(np.uint32) < grid.cols
+        row *= np.int32(grid.cols)
+        row += col
+        row += 1
+        row *= known  # cell + 1, or 0 outside the grid
+        rows = np.flatnonzero(grid.busy[row])
+        cell = row[rows].astype(np.int64) - 1
         lo, hi = grid.start[cell], grid.start[cell + 1]
         size = hi - lo
         at = np.arange(int(size.sum()), dtype=np.int64)
