@@ -76,11 +76,11 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
     ts = np.asarray(batch.ts, dtype=np.int64)
     size = table.slot_of.shape[0]
     if veh.size and int(veh.min()) >= 0 and int(veh.max()) < size:
-        slot = table.slot_of[veh].astype(np.int64)
+        slot = table.slot_of[veh]
         rows = None if int(slot.min()) >= 0 else np.flatnonzero(slot >= 0)
     else:
         known = (veh >= 0) & (veh < size)
-        slot = np.full(veh.shape, -1, dtype=np.int64)
+        slot = np.full(veh.shape, -1, dtype=np.int32)
         slot[known] = table.slot_of[veh[known]]
         rows = np.flatnonzero(slot >= 0)
     if rows is not None:  # some vehicles unknown
@@ -93,20 +93,23 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
     if len(table) < (1 << 15) and bool(np.all(ts[1:] >= ts[:-1])):
         order = np.argsort(slot.astype(np.int16), kind="stable")  # arrival in time order: radix
     elif span * (len(table) + 1) < (1 << 62):
-        order = np.argsort(slot * span + (ts - t0), kind="stable")
+        order = np.argsort(slot.astype(np.int64) * span + (ts - t0), kind="stable")
     else:
         order = np.lexsort((ts, slot))
     # sorted by slot: the slots are runs, no need to gather them
     s = np.repeat(np.arange(len(table), dtype=np.int64), np.bincount(slot, minlength=len(table)))
     t = ts[order]
-    rows = order.astype(np.int64) if rows is None else rows[order]
-    drop = np.zeros(rows.shape, dtype=np.bool_)
-    drop[1:] = (s[1:] == s[:-1]) & (t[1:] == t[:-1])  # duplicates: the first counts
+    rows = order.astype(np.int64, copy=False) if rows is None else rows[order]
+    same = np.flatnonzero(t[1:] == t[:-1]) + 1
+    same = same[s[same] == s[same - 1]]  # duplicates: the first counts
     fi = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    if bool(np.any(state.has_fix[s[fi]] & (t[fi] <= state.last_ts[s[fi]]))):
-        drop |= state.has_fix[s] & (t <= state.last_ts[s])  # at or before the last fix: late
-    if not drop.any():
+    late = bool(np.any(state.has_fix[s[fi]] & (t[fi] <= state.last_ts[s[fi]])))
+    if not same.size and not late:
         return rows, s, t
+    drop = np.zeros(rows.shape, dtype=np.bool_)
+    drop[same] = True
+    if late:
+        drop |= state.has_fix[s] & (t <= state.last_ts[s])  # at or before the last fix: late
     keep = ~drop
     return rows[keep], s[keep], t[keep]
 
@@ -134,7 +137,19 @@ class _Out:
         value = np.concatenate([p[3] for p in self.parts]).astype(np.float64)
         ref = np.concatenate([np.broadcast_to(p[4], p[0].shape) for p in self.parts])
         vehicle = table.index[slot]
-        order = np.lexsort((ref, RANK[kind], ts, vehicle))
+        rank = RANK[kind]
+        t0 = int(ts.min())
+        span, refs = int(ts.max()) - t0 + 1, int(ref.max()) + 2
+        fits = (int(vehicle.max()) + 1) * span * len(RANK) * refs < (1 << 62)
+        if fits and int(vehicle.min()) >= 0:  # one key: faster than four
+            key = vehicle.astype(np.int64) * span + (ts - t0)
+            key *= len(RANK)
+            key += rank
+            key *= refs
+            key += ref + 1
+            order = np.argsort(key, kind="stable")
+        else:
+            order = np.lexsort((ref, rank, ts, vehicle))
         return FleetEvents(
             vehicle[order].astype(np.int32),
             kind[order],
