@@ -196,8 +196,8 @@ def _judge(
 
     # speed limits and zones; forbidden areas
     zoned, expressway, posted = np.zeros(0, dtype=np.int64), np.zeros(0, np.bool_), np.zeros(0)
+    index = index_positions(table.fences, lat, lon)
     if table.zones or table.forbidden:
-        index = index_positions(table.fences, lat, lon)
         found: list[tuple[I64, bool, float]] = []
         for zone in table.zones:
             cand = index.candidates(zone)
@@ -219,7 +219,7 @@ def _judge(
             forbidden_areas(table, st, index, k, lat, lon, out)
     overspeed(table, st, k, limits(table, k, zoned, expressway, posted), out)
     banned_hours(table, st, k, out)
-    corridors(table, st, k, lat, lon, out)
+    corridors(table, st, k, lat, lon, index, out)
 
     # offline found by the next fix; drift
     fi, li, fs, dt, first = k.fi, k.li, k.fs, k.dt, k.first

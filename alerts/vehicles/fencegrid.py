@@ -144,10 +144,15 @@ class FenceIndex:
         self.rows = np.repeat(rows, size)[order]  # by fence, ascending within each
         self.bounds = np.searchsorted(fence[order], np.arange(len(grid.zones) + 1))
 
+    def near(self, zone: Zone) -> I64:
+        """The rows in the zone's cells (sorted): every row inside the zone, and some more."""
+        f = self.number[zone]
+        out: I64 = self.rows[self.bounds[f] : self.bounds[f + 1]]
+        return out
+
     def candidates(self, zone: Zone) -> I64:
         """The rows inside the zone's bounding box (sorted)."""
-        f = self.number[zone]
-        rows = self.rows[self.bounds[f] : self.bounds[f + 1]]
+        rows = self.near(zone)
         lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
         la, lo = self.lat[rows], self.lon[rows]
         out: I64 = rows[(la >= lat_min) & (la <= lat_max) & (lo >= lon_min) & (lo <= lon_max)]

@@ -1,8 +1,9 @@
 """Approved-route corridors over a batch: a vehicle on a route leaves it and comes back.
 
-Part of the vectorized core (`alerts.vehicles.evaluate`, whose docstring states the rule). The
-rows of the vehicles on a route are taken grouped by corridor (all rows of a vehicle, in order),
-each group tested against its corridor only; the distance is measured only where an event needs it.
+Part of the vectorized core (`alerts.vehicles.evaluate`, whose docstring states the rule). A
+corridor tests the rows of its vehicles in its cells of the fence grid (those of all its
+vehicles in a small batch); the others are outside. Events are where inside changes, the
+distance measured only there.
 """
 
 from __future__ import annotations
@@ -10,49 +11,60 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from alerts.vehicles.areas import Sink
+from alerts.vehicles.areas import Index, Sink
+from alerts.vehicles.fencegrid import FenceIndex
 from alerts.vehicles.state import EventKind, FleetState
 from alerts.vehicles.table import FleetTable
-from alerts.vehicles.track import Track, ranges, shift
+from alerts.vehicles.track import Track, ranges
 
 __all__ = ["corridors"]
 
 F64 = npt.NDArray[np.float64]
 
 
-def corridors(table: FleetTable, st: FleetState, k: Track, lat: F64, lon: F64, out: Sink) -> None:
+def corridors(
+    table: FleetTable, st: FleetState, k: Track, lat: F64, lon: F64, index: Index, out: Sink
+) -> None:
     """`CORRIDOR_LEAVE` and `CORRIDOR_ENTER`; updates the state's `in_route`."""
     route = table.route[k.fs]
-    on = np.flatnonzero(route >= 0)
+    on = np.flatnonzero(route >= 0)  # vehicles on a route
     if not on.size:
         return
-    key = route[on].astype(np.int16) if len(table.corridors) < (1 << 15) else route[on]
-    on = on[np.argsort(key, kind="stable")]  # vehicles by corridor
-    rows = ranges(k.fi[on], k.li[on])
-    counts = k.li[on] - k.fi[on] + 1
-    bounds = np.searchsorted(np.repeat(route[on], counts), np.arange(len(table.corridors) + 1))
-    inside = np.empty(rows.shape, dtype=np.bool_)
-    for c, zone in enumerate(table.corridors):
-        part = rows[bounds[c] : bounds[c + 1]]
-        if part.size:
-            inside[bounds[c] : bounds[c + 1]] = zone.shape.contains(
-                lat[part], lon[part], distance=False
-            )[0]
-    first = k.first[rows]
-    was = shift(inside, first, st.in_route[k.fs[on]])
-    for kind, mask in (
-        (EventKind.CORRIDOR_LEAVE, was & ~inside),
-        (EventKind.CORRIDOR_ENTER, ~was & inside),
+    n = k.s.shape[0]
+    inside = np.zeros(n, dtype=np.bool_)
+    if isinstance(index, FenceIndex):  # the rows in a corridor's cells that are on it
+        for c, zone in enumerate(table.corridors):
+            rows = index.near(zone)
+            rows = rows[table.route[k.s[rows]] == c]
+            if rows.size:
+                inside[rows] = zone.shape.contains(lat[rows], lon[rows], distance=False)[0]
+    else:  # few rows: those of each route's vehicles
+        key = route[on].astype(np.int16) if len(table.corridors) < (1 << 15) else route[on]
+        by_route = on[np.argsort(key, kind="stable")]
+        every = ranges(k.fi[by_route], k.li[by_route])
+        bounds = np.searchsorted(
+            np.repeat(route[by_route], k.li[by_route] - k.fi[by_route] + 1),
+            np.arange(len(table.corridors) + 1),
+        )
+        for c in np.flatnonzero(np.diff(bounds)).tolist():
+            rows = every[bounds[c] : bounds[c + 1]]
+            shape = table.corridors[c].shape
+            inside[rows] = shape.contains(lat[rows], lon[rows], distance=False)[0]
+    # a change: from the previous row of the vehicle, or from the state at its first row
+    hit = np.flatnonzero(inside[1:] != inside[:-1]) + 1
+    hit = hit[~k.first[hit]]
+    hit = hit[table.route[k.s[hit]] >= 0]
+    fi = k.fi[on]
+    hit = np.sort(np.concatenate((hit, fi[inside[fi] != st.in_route[k.fs[on]]])))
+    for kind, rows in (
+        (EventKind.CORRIDOR_LEAVE, hit[~inside[hit]]),
+        (EventKind.CORRIDOR_ENTER, hit[inside[hit]]),
     ):
-        at = np.flatnonzero(mask)
-        hit = rows[at]
-        dist = np.zeros(hit.shape)
-        cut = np.searchsorted(at, bounds)
-        for c in np.flatnonzero(np.diff(cut)).tolist():
-            sel = hit[cut[c] : cut[c + 1]]
-            dist[cut[c] : cut[c + 1]] = np.sqrt(
-                table.corridors[c].shape.contains(lat[sel], lon[sel])[1]
-            )
-        ref = np.repeat(np.arange(len(table.corridors), dtype=np.int64), np.diff(cut))
-        out.add(k.s[hit], kind, k.t[hit], dist, ref)
-    st.in_route[k.fs[on]] = inside[np.flatnonzero(k.last[rows])]
+        ref = table.route[k.s[rows]]
+        dist = np.zeros(rows.shape)
+        for c in np.unique(ref).tolist():
+            sel = np.flatnonzero(ref == c)
+            at = rows[sel]
+            dist[sel] = np.sqrt(table.corridors[c].shape.contains(lat[at], lon[at])[1])
+        out.add(k.s[rows], kind, k.t[rows], dist, ref.astype(np.int64))
+    st.in_route[k.fs[on]] = inside[k.li[on]]

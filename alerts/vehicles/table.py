@@ -115,7 +115,7 @@ class FleetTable:
     drift_kmh: float
     drive_gap_ms: int
     track_gap_ms: int
-    fences: FenceGrid  # over the speed zones and the forbidden areas, in that order
+    fences: FenceGrid  # over the speed zones, forbidden areas and corridors, in that order
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -219,5 +219,5 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         drift_kmh=settings.drift_kmh,
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
-        fences=FenceGrid.build((*zones, *forbidden)),
+        fences=FenceGrid.build((*zones, *forbidden, *corridors)),
     )
