@@ -58,14 +58,20 @@ class Delivery:
         self.clock = clock
         self._count = count
         self._channels: dict[str, ChannelSpec] = {}
+        self.last_taken = 0  # rows the last `deliver_due` took
+
+    @property
+    def take_limit(self) -> int:
+        """The most rows one `deliver_due` takes."""
+        return self.settings.max_in_flight * _ROWS_PER_SLOT
 
     async def deliver_due(self, now: int | None = None) -> int:
         """Send what is due: one try per row, `max_in_flight` at once, rows of a webhook with
         `batch_max` above 1 together in POSTs of up to that many. Returns how many were
         delivered."""
         now = self.clock() if now is None else now
-        limit = self.settings.max_in_flight * _ROWS_PER_SLOT
-        due = await asyncio.to_thread(self.store.take_due, now, limit)
+        due = await asyncio.to_thread(self.store.take_due, now, self.take_limit)
+        self.last_taken = len(due)
         if not due:
             return 0
         units: list[list[_Due]] = []

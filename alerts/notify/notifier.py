@@ -355,11 +355,11 @@ class Notifier:
             self.wake.clear()
             busy = False
             try:
-                routed = await asyncio.to_thread(self._route_some)
+                routed, made = await asyncio.to_thread(self._route_some)
                 if self.clock() - timers_at >= 1000:
                     timers_at = self.clock()
-                    await asyncio.to_thread(self.timers)
-                sent = await self.deliver_due()
+                    made += await asyncio.to_thread(self.timers)
+                sent = await self._deliver_turn(made)
                 busy = routed > 0 or sent > 0
             except Exception:
                 log.exception("notification pipeline step failed; retrying")
@@ -374,10 +374,22 @@ class Notifier:
             waker.cancel()
             stopper.cancel()
 
-    def _route_some(self) -> int:
-        """Route one batch; returns how many journal events it read (0: nothing new)."""
-        self.route()
-        return self._read
+    def _route_some(self) -> tuple[int, int]:
+        """Route one batch: how many journal events it read (0: nothing new) and how many
+        outbox rows it made or grew."""
+        made = self.route()
+        return self._read, made
+
+    async def _deliver_turn(self, made: int) -> int:
+        """Delivery's turn: at least as many rows as routing just made while there are more
+        due, so that a busy journal never lets the outbox fall behind (a take is capped, and
+        one route can make more rows than one take holds). Returns the rows delivered."""
+        sent = await self.deliver_due()
+        taken = self.delivery.last_taken
+        while taken < made and self.delivery.last_taken >= self.delivery.take_limit:
+            sent += await self.deliver_due()
+            taken += self.delivery.last_taken
+        return sent
 
 
 def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
