@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import re
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
@@ -64,6 +65,7 @@ from ingest.store.influx_http import (
     span,
     transport_errors,
 )
+from ingest.store.influx_write import LineWriter
 from ingest.store.lineproto import FieldColumn, encode_columns, series_table
 from ingest.store.retention import InfluxRetention
 from ingest.store.schema import (
@@ -154,6 +156,13 @@ class InfluxStore:
         self.skipped_lines = 0  # lines line protocol cannot carry (never sent)
         self.refused_lines = 0  # lines the server refused in partial writes
         self._client: httpx.AsyncClient | None = None
+        # writes over plain HTTP go through the leaner `LineWriter` (https: httpx)
+        url_ = httpx.URL(self.url)
+        self._writer = (
+            LineWriter(url_.host, url_.port or 80, timeout_s)
+            if url_.scheme == "http" and not url_.path.strip("/")
+            else None
+        )
         self._reading_keys, self._position_keys = _series_tables(registry)
 
     async def prepare_reload(self, registry: Registry) -> Callable[[], None]:
@@ -220,6 +229,8 @@ class InfluxStore:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._writer is not None:
+            await self._writer.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -366,8 +377,7 @@ class InfluxStore:
             if self.retention is not None:
                 params["rp"] = self.retention.name
         for attempt in range(2):
-            with transport_errors("write", self.url):
-                resp = await self._http.post(path, params=params, content=body, headers=headers)
+            resp = await self._send_write(path, params, body, headers)
             if (
                 attempt == 0
                 and self.bucket is None
@@ -379,6 +389,25 @@ class InfluxStore:
                 continue
             check_status(resp, "write", data)
             return
+
+    async def _send_write(
+        self, path: str, params: dict[str, str], body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
+        """One write request; the answer as an `httpx.Response` for `check_status`."""
+        writer = self._writer
+        if writer is None:
+            with transport_errors("write", self.url):
+                return await self._http.post(path, params=params, content=body, headers=headers)
+        if self._token:
+            headers = {**headers, "Authorization": f"Token {self._token}"}
+        target = f"{path}?{urllib.parse.urlencode(params)}"
+        try:
+            status, answer_headers, answer = await writer.post(target, body, headers)
+        except TimeoutError as exc:
+            raise StoreError(f"influxdb write: timed out ({self.url})", retryable=True) from exc
+        except OSError as exc:  # refused, reset, closed (ConnectionError is one)
+            raise StoreError(f"influxdb write: {self.url}: {exc!r}", retryable=True) from exc
+        return httpx.Response(status, headers=answer_headers, content=answer)
 
     # reads
 
