@@ -22,7 +22,10 @@ concurrency, the answer unread as `Senders` does it and read), with the ratios. 
 (p99 < 200 ms at `--rate`) is reported as met or not; nothing is asserted.
 
 Run: .venv/bin/python bench/notify.py [--seconds 60] [--rate 10000] [--group 0] [--drain 15]
-(`--group 1.0` gives the site subscriptions a 1 s grouping window)
+(`--group 1.0` gives the site subscriptions a 1 s grouping window; `--batch 200` lets a webhook
+POST carry up to 200 notifications; `--notifier-process` runs the notifier in a process of its
+own on the same SQLite file, polling the journal every 10 ms, as a hub could to use a second
+core). The CPU seconds of the producing process and of the notifier are printed beside.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import asyncio
 import hmac
 import io
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -351,10 +355,19 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, default=NotifySettings().max_in_flight)
     ap.add_argument("--drain", type=float, default=15, help="at most this long after producing")
     ap.add_argument("--baseline-seconds", type=float, default=5)
+    ap.add_argument(
+        "--notifier-process",
+        action="store_true",
+        help="run the notifier in a process of its own on the same state database (WAL)",
+    )
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--notifier-db", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         asyncio.run(serve())
+        return
+    if args.notifier_db:
+        asyncio.run(notifier_alone(args))
         return
     child = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
     try:
@@ -363,6 +376,47 @@ def main() -> None:
     finally:
         child.terminate()
         child.wait()
+
+
+async def notifier_alone(args: argparse.Namespace) -> None:
+    """The notifier of `--notifier-process`: routes and delivers from the state database the
+    producer writes, until a line (or the end) on stdin; it is not woken, it looks every 10 ms."""
+    reg = registry(args.tenants, args.sites, 2, 25)
+    db = StateDB(args.notifier_db)
+    senders = Senders(smtp=SmtpSpec())
+    notifier = Notifier(db, reg, senders, NotifySettings(max_in_flight=args.in_flight))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    told = loop.run_in_executor(None, sys.stdin.readline)
+    told.add_done_callback(lambda _: stop.set())
+    cpu = time.process_time()
+    print("ready", flush=True)
+    await notifier.run(stop, period_s=0.01)
+    await senders.aclose()
+    db.close()
+    print(f"{time.process_time() - cpu:.3f}", flush=True)
+
+
+class NotifierProcess:
+    """`notifier_alone` in a child process."""
+
+    def __init__(self, path: Path, args: argparse.Namespace) -> None:
+        cmd = [sys.executable, __file__, "--notifier-db", str(path)]
+        cmd += ["--tenants", str(args.tenants), "--sites", str(args.sites)]
+        cmd += ["--in-flight", str(args.in_flight)]
+        self.child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.child.stdout is not None
+        if self.child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the notifier process did not start")
+
+    async def stop(self) -> float:
+        """Tell it to stop; its CPU seconds."""
+        assert self.child.stdin is not None and self.child.stdout is not None
+        self.child.stdin.write("stop\n")
+        self.child.stdin.flush()
+        out = await asyncio.to_thread(self.child.stdout.readline)
+        await asyncio.to_thread(self.child.wait)
+        return float(out or "nan")
 
 
 @dataclass
@@ -384,6 +438,7 @@ class Outcome:
     journal: int
     waiting: npt.NDArray[np.float64]  # the arrival of each event in an unsent webhook
     stats: dict[str, npt.NDArray[Any]]  # the receiver's
+    cpu: tuple[float, float]  # CPU seconds while producing and draining: this process, notifier's
 
 
 async def pipeline(
@@ -408,9 +463,12 @@ async def pipeline(
             samples.append(await asyncio.to_thread(backlog, db))
             await asyncio.sleep(1)
 
+    child = NotifierProcess(folder / "state.db", args) if args.notifier_process else None
     async with httpx.AsyncClient(base_url=base, trust_env=False) as control:
         await control.post("/_reset")
-        running = asyncio.create_task(notifier.run(stop), name="notifier")
+        cpu = time.process_time()
+        if child is None:
+            running = asyncio.create_task(notifier.run(stop), name="notifier")
         sampler = asyncio.create_task(sample(), name="sampler")
         started = time.time() * 1000
         n, produced_s, lags = await produce(book, notifier, Stream(reg), args)
@@ -424,8 +482,13 @@ async def pipeline(
         left = await asyncio.to_thread(backlog, db)
         stop.set()
         t = time.perf_counter()
-        await running
+        if child is None:
+            await running
+            child_cpu = 0.0
+        else:
+            child_cpu = await child.stop()
         stop_s = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         await sampler
         stopped = time.time() * 1000
         await senders.aclose()
@@ -457,6 +520,7 @@ async def pipeline(
         journal,
         waiting,
         stats,
+        (cpu, child_cpu),
     )
     return outcome, t_put
 
@@ -516,6 +580,12 @@ async def run(args: argparse.Namespace, base: str) -> None:
         f"left       : {o.left[0]:,} journal events not routed and {o.left[1]:,} webhooks not "
         f"sent when told to stop; Notifier.run returned {o.stop_s:.1f} s later (routing the "
         f"{rest:,} events then left, alone: {alone_route})"
+    )
+    where = "in its own process" if args.notifier_process else "in this process"
+    print(
+        f"cpu        : this process {o.cpu[0]:.1f} s ({o.cpu[0] / o.transitions * 1e6:.0f} us per "
+        f"transition), the notifier {where} {o.cpu[1]:.1f} s "
+        f"({o.cpu[1] / o.transitions * 1e6:.0f} us); load average {os.getloadavg()[0]:.1f}"
     )
     step = max(1, len(o.samples) // 10)
     trail = ", ".join(f"{j:,}/{q:,}" for j, q in o.samples[::step])
