@@ -53,7 +53,7 @@ from alerts.vehicles.route import corridors
 from alerts.vehicles.speed import banned_hours, limits, overspeed
 from alerts.vehicles.state import RANK, EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import FleetTable
-from alerts.vehicles.track import Track, shift
+from alerts.vehicles.track import Track
 
 __all__ = ["evaluate_fleet", "order_positions", "seg_cumsum"]
 
@@ -231,18 +231,23 @@ def _judge(
     silent[fi] &= ~st.offline_raised[fs]
     hit = np.flatnonzero(silent)
     out.add(s[hit], EventKind.OFFLINE, t[hit] - dt[hit] + table.offline_ms, dt[hit] / 1000.0)
-    # cos(lat) <= 1: a bound on the distance first, the exact distance of the few candidates
-    prev_lat = shift(lat, first, st.last_lat[fs])
-    prev_lon = shift(lon, first, st.last_lon[fs])
-    ex = lon - prev_lon
-    ey = lat - prev_lat
-    ex *= ex
-    ey *= ey
-    ex += ey
+    # cos(lat) <= 1 and |dlat| + |dlon| >= the Euclidean step: a bound first, then the exact
+    # distance of the few candidates
+    dlat = np.empty_like(lat)
+    np.subtract(lat[1:], lat[:-1], out=dlat[1:])
+    dlat[fi] = lat[fi] - st.last_lat[fs]
+    dlon = np.empty_like(lon)
+    np.subtract(lon[1:], lon[:-1], out=dlon[1:])
+    dlon[fi] = lon[fi] - st.last_lon[fs]
+    np.abs(dlat, out=dlat)
+    np.abs(dlon, out=dlon)
+    dlat += dlon
     reach = dt * (table.drift_kmh * (1.0 - 1e-6) / 3600.0 / (EARTH_R * math.pi / 180.0))
-    reach *= reach
-    pr = np.flatnonzero((ex > reach) & k.has_prev)
-    implied = step_m(prev_lat[pr], prev_lon[pr], lat[pr], lon[pr]) * 3600.0 / dt[pr]
+    pr = np.flatnonzero((dlat > reach) & k.has_prev)
+    at_first = first[pr]
+    prev_lat = np.where(at_first, st.last_lat[s[pr]], lat[pr - 1])
+    prev_lon = np.where(at_first, st.last_lon[s[pr]], lon[pr - 1])
+    implied = step_m(prev_lat, prev_lon, lat[pr], lon[pr]) * 3600.0 / dt[pr]
     jump = implied > table.drift_kmh
     hit = pr[jump]
     out.add(s[hit], EventKind.DRIFT, t[hit], implied[jump])

@@ -14,7 +14,7 @@ from alerts.vehicles.areas import Sink
 from alerts.vehicles.fatigue import seg_cumsum
 from alerts.vehicles.state import NO_KEY, EventKind, FleetState
 from alerts.vehicles.table import DAY_MS, FleetTable
-from alerts.vehicles.track import Track, shift
+from alerts.vehicles.track import Track, meets, shift
 
 __all__ = ["banned_hours", "limits", "overspeed"]
 
@@ -74,17 +74,6 @@ def overspeed(table: FleetTable, st: FleetState, k: Track, limit: F64, out: Sink
     st.over_raised[s[ends[on]]] = raised[on]
 
 
-def _meets(lo: int, span: int, window: tuple[int, int]) -> bool:
-    """Whether local times of the day from `lo` over `span` ms meet a daily window [start, end)."""
-    start, end = window
-    if span >= DAY_MS or start == end:
-        return True
-    parts = [(start, end)] if start < end else [(start, DAY_MS), (0, end)]
-    hi = lo + span
-    times = [(lo, min(hi, DAY_MS - 1))] + ([(0, hi - DAY_MS)] if hi >= DAY_MS else [])
-    return any(a < e and b >= s for a, b in times for s, e in parts)
-
-
 def banned_hours(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     """Banned hours, over the rows of the vehicles that have them (all rows of a vehicle or
     none, so its first row stays first), when the batch's local times meet a ban window."""
@@ -95,10 +84,11 @@ def banned_hours(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None
     local = (lo + table.offset_ms) % DAY_MS
     opens, closes = table.ban_start_ms[k.fs[bans]], table.ban_end_ms[k.fs[bans]]
     windows = set(zip(opens.tolist(), closes.tolist(), strict=True))
-    if not any(_meets(local, int(k.t.max()) - lo, w) for w in windows):
+    if not any(meets(local, int(k.t.max()) - lo, w) for w in windows):
         return
     c = k.take(bans)
-    s, t, tod, first, fi, fs = c.s, c.t, c.tod, c.first, c.fi, c.fs
+    s, t, first, fi, fs = c.s, c.t, c.first, c.fi, c.fs
+    tod = (t + table.offset_ms) % DAY_MS
     bs, be = table.ban_start_ms[s], table.ban_end_ms[s]
     inside_w = np.where(
         bs < be, (tod >= bs) & (tod < be), np.where(bs > be, (tod >= bs) | (tod < be), True)

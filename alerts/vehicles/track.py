@@ -16,7 +16,7 @@ import numpy.typing as npt
 from alerts.vehicles.state import FleetState
 from alerts.vehicles.table import DAY_MS
 
-__all__ = ["Track", "ranges", "shift"]
+__all__ = ["Track", "meets", "ranges", "shift"]
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -30,6 +30,17 @@ def shift(values: T, first: B, carry: npt.NDArray[Any]) -> T:
     out[1:] = values[:-1]
     out[first] = carry
     return out
+
+
+def meets(lo: int, span: int, window: tuple[int, int]) -> bool:
+    """Whether local times of the day from `lo` over `span` ms meet a daily window [start, end)."""
+    start, end = window
+    if span >= DAY_MS or start == end:
+        return True
+    parts = [(start, end)] if start < end else [(start, DAY_MS), (0, end)]
+    hi = lo + span
+    times = [(lo, min(hi, DAY_MS - 1))] + ([(0, hi - DAY_MS)] if hi >= DAY_MS else [])
+    return any(a < e and b >= s for a, b in times for s, e in parts)
 
 
 def ranges(lo: I64, hi: I64) -> I64:
@@ -60,7 +71,7 @@ class Track:
     prev_moving: B
     drive_dt: I64
     day: I64  # local day
-    tod: I64  # ms of the local day
+    one_day: bool  # all rows in one local day
     night: B
 
     def take(self, vehicles: I64) -> Track:
@@ -83,7 +94,7 @@ class Track:
             prev_moving=self.prev_moving[rows],
             drive_dt=self.drive_dt[rows],
             day=self.day[rows],
-            tod=self.tod[rows],
+            one_day=self.one_day,
             night=self.night[rows],
         )
 
@@ -117,22 +128,21 @@ class Track:
         prev_moving &= has_prev
         drive_dt = np.minimum(dt, drive_gap_ms)
         drive_dt *= prev_moving
-        lo, hi = (int(t.min()) + offset_ms) // DAY_MS, (int(t.max()) + offset_ms) // DAY_MS
-        if lo == hi:  # one local day: no division per row
-            day = np.full(n, lo, dtype=np.int64)
-            tod = t - (lo * DAY_MS - offset_ms)
-        else:
-            day = (t + offset_ms) // DAY_MS
-            tod = t + offset_ms
-            tod -= day * DAY_MS
+        earliest, latest = int(t.min()), int(t.max())
+        lo, hi = (earliest + offset_ms) // DAY_MS, (latest + offset_ms) // DAY_MS
+        day = np.full(n, lo, dtype=np.int64) if lo == hi else (t + offset_ms) // DAY_MS
         start, end = night_window
-        if start == end:
-            night = np.ones(n, dtype=np.bool_)
-        elif start < end:
-            night = (tod >= start) & (tod < end)
+        if not meets((earliest + offset_ms) % DAY_MS, latest - earliest, night_window):
+            night = np.zeros(n, dtype=np.bool_)  # the batch is all by day
         else:
-            night = (tod >= start) | (tod < end)
+            tod = (t + offset_ms) % DAY_MS
+            if start == end:
+                night = np.ones(n, dtype=np.bool_)
+            elif start < end:
+                night = (tod >= start) & (tod < end)
+            else:
+                night = (tod >= start) | (tod < end)
         return Track(
             s, t, v, first, last, fi, li, fs, has_prev, dt, moving, prev_moving, drive_dt, day,
-            tod, night,
+            lo == hi, night,
         )  # fmt: skip
