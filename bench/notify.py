@@ -581,11 +581,16 @@ async def run(args: argparse.Namespace, base: str) -> None:
         f"sent when told to stop; Notifier.run returned {o.stop_s:.1f} s later (routing the "
         f"{rest:,} events then left, alone: {alone_route})"
     )
-    where = "in its own process" if args.notifier_process else "in this process"
+    mine = f"{o.cpu[0]:.1f} s ({o.cpu[0] / o.transitions * 1e6:.0f} us per transition)"
+    if args.notifier_process:
+        mine += (
+            f", the notifier's process {o.cpu[1]:.1f} s ({o.cpu[1] / o.transitions * 1e6:.0f} us)"
+        )
+    else:
+        mine += " with the notifier in it"
     print(
-        f"cpu        : this process {o.cpu[0]:.1f} s ({o.cpu[0] / o.transitions * 1e6:.0f} us per "
-        f"transition), the notifier {where} {o.cpu[1]:.1f} s "
-        f"({o.cpu[1] / o.transitions * 1e6:.0f} us); load average {os.getloadavg()[0]:.1f}"
+        f"cpu        : producing and draining, this process {mine}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     step = max(1, len(o.samples) // 10)
     trail = ", ".join(f"{j:,}/{q:,}" for j, q in o.samples[::step])
