@@ -97,12 +97,13 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
     else:
         order = np.lexsort((ts, slot))
     # sorted by slot: the slots are runs, no need to gather them
-    s = np.repeat(np.arange(len(table), dtype=np.int64), np.bincount(slot, minlength=len(table)))
+    count = np.bincount(slot, minlength=len(table))
+    s = np.repeat(np.arange(len(table), dtype=np.int64), count)
     t = ts[order]
     rows = order.astype(np.int64, copy=False) if rows is None else rows[order]
     same = np.flatnonzero(t[1:] == t[:-1]) + 1
     same = same[s[same] == s[same - 1]]  # duplicates: the first counts
-    fi = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    fi = (np.cumsum(count) - count)[count > 0]  # each vehicle's first row
     late = bool(np.any(state.has_fix[s[fi]] & (t[fi] <= state.last_ts[s[fi]])))
     if not same.size and not late:
         return rows, s, t

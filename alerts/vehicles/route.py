@@ -56,15 +56,16 @@ def corridors(
     hit = hit[table.route[k.s[hit]] >= 0]
     fi = k.fi[on]
     hit = np.sort(np.concatenate((hit, fi[inside[fi] != st.in_route[k.fs[on]]])))
-    for kind, rows in (
-        (EventKind.CORRIDOR_LEAVE, hit[~inside[hit]]),
-        (EventKind.CORRIDOR_ENTER, hit[inside[hit]]),
+    ref = table.route[k.s[hit]]
+    dist = np.zeros(hit.shape)
+    for c in np.unique(ref).tolist():
+        sel = np.flatnonzero(ref == c)
+        at = hit[sel]
+        dist[sel] = np.sqrt(table.corridors[c].shape.contains(lat[at], lon[at])[1])
+    for kind, mask in (
+        (EventKind.CORRIDOR_LEAVE, ~inside[hit]),
+        (EventKind.CORRIDOR_ENTER, inside[hit]),
     ):
-        ref = table.route[k.s[rows]]
-        dist = np.zeros(rows.shape)
-        for c in np.unique(ref).tolist():
-            sel = np.flatnonzero(ref == c)
-            at = rows[sel]
-            dist[sel] = np.sqrt(table.corridors[c].shape.contains(lat[at], lon[at])[1])
-        out.add(k.s[rows], kind, k.t[rows], dist, ref.astype(np.int64))
+        rows = hit[mask]
+        out.add(k.s[rows], kind, k.t[rows], dist[mask], ref[mask].astype(np.int64))
     st.in_route[k.fs[on]] = inside[k.li[on]]
