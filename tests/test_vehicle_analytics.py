@@ -670,7 +670,7 @@ def test_both_position_indexes_find_every_position_inside_a_fence(
     grid = FenceGrid.build(fences)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        indexes = (ScanIndex(lat, lon), FenceIndex(grid, lat, lon))
+        indexes = (ScanIndex(grid, lat, lon), FenceIndex(grid, lat, lon))
     for index, few in itertools.product(indexes, (geo._FEW, 0)):  # 0: segment by segment
         for zone in fences:
             cand = index.candidates(zone)

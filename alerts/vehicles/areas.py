@@ -41,18 +41,22 @@ class Sink(Protocol):
 
 
 class ScanIndex:
-    """No index: a fence's candidates are found by testing every position against its box
-    (cheapest for a few hundred positions)."""
+    """No index: every position tested against the box of every fence of the grid at once
+    (cheapest for a few hundred positions), grouped by fence."""
 
-    def __init__(self, lat: F64, lon: F64) -> None:
-        self.lat, self.lon = lat, lon
+    def __init__(self, grid: FenceGrid, lat: F64, lon: F64) -> None:
+        self.number = {zone: f for f, zone in enumerate(grid.zones)}
+        box = grid.bboxes  # by fence: lat_min, lat_max, lon_min, lon_max
+        la, lo = lat[:, None], lon[:, None]
+        hit = (la >= box[:, 0]) & (la <= box[:, 1]) & (lo >= box[:, 2]) & (lo <= box[:, 3])
+        fence, rows = np.nonzero(hit.T)  # by fence, ascending rows within each
+        self.rows = rows.astype(np.int64)
+        self.bounds = np.searchsorted(fence, np.arange(len(grid.zones) + 1))
 
     def candidates(self, zone: Zone) -> I64:
-        lat_min, lat_max, lon_min, lon_max = zone.shape.bbox
-        la, lo = self.lat, self.lon
-        out: I64 = np.flatnonzero(
-            (la >= lat_min) & (la <= lat_max) & (lo >= lon_min) & (lo <= lon_max)
-        )
+        """The rows inside the zone's bounding box (sorted)."""
+        f = self.number[zone]
+        out: I64 = self.rows[self.bounds[f] : self.bounds[f + 1]]
         return out
 
 
@@ -63,7 +67,7 @@ def index_positions(grid: FenceGrid, lat: F64, lon: F64) -> Index:
     """The index for a batch: none for up to `SCAN_MAX` positions, else the cells of the
     table's grid over the fences."""
     if lat.shape[0] <= SCAN_MAX:
-        return ScanIndex(lat, lon)
+        return ScanIndex(grid, lat, lon)
     return FenceIndex(grid, lat, lon)
 
 
@@ -104,9 +108,12 @@ def forbidden_areas(
     mask = np.zeros(old.shape, dtype=np.uint64)  # by slot: the areas of its last row
     insides: list[I64] = []
     drops: list[tuple[I64, I64]] = []  # (rows where an area's bit drops, when it was left)
+    held = int(np.bitwise_or.reduce(old[s[in_some]])) if in_some.size else 0
     for f, zone in enumerate(table.forbidden):
         bit = np.uint64(1 << f)
         ins = index.candidates(zone)
+        if not ins.size and not (held >> f) & 1:
+            continue  # nobody near it, nobody in it before the batch
         if ins.size:
             keep = np.asarray(zone.classes, dtype=np.bool_)[table.cls[s[ins]]]
             if zone.windows:

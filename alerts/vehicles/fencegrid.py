@@ -46,6 +46,7 @@ class FenceGrid:
     start: I64
     fence: I64
     busy: npt.NDArray[np.bool_]  # by cell + 1: whether it has fences (0: outside the grid)
+    bboxes: F64  # by fence: lat_min, lat_max, lon_min, lon_max
 
     @classmethod
     def build(cls, zones: Sequence[Zone]) -> FenceGrid:
@@ -97,6 +98,7 @@ class FenceGrid:
             start=start,
             fence=pairs[:, 1].copy(),
             busy=np.concatenate(([False], count > 0)),
+            bboxes=np.array([z.shape.bbox for z in zones], dtype=np.float64).reshape(-1, 4),
         )
 
 
