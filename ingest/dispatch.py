@@ -18,7 +18,7 @@ import numpy as np
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
-from alerts.evaluate import CoreState, evaluate
+from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
 from alerts.reload import (
     fence_key,
     remap_core,
@@ -105,14 +105,27 @@ class Dispatcher:
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
-        # the readings' part of a batch whose positions' part failed: (batch ids, its events)
+        # the readings' part of a batch already judged, whose alarms or positions' part failed:
+        # (batch ids, its events so far); a retry does not judge the readings again
         self._judged: tuple[tuple[int, int], list[AlarmEvent]] | None = None
+        # The core judges in place (a copy of the whole state per batch cost more than the
+        # judging on small batches over many sensors). Transitions judged whose alarms the alarm
+        # book has not recorded yet (it raised AlarmStoreError) wait here, oldest first, and are
+        # recorded before anything else is judged; the events recorded wait in `_carried` for
+        # the next caller to hand on.
+        self._unkept: list[tuple[Transitions, int]] = []
+        self._carried: list[AlarmEvent] = []
 
     def reload(self, registry: Registry, now: int) -> list[AlarmEvent]:
         """Take a new configuration: the rule tables compiled again, the core's state carried
         over by sensor id (`alerts.reload`), the alarms of points that are gone or whose rules
         changed cleared at `now`. Call it between batches (`IngestService.reload`): nothing may
-        be in flight with the old numbering."""
+        be in flight with the old numbering. Transitions not yet recorded are recorded first
+        (raise AlarmStoreError: the configuration is not taken)."""
+        while self._unkept:
+            transitions, arrival = self._unkept[0]
+            self._carried += self.book.apply(transitions, arrival, self.state)
+            self._unkept.pop(0)
         table = _compile(registry)
         state, rejudged = remap_core(
             self.state,
@@ -139,12 +152,12 @@ class Dispatcher:
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.fleet, self.terminal = fleet, terminal
         self._judged = None
-        return events
+        return self._take_carried() + events
 
     def _state_copy(self) -> Callable[[], int] | None:
         """A consistent copy of the analytics state and the job that writes it."""
         path = self.state_file
-        if path is None:
+        if path is None or self._unkept:  # the state is ahead of the alarm book: not now
             return None
         core = self.state.copy()
         fleet = FleetAlarms(self.fleet.table)
@@ -220,16 +233,32 @@ class Dispatcher:
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
             )
-            state, transitions, _ = evaluate(self.table, empty, self.state, now)
-            events = await asyncio.to_thread(self.book.apply, transitions, now, state)
-            self.state = state
+            await self._record()
+            self.state, transitions, _ = evaluate(self.table, empty, self.state, now, inplace=True)
+            if len(transitions):
+                self._unkept.append((transitions, now))
+                await self._record()
+            events = self._take_carried()
             events += await asyncio.to_thread(self._fleet, [], now)
             # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
-            events += await asyncio.to_thread(self.desk.tick, now, state)
+            events += await asyncio.to_thread(self.desk.tick, now, self.state)
             await self.store_events(events)
             self._save_due(now)  # the state as this tick left it
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        return events
+
+    async def _record(self) -> None:
+        """The alarm book records the transitions judged and not yet recorded, oldest first
+        (in a thread: SQLite); their events join `_carried`. Raise AlarmStoreError."""
+        while self._unkept:
+            transitions, arrival = self._unkept[0]
+            events = await asyncio.to_thread(self.book.apply, transitions, arrival, self.state)
+            self._unkept.pop(0)
+            self._carried += events
+
+    def _take_carried(self) -> list[AlarmEvent]:
+        events, self._carried = self._carried, []
         return events
 
     async def store_events(self, events: Sequence[AlarmEvent]) -> None:
@@ -274,24 +303,37 @@ class Dispatcher:
         self, batch: ReadingBatch | None, positions: Sequence[PositionBatch], arrival: int
     ) -> list[AlarmEvent]:
         """Judge stored readings and record the alarms; callers keep the order of batches.
-        Raise AlarmStoreError to be retried (the core's state advances only on success)."""
+        Raise AlarmStoreError to be retried with the same batch: readings already judged are
+        not judged again, their transitions are recorded then."""
         events: list[AlarmEvent] = []
-        outcome = None
         key = (id(batch), id(positions))
         done = self._judged if self._judged is not None and self._judged[0] == key else None
         if done is not None:
-            events = list(done[1])  # a retry: the readings were judged and their alarms kept
+            events = done[1]  # a retry: the readings were judged
+            async with self._lock:
+                await self._record()
+                recorded = self._take_carried()
+                events += recorded
+                await self.store_events(recorded)
         elif batch is not None and len(batch):
             async with self._lock:
+                await self._record()  # an earlier batch's first; raising, this one is not judged
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
-                state, transitions, outcome = evaluate(self.table, batch, self.state, arrival)
-                if len(transitions):  # the alarm book's work, in a thread (SQLite)
-                    events = await asyncio.to_thread(self.book.apply, transitions, arrival, state)
-                self.state = state
+                self.state, transitions, outcome = evaluate(
+                    self.table, batch, self.state, arrival, inplace=True
+                )
+                events = self._take_carried()
+                self._judged = (key, events)
+                self._count(len(batch), outcome)
+                for listener in self.reading_listeners:
+                    listener(batch)
                 await self.store_events(events)
-            self.metrics.inc("hazardhub_readings_total", len(batch))
-            for listener in self.reading_listeners:
-                listener(batch)
+                if len(transitions):
+                    self._unkept.append((transitions, arrival))
+                    await self._record()
+                recorded = self._take_carried()
+                events += recorded
+                await self.store_events(recorded)
         if positions:
             # a failure here is retried with the same batch: the readings' part is not judged
             # again (it would count as late and its alarm events would not be handed on)
@@ -301,18 +343,20 @@ class Dispatcher:
                 await self.store_events(fleet_events)
             events += fleet_events
         self._judged = None
-        if outcome is not None:
-            if outcome.late:  # not judged: older than the lateness window allows
-                self.metrics.inc("hazardhub_readings_late_total", outcome.late)
-            if outcome.rewound:  # judged in order within the lateness window
-                self.metrics.inc("hazardhub_readings_rewound_total", outcome.rewound)
-            if outcome.late_in_window:
-                self.metrics.inc("hazardhub_readings_late_in_window_total", outcome.late_in_window)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         if positions:
             self.metrics.inc("hazardhub_positions_total", int(np.sum([len(p) for p in positions])))
         return events
+
+    def _count(self, readings: int, outcome: Outcome) -> None:
+        self.metrics.inc("hazardhub_readings_total", readings)
+        if outcome.late:  # not judged: older than the lateness window allows
+            self.metrics.inc("hazardhub_readings_late_total", outcome.late)
+        if outcome.rewound:  # judged in order within the lateness window
+            self.metrics.inc("hazardhub_readings_rewound_total", outcome.rewound)
+        if outcome.late_in_window:
+            self.metrics.inc("hazardhub_readings_late_in_window_total", outcome.late_in_window)
 
     async def dispatch(
         self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch], arrival: int

@@ -1,0 +1,72 @@
+"""The dispatcher judges in place: when the alarm book fails to record a batch's transitions,
+they wait and are recorded once, by the retry of that batch or before the next one; the readings
+are never judged twice and no alarm is lost."""
+
+from __future__ import annotations
+
+import pytest
+from test_dispatch_lateness import T0, batch, registry
+
+from alerts.errors import AlarmStoreError
+from alerts.statedb import StateDB
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.sqlite import SqliteStore
+
+
+class FailOnce:
+    """The real alarm book, whose next `apply` raises as a locked or full database would."""
+
+    def __init__(self, apply):
+        self.apply, self.armed, self.calls = apply, False, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.armed:
+            self.armed = False
+            raise AlarmStoreError("database is locked")
+        return self.apply(*args, **kwargs)
+
+
+@pytest.mark.parametrize("retry_same_batch", [True, False])
+async def test_transitions_the_book_failed_to_record_are_recorded_once(tmp_path, retry_same_batch):
+    reg = registry(0.0)  # three in a row at 1.0 raise
+    i = reg.sensor("t1").index
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    metrics = Metrics()
+    d = Dispatcher(reg, store, db, metrics)
+    fail = FailOnce(d.book.apply)
+    d.book.apply = fail  # type: ignore[method-assign]
+    try:
+        events = []
+        for seq in range(2):
+            events += await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        assert events == []
+        third, positions = batch(i, T0 + 2000, 1.5, 2), []  # the service retries with both
+        fail.armed = True
+        with pytest.raises(AlarmStoreError):
+            await d.judge(third, positions, T0 + 2000)
+        # nothing recorded yet: the state database has no alarm
+        assert db.active_alarms() == []
+        if retry_same_batch:
+            events += await d.judge(third, positions, T0 + 2100)
+        else:  # the session broke: the next batch comes, the third is not retried
+            events += await d.judge(batch(i, T0 + 3000, 0.5, 3), [], T0 + 3000)
+        got = [(e.kind, e.ts) for e in events]
+        expected = [("raised", T0 + 2000)]
+        if not retry_same_batch:
+            expected.append(("cleared", T0 + 3000))
+        assert got == expected
+        assert len(db.active_alarms()) == (1 if retry_same_batch else 0)
+        # the readings were judged once: none counted late, each counted once
+        assert metrics.total("hazardhub_readings_late_total") == 0
+        assert metrics.total("hazardhub_readings_total") == (3 if retry_same_batch else 4)
+        # a redelivery of the third reading is late now, not a second raise
+        again = await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 4000)
+        assert again == []
+        assert metrics.total("hazardhub_readings_late_total") == 1
+    finally:
+        await store.close()
+        db.close()
