@@ -224,13 +224,13 @@ def _judge(
 
     # offline found by the next fix; drift
     fi, li, fs, dt, first = k.fi, k.li, k.fs, k.dt, k.first
-    silent = k.prev_moving & (dt >= table.offline_ms)
-    hit = np.flatnonzero(silent)  # a silence ends at the fix that ends it, raised here or before
+    quiet = np.flatnonzero(dt >= table.offline_ms)
+    quiet = quiet[k.prev_moving[quiet]]  # a silence ends at the fix that ends it,
+    out.add(s[quiet], EventKind.OFFLINE_END, t[quiet], dt[quiet] / 1000.0)  # raised now or before
+    hit = fi[st.offline_raised[fs]]
+    hit = hit[~np.isin(hit, quiet)]
     out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
-    hit = fi[st.offline_raised[fs] & ~silent[fi]]
-    out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
-    silent[fi] &= ~st.offline_raised[fs]
-    hit = np.flatnonzero(silent)
+    hit = quiet[~(first[quiet] & st.offline_raised[s[quiet]])]
     out.add(s[hit], EventKind.OFFLINE, t[hit] - dt[hit] + table.offline_ms, dt[hit] / 1000.0)
     # cos(lat) <= 1 and |dlat| + |dlon| >= the Euclidean step: a bound first, then the exact
     # distance of the few candidates

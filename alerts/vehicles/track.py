@@ -126,11 +126,16 @@ class Track:
         moving = v > moving_kmh
         prev_moving = shift(moving, first, st.last_moving[fs])
         prev_moving &= has_prev
-        drive_dt = np.minimum(dt, drive_gap_ms)
-        drive_dt *= prev_moving
+        if int(dt.max()) > drive_gap_ms:
+            drive_dt = np.minimum(dt, drive_gap_ms)
+            drive_dt *= prev_moving
+        else:  # no gap to cap
+            drive_dt = dt * prev_moving
         earliest, latest = int(t.min()), int(t.max())
         lo, hi = (earliest + offset_ms) // DAY_MS, (latest + offset_ms) // DAY_MS
-        day = np.full(n, lo, dtype=np.int64) if lo == hi else (t + offset_ms) // DAY_MS
+        day: I64 = (
+            np.broadcast_to(np.int64(lo), (n,)) if lo == hi else (t + offset_ms) // DAY_MS
+        )  # one day: the same (read-only) value for every row, not an array of it
         start, end = night_window
         if not meets((earliest + offset_ms) % DAY_MS, latest - earliest, night_window):
             night = np.zeros(n, dtype=np.bool_)  # the batch is all by day
