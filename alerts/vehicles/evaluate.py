@@ -88,14 +88,15 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
         slot, ts = slot[rows], ts[rows]
-    t0 = int(ts.min())
-    span = int(ts.max()) - t0 + 1
     if len(table) < (1 << 15) and bool(np.all(ts[1:] >= ts[:-1])):
         order = np.argsort(slot.astype(np.int16), kind="stable")  # arrival in time order: radix
-    elif span * (len(table) + 1) < (1 << 62):
-        order = np.argsort(slot.astype(np.int64) * span + (ts - t0), kind="stable")
     else:
-        order = np.lexsort((ts, slot))
+        t0 = int(ts.min())
+        span = int(ts.max()) - t0 + 1
+        if span * (len(table) + 1) < (1 << 62):
+            order = np.argsort(slot.astype(np.int64) * span + (ts - t0), kind="stable")
+        else:
+            order = np.lexsort((ts, slot))
     # sorted by slot: the slots are runs, no need to gather them
     count = np.bincount(slot, minlength=len(table))
     s = np.repeat(np.arange(len(table), dtype=np.int64), count)
@@ -243,8 +244,10 @@ def _judge(
     np.abs(dlat, out=dlat)
     np.abs(dlon, out=dlon)
     dlat += dlon
-    reach = dt * (table.drift_kmh * (1.0 - 1e-6) / 3600.0 / (EARTH_R * math.pi / 180.0))
-    pr = np.flatnonzero((dlat > reach) & k.has_prev)
+    dlat *= 3600.0 * EARTH_R * math.pi / 180.0 / (table.drift_kmh * (1.0 - 1e-6))  # in ms
+    far = dlat > dt  # the margin of 1e-6 covers the rounding of the scaling
+    far &= k.has_prev
+    pr = np.flatnonzero(far)
     at_first = first[pr]
     prev_lat = np.where(at_first, st.last_lat[s[pr]], lat[pr - 1])
     prev_lon = np.where(at_first, st.last_lon[s[pr]], lon[pr - 1])

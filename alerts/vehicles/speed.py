@@ -39,29 +39,36 @@ def limits(table: FleetTable, k: Track, zoned: I64, expressway: B, posted: F64) 
 
 def overspeed(table: FleetTable, st: FleetState, k: Track, limit: F64, out: Sink) -> None:
     """`OVERSPEED` once a run of fixes above the limit has lasted the minimum, `OVERSPEED_END`
-    at the first fix after a raised run; updates the state's run."""
+    at the first fix after a raised run; updates the state's run. Works on the runs (their first
+    and last rows) only: the row where a run becomes due is found by a binary search over its
+    rows (times ascend within a vehicle), not by a test of every row above the limit."""
     s, t, v, first, last, fi, fs = k.s, k.t, k.v, k.first, k.last, k.fi, k.fs
     fast = v > limit
-    fast_rows = np.flatnonzero(fast)
-    head = ~shift(fast, first, st.over_active[fs])
-    head |= first
-    head = head[fast_rows]  # the runs' first rows
-    run = np.cumsum(head, dtype=np.int64)
-    run -= 1
-    starts = fast_rows[head]
+    edge = shift(fast, first, st.over_active[fs])  # the previous row fast (first: the state's)
+    np.logical_not(edge, out=edge)
+    edge |= first
+    edge &= fast
+    starts = np.flatnonzero(edge)  # the runs' first rows
+    edge[:-1] = fast[1:]
+    np.logical_not(edge, out=edge)
+    edge |= last
+    edge &= fast
+    ends = np.flatnonzero(edge)  # and their last rows, pairwise
     going = first[starts] & st.over_active[s[starts]]  # a run of the previous batch goes on
     since = np.where(going, st.over_since[s[starts]], t[starts])
     raised = going & st.over_raised[s[starts]]
-    due = t[fast_rows] >= (since + table.overspeed_ms[s[starts]])[run]  # monotone in a run
-    rise = due.copy()
-    rise[1:] &= head[1:] | ~due[:-1]
-    rise &= ~raised[run]
-    hit = fast_rows[rise]
+    due_at = since + table.overspeed_ms[s[starts]]
+    due = t[ends] >= due_at  # the run lasts the minimum: at its row `lo`, found by bisection
+    some = np.flatnonzero(due)
+    lo, hi, when = starts[some], ends[some], due_at[some]
+    for _ in range(int((hi - lo).max()).bit_length() if some.size else 0):
+        mid = (lo + hi) >> 1
+        early = t[mid] < when  # hi stays a row at or after `when`
+        lo = np.where(early, mid + 1, lo)
+        hi = np.where(early, hi, mid)
+    hit = lo[~raised[some]]
     out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit])
-    tail = np.ones(head.shape, dtype=np.bool_)
-    tail[:-1] = head[1:]
-    ends = fast_rows[tail]
-    raised |= due[tail]
+    raised |= due
     hit = ends[raised & ~last[ends]] + 1  # the first fix no longer above the limit
     hit = np.concatenate((hit, fi[~fast[fi] & st.over_raised[fs]]))
     out.add(s[hit], EventKind.OVERSPEED_END, t[hit], v[hit])
@@ -80,11 +87,11 @@ def banned_hours(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None
     bans = np.flatnonzero(table.ban_start_ms[k.fs] >= 0)
     if not bans.size:
         return
-    lo = int(k.t.min())
+    lo = k.earliest
     local = (lo + table.offset_ms) % DAY_MS
     opens, closes = table.ban_start_ms[k.fs[bans]], table.ban_end_ms[k.fs[bans]]
     windows = set(zip(opens.tolist(), closes.tolist(), strict=True))
-    if not any(meets(local, int(k.t.max()) - lo, w) for w in windows):
+    if not any(meets(local, k.latest - lo, w) for w in windows):
         return
     c = k.take(bans)
     s, t, first, fi, fs = c.s, c.t, c.first, c.fi, c.fs

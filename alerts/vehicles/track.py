@@ -73,6 +73,8 @@ class Track:
     day: I64  # local day
     one_day: bool  # all rows in one local day
     night: B
+    earliest: int  # the first and the last time of the rows
+    latest: int
 
     def take(self, vehicles: I64) -> Track:
         """The rows of these vehicles (positions in `fi`, ascending)."""
@@ -96,6 +98,8 @@ class Track:
             day=self.day[rows],
             one_day=self.one_day,
             night=self.night[rows],
+            earliest=int(self.t[self.fi[vehicles]].min()) if vehicles.size else self.earliest,
+            latest=int(self.t[self.li[vehicles]].max()) if vehicles.size else self.latest,
         )
 
     @staticmethod
@@ -131,7 +135,7 @@ class Track:
             drive_dt *= prev_moving
         else:  # no gap to cap
             drive_dt = dt * prev_moving
-        earliest, latest = int(t.min()), int(t.max())
+        earliest, latest = int(t[fi].min()), int(t[li].max())  # ascending in each vehicle
         lo, hi = (earliest + offset_ms) // DAY_MS, (latest + offset_ms) // DAY_MS
         day: I64 = (
             np.broadcast_to(np.int64(lo), (n,)) if lo == hi else (t + offset_ms) // DAY_MS
@@ -149,5 +153,5 @@ class Track:
                 night = (tod >= start) | (tod < end)
         return Track(
             s, t, v, first, last, fi, li, fs, has_prev, dt, moving, prev_moving, drive_dt, day,
-            lo == hi, night,
+            lo == hi, night, earliest, latest,
         )  # fmt: skip
