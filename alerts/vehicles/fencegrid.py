@@ -125,8 +125,12 @@ class FenceIndex:
         # a position's row and column, truncated: the floor of the boxes' cells where they are
         # (a little below the grid truncates into its first row: one more candidate, no less)
         with np.errstate(invalid="ignore"):  # not a coordinate: any number, or out of bounds
-            row = ((lat - grid.lat0) / grid.cell).astype(np.int32)
-            col = ((lon - grid.lon0) / grid.cell).astype(np.int32)
+            at_cell = np.subtract(lat, grid.lat0)
+            at_cell /= grid.cell
+            row = at_cell.astype(np.int32)
+            np.subtract(lon, grid.lon0, out=at_cell)
+            at_cell /= grid.cell
+            col = at_cell.astype(np.int32)
         known = row.view(np.uint32) < grid.rows
         known &= col.view(np.uint32) < grid.cols
         row *= np.int32(grid.cols)

@@ -9,13 +9,14 @@ metres over the extent of a city or a route of a few hundred km, which is what g
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["EARTH_R", "Shape", "compile_shape", "step_m", "step_m_one"]
+__all__ = ["EARTH_R", "Shape", "ShapeSet", "compile_shape", "step_m", "step_m_one"]
 
 EARTH_R = 6_371_008.8
 _DEG = math.pi / 180.0
@@ -126,6 +127,59 @@ class Shape:
     def in_bbox_one(self, lat: float, lon: float) -> bool:
         lat_min, lat_max, lon_min, lon_max = self.bbox
         return lat_min <= lat <= lat_max and lon_min <= lon <= lon_max
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ShapeSet:
+    """Corridors' segments concatenated (shape j's are `start[j] : start[j + 1]`), to measure
+    points against different corridors at once instead of a call per corridor."""
+
+    lat0: F64  # by shape
+    lon0: F64
+    kx: F64
+    ky: F64
+    start: npt.NDArray[np.int64]
+    x1: F64  # by segment
+    y1: F64
+    dx: F64
+    dy: F64
+    aux: F64
+
+    @classmethod
+    def build(cls, shapes: Sequence[Shape]) -> ShapeSet:
+        def by_shape(name: str) -> F64:
+            return np.array([getattr(s, name) for s in shapes], dtype=np.float64)
+
+        def by_edge(name: str) -> F64:
+            return np.concatenate([getattr(s, name) for s in shapes] or [np.zeros(0)])
+
+        start = np.zeros(len(shapes) + 1, dtype=np.int64)
+        np.cumsum([s.x1.shape[0] for s in shapes], out=start[1:])
+        return cls(
+            by_shape("lat0"), by_shape("lon0"), by_shape("kx"), by_shape("ky"), start,
+            by_edge("x1"), by_edge("y1"), by_edge("dx"), by_edge("dy"), by_edge("aux"),
+        )  # fmt: skip
+
+    def distance2(self, which: npt.NDArray[np.integer[Any]], lat: F64, lon: F64) -> F64:
+        """The squared distance of each point to the polyline of its corridor `which[i]` (inf
+        without a segment): the arithmetic of `Shape.contains`, element by element."""
+        x = (lon - self.lon0[which]) * self.kx[which]
+        y = (lat - self.lat0[which]) * self.ky[which]
+        lo = self.start[which]
+        size = self.start[which + 1] - lo
+        heads = np.cumsum(size) - size
+        edge = np.arange(int(size.sum()), dtype=np.int64)
+        edge += np.repeat(lo - heads, size)
+        point = np.repeat(np.arange(x.shape[0]), size)
+        d2 = Shape._d2(
+            x[point], y[point], self.x1[edge], self.y1[edge], self.dx[edge], self.dy[edge],
+            self.aux[edge],
+        )  # fmt: skip
+        best = np.full(x.shape, np.inf)
+        some = size > 0
+        if d2.size:
+            best[some] = np.minimum.reduceat(d2, heads[some])
+        return best
 
 
 def compile_shape(

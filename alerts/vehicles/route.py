@@ -57,11 +57,7 @@ def corridors(
     fi = k.fi[on]
     hit = np.sort(np.concatenate((hit, fi[inside[fi] != st.in_route[k.fs[on]]])))
     ref = table.route[k.s[hit]]
-    dist = np.zeros(hit.shape)
-    for c in np.unique(ref).tolist():
-        sel = np.flatnonzero(ref == c)
-        at = hit[sel]
-        dist[sel] = np.sqrt(table.corridors[c].shape.contains(lat[at], lon[at])[1])
+    dist = np.sqrt(table.corridor_set.distance2(ref, lat[hit], lon[hit]))
     for kind, mask in (
         (EventKind.CORRIDOR_LEAVE, ~inside[hit]),
         (EventKind.CORRIDOR_ENTER, inside[hit]),

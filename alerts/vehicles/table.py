@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from alerts.vehicles.errors import FleetConfigError
 from alerts.vehicles.fencegrid import FenceGrid
-from alerts.vehicles.geo import Shape, compile_shape
+from alerts.vehicles.geo import Shape, ShapeSet, compile_shape
 from alerts.vehicles.settings import (
     CorridorFence,
     FleetSettings,
@@ -116,6 +116,7 @@ class FleetTable:
     drive_gap_ms: int
     track_gap_ms: int
     fences: FenceGrid  # over the speed zones, forbidden areas and corridors, in that order
+    corridor_set: ShapeSet  # the corridors' segments, by corridor number
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -220,4 +221,5 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
         fences=FenceGrid.build((*zones, *forbidden, *corridors)),
+        corridor_set=ShapeSet.build([c.shape for c in corridors]),
     )
