@@ -59,7 +59,8 @@ class Shape:
                 xb, yb = x[lo : lo + self.block, None], y[lo : lo + self.block, None]
                 crosses = (self.y1 > yb) != ((self.y1 + self.dy) > yb)
                 hits = crosses & (xb < self.aux * (yb - self.y1) + self.x1)
-                inside[lo : lo + self.block] = (np.count_nonzero(hits, axis=1) & 1).astype(bool)
+                crossings = hits.view(np.uint8) @ np.ones(hits.shape[1], dtype=np.uint8)
+                inside[lo : lo + self.block] = crossings & 1  # mod 256: the parity stays
             return inside, np.zeros(x.shape, dtype=np.float64)
         best = np.full(x.shape, np.inf)
         if distance or x.shape[0] < _FEW:  # few points: all segments at once is cheaper

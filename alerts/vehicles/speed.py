@@ -27,7 +27,7 @@ def limits(table: FleetTable, k: Track, zoned: I64, expressway: B, posted: F64) 
     """Each row's limit: its class's ordinary limit, or in the speed zones (`zoned`: rows, with
     whether one zone is an expressway and the lowest posted limit) the expressway limit capped
     by the posted one; times the night factor at night."""
-    limit: F64 = table.speed_kmh[k.s]
+    limit: F64 = np.repeat(table.speed_kmh[k.fs], k.li - k.fi + 1)  # rows are by vehicle
     if zoned.size:
         zs = k.s[zoned]
         inner = np.where(expressway, table.expressway_kmh[zs], table.speed_kmh[zs])
