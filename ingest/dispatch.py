@@ -18,6 +18,7 @@ import numpy as np
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
+from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
 from alerts.reload import (
     fence_key,
@@ -106,8 +107,9 @@ class Dispatcher:
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
         # the readings' part of a batch already judged, whose alarms or positions' part failed:
-        # (batch ids, its events so far); a retry does not judge the readings again
-        self._judged: tuple[tuple[int, int], list[AlarmEvent]] | None = None
+        # (the batch, its positions, its events so far), held so that a retry (the very same
+        # objects) does not judge the readings again; ids could be reused by another batch
+        self._judged: tuple[ReadingBatch | None, object, list[AlarmEvent]] | None = None
         # The core judges in place (a copy of the whole state per batch cost more than the
         # judging on small batches over many sensors). Transitions judged whose alarms the alarm
         # book has not recorded yet (it raised AlarmStoreError) wait here, oldest first, and are
@@ -115,6 +117,9 @@ class Dispatcher:
         # the next caller to hand on.
         self._unkept: list[tuple[Transitions, int]] = []
         self._carried: list[AlarmEvent] = []
+        # the book recording the oldest of them in its thread: a caller cancelled meanwhile
+        # leaves it running, and the next caller takes its outcome instead of recording twice
+        self._recording: asyncio.Future[list[AlarmEvent]] | None = None
 
     def reload(self, registry: Registry, now: int) -> list[AlarmEvent]:
         """Take a new configuration: the rule tables compiled again, the core's state carried
@@ -122,6 +127,13 @@ class Dispatcher:
         changed cleared at `now`. Call it between batches (`IngestService.reload`): nothing may
         be in flight with the old numbering. Transitions not yet recorded are recorded first
         (raise AlarmStoreError: the configuration is not taken)."""
+        if self._recording is not None:
+            if not self._recording.done():
+                raise AlarmStoreError("the alarm book is still recording a batch: try again")
+            done, self._recording = self._recording, None
+            if not done.cancelled() and done.exception() is None:
+                self._unkept.pop(0)
+                self._carried += done.result()
         while self._unkept:
             transitions, arrival = self._unkept[0]
             self._carried += self.book.apply(transitions, arrival, self.state)
@@ -252,8 +264,23 @@ class Dispatcher:
         """The alarm book records the transitions judged and not yet recorded, oldest first
         (in a thread: SQLite); their events join `_carried`. Raise AlarmStoreError."""
         while self._unkept:
-            transitions, arrival = self._unkept[0]
-            events = await asyncio.to_thread(self.book.apply, transitions, arrival, self.state)
+            if self._recording is None:
+                transitions, arrival = self._unkept[0]
+                self._recording = asyncio.ensure_future(
+                    asyncio.to_thread(self.book.apply, transitions, arrival, self.state)
+                )
+            recording = self._recording
+            try:
+                events = await asyncio.shield(recording)
+            except asyncio.CancelledError:
+                if not recording.cancelled():
+                    raise  # the caller was: the book goes on, the next caller takes its outcome
+                self._recording = None
+                raise
+            except BaseException:
+                self._recording = None
+                raise
+            self._recording = None
             self._unkept.pop(0)
             self._carried += events
 
@@ -306,10 +333,10 @@ class Dispatcher:
         Raise AlarmStoreError to be retried with the same batch: readings already judged are
         not judged again, their transitions are recorded then."""
         events: list[AlarmEvent] = []
-        key = (id(batch), id(positions))
-        done = self._judged if self._judged is not None and self._judged[0] == key else None
+        judged = self._judged
+        done = judged if judged and judged[0] is batch and judged[1] is positions else None
         if done is not None:
-            events = done[1]  # a retry: the readings were judged
+            events = done[2]  # a retry: the readings were judged
             async with self._lock:
                 await self._record()
                 recorded = self._take_carried()
@@ -322,22 +349,20 @@ class Dispatcher:
                 self.state, transitions, outcome = evaluate(
                     self.table, batch, self.state, arrival, inplace=True
                 )
+                if len(transitions):  # before anything can fail or wait: never lost
+                    self._unkept.append((transitions, arrival))
                 events = self._take_carried()
-                self._judged = (key, events)
+                self._judged = (batch, positions, events)
                 self._count(len(batch), outcome)
                 for listener in self.reading_listeners:
                     listener(batch)
+                await self._record()
+                events += self._take_carried()
                 await self.store_events(events)
-                if len(transitions):
-                    self._unkept.append((transitions, arrival))
-                    await self._record()
-                recorded = self._take_carried()
-                events += recorded
-                await self.store_events(recorded)
         if positions:
             # a failure here is retried with the same batch: the readings' part is not judged
             # again (it would count as late and its alarm events would not be handed on)
-            self._judged = (key, events)
+            self._judged = (batch, positions, events)
             async with self._lock:
                 fleet_events = await asyncio.to_thread(self._fleet, positions, arrival)
                 await self.store_events(fleet_events)

@@ -4,6 +4,10 @@ are never judged twice and no alarm is lost."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 import pytest
 from test_dispatch_lateness import T0, batch, registry
 
@@ -67,6 +71,68 @@ async def test_transitions_the_book_failed_to_record_are_recorded_once(tmp_path,
         again = await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 4000)
         assert again == []
         assert metrics.total("hazardhub_readings_late_total") == 1
+    finally:
+        await store.close()
+        db.close()
+
+
+async def _dispatcher(tmp_path):
+    reg = registry(0.0)
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    return reg.sensor("t1").index, db, store, Dispatcher(reg, store, db, Metrics())
+
+
+async def test_a_failure_after_judging_keeps_the_transitions(tmp_path):
+    """A listener failing after the readings were judged in place (or the flush cancelled
+    there): the transitions are already waiting, and the next batch records them first."""
+    i, db, store, d = await _dispatcher(tmp_path)
+    calls = []
+
+    def listener(batch):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise RuntimeError("a listener failed")
+
+    d.reading_listeners.append(listener)
+    try:
+        for seq in range(2):
+            assert await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq) == []
+        with pytest.raises(RuntimeError):
+            await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
+        # the failed batch is dropped by its caller (a new session gets it again, as new objects)
+        events = await d.judge(batch(i, T0 + 3000, 0.5, 3), [], T0 + 3000)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_caller_cancelled_while_the_book_records_does_not_record_twice(tmp_path):
+    i, db, store, d = await _dispatcher(tmp_path)
+    real = d.book.apply
+    started = threading.Event()
+
+    def slow(*args, **kwargs):
+        started.set()
+        time.sleep(0.3)  # the book's transaction, committing after the caller is gone
+        return real(*args, **kwargs)
+
+    try:
+        for seq in range(2):
+            await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        d.book.apply = slow  # type: ignore[method-assign]
+        task = asyncio.create_task(d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000))
+        await asyncio.to_thread(started.wait, 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        d.book.apply = real  # type: ignore[method-assign]
+        events = await d.judge(batch(i, T0 + 3000, 1.6, 3), [], T0 + 3000)
+        # the recording that went on is taken once: one raise, one active alarm
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000)]
+        assert len(db.active_alarms()) == 1
     finally:
         await store.close()
         db.close()
