@@ -39,7 +39,7 @@ from alerts.vehicles import (
 from alerts.vehicles.alarms import FleetAlarms, FleetChange
 from alerts.vehicles.areas import ScanIndex
 from alerts.vehicles.fencegrid import FenceGrid, FenceIndex
-from alerts.vehicles.geo import compile_shape
+from alerts.vehicles.geo import ShapeSet, compile_shape
 from alerts.vehicles.state import RANK
 from alerts.vehicles.table import Zone
 from ingest.store.base import PositionBatch
@@ -683,6 +683,32 @@ def test_both_position_indexes_find_every_position_inside_a_fence(
                 if zone.shape.in_bbox_one(la, lo) and zone.shape.contains_one(la, lo)[0]
             ]
             assert got.tolist() == want, zone.id
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(point, min_size=1, max_size=200), st.randoms(use_true_random=False))
+def test_corridor_distances_at_once_match_one_by_one(
+    points: list[tuple[float, float]], rnd: Any
+) -> None:
+    """The corridors' segments concatenated measure each point against its own corridor as the
+    call per corridor did, bit for bit, and as the reference does for finite points (a NaN
+    point's distance is NaN in both vector forms, inf in the scalar one: left as it was)."""
+    shapes = [z.shape for z in (*PROPERTY_TABLE.corridors, ZIGZAG)]
+    which = np.array([rnd.randrange(len(shapes)) for _ in points], dtype=np.int32)
+    lat = np.array([p[0] for p in points])
+    lon = np.array([p[1] for p in points])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # inf and nan among the points
+        got = ShapeSet.build(shapes).distance2(which, lat, lon)
+        want = np.zeros(lat.shape)  # a call per corridor, as the core measured before
+        for c, shape in enumerate(shapes):
+            at = which == c
+            want[at] = shape.contains(lat[at], lon[at])[1]
+    np.testing.assert_array_equal(got, want)
+    finite = np.isfinite(lat) & np.isfinite(lon)
+    pairs = zip(which.tolist(), lat.tolist(), lon.tolist(), strict=True)
+    one = [shapes[w].contains_one(la, lo)[1] for w, la, lo in pairs]
+    np.testing.assert_array_equal(got[finite], np.array(one)[finite])  # and the reference's
 
 
 def test_fence_grid_cells_are_coarser_for_fences_far_apart() -> None:
