@@ -86,7 +86,9 @@ class IngestService:
         # set when a message is queued, a flush ends or the reader stops: the loop looks again
         self._wake = asyncio.Event()
         self._flushes: set[asyncio.Task[None]] = set()
-        self._last_flush: asyncio.Future[None] | None = None
+        # the last flush started: True once it judged and acknowledged (its successor may go
+        # on), False when it did not (its successors must not either: order would break)
+        self._last_flush: asyncio.Future[bool] | None = None
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
         self._stopping = False
@@ -196,6 +198,10 @@ class IngestService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._flushes.clear()
+            # what this session queued and did not hand on comes again from the broker; its
+            # packet ids mean nothing to the next connection, so it must not be acknowledged there
+            while not self._queue.empty():
+                self._queue.get_nowait()
             if self._reloads:  # messages of the old configuration come again, decoded anew
                 await self._run_reloads()
 
@@ -295,7 +301,7 @@ class IngestService:
                 self._flushes.discard(task)
                 task.result()  # a failed flush ends the session (the broker re-delivers)
         before = self._last_flush
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._last_flush = mine
         task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine))
         task.add_done_callback(lambda _: self._wake.set())
@@ -317,14 +323,15 @@ class IngestService:
         client: aiomqtt.Client,
         pending: Sequence[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
-        before: asyncio.Future[None] | None,
-        mine: asyncio.Future[None],
+        before: asyncio.Future[bool] | None,
+        mine: asyncio.Future[bool],
     ) -> None:
+        ok = False
         try:
-            await self._flush_in_order(client, pending, stop, before)
+            ok = await self._flush_in_order(client, pending, stop, before)
         finally:
             if not mine.done():
-                mine.set_result(None)
+                mine.set_result(ok)
 
     async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
         raw = message.payload if isinstance(message.payload, bytes) else b""
@@ -337,8 +344,10 @@ class IngestService:
         client: aiomqtt.Client,
         pending: Sequence[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
-        before: asyncio.Future[None] | None,
-    ) -> None:
+        before: asyncio.Future[bool] | None,
+    ) -> bool:
+        """Store, then (after the flush before, and only if it did) judge and acknowledge;
+        True when done, False when the messages are left for the broker to deliver again."""
         for message, handled in pending:
             if handled.reasons:
                 await self._dead_letter(message, handled.kind, "; ".join(handled.reasons))
@@ -378,11 +387,13 @@ class IngestService:
                         )
                         if before is not None:
                             await before
-                        return
+                        return False
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
-        if before is not None:
-            await before  # judge and acknowledge in arrival order
+        # judge and acknowledge in arrival order; after a flush that did not, neither: the
+        # broker delivers both again, in order
+        if before is not None and not await before:
+            return False
         events: list[AlarmEvent] = []
         if stored and (readings or positions):
             backoff = 0.2
@@ -401,6 +412,7 @@ class IngestService:
             if handled.mark is not None and not handled.rejected_whole:
                 seen.add(handled.mark)
         acknowledge(client, [m for m, _ in pending])
+        return True
 
     async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
         for listener in self.dispatcher.listeners:

@@ -125,3 +125,31 @@ async def test_a_connection_closed_before_the_answer_is_a_connection_error() -> 
             await LineWriter("127.0.0.1", port, 5.0).post("/write", b"x", {})
     finally:
         server.close()
+
+
+async def test_an_interim_answer_is_read_past_and_a_broken_chunk_is_an_error() -> None:
+    answers = [
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 500 X\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 70_000 + b"\r\n",
+    ]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while answers:
+            await _request(reader)
+            writer.write(answers.pop(0))
+            await writer.drain()
+        await asyncio.sleep(0.5)
+        writer.close()
+
+    server, port = await _server(serve)
+    w = LineWriter("127.0.0.1", port, 5.0)
+    try:
+        # the second write gets its own answer, not the first write's left unread
+        assert (await w.post("/write", b"lines\n", {}))[0] == 204
+        assert (await w.post("/write", b"lines\n", {}))[0] == 204
+        with pytest.raises(ConnectionError):  # a chunk size line no server sends: not a crash
+            await w.post("/write", b"lines\n", {})
+    finally:
+        await w.close()
+        server.close()

@@ -80,18 +80,22 @@ class LineWriter:
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes, bool]:
-    """(status, headers, body, whether the connection may carry another request)."""
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.LimitOverrunError as exc:
-        raise ValueError("answer head too long") from exc
-    if len(raw) > _MAX_HEAD:
-        raise ValueError("answer head too long")
-    lines = raw.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise ValueError(f"bad status line {lines[0]!r}")
-    status = int(parts[1])
+    """(status, headers, body, whether the connection may carry another request). Interim
+    answers (1xx, e.g. 100 Continue) are read past: the final answer follows them."""
+    while True:
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError as exc:
+            raise ValueError("answer head too long") from exc
+        if len(raw) > _MAX_HEAD:
+            raise ValueError("answer head too long")
+        lines = raw.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            raise ValueError(f"bad status line {lines[0]!r}")
+        status = int(parts[1])
+        if not 100 <= status < 200:
+            break
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if line:
@@ -113,10 +117,17 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, dict[str, str
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     chunks: list[bytes] = []
     while True:
-        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.LimitOverrunError as exc:  # not an answer influxd gives: a broken peer
+            raise ValueError("chunk size line too long") from exc
+        size = int(line.split(b";")[0].strip(), 16)
         if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                pass
+            try:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
+                    pass
+            except asyncio.LimitOverrunError as exc:
+                raise ValueError("trailer line too long") from exc
             return b"".join(chunks)
         chunks.append(await reader.readexactly(size))
         await reader.readexactly(2)
