@@ -458,17 +458,7 @@ class StateDB:
 
     def active_for(self, con: sqlite3.Connection, sensors: set[str]) -> list[AlarmRow]:
         """The active alarms of these sensors."""
-        ids = sorted(sensors)
-        out: list[AlarmRow] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = con.execute(
-                f"SELECT {_ALARM_COLS} FROM alarms WHERE state = 'active' "
-                f"AND sensor IN ({','.join('?' * len(chunk))})",
-                chunk,
-            ).fetchall()
-            out.extend(AlarmRow(*r) for r in rows)
-        return out
+        return [AlarmRow(*r) for r in self.active_rows(con, sensors)]
 
     def active_rows(self, con: sqlite3.Connection, sensors: set[str]) -> list[list[Any]]:
         """The active alarms of these sensors as lists of values (`ALARM_COLUMNS`): what the

@@ -34,13 +34,8 @@ class FailOnce:
 
 @pytest.mark.parametrize("retry_same_batch", [True, False])
 async def test_transitions_the_book_failed_to_record_are_recorded_once(tmp_path, retry_same_batch):
-    reg = registry(0.0)  # three in a row at 1.0 raise
-    i = reg.sensor("t1").index
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(reg, tmp_path / "ts.db")
-    await store.open()
-    metrics = Metrics()
-    d = Dispatcher(reg, store, db, metrics)
+    i, db, store, d = await _dispatcher(tmp_path)  # three in a row at 1.0 raise
+    metrics = d.metrics
     fail = FailOnce(d.book.apply)
     d.book.apply = fail  # type: ignore[method-assign]
     try:
