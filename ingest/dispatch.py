@@ -246,7 +246,7 @@ class Dispatcher:
                 np.zeros(0, np.int64),
             )
             await self._record()
-            self.state, transitions, _ = evaluate(self.table, empty, self.state, now, inplace=True)
+            transitions, _ = self._evaluate(empty, now)
             if len(transitions):
                 self._unkept.append((transitions, now))
                 await self._record()
@@ -259,6 +259,21 @@ class Dispatcher:
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events
+
+    def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
+        """Judge in place. Should the core fail on a batch (a bug), its state is not left half
+        written: it is rebuilt from the active alarms, as after a restart without a saved
+        state, and the error goes on to the caller (the batch is not acknowledged)."""
+        try:
+            self.state, transitions, outcome = evaluate(
+                self.table, batch, self.state, now, inplace=True
+            )
+        except Exception:
+            self.metrics.inc("hazardhub_core_failures_total")
+            log.exception("the alert core failed; its state is rebuilt from the active alarms")
+            self.state = self.book.restore(CoreState.empty(len(self.registry.sensors)))
+            raise
+        return transitions, outcome
 
     async def _record(self) -> None:
         """The alarm book records the transitions judged and not yet recorded, oldest first
@@ -346,9 +361,7 @@ class Dispatcher:
             async with self._lock:
                 await self._record()  # an earlier batch's first; raising, this one is not judged
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
-                self.state, transitions, outcome = evaluate(
-                    self.table, batch, self.state, arrival, inplace=True
-                )
+                transitions, outcome = self._evaluate(batch, arrival)
                 if len(transitions):  # before anything can fail or wait: never lost
                     self._unkept.append((transitions, arrival))
                 events = self._take_carried()

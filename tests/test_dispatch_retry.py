@@ -13,6 +13,7 @@ from test_dispatch_lateness import T0, batch, registry
 
 from alerts.errors import AlarmStoreError
 from alerts.statedb import StateDB
+from alerts.table import ABOVE, FAULT
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.store.sqlite import SqliteStore
@@ -128,6 +129,35 @@ async def test_a_caller_cancelled_while_the_book_records_does_not_record_twice(t
         # the recording that went on is taken once: one raise, one active alarm
         assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000)]
         assert len(db.active_alarms()) == 1
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_core_failure_leaves_no_half_written_state(tmp_path, monkeypatch):
+    """Should the core fail on a batch (a bug), the in-place state is rebuilt from the active
+    alarms, as after a restart, and judging goes on from there."""
+    import ingest.dispatch
+
+    i, db, store, d = await _dispatcher(tmp_path)
+    try:
+        for seq in range(3):
+            await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        assert int(d.state.level[i, ABOVE]) == 1
+
+        def broken(table, readings, state, now, inplace=False):
+            state.level[:] = 3  # written halfway, then the bug
+            raise RuntimeError("a bug in the core")
+
+        monkeypatch.setattr(ingest.dispatch, "evaluate", broken)
+        with pytest.raises(RuntimeError, match="a bug"):
+            await d.judge(batch(i, T0 + 3000, 1.5, 3), [], T0 + 3000)
+        monkeypatch.undo()
+        assert d.metrics.total("hazardhub_core_failures_total") == 1
+        assert d.state.level[:, ABOVE].tolist() == [1 if k == i else 0 for k in range(d.table.size)]
+        assert int(d.state.level[:, FAULT].max()) == 0
+        events = await d.judge(batch(i, T0 + 4000, 0.5, 4), [], T0 + 4000)
+        assert [(e.kind, e.ts) for e in events] == [("cleared", T0 + 4000)]
     finally:
         await store.close()
         db.close()
