@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.notify.notifier import KINDS, NotifyObjectError
-from alerts.statedb import AlarmEventRow, AlarmRow
+from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found, require_writer
@@ -166,8 +165,7 @@ async def _alarm_list(
 ) -> list[dict[str, Any]]:
     """The alarm list as JSON-ready dictionaries, `key` holding the filters in route order."""
     _, state, sensor, site, side, disposal, isa_state, tier, open_only, limit, before = key
-    query = functools.partial(
-        ctx.statedb.quick_alarm_records,
+    where = AlarmFilter(
         tenants,
         state=state,
         sensor=sensor,
@@ -177,16 +175,13 @@ async def _alarm_list(
         isa_state=isa_state.split(",") if isa_state else None,
         tier=tier.split(",") if tier else None,
         open_only=open_only,
-        limit=limit,
         before_id=before,
     )
     # an indexed read of at most `limit` alarms on the event loop, cheaper than a trip to a
     # worker thread; one that would take longer gives up and runs in the worker thread
-    found = query()
+    found = ctx.statedb.quick_alarm_records(where, limit)
     if found is None:
-        found = await asyncio.to_thread(
-            ctx.statedb.list_alarm_records, *query.args, **query.keywords
-        )
+        found = await asyncio.to_thread(ctx.statedb.list_alarm_records, where, limit)
     alarms, events = found
     return [alarm_json(a, events[a["id"]]) for a in alarms]
 

@@ -200,11 +200,11 @@ def test_a_state_database_of_before_the_lifecycle_is_migrated_once(tmp_path):
     its active ones wait for an acknowledgement; nothing of it is notified as new."""
     import sqlite3
 
-    from alerts.statedb import _SCHEMA
+    from alerts.stateschema import SCHEMA
 
     path = tmp_path / "state.db"
     con = sqlite3.connect(path)
-    con.executescript(_SCHEMA)
+    con.executescript(SCHEMA)
     row = (
         "INSERT INTO alarms (tenant, site, device, sensor, rule, side, level, level_name, "
         "tier, action, state, started_ts, raised_at, peak_level, last_ts) VALUES "

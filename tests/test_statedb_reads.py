@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from alerts.statedb import StateDB
+from alerts.statedb import AlarmFilter, StateDB
 
 TENANTS = ("north", "south")
 
@@ -100,8 +100,10 @@ def test_records_say_what_the_rows_say(
     try:
         fill(db, 40)
         want = as_records(db, tenants, **kw)
-        assert db.list_alarm_records(tenants, **kw) == want
-        assert db.quick_alarm_records(tenants, **kw) == want
+        filters = {k: v for k, v in kw.items() if k != "limit"}
+        where, limit = AlarmFilter(tenants, **filters), kw.get("limit", 100)
+        assert db.list_alarm_records(where, limit) == want
+        assert db.quick_alarm_records(where, limit) == want
     finally:
         db.close()
 
@@ -111,14 +113,14 @@ def test_a_long_quick_read_gives_up_and_the_thread_read_answers(tmp_path: Path) 
     try:
         fill(db, 12_000, events=False)
         # no index on the site: SQLite walks every alarm to find none
-        assert db.quick_alarm_records(None, site="nowhere") is None
-        assert db.list_alarm_records(None, site="nowhere") == ([], {})
+        nowhere = AlarmFilter(None, site="nowhere")
+        assert db.quick_alarm_records(nowhere) is None
+        assert db.list_alarm_records(nowhere) == ([], {})
         # a tenant's newest alarms walk the index and stop at the limit: quick
-        assert db.quick_alarm_records(["north"], limit=100) == db.list_alarm_records(
-            ["north"], limit=100
-        )
+        north = AlarmFilter(["north"])
+        assert db.quick_alarm_records(north, 100) == db.list_alarm_records(north, 100)
         db.quick_steps = 0
-        assert db.quick_alarm_records(["north"], limit=1) is None
+        assert db.quick_alarm_records(north, 1) is None
     finally:
         db.close()
 

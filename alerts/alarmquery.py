@@ -1,0 +1,90 @@
+"""The alarm list's query: the filters an operator sets (`AlarmFilter`), the SELECT they make,
+and the alarms found with their events as plain dictionaries, for the API to turn into JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.alarmrows import ALARM_COLS, ALARM_COLUMNS, EVENT_COLS, EVENT_NAMES, AlarmRecords
+
+__all__ = ["AlarmFilter", "events_sql", "records"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmFilter:
+    """Which alarms: of `tenants` (None: every tenant), and each field set narrows the list.
+    `open_only`: not yet returned to normal and acknowledged, or with its disposal not closed;
+    `before_id`: the page after the alarm of that id (newest first)."""
+
+    tenants: Sequence[str] | None
+    state: str | None = None
+    sensor: str | None = None
+    isa_state: Sequence[str] | None = None
+    tier: Sequence[str] | None = None
+    site: str | None = None
+    side: int | None = None
+    disposal: str | None = None
+    open_only: bool = False
+    before_id: int | None = None
+
+    def select(self) -> tuple[str, list[Any]]:
+        """The SELECT (newest first, `LIMIT ?` last) and its parameters but the limit."""
+        where, params = [], []  # type: list[str], list[Any]
+
+        def among(column: str, values: Sequence[Any]) -> None:
+            where.append(f"{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+
+        if self.tenants is not None:
+            among("tenant", self.tenants)
+        for column, value in (
+            ("state", self.state),
+            ("sensor", self.sensor),
+            ("site", self.site),
+            ("side", self.side),
+            ("disposal", self.disposal),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if self.isa_state:
+            among("isa_state", self.isa_state)
+        if self.tier:
+            among("tier", self.tier)
+        if self.open_only:
+            where.append("(isa_state != 'normal' OR disposal != 'closed')")
+        if self.before_id is not None:
+            where.append("id < ?")
+            params.append(self.before_id)
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        return f"SELECT {ALARM_COLS} FROM alarms {clause} ORDER BY id DESC LIMIT ?", params
+
+
+def events_sql(n: int) -> str:
+    """The events of `n` alarms (their ids as parameters), oldest first."""
+    return (
+        f"SELECT {EVENT_COLS} FROM alarm_events WHERE alarm_id IN ({','.join('?' * n)}) ORDER BY id"
+    )
+
+
+def records(
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]] | None],
+    where: AlarmFilter,
+    limit: int,
+) -> AlarmRecords | None:
+    """The alarms `where` selects and their events, as dictionaries; None if `query` gave up."""
+    sql, params = where.select()
+    rows = query(sql, [*params, limit])
+    if rows is None:
+        return None
+    alarms = [dict(zip(ALARM_COLUMNS, r, strict=True)) for r in rows]
+    events: dict[int, list[dict[str, Any]]] = {a["id"]: [] for a in alarms}
+    if alarms:
+        found = query(events_sql(len(alarms)), list(events))
+        if found is None:
+            return None
+        for r in found:
+            events[r[1]].append(dict(zip(EVENT_NAMES, r, strict=True)))
+    return alarms, events

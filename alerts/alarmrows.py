@@ -1,0 +1,127 @@
+"""The state database's rows as Python sees them, and its column lists (`alerts.statedb` holds
+the statements)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.lifecycle import Lifecycle
+
+__all__ = [
+    "ALARM_COLS",
+    "ALARM_COLUMNS",
+    "EVENT_COLS",
+    "EVENT_NAMES",
+    "MUTABLE",
+    "AlarmEventRow",
+    "AlarmRecords",
+    "AlarmRow",
+    "DeadLetter",
+]
+
+ALARM_COLS = (
+    "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "
+    "started_ts, ended_ts, raised_at, cleared_at, peak_level, last_ts, value, "
+    "acked, shelved_until, suppressed, out_of_service, disposal, disposal_due, overdue, "
+    "isa_state, gateway"
+)
+MUTABLE = (
+    "level",
+    "level_name",
+    "tier",
+    "action",
+    "state",
+    "ended_ts",
+    "cleared_at",
+    "peak_level",
+    "last_ts",
+    "value",
+    "acked",
+    "shelved_until",
+    "suppressed",
+    "out_of_service",
+    "disposal",
+    "disposal_due",
+    "overdue",
+    "isa_state",
+)
+EVENT_COLS = (
+    "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
+)
+ALARM_COLUMNS = tuple(c.strip() for c in ALARM_COLS.split(","))  # an alarm row's values, in order
+EVENT_NAMES = tuple(c.strip() for c in EVENT_COLS.split(","))
+
+# alarms as dictionaries (column -> value), newest first, and the events of each by alarm id
+AlarmRecords = tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    id: int
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    rule: str
+    side: int
+    level: int
+    level_name: str
+    tier: str
+    action: str
+    state: str
+    started_ts: int
+    ended_ts: int | None
+    raised_at: int
+    cleared_at: int | None
+    peak_level: int
+    last_ts: int
+    value: float | None
+    acked: bool
+    shelved_until: int | None
+    suppressed: bool
+    out_of_service: bool
+    disposal: str
+    disposal_due: int | None
+    overdue: bool
+    isa_state: str
+    gateway: str
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(
+            active=self.state == "active",
+            acked=bool(self.acked),
+            shelved_until=self.shelved_until,
+            suppressed=bool(self.suppressed),
+            out_of_service=bool(self.out_of_service),
+            disposal=self.disposal,
+            overdue=bool(self.overdue),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEventRow:
+    id: int
+    alarm_id: int
+    kind: str
+    ts: int
+    arrival: int
+    level: int
+    level_name: str
+    tier: str
+    value: float | None
+    actor: str | None
+    comment: str
+    isa_state: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    at: int
+    source: str
+    topic: str
+    reason: str
+    payload: bytes
+    size: int

@@ -1,0 +1,103 @@
+"""The state database's tables (`alerts.statedb`): the schema a new file gets, and the
+migrations of an older one, by `PRAGMA user_version`."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "SCHEMA_V2", "SCHEMA_V3", "VERSION"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alarms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, site TEXT NOT NULL, device TEXT NOT NULL, sensor TEXT NOT NULL,
+    rule TEXT NOT NULL, side INTEGER NOT NULL,
+    level INTEGER NOT NULL, level_name TEXT NOT NULL, tier TEXT NOT NULL, action TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'cleared')),
+    started_ts INTEGER NOT NULL, ended_ts INTEGER, raised_at INTEGER NOT NULL,
+    cleared_at INTEGER, peak_level INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+    value REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_alarm
+    ON alarms (sensor, rule, side) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS alarms_tenant ON alarms (tenant, started_ts);
+CREATE TABLE IF NOT EXISTS alarm_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    kind TEXT NOT NULL, ts INTEGER NOT NULL, arrival INTEGER NOT NULL,
+    level INTEGER NOT NULL, level_name TEXT NOT NULL, tier TEXT NOT NULL, value REAL,
+    UNIQUE (alarm_id, kind, ts, level)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL, source TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
+    payload BLOB NOT NULL, size INTEGER NOT NULL
+);
+"""
+
+# version 2: the alarm lifecycle (ISA-18.2 states, disposal), audited events, shelves, sensors
+# out of service, subscriptions, escalation policies, silences and the notification outbox
+SCHEMA_V2 = """
+ALTER TABLE alarms ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN shelved_until INTEGER;
+ALTER TABLE alarms ADD COLUMN suppressed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN out_of_service INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN disposal TEXT NOT NULL DEFAULT 'received';
+ALTER TABLE alarms ADD COLUMN disposal_due INTEGER;
+ALTER TABLE alarms ADD COLUMN overdue INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alarms ADD COLUMN isa_state TEXT NOT NULL DEFAULT 'unack';
+ALTER TABLE alarms ADD COLUMN gateway TEXT NOT NULL DEFAULT '';
+-- alarms of before the lifecycle: the cleared ones are history (normal, disposal closed), the
+-- active ones wait for an acknowledgement like any new one
+UPDATE alarms SET acked = 1, isa_state = 'normal', disposal = 'closed' WHERE state = 'cleared';
+CREATE INDEX alarms_open ON alarms (isa_state) WHERE isa_state != 'normal';
+CREATE INDEX alarms_due ON alarms (disposal_due) WHERE disposal != 'closed' AND overdue = 0;
+CREATE INDEX alarms_shelved ON alarms (shelved_until) WHERE shelved_until IS NOT NULL;
+CREATE INDEX alarms_sensor ON alarms (sensor, rule, side);
+CREATE TABLE alarm_events_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    kind TEXT NOT NULL, ts INTEGER NOT NULL, arrival INTEGER NOT NULL,
+    level INTEGER NOT NULL, level_name TEXT NOT NULL, tier TEXT NOT NULL, value REAL,
+    actor TEXT, comment TEXT NOT NULL DEFAULT '', isa_state TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO alarm_events_v2 (id, alarm_id, kind, ts, arrival, level, level_name, tier, value)
+    SELECT id, alarm_id, kind, ts, arrival, level, level_name, tier, value FROM alarm_events;
+DROP TABLE alarm_events;
+ALTER TABLE alarm_events_v2 RENAME TO alarm_events;
+CREATE UNIQUE INDEX alarm_events_once ON alarm_events (alarm_id, kind, ts, level)
+    WHERE actor IS NULL;
+CREATE INDEX alarm_events_alarm ON alarm_events (alarm_id);
+CREATE TABLE shelves (
+    sensor TEXT NOT NULL, rule TEXT NOT NULL, side INTEGER NOT NULL,
+    until INTEGER NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL, at INTEGER NOT NULL,
+    PRIMARY KEY (sensor, rule, side)
+);
+CREATE TABLE out_of_service (
+    sensor TEXT PRIMARY KEY, tenant TEXT NOT NULL, actor TEXT NOT NULL, reason TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE notify_objects (
+    kind TEXT NOT NULL CHECK (kind IN ('subscription', 'escalation', 'silence')),
+    tenant TEXT NOT NULL, id TEXT NOT NULL, spec TEXT NOT NULL, origin TEXT NOT NULL,
+    actor TEXT NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, tenant, id)
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE, tenant TEXT NOT NULL, site TEXT NOT NULL,
+    subscription TEXT NOT NULL, channel TEXT NOT NULL, subject TEXT NOT NULL,
+    events TEXT NOT NULL, created_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
+    open_until INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+    last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER
+);
+CREATE INDEX outbox_due ON outbox (due_at) WHERE status = 'pending';
+CREATE INDEX outbox_group ON outbox (subscription, tenant, site, open_until)
+    WHERE open_until IS NOT NULL;
+CREATE TABLE notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+"""
+# version 3: the alarm list (a tenant's alarms, newest first) walks an index and stops at its
+# limit, instead of sorting every alarm of the tenant (200,000 alarms: 65 ms -> 0.6 ms)
+SCHEMA_V3 = """
+CREATE INDEX alarms_tenant_id ON alarms (tenant, id);
+"""
+VERSION = 3
