@@ -125,10 +125,12 @@ class StateDB:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+                    self._db.execute("COMMIT")
+                finally:
+                    # the body failed, or the COMMIT did (SQLITE_BUSY, a deferred constraint,
+                    # a full disk): a transaction left open would refuse every later BEGIN
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
             except sqlite3.Error as exc:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 

@@ -108,10 +108,10 @@ class RegistryDB:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("COMMIT")
+            finally:  # the body or the COMMIT failed: never leave the transaction open
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
 
     # -- configuration revisions --------------------------------------------------------------
 

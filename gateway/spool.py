@@ -206,4 +206,11 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            if not exc_type:
+                self._db.execute("COMMIT")
+        finally:
+            # the body or the COMMIT failed (SQLITE_BUSY, a full disk): roll back what is
+            # still open (SQLite may already have), or every later BEGIN would fail
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")

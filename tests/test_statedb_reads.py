@@ -180,3 +180,26 @@ def test_a_batch_names_its_rows_ahead_and_skips_a_process_event_already_recorded
         assert db.next_ids(con) == (alarm_id + 1, event_id + 3)
     assert db.get_alarm(alarm_id) is not None
     db.close()
+
+
+def test_a_failed_commit_is_rolled_back_and_the_next_transaction_runs(tmp_path: Path) -> None:
+    """A COMMIT that fails (here a deferred foreign key; in the field SQLITE_BUSY or a full
+    disk) raises AlarmStoreError, leaves nothing written, and does not leave the transaction
+    open: before, every later BEGIN failed with 'cannot start a transaction within a
+    transaction' and the alarm book was stuck until a restart."""
+    from alerts.errors import AlarmStoreError
+
+    db = StateDB(tmp_path / "state.db")
+    fill(db, 3)
+    before = db.query("SELECT COUNT(*) FROM alarm_events")[0][0]
+    with pytest.raises(AlarmStoreError, match="FOREIGN KEY"), db.transaction() as con:
+        con.execute("PRAGMA defer_foreign_keys = ON")  # checked at COMMIT
+        con.execute(
+            "INSERT INTO alarm_events (alarm_id, kind, ts, arrival, level, level_name, tier) "
+            "VALUES (999999, 'raised', 1, 1, 1, 'alarm', 'red')"
+        )
+    assert db.query("SELECT COUNT(*) FROM alarm_events")[0][0] == before
+    with db.transaction() as con:  # the next transaction runs
+        con.execute("INSERT INTO notify_cursor (name, last_id) VALUES ('after', 7)")
+    assert db.query("SELECT last_id FROM notify_cursor WHERE name = 'after'") == [(7,)]
+    db.close()

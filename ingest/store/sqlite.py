@@ -105,11 +105,12 @@ def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[Non
     conn.execute(begin)
     try:
         yield
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+        conn.execute("COMMIT")
+    finally:
+        # the body or the COMMIT failed (SQLITE_BUSY, a full disk): roll back what is still
+        # open (SQLite may already have), or every later BEGIN would fail
+        if conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _nan_to_none(column: npt.NDArray[np.float64]) -> list[float | None]:
