@@ -350,6 +350,12 @@ class Dispatcher:
         events: list[AlarmEvent] = []
         judged = self._judged
         done = judged if judged and judged[0] is batch and judged[1] is positions else None
+        if judged is not None and done is None:
+            # a batch that failed and is not retried (its session ended; its readings come
+            # again as a new batch): the events it held are handed on as the carried ones are
+            # (and written to the store again: idempotent, and they may not have reached it)
+            self._judged = None
+            self._carried[:0] = judged[2]
         if done is not None:
             events = done[2]  # a retry: the readings were judged
             async with self._lock:

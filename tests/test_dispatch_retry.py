@@ -20,14 +20,17 @@ from ingest.store.sqlite import SqliteStore
 
 
 class FailOnce:
-    """The real alarm book, whose next `apply` raises as a locked or full database would."""
+    """The real alarm book, whose next `apply` raises as a locked or full database would (with
+    `after`: the one after that many more succeed)."""
 
     def __init__(self, apply):
-        self.apply, self.armed, self.calls = apply, False, 0
+        self.apply, self.armed, self.calls, self.after = apply, False, 0, 0
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
-        if self.armed:
+        if self.armed and self.after:
+            self.after -= 1
+        elif self.armed:
             self.armed = False
             raise AlarmStoreError("database is locked")
         return self.apply(*args, **kwargs)
@@ -158,6 +161,34 @@ async def test_a_core_failure_leaves_no_half_written_state(tmp_path, monkeypatch
         assert int(d.state.level[:, FAULT].max()) == 0
         events = await d.judge(batch(i, T0 + 4000, 0.5, 4), [], T0 + 4000)
         assert [(e.kind, e.ts) for e in events] == [("cleared", T0 + 4000)]
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_events_held_by_a_batch_never_retried_are_handed_on(tmp_path):
+    """A batch takes the events recorded for the batch before it, then fails itself; its session
+    ends and it is never retried. Those events go on with the next batch (to the MQTT alarm
+    topic and the time-series store), instead of vanishing with the failed batch."""
+    i, db, store, d = await _dispatcher(tmp_path)  # three in a row at 1.0 raise
+    fail = FailOnce(d.book.apply)
+    d.book.apply = fail  # type: ignore[method-assign]
+    try:
+        events = []
+        for seq in range(2):
+            events += await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        fail.armed = True
+        with pytest.raises(AlarmStoreError):  # the raise waits, unrecorded
+            await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
+        fail.armed, fail.after = True, 1
+        # the next batch records the raise (its event now held by this batch), judges a clear,
+        # and fails to record the clear: not retried either
+        with pytest.raises(AlarmStoreError):
+            await d.judge(batch(i, T0 + 3000, 0.5, 3), [], T0 + 3000)
+        events += await d.judge(batch(i, T0 + 4000, 0.5, 4), [], T0 + 4000)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+        stored = await store.alarm_events(None, T0, T0 + 5000)
+        assert [(e.kind, e.ts) for e in stored] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
     finally:
         await store.close()
         db.close()
