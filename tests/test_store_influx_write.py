@@ -153,3 +153,42 @@ async def test_an_interim_answer_is_read_past_and_a_broken_chunk_is_an_error() -
     finally:
         await w.close()
         server.close()
+
+
+async def test_a_connection_idle_past_keepalive_is_not_reused() -> None:
+    """The first connection goes silent after its first answer, as one a NAT or firewall
+    dropped without a word: a write on it would wait for the whole timeout. Idle past
+    `keepalive_s`, it is closed and the write goes on a new connection at once; within
+    `keepalive_s` a connection is reused."""
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        while True:
+            try:
+                await _request(reader)
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+            await writer.drain()
+            if first:  # then silence: requests read, never answered
+                while await reader.read(1024):
+                    pass
+                break
+        writer.close()
+
+    server, port = await _server(serve)
+    w = LineWriter("127.0.0.1", port, 3.0, keepalive_s=0.2)
+    try:
+        assert (await w.post("/write", b"x", {}))[0] == 204
+        await asyncio.sleep(0.4)
+        async with asyncio.timeout(1.5):  # not the writer's 3 s: the silent one is not tried
+            assert (await w.post("/write", b"x", {}))[0] == 204
+        assert connections == 2
+        assert (await w.post("/write", b"x", {}))[0] == 204  # kept, and reused at once
+        assert connections == 2
+    finally:
+        await w.close()
+        server.close()

@@ -5,7 +5,9 @@ generality (its request and response models, its pool's bookkeeping, anyio strea
 CPU per write than encoding a few thousand lines. Here a request is one buffer written to a
 kept-alive connection and the answer is read by its status line, headers and ``Content-Length``
 (or chunked) body. Each connection carries one request at a time; idle ones are kept for the
-next write. A kept connection the server has closed meanwhile (an idle timeout, a restart) is
+next write, for at most `keepalive_s` (5 s, as httpx): one idle longer is closed instead, since a
+firewall or NAT between may have dropped it silently, and a write on it would wait for the whole
+timeout. A kept connection the server has closed meanwhile (an idle timeout, a restart) is
 replaced once, transparently (writes are idempotent). ``https`` URLs are not handled here
 (`InfluxStore` keeps httpx for them), nor are redirects.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 
 __all__ = ["Answer", "LineWriter"]
@@ -27,11 +30,13 @@ Answer = tuple[int, dict[str, str], bytes]  # status, headers (lower-case names)
 
 
 class LineWriter:
-    def __init__(self, host: str, port: int, timeout_s: float) -> None:
+    def __init__(self, host: str, port: int, timeout_s: float, keepalive_s: float = 5.0) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.keepalive_s = keepalive_s
+        # kept connections, each with the monotonic time it went idle
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def post(self, target: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         """POST `body` to `target` (path and query, already encoded)."""
@@ -41,9 +46,13 @@ class LineWriter:
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
         async with asyncio.timeout(self.timeout_s):
             while self._idle:  # a kept connection: the server may have closed it meanwhile
-                conn = self._idle.pop()
+                reader, writer, since = self._idle.pop()  # the one idle the shortest
+                if time.monotonic() - since > self.keepalive_s:  # and so all of them
+                    writer.close()
+                    self._close_idle()
+                    break
                 try:
-                    return await self._exchange(conn, request)
+                    return await self._exchange((reader, writer), request)
                 except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError):
                     continue
             conn = await asyncio.open_connection(self.host, self.port)
@@ -66,15 +75,18 @@ class LineWriter:
             return status, headers, body
         finally:
             if keep:
-                self._idle.append(conn)
+                self._idle.append((reader, writer, time.monotonic()))
             else:
                 writer.close()
 
-    async def close(self) -> None:
+    def _close_idle(self) -> list[asyncio.StreamWriter]:
         idle, self._idle = self._idle, []
-        for _, writer in idle:
+        for _, writer, _ in idle:
             writer.close()
-        for _, writer in idle:
+        return [writer for _, writer, _ in idle]
+
+    async def close(self) -> None:
+        for writer in self._close_idle():
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
