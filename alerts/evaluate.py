@@ -153,13 +153,13 @@ def _evaluate(
     new = state if groups or inplace else state.copy()
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
-    seed = None if groups else vote_seed(table, state)
+    seed = None if groups else vote_seed(table, state, sensor)
     if now is not None:
         if n_in:
             new.last_arrival[sensor] = now  # every reading, judged or not: its stream flows
-        new.last_data[(new.last_data == NO_TS) & (table.no_data > 0)] = now
+        _start_clocks(table, new.last_data, now)
         if window:
-            new.ck_last_data[(new.ck_last_data == NO_TS) & (table.no_data > 0)] = now
+            _start_clocks(table, new.ck_last_data, now)
     watched = table.watched[sensor]
     late = watched & (ts <= state.last_ts[sensor])
     late_n = int(late.sum())
@@ -289,6 +289,14 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
+
+
+def _start_clocks(table: RuleTable, last_data: I64, now: int) -> None:
+    """A sensor with a no-data timeout that never had data is silent from `now` on."""
+    span = table.no_data_rows
+    unseen = np.flatnonzero(last_data[span] == NO_TS)
+    if unseen.shape[0]:
+        last_data[unseen + span.start if isinstance(span, slice) else span[unseen]] = now
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:

@@ -67,7 +67,15 @@ from alerts.state import (
     segment_ends,
     segment_starts,
 )
-from alerts.table import ABOVE, ACTION, NO_DATA, SIDES, RuleTable
+from alerts.table import (
+    ABOVE,
+    ACTION,
+    NO_DATA,
+    SIDES,
+    RuleTable,
+    no_data_index,
+    vote_index,
+)
 from alerts.trend import aligned
 from telemetry.quality import Quality
 
@@ -100,21 +108,29 @@ def classify(
 
 
 def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
-    """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`."""
-    if rows is None:
-        rows = table.no_data_rows  # the others have no timeout
-    timeout = table.no_data[rows]
-    level = new.level[rows, NO_DATA]
-    last = new.last_data[rows]
-    sil = np.flatnonzero((timeout > 0) & (level == 0) & (last != NO_TS))
-    due = sil[now - last[sil] > timeout[sil]]
+    """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`. The
+    sensors past their timeout are found first (a few), then those not yet at NO_DATA."""
+    if rows is None:  # the others have no timeout: a range is read by views, without gathers
+        span: I64 | slice = table.no_data_rows
+        timeout = table.no_data_timeout
+    else:
+        keep = table.no_data[rows] > 0
+        span, timeout = rows[keep], table.no_data[rows][keep]
+    last = new.last_data[span]
+    # last + timeout < now, as last < now - timeout: no overflow at NO_TS ("never"), excluded
+    past = np.flatnonzero(last < now - timeout)
+    if not past.shape[0]:
+        return None
+    s = past + span.start if isinstance(span, slice) else span[past]
+    last, timeout = last[past], timeout[past]
+    due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS))
     if not due.shape[0]:
         return None
     k = due.shape[0]
-    s = rows[due]
+    s, last, timeout = s[due], last[due], timeout[due]
     ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
     new.level[s, NO_DATA] = 1
-    return (s, last[due] + timeout[due], np.full(k, np.nan), NO_DATA, zeros, ones)
+    return (s, last + timeout, np.full(k, np.nan), NO_DATA, zeros, ones)
 
 
 def subset_table(table: RuleTable, rows: I64) -> RuleTable:
@@ -161,9 +177,8 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         lateness_ms=0,
         late_depth=0,
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
-        no_data_rows=np.flatnonzero(table.no_data[rows] > 0).astype(np.int64),
-        vote_members=none,
-        vote_groups=none,
+        **no_data_index(table.no_data[rows]),
+        **vote_index(np.full(rows.shape[0], -1, dtype=np.int64)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -180,9 +181,13 @@ class RuleTable:
     rewinds: npt.NDArray[np.bool_]  # (n,) watched sensors that are not voting groups
     trend_keep: int  # columns of the trend buffers: trend_depth, + late_depth with a window
     # compiled indexes of the above, so that a small batch costs no pass over every sensor
-    no_data_rows: npt.NDArray[np.int64]  # sensors with a no-data timeout
-    vote_members: npt.NDArray[np.int64]  # sensors in a voting group
-    vote_groups: npt.NDArray[np.int64]  # the group of each of them
+    no_data_rows: npt.NDArray[np.int64] | slice  # sensors with a no-data timeout (a range: a
+    # slice, for views instead of gathers)
+    no_data_timeout: npt.NDArray[np.int64]  # their timeouts (ms), in that order
+    # the members of voting groups by group: those of group g (a sensor index) are
+    # vote_members[vote_ptr[g]:vote_ptr[g + 1]]
+    vote_members: npt.NDArray[np.int64]
+    vote_ptr: npt.NDArray[np.int64]  # (n + 1,)
 
     @property
     def size(self) -> int:
@@ -346,7 +351,25 @@ def compile_table(
         late_depth=late_depth if lateness_ms > 0 else 0,
         rewinds=watched & ~np.isin(np.arange(n), group_of[group_of >= 0]),
         trend_keep=trend_depth + (late_depth if lateness_ms > 0 else 0),
-        no_data_rows=np.flatnonzero(no_data > 0).astype(np.int64),
-        vote_members=np.flatnonzero(group_of >= 0).astype(np.int64),
-        vote_groups=group_of[group_of >= 0].astype(np.int64),
+        **no_data_index(no_data),
+        **vote_index(group_of),
     )
+
+
+def no_data_index(no_data: npt.NDArray[np.int64]) -> dict[str, Any]:
+    """`no_data_rows` and `no_data_timeout` of a table with these timeouts."""
+    rows = np.flatnonzero(no_data > 0).astype(np.int64)
+    k = rows.shape[0]
+    dense = k > 0 and int(rows[-1]) - int(rows[0]) == k - 1
+    span: npt.NDArray[np.int64] | slice = slice(int(rows[0]), int(rows[-1]) + 1) if dense else rows
+    return {"no_data_rows": span, "no_data_timeout": no_data[rows]}
+
+
+def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
+    """`vote_members` and `vote_ptr` of a table whose sensors are in these groups (-1: none)."""
+    members = np.flatnonzero(group_of >= 0)
+    members = members[np.argsort(group_of[members], kind="stable")].astype(np.int64)
+    counts = np.bincount(group_of[members], minlength=group_of.shape[0])
+    ptr = np.zeros(group_of.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return {"vote_members": members, "vote_ptr": ptr}

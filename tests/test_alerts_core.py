@@ -404,6 +404,49 @@ def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
     assert area_rows == [(3000, 1), (4000, 0), (5000, 1)]
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(-1, 2), min_size=1, max_size=12),
+    st.lists(st.integers(1, 2), min_size=3, max_size=3),
+    st.data(),
+)
+def test_the_vote_seed_counts_the_members_at_their_groups_level(assign, need, data):
+    """For the groups a batch's sensors are in: the members at the group's level before the
+    batch, counted member by member here; by the groups of the batch (a small batch) and by
+    every group (a large one) alike."""
+    import alerts.vote
+
+    lel = (LevelSpec(name="l1", tier="yellow", above=1, recover=1),)
+    lel += (LevelSpec(name="l2", tier="red", above=2, recover=2),)
+    n = len(assign)
+    members = [[i for i, g in enumerate(assign) if g == k] for k in range(3)]
+    infos = [sensor(i, lel) for i in range(n)]
+    area = LevelSpec(name="area", tier="red", above=1, recover=1)
+    for k in range(3):
+        group = sensor(n + k, (area,))
+        infos.append(dataclasses.replace(group, members=tuple(members[k]), vote_level=need[k]))
+    table = compile_table(infos)
+    state = CoreState.empty(n + 3)
+    state.level[:n, ABOVE] = data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+    batch = np.array(data.draw(st.lists(st.integers(0, n + 2), max_size=20)), np.int64)
+    touched = sorted({assign[i] for i in batch.tolist() if i < n and assign[i] >= 0})
+    expect = [sum(int(state.level[m, ABOVE]) >= need[k] for m in members[k]) for k in touched]
+    for few in (4096, 0):
+        alerts.vote._FEW, was = few, alerts.vote._FEW
+        try:
+            seed = alerts.vote.vote_seed(table, state, batch)
+        finally:
+            alerts.vote._FEW = was
+        if not touched:
+            assert seed is None
+            continue
+        assert seed is not None
+        keys, counts = seed
+        groups = np.array(touched) + n
+        got = counts[groups] if keys is None else counts[np.searchsorted(keys, groups)]
+        assert got.tolist() == expect
+
+
 # -- rate of rise and early warning -----------------------------------------------------------
 
 
