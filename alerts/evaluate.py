@@ -36,8 +36,9 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
-from alerts.lateness import classify, judge_late, silence
+from alerts.lateness import classify, judge_late
 from alerts.levels import judge_levels
+from alerts.nodata import silence, start_clocks
 from alerts.state import (
     I64,
     NO_TS,
@@ -157,9 +158,9 @@ def _evaluate(
     if now is not None:
         if n_in:
             new.last_arrival[sensor] = now  # every reading, judged or not: its stream flows
-        _start_clocks(table, new.last_data, now)
+        start_clocks(table, new.last_data, now)
         if window:
-            _start_clocks(table, new.ck_last_data, now)
+            start_clocks(table, new.ck_last_data, now)
     watched = table.watched[sensor]
     late = watched & (ts <= state.last_ts[sensor])
     late_n = int(late.sum())
@@ -289,14 +290,6 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
-
-
-def _start_clocks(table: RuleTable, last_data: I64, now: int) -> None:
-    """A sensor with a no-data timeout that never had data is silent from `now` on."""
-    span = table.no_data_rows
-    unseen = np.flatnonzero(last_data[span] == NO_TS)
-    if unseen.shape[0]:
-        last_data[unseen + span.start if isinstance(span, slice) else span[unseen]] = now
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:

@@ -48,12 +48,13 @@ for sensors with late readings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from alerts.nodata import silence
+from alerts.rerun import checkpoint_state, subset_table
 from alerts.state import (
     CK_FIELDS,
     I64,
@@ -67,19 +68,10 @@ from alerts.state import (
     segment_ends,
     segment_starts,
 )
-from alerts.table import (
-    ABOVE,
-    ACTION,
-    NO_DATA,
-    SIDES,
-    RuleTable,
-    no_data_index,
-    vote_index,
-)
-from alerts.trend import aligned
+from alerts.table import ABOVE, ACTION, SIDES, RuleTable
 from telemetry.quality import Quality
 
-__all__ = ["LateResult", "Runner", "classify", "judge_late", "silence", "subset_table"]
+__all__ = ["LateResult", "Runner", "classify", "judge_late"]
 
 F64 = npt.NDArray[np.float64]
 Runner = Callable[..., tuple[CoreState, Transitions, Outcome]]
@@ -105,129 +97,6 @@ def classify(
     within &= state.last_ts[sensor] - ts <= table.lateness_ms
     rewind = within & (ts > state.ck_last_ts[sensor])
     return rewind, within & ~rewind
-
-
-def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
-    """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`. The
-    sensors past their timeout are found first (a few), then those not yet at NO_DATA."""
-    if rows is None:  # the others have no timeout: a range is read by views, without gathers
-        span: I64 | slice = table.no_data_rows
-        timeout = table.no_data_timeout
-    else:
-        keep = table.no_data[rows] > 0
-        span, timeout = rows[keep], table.no_data[rows][keep]
-    last = new.last_data[span]
-    # last + timeout < now, as last < now - timeout: no overflow at NO_TS ("never"), excluded
-    past = np.flatnonzero(last < now - timeout)
-    if not past.shape[0]:
-        return None
-    s = past + span.start if isinstance(span, slice) else span[past]
-    last, timeout = last[past], timeout[past]
-    due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS))
-    if not due.shape[0]:
-        return None
-    k = due.shape[0]
-    s, last, timeout = s[due], last[due], timeout[due]
-    ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
-    new.level[s, NO_DATA] = 1
-    return (s, last + timeout, np.full(k, np.nan), NO_DATA, zeros, ones)
-
-
-def subset_table(table: RuleTable, rows: I64) -> RuleTable:
-    """The rules of `rows` (sensor indices, repeats allowed) as a table of their own, for the
-    re-runs: no verification, no voting, no window. Only the arrays the passes read are cut
-    (`levels`, `rates`, `early` stay the whole table's: they describe, they do not judge)."""
-    trow = table.trend_of[rows]
-    has = trow >= 0
-    sel = trow[has]
-    trend_of = np.full(rows.shape[0], -1, dtype=np.int64)
-    trend_of[has] = np.arange(int(has.sum()))
-    none = np.zeros(0, dtype=np.int64)
-    return replace(
-        table,
-        threshold=table.threshold[rows],
-        recover=table.recover[rows],
-        tier=table.tier[rows],
-        on_delay=table.on_delay[rows],
-        off_delay=table.off_delay[rows],
-        on_samples=table.on_samples[rows],
-        off_samples=table.off_samples[rows],
-        no_data=table.no_data[rows],
-        has_rules=table.has_rules[rows],
-        watched=table.watched[rows],
-        verify=(),
-        verify_sensor=none,
-        verify_feedback=none,
-        verify_grace=none,
-        group_of=np.full(rows.shape[0], -1, dtype=np.int64),
-        vote_level=np.zeros(rows.shape[0], dtype=np.int8),
-        c_threshold=table.c_threshold[:, rows],
-        c_recover=table.c_recover[:, rows],
-        c_on_delay=table.c_on_delay[:, rows],
-        c_off_delay=table.c_off_delay[:, rows],
-        c_on_samples=table.c_on_samples[:, rows],
-        c_off_samples=table.c_off_samples[:, rows],
-        trend_of=trend_of,
-        trend_sensor=np.flatnonzero(has).astype(np.int64),
-        rate_window=table.rate_window[sel],
-        rate_on=table.rate_on[sel],
-        rate_off=table.rate_off[sel],
-        early_window=table.early_window[sel],
-        early_horizon=table.early_horizon[sel],
-        lateness_ms=0,
-        late_depth=0,
-        rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
-        **no_data_index(table.no_data[rows]),
-        **vote_index(np.full(rows.shape[0], -1, dtype=np.int64)),
-    )
-
-
-def _checkpoints(table: RuleTable, state: CoreState, new: CoreState, rows: I64) -> CoreState:
-    """The checkpoints of `rows` (sensor indices) as a state of their own. Their trend buffers
-    are the readings at or before each checkpoint in the buffers of `state` (before the batch)."""
-    k = rows.shape[0]
-    trow = table.trend_of[rows]
-    trow = trow[trow >= 0]
-    keep = table.trend_keep
-    hist_ts = np.zeros((trow.shape[0], keep), dtype=np.int64)
-    hist_v = np.full((trow.shape[0], keep), np.nan)
-    hist_n = np.zeros(trow.shape[0], dtype=np.int16)
-    if trow.shape[0]:
-        ck_ts = new.ck_last_ts[rows[table.trend_of[rows] >= 0]]
-        col = np.arange(keep)
-        src_ts, src_v, hn = aligned(state, trow)
-        valid = (col[None, :] >= (keep - hn)[:, None]) & (src_ts <= ck_ts[:, None])
-        cnt = valid.sum(axis=1)
-        # the valid readings are the oldest kept ones: shift them to the right end
-        idx = col[None, :] - (hn - cnt)[:, None]
-        ok = col[None, :] >= (keep - cnt)[:, None]
-        idx = np.clip(idx, 0, keep - 1)
-        hist_ts = np.where(ok, np.take_along_axis(src_ts, idx, axis=1), 0)
-        hist_v = np.where(ok, np.take_along_axis(src_v, idx, axis=1), np.nan)
-        hist_n = cnt.astype(np.int16)
-    fresh = CoreState.empty(0)
-    late: dict[str, Any] = {f: getattr(fresh, f) for f in _LATE_FIELDS}
-    return CoreState(
-        new.ck_raw[rows],
-        new.ck_active[rows],
-        new.ck_run_start[rows],
-        new.ck_run_count[rows],
-        new.ck_level[rows],
-        new.ck_last_ts[rows],
-        new.ck_last_data[rows],
-        new.ck_last_value[rows],
-        np.full(k, NO_TS, dtype=np.int64),
-        np.zeros(k, dtype=np.bool_),
-        hist_ts,
-        hist_v,
-        hist_n,
-        np.zeros(trow.shape[0], dtype=np.int16),  # right-aligned
-        last_arrival=np.full(k, NO_TS, dtype=np.int64),  # the rewind judges no action
-        **late,
-    )
-
-
-_LATE_FIELDS = ("ring_ts", "ring_v", "ring_q", "ring_n", *(f"ck_{f}" for f in CK_FIELDS))
 
 
 def _combine(
@@ -477,7 +346,7 @@ def judge_late(
         # one pass over the checkpoints: rows [new runs (r), old runs (r), folds]
         rows = np.concatenate([ru, ru, fu])
         sub = subset_table(table, rows)
-        sub_state = _checkpoints(table, state, new, rows)
+        sub_state = checkpoint_state(table, state, new, rows)
         r_owner = np.repeat(np.arange(r), r_len)
         o_s, o_t, o_v, o_q = _rings(state, ru)
         batch = Readings(

@@ -1,0 +1,47 @@
+"""No data: a sensor with a no-data timeout that stays silent past it raises NO_DATA, at its last
+data reading's time plus the timeout (comm-loss readings and gaps between readings are judged
+with the batch, in `alerts.evaluate`). A sensor that never had data is silent from the first time
+the hub's clock is given on."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alerts.state import I64, NO_TS, CoreState, Part
+from alerts.table import NO_DATA, RuleTable
+
+__all__ = ["silence", "start_clocks"]
+
+
+def start_clocks(table: RuleTable, last_data: I64, now: int) -> None:
+    """A sensor with a no-data timeout that never had data is silent from `now` on."""
+    span = table.no_data_rows
+    unseen = np.flatnonzero(last_data[span] == NO_TS)
+    if unseen.shape[0]:
+        last_data[unseen + span.start if isinstance(span, slice) else span[unseen]] = now
+
+
+def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
+    """NO_DATA raised at last-data + timeout for the (given) sensors silent past `now`. The
+    sensors past their timeout are found first (a few), then those not yet at NO_DATA."""
+    if rows is None:  # the others have no timeout: a range is read by views, without gathers
+        span: I64 | slice = table.no_data_rows
+        timeout = table.no_data_timeout
+    else:
+        keep = table.no_data[rows] > 0
+        span, timeout = rows[keep], table.no_data[rows][keep]
+    last = new.last_data[span]
+    # last + timeout < now, as last < now - timeout: no overflow at NO_TS ("never"), excluded
+    past = np.flatnonzero(last < now - timeout)
+    if not past.shape[0]:
+        return None
+    s = past + span.start if isinstance(span, slice) else span[past]
+    last, timeout = last[past], timeout[past]
+    due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS))
+    if not due.shape[0]:
+        return None
+    k = due.shape[0]
+    s, last, timeout = s[due], last[due], timeout[due]
+    ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
+    new.level[s, NO_DATA] = 1
+    return (s, last + timeout, np.full(k, np.nan), NO_DATA, zeros, ones)
