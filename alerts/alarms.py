@@ -13,39 +13,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from alerts.alarmchange import AlarmRows
 from alerts.alarmevent import (
-    AT_ACTION,
-    AT_CLEARED_AT,
-    AT_DISPOSAL,
-    AT_DUE,
-    AT_ENDED_TS,
-    AT_ISA,
-    AT_LAST_TS,
-    AT_LEVEL,
-    AT_LEVEL_NAME,
-    AT_PEAK,
-    AT_RAISED_AT,
-    AT_STATE,
-    AT_TIER,
-    AT_VALUE,
     DEVICE_RULE,
     FLEET_RULE,
-    LIFECYCLE_AT,
     TERMINAL_RULE,
     AlarmBatch,
     AlarmEvent,
     device_alarm_id,
     disposal_due,
     lifecycle_columns,
-    lifecycle_key,
-    row_lifecycle,
 )
 from alerts.evaluate import CoreState, Transitions
-from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
@@ -67,10 +49,9 @@ __all__ = [
 
 _NORMAL = ("normal", "none", "")
 _DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
-_STEPS_KEPT = 4096  # process steps remembered (`AlarmBook._step`)
 
 
-class AlarmBook:
+class AlarmBook(AlarmRows):
     """Applies transitions to the alarms in a `StateDB`."""
 
     def __init__(
@@ -80,10 +61,9 @@ class AlarmBook:
         table: RuleTable,
         disposal: DisposalSpec | None = None,
     ) -> None:
+        super().__init__(registry, disposal)
         self._db = db
-        self._registry = registry
         self._table = table
-        self._disposal = disposal or DisposalSpec()
         # the devices whose sensors all report no data, by sensor index
         self._device_of: dict[int, tuple[str, str, str]] = {}
         self._device_sensors: dict[tuple[str, str, str], tuple[int, ...]] = {}
@@ -97,10 +77,6 @@ class AlarmBook:
             for i in watched:
                 self._device_of[i] = key
         self._suppressible = [s for s in registry.sensors if s.suppress_when]
-        # a process action's lifecycle columns by the lifecycle before it, and a disposal step's
-        # deadline (ms after the raise) by tier: both are few, and asked for on every change
-        self._steps: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        self._due_after: dict[tuple[str, str], int | None] = {}
 
     def restore(self, state: CoreState) -> CoreState:
         """Seed the core state from the active alarms, so that a restart raises nothing twice."""
@@ -313,158 +289,6 @@ class AlarmBook:
             arrival,
             suppressed=bool(info.suppress_when) and self.suppressed(info, state),
         )
-
-    def _change(
-        self,
-        work: AlarmBatch,
-        key: tuple[str, str, str, str, str, int],
-        after: int,
-        described: tuple[str, str, str],
-        ts: int,
-        value: float,
-        arrival: int,
-        *,
-        suppressed: bool = False,
-        comment: str = "",
-    ) -> None:
-        """Apply one level change to the alarm of its point, in `work`: a raise, escalation,
-        de-escalation or clear, and its journal event."""
-        tenant, site, device, sensor, rule, side = key
-        level_name, tier, action = described
-        point = (sensor, rule, side)
-        row = work.open.get(point)
-        if row is not None and after == row[AT_LEVEL]:
-            return  # no change (a fleet episode seen again after a restart)
-        stored = value if math.isfinite(value) else None
-        if row is None:
-            if after <= 0:
-                return  # a change below an alarm that is no longer active: nothing to record
-            kind = "raised"
-            lc = self._step(
-                ("raise", work.shelves.get(point), suppressed, sensor in work.oos), None
-            )
-            row = [
-                work.next_alarm,
-                tenant,
-                site,
-                device,
-                sensor,
-                rule,
-                side,
-                after,
-                level_name,
-                tier,
-                action,
-                "active",
-                ts,  # started
-                None,  # ended
-                arrival,  # raised at
-                None,  # cleared at
-                after,  # peak level
-                ts,  # last ts
-                stored,
-                *lc[:4],  # acked, shelved until, suppressed, out of service
-                lc[4],  # disposal
-                self._due(lc[4], tier, arrival),
-                *lc[5:],  # overdue, ISA state
-                self._gateway(tenant, site, device),
-            ]
-            work.next_alarm += 1
-            work.new[row[0]] = row
-            work.open[point] = row
-        elif after == 0:
-            kind = "cleared"
-            self._set_lifecycle(row, self._step(lifecycle_key("clear", row), row))
-            row[AT_STATE] = "cleared"
-            row[AT_ENDED_TS] = ts
-            row[AT_CLEARED_AT] = arrival
-            row[AT_LAST_TS] = ts
-            row[AT_VALUE] = stored
-            del work.open[point]
-            work.touch(row)
-        else:
-            up = after > row[AT_LEVEL]
-            kind = "escalated" if up else "deescalated"
-            key_ = lifecycle_key("escalate", row) if up else lifecycle_key("deescalate", row)
-            self._set_lifecycle(row, self._step(key_, row))
-            due = self._due(row[AT_DISPOSAL], tier, row[AT_RAISED_AT])
-            # a higher tier is due sooner; a lower one keeps the deadline it had
-            if due is not None and row[AT_DUE] is not None:
-                due = min(due, row[AT_DUE])
-            row[AT_LEVEL] = after
-            row[AT_LEVEL_NAME] = level_name
-            row[AT_TIER] = tier
-            row[AT_ACTION] = action
-            row[AT_PEAK] = max(row[AT_PEAK], after)
-            row[AT_LAST_TS] = ts
-            row[AT_VALUE] = stored
-            row[AT_DUE] = due
-            work.touch(row)
-        event_id = work.next_event
-        work.next_event += 1
-        isa = row[AT_ISA]
-        journal = (event_id, row[0], kind, ts, arrival, after, level_name, tier, stored)
-        work.rows.append((*journal, None, comment, isa))
-        work.events.append(
-            AlarmEvent(
-                row[0],
-                kind,
-                tenant,
-                site,
-                device,
-                sensor,
-                rule,
-                kind_name(side),
-                after,
-                level_name,
-                tier,
-                row[AT_ACTION],
-                math.nan if stored is None else stored,
-                ts,
-                arrival,
-                event_id,
-                isa,
-                row[AT_DISPOSAL],
-                None,
-                comment,
-            )
-        )
-
-    def _step(self, key: tuple[Any, ...], row: list[Any] | None) -> tuple[Any, ...]:
-        """The lifecycle columns (`LIFECYCLE_AT`) after a process action (`alerts.lifecycle`
-        decides; remembered by the lifecycle before it, which `key` holds)."""
-        got = self._steps.get(key)
-        if got is None:
-            if row is None:  # a raise: ("raise", shelved until, suppressed, out of service)
-                lc = step(
-                    Lifecycle(shelved_until=key[1], suppressed=key[2], out_of_service=key[3]),
-                    "raise",
-                )
-            else:
-                lc = step(row_lifecycle(row), key[0])
-            cols = lifecycle_columns(lc)
-            got = tuple(cols[ALARM_COLUMNS[i]] for i in LIFECYCLE_AT)
-            if len(self._steps) >= _STEPS_KEPT:
-                self._steps.clear()
-            self._steps[key] = got
-        return got
-
-    @staticmethod
-    def _set_lifecycle(row: list[Any], cols: tuple[Any, ...]) -> None:
-        for i, v in zip(LIFECYCLE_AT, cols, strict=True):
-            row[i] = v
-
-    def _due(self, disposal: str, tier: str, raised_at: int) -> int | None:
-        """`disposal_due` of the book's deadlines, remembered per disposal step and tier."""
-        key = (disposal, tier)
-        if key not in self._due_after:
-            self._due_after[key] = disposal_due(self._disposal, disposal, tier, 0)
-        after = self._due_after[key]
-        return None if after is None else raised_at + after
-
-    def _gateway(self, tenant: str, site: str, device: str) -> str:
-        dev = self._registry.devices.get((tenant, site, device))
-        return dev.spec.gateway if dev is not None else ""
 
     def _device(
         self,
