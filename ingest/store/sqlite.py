@@ -10,6 +10,11 @@ All database work runs on one dedicated worker thread that owns the connection. 
 order they were submitted, so a caller cancelled while its job runs cannot let a second job touch
 the connection at the same time (an `asyncio.Lock` around `asyncio.to_thread` would be released on
 cancellation while the thread is still busy). The event loop never waits on SQLite.
+
+This module is the store's face (lifecycle, the worker, the sensor map, the periodic job); the
+work it hands the worker is in `ingest.store.sqlite_db` (the file, its schema and transactions),
+`ingest.store.sqlite_write`, `ingest.store.sqlite_read` and `ingest.store.sqlite_retention`
+(rollups and retention), with the SQL text in `ingest.store.sqlite_sql`.
 """
 
 from __future__ import annotations
@@ -18,15 +23,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import pathlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -40,31 +42,30 @@ from ingest.store.base import (
     StoreError,
 )
 from ingest.store.retention import DOMAINS, RetentionPolicy, domain_of
-from ingest.store.sqlite_sql import (
-    ALARM_EVENTS_ALL,
-    ALARM_EVENTS_OF,
-    DELETE_ALARM_EVENTS,
-    DELETE_LATEST_OF,
-    DELETE_POSITIONS_OF,
-    DELETE_READINGS_OF,
-    DELETE_ROLLUPS_OF,
-    FILL_LATEST,
-    HISTORY_BY_WINDOW,
-    HISTORY_FROM_ROLLUP,
-    HISTORY_RAW,
-    INSERT_ALARM_EVENT,
-    INSERT_POSITION,
-    INSERT_READING,
-    LATEST,
-    LATEST_ALL,
-    MARK_ALL_DIRTY,
-    MARK_DIRTY,
-    MINUTE_MS,
-    REFRESH_ALL,
-    REFRESH_ONE,
-    SCHEMA,
-    SCHEMA_VERSION,
-    UPSERT_LATEST,
+from ingest.store.sqlite_db import map_sensors, mapped, open_database, sid_array
+from ingest.store.sqlite_db import transaction as _transaction  # tests import it from here
+from ingest.store.sqlite_read import (
+    TrackRow,
+    alarm_events_of,
+    history_query,
+    select_count_by_seq,
+    select_history,
+    select_latest,
+    select_track,
+    track_batch,
+)
+from ingest.store.sqlite_retention import (
+    RetentionReport,
+    delete_before,
+    delete_expired,
+    refresh_rollups,
+)
+from ingest.store.sqlite_sql import ALARM_EVENTS_ALL, ALARM_EVENTS_OF, HISTORY_BY_WINDOW
+from ingest.store.sqlite_write import (
+    alarm_event_rows,
+    insert_alarm_events,
+    insert_positions,
+    insert_readings,
 )
 from telemetry.registry import Registry
 
@@ -74,110 +75,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_WAL_CHECKPOINT_PAGES: Final = 8192
-_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
-
-# Primary result codes (the low byte of the extended code) worth trying again.
-_RETRYABLE_CODES: Final = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
-_RETRYABLE_WORDS: Final = ("locked", "busy", "disk i/o")
-
-
-def _is_retryable(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int) and (code & 0xFF) in _RETRYABLE_CODES:
-        return True
-    text = str(exc).lower()
-    return any(word in text for word in _RETRYABLE_WORDS)
-
-
-@contextmanager
-def _mapped(action: str) -> Iterator[None]:
-    """Translate sqlite3 errors into `StoreError` at the edge of the store."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise StoreError(f"sqlite {action}: {exc}", retryable=_is_retryable(exc)) from exc
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
-    """One explicit transaction (the connection runs in autocommit mode otherwise)."""
-    conn.execute(begin)
-    try:
-        yield
-        conn.execute("COMMIT")
-    finally:
-        # the body or the COMMIT failed (SQLITE_BUSY, a full disk): roll back what is still
-        # open (SQLite may already have), or every later BEGIN would fail
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-
-
-def _nan_to_none(column: npt.NDArray[np.float64]) -> list[float | None]:
-    """The column as Python floats, NaN as None (stored as NULL); cheap when NaN is rare."""
-    out: list[float | None] = list(column.tolist())
-    for i in np.flatnonzero(np.isnan(column)).tolist():
-        out[i] = None
-    return out
-
-
-def _key_order(sids: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-    """Rows in primary-key order: each B-tree leaf is then visited once per batch (about 1.5x
-    faster for interleaved sensors). The sort is stable, so of two rows with the same key the
-    later one in the batch is still written last, and wins."""
-    return np.lexsort((ts, sids))
-
-
-def _newest(
-    sids: npt.NDArray[np.int64], batch: ReadingBatch, order: npt.NDArray[np.intp]
-) -> list[tuple[int, int, float | None, int]]:
-    """Per sensor of a batch in key order (`sids` already ordered by `order`), its newest row:
-    the last of its run, so of two rows with the same time the one written last, as in
-    `readings`. Rows of (sid, ts, value, quality) for `UPSERT_LATEST`."""
-    if sids.shape[0] == 0:
-        return []
-    last = np.empty(sids.shape[0], dtype=np.bool_)
-    last[-1] = True
-    last[:-1] = sids[1:] != sids[:-1]
-    pick = order[last]
-    return list(
-        zip(
-            sids[last].tolist(),
-            batch.ts[pick].tolist(),
-            _nan_to_none(batch.value[pick]),
-            batch.quality[pick].tolist(),
-            strict=True,
-        )
-    )
-
-
-def _float(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _minutes(sids: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
-    """Distinct (sid, minute start) of rows already in key order."""
-    w = ts - ts % MINUTE_MS  # numpy's % floors, as the SQL does
-    if sids.shape[0] == 0:
-        return []
-    new = np.empty(sids.shape[0], dtype=np.bool_)
-    new[0] = True
-    new[1:] = (sids[1:] != sids[:-1]) | (w[1:] != w[:-1])
-    return list(zip(sids[new].tolist(), w[new].tolist(), strict=True))
-
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionReport:
-    """Rows deleted by one `SqliteStore.apply_retention`."""
-
-    readings: int
-    rollups: int
-    positions: int
-    alarm_events: int
 
 
 class SqliteStore:
@@ -220,7 +120,7 @@ class SqliteStore:
         assert executor is not None
 
         def job() -> T:
-            with _mapped(action):
+            with mapped(action):
                 return fn()
 
         return await asyncio.get_running_loop().run_in_executor(executor, job)
@@ -267,39 +167,7 @@ class SqliteStore:
         rows = [(s.id, s.index, s.tenant, s.site, s.device) for s in self._registry.sensors]
 
         def do_open() -> list[tuple[int, int]]:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self._path, isolation_level=None)
-            try:
-                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"sqlite open: WAL refused (mode {mode})", retryable=False)
-                conn.execute("PRAGMA synchronous = NORMAL")
-                # Checkpoint every ~32 MiB of WAL rather than every 4 MiB: a batch of interleaved
-                # sensors dirties one page per sensor, and checkpoints (with their fsync) were
-                # a third of the insert time. The WAL file is truncated back after a checkpoint.
-                conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
-                conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"sqlite open: {self._path} has schema {version}, this hub knows "
-                        f"{SCHEMA_VERSION}",
-                        retryable=False,
-                    )
-                with _transaction(conn, "BEGIN IMMEDIATE"):
-                    for stmt in SCHEMA.split(";"):  # not executescript: it COMMITs on its own
-                        if stmt.strip():
-                            conn.execute(stmt)
-                    if 0 < version < 2:
-                        conn.execute(MARK_ALL_DIRTY)  # readings from before the rollups
-                    if 0 < version < 3:
-                        conn.execute(FILL_LATEST)  # readings from before the latest table
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    mapping = _map_sensors(conn, rows)
-            except BaseException:
-                conn.close()
-                raise
+            conn, mapping = open_database(self._path, self._busy_timeout_ms, rows)
             self._conn = conn
             return mapping
 
@@ -309,7 +177,7 @@ class SqliteStore:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        self._sid = _sid_array(len(self._registry.sensors), mapping)
+        self._sid = sid_array(len(self._registry.sensors), mapping)
         if self._retention is not None or self._rollup_every_s > 0:
             self._job = asyncio.create_task(self._jobs(), name="sqlite-store-jobs")
 
@@ -320,9 +188,9 @@ class SqliteStore:
 
         def do(conn: sqlite3.Connection) -> list[tuple[int, int]]:
             with _transaction(conn, "BEGIN IMMEDIATE"):
-                return _map_sensors(conn, rows)
+                return map_sensors(conn, rows)
 
-        sid = _sid_array(len(registry.sensors), await self._run("reload", do))
+        sid = sid_array(len(registry.sensors), await self._run("reload", do))
         domains = [domain_of(registry, s) for s in registry.sensors]
 
         def commit() -> None:
@@ -345,7 +213,7 @@ class SqliteStore:
         def do_close() -> None:
             conn, self._conn = self._conn, None
             if conn is not None:
-                with _mapped("close"):
+                with mapped("close"):
                     try:
                         conn.execute("PRAGMA optimize")
                     finally:
@@ -365,25 +233,8 @@ class SqliteStore:
         if len(batch) == 0:
             return
         sids = self._sids(batch.sensor, "readings")  # validates on the caller's side
-
-        def do(conn: sqlite3.Connection) -> None:
-            # Rows are built here, on the worker, so a large batch does not hold up the loop.
-            o = _key_order(sids, batch.ts)
-            rows = zip(
-                sids[o].tolist(),
-                batch.ts[o].tolist(),
-                _nan_to_none(batch.value[o]),
-                batch.quality[o].tolist(),
-                batch.epoch[o].tolist(),
-                batch.seq[o].tolist(),
-                strict=True,
-            )
-            with _transaction(conn):
-                conn.executemany(INSERT_READING, rows)
-                conn.executemany(MARK_DIRTY, _minutes(sids[o], batch.ts[o]))
-                conn.executemany(UPSERT_LATEST, _newest(sids[o], batch, o))
-
-        await self._run("write readings", do)
+        # Rows are built on the worker, so a large batch does not hold up the loop.
+        await self._run("write readings", lambda conn: insert_readings(conn, sids, batch))
 
     async def write_positions(self, batch: PositionBatch) -> None:
         """Store positions; idempotent on (vehicle, ts)."""
@@ -391,22 +242,7 @@ class SqliteStore:
         if len(batch) == 0:
             return
         sids = self._sids(batch.vehicle, "positions")
-
-        def do(conn: sqlite3.Connection) -> None:
-            o = _key_order(sids, batch.ts)
-            rows = zip(
-                sids[o].tolist(),
-                batch.ts[o].tolist(),
-                _nan_to_none(batch.lat[o]),
-                _nan_to_none(batch.lon[o]),
-                _nan_to_none(batch.speed_kmh[o]),
-                _nan_to_none(batch.heading_deg[o]),
-                strict=True,
-            )
-            with _transaction(conn):
-                conn.executemany(INSERT_POSITION, rows)
-
-        await self._run("write positions", do)
+        await self._run("write positions", lambda conn: insert_positions(conn, sids, batch))
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -420,20 +256,8 @@ class SqliteStore:
         if not by_sid:
             return {}
         whole = len(by_sid) * 2 >= self._sid.shape[0]
-
-        def do(conn: sqlite3.Connection) -> dict[int, LatestValue]:
-            # the answer is built here, on the worker: 10,000 values do not hold up the loop
-            if whole:
-                rows = conn.execute(LATEST_ALL).fetchall()
-            else:
-                rows = conn.execute(LATEST, (json.dumps(list(by_sid)),)).fetchall()
-            return {
-                i: LatestValue(ts, math.nan if value is None else value, quality)
-                for sid, ts, value, quality in rows
-                if (i := by_sid.get(sid)) is not None
-            }
-
-        return await self._run("latest", do)
+        # the answer is built on the worker: 10,000 values do not hold up the loop
+        return await self._run("latest", lambda conn: select_latest(conn, by_sid, whole))
 
     async def history(
         self,
@@ -459,72 +283,24 @@ class SqliteStore:
         sid = self._sid_of(sensor)
         if sid is None or end_ms <= start_ms:
             return []
-        params: dict[str, int] = {"sensor": sid, "start": start_ms, "end": end_ms}
-        rollup = every_ms is not None and every_ms % MINUTE_MS == 0
-        if every_ms is None:
-            sql = HISTORY_RAW
-        elif rollup:
-            # whole minutes [a, b) from the rollups, the cut minutes at both ends from raw rows
-            a = min(-(-start_ms // MINUTE_MS) * MINUTE_MS, end_ms)
-            b = max(end_ms // MINUTE_MS * MINUTE_MS, a)
-            params.update(every=every_ms, a=a, b=b)
-            sql = HISTORY_FROM_ROLLUP[aggregate]
-        else:
-            params["every"] = every_ms
-            sql = HISTORY_BY_WINDOW[aggregate]
-
-        def do(conn: sqlite3.Connection) -> list[tuple[int, float]]:
-            if rollup:
-                with _transaction(conn):
-                    for stmt in REFRESH_ONE:
-                        conn.execute(stmt, params)
-            return [(int(r[0]), _float(r[1])) for r in conn.execute(sql, params)]
-
-        return await self._run("history", do)
+        sql, params, rollup = history_query(sid, start_ms, end_ms, every_ms, aggregate)
+        return await self._run("history", lambda conn: select_history(conn, sql, params, rollup))
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""
         self._check_open("track")
         sid = self._sid_of(vehicle)
-        rows: list[tuple[int, float | None, float | None, float | None, float | None]] = []
+        rows: list[TrackRow] = []
         if sid is not None and end_ms > start_ms:
-
-            def do(
-                conn: sqlite3.Connection,
-            ) -> list[tuple[int, float | None, float | None, float | None, float | None]]:
-                return conn.execute(
-                    "SELECT ts, lat, lon, speed_kmh, heading_deg FROM positions"
-                    " WHERE vehicle = ? AND ts >= ? AND ts < ? ORDER BY ts",
-                    (sid, start_ms, end_ms),
-                ).fetchall()
-
-            rows = await self._run("track", do)
-
-        def col(i: int) -> npt.NDArray[np.float64]:
-            return np.array([_float(r[i]) for r in rows], dtype=np.float64)
-
-        return PositionBatch(
-            vehicle=np.full(len(rows), vehicle, dtype=np.int32),
-            ts=np.array([r[0] for r in rows], dtype=np.int64),
-            lat=col(1),
-            lon=col(2),
-            speed_kmh=col(3),
-            heading_deg=col(4),
-        )
+            rows = await self._run("track", lambda conn: select_track(conn, sid, start_ms, end_ms))
+        return track_batch(vehicle, rows)
 
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         """Readings stored per (epoch, seq) for the sensors of one device (by id, across sites
         and across config changes)."""
-
-        def do(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
-            return conn.execute(
-                "SELECT r.epoch, r.seq, count(*) FROM sensors AS s"
-                " JOIN readings AS r ON r.sensor = s.sid"
-                " WHERE s.tenant = ? AND s.device = ? GROUP BY r.epoch, r.seq",
-                (tenant, device),
-            ).fetchall()
-
-        rows = await self._run("count by seq", do)
+        rows = await self._run(
+            "count by seq", lambda conn: select_count_by_seq(conn, tenant, device)
+        )
         return {(int(e), int(s)): int(n) for e, s, n in rows}
 
     # -- retention --------------------------------------------------------------------------
@@ -534,15 +310,7 @@ class SqliteStore:
         if keep_ms < 0:
             raise ValueError(f"keep_ms must not be negative, not {keep_ms}")
         cutoff = now_ms - keep_ms
-
-        def do(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
-                n = conn.execute("DELETE FROM readings WHERE ts < ?", (cutoff,)).rowcount
-                n += conn.execute("DELETE FROM positions WHERE ts < ?", (cutoff,)).rowcount
-                conn.execute("DELETE FROM latest WHERE ts < ?", (cutoff,))
-            return int(n)
-
-        return await self._run("retention", do)
+        return await self._run("retention", lambda conn: delete_before(conn, cutoff))
 
     async def apply_retention(self, now_ms: int, policy: RetentionPolicy) -> RetentionReport:
         """Delete what `policy` no longer keeps, per domain: raw readings (and a vehicle's
@@ -554,49 +322,13 @@ class SqliteStore:
         for index, domain in enumerate(self._domain_of):
             if index < self._sid.shape[0] and self._sid[index] >= 0:
                 by_domain[domain].append(int(self._sid[index]))
-        known = {sid for sids in by_domain.values() for sid in sids}
-        longest_raw = max(policy.raw_ms(d) for d in DOMAINS)
-        longest_stats = max(policy.stats_ms(d) for d in DOMAINS)
-
-        def do(conn: sqlite3.Connection) -> RetentionReport:
-            gone = [
-                int(r[0])
-                for r in conn.execute("SELECT sid FROM sensors WHERE idx IS NULL").fetchall()
-            ]
-            groups = [
-                (json.dumps(by_domain[d]), policy.raw_ms(d), policy.stats_ms(d), d == "vehicle")
-                for d in DOMAINS
-            ]
-            groups.append(
-                (json.dumps([g for g in gone if g not in known]), longest_raw, longest_stats, True)
-            )
-            counts = [0, 0, 0, 0]
-            with _transaction(conn):
-                for stmt in REFRESH_ALL:
-                    conn.execute(stmt)
-                for sids, raw_ms, stats_ms, has_positions in groups:
-                    raw = {"sids": sids, "cutoff": now_ms - raw_ms}
-                    counts[0] += conn.execute(DELETE_READINGS_OF, raw).rowcount
-                    conn.execute(DELETE_LATEST_OF, raw)
-                    stats = {"sids": sids, "cutoff": now_ms - stats_ms}
-                    counts[1] += conn.execute(DELETE_ROLLUPS_OF, stats).rowcount
-                    if has_positions:
-                        counts[2] += conn.execute(DELETE_POSITIONS_OF, raw).rowcount
-                cutoff = {"cutoff": now_ms - policy.alarm_days * 86_400_000}
-                counts[3] = conn.execute(DELETE_ALARM_EVENTS, cutoff).rowcount
-            return RetentionReport(*counts)
-
-        return await self._run("retention", do)
+        return await self._run(
+            "retention", lambda conn: delete_expired(conn, now_ms, policy, by_domain)
+        )
 
     async def refresh_rollups(self) -> None:
         """Bring every 1-minute rollup up to date with the raw rows written since."""
-
-        def do(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                for stmt in REFRESH_ALL:
-                    conn.execute(stmt)
-
-        await self._run("refresh rollups", do)
+        await self._run("refresh rollups", refresh_rollups)
 
     async def _jobs(self) -> None:
         """Refresh rollups every `rollup_every_s` and apply retention every
@@ -629,32 +361,8 @@ class SqliteStore:
         self._check_open("write alarm events")
         if not events:
             return
-        rows = [
-            (
-                e.sensor,
-                e.rule,
-                e.side,
-                e.kind,
-                int(e.ts),
-                int(e.alarm_id),
-                e.tenant,
-                e.site,
-                e.device,
-                int(e.level),
-                e.level_name,
-                e.tier,
-                e.action,
-                None if math.isnan(e.value) else float(e.value),
-                int(e.arrival),
-            )
-            for e in events
-        ]
-
-        def do(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
-                conn.executemany(INSERT_ALARM_EVENT, rows)
-
-        await self._run("write alarm events", do)
+        rows = alarm_event_rows(events)
+        await self._run("write alarm events", lambda conn: insert_alarm_events(conn, rows))
 
     async def alarm_events(
         self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
@@ -671,47 +379,4 @@ class SqliteStore:
         def do(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
             return conn.execute(sql, params).fetchall()
 
-        rows = await self._run("alarm events", do)
-        return [
-            AlarmEvent(
-                alarm_id=int(r[0]),  # type: ignore[call-overload]
-                kind=str(r[1]),
-                tenant=str(r[2]),
-                site=str(r[3]),
-                device=str(r[4]),
-                sensor=str(r[5]),
-                rule=str(r[6]),
-                side=str(r[7]),
-                level=int(r[8]),  # type: ignore[call-overload]
-                level_name=str(r[9]),
-                tier=str(r[10]),
-                action=str(r[11]),
-                value=math.nan if r[12] is None else float(r[12]),  # type: ignore[arg-type]
-                ts=int(r[13]),  # type: ignore[call-overload]
-                arrival=int(r[14]),  # type: ignore[call-overload]
-            )
-            for r in rows
-        ]
-
-
-def _map_sensors(
-    conn: sqlite3.Connection, rows: Sequence[tuple[str, int, str, str, str]]
-) -> list[tuple[int, int]]:
-    """Give the configured sensors their registry index (`idx`; NULL for the others) and a
-    stable sid; returns (idx, sid) pairs. Inside the caller's transaction."""
-    conn.execute("UPDATE sensors SET idx = NULL")
-    conn.executemany(
-        "INSERT INTO sensors (id, idx, tenant, site, device) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET idx = excluded.idx,"
-        " tenant = excluded.tenant, site = excluded.site, device = excluded.device",
-        rows,
-    )
-    mapping = conn.execute("SELECT idx, sid FROM sensors WHERE idx IS NOT NULL").fetchall()
-    return [(int(i), int(s)) for i, s in mapping]
-
-
-def _sid_array(n: int, mapping: Sequence[tuple[int, int]]) -> npt.NDArray[np.int64]:
-    sid = np.full(n, -1, dtype=np.int64)
-    for idx, s in mapping:
-        sid[idx] = s
-    return sid
+        return alarm_events_of(await self._run("alarm events", do))
