@@ -1,0 +1,193 @@
+"""`InfluxStore`'s reads, over the v1 API (``GET /query`` with InfluxQL and ``epoch=ms``): the
+latest values, history (raw or by window), vehicle tracks, readings per sequence number and
+alarm events, the answers' chunks merged by series."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.alarms import AlarmEvent
+from ingest.store.base import Aggregate, LatestValue, PositionBatch
+from ingest.store.influx_client import InfluxClient
+from ingest.store.influx_http import (
+    check_status,
+    literal,
+    parse_json,
+    select,
+    span,
+    transport_errors,
+)
+from ingest.store.schema import ALARM_EVENT, POSITION, READING, alarm_event_from_row
+from telemetry.registry import SensorInfo
+
+__all__ = ["InfluxReads"]
+
+_AGGREGATES: frozenset[str] = frozenset({"mean", "min", "max", "last", "count"})
+_SENSORS_PER_QUERY = 200
+_TENANTS_PER_QUERY = 100
+
+_Row = list[Any]
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+class InfluxReads(InfluxClient):
+    """The reads of an `InfluxStore`."""
+
+    def _source(self, measurement: str) -> str:
+        """A measurement as an InfluxQL source, qualified with our retention policy."""
+        if self.retention is None:
+            return f'"{measurement}"'
+        return f'"{self.retention.name}"."{measurement}"'
+
+    async def _query(self, q: str) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
+        """Run one InfluxQL statement; (tags, columns, rows) per series, chunks merged."""
+        with transport_errors("query", self.url):
+            resp = await self._http.get(
+                "/query",
+                params={"db": self.database, "q": q, "epoch": "ms", "chunked": "true"},
+            )
+        check_status(resp, "query")
+        merged: dict[str, tuple[Mapping[str, str], list[str], list[_Row]]] = {}
+        for line in resp.text.splitlines():
+            if not line.strip():
+                continue
+            chunk = parse_json(line, "query")
+            for result in self._statement_errors(chunk, "query"):
+                for series in result.get("series", ()):
+                    tags = series.get("tags") or {}
+                    ident = json.dumps([series.get("name"), sorted(tags.items())])
+                    if ident not in merged:
+                        merged[ident] = (tags, list(series["columns"]), [])
+                    merged[ident][2].extend(series.get("values") or ())
+        return list(merged.values())
+
+    def _sensor(self, index: int) -> SensorInfo:
+        if not 0 <= index < len(self.registry.sensors):
+            raise ValueError(f"no sensor with index {index}")
+        return self.registry.sensors[index]
+
+    async def latest(self, sensors: Sequence[int]) -> dict[int, LatestValue]:
+        infos = [self._sensor(int(i)) for i in dict.fromkeys(sensors)]
+        by_id = {s.id: s.index for s in infos}
+        out: dict[int, LatestValue] = {}
+        for a in range(0, len(infos), _SENSORS_PER_QUERY):
+            chunk = infos[a : a + _SENSORS_PER_QUERY]
+            where = " OR ".join(f'"sensor" = {literal(s.id)}' for s in chunk)
+            q = select(
+                ["quality", "value"],
+                self._source(READING),
+                where,
+                'GROUP BY "sensor" ORDER BY time DESC LIMIT 1',
+            )
+            for tags, columns, rows in await self._query(q):
+                index = by_id.get(tags.get("sensor", ""))
+                if index is None or not rows:
+                    continue
+                col = {c: k for k, c in enumerate(columns)}
+                row = rows[0]
+                out[index] = LatestValue(
+                    int(row[col["time"]]), _float(row[col["value"]]), int(row[col["quality"]])
+                )
+        return out
+
+    async def history(
+        self,
+        sensor: int,
+        start_ms: int,
+        end_ms: int,
+        every_ms: int | None = None,
+        aggregate: Aggregate = "mean",
+    ) -> list[tuple[int, float]]:
+        info = self._sensor(sensor)
+        where = f'"sensor" = {literal(info.id)} AND {span(start_ms, end_ms)}'
+        if every_ms is None:
+            q = select(["value", "quality"], self._source(READING), where)
+        else:
+            if aggregate not in _AGGREGATES:
+                raise ValueError(f"aggregate {aggregate!r} is not one of {sorted(_AGGREGATES)}")
+            if every_ms < 1:
+                raise ValueError("every_ms must be at least 1")
+            tail = f"GROUP BY time({int(every_ms)}ms) fill(none)"
+            q = select([f'{aggregate}("value")'], self._source(READING), where, tail)
+        rows: list[tuple[int, float]] = []
+        for _tags, columns, values in await self._query(q):
+            vcol = columns.index("value" if every_ms is None else aggregate)
+            rows.extend((int(r[0]), _float(r[vcol])) for r in values)
+        rows.sort(key=lambda r: r[0])
+        return rows
+
+    async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
+        info = self._sensor(vehicle)
+        fields = ("lat", "lon", "speed_kmh", "heading_deg")
+        rows: list[_Row] = []
+        columns: list[str] = ["time", *fields]
+        if info.site == "vehicles":
+            where = (
+                f'"tenant" = {literal(info.tenant)} AND "vehicle" = {literal(info.device)} '
+                f"AND {span(start_ms, end_ms)}"
+            )
+            q = select(fields, self._source(POSITION), where)
+            for _tags, cols, values in await self._query(q):
+                columns = cols
+                rows.extend(values)
+        rows.sort(key=lambda r: int(r[0]))
+        col = {c: k for k, c in enumerate(columns)}
+
+        def floats(name: str) -> npt.NDArray[np.float64]:
+            return np.array([_float(r[col[name]]) for r in rows], dtype=np.float64)
+
+        return PositionBatch(
+            vehicle=np.full(len(rows), vehicle, dtype=np.int32),
+            ts=np.array([int(r[0]) for r in rows], dtype=np.int64),
+            lat=floats("lat"),
+            lon=floats("lon"),
+            speed_kmh=floats("speed_kmh"),
+            heading_deg=floats("heading_deg"),
+        )
+
+    async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
+        # Only names the registry knows reach the query.
+        known = {(s.tenant, s.device) for s in self.registry.sensors}
+        if (tenant, device) not in known:
+            return {}
+        where = f'"tenant" = {literal(tenant)} AND "device" = {literal(device)}'
+        q = select(["epoch", "seq"], self._source(READING), where)
+        counts: Counter[tuple[int, int]] = Counter()
+        for _tags, columns, values in await self._query(q):
+            e, s = columns.index("epoch"), columns.index("seq")
+            counts.update((int(r[e]), int(r[s])) for r in values)
+        return dict(counts)
+
+    async def alarm_events(
+        self, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> list[AlarmEvent]:
+        if tenants is not None:
+            wanted = [t for t in dict.fromkeys(tenants) if t in set(self.registry.tenants)]
+            if not wanted:
+                return []
+            groups = [
+                wanted[a : a + _TENANTS_PER_QUERY]
+                for a in range(0, len(wanted), _TENANTS_PER_QUERY)
+            ]
+        else:
+            groups = [[]]
+        events: list[AlarmEvent] = []
+        for group in groups:
+            where = span(start_ms, end_ms)
+            if group:
+                where += " AND (" + " OR ".join(f'"tenant" = {literal(t)}' for t in group) + ")"
+            q = select(["*"], self._source(ALARM_EVENT), where, "GROUP BY *")
+            for tags, columns, rows in await self._query(q):
+                events.extend(alarm_event_from_row(tags, columns, r) for r in rows)
+        events.sort(key=lambda e: (e.ts, e.alarm_id))
+        return events
