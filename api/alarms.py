@@ -1,7 +1,7 @@
 """Alarms and their lifecycle over HTTP: list and filter, acknowledge, shelve, unshelve,
-comment, the disposal steps, sensors out of service; subscriptions, escalation policies and
-silences; the notification outbox. Every route is tenant-scoped: another tenant's alarm or object
-answers 404. Changing anything needs the admin, operator or enterprise role; viewers read.
+comment, the disposal steps, sensors out of service. The router also carries the notification
+objects and the outbox (`api.notifications`). Every route is tenant-scoped: another tenant's
+alarm answers 404. Changing anything needs the admin, operator or enterprise role; viewers read.
 """
 
 from __future__ import annotations
@@ -11,28 +11,24 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
-from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
-from alerts.notify.notifier import KINDS, NotifyObjectError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found, require_writer
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
-from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+from api.notifications import notification_routes
 
 __all__ = ["alarm_router"]
 
 _MAX_SHELVE_S = 7 * 86400
-_HIDDEN = "*" * 8  # a secret is never shown back
 _MAX_ID = 2**63 - 1  # the database's integers
 AlarmId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alarm's id")]
 
@@ -138,26 +134,6 @@ class DisposalIn(_In):
 class ServiceIn(_In):
     in_service: bool
     reason: str = Field(default="", max_length=2000)
-
-
-class ObjectIn(_In):
-    tenant: str = Field(min_length=1, max_length=64)
-    spec: dict[str, Any]
-
-
-class OutboxPublic(BaseModel):
-    id: int
-    key: str
-    tenant: str
-    site: str
-    subscription: str
-    subject: str
-    created_at: int
-    due_at: int
-    attempts: int
-    status: str
-    last_error: str
-    delivered_at: int | None
 
 
 async def _alarm_list(
@@ -362,150 +338,6 @@ def alarm_router() -> APIRouter:
         await ctx.on_events(events)
         return {"sensor": sensor_id, "in_service": body.in_service, "alarms": len(events)}
 
-    # subscriptions, escalation policies, silences ------------------------------------------
-    for path, kind in (
-        ("subscriptions", "subscription"),
-        ("escalation-policies", "escalation"),
-        ("silences", "silence"),
-    ):
-        _object_routes(r, path, kind)
-
-    @r.get("/notifications", response_model=list[OutboxPublic], tags=["notifications"])
-    async def notifications(
-        ctx: Ctx,
-        caller: Caller,
-        status_: Annotated[
-            str | None, Query(alias="status", pattern="^(pending|delivered|dead)$")
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[OutboxPublic]:
-        """The notification outbox, newest first: what was sent, what waits, what failed."""
-        if ctx.notifier is None:
-            return []
-        rows = await asyncio.to_thread(
-            ctx.notifier.store.outbox, _tenants(ctx, caller), status_, limit
-        )
-        fields = list(OutboxPublic.model_fields)
-        return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
+    notification_routes(r)  # subscriptions, escalation policies, silences; the outbox
 
     return r
-
-
-def _object_routes(r: APIRouter, path: str, kind: str) -> None:
-    model = KINDS[kind]
-    tag: list[str | Enum] = ["notifications"]
-
-    def notifier(ctx: AppContext) -> Any:
-        if ctx.notifier is None:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no notifier here")
-        return ctx.notifier
-
-    def owned(ctx: AppContext, caller: Principal, tenant: str) -> None:
-        if tenant not in ctx.registry.tenants or not caller.sees(tenant):
-            raise not_found(f"tenant {tenant!r}")
-
-    async def list_objects(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
-        items = await asyncio.to_thread(
-            notifier(ctx).objects, kind, caller.scope(ctx.registry.tenants)
-        )
-        return [{"tenant": t, "spec": _public_spec(s)} for t, s in items]
-
-    async def get_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
-        owned(ctx, caller, tenant)
-        for t, s in await asyncio.to_thread(notifier(ctx).objects, kind, [tenant]):
-            if t == tenant and s.id == object_id:
-                return {"tenant": t, "spec": _public_spec(s)}
-        raise not_found(f"{kind} {object_id!r}")
-
-    async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
-        _writer(caller)
-        owned(ctx, caller, body.tenant)
-        raw = _keep_secrets(body.spec, await asyncio.to_thread(_stored, ctx, kind, body.tenant))
-        try:
-            spec = model.model_validate(raw)
-        except ValidationError as exc:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                jsonable_encoder(exc.errors(include_url=False, include_context=False)),
-            ) from exc
-        try:
-            await asyncio.to_thread(notifier(ctx).put, kind, body.tenant, spec, caller.name)
-        except NotifyObjectError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        return {"tenant": body.tenant, "spec": _public_spec(spec)}
-
-    async def delete_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> None:
-        _writer(caller)
-        owned(ctx, caller, tenant)
-        try:
-            gone = await asyncio.to_thread(notifier(ctx).delete, kind, tenant, object_id)
-        except NotifyObjectError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        if not gone:
-            raise not_found(f"{kind} {object_id!r}")
-
-    r.add_api_route(f"/{path}", list_objects, methods=["GET"], tags=tag)
-    r.add_api_route(f"/{path}", put_object, methods=["PUT"], tags=tag)
-    r.add_api_route(f"/{path}/{{tenant}}/{{object_id}}", get_object, methods=["GET"], tags=tag)
-    r.add_api_route(
-        f"/{path}/{{tenant}}/{{object_id}}",
-        delete_object,
-        methods=["DELETE"],
-        status_code=status.HTTP_204_NO_CONTENT,
-        tags=tag,
-    )
-
-
-def _stored(ctx: AppContext, kind: str, tenant: str) -> dict[str, Any]:
-    if ctx.notifier is None:
-        return {}
-    return {s.id: s.model_dump(mode="json") for _, s in ctx.notifier.objects(kind, [tenant])}
-
-
-def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A spec read back from the API carries masked secrets: saving it keeps the stored ones."""
-    old = stored.get(str(spec.get("id")), {})
-    out = dict(spec)
-
-    def keep(channel: Any, before: Any) -> Any:
-        if isinstance(channel, dict) and channel.get("secret") == _HIDDEN:
-            if not isinstance(before, dict) or not before.get("secret"):
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "a masked secret can only stand for one already stored",
-                )
-            return {**channel, "secret": before["secret"]}
-        return channel
-
-    if "channel" in out:
-        out["channel"] = keep(out["channel"], old.get("channel"))
-    if isinstance(out.get("steps"), list):
-        before_steps = old.get("steps") or []
-        out["steps"] = [
-            {
-                **st,
-                "channel": keep(
-                    st.get("channel"),
-                    (before_steps[i] if i < len(before_steps) else {}).get("channel"),
-                ),
-            }
-            if isinstance(st, dict)
-            else st
-            for i, st in enumerate(out["steps"])
-        ]
-    return out
-
-
-def _public_spec(spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec) -> dict[str, Any]:
-    """The object as JSON, with webhook secrets replaced by a mark: shown once, never again."""
-    data: dict[str, Any] = spec.model_dump(mode="json")
-
-    def hide(channel: dict[str, Any]) -> None:
-        if channel.get("secret"):
-            channel["secret"] = _HIDDEN
-
-    if "channel" in data:
-        hide(data["channel"])
-    for step in data.get("steps", ()):
-        hide(step["channel"])
-    return data
