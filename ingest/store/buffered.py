@@ -29,18 +29,20 @@ One writer task owns the inner store's writes and the spool:
 
 Reads (`latest`, `history`, `track`, `count_by_seq`, `alarm_events`) go to the inner store:
 what waits in the spool shows up there once drained.
+
+This module is the store's face (lifecycle, the queue writes join, reads, counters); the writer
+task, the spool's drain included, is `ingest.store.buffered_writer.BufferWriter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -48,34 +50,18 @@ from alerts.alarms import AlarmEvent
 from ingest.store.base import (
     Aggregate,
     LatestValue,
-    PartialWriteError,
     PositionBatch,
     ReadingBatch,
     StoreError,
     TimeSeriesStore,
 )
-from ingest.store.records import (
-    ALARMS,
-    POSITIONS,
-    READINGS,
-    Decoded,
-    RecordError,
-    decode,
-    encode_alarms,
-    encode_positions,
-    encode_readings,
-)
+from ingest.store.buffered_writer import BufferWriter, Counters, Job, Kind, row_count
 from ingest.store.spool import Spool, SpoolStats
 from telemetry.registry import Registry
 
 __all__ = ["BufferStats", "BufferedStore"]
 
 log = logging.getLogger(__name__)
-
-Kind = Literal["readings", "positions", "alarms"]
-_KINDS: tuple[Kind, ...] = ("readings", "positions", "alarms")
-_KIND_OF: dict[bytes, Kind] = {READINGS: "readings", POSITIONS: "positions", ALARMS: "alarms"}
-_RECORD_BYTES_PER_ROW = 40  # a spooled reading takes 37 bytes: read about a batch at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,32 +80,7 @@ class BufferStats:
     spool: SpoolStats
 
 
-@dataclass(slots=True)
-class _Job:
-    kind: Kind
-    payload: Any  # ReadingBatch | PositionBatch | tuple[AlarmEvent, ...]
-    rows: int
-    future: asyncio.Future[None]
-    queued_at: float
-
-
-@dataclass(slots=True)
-class _Counters:
-    written: int = 0
-    spooled: int = 0
-    drained: int = 0
-    refused: int = 0
-    rejected: int = 0
-    unknown: int = 0
-    failed: int = 0
-    inner_failures: int = 0
-
-
-def _rows(payload: Any) -> int:
-    return len(payload)
-
-
-class BufferedStore:
+class BufferedStore(BufferWriter):
     """`TimeSeriesStore` around `inner` with a durable disk spool; see the module docstring."""
 
     def __init__(
@@ -149,7 +110,7 @@ class BufferedStore:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.close_drain_s = close_drain_s
-        self._queue: list[_Job] = []
+        self._queue: list[Job] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
@@ -158,7 +119,7 @@ class BufferedStore:
         self._backoff = retry_initial_s
         self._retry_at = 0.0
         self._close_deadline = 0.0
-        self._n = _Counters()
+        self._n = Counters()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -230,7 +191,7 @@ class BufferedStore:
             raise StoreError(f"{what} batch has sensor indices outside 0..{n - 1}", retryable=False)
 
     async def _submit(self, kind: Kind, payload: Any) -> None:
-        rows = _rows(payload)
+        rows = row_count(payload)
         if rows == 0:
             return
         if self._writer is None:
@@ -238,212 +199,11 @@ class BufferedStore:
         if self._closing:
             raise StoreError("buffered store is closing", retryable=True)
         loop = asyncio.get_running_loop()
-        job = _Job(kind, payload, rows, loop.create_future(), time.monotonic())
+        job = Job(kind, payload, rows, loop.create_future(), time.monotonic())
         self._queue.append(job)
         self._wake.set()
         # shield: a caller that is cancelled leaves its job to be written all the same
         await asyncio.shield(job.future)
-
-    # -- the writer -----------------------------------------------------------------------
-
-    async def _write_loop(self) -> None:
-        while True:
-            if self._queue and self._queue_due():
-                jobs, self._queue = self._queue, []
-                await self._write_jobs(jobs)
-                continue
-            if len(self.spool) and time.monotonic() >= self._retry_at:
-                if self._closing and time.monotonic() >= self._close_deadline:
-                    return
-                drained = await self._drain_some()
-                if self._closing and not drained:
-                    return
-                continue
-            if self._closing and not self._queue:
-                return
-            await self._sleep()
-
-    def _queue_due(self) -> bool:
-        if self.max_delay_s <= 0 or self._closing:
-            return True
-        rows = sum(j.rows for j in self._queue)
-        return rows >= self.batch_lines or (
-            time.monotonic() - self._queue[0].queued_at >= self.max_delay_s
-        )
-
-    async def _sleep(self) -> None:
-        now = time.monotonic()
-        timeouts = []
-        if self._queue:
-            timeouts.append(self._queue[0].queued_at + self.max_delay_s - now)
-        if len(self.spool):
-            timeouts.append(self._retry_at - now)
-        self._wake.clear()
-        timeout = max(0.0, min(timeouts)) if timeouts else None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-
-    async def _write_jobs(self, jobs: list[_Job]) -> None:
-        for kind in _KINDS:
-            group = [j for j in jobs if j.kind == kind]
-            if not group:
-                continue
-            try:
-                await self._write_group(kind, group)
-            except StoreError as exc:
-                for j in group:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-            except Exception as exc:  # a bug: tell the callers rather than kill the writer
-                log.exception("buffered store: writing %s failed", kind)
-                for j in group:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-            else:
-                for j in group:
-                    if not j.future.done():
-                        j.future.set_result(None)
-
-    async def _write_group(self, kind: Kind, group: list[_Job]) -> None:
-        payload = _join(kind, [j.payload for j in group])
-        rows = sum(j.rows for j in group)
-        if not len(self.spool) and self._inner_up_now():
-            try:
-                await self._inner_write(kind, payload)
-            except PartialWriteError as exc:
-                self._refused(exc, kind)
-                self._n.written += rows - exc.dropped
-                return
-            except StoreError as exc:
-                if not exc.retryable:
-                    self._n.failed += 1
-                    raise
-                self._mark_down(exc, f"write {kind}")
-            else:
-                self._n.written += rows
-                return
-        await self._spool(kind, payload)
-        self._n.spooled += rows
-
-    def _inner_up_now(self) -> bool:
-        return self._inner_up or time.monotonic() >= self._retry_at
-
-    async def _inner_write(self, kind: Kind, payload: Any) -> None:
-        if not self._inner_open:
-            await self.inner.open()
-            self._inner_open = True
-        if kind == "readings":
-            await self.inner.write_readings(payload)
-        elif kind == "positions":
-            await self.inner.write_positions(payload)
-        else:
-            await self.inner.write_alarm_events(payload)
-        if not self._inner_up:
-            log.info("buffered store: the inner store answers again")
-        self._inner_up = True
-        self._backoff = self.retry_initial_s
-
-    def _mark_down(self, exc: StoreError, what: str) -> None:
-        self._n.inner_failures += 1
-        if self._inner_up:
-            log.warning("buffered store: %s failed (%s); spooling until it answers", what, exc)
-        self._inner_up = False
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self.retry_max_s)
-
-    async def _spool(self, kind: Kind, payload: Any) -> None:
-        """Append `payload` durably, in records of at most `batch_lines` rows."""
-        step = self.batch_lines
-        n = _rows(payload)
-        records = [
-            _encode(self.registry, kind, _slice(kind, payload, a, a + step))
-            for a in range(0, n, step)
-        ]
-
-        def append() -> None:
-            for record in records:
-                self.spool.append(record)
-
-        await asyncio.to_thread(append)
-
-    async def _drain_some(self) -> bool:
-        """Write the oldest spooled records of one kind (up to `batch_lines` rows) to the inner
-        store; True when they went (or were set aside), False when the inner store failed."""
-        raw = await asyncio.to_thread(
-            self.spool.peek, 256, self.batch_lines * _RECORD_BYTES_PER_ROW
-        )
-        decoded: list[Decoded] = []
-        for data in raw:
-            try:
-                d = decode(self.registry, data)
-            except RecordError as exc:
-                log.error("buffered store: unreadable spool record set aside: %s", exc)
-                await self._reject(data, str(exc))
-                return True
-            if decoded and (
-                d.kind != decoded[0].kind
-                or sum(x.rows for x in decoded) + d.rows > self.batch_lines
-            ):
-                break
-            decoded.append(d)
-        if not decoded:
-            return True
-        kind = _KIND_OF[decoded[0].kind]
-        for d in decoded:
-            if d.unknown_rows:
-                self._n.unknown += d.unknown_rows
-                log.warning(
-                    "buffered store: %d spooled %s row(s) of sensors no longer configured (%s) "
-                    "not written",
-                    d.unknown_rows,
-                    kind,
-                    ", ".join(d.unknown_ids[:5]),
-                )
-        payload = _join(kind, [_payload(d) for d in decoded])
-        rows = _rows(payload)
-        try:
-            if rows:
-                await self._inner_write(kind, payload)
-        except PartialWriteError as exc:
-            self._refused(exc, kind)
-            rows -= exc.dropped
-        except StoreError as exc:
-            if exc.retryable:
-                self._mark_down(exc, f"drain {kind}")
-                return False
-            log.error("buffered store: spooled %s refused for good (%s); set aside", kind, exc)
-            for data in raw[: len(decoded)]:
-                await self._reject(data, str(exc), pop=False)
-            self._n.rejected += rows
-            rows = 0
-        await asyncio.to_thread(self.spool.pop, len(decoded))
-        self._n.drained += rows
-        if not len(self.spool):
-            log.info("buffered store: spool drained")
-        return True
-
-    async def _reject(self, data: bytes, reason: str, *, pop: bool = True) -> None:
-        folder = self.spool.directory / "rejected"
-
-        def keep() -> None:
-            folder.mkdir(exist_ok=True)
-            name = f"{time.time_ns()}.rec"
-            (folder / name).write_bytes(data)
-            (folder / f"{name}.reason").write_text(reason + "\n")
-            if pop:
-                self.spool.pop(1)
-
-        await asyncio.to_thread(keep)
-
-    def _refused(self, exc: PartialWriteError, kind: Kind) -> None:
-        self._n.refused += exc.dropped
-        log.error(
-            "buffered store: the store refused %d %s line(s), kept the rest: %s; refused: %s",
-            exc.dropped,
-            kind,
-            exc.reason,
-            " | ".join(exc.sample) or "(not identified)",
-        )
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -496,46 +256,3 @@ class BufferedStore:
                 return False
             await asyncio.sleep(0.05)
         return True
-
-
-def _join(kind: Kind, payloads: list[Any]) -> Any:
-    if len(payloads) == 1:
-        return payloads[0]
-    if kind == "readings":
-        return ReadingBatch.concat(payloads)
-    if kind == "positions":
-        return PositionBatch(
-            *(
-                np.concatenate([getattr(p, name) for p in payloads])
-                for name in ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
-            )
-        )
-    return tuple(e for p in payloads for e in p)
-
-
-def _slice(kind: Kind, payload: Any, a: int, b: int) -> Any:
-    if kind == "alarms":
-        return payload[a:b]
-    cls = type(payload)
-    names = (
-        ("sensor", "ts", "value", "quality", "epoch", "seq")
-        if kind == "readings"
-        else ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
-    )
-    return cls(*(getattr(payload, name)[a:b] for name in names))
-
-
-def _encode(registry: Registry, kind: Kind, payload: Any) -> bytes:
-    if kind == "readings":
-        return encode_readings(registry, payload)
-    if kind == "positions":
-        return encode_positions(registry, payload)
-    return encode_alarms(payload)
-
-
-def _payload(d: Decoded) -> Any:
-    if d.readings is not None:
-        return d.readings
-    if d.positions is not None:
-        return d.positions
-    return d.alarms
