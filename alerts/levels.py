@@ -58,8 +58,48 @@ def judge_levels(
     table: RuleTable, state: CoreState, new: CoreState, s: I64, t: I64, v: npt.NDArray[np.float64]
 ) -> tuple[list[Part], I64]:
     """Process levels of judged readings (sorted by sensor, then time); returns the transitions
-    and each reading's level above after it (the early warning's starting point). Works column
-    first: (level columns x readings)."""
+    and each reading's level above after it (the early warning's starting point). A sensor with
+    no level on whose readings are all calm (`RuleTable.calm_below`) changes nothing but its run
+    counts: only the other sensors' readings go through the passes."""
+    n = s.shape[0]
+    calm = (v < table.calm_below[s]) & (v > table.calm_above[s])
+    hot = _on(state.raw, s) | _on(state.active, s)
+    loud = ~calm | hot
+    if loud.all():
+        return _judge(table, state, new, s, t, v)
+    start = segment_starts(s)
+    starts = np.flatnonzero(start)
+    seg_loud = np.logical_or.reduceat(loud, starts)
+    if seg_loud.any():
+        keep = seg_loud[np.cumsum(start) - 1]
+        parts, above_kept = _judge(table, state, new, s[keep], t[keep], v[keep])
+        above: I64 = np.zeros(n, dtype=np.int64)
+        above[keep] = above_kept
+    else:
+        parts, above = [], np.zeros(n, dtype=np.int64)
+    if table.has_delays:  # the off-runs of the calm sensors go on
+        quiet = ~seg_loud
+        length = np.diff(np.append(starts, n))[quiet]
+        at = _flat(s[starts[quiet]], table.columns)
+        count = new.run_count.reshape(-1)
+        count[at] = np.minimum(count[at].astype(np.int64) + length[:, None], RUN_CAP)
+    return parts, above
+
+
+def _on(flags: npt.NDArray[np.bool_], s: I64) -> npt.NDArray[np.bool_]:
+    """Per reading: whether any of its sensor's level flags ((n, 8)) is set."""
+    on: npt.NDArray[np.bool_]
+    if flags.shape[1] == 8 and flags.flags.c_contiguous:
+        on = flags.view(np.uint64)[s, 0] != 0  # the eight flags of a row as one word
+    else:
+        on = np.asarray(flags[s].any(axis=1))
+    return on
+
+
+def _judge(
+    table: RuleTable, state: CoreState, new: CoreState, s: I64, t: I64, v: npt.NDArray[np.float64]
+) -> tuple[list[Part], I64]:
+    """`judge_levels` of every reading given. Works column first: (level columns x readings)."""
     cols = table.columns
     n = s.shape[0]
     start = segment_starts(s)

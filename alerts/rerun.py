@@ -64,6 +64,8 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
         **no_data_index(table.no_data[rows]),
         **vote_index(np.full(rows.shape[0], -1, dtype=np.int64)),
+        calm_below=table.calm_below[rows],
+        calm_above=table.calm_above[rows],
     )
 
 

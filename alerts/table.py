@@ -188,6 +188,10 @@ class RuleTable:
     # vote_members[vote_ptr[g]:vote_ptr[g + 1]]
     vote_members: npt.NDArray[np.int64]
     vote_ptr: npt.NDArray[np.int64]  # (n + 1,)
+    # a reading below every level above and above every level below its sensor's (no level
+    # turns on) is calm: of a sensor with no level on, it changes nothing but the run counts
+    calm_below: npt.NDArray[np.float64]  # (n,) the lowest threshold above (inf: none)
+    calm_above: npt.NDArray[np.float64]  # (n,) the highest threshold below (-inf: none)
 
     @property
     def size(self) -> int:
@@ -353,6 +357,7 @@ def compile_table(
         trend_keep=trend_depth + (late_depth if lateness_ms > 0 else 0),
         **no_data_index(no_data),
         **vote_index(group_of),
+        **calm_index(threshold),
     )
 
 
@@ -373,3 +378,11 @@ def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
     ptr = np.zeros(group_of.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
     return {"vote_members": members, "vote_ptr": ptr}
+
+
+def calm_index(threshold: npt.NDArray[np.float64]) -> dict[str, Any]:
+    """`calm_below` and `calm_above` of a table with these thresholds ((n, 2 * SLOTS))."""
+    up, down = threshold[:, :SLOTS], threshold[:, SLOTS:]
+    below = np.where(np.isnan(up), np.inf, up).min(axis=1)
+    above = np.where(np.isnan(down), -np.inf, down).max(axis=1)
+    return {"calm_below": below, "calm_above": above}
