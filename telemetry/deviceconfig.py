@@ -1,0 +1,157 @@
+"""Devices in the configuration format: a device profile's register map (points, 4-20 mA scaling,
+status registers), how to reach a device over Modbus (TCP, RTU over TCP, serial RTU) and how it
+reports. Pure models; `telemetry.config` re-exports them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from telemetry.configbase import Frozen, Ident
+
+__all__ = [
+    "CurrentSpec",
+    "DeviceProfile",
+    "ModbusSpec",
+    "PointSpec",
+    "ReportSpec",
+    "SerialSpec",
+    "StatusSpec",
+    "register_width",
+]
+
+
+class CurrentSpec(Frozen):
+    """A 4-20 mA transmitter behind the register: the raw value is a current, judged by NAMUR
+    NE 43 (below 3.6 mA or above 21 mA: sensor fault; 3.6-3.8 and 20.5-21 mA: saturated, out of
+    range) and scaled linearly from 4-20 mA to eng_min-eng_max."""
+
+    raw_4ma: float = Field(default=4000.0, description="raw value at 4 mA (default: µA)")
+    raw_20ma: float = 20000.0
+    eng_min: float
+    eng_max: float
+
+    @model_validator(mode="after")
+    def _span(self) -> Self:
+        if self.raw_20ma == self.raw_4ma or self.eng_max == self.eng_min:
+            raise ValueError("the 4 mA and 20 mA points must differ, and so must eng_min/eng_max")
+        return self
+
+
+class PointSpec(Frozen):
+    """One value a device exposes over Modbus (register addresses are 0-based).
+
+    Byte and word order of multi-register values: ABCD big-endian, CDAB words swapped, BADC bytes
+    swapped in each word, DCBA little-endian. The value is raw * scale + offset, or, with
+    `current`, the 4-20 mA scaling."""
+
+    name: Ident
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    dtype: Literal["bool", "bit", "int16", "uint16", "int32", "uint32", "float32", "float64"] = (
+        "uint16"
+    )
+    bit: int | None = Field(default=None, ge=0, le=15, description="for dtype 'bit'")
+    word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = "ABCD"
+    scale: float = 1.0
+    offset: float = 0.0
+    current: CurrentSpec | None = None
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _table_type(self) -> Self:
+        bit_table = self.table in ("coil", "discrete")
+        if bit_table != (self.dtype == "bool"):
+            raise ValueError("coils and discrete inputs are dtype 'bool', registers are not")
+        if (self.dtype == "bit") != (self.bit is not None):
+            raise ValueError("dtype 'bit' needs 'bit' (0-15), and only it does")
+        if self.current is not None and self.dtype in ("bool", "bit"):
+            raise ValueError("a 4-20 mA point needs a numeric dtype")
+        if self.address + register_width(self.dtype) > 65536:
+            raise ValueError("point runs past register 65535")
+        return self
+
+
+def register_width(dtype: str) -> int:
+    """Registers (or bits) a value of `dtype` occupies."""
+    return {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
+
+
+class StatusSpec(Frozen):
+    """A status register (or bit) that sets the quality of points: e.g. a detector's fault bit."""
+
+    point: Ident
+    bit: int | None = Field(default=None, ge=0, le=15, description="None: the whole value")
+    equals: int | None = Field(default=None, description="None: any non-zero value")
+    quality: Literal["sensor_fault", "out_of_range", "calibration", "manual"]
+    applies_to: tuple[Ident, ...] = Field(default=(), description="empty: every point")
+
+
+class DeviceProfile(Frozen):
+    """A device's register map, shipped under ``profiles/devices/``."""
+
+    name: Ident
+    description: str = ""
+    points: tuple[PointSpec, ...] = Field(min_length=1)
+    status: tuple[StatusSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names = [p.name for p in self.points]
+        if len(set(names)) != len(names):
+            raise ValueError("point names must be unique within a profile")
+        for st in self.status:
+            unknown = [n for n in (st.point, *st.applies_to) if n not in names]
+            if unknown:
+                raise ValueError(f"status refers to unknown point(s) {unknown}")
+        return self
+
+
+class SerialSpec(Frozen):
+    """An RS-485/RS-232 line for Modbus RTU."""
+
+    port: str = Field(min_length=1, description="e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+
+
+class ModbusSpec(Frozen):
+    """How to reach a device. Devices with the same endpoint share one connection (a bus) and
+    one request queue."""
+
+    transport: Literal["tcp", "rtu-over-tcp", "rtu"] = "tcp"
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=0, le=65535)
+    serial: SerialSpec | None = None
+    unit: int = Field(default=1, ge=0, le=247)
+    poll_s: float = Field(default=1.0, gt=0, le=3600)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=0, ge=0, le=5, description="re-sends after a timeout")
+    backoff_max_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a silent unit is asked again at most this late"
+    )
+
+    @model_validator(mode="after")
+    def _serial(self) -> Self:
+        if (self.transport == "rtu") != (self.serial is not None):
+            raise ValueError("transport 'rtu' needs 'serial' (and only it does)")
+        return self
+
+    def endpoint(self) -> tuple[str, str]:
+        """What identifies the bus: devices with equal endpoints share one connection."""
+        if self.serial is not None:
+            return ("rtu", self.serial.port)
+        return (self.transport, f"{self.host}:{self.port}")
+
+
+class ReportSpec(Frozen):
+    """Report-on-change: a reading is sent when it moved by more than the sensor's deadband,
+    when its quality changed, or when the sensor has been silent for `max_silent_s`."""
+
+    on_change: bool = False
+    max_silent_s: float = Field(default=60.0, gt=0, le=86400)

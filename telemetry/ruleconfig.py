@@ -1,0 +1,161 @@
+"""The alarm rules of the configuration format: levels with hysteresis and delays, rate of rise,
+early warning, verified protective actions, suppression by design, and the rule packs that name
+rules for sensors to refer to (``pack.rule``). Pure models; `telemetry.config` re-exports them.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from telemetry.configbase import Frozen, Ident, Tier
+
+__all__ = [
+    "EarlyWarningSpec",
+    "LevelSpec",
+    "RateSpec",
+    "RulePack",
+    "RuleSpec",
+    "SuppressSpec",
+    "VerifySpec",
+    "check_levels",
+]
+
+
+class LevelSpec(Frozen):
+    """One alarm level: raised when the value reaches `above` (or falls to `below`), cleared only
+    when it returns past `recover` (hysteresis)."""
+
+    name: Ident
+    tier: Tier
+    above: float | None = None
+    below: float | None = None
+    recover: float
+    action: str = Field(default="", max_length=200, description="protective action, e.g. power cut")
+    note: str = Field(
+        default="", max_length=500, description="source and confidence of the numbers"
+    )
+    on_delay_s: float = Field(
+        default=0.0, ge=0, le=86400, description="the condition must hold this long (event time)"
+    )
+    off_delay_s: float = Field(
+        default=0.0, ge=0, le=86400, description="the recovery must hold this long (event time)"
+    )
+    on_samples: int = Field(default=1, ge=1, le=1000, description="N judged readings in a row")
+    off_samples: int = Field(default=1, ge=1, le=1000, description="N recovered readings in a row")
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Self:
+        if (self.above is None) == (self.below is None):
+            raise ValueError("a level sets exactly one of 'above' and 'below'")
+        if self.above is not None and self.recover > self.above:
+            raise ValueError(f"recover {self.recover} must be <= above {self.above}")
+        if self.below is not None and self.recover < self.below:
+            raise ValueError(f"recover {self.recover} must be >= below {self.below}")
+        return self
+
+
+def check_levels(levels: tuple[LevelSpec, ...]) -> None:
+    names = [lv.name for lv in levels]
+    if len(set(names)) != len(names):
+        raise ValueError("level names must be unique within a rule")
+    highs = [lv.above for lv in levels if lv.above is not None]
+    lows = [lv.below for lv in levels if lv.below is not None]
+    if len(highs) > 4 or len(lows) > 4:
+        raise ValueError("at most four levels above and four below")
+    # equal thresholds are allowed: coal-mine return airways alarm and cut power at the same 1.0 %
+    if highs != sorted(highs):
+        raise ValueError("levels above must be listed with rising thresholds")
+    if lows != sorted(lows, reverse=True):
+        raise ValueError("levels below must be listed with falling thresholds")
+
+
+class VerifySpec(Frozen):
+    """A protective action to verify: when the sensor reaches `level` (default: its highest level
+    above), the feedback sensor must read below `expect_below` (or above `expect_above`) within
+    `within_s` of the event time, else a 'power cut failed' (馈电异常) alarm is raised."""
+
+    sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
+    level: Ident | None = None
+    expect_below: float | None = None
+    expect_above: float | None = None
+    within_s: float = Field(gt=0, le=3600)
+    grace_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=600,
+        description="with no feedback reading past the deadline, wait this long on the hub's "
+        "clock for one in transit before declaring the failure",
+    )
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Self:
+        if (self.expect_below is None) == (self.expect_above is None):
+            raise ValueError("verify sets exactly one of 'expect_below' and 'expect_above'")
+        return self
+
+
+class RateSpec(Frozen):
+    """Rate of rise: a 'rate' alarm when the value rose by more than `per_min` per minute over the
+    last `window_s` of event time (newest reading against the oldest in the window); it clears
+    when the rise falls below `per_min * recover_factor` (hysteresis)."""
+
+    per_min: float = Field(gt=0, description="rise per minute, in the sensor's unit")
+    window_s: float = Field(gt=0, le=3600)
+    tier: Tier = "yellow"
+    recover_factor: float = Field(
+        default=0.8, gt=0, le=1, description="clear below per_min * recover_factor"
+    )
+    action: str = Field(default="", max_length=200)
+
+
+class EarlyWarningSpec(Frozen):
+    """Early warning (blue tier): the least-squares slope over the last `window_s` of event time
+    projects when the value reaches the next level above; under `horizon_s`, warn."""
+
+    window_s: float = Field(gt=0, le=3600)
+    horizon_s: float = Field(gt=0, le=86400)
+
+
+class RuleSpec(Frozen):
+    description: str = ""
+    levels: tuple[LevelSpec, ...] = Field(min_length=1)
+    no_data_s: float | None = Field(
+        default=None, gt=0, le=86400, description="raise 'no data' after this long without data"
+    )
+    rate: RateSpec | None = None
+    early_warning: EarlyWarningSpec | None = None
+
+    @model_validator(mode="after")
+    def _levels(self) -> Self:
+        check_levels(self.levels)
+        if self.early_warning is not None and all(lv.above is None for lv in self.levels):
+            raise ValueError("early_warning needs a level above")
+        return self
+
+
+class RulePack(Frozen):
+    """A named set of rules, shipped under ``profiles/rules/``; referenced as ``pack.rule``."""
+
+    name: Ident
+    description: str = ""
+    source: str = ""
+    rules: dict[Ident, RuleSpec]
+
+
+class SuppressSpec(Frozen):
+    """Suppression by design (ISA-18.2): the sensor's alarms are recorded but not notified while
+    another sensor reads below or above a value (the unit is shut down), or while it has an
+    active alarm (an upstream alarm explains this one)."""
+
+    sensor: Ident
+    below: float | None = None
+    above: float | None = None
+    alarm: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        if sum((self.below is not None, self.above is not None, self.alarm)) != 1:
+            raise ValueError("give exactly one of 'below', 'above' or 'alarm: true'")
+        return self
