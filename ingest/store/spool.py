@@ -9,13 +9,14 @@ Layout of the folder::
     0000000000000001.seg  0000000000000002.seg ...   segments, oldest first
     cursor                                           "<segment> <offset>": where draining stands
 
-A record is framed as ``magic (4) | length (u32 LE) | crc32 of the payload (u32 LE) | payload``.
-`append` writes the frame and calls ``fsync`` before it returns, so an appended record survives a
-crash or a power cut; a new segment's directory entry is synced too. A crash in the middle of an
-append leaves a torn frame at the end of the last segment; `open` finds it (bad magic, short
-length or CRC mismatch), logs it and cuts the file there. That record's `append` never returned,
-so nobody was told it was kept. A bad frame in an older segment means the disk lost data; the rest
-of that segment is skipped, logged and counted in `SpoolStats.corrupt_segments`.
+A record is framed as ``magic (4) | length (u32 LE) | crc32 of the payload (u32 LE) | payload``
+(`ingest.store.spool_frame`). `append` writes the frame and calls ``fsync`` before it returns, so
+an appended record survives a crash or a power cut; a new segment's directory entry is synced too.
+A crash in the middle of an append leaves a torn frame at the end of the last segment; `open` finds
+it (bad magic, short length or CRC mismatch), logs it and cuts the file there. That record's
+`append` never returned, so nobody was told it was kept. A bad frame in an older segment means the
+disk lost data; the rest of that segment is skipped, logged and counted in
+`SpoolStats.corrupt_segments`.
 
 `pop` moves the cursor past drained records and deletes segments it has left behind. The cursor
 file is replaced atomically but not synced: after a crash the spool may start from an older
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import zlib
 from dataclasses import dataclass
@@ -39,16 +39,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ingest.store.base import StoreError
+from ingest.store.spool_frame import (
+    HEADER,
+    MAGIC,
+    MAX_RECORD,
+    encode_frame,
+    frame_ends_at,
+    scan,
+    scan_prefix,
+)
 
 __all__ = ["Spool", "SpoolFullError", "SpoolStats"]
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"HHS1"
-_HEADER = struct.Struct("<4sII")
 _SUFFIX = ".seg"
 _CURSOR = "cursor"
-MAX_RECORD = 1 << 30
 
 
 class SpoolFullError(StoreError):
@@ -79,33 +85,6 @@ class _Segment:
     path: Path
     size: int  # bytes of valid frames
     records: int  # valid frames from the start of the file
-
-
-def _frame(payload: bytes) -> bytes:
-    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-
-
-def _scan(path: Path) -> tuple[int, int, str]:
-    """(records, valid bytes, why it stopped early or "") of one segment file."""
-    records = 0
-    at = 0
-    with path.open("rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        while at < size:
-            head = f.read(_HEADER.size)
-            if len(head) < _HEADER.size:
-                return records, at, f"torn header at byte {at}"
-            magic, length, crc = _HEADER.unpack(head)
-            if magic != MAGIC or length > MAX_RECORD:
-                return records, at, f"bad frame at byte {at}"
-            payload = f.read(length)
-            if len(payload) < length:
-                return records, at, f"torn record at byte {at}"
-            if zlib.crc32(payload) != crc:
-                return records, at, f"CRC mismatch at byte {at}"
-            at += _HEADER.size + length
-            records += 1
-    return records, at, ""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -163,7 +142,7 @@ class Spool:
                 except ValueError:
                     log.warning("spool %s: ignoring %s (not a segment name)", self.directory, path)
                     continue
-                records, size, why = _scan(path)
+                records, size, why = scan(path)
                 if why:
                     self._corrupt += 1
                     last = i == len(paths) - 1
@@ -215,27 +194,17 @@ class Spool:
         if not self._segments or self._segments[0].seq != seq:
             return 0
         head = self._segments[0]
-        if not 0 <= offset <= head.size or not self._on_boundary(head, offset):
+        if not 0 <= offset <= head.size or not frame_ends_at(head.path, offset):
             log.warning("spool %s: cursor %s:%d is not on a record", self.directory, seq, offset)
             return 0
         return offset
-
-    @staticmethod
-    def _on_boundary(segment: _Segment, offset: int) -> bool:
-        at = 0
-        with segment.path.open("rb") as f:
-            while at < offset:
-                f.seek(at)
-                _magic, length, _crc = _HEADER.unpack(f.read(_HEADER.size))
-                at += _HEADER.size + length
-        return at == offset
 
     def _recount(self) -> None:
         records = 0
         size = 0
         for i, seg in enumerate(self._segments):
             if i == 0 and self._cursor:
-                skipped, _, _ = _scan_prefix(seg.path, self._cursor)
+                skipped, _, _ = scan_prefix(seg.path, self._cursor)
                 records += seg.records - skipped
                 size += seg.size - self._cursor
             else:
@@ -250,7 +219,7 @@ class Spool:
         """Add one record durably, or raise `SpoolFullError` when it does not fit."""
         if len(payload) > MAX_RECORD:
             raise ValueError(f"a spool record holds at most {MAX_RECORD} bytes")
-        frame = _frame(payload)
+        frame = encode_frame(payload)
         with self._lock:
             self._check_open()
             if self._pending_bytes + len(frame) > self.max_bytes:
@@ -316,7 +285,7 @@ class Spool:
                 payload = self._read_at(seg, offset)
                 out.append(payload)
                 size += len(payload)
-                offset += _HEADER.size + len(payload)
+                offset += HEADER.size + len(payload)
         return out
 
     def _read_at(self, seg: _Segment, offset: int) -> bytes:
@@ -326,7 +295,7 @@ class Spool:
             self._reader = seg.path.open("rb")
             self._reader_seq = seg.seq
         self._reader.seek(offset)
-        magic, length, crc = _HEADER.unpack(self._reader.read(_HEADER.size))
+        magic, length, crc = HEADER.unpack(self._reader.read(HEADER.size))
         payload = self._reader.read(length)
         if magic != MAGIC or len(payload) != length or zlib.crc32(payload) != crc:
             raise StoreError(
@@ -341,8 +310,8 @@ class Spool:
             self._reader = seg.path.open("rb")
             self._reader_seq = seg.seq
         self._reader.seek(offset)
-        _magic, length, _crc = _HEADER.unpack(self._reader.read(_HEADER.size))
-        return int(_HEADER.size + length)
+        _magic, length, _crc = HEADER.unpack(self._reader.read(HEADER.size))
+        return int(HEADER.size + length)
 
     def pop(self, count: int = 1) -> None:
         """Mark the `count` oldest records drained; delete the segments left behind."""
@@ -419,16 +388,3 @@ class Spool:
     def _check_open(self) -> None:
         if not self._open:
             raise StoreError(f"spool {self.directory} is not open", retryable=False)
-
-
-def _scan_prefix(path: Path, end: int) -> tuple[int, int, str]:
-    """Records in the first `end` bytes of a segment."""
-    records = 0
-    at = 0
-    with path.open("rb") as f:
-        while at < end:
-            f.seek(at)
-            _magic, length, _crc = _HEADER.unpack(f.read(_HEADER.size))
-            at += _HEADER.size + length
-            records += 1
-    return records, at, ""
