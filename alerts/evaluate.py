@@ -203,19 +203,25 @@ def _evaluate(
     level_parts: list[Part] = []
     if n_judged:
         j = _rows(judged)
-        level_parts, above = judge_levels(table, state, new, s[j], t[j], v[j])
+        sj, tj, vj = s[j], t[j], v[j]
+        level_parts, above = judge_levels(table, state, new, sj, tj, vj)
         parts.extend(level_parts)
         if table.trends:
-            parts.extend(judge_trends(table, state, new, s[j], t[j], v[j], above))
-    # sensor fault: decided by fault readings and judged readings of sensors with levels
+            parts.extend(judge_trends(table, state, new, sj, tj, vj, above))
+    # sensor fault: decided by fault readings and judged readings of sensors with levels; only
+    # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT
-    f = _rows(rules & (judged | is_fault))
-    if s[f].shape[0]:
+    decides = rules & (judged | is_fault)
+    hot = decides & (is_fault | (state.level[s, FAULT] > 0))
+    f = np.flatnonzero(decides & _segments_with(s, hot))
+    if f.shape[0]:
+        sf, fault = s[f], is_fault[f]
         part, start, _ = _flags(
-            s[f], t[f], v[f], is_fault[f].astype(np.int64), state.level[:, FAULT], FAULT
+            sf, t[f], v[f], fault.astype(np.int64), state.level[:, FAULT], FAULT
         )
         parts.append(part)
-        new.level[s[f][segment_ends(start)], FAULT] = is_fault[f][segment_ends(start)]
+        end = segment_ends(start)
+        new.level[sf[end], FAULT] = fault[end]
     # no data: comm-loss readings, gaps between data readings, silence until `now`
     d = _rows(rules | (table.no_data[s] > 0))
     if s[d].shape[0]:
@@ -290,6 +296,16 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
+
+
+def _segments_with(s: I64, mark: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Per row of `s` (sorted): whether a row of its segment (its sensor's rows) is marked."""
+    if not mark.any():
+        return mark
+    start = segment_starts(s)
+    hit: npt.NDArray[np.bool_] = np.logical_or.reduceat(mark, np.flatnonzero(start))
+    rows: npt.NDArray[np.bool_] = hit[np.cumsum(start) - 1]
+    return rows
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:
