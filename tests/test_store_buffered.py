@@ -219,3 +219,33 @@ async def test_permanent_error_reaches_the_caller(
         assert len(store.spool) == 0
     finally:
         await store.close()
+
+
+async def test_an_unreadable_record_behind_good_ones_is_set_aside_alone(
+    influxdb: InfluxService, registry: Registry, database: str, tmp_path: Path
+) -> None:
+    """Two spooled batches, then a damaged record: the two are drained, the damaged one is set
+    aside once. (The damaged record used to pop the oldest record in its place: the good
+    batches were lost uncounted and the damaged one set aside three times.)"""
+    ch4 = idx(registry, "ch4.1")
+    influxdb.stop()
+    try:
+        store = buffered(influxdb, registry, database, tmp_path / "spool", close_drain_s=0.2)
+        await store.open()
+        await store.write_readings(batch(ch4, 0, 50, seq=1))
+        await store.write_readings(batch(ch4, 50, 50, seq=2))
+        store.spool.append(b"\x00 not a record")
+        await store.close()
+    finally:
+        influxdb.start()
+    again = buffered(influxdb, registry, database, tmp_path / "spool")
+    await again.open()
+    try:
+        assert len(again.spool) == 3
+        assert await again.wait_drained(20)
+        assert await again.count_by_seq("acme", "gas-1") == {(1, 1): 50, (1, 2): 50}
+        assert again.stats().drained_rows == 100
+    finally:
+        await again.close()
+    kept = sorted((tmp_path / "spool" / "rejected").glob("*.rec"))
+    assert [p.read_bytes() for p in kept] == [b"\x00 not a record"]

@@ -222,8 +222,10 @@ class BufferWriter:
             try:
                 d = decode(self.registry, data)
             except RecordError as exc:
+                if decoded:  # the records before it go first: it is the oldest on the next turn
+                    break
                 log.error("buffered store: unreadable spool record set aside: %s", exc)
-                await self._reject(data, str(exc))
+                await self._reject(data, str(exc))  # pops the oldest record: this one
                 return True
             if decoded and (
                 d.kind != decoded[0].kind
