@@ -31,6 +31,11 @@ from services import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.yaml"
 SCENARIOS = sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))
+CRANE = ROOT / "examples" / "crane.yaml"
+# (scenario, the configuration it plays against): the demo's, and the crane example's
+SHIPPED = [(p, DEMO) for p in SCENARIOS] + [
+    (p, CRANE) for p in sorted((ROOT / "examples" / "scenarios" / "crane").glob("*.yaml"))
+]
 
 
 def scenario(path: Path) -> ScenarioSpec:
@@ -171,13 +176,13 @@ def expected_transitions(compiled, registry, step_s: float) -> list[tuple[str, f
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-async def test_shipped_scenario_through_the_hub(path, mosquitto, tmp_path):
+@pytest.mark.parametrize(("path", "config"), SHIPPED, ids=[p.stem for p, _ in SHIPPED])
+async def test_shipped_scenario_through_the_hub(path, config, mosquitto, tmp_path):
     accel, poll_s = 20.0, 0.1
-    reg0 = load(DEMO).registry()
+    reg0 = load(config).registry()
     compiled = compile_scenario(scenario(path), reg0)
     played = await play(
-        compiled, DEMO, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s, fleet=True
+        compiled, config, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s, fleet=True
     )
     # action_failed (side 4): a protective action was not confirmed in time
     failures = [(sensor, t) for sensor, side, t in played.alarms if side == 4]
