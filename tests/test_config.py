@@ -157,6 +157,7 @@ def test_demo_vehicles(demo: Any) -> None:
 def test_profiles_are_shipped() -> None:
     assert {p.stem for p in DEVICE_FILES} >= {
         "coal-substation",
+        "crane-monitor",
         "interlock-block",
         "lel-panel-4",
         "tank-rtu",
@@ -166,6 +167,7 @@ def test_profiles_are_shipped() -> None:
         "chem-process",
         "coal-gas",
         "coal-methane",
+        "crane",
         "road-transport",
     }
 
@@ -838,3 +840,11 @@ tenants:
     assert {reg.sensors[s].id for s, *_ in tr.rows()} == {"loud.speed"}
     with pytest.raises(ConfigError, match="rule"):
         parse_document(text.replace("rule: none", "rule: nothing"), HubConfig, "t")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_configuration_loads(path: Path) -> None:
+    """The shipped example configurations (the demo's, the crane site's) build a registry with
+    the shipped profiles and packs, as `hazardhub check` does."""
+    reg = load(path).registry()
+    assert reg.sensors
