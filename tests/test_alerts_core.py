@@ -606,3 +606,17 @@ def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
     if huge_sensor and rows:
         s[0] = 2**40  # the key does not fit: lexsort
     assert by_sensor_time(s, ts).tolist() == np.lexsort((ts, s)).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 64),
+    st.lists(st.integers(-200, 200), max_size=40),
+)
+def test_ring_slots_wrap_as_the_modulo(keep, xs):
+    """The trend rings' slot arithmetic (`alerts.trend._wrap`, which avoids numpy's slow integer
+    division in the common range) equals x mod keep for any x."""
+    from alerts.trend import _wrap
+
+    x = np.array(xs, dtype=np.int64)
+    assert _wrap(x, keep).tolist() == (x % keep).tolist()
