@@ -188,6 +188,7 @@ class RuleTable:
     # vote_members[vote_ptr[g]:vote_ptr[g + 1]]
     vote_members: npt.NDArray[np.int64]
     vote_ptr: npt.NDArray[np.int64]  # (n + 1,)
+    vote_groups: npt.NDArray[np.int64]  # the group of each of `vote_members`
     # a reading below every level above and above every level below its sensor's (no level
     # turns on) is calm: of a sensor with no level on, it changes nothing but the run counts
     calm_below: npt.NDArray[np.float64]  # (n,) the lowest threshold above (inf: none)
@@ -377,7 +378,7 @@ def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
     counts = np.bincount(group_of[members], minlength=group_of.shape[0])
     ptr = np.zeros(group_of.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    return {"vote_members": members, "vote_ptr": ptr}
+    return {"vote_members": members, "vote_ptr": ptr, "vote_groups": group_of[members]}
 
 
 def calm_index(threshold: npt.NDArray[np.float64]) -> dict[str, Any]:

@@ -232,6 +232,6 @@ def judge_trends(
     slot = row[last] * keep + _wrap(head[seg[last]] + pos[last], keep)
     new.hist_ts.reshape(-1)[slot] = t[last]
     new.hist_v.reshape(-1)[slot] = v[last]
-    new.hist_head[touched] = (head + count) % keep
+    new.hist_head[touched] = _wrap(head + count, keep)
     new.hist_n[touched] = np.minimum(hn + count, keep)
     return parts

@@ -29,8 +29,7 @@ def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
         return None
     ptr = table.vote_ptr
     if g.shape[0] > _FEW:
-        size = np.diff(ptr)
-        groups = np.repeat(np.arange(table.size), size)
+        groups = table.vote_groups
         at = state.level[table.vote_members, ABOVE] >= table.vote_level[groups]
         return None, np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
     g = np.unique(g)
