@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
+
+from telemetry.configbase import Frozen as _Frozen
+from telemetry.configbase import Ident, Tier
 
 __all__ = [
     "ALARM_KINDS",
@@ -31,8 +34,6 @@ __all__ = [
     "WebhookChannel",
 ]
 
-Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
-Tier = Literal["blue", "yellow", "orange", "red"]
 TIERS: tuple[str, ...] = get_args(Tier)
 
 AlarmKind = Literal[
@@ -95,10 +96,6 @@ EventKind = Literal[
 # the names as tuples, for whoever lists them (the alarm kinds: alerts.table.ALARM_KIND_NAMES)
 ALARM_KINDS: tuple[str, ...] = get_args(AlarmKind)
 EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class WebhookChannel(_Frozen):
