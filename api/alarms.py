@@ -21,7 +21,7 @@ from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
@@ -102,10 +102,6 @@ def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
 
 def _writer(caller: Principal) -> None:
     require_writer(caller)
-
-
-def _tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
-    return None if caller.tenants is None else caller.scope(ctx.registry.tenants)
 
 
 class _In(BaseModel):
@@ -261,7 +257,7 @@ def alarm_router() -> APIRouter:
                 action,
                 actor=caller.name,
                 now=_now_ms(),
-                tenants=_tenants(ctx, caller),
+                tenants=query_tenants(ctx, caller),
                 note=note,
                 until=until,
             )
@@ -329,7 +325,7 @@ def alarm_router() -> APIRouter:
                 actor=caller.name,
                 now=_now_ms(),
                 reason=body.reason,
-                tenants=_tenants(ctx, caller),
+                tenants=query_tenants(ctx, caller),
             )
         except AlarmNotFoundError as exc:
             raise not_found(f"sensor {sensor_id!r}") from exc

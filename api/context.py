@@ -19,7 +19,7 @@ from ingest.metrics import Metrics
 from ingest.store.base import TimeSeriesStore
 from telemetry.registry import Registry
 
-__all__ = ["WRITERS", "AppContext", "Caller", "Ctx", "not_found", "require_writer"]
+__all__ = ["WRITERS", "AppContext", "Caller", "Ctx", "not_found", "query_tenants", "require_writer"]
 
 
 async def _no_events(events: Sequence[AlarmEvent]) -> None:
@@ -63,6 +63,12 @@ def not_found(what: str) -> HTTPException:
 
 
 WRITERS = frozenset({"admin", "operator", "enterprise"})
+
+
+def query_tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
+    """The tenants a query of the caller covers: None (every one, no filter) for a key of all
+    tenants, else those of its scope that the registry has."""
+    return None if caller.tenants is None else caller.scope(ctx.registry.tenants)
 
 
 def require_writer(caller: Principal) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
 __all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
@@ -71,7 +71,7 @@ def notification_routes(r: APIRouter) -> None:
         """The notification outbox, newest first: what was sent, what waits, what failed."""
         if ctx.notifier is None:
             return []
-        tenants = None if caller.tenants is None else caller.scope(ctx.registry.tenants)
+        tenants = query_tenants(ctx, caller)
         rows = await asyncio.to_thread(ctx.notifier.store.outbox, tenants, status_, limit)
         fields = list(OutboxPublic.model_fields)
         return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
