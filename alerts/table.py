@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -122,6 +122,7 @@ class VerifyPlan:
     bound: float
     within_ms: int
     grace_ms: int = 0
+    action: str | None = None  # the failure's text (VerifySpec.action)
 
     def satisfied(self, value: float) -> bool:
         """NaN (nothing known) never satisfies."""
@@ -193,6 +194,8 @@ class RuleTable:
     # turns on) is calm: of a sensor with no level on, it changes nothing but the run counts
     calm_below: npt.NDArray[np.float64]  # (n,) the lowest threshold above (inf: none)
     calm_above: npt.NDArray[np.float64]  # (n,) the highest threshold below (-inf: none)
+    # the action_failed alarm's text of the sensors whose verification has one of its own
+    verify_actions: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -213,6 +216,9 @@ class RuleTable:
         """(level name, tier, action) of level `number` on `side`; level 0 is 'normal'."""
         if number <= 0:
             return "normal", "none", ""
+        if side == ACTION:
+            name, tier, action = _SIDE_LEVELS[ACTION]
+            return name, tier, self.verify_actions.get(sensor, action)
         if side in _SIDE_LEVELS:
             return _SIDE_LEVELS[side]
         if side == RATE:
@@ -292,6 +298,7 @@ def compile_table(
                     float(bound if bound is not None else np.nan),
                     _ms(spec.within_s),
                     _ms(spec.grace_s),
+                    spec.action,
                 )
             )
     has_rules = ~np.isnan(threshold).all(axis=1)
@@ -359,6 +366,7 @@ def compile_table(
         **no_data_index(no_data),
         **vote_index(group_of),
         **calm_index(threshold),
+        verify_actions={p.sensor: p.action for p in plans if p.action},
     )
 
 

@@ -74,13 +74,21 @@ def check_levels(levels: tuple[LevelSpec, ...]) -> None:
 class VerifySpec(Frozen):
     """A protective action to verify: when the sensor reaches `level` (default: its highest level
     above), the feedback sensor must read below `expect_below` (or above `expect_above`) within
-    `within_s` of the event time, else a 'power cut failed' (馈电异常) alarm is raised."""
+    `within_s` of the event time, else an 'action_failed' alarm is raised (馈电异常 for a power
+    cut; for a crane, the limiter that did not act). `action` says what it means and what to do."""
 
     sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
     level: Ident | None = None
     expect_below: float | None = None
     expect_above: float | None = None
     within_s: float = Field(gt=0, le=3600)
+    action: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the failure's text for the operator, shown as the 'action_failed' alarm's "
+        "action (default: 'the protective action was not confirmed: act by hand')",
+    )
     grace_s: float = Field(
         default=1.0,
         ge=0,

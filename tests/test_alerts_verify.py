@@ -106,3 +106,44 @@ def test_a_silent_feed_still_fails_by_the_clock():
     """No reading of the feed within the grace: the clock decides, as before."""
     actions = _backlog(feed_in_first=False, feed_value=0.0)
     assert actions[0][:2] == (1_700_000_000_000 + 2000 + 2000, 1)  # at the deadline
+
+
+def test_a_verification_names_its_own_failure(tmp_path):
+    """The crane's limiter check says what failed (VerifySpec.action) on its action_failed alarm;
+    a check without its own text keeps the general one."""
+    from alerts.alarms import AlarmBook
+    from alerts.statedb import StateDB
+
+    registry = load_registry(ROOT / "examples" / "crane.yaml")
+    table = compile_table(registry.sensors)
+    load = registry.sensor("tc1-load-pct")
+    assert load is not None and load.verify is not None and load.verify.action
+    assert table.describe(load.index, ACTION, 1)[2] == load.verify.action
+    demo = compile_table(load_registry(ROOT / "examples" / "demo.yaml").sensors)
+    face = next(p.sensor for p in demo.verify)
+    assert demo.describe(face, ACTION, 1) == (
+        "action_failed",
+        "red",
+        "the protective action was not confirmed: act by hand",
+    )
+    # through the core and the alarm book: the load at overload, the hoist circuit stays on
+    up = registry.sensor("tc1-hoist-up-power")
+    assert up is not None
+    book = AlarmBook(StateDB(tmp_path / "state.db"), registry, table)
+    state = CoreState.empty(len(registry.sensors))
+    t0 = 1_700_000_000_000
+    events = []
+    for k in range(5):
+        ts = t0 + k * 1000
+        batch = Readings(
+            np.array([load.index, up.index], np.int32),
+            np.full(2, ts, np.int64),
+            np.array([101.0, 1.0]),
+            np.zeros(2, np.uint8),
+        )
+        state, tr, _ = evaluate(table, batch, state, ts + 50)
+        events += book.apply(tr, ts + 50, state)
+    failed = [e for e in events if e.side == "action_failed"]
+    assert [(e.kind, e.sensor, e.action) for e in failed] == [
+        ("raised", "tc1-load-pct", load.verify.action)
+    ]
