@@ -163,7 +163,7 @@ class Dispatcher:
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.fleet, self.terminal = fleet, terminal
-        self._judged = None
+        self._drop_judged()
         return self._take_carried() + events
 
     def _state_copy(self) -> Callable[[], int] | None:
@@ -299,6 +299,14 @@ class Dispatcher:
             self._unkept.pop(0)
             self._carried += events
 
+    def _drop_judged(self) -> None:
+        """Forget a batch that failed and will not be retried (its session ended; its readings
+        come again as a new batch): the events it held are handed on as the carried ones are
+        (and written to the store again: idempotent, and they may not have reached it)."""
+        if self._judged is not None:
+            self._carried[:0] = self._judged[2]
+            self._judged = None
+
     def _take_carried(self) -> list[AlarmEvent]:
         events, self._carried = self._carried, []
         return events
@@ -351,18 +359,14 @@ class Dispatcher:
         judged = self._judged
         done = judged if judged and judged[0] is batch and judged[1] is positions else None
         if judged is not None and done is None:
-            # a batch that failed and is not retried (its session ended; its readings come
-            # again as a new batch): the events it held are handed on as the carried ones are
-            # (and written to the store again: idempotent, and they may not have reached it)
-            self._judged = None
-            self._carried[:0] = judged[2]
+            self._drop_judged()
         if done is not None:
             events = done[2]  # a retry: the readings were judged
             async with self._lock:
                 await self._record()
-                recorded = self._take_carried()
-                events += recorded
-                await self.store_events(recorded)
+                events += self._take_carried()
+                # the events held too: the failed try may not have written them (idempotent)
+                await self.store_events(events)
         elif batch is not None and len(batch):
             async with self._lock:
                 await self._record()  # an earlier batch's first; raising, this one is not judged

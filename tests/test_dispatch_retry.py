@@ -192,3 +192,50 @@ async def test_events_held_by_a_batch_never_retried_are_handed_on(tmp_path):
     finally:
         await store.close()
         db.close()
+
+
+async def _hold_a_raise(d, i, fail):
+    """Batch 2's raise fails to record; batch 3 records it (holding its event) and fails to
+    record its own clear. Returns batch 3 and its positions (a retry passes the very same)."""
+    for seq in range(2):
+        await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+    fail.armed = True
+    with pytest.raises(AlarmStoreError):
+        await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
+    fail.armed, fail.after = True, 1
+    third, positions = batch(i, T0 + 3000, 0.5, 3), []
+    with pytest.raises(AlarmStoreError):
+        await d.judge(third, positions, T0 + 3000)
+    return third, positions
+
+
+async def test_a_reload_hands_on_the_events_a_failed_batch_held(tmp_path):
+    """The session ends (the failed batch is never retried) and a configuration reload runs
+    first: the held raise goes on with the reload's events, before the clear (found by review:
+    the reload used to forget it, and subscribers saw a clear with no raise)."""
+    i, db, store, d = await _dispatcher(tmp_path)
+    d.book.apply = fail = FailOnce(d.book.apply)  # type: ignore[method-assign]
+    try:
+        await _hold_a_raise(d, i, fail)
+        events = d.reload(d.registry, T0 + 4000)
+        events += await d.judge(batch(i, T0 + 5000, 0.4, 4), [], T0 + 5000)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_retried_batch_writes_the_events_it_held_to_the_store(tmp_path):
+    """The retry of the failed batch hands on the raise it held and its own clear, and writes
+    both to the time-series store (it used to write only the clear)."""
+    i, db, store, d = await _dispatcher(tmp_path)
+    d.book.apply = fail = FailOnce(d.book.apply)  # type: ignore[method-assign]
+    try:
+        third, positions = await _hold_a_raise(d, i, fail)
+        events = await d.judge(third, positions, T0 + 3100)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+        stored = await store.alarm_events(None, T0, T0 + 5000)
+        assert [(e.kind, e.ts) for e in stored] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+    finally:
+        await store.close()
+        db.close()
