@@ -608,6 +608,29 @@ def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
     assert by_sensor_time(s, ts).tolist() == np.lexsort((ts, s)).tolist()
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2**20), st.integers(-(2**40), 2**40), st.integers(0, 6)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_transitions_are_ordered_by_sensor_time_and_side_as_lexsort(rows, huge_sensor):
+    """The order of the transitions `assemble` hands out (a packed key's sort, or lexsort when
+    it does not fit) is lexsort's, ties in input order."""
+    from alerts.state import _by_sensor_time_side
+
+    s = np.array([r[0] for r in rows], np.int64)
+    ts = np.array([r[1] for r in rows], np.int64)
+    side = np.array([r[2] for r in rows], np.int64)
+    if huge_sensor:
+        s[0] = 2**40  # the key does not fit: lexsort
+    got = _by_sensor_time_side(s, ts, side).tolist()
+    assert got == np.lexsort((side, ts, s)).tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.integers(1, 64),
