@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 
 from alerts.statedb import StateDB
+from api.configadmin import ConfigAdmin
+from api.context import AppContext
+from api.registrydb import RegistryDB
 from gateway.runner import Gateway
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load, load_profiles
@@ -283,3 +286,22 @@ async def play(
         stored,
         {g: list(r.outages) for g, r in uplinks.items()},
     )
+
+
+def live_config(
+    registry: Registry, folder: Path, ctx: Callable[[], AppContext]
+) -> tuple[RegistryDB, ConfigAdmin]:
+    """The registry database and the live configuration as the hub makes them, for an app built
+    in a test: a change switches the context's registry (`ctx()` gives it, once built)."""
+    profiles, packs = load_profiles(ROOT / "profiles")
+
+    def build(config: HubConfig) -> Registry:
+        return build_registry(config, profiles, packs, "test")
+
+    async def switch(new: Registry, rev: int) -> None:
+        ctx().registry = new
+
+    rdb = RegistryDB(folder / "registry.db")
+    admin = ConfigAdmin(rdb, build, switch)
+    admin.startup(registry, "test")
+    return rdb, admin

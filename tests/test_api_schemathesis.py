@@ -25,17 +25,13 @@ from alerts.statedb import StateDB
 from alerts.table import compile_table
 from api.app import AppContext, create_app
 from api.auth import KeyRing, hash_key
-from api.configadmin import ConfigAdmin
-from api.registrydb import RegistryDB
-from hazardhub.settings import load_profiles
 from ingest.metrics import Metrics
 from ingest.store.base import ReadingBatch
 from ingest.store.sqlite import SqliteStore
-from telemetry.config import ApiKeySpec, HubConfig
+from telemetry.config import ApiKeySpec
 from telemetry.notifyconfig import SmtpSpec
-from telemetry.registry import Registry, build_registry
 
-from e2e_helpers import mine_registry
+from e2e_helpers import live_config, mine_registry
 
 KEY = "k-schemathesis-admin"
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,17 +61,7 @@ def _app():
     book.apply(tr, 5000, state)
     # as the hub builds it: API keys in the registry database, the configuration changed live
     # (without them, those routes answer 503, a server error to schemathesis)
-    profiles, packs = load_profiles(ROOT / "profiles")
-
-    def build(config: HubConfig) -> Registry:
-        return build_registry(config, profiles, packs, "schemathesis")
-
-    async def switch(registry: Registry, rev: int) -> None:
-        ctx.registry = registry
-
-    rdb = RegistryDB(tmp / "registry.db")
-    admin = ConfigAdmin(rdb, build, switch)
-    admin.startup(reg, "schemathesis")
+    rdb, admin = live_config(reg, tmp, lambda: ctx)
     ctx = AppContext(
         reg,
         store,

@@ -15,14 +15,9 @@ from test_api_alarms import COAL, KEYS, POLICY, SILENCE, SUBSCRIPTION, Hub, auth
 
 from api.app import AppContext, create_app
 from api.auth import KeyRing
-from api.configadmin import ConfigAdmin
-from api.registrydb import RegistryDB
-from hazardhub.settings import load_profiles
 from ingest.metrics import Metrics
-from telemetry.config import HubConfig
-from telemetry.registry import Registry, build_registry
 
-from e2e_helpers import ROOT
+from e2e_helpers import live_config
 
 # the coal tenant's objects, asked for by the chemical enterprise (and the chemical tenant's
 # tanker by the coal enterprise)
@@ -38,17 +33,7 @@ class Rig:
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     hub = Hub(tmp_path)
     await hub.store.open()
-    profiles, packs = load_profiles(ROOT / "profiles")
-
-    def build(config: HubConfig) -> Registry:
-        return build_registry(config, profiles, packs, "t")
-
-    async def switch(registry: Registry, rev: int) -> None:
-        ctx.registry = registry
-
-    rdb = RegistryDB(tmp_path / "registry.db")
-    admin = ConfigAdmin(rdb, build, switch)
-    admin.startup(hub.reg, "t")
+    rdb, admin = live_config(hub.reg, tmp_path, lambda: ctx)
     ctx = AppContext(
         hub.reg,
         hub.store,
