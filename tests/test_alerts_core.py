@@ -599,7 +599,7 @@ def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():
     st.booleans(),
 )
 def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
-    from alerts.evaluate import by_sensor_time
+    from alerts.state import by_sensor_time
 
     s = np.array([r[0] for r in rows], np.int64)
     ts = np.array([r[1] for r in rows], np.int64)
@@ -620,14 +620,14 @@ def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
 def test_transitions_are_ordered_by_sensor_time_and_side_as_lexsort(rows, huge_sensor):
     """The order of the transitions `assemble` hands out (a packed key's sort, or lexsort when
     it does not fit) is lexsort's, ties in input order."""
-    from alerts.state import _by_sensor_time_side
+    from alerts.state import by_sensor_time
 
     s = np.array([r[0] for r in rows], np.int64)
     ts = np.array([r[1] for r in rows], np.int64)
     side = np.array([r[2] for r in rows], np.int64)
     if huge_sensor:
         s[0] = 2**40  # the key does not fit: lexsort
-    got = _by_sensor_time_side(s, ts, side).tolist()
+    got = by_sensor_time(s, ts, side).tolist()
     assert got == np.lexsort((side, ts, s)).tolist()
 
 
