@@ -53,6 +53,7 @@ from alerts.state import (
     by_sensor_time,
     segment_ends,
     segment_starts,
+    segments_with,
 )
 from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 from alerts.trend import judge_trends
@@ -214,7 +215,7 @@ def _evaluate(
     is_fault = q == Quality.SENSOR_FAULT
     decides = rules & (judged | is_fault)
     hot = decides & (is_fault | (state.level[s, FAULT] > 0))
-    f = np.flatnonzero(decides & _segments_with(s, hot))
+    f = np.flatnonzero(decides & segments_with(s, hot))
     if f.shape[0]:
         sf, fault = s[f], is_fault[f]
         part, start, _ = _flags(
@@ -297,16 +298,6 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
-
-
-def _segments_with(s: I64, mark: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """Per row of `s` (sorted): whether a row of its segment (its sensor's rows) is marked."""
-    if not mark.any():
-        return mark
-    start = segment_starts(s)
-    hit: npt.NDArray[np.bool_] = np.logical_or.reduceat(mark, np.flatnonzero(start))
-    rows: npt.NDArray[np.bool_] = hit[np.cumsum(start) - 1]
-    return rows
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:

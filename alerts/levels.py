@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, CoreState, Part, segment_ends, segment_starts
+from alerts.state import I64, CoreState, Part, segment_ends, segment_starts, segments_with
 from alerts.table import ABOVE, RUN_CAP, SLOTS, RuleTable
 
 __all__ = ["judge_levels"]
@@ -67,18 +67,15 @@ def judge_levels(
     loud = ~calm | hot
     if loud.all():
         return _judge(table, state, new, s, t, v)
-    start = segment_starts(s)
-    starts = np.flatnonzero(start)
-    seg_loud = np.logical_or.reduceat(loud, starts)
-    if seg_loud.any():
-        keep = seg_loud[np.cumsum(start) - 1]
+    keep = segments_with(s, loud)
+    parts: list[Part] = []
+    above: I64 = np.zeros(n, dtype=np.int64)
+    if keep.any():
         parts, above_kept = _judge(table, state, new, s[keep], t[keep], v[keep])
-        above: I64 = np.zeros(n, dtype=np.int64)
         above[keep] = above_kept
-    else:
-        parts, above = [], np.zeros(n, dtype=np.int64)
     if table.has_delays:  # the off-runs of the calm sensors go on
-        quiet = ~seg_loud
+        starts = np.flatnonzero(segment_starts(s))
+        quiet = ~keep[starts]
         length = np.diff(np.append(starts, n))[quiet]
         at = _flat(s[starts[quiet]], table.columns)
         count = new.run_count.reshape(-1)

@@ -25,6 +25,7 @@ __all__ = [
     "by_sensor_time",
     "segment_ends",
     "segment_starts",
+    "segments_with",
 ]
 
 NO_TS = -(2**63)  # "no time": never seen, no deadline
@@ -255,6 +256,16 @@ def segment_starts(s: I64) -> npt.NDArray[np.bool_]:
         start[0] = True
         np.not_equal(s[1:], s[:-1], out=start[1:])
     return start
+
+
+def segments_with(s: I64, mark: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Per row of `s` (sorted): whether a row of its segment (its sensor's rows) is marked."""
+    if not mark.any():
+        return mark
+    start = segment_starts(s)
+    hit: npt.NDArray[np.bool_] = np.logical_or.reduceat(mark, np.flatnonzero(start))
+    rows: npt.NDArray[np.bool_] = hit[np.cumsum(start) - 1]
+    return rows
 
 
 def segment_ends(start: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
