@@ -18,7 +18,7 @@ def start_clocks(table: RuleTable, last_data: I64, now: int) -> None:
     span = table.no_data_rows
     unseen = np.flatnonzero(last_data[span] == NO_TS)
     if unseen.shape[0]:
-        last_data[unseen + span.start if isinstance(span, slice) else span[unseen]] = now
+        last_data[_sensors(span, unseen)] = now
 
 
 def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None) -> Part | None:
@@ -35,7 +35,7 @@ def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None)
     past = np.flatnonzero(last < now - timeout)
     if not past.shape[0]:
         return None
-    s = past + span.start if isinstance(span, slice) else span[past]
+    s = _sensors(span, past)
     last, timeout = last[past], timeout[past]
     due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS))
     if not due.shape[0]:
@@ -45,3 +45,9 @@ def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None)
     ones, zeros = np.ones(k, np.int64), np.zeros(k, np.int64)
     new.level[s, NO_DATA] = 1
     return (s, last + timeout, np.full(k, np.nan), NO_DATA, zeros, ones)
+
+
+def _sensors(span: I64 | slice, at: I64) -> I64:
+    """The sensor indices at positions `at` of `span` (a range of rows, or an index array)."""
+    rows: I64 = at + span.start if isinstance(span, slice) else span[at]
+    return rows
