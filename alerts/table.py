@@ -122,7 +122,6 @@ class VerifyPlan:
     bound: float
     within_ms: int
     grace_ms: int = 0
-    action: str | None = None  # the failure's text (VerifySpec.action)
 
     def satisfied(self, value: float) -> bool:
         """NaN (nothing known) never satisfies."""
@@ -267,6 +266,7 @@ def compile_table(
     by_id = {info.id: i for i, info in enumerate(sensors)}
     levels = []
     plans = []
+    verify_actions: dict[int, str] = {}
     for i, info in enumerate(sensors):
         above = tuple(lv for lv in info.levels if lv.above is not None)
         below = tuple(lv for lv in info.levels if lv.below is not None)
@@ -298,9 +298,10 @@ def compile_table(
                     float(bound if bound is not None else np.nan),
                     _ms(spec.within_s),
                     _ms(spec.grace_s),
-                    spec.action,
                 )
             )
+            if spec.action:
+                verify_actions[i] = spec.action
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
@@ -366,7 +367,7 @@ def compile_table(
         **no_data_index(no_data),
         **vote_index(group_of),
         **calm_index(threshold),
-        verify_actions={p.sensor: p.action for p in plans if p.action},
+        verify_actions=verify_actions,
     )
 
 
