@@ -166,39 +166,11 @@ async def test_a_core_failure_leaves_no_half_written_state(tmp_path, monkeypatch
         db.close()
 
 
-async def test_events_held_by_a_batch_never_retried_are_handed_on(tmp_path):
-    """A batch takes the events recorded for the batch before it, then fails itself; its session
-    ends and it is never retried. Those events go on with the next batch (to the MQTT alarm
-    topic and the time-series store), instead of vanishing with the failed batch."""
-    i, db, store, d = await _dispatcher(tmp_path)  # three in a row at 1.0 raise
-    fail = FailOnce(d.book.apply)
-    d.book.apply = fail  # type: ignore[method-assign]
-    try:
-        events = []
-        for seq in range(2):
-            events += await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
-        fail.armed = True
-        with pytest.raises(AlarmStoreError):  # the raise waits, unrecorded
-            await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
-        fail.armed, fail.after = True, 1
-        # the next batch records the raise (its event now held by this batch), judges a clear,
-        # and fails to record the clear: not retried either
-        with pytest.raises(AlarmStoreError):
-            await d.judge(batch(i, T0 + 3000, 0.5, 3), [], T0 + 3000)
-        events += await d.judge(batch(i, T0 + 4000, 0.5, 4), [], T0 + 4000)
-        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
-        stored = await store.alarm_events(None, T0, T0 + 5000)
-        assert [(e.kind, e.ts) for e in stored] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
-    finally:
-        await store.close()
-        db.close()
-
-
 async def _hold_a_raise(d, i, fail):
     """Batch 2's raise fails to record; batch 3 records it (holding its event) and fails to
     record its own clear. Returns batch 3 and its positions (a retry passes the very same)."""
     for seq in range(2):
-        await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        assert await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq) == []
     fail.armed = True
     with pytest.raises(AlarmStoreError):
         await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
@@ -207,6 +179,23 @@ async def _hold_a_raise(d, i, fail):
     with pytest.raises(AlarmStoreError):
         await d.judge(third, positions, T0 + 3000)
     return third, positions
+
+
+async def test_events_held_by_a_batch_never_retried_are_handed_on(tmp_path):
+    """A batch takes the events recorded for the batch before it, then fails itself; its session
+    ends and it is never retried. Those events go on with the next batch (to the MQTT alarm
+    topic and the time-series store), instead of vanishing with the failed batch."""
+    i, db, store, d = await _dispatcher(tmp_path)  # three in a row at 1.0 raise
+    d.book.apply = fail = FailOnce(d.book.apply)  # type: ignore[method-assign]
+    try:
+        await _hold_a_raise(d, i, fail)  # batch 3 is not retried
+        events = await d.judge(batch(i, T0 + 4000, 0.5, 4), [], T0 + 4000)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+        stored = await store.alarm_events(None, T0, T0 + 5000)
+        assert [(e.kind, e.ts) for e in stored] == [("raised", T0 + 2000), ("cleared", T0 + 3000)]
+    finally:
+        await store.close()
+        db.close()
 
 
 async def test_a_reload_hands_on_the_events_a_failed_batch_held(tmp_path):
