@@ -358,7 +358,7 @@ class Dispatcher:
         events: list[AlarmEvent] = []
         judged = self._judged
         done = judged if judged and judged[0] is batch and judged[1] is positions else None
-        if judged is not None and done is None:
+        if done is None:
             self._drop_judged()
         if done is not None:
             events = done[2]  # a retry: the readings were judged
