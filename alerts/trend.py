@@ -111,7 +111,7 @@ class _Rows:
 def _wrap(x: I64, keep: int) -> I64:
     """x mod keep, for -keep <= x < 2 * keep without numpy's integer division (about 20 times
     slower than two comparisons); other values by it."""
-    if x.shape[0] and (int(x.min()) < -keep or int(x.max()) >= 2 * keep):
+    if x.size and (int(x.min()) < -keep or int(x.max()) >= 2 * keep):
         out: I64 = x % keep
         return out
     wrapped: I64 = x + keep * (x < 0) - keep * (x >= keep)
