@@ -11,7 +11,6 @@ import numpy as np
 
 from alerts.state import CK_FIELDS, I64, NO_TS, CoreState
 from alerts.table import RuleTable, no_data_index, vote_index
-from alerts.trend import aligned
 
 __all__ = ["checkpoint_state", "subset_table"]
 
@@ -82,7 +81,7 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
     if trow.shape[0]:
         ck_ts = new.ck_last_ts[rows[table.trend_of[rows] >= 0]]
         col = np.arange(keep)
-        src_ts, src_v, hn = aligned(state, trow)
+        src_ts, src_v, hn = state.aligned(trow)
         valid = (col[None, :] >= (keep - hn)[:, None]) & (src_ts <= ck_ts[:, None])
         cnt = valid.sum(axis=1)
         # the valid readings are the oldest kept ones: shift them to the right end

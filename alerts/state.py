@@ -171,12 +171,20 @@ class CoreState:
             hist_head=fresh.hist_head,
         )
 
+    def aligned(self, rows: I64) -> tuple[I64, npt.NDArray[np.float64], I64]:
+        """The trend buffers of `rows` right-aligned (oldest first, the newest in the last
+        column): ts, values (columns before the kept ones are garbage) and the counts."""
+        keep = self.hist_ts.shape[1]
+        slots = (self.hist_head[rows].astype(np.int64)[:, None] + np.arange(keep)[None, :]) % keep
+        hts: I64 = np.take_along_axis(self.hist_ts[rows], slots, axis=1)
+        hv: npt.NDArray[np.float64] = np.take_along_axis(self.hist_v[rows], slots, axis=1)
+        return hts, hv, self.hist_n[rows].astype(np.int64)
+
     def trend_readings(self, row: int) -> list[tuple[int, float]]:
         """The readings trend row `row` keeps, oldest first."""
-        keep = self.hist_ts.shape[1]
-        n, head = int(self.hist_n[row]), int(self.hist_head[row])
-        slots = [(head + q) % keep for q in range(-n, 0)]
-        return [(int(self.hist_ts[row, k]), float(self.hist_v[row, k])) for k in slots]
+        ts, v, n = self.aligned(np.array([row], dtype=np.int64))
+        k = ts.shape[1] - int(n[0])
+        return [(int(t), float(x)) for t, x in zip(ts[0, k:], v[0, k:], strict=True)]
 
     def copy(self) -> CoreState:
         return replace(self, **{f: getattr(self, f).copy() for f in self.__dataclass_fields__})

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from alerts.state import I64, CoreState, Part, segment_ends, segment_starts
 from alerts.table import EARLY, RATE, SLOTS, RuleTable
 
-__all__ = ["aligned", "judge_trends"]
+__all__ = ["judge_trends"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -140,16 +140,6 @@ def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
         right = rows.ts(mid, rest[open_]) < since_r[open_]
         lo_r[open_] = np.where(right, mid + 1, lo_r[open_])
         hi[open_] = np.where(right, hi[open_], mid)
-
-
-def aligned(state: CoreState, rows: I64) -> tuple[I64, F64, I64]:
-    """The trend buffers of `rows` right-aligned (oldest first, the newest in the last column):
-    ts, values (columns before the kept ones are garbage) and the counts."""
-    keep = state.hist_ts.shape[1]
-    slots = (state.hist_head[rows].astype(np.int64)[:, None] + np.arange(keep)[None, :]) % keep
-    hts: I64 = np.take_along_axis(state.hist_ts[rows], slots, axis=1)
-    hv: F64 = np.take_along_axis(state.hist_v[rows], slots, axis=1)
-    return hts, hv, state.hist_n[rows].astype(np.int64)
 
 
 def judge_trends(

@@ -574,14 +574,13 @@ def test_trend_buffers_keep_the_last_readings_only_of_trend_sensors():
 def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():
     """A state saved before the ring buffers (right-aligned, no `hist_head`) goes on as if it
     had never been saved: the same transitions and the same kept readings."""
-    from alerts.trend import aligned
 
     table = compile_table([sensor(0, RISING, rate=RateSpec(per_min=1, window_s=60))], trend_depth=4)
     values = [0, 0.5, 1, 3, 3, 3, 0.5, 4, 4]
     first = cols([0] * 6, [k * 10_000 for k in range(1, 7)], values[:6])
     ring, _, _ = evaluate(table, first, CoreState.empty(1))
     assert int(ring.hist_head[0]) != 0  # six readings into four slots: the ring has turned
-    hts, hv, _ = aligned(ring, np.arange(1))
+    hts, hv, _ = ring.aligned(np.arange(1))
     legacy = dataclasses.replace(
         ring, hist_ts=hts, hist_v=hv, hist_head=np.zeros(0, dtype=np.int16)
     )
