@@ -1,217 +1,33 @@
-"""Scenario files: a YAML timeline over the sites and fleet of a hazardhub configuration.
-
-```yaml
-name: tank2-leak
-duration_s: 300
-seed: 7
-baseline:                       # optional; default: 30 % of a sensor's first level above
-  gas-panel: {lel3: {constant: 2, noise: 0.5}}
-events:
-  - {at_s: 60, device: gas-panel, point: lel3, to: 40, over_s: 90}
-  - {at_s: 120, device: kj-sub-3, point: ch4_t1, to: 1.8, rate_per_s: 0.05}
-  - {at_s: 150, device: tank1-rtu, mode: comm_loss, for_s: 30}
-  - {at_s: 170, device: gas-panel, point: lel1, mode: line_break, for_s: 20}
-  - {at_s: 200, vehicle: tanker-01, to: 95, over_s: 10}
-  - {at_s: 220, vehicle: tanker-01, detour_m: 3000, for_s: 300, over_s: 120}
-  - {at_s: 240, gateway: gw1, mode: uplink_loss, for_s: 30}
-  - {at_s: 260, vehicle: tanker-01, to: 95, over_s: 10, ignore_limits: true}
-routes:
-  tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
-speed_limits:                   # km/h, one per segment of the vehicle's route; null: none
-  tanker-01: [80, 40, 60]
-```
-
-A vehicle drives its speed signal up to the limit of the segment it is on; a speed event with
-`ignore_limits: true` makes it speed deliberately (the limits are ignored from that event to the
-vehicle's next speed event). The vehicle's speed in the ground truth is the speed it drives.
-
-`start` (optional) is the local time of t=0, ISO 8601 with its UTC offset: a date and time
-("2026-03-03T02:50:00+08:00") or a time of day ("02:50:00+08:00": the latest such instant at
-which the whole scenario lies in the past). With a `start`, vehicle positions are stamped on the
-scenario clock (start + t), however fast the scenario is played; without, with the wall time.
+"""Scenario timelines: what a scenario file (`simulators.scenario_spec`) does over time.
 
 Compiling a scenario against a registry gives the signal of every point and vehicle speed, the
 schedule of fault modes, and the ground truth (what each sensor really measured when), so that a
 test can compare the hub's alarms with what the scenario did. Everything is a pure function of
-the file and its seed.
+the file and its seed. The file's models are re-exported here, where callers import them.
 """
 
 from __future__ import annotations
 
 import bisect
-import datetime as dt
 import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from simulators.route import Drive, Route, check_limits
+from simulators.route import Drive
+from simulators.scenario_spec import EventSpec, Mode, ScenarioSpec, SignalSpec
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = [
     "CompiledScenario",
     "EventSpec",
+    "Mode",
     "ModeChange",
     "ScenarioSpec",
     "SignalSpec",
     "compile_scenario",
 ]
-
-Mode = Literal[
-    "line_break",
-    "over_range",
-    "stuck",
-    "calibration",
-    "fault",
-    "comm_loss",
-    "gps_drift",
-    "offline",
-    "uplink_loss",
-]
-_VEHICLE_MODES = ("gps_drift", "offline")
-_GATEWAY_MODES = ("uplink_loss",)
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SignalSpec(_Frozen):
-    constant: float = 0.0
-    noise: float = Field(default=0.0, ge=0)
-    drift_per_h: float = 0.0
-    diurnal_amplitude: float = 0.0
-    peak_hour: float = 14.0
-
-
-class EventSpec(_Frozen):
-    at_s: float = Field(ge=0)
-    device: str | None = None
-    point: str | None = None
-    vehicle: str | None = None
-    gateway: str | None = None  # a gateway id of the configuration (DeviceSpec.gateway)
-    to: float | None = None
-    over_s: float | None = Field(default=None, ge=0)
-    rate_per_s: float | None = Field(default=None, gt=0)
-    mode: Mode | None = None
-    detour_m: float | None = Field(default=None, ge=-100_000, le=100_000)
-    for_s: float | None = Field(default=None, gt=0)
-    ignore_limits: bool = False  # a vehicle's speed event: speeding on purpose, limits ignored
-    note: str = ""
-
-    @model_validator(mode="after")
-    def _shape(self) -> Self:
-        if sum(x is not None for x in (self.device, self.vehicle, self.gateway)) != 1:
-            raise ValueError("an event names exactly one of 'device', 'vehicle' and 'gateway'")
-        if self.ignore_limits and (self.vehicle is None or self.to is None):
-            raise ValueError("'ignore_limits' goes on a vehicle's speed event ('vehicle', 'to')")
-        if self.gateway is not None or self.mode in _GATEWAY_MODES:
-            if self.gateway is None or self.mode not in _GATEWAY_MODES:
-                raise ValueError(f"a gateway event sets 'mode' to one of {_GATEWAY_MODES}")
-            if self.for_s is None:
-                raise ValueError("a gateway's uplink loss lasts 'for_s'")
-            if any(x is not None for x in (self.point, self.to, self.detour_m)):
-                raise ValueError("a gateway event has no 'point', 'to' or 'detour_m'")
-            return self
-        if sum(x is not None for x in (self.to, self.mode, self.detour_m)) != 1:
-            raise ValueError("an event sets exactly one of 'to' (a value), 'mode' and 'detour_m'")
-        if self.detour_m is not None:
-            if self.vehicle is None:
-                raise ValueError("a detour applies to a vehicle")
-            if self.for_s is None:
-                raise ValueError("a detour lasts 'for_s'")
-            if self.rate_per_s is not None:
-                raise ValueError("a detour ramps 'over_s', not 'rate_per_s'")
-            if 2 * (self.over_s or 0.0) > self.for_s:
-                raise ValueError("a detour's 'over_s' (out, and again back) exceeds half 'for_s'")
-            return self
-        if self.to is not None and self.device is not None and self.point is None:
-            raise ValueError("a value event on a device names its 'point'")
-        if self.mode in _VEHICLE_MODES:
-            if self.vehicle is None:
-                raise ValueError(f"mode {self.mode!r} applies to a vehicle")
-            return self
-        if self.mode is not None and self.vehicle is not None:
-            raise ValueError(f"mode {self.mode!r} applies to devices; vehicles: {_VEHICLE_MODES}")
-        if self.mode == "comm_loss" and self.point is not None:
-            raise ValueError("comm_loss applies to a whole device, not a point")
-        if self.mode not in (None, "comm_loss") and self.point is None:
-            raise ValueError(f"mode {self.mode!r} needs a 'point'")
-        if self.over_s is not None and self.rate_per_s is not None:
-            raise ValueError("give 'over_s' or 'rate_per_s', not both")
-        return self
-
-
-def _parse_start(text: str) -> dt.datetime | dt.time:
-    """An ISO 8601 date-time or time of day; either must carry its UTC offset."""
-    parsed: dt.datetime | dt.time
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        parsed = dt.time.fromisoformat(text)  # raises ValueError for neither
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"start {text!r} needs its UTC offset, e.g. '02:50:00+08:00'")
-    return parsed
-
-
-class ScenarioSpec(_Frozen):
-    name: str = Field(min_length=1)
-    description: str = ""
-    start: str | None = None  # local time of t=0 with its offset; None: now
-    duration_s: float = Field(gt=0)
-    seed: int = 0
-    baseline: dict[str, dict[str, SignalSpec]] = Field(default_factory=dict)
-    routes: dict[str, tuple[tuple[float, float], ...]] = Field(default_factory=dict)
-    # vehicle id -> km/h per segment of its route (None: no limit)
-    speed_limits: dict[str, tuple[float | None, ...]] = Field(default_factory=dict)
-    events: tuple[EventSpec, ...] = ()
-
-    @model_validator(mode="after")
-    def _limits(self) -> Self:
-        for vehicle, limits in self.speed_limits.items():
-            route = self.routes.get(vehicle)
-            if route is None:
-                raise ValueError(f"speed_limits.{vehicle}: the vehicle has no route in 'routes'")
-            try:
-                check_limits(len(route), limits)
-            except ValueError as exc:
-                raise ValueError(f"speed_limits.{vehicle}: {exc}") from None
-        return self
-
-    def route(self, vehicle: str) -> Route | None:
-        """The vehicle's route with its speed limits (None: no route in the scenario)."""
-        points = self.routes.get(vehicle)
-        if not points:
-            return None
-        return Route(points, self.speed_limits.get(vehicle, ()))
-
-    @field_validator("start")
-    @classmethod
-    def _start(cls, value: str | None) -> str | None:
-        if value is not None:
-            _parse_start(value)
-        return value
-
-    def start_ms(self, now_ms: int) -> int:
-        """The epoch ms of t=0: `start`, or `now_ms` without one. A time of day resolves to the
-        latest instant at which the scenario ends no later than `now_ms` (a replayed past)."""
-        if self.start is None:
-            return now_ms
-        parsed = _parse_start(self.start)
-        if isinstance(parsed, dt.datetime):
-            return round(parsed.timestamp() * 1000)
-        tz = parsed.tzinfo
-        assert tz is not None
-        today = dt.datetime.fromtimestamp(now_ms / 1000, tz).date()
-        candidate = dt.datetime.combine(today, parsed.replace(tzinfo=None), tzinfo=tz)
-        end_limit = (now_ms - self.duration_s * 1000) / 1000
-        while candidate.timestamp() > end_limit:
-            candidate -= dt.timedelta(days=1)
-        return round(candidate.timestamp() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
