@@ -2,12 +2,12 @@
 
 Readings are stored first, then judged; the core's state advances only after the alarms of the
 batch are committed, so a failed hand-over can be retried whole without judging anything twice.
+The saving of the analytics state, which the dispatcher extends, is in `ingest.state_saving`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,9 +32,9 @@ from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
-from alerts.vehicles.state import FleetState
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.metrics import Metrics
+from ingest.state_saving import StateSaving
 from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.registry import Registry
 
@@ -62,7 +62,7 @@ def _compile(registry: Registry) -> RuleTable:
     return compile_table(registry.sensors, lateness_ms=round(registry.config.lateness_s * 1000))
 
 
-class Dispatcher:
+class Dispatcher(StateSaving):
     def __init__(
         self,
         registry: Registry,
@@ -165,72 +165,6 @@ class Dispatcher:
         self.fleet, self.terminal = fleet, terminal
         self._drop_judged()
         return self._take_carried() + events
-
-    def _state_copy(self) -> Callable[[], int] | None:
-        """A consistent copy of the analytics state and the job that writes it."""
-        path = self.state_file
-        if path is None or self._unkept:  # the state is ahead of the alarm book: not now
-            return None
-        core = self.state.copy()
-        fleet = FleetAlarms(self.fleet.table)
-        fleet.state = dataclasses.replace(
-            self.fleet.state,
-            **{
-                f.name: getattr(self.fleet.state, f.name).copy()
-                for f in dataclasses.fields(FleetState)
-            },
-        )
-        terminal = terminal_by_id(self.terminal, self.registry.sensors)
-        sensors, table = self.registry.sensors, self.table
-
-        def job() -> int:
-            return snapshot.save(
-                path,
-                sensors=sensors,
-                table=table,
-                core=core,
-                fleet=fleet,
-                terminal=terminal,
-                now_ms=_now_ms(),
-            )
-
-        return job
-
-    async def wait_saved(self) -> None:
-        """Until a periodic save still writing is done."""
-        if self._saving is not None:
-            await asyncio.gather(self._saving, return_exceptions=True)
-
-    async def save_state(self) -> None:
-        """Save the analytics state now (the hub stopping: nothing is in flight), after a
-        periodic save still writing."""
-        await self.wait_saved()
-        job = self._state_copy()
-        if job is not None:
-            size = job()
-            log.info("analytics state saved (%d bytes)", size)
-
-    def _save_due(self, now: int) -> None:
-        """Every `save_every_s`: copy the state (between batches) and write it in a worker
-        thread while ingest goes on; a save still writing is not doubled."""
-        if self.state_file is None or now - self._saved_at < self._save_every_ms:
-            return
-        if self._saving is not None and not self._saving.done():
-            return
-        self._saved_at = now
-        job = self._state_copy()
-        if job is None:
-            return
-
-        async def write() -> None:
-            try:
-                await asyncio.to_thread(job)
-                self.metrics.inc("hazardhub_state_saves_total")
-            except OSError as exc:  # the next one tries again; alarms do not depend on it
-                self.metrics.inc("hazardhub_state_save_failures_total")
-                log.warning("analytics state not saved: %s", exc)
-
-        self._saving = asyncio.create_task(write(), name="analytics-state-save")
 
     async def tick(self, now: int) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
