@@ -1,0 +1,158 @@
+"""What a flush of the hub's MQTT shell does with its batch of messages (`IngestService`).
+
+Messages refused are kept as dead letters; the readings and positions are stored (retried while
+the store is away, dead letters when it refuses them for good); then, after the flush before
+and only if it did, they are judged, the alarms handed to the listeners and published, and the
+messages acknowledged. A flush that does not get that far leaves its messages, and those of
+the flushes after it, for the broker to deliver again in order. Split from `ingest.service`
+(whose `IngestService` extends `Flushing` with the session, the batching and the reloads); the
+code moved as it was and logs under `ingest.service` as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import aiomqtt
+import orjson
+
+from alerts.alarms import AlarmEvent
+from alerts.errors import AlarmStoreError
+from alerts.statedb import StateDB
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.mqttio import acknowledge
+from ingest.pipeline import Handled, Pipeline
+from ingest.store.base import StoreError
+from telemetry.topics import TopicLayout
+
+__all__ = ["Flushing"]
+
+log = logging.getLogger("ingest.service")  # the hub shell's logger, as before the split
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Flushing:
+    """The flushes of `IngestService`, which sets up every attribute declared here."""
+
+    pipeline: Pipeline
+    dispatcher: Dispatcher
+    statedb: StateDB
+    metrics: Metrics
+    layout: TopicLayout
+
+    async def _flush(
+        self,
+        client: aiomqtt.Client,
+        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        stop: asyncio.Event,
+        before: asyncio.Future[bool] | None,
+        mine: asyncio.Future[bool],
+    ) -> None:
+        ok = False
+        try:
+            ok = await self._flush_in_order(client, pending, stop, before)
+        finally:
+            if not mine.done():
+                mine.set_result(ok)
+
+    async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
+        raw = message.payload if isinstance(message.payload, bytes) else b""
+        await asyncio.to_thread(
+            self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
+        )
+
+    async def _flush_in_order(
+        self,
+        client: aiomqtt.Client,
+        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        stop: asyncio.Event,
+        before: asyncio.Future[bool] | None,
+    ) -> bool:
+        """Store, then (after the flush before, and only if it did) judge and acknowledge;
+        True when done, False when the messages are left for the broker to deliver again."""
+        for message, handled in pending:
+            if handled.reasons:
+                await self._dead_letter(message, handled.kind, "; ".join(handled.reasons))
+        accepted = [h for _, h in pending if not h.rejected_whole and not h.duplicate]
+        readings = [h.readings for h in accepted if h.readings is not None and len(h.readings)]
+        positions = [h.positions for h in accepted if h.positions is not None]
+        batch = None
+        stored = True
+        if readings or positions:
+            backoff = 0.2
+            while True:
+                try:
+                    batch = await self.dispatcher.write(readings, positions)
+                    break
+                except StoreError as exc:
+                    if not exc.retryable:
+                        log.error("store refused a batch: %s; kept as dead letters", exc)
+                        for message, handled in pending:
+                            if handled in accepted:
+                                await self._dead_letter(
+                                    message, handled.kind, f"store_refused: {exc}"
+                                )
+                        self.metrics.inc(
+                            "hazardhub_messages_rejected_total",
+                            len(accepted),
+                            reason="store_refused",
+                        )
+                        stored = False
+                        break
+                    self.metrics.inc("hazardhub_store_retries_total")
+                    log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
+                    if stop.is_set() and backoff >= 5.0:
+                        log.error(
+                            "stopping with %d messages unacknowledged; the broker "
+                            "will deliver them again",
+                            len(pending),
+                        )
+                        if before is not None:
+                            await before
+                        return False
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        # judge and acknowledge in arrival order; after a flush that did not, neither: the
+        # broker delivers both again, in order
+        if before is not None and not await before:
+            return False
+        events: list[AlarmEvent] = []
+        if stored and (readings or positions):
+            backoff = 0.2
+            while True:
+                try:
+                    events = await self.dispatcher.judge(batch, positions, _now_ms())
+                    break
+                except AlarmStoreError as exc:
+                    self.metrics.inc("hazardhub_store_retries_total")
+                    log.warning("state database failed (%s); retry in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        await self._publish(client, events)
+        seen = self.pipeline.seen
+        for _, handled in pending:
+            if handled.mark is not None and not handled.rejected_whole:
+                seen.add(handled.mark)
+        acknowledge(client, [m for m, _ in pending])
+        return True
+
+    async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
+        for listener in self.dispatcher.listeners:
+            try:
+                await listener(events)
+            except Exception:
+                log.exception("alarm listener failed")
+        for ev in events:
+            topic = self.layout.alarms(ev.tenant, ev.site)
+            try:
+                await client.publish(topic, orjson.dumps(ev.to_json()), qos=1)
+            except aiomqtt.MqttError as exc:
+                self.metrics.inc("hazardhub_alarm_publish_failures_total")
+                log.warning("alarm %d not published: %s", ev.alarm_id, exc)
