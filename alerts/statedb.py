@@ -134,6 +134,21 @@ class StateDB:
             except sqlite3.Error as exc:
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Reads that see one committed state, on the reading connection, without the writer's
+        lock: the notification pipeline reads what to route here, then writes it in a short
+        transaction, so that the alarm book never waits behind its Python work."""
+        with self._read_lock:
+            try:
+                self._reader.execute("BEGIN")
+                try:
+                    yield self._reader
+                finally:
+                    self._reader.execute("ROLLBACK")  # nothing written: ends the read
+            except sqlite3.Error as exc:
+                raise AlarmStoreError(f"state database: {exc}") from exc
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read, on the reading connection."""
         with self._read_lock:

@@ -345,6 +345,49 @@ async def test_escalation_chain_until_acknowledged(rig):
     assert await rig.pump(301) == []
 
 
+async def test_a_window_groups_the_events_of_one_routing_pass_in_order(rig):
+    rig.subscribe(id="grp", group_window_s=10)
+    rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1  # opens the window
+    rig.feed("ch4-t0", [0.3, 1.0])
+    rig.feed("co", [0.0, 30.0])
+    rig.feed("ch4-t2", [0.3, 1.1])
+    assert await rig.pump(1) == []  # one pass: the first opens the group, the others join it
+    later = await rig.pump(9)
+    assert kinds(later) == [[("ch4-t0", "raised"), ("co", "raised"), ("ch4-t2", "raised")]]
+    assert later[0].subject.endswith("(+2)")
+
+
+async def test_routing_runs_outside_the_write_lock_and_never_routes_an_event_twice(rig):
+    """The events are routed on a snapshot, without the state database's lock, so the alarm
+    book can write meanwhile; a second router that moves the cursor in that time (here: one
+    on the same database) keeps its rows, and the first writes none."""
+    rig.subscribe(id="all")
+    rig.feed("ch4-t1", [0.3, 1.1])
+    rig.feed("co", [0.0, 30.0])
+    other = Notifier(rig.db, rig.reg, Senders(smtp=SmtpSpec()), clock=lambda: rig.now)
+    seen: list[bool] = []
+    real = rig.notifier._route_one
+
+    def route_one(*args: Any) -> int:
+        if not seen:
+            free = rig.db._lock.acquire(blocking=False)
+            if free:
+                rig.db._lock.release()
+            seen.append(free)
+            if free:
+                assert other.route() == 2  # the other router routes the same two events
+        return real(*args)
+
+    rig.notifier._route_one = route_one  # type: ignore[method-assign]
+    assert rig.notifier.route() == 0
+    assert seen == [True]
+    keys = [r[0] for r in rig.db.query("SELECT key FROM outbox ORDER BY id")]
+    assert keys == ["north-coal/all:e1", "north-coal/all:e2"]
+    assert rig.notifier.route() == 0  # and nothing is left to route
+    assert len(await rig.pump()) == 2
+
+
 async def test_routing_survives_a_restart_and_routes_each_event_once(rig, tmp_path):
     rig.subscribe(id="all")
     rig.feed("ch4-t1", [0.3, 1.1])

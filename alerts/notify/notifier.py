@@ -3,9 +3,10 @@
   journal (alarm_events) --route--> outbox --deliver--> webhook / e-mail / MQTT / SSE
   open unacknowledged alarms --timers--> outbox (repeats, escalation steps)
 
-`route` reads the journal after a cursor, runs the stages (`alerts.notify.stages`), groups per
-subscription and site, and writes the outbox rows and the new cursor in one transaction: a crash
-before it commits routes the same events again, a crash after it loses nothing. Delivery
+`route` reads the journal after a cursor on a snapshot, runs the stages (`alerts.notify.stages`)
+and groups per subscription and site without holding the state database's lock, then writes the
+outbox rows and the new cursor in one short transaction: a crash before it commits routes the
+same events again, a crash after it loses nothing. Delivery
 (`alerts.notify.delivery`) is at least once, each notification with its idempotency key.
 """
 
@@ -44,7 +45,7 @@ __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError"]
 
 log = logging.getLogger(__name__)
 _MAX_GROUP = 500  # events in one grouped notification
-_ROUTE_BATCH = 500  # one routing transaction holds the state database's lock
+_ROUTE_BATCH = 500  # journal events routed at once (one snapshot, one short write)
 
 
 class Counter(Protocol):
@@ -79,7 +80,9 @@ class Notifier:
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
         self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
-        self._rows: list[tuple[Any, ...]] = []  # outbox rows of the open transaction
+        self._rows: list[tuple[Any, ...]] = []  # outbox rows for the next write (`_write`)
+        # group appends for it: (subscription, tenant, site, now, event, the row if it opens one)
+        self._group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]] = []
         # per tenant: its subscriptions (the catalog's list, replaced on every change) and the
         # ones that match each kind of event (`_matching`)
         self._matched: dict[str, tuple[Sequence[SubscriptionSpec], dict[tuple[str, ...], Any]]]
@@ -123,23 +126,44 @@ class Notifier:
             self._metrics.inc(name, amount, **labels)
 
     def route(self, now: int | None = None) -> int:
-        """Route the journal's new events to the outbox; returns the rows written or grown."""
+        """Route the journal's new events to the outbox; returns the rows written or grown.
+
+        The events and the inhibition context are read on a snapshot and routed without the
+        state database's lock; only the outbox rows and the cursor are written under it, after
+        a check that the cursor has not moved (another router's rows would stand)."""
         now = self.clock() if now is None else now
-        made = 0
-        with self._db.transaction() as con:
-            row = con.execute("SELECT last_id FROM notify_cursor WHERE name = 'route'").fetchone()
-            events = self.store.journal_after(con, int(row[0]) if row else 0, _ROUTE_BATCH)
+        with self._db.snapshot() as ro:
+            cursor = self.store.cursor(ro, "route")
+            events = self.store.journal_after(ro, cursor, _ROUTE_BATCH)
             self._read = len(events)
             if not events:
                 return 0
             views = [self._view(e) for e in events]
-            active, down = self.store.inhibition_context(con, {v.sensor for v in views})
-            self._rows = []
-            for view, raw in zip(views, events, strict=True):
-                made += self._route_one(con, view, raw, active, down, now)
-            self.store.add_outbox_rows(con, self._rows)
-            self._rows = []
+            active, down = self.store.inhibition_context(ro, {v.sensor for v in views})
+        self._rows, self._group_ops = [], []
+        made = 0
+        for view, raw in zip(views, events, strict=True):
+            made += self._route_one(view, raw, active, down, now)
+        with self._db.transaction() as con:
+            if self.store.cursor(con, "route") != cursor:
+                self._read = 0
+                return 0
+            made += self._write(con)
             self.store.set_cursor(con, "route", events[-1]["event_id"])
+        return made
+
+    def _write(self, con: Any) -> int:
+        """The open transaction's outbox work: the group appends in order (an event that finds
+        its group full or gone opens a new one), then the rows of their own together. Returns
+        the group rows made or grown."""
+        made = 0
+        for sub_key, tenant, site, now, event, row in self._group_ops:
+            if self.store.append_to_group(con, sub_key, tenant, site, now, event, _MAX_GROUP):
+                made += 1
+            else:
+                made += self.store.add_outbox_rows(con, [row])
+        self.store.add_outbox_rows(con, self._rows)
+        self._rows, self._group_ops = [], []
         return made
 
     def _view(self, e: dict[str, Any]) -> EventView:
@@ -179,7 +203,6 @@ class Notifier:
 
     def _route_one(
         self,
-        con: Any,
         view: EventView,
         raw: dict[str, Any],
         active: dict[str, list[tuple[str, str]]],
@@ -197,9 +220,7 @@ class Notifier:
         alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
         made = 0
         for sub in subs:
-            made += self._enqueue(
-                con, view.tenant, sub, view.site, body, sub.channel, now, None, alone
-            )
+            made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, None, alone)
         return made
 
     def _matching(self, view: EventView) -> tuple[SubscriptionSpec, ...]:
@@ -218,7 +239,6 @@ class Notifier:
 
     def _enqueue(
         self,
-        con: Any,
         tenant: str,
         sub: SubscriptionSpec,
         site: str,
@@ -229,8 +249,9 @@ class Notifier:
         alone: tuple[str, str] | None = None,
     ) -> int:
         """One event to one subscription: a row of its own (timers, no grouping, or the first
-        of a window), or added to the open group of the subscription and site. `alone`: the
-        row's events JSON and subject, when the caller made them already."""
+        of a window), or added to the open group of the subscription and site (done by `_write`
+        in the transaction, in order). `alone`: the row's events JSON and subject, when the
+        caller made them already. Returns the rows of their own it made."""
         sub_key = f"{tenant}/{sub.id}"
         window = int(sub.group_window_s * 1000)
         cached = self._channel_json.get(id(channel))
@@ -240,15 +261,14 @@ class Notifier:
                 CHANNEL.dump_json(channel).decode(),
             )
         channel_json = cached[1]
+        group = False
         if key is None and window > 0:
-            group = (sub_key, tenant, site)
-            if self._window_end.get(group, 0) > now:
-                if self.store.append_to_group(con, sub_key, tenant, site, now, event, _MAX_GROUP):
-                    return 1
+            end = self._window_end.get((sub_key, tenant, site), 0)
+            if end > now:
                 key = f"{sub_key}:g{event['event_id']}"
-                due, open_until = self._window_end[group], self._window_end[group]
+                due, open_until, group = end, end, True
             else:
-                self._window_end[group] = now + window
+                self._window_end[(sub_key, tenant, site)] = now + window
                 key = f"{sub_key}:e{event['event_id']}"
                 due, open_until = now, None
         else:
@@ -268,10 +288,11 @@ class Notifier:
             open_until,
             int(event["event_id"]),
         )
-        if open_until is None:
-            self._rows.append(row)  # written together at the end of the transaction
-            return 1
-        return self.store.add_outbox_rows(con, [row])
+        if group:  # added to the open group, or a group of its own when that is full or gone
+            self._group_ops.append((sub_key, tenant, site, now, event, row))
+            return 0
+        self._rows.append(row)  # written together at the end of the transaction
+        return 1
 
     def timers(self, now: int | None = None) -> int:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
@@ -280,7 +301,7 @@ class Notifier:
         if not any(self.catalog.timed.values()):
             return 0
         made = 0
-        self._timer_new = []
+        self._timer_new, self._rows, self._group_ops = [], [], []
         with self._db.transaction() as con:
             rows = self.store.unacknowledged(con)
             active, down = self.store.inhibition_context(con, {r["sensor"] for r in rows})
@@ -289,9 +310,8 @@ class Notifier:
                 if not subs:
                     continue
                 for sub in subs:
-                    made += self._timer(con, sub, r, active, down, now)
-            self.store.add_outbox_rows(con, self._rows)
-            self._rows = []
+                    made += self._timer(sub, r, active, down, now)
+            made += self._write(con)
         # committed: remember what went out (the outbox keys keep it once anyway), and forget
         # the alarms that are no longer waiting for an acknowledgement
         waiting = {int(r["alarm_id"]) for r in rows}
@@ -302,7 +322,6 @@ class Notifier:
 
     def _timer(
         self,
-        con: Any,
         sub: SubscriptionSpec,
         r: dict[str, Any],
         active: dict[str, list[tuple[str, str]]],
@@ -335,9 +354,7 @@ class Notifier:
                 continue
             if self._gate(view, active, down, now) is not None:
                 continue  # held (silenced, inhibited): judged again on the next tick
-            made += self._enqueue(
-                con, tenant, sub, r["site"], _event_json(r2, view), channel, now, key
-            )
+            made += self._enqueue(tenant, sub, r["site"], _event_json(r2, view), channel, now, key)
             self._timer_new.append((int(r["alarm_id"]), key))
         return made
 

@@ -68,6 +68,12 @@ class NotifyStore:
         return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM alarm_events").fetchone()[0])
 
     @staticmethod
+    def cursor(con: sqlite3.Connection, name: str) -> int:
+        """The last journal event id a stage has done (0: none)."""
+        row = con.execute("SELECT last_id FROM notify_cursor WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
     def set_cursor(con: sqlite3.Connection, name: str, last_id: int) -> None:
         con.execute(
             "INSERT OR REPLACE INTO notify_cursor (name, last_id) VALUES (?, ?)", (name, last_id)
