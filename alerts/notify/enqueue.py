@@ -1,0 +1,143 @@
+"""What a routed event becomes in the outbox, for `alerts.notify.notifier`'s routing and timers.
+
+One event to one subscription is a row of its own (a timer's, a subscription without grouping,
+or the first event of a group window), or an append to the open group of the subscription and
+site, made in order in the routing transaction (`_write`); the event's JSON and the subject
+line are made here too. Split from `alerts.notify.notifier`, whose `Notifier` extends
+`Enqueuing` and sets up the attributes declared here; the code moved as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from alerts.notify.delivery import CHANNEL
+from alerts.notify.stages import EventView
+from alerts.notify.store import NotifyStore
+from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
+
+__all__ = ["Enqueuing"]
+
+_MAX_GROUP = 500  # events in one grouped notification
+
+
+class Enqueuing:
+    """The outbox rows of `Notifier`, which sets up every attribute declared here."""
+
+    store: NotifyStore
+    _window_end: dict[tuple[str, str, str], int]
+    _channel_json: dict[int, tuple[ChannelSpec, str]]
+    _rows: list[tuple[Any, ...]]  # outbox rows for the next write (`_write`)
+    _group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]]
+
+    def _write(self, con: Any) -> int:
+        """The open transaction's outbox work: the group appends in order (an event that finds
+        its group full or gone opens a new one), then the rows of their own together. Returns
+        the group rows made or grown."""
+        made = 0
+        for sub_key, tenant, site, now, event, row in self._group_ops:
+            if self.store.append_to_group(con, sub_key, tenant, site, now, event, _MAX_GROUP):
+                made += 1
+            else:
+                made += self.store.add_outbox_rows(con, [row])
+        self.store.add_outbox_rows(con, self._rows)
+        self._rows, self._group_ops = [], []
+        return made
+
+    def _enqueue(
+        self,
+        tenant: str,
+        sub: SubscriptionSpec,
+        site: str,
+        event: dict[str, Any],
+        channel: ChannelSpec,
+        now: int,
+        key: str | None,
+        alone: tuple[str, str] | None = None,
+    ) -> int:
+        """One event to one subscription: a row of its own (timers, no grouping, or the first
+        of a window), or added to the open group of the subscription and site (done by `_write`
+        in the transaction, in order). `alone`: the row's events JSON and subject, when the
+        caller made them already. Returns the rows of their own it made."""
+        sub_key = f"{tenant}/{sub.id}"
+        window = int(sub.group_window_s * 1000)
+        cached = self._channel_json.get(id(channel))
+        if cached is None or cached[0] is not channel:  # by identity: model equality is slow
+            cached = self._channel_json[id(channel)] = (
+                channel,
+                CHANNEL.dump_json(channel).decode(),
+            )
+        channel_json = cached[1]
+        group = False
+        if key is None and window > 0:
+            end = self._window_end.get((sub_key, tenant, site), 0)
+            if end > now:
+                key = f"{sub_key}:g{event['event_id']}"
+                due, open_until, group = end, end, True
+            else:
+                self._window_end[(sub_key, tenant, site)] = now + window
+                key = f"{sub_key}:e{event['event_id']}"
+                due, open_until = now, None
+        else:
+            key = key or f"{sub_key}:e{event['event_id']}"
+            due, open_until = now, None
+        events_json, subject = alone or (orjson.dumps([event]).decode(), _subject([event]))
+        row = (
+            key,
+            tenant,
+            site,
+            sub_key,
+            channel_json,
+            subject,
+            events_json,
+            now,
+            due,
+            open_until,
+            int(event["event_id"]),
+        )
+        if group:  # added to the open group, or a group of its own when that is full or gone
+            self._group_ops.append((sub_key, tenant, site, now, event, row))
+            return 0
+        self._rows.append(row)  # written together at the end of the transaction
+        return 1
+
+
+def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
+    value = raw.get("value")
+    return {
+        "event_id": raw["event_id"],
+        "alarm_id": raw["alarm_id"],
+        "kind": view.kind,
+        "annunciated": view.match_kind,
+        "tenant": view.tenant,
+        "site": view.site,
+        "device": view.device,
+        "sensor": view.sensor,
+        "sensor_kind": view.sensor_kind,
+        "alarm_kind": view.alarm_kind,
+        "side": view.alarm_kind,
+        "level": raw["level"],
+        "level_name": raw["level_name"],
+        "tier": view.tier,
+        "action": raw["action"],
+        "value": value if isinstance(value, float) and math.isfinite(value) else None,
+        "ts": raw["ts"],
+        "arrival": raw["arrival"],
+        "isa_state": view.isa_state,
+        "disposal": raw["disposal"],
+        "actor": raw.get("actor"),
+        "comment": raw.get("comment") or "",
+    }
+
+
+def _subject(events: Sequence[dict[str, Any]]) -> str:
+    e = events[0]
+    more = f" (+{len(events) - 1})" if len(events) > 1 else ""
+    return (
+        f"[{str(e['tier']).upper()}] {e['site']} {e['sensor']} {e['alarm_kind']} "
+        f"{e['level_name']} {e['kind']}{more}"
+    )
