@@ -195,6 +195,42 @@ def test_a_feed_reading_past_the_deadline_decides_without_now():
     assert side_rows(tr, ACTION) == [(3000, 1)]
 
 
+def _both(table, batches):
+    """The ACTION rows of the core and of the reference over the same (batch, now) list."""
+    state, ref, got, want = CoreState.empty(table.size), ReferenceCore(table), [], []
+    for batch, now in batches:
+        state, tr, _ = evaluate(table, batch, state, now)
+        got += side_rows(tr, ACTION)
+        rows = ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality, now)
+        want += [(r[1], r[5]) for r in rows if r[3] == ACTION]
+    assert got == want
+    return got
+
+
+def test_a_feed_powered_again_during_the_cut_fails_unless_cut_again_in_time():
+    """馈电异常 is also power back on a face whose methane is still at the cut level: the
+    reading that shows it starts a new deadline (2 s)."""
+    table = _power_cut_table()
+    confirmed = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 0])
+    # power back at 5 s, still on at 7.5 s: failed at 7 s; cut again at 9 s: cleared
+    again = cols([0, 1, 0, 1, 1], [5000, 5000, 7500, 7500, 9000], [1.6, 1, 1.6, 1, 0])
+    assert _both(table, [(confirmed, 2500), (again, 9100)]) == [(7000, 1), (9000, 0)]
+    # with only the clock after it: failed once the deadline and the grace have passed
+    silent = [(confirmed, 2500), (cols([1], [5000], [1.0]), 5100)]
+    assert _both(table, [*silent, (cols([], [], []), 8000)]) == []
+    assert _both(table, [*silent, (cols([], [], []), 8001)]) == [(7000, 1)]
+
+
+def test_a_feed_flicker_cut_again_in_time_or_the_demand_ending_raises_nothing():
+    table = _power_cut_table()
+    confirmed = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 0])
+    flicker = cols([1, 1, 1, 0], [5000, 6500, 8000, 8000], [1, 0, 0, 1.6])
+    assert _both(table, [(confirmed, 2500), (flicker, 8100)]) == []
+    # power back as the methane falls below recovery (the poll read the feed first)
+    ending = cols([1, 0, 1], [5000, 5001, 9000], [1, 0.8, 1])
+    assert _both(table, [(confirmed, 2500), (ending, 9100)]) == []
+
+
 def test_out_of_order_batch_is_judged_in_event_time_order_and_late_readings_counted():
     table = compile_table([sensor(0, METHANE)])
     state, tr, _ = evaluate(table, cols(0, [3000, 1000, 2000], [0.2, 1.1, 0.5]), CoreState.empty(1))
