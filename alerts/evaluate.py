@@ -23,6 +23,7 @@
   past last-data + timeout. A sensor never heard from starts its clock at the first `now`.
 * ACTION: see `alerts.verify`.
 * RATE (rate of rise) and EARLY (early warning) of sensors with those options: see `alerts.trend`.
+* FROZEN (a value that has not moved for the sensor's frozen time): see `alerts.frozen`.
 
 Every change of a side's level is a transition stamped with its event time; transitions come out
 ordered by (sensor, ts, side).
@@ -36,6 +37,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from alerts.frozen import judge_frozen
 from alerts.lateness import classify, judge_late
 from alerts.levels import judge_levels
 from alerts.nodata import silence, start_clocks
@@ -210,6 +212,8 @@ def _evaluate(
         parts.extend(level_parts)
         if table.trends:
             parts.extend(judge_trends(table, state, new, sj, tj, vj, above))
+        if table.has_frozen:
+            parts.extend(judge_frozen(table, state, new, sj, tj, vj))
     # sensor fault: decided by fault readings and judged readings of sensors with levels; only
     # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT

@@ -14,6 +14,7 @@ from alerts.table import (
     ACTION,
     EARLY,
     FAULT,
+    FROZEN,
     NO_DATA,
     RATE,
     RUN_CAP,
@@ -48,6 +49,7 @@ class ReferenceCore:
         self.deadline = [NO_TS] * n
         self.met = [False] * n
         self.last_arrival = [NO_TS] * n  # `now` when a reading of the sensor last arrived
+        self.frozen_since = [NO_TS] * n  # the start of the sensor's run of unmoved values
         self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
         # the lateness window (see `alerts.lateness`): per sensor its last readings after the
         # checkpoint, and the checkpoints (the per-sensor fields of another core)
@@ -167,6 +169,8 @@ class ReferenceCore:
             self._judge(s, t, v, out, changes)
             if table.trend_of[s] >= 0:
                 self._trend(s, t, v, out)
+            if table.frozen_ms[s] > 0:
+                self._frozen(s, t, v, out)
         if rules and (valued or q == Quality.SENSOR_FAULT):
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])
@@ -189,6 +193,15 @@ class ReferenceCore:
             feed.setdefault(s, []).append((t, v))
         self.last_ts[s] = t
 
+    def _frozen(self, s: int, t: int, v: float, out: list[Row]) -> None:
+        """A judged reading against the sensor's run of unmoved values (see `alerts.frozen`)."""
+        moved = not abs(v - self.last_value[s]) <= self.table.frozen_band[s]
+        if moved or self.frozen_since[s] == NO_TS:
+            self.frozen_since[s] = t
+        frozen = t - self.frozen_since[s] >= self.table.frozen_ms[s]
+        frozen = frozen and v >= self.table.frozen_floor[s]
+        self._set(s, t, v, FROZEN, int(frozen), out)
+
     def _silence(self, s: int, now: int, out: list[Row]) -> None:
         timeout, last = int(self.table.no_data[s]), self.last_data[s]
         idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
@@ -205,6 +218,7 @@ class ReferenceCore:
         self.level[s] = [ck.level[s][d] if d != ACTION else self.level[s][d] for d in range(SIDES)]
         self.last_ts[s], self.last_data[s] = ck.last_ts[s], ck.last_data[s]
         self.last_value[s] = ck.last_value[s]
+        self.frozen_since[s] = ck.frozen_since[s]
         self.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
 
     def _run(

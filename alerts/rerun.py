@@ -58,6 +58,9 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         rate_off=table.rate_off[sel],
         early_window=table.early_window[sel],
         early_horizon=table.early_horizon[sel],
+        frozen_ms=table.frozen_ms[rows],
+        frozen_band=table.frozen_band[rows],
+        frozen_floor=table.frozen_floor[rows],
         lateness_ms=0,
         late_depth=0,
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
@@ -109,5 +112,6 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         hist_n,
         np.zeros(trow.shape[0], dtype=np.int16),  # right-aligned
         last_arrival=np.full(k, NO_TS, dtype=np.int64),  # the rewind judges no action
+        frozen_since=new.ck_frozen_since[rows],
         **late,
     )

@@ -100,6 +100,10 @@ class CoreState:
     # the hub's clock (`now`) when a reading of the sensor last arrived, NO_TS before: a
     # feedback sensor heard from within a plan's grace is in transit, not silent (alerts.verify)
     last_arrival: I64  # (n,)
+    # frozen value (alerts.frozen): the event time of the first reading of the sensor's current
+    # run of unmoved values, NO_TS before one; and its checkpoint (lateness window, as above)
+    frozen_since: I64  # (n,)
+    ck_frozen_since: I64  # (n,) or (0,)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -134,6 +138,8 @@ class CoreState:
             np.full(m, NO_TS, dtype=np.int64),
             np.full(m, np.nan),
             np.full(n, NO_TS, dtype=np.int64),
+            np.full(n, NO_TS, dtype=np.int64),
+            np.full(m, NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:
@@ -158,6 +164,7 @@ class CoreState:
             ck_last_ts=self.last_ts.copy(),
             ck_last_data=self.last_data.copy(),
             ck_last_value=self.last_value.copy(),
+            ck_frozen_since=self.frozen_since.copy(),
         )
 
     def with_trends(self, trends: int, depth: int) -> CoreState:
@@ -242,6 +249,7 @@ _LATE_FIELDS = (
     "ck_last_ts",
     "ck_last_data",
     "ck_last_value",
+    "ck_frozen_since",
 )
 # the per-sensor fields a checkpoint keeps (as `ck_<name>`)
 CK_FIELDS = (
@@ -253,6 +261,7 @@ CK_FIELDS = (
     "last_ts",
     "last_data",
     "last_value",
+    "frozen_since",
 )
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]

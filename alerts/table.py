@@ -9,10 +9,33 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from telemetry.config import EarlyWarningSpec, LevelSpec, RateSpec
+from alerts.kinds import (
+    ABOVE,
+    ACTION,
+    ALARM_KIND_NAMES,
+    ALARM_KIND_SIDES,
+    BELOW,
+    EARLY,
+    FAULT,
+    FLEET_KINDS,
+    FLEET_SIDE0,
+    FROZEN,
+    HIGH,
+    LOW,
+    NO_DATA,
+    RATE,
+    SIDE_NAMES,
+    SIDES,
+    SLOTS,
+    TERMINAL_KINDS,
+    TIERS,
+    kind_name,
+)
+from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec
 from telemetry.registry import SensorInfo
 
 __all__ = [
+    "ABOVE",
     "ACTION",
     "ALARM_KIND_NAMES",
     "ALARM_KIND_SIDES",
@@ -21,6 +44,7 @@ __all__ = [
     "FAULT",
     "FLEET_KINDS",
     "FLEET_SIDE0",
+    "FROZEN",
     "HIGH",
     "LATE_DEPTH",
     "LOW",
@@ -31,71 +55,13 @@ __all__ = [
     "SIDE_NAMES",
     "SLOTS",
     "TERMINAL_KINDS",
+    "TIERS",
     "TREND_DEPTH",
     "RuleTable",
     "VerifyPlan",
     "compile_table",
     "kind_name",
 ]
-
-SLOTS = 4  # levels per side
-HIGH = ABOVE = 0  # process levels above (rising thresholds)
-LOW = BELOW = 1  # process levels below (falling thresholds)
-FAULT = 2  # the transmitter reports a fault: a sensor-fault alarm, never a process alarm
-NO_DATA = 3  # comm loss, or silence beyond the sensor's no-data timeout
-ACTION = 4  # a demanded protective action was not confirmed in time (馈电异常)
-RATE = 5  # the value rises faster than the rule's rate of rise
-EARLY = 6  # early warning: the trend reaches the next level above within the horizon
-SIDES = 7
-SIDE_NAMES = ("above", "below", "fault", "no_data", "action_failed", "rate", "early_warning")
-TIERS = ("none", "blue", "yellow", "orange", "red")
-# the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
-FLEET_SIDE0 = 16
-FLEET_KINDS = (
-    "overspeed",
-    "fatigue",
-    "fatigue_daily",
-    "night_ban",
-    "corridor",
-    "forbidden_area",
-    "offline",
-    "drift",
-)
-# the terminal's own alarm bits (alerts.vehicles.terminal): kind number 32 + bit
-TERMINAL_KINDS: dict[int, str] = {
-    0: "terminal_emergency",
-    1: "terminal_overspeed",
-    2: "terminal_fatigue",
-    3: "terminal_danger",
-    4: "terminal_gnss_fault",
-    5: "terminal_antenna_cut",
-    6: "terminal_antenna_short",
-    7: "terminal_power_low",
-    8: "terminal_power_off",
-    11: "terminal_camera_fault",
-    18: "terminal_day_driving",
-    19: "terminal_parking",
-    20: "terminal_area",
-    21: "terminal_route",
-    23: "terminal_off_route",
-    26: "terminal_stolen",
-    27: "terminal_illegal_ignition",
-    28: "terminal_illegal_move",
-    29: "terminal_collision",
-    30: "terminal_rollover",
-}
-ALARM_KIND_NAMES: dict[int, str] = {
-    **dict(enumerate(SIDE_NAMES)),
-    **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
-    **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
-}
-ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAMES.items()}
-
-
-def kind_name(side: int) -> str:
-    """The name of an alarm kind (the `side` column of alarms)."""
-    return ALARM_KIND_NAMES.get(side, str(side))
-
 
 RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
@@ -193,6 +159,13 @@ class RuleTable:
     # turns on) is calm: of a sensor with no level on, it changes nothing but the run counts
     calm_below: npt.NDArray[np.float64]  # (n,) the lowest threshold above (inf: none)
     calm_above: npt.NDArray[np.float64]  # (n,) the highest threshold below (-inf: none)
+    # frozen value (alerts.frozen): per sensor the time its value must stay within the band of
+    # the reading before to raise 'frozen' (ms of event time, 0: no check), the band, the specs
+    frozen_ms: npt.NDArray[np.int64]  # (n,)
+    frozen_band: npt.NDArray[np.float64]  # (n,)
+    frozen_floor: npt.NDArray[np.float64]  # (n,) readings below it are never frozen (-inf)
+    frozen: tuple[FrozenSpec | None, ...]  # (n,)
+    has_frozen: bool  # any sensor has the check
     # the action_failed alarm's text of the sensors whose verification has one of its own
     verify_actions: Mapping[int, str] = field(default_factory=dict)
 
@@ -226,6 +199,13 @@ class RuleTable:
                 return "rate_of_rise", "yellow", ""
             what = f"rising faster than {rate.per_min:g} per min"
             return "rate_of_rise", rate.tier, rate.action or what
+        if side == FROZEN:
+            frozen = self.frozen[sensor]
+            if frozen is None:
+                return "frozen_value", "yellow", ""
+            band = f" by more than {frozen.band:g}" if frozen.band else ""
+            what = f"the value has not moved{band} for {frozen.after_s:g} s: check the sensor"
+            return "frozen_value", frozen.tier, frozen.action or what
         if side == EARLY:
             above = self.levels[sensor][ABOVE]
             early = self.early[sensor]
@@ -305,6 +285,8 @@ def compile_table(
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
+    frozen = tuple(info.frozen if has_rules[i] else None for i, info in enumerate(sensors))
+    frozen_ms = np.array([_ms(f.after_s) if f else 0 for f in frozen], dtype=np.int64)
     trend_sensor = np.array(
         [i for i in range(n) if rates[i] is not None or early[i] is not None], dtype=np.int64
     )
@@ -367,6 +349,14 @@ def compile_table(
         **no_data_index(no_data),
         **vote_index(group_of),
         **calm_index(threshold),
+        frozen_ms=frozen_ms,
+        frozen_band=np.array([f.band if f else 0.0 for f in frozen], dtype=np.float64),
+        frozen_floor=np.array(
+            [f.ignore_below if f and f.ignore_below is not None else -np.inf for f in frozen],
+            dtype=np.float64,
+        ),
+        frozen=frozen,
+        has_frozen=bool(frozen_ms.any()),
         verify_actions=verify_actions,
     )
 

@@ -36,6 +36,7 @@ from telemetry.notifyconfig import (
 )
 from telemetry.ruleconfig import (
     EarlyWarningSpec,
+    FrozenSpec,
     LevelSpec,
     RateSpec,
     RulePack,
@@ -51,6 +52,7 @@ __all__ = [
     "DeviceProfile",
     "DeviceSpec",
     "EarlyWarningSpec",
+    "FrozenSpec",
     "HubConfig",
     "Ident",
     "InventoryItemSpec",
@@ -114,6 +116,9 @@ class SensorSpec(Frozen):
     early_warning: EarlyWarningSpec | None = Field(
         default=None, description="overrides the rule's early warning"
     )
+    frozen: FrozenSpec | None = Field(
+        default=None, description="overrides the rule's frozen-value check"
+    )
     suppress_when: tuple[SuppressSpec, ...] = Field(
         default=(), max_length=8, description="suppression by design: any one of these"
     )
@@ -123,8 +128,12 @@ class SensorSpec(Frozen):
         if self.rule is not None and self.levels:
             raise ValueError("give either 'rule' (a rule pack entry) or inline 'levels', not both")
         check_levels(self.levels)
-        if self.rule is None and not self.levels and (self.rate or self.early_warning):
-            raise ValueError("'rate' and 'early_warning' need a rule or levels")
+        if (
+            self.rule is None
+            and not self.levels
+            and (self.rate or self.early_warning or self.frozen)
+        ):
+            raise ValueError("'rate', 'early_warning' and 'frozen' need a rule or levels")
         return self
 
 

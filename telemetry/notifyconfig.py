@@ -44,6 +44,7 @@ AlarmKind = Literal[
     "action_failed",
     "rate",
     "early_warning",
+    "frozen",
     "overspeed",
     "fatigue",
     "fatigue_daily",

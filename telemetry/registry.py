@@ -17,6 +17,7 @@ from telemetry.config import (
     DeviceProfile,
     DeviceSpec,
     EarlyWarningSpec,
+    FrozenSpec,
     HubConfig,
     LevelSpec,
     PointSpec,
@@ -79,6 +80,7 @@ class SensorInfo:
     rate: RateSpec | None = None  # rate of rise: the sensor's own, else its rule's
     early_warning: EarlyWarningSpec | None = None  # the sensor's own, else its rule's
     suppress_when: tuple[SuppressSpec, ...] = ()  # suppression by design
+    frozen: FrozenSpec | None = None  # frozen-value check: the sensor's own, else its rule's
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +267,7 @@ def build_registry(
                     packed = None if sen.levels else _pack_rule(sen.rule, pack_map)
                     rate = sen.rate or (packed.rate if packed else None)
                     early = sen.early_warning or (packed.early_warning if packed else None)
+                    frozen = sen.frozen or (packed.frozen if packed else None)
                     if early is not None and all(lv.above is None for lv in levels):
                         raise ConfigError(f"{swhere}.early_warning: needs a level above")
                     info = SensorInfo(
@@ -285,6 +288,7 @@ def build_registry(
                         rate=rate,
                         early_warning=early,
                         suppress_when=sen.suppress_when,
+                        frozen=frozen,
                     )
                     add(info, swhere)
                     used.append(point)

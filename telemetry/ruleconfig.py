@@ -13,6 +13,7 @@ from telemetry.configbase import Frozen, Ident, Tier
 
 __all__ = [
     "EarlyWarningSpec",
+    "FrozenSpec",
     "LevelSpec",
     "RateSpec",
     "RulePack",
@@ -126,6 +127,27 @@ class EarlyWarningSpec(Frozen):
     horizon_s: float = Field(gt=0, le=86400)
 
 
+class FrozenSpec(Frozen):
+    """Frozen value (a stuck, covered or disconnected transmitter; DOMAIN 1.5, 3, 6): a 'frozen'
+    alarm when the sensor's judged readings have not moved by more than `band` from one to the
+    next for `after_s` of event time; it clears at the first reading that moves. Only for
+    sensors whose value always moves in service: a gas sensor in clean air may read 0 all day."""
+
+    after_s: float = Field(gt=0, le=7 * 86400, description="unchanged this long (event time)")
+    band: float = Field(
+        default=0.0,
+        ge=0,
+        description="a reading within this of the one before does not count as a change",
+    )
+    ignore_below: float | None = Field(
+        default=None,
+        description="a reading below this is never frozen: an anemometer in a calm, a gas sensor "
+        "in clean air (a transmitter stuck there then goes unseen)",
+    )
+    tier: Tier = "yellow"
+    action: str = Field(default="", max_length=200)
+
+
 class RuleSpec(Frozen):
     description: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
@@ -134,6 +156,7 @@ class RuleSpec(Frozen):
     )
     rate: RateSpec | None = None
     early_warning: EarlyWarningSpec | None = None
+    frozen: FrozenSpec | None = None
 
     @model_validator(mode="after")
     def _levels(self) -> Self:

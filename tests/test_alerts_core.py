@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
 from alerts.table import ABOVE, ACTION, EARLY, FAULT, NO_DATA, RATE, SLOTS, compile_table
-from telemetry.config import EarlyWarningSpec, LevelSpec, RateSpec, VerifySpec
+from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
@@ -24,6 +24,7 @@ def sensor(
     verify: VerifySpec | None = None,
     rate: RateSpec | None = None,
     early_warning: EarlyWarningSpec | None = None,
+    frozen: FrozenSpec | None = None,
 ) -> SensorInfo:
     return SensorInfo(
         index,
@@ -42,6 +43,7 @@ def sensor(
         verify,
         rate=rate,
         early_warning=early_warning,
+        frozen=frozen,
     )
 
 
@@ -325,7 +327,14 @@ def scenarios(draw):
                 window_s=draw(st.sampled_from([1, 3, 10])),
                 horizon_s=draw(st.sampled_from([0.5, 2, 10])),
             )
-        infos.append(sensor(i, levels, no_data, verify, rate, early))
+        frozen = None
+        if levels and draw(st.booleans()):
+            frozen = FrozenSpec(
+                after_s=draw(st.sampled_from([0.5, 1, 3, 10])),
+                band=draw(st.sampled_from([0.0, 0.0, 1.0, 3.0])),
+                ignore_below=draw(st.sampled_from([None, None, 0.0, 5.0])),
+            )
+        infos.append(sensor(i, levels, no_data, verify, rate, early, frozen))
     voters = [i.index for i in infos if any(lv.above is not None for lv in i.levels)]
     if len(voters) >= 2 and draw(st.booleans()):
         k = draw(st.integers(1, len(voters)))
@@ -393,6 +402,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert (outcome.judged, outcome.late, outcome.rewound) == (judged, late, rewound)
         assert outcome.late_in_window == in_window
         assert state.level.tolist() == ref.level
+        assert state.frozen_since.tolist() == ref.frozen_since
         if window:
             assert ref.ck is not None
             for i in range(n):
@@ -409,6 +419,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
             assert state.ck_level.tolist() == ref.ck.level
             assert state.ck_last_ts.tolist() == ref.ck.last_ts
             assert state.ck_last_data.tolist() == ref.ck.last_data
+            assert state.ck_frozen_since.tolist() == ref.ck.frozen_since
             assert state.ck_active.tolist() == ref.ck.active
         else:
             assert state.ring_ts.shape == (0, 0)

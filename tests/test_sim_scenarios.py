@@ -374,3 +374,46 @@ async def test_fleet_as_jt808_terminals_reaches_the_position_topics(mosquitto, t
     assert {v.spec.id: round(min(got[v.spec.id])) for v in reg.vehicles.values()} == {
         v.spec.id: 50 + k * 10 for k, v in enumerate(reg.vehicles.values())
     }
+
+
+STUCK_ANEMOMETER = """
+name: stuck-anemometer
+description: the jib-top anemometer of TC-1 freezes at 20 s and comes back at 90 s
+duration_s: 110
+seed: 5
+baseline:
+  tc1-monitor:
+    wind: {constant: 6.0, noise: 0.4}
+    load_pct: {constant: 20}
+    moment_pct: {constant: 12}
+    hoist_up_power: {constant: 1}
+    trolley_out_power: {constant: 1}
+events:
+  - {at_s: 20, device: tc1-monitor, point: wind, mode: stuck, for_s: 70}
+"""
+
+
+@pytest.mark.slow
+async def test_a_stuck_anemometer_raises_frozen_through_the_hub(mosquitto, tmp_path):
+    """The simulator's `stuck` mode freezes the wind register; with a frozen check on the wind
+    sensor (2 s here, of event time: wall time) the hub raises 'frozen' about 2 s of wall time
+    after the freeze, and clears it when the value moves again."""
+    accel, poll_s = 20.0, 0.1
+    text = CRANE.read_text().replace(
+        "rule: crane.wind-speed}",
+        "rule: crane.wind-speed, frozen: {after_s: 2, ignore_below: 0.5}}",
+    )
+    assert text != CRANE.read_text()
+    config = tmp_path / "crane.yaml"
+    config.write_text(text)
+    reg = load(config).registry()
+    spec = parse_document(STUCK_ANEMOMETER, ScenarioSpec, "stuck-anemometer")
+    played = await play(
+        compile_scenario(spec, reg), config, mosquitto.port, tmp_path, accel=accel, poll_s=poll_s
+    )
+    frozen = [e for e in played.events if e[1] == 7]  # FROZEN
+    assert {e[0] for e in frozen} == {"tc1-wind"}  # the other sensors have no check
+    assert [e[2] for e in frozen] == ["raised", "cleared"]
+    tolerance = poll_s * accel + 1.0  # one poll period (in scenario time) and quantisation
+    assert abs(frozen[0][4] - (20 + 2 * accel)) <= tolerance, frozen
+    assert abs(frozen[1][4] - 90) <= tolerance, frozen

@@ -4,6 +4,7 @@ database still decides which alarms are active; an unreadable file is ignored.""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -236,14 +237,27 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
         await first.dispatcher.save_state()
     path = tmp_path / "analytics-state.npz"
     old = tmp_path / "old.npz"
+    lacks = (
+        "fleet.offline_raised",
+        "core.last_arrival",
+        "core.frozen_since",
+        "core.ck_frozen_since",
+    )
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
         for item in src.infolist():
-            if item.filename not in ("fleet.offline_raised.npy", "core.last_arrival.npy"):
-                dst.writestr(item, src.read(item.filename))
+            if item.filename.removesuffix(".npy") in lacks:
+                continue
+            data = src.read(item.filename)
+            if item.filename == "core.level.npy":  # seven sides, before 'frozen'
+                buf = io.BytesIO()
+                np.save(buf, np.load(io.BytesIO(data))[:, :7])
+                data = buf.getvalue()
+            dst.writestr(item, data)
     old.replace(path)
     saved = snapshot.load(path)
     assert saved is not None
     assert not saved.fleet.offline_raised.any()
+    assert saved.core.level.shape[1] == 7
     async with Node(tmp_path) as second:
         await second.feed(rows[cut:])
         (alarm,) = second.fleet("fatigue")  # the driving time was taken up all the same

@@ -1,0 +1,97 @@
+"""The alarm kinds: the core's sides (what a sensor's level number is about), the fleet
+analytics' and the terminals' kinds numbered after them, their names (the `side` column of
+alarms, `alarm_kind` in notifications), and the tiers. Split from `alerts.table`, which
+re-exports them."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ABOVE",
+    "ACTION",
+    "ALARM_KIND_NAMES",
+    "ALARM_KIND_SIDES",
+    "BELOW",
+    "EARLY",
+    "FAULT",
+    "FLEET_KINDS",
+    "FLEET_SIDE0",
+    "FROZEN",
+    "HIGH",
+    "LOW",
+    "NO_DATA",
+    "RATE",
+    "SIDES",
+    "SIDE_NAMES",
+    "SLOTS",
+    "TERMINAL_KINDS",
+    "TIERS",
+    "kind_name",
+]
+
+SLOTS = 4  # levels per side
+HIGH = ABOVE = 0  # process levels above (rising thresholds)
+LOW = BELOW = 1  # process levels below (falling thresholds)
+FAULT = 2  # the transmitter reports a fault: a sensor-fault alarm, never a process alarm
+NO_DATA = 3  # comm loss, or silence beyond the sensor's no-data timeout
+ACTION = 4  # a demanded protective action was not confirmed in time (馈电异常)
+RATE = 5  # the value rises faster than the rule's rate of rise
+EARLY = 6  # early warning: the trend reaches the next level above within the horizon
+FROZEN = 7  # the value has not moved for the sensor's frozen time (a stuck transmitter)
+SIDES = 8
+SIDE_NAMES = (
+    "above",
+    "below",
+    "fault",
+    "no_data",
+    "action_failed",
+    "rate",
+    "early_warning",
+    "frozen",
+)
+TIERS = ("none", "blue", "yellow", "orange", "red")
+# the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
+FLEET_SIDE0 = 16
+FLEET_KINDS = (
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "night_ban",
+    "corridor",
+    "forbidden_area",
+    "offline",
+    "drift",
+)
+# the terminal's own alarm bits (alerts.vehicles.terminal): kind number 32 + bit
+TERMINAL_KINDS: dict[int, str] = {
+    0: "terminal_emergency",
+    1: "terminal_overspeed",
+    2: "terminal_fatigue",
+    3: "terminal_danger",
+    4: "terminal_gnss_fault",
+    5: "terminal_antenna_cut",
+    6: "terminal_antenna_short",
+    7: "terminal_power_low",
+    8: "terminal_power_off",
+    11: "terminal_camera_fault",
+    18: "terminal_day_driving",
+    19: "terminal_parking",
+    20: "terminal_area",
+    21: "terminal_route",
+    23: "terminal_off_route",
+    26: "terminal_stolen",
+    27: "terminal_illegal_ignition",
+    28: "terminal_illegal_move",
+    29: "terminal_collision",
+    30: "terminal_rollover",
+}
+ALARM_KIND_NAMES: dict[int, str] = {
+    **dict(enumerate(SIDE_NAMES)),
+    **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
+    **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
+}
+ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAMES.items()}
+
+
+def kind_name(side: int) -> str:
+    """The name of an alarm kind (the `side` column of alarms)."""
+    return ALARM_KIND_NAMES.get(side, str(side))
