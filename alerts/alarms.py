@@ -27,9 +27,9 @@ from alerts.alarmevent import (
     disposal_due,
     lifecycle_columns,
 )
-from alerts.evaluate import CoreState, Transitions
+from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
-from alerts.table import ACTION, BELOW, EARLY, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
+from alerts.table import ACTION, BELOW, EARLY, FROZEN, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 from telemetry.notifyconfig import DisposalSpec
@@ -97,6 +97,12 @@ class AlarmBook(AlarmRows):
                 level = min(row.level, 1)
             if row.side == ACTION:
                 new.deadline[i] = row.started_ts  # the demand is still on and not met
+            if row.side == FROZEN and new.frozen_since[i] == NO_TS:
+                # no saved run (no state file): the run began when the alarm says, so that the
+                # next unmoved reading keeps the alarm instead of starting a run afresh
+                new.frozen_since[i] = row.started_ts - int(self._table.frozen_ms[i])
+                if row.value is not None and math.isnan(new.last_value[i]):
+                    new.last_value[i] = row.value
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new

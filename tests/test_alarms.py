@@ -10,7 +10,7 @@ from alerts.alarms import AlarmBook
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.statedb import StateDB
 from alerts.table import compile_table
-from telemetry.config import EarlyWarningSpec, RateSpec, VerifySpec
+from telemetry.config import EarlyWarningSpec, FrozenSpec, RateSpec, VerifySpec
 
 from e2e_helpers import mine_registry
 
@@ -193,6 +193,35 @@ def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_resta
     state, events = feed_batch(book2, table, state, [i], [65_000], [0.9], [0], 65_100)
     assert [(e.kind, e.side) for e in events] == [("cleared", "rate")]
     assert db2.list_alarms(None, state="active") == []
+
+
+def test_a_frozen_alarm_stays_over_a_restart_without_a_state_file(tmp_path):
+    """The alarm says when the run of unmoved values made it: after a restart with no saved
+    state, the next unmoved reading keeps it (not a run afresh) and the first that moves ends
+    it."""
+    reg = mine_registry(1502, 1.0)
+    co = reg.sensor("co")
+    sensors = list(reg.sensors)
+    sensors[co.index] = dataclasses.replace(co, frozen=FrozenSpec(after_s=30, band=0.5))
+    table = compile_table(sensors)
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    i = co.index
+    ts = [1000, 11_000, 21_000, 31_000]
+    state, events = feed_batch(
+        book, table, CoreState.empty(len(sensors)), [i] * 4, ts, [3, 3.2, 3.1, 3.3], [0] * 4, 31_100
+    )
+    assert [(e.kind, e.side, e.level_name, e.ts) for e in events] == [
+        ("raised", "frozen", "frozen_value", 31_000)
+    ]
+    db.close()
+    db2 = StateDB(tmp_path / "state.db")
+    book2 = AlarmBook(db2, reg, table)
+    state = book2.restore(CoreState.empty(len(sensors)))
+    state, events = feed_batch(book2, table, state, [i], [41_000], [3.3], [0], 41_100)
+    assert events == []
+    state, events = feed_batch(book2, table, state, [i], [51_000], [5.0], [0], 51_100)
+    assert [(e.kind, e.side, e.ts) for e in events] == [("cleared", "frozen", 51_000)]
 
 
 def test_a_state_database_of_before_the_lifecycle_is_migrated_once(tmp_path):
