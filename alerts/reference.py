@@ -1,6 +1,6 @@
 """Plain-Python twin of `alerts.evaluate`, one reading at a time: the specification the vectorized
-core is property-tested against (see the semantics there and in `alerts.trend`). Not for
-production use."""
+core is property-tested against (see the semantics there and in `alerts.trend`). Its lateness
+window (rewinding a sensor from its checkpoint) is in `alerts.rewind`. Not for production use."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from alerts.rewind import Rewinding
 from alerts.table import (
     ABOVE,
     ACTION,
@@ -32,7 +33,7 @@ _VALUED = (Quality.GOOD, Quality.OUT_OF_RANGE)
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
 
 
-class ReferenceCore:
+class ReferenceCore(Rewinding):
     """The state as Python lists, judged reading by reading."""
 
     def __init__(self, table: RuleTable, *, checkpoint: bool = True) -> None:
@@ -208,96 +209,6 @@ class ReferenceCore:
         if idle and now - last > timeout:
             self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
 
-    def _restore(self, s: int, ck: ReferenceCore, hist: list[tuple[int, float]]) -> None:
-        """Set sensor `s` back to its checkpoint (all but the ACTION side), its trend buffer to
-        the readings of `hist` at or before the checkpoint."""
-        self.raw[s] = list(ck.raw[s])
-        self.active[s] = list(ck.active[s])
-        self.run_start[s] = list(ck.run_start[s])
-        self.run_count[s] = list(ck.run_count[s])
-        self.level[s] = [ck.level[s][d] if d != ACTION else self.level[s][d] for d in range(SIDES)]
-        self.last_ts[s], self.last_data[s] = ck.last_ts[s], ck.last_data[s]
-        self.last_value[s] = ck.last_value[s]
-        self.frozen_since[s] = ck.frozen_since[s]
-        self.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
-
-    def _run(
-        self,
-        s: int,
-        readings: list[tuple[int, float, int]],
-        hist: list[tuple[int, float]],
-        now: int | None,
-    ) -> list[Row]:
-        """Sensor `s` from its checkpoint over `readings`, the clock checked at the end."""
-        assert self.ck is not None
-        self._restore(s, self.ck, hist)
-        out: list[Row] = []
-        for t, v, q in readings:
-            self._step(s, t, v, q, out, {}, {})
-        if now is not None:
-            self._silence(s, now, out)
-        out.sort(key=lambda r: (r[1], r[3]))
-        return out
-
-    def _rewind(
-        self,
-        s: int,
-        batch: list[tuple[int, float, int]],
-        t0: int,
-        hist: list[tuple[int, float]],
-        now: int | None,
-        out: list[Row],
-        changes: dict[int, list[tuple[int, int, int]]],
-    ) -> None:
-        """Judge sensor `s` again from its checkpoint with its batch readings (see
-        `alerts.lateness` for the transitions that come out)."""
-        live = list(self.level[s])
-        old = self._run(s, self.ring[s], hist, now)
-        new = self._run(s, _merged(self.ring[s], batch), hist, now)
-        fin = self.level[s]
-        for side in range(SIDES):
-            if side == ACTION:
-                continue
-            mine = [r for r in new if r[3] == side]
-            known = {(r[1], r[4], r[5]) for r in old if r[3] == side}
-            cur = live[side]
-            for r in mine:
-                if (r[1], r[4], r[5]) in known or r[5] == cur:
-                    continue
-                out.append((s, r[1], r[2], side, cur, r[5]))
-                if side == ABOVE:
-                    changes.setdefault(s, []).append((r[1], cur, r[5]))
-                cur = r[5]
-            if cur != fin[side]:
-                was = [r for r in old if r[3] == side]
-                t, v = t0, math.nan
-                if was:
-                    t, v = was[-1][1], was[-1][2]
-                if mine and (not was or mine[-1][1] >= was[-1][1]):
-                    t, v = mine[-1][1], mine[-1][2]
-                out.append((s, t, v, side, cur, fin[side]))
-                if side == ABOVE:
-                    changes.setdefault(s, []).append((t, cur, fin[side]))
-
-    def _keep(
-        self,
-        s: int,
-        batch: list[tuple[int, float, int]],
-        merge: bool,
-        hist: list[tuple[int, float]],
-    ) -> None:
-        """Keep the sensor's last readings; fold the older ones into its checkpoint."""
-        ck = self.ck
-        assert ck is not None
-        ring = _merged(self.ring[s], batch) if merge else self.ring[s] + batch
-        excess = len(ring) - self.table.late_depth
-        if excess > 0:
-            ck.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
-            for t, v, q in ring[:excess]:
-                ck._step(s, t, v, q, [], {}, {})
-            ring = ring[excess:]
-        self.ring[s] = ring
-
     def _votes(
         self, changes: dict[int, list[tuple[int, int, int]]], above_before: list[int]
     ) -> list[Row]:
@@ -424,15 +335,6 @@ class ReferenceCore:
                 if side == ABOVE:
                     changes.setdefault(s, []).append((t, self.level[s][side], new_level))
                 self._set(s, t, v, side, new_level, out)
-
-
-def _merged(
-    ring: list[tuple[int, float, int]], batch: list[tuple[int, float, int]]
-) -> list[tuple[int, float, int]]:
-    """The ring and the batch's readings by time; of equal times the batch's."""
-    by_time = {r[0]: r for r in ring}
-    by_time.update({r[0]: r for r in batch})
-    return [by_time[t] for t in sorted(by_time)]
 
 
 def reference_evaluate(
