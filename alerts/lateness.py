@@ -38,7 +38,8 @@ the side's level before the batch, as a consumer applying all earlier transition
 
 A consumer applying all transitions in order (as `alerts.alarms.AlarmBook` applies `after` per
 sensor and side) thus ends at the core's levels, and the core's state is that of a core that got
-the readings in event-time order (property-tested with the twin in `alerts.reference`).
+the readings in event-time order (property-tested with the twin in `alerts.reference` and
+`alerts.rewind`).
 
 The cost is paid only with a window: the ring and checkpoint (about 140 + 17 K bytes per sensor,
 16 K per trend sensor) and one more pass folding readings into the checkpoints; the re-runs only
