@@ -18,10 +18,6 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   behind: after a hub restart or a cut link the backlog is judged batch by batch, and the
   confirming reading may be in the next one); the failure is an ACTION transition stamped with
   the deadline;
-* a demand met and then undone while it lasts (the feedback no longer satisfies it: a circuit
-  powered again during the cut, 馈电异常 as much as a cut that never happened) is pending again:
-  the reading that undoes it starts a new deadline of `within`, so that the order in which one
-  poll reads the sensor and the feedback never raises a failure when the demand ends;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
   falls below the plan's level number).
 """
@@ -73,10 +69,6 @@ def verify_step(
                 if failed:
                     out.append((plan.sensor, t, cur, ACTION, 1, 0))
                     failed = 0
-            elif deadline != NO_TS and met:
-                # confirmed, then undone while the demand lasts (a circuit powered again during
-                # the cut): confirmed again within the plan's time, or failed at that deadline
-                deadline, met = t + plan.within_ms, False
             continue
         was, is_on = before >= plan.number, after >= plan.number
         if is_on and not was:
