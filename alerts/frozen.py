@@ -8,8 +8,9 @@ Semantics, over a sensor's judged readings (good or out of range, finite) in eve
   `band` (or with none before it) is a change: it starts a run, at its own time;
 * the others continue the run; a reading at least `after` past the start of its run is frozen
   (level 1, the 'frozen' alarm), unless it is below the sensor's `ignore_below` (a calm, clean
-  air); any other is not (level 0): the alarm is raised by the reading that shows it and cleared
-  by the first that moves (or falls below `ignore_below`);
+  air), which also starts a run of its own (so that a calm ends a run, and the first reading
+  above the floor starts one); any other is not (level 0): the alarm is raised by the reading
+  that shows it and cleared by the first that moves (or falls below `ignore_below`);
 * readings of other qualities (a fault, a comm loss, calibration) neither continue nor end a
   run; a sensor that sends nothing is no-data, never frozen.
 
@@ -48,6 +49,7 @@ def judge_frozen(
     prev[starts] = state.last_value[s[starts]]
     with np.errstate(invalid="ignore"):
         changed = ~(np.abs(v - prev) <= table.frozen_band[s])  # none before (NaN): a change
+    changed |= v < table.frozen_floor[s]  # below the floor: a run of its own at each reading
     # each reading's run start: the last change at or before it in its sensor's readings, or
     # the run the sensor was in before the batch (a run not known yet starts at the first)
     since0 = state.frozen_since[s[starts]]
@@ -58,7 +60,7 @@ def judge_frozen(
     np.maximum.accumulate(src, out=src)
     seg = np.cumsum(first) - 1
     since = np.where(changed[src], t[src], since0[seg])
-    level = ((t - since >= table.frozen_ms[s]) & (v >= table.frozen_floor[s])).astype(np.int64)
+    level = (t - since >= table.frozen_ms[s]).astype(np.int64)
     seed = state.level[s[starts], FROZEN].astype(np.int64)
     before = np.empty_like(level)
     before[1:] = level[:-1]

@@ -197,10 +197,9 @@ class ReferenceCore(Rewinding):
     def _frozen(self, s: int, t: int, v: float, out: list[Row]) -> None:
         """A judged reading against the sensor's run of unmoved values (see `alerts.frozen`)."""
         moved = not abs(v - self.last_value[s]) <= self.table.frozen_band[s]
-        if moved or self.frozen_since[s] == NO_TS:
+        if moved or v < self.table.frozen_floor[s] or self.frozen_since[s] == NO_TS:
             self.frozen_since[s] = t
         frozen = t - self.frozen_since[s] >= self.table.frozen_ms[s]
-        frozen = frozen and v >= self.table.frozen_floor[s]
         self._set(s, t, v, FROZEN, int(frozen), out)
 
     def _silence(self, s: int, now: int, out: list[Row]) -> None:

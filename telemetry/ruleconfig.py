@@ -133,7 +133,7 @@ class FrozenSpec(Frozen):
     next for `after_s` of event time; it clears at the first reading that moves. Only for
     sensors whose value always moves in service: a gas sensor in clean air may read 0 all day."""
 
-    after_s: float = Field(gt=0, le=7 * 86400, description="unchanged this long (event time)")
+    after_s: float = Field(ge=0.001, le=7 * 86400, description="unchanged this long (event time)")
     band: float = Field(
         default=0.0,
         ge=0,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
-from alerts.table import ABOVE, ACTION, EARLY, FAULT, NO_DATA, RATE, SLOTS, compile_table
+from alerts.table import ABOVE, ACTION, EARLY, FAULT, FROZEN, NO_DATA, RATE, SLOTS, compile_table
 from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
@@ -218,6 +218,43 @@ def test_power_back_on_during_the_cut_is_not_judged():
     # the feed polled at 12 s shows power, the methane's 0.8 arrives with the 15 s poll
     ending = cols([0, 1, 0], [10_000, 12_000, 15_000], [1.6, 1, 0.8])
     assert _both(table, [(confirmed, 2500), (ending, 15_100)]) == []
+
+
+WIND = (LevelSpec(name="stop", tier="orange", above=10.8, recover=9.8),)
+
+
+def _frozen_rows(spec, ts, values, qualities=None, now=None):
+    """The FROZEN rows of the core and of the reference (which must agree) for one sensor."""
+    table = compile_table([sensor(0, WIND, frozen=spec)])
+    batch = cols(0, ts, values, qualities)
+    _, tr, _ = evaluate(table, batch, CoreState.empty(1), now)
+    rows = ReferenceCore(table).evaluate(batch.sensor, batch.ts, batch.value, batch.quality, now)
+    assert side_rows(tr, FROZEN) == [(r[1], r[5]) for r in rows if r[3] == FROZEN]
+    return side_rows(tr, FROZEN)
+
+
+def test_a_value_that_stops_moving_is_frozen_until_it_moves():
+    spec = FrozenSpec(after_s=60, band=0.05)
+    ts = [0, 10_000, 20_000, 50_000, 80_000, 90_000, 100_000]
+    # moves, then within the band from one reading to the next for 60 s, then moves
+    assert _frozen_rows(spec, ts, [3.0, 3.2, 3.21, 3.2, 3.24, 3.22, 4.0]) == [
+        (80_000, 1),
+        (100_000, 0),
+    ]
+    # sensor-fault and calibration readings neither continue nor end a run
+    q = [0, 0, Quality.SENSOR_FAULT, Quality.CALIBRATION, 0, 0, 0]
+    assert _frozen_rows(spec, ts, [3.0, 3.2, 9.0, 9.0, 3.2, 3.2, 3.2], q) == [(80_000, 1)]
+
+
+def test_a_calm_below_ignore_below_ends_a_run_and_is_never_frozen():
+    """An anemometer at 0.4 m/s for 40 min (a calm under the 0.5 m/s floor), then 0.5 and
+    0.55 m/s (within the band of each other): a run starts at the first reading above the
+    floor, so nothing is frozen."""
+    spec = FrozenSpec(after_s=1800, band=0.1, ignore_below=0.5)
+    ts = [i * 60_000 for i in range(43)]
+    assert _frozen_rows(spec, ts, [0.4] * 41 + [0.5, 0.55]) == []
+    # stuck above the floor for 30 min: frozen
+    assert _frozen_rows(spec, ts, [0.4] * 10 + [5.0] * 33) == [(40 * 60_000, 1)]
 
 
 def test_out_of_order_batch_is_judged_in_event_time_order_and_late_readings_counted():
