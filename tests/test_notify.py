@@ -15,6 +15,7 @@ import pytest
 
 from alerts.alarms import AlarmBook
 from alerts.desk import AlarmDesk
+from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, evaluate
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier, NotifyObjectError
@@ -386,6 +387,26 @@ async def test_routing_runs_outside_the_write_lock_and_never_routes_an_event_twi
     assert keys == ["north-coal/all:e1", "north-coal/all:e2"]
     assert rig.notifier.route() == 0  # and nothing is left to route
     assert len(await rig.pump()) == 2
+
+
+async def test_a_failed_routing_write_opens_no_grouping_window(rig):
+    """Routed again after its write failed, the first event of a window still goes at once
+    (its own row), not as a group row due at the window's end."""
+    rig.subscribe(id="grp", group_window_s=60)
+    rig.feed("ch4-t1", [0.3, 1.1])
+    store = rig.notifier.store
+    real = store.set_cursor
+
+    def disk_full(con: Any, name: str, last_id: int) -> None:
+        raise AlarmStoreError("state database: disk full")
+
+    store.set_cursor = disk_full  # type: ignore[method-assign]
+    with pytest.raises(AlarmStoreError):
+        rig.notifier.route()
+    assert rig.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+    store.set_cursor = real  # type: ignore[method-assign]
+    assert kinds(await rig.pump()) == [[("ch4-t1", "raised")]]
+    assert [r[0] for r in rig.db.query("SELECT key FROM outbox")] == ["north-coal/grp:e1"]
 
 
 async def test_routing_survives_a_restart_and_routes_each_event_once(rig, tmp_path):

@@ -143,15 +143,23 @@ class Notifier(Enqueuing):
             views = [self._view(e) for e in events]
             active, down = self.store.inhibition_context(ro, {v.sensor for v in views})
         self._rows, self._group_ops = [], []
+        windows = dict(self._window_end)  # the grouping windows as of the last write
         made = 0
-        for view, raw in zip(views, events, strict=True):
-            made += self._route_one(view, raw, active, down, now)
-        with self._db.transaction() as con:
-            if self.store.cursor(con, "route") != cursor:
-                self._read = 0
-                return 0
-            made += self._write(con)
-            self.store.set_cursor(con, "route", events[-1]["event_id"])
+        try:
+            for view, raw in zip(views, events, strict=True):
+                made += self._route_one(view, raw, active, down, now)
+            with self._db.transaction() as con:
+                if self.store.cursor(con, "route") != cursor:
+                    self._read = 0
+                    self._window_end = windows
+                    return 0
+                made += self._write(con)
+                self.store.set_cursor(con, "route", events[-1]["event_id"])
+        except BaseException:
+            # nothing was written: the windows these events opened are not open, so that
+            # routing them again sends the first of a window at once, as it would have
+            self._window_end = windows
+            raise
         return made
 
     def _view(self, e: dict[str, Any]) -> EventView:
