@@ -29,7 +29,19 @@ from alerts.alarmevent import (
 )
 from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
-from alerts.table import ACTION, BELOW, EARLY, FROZEN, NO_DATA, SIDES, SLOTS, RuleTable, kind_name
+from alerts.table import (
+    ACTION,
+    BELOW,
+    EARLY,
+    FAULT,
+    FROZEN,
+    NO_DATA,
+    RATE,
+    SIDES,
+    SLOTS,
+    RuleTable,
+    kind_name,
+)
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 from telemetry.notifyconfig import DisposalSpec
@@ -106,6 +118,36 @@ class AlarmBook(AlarmRows):
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
+
+    def unjudged(self) -> set[str]:
+        """The sensors with an active alarm of a kind their rules no longer judge (a level, a
+        rate of rise, an early warning, a verification or a frozen-value check removed while
+        the hub was down): nothing would ever clear it, so the caller retires them."""
+        t = self._table
+        plans = set(t.verify_sensor.tolist())
+        out: set[str] = set()
+        for row in self._db.active_alarms():
+            info = self._registry.sensor(row.sensor)
+            if info is None or info.rule != row.rule or not 0 <= row.side < SIDES:
+                continue  # gone, or not the core's: `retire` sees to those
+            i, side = info.index, row.side
+            if side <= BELOW:
+                judged = row.level <= len(t.levels[i][side])
+            elif side == FAULT:
+                judged = bool(t.has_rules[i])
+            elif side == NO_DATA:
+                judged = bool(t.has_rules[i]) or int(t.no_data[i]) > 0
+            elif side == ACTION:
+                judged = i in plans
+            elif side == RATE:
+                judged = t.rates[i] is not None
+            elif side == EARLY:
+                judged = t.early[i] is not None
+            else:
+                judged = int(t.frozen_ms[i]) > 0
+            if not judged:
+                out.add(info.id)
+        return out
 
     def suppressed(self, info: SensorInfo, state: CoreState | None) -> bool:
         """Whether a condition of the sensor's `suppress_when` holds in the core's state."""

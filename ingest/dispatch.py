@@ -93,11 +93,18 @@ class Dispatcher(StateSaving):
         # and the terminals' own alarm bits (JT/T 808)
         self.terminal = TerminalAlarms()
         saved = snapshot.load(state_file) if state_file is not None else None
+        changed: set[str] = set()
         if saved is not None:
-            core, self.fleet, self.terminal = snapshot.resume(
+            core, self.fleet, self.terminal, changed = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
             )
             log.info("analytics state of %d ms ago taken up", max(0, _now_ms() - saved.saved_ms))
+        # the configuration may have changed while the hub was down: as on a reload, the alarms
+        # of points gone, of sensors whose rules changed and of kinds no longer judged are
+        # cleared (journaled; handed on with the first batch), and those sensors judged afresh
+        retired = self.book.retire(
+            _now_ms(), changed | self.book.unjudged(), "configuration changed while stopped"
+        )
         self.state: CoreState = self.book.restore(core)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
@@ -116,7 +123,7 @@ class Dispatcher(StateSaving):
         # recorded before anything else is judged; the events recorded wait in `_carried` for
         # the next caller to hand on.
         self._unkept: list[tuple[Transitions, int]] = []
-        self._carried: list[AlarmEvent] = []
+        self._carried: list[AlarmEvent] = retired
         # the book recording the oldest of them in its thread: a caller cancelled meanwhile
         # leaves it running, and the next caller takes its outcome instead of recording twice
         self._recording: asyncio.Future[list[AlarmEvent]] | None = None
