@@ -114,6 +114,14 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
             )
             assert "1.6" in tile
             await browser.js("document.querySelector('#lang').click()")
+            # in Chinese the level is the pack's 断电 (power cut), its name kept as the title
+            await browser.wait_for(
+                "document.querySelector('#alarms tbody tr td:nth-child(3)')?.innerText === '断电'"
+            )
+            title = await browser.js(
+                "document.querySelector('#alarms tbody tr td:nth-child(3)').title"
+            )
+            assert title == "above power_cut"
             await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
         finally:
             await browser.close()

@@ -18,7 +18,20 @@ export const STRINGS = {
         ev_acknowledged: "确认", ev_shelved: "搁置", ev_unshelved: "取消搁置", ev_commented: "备注",
         ev_verified: "核实", ev_disposed: "处置", ev_closed: "办结", ev_suppressed: "抑制",
         ev_unsuppressed: "解除抑制", ev_out_of_service: "停用", ev_in_service: "恢复使用",
-        ev_overdue: "超期" },
+        ev_overdue: "超期",
+        // alarm kinds and the shipped packs' level names (others are shown as they are named)
+        kind_fault: "传感器故障", kind_no_data: "无数据", kind_action_failed: "保护动作未确认",
+        kind_rate: "变化率超限", kind_early_warning: "趋势预警", kind_frozen: "数据冻结",
+        kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
+        kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
+        kind_offline: "车辆离线", kind_drift: "定位漂移",
+        lvl_alarm: "报警", lvl_power_cut: "断电", lvl_prewarn: "预警", lvl_warning: "警告",
+        lvl_hi: "高报", lvl_hihi: "高高报", lvl_lo: "低报", lvl_lolo: "低低报", lvl_level1: "一级",
+        lvl_level2: "二级", lvl_overload: "超载", lvl_limit_exceeded: "超限", lvl_stop: "停止作业",
+        lvl_tripped: "联锁动作", lvl_bypassed: "联锁旁路", lvl_low_oxygen: "低氧",
+        lvl_under_oxygen: "缺氧", lvl_over_oxygen: "富氧", lvl_sensor_fault: "传感器故障",
+        lvl_no_data: "无数据", lvl_action_failed: "保护动作未确认", lvl_rate_of_rise: "变化率超限",
+        lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -173,6 +186,16 @@ function isaBadge(state) {
   return b;
 }
 
+/** The alarm's kind and level in the operator's language: a label where there is one, else
+ * the name the rules give; the kind only beside a level of its own (not for above/below). */
+function kindLevel(a) {
+  const label = (k, name) => (ctx.t(k) === k ? name : ctx.t(k));
+  const level = label(`lvl_${a.level_name}`, a.level_name);
+  if (a.side === "above" || a.side === "below") return level;
+  const kind = label(`kind_${a.side}`, a.side);
+  return kind === level ? kind : `${kind} ${level}`;
+}
+
 function fillMain(tr, a) {
   const t = ctx.t, u = uiOf(a.id);
   tr.className = `alarm ${a.state} row-${a.isa_state} tier-row-${a.tier}${u.expanded ? " expanded" : ""}`;
@@ -182,7 +205,8 @@ function fillMain(tr, a) {
   tier.title = t(`tier_${a.tier}`);
   c[0].append(el("span", "caret", u.expanded ? "▾" : "▸"), tier);
   c[1].textContent = a.sensor;
-  c[2].textContent = `${a.side === "above" || a.side === "below" ? "" : a.side + " "}${a.level_name}`;
+  c[2].textContent = kindLevel(a);
+  c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
   c[3].textContent = fmtVal(a.value, ctx.unit(a.sensor));
   c[4].textContent = fmtCst(a.started_ts);
   c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
