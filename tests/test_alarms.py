@@ -158,19 +158,25 @@ def test_fault_no_data_and_power_cut_failed_are_alarms_of_their_own_kind(tmp_pat
     assert db2.list_alarms(None, state="active") == []
 
 
-def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_restart(tmp_path):
+def _book_with(tmp_path, sensor_id, **options):
+    """The mine's alarm book with one sensor's rules given `options` (a rate of rise, a frozen
+    check ...): (registry, sensors, table, state database, book, the sensor's index)."""
     reg = mine_registry(1502, 1.0)
-    t1 = reg.sensor("ch4-t1")
+    info = reg.sensor(sensor_id)
     sensors = list(reg.sensors)
-    sensors[t1.index] = dataclasses.replace(
-        t1,
+    sensors[info.index] = dataclasses.replace(info, **options)
+    table = compile_table(sensors)
+    db = StateDB(tmp_path / "state.db")
+    return reg, sensors, table, db, AlarmBook(db, reg, table), info.index
+
+
+def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_restart(tmp_path):
+    reg, sensors, table, db, book, i = _book_with(
+        tmp_path,
+        "ch4-t1",
         rate=RateSpec(per_min=0.3, window_s=60, tier="orange"),
         early_warning=EarlyWarningSpec(window_s=60, horizon_s=30),
     )
-    table = compile_table(sensors)
-    db = StateDB(tmp_path / "state.db")
-    book = AlarmBook(db, reg, table)
-    i = t1.index
     # +0.1 %/s: 6 %/min, and 1.0 % within 30 s from 0.75 % on
     ts = [1000, 2000, 3000, 4000]
     state, events = feed_batch(
@@ -199,14 +205,9 @@ def test_a_frozen_alarm_stays_over_a_restart_without_a_state_file(tmp_path):
     """The alarm says when the run of unmoved values made it: after a restart with no saved
     state, the next unmoved reading keeps it (not a run afresh) and the first that moves ends
     it."""
-    reg = mine_registry(1502, 1.0)
-    co = reg.sensor("co")
-    sensors = list(reg.sensors)
-    sensors[co.index] = dataclasses.replace(co, frozen=FrozenSpec(after_s=30, band=0.5))
-    table = compile_table(sensors)
-    db = StateDB(tmp_path / "state.db")
-    book = AlarmBook(db, reg, table)
-    i = co.index
+    reg, sensors, table, db, book, i = _book_with(
+        tmp_path, "co", frozen=FrozenSpec(after_s=30, band=0.5)
+    )
     ts = [1000, 11_000, 21_000, 31_000]
     state, events = feed_batch(
         book, table, CoreState.empty(len(sensors)), [i] * 4, ts, [3, 3.2, 3.1, 3.3], [0] * 4, 31_100
