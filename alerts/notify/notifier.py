@@ -6,10 +6,10 @@
 `route` reads the journal after a cursor on a snapshot, runs the stages (`alerts.notify.stages`)
 and groups per subscription and site without holding the state database's lock, then writes the
 outbox rows and the new cursor in one short transaction: a crash before it commits routes the
-same events again, a crash after it loses nothing. Delivery
-(`alerts.notify.delivery`) is at least once, each notification with its idempotency key. The
-outbox rows an event makes (a row of its own or an append to a group, with the event's JSON
-and the subject) are made in `alerts.notify.enqueue`.
+same events again, a crash after it loses nothing. Delivery (`alerts.notify.delivery`) is at
+least once, each notification with its idempotency key. The outbox rows an event makes (a row of
+its own or an append to a group, with the event's JSON and the subject) are made in
+`alerts.notify.enqueue`.
 """
 
 from __future__ import annotations
