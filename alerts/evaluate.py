@@ -157,7 +157,7 @@ def _evaluate(
         state = state.with_lateness(table.late_depth if window else 0)
     new = state if groups or inplace else state.copy()
     # what later stages need from before the batch, taken before anything is written
-    feed_before = state.last_value[table.verify_feedback]  # a copy (fancy index)
+    feed_before = state.last_value[table.verify_pair_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state, sensor)
     if now is not None:
         if n_in:

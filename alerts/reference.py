@@ -133,13 +133,13 @@ class ReferenceCore(Rewinding):
             found, deadline, met, failed = verify_step(
                 plan,
                 changes.get(plan.sensor, []),
-                sorted(feed.get(plan.feedback, [])),
-                before_value[plan.feedback],
+                sorted((t, j, v) for j, f in enumerate(plan.feedbacks) for t, v in feed.get(f, [])),
+                [before_value[f] for f in plan.feedbacks],
                 self.deadline[plan.sensor],
                 self.met[plan.sensor],
                 self.level[plan.sensor][ACTION],
                 now,
-                self.last_arrival[plan.feedback],
+                max(self.last_arrival[f] for f in plan.feedbacks),
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met

@@ -49,7 +49,7 @@ SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)
 
 def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any, ...]:
     """What the core judges a sensor by; equal signatures mean its state stays meaningful."""
-    base = (
+    base: tuple[Any, ...] = (
         info.rule,
         info.levels,
         info.no_data_s,
@@ -59,7 +59,9 @@ def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any
         info.rate,
         info.early_warning,
     )
-    # added only when set, so that the sensors without one keep the digests saved before it
+    # added only when set, so that the sensors without them keep the digests saved before them
+    if info.verify is not None and info.verify.also:
+        base = (*base, info.verify.also)
     return base if info.frozen is None else (*base, info.frozen)
 
 

@@ -77,12 +77,12 @@ _SIDE_LEVELS = {
 
 @dataclass(frozen=True, slots=True)
 class VerifyPlan:
-    """Sensor `sensor` at level >= `number` above demands that `feedback` reads below `bound`
-    (above it when not `below`) within `within_ms` of the event time. Without a feedback reading
-    past the deadline, the hub's clock must pass it by `grace_ms` to decide."""
+    """Sensor `sensor` at level >= `number` above demands that every one of `feedbacks` reads
+    below `bound` (above it when not `below`) within `within_ms` of the event time. Without a
+    feedback reading past the deadline, the hub's clock must pass it by `grace_ms` to decide."""
 
     sensor: int
-    feedback: int
+    feedbacks: tuple[int, ...]
     number: int
     below: bool
     bound: float
@@ -114,8 +114,12 @@ class RuleTable:
     watched: npt.NDArray[np.bool_]  # (n,) its readings are looked at at all
     verify: tuple[VerifyPlan, ...]
     verify_sensor: npt.NDArray[np.int64]  # (plans,) the demanding sensor of each plan
-    verify_feedback: npt.NDArray[np.int64]  # (plans,) its feedback sensor
     verify_grace: npt.NDArray[np.int64]  # (plans,) ms
+    # (plan, feedback sensor) pairs, a plan's in the order of its `feedbacks`: those of plan k are
+    # verify_pair_*[verify_pair_ptr[k]:verify_pair_ptr[k + 1]]
+    verify_pair_plan: npt.NDArray[np.int64]
+    verify_pair_feedback: npt.NDArray[np.int64]
+    verify_pair_ptr: npt.NDArray[np.int64]  # (plans + 1,)
     group_of: npt.NDArray[np.int64]  # (n,) the voting group (a sensor index) of a member, or -1
     vote_level: npt.NDArray[np.int8]  # (n,) of a group: the members' level that counts
     levels: tuple[tuple[tuple[LevelSpec, ...], tuple[LevelSpec, ...]], ...]  # (above, below)
@@ -265,14 +269,15 @@ def compile_table(
             group_of[member] = i
         vote_level[i] = info.vote_level
         spec = info.verify
-        if spec is not None and spec.sensor in by_id and above:
+        feeds = () if spec is None else (spec.sensor, *spec.also)
+        if spec is not None and all(f in by_id for f in feeds) and above:
             names = [lv.name for lv in above]
             number = names.index(spec.level) + 1 if spec.level in names else len(above)
             bound = spec.expect_below if spec.expect_below is not None else spec.expect_above
             plans.append(
                 VerifyPlan(
                     i,
-                    by_id[spec.sensor],
+                    tuple(by_id[f] for f in feeds),
                     number,
                     spec.expect_below is not None,
                     float(bound if bound is not None else np.nan),
@@ -296,7 +301,7 @@ def compile_table(
     early_specs = [early[i] for i in trend_sensor.tolist()]
     watched = has_rules | (no_data > 0)
     for plan in plans:
-        watched[plan.feedback] = True
+        watched[list(plan.feedbacks)] = True
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()
@@ -317,8 +322,10 @@ def compile_table(
         watched,
         tuple(plans),
         np.array([p.sensor for p in plans], dtype=np.int64),
-        np.array([p.feedback for p in plans], dtype=np.int64),
         np.array([p.grace_ms for p in plans], dtype=np.int64),
+        np.array([k for k, p in enumerate(plans) for _ in p.feedbacks], dtype=np.int64),
+        np.array([f for p in plans for f in p.feedbacks], dtype=np.int64),
+        np.cumsum([0, *(len(p.feedbacks) for p in plans)], dtype=np.int64),
         group_of,
         vote_level,
         tuple(levels),

@@ -1,7 +1,9 @@
 """Action verification: a level that demands a protective action, and the feedback that proves it.
 
 Methane at the power-cut level demands that the face's power-feed sensor reads 'no power' within
-2 s of the event time (DOMAIN 1.3); otherwise a 'power cut failed' (馈电异常) alarm is raised.
+2 s of the event time (DOMAIN 1.3); otherwise a 'power cut failed' (馈电异常) alarm is raised. A
+plan may name several feedback sensors (the feeds of each airway of a power-cut scope, a crane's
+hoisting-up and trolley-out circuits): the demand is met when all of them confirm it.
 
 The step works on the few events of one verification plan (the demanding sensor's level changes
 and the feedback sensor's readings of a batch), so both the vectorized core and the plain-Python
@@ -41,8 +43,8 @@ Row = tuple[int, int, float, int, int, int]  # sensor, ts, value, side, before, 
 def verify_step(
     plan: VerifyPlan,
     changes: Sequence[tuple[int, int, int]],
-    feed: Sequence[tuple[int, float]],
-    last_value: float,
+    feed: Sequence[tuple[int, int, float]],
+    last_values: Sequence[float],
     deadline: int,
     met: bool,
     failed: int,
@@ -50,39 +52,48 @@ def verify_step(
     feed_arrival: int = NO_TS,
 ) -> tuple[list[Row], int, bool, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
-    above, `feed` (ts, value) the feedback's judged readings, both in time order; `last_value` the
-    feedback's value before the batch. Returns the transitions and the new (deadline, met, failed).
-    """
-    events: list[tuple[int, int, float, int, int]] = [(t, 0, v, 0, 0) for t, v in feed]
+    above, `feed` (ts, j, value) the judged readings of its feedback j (`plan.feedbacks[j]`), both
+    in time order (feed by time, then j); `last_values` each feedback's value before the batch;
+    `feed_arrival` when a reading of any of them last arrived. Returns the transitions and the
+    new (deadline, met, failed). The demand is met when every feedback satisfies it."""
+    events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
     events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
     events.sort(key=lambda e: (e[0], e[1]))
     out: list[Row] = []
-    cur = last_value
+    cur = list(last_values)
+
+    def confirmed() -> bool:
+        return all(plan.satisfied(c) for c in cur)
+
+    def shown() -> float:
+        """The value an ACTION transition carries: the first feedback that does not confirm."""
+        return next((c for c in cur if not plan.satisfied(c)), cur[0])
+
     for t, kind, v, before, after in events:
         if deadline != NO_TS and not met and not failed and deadline < t:
-            out.append((plan.sensor, deadline, cur, ACTION, 0, 1))
+            out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
             failed = 1
         if kind == 0:
-            cur = v
-            if deadline != NO_TS and plan.satisfied(cur):
+            cur[before] = v  # `before` holds the feedback's number j
+            if deadline != NO_TS and confirmed():
                 met = True
                 if failed:
-                    out.append((plan.sensor, t, cur, ACTION, 1, 0))
+                    out.append((plan.sensor, t, v, ACTION, 1, 0))
                     failed = 0
             continue
         was, is_on = before >= plan.number, after >= plan.number
         if is_on and not was:
             deadline = t + plan.within_ms
-            met = plan.satisfied(cur)
+            met = confirmed()
         elif was and not is_on:
             if failed:
-                out.append((plan.sensor, t, cur, ACTION, 1, 0))
+                out.append((plan.sensor, t, shown(), ACTION, 1, 0))
                 failed = 0
             deadline, met = NO_TS, False
     due = deadline != NO_TS and not met and not failed
     heard = feed_arrival != NO_TS and now is not None and now - feed_arrival <= plan.grace_ms
     if due and now is not None and deadline + plan.grace_ms < now and not heard:
-        out.append((plan.sensor, deadline, cur, ACTION, 0, 1))
+        out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
     return out, deadline, met, failed
 
@@ -113,33 +124,42 @@ def run_plans(
         return []
     above = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
     cs, ct, _, _, cb, ca = above[0] if above else (np.zeros(0, np.int64),) * 6
-    ps, pf = table.verify_sensor, table.verify_feedback
+    ps, pp, pf = table.verify_sensor, table.verify_pair_plan, table.verify_pair_feedback
     deadline = state.deadline[ps]
     pending = deadline != NO_TS
-    todo = _among(ps, cs) | (pending & _among(pf, fs))
+    fed = np.zeros(ps.shape[0], dtype=np.bool_)  # a feedback of the plan has readings
+    fed[pp[_among(pf, fs)]] = True
+    todo = _among(ps, cs) | (pending & fed)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]
-        heard = (arrived != NO_TS) & (
-            now - np.where(arrived != NO_TS, arrived, 0) <= table.verify_grace
+        heard_pair = (arrived != NO_TS) & (
+            now - np.where(arrived != NO_TS, arrived, 0) <= table.verify_grace[pp]
         )
+        heard = np.zeros(ps.shape[0], dtype=np.bool_)  # any of the plan's feedbacks
+        heard[pp[heard_pair]] = True
         todo |= idle & ~heard & (np.where(idle, deadline, 0) + table.verify_grace < now)
     parts: list[Part] = []
+    ptr = table.verify_pair_ptr
     for k in np.flatnonzero(todo).tolist():
         plan = table.verify[k]
         lo, hi = np.searchsorted(cs, plan.sensor, "left"), np.searchsorted(cs, plan.sensor, "right")
-        flo = np.searchsorted(fs, plan.feedback, "left")
-        fhi = np.searchsorted(fs, plan.feedback, "right")
+        feed: list[tuple[int, int, float]] = []
+        for j, f in enumerate(plan.feedbacks):
+            flo, fhi = np.searchsorted(fs, f, "left"), np.searchsorted(fs, f, "right")
+            readings = zip(ft[flo:fhi].tolist(), fv[flo:fhi].tolist(), strict=True)
+            feed.extend((t, j, v) for t, v in readings)
+        feed.sort(key=lambda r: (r[0], r[1]))
         rows, dl, met, failed = verify_step(
             plan,
             list(zip(ct[lo:hi].tolist(), cb[lo:hi].tolist(), ca[lo:hi].tolist(), strict=True)),
-            list(zip(ft[flo:fhi].tolist(), fv[flo:fhi].tolist(), strict=True)),
-            float(feed_before[k]),
+            feed,
+            feed_before[ptr[k] : ptr[k + 1]].tolist(),
             int(state.deadline[plan.sensor]),
             bool(state.met[plan.sensor]),
             int(state.level[plan.sensor, ACTION]),
             now,
-            int(new.last_arrival[plan.feedback]),
+            int(new.last_arrival[list(plan.feedbacks)].max()),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
         new.level[plan.sensor, ACTION] = failed

@@ -183,14 +183,14 @@ def _check_verify(
         spec = info.verify
         if spec is None:
             continue
-        feed = by_id.get(spec.sensor)
-        if feed is None or feed.tenant != info.tenant:
-            raise ConfigError(
-                f"{where}: sensor {info.id!r}: verify.sensor: "
-                f"no sensor {spec.sensor!r} in its tenant"
-            )
-        if feed.index == info.index:
-            raise ConfigError(f"{where}: sensor {info.id!r}: verify.sensor: not itself")
+        for key, fid in (("sensor", spec.sensor), *(("also", a) for a in spec.also)):
+            feed = by_id.get(fid)
+            if feed is None or feed.tenant != info.tenant:
+                raise ConfigError(
+                    f"{where}: sensor {info.id!r}: verify.{key}: no sensor {fid!r} in its tenant"
+                )
+            if feed.index == info.index:
+                raise ConfigError(f"{where}: sensor {info.id!r}: verify.{key}: not itself")
         above = [lv.name for lv in info.levels if lv.above is not None]
         if not above:
             raise ConfigError(f"{where}: sensor {info.id!r}: verify needs a level above")

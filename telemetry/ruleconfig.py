@@ -74,11 +74,20 @@ def check_levels(levels: tuple[LevelSpec, ...]) -> None:
 
 class VerifySpec(Frozen):
     """A protective action to verify: when the sensor reaches `level` (default: its highest level
-    above), the feedback sensor must read below `expect_below` (or above `expect_above`) within
-    `within_s` of the event time, else an 'action_failed' alarm is raised (馈电异常 for a power
-    cut; for a crane, the limiter that did not act). `action` says what it means and what to do."""
+    above), the feedback sensor (and each of `also`) must read below `expect_below` (or above
+    `expect_above`) within `within_s` of the event time, else an 'action_failed' alarm is raised
+    (馈电异常 for a power cut; for a crane, the limiter that did not act). `action` says what it
+    means and what to do."""
 
     sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
+    also: tuple[Ident, ...] = Field(
+        default=(),
+        max_length=7,
+        repr=False,  # (in the core's signature only when set: alerts.reload.core_signature)
+        description="more feedback sensors that must all confirm the same action, e.g. the "
+        "feeds of the intake and the return airway of a power-cut scope, or a crane's "
+        "hoisting-up and trolley-out circuits",
+    )
     level: Ident | None = None
     expect_below: float | None = None
     expect_above: float | None = None
@@ -102,6 +111,8 @@ class VerifySpec(Frozen):
     def _one_bound(self) -> Self:
         if (self.expect_below is None) == (self.expect_above is None):
             raise ValueError("verify sets exactly one of 'expect_below' and 'expect_above'")
+        if len({self.sensor, *self.also}) != 1 + len(self.also):
+            raise ValueError("verify names each feedback sensor once ('sensor' and 'also')")
         return self
 
 

@@ -209,6 +209,60 @@ def _both(table, batches):
     return got
 
 
+def test_a_cut_with_two_feeds_is_confirmed_only_when_both_are_off():
+    """The intake and the return airway of one power-cut scope each have a feed sensor: the cut
+    is confirmed when both read no power; the failure carries the feed still on and clears when
+    the last one drops."""
+    verify = VerifySpec(sensor="s1", also=("s2",), expect_below=0.5, within_s=2)
+    table = compile_table([sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ())])
+    both_off = cols([0, 1, 2, 0], [1000, 1500, 1500, 3500], [1.6, 0, 0, 1.6])
+    assert _both(table, [(both_off, 3600)]) == []
+    # the return feed (s2) stays on past the deadline (3 s), then drops at 5 s
+    one_on = cols([0, 1, 2, 2, 1, 2], [1000, 1500, 1500, 3500, 3500, 5000], [1.6, 0, 1, 1, 0, 0])
+    assert _both(table, [(one_on, 5100)]) == [(3000, 1), (5000, 0)]
+    _, tr, _ = evaluate(table, one_on, CoreState.empty(3), 5100)
+    assert tr.value[tr.side == ACTION].tolist() == [1.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(
+                    st.integers(0, 3),
+                    st.integers(0, 30),
+                    st.sampled_from([0.0, 0.0, 1.0, 0.8, 1.6, 2.0, math.nan]),
+                ),
+                max_size=25,
+            ),
+            st.one_of(st.none(), st.integers(0, 8_000)),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from([1, 2, 4]),
+)
+def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s):
+    """A cut verified by three feeds: the core and the reference give the same ACTION rows."""
+    verify = VerifySpec(sensor="s1", also=("s2", "s3"), expect_below=0.5, within_s=within_s)
+    infos = [sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ()), sensor(3, ())]
+    table = compile_table(infos)
+    state, ref = CoreState.empty(4), ReferenceCore(table)
+    clock = 0
+    for rows, late in batches:
+        clock += 8_000
+        s = np.array([r[0] for r in rows], np.int32)
+        t = clock + np.array([r[1] for r in rows], np.int64) * 250
+        v = np.array([r[2] for r in rows])
+        q = np.zeros(len(rows), np.uint8)
+        now = None if late is None else clock + late
+        state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now)
+        expected = ref.evaluate(s, t, v, q, now)
+        assert _norm(tr.rows()) == _norm(expected)
+        assert state.level.tolist() == ref.level
+
+
 def test_power_back_on_during_the_cut_is_not_judged():
     """A confirmed cut undone while the level lasts is not flagged (docs/rules.md says why): the
     substation restores power on its own reading, which the hub may get a poll later than the
@@ -334,8 +388,10 @@ def scenarios(draw):
         verify = None
         can_verify = i == 0 and n_sensors > 1 and any(lv.above is not None for lv in levels)
         if can_verify and draw(st.booleans()):
+            also = (f"s{n_sensors - 2}",) if n_sensors > 2 and draw(st.booleans()) else ()
             verify = VerifySpec(
                 sensor=f"s{n_sensors - 1}",
+                also=also,
                 expect_below=draw(st.sampled_from([0.5, 5.0])),
                 within_s=draw(st.sampled_from([1, 2, 4])),
             )

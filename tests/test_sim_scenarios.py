@@ -201,6 +201,14 @@ async def test_shipped_scenario_through_the_hub(path, config, mosquitto, tmp_pat
         assert abs(tg - tw) <= tolerance, (s, tg, tw)
 
 
+def _cut(compiled, spec, x: float) -> bool:
+    """Every feedback sensor of the verification confirms the action at scenario time x."""
+    values = [compiled.value(feed, x) for feed in (spec.sensor, *spec.also)]
+    if spec.expect_below is not None:
+        return all(v < spec.expect_below for v in values)
+    return all(v > spec.expect_above for v in values)
+
+
 def expected_action_failures(
     compiled, registry, transitions, accel: float
 ) -> list[tuple[str, float]]:
@@ -217,14 +225,10 @@ def expected_action_failures(
         target = next((i + 1 for i, lv in enumerate(above) if lv.name == spec.level), len(above))
         if level != target:
             continue
-        feed = spec.sensor
         window = spec.within_s * accel
         samples = np.arange(t, t + window + 1e-9, 0.05)
-        values = [compiled.value(feed, x) for x in samples]
-        if spec.expect_below is not None:
-            confirmed = any(v < spec.expect_below for v in values)
-        else:
-            confirmed = any(v > spec.expect_above for v in values)
+
+        confirmed = any(_cut(compiled, spec, x) for x in samples)
         if not confirmed:
             out.append((sid, t + window))
     return out
