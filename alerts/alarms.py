@@ -275,21 +275,10 @@ class AlarmBook(AlarmRows):
         the fleet alarms of `fleet_kinds` (the geofences changed: found again from the next
         position). The clears are journaled like any other; an unacknowledged one still needs
         its ack."""
-        reg = self._registry
-        devices = {device_alarm_id(*k) for k in reg.devices}
+        if not self._gone(rejudged, fleet_kinds):
+            return []  # nothing to write: no write transaction (a start with a locked database)
         with self._db.transaction() as con:
-            gone: list[AlarmRow] = []
-            for row in self._db.active_alarms():
-                if row.rule == DEVICE_RULE:
-                    keep = row.sensor in devices
-                elif row.rule in (FLEET_RULE, TERMINAL_RULE):
-                    keep = reg.sensor(row.sensor) is not None
-                    keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)
-                else:
-                    info = reg.sensor(row.sensor)
-                    keep = info is not None and info.rule == row.rule and info.id not in rejudged
-                if not keep:
-                    gone.append(row)
+            gone = self._gone(rejudged, fleet_kinds)
             if not gone:
                 return []
             rows = [[getattr(r, c) for c in ALARM_COLUMNS] for r in gone]
@@ -299,6 +288,24 @@ class AlarmBook(AlarmRows):
                 ts = max(arrival, r.last_ts)
                 self._change(work, key, 0, _NORMAL, ts, math.nan, arrival, comment=why)
             return work.write(self._db)
+
+    def _gone(self, rejudged: set[str], fleet_kinds: frozenset[str]) -> list[AlarmRow]:
+        """The active alarms `retire` clears."""
+        reg = self._registry
+        devices = {device_alarm_id(*k) for k in reg.devices}
+        gone: list[AlarmRow] = []
+        for row in self._db.active_alarms():
+            if row.rule == DEVICE_RULE:
+                keep = row.sensor in devices
+            elif row.rule in (FLEET_RULE, TERMINAL_RULE):
+                keep = reg.sensor(row.sensor) is not None
+                keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)
+            else:
+                info = reg.sensor(row.sensor)
+                keep = info is not None and info.rule == row.rule and info.id not in rejudged
+            if not keep:
+                gone.append(row)
+        return gone
 
     def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
         """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor

@@ -159,14 +159,12 @@ def load(path: Path) -> Saved | None:
 
 def resume(
     saved: Saved, sensors: Sequence[SensorInfo], table: RuleTable, fleet_table: FleetTable
-) -> tuple[CoreState, FleetAlarms, TerminalAlarms, set[str]]:
+) -> tuple[CoreState, FleetAlarms, TerminalAlarms]:
     """The saved state matched to the running configuration by id, with every alarm side
     lowered: the caller restores the active alarms of the state database on top (`restore` of
     `AlarmBook`, `FleetAlarms` and `TerminalAlarms`), so that the database decides which are
-    active. Delays, sums and episodes in progress are kept. Also the ids of the sensors whose
-    rules changed since it was saved (their rows start afresh; their alarms are for the caller
-    to retire)."""
-    core, changed = remap_core(saved.core, saved.sensors, saved.trend_of, sensors, table)
+    active. Delays, sums and episodes in progress are kept."""
+    core, _ = remap_core(saved.core, saved.sensors, saved.trend_of, sensors, table)
     core = replace(core, level=np.zeros_like(core.level), active=np.zeros_like(core.active))
     fleet = remap_fleet_state(saved.fleet, saved.vehicles, saved.route, saved.fences, fleet_table)
     st = fleet.state
@@ -176,4 +174,4 @@ def resume(
     st.forbidden[:] = 0
     index = {s.id: s.index for s in sensors}
     terminal = remap_terminal({}, saved.terminal_last_ts, index)  # the bits: from the database
-    return core, fleet, terminal, changed
+    return core, fleet, terminal

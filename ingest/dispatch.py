@@ -93,18 +93,22 @@ class Dispatcher(StateSaving):
         # and the terminals' own alarm bits (JT/T 808)
         self.terminal = TerminalAlarms()
         saved = snapshot.load(state_file) if state_file is not None else None
-        changed: set[str] = set()
         if saved is not None:
-            core, self.fleet, self.terminal, changed = snapshot.resume(
+            core, self.fleet, self.terminal = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
             )
             log.info("analytics state of %d ms ago taken up", max(0, _now_ms() - saved.saved_ms))
-        # the configuration may have changed while the hub was down: as on a reload, the alarms
-        # of points gone, of sensors whose rules changed and of kinds no longer judged are
-        # cleared (journaled; handed on with the first batch), and those sensors judged afresh
-        retired = self.book.retire(
-            _now_ms(), changed | self.book.unjudged(), "configuration changed while stopped"
-        )
+        # the configuration may have changed while the hub was down: the alarms of points gone
+        # and of kinds their rules no longer judge (nothing would clear them) are cleared, as on
+        # a reload (journaled; handed on with the first batch). Known from the configuration and
+        # the state database only: the state file may be older than the last reload
+        retired: list[AlarmEvent] = []
+        try:
+            retired = self.book.retire(
+                _now_ms(), self.book.unjudged(), "configuration changed while stopped"
+            )
+        except AlarmStoreError as exc:  # a locked or read-only database must not stop the hub
+            log.error("alarms of a changed configuration not cleared at start: %s", exc)
         self.state: CoreState = self.book.restore(core)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()

@@ -1,9 +1,10 @@
-"""A configuration changed while the hub was stopped: at start, as on a reload, the alarms of
-sensors whose rules changed (known from the saved state) and of kinds their rules no longer judge
-(known without it) are cleared, journaled and handed on with the first batch; the others stay."""
+"""A configuration changed while the hub was stopped: at start the alarms of points gone and of
+kinds their sensors' rules no longer judge are cleared, journaled and handed on with the first
+batch; the others stay and are judged by the new rules."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,10 @@ async def hub(reg: Registry, folder: Path, state: bool) -> tuple[Dispatcher, Sta
     return Dispatcher(reg, store, db, Metrics(), state_file=file), db, store
 
 
-async def test_alarms_of_checks_removed_or_rules_changed_while_stopped_are_cleared(tmp_path):
+async def test_alarms_of_kinds_no_longer_judged_are_cleared_at_start(tmp_path):
+    """The frozen check removed and T1's threshold changed while stopped: the frozen alarm is
+    cleared at start; T1's alarm stays (its rules still judge it) and the new threshold clears
+    it in the normal way."""
     frozen = ", frozen: {after_s: 30, band: 0.5}"
     before = registry(frozen, T1_LEVELS.format(above=1.0))
     d, db, store = await hub(before, tmp_path, state=True)
@@ -78,19 +82,61 @@ async def test_alarms_of_checks_removed_or_rules_changed_while_stopped_are_clear
     await d.save_state()
     await store.close()
     db.close()
-    # stopped; the frozen check removed and T1's threshold changed, then started again
     after = registry("", T1_LEVELS.format(above=1.5))
     d, db, store = await hub(after, tmp_path, state=True)
     try:
-        assert db.active_alarms() == []  # cleared at start, in the journal
-        events = await d.judge(readings(after, [("co", T0 + 40_000, 3.0)]), [], T0 + 41_000)
+        assert [a.sensor for a in db.active_alarms()] == ["t1"]
+        events = await d.judge(readings(after, [("t1", T0 + 40_000, 1.2)]), [], T0 + 41_000)
         assert sorted((e.sensor, e.side, e.kind, e.comment) for e in events) == [
             ("co", "frozen", "cleared", "configuration changed while stopped"),
-            ("t1", "above", "cleared", "configuration changed while stopped"),
+            ("t1", "above", "cleared", ""),
         ]
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_restart_after_a_reload_keeps_the_alarms_the_new_rules_raised(tmp_path):
+    """The state file may be older than the last reload: a restart with the reloaded
+    configuration clears nothing (review: it cleared T1's alarm, raised under the new rules)."""
+    before = registry("", T1_LEVELS.format(above=1.5))
+    d, db, store = await hub(before, tmp_path, state=True)
+    await d.save_state()
+    after = registry("", T1_LEVELS.format(above=1.0))
+    d.reload(after, T0)
+    assert len(await d.judge(readings(after, [("t1", T0 + 1000, 1.2)]), [], T0 + 1100)) == 1
+    await store.close()
+    db.close()
+    d, db, store = await hub(after, tmp_path, state=True)
+    try:
+        assert [a.sensor for a in db.active_alarms()] == ["t1"]
+        assert await d.judge(readings(after, [("t1", T0 + 2000, 1.2)]), [], T0 + 2100) == []
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_locked_state_database_at_start_does_not_stop_the_hub(tmp_path):
+    """Nothing to clear: no write at all; something to clear while another process holds the
+    write lock: logged, left as it was, and the hub starts."""
+    frozen = ", frozen: {after_s: 30, band: 0.5}"
+    before = registry(frozen, T1_LEVELS.format(above=1.0))
+    d, db, store = await hub(before, tmp_path, state=False)
+    rows = [("co", T0 + k * 10_000, 3.0) for k in range(4)]
+    assert len(await d.judge(readings(before, rows), [], T0 + 31_000)) == 1
+    await store.close()
+    db.close()
+    other = sqlite3.connect(tmp_path / "state.db", timeout=0.1, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        for reg in (before, registry("", T1_LEVELS.format(above=1.0))):
+            d, db, store = await hub(reg, tmp_path, state=False)
+            await store.close()
+            assert [a.sensor for a in db.active_alarms()] == ["co"]
+            db.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
 
 
 async def test_without_a_saved_state_only_kinds_no_longer_judged_are_cleared(tmp_path):
