@@ -46,8 +46,7 @@ def test_group_errors_name_the_place():
         mine_registry(1502, 1.0, (GAS % 2).replace("gd-c]", "gd-x]"))
 
 
-def test_verify_must_name_a_sensor_of_the_tenant():
-    extra = """
+OTHER = """
   - id: other
     sites:
       - id: s
@@ -56,37 +55,29 @@ def test_verify_must_name_a_sensor_of_the_tenant():
             profile: coal-substation
             sensors:
               - {id: x-t1, point: ch4_t1, kind: methane, rule: coal-methane.face-t1,
-                 verify: {sensor: %s, expect_below: 0.5, within_s: 2}}
-"""
-    with pytest.raises(ConfigError, match=r"verify\.sensor: no sensor 'feed' in its tenant"):
-        mine_registry(1502, 1.0, extra % "feed")
-    with pytest.raises(ConfigError, match=r"verify\.sensor: no sensor 'nope'"):
-        mine_registry(1502, 1.0, extra % "nope")
-
-
-def test_verify_also_names_more_feeds_each_once_and_of_the_tenant():
-    extra = """
-  - id: other
-    sites:
-      - id: s
-        devices:
-          - id: d
-            profile: coal-substation
-            sensors:
-              - {id: x-t1, point: ch4_t1, kind: methane, rule: coal-methane.face-t1,
-                 verify: {sensor: x-feed, also: %s, expect_below: 0.5, within_s: 2}}
+                 verify: {%s, expect_below: 0.5, within_s: 2}}
               - {id: x-feed, point: feed, kind: power_feed}
               - {id: x-co, point: co, kind: co}
 """
-    reg = mine_registry(1502, 1.0, extra % "[x-co]")
+
+
+def test_verify_must_name_a_sensor_of_the_tenant():
+    with pytest.raises(ConfigError, match=r"verify\.sensor: no sensor 'feed' in its tenant"):
+        mine_registry(1502, 1.0, OTHER % "sensor: feed")
+    with pytest.raises(ConfigError, match=r"verify\.sensor: no sensor 'nope'"):
+        mine_registry(1502, 1.0, OTHER % "sensor: nope")
+
+
+def test_verify_also_names_more_feeds_each_once_and_of_the_tenant():
+    reg = mine_registry(1502, 1.0, OTHER % "sensor: x-feed, also: [x-co]")
     (plan,) = compile_table(reg.sensors).verify
     assert plan.feedbacks == (reg.sensor("x-feed").index, reg.sensor("x-co").index)
     with pytest.raises(ConfigError, match=r"verify\.also: no sensor 'feed' in its tenant"):
-        mine_registry(1502, 1.0, extra % "[feed]")
+        mine_registry(1502, 1.0, OTHER % "sensor: x-feed, also: [feed]")
     with pytest.raises(ConfigError, match=r"verify\.also: not itself"):
-        mine_registry(1502, 1.0, extra % "[x-t1]")
+        mine_registry(1502, 1.0, OTHER % "sensor: x-feed, also: [x-t1]")
     with pytest.raises(Exception, match="each feedback sensor once"):
-        mine_registry(1502, 1.0, extra % "[x-feed]")
+        mine_registry(1502, 1.0, OTHER % "sensor: x-feed, also: [x-feed]")
 
 
 TREND = """
