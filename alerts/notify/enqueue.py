@@ -29,7 +29,8 @@ class Enqueuing:
     """The outbox rows of `Notifier`, which sets up every attribute declared here."""
 
     store: NotifyStore
-    _window_end: dict[tuple[str, str, str], int]
+    _window_end: dict[tuple[str, str, str], int]  # the grouping windows written
+    _window_new: dict[tuple[str, str, str], int]  # and those of the routing not written yet
     _channel_json: dict[int, tuple[ChannelSpec, str]]
     _rows: list[tuple[Any, ...]]  # outbox rows for the next write (`_write`)
     _group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]]
@@ -74,12 +75,13 @@ class Enqueuing:
         channel_json = cached[1]
         group = False
         if key is None and window > 0:
-            end = self._window_end.get((sub_key, tenant, site), 0)
+            where = (sub_key, tenant, site)
+            end = self._window_new.get(where, self._window_end.get(where, 0))
             if end > now:
                 key = f"{sub_key}:g{event['event_id']}"
                 due, open_until, group = end, end, True
             else:
-                self._window_end[(sub_key, tenant, site)] = now + window
+                self._window_new[where] = now + window
                 key = f"{sub_key}:e{event['event_id']}"
                 due, open_until = now, None
         else:

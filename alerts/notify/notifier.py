@@ -79,6 +79,7 @@ class Notifier(Enqueuing):
         self.wake = asyncio.Event()
         self.catalog = NotifyCatalog(db, self.store)
         self._window_end: dict[tuple[str, str, str], int] = {}
+        self._window_new: dict[tuple[str, str, str], int] = {}  # opened by the routing not written
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
         self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
@@ -142,24 +143,19 @@ class Notifier(Enqueuing):
                 return 0
             views = [self._view(e) for e in events]
             active, down = self.store.inhibition_context(ro, {v.sensor for v in views})
-        self._rows, self._group_ops = [], []
-        windows = dict(self._window_end)  # the grouping windows as of the last write
+        # the windows these events open count once their rows are written: routed again after a
+        # failed write (or a moved cursor), the first of a window still goes at once
+        self._rows, self._group_ops, self._window_new = [], [], {}
         made = 0
-        try:
-            for view, raw in zip(views, events, strict=True):
-                made += self._route_one(view, raw, active, down, now)
-            with self._db.transaction() as con:
-                if self.store.cursor(con, "route") != cursor:
-                    self._read = 0
-                    self._window_end = windows
-                    return 0
-                made += self._write(con)
-                self.store.set_cursor(con, "route", events[-1]["event_id"])
-        except BaseException:
-            # nothing was written: the windows these events opened are not open, so that
-            # routing them again sends the first of a window at once, as it would have
-            self._window_end = windows
-            raise
+        for view, raw in zip(views, events, strict=True):
+            made += self._route_one(view, raw, active, down, now)
+        with self._db.transaction() as con:
+            if self.store.cursor(con, "route") != cursor:
+                self._read = 0
+                return 0
+            made += self._write(con)
+            self.store.set_cursor(con, "route", events[-1]["event_id"])
+        self._window_end.update(self._window_new)
         return made
 
     def _view(self, e: dict[str, Any]) -> EventView:
