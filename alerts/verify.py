@@ -159,7 +159,7 @@ def run_plans(
             bool(state.met[plan.sensor]),
             int(state.level[plan.sensor, ACTION]),
             now,
-            int(new.last_arrival[list(plan.feedbacks)].max()),
+            int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
         new.level[plan.sensor, ACTION] = failed
