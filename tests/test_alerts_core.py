@@ -197,14 +197,15 @@ def test_a_feed_reading_past_the_deadline_decides_without_now():
     assert side_rows(tr, ACTION) == [(3000, 1)]
 
 
-def _both(table, batches):
-    """The ACTION rows of the core and of the reference over the same (batch, now) list."""
+def _both(table, batches, side=ACTION):
+    """The rows of one side (ts, after) of the core and of the reference, which must agree, over
+    the same (batch, now) list."""
     state, ref, got, want = CoreState.empty(table.size), ReferenceCore(table), [], []
     for batch, now in batches:
         state, tr, _ = evaluate(table, batch, state, now)
-        got += side_rows(tr, ACTION)
+        got += side_rows(tr, side)
         rows = ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality, now)
-        want += [(r[1], r[5]) for r in rows if r[3] == ACTION]
+        want += [(r[1], r[5]) for r in rows if r[3] == side]
     assert got == want
     return got
 
@@ -280,11 +281,7 @@ WIND = (LevelSpec(name="stop", tier="orange", above=10.8, recover=9.8),)
 def _frozen_rows(spec, ts, values, qualities=None, now=None):
     """The FROZEN rows of the core and of the reference (which must agree) for one sensor."""
     table = compile_table([sensor(0, WIND, frozen=spec)])
-    batch = cols(0, ts, values, qualities)
-    _, tr, _ = evaluate(table, batch, CoreState.empty(1), now)
-    rows = ReferenceCore(table).evaluate(batch.sensor, batch.ts, batch.value, batch.quality, now)
-    assert side_rows(tr, FROZEN) == [(r[1], r[5]) for r in rows if r[3] == FROZEN]
-    return side_rows(tr, FROZEN)
+    return _both(table, [(cols(0, ts, values, qualities), now)], FROZEN)
 
 
 def test_a_value_that_stops_moving_is_frozen_until_it_moves():
