@@ -93,11 +93,7 @@ class AlarmBook(AlarmRows):
     def restore(self, state: CoreState) -> CoreState:
         """Seed the core state from the active alarms, so that a restart raises nothing twice."""
         new = state.copy()
-        for row in self._db.active_alarms():
-            info = self._registry.sensor(row.sensor)
-            if info is None or info.rule != row.rule or not 0 <= row.side < SIDES:
-                continue
-            i = info.index
+        for row, i in self._core_alarms():
             if row.side <= BELOW:
                 level = min(row.level, SLOTS)
                 base = row.side * SLOTS
@@ -126,11 +122,8 @@ class AlarmBook(AlarmRows):
         t = self._table
         plans = set(t.verify_sensor.tolist())
         out: set[str] = set()
-        for row in self._db.active_alarms():
-            info = self._registry.sensor(row.sensor)
-            if info is None or info.rule != row.rule or not 0 <= row.side < SIDES:
-                continue  # gone, or not the core's: `retire` sees to those
-            i, side = info.index, row.side
+        for row, i in self._core_alarms():  # the others: gone, or `retire` sees to them
+            side = row.side
             if side <= BELOW:
                 judged = row.level <= len(t.levels[i][side])
             elif side == FAULT:
@@ -146,7 +139,17 @@ class AlarmBook(AlarmRows):
             else:
                 judged = int(t.frozen_ms[i]) > 0
             if not judged:
-                out.add(info.id)
+                out.add(row.sensor)
+        return out
+
+    def _core_alarms(self) -> list[tuple[AlarmRow, int]]:
+        """The active alarms of the core's sides of sensors still there under the same rule,
+        with the sensor's index."""
+        out = []
+        for row in self._db.active_alarms():
+            info = self._registry.sensor(row.sensor)
+            if info is not None and info.rule == row.rule and 0 <= row.side < SIDES:
+                out.append((row, info.index))
         return out
 
     def suppressed(self, info: SensorInfo, state: CoreState | None) -> bool:
