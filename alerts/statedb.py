@@ -102,6 +102,10 @@ class StateDB(AlarmStatements):
         if version < VERSION:
             self._db.executescript(f"BEGIN; {SCHEMA_V3} PRAGMA user_version = {VERSION}; COMMIT;")
 
+    @property
+    def path(self) -> str:
+        return self._path
+
     def close(self) -> None:
         with self._quick_lock:
             self._quick.close()

@@ -56,6 +56,7 @@ from alerts.alarms import AlarmBook
 from alerts.evaluate import Transitions
 from alerts.notify.channels import SIGNATURE_HEADER, Senders, sign
 from alerts.notify.notifier import Notifier
+from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
 from alerts.table import ABOVE, FAULT, compile_table
 from telemetry.config import HubConfig
@@ -313,11 +314,11 @@ async def post_loop(url: str, in_flight: int, seconds: float, read: bool) -> flo
         return done / (time.perf_counter() - start)
 
 
-def backlog(db: StateDB) -> tuple[int, int]:
+def backlog(db: StateDB, outbox: OutboxDB) -> tuple[int, int]:
     """(journal events not yet routed, outbox rows pending)."""
-    cursor = db.query("SELECT last_id FROM notify_cursor WHERE name = 'route'")
+    cursor = outbox.query("SELECT last_id FROM notify_cursor WHERE name = 'route'")
     last = db.query("SELECT COALESCE(MAX(id), 0) FROM alarm_events")[0][0]
-    pending = db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
+    pending = outbox.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
     return int(last) - int(cursor[0][0] if cursor else 0), int(pending)
 
 
@@ -393,6 +394,7 @@ async def notifier_alone(args: argparse.Namespace) -> None:
     print("ready", flush=True)
     await notifier.run(stop, period_s=0.01)
     await senders.aclose()
+    notifier.close()
     db.close()
     print(f"{time.process_time() - cpu:.3f}", flush=True)
 
@@ -460,7 +462,7 @@ async def pipeline(
 
     async def sample() -> None:
         while not stop.is_set():
-            samples.append(await asyncio.to_thread(backlog, db))
+            samples.append(await asyncio.to_thread(backlog, db, notifier.outbox))
             await asyncio.sleep(1)
 
     child = NotifierProcess(folder / "state.db", args) if args.notifier_process else None
@@ -475,11 +477,11 @@ async def pipeline(
         ended = time.time() * 1000
         t = time.perf_counter()
         while time.perf_counter() - t < args.drain:
-            if await asyncio.to_thread(backlog, db) == (0, 0):
+            if await asyncio.to_thread(backlog, db, notifier.outbox) == (0, 0):
                 break
             await asyncio.sleep(0.2)
         drained_s = time.perf_counter() - t
-        left = await asyncio.to_thread(backlog, db)
+        left = await asyncio.to_thread(backlog, db, notifier.outbox)
         stop.set()
         t = time.perf_counter()
         if child is None:
@@ -494,15 +496,16 @@ async def pipeline(
         await senders.aclose()
         got = await control.get("/_stats", timeout=120)
         stats = dict(np.load(io.BytesIO(got.content)))
-    routing = backlog(db)[0]
+    routing = backlog(db, notifier.outbox)[0]
     t = time.perf_counter()
     while notifier.route():  # the rest of the journal into the outbox, without delivering
         pass
     route_rest_s = time.perf_counter() - t
-    pending = db.query("SELECT events FROM outbox WHERE status = 'pending'")
+    pending = notifier.outbox.query("SELECT events FROM outbox WHERE status = 'pending'")
     waiting = np.array([e["arrival"] for (js,) in pending for e in orjson.loads(js)], float)
-    made = int(db.query("SELECT COUNT(*) FROM outbox")[0][0])
+    made = int(notifier.outbox.query("SELECT COUNT(*) FROM outbox")[0][0])
     journal = int(db.query("SELECT COUNT(*) FROM alarm_events")[0][0])
+    notifier.close()
     db.close()
     outcome = Outcome(
         n,

@@ -293,6 +293,7 @@ class Hub:
                 log.error("analytics state not saved at stop: %s", exc)
             await self.senders.aclose()
             await self.store.close()
+            self.notifier.close()
             self.statedb.close()
             self.registrydb.close()
             log.info("hub stopped")

@@ -360,9 +360,9 @@ async def test_a_window_groups_the_events_of_one_routing_pass_in_order(rig):
 
 
 async def test_routing_runs_outside_the_write_lock_and_never_routes_an_event_twice(rig):
-    """The events are routed on a snapshot, without the state database's lock, so the alarm
-    book can write meanwhile; a second router that moves the cursor in that time (here: one
-    on the same database) keeps its rows, and the first writes none."""
+    """The events are routed on a snapshot, without the state database's lock (the alarm
+    book can write meanwhile) or the outbox's; a second router that moves the cursor in that
+    time (here: one on the same databases) keeps its rows, and the first writes none."""
     rig.subscribe(id="all")
     rig.feed("ch4-t1", [0.3, 1.1])
     rig.feed("co", [0.0, 30.0])
@@ -372,9 +372,12 @@ async def test_routing_runs_outside_the_write_lock_and_never_routes_an_event_twi
 
     def route_one(*args: Any) -> int:
         if not seen:
-            free = rig.db._lock.acquire(blocking=False)
-            if free:
-                rig.db._lock.release()
+            free = True
+            for lock in (rig.db._lock, rig.notifier.outbox._lock):
+                got = lock.acquire(blocking=False)
+                if got:
+                    lock.release()
+                free = free and got
             seen.append(free)
             if free:
                 assert other.route() == 2  # the other router routes the same two events
@@ -383,7 +386,7 @@ async def test_routing_runs_outside_the_write_lock_and_never_routes_an_event_twi
     rig.notifier._route_one = route_one  # type: ignore[method-assign]
     assert rig.notifier.route() == 0
     assert seen == [True]
-    keys = [r[0] for r in rig.db.query("SELECT key FROM outbox ORDER BY id")]
+    keys = [r[0] for r in rig.notifier.outbox.query("SELECT key FROM outbox ORDER BY id")]
     assert keys == ["north-coal/all:e1", "north-coal/all:e2"]
     assert rig.notifier.route() == 0  # and nothing is left to route
     assert len(await rig.pump()) == 2
@@ -403,10 +406,12 @@ async def test_a_failed_routing_write_opens_no_grouping_window(rig):
     store.set_cursor = disk_full  # type: ignore[method-assign]
     with pytest.raises(AlarmStoreError):
         rig.notifier.route()
-    assert rig.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+    assert rig.notifier.outbox.query("SELECT COUNT(*) FROM outbox") == [(0,)]
     store.set_cursor = real  # type: ignore[method-assign]
     assert kinds(await rig.pump()) == [[("ch4-t1", "raised")]]
-    assert [r[0] for r in rig.db.query("SELECT key FROM outbox")] == ["north-coal/grp:e1"]
+    assert [r[0] for r in rig.notifier.outbox.query("SELECT key FROM outbox")] == [
+        "north-coal/grp:e1"
+    ]
 
 
 async def test_routing_survives_a_restart_and_routes_each_event_once(rig, tmp_path):
@@ -497,7 +502,7 @@ async def test_an_escalation_held_by_a_silence_goes_out_when_the_silence_ends(ri
 
 async def test_a_row_with_an_unreadable_channel_is_dead_and_blocks_nothing(rig):
     rig.subscribe(id="all")
-    with rig.db.transaction() as con:
+    with rig.notifier.outbox.transaction() as con:
         rig.notifier.store.add_outbox_rows(
             con,
             [

@@ -296,7 +296,7 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
     receiver.stop()
     cfg, data, log = tmp_path / "hub.yaml", tmp_path / "hub", tmp_path / "hub.log"
     cfg.write_text(_hub_config(receiver.url))
-    state = data / "state.db"
+    state, outbox_db = data / "state.db", data / "state-outbox.db"
     api_port = free_port()
     proc = start_hub_process(cfg, mosquitto.port, data, api_port, log)
     try:
@@ -308,14 +308,14 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
                 state,
                 "SELECT id, sensor, rule, side, state, level FROM alarms WHERE sensor = 'ch4-t1'",
             )
-            outbox = _read_db(state, "SELECT key, status, attempts, last_error FROM outbox")
+            outbox = _read_db(outbox_db, "SELECT key, status, attempts, last_error FROM outbox")
             tried = len(outbox) == 1 and outbox[0][1] == "pending" and outbox[0][2] >= 1
             return (alarms, outbox) if alarms and tried else None
 
         alarms, outbox = await eventually(
             lambda: asyncio.to_thread(accepted_not_delivered),
             30,
-            "the alarm in state.db and its outbox row tried and pending",
+            "the alarm in state.db and its outbox row (state-outbox.db) tried and pending",
         )
         ((alarm_id, _, rule, side, alarm_state, level),) = alarms
         assert (side, alarm_state, level) == (0, "active", 2)  # straight to power_cut (red)
@@ -329,7 +329,7 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
         proc.send_signal(signal.SIGKILL)  # no flush, no goodbye
         proc.wait(timeout=10)
         assert await asyncio.to_thread(
-            _read_db, state, "SELECT key, status, delivered_at FROM outbox"
+            _read_db, outbox_db, "SELECT key, status, delivered_at FROM outbox"
         ) == [(key, "pending", None)]
 
         receiver.start()
@@ -452,7 +452,7 @@ async def test_a_row_tried_1024_times_still_backs_off_and_spares_its_neighbours(
             await up.wait_for(1, timeout_s=30)
 
             def stuck_row_tried() -> bool:
-                rows = hub.statedb.query(
+                rows = hub.notifier.outbox.query(
                     "SELECT attempts FROM outbox WHERE subscription = ?", (f"{TENANT}/down",)
                 )
                 return len(rows) == 1 and rows[0][0] >= 1
@@ -462,7 +462,7 @@ async def test_a_row_tried_1024_times_still_backs_off_and_spares_its_neighbours(
             )
             # the state after 1024 failed tries (8.5 h of an outage at the default 30 s cap),
             # due now: the next batch holds it and the rows routed after it
-            with hub.statedb.transaction() as con:
+            with hub.notifier.outbox.transaction() as con:
                 con.execute(
                     "UPDATE outbox SET attempts = 1024, due_at = 0 WHERE subscription = ?",
                     (f"{TENANT}/down",),
@@ -470,7 +470,7 @@ async def test_a_row_tried_1024_times_still_backs_off_and_spares_its_neighbours(
             await _publish_steps(mosquitto.port, [(0.4, 1.8, 0.4)], first_seq=2)  # escalated
             await up.wait_for(2, timeout_s=30)
             await asyncio.sleep(1.5 * RETRY_MAX_S)  # duplicates came every 0.5 s
-            stuck = hub.statedb.query(
+            stuck = hub.notifier.outbox.query(
                 "SELECT status, attempts, due_at FROM outbox WHERE subscription = ? ORDER BY id",
                 (f"{TENANT}/down",),
             )

@@ -3,13 +3,14 @@
   journal (alarm_events) --route--> outbox --deliver--> webhook / e-mail / MQTT / SSE
   open unacknowledged alarms --timers--> outbox (repeats, escalation steps)
 
-`route` reads the journal after a cursor on a snapshot, runs the stages (`alerts.notify.stages`)
-and groups per subscription and site without holding the state database's lock, then writes the
-outbox rows and the new cursor in one short transaction: a crash before it commits routes the
-same events again, a crash after it loses nothing. Delivery (`alerts.notify.delivery`) is at
-least once, each notification with its idempotency key. The outbox rows an event makes (a row of
-its own or an append to a group, with the event's JSON and the subject) are made in
-`alerts.notify.enqueue`.
+`route` reads the journal after a cursor on a snapshot of the state database, runs the stages
+(`alerts.notify.stages`) and groups per subscription and site, then writes the outbox rows and
+the new cursor in one short transaction of the outbox's own database (`alerts.notify.outboxdb`):
+a crash before it commits routes the same events again, a crash after it loses nothing. Nothing
+of the notification pipeline's writes waits for the alarm book's, nor holds it up. Delivery
+(`alerts.notify.delivery`) is at least once, each notification with its idempotency key. The
+outbox rows an event makes (a row of its own or an append to a group, with the event's JSON and
+the subject) are made in `alerts.notify.enqueue`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
 from alerts.notify.enqueue import Enqueuing, _event_json, _subject
 from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError
+from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.stages import (
     EventView,
     annunciates,
@@ -68,9 +70,15 @@ class Notifier(Enqueuing):
         *,
         metrics: Counter | None = None,
         clock: Callable[[], int] = _now_ms,
+        outbox: OutboxDB | None = None,
     ) -> None:
+        """`outbox`: the outbox's database; by default `state-outbox.db` beside the state
+        database (`outbox_path`), opened here and closed by `close`."""
         self._db = db
-        self.store = NotifyStore(db)
+        self._own_outbox = outbox is None
+        self.outbox = OutboxDB(outbox_path(db.path)) if outbox is None else outbox
+        self.outbox.start(db)
+        self.store = NotifyStore(db, self.outbox)
         self._registry = registry
         self._senders = senders
         self.settings = settings or registry.config.notify
@@ -94,6 +102,11 @@ class Notifier(Enqueuing):
         self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
         self.seed_from_config()
         self.reload()
+
+    def close(self) -> None:
+        """Close the outbox's database if this notifier opened it."""
+        if self._own_outbox:
+            self.outbox.close()
 
     def set_registry(self, registry: Registry) -> None:
         """A new configuration (a hot reload): its notification settings, and its
@@ -135,8 +148,8 @@ class Notifier(Enqueuing):
         state database's lock; only the outbox rows and the cursor are written under it, after
         a check that the cursor has not moved (another router's rows would stand)."""
         now = self.clock() if now is None else now
+        cursor = self.store.cursor_now("route")
         with self._db.snapshot() as ro:
-            cursor = self.store.cursor(ro, "route")
             events = self.store.journal_after(ro, cursor, _ROUTE_BATCH)
             self._read = len(events)
             if not events:
@@ -149,7 +162,7 @@ class Notifier(Enqueuing):
         made = 0
         for view, raw in zip(views, events, strict=True):
             made += self._route_one(view, raw, active, down, now)
-        with self._db.transaction() as con:
+        with self.outbox.transaction() as con:
             if self.store.cursor(con, "route") != cursor:
                 self._read = 0
                 return 0
@@ -237,15 +250,16 @@ class Notifier(Enqueuing):
             return 0
         made = 0
         self._timer_new, self._rows, self._group_ops = [], [], []
-        with self._db.transaction() as con:
-            rows = self.store.unacknowledged(con)
-            active, down = self.store.inhibition_context(con, {r["sensor"] for r in rows})
-            for r in rows:
-                subs = self.catalog.timed.get(r["tenant"])
-                if not subs:
-                    continue
-                for sub in subs:
-                    made += self._timer(sub, r, active, down, now)
+        with self._db.snapshot() as ro:
+            rows = self.store.unacknowledged(ro)
+            active, down = self.store.inhibition_context(ro, {r["sensor"] for r in rows})
+        for r in rows:
+            subs = self.catalog.timed.get(r["tenant"])
+            if not subs:
+                continue
+            for sub in subs:
+                made += self._timer(sub, r, active, down, now)
+        with self.outbox.transaction() as con:
             made += self._write(con)
         # committed: remember what went out (the outbox keys keep it once anyway), and forget
         # the alarms that are no longer waiting for an acknowledgement

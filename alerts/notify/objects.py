@@ -47,9 +47,6 @@ class NotifyCatalog:
         """Write the objects of the configuration file (origin 'config'); objects made through
         the API are left alone."""
         with self._db.transaction() as con:
-            # a new pipeline starts after what was journaled before it existed
-            if con.execute("SELECT 1 FROM notify_cursor WHERE name = 'route'").fetchone() is None:
-                self.store.set_cursor(con, "route", self.store.last_event_id(con))
             con.execute("DELETE FROM notify_objects WHERE origin = 'config'")
             for tenant in registry.config.tenants:
                 for kind, items in (

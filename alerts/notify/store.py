@@ -1,5 +1,7 @@
-"""The notification pipeline's SQL: the journal cursor, the outbox, the objects (subscriptions,
-escalation policies, silences). Beside `alerts.statedb`, on the same connection and lock."""
+"""The notification pipeline's SQL: the journal and the objects (subscriptions, escalation
+policies, silences) in the state database (`alerts.statedb`), the routing cursor and the outbox
+in a database of their own (`alerts.notify.outboxdb`). The statements that take a connection
+run in the caller's transaction or snapshot of the right one."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
 from alerts.table import kind_name
 
@@ -54,24 +57,25 @@ _ALARM_AS_JOURNAL = (
 
 
 class NotifyStore:
-    def __init__(self, db: StateDB) -> None:
+    def __init__(self, db: StateDB, outbox: OutboxDB) -> None:
         self.db = db
+        self.outbox_db = outbox
 
     def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str]]:
         rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
         return [r for r in rows if tenants is None or r[1] in tenants]
 
-    # the journal ----------------------------------------------------------------------------
-    @staticmethod
-    def last_event_id(con: sqlite3.Connection) -> int:
-        """Where a new pipeline starts: after what was journaled before it existed."""
-        return int(con.execute("SELECT COALESCE(MAX(id), 0) FROM alarm_events").fetchone()[0])
-
+    # the journal (state database) and the routing cursor (outbox database) ------------------
     @staticmethod
     def cursor(con: sqlite3.Connection, name: str) -> int:
         """The last journal event id a stage has done (0: none)."""
         row = con.execute("SELECT last_id FROM notify_cursor WHERE name = ?", (name,)).fetchone()
         return int(row[0]) if row else 0
+
+    def cursor_now(self, name: str) -> int:
+        """The cursor as last committed (outside a transaction)."""
+        rows = self.outbox_db.query("SELECT last_id FROM notify_cursor WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
 
     @staticmethod
     def set_cursor(con: sqlite3.Connection, name: str, last_id: int) -> None:
@@ -165,7 +169,7 @@ class NotifyStore:
 
     def take_due(self, now: int, limit: int) -> list[tuple[Any, ...]]:
         """The rows due for sending; closes their groups so that nothing is added meanwhile."""
-        with self.db.transaction() as con:
+        with self.outbox_db.transaction() as con:
             rows = con.execute(
                 "SELECT id, key, tenant, site, subscription, channel, subject, events, "
                 "created_at, attempts, open_until FROM outbox WHERE status = 'pending' "
@@ -187,7 +191,7 @@ class NotifyStore:
                 alike[due, at].append(rid)
             else:
                 others.append((status, due, error[:500], at, rid))
-        with self.db.transaction() as con:
+        with self.outbox_db.transaction() as con:
             for (due, at), ids in alike.items():
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
@@ -214,11 +218,13 @@ class NotifyStore:
             where.append("status = ?")
             params.append(status)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        return self.db.query(
+        return self.outbox_db.query(
             "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
             f"status, last_error, delivered_at FROM outbox {clause} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
 
     def pending_count(self) -> int:
-        return int(self.db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0])
+        return int(
+            self.outbox_db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
+        )
