@@ -518,6 +518,7 @@ async def test_a_row_with_an_unreadable_channel_is_dead_and_blocks_nothing(rig):
                     0,
                     None,
                     0,
+                    None,
                 )
             ],
         )

@@ -9,14 +9,17 @@ import logging
 import sqlite3
 import threading
 
+import orjson
 import pytest
 from test_notify import Rig
 
 from alerts.errors import AlarmStoreError
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier
-from alerts.notify.outboxdb import OutboxDB, outbox_path
+from alerts.notify.outboxdb import OUTBOX_COLUMNS, OutboxDB, outbox_path
 from telemetry.notifyconfig import SmtpSpec
+
+from receivers import WebhookReceiver
 
 
 @pytest.fixture
@@ -68,7 +71,8 @@ async def test_a_state_database_of_before_the_split_hands_its_outbox_over(rig):
     rig.feed("ch4-t1", [1.6])
     rig.notifier.route()  # e3 routed, not delivered
     # put it back as an older hub kept it: in the state database's own tables
-    rows = rig.notifier.outbox.query("SELECT * FROM outbox ORDER BY id")
+    old = f"SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id"
+    rows = rig.notifier.outbox.query(old)
     cursor = _cursor(rig.notifier.outbox)
     with rig.db.transaction() as con:
         con.executemany(f"INSERT INTO outbox VALUES ({','.join('?' * 16)})", rows)
@@ -78,7 +82,8 @@ async def test_a_state_database_of_before_the_split_hands_its_outbox_over(rig):
 
     sent: list[Notification] = []
     again = _notifier(rig, sent)
-    assert again.outbox.query("SELECT * FROM outbox ORDER BY id") == rows
+    assert again.outbox.query(old) == rows
+    assert again.outbox.query("SELECT DISTINCT arrival FROM outbox") == [(None,)]
     assert _cursor(again.outbox) == cursor == 3
     assert rig.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
     assert rig.db.query("SELECT COUNT(*) FROM notify_cursor WHERE name = 'route'") == [(0,)]
@@ -170,3 +175,54 @@ def test_an_outbox_of_a_newer_hub_is_refused(tmp_path):
     con.close()
     with pytest.raises(AlarmStoreError, match="schema 99"):
         OutboxDB(path)
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        self.seen[name] = self.seen.get(name, 0) + amount
+
+
+async def test_a_batched_webhook_carries_the_events_as_routed_and_counts_their_latency(rig):
+    """The events' JSON goes from the outbox into the POST as it is (not read and written
+    again): the receiver gets each notification with the events routing made, signed; the
+    latency counts from each row's earliest arrival."""
+    secret = "s3cret"
+    metrics = _Metrics()
+    with WebhookReceiver(secret=secret) as receiver:
+        notifier = Notifier(
+            rig.db,
+            rig.reg,
+            Senders(smtp=SmtpSpec()),
+            clock=lambda: rig.now,
+            metrics=metrics,
+        )
+        rig.notifier.close()
+        rig.notifier = notifier
+        hook = {"type": "webhook", "url": receiver.url, "secret": secret, "batch_max": 10}
+        rig.subscribe(id="one", channel=hook)
+        rig.subscribe(id="grp", channel=hook, group_window_s=5, match={"sites": ["face-1301"]})
+        rig.feed("ch4-t1", [0.3, 1.1])
+        rig.feed("co", [0.0, 30.0])
+        rig.feed("ch4-t2", [0.3, 1.1])
+        notifier.route()
+        routed = {
+            key: orjson.loads(events)
+            for key, events in notifier.outbox.query("SELECT key, events FROM outbox")
+        }
+        rig.now += 6000  # the group's window is over
+        arrivals = dict(notifier.outbox.query("SELECT key, arrival FROM outbox"))
+        assert await notifier.deliver_due() == len(routed)
+        (req,) = await receiver.wait_for(1)
+        await notifier._senders.aclose()
+    assert req.signature_ok is True
+    got = {n["key"]: n for n in req.json()["notifications"]}
+    assert {k: n["events"] for k, n in got.items()} == routed
+    assert any(len(evs) > 1 for evs in routed.values())  # the group row
+    assert all(n["subscription"] == k.split(":")[0] for k, n in got.items())
+    for key, events in routed.items():
+        assert arrivals[key] == min(e["arrival"] for e in events)
+    latency = metrics.seen["hazardhub_notification_latency_ms_sum"]
+    assert latency == sum(rig.now - a for a in arrivals.values())

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -40,6 +39,7 @@ class _Due:
     events: str
     created_at: int
     attempts: int
+    arrival: int | None  # the earliest of its events' (None: a row of before the column)
 
 
 class Delivery:
@@ -130,13 +130,14 @@ class Delivery:
             ]
 
     async def _send(self, rows: list[_Due]) -> list[Settled]:
-        """(row id, new status, next due, error, delivered at) of each row."""
+        """(row id, new status, next due, error, delivered at) of each row. A webhook gets the
+        events' JSON as the outbox holds it (`orjson.Fragment`, not parsed and dumped again);
+        the other channels read the events."""
         channel = self._channel(rows[0].channel)
         notes = []
-        events = []
+        webhook = isinstance(channel, WebhookChannel)
         for row in rows:
-            evs = orjson.loads(row.events)
-            events.append(evs)
+            evs = orjson.Fragment(row.events) if webhook else orjson.loads(row.events)
             notes.append(
                 Notification(
                     key=row.key,
@@ -160,21 +161,12 @@ class Delivery:
         kind = channel.type
         if result.status is Status.DELIVERED:  # counted for all the rows at once
             self._count("hazardhub_notifications_delivered_total", len(rows), channel=kind)
-            latency = sum(now - min(int(e.get("arrival", now)) for e in evs) for evs in events)
+            latency = sum(now - _arrival(r, now) for r in rows)
             self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
             return [(r.id, "delivered", now, "", now) for r in rows]
-        return [
-            self._outcome(r, kind, evs, result, now) for r, evs in zip(rows, events, strict=True)
-        ]
+        return [self._outcome(r, kind, result, now) for r in rows]
 
-    def _outcome(
-        self, row: _Due, kind: str, events: list[Any], result: SendResult, now: int
-    ) -> Settled:
-        if result.status is Status.DELIVERED:
-            self._count("hazardhub_notifications_delivered_total", channel=kind)
-            latency = now - min(int(e.get("arrival", now)) for e in events)
-            self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
-            return (row.id, "delivered", now, "", now)
+    def _outcome(self, row: _Due, kind: str, result: SendResult, now: int) -> Settled:
         self._count("hazardhub_notification_failures_total", channel=kind)
         s = self.settings
         if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
@@ -185,3 +177,14 @@ class Delivery:
         if result.retry_after_s is not None:
             backoff = min(max(backoff, result.retry_after_s), s.retry_max_s)
         return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
+
+
+def _arrival(row: _Due, now: int) -> int:
+    """The earliest arrival of the row's events: its column, or (a row of before the column)
+    read from its events."""
+    if row.arrival is not None:
+        return row.arrival
+    try:
+        return min((int(e.get("arrival", now)) for e in orjson.loads(row.events)), default=now)
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return now

@@ -100,6 +100,7 @@ class Enqueuing:
             due,
             open_until,
             int(event["event_id"]),
+            int(event["arrival"]),
         )
         if group:  # added to the open group, or a group of its own when that is full or gone
             self._group_ops.append((sub_key, tenant, site, now, event, row))

@@ -145,8 +145,9 @@ class Notifier(Enqueuing):
         """Route the journal's new events to the outbox; returns the rows written or grown.
 
         The events and the inhibition context are read on a snapshot and routed without the
-        state database's lock; only the outbox rows and the cursor are written under it, after
-        a check that the cursor has not moved (another router's rows would stand)."""
+        state database's lock; only the outbox rows and the cursor are written, in the outbox's
+        own database, after a check that the cursor has not moved (another router's rows would
+        stand)."""
         now = self.clock() if now is None else now
         cursor = self.store.cursor_now("route")
         with self._db.snapshot() as ro:

@@ -38,13 +38,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     events TEXT NOT NULL, created_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
     open_until INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
-    last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER
+    last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER,
+    arrival INTEGER  -- the earliest `arrival` of its events (the latency metric)
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (subscription, tenant, site, open_until)
     WHERE open_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 """
+# the columns of the state database's outbox (`adopt`): all but `arrival`
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
     "open_until, attempts, status, last_error, delivered_at, first_event"

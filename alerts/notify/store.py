@@ -124,15 +124,15 @@ class NotifyStore:
     @staticmethod
     def add_outbox_rows(con: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
         """Add notifications (key, tenant, site, subscription, channel, subject, events JSON,
-        created, due, open until, first event); a key already there (routed before a crash) is
-        skipped. Returns how many were added."""
+        created, due, open until, first event, the events' earliest arrival); a key already
+        there (routed before a crash) is skipped. Returns how many were added."""
         if not rows:
             return 0
         before = con.total_changes
         con.executemany(
             "INSERT OR IGNORE INTO outbox (key, tenant, site, subscription, channel, subject, "
-            "events, created_at, due_at, open_until, first_event) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "events, created_at, due_at, open_until, first_event, arrival) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         return con.total_changes - before
@@ -161,9 +161,17 @@ class NotifyStore:
             return False
         events.append(event)
         head = str(row[2]).split(" (+", 1)[0]
+        arrival = int(event["arrival"])
         con.execute(
-            "UPDATE outbox SET events = ?, subject = ? WHERE id = ?",
-            (orjson.dumps(events).decode(), f"{head} (+{len(events) - 1})", row[0]),
+            "UPDATE outbox SET events = ?, subject = ?, arrival = MIN(COALESCE(arrival, ?), ?) "
+            "WHERE id = ?",
+            (
+                orjson.dumps(events).decode(),
+                f"{head} (+{len(events) - 1})",
+                arrival,
+                arrival,
+                row[0],
+            ),
         )
         return True
 
@@ -172,14 +180,14 @@ class NotifyStore:
         with self.outbox_db.transaction() as con:
             rows = con.execute(
                 "SELECT id, key, tenant, site, subscription, channel, subject, events, "
-                "created_at, attempts, open_until FROM outbox WHERE status = 'pending' "
+                "created_at, attempts, arrival, open_until FROM outbox WHERE status = 'pending' "
                 "AND due_at <= ? ORDER BY due_at, id LIMIT ?",
                 (now, limit),
             ).fetchall()
-            grouped = [(r[0],) for r in rows if r[10] is not None]
+            grouped = [(r[0],) for r in rows if r[11] is not None]
             if grouped:
                 con.executemany("UPDATE outbox SET open_until = NULL WHERE id = ?", grouped)
-        return [r[:10] for r in rows]
+        return [r[:11] for r in rows]
 
     def settle(self, results: Sequence[tuple[int, str, int, str, int | None]]) -> None:
         """Record the outcome of each try: delivered, dead, or pending again until `due`."""
