@@ -196,9 +196,15 @@ class Dispatcher(StateSaving):
                 self._unkept.append((transitions, now))
                 await self._record()
             events = self._take_carried()
-            events += await asyncio.to_thread(self._fleet, [], now)
-            # the lifecycle's clock: shelves expire, disposals fall overdue, suppression follows
-            events += await asyncio.to_thread(self.desk.tick, now, self.state)
+            try:
+                events += await asyncio.to_thread(self._fleet, [], now)
+                # the lifecycle's clock: shelves expire, disposals fall overdue, suppression
+                # follows
+                events += await asyncio.to_thread(self.desk.tick, now, self.state)
+            except BaseException:
+                # recorded, not handed on: they go with the next batch or tick
+                self._carried[:0] = events
+                raise
             await self.store_events(events)
             self._save_due(now)  # the state as this tick left it
         for ev in events:

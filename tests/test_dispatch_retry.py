@@ -228,3 +228,33 @@ async def test_a_retried_batch_writes_the_events_it_held_to_the_store(tmp_path):
     finally:
         await store.close()
         db.close()
+
+
+async def test_events_recorded_by_a_tick_that_fails_later_are_handed_on_by_the_next(tmp_path):
+    """A tick records what waited (here: a batch the book failed to record), then the desk's
+    clock fails: those events are journaled, and the next tick hands them on."""
+    i, db, store, d = await _dispatcher(tmp_path)
+    fail = FailOnce(d.book.apply)
+    d.book.apply = fail  # type: ignore[method-assign]
+    real_tick = d.desk.tick
+    try:
+        for seq in range(2):
+            await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        fail.armed = True
+        with pytest.raises(AlarmStoreError):
+            await d.judge(batch(i, T0 + 2000, 1.5, 2), [], T0 + 2000)
+
+        def desk_fails(*args, **kwargs):
+            raise AlarmStoreError("database is locked")
+
+        d.desk.tick = desk_fails  # type: ignore[method-assign]
+        with pytest.raises(AlarmStoreError):
+            await d.tick(T0 + 2500)
+        assert len(db.active_alarms()) == 1  # recorded by the failed tick
+        d.desk.tick = real_tick  # type: ignore[method-assign]
+        events = await d.tick(T0 + 2600)
+        assert [(e.kind, e.ts) for e in events] == [("raised", T0 + 2000)]
+        assert await d.tick(T0 + 2700) == []
+    finally:
+        await store.close()
+        db.close()
