@@ -262,4 +262,9 @@ class NotifySettings(_Frozen):
         default=86400.0, gt=0, description="a retryable delivery failing this long is dead"
     )
     max_in_flight: int = Field(default=64, ge=1, le=1024)
+    outbox_keep_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="delivered and dead notifications are deleted this long after they were made",
+    )
     standing_s: float = Field(default=86400.0, gt=0, description="an alarm active this long")

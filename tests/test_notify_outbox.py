@@ -5,6 +5,7 @@ lock."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -226,3 +227,55 @@ async def test_a_batched_webhook_carries_the_events_as_routed_and_counts_their_l
         assert arrivals[key] == min(e["arrival"] for e in events)
     latency = metrics.seen["hazardhub_notification_latency_ms_sum"]
     assert latency == sum(rig.now - a for a in arrivals.values())
+
+
+async def test_old_delivered_and_dead_rows_are_deleted_pending_ones_stay(rig):
+    """`outbox_keep_days` (30) after they were made, delivered and dead rows go, in batches,
+    from the pipeline's own loop; a row still pending stays whatever its age."""
+    rig.subscribe(id="all")
+    rig.feed("ch4-t1", [0.3, 1.1])
+    rig.feed("co", [0.0, 30.0])
+    assert len(await rig.pump()) == 2  # delivered
+    with rig.notifier.outbox.transaction() as con:  # one of them died instead
+        con.execute("UPDATE outbox SET status = 'dead' WHERE key = 'north-coal/all:e2'")
+        rig.notifier.store.add_outbox_rows(  # and an old one still waits (a receiver away)
+            con,
+            [
+                (
+                    "north-coal/all:old",
+                    "north-coal",
+                    "face-1301",
+                    "north-coal/all",
+                    '{"type": "pigeon"}',
+                    "x",
+                    "[]",
+                    rig.now,
+                    rig.now + 10**12,
+                    None,
+                    0,
+                    None,
+                )
+            ],
+        )
+    made_at = rig.now
+    rig.now += 29 * 86_400_000
+    assert rig.notifier.prune() == 0
+    rig.feed("ch4-t1", [1.6])
+    assert len(await rig.pump()) == 1  # a new row, delivered
+    rig.now = made_at + 30 * 86_400_000 + 1
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.01))
+    try:
+
+        async def pruned() -> bool:
+            keys = {k for (k,) in rig.notifier.outbox.query("SELECT key FROM outbox")}
+            return keys == {"north-coal/all:old", "north-coal/all:e3"}
+
+        for _ in range(200):
+            if await pruned():
+                break
+            await asyncio.sleep(0.02)
+        assert await pruned()
+    finally:
+        stop.set()
+        await run

@@ -50,6 +50,8 @@ __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError"]
 
 log = logging.getLogger(__name__)
 _ROUTE_BATCH = 500  # journal events routed at once (one snapshot, one short write)
+_PRUNE_EVERY_MS = 600_000  # the outbox's old rows are looked for every 10 minutes
+_PRUNE_BATCH = 10_000  # rows deleted by one short write (more: again on the next turn)
 
 
 class Counter(Protocol):
@@ -308,6 +310,21 @@ class Notifier(Enqueuing):
             self._timer_new.append((int(r["alarm_id"]), key))
         return made
 
+    def prune(self, now: int | None = None) -> int:
+        """Delete delivered and dead notifications older than `outbox_keep_days` (at most
+        `_PRUNE_BATCH`); returns how many."""
+        now = self.clock() if now is None else now
+        keep_ms = int(self.settings.outbox_keep_days * 86_400_000)
+        gone = self.store.prune(now - keep_ms, _PRUNE_BATCH)
+        if gone:
+            self._count("hazardhub_notifications_pruned_total", gone)
+            log.info(
+                "notification outbox: %d rows older than %g days deleted",
+                gone,
+                self.settings.outbox_keep_days,
+            )
+        return gone
+
     # delivery -----------------------------------------------------------------------------
     async def deliver_due(self, now: int | None = None) -> int:
         """Send what is due (`alerts.notify.delivery`); returns how many were delivered."""
@@ -316,8 +333,9 @@ class Notifier(Enqueuing):
     async def run(self, stop: asyncio.Event, period_s: float = 0.5) -> None:
         """Route, run the timers and deliver until `stop`; woken at once by `wake`. Routing and
         delivery take turns a batch at a time, so that a backlog on one side never starves the
-        other; the timers run once a second."""
-        timers_at = 0
+        other; the timers run once a second, and the outbox's old rows are deleted (`prune`) every
+        10 minutes."""
+        timers_at = pruned_at = 0
         while not stop.is_set():
             self.wake.clear()
             busy = False
@@ -326,6 +344,10 @@ class Notifier(Enqueuing):
                 if self.clock() - timers_at >= 1000:
                     timers_at = self.clock()
                     made += await asyncio.to_thread(self.timers)
+                if self.clock() - pruned_at >= _PRUNE_EVERY_MS:
+                    # a full batch: more is left, looked for again on the next turn
+                    full = await asyncio.to_thread(self.prune) >= _PRUNE_BATCH
+                    pruned_at = 0 if full else self.clock()
                 sent = await self._deliver_turn(made)
                 busy = routed > 0 or sent > 0
             except Exception:

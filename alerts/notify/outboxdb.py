@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (subscription, tenant, site, open_until)
     WHERE open_until IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_done ON outbox (created_at) WHERE status != 'pending';
 CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 """
 # the columns of the state database's outbox (`adopt`): all but `arrival`

@@ -215,6 +215,17 @@ class NotifyStore:
                 others,
             )
 
+    def prune(self, before: int, limit: int) -> int:
+        """Delete up to `limit` delivered or dead rows made before `before` (ms); a pending
+        row stays whatever its age. Returns how many were deleted."""
+        with self.outbox_db.transaction() as con:
+            cur = con.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox "
+                "WHERE status != 'pending' AND created_at < ? LIMIT ?)",
+                (before, limit),
+            )
+            return int(cur.rowcount)
+
     def outbox(
         self, tenants: Sequence[str] | None, status: str | None = None, limit: int = 100
     ) -> list[tuple[Any, ...]]:
