@@ -139,7 +139,7 @@ class ReferenceCore(Rewinding):
                 self.met[plan.sensor],
                 self.level[plan.sensor][ACTION],
                 now,
-                max(self.last_arrival[f] for f in plan.feedbacks),
+                [self.last_arrival[f] for f in plan.feedbacks],
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met

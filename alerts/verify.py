@@ -15,11 +15,12 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   is the event time plus `within`; the demand is met at once if the feedback's last value (as of
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
-  it, or `now` past it by the plan's grace while the feedback sensor has been silent for the
-  grace too (a reading of it that arrived within the grace means its stream is flowing, only
-  behind: after a hub restart or a cut link the backlog is judged batch by batch, and the
-  confirming reading may be in the next one); the failure is an ACTION transition stamped with
-  the deadline;
+  it, or `now` past it by the plan's grace while each feedback that does not confirm has been
+  silent for the grace too (a reading of it that arrived within the grace means its stream is
+  flowing, only behind: after a hub restart or a cut link the backlog is judged batch by batch,
+  and the confirming reading may be in the next one; a feed that already confirms is waited for
+  no more, so that it cannot hold off the failure of a silent one); the failure is an ACTION
+  transition stamped with the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
   falls below the plan's level number).
 """
@@ -49,13 +50,14 @@ def verify_step(
     met: bool,
     failed: int,
     now: int | None,
-    feed_arrival: int = NO_TS,
+    feed_arrivals: Sequence[int] = (),
 ) -> tuple[list[Row], int, bool, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
     above, `feed` (ts, j, value) the judged readings of its feedback j (`plan.feedbacks[j]`), both
     in time order (feed by time, then j); `last_values` each feedback's value before the batch;
-    `feed_arrival` when a reading of any of them last arrived. Returns the transitions and the
-    new (deadline, met, failed). The demand is met when every feedback satisfies it."""
+    `feed_arrivals` when a reading of each last arrived (`now`; NO_TS: never). Returns the
+    transitions and the new (deadline, met, failed). The demand is met when every feedback
+    satisfies it."""
     events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
     events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
     events.sort(key=lambda e: (e[0], e[1]))
@@ -91,7 +93,11 @@ def verify_step(
                 failed = 0
             deadline, met = NO_TS, False
     due = deadline != NO_TS and not met and not failed
-    heard = feed_arrival != NO_TS and now is not None and now - feed_arrival <= plan.grace_ms
+    # still in transit: a reading of a feedback that does not confirm arrived within the grace
+    heard = now is not None and any(
+        a != NO_TS and now - a <= plan.grace_ms and not plan.satisfied(c)
+        for a, c in zip(feed_arrivals, cur, strict=False)
+    )
     if due and now is not None and deadline + plan.grace_ms < now and not heard:
         out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
@@ -138,6 +144,9 @@ def run_plans(
         )
         heard = np.zeros(ps.shape[0], dtype=np.bool_)  # any of the plan's feedbacks
         heard[pp[heard_pair]] = True
+        # with several feedbacks, one heard may be one that confirms already, which waits for
+        # nothing: `verify_step` decides (a single feedback heard never confirms an idle demand)
+        heard &= np.diff(table.verify_pair_ptr) == 1
         todo |= idle & ~heard & (np.where(idle, deadline, 0) + table.verify_grace < now)
     parts: list[Part] = []
     ptr = table.verify_pair_ptr
@@ -159,7 +168,7 @@ def run_plans(
             bool(state.met[plan.sensor]),
             int(state.level[plan.sensor, ACTION]),
             now,
-            int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
+            new.last_arrival[pf[ptr[k] : ptr[k + 1]]].tolist(),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
         new.level[plan.sensor, ACTION] = failed

@@ -766,3 +766,21 @@ def test_ring_slots_wrap_as_the_modulo(keep, xs):
 
     x = np.array(xs, dtype=np.int64)
     assert _wrap(x, keep).tolist() == (x % keep).tolist()
+
+
+def test_a_feed_that_confirms_does_not_hold_off_the_failure_of_a_silent_one():
+    """Two feeds, the first off at once, the second never heard from: the first's backlog
+    still arriving (readings of before the deadline) does not count as the cut being in
+    transit, so the failure comes once the clock passes the deadline by the grace."""
+    verify = VerifySpec(sensor="s1", also=("s2",), expect_below=0.5, within_s=2, grace_s=5)
+    table = compile_table([sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ())])
+    start = cols([0, 1], [1000, 1050], [1.6, 0])
+    backlog = cols([1], [2000], [0])  # judged at 8,100: past the deadline (3 s) by the grace
+    assert _both(table, [(start, 1100), (backlog, 8100)]) == [(3000, 1)]
+    # a feed that does not confirm yet, heard within the grace, still holds it off
+    start_on = cols([0, 1], [1000, 1050], [1.6, 1])
+    backlog_on = cols([1], [2000], [1])
+    assert _both(table, [(start_on, 1100), (backlog_on, 8100)]) == []
+    assert _both(table, [(start_on, 1100), (backlog_on, 8100), (cols([], [], []), 13_200)]) == [
+        (3000, 1)
+    ]
