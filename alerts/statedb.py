@@ -29,7 +29,7 @@ from alerts.alarmrows import (
 )
 from alerts.alarmwrites import AlarmStatements
 from alerts.errors import AlarmStoreError
-from alerts.stateschema import SCHEMA, SCHEMA_V2, SCHEMA_V3, VERSION
+from alerts.stateschema import SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, VERSION
 
 __all__ = [
     "ALARM_COLUMNS",
@@ -99,8 +99,10 @@ class StateDB(AlarmStatements):
             )
         if version < 2:
             self._db.executescript(f"BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;")
+        if version < 3:
+            self._db.executescript(f"BEGIN; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;")
         if version < VERSION:
-            self._db.executescript(f"BEGIN; {SCHEMA_V3} PRAGMA user_version = {VERSION}; COMMIT;")
+            self._db.executescript(f"BEGIN; {SCHEMA_V4} PRAGMA user_version = {VERSION}; COMMIT;")
 
     @property
     def path(self) -> str:

@@ -101,6 +101,7 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
         for name in (
             "timeseries.db",
             "state.db",
+            "state-outbox.db",
             *(f"spool/{p.name}" for p in (opts.data_dir / "spool").glob("*.db")),
         ):
             for suffix in ("", "-wal", "-shm"):

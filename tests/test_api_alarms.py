@@ -165,6 +165,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     finally:
         await h.client.aclose()
         await h.store.close()
+        h.notifier.close()
         if not h.wedged:
             h.db.close()
 

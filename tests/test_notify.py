@@ -108,7 +108,10 @@ def kinds(notes: list[Notification]) -> list[list[tuple[str, str]]]:
 
 @pytest.fixture
 def rig(tmp_path):
-    return Rig(tmp_path)
+    rig = Rig(tmp_path)
+    yield rig
+    rig.notifier.close()
+    rig.db.close()
 
 
 async def test_match_by_tier_kind_site_and_tenant(rig):

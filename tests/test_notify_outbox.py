@@ -25,7 +25,10 @@ from receivers import WebhookReceiver
 
 @pytest.fixture
 def rig(tmp_path):
-    return Rig(tmp_path)
+    rig = Rig(tmp_path)
+    yield rig
+    rig.notifier.close()
+    rig.db.close()
 
 
 def _notifier(rig: Rig, sent: list[Notification]) -> Notifier:
@@ -123,21 +126,119 @@ def test_a_hand_over_cut_short_is_done_again_and_changes_nothing_there(rig, tmp_
     fresh.close()
 
 
-def test_a_cursor_ahead_of_the_journal_comes_back_to_it(rig, tmp_path, caplog):
-    """The state database restored from a backup older than the outbox: events journaled
-    from then on get ids the cursor has passed, and would never be routed."""
+async def test_a_state_database_restored_from_an_older_backup_gives_no_id_twice(
+    rig, tmp_path, caplog
+):
+    """state.db restored from a backup older than state-outbox.db: its ids go on after those
+    the outbox's keys hold, so that a new alarm (and its repeat) is routed and sent under keys
+    of its own, not dropped as a key already there."""
+    rig.subscribe(id="all", repeat_s=60)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(rig.db.path) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
     rig.feed("ch4-t1", [0.3, 1.1])
-    with rig.notifier.outbox.transaction() as con:
-        con.execute("UPDATE notify_cursor SET last_id = 40 WHERE name = 'route'")
+    rig.feed("co", [0.0, 30.0])
+    assert len(await rig.pump()) == 2  # events 1 and 2 (alarms 1 and 2), sent
     rig.notifier.close()
+    rig.db.close()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+    backup.rename(tmp_path / "state.db")
+
     with caplog.at_level(logging.WARNING, logger="alerts.notify.outboxdb"):
-        again = _notifier(rig, [])
-    assert _cursor(again.outbox) == 1
-    assert "ahead of the state database's journal" in caplog.text
-    rig.notifier = again
+        again = Rig(tmp_path)
+    assert "is behind the outbox" in caplog.text
+    assert _cursor(again.notifier.outbox) == 2
+    (raised,) = again.feed("ch4-t2", [0.3, 1.1])
+    assert raised.alarm_id > 2
+    notes = await again.pump()
+    assert [(n.key, n.body["events"][0]["sensor"]) for n in notes] == [  # type: ignore[index]
+        ("north-coal/all:e3", "ch4-t2")
+    ]
+    repeat = await again.pump(61)
+    assert [n.key for n in repeat] == [f"north-coal/all:r{raised.alarm_id}:1"]
+    # and a start with nothing behind warns of nothing
+    again.notifier.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="alerts.notify.outboxdb"):
+        _notifier(again, []).close()
+    assert "is behind" not in caplog.text
+    again.db.close()
+
+
+async def test_a_hand_over_keeps_a_pending_row_whose_id_is_taken(rig):
+    """An older hub's pending row whose id the outbox already gave another (a hub rolled back
+    and forward again) is copied under a new id, and sent."""
     rig.subscribe(id="all")
-    rig.feed("ch4-t1", [1.6])
-    assert again.route() == 1
+    rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1  # outbox id 1: north-coal/all:e1
+    event = orjson.dumps([{"event_id": 7, "arrival": rig.now, "sensor": "ch4-t1"}]).decode()
+    with rig.db.transaction() as con:
+        con.execute(
+            "INSERT INTO outbox (id, key, tenant, site, subscription, channel, subject, events, "
+            "created_at, due_at) VALUES (1, 'north-coal/all:e7', 'north-coal', 'face-1301', "
+            "'north-coal/all', '{\"type\": \"sse\"}', 'x', ?, ?, ?)",
+            (event, rig.now, rig.now),
+        )
+    rig.notifier.close()
+    sent: list[Notification] = []
+    again = _notifier(rig, sent)
+    keys = again.outbox.query("SELECT key, status FROM outbox ORDER BY id")
+    assert keys == [("north-coal/all:e1", "delivered"), ("north-coal/all:e7", "pending")]
+    assert await again.deliver_due() == 1
+    assert [n.key for n in sent] == ["north-coal/all:e7"]
+    assert rig.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
+    again.close()
+
+
+async def test_a_row_of_an_older_outbox_with_unreadable_events_is_dead_not_sent(rig):
+    """Rows this hub routes carry their events' arrival and are sent as written; a row of
+    before (no arrival) is read first: unreadable, it is dead with the reason, and the webhook
+    batch it would have spoiled goes out without it."""
+    secret = "s3cret"
+    with WebhookReceiver(secret=secret) as receiver:
+        hook = {"type": "webhook", "url": receiver.url, "secret": secret, "batch_max": 10}
+        rig.subscribe(id="all", channel=hook)
+        rig.feed("ch4-t1", [0.3, 1.1])
+        rig.notifier.route()
+        ((channel,),) = rig.notifier.outbox.query("SELECT channel FROM outbox")
+        with rig.notifier.outbox.transaction() as con:
+            con.execute(
+                "INSERT INTO outbox (key, tenant, site, subscription, channel, subject, events, "
+                "created_at, due_at) VALUES ('north-coal/all:e9', 'north-coal', 'face-1301', "
+                "'north-coal/all', ?, 'x', '[{\"event_id\": 9', ?, ?)",
+                (channel, rig.now, rig.now),
+            )
+        assert await rig.notifier.deliver_due() == 1
+        (req,) = await receiver.wait_for(1)
+        await rig.notifier._senders.aclose()
+    assert req.json()["key"] == "north-coal/all:e1"  # alone: a batch of one is one notification
+    (dead,) = rig.notifier.store.outbox(None, "dead")
+    assert dead[1] == "north-coal/all:e9" and "unreadable events" in dead[10]
+
+
+def test_an_outbox_of_the_first_development_version_gets_its_arrival_column(tmp_path):
+    path = tmp_path / "x-outbox.db"
+    with sqlite3.connect(path) as con:
+        con.executescript(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, "
+            "tenant TEXT NOT NULL, site TEXT NOT NULL, subscription TEXT NOT NULL, "
+            "channel TEXT NOT NULL, subject TEXT NOT NULL, events TEXT NOT NULL, "
+            "created_at INTEGER NOT NULL, due_at INTEGER NOT NULL, open_until INTEGER, "
+            "attempts INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT 'pending', "
+            "last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER);"
+            "INSERT INTO outbox (key, tenant, site, subscription, channel, subject, events, "
+            "created_at, due_at) VALUES ('k', 't', 's', 't/x', '{}', 'x', '[]', 1, 1);"
+            "PRAGMA user_version = 1;"
+        )
+    con.close()
+    for _ in range(2):
+        db = OutboxDB(path)
+        assert db.query("SELECT key, arrival FROM outbox") == [("k", None)]
+        assert db.query("PRAGMA user_version") == [(2,)]
+        db.close()
 
 
 async def test_routing_and_delivery_never_take_the_state_databases_writer_lock(rig):

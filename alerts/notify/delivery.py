@@ -85,6 +85,12 @@ class Delivery:
                 self._count("hazardhub_notifications_dead_total", channel="unknown")
                 dead.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
                 continue
+            if row.arrival is None and (why := _unreadable(row.events)) is not None:
+                # a row of before `arrival` (an older outbox's): its events are read first, as
+                # a webhook gets them unread (those this hub writes are JSON by construction)
+                self._count("hazardhub_notifications_dead_total", channel=channel.type)
+                dead.append((row.id, "dead", now, f"unreadable events: {why}"[:500], None))
+                continue
             if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
                 group = batches.setdefault(row.channel, [])
                 group.append(row)
@@ -131,8 +137,9 @@ class Delivery:
 
     async def _send(self, rows: list[_Due]) -> list[Settled]:
         """(row id, new status, next due, error, delivered at) of each row. A webhook gets the
-        events' JSON as the outbox holds it (`orjson.Fragment`, not parsed and dumped again);
-        the other channels read the events."""
+        events' JSON as the outbox holds it (`orjson.Fragment`, not parsed and dumped again:
+        routing wrote it with orjson, and a row of before is read in `deliver_due`); the other
+        channels read the events."""
         channel = self._channel(rows[0].channel)
         notes = []
         webhook = isinstance(channel, WebhookChannel)
@@ -188,3 +195,14 @@ def _arrival(row: _Due, now: int) -> int:
         return min((int(e.get("arrival", now)) for e in orjson.loads(row.events)), default=now)
     except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
         return now
+
+
+def _unreadable(events: str) -> str | None:
+    """Why a row's events cannot be sent (not a JSON list of objects), or None."""
+    try:
+        parsed = orjson.loads(events)
+    except orjson.JSONDecodeError as exc:
+        return str(exc)
+    if not isinstance(parsed, list) or not all(isinstance(e, dict) for e in parsed):
+        return "not a list of events"
+    return None

@@ -79,7 +79,6 @@ class Notifier(Enqueuing):
         self._db = db
         self._own_outbox = outbox is None
         self.outbox = OutboxDB(outbox_path(db.path)) if outbox is None else outbox
-        self.outbox.start(db)
         self.store = NotifyStore(db, self.outbox)
         self._registry = registry
         self._senders = senders
@@ -102,8 +101,13 @@ class Notifier(Enqueuing):
         self._matched = {}
         self._read = 0  # journal events read by the last route
         self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
-        self.seed_from_config()
-        self.reload()
+        try:
+            self.outbox.start(db)
+            self.seed_from_config()
+            self.reload()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""
@@ -171,6 +175,7 @@ class Notifier(Enqueuing):
                 return 0
             made += self._write(con)
             self.store.set_cursor(con, "route", events[-1]["event_id"])
+            self.outbox.see_alarms(con, (int(e["alarm_id"]) for e in events))
         self._window_end.update(self._window_new)
         return made
 
@@ -264,6 +269,7 @@ class Notifier(Enqueuing):
                 made += self._timer(sub, r, active, down, now)
         with self.outbox.transaction() as con:
             made += self._write(con)
+            self.outbox.see_alarms(con, (int(r["alarm_id"]) for r in rows))
         # committed: remember what went out (the outbox keys keep it once anyway), and forget
         # the alarms that are no longer waiting for an acknowledgement
         waiting = {int(r["alarm_id"]) for r in rows}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ __all__ = ["OUTBOX_COLUMNS", "OutboxDB", "outbox_path"]
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,16 +45,25 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at) WHERE status = 'pending
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (subscription, tenant, site, open_until)
     WHERE open_until IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_done ON outbox (created_at) WHERE status != 'pending';
+-- 'route': the last journal event routed; 'alarm': the highest alarm id routed or timed (the
+-- ids in the keys: a state database restored from an older backup must not give them again)
 CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
 """
-# the columns of the state database's outbox (`adopt`): all but `arrival`
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
     "open_until, attempts, status, last_error, delivered_at, first_event"
 )
+_V1_COLUMNS = set(OUTBOX_COLUMNS.replace(" ", "").split(","))
 _ADOPT_CHUNK = 5000
 _OLD_ROWS = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT ?"
-_COPY_ROWS = f"INSERT OR IGNORE INTO outbox ({OUTBOX_COLUMNS}) VALUES ({','.join('?' * 16)})"
+# copied by key, with new ids: a key already here is the same notification (kept as it is
+# here); an id already taken is another one (a hub rolled back and forward again)
+_COPY_COLUMNS = OUTBOX_COLUMNS.removeprefix("id, ")
+_COPY_ROWS = f"INSERT OR IGNORE INTO outbox ({_COPY_COLUMNS}) VALUES ({','.join('?' * 15)})"
+_LAST_IDS = (
+    "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM {t}), "
+    "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{t}'), 0))"
+)
 
 
 def outbox_path(state: Path | str) -> Path:
@@ -81,15 +90,29 @@ class OutboxDB:
                     f"outbox database has schema {version}, this hub knows {VERSION}: "
                     "run the newer hub, or restore a backup"
                 )
-            self._db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version = {VERSION}; COMMIT;")
+            # version 1 (a development version) lacked `arrival` in its first form
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+            add = "ALTER TABLE outbox ADD COLUMN arrival INTEGER;" if columns == _V1_COLUMNS else ""
+            self._db.executescript(
+                f"BEGIN; {SCHEMA} {add} PRAGMA user_version = {VERSION}; COMMIT;"
+            )
             self._reader = sqlite3.connect(
                 Path(self.path).resolve().as_uri() + "?mode=ro",
                 uri=True,
                 check_same_thread=False,
                 isolation_level=None,
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, AlarmStoreError) as exc:
+            self._close_quietly()
+            if isinstance(exc, AlarmStoreError):
+                raise
             raise AlarmStoreError(f"cannot open outbox database {self.path}: {exc}") from exc
+
+    def _close_quietly(self) -> None:
+        for name in ("_reader", "_db"):
+            con = getattr(self, name, None)
+            if con is not None:
+                con.close()
 
     def close(self) -> None:
         with self._read_lock:
@@ -122,41 +145,63 @@ class OutboxDB:
 
     def start(self, state: StateDB) -> int:
         """Before the first routing: take over what a state database of before the split held
-        (`adopt`), start a new pipeline after what was journaled before it, and bring back a
-        cursor that is ahead of the journal (the state database was restored from a backup
-        older than this file: the events journaled since would never be routed). Returns the
-        routing cursor."""
+        (`adopt`), and start a new pipeline after what was journaled before it. A state
+        database behind this file (restored from an older backup, its last commits lost in a
+        power cut, deleted) would give again the event and alarm ids the outbox's keys hold:
+        its AUTOINCREMENT counters are raised past them, so that what it journals from now on
+        is routed, under keys of its own. Returns the routing cursor."""
         self.adopt(state)
-        # the last id the journal gave (AUTOINCREMENT: its next is above it)
-        (row,) = state.query(
-            "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM alarm_events), "
-            "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'alarm_events'), 0))"
-        )
-        last = int(row[0])
+        events, alarms = _last_ids(state)
         with self.transaction() as con:
-            row = con.execute("SELECT last_id FROM notify_cursor WHERE name = 'route'").fetchone()
-            cursor = last if row is None else int(row[0])
-            if cursor > last:
-                log.warning(
-                    "the outbox's routing cursor (event %d) is ahead of the state database's "
-                    "journal (event %d): the state database is older than the outbox (restored "
-                    "from a backup?); routing goes on from event %d",
-                    cursor,
-                    last,
-                    last,
+            seen = dict(con.execute("SELECT name, last_id FROM notify_cursor").fetchall())
+            cursor = int(seen.get("route", events))
+            alarm = max(int(seen.get("alarm", 0)), alarms if "alarm" not in seen else 0)
+            for name, last in (("route", cursor), ("alarm", alarm)):
+                con.execute(
+                    "INSERT OR REPLACE INTO notify_cursor (name, last_id) VALUES (?, ?)",
+                    (name, last),
                 )
-                cursor = last
-            con.execute(
-                "INSERT OR REPLACE INTO notify_cursor (name, last_id) VALUES ('route', ?)",
-                (cursor,),
+        if cursor > events or alarm > alarms:
+            events, alarms = _last_ids(state)  # again: another notifier may have routed since
+        if cursor > events or alarm > alarms:
+            log.warning(
+                "the state database %s is behind the outbox %s (journal event %d, alarm %d; "
+                "the outbox has routed up to event %d, alarm %d): restored from an older "
+                "backup, or its last writes lost? Its ids go on after the outbox's, and what "
+                "it journals from now on is routed",
+                state.path,
+                self.path,
+                events,
+                alarms,
+                cursor,
+                alarm,
             )
+            with state.transaction() as con:
+                for table, last in (("alarm_events", cursor), ("alarms", alarm)):
+                    found = con.execute(
+                        "UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = ?",
+                        (last, table),
+                    )
+                    if found.rowcount == 0:
+                        con.execute(
+                            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, last)
+                        )
         return cursor
+
+    @staticmethod
+    def see_alarms(con: sqlite3.Connection, alarm_ids: Iterable[int]) -> None:
+        """Remember the highest alarm id routed or timed (in the open transaction)."""
+        top = max(alarm_ids, default=0)
+        if top:
+            con.execute(
+                "UPDATE notify_cursor SET last_id = MAX(last_id, ?) WHERE name = 'alarm'", (top,)
+            )
 
     def adopt(self, state: StateDB) -> int:
         """Move the outbox rows and the routing cursor of a state database of before the split
-        here, with their ids and status. Copied first (a row already here stays as it is), then
-        deleted there: a crash in between copies again and changes nothing. Returns the rows
-        copied."""
+        here, with their status. Copied first by key (a key already here is kept as it is),
+        then deleted there: a crash in between copies again and changes nothing. Returns the
+        rows copied."""
         cursor = state.query("SELECT last_id FROM notify_cursor WHERE name = 'route'")
         if not cursor and not state.query("SELECT 1 FROM outbox LIMIT 1"):
             return 0
@@ -164,7 +209,7 @@ class OutboxDB:
         while rows := state.query(_OLD_ROWS, (after, _ADOPT_CHUNK)):
             with self.transaction() as con:
                 before = con.total_changes
-                con.executemany(_COPY_ROWS, rows)
+                con.executemany(_COPY_ROWS, [r[1:] for r in rows])
                 copied += con.total_changes - before
             after = int(rows[-1][0])
         with self.transaction() as con:
@@ -179,3 +224,11 @@ class OutboxDB:
             con.execute("DELETE FROM notify_cursor WHERE name = 'route'")
         log.info("notification outbox moved from %s to %s: %d rows", state.path, self.path, copied)
         return copied
+
+
+def _last_ids(state: StateDB) -> tuple[int, int]:
+    """The last journal event id and alarm id the state database gave."""
+    events, alarms = (
+        int(state.query(_LAST_IDS.format(t=t))[0][0]) for t in ("alarm_events", "alarms")
+    )
+    return events, alarms
