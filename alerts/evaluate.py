@@ -161,7 +161,12 @@ def _evaluate(
     seed = None if groups else vote_seed(table, state, sensor)
     if now is not None:
         if n_in:
-            new.last_arrival[sensor] = now  # every reading, judged or not: its stream flows
+            # a reading with a value its rules could judge: a feedback's stream that may still
+            # bring the confirmation (a fault or comm-loss reading cannot)
+            heard = ((quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)) & np.isfinite(
+                value
+            )
+            new.last_arrival[sensor[heard]] = now
         start_clocks(table, new.last_data, now)
         if window:
             start_clocks(table, new.ck_last_data, now)

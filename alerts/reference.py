@@ -80,7 +80,8 @@ class ReferenceCore(Rewinding):
                         core.last_data[s] = now
         if now is not None:
             for i in range(len(ts)):
-                self.last_arrival[int(sensor[i])] = now
+                if int(quality[i]) in _VALUED and math.isfinite(float(value[i])):
+                    self.last_arrival[int(sensor[i])] = now
         rows = []
         late = rewound = in_window = 0
         rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time

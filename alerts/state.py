@@ -97,8 +97,9 @@ class CoreState:
     ck_last_ts: I64  # (n,) the checkpoint's time: readings at or before it are late
     ck_last_data: I64  # (n,)
     ck_last_value: npt.NDArray[np.float64]  # (n,)
-    # the hub's clock (`now`) when a reading of the sensor last arrived, NO_TS before: a
-    # feedback sensor heard from within a plan's grace is in transit, not silent (alerts.verify)
+    # the hub's clock (`now`) when a reading of the sensor with a value (good or out of range)
+    # last arrived, NO_TS before: a feedback sensor heard from within a plan's grace is in
+    # transit, not silent (alerts.verify)
     last_arrival: I64  # (n,)
     # frozen value (alerts.frozen): the event time of the first reading of the sensor's current
     # run of unmoved values, NO_TS before one; and its checkpoint (lateness window, as above)

@@ -16,11 +16,11 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
   it, or `now` past it by the plan's grace while each feedback that does not confirm has been
-  silent for the grace too (a reading of it that arrived within the grace means its stream is
-  flowing, only behind: after a hub restart or a cut link the backlog is judged batch by batch,
-  and the confirming reading may be in the next one; a feed that already confirms is waited for
-  no more, so that it cannot hold off the failure of a silent one); the failure is an ACTION
-  transition stamped with the deadline;
+  silent for the grace too. A reading of it with a value that arrived within the grace means its
+  stream is flowing, only behind: after a hub restart or a cut link the backlog is judged batch
+  by batch, and the confirming reading may be in the next one. A fault or comm-loss reading
+  brings no confirmation, and a feed that already confirms is waited for no more, so neither
+  holds the failure off. The failure is an ACTION transition stamped with the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
   falls below the plan's level number).
 """

@@ -784,3 +784,17 @@ def test_a_feed_that_confirms_does_not_hold_off_the_failure_of_a_silent_one():
     assert _both(table, [(start_on, 1100), (backlog_on, 8100), (cols([], [], []), 13_200)]) == [
         (3000, 1)
     ]
+
+
+def test_a_feed_sending_only_fault_or_comm_loss_readings_does_not_hold_off_its_failure():
+    """The feed's readings keep coming, but faulty or without a value: they cannot confirm the
+    cut, so the failure comes once the clock passes the deadline by the grace."""
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2, grace_s=5)
+    table = compile_table([sensor(0, METHANE, verify=verify), sensor(1, ())])
+    start = cols([0, 1], [1000, 1050], [1.6, 1])
+    for quality in (Quality.SENSOR_FAULT, Quality.COMM_LOSS):
+        late = cols([1], [7900], [math.nan], [quality])  # arrives at 8,100 with the clock
+        assert _both(table, [(start, 1100), (late, 8100)]) == [(3000, 1)]
+    # a reading with a value, arriving within the grace, still holds it off (it may be behind)
+    behind = cols([1], [2000], [1])
+    assert _both(table, [(start, 1100), (behind, 8100)]) == []
