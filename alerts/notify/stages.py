@@ -13,8 +13,8 @@ A journal event passes, in order:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
 
 from telemetry.notifyconfig import SilenceSpec, SubscriptionSpec
 
@@ -36,9 +36,9 @@ _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat",
 _RETURNS = frozenset({"unshelved", "unsuppressed", "in_service"})
 
 
-@dataclass(frozen=True, slots=True)
-class EventView:
-    """What the stages need to know of one journal event and its alarm."""
+class EventView(NamedTuple):
+    """What the stages need to know of one journal event and its alarm (a named tuple: one is
+    made per event routed, several times faster than a frozen dataclass)."""
 
     event_id: int
     alarm_id: int
