@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 
-import httpx
 import orjson
 
+from alerts.notify.http import HttpError, HttpPool
 from alerts.notify.mail import _deliver_mail, build_message, mail_text, message_id
 from telemetry.errors import TopicError
 from telemetry.notifyconfig import (
@@ -215,7 +215,7 @@ class Senders:
         self._mqtt_publish = mqtt_publish
         self._topics = TopicLayout(topic_root)
         self._sse_publish = sse_publish
-        self._http: httpx.AsyncClient | None = None
+        self._http: HttpPool | None = None
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._mail_pool: ThreadPoolExecutor | None = None
 
@@ -275,20 +275,17 @@ class Senders:
     # webhook
 
     def _host_slot(self, url: str) -> asyncio.Semaphore:
-        """At most `_PER_HOST` requests at once to one receiver: httpx slows down sharply with
-        many requests queued on one host, and a receiver is better served by a few connections
-        kept alive."""
+        """At most `_PER_HOST` requests at once to one receiver: a receiver is better served by
+        a few connections kept alive (`alerts.notify.http` keeps as many)."""
         host = url.split("/", 3)[2] if url.count("/") >= 2 else url
         slot = self._hosts.get(host)
         if slot is None:
             slot = self._hosts[host] = asyncio.Semaphore(_PER_HOST)
         return slot
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> HttpPool:
         if self._http is None:
-            self._http = httpx.AsyncClient(
-                follow_redirects=False, trust_env=False, headers={"User-Agent": "hazardhub"}
-            )
+            self._http = HttpPool()
         return self._http
 
     async def _webhook(self, channel: WebhookChannel, n: Notification) -> SendResult:
@@ -298,27 +295,16 @@ class Senders:
             headers[SIGNATURE_HEADER] = sign(channel.secret, body)
         timeout = channel.timeout_s
         try:
-            async with (
-                self._host_slot(channel.url),
-                asyncio.timeout(timeout),  # a total deadline; httpx's is per read and write
-                self._client().stream(
-                    "POST", channel.url, content=body, headers=headers, timeout=timeout
-                ) as resp,
-            ):
-                after = parse_retry_after(resp.headers.get("Retry-After"), time.time())
-                # read (a little of) the answer, so that the connection is kept for the next
-                read = 0
-                async for chunk in resp.aiter_raw():
-                    read += len(chunk)
-                    if read > _MAX_ANSWER:
-                        break
-                return classify_http(resp.status_code, resp.reason_phrase, after)
-        except (TimeoutError, httpx.TimeoutException):
+            async with self._host_slot(channel.url), asyncio.timeout(timeout):  # a total deadline
+                resp = await self._client().post(channel.url, body, headers, _MAX_ANSWER)
+        except TimeoutError:
             return SendResult(Status.RETRY, f"no answer within {timeout:g} s")
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-            return SendResult(Status.PERMANENT, f"bad webhook URL: {exc}")
-        except httpx.TransportError as exc:
-            return SendResult(Status.RETRY, f"{type(exc).__name__}: {exc}")
+        except HttpError as exc:
+            if exc.kind in ("InvalidURL", "UnsupportedProtocol", "InvalidHeader"):
+                return SendResult(Status.PERMANENT, f"bad webhook URL: {exc}")
+            return SendResult(Status.RETRY, str(exc))
+        after = parse_retry_after(resp.headers.get("retry-after"), time.time())
+        return classify_http(resp.status, resp.reason, after)
 
     # e-mail
 
