@@ -24,8 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = ["HttpError", "HttpPool", "Response"]
 
-_MAX_HEAD = 64 * 1024  # bytes of status line and headers
-_MAX_LINE = 8 * 1024
+_MAX_HEAD = 64 * 1024  # bytes of status line and headers (and of a chunk-size line)
 _IDLE_PER_ORIGIN = 8
 
 
@@ -158,7 +157,7 @@ class HttpPool:
             tls = self._ssl
         try:
             return await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None, limit=_MAX_LINE
+                host, port, ssl=tls, server_hostname=host if tls else None, limit=_MAX_HEAD
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise HttpError("ConnectError", str(exc) or type(exc).__name__) from exc
@@ -186,18 +185,22 @@ async def _exchange(
         raise HttpError("WriteError", str(exc) or type(exc).__name__) from exc
     while True:
         try:
-            line = await reader.readline()
-        except (OSError, ValueError) as exc:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if reused and not exc.partial:
+                raise _StaleError from exc
+            what = "within the headers" if exc.partial else "unanswered"
+            raise HttpError(
+                "RemoteProtocolError", f"the server closed the connection {what}"
+            ) from exc
+        except asyncio.LimitOverrunError as exc:
+            raise HttpError("RemoteProtocolError", "the answer's headers are too long") from exc
+        except OSError as exc:
             if reused:
                 raise _StaleError from exc
             raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
-        if not line:
-            if reused:
-                raise _StaleError
-            raise HttpError("RemoteProtocolError", "the server closed the connection unanswered")
         reused = False  # something came back: the request was received
-        version, status, reason = _status_line(line)
-        headers = await _headers(reader)
+        version, status, reason, headers = _head(head)
         if 100 <= status < 200:  # an interim answer (100 Continue): the final one follows
             continue
         break
@@ -224,34 +227,23 @@ async def _exchange(
     return Response(status, reason, headers), keep
 
 
-def _status_line(line: bytes) -> tuple[str, int, str]:
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+def _head(head: bytes) -> tuple[str, int, str, dict[str, str]]:
+    """The status line and the headers (names in lower case; repeated ones joined by ", ")."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise HttpError("RemoteProtocolError", f"not an HTTP status line: {line[:80]!r}")
-    return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else ""
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
+        raise HttpError("RemoteProtocolError", f"not an HTTP status line: {lines[0][:80]!r}")
     headers: dict[str, str] = {}
-    size = 0
-    while True:
-        try:
-            line = await reader.readline()
-        except (OSError, ValueError) as exc:
-            raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
-        size += len(line)
-        if size > _MAX_HEAD:
-            raise HttpError("RemoteProtocolError", "the answer's headers are too long")
-        if line in (b"\r\n", b"\n"):
-            return headers
+    for line in lines[1:]:
         if not line:
-            raise HttpError("RemoteProtocolError", "the connection closed within the headers")
-        name, sep, value = line.decode("latin-1").partition(":")
+            continue
+        name, sep, value = line.partition(":")
         if not sep:
             raise HttpError("RemoteProtocolError", f"not a header line: {line[:80]!r}")
         key = name.strip().lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", headers
 
 
 async def _read(reader: asyncio.StreamReader, n: int, until_eof: bool = False) -> int:
