@@ -312,3 +312,16 @@ async def test_any_framed_answer_is_read_whole_and_the_connection_kept(chunks, f
         assert (await post(pool, server.port)).status == 200
         await pool.aclose()
     assert server.connections == 1
+
+
+def test_a_machine_without_a_certificate_store_falls_back_to_certifi(monkeypatch):
+    from alerts.notify import http
+
+    def empty() -> ssl.SSLContext:
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, trusts nobody
+
+    assert http._tls_context().cert_store_stats()["x509_ca"] > 0  # this machine's own
+    monkeypatch.setattr(http.ssl, "create_default_context", empty)
+    ctx = http._tls_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert ctx.cert_store_stats()["x509_ca"] > 100  # the Mozilla bundle

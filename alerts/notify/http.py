@@ -153,7 +153,7 @@ class HttpPool:
         tls = None
         if scheme == "https":
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                self._ssl = _tls_context()
             tls = self._ssl
         try:
             return await asyncio.open_connection(
@@ -286,3 +286,16 @@ async def _chunked(reader: asyncio.StreamReader, max_answer: int) -> bool:
         raise HttpError("RemoteProtocolError", f"bad chunk: {exc}") from exc
     except OSError as exc:
         raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The machine's certificate store; on a machine without one (no ca-certificates), the
+    Mozilla bundle of `certifi` when it is installed (httpx brings it), as httpx used."""
+    ctx = ssl.create_default_context()
+    if ctx.cert_store_stats()["x509_ca"] == 0:
+        try:
+            import certifi
+        except ImportError:
+            return ctx
+        ctx.load_verify_locations(certifi.where())
+    return ctx
