@@ -160,13 +160,6 @@ def _evaluate(
     feed_before = state.last_value[table.verify_pair_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state, sensor)
     if now is not None:
-        if n_in:
-            # a reading with a value its rules could judge: a feedback's stream that may still
-            # bring the confirmation (a fault or comm-loss reading cannot)
-            heard = ((quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)) & np.isfinite(
-                value
-            )
-            new.last_arrival[sensor[heard]] = now
         start_clocks(table, new.last_data, now)
         if window:
             start_clocks(table, new.ck_last_data, now)
@@ -186,6 +179,13 @@ def _evaluate(
             rewind = (rewind | (watched & ~late)) & rewound[sensor]
         else:
             rewind = None
+    if now is not None and n_in:
+        # a reading with a value, not dropped as late: a feedback's stream that may still bring
+        # the confirmation (a fault or comm-loss reading, or an old one sent again, cannot)
+        dropped = late if rewind is None else late & ~rewind
+        heard = (quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)
+        heard &= np.isfinite(value) & ~dropped
+        new.last_arrival[sensor[heard]] = now
     idx = _kept(todo, sensor, ts)
     s, t = sensor[idx], ts[idx]
     v, q = value[idx], quality[idx]

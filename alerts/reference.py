@@ -78,16 +78,16 @@ class ReferenceCore(Rewinding):
                 for s in range(table.size):
                     if core.last_data[s] == NO_TS and table.no_data[s] > 0:
                         core.last_data[s] = now
-        if now is not None:
-            for i in range(len(ts)):
-                if int(quality[i]) in _VALUED and math.isfinite(float(value[i])):
-                    self.last_arrival[int(sensor[i])] = now
         rows = []
         late = rewound = in_window = 0
         rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time
         for i in range(len(ts)):
             s, t = int(sensor[i]), int(ts[i])
+            # a reading with a value, not dropped as late, is heard (`alerts.verify`)
+            heard = now is not None and int(quality[i]) in _VALUED and math.isfinite(value[i])
             if not table.watched[s]:
+                if heard and now is not None:
+                    self.last_arrival[s] = now
                 continue
             if t <= self.last_ts[s]:
                 near = ck is not None and table.rewinds[s]
@@ -99,6 +99,8 @@ class ReferenceCore(Rewinding):
                     late += 1
                     in_window += int(near)
                     continue
+            if heard and now is not None:
+                self.last_arrival[s] = now
             rows.append((s, t, i, float(value[i]), int(quality[i])))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         kept = [

@@ -15,12 +15,13 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   is the event time plus `within`; the demand is met at once if the feedback's last value (as of
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
-  it, or `now` past it by the plan's grace while each feedback that does not confirm has been
-  silent for the grace too. A reading of it with a value that arrived within the grace means its
-  stream is flowing, only behind: after a hub restart or a cut link the backlog is judged batch
-  by batch, and the confirming reading may be in the next one. A fault or comm-loss reading
-  brings no confirmation, and a feed that already confirms is waited for no more, so neither
-  holds the failure off. The failure is an ACTION transition stamped with the deadline;
+  it, or `now` past it by the plan's grace while every feedback has been silent for the grace
+  too. A reading of one with a value, not dropped as late, that arrived within the grace means
+  the plan's streams are flowing, only behind: after a hub restart or a cut link the backlog is
+  judged batch by batch, each feed's in its own batches, and the confirming reading may be in
+  the next one. A fault or comm-loss reading brings no confirmation, nor does an old reading
+  sent again (late), so neither holds the failure off. The failure is an ACTION transition
+  stamped with the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
   falls below the plan's level number).
 """
@@ -93,11 +94,9 @@ def verify_step(
                 failed = 0
             deadline, met = NO_TS, False
     due = deadline != NO_TS and not met and not failed
-    # still in transit: a reading of a feedback that does not confirm arrived within the grace
-    heard = now is not None and any(
-        a != NO_TS and now - a <= plan.grace_ms and not plan.satisfied(c)
-        for a, c in zip(feed_arrivals, cur, strict=False)
-    )
+    # in transit: a reading of a feedback arrived within the grace (one that confirms already
+    # too: the plan's feeds may be replaying a backlog, each in its own batches)
+    heard = now is not None and any(a != NO_TS and now - a <= plan.grace_ms for a in feed_arrivals)
     if due and now is not None and deadline + plan.grace_ms < now and not heard:
         out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
@@ -144,9 +143,6 @@ def run_plans(
         )
         heard = np.zeros(ps.shape[0], dtype=np.bool_)  # any of the plan's feedbacks
         heard[pp[heard_pair]] = True
-        # with several feedbacks, one heard may be one that confirms already, which waits for
-        # nothing: `verify_step` decides (a single feedback heard never confirms an idle demand)
-        heard &= np.diff(table.verify_pair_ptr) == 1
         todo |= idle & ~heard & (np.where(idle, deadline, 0) + table.verify_grace < now)
     parts: list[Part] = []
     ptr = table.verify_pair_ptr

@@ -768,33 +768,33 @@ def test_ring_slots_wrap_as_the_modulo(keep, xs):
     assert _wrap(x, keep).tolist() == (x % keep).tolist()
 
 
-def test_a_feed_that_confirms_does_not_hold_off_the_failure_of_a_silent_one():
-    """Two feeds, the first off at once, the second never heard from: the first's backlog
-    still arriving (readings of before the deadline) does not count as the cut being in
-    transit, so the failure comes once the clock passes the deadline by the grace."""
+def test_feeds_whose_backlogs_come_in_separate_batches_raise_no_failure():
+    """After an outage two feeds' backlogs come one batch apart: the first feed's, already
+    confirming the cut, is heard, so the clock waits for the second's (in the next batch, in
+    time) instead of raising a false 馈电异常; once every feed is silent past the grace, it
+    fails."""
     verify = VerifySpec(sensor="s1", also=("s2",), expect_below=0.5, within_s=2, grace_s=5)
     table = compile_table([sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ())])
-    start = cols([0, 1], [1000, 1050], [1.6, 0])
-    backlog = cols([1], [2000], [0])  # judged at 8,100: past the deadline (3 s) by the grace
-    assert _both(table, [(start, 1100), (backlog, 8100)]) == [(3000, 1)]
-    # a feed that does not confirm yet, heard within the grace, still holds it off
-    start_on = cols([0, 1], [1000, 1050], [1.6, 1])
-    backlog_on = cols([1], [2000], [1])
-    assert _both(table, [(start_on, 1100), (backlog_on, 8100)]) == []
-    assert _both(table, [(start_on, 1100), (backlog_on, 8100), (cols([], [], []), 13_200)]) == [
-        (3000, 1)
-    ]
+    start = cols([0, 1, 2], [1000, 1000, 1000], [1.6, 1, 1])  # demanded, both feeds on
+    a_backlog = cols([1, 1], [2000, 2500], [0, 0])  # the first off at 2 s
+    b_backlog = cols([2], [2600], [0])  # the second off at 2.6 s
+    assert _both(table, [(start, 1100), (a_backlog, 60_000), (b_backlog, 60_050)]) == []
+    silent = cols([], [], [])
+    assert _both(table, [(start, 1100), (a_backlog, 60_000), (silent, 65_001)]) == [(3000, 1)]
 
 
-def test_a_feed_sending_only_fault_or_comm_loss_readings_does_not_hold_off_its_failure():
-    """The feed's readings keep coming, but faulty or without a value: they cannot confirm the
-    cut, so the failure comes once the clock passes the deadline by the grace."""
+def test_a_feed_sending_only_faulty_or_old_readings_does_not_hold_off_its_failure():
+    """The feed's readings keep coming, but faulty, without a value, or old ones sent again
+    (late: at or before its last judged time): they cannot confirm the cut, so the failure
+    comes once the clock passes the deadline by the grace."""
     verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2, grace_s=5)
     table = compile_table([sensor(0, METHANE, verify=verify), sensor(1, ())])
     start = cols([0, 1], [1000, 1050], [1.6, 1])
     for quality in (Quality.SENSOR_FAULT, Quality.COMM_LOSS):
         late = cols([1], [7900], [math.nan], [quality])  # arrives at 8,100 with the clock
         assert _both(table, [(start, 1100), (late, 8100)]) == [(3000, 1)]
+    again = cols([1], [1050], [1])  # the last sample, sent again with its own time
+    assert _both(table, [(start, 1100), (again, 8100)]) == [(3000, 1)]
     # a reading with a value, arriving within the grace, still holds it off (it may be behind)
     behind = cols([1], [2000], [1])
     assert _both(table, [(start, 1100), (behind, 8100)]) == []
