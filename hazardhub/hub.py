@@ -18,6 +18,7 @@ import uvicorn
 from alerts.alarms import TERMINAL_RULE, AlarmEvent
 from alerts.notify.channels import Senders
 from alerts.notify.notifier import Notifier
+from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.statedb import StateDB
 from alerts.vehicles.terminal import terminal_bit
 from api.app import AppContext, create_app
@@ -143,6 +144,10 @@ class Hub:
         self.metrics = Metrics()
         self.store: TimeSeriesStore = _make_store(registry, settings)
         self.statedb = StateDB(settings.data_dir / "state.db")
+        # before anything journals (the dispatcher retires alarms at start): a state database
+        # behind the outbox gets its ids raised past the outbox's first (alerts.notify.outboxdb)
+        self.outbox = OutboxDB(outbox_path(self.statedb.path))
+        self.outbox.start(self.statedb)
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
         self.dispatcher = Dispatcher(
             registry,
@@ -175,7 +180,9 @@ class Hub:
             topic_root=settings.topic_root,
             sse_publish=self.stream.on_notification,
         )
-        self.notifier = Notifier(self.statedb, registry, self.senders, notify, metrics=self.metrics)
+        self.notifier = Notifier(
+            self.statedb, registry, self.senders, notify, metrics=self.metrics, outbox=self.outbox
+        )
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)
@@ -293,7 +300,7 @@ class Hub:
                 log.error("analytics state not saved at stop: %s", exc)
             await self.senders.aclose()
             await self.store.close()
-            self.notifier.close()
+            self.outbox.close()
             self.statedb.close()
             self.registrydb.close()
             log.info("hub stopped")

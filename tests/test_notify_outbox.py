@@ -15,10 +15,12 @@ import pytest
 from test_notify import Rig
 
 from alerts.errors import AlarmStoreError
+from alerts.notify import outboxdb
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier
 from alerts.notify.outboxdb import OUTBOX_COLUMNS, OutboxDB, outbox_path
-from telemetry.notifyconfig import SmtpSpec
+from alerts.statedb import StateDB
+from telemetry.notifyconfig import EscalationPolicySpec, SmtpSpec
 
 from receivers import WebhookReceiver
 
@@ -237,7 +239,8 @@ def test_an_outbox_of_the_first_development_version_gets_its_arrival_column(tmp_
     for _ in range(2):
         db = OutboxDB(path)
         assert db.query("SELECT key, arrival FROM outbox") == [("k", None)]
-        assert db.query("PRAGMA user_version") == [(2,)]
+        assert db.query("PRAGMA user_version") == [(outboxdb.VERSION,)]
+        assert db.query("SELECT COUNT(*) FROM timer_sent") == [(0,)]
         db.close()
 
 
@@ -380,3 +383,112 @@ async def test_old_delivered_and_dead_rows_are_deleted_pending_ones_stay(rig):
     finally:
         stop.set()
         await run
+
+
+def test_the_hub_raises_a_behind_state_databases_ids_before_anything_journals(
+    tmp_path, monkeypatch
+):
+    """The dispatcher journals at start (it clears the alarms of points gone while the hub was
+    stopped): by then the outbox must have raised a state database's ids past its cursor, or
+    those events would get ids already routed and never be sent."""
+    import hazardhub.hub as hub_module
+    from hazardhub.hub import HubSettings
+
+    from e2e_helpers import mine_registry
+
+    data = tmp_path / "hub"
+    data.mkdir()
+    StateDB(data / "state.db").close()  # a state database restored from an older backup
+    ahead = OutboxDB(data / "state-outbox.db")
+    with ahead.transaction() as con:
+        con.execute("INSERT INTO notify_cursor VALUES ('route', 50), ('alarm', 7)")
+    ahead.close()
+    seen: list[tuple[int, ...]] = []
+    real = hub_module.Dispatcher
+
+    def dispatcher(registry, store, statedb, *args, **kwargs):
+        seen.append(
+            tuple(
+                statedb.query(f"SELECT seq FROM sqlite_sequence WHERE name = '{t}'")[0][0]
+                for t in ("alarm_events", "alarms")
+            )
+        )
+        return real(registry, store, statedb, *args, **kwargs)
+
+    monkeypatch.setattr(hub_module, "Dispatcher", dispatcher)
+    hub = hub_module.Hub(mine_registry(1502, 1.0), HubSettings(data_dir=data, broker_port=1))
+    try:
+        assert seen == [(50, 7)]
+    finally:
+        hub.outbox.close()
+        hub.statedb.close()
+        hub.registrydb.close()
+
+
+DAY = 86_400_000
+
+
+def _restart(rig: Rig) -> None:
+    """The hub restarted: a new pipeline on the same files (what it kept in memory is gone)."""
+    rig.notifier.close()
+
+    async def sse(n: Notification) -> None:
+        rig.sent.append(n)
+
+    rig.notifier = Notifier(
+        rig.db,
+        rig.reg,
+        Senders(smtp=SmtpSpec(), sse_publish=sse),
+        rig.reg.config.notify,
+        clock=lambda: rig.now,
+    )
+
+
+def _chain(rig: Rig) -> None:
+    step = {"after_s": 300, "channel": {"type": "sse"}}
+    spec = EscalationPolicySpec.model_validate({"id": "chain", "steps": [step]})
+    rig.notifier.put("escalation", "north-coal", spec, "op")
+    rig.subscribe(id="duty", escalation="chain", match={"events": ["escalation"]})
+
+
+async def test_an_escalation_step_pruned_is_not_sent_again_after_a_restart_or_a_shelve(rig):
+    """helper-46: the outbox row of an alarm's last escalation step was what kept it from
+    going again after a restart; pruned 30 days on (an alarm nobody acknowledged), the step
+    went again. The keys sent are kept apart while the alarm waits."""
+    _chain(rig)
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    await rig.pump()
+    assert [n.key for n in await rig.pump(301)] == [f"north-coal/duty:x{raised.alarm_id}:0"]
+    rig.now += 31 * DAY
+    assert rig.notifier.prune() >= 1  # the step's row is gone
+    _restart(rig)
+    assert await rig.pump(1) == []
+    # shelved and back: out of 'unack' meanwhile, the step is still not sent again
+    rig.desk.act(
+        raised.alarm_id, "shelve", actor="op", now=rig.now, until=rig.now + 600_000, note="x"
+    )
+    assert await rig.pump(1) == []
+    rig.notifier.prune()  # keeps the keys of a shelved alarm
+    rig.now += 601_000
+    rig.desk.tick(rig.now)
+    assert await rig.pump(1) == []
+    # acknowledged: its keys go at the next prune
+    rig.desk.act(raised.alarm_id, "acknowledge", actor="op", now=rig.now)
+    assert rig.notifier.outbox.query("SELECT COUNT(*) FROM timer_sent") == [(1,)]
+    rig.notifier.prune()
+    assert rig.notifier.outbox.query("SELECT COUNT(*) FROM timer_sent") == [(0,)]
+
+
+async def test_a_repeat_longer_than_the_outbox_keeps_rows_is_not_sent_again(rig):
+    rig.subscribe(id="rep", repeat_s=2 * 86400)
+    keep_one_day = rig.notifier.settings.model_copy(update={"outbox_keep_days": 1.0})
+    rig.notifier.settings = keep_one_day
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    await rig.pump()
+    notes = await rig.pump(2 * 86400 + 1)
+    assert [n.key for n in notes] == [f"north-coal/rep:r{raised.alarm_id}:1"]
+    rig.now += int(1.1 * DAY)
+    assert rig.notifier.prune() >= 1
+    _restart(rig)
+    rig.notifier.settings = keep_one_day
+    assert await rig.pump(1) == []

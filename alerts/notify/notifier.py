@@ -256,7 +256,6 @@ class Notifier(Enqueuing):
         now = self.clock() if now is None else now
         if not any(self.catalog.timed.values()):
             return 0
-        made = 0
         self._timer_new, self._rows, self._group_ops = [], [], []
         with self._db.snapshot() as ro:
             rows = self.store.unacknowledged(ro)
@@ -266,12 +265,16 @@ class Notifier(Enqueuing):
             if not subs:
                 continue
             for sub in subs:
-                made += self._timer(sub, r, active, down, now)
+                self._timer(sub, r, active, down, now)
         with self.outbox.transaction() as con:
-            made += self._write(con)
+            # a repeat or step sent before (a restart forgot `_timer_sent`; its outbox row may
+            # be pruned) is not sent again: the outbox keeps the keys sent per waiting alarm
+            fresh = self.outbox.claim_timer_keys(con, self._timer_new)
+            self._rows = [row for row in self._rows if row[0] in fresh]
+            made = len(self._rows) + self._write(con)
             self.outbox.see_alarms(con, (int(r["alarm_id"]) for r in rows))
-        # committed: remember what went out (the outbox keys keep it once anyway), and forget
-        # the alarms that are no longer waiting for an acknowledgement
+        # committed: remember what went out, and forget the alarms that are no longer waiting
+        # for an acknowledgement
         waiting = {int(r["alarm_id"]) for r in rows}
         self._timer_sent = {a: k for a, k in self._timer_sent.items() if a in waiting}
         for alarm, key in self._timer_new:
@@ -318,9 +321,13 @@ class Notifier(Enqueuing):
 
     def prune(self, now: int | None = None) -> int:
         """Delete delivered and dead notifications older than `outbox_keep_days` (at most
-        `_PRUNE_BATCH`); returns how many."""
+        `_PRUNE_BATCH`), and the timer keys of alarms no longer waiting (active and not
+        acknowledged: shelved ones too, their steps must not come again when they return);
+        returns how many notifications."""
         now = self.clock() if now is None else now
         keep_ms = int(self.settings.outbox_keep_days * 86_400_000)
+        waiting = self._db.query("SELECT id FROM alarms WHERE state = 'active' AND acked = 0")
+        self.outbox.forget_timer_keys({int(r[0]) for r in waiting})
         gone = self.store.prune(now - keep_ms, _PRUNE_BATCH)
         if gone:
             self._count("hazardhub_notifications_pruned_total", gone)
@@ -351,9 +358,12 @@ class Notifier(Enqueuing):
                     timers_at = self.clock()
                     made += await asyncio.to_thread(self.timers)
                 if self.clock() - pruned_at >= _PRUNE_EVERY_MS:
-                    # a full batch: more is left, looked for again on the next turn
-                    full = await asyncio.to_thread(self.prune) >= _PRUNE_BATCH
-                    pruned_at = 0 if full else self.clock()
+                    pruned_at = self.clock()
+                    try:  # of its own: a failure here must not keep delivery waiting
+                        if await asyncio.to_thread(self.prune) >= _PRUNE_BATCH:
+                            pruned_at = 0  # a full batch: more is left, for the next turn
+                    except Exception:
+                        log.exception("pruning the notification outbox failed; tried again later")
                 sent = await self._deliver_turn(made)
                 busy = routed > 0 or sent > 0
             except Exception:

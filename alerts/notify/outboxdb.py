@@ -29,7 +29,7 @@ __all__ = ["OUTBOX_COLUMNS", "OutboxDB", "outbox_path"]
 
 log = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,6 +48,10 @@ CREATE INDEX IF NOT EXISTS outbox_done ON outbox (created_at) WHERE status != 'p
 -- 'route': the last journal event routed; 'alarm': the highest alarm id routed or timed (the
 -- ids in the keys: a state database restored from an older backup must not give them again)
 CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+-- the repeats and escalation steps sent (their keys) of each alarm still waiting: the outbox
+-- rows are pruned, these go when the alarm is acknowledged or cleared (version 3)
+CREATE TABLE IF NOT EXISTS timer_sent (key TEXT PRIMARY KEY, alarm INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS timer_sent_alarm ON timer_sent (alarm);
 """
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
@@ -196,6 +200,27 @@ class OutboxDB:
             con.execute(
                 "UPDATE notify_cursor SET last_id = MAX(last_id, ?) WHERE name = 'alarm'", (top,)
             )
+
+    @staticmethod
+    def claim_timer_keys(con: sqlite3.Connection, sent: Iterable[tuple[int, str]]) -> set[str]:
+        """Record the timer keys (alarm, key) about to be sent, in the open transaction; returns
+        those not recorded before."""
+        fresh = set()
+        for alarm, key in sent:
+            if con.execute(
+                "INSERT OR IGNORE INTO timer_sent (key, alarm) VALUES (?, ?)", (key, alarm)
+            ).rowcount:
+                fresh.add(key)
+        return fresh
+
+    def forget_timer_keys(self, waiting: set[int]) -> int:
+        """Drop the timer keys of alarms not in `waiting`; returns how many."""
+        with self.transaction() as con:
+            alarms = [r[0] for r in con.execute("SELECT DISTINCT alarm FROM timer_sent")]
+            gone = [(a,) for a in alarms if a not in waiting]
+            before = con.total_changes
+            con.executemany("DELETE FROM timer_sent WHERE alarm = ?", gone)
+            return con.total_changes - before
 
     def adopt(self, state: StateDB) -> int:
         """Move the outbox rows and the routing cursor of a state database of before the split
