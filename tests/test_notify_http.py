@@ -325,3 +325,124 @@ def test_a_machine_without_a_certificate_store_falls_back_to_certifi(monkeypatch
     ctx = http._tls_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.cert_store_stats()["x509_ca"] > 100  # the Mozilla bundle
+
+
+# -- found in review (helper-47) ---------------------------------------------------------------
+
+
+async def test_bytes_nobody_asked_for_never_become_the_next_requests_answer():
+    """A receiver that sends a second answer after a 204 (or anything while the connection is
+    idle): the connection is not used again, the next request gets its own answer."""
+    stray = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+    pool = HttpPool()
+    async with scripted(lambda n: stray if n == 0 else ok()(n)) as server:
+        assert (await post(pool, server.port)).status == 204
+        await asyncio.sleep(0.05)
+        assert (await post(pool, server.port)).status == 200
+        await pool.aclose()
+    assert server.connections == 2
+
+
+async def test_a_refusal_does_not_keep_its_connection():
+    """A receiver may refuse before reading the body; the rest of the body must not be read
+    as the next request, so a connection is kept after a 2xx only."""
+    refused = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    pool = HttpPool()
+    async with scripted(lambda n: refused if n == 0 else ok()(n)) as server:
+        assert (await post(pool, server.port)).status == 401
+        assert (await post(pool, server.port)).status == 200
+        await pool.aclose()
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",  # bare LF line ends (RFC 9112 2.2)
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",  # the same twice
+        b"HTTP/1.1 200 OK\r\nX-Long: a\r\n b\r\nContent-Length: 2\r\n\r\nok",  # obs-fold
+    ],
+)
+async def test_answers_the_rfc_lets_a_client_accept(answer):
+    pool = HttpPool()
+    async with scripted(lambda n: answer) as server:
+        for _ in range(2):
+            resp = await post(pool, server.port)
+            assert resp.status == 200
+        await pool.aclose()
+    assert server.connections == 1
+    if b"X-Long" in answer:
+        assert resp.headers["x-long"] == "a b"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1_0\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\nok\r\n0\r\n\r\n",
+    ],
+)
+async def test_framing_numbers_are_read_strictly(answer):
+    pool = HttpPool()
+    async with scripted(lambda n: answer, close_after=True) as server:
+        with pytest.raises(HttpError) as err:
+            await post(pool, server.port)
+        await pool.aclose()
+    assert err.value.kind == "RemoteProtocolError"
+
+
+async def test_non_ascii_urls_are_encoded_as_a_browser_would():
+    pool = HttpPool()
+    async with scripted(ok()) as server:
+        url = f"http://127.0.0.1:{server.port}/hooks/告警/caf%C3%A9?site=罐区&x=1"
+        assert (await pool.post(url, b"{}", {}, 1024)).status == 200
+        await pool.aclose()
+    assert server.requests[0][0].startswith(
+        b"POST /hooks/%E5%91%8A%E8%AD%A6/caf%C3%A9?site=%E7%BD%90%E5%8C%BA&x=1 HTTP/1.1\r\n"
+    )
+    target = pool._target("https://告警.例子.cn/hook")
+    assert (target.origin, target.host_header) == (
+        ("https", "xn--4rr859j.xn--fsqu00a.cn", 443),
+        "xn--4rr859j.xn--fsqu00a.cn",
+    )
+
+
+def test_bad_urls_are_invalid_and_never_quote_the_user_info():
+    pool = HttpPool()
+    for url in (
+        "http://a..b.example/hook",
+        "http://127.0.0.1:0/hook",
+        "https://user:s3cr＃t-pw@hooks.example/h",
+    ):
+        with pytest.raises(HttpError) as err:
+            pool._target(url)
+        assert err.value.kind == "InvalidURL", url
+        assert "s3cr" not in str(err.value)
+
+
+async def test_kept_connections_expire_and_are_capped(monkeypatch):
+    from alerts.notify import http
+
+    clock = [1000.0]
+    monkeypatch.setattr(http.time, "monotonic", lambda: clock[0])
+    pool = HttpPool()
+    async with scripted(ok()) as server:
+        assert (await post(pool, server.port)).status == 200
+        clock[0] += http._IDLE_S + 1  # unused too long: closed, not used again
+        assert (await post(pool, server.port)).status == 200
+        assert server.connections == 2
+        await pool.aclose()
+    # over every receiver at most _IDLE_ALL are kept, the oldest closed first
+    servers = [await Scripted(ok()).start() for _ in range(http._IDLE_ALL + 6)]
+    try:
+        for s in servers:
+            clock[0] += 0.001
+            assert (await post(pool, s.port)).status == 200
+        assert sum(map(len, pool._idle.values())) == http._IDLE_ALL
+        assert servers[0].port not in {o[2] for o in pool._idle}
+        await pool.aclose()
+    finally:
+        for s in servers:
+            await s.stop()

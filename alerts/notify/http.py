@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import ssl
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = ["HttpError", "HttpPool", "Response"]
 
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers (and of a chunk-size line)
 _IDLE_PER_ORIGIN = 8
+_IDLE_ALL = 64  # kept connections over every receiver
+_IDLE_S = 15.0  # a kept connection unused this long is closed
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_HEX = re.compile(r"[0-9A-Fa-f]{1,15}")
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~?"  # kept as they are; anything else percent-encoded
 
 
 class HttpError(Exception):
@@ -56,11 +63,13 @@ class _Target:
 
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+_Idle = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]  # and when it was put back
 
 
 class HttpPool:
     def __init__(self, user_agent: str = "hazardhub") -> None:
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int], list[_Idle]] = {}
+        self._swept = time.monotonic()
         self._targets: dict[str, _Target] = {}
         self._ssl: ssl.SSLContext | None = None
         self._agent = user_agent
@@ -79,10 +88,10 @@ class HttpPool:
         if target.auth is not None:
             head.append(f"Authorization: {target.auth}")
         for name, value in headers.items():
-            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise HttpError("InvalidHeader", f"header {name!r} holds a line break")
+            if not (name + value).isascii() or any(c in name + value for c in "\r\n\0"):
+                raise HttpError("InvalidHeader", f"header {name!r}: a line break or not ASCII")
             head.append(f"{name}: {value}")
-        request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace") + body
+        request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii", "strict") + body
         conn, reused = await self._connection(target)
         while True:
             try:
@@ -94,13 +103,31 @@ class HttpPool:
             except BaseException:
                 _close(conn)
                 raise
-            if keep:
-                self._idle.setdefault(target.origin, []).append(conn)
-                if len(self._idle[target.origin]) > _IDLE_PER_ORIGIN:
-                    _close(self._idle[target.origin].pop(0))
+            if keep and not _unread(conn[0]):
+                self._keep(target.origin, conn)
             else:
                 _close(conn)
             return response
+
+    def _keep(self, origin: tuple[str, str, int], conn: _Conn) -> None:
+        """Put a connection back for the next request; close those kept too long, and the
+        oldest over the caps (per receiver and over all)."""
+        now = time.monotonic()
+        idle = self._idle.setdefault(origin, [])
+        idle.append((conn[0], conn[1], now))
+        if len(idle) > _IDLE_PER_ORIGIN:
+            _close(idle.pop(0))
+        if now - self._swept >= _IDLE_S / 3 or sum(map(len, self._idle.values())) > _IDLE_ALL:
+            self._swept = now
+            kept = sorted(
+                ((c[2], o, c) for o, cs in self._idle.items() for c in cs), key=lambda x: x[0]
+            )
+            over = len(kept) - _IDLE_ALL
+            for k, (at, o, c) in enumerate(kept):
+                if k < over or now - at > _IDLE_S:
+                    self._idle[o].remove(c)
+                    _close(c)
+            self._idle = {o: cs for o, cs in self._idle.items() if cs}
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, {}
@@ -115,20 +142,30 @@ class HttpPool:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError as exc:
-            raise HttpError("InvalidURL", str(exc)) from exc
+        except ValueError as exc:  # its message may quote the user info: not passed on
+            raise HttpError("InvalidURL", "the URL's host or port cannot be read") from exc
         scheme, host = parts.scheme.lower(), parts.hostname
         if scheme not in ("http", "https"):
             raise HttpError("UnsupportedProtocol", f"scheme {scheme!r}")
         if not host:
             raise HttpError("InvalidURL", "no host")
+        if port == 0:
+            raise HttpError("InvalidURL", "port 0")
+        if ":" not in host:  # a name (an internationalized one in its punycode form) or IPv4
+            try:
+                host = host.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise HttpError("InvalidURL", "the host name is not a valid one") from exc
         default = 443 if scheme == "https" else 80
         port = port or default
         shown = f"[{host}]" if ":" in host else host
         host_header = shown if port == default else f"{shown}:{port}"
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if any(c in path for c in " \r\n"):
-            raise HttpError("InvalidURL", "a space or line break in the path")
+        if any(c in parts.path + parts.query for c in " \r\n\t\0"):
+            raise HttpError("InvalidURL", "a space or control character in the path")
+        # non-ASCII text (告警, café) percent-encoded as UTF-8; escapes already there kept
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        if parts.query:
+            path += "?" + quote(parts.query, safe=_PATH_SAFE)
         auth = None
         if parts.username is not None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
@@ -141,11 +178,15 @@ class HttpPool:
 
     async def _connection(self, target: _Target) -> tuple[_Conn, bool]:
         idle = self._idle.get(target.origin)
+        now = time.monotonic()
         while idle:
-            conn = idle.pop()
-            if not conn[1].is_closing() and not conn[0].at_eof():
-                return conn, True
-            _close(conn)
+            reader, writer, at = idle.pop()
+            # closed by the receiver, kept too long, or with bytes nobody asked for (an answer
+            # sent while idle): never the next request's answer
+            if writer.is_closing() or reader.at_eof() or _unread(reader) or now - at > _IDLE_S:
+                _close((reader, writer))
+                continue
+            return (reader, writer), True
         return await self._open(target), False
 
     async def _open(self, target: _Target) -> _Conn:
@@ -167,8 +208,13 @@ class _StaleError(Exception):
     """A kept connection answered nothing at all."""
 
 
-def _close(conn: _Conn) -> None:
+def _close(conn: _Conn | _Idle) -> None:
     conn[1].close()
+
+
+def _unread(reader: asyncio.StreamReader) -> bool:
+    """Whether bytes wait in the reader's buffer (asyncio has no public way to ask)."""
+    return bool(getattr(reader, "_buffer", b""))
 
 
 async def _exchange(
@@ -184,38 +230,26 @@ async def _exchange(
             raise _StaleError from exc
         raise HttpError("WriteError", str(exc) or type(exc).__name__) from exc
     while True:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError as exc:
-            if reused and not exc.partial:
-                raise _StaleError from exc
-            what = "within the headers" if exc.partial else "unanswered"
-            raise HttpError(
-                "RemoteProtocolError", f"the server closed the connection {what}"
-            ) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise HttpError("RemoteProtocolError", "the answer's headers are too long") from exc
-        except OSError as exc:
-            if reused:
-                raise _StaleError from exc
-            raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
+        head = await _read_head(reader, reused)
         reused = False  # something came back: the request was received
         version, status, reason, headers = _head(head)
         if 100 <= status < 200:  # an interim answer (100 Continue): the final one follows
             continue
         break
+    # kept after a 2xx only: a receiver that refuses may answer before reading the body (the
+    # rest of it would be read as the next request)
     keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+    keep = keep and 200 <= status < 300
     if status in (204, 304):
         return Response(status, reason, headers), keep
     if "chunked" in headers.get("transfer-encoding", "").lower():
         keep = await _chunked(reader, max_answer) and keep
     elif "content-length" in headers:
-        try:
-            length = int(headers["content-length"])
-        except ValueError as exc:
-            raise HttpError("RemoteProtocolError", "bad Content-Length") from exc
-        if length < 0:
+        # a length given twice the same is one (RFC 9110 8.6); anything but digits is broken
+        lengths = {v.strip() for v in headers["content-length"].split(",")}
+        if len(lengths) != 1 or not _DIGITS.fullmatch(next(iter(lengths))):
             raise HttpError("RemoteProtocolError", "bad Content-Length")
+        length = int(lengths.pop())
         if length > max_answer:
             await _read(reader, max_answer)
             keep = False
@@ -227,15 +261,50 @@ async def _exchange(
     return Response(status, reason, headers), keep
 
 
-def _head(head: bytes) -> tuple[str, int, str, dict[str, str]]:
-    """The status line and the headers (names in lower case; repeated ones joined by ", ")."""
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise HttpError("RemoteProtocolError", f"not an HTTP status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
+async def _read_head(reader: asyncio.StreamReader, reused: bool) -> list[bytes]:
+    """The status line and header lines of an answer, up to the empty line (lines may end in
+    CRLF or a bare LF, RFC 9112 2.2). A kept connection that answers nothing: _StaleError."""
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError as exc:  # a line over the reader's limit
+            raise HttpError("RemoteProtocolError", "the answer's headers are too long") from exc
+        except OSError as exc:
+            if reused and not lines:
+                raise _StaleError from exc
+            raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
         if not line:
+            if reused and not lines:
+                raise _StaleError
+            what = "within the headers" if lines else "unanswered"
+            raise HttpError("RemoteProtocolError", f"the server closed the connection {what}")
+        size += len(line)
+        if size > _MAX_HEAD:
+            raise HttpError("RemoteProtocolError", "the answer's headers are too long")
+        line = line.rstrip(b"\r\n")
+        if not line:
+            if lines:
+                return lines
+            continue  # an empty line before the status line (RFC 9112 2.2 allows skipping it)
+        lines.append(line)
+
+
+def _head(lines: list[bytes]) -> tuple[str, int, str, dict[str, str]]:
+    """The status line and the headers (names in lower case; repeated ones joined by ", ";
+    a folded line, RFC 9112 5.2, joined to the one before by a space)."""
+    text = [line.decode("latin-1") for line in lines]
+    parts = text[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not _DIGITS.fullmatch(parts[1]):
+        raise HttpError("RemoteProtocolError", f"not an HTTP status line: {text[0][:80]!r}")
+    headers: dict[str, str] = {}
+    key = ""
+    for line in text[1:]:
+        if line[0] in " \t":  # obs-fold
+            if not key:
+                raise HttpError("RemoteProtocolError", "a folded line before any header")
+            headers[key] = f"{headers[key]} {line.strip()}".strip()
             continue
         name, sep, value = line.partition(":")
         if not sep:
@@ -271,7 +340,10 @@ async def _chunked(reader: asyncio.StreamReader, max_answer: int) -> bool:
             line = await reader.readline()
             if not line:
                 raise HttpError("RemoteProtocolError", "the connection closed within the body")
-            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            digits = line.split(b";", 1)[0].strip().decode("latin-1")
+            if not _HEX.fullmatch(digits):
+                raise HttpError("RemoteProtocolError", "bad chunk size")
+            size = int(digits, 16)
             if size == 0:
                 while (trailer := await reader.readline()) not in (b"\r\n", b"\n", b""):
                     total += len(trailer)
