@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,38 @@ __all__ = [
     "StateDB",
 ]
 _QUICK_EVERY = 1000  # SQLite steps between two looks at a quick read's budget
+
+
+@contextmanager
+def write_transaction(
+    con: sqlite3.Connection, lock: threading.Lock, what: str
+) -> Iterator[sqlite3.Connection]:
+    """A write transaction on `con` under `lock` (BEGIN IMMEDIATE: all of it or none); SQLite's
+    errors as AlarmStoreError naming `what`. Also `alerts.notify.outboxdb`'s."""
+    with lock:
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            finally:
+                # the body failed, or the COMMIT did (SQLITE_BUSY, a deferred constraint, a full
+                # disk): a transaction left open would refuse every later BEGIN
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise AlarmStoreError(f"{what}: {exc}") from exc
+
+
+def read_query(
+    con: sqlite3.Connection, lock: threading.Lock, what: str, sql: str, params: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    """A read on `con` under `lock`; SQLite's errors as AlarmStoreError naming `what`."""
+    with lock:
+        try:
+            return con.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise AlarmStoreError(f"{what}: {exc}") from exc
 
 
 class StateDB(AlarmStatements):
@@ -116,22 +148,9 @@ class StateDB(AlarmStatements):
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Run statements atomically: all of them or none."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                finally:
-                    # the body failed, or the COMMIT did (SQLITE_BUSY, a deferred constraint,
-                    # a full disk): a transaction left open would refuse every later BEGIN
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                raise AlarmStoreError(f"state database: {exc}") from exc
+        return write_transaction(self._db, self._lock, "state database")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -150,11 +169,7 @@ class StateDB(AlarmStatements):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read, on the reading connection."""
-        with self._read_lock:
-            try:
-                return self._reader.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise AlarmStoreError(f"state database: {exc}") from exc
+        return read_query(self._reader, self._read_lock, "state database", sql, params)
 
     def _quick_step(self) -> int:
         """SQLite's progress handler on the quick connection: non-zero interrupts the query."""

@@ -49,10 +49,16 @@ class Rig:
         self.now = T0
         self.sent: list[Notification] = []
 
+        self.notifier = self.new_notifier()
+
+    def new_notifier(self) -> Notifier:
+        """A pipeline on the rig's databases (a new one: the hub restarted) that sends into
+        `sent` through the SSE channel."""
+
         async def sse(n: Notification) -> None:
             self.sent.append(n)
 
-        self.notifier = Notifier(
+        return Notifier(
             self.db,
             self.reg,
             Senders(smtp=SmtpSpec(), sse_publish=sse),

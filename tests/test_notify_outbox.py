@@ -431,17 +431,7 @@ DAY = 86_400_000
 def _restart(rig: Rig) -> None:
     """The hub restarted: a new pipeline on the same files (what it kept in memory is gone)."""
     rig.notifier.close()
-
-    async def sse(n: Notification) -> None:
-        rig.sent.append(n)
-
-    rig.notifier = Notifier(
-        rig.db,
-        rig.reg,
-        Senders(smtp=SmtpSpec(), sse_publish=sse),
-        rig.reg.config.notify,
-        clock=lambda: rig.now,
-    )
+    rig.notifier = rig.new_notifier()
 
 
 def _chain(rig: Rig) -> None:

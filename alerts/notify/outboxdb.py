@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from alerts.errors import AlarmStoreError
-from alerts.statedb import StateDB
+from alerts.statedb import StateDB, read_query, write_transaction
 
 __all__ = ["OUTBOX_COLUMNS", "OutboxDB", "outbox_path"]
 
@@ -124,28 +124,13 @@ class OutboxDB:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Run statements atomically: all of them or none."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                finally:
-                    if self._db.in_transaction:
-                        self._db.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                raise AlarmStoreError(f"outbox database: {exc}") from exc
+        return write_transaction(self._db, self._lock, "outbox database")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A read, on the reading connection."""
-        with self._read_lock:
-            try:
-                return self._reader.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise AlarmStoreError(f"outbox database: {exc}") from exc
+        return read_query(self._reader, self._read_lock, "outbox database", sql, params)
 
     def start(self, state: StateDB) -> int:
         """Before the first routing: take over what a state database of before the split held
