@@ -6,6 +6,7 @@ lock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -482,3 +483,43 @@ async def test_a_repeat_longer_than_the_outbox_keeps_rows_is_not_sent_again(rig)
     _restart(rig)
     rig.notifier.settings = keep_one_day
     assert await rig.pump(1) == []
+
+
+async def test_a_receiver_gets_at_most_eight_requests_at_once_and_every_due_row_once(rig):
+    """One try per due row in one delivery turn, by a few workers per receiver: the receiver
+    never has more than the channel's 8 requests in flight."""
+    inflight, peak, keys = 0, 0, []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal inflight, peak
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                fields = dict(
+                    line.split(": ", 1) for line in head.decode().split("\r\n")[1:] if line
+                )
+                await reader.readexactly(int(fields["Content-Length"]))
+                keys.append(fields["Idempotency-Key"])
+                inflight += 1
+                peak = max(peak, inflight)
+                await asyncio.sleep(0.05)
+                inflight -= 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        rig.subscribe(id="all", channel={"type": "webhook", "url": f"http://127.0.0.1:{port}/"})
+        for sensor in ("ch4-t1", "ch4-t2", "co"):
+            rig.feed(sensor, [0.0, 40.0, 0.0, 40.0, 0.0])  # raised, cleared, raised, cleared
+        made = rig.notifier.route()
+        assert made >= 12
+        assert await rig.notifier.deliver_due() == made
+        await rig.notifier._senders.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == made
+    assert 2 <= peak <= 8

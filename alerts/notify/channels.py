@@ -272,12 +272,22 @@ class Senders:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    per_receiver = _PER_HOST  # requests in flight to one receiver at most
+
+    @staticmethod
+    def receiver_of(channel: ChannelSpec) -> str:
+        """Who a channel's notifications go to, as `_host_slot` counts them: a webhook's host
+        (and port); the SMTP server, the broker or the browsers for the others."""
+        if isinstance(channel, WebhookChannel):
+            return _host(channel.url)
+        return channel.type
+
     # webhook
 
     def _host_slot(self, url: str) -> asyncio.Semaphore:
         """At most `_PER_HOST` requests at once to one receiver: a receiver is better served by
         a few connections kept alive (`alerts.notify.http` keeps as many)."""
-        host = url.split("/", 3)[2] if url.count("/") >= 2 else url
+        host = _host(url)
         slot = self._hosts.get(host)
         if slot is None:
             slot = self._hosts[host] = asyncio.Semaphore(_PER_HOST)
@@ -349,3 +359,8 @@ class Senders:
         if self._sse_publish is not None:
             await self._sse_publish(n)
         return SendResult(Status.DELIVERED, "sent to the event stream")
+
+
+def _host(url: str) -> str:
+    """A webhook URL's host and port, as written (one in-flight budget per receiver)."""
+    return url.split("/", 3)[2] if url.count("/") >= 2 else url

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,13 +101,27 @@ class Delivery:
             else:
                 units.append([row])
         units.extend(g for g in batches.values() if g)
+        # a few workers per receiver, each taking its receiver's units in turn (as many as the
+        # channel lets go to one receiver at once), not a task per unit queued behind them
+        queues: dict[str, deque[list[_Due]]] = defaultdict(deque)
+        for unit in units:
+            queues[self._senders.receiver_of(self._channel(unit[0].channel))].append(unit)
         slots = asyncio.Semaphore(self.settings.max_in_flight)
 
-        async def one(rows: list[_Due]) -> list[Settled]:
-            async with slots:
-                return await self._try(rows)
+        async def worker(queue: deque[list[_Due]]) -> list[Settled]:
+            out: list[Settled] = []
+            while queue:
+                unit = queue.popleft()
+                async with slots:
+                    out += await self._try(unit)
+            return out
 
-        results = [r for unit in await asyncio.gather(*(one(u) for u in units)) for r in unit]
+        workers = [
+            worker(q)
+            for q in queues.values()
+            for _ in range(min(len(q), self._senders.per_receiver))
+        ]
+        results = [r for part in await asyncio.gather(*workers) for r in part]
         results += dead
         await asyncio.to_thread(self.store.settle, results)
         return sum(1 for _, status, *_ in results if status == "delivered")
