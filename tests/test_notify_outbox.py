@@ -523,3 +523,17 @@ async def test_a_receiver_gets_at_most_eight_requests_at_once_and_every_due_row_
         await server.wait_closed()
     assert sorted(keys) == sorted(set(keys)) and len(keys) == made
     assert 2 <= peak <= 8
+
+
+async def test_only_an_alarms_latest_repeat_key_is_kept(rig):
+    rig.subscribe(id="rep", repeat_s=60)
+    rig.subscribe(id="other", repeat_s=90)
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    await rig.pump()
+    for _ in range(3):
+        await rig.pump(60)
+    a = raised.alarm_id
+    kept = sorted(k for (k,) in rig.notifier.outbox.query("SELECT key FROM timer_sent"))
+    assert kept == [f"north-coal/other:r{a}:2", f"north-coal/rep:r{a}:3"]
+    _restart(rig)
+    assert await rig.pump(1) == []  # the latest one is still not sent again

@@ -189,13 +189,23 @@ class OutboxDB:
     @staticmethod
     def claim_timer_keys(con: sqlite3.Connection, sent: Iterable[tuple[int, str]]) -> set[str]:
         """Record the timer keys (alarm, key) about to be sent, in the open transaction; returns
-        those not recorded before."""
+        those not recorded before. A repeat's key (`...:r{alarm}:{n}`) replaces the alarm's
+        earlier repeats of the same subscription: only the latest n is ever tried again, and an
+        alarm repeated every minute for a month would otherwise keep 43,200 keys."""
         fresh = set()
         for alarm, key in sent:
             if con.execute(
                 "INSERT OR IGNORE INTO timer_sent (key, alarm) VALUES (?, ?)", (key, alarm)
             ).rowcount:
                 fresh.add(key)
+                head, sep, _ = key.rpartition(f":r{alarm}:")
+                if sep:
+                    prefix = head + sep
+                    con.execute(
+                        "DELETE FROM timer_sent WHERE alarm = ? AND substr(key, 1, ?) = ? "
+                        "AND key != ?",
+                        (alarm, len(prefix), prefix, key),
+                    )
         return fresh
 
     def forget_timer_keys(self, waiting: set[int]) -> int:
