@@ -83,11 +83,13 @@ class ReferenceCore(Rewinding):
         rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time
         for i in range(len(ts)):
             s, t = int(sensor[i]), int(ts[i])
-            # a reading with a value, not dropped as late, is heard (`alerts.verify`)
-            heard = now is not None and int(quality[i]) in _VALUED and math.isfinite(value[i])
+            # a reading with a value, not dropped as late, is heard (`alerts.verify`): then
+            # `arrived` is `now`
+            valued = int(quality[i]) in _VALUED and math.isfinite(value[i])
+            arrived = now if valued else None
             if not table.watched[s]:
-                if heard and now is not None:
-                    self.last_arrival[s] = now
+                if arrived is not None:
+                    self.last_arrival[s] = arrived
                 continue
             if t <= self.last_ts[s]:
                 near = ck is not None and table.rewinds[s]
@@ -99,8 +101,8 @@ class ReferenceCore(Rewinding):
                     late += 1
                     in_window += int(near)
                     continue
-            if heard and now is not None:
-                self.last_arrival[s] = now
+            if arrived is not None:
+                self.last_arrival[s] = arrived
             rows.append((s, t, i, float(value[i]), int(quality[i])))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         kept = [
@@ -142,7 +144,7 @@ class ReferenceCore(Rewinding):
                 self.met[plan.sensor],
                 self.level[plan.sensor][ACTION],
                 now,
-                [self.last_arrival[f] for f in plan.feedbacks],
+                max(self.last_arrival[f] for f in plan.feedbacks),
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met

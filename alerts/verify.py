@@ -51,13 +51,13 @@ def verify_step(
     met: bool,
     failed: int,
     now: int | None,
-    feed_arrivals: Sequence[int] = (),
+    feed_arrival: int = NO_TS,
 ) -> tuple[list[Row], int, bool, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
     above, `feed` (ts, j, value) the judged readings of its feedback j (`plan.feedbacks[j]`), both
     in time order (feed by time, then j); `last_values` each feedback's value before the batch;
-    `feed_arrivals` when a reading of each last arrived (`now`; NO_TS: never). Returns the
-    transitions and the new (deadline, met, failed). The demand is met when every feedback
+    `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). Returns
+    the transitions and the new (deadline, met, failed). The demand is met when every feedback
     satisfies it."""
     events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
     events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
@@ -96,7 +96,7 @@ def verify_step(
     due = deadline != NO_TS and not met and not failed
     # in transit: a reading of a feedback arrived within the grace (one that confirms already
     # too: the plan's feeds may be replaying a backlog, each in its own batches)
-    heard = now is not None and any(a != NO_TS and now - a <= plan.grace_ms for a in feed_arrivals)
+    heard = feed_arrival != NO_TS and now is not None and now - feed_arrival <= plan.grace_ms
     if due and now is not None and deadline + plan.grace_ms < now and not heard:
         out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
@@ -164,7 +164,7 @@ def run_plans(
             bool(state.met[plan.sensor]),
             int(state.level[plan.sensor, ACTION]),
             now,
-            new.last_arrival[pf[ptr[k] : ptr[k + 1]]].tolist(),
+            int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
         new.level[plan.sensor, ACTION] = failed
