@@ -74,8 +74,9 @@ class Notifier(Enqueuing):
         clock: Callable[[], int] = _now_ms,
         outbox: OutboxDB | None = None,
     ) -> None:
-        """`outbox`: the outbox's database; by default `state-outbox.db` beside the state
-        database (`outbox_path`), opened here and closed by `close`."""
+        """`outbox`: the outbox's database, started by its owner (`OutboxDB.start`); by default
+        `state-outbox.db` beside the state database (`outbox_path`), opened and started here
+        and closed by `close`."""
         self._db = db
         self._own_outbox = outbox is None
         self.outbox = OutboxDB(outbox_path(db.path)) if outbox is None else outbox
@@ -102,7 +103,8 @@ class Notifier(Enqueuing):
         self._read = 0  # journal events read by the last route
         self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
         try:
-            self.outbox.start(db)
+            if self._own_outbox:
+                self.outbox.start(db)
             self.seed_from_config()
             self.reload()
         except BaseException:
@@ -288,7 +290,9 @@ class Notifier(Enqueuing):
         active: dict[str, list[tuple[str, str]]],
         down: frozenset[str],
         now: int,
-    ) -> int:
+    ) -> None:
+        """The repeat and escalation step due for one waiting alarm and subscription, as rows
+        for `timers` to write (and `_timer_new`, the keys it records)."""
         age = now - int(r["raised_at"])
         tenant = r["tenant"]
         todo: list[tuple[str, str, ChannelSpec]] = []
@@ -303,7 +307,6 @@ class Notifier(Enqueuing):
                 if passed:
                     i = passed[-1]
                     todo.append(("escalation", f"x{r['alarm_id']}:{i}", policy.steps[i].channel))
-        made = 0
         sent = self._timer_sent.get(int(r["alarm_id"]), set())
         for kind, suffix, channel in todo:
             key = f"{tenant}/{sub.id}:{suffix}"
@@ -315,9 +318,8 @@ class Notifier(Enqueuing):
                 continue
             if self._gate(view, active, down, now) is not None:
                 continue  # held (silenced, inhibited): judged again on the next tick
-            made += self._enqueue(tenant, sub, r["site"], _event_json(r2, view), channel, now, key)
+            self._enqueue(tenant, sub, r["site"], _event_json(r2, view), channel, now, key)
             self._timer_new.append((int(r["alarm_id"]), key))
-        return made
 
     def prune(self, now: int | None = None) -> int:
         """Delete delivered and dead notifications older than `outbox_keep_days` (at most
