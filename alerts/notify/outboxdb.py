@@ -64,10 +64,6 @@ _OLD_ROWS = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id > ? ORDER BY id LIMIT
 # here); an id already taken is another one (a hub rolled back and forward again)
 _COPY_COLUMNS = OUTBOX_COLUMNS.removeprefix("id, ")
 _COPY_ROWS = f"INSERT OR IGNORE INTO outbox ({_COPY_COLUMNS}) VALUES ({','.join('?' * 15)})"
-_LAST_IDS = (
-    "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM {t}), "
-    "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{t}'), 0))"
-)
 
 
 def outbox_path(state: Path | str) -> Path:
@@ -247,8 +243,8 @@ class OutboxDB:
 
 
 def _last_ids(state: StateDB) -> tuple[int, int]:
-    """The last journal event id and alarm id the state database gave."""
-    events, alarms = (
-        int(state.query(_LAST_IDS.format(t=t))[0][0]) for t in ("alarm_events", "alarms")
-    )
-    return events, alarms
+    """The last journal event id and alarm id the state database gave (the ids before those
+    the alarm book names its next rows with, `next_ids`)."""
+    with state.snapshot() as ro:
+        alarm, event = state.next_ids(ro)
+    return event - 1, alarm - 1
