@@ -315,20 +315,19 @@ def _head(lines: list[bytes]) -> tuple[str, int, str, dict[str, str]]:
     return parts[0], int(parts[1]), parts[2] if len(parts) > 2 else "", headers
 
 
-async def _read(reader: asyncio.StreamReader, n: int, until_eof: bool = False) -> int:
-    """Read and drop n bytes (or up to n, until the end with `until_eof`); returns how many."""
+async def _read(reader: asyncio.StreamReader, n: int, until_eof: bool = False) -> None:
+    """Read and drop n bytes (or up to n, until the end with `until_eof`)."""
     got = 0
     try:
         while got < n:
             chunk = await reader.read(min(65536, n - got))
             if not chunk:
                 if until_eof:
-                    return got
+                    return
                 raise HttpError("RemoteProtocolError", "the connection closed within the body")
             got += len(chunk)
     except (OSError, ValueError) as exc:
         raise HttpError("ReadError", str(exc) or type(exc).__name__) from exc
-    return got
 
 
 async def _chunked(reader: asyncio.StreamReader, max_answer: int) -> bool:
