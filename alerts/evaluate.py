@@ -179,13 +179,13 @@ def _evaluate(
             rewind = (rewind | (watched & ~late)) & rewound[sensor]
         else:
             rewind = None
+    # each reading with a value its rules can judge (good or out of range, a number)
+    valued_in = ((quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)) & np.isfinite(value)
     if now is not None and n_in:
-        # a reading with a value, not dropped as late: a feedback's stream that may still bring
-        # the confirmation (a fault or comm-loss reading, or an old one sent again, cannot)
+        # such a reading, not dropped as late: a feedback's stream that may still bring the
+        # confirmation (a fault or comm-loss reading, or an old one sent again, cannot)
         dropped = late if rewind is None else late & ~rewind
-        heard = (quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)
-        heard &= np.isfinite(value) & ~dropped
-        new.last_arrival[sensor[heard]] = now
+        new.last_arrival[sensor[valued_in & ~dropped]] = now
     idx = _kept(todo, sensor, ts)
     s, t = sensor[idx], ts[idx]
     v, q = value[idx], quality[idx]
@@ -204,8 +204,7 @@ def _evaluate(
             late_in = (none, none, np.zeros(0), np.zeros(0, np.uint8), none)
         late_res = judge_late(_evaluate, table, state, new, (s, t, v, q), late_in, now)
         parts.extend(late_res.parts)
-    with np.errstate(invalid="ignore"):
-        valued = ((q == Quality.GOOD) | (q == Quality.OUT_OF_RANGE)) & np.isfinite(v)
+    valued = valued_in[idx]
     rules = table.has_rules[s]
     judged = valued & rules
     n_judged = int(judged.sum())
