@@ -8,6 +8,7 @@ The saving of the analytics state, which the dispatcher extends, is in `ingest.s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -131,6 +132,10 @@ class Dispatcher(StateSaving):
         # the book recording the oldest of them in its thread: a caller cancelled meanwhile
         # leaves it running, and the next caller takes its outcome instead of recording twice
         self._recording: asyncio.Future[list[AlarmEvent]] | None = None
+        # the fleet analytics or the desk's clock at work in its thread (`_off_loop`), likewise
+        # left running by a caller cancelled meanwhile: the next caller waits for it and hands
+        # its events on (`_settle`)
+        self._working: asyncio.Future[list[AlarmEvent]] | None = None
 
     def reload(self, registry: Registry, now: int) -> list[AlarmEvent]:
         """Take a new configuration: the rule tables compiled again, the core's state carried
@@ -149,6 +154,10 @@ class Dispatcher(StateSaving):
             transitions, arrival = self._unkept[0]
             self._carried += self.book.apply(transitions, arrival, self.state)
             self._unkept.pop(0)
+        if self._working is not None:
+            if not self._working.done():
+                raise AlarmStoreError("the fleet analytics are still at work: try again")
+            self._take_working()
         table = _compile(registry)
         state, rejudged = remap_core(
             self.state,
@@ -190,6 +199,7 @@ class Dispatcher(StateSaving):
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
             )
+            await self._settle()
             await self._record()
             transitions, _ = self._evaluate(empty, now)
             if len(transitions):
@@ -197,10 +207,10 @@ class Dispatcher(StateSaving):
                 await self._record()
             events = self._take_carried()
             try:
-                events += await asyncio.to_thread(self._fleet, [], now)
+                events += await self._off_loop(self._fleet, [], now)
                 # the lifecycle's clock: shelves expire, disposals fall overdue, suppression
                 # follows
-                events += await asyncio.to_thread(self.desk.tick, now, self.state)
+                events += await self._off_loop(self.desk.tick, now, self.state)
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events
@@ -249,6 +259,50 @@ class Dispatcher(StateSaving):
             self._recording = None
             self._unkept.pop(0)
             self._carried += events
+
+    async def _off_loop(
+        self, step: Callable[..., list[AlarmEvent]], *args: object
+    ) -> list[AlarmEvent]:
+        """Run a step that records alarms (the fleet analytics, the desk's clock) in a thread and
+        return its events. A caller cancelled meanwhile leaves it running: its transaction may
+        still commit, and `_settle` hands its events on then."""
+        work = asyncio.ensure_future(asyncio.to_thread(step, *args))
+        self._working = work
+        try:
+            events = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not work.cancelled():
+                raise  # the caller was: the step goes on, `_settle` takes its outcome
+            self._working = None
+            raise
+        except BaseException:
+            self._working = None
+            raise
+        self._working = None
+        return events
+
+    async def _settle(self) -> None:
+        """Wait for a step a cancelled caller left running (nothing else may change the fleet's
+        state meanwhile) and carry its events to be handed on."""
+        work = self._working
+        if work is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.shield(work)  # cancelled here: it stays for the next caller
+        self._take_working()
+
+    def _take_working(self) -> None:
+        """The events of a finished step left by a cancelled caller join the carried ones. A
+        step that failed recorded nothing (its transaction rolled back, the fleet's state too):
+        its positions or clock come again."""
+        work, self._working = self._working, None
+        if work is None or work.cancelled():
+            return
+        exc = work.exception()
+        if exc is not None:
+            log.warning("a step left by a cancelled caller failed: %s", exc)
+            return
+        self._carried += work.result()
 
     def _drop_judged(self) -> None:
         """Forget a batch that failed and will not be retried (its session ended; its readings
@@ -314,12 +368,14 @@ class Dispatcher(StateSaving):
         if done is not None:
             events = done[2]  # a retry: the readings were judged
             async with self._lock:
+                await self._settle()
                 await self._record()
                 events += self._take_carried()
                 # the events held too: the failed try may not have written them (idempotent)
                 await self.store_events(events)
         elif batch is not None and len(batch):
             async with self._lock:
+                await self._settle()  # nothing judges while a left step reads the state
                 await self._record()  # an earlier batch's first; raising, this one is not judged
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 transitions, outcome = self._evaluate(batch, arrival)
@@ -338,7 +394,8 @@ class Dispatcher(StateSaving):
             # again (it would count as late and its alarm events would not be handed on)
             self._judged = (batch, positions, events)
             async with self._lock:
-                fleet_events = await asyncio.to_thread(self._fleet, positions, arrival)
+                await self._settle()
+                fleet_events = await self._off_loop(self._fleet, positions, arrival)
                 await self.store_events(fleet_events)
             events += fleet_events
         self._judged = None

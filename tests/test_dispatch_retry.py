@@ -258,3 +258,45 @@ async def test_events_recorded_by_a_tick_that_fails_later_are_handed_on_by_the_n
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_tick_cancelled_while_the_desk_runs_hands_its_events_on_later(tmp_path):
+    """The clock's tick cancelled (its session ended) while the desk's step runs in its thread:
+    the step commits, and its events (a shelve expired) go on with the next caller instead of
+    vanishing; nothing judges meanwhile."""
+    i, db, store, d = await _dispatcher(tmp_path)
+    started, release = threading.Event(), threading.Event()
+    try:
+        events = []
+        for seq in range(3):
+            events += await d.judge(batch(i, T0 + 1000 * seq, 1.5, seq), [], T0 + 1000 * seq)
+        (raised,) = events
+        d.desk.act(
+            raised.alarm_id, "shelve", actor="op", now=T0 + 3000, until=T0 + 5000, note="work"
+        )
+        real = d.desk.tick
+
+        def slow(*args, **kwargs):
+            started.set()
+            release.wait(5)  # the desk's transaction, committing after the caller is gone
+            return real(*args, **kwargs)
+
+        d.desk.tick = slow  # type: ignore[method-assign]
+        tick = asyncio.create_task(d.tick(T0 + 6000))
+        await asyncio.to_thread(started.wait, 5)
+        tick.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await tick
+        d.desk.tick = real  # type: ignore[method-assign]
+        # the next batch waits for the step (the core's state is not judged under it)
+        judging = asyncio.create_task(d.judge(batch(i, T0 + 7000, 1.6, 7), [], T0 + 7000))
+        await asyncio.sleep(0.2)
+        assert not judging.done()
+        release.set()
+        later = await judging
+        assert [e.kind for e in later] == ["unshelved"]
+        assert (await d.tick(T0 + 8000)) == []  # handed on once
+    finally:
+        release.set()
+        await store.close()
+        db.close()
