@@ -186,10 +186,11 @@ class Dispatcher(StateSaving):
         self._drop_judged()
         return self._take_carried() + events
 
-    async def tick(self, now: int) -> list[AlarmEvent]:
+    async def tick(self, now: int, horizon: int | None = None) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
         no-data alarm, a protective action past its deadline its failure, even when nothing
-        arrives at all."""
+        arrives at all. `horizon`: the arrival of the oldest message not judged yet (see
+        `judge`); silence is judged up to it, the lifecycle's clock up to `now`."""
         async with self._lock:
             empty = ReadingBatch(
                 np.zeros(0, np.int32),
@@ -201,7 +202,7 @@ class Dispatcher(StateSaving):
             )
             await self._settle()
             await self._record()
-            transitions, _ = self._evaluate(empty, now)
+            transitions, _ = self._evaluate(empty, now if horizon is None else min(now, horizon))
             if len(transitions):
                 self._unkept.append((transitions, now))
                 await self._record()
@@ -220,6 +221,16 @@ class Dispatcher(StateSaving):
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events
+
+    async def heard_feeds(self, at: int) -> None:
+        """Count every feedback sensor of a protective action as heard at `at` (a connection
+        to the broker, which may hold their readings of the time the hub was away): a demand
+        pending then fails only if none of them is heard within its grace after it, instead of
+        at the first tick, before the backlog is judged."""
+        async with self._lock:
+            feeds = self.table.verify_pair_feedback
+            arrived = self.state.last_arrival
+            arrived[feeds] = np.maximum(arrived[feeds], at)
 
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half
@@ -355,11 +366,22 @@ class Dispatcher(StateSaving):
         return batch
 
     async def judge(
-        self, batch: ReadingBatch | None, positions: Sequence[PositionBatch], arrival: int
+        self,
+        batch: ReadingBatch | None,
+        positions: Sequence[PositionBatch],
+        arrival: int,
+        *,
+        horizon: int | None = None,
     ) -> list[AlarmEvent]:
         """Judge stored readings and record the alarms; callers keep the order of batches.
         Raise AlarmStoreError to be retried with the same batch: readings already judged are
-        not judged again, their transitions are recorded then."""
+        not judged again, their transitions are recorded then.
+
+        `horizon` (default `arrival`): when the batch's first message arrived, everything
+        before it judged. The core's clock of silence (no-data timeouts, the grace of an
+        unconfirmed protective action) and the readings' arrival go no further: a hub catching
+        up on a backlog judges each batch as of its arrival, and does not take a feed whose
+        readings wait in the next batches for silent."""
         events: list[AlarmEvent] = []
         judged = self._judged
         done = judged if judged and judged[0] is batch and judged[1] is positions else None
@@ -378,7 +400,8 @@ class Dispatcher(StateSaving):
                 await self._settle()  # nothing judges while a left step reads the state
                 await self._record()  # an earlier batch's first; raising, this one is not judged
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
-                transitions, outcome = self._evaluate(batch, arrival)
+                clock = arrival if horizon is None else min(arrival, horizon)
+                transitions, outcome = self._evaluate(batch, clock)
                 if len(transitions):  # before anything can fail or wait: never lost
                     self._unkept.append((transitions, arrival))
                 events = self._take_carried()

@@ -46,6 +46,7 @@ class Flushing:
     statedb: StateDB
     metrics: Metrics
     layout: TopicLayout
+    _in_flight: dict[asyncio.Future[bool], int]
 
     async def _flush(
         self,
@@ -54,11 +55,13 @@ class Flushing:
         stop: asyncio.Event,
         before: asyncio.Future[bool] | None,
         mine: asyncio.Future[bool],
+        first_ms: int,
     ) -> None:
         ok = False
         try:
-            ok = await self._flush_in_order(client, pending, stop, before)
+            ok = await self._flush_in_order(client, pending, stop, before, first_ms)
         finally:
+            self._in_flight.pop(mine, None)
             if not mine.done():
                 mine.set_result(ok)
 
@@ -74,9 +77,12 @@ class Flushing:
         pending: Sequence[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
         before: asyncio.Future[bool] | None,
+        first_ms: int,
     ) -> bool:
         """Store, then (after the flush before, and only if it did) judge and acknowledge;
-        True when done, False when the messages are left for the broker to deliver again."""
+        True when done, False when the messages are left for the broker to deliver again.
+        `first_ms`: when the first of the messages was taken; everything before it has been
+        judged (by the flushes before), so silence is judged up to it."""
         for message, handled in pending:
             if handled.reasons:
                 await self._dead_letter(message, handled.kind, "; ".join(handled.reasons))
@@ -128,7 +134,9 @@ class Flushing:
             backoff = 0.2
             while True:
                 try:
-                    events = await self.dispatcher.judge(batch, positions, _now_ms())
+                    events = await self.dispatcher.judge(
+                        batch, positions, _now_ms(), horizon=first_ms
+                    )
                     break
                 except AlarmStoreError as exc:
                     self.metrics.inc("hazardhub_store_retries_total")

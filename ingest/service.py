@@ -96,6 +96,9 @@ class IngestService(Flushing):
         self._reloads: list[tuple[Callable[[], Awaitable[None]], asyncio.Future[None]]] = []
         self._reload_lock = asyncio.Lock()
         self._in_session = False
+        # the hub's clock for silence (no-data timeouts, unconfirmed protective actions) goes no
+        # further than what it has judged: when each flush in flight took its first message
+        self._in_flight: dict[asyncio.Future[bool], int] = {}
 
     async def reload(self, apply: Callable[[], Awaitable[None]]) -> None:
         """Run `apply` (a configuration change) between batches: what was decoded before it is
@@ -140,6 +143,9 @@ class IngestService(Flushing):
             try:
                 async with client:
                     buffer_reads(client)
+                    # from a (re)connection on, every feedback of a protective action counts
+                    # as heard: the broker may hold its readings of the time away
+                    await self.dispatcher.heard_feeds(_now_ms())
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)
@@ -197,6 +203,7 @@ class IngestService(Flushing):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self._flushes.clear()
+            self._in_flight.clear()
             # what this session queued and did not hand on comes again from the broker; its
             # packet ids mean nothing to the next connection, so it must not be acknowledged there
             while not self._queue.empty():
@@ -212,19 +219,20 @@ class IngestService(Flushing):
         pending: list[tuple[aiomqtt.Message, Handled]] = []
         readings = 0
         first_at = 0.0
+        first_ms = 0  # the hub's clock when the first of `pending` was taken
         next_tick = loop.time() + self._tick_s
         while True:
             self._reap()
             if self._reloads or self._reload_lock.locked():
                 if pending:
-                    await self._start_flush(client, pending, stop)
+                    await self._start_flush(client, pending, stop, first_ms)
                     pending, readings = [], 0
                 await self._drain_flushes()
                 await self._run_reloads()
             if reader.done():
                 pending_exc = reader.exception()
                 if pending:
-                    await self._start_flush(client, pending, stop)
+                    await self._start_flush(client, pending, stop, first_ms)
                 await self._drain_flushes()
                 if isinstance(pending_exc, aiomqtt.MqttError):
                     raise pending_exc
@@ -238,7 +246,7 @@ class IngestService(Flushing):
                 message = queue.get_nowait()
                 handled = self._handle(message)
                 if not pending:
-                    first_at = loop.time()
+                    first_at, first_ms = loop.time(), _now_ms()
                 pending.append((message, handled))
                 if handled.readings is not None:
                     readings += len(handled.readings)
@@ -246,7 +254,11 @@ class IngestService(Flushing):
             if now >= next_tick:
                 next_tick = now + self._tick_s
                 try:
-                    events = await self.dispatcher.tick(_now_ms())
+                    clock = _now_ms()
+                    horizon = min((clock, *self._in_flight.values()))
+                    if pending:  # taken before anything still queued
+                        horizon = min(horizon, first_ms)
+                    events = await self.dispatcher.tick(clock, horizon)
                 except AlarmStoreError as exc:  # the next tick tries again
                     self.metrics.inc("hazardhub_tick_failures_total")
                     log.warning("state database failed on the clock's tick: %s", exc)
@@ -255,7 +267,7 @@ class IngestService(Flushing):
                     await self._publish(client, events)
             if stop.is_set() and queue.empty():
                 if pending:
-                    await self._start_flush(client, pending, stop)
+                    await self._start_flush(client, pending, stop, first_ms)
                 await self._drain_flushes()
                 return
             due = bool(pending) and (
@@ -266,7 +278,7 @@ class IngestService(Flushing):
             )
             full = readings >= self._max_batch_readings or len(pending) >= self._max_batch_messages
             if due and (full or len(self._flushes) < self._max_flushes):
-                await self._start_flush(client, pending, stop)  # when full: waits for a slot
+                await self._start_flush(client, pending, stop, first_ms)  # full: waits for a slot
                 pending, readings = [], 0
                 continue
             if not queue.empty():
@@ -290,6 +302,7 @@ class IngestService(Flushing):
         client: aiomqtt.Client,
         pending: Sequence[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
+        first_ms: int,
     ) -> None:
         """Hand a batch of messages to a flush task. Up to `max_flushes` run at once: their store
         writes overlap (they are idempotent), their judging and acknowledging keep arrival order
@@ -302,7 +315,8 @@ class IngestService(Flushing):
         before = self._last_flush
         mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._last_flush = mine
-        task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine))
+        self._in_flight[mine] = first_ms
+        task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine, first_ms))
         task.add_done_callback(lambda _: self._wake.set())
         self._flushes.add(task)
 

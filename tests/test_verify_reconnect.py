@@ -1,0 +1,171 @@
+"""A protective action pending when the hub stops, its confirmation waiting at the broker: after
+the restart the hub counts the feeds as heard at its connection and judges silence only up to
+what it has judged, so the confirmation in the backlog meets the demand instead of a false
+'power cut failed' at the first tick. A feed that stays silent still fails, one grace later
+(real Mosquitto, real dispatcher, stores and saved state)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from alerts.statedb import StateDB
+from alerts.table import ACTION
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.pipeline import Pipeline
+from ingest.service import IngestService
+from ingest.store.base import ReadingBatch
+from ingest.store.sqlite import SqliteStore
+from telemetry.codec import TelemetryBatch, encode
+from telemetry.config import HubConfig
+from telemetry.registry import build_registry, parse_document
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually
+
+CONFIG = """
+version: 1
+device_profiles:
+  - name: face
+    points: [{name: ch4, address: 0, dtype: uint16}, {name: feed, address: 1, dtype: uint16}]
+tenants:
+  - id: t
+    sites:
+      - id: s
+        devices:
+          - id: d
+            profile: face
+            sensors:
+              - id: t1
+                point: ch4
+                kind: methane
+                levels:
+                  - {name: alarm, tier: yellow, above: 1.0, recover: 1.0}
+                  - {name: power_cut, tier: red, above: 1.5, recover: 1.0}
+                verify: {sensor: feed, expect_below: 0.5, within_s: 2}
+              - {id: feed, point: feed, kind: power_feed}
+"""
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def message(seq: int, point: str, ts: int, value: float) -> bytes:
+    return encode(
+        TelemetryBatch(
+            "gw",
+            "d",
+            1,
+            seq,
+            (point,),
+            np.zeros(1, np.uint16),
+            np.array([ts], np.int64),
+            np.array([value]),
+            np.zeros(1, np.uint8),
+        )
+    )
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+async def test_a_demand_pending_at_a_restart_is_judged_on_its_backlog(
+    mosquitto, tmp_path, confirmed
+):
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    layout, metrics = TopicLayout(), Metrics()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    state_file = tmp_path / "analytics-state.npz"
+    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
+
+    def service(dispatcher: Dispatcher) -> IngestService:
+        return IngestService(
+            Pipeline(reg, layout, metrics),
+            dispatcher,
+            db,
+            metrics,
+            layout,
+            host="127.0.0.1",
+            port=mosquitto.port,
+            client_id="verify-hub",
+            tick_s=0.1,
+        )
+
+    try:
+        # the hub before the stop: its session at the broker, and a demand pending
+        first = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        stop = asyncio.Event()
+        run = asyncio.create_task(service(first).run(stop))
+        start = _now()
+        reading = ReadingBatch(
+            np.array([t1], np.int32),
+            np.array([start], np.int64),
+            np.array([1.6]),
+            np.zeros(1, np.uint8),
+            np.array([start], np.int64),
+            np.zeros(1, np.int64),
+        )
+        await asyncio.sleep(0.3)  # subscribed
+        await first.judge(reading, [], start)
+        assert int(first.state.deadline[t1]) == start + 2000
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        await first.save_state()
+        # while it is away: the feed drops at once (or says nothing)
+        if confirmed:
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+                topic = layout.telemetry("t", "s", "d")
+                await pub.publish(topic, message(1, "feed", start + 500, 0.0), qos=1)
+        await asyncio.sleep(max(0.0, (start + 3500 - _now()) / 1000))  # deadline + grace past
+        # the hub again: its backlog stores slowly (a big one would), ticks go on meanwhile
+        second = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        assert int(second.state.deadline[t1]) == start + 2000
+        real_write = second.write
+        ticks = 0
+        real_tick = second.tick
+
+        async def counted_tick(*args):
+            nonlocal ticks
+            ticks += 1
+            return await real_tick(*args)
+
+        async def slow_write(readings, positions):
+            await asyncio.sleep(1.5)
+            return await real_write(readings, positions)
+
+        second.write = slow_write  # type: ignore[method-assign]
+        second.tick = counted_tick  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        connected = _now()
+        run = asyncio.create_task(service(second).run(stop))
+        if confirmed:
+
+            async def met() -> bool:
+                return bool(second.state.met[t1])
+
+            await eventually(met, 10, "the confirmation in the backlog judged")
+            assert ticks >= 5  # the clock ran while the backlog was stored
+            failed = [r for r in db.list_alarms(None) if r.side == ACTION]
+            assert failed == []
+        else:
+
+            async def raised():
+                return [r for r in db.list_alarms(None) if r.side == ACTION]
+
+            (row,) = await eventually(raised, 10, "the failure of a silent feed")
+            # held off one grace from the connection, not more; stamped with the deadline
+            assert row.raised_at >= connected + 1000
+            assert row.raised_at <= connected + 4000
+            assert row.started_ts == start + 2000
+        assert int(second.state.last_arrival[feed]) >= connected
+        stop.set()
+        await asyncio.wait_for(run, 10)
+    finally:
+        await store.close()
+        db.close()
