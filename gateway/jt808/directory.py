@@ -5,6 +5,11 @@ no vehicle names that number, by the plate it sends in its registration. The aut
 in 0x8100 names the vehicle and carries an HMAC of (phone, tenant, vehicle) under the gateway's
 secret, so authentication needs no state: it survives a gateway restart with the same secret, and
 fails once the vehicle leaves the configuration.
+
+A phone number configured for one vehicle is only ever that vehicle: a registration from it that
+carries the plate of another configured vehicle, or an auth code naming another vehicle, is
+refused as a `Conflict` (the configuration and the terminal disagree on which vehicle this is,
+and taking either side would put one vehicle's positions on another's track).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from telemetry.errors import ConfigError
 from telemetry.jt808.messages import RegisterResponse
 from telemetry.registry import VehicleInfo
 
-__all__ = ["Directory", "VehicleRef"]
+__all__ = ["Conflict", "Directory", "VehicleRef"]
 
 _PREFIX = "hh1"
 
@@ -27,6 +32,24 @@ _PREFIX = "hh1"
 class VehicleRef:
     tenant: str
     vehicle: str
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A terminal whose phone number is configured for `bound` claims other vehicles (by the plate
+    of its registration, or the vehicle its auth code names)."""
+
+    phone: str
+    bound: VehicleRef
+    claimed: tuple[VehicleRef, ...]
+    by: str  # "plate 苏A·D5678" or "auth code"
+
+    def __str__(self) -> str:
+        claimed = ", ".join(f"{r.tenant}/{r.vehicle}" for r in self.claimed)
+        return (
+            f"terminal {self.phone} is configured for {self.bound.tenant}/{self.bound.vehicle} "
+            f"but its {self.by} names {claimed}"
+        )
 
 
 def _norm(phone: str) -> str:
@@ -58,17 +81,21 @@ class Directory:
     def __len__(self) -> int:
         return len(self._terminal_of)
 
-    def register(self, phone: str, plate: str) -> tuple[int, VehicleRef | None]:
-        """The 0x8100 result for a registration, and the vehicle on success."""
+    def register(self, phone: str, plate: str) -> tuple[int, VehicleRef | Conflict | None]:
+        """The 0x8100 result for a registration, and the vehicle on success (the conflict that
+        refused it, if that was the reason)."""
+        plate = plate.strip()
+        refs = self._by_plate.get(plate, [])
         ref = self._by_terminal.get(_norm(phone))
         if ref is not None:
+            if refs and ref not in refs:
+                # the number is this vehicle's, the plate another's: "terminal registered"
+                conflict = Conflict(phone, ref, tuple(refs), f"plate {plate}")
+                return RegisterResponse.TERMINAL_REGISTERED, conflict
             return RegisterResponse.OK, ref
-        refs = self._by_plate.get(plate.strip(), [])
         if len(refs) != 1:
             # unknown plate, or the same plate in several tenants: the terminal must be named
-            return (
-                RegisterResponse.NO_VEHICLE if plate.strip() else RegisterResponse.NO_TERMINAL
-            ), None
+            return (RegisterResponse.NO_VEHICLE if plate else RegisterResponse.NO_TERMINAL), None
         ref = refs[0]
         if self._terminal_of[ref] is not None:
             return RegisterResponse.VEHICLE_REGISTERED, None  # bound to another terminal
@@ -77,17 +104,22 @@ class Directory:
     def auth_code(self, phone: str, ref: VehicleRef) -> str:
         return f"{_PREFIX}:{ref.tenant}:{ref.vehicle}:{self._mac(_norm(phone), ref)}"
 
-    def authenticate(self, phone: str, code: str) -> VehicleRef | None:
+    def authenticate(self, phone: str, code: str) -> VehicleRef | Conflict | None:
+        """The vehicle a good auth code names; a `Conflict` when the code is good but the phone
+        number is now configured for another vehicle; None for any other refusal."""
         parts = code.split(":")
         if len(parts) != 4 or parts[0] != _PREFIX:
             return None
         ref = VehicleRef(parts[1], parts[2])
         if ref not in self._terminal_of:
             return None
+        if not hmac.compare_digest(parts[3], self._mac(_norm(phone), ref)):
+            return None
+        bound = self._by_terminal.get(_norm(phone))
+        if bound is not None and bound != ref:
+            return Conflict(phone, bound, (ref,), "auth code")
         term = self._terminal_of[ref]
         if term is not None and term != _norm(phone):
-            return None
-        if not hmac.compare_digest(parts[3], self._mac(_norm(phone), ref)):
             return None
         return ref
 

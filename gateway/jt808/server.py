@@ -41,6 +41,9 @@ __all__ = ["Jt808Gateway", "Jt808Server"]
 
 log = logging.getLogger(__name__)
 
+# problems an operator must see (the configuration and a terminal disagree); others are counted
+_WARN_KINDS = frozenset({"terminal_conflict"})
+
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -177,11 +180,22 @@ class Jt808Server:
                 counters["messages"] += 1
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
-                log.debug("jt808: %s (%s): %s: %s", conn.peer, conn.vehicle, ev.kind, ev.detail)
+                level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG
+                log.log(
+                    level, "jt808: %s (%s): %s: %s", conn.peer, conn.vehicle, ev.kind, ev.detail
+                )
             elif isinstance(ev, Authenticated):
                 old = self.by_vehicle.get(ev.vehicle)
                 if old is not None and old is not conn:
                     counters["replaced"] += 1
+                    log.warning(
+                        "jt808: %s/%s: terminal %s from %s replaces its connection from %s",
+                        ev.vehicle.tenant,
+                        ev.vehicle.vehicle,
+                        ev.phone,
+                        conn.peer,
+                        old.peer,
+                    )
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
                 counters["authenticated"] += 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.directory import Conflict, Directory, VehicleRef
 from telemetry.jt808.codec import (
     BadFrame,
     Frame,
@@ -289,11 +289,13 @@ class Session:
     def _register(self, h: Header, msg: Register, events: list[Event]) -> None:
         result, ref = self.directory.register(h.phone, msg.plate)
         code = ""
-        if ref is not None:
+        if isinstance(ref, VehicleRef):
             code = self.directory.auth_code(h.phone, ref)
             self._pending = ref
             if self.state is State.CONNECTED:
                 self.state = State.REGISTERED
+        elif isinstance(ref, Conflict):
+            events.append(Problem("terminal_conflict", f"{ref}: registration refused"))
         else:
             events.append(
                 Problem("unknown_terminal", f"terminal {h.terminal} plate {msg.plate!r}: {result}")
@@ -304,8 +306,11 @@ class Session:
 
     def _authenticate(self, h: Header, msg: Authenticate, events: list[Event]) -> None:
         ref = self.directory.authenticate(h.phone, msg.auth_code)
-        if ref is None:
-            events.append(Problem("auth_failed", f"terminal {h.terminal}: wrong auth code"))
+        if not isinstance(ref, VehicleRef):
+            if isinstance(ref, Conflict):
+                events.append(Problem("terminal_conflict", f"{ref}: authentication refused"))
+            else:
+                events.append(Problem("auth_failed", f"terminal {h.terminal}: wrong auth code"))
             self._answer(h, PlatformResponse.FAILED, events)
             return
         self.vehicle, self.phone, self.state = ref, h.phone, State.AUTHENTICATED

@@ -1,0 +1,138 @@
+"""Which vehicle a JT/T 808 terminal is, when the configuration and the terminal disagree: a
+terminal whose configured phone number and registration plate name two different vehicles is
+refused and both are named in a warning (real gateway, real sockets); an auth code naming another
+vehicle than the number is configured for is refused; a connection that replaces another of the
+same vehicle is a warning."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.jt808 import Jt808Gateway
+from gateway.jt808.directory import Conflict, Directory, VehicleRef
+from hazardhub.settings import load_registry
+from simulators.jt808 import Jt808Terminal
+from telemetry.jt808 import PlatformResponse, RegisterResponse
+from telemetry.registry import Registry
+
+from services import MosquittoService
+
+SECRET = b"test-secret-0123456789"
+
+# the configuration of docs/jt808.md ("How terminals map to vehicles"), as it stands there
+DOC_CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+      - {id: tanker-02, plate: 苏A·D5678, class: hazmat}      # found by its plate
+"""
+
+
+@pytest.fixture
+def doc_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(DOC_CONFIG, encoding="utf-8")
+    return cfg
+
+
+@contextlib.asynccontextmanager
+async def gateway(
+    registry: Registry, broker_port: int, tmp_path: Path
+) -> AsyncIterator[Jt808Gateway]:
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=("127.0.0.1", broker_port),
+        spool_dir=tmp_path / "spool",
+        secret=SECRET,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.ready.wait(), 5)
+    assert gw.server.address is not None
+    try:
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def port_of(gw: Jt808Gateway) -> int:
+    assert gw.server.address is not None
+    return gw.server.address[1]
+
+
+async def test_a_terminal_claiming_another_vehicles_plate_is_refused(
+    mosquitto: MosquittoService,
+    doc_config: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.jt808")
+    async with gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw:
+        port = port_of(gw)
+        async with (
+            Jt808Terminal("127.0.0.1", port, "13800000001", "苏A·D1234") as own,
+            Jt808Terminal("127.0.0.1", port, "013800000001", "苏A·D5678") as other,
+        ):
+            await own.login()
+            # tanker-01's number with tanker-02's plate: "terminal already registered"
+            reg = await other.register()
+            assert (reg.result, reg.auth_code) == (RegisterResponse.TERMINAL_REGISTERED, "")
+            assert not own.closed.is_set()
+            # with tanker-01's code it is tanker-01 (the number is the same), and replaces own
+            answer = await other.authenticate(own.auth_code)
+            assert answer.result == PlatformResponse.OK
+            await asyncio.wait_for(own.closed.wait(), 5)
+    (conflict, replaced) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "terminal 013800000001 is configured for chem-logistics/tanker-01" in (
+        conflict.getMessage()
+    )
+    assert "plate 苏A·D5678 names chem-logistics/tanker-02" in conflict.getMessage()
+    assert "chem-logistics/tanker-01: terminal 013800000001 from 127.0.0.1:" in (
+        replaced.getMessage()
+    )
+    assert "replaces its connection from 127.0.0.1:" in replaced.getMessage()
+    assert gw.server.counters["terminal_conflict"] == 1 and gw.server.counters["replaced"] == 1
+
+
+class _Spec:
+    def __init__(self, id: str, plate: str, terminal: str | None) -> None:
+        self.id, self.plate, self.terminal = id, plate, terminal
+
+
+class _Vehicle:
+    def __init__(self, id: str, plate: str, terminal: str | None = None) -> None:
+        self.tenant, self.spec = "t1", _Spec(id, plate, terminal)
+
+
+def test_an_auth_code_for_another_vehicle_than_the_number_is_configured_for() -> None:
+    # 13900000009 registered by plate as bus-2; later the configuration gives bus-1 that number
+    before = Directory([_Vehicle("bus-2", "粤B00002")], SECRET)  # type: ignore[list-item]
+    result, ref = before.register("013900000009", "粤B00002")
+    assert result == RegisterResponse.OK and ref == VehicleRef("t1", "bus-2")
+    code = before.auth_code("013900000009", ref)
+    after = Directory(
+        [_Vehicle("bus-1", "粤A12345", "13900000009"), _Vehicle("bus-2", "粤B00002")],  # type: ignore[list-item]
+        SECRET,
+    )
+    conflict = after.authenticate("013900000009", code)
+    assert conflict == Conflict(
+        "013900000009", VehicleRef("t1", "bus-1"), (VehicleRef("t1", "bus-2"),), "auth code"
+    )
+    assert after.authenticate("013900000009", code + "0") is None  # a bad code is just bad
+    # registering again with its plate is refused too; with bus-1's plate (or none) it is bus-1
+    assert after.register("013900000009", "粤B00002")[0] == RegisterResponse.TERMINAL_REGISTERED
+    assert after.register("013900000009", "粤A12345") == (
+        RegisterResponse.OK,
+        VehicleRef("t1", "bus-1"),
+    )
+    assert after.register("013900000009", "") == (RegisterResponse.OK, VehicleRef("t1", "bus-1"))
