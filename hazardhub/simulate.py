@@ -15,7 +15,7 @@ import yaml
 
 from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
-from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle
+from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
 from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
 from simulators.route import Route
@@ -176,12 +176,10 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
         ]
         if args.jt808:
             jhost, jport = _hostport(args.jt808)
-            specs = list(registry.vehicles.values())
+            specs = [v.spec for v in registry.vehicles.values()]
+            phones = terminal_phones([spec.terminal for spec in specs])
             jt = Jt808Fleet(
-                [
-                    (sim, spec.spec.terminal or f"0138{k:08d}", spec.spec.plate)
-                    for k, (sim, spec) in enumerate(zip(vehicles, specs, strict=True))
-                ],
+                list(zip(vehicles, phones, (spec.plate for spec in specs), strict=True)),
                 host=jhost,
                 port=jport,
                 clock=clock,

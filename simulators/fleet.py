@@ -26,7 +26,14 @@ from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
 from telemetry.topics import TopicLayout
 
-__all__ = ["FleetPublisher", "Jt808Fleet", "SimulatedVehicle", "attach_scenario", "position_at"]
+__all__ = [
+    "FleetPublisher",
+    "Jt808Fleet",
+    "SimulatedVehicle",
+    "attach_scenario",
+    "position_at",
+    "terminal_phones",
+]
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +311,25 @@ class FleetPublisher(_Fleet):
                         q.popleft()
                 self.sent += n
                 self.backfills += n > 1
+
+
+def terminal_phones(configured: Sequence[str | None]) -> list[str]:
+    """The JT/T 808 phone number of each vehicle: its configured `terminal`, or a generated
+    12-digit one (0138nnnnnnnn) that equals no configured number and no other generated one.
+    Numbers compare as a platform compares them, without their leading zeros: a generated
+    013800000001 would be a configured 13800000001, and that vehicle's terminal."""
+    taken = {t.lstrip("0") or "0" for t in configured if t}
+    phones: list[str] = []
+    n = 0
+    for terminal in configured:
+        if terminal:
+            phones.append(terminal)
+            continue
+        while (phone := f"0138{n:08d}").lstrip("0") in taken:
+            n += 1
+        taken.add(phone.lstrip("0"))
+        phones.append(phone)
+    return phones
 
 
 class Jt808Fleet(_Fleet):
