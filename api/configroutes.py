@@ -29,14 +29,31 @@ __all__ = [
     "config_router",
     "object_body",
     "read_body",
+    "whole_admin_of",
 ]
 
 
 def admin_of(ctx: AppContext, caller: Principal) -> ConfigAdmin:
+    """The live configuration, for an admin (of every tenant, or of some: the registry routes
+    then keep it to the objects under its tenants)."""
     require_writer(caller)
     if caller.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the registry is changed by admins")
     return config_of(ctx)
+
+
+def whole_admin_of(ctx: AppContext, caller: Principal) -> ConfigAdmin:
+    """The live configuration, for an admin of every tenant: what spans tenants (the whole
+    configuration, its revisions, the tenants themselves, rule packs, the fleet settings) is
+    neither shown to nor changed by an admin limited to some."""
+    admin = admin_of(ctx, caller)
+    if caller.tenants is not None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this spans tenants: it needs an admin key of every tenant (this key is limited to"
+            " some)",
+        )
+    return admin
 
 
 def config_of(ctx: AppContext) -> ConfigAdmin:
@@ -154,8 +171,9 @@ def config_router() -> APIRouter:
         caller: Caller,
         fmt: Annotated[str, Query(alias="format", pattern="^(yaml|json)$")] = "yaml",
     ) -> Response:
-        """The whole configuration (admins), secrets hidden; import it back with PUT."""
-        admin = admin_of(ctx, caller)
+        """The whole configuration (admins of every tenant), secrets hidden; import it back with
+        PUT."""
+        admin = whole_admin_of(ctx, caller)
         data = mask(document(admin.current()))
         headers = {"ETag": f'"{admin.rev}"', "Cache-Control": "no-store"}
         if fmt == "json":
@@ -175,7 +193,7 @@ def config_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Replace the whole configuration (YAML with `Content-Type: application/yaml`, or
         JSON). Secrets shown as ******** keep their running values."""
-        admin_of(ctx, caller)
+        whole_admin_of(ctx, caller)
         body = object_body(await read_body(request))
         rev = await change(
             ctx,
@@ -197,7 +215,7 @@ def config_router() -> APIRouter:
         before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     ) -> list[dict[str, Any]]:
         """The configuration's revisions, newest first: who, when, why, from where."""
-        admin = admin_of(ctx, caller)
+        admin = whole_admin_of(ctx, caller)
         return [
             {
                 "rev": r.rev,
@@ -219,7 +237,7 @@ def config_router() -> APIRouter:
         dry_run: DryRun = False,
     ) -> dict[str, Any]:
         """Go back to an earlier revision (recorded as a new one)."""
-        admin = admin_of(ctx, caller)
+        admin = whole_admin_of(ctx, caller)
         old = admin.db.revision(rev)
         if old is None:
             raise not_found(f"revision {rev}")

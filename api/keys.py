@@ -1,7 +1,9 @@
 """API keys over HTTP: make one (shown once), list them, revoke one.
 
-Admins manage every key. An enterprise manages the enterprise and viewer keys of its own tenants
-(a wall display of its own, a script of its own), never a key that sees more than it does.
+A caller manages only keys that see no more than it does and are not stronger: an admin of every
+tenant manages every key; an admin limited to some tenants, the keys of any role of those tenants
+(never a key of every tenant); an enterprise, the enterprise and viewer keys of its own tenants (a
+wall display of its own, a script of its own).
 Operators and viewers manage none. Keys of the configuration file are listed but can only be
 removed there. A key made here expires (90 days unless asked otherwise, at most 10 years).
 """
@@ -53,13 +55,22 @@ class KeyCreated(KeyPublic):
     key: str = Field(description="the key itself: shown this once, never again")
 
 
+# the roles each role may make and manage keys of (a key never stronger than its maker's)
+_MANAGED: dict[str, frozenset[str]] = {
+    "admin": frozenset({"admin", "operator", "enterprise", "viewer"}),
+    "enterprise": frozenset({"enterprise", "viewer"}),
+}
+
+
 def _manages(caller: Principal, role: str, tenants: tuple[str, ...]) -> bool:
-    """Whether `caller` may see and manage a key of `role` for `tenants`."""
-    if caller.role == "admin":
-        return True
-    if caller.role != "enterprise" or role not in ("enterprise", "viewer") or not tenants:
+    """Whether `caller` may see and manage a key of `role` for `tenants` (empty: every tenant):
+    a role its own role manages, and tenants within its own. A key of every tenant is managed
+    only by a key of every tenant."""
+    if role not in _MANAGED.get(caller.role, frozenset()):
         return False
-    return all(caller.sees(t) for t in tenants)
+    if caller.tenants is None:
+        return True
+    return bool(tenants) and all(caller.sees(t) for t in tenants)
 
 
 def _check_manager(caller: Principal) -> None:
@@ -139,7 +150,9 @@ def key_router() -> APIRouter:
         if not _manages(caller, body.role, tenants):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                "an enterprise makes only enterprise or viewer keys of its own tenants",
+                "a key is made only for tenants of the caller's key (a key of every tenant only"
+                " by a key of every tenant), and an enterprise makes only enterprise or viewer"
+                " keys",
             )
         known = set(ctx.registry.tenants)
         unknown = [t for t in tenants if t not in known]

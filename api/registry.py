@@ -3,7 +3,11 @@ the fleet's geofences; the whole configuration exported and imported as YAML; it
 
 Everyone reads what their key sees (another tenant's objects answer 404); only admins change
 anything: the registry is the supervision centre's record, and a sensor's levels are the
-regulations' numbers, so an enterprise does not edit its own. Every change is checked whole, as a
+regulations' numbers, so an enterprise does not edit its own. An admin limited to some tenants
+changes what is under those tenants (their sites, devices, sensors, groups and vehicles, and
+replaces a tenant of its own), not what spans tenants: adding or removing a tenant, rule packs,
+the fleet settings and geofences, the whole configuration and its revisions need an admin of
+every tenant. Every change is checked whole, as a
 configuration file would be, recorded as a revision and taken by the running hub without a
 restart. A response carries the revision as its ETag; a write with ``If-Match`` is refused (412)
 when the configuration moved on since.
@@ -39,8 +43,9 @@ from api.configroutes import (
     config_router,
     object_body,
     read_body,
+    whole_admin_of,
 )
-from api.context import Caller, Ctx, not_found
+from api.context import AppContext, Caller, Ctx, not_found
 
 __all__ = ["registry_router"]
 
@@ -65,6 +70,15 @@ class _Loc:
     index: int | None  # the object's place, None for the collection itself
     path: tuple[Any, ...]  # document path of the collection
     tenant: str | None  # the tenant the path is under
+
+
+def _check_writer(ctx: AppContext, caller: Principal, segs: list[str], depth: int) -> None:
+    """An admin changes the registry; one limited to some tenants only what is `depth` or more
+    segments deep under ``tenants/`` (its tenants' objects: `_locate` answers 404 for the
+    others), never what spans tenants: the tenants themselves, rule packs, the fleet."""
+    admin_of(ctx, caller)
+    if segs[0] != "tenants" or len(segs) < depth:
+        whole_admin_of(ctx, caller)
 
 
 def _segments(path: str) -> list[str]:
@@ -155,8 +169,8 @@ def registry_router() -> APIRouter:
         dry_run: DryRun = False,
     ) -> dict[str, Any]:
         """Add an object to a collection; 409 when its id is taken."""
-        admin_of(ctx, caller)
         segs = _segments(path)
+        _check_writer(ctx, caller, segs, 3)
         body = object_body(await read_body(request))
         probe = _locate(document(config_of(ctx).current()), segs, caller)
         if probe.index is not None or segs == ["fleet"]:
@@ -192,8 +206,8 @@ def registry_router() -> APIRouter:
         dry_run: DryRun = False,
     ) -> dict[str, Any]:
         """Replace an object (its id stays the one in the path); `fleet` is replaced whole."""
-        admin_of(ctx, caller)
         segs = _segments(path)
+        _check_writer(ctx, caller, segs, 2)
         body = object_body(await read_body(request))
         if segs == ["fleet"]:
 
@@ -255,8 +269,8 @@ def registry_router() -> APIRouter:
         dry_run: DryRun = False,
     ) -> Response:
         """Remove an object (and what it holds). What still refers to it is named (422)."""
-        admin_of(ctx, caller)
         segs = _segments(path)
+        _check_writer(ctx, caller, segs, 3)
         probe = _locate(document(config_of(ctx).current()), segs, caller)
         if probe.index is None:
             raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED, "DELETE an object")

@@ -1,0 +1,150 @@
+"""An admin key limited to some tenants: it manages only keys of those tenants and no stronger than
+itself (never a key of every tenant), changes only the registry objects under its tenants, and
+neither reads nor changes what spans tenants (the whole configuration, its revisions, the tenants
+themselves, rule packs, the fleet settings). Over HTTP against the app, with a live
+configuration as the hub makes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_api_alarms import CHEM, COAL, KEYS, Hub, _key, auth
+
+from api.app import AppContext, create_app
+from api.auth import KeyRing
+from ingest.metrics import Metrics
+
+from e2e_helpers import live_config
+
+SCOPE_KEYS = [*KEYS, _key("chem-admin", "admin", CHEM)]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    hub = Hub(tmp_path)
+    await hub.store.open()
+    rdb, admin = live_config(hub.reg, tmp_path, lambda: ctx)
+    ctx = AppContext(hub.reg, hub.store, hub.db, Metrics(), KeyRing(SCOPE_KEYS, rdb), config=admin)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
+    ) as c:
+        yield c
+    await hub.store.close()
+    hub.db.close()
+    rdb.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"name": "x", "role": "admin"}, 403),  # a key of every tenant
+        ({"name": "x", "role": "operator"}, 403),
+        ({"name": "x", "role": "admin", "tenants": [COAL]}, 403),
+        ({"name": "x", "role": "admin", "tenants": [CHEM, COAL]}, 403),
+        ({"name": "x", "role": "viewer", "tenants": [COAL]}, 403),
+        ({"name": "x", "role": "admin", "tenants": [CHEM]}, 201),
+        ({"name": "x", "role": "operator", "tenants": [CHEM]}, 201),
+        ({"name": "x", "role": "enterprise", "tenants": [CHEM]}, 201),
+        ({"name": "x", "role": "viewer", "tenants": [CHEM]}, 201),
+    ],
+)
+async def test_limited_admin_makes_keys_only_within_its_tenants(
+    client: httpx.AsyncClient, body: dict[str, object], status: int
+) -> None:
+    r = await client.post("/api/v1/api-keys", json=body, headers=auth("chem-admin"))
+    assert r.status_code == status, r.text
+    if status == 201:
+        assert r.json()["tenants"] == [CHEM]
+        made = {"Authorization": f"Bearer {r.json()['key']}"}
+        sensors = (await client.get("/api/v1/sensors", headers=made)).json()
+        assert [s for s in sensors if s["tenant"] == COAL] == []
+
+
+async def test_limited_admin_lists_and_revokes_only_keys_within_its_tenants(
+    client: httpx.AsyncClient,
+) -> None:
+    for name, role, tenants in (("coal-wall", "viewer", [COAL]), ("ops2", "operator", [])):
+        body = {"name": name, "role": role, "tenants": tenants}
+        r = await client.post("/api/v1/api-keys", json=body, headers=auth("admin"))
+        assert r.status_code == 201, r.text
+    listed = await client.get("/api/v1/api-keys", headers=auth("chem-admin"))
+    assert listed.status_code == 200
+    assert {k["name"] for k in listed.json()} == {"chem", "chem-op", "chem-admin"}
+    # another tenant's key, and a key of every tenant, answer as if they did not exist
+    for name in ("coal-wall", "ops2", "admin", "coal"):
+        r = await client.delete(f"/api/v1/api-keys/{name}", headers=auth("chem-admin"))
+        assert r.status_code == 404, (name, r.text)
+    everyone = (await client.get("/api/v1/api-keys", headers=auth("admin"))).json()
+    assert {k["name"]: k["state"] for k in everyone if k["source"] == "api"} == {
+        "coal-wall": "active",
+        "ops2": "active",
+    }
+    # the admin of every tenant still manages all of them
+    assert (await client.delete("/api/v1/api-keys/ops2", headers=auth("admin"))).status_code == 204
+
+
+SITE = {"id": "depot", "kind": "chemical"}
+PACK = {"name": "mine", "rules": {}}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "/api/v1/config", None),
+        ("GET", "/api/v1/config?format=json", None),
+        ("PUT", "/api/v1/config?dry_run=true", {"tenants": [{"id": CHEM}]}),
+        ("GET", "/api/v1/config/revisions", None),
+        ("POST", "/api/v1/config/revisions/1/restore?dry_run=true", None),
+        ("POST", "/api/v1/registry/tenants?dry_run=true", {"id": "new-co"}),
+        ("DELETE", f"/api/v1/registry/tenants/{CHEM}?dry_run=true", None),
+        ("POST", "/api/v1/registry/rule-packs?dry_run=true", PACK),
+        ("PUT", "/api/v1/registry/fleet?dry_run=true", {}),
+        ("POST", "/api/v1/registry/geofences?dry_run=true", {"id": "g"}),
+    ],
+)
+async def test_what_spans_tenants_needs_an_admin_of_every_tenant(
+    client: httpx.AsyncClient, method: str, url: str, body: object
+) -> None:
+    kw = {} if body is None else {"json": body}
+    r = await client.request(method, url, headers=auth("chem-admin"), **kw)
+    assert r.status_code == 403, r.text
+    assert "every tenant" in r.json()["detail"]
+    assert COAL not in r.text
+    whole = await client.request(method, url, headers=auth("admin"), **kw)
+    assert whole.status_code in (200, 201, 204, 422), whole.text
+
+
+async def test_limited_admin_changes_the_registry_of_its_own_tenants_only(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post(
+        f"/api/v1/registry/tenants/{CHEM}/sites", json=SITE, headers=auth("chem-admin")
+    )
+    assert r.status_code == 201, r.text
+    sites = await client.get(f"/api/v1/registry/tenants/{CHEM}/sites", headers=auth("admin"))
+    assert [s["id"] for s in sites.json()] == ["depot"]
+    r = await client.put(
+        f"/api/v1/registry/tenants/{CHEM}",
+        json={"id": CHEM, "name": "Acme", "sites": [SITE]},
+        headers=auth("chem-admin"),
+    )
+    assert r.status_code == 200, r.text
+    r = await client.delete(
+        f"/api/v1/registry/tenants/{CHEM}/sites/depot", headers=auth("chem-admin")
+    )
+    assert r.status_code == 204, r.text
+    # another tenant's objects answer as if they did not exist
+    for method, url, body in (
+        ("POST", f"/api/v1/registry/tenants/{COAL}/sites", SITE),
+        ("PUT", f"/api/v1/registry/tenants/{COAL}", {"id": COAL}),
+        ("DELETE", f"/api/v1/registry/tenants/{COAL}/sites/face-1301", None),
+        ("GET", f"/api/v1/registry/tenants/{COAL}", None),
+    ):
+        kw = {} if body is None else {"json": body}
+        r = await client.request(method, url, headers=auth("chem-admin"), **kw)
+        assert r.status_code == 404, (method, url, r.text)
+    coal = await client.get(f"/api/v1/registry/tenants/{COAL}/sites", headers=auth("admin"))
+    assert [s["id"] for s in coal.json()] == ["face-1301"]
