@@ -6,6 +6,10 @@ pure `Session`, and its events are carried out in order: replies written to the 
 arrays committed to the spool, problems counted in `counters`. An exception while handling one
 connection's bytes is our fault: it is counted (``internal_error``), logged, and closes that
 connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``).
+
+The counters that changed are logged at info level every `report_every_s` (a minute) and when the
+server stops; the problems an operator must act on (`_WARN_KINDS`) and replaced connections are
+logged at warning level at once.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ __all__ = ["Jt808Gateway", "Jt808Server"]
 log = logging.getLogger(__name__)
 
 # problems an operator must see (the configuration and a terminal disagree); others are counted
-_WARN_KINDS = frozenset({"terminal_conflict"})
+_WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed"})
 
 
 def _wall_ms() -> int:
@@ -109,9 +113,12 @@ class Jt808Server:
         secret: bytes,
         idle_timeout_s: float = 300.0,
         max_bad_frames: int = 20,
+        report_every_s: float = 60.0,
         clock_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         self.directory = Directory(registry.vehicles.values(), secret)
+        self.report_every_s = report_every_s
+        self._reported: Counter[str] = Counter()  # the counters as last logged
         self.uplink = uplink
         self.idle_timeout_s = idle_timeout_s
         self.max_bad_frames = max_bad_frames
@@ -140,13 +147,17 @@ class Jt808Server:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Close idle terminals until `stop` is set, then close every connection."""
-        period = max(0.05, min(1.0, self.idle_timeout_s / 4))
+        period = max(0.05, min(1.0, self.idle_timeout_s / 4, self.report_every_s))
+        next_report = self.loop_time() + self.report_every_s
         try:
             while not stop.is_set():
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=period)
                 except TimeoutError:
                     self.close_idle()
+                    if self.loop_time() >= next_report:
+                        next_report = self.loop_time() + self.report_every_s
+                        self.report_counters()
         finally:
             if self._server is not None:
                 self._server.close()
@@ -154,6 +165,25 @@ class Jt808Server:
                 conn.close()
             if self._server is not None:
                 await self._server.wait_closed()
+            self.report_counters()
+
+    def report_counters(self) -> str | None:
+        """Log (info) the counters that changed since the last report, with their totals, and
+        the connections open; nothing when none changed. Returns the line logged."""
+        changed = sorted(k for k, n in self.counters.items() if n != self._reported[k])
+        if not changed:
+            return None
+        since = ", ".join(
+            f"{k} +{self.counters[k] - self._reported[k]} ({self.counters[k]} in all)"
+            for k in changed
+        )
+        line = (
+            f"jt808: {len(self.connections)} connections, {len(self.by_vehicle)} authenticated; "
+            f"since the last report: {since}"
+        )
+        self._reported = self.counters.copy()
+        log.info("%s", line)
+        return line
 
     def close_idle(self) -> int:
         deadline = self.loop_time() - self.idle_timeout_s
@@ -238,6 +268,7 @@ class Jt808Gateway:
         idle_timeout_s: float = 300.0,
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
+        report_every_s: float = 60.0,
         name: str = "jt808",
         username: str | None = None,
         password: str | None = None,
@@ -264,7 +295,11 @@ class Jt808Gateway:
             password=password,
         )
         self.server = Jt808Server(
-            registry, self.uplink, secret=secret, idle_timeout_s=idle_timeout_s
+            registry,
+            self.uplink,
+            secret=secret,
+            idle_timeout_s=idle_timeout_s,
+            report_every_s=report_every_s,
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(

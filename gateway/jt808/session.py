@@ -216,7 +216,9 @@ class Session:
         self._bad_in_a_row += 1
         if self._bad_in_a_row >= self.max_bad_frames:
             self.state = State.CLOSED
-            events.append(Close(f"{self._bad_in_a_row} bad frames in a row"))
+            reason = f"{self._bad_in_a_row} bad frames in a row"
+            events.append(Problem("bad_frames_closed", f"{reason}: closing the connection"))
+            events.append(Close(reason))
 
     def _answer(self, h: Header, result: int, events: list[Event]) -> None:
         self.header = self.header or h
