@@ -5,9 +5,10 @@ reports. Pure models; `telemetry.config` re-exports them.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from telemetry.configbase import Frozen, Ident
 
@@ -60,6 +61,18 @@ class PointSpec(Frozen):
     current: CurrentSpec | None = None
     unit: str = ""
     description: str = ""
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, scale: float) -> float:
+        # 0 would make every reading the offset, whatever the device sends: a methane channel
+        # that can never alarm
+        if scale == 0 or not math.isfinite(scale):
+            raise ValueError(
+                f"scale {scale:g} would make every reading the offset, whatever the device sends: "
+                "give the register's resolution (e.g. 0.01), or leave scale out (1)"
+            )
+        return scale
 
     @model_validator(mode="after")
     def _table_type(self) -> Self:
