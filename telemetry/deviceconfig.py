@@ -108,8 +108,18 @@ class DeviceProfile(Frozen):
 
     name: Ident
     description: str = ""
-    points: tuple[PointSpec, ...] = Field(min_length=1)
+    points: tuple[PointSpec, ...]
     status: tuple[StatusSpec, ...] = ()
+
+    @field_validator("points")
+    @classmethod
+    def _some_points(cls, points: tuple[PointSpec, ...]) -> tuple[PointSpec, ...]:
+        # not Field(min_length=1): pydantic checks that on what is left after a point failed,
+        # adding "at least 1 item ... not 0" to every point's error; this runs only when all
+        # points are valid
+        if not points:
+            raise ValueError("at least 1 item is needed: a profile without points reads nothing")
+        return points
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

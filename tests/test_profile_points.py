@@ -1,5 +1,6 @@
 """A device profile's points as `hazardhub check -c` judges them: `scale: 0` (every reading the
-offset, a methane channel that never alarms) is refused, and a bad point's error comes alone."""
+offset, a methane channel that never alarms) is refused, and a bad point's error comes alone
+(not followed by "points: Tuple should have at least 1 item after validation, not 0")."""
 
 from __future__ import annotations
 
@@ -49,9 +50,27 @@ def test_the_good_profile_passes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 def test_scale_zero_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     zero = T1.replace("scale: 0.01", "scale: 0, offset: 0.5")
-    assert check(tmp_path, capsys, zero)[0] == (
+    assert check(tmp_path, capsys, zero) == [
         f"{tmp_path / 'hub.yaml'}: device_profiles.0.points.0.scale: Value error, scale 0 would "
         "make every reading the offset, whatever the device sends: give the register's "
         "resolution (e.g. 0.01), or leave scale out (1)"
-    )
+    ]
     assert check(tmp_path, capsys, T1.replace("scale: 0.01", "scale: -0.01")) == []  # inverted
+
+
+def test_a_point_error_comes_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where = f"{tmp_path / 'hub.yaml'}: device_profiles.0"
+    bit = "      - {name: ch4_t2, address: 2, dtype: bit}"
+    assert check(tmp_path, capsys, T1, bit) == [
+        f"{where}.points.1: Value error, dtype 'bit' needs 'bit' (0-15), and only it does"
+    ]
+    # two bad points: two errors, nothing more
+    assert check(tmp_path, capsys, bit, bit.replace("ch4_t2", "ch4_t3")) == [
+        f"{where}.points.0: Value error, dtype 'bit' needs 'bit' (0-15), and only it does",
+        f"{where}.points.1: Value error, dtype 'bit' needs 'bit' (0-15), and only it does",
+    ]
+    # no point at all is still refused, once
+    assert check(tmp_path, capsys, "      []") == [
+        f"{where}.points: Value error, at least 1 item is needed: a profile without points reads "
+        "nothing"
+    ]
