@@ -537,3 +537,100 @@ async def test_only_an_alarms_latest_repeat_key_is_kept(rig):
     assert kept == [f"north-coal/other:r{a}:2", f"north-coal/rep:r{a}:3"]
     _restart(rig)
     assert await rig.pump(1) == []  # the latest one is still not sent again
+
+
+async def test_a_receiver_that_never_answers_holds_up_only_its_own_notifications(rig):
+    """A webhook receiver that takes the request and never answers (a tenant's broken duty
+    system) keeps its own rows in flight for its timeout; the pipeline goes on routing and
+    delivering everyone else's meanwhile, instead of waiting for the whole round."""
+    held: list[asyncio.StreamWriter] = []
+    got = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        held.append(writer)
+        got.set()
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/duty"
+    rig.subscribe(id="slow", channel={"type": "webhook", "url": url, "timeout_s": 30})
+    rig.subscribe(id="fast")  # the SSE stream of the monitoring centre
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.05))
+    try:
+        rig.feed("ch4-t1", [0.3, 1.1])
+        rig.notifier.wake.set()
+        await asyncio.wait_for(got.wait(), 10)  # the slow receiver holds its request
+        rig.feed("co", [0.0, 40.0])  # a new alarm while it hangs
+
+        def fast_keys() -> list[str]:
+            return sorted(n.key.split(":")[0] for n in rig.sent)
+
+        for _ in range(100):
+            if len(rig.sent) >= 2:
+                break
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.05)
+        assert fast_keys() == ["north-coal/fast", "north-coal/fast"]
+        assert [e["sensor"] for n in rig.sent for e in n.body["events"]] == ["ch4-t1", "co"]
+        slow = rig.notifier.outbox.query(
+            "SELECT status, attempts FROM outbox WHERE subscription = 'north-coal/slow'"
+        )
+        assert slow == [("pending", 0), ("pending", 0)]  # in flight: no outcome yet
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)  # the hanging send is given up at the stop
+        for w in held:
+            w.close()
+        server.close()
+        await rig.notifier._senders.aclose()
+    # what was not sent stays pending, for the next start
+    rows = rig.notifier.outbox.query("SELECT status FROM outbox WHERE subscription LIKE '%slow'")
+    assert rows == [("pending",), ("pending",)]
+
+
+async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_starved(rig):
+    """More rows for a hanging receiver than four takes hold, routed before anyone else's: its
+    queue fills (a take's worth), and the takes after leave its rows in the outbox instead of
+    filling up with them, so the next tenant's or channel's rows are taken and sent."""
+    got = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        held.append(writer)
+        got.set()
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}/duty"
+    rig.subscribe(
+        id="slow",
+        match={"sensor_kinds": ["methane"]},
+        channel={"type": "webhook", "url": url, "timeout_s": 30},
+    )
+    rig.subscribe(id="fast", match={"sensor_kinds": ["co"]})
+    limit = rig.notifier.delivery.take_limit
+    rig.feed("ch4-t1", [0.3, 1.1] * (2 * limit))  # 4 takes of rows for the hanging receiver
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.05))
+    try:
+        await asyncio.wait_for(got.wait(), 10)
+        rig.feed("co", [0.0, 40.0])
+        for _ in range(100):
+            if rig.sent:
+                break
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.05)
+        assert [e["sensor"] for n in rig.sent for e in n.body["events"]] == ["co"]
+        assert rig.notifier.delivery.in_flight == limit  # the hanging receiver's share, no more
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        for w in held:
+            w.close()
+        server.close()
+        await rig.notifier._senders.aclose()

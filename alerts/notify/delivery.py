@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict, deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -25,6 +26,9 @@ __all__ = ["CHANNEL", "Delivery"]
 log = logging.getLogger(__name__)
 CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
+# rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
+_RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
+_TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
 
@@ -44,6 +48,16 @@ class _Due:
 
 
 class Delivery:
+    """Sends the outbox's due rows without waiting for a whole round: each receiver has a queue
+    of units (a row, or rows batched into one POST) and a few workers of its own, so a receiver
+    that is slow or never answers holds up only its own notifications, never another tenant's
+    or channel's. Bounded: a receiver has at most a take's worth of rows (`take_limit`) queued or
+    being sent (its other rows stay in the outbox, not taken, until it has room), a tenant two,
+    all together eight; a tenant has at most a quarter of the sends in flight (never less than
+    one receiver's): a tenant pointing many subscriptions at receivers that hang cannot take
+    every slot. Outcomes are written (`settle`) by the next
+    `deliver_due`; a row is taken again only once its outcome is written."""
+
     def __init__(
         self,
         store: NotifyStore,
@@ -52,45 +66,101 @@ class Delivery:
         *,
         clock: Callable[[], int],
         count: Callable[..., None],
+        wake: Callable[[], None] | None = None,
     ) -> None:
+        """`wake` is called when outcomes wait to be written (`deliver_due`): a quarter of a
+        take's worth of them, or a receiver's queue done."""
         self.store = store
         self._senders = senders
         self.settings = settings
         self.clock = clock
         self._count = count
+        self._wake = wake
         self._channels: dict[str, ChannelSpec] = {}
+        self._receivers: dict[str, str] = {}  # a channel's text: its receiver
         self.last_taken = 0  # rows the last `deliver_due` took
+        self.last_queued = 0  # of them, the rows it queued for sending
+        self._taken: set[int] = set()  # rows queued or being sent, their outcome not written
+        self._tried: list[Settled] = []  # outcomes for the next `settle`
+        self._queues: dict[str, deque[list[_Due]]] = {}  # per receiver, its units to send
+        self._rows: Counter[str] = Counter()  # per receiver, rows queued or being sent
+        self._tenant_rows: Counter[str] = Counter()  # per tenant, likewise
+        self._row_total = 0  # all of them
+        self._workers: Counter[str] = Counter()  # per receiver, workers running
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots: tuple[int, asyncio.Semaphore] | None = None  # all sends in flight
+        self._tenant_slots: dict[str, asyncio.Semaphore] = {}
 
     @property
     def take_limit(self) -> int:
         """The most rows one `deliver_due` takes."""
         return self.settings.max_in_flight * _ROWS_PER_SLOT
 
-    async def deliver_due(self, now: int | None = None) -> int:
-        """Send what is due: one try per row, `max_in_flight` at once, rows of a webhook with
-        `batch_max` above 1 together in POSTs of up to that many. Returns how many were
-        delivered."""
+    @property
+    def in_flight(self) -> int:
+        """Rows queued or being sent whose outcome is not written yet."""
+        return len(self._taken)
+
+    async def deliver_due(self, now: int | None = None, *, wait: bool = True) -> int:
+        """Write the outcomes of the sends ended so far, then queue what is due: one try per
+        row, rows of a webhook with `batch_max` above 1 together in POSTs of up to that many.
+        With `wait`, also wait for every send in flight and write their outcomes. Returns how
+        many rows were delivered by the outcomes written."""
+        delivered = await self._settle()
         now = self.clock() if now is None else now
-        due = await asyncio.to_thread(self.store.take_due, now, self.take_limit)
-        self.last_taken = len(due)
-        if not due:
-            return 0
+        self.last_taken = self.last_queued = 0
+        limit = self.take_limit
+        if self._row_total < _ALL_TAKES * limit:
+            # receivers and tenants with no room: their rows are not taken (no starving of the
+            # others)
+            busy = {r for r, n in self._rows.items() if n >= _RECEIVER_TAKES * limit}
+            full = sorted(t for t, r in self._receivers.items() if r in busy) if busy else []
+            tenants = sorted(t for t, n in self._tenant_rows.items() if n >= _TENANT_TAKES * limit)
+            due = await asyncio.to_thread(
+                self.store.take_due, now, limit, sorted(self._taken), full, tenants
+            )
+            self.last_taken = len(due)
+            self._queue(self._units_of(due, now))
+        if wait:
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))  # not gather: a cancelled caller leaves them
+            delivered += await self._settle()
+        return delivered
+
+    async def aclose(self, grace_s: float = 2.0) -> None:
+        """Stop sending: the sends in flight get `grace_s` to end, the others are cancelled and
+        their rows (and those still queued) stay pending for the next start; the outcomes of
+        those that ended are written."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._queues.clear()
+        self._rows.clear()
+        self._tenant_rows.clear()
+        self._row_total = 0
+        await self._settle()
+        self._taken.clear()
+
+    def _units_of(self, due: list[tuple[Any, ...]], now: int) -> list[list[_Due]]:
+        """The rows taken as units to send; a row no channel can read is dead at once."""
         units: list[list[_Due]] = []
         batches: dict[str, list[_Due]] = {}
-        dead: list[Settled] = []
         for d in due:
             row = _Due(*d)
             try:
                 channel = self._channel(row.channel)
             except ValidationError as exc:  # a row no channel can send: dead, with the reason
                 self._count("hazardhub_notifications_dead_total", channel="unknown")
-                dead.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
+                self._tried.append((row.id, "dead", now, f"unreadable channel: {exc}"[:500], None))
                 continue
             if row.arrival is None and (why := _unreadable(row.events)) is not None:
                 # a row of before `arrival` (an older outbox's): its events are read first, as
                 # a webhook gets them unread (those this hub writes are JSON by construction)
                 self._count("hazardhub_notifications_dead_total", channel=channel.type)
-                dead.append((row.id, "dead", now, f"unreadable events: {why}"[:500], None))
+                self._tried.append((row.id, "dead", now, f"unreadable events: {why}"[:500], None))
                 continue
             if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
                 group = batches.setdefault(row.channel, [])
@@ -101,30 +171,100 @@ class Delivery:
             else:
                 units.append([row])
         units.extend(g for g in batches.values() if g)
-        # a few workers per receiver, each taking its receiver's units in turn (as many as the
-        # channel lets go to one receiver at once), not a task per unit queued behind them
-        queues: dict[str, deque[list[_Due]]] = defaultdict(deque)
-        for unit in units:
-            queues[self._senders.receiver_of(self._channel(unit[0].channel))].append(unit)
-        slots = asyncio.Semaphore(self.settings.max_in_flight)
+        return units
 
-        async def worker(queue: deque[list[_Due]]) -> list[Settled]:
-            out: list[Settled] = []
+    def _queue(self, units: list[list[_Due]]) -> None:
+        """Queue units to their receivers (those with room; the others' rows stay pending, to
+        be taken when there is) and start workers up to the receiver's slots."""
+        limit = self.take_limit
+        for unit in units:
+            receiver = self._receiver(unit[0].channel)
+            tenant = unit[0].tenant
+            if (
+                self._rows[receiver] >= _RECEIVER_TAKES * limit
+                or self._tenant_rows[tenant] >= _TENANT_TAKES * limit
+                or self._row_total >= _ALL_TAKES * limit
+            ):
+                continue
+            n = len(unit)
+            self._rows[receiver] += n
+            self._tenant_rows[tenant] += n
+            self._row_total += n
+            self._taken.update(r.id for r in unit)
+            self._queues.setdefault(receiver, deque()).append(unit)
+            self.last_queued += len(unit)
+            if self._workers[receiver] < self._senders.per_receiver:
+                self._workers[receiver] += 1
+                task = asyncio.create_task(self._work(receiver), name=f"notify:{receiver}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, receiver: str) -> None:
+        """Send a receiver's units one after the other (one of its few workers)."""
+        queue = self._queues[receiver]
+        try:
             while queue:
                 unit = queue.popleft()
-                async with slots:
-                    out += await self._try(unit)
-            return out
+                try:
+                    async with self._tenant_slot(unit[0].tenant), self._slot():
+                        outcome = await self._try(unit)
+                    # appended after the send: `self._tried +=` would load the list before it,
+                    # one that `_settle` may have taken and written meanwhile
+                    self._tried.extend(outcome)
+                    if len(self._tried) >= self.take_limit // 4 and self._wake is not None:
+                        self._wake()  # outcomes enough for a write (not one per send)
+                except asyncio.CancelledError:
+                    self._taken.difference_update(r.id for r in unit)  # pending: tried again
+                    raise
+                finally:
+                    n, tenant = len(unit), unit[0].tenant
+                    self._rows[receiver] -= n
+                    self._row_total -= n
+                    self._tenant_rows[tenant] -= n
+                    if not self._tenant_rows[tenant]:
+                        del self._tenant_rows[tenant]
+        finally:
+            self._workers[receiver] -= 1
+            if not self._workers[receiver]:
+                del self._workers[receiver]
+                if not queue:
+                    self._queues.pop(receiver, None)
+                    self._rows.pop(receiver, None)
+            if self._wake is not None:
+                self._wake()  # the receiver's queue is empty: more may be taken for it
 
-        workers = [
-            worker(q)
-            for q in queues.values()
-            for _ in range(min(len(q), self._senders.per_receiver))
-        ]
-        results = [r for part in await asyncio.gather(*workers) for r in part]
-        results += dead
-        await asyncio.to_thread(self.store.settle, results)
-        return sum(1 for _, status, *_ in results if status == "delivered")
+    async def _settle(self) -> int:
+        """Write the outcomes gathered; returns how many rows they delivered."""
+        if not self._tried:
+            return 0
+        tried, self._tried = self._tried, []
+        try:
+            await asyncio.to_thread(self.store.settle, tried)
+        except BaseException:
+            self._tried[:0] = tried  # written by the next one
+            raise
+        self._taken.difference_update(r[0] for r in tried)
+        return sum(1 for _, status, *_ in tried if status == "delivered")
+
+    def _receiver(self, text: str) -> str:
+        """The receiver of a channel (by its text, as the outbox holds it)."""
+        receiver = self._receivers.get(text)
+        if receiver is None:
+            receiver = self._receivers[text] = self._senders.receiver_of(self._channel(text))
+        return receiver
+
+    def _slot(self) -> asyncio.Semaphore:
+        n = self.settings.max_in_flight
+        if self._slots is None or self._slots[0] != n:  # a new setting: a new pool from now on
+            self._slots = (n, asyncio.Semaphore(n))
+        return self._slots[1]
+
+    def _tenant_slot(self, tenant: str) -> asyncio.Semaphore:
+        slot = self._tenant_slots.get(tenant)
+        if slot is None:
+            share = max(self._senders.per_receiver, self.settings.max_in_flight // _TENANT_SHARE)
+            slot = self._tenant_slots[tenant] = asyncio.Semaphore(share)
+        return slot
 
     def _channel(self, text: str) -> ChannelSpec:
         channel = self._channels.get(text)

@@ -101,7 +101,9 @@ class Notifier(Enqueuing):
         self._matched: dict[str, tuple[Sequence[SubscriptionSpec], dict[tuple[str, ...], Any]]]
         self._matched = {}
         self._read = 0  # journal events read by the last route
-        self.delivery = Delivery(self.store, senders, self.settings, clock=clock, count=self._count)
+        self.delivery = Delivery(
+            self.store, senders, self.settings, clock=clock, count=self._count, wake=self.wake.set
+        )
         try:
             if self._own_outbox:
                 self.outbox.start(db)
@@ -341,15 +343,23 @@ class Notifier(Enqueuing):
         return gone
 
     # delivery -----------------------------------------------------------------------------
-    async def deliver_due(self, now: int | None = None) -> int:
-        """Send what is due (`alerts.notify.delivery`); returns how many were delivered."""
-        return await self.delivery.deliver_due(now)
+    async def deliver_due(self, now: int | None = None, *, wait: bool = True) -> int:
+        """Send what is due (`alerts.notify.delivery`); returns how many were delivered (with
+        `wait`, every send in flight is waited for; without, those ended so far count)."""
+        return await self.delivery.deliver_due(now, wait=wait)
 
     async def run(self, stop: asyncio.Event, period_s: float = 0.5) -> None:
         """Route, run the timers and deliver until `stop`; woken at once by `wake`. Routing and
         delivery take turns a batch at a time, so that a backlog on one side never starves the
         other; the timers run once a second, and the outbox's old rows are deleted (`prune`) every
-        10 minutes."""
+        10 minutes. Delivery does not wait for its sends (a slow receiver holds up only its own
+        notifications); at `stop` the sends in flight get a moment to end."""
+        try:
+            await self._run(stop, period_s)
+        finally:
+            await self.delivery.aclose()
+
+    async def _run(self, stop: asyncio.Event, period_s: float) -> None:
         timers_at = pruned_at = 0
         while not stop.is_set():
             self.wake.clear()
@@ -366,8 +376,11 @@ class Notifier(Enqueuing):
                             pruned_at = 0  # a full batch: more is left, for the next turn
                     except Exception:
                         log.exception("pruning the notification outbox failed; tried again later")
-                sent = await self._deliver_turn(made)
-                busy = routed > 0 or sent > 0
+                await self._deliver_turn(made)
+                # again at once while routing reads or a take was full (not after outcomes
+                # only, nor after a few rows: delivery wakes the loop when enough outcomes wait)
+                taken = self.delivery.last_taken
+                busy = routed > 0 or taken >= self.delivery.take_limit
             except Exception:
                 log.exception("notification pipeline step failed; retrying")
             if busy:
@@ -389,11 +402,13 @@ class Notifier(Enqueuing):
 
     async def _deliver_turn(self, made: int) -> int:
         """Delivery's turn: at least as many rows as routing just made while there are more
-        due, so that a busy journal never lets the outbox fall behind (a take is capped, and
-        one route can make more rows than one take holds). Returns the rows delivered."""
-        sent = await self.deliver_due()
-        taken = self.delivery.last_taken
-        while taken < made and self.delivery.last_taken >= self.delivery.take_limit:
-            sent += await self.deliver_due()
-            taken += self.delivery.last_taken
+        due and room to send them, so that a busy journal never lets the outbox fall behind (a
+        take is capped, and one route can make more rows than one take holds). Returns the rows
+        whose delivery was written."""
+        delivery = self.delivery
+        sent = await delivery.deliver_due(wait=False)
+        queued = delivery.last_queued
+        while queued < made and delivery.last_taken >= delivery.take_limit and delivery.last_queued:
+            sent += await delivery.deliver_due(wait=False)
+            queued += delivery.last_queued
         return sent

@@ -175,14 +175,34 @@ class NotifyStore:
         )
         return True
 
-    def take_due(self, now: int, limit: int) -> list[tuple[Any, ...]]:
-        """The rows due for sending; closes their groups so that nothing is added meanwhile."""
+    def take_due(
+        self,
+        now: int,
+        limit: int,
+        taken: Sequence[int] = (),
+        full: Sequence[str] = (),
+        full_tenants: Sequence[str] = (),
+    ) -> list[tuple[Any, ...]]:
+        """The rows due for sending, but those `taken` already (in flight), those of the
+        channels in `full` (their receiver has no room) and of `full_tenants`; closes their
+        groups so that nothing is added meanwhile."""
+        where = "status = 'pending' AND due_at <= ?"
+        params: list[Any] = [now]
+        if taken:
+            where += " AND id NOT IN (SELECT value FROM json_each(?))"
+            params.append(orjson.dumps(list(taken)).decode())
+        if full:
+            where += " AND channel NOT IN (SELECT value FROM json_each(?))"
+            params.append(orjson.dumps(list(full)).decode())
+        if full_tenants:
+            where += " AND tenant NOT IN (SELECT value FROM json_each(?))"
+            params.append(orjson.dumps(list(full_tenants)).decode())
         with self.outbox_db.transaction() as con:
             rows = con.execute(
                 "SELECT id, key, tenant, site, subscription, channel, subject, events, "
-                "created_at, attempts, arrival, open_until FROM outbox WHERE status = 'pending' "
-                "AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-                (now, limit),
+                f"created_at, attempts, arrival, open_until FROM outbox WHERE {where} "
+                "ORDER BY due_at, id LIMIT ?",
+                (*params, limit),
             ).fetchall()
             grouped = [(r[0],) for r in rows if r[11] is not None]
             if grouped:
