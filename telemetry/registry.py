@@ -177,27 +177,33 @@ def _pack_rule(rule: str | None, packs: Mapping[str, RulePack]) -> RuleSpec | No
 
 
 def _check_verify(
-    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], where: str
+    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
 ) -> None:
+    # the path of each device sensor in the file, for the errors (verify is only on those)
+    paths = {
+        sen.id: f"tenants.{ti}.sites.{si}.devices.{di}.sensors.{ki}"
+        for ti, tenant in enumerate(config.tenants)
+        for si, site in enumerate(tenant.sites)
+        for di, dev in enumerate(site.devices)
+        for ki, sen in enumerate(dev.sensors)
+    }
     for info in sensors:
         spec = info.verify
         if spec is None:
             continue
+        where = f"{source}: {paths[info.id]}.verify"
+        which = f"(sensor {info.id!r} of device {info.device!r})"
         for key, fid in (("sensor", spec.sensor), *(("also", a) for a in spec.also)):
             feed = by_id.get(fid)
             if feed is None or feed.tenant != info.tenant:
-                raise ConfigError(
-                    f"{where}: sensor {info.id!r}: verify.{key}: no sensor {fid!r} in its tenant"
-                )
+                raise ConfigError(f"{where}.{key}: no sensor {fid!r} in its tenant {which}")
             if feed.index == info.index:
-                raise ConfigError(f"{where}: sensor {info.id!r}: verify.{key}: not itself")
+                raise ConfigError(f"{where}.{key}: not itself {which}")
         above = [lv.name for lv in info.levels if lv.above is not None]
         if not above:
-            raise ConfigError(f"{where}: sensor {info.id!r}: verify needs a level above")
+            raise ConfigError(f"{where}: needs a level above in the sensor's rule {which}")
         if spec.level is not None and spec.level not in above:
-            raise ConfigError(
-                f"{where}: sensor {info.id!r}: verify.level: no level above named {spec.level!r}"
-            )
+            raise ConfigError(f"{where}.level: no level above named {spec.level!r} {which}")
 
 
 def build_registry(
@@ -364,7 +370,7 @@ def build_registry(
             add(info, where)
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)
 
-    _check_verify(sensors, by_id, source)
+    _check_verify(sensors, by_id, config, source)
     for info in sensors:
         for cond in info.suppress_when:
             other = by_id.get(cond.sensor)
