@@ -230,6 +230,15 @@ class ConfigAdmin:
         except ConfigError as exc:
             raise ConfigRefusedError(_config_errors(exc)) from exc
 
+    def _checked(
+        self, edit: Callable[[dict[str, Any]], Any]
+    ) -> tuple[dict[str, Any], HubConfig, Registry]:
+        """The running document, and `edit` of a copy of it checked as the next configuration."""
+        before = document(self.current())
+        data = unmask(edit(json.loads(json.dumps(before))), before)
+        config, registry = self.check(data)
+        return before, config, registry
+
     async def change(
         self,
         edit: Callable[[dict[str, Any]], Any],
@@ -247,9 +256,9 @@ class ConfigAdmin:
         async with self._lock:
             if expect_rev is not None and expect_rev != self.rev:
                 raise StaleRevisionError(self.rev)
-            before = document(self.current())
-            data = unmask(edit(json.loads(json.dumps(before))), before)
-            config, registry = self.check(data)
+            # the document, the edit and the whole check take long for a large configuration:
+            # in a thread, the hub's event loop (ingest, alarms, the API) carries on meanwhile
+            before, config, registry = await asyncio.to_thread(self._checked, edit)
             if dry_run:
                 return self.rev
             rev = self.db.add_revision(

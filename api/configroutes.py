@@ -9,6 +9,7 @@ restart (`api.configadmin`). Secrets are exported as ``********`` and an import 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
 from api.context import AppContext, Caller, Ctx, not_found, require_writer
-from telemetry.registry import safe_yaml
+from api.yamlbody import YamlTooLargeError, load_yaml
 
 __all__ = [
     "DryRun",
@@ -113,17 +114,26 @@ async def change(
         ) from exc
 
 
-async def read_body(request: Request) -> Any:
-    raw = await request.body()
+def _parse(raw: bytes, is_yaml: bool) -> Any:
     try:
-        if "yaml" in request.headers.get("content-type", ""):
-            return safe_yaml(raw.decode("utf-8"))
+        if is_yaml:
+            return load_yaml(raw.decode("utf-8"))
         return orjson.loads(raw)
+    except YamlTooLargeError as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from exc
     except (yaml.YAMLError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"loc": ["body"], "msg": f"not valid YAML or JSON: {exc}", "type": "parse_error"}],
         ) from exc
+
+
+async def read_body(request: Request) -> Any:
+    """The body as plain data: YAML (`Content-Type: application/yaml`; 413 for one whose aliases
+    expand it past `api.yamlbody.MAX_NODES`) or JSON, parsed off the event loop."""
+    raw = await request.body()
+    is_yaml = "yaml" in request.headers.get("content-type", "")
+    return await asyncio.to_thread(_parse, raw, is_yaml)
 
 
 def object_body(value: Any) -> dict[str, Any]:
