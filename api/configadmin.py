@@ -29,6 +29,7 @@ from telemetry.registry import Registry
 
 __all__ = [
     "HIDDEN",
+    "MAX_ERRORS",
     "ConfigAdmin",
     "ConfigRefusedError",
     "StaleRevisionError",
@@ -48,10 +49,20 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+MAX_ERRORS = 100  # field errors told at most: a 1 MiB list of wrong items has 500,000
+
+
 class ConfigRefusedError(Exception):
-    """A configuration that does not check out; `errors` are field errors (loc, msg, type)."""
+    """A configuration that does not check out; `errors` are field errors (loc, msg, type), the
+    first MAX_ERRORS of them and then how many more there were."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
+        if len(errors) > MAX_ERRORS:
+            more = len(errors) - MAX_ERRORS
+            errors = [
+                *errors[:MAX_ERRORS],
+                {"loc": ["body"], "msg": f"and {more} more errors", "type": "too_many_errors"},
+            ]
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
         self.errors = errors
 
