@@ -11,13 +11,13 @@ import math
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
-from api.auth import Principal
+from api.auth import KeyWatch, Principal, current_key_watch
 from api.context import AppContext, Caller, Ctx, not_found
 from api.encode import json_response
 from api.keys import key_router
@@ -172,6 +172,7 @@ def _router() -> APIRouter:
     async def stream(
         ctx: Ctx,
         caller: Caller,
+        watch: Annotated[KeyWatch, Depends(current_key_watch)],
         kinds: Annotated[
             str,
             Query(
@@ -181,10 +182,12 @@ def _router() -> APIRouter:
         ] = "alarm,reading",
     ) -> StreamingResponse:
         """Server-sent events: `alarm` transitions and `reading`s (the newest per sensor and
-        flush) of the caller's tenants; `lagged` says how many a slow client missed."""
+        flush) of the caller's tenants; `lagged` says how many a slow client missed. The stream
+        follows the key: it ends (`end`) once the key is revoked, expires or leaves the
+        configuration, and sends nothing of a tenant the key no longer sees."""
         if ctx.stream is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no live stream here")
-        sub = ctx.stream.subscribe(caller, frozenset(kinds.split(",")))
+        sub = ctx.stream.subscribe(caller, frozenset(kinds.split(",")), watch.current)
         return StreamingResponse(
             ctx.stream.events(sub),
             media_type="text/event-stream",

@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.registrydb import KeyRow, RegistryDB
 from telemetry.config import ApiKeySpec
 
-__all__ = ["KeyRing", "Principal", "current_principal", "hash_key"]
+__all__ = ["KeyRing", "KeyWatch", "Principal", "current_key_watch", "current_principal", "hash_key"]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -37,6 +37,7 @@ class Principal:
     name: str
     role: str
     tenants: frozenset[str] | None  # None: every tenant
+    expires_ms: int | None = None  # a key made through the API: when it stops authenticating
 
     def sees(self, tenant: str) -> bool:
         return self.tenants is None or tenant in self.tenants
@@ -65,6 +66,7 @@ class KeyRing:
         self._clock = clock
         self._lock = threading.Lock()
         self._made: dict[str, KeyRow] = {}
+        self._generation = 0
         self.refresh()
 
     def now(self) -> int:
@@ -79,6 +81,7 @@ class KeyRing:
         config = {k.sha256: k for k in keys}
         with self._lock:
             self._config = config
+            self._generation += 1
 
     def refresh(self) -> None:
         """Read the API's keys again (after one was made or revoked)."""
@@ -87,9 +90,18 @@ class KeyRing:
         made = {r.sha256: r for r in self.db.api_keys() if r.revoked_ms is None}
         with self._lock:
             self._made = made
+            self._generation += 1
+
+    @property
+    def generation(self) -> int:
+        """Counts the changes of the keys (made, revoked, a new configuration's)."""
+        return self._generation
 
     def authenticate(self, key: str) -> Principal | None:
-        digest = hash_key(key)
+        return self.by_digest(hash_key(key))
+
+    def by_digest(self, digest: str) -> Principal | None:
+        """The caller of the key of SHA-256 `digest`, as the keys are now."""
         with self._lock:
             spec = self._config.get(digest)
             row = self._made.get(digest)
@@ -97,8 +109,36 @@ class KeyRing:
             tenants = frozenset(spec.tenants) if spec.tenants else None
             return Principal(spec.name, spec.role, tenants)
         if row is not None and row.valid_at(self._clock()):
-            return Principal(row.name, row.role, frozenset(row.tenants) if row.tenants else None)
+            tenants = frozenset(row.tenants) if row.tenants else None
+            return Principal(row.name, row.role, tenants, row.expires_ms)
         return None
+
+
+class KeyWatch:
+    """A caller's key checked again while a request lasts (a live stream): revoked, expired, or
+    changed by a new configuration (its tenants, its role, gone). Cheap when nothing changed:
+    a counter compared, and the clock for a key that expires."""
+
+    def __init__(self, ring: KeyRing, digest: str, principal: Principal) -> None:
+        self._ring = ring
+        self._digest = digest
+        self._generation = ring.generation
+        self._principal: Principal | None = principal
+
+    def current(self) -> Principal | None:
+        """The caller as its key is now; None once the key no longer authenticates (for good:
+        a key revoked stays revoked, one expired stays expired)."""
+        p = self._principal
+        if p is None:
+            return None
+        ring = self._ring
+        generation = ring.generation  # before the lookup: a change during it is seen next time
+        if generation != self._generation or (
+            p.expires_ms is not None and ring.now() >= p.expires_ms
+        ):
+            self._generation = generation
+            self._principal = ring.by_digest(self._digest)
+        return self._principal
 
 
 async def current_principal(
@@ -119,3 +159,14 @@ async def current_principal(
     if principal is None:
         raise unauthorized
     return principal
+
+
+async def current_key_watch(
+    request: Request,
+    caller: Annotated[Principal, Depends(current_principal)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> KeyWatch:
+    """The caller's key, to be checked again for as long as the request lasts."""
+    assert credentials is not None  # current_principal answered 401 without one
+    ring: KeyRing = request.app.state.ctx.keys
+    return KeyWatch(ring, hash_key(credentials.credentials), caller)

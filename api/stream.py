@@ -2,14 +2,17 @@
 
 Each subscriber has a bounded queue; a subscriber that does not keep up loses the oldest events,
 and is told how many with a ``lagged`` event (nothing is dropped silently). What a subscriber gets
-is filtered by the tenants its key may see.
+is filtered by the tenants its key may see, as the key is now: it is checked again (cheaply, see
+`api.auth.KeyWatch`) before each event and at each heartbeat, an event of a tenant the key no
+longer sees is not sent, and the stream ends (with an ``end`` event) once the key is revoked,
+expires or leaves the configuration.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,26 +28,46 @@ from telemetry.registry import Registry
 __all__ = ["Broadcaster", "Subscription"]
 
 
+_END = b'event: end\ndata: {"reason":"the key no longer authenticates"}\n\n'
+
+
 @dataclass(slots=True, eq=False)
 class Subscription:
     principal: Principal
-    queue: asyncio.Queue[tuple[str, bytes]]
+    queue: asyncio.Queue[tuple[str, str, bytes]]  # kind, tenant, data
     lagged: int = 0
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"alarm", "reading"}))
+    # the caller as its key is now (None: it no longer authenticates); None: never checked again
+    recheck: Callable[[], Principal | None] | None = None
 
-    def offer(self, kind: str, data: bytes) -> None:
-        if kind not in self.kinds:
+    def offer(self, kind: str, tenant: str, data: bytes) -> None:
+        if kind not in self.kinds or not self.principal.sees(tenant):
             return
         if self.queue.full():
             self.queue.get_nowait()
             self.lagged += 1
-        self.queue.put_nowait((kind, data))
+        self.queue.put_nowait((kind, tenant, data))
+
+    def authenticates(self) -> bool:
+        """Whether the key still authenticates; `principal` becomes the key as it is now."""
+        if self.recheck is None:
+            return True
+        principal = self.recheck()
+        if principal is None:
+            return False
+        self.principal = principal
+        return True
 
 
 class Broadcaster:
-    def __init__(self, registry: Registry, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self, registry: Registry, *, queue_size: int = 1000, heartbeat_s: float = 15.0
+    ) -> None:
+        """`heartbeat_s`: the most a quiet stream waits before a keep-alive, and so before its
+        key is checked again."""
         self._registry = registry
         self._queue_size = queue_size
+        self.heartbeat_s = heartbeat_s
         self._subs: set[Subscription] = set()
 
     def set_registry(self, registry: Registry) -> None:
@@ -55,8 +78,17 @@ class Broadcaster:
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, principal: Principal, kinds: frozenset[str]) -> Subscription:
-        sub = Subscription(principal, asyncio.Queue(maxsize=self._queue_size), kinds=kinds)
+    def subscribe(
+        self,
+        principal: Principal,
+        kinds: frozenset[str],
+        recheck: Callable[[], Principal | None] | None = None,
+    ) -> Subscription:
+        """A subscriber of `kinds`; with `recheck` (the caller as its key is now, None once it no
+        longer authenticates) its stream follows the key: see `events`."""
+        sub = Subscription(
+            principal, asyncio.Queue(maxsize=self._queue_size), kinds=kinds, recheck=recheck
+        )
         self._subs.add(sub)
         return sub
 
@@ -67,15 +99,13 @@ class Broadcaster:
         for ev in events:
             data = orjson.dumps(ev.to_json())
             for sub in self._subs:
-                if sub.principal.sees(ev.tenant):
-                    sub.offer("alarm", data)
+                sub.offer("alarm", ev.tenant, data)
 
     async def on_notification(self, n: Notification) -> None:
         """A subscription's notification for the SSE channel: to the streams of its tenant."""
         data = orjson.dumps(n.body)
         for sub in self._subs:
-            if sub.principal.sees(n.tenant):
-                sub.offer("notification", data)
+            sub.offer("notification", n.tenant, data)
 
     def on_readings(self, batch: ReadingBatch) -> None:
         """The newest reading of each sensor in the batch (by event time)."""
@@ -103,18 +133,30 @@ class Broadcaster:
                 }
             )
             for sub in self._subs:
-                if sub.principal.sees(info.tenant):
-                    sub.offer("reading", data)
+                sub.offer("reading", info.tenant, data)
 
-    async def events(self, sub: Subscription, heartbeat_s: float = 15.0) -> AsyncIterator[bytes]:
-        """The SSE byte stream of one subscription (ends when the client goes away)."""
+    async def events(
+        self, sub: Subscription, heartbeat_s: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """The SSE byte stream of one subscription: ends when the client goes away, or with an
+        ``end`` event when its key no longer authenticates (checked before each event and each
+        heartbeat; an event of a tenant the key no longer sees is left out)."""
+        beat = self.heartbeat_s if heartbeat_s is None else heartbeat_s
         try:
             yield b"retry: 2000\n\n"
             while True:
                 try:
-                    kind, data = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat_s)
+                    kind, tenant, data = await asyncio.wait_for(sub.queue.get(), timeout=beat)
                 except TimeoutError:
+                    if not sub.authenticates():
+                        yield _END
+                        return
                     yield b": keep-alive\n\n"
+                    continue
+                if not sub.authenticates():
+                    yield _END
+                    return
+                if not sub.principal.sees(tenant):
                     continue
                 if sub.lagged:
                     yield b"event: lagged\ndata: " + orjson.dumps({"dropped": sub.lagged}) + b"\n\n"
