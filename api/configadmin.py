@@ -5,9 +5,9 @@ a configuration file: models, profiles, rule packs, cross-references), recorded 
 `api.registrydb`, then switched to without a restart (`switch`: the hub swaps the registry of
 every part between two batches, see `Hub.switch`). Changes are serialized.
 
-Secrets (a webhook's HMAC key) never leave through the API: an export shows them as
-``********``, and an import that carries ``********`` keeps the secret the running configuration
-has at the same place.
+Secrets (a webhook's HMAC key, the password in its URL) never leave through the API: an export
+shows them as ``********``, and an import that carries ``********`` keeps the secret the running
+configuration has at the same place.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from api.hidden import HIDDEN, hide_url, keep_url, url_hides_password
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
@@ -41,8 +42,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-HIDDEN = "*" * 8
 _SECRET_KEYS = frozenset({"secret"})
+_URL_KEYS = frozenset({"url"})  # a webhook's: the password of its user info is a secret
 
 
 def _now_ms() -> int:
@@ -99,10 +100,18 @@ def _key(item: Any, i: int) -> Any:
     return i
 
 
+def _masked(key: str, value: Any) -> Any:
+    if key in _SECRET_KEYS and value:
+        return HIDDEN
+    if key in _URL_KEYS and isinstance(value, str):
+        return hide_url(value)
+    return mask(value)
+
+
 def mask(data: Any) -> Any:
-    """A copy with every secret shown as HIDDEN."""
+    """A copy with every secret shown as HIDDEN (a URL's password too: `api.hidden`)."""
     if isinstance(data, dict):
-        return {k: HIDDEN if k in _SECRET_KEYS and v else mask(v) for k, v in data.items()}
+        return {k: _masked(k, v) for k, v in data.items()}
     if isinstance(data, list):
         return [mask(v) for v in data]
     return data
@@ -111,7 +120,7 @@ def mask(data: Any) -> Any:
 def _secrets(data: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], Any]) -> None:
     if isinstance(data, dict):
         for k, v in data.items():
-            if k in _SECRET_KEYS:
+            if k in _SECRET_KEYS or k in _URL_KEYS:
                 out[(*path, k)] = v
             else:
                 _secrets(v, (*path, k), out)
@@ -122,8 +131,9 @@ def _secrets(data: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], Any]) 
 
 def unmask(data: Any, current: dict[str, Any]) -> Any:
     """`data` with each HIDDEN secret replaced by the running configuration's secret at the same
-    place (lists matched by their items' id or name). Raise ConfigRefusedError for a HIDDEN secret
-    with nothing to keep."""
+    place (lists matched by their items' id or name), and each URL with a HIDDEN password by the
+    running URL there when it is that URL. Raise ConfigRefusedError for a HIDDEN secret or
+    password with nothing to keep."""
     known: dict[tuple[Any, ...], Any] = {}
     _secrets(current, (), known)
     errors: list[dict[str, Any]] = []
@@ -143,6 +153,18 @@ def unmask(data: Any, current: dict[str, Any]) -> Any:
                             }
                         )
                     out[k] = kept or ""
+                elif k in _URL_KEYS and isinstance(v, str) and url_hides_password(v):
+                    url = keep_url(v, known.get((*path, k)))
+                    if url is None:
+                        errors.append(
+                            {
+                                "loc": ["body", *loc, k],
+                                "msg": "a hidden password that is not the one of this URL here:"
+                                " give it",
+                                "type": "value_error",
+                            }
+                        )
+                    out[k] = url or v
                 else:
                     out[k] = walk(v, (*path, k), (*loc, k))
             return out

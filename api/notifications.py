@@ -1,8 +1,8 @@
 """Notification objects and the outbox over HTTP: subscriptions, escalation policies and silences
-(list, read, put, delete, per tenant), and the notification outbox. Webhook secrets are shown once,
-then masked; a spec saved back with the mask keeps the stored secret. Every route is
-tenant-scoped: another tenant's object answers 404. Changing anything needs the admin, operator
-or enterprise role; viewers read.
+(list, read, put, delete, per tenant), and the notification outbox. Webhook secrets and the
+passwords of webhook URLs (`api.hidden`) are shown once, then masked; a spec saved back with the
+mask keeps the stored secret. Every route is tenant-scoped: another tenant's object answers 404.
+Changing anything needs the admin, operator or enterprise role; viewers read.
 
 The routes go on the alarm router (`api.alarms.alarm_router`), under its prefix and tag.
 """
@@ -20,11 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
+from api.hidden import HIDDEN, hide_url, keep_url, url_hides_password
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
 __all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
-
-_HIDDEN = "*" * 8  # a secret is never shown back
 
 
 class ObjectIn(BaseModel):
@@ -154,13 +153,26 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
     out = dict(spec)
 
     def keep(channel: Any, before: Any) -> Any:
-        if isinstance(channel, dict) and channel.get("secret") == _HIDDEN:
-            if not isinstance(before, dict) or not before.get("secret"):
+        if not isinstance(channel, dict):
+            return channel
+        before = before if isinstance(before, dict) else {}
+        if channel.get("secret") == HIDDEN:
+            if not before.get("secret"):
                 raise HTTPException(
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
                     "a masked secret can only stand for one already stored",
                 )
-            return {**channel, "secret": before["secret"]}
+            channel = {**channel, "secret": before["secret"]}
+        url = channel.get("url")
+        if isinstance(url, str) and url_hides_password(url):
+            kept = keep_url(url, before.get("url"))
+            if kept is None:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    "a masked password in a URL can only stand for the one stored with that"
+                    " same URL: give the password",
+                )
+            channel = {**channel, "url": kept}
         return channel
 
     if "channel" in out:
@@ -183,12 +195,15 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
 
 
 def _public_spec(spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec) -> dict[str, Any]:
-    """The object as JSON, with webhook secrets replaced by a mark: shown once, never again."""
+    """The object as JSON, with webhook secrets and the passwords of their URLs replaced by a
+    mark: shown once, never again."""
     data: dict[str, Any] = spec.model_dump(mode="json")
 
     def hide(channel: dict[str, Any]) -> None:
         if channel.get("secret"):
-            channel["secret"] = _HIDDEN
+            channel["secret"] = HIDDEN
+        if isinstance(channel.get("url"), str):
+            channel["url"] = hide_url(channel["url"])
 
     if "channel" in data:
         hide(data["channel"])
