@@ -19,6 +19,7 @@ from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
 from api.context import AppContext, Caller, Ctx, not_found
+from api.deadletters import dead_letter_router
 from api.encode import json_response
 from api.keys import key_router
 from api.models import (
@@ -276,6 +277,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(site_router())
     app.include_router(key_router())
     app.include_router(registry_router())
+    app.include_router(dead_letter_router())
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -254,6 +254,7 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
             "chem",
             FORBIDDEN,
         ),
+        ("get", "/api/v1/dead-letters"): ("/api/v1/dead-letters", None, "chem", FORBIDDEN),
         ("get", "/metrics"): ("/metrics", None, "chem", FORBIDDEN),
         ("get", "/healthz"): ("/healthz", None, "chem", OPEN),
         ("get", "/readyz"): ("/readyz", None, "chem", OPEN),
