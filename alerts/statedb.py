@@ -83,15 +83,21 @@ class StateDB(AlarmStatements):
         path: Path | str,
         *,
         max_dead_letter_bytes: int = 64 * 1024,
+        dead_letters_kept: int = 10_000,
+        dead_letters_kept_bytes: int = 64 * 1024 * 1024,
         quick_steps: int = 50_000,
     ) -> None:
         """`quick_steps`: how much SQLite work (virtual-machine steps; 50,000 is about 5 ms,
         100 alarms with their events take under 10,000) a `quick_alarm_records` may do before
-        it gives up; 0: it always gives up."""
+        it gives up; 0: it always gives up. Dead letters: each payload cut to
+        `max_dead_letter_bytes`, the newest `dead_letters_kept` and `dead_letters_kept_bytes` of
+        payloads kept (a client sending garbage cannot fill the disk of the alarm database)."""
         self._path = str(path)
         self.quick_steps = quick_steps
         self._lock = threading.Lock()
         self._max_payload = max_dead_letter_bytes
+        self._letters_kept = (dead_letters_kept, dead_letters_kept_bytes)
+        self._letters: list[int] | None = None  # [rows, payload bytes] held, read at first use
         try:
             self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -277,12 +283,17 @@ class StateDB(AlarmStatements):
         return self.query(events_sql(len(alarm_ids)), tuple(alarm_ids))
 
     # dead letters -------------------------------------------------------------------------
-    def add_dead_letter(
-        self, at: int, source: str, topic: str, reason: str, payload: bytes
-    ) -> None:
-        """Keep a rejected message with the reason (payload cut to the configured size)."""
+    def add_dead_letter(self, at: int, source: str, topic: str, reason: str, payload: bytes) -> int:
+        """Keep a rejected message with the reason (payload cut to the configured size); the
+        oldest beyond the limits are deleted. Returns how many were deleted."""
+        kept = payload[: self._max_payload]
         with self._lock:
             try:
+                if self._letters is None:
+                    row = self._db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
+                    ).fetchone()
+                    self._letters = [int(row[0]), int(row[1])]
                 self._db.execute(
                     "INSERT INTO dead_letters (at, source, topic, reason, payload, size) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -291,11 +302,32 @@ class StateDB(AlarmStatements):
                         source,
                         topic[:1024],
                         reason[:2000],
-                        payload[: self._max_payload],
+                        kept,
                         len(payload),
                     ),
                 )
+                self._letters[0] += 1
+                self._letters[1] += len(kept)
+                rows, size = self._letters_kept
+                if self._letters[0] <= rows and self._letters[1] <= size:
+                    return 0
+                # down to 90 % of both limits, oldest first
+                cut = self._db.execute(
+                    "SELECT id, total FROM (SELECT id, SUM(length(payload)) OVER "
+                    "(ORDER BY id DESC) AS total, ROW_NUMBER() OVER (ORDER BY id DESC) AS n "
+                    "FROM dead_letters) WHERE n > ? OR total > ? ORDER BY id DESC LIMIT 1",
+                    (rows * 9 // 10, size * 9 // 10),
+                ).fetchone()
+                if cut is None:
+                    return 0
+                gone = self._db.execute("DELETE FROM dead_letters WHERE id <= ?", (cut[0],))
+                row = self._db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
+                ).fetchone()
+                self._letters = [int(row[0]), int(row[1])]
+                return int(gone.rowcount)
             except sqlite3.Error as exc:
+                self._letters = None  # counted again from the table
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

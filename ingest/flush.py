@@ -67,9 +67,11 @@ class Flushing:
 
     async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
         raw = message.payload if isinstance(message.payload, bytes) else b""
-        await asyncio.to_thread(
+        pruned = await asyncio.to_thread(
             self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
         )
+        if pruned:  # the oldest, beyond the kept number or bytes
+            self.metrics.inc("hazardhub_dead_letters_pruned_total", pruned)
 
     async def _flush_in_order(
         self,

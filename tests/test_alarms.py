@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from alerts.alarms import AlarmBook
 from alerts.evaluate import CoreState, Readings, evaluate
@@ -93,6 +94,37 @@ def test_dead_letters_keep_reason_and_bounded_payload(tmp_path):
     (dl,) = db.dead_letters()
     assert dl.reason == "decode_error: bad magic"
     assert dl.payload == b"01234567" and dl.size == 10
+
+
+@pytest.mark.parametrize("limit", ["rows", "bytes"])
+def test_dead_letters_keep_the_newest_within_their_limits(tmp_path, limit):
+    """A client sending garbage cannot fill the disk: beyond the kept number of letters or
+    bytes of payload, the oldest go (down to 90 % of the limit), counted; across a reopen too."""
+    rows, size = (10, 10**9) if limit == "rows" else (10**6, 1000)
+
+    def open_db() -> StateDB:
+        return StateDB(
+            tmp_path / "state.db",
+            max_dead_letter_bytes=100,
+            dead_letters_kept=rows,
+            dead_letters_kept_bytes=size,
+        )
+
+    db = open_db()
+    pruned = [db.add_dead_letter(i, "telemetry", "a/b", f"bad {i}", b"x" * 150) for i in range(15)]
+    db.close()
+    db = open_db()  # the counts are read again from the file
+    pruned += [
+        db.add_dead_letter(i, "telemetry", "a/b", f"bad {i}", b"x" * 150) for i in range(15, 30)
+    ]
+    kept = db.dead_letters(limit=1000)
+    # 100 bytes kept of each: either limit holds 10 of them; pruned down to 9, then filled again
+    assert 9 <= len(kept) <= 10
+    assert sum(len(d.payload) for d in kept) <= 1000
+    assert [d.at for d in kept] == list(range(29, 29 - len(kept), -1))  # the newest
+    assert sum(pruned) == 30 - len(kept)
+    assert all(d.size == 150 and len(d.payload) == 100 for d in kept)
+    db.close()
 
 
 def feed_batch(book, table, state, sensors, ts, values, qualities, now, arrival=5):
