@@ -41,6 +41,7 @@ from telemetry.ruleconfig import (
     RateSpec,
     RulePack,
     RuleSpec,
+    SensorKind,
     SuppressSpec,
     VerifySpec,
     check_levels,
@@ -78,24 +79,6 @@ __all__ = [
 ]
 
 RuleRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+$")]
-SensorKind = Literal[
-    "methane",
-    "co",
-    "flammable_gas",
-    "toxic_gas",
-    "oxygen",
-    "level",
-    "pressure",
-    "temperature",
-    "wind_speed",
-    "load",
-    "moment",
-    "tilt",
-    "power_feed",
-    "interlock",
-    "speed",
-    "other",
-]
 
 
 class SensorSpec(Frozen):

@@ -285,6 +285,13 @@ def build_registry(
                         sen.rule, sen.levels, pack_map, f"{swhere}.rule"
                     )
                     packed = None if sen.levels else _pack_rule(sen.rule, pack_map)
+                    if packed is not None and packed.kinds and sen.kind not in packed.kinds:
+                        raise ConfigError(
+                            f"{swhere}.rule: rule {sen.rule!r} is for sensors of kind "
+                            f"{', '.join(packed.kinds)}, not {sen.kind!r} (sensor {sen.id!r}): "
+                            "its levels would be wrong for what the point measures; pick a rule "
+                            "for this kind or give the sensor its own levels"
+                        )
                     rate = sen.rate or (packed.rate if packed else None)
                     early = sen.early_warning or (packed.early_warning if packed else None)
                     frozen = sen.frozen or (packed.frozen if packed else None)

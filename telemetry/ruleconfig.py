@@ -5,7 +5,7 @@ rules for sensors to refer to (``pack.rule``). Pure models; `telemetry.config` r
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,7 @@ __all__ = [
     "RateSpec",
     "RulePack",
     "RuleSpec",
+    "SensorKind",
     "SuppressSpec",
     "VerifySpec",
     "check_levels",
@@ -70,6 +71,11 @@ def check_levels(levels: tuple[LevelSpec, ...]) -> None:
         raise ValueError("levels above must be listed with rising thresholds")
     if lows != sorted(lows, reverse=True):
         raise ValueError("levels below must be listed with falling thresholds")
+    if highs and lows and highs[0] <= lows[0]:
+        raise ValueError(
+            f"the lowest level above ({highs[0]:g}) must be higher than the highest level below "
+            f"({lows[0]:g}): a value between them would be too high and too low at once"
+        )
 
 
 class VerifySpec(Frozen):
@@ -159,6 +165,27 @@ class FrozenSpec(Frozen):
     action: str = Field(default="", max_length=200)
 
 
+# the kinds of sensor (what a point measures)
+SensorKind = Literal[
+    "methane",
+    "co",
+    "flammable_gas",
+    "toxic_gas",
+    "oxygen",
+    "level",
+    "pressure",
+    "temperature",
+    "wind_speed",
+    "load",
+    "moment",
+    "tilt",
+    "power_feed",
+    "interlock",
+    "speed",
+    "other",
+]
+
+
 class RuleSpec(Frozen):
     description: str = ""
     levels: tuple[LevelSpec, ...] = Field(min_length=1)
@@ -172,6 +199,11 @@ class RuleSpec(Frozen):
     rate: RateSpec | None = None
     early_warning: EarlyWarningSpec | None = None
     frozen: FrozenSpec | None = None
+    kinds: tuple[SensorKind, ...] = Field(
+        default=(),
+        description="the kinds of sensor the rule is meant for (a sensor of another kind naming "
+        "it is refused); none: any",
+    )
 
     @model_validator(mode="after")
     def _levels(self) -> Self:

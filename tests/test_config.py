@@ -517,6 +517,15 @@ BAD_CONFIGS: list[tuple[str, Mutate, str, str]] = [
         "rising thresholds",
     ),
     (
+        "above-and-below-overlap",
+        _append(
+            lambda d: _sensor(d, 1)["levels"],
+            {"name": "lo", "tier": "yellow", "below": 45, "recover": 47},
+        ),
+        f"{_D}.sensors.1",
+        "too high and too low at once",
+    ),
+    (
         "five-levels-above",
         _set(
             lambda d: _sensor(d, 1),

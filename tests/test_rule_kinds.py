@@ -1,0 +1,76 @@
+"""A rule is for the kinds of sensor it names: a methane point (% CH4) given the flammable-gas rule
+(25/50 %LEL) would never alarm at the power-cut level, so the configuration is refused, naming
+the place; every shipped rule says which kinds it is for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hazardhub.settings import load_profiles, read_text
+from telemetry.config import HubConfig, RulePack
+from telemetry.errors import ConfigError
+from telemetry.registry import build_registry, parse_document
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = sorted((ROOT / "profiles" / "rules").glob("*.yaml"))
+
+CONFIG = """
+version: 1
+device_profiles:
+  - name: p
+    points: [{{name: a, address: 0, dtype: uint16}}]
+tenants:
+  - id: t
+    sites:
+      - id: s
+        devices:
+          - id: d
+            profile: p
+            sensors:
+              - {{id: x, point: a, kind: {kind}, rule: {rule}}}
+"""
+
+
+def build(kind: str, rule: str):
+    profiles, packs = load_profiles(ROOT / "profiles")
+    doc = parse_document(CONFIG.format(kind=kind, rule=rule), HubConfig, "site.yaml")
+    return build_registry(doc, profiles, packs)
+
+
+@pytest.mark.parametrize(
+    ("kind", "rule"),
+    [
+        ("methane", "chem-gas.flammable-lel"),
+        ("oxygen", "coal-methane.face-t1"),
+        ("flammable_gas", "coal-methane.face-t1"),
+        ("temperature", "chem-process.tank-pressure-lpg"),
+    ],
+)
+def test_a_rule_for_another_kind_is_refused_with_the_place(kind, rule):
+    with pytest.raises(ConfigError) as err:
+        build(kind, rule)
+    text = str(err.value)
+    assert "tenants.0.sites.0.devices.0.sensors.0.rule" in text
+    assert f"not {kind!r}" in text and rule in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "rule"),
+    [
+        ("methane", "coal-methane.face-t1"),
+        ("flammable_gas", "chem-gas.flammable-lel"),
+        ("co", "chem-gas.toxic-oel"),
+        ("co", "coal-gas.co"),
+        ("level", "chem-process.tank-level-hilo"),
+    ],
+)
+def test_a_rule_for_the_kind_is_taken(kind, rule):
+    assert build(kind, rule).sensor("x").rule == rule
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
+def test_every_shipped_rule_says_which_kinds_it_is_for(path):
+    pack = parse_document(read_text(path), RulePack, str(path))
+    assert all(rule.kinds for rule in pack.rules.values()), pack.name
