@@ -81,3 +81,75 @@ def test_demo_raises_the_methane_alarm_and_stops_cleanly(tmp_path):
     assert code == 0, output[-3000:]
     assert "demo stopped cleanly" in output
     assert "Traceback" not in output, output[-3000:]
+
+
+def _start(data_dir: Path, api_port: int, log, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hazardhub", "demo", "--api", f"127.0.0.1:{api_port}"),
+            *("--data-dir", str(data_dir), "--broker-port", str(free_port()), *extra),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def _site(api_port: int, headers: dict[str, str]) -> dict | None:
+    url = f"http://127.0.0.1:{api_port}/api/v1/registry/tenants/north-coal/sites/face-1301"
+    try:
+        r = httpx.get(url, headers=headers, timeout=5)
+    except httpx.TransportError:
+        return None
+    return r.json() if r.status_code == 200 else None
+
+
+def _wait_site(proc: subprocess.Popen, api_port: int, headers: dict[str, str]) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"demo exited early with {proc.returncode}"
+        site = _site(api_port, headers)
+        if site is not None:
+            return site
+        time.sleep(0.5)
+    raise AssertionError("the demo's API did not answer within 60 s")
+
+
+@pytest.mark.slow
+def test_keep_data_runs_again_the_configuration_changed_through_the_api(tmp_path):
+    """The demo's simulators listen on the configured ports when they are free, so the
+    configuration runs as written and a change made through the API is taken up again by
+    `--keep-data` (the file's digest no longer changed with random ports on every run)."""
+    api_port = free_port()
+    data_dir = tmp_path / "demo"
+    log = (tmp_path / "demo.log").open("w+")
+    proc = _start(data_dir, api_port, log)
+    try:
+        while not (data_dir / "api-key").exists():
+            assert proc.poll() is None
+            time.sleep(0.2)
+        headers = {"Authorization": f"Bearer {(data_dir / 'api-key').read_text().strip()}"}
+        site = _wait_site(proc, api_port, headers)
+        site["name"] = "renamed through the API"
+        url = f"http://127.0.0.1:{api_port}/api/v1/registry/tenants/north-coal/sites/face-1301"
+        r = httpx.put(url, json=site, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+    finally:
+        assert _stop(proc) == 0
+    proc = _start(data_dir, api_port, log, "--keep-data")
+    try:
+        assert _wait_site(proc, api_port, headers)["name"] == "renamed through the API"
+    finally:
+        assert _stop(proc) == 0
+    log.seek(0)
+    assert "Traceback" not in log.read()
