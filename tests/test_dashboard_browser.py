@@ -123,6 +123,27 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
             )
             assert title == "above power_cut"
             await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
+            # a vehicle's alarms of the same name tell who judged them, all in Chinese
+            labels = await browser.js(
+                """(async () => {
+                  const m = await import('/static/alarms.js');
+                  const t = (k) => m.STRINGS.zh[k] ?? k;
+                  return [
+                    ['above', 'overspeed', 'road-transport.hazmat-speed'],
+                    ['overspeed', 'overspeed', 'fleet'],
+                    ['no_data', 'device_comm_loss', 'comm_loss'],
+                    ['terminal_emergency', 'terminal_emergency', 'terminal'],
+                    ['offline', 'offline', 'fleet'],
+                  ].map(([side, level_name, rule]) => m.kindLevel({side, level_name, rule}, t));
+                })()"""
+            )
+            assert labels == [
+                "超速",
+                "超速 (平台研判)",
+                "设备通讯中断",
+                "紧急报警 (终端上报)",
+                "车辆离线 (平台研判)",
+            ]
         finally:
             await browser.close()
 

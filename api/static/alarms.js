@@ -31,7 +31,24 @@ export const STRINGS = {
         lvl_tripped: "联锁动作", lvl_bypassed: "联锁旁路", lvl_low_oxygen: "低氧",
         lvl_under_oxygen: "缺氧", lvl_over_oxygen: "富氧", lvl_sensor_fault: "传感器故障",
         lvl_no_data: "无数据", lvl_action_failed: "保护动作未确认", lvl_rate_of_rise: "变化率超限",
-        lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常" },
+        lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常",
+        lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断",
+        // the fleet analytics' and the terminals' own (JT/T 808) alarms
+        lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
+        lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",
+        lvl_offline: "车辆离线", lvl_gps_drift: "定位漂移",
+        lvl_terminal_emergency: "紧急报警", lvl_terminal_overspeed: "终端超速报警",
+        lvl_terminal_fatigue: "终端疲劳驾驶报警", lvl_terminal_danger: "危险预警",
+        lvl_terminal_gnss_fault: "GNSS模块故障", lvl_terminal_antenna_cut: "GNSS天线未接或剪断",
+        lvl_terminal_antenna_short: "GNSS天线短路", lvl_terminal_power_low: "主电源欠压",
+        lvl_terminal_power_off: "主电源掉电", lvl_terminal_camera_fault: "摄像头故障",
+        lvl_terminal_day_driving: "当天累计驾驶超时", lvl_terminal_parking: "超时停车",
+        lvl_terminal_area: "进出区域", lvl_terminal_route: "进出路线",
+        lvl_terminal_off_route: "路线偏离报警", lvl_terminal_stolen: "车辆被盗",
+        lvl_terminal_illegal_ignition: "车辆非法点火", lvl_terminal_illegal_move: "车辆非法位移",
+        lvl_terminal_collision: "碰撞预警", lvl_terminal_rollover: "侧翻预警",
+        // who judged a vehicle's alarm: the platform's analytics or the terminal itself
+        by_fleet: "平台研判", by_terminal: "终端上报" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -45,7 +62,7 @@ export const STRINGS = {
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
         no_alarms: "no alarms", neterr: "network error, try again",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
-        tier_none: "none" },
+        tier_none: "none", by_fleet: "platform", by_terminal: "terminal" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -188,12 +205,19 @@ function isaBadge(state) {
 
 /** The alarm's kind and level in the operator's language: a label where there is one, else
  * the name the rules give; the kind only beside a level of its own (not for above/below). */
-function kindLevel(a) {
-  const label = (k, name) => (ctx.t(k) === k ? name : ctx.t(k));
+// who judged the alarm, when not the sensor's own rule: the two overspeed alarms of a vehicle
+// (its reading against the pack's limit, the platform's analysis by zone and duration) and the
+// terminal's own must not look alike
+const BY = { fleet: "by_fleet", terminal: "by_terminal" };
+const LEVEL_ONLY = new Set(["terminal", "comm_loss"]);  // the level names say it all
+
+export function kindLevel(a, t = ctx.t) {
+  const label = (k, name) => (t(k) === k ? name : t(k));
   const level = label(`lvl_${a.level_name}`, a.level_name);
-  if (a.side === "above" || a.side === "below") return level;
+  const by = BY[a.rule] ? ` (${t(BY[a.rule])})` : "";
+  if (a.side === "above" || a.side === "below") return level + by;
   const kind = label(`kind_${a.side}`, a.side);
-  return kind === level ? kind : `${kind} ${level}`;
+  return (kind === level || LEVEL_ONLY.has(a.rule) ? level : `${kind} ${level}`) + by;
 }
 
 function fillMain(tr, a) {
