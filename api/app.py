@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
-from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
@@ -267,6 +275,8 @@ def create_app(ctx: AppContext) -> FastAPI:
         title="hazardhub",
         version="0.1.0",
         summary="Online monitoring and early warning for major hazard sources, mines and vehicles",
+        docs_url=None,  # served below from files of our own: monitoring centres are often offline
+        redoc_url=None,
     )
     app.state.ctx = ctx
     install_problem_handlers(app)  # errors as RFC 9457 problem details
@@ -281,6 +291,19 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
+    # the interactive API docs without a CDN (FastAPI's default page loads Swagger UI from
+    # jsdelivr, and showed nothing on a network without the internet)
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="hazardhub API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
