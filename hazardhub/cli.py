@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -132,6 +133,27 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return asyncio.run(runner())
 
 
+def _taken(host: str, port: int) -> str | None:
+    """Why the API cannot listen on host:port (in use, or not an address of this machine), or
+    None: said in one line before anything starts, instead of the tracebacks of every part
+    already started when the API fails."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"the API address {host}:{port} cannot be used: {exc}"
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as exc:
+            return (
+                f"the API address {host}:{port} is not free ({exc.strerror}): another hub or "
+                "demo may be running; give another with --api HOST:PORT"
+            )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -179,6 +201,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep_data=args.keep_data,
         )
         load(args.config).registry()  # fail early with a clear message
+        if (busy := _taken(host, port)) is not None:
+            print(f"hazardhub demo: {busy}", file=sys.stderr)
+            return 2
         return _run(lambda stop: run_demo(opts, stop))
     if args.command == "hub":
         from hazardhub.hub import Hub, HubSettings
@@ -187,6 +212,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         registry = loaded.registry()
         bhost, bport = _hostport(args.broker, 1883)
         ahost, aport = _hostport(args.api, 8000)
+        if (busy := _taken(ahost, aport)) is not None:
+            print(f"hazardhub hub: {busy}", file=sys.stderr)
+            return 2
         hub = Hub(
             registry,
             HubSettings(

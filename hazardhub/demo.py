@@ -220,7 +220,7 @@ hazardhub demo is running: {len(registry.sensors)} sensors, {len(registry.device
 {len(registry.vehicles)} vehicles. In the first minute the face methane passes 1.0 % (alarm) and
 1.5 % (power cut), then falls back; the hazmat tanker drives at 90 km/h (limit 80).
 
-  dashboard    {base}/   (paste the API key below to log in)
+  dashboard    {base}/   (log in with the API key in {opts.data_dir}/api-key)
   API docs     {base}/docs
   alarms       curl -H "Authorization: Bearer $(cat {opts.data_dir}/api-key)" {base}/api/v1/alarms
   sensors      {base}/api/v1/sensors   latest: {base}/api/v1/sensors/face1301-ch4-t1/latest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,3 +154,24 @@ def test_keep_data_runs_again_the_configuration_changed_through_the_api(tmp_path
         assert _stop(proc) == 0
     log.seek(0)
     assert "Traceback" not in log.read()
+
+
+@pytest.mark.parametrize("command", ["demo", "hub"])
+def test_an_api_port_in_use_is_said_in_one_line_before_anything_starts(tmp_path, command):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [sys.executable, "-m", "hazardhub", command, "--api", f"127.0.0.1:{port}"]
+        args += ["--data-dir", str(tmp_path / "data")]
+        if command == "hub":
+            args += ["-c", str(ROOT / "examples" / "demo.yaml"), "--broker", "127.0.0.1:1"]
+        done = subprocess.run(
+            args, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"hazardhub {command}: the API address 127.0.0.1:{port} is not free (Address already "
+        "in use): another hub or demo may be running; give another with --api HOST:PORT"
+    ]
+    assert not (tmp_path / "data" / "state.db").exists()  # nothing started
