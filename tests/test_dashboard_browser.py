@@ -340,3 +340,35 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             assert (a["isa_state"], a["disposal"]) == ("normal", "closed")
         finally:
             await browser.close()
+
+
+@pytest.mark.slow
+async def test_a_revoked_key_is_asked_for_again_not_retried_forever(mosquitto, tmp_path):
+    """A wall display's key revoked (or expired): its event stream ends, and the dashboard
+    goes back to the login with the reason instead of retrying the stream every 2 s."""
+    admin = {"Authorization": "Bearer k-admin-1"}
+    port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=[ApiKeySpec(name="admin", sha256=hash_key("k-admin-1"), role="admin")],
+    )
+    async with running_hub(hub), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
+        made = await api.post(
+            "/api/v1/api-keys",
+            json={"name": "wall", "role": "viewer", "tenants": ["north-coal"]},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        browser = Browser()
+        try:
+            await browser.open(f"http://127.0.0.1:{port}/")
+            await _login(browser, made.json()["key"])
+            assert (await api.delete("/api/v1/api-keys/wall", headers=admin)).status_code == 204
+            await browser.wait_for(f"!{q('#login')}.hidden", timeout_s=40)
+            assert await browser.js(f"{q('#app')}.hidden") is True
+            message = await browser.js(f"{q('#login-error')}.textContent")
+            assert "no longer valid" in message or "已失效" in message
+            assert await browser.js("sessionStorage.getItem('hh-key')") is None
+        finally:
+            await browser.close()

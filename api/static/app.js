@@ -7,7 +7,7 @@ const T = {
         started: "开始时间", state: "状态", sensors: "测点", trend: "趋势", vehicles: "车辆",
         active: "报警中", cleared: "已恢复", comm_loss: "通讯中断", sensor_fault: "传感器故障",
         calibration: "标定", out_of_range: "超量程", stale: "数据陈旧", manual: "人工", good: "",
-        nodata: "无数据", badkey: "密钥无效",
+        nodata: "无数据", badkey: "密钥无效", keygone: "密钥已失效（已撤销或过期），请重新登录",
         trend_help: "滚轮缩放，拖动平移，双击回到最近 15 分钟" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
@@ -16,6 +16,7 @@ const T = {
         comm_loss: "comm loss", sensor_fault: "sensor fault", calibration: "calibration",
         out_of_range: "out of range", stale: "stale", manual: "manual", good: "",
         nodata: "no data", badkey: "invalid key",
+        keygone: "the key is no longer valid (revoked or expired): log in again",
         trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min" },
 };
 Object.assign(T.zh, STRINGS.zh);
@@ -231,6 +232,7 @@ async function stream() {
   for (;;) {
     try {
       const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
+      if (r.status === 401) { signedOut(); return; }  // revoked or expired: not again every 2 s
       if (!r.ok) throw new Error(String(r.status));
       if (streamedBefore) loadAlarms().then(renderTiles).catch(() => {});  // catch up on what was missed
       streamedBefore = true;
@@ -267,6 +269,15 @@ function onEvent(kind, d) {
   }
 }
 
+let mapTimer = null;
+function signedOut() {
+  sessionStorage.removeItem("hh-key"); key = "";
+  if (mapTimer) { clearInterval(mapTimer); mapTimer = null; }
+  setLive(false);
+  $("#app").hidden = true; $("#logout").hidden = true; $("#login").hidden = false;
+  $("#login-error").hidden = false; $("#login-error").textContent = t("keygone");
+}
+
 async function start() {
   for (const s of await api("/api/v1/sensors")) sensors.set(s.id, s);
   for (const l of await api("/api/v1/latest")) latest.set(l.sensor, l);
@@ -274,7 +285,7 @@ async function start() {
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
   translate();
   stream();
-  drawMap(); setInterval(drawMap, 10000);
+  drawMap(); mapTimer = setInterval(drawMap, 10000);
 }
 
 initTrendControls();
