@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from telemetry.configbase import Frozen, Ident, Tier
 
@@ -188,7 +188,7 @@ SensorKind = Literal[
 
 class RuleSpec(Frozen):
     description: str = ""
-    levels: tuple[LevelSpec, ...] = Field(min_length=1)
+    levels: tuple[LevelSpec, ...]
     no_data_s: float | None = Field(
         default=None,
         ge=0,
@@ -204,6 +204,15 @@ class RuleSpec(Frozen):
         description="the kinds of sensor the rule is meant for (a sensor of another kind naming "
         "it is refused); none: any",
     )
+
+    @field_validator("levels")
+    @classmethod
+    def _some_levels(cls, levels: tuple[LevelSpec, ...]) -> tuple[LevelSpec, ...]:
+        # not Field(min_length=1): pydantic checks that on what is left after a level failed,
+        # adding "at least 1 item ... not 0" to every level's error
+        if not levels:
+            raise ValueError("at least 1 item is needed: a rule without levels raises nothing")
+        return levels
 
     @model_validator(mode="after")
     def _levels(self) -> Self:

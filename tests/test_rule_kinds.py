@@ -74,3 +74,21 @@ def test_a_rule_for_the_kind_is_taken(kind, rule):
 def test_every_shipped_rule_says_which_kinds_it_is_for(path):
     pack = parse_document(read_text(path), RulePack, str(path))
     assert all(rule.kinds for rule in pack.rules.values()), pack.name
+
+
+def test_a_level_error_comes_alone_and_a_rule_needs_levels():
+    """pydantic's min_length counted what was left after a bad level and added 'Tuple should
+    have at least 1 item' to every level's error."""
+    from pydantic import ValidationError
+
+    from telemetry.ruleconfig import RuleSpec
+
+    with pytest.raises(ValidationError) as err:
+        RuleSpec.model_validate(
+            {"levels": [{"name": "a", "tier": "purple", "above": 1, "recover": 1}]}
+        )
+    assert [e["loc"] for e in err.value.errors()] == [("levels", 0, "tier")]
+    with pytest.raises(ValidationError) as err:
+        RuleSpec.model_validate({"levels": []})
+    (only,) = err.value.errors()
+    assert only["loc"] == ("levels",) and "a rule without levels raises nothing" in only["msg"]
