@@ -541,22 +541,41 @@ async def test_only_an_alarms_latest_repeat_key_is_kept(rig):
     assert await rig.pump(1) == []  # the latest one is still not sent again
 
 
+class _Hanging:
+    """A webhook receiver that takes each request and never answers (a broken duty system)."""
+
+    def __init__(self) -> None:
+        self.got = asyncio.Event()  # a request came
+        self._held: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    @classmethod
+    async def start(cls) -> _Hanging:
+        self = cls()
+        self._server = await asyncio.start_server(self._hang, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/duty"
+        return self
+
+    async def _hang(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        self._held.append(writer)
+        self.got.set()
+        await asyncio.sleep(3600)
+
+    def close(self) -> None:
+        for w in self._held:
+            w.close()
+        if self._server is not None:
+            self._server.close()
+
+
 async def test_a_receiver_that_never_answers_holds_up_only_its_own_notifications(rig):
     """A webhook receiver that takes the request and never answers (a tenant's broken duty
     system) keeps its own rows in flight for its timeout; the pipeline goes on routing and
     delivering everyone else's meanwhile, instead of waiting for the whole round."""
-    held: list[asyncio.StreamWriter] = []
-    got = asyncio.Event()
-
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        held.append(writer)
-        got.set()
-        await asyncio.sleep(3600)
-
-    server = await asyncio.start_server(hang, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}/duty"
+    hanging = await _Hanging.start()
+    url, got = hanging.url, hanging.got
     rig.subscribe(id="slow", channel={"type": "webhook", "url": url, "timeout_s": 30})
     rig.subscribe(id="fast")  # the SSE stream of the monitoring centre
     stop = asyncio.Event()
@@ -584,9 +603,7 @@ async def test_a_receiver_that_never_answers_holds_up_only_its_own_notifications
     finally:
         stop.set()
         await asyncio.wait_for(run, 10)  # the hanging send is given up at the stop
-        for w in held:
-            w.close()
-        server.close()
+        hanging.close()
         await rig.notifier._senders.aclose()
     # what was not sent stays pending, for the next start
     rows = rig.notifier.outbox.query("SELECT status FROM outbox WHERE subscription LIKE '%slow'")
@@ -597,18 +614,8 @@ async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_s
     """More rows for a hanging receiver than four takes hold, routed before anyone else's: its
     queue fills (a take's worth), and the takes after leave its rows in the outbox instead of
     filling up with them, so the next tenant's or channel's rows are taken and sent."""
-    got = asyncio.Event()
-    held: list[asyncio.StreamWriter] = []
-
-    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        held.append(writer)
-        got.set()
-        await asyncio.sleep(3600)
-
-    server = await asyncio.start_server(hang, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}/duty"
+    hanging = await _Hanging.start()
+    url, got = hanging.url, hanging.got
     rig.subscribe(
         id="slow",
         match={"sensor_kinds": ["methane"]},
@@ -632,7 +639,5 @@ async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_s
     finally:
         stop.set()
         await asyncio.wait_for(run, 10)
-        for w in held:
-            w.close()
-        server.close()
+        hanging.close()
         await rig.notifier._senders.aclose()
