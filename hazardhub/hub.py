@@ -43,6 +43,11 @@ __all__ = ["Hub", "HubSettings"]
 
 log = logging.getLogger(__name__)
 
+# terminal confirmations kept while the hub has no broker connection (one per vehicle): past this
+# many, the oldest is dropped (counted)
+_MAX_KEPT_CONFIRMATIONS = 10_000
+_CONFIRM_RETRY_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class HubSettings:
@@ -201,6 +206,12 @@ class Hub:
         )
         self.app = create_app(self.ctx)
         self.api_started = asyncio.Event()
+        # terminal confirmations not published yet, (tenant, vehicle) -> alarm type mask, oldest
+        # first; `_confirmations_kept` is set when one could not be published, for
+        # `_republish_confirmations`
+        self._confirmations: dict[tuple[str, str], int] = {}
+        self._confirmations_kept = asyncio.Event()
+        self._confirmations_lock = asyncio.Lock()
 
     async def switch(self, registry: Registry, rev: int) -> None:
         """Run with a new configuration from now on, without a restart: between two batches
@@ -252,19 +263,66 @@ class Hub:
 
     async def _confirm_terminal(self, ev: AlarmEvent) -> None:
         """An operator acknowledged a terminal's own alarm: ask the JT/T 808 gateway to confirm
-        it to the terminal (0x8203) through the vehicle's command topic."""
+        it to the terminal (0x8203) through the vehicle's command topic. Without a broker
+        connection the confirmation is kept (per vehicle, the alarm types ORed) and published
+        when the connection is back (`_republish_confirmations`): the terminal holds the bit
+        until confirmed, and the alarm, acknowledged, cannot be acknowledged again. Kept in
+        memory only: a hub stopped before it is back loses it (logged at stop)."""
         bit = terminal_bit(ev.side)
         if bit is None:
             return
-        command = {"command": "confirm_alarm", "alarm_type": 1 << bit, "alarm_serial": 0}
-        try:
-            await self.ingest.publish(
-                self.layout.vehicle_command(ev.tenant, ev.device), orjson.dumps(command)
+        key = (ev.tenant, ev.device)
+        self._confirmations[key] = self._confirmations.pop(key, 0) | 1 << bit
+        if len(self._confirmations) > _MAX_KEPT_CONFIRMATIONS:  # the oldest goes
+            oldest = next(iter(self._confirmations))
+            del self._confirmations[oldest]
+            self.metrics.inc("hazardhub_terminal_confirmations_dropped_total")
+            log.warning("terminal confirmation for %s/%s dropped: too many kept", *oldest)
+        if not await self._publish_confirmations():
+            log.warning(
+                "alarm %d: terminal confirmation kept until the hub is connected again",
+                ev.alarm_id,
             )
-            self.metrics.inc("hazardhub_terminal_confirmations_total")
-        except Exception as exc:
-            self.metrics.inc("hazardhub_terminal_confirmation_failures_total")
-            log.warning("alarm %d: terminal confirmation not sent: %s", ev.alarm_id, exc)
+
+    async def _publish_confirmations(self) -> bool:
+        """Publish the terminal confirmations kept, oldest first; False when one failed (it and
+        the rest stay kept, `_republish_confirmations` tries again)."""
+        async with self._confirmations_lock:
+            for key, kinds in list(self._confirmations.items()):
+                tenant, vehicle = key
+                command = {"command": "confirm_alarm", "alarm_type": kinds, "alarm_serial": 0}
+                try:
+                    await self.ingest.publish(
+                        self.layout.vehicle_command(tenant, vehicle), orjson.dumps(command)
+                    )
+                except Exception as exc:
+                    self.metrics.inc("hazardhub_terminal_confirmation_failures_total")
+                    log.info("terminal confirmation for %s/%s not published: %s", *key, exc)
+                    self._confirmations_kept.set()
+                    return False
+                self.metrics.inc("hazardhub_terminal_confirmations_total")
+                # what was asked for the vehicle while publishing stays kept
+                rest = self._confirmations.pop(key, 0) & ~kinds
+                if rest:
+                    self._confirmations[key] = rest
+            return True
+
+    async def _republish_confirmations(self) -> None:
+        """Publish the terminal confirmations kept while the hub had no broker connection, once
+        it is connected again (`IngestService.ready`); runs until cancelled."""
+        while True:
+            await self._confirmations_kept.wait()
+            self._confirmations_kept.clear()
+            await self.ingest.ready.wait()
+            waiting = list(self._confirmations)
+            if await self._publish_confirmations():
+                if waiting:
+                    log.info(
+                        "terminal confirmations published now that the hub is connected: %s",
+                        ", ".join(f"{t}/{v}" for t, v in waiting),
+                    )
+            else:  # ready, yet the connection is gone (it ends before `ready` is cleared)
+                await asyncio.sleep(_CONFIRM_RETRY_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
@@ -288,9 +346,19 @@ class Hub:
                 notifier = tg.create_task(self.notifier.run(stop), name="notify")
                 api = tg.create_task(server.serve(), name="api")
                 watcher = tg.create_task(self._announce(server), name="api-started")
+                confirmer = tg.create_task(
+                    self._republish_confirmations(), name="terminal-confirmations"
+                )
                 await stop.wait()
                 server.should_exit = True
                 watcher.cancel()
+                confirmer.cancel()
+                if self._confirmations:
+                    log.warning(
+                        "terminal confirmations lost at stop (not published, no broker): %s; "
+                        "their terminals keep those alarms until the bits are cleared on board",
+                        ", ".join(f"{t}/{v}" for t, v in self._confirmations),
+                    )
                 await api
                 await notifier
         finally:

@@ -8,8 +8,11 @@ back) and passes each to the terminal of that vehicle:
       0x8203: the platform confirms the terminal's alarms of `alarm_type` (JT/T 808 bits);
       serial 0 confirms all of them. Sent when an operator acknowledges a terminal alarm.
 
-A command for a terminal that is not connected is counted and dropped (the terminal raises the
-alarm again if it still holds); a malformed one is counted and logged, never raised.
+A confirmation for a terminal that is not connected is counted (``not_connected``) and kept by
+the server, which sends it when the terminal authenticates again (`Jt808Server.confirm_alarm`):
+the terminal holds bits 0, 3, 20, 21, 27 and 28 until confirmed and a bit that stays set raises
+nothing new, so a dropped confirmation would leave its alarm active for good. A malformed command
+is counted and logged, never raised.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ log = logging.getLogger(__name__)
 class Confirmer(Protocol):
     def confirm_alarm(
         self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = 0
-    ) -> bool: ...
+    ) -> bool:
+        """Send 0x8203 now (True), or keep it for the terminal's next authentication (False)."""
 
 
 class CommandListener:
@@ -87,7 +91,11 @@ class CommandListener:
             return "rejected"
         if self.server.confirm_alarm(where.tenant, where.vehicle, serial, kind):
             return "confirmed"
-        log.info("jt808: %s/%s is not connected; confirmation dropped", where.tenant, where.vehicle)
+        log.info(
+            "jt808: %s/%s is not connected; confirmation kept until its terminal authenticates",
+            where.tenant,
+            where.vehicle,
+        )
         return "not_connected"
 
     async def run(self, stop: asyncio.Event) -> None:

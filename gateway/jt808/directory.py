@@ -81,6 +81,9 @@ class Directory:
     def __len__(self) -> int:
         return len(self._terminal_of)
 
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._terminal_of
+
     def register(self, phone: str, plate: str) -> tuple[int, VehicleRef | Conflict | None]:
         """The 0x8100 result for a registration, and the vehicle on success (the conflict that
         refused it, if that was the reason)."""

@@ -7,6 +7,10 @@ arrays committed to the spool, problems counted in `counters`. An exception whil
 connection's bytes is our fault: it is counted (``internal_error``), logged, and closes that
 connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``).
 
+An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
+and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
+dropped (``confirmations_expired``).
+
 The counters that changed are logged at info level every `report_every_s` (a minute) and when the
 server stops; the problems an operator must act on (`_WARN_KINDS`) and replaced connections are
 logged at warning level at once.
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.jt808.commands import CommandListener
+from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.session import (
     Authenticated,
@@ -93,6 +98,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
+    @property
+    def authenticated(self) -> bool:
+        """Authenticated, and not closing: what is written now reaches the terminal."""
+        open_ = self.transport is not None and not self.transport.is_closing()
+        return open_ and self.session.state is State.AUTHENTICATED
+
     def close(self, *, abort: bool = False) -> None:
         self.session.state = State.CLOSED
         if self.transport is not None and not self.transport.is_closing():
@@ -114,6 +125,7 @@ class Jt808Server:
         idle_timeout_s: float = 300.0,
         max_bad_frames: int = 20,
         report_every_s: float = 60.0,
+        hold_confirmations_s: float = 86400.0,
         clock_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         self.directory = Directory(registry.vehicles.values(), secret)
@@ -126,6 +138,8 @@ class Jt808Server:
         self.counters: Counter[str] = Counter()
         self.connections: set[_Connection] = set()
         self.by_vehicle: dict[VehicleRef, _Connection] = {}
+        # confirmations for terminals away, sent at their next authentication
+        self.held = HeldConfirmations(int(hold_confirmations_s * 1000))
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: tuple[str, int] | None = None
@@ -155,6 +169,7 @@ class Jt808Server:
                     await asyncio.wait_for(stop.wait(), timeout=period)
                 except TimeoutError:
                     self.close_idle()
+                    self.expire_confirmations()
                     if self.loop_time() >= next_report:
                         next_report = self.loop_time() + self.report_every_s
                         self.report_counters()
@@ -229,6 +244,7 @@ class Jt808Server:
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
                 counters["authenticated"] += 1
+                self._send_held(conn, ev.vehicle)
             elif isinstance(ev, TerminalAck):
                 counters["terminal_acks"] += 1
             elif isinstance(ev, Close):
@@ -244,13 +260,51 @@ class Jt808Server:
         self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = Alarm.ACK_CLEAR
     ) -> bool:
         """Send 0x8203 to the vehicle's terminal: the platform confirms its alarms (serial 0: all
-        of `alarm_type`). False when the terminal is not connected and authenticated."""
-        conn = self.by_vehicle.get(VehicleRef(tenant, vehicle))
-        if conn is None or conn.session.state is not State.AUTHENTICATED:
+        of `alarm_type`). False when the terminal is not connected and authenticated: the
+        confirmation of `alarm_type` is then kept for the vehicle (serial 0, the serial meaning
+        nothing to the next connection) and sent when its terminal authenticates."""
+        ref = VehicleRef(tenant, vehicle)
+        conn = self.by_vehicle.get(ref)
+        if conn is None or not conn.authenticated:
+            if alarm_type and ref in self.directory:
+                self.held.hold(ref, int(alarm_type), self.clock_ms())
+                self.counters["confirmations_held"] += 1
             return False
         conn.write(conn.session.confirm_alarm(alarm_serial, int(alarm_type)))
         self.counters["alarm_confirmations"] += 1
         return True
+
+    def _send_held(self, conn: _Connection, ref: VehicleRef) -> None:
+        """The terminal of `ref` authenticated: send what was kept for it while it was away."""
+        self.expire_confirmations()
+        held = self.held.take(ref, self.clock_ms())
+        if held is None:
+            return
+        alarm_type, age_ms = held
+        conn.write(conn.session.confirm_alarm(0, alarm_type))
+        self.counters["alarm_confirmations"] += 1
+        self.counters["confirmations_sent_late"] += 1
+        log.info(
+            "jt808: %s/%s: alarm confirmation (type %#x) sent %.0fs late, at the terminal's "
+            "authentication",
+            ref.tenant,
+            ref.vehicle,
+            alarm_type,
+            age_ms / 1000,
+        )
+
+    def expire_confirmations(self) -> int:
+        """Drop the kept confirmations older than `hold_confirmations_s`; how many."""
+        old = self.held.expire(self.clock_ms())
+        for ref in old:
+            self.counters["confirmations_expired"] += 1
+            log.warning(
+                "jt808: %s/%s: alarm confirmation dropped, the terminal stayed away for %.0fs",
+                ref.tenant,
+                ref.vehicle,
+                self.held.max_age_ms / 1000,
+            )
+        return len(old)
 
 
 class Jt808Gateway:
@@ -269,6 +323,7 @@ class Jt808Gateway:
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
         report_every_s: float = 60.0,
+        hold_confirmations_s: float = 86400.0,
         name: str = "jt808",
         username: str | None = None,
         password: str | None = None,
@@ -300,6 +355,7 @@ class Jt808Gateway:
             secret=secret,
             idle_timeout_s=idle_timeout_s,
             report_every_s=report_every_s,
+            hold_confirmations_s=hold_confirmations_s,
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(

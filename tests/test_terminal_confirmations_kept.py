@@ -1,0 +1,252 @@
+"""An operator's confirmation of a terminal alarm (0x8203) is not lost when its terminal or the
+hub's broker connection is away at the acknowledgement: a terminal holds bits 0, 3, 20, 21, 27
+and 28 until confirmed, and the alarm, acknowledged, cannot be acknowledged again.
+
+- the gateway keeps a confirmation for a terminal not connected (per vehicle, the types ORed)
+  and sends it when the terminal authenticates; a day later it is dropped;
+- the hub keeps one it cannot publish (no broker connection) and publishes it, once, when the
+  connection is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiomqtt
+import orjson
+import pytest
+
+from alerts.alarmevent import AlarmEvent
+from alerts.alarms import TERMINAL_RULE
+from gateway.jt808 import Jt808Gateway, Jt808Server, VehicleRef
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load_registry
+from telemetry.jt808 import (
+    Alarm,
+    AlarmConfirm,
+    Authenticate,
+    Frame,
+    FrameReader,
+    Header,
+    Message,
+    MsgId,
+    PlatformResponse,
+    Register,
+    RegisterResponse,
+    decode_body,
+    encode_frame,
+)
+from telemetry.registry import Registry
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually, running_hub
+from services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = b"test-secret-0123456789"
+CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
+"""
+PHONE = "013800000001"
+COMMAND = "hazardhub/v1/chem-logistics/vehicles/tanker-01/command"
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    return load_registry(cfg, [ROOT / "profiles"])
+
+
+class RawTerminal:
+    """A terminal as bytes on a TCP socket: the gateway's frames in the order they came."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.frames = FrameReader()
+        self.got: list[Message] = []
+        self.serial = 0
+
+    async def send(self, msg: Message) -> None:
+        self.serial += 1
+        self.writer.write(encode_frame(Header(msg.msg_id, self.serial, PHONE), msg.encode(False)))
+        await self.writer.drain()
+
+    async def next(self) -> Message:
+        while not self.got:
+            data = await asyncio.wait_for(self.reader.read(4096), 5)
+            assert data, "the gateway closed the connection"
+            for item in self.frames.feed(data):
+                assert isinstance(item, Frame), item
+                self.got.append(decode_body(item.header.msg_id, item.body, False))
+        return self.got.pop(0)
+
+
+@contextlib.asynccontextmanager
+async def connected(host: str, port: int) -> AsyncIterator[RawTerminal]:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        yield RawTerminal(reader, writer)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def test_gateway_sends_a_confirmation_kept_for_an_offline_terminal_at_its_authentication(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        secret=SECRET,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
+        host, port = gw.server.address  # type: ignore[misc]
+        # two acknowledgements (emergency, then danger) while the terminal is offline
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
+            for kind in (Alarm.EMERGENCY, Alarm.DANGER):
+                command = {"command": "confirm_alarm", "alarm_type": int(kind), "alarm_serial": 0}
+                await hub.publish(COMMAND, orjson.dumps(command), qos=1)
+        await eventually(
+            lambda: _now(gw.commands.counters["not_connected"] == 2), 10, "the commands"
+        )
+        assert gw.server.counters["alarm_confirmations"] == 0
+
+        async with connected(host, port) as terminal:
+            await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
+            reg = await terminal.next()
+            assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
+            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            ok = await terminal.next()
+            assert isinstance(ok, PlatformResponse)
+            assert (ok.ack_msg_id, ok.result) == (MsgId.AUTHENTICATE, PlatformResponse.OK)
+            # right after the answer to its authentication: 0x8203 for both types, serial 0
+            confirm = await terminal.next()
+            assert confirm == AlarmConfirm(0, int(Alarm.EMERGENCY | Alarm.DANGER))
+
+        counters = gw.server.counters
+        assert counters["confirmations_held"] == 2
+        assert counters["confirmations_sent_late"] == 1
+        assert counters["alarm_confirmations"] == 1
+        assert len(gw.server.held) == 0  # sent once: a second connection gets nothing
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def _now(value: bool) -> bool:
+    return value
+
+
+def test_a_kept_confirmation_is_dropped_after_its_age(registry: Registry) -> None:
+    class NoUplink:
+        def submit(self, *args: object) -> None:
+            raise AssertionError("no positions here")
+
+    clock = [1_000_000]
+    server = Jt808Server(
+        registry,
+        NoUplink(),  # type: ignore[arg-type]
+        secret=SECRET,
+        hold_confirmations_s=3600,
+        clock_ms=lambda: clock[0],
+    )
+    tanker = VehicleRef("chem-logistics", "tanker-01")
+    assert not server.confirm_alarm("chem-logistics", "tanker-01", 0, int(Alarm.EMERGENCY))
+    assert not server.confirm_alarm("chem-logistics", "no-such", 0, int(Alarm.EMERGENCY))
+    assert not server.confirm_alarm("chem-logistics", "tanker-02", 0, int(Alarm.DANGER))
+    assert len(server.held) == 2  # an unknown vehicle keeps nothing
+    clock[0] += 3000 * 1000
+    # a newer request for the vehicle renews its age
+    assert not server.confirm_alarm("chem-logistics", "tanker-01", 0, int(Alarm.AREA))
+    clock[0] += 1000 * 1000
+    assert server.expire_confirmations() == 1  # tanker-02's, 4000 s old
+    assert server.counters["confirmations_expired"] == 1
+    assert server.held.take(tanker, clock[0]) == (
+        int(Alarm.EMERGENCY | Alarm.AREA),
+        1000 * 1000,
+    )
+
+
+@pytest.mark.slow
+async def test_hub_publishes_a_confirmation_once_when_its_broker_connection_is_back(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    hub = Hub(
+        registry,
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
+    )
+    layout = TopicLayout()
+    # a persistent subscriber (as the gateway is): what is published while it is away waits
+    sub_id = "confirmations-test-sub"
+    async with aiomqtt.Client(
+        mosquitto.host, mosquitto.port, identifier=sub_id, clean_session=False
+    ) as client:
+        await client.subscribe(layout.vehicle_commands(), qos=1)
+
+    def ack(alarm_id: int, vehicle: str, kind: str) -> AlarmEvent:
+        return AlarmEvent(
+            alarm_id,
+            "acknowledged",
+            "chem-logistics",
+            "vehicles",
+            vehicle,
+            f"{vehicle}.speed",
+            TERMINAL_RULE,
+            kind,
+            1,
+            "high",
+            "red",
+            "",
+            1.0,
+            1_000,
+            1_000,
+            actor="op",
+        )
+
+    async with running_hub(hub):
+        mosquitto.stop()
+        await eventually(
+            lambda: _now(not hub.ingest.ready.is_set()), 15, "the hub to lose its broker"
+        )
+        await hub.on_events([ack(1, "tanker-01", "terminal_emergency")])
+        failures = "hazardhub_terminal_confirmation_failures_total"
+        assert hub.metrics.total(failures) >= 1
+        mosquitto.start()
+        published = "hazardhub_terminal_confirmations_total"
+        await eventually(lambda: _now(hub.metrics.total(published) == 1), 30, "the republish")
+        # then an acknowledgement with the connection up: it comes after, and nothing between
+        await hub.on_events([ack(2, "tanker-02", "terminal_danger")])
+        got: list[tuple[str, object]] = []
+        async with aiomqtt.Client(
+            mosquitto.host, mosquitto.port, identifier=sub_id, clean_session=False
+        ) as client:
+            await client.subscribe(layout.vehicle_commands(), qos=1)
+            async with asyncio.timeout(10):
+                async for msg in client.messages:
+                    got.append((str(msg.topic), orjson.loads(msg.payload)))  # type: ignore[arg-type]
+                    if "tanker-02" in str(msg.topic):
+                        break
+    assert got == [
+        (COMMAND, {"command": "confirm_alarm", "alarm_type": 1, "alarm_serial": 0}),
+        (
+            "hazardhub/v1/chem-logistics/vehicles/tanker-02/command",
+            {"command": "confirm_alarm", "alarm_type": int(Alarm.DANGER), "alarm_serial": 0},
+        ),
+    ]
+    assert hub.metrics.total("hazardhub_terminal_confirmations_total") == 2
