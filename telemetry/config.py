@@ -92,11 +92,7 @@ class SensorSpec(Frozen):
     rule: RuleRef | None = None
     levels: tuple[LevelSpec, ...] = ()
     no_data_s: float | None = Field(
-        default=None,
-        ge=0,
-        le=86400,
-        description="overrides the rule's no-data timeout (0: none; by default a sensor with "
-        "levels has one: five polls, at least 60 s)",
+        default=None, gt=0, le=86400, description="overrides the rule's no-data timeout"
     )
     verify: VerifySpec | None = None
     rate: RateSpec | None = Field(default=None, description="overrides the rule's rate of rise")

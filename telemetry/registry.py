@@ -167,20 +167,6 @@ def _rule_for(
     return rule, spec.levels, spec.no_data_s
 
 
-def _no_data_s(
-    own: float | None, rule: float | None, levels: tuple[LevelSpec, ...], dev: DeviceSpec
-) -> float | None:
-    """A sensor's no-data timeout: its own, else its rule's (0: none); a sensor with alarm
-    levels and neither has one by default, so that a gateway or link that dies leaves no
-    safety point dark without an alarm: five polls, at least a minute, and twice the silence
-    report-on-change allows."""
-    timeout = own if own is not None else rule
-    if timeout is None and levels:
-        silent = 2 * dev.report.max_silent_s if dev.report.on_change else 0.0
-        timeout = max(60.0, 5 * dev.modbus.poll_s, silent)
-    return timeout or None
-
-
 def _pack_rule(rule: str | None, packs: Mapping[str, RulePack]) -> RuleSpec | None:
     """The rule pack entry `rule` names (already checked by `_rule_for`), if any."""
     if rule is None:
@@ -310,7 +296,7 @@ def build_registry(
                         tag=sen.tag,
                         rule=rule,
                         levels=levels,
-                        no_data_s=_no_data_s(sen.no_data_s, no_data_s, levels, dev),
+                        no_data_s=sen.no_data_s if sen.no_data_s is not None else no_data_s,
                         verify=sen.verify,
                         rate=rate,
                         early_warning=early,

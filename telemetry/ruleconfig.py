@@ -190,11 +190,7 @@ class RuleSpec(Frozen):
     description: str = ""
     levels: tuple[LevelSpec, ...]
     no_data_s: float | None = Field(
-        default=None,
-        ge=0,
-        le=86400,
-        description="raise 'no data' after this long without data (0: never; by default five "
-        "polls of the sensor's device, at least 60 s)",
+        default=None, gt=0, le=86400, description="raise 'no data' after this long without data"
     )
     rate: RateSpec | None = None
     early_warning: EarlyWarningSpec | None = None

@@ -140,8 +140,7 @@ def plant(db: StateDB, reg: Registry, t0: int) -> None:
             np.array([value]),
             np.array([int(quality)], np.uint8),
         )
-        # no clock: the other points, silent here, would go to no data (a timeout by default)
-        state, tr, _ = evaluate(table, readings, state, None)
+        state, tr, _ = evaluate(table, readings, state, ts)
         events = book.apply(tr, arrival, state)
         assert [(e.sensor, e.kind) for e in events] == [
             ("b-ch4", "raised" if quality else "cleared"),
