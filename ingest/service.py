@@ -34,6 +34,10 @@ __all__ = ["IngestService"]
 log = logging.getLogger(__name__)
 
 
+# a reconnection after a session at least this long counts the feedbacks as heard (`run`)
+_SESSION_HEARD_MS = 10_000
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -126,6 +130,8 @@ class IngestService(Flushing):
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
+        session_ms: int | None = None  # how long the last session lasted (None: no session yet)
+        began: int | None = None  # when the session running began
         while not stop.is_set():
             client = aiomqtt.Client(
                 self._host,
@@ -143,18 +149,25 @@ class IngestService(Flushing):
             try:
                 async with client:
                     buffer_reads(client)
-                    # from a (re)connection on, every feedback of a protective action counts
-                    # as heard: the broker may hold its readings of the time away
-                    await self.dispatcher.heard_feeds(_now_ms())
+                    # from the first connection, and a reconnection after a session that ran,
+                    # every feedback of a protective action counts as heard: the broker may hold
+                    # its readings of the time away. Not after a short one: a connection that
+                    # keeps dropping (two hubs with one client id) would hold a real failure
+                    # off for ever
+                    if session_ms is None or session_ms >= _SESSION_HEARD_MS:
+                        await self.dispatcher.heard_feeds(_now_ms())
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)
                     self.ready.set()
                     backoff = 0.2
                     self._client = client
+                    began = _now_ms()
                     await self._session(client, stop)
                     return
             except aiomqtt.MqttError as exc:
+                if began is not None:  # a session ran: its length decides the next hearing
+                    session_ms, began = _now_ms() - began, None
                 self._client = None
                 self.ready.clear()
                 if stop.is_set():

@@ -7,6 +7,7 @@ what it has judged, so the confirmation in the backlog meets the demand instead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import aiomqtt
@@ -169,3 +170,61 @@ async def test_a_demand_pending_at_a_restart_is_judged_on_its_backlog(
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_connection_that_keeps_dropping_does_not_hold_a_failure_off(mosquitto, tmp_path):
+    """Two hubs with one client id take the session from each other every moment: the feeds
+    count as heard at the first connection only (and after a session that ran), so the silent
+    feed's failure is raised one grace after the deadline, not held off for ever."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    layout, metrics = TopicLayout(), Metrics()
+    db, other_db = StateDB(tmp_path / "state.db"), StateDB(tmp_path / "other.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    t1 = reg.sensor("t1").index
+
+    def service(dispatcher: Dispatcher, statedb: StateDB) -> IngestService:
+        return IngestService(
+            Pipeline(reg, layout, metrics),
+            dispatcher,
+            statedb,
+            metrics,
+            layout,
+            host="127.0.0.1",
+            port=mosquitto.port,
+            client_id="one-id",
+            tick_s=0.1,
+        )
+
+    ours = Dispatcher(reg, store, db, metrics)
+    start = _now()
+    reading = ReadingBatch(
+        np.array([t1], np.int32),
+        np.array([start], np.int64),
+        np.array([1.6]),
+        np.zeros(1, np.uint8),
+        np.array([start], np.int64),
+        np.zeros(1, np.int64),
+    )
+    await ours.judge(reading, [], start)
+    stop = asyncio.Event()
+    intruder = Dispatcher(reg, store, other_db, Metrics())
+    runs = [
+        asyncio.create_task(service(ours, db).run(stop)),
+        asyncio.create_task(service(intruder, other_db).run(stop)),
+    ]
+    try:
+
+        async def raised():
+            return [r for r in db.list_alarms(None) if r.side == ACTION]
+
+        (row,) = await eventually(raised, 15, "the failure of the silent feed")
+        assert row.started_ts == start + 2000
+    finally:
+        stop.set()
+        for run in runs:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(run, 10)
+        await store.close()
+        db.close()
+        other_db.close()
