@@ -608,6 +608,42 @@ async def test_a_receiver_that_never_answers_holds_up_only_its_own_notifications
     assert rows == [("pending",), ("pending",)]
 
 
+async def test_a_tenants_hanging_webhooks_never_hold_up_its_stream_nor_mqtt(rig):
+    """Two of a tenant's receivers hang with 8 requests each: the tenant's whole share of tries
+    in flight (a quarter of max_in_flight, 16). Its browsers' stream is the hub's own: it
+    counts against no share and is still sent at once. The share follows the setting."""
+    one, two = await _Hanging.start(), await _Hanging.start()
+    for name, hook in (("one", one), ("two", two)):
+        channel = {"type": "webhook", "url": hook.url, "timeout_s": 30}
+        rig.subscribe(id=name, channel=channel, match={"sensor_kinds": ["methane"]})
+    rig.subscribe(id="wall", match={"sensor_kinds": ["co"]})
+    rig.feed("ch4-t1", [0.3, 1.1] * 5)  # 9 events: 8 requests held by each hanging receiver
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.05))
+    try:
+        await asyncio.wait_for(asyncio.gather(one.got.wait(), two.got.wait()), 10)
+        await asyncio.sleep(0.3)  # every worker in its request
+        rig.feed("co", [0.0, 40.0])
+        for _ in range(60):
+            if rig.sent:
+                break
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.05)
+        assert [e["sensor"] for n in rig.sent for e in n.body["events"]] == ["co"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        one.close()
+        two.close()
+        await rig.notifier._senders.aclose()
+    delivery = rig.notifier.delivery
+    delivery.settings = delivery.settings.model_copy(update={"max_in_flight": 256})
+    share = delivery._tenant_slot("north-coal")
+    for _ in range(64):  # 256 // 4 tries for one tenant now, not the 16 of before
+        await asyncio.wait_for(share.acquire(), 1)
+    assert share.locked()
+
+
 async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_starved(rig):
     """More rows for a hanging receiver than four takes hold, routed before anyone else's: its
     queue fills (a take's worth), and the takes after leave its rows in the outbox instead of

@@ -29,6 +29,10 @@ _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
 _TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
+# the hub's own receivers (`Senders.receiver_of`): the browsers' stream and the hub's broker;
+# they count against no tenant's or global share, so a tenant's hanging webhooks never hold
+# them up (a receiver's own workers still bound them)
+_LOCAL = frozenset({"sse", "mqtt"})
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
 
@@ -89,7 +93,7 @@ class Delivery:
         self._workers: Counter[str] = Counter()  # per receiver, workers running
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots: tuple[int, asyncio.Semaphore] | None = None  # all sends in flight
-        self._tenant_slots: dict[str, asyncio.Semaphore] = {}
+        self._tenant_slots: dict[str, tuple[int, asyncio.Semaphore]] = {}
 
     @property
     def take_limit(self) -> int:
@@ -206,8 +210,11 @@ class Delivery:
             while queue:
                 unit = queue.popleft()
                 try:
-                    async with self._tenant_slot(unit[0].tenant), self._slot():
+                    if receiver in _LOCAL:  # in-process: never hangs, never waits for slots
                         outcome = await self._try(unit)
+                    else:
+                        async with self._tenant_slot(unit[0].tenant), self._slot():
+                            outcome = await self._try(unit)
                     # appended after the send: `self._tried +=` would load the list before it,
                     # one that `_settle` may have taken and written meanwhile
                     self._tried.extend(outcome)
@@ -260,11 +267,11 @@ class Delivery:
         return self._slots[1]
 
     def _tenant_slot(self, tenant: str) -> asyncio.Semaphore:
+        share = max(self._senders.per_receiver, self.settings.max_in_flight // _TENANT_SHARE)
         slot = self._tenant_slots.get(tenant)
-        if slot is None:
-            share = max(self._senders.per_receiver, self.settings.max_in_flight // _TENANT_SHARE)
-            slot = self._tenant_slots[tenant] = asyncio.Semaphore(share)
-        return slot
+        if slot is None or slot[0] != share:  # a new setting: a new pool from now on
+            slot = self._tenant_slots[tenant] = (share, asyncio.Semaphore(share))
+        return slot[1]
 
     def _channel(self, text: str) -> ChannelSpec:
         channel = self._channels.get(text)
