@@ -123,14 +123,18 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
         by_endpoint[(m.host, m.port)].append(
             SimulatedDevice(dev.profile, m.unit, signals.get(dev.spec.id, {}), clock)
         )
-    # on the configured ports when they are free (the configuration then runs as written, so
-    # that changes made through the API are taken up again by `--keep-data`), else on any
-    sims = {
-        ep: ModbusSimServer(devs, port=free_port(ep[1]) if ep[0] == "127.0.0.1" else 0)
-        for ep, devs in by_endpoint.items()
-    }
-    for sim in sims.values():
-        await sim.start()
+    # on the configured ports when they can be bound (the configuration then runs as written,
+    # so that changes made through the API are taken up again by `--keep-data`), else on any.
+    # Bound, not probed: a port in TIME_WAIT after the last run looked taken to a probe
+    sims: dict[tuple[str, int], ModbusSimServer] = {}
+    for ep, devs in by_endpoint.items():
+        sim = ModbusSimServer(devs, port=ep[1] if ep[0] == "127.0.0.1" else 0)
+        try:
+            await sim.start()
+        except OSError:
+            sim = ModbusSimServer(devs, port=0)
+            await sim.start()
+        sims[ep] = sim
     moved = {ep: s.port for ep, s in sims.items() if ep != ("127.0.0.1", s.port)}
     registry: Registry = loaded.registry(_remap_ports(loaded.config, moved)) if moved else registry0
     broker_port = free_port(opts.broker_port or 1883)
