@@ -29,6 +29,7 @@ from alerts.reload import (
     sensor_keys,
     terminal_by_id,
 )
+from alerts.state import NO_TS
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
@@ -231,6 +232,18 @@ class Dispatcher(StateSaving):
             feeds = self.table.verify_pair_feedback
             arrived = self.state.last_arrival
             arrived[feeds] = np.maximum(arrived[feeds], at)
+
+    async def excuse_feeds(self, away_ms: int) -> None:
+        """The hub was away from the broker for `away_ms` (a lost link, now back): that time
+        does not count as silence of the feedback sensors, whose readings of it the broker may
+        hold; each one's grace resumes where it stood when the link was lost."""
+        if away_ms <= 0:
+            return
+        async with self._lock:
+            feeds = self.table.verify_pair_feedback
+            arrived = self.state.last_arrival
+            known = feeds[arrived[feeds] != NO_TS]
+            arrived[known] += away_ms
 
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half

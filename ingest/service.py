@@ -34,10 +34,6 @@ __all__ = ["IngestService"]
 log = logging.getLogger(__name__)
 
 
-# a reconnection after a session at least this long counts the feedbacks as heard (`run`)
-_SESSION_HEARD_MS = 10_000
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -130,7 +126,7 @@ class IngestService(Flushing):
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
-        session_ms: int | None = None  # how long the last session lasted (None: no session yet)
+        lost_at: int | None = None  # when the last session ended (None: no session yet)
         began: int | None = None  # when the session running began
         while not stop.is_set():
             client = aiomqtt.Client(
@@ -149,13 +145,15 @@ class IngestService(Flushing):
             try:
                 async with client:
                     buffer_reads(client)
-                    # from the first connection, and a reconnection after a session that ran,
-                    # every feedback of a protective action counts as heard: the broker may hold
-                    # its readings of the time away. Not after a short one: a connection that
-                    # keeps dropping (two hubs with one client id) would hold a real failure
-                    # off for ever
-                    if session_ms is None or session_ms >= _SESSION_HEARD_MS:
+                    # the broker may hold the feedbacks' readings of the time the hub was away:
+                    # at the first connection every feedback of a protective action counts as
+                    # heard; at a reconnection the time away does not count as silence (their
+                    # grace resumes where it stood), so a connection that keeps dropping cannot
+                    # hold a real failure off for ever
+                    if lost_at is None:
                         await self.dispatcher.heard_feeds(_now_ms())
+                    else:
+                        await self.dispatcher.excuse_feeds(_now_ms() - lost_at)
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)
@@ -166,8 +164,8 @@ class IngestService(Flushing):
                     await self._session(client, stop)
                     return
             except aiomqtt.MqttError as exc:
-                if began is not None:  # a session ran: its length decides the next hearing
-                    session_ms, began = _now_ms() - began, None
+                if began is not None:  # a session ran and ended now
+                    lost_at, began = _now_ms(), None
                 self._client = None
                 self.ready.clear()
                 if stop.is_set():

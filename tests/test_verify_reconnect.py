@@ -228,3 +228,111 @@ async def test_a_connection_that_keeps_dropping_does_not_hold_a_failure_off(mosq
         await store.close()
         db.close()
         other_db.close()
+
+
+class _Link:
+    """A TCP link between the hub and the broker that can be cut and mended."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.up, self._conns = port, True, []
+        self.listen = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.listen = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        if not self.up:
+            w.close()
+            return
+        ur, uw = await asyncio.open_connection("127.0.0.1", self.port)
+        self._conns += [w, uw]
+
+        async def pipe(a: asyncio.StreamReader, b: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await a.read(65536):
+                    b.write(data)
+                    await b.drain()
+            b.close()
+
+        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+
+    def cut(self) -> None:
+        self.up = False
+        for w in self._conns:
+            w.transport.abort()
+        self._conns = []
+
+    def close(self) -> None:
+        self._server.close()
+
+
+async def test_a_link_lost_right_after_a_short_session_does_not_count_as_silence(
+    mosquitto, tmp_path
+):
+    """The link drops a second after the hub connected (a blip), just as a power cut is
+    demanded; the feed's confirmation waits at the broker. When the link is back, the time
+    away does not count as the feed's silence: the backlog meets the demand, no 馈电异常."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    layout, metrics = TopicLayout(), Metrics()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    t1 = reg.sensor("t1").index
+    link = _Link(mosquitto.port)
+    await link.start()
+    hub = Dispatcher(reg, store, db, metrics)
+    real_write = hub.write
+
+    async def slow_write(readings, positions):  # the backlog stores slowly
+        await asyncio.sleep(1.5)
+        return await real_write(readings, positions)
+
+    service = IngestService(
+        Pipeline(reg, layout, metrics),
+        hub,
+        db,
+        metrics,
+        layout,
+        host="127.0.0.1",
+        port=link.listen,
+        client_id="verify-hub",
+        tick_s=0.1,
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(service.run(stop))
+    topic = layout.telemetry("t", "s", "d")
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        await asyncio.sleep(1.0)
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as pub:
+            await pub.publish(topic, message(0, "feed", _now(), 1.0), qos=1)  # power on
+            await asyncio.sleep(0.3)  # judged
+            start = _now()
+            reading = ReadingBatch(
+                np.array([t1], np.int32),
+                np.array([start], np.int64),
+                np.array([1.6]),
+                np.zeros(1, np.uint8),
+                np.array([start], np.int64),
+                np.zeros(1, np.int64),
+            )
+            await hub.judge(reading, [], start)  # power cut demanded: deadline start + 2000
+            hub.write = slow_write  # type: ignore[method-assign]
+            link.cut()
+            await pub.publish(topic, message(1, "feed", start + 500, 0.0), qos=1)  # cut: at once
+        await asyncio.sleep(max(0.0, (start + 3500 - _now()) / 1000))  # deadline + grace past
+        link.up = True
+
+        async def met() -> bool:
+            return bool(hub.state.met[t1])
+
+        await eventually(met, 20, "the confirmation in the backlog judged")
+        assert [r for r in db.list_alarms(None) if r.side == ACTION] == []
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(run, 10)
+        link.close()
+        await store.close()
+        db.close()
