@@ -644,6 +644,43 @@ async def test_a_tenants_hanging_webhooks_never_hold_up_its_stream_nor_mqtt(rig)
     assert share.locked()
 
 
+async def test_a_tenants_hanging_webhooks_filling_its_rows_never_hold_up_its_stream(rig):
+    """With few slots (max_in_flight 4: a take of 32 rows), two hanging receivers of a tenant
+    queue a take's worth of rows each, the tenant's whole share of queued rows, and hold every
+    slot: its stream's rows are still taken and sent (the hub's own channels count against no
+    share), and a webhook at a host called `sse` is not taken for the stream."""
+    delivery = rig.notifier.delivery
+    delivery.settings = delivery.settings.model_copy(update={"max_in_flight": 4})
+    one, two = await _Hanging.start(), await _Hanging.start()
+    for name, hook in (("one", one), ("two", two)):
+        channel = {"type": "webhook", "url": hook.url, "timeout_s": 30}
+        rig.subscribe(id=name, channel=channel, match={"sensor_kinds": ["methane"]})
+    rig.subscribe(id="wall", match={"sensor_kinds": ["co"]})
+    rig.feed("ch4-t1", [0.3, 1.1] * 40)  # 79 rows for each hanging receiver
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.05))
+    try:
+        await asyncio.wait_for(asyncio.gather(one.got.wait(), two.got.wait()), 10)
+        await asyncio.sleep(0.3)
+        assert sorted(delivery._rows.values()) == [32, 32]  # each a take's worth, no more
+        rig.feed("co", [0.0, 40.0])
+        for _ in range(60):
+            if rig.sent:
+                break
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.05)
+        assert [e["sensor"] for n in rig.sent for e in n.body["events"]] == ["co"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        one.close()
+        two.close()
+        await rig.notifier._senders.aclose()
+    assert delivery._receiver('{"type": "webhook", "url": "http://sse/x"}') != delivery._receiver(
+        '{"type": "sse"}'
+    )
+
+
 async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_starved(rig):
     """More rows for a hanging receiver than four takes hold, routed before anyone else's: its
     queue fills (a take's worth), and the takes after leave its rows in the outbox instead of

@@ -18,7 +18,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from alerts.notify.channels import Notification, Senders, SendResult, Status
-from alerts.notify.store import NotifyStore
+from alerts.notify.store import LOCAL_TYPES, NotifyStore
 from telemetry.notifyconfig import ChannelSpec, NotifySettings, WebhookChannel
 
 __all__ = ["CHANNEL", "Delivery"]
@@ -29,10 +29,6 @@ _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
 _TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
-# the hub's own receivers (`Senders.receiver_of`): the browsers' stream and the hub's broker;
-# they count against no tenant's or global share, so a tenant's hanging webhooks never hold
-# them up (a receiver's own workers still bound them)
-_LOCAL = frozenset({"sse", "mqtt"})
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
 
@@ -114,17 +110,22 @@ class Delivery:
         now = self.clock() if now is None else now
         self.last_taken = self.last_queued = 0
         limit = self.take_limit
-        if self._row_total < _ALL_TAKES * limit:
-            # receivers and tenants with no room: their rows are not taken (no starving of the
-            # others)
-            busy = {r for r, n in self._rows.items() if n >= _RECEIVER_TAKES * limit}
-            full = sorted(t for t, r in self._receivers.items() if r in busy) if busy else []
-            tenants = sorted(t for t, n in self._tenant_rows.items() if n >= _TENANT_TAKES * limit)
-            due = await asyncio.to_thread(
-                self.store.take_due, now, limit, sorted(self._taken), full, tenants
-            )
-            self.last_taken = len(due)
-            self._queue(self._units_of(due, now))
+        # receivers and tenants with no room: their rows are not taken (no starving of the
+        # others); the hub's own channels count against no tenant's or global room
+        busy = {r for r, n in self._rows.items() if n >= _RECEIVER_TAKES * limit}
+        full = sorted(t for t, r in self._receivers.items() if r in busy) if busy else []
+        tenants = sorted(t for t, n in self._tenant_rows.items() if n >= _TENANT_TAKES * limit)
+        due = await asyncio.to_thread(
+            self.store.take_due,
+            now,
+            limit,
+            sorted(self._taken),
+            full,
+            tenants,
+            only_local=self._row_total >= _ALL_TAKES * limit,
+        )
+        self.last_taken = len(due)
+        self._queue(self._units_of(due, now))
         if wait:
             while self._tasks:
                 await asyncio.wait(set(self._tasks))  # not gather: a cancelled caller leaves them
@@ -184,16 +185,20 @@ class Delivery:
         for unit in units:
             receiver = self._receiver(unit[0].channel)
             tenant = unit[0].tenant
-            if (
-                self._rows[receiver] >= _RECEIVER_TAKES * limit
-                or self._tenant_rows[tenant] >= _TENANT_TAKES * limit
-                or self._row_total >= _ALL_TAKES * limit
+            local = self._local(unit[0].channel)
+            if self._rows[receiver] >= _RECEIVER_TAKES * limit or (
+                not local
+                and (
+                    self._tenant_rows[tenant] >= _TENANT_TAKES * limit
+                    or self._row_total >= _ALL_TAKES * limit
+                )
             ):
                 continue
             n = len(unit)
             self._rows[receiver] += n
-            self._tenant_rows[tenant] += n
-            self._row_total += n
+            if not local:
+                self._tenant_rows[tenant] += n
+                self._row_total += n
             self._taken.update(r.id for r in unit)
             self._queues.setdefault(receiver, deque()).append(unit)
             self.last_queued += len(unit)
@@ -209,8 +214,9 @@ class Delivery:
         try:
             while queue:
                 unit = queue.popleft()
+                local = self._local(unit[0].channel)
                 try:
-                    if receiver in _LOCAL:  # in-process: never hangs, never waits for slots
+                    if local:  # the hub's own: no tenant's or global slot (its workers bound it)
                         outcome = await self._try(unit)
                     else:
                         async with self._tenant_slot(unit[0].tenant), self._slot():
@@ -226,10 +232,11 @@ class Delivery:
                 finally:
                     n, tenant = len(unit), unit[0].tenant
                     self._rows[receiver] -= n
-                    self._row_total -= n
-                    self._tenant_rows[tenant] -= n
-                    if not self._tenant_rows[tenant]:
-                        del self._tenant_rows[tenant]
+                    if not local:
+                        self._row_total -= n
+                        self._tenant_rows[tenant] -= n
+                        if not self._tenant_rows[tenant]:
+                            del self._tenant_rows[tenant]
         finally:
             self._workers[receiver] -= 1
             if not self._workers[receiver]:
@@ -254,11 +261,18 @@ class Delivery:
         return sum(1 for _, status, *_ in tried if status == "delivered")
 
     def _receiver(self, text: str) -> str:
-        """The receiver of a channel (by its text, as the outbox holds it)."""
+        """The receiver of a channel (by its text, as the outbox holds it), named with its
+        type: a webhook's host called `mqtt` is not the hub's broker."""
         receiver = self._receivers.get(text)
         if receiver is None:
-            receiver = self._receivers[text] = self._senders.receiver_of(self._channel(text))
+            channel = self._channel(text)
+            receiver = f"{channel.type}:{self._senders.receiver_of(channel)}"
+            self._receivers[text] = receiver
         return receiver
+
+    def _local(self, text: str) -> bool:
+        """Whether a channel is one of the hub's own (`LOCAL_TYPES`)."""
+        return self._channel(text).type in LOCAL_TYPES
 
     def _slot(self) -> asyncio.Semaphore:
         n = self.settings.max_in_flight

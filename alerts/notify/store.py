@@ -16,7 +16,11 @@ from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
 from alerts.table import kind_name
 
-__all__ = ["NotifyStore"]
+# the hub's own channels (the browsers' stream, the hub's broker): their rows count against no
+# tenant's or global share of delivery (`alerts.notify.delivery`)
+LOCAL_TYPES = ("sse", "mqtt")
+
+__all__ = ["LOCAL_TYPES", "NotifyStore"]
 
 _JOURNAL = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
@@ -182,10 +186,13 @@ class NotifyStore:
         taken: Sequence[int] = (),
         full: Sequence[str] = (),
         full_tenants: Sequence[str] = (),
+        *,
+        only_local: bool = False,
     ) -> list[tuple[Any, ...]]:
         """The rows due for sending, but those `taken` already (in flight), those of the
-        channels in `full` (their receiver has no room) and of `full_tenants`; closes their
-        groups so that nothing is added meanwhile."""
+        channels in `full` (their receiver has no room), and, but for the hub's own channels
+        (`LOCAL_TYPES`: they count against no share), those of `full_tenants` or, with
+        `only_local`, all others; closes their groups so that nothing is added meanwhile."""
         where = "status = 'pending' AND due_at <= ?"
         params: list[Any] = [now]
         if taken:
@@ -194,8 +201,11 @@ class NotifyStore:
         if full:
             where += " AND channel NOT IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(full)).decode())
-        if full_tenants:
-            where += " AND tenant NOT IN (SELECT value FROM json_each(?))"
+        local = f"json_extract(channel, '$.type') IN {LOCAL_TYPES!r}"
+        if only_local:
+            where += f" AND {local}"
+        elif full_tenants:
+            where += f" AND (tenant NOT IN (SELECT value FROM json_each(?)) OR {local})"
             params.append(orjson.dumps(list(full_tenants)).decode())
         with self.outbox_db.transaction() as con:
             rows = con.execute(
