@@ -104,33 +104,45 @@ async def connected(host: str, port: int) -> AsyncIterator[RawTerminal]:
 async def test_gateway_sends_a_confirmation_kept_for_an_offline_terminal_at_its_authentication(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path
 ) -> None:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        secret=SECRET,
+    # a second gateway on the broker gets every command too, but never served this terminal:
+    # it keeps nothing (it would send the confirmation, stale, if the terminal came to it later)
+    gw, other = (
+        Jt808Gateway(
+            registry,
+            listen=("127.0.0.1", 0),
+            broker=(mosquitto.host, mosquitto.port),
+            spool_dir=tmp_path / name,
+            secret=SECRET,
+            name=name,
+        )
+        for name in ("jt808", "jt808-b")
     )
     stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
+    tasks = [asyncio.create_task(g.run(stop)) for g in (gw, other)]
     try:
-        await asyncio.wait_for(gw.ready.wait(), 5)
-        await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
+        for g in (gw, other):
+            await asyncio.wait_for(g.ready.wait(), 5)
+            await asyncio.wait_for(g.commands.subscribed.wait(), 10)
         host, port = gw.server.address  # type: ignore[misc]
+        async with connected(host, port) as terminal:  # served here, then away
+            await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
+            reg = await terminal.next()
+            assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
+            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            assert isinstance(await terminal.next(), PlatformResponse)
         # two acknowledgements (emergency, then danger) while the terminal is offline
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
             for kind in (Alarm.EMERGENCY, Alarm.DANGER):
                 command = {"command": "confirm_alarm", "alarm_type": int(kind), "alarm_serial": 0}
                 await hub.publish(COMMAND, orjson.dumps(command), qos=1)
-        await eventually(
-            lambda: _now(gw.commands.counters["not_connected"] == 2), 10, "the commands"
-        )
+        for g in (gw, other):
+            await eventually(
+                lambda g=g: _now(g.commands.counters["not_connected"] == 2), 10, "the commands"
+            )
         assert gw.server.counters["alarm_confirmations"] == 0
+        assert len(other.server.held) == 0 and other.server.counters["confirmations_held"] == 0
 
         async with connected(host, port) as terminal:
-            await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
-            reg = await terminal.next()
-            assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
             await terminal.send(Authenticate(reg.auth_code, "", ""))
             ok = await terminal.next()
             assert isinstance(ok, PlatformResponse)
@@ -146,7 +158,8 @@ async def test_gateway_sends_a_confirmation_kept_for_an_offline_terminal_at_its_
         assert len(gw.server.held) == 0  # sent once: a second connection gets nothing
     finally:
         stop.set()
-        await asyncio.wait_for(task, 10)
+        for task in tasks:
+            await asyncio.wait_for(task, 10)
 
 
 async def _now(value: bool) -> bool:
@@ -167,6 +180,7 @@ def test_a_kept_confirmation_is_dropped_after_its_age(registry: Registry) -> Non
         clock_ms=lambda: clock[0],
     )
     tanker = VehicleRef("chem-logistics", "tanker-01")
+    server.served.update({tanker, VehicleRef("chem-logistics", "tanker-02")})  # came before
     assert not server.confirm_alarm("chem-logistics", "tanker-01", 0, int(Alarm.EMERGENCY))
     assert not server.confirm_alarm("chem-logistics", "no-such", 0, int(Alarm.EMERGENCY))
     assert not server.confirm_alarm("chem-logistics", "tanker-02", 0, int(Alarm.DANGER))

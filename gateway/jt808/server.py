@@ -140,6 +140,10 @@ class Jt808Server:
         self.by_vehicle: dict[VehicleRef, _Connection] = {}
         # confirmations for terminals away, sent at their next authentication
         self.held = HeldConfirmations(int(hold_confirmations_s * 1000))
+        # the vehicles whose terminal authenticated here since the start: only for them is a
+        # confirmation kept (every gateway on the broker gets every command; one that never
+        # served the terminal would send it, stale, when the terminal came to it later)
+        self.served: set[VehicleRef] = set()
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: tuple[str, int] | None = None
@@ -243,6 +247,7 @@ class Jt808Server:
                     )
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
+                self.served.add(ev.vehicle)
                 counters["authenticated"] += 1
                 self._send_held(conn, ev.vehicle)
             elif isinstance(ev, TerminalAck):
@@ -266,7 +271,7 @@ class Jt808Server:
         ref = VehicleRef(tenant, vehicle)
         conn = self.by_vehicle.get(ref)
         if conn is None or not conn.authenticated:
-            if alarm_type and ref in self.directory:
+            if alarm_type and ref in self.served:
                 self.held.hold(ref, int(alarm_type), self.clock_ms())
                 self.counters["confirmations_held"] += 1
             return False
