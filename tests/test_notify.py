@@ -543,3 +543,47 @@ def test_subscriptions_know_every_alarm_kind_the_hub_raises():
     from telemetry.notifyconfig import ALARM_KINDS
 
     assert sorted(ALARM_KINDS) == sorted(ALARM_KIND_NAMES.values())
+
+
+@pytest.mark.parametrize("clause", ["full_tenants", "only_local"])
+def test_a_row_whose_channel_is_not_json_breaks_no_take(rig, clause):
+    """The takes that let the hub's own channels through a full tenant or a full outbox read
+    each row's channel type; a row whose channel is not JSON at all (a damaged one) is simply
+    not local, never an error for everyone's take."""
+    with rig.notifier.outbox.transaction() as con:
+        rig.notifier.store.add_outbox_rows(
+            con,
+            [
+                (
+                    "junk",
+                    "north-coal",
+                    "s",
+                    "north-coal/x",
+                    "not json",
+                    "x",
+                    "[]",
+                    0,
+                    0,
+                    None,
+                    0,
+                    None,
+                ),
+                (
+                    "wall",
+                    "north-coal",
+                    "s",
+                    "north-coal/w",
+                    '{"type": "sse"}',
+                    "x",
+                    "[]",
+                    0,
+                    0,
+                    None,
+                    0,
+                    None,
+                ),
+            ],
+        )
+    kw = {"full_tenants": ["north-coal"]} if clause == "full_tenants" else {"only_local": True}
+    taken = rig.notifier.store.take_due(10**15, 100, **kw)
+    assert [r[1] for r in taken] == ["wall"]

@@ -201,7 +201,11 @@ class NotifyStore:
         if full:
             where += " AND channel NOT IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(full)).decode())
-        local = f"json_extract(channel, '$.type') IN {LOCAL_TYPES!r}"
+        # a row whose channel is not JSON (an older or damaged one) is not local: never an error
+        local = (
+            f"(CASE WHEN json_valid(channel) THEN json_extract(channel, '$.type') END "
+            f"IN {LOCAL_TYPES!r})"
+        )
         if only_local:
             where += f" AND {local}"
         elif full_tenants:
