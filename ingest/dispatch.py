@@ -233,17 +233,20 @@ class Dispatcher(StateSaving):
             arrived = self.state.last_arrival
             arrived[feeds] = np.maximum(arrived[feeds], at)
 
-    async def excuse_feeds(self, away_ms: int) -> None:
-        """The hub was away from the broker for `away_ms` (a lost link, now back): that time
-        does not count as silence of the feedback sensors, whose readings of it the broker may
-        hold; each one's grace resumes where it stood when the link was lost."""
-        if away_ms <= 0:
-            return
+    async def excuse_feeds(self, away_ms: int, now: int) -> None:
+        """The hub was away from the broker for `away_ms` until `now` (a lost link, now back):
+        that time does not count as silence of the feedback sensors, whose readings of it the
+        broker may hold; each one's grace resumes where it stood when the link was lost (never
+        past `now`). A feed never heard yet (new, or judged afresh after a reload while away)
+        counts as heard now, as at the start."""
         async with self._lock:
             feeds = self.table.verify_pair_feedback
             arrived = self.state.last_arrival
-            known = feeds[arrived[feeds] != NO_TS]
-            arrived[known] += away_ms
+            fresh = arrived[feeds] == NO_TS
+            arrived[feeds[fresh]] = now
+            if away_ms > 0:
+                known = feeds[~fresh]
+                arrived[known] = np.minimum(arrived[known] + away_ms, now)
 
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half

@@ -150,10 +150,12 @@ class IngestService(Flushing):
                     # heard; at a reconnection the time away does not count as silence (their
                     # grace resumes where it stood), so a connection that keeps dropping cannot
                     # hold a real failure off for ever
+                    at = _now_ms()
                     if lost_at is None:
-                        await self.dispatcher.heard_feeds(_now_ms())
-                    else:
-                        await self.dispatcher.excuse_feeds(_now_ms() - lost_at)
+                        await self.dispatcher.heard_feeds(at)
+                    else:  # excused once: a drop before the session begins excuses from here
+                        await self.dispatcher.excuse_feeds(at - lost_at, at)
+                        lost_at = at
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)

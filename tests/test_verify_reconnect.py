@@ -14,6 +14,7 @@ import aiomqtt
 import numpy as np
 import pytest
 
+from alerts.state import NO_TS
 from alerts.statedb import StateDB
 from alerts.table import ACTION
 from ingest.dispatch import Dispatcher
@@ -334,5 +335,30 @@ async def test_a_link_lost_right_after_a_short_session_does_not_count_as_silence
         with contextlib.suppress(Exception):
             await asyncio.wait_for(run, 10)
         link.close()
+        await store.close()
+        db.close()
+
+
+async def test_the_time_away_is_excused_up_to_now_and_a_feed_never_heard_counts_heard(tmp_path):
+    """`excuse_feeds` moves a feed's last arrival by the time away but never past the moment
+    of the reconnection (excused twice, it would hold a real failure off), and a feed without
+    any arrival (new, or judged afresh after a reload while away) counts as heard then."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    try:
+        hub = Dispatcher(reg, store, db, Metrics())
+        feed = reg.sensor("feed").index
+        now = _now()
+        assert int(hub.state.last_arrival[feed]) == NO_TS
+        await hub.excuse_feeds(5_000, now)
+        assert int(hub.state.last_arrival[feed]) == now  # never heard: heard now
+        hub.state.last_arrival[feed] = now - 2_000
+        await hub.excuse_feeds(1_500, now)  # away 1.5 s: the grace resumes where it stood
+        assert int(hub.state.last_arrival[feed]) == now - 500
+        await hub.excuse_feeds(60_000, now)  # the same time away again: no further than now
+        assert int(hub.state.last_arrival[feed]) == now
+    finally:
         await store.close()
         db.close()
