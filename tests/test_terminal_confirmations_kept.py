@@ -264,3 +264,51 @@ async def test_hub_publishes_a_confirmation_once_when_its_broker_connection_is_b
         ),
     ]
     assert hub.metrics.total("hazardhub_terminal_confirmations_total") == 2
+
+
+async def test_a_gateway_restarted_still_keeps_a_confirmation_for_a_terminal_it_served(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    """The only gateway restarts; the operator acknowledges meanwhile (the command waits at the
+    broker and comes before the terminal is back): the vehicles it served are kept in its
+    spool folder, so it keeps the confirmation and sends it at the terminal's authentication."""
+
+    def gateway() -> Jt808Gateway:
+        return Jt808Gateway(
+            registry,
+            listen=("127.0.0.1", 0),
+            broker=(mosquitto.host, mosquitto.port),
+            spool_dir=tmp_path / "jt808",
+            secret=SECRET,
+        )
+
+    gw, stop = gateway(), asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.ready.wait(), 5)
+    await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
+    async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
+        await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
+        reg = await terminal.next()
+        assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
+        await terminal.send(Authenticate(reg.auth_code, "", ""))
+        assert isinstance(await terminal.next(), PlatformResponse)
+    stop.set()
+    await asyncio.wait_for(task, 10)  # the gateway stops (an upgrade, a crash)
+    async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
+        emergency = {"command": "confirm_alarm", "alarm_type": int(Alarm.EMERGENCY)}
+        await hub.publish(COMMAND, orjson.dumps({**emergency, "alarm_serial": 0}), qos=1)
+    gw, stop = gateway(), asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        await eventually(
+            lambda: _now(gw.commands.counters["not_connected"] == 1), 10, "the command"
+        )
+        assert len(gw.server.held) == 1
+        async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
+            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            assert isinstance(await terminal.next(), PlatformResponse)
+            assert await terminal.next() == AlarmConfirm(0, int(Alarm.EMERGENCY))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

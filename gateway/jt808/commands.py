@@ -92,7 +92,8 @@ class CommandListener:
         if self.server.confirm_alarm(where.tenant, where.vehicle, serial, kind):
             return "confirmed"
         log.info(
-            "jt808: %s/%s is not connected; confirmation kept until its terminal authenticates",
+            "jt808: %s/%s is not connected; the confirmation is kept for its terminal's next "
+            "authentication if the terminal was served by this gateway",
             where.tenant,
             where.vehicle,
         )

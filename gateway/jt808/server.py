@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+
+import orjson
 
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.confirmations import HeldConfirmations
@@ -127,7 +130,10 @@ class Jt808Server:
         report_every_s: float = 60.0,
         hold_confirmations_s: float = 86400.0,
         clock_ms: Callable[[], int] = _wall_ms,
+        served_file: Path | None = None,
     ) -> None:
+        """`served_file`: where the vehicles served here are kept across a restart (see
+        `served`)."""
         self.directory = Directory(registry.vehicles.values(), secret)
         self.report_every_s = report_every_s
         self._reported: Counter[str] = Counter()  # the counters as last logged
@@ -140,10 +146,12 @@ class Jt808Server:
         self.by_vehicle: dict[VehicleRef, _Connection] = {}
         # confirmations for terminals away, sent at their next authentication
         self.held = HeldConfirmations(int(hold_confirmations_s * 1000))
-        # the vehicles whose terminal authenticated here since the start: only for them is a
-        # confirmation kept (every gateway on the broker gets every command; one that never
-        # served the terminal would send it, stale, when the terminal came to it later)
-        self.served: set[VehicleRef] = set()
+        # the vehicles whose terminal authenticated here (kept in `served_file` across a
+        # restart: a command made while this gateway was down comes before its terminal): only
+        # for them is a confirmation kept (every gateway on the broker gets every command; one
+        # that never served the terminal would send it, stale, when the terminal came later)
+        self._served_file = served_file
+        self.served: set[VehicleRef] = _read_served(served_file)
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: tuple[str, int] | None = None
@@ -247,13 +255,29 @@ class Jt808Server:
                     )
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
-                self.served.add(ev.vehicle)
+                if ev.vehicle not in self.served:
+                    self.served.add(ev.vehicle)
+                    self._write_served()
                 counters["authenticated"] += 1
                 self._send_held(conn, ev.vehicle)
             elif isinstance(ev, TerminalAck):
                 counters["terminal_acks"] += 1
             elif isinstance(ev, Close):
                 conn.close()
+
+    def _write_served(self) -> None:
+        """Keep `served` in its file (written aside and renamed; a failure is logged: only the
+        confirmations of a restart are at stake)."""
+        path = self._served_file
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_bytes(orjson.dumps(sorted([r.tenant, r.vehicle] for r in self.served)))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("jt808: the vehicles served here not written to %s: %s", path, exc)
 
     def forget(self, conn: _Connection) -> None:
         self.connections.discard(conn)
@@ -361,6 +385,7 @@ class Jt808Gateway:
             idle_timeout_s=idle_timeout_s,
             report_every_s=report_every_s,
             hold_confirmations_s=hold_confirmations_s,
+            served_file=spool_dir / f"served-jt808-{name}.json",
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(
@@ -383,3 +408,15 @@ class Jt808Gateway:
                 tg.create_task(self.server.serve(stop), name="jt808-server")
         finally:
             self.spool.close()
+
+
+def _read_served(path: Path | None) -> set[VehicleRef]:
+    """The vehicles served here before a restart (none without a file, or with an unreadable
+    one, logged)."""
+    if path is None or not path.exists():
+        return set()
+    try:
+        return {VehicleRef(str(t), str(v)) for t, v in orjson.loads(path.read_bytes())}
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning("jt808: %s not read (%s): nothing kept until terminals come back", path, exc)
+        return set()
