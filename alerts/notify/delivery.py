@@ -115,17 +115,21 @@ class Delivery:
         busy = {r for r, n in self._rows.items() if n >= _RECEIVER_TAKES * limit}
         full = sorted(t for t, r in self._receivers.items() if r in busy) if busy else []
         tenants = sorted(t for t, n in self._tenant_rows.items() if n >= _TENANT_TAKES * limit)
-        due = await asyncio.to_thread(
-            self.store.take_due,
-            now,
-            limit,
-            sorted(self._taken),
-            full,
-            tenants,
-            only_local=self._row_total >= _ALL_TAKES * limit,
-        )
-        self.last_taken = len(due)
-        self._queue(self._units_of(due, now))
+        only_local = self._row_total >= _ALL_TAKES * limit
+        # all full, and no channel of the hub's own seen: nothing to take (that take reads every
+        # pending row's channel, and a backlog can be large)
+        if not only_local or any(self._local(t) for t in self._receivers):
+            due = await asyncio.to_thread(
+                self.store.take_due,
+                now,
+                limit,
+                sorted(self._taken),
+                full,
+                tenants,
+                only_local=only_local,
+            )
+            self.last_taken = len(due)
+            self._queue(self._units_of(due, now))
         if wait:
             while self._tasks:
                 await asyncio.wait(set(self._tasks))  # not gather: a cancelled caller leaves them
