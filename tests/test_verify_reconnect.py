@@ -74,6 +74,21 @@ def message(seq: int, point: str, ts: int, value: float) -> bytes:
     )
 
 
+def _service(reg, dispatcher, statedb, metrics, port: int, client_id: str) -> IngestService:
+    """The hub's MQTT shell on `port`, ticking every 0.1 s."""
+    return IngestService(
+        Pipeline(reg, TopicLayout(), metrics),
+        dispatcher,
+        statedb,
+        metrics,
+        TopicLayout(),
+        host="127.0.0.1",
+        port=port,
+        client_id=client_id,
+        tick_s=0.1,
+    )
+
+
 @pytest.mark.parametrize("confirmed", [True, False])
 async def test_a_demand_pending_at_a_restart_is_judged_on_its_backlog(
     mosquitto, tmp_path, confirmed
@@ -87,17 +102,7 @@ async def test_a_demand_pending_at_a_restart_is_judged_on_its_backlog(
     t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
 
     def service(dispatcher: Dispatcher) -> IngestService:
-        return IngestService(
-            Pipeline(reg, layout, metrics),
-            dispatcher,
-            db,
-            metrics,
-            layout,
-            host="127.0.0.1",
-            port=mosquitto.port,
-            client_id="verify-hub",
-            tick_s=0.1,
-        )
+        return _service(reg, dispatcher, db, metrics, mosquitto.port, "verify-hub")
 
     try:
         # the hub before the stop: its session at the broker, and a demand pending
@@ -178,24 +183,14 @@ async def test_a_connection_that_keeps_dropping_does_not_hold_a_failure_off(mosq
     count as heard at the first connection only (and after a session that ran), so the silent
     feed's failure is raised one grace after the deadline, not held off for ever."""
     reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
-    layout, metrics = TopicLayout(), Metrics()
+    metrics = Metrics()
     db, other_db = StateDB(tmp_path / "state.db"), StateDB(tmp_path / "other.db")
     store = SqliteStore(reg, tmp_path / "ts.db")
     await store.open()
     t1 = reg.sensor("t1").index
 
     def service(dispatcher: Dispatcher, statedb: StateDB) -> IngestService:
-        return IngestService(
-            Pipeline(reg, layout, metrics),
-            dispatcher,
-            statedb,
-            metrics,
-            layout,
-            host="127.0.0.1",
-            port=mosquitto.port,
-            client_id="one-id",
-            tick_s=0.1,
-        )
+        return _service(reg, dispatcher, statedb, metrics, mosquitto.port, "one-id")
 
     ours = Dispatcher(reg, store, db, metrics)
     start = _now()
@@ -289,17 +284,7 @@ async def test_a_link_lost_right_after_a_short_session_does_not_count_as_silence
         await asyncio.sleep(1.5)
         return await real_write(readings, positions)
 
-    service = IngestService(
-        Pipeline(reg, layout, metrics),
-        hub,
-        db,
-        metrics,
-        layout,
-        host="127.0.0.1",
-        port=link.listen,
-        client_id="verify-hub",
-        tick_s=0.1,
-    )
+    service = _service(reg, hub, db, metrics, link.listen, "verify-hub")
     stop = asyncio.Event()
     run = asyncio.create_task(service.run(stop))
     topic = layout.telemetry("t", "s", "d")
