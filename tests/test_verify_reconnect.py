@@ -74,6 +74,18 @@ def message(seq: int, point: str, ts: int, value: float) -> bytes:
     )
 
 
+def _power_cut(t1: int, ts: int) -> ReadingBatch:
+    """The methane sensor's reading at its power-cut level (1.6 %) at `ts`: a demand."""
+    return ReadingBatch(
+        np.array([t1], np.int32),
+        np.array([ts], np.int64),
+        np.array([1.6]),
+        np.zeros(1, np.uint8),
+        np.array([ts], np.int64),
+        np.zeros(1, np.int64),
+    )
+
+
 def _service(reg, dispatcher, statedb, metrics, port: int, client_id: str) -> IngestService:
     """The hub's MQTT shell on `port`, ticking every 0.1 s."""
     return IngestService(
@@ -110,14 +122,7 @@ async def test_a_demand_pending_at_a_restart_is_judged_on_its_backlog(
         stop = asyncio.Event()
         run = asyncio.create_task(service(first).run(stop))
         start = _now()
-        reading = ReadingBatch(
-            np.array([t1], np.int32),
-            np.array([start], np.int64),
-            np.array([1.6]),
-            np.zeros(1, np.uint8),
-            np.array([start], np.int64),
-            np.zeros(1, np.int64),
-        )
+        reading = _power_cut(t1, start)
         await asyncio.sleep(0.3)  # subscribed
         await first.judge(reading, [], start)
         assert int(first.state.deadline[t1]) == start + 2000
@@ -194,14 +199,7 @@ async def test_a_connection_that_keeps_dropping_does_not_hold_a_failure_off(mosq
 
     ours = Dispatcher(reg, store, db, metrics)
     start = _now()
-    reading = ReadingBatch(
-        np.array([t1], np.int32),
-        np.array([start], np.int64),
-        np.array([1.6]),
-        np.zeros(1, np.uint8),
-        np.array([start], np.int64),
-        np.zeros(1, np.int64),
-    )
+    reading = _power_cut(t1, start)
     await ours.judge(reading, [], start)
     stop = asyncio.Event()
     intruder = Dispatcher(reg, store, other_db, Metrics())
@@ -295,14 +293,7 @@ async def test_a_link_lost_right_after_a_short_session_does_not_count_as_silence
             await pub.publish(topic, message(0, "feed", _now(), 1.0), qos=1)  # power on
             await asyncio.sleep(0.3)  # judged
             start = _now()
-            reading = ReadingBatch(
-                np.array([t1], np.int32),
-                np.array([start], np.int64),
-                np.array([1.6]),
-                np.zeros(1, np.uint8),
-                np.array([start], np.int64),
-                np.zeros(1, np.int64),
-            )
+            reading = _power_cut(t1, start)
             await hub.judge(reading, [], start)  # power cut demanded: deadline start + 2000
             hub.write = slow_write  # type: ignore[method-assign]
             link.cut()
