@@ -272,18 +272,8 @@ class Dispatcher(StateSaving):
                 self._recording = asyncio.ensure_future(
                     asyncio.to_thread(self.book.apply, transitions, arrival, self.state)
                 )
-            recording = self._recording
-            try:
-                events = await asyncio.shield(recording)
-            except asyncio.CancelledError:
-                if not recording.cancelled():
-                    raise  # the caller was: the book goes on, the next caller takes its outcome
-                self._recording = None
-                raise
-            except BaseException:
-                self._recording = None
-                raise
-            self._recording = None
+            # the caller cancelled: the book goes on, the next caller takes its outcome
+            events = await _outlived(self._recording, self._forget_recording)
             self._unkept.pop(0)
             self._carried += events
 
@@ -293,20 +283,15 @@ class Dispatcher(StateSaving):
         """Run a step that records alarms (the fleet analytics, the desk's clock) in a thread and
         return its events. A caller cancelled meanwhile leaves it running: its transaction may
         still commit, and `_settle` hands its events on then."""
-        work = asyncio.ensure_future(asyncio.to_thread(step, *args))
-        self._working = work
-        try:
-            events = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            if not work.cancelled():
-                raise  # the caller was: the step goes on, `_settle` takes its outcome
-            self._working = None
-            raise
-        except BaseException:
-            self._working = None
-            raise
+        self._working = asyncio.ensure_future(asyncio.to_thread(step, *args))
+        # the caller cancelled: the step goes on, `_settle` takes its outcome
+        return await _outlived(self._working, self._forget_working)
+
+    def _forget_recording(self) -> None:
+        self._recording = None
+
+    def _forget_working(self) -> None:
         self._working = None
-        return events
 
     async def _settle(self) -> None:
         """Wait for a step a cancelled caller left running (nothing else may change the fleet's
@@ -459,3 +444,23 @@ class Dispatcher(StateSaving):
         """Store, judge and record; raise StoreError or AlarmStoreError to be retried whole."""
         batch = await self.write(readings, positions)
         return await self.judge(batch, positions, arrival)
+
+
+async def _outlived(
+    work: asyncio.Future[list[AlarmEvent]], forget: Callable[[], None]
+) -> list[AlarmEvent]:
+    """Await `work` (a step recording alarms in a thread) for a caller that may be cancelled:
+    cancelled, the caller leaves `work` running where it keeps it, for the next caller to
+    take; `forget` is called once `work` is done, failed or cancelled itself."""
+    try:
+        events = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        if not work.cancelled():
+            raise
+        forget()
+        raise
+    except BaseException:
+        forget()
+        raise
+    forget()
+    return events
