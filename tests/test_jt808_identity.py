@@ -7,67 +7,26 @@ same vehicle is a warning."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from test_sim_fleet_jt808 import DOC_CONFIG, SECRET, gateway, port_of
 
-from gateway.jt808 import Jt808Gateway
 from gateway.jt808.directory import Conflict, Directory, VehicleRef
 from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal
 from telemetry.jt808 import PlatformResponse, RegisterResponse
-from telemetry.registry import Registry
 
 from services import MosquittoService
-
-SECRET = b"test-secret-0123456789"
-
-# the configuration of docs/jt808.md ("How terminals map to vehicles"), as it stands there
-DOC_CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat}      # found by its plate
-"""
 
 
 @pytest.fixture
 def doc_config(tmp_path: Path) -> Path:
+    """The configuration of docs/jt808.md, as the simulator's test has it."""
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(DOC_CONFIG, encoding="utf-8")
     return cfg
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    registry: Registry, broker_port: int, tmp_path: Path
-) -> AsyncIterator[Jt808Gateway]:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=("127.0.0.1", broker_port),
-        spool_dir=tmp_path / "spool",
-        secret=SECRET,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.ready.wait(), 5)
-    assert gw.server.address is not None
-    try:
-        yield gw
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-def port_of(gw: Jt808Gateway) -> int:
-    assert gw.server.address is not None
-    return gw.server.address[1]
 
 
 async def test_a_terminal_claiming_another_vehicles_plate_is_refused(
