@@ -11,30 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api_alarms import CHEM, COAL, KEYS, Hub, _key, auth
-
-from api.app import AppContext, create_app
-from api.auth import KeyRing
-from ingest.metrics import Metrics
-
-from e2e_helpers import live_config
+from test_api_alarms import CHEM, COAL, KEYS, _key, auth
+from test_api_config_yaml import live_client
 
 SCOPE_KEYS = [*KEYS, _key("chem-admin", "admin", CHEM)]
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    hub = Hub(tmp_path)
-    await hub.store.open()
-    rdb, admin = live_config(hub.reg, tmp_path, lambda: ctx)
-    ctx = AppContext(hub.reg, hub.store, hub.db, Metrics(), KeyRing(SCOPE_KEYS, rdb), config=admin)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
-    ) as c:
+    async with live_client(tmp_path, SCOPE_KEYS) as c:
         yield c
-    await hub.store.close()
-    hub.db.close()
-    rdb.close()
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ of many wrong items is told its first field errors and how many more, not each o
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -34,12 +36,13 @@ def bomb(width: int = 9, depth: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def live_client(tmp_path: Path, keys: list[Any]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app with `keys` and a live configuration, as the hub makes it."""
     hub = Hub(tmp_path)
     await hub.store.open()
     rdb, admin = live_config(hub.reg, tmp_path, lambda: ctx)
-    ctx = AppContext(hub.reg, hub.store, hub.db, Metrics(), KeyRing(KEYS, rdb), config=admin)
+    ctx = AppContext(hub.reg, hub.store, hub.db, Metrics(), KeyRing(keys, rdb), config=admin)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
     ) as c:
@@ -47,6 +50,12 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     await hub.store.close()
     hub.db.close()
     rdb.close()
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with live_client(tmp_path, KEYS) as c:
+        yield c
 
 
 @pytest.mark.parametrize(
