@@ -31,6 +31,7 @@ from alerts.alarmevent import (
     lifecycle_key,
     row_lifecycle,
 )
+from alerts.gateways import GATEWAY_RULE
 from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS
 from alerts.table import kind_name
@@ -104,7 +105,7 @@ class AlarmRows:
                 lc[4],  # disposal
                 self._due(lc[4], tier, arrival),
                 *lc[5:],  # overdue, ISA state
-                self._gateway(tenant, site, device),
+                device if rule == GATEWAY_RULE else self._gateway(tenant, site, device),
             ]
             work.next_alarm += 1
             work.new[row[0]] = row

@@ -21,6 +21,7 @@ from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
+from alerts.gateways import GatewayWatch
 from alerts.reload import (
     fence_key,
     remap_core,
@@ -116,6 +117,10 @@ class Dispatcher(StateSaving):
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
+        # the gateways' statuses (their last will) and their offline alarms (`alerts.gateways`)
+        self.gateways = GatewayWatch()
+        self._gateway_sites = self.book.gateway_sites()
+        self._gateways_down = self.book.active_gateway_alarms()
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()
@@ -173,6 +178,7 @@ class Dispatcher(StateSaving):
         # new geofences: whether a vehicle is off its corridor or in an area is found again
         fences = fence_key(self.fleet.table) != fence_key(fleet_table)
         events = book.retire(now, rejudged, fleet_kinds=_FENCE_KINDS if fences else frozenset())
+        down = book.active_gateway_alarms()  # those of gateways or sites gone were just retired
         fleet = remap_fleet(self.fleet, fleet_table)
         index = {s.id: s.index for s in registry.sensors}
         terminal = remap_terminal(*terminal_by_id(self.terminal, self.registry.sensors), index)
@@ -184,6 +190,8 @@ class Dispatcher(StateSaving):
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.fleet, self.terminal = fleet, terminal
+        self._gateway_sites = book.gateway_sites()
+        self._gateways_down = down
         self._drop_judged()
         return self._take_carried() + events
 
@@ -203,7 +211,8 @@ class Dispatcher(StateSaving):
             )
             await self._settle()
             await self._record()
-            transitions, _ = self._evaluate(empty, now if horizon is None else min(now, horizon))
+            clock = now if horizon is None else min(now, horizon)
+            transitions, _ = self._evaluate(empty, clock)
             if len(transitions):
                 self._unkept.append((transitions, now))
                 await self._record()
@@ -213,6 +222,8 @@ class Dispatcher(StateSaving):
                 # the lifecycle's clock: shelves expire, disposals fall overdue, suppression
                 # follows
                 events += await self._off_loop(self.desk.tick, now, self.state)
+                # gateways offline past their grace, and back online
+                events += await self._off_loop(self._gateway_step, clock, now)
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events
@@ -221,6 +232,25 @@ class Dispatcher(StateSaving):
             self._save_due(now)  # the state as this tick left it
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        return events
+
+    def gateway_status(self, tenant: str, gateway: str, online: bool, at: int) -> None:
+        """A gateway's status arrived at `at` (the hub's clock): judged at the next tick."""
+        self.gateways.heard(tenant, gateway, online, at, self._gateway_sites)
+
+    def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:
+        """Raise the alarms of gateways offline for their grace at `clock`, clear those of
+        gateways back online; recorded at `arrival`."""
+        grace = round(self.registry.config.gateway_offline_s * 1000)
+        changes = self.gateways.changes(self._gateway_sites, self._gateways_down, clock, grace)
+        if not changes:
+            return []
+        events = self.book.apply_gateways(changes, arrival)
+        for c in changes:  # committed
+            if c.offline:
+                self._gateways_down.add(c.alarm_id)
+            else:
+                self._gateways_down.discard(c.alarm_id)
         return events
 
     async def heard_feeds(self, at: int) -> None:

@@ -131,6 +131,9 @@ class Flushing:
         # broker delivers both again, in order
         if before is not None and not await before:
             return False
+        for h in accepted:  # in arrival order, judged at the next tick
+            if h.status is not None:
+                self.dispatcher.gateway_status(*h.status)
         events: list[AlarmEvent] = []
         if stored and (readings or positions):
             backoff = 0.2

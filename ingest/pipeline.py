@@ -17,7 +17,13 @@ from telemetry.codec import TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
 from telemetry.registry import Registry
-from telemetry.topics import PositionTopic, TelemetryTopic, Topic, TopicLayout
+from telemetry.topics import (
+    GatewayStatusTopic,
+    PositionTopic,
+    TelemetryTopic,
+    Topic,
+    TopicLayout,
+)
 
 __all__ = ["Handled", "Pipeline", "SeenSeqs"]
 
@@ -28,13 +34,15 @@ DAY_MS = 86_400_000
 class Handled:
     """What one message became."""
 
-    kind: str  # telemetry | position | other
+    kind: str  # telemetry | position | status | other
     readings: ReadingBatch | None = None
     positions: PositionBatch | None = None
     mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
     duplicate: bool = False
     reasons: list[str] = field(default_factory=list)  # why (some of) it was rejected
     rejected_whole: bool = False
+    # a gateway's status: (tenant, gateway, online, the hub's clock when it arrived)
+    status: tuple[str, str, bool, int] | None = None
 
 
 class SeenSeqs:
@@ -144,7 +152,23 @@ class Pipeline:
         if isinstance(parsed, PositionTopic):
             self.metrics.inc("hazardhub_messages_total", kind="position")
             return self._position(parsed, payload, arrival_ms)
+        if isinstance(parsed, GatewayStatusTopic) and parsed.kind == "status":
+            self.metrics.inc("hazardhub_messages_total", kind="status")
+            return self._status(parsed, payload, arrival_ms)
         return self._reject("other", "unexpected_topic", f"the hub does not consume {topic!r}")
+
+    def _status(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
+        """A gateway's retained status, `online` or `offline` (`alerts.gateways`). An empty one
+        is the retained status deleted (a gateway taken out of use): nothing to judge."""
+        if not payload:
+            return Handled("status")
+        if payload not in (b"online", b"offline"):
+            shown = payload[:40].decode("utf-8", "replace")
+            return self._reject(
+                "status", "bad_status", f"a gateway status is online or offline, not {shown!r}"
+            )
+        online = payload == b"online"
+        return Handled("status", status=(topic.tenant, topic.gateway, online, arrival_ms))
 
     def _reject(self, kind: str, reason: str, text: str) -> Handled:
         self.metrics.inc("hazardhub_messages_rejected_total", reason=reason)

@@ -293,6 +293,13 @@ class HubConfig(Frozen):
     fleet: FleetSettings = Field(
         default_factory=FleetSettings, description="platform-side driving-safety analytics"
     )
+    gateway_offline_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=86_400,
+        description="a gateway whose status is offline (its last will: killed, powered off, "
+        "link cut) this long raises a gateway_offline alarm per site it serves (0: none)",
+    )
     lateness_s: float = Field(
         default=0.0,
         ge=0,

@@ -127,7 +127,11 @@ class TopicLayout:
 
     def subscriptions(self) -> tuple[str, ...]:
         """The filters a hub subscribes to."""
-        return (f"{self.root}/+/+/+/telemetry", f"{self.root}/+/vehicles/+/position")
+        return (
+            f"{self.root}/+/+/+/telemetry",
+            f"{self.root}/+/vehicles/+/position",
+            f"{self.root}/+/gateways/+/status",
+        )
 
     def parse(self, topic: str) -> Topic:
         """Parse a topic of the layout; raise TopicError saying what is wrong otherwise."""

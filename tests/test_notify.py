@@ -17,6 +17,7 @@ from alerts.alarms import AlarmBook
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, evaluate
+from alerts.gateways import GatewayChange
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier, NotifyObjectError
 from alerts.notify.stages import CST, EventView, silenced_by
@@ -255,6 +256,34 @@ async def test_device_comm_loss_inhibits_its_sensors_no_data_alarms(rig):
     assert [(e["sensor"], e["kind"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
         ("co", "cleared"),
         ("device:north-coal/face-1301/kj-sub-3", "cleared"),
+    ]
+
+
+async def test_an_offline_gateway_inhibits_its_devices_and_sensors_no_data(rig):
+    rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
+    rig.book.apply_gateways(
+        [GatewayChange("north-coal", "face-1301", "gw1", True, rig.now)], rig.now
+    )
+    for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed"):
+        rig.feed(sid, [float("nan")], quality=int(Quality.COMM_LOSS))
+    notes = await rig.pump()
+    # the gateway's alarm is notified; its device's comm loss and the sensors' no-data
+    # alarms are recorded and held back
+    assert kinds(notes) == [[("gateway:north-coal/face-1301/gw1", "raised")]]
+    active = {a.sensor for a in rig.db.list_alarms(None, state="active")}
+    assert "device:north-coal/face-1301/kj-sub-3" in active and "ch4-t1" in active
+    # back online: its clear is notified
+    rig.book.apply_gateways(
+        [GatewayChange("north-coal", "face-1301", "gw1", False, rig.now)], rig.now
+    )
+    notes = await rig.pump(1)
+    assert kinds(notes) == [[("gateway:north-coal/face-1301/gw1", "cleared")]]
+    # now a device comm loss is no longer explained: the next sensor's no-data goes out
+    rig.feed("co", [5.0])
+    rig.feed("co", [float("nan")], quality=int(Quality.COMM_LOSS))
+    notes = await rig.pump(1)
+    assert ("device:north-coal/face-1301/kj-sub-3", "raised") in [
+        k for n in kinds(notes) for k in n
     ]
 
 

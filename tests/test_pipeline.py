@@ -200,7 +200,7 @@ def test_empty_batch_is_accepted_with_no_readings(pipeline: Pipeline) -> None:
             "other",
             "not a valid topic level",
         ),
-        (L.gateway_status(CHEM, "gw1"), b"online", "unexpected_topic", "other", "does not consume"),
+        (L.gateway_dropped(CHEM, "gw1"), b"{}", "unexpected_topic", "other", "does not consume"),
         (L.alarms(CHEM, FARM), b"{}", "unexpected_topic", "other", "does not consume"),
     ],
 )

@@ -103,20 +103,28 @@ def test_round_trip_under_custom_roots(root: str, tenant: str, site: str, device
 def test_subscriptions_cover_exactly_what_the_hub_consumes(
     tenant: str, site: str, device: str
 ) -> None:
-    tel_filter, pos_filter = L.subscriptions()
-    tel = L.telemetry(tenant, site, device)
-    pos = L.position(tenant, device)
-    assert mqtt_match(tel_filter, tel) and not mqtt_match(pos_filter, tel)
-    assert mqtt_match(pos_filter, pos) and not mqtt_match(tel_filter, pos)
-    for other in (L.gateway_status(tenant, device), L.alarms(tenant, site)):
-        assert not mqtt_match(tel_filter, other)
-        assert not mqtt_match(pos_filter, other)
+    filters = L.subscriptions()
+    consumed = (
+        L.telemetry(tenant, site, device),
+        L.position(tenant, device),
+        L.gateway_status(tenant, device),
+    )
+    # each topic the hub consumes is matched by its own filter and no other
+    for i, topic in enumerate(consumed):
+        assert [mqtt_match(f, topic) for f in filters] == [j == i for j in range(len(filters))]
+    for other in (
+        L.gateway_dropped(tenant, device),
+        L.alarms(tenant, site),
+        L.vehicle_command(tenant, device),
+    ):
+        assert not any(mqtt_match(f, other) for f in filters)
 
 
 def test_subscriptions_follow_a_custom_root() -> None:
     assert TopicLayout("site-a/hh").subscriptions() == (
         "site-a/hh/+/+/+/telemetry",
         "site-a/hh/+/vehicles/+/position",
+        "site-a/hh/+/gateways/+/status",
     )
 
 

@@ -186,20 +186,28 @@ class Notifier(Enqueuing):
     def _view(self, e: dict[str, Any]) -> EventView:
         info = self._registry.sensor(e["sensor"])
         side = int(e["side_index"])
+        sensor, device = e["sensor"], e["device"]
+        if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway
+            sensor_kind, gateway = "gateway", device
+        else:
+            dev = self._registry.devices.get((e["tenant"], e["site"], device))
+            sensor_kind = info.kind if info is not None else "device"
+            gateway = dev.spec.gateway if dev is not None else ""
         return EventView(
             event_id=e["event_id"],
             alarm_id=e["alarm_id"],
             kind=e["kind"],
             tenant=e["tenant"],
             site=e["site"],
-            device=e["device"],
-            sensor=e["sensor"],
-            sensor_kind=info.kind if info is not None else "device",
+            device=device,
+            sensor=sensor,
+            sensor_kind=sensor_kind,
             alarm_kind=kind_name(side),
             # the event's own tier (a raise at yellow), the alarm's for a clear
             tier=e["tier"] if e["tier"] not in ("none", "") else e["alarm_tier"],
             isa_state=e["isa_state"],
             active=e["condition"] == "active",
+            gateway=gateway,
         )
 
     def _gate(

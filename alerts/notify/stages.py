@@ -6,7 +6,8 @@ A journal event passes, in order:
   2. the lifecycle gate: an alarm that is shelved, suppressed by design or out of service is not
      annunciated (its own lifecycle events still are);
   3. inhibition: a higher alarm of the same sensor inhibits the lower ones (an early warning
-     while the threshold alarm is on), and a device's comm loss its sensors' no-data alarms;
+     while the threshold alarm is on), a device's comm loss its sensors' no-data alarms, and a
+     gateway offline those of its devices and sensors;
   4. silences and weekly maintenance windows (China Standard Time).
 """
 
@@ -52,6 +53,7 @@ class EventView(NamedTuple):
     tier: str  # the alarm's tier (a clear keeps the tier it had)
     isa_state: str  # the alarm's ISA state after the event
     active: bool  # the alarm's condition after the event
+    gateway: str = ""  # the gateway of the alarm's device ("" when none is known)
 
     @property
     def match_kind(self) -> str:
@@ -87,12 +89,16 @@ def inhibited_by(
     devices_down: frozenset[str],
 ) -> str | None:
     """Why the event is inhibited, or None. `active_by_sensor`: the active alarms of each
-    sensor as (alarm kind, tier); `devices_down`: the `device:` ids of devices in comm loss."""
+    sensor as (alarm kind, tier); `devices_down`: the `device:` ids of devices in comm loss and
+    the `gateway:` ids of gateways offline (`alerts.gateways`)."""
     if ev.kind not in _PROCESS and ev.match_kind != "raised":
         return None
-    if ev.alarm_kind in ("no_data", "fault") and not ev.sensor.startswith("device:"):
+    if ev.alarm_kind in ("no_data", "fault") and not ev.sensor.startswith("gateway:"):
+        # a gateway offline explains its devices' comm loss and its sensors' silence
+        if ev.gateway and f"gateway:{ev.tenant}/{ev.site}/{ev.gateway}" in devices_down:
+            return f"the gateway {ev.gateway} is offline"
         device = f"device:{ev.tenant}/{ev.site}/{ev.device}"
-        if device in devices_down:
+        if not ev.sensor.startswith("device:") and device in devices_down:
             return f"the device {ev.device} has lost communication"
     rank = TIER_RANK.get(ev.tier, 0)
     for kind, tier in active_by_sensor.get(ev.sensor, ()):

@@ -102,7 +102,8 @@ class NotifyStore:
     def inhibition_context(
         con: sqlite3.Connection, sensors: set[str]
     ) -> tuple[dict[str, list[tuple[str, str]]], frozenset[str]]:
-        """The active alarms of these sensors as (kind, tier), and the devices in comm loss."""
+        """The active alarms of these sensors as (kind, tier), and the devices in comm loss and
+        gateways offline (their alarms' ids)."""
         active: dict[str, list[tuple[str, str]]] = defaultdict(list)
         ids = sorted(sensors)
         for start in range(0, len(ids), 500):
@@ -119,7 +120,9 @@ class NotifyStore:
             for r in con.execute(
                 # a range, not LIKE, so that the index of active alarms serves it
                 "SELECT sensor FROM alarms WHERE state = 'active' AND rule = 'comm_loss' "
-                "AND sensor >= 'device:' AND sensor < 'device;'"
+                "AND sensor >= 'device:' AND sensor < 'device;' UNION ALL "
+                "SELECT sensor FROM alarms WHERE state = 'active' AND rule = 'gateway' "
+                "AND sensor >= 'gateway:' AND sensor < 'gateway;'"
             )
         )
         return dict(active), down

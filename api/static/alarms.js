@@ -32,7 +32,7 @@ export const STRINGS = {
         lvl_under_oxygen: "缺氧", lvl_over_oxygen: "富氧", lvl_sensor_fault: "传感器故障",
         lvl_no_data: "无数据", lvl_action_failed: "保护动作未确认", lvl_rate_of_rise: "变化率超限",
         lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常",
-        lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断",
+        lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断", lvl_gateway_offline: "网关离线",
         // the fleet analytics' and the terminals' own (JT/T 808) alarms
         lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
         lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",

@@ -1,0 +1,148 @@
+"""Gateways offline (`alerts.gateways`): the watch of their statuses, their alarms in the alarm
+book (a real state database) and the pipeline's reading of the status topic. The inhibition of the
+no-data alarms a gateway offline explains is in test_notify."""
+
+from __future__ import annotations
+
+import pytest
+
+from alerts.alarms import AlarmBook
+from alerts.gateways import GATEWAY_RULE, GatewayChange, GatewayWatch, gateway_sites
+from alerts.statedb import StateDB
+from alerts.table import compile_table
+from hazardhub.settings import load_profiles
+from ingest.metrics import Metrics
+from ingest.pipeline import Pipeline
+from telemetry.config import HubConfig
+from telemetry.registry import build_registry
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import ROOT, mine_registry
+
+T0 = 1_700_000_000_000
+SITES = {("t", "gw1"): ("s1", "s2"), ("t", "gw2"): ("s1",), ("u", "gw1"): ("s9",)}
+
+
+def ids(changes: list[GatewayChange]) -> list[tuple[str, bool]]:
+    return [(c.alarm_id, c.offline) for c in changes]
+
+
+def test_gateway_sites_come_from_the_devices_that_name_the_gateway() -> None:
+    devices = [("t", "s2", "gw1"), ("t", "s1", "gw1"), ("t", "s1", "gw2"), ("t", "s1", "gw1")]
+    assert gateway_sites(devices) == {("t", "gw1"): ("s1", "s2"), ("t", "gw2"): ("s1",)}
+
+
+def test_an_offline_gateway_raises_one_alarm_per_site_after_its_grace() -> None:
+    w = GatewayWatch()
+    w.heard("t", "gw1", False, T0)
+    assert w.changes(SITES, set(), T0 + 29_999, 30_000) == []
+    got = w.changes(SITES, set(), T0 + 30_000, 30_000)
+    assert ids(got) == [("gateway:t/s1/gw1", True), ("gateway:t/s2/gw1", True)]
+    assert {c.ts for c in got} == {T0}, "stamped when the hub heard it go offline"
+    # raised already: nothing more; one site's alarm missing (a reload added it): that one
+    assert w.changes(SITES, {"gateway:t/s1/gw1", "gateway:t/s2/gw1"}, T0 + 60_000, 30_000) == []
+    assert ids(w.changes(SITES, {"gateway:t/s1/gw1"}, T0 + 60_000, 30_000)) == [
+        ("gateway:t/s2/gw1", True)
+    ]
+    # another tenant's gateway of the same name is another gateway
+    assert w.status("u", "gw1") is None
+
+
+def test_a_repeated_status_keeps_its_first_time_and_online_clears_only_active_alarms() -> None:
+    w = GatewayWatch()
+    w.heard("t", "gw1", False, T0)
+    w.heard("t", "gw1", False, T0 + 20_000)  # the retained status again, at a reconnection
+    assert w.status("t", "gw1") == (False, T0)
+    assert ids(w.changes(SITES, set(), T0 + 30_000, 30_000)) != []
+    w.heard("t", "gw1", True, T0 + 40_000)
+    assert w.changes(SITES, set(), T0 + 40_000, 30_000) == []
+    got = w.changes(SITES, {"gateway:t/s2/gw1", "gateway:t/s1/gw2"}, T0 + 40_000, 30_000)
+    assert ids(got) == [("gateway:t/s2/gw1", False)], "gw2 said nothing: its alarm stays"
+    assert got[0].ts == T0 + 40_000
+
+
+def test_a_restart_within_the_grace_raises_nothing_and_grace_0_turns_raising_off() -> None:
+    w = GatewayWatch()
+    w.heard("t", "gw1", False, T0)
+    w.heard("t", "gw1", True, T0 + 3_000)
+    assert w.changes(SITES, set(), T0 + 100_000, 30_000) == []
+    w.heard("t", "gw2", False, T0)
+    assert w.changes(SITES, set(), T0 + 100_000, 0) == []
+    # with raising off, a gateway back online still clears its alarm
+    w.heard("t", "gw2", True, T0 + 200_000)
+    assert ids(w.changes(SITES, {"gateway:t/s1/gw2"}, T0 + 200_000, 0)) == [
+        ("gateway:t/s1/gw2", False)
+    ]
+
+
+def test_the_watch_is_bounded_and_forgets_gateways_not_configured_first(monkeypatch) -> None:
+    monkeypatch.setattr("alerts.gateways._KEPT", 10)
+    w = GatewayWatch()
+    w.heard("t", "gw1", False, T0, SITES)
+    for i in range(30):
+        w.heard("t", f"stranger-{i}", True, T0, SITES)
+    assert w.status("t", "gw1") == (False, T0), "a configured gateway is kept"
+    assert w.forgotten > 0
+    assert len(w._status) <= 10
+
+
+def test_the_alarm_book_records_a_gateway_alarm_and_keeps_it_over_a_start(tmp_path) -> None:
+    reg = mine_registry(1502, 1.0)
+    db = StateDB(tmp_path / "state.db")
+    try:
+        book = AlarmBook(db, reg, compile_table(reg.sensors))
+        assert book.gateway_sites() == {("north-coal", "gw1"): ("face-1301",)}
+        raised = book.apply_gateways(
+            [GatewayChange("north-coal", "face-1301", "gw1", True, T0)], T0 + 30_000
+        )
+        [ev] = raised
+        assert (ev.kind, ev.sensor, ev.rule, ev.side, ev.level_name, ev.tier) == (
+            "raised",
+            "gateway:north-coal/face-1301/gw1",
+            GATEWAY_RULE,
+            "no_data",
+            "gateway_offline",
+            "orange",
+        )
+        assert (ev.device, ev.ts, ev.arrival) == ("gw1", T0, T0 + 30_000)
+        [row] = [r for r in db.active_alarms() if r.rule == GATEWAY_RULE]
+        assert row.gateway == "gw1"
+        # a start with the same configuration keeps it (nothing retires it) ...
+        book2 = AlarmBook(db, reg, compile_table(reg.sensors))
+        assert book2.retire(T0 + 40_000, set()) == []
+        assert book2.active_gateway_alarms() == {"gateway:north-coal/face-1301/gw1"}
+        # ... and a configuration where no device names the gateway any more retires it
+        data = reg.config.model_dump(mode="json", by_alias=True)
+        for dev in data["tenants"][0]["sites"][0]["devices"]:
+            dev["gateway"] = "gw-new"
+        profiles, packs = load_profiles(ROOT / "profiles")
+        reg3 = build_registry(HubConfig.model_validate(data), profiles, packs, "moved.yaml")
+        book3 = AlarmBook(db, reg3, compile_table(reg3.sensors))
+        [gone] = book3.retire(T0 + 50_000, set())
+        assert (gone.kind, gone.sensor) == ("cleared", "gateway:north-coal/face-1301/gw1")
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "reason"),
+    [
+        (b"online", ("north-coal", "gw1", True, T0), None),
+        (b"offline", ("north-coal", "gw1", False, T0), None),
+        (b"", None, None),  # the retained status deleted
+        (b"OFFLINE ", None, "bad_status"),
+        (b"\xff\xfe", None, "bad_status"),
+    ],
+)
+def test_the_pipeline_reads_a_gateway_status(payload, status, reason) -> None:
+    metrics = Metrics()
+    pipe = Pipeline(mine_registry(1502, 1.0), TopicLayout(), metrics)
+    got = pipe.handle("hazardhub/v1/north-coal/gateways/gw1/status", payload, T0)
+    assert got.status == status
+    assert got.rejected_whole == (reason is not None)
+    if reason:
+        assert got.reasons and got.reasons[0].startswith(reason)
+        assert "online or offline" in got.reasons[0]
+    # a gateway's drop report is not a status
+    other = pipe.handle("hazardhub/v1/north-coal/gateways/gw1/dropped", b"{}", T0)
+    assert other.status is None and other.rejected_whole
