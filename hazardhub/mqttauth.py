@@ -51,16 +51,13 @@ def plan_users(
             (f"{root}/+/alarms/#", layout.vehicle_commands()),
         ),
         # the centre's JT/T 808 gateway: positions of every tenant's vehicles, the hub's
-        # commands for their terminals
+        # commands for their terminals; no gateway status (it publishes none, and a status
+        # raises and clears a gateway's offline alarm: alerts.gateways)
         MqttUser(
             "hazardhub-jt808",
             secrets.token_urlsafe(18),
             (layout.vehicle_commands(),),
-            (
-                f"{root}/+/vehicles/+/position",
-                f"{root}/+/gateways/+/status",
-                f"{root}/+/gateways/+/dropped",
-            ),
+            (f"{root}/+/vehicles/+/position", f"{root}/+/gateways/+/dropped"),
         ),
     ]
     for tenant in registry.tenants:

@@ -57,15 +57,23 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
         await gw.publish(layout.telemetry("north-coal", "face-1301", "kj-sub-3"), b"x", qos=1)
         await gw.publish(layout.telemetry("acme-chem", "tank-farm", "tank1-rtu"), b"x", qos=1)
         await gw.publish(layout.alarms("north-coal", "face-1301"), b"forged", qos=1)
+        # a gateway's status raises and clears its offline alarm: only its own
+        await gw.publish(layout.gateway_status("north-coal", "gw1"), b"online", qos=1)
+        await gw.publish(layout.gateway_status("acme-chem", "gw1"), b"offline", qos=1)
     async with client(broker, "swift-coach", passwords["swift-coach"]) as ent:
         await ent.publish(layout.position("swift-coach", "coach-07"), b"{}", qos=1)
         await ent.publish(layout.position("acme-chem", "tanker-01"), b"{}", qos=1)
+    async with client(broker, "hazardhub-jt808", passwords["hazardhub-jt808"]) as jt:
+        await jt.publish(layout.position("acme-chem", "tanker-01"), b"[]", qos=1)
+        await jt.publish(layout.gateway_status("north-coal", "gw1"), b"offline", qos=1)
     await asyncio.sleep(0.5)
     listener.cancel()
     assert sorted(got) == sorted(
         [
             layout.telemetry("north-coal", "face-1301", "kj-sub-3"),
+            layout.gateway_status("north-coal", "gw1"),
             layout.position("swift-coach", "coach-07"),
+            layout.position("acme-chem", "tanker-01"),
         ]
     )
 
