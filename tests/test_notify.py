@@ -250,41 +250,60 @@ async def test_device_comm_loss_inhibits_its_sensors_no_data_alarms(rig):
     assert sensors == ["device:north-coal/face-1301/kj-sub-3"]
     held = rig.db.list_alarms(None, side=NO_DATA, state="active")
     assert len(held) == 5  # four watched sensors and the device: all recorded, one notified
-    # one sensor answers again: the device alarm clears (notified), the others stay held
+    # one sensor answers again: the device alarm clears (notified), and the sensors it held
+    # back, still without data, are told now (once), as released
     rig.feed("co", [5.0])
     notes = await rig.pump(1)
     assert [(e["sensor"], e["kind"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
         ("co", "cleared"),
         ("device:north-coal/face-1301/kj-sub-3", "cleared"),
+        ("ch4-t0", "released"),
+        ("ch4-t1", "released"),
+        ("ch4-t2", "released"),
+    ]
+    assert {e["annunciated"] for n in notes[2:] for e in n.body["events"]} == {"raised"}  # type: ignore[union-attr,index]
+    assert await rig.pump(60) == []
+
+
+def told(notes: list[Notification], sub: str) -> list[tuple[str, str]]:
+    """(sensor, kind) of the events the subscription `sub` was told of."""
+    return [
+        (e["sensor"], e["kind"])
+        for n in notes
+        if n.body["subscription"] == f"north-coal/{sub}"
+        for e in n.body["events"]  # type: ignore[attr-defined]
     ]
 
 
 async def test_an_offline_gateway_inhibits_its_devices_and_sensors_no_data(rig):
+    # "comm" is told of the gateway's and the device's alarms; "ch4" of methane points only
     rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
+    rig.subscribe(id="ch4", match={"sensor_kinds": ["methane"]})
     rig.book.apply_gateways(
         [GatewayChange("north-coal", "face-1301", "gw1", True, rig.now)], rig.now
     )
     for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed"):
         rig.feed(sid, [float("nan")], quality=int(Quality.COMM_LOSS))
     notes = await rig.pump()
-    # the gateway's alarm is notified; its device's comm loss and the sensors' no-data
-    # alarms are recorded and held back
-    assert kinds(notes) == [[("gateway:north-coal/face-1301/gw1", "raised")]]
+    gateway, device = "gateway:north-coal/face-1301/gw1", "device:north-coal/face-1301/kj-sub-3"
+    # "comm" hears of the gateway only: the device's comm loss and the sensors' no-data alarms
+    # it explains are held back from it (recorded all the same) ...
+    assert told(notes, "comm") == [(gateway, "raised")]
     active = {a.sensor for a in rig.db.list_alarms(None, state="active")}
-    assert "device:north-coal/face-1301/kj-sub-3" in active and "ch4-t1" in active
-    # back online: its clear is notified
+    assert {device, "ch4-t1", "co"} <= active
+    # ... but "ch4", never told of the gateway, is told of its methane points
+    assert sorted(told(notes, "ch4")) == [(f"ch4-t{i}", "raised") for i in range(3)]
+    # the gateway is back, the device still silent: "comm" is told of the clear and of the
+    # device's comm loss, which now holds its sensors back; "ch4" is told nothing again
     rig.book.apply_gateways(
         [GatewayChange("north-coal", "face-1301", "gw1", False, rig.now)], rig.now
     )
     notes = await rig.pump(1)
-    assert kinds(notes) == [[("gateway:north-coal/face-1301/gw1", "cleared")]]
-    # now a device comm loss is no longer explained: the next sensor's no-data goes out
-    rig.feed("co", [5.0])
-    rig.feed("co", [float("nan")], quality=int(Quality.COMM_LOSS))
-    notes = await rig.pump(1)
-    assert ("device:north-coal/face-1301/kj-sub-3", "raised") in [
-        k for n in kinds(notes) for k in n
-    ]
+    assert told(notes, "comm") == [(gateway, "cleared"), (device, "released")]
+    assert told(notes, "ch4") == []
+    [released] = [e for n in notes for e in n.body["events"] if e["kind"] == "released"]  # type: ignore[attr-defined]
+    assert (released["annunciated"], released["level_name"]) == ("raised", "device_comm_loss")
+    assert await rig.pump(3600) == [], "released once"
 
 
 async def test_silence_and_weekly_maintenance_window(rig):

@@ -10,7 +10,8 @@ a crash before it commits routes the same events again, a crash after it loses n
 of the notification pipeline's writes waits for the alarm book's, nor holds it up. Delivery
 (`alerts.notify.delivery`) is at least once, each notification with its idempotency key. The
 outbox rows an event makes (a row of its own or an append to a group, with the event's JSON and
-the subject) are made in `alerts.notify.enqueue`.
+the subject) are made in `alerts.notify.enqueue`, what the stages do with one event in
+`alerts.notify.routing`.
 """
 
 from __future__ import annotations
@@ -20,25 +21,17 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
-
-import orjson
+from typing import Any
 
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
-from alerts.notify.enqueue import Enqueuing, _event_json, _subject
+from alerts.notify.enqueue import _event_json
 from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError
 from alerts.notify.outboxdb import OutboxDB, outbox_path
-from alerts.notify.stages import (
-    EventView,
-    annunciates,
-    inhibited_by,
-    matches,
-    silenced_by,
-)
+from alerts.notify.routing import Counter, Routing
+from alerts.notify.stages import matches
 from alerts.notify.store import NotifyStore
 from alerts.statedb import StateDB
-from alerts.table import kind_name
 from telemetry.notifyconfig import (
     ChannelSpec,
     NotifySettings,
@@ -54,15 +47,11 @@ _PRUNE_EVERY_MS = 600_000  # the outbox's old rows are looked for every 10 minut
 _PRUNE_BATCH = 10_000  # rows deleted by one short write (more: again on the next turn)
 
 
-class Counter(Protocol):
-    def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Notifier(Enqueuing):
+class Notifier(Routing):
     def __init__(
         self,
         db: StateDB,
@@ -98,7 +87,6 @@ class Notifier(Enqueuing):
         self._group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]] = []
         # per tenant: its subscriptions (the catalog's list, replaced on every change) and the
         # ones that match each kind of event (`_matching`)
-        self._matched: dict[str, tuple[Sequence[SubscriptionSpec], dict[tuple[str, ...], Any]]]
         self._matched = {}
         self._read = 0  # journal events read by the last route
         self.delivery = Delivery(
@@ -146,11 +134,7 @@ class Notifier(Enqueuing):
     def delete(self, kind: str, tenant: str, object_id: str) -> bool:
         return self.catalog.delete(kind, tenant, object_id)
 
-    # routing ------------------------------------------------------------------------------
-    def _count(self, name: str, amount: float = 1, **labels: str) -> None:
-        if self._metrics is not None and amount:
-            self._metrics.inc(name, amount, **labels)
-
+    # routing (the stages: alerts.notify.routing) --------------------------------------------
     def route(self, now: int | None = None) -> int:
         """Route the journal's new events to the outbox; returns the rows written or grown.
 
@@ -166,13 +150,16 @@ class Notifier(Enqueuing):
             if not events:
                 return 0
             views = [self._view(e) for e in events]
-            active, down = self.store.inhibition_context(ro, {v.sensor for v in views})
+            freed = self._freed(ro, views)
+            sensors = {v.sensor for v in views} | {v.sensor for _, v, _ in freed}
+            active, down = self.store.inhibition_context(ro, sensors)
         # the windows these events open count once their rows are written: routed again after a
         # failed write (or a moved cursor), the first of a window still goes at once
         self._rows, self._group_ops, self._window_new = [], [], {}
         made = 0
         for view, raw in zip(views, events, strict=True):
             made += self._route_one(view, raw, active, down, now)
+        made += self._release(freed, active, down, now)
         with self.outbox.transaction() as con:
             if self.store.cursor(con, "route") != cursor:
                 self._read = 0
@@ -182,85 +169,6 @@ class Notifier(Enqueuing):
             self.outbox.see_alarms(con, (int(e["alarm_id"]) for e in events))
         self._window_end.update(self._window_new)
         return made
-
-    def _view(self, e: dict[str, Any]) -> EventView:
-        info = self._registry.sensor(e["sensor"])
-        side = int(e["side_index"])
-        sensor, device = e["sensor"], e["device"]
-        if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway
-            sensor_kind, gateway = "gateway", device
-        else:
-            dev = self._registry.devices.get((e["tenant"], e["site"], device))
-            sensor_kind = info.kind if info is not None else "device"
-            gateway = dev.spec.gateway if dev is not None else ""
-        return EventView(
-            event_id=e["event_id"],
-            alarm_id=e["alarm_id"],
-            kind=e["kind"],
-            tenant=e["tenant"],
-            site=e["site"],
-            device=device,
-            sensor=sensor,
-            sensor_kind=sensor_kind,
-            alarm_kind=kind_name(side),
-            # the event's own tier (a raise at yellow), the alarm's for a clear
-            tier=e["tier"] if e["tier"] not in ("none", "") else e["alarm_tier"],
-            isa_state=e["isa_state"],
-            active=e["condition"] == "active",
-            gateway=gateway,
-        )
-
-    def _gate(
-        self,
-        view: EventView,
-        active: dict[str, list[tuple[str, str]]],
-        down: frozenset[str],
-        now: int,
-    ) -> str | None:
-        if not annunciates(view):
-            return view.isa_state
-        why = inhibited_by(view, active, down)
-        if why is not None:
-            return "inhibited"
-        if silenced_by(self.catalog.silences.get(view.tenant, ()), view, now) is not None:
-            return "silenced"
-        return None
-
-    def _route_one(
-        self,
-        view: EventView,
-        raw: dict[str, Any],
-        active: dict[str, list[tuple[str, str]]],
-        down: frozenset[str],
-        now: int,
-    ) -> int:
-        subs = self._matching(view)
-        if not subs:
-            return 0
-        held = self._gate(view, active, down, now)
-        if held is not None:
-            self._count("hazardhub_notifications_held_total", len(subs), reason=held)
-            return 0
-        body = _event_json(raw, view)
-        alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
-        made = 0
-        for sub in subs:
-            made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, None, alone)
-        return made
-
-    def _matching(self, view: EventView) -> tuple[SubscriptionSpec, ...]:
-        """The tenant's subscriptions that match the event (`matches`), remembered by what
-        matching reads of it, until the tenant's subscriptions change."""
-        tenant = view.tenant
-        subs = self.catalog.subs.get(tenant, ())
-        known = self._matched.get(tenant)
-        if known is None or known[0] is not subs:
-            known = self._matched[tenant] = (subs, {})
-        what = (view.site, view.sensor_kind, view.tier, view.alarm_kind, view.match_kind)
-        found: tuple[SubscriptionSpec, ...] | None = known[1].get(what)
-        if found is None:
-            found = known[1][what] = tuple(s for s in subs if matches(s, tenant, view))
-        return found
 
     def timers(self, now: int | None = None) -> int:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
@@ -326,7 +234,9 @@ class Notifier(Enqueuing):
             view = self._view(r2)
             if not matches(sub, tenant, view):
                 continue
-            if self._gate(view, active, down, now) is not None:
+            if self._gate(view, active, down, now) is not None or not self._not_explained(
+                view, (sub,), down
+            ):
                 continue  # held (silenced, inhibited): judged again on the next tick
             self._enqueue(tenant, sub, r["site"], _event_json(r2, view), channel, now, key)
             self._timer_new.append((int(r["alarm_id"]), key))

@@ -6,8 +6,9 @@ A journal event passes, in order:
   2. the lifecycle gate: an alarm that is shelved, suppressed by design or out of service is not
      annunciated (its own lifecycle events still are);
   3. inhibition: a higher alarm of the same sensor inhibits the lower ones (an early warning
-     while the threshold alarm is on), a device's comm loss its sensors' no-data alarms, and a
-     gateway offline those of its devices and sensors;
+     while the threshold alarm is on); and a device's comm loss its sensors' no-data and fault
+     alarms, a gateway offline those of its devices and sensors, for the subscriptions that are
+     told of the device's or the gateway's alarm (the others are told of the event);
   4. silences and weekly maintenance windows (China Standard Time).
 """
 
@@ -24,6 +25,8 @@ __all__ = [
     "TIER_RANK",
     "EventView",
     "annunciates",
+    "explained_by",
+    "holders",
     "inhibited_by",
     "matches",
     "silenced_by",
@@ -34,7 +37,9 @@ TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 _GATED = frozenset({"shelved", "suppressed", "out_of_service"})
 # what the process or the clock says about the alarm itself: held back by the gate
 _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
-_RETURNS = frozenset({"unshelved", "unsuppressed", "in_service"})
+# "released": an alarm held back by its gateway's or device's alarm, which cleared while it
+# stays active and unacknowledged (`alerts.notify.notifier`)
+_RETURNS = frozenset({"unshelved", "unsuppressed", "in_service", "released"})
 
 
 class EventView(NamedTuple):
@@ -84,27 +89,59 @@ def annunciates(ev: EventView) -> bool:
 
 
 def inhibited_by(
-    ev: EventView,
-    active_by_sensor: Mapping[str, Iterable[tuple[str, str]]],
-    devices_down: frozenset[str],
+    ev: EventView, active_by_sensor: Mapping[str, Iterable[tuple[str, str]]]
 ) -> str | None:
-    """Why the event is inhibited, or None. `active_by_sensor`: the active alarms of each
-    sensor as (alarm kind, tier); `devices_down`: the `device:` ids of devices in comm loss and
-    the `gateway:` ids of gateways offline (`alerts.gateways`)."""
+    """Why the event is inhibited by a higher alarm of its sensor, or None.
+    `active_by_sensor`: the active alarms of each sensor as (alarm kind, tier)."""
     if ev.kind not in _PROCESS and ev.match_kind != "raised":
         return None
-    if ev.alarm_kind in ("no_data", "fault") and not ev.sensor.startswith("gateway:"):
-        # a gateway offline explains its devices' comm loss and its sensors' silence
-        if ev.gateway and f"gateway:{ev.tenant}/{ev.site}/{ev.gateway}" in devices_down:
-            return f"the gateway {ev.gateway} is offline"
-        device = f"device:{ev.tenant}/{ev.site}/{ev.device}"
-        if not ev.sensor.startswith("device:") and device in devices_down:
-            return f"the device {ev.device} has lost communication"
     rank = TIER_RANK.get(ev.tier, 0)
     for kind, tier in active_by_sensor.get(ev.sensor, ()):
         if kind != ev.alarm_kind and TIER_RANK.get(tier, 0) > rank:
             return f"a higher alarm of the sensor is active ({kind}, {tier})"
     return None
+
+
+def holders(ev: EventView) -> tuple[EventView, ...]:
+    """The alarms that would explain the event's no-data or fault alarm, as their raise: its
+    gateway offline (`alerts.gateways`, which explains its devices' comm loss too) and its
+    device in comm loss. None for other kinds, and for a gateway's own alarm."""
+    if ev.alarm_kind not in ("no_data", "fault") or ev.sensor.startswith("gateway:"):
+        return ()
+    found: list[EventView] = []
+    if ev.gateway:
+        found.append(_holder(ev, f"gateway:{ev.tenant}/{ev.site}/{ev.gateway}", ev.gateway))
+    if not ev.sensor.startswith("device:"):
+        found.append(_holder(ev, f"device:{ev.tenant}/{ev.site}/{ev.device}", ev.device))
+    return tuple(found)
+
+
+def _holder(ev: EventView, sensor: str, device: str) -> EventView:
+    kind = sensor.partition(":")[0]  # gateway | device
+    return EventView(
+        0,
+        0,
+        "raised",
+        ev.tenant,
+        ev.site,
+        device,
+        sensor,
+        kind,
+        "no_data",
+        "orange",
+        "unack",
+        True,
+        ev.gateway,
+    )
+
+
+def explained_by(ev: EventView, down: frozenset[str]) -> tuple[EventView, ...]:
+    """The active alarms of a gateway offline or a device in comm loss (`down`: their ids)
+    that explain the event's no-data or fault alarm, as their raise. A subscription that is
+    told of one of them (it matches its raise) is not told of the event: inhibition."""
+    if ev.kind not in _PROCESS and ev.match_kind != "raised":
+        return ()
+    return tuple(h for h in holders(ev) if h.sensor in down)
 
 
 def _in_window(s: SilenceSpec, now_ms: int) -> bool:

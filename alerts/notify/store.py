@@ -14,7 +14,7 @@ import orjson
 
 from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
-from alerts.table import kind_name
+from alerts.table import FAULT, NO_DATA, kind_name
 
 # the hub's own channels (the browsers' stream, the hub's broker): their rows count against no
 # tenant's or global share of delivery (`alerts.notify.delivery`)
@@ -96,6 +96,17 @@ class NotifyStore:
     def unacknowledged(con: sqlite3.Connection) -> list[dict[str, Any]]:
         """Active, unacknowledged alarms (not shelved, suppressed or out of service)."""
         rows = con.execute(_ALARM_AS_JOURNAL + "WHERE isa_state = 'unack'").fetchall()
+        return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
+
+    @staticmethod
+    def held_back(con: sqlite3.Connection, tenant: str, site: str) -> list[dict[str, Any]]:
+        """The active, unacknowledged no-data and fault alarms of a site (those a gateway's or
+        device's alarm may have held back), as journal rows."""
+        rows = con.execute(
+            _ALARM_AS_JOURNAL + "WHERE state = 'active' AND isa_state = 'unack' AND tenant = ? "
+            "AND site = ? AND side IN (?, ?) ORDER BY id",
+            (tenant, site, FAULT, NO_DATA),
+        ).fetchall()
         return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
 
     @staticmethod
