@@ -8,7 +8,9 @@ its keep-alive). A gateway offline for `grace_ms` raises one alarm per site it s
 the configured devices that name it), on the sensor `gateway:{tenant}/{site}/{gateway}`; the
 gateway's `online` clears them. Until the gateway says one or the other (a hub just started, a
 gateway never connected), nothing is raised or cleared: the retained status comes at each
-connection of the hub, so what the broker knows is what the hub judges.
+connection of the hub, so what the broker knows is what the hub judges; a status heard before
+the hub's connection counts only once heard again. An empty retained status (deleted: a gateway
+taken out of use) clears like `online`.
 """
 
 from __future__ import annotations
@@ -61,7 +63,16 @@ class GatewayWatch:
     def __init__(self) -> None:
         # (tenant, gateway) -> (online, when the hub first heard that status in a row)
         self._status: dict[tuple[str, str], tuple[bool, int]] = {}
+        # the statuses not heard again since the hub's connection to the broker began: what
+        # they say may have changed while the hub was away (the broker sends each one again)
+        self._stale: set[tuple[str, str]] = set()
         self.forgotten = 0  # statuses dropped to keep the bound
+
+    def new_session(self) -> None:
+        """The hub (re)connected to the broker: every status counts again only once heard
+        again (the retained ones come at the subscription). An `offline` heard again keeps its
+        first time: the hub cannot tell whether the gateway came back meanwhile."""
+        self._stale = set(self._status)
 
     def heard(
         self,
@@ -75,6 +86,7 @@ class GatewayWatch:
         time (a retained `offline` that comes again at the hub's reconnection is the same
         outage). At the bound, the statuses of gateways not in `known` go first."""
         key = (tenant, gateway)
+        self._stale.discard(key)
         was = self._status.get(key)
         if was is not None and was[0] == online:
             return
@@ -87,6 +99,7 @@ class GatewayWatch:
         drop = strangers or list(self._status)
         for k in drop[: max(1, len(drop) // 2)]:
             del self._status[k]
+            self._stale.discard(k)
             self.forgotten += 1
 
     def status(self, tenant: str, gateway: str) -> tuple[bool, int] | None:
@@ -105,7 +118,7 @@ class GatewayWatch:
         out: list[GatewayChange] = []
         for key, served in sites.items():
             heard = self._status.get(key)
-            if heard is None:
+            if heard is None or key in self._stale:
                 continue
             online, since = heard
             tenant, gateway = key

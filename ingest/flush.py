@@ -102,14 +102,17 @@ class Flushing:
                 except StoreError as exc:
                     if not exc.retryable:
                         log.error("store refused a batch: %s; kept as dead letters", exc)
+                        refused = [
+                            h for h in accepted if h.readings is not None or h.positions is not None
+                        ]
                         for message, handled in pending:
-                            if handled in accepted:
+                            if handled in refused:
                                 await self._dead_letter(
                                     message, handled.kind, f"store_refused: {exc}"
                                 )
                         self.metrics.inc(
                             "hazardhub_messages_rejected_total",
-                            len(accepted),
+                            len(refused),
                             reason="store_refused",
                         )
                         stored = False

@@ -159,15 +159,13 @@ class Pipeline:
 
     def _status(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
         """A gateway's retained status, `online` or `offline` (`alerts.gateways`). An empty one
-        is the retained status deleted (a gateway taken out of use): nothing to judge."""
-        if not payload:
-            return Handled("status")
-        if payload not in (b"online", b"offline"):
+        is the retained status deleted (a gateway taken out of use): it clears like `online`."""
+        if payload not in (b"", b"online", b"offline"):
             shown = payload[:40].decode("utf-8", "replace")
             return self._reject(
                 "status", "bad_status", f"a gateway status is online or offline, not {shown!r}"
             )
-        online = payload == b"online"
+        online = payload != b"offline"
         return Handled("status", status=(topic.tenant, topic.gateway, online, arrival_ms))
 
     def _reject(self, kind: str, reason: str, text: str) -> Handled:

@@ -151,6 +151,8 @@ class IngestService(Flushing):
                     # grace resumes where it stood), so a connection that keeps dropping cannot
                     # hold a real failure off for ever
                     at = _now_ms()
+                    # the gateways' statuses count once the broker has sent them again
+                    self.dispatcher.gateways.new_session()
                     if lost_at is None:
                         await self.dispatcher.heard_feeds(at)
                     else:  # excused once: a drop before the session begins excuses from here

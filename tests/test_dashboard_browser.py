@@ -132,6 +132,7 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
                     ['above', 'overspeed', 'road-transport.hazmat-speed'],
                     ['overspeed', 'overspeed', 'fleet'],
                     ['no_data', 'device_comm_loss', 'comm_loss'],
+                    ['no_data', 'gateway_offline', 'gateway'],
                     ['terminal_emergency', 'terminal_emergency', 'terminal'],
                     ['offline', 'offline', 'fleet'],
                   ].map(([side, level_name, rule]) => m.kindLevel({side, level_name, rule}, t));
@@ -141,6 +142,7 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
                 "超速",
                 "超速 (平台研判)",
                 "设备通讯中断",
+                "网关离线",
                 "紧急报警 (终端上报)",
                 "车辆离线 (平台研判)",
             ]

@@ -11,8 +11,10 @@ from alerts.gateways import GATEWAY_RULE, GatewayChange, GatewayWatch, gateway_s
 from alerts.statedb import StateDB
 from alerts.table import compile_table
 from hazardhub.settings import load_profiles
+from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
+from ingest.store.sqlite import SqliteStore
 from telemetry.config import HubConfig
 from telemetry.registry import build_registry
 from telemetry.topics import TopicLayout
@@ -75,6 +77,24 @@ def test_a_restart_within_the_grace_raises_nothing_and_grace_0_turns_raising_off
     ]
 
 
+def test_a_status_from_before_a_reconnection_counts_only_once_heard_again() -> None:
+    w = GatewayWatch()
+    w.heard("t", "gw1", False, T0)
+    w.heard("t", "gw2", True, T0)
+    w.new_session()  # the hub's link to the broker was lost and is back
+    assert w.changes(SITES, {"gateway:t/s1/gw2"}, T0 + 60_000, 30_000) == [], "not yet heard"
+    w.heard("t", "gw2", True, T0 + 61_000)
+    w.heard("t", "gw1", True, T0 + 61_000)  # it came back while the hub was away
+    got = w.changes(SITES, {"gateway:t/s1/gw2"}, T0 + 62_000, 30_000)
+    assert ids(got) == [("gateway:t/s1/gw2", False)]
+    assert got[0].ts == T0, "the same status: its first time"
+    # an offline heard again keeps its first time
+    w.heard("t", "gw1", False, T0 + 70_000)
+    w.new_session()
+    w.heard("t", "gw1", False, T0 + 80_000)
+    assert {c.ts for c in w.changes(SITES, set(), T0 + 100_000, 30_000)} == {T0 + 70_000}
+
+
 def test_the_watch_is_bounded_and_forgets_gateways_not_configured_first(monkeypatch) -> None:
     monkeypatch.setattr("alerts.gateways._KEPT", 10)
     w = GatewayWatch()
@@ -112,11 +132,7 @@ def test_the_alarm_book_records_a_gateway_alarm_and_keeps_it_over_a_start(tmp_pa
         assert book2.retire(T0 + 40_000, set()) == []
         assert book2.active_gateway_alarms() == {"gateway:north-coal/face-1301/gw1"}
         # ... and a configuration where no device names the gateway any more retires it
-        data = reg.config.model_dump(mode="json", by_alias=True)
-        for dev in data["tenants"][0]["sites"][0]["devices"]:
-            dev["gateway"] = "gw-new"
-        profiles, packs = load_profiles(ROOT / "profiles")
-        reg3 = build_registry(HubConfig.model_validate(data), profiles, packs, "moved.yaml")
+        reg3 = _moved(reg, "gw-new")
         book3 = AlarmBook(db, reg3, compile_table(reg3.sensors))
         [gone] = book3.retire(T0 + 50_000, set())
         assert (gone.kind, gone.sensor) == ("cleared", "gateway:north-coal/face-1301/gw1")
@@ -129,7 +145,7 @@ def test_the_alarm_book_records_a_gateway_alarm_and_keeps_it_over_a_start(tmp_pa
     [
         (b"online", ("north-coal", "gw1", True, T0), None),
         (b"offline", ("north-coal", "gw1", False, T0), None),
-        (b"", None, None),  # the retained status deleted
+        (b"", ("north-coal", "gw1", True, T0), None),  # deleted: clears like online
         (b"OFFLINE ", None, "bad_status"),
         (b"\xff\xfe", None, "bad_status"),
     ],
@@ -146,3 +162,44 @@ def test_the_pipeline_reads_a_gateway_status(payload, status, reason) -> None:
     # a gateway's drop report is not a status
     other = pipe.handle("hazardhub/v1/north-coal/gateways/gw1/dropped", b"{}", T0)
     assert other.status is None and other.rejected_whole
+
+
+def _moved(reg, gateway: str):
+    """The registry with every device of north-coal's face-1301 on `gateway`."""
+    data = reg.config.model_dump(mode="json", by_alias=True)
+    for dev in data["tenants"][0]["sites"][0]["devices"]:
+        dev["gateway"] = gateway
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(HubConfig.model_validate(data), profiles, packs, "moved.yaml")
+
+
+async def test_the_dispatcher_raises_clears_and_follows_a_reload(tmp_path) -> None:
+    """Statuses through `Dispatcher.gateway_status`, alarms at its tick (horizon included), and
+    a reload that moves the devices to another gateway: the old alarm retired, the new
+    gateway's judged from its own status."""
+    reg = mine_registry(1502, 1.0)
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    d = Dispatcher(reg, store, db, Metrics())
+    old, new = "gateway:north-coal/face-1301/gw1", "gateway:north-coal/face-1301/gw9"
+    try:
+        d.gateway_status("north-coal", "gw1", False, T0)
+        d.gateway_status("north-coal", "gw9", False, T0)  # not configured yet
+        # the grace (30 s) passed by the clock, not by the horizon: a message taken before it is
+        # not judged yet (it may be the gateway's online)
+        assert await d.tick(T0 + 40_000, horizon=T0 + 20_000) == []
+        [raised] = await d.tick(T0 + 40_000)
+        assert (raised.kind, raised.sensor, raised.ts) == ("raised", old, T0)
+        assert await d.tick(T0 + 41_000) == [], "raised once"
+        events = d.reload(_moved(reg, "gw9"), T0 + 42_000)
+        assert [(e.kind, e.sensor) for e in events] == [("cleared", old)]
+        [raised9] = await d.tick(T0 + 43_000)
+        assert (raised9.kind, raised9.sensor) == ("raised", new)
+        d.gateway_status("north-coal", "gw9", True, T0 + 44_000)
+        [cleared] = await d.tick(T0 + 44_000)
+        assert (cleared.kind, cleared.sensor, cleared.ts) == ("cleared", new, T0 + 44_000)
+        assert {r.sensor for r in db.active_alarms() if r.rule == GATEWAY_RULE} == set()
+    finally:
+        await store.close()
+        db.close()

@@ -209,7 +209,7 @@ function isaBadge(state) {
 // (its reading against the pack's limit, the platform's analysis by zone and duration) and the
 // terminal's own must not look alike
 const BY = { fleet: "by_fleet", terminal: "by_terminal" };
-const LEVEL_ONLY = new Set(["terminal", "comm_loss"]);  // the level names say it all
+const LEVEL_ONLY = new Set(["terminal", "comm_loss", "gateway"]);  // the level names say it all
 
 export function kindLevel(a, t = ctx.t) {
   const label = (k, name) => (t(k) === k ? name : t(k));
