@@ -10,18 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pytest
 
 from alerts.alarms import AlarmBook
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
-from alerts.evaluate import CoreState, evaluate
+from alerts.evaluate import CoreState
 from alerts.gateways import GatewayChange
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier, NotifyObjectError
 from alerts.notify.stages import CST, EventView, silenced_by
-from alerts.state import Transitions
 from alerts.statedb import StateDB
 from alerts.table import ABOVE, EARLY, NO_DATA, compile_table
 from telemetry.config import SuppressSpec
@@ -29,88 +27,12 @@ from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
     SmtpSpec,
-    SubscriptionSpec,
 )
 from telemetry.quality import Quality
 
 from e2e_helpers import mine_registry
+from notify_rig import T0, Rig, kinds, told
 from receivers import WebhookReceiver
-
-T0 = 1_700_000_000_000
-
-
-class Rig:
-    def __init__(self, tmp_path: Any) -> None:
-        self.reg = mine_registry(1502, 1.0)
-        self.table = compile_table(self.reg.sensors)
-        self.db = StateDB(tmp_path / "state.db")
-        self.book = AlarmBook(self.db, self.reg, self.table)
-        self.desk = AlarmDesk(self.db, self.reg, self.book)
-        self.state = CoreState.empty(len(self.reg.sensors))
-        self.now = T0
-        self.sent: list[Notification] = []
-
-        self.notifier = self.new_notifier()
-
-    def new_notifier(self) -> Notifier:
-        """A pipeline on the rig's databases (a new one: the hub restarted) that sends into
-        `sent` through the SSE channel."""
-
-        async def sse(n: Notification) -> None:
-            self.sent.append(n)
-
-        return Notifier(
-            self.db,
-            self.reg,
-            Senders(smtp=SmtpSpec(), sse_publish=sse),
-            self.reg.config.notify,
-            clock=lambda: self.now,
-        )
-
-    def subscribe(self, tenant: str = "north-coal", **spec: Any) -> None:
-        spec.setdefault("channel", {"type": "sse"})
-        self.notifier.put("subscription", tenant, SubscriptionSpec.model_validate(spec), "test")
-
-    def feed(self, sensor: str, values: list[float], quality: int = 0) -> list[Any]:
-        i = self.reg.sensor(sensor).index
-        n = len(values)
-        ts = self.now + np.arange(1, n + 1, dtype=np.int64) * 1000
-        self.now = int(ts[-1])
-        self.state, tr, _ = evaluate(
-            self.table,
-            self.state,
-            np.full(n, i, np.int32),
-            ts,
-            np.array(values, float),
-            np.full(n, quality, np.uint8),
-        )
-        return self.book.apply(tr, self.now, self.state)
-
-    def transition(self, sensor: str, side: int, before: int, after: int) -> list[Any]:
-        i = self.reg.sensor(sensor).index
-        tr = Transitions(
-            np.array([i], np.int32),
-            np.array([self.now], np.int64),
-            np.array([1.0]),
-            np.array([side], np.uint8),
-            np.array([before], np.int8),
-            np.array([after], np.int8),
-        )
-        return self.book.apply(tr, self.now, self.state)
-
-    async def pump(self, advance_s: float = 0.0) -> list[Notification]:
-        """Advance the clock, then route, run the timers and deliver what is due."""
-        self.now += int(advance_s * 1000)
-        self.notifier.route()
-        self.notifier.timers()
-        before = len(self.sent)
-        while await self.notifier.deliver_due():
-            pass
-        return self.sent[before:]
-
-
-def kinds(notes: list[Notification]) -> list[list[tuple[str, str]]]:
-    return [[(e["sensor"], e["kind"]) for e in n.body["events"]] for n in notes]  # type: ignore[union-attr,index]
 
 
 @pytest.fixture
@@ -263,16 +185,6 @@ async def test_device_comm_loss_inhibits_its_sensors_no_data_alarms(rig):
     ]
     assert {e["annunciated"] for n in notes[2:] for e in n.body["events"]} == {"raised"}  # type: ignore[union-attr,index]
     assert await rig.pump(60) == []
-
-
-def told(notes: list[Notification], sub: str) -> list[tuple[str, str]]:
-    """(sensor, kind) of the events the subscription `sub` was told of."""
-    return [
-        (e["sensor"], e["kind"])
-        for n in notes
-        if n.body["subscription"] == f"north-coal/{sub}"
-        for e in n.body["events"]  # type: ignore[attr-defined]
-    ]
 
 
 async def test_an_offline_gateway_inhibits_its_devices_and_sensors_no_data(rig):
