@@ -59,11 +59,14 @@ class Enqueuing:
         now: int,
         key: str | None,
         alone: tuple[str, str] | None = None,
+        stem: str | None = None,
     ) -> int:
         """One event to one subscription: a row of its own (timers, no grouping, or the first
         of a window), or added to the open group of the subscription and site (done by `_write`
         in the transaction, in order). `alone`: the row's events JSON and subject, when the
-        caller made them already. Returns the rows of their own it made."""
+        caller made them already. `stem`: what names the row in its key instead of the event's
+        id (an event the journal does not hold). Returns the rows of their own it made."""
+        ident = stem or str(event["event_id"])
         sub_key = f"{tenant}/{sub.id}"
         window = int(sub.group_window_s * 1000)
         cached = self._channel_json.get(id(channel))
@@ -78,14 +81,14 @@ class Enqueuing:
             where = (sub_key, tenant, site)
             end = self._window_new.get(where, self._window_end.get(where, 0))
             if end > now:
-                key = f"{sub_key}:g{event['event_id']}"
+                key = f"{sub_key}:g{ident}"
                 due, open_until, group = end, end, True
             else:
                 self._window_new[where] = now + window
-                key = f"{sub_key}:e{event['event_id']}"
+                key = f"{sub_key}:e{ident}"
                 due, open_until = now, None
         else:
-            key = key or f"{sub_key}:e{event['event_id']}"
+            key = key or f"{sub_key}:e{ident}"
             due, open_until = now, None
         events_json, subject = alone or (orjson.dumps([event]).decode(), _subject([event]))
         row = (

@@ -89,6 +89,8 @@ class Notifier(Routing):
         # ones that match each kind of event (`_matching`)
         self._matched = {}
         self._read = 0  # journal events read by the last route
+        self._holds = {}
+        self._released_repeats = []
         self.delivery = Delivery(
             self.store, senders, self.settings, clock=clock, count=self._count, wake=self.wake.set
         )
@@ -151,11 +153,12 @@ class Notifier(Routing):
                 return 0
             views = [self._view(e) for e in events]
             freed = self._freed(ro, views)
-            sensors = {v.sensor for v in views} | {v.sensor for _, v, _ in freed}
+            sensors = {v.sensor for v in views} | {v.sensor for v, _, _, _ in freed}
             active, down = self.store.inhibition_context(ro, sensors)
         # the windows these events open count once their rows are written: routed again after a
         # failed write (or a moved cursor), the first of a window still goes at once
         self._rows, self._group_ops, self._window_new = [], [], {}
+        self._holds, self._released_repeats = {}, []
         made = 0
         for view, raw in zip(views, events, strict=True):
             made += self._route_one(view, raw, active, down, now)
@@ -167,7 +170,13 @@ class Notifier(Routing):
             made += self._write(con)
             self.store.set_cursor(con, "route", events[-1]["event_id"])
             self.outbox.see_alarms(con, (int(e["alarm_id"]) for e in events))
+            self.outbox.unhold(con, [k for k, h in self._holds.items() if h is None])
+            self.outbox.hold(con, [(*k, h) for k, h in self._holds.items() if h is not None])
+            repeats = self.outbox.claim_timer_keys(con, self._released_repeats)
         self._window_end.update(self._window_new)
+        for alarm, key in self._released_repeats:
+            if key in repeats:
+                self._timer_sent.setdefault(alarm, set()).add(key)
         return made
 
     def timers(self, now: int | None = None) -> int:

@@ -52,6 +52,14 @@ CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER
 -- rows are pruned, these go when the alarm is acknowledged or cleared (version 3)
 CREATE TABLE IF NOT EXISTS timer_sent (key TEXT PRIMARY KEY, alarm INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS timer_sent_alarm ON timer_sent (alarm);
+-- the alarms held back from a subscription by a device's comm-loss or a gateway's offline alarm
+-- (`holder`, its sensor id), told when that one clears (`alerts.notify.routing`); added
+-- without a new version: an older hub leaves the table alone
+CREATE TABLE IF NOT EXISTS held (
+    alarm INTEGER NOT NULL, subscription TEXT NOT NULL, holder TEXT NOT NULL,
+    PRIMARY KEY (alarm, subscription)
+);
+CREATE INDEX IF NOT EXISTS held_holder ON held (holder);
 """
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
@@ -204,14 +212,46 @@ class OutboxDB:
                     )
         return fresh
 
+    @staticmethod
+    def hold(con: sqlite3.Connection, holds: Iterable[tuple[int, str, str]]) -> None:
+        """Record (alarm, subscription, holder) holds, in the open transaction; an alarm held
+        again from the same subscription keeps the latest holder."""
+        con.executemany(
+            "INSERT OR REPLACE INTO held (alarm, subscription, holder) VALUES (?, ?, ?)", holds
+        )
+
+    @staticmethod
+    def unhold(con: sqlite3.Connection, holds: Iterable[tuple[int, str]]) -> None:
+        """Drop (alarm, subscription) holds, in the open transaction."""
+        con.executemany("DELETE FROM held WHERE alarm = ? AND subscription = ?", holds)
+
+    def held_by(self, holders: Sequence[str]) -> list[tuple[int, str, str]]:
+        """The holds of these holders: (alarm, subscription, holder)."""
+        out: list[tuple[int, str, str]] = []
+        for start in range(0, len(holders), 500):
+            chunk = list(holders[start : start + 500])
+            out += self.query(
+                "SELECT alarm, subscription, holder FROM held "
+                f"WHERE holder IN ({','.join('?' * len(chunk))}) ORDER BY alarm",
+                chunk,
+            )
+        return out
+
     def forget_timer_keys(self, waiting: set[int]) -> int:
-        """Drop the timer keys of alarms not in `waiting`; returns how many."""
+        """Drop the timer keys and the holds of alarms not in `waiting`; returns how many
+        timer keys."""
         with self.transaction() as con:
             alarms = [r[0] for r in con.execute("SELECT DISTINCT alarm FROM timer_sent")]
             gone = [(a,) for a in alarms if a not in waiting]
             before = con.total_changes
             con.executemany("DELETE FROM timer_sent WHERE alarm = ?", gone)
-            return con.total_changes - before
+            forgotten = con.total_changes - before
+            # and the holds of alarms no longer waiting (nothing to tell when their holder clears)
+            held = [r[0] for r in con.execute("SELECT DISTINCT alarm FROM held")]
+            con.executemany(
+                "DELETE FROM held WHERE alarm = ?", [(a,) for a in held if a not in waiting]
+            )
+            return forgotten
 
     def adopt(self, state: StateDB) -> int:
         """Move the outbox rows and the routing cursor of a state database of before the split

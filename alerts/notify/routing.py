@@ -8,6 +8,7 @@ attributes declared here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ import orjson
 
 from alerts.notify.enqueue import Enqueuing, _event_json, _subject
 from alerts.notify.objects import NotifyCatalog
+from alerts.notify.outboxdb import OutboxDB
 from alerts.notify.stages import (
     EventView,
     annunciates,
@@ -30,6 +32,8 @@ from telemetry.registry import Registry
 
 __all__ = ["Counter", "Routing"]
 
+_HOLDERS = ("gateway", "device")  # the sensor kinds of the alarms that hold others back
+
 
 class Counter(Protocol):
     def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
@@ -43,6 +47,11 @@ class Routing(Enqueuing):
     catalog: NotifyCatalog
     # per tenant: its subscriptions and the ones that match each kind of event (`_matching`)
     _matched: dict[str, tuple[Sequence[SubscriptionSpec], dict[tuple[str, ...], Any]]]
+    outbox: OutboxDB
+    # for the routing's outbox transaction: the holds made (holder) or ended (None) by
+    # (alarm, subscription), the last word wins; and the repeats a release makes needless
+    _holds: dict[tuple[int, str], str | None]
+    _released_repeats: list[tuple[int, str]]
 
     def _count(self, name: str, amount: float = 1, **labels: str) -> None:
         if self._metrics is not None and amount:
@@ -109,6 +118,10 @@ class Routing(Enqueuing):
         if len(told) < len(subs):
             n = len(subs) - len(told)
             self._count("hazardhub_notifications_held_total", n, reason="inhibited")
+            self._record_holds(view, subs, down)
+        if holders(view):  # told now: nothing to tell it when a holder clears
+            for sub in told:
+                self._holds[(view.alarm_id, f"{view.tenant}/{sub.id}")] = None
         subs = told
         if not subs:
             return 0
@@ -129,48 +142,85 @@ class Routing(Enqueuing):
             return subs
         return tuple(s for s in subs if not any(matches(s, view.tenant, h) for h in by))
 
+    def _record_holds(
+        self, view: EventView, subs: tuple[SubscriptionSpec, ...], down: frozenset[str]
+    ) -> None:
+        """Remember which subscriptions the event's alarm is held back from, and by which
+        holder (the first one each is told of), to tell them when it clears (`_freed`). An
+        event of an alarm no longer active forgets them."""
+        by = explained_by(view, down)
+        for sub in subs:
+            holder = next((h.sensor for h in by if matches(sub, view.tenant, h)), None)
+            if holder is None:
+                continue
+            hold = (view.alarm_id, f"{view.tenant}/{sub.id}")
+            self._holds[hold] = holder if view.active else None
+
     def _freed(
         self, ro: Any, views: Sequence[EventView]
-    ) -> list[tuple[EventView, EventView, dict[str, Any]]]:
-        """The alarms a gateway's offline or a device's comm-loss alarm held back (active,
-        unacknowledged, no data or fault) that the clears among `views` free, as (the clear,
-        the freed alarm's view as `released`, its row). Alarms raised among `views` are routed
-        with them instead."""
-        here = {v.alarm_id for v in views if v.kind == "raised"}
-        out = []
-        for clear in views:
-            if clear.kind != "cleared" or clear.sensor_kind not in ("gateway", "device"):
-                continue
-            for r in self.store.held_back(ro, clear.tenant, clear.site):
-                if int(r["alarm_id"]) in here:
-                    continue
+    ) -> list[tuple[EventView, str, str, dict[str, Any] | None]]:
+        """The holds that the clears among `views` (a device's comm-loss or a gateway's
+        offline alarm) end, as (the alarm's view as `released`, or None when it is no longer
+        active and unacknowledged, with its subscription key, holder and row)."""
+        cleared = [v.sensor for v in views if v.kind == "cleared" and v.sensor_kind in _HOLDERS]
+        if not cleared:
+            return []
+        holds = self.outbox.held_by(sorted(set(cleared)))
+        rows = self.store.waiting(ro, sorted({a for a, _, _ in holds}))
+        out: list[tuple[EventView, str, str, dict[str, Any] | None]] = []
+        for alarm, sub_key, holder in holds:
+            r = rows.get(alarm)
+            if r is None:
+                view = EventView(0, alarm, "released", "", "", "", "", "", "", "", "", False)
+            else:
                 view = self._view({**r, "kind": "released", "event_id": 0})
-                if any(h.sensor == clear.sensor for h in holders(view)):
-                    out.append((clear, view, r))
+            out.append((view, sub_key, holder, r))
         return out
 
     def _release(
         self,
-        freed: Sequence[tuple[EventView, EventView, dict[str, Any]]],
+        freed: Sequence[tuple[EventView, str, str, dict[str, Any] | None]],
         active: dict[str, list[tuple[str, str]]],
         down: frozenset[str],
         now: int,
     ) -> int:
-        """Tell the subscriptions that held an alarm back (they were told of the gateway's or
-        device's alarm that has now cleared) of it, as `released`, unless something holds it
-        still; once per alarm, subscription and clear (the outbox key)."""
+        """Tell each subscription an alarm was held back from, now that its holder cleared, of
+        the alarm as `released` (once: the hold goes), unless it is no longer waiting, the
+        subscription no longer takes it, or something holds it still (another holder the
+        subscription is told of: the hold moves to it; a silence, a higher alarm: dropped, as
+        any event held)."""
         made = 0
-        for clear, view, r in freed:
-            held_by = next(h for h in holders(view) if h.sensor == clear.sensor)
-            subs = tuple(s for s in self._matching(view) if matches(s, view.tenant, held_by))
-            if not subs or self._gate(view, active, down, now) is not None:
+        for view, sub_key, _, r in freed:
+            hold = (view.alarm_id, sub_key)
+            self._holds[hold] = None
+            sub = self._subscription(view.tenant, sub_key) if r is not None else None
+            if r is None or sub is None or not matches(sub, view.tenant, view):
+                continue
+            if self._gate(view, active, down, now) is not None:
+                continue
+            still = [h for h in explained_by(view, down) if matches(sub, view.tenant, h)]
+            if still:
+                self._holds[hold] = still[0].sensor
                 continue
             r2 = {**r, "kind": "released", "event_id": 0, "arrival": now}
             body = _event_json(r2, view)
-            for sub in self._not_explained(view, subs, down):
-                key = f"{view.tenant}/{sub.id}:u{view.alarm_id}:{clear.event_id}"
-                made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, key)
+            stem = f"u{view.alarm_id}"
+            made += self._enqueue(
+                view.tenant, sub, view.site, body, sub.channel, now, None, None, stem
+            )
+            if sub.repeat_s:  # the repeat due now says the same: it is not sent on top
+                n = math.floor((now - int(r["raised_at"])) / (sub.repeat_s * 1000))
+                if n >= 1:
+                    self._released_repeats.append(
+                        (view.alarm_id, f"{sub_key}:r{view.alarm_id}:{n}")
+                    )
         return made
+
+    def _subscription(self, tenant: str, sub_key: str) -> SubscriptionSpec | None:
+        for sub in self.catalog.subs.get(tenant, ()):
+            if f"{tenant}/{sub.id}" == sub_key:
+                return sub
+        return None
 
     def _matching(self, view: EventView) -> tuple[SubscriptionSpec, ...]:
         """The tenant's subscriptions that match the event (`matches`), remembered by what

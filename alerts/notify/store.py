@@ -14,7 +14,7 @@ import orjson
 
 from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
-from alerts.table import FAULT, NO_DATA, kind_name
+from alerts.table import kind_name
 
 # the hub's own channels (the browsers' stream, the hub's broker): their rows count against no
 # tenant's or global share of delivery (`alerts.notify.delivery`)
@@ -99,15 +99,20 @@ class NotifyStore:
         return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
 
     @staticmethod
-    def held_back(con: sqlite3.Connection, tenant: str, site: str) -> list[dict[str, Any]]:
-        """The active, unacknowledged no-data and fault alarms of a site (those a gateway's or
-        device's alarm may have held back), as journal rows."""
-        rows = con.execute(
-            _ALARM_AS_JOURNAL + "WHERE state = 'active' AND isa_state = 'unack' AND tenant = ? "
-            "AND site = ? AND side IN (?, ?) ORDER BY id",
-            (tenant, site, FAULT, NO_DATA),
-        ).fetchall()
-        return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
+    def waiting(con: sqlite3.Connection, alarm_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Those of the alarms that are active and unacknowledged, as journal rows by id."""
+        out: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(alarm_ids), 500):
+            chunk = list(alarm_ids[start : start + 500])
+            rows = con.execute(
+                _ALARM_AS_JOURNAL + "WHERE state = 'active' AND isa_state = 'unack' "
+                f"AND id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                row = dict(zip(_JOURNAL_KEYS, r, strict=True))
+                out[int(row["alarm_id"])] = row
+        return out
 
     @staticmethod
     def inhibition_context(
