@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from alerts.alarmchange import AlarmRows
 from alerts.alarmevent import (
     DEVICE_RULE,
     FLEET_RULE,
@@ -28,7 +27,8 @@ from alerts.alarmevent import (
     lifecycle_columns,
 )
 from alerts.evaluate import NO_TS, CoreState, Transitions
-from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_alarm_id, gateway_sites
+from alerts.gatewayalarms import GatewayAlarms
+from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
     ACTION,
@@ -62,14 +62,9 @@ __all__ = [
 
 _NORMAL = ("normal", "none", "")
 _DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
-_GATEWAY = (
-    "gateway_offline",
-    "orange",
-    "检查网关供电、进程与上行链路 check the gateway's power, process and uplink",
-)
 
 
-class AlarmBook(AlarmRows):
+class AlarmBook(GatewayAlarms):
     """Applies transitions to the alarms in a `StateDB`."""
 
     def __init__(
@@ -271,35 +266,6 @@ class AlarmBook(AlarmRows):
                 )
             return work.write(self._db)
 
-    def apply_gateways(self, changes: Sequence[GatewayChange], arrival: int) -> list[AlarmEvent]:
-        """Raise and clear the offline alarms of gateways (`alerts.gateways`), in one
-        transaction; the device column is the gateway's id."""
-        if not changes:
-            return []
-        with self._db.transaction() as con:
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, {c.alarm_id for c in changes}),
-                self._db.shelves_until(con, arrival),
-                self._db.sensors_out(con),
-            )
-            for c in changes:
-                self._change(
-                    work,
-                    (c.tenant, c.site, c.gateway, c.alarm_id, GATEWAY_RULE, NO_DATA),
-                    1 if c.offline else 0,
-                    _GATEWAY if c.offline else _NORMAL,
-                    c.ts,
-                    math.nan,
-                    arrival,
-                )
-            return work.write(self._db)
-
-    def active_gateway_alarms(self) -> set[str]:
-        """The ids of the gateway offline alarms active now."""
-        return {r.sensor for r in self._db.active_alarms() if r.rule == GATEWAY_RULE}
-
     def retire(
         self,
         arrival: int,
@@ -351,11 +317,6 @@ class AlarmBook(AlarmRows):
             if not keep:
                 gone.append(row)
         return gone
-
-    def gateway_sites(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """The sites each (tenant, gateway) of the configuration serves."""
-        devices = self._registry.devices.items()
-        return gateway_sites((t, s, d.spec.gateway) for (t, s, _), d in devices)
 
     def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
         """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor

@@ -11,6 +11,7 @@ __all__ = [
     "ALARM_KIND_NAMES",
     "ALARM_KIND_SIDES",
     "BELOW",
+    "DATA_LOST",
     "EARLY",
     "FAULT",
     "FLEET_KINDS",
@@ -48,6 +49,9 @@ SIDE_NAMES = (
     "early_warning",
     "frozen",
 )
+# a gateway's spool dropped readings of the point (alerts.gatewayalarms): numbered after the
+# core's sides, which it does not judge
+DATA_LOST = 8
 TIERS = ("none", "blue", "yellow", "orange", "red")
 # the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
 FLEET_SIDE0 = 16
@@ -86,6 +90,7 @@ TERMINAL_KINDS: dict[int, str] = {
 }
 ALARM_KIND_NAMES: dict[int, str] = {
     **dict(enumerate(SIDE_NAMES)),
+    DATA_LOST: "data_lost",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
 }

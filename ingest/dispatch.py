@@ -21,6 +21,7 @@ from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
+from alerts.gatewayalarms import DataLoss
 from alerts.gateways import GatewayWatch
 from alerts.reload import (
     fence_key,
@@ -237,6 +238,19 @@ class Dispatcher(StateSaving):
     def gateway_status(self, tenant: str, gateway: str, online: bool, at: int) -> None:
         """A gateway's status arrived at `at` (the hub's clock): judged at the next tick."""
         self.gateways.heard(tenant, gateway, online, at, self._gateway_sites)
+
+    async def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
+        """Record the data the gateways' spools dropped (their reports) as `data_lost` alarms.
+        Raise AlarmStoreError to be retried (a report recorded already records nothing)."""
+        async with self._lock:
+            await self._settle()
+            events = await self._off_loop(self.book.record_losses, losses, arrival)
+            await self.store_events(events)
+        for loss in losses:
+            log.warning("data lost: %s/%s %s", loss.tenant, loss.device, loss.describe())
+        for ev in events:
+            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        return events
 
     def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:
         """Raise the alarms of gateways offline for their grace at `clock`, clear those of

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 import orjson
@@ -139,18 +139,12 @@ class Flushing:
                 self.dispatcher.gateway_status(*h.status)
         events: list[AlarmEvent] = []
         if stored and (readings or positions):
-            backoff = 0.2
-            while True:
-                try:
-                    events = await self.dispatcher.judge(
-                        batch, positions, _now_ms(), horizon=first_ms
-                    )
-                    break
-                except AlarmStoreError as exc:
-                    self.metrics.inc("hazardhub_store_retries_total")
-                    log.warning("state database failed (%s); retry in %.1fs", exc, backoff)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+            events = await self._recorded(
+                lambda: self.dispatcher.judge(batch, positions, _now_ms(), horizon=first_ms)
+            )
+        losses = [loss for h in accepted for loss in h.losses]
+        if losses:
+            events += await self._recorded(lambda: self.dispatcher.record_losses(losses, _now_ms()))
         await self._publish(client, events)
         seen = self.pipeline.seen
         for _, handled in pending:
@@ -158,6 +152,21 @@ class Flushing:
                 seen.add(handled.mark)
         acknowledge(client, [m for m, _ in pending])
         return True
+
+    async def _recorded(
+        self, record: Callable[[], Awaitable[list[AlarmEvent]]]
+    ) -> list[AlarmEvent]:
+        """`record` (alarms into the state database), tried again until it is done: the
+        messages are acknowledged only after."""
+        backoff = 0.2
+        while True:
+            try:
+                return await record()
+            except AlarmStoreError as exc:
+                self.metrics.inc("hazardhub_store_retries_total")
+                log.warning("state database failed (%s); retry in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
         for listener in self.dispatcher.listeners:

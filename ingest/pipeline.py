@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alerts.alarmevent import device_alarm_id
+from alerts.gatewayalarms import DataLoss
+from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
 from ingest.positions import PositionError, decode_positions
 from ingest.store.base import PositionBatch, ReadingBatch
@@ -34,7 +37,7 @@ DAY_MS = 86_400_000
 class Handled:
     """What one message became."""
 
-    kind: str  # telemetry | position | status | other
+    kind: str  # telemetry | position | status | dropped | other
     readings: ReadingBatch | None = None
     positions: PositionBatch | None = None
     mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
@@ -43,6 +46,8 @@ class Handled:
     rejected_whole: bool = False
     # a gateway's status: (tenant, gateway, online, the hub's clock when it arrived)
     status: tuple[str, str, bool, int] | None = None
+    # a gateway's report of batches its spool dropped, per point (`alerts.gatewayalarms`)
+    losses: tuple[DataLoss, ...] = ()
 
 
 class SeenSeqs:
@@ -155,6 +160,9 @@ class Pipeline:
         if isinstance(parsed, GatewayStatusTopic) and parsed.kind == "status":
             self.metrics.inc("hazardhub_messages_total", kind="status")
             return self._status(parsed, payload, arrival_ms)
+        if isinstance(parsed, GatewayStatusTopic):
+            self.metrics.inc("hazardhub_messages_total", kind="dropped")
+            return self._dropped(parsed, payload)
         return self._reject("other", "unexpected_topic", f"the hub does not consume {topic!r}")
 
     def _status(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
@@ -167,6 +175,60 @@ class Pipeline:
             )
         online = payload != b"offline"
         return Handled("status", status=(topic.tenant, topic.gateway, online, arrival_ms))
+
+    def _dropped(self, topic: GatewayStatusTopic, payload: bytes) -> Handled:
+        """A gateway's drop report (docs/mqtt.md): the readings of one device (or vehicle,
+        `tenant/vehicle`) its spool had to drop, kept as a `data_lost` alarm of each."""
+        try:
+            report = read_drop_report(payload, topic.gateway)
+        except ValueError as exc:
+            return self._reject("dropped", "bad_drop_report", str(exc))
+        points = self._lost_points(topic, report.device)
+        if not points:
+            return self._reject(
+                "dropped",
+                "unknown_device",
+                f"gateway {topic.gateway!r} reports drops of {report.device!r}, which is not "
+                f"configured in tenant {topic.tenant!r}",
+            )
+        self.metrics.inc("hazardhub_gateway_dropped_readings_total", report.readings)
+        return Handled(
+            "dropped",
+            losses=tuple(
+                DataLoss(
+                    topic.tenant,
+                    site,
+                    device,
+                    sensor,
+                    topic.gateway,
+                    report.batches,
+                    report.readings,
+                    report.first_created,
+                    report.last_created,
+                    report.reason,
+                )
+                for site, device, sensor in points
+            ),
+        )
+
+    def _lost_points(self, topic: GatewayStatusTopic, device: str) -> list[tuple[str, str, str]]:
+        """(site, device, alarm sensor) of the point a drop report names: a vehicle
+        (`tenant/vehicle`, from the JT/T 808 gateway), or the tenant's devices of that id, those
+        of the reporting gateway first."""
+        reg = self.registry
+        if "/" in device:
+            tenant, _, vehicle = device.partition("/")
+            info = reg.vehicles.get((tenant, vehicle)) if tenant == topic.tenant else None
+            if info is None:
+                return []
+            return [("vehicles", vehicle, reg.sensors[info.speed_sensor].id)]
+        found = [
+            (t, site, d, dev.spec.gateway == topic.gateway)
+            for (t, site, d), dev in reg.devices.items()
+            if t == topic.tenant and d == device
+        ]
+        ours = [f for f in found if f[3]] or found
+        return [(site, d, device_alarm_id(t, site, d)) for t, site, d, _ in ours]
 
     def _reject(self, kind: str, reason: str, text: str) -> Handled:
         self.metrics.inc("hazardhub_messages_rejected_total", reason=reason)

@@ -45,6 +45,7 @@ AlarmKind = Literal[
     "rate",
     "early_warning",
     "frozen",
+    "data_lost",
     "overspeed",
     "fatigue",
     "fatigue_daily",

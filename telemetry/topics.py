@@ -131,6 +131,7 @@ class TopicLayout:
             f"{self.root}/+/+/+/telemetry",
             f"{self.root}/+/vehicles/+/position",
             f"{self.root}/+/gateways/+/status",
+            f"{self.root}/+/gateways/+/dropped",
         )
 
     def parse(self, topic: str) -> Topic:

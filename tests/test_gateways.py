@@ -161,7 +161,7 @@ def test_the_pipeline_reads_a_gateway_status(payload, status, reason) -> None:
         assert "online or offline" in got.reasons[0]
     # a gateway's drop report is not a status
     other = pipe.handle("hazardhub/v1/north-coal/gateways/gw1/dropped", b"{}", T0)
-    assert other.status is None and other.rejected_whole
+    assert other.status is None and other.kind == "dropped"
 
 
 def _moved(reg, gateway: str):

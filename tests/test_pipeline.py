@@ -200,7 +200,7 @@ def test_empty_batch_is_accepted_with_no_readings(pipeline: Pipeline) -> None:
             "other",
             "not a valid topic level",
         ),
-        (L.gateway_dropped(CHEM, "gw1"), b"{}", "unexpected_topic", "other", "does not consume"),
+        (L.vehicle_command(CHEM, "t-01"), b"{}", "unexpected_topic", "other", "does not consume"),
         (L.alarms(CHEM, FARM), b"{}", "unexpected_topic", "other", "does not consume"),
     ],
 )

@@ -108,12 +108,12 @@ def test_subscriptions_cover_exactly_what_the_hub_consumes(
         L.telemetry(tenant, site, device),
         L.position(tenant, device),
         L.gateway_status(tenant, device),
+        L.gateway_dropped(tenant, device),
     )
     # each topic the hub consumes is matched by its own filter and no other
     for i, topic in enumerate(consumed):
         assert [mqtt_match(f, topic) for f in filters] == [j == i for j in range(len(filters))]
     for other in (
-        L.gateway_dropped(tenant, device),
         L.alarms(tenant, site),
         L.vehicle_command(tenant, device),
     ):
@@ -125,6 +125,7 @@ def test_subscriptions_follow_a_custom_root() -> None:
         "site-a/hh/+/+/+/telemetry",
         "site-a/hh/+/vehicles/+/position",
         "site-a/hh/+/gateways/+/status",
+        "site-a/hh/+/gateways/+/dropped",
     )
 
 

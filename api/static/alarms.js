@@ -22,6 +22,7 @@ export const STRINGS = {
         // alarm kinds and the shipped packs' level names (others are shown as they are named)
         kind_fault: "传感器故障", kind_no_data: "无数据", kind_action_failed: "保护动作未确认",
         kind_rate: "变化率超限", kind_early_warning: "趋势预警", kind_frozen: "数据冻结",
+        kind_data_lost: "数据丢失",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移",
@@ -33,6 +34,7 @@ export const STRINGS = {
         lvl_no_data: "无数据", lvl_action_failed: "保护动作未确认", lvl_rate_of_rise: "变化率超限",
         lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常",
         lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断", lvl_gateway_offline: "网关离线",
+        lvl_data_lost: "数据丢失",
         // the fleet analytics' and the terminals' own (JT/T 808) alarms
         lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
         lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",

@@ -1,0 +1,127 @@
+"""The alarms of gateways, for the alarm book (`alerts.alarms.AlarmBook` is built on this): a
+gateway offline (`alerts.gateways`: one alarm per site it serves, raised and cleared by its
+status) and the data a gateway's spool had to drop (`data_lost`: a moment, raised and returned
+at once, on the device or vehicle whose readings are lost, to be acknowledged)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alerts.alarmchange import AlarmRows
+from alerts.alarmevent import AlarmBatch, AlarmEvent
+from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_sites
+from alerts.statedb import StateDB
+from alerts.table import DATA_LOST, NO_DATA
+
+__all__ = ["DataLoss", "GatewayAlarms"]
+
+_NORMAL = ("normal", "none", "")
+_GATEWAY = (
+    "gateway_offline",
+    "orange",
+    "检查网关供电、进程与上行链路 check the gateway's power, process and uplink",
+)
+_DATA_LOST = (
+    "data_lost",
+    "yellow",
+    "数据丢失：检查网关缓存容量与上行链路，说明缺失时段 check the gateway's spool and uplink, "
+    "account for the gap",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DataLoss:
+    """A gateway's report of batches its spool dropped (size or age limit), for one point: a
+    device (`sensor` its `device:` id) or a vehicle (`sensor` its speed sensor)."""
+
+    tenant: str
+    site: str
+    device: str  # the device's or vehicle's id
+    sensor: str
+    gateway: str
+    batches: int
+    readings: int
+    first_ms: int  # when the first and the last batch dropped were made (the gap)
+    last_ms: int
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"gateway {self.gateway} dropped {self.batches} batches ({self.readings} readings) "
+            f"made between {self.first_ms} and {self.last_ms} ms: {self.reason}"
+        )
+
+
+class GatewayAlarms(AlarmRows):
+    """The gateway alarms of `AlarmBook`, which sets up every attribute declared here."""
+
+    _db: StateDB
+
+    def apply_gateways(self, changes: Sequence[GatewayChange], arrival: int) -> list[AlarmEvent]:
+        """Raise and clear the offline alarms of gateways (`alerts.gateways`), in one
+        transaction; the device column is the gateway's id."""
+        if not changes:
+            return []
+        with self._db.transaction() as con:
+            work = AlarmBatch.start(
+                self._db,
+                con,
+                self._db.active_rows(con, {c.alarm_id for c in changes}),
+                self._db.shelves_until(con, arrival),
+                self._db.sensors_out(con),
+            )
+            for c in changes:
+                self._change(
+                    work,
+                    (c.tenant, c.site, c.gateway, c.alarm_id, GATEWAY_RULE, NO_DATA),
+                    1 if c.offline else 0,
+                    _GATEWAY if c.offline else _NORMAL,
+                    c.ts,
+                    math.nan,
+                    arrival,
+                )
+            return work.write(self._db)
+
+    def active_gateway_alarms(self) -> set[str]:
+        """The ids of the gateway offline alarms active now."""
+        return {r.sensor for r in self._db.active_alarms() if r.rule == GATEWAY_RULE}
+
+    def gateway_sites(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """The sites each (tenant, gateway) of the configuration serves."""
+        devices = self._registry.devices.items()
+        return gateway_sites((t, s, d.spec.gateway) for (t, s, _), d in devices)
+
+    def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
+        """Record each data loss as a `data_lost` alarm raised at the first batch lost and
+        returned at the last, waiting to be acknowledged (value: the readings lost), in one
+        transaction. A report already recorded (the same point, gap and count: the broker
+        delivered it again) records nothing."""
+        if not losses:
+            return []
+        with self._db.transaction() as con:
+            work = AlarmBatch.start(
+                self._db, con, [], self._db.shelves_until(con, arrival), self._db.sensors_out(con)
+            )
+            for loss in losses:
+                seen = con.execute(
+                    "SELECT 1 FROM alarms WHERE sensor = ? AND rule = ? AND side = ? "
+                    "AND started_ts = ? AND ended_ts = ? AND value = ?",
+                    (
+                        loss.sensor,
+                        GATEWAY_RULE,
+                        DATA_LOST,
+                        loss.first_ms,
+                        loss.last_ms,
+                        loss.readings,
+                    ),
+                ).fetchone()
+                if seen is not None:
+                    continue
+                key = (loss.tenant, loss.site, loss.device, loss.sensor, GATEWAY_RULE, DATA_LOST)
+                why = loss.describe()
+                value = float(loss.readings)
+                self._change(work, key, 1, _DATA_LOST, loss.first_ms, value, arrival, comment=why)
+                self._change(work, key, 0, _NORMAL, loss.last_ms, value, arrival, comment=why)
+            return work.write(self._db)

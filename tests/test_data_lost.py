@@ -1,0 +1,241 @@
+"""A gateway's drop report (its spool dropped batches at its size or age limit) becomes a
+`data_lost` alarm of the device or vehicle at the hub: the report read strictly (and fuzzed), the
+pipeline's attribution, the alarm book's moment alarm recorded once, and the whole path from a
+real spool overflowing during a broker outage to the hub's API (real Mosquitto)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.alarms import AlarmBook
+from alerts.gatewayalarms import DataLoss
+from alerts.statedb import StateDB
+from alerts.table import compile_table
+from api.auth import hash_key
+from gateway.publisher import MqttPublisher
+from gateway.spool import Spool
+from hazardhub.hub import Hub, HubSettings
+from ingest.dropreport import read_drop_report
+from ingest.metrics import Metrics
+from ingest.pipeline import Pipeline
+from telemetry.codec import TelemetryBatch, encode
+from telemetry.config import ApiKeySpec
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import eventually, get_json, mine_registry, running_hub
+from services import free_port
+
+T0 = 1_764_400_000_000
+DEVICE = "device:north-coal/face-1301/kj-sub-3"
+REPORT = {
+    "gateway": "gw1",
+    "device": "kj-sub-3",
+    "batches": 35,
+    "readings": 175,
+    "first_created": T0,
+    "last_created": T0 + 35_000,
+    "reason": "spool full",
+}
+
+
+def test_a_drop_report_is_read_strictly() -> None:
+    got = read_drop_report(orjson.dumps(REPORT), "gw1")
+    assert (got.device, got.batches, got.readings, got.reason) == (
+        "kj-sub-3",
+        35,
+        175,
+        "spool full",
+    )
+    bad = [
+        ({**REPORT, "batches": 0}, "batches"),
+        ({**REPORT, "readings": "175"}, "readings"),
+        ({**REPORT, "last_created": T0 - 1}, "before first_created"),
+        ({**REPORT, "extra": 1}, "extra"),
+        ({k: v for k, v in REPORT.items() if k != "device"}, "device"),
+        ({**REPORT, "gateway": "gw2"}, "gw2"),
+    ]
+    for report, what in bad:
+        with pytest.raises(ValueError, match=what):
+            read_drop_report(orjson.dumps(report), "gw1")
+    with pytest.raises(ValueError, match="at most"):
+        read_drop_report(b" " * 5000, "gw1")
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_give_a_report_or_a_value_error(payload: bytes) -> None:
+    try:
+        read_drop_report(payload, "gw1")
+    except ValueError as exc:
+        assert str(exc)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "device": st.text(min_size=1, max_size=200),
+            "batches": st.integers(1, 10**9),
+            "readings": st.integers(0, 10**12),
+            "first_created": st.integers(0, T0),
+            "reason": st.text(max_size=200),
+        }
+    ),
+    st.integers(0, 10**9),
+)
+def test_every_report_a_gateway_can_make_is_read_back(report: dict, span: int) -> None:
+    report = {**report, "gateway": "gw1", "last_created": report["first_created"] + span}
+    got = read_drop_report(orjson.dumps(report), "gw1")
+    assert got.model_dump() == report
+
+
+def _pipeline() -> tuple[Pipeline, Metrics]:
+    metrics = Metrics()
+    return Pipeline(mine_registry(1502, 1.0), TopicLayout(), metrics), metrics
+
+
+def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
+    pipe, metrics = _pipeline()
+    topic = "hazardhub/v1/north-coal/gateways/gw1/dropped"
+    h = pipe.handle(topic, orjson.dumps(REPORT), T0)
+    [loss] = h.losses
+    assert (loss.tenant, loss.site, loss.device, loss.sensor, loss.gateway) == (
+        "north-coal",
+        "face-1301",
+        "kj-sub-3",
+        DEVICE,
+        "gw1",
+    )
+    assert (loss.batches, loss.readings, loss.first_ms, loss.last_ms) == (35, 175, T0, T0 + 35_000)
+    assert metrics.total("hazardhub_gateway_dropped_readings_total") == 175
+    # the JT/T 808 gateway counts per tenant/vehicle
+    vehicle = {**REPORT, "gateway": "jt808", "device": "acme-chem/tanker-01"}
+    h = pipe.handle("hazardhub/v1/acme-chem/gateways/jt808/dropped", orjson.dumps(vehicle), T0)
+    [loss] = h.losses
+    assert (loss.site, loss.device, loss.sensor) == ("vehicles", "tanker-01", "tanker-01.speed")
+    # another tenant's vehicle, an unknown device, a bad report: dead letters with the reason
+    for topic_, report, reason in (
+        ("hazardhub/v1/north-coal/gateways/jt808/dropped", vehicle, "unknown_device"),
+        (topic, {**REPORT, "device": "nope"}, "unknown_device"),
+        (topic, {**REPORT, "batches": -1}, "bad_drop_report"),
+    ):
+        h = pipe.handle(topic_, orjson.dumps(report), T0)
+        assert h.rejected_whole and h.reasons[0].startswith(reason), h.reasons
+        assert h.losses == ()
+
+
+def test_a_loss_is_a_moment_alarm_recorded_once(tmp_path) -> None:
+    reg = mine_registry(1502, 1.0)
+    db = StateDB(tmp_path / "state.db")
+    try:
+        book = AlarmBook(db, reg, compile_table(reg.sensors))
+        loss = DataLoss(
+            "north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 35, 175, T0, T0 + 35_000, "full"
+        )
+        events = book.record_losses([loss], T0 + 60_000)
+        assert [(e.kind, e.side, e.level_name, e.ts, e.value) for e in events] == [
+            ("raised", "data_lost", "data_lost", T0, 175.0),
+            ("cleared", "data_lost", "normal", T0 + 35_000, 175.0),
+        ]
+        assert "gw1 dropped 35 batches (175 readings)" in events[0].comment
+        [row] = db.list_alarms(None, sensor=DEVICE)
+        assert (row.state, row.isa_state, row.rule, row.tier) == (
+            "cleared",
+            "rtn_unack",
+            "gateway",
+            "yellow",
+        )
+        # the broker delivers the report again: nothing more
+        assert book.record_losses([loss], T0 + 61_000) == []
+        # a later report of the same device is another loss
+        later = DataLoss(
+            "north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 1, 5, T0 + 40_000, T0 + 40_000, ""
+        )
+        assert len(book.record_losses([later], T0 + 62_000)) == 2
+    finally:
+        db.close()
+
+
+def _batch(seq: int) -> TelemetryBatch:
+    return TelemetryBatch(
+        "gw1",
+        "kj-sub-3",
+        1,
+        seq,
+        ("ch4_t1",),
+        np.zeros(1, np.uint16),
+        np.array([T0 + seq * 1000], np.int64),
+        np.array([0.3]),
+        np.zeros(1, np.uint8),
+    )
+
+
+@pytest.mark.slow
+async def test_a_spool_overflowing_in_an_outage_raises_data_lost_at_the_hub(mosquitto, tmp_path):
+    registry = mine_registry(1502, 1.0)
+    device = registry.devices[("north-coal", "face-1301", "kj-sub-3")]
+    key = "hh_" + secrets.token_urlsafe(16)
+    api_port = free_port()
+    hub = Hub(
+        registry,
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
+        extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
+    )
+    clock = [T0]  # the spool's clock: when each batch was made
+    spool = Spool(
+        tmp_path / "spool.db", max_bytes=20 * len(encode(_batch(0))), clock_ms=lambda: clock[0]
+    )
+    pub = MqttPublisher(
+        "127.0.0.1",
+        mosquitto.port,
+        tenant="north-coal",
+        gateway="gw1",
+        layout=TopicLayout(),
+        spool=spool,
+        backoff_max_s=0.5,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(pub.run(stop))
+    try:
+        async with (
+            running_hub(hub),
+            httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
+            ) as client,
+        ):
+            await eventually(lambda: asyncio.sleep(0, pub.connected.is_set()), 10, "the uplink")
+            mosquitto.stop()
+            for seq in range(60):  # the spool keeps about 20 of them
+                clock[0] = T0 + seq * 1000
+                await pub.submit_batch(device, _batch(seq))
+            dropped = sum(r.readings for r in spool.drop_reports())
+            assert dropped > 0
+            mosquitto.start()
+
+            async def lost() -> list[dict[str, object]]:
+                got: list[dict[str, object]] = await get_json(
+                    client, "/api/v1/alarms", sensor=DEVICE, kind="data_lost"
+                )
+                return got
+
+            [alarm] = await eventually(lost, 30, "the data_lost alarm at the hub")
+            assert (alarm["value"], alarm["isa_state"], alarm["level_name"]) == (
+                float(dropped),
+                "rtn_unack",
+                "data_lost",
+            )
+            # the gap: from the first batch dropped (the first made) to the last
+            assert alarm["started_ts"] == T0
+            assert T0 < alarm["ended_ts"] < T0 + 60_000
+            await asyncio.sleep(1.0)
+            assert len(await lost()) == 1
+    finally:
+        stop.set()
+        await runner
+        spool.close()
