@@ -28,6 +28,19 @@ CREATE TABLE IF NOT EXISTS dropped (
     device TEXT PRIMARY KEY, batches INTEGER NOT NULL, readings INTEGER NOT NULL,
     first_created INTEGER NOT NULL, last_created INTEGER NOT NULL, reason TEXT NOT NULL
 );
+-- the drops counted since the last report, per site and device (the topic's; `dropped` above is
+-- the table of an older gateway: its rows become reports at the start)
+CREATE TABLE IF NOT EXISTS drops_open (
+    site TEXT NOT NULL, device TEXT NOT NULL, batches INTEGER NOT NULL,
+    readings INTEGER NOT NULL, first_created INTEGER NOT NULL, last_created INTEGER NOT NULL,
+    reason TEXT NOT NULL, PRIMARY KEY (site, device)
+);
+-- reports made of them, each sent (again after a crash, unchanged) until the broker has it
+CREATE TABLE IF NOT EXISTS drop_reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, device TEXT NOT NULL,
+    batches INTEGER NOT NULL, readings INTEGER NOT NULL, first_created INTEGER NOT NULL,
+    last_created INTEGER NOT NULL, reason TEXT NOT NULL
+);
 """
 
 
@@ -48,15 +61,21 @@ class Spooled:
 
 @dataclass(frozen=True, slots=True)
 class DropReport:
+    """The batches of one device (or vehicle) dropped between two reports; `id` numbers the
+    report in its spool, `site` is the topic's (empty from an older gateway's spool)."""
+
     device: str
     batches: int
     readings: int
     first_created: int
     last_created: int
     reason: str
+    site: str = ""
+    id: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
+            **({"site": self.site} if self.site else {}),
             "device": self.device,
             "batches": self.batches,
             "readings": self.readings,
@@ -89,6 +108,13 @@ class Spool:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            with self._tx():  # an older gateway's drops not reported yet: reports now
+                self._db.execute(
+                    "INSERT INTO drop_reports (site, device, batches, readings, first_created, "
+                    "last_created, reason) SELECT '', device, batches, readings, first_created, "
+                    "last_created, reason FROM dropped ORDER BY device"
+                )
+                self._db.execute("DELETE FROM dropped")
             row = self._db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM batches"
             ).fetchone()
@@ -130,17 +156,18 @@ class Spool:
         # so look at the head instead of scanning the table (a scan per push stalls at scale)
         while self._count:
             head = self._db.execute(
-                "SELECT id, created, device, readings, LENGTH(payload) FROM batches "
+                "SELECT id, created, device, readings, LENGTH(payload), topic FROM batches "
                 "ORDER BY id LIMIT 1"
             ).fetchone()
             if head is None or head[1] >= now - self.max_age_ms:
                 break
             self._drop([head], "older than the spool's age limit")
         if self._bytes > self.max_bytes:
-            victims: list[tuple[int, int, str, int, int]] = []
+            victims: list[tuple[int, int, str, int, int, str]] = []
             excess = self._bytes - self.max_bytes
             for row in self._db.execute(
-                "SELECT id, created, device, readings, LENGTH(payload) FROM batches ORDER BY id"
+                "SELECT id, created, device, readings, LENGTH(payload), topic FROM batches "
+                "ORDER BY id"
             ):
                 if excess <= 0 or len(victims) >= self._count - 1:
                     break
@@ -148,15 +175,20 @@ class Spool:
                 excess -= row[4]
             self._drop(victims, "spool full")
 
-    def _drop(self, rows: list[tuple[int, int, str, int, int]], reason: str) -> None:
-        for rid, created, device, readings, size in rows:
+    def _drop(self, rows: list[tuple[int, int, str, int, int, str]], reason: str) -> None:
+        for rid, created, device, readings, size, topic in rows:
             self._db.execute("DELETE FROM batches WHERE id = ?", (rid,))
+            # the site of `{root}/{tenant}/{site}/{device}/telemetry` (and "vehicles" of a
+            # position's `{root}/{tenant}/vehicles/{vehicle}/position`)
+            parts = topic.split("/")
+            site = parts[-3] if len(parts) >= 3 else ""
             self._db.execute(
-                "INSERT INTO dropped (device, batches, readings, first_created, last_created, "
-                "reason) VALUES (?, 1, ?, ?, ?, ?) ON CONFLICT (device) DO UPDATE SET "
+                "INSERT INTO drops_open (site, device, batches, readings, first_created, "
+                "last_created, reason) VALUES (?, ?, 1, ?, ?, ?, ?) "
+                "ON CONFLICT (site, device) DO UPDATE SET "
                 "batches = batches + 1, readings = readings + excluded.readings, "
                 "last_created = excluded.last_created, reason = excluded.reason",
-                (device, readings, created, created, reason),
+                (site, device, readings, created, created, reason),
             )
             self._count -= 1
             self._bytes -= size
@@ -180,22 +212,26 @@ class Spool:
                 self._bytes -= len(item.payload)
 
     def drop_reports(self) -> list[DropReport]:
-        with self._lock:
+        """The reports to send, oldest first: the drops counted since the last call become a
+        report of their own first (numbered, unchanged from then on: a report sent again after
+        a crash is the same report, and drops meanwhile go into the next one)."""
+        with self._lock, self._tx():
+            self._db.execute(
+                "INSERT INTO drop_reports (site, device, batches, readings, first_created, "
+                "last_created, reason) SELECT site, device, batches, readings, first_created, "
+                "last_created, reason FROM drops_open ORDER BY site, device"
+            )
+            self._db.execute("DELETE FROM drops_open")
             rows = self._db.execute(
-                "SELECT device, batches, readings, first_created, last_created, reason "
-                "FROM dropped ORDER BY device"
+                "SELECT device, batches, readings, first_created, last_created, reason, site, id "
+                "FROM drop_reports ORDER BY id"
             ).fetchall()
         return [DropReport(*r) for r in rows]
 
     def clear_drop_report(self, report: DropReport) -> None:
-        """Forget a drop report once it was published (only what was reported)."""
+        """Forget a drop report once it was published."""
         with self._lock, self._tx():
-            self._db.execute(
-                "UPDATE dropped SET batches = batches - ?, readings = readings - ? "
-                "WHERE device = ?",
-                (report.batches, report.readings, report.device),
-            )
-            self._db.execute("DELETE FROM dropped WHERE batches <= 0")
+            self._db.execute("DELETE FROM drop_reports WHERE id = ?", (report.id,))
 
 
 class _Transaction:

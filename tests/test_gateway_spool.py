@@ -57,6 +57,48 @@ def test_byte_limit_drops_oldest_and_reports_them(tmp_path):
     assert spool.drop_reports() == []
 
 
+def test_a_report_is_frozen_until_cleared_and_drops_meanwhile_go_into_the_next(tmp_path):
+    """A gateway that dies after publishing a report and before clearing it sends the very same
+    report again (the hub records it once), and what it dropped meanwhile as a report of its
+    own, with its own gap."""
+    now = [1_000]
+    spool = make_spool(tmp_path / "s.db", now, max_bytes=250)
+    for seq in range(4):
+        now[0] += 10
+        spool.push("hh/t/face-1/d1/telemetry", b"x" * 100, "d1", 7, seq, 3)
+    (first,) = spool.drop_reports()
+    assert (first.site, first.device, first.batches, first.first_created) == (
+        "face-1",
+        "d1",
+        2,
+        1_010,
+    )
+    assert first.to_json()["site"] == "face-1"
+    for seq in range(4, 6):  # more drops before the first report is cleared
+        now[0] += 10
+        spool.push("hh/t/face-1/d1/telemetry", b"x" * 100, "d1", 7, seq, 3)
+    spool.close()
+    spool = make_spool(tmp_path / "s.db", now, max_bytes=250)  # the gateway restarted
+    again, second = spool.drop_reports()
+    assert again == first
+    assert (second.batches, second.first_created, second.last_created) == (2, 1_030, 1_040)
+    assert second.id > first.id
+    spool.clear_drop_report(first)
+    assert spool.drop_reports() == [second]
+
+
+def test_an_older_gateways_drops_become_reports_at_the_start(tmp_path):
+    import sqlite3
+
+    now = [0]
+    make_spool(tmp_path / "s.db", now).close()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        db.execute("INSERT INTO dropped VALUES ('d9', 4, 12, 100, 400, 'spool full')")
+    (report,) = make_spool(tmp_path / "s.db", now).drop_reports()
+    assert (report.site, report.device, report.batches, report.readings) == ("", "d9", 4, 12)
+    assert "site" not in report.to_json()
+
+
 def test_age_limit(tmp_path):
     now = [0]
     spool = make_spool(tmp_path / "s.db", now, max_age_s=10)
