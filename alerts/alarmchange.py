@@ -31,7 +31,6 @@ from alerts.alarmevent import (
     lifecycle_key,
     row_lifecycle,
 )
-from alerts.gateways import GATEWAY_RULE
 from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS
 from alerts.table import kind_name
@@ -64,9 +63,11 @@ class AlarmRows:
         *,
         suppressed: bool = False,
         comment: str = "",
+        gateway: str | None = None,
     ) -> None:
         """Apply one level change to the alarm of its point, in `work`: a raise, escalation,
-        de-escalation or clear, and its journal event."""
+        de-escalation or clear, and its journal event. `gateway`: the gateway a new alarm
+        names, when not its device's (a gateway's own alarms, the data a gateway lost)."""
         tenant, site, device, sensor, rule, side = key
         level_name, tier, action = described
         point = (sensor, rule, side)
@@ -105,7 +106,7 @@ class AlarmRows:
                 lc[4],  # disposal
                 self._due(lc[4], tier, arrival),
                 *lc[5:],  # overdue, ISA state
-                device if rule == GATEWAY_RULE else self._gateway(tenant, site, device),
+                self._gateway(tenant, site, device) if gateway is None else gateway,
             ]
             work.next_alarm += 1
             work.new[row[0]] = row

@@ -81,6 +81,7 @@ class GatewayAlarms(AlarmRows):
                     c.ts,
                     math.nan,
                     arrival,
+                    gateway=c.gateway,
                 )
             return work.write(self._db)
 
@@ -104,24 +105,35 @@ class GatewayAlarms(AlarmRows):
             work = AlarmBatch.start(
                 self._db, con, [], self._db.shelves_until(con, arrival), self._db.sensors_out(con)
             )
+            done: set[tuple[str, int, int, int]] = set()  # a report twice in one call: once
             for loss in losses:
+                gap = (loss.first_ms, loss.last_ms, loss.readings)
+                if (loss.sensor, *gap) in done:
+                    continue
+                done.add((loss.sensor, *gap))
                 seen = con.execute(
                     "SELECT 1 FROM alarms WHERE sensor = ? AND rule = ? AND side = ? "
                     "AND started_ts = ? AND ended_ts = ? AND value = ?",
-                    (
-                        loss.sensor,
-                        GATEWAY_RULE,
-                        DATA_LOST,
-                        loss.first_ms,
-                        loss.last_ms,
-                        loss.readings,
-                    ),
+                    (loss.sensor, GATEWAY_RULE, DATA_LOST, *gap),
                 ).fetchone()
                 if seen is not None:
                     continue
                 key = (loss.tenant, loss.site, loss.device, loss.sensor, GATEWAY_RULE, DATA_LOST)
                 why = loss.describe()
                 value = float(loss.readings)
-                self._change(work, key, 1, _DATA_LOST, loss.first_ms, value, arrival, comment=why)
-                self._change(work, key, 0, _NORMAL, loss.last_ms, value, arrival, comment=why)
+                for after, described, ts in (
+                    (1, _DATA_LOST, loss.first_ms),
+                    (0, _NORMAL, loss.last_ms),
+                ):
+                    self._change(
+                        work,
+                        key,
+                        after,
+                        described,
+                        ts,
+                        value,
+                        arrival,
+                        comment=why,
+                        gateway=loss.gateway,
+                    )
             return work.write(self._db)

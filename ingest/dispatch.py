@@ -246,10 +246,11 @@ class Dispatcher(StateSaving):
             await self._settle()
             events = await self._off_loop(self.book.record_losses, losses, arrival)
             await self.store_events(events)
-        for loss in losses:
-            log.warning("data lost: %s/%s %s", loss.tenant, loss.device, loss.describe())
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+            if ev.kind == "raised":  # a loss recorded now (not a report delivered again)
+                self.metrics.inc("hazardhub_gateway_dropped_readings_total", ev.value)
+                log.warning("data lost: %s/%s/%s %s", ev.tenant, ev.site, ev.device, ev.comment)
         return events
 
     def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:

@@ -25,6 +25,7 @@ class DropReportIn(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     gateway: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+    site: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
     device: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     batches: Annotated[StrictInt, Field(ge=1, le=10**9)]
     readings: Annotated[StrictInt, Field(ge=0, le=10**12)]

@@ -162,7 +162,7 @@ class Pipeline:
             return self._status(parsed, payload, arrival_ms)
         if isinstance(parsed, GatewayStatusTopic):
             self.metrics.inc("hazardhub_messages_total", kind="dropped")
-            return self._dropped(parsed, payload)
+            return self._dropped(parsed, payload, arrival_ms)
         return self._reject("other", "unexpected_topic", f"the hub does not consume {topic!r}")
 
     def _status(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
@@ -176,14 +176,24 @@ class Pipeline:
         online = payload != b"offline"
         return Handled("status", status=(topic.tenant, topic.gateway, online, arrival_ms))
 
-    def _dropped(self, topic: GatewayStatusTopic, payload: bytes) -> Handled:
+    def _dropped(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
         """A gateway's drop report (docs/mqtt.md): the readings of one device (or vehicle,
         `tenant/vehicle`) its spool had to drop, kept as a `data_lost` alarm of each."""
         try:
             report = read_drop_report(payload, topic.gateway)
         except ValueError as exc:
             return self._reject("dropped", "bad_drop_report", str(exc))
-        points = self._lost_points(topic, report.device)
+        future, past = self._time_mask(
+            np.array([report.last_created, report.first_created], np.int64), arrival_ms
+        )
+        if future.any() or past.any():
+            return self._reject(
+                "dropped",
+                "bad_drop_report",
+                f"the gap {report.first_created}-{report.last_created} ms is out of the hub's "
+                "time range (like telemetry: at most 5 min ahead, 400 days back)",
+            )
+        points = self._lost_points(topic, report.device, report.site)
         if not points:
             return self._reject(
                 "dropped",
@@ -191,7 +201,6 @@ class Pipeline:
                 f"gateway {topic.gateway!r} reports drops of {report.device!r}, which is not "
                 f"configured in tenant {topic.tenant!r}",
             )
-        self.metrics.inc("hazardhub_gateway_dropped_readings_total", report.readings)
         return Handled(
             "dropped",
             losses=tuple(
@@ -211,24 +220,28 @@ class Pipeline:
             ),
         )
 
-    def _lost_points(self, topic: GatewayStatusTopic, device: str) -> list[tuple[str, str, str]]:
+    def _lost_points(
+        self, topic: GatewayStatusTopic, device: str, site: str | None
+    ) -> list[tuple[str, str, str]]:
         """(site, device, alarm sensor) of the point a drop report names: a vehicle
-        (`tenant/vehicle`, from the JT/T 808 gateway), or the tenant's devices of that id, those
-        of the reporting gateway first."""
+        (`tenant/vehicle`, from the JT/T 808 gateway), or the tenant's device of that id (at
+        `site`, when the report says) that the reporting gateway serves. A report of an older
+        gateway without the site names every such device: each gets the report."""
         reg = self.registry
         if "/" in device:
             tenant, _, vehicle = device.partition("/")
             info = reg.vehicles.get((tenant, vehicle)) if tenant == topic.tenant else None
-            if info is None:
+            if info is None or site not in (None, "vehicles"):
                 return []
             return [("vehicles", vehicle, reg.sensors[info.speed_sensor].id)]
-        found = [
-            (t, site, d, dev.spec.gateway == topic.gateway)
-            for (t, site, d), dev in reg.devices.items()
-            if t == topic.tenant and d == device
+        return [
+            (s, d, device_alarm_id(t, s, d))
+            for (t, s, d), dev in reg.devices.items()
+            if t == topic.tenant
+            and d == device
+            and dev.spec.gateway == topic.gateway
+            and site in (None, s)
         ]
-        ours = [f for f in found if f[3]] or found
-        return [(site, d, device_alarm_id(t, site, d)) for t, site, d, _ in ours]
 
     def _reject(self, kind: str, reason: str, text: str) -> Handled:
         self.metrics.inc("hazardhub_messages_rejected_total", reason=reason)

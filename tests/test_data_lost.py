@@ -28,9 +28,11 @@ from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec
+from telemetry.quality import Quality
 from telemetry.topics import TopicLayout
 
 from e2e_helpers import eventually, get_json, mine_registry, running_hub
+from notify_rig import Rig, told
 from services import free_port
 
 T0 = 1_764_400_000_000
@@ -85,14 +87,15 @@ def test_any_bytes_give_a_report_or_a_value_error(payload: bytes) -> None:
             "readings": st.integers(0, 10**12),
             "first_created": st.integers(0, T0),
             "reason": st.text(max_size=200),
-        }
+        },
+        optional={"site": st.text(min_size=1, max_size=64)},
     ),
     st.integers(0, 10**9),
 )
 def test_every_report_a_gateway_can_make_is_read_back(report: dict, span: int) -> None:
     report = {**report, "gateway": "gw1", "last_created": report["first_created"] + span}
     got = read_drop_report(orjson.dumps(report), "gw1")
-    assert got.model_dump() == report
+    assert got.model_dump(exclude_none=True) == report
 
 
 def _pipeline() -> tuple[Pipeline, Metrics]:
@@ -101,7 +104,7 @@ def _pipeline() -> tuple[Pipeline, Metrics]:
 
 
 def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
-    pipe, metrics = _pipeline()
+    pipe, _ = _pipeline()
     topic = "hazardhub/v1/north-coal/gateways/gw1/dropped"
     h = pipe.handle(topic, orjson.dumps(REPORT), T0)
     [loss] = h.losses
@@ -113,19 +116,25 @@ def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
         "gw1",
     )
     assert (loss.batches, loss.readings, loss.first_ms, loss.last_ms) == (35, 175, T0, T0 + 35_000)
-    assert metrics.total("hazardhub_gateway_dropped_readings_total") == 175
+    # a gateway of today says the site
+    h = pipe.handle(topic, orjson.dumps({**REPORT, "site": "face-1301"}), T0)
+    assert [x.site for x in h.losses] == ["face-1301"]
     # the JT/T 808 gateway counts per tenant/vehicle
     vehicle = {**REPORT, "gateway": "jt808", "device": "acme-chem/tanker-01"}
     h = pipe.handle("hazardhub/v1/acme-chem/gateways/jt808/dropped", orjson.dumps(vehicle), T0)
     [loss] = h.losses
     assert (loss.site, loss.device, loss.sensor) == ("vehicles", "tanker-01", "tanker-01.speed")
     # another tenant's vehicle, an unknown device, a bad report: dead letters with the reason
+    gw9 = "hazardhub/v1/north-coal/gateways/gw9/dropped"
     for topic_, report, reason in (
         ("hazardhub/v1/north-coal/gateways/jt808/dropped", vehicle, "unknown_device"),
         (topic, {**REPORT, "device": "nope"}, "unknown_device"),
+        (topic, {**REPORT, "site": "face-9"}, "unknown_device"),
+        (gw9, {**REPORT, "gateway": "gw9"}, "unknown_device"),  # gw1 serves kj-sub-3
         (topic, {**REPORT, "batches": -1}, "bad_drop_report"),
+        (topic, {**REPORT, "last_created": T0 + 3_600_000}, "bad_drop_report"),  # ahead
     ):
-        h = pipe.handle(topic_, orjson.dumps(report), T0)
+        h = pipe.handle(topic_, orjson.dumps(report), T0 + 36_000)
         assert h.rejected_whole and h.reasons[0].startswith(reason), h.reasons
         assert h.losses == ()
 
@@ -145,14 +154,22 @@ def test_a_loss_is_a_moment_alarm_recorded_once(tmp_path) -> None:
         ]
         assert "gw1 dropped 35 batches (175 readings)" in events[0].comment
         [row] = db.list_alarms(None, sensor=DEVICE)
-        assert (row.state, row.isa_state, row.rule, row.tier) == (
+        assert (row.state, row.isa_state, row.rule, row.tier, row.gateway) == (
             "cleared",
             "rtn_unack",
             "gateway",
             "yellow",
+            "gw1",
         )
-        # the broker delivers the report again: nothing more
+        # the broker delivers the report again, or twice in one flush: nothing more
         assert book.record_losses([loss], T0 + 61_000) == []
+        twice = DataLoss(
+            "north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 2, 10, T0 + 50, T0 + 90, "full"
+        )
+        assert [e.kind for e in book.record_losses([twice, twice], T0 + 61_500)] == [
+            "raised",
+            "cleared",
+        ]
         # a later report of the same device is another loss
         later = DataLoss(
             "north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 1, 5, T0 + 40_000, T0 + 40_000, ""
@@ -235,7 +252,27 @@ async def test_a_spool_overflowing_in_an_outage_raises_data_lost_at_the_hub(mosq
             assert T0 < alarm["ended_ts"] < T0 + 60_000
             await asyncio.sleep(1.0)
             assert len(await lost()) == 1
+            assert hub.metrics.total("hazardhub_gateway_dropped_readings_total") == dropped
     finally:
         stop.set()
         await runner
         spool.close()
+
+
+async def test_data_lost_is_notified_while_the_devices_comm_loss_is_active(tmp_path) -> None:
+    rig = Rig(tmp_path)
+    try:
+        rig.subscribe(id="all")
+        for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed"):
+            rig.feed(sid, [float("nan")], quality=int(Quality.COMM_LOSS))
+        assert (DEVICE, "raised") in told(await rig.pump(), "all")
+        loss = DataLoss(
+            "north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 3, 9, rig.now - 5000, rig.now, ""
+        )
+        rig.book.record_losses([loss], rig.now)
+        notes = await rig.pump(1)
+        assert told(notes, "all") == [(DEVICE, "raised"), (DEVICE, "cleared")]
+        assert {e["alarm_kind"] for n in notes for e in n.body["events"]} == {"data_lost"}  # type: ignore[attr-defined]
+    finally:
+        rig.notifier.close()
+        rig.db.close()

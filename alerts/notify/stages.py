@@ -92,8 +92,10 @@ def inhibited_by(
     ev: EventView, active_by_sensor: Mapping[str, Iterable[tuple[str, str]]]
 ) -> str | None:
     """Why the event is inhibited by a higher alarm of its sensor, or None.
-    `active_by_sensor`: the active alarms of each sensor as (alarm kind, tier)."""
-    if ev.kind not in _PROCESS and ev.match_kind != "raised":
+    `active_by_sensor`: the active alarms of each sensor as (alarm kind, tier). Data lost by a
+    gateway is a record of its own, never inhibited: it is most often reported while the
+    device's comm-loss alarm (orange, the same `device:` point) is still active."""
+    if ev.alarm_kind == "data_lost" or (ev.kind not in _PROCESS and ev.match_kind != "raised"):
         return None
     rank = TIER_RANK.get(ev.tier, 0)
     for kind, tier in active_by_sensor.get(ev.sensor, ()):

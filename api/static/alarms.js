@@ -34,7 +34,7 @@ export const STRINGS = {
         lvl_no_data: "无数据", lvl_action_failed: "保护动作未确认", lvl_rate_of_rise: "变化率超限",
         lvl_early_warning: "趋势预警", lvl_frozen_value: "数据冻结", lvl_normal: "正常",
         lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断", lvl_gateway_offline: "网关离线",
-        lvl_data_lost: "数据丢失",
+        lvl_data_lost: "数据丢失", readings: "条",
         // the fleet analytics' and the terminals' own (JT/T 808) alarms
         lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
         lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",
@@ -64,7 +64,7 @@ export const STRINGS = {
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
         no_alarms: "no alarms", neterr: "network error, try again",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
-        tier_none: "none", by_fleet: "platform", by_terminal: "terminal" },
+        tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -233,7 +233,8 @@ function fillMain(tr, a) {
   c[1].textContent = a.sensor;
   c[2].textContent = kindLevel(a);
   c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
-  c[3].textContent = fmtVal(a.value, ctx.unit(a.sensor));
+  // a data_lost alarm's value is the readings lost, not a measurement of the sensor
+  c[3].textContent = fmtVal(a.value, a.side === "data_lost" ? t("readings") : ctx.unit(a.sensor));
   c[4].textContent = fmtCst(a.started_ts);
   c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
   const disp = el("span", `disp disp-${a.disposal}`, t(`disp_${a.disposal}`));
