@@ -5,9 +5,9 @@ a configuration file: models, profiles, rule packs, cross-references), recorded 
 `api.registrydb`, then switched to without a restart (`switch`: the hub swaps the registry of
 every part between two batches, see `Hub.switch`). Changes are serialized.
 
-Secrets (a webhook's HMAC key, the password in its URL) never leave through the API: an export
-shows them as ``********``, and an import that carries ``********`` keeps the secret the running
-configuration has at the same place.
+Secrets (a webhook's HMAC key, the password and the tokens in its URL) never leave through the
+API: an export shows them as ``********``, and an import that carries ``********`` keeps the
+secret the running configuration has at the same place.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.hidden import HIDDEN, hide_url, keep_url, url_hides_password
+from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
@@ -43,7 +43,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _SECRET_KEYS = frozenset({"secret"})
-_URL_KEYS = frozenset({"url"})  # a webhook's: the password of its user info is a secret
+# a webhook's: the password of its user info and its query's tokens are secrets (api.hidden)
+_URL_KEYS = frozenset({"url"})
 
 
 def _now_ms() -> int:
@@ -109,7 +110,7 @@ def _masked(key: str, value: Any) -> Any:
 
 
 def mask(data: Any) -> Any:
-    """A copy with every secret shown as HIDDEN (a URL's password too: `api.hidden`)."""
+    """A copy with every secret shown as HIDDEN (a URL's password and tokens too: `api.hidden`)."""
     if isinstance(data, dict):
         return {k: _masked(k, v) for k, v in data.items()}
     if isinstance(data, list):
@@ -131,7 +132,7 @@ def _secrets(data: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], Any]) 
 
 def unmask(data: Any, current: dict[str, Any]) -> Any:
     """`data` with each HIDDEN secret replaced by the running configuration's secret at the same
-    place (lists matched by their items' id or name), and each URL with a HIDDEN password by the
+    place (lists matched by their items' id or name), and each URL with a HIDDEN secret by the
     running URL there when it is that URL. Raise ConfigRefusedError for a HIDDEN secret or
     password with nothing to keep."""
     known: dict[tuple[Any, ...], Any] = {}
@@ -153,14 +154,14 @@ def unmask(data: Any, current: dict[str, Any]) -> Any:
                             }
                         )
                     out[k] = kept or ""
-                elif k in _URL_KEYS and isinstance(v, str) and url_hides_password(v):
+                elif k in _URL_KEYS and isinstance(v, str) and url_hides_secret(v):
                     url = keep_url(v, known.get((*path, k)))
                     if url is None:
                         errors.append(
                             {
                                 "loc": ["body", *loc, k],
-                                "msg": "a hidden password that is not the one of this URL here:"
-                                " give it",
+                                "msg": "a hidden password or token that is not the one of this"
+                                " URL here: give it",
                                 "type": "value_error",
                             }
                         )

@@ -1,19 +1,49 @@
-"""What the API never shows back: a webhook's HMAC secret, and the password of a URL's user info
-(``http://user:password@host/``, sent as HTTP Basic authorization). Both are shown as
-``********``; a spec saved back with the mark keeps what is stored.
+"""What the API never shows back: a webhook's HMAC secret, the password of a URL's user info
+(``http://user:password@host/``, sent as HTTP Basic authorization), and the values of a URL's
+query parameters that carry a credential (``access_token`` of a DingTalk robot, ``key`` of a WeCom
+robot, ``token``, ``sign``, ...: `SECRET_PARAMS`). All are shown as ``********``; a spec saved back
+with the mark keeps what is stored.
 
-A masked URL keeps its stored password only when it is the stored URL with the password masked,
-character for character: a URL pointed elsewhere with the mark left in would otherwise send the
-stored password to the new host.
+A masked URL keeps its stored secrets only when it is the stored URL with them masked, character
+for character: a URL pointed elsewhere with the mark left in would otherwise send the stored
+secrets to the new host.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
+from urllib.parse import unquote
 
-__all__ = ["HIDDEN", "hide_url", "keep_url", "url_hides_password"]
+__all__ = ["HIDDEN", "SECRET_PARAMS", "hide_url", "keep_url", "url_hides_secret"]
 
 HIDDEN = "*" * 8
+# query parameters whose value is a credential, by their name in lower case
+SECRET_PARAMS = frozenset(
+    {
+        "access_token",
+        "accesstoken",
+        "api_key",
+        "api-key",
+        "apikey",
+        "app_secret",
+        "appsecret",
+        "auth",
+        "authorization",
+        "client_secret",
+        "credential",
+        "key",
+        "passwd",
+        "password",
+        "private_token",
+        "pwd",
+        "secret",
+        "sig",
+        "sign",
+        "signature",
+        "ticket",
+        "token",
+    }
+)
 
 
 class _UserInfo(NamedTuple):
@@ -36,21 +66,41 @@ def _userinfo(url: str) -> _UserInfo | None:
     return _UserInfo(f"{scheme}://{user}:", password, f"@{host}{rest[end:]}")
 
 
+def _query_secrets(url: str) -> tuple[str, list[str]]:
+    """`url` with the values of its secret query parameters masked, and those values."""
+    base, hashmark, fragment = url.partition("#")
+    head, mark, query = base.partition("?")
+    if not mark:
+        return url, []
+    pairs, found = [], []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        if eq and value and unquote(name).lower() in SECRET_PARAMS:
+            found.append(value)
+            pairs.append(f"{name}={HIDDEN}")
+        else:
+            pairs.append(pair)
+    return f"{head}?{'&'.join(pairs)}{hashmark}{fragment}", found
+
+
 def hide_url(url: str) -> str:
-    """`url` with the password of its user info shown as HIDDEN (unchanged without one)."""
+    """`url` with the password of its user info and the values of its secret query parameters
+    shown as HIDDEN (unchanged without any)."""
     found = _userinfo(url)
-    return url if found is None else found.head + HIDDEN + found.tail
+    shown = url if found is None else found.head + HIDDEN + found.tail
+    return _query_secrets(shown)[0]
 
 
-def url_hides_password(url: str) -> bool:
-    """Whether `url` carries HIDDEN for its password (it was read back from the API)."""
+def url_hides_secret(url: str) -> bool:
+    """Whether `url` carries HIDDEN for a password or a secret query value (it was read back
+    from the API)."""
     found = _userinfo(url)
-    return found is not None and found.password == HIDDEN
+    return (found is not None and found.password == HIDDEN) or HIDDEN in _query_secrets(url)[1]
 
 
 def keep_url(url: str, stored: object) -> str | None:
-    """The URL to keep for `url` read back with its password hidden: `stored`, when `url` is
-    `stored` with its password hidden; None when there is nothing to keep."""
-    if isinstance(stored, str) and _userinfo(stored) is not None and hide_url(stored) == url:
+    """The URL to keep for `url` read back with its secrets hidden: `stored`, when `url` is
+    `stored` with its secrets hidden; None when there is nothing to keep."""
+    if isinstance(stored, str) and hide_url(stored) != stored and hide_url(stored) == url:
         return stored
     return None

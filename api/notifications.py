@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
-from api.hidden import HIDDEN, hide_url, keep_url, url_hides_password
+from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
 __all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
@@ -164,13 +164,13 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
                 )
             channel = {**channel, "secret": before["secret"]}
         url = channel.get("url")
-        if isinstance(url, str) and url_hides_password(url):
+        if isinstance(url, str) and url_hides_secret(url):
             kept = keep_url(url, before.get("url"))
             if kept is None:
                 raise HTTPException(
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "a masked password in a URL can only stand for the one stored with that"
-                    " same URL: give the password",
+                    "a masked password or token in a URL can only stand for the one stored with"
+                    " that same URL: give it",
                 )
             channel = {**channel, "url": kept}
         return channel

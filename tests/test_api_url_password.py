@@ -1,5 +1,6 @@
 """The password of a webhook URL's user info (`http://user:password@host/`, sent as HTTP Basic
-authorization) is a secret: every key (a viewer's too) reads it as ``********`` in subscriptions,
+authorization) and the tokens of its query (a DingTalk robot's `access_token`, a WeCom robot's
+`key`) are secrets: every key (a viewer's too) reads them as ``********`` in subscriptions,
 escalation policies, the registry and the configuration export; a spec or configuration saved
 back with the masked URL keeps the stored password, and a masked URL pointed elsewhere is
 refused (it would send the stored password to another host)."""
@@ -154,9 +155,45 @@ async def test_configuration_url_password_is_masked_and_kept(rig: Rig) -> None:
     assert rig.config_url() == URL
 
 
+DINGTALK = "https://oapi.dingtalk.com/robot/send?access_token=9f2c4e5d6a7b"
+WECOM = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx&debug=1"
+
+
+async def test_a_robots_token_in_the_query_is_masked_and_kept(rig: Rig) -> None:
+    for url, token in ((DINGTALK, "9f2c4e5d6a7b"), (WECOM, "693a91f6-7xxx")):
+        spec = {"id": "robot", "channel": {"type": "webhook", "url": url}}
+        r = await rig.client.put(
+            "/api/v1/subscriptions", json={"tenant": COAL, "spec": spec}, headers=auth("coal")
+        )
+        assert r.status_code == 200, r.text
+        got = await rig.client.get(f"/api/v1/subscriptions/{COAL}/robot", headers=auth("viewer"))
+        assert token not in got.text and hide_url(url) in got.text, got.text
+        # saved back as read: the token stays; the masked token on another host is refused
+        back = got.json()["spec"]
+        r = await rig.client.put(
+            "/api/v1/subscriptions", json={"tenant": COAL, "spec": back}, headers=auth("coal")
+        )
+        assert r.status_code == 200, r.text
+        assert rig.stored("subscription").channel.url == url
+        away = {
+            **back,
+            "channel": {**back["channel"], "url": f"https://evil.example.cn/?key={MASK}"},
+        }
+        r = await rig.client.put(
+            "/api/v1/subscriptions", json={"tenant": COAL, "spec": away}, headers=auth("coal")
+        )
+        assert r.status_code == 422, r.text
+        assert rig.stored("subscription").channel.url == url
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
+        (DINGTALK, f"https://oapi.dingtalk.com/robot/send?access_token={MASK}"),
+        (WECOM, f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={MASK}&debug=1"),
+        ("http://h/x?Token=a&sign=b&x=c#f", f"http://h/x?Token={MASK}&sign={MASK}&x=c#f"),
+        ("http://u:p@h/x?api%5Fkey=z", f"http://u:{MASK}@h/x?api%5Fkey={MASK}"),
+        ("http://h/x?token=&keyword=k", "http://h/x?token=&keyword=k"),  # empty, not a secret name
         ("http://u:p@h/x", f"http://u:{MASK}@h/x"),
         ("https://u:p@ss@h:443", f"https://u:{MASK}@h:443"),  # the user info ends at the last @
         ("http://u:p@h?q=a@b#c", f"http://u:{MASK}@h?q=a@b#c"),
