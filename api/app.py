@@ -323,6 +323,10 @@ def create_app(ctx: AppContext) -> FastAPI:
     def metrics(ctx: Ctx, caller: Caller) -> PlainTextResponse:
         if caller.role not in ("admin", "operator"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "metrics are for admins and operators")
+        if caller.tenants is not None:  # the counters are the whole hub's, every tenant's
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "metrics are the whole hub's: for a key of every tenant"
+            )
         text = ctx.metrics.render() + _store_metrics(ctx.store)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 

@@ -40,6 +40,15 @@ KEYS = {
         "k-view",
         ApiKeySpec(name="view", sha256=hash_key("k-view"), role="viewer", tenants=("north-coal",)),
     ),
+    "coal-admin": (
+        "k-coal-admin",
+        ApiKeySpec(
+            name="coal-admin",
+            sha256=hash_key("k-coal-admin"),
+            role="admin",
+            tenants=("north-coal",),
+        ),
+    ),
 }
 
 
@@ -178,6 +187,9 @@ async def test_metrics_for_admins_and_operators_only(api):
     r = await api.get("/metrics", headers=auth("admin"))
     assert r.status_code == 200 and "hazardhub_readings_total" in r.text
     assert (await api.get("/metrics", headers=auth("coal"))).status_code == 403
+    # the counters are the whole hub's: an admin of some tenants does not read them
+    r = await api.get("/metrics", headers=auth("coal-admin"))
+    assert r.status_code == 403 and "every tenant" in r.text
 
 
 async def test_metrics_include_the_store_spool(tmp_path):
