@@ -1,8 +1,8 @@
 """What the API never shows back: a webhook's HMAC secret, the password of a URL's user info
 (``http://user:password@host/``, sent as HTTP Basic authorization), and the values of a URL's
-query parameters that carry a credential (``access_token`` of a DingTalk robot, ``key`` of a WeCom
-robot, ``token``, ``sign``, ...: `SECRET_PARAMS`). All are shown as ``********``; a spec saved back
-with the mark keeps what is stored.
+query parameters that carry a credential (``access_token`` of a DingTalk robot, ``key`` of a
+WeCom robot, ``token``, ``sign``, ``X-Amz-Signature`` ...: `SECRET_PARAMS`). All are shown as
+``********``; a spec saved back with the mark keeps what is stored.
 
 A masked URL keeps its stored secrets only when it is the stored URL with them masked, character
 for character: a URL pointed elsewhere with the mark left in would otherwise send the stored
@@ -17,32 +17,19 @@ from urllib.parse import unquote
 __all__ = ["HIDDEN", "SECRET_PARAMS", "hide_url", "keep_url", "url_hides_secret"]
 
 HIDDEN = "*" * 8
-# query parameters whose value is a credential, by their name in lower case
-SECRET_PARAMS = frozenset(
-    {
-        "access_token",
-        "accesstoken",
-        "api_key",
-        "api-key",
-        "apikey",
-        "app_secret",
-        "appsecret",
-        "auth",
-        "authorization",
-        "client_secret",
-        "credential",
-        "key",
-        "passwd",
-        "password",
-        "private_token",
-        "pwd",
-        "secret",
-        "sig",
-        "sign",
-        "signature",
-        "ticket",
-        "token",
-    }
+# query parameters whose value is a credential: those whose name (in lower case, `_` and `-`
+# dropped) contains one of these; a harmless parameter caught by them is only shown masked
+SECRET_PARAMS = (
+    "token",
+    "secret",
+    "key",
+    "sign",
+    "sig",
+    "pass",
+    "pwd",
+    "auth",
+    "credential",
+    "ticket",
 )
 
 
@@ -66,6 +53,11 @@ def _userinfo(url: str) -> _UserInfo | None:
     return _UserInfo(f"{scheme}://{user}:", password, f"@{host}{rest[end:]}")
 
 
+def _secret_name(name: str) -> bool:
+    bare = name.lower().replace("_", "").replace("-", "")
+    return any(part in bare for part in SECRET_PARAMS)
+
+
 def _query_secrets(url: str) -> tuple[str, list[str]]:
     """`url` with the values of its secret query parameters masked, and those values."""
     base, hashmark, fragment = url.partition("#")
@@ -75,7 +67,7 @@ def _query_secrets(url: str) -> tuple[str, list[str]]:
     pairs, found = [], []
     for pair in query.split("&"):
         name, eq, value = pair.partition("=")
-        if eq and value and unquote(name).lower() in SECRET_PARAMS:
+        if eq and value and _secret_name(unquote(name)):
             found.append(value)
             pairs.append(f"{name}={HIDDEN}")
         else:

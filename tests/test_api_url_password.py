@@ -193,7 +193,12 @@ async def test_a_robots_token_in_the_query_is_masked_and_kept(rig: Rig) -> None:
         (WECOM, f"https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={MASK}&debug=1"),
         ("http://h/x?Token=a&sign=b&x=c#f", f"http://h/x?Token={MASK}&sign={MASK}&x=c#f"),
         ("http://u:p@h/x?api%5Fkey=z", f"http://u:{MASK}@h/x?api%5Fkey={MASK}"),
-        ("http://h/x?token=&keyword=k", "http://h/x?token=&keyword=k"),  # empty, not a secret name
+        ("http://h/x?token=&page=k", "http://h/x?token=&page=k"),  # empty, not a secret name
+        (
+            "http://h/x?X-Amz-Signature=s&X-Amz-Date=d",
+            f"http://h/x?X-Amz-Signature={MASK}&X-Amz-Date=d",
+        ),
+        ("http://h/x?appKey=a&Access-Token=b", f"http://h/x?appKey={MASK}&Access-Token={MASK}"),
         ("http://u:p@h/x", f"http://u:{MASK}@h/x"),
         ("https://u:p@ss@h:443", f"https://u:{MASK}@h:443"),  # the user info ends at the last @
         ("http://u:p@h?q=a@b#c", f"http://u:{MASK}@h?q=a@b#c"),
