@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from notify_rig import Rig
 from services import InfluxService, MosquittoService, ServiceError
 
 _S = TypeVar("_S", MosquittoService, InfluxService)
@@ -61,3 +62,12 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxService
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    """The notification pipeline's rig (`notify_rig`), closed after the test."""
+    rig = Rig(tmp_path)
+    yield rig
+    rig.notifier.close()
+    rig.db.close()

@@ -31,16 +31,8 @@ from telemetry.notifyconfig import (
 from telemetry.quality import Quality
 
 from e2e_helpers import mine_registry
-from notify_rig import T0, Rig, kinds, told
+from notify_rig import T0, kinds, told
 from receivers import WebhookReceiver
-
-
-@pytest.fixture
-def rig(tmp_path):
-    rig = Rig(tmp_path)
-    yield rig
-    rig.notifier.close()
-    rig.db.close()
 
 
 async def test_match_by_tier_kind_site_and_tenant(rig):

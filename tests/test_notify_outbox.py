@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from test_notify import Rig
 
 from alerts.errors import AlarmStoreError
 from alerts.notify import outboxdb
@@ -24,15 +23,8 @@ from alerts.notify.outboxdb import OUTBOX_COLUMNS, OutboxDB, outbox_path
 from alerts.statedb import StateDB
 from telemetry.notifyconfig import EscalationPolicySpec, SmtpSpec
 
+from notify_rig import Rig
 from receivers import WebhookReceiver
-
-
-@pytest.fixture
-def rig(tmp_path):
-    rig = Rig(tmp_path)
-    yield rig
-    rig.notifier.close()
-    rig.db.close()
 
 
 def _notifier(rig: Rig, sent: list[Notification]) -> Notifier:

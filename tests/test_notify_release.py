@@ -5,8 +5,6 @@ SQLite, injected clock)."""
 
 from __future__ import annotations
 
-import pytest
-
 from alerts.gateways import GatewayChange
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig
@@ -21,14 +19,6 @@ GATEWAY = "gateway:north-coal/face-1301/gw1"
 DEVICE = "device:north-coal/face-1301/kj-sub-3"
 POINTS = ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed")
 WATCHED = [f"ch4-t{i}" for i in range(3)] + ["co"]  # feed has no rules: it raises nothing
-
-
-@pytest.fixture
-def rig(tmp_path):
-    rig = Rig(tmp_path)
-    yield rig
-    rig.notifier.close()
-    rig.db.close()
 
 
 def gateway(rig: Rig, offline: bool) -> None:
