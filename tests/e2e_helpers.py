@@ -6,17 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from alerts.statedb import StateDB
+from api.auth import hash_key
 from api.configadmin import ConfigAdmin
 from api.context import AppContext
 from api.registrydb import RegistryDB
@@ -27,7 +29,7 @@ from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario
-from telemetry.config import HubConfig
+from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry, build_registry, parse_document
 from telemetry.topics import TopicLayout
 
@@ -83,6 +85,28 @@ async def get_json(client: httpx.AsyncClient, path: str, **params: Any) -> Any:
     r = await client.get(path, params=params)
     r.raise_for_status()
     return r.json()
+
+
+@dataclass(frozen=True, slots=True)
+class HubAccess:
+    """An in-process hub's API on a free port with an operator key: the hubs it makes (a
+    restarted one keeps port and key) and a client of their API."""
+
+    key: str = field(default_factory=lambda: "hh_" + secrets.token_urlsafe(16))
+    api_port: int = field(default_factory=free_port)
+
+    def hub(self, registry: Registry, data_dir: Path, broker_port: int) -> Hub:
+        return Hub(
+            registry,
+            HubSettings(data_dir=data_dir, broker_port=broker_port, api_port=self.api_port),
+            extra_keys=[ApiKeySpec(name="op", sha256=hash_key(self.key), role="operator")],
+        )
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.api_port}",
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
 
 
 async def hub_ready(hub: Hub) -> bool:

@@ -6,9 +6,7 @@ real spool overflowing during a broker outage to the hub's API (real Mosquitto).
 from __future__ import annotations
 
 import asyncio
-import secrets
 
-import httpx
 import numpy as np
 import orjson
 import pytest
@@ -19,21 +17,17 @@ from alerts.alarms import AlarmBook
 from alerts.gatewayalarms import DataLoss
 from alerts.statedb import StateDB
 from alerts.table import compile_table
-from api.auth import hash_key
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
-from hazardhub.hub import Hub, HubSettings
 from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
 from telemetry.codec import TelemetryBatch, encode
-from telemetry.config import ApiKeySpec
 from telemetry.quality import Quality
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, get_json, mine_registry, running_hub
+from e2e_helpers import HubAccess, eventually, get_json, mine_registry, running_hub
 from notify_rig import Rig, told
-from services import free_port
 
 T0 = 1_764_400_000_000
 DEVICE = "device:north-coal/face-1301/kj-sub-3"
@@ -197,13 +191,8 @@ def _batch(seq: int) -> TelemetryBatch:
 async def test_a_spool_overflowing_in_an_outage_raises_data_lost_at_the_hub(mosquitto, tmp_path):
     registry = mine_registry(1502, 1.0)
     device = registry.devices[("north-coal", "face-1301", "kj-sub-3")]
-    key = "hh_" + secrets.token_urlsafe(16)
-    api_port = free_port()
-    hub = Hub(
-        registry,
-        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
-        extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
-    )
+    access = HubAccess()
+    hub = access.hub(registry, tmp_path / "hub", mosquitto.port)
     clock = [T0]  # the spool's clock: when each batch was made
     spool = Spool(
         tmp_path / "spool.db", max_bytes=20 * len(encode(_batch(0))), clock_ms=lambda: clock[0]
@@ -222,9 +211,7 @@ async def test_a_spool_overflowing_in_an_outage_raises_data_lost_at_the_hub(mosq
     try:
         async with (
             running_hub(hub),
-            httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
-            ) as client,
+            access.client() as client,
         ):
             await eventually(lambda: asyncio.sleep(0, pub.connected.is_set()), 10, "the uplink")
             mosquitto.stop()

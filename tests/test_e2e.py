@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 import time
 
-import httpx
 import pytest
 
-from api.auth import hash_key
 from gateway.runner import Gateway
-from hazardhub.hub import Hub, HubSettings
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.scenario import methane_profile
 from simulators.signals import Constant
-from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, get_json, hub_ready, mine_registry
-from services import free_port
+from e2e_helpers import HubAccess, eventually, get_json, hub_ready, mine_registry
 
 POLL_S = 0.2
 SCALE = 0.2  # the one-minute scenario plays in 12 s
@@ -65,13 +59,8 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
     )
     await sim.start()
     registry = mine_registry(sim.port, POLL_S)
-    key = "hh_" + secrets.token_urlsafe(16)
-    api_port = free_port()
-    hub = Hub(
-        registry,
-        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
-        extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
-    )
+    access = HubAccess()
+    hub = access.hub(registry, tmp_path / "hub", mosquitto.port)
     gw = Gateway(
         registry,
         tenant="north-coal",
@@ -87,9 +76,7 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
     try:
         await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
         gw_task = asyncio.create_task(gw.run(gw_stop))
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
-        ) as client:
+        async with access.client() as client:
 
             async def cleared_alarm():
                 alarms = await get_json(client, "/api/v1/alarms", sensor="ch4-t1")

@@ -7,25 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from api.auth import hash_key
-from hazardhub.hub import Hub, HubSettings
+from hazardhub.hub import Hub
 from hazardhub.settings import load_profiles
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.signals import Constant
-from telemetry.config import ApiKeySpec, HubConfig
+from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
 
-from e2e_helpers import ROOT, eventually, get_json, running_hub
-from services import free_port
+from e2e_helpers import ROOT, HubAccess, eventually, get_json, running_hub
 
 GATEWAY_ALARM = "gateway:north-coal/face-1301/gw1"
 
@@ -76,21 +72,14 @@ async def test_a_killed_gateway_raises_one_offline_alarm_until_it_is_back(mosqui
     registry = build_registry(
         parse_document(cfg.read_text(), HubConfig, str(cfg)), profiles, packs, str(cfg)
     )
-    key = "hh_" + secrets.token_urlsafe(16)
-    api_port = free_port()
+    access = HubAccess()
 
     def hub() -> Hub:
-        return Hub(
-            registry,
-            HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
-            extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
-        )
+        return access.hub(registry, tmp_path / "hub", mosquitto.port)
 
     spool, log = tmp_path / "spool", tmp_path / "gw.log"
     gw = start_gateway(cfg, mosquitto.port, spool, log)
-    client = httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
-    )
+    client = access.client()
 
     async def gateway_alarms() -> list[dict[str, object]]:
         got: list[dict[str, object]] = await get_json(
