@@ -176,17 +176,22 @@ def _pack_rule(rule: str | None, packs: Mapping[str, RulePack]) -> RuleSpec | No
     return None if pack is None else pack.rules.get(rule_name)
 
 
-def _check_verify(
-    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
-) -> None:
-    # the path of each device sensor in the file, for the errors (verify is only on those)
-    paths = {
+def _sensor_paths(config: HubConfig) -> dict[str, str]:
+    """The path of each device sensor in the file, for the errors (verify and suppress_when
+    are only on those)."""
+    return {
         sen.id: f"tenants.{ti}.sites.{si}.devices.{di}.sensors.{ki}"
         for ti, tenant in enumerate(config.tenants)
         for si, site in enumerate(tenant.sites)
         for di, dev in enumerate(site.devices)
         for ki, sen in enumerate(dev.sensors)
     }
+
+
+def _check_verify(
+    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
+) -> None:
+    paths = _sensor_paths(config)
     for info in sensors:
         spec = info.verify
         if spec is None:
@@ -378,12 +383,14 @@ def build_registry(
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)
 
     _check_verify(sensors, by_id, config, source)
+    paths = _sensor_paths(config)
     for info in sensors:
-        for cond in info.suppress_when:
+        for ci, cond in enumerate(info.suppress_when):
             other = by_id.get(cond.sensor)
             if other is None or other.tenant != info.tenant or other.index == info.index:
                 raise ConfigError(
-                    f"{source}: sensor {info.id!r}: suppress_when names {cond.sensor!r}, "
+                    f"{source}: {paths.get(info.id, info.id)}.suppress_when.{ci}.sensor: "
+                    f"sensor {info.id!r}: suppress_when names {cond.sensor!r}, "
                     "which is not another sensor of the same tenant"
                 )
 

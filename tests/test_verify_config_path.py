@@ -60,3 +60,20 @@ def test_verify_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert check(tmp_path, capsys, "sensor: f2201-feed, level: nope") == [
         f"{SENSOR}.verify.level: no level above named 'nope' {which}"
     ]
+
+
+def test_a_suppress_when_error_names_the_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "site.yaml"
+    text = CONFIG.format(verify="sensor: f2201-feed").replace(
+        "{id: f2201-co, point: co, kind: co}",
+        "{id: f2201-co, point: co, kind: co, suppress_when: [{sensor: f2201-nope, alarm: true}]}",
+    )
+    path.write_text(text, encoding="utf-8")
+    assert main(["check", "-c", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()[1:]
+    assert [line.removeprefix(f"{path}: ") for line in err] == [
+        "tenants.0.sites.1.devices.0.sensors.0.suppress_when.0.sensor: sensor 'f2201-co': "
+        "suppress_when names 'f2201-nope', which is not another sensor of the same tenant"
+    ]
