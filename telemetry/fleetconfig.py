@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
 
@@ -114,7 +114,16 @@ class CorridorFence(_Shape):
 
     kind: Literal["corridor"] = "corridor"
     id: FenceId
-    vehicles: tuple[str, ...] = Field(min_length=1)
+    vehicles: tuple[str, ...]
+
+    @field_validator("vehicles")
+    @classmethod
+    def _some_vehicles(cls, vehicles: tuple[str, ...]) -> tuple[str, ...]:
+        # not Field(min_length=1): pydantic checks that on what is left after an item failed,
+        # adding "at least 1 item ... not 0" to every item's error
+        if not vehicles:
+            raise ValueError("at least 1 vehicle is needed: a corridor of no vehicle judges none")
+        return vehicles
 
 
 class ForbiddenArea(_Shape):

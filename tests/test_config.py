@@ -857,3 +857,24 @@ def test_every_example_configuration_loads(path: Path) -> None:
     the shipped profiles and packs, as `hazardhub check` does."""
     reg = load(path).registry()
     assert reg.sensors
+
+
+@pytest.mark.parametrize(
+    ("vehicles", "errors"),
+    [
+        ([], [(("vehicles",), "at least 1 vehicle is needed")]),
+        # an item's error comes alone, not with a second "at least 1 item ... not 0"
+        ([7], [(("vehicles", 0), "valid string")]),
+    ],
+)
+def test_a_corridors_vehicles_error_comes_alone(vehicles: list[object], errors: list) -> None:
+    from pydantic import ValidationError
+
+    from telemetry.fleetconfig import CorridorFence
+
+    shape = {"polyline": [[31.0, 120.0], [31.1, 120.1]], "buffer_m": 200}
+    with pytest.raises(ValidationError) as info:
+        CorridorFence.model_validate({"id": "r1", "vehicles": vehicles, **shape})
+    got = info.value.errors()
+    assert [e["loc"] for e in got] == [loc for loc, _ in errors]
+    assert all(text in e["msg"] for e, (_, text) in zip(got, errors, strict=True))
