@@ -21,7 +21,7 @@ from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, not_found, query_tenants, require_writer
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
@@ -268,14 +268,14 @@ def alarm_router() -> APIRouter:
         await ctx.on_events([event])
         return await get_alarm(alarm_id, ctx, caller)
 
-    @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic)
+    @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, dependencies=WRITE)
     async def acknowledge(
         alarm_id: AlarmId, ctx: Ctx, caller: Caller, body: NoteIn | None = None
     ) -> AlarmPublic:
         """Acknowledge (ISA-18.2): active -> acknowledged, returned -> normal."""
         return await act(ctx, caller, alarm_id, "acknowledge", body.note if body else "")
 
-    @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic)
+    @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic, dependencies=WRITE)
     async def shelve(alarm_id: AlarmId, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
         """Shelve the alarm point for a while (at most 7 days), with a reason; it is shown but
         not notified, and a new activation meanwhile starts shelved. It ends by itself."""
@@ -291,17 +291,17 @@ def alarm_router() -> APIRouter:
             )
         return await act(ctx, caller, alarm_id, "shelve", body.reason, until)
 
-    @r.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic)
+    @r.post("/alarms/{alarm_id}/unshelve", response_model=AlarmPublic, dependencies=WRITE)
     async def unshelve(
         alarm_id: AlarmId, ctx: Ctx, caller: Caller, body: NoteIn | None = None
     ) -> AlarmPublic:
         return await act(ctx, caller, alarm_id, "unshelve", body.note if body else "")
 
-    @r.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic)
+    @r.post("/alarms/{alarm_id}/comment", response_model=AlarmPublic, dependencies=WRITE)
     async def comment(alarm_id: AlarmId, body: TextIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
         return await act(ctx, caller, alarm_id, "comment", body.note)
 
-    @r.post("/alarms/{alarm_id}/disposal", response_model=AlarmPublic)
+    @r.post("/alarms/{alarm_id}/disposal", response_model=AlarmPublic, dependencies=WRITE)
     async def disposal(
         alarm_id: AlarmId, body: DisposalIn, ctx: Ctx, caller: Caller
     ) -> AlarmPublic:
@@ -309,7 +309,7 @@ def alarm_router() -> APIRouter:
         once the alarm has returned to normal)."""
         return await act(ctx, caller, alarm_id, body.step, body.note)
 
-    @r.post("/sensors/{sensor_id}/service", tags=["sensors"])
+    @r.post("/sensors/{sensor_id}/service", tags=["sensors"], dependencies=WRITE)
     async def service(
         sensor_id: str, body: ServiceIn, ctx: Ctx, caller: Caller
     ) -> dict[str, object]:

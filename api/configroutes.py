@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 
 from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
-from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
 from api.yamlbody import YamlTooLargeError, load_yaml
 
 __all__ = [
@@ -191,7 +191,7 @@ def config_router() -> APIRouter:
         text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
         return Response(text, media_type="application/yaml", headers=headers)
 
-    @r.put("/config")
+    @r.put("/config", dependencies=WRITE)
     async def importconfig_of(
         request: Request,
         ctx: Ctx,
@@ -238,7 +238,7 @@ def config_router() -> APIRouter:
             for r in admin.db.revisions(limit, before)
         ]
 
-    @r.post("/config/revisions/{rev}/restore")
+    @r.post("/config/revisions/{rev}/restore", dependencies=WRITE)
     async def restore(
         rev: Annotated[int, Path(ge=1, le=2**62)],
         ctx: Ctx,

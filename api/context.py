@@ -19,7 +19,16 @@ from ingest.metrics import Metrics
 from ingest.store.base import TimeSeriesStore
 from telemetry.registry import Registry
 
-__all__ = ["WRITERS", "AppContext", "Caller", "Ctx", "not_found", "query_tenants", "require_writer"]
+__all__ = [
+    "WRITE",
+    "WRITERS",
+    "AppContext",
+    "Caller",
+    "Ctx",
+    "not_found",
+    "query_tenants",
+    "require_writer",
+]
 
 
 async def _no_events(events: Sequence[AlarmEvent]) -> None:
@@ -75,3 +84,12 @@ def require_writer(caller: Principal) -> None:
     """Viewers read; every write route starts here."""
     if caller.role not in WRITERS:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may only read")
+
+
+def _writer(caller: Caller) -> None:
+    require_writer(caller)
+
+
+# the dependencies of every write route: a viewer gets its 403 before the body is read (a bad
+# body would otherwise answer 422 first)
+WRITE = [Depends(_writer)]

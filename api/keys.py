@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal, hash_key
-from api.context import AppContext, Caller, Ctx, not_found, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
 from api.registrydb import KeyRow, RegistryDB, RegistryDBError
 from telemetry.config import ApiKeySpec, Ident
 
@@ -130,7 +130,7 @@ def key_router() -> APIRouter:
             ]
         return out
 
-    @r.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED)
+    @r.post("", response_model=KeyCreated, status_code=status.HTTP_201_CREATED, dependencies=WRITE)
     def create_key(body: KeyCreate, ctx: Ctx, caller: Caller, response: Response) -> KeyCreated:
         """Make a key. The answer carries the key once; only its SHA-256 digest is kept."""
         _check_manager(caller)
@@ -192,7 +192,7 @@ def key_router() -> APIRouter:
         response.headers["Cache-Control"] = "no-store"
         return KeyCreated(**_row_public(row, now).model_dump(), key=key)
 
-    @r.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+    @r.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=WRITE)
     def revoke_key(name: str, ctx: Ctx, caller: Caller) -> Response:
         """Revoke a key at once; revoking it again changes nothing."""
         _check_manager(caller)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found, query_tenants, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, not_found, query_tenants, require_writer
 from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
@@ -130,7 +130,7 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
             raise not_found(f"{kind} {object_id!r}")
 
     r.add_api_route(f"/{path}", list_objects, methods=["GET"], tags=tag)
-    r.add_api_route(f"/{path}", put_object, methods=["PUT"], tags=tag)
+    r.add_api_route(f"/{path}", put_object, methods=["PUT"], tags=tag, dependencies=WRITE)
     r.add_api_route(f"/{path}/{{tenant}}/{{object_id}}", get_object, methods=["GET"], tags=tag)
     r.add_api_route(
         f"/{path}/{{tenant}}/{{object_id}}",
@@ -138,6 +138,7 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
         methods=["DELETE"],
         status_code=status.HTTP_204_NO_CONTENT,
         tags=tag,
+        dependencies=WRITE,
     )
 
 

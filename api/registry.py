@@ -45,7 +45,7 @@ from api.configroutes import (
     read_body,
     whole_admin_of,
 )
-from api.context import AppContext, Caller, Ctx, not_found
+from api.context import WRITE, AppContext, Caller, Ctx, not_found
 
 __all__ = ["registry_router"]
 
@@ -158,7 +158,7 @@ def registry_router() -> APIRouter:
             items = [t for t in items if caller.sees(str(t.get("id")))]
         return mask(items)
 
-    @r.post("/registry/{path:path}", status_code=status.HTTP_201_CREATED)
+    @r.post("/registry/{path:path}", status_code=status.HTTP_201_CREATED, dependencies=WRITE)
     async def create(
         path: RegPath,
         request: Request,
@@ -195,7 +195,7 @@ def registry_router() -> APIRouter:
         response.headers["ETag"] = f'"{rev}"'
         return {"rev": rev, "dry_run": dry_run, "item": mask(body)}
 
-    @r.put("/registry/{path:path}")
+    @r.put("/registry/{path:path}", dependencies=WRITE)
     async def replace(
         path: RegPath,
         request: Request,
@@ -260,7 +260,7 @@ def registry_router() -> APIRouter:
         response.headers["ETag"] = f'"{rev}"'
         return {"rev": rev, "dry_run": dry_run, "item": mask(body)}
 
-    @r.delete("/registry/{path:path}", status_code=status.HTTP_204_NO_CONTENT)
+    @r.delete("/registry/{path:path}", status_code=status.HTTP_204_NO_CONTENT, dependencies=WRITE)
     async def delete(
         path: RegPath,
         ctx: Ctx,
