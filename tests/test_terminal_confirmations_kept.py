@@ -22,6 +22,7 @@ import pytest
 from alerts.alarmevent import AlarmEvent
 from alerts.alarms import TERMINAL_RULE
 from gateway.jt808 import Jt808Gateway, Jt808Server, VehicleRef
+from gateway.jt808.confirmations import HeldConfirmations
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load_registry
 from telemetry.jt808 import (
@@ -312,3 +313,66 @@ async def test_a_gateway_restarted_still_keeps_a_confirmation_for_a_terminal_it_
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_kept_confirmation_outlives_a_restart_of_the_gateway(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    """The operator acknowledges while the terminal is away: the gateway keeps the confirmation,
+    then restarts before the terminal comes back; the confirmation was kept in its spool folder
+    and goes at the terminal's authentication."""
+
+    def gateway() -> Jt808Gateway:
+        return Jt808Gateway(
+            registry,
+            listen=("127.0.0.1", 0),
+            broker=(mosquitto.host, mosquitto.port),
+            spool_dir=tmp_path / "jt808",
+            secret=SECRET,
+        )
+
+    gw, stop = gateway(), asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
+        async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
+            await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
+            reg = await terminal.next()
+            assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
+            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            assert isinstance(await terminal.next(), PlatformResponse)
+        await eventually(lambda: _now(not gw.server.by_vehicle), 5, "the terminal gone")
+        async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
+            emergency = {"command": "confirm_alarm", "alarm_type": int(Alarm.EMERGENCY)}
+            await hub.publish(COMMAND, orjson.dumps({**emergency, "alarm_serial": 0}), qos=1)
+        await eventually(lambda: _now(len(gw.server.held) == 1), 10, "the confirmation kept")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)  # the gateway restarts before the terminal is back
+    gw, stop = gateway(), asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        assert len(gw.server.held) == 1
+        async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
+            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            assert isinstance(await terminal.next(), PlatformResponse)
+            assert await terminal.next() == AlarmConfirm(0, int(Alarm.EMERGENCY))
+        assert len(gw.server.held) == 0
+        assert (tmp_path / "jt808" / "held-jt808-jt808.json").read_bytes() == b"[]"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def test_kept_confirmations_round_trip_and_a_bad_file_is_refused() -> None:
+    held = HeldConfirmations(86_400_000)
+    held.hold(VehicleRef("acme-chem", "tanker-01"), 1, 1_000)
+    held.hold(VehicleRef("acme-chem", "tanker-01"), 8, 2_000)
+    again = HeldConfirmations(86_400_000)
+    assert again.load(held.dump()) == 1
+    assert again.take(VehicleRef("acme-chem", "tanker-01"), 5_000) == (9, 3_000)
+    for bad in (b"{", b"[[1]]", b'[["t", "v", 0, 1]]', b'[["t", "v", 4294967296, 1]]'):
+        with pytest.raises(ValueError):
+            HeldConfirmations(1).load(bad)

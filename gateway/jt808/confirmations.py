@@ -5,12 +5,15 @@ set raises nothing new, so a confirmation dropped because the terminal was away 
 alarm active for good. The gateway keeps it instead and sends it when the terminal
 authenticates again: one entry per vehicle (the OR of the alarm types asked, serial 0: all of
 them), dropped when older than `max_age_ms` (the newest request counts), since a terminal away
-that long has likely been reset or replaced.
+that long has likely been reset or replaced. `dump` and `load` carry them over a restart of the
+gateway (its owner keeps them in a file).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import orjson
 
 from gateway.jt808.directory import VehicleRef
 
@@ -40,7 +43,7 @@ class HeldConfirmations:
             self._held[ref] = _Held(alarm_type, now_ms)
         else:
             held.alarm_type |= alarm_type
-            held.since_ms = now_ms
+            held.since_ms = max(held.since_ms, now_ms)
 
     def take(self, ref: VehicleRef, now_ms: int) -> tuple[int, int] | None:
         """The alarm type kept for the vehicle and its age (ms), forgotten here; None when
@@ -49,6 +52,26 @@ class HeldConfirmations:
         if held is None:
             return None
         return held.alarm_type, now_ms - held.since_ms
+
+    def dump(self) -> bytes:
+        """What is kept, as JSON: [[tenant, vehicle, alarm type, since ms], ...]."""
+        return orjson.dumps(
+            sorted([r.tenant, r.vehicle, h.alarm_type, h.since_ms] for r, h in self._held.items())
+        )
+
+    def load(self, data: bytes) -> int:
+        """Take up what `dump` wrote (kept before, the newer request wins); how many. Raise
+        ValueError for data that is not such a dump (nothing taken then)."""
+        try:
+            rows = [(str(t), str(v), int(a), int(s)) for t, v, a, s in orjson.loads(data)]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not kept confirmations: {exc}") from exc
+        for tenant, vehicle, alarm_type, _ in rows:
+            if not 0 < alarm_type < 1 << 32:
+                raise ValueError(f"alarm type {alarm_type} of {tenant}/{vehicle} is not a DWORD")
+        for tenant, vehicle, alarm_type, since in rows:
+            self.hold(VehicleRef(tenant, vehicle), alarm_type, since)
+        return len(rows)
 
     def expire(self, now_ms: int) -> list[VehicleRef]:
         """Forget what is older than `max_age_ms`; the vehicles forgotten."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
 from collections import Counter
@@ -32,6 +31,7 @@ import orjson
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.keep import read_held, read_served, write_aside
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -131,9 +131,10 @@ class Jt808Server:
         hold_confirmations_s: float = 86400.0,
         clock_ms: Callable[[], int] = _wall_ms,
         served_file: Path | None = None,
+        held_file: Path | None = None,
     ) -> None:
         """`served_file`: where the vehicles served here are kept across a restart (see
-        `served`)."""
+        `served`); `held_file`: the same for the confirmations kept (`held`)."""
         self.directory = Directory(registry.vehicles.values(), secret)
         self.report_every_s = report_every_s
         self._reported: Counter[str] = Counter()  # the counters as last logged
@@ -146,12 +147,14 @@ class Jt808Server:
         self.by_vehicle: dict[VehicleRef, _Connection] = {}
         # confirmations for terminals away, sent at their next authentication
         self.held = HeldConfirmations(int(hold_confirmations_s * 1000))
+        self._held_file = held_file
+        read_held(self.held, held_file)
         # the vehicles whose terminal authenticated here (kept in `served_file` across a
         # restart: a command made while this gateway was down comes before its terminal): only
         # for them is a confirmation kept (every gateway on the broker gets every command; one
         # that never served the terminal would send it, stale, when the terminal came later)
         self._served_file = served_file
-        self.served: set[VehicleRef] = _read_served(served_file)
+        self.served: set[VehicleRef] = read_served(served_file)
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: tuple[str, int] | None = None
@@ -266,18 +269,13 @@ class Jt808Server:
                 conn.close()
 
     def _write_served(self) -> None:
-        """Keep `served` in its file (written aside and renamed; a failure is logged: only the
-        confirmations of a restart are at stake)."""
-        path = self._served_file
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(orjson.dumps(sorted([r.tenant, r.vehicle] for r in self.served)))
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("jt808: the vehicles served here not written to %s: %s", path, exc)
+        """Keep `served` in its file."""
+        data = orjson.dumps(sorted([r.tenant, r.vehicle] for r in self.served))
+        write_aside(self._served_file, data, "the vehicles served here")
+
+    def _write_held(self) -> None:
+        """Keep the confirmations kept (`held`) in their file."""
+        write_aside(self._held_file, self.held.dump(), "the alarm confirmations kept")
 
     def forget(self, conn: _Connection) -> None:
         self.connections.discard(conn)
@@ -297,6 +295,7 @@ class Jt808Server:
         if conn is None or not conn.authenticated:
             if alarm_type and ref in self.served:
                 self.held.hold(ref, int(alarm_type), self.clock_ms())
+                self._write_held()
                 self.counters["confirmations_held"] += 1
             return False
         conn.write(conn.session.confirm_alarm(alarm_serial, int(alarm_type)))
@@ -309,6 +308,7 @@ class Jt808Server:
         held = self.held.take(ref, self.clock_ms())
         if held is None:
             return
+        self._write_held()
         alarm_type, age_ms = held
         conn.write(conn.session.confirm_alarm(0, alarm_type))
         self.counters["alarm_confirmations"] += 1
@@ -325,6 +325,8 @@ class Jt808Server:
     def expire_confirmations(self) -> int:
         """Drop the kept confirmations older than `hold_confirmations_s`; how many."""
         old = self.held.expire(self.clock_ms())
+        if old:
+            self._write_held()
         for ref in old:
             self.counters["confirmations_expired"] += 1
             log.warning(
@@ -386,6 +388,7 @@ class Jt808Gateway:
             report_every_s=report_every_s,
             hold_confirmations_s=hold_confirmations_s,
             served_file=spool_dir / f"served-jt808-{name}.json",
+            held_file=spool_dir / f"held-jt808-{name}.json",
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(
@@ -408,15 +411,3 @@ class Jt808Gateway:
                 tg.create_task(self.server.serve(stop), name="jt808-server")
         finally:
             self.spool.close()
-
-
-def _read_served(path: Path | None) -> set[VehicleRef]:
-    """The vehicles served here before a restart (none without a file, or with an unreadable
-    one, logged)."""
-    if path is None or not path.exists():
-        return set()
-    try:
-        return {VehicleRef(str(t), str(v)) for t, v in orjson.loads(path.read_bytes())}
-    except (OSError, ValueError, TypeError) as exc:
-        log.warning("jt808: %s not read (%s): nothing kept until terminals come back", path, exc)
-        return set()
