@@ -92,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--spool-dir", type=Path, default=Path("spool"))
     j.add_argument("--spool-max-mb", type=float, default=256.0)
     j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
+    j.add_argument(
+        "--hold-confirmations-s",
+        type=float,
+        default=86400.0,
+        help="keep an alarm confirmation for a terminal away this long (default a day)",
+    )
     j.add_argument("--name", default="jt808", help="gateway name (spool file, drop reports)")
     j.add_argument(
         "--broker-user",
@@ -306,6 +312,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             spool_dir=args.spool_dir,
             secret=secret.encode() if secret else None,
             idle_timeout_s=args.idle_timeout_s,
+            hold_confirmations_s=args.hold_confirmations_s,
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             name=args.name,
             username=args.broker_user,

@@ -376,3 +376,24 @@ def test_kept_confirmations_round_trip_and_a_bad_file_is_refused() -> None:
     for bad in (b"{", b"[[1]]", b'[["t", "v", 0, 1]]', b'[["t", "v", 4294967296, 1]]'):
         with pytest.raises(ValueError):
             HeldConfirmations(1).load(bad)
+
+
+def test_the_jt808_command_takes_how_long_confirmations_are_kept(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`hazardhub jt808 --hold-confirmations-s N` reaches the gateway (the gateway itself stands
+    in for one that records what it was given; nothing is run)."""
+    import gateway.jt808
+    from hazardhub import cli
+
+    given: dict[str, object] = {}
+
+    class Recorded:
+        def __init__(self, *args: object, **kw: object) -> None:
+            given.update(kw)
+
+    monkeypatch.setattr(gateway.jt808, "Jt808Gateway", Recorded)
+    monkeypatch.setattr(cli, "_run", lambda main: 0)
+    config = ROOT / "examples" / "demo.yaml"
+    assert cli.main(["jt808", "-c", str(config), "--hold-confirmations-s", "3600"]) == 0
+    assert given["hold_confirmations_s"] == 3600.0
+    assert cli.main(["jt808", "-c", str(config)]) == 0
+    assert given["hold_confirmations_s"] == 86400.0
