@@ -20,6 +20,7 @@ from alerts.alarmevent import (
     AT_LEVEL_NAME,
     AT_PEAK,
     AT_RAISED_AT,
+    AT_STARTED_TS,
     AT_STATE,
     AT_TIER,
     AT_VALUE,
@@ -113,6 +114,10 @@ class AlarmRows:
             work.open[point] = row
         elif after == 0:
             kind = "cleared"
+            # never before it started: a no-data alarm raised on the hub's clock while a
+            # gateway's link was down ends at the first reading its spool then brings, which
+            # was measured before the raise's stamp (the silence was the link's): a moment then
+            ts = max(ts, row[AT_STARTED_TS])
             self._set_lifecycle(row, self._step(lifecycle_key("clear", row), row))
             row[AT_STATE] = "cleared"
             row[AT_ENDED_TS] = ts

@@ -1,7 +1,14 @@
 """No data: a sensor with a no-data timeout that stays silent past it raises NO_DATA, at its last
 data reading's time plus the timeout (comm-loss readings and gaps between readings are judged
 with the batch, in `alerts.evaluate`). A sensor that never had data is silent from the first time
-the hub's clock is given on."""
+the hub's clock is given on.
+
+Silent means on both clocks: its last data reading is older than the timeout in event time, and
+no reading with a value of it has arrived for the timeout on the hub's clock (`last_arrival`).
+A gateway draining its spool after an outage sends old readings in order: they are not silence
+(each judged in event time; a real gap between two of them still raises, with the batch). And a
+gateway whose clock runs behind the hub's does not make its sensors flap between no data and
+data on every tick."""
 
 from __future__ import annotations
 
@@ -37,7 +44,9 @@ def silence(table: RuleTable, new: CoreState, now: int, rows: I64 | None = None)
         return None
     s = _sensors(span, past)
     last, timeout = last[past], timeout[past]
-    due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS))
+    # and nothing with a value arrived for the timeout (NO_TS: never, silent)
+    quiet = new.last_arrival[s] < now - timeout
+    due = np.flatnonzero((new.level[s, NO_DATA] == 0) & (last != NO_TS) & quiet)
     if not due.shape[0]:
         return None
     k = due.shape[0]

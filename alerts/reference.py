@@ -208,9 +208,12 @@ class ReferenceCore(Rewinding):
         self._set(s, t, v, FROZEN, int(frozen), out)
 
     def _silence(self, s: int, now: int, out: list[Row]) -> None:
+        """Silent on both clocks: no data for the timeout in event time, and nothing with a
+        value arrived for it on the hub's (`alerts.nodata`)."""
         timeout, last = int(self.table.no_data[s]), self.last_data[s]
         idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
-        if idle and now - last > timeout:
+        quiet = self.last_arrival[s] == NO_TS or now - self.last_arrival[s] > timeout
+        if idle and quiet and now - last > timeout:
             self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
 
     def _votes(

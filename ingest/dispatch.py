@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
@@ -268,24 +269,33 @@ class Dispatcher(StateSaving):
                 self._gateways_down.discard(c.alarm_id)
         return events
 
+    def _heard_by_arrival(self) -> npt.NDArray[np.int64]:
+        """The sensors whose silence is judged on the hub's clock too: the feedbacks of
+        protective actions (`alerts.verify`) and the sensors with a no-data timeout
+        (`alerts.nodata`)."""
+        t = self.table
+        timed = np.arange(t.size, dtype=np.int64)[t.no_data_rows]
+        return np.union1d(t.verify_pair_feedback.astype(np.int64), timed)
+
     async def heard_feeds(self, at: int) -> None:
-        """Count every feedback sensor of a protective action as heard at `at` (a connection
-        to the broker, which may hold their readings of the time the hub was away): a demand
-        pending then fails only if none of them is heard within its grace after it, instead of
+        """Count every sensor judged on arrival (a feedback of a protective action, a sensor
+        with a no-data timeout) as heard at `at` (a connection to the broker, which may hold
+        their readings of the time the hub was away): a demand pending then fails, and a sensor
+        goes silent, only if it is not heard within its grace or timeout after it, instead of
         at the first tick, before the backlog is judged."""
         async with self._lock:
-            feeds = self.table.verify_pair_feedback
+            feeds = self._heard_by_arrival()
             arrived = self.state.last_arrival
             arrived[feeds] = np.maximum(arrived[feeds], at)
 
     async def excuse_feeds(self, away_ms: int, now: int) -> None:
         """The hub was away from the broker for `away_ms` until `now` (a lost link, now back):
-        that time does not count as silence of the feedback sensors, whose readings of it the
-        broker may hold; each one's grace resumes where it stood when the link was lost (never
-        past `now`). A feed never heard yet (new, or judged afresh after a reload while away)
-        counts as heard now, as at the start."""
+        that time does not count as silence of the sensors judged on arrival, whose readings
+        of it the broker or their gateway's spool may hold; each one's grace or timeout resumes
+        where it stood when the link was lost (never past `now`). One never heard yet (new, or
+        judged afresh after a reload while away) counts as heard now, as at the start."""
         async with self._lock:
-            feeds = self.table.verify_pair_feedback
+            feeds = self._heard_by_arrival()
             arrived = self.state.last_arrival
             fresh = arrived[feeds] == NO_TS
             arrived[feeds[fresh]] = now

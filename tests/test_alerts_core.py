@@ -142,15 +142,39 @@ def test_silence_beyond_the_timeout_raises_no_data_against_now():
     table = compile_table([sensor(0, METHANE, no_data_s=30)])
     state, tr, _ = evaluate(table, cols(0, [1000], [0.1]), CoreState.empty(1), now=2_000)
     assert len(tr) == 0
-    state, tr, _ = evaluate(table, cols(0, [], []), state, now=31_000)
-    assert len(tr) == 0
     state, tr, _ = evaluate(table, cols(0, [], []), state, now=31_001)
-    assert side_rows(tr, NO_DATA) == [(31_000, 1)]
+    # silent for 30 s in event time, but it arrived at 2 s: silent on the hub's clock at 32 s
+    assert len(tr) == 0
+    state, tr, _ = evaluate(table, cols(0, [], []), state, now=32_000)
+    assert len(tr) == 0
+    state, tr, _ = evaluate(table, cols(0, [], []), state, now=32_001)
+    assert side_rows(tr, NO_DATA) == [(31_000, 1)]  # stamped in event time
     state, tr, _ = evaluate(table, cols(0, [40_000], [0.1]), state, now=40_500)
     assert side_rows(tr, NO_DATA) == [(40_000, 0)]
     # a gap in event time inside one batch raises and clears
     _, tr, _ = evaluate(table, cols(0, [50_000, 90_000], [0.1, 0.1]), state, now=90_100)
     assert side_rows(tr, NO_DATA) == [(80_000, 1), (90_000, 0)]
+
+
+def test_a_backlog_drained_late_or_a_gateway_clock_behind_is_not_silence():
+    """Readings that arrive late but in order (a gateway's spool drained after an outage, or a
+    gateway whose clock runs 2 min behind the hub's) keep the sensor heard: no no-data on the
+    hub's clock, and no flapping; a real gap between two of them still raises."""
+    table = compile_table([sensor(0, METHANE, no_data_s=30)])
+    state = CoreState.empty(1)
+    for k in range(20):  # one reading a second, each 120 s old when it arrives
+        ts = 1_000_000 + k * 1000
+        state, tr, _ = evaluate(table, cols(0, [ts], [0.1]), state, now=ts + 120_000)
+        assert side_rows(tr, NO_DATA) == [], k
+        state, tr, _ = evaluate(table, cols(0, [], []), state, now=ts + 120_500)  # a tick
+        assert side_rows(tr, NO_DATA) == [], k
+    # the gateway dies: silent on both clocks 30 s after the last arrival
+    last = 1_019_000
+    _, tr, _ = evaluate(table, cols(0, [], []), state, now=last + 120_000 + 30_001)
+    assert side_rows(tr, NO_DATA) == [(last + 30_000, 1)]
+    # a gap in the backlog itself (no readings measured for 40 s) raises and clears with it
+    _, tr, _ = evaluate(table, cols(0, [last + 40_000], [0.1]), state, now=last + 160_000)
+    assert side_rows(tr, NO_DATA) == [(last + 30_000, 1), (last + 40_000, 0)]
 
 
 def test_a_sensor_never_heard_from_times_out_from_the_first_now():

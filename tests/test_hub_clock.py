@@ -1,5 +1,6 @@
 """The hub's clock runs the core even when nothing arrives: a sensor that goes silent raises its
-no-data alarm, and alarm events reach the time-series store too."""
+no-data alarm, and alarm events reach the time-series store too; a backlog drained after an
+outage is not silence."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import time
 import aiomqtt
 import numpy as np
 
+from alerts.alarms import AlarmBook
+from alerts.state import Transitions
+from alerts.statedb import StateDB
+from alerts.table import NO_DATA, compile_table
 from hazardhub.hub import Hub, HubSettings
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.base import ReadingBatch
+from ingest.store.sqlite import SqliteStore
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
@@ -78,3 +87,80 @@ async def test_silence_raises_no_data_without_any_message(mosquitto, tmp_path):
             return events if {e.side for e in events} >= {"above", "no_data"} else None
 
         await eventually(stored, 5, "the alarm events in the time-series store")
+
+
+def _reading(index: int, ts: int, seq: int) -> ReadingBatch:
+    return ReadingBatch(
+        np.array([index], np.int32),
+        np.array([ts], np.int64),
+        np.array([5.0]),
+        np.zeros(1, np.uint8),
+        np.array([1], np.int64),
+        np.array([seq], np.int64),
+    )
+
+
+async def test_a_backlog_drained_after_an_outage_raises_no_false_no_data(tmp_path):
+    """The broker was down for 140 s (the hub away, the gateway spooling): at the reconnection
+    the time away is excused, and the spool's readings, arriving over a minute in order and
+    120-150 s old, keep the sensor heard: no no-data alarm. A gateway that then stays silent
+    raises it, stamped in event time (real SQLite state, the dispatcher's own clock steps)."""
+    config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
+    registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    d = Dispatcher(registry, store, db, Metrics())
+    gas = registry.sensor("gas-1").index
+    t0 = 1_800_000_000_000
+    try:
+        await d.heard_feeds(t0)
+        await d.judge(_reading(gas, t0, 0), [], t0)
+        assert await d.tick(t0 + 10_000) == []
+        back = t0 + 150_000  # the link is back after 140 s away
+        await d.excuse_feeds(140_000, back)
+        for k in range(1, 121):  # the spool drains: a reading of each second, two a second
+            at = back + k * 500
+            events = await d.judge(_reading(gas, t0 + k * 1000, k), [], at)
+            events += await d.tick(at + 250)
+            assert [e for e in events if e.side == "no_data"] == [], k
+        # then the gateway dies: silent on the hub's clock 30 s after the last arrival
+        last = back + 120 * 500
+        assert [e for e in await d.tick(last + 29_000) if e.side == "no_data"] == []
+        raised = [e for e in await d.tick(last + 31_000) if e.side == "no_data"]
+        assert [(e.kind, e.sensor, e.ts) for e in raised] == [
+            ("raised", "gas-1", t0 + 120_000 + 30_000),
+            ("raised", "device:t/s/d", t0 + 120_000 + 30_000),  # its only sensor: the device
+        ]
+    finally:
+        await store.close()
+        db.close()
+
+
+def test_an_alarm_never_ends_before_it_started(tmp_path):
+    """A no-data alarm raised on the hub's clock while a gateway's link was down, cleared by
+    the first reading its spool brings (measured before the raise's stamp), ends when it
+    started: a moment, not a negative duration."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "clock.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    try:
+        book = AlarmBook(db, registry, compile_table(registry.sensors))
+        gas = registry.sensor("gas-1").index
+
+        def tr(ts: int, after: int) -> Transitions:
+            return Transitions(
+                np.array([gas], np.int32),
+                np.array([ts], np.int64),
+                np.array([np.nan]),
+                np.array([NO_DATA], np.uint8),
+                np.array([1 - after], np.int8),
+                np.array([after], np.int8),
+            )
+
+        book.apply(tr(50_000, 1), 60_000)
+        [cleared] = book.apply(tr(42_000, 0), 70_000)
+        assert (cleared.kind, cleared.ts) == ("cleared", 50_000)
+        [row] = db.list_alarms(None, sensor="gas-1")
+        assert (row.started_ts, row.ended_ts) == (50_000, 50_000)
+    finally:
+        db.close()
