@@ -29,7 +29,7 @@ from alerts.notify.enqueue import _event_json
 from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter, Routing
-from alerts.notify.stages import matches
+from alerts.notify.stages import holders, matches
 from alerts.notify.store import NotifyStore
 from alerts.statedb import StateDB
 from telemetry.notifyconfig import (
@@ -90,6 +90,7 @@ class Notifier(Routing):
         self._matched = {}
         self._read = 0  # journal events read by the last route
         self._holds = {}
+        self._held = set()
         self._released_repeats = []
         self.delivery = Delivery(
             self.store, senders, self.settings, clock=clock, count=self._count, wake=self.wake.set
@@ -152,6 +153,7 @@ class Notifier(Routing):
             if not events:
                 return 0
             views = [self._view(e) for e in events]
+            self._held = self.outbox.holds_of({v.alarm_id for v in views if holders(v)})
             freed = self._freed(ro, views)
             sensors = {v.sensor for v in views} | {v.sensor for v, _, _, _ in freed}
             active, down = self.store.inhibition_context(ro, sensors)

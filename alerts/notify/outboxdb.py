@@ -225,6 +225,22 @@ class OutboxDB:
         """Drop (alarm, subscription) holds, in the open transaction."""
         con.executemany("DELETE FROM held WHERE alarm = ? AND subscription = ?", holds)
 
+    def holds_of(self, alarms: set[int]) -> set[tuple[int, str]]:
+        """The (alarm, subscription) holds of these alarms."""
+        ids = sorted(alarms)
+        out: set[tuple[int, str]] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            out.update(
+                (int(a), str(sub))
+                for a, sub in self.query(
+                    "SELECT alarm, subscription FROM held "
+                    f"WHERE alarm IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        return out
+
     def held_by(self, holders: Sequence[str]) -> list[tuple[int, str, str]]:
         """The holds of these holders: (alarm, subscription, holder)."""
         out: list[tuple[int, str, str]] = []

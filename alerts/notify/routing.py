@@ -51,6 +51,7 @@ class Routing(Enqueuing):
     # for the routing's outbox transaction: the holds made (holder) or ended (None) by
     # (alarm, subscription), the last word wins; and the repeats a release makes needless
     _holds: dict[tuple[int, str], str | None]
+    _held: set[tuple[int, str]]  # the holds of the routed events' alarms before the routing
     _released_repeats: list[tuple[int, str]]
 
     def _count(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -119,9 +120,8 @@ class Routing(Enqueuing):
             n = len(subs) - len(told)
             self._count("hazardhub_notifications_held_total", n, reason="inhibited")
             self._record_holds(view, subs, down)
-        if holders(view):  # told now: nothing to tell it when a holder clears
-            for sub in told:
-                self._holds[(view.alarm_id, f"{view.tenant}/{sub.id}")] = None
+        if holders(view):
+            told = self._not_held(view, told)
         subs = told
         if not subs:
             return 0
@@ -141,6 +141,27 @@ class Routing(Enqueuing):
         if not by:
             return subs
         return tuple(s for s in subs if not any(matches(s, view.tenant, h) for h in by))
+
+    def _not_held(
+        self, view: EventView, subs: tuple[SubscriptionSpec, ...]
+    ) -> tuple[SubscriptionSpec, ...]:
+        """Of the subscriptions the event would go to, those its alarm is not held back from:
+        one never told of the raise is not told of the rest (an escalation, a clear) either;
+        it is told when the holder clears (`_release`), or never if the alarm ended first.
+        The others are told, and nothing is left to release to them."""
+        told = []
+        for sub in subs:
+            hold = (view.alarm_id, f"{view.tenant}/{sub.id}")
+            held = self._holds[hold] is not None if hold in self._holds else hold in self._held
+            if not held:
+                told.append(sub)
+                self._holds[hold] = None
+            elif not view.active:  # the alarm ended while held: nothing to release
+                self._holds[hold] = None
+        if len(told) < len(subs):
+            n = len(subs) - len(told)
+            self._count("hazardhub_notifications_held_total", n, reason="inhibited")
+        return tuple(told)
 
     def _record_holds(
         self, view: EventView, subs: tuple[SubscriptionSpec, ...], down: frozenset[str]
