@@ -373,7 +373,7 @@ class AlarmBook(GatewayAlarms):
             work,
             (tenant, site, device, device_alarm_id(*key), DEVICE_RULE, NO_DATA),
             1 if down else 0,
-            ("device_comm_loss", "orange", _DEVICE_ACTION),
+            ("device_comm_loss", "orange", _DEVICE_ACTION) if down else _NORMAL,
             ts,
             math.nan,
             arrival,

@@ -8,6 +8,7 @@ as a drop report, which the publisher sends once the link is back (nothing vanis
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from gateway.errors import GatewayError
 
 __all__ = ["DropReport", "Spool", "SpoolError", "Spooled"]
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -182,6 +185,16 @@ class Spool:
             # position's `{root}/{tenant}/vehicles/{vehicle}/position`)
             parts = topic.split("/")
             site = parts[-3] if len(parts) >= 3 else ""
+            first = not self._db.execute(
+                "SELECT 1 FROM drops_open WHERE site = ? AND device = ?", (site, device)
+            ).fetchone()
+            if first:  # once per device until its report is made (they are counted meanwhile)
+                log.warning(
+                    "spool: dropping the oldest batches of %s (%s); counted, and reported once "
+                    "the link is back",
+                    device,
+                    reason,
+                )
             self._db.execute(
                 "INSERT INTO drops_open (site, device, batches, readings, first_created, "
                 "last_created, reason) VALUES (?, ?, 1, ?, ?, ?, ?) "

@@ -57,6 +57,21 @@ def test_byte_limit_drops_oldest_and_reports_them(tmp_path):
     assert spool.drop_reports() == []
 
 
+def test_dropping_is_logged_once_per_device_until_its_report(tmp_path, caplog):
+    now = [1_000]
+    spool = make_spool(tmp_path / "s.db", now, max_bytes=250)
+    with caplog.at_level("WARNING", logger="gateway.spool"):
+        for seq in range(6):
+            spool.push("hh/t/face-1/d1/telemetry", b"x" * 100, "d1", 7, seq, 3)
+        assert [r.message for r in caplog.records].count(
+            "spool: dropping the oldest batches of d1 (spool full); counted, and reported "
+            "once the link is back"
+        ) == 1
+        spool.drop_reports()  # the report is made: the next drop is told again
+        spool.push("hh/t/face-1/d1/telemetry", b"x" * 100, "d1", 7, 6, 3)
+        assert len(caplog.records) == 2
+
+
 def test_a_report_is_frozen_until_cleared_and_drops_meanwhile_go_into_the_next(tmp_path):
     """A gateway that dies after publishing a report and before clearing it sends the very same
     report again (the hub records it once), and what it dropped meanwhile as a report of its

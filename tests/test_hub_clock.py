@@ -10,8 +10,9 @@ import time
 import aiomqtt
 import numpy as np
 
-from alerts.alarms import AlarmBook
-from alerts.state import Transitions
+from alerts.alarms import AlarmBook, AlarmEvent
+from alerts.evaluate import CoreState, evaluate
+from alerts.state import Readings, Transitions
 from alerts.statedb import StateDB
 from alerts.table import NO_DATA, compile_table
 from hazardhub.hub import Hub, HubSettings
@@ -21,6 +22,7 @@ from ingest.store.base import ReadingBatch
 from ingest.store.sqlite import SqliteStore
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import HubConfig
+from telemetry.quality import Quality
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
@@ -162,5 +164,42 @@ def test_an_alarm_never_ends_before_it_started(tmp_path):
         assert (cleared.kind, cleared.ts) == ("cleared", 50_000)
         [row] = db.list_alarms(None, sensor="gas-1")
         assert (row.started_ts, row.ended_ts) == (50_000, 50_000)
+    finally:
+        db.close()
+
+
+def test_a_devices_comm_loss_clears_with_level_name_normal(tmp_path):
+    """Like every clear: the device's comm-loss alarm ends at level_name normal, tier none."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "clock.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    try:
+        table = compile_table(registry.sensors)
+        book = AlarmBook(db, registry, table)
+        gas = registry.sensor("gas-1").index
+        state = CoreState.empty(len(registry.sensors))
+
+        def step(quality: int, ts: int) -> list[AlarmEvent]:
+            nonlocal state
+            state, tr, _ = evaluate(
+                table,
+                Readings(
+                    np.array([gas], np.int32),
+                    np.array([ts], np.int64),
+                    np.array([5.0]),
+                    np.array([quality], np.uint8),
+                ),
+                state,
+                ts,
+            )
+            return [e for e in book.apply(tr, ts, state) if e.sensor == "device:t/s/d"]
+
+        [raised] = step(int(Quality.COMM_LOSS), 1_000)
+        assert (raised.kind, raised.level_name, raised.tier) == (
+            "raised",
+            "device_comm_loss",
+            "orange",
+        )
+        [cleared] = step(int(Quality.GOOD), 2_000)
+        assert (cleared.kind, cleared.level_name, cleared.tier) == ("cleared", "normal", "none")
     finally:
         db.close()
