@@ -20,7 +20,9 @@
 * COMM_LOSS and STALE readings raise the NO_DATA side; any other reading is data and clears it.
   With a timeout, a gap between data readings longer than the timeout raises NO_DATA at
   last-data + timeout (cleared by the reading that ends the gap), and so does `now` when it is
-  past last-data + timeout. A sensor never heard from starts its clock at the first `now`.
+  past last-data + timeout and no reading with a value of the sensor, newer than its last, has
+  arrived (at a `now`) for the timeout (`alerts.nodata`). A sensor never heard from starts its
+  clock at the first `now`.
 * ACTION: see `alerts.verify`.
 * RATE (rate of rise) and EARLY (early warning) of sensors with those options: see `alerts.trend`.
 * FROZEN (a value that has not moved for the sensor's frozen time): see `alerts.frozen`.
@@ -182,10 +184,11 @@ def _evaluate(
     # each reading with a value its rules can judge (good or out of range, a number)
     valued_in = ((quality == Quality.GOOD) | (quality == Quality.OUT_OF_RANGE)) & np.isfinite(value)
     if now is not None and n_in:
-        # such a reading, not dropped as late: a feedback's stream that may still bring the
-        # confirmation (a fault or comm-loss reading, or an old one sent again, cannot)
-        dropped = late if rewind is None else late & ~rewind
-        new.last_arrival[sensor[valued_in & ~dropped]] = now
+        # such a reading, newer than the sensor's last: its stream is alive (a feedback's may
+        # still bring the confirmation; a sensor is not silent). A fault or comm-loss reading,
+        # or an old one sent again (even within the lateness window), is not heard: a gateway
+        # re-sending its last batch for ever must not keep a dead device heard
+        new.last_arrival[sensor[valued_in & ~late]] = now
     idx = _kept(todo, sensor, ts)
     s, t = sensor[idx], ts[idx]
     v, q = value[idx], quality[idx]

@@ -83,15 +83,15 @@ class ReferenceCore(Rewinding):
         rewind: dict[int, int] = {}  # rewound sensor: its earliest rewound time
         for i in range(len(ts)):
             s, t = int(sensor[i]), int(ts[i])
-            # a reading with a value, not dropped as late, is heard (`alerts.verify`): then
-            # `arrived` is `now`
+            # a reading with a value, newer than the sensor's last, is heard (`alerts.verify`,
+            # `alerts.nodata`): then `arrived` is `now`
             valued = int(quality[i]) in _VALUED and math.isfinite(value[i])
             arrived = now if valued else None
             if not table.watched[s]:
                 if arrived is not None:
                     self.last_arrival[s] = arrived
                 continue
-            if t <= self.last_ts[s]:
+            if t <= self.last_ts[s]:  # late: not heard, even when judged in the window
                 near = ck is not None and table.rewinds[s]
                 near = near and self.last_ts[s] - t <= table.lateness_ms
                 if near and ck is not None and t > ck.last_ts[s]:
@@ -101,7 +101,7 @@ class ReferenceCore(Rewinding):
                     late += 1
                     in_window += int(near)
                     continue
-            if arrived is not None:
+            elif arrived is not None:
                 self.last_arrival[s] = arrived
             rows.append((s, t, i, float(value[i]), int(quality[i])))
         rows.sort(key=lambda r: (r[0], r[1], r[2]))

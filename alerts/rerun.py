@@ -113,7 +113,8 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         hist_v,
         hist_n,
         np.zeros(trow.shape[0], dtype=np.int16),  # right-aligned
-        last_arrival=np.full(k, NO_TS, dtype=np.int64),  # the rewind judges no action
+        # the rewind judges no action; its silence needs the hub's clock too (`alerts.nodata`)
+        last_arrival=new.last_arrival[rows],
         frozen_since=new.ck_frozen_since[rows],
         **late,
     )

@@ -504,6 +504,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert outcome.late_in_window == in_window
         assert state.level.tolist() == ref.level
         assert state.frozen_since.tolist() == ref.frozen_since
+        assert state.last_arrival.tolist() == ref.last_arrival
         if window:
             assert ref.ck is not None
             for i in range(n):

@@ -211,3 +211,49 @@ def test_without_a_window_the_state_keeps_no_lateness_arrays():
     with_window = compile_table([sensor(0, THREE)], lateness_ms=1000, late_depth=4)
     state, _, _ = evaluate(with_window, cols(0, [2000], [11.0]), state)
     assert state.ring_ts.shape == (1, 4) and state.ck_last_ts.tolist() == [1000]
+
+
+def _both(table, state, ref, ts, values, now):
+    """One batch of sensor 0 through the core and the reference: the no-data rows of each."""
+    b = cols(0, ts, values)
+    state, tr, _ = evaluate(table, b, state, now=now)
+    rows = ref.evaluate(b.sensor, b.ts, b.value, b.quality, now)
+    core = [
+        (t, a)
+        for t, sd, a in zip(tr.ts.tolist(), tr.side.tolist(), tr.after.tolist(), strict=True)
+        if sd == NO_DATA
+    ]
+    return state, core, [(r[1], r[5]) for r in rows if r[3] == NO_DATA]
+
+
+def test_a_reading_rewound_in_the_window_is_judged_on_both_clocks():
+    """Readings arriving 120 s old (a gateway clock behind, a spool drained), then one sent again
+    3 s back, inside the lateness window: the rerun judges silence on the hub's clock too, as the
+    reference does; no false no-data."""
+    table = compile_table([sensor(0, (), no_data_s=30)], lateness_ms=10_000)
+    state, ref = CoreState.empty(1), ReferenceCore(table)
+    for k in range(10):
+        ts = 1_000_000 + k * 1000
+        state, core, expected = _both(table, state, ref, [ts], [0.1], ts + 120_000)
+        assert core == expected == [], k
+    state, core, expected = _both(table, state, ref, [1_006_000], [0.1], 1_129_300)
+    assert core == expected == []
+    assert int(state.level[0, NO_DATA]) == ref.level[0][NO_DATA] == 0
+
+
+def test_a_batch_sent_again_for_ever_does_not_keep_a_dead_device_heard():
+    """The device dies at 10 s; its gateway keeps re-sending its last batch (never
+    acknowledged): old readings are not heard, so no-data is raised one timeout after the last
+    new one arrived, by the core and the reference alike, and stays."""
+    table = compile_table([sensor(0, (), no_data_s=30)], lateness_ms=60_000)
+    state, ref = CoreState.empty(1), ReferenceCore(table)
+    state, core, expected = _both(table, state, ref, [8000, 9000, 10_000], [0.1] * 3, 10_100)
+    raised = []
+    for now in range(15_000, 120_001, 5000):
+        state, core, expected = _both(table, state, ref, [9000, 10_000], [0.1, 0.1], now)
+        assert core == expected, now
+        state, core, expected = _both(table, state, ref, [], [], now + 2500)
+        assert core == expected, now
+        raised += core
+    assert raised == [(40_000, 1)]
+    assert int(state.level[0, NO_DATA]) == ref.level[0][NO_DATA] == 1
