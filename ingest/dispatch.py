@@ -98,6 +98,9 @@ class Dispatcher(StateSaving):
         # and the terminals' own alarm bits (JT/T 808)
         self.terminal = TerminalAlarms()
         saved = snapshot.load(state_file) if state_file is not None else None
+        # when the state taken up was saved: the hub's stop since is excused at its first
+        # connection, the clocks of silence resuming where they stood (`heard_feeds`)
+        self._saved_ms: int | None = None if saved is None else saved.saved_ms
         if saved is not None:
             core, self.fleet, self.terminal = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
@@ -278,15 +281,22 @@ class Dispatcher(StateSaving):
         return np.union1d(t.verify_pair_feedback.astype(np.int64), timed)
 
     async def heard_feeds(self, at: int) -> None:
-        """Count every sensor judged on arrival (a feedback of a protective action, a sensor
-        with a no-data timeout) as heard at `at` (a connection to the broker, which may hold
-        their readings of the time the hub was away): a demand pending then fails, and a sensor
-        goes silent, only if it is not heard within its grace or timeout after it, instead of
-        at the first tick, before the backlog is judged."""
+        """The hub's first connection to the broker, at `at`, which may hold the readings of the
+        time the hub was stopped: the sensors judged on arrival (a feedback of a protective
+        action, a sensor with a no-data timeout) have their stop excused, each one's grace or
+        timeout resuming where it stood when the state taken up was saved; without a saved
+        state (or one never heard) they count as heard at `at`. A pending demand then fails,
+        and a sensor goes silent, only if not heard within its grace or timeout, instead of at
+        the first tick, before the backlog is judged; and a hub restarted again and again still
+        raises a silence that lasts."""
         async with self._lock:
-            feeds = self._heard_by_arrival()
-            arrived = self.state.last_arrival
-            arrived[feeds] = np.maximum(arrived[feeds], at)
+            saved, self._saved_ms = self._saved_ms, None
+            if saved is None:
+                feeds = self._heard_by_arrival()
+                arrived = self.state.last_arrival
+                arrived[feeds] = np.maximum(arrived[feeds], at)
+            else:
+                self._excuse(max(0, at - saved), at)
 
     async def excuse_feeds(self, away_ms: int, now: int) -> None:
         """The hub was away from the broker for `away_ms` until `now` (a lost link, now back):
@@ -295,13 +305,16 @@ class Dispatcher(StateSaving):
         where it stood when the link was lost (never past `now`). One never heard yet (new, or
         judged afresh after a reload while away) counts as heard now, as at the start."""
         async with self._lock:
-            feeds = self._heard_by_arrival()
-            arrived = self.state.last_arrival
-            fresh = arrived[feeds] == NO_TS
-            arrived[feeds[fresh]] = now
-            if away_ms > 0:
-                known = feeds[~fresh]
-                arrived[known] = np.minimum(arrived[known] + away_ms, now)
+            self._excuse(away_ms, now)
+
+    def _excuse(self, away_ms: int, now: int) -> None:
+        feeds = self._heard_by_arrival()
+        arrived = self.state.last_arrival
+        fresh = arrived[feeds] == NO_TS
+        arrived[feeds[fresh]] = now
+        if away_ms > 0:
+            known = feeds[~fresh]
+            arrived[known] = np.minimum(arrived[known] + away_ms, now)
 
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half

@@ -203,3 +203,38 @@ def test_a_devices_comm_loss_clears_with_level_name_normal(tmp_path):
         assert (cleared.kind, cleared.level_name, cleared.tier) == ("cleared", "normal", "none")
     finally:
         db.close()
+
+
+async def test_a_hub_restarted_again_and_again_still_raises_a_silence_that_lasts(
+    tmp_path, monkeypatch
+):
+    """The hub restarts every 20 s (a crash loop) with its saved state, the sensor's gateway
+    dead: each start excuses only the time it was stopped, the timeout (30 s) resumes where it
+    stood, and no-data is raised in the second run instead of never."""
+    config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
+    registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
+    clock = [1_800_000_000_000]
+    monkeypatch.setattr("ingest.state_saving._now_ms", lambda: clock[0])
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    state_file = tmp_path / "analytics-state.npz"
+    gas = registry.sensor("gas-1").index
+    t0 = clock[0]
+    raised: list[int] = []
+    try:
+        for run in range(3):
+            d = Dispatcher(registry, store, db, Metrics(), state_file=state_file)
+            await d.heard_feeds(clock[0])
+            if run == 0:
+                await d.judge(_reading(gas, t0, 0), [], t0)  # its last reading
+            for _ in range(4):  # 20 s up, ticking every 5 s
+                clock[0] += 5000
+                if [e for e in await d.tick(clock[0]) if e.side == "no_data"]:
+                    raised.append(clock[0] - t0)
+            await d.save_state()  # the hub stops
+            clock[0] += 2000  # and is down 2 s
+        assert raised and raised[0] <= 45_000, raised
+    finally:
+        await store.close()
+        db.close()
