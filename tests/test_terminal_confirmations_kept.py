@@ -267,6 +267,28 @@ async def test_hub_publishes_a_confirmation_once_when_its_broker_connection_is_b
     assert hub.metrics.total("hazardhub_terminal_confirmations_total") == 2
 
 
+def _spooled_gateway(registry: Registry, mosquitto, tmp_path: Path) -> Jt808Gateway:  # type: ignore[no-untyped-def]
+    """A JT/T 808 gateway with its spool folder in `tmp_path` (what it keeps over a restart)."""
+    return Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "jt808",
+        secret=SECRET,
+    )
+
+
+async def _served_once(gw: Jt808Gateway) -> str:
+    """tanker-01's terminal registers and authenticates at `gw`, then goes; its auth code."""
+    async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
+        await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
+        reg = await terminal.next()
+        assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
+        await terminal.send(Authenticate(reg.auth_code, "", ""))
+        assert isinstance(await terminal.next(), PlatformResponse)
+    return str(reg.auth_code)
+
+
 async def test_a_gateway_restarted_still_keeps_a_confirmation_for_a_terminal_it_served(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path
 ) -> None:
@@ -275,24 +297,13 @@ async def test_a_gateway_restarted_still_keeps_a_confirmation_for_a_terminal_it_
     spool folder, so it keeps the confirmation and sends it at the terminal's authentication."""
 
     def gateway() -> Jt808Gateway:
-        return Jt808Gateway(
-            registry,
-            listen=("127.0.0.1", 0),
-            broker=(mosquitto.host, mosquitto.port),
-            spool_dir=tmp_path / "jt808",
-            secret=SECRET,
-        )
+        return _spooled_gateway(registry, mosquitto, tmp_path)
 
     gw, stop = gateway(), asyncio.Event()
     task = asyncio.create_task(gw.run(stop))
     await asyncio.wait_for(gw.ready.wait(), 5)
     await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
-    async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
-        await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
-        reg = await terminal.next()
-        assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
-        await terminal.send(Authenticate(reg.auth_code, "", ""))
-        assert isinstance(await terminal.next(), PlatformResponse)
+    code = await _served_once(gw)
     stop.set()
     await asyncio.wait_for(task, 10)  # the gateway stops (an upgrade, a crash)
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
@@ -307,7 +318,7 @@ async def test_a_gateway_restarted_still_keeps_a_confirmation_for_a_terminal_it_
         )
         assert len(gw.server.held) == 1
         async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
-            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            await terminal.send(Authenticate(code, "", ""))
             assert isinstance(await terminal.next(), PlatformResponse)
             assert await terminal.next() == AlarmConfirm(0, int(Alarm.EMERGENCY))
     finally:
@@ -323,25 +334,14 @@ async def test_a_kept_confirmation_outlives_a_restart_of_the_gateway(  # type: i
     and goes at the terminal's authentication."""
 
     def gateway() -> Jt808Gateway:
-        return Jt808Gateway(
-            registry,
-            listen=("127.0.0.1", 0),
-            broker=(mosquitto.host, mosquitto.port),
-            spool_dir=tmp_path / "jt808",
-            secret=SECRET,
-        )
+        return _spooled_gateway(registry, mosquitto, tmp_path)
 
     gw, stop = gateway(), asyncio.Event()
     task = asyncio.create_task(gw.run(stop))
     try:
         await asyncio.wait_for(gw.ready.wait(), 5)
         await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
-        async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
-            await terminal.send(Register(32, 100, "HZHUB", "RAW-808", "0000001", 2, "苏A·D1234"))
-            reg = await terminal.next()
-            assert isinstance(reg, RegisterResponse) and reg.result == RegisterResponse.OK
-            await terminal.send(Authenticate(reg.auth_code, "", ""))
-            assert isinstance(await terminal.next(), PlatformResponse)
+        code = await _served_once(gw)
         await eventually(lambda: _now(not gw.server.by_vehicle), 5, "the terminal gone")
         async with aiomqtt.Client(mosquitto.host, mosquitto.port) as hub:
             emergency = {"command": "confirm_alarm", "alarm_type": int(Alarm.EMERGENCY)}
@@ -356,7 +356,7 @@ async def test_a_kept_confirmation_outlives_a_restart_of_the_gateway(  # type: i
         await asyncio.wait_for(gw.ready.wait(), 5)
         assert len(gw.server.held) == 1
         async with connected(*gw.server.address) as terminal:  # type: ignore[misc]
-            await terminal.send(Authenticate(reg.auth_code, "", ""))
+            await terminal.send(Authenticate(code, "", ""))
             assert isinstance(await terminal.next(), PlatformResponse)
             assert await terminal.next() == AlarmConfirm(0, int(Alarm.EMERGENCY))
         assert len(gw.server.held) == 0
