@@ -22,7 +22,9 @@ from api.auth import hash_key
 from api.configadmin import ConfigAdmin
 from api.context import AppContext
 from api.registrydb import RegistryDB
+from gateway.publisher import MqttPublisher
 from gateway.runner import Gateway
+from gateway.spool import Spool
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load, load_profiles
 from simulators.farm import ScenarioRunner, build_farm
@@ -107,6 +109,19 @@ class HubAccess:
             base_url=f"http://127.0.0.1:{self.api_port}",
             headers={"Authorization": f"Bearer {self.key}"},
         )
+
+
+def coal_uplink(broker_port: int, spool: Spool) -> MqttPublisher:
+    """gw1's uplink of north-coal (the mine registry's tenant) over `spool`, retrying fast."""
+    return MqttPublisher(
+        "127.0.0.1",
+        broker_port,
+        tenant="north-coal",
+        gateway="gw1",
+        layout=TopicLayout(),
+        spool=spool,
+        backoff_max_s=0.5,
+    )
 
 
 async def hub_ready(hub: Hub) -> bool:

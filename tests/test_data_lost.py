@@ -17,7 +17,6 @@ from alerts.alarms import AlarmBook
 from alerts.gatewayalarms import DataLoss
 from alerts.statedb import StateDB
 from alerts.table import compile_table
-from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
 from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
@@ -26,7 +25,7 @@ from telemetry.codec import TelemetryBatch, encode
 from telemetry.quality import Quality
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import HubAccess, eventually, get_json, mine_registry, running_hub
+from e2e_helpers import HubAccess, coal_uplink, eventually, get_json, mine_registry, running_hub
 from notify_rig import Rig, told
 
 T0 = 1_764_400_000_000
@@ -197,15 +196,7 @@ async def test_a_spool_overflowing_in_an_outage_raises_data_lost_at_the_hub(mosq
     spool = Spool(
         tmp_path / "spool.db", max_bytes=20 * len(encode(_batch(0))), clock_ms=lambda: clock[0]
     )
-    pub = MqttPublisher(
-        "127.0.0.1",
-        mosquitto.port,
-        tenant="north-coal",
-        gateway="gw1",
-        layout=TopicLayout(),
-        spool=spool,
-        backoff_max_s=0.5,
-    )
+    pub = coal_uplink(mosquitto.port, spool)
     stop = asyncio.Event()
     runner = asyncio.create_task(pub.run(stop))
     try:

@@ -8,12 +8,10 @@ import aiomqtt
 import numpy as np
 import orjson
 
-from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
 from telemetry.codec import TelemetryBatch, decode, encode
-from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, mine_registry
+from e2e_helpers import coal_uplink, eventually, mine_registry
 
 
 def make_spool(path, now, **kw):
@@ -161,15 +159,7 @@ async def test_outage_spools_then_drains_in_order_and_reports_drops(mosquitto, t
     now = [1_000]
     size = len(encode(batch(0)))
     spool = Spool(tmp_path / "s.db", clock_ms=lambda: now[0], max_bytes=60 * size)
-    pub = MqttPublisher(
-        "127.0.0.1",
-        mosquitto.port,
-        tenant="north-coal",
-        gateway="gw1",
-        layout=TopicLayout(),
-        spool=spool,
-        backoff_max_s=0.5,
-    )
+    pub = coal_uplink(mosquitto.port, spool)
     got: list[tuple[str, bytes]] = []
     stop_sub, stop_pub = asyncio.Event(), asyncio.Event()
     sub = asyncio.create_task(collect(mosquitto.port, got, stop_sub))
