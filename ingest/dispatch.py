@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
@@ -32,12 +31,12 @@ from alerts.reload import (
     sensor_keys,
     terminal_by_id,
 )
-from alerts.state import NO_TS
 from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
 from alerts.vehicles.terminal import TerminalAlarms
+from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
 from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
@@ -67,7 +66,7 @@ def _compile(registry: Registry) -> RuleTable:
     return compile_table(registry.sensors, lateness_ms=round(registry.config.lateness_s * 1000))
 
 
-class Dispatcher(StateSaving):
+class Dispatcher(StateSaving, LinkClock):
     def __init__(
         self,
         registry: Registry,
@@ -98,9 +97,8 @@ class Dispatcher(StateSaving):
         # and the terminals' own alarm bits (JT/T 808)
         self.terminal = TerminalAlarms()
         saved = snapshot.load(state_file) if state_file is not None else None
-        # when the state taken up was saved: the hub's stop since is excused at its first
-        # connection, the clocks of silence resuming where they stood (`heard_feeds`)
-        self._saved_ms: int | None = None if saved is None else saved.saved_ms
+        # the hub away from the broker since the state taken up was saved (`ingest.links`)
+        self._away_since: int | None = None if saved is None else saved.saved_ms
         if saved is not None:
             core, self.fleet, self.terminal = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
@@ -271,50 +269,6 @@ class Dispatcher(StateSaving):
             else:
                 self._gateways_down.discard(c.alarm_id)
         return events
-
-    def _heard_by_arrival(self) -> npt.NDArray[np.int64]:
-        """The sensors whose silence is judged on the hub's clock too: the feedbacks of
-        protective actions (`alerts.verify`) and the sensors with a no-data timeout
-        (`alerts.nodata`)."""
-        t = self.table
-        timed = np.arange(t.size, dtype=np.int64)[t.no_data_rows]
-        return np.union1d(t.verify_pair_feedback.astype(np.int64), timed)
-
-    async def heard_feeds(self, at: int) -> None:
-        """The hub's first connection to the broker, at `at`, which may hold the readings of the
-        time the hub was stopped: the sensors judged on arrival (a feedback of a protective
-        action, a sensor with a no-data timeout) have their stop excused, each one's grace or
-        timeout resuming where it stood when the state taken up was saved; without a saved
-        state (or one never heard) they count as heard at `at`. A pending demand then fails,
-        and a sensor goes silent, only if not heard within its grace or timeout, instead of at
-        the first tick, before the backlog is judged; and a hub restarted again and again still
-        raises a silence that lasts."""
-        async with self._lock:
-            saved, self._saved_ms = self._saved_ms, None
-            if saved is None:
-                feeds = self._heard_by_arrival()
-                arrived = self.state.last_arrival
-                arrived[feeds] = np.maximum(arrived[feeds], at)
-            else:
-                self._excuse(max(0, at - saved), at)
-
-    async def excuse_feeds(self, away_ms: int, now: int) -> None:
-        """The hub was away from the broker for `away_ms` until `now` (a lost link, now back):
-        that time does not count as silence of the sensors judged on arrival, whose readings
-        of it the broker or their gateway's spool may hold; each one's grace or timeout resumes
-        where it stood when the link was lost (never past `now`). One never heard yet (new, or
-        judged afresh after a reload while away) counts as heard now, as at the start."""
-        async with self._lock:
-            self._excuse(away_ms, now)
-
-    def _excuse(self, away_ms: int, now: int) -> None:
-        feeds = self._heard_by_arrival()
-        arrived = self.state.last_arrival
-        fresh = arrived[feeds] == NO_TS
-        arrived[feeds[fresh]] = now
-        if away_ms > 0:
-            known = feeds[~fresh]
-            arrived[known] = np.minimum(arrived[known] + away_ms, now)
 
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half

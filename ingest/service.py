@@ -126,8 +126,8 @@ class IngestService(Flushing):
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
-        lost_at: int | None = None  # when the last session ended (None: no session yet)
         began: int | None = None  # when the session running began
+        excused: int | None = None  # the connection that excused the time away, if not begun
         while not stop.is_set():
             client = aiomqtt.Client(
                 self._host,
@@ -145,19 +145,14 @@ class IngestService(Flushing):
             try:
                 async with client:
                     buffer_reads(client)
-                    # the broker may hold the feedbacks' readings of the time the hub was away:
-                    # at the first connection every feedback of a protective action counts as
-                    # heard; at a reconnection the time away does not count as silence (their
-                    # grace resumes where it stood), so a connection that keeps dropping cannot
-                    # hold a real failure off for ever
+                    # the broker may hold the readings of the time the hub was away (since the
+                    # last session ended, or its stop): that time does not count as silence of
+                    # the feeds and the sensors with a no-data timeout, once (`ingest.links`)
                     at = _now_ms()
                     # the gateways' statuses count once the broker has sent them again
                     self.dispatcher.gateways.new_session()
-                    if lost_at is None:
-                        await self.dispatcher.heard_feeds(at)
-                    else:  # excused once: a drop before the session begins excuses from here
-                        await self.dispatcher.excuse_feeds(at - lost_at, at)
-                        lost_at = at
+                    await self.dispatcher.link_back(at)
+                    excused = at
                     for flt in self.layout.subscriptions():
                         await client.subscribe(flt, qos=1)
                     log.info("hub subscribed at %s:%d", self._host, self._port)
@@ -169,7 +164,11 @@ class IngestService(Flushing):
                     return
             except aiomqtt.MqttError as exc:
                 if began is not None:  # a session ran and ended now
-                    lost_at, began = _now_ms(), None
+                    self.dispatcher.link_lost(_now_ms())
+                    began = None
+                elif excused is not None:  # excused once: away again from that connection
+                    self.dispatcher.link_lost(excused)
+                excused = None
                 self._client = None
                 self.ready.clear()
                 if stop.is_set():

@@ -50,6 +50,7 @@ class StateSaving:
     _save_every_ms: int
     _saved_at: int
     _saving: asyncio.Task[None] | None
+    away_since: Callable[[int], int]  # `ingest.links.LinkClock`
 
     def _state_copy(self) -> Callable[[], int] | None:
         """A consistent copy of the analytics state and the job that writes it."""
@@ -67,6 +68,9 @@ class StateSaving:
         )
         terminal = terminal_by_id(self.terminal, self.registry.sensors)
         sensors, table = self.registry.sensors, self.table
+        # saved away from the broker (a stop during an outage): the time the link was lost, so
+        # that the next start excuses the outage too (`ingest.links`)
+        saved_at = self.away_since(_now_ms())
 
         def job() -> int:
             return snapshot.save(
@@ -76,7 +80,7 @@ class StateSaving:
                 core=core,
                 fleet=fleet,
                 terminal=terminal,
-                now_ms=_now_ms(),
+                now_ms=saved_at,
             )
 
         return job

@@ -116,11 +116,12 @@ async def test_a_backlog_drained_after_an_outage_raises_no_false_no_data(tmp_pat
     gas = registry.sensor("gas-1").index
     t0 = 1_800_000_000_000
     try:
-        await d.heard_feeds(t0)
+        await d.link_back(t0)
         await d.judge(_reading(gas, t0, 0), [], t0)
         assert await d.tick(t0 + 10_000) == []
         back = t0 + 150_000  # the link is back after 140 s away
-        await d.excuse_feeds(140_000, back)
+        d.link_lost(t0 + 10_000)
+        await d.link_back(back)
         for k in range(1, 121):  # the spool drains: a reading of each second, two a second
             at = back + k * 500
             events = await d.judge(_reading(gas, t0 + k * 1000, k), [], at)
@@ -225,7 +226,7 @@ async def test_a_hub_restarted_again_and_again_still_raises_a_silence_that_lasts
     try:
         for run in range(3):
             d = Dispatcher(registry, store, db, Metrics(), state_file=state_file)
-            await d.heard_feeds(clock[0])
+            await d.link_back(clock[0])
             if run == 0:
                 await d.judge(_reading(gas, t0, 0), [], t0)  # its last reading
             for _ in range(4):  # 20 s up, ticking every 5 s
@@ -235,6 +236,44 @@ async def test_a_hub_restarted_again_and_again_still_raises_a_silence_that_lasts
             await d.save_state()  # the hub stops
             clock[0] += 2000  # and is down 2 s
         assert raised and raised[0] <= 45_000, raised
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_start(
+    tmp_path, monkeypatch
+):
+    """The link is lost at +5 s, the hub stops at +300 s still away, and starts again at
+    +310 s: the state saved carries the time the link was lost, so the whole outage and the
+    stop are excused; nothing is raised before the backlog is judged (helper-63)."""
+    config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
+    registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
+    clock = [1_800_000_000_000]
+    monkeypatch.setattr("ingest.state_saving._now_ms", lambda: clock[0])
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    state_file = tmp_path / "analytics-state.npz"
+    gas = registry.sensor("gas-1").index
+    t0 = clock[0]
+    try:
+        d = Dispatcher(registry, store, db, Metrics(), state_file=state_file)
+        await d.link_back(t0)
+        await d.judge(_reading(gas, t0, 0), [], t0)
+        d.link_lost(t0 + 5_000)
+        clock[0] = t0 + 300_000
+        await d.save_state()  # stopped while away
+        clock[0] = t0 + 310_000
+        again = Dispatcher(registry, store, db, Metrics(), state_file=state_file)
+        await again.link_back(clock[0])
+        assert [e for e in await again.tick(clock[0] + 1000) if e.side == "no_data"] == []
+        # the backlog: readings of the outage, then the gateway keeps sending
+        for k in range(1, 40):
+            at = clock[0] + 1000 + k * 500
+            events = await again.judge(_reading(gas, t0 + k * 1000, k), [], at)
+            events += await again.tick(at + 250)
+            assert [e for e in events if e.side == "no_data"] == [], k
     finally:
         await store.close()
         db.close()

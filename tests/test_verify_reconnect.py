@@ -319,9 +319,10 @@ async def test_a_link_lost_right_after_a_short_session_does_not_count_as_silence
 
 
 async def test_the_time_away_is_excused_up_to_now_and_a_feed_never_heard_counts_heard(tmp_path):
-    """`excuse_feeds` moves a feed's last arrival by the time away but never past the moment
-    of the reconnection (excused twice, it would hold a real failure off), and a feed without
-    any arrival (new, or judged afresh after a reload while away) counts as heard then."""
+    """`link_back` moves a feed's last arrival by the time away (since `link_lost`) but never
+    past the moment of the reconnection (excused twice, it would hold a real failure off), and
+    a feed without any arrival (new, or judged afresh after a reload while away) counts as
+    heard then."""
     reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
     db = StateDB(tmp_path / "state.db")
     store = SqliteStore(reg, tmp_path / "ts.db")
@@ -331,12 +332,16 @@ async def test_the_time_away_is_excused_up_to_now_and_a_feed_never_heard_counts_
         feed = reg.sensor("feed").index
         now = _now()
         assert int(hub.state.last_arrival[feed]) == NO_TS
-        await hub.excuse_feeds(5_000, now)
+        hub.link_lost(now - 5_000)
+        await hub.link_back(now)
         assert int(hub.state.last_arrival[feed]) == now  # never heard: heard now
         hub.state.last_arrival[feed] = now - 2_000
-        await hub.excuse_feeds(1_500, now)  # away 1.5 s: the grace resumes where it stood
+        hub.link_lost(now - 1_500)
+        await hub.link_back(now)  # away 1.5 s: the grace resumes where it stood
         assert int(hub.state.last_arrival[feed]) == now - 500
-        await hub.excuse_feeds(60_000, now)  # the same time away again: no further than now
+        hub.link_lost(now - 60_000)
+        hub.link_lost(now - 1_000)  # lost already: the first time counts
+        await hub.link_back(now)  # away a minute: no further than now
         assert int(hub.state.last_arrival[feed]) == now
     finally:
         await store.close()
