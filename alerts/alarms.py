@@ -27,6 +27,7 @@ from alerts.alarmevent import (
     lifecycle_columns,
 )
 from alerts.evaluate import NO_TS, CoreState, Transitions
+from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import GatewayAlarms
 from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 
-_NORMAL = ("normal", "none", "")
 _DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
 
 

@@ -15,9 +15,10 @@ from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_sites
 from alerts.statedb import StateDB
 from alerts.table import DATA_LOST, NO_DATA
 
-__all__ = ["DataLoss", "GatewayAlarms"]
+__all__ = ["NORMAL", "DataLoss", "GatewayAlarms"]
 
-_NORMAL = ("normal", "none", "")
+# what a clear is described as: level name, tier, action (every alarm's)
+NORMAL = ("normal", "none", "")
 _GATEWAY = (
     "gateway_offline",
     "orange",
@@ -77,7 +78,7 @@ class GatewayAlarms(AlarmRows):
                     work,
                     (c.tenant, c.site, c.gateway, c.alarm_id, GATEWAY_RULE, NO_DATA),
                     1 if c.offline else 0,
-                    _GATEWAY if c.offline else _NORMAL,
+                    _GATEWAY if c.offline else NORMAL,
                     c.ts,
                     math.nan,
                     arrival,
@@ -123,7 +124,7 @@ class GatewayAlarms(AlarmRows):
                 value = float(loss.readings)
                 for after, described, ts in (
                     (1, _DATA_LOST, loss.first_ms),
-                    (0, _NORMAL, loss.last_ms),
+                    (0, NORMAL, loss.last_ms),
                 ):
                     self._change(
                         work,

@@ -5,6 +5,7 @@ SQLite, injected clock)."""
 
 from __future__ import annotations
 
+from alerts.gatewayalarms import DataLoss
 from alerts.gateways import GatewayChange
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig
@@ -134,3 +135,24 @@ async def test_acknowledged_cleared_or_silenced_alarms_are_not_released(rig):
     gateway(rig, False)
     got = told(await rig.pump(1), "comm")
     assert [k for _, k in got if k == "released"] == []
+
+
+async def test_a_devices_data_lost_does_not_end_the_holds_of_its_comm_loss(rig):
+    """A drop report of a device in comm loss records its data_lost alarm (raised and cleared
+    at once, on the same `device:` point): that clear is not the comm loss clearing, so the
+    holds stay, and the points still silent are told when the device's comm loss clears
+    (helper-63)."""
+    rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
+    silent(rig)
+    assert told(await rig.pump(), "comm") == [(DEVICE, "raised")]
+    # a silence on the site meanwhile (maintenance), and the report
+    work = SilenceSpec(id="w", comment="work", sites=("face-1301",), starts=0, ends=rig.now + 10**7)
+    rig.notifier.put("silence", "north-coal", work, "op")
+    loss = DataLoss("north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 3, 9, 1, 2, "full")
+    rig.book.record_losses([loss], rig.now)
+    assert told(await rig.pump(1), "comm") == []  # data_lost is no no_data: not this subscription's
+    assert len(rig.notifier.outbox.query("SELECT * FROM held")) == len(WATCHED)
+    rig.notifier.delete("silence", "north-coal", "w")
+    rig.feed("co", [5.0])  # the device answers again: its comm loss clears
+    got = told(await rig.pump(1), "comm")
+    assert got == [(DEVICE, "cleared"), *[(p, "released") for p in WATCHED if p != "co"]]

@@ -245,7 +245,7 @@ class Notifier(Routing):
             view = self._view(r2)
             if not matches(sub, tenant, view):
                 continue
-            if self._gate(view, active, down, now) is not None or not self._not_explained(
+            if self._gate(view, active, now) is not None or not self._not_explained(
                 view, (sub,), down
             ):
                 continue  # held (silenced, inhibited): judged again on the next tick

@@ -86,11 +86,7 @@ class Routing(Enqueuing):
         )
 
     def _gate(
-        self,
-        view: EventView,
-        active: dict[str, list[tuple[str, str]]],
-        down: frozenset[str],
-        now: int,
+        self, view: EventView, active: dict[str, list[tuple[str, str]]], now: int
     ) -> str | None:
         if not annunciates(view):
             return view.isa_state
@@ -111,7 +107,7 @@ class Routing(Enqueuing):
         subs = self._matching(view)
         if not subs:
             return 0
-        held = self._gate(view, active, down, now)
+        held = self._gate(view, active, now)
         if held is not None:
             self._count("hazardhub_notifications_held_total", len(subs), reason=held)
             return 0
@@ -183,7 +179,13 @@ class Routing(Enqueuing):
         """The holds that the clears among `views` (a device's comm-loss or a gateway's
         offline alarm) end, as (the alarm's view as `released`, or None when it is no longer
         active and unacknowledged, with its subscription key, holder and row)."""
-        cleared = [v.sensor for v in views if v.kind == "cleared" and v.sensor_kind in _HOLDERS]
+        # the clears of holders: a device's comm loss, a gateway offline (both kind no_data; a
+        # device's data_lost, on the same point, holds nothing)
+        cleared = [
+            v.sensor
+            for v in views
+            if v.kind == "cleared" and v.sensor_kind in _HOLDERS and v.alarm_kind == "no_data"
+        ]
         if not cleared:
             return []
         holds = self.outbox.held_by(sorted(set(cleared)))
@@ -217,11 +219,11 @@ class Routing(Enqueuing):
             sub = self._subscription(view.tenant, sub_key) if r is not None else None
             if r is None or sub is None or not matches(sub, view.tenant, view):
                 continue
-            if self._gate(view, active, down, now) is not None:
-                continue
             still = [h for h in explained_by(view, down) if matches(sub, view.tenant, h)]
-            if still:
+            if still:  # held by another one the subscription is told of: it waits for that one
                 self._holds[hold] = still[0].sensor
+                continue
+            if self._gate(view, active, now) is not None:
                 continue
             r2 = {**r, "kind": "released", "event_id": 0, "arrival": now}
             body = _event_json(r2, view)

@@ -38,7 +38,7 @@ _GATED = frozenset({"shelved", "suppressed", "out_of_service"})
 # what the process or the clock says about the alarm itself: held back by the gate
 _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
 # "released": an alarm held back by its gateway's or device's alarm, which cleared while it
-# stays active and unacknowledged (`alerts.notify.notifier`)
+# stays active and unacknowledged (`alerts.notify.routing`)
 _RETURNS = frozenset({"unshelved", "unsuppressed", "in_service", "released"})
 
 
