@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiomqtt
 import numpy as np
+import pytest
 
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.evaluate import CoreState, evaluate
@@ -23,7 +26,7 @@ from ingest.store.sqlite import SqliteStore
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import HubConfig
 from telemetry.quality import Quality
-from telemetry.registry import build_registry, parse_document
+from telemetry.registry import Registry, build_registry, parse_document
 from telemetry.topics import TopicLayout
 
 from e2e_helpers import eventually, running_hub
@@ -206,22 +209,42 @@ def test_a_devices_comm_loss_clears_with_level_name_normal(tmp_path):
         db.close()
 
 
+@dataclass
+class _SavedHub:
+    """A dispatcher's surroundings with a saved state file and the saving's clock in hand: the
+    gas sensor with a 30 s timeout, real SQLite state and time series."""
+
+    registry: Registry
+    clock: list[int]
+    db: StateDB
+    store: SqliteStore
+    file: Path
+
+    @staticmethod
+    async def open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _SavedHub:
+        config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
+        registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
+        clock = [1_800_000_000_000]
+        monkeypatch.setattr("ingest.state_saving._now_ms", lambda: clock[0])
+        store = SqliteStore(registry, tmp_path / "ts.db")
+        await store.open()
+        db = StateDB(tmp_path / "state.db")
+        return _SavedHub(registry, clock, db, store, tmp_path / "analytics-state.npz")
+
+    async def close(self) -> None:
+        await self.store.close()
+        self.db.close()
+
+
 async def test_a_hub_restarted_again_and_again_still_raises_a_silence_that_lasts(
     tmp_path, monkeypatch
 ):
     """The hub restarts every 20 s (a crash loop) with its saved state, the sensor's gateway
     dead: each start excuses only the time it was stopped, the timeout (30 s) resumes where it
     stood, and no-data is raised in the second run instead of never."""
-    config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
-    registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
-    clock = [1_800_000_000_000]
-    monkeypatch.setattr("ingest.state_saving._now_ms", lambda: clock[0])
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(registry, tmp_path / "ts.db")
-    await store.open()
-    state_file = tmp_path / "analytics-state.npz"
-    gas = registry.sensor("gas-1").index
-    t0 = clock[0]
+    rig = await _SavedHub.open(tmp_path, monkeypatch)
+    registry, clock, db, store, state_file = rig.registry, rig.clock, rig.db, rig.store, rig.file
+    gas, t0 = registry.sensor("gas-1").index, clock[0]
     raised: list[int] = []
     try:
         for run in range(3):
@@ -237,8 +260,7 @@ async def test_a_hub_restarted_again_and_again_still_raises_a_silence_that_lasts
             clock[0] += 2000  # and is down 2 s
         assert raised and raised[0] <= 45_000, raised
     finally:
-        await store.close()
-        db.close()
+        await rig.close()
 
 
 async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_start(
@@ -247,16 +269,9 @@ async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_sta
     """The link is lost at +5 s, the hub stops at +300 s still away, and starts again at
     +310 s: the state saved carries the time the link was lost, so the whole outage and the
     stop are excused; nothing is raised before the backlog is judged (helper-63)."""
-    config = CONFIG.replace("no_data_s: 1", "no_data_s: 30")
-    registry = build_registry(parse_document(config, HubConfig, "clock.yaml"))
-    clock = [1_800_000_000_000]
-    monkeypatch.setattr("ingest.state_saving._now_ms", lambda: clock[0])
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(registry, tmp_path / "ts.db")
-    await store.open()
-    state_file = tmp_path / "analytics-state.npz"
-    gas = registry.sensor("gas-1").index
-    t0 = clock[0]
+    rig = await _SavedHub.open(tmp_path, monkeypatch)
+    registry, clock, db, store, state_file = rig.registry, rig.clock, rig.db, rig.store, rig.file
+    gas, t0 = registry.sensor("gas-1").index, clock[0]
     try:
         d = Dispatcher(registry, store, db, Metrics(), state_file=state_file)
         await d.link_back(t0)
@@ -275,5 +290,4 @@ async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_sta
             events += await again.tick(at + 250)
             assert [e for e in events if e.side == "no_data"] == [], k
     finally:
-        await store.close()
-        db.close()
+        await rig.close()
