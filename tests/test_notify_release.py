@@ -156,3 +156,20 @@ async def test_a_devices_data_lost_does_not_end_the_holds_of_its_comm_loss(rig):
     rig.feed("co", [5.0])  # the device answers again: its comm loss clears
     got = told(await rig.pump(1), "comm")
     assert got == [(DEVICE, "cleared"), *[(p, "released") for p in WATCHED if p != "co"]]
+
+
+async def test_no_repeat_of_an_alarm_held_while_its_release_waits_to_be_routed(rig):
+    """The device's comm loss has cleared in the state database but the routing has not caught
+    up yet: the repeats due meanwhile skip the alarms still held from the subscription (it was
+    never told of them); the release then tells each once (helper-63)."""
+    rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]}, repeat_s=60)
+    silent(rig)
+    assert told(await rig.pump(), "comm") == [(DEVICE, "raised")]
+    rig.feed("co", [5.0])  # the device's comm loss clears: not routed yet
+    rig.now += 61_000
+    rig.notifier.timers()
+    while await rig.notifier.deliver_due():
+        pass
+    assert told(rig.sent[1:], "comm") == []
+    got = told(await rig.pump(), "comm")
+    assert got == [(DEVICE, "cleared"), *[(p, "released") for p in WATCHED if p != "co"]]

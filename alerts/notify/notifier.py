@@ -191,12 +191,14 @@ class Notifier(Routing):
         with self._db.snapshot() as ro:
             rows = self.store.unacknowledged(ro)
             active, down = self.store.inhibition_context(ro, {r["sensor"] for r in rows})
+        held = self.outbox.all_holds()  # never told of the raise: no repeat, no step either
         for r in rows:
             subs = self.catalog.timed.get(r["tenant"])
             if not subs:
                 continue
             for sub in subs:
-                self._timer(sub, r, active, down, now)
+                if (int(r["alarm_id"]), f"{r['tenant']}/{sub.id}") not in held:
+                    self._timer(sub, r, active, down, now)
         with self.outbox.transaction() as con:
             # a repeat or step sent before (a restart forgot `_timer_sent`; its outbox row may
             # be pruned) is not sent again: the outbox keeps the keys sent per waiting alarm

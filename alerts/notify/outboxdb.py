@@ -225,6 +225,10 @@ class OutboxDB:
         """Drop (alarm, subscription) holds, in the open transaction."""
         con.executemany("DELETE FROM held WHERE alarm = ? AND subscription = ?", holds)
 
+    def all_holds(self) -> set[tuple[int, str]]:
+        """Every (alarm, subscription) hold (a few: those of devices and gateways down now)."""
+        return {(int(a), str(sub)) for a, sub in self.query("SELECT alarm, subscription FROM held")}
+
     def holds_of(self, alarms: set[int]) -> set[tuple[int, str]]:
         """The (alarm, subscription) holds of these alarms."""
         ids = sorted(alarms)
