@@ -1,10 +1,11 @@
 """The state database's rows as Python sees them, and its column lists (`alerts.statedb` holds
-the statements)."""
+the statements), and the chunks of an `IN (...)` list."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from alerts.lifecycle import Lifecycle
 
@@ -18,7 +19,19 @@ __all__ = [
     "AlarmRecords",
     "AlarmRow",
     "DeadLetter",
+    "chunks_in",
 ]
+
+T = TypeVar("T")
+_IN_CHUNK = 500  # values in one `IN (...)`: well under SQLite's limit of bound parameters
+
+
+def chunks_in(values: Sequence[T]) -> Iterator[tuple[list[T], str]]:
+    """`values` in chunks for `IN (...)`, each with its placeholders ("?,?,...")."""
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = list(values[start : start + _IN_CHUNK])
+        yield chunk, ",".join("?" * len(chunk))
+
 
 ALARM_COLS = (
     "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "

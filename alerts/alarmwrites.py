@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from alerts.alarmrows import ALARM_COLS, ALARM_COLUMNS, EVENT_COLS, MUTABLE, AlarmRow
+from alerts.alarmrows import ALARM_COLS, ALARM_COLUMNS, EVENT_COLS, MUTABLE, AlarmRow, chunks_in
 
 __all__ = ["AlarmStatements"]
 
@@ -43,13 +43,10 @@ class AlarmStatements:
     def active_rows(self, con: sqlite3.Connection, sensors: set[str]) -> list[list[Any]]:
         """The active alarms of these sensors as lists of values (`ALARM_COLUMNS`): what the
         alarm book changes in place and writes back with `write_alarms`."""
-        ids = sorted(sensors)
         out: list[list[Any]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk, marks in chunks_in(sorted(sensors)):
             rows = con.execute(
-                f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active' "
-                f"AND sensor IN ({','.join('?' * len(chunk))})",
+                f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active' AND sensor IN ({marks})",
                 chunk,
             ).fetchall()
             out.extend(list(r) for r in rows)

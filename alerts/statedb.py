@@ -26,6 +26,7 @@ from alerts.alarmrows import (
     AlarmRecords,
     AlarmRow,
     DeadLetter,
+    chunks_in,
 )
 from alerts.alarmwrites import AlarmStatements
 from alerts.errors import AlarmStoreError
@@ -39,6 +40,7 @@ __all__ = [
     "AlarmRow",
     "DeadLetter",
     "StateDB",
+    "chunks_in",
 ]
 _QUICK_EVERY = 1000  # SQLite steps between two looks at a quick read's budget
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.errors import AlarmStoreError
-from alerts.statedb import StateDB, read_query, write_transaction
+from alerts.statedb import StateDB, chunks_in, read_query, write_transaction
 
 __all__ = ["OUTBOX_COLUMNS", "OutboxDB", "outbox_path"]
 
@@ -231,28 +231,21 @@ class OutboxDB:
 
     def holds_of(self, alarms: set[int]) -> set[tuple[int, str]]:
         """The (alarm, subscription) holds of these alarms."""
-        ids = sorted(alarms)
         out: set[tuple[int, str]] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            out.update(
-                (int(a), str(sub))
-                for a, sub in self.query(
-                    "SELECT alarm, subscription FROM held "
-                    f"WHERE alarm IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
+        for chunk, marks in chunks_in(sorted(alarms)):
+            rows = self.query(
+                f"SELECT alarm, subscription FROM held WHERE alarm IN ({marks})", chunk
             )
+            out.update((int(a), str(sub)) for a, sub in rows)
         return out
 
     def held_by(self, holders: Sequence[str]) -> list[tuple[int, str, str]]:
         """The holds of these holders: (alarm, subscription, holder)."""
         out: list[tuple[int, str, str]] = []
-        for start in range(0, len(holders), 500):
-            chunk = list(holders[start : start + 500])
+        for chunk, marks in chunks_in(holders):
             out += self.query(
                 "SELECT alarm, subscription, holder FROM held "
-                f"WHERE holder IN ({','.join('?' * len(chunk))}) ORDER BY alarm",
+                f"WHERE holder IN ({marks}) ORDER BY alarm",
                 chunk,
             )
         return out

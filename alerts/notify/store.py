@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from alerts.notify.outboxdb import OutboxDB
-from alerts.statedb import StateDB
+from alerts.statedb import StateDB, chunks_in
 from alerts.table import kind_name
 
 # the hub's own channels (the browsers' stream, the hub's broker): their rows count against no
@@ -102,11 +102,10 @@ class NotifyStore:
     def waiting(con: sqlite3.Connection, alarm_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Those of the alarms that are active and unacknowledged, as journal rows by id."""
         out: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(alarm_ids), 500):
-            chunk = list(alarm_ids[start : start + 500])
+        for chunk, marks in chunks_in(alarm_ids):
             rows = con.execute(
                 _ALARM_AS_JOURNAL + "WHERE state = 'active' AND isa_state = 'unack' "
-                f"AND id IN ({','.join('?' * len(chunk))})",
+                f"AND id IN ({marks})",
                 chunk,
             ).fetchall()
             for r in rows:
@@ -121,12 +120,10 @@ class NotifyStore:
         """The active alarms of these sensors as (kind, tier), and the devices in comm loss and
         gateways offline (their alarms' ids)."""
         active: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        ids = sorted(sensors)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk, marks in chunks_in(sorted(sensors)):
             for sensor, side, tier in con.execute(
                 "SELECT sensor, side, tier FROM alarms WHERE state = 'active' "
-                f"AND sensor IN ({','.join('?' * len(chunk))})",
+                f"AND sensor IN ({marks})",
                 chunk,
             ):
                 kind = kind_name(side)
@@ -254,12 +251,10 @@ class NotifyStore:
                 others.append((status, due, error[:500], at, rid))
         with self.outbox_db.transaction() as con:
             for (due, at), ids in alike.items():
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
+                for chunk, marks in chunks_in(ids):
                     con.execute(
                         "UPDATE outbox SET status = 'delivered', due_at = ?, last_error = '', "
-                        "delivered_at = ?, attempts = attempts + 1 "
-                        f"WHERE id IN ({','.join('?' * len(chunk))})",
+                        f"delivered_at = ?, attempts = attempts + 1 WHERE id IN ({marks})",
                         (due, at, *chunk),
                     )
             con.executemany(
