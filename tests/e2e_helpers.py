@@ -26,7 +26,7 @@ from gateway.publisher import MqttPublisher
 from gateway.runner import Gateway
 from gateway.spool import Spool
 from hazardhub.hub import Hub, HubSettings
-from hazardhub.settings import load, load_profiles
+from hazardhub.settings import load, load_profiles, load_registry
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.relay import UplinkRelay
@@ -67,6 +67,24 @@ tenants:
     config = parse_document(text, HubConfig, "e2e.yaml")
     profiles, packs = load_profiles(ROOT / "profiles")
     return build_registry(config, profiles, packs, "e2e.yaml")
+
+
+# two tankers of chem-logistics with JT/T 808 terminals: the JT/T 808 gateway's tests
+TANKERS = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
+"""
+
+
+def tanker_registry(tmp_path: Path) -> Registry:
+    """The registry of `TANKERS`, read from a file in `tmp_path` as a gateway reads it."""
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(TANKERS, encoding="utf-8")
+    return load_registry(cfg, [ROOT / "profiles"])
 
 
 async def eventually(

@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 
 from gateway.jt808 import Jt808Gateway
-from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal
 from telemetry.jt808 import Header, encode_frame
 
+from e2e_helpers import tanker_registry
 from services import MosquittoService
 
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
-"""
 LOGGER = "gateway.jt808.server"
 
 
@@ -46,10 +38,8 @@ async def test_changed_counters_are_logged_and_a_bad_frames_close_is_a_warning(
     mosquitto: MosquittoService, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
     gw = Jt808Gateway(
-        load_registry(cfg),
+        tanker_registry(tmp_path),
         listen=("127.0.0.1", 0),
         broker=(mosquitto.host, mosquitto.port),
         spool_dir=tmp_path / "spool",

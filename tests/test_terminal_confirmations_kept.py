@@ -24,7 +24,6 @@ from alerts.alarms import TERMINAL_RULE
 from gateway.jt808 import Jt808Gateway, Jt808Server, VehicleRef
 from gateway.jt808.confirmations import HeldConfirmations
 from hazardhub.hub import Hub, HubSettings
-from hazardhub.settings import load_registry
 from telemetry.jt808 import (
     Alarm,
     AlarmConfirm,
@@ -43,28 +42,18 @@ from telemetry.jt808 import (
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, running_hub
+from e2e_helpers import eventually, running_hub, tanker_registry
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"test-secret-0123456789"
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
-"""
 PHONE = "013800000001"
 COMMAND = "hazardhub/v1/chem-logistics/vehicles/tanker-01/command"
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return tanker_registry(tmp_path)
 
 
 class RawTerminal:
