@@ -3,14 +3,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-__all__ = ["Frozen", "Ident", "Tier"]
+__all__ = ["Frozen", "Ident", "Tier", "some"]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Tier = Literal["blue", "yellow", "orange", "red"]
+_T = TypeVar("_T", bound=tuple[object, ...])
+
+
+def some(items: _T, why: str) -> _T:
+    """`items`, refused with `why` when empty: for a field validator, not Field(min_length=1).
+    pydantic checks min_length on what is left after an item failed, adding "at least 1 item
+    ... not 0" to every item's error; a validator runs only when every item is valid."""
+    if not items:
+        raise ValueError(why)
+    return items
 
 
 class Frozen(BaseModel):

@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from telemetry.configbase import Frozen, Ident
+from telemetry.configbase import Frozen, Ident, some
 
 __all__ = [
     "CurrentSpec",
@@ -114,12 +114,7 @@ class DeviceProfile(Frozen):
     @field_validator("points")
     @classmethod
     def _some_points(cls, points: tuple[PointSpec, ...]) -> tuple[PointSpec, ...]:
-        # not Field(min_length=1): pydantic checks that on what is left after a point failed,
-        # adding "at least 1 item ... not 0" to every point's error; this runs only when all
-        # points are valid
-        if not points:
-            raise ValueError("at least 1 item is needed: a profile without points reads nothing")
-        return points
+        return some(points, "at least 1 item is needed: a profile without points reads nothing")
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

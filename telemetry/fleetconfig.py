@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
+from telemetry.configbase import some
 
 __all__ = [
     "ClassLimits",
@@ -119,11 +120,7 @@ class CorridorFence(_Shape):
     @field_validator("vehicles")
     @classmethod
     def _some_vehicles(cls, vehicles: tuple[str, ...]) -> tuple[str, ...]:
-        # not Field(min_length=1): pydantic checks that on what is left after an item failed,
-        # adding "at least 1 item ... not 0" to every item's error
-        if not vehicles:
-            raise ValueError("at least 1 vehicle is needed: a corridor of no vehicle judges none")
-        return vehicles
+        return some(vehicles, "at least 1 vehicle is needed: a corridor of no vehicle judges none")
 
 
 class ForbiddenArea(_Shape):

@@ -9,7 +9,7 @@ from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from telemetry.configbase import Frozen, Ident, Tier
+from telemetry.configbase import Frozen, Ident, Tier, some
 
 __all__ = [
     "EarlyWarningSpec",
@@ -204,11 +204,7 @@ class RuleSpec(Frozen):
     @field_validator("levels")
     @classmethod
     def _some_levels(cls, levels: tuple[LevelSpec, ...]) -> tuple[LevelSpec, ...]:
-        # not Field(min_length=1): pydantic checks that on what is left after a level failed,
-        # adding "at least 1 item ... not 0" to every level's error
-        if not levels:
-            raise ValueError("at least 1 item is needed: a rule without levels raises nothing")
-        return levels
+        return some(levels, "at least 1 item is needed: a rule without levels raises nothing")
 
     @model_validator(mode="after")
     def _levels(self) -> Self:
