@@ -151,7 +151,8 @@ class Routing(Enqueuing):
             held = self._holds[hold] is not None if hold in self._holds else hold in self._held
             if not held:
                 told.append(sub)
-                self._holds[hold] = None
+                if hold in self._held:  # a hold of before: gone (no DELETE for the rest)
+                    self._holds[hold] = None
             elif not view.active:  # the alarm ended while held: nothing to release
                 self._holds[hold] = None
         if len(told) < len(subs):
