@@ -91,9 +91,13 @@ class GatewayAlarms(AlarmRows):
         return {r.sensor for r in self._db.active_alarms() if r.rule == GATEWAY_RULE}
 
     def gateway_sites(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """The sites each (tenant, gateway) of the configuration serves."""
-        devices = self._registry.devices.items()
-        return gateway_sites((t, s, d.spec.gateway) for (t, s, _), d in devices)
+        """The sites each (tenant, gateway) of the configuration serves: a Modbus gateway its
+        devices' sites, a JT/T 808 gateway the `vehicles` of every tenant that has some."""
+        reg = self._registry
+        served = [(t, s, d.spec.gateway) for (t, s, _), d in reg.devices.items()]
+        fleets = sorted({t for t, _ in reg.vehicles})
+        served += [(t, "vehicles", gw) for t in fleets for gw in reg.config.jt808_gateways]
+        return gateway_sites(served)
 
     def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
         """Record each data loss as a `data_lost` alarm raised at the first batch lost and

@@ -98,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
         default=86400.0,
         help="keep an alarm confirmation for a terminal away this long (default a day)",
     )
-    j.add_argument("--name", default="jt808", help="gateway name (spool file, drop reports)")
+    j.add_argument(
+        "--name",
+        default="jt808",
+        help="gateway name (spool file, status, drop reports): one of the config's jt808_gateways",
+    )
     j.add_argument(
         "--broker-user",
         default=None,
@@ -304,9 +308,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import Jt808Gateway
 
+        registry = load(args.config).registry()
+        if args.name not in registry.config.jt808_gateways:
+            print(
+                f"error: gateway name {args.name!r} is not in the configuration's "
+                f"jt808_gateways {list(registry.config.jt808_gateways)}: the hub would not "
+                "watch its status and its MQTT login could not report drops; add it there",
+                file=sys.stderr,
+            )
+            return 2
         secret = os.environ.get(args.auth_secret_env)
         jt = Jt808Gateway(
-            load(args.config).registry(),
+            registry,
             listen=_hostport(args.listen, 6808),
             broker=_hostport(args.broker, 1883),
             spool_dir=args.spool_dir,

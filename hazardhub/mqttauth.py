@@ -50,14 +50,22 @@ def plan_users(
             (f"{root}/#",),
             (f"{root}/+/alarms/#", layout.vehicle_commands()),
         ),
-        # the centre's JT/T 808 gateway: positions of every tenant's vehicles, the hub's
-        # commands for their terminals; no gateway status (it publishes none, and a status
-        # raises and clears a gateway's offline alarm: alerts.gateways)
+        # the centre's JT/T 808 gateways: positions of every tenant's vehicles, the hub's
+        # commands for their terminals, and in every tenant the status and drop reports of
+        # their own names only (a status raises and clears a gateway's offline alarm, a drop
+        # report a data_lost alarm: another gateway's would be forged)
         MqttUser(
             "hazardhub-jt808",
             secrets.token_urlsafe(18),
             (layout.vehicle_commands(),),
-            (f"{root}/+/vehicles/+/position", f"{root}/+/gateways/+/dropped"),
+            (
+                f"{root}/+/vehicles/+/position",
+                *(
+                    f"{root}/+/gateways/{name}/{kind}"
+                    for name in registry.config.jt808_gateways
+                    for kind in ("status", "dropped")
+                ),
+            ),
         ),
     ]
     for tenant in registry.tenants:

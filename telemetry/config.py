@@ -300,6 +300,13 @@ class HubConfig(Frozen):
         description="a gateway whose status is offline (its last will: killed, powered off, "
         "link cut) this long raises a gateway_offline alarm per site it serves (0: none)",
     )
+    jt808_gateways: tuple[Ident, ...] = Field(
+        default=("jt808",),
+        description="the names of the JT/T 808 gateways (`hazardhub jt808 --name`): each one's "
+        "status raises a gateway_offline alarm of every tenant's vehicles, and its MQTT login "
+        "may write the status and drop reports of these names only; no device's gateway may "
+        "take one of them",
+    )
     lateness_s: float = Field(
         default=0.0,
         ge=0,

@@ -252,6 +252,11 @@ def build_registry(
                 where = f"{source}: tenants.{ti}.sites.{si}.devices.{di}"
                 if (tenant.id, site.id, dev.id) in devices:
                     raise ConfigError(f"{where}.id: device {dev.id!r} is defined twice in the site")
+                if dev.gateway in config.jt808_gateways:
+                    raise ConfigError(
+                        f"{where}.gateway: {dev.gateway!r} names a JT/T 808 gateway "
+                        "(jt808_gateways); give the device's Modbus gateway another name"
+                    )
                 found = profile_map.get(dev.profile)
                 if found is None:
                     raise ConfigError(

@@ -111,7 +111,12 @@ def test_the_alarm_book_records_a_gateway_alarm_and_keeps_it_over_a_start(tmp_pa
     db = StateDB(tmp_path / "state.db")
     try:
         book = AlarmBook(db, reg, compile_table(reg.sensors))
-        assert book.gateway_sites() == {("north-coal", "gw1"): ("face-1301",)}
+        # the Modbus gateway serves its devices' site; the JT/T 808 gateway the vehicles of
+        # each tenant that has some (acme-chem's tanker; north-coal has none)
+        assert book.gateway_sites() == {
+            ("north-coal", "gw1"): ("face-1301",),
+            ("acme-chem", "jt808"): ("vehicles",),
+        }
         raised = book.apply_gateways(
             [GatewayChange("north-coal", "face-1301", "gw1", True, T0)], T0 + 30_000
         )

@@ -66,6 +66,11 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
     async with client(broker, "hazardhub-jt808", passwords["hazardhub-jt808"]) as jt:
         await jt.publish(layout.position("acme-chem", "tanker-01"), b"[]", qos=1)
         await jt.publish(layout.gateway_status("north-coal", "gw1"), b"offline", qos=1)
+        # its own name's status and drop reports in any tenant, no other gateway's (a drop
+        # report of gw1 would raise a forged data_lost alarm of gw1's devices)
+        await jt.publish(layout.gateway_status("swift-coach", "jt808"), b"online", qos=1)
+        await jt.publish(layout.gateway_dropped("acme-chem", "jt808"), b"{}", qos=1)
+        await jt.publish(layout.gateway_dropped("north-coal", "gw1"), b"{}", qos=1)
     await asyncio.sleep(0.5)
     listener.cancel()
     assert sorted(got) == sorted(
@@ -74,6 +79,8 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
             layout.gateway_status("north-coal", "gw1"),
             layout.position("swift-coach", "coach-07"),
             layout.position("acme-chem", "tanker-01"),
+            layout.gateway_status("swift-coach", "jt808"),
+            layout.gateway_dropped("acme-chem", "jt808"),
         ]
     )
 

@@ -32,6 +32,7 @@ from gateway.jt808.commands import CommandListener
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.keep import read_held, read_served, write_aside
+from gateway.jt808.presence import Presence
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -399,6 +400,16 @@ class Jt808Gateway:
             username=username,
             password=password,
         )
+        # its status in each tenant whose vehicles it serves, each with a last will
+        self.presence = Presence(
+            *broker,
+            layout=layout or TopicLayout(),
+            tenants=(v.tenant for v in registry.vehicles.values()),
+            gateway=name,
+            uplink_connected=self.uplink.connected,
+            username=username,
+            password=password,
+        )
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -408,6 +419,7 @@ class Jt808Gateway:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(stop), name="jt808-uplink")
                 tg.create_task(self.commands.run(stop), name="jt808-commands")
+                tg.create_task(self.presence.run(stop), name="jt808-presence")
                 tg.create_task(self.server.serve(stop), name="jt808-server")
         finally:
             self.spool.close()

@@ -1,0 +1,137 @@
+"""The JT/T 808 gateway's status in each tenant it serves, with a last will per tenant.
+
+A Modbus gateway serves one tenant and states its status retained on
+``{root}/{tenant}/gateways/{gateway}/status`` over its uplink, whose last will says `offline`
+when the connection dies. The JT/T 808 gateway serves the vehicles of every tenant, and MQTT
+gives a connection one will: so it keeps one small connection per tenant (no subscription,
+nothing but the will, `online` at connect and `offline` at a clean stop). The hub raises a
+`gateway_offline` alarm of the tenant's vehicles when one says `offline` long enough
+(`alerts.gateways`), so that a dead JT/T 808 gateway shows in minutes, not as each moving
+vehicle's silence.
+
+`online` is said only once the uplink (the positions' connection) is connected: a gateway whose
+positions cannot reach the broker is not online.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import aiomqtt
+
+from telemetry.topics import TopicLayout
+
+__all__ = ["Presence"]
+
+log = logging.getLogger(__name__)
+
+
+class Presence:
+    """Owns one MQTT connection per tenant, each holding the gateway's status there."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        layout: TopicLayout,
+        tenants: Iterable[str],
+        gateway: str,
+        uplink_connected: asyncio.Event,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive_s: int = 30,
+        backoff_max_s: float = 10.0,
+    ) -> None:
+        self._host, self._port = host, port
+        self._layout = layout
+        self.tenants = tuple(sorted(set(tenants)))
+        self.gateway = gateway
+        self._uplink = uplink_connected
+        self._username, self._password = username, password
+        self._keepalive = keepalive_s
+        self._backoff_max = backoff_max_s
+        self.online: set[str] = set()  # the tenants where `online` stands now
+
+    def topic(self, tenant: str) -> str:
+        return self._layout.gateway_status(tenant, self.gateway)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Hold the status in every tenant until `stop`, then say `offline` in each."""
+        if not self.tenants:
+            return
+        async with asyncio.TaskGroup() as tg:
+            for tenant in self.tenants:
+                tg.create_task(self._hold(tenant, stop), name=f"jt808-status-{tenant}")
+
+    async def _hold(self, tenant: str, stop: asyncio.Event) -> None:
+        topic = self.topic(tenant)
+        will = aiomqtt.Will(topic, b"offline", qos=1, retain=True)
+        backoff = 0.2
+        while not stop.is_set():
+            if not await _first(self._uplink, stop):
+                return
+            try:
+                async with aiomqtt.Client(
+                    self._host,
+                    self._port,
+                    identifier=f"hazardhub-jt808-{self.gateway}-status-{tenant}",
+                    username=self._username,
+                    password=self._password,
+                    will=will,
+                    keepalive=self._keepalive,
+                ) as client:
+                    await client.publish(topic, b"online", qos=1, retain=True)
+                    self.online.add(tenant)
+                    backoff = 0.2
+                    if await _lost_or_stopped(client, stop):
+                        await client.publish(topic, b"offline", qos=1, retain=True)
+                        return
+            except aiomqtt.MqttError as exc:
+                if stop.is_set():
+                    return
+                log.warning(
+                    "jt808 status of %s: broker unreachable (%s); retry in %.1fs",
+                    tenant,
+                    exc,
+                    backoff,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, self._backoff_max)
+            finally:
+                self.online.discard(tenant)
+
+
+async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
+    """Wait for `ready` (True) or `stop` (False)."""
+    if ready.is_set() or stop.is_set():
+        return not stop.is_set()
+    waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for w in waits:
+        w.cancel()
+    return not stop.is_set()
+
+
+async def _lost_or_stopped(client: aiomqtt.Client, stop: asyncio.Event) -> bool:
+    """Wait until `stop` (True) or the connection is lost (raises `MqttError`)."""
+
+    async def lost() -> None:
+        async for _ in client.messages:  # nothing subscribed: ends only with the connection
+            pass
+
+    reader = asyncio.ensure_future(lost())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([reader, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not reader.done():
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        return True
+    reader.result()  # the connection's error
+    raise aiomqtt.MqttError("the connection ended")

@@ -1,0 +1,194 @@
+"""The JT/T 808 gateway's status: one retained status with a last will in each tenant whose
+vehicles it serves (`gateway.jt808.presence`), and the hub's `gateway_offline` alarm of those
+tenants' vehicles when it dies (real Mosquitto, a real `hazardhub jt808` process killed with
+kill -9, the hub and its API in this process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from gateway.jt808.presence import Presence
+from hazardhub.settings import load_registry
+from telemetry.errors import ConfigError
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import ROOT, HubAccess, eventually, get_json, running_hub
+
+CONFIG = """
+version: 1
+gateway_offline_s: 1.5
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+  - id: coach-co
+    vehicles:
+      - {id: coach-07, plate: 苏B·K5678, class: coach}
+  - id: north-coal
+    sites:
+      - id: face-1301
+"""
+FLEETS = ("chem-logistics", "coach-co")  # north-coal has no vehicles: the gateway serves none
+
+
+async def retained(port: int, topics: list[str]) -> dict[str, bytes]:
+    """The retained message of each topic (as a client subscribing now gets it)."""
+    got: dict[str, bytes] = {}
+    async with aiomqtt.Client("127.0.0.1", port) as c:
+        for t in topics:
+            await c.subscribe(t, qos=1)
+
+        async def read() -> None:
+            async for m in c.messages:
+                got[str(m.topic)] = m.payload if isinstance(m.payload, bytes) else b""
+                if len(got) == len(topics):
+                    return
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), 2.0)
+    return got
+
+
+async def test_presence_says_online_per_tenant_only_with_the_uplink_and_offline_at_a_stop(
+    mosquitto,
+):
+    layout = TopicLayout()
+    uplink = asyncio.Event()
+    presence = Presence(
+        mosquitto.host,
+        mosquitto.port,
+        layout=layout,
+        tenants=["coach-co", "chem-logistics", "coach-co"],
+        gateway="jt808",
+        uplink_connected=uplink,
+    )
+    topics = [presence.topic(t) for t in FLEETS]
+    stop = asyncio.Event()
+    task = asyncio.create_task(presence.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert presence.online == set(), "no online while the positions cannot reach the broker"
+        assert await retained(mosquitto.port, topics) == {}
+        uplink.set()
+        await eventually(lambda: asyncio.sleep(0, presence.online == set(FLEETS)), 5, "online")
+        assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"online")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"offline")
+
+
+def start_jt808(cfg: Path, broker: int, spool: Path, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hazardhub", "jt808", "-c", str(cfg)),
+            *("--listen", "127.0.0.1:0", "--broker", f"127.0.0.1:{broker}"),
+            *("--spool-dir", str(spool)),
+        ],
+        cwd=ROOT,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "HAZARDHUB_JT808_SECRET": "s" * 32},
+    )
+
+
+@pytest.mark.slow
+async def test_a_killed_jt808_gateway_raises_an_offline_alarm_per_fleet_until_it_is_back(
+    mosquitto, tmp_path
+):
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    registry = load_registry(cfg, [ROOT / "profiles"])
+    access = HubAccess()
+    spool, log = tmp_path / "spool", tmp_path / "jt808.log"
+    gw = start_jt808(cfg, mosquitto.port, spool, log)
+    client = access.client()
+
+    async def alarms(state: str) -> list[dict[str, object]]:
+        got: list[dict[str, object]] = await get_json(client, "/api/v1/alarms", rule="gateway")
+        return [a for a in got if a["state"] == state]
+
+    try:
+        async with running_hub(access.hub(registry, tmp_path / "hub", mosquitto.port)) as h:
+            watch = h.ingest.dispatcher.gateways
+
+            def heard() -> bool:
+                return all(watch.status(t, "jt808") is not None for t in FLEETS)
+
+            await eventually(lambda: asyncio.sleep(0, heard()), 20, "online " + log.read_text())
+            assert all(watch.status(t, "jt808")[0] for t in FLEETS)  # type: ignore[index]
+            assert watch.status("north-coal", "jt808") is None
+            assert await alarms("active") == []
+
+            gw.send_signal(signal.SIGKILL)
+            gw.wait(timeout=10)
+
+            async def raised() -> list[dict[str, object]]:
+                got = await alarms("active")
+                return got if len(got) >= len(FLEETS) else []
+
+            found = await eventually(raised, 15, "an offline alarm of each fleet")
+            assert sorted((a["tenant"], a["site"], a["device"], a["sensor"]) for a in found) == [
+                (t, "vehicles", "jt808", f"gateway:{t}/vehicles/jt808") for t in FLEETS
+            ]
+            assert {(a["level_name"], a["tier"], a["side"]) for a in found} == {
+                ("gateway_offline", "orange", "no_data")
+            }
+
+            gw = start_jt808(cfg, mosquitto.port, spool, log)
+
+            async def cleared() -> list[dict[str, object]]:
+                got = await alarms("cleared")
+                return got if len(got) == len(FLEETS) else []
+
+            done = await eventually(cleared, 20, "the alarms cleared " + log.read_text())
+            assert {a["id"] for a in done} == {a["id"] for a in found}
+    finally:
+        await client.aclose()
+        if gw.poll() is None:
+            gw.send_signal(signal.SIGINT)
+            try:
+                gw.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                gw.kill()
+
+
+def test_the_jt808_command_refuses_a_name_the_configuration_does_not_list(tmp_path, capsys):
+    from hazardhub import cli
+
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    assert cli.main(["jt808", "-c", str(cfg), "--name", "jt808-b"]) == 2
+    err = capsys.readouterr().err
+    assert "'jt808-b' is not in the configuration's jt808_gateways ['jt808']" in err
+
+
+def test_a_device_may_not_take_a_jt808_gateways_name(tmp_path):
+    device = """
+        devices:
+          - id: rtu-1
+            profile: coal-substation
+            gateway: {gw}
+            modbus: {{host: 127.0.0.1, port: 1502, unit: 1}}
+"""
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG + device.format(gw="jt808"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"devices\.0\.gateway: 'jt808' names a JT/T 808"):
+        load_registry(cfg, [ROOT / "profiles"])
+    # named otherwise, the centre's gateway may take any other name
+    cfg.write_text(
+        CONFIG.replace("version: 1", "version: 1\njt808_gateways: [centre-a, centre-b]")
+        + device.format(gw="jt808"),
+        encoding="utf-8",
+    )
+    reg = load_registry(cfg, [ROOT / "profiles"])
+    assert reg.config.jt808_gateways == ("centre-a", "centre-b")
