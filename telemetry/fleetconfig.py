@@ -8,7 +8,7 @@ coaches stop between 02:00 and 05:00. Every number is configurable.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -51,7 +51,9 @@ class ClassLimits(_Frozen):
 
     speed_kmh: float = Field(default=60.0, gt=0, le=250, description="off expressways")
     expressway_kmh: float = Field(default=80.0, gt=0, le=250, description="in expressway zones")
-    night_speed_factor: float = Field(default=0.8, gt=0, le=1)
+    night_speed_factor: float = Field(
+        default=0.8, gt=0, le=1, description="passenger vehicles: 80 % of the day's limit"
+    )
     overspeed_min_s: float = Field(default=10.0, ge=0, le=3600, description="JT/T 808 0x0056")
     continuous_day_s: float = Field(default=4 * 3600.0, gt=0, le=86400)
     continuous_night_s: float = Field(default=2 * 3600.0, gt=0, le=86400)
@@ -135,8 +137,14 @@ class ForbiddenArea(_Shape):
 Geofence = Annotated[SpeedZone | CorridorFence | ForbiddenArea, Field(discriminator="kind")]
 
 
+def _hazmat() -> ClassLimits:
+    # 危险货物道路运输安全管理办法 Art. 46: 80 / 60 km/h, day and night (the 80 % night rule is
+    # for passenger vehicles)
+    return ClassLimits(night_speed_factor=1.0)
+
+
 class FleetSettings(_Frozen):
-    hazmat: ClassLimits = ClassLimits()
+    hazmat: ClassLimits = Field(default_factory=_hazmat)
     coach: ClassLimits = Field(default_factory=_coach)
     charter: ClassLimits = Field(default_factory=_charter)
     utc_offset_min: int = Field(default=480, ge=-720, le=840, description="China Standard Time")
@@ -150,6 +158,15 @@ class FleetSettings(_Frozen):
     track_gap_s: float = Field(default=300.0, gt=0, le=86400, description="KPI: complete track")
     exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")
     geofences: tuple[Geofence, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hazmat_by_day_and_night(cls, data: Any) -> Any:
+        """A `hazmat:` given without its night factor keeps the class's 1.0, not 0.8."""
+        hazmat = data.get("hazmat") if isinstance(data, dict) else None
+        if isinstance(hazmat, dict) and "night_speed_factor" not in hazmat:
+            return {**data, "hazmat": {**hazmat, "night_speed_factor": 1.0}}
+        return data
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

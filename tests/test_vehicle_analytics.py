@@ -194,11 +194,19 @@ def test_expressway_zone_and_posted_limit() -> None:
     assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
 
 
-def test_night_limit_is_80_percent() -> None:
-    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+def test_night_limit_is_80_percent_for_passenger_vehicles_only() -> None:
     night = CST_0800 + 15 * HOUR  # 23:00
-    assert run(table, drive(10, CST_0800, [(10 * MIN, 50.0)])) == []
-    events = run(table, drive(10, night, [(10 * MIN, 50.0)]))
+    table = compile_fleet(FleetSettings(), fleet("coach"))  # 100 km/h by day: 80 at night
+    assert run(table, drive(10, CST_0800, [(10 * MIN, 90.0)])) == []
+    events = run(table, drive(10, night, [(10 * MIN, 90.0)]))
+    assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
+    # a hazmat truck's 60 km/h off expressways holds by night too (DOMAIN 3.1: the 80 % rule
+    # is for passenger vehicles)
+    given = FleetSettings.model_validate({"hazmat": {"speed_kmh": 60, "expressway_kmh": 80}})
+    assert given.hazmat.night_speed_factor == 1.0 == FleetSettings().hazmat.night_speed_factor
+    table = compile_fleet(given, fleet("hazmat"))
+    assert run(table, drive(10, night, [(10 * MIN, 55.0)])) == []
+    events = run(table, drive(10, night, [(10 * MIN, 65.0)]))
     assert kinds(events) == [EventKind.OVERSPEED, EventKind.OVERSPEED_END]
 
 
