@@ -8,6 +8,7 @@ by NAMUR NE 43.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 
@@ -22,9 +23,11 @@ __all__ = [
     "apply_status",
     "decode_point",
     "decode_reading",
+    "float32_decimal",
     "namur_quality",
 ]
 
+_F32 = struct.Struct(">f")
 _FORMATS = {
     "int16": ">h",
     "uint16": ">H",
@@ -64,9 +67,22 @@ def _raw(point: PointSpec, words: Sequence[int | bool]) -> float:
         regs.reverse()
     if point.word_order in ("BADC", "DCBA"):
         regs = [((r & 0xFF) << 8) | (r >> 8) for r in regs]
-    return float(
-        struct.unpack(_FORMATS[point.dtype], b"".join(r.to_bytes(2, "big") for r in regs))[0]
-    )
+    x = float(struct.unpack(_FORMATS[point.dtype], b"".join(r.to_bytes(2, "big") for r in regs))[0])
+    return float32_decimal(x) if point.dtype == "float32" else x
+
+
+def float32_decimal(x: float) -> float:
+    """The shortest decimal that a float32 stands for: a transmitter at 9.2 m sends the float32
+    nearest 9.2, 9.19999980926..., which read as is would miss a level at 9.2 (>=); read as the
+    9.2 it means, it meets it. Non-finite values are kept."""
+    if not math.isfinite(x):
+        return x
+    packed = _F32.pack(x)
+    for digits in range(6, 10):  # 9 significant digits always give the float32 back
+        d = float(f"{x:.{digits}g}")
+        if _F32.pack(d) == packed:
+            return d
+    return x
 
 
 def _scaled(raw: float, scale: float) -> float:
@@ -172,6 +188,7 @@ class RequestDecoder:
         self._slow = [i for i in range(len(points)) if i not in set(chosen)]
         self._offsets = tuple(offsets)
         pts = [points[i] for i in chosen]
+        self._f32 = [j for j, i in enumerate(chosen) if points[i].dtype == "float32"]
         self._coef = []  # (divide, scale, offset): small lists beat numpy at this size
         for p in pts:
             divide = 0.0
@@ -200,7 +217,10 @@ class RequestDecoder:
                 raise DeviceError(f"response has {len(words)} registers, expected {self.count}")
             data = self._words.pack(*words[: self.count])
         if len(self._fast):
-            raw = self._struct.unpack_from(data)
+            raw: list[float] = list(self._struct.unpack_from(data))
+            if self._f32:
+                for j in self._f32:
+                    raw[j] = float32_decimal(raw[j])
             xs = [
                 (r / d if d else r * sc) + off
                 for r, (d, sc, off) in zip(raw, self._coef, strict=True)

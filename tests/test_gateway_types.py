@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.decode import RequestDecoder, decode_reading
+from gateway.decode import RequestDecoder, decode_reading, float32_decimal
 from gateway.poller import DevicePoller
 from hazardhub.settings import load_profiles
 from simulators.modbus import ModbusSimServer, SimulatedDevice
@@ -272,3 +273,35 @@ def test_request_decoder_agrees_with_point_decoder(case):
             assert math.isnan(value[i])
         else:
             assert value[i] == want or value[i] == pytest.approx(want, rel=1e-12), p
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("meant", [9.2, 1.4, 0.8, 0.1, 20.0, -40.7, 123.456, 1e-5, 3.0e38])
+def test_a_float32_reads_as_the_decimal_the_transmitter_means(meant: float, order: str) -> None:
+    """The float32 nearest 9.2 is 9.19999980926...: read as is, a tank at its 9.2 m HIHI would
+    not raise it (>=). Both decoders read the decimal it stands for."""
+    if meant != 20.0:  # exact in float32; every other one differs as read
+        assert float(np.float32(meant)) != meant
+    regs = list(struct.unpack(">2H", struct.pack(">f", meant)))
+    if order in ("CDAB", "DCBA"):
+        regs.reverse()
+    if order in ("BADC", "DCBA"):
+        regs = [((r & 0xFF) << 8) | (r >> 8) for r in regs]
+    point = PointSpec(name="level", address=0, dtype="float32", word_order=order)
+    assert decode_reading(point, regs) == (meant, Quality.GOOD)
+    value, quality = np.empty(1), np.zeros(1, np.uint8)
+    RequestDecoder([point], [0], 2).decode(regs, value, quality)
+    assert float(value[0]) == meant
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_the_float32_decimal_is_the_same_float32(bits: int) -> None:
+    x = struct.unpack(">f", bits.to_bytes(4, "big"))[0]
+    d = float32_decimal(x)
+    if math.isfinite(x):
+        assert struct.pack(">f", d) == struct.pack(">f", x)
+        mantissa = repr(d).lstrip("-").split("e")[0].replace(".", "").strip("0")
+        assert len(mantissa) <= 9, d  # a decimal of float32's precision, not float64's
+    else:
+        assert d == x or (math.isnan(d) and math.isnan(x))
