@@ -64,6 +64,7 @@ FLEET_KINDS = (
     "forbidden_area",
     "offline",
     "drift",
+    "offline_moved",
 )
 # the terminal's own alarm bits (alerts.vehicles.terminal): kind number 32 + bit
 TERMINAL_KINDS: dict[int, str] = {

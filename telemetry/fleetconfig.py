@@ -154,6 +154,13 @@ class FleetSettings(_Frozen):
         default=1200.0, gt=0, le=86400, description="a gap while moving counts this much driving"
     )
     offline_s: float = Field(default=1200.0, gt=0, le=7 * 86400)
+    offline_move_m: float = Field(
+        default=1000.0,
+        ge=0,
+        le=1_000_000,
+        description="离线位移: a fix after a silence of offline_s or more, this far from the "
+        "last one, raises offline_moved (0: never)",
+    )
     drift_kmh: float = Field(default=160.0, gt=0, le=2000)
     track_gap_s: float = Field(default=300.0, gt=0, le=86400, description="KPI: complete track")
     exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")

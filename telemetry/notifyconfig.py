@@ -54,6 +54,7 @@ AlarmKind = Literal[
     "forbidden_area",
     "offline",
     "drift",
+    "offline_moved",
     "terminal_emergency",
     "terminal_overspeed",
     "terminal_fatigue",

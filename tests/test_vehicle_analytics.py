@@ -150,7 +150,8 @@ def test_more_than_8h_in_a_day() -> None:
     assert kinds(events) == [EventKind.FATIGUE_DAILY]
     # it ends at local midnight (16:00 UTC), found by the first fix of the next day
     night = CST_0800 + 16 * HOUR
-    later = run(table, [*drive(10, CST_0800 - 2 * HOUR, legs), (10, night + HOUR, LAT0, LON0, 0)])
+    rows = drive(10, CST_0800 - 2 * HOUR, legs)
+    later = run(table, [*rows, (10, night + HOUR, rows[-1][2], rows[-1][3], 0)])  # where it stood
     ended = (EventKind.FATIGUE_DAILY_END, night, 8 * 3600.0 + 600)  # 8 h 10 min that day
     assert [e[1:4] for e in later[1:]] == [ended]
 
@@ -308,6 +309,35 @@ def test_offline_found_in_backfill() -> None:
         (10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 1800.0, -1),
         (10, EventKind.OFFLINE_END, CST_0800 + 30 * MIN, 1800.0, -1),
     ]
+
+
+def test_a_vehicle_that_moved_while_silent_raises_offline_moved() -> None:
+    """离线位移 (DOMAIN 3.1, a KPI of hazmat supervision): a tanker parked, silent for 3 h, that
+    is next seen 100 km away moved without being watched; parked it raised no `OFFLINE`."""
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    away = LAT0 + 100_000 / M_PER_DEG_LAT
+    rows = [(10, CST_0800, LAT0, LON0, 0.0), (10, CST_0800 + 3 * HOUR, away, LON0, 0.0)]
+    [(vehicle, kind, ts, value, _)] = run(table, rows)
+    assert (vehicle, kind, ts) == (10, EventKind.OFFLINE_MOVED, CST_0800 + 3 * HOUR)
+    assert value == pytest.approx(100_000, rel=1e-3)
+    # 300 m in 3 h (a yard, GPS scatter), or 20 km within the offline time: nothing
+    near, drove = LAT0 + 300 / M_PER_DEG_LAT, LAT0 + 20_000 / M_PER_DEG_LAT
+    assert run(table, [rows[0], (10, CST_0800 + 3 * HOUR, near, LON0, 0.0)]) == []
+    assert run(table, [rows[0], (10, CST_0800 + 19 * MIN, drove, LON0, 0.0)]) == []
+    # moving into the silence: offline, its end, and the move, at the fix that ends it
+    rows = [(10, CST_0800, LAT0, LON0, 60.0), (10, CST_0800 + 3 * HOUR, away, LON0, 60.0)]
+    assert kinds(run(table, rows)) == [
+        EventKind.OFFLINE,
+        EventKind.OFFLINE_END,
+        EventKind.OFFLINE_MOVED,
+    ]
+    off = compile_fleet(FleetSettings(offline_move_m=0), fleet("hazmat"))
+    assert EventKind.OFFLINE_MOVED not in kinds(run(off, rows))
+    # an alarm of its own, a moment (raised and returned at once) to acknowledge
+    alarms = FleetAlarms(table)
+    got = alarms.judge(batch(rows), CST_0800 + 3 * HOUR)
+    moved = [(c.kind, c.level, c.ts) for c in got if c.kind == "offline_moved"]
+    assert moved == [("offline_moved", 1, rows[1][1]), ("offline_moved", 0, rows[1][1])]
 
 
 def test_position_jump_is_drift() -> None:

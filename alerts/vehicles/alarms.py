@@ -35,6 +35,12 @@ FLEET_ALARMS: dict[str, tuple[str, str, str]] = {
     "forbidden_area": ("forbidden_area", "red", "驶入禁行区域 in a forbidden area: call now"),
     "offline": ("offline", "yellow", "终端离线 check the terminal and its link"),
     "drift": ("gps_drift", "blue", "定位漂移 check the antenna"),
+    "offline_moved": (
+        "offline_moved",
+        "orange",
+        "离线位移: 终端离线期间车辆移动 it moved while its terminal was silent: call the driver, "
+        "check the terminal",
+    ),
 }
 _RAISES = {
     EventKind.OVERSPEED: "overspeed",
@@ -45,6 +51,7 @@ _RAISES = {
     EventKind.FORBIDDEN_ENTER: "forbidden_area",
     EventKind.OFFLINE: "offline",
     EventKind.DRIFT: "drift",
+    EventKind.OFFLINE_MOVED: "offline_moved",
 }
 _ENDS = {
     EventKind.OVERSPEED_END: "overspeed",
@@ -54,7 +61,7 @@ _ENDS = {
     EventKind.FORBIDDEN_END: "forbidden_area",
     EventKind.OFFLINE_END: "offline",
 }
-_MOMENTS = frozenset({"night_ban", "drift"})
+_MOMENTS = frozenset({"night_ban", "drift", "offline_moved"})
 
 
 def fleet_side(kind: str) -> int:

@@ -255,6 +255,15 @@ def _judge(
     jump = implied > table.drift_kmh
     hit = pr[jump]
     out.add(s[hit], EventKind.DRIFT, t[hit], implied[jump])
+    # moved while silent (离线位移): any silence of the offline length, moving before or not
+    gap = np.flatnonzero(k.has_prev & (dt >= table.offline_ms)) if table.offline_move_m else pr[:0]
+    if gap.size:
+        at_first = first[gap]
+        prev_lat = np.where(at_first, st.last_lat[s[gap]], lat[gap - 1])
+        prev_lon = np.where(at_first, st.last_lon[s[gap]], lon[gap - 1])
+        moved = step_m(prev_lat, prev_lon, lat[gap], lon[gap])
+        far = moved >= table.offline_move_m
+        out.add(s[gap[far]], EventKind.OFFLINE_MOVED, t[gap[far]], moved[far])
 
     st.has_fix[fs] = True
     st.last_ts[fs] = t[li]

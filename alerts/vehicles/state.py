@@ -51,6 +51,7 @@ class EventKind(IntEnum):
     FATIGUE_DAILY_END = 12  # at the local midnight ending the day; value: driving s that day
     FORBIDDEN_END = 13  # out of every forbidden area (or window); value: speed km/h
     OFFLINE_END = 14  # at the fix ending the silence; value: silence s
+    OFFLINE_MOVED = 15  # at the fix after a silence, far from the last one; value: distance m
 
 
 # Events of one vehicle at one event time are ordered by this rank, then by ref: the kind's

@@ -112,6 +112,7 @@ class FleetTable:
     night: tuple[int, int]
     moving_kmh: float
     offline_ms: int
+    offline_move_m: float  # 0: never
     drift_kmh: float
     drive_gap_ms: int
     track_gap_ms: int
@@ -217,6 +218,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         night=_window_ms(settings.night.minutes()),
         moving_kmh=settings.moving_kmh,
         offline_ms=_ms(settings.offline_s),
+        offline_move_m=settings.offline_move_m,
         drift_kmh=settings.drift_kmh,
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
