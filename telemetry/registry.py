@@ -211,6 +211,12 @@ def _check_verify(
             raise ConfigError(f"{where}.level: no level above named {spec.level!r} {which}")
 
 
+def _same_unit(unit: str, units: tuple[str, ...]) -> bool:
+    """A sensor's unit is one of a rule's (spaces and case aside), or either is not given."""
+    norm = "".join(unit.split()).casefold()
+    return not norm or not units or norm in {"".join(u.split()).casefold() for u in units}
+
+
 def build_registry(
     config: HubConfig,
     profiles: Iterable[DeviceProfile] = (),
@@ -288,6 +294,15 @@ def build_registry(
                             "its levels would be wrong for what the point measures; pick a rule "
                             "for this kind or give the sensor its own levels"
                         )
+                    unit = sen.unit or point.unit
+                    if packed is not None and not _same_unit(unit, packed.units):
+                        raise ConfigError(
+                            f"{swhere}.rule: rule {sen.rule!r} has its levels in "
+                            f"{' or '.join(packed.units)}, and sensor {sen.id!r} reads {unit!r}: "
+                            "its alarms would come at the wrong concentration; pick a rule in "
+                            "the sensor's unit, give it its own levels, or set the sensor's "
+                            "`unit:` if the point is really in the rule's"
+                        )
                     rate = sen.rate or (packed.rate if packed else None)
                     early = sen.early_warning or (packed.early_warning if packed else None)
                     frozen = sen.frozen or (packed.frozen if packed else None)
@@ -301,7 +316,7 @@ def build_registry(
                         device=dev.id,
                         key=point.name,
                         kind=sen.kind,
-                        unit=sen.unit or point.unit,
+                        unit=unit,
                         location=sen.location,
                         tag=sen.tag,
                         rule=rule,

@@ -200,6 +200,12 @@ class RuleSpec(Frozen):
         description="the kinds of sensor the rule is meant for (a sensor of another kind naming "
         "it is refused); none: any",
     )
+    units: tuple[str, ...] = Field(
+        default=(),
+        description="the units the rule's levels are in (%LEL, %OEL ...): a sensor whose unit is "
+        "another is refused (a ppm detector on a %OEL rule alarms at 100 ppm, whatever the "
+        "gas); a sensor without a unit, and a rule without units, are not checked",
+    )
 
     @field_validator("levels")
     @classmethod

@@ -92,3 +92,52 @@ def test_a_level_error_comes_alone_and_a_rule_needs_levels():
         RuleSpec.model_validate({"levels": []})
     (only,) = err.value.errors()
     assert only["loc"] == ("levels",) and "a rule without levels raises nothing" in only["msg"]
+
+
+UNITS = """
+version: 1
+device_profiles:
+  - name: p
+    points: [{{name: a, address: 0, dtype: uint16, unit: "{unit}"}}]
+tenants:
+  - id: t
+    sites:
+      - id: s
+        devices:
+          - id: d
+            profile: p
+            sensors:
+              - {{id: x, point: a, kind: {kind}, rule: {rule}{extra}}}
+"""
+
+
+def build_units(unit: str, kind: str, rule: str, extra: str = ""):
+    profiles, packs = load_profiles(ROOT / "profiles")
+    text = UNITS.format(unit=unit, kind=kind, rule=rule, extra=extra)
+    return build_registry(parse_document(text, HubConfig, "site.yaml"), profiles, packs)
+
+
+@pytest.mark.parametrize(
+    ("unit", "kind", "rule"),
+    [
+        ("ppm", "toxic_gas", "chem-gas.toxic-oel"),  # H2S at 100 ppm is 10 times its OEL
+        ("ppm", "co", "chem-gas.toxic-idlh"),
+        ("%VOL", "flammable_gas", "chem-gas.flammable-lel"),
+    ],
+)
+def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
+    with pytest.raises(ConfigError) as err:
+        build_units(unit, kind, rule)
+    text = str(err.value)
+    assert "tenants.0.sites.0.devices.0.sensors.0.rule" in text
+    assert f"sensor 'x' reads {unit!r}" in text and rule in text
+
+
+def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
+    assert build_units("% lel", "flammable_gas", "chem-gas.flammable-lel").sensor("x").unit
+    # the sensor says the point is really in the rule's unit (a transmitter set to %OEL)
+    got = build_units("ppm", "toxic_gas", "chem-gas.toxic-oel", ', unit: "%OEL"').sensor("x")
+    assert got is not None and got.unit == "%OEL"
+    # a point without a unit cannot be checked; a rule without units takes any
+    assert build_units("", "toxic_gas", "chem-gas.toxic-oel").sensor("x") is not None
+    assert build_units("ppm", "co", "coal-gas.co").sensor("x") is not None
