@@ -12,6 +12,7 @@ read whole; a body that says nothing of its length is counted as it arrives.
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -22,10 +23,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.store.base import StoreError
+
 __all__ = ["BodyLimit", "install_problem_handlers", "problem"]
 
 PROBLEM_TYPE = "https://hazardhub.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def _slug(status: int) -> str:
@@ -87,6 +91,18 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _errors(exc.errors())
         return problem(422, _summary(errors), request.url.path, errors=errors)
+
+    @app.exception_handler(StoreError)
+    async def store_down(request: Request, exc: StoreError) -> JSONResponse:
+        # the store's own message may name its address; it goes to the log, not the client
+        log.warning("%s %s: the store failed: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "the time-series store does not answer: readings cannot be read now (ingest and "
+            "alarms go on, and readings wait in the hub's buffer); try again shortly",
+            request.url.path,
+            headers={"Retry-After": "10"},
+        )
 
 
 class BodyLimit:

@@ -16,7 +16,7 @@ from alerts.table import compile_table
 from api.app import AppContext, create_app
 from api.auth import KeyRing, hash_key
 from ingest.metrics import Metrics
-from ingest.store.base import ReadingBatch
+from ingest.store.base import ReadingBatch, StoreError
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
 
@@ -290,3 +290,36 @@ async def test_a_viewer_gets_403_on_every_write_route_before_its_body_is_read(ap
     # a key that may write gets the body's error
     r = await api.post("/api/v1/alarms/1/shelve", json={"bogus": [1]}, headers=auth("coal"))
     assert r.status_code == 422
+
+
+async def test_readings_answer_503_while_the_store_is_down(tmp_path):
+    """InfluxDB away: the reading routes answer a 503 problem (retry later) without the
+    store's address, not a bare 500 with a traceback in the log."""
+    from ingest.store.influx import InfluxStore
+    from services import free_port
+
+    reg = mine_registry(1502, 1.0)
+    port = free_port()  # nothing listens there
+    store = InfluxStore(reg, f"http://127.0.0.1:{port}", timeout_s=0.5)
+    with pytest.raises(StoreError):  # its client is made, its database cannot be
+        await store.open()
+    db = StateDB(tmp_path / "state.db")
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing([KEYS["admin"][1]])))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub"
+        ) as client:
+            for path, params in (
+                ("/api/v1/sensors/ch4-t1/latest", {}),
+                ("/api/v1/sensors/ch4-t1/history", {"start": 0, "end": 10_000}),
+                ("/api/v1/latest", {"sensor": "ch4-t1"}),
+            ):
+                r = await client.get(path, params=params, headers=auth("admin"))
+                assert r.status_code == 503, (path, r.text)
+                assert r.headers["content-type"] == "application/problem+json"
+                assert r.headers["retry-after"] == "10"
+                assert "store does not answer" in r.json()["detail"]
+                assert str(port) not in r.text
+    finally:
+        await store.close()
+        db.close()
