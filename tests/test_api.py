@@ -296,6 +296,7 @@ async def test_readings_answer_503_while_the_store_is_down(tmp_path):
     """InfluxDB away: the reading routes answer a 503 problem (retry later) without the
     store's address, not a bare 500 with a traceback in the log."""
     from ingest.store.influx import InfluxStore
+
     from services import free_port
 
     reg = mine_registry(1502, 1.0)
