@@ -1,14 +1,15 @@
 """Fleet analytics settings: per-class limits and geofences (pydantic v2, frozen, validated once).
 
 Defaults follow DOMAIN.md section 3.1: hazmat 60 km/h (80 on expressways), coaches and charter
-buses 100 on expressways; at night (22:00-06:00 China Standard Time) 80 % of the day limit;
+buses 100 on expressways; at night (22:00-06:00 China Standard Time) coaches and charters 80 % of
+the day limit (the passenger rule), hazmat its day limits;
 continuous driving 4 h by day and 2 h at night, a rest of 20 min or more; 8 h a day; long-distance
 coaches stop between 02:00 and 05:00. Every number is configurable.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -51,8 +52,12 @@ class ClassLimits(_Frozen):
 
     speed_kmh: float = Field(default=60.0, gt=0, le=250, description="off expressways")
     expressway_kmh: float = Field(default=80.0, gt=0, le=250, description="in expressway zones")
-    night_speed_factor: float = Field(
-        default=0.8, gt=0, le=1, description="passenger vehicles: 80 % of the day's limit"
+    night_speed_factor: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="the night limit's share of the day's; default by class: 0.8 for coaches "
+        "and charters (the passenger rule), 1.0 for hazmat (its 80/60 km/h hold at night)",
     )
     overspeed_min_s: float = Field(default=10.0, ge=0, le=3600, description="JT/T 808 0x0056")
     continuous_day_s: float = Field(default=4 * 3600.0, gt=0, le=86400)
@@ -137,14 +142,8 @@ class ForbiddenArea(_Shape):
 Geofence = Annotated[SpeedZone | CorridorFence | ForbiddenArea, Field(discriminator="kind")]
 
 
-def _hazmat() -> ClassLimits:
-    # 危险货物道路运输安全管理办法 Art. 46: 80 / 60 km/h, day and night (the 80 % night rule is
-    # for passenger vehicles)
-    return ClassLimits(night_speed_factor=1.0)
-
-
 class FleetSettings(_Frozen):
-    hazmat: ClassLimits = Field(default_factory=_hazmat)
+    hazmat: ClassLimits = ClassLimits()
     coach: ClassLimits = Field(default_factory=_coach)
     charter: ClassLimits = Field(default_factory=_charter)
     utc_offset_min: int = Field(default=480, ge=-720, le=840, description="China Standard Time")
@@ -166,15 +165,6 @@ class FleetSettings(_Frozen):
     exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")
     geofences: tuple[Geofence, ...] = ()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _hazmat_by_day_and_night(cls, data: Any) -> Any:
-        """A `hazmat:` given without its night factor keeps the class's 1.0, not 0.8."""
-        hazmat = data.get("hazmat") if isinstance(data, dict) else None
-        if isinstance(hazmat, dict) and "night_speed_factor" not in hazmat:
-            return {**data, "hazmat": {**hazmat, "night_speed_factor": 1.0}}
-        return data
-
     @model_validator(mode="after")
     def _unique(self) -> Self:
         ids = [g.id for g in self.geofences]
@@ -187,3 +177,11 @@ class FleetSettings(_Frozen):
     def limits(self, vehicle_class: VehicleClass) -> ClassLimits:
         limits: ClassLimits = getattr(self, vehicle_class)
         return limits
+
+    def night_factor(self, vehicle_class: VehicleClass) -> float:
+        """The night limit's share of the day's: as set, else 1.0 for hazmat (危险货物道路运输
+        安全管理办法 Art. 46: 80 / 60 km/h day and night) and 0.8 for passenger vehicles."""
+        given = self.limits(vehicle_class).night_speed_factor
+        if given is not None:
+            return given
+        return 1.0 if vehicle_class == "hazmat" else 0.8

@@ -204,7 +204,13 @@ def test_night_limit_is_80_percent_for_passenger_vehicles_only() -> None:
     # a hazmat truck's 60 km/h off expressways holds by night too (DOMAIN 3.1: the 80 % rule
     # is for passenger vehicles)
     given = FleetSettings.model_validate({"hazmat": {"speed_kmh": 60, "expressway_kmh": 80}})
-    assert given.hazmat.night_speed_factor == 1.0 == FleetSettings().hazmat.night_speed_factor
+    assert given.night_factor("hazmat") == 1.0 == FleetSettings().night_factor("hazmat")
+    assert FleetSettings().night_factor("coach") == 0.8
+    # the file is read as written: nothing is added to it (its digest decides which revision
+    # of the configuration runs: docs/api.md)
+    assert given.model_dump(exclude_unset=True) == {
+        "hazmat": {"speed_kmh": 60, "expressway_kmh": 80}
+    }
     table = compile_fleet(given, fleet("hazmat"))
     assert run(table, drive(10, night, [(10 * MIN, 55.0)])) == []
     events = run(table, drive(10, night, [(10 * MIN, 65.0)]))

@@ -202,7 +202,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         cls=cls,
         speed_kmh=fcol([x.speed_kmh for x in lim]),
         expressway_kmh=fcol([x.expressway_kmh for x in lim]),
-        night_factor=fcol([x.night_speed_factor for x in lim]),
+        night_factor=fcol([settings.night_factor(c) for c in CLASSES]),
         overspeed_ms=icol([_ms(x.overspeed_min_s) for x in lim]),
         cont_day_ms=icol([_ms(x.continuous_day_s) for x in lim]),
         cont_night_ms=icol([_ms(x.continuous_night_s) for x in lim]),
