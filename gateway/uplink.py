@@ -55,6 +55,8 @@ class SpoolUplink:
         self._window = window
         self._wakeup = asyncio.Event()
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()  # set while `connected` is not
+        self.disconnected.set()
 
     @property
     def pending(self) -> int:
@@ -95,6 +97,7 @@ class SpoolUplink:
                     if self.status_topic:
                         await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     self.connected.set()
+                    self.disconnected.clear()
                     backoff = 0.2
                     log.info(
                         "%s connected to %s:%d (%d messages spooled)",
@@ -103,13 +106,20 @@ class SpoolUplink:
                         self._port,
                         len(self.spool),
                     )
-                    await self._report_drops(client)
-                    await self._pump(client, stop, drain_timeout_s)
+                    try:
+                        await self._report_drops(client)
+                        await self._pump(client, stop, drain_timeout_s)
+                    except asyncio.CancelledError:
+                        # going down on another task's error: leaving the block disconnects
+                        # cleanly, and the broker drops the will; so say it
+                        await self._say_offline(client)
+                        raise
                     if self.status_topic:
                         await client.publish(self.status_topic, b"offline", qos=1, retain=True)
                     return
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
+                self.disconnected.set()
                 if stop.is_set():
                     log.warning(
                         "%s: stopping with %d messages spooled; they are sent at the next start",
@@ -127,6 +137,13 @@ class SpoolUplink:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, self._backoff_max)
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """`offline` on the status topic (if any), given at most 2 s."""
+        if self.status_topic:
+            with contextlib.suppress(Exception):
+                publish = client.publish(self.status_topic, b"offline", qos=1, retain=True)
+                await asyncio.wait_for(publish, 2.0)
 
     async def _report_drops(self, client: aiomqtt.Client) -> None:
         for report in self.spool.drop_reports():

@@ -58,19 +58,54 @@ async def retained(port: int, topics: list[str]) -> dict[str, bytes]:
     return got
 
 
+def presence_of(mosquitto, uplink: asyncio.Event, lost: asyncio.Event, tenants) -> Presence:
+    return Presence(
+        mosquitto.host,
+        mosquitto.port,
+        layout=TopicLayout(),
+        tenants=tenants,
+        gateway="jt808",
+        uplink_connected=uplink,
+        uplink_lost=lost,
+    )
+
+
+async def test_a_gateway_going_down_on_an_error_says_offline_itself(mosquitto, tmp_path):
+    """Another task's error cancels the status connections (and the Modbus uplink): leaving
+    them disconnects cleanly, which makes the broker drop the will; so each says `offline`
+    before it goes, or the status would stand `online` for a dead gateway."""
+    from gateway.spool import Spool
+
+    from e2e_helpers import coal_uplink
+
+    uplink, lost = asyncio.Event(), asyncio.Event()
+    uplink.set()
+    presence = presence_of(mosquitto, uplink, lost, FLEETS)
+    spool = Spool(tmp_path / "spool.db", max_bytes=1 << 20, max_age_s=3600, clock_ms=lambda: 0)
+    modbus = coal_uplink(mosquitto.port, spool)
+    topics = [presence.topic(t) for t in FLEETS] + [str(modbus.status_topic)]
+
+    async def crash() -> None:
+        await eventually(lambda: asyncio.sleep(0, len(presence.online) == 2), 5, "online")
+        await asyncio.wait_for(modbus.connected.wait(), 5)
+        assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"online")
+        raise RuntimeError("disk full")
+
+    stop = asyncio.Event()
+    with pytest.raises(ExceptionGroup):
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(presence.run(stop))
+            tg.create_task(modbus.run(stop))
+            tg.create_task(crash())
+    spool.close()
+    assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"offline")
+
+
 async def test_presence_says_online_per_tenant_only_with_the_uplink_and_offline_at_a_stop(
     mosquitto,
 ):
-    layout = TopicLayout()
-    uplink = asyncio.Event()
-    presence = Presence(
-        mosquitto.host,
-        mosquitto.port,
-        layout=layout,
-        tenants=["coach-co", "chem-logistics", "coach-co"],
-        gateway="jt808",
-        uplink_connected=uplink,
-    )
+    uplink, lost = asyncio.Event(), asyncio.Event()
+    presence = presence_of(mosquitto, uplink, lost, ["coach-co", "chem-logistics", "coach-co"])
     topics = [presence.topic(t) for t in FLEETS]
     stop = asyncio.Event()
     task = asyncio.create_task(presence.run(stop))
@@ -80,6 +115,15 @@ async def test_presence_says_online_per_tenant_only_with_the_uplink_and_offline_
         assert await retained(mosquitto.port, topics) == {}
         uplink.set()
         await eventually(lambda: asyncio.sleep(0, presence.online == set(FLEETS)), 5, "online")
+        assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"online")
+        # the positions' connection lost: offline; back: online again
+        uplink.clear()
+        lost.set()
+        await eventually(lambda: asyncio.sleep(0, presence.online == set()), 5, "offline")
+        assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"offline")
+        lost.clear()
+        uplink.set()
+        await eventually(lambda: asyncio.sleep(0, presence.online == set(FLEETS)), 5, "again")
         assert await retained(mosquitto.port, topics) == dict.fromkeys(topics, b"online")
     finally:
         stop.set()

@@ -9,8 +9,10 @@ nothing but the will, `online` at connect and `offline` at a clean stop). The hu
 (`alerts.gateways`), so that a dead JT/T 808 gateway shows in minutes, not as each moving
 vehicle's silence.
 
-`online` is said only once the uplink (the positions' connection) is connected: a gateway whose
-positions cannot reach the broker is not online.
+`online` is said while the uplink (the positions' connection) is connected, `offline` when it is
+lost: a gateway whose positions cannot reach the broker is not online. A
+gateway going down on an error says `offline` itself before it disconnects, since a clean
+disconnect makes the broker drop the will.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Presence:
         tenants: Iterable[str],
         gateway: str,
         uplink_connected: asyncio.Event,
+        uplink_lost: asyncio.Event,
         username: str | None = None,
         password: str | None = None,
         keepalive_s: int = 30,
@@ -50,7 +53,7 @@ class Presence:
         self._layout = layout
         self.tenants = tuple(sorted(set(tenants)))
         self.gateway = gateway
-        self._uplink = uplink_connected
+        self._uplink, self._uplink_lost = uplink_connected, uplink_lost
         self._username, self._password = username, password
         self._keepalive = keepalive_s
         self._backoff_max = backoff_max_s
@@ -84,12 +87,18 @@ class Presence:
                     will=will,
                     keepalive=self._keepalive,
                 ) as client:
-                    await client.publish(topic, b"online", qos=1, retain=True)
-                    self.online.add(tenant)
                     backoff = 0.2
-                    if await _lost_or_stopped(client, stop):
-                        await client.publish(topic, b"offline", qos=1, retain=True)
-                        return
+                    try:
+                        if await self._say(client, tenant, stop):
+                            return
+                    except asyncio.CancelledError:
+                        # the process is going down on an error of another task: leaving the
+                        # block disconnects cleanly and the broker drops the will, so say it
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(
+                                client.publish(topic, b"offline", qos=1, retain=True), 2.0
+                            )
+                        raise
             except aiomqtt.MqttError as exc:
                 if stop.is_set():
                     return
@@ -105,33 +114,52 @@ class Presence:
             finally:
                 self.online.discard(tenant)
 
+    async def _say(self, client: aiomqtt.Client, tenant: str, stop: asyncio.Event) -> bool:
+        """`online` while the uplink is connected, `offline` when it is lost (and `online`
+        again when it is back), until `stop` (True, `offline` said) or the connection is lost
+        (raises `MqttError`)."""
+        topic = self.topic(tenant)
+        while True:
+            await client.publish(topic, b"online", qos=1, retain=True)
+            self.online.add(tenant)
+            stopped = await _lost_or_stopped(client, stop, self._uplink_lost)
+            await client.publish(topic, b"offline", qos=1, retain=True)
+            self.online.discard(tenant)
+            if stopped or not await _first(self._uplink, stop):
+                return True
+
 
 async def _first(ready: asyncio.Event, stop: asyncio.Event) -> bool:
     """Wait for `ready` (True) or `stop` (False)."""
     if ready.is_set() or stop.is_set():
         return not stop.is_set()
     waits = [asyncio.ensure_future(ready.wait()), asyncio.ensure_future(stop.wait())]
-    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for w in waits:
-        w.cancel()
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
     return not stop.is_set()
 
 
-async def _lost_or_stopped(client: aiomqtt.Client, stop: asyncio.Event) -> bool:
-    """Wait until `stop` (True) or the connection is lost (raises `MqttError`)."""
+async def _lost_or_stopped(
+    client: aiomqtt.Client, stop: asyncio.Event, uplink_lost: asyncio.Event
+) -> bool:
+    """Wait until `stop` (True), the uplink is lost (False), or the connection is lost (raises
+    `MqttError`)."""
 
     async def lost() -> None:
         async for _ in client.messages:  # nothing subscribed: ends only with the connection
             pass
 
     reader = asyncio.ensure_future(lost())
-    stopper = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([reader, stopper], return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if not reader.done():
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-        return True
-    reader.result()  # the connection's error
-    raise aiomqtt.MqttError("the connection ended")
+    waits = [reader, asyncio.ensure_future(stop.wait()), asyncio.ensure_future(uplink_lost.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        if reader.done() and reader.exception() is not None:
+            raise aiomqtt.MqttError("the connection ended")
+    return stop.is_set()

@@ -407,6 +407,7 @@ class Jt808Gateway:
             tenants=(v.tenant for v in registry.vehicles.values()),
             gateway=name,
             uplink_connected=self.uplink.connected,
+            uplink_lost=self.uplink.disconnected,
             username=username,
             password=password,
         )
