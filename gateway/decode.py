@@ -101,8 +101,9 @@ def _milliamps(point: PointSpec, x: float) -> float:
 
 
 def namur_quality(ma: float) -> Quality:
-    """NAMUR NE 43: < 3.6 or > 21 mA is a device fault; 3.6-3.8 and 20.5-21 mA saturated."""
-    if ma < 3.6 or ma > 21.0:
+    """NAMUR NE 43: 3.6 mA or less and 21 mA or more is a failure signal; between it and
+    3.8-20.5 mA the signal is saturated."""
+    if ma <= 3.6 or ma >= 21.0:
         return Quality.SENSOR_FAULT
     if ma < 3.8 or ma > 20.5:
         return Quality.OUT_OF_RANGE

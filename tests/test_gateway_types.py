@@ -123,6 +123,8 @@ NAMUR_CASES = [  # engineering value of a 0-100 %LEL transmitter -> (mA, quality
     (103.0, Quality.GOOD),  # 20.48 mA
     (105.0, Quality.OUT_OF_RANGE),  # 20.8 mA: saturated high
     (120.0, Quality.SENSOR_FAULT),  # 23.2 mA: transmitter failure
+    (-2.5, Quality.SENSOR_FAULT),  # 3.6 mA itself: NE 43's failure signal (<= 3.6)
+    (106.25, Quality.SENSOR_FAULT),  # 21.0 mA itself (>= 21)
 ]
 
 
