@@ -69,6 +69,9 @@ def plan_users(
         ),
     ]
     for tenant in registry.tenants:
+        gateways = sorted({d.spec.gateway for d in registry.devices.values() if d.tenant == tenant})
+        # the status and drop reports of its own gateways only: not of the centre's JT/T 808
+        # gateway, whose offline alarm of the tenant's vehicles it must not clear
         users.append(
             MqttUser(
                 f"{tenant}",
@@ -77,12 +80,11 @@ def plan_users(
                 (
                     f"{root}/{tenant}/+/+/telemetry",
                     f"{root}/{tenant}/vehicles/+/position",
-                    f"{root}/{tenant}/gateways/+/status",
-                    f"{root}/{tenant}/gateways/+/dropped",
+                    *(layout.gateway_status(tenant, gw) for gw in gateways),
+                    *(layout.gateway_dropped(tenant, gw) for gw in gateways),
                 ),
             )
         )
-        gateways = sorted({d.spec.gateway for d in registry.devices.values() if d.tenant == tenant})
         for gw in gateways:
             users.append(
                 MqttUser(

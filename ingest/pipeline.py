@@ -229,6 +229,8 @@ class Pipeline:
         gateway without the site names every such device: each gets the report."""
         reg = self.registry
         if "/" in device:
+            if topic.gateway not in reg.config.jt808_gateways:  # only they spool positions
+                return []
             tenant, _, vehicle = device.partition("/")
             info = reg.vehicles.get((tenant, vehicle)) if tenant == topic.tenant else None
             if info is None or site not in (None, "vehicles"):

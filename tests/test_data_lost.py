@@ -121,6 +121,12 @@ def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
     gw9 = "hazardhub/v1/north-coal/gateways/gw9/dropped"
     for topic_, report, reason in (
         ("hazardhub/v1/north-coal/gateways/jt808/dropped", vehicle, "unknown_device"),
+        # a Modbus gateway spools no positions: acme-chem's gw1 cannot report a tanker's loss
+        (
+            "hazardhub/v1/acme-chem/gateways/gw1/dropped",
+            {**vehicle, "gateway": "gw1"},
+            "unknown_device",
+        ),
         (topic, {**REPORT, "device": "nope"}, "unknown_device"),
         (topic, {**REPORT, "site": "face-9"}, "unknown_device"),
         (gw9, {**REPORT, "gateway": "gw9"}, "unknown_device"),  # gw1 serves kj-sub-3

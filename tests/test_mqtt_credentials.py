@@ -63,6 +63,11 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
     async with client(broker, "swift-coach", passwords["swift-coach"]) as ent:
         await ent.publish(layout.position("swift-coach", "coach-07"), b"{}", qos=1)
         await ent.publish(layout.position("acme-chem", "tanker-01"), b"{}", qos=1)
+        # the centre's JT/T 808 gateway's status in its own tenant: it would clear the offline
+        # alarm of its vehicles
+        await ent.publish(layout.gateway_status("swift-coach", "jt808"), b"online", qos=1)
+    async with client(broker, "north-coal", passwords["north-coal"]) as ent:
+        await ent.publish(layout.gateway_status("north-coal", "gw1"), b"online", qos=1)  # its own
     async with client(broker, "hazardhub-jt808", passwords["hazardhub-jt808"]) as jt:
         await jt.publish(layout.position("acme-chem", "tanker-01"), b"[]", qos=1)
         await jt.publish(layout.gateway_status("north-coal", "gw1"), b"offline", qos=1)
@@ -81,6 +86,7 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
             layout.position("acme-chem", "tanker-01"),
             layout.gateway_status("swift-coach", "jt808"),
             layout.gateway_dropped("acme-chem", "jt808"),
+            layout.gateway_status("north-coal", "gw1"),
         ]
     )
 
