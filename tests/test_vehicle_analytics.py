@@ -330,18 +330,15 @@ def test_a_vehicle_that_moved_while_silent_raises_offline_moved() -> None:
     near, drove = LAT0 + 300 / M_PER_DEG_LAT, LAT0 + 20_000 / M_PER_DEG_LAT
     assert run(table, [rows[0], (10, CST_0800 + 3 * HOUR, near, LON0, 0.0)]) == []
     assert run(table, [rows[0], (10, CST_0800 + 19 * MIN, drove, LON0, 0.0)]) == []
-    # moving into the silence: offline, its end, and the move, at the fix that ends it
-    rows = [(10, CST_0800, LAT0, LON0, 60.0), (10, CST_0800 + 3 * HOUR, away, LON0, 60.0)]
-    assert kinds(run(table, rows)) == [
-        EventKind.OFFLINE,
-        EventKind.OFFLINE_END,
-        EventKind.OFFLINE_MOVED,
-    ]
+    # moving into the silence: `offline` tells it (a tunnel's blind-area fixes come after the
+    # live fix that ends it: no orange alarm for every long tunnel)
+    moving = [(10, CST_0800, LAT0, LON0, 60.0), (10, CST_0800 + 3 * HOUR, away, LON0, 60.0)]
+    assert kinds(run(table, moving)) == [EventKind.OFFLINE, EventKind.OFFLINE_END]
     off = compile_fleet(FleetSettings(offline_move_m=0), fleet("hazmat"))
-    assert EventKind.OFFLINE_MOVED not in kinds(run(off, rows))
+    assert run(off, rows) == []
     # an alarm of its own, a moment (raised and returned at once) to acknowledge
     alarms = FleetAlarms(table)
-    got = alarms.judge(batch(rows), CST_0800 + 3 * HOUR)
+    got = alarms.judge(batch(rows), CST_0800 + 3 * HOUR)  # parked, then far away
     moved = [(c.kind, c.level, c.ts) for c in got if c.kind == "offline_moved"]
     assert moved == [("offline_moved", 1, rows[1][1]), ("offline_moved", 0, rows[1][1])]
 

@@ -33,7 +33,8 @@ carries its own event time, so the events do not depend on how positions are cut
   moment the windows closed when that is why (`alerts.vehicles.areas`).
 * Offline: after a moving fix, a silence of `offline_s` raises `OFFLINE` at last-fix +
   `offline_s`, found either by the next fix (backfill) or by `now`, once per silence; the next
-  fix ends it (`OFFLINE_END`).
+  fix ends it (`OFFLINE_END`). After a stopped fix, a silence of `offline_s` ending at a fix
+  `offline_move_m` or more away raises `OFFLINE_MOVED` there (离线位移).
 * Drift: implied speed between consecutive fixes above `drift_kmh`, at the later fix.
 * The `_END` events come only for an episode raised (or restored: `FleetAlarms.restore`).
 """
@@ -255,8 +256,10 @@ def _judge(
     jump = implied > table.drift_kmh
     hit = pr[jump]
     out.add(s[hit], EventKind.DRIFT, t[hit], implied[jump])
-    # moved while silent (离线位移): any silence of the offline length, moving before or not
-    gap = np.flatnonzero(k.has_prev & (dt >= table.offline_ms)) if table.offline_move_m else pr[:0]
+    # moved while silent (离线位移), parked before it: a silence after a moving fix raises
+    # `OFFLINE` already (and a tunnel's blind-area fixes come after the live one that ends it)
+    parked = k.has_prev & ~k.prev_moving & (dt >= table.offline_ms)
+    gap = np.flatnonzero(parked) if table.offline_move_m else pr[:0]
     if gap.size:
         at_first = first[gap]
         prev_lat = np.where(at_first, st.last_lat[s[gap]], lat[gap - 1])

@@ -183,7 +183,7 @@ class ReferenceFleet:
             implied = step_m_one(veh.last_lat, veh.last_lon, lat, lon) * 3600.0 / dt
             if implied > tb.drift_kmh:
                 emit(EventKind.DRIFT, t, implied)
-            if dt >= tb.offline_ms and tb.offline_move_m > 0:
+            if not prev_moving and dt >= tb.offline_ms and tb.offline_move_m > 0:
                 moved = step_m_one(veh.last_lat, veh.last_lon, lat, lon)
                 if moved >= tb.offline_move_m:
                     emit(EventKind.OFFLINE_MOVED, t, moved)

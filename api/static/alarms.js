@@ -25,7 +25,7 @@ export const STRINGS = {
         kind_data_lost: "数据丢失",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
-        kind_offline: "车辆离线", kind_drift: "定位漂移",
+        kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
         lvl_alarm: "报警", lvl_power_cut: "断电", lvl_prewarn: "预警", lvl_warning: "警告",
         lvl_hi: "高报", lvl_hihi: "高高报", lvl_lo: "低报", lvl_lolo: "低低报", lvl_level1: "一级",
         lvl_level2: "二级", lvl_overload: "超载", lvl_limit_exceeded: "超限", lvl_stop: "停止作业",
