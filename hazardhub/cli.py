@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
         help="MQTT user (e.g. hazardhub-jt808); the password is read from $HAZARDHUB_MQTT_PASSWORD",
     )
     j.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the hub's data folder (same host): serve the configuration the hub runs, with the "
+        "vehicles and tenants added through its API",
+    )
+    j.add_argument(
         "--auth-secret-env",
         default="HAZARDHUB_JT808_SECRET",
         help="environment variable holding the auth-code secret (keeps codes valid on restart)",
@@ -308,7 +315,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import Jt808Gateway
 
-        registry = load(args.config).registry()
+        from hazardhub.settings import running_registry
+
+        loaded = load(args.config)
+        registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
         if args.name not in registry.config.jt808_gateways:
             print(
                 f"error: gateway name {args.name!r} is not in the configuration's "

@@ -236,3 +236,42 @@ def test_a_device_may_not_take_a_jt808_gateways_name(tmp_path):
     )
     reg = load_registry(cfg, [ROOT / "profiles"])
     assert reg.config.jt808_gateways == ("centre-a", "centre-b")
+
+
+def test_the_jt808_command_serves_the_configuration_the_hub_runs(monkeypatch, tmp_path):
+    """A fleet added through the hub's API (a newer revision in its registry.db) is served, and
+    its status held, by a gateway given --data-dir; without it, the file alone."""
+    import gateway.jt808
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub import cli
+    from hazardhub.settings import load
+
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    loaded = load(cfg)
+    data = tmp_path / "data"
+    db = RegistryDB(data / "registry.db")
+
+    async def switch(registry, rev):  # the running hub would switch here
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(cfg))
+    doc = document(loaded.config)
+    doc["tenants"].append(
+        {"id": "new-fleet", "vehicles": [{"id": "t9", "plate": "苏A·D9999", "class": "hazmat"}]}
+    )
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="new fleet", source="api"))
+    db.close()
+    served: list[set[str]] = []
+
+    class Recorded:
+        def __init__(self, registry, **kw: object) -> None:
+            served.append({t for t, _ in registry.vehicles})
+
+    monkeypatch.setattr(gateway.jt808, "Jt808Gateway", Recorded)
+    monkeypatch.setattr(cli, "_run", lambda main: 0)
+    assert cli.main(["jt808", "-c", str(cfg)]) == 0
+    assert cli.main(["jt808", "-c", str(cfg), "--data-dir", str(data)]) == 0
+    assert served == [set(FLEETS), {*FLEETS, "new-fleet"}]
