@@ -240,16 +240,47 @@ class ConfigAdmin:
                 self.rev, self.registry = latest.rev, registry
                 return registry
         registry = file_registry
+        comment = file_source
+        dropped = self._dropped_by_file(latest if latest is not None else self.db.latest_revision())
+        if dropped:
+            comment = (
+                f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
+            )
         self.rev = self.db.add_revision(
             doc,
             actor="file",
-            comment=file_source,
+            comment=comment,
             source="file",
             now_ms=self._clock(),
             file_sha256=digest,
         )
+        if dropped:
+            log.warning(
+                "the configuration file %s changed since the hub last read it: it runs as "
+                "revision %d, and the changes of revisions %s made through the API are NOT "
+                "running (alarms of what they added are cleared); see them with GET "
+                "/api/v1/config/revisions, bring one back with POST "
+                "/api/v1/config/revisions/{rev}/restore, or put them into the file",
+                file_source,
+                self.rev,
+                dropped,
+            )
         self.registry = registry
         return registry
+
+    def _dropped_by_file(self, latest: Revision | None) -> str:
+        """The revisions after the file was last read, made otherwise (the API, a restore),
+        that the file now replaces: "4" or "2-5"; empty when there are none."""
+        if latest is None or latest.source == "file":
+            return ""
+        since = []
+        for r in self.db.revisions(limit=1000, before=latest.rev + 1):  # newest first
+            if r.source == "file":  # down to the last revision read from the file
+                break
+            since.append(r.rev)
+        if not since:
+            return ""
+        return str(since[0]) if len(since) == 1 else f"{since[-1]}-{since[0]}"
 
     def current(self) -> HubConfig:
         if self.registry is None:

@@ -218,7 +218,9 @@ async def test_changes_are_checked_scoped_and_guarded(mosquitto, tmp_path):
         await api.aclose()
 
 
-async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(mosquitto, tmp_path):
+async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(
+    mosquitto, tmp_path, caplog
+):
     registry = mine_registry(1502, 1.0, WEBHOOK)
     hub = make_hub(tmp_path, mosquitto.port, registry)
     async with running_hub(hub):
@@ -250,12 +252,18 @@ async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(mosq
     assert again.registry.config.tenants[0].name == "北方煤业 North Coal"
     again.registrydb.close()
     again.statedb.close()
-    # a changed file wins
+    # a changed file wins, and says loudly which revisions it drops (an operator restarting
+    # after an edit lost the API's changes, a safety rule among them, without a word)
     changed = mine_registry(1502, 2.0, WEBHOOK)
+    caplog.set_level("WARNING", logger="api.configadmin")
     third = make_hub(tmp_path, mosquitto.port, changed)
     assert third.registry.config.tenants[0].name == ""
     assert third.config is not None
-    assert third.registrydb.latest_revision().source == "file"
+    latest = third.registrydb.latest_revision()
+    assert latest.source == "file" and latest.rev == 3
+    assert "it replaces revisions 2 made through the API" in latest.comment
+    [warned] = [r.getMessage() for r in caplog.records if "NOT running" in r.getMessage()]
+    assert "revisions 2 made through the API" in warned and "revision 3" in warned
     third.registrydb.close()
     third.statedb.close()
 
