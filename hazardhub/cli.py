@@ -314,7 +314,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_simulate(args, _run)
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import Jt808Gateway
-
         from hazardhub.settings import running_registry
 
         loaded = load(args.config)
