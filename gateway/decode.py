@@ -115,10 +115,18 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
     x = _scaled(_raw(point, words), point.scale) + point.offset
     cur = point.current
     if cur is None:
-        return x, Quality.GOOD
+        return x, _plausible(point, x, Quality.GOOD)
     ma = _milliamps(point, x)
     value = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
-    return value, namur_quality(ma)
+    return value, _plausible(point, value, namur_quality(ma))
+
+
+def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
+    """A value outside the point's `valid` range (or not a number there) is a sensor fault."""
+    valid = point.valid
+    if valid is None or valid[0] <= value <= valid[1]:
+        return quality
+    return Quality.SENSOR_FAULT
 
 
 def decode_point(point: PointSpec, words: Sequence[int | bool]) -> float:
@@ -199,6 +207,7 @@ class RequestDecoder:
                     divide = float(round(inverse))
             self._coef.append((divide, p.scale, p.offset))
         self._current = [(j, p.current) for j, p in enumerate(pts) if p.current is not None]
+        self._valid = [(j, p.valid) for j, p in enumerate(pts) if p.valid is not None]
 
     def decode(
         self, words: bytes | Sequence[int | bool], value: np.ndarray, quality: np.ndarray
@@ -231,6 +240,9 @@ class RequestDecoder:
                 ma = 4.0 + (xs[j] - cur.raw_4ma) * 16.0 / (cur.raw_20ma - cur.raw_4ma)
                 xs[j] = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
                 qs[j] = namur_quality(ma)
+            for j, (lo, hi) in self._valid:
+                if not lo <= xs[j] <= hi:
+                    qs[j] = Quality.SENSOR_FAULT
             value[self._fast] = xs
             quality[self._fast] = qs
         for i in self._slow:

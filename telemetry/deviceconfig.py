@@ -59,6 +59,12 @@ class PointSpec(Frozen):
     scale: float = 1.0
     offset: float = 0.0
     current: CurrentSpec | None = None
+    valid: tuple[float, float] | None = Field(
+        default=None,
+        description="[min, max] the point can physically read (after scaling): a value outside "
+        "is a sensor fault, never a process value (garbage from a wrong address or word order, "
+        "a failed transmitter)",
+    )
     unit: str = ""
     description: str = ""
 
@@ -85,6 +91,10 @@ class PointSpec(Frozen):
             raise ValueError("a 4-20 mA point needs a numeric dtype")
         if self.address + register_width(self.dtype) > 65536:
             raise ValueError("point runs past register 65535")
+        if self.valid is not None:
+            lo, hi = self.valid
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"valid [{lo:g}, {hi:g}]: give a finite [min, max], min < max")
         return self
 
 

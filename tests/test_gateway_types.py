@@ -252,6 +252,9 @@ def requests(draw):
             spec["bit"] = draw(st.integers(0, 15))
         elif draw(st.booleans()) and dtype in ("uint16", "int32", "float32"):
             spec["current"] = {"eng_min": 0, "eng_max": draw(st.sampled_from([100.0, 1.6]))}
+        if draw(st.booleans()):
+            lo = draw(st.floats(-1e6, 1e6))
+            spec["valid"] = (lo, lo + draw(st.floats(1e-3, 1e6)))
         width = {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
         points.append(PointSpec.model_validate(spec))
         offsets.append(address)
@@ -307,3 +310,26 @@ def test_the_float32_decimal_is_the_same_float32(bits: int) -> None:
         assert len(mantissa) <= 9, d  # a decimal of float32's precision, not float64's
     else:
         assert d == x or (math.isnan(d) and math.isnan(x))
+
+
+def test_a_value_outside_the_points_valid_range_is_a_sensor_fault() -> None:
+    """A tank level read from the wrong address (the manual's 40001 taken as address 1) came as
+    17,727,076 m, quality good, and raised red alarms that flapped; with `valid` it is a sensor
+    fault: a fault alarm, never a process one."""
+    level = PointSpec(name="level", address=0, dtype="float32", valid=(0.0, 20.0))
+    for value, quality in ((9.2, Quality.GOOD), (17_727_076.0, Quality.SENSOR_FAULT)):
+        regs = list(struct.unpack(">2H", struct.pack(">f", value)))
+        assert decode_reading(level, regs)[1] == quality
+        got, q = np.empty(1), np.zeros(1, np.uint8)
+        RequestDecoder([level], [0], 2).decode(regs, got, q)
+        assert int(q[0]) == quality
+    nan = list(struct.unpack(">2H", struct.pack(">f", math.nan)))
+    assert decode_reading(level, nan)[1] == Quality.SENSOR_FAULT
+    # on a 4-20 mA point it judges the engineering value; NAMUR's own verdict stands inside
+    gas = PointSpec(
+        name="gas", address=0, current={"eng_min": 0, "eng_max": 100}, valid=(0.0, 100.0)
+    )
+    assert decode_reading(gas, [12_000])[1] == Quality.GOOD  # 50 %LEL
+    assert decode_reading(gas, [20_800])[1] == Quality.SENSOR_FAULT  # 105: outside valid
+    with pytest.raises(ValueError, match="min < max"):
+        PointSpec(name="x", address=0, valid=(5.0, 5.0))
