@@ -3,6 +3,8 @@ book, a `Notifier` with an injected clock that sends through the real SSE channe
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -104,3 +106,19 @@ def told(notes: list[Notification], sub: str) -> list[tuple[str, str]]:
         if n.body["subscription"] == f"north-coal/{sub}"
         for e in n.body["events"]  # type: ignore[attr-defined]
     ]
+
+
+_SENT_KEY = re.compile(r"^(.+)@[0-9a-f]{10}$")
+
+
+def bare(key: str | None) -> str:
+    """A key as sent (`{outbox key}@{installation}`: `NotifyStore.sent_key`) without the
+    installation's id, which every key sent must carry."""
+    found = _SENT_KEY.match(key or "")
+    assert found is not None, f"{key!r} carries no installation id"
+    return found.group(1)
+
+
+def keys(notes: Iterable[Notification]) -> list[str]:
+    """The outbox keys of the notifications sent, in order."""
+    return [bare(n.key) for n in notes]

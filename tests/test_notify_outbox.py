@@ -23,7 +23,7 @@ from alerts.notify.outboxdb import OUTBOX_COLUMNS, OutboxDB, outbox_path
 from alerts.statedb import StateDB
 from telemetry.notifyconfig import EscalationPolicySpec, SmtpSpec
 
-from notify_rig import Rig
+from notify_rig import Rig, bare, keys
 from receivers import WebhookReceiver
 
 
@@ -58,7 +58,7 @@ async def test_a_new_pipeline_starts_after_what_was_journaled_before_it(rig, tmp
     rig.feed("ch4-t1", [1.6])  # and what comes after it is routed
     assert again.route() == 1
     assert await again.deliver_due() == 1
-    assert [n.key for n in sent] == ["north-coal/all:e2"]
+    assert keys(sent) == ["north-coal/all:e2"]
 
 
 async def test_a_state_database_of_before_the_split_hands_its_outbox_over(rig):
@@ -89,7 +89,7 @@ async def test_a_state_database_of_before_the_split_hands_its_outbox_over(rig):
     assert rig.db.query("SELECT COUNT(*) FROM notify_cursor WHERE name = 'route'") == [(0,)]
     assert again.route() == 0  # nothing routed twice
     assert await again.deliver_due() == 1
-    assert [n.key for n in sent] == ["north-coal/all:e3"]
+    assert keys(sent) == ["north-coal/all:e3"]
     # new rows go after the old ids
     rig.feed("ch4-t1", [0.5])
     assert again.route() == 1
@@ -150,11 +150,11 @@ async def test_a_state_database_restored_from_an_older_backup_gives_no_id_twice(
     (raised,) = again.feed("ch4-t2", [0.3, 1.1])
     assert raised.alarm_id > 2
     notes = await again.pump()
-    assert [(n.key, n.body["events"][0]["sensor"]) for n in notes] == [  # type: ignore[index]
+    assert [(bare(n.key), n.body["events"][0]["sensor"]) for n in notes] == [  # type: ignore[index]
         ("north-coal/all:e3", "ch4-t2")
     ]
     repeat = await again.pump(61)
-    assert [n.key for n in repeat] == [f"north-coal/all:r{raised.alarm_id}:1"]
+    assert keys(repeat) == [f"north-coal/all:r{raised.alarm_id}:1"]
     # and a start with nothing behind warns of nothing
     again.notifier.close()
     caplog.clear()
@@ -181,10 +181,10 @@ async def test_a_hand_over_keeps_a_pending_row_whose_id_is_taken(rig):
     rig.notifier.close()
     sent: list[Notification] = []
     again = _notifier(rig, sent)
-    keys = again.outbox.query("SELECT key, status FROM outbox ORDER BY id")
-    assert keys == [("north-coal/all:e1", "delivered"), ("north-coal/all:e7", "pending")]
+    rows = again.outbox.query("SELECT key, status FROM outbox ORDER BY id")
+    assert rows == [("north-coal/all:e1", "delivered"), ("north-coal/all:e7", "pending")]
     assert await again.deliver_due() == 1
-    assert [n.key for n in sent] == ["north-coal/all:e7"]
+    assert keys(sent) == ["north-coal/all:e7"]
     assert rig.db.query("SELECT COUNT(*) FROM outbox") == [(0,)]
     again.close()
 
@@ -210,9 +210,10 @@ async def test_a_row_of_an_older_outbox_with_unreadable_events_is_dead_not_sent(
         assert await rig.notifier.deliver_due() == 1
         (req,) = await receiver.wait_for(1)
         await rig.notifier._senders.aclose()
-    assert req.json()["key"] == "north-coal/all:e1"  # alone: a batch of one is one notification
+    # alone: a batch of one is one notification
+    assert bare(req.json()["key"]) == "north-coal/all:e1"
     (dead,) = rig.notifier.store.outbox(None, "dead")
-    assert dead[1] == "north-coal/all:e9" and "unreadable events" in dead[10]
+    assert bare(dead[1]) == "north-coal/all:e9" and "unreadable events" in dead[10]
 
 
 def test_an_outbox_of_the_first_development_version_gets_its_arrival_column(tmp_path):
@@ -317,7 +318,7 @@ async def test_a_batched_webhook_carries_the_events_as_routed_and_counts_their_l
         (req,) = await receiver.wait_for(1)
         await notifier._senders.aclose()
     assert req.signature_ok is True
-    got = {n["key"]: n for n in req.json()["notifications"]}
+    got = {bare(n["key"]): n for n in req.json()["notifications"]}
     assert {k: n["events"] for k, n in got.items()} == routed
     assert any(len(evs) > 1 for evs in routed.values())  # the group row
     assert all(n["subscription"] == k.split(":")[0] for k, n in got.items())
@@ -442,7 +443,7 @@ async def test_an_escalation_step_pruned_is_not_sent_again_after_a_restart_or_a_
     _chain(rig)
     (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
     await rig.pump()
-    assert [n.key for n in await rig.pump(301)] == [f"north-coal/duty:x{raised.alarm_id}:0"]
+    assert keys(await rig.pump(301)) == [f"north-coal/duty:x{raised.alarm_id}:0"]
     rig.now += 31 * DAY
     assert rig.notifier.prune() >= 1  # the step's row is gone
     _restart(rig)
@@ -470,7 +471,7 @@ async def test_a_repeat_longer_than_the_outbox_keeps_rows_is_not_sent_again(rig)
     (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
     await rig.pump()
     notes = await rig.pump(2 * 86400 + 1)
-    assert [n.key for n in notes] == [f"north-coal/rep:r{raised.alarm_id}:1"]
+    assert keys(notes) == [f"north-coal/rep:r{raised.alarm_id}:1"]
     rig.now += int(1.1 * DAY)
     assert rig.notifier.prune() >= 1
     _restart(rig)
@@ -701,3 +702,30 @@ async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_s
         await asyncio.wait_for(run, 10)
         hanging.close()
         await rig.notifier._senders.aclose()
+
+
+async def test_keys_name_the_installation_so_a_hub_started_afresh_repeats_none(tmp_path):
+    """A hub started on a fresh data folder numbers its events from 1 again: its keys carry an
+    id of their own, or a receiver dropping repeats by key (as alarms.md advises) would drop
+    its new alarms as repeats of the old hub's. Kept over a restart on the same folder."""
+
+    async def first_key(folder) -> tuple[Rig, str]:
+        folder.mkdir()
+        rig = Rig(folder)
+        rig.subscribe(id="all")
+        rig.feed("ch4-t1", [0.3, 1.1])
+        (note,) = await rig.pump()
+        # the outbox list shows the key as it was sent
+        assert [r[1] for r in rig.notifier.store.outbox(None)] == [note.key]
+        return rig, note.key
+
+    old, key = await first_key(tmp_path / "old")
+    assert bare(key) == "north-coal/all:e1"
+    old.notifier.close()
+    again = Rig(tmp_path / "old")  # a restart: the same installation
+    again.feed("ch4-t1", [1.6])
+    (later,) = await again.pump()
+    assert later.key.rpartition("@")[2] == key.rpartition("@")[2]
+    again.notifier.close()
+    _, fresh = await first_key(tmp_path / "new")
+    assert bare(fresh) == bare(key) and fresh != key

@@ -64,6 +64,16 @@ class NotifyStore:
     def __init__(self, db: StateDB, outbox: OutboxDB) -> None:
         self.db = db
         self.outbox_db = outbox
+        self.hub: str | None = None  # this installation's id (`StateDB.installation`)
+
+    def sent_key(self, key: str) -> str:
+        """The key a notification goes out with: the outbox row's, and `@` the installation's
+        id. A hub started afresh (a new data folder) numbers its events from 1 again; with its
+        own id its keys still never repeat an earlier hub's, which a receiver dropping repeats
+        by key would otherwise take for repeats of alarms it had, and drop."""
+        if self.hub is None:
+            self.hub = self.db.installation()
+        return f"{key}@{self.hub}"
 
     def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str]]:
         rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
@@ -285,11 +295,12 @@ class NotifyStore:
             where.append("status = ?")
             params.append(status)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
-        return self.outbox_db.query(
+        rows = self.outbox_db.query(
             "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
             f"status, last_error, delivered_at FROM outbox {clause} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
+        return [(r[0], self.sent_key(r[1]), *r[2:]) for r in rows]  # as the receivers got it
 
     def pending_count(self) -> int:
         return int(
