@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,12 @@ from telemetry.topics import TopicLayout
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("hazardhub.simulate")
+
+
+_USER_HELP = (
+    "MQTT user for a broker with logins (a tenant's user from `hazardhub mqtt-credentials`); "
+    "the password is read from $HAZARDHUB_MQTT_PASSWORD"
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             )
         if name != "modbus":
             p.add_argument("--broker", default="127.0.0.1:1883")
+            p.add_argument("--broker-user", default=None, help=_USER_HELP)
             p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
             p.add_argument(
                 "--jt808",
@@ -67,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             )
     lp = ss.add_parser("load", help="synthetic gateways publishing telemetry at a given rate")
     lp.add_argument("--broker", default="127.0.0.1:1883")
+    lp.add_argument("--broker-user", default=None, help=_USER_HELP)
     lp.add_argument("--rate", type=float, default=20_000, help="readings per second")
     lp.add_argument("--devices", type=int, default=100)
     lp.add_argument("--batch", type=int, default=100, help="readings per message")
@@ -199,6 +208,8 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 start_wall_ms=start_wall_ms,
                 period_s=args.period,
                 accel=accel,
+                username=args.broker_user,
+                password=os.environ.get("HAZARDHUB_MQTT_PASSWORD") if args.broker_user else None,
             )
             tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
             print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
@@ -245,7 +256,15 @@ def _run_load(args: argparse.Namespace) -> int:
         print(f"wrote {args.write_config}: tenant 'load', {args.devices} devices")
         return 0
     host, port = _hostport(args.broker)
-    gen = LoadGenerator(host, port, rate=args.rate, devices=args.devices, batch=args.batch)
+    gen = LoadGenerator(
+        host,
+        port,
+        rate=args.rate,
+        devices=args.devices,
+        batch=args.batch,
+        username=args.broker_user,
+        password=os.environ.get("HAZARDHUB_MQTT_PASSWORD") if args.broker_user else None,
+    )
     report = gen.run(args.seconds, threading.Event())
     print(
         yaml.safe_dump(

@@ -213,6 +213,8 @@ class FleetPublisher(_Fleet):
         backfill_max: int = 100,
         timeout_s: float = 3.0,
         drain_s: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         super().__init__(
             host=host,
@@ -228,6 +230,7 @@ class FleetPublisher(_Fleet):
         self._backfill_max = backfill_max
         self._timeout_s = timeout_s
         self._drain_s = drain_s
+        self._username, self._password = username, password
         self._waiting: dict[str, deque[dict[str, Any]]] = {v.id: deque() for v in self.vehicles}
         self._ready = asyncio.Event()
         self.dropped = 0  # fixes the full buffer lost
@@ -281,6 +284,8 @@ class FleetPublisher(_Fleet):
                     self._port,
                     identifier="hazardhub-sim-fleet",
                     timeout=self._timeout_s,
+                    username=self._username,
+                    password=self._password,
                 ) as client:
                     backoff = 0.2
                     while True:
@@ -292,7 +297,10 @@ class FleetPublisher(_Fleet):
                             await asyncio.wait_for(self._ready.wait(), timeout=self._period)
             except aiomqtt.MqttError as exc:
                 log.warning("fleet: broker unreachable (%s); %d fixes wait", exc, self.waiting)
-                await self._pause(stop, backoff)
+                if deadline is None:
+                    await self._pause(stop, backoff)
+                else:  # draining after the stop: `stop` no longer paces the retries
+                    await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
                 backoff = min(backoff * 2, 5.0)
 
     async def _flush(self, client: aiomqtt.Client) -> None:

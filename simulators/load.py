@@ -69,11 +69,15 @@ class LoadGenerator:
         batch: int = 100,
         layout: TopicLayout | None = None,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.rate, self.devices, self.batch = rate, devices, batch
         self._layout = layout or TopicLayout()
         self._clock = clock_ms
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hazardhub-load")
+        if username is not None:
+            self._client.username_pw_set(username, password)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(100_000)
         self._acked = 0
