@@ -36,6 +36,7 @@ from ingest.store.influx import InfluxStore
 from ingest.store.retention import InfluxRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec, HubConfig
+from telemetry.jt808.messages import Alarm
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -269,8 +270,8 @@ class Hub:
         until confirmed, and the alarm, acknowledged, cannot be acknowledged again. Kept in
         memory only: a hub stopped before it is back loses it (logged at stop)."""
         bit = terminal_bit(ev.side)
-        if bit is None:
-            return
+        if bit is None or not (1 << bit) & Alarm.ACK_CLEAR:
+            return  # a bit the terminal clears by itself (power cut ...) needs no 0x8203
         key = (ev.tenant, ev.device)
         self._confirmations[key] = self._confirmations.pop(key, 0) | 1 << bit
         if len(self._confirmations) > _MAX_KEPT_CONFIRMATIONS:  # the oldest goes

@@ -169,6 +169,19 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
 
                 row = await eventually(normal, 15, "the alarm to return to normal")
                 assert row["ended_ts"] == t0 + 20_000
+                # a power cut's bit the terminal clears by itself: acknowledged, no 0x8203
+                # (JT/T 808 confirms only bits 0, 3, 20, 21, 22, 27, 28)
+                await terminal.report(fix(3, alarm=int(Alarm.POWER_CUT)))
+
+                async def power_cut():
+                    rows = await get_json(api, "/api/v1/alarms", kind="terminal_power_off")
+                    return rows[0] if rows else None
+
+                cut = await eventually(power_cut, 15, "the terminal's power-cut alarm")
+                r = await api.post(f"/api/v1/alarms/{cut['id']}/acknowledge", json={})
+                assert r.status_code == 200 and r.json()["isa_state"] == "ack"
+                await asyncio.sleep(1.5)  # a confirmation would come within this
+                assert len(terminal.confirmations) == 1
                 assert gw.commands.counters["confirmed"] == 1
                 counters = gw.server.counters
                 assert counters["bad_frame"] == 2, counters
@@ -181,7 +194,7 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                     start=t0 - 1,
                     end=t0 + 60_000,
                 )
-                assert [p["ts"] for p in track] == [t0, t0 + 10_000, t0 + 20_000]
+                assert [p["ts"] for p in track] == [t0 + k * 10_000 for k in range(4)]
         finally:
             stop.set()
             await asyncio.wait_for(gw_task, 10)
