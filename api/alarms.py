@@ -21,7 +21,16 @@ from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, kind_name
 from api.auth import Principal
-from api.context import WRITE, AppContext, Caller, Ctx, not_found, query_tenants, require_writer
+from api.context import (
+    WRITE,
+    AppContext,
+    Caller,
+    Ctx,
+    narrowed,
+    not_found,
+    query_tenants,
+    require_writer,
+)
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
@@ -193,9 +202,7 @@ def alarm_router() -> APIRouter:
         ] = None,
     ) -> Response:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
-        tenants = caller.scope(ctx.registry.tenants)
-        if tenant is not None:
-            tenants = [t for t in tenants if t == tenant]
+        tenants = narrowed(ctx, caller, tenant)
         for name, given, known in (
             ("isa_state", isa_state, ISA_STATES),
             ("tier", tier, ("blue", "yellow", "orange", "red", "none")),

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from alerts import alarmstats as stats
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx
+from api.context import AppContext, Caller, Ctx, narrowed
 
 __all__ = ["alarm_stats_router"]
 
@@ -52,8 +52,7 @@ Tenant = Annotated[str | None, Query(description="only this tenant (of the calle
 
 
 def _scope(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str]:
-    tenants = caller.scope(ctx.registry.tenants)
-    return tenants if tenant is None else [t for t in tenants if t == tenant]
+    return narrowed(ctx, caller, tenant)
 
 
 class AlarmPointPublic(BaseModel):

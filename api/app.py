@@ -26,7 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
-from api.context import AppContext, Caller, Ctx, not_found
+from api.context import AppContext, Caller, Ctx, narrowed, not_found
 from api.deadletters import dead_letter_router
 from api.encode import json_response
 from api.keys import key_router
@@ -99,6 +99,7 @@ def _router() -> APIRouter:
         kind: str | None = None,
     ) -> list[SensorPublic]:
         """The sensors the caller may see, optionally filtered."""
+        narrowed(ctx, caller, tenant)
         return [
             _sensor_public(s)
             for s in ctx.registry.sensors

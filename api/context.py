@@ -74,6 +74,18 @@ def not_found(what: str) -> HTTPException:
 WRITERS = frozenset({"admin", "operator", "enterprise"})
 
 
+def narrowed(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str]:
+    """The tenants a list covers: the caller's, or only `tenant` when given. A tenant the
+    caller may not see (or none of that name) is 404, as if it did not exist, never an empty
+    list that says nothing."""
+    tenants = caller.scope(ctx.registry.tenants)
+    if tenant is None:
+        return tenants
+    if tenant not in tenants:
+        raise not_found(f"tenant {tenant!r}")
+    return [tenant]
+
+
 def query_tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
     """The tenants a query of the caller covers: None (every one, no filter) for a key of all
     tenants, else those of its scope that the registry has."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, not_found
+from api.context import AppContext, Caller, Ctx, narrowed, not_found
 from telemetry import hazard
 from telemetry.config import SiteSpec
 
@@ -103,6 +103,7 @@ def site_router() -> APIRouter:
         ctx: Ctx, caller: Caller, tenant: str | None = None, mismatch: bool | None = None
     ) -> list[SitePublic]:
         """The caller's sites with the computed major-hazard identification and grade."""
+        narrowed(ctx, caller, tenant)
         found = [
             _site_public(t, s)
             for t, s in _visible_sites(ctx, caller)

@@ -139,6 +139,19 @@ async def test_enterprise_sees_only_its_tenant(api):
         await api.get(f"/api/v1/alarms/{alarms[0]['id']}", headers=auth("chem"))
     ).status_code == 404
     assert (await api.get("/api/v1/vehicles", headers=auth("coal"))).json() == []
+    # a list narrowed to another tenant is 404 like one that does not exist, not an empty 200
+    for path in (
+        "/api/v1/alarms",
+        "/api/v1/sensors",
+        "/api/v1/sites",
+        "/api/v1/alarm-quality/rate?start=0&end=9999",
+        "/api/v1/alarm-quality/bad-actors?start=0&end=9999",
+    ):
+        sep = "&" if "?" in path else "?"
+        other = await api.get(f"{path}{sep}tenant=north-coal", headers=auth("chem"))
+        nobody = await api.get(f"{path}{sep}tenant=no-such", headers=auth("chem"))
+        own = await api.get(f"{path}{sep}tenant=acme-chem", headers=auth("chem"))
+        assert (other.status_code, nobody.status_code, own.status_code) == (404, 404, 200), path
 
 
 async def test_latest_history_and_alarm_timeline(api):
