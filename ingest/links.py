@@ -1,7 +1,8 @@
 """The hub's time away from the broker, for the `Dispatcher` (which extends `LinkClock`): the
 sensors judged on arrival (a feedback of a protective action, `alerts.verify`; a sensor with a
-no-data timeout, `alerts.nodata`) must not count that time as their silence, since the broker
-or their gateway's spool may hold their readings of it.
+no-data timeout, `alerts.nodata`) and the vehicles (their offline, `alerts.vehicles.evaluate`)
+must not count that time as their silence, since the broker or their gateway's spool may hold
+their readings of it.
 
 The hub is away from the broker from a session's end (`link_lost`) until the next connection
 (`link_back`), and from its stop to its next start: a saved state carries the time it was saved
@@ -22,6 +23,7 @@ import numpy.typing as npt
 from alerts.evaluate import CoreState
 from alerts.state import NO_TS
 from alerts.table import RuleTable
+from alerts.vehicles.alarms import FleetAlarms
 
 __all__ = ["LinkClock"]
 
@@ -31,6 +33,7 @@ class LinkClock:
 
     state: CoreState
     table: RuleTable
+    fleet: FleetAlarms
     _lock: asyncio.Lock
     # since when the hub has had no broker (its stop included: the saved state's time), None
     # while connected or at a start without a saved state
@@ -51,15 +54,20 @@ class LinkClock:
             since, self._away_since = self._away_since, None
             rows = self._heard_by_arrival()
             arrived = self.state.last_arrival
+            heard = self.fleet.state.heard  # the vehicles' offline: `alerts.vehicles.evaluate`
             if since is None:  # a start without a saved state: every one heard now
                 arrived[rows] = np.maximum(arrived[rows], at)
+                np.maximum(heard, at, out=heard)
                 return
             fresh = arrived[rows] == NO_TS
             arrived[rows[fresh]] = at
+            never = heard == 0  # a state saved before vehicles kept it: heard now
             away = at - since
             if away > 0:
                 known = rows[~fresh]
                 arrived[known] = np.minimum(arrived[known] + away, at)
+                np.minimum(heard + away, at, out=heard)
+            heard[never] = at
 
     def _heard_by_arrival(self) -> npt.NDArray[np.int64]:
         """The sensors whose silence is judged on the hub's clock too."""

@@ -291,3 +291,54 @@ async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_sta
             assert [e for e in events if e.side == "no_data"] == [], k
     finally:
         await rig.close()
+
+
+async def test_a_vehicle_is_not_offline_for_the_hubs_time_away(tmp_path):
+    """A moving vehicle's offline (20 min silent) counts only time the hub was connected: an
+    outage of the broker longer than that raised `offline` for every moving vehicle at the
+    reconnection, before the backlog of their positions was read. Once the hub is back and
+    nothing comes for 20 min, it is raised, stamped in event time."""
+    from ingest.store.base import PositionBatch
+
+    config = """
+version: 1
+tenants:
+  - id: t
+    vehicles:
+      - {id: truck, plate: 苏A·D1234, class: hazmat, rule: none}
+"""
+    registry = build_registry(parse_document(config, HubConfig, "fleet.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    d = Dispatcher(registry, store, db, Metrics())
+    speed = registry.vehicles[("t", "truck")].speed_sensor
+    t0 = 1_800_000_000_000
+    minute = 60_000
+
+    def fix(ts: int) -> PositionBatch:
+        return PositionBatch(
+            np.array([speed], np.int32),
+            np.array([ts], np.int64),
+            np.array([31.2]),
+            np.array([121.4 + (ts - t0) / 1e9]),
+            np.array([60.0]),
+            np.array([90.0]),
+        )
+
+    def offline(events: list[AlarmEvent]) -> list[tuple[str, int]]:
+        return [(e.kind, e.ts) for e in events if e.rule == "fleet" and e.side == "offline"]
+
+    try:
+        await d.link_back(t0)
+        assert offline(await d.judge(None, [fix(t0)], t0)) == []
+        d.link_lost(t0 + minute)  # the broker goes away for 30 min
+        back = t0 + 31 * minute
+        await d.link_back(back)
+        assert offline(await d.tick(back + 1000)) == []  # 31 min of event time, 1 of hub time
+        assert offline(await d.tick(back + 18 * minute)) == []
+        raised = offline(await d.tick(back + 20 * minute))
+        assert raised == [("raised", t0 + 20 * minute)]
+    finally:
+        await store.close()
+        db.close()

@@ -296,7 +296,8 @@ def test_offline_by_now_once_and_only_after_moving() -> None:
     table = compile_fleet(FleetSettings(), fleet("hazmat", "hazmat"))
     rows = [(10, CST_0800, LAT0, LON0, 50.0), (11, CST_0800, LAT0, LON0, 0.0)]
     state = FleetState.new(len(table))
-    state, events = evaluate_fleet(table, state, batch(rows), CST_0800 + 19 * MIN)
+    state, events = evaluate_fleet(table, state, batch(rows), CST_0800)  # live: arrived at once
+    state, events = evaluate_fleet(table, state, batch([]), CST_0800 + 19 * MIN)
     assert len(events) == 0
     state, events = evaluate_fleet(table, state, batch([]), CST_0800 + 25 * MIN)
     assert events.rows() == [(10, EventKind.OFFLINE, CST_0800 + 20 * MIN, 25 * 60.0, -1)]
@@ -306,6 +307,29 @@ def test_offline_by_now_once_and_only_after_moving() -> None:
     state, events = evaluate_fleet(table, state, batch(back), CST_0800 + 40 * MIN)
     # the silence was already reported; it ends with this fix
     assert events.rows() == [(10, EventKind.OFFLINE_END, CST_0800 + 40 * MIN, 40 * 60.0, -1)]
+
+
+def test_a_replay_or_backlog_arriving_hours_late_raises_no_offline_while_it_flows() -> None:
+    """Fixes taken hours ago (a replay, a blind-area backlog) arriving batch after batch: the
+    clock found the vehicle silent between two batches (its newest fix was hours old) and each
+    next fix ended that `OFFLINE`: 788 open alarms after three replays (helper-66). Silent is
+    silent on the hub's clock too: only once fixes stop arriving for `offline_s`."""
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    rows = drive(10, CST_0800 - 5 * HOUR, [(20 * MIN, 60.0)])[:-1]  # five hours ago, moving
+    state = FleetState.new(len(table))
+    hub = CST_0800
+    for i in range(0, len(rows), 4):  # four fixes a second of the hub's clock, ticks between
+        state, events = evaluate_fleet(table, state, batch(rows[i : i + 4]), hub)
+        assert len(events) == 0, events.rows()
+        state, events = evaluate_fleet(table, state, batch([]), hub + 500)
+        assert len(events) == 0, events.rows()
+        hub += 1000
+    state, events = evaluate_fleet(table, state, batch([]), hub + 19 * MIN)
+    assert len(events) == 0
+    state, events = evaluate_fleet(table, state, batch([]), hub + 20 * MIN)
+    # stamped in event time, after the last fix; the value: the silence so far
+    [(vehicle, kind, ts, _, _)] = events.rows()
+    assert (vehicle, kind, ts) == (10, EventKind.OFFLINE, rows[-1][1] + 20 * MIN)
 
 
 def test_offline_found_in_backfill() -> None:
@@ -640,12 +664,18 @@ def test_events_do_not_depend_on_how_positions_are_batched(
             rows.append((vehicle, clock, lat, lon, speed))
         pos[vehicle] = (lat, lon)
     end = clock + 3600_000
+    # the whole stream arrives at `end`: its vehicles are silent on the hub's clock only from
+    # then on (`heard`), so the clock looks again when that silence is over too
+    later = end + table.offline_ms
 
     state, _ = restored_start(table, active)
-    _, whole = evaluate_fleet(table, state, batch(rows), end)
+    state, first = evaluate_fleet(table, state, batch(rows), end)
+    _, then = evaluate_fleet(table, state, batch([]), later)
+    whole = first.rows() + then.rows()
+    whole.sort(key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
     one = FleetAlarms(table)
     one.restore(active)
-    alarms_whole = one.judge(batch(rows), end)
+    alarms_whole = one.judge(batch(rows), end) + one.judge(batch([]), later)
 
     state, _ = restored_start(table, active)
     split = FleetAlarms(table)
@@ -653,17 +683,16 @@ def test_events_do_not_depend_on_how_positions_are_batched(
     parts: list[tuple[int, EventKind, int, float, int]] = []
     alarms_split: list[FleetChange] = []
     bounds = [0, *sorted(c for c in cuts if c < len(rows)), len(rows)]
-    for lo, hi in [*itertools.pairwise(bounds), (len(rows), len(rows))]:
-        part, now = batch(rows[lo:hi]), rows[hi - 1][1] if hi > lo else end
+    for lo, hi in [*itertools.pairwise(bounds), (len(rows), len(rows)), (-1, -1)]:
+        part = batch(rows[lo:hi]) if lo >= 0 else batch([])
+        now = rows[hi - 1][1] if hi > lo else (end if lo >= 0 else later)
         state, events = evaluate_fleet(table, state, part, now)
         parts += events.rows()
         alarms_split += split.judge(part, now)
 
     got = sorted(parts, key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
-    assert [(v, k, t, r) for v, k, t, _, r in got] == [
-        (v, k, t, r) for v, k, t, _, r in whole.rows()
-    ]
-    for g, w in zip(got, whole.rows(), strict=True):
+    assert [(v, k, t, r) for v, k, t, _, r in got] == [(v, k, t, r) for v, k, t, _, r in whole]
+    for g, w in zip(got, whole, strict=True):
         if g[1] != EventKind.OFFLINE:
             assert math.isclose(g[3], w[3], rel_tol=1e-9, abs_tol=1e-9), (g, w)
 

@@ -32,7 +32,8 @@ carries its own event time, so the events do not depend on how positions are cut
   `FORBIDDEN_END` at the first fix inside none any more, stamped with that fix, or with the
   moment the windows closed when that is why (`alerts.vehicles.areas`).
 * Offline: after a moving fix, a silence of `offline_s` raises `OFFLINE` at last-fix +
-  `offline_s`, found either by the next fix (backfill) or by `now`, once per silence; the next
+  `offline_s`, found either by the next fix (backfill) or by `now` when no fix has arrived for
+  `offline_s` on the hub's clock either (`heard`), once per silence; the next
   fix ends it (`OFFLINE_END`). After a stopped fix, a silence of `offline_s` ending at a fix
   `offline_move_m` or more away raises `OFFLINE_MOVED` there (离线位移).
 * Drift: implied speed between consecutive fixes above `drift_kmh`, at the later fix.
@@ -171,11 +172,15 @@ def evaluate_fleet(
     rows, s, t = _order(table, st, batch)
     if rows.size:
         _judge(table, st, batch, rows, s, t, out)
+        st.heard[s] = now
+    # silent in event time, and on the hub's clock too: fixes of a replay or a backlog keep
+    # arriving with old times, each ending an `OFFLINE` the clock raised between two batches
     silent = (
         st.has_fix
         & st.last_moving
         & ~st.offline_raised
         & (np.int64(now) - st.last_ts >= table.offline_ms)
+        & (np.int64(now) - st.heard >= table.offline_ms)
     )
     gone = np.flatnonzero(silent)
     out.add(

@@ -38,6 +38,7 @@ class _Vehicle:
     in_route: bool = True
     forbidden: int = 0
     offline_raised: bool = False
+    heard: int = 0
 
 
 class ReferenceFleet:
@@ -57,11 +58,17 @@ class ReferenceFleet:
         events: list[EventRow] = []
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
         for slot, ts, i in rows:
-            self._position(slot, ts, lat[i], lon[i], speed[i], events)
+            if self._position(slot, ts, lat[i], lon[i], speed[i], events):
+                self.vehicles[slot].heard = now
         tb = self.table
         for slot, veh in enumerate(self.vehicles):
             silent = now - veh.last_ts
-            due = veh.has_fix and veh.last_moving and silent >= tb.offline_ms
+            due = (
+                veh.has_fix
+                and veh.last_moving
+                and silent >= tb.offline_ms
+                and now - veh.heard >= tb.offline_ms  # nor did a fix arrive (a replay, a backlog)
+            )
             if due and not veh.offline_raised:
                 ts_off = veh.last_ts + tb.offline_ms
                 events.append((int(tb.index[slot]), EventKind.OFFLINE, ts_off, silent / 1000.0, -1))
@@ -71,10 +78,11 @@ class ReferenceFleet:
 
     def _position(
         self, slot: int, t: int, lat: float, lon: float, v: float, events: list[EventRow]
-    ) -> None:
+    ) -> bool:
+        """Judge one fix; False for one not newer than the vehicle's last (late, again)."""
         tb, veh = self.table, self.vehicles[slot]
         if veh.has_fix and t <= veh.last_ts:
-            return
+            return False
         ix = int(tb.index[slot])
 
         def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
@@ -190,6 +198,7 @@ class ReferenceFleet:
 
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False
+        return True
 
     def _area_end(self, zone: Zone, t: int, prev_t: int | None) -> int:
         """When a vehicle no longer in a forbidden area at `t` left it: the last close of the

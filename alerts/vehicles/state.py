@@ -106,6 +106,7 @@ class FleetState:
     in_route: B  # unknown counts as inside: a first fix off the route raises a leave
     forbidden: npt.NDArray[np.uint64]  # bit f: inside forbidden area f during its window
     offline_raised: B
+    heard: I64  # the hub's clock (ms) when a fix of the vehicle last arrived and was judged
 
     @classmethod
     def new(cls, n: int) -> FleetState:
@@ -131,6 +132,7 @@ class FleetState:
             in_route=np.ones(n, dtype=np.bool_),
             forbidden=z(np.uint64),  # type: ignore[arg-type]
             offline_raised=z(np.bool_),  # type: ignore[arg-type]
+            heard=z(np.int64),  # type: ignore[arg-type]
         )
 
     def copy(self) -> FleetState:
