@@ -314,10 +314,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_simulate(args, _run)
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import Jt808Gateway
-        from hazardhub.settings import running_registry
+        from hazardhub.settings import registry_follower
 
         loaded = load(args.config)
-        registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
+        follow = registry_follower(loaded, args.data_dir) if args.data_dir else None
+        first = follow() if follow is not None else None  # the first check always gives it
+        registry = first if first is not None else loaded.registry()
         if args.name not in registry.config.jt808_gateways:
             print(
                 f"error: gateway name {args.name!r} is not in the configuration's "
@@ -339,6 +341,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             name=args.name,
             username=args.broker_user,
             password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
+            follow=follow,
         )
 
         async def run_jt808(stop: asyncio.Event) -> int:

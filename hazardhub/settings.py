@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,3 +105,29 @@ def running_registry(loaded: Loaded, data_dir: Path) -> Registry:
     finally:
         db.close()
     return loaded.registry() if latest is None else loaded.registry(validate(latest.document))
+
+
+def registry_follower(loaded: Loaded, data_dir: Path) -> Callable[[], Registry | None]:
+    """A check of the configuration a hub with `data_dir` runs: the registry when its newest
+    revision is another than at the last check (the first check: always), else None. For a
+    process beside the hub (`hazardhub jt808 --data-dir`) that must serve what the API adds."""
+    from api.registrydb import RegistryDB
+
+    path = data_dir / "registry.db"
+    seen: list[object] = [object()]  # nothing seen yet
+
+    def check() -> Registry | None:
+        rev: object = None
+        if path.exists():
+            db = RegistryDB(path)
+            try:
+                latest = db.latest_revision()
+            finally:
+                db.close()
+            rev = None if latest is None else latest.rev
+        if rev == seen[0]:
+            return None
+        seen[0] = rev
+        return running_registry(loaded, data_dir)
+
+    return check

@@ -275,3 +275,58 @@ def test_the_jt808_command_serves_the_configuration_the_hub_runs(monkeypatch, tm
     assert cli.main(["jt808", "-c", str(cfg)]) == 0
     assert cli.main(["jt808", "-c", str(cfg), "--data-dir", str(data)]) == 0
     assert served == [set(FLEETS), {*FLEETS, "new-fleet"}]
+
+
+async def test_a_vehicle_added_while_the_gateway_runs_registers_and_its_fleet_is_watched(
+    mosquitto, tmp_path
+):
+    """A vehicle added through the hub's API (followed with --data-dir): its terminal was
+    refused as 'vehicle not in the database' until the gateway restarted (helper-66). The
+    gateway takes the configuration as it changes: the terminal registers, and the new fleet's
+    status is held."""
+    from gateway.jt808 import Jt808Gateway
+    from simulators.jt808 import Jt808Terminal
+    from telemetry.jt808.messages import RegisterResponse
+
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    before = load_registry(cfg, [ROOT / "profiles"])
+    added = CONFIG.replace(
+        "  - id: north-coal",
+        "  - id: new-fleet\n    vehicles:\n"
+        '      - {id: t9, plate: 苏A·D9999, class: hazmat, terminal: "13900000009"}\n'
+        "  - id: north-coal",
+    )
+    cfg.write_text(added, encoding="utf-8")
+    after = load_registry(cfg, [ROOT / "profiles"])
+    changed = asyncio.Event()
+
+    def follow():
+        return after if changed.is_set() else None
+
+    gw = Jt808Gateway(
+        before,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        secret=b"s" * 32,
+        follow=follow,
+        follow_every_s=0.1,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await asyncio.wait_for(gw.ready.wait(), 5)
+        host, port = gw.server.address  # type: ignore[misc]
+        async with Jt808Terminal(host, port, "13900000009", "苏A·D9999") as terminal:
+            reg = await terminal.register()
+            assert reg.result in (RegisterResponse.NO_VEHICLE, RegisterResponse.NO_TERMINAL)
+        changed.set()
+        topic = gw.presence.topic("new-fleet")
+        await eventually(lambda: asyncio.sleep(0, "new-fleet" in gw.presence.online), 5, "held")
+        async with Jt808Terminal(host, port, "13900000009", "苏A·D9999") as terminal:
+            await terminal.login()  # registers and authenticates, or raises
+        assert (await retained(mosquitto.port, [topic])) == {topic: b"online"}
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

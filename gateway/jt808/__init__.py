@@ -6,7 +6,8 @@ here are the pieces with state and I/O: `directory` (terminal -> vehicle, auth c
 """
 
 from gateway.jt808.directory import Directory, VehicleRef
-from gateway.jt808.server import Jt808Gateway, Jt808Server
+from gateway.jt808.gateway import Jt808Gateway
+from gateway.jt808.server import Jt808Server
 from gateway.jt808.session import Session, State, position_record
 from gateway.jt808.uplink import PositionUplink
 

@@ -78,6 +78,10 @@ class Directory:
                 self._by_terminal[term] = ref
             self._by_plate.setdefault(v.spec.plate.strip(), []).append(ref)
 
+    def with_vehicles(self, vehicles: Iterable[VehicleInfo]) -> Directory:
+        """The same secret (auth codes handed out stay valid) over another configuration."""
+        return Directory(vehicles, self._secret)
+
     def __len__(self) -> int:
         return len(self._terminal_of)
 

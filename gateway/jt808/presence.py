@@ -58,17 +58,33 @@ class Presence:
         self._keepalive = keepalive_s
         self._backoff_max = backoff_max_s
         self.online: set[str] = set()  # the tenants where `online` stands now
+        self._group: asyncio.TaskGroup | None = None
+        self._stop: asyncio.Event | None = None
 
     def topic(self, tenant: str) -> str:
         return self._layout.gateway_status(tenant, self.gateway)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Hold the status in every tenant until `stop`, then say `offline` in each."""
-        if not self.tenants:
-            return
+        """Hold the status in every tenant until `stop`, then say `offline` in each; a tenant
+        given by `follow` later gets its own."""
+        self._stop = stop
         async with asyncio.TaskGroup() as tg:
+            self._group = tg
             for tenant in self.tenants:
-                tg.create_task(self._hold(tenant, stop), name=f"jt808-status-{tenant}")
+                self._start(tenant)
+            await stop.wait()
+
+    def follow(self, tenants: Iterable[str]) -> None:
+        """The tenants served now: a new one gets its status (one that left keeps its last:
+        the hub watches a tenant's status only while it has vehicles)."""
+        for tenant in sorted(set(tenants) - set(self.tenants)):
+            self.tenants = (*self.tenants, tenant)
+            if self._group is not None:
+                self._start(tenant)
+
+    def _start(self, tenant: str) -> None:
+        assert self._group is not None and self._stop is not None
+        self._group.create_task(self._hold(tenant, self._stop), name=f"jt808-status-{tenant}")
 
     async def _hold(self, tenant: str, stop: asyncio.Event) -> None:
         topic = self.topic(tenant)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,11 +27,9 @@ from pathlib import Path
 
 import orjson
 
-from gateway.jt808.commands import CommandListener
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.keep import read_held, read_served, write_aside
-from gateway.jt808.presence import Presence
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -45,12 +42,10 @@ from gateway.jt808.session import (
     TerminalAck,
 )
 from gateway.jt808.uplink import PositionUplink
-from gateway.spool import Spool
 from telemetry.jt808.messages import Alarm
 from telemetry.registry import Registry
-from telemetry.topics import TopicLayout
 
-__all__ = ["Jt808Gateway", "Jt808Server"]
+__all__ = ["Jt808Server"]
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +154,14 @@ class Jt808Server:
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.address: tuple[str, int] | None = None
+
+    def use(self, registry: Registry) -> None:
+        """Register and authenticate terminals against `registry` from now on (a terminal
+        already authenticated stays, even of a vehicle no longer configured, until it
+        reconnects)."""
+        self.directory = self.directory.with_vehicles(registry.vehicles.values())
+        for conn in self.connections:
+            conn.session.directory = self.directory
 
     def loop_time(self) -> float:
         assert self._loop is not None
@@ -337,90 +340,3 @@ class Jt808Server:
                 self.held.max_age_ms / 1000,
             )
         return len(old)
-
-
-class Jt808Gateway:
-    """The `hazardhub jt808` process: server, uplink and spool, run until `stop`."""
-
-    def __init__(
-        self,
-        registry: Registry,
-        *,
-        listen: tuple[str, int],
-        broker: tuple[str, int],
-        spool_dir: Path,
-        layout: TopicLayout | None = None,
-        secret: bytes | None = None,
-        idle_timeout_s: float = 300.0,
-        spool_max_bytes: int = 256 * 1024 * 1024,
-        spool_max_age_s: float = 7 * 86400,
-        report_every_s: float = 60.0,
-        hold_confirmations_s: float = 86400.0,
-        name: str = "jt808",
-        username: str | None = None,
-        password: str | None = None,
-    ) -> None:
-        if secret is None:
-            log.warning(
-                "jt808: no auth secret given; terminals must register again after a restart"
-            )
-            secret = secrets.token_bytes(32)
-        self.listen = listen
-        self.spool = Spool(
-            spool_dir / f"spool-jt808-{name}.db",
-            max_bytes=spool_max_bytes,
-            max_age_s=spool_max_age_s,
-            clock_ms=_wall_ms,
-        )
-        self.uplink = PositionUplink(
-            *broker,
-            layout=layout or TopicLayout(),
-            spool=self.spool,
-            gateway=name,
-            clock_ms=_wall_ms,
-            username=username,
-            password=password,
-        )
-        self.server = Jt808Server(
-            registry,
-            self.uplink,
-            secret=secret,
-            idle_timeout_s=idle_timeout_s,
-            report_every_s=report_every_s,
-            hold_confirmations_s=hold_confirmations_s,
-            served_file=spool_dir / f"served-jt808-{name}.json",
-            held_file=spool_dir / f"held-jt808-{name}.json",
-        )
-        # the hub's commands for the terminals (0x8203 when an operator acknowledges)
-        self.commands = CommandListener(
-            self.server,
-            *broker,
-            layout=layout,
-            client_id=f"hazardhub-jt808-{name}-commands",
-            username=username,
-            password=password,
-        )
-        # its status in each tenant whose vehicles it serves, each with a last will
-        self.presence = Presence(
-            *broker,
-            layout=layout or TopicLayout(),
-            tenants=(v.tenant for v in registry.vehicles.values()),
-            gateway=name,
-            uplink_connected=self.uplink.connected,
-            uplink_lost=self.uplink.disconnected,
-            username=username,
-            password=password,
-        )
-        self.ready = asyncio.Event()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await self.server.start(*self.listen)
-            self.ready.set()
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.uplink.run(stop), name="jt808-uplink")
-                tg.create_task(self.commands.run(stop), name="jt808-commands")
-                tg.create_task(self.presence.run(stop), name="jt808-presence")
-                tg.create_task(self.server.serve(stop), name="jt808-server")
-        finally:
-            self.spool.close()

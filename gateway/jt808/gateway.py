@@ -1,0 +1,144 @@
+"""The `hazardhub jt808` process: the terminals' server, the uplink and its spool, the hub's
+commands, the status per tenant, and (with the hub's data folder) the configuration followed as
+it changes through the hub's API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.jt808.commands import CommandListener
+from gateway.jt808.presence import Presence
+from gateway.jt808.server import Jt808Server
+from gateway.jt808.uplink import PositionUplink
+from gateway.spool import Spool
+from telemetry.registry import Registry
+from telemetry.topics import TopicLayout
+
+__all__ = ["Jt808Gateway"]
+
+log = logging.getLogger(__name__)
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Jt808Gateway:
+    """The `hazardhub jt808` process: server, uplink and spool, run until `stop`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        listen: tuple[str, int],
+        broker: tuple[str, int],
+        spool_dir: Path,
+        layout: TopicLayout | None = None,
+        secret: bytes | None = None,
+        idle_timeout_s: float = 300.0,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        spool_max_age_s: float = 7 * 86400,
+        report_every_s: float = 60.0,
+        hold_confirmations_s: float = 86400.0,
+        name: str = "jt808",
+        username: str | None = None,
+        password: str | None = None,
+        follow: Callable[[], Registry | None] | None = None,
+        follow_every_s: float = 10.0,
+    ) -> None:
+        """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
+        it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`)."""
+        if secret is None:
+            log.warning(
+                "jt808: no auth secret given; terminals must register again after a restart"
+            )
+            secret = secrets.token_bytes(32)
+        self.listen = listen
+        self.spool = Spool(
+            spool_dir / f"spool-jt808-{name}.db",
+            max_bytes=spool_max_bytes,
+            max_age_s=spool_max_age_s,
+            clock_ms=_wall_ms,
+        )
+        self.uplink = PositionUplink(
+            *broker,
+            layout=layout or TopicLayout(),
+            spool=self.spool,
+            gateway=name,
+            clock_ms=_wall_ms,
+            username=username,
+            password=password,
+        )
+        self.server = Jt808Server(
+            registry,
+            self.uplink,
+            secret=secret,
+            idle_timeout_s=idle_timeout_s,
+            report_every_s=report_every_s,
+            hold_confirmations_s=hold_confirmations_s,
+            served_file=spool_dir / f"served-jt808-{name}.json",
+            held_file=spool_dir / f"held-jt808-{name}.json",
+        )
+        # the hub's commands for the terminals (0x8203 when an operator acknowledges)
+        self.commands = CommandListener(
+            self.server,
+            *broker,
+            layout=layout,
+            client_id=f"hazardhub-jt808-{name}-commands",
+            username=username,
+            password=password,
+        )
+        # its status in each tenant whose vehicles it serves, each with a last will
+        self.presence = Presence(
+            *broker,
+            layout=layout or TopicLayout(),
+            tenants=(v.tenant for v in registry.vehicles.values()),
+            gateway=name,
+            uplink_connected=self.uplink.connected,
+            uplink_lost=self.uplink.disconnected,
+            username=username,
+            password=password,
+        )
+        self._follow, self._follow_every_s = follow, follow_every_s
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.server.start(*self.listen)
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.uplink.run(stop), name="jt808-uplink")
+                tg.create_task(self.commands.run(stop), name="jt808-commands")
+                tg.create_task(self.presence.run(stop), name="jt808-presence")
+                tg.create_task(self.server.serve(stop), name="jt808-server")
+                if self._follow is not None:
+                    tg.create_task(self._following(self._follow, stop), name="jt808-follow")
+        finally:
+            self.spool.close()
+
+    def use(self, registry: Registry) -> None:
+        """Serve the vehicles of `registry` from now on: terminals register and authenticate
+        against it, and the status is held in each tenant that has vehicles."""
+        self.server.use(registry)
+        self.presence.follow(v.tenant for v in registry.vehicles.values())
+
+    async def _following(self, follow: Callable[[], Registry | None], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._follow_every_s)
+            if stop.is_set():
+                return
+            try:
+                registry = await asyncio.to_thread(follow)
+            except Exception as exc:  # a configuration that does not load: keep the last
+                log.error("jt808: the configuration could not be read again: %s", exc)
+                continue
+            if registry is not None:
+                self.use(registry)
+                log.info("jt808: configuration changed; %d vehicles", len(registry.vehicles))
