@@ -223,11 +223,12 @@ class AlarmBook(GatewayAlarms):
         bits, in order, in one transaction."""
         if not changes and not terminal:
             return []
-        rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float]] = []
+        rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
         for c in changes:
             described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
+            said = "" if c.limit_kmh is None else f"限速 limit {c.limit_kmh:g} km/h"
             rows.append(
-                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value)
+                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value, said)
             )
         for t in terminal:
             kind, tier, action = TERMINAL_BITS[t.bit]
@@ -241,6 +242,7 @@ class AlarmBook(GatewayAlarms):
                     described,
                     t.ts,
                     math.nan,
+                    "",
                 )
             )
         sensors = self._registry.sensors
@@ -253,7 +255,7 @@ class AlarmBook(GatewayAlarms):
                 self._db.shelves_until(con, arrival),
                 self._db.sensors_out(con),
             )
-            for vehicle, rule, side, level, described, ts, value in rows:
+            for vehicle, rule, side, level, described, ts, value, said in rows:
                 info = sensors[vehicle]
                 self._change(
                     work,
@@ -263,6 +265,7 @@ class AlarmBook(GatewayAlarms):
                     ts,
                     value,
                     arrival,
+                    comment=said,
                 )
             return work.write(self._db)
 

@@ -125,6 +125,17 @@ async def test_hazmat_overspeed_raises_and_clears(hub):
     assert alarm.isa_state == "rtn_unack"  # it still wants an acknowledgement
     cleared = next(e for e in events if e.rule == "fleet" and e.kind == "cleared")
     assert (cleared.ts, cleared.value) == (T0 + 15 * MIN, 50.0)
+    # the raise names the limit that applied: a manager could not tell 48 from 60 or 80
+    raised = next(e for e in events if e.rule == "fleet" and e.kind == "raised")
+    assert (raised.value, raised.comment) == (75.0, "限速 limit 60 km/h")
+
+
+async def test_a_coachs_overspeed_at_night_names_its_night_limit(hub):
+    v = hub.vehicle("coach")
+    night = T0 + 15 * HOUR  # 23:00 China Standard Time: 80 % of the day's 100
+    events = await hub.feed(drive(v, night, [(5 * MIN, 90.0)]))
+    [raised] = [e for e in events if e.rule == "fleet" and e.kind == "raised"]
+    assert (raised.side, raised.comment) == ("overspeed", "限速 limit 80 km/h")
 
 
 async def test_a_backfill_array_of_10_minutes_gives_raise_and_clear_at_their_own_fixes(hub):

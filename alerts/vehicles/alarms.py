@@ -76,6 +76,7 @@ class FleetChange:
     level: int  # 1 raised, 0 returned
     ts: int  # event time (ms)
     value: float  # speed km/h, driving s, rest s, distance m, silence s (EventKind)
+    limit_kmh: float | None = None  # an overspeed's raise: the limit that applied
 
 
 class FleetAlarms:
@@ -114,13 +115,14 @@ class FleetAlarms:
             return []
         new, events = evaluate_fleet(self.table, self.state, batch, now)
         changes: list[FleetChange] = []
-        for vehicle, kind, ts, value, _ in events.rows():
+        for vehicle, kind, ts, value, ref in events.rows():
             name = _ENDS.get(kind)
             if name is not None:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
                 continue
             name = _RAISES[kind]
-            changes.append(FleetChange(vehicle, name, 1, ts, value))
+            limit = ref / 10 if kind == EventKind.OVERSPEED else None
+            changes.append(FleetChange(vehicle, name, 1, ts, value, limit))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
         self.state = new

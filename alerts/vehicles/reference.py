@@ -135,7 +135,7 @@ class ReferenceFleet:
             if not veh.over_active:
                 veh.over_active, veh.over_since, veh.over_raised = True, t, False
             if t - veh.over_since >= int(tb.overspeed_ms[slot]) and not veh.over_raised:
-                emit(EventKind.OVERSPEED, t, v)
+                emit(EventKind.OVERSPEED, t, v, round(limit * 10))  # ref: the limit, 0.1 km/h
                 veh.over_raised = True
         else:
             if veh.over_raised:

@@ -67,7 +67,8 @@ def overspeed(table: FleetTable, st: FleetState, k: Track, limit: F64, out: Sink
         lo = np.where(early, mid + 1, lo)
         hi = np.where(early, hi, mid)
     hit = lo[~raised[some]]
-    out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit])
+    # ref: the limit of the fix that raised it, in 0.1 km/h (the alarm names it)
+    out.add(s[hit], EventKind.OVERSPEED, t[hit], v[hit], np.round(limit[hit] * 10).astype(np.int64))
     raised |= due
     hit = ends[raised & ~last[ends]] + 1  # the first fix no longer above the limit
     hit = np.concatenate((hit, fi[~fast[fi] & st.over_raised[fs]]))

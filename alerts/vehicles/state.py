@@ -37,7 +37,7 @@ class Positions(Protocol):
 class EventKind(IntEnum):
     """What happened; the `_END` kinds end an episode raised before (or restored)."""
 
-    OVERSPEED = 1  # value: speed km/h
+    OVERSPEED = 1  # value: speed km/h; ref: the limit applied, 0.1 km/h
     FATIGUE_CONTINUOUS = 2  # value: continuous driving s
     FATIGUE_DAILY = 3  # value: driving s in the local day
     BANNED_HOURS = 4  # value: speed km/h (coaches 02:00-05:00)
