@@ -39,6 +39,8 @@ class LinkClock:
     # while connected or at a start without a saved state
     _away_since: int | None
 
+    async def _settle(self) -> None: ...
+
     def away_since(self, now: int) -> int:
         """The time a state saved at `now` carries: `now`, or when the link was lost."""
         return now if self._away_since is None else min(now, self._away_since)
@@ -51,6 +53,9 @@ class LinkClock:
     async def link_back(self, at: int) -> None:
         """The hub is connected to the broker again at `at`: the time away is excused."""
         async with self._lock:
+            # a fleet step of a cancelled flush may still run in its thread and would put back
+            # the state it copied, without the shift made here
+            await self._settle()
             since, self._away_since = self._away_since, None
             rows = self._heard_by_arrival()
             arrived = self.state.last_arrival

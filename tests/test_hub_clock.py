@@ -342,3 +342,65 @@ tenants:
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_reconnection_waits_for_a_fleet_step_left_running_by_a_cancelled_flush(
+    tmp_path, monkeypatch
+):
+    """The session's end cancels a tick whose fleet step still runs in its thread (a busy
+    database); the step then puts back the state it copied. `link_back` waits for it first, or
+    the time away it excused was lost and every moving vehicle went offline at the reconnection
+    (helper-68)."""
+    import threading
+
+    import alerts.vehicles.alarms as fleet_alarms
+    from ingest.store.base import PositionBatch
+
+    config = """
+version: 1
+tenants:
+  - id: t
+    vehicles:
+      - {id: truck, plate: 苏A·D1234, class: hazmat, rule: none}
+"""
+    registry = build_registry(parse_document(config, HubConfig, "fleet.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    d = Dispatcher(registry, store, db, Metrics())
+    speed = registry.vehicles[("t", "truck")].speed_sensor
+    t0, minute = 1_800_000_000_000, 60_000
+    fix = PositionBatch(
+        np.array([speed], np.int32),
+        np.array([t0], np.int64),
+        np.array([31.2]),
+        np.array([121.4]),
+        np.array([60.0]),
+        np.array([90.0]),
+    )
+    gate = threading.Event()
+    real = fleet_alarms.evaluate_fleet
+
+    def slow(*args):  # the new state is made from a copy, then handed back late
+        out = real(*args)
+        gate.wait(5)
+        return out
+
+    try:
+        await d.link_back(t0)
+        await d.judge(None, [fix], t0)
+        monkeypatch.setattr(fleet_alarms, "evaluate_fleet", slow)
+        task = asyncio.create_task(d.tick(t0 + minute))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        d.link_lost(t0 + minute)  # the broker away for 30 min
+        back = t0 + 31 * minute
+        threading.Timer(0.3, gate.set).start()
+        await d.link_back(back)
+        monkeypatch.setattr(fleet_alarms, "evaluate_fleet", real)
+        events = await d.tick(back + 1000)
+        assert [e for e in events if e.rule == "fleet" and e.side == "offline"] == []
+    finally:
+        gate.set()
+        await store.close()
+        db.close()
