@@ -122,9 +122,10 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
 
 
 def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
-    """A value outside the point's `valid` range (or not a number there) is a sensor fault."""
+    """A good value outside the point's `valid` range (or not a number) is a sensor fault; a
+    saturated one (NAMUR: out of range) stays a measurement, judged against the levels."""
     valid = point.valid
-    if valid is None or valid[0] <= value <= valid[1]:
+    if quality != Quality.GOOD or valid is None or valid[0] <= value <= valid[1]:
         return quality
     return Quality.SENSOR_FAULT
 
@@ -241,7 +242,7 @@ class RequestDecoder:
                 xs[j] = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
                 qs[j] = namur_quality(ma)
             for j, (lo, hi) in self._valid:
-                if not lo <= xs[j] <= hi:
+                if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
                     qs[j] = Quality.SENSOR_FAULT
             value[self._fast] = xs
             quality[self._fast] = qs

@@ -330,6 +330,9 @@ def test_a_value_outside_the_points_valid_range_is_a_sensor_fault() -> None:
         name="gas", address=0, current={"eng_min": 0, "eng_max": 100}, valid=(0.0, 100.0)
     )
     assert decode_reading(gas, [12_000])[1] == Quality.GOOD  # 50 %LEL
-    assert decode_reading(gas, [20_800])[1] == Quality.SENSOR_FAULT  # 105: outside valid
+    # above full scale but saturated (20.8 mA): a measurement still, judged against the levels
+    assert decode_reading(gas, [20_800])[1] == Quality.OUT_OF_RANGE
+    wide = gas.model_copy(update={"valid": (0.0, 50.0)})
+    assert decode_reading(wide, [16_000])[1] == Quality.SENSOR_FAULT  # 75: a good reading out
     with pytest.raises(ValueError, match="min < max"):
         PointSpec(name="x", address=0, valid=(5.0, 5.0))
