@@ -11,7 +11,6 @@ PostgreSQL replace SQLite when several hub processes share state. The rows:
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -156,17 +155,6 @@ class StateDB(AlarmStatements):
             self._reader.close()
         with self._lock:
             self._db.close()
-
-    def installation(self) -> str:
-        """The id of this installation (this state database): random, made at first use and
-        kept with the alarms and their event ids, which it goes with."""
-        with self.transaction() as con:
-            row = con.execute("SELECT id FROM installation").fetchone()
-            if row is not None:
-                return str(row[0])
-            ident = secrets.token_hex(5)
-            con.execute("INSERT INTO installation (id) VALUES (?)", (ident,))
-            return ident
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """Run statements atomically: all of them or none."""

@@ -26,9 +26,6 @@ CREATE TABLE IF NOT EXISTS alarm_events (
     level INTEGER NOT NULL, level_name TEXT NOT NULL, tier TEXT NOT NULL, value REAL,
     UNIQUE (alarm_id, kind, ts, level)
 );
--- this installation's id, made with the file: it names the hub in notification keys, so that
--- a receiver dropping repeats by key never drops a new alarm of a hub started afresh
-CREATE TABLE IF NOT EXISTS installation (id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at INTEGER NOT NULL, source TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,

@@ -323,8 +323,6 @@ class Delivery:
         channel = self._channel(rows[0].channel)
         notes = []
         webhook = isinstance(channel, WebhookChannel)
-        if self.store.hub is None:
-            await asyncio.to_thread(self.store.sent_key, "")  # reads (or makes) the hub's id
         for row in rows:
             evs = orjson.Fragment(row.events) if webhook else orjson.loads(row.events)
             key = self.store.sent_key(row.key)

@@ -15,6 +15,7 @@ cursor over at start (`adopt`), once; the tables stay there, empty.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS held (
     PRIMARY KEY (alarm, subscription)
 );
 CREATE INDEX IF NOT EXISTS held_holder ON held (holder);
+-- this installation's id, made with the file: it ends every key sent (`NotifyStore.sent_key`),
+-- so that the keys of a hub started afresh never repeat an earlier one's
+CREATE TABLE IF NOT EXISTS installation (id TEXT NOT NULL);
 """
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
@@ -101,9 +105,13 @@ class OutboxDB:
             # version 1 (a development version) lacked `arrival` in its first form
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
             add = "ALTER TABLE outbox ADD COLUMN arrival INTEGER;" if columns == _V1_COLUMNS else ""
+            made = secrets.token_hex(5)  # hex: safe in the statement
             self._db.executescript(
-                f"BEGIN; {SCHEMA} {add} PRAGMA user_version = {VERSION}; COMMIT;"
+                f"BEGIN; {SCHEMA} {add} INSERT INTO installation (id) SELECT '{made}' "
+                "WHERE NOT EXISTS (SELECT 1 FROM installation); "
+                f"PRAGMA user_version = {VERSION}; COMMIT;"
             )
+            self.installation: str = self._db.execute("SELECT id FROM installation").fetchone()[0]
             self._reader = sqlite3.connect(
                 Path(self.path).resolve().as_uri() + "?mode=ro",
                 uri=True,

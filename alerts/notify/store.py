@@ -64,16 +64,14 @@ class NotifyStore:
     def __init__(self, db: StateDB, outbox: OutboxDB) -> None:
         self.db = db
         self.outbox_db = outbox
-        self.hub: str | None = None  # this installation's id (`StateDB.installation`)
 
     def sent_key(self, key: str) -> str:
         """The key a notification goes out with: the outbox row's, and `@` the installation's
-        id. A hub started afresh (a new data folder) numbers its events from 1 again; with its
-        own id its keys still never repeat an earlier hub's, which a receiver dropping repeats
-        by key would otherwise take for repeats of alarms it had, and drop."""
-        if self.hub is None:
-            self.hub = self.db.installation()
-        return f"{key}@{self.hub}"
+        id (`OutboxDB.installation`, kept with the outbox: the keys' namespace). A hub started
+        afresh (a new data folder) numbers its events from 1 again; with its own id its keys
+        still never repeat an earlier hub's, which a receiver dropping repeats by key would
+        otherwise take for repeats of alarms it had, and drop."""
+        return f"{key}@{self.outbox_db.installation}"
 
     def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str]]:
         rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
