@@ -241,7 +241,15 @@ class ConfigAdmin:
                 return registry
         registry = file_registry
         comment = file_source
-        dropped = self._dropped_by_file(latest if latest is not None else self.db.latest_revision())
+        newest = latest if latest is not None else self.db.latest_revision()
+        # the file as the newest revision (an export put back into it): nothing is dropped
+        same = newest is not None and _digest(newest.document) == digest
+        dropped = "" if same else self._dropped_by_file(newest)
+        why = (
+            f"the configuration file {file_source} changed since the hub last read it"
+            if latest is None
+            else f"configuration revision {latest.rev} no longer checks, so the file runs"
+        )
         if dropped:
             comment = (
                 f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
@@ -256,12 +264,11 @@ class ConfigAdmin:
         )
         if dropped:
             log.warning(
-                "the configuration file %s changed since the hub last read it: it runs as "
-                "revision %d, and the changes of revisions %s made through the API are NOT "
-                "running (alarms of what they added are cleared); see them with GET "
+                "%s: it runs as revision %d, and the changes of revisions %s made through the "
+                "API are NOT running (alarms of what they added are cleared); see them with GET "
                 "/api/v1/config/revisions, bring one back with POST "
                 "/api/v1/config/revisions/{rev}/restore, or put them into the file",
-                file_source,
+                why,
                 self.rev,
                 dropped,
             )

@@ -303,3 +303,35 @@ async def test_a_geofence_added_live_judges_the_next_position(mosquitto, tmp_pat
         assert done["side"] == "forbidden_area"
         assert "configuration changed" in str(done["events"][-1])
         await api.aclose()
+
+
+def test_a_file_that_is_the_newest_revision_warns_of_nothing(tmp_path, caplog):
+    """An operator who exports the running configuration into the file (as docs/api.md asks)
+    and restarts drops nothing: no warning that the API's revisions are not running."""
+    import asyncio
+
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub.settings import load
+
+    config = tmp_path / "hub.yaml"
+    config.write_text((ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8"), "utf-8")
+    loaded = load(config)
+    db = RegistryDB(tmp_path / "registry.db")
+
+    async def switch(registry, rev):
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(config))
+    doc = document(loaded.config)
+    doc["tenants"][0]["name"] = "changed through the API"
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="rename", source="api"))
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")  # the export, as is
+    caplog.set_level("WARNING", logger="api.configadmin")
+    again = ConfigAdmin(db, load(config).registry, switch)
+    registry = again.startup(load(config).registry(), str(config))
+    assert registry.config.tenants[0].name == "changed through the API"
+    assert [r for r in caplog.records if "NOT running" in r.getMessage()] == []
+    assert "replaces" not in db.latest_revision().comment
+    db.close()
