@@ -174,6 +174,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             print(f"modbus {host}:{port} units {units}", flush=True)
     if args.what in ("fleet", "scenario"):
         host, port = _hostport(args.broker)
+        user = None if args.jt808 else args.broker_user
         vehicles = [
             SimulatedVehicle(
                 v.tenant,
@@ -182,7 +183,12 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 compiled.vehicle_speeds[v.spec.id],
             )
             for k, v in enumerate(registry.vehicles.values())
+            # a tenant's login publishes its own vehicles only (the broker drops the others'
+            # in silence, acknowledged)
+            if user is None or v.tenant == user
         ]
+        if user is not None and len(vehicles) < len(registry.vehicles):
+            print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
         if args.jt808:
             jhost, jport = _hostport(args.jt808)
             specs = [v.spec for v in registry.vehicles.values()]

@@ -149,3 +149,22 @@ async def test_the_fleet_logs_in_with_a_user_and_paces_its_retries_after_the_sto
         assert refused.sent == 0 and refused.waiting > 0
     finally:
         broker.stop()
+
+
+def test_a_fleet_with_a_tenants_login_drives_that_tenants_vehicles_only(
+    mosquitto, capsys, monkeypatch
+):
+    """A tenant's login may publish its own vehicles' positions only; the broker acknowledges
+    the others' and drops them, so the simulator drove them for nothing (helper-68)."""
+    from hazardhub.cli import main
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("HAZARDHUB_MQTT_PASSWORD", "anything")  # this broker takes every login
+    args = ["simulate", "fleet", "-c", str(root / "examples" / "demo.yaml")]
+    args += ["--broker", f"127.0.0.1:{mosquitto.port}", "--duration", "0.5"]
+    assert main(args) == 0
+    every = capsys.readouterr().out
+    assert main([*args, "--broker-user", "acme-chem"]) == 0
+    own = capsys.readouterr().out
+    assert "fleet: 3 vehicles -> mqtt" in every, every
+    assert "only tenant acme-chem's vehicles" in own and "fleet: 1 vehicles -> mqtt" in own, own
