@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -98,7 +99,24 @@ def plan_users(
                     ),
                 )
             )
+    _refuse_clashes(users)
     return users
+
+
+def _refuse_clashes(users: list[MqttUser]) -> None:
+    """Two users of one name (tenant `acme.gw1` beside tenant `acme`'s gateway `gw1`, a tenant
+    named `hazardhub-jt808`) would share a password entry and merge their ACLs in Mosquitto: one
+    could publish the other's topics, and one of them could not log in."""
+    seen: dict[str, int] = {}
+    for u in users:
+        seen[u.name] = seen.get(u.name, 0) + 1
+    clashes = sorted(n for n, k in seen.items() if k > 1)
+    if clashes:
+        raise ConfigError(
+            f"MQTT users named twice: {', '.join(clashes)} (a tenant's user is its id, a "
+            "gateway's is tenant.gateway, and hazardhub-hub and hazardhub-jt808 are the hub's "
+            "and the JT/T 808 gateway's): rename the tenant or gateway"
+        )
 
 
 def acl_text(users: list[MqttUser]) -> str:

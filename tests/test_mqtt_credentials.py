@@ -206,3 +206,28 @@ def test_credentials_follow_the_configuration_the_hub_runs(tmp_path):
     text["tenants"][0]["name"] = "renamed"
     config.write_text(yaml.safe_dump(text, allow_unicode=True))
     assert "user new-chem" not in users("--data-dir", str(data))
+
+
+def test_users_of_one_name_are_refused(tmp_path, capsys):
+    """Tenant `acme.gw1` beside tenant `acme`'s gateway `gw1` (or a tenant called
+    hazardhub-jt808) made two users of one name: Mosquitto took the last password and merged
+    the two ACLs, so one could publish the other's gateway status and one could not log in."""
+    from hazardhub.cli import main
+
+    clash = """
+version: 1
+tenants:
+  - id: acme
+    sites:
+      - id: farm
+        devices:
+          - {id: rtu, profile: coal-substation, gateway: gw1, modbus: {host: 127.0.0.1, port: 1502}}
+  - id: acme.gw1
+  - id: hazardhub-jt808
+"""
+    config = tmp_path / "hub.yaml"
+    config.write_text(clash, encoding="utf-8")
+    assert main(["mqtt-credentials", "-c", str(config), "--out", str(tmp_path / "auth")]) == 2
+    err = capsys.readouterr().err
+    assert "MQTT users named twice: acme.gw1, hazardhub-jt808" in err
+    assert not (tmp_path / "auth" / "passwd").exists()
