@@ -65,6 +65,7 @@ FLEET_KINDS = (
     "offline",
     "drift",
     "offline_moved",
+    "fatigue_weekly",
 )
 # the terminal's own alarm bits (alerts.vehicles.terminal): kind number 32 + bit
 TERMINAL_KINDS: dict[int, str] = {

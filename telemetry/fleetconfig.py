@@ -64,6 +64,13 @@ class ClassLimits(_Frozen):
     continuous_night_s: float = Field(default=2 * 3600.0, gt=0, le=86400)
     min_rest_s: float = Field(default=1200.0, gt=0, le=86400)
     daily_driving_s: float = Field(default=8 * 3600.0, gt=0, le=86400)
+    weekly_driving_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86400,
+        description="driving in any 7 consecutive local days; default by class: 44 h for "
+        "coaches and charters (the passenger rule), none for hazmat; 0: none",
+    )
     banned: TimeWindow | None = Field(default=None, description="no moving at all in this window")
 
 
@@ -177,6 +184,14 @@ class FleetSettings(_Frozen):
     def limits(self, vehicle_class: VehicleClass) -> ClassLimits:
         limits: ClassLimits = getattr(self, vehicle_class)
         return limits
+
+    def weekly_s(self, vehicle_class: VehicleClass) -> float:
+        """Driving allowed in any 7 consecutive local days (0: no limit): as set, else 44 h for
+        passenger vehicles (道路旅客运输企业安全管理规范 Art. 38) and none for hazmat."""
+        given = self.limits(vehicle_class).weekly_driving_s
+        if given is not None:
+            return given
+        return 0.0 if vehicle_class == "hazmat" else 44 * 3600.0
 
     def night_factor(self, vehicle_class: VehicleClass) -> float:
         """The night limit's share of the day's: as set, else 1.0 for hazmat (危险货物道路运输

@@ -55,6 +55,7 @@ AlarmKind = Literal[
     "offline",
     "drift",
     "offline_moved",
+    "fatigue_weekly",
     "terminal_emergency",
     "terminal_overspeed",
     "terminal_fatigue",

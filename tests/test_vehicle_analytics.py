@@ -156,6 +156,36 @@ def test_more_than_8h_in_a_day() -> None:
     assert [e[1:4] for e in later[1:]] == [ended]
 
 
+def test_a_coach_over_44h_in_7_days_and_the_midnight_that_ends_it() -> None:
+    """DOMAIN 3.1: a passenger driver at most 44 h in any 7 consecutive days. Seven hours a
+    day (within the daily 8 h, rested every 3.5 h) make 42 h in six days; on the seventh the
+    week passes 44 h after two hours. The episode ends at the first midnight whose six days
+    before are within 44 h. Hazmat has no weekly rule; 0 turns it off."""
+    day_ms = 24 * HOUR
+    legs = [(3 * HOUR + 30 * MIN, 60.0), (30 * MIN, 0.0), (3 * HOUR + 30 * MIN, 60.0)]
+    rows = [r for d in range(7) for r in drive(10, CST_0800 + d * day_ms, legs)]
+    weekly = (EventKind.FATIGUE_WEEKLY, EventKind.FATIGUE_WEEKLY_END)
+
+    def week_events(cls: str, settings: FleetSettings | None = None) -> list:
+        table = compile_fleet(settings or FleetSettings(), fleet(cls))
+        return [e for e in run(table, rows) if e[1] in weekly]
+
+    [(vehicle, kind, ts, value, _)] = week_events("coach")
+    assert (vehicle, kind) == (10, EventKind.FATIGUE_WEEKLY)
+    assert CST_0800 + 6 * day_ms + 2 * HOUR <= ts <= CST_0800 + 6 * day_ms + 2 * HOUR + STEP
+    assert value > 44 * 3600
+    # the next day's first fix finds the end: at its midnight the six days before hold 42 h
+    later = (10, rows[-1][1] + day_ms, rows[-1][2], rows[-1][3], 0.0)
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    events = [e for e in run(table, [*rows, later]) if e[1] in weekly]
+    midnight = CST_0800 + 7 * day_ms - 8 * HOUR  # 00:00 China Standard Time of day 8
+    assert [(e[1], e[2]) for e in events][1:] == [(EventKind.FATIGUE_WEEKLY_END, midnight)]
+    assert events[1][3] == pytest.approx(6 * 7 * 3600, abs=120)  # days 2-7: 42 h
+    assert week_events("hazmat") == []
+    off = FleetSettings(coach=ClassLimits(speed_kmh=100, expressway_kmh=100, weekly_driving_s=0))
+    assert week_events("coach", off) == []
+
+
 def test_fatigue_carries_over_batches() -> None:
     table = compile_fleet(FleetSettings(), fleet("coach"))
     rows = drive(10, CST_0800, [(4 * HOUR + 10 * MIN, 90.0)])
@@ -445,6 +475,7 @@ SMALL = ClassLimits(
     continuous_night_s=600,
     min_rest_s=300,
     daily_driving_s=2400,
+    weekly_driving_s=4000,
 )
 BOX = ((30.0, 104.0), (30.0, 104.02), (30.02, 104.02), (30.02, 104.0))
 PROPERTY_SETTINGS = FleetSettings(
@@ -494,7 +525,15 @@ step = st.tuples(
 )
 
 
-RESTORABLE = ("overspeed", "fatigue", "fatigue_daily", "offline", "corridor", "forbidden_area")
+RESTORABLE = (
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "fatigue_weekly",
+    "offline",
+    "corridor",
+    "forbidden_area",
+)
 restored = st.lists(st.tuples(st.integers(10, 13), st.sampled_from(RESTORABLE)), max_size=6)
 
 
@@ -507,7 +546,8 @@ def restored_start(
     ref = ReferenceFleet(table)
     for slot, veh in enumerate(ref.vehicles):
         for f in dataclasses.fields(alarms.state):
-            setattr(veh, f.name, getattr(alarms.state, f.name)[slot].item())
+            value = getattr(alarms.state, f.name)[slot]
+            setattr(veh, f.name, value.tolist() if value.ndim else value.item())
     return alarms.state, ref
 
 

@@ -30,6 +30,11 @@ FLEET_ALARMS: dict[str, tuple[str, str, str]] = {
     "overspeed": ("overspeed", "orange", "超速: 通知驾驶员减速 tell the driver to slow down"),
     "fatigue": ("fatigue_continuous", "orange", "疲劳驾驶: 停车休息 20 分钟 the driver must rest"),
     "fatigue_daily": ("fatigue_daily", "orange", "当日驾驶超时 over 8 h today: change driver"),
+    "fatigue_weekly": (
+        "fatigue_weekly",
+        "orange",
+        "7日累计驾驶超时 over 44 h in 7 days: the driver must not drive on",
+    ),
     "night_ban": ("night_ban", "red", "客车 02:00-05:00 禁行 the coach must stop"),
     "corridor": ("off_route", "orange", "偏离线路 off the approved route: call the driver"),
     "forbidden_area": ("forbidden_area", "red", "驶入禁行区域 in a forbidden area: call now"),
@@ -46,6 +51,7 @@ _RAISES = {
     EventKind.OVERSPEED: "overspeed",
     EventKind.FATIGUE_CONTINUOUS: "fatigue",
     EventKind.FATIGUE_DAILY: "fatigue_daily",
+    EventKind.FATIGUE_WEEKLY: "fatigue_weekly",
     EventKind.BANNED_HOURS: "night_ban",
     EventKind.CORRIDOR_LEAVE: "corridor",
     EventKind.FORBIDDEN_ENTER: "forbidden_area",
@@ -57,6 +63,7 @@ _ENDS = {
     EventKind.OVERSPEED_END: "overspeed",
     EventKind.FATIGUE_CONTINUOUS_END: "fatigue",
     EventKind.FATIGUE_DAILY_END: "fatigue_daily",
+    EventKind.FATIGUE_WEEKLY_END: "fatigue_weekly",
     EventKind.CORRIDOR_ENTER: "corridor",
     EventKind.FORBIDDEN_END: "forbidden_area",
     EventKind.OFFLINE_END: "offline",
@@ -101,6 +108,8 @@ class FleetAlarms:
                 st.cont_raised[s] = True
             elif kind == "fatigue_daily":
                 st.daily_raised[s] = True
+            elif kind == "fatigue_weekly":
+                st.weekly_raised[s] = True
             elif kind == "offline":
                 st.offline_raised[s] = True
             elif kind == "corridor":

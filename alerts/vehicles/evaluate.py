@@ -56,6 +56,7 @@ from alerts.vehicles.speed import banned_hours, limits, overspeed
 from alerts.vehicles.state import RANK, EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import FleetTable
 from alerts.vehicles.track import Track
+from alerts.vehicles.weekly import weekly
 
 __all__ = ["evaluate_fleet", "order_positions", "seg_cumsum"]
 
@@ -200,6 +201,7 @@ def _judge(
     lon = np.asarray(batch.lon, dtype=np.float64)[rows]
     v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows]
     k = Track.build(s, t, v, st, table.moving_kmh, table.drive_gap_ms, table.offset_ms, table.night)
+    weekly(table, st, k, out)  # before `fatigue`: it reads the days as they were
     fatigue(table, st, k, out)
 
     # speed limits and zones; forbidden areas

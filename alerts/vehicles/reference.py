@@ -7,7 +7,7 @@ on random streams, and the bench measures the vectorized core against it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from alerts.vehicles.geo import step_m_one
 from alerts.vehicles.state import NO_KEY, RANK, EventKind, Positions
@@ -39,6 +39,9 @@ class _Vehicle:
     forbidden: int = 0
     offline_raised: bool = False
     heard: int = 0
+    week_ms: list[int] = field(default_factory=lambda: [0] * 7)
+    week_day: list[int] = field(default_factory=lambda: [NO_KEY] * 7)
+    weekly_raised: bool = False
 
 
 class ReferenceFleet:
@@ -111,15 +114,35 @@ class ReferenceFleet:
             emit(EventKind.FATIGUE_CONTINUOUS, t, veh.cont_ms / 1000.0)
             veh.cont_raised = True
         day = (t + tb.offset_ms) // DAY_MS
+        weekly_ms = int(tb.weekly_ms[slot])
         if day != veh.day:
             if veh.daily_raised:  # ended at the midnight after its day (unknown: this fix)
                 end = t if veh.day == NO_KEY else (veh.day + 1) * DAY_MS - tb.offset_ms
                 emit(EventKind.FATIGUE_DAILY_END, end, veh.daily_ms / 1000.0)
+            if veh.day != NO_KEY:  # the day done goes into the week
+                veh.week_ms[veh.day % 7], veh.week_day[veh.day % 7] = veh.daily_ms, veh.day
+            if veh.weekly_raised:  # ended at the first midnight the 7 days fell to the limit
+                for x in (
+                    range(day, day + 1)
+                    if veh.day == NO_KEY
+                    else range(veh.day + 1, min(day, veh.day + 7) + 1)
+                ):
+                    past = _past(veh, x)
+                    if past <= weekly_ms:
+                        end = t if veh.day == NO_KEY else x * DAY_MS - tb.offset_ms
+                        emit(EventKind.FATIGUE_WEEKLY_END, end, past / 1000.0)
+                        veh.weekly_raised = False
+                        break
             veh.day, veh.daily_ms, veh.daily_raised = day, 0, False
         veh.daily_ms += drive
         if veh.daily_ms > int(tb.daily_ms[slot]) and not veh.daily_raised:
             emit(EventKind.FATIGUE_DAILY, t, veh.daily_ms / 1000.0)
             veh.daily_raised = True
+        if weekly_ms > 0 and not veh.weekly_raised:
+            weekly = veh.daily_ms + _past(veh, day)
+            if weekly > weekly_ms:
+                emit(EventKind.FATIGUE_WEEKLY, t, weekly / 1000.0)
+                veh.weekly_raised = True
 
         # overspeed
         expressway, posted = False, math.inf
@@ -211,3 +234,10 @@ class ReferenceFleet:
             c for c, w in zip(closes, zone.windows, strict=True) if in_window_one(prev_t, off, w)
         ]
         return max(opened) if opened else t
+
+
+def _past(veh: _Vehicle, day: int) -> int:
+    """Driving in the 6 local days before `day`."""
+    return sum(
+        ms for ms, d in zip(veh.week_ms, veh.week_day, strict=True) if day - 6 <= d <= day - 1
+    )

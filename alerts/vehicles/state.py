@@ -52,13 +52,16 @@ class EventKind(IntEnum):
     FORBIDDEN_END = 13  # out of every forbidden area (or window); value: speed km/h
     OFFLINE_END = 14  # at the fix ending the silence; value: silence s
     OFFLINE_MOVED = 15  # at the fix after a silence, far from the last one; value: distance m
+    FATIGUE_WEEKLY = 16  # value: driving s in the 7 local days ending with the fix's
+    FATIGUE_WEEKLY_END = 17  # at the local midnight the window fell to the limit; value: its s
 
 
 # Events of one vehicle at one event time are ordered by this rank, then by ref: the kind's
 # number, except that a day's end comes before anything of the next day (an interval longer
 # than the daily limit ends a day and raises the next at the same fix).
-RANK: npt.NDArray[np.int8] = np.arange(max(EventKind) + 1, dtype=np.int8)
+RANK: npt.NDArray[np.int8] = np.arange(max(EventKind) + 1, dtype=np.int8) + 2
 RANK[EventKind.FATIGUE_DAILY_END] = 0
+RANK[EventKind.FATIGUE_WEEKLY_END] = 1
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,6 +110,9 @@ class FleetState:
     forbidden: npt.NDArray[np.uint64]  # bit f: inside forbidden area f during its window
     offline_raised: B
     heard: I64  # the hub's clock (ms) when a fix of the vehicle last arrived and was judged
+    week_ms: I64  # (vehicles, 7): driving of local day d at [slot, d % 7] ...
+    week_day: I64  # ... and which day that is (NO_KEY: none)
+    weekly_raised: B
 
     @classmethod
     def new(cls, n: int) -> FleetState:
@@ -133,6 +139,9 @@ class FleetState:
             forbidden=z(np.uint64),  # type: ignore[arg-type]
             offline_raised=z(np.bool_),  # type: ignore[arg-type]
             heard=z(np.int64),  # type: ignore[arg-type]
+            week_ms=np.zeros((n, 7), dtype=np.int64),
+            week_day=np.full((n, 7), NO_KEY, dtype=np.int64),
+            weekly_raised=z(np.bool_),  # type: ignore[arg-type]
         )
 
     def copy(self) -> FleetState:

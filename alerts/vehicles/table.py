@@ -102,6 +102,7 @@ class FleetTable:
     cont_night_ms: I64
     min_rest_ms: I64
     daily_ms: I64
+    weekly_ms: I64  # 0: no limit
     ban_start_ms: I64  # -1: no ban
     ban_end_ms: I64
     route: I32  # corridor number or -1
@@ -208,6 +209,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         cont_night_ms=icol([_ms(x.continuous_night_s) for x in lim]),
         min_rest_ms=icol([_ms(x.min_rest_s) for x in lim]),
         daily_ms=icol([_ms(x.daily_driving_s) for x in lim]),
+        weekly_ms=icol([_ms(settings.weekly_s(c)) for c in CLASSES]),
         ban_start_ms=ban_start,
         ban_end_ms=ban_end,
         route=route,

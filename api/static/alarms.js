@@ -39,6 +39,7 @@ export const STRINGS = {
         lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
         lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",
         lvl_offline: "车辆离线", lvl_gps_drift: "定位漂移", lvl_offline_moved: "离线位移",
+        lvl_fatigue_weekly: "7日累计驾驶超时", kind_fatigue_weekly: "7日累计驾驶超时",
         lvl_terminal_emergency: "紧急报警", lvl_terminal_overspeed: "终端超速报警",
         lvl_terminal_fatigue: "终端疲劳驾驶报警", lvl_terminal_danger: "危险预警",
         lvl_terminal_gnss_fault: "GNSS模块故障", lvl_terminal_antenna_cut: "GNSS天线未接或剪断",
