@@ -141,3 +141,17 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
     # a point without a unit cannot be checked; a rule without units takes any
     assert build_units("", "toxic_gas", "chem-gas.toxic-oel").sensor("x") is not None
     assert build_units("ppm", "co", "coal-gas.co").sensor("x") is not None
+
+
+@pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
+def test_every_shipped_level_says_what_to_do(path):
+    """An operator's alarm list shows each level's action: a red interlock trip or a methane
+    alarm without one left the duty desk with nothing to do (helper-69)."""
+    pack = parse_document(read_text(path), RulePack, str(path))
+    missing = [
+        f"{name}.{level.name}"
+        for name, rule in pack.rules.items()
+        for level in rule.levels
+        if not level.action.strip()
+    ]
+    assert missing == [], pack.name
