@@ -204,6 +204,10 @@ class RecurrenceSpec(_Frozen):
     duration_min: int = Field(gt=0, le=7 * 24 * 60)
 
 
+_EPOCH_MS = (946_684_800_000, 4_102_444_800_000)  # 2000-01-01 .. 2100-01-01
+_SILENCE_MAX_MS = 31 * 86_400_000
+
+
 class SilenceSpec(_Frozen):
     """No notifications for matching alarms between starts and ends (ms since the epoch), or in
     a weekly window; the alarms are still raised, recorded and shown."""
@@ -222,8 +226,20 @@ class SilenceSpec(_Frozen):
     def _when(self) -> Self:
         if self.recurrence is None and (self.starts is None or self.ends is None):
             raise ValueError("a silence needs starts and ends, or a weekly recurrence")
-        if self.starts is not None and self.ends is not None and self.ends <= self.starts:
-            raise ValueError("a silence must end after it starts")
+        for name, ms in (("starts", self.starts), ("ends", self.ends)):
+            if ms is not None and not _EPOCH_MS[0] <= ms <= _EPOCH_MS[1]:
+                raise ValueError(
+                    f"{name} {ms}: milliseconds since 1970 between the years 2000 and 2100 "
+                    "(seconds would silence a window in 1970: nothing)"
+                )
+        if self.starts is not None and self.ends is not None:
+            if self.ends <= self.starts:
+                raise ValueError("a silence must end after it starts")
+            if self.recurrence is None and self.ends - self.starts > _SILENCE_MAX_MS:
+                raise ValueError(
+                    "a silence lasts at most 31 days (a longer quiet is a sensor out of "
+                    "service, or a weekly recurrence): a forgotten silence hides red alarms"
+                )
         return self
 
 

@@ -832,7 +832,8 @@ async def test_silences_validate_their_time_and_recurrence(hub: Hub) -> None:
     got = (await hub.get(f"/silences/{COAL}/night-maint")).json()
     assert got["spec"]["recurrence"] == weekly["recurrence"]
     assert (got["spec"]["starts"], got["spec"]["ends"]) == (None, None)
-    once = {"id": "blasting", "comment": "blasting", "starts": 1_000, "ends": 2_000}
+    t0 = 1_800_000_000_000
+    once = {"id": "blasting", "comment": "blasting", "starts": t0, "ends": t0 + 3_600_000}
     assert (await hub.put("/silences", {"tenant": COAL, "spec": once})).status_code == 200
     ids = [s["spec"]["id"] for s in (await hub.get("/silences", "coal")).json()]
     assert sorted(ids) == ["blasting", "night-maint"]
@@ -842,8 +843,12 @@ async def test_silences_validate_their_time_and_recurrence(hub: Hub) -> None:
 
     cases: list[tuple[dict[str, Any], tuple[Any, ...], str]] = [
         ({"id": "s", "comment": "c"}, (), "needs starts and ends"),
-        ({"id": "s", "comment": "c", "starts": 1_000}, (), "needs starts and ends"),
-        ({"id": "s", "comment": "c", "starts": 2_000, "ends": 2_000}, (), "end after it starts"),
+        ({"id": "s", "comment": "c", "starts": t0}, (), "needs starts and ends"),
+        ({"id": "s", "comment": "c", "starts": t0, "ends": t0}, (), "end after it starts"),
+        # seconds for milliseconds: a window in 1970 that silences nothing
+        ({**once, "starts": 1_800_000_000, "ends": 1_800_003_600}, (), "milliseconds since 1970"),
+        # a one-off silence of a year: forgotten, it hides red alarms for good
+        ({**once, "ends": t0 + 365 * 86_400_000}, (), "at most 31 days"),
         ({**once, "comment": ""}, ("comment",), "at least 1 character"),
         (rec(start="24:00"), ("recurrence", "start"), "should match pattern"),
         (rec(start="7:00"), ("recurrence", "start"), "should match pattern"),
@@ -859,6 +864,15 @@ async def test_silences_validate_their_time_and_recurrence(hub: Hub) -> None:
         assert r.status_code == 422, spec
         errors = r.json()["errors"]
         assert any(tuple(e["loc"]) == loc and msg in e["msg"] for e in errors), (spec, errors)
+    # a site, device or sensor the tenant does not have (a typo silenced nothing in silence)
+    for field, name in (("sites", "face-1310"), ("devices", "kj-sub-9"), ("sensors", "ch4-t9")):
+        r = await hub.put("/silences", {"tenant": COAL, "spec": {**once, field: [name]}})
+        assert r.status_code == 422 and f"{field} '{name}' not in tenant" in r.text, r.text
+    r = await hub.put(
+        "/subscriptions",
+        {"tenant": COAL, "spec": {**SUBSCRIPTION, "match": {"sites": ["face-1310"]}}},
+    )
+    assert r.status_code == 422 and "sites 'face-1310' not in tenant" in r.text, r.text
     assert len((await hub.get("/silences")).json()) == 2
 
     assert (await hub.get(f"/silences/{COAL}/night-maint", "chem")).status_code == 404

@@ -38,7 +38,7 @@ from receivers import WebhookReceiver
 async def test_match_by_tier_kind_site_and_tenant(rig):
     rig.subscribe(id="red", match={"tiers": ["red"]})
     rig.subscribe(id="co", match={"sensor_kinds": ["co"]})
-    rig.subscribe(id="elsewhere", match={"sites": ["another-site"]})
+    rig.subscribe(id="elsewhere", match={"sites": ["vehicles"]})  # its vehicles only
     rig.subscribe(tenant="acme-chem", id="theirs")  # another tenant: never
     rig.feed("ch4-t1", [0.3, 1.1])  # yellow raise
     assert await rig.pump() == []

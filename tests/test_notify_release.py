@@ -146,7 +146,9 @@ async def test_a_devices_data_lost_does_not_end_the_holds_of_its_comm_loss(rig):
     silent(rig)
     assert told(await rig.pump(), "comm") == [(DEVICE, "raised")]
     # a silence on the site meanwhile (maintenance), and the report
-    work = SilenceSpec(id="w", comment="work", sites=("face-1301",), starts=0, ends=rig.now + 10**7)
+    work = SilenceSpec(
+        id="w", comment="work", sites=("face-1301",), starts=rig.now - 1, ends=rig.now + 10**7
+    )
     rig.notifier.put("silence", "north-coal", work, "op")
     loss = DataLoss("north-coal", "face-1301", "kj-sub-3", DEVICE, "gw1", 3, 9, 1, 2, "full")
     rig.book.record_losses([loss], rig.now)

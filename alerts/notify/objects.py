@@ -98,6 +98,7 @@ class NotifyCatalog:
     ) -> None:
         if tenant not in {t.id for t in registry.config.tenants}:
             raise NotifyObjectError(f"unknown tenant {tenant!r}")
+        _names_known(registry, kind, tenant, spec)
         with self._db.transaction() as con:
             # checked inside the write transaction: a policy deleted meanwhile is seen
             if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
@@ -148,3 +149,22 @@ class NotifyCatalog:
             gone = cur.rowcount > 0
         self.reload()
         return gone
+
+
+def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:
+    """The sites, devices and sensors a subscription or silence names are the tenant's: a typo
+    (`face-1310`) made a silence that silenced nothing, or a subscription that heard nothing,
+    without a word."""
+    sites = {s for t, s, _ in registry.devices if t == tenant} | {"vehicles"}
+    sites |= {s.id for t in registry.config.tenants if t.id == tenant for s in t.sites}
+    devices = {d for t, _, d in registry.devices if t == tenant}
+    devices |= {v for t, v in registry.vehicles if t == tenant}
+    sensors = {s.id for s in registry.sensors if s.tenant == tenant}
+    named = getattr(spec, "match", spec)  # a subscription's are in its match
+    for field, known in (("sites", sites), ("devices", devices), ("sensors", sensors)):
+        unknown = sorted(set(getattr(named, field, ())) - known)
+        if unknown:
+            raise NotifyObjectError(
+                f"{kind} {spec.id!r}: {field} {', '.join(map(repr, unknown))} not in tenant "
+                f"{tenant!r}"
+            )
