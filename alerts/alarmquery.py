@@ -28,6 +28,8 @@ class AlarmFilter:
     disposal: str | None = None
     open_only: bool = False
     before_id: int | None = None
+    peak_tier: Sequence[str] | None = None  # reached one of these tiers at some time
+    overdue: bool | None = None
 
     def select(self) -> tuple[str, list[Any]]:
         """The SELECT (newest first, `LIMIT ?` last) and its parameters but the limit."""
@@ -55,6 +57,15 @@ class AlarmFilter:
             among("tier", self.tier)
         if self.open_only:
             where.append("(isa_state != 'normal' OR disposal != 'closed')")
+        if self.peak_tier:
+            where.append(
+                "EXISTS (SELECT 1 FROM alarm_events e WHERE e.alarm_id = alarms.id AND e.tier IN "
+                f"({','.join('?' * len(self.peak_tier))}))"
+            )
+            params.extend(self.peak_tier)
+        if self.overdue is not None:
+            where.append("overdue = ?")
+            params.append(int(self.overdue))
         if self.before_id is not None:
             where.append("id < ?")
             params.append(self.before_id)

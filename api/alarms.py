@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.desk import AlarmNotFoundError
@@ -48,6 +48,32 @@ def _now_ms() -> int:
 
 def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
+
+
+_TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
+_LIST_PARAMS = frozenset(
+    [
+        "state",
+        "isa_state",
+        "tier",
+        "peak_tier",
+        "open",
+        "overdue",
+        "disposal",
+        "kind",
+        "sensor",
+        "site",
+        "tenant",
+        "limit",
+        "before",
+    ]
+)
+
+
+def _peak_tier(tier: str, events: Sequence[Mapping[str, Any]]) -> str:
+    """The highest tier of the alarm and its journal."""
+    tiers = [tier, *(str(e["tier"]) for e in events)]
+    return max(tiers, key=lambda t: _TIER_RANK.get(t, 0))
 
 
 def _event_json(e: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,6 +118,8 @@ def alarm_json(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> d
         "tier": row["tier"],
         "action": row["action"],
         "peak_level": row["peak_level"],
+        # the highest tier it reached: a red alarm back at yellow is still one of the red ones
+        "peak_tier": _peak_tier(row["tier"], events),
         "started_ts": row["started_ts"],
         "ended_ts": row["ended_ts"],
         "raised_at": row["raised_at"],
@@ -145,7 +173,8 @@ async def _alarm_list(
     ctx: AppContext, tenants: list[str], key: tuple[Any, ...]
 ) -> list[dict[str, Any]]:
     """The alarm list as JSON-ready dictionaries, `key` holding the filters in route order."""
-    _, state, sensor, site, side, disposal, isa_state, tier, open_only, limit, before = key
+    _, state, sensor, site, side, disposal, isa_state, tier, open_only, limit, before = key[:11]
+    peak_tier, overdue = key[11:]
     where = AlarmFilter(
         tenants,
         state=state,
@@ -157,6 +186,8 @@ async def _alarm_list(
         tier=tier.split(",") if tier else None,
         open_only=open_only,
         before_id=before,
+        peak_tier=peak_tier.split(",") if peak_tier else None,
+        overdue=overdue,
     )
     # an indexed read of at most `limit` alarms on the event loop, cheaper than a trip to a
     # worker thread; one that would take longer gives up and runs in the worker thread
@@ -167,12 +198,21 @@ async def _alarm_list(
     return [alarm_json(a, events[a["id"]]) for a in alarms]
 
 
+def _sites(ctx: AppContext) -> set[tuple[str, str]]:
+    """(tenant, site) of every site an alarm can be on: the configured ones, and each tenant's
+    `vehicles`."""
+    reg = ctx.registry
+    found = {(t.id, s.id) for t in reg.config.tenants for s in t.sites}
+    return found | {(t.id, "vehicles") for t in reg.config.tenants}
+
+
 def alarm_router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["alarms"])
     answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
 
     @r.get("/alarms", response_model=list[AlarmPublic])
     async def list_alarms(
+        request: Request,
         ctx: Ctx,
         caller: Caller,
         state: Annotated[str | None, Query(pattern="^(active|cleared)$")] = None,
@@ -184,6 +224,17 @@ def alarm_router() -> APIRouter:
             ),
         ] = None,
         tier: Annotated[str | None, Query(pattern="^[a-z]+(,[a-z]+)*$")] = None,
+        peak_tier: Annotated[
+            str | None,
+            Query(
+                pattern="^[a-z]+(,[a-z]+)*$",
+                description="reached one of these tiers at some time (a red alarm back at "
+                "yellow is one of the red ones)",
+            ),
+        ] = None,
+        overdue: Annotated[
+            bool | None, Query(description="its disposal past its deadline (or not)")
+        ] = None,
         open: Annotated[
             bool, Query(description="not yet normal and acknowledged, or disposal not closed")
         ] = False,
@@ -203,9 +254,19 @@ def alarm_router() -> APIRouter:
     ) -> Response:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
         tenants = narrowed(ctx, caller, tenant)
+        unknown = sorted(set(request.query_params) - _LIST_PARAMS)
+        if unknown:  # a mistyped filter (`sit=`) listed every alarm, as if it held
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"unknown filter(s) {unknown}; the filters: {', '.join(sorted(_LIST_PARAMS))}",
+            )
+        mine = set(tenants)
+        if site is not None and site not in {s for t, s in _sites(ctx) if t in mine}:
+            raise not_found(f"site {site!r}")  # a mistyped site read as 'no alarms there'
         for name, given, known in (
             ("isa_state", isa_state, ISA_STATES),
             ("tier", tier, ("blue", "yellow", "orange", "red", "none")),
+            ("peak_tier", peak_tier, ("blue", "yellow", "orange", "red", "none")),
         ):
             bad = [v for v in (given.split(",") if given else ()) if v not in known]
             if bad:
@@ -229,6 +290,8 @@ def alarm_router() -> APIRouter:
             open,
             limit,
             before,
+            peak_tier,
+            overdue,
         )
         version = ctx.statedb.data_version()  # first: an answer read after it is no older
         body = answers.get(key, version)

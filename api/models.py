@@ -91,6 +91,7 @@ class AlarmPublic(_Public):
     tier: str
     action: str
     peak_level: int
+    peak_tier: str
     started_ts: int
     ended_ts: int | None
     raised_at: int
