@@ -539,3 +539,23 @@ def test_a_row_whose_channel_is_not_json_breaks_no_take(rig, clause):
     kw = {"full_tenants": ["north-coal"]} if clause == "full_tenants" else {"only_local": True}
     taken = rig.notifier.store.take_due(10**15, 100, **kw)
     assert [r[1] for r in taken] == ["wall"]
+
+
+async def test_an_alarm_back_from_a_shelve_gets_no_stale_repeat_on_top(rig):
+    """The repeat that fell due during a shelve was sent a second after the alarm came back
+    from it, beside the 'raised' it is told as: two notices at once, then the next repeat
+    (helper-69). The one due then is taken as said; the next keeps its time."""
+    rig.subscribe(id="rep", repeat_s=30)
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
+    assert len(await rig.pump()) == 1
+    start = rig.now
+    rig.desk.act(
+        raised.alarm_id, "shelve", actor="op", now=rig.now, until=rig.now + 100_000, note="x"
+    )
+    assert await rig.pump(60) == []  # repeats 1 and 2 fall in the shelve: none
+    rig.now = start + 101_000
+    rig.desk.tick(rig.now)
+    back = await rig.pump()
+    assert [e["annunciated"] for n in back for e in n.body["events"]] == ["raised"]  # type: ignore[union-attr,index]
+    assert await rig.pump(1) == []  # repeat 3 (due at 90 s) is not sent on top
+    assert [bare(n.key) for n in await rig.pump(19)] == [f"north-coal/rep:r{raised.alarm_id}:4"]

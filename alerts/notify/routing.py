@@ -39,6 +39,9 @@ class Counter(Protocol):
     def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
 
 
+_BACK = frozenset({"unshelved", "unsuppressed", "in_service"})  # still active: told as raised
+
+
 class Routing(Enqueuing):
     """The routing stages of `Notifier`, which sets up every attribute declared here."""
 
@@ -126,6 +129,12 @@ class Routing(Enqueuing):
         made = 0
         for sub in subs:
             made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, None, alone)
+            if view.kind in _BACK and sub.repeat_s:  # annunciated again as raised: the repeat
+                # due now (one that fell in the shelve) says the same, and is not sent on top
+                n = math.floor((now - int(raw["raised_at"])) / (sub.repeat_s * 1000))
+                if n >= 1:
+                    key = f"{view.tenant}/{sub.id}:r{view.alarm_id}:{n}"
+                    self._released_repeats.append((view.alarm_id, key))
         return made
 
     def _not_explained(
