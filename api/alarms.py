@@ -29,6 +29,7 @@ from api.context import (
     narrowed,
     not_found,
     query_tenants,
+    require_centre,
     require_writer,
 )
 from api.encode import AnswerCache, json_bytes, json_response
@@ -348,7 +349,9 @@ def alarm_router() -> APIRouter:
     @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic, dependencies=WRITE)
     async def shelve(alarm_id: AlarmId, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
         """Shelve the alarm point for a while (at most 7 days), with a reason; it is shown but
-        not notified, and a new activation meanwhile starts shelved. It ends by itself."""
+        not notified, and a new activation meanwhile starts shelved. It ends by itself. The
+        monitoring centre's (operator, admin keys)."""
+        require_centre(caller)
         now = _now_ms()
         if (body.duration_s is None) == (body.until is None):
             raise HTTPException(
@@ -383,8 +386,11 @@ def alarm_router() -> APIRouter:
     async def service(
         sensor_id: str, body: ServiceIn, ctx: Ctx, caller: Caller
     ) -> dict[str, object]:
-        """Take a sensor out of service (with a reason) or return it to service."""
+        """Take a sensor out of service (with a reason: the centre's, operator and admin keys)
+        or return it to service."""
         _writer(caller)
+        if not body.in_service:
+            require_centre(caller)
         if ctx.desk is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
         try:

@@ -72,6 +72,7 @@ def not_found(what: str) -> HTTPException:
 
 
 WRITERS = frozenset({"admin", "operator", "enterprise"})
+CENTRE_ROLES = frozenset({"admin", "operator"})
 
 
 def narrowed(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str]:
@@ -96,6 +97,18 @@ def require_writer(caller: Principal) -> None:
     """Viewers read; every write route starts here."""
     if caller.role not in WRITERS:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may only read")
+
+
+def require_centre(caller: Principal) -> None:
+    """Shelving, silences and sensors out of service hide alarms from everyone, the
+    supervising centre included: its operators' and admins', not an enterprise's."""
+    require_writer(caller)
+    if caller.role not in CENTRE_ROLES:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "shelves, silences and sensors out of service are the monitoring centre's "
+            "(operator or admin keys): they would hide this company's alarms from the centre",
+        )
 
 
 def _writer(caller: Caller) -> None:

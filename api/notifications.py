@@ -19,7 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from alerts.notify.notifier import KINDS, NotifyObjectError
 from api.auth import Principal
-from api.context import WRITE, AppContext, Caller, Ctx, not_found, query_tenants, require_writer
+from api.context import (
+    WRITE,
+    AppContext,
+    Caller,
+    Ctx,
+    not_found,
+    query_tenants,
+    require_centre,
+    require_writer,
+)
 from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 
@@ -104,6 +113,8 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
 
     async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
         require_writer(caller)
+        if kind == "silence":
+            require_centre(caller)
         owned(ctx, caller, body.tenant)
         raw = _keep_secrets(body.spec, await asyncio.to_thread(_stored, ctx, kind, body.tenant))
         try:
@@ -121,6 +132,8 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
 
     async def delete_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> None:
         require_writer(caller)
+        if kind == "silence":
+            require_centre(caller)
         owned(ctx, caller, tenant)
         try:
             gone = await asyncio.to_thread(notifier(ctx).delete, kind, tenant, object_id)

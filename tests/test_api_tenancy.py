@@ -101,7 +101,7 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
         ("post", "/api/v1/alarms/{alarm_id}/shelve"): (
             f"{a}/shelve",
             {"reason": "r", "duration_s": 60},
-            "chem",
+            "chem-op",  # the centre's: an operator key of acme-chem
             NOT_FOUND,
         ),
         ("post", "/api/v1/alarms/{alarm_id}/unshelve"): (f"{a}/unshelve", {}, "chem", 404),
@@ -115,7 +115,7 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
         ("post", "/api/v1/sensors/{sensor_id}/service"): (
             "/api/v1/sensors/ch4-t1/service",
             {"in_service": False, "reason": "r"},
-            "chem",
+            "chem-op",  # the centre's: an operator key of acme-chem
             NOT_FOUND,
         ),
         ("get", "/api/v1/subscriptions"): ("/api/v1/subscriptions", None, "chem", OPEN),
@@ -165,7 +165,7 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
         ("put", "/api/v1/silences"): (
             "/api/v1/silences",
             {"tenant": c, "spec": SILENCE},
-            "chem",
+            "chem-op",  # the centre's: an operator key of acme-chem
             NOT_FOUND,
         ),
         ("get", "/api/v1/silences/{tenant}/{object_id}"): (
@@ -177,7 +177,7 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
         ("delete", "/api/v1/silences/{tenant}/{object_id}"): (
             f"/api/v1/silences/{c}/maint",
             None,
-            "chem",
+            "chem-op",  # the centre's: an operator key of acme-chem
             NOT_FOUND,
         ),
         ("get", "/api/v1/notifications"): ("/api/v1/notifications", None, "chem", OPEN),
