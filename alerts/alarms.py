@@ -61,7 +61,11 @@ __all__ = [
 ]
 
 
-_DEVICE_ACTION = "检查设备供电与通信链路 check the device's power and link"
+_DEVICE_ACTION = (
+    "检查设备供电、通信链路与点表配置 (网关日志写明原因) check the device's power and link, "
+    "and its register map: the gateway's log names the cause (an illegal data address is a "
+    "configuration error)"
+)
 
 
 class AlarmBook(GatewayAlarms):

@@ -39,7 +39,10 @@ def admin_of(ctx: AppContext, caller: Principal) -> ConfigAdmin:
     then keep it to the objects under its tenants)."""
     require_writer(caller)
     if caller.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the registry is changed by admins")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the configuration and the registry are an admin key's, to read and to change",
+        )
     return config_of(ctx)
 
 
