@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("-c", "--config", type=Path, required=True)
     m.add_argument("--out", type=Path, required=True, help="folder for passwd, acl, credentials")
     m.add_argument(
+        "--rotate",
+        action="store_true",
+        help="new passwords for every user (by default the users of --out keep theirs)",
+    )
+    m.add_argument(
         "--data-dir",
         type=Path,
         help="the hub's data folder: use the configuration it runs (with the changes made "
@@ -298,13 +303,15 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return _run(run_gw)
     if args.command == "mqtt-credentials":
-        from hazardhub.mqttauth import plan_users, write_files
+        from hazardhub.mqttauth import kept_passwords, plan_users, write_files
         from hazardhub.settings import running_registry
         from telemetry.topics import TopicLayout
 
         loaded = load(args.config)
         registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
         users = plan_users(registry, TopicLayout())
+        if not args.rotate:
+            users = kept_passwords(users, args.out)
         write_files(users, args.out)
         print(f"wrote {args.out}/passwd, acl and credentials.txt for {len(users)} users")
         return 0

@@ -20,7 +20,7 @@ from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["MqttUser", "acl_text", "hash_password", "plan_users", "write_files"]
+__all__ = ["MqttUser", "acl_text", "hash_password", "kept_passwords", "plan_users", "write_files"]
 
 _ITERATIONS = 101  # what mosquitto_passwd uses for $7$
 
@@ -117,6 +117,20 @@ def _refuse_clashes(users: list[MqttUser]) -> None:
             "gateway's is tenant.gateway, and hazardhub-hub and hazardhub-jt808 are the hub's "
             "and the JT/T 808 gateway's): rename the tenant or gateway"
         )
+
+
+def kept_passwords(users: list[MqttUser], out: Path) -> list[MqttUser]:
+    """The users with the passwords `out/credentials.txt` already holds for them (a user new
+    since gets its new one): adding a device no longer hands every site a new password."""
+    path = out / "credentials.txt"
+    if not path.exists():
+        return users
+    known: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        name, _, password = line.strip().partition(" ")
+        if name and not name.startswith("#") and password:
+            known[name] = password
+    return [MqttUser(u.name, known.get(u.name, u.password), u.read, u.write) for u in users]
 
 
 def acl_text(users: list[MqttUser]) -> str:

@@ -231,3 +231,25 @@ tenants:
     err = capsys.readouterr().err
     assert "MQTT users named twice: acme.gw1, hazardhub-jt808" in err
     assert not (tmp_path / "auth" / "passwd").exists()
+
+
+def test_a_second_run_keeps_the_passwords_unless_rotated(tmp_path):
+    """Adding one device handed every site a new password (helper-65): a run over the folder of
+    before keeps each user's, a new user gets its own, and --rotate makes all new."""
+    from hazardhub.cli import main
+
+    config = ROOT / "examples" / "demo.yaml"
+    out = tmp_path / "auth"
+
+    def passwords() -> dict[str, str]:
+        lines = (out / "credentials.txt").read_text().splitlines()[1:]
+        return dict(line.split(" ", 1) for line in lines)
+
+    assert main(["mqtt-credentials", "-c", str(config), "--out", str(out)]) == 0
+    first = passwords()
+    assert main(["mqtt-credentials", "-c", str(config), "--out", str(out)]) == 0
+    assert passwords() == first
+    assert main(["mqtt-credentials", "-c", str(config), "--out", str(out), "--rotate"]) == 0
+    rotated = passwords()
+    assert rotated.keys() == first.keys()
+    assert all(rotated[u] != first[u] for u in first)
