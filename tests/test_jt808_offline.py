@@ -158,8 +158,8 @@ async def test_a_killed_jt808_gateway_raises_an_offline_alarm_per_fleet_until_it
     client = access.client()
 
     async def alarms(state: str) -> list[dict[str, object]]:
-        got: list[dict[str, object]] = await get_json(client, "/api/v1/alarms", rule="gateway")
-        return [a for a in got if a["state"] == state]
+        got: list[dict[str, object]] = await get_json(client, "/api/v1/alarms", kind="no_data")
+        return [a for a in got if a["rule"] == "gateway" and a["state"] == state]
 
     try:
         async with running_hub(access.hub(registry, tmp_path / "hub", mosquitto.port)) as h:
