@@ -124,6 +124,9 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 jsonable_encoder(exc.errors(include_url=False, include_context=False)),
             ) from exc
+        problem = spec.new_silence_problem() if isinstance(spec, SilenceSpec) else None
+        if problem is not None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
         try:
             await asyncio.to_thread(notifier(ctx).put, kind, body.tenant, spec, caller.name)
         except NotifyObjectError as exc:

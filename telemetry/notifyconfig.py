@@ -226,21 +226,31 @@ class SilenceSpec(_Frozen):
     def _when(self) -> Self:
         if self.recurrence is None and (self.starts is None or self.ends is None):
             raise ValueError("a silence needs starts and ends, or a weekly recurrence")
+        if self.starts is not None and self.ends is not None and self.ends <= self.starts:
+            raise ValueError("a silence must end after it starts")
+        return self
+
+    def new_silence_problem(self) -> str | None:
+        """What is wrong with this as a new silence put through the API (those stored or in a
+        configuration of before keep working): times that are not milliseconds, or a one-off
+        window longer than 31 days."""
         for name, ms in (("starts", self.starts), ("ends", self.ends)):
             if ms is not None and not _EPOCH_MS[0] <= ms <= _EPOCH_MS[1]:
-                raise ValueError(
+                return (
                     f"{name} {ms}: milliseconds since 1970 between the years 2000 and 2100 "
                     "(seconds would silence a window in 1970: nothing)"
                 )
-        if self.starts is not None and self.ends is not None:
-            if self.ends <= self.starts:
-                raise ValueError("a silence must end after it starts")
-            if self.recurrence is None and self.ends - self.starts > _SILENCE_MAX_MS:
-                raise ValueError(
-                    "a silence lasts at most 31 days (a longer quiet is a sensor out of "
-                    "service, or a weekly recurrence): a forgotten silence hides red alarms"
-                )
-        return self
+        if (
+            self.recurrence is None
+            and self.starts is not None
+            and self.ends is not None
+            and self.ends - self.starts > _SILENCE_MAX_MS
+        ):
+            return (
+                "a silence lasts at most 31 days (a longer quiet is a sensor out of service, "
+                "or a weekly recurrence): a forgotten silence hides red alarms"
+            )
+        return None
 
 
 class DisposalDeadline(_Frozen):

@@ -159,6 +159,10 @@ def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:
     sites |= {s.id for t in registry.config.tenants if t.id == tenant for s in t.sites}
     devices = {d for t, _, d in registry.devices if t == tenant}
     devices |= {v for t, v in registry.vehicles if t == tenant}
+    # a gateway's offline alarm has the gateway for its device (`devices: [gw1]` for its work)
+    devices |= {i.spec.gateway for (t, _, _), i in registry.devices.items() if t == tenant}
+    if any(t == tenant for t, _ in registry.vehicles):
+        devices |= set(registry.config.jt808_gateways)
     sensors = {s.id for s in registry.sensors if s.tenant == tenant}
     named = getattr(spec, "match", spec)  # a subscription's are in its match
     for field, known in (("sites", sites), ("devices", devices), ("sensors", sensors)):
