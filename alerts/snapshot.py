@@ -168,7 +168,13 @@ def resume(
     core = replace(core, level=np.zeros_like(core.level), active=np.zeros_like(core.active))
     fleet = remap_fleet_state(saved.fleet, saved.vehicles, saved.route, saved.fences, fleet_table)
     st = fleet.state
-    for flag in (st.over_raised, st.cont_raised, st.daily_raised, st.offline_raised):
+    for flag in (
+        st.over_raised,
+        st.cont_raised,
+        st.daily_raised,
+        st.weekly_raised,
+        st.offline_raised,
+    ):
         flag[:] = False
     st.in_route[:] = True  # outside a corridor only with its alarm open (restore)
     st.forbidden[:] = 0

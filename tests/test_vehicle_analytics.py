@@ -184,6 +184,15 @@ def test_a_coach_over_44h_in_7_days_and_the_midnight_that_ends_it() -> None:
     assert week_events("hazmat") == []
     off = FleetSettings(coach=ClassLimits(speed_kmh=100, expressway_kmh=100, weekly_driving_s=0))
     assert week_events("coach", off) == []
+    # raised, then the limit turned off (a reload): it ends at the next day turn, not after six
+    # days without driving (helper-70)
+    state, _ = evaluate_fleet(table, FleetState.new(len(table)), batch(rows), rows[-1][1])
+    assert bool(state.weekly_raised[0])
+    turned_off = compile_fleet(off, fleet("coach"))
+    _, ends = evaluate_fleet(turned_off, state, batch([later]), later[1])
+    assert [(e[1], e[2]) for e in ends.rows() if e[1] in weekly] == [
+        (EventKind.FATIGUE_WEEKLY_END, midnight)
+    ]
 
 
 def test_fatigue_carries_over_batches() -> None:

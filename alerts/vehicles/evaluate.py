@@ -145,10 +145,11 @@ class _Out:
         rank = RANK[kind]
         t0 = int(ts.min())
         span, refs = int(ts.max()) - t0 + 1, int(ref.max()) + 2
-        fits = (int(vehicle.max()) + 1) * span * len(RANK) * refs < (1 << 62)
+        ranks = int(RANK.max()) + 1  # ranks run past the kinds' count (RANK's shift)
+        fits = (int(vehicle.max()) + 1) * span * ranks * refs < (1 << 62)
         if fits and int(vehicle.min()) >= 0:  # one key: faster than four
             key = vehicle.astype(np.int64) * span + (ts - t0)
-            key *= len(RANK)
+            key *= ranks
             key += rank
             key *= refs
             key += ref + 1

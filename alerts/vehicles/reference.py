@@ -128,7 +128,7 @@ class ReferenceFleet:
                     else range(veh.day + 1, min(day, veh.day + 7) + 1)
                 ):
                     past = _past(veh, x)
-                    if past <= weekly_ms:
+                    if weekly_ms == 0 or past <= weekly_ms:  # a limit turned off: at once
                         end = t if veh.day == NO_KEY else x * DAY_MS - tb.offset_ms
                         emit(EventKind.FATIGUE_WEEKLY_END, end, past / 1000.0)
                         veh.weekly_raised = False

@@ -99,6 +99,7 @@ def _judge(
     limit = int(table.weekly_ms[slot])
     day_was, daily = int(st.day[slot]), int(st.daily_ms[slot])
     on = bool(st.weekly_raised[slot])
+    before = _past(st, slot, day_was) if day_was != NO_KEY else 0  # the ring moves at turns only
     for row in range(int(k.fi[j]), int(k.li[j]) + 1):
         day, t = int(k.day[row]), int(k.t[row])
         if day != day_was:
@@ -112,15 +113,16 @@ def _judge(
                 )
                 for x in days:
                     past = _past(st, slot, x)
-                    if past <= limit:
+                    if limit == 0 or past <= limit:  # a limit turned off ends it at once
                         end = t if day_was == NO_KEY else x * DAY_MS - table.offset_ms
                         ended.append((slot, end, past / 1000.0))
                         on = False
                         break
             day_was, daily = day, 0
+            before = _past(st, slot, day)
         daily += int(k.drive_dt[row])
         if limit > 0 and not on:
-            week = daily + _past(st, slot, day)
+            week = daily + before
             if week > limit:
                 raised.append((slot, t, week / 1000.0))
                 on = True
