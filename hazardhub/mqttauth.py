@@ -31,6 +31,7 @@ class MqttUser:
     password: str
     read: tuple[str, ...]
     write: tuple[str, ...]
+    kind: str = ""  # hub, jt808, tenant, gateway: a password is kept only for the same kind
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -50,6 +51,7 @@ def plan_users(
             secrets.token_urlsafe(18),
             (f"{root}/#",),
             (f"{root}/+/alarms/#", layout.vehicle_commands()),
+            "hub",
         ),
         # the centre's JT/T 808 gateways: positions of every tenant's vehicles, the hub's
         # commands for their terminals, and in every tenant the status and drop reports of
@@ -67,6 +69,7 @@ def plan_users(
                     for kind in ("status", "dropped")
                 ),
             ),
+            "jt808",
         ),
     ]
     for tenant in registry.tenants:
@@ -84,6 +87,7 @@ def plan_users(
                     *(layout.gateway_status(tenant, gw) for gw in gateways),
                     *(layout.gateway_dropped(tenant, gw) for gw in gateways),
                 ),
+                "tenant",
             )
         )
         for gw in gateways:
@@ -97,6 +101,7 @@ def plan_users(
                         layout.gateway_status(tenant, gw),
                         layout.gateway_dropped(tenant, gw),
                     ),
+                    "gateway",
                 )
             )
     _refuse_clashes(users)
@@ -125,12 +130,17 @@ def kept_passwords(users: list[MqttUser], out: Path) -> list[MqttUser]:
     path = out / "credentials.txt"
     if not path.exists():
         return users
-    known: dict[str, str] = {}
+    known: dict[tuple[str, str], str] = {}
     for line in path.read_text().splitlines():
-        name, _, password = line.strip().partition(" ")
-        if name and not name.startswith("#") and password:
-            known[name] = password
-    return [MqttUser(u.name, known.get(u.name, u.password), u.read, u.write) for u in users]
+        parts = line.split()
+        if len(parts) == 3 and not parts[0].startswith("#"):  # name password kind
+            known[(parts[0], parts[2])] = parts[1]
+    # by name and kind: a name that changed meaning (gateway acme.gw1 gone, tenant acme.gw1
+    # new) must not hand the gateway's installer the tenant's login
+    return [
+        MqttUser(u.name, known.get((u.name, u.kind), u.password), u.read, u.write, u.kind)
+        for u in users
+    ]
 
 
 def acl_text(users: list[MqttUser]) -> str:
@@ -149,5 +159,7 @@ def write_files(users: list[MqttUser], out: Path) -> None:
     path = out / "credentials.txt"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write("# user password (hand each to its enterprise or gateway; keep this file safe)\n")
-        f.writelines(f"{u.name} {u.password}\n" for u in users)
+        f.write(
+            "# user password kind (hand each to its enterprise or gateway; keep this file safe)\n"
+        )
+        f.writelines(f"{u.name} {u.password} {u.kind}\n" for u in users)

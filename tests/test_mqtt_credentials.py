@@ -253,3 +253,32 @@ def test_a_second_run_keeps_the_passwords_unless_rotated(tmp_path):
     rotated = passwords()
     assert rotated.keys() == first.keys()
     assert all(rotated[u] != first[u] for u in first)
+
+
+def test_a_name_that_changed_meaning_does_not_keep_its_password(tmp_path):
+    """Gateway acme.gw1 removed, tenant acme.gw1 added: the kept password of the gateway's
+    login would have let its installer log in as the other company (helper-70)."""
+    from hazardhub.cli import main
+
+    base = """
+version: 1
+tenants:
+  - id: acme
+    sites:
+      - id: farm
+        devices:
+          - {id: rtu, profile: coal-substation, gateway: GW, modbus: {host: 127.0.0.1, port: 1502}}
+"""
+    config, out = tmp_path / "hub.yaml", tmp_path / "auth"
+
+    def run(text: str) -> dict[str, str]:
+        config.write_text(text, encoding="utf-8")
+        assert main(["mqtt-credentials", "-c", str(config), "--out", str(out)]) == 0
+        lines = (out / "credentials.txt").read_text().splitlines()[1:]
+        return {name: password for name, password, _ in (line.split() for line in lines)}
+
+    first = run(base.replace("GW", "gw1"))
+    second = run(base.replace("GW", "gw2") + "  - id: acme.gw1\n")
+    assert first["acme"] == second["acme"]  # the same tenant keeps its own
+    assert "acme.gw1" in first and "acme.gw1" in second
+    assert first["acme.gw1"] != second["acme.gw1"]  # a gateway's then, a tenant's now
