@@ -87,6 +87,9 @@ class FleetEvents:
         ]
 
 
+_SHARED = frozenset({"week_ms", "week_day"})  # copied on write (`FleetState.own_week`)
+
+
 @dataclass(slots=True, eq=False)
 class FleetState:
     """What the rules remember per vehicle slot between batches."""
@@ -145,6 +148,16 @@ class FleetState:
         )
 
     def copy(self) -> FleetState:
+        """A copy to change; the 7 days (`week_ms`, `week_day`) are shared until one is
+        written (`weekly` copies them first: they change at day turns only)."""
         return FleetState(
-            **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)}
+            **{
+                f.name: getattr(self, f.name) if f.name in _SHARED else getattr(self, f.name).copy()
+                for f in dataclasses.fields(self)
+            }
         )
+
+    def own_week(self) -> None:
+        """Copy the shared 7 days before writing them."""
+        self.week_ms = self.week_ms.copy()
+        self.week_day = self.week_day.copy()

@@ -34,9 +34,13 @@ def weekly(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     if not k.one_day:
         np.not_equal(k.day[1:], k.day[:-1], out=turn[1:])
         turn &= ~k.first
-    new_day = k.day[k.fi] != st.day[fs]  # the day unknown (a restart without a state) too
+    new_day = k.day[k.fi] != st.day[fs]
     first_turns = new_day & (st.day[fs] != NO_KEY)
-    turns = new_day | (np.add.reduceat(turn, k.fi) > 0 if turn.any() else False)
+    # a day turn that matters: one with a day to keep, or a raised one's (its day unknown after
+    # a restart without a state, too); a vehicle's first fix ever has neither
+    turns = first_turns | (new_day & st.weekly_raised[fs])
+    if turn.any():
+        turns |= np.add.reduceat(turn, k.fi) > 0
     # judged fix by fix: a raised one at a day turn (its end comes only at a midnight), one
     # not raised whose kept days of the window, day and batch could pass the limit
     limit = table.weekly_ms[fs]
@@ -50,6 +54,7 @@ def weekly(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
         judged |= maybe & (bound > limit)
     if not judged.any() and not turns.any():
         return
+    st.own_week()  # shared with the state before the batch until now (`FleetState.copy`)
     # the days done in the batch, of the vehicles not judged fix by fix: their last fix's day
     # driving (as the reference counts it) goes into the week
     init = np.zeros(k.s.shape, dtype=np.int64)
