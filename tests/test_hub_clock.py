@@ -293,6 +293,29 @@ async def test_a_hub_stopped_during_an_outage_excuses_the_outage_at_its_next_sta
         await rig.close()
 
 
+_TRUCK = """
+version: 1
+tenants:
+  - id: t
+    vehicles:
+      - {id: truck, plate: 苏A·D1234, class: hazmat, rule: none}
+"""
+
+
+async def _truck_hub(tmp_path: Path) -> tuple[Dispatcher, SqliteStore, StateDB, int]:
+    """A dispatcher over real SQLite state of one hazmat truck, and its speed sensor."""
+    registry = build_registry(parse_document(_TRUCK, HubConfig, "fleet.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    return (
+        Dispatcher(registry, store, db, Metrics()),
+        store,
+        db,
+        (registry.vehicles[("t", "truck")].speed_sensor),
+    )
+
+
 async def test_a_vehicle_is_not_offline_for_the_hubs_time_away(tmp_path):
     """A moving vehicle's offline (20 min silent) counts only time the hub was connected: an
     outage of the broker longer than that raised `offline` for every moving vehicle at the
@@ -300,19 +323,7 @@ async def test_a_vehicle_is_not_offline_for_the_hubs_time_away(tmp_path):
     nothing comes for 20 min, it is raised, stamped in event time."""
     from ingest.store.base import PositionBatch
 
-    config = """
-version: 1
-tenants:
-  - id: t
-    vehicles:
-      - {id: truck, plate: 苏A·D1234, class: hazmat, rule: none}
-"""
-    registry = build_registry(parse_document(config, HubConfig, "fleet.yaml"))
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(registry, tmp_path / "ts.db")
-    await store.open()
-    d = Dispatcher(registry, store, db, Metrics())
-    speed = registry.vehicles[("t", "truck")].speed_sensor
+    d, store, db, speed = await _truck_hub(tmp_path)
     t0 = 1_800_000_000_000
     minute = 60_000
 
@@ -356,19 +367,7 @@ async def test_a_reconnection_waits_for_a_fleet_step_left_running_by_a_cancelled
     import alerts.vehicles.alarms as fleet_alarms
     from ingest.store.base import PositionBatch
 
-    config = """
-version: 1
-tenants:
-  - id: t
-    vehicles:
-      - {id: truck, plate: 苏A·D1234, class: hazmat, rule: none}
-"""
-    registry = build_registry(parse_document(config, HubConfig, "fleet.yaml"))
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(registry, tmp_path / "ts.db")
-    await store.open()
-    d = Dispatcher(registry, store, db, Metrics())
-    speed = registry.vehicles[("t", "truck")].speed_sensor
+    d, store, db, speed = await _truck_hub(tmp_path)
     t0, minute = 1_800_000_000_000, 60_000
     fix = PositionBatch(
         np.array([speed], np.int32),

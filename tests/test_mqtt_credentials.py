@@ -208,23 +208,25 @@ def test_credentials_follow_the_configuration_the_hub_runs(tmp_path):
     assert "user new-chem" not in users("--data-dir", str(data))
 
 
-def test_users_of_one_name_are_refused(tmp_path, capsys):
-    """Tenant `acme.gw1` beside tenant `acme`'s gateway `gw1` (or a tenant called
-    hazardhub-jt808) made two users of one name: Mosquitto took the last password and merged
-    the two ACLs, so one could publish the other's gateway status and one could not log in."""
-    from hazardhub.cli import main
-
-    clash = """
+# tenant acme with one Modbus device behind gateway GW (replaced by each test)
+ACME_GATEWAY = """
 version: 1
 tenants:
   - id: acme
     sites:
       - id: farm
         devices:
-          - {id: rtu, profile: coal-substation, gateway: gw1, modbus: {host: 127.0.0.1, port: 1502}}
-  - id: acme.gw1
-  - id: hazardhub-jt808
+          - {id: rtu, profile: coal-substation, gateway: GW, modbus: {host: 127.0.0.1, port: 1502}}
 """
+
+
+def test_users_of_one_name_are_refused(tmp_path, capsys):
+    """Tenant `acme.gw1` beside tenant `acme`'s gateway `gw1` (or a tenant called
+    hazardhub-jt808) made two users of one name: Mosquitto took the last password and merged
+    the two ACLs, so one could publish the other's gateway status and one could not log in."""
+    from hazardhub.cli import main
+
+    clash = ACME_GATEWAY.replace("GW", "gw1") + "  - id: acme.gw1\n  - id: hazardhub-jt808\n"
     config = tmp_path / "hub.yaml"
     config.write_text(clash, encoding="utf-8")
     assert main(["mqtt-credentials", "-c", str(config), "--out", str(tmp_path / "auth")]) == 2
@@ -260,15 +262,7 @@ def test_a_name_that_changed_meaning_does_not_keep_its_password(tmp_path):
     login would have let its installer log in as the other company (helper-70)."""
     from hazardhub.cli import main
 
-    base = """
-version: 1
-tenants:
-  - id: acme
-    sites:
-      - id: farm
-        devices:
-          - {id: rtu, profile: coal-substation, gateway: GW, modbus: {host: 127.0.0.1, port: 1502}}
-"""
+    base = ACME_GATEWAY
     config, out = tmp_path / "hub.yaml", tmp_path / "auth"
 
     def run(text: str) -> dict[str, str]:
