@@ -256,11 +256,16 @@ def _judge(
     dlat *= 3600.0 * EARTH_R * math.pi / 180.0 / (table.drift_kmh * (1.0 - 1e-6))  # in ms
     far = dlat > dt  # the margin of 1e-6 covers the rounding of the scaling
     far &= k.has_prev
+
+    def step_to(rows: I64) -> F64:
+        """The distance (m) of each of `rows` from the vehicle's fix before it."""
+        at_first = first[rows]
+        prev_lat = np.where(at_first, st.last_lat[s[rows]], lat[rows - 1])
+        prev_lon = np.where(at_first, st.last_lon[s[rows]], lon[rows - 1])
+        return step_m(prev_lat, prev_lon, lat[rows], lon[rows])
+
     pr = np.flatnonzero(far)
-    at_first = first[pr]
-    prev_lat = np.where(at_first, st.last_lat[s[pr]], lat[pr - 1])
-    prev_lon = np.where(at_first, st.last_lon[s[pr]], lon[pr - 1])
-    implied = step_m(prev_lat, prev_lon, lat[pr], lon[pr]) * 3600.0 / dt[pr]
+    implied = step_to(pr) * 3600.0 / dt[pr]
     jump = implied > table.drift_kmh
     hit = pr[jump]
     out.add(s[hit], EventKind.DRIFT, t[hit], implied[jump])
@@ -269,10 +274,7 @@ def _judge(
     parked = k.has_prev & ~k.prev_moving & (dt >= table.offline_ms)
     gap = np.flatnonzero(parked) if table.offline_move_m else pr[:0]
     if gap.size:
-        at_first = first[gap]
-        prev_lat = np.where(at_first, st.last_lat[s[gap]], lat[gap - 1])
-        prev_lon = np.where(at_first, st.last_lon[s[gap]], lon[gap - 1])
-        moved = step_m(prev_lat, prev_lon, lat[gap], lon[gap])
+        moved = step_to(gap)
         far = moved >= table.offline_move_m
         out.add(s[gap[far]], EventKind.OFFLINE_MOVED, t[gap[far]], moved[far])
 

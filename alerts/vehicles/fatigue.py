@@ -65,10 +65,7 @@ def fatigue(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     lowest = np.minimum(table.cont_day_ms[fs], table.cont_night_ms[fs])
     cont_rows = np.flatnonzero(st.cont_raised[fs] | (st.cont_ms[fs] + total > lowest))
     # daily driving: the same from the batch's day turns
-    turn = np.zeros(k.s.shape, dtype=np.bool_)
-    if not k.one_day:
-        np.not_equal(k.day[1:], k.day[:-1], out=turn[1:])
-        turn &= ~k.first
+    turn = k.turns()
     carry = st.day[fs] == k.day[k.fi]
     before = np.where(carry, st.daily_ms[fs], 0)
     turned, at = _last_at_most(np.flatnonzero(turn), k)

@@ -211,13 +211,13 @@ class ReferenceFleet:
         if silent or veh.offline_raised:
             emit(EventKind.OFFLINE_END, t, dt / 1000.0)
         if has_prev:
-            implied = step_m_one(veh.last_lat, veh.last_lon, lat, lon) * 3600.0 / dt
+            moved = step_m_one(veh.last_lat, veh.last_lon, lat, lon)
+            implied = moved * 3600.0 / dt
             if implied > tb.drift_kmh:
                 emit(EventKind.DRIFT, t, implied)
-            if not prev_moving and dt >= tb.offline_ms and tb.offline_move_m > 0:
-                moved = step_m_one(veh.last_lat, veh.last_lon, lat, lon)
-                if moved >= tb.offline_move_m:
-                    emit(EventKind.OFFLINE_MOVED, t, moved)
+            parked = not prev_moving and dt >= tb.offline_ms
+            if parked and tb.offline_move_m > 0 and moved >= tb.offline_move_m:
+                emit(EventKind.OFFLINE_MOVED, t, moved)
 
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False

@@ -102,6 +102,15 @@ class Track:
             latest=int(self.t[self.li[vehicles]].max()) if vehicles.size else self.latest,
         )
 
+    def turns(self) -> B:
+        """The rows whose local day is not that of the vehicle's row before them in the batch
+        (a vehicle's first row: never)."""
+        turn = np.zeros(self.s.shape, dtype=np.bool_)
+        if not self.one_day:
+            np.not_equal(self.day[1:], self.day[:-1], out=turn[1:])
+            turn &= ~self.first
+        return turn
+
     @staticmethod
     def build(
         s: I64,

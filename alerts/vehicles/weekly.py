@@ -30,10 +30,7 @@ def weekly(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     """Judge the week of the batch's vehicles and keep their days; reads `day` and `daily_ms`
     of the state before the batch (call it before `fatigue` moves them on)."""
     fs = k.fs
-    turn = np.zeros(k.s.shape, dtype=np.bool_)
-    if not k.one_day:
-        np.not_equal(k.day[1:], k.day[:-1], out=turn[1:])
-        turn &= ~k.first
+    turn = k.turns()
     new_day = k.day[k.fi] != st.day[fs]
     first_turns = new_day & (st.day[fs] != NO_KEY)
     # a day turn that matters: one with a day to keep, or a raised one's (its day unknown after
