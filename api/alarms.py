@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
-from alerts.table import ALARM_KIND_SIDES, kind_name
+from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
 from api.auth import Principal
 from api.context import (
     WRITE,
@@ -51,7 +51,7 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
-_TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
+_TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}  # none, blue ... red
 _LIST_PARAMS = frozenset(
     [
         "state",
@@ -199,14 +199,6 @@ async def _alarm_list(
     return [alarm_json(a, events[a["id"]]) for a in alarms]
 
 
-def _sites(ctx: AppContext) -> set[tuple[str, str]]:
-    """(tenant, site) of every site an alarm can be on: the configured ones, and each tenant's
-    `vehicles`."""
-    reg = ctx.registry
-    found = {(t.id, s.id) for t in reg.config.tenants for s in t.sites}
-    return found | {(t.id, "vehicles") for t in reg.config.tenants}
-
-
 def alarm_router() -> APIRouter:
     r = APIRouter(prefix="/api/v1", tags=["alarms"])
     answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
@@ -261,13 +253,12 @@ def alarm_router() -> APIRouter:
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"unknown filter(s) {unknown}; the filters: {', '.join(sorted(_LIST_PARAMS))}",
             )
-        mine = set(tenants)
-        if site is not None and site not in {s for t, s in _sites(ctx) if t in mine}:
+        if site is not None and not any(site in ctx.registry.sites_of(t) for t in tenants):
             raise not_found(f"site {site!r}")  # a mistyped site read as 'no alarms there'
         for name, given, known in (
             ("isa_state", isa_state, ISA_STATES),
-            ("tier", tier, ("blue", "yellow", "orange", "red", "none")),
-            ("peak_tier", peak_tier, ("blue", "yellow", "orange", "red", "none")),
+            ("tier", tier, TIERS),
+            ("peak_tier", peak_tier, TIERS),
         ):
             bad = [v for v in (given.split(",") if given else ()) if v not in known]
             if bad:

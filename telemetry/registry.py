@@ -119,6 +119,11 @@ class Registry:
     def tenants(self) -> tuple[str, ...]:
         return tuple(t.id for t in self.config.tenants)
 
+    def sites_of(self, tenant: str) -> frozenset[str]:
+        """The sites an alarm of `tenant` can be on: its configured ones, and `vehicles`."""
+        found = {s.id for t in self.config.tenants if t.id == tenant for s in t.sites}
+        return frozenset(found | {"vehicles"})
+
 
 def _describe(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
     lines = []

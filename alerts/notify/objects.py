@@ -155,8 +155,7 @@ def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:
     """The sites, devices and sensors a subscription or silence names are the tenant's: a typo
     (`face-1310`) made a silence that silenced nothing, or a subscription that heard nothing,
     without a word."""
-    sites = {s for t, s, _ in registry.devices if t == tenant} | {"vehicles"}
-    sites |= {s.id for t in registry.config.tenants if t.id == tenant for s in t.sites}
+    sites = registry.sites_of(tenant)
     devices = {d for t, _, d in registry.devices if t == tenant}
     devices |= {v for t, v in registry.vehicles if t == tenant}
     # a gateway's offline alarm has the gateway for its device (`devices: [gw1]` for its work)
