@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gateway.jt808.commands import CommandListener
 from gateway.jt808.presence import Presence
 from gateway.jt808.server import Jt808Server
 from gateway.jt808.uplink import PositionUplink
+from gateway.poller import wall_ms
 from gateway.spool import Spool
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -23,10 +23,6 @@ from telemetry.topics import TopicLayout
 __all__ = ["Jt808Gateway"]
 
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Jt808Gateway:
@@ -64,14 +60,14 @@ class Jt808Gateway:
             spool_dir / f"spool-jt808-{name}.db",
             max_bytes=spool_max_bytes,
             max_age_s=spool_max_age_s,
-            clock_ms=_wall_ms,
+            clock_ms=wall_ms,
         )
         self.uplink = PositionUplink(
             *broker,
             layout=layout or TopicLayout(),
             spool=self.spool,
             gateway=name,
-            clock_ms=_wall_ms,
+            clock_ms=wall_ms,
             username=username,
             password=password,
         )
