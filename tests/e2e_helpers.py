@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -362,3 +363,13 @@ def live_config(
     admin = ConfigAdmin(rdb, build, switch)
     admin.startup(registry, "test")
     return rdb, admin
+
+
+def interrupt(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Stop a process if it still runs: SIGINT, then SIGKILL if it has not ended in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -21,7 +21,7 @@ from simulators.signals import Constant
 from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
 
-from e2e_helpers import ROOT, HubAccess, eventually, get_json, running_hub
+from e2e_helpers import ROOT, HubAccess, eventually, get_json, interrupt, running_hub
 
 GATEWAY_ALARM = "gateway:north-coal/face-1301/gw1"
 
@@ -135,10 +135,5 @@ async def test_a_killed_gateway_raises_one_offline_alarm_until_it_is_back(mosqui
             assert len(await gateway_alarms()) == 1
     finally:
         await client.aclose()
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGINT)
-            try:
-                gw.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                gw.kill()
+        interrupt(gw)
         await sim.stop()

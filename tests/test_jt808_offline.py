@@ -21,7 +21,7 @@ from hazardhub.settings import load_registry
 from telemetry.errors import ConfigError
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import ROOT, HubAccess, eventually, get_json, running_hub
+from e2e_helpers import ROOT, HubAccess, eventually, get_json, interrupt, running_hub
 
 CONFIG = """
 version: 1
@@ -198,12 +198,7 @@ async def test_a_killed_jt808_gateway_raises_an_offline_alarm_per_fleet_until_it
             assert {a["id"] for a in done} == {a["id"] for a in found}
     finally:
         await client.aclose()
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGINT)
-            try:
-                gw.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                gw.kill()
+        interrupt(gw)
 
 
 def test_the_jt808_command_refuses_a_name_the_configuration_does_not_list(tmp_path, capsys):
