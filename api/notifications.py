@@ -2,7 +2,10 @@
 (list, read, put, delete, per tenant), and the notification outbox. Webhook secrets and the
 passwords of webhook URLs (`api.hidden`) are shown once, then masked; a spec saved back with the
 mask keeps the stored secret. Every route is tenant-scoped: another tenant's object answers 404.
-Changing anything needs the admin, operator or enterprise role; viewers read.
+Changing anything needs the admin, operator or enterprise role; viewers read. Silences are the
+monitoring centre's (admin, operator). Each object says its owner: the centre's (the
+configuration file's, or last written by an admin or operator key) may be read by the tenant's
+enterprise keys but not changed or deleted (403); an enterprise's own may be changed by both.
 
 The routes go on the alarm router (`api.alarms.alarm_router`), under its prefix and tag.
 """
@@ -17,7 +20,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alerts.notify.notifier import KINDS, NotifyObjectError
+from alerts.notify.notifier import KINDS, NotifyObjectError, NotifyOwnerError
 from api.auth import Principal
 from api.context import (
     WRITE,
@@ -98,17 +101,30 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
         if tenant not in ctx.registry.tenants or not caller.sees(tenant):
             raise not_found(f"tenant {tenant!r}")
 
+    def public(item: tuple[str, Any, str, str, int]) -> dict[str, Any]:
+        tenant, spec, owner, actor, at = item
+        return {
+            "tenant": tenant,
+            "spec": _public_spec(spec),
+            "owner": owner,
+            "updated_by": actor,
+            "updated_at": at,
+        }
+
+    def owner_of(caller: Principal) -> str:
+        return "enterprise" if caller.role == "enterprise" else "centre"
+
     async def list_objects(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
         items = await asyncio.to_thread(
-            notifier(ctx).objects, kind, caller.scope(ctx.registry.tenants)
+            notifier(ctx).owned_objects, kind, caller.scope(ctx.registry.tenants)
         )
-        return [{"tenant": t, "spec": _public_spec(s)} for t, s in items]
+        return [public(item) for item in items]
 
     async def get_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
         owned(ctx, caller, tenant)
-        for t, s in await asyncio.to_thread(notifier(ctx).objects, kind, [tenant]):
-            if t == tenant and s.id == object_id:
-                return {"tenant": t, "spec": _public_spec(s)}
+        for item in await asyncio.to_thread(notifier(ctx).owned_objects, kind, [tenant]):
+            if item[0] == tenant and item[1].id == object_id:
+                return public(item)
         raise not_found(f"{kind} {object_id!r}")
 
     async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
@@ -127,19 +143,29 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
         problem = spec.new_silence_problem() if isinstance(spec, SilenceSpec) else None
         if problem is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
+        owner = owner_of(caller)
         try:
-            await asyncio.to_thread(notifier(ctx).put, kind, body.tenant, spec, caller.name)
+            await asyncio.to_thread(
+                lambda: notifier(ctx).put(kind, body.tenant, spec, caller.name, owner=owner)
+            )
+        except NotifyOwnerError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except NotifyObjectError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        return {"tenant": body.tenant, "spec": _public_spec(spec)}
+        return {"tenant": body.tenant, "spec": _public_spec(spec), "owner": owner}
 
     async def delete_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> None:
         require_writer(caller)
         if kind == "silence":
             require_centre(caller)
         owned(ctx, caller, tenant)
+        owner = owner_of(caller)
         try:
-            gone = await asyncio.to_thread(notifier(ctx).delete, kind, tenant, object_id)
+            gone = await asyncio.to_thread(
+                lambda: notifier(ctx).delete(kind, tenant, object_id, owner=owner)
+            )
+        except NotifyOwnerError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except NotifyObjectError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         if not gone:

@@ -189,6 +189,15 @@ class Hub:
         self.notifier = Notifier(
             self.statedb, registry, self.senders, notify, metrics=self.metrics, outbox=self.outbox
         )
+        # objects an enterprise key wrote before owners were kept stay the enterprise's
+        self.notifier.catalog.claim_for_enterprises(
+            [
+                k.name
+                for k in (*registry.config.api_keys, *self._extra_keys)
+                if k.role == "enterprise"
+            ]
+            + [k.name for k in self.registrydb.api_keys() if k.role == "enterprise"]
+        )
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)

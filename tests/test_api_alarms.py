@@ -33,7 +33,7 @@ from api.auth import KeyRing, hash_key
 from ingest.metrics import Metrics
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
-from telemetry.notifyconfig import SmtpSpec
+from telemetry.notifyconfig import SmtpSpec, SubscriptionSpec
 
 from e2e_helpers import mine_registry
 
@@ -808,7 +808,9 @@ async def test_a_subscription_may_name_only_an_escalation_policy_of_its_tenant(h
 
 async def test_deleting_an_escalation_policy_in_use_answers_409(hub: Hub) -> None:
     assert (await hub.put("/escalation-policies", {"tenant": COAL, "spec": POLICY})).is_success
-    assert (await hub.put("/escalation-policies", {"tenant": CHEM, "spec": POLICY})).is_success
+    assert (
+        await hub.put("/escalation-policies", {"tenant": CHEM, "spec": POLICY}, "chem")
+    ).is_success
     sub = {**SUBSCRIPTION, "escalation": "night"}
     assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": sub})).is_success
     # Notifier.delete once read the subscriptions through StateDB.query inside its own
@@ -831,6 +833,66 @@ async def test_deleting_an_escalation_policy_in_use_answers_409(hub: Hub) -> Non
     assert (await hub.delete(f"/escalation-policies/{COAL}/night")).status_code == 204
     assert (await hub.delete(f"/escalation-policies/{COAL}/night")).status_code == 404
     assert (await hub.get("/escalation-policies")).json() == []
+
+
+async def test_an_enterprise_reads_the_centres_objects_but_changes_only_its_own(hub: Hub) -> None:
+    # the centre's subscription and escalation policy for the coal company
+    assert (await hub.put("/escalation-policies", {"tenant": COAL, "spec": POLICY})).is_success
+    sub = {**SUBSCRIPTION, "name": "centre desk", "escalation": "night"}
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": sub})).is_success
+    for path, object_id in (("subscriptions", "control-room"), ("escalation-policies", "night")):
+        (item,) = (await hub.get(f"/{path}", "coal")).json()
+        assert (item["spec"]["id"], item["owner"], item["updated_by"]) == (
+            object_id,
+            "centre",
+            "op",
+        )
+        r = await hub.get(f"/{path}/{COAL}/{object_id}", "coal")
+        assert r.status_code == 200 and r.json()["owner"] == "centre"
+        # the company may neither delete nor rewrite them
+        r = await hub.delete(f"/{path}/{COAL}/{object_id}", "coal")
+        assert r.status_code == 403 and "monitoring centre's" in r.json()["detail"]
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": {**sub, "enabled": False}}, "coal")
+    assert r.status_code == 403
+    policy = {**POLICY, "steps": [{"after_s": 60, "channel": {"type": "mqtt"}}]}
+    r = await hub.put("/escalation-policies", {"tenant": COAL, "spec": policy}, "coal")
+    assert r.status_code == 403
+    kept_sub = (await hub.get(f"/subscriptions/{COAL}/control-room", "coal")).json()["spec"]
+    assert (kept_sub["name"], kept_sub["enabled"]) == ("centre desk", True)
+    ((_, kept),) = hub.notifier.objects("escalation", [COAL])
+    assert kept.steps[0].after_s == 300
+
+    # its own, on the centre's policy: its to change and delete, even after the centre edits it
+    own = {"id": "company-duty", "channel": {"type": "mqtt"}, "escalation": "night"}
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": own}, "coal")
+    assert r.status_code == 200 and r.json()["owner"] == "enterprise"
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": {**own, "name": "fixed"}}, "op")
+    assert r.status_code == 200
+    r = await hub.get(f"/subscriptions/{COAL}/company-duty", "coal")
+    assert (r.json()["owner"], r.json()["updated_by"], r.json()["spec"]["name"]) == (
+        "enterprise",
+        "op",
+        "fixed",
+    )
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": own}, "coal")
+    assert r.status_code == 200
+    assert (await hub.delete(f"/subscriptions/{COAL}/company-duty", "coal")).status_code == 204
+    # the centre changes and deletes its own as before
+    assert (await hub.delete(f"/subscriptions/{COAL}/control-room", "op")).status_code == 204
+
+
+async def test_objects_an_enterprise_key_wrote_before_owners_were_kept_stay_its(hub: Hub) -> None:
+    # a hub of before wrote every API object with origin 'api', whoever the key
+    for object_id, actor in (("old", "coal"), ("desk", "op")):
+        spec = SubscriptionSpec.model_validate({"id": object_id, "channel": {"type": "mqtt"}})
+        hub.notifier.put("subscription", COAL, spec, actor)
+    assert (await hub.delete(f"/subscriptions/{COAL}/old", "coal")).status_code == 403
+    assert hub.notifier.catalog.claim_for_enterprises(["coal", "chem"]) == 1
+    assert hub.notifier.catalog.claim_for_enterprises(["coal", "chem"]) == 0
+    owners = {i["spec"]["id"]: i["owner"] for i in (await hub.get("/subscriptions", "coal")).json()}
+    assert owners == {"old": "enterprise", "desk": "centre"}
+    assert (await hub.delete(f"/subscriptions/{COAL}/old", "coal")).status_code == 204
+    assert (await hub.delete(f"/subscriptions/{COAL}/desk", "coal")).status_code == 403
 
 
 async def test_silences_validate_their_time_and_recurrence(hub: Hub) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
 from alerts.notify.enqueue import _event_json
-from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError
+from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError, NotifyOwnerError
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter, Routing
 from alerts.notify.stages import holders, matches
@@ -39,7 +39,7 @@ from telemetry.notifyconfig import (
 )
 from telemetry.registry import Registry
 
-__all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError"]
+__all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError", "NotifyOwnerError"]
 
 log = logging.getLogger(__name__)
 _ROUTE_BATCH = 500  # journal events routed at once (one snapshot, one short write)
@@ -131,11 +131,17 @@ class Notifier(Routing):
         """(tenant, spec) of one kind, for the tenants given (None: all)."""
         return self.catalog.objects(kind, tenants)
 
-    def put(self, kind: str, tenant: str, spec: Any, actor: str) -> None:
-        self.catalog.put(self._registry, kind, tenant, spec, actor, self.clock())
+    def owned_objects(
+        self, kind: str, tenants: Sequence[str] | None
+    ) -> list[tuple[str, Any, str, str, int]]:
+        """(tenant, spec, owner, actor, updated_at) of one kind (`NotifyCatalog`)."""
+        return self.catalog.owned_objects(kind, tenants)
 
-    def delete(self, kind: str, tenant: str, object_id: str) -> bool:
-        return self.catalog.delete(kind, tenant, object_id)
+    def put(self, kind: str, tenant: str, spec: Any, actor: str, *, owner: str = "centre") -> None:
+        self.catalog.put(self._registry, kind, tenant, spec, actor, self.clock(), owner=owner)
+
+    def delete(self, kind: str, tenant: str, object_id: str, *, owner: str = "centre") -> bool:
+        return self.catalog.delete(kind, tenant, object_id, owner=owner)
 
     # routing (the stages: alerts.notify.routing) --------------------------------------------
     def route(self, now: int | None = None) -> int:

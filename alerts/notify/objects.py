@@ -1,12 +1,16 @@
 """The notification pipeline's objects: subscriptions, escalation policies and silences, per
 tenant. Those of the configuration (origin 'config') are written again at start and at every
-configuration change; those made through the API (origin 'api') stay. Kept in the state
+configuration change; those made through the API stay: origin 'api' when written last by the
+monitoring centre (an admin or operator key), 'enterprise' when by an enterprise key. The
+centre's objects (the file's and its API ones) are the centre's: an enterprise may read them and
+point its own subscriptions at its policies, not change or delete them. Kept in the state
 database (`notify_objects`), read into memory for routing.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +23,7 @@ from alerts.statedb import StateDB
 from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
 from telemetry.registry import Registry
 
-__all__ = ["KINDS", "NotifyCatalog", "NotifyObjectError"]
+__all__ = ["KINDS", "OWNERS", "NotifyCatalog", "NotifyObjectError", "NotifyOwnerError"]
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,17 @@ KINDS: dict[str, Any] = {
 }
 
 
+# who an object is, by its origin: the file's and the API objects of admin and operator keys
+# are the monitoring centre's; an enterprise key's are the enterprise's
+OWNERS = {"config": "centre", "api": "centre", "enterprise": "enterprise"}
+
+
 class NotifyObjectError(ValueError):
     """A subscription, policy or silence that cannot be stored (unknown reference, bad id)."""
+
+
+class NotifyOwnerError(PermissionError):
+    """An enterprise changing or deleting one of the monitoring centre's objects."""
 
 
 class NotifyCatalog:
@@ -93,13 +106,52 @@ class NotifyCatalog:
                 out.append((tenant, KINDS[kind].model_validate_json(spec)))
         return out
 
+    def owned_objects(
+        self, kind: str, tenants: Sequence[str] | None
+    ) -> list[tuple[str, Any, str, str, int]]:
+        """(tenant, spec, owner, actor, updated_at) of one kind, for the tenants given (None:
+        all); owner 'centre' or 'enterprise' (`OWNERS`)."""
+        return [
+            (tenant, KINDS[kind].model_validate_json(spec), OWNERS.get(origin, "centre"), a, at)
+            for tenant, spec, origin, a, at in self.store.notify_object_rows(kind, tenants)
+        ]
+
+    def claim_for_enterprises(self, enterprise_keys: Sequence[str]) -> int:
+        """Objects written through the API before owners were kept (origin 'api') by a key that
+        is an enterprise's become the enterprise's, so that it may still change what it made.
+        Idempotent; the number of objects changed."""
+        if not enterprise_keys:
+            return 0
+        changed = 0
+        with self._db.transaction() as con:
+            for name in enterprise_keys:
+                cur = con.execute(
+                    "UPDATE notify_objects SET origin = 'enterprise' WHERE origin = 'api'"
+                    " AND actor = ?",
+                    (name,),
+                )
+                changed += cur.rowcount
+        return changed
+
     def put(
-        self, registry: Registry, kind: str, tenant: str, spec: Any, actor: str, now: int
+        self,
+        registry: Registry,
+        kind: str,
+        tenant: str,
+        spec: Any,
+        actor: str,
+        now: int,
+        *,
+        owner: str = "centre",
     ) -> None:
+        """Store one object. An object belongs to whoever made it: `owner` 'enterprise' (an
+        enterprise key) may not replace one of the centre's (`NotifyOwnerError`), and the
+        centre's edit of an enterprise's object leaves it the enterprise's."""
         if tenant not in {t.id for t in registry.config.tenants}:
             raise NotifyObjectError(f"unknown tenant {tenant!r}")
         _names_known(registry, kind, tenant, spec)
         with self._db.transaction() as con:
+            origin = _origin_for(con, kind, tenant, spec.id, owner)
             # checked inside the write transaction: a policy deleted meanwhile is seen
             if isinstance(spec, SubscriptionSpec) and spec.escalation is not None:
                 found = con.execute(
@@ -112,8 +164,16 @@ class NotifyCatalog:
             con.execute(
                 "INSERT OR REPLACE INTO notify_objects "
                 "(kind, tenant, id, spec, origin, actor, updated_at) "
-                "VALUES (?, ?, ?, ?, 'api', ?, ?)",
-                (kind, tenant, spec.id, spec.model_dump_json(), actor, now),
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    tenant,
+                    spec.id,
+                    spec.model_dump_json(),
+                    origin,
+                    actor,
+                    now,
+                ),
             )
         self._remember(tenant, spec)
 
@@ -130,8 +190,12 @@ class NotifyCatalog:
         maps[tenant] = sorted(items, key=lambda x: x.id)
         self.timed[tenant] = [s for s in self.subs.get(tenant, []) if s.repeat_s or s.escalation]
 
-    def delete(self, kind: str, tenant: str, object_id: str) -> bool:
+    def delete(self, kind: str, tenant: str, object_id: str, *, owner: str = "centre") -> bool:
+        """Delete one object; an enterprise (`owner`) only its own (`NotifyOwnerError`). A
+        policy a subscription uses is not deleted (`NotifyObjectError`)."""
         with self._db.transaction() as con:
+            if owner == "enterprise":
+                _origin_for(con, kind, tenant, object_id, owner, "delete")
             if kind == "escalation":  # inside the transaction: a subscription put meanwhile
                 for sub_id, spec in con.execute(
                     "SELECT id, spec FROM notify_objects WHERE kind = 'subscription'"
@@ -149,6 +213,31 @@ class NotifyCatalog:
             gone = cur.rowcount > 0
         self.reload()
         return gone
+
+
+def _origin_for(
+    con: sqlite3.Connection,
+    kind: str,
+    tenant: str,
+    object_id: str,
+    owner: str,
+    verb: str = "change",
+) -> str:
+    """The origin an object written by `owner` keeps: its maker's ('api' for the centre,
+    'enterprise'); an enterprise touching one of the centre's is `NotifyOwnerError`."""
+    row = con.execute(
+        "SELECT origin FROM notify_objects WHERE kind = ? AND tenant = ? AND id = ?",
+        (kind, tenant, object_id),
+    ).fetchone()
+    made_by = None if row is None else OWNERS.get(row[0], "centre")
+    if made_by == "enterprise" or (made_by is None and owner == "enterprise"):
+        return "enterprise"
+    if owner == "enterprise":
+        raise NotifyOwnerError(
+            f"{kind} {object_id!r} of {tenant} is the monitoring centre's: an enterprise key "
+            f"may read it, not {verb} it (give yours another id)"
+        )
+    return "api"  # the centre's, a file's object included once changed through the API
 
 
 def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:

@@ -77,6 +77,18 @@ class NotifyStore:
         rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
         return [r for r in rows if tenants is None or r[1] in tenants]
 
+    def notify_object_rows(
+        self, kind: str, tenants: Sequence[str] | None
+    ) -> list[tuple[str, str, str, str, int]]:
+        """(tenant, spec, origin, actor, updated_at) of one kind, for the tenants given (None:
+        all)."""
+        rows = self.db.query(
+            "SELECT tenant, spec, origin, actor, updated_at FROM notify_objects WHERE kind = ?"
+            " ORDER BY id",
+            (kind,),
+        )
+        return [r for r in rows if tenants is None or r[0] in tenants]
+
     # the journal (state database) and the routing cursor (outbox database) ------------------
     @staticmethod
     def cursor(con: sqlite3.Connection, name: str) -> int:
