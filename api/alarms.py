@@ -247,7 +247,8 @@ def alarm_router() -> APIRouter:
     ) -> Response:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...)."""
         tenants = narrowed(ctx, caller, tenant)
-        unknown = sorted(set(request.query_params) - _LIST_PARAMS)
+        # `_` is a browser's cache-buster (jQuery's `cache: false`), not a filter
+        unknown = sorted(set(request.query_params) - _LIST_PARAMS - {"_"})
         if unknown:  # a mistyped filter (`sit=`) listed every alarm, as if it held
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -1093,3 +1093,6 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
     assert r.status_code == 404 and "site 'face-1310'" in r.json()["detail"]
     assert (await hub.get("/alarms", params={"site": "face-1301"})).status_code == 200
     assert (await hub.get("/alarms", params={"peak_tier": "purple"})).status_code == 422
+    # a browser's cache-buster (`_=`, jQuery's and others') is no filter and is let be
+    r = await hub.get("/alarms", params={"peak_tier": "red", "_": "1764460800000"})
+    assert r.status_code == 200 and [a["id"] for a in r.json()] == [alarm["id"]]
