@@ -124,6 +124,27 @@ class Registry:
         found = {s.id for t in self.config.tenants if t.id == tenant for s in t.sites}
         return frozenset(found | {"vehicles"})
 
+    def unknown_names(self, tenant: str, named: object) -> tuple[str, list[str]] | None:
+        """The first of `named`'s `sites`, `devices` and `sensors` (a subscription's match, a
+        silence) with names not of `tenant`, and those names; None when all are. A gateway
+        counts as a device (its offline alarm has it for its device), and so do the JT/T 808
+        gateways for a tenant with vehicles."""
+        devices = {d for t, _, d in self.devices if t == tenant}
+        devices |= {v for t, v in self.vehicles if t == tenant}
+        devices |= {i.spec.gateway for (t, _, _), i in self.devices.items() if t == tenant}
+        if any(t == tenant for t, _ in self.vehicles):
+            devices |= set(self.config.jt808_gateways)
+        known = {
+            "sites": self.sites_of(tenant),
+            "devices": devices,
+            "sensors": {s.id for s in self.sensors if s.tenant == tenant},
+        }
+        for name, names in known.items():
+            unknown = sorted(set(getattr(named, name, ())) - names)
+            if unknown:
+                return name, unknown
+        return None
+
 
 def _describe(exc: ValidationError, source: str, prefix: str = "") -> ConfigError:
     lines = []
@@ -419,9 +440,24 @@ def build_registry(
                     "which is not another sensor of the same tenant"
                 )
 
+    registry = Registry(config, tuple(sensors), devices, vehicles, by_id, by_key)
+    for ti, tenant in enumerate(config.tenants):
+        for field_name, items, inner in (
+            ("subscriptions", tenant.subscriptions, "match."),
+            ("silences", tenant.silences, ""),
+        ):
+            for oi, obj in enumerate(items):
+                named = getattr(obj, "match", obj)
+                unnamed = registry.unknown_names(tenant.id, named)
+                if unnamed is not None:  # a typo silenced nothing, or heard nothing
+                    raise ConfigError(
+                        f"{source}: tenants.{ti}.{field_name}.{oi}.{inner}{unnamed[0]}: "
+                        f"{', '.join(map(repr, unnamed[1]))} not in tenant {tenant.id!r}"
+                    )
+
     for ki, key in enumerate(config.api_keys):
         unknown = [t for t in key.tenants if t not in tenant_ids]
         if unknown:
             raise ConfigError(f"{source}: api_keys.{ki}.tenants: unknown tenant(s) {unknown}")
 
-    return Registry(config, tuple(sensors), devices, vehicles, by_id, by_key)
+    return registry

@@ -106,6 +106,27 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
         ("unknown tenant",),
     ),
     (
+        "subscription-site-typo",
+        GOOD.replace(
+            "    sites:\n",
+            "    subscriptions:\n"
+            "      - {id: desk, channel: {type: mqtt}, match: {sites: [face-1310]}}\n"
+            "    sites:\n",
+        ).encode(),
+        ("tenants.0.subscriptions.0.match.sites", "'face-1310' not in tenant 'north-coal'"),
+    ),
+    (
+        "silence-sensor-typo",
+        GOOD.replace(
+            "    sites:\n",
+            "    silences:\n"
+            "      - {id: m, comment: maint, sensors: [ch4-t2], starts: 1764460800000,"
+            " ends: 1764464400000}\n"
+            "    sites:\n",
+        ).encode(),
+        ("tenants.0.silences.0.sensors", "'ch4-t2' not in tenant"),
+    ),
+    (
         "corridor-vehicle",
         (
             GOOD + "fleet: {geofences: [{kind: corridor, id: c, vehicles: [ghost], "

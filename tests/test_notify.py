@@ -7,6 +7,7 @@ are the real SQLite state database.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -22,15 +23,17 @@ from alerts.notify.notifier import Notifier, NotifyObjectError
 from alerts.notify.stages import CST, EventView, silenced_by
 from alerts.statedb import StateDB
 from alerts.table import ABOVE, EARLY, NO_DATA, compile_table
-from telemetry.config import SuppressSpec
+from hazardhub.settings import load_profiles
+from telemetry.config import HubConfig, SuppressSpec
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
     SmtpSpec,
 )
 from telemetry.quality import Quality
+from telemetry.registry import build_registry
 
-from e2e_helpers import mine_registry
+from e2e_helpers import ROOT, mine_registry
 from notify_rig import T0, bare, keys, kinds, told
 from receivers import WebhookReceiver
 
@@ -413,6 +416,35 @@ def test_objects_are_validated_and_tenant_bound(rig):
     assert rig.notifier.delete("subscription", "north-coal", "x")
     assert rig.notifier.delete("escalation", "north-coal", "p")
     assert not rig.notifier.delete("escalation", "north-coal", "p")
+
+
+def test_a_reload_that_removes_what_an_api_object_names_says_so(rig, caplog):
+    rig.subscribe(id="face", match={"sites": ["face-1301"]})
+    silence = SilenceSpec.model_validate(
+        {"id": "co-work", "comment": "cable work", "sensors": ["co"], "starts": T0, "ends": T0 + 1}
+    )
+    rig.notifier.put("silence", "north-coal", silence, "op")
+    data = rig.reg.config.model_dump(mode="json", by_alias=True)
+    data["tenants"][0]["sites"][0]["id"] = "face-1302"  # renamed, and the CO sensor removed
+    sensors = data["tenants"][0]["sites"][0]["devices"][0]["sensors"]
+    data["tenants"][0]["sites"][0]["devices"][0]["sensors"] = [
+        x for x in sensors if x["id"] != "co"
+    ]
+    profiles, packs = load_profiles(ROOT / "profiles")
+    with caplog.at_level(logging.WARNING, logger="alerts.notify.notifier"):
+        rig.notifier.set_registry(
+            build_registry(HubConfig.model_validate(data), profiles, packs, "renamed.yaml")
+        )
+    said = [r.getMessage() for r in caplog.records if r.name == "alerts.notify.notifier"]
+    assert said == [
+        "subscription 'face' of north-coal names sites 'face-1301' that the configuration has"
+        " no more",
+        "silence 'co-work' of north-coal names sensors 'co' that the configuration has no more",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="alerts.notify.notifier"):
+        rig.notifier.set_registry(rig.reg)  # back as it was: nothing to say
+    assert [r for r in caplog.records if r.name == "alerts.notify.notifier"] == []
 
 
 async def test_batched_webhook_carries_many_notifications_and_retries_them_together(rig):

@@ -118,6 +118,8 @@ class Notifier(Routing):
         self.delivery.settings = self.settings
         self.seed_from_config()
         self.reload()
+        for line in self.catalog.unknown_names(registry):
+            log.warning("%s", line)
         self.wake.set()
 
     # the objects: subscriptions, escalation policies, silences (alerts.notify.objects) ------

@@ -116,6 +116,22 @@ class NotifyCatalog:
             for tenant, spec, origin, a, at in self.store.notify_object_rows(kind, tenants)
         ]
 
+    def unknown_names(self, registry: Registry) -> list[str]:
+        """What the subscriptions and silences made through the API name that `registry` has
+        no more (a site removed by a new configuration), one line each: such a silence holds
+        nothing and such a subscription hears nothing of it. The configuration's own are
+        checked at load (`telemetry.registry`)."""
+        lines = []
+        for kind in ("subscription", "silence"):
+            for tenant, spec, *_ in self.owned_objects(kind, registry.tenants):
+                found = registry.unknown_names(tenant, getattr(spec, "match", spec))
+                if found is not None:
+                    lines.append(
+                        f"{kind} {spec.id!r} of {tenant} names {found[0]} "
+                        f"{', '.join(map(repr, found[1]))} that the configuration has no more"
+                    )
+        return lines
+
     def claim_for_enterprises(self, enterprise_keys: Sequence[str]) -> int:
         """Objects written through the API before owners were kept (origin 'api') by a key that
         is an enterprise's become the enterprise's, so that it may still change what it made.
@@ -244,19 +260,9 @@ def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:
     """The sites, devices and sensors a subscription or silence names are the tenant's: a typo
     (`face-1310`) made a silence that silenced nothing, or a subscription that heard nothing,
     without a word."""
-    sites = registry.sites_of(tenant)
-    devices = {d for t, _, d in registry.devices if t == tenant}
-    devices |= {v for t, v in registry.vehicles if t == tenant}
-    # a gateway's offline alarm has the gateway for its device (`devices: [gw1]` for its work)
-    devices |= {i.spec.gateway for (t, _, _), i in registry.devices.items() if t == tenant}
-    if any(t == tenant for t, _ in registry.vehicles):
-        devices |= set(registry.config.jt808_gateways)
-    sensors = {s.id for s in registry.sensors if s.tenant == tenant}
-    named = getattr(spec, "match", spec)  # a subscription's are in its match
-    for field, known in (("sites", sites), ("devices", devices), ("sensors", sensors)):
-        unknown = sorted(set(getattr(named, field, ())) - known)
-        if unknown:
-            raise NotifyObjectError(
-                f"{kind} {spec.id!r}: {field} {', '.join(map(repr, unknown))} not in tenant "
-                f"{tenant!r}"
-            )
+    found = registry.unknown_names(tenant, getattr(spec, "match", spec))
+    if found is not None:
+        field, unknown = found
+        raise NotifyObjectError(
+            f"{kind} {spec.id!r}: {field} {', '.join(map(repr, unknown))} not in tenant {tenant!r}"
+        )
