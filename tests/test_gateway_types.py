@@ -191,6 +191,44 @@ async def test_status_word_sets_quality(status, quality):
     assert readings(got["gd"]) == {"lel": (12.5, quality)}
 
 
+async def test_a_calibration_on_one_methane_head_leaves_the_others_judged():
+    """标校 of T0 (the simulator sets the shipped substation's status bit for it) must not turn
+    T1's 1.6 % into calibration readings that never alarm: one calibration bit each."""
+    profile = next(p for p in SHIPPED if p.name == "coal-substation")
+    device = SimulatedDevice(
+        profile,
+        1,
+        {
+            n: Constant(v)
+            for n, v in (("ch4_t0", 2.0), ("ch4_t1", 1.6), ("ch4_t2", 0.3), ("co", 30))
+        },
+        lambda: 0.0,
+    )
+    device.set_mode("ch4_t0", "calibration")
+    sim = ModbusSimServer([device])
+    await sim.start()
+    points = ("ch4_t0", "ch4_t1", "ch4_t2", "co")
+    got = await poll(
+        [],
+        [
+            {
+                "id": "kj",
+                "profile": "coal-substation",
+                "modbus": {"port": sim.port, "timeout_s": 0.5},
+                "sensors": [{"id": p, "point": p, "kind": "methane"} for p in points],
+            }
+        ],
+        [sim],
+    )
+    qualities = {k: q for k, (_, q) in readings(got["kj"]).items()}
+    assert qualities == {
+        "ch4_t0": Quality.CALIBRATION,
+        "ch4_t1": Quality.GOOD,
+        "ch4_t2": Quality.GOOD,
+        "co": Quality.GOOD,
+    }
+
+
 async def test_wire_break_bit_marks_only_its_channel_and_diagnostic_bit_marks_all():
     pt100 = next(p for p in SHIPPED if p.name == "pt100-module")
     pressure = next(p for p in SHIPPED if p.name == "pressure-transmitter")
