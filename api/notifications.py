@@ -20,6 +20,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from alerts.notify.http import refused_destination
+from alerts.notify.netguard import AddressGuard
 from alerts.notify.notifier import KINDS, NotifyObjectError, NotifyOwnerError
 from api.auth import Principal
 from api.context import (
@@ -33,7 +35,12 @@ from api.context import (
     require_writer,
 )
 from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
-from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+from telemetry.notifyconfig import (
+    EscalationPolicySpec,
+    SilenceSpec,
+    SubscriptionSpec,
+    WebhookChannel,
+)
 
 __all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
 
@@ -141,9 +148,15 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
                 jsonable_encoder(exc.errors(include_url=False, include_context=False)),
             ) from exc
         problem = spec.new_silence_problem() if isinstance(spec, SilenceSpec) else None
+        owner = owner_of(caller)
+        if problem is None and owner == "enterprise":
+            guard = AddressGuard.of(ctx.registry.config.notify.enterprise_webhook_networks)
+            for url in _webhook_urls(spec):
+                problem = await asyncio.to_thread(refused_destination, url, guard)
+                if problem is not None:
+                    break
         if problem is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
-        owner = owner_of(caller)
         try:
             await asyncio.to_thread(
                 lambda: notifier(ctx).put(kind, body.tenant, spec, caller.name, owner=owner)
@@ -184,6 +197,13 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     )
 
 
+def _webhook_urls(spec: Any) -> list[str]:
+    """The webhook URLs of a subscription (its channel) or an escalation policy (its steps')."""
+    channels = [getattr(spec, "channel", None)]
+    channels += [step.channel for step in getattr(spec, "steps", ())]
+    return [c.url for c in channels if isinstance(c, WebhookChannel)]
+
+
 def _stored(ctx: AppContext, kind: str, tenant: str) -> dict[str, Any]:
     if ctx.notifier is None:
         return {}
@@ -199,13 +219,6 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
         if not isinstance(channel, dict):
             return channel
         before = before if isinstance(before, dict) else {}
-        if channel.get("secret") == HIDDEN:
-            if not before.get("secret"):
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    "a masked secret can only stand for one already stored",
-                )
-            channel = {**channel, "secret": before["secret"]}
         url = channel.get("url")
         if isinstance(url, str) and url_hides_secret(url):
             kept = keep_url(url, before.get("url"))
@@ -216,6 +229,16 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
                     " that same URL: give it",
                 )
             channel = {**channel, "url": kept}
+        if channel.get("secret") == HIDDEN:
+            # the stored HMAC key signs only for the URL it was given with: sent elsewhere, it
+            # would sign bodies for whoever holds the new URL, a key they could never read
+            if not before.get("secret") or channel.get("url") != before.get("url"):
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    "a masked secret can only stand for the one stored with that same URL: give"
+                    " the secret again for a new URL",
+                )
+            channel = {**channel, "secret": before["secret"]}
         return channel
 
     if "channel" in out:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self, get_args
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Ident, Tier
@@ -297,3 +297,11 @@ class NotifySettings(_Frozen):
         description="delivered and dead notifications are deleted this long after they were made",
     )
     standing_s: float = Field(default=86400.0, gt=0, description="an alarm active this long")
+    enterprise_webhook_networks: tuple[IPvAnyNetwork, ...] = Field(
+        default=(),
+        max_length=256,
+        description="networks besides the public internet that a webhook made with an "
+        "enterprise key may reach (CIDR, e.g. 10.20.0.0/16 for the enterprises' early-warning "
+        "systems on an intranet); loopback, private, link-local and reserved addresses are "
+        "refused otherwise. The centre's own webhooks go anywhere",
+    )

@@ -10,6 +10,7 @@ lifecycle actions go through the HTTP API only.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -879,6 +880,62 @@ async def test_an_enterprise_reads_the_centres_objects_but_changes_only_its_own(
     assert (await hub.delete(f"/subscriptions/{COAL}/company-duty", "coal")).status_code == 204
     # the centre changes and deletes its own as before
     assert (await hub.delete(f"/subscriptions/{COAL}/control-room", "op")).status_code == 204
+
+
+async def test_an_enterprise_may_not_point_a_webhook_into_the_centres_network(hub: Hub) -> None:
+    drop = "http://127.0.0.1:8086/query?q=DROP+DATABASE+hazardhub"  # InfluxDB 1.x runs it
+    for path, spec in (
+        ("subscriptions", {"id": "x", "channel": {"type": "webhook", "url": drop}}),
+        (
+            "escalation-policies",
+            {
+                "id": "x",
+                "steps": [
+                    {"after_s": 60, "channel": {"type": "mqtt"}},
+                    {"after_s": 120, "channel": {"type": "webhook", "url": drop}},
+                ],
+            },
+        ),
+    ):
+        for url in (drop, "http://localhost:9090/api/v1/admin/tsdb/delete_series"):
+            body = json.loads(json.dumps(spec).replace(drop, url))
+            r = await hub.put(f"/{path}", {"tenant": COAL, "spec": body}, "coal")
+            assert r.status_code == 422, (path, url)
+            assert "may not reach" in r.json()["detail"]
+        assert (await hub.get(f"/{path}", "coal")).json() == []
+        # the centre's own go anywhere (its receivers on its own network)
+        r = await hub.put(f"/{path}", {"tenant": COAL, "spec": spec}, "op")
+        assert r.status_code == 200, r.text
+    public = {"id": "ews", "channel": {"type": "webhook", "url": "https://8.8.8.8/hook"}}
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": public}, "coal")).is_success
+
+
+async def test_a_masked_secret_signs_only_for_the_url_it_was_given_with(hub: Hub) -> None:
+    hook = {"type": "webhook", "url": "https://8.8.8.8/ews", "secret": "centre-hmac"}
+    spec = {"id": "ews", "channel": hook}
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": spec}, "coal")).is_success
+    shown = (await hub.get(f"/subscriptions/{COAL}/ews", "coal")).json()["spec"]
+    assert shown["channel"]["secret"] == MASK
+    # saved back as read, or with another setting changed: the stored key stays
+    back = {**shown, "channel": {**shown["channel"], "timeout_s": 9}}
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": back}, "coal")).is_success
+    ((_, stored),) = hub.notifier.objects("subscription", [COAL])
+    assert (stored.channel.secret, stored.channel.timeout_s) == ("centre-hmac", 9)
+    # the mask with a new URL would sign for whoever holds it: refused, for every key
+    moved = {**shown, "channel": {**shown["channel"], "url": "https://8.8.4.4/steal"}}
+    for who in ("coal", "op"):
+        r = await hub.put("/subscriptions", {"tenant": COAL, "spec": moved}, who)
+        assert r.status_code == 422 and "same URL" in r.json()["detail"]
+    ((_, stored),) = hub.notifier.objects("subscription", [COAL])
+    assert stored.channel.url == "https://8.8.8.8/ews"
+    # a step of a policy likewise
+    step = {"after_s": 60, "channel": hook}
+    policy = {"id": "p", "steps": [step]}
+    assert (await hub.put("/escalation-policies", {"tenant": COAL, "spec": policy})).is_success
+    shown = (await hub.get(f"/escalation-policies/{COAL}/p")).json()["spec"]
+    shown["steps"][0]["channel"]["url"] = "https://8.8.4.4/steal"
+    r = await hub.put("/escalation-policies", {"tenant": COAL, "spec": shown})
+    assert r.status_code == 422 and "same URL" in r.json()["detail"]
 
 
 async def test_objects_an_enterprise_key_wrote_before_owners_were_kept_stay_its(hub: Hub) -> None:

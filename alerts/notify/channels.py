@@ -42,6 +42,7 @@ import orjson
 
 from alerts.notify.http import HttpError, HttpPool
 from alerts.notify.mail import _deliver_mail, build_message, mail_text, message_id
+from alerts.notify.netguard import AddressGuard
 from telemetry.errors import TopicError
 from telemetry.notifyconfig import (
     ChannelSpec,
@@ -222,14 +223,18 @@ class Senders:
     def __repr__(self) -> str:
         return f"Senders(smtp={self._smtp.host}:{self._smtp.port}, root={self._topics.root!r})"
 
-    async def send(self, channel: ChannelSpec, n: Notification) -> SendResult:
+    async def send(
+        self, channel: ChannelSpec, n: Notification, guard: AddressGuard | None = None
+    ) -> SendResult:
+        """Send one notification; `guard`: where a webhook may connect (an enterprise's,
+        `alerts.notify.netguard`), None for anywhere."""
         secrets: tuple[str, ...] = (self._smtp_password or "",)
         if isinstance(channel, WebhookChannel):
             secrets += (channel.secret, channel.url)
         try:
             match channel:
                 case WebhookChannel():
-                    result = await self._webhook(channel, n)
+                    result = await self._webhook(channel, n, guard)
                 case EmailChannel():
                     result = await self._email(channel, n)
                 case MqttChannel():
@@ -246,13 +251,16 @@ class Senders:
         return SendResult(result.status, _clip(result.reason, secrets), result.retry_after_s)
 
     async def send_batch(
-        self, channel: WebhookChannel, notes: Sequence[Notification]
+        self,
+        channel: WebhookChannel,
+        notes: Sequence[Notification],
+        guard: AddressGuard | None = None,
     ) -> SendResult:
         """Several notifications in one webhook POST: `{"notifications": [body, ...]}`. The
         `Idempotency-Key` header names the batch (a digest of its keys); a retry may group
         differently, so receivers drop repeats by the `key` of each notification."""
         if len(notes) == 1:
-            return await self.send(channel, notes[0])
+            return await self.send(channel, notes[0], guard)
         digest = hashlib.sha256("\n".join(n.key for n in notes).encode()).hexdigest()[:32]
         first = notes[0]
         batch = Notification(
@@ -262,7 +270,7 @@ class Senders:
             subject=f"{len(notes)} notifications",
             body={"notifications": [n.body for n in notes]},
         )
-        return await self.send(channel, batch)
+        return await self.send(channel, batch, guard)
 
     async def aclose(self) -> None:
         http, self._http = self._http, None
@@ -298,7 +306,9 @@ class Senders:
             self._http = HttpPool()
         return self._http
 
-    async def _webhook(self, channel: WebhookChannel, n: Notification) -> SendResult:
+    async def _webhook(
+        self, channel: WebhookChannel, n: Notification, guard: AddressGuard | None
+    ) -> SendResult:
         body = orjson.dumps(n.body)
         headers = {"Content-Type": "application/json", "Idempotency-Key": n.key}
         if channel.secret:
@@ -306,10 +316,12 @@ class Senders:
         timeout = channel.timeout_s
         try:
             async with self._host_slot(channel.url), asyncio.timeout(timeout):  # a total deadline
-                resp = await self._client().post(channel.url, body, headers, _MAX_ANSWER)
+                resp = await self._client().post(channel.url, body, headers, _MAX_ANSWER, guard)
         except TimeoutError:
             return SendResult(Status.RETRY, f"no answer within {timeout:g} s")
         except HttpError as exc:
+            if exc.kind == "Refused":  # an enterprise's webhook to an address it may not reach
+                return SendResult(Status.PERMANENT, f"refused: {exc.args[0]}")
             if exc.kind in ("InvalidURL", "UnsupportedProtocol", "InvalidHeader"):
                 return SendResult(Status.PERMANENT, f"bad webhook URL: {exc}")
             return SendResult(Status.RETRY, str(exc))

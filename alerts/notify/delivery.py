@@ -15,16 +15,37 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from alerts.notify.channels import Notification, Senders, SendResult, Status
+from alerts.notify.netguard import AddressGuard
 from alerts.notify.store import LOCAL_TYPES, NotifyStore
 from telemetry.notifyconfig import ChannelSpec, NotifySettings, WebhookChannel
 
-__all__ = ["CHANNEL", "Delivery"]
+__all__ = ["CHANNEL", "Delivery", "guarded_json"]
 
 log = logging.getLogger(__name__)
 CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+
+
+class _Guarded(BaseModel):
+    """An outbox row's channel from an enterprise's object: its webhook may reach only the
+    addresses `alerts.notify.netguard` permits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    guarded: bool
+    channel: ChannelSpec
+
+
+_ROW_CHANNEL: TypeAdapter[ChannelSpec | _Guarded] = TypeAdapter(ChannelSpec | _Guarded)
+
+
+def guarded_json(channel_json: str) -> str:
+    """The outbox text of a channel of an enterprise's subscription or policy (`channel_json`
+    as `CHANNEL` dumps it)."""
+    return f'{{"guarded":true,"channel":{channel_json}}}'
+
+
 _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
@@ -77,6 +98,8 @@ class Delivery:
         self._count = count
         self._wake = wake
         self._channels: dict[str, ChannelSpec] = {}
+        self._guarded: set[str] = set()  # the texts of channels of an enterprise's objects
+        self._guard: tuple[object, AddressGuard] | None = None  # and the settings' guard
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
         self.last_taken = 0  # rows the last `deliver_due` took
         self.last_queued = 0  # of them, the rows it queued for sending
@@ -294,8 +317,24 @@ class Delivery:
     def _channel(self, text: str) -> ChannelSpec:
         channel = self._channels.get(text)
         if channel is None:
-            channel = self._channels[text] = CHANNEL.validate_json(text)
+            parsed = _ROW_CHANNEL.validate_json(text)
+            if isinstance(parsed, _Guarded):
+                channel = parsed.channel
+                if parsed.guarded:
+                    self._guarded.add(text)
+            else:
+                channel = parsed
+            self._channels[text] = channel
         return channel
+
+    def _guard_of(self, text: str) -> AddressGuard | None:
+        """Where a channel (by its outbox text) may connect: None for anywhere (the centre's)."""
+        if text not in self._guarded:
+            return None
+        networks = self.settings.enterprise_webhook_networks
+        if self._guard is None or self._guard[0] is not networks:  # a new setting
+            self._guard = (networks, AddressGuard.of(networks))
+        return self._guard[1]
 
     async def _try(self, rows: list[_Due]) -> list[Settled]:
         """One try of a row (or of a batch of rows to one webhook); a fault of ours (a row that
@@ -321,6 +360,7 @@ class Delivery:
         routing wrote it with orjson, and a row of before is read in `deliver_due`); the other
         channels read the events."""
         channel = self._channel(rows[0].channel)
+        guard = self._guard_of(rows[0].channel)
         notes = []
         webhook = isinstance(channel, WebhookChannel)
         for row in rows:
@@ -342,9 +382,9 @@ class Delivery:
                 )
             )
         if isinstance(channel, WebhookChannel) and len(notes) > 1:
-            result = await self._senders.send_batch(channel, notes)
+            result = await self._senders.send_batch(channel, notes, guard)
         else:
-            result = await self._senders.send(channel, notes[0])
+            result = await self._senders.send(channel, notes[0], guard)
         now = self.clock()
         kind = channel.type
         if result.status is Status.DELIVERED:  # counted for all the rows at once

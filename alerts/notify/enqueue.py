@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from alerts.notify.delivery import CHANNEL
+from alerts.notify.delivery import CHANNEL, guarded_json
+from alerts.notify.objects import NotifyCatalog
 from alerts.notify.stages import EventView
 from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
@@ -29,9 +30,10 @@ class Enqueuing:
     """The outbox rows of `Notifier`, which sets up every attribute declared here."""
 
     store: NotifyStore
+    catalog: NotifyCatalog  # its `guarded`: the enterprises' objects
     _window_end: dict[tuple[str, str, str], int]  # the grouping windows written
     _window_new: dict[tuple[str, str, str], int]  # and those of the routing not written yet
-    _channel_json: dict[int, tuple[ChannelSpec, str]]
+    _channel_json: dict[tuple[int, bool], tuple[ChannelSpec, str]]
     _rows: list[tuple[Any, ...]]  # outbox rows for the next write (`_write`)
     _group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]]
 
@@ -69,11 +71,20 @@ class Enqueuing:
         ident = stem or str(event["event_id"])
         sub_key = f"{tenant}/{sub.id}"
         window = int(sub.group_window_s * 1000)
-        cached = self._channel_json.get(id(channel))
+        # the subscription's own channel, or a step of its escalation policy: an enterprise's
+        # object makes a guarded one (where its webhook may connect: alerts.notify.netguard)
+        source = (
+            ("subscription", tenant, sub.id)
+            if channel is sub.channel
+            else ("escalation", tenant, sub.escalation or "")
+        )
+        guarded = source in self.catalog.guarded  # a set replaced whole, never changed in place
+        cached = self._channel_json.get((id(channel), guarded))
         if cached is None or cached[0] is not channel:  # by identity: model equality is slow
-            cached = self._channel_json[id(channel)] = (
+            text = CHANNEL.dump_json(channel).decode()
+            cached = self._channel_json[(id(channel), guarded)] = (
                 channel,
-                CHANNEL.dump_json(channel).decode(),
+                guarded_json(text) if guarded else text,
             )
         channel_json = cached[1]
         group = False

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
+import socket
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-__all__ = ["HttpError", "HttpPool", "Response"]
+from alerts.notify.netguard import AddressGuard
+
+__all__ = ["HttpError", "HttpPool", "Response", "refused_destination"]
+
+log = logging.getLogger(__name__)
 
 _MAX_HEAD = 64 * 1024  # bytes of status line and headers (and of a chunk-size line)
 _IDLE_PER_ORIGIN = 8
@@ -64,20 +70,32 @@ class _Target:
 
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 _Idle = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]  # and when it was put back
+_Key = tuple[str, str, int, bool]  # scheme, host, port, and whether opened under a guard
+_REFUSED = (
+    "{host} resolves to an address an enterprise's webhook may not reach (loopback, private, "
+    "link-local or reserved; the centre may allow networks in notify.enterprise_webhook_networks)"
+)
 
 
 class HttpPool:
     def __init__(self, user_agent: str = "hazardhub") -> None:
-        self._idle: dict[tuple[str, str, int], list[_Idle]] = {}
+        self._idle: dict[_Key, list[_Idle]] = {}
         self._swept = time.monotonic()
         self._targets: dict[str, _Target] = {}
         self._ssl: ssl.SSLContext | None = None
         self._agent = user_agent
 
     async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], max_answer: int
+        self,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        max_answer: int,
+        guard: AddressGuard | None = None,
     ) -> Response:
-        """POST `body`; raise HttpError (and TimeoutError, from the caller's deadline)."""
+        """POST `body`; raise HttpError (and TimeoutError, from the caller's deadline). With a
+        `guard`, every address the host resolves to must be one it permits (else HttpError
+        'Refused'), checked at each new connection; its connections are kept apart."""
         target = self._target(url)
         head = [
             f"POST {target.path} HTTP/1.1",
@@ -92,24 +110,25 @@ class HttpPool:
                 raise HttpError("InvalidHeader", f"header {name!r}: a line break or not ASCII")
             head.append(f"{name}: {value}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii", "strict") + body
-        conn, reused = await self._connection(target)
+        key: _Key = (*target.origin, guard is not None)
+        conn, reused = await self._connection(key, target, guard)
         while True:
             try:
                 response, keep = await _exchange(conn, request, max_answer, reused)
             except _StaleError:  # a kept connection the receiver had closed: once more on a new one
                 _close(conn)
-                conn, reused = await self._open(target), False
+                conn, reused = await self._open(target, guard), False
                 continue
             except BaseException:
                 _close(conn)
                 raise
             if keep and not _unread(conn[0]):
-                self._keep(target.origin, conn)
+                self._keep(key, conn)
             else:
                 _close(conn)
             return response
 
-    def _keep(self, origin: tuple[str, str, int], conn: _Conn) -> None:
+    def _keep(self, origin: _Key, conn: _Conn) -> None:
         """Put a connection back for the next request; close those kept too long, and the
         oldest over the caps (per receiver and over all)."""
         now = time.monotonic()
@@ -176,8 +195,10 @@ class HttpPool:
         self._targets[url] = found
         return found
 
-    async def _connection(self, target: _Target) -> tuple[_Conn, bool]:
-        idle = self._idle.get(target.origin)
+    async def _connection(
+        self, key: _Key, target: _Target, guard: AddressGuard | None
+    ) -> tuple[_Conn, bool]:
+        idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             reader, writer, at = idle.pop()
@@ -187,9 +208,9 @@ class HttpPool:
                 _close((reader, writer))
                 continue
             return (reader, writer), True
-        return await self._open(target), False
+        return await self._open(target, guard), False
 
-    async def _open(self, target: _Target) -> _Conn:
+    async def _open(self, target: _Target, guard: AddressGuard | None) -> _Conn:
         scheme, host, port = target.origin
         tls = None
         if scheme == "https":
@@ -197,11 +218,54 @@ class HttpPool:
                 self._ssl = _tls_context()
             tls = self._ssl
         try:
-            return await asyncio.open_connection(
-                host, port, ssl=tls, server_hostname=host if tls else None, limit=_MAX_HEAD
+            if guard is None:
+                return await asyncio.open_connection(
+                    host, port, ssl=tls, server_hostname=host if tls else None, limit=_MAX_HEAD
+                )
+            # resolved here and each address checked: the one connected to is one judged
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
             )
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+            bad = [a for a in addresses if not guard.permits(a)]
+            if bad or not addresses:
+                log.warning("webhook to %s refused: it resolves to %s", host, ", ".join(bad))
+                raise HttpError("Refused", _REFUSED.format(host=host))
+            failure: Exception | None = None
+            for address in addresses:
+                try:
+                    return await asyncio.open_connection(
+                        address,
+                        port,
+                        ssl=tls,
+                        server_hostname=host if tls else None,
+                        limit=_MAX_HEAD,
+                    )
+                except OSError as exc:
+                    failure = exc
+            raise failure or OSError(f"no address for {host}")
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise HttpError("ConnectError", str(exc) or type(exc).__name__) from exc
+
+
+def refused_destination(url: str, guard: AddressGuard) -> str | None:
+    """Why a webhook URL of an enterprise is refused, or None: its host is, or resolves now to,
+    an address `guard` does not permit. Blocking (a name is resolved): run it in a thread. A
+    name that does not resolve yet is let be; every connection is checked again."""
+    try:
+        host = urlsplit(url).hostname
+        port = urlsplit(url).port
+    except ValueError:
+        return None  # the sender says what is wrong with it
+    if not host:
+        return None
+    try:
+        infos = socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    if any(not guard.permits(str(info[4][0])) for info in infos):
+        return _REFUSED.format(host=host)
+    return None
 
 
 class _StaleError(Exception):

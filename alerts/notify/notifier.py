@@ -81,7 +81,7 @@ class Notifier(Routing):
         self._window_new: dict[tuple[str, str, str], int] = {}  # opened by the routing not written
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
-        self._channel_json: dict[int, tuple[ChannelSpec, str]] = {}
+        self._channel_json: dict[tuple[int, bool], tuple[ChannelSpec, str]] = {}
         self._rows: list[tuple[Any, ...]] = []  # outbox rows for the next write (`_write`)
         # group appends for it: (subscription, tenant, site, now, event, the row if it opens one)
         self._group_ops: list[tuple[str, str, str, int, dict[str, Any], tuple[Any, ...]]] = []

@@ -55,6 +55,8 @@ class NotifyCatalog:
         self.policies: dict[tuple[str, str], EscalationPolicySpec] = {}
         self.silences: dict[str, list[SilenceSpec]] = {}
         self.timed: dict[str, list[SubscriptionSpec]] = {}  # subscriptions with timers
+        # (kind, tenant, id) of the enterprises' objects: their webhooks are guarded
+        self.guarded: set[tuple[str, str, str]] = set()
 
     def seed_from_config(self, registry: Registry, now: int) -> None:
         """Write the objects of the configuration file (origin 'config'); objects made through
@@ -79,7 +81,10 @@ class NotifyCatalog:
         subs: dict[str, list[SubscriptionSpec]] = defaultdict(list)
         silences: dict[str, list[SilenceSpec]] = defaultdict(list)
         policies: dict[tuple[str, str], EscalationPolicySpec] = {}
-        for kind, tenant, _, spec in self.store.notify_objects(None):
+        guarded: set[tuple[str, str, str]] = set()
+        for kind, tenant, object_id, spec, origin in self.store.notify_objects(None):
+            if OWNERS.get(origin) == "enterprise":
+                guarded.add((kind, tenant, object_id))
             try:
                 obj = KINDS[kind].model_validate_json(spec)
             except (KeyError, ValidationError) as exc:
@@ -91,6 +96,7 @@ class NotifyCatalog:
                 silences[tenant].append(obj)
             elif isinstance(obj, EscalationPolicySpec):
                 policies[(tenant, obj.id)] = obj
+        self.guarded = guarded  # first: routing never sees an object before its guard
         self.subs = dict(subs)
         self.silences = dict(silences)
         self.policies = policies
@@ -101,7 +107,7 @@ class NotifyCatalog:
     def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
         """(tenant, spec) of one kind, for the tenants given (None: all)."""
         out = []
-        for k, tenant, _, spec in self.store.notify_objects(tenants):
+        for k, tenant, _, spec, _ in self.store.notify_objects(tenants):
             if k == kind:
                 out.append((tenant, KINDS[kind].model_validate_json(spec)))
         return out
@@ -147,6 +153,8 @@ class NotifyCatalog:
                     (name,),
                 )
                 changed += cur.rowcount
+        if changed:
+            self.reload()
         return changed
 
     def put(
@@ -191,6 +199,11 @@ class NotifyCatalog:
                     now,
                 ),
             )
+        # replaced whole, never changed in place: routing reads it from another thread
+        if origin == "enterprise":
+            self.guarded = self.guarded | {(kind, tenant, spec.id)}
+        else:
+            self.guarded = self.guarded - {(kind, tenant, spec.id)}
         self._remember(tenant, spec)
 
     def _remember(self, tenant: str, spec: Any) -> None:

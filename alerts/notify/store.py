@@ -73,8 +73,11 @@ class NotifyStore:
         otherwise take for repeats of alarms it had, and drop."""
         return f"{key}@{self.outbox_db.installation}"
 
-    def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str]]:
-        rows = self.db.query("SELECT kind, tenant, id, spec FROM notify_objects ORDER BY id")
+    def notify_objects(self, tenants: Sequence[str] | None) -> list[tuple[str, str, str, str, str]]:
+        """(kind, tenant, id, spec, origin) of the tenants given (None: all)."""
+        rows = self.db.query(
+            "SELECT kind, tenant, id, spec, origin FROM notify_objects ORDER BY id"
+        )
         return [r for r in rows if tenants is None or r[1] in tenants]
 
     def notify_object_rows(

@@ -1,0 +1,55 @@
+"""Where an enterprise's webhook may POST: the public internet, and the networks the monitoring
+centre lists (`notify.enterprise_webhook_networks`). Not loopback, private, link-local (a
+cloud's metadata service), shared (CGNAT), multicast or reserved addresses: an enterprise key
+that may write its subscriptions would otherwise make the hub POST to services inside the
+centre's network (an InfluxDB 1.x on 127.0.0.1:8086 runs any statement given in a POST's URL).
+The centre's own webhooks (the configuration file's, an admin's or operator's) go anywhere.
+
+Pure: the addresses are given; `alerts.notify.http` resolves names and checks each address it
+connects to, so a name that resolves elsewhere later is caught too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+
+__all__ = ["AddressGuard"]
+
+
+@dataclass(frozen=True, slots=True)
+class AddressGuard:
+    allowed: tuple[IPv4Network | IPv6Network, ...] = ()
+
+    @classmethod
+    def of(cls, networks: Iterable[IPv4Network | IPv6Network]) -> AddressGuard:
+        return cls(tuple(networks))
+
+    def permits(self, address: str) -> bool:
+        """Whether a webhook may connect to `address` (an IP address as text, an IPv6 one
+        possibly with its `%zone`)."""
+        try:
+            ip: IPv4Address | IPv6Address = ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        inner = _embedded_v4(ip)
+        if inner is not None and inner != ip:
+            return self.permits(str(inner))
+        if any(ip.version == net.version and ip in net for net in self.allowed):
+            return True
+        return ip.is_global and not ip.is_multicast
+
+
+def _embedded_v4(ip: IPv4Address | IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, 6to4, Teredo's client), so
+    that `::ffff:127.0.0.1` is judged as 127.0.0.1."""
+    if isinstance(ip, IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    return None

@@ -1,0 +1,155 @@
+"""Where an enterprise's webhook may POST (`alerts.notify.netguard`): the public internet and the
+networks the centre lists, never the hub's own host or the centre's network, checked at every
+connection against the addresses the name resolves to. The centre's webhooks go anywhere."""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+
+import pytest
+
+from alerts.notify.http import refused_destination
+from alerts.notify.netguard import AddressGuard
+from hazardhub.settings import load_profiles
+from telemetry.config import HubConfig
+from telemetry.notifyconfig import EscalationPolicySpec, SubscriptionSpec
+from telemetry.registry import build_registry
+
+from e2e_helpers import ROOT
+from notify_rig import Rig
+from receivers import WebhookReceiver
+
+REFUSED = "an address an enterprise's webhook may not reach"
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    try:
+        yield r
+    finally:
+        r.notifier.close()
+        r.db.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "permitted"),
+    [
+        ("8.8.8.8", True),
+        ("114.114.114.114", True),
+        ("2400:3200::1", True),
+        ("127.0.0.1", False),
+        ("127.8.9.10", False),
+        ("::1", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("2002:7f00:1::1", False),  # 6to4 of 127.0.0.1
+        ("0.0.0.0", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.20", False),
+        ("169.254.169.254", False),  # a cloud's metadata service
+        ("100.64.0.1", False),  # shared address space (CGNAT)
+        ("224.0.0.1", False),
+        ("fe80::1%eth0", False),
+        ("fc00::5", False),
+        ("198.18.0.1", False),  # benchmarking
+        ("not an address", False),
+    ],
+)
+def test_only_public_addresses_by_default(address, permitted):
+    assert AddressGuard().permits(address) is permitted
+
+
+def test_the_centre_allows_networks_of_its_choosing():
+    guard = AddressGuard.of([ip_network("10.20.0.0/16"), ip_network("::1/128")])
+    assert guard.permits("10.20.7.7") and guard.permits("::1")
+    assert not guard.permits("10.21.0.1") and not guard.permits("127.0.0.1")
+    assert guard.permits("::ffff:10.20.0.1")  # the same host, mapped
+    assert guard.permits("8.8.8.8")
+
+
+def test_a_url_is_judged_by_what_its_host_resolves_to():
+    guard = AddressGuard()
+    for url in (
+        "http://127.0.0.1:8086/query?q=DROP+DATABASE+hazardhub",
+        "http://localhost:8086/query",
+        "https://[::1]/x",
+        "http://169.254.169.254/latest/meta-data/",
+    ):
+        problem = refused_destination(url, guard)
+        assert problem is not None and REFUSED in problem, url
+    assert refused_destination("https://8.8.8.8/hook", guard) is None
+    assert (
+        refused_destination("http://127.0.0.1:8086/", AddressGuard.of([ip_network("127.0.0.0/8")]))
+        is None
+    )
+    # a name that does not resolve (yet) is let be: every connection is checked again
+    assert refused_destination("https://no-such-host.invalid/hook", guard) is None
+
+
+def _with_networks(rig: Rig, *networks: str) -> None:
+    data = rig.reg.config.model_dump(mode="json", by_alias=True)
+    data["notify"]["enterprise_webhook_networks"] = list(networks)
+    profiles, packs = load_profiles(ROOT / "profiles")
+    rig.notifier.set_registry(
+        build_registry(HubConfig.model_validate(data), profiles, packs, "allowed.yaml")
+    )
+
+
+async def test_an_enterprises_webhook_into_the_centres_network_is_refused_at_connection(rig):
+    with WebhookReceiver() as receiver:
+        for sub_id, url, actor, owner in (
+            ("ews", receiver.url, "coal", "enterprise"),  # by IP
+            ("ews-name", receiver.url.replace("127.0.0.1", "localhost"), "coal", "enterprise"),
+            ("desk", receiver.url, "op", "centre"),
+        ):
+            spec = SubscriptionSpec.model_validate(
+                {"id": sub_id, "channel": {"type": "webhook", "url": url}}
+            )
+            # straight to the notifier: a name resolving elsewhere later passes the API's check
+            rig.notifier.put("subscription", "north-coal", spec, actor, owner=owner)
+        rig.feed("ch4-t1", [0.3, 1.1])
+        await rig.pump()
+        assert [p.json()["subscription"] for p in receiver.requests] == ["north-coal/desk"]
+        dead = {r[4]: r[10] for r in rig.notifier.store.outbox(None, "dead")}
+        assert dead == {
+            "north-coal/ews": f"refused: 127.0.0.1 resolves to {REFUSED} (loopback, private, "
+            "link-local or reserved; the centre may allow networks in "
+            "notify.enterprise_webhook_networks)",
+            "north-coal/ews-name": dead["north-coal/ews"].replace("127.0.0.1", "localhost", 1),
+        }
+
+        # the centre allows loopback for enterprises: the next alarm reaches both of theirs
+        _with_networks(rig, "127.0.0.0/8", "::1/128")
+        rig.feed("co", [5.0, 40.0])
+        await rig.pump()
+        told = sorted(p.json()["subscription"] for p in receiver.requests[1:])
+        assert told == ["north-coal/desk", "north-coal/ews", "north-coal/ews-name"]
+
+
+async def test_an_enterprises_escalation_step_is_guarded_under_the_centres_subscription(rig):
+    with WebhookReceiver() as receiver:
+        policy = EscalationPolicySpec.model_validate(
+            {
+                "id": "boss",
+                "steps": [{"after_s": 60, "channel": {"type": "webhook", "url": receiver.url}}],
+            }
+        )
+        rig.notifier.put("escalation", "north-coal", policy, "coal", owner="enterprise")
+        rig.subscribe(id="duty", escalation="boss", match={"events": ["escalation"]})
+        rig.feed("ch4-t1", [0.3, 1.1])
+        await rig.pump()
+        await rig.pump(61)
+        assert receiver.requests == []
+        ((sub, error),) = [(r[4], r[10]) for r in rig.notifier.store.outbox(None, "dead")]
+        assert sub == "north-coal/duty" and REFUSED in error
+
+        # the same step in a policy of the centre's goes out
+        rig.notifier.put(
+            "escalation", "north-coal", policy.model_copy(update={"id": "chief"}), "op"
+        )
+        rig.subscribe(id="duty", escalation="chief", match={"events": ["escalation"]})
+        rig.feed("co", [5.0, 40.0])
+        await rig.pump()
+        await rig.pump(61)
+        assert [p.json()["subscription"] for p in receiver.requests] == ["north-coal/duty"]
