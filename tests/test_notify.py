@@ -158,6 +158,50 @@ async def test_a_higher_alarm_of_the_sensor_inhibits_the_lower_one(rig):
     ]
 
 
+async def test_an_alarm_that_ends_under_a_higher_one_of_its_sensor_is_told_it_ended(rig):
+    """Inhibition keeps a lower alarm's noise back, never its end: a receiver told of the raise
+    was left with an alarm active for good (helper-71)."""
+    rig.subscribe(id="all")
+    notes = []
+    rig.transition("ch4-t1", EARLY, 0, 1)  # blue early warning: told
+    notes += await rig.pump()
+    rig.transition("ch4-t1", ABOVE, 0, 2)  # red power cut beside it: told
+    notes += await rig.pump(1)
+    rig.transition("ch4-t1", EARLY, 1, 0)  # the early warning ends under the red alarm
+    notes += await rig.pump(1)
+    assert [(e["alarm_kind"], e["kind"]) for n in notes for e in n.body["events"]] == [  # type: ignore[union-attr,index]
+        ("early_warning", "raised"),
+        ("above", "raised"),
+        ("early_warning", "cleared"),
+    ]
+
+
+async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
+    """Told of an alarm at red (its escalation), a red-only subscription hears it step down
+    and clear, though both are at yellow; a yellow-only one is not told of the red step."""
+    events = ["raised", "escalated", "deescalated", "cleared"]
+    rig.subscribe(id="red", match={"tiers": ["red"], "events": events})
+    rig.subscribe(id="orange", match={"tiers": ["orange"], "events": events})
+    for before, after in ((0, 1), (1, 2), (2, 1), (1, 0)):
+        rig.transition("ch4-t1", ABOVE, before, after)
+    notes = await rig.pump()
+    assert [(e["kind"], e["tier"]) for e in _events(notes, "red")] == [
+        ("escalated", "red"),
+        ("deescalated", "yellow"),
+        ("cleared", "yellow"),
+    ]
+    assert _events(notes, "orange") == []  # it never was orange
+
+
+def _events(notes: list[Notification], sub: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for n in notes
+        if n.body["subscription"] == f"north-coal/{sub}"  # type: ignore[index]
+        for e in n.body["events"]  # type: ignore[union-attr,index]
+    ]
+
+
 async def test_device_comm_loss_inhibits_its_sensors_no_data_alarms(rig):
     rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
     for sid in ("ch4-t0", "ch4-t1", "ch4-t2", "co", "feed"):

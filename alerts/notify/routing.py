@@ -86,6 +86,7 @@ class Routing(Enqueuing):
             isa_state=e["isa_state"],
             active=e["condition"] == "active",
             gateway=gateway,
+            tiers_had=e.get("tiers_had") or "",
         )
 
     def _gate(

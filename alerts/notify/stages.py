@@ -14,7 +14,7 @@ A journal event passes, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
@@ -37,6 +37,8 @@ TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 _GATED = frozenset({"shelved", "suppressed", "out_of_service"})
 # what the process or the clock says about the alarm itself: held back by the gate
 _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
+# the ends and steps down of an alarm: a higher alarm of the sensor does not inhibit them
+_ENDS = frozenset({"cleared", "deescalated"})
 # "released": an alarm held back by its gateway's or device's alarm, which cleared while it
 # stays active and unacknowledged (`alerts.notify.routing`)
 _RETURNS = frozenset({"unshelved", "unsuppressed", "in_service", "released"})
@@ -59,6 +61,8 @@ class EventView(NamedTuple):
     isa_state: str  # the alarm's ISA state after the event
     active: bool  # the alarm's condition after the event
     gateway: str = ""  # the gateway of the alarm's device ("" when none is known)
+    # a clear's or a step down's: every tier the alarm had (comma-separated), "" otherwise
+    tiers_had: str = ""
 
     @property
     def match_kind(self) -> str:
@@ -76,10 +80,16 @@ def matches(sub: SubscriptionSpec, tenant: str, ev: EventView) -> bool:
         and tenant == ev.tenant
         and (not m.sites or ev.site in m.sites)
         and (not m.sensor_kinds or ev.sensor_kind in m.sensor_kinds)
-        and (not m.tiers or ev.tier in m.tiers)
+        and (not m.tiers or ev.tier in m.tiers or _had_tier(ev, m.tiers))
         and (not m.alarm_kinds or ev.alarm_kind in m.alarm_kinds)
         and ev.match_kind in m.events
     )
+
+
+def _had_tier(ev: EventView, tiers: Sequence[str]) -> bool:
+    """A clear or a step down of an alarm that was, at some time, at one of `tiers`: who was
+    told of it at red hears it end, though it ends at yellow."""
+    return bool(ev.tiers_had) and any(t in tiers for t in ev.tiers_had.split(","))
 
 
 def annunciates(ev: EventView) -> bool:
@@ -96,6 +106,8 @@ def inhibited_by(
     gateway is a record of its own, never inhibited: it is most often reported while the
     device's comm-loss alarm (orange, the same `device:` point) is still active."""
     if ev.alarm_kind == "data_lost" or (ev.kind not in _PROCESS and ev.match_kind != "raised"):
+        return None
+    if ev.kind in _ENDS:  # an end is never held back: who was told of the raise must hear it
         return None
     rank = TIER_RANK.get(ev.tier, 0)
     for kind, tier in active_by_sensor.get(ev.sensor, ()):

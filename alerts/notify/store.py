@@ -25,7 +25,11 @@ __all__ = ["LOCAL_TYPES", "NotifyStore"]
 _JOURNAL = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
-    "a.tier, a.action, a.state, a.disposal, a.raised_at "
+    "a.tier, a.action, a.state, a.disposal, a.raised_at, "
+    # the tiers the alarm had, for a clear or a step down: a subscription told of the alarm at
+    # one of them is told of its end (read only for those, from the alarm's own events)
+    "CASE WHEN e.kind IN ('cleared', 'deescalated') THEN (SELECT group_concat(DISTINCT x.tier) "
+    "FROM alarm_events x WHERE x.alarm_id = e.alarm_id) ELSE '' END "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
 )
 _JOURNAL_KEYS = (
@@ -52,11 +56,12 @@ _JOURNAL_KEYS = (
     "condition",
     "disposal",
     "raised_at",
+    "tiers_had",
 )
 _ALARM_AS_JOURNAL = (
     "SELECT 0, id, 'open', last_ts, raised_at, level, level_name, tier, value, NULL, '', "
     "isa_state, tenant, site, device, sensor, rule, side, tier, action, state, disposal, "
-    "raised_at FROM alarms "
+    "raised_at, '' FROM alarms "
 )
 
 
