@@ -122,12 +122,18 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
 
 
 def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
-    """A good value outside the point's `valid` range (or not a number) is a sensor fault; a
-    saturated one (NAMUR: out of range) stays a measurement, judged against the levels."""
-    valid = point.valid
-    if quality != Quality.GOOD or valid is None or valid[0] <= value <= valid[1]:
+    """A good value outside the point's `valid` range (or not a number) is a sensor fault; one
+    within it but outside the instrument's `range` is out of range, as a saturated one (NAMUR)
+    is: both stay measurements, judged against the levels."""
+    if quality != Quality.GOOD:
         return quality
-    return Quality.SENSOR_FAULT
+    valid = point.valid
+    if valid is not None and not valid[0] <= value <= valid[1]:
+        return Quality.SENSOR_FAULT
+    span = point.range
+    if span is not None and not span[0] <= value <= span[1]:
+        return Quality.SENSOR_FAULT if math.isnan(value) else Quality.OUT_OF_RANGE
+    return quality
 
 
 def decode_point(point: PointSpec, words: Sequence[int | bool]) -> float:
@@ -209,6 +215,7 @@ class RequestDecoder:
             self._coef.append((divide, p.scale, p.offset))
         self._current = [(j, p.current) for j, p in enumerate(pts) if p.current is not None]
         self._valid = [(j, p.valid) for j, p in enumerate(pts) if p.valid is not None]
+        self._range = [(j, p.range) for j, p in enumerate(pts) if p.range is not None]
 
     def decode(
         self, words: bytes | Sequence[int | bool], value: np.ndarray, quality: np.ndarray
@@ -244,6 +251,9 @@ class RequestDecoder:
             for j, (lo, hi) in self._valid:
                 if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
                     qs[j] = Quality.SENSOR_FAULT
+            for j, (lo, hi) in self._range:  # over or under the span: still a measurement
+                if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
+                    qs[j] = Quality.SENSOR_FAULT if math.isnan(xs[j]) else Quality.OUT_OF_RANGE
             value[self._fast] = xs
             quality[self._fast] = qs
         for i in self._slow:

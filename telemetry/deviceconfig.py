@@ -65,6 +65,13 @@ class PointSpec(Frozen):
         "is a sensor fault, never a process value (garbage from a wrong address or word order, "
         "a failed transmitter)",
     )
+    range: tuple[float, float] | None = Field(
+        default=None,
+        description="[min, max] the instrument measures (its span, 量程, after scaling): a value "
+        "outside it but within `valid` is over or under range (quality out_of_range), still a "
+        "measurement judged against the levels: a 0-4 % methane head reading 4.5 % is above "
+        "its power-cut level, not merely faulty",
+    )
     unit: str = ""
     description: str = ""
 
@@ -95,6 +102,16 @@ class PointSpec(Frozen):
             lo, hi = self.valid
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(f"valid [{lo:g}, {hi:g}]: give a finite [min, max], min < max")
+        if self.range is not None:
+            lo, hi = self.range
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(f"range [{lo:g}, {hi:g}]: give a finite [min, max], min < max")
+            if self.valid is not None and not (self.valid[0] <= lo and hi <= self.valid[1]):
+                raise ValueError(
+                    f"range [{lo:g}, {hi:g}] must lie within valid "
+                    f"[{self.valid[0]:g}, {self.valid[1]:g}]: what the instrument measures is "
+                    "among what it can read"
+                )
         return self
 
 

@@ -133,6 +133,17 @@ def test_sensor_fault_is_its_own_alarm_and_calibration_never_alarms():
     assert (outcome.judged, outcome.skipped, outcome.late) == (2, 3, 0)
 
 
+def test_an_out_of_range_reading_is_judged_as_the_measurement_it_is():
+    """A methane head over its span (4.5 % on a 0-4 % head, out of range) is above the
+    power-cut level: it cuts, where a sensor fault would only have asked to check the head."""
+    _, tr, outcome = run(
+        METHANE, [0.3, 4.5, 0.2], qualities=[Quality.GOOD, Quality.OUT_OF_RANGE, Quality.GOOD]
+    )
+    assert side_rows(tr, ABOVE) == [(2000, 2), (3000, 0)]
+    assert side_rows(tr, FAULT) == []
+    assert outcome.judged == 3
+
+
 def test_comm_loss_raises_no_data_and_good_data_clears_it():
     _, tr, _ = run(METHANE, [0.1, np.nan, np.nan, 0.2], qualities=[0, 3, 3, 0])
     assert side_rows(tr, NO_DATA) == [(2000, 1), (4000, 0)]

@@ -374,3 +374,26 @@ def test_a_value_outside_the_points_valid_range_is_a_sensor_fault() -> None:
     assert decode_reading(wide, [16_000])[1] == Quality.SENSOR_FAULT  # 75: a good reading out
     with pytest.raises(ValueError, match="min < max"):
         PointSpec(name="x", address=0, valid=(5.0, 5.0))
+
+
+def test_a_value_beyond_the_instruments_range_is_a_measurement_out_of_range() -> None:
+    """A 0-4 % catalytic methane head at 4.5 %: with `valid: [0, 4]` it was a sensor fault
+    alone (orange "check the sensor"), and the face kept its power (helper-72). With the span
+    as `range` it is out of range, judged against the power-cut level; only garbage beyond
+    `valid` is a fault."""
+    ch4 = PointSpec(name="ch4", address=0, scale=0.01, range=(0.0, 4.0), valid=(0.0, 40.0))
+    for raw, quality in (
+        (150, Quality.GOOD),
+        (400, Quality.GOOD),
+        (450, Quality.OUT_OF_RANGE),
+        (4000, Quality.OUT_OF_RANGE),
+        (4001, Quality.SENSOR_FAULT),
+    ):
+        assert decode_reading(ch4, [raw]) == (pytest.approx(raw / 100), quality)
+        got, q = np.empty(1), np.zeros(1, np.uint8)
+        RequestDecoder([ch4], [0], 1).decode([raw], got, q)
+        assert (float(got[0]), int(q[0])) == (pytest.approx(raw / 100), quality)
+    below = PointSpec(name="o2", address=0, dtype="int16", scale=0.1, range=(0.0, 25.0))
+    assert decode_reading(below, [-5])[1] == Quality.OUT_OF_RANGE  # no valid: never a fault
+    with pytest.raises(ValueError, match="must lie within valid"):
+        PointSpec(name="x", address=0, range=(0.0, 50.0), valid=(0.0, 40.0))
