@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.decode import decode_point
@@ -456,6 +456,7 @@ def test_float32_saturates_at_its_maximum() -> None:
     _offsets,
     st.lists(st.integers(0, 0xFFFF), min_size=2, max_size=2),
 )
+@example("float32", "ABCD", 1.0, 0.0, [0, 1])  # the smallest subnormal: 1.4013e-45
 def test_decoder_agrees_with_simulator_decoder_for_any_words(
     dtype: str, order: str, scale: float, offset: float, words: list[int]
 ) -> None:
@@ -467,9 +468,11 @@ def test_decoder_agrees_with_simulator_decoder_for_any_words(
         assert got == want or (math.isnan(got) and math.isnan(want))
     else:
         # the gateway divides by 10**k for decimal scales: equal up to rounding of the last bit;
-        # a float32 reads as its shortest decimal: within half a float32 step of it
+        # a float32 reads as its shortest decimal: within half a float32 step of it, which for
+        # a subnormal one (1.4013e-45 for 1.401298e-45) is an absolute step, not a relative one
         near = 6e-8 if dtype == "float32" else 1e-12
-        tol = near * abs(want - offset) + 1e-12 * abs(offset) + 1e-300
+        tiny = 1e-45 * abs(scale) if dtype == "float32" else 0.0
+        tol = near * abs(want - offset) + 1e-12 * abs(offset) + tiny + 1e-300
         assert math.isclose(got, want, rel_tol=0, abs_tol=tol)
 
 
