@@ -27,6 +27,7 @@ __all__ = [
     "TERMINAL_KINDS",
     "TIERS",
     "kind_name",
+    "value_unit",
 ]
 
 SLOTS = 4  # levels per side
@@ -102,3 +103,31 @@ ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAME
 def kind_name(side: int) -> str:
     """The name of an alarm kind (the `side` column of alarms)."""
     return ALARM_KIND_NAMES.get(side, str(side))
+
+
+# what an alarm's value measures, for the kinds whose value is not the sensor's reading (the
+# fleet's: docs/vehicles.md)
+_VALUE_UNITS = {
+    "overspeed": "km/h",
+    "night_ban": "km/h",
+    "forbidden_area": "km/h",
+    "drift": "km/h",
+    "fatigue": "s",
+    "fatigue_daily": "s",
+    "fatigue_weekly": "s",
+    "offline": "s",
+    "corridor": "m",
+    "offline_moved": "m",
+    "data_lost": "readings",
+    "no_data": "",
+}
+
+
+def value_unit(kind: str, sensor_unit: str) -> str:
+    """The unit of an alarm's `value`: the sensor's for its process alarms, seconds of driving or
+    silence, metres off the route, readings lost ... for the others; "" for none (a terminal's
+    alarm has no value)."""
+    found = _VALUE_UNITS.get(kind)
+    if found is not None:
+        return found
+    return "" if kind.startswith("terminal_") else sensor_unit

@@ -17,6 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.desk import AlarmNotFoundError
+from alerts.kinds import value_unit
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
@@ -35,6 +36,7 @@ from api.context import (
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
+from telemetry.registry import Registry
 
 __all__ = ["alarm_router"]
 
@@ -93,10 +95,15 @@ def _event_json(e: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def alarm_json(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def alarm_json(
+    row: Mapping[str, Any], events: Sequence[Mapping[str, Any]], registry: Registry
+) -> dict[str, Any]:
     """The alarm (a state-database record: column -> value) as `AlarmPublic` reads in JSON. The
     list route serialises these straight away, without a model per alarm (a fifth of the time);
-    `alarm_public` validates the same dictionary, so the two cannot drift apart."""
+    `alarm_public` validates the same dictionary, so the two cannot drift apart. `registry`
+    gives the sensor's unit and location (a vehicle's plate) as configured now."""
+    side = kind_name(row["side"])
+    info = registry.sensor(row["sensor"])
     return {
         "id": row["id"],
         "tenant": row["tenant"],
@@ -104,7 +111,8 @@ def alarm_json(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> d
         "device": row["device"],
         "sensor": row["sensor"],
         "rule": row["rule"],
-        "side": kind_name(row["side"]),
+        "side": side,
+        "location": info.location if info is not None else "",
         "state": row["state"],
         "isa_state": row["isa_state"],
         "acked": bool(row["acked"]),
@@ -126,6 +134,7 @@ def alarm_json(row: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> d
         "raised_at": row["raised_at"],
         "cleared_at": row["cleared_at"],
         "value": _finite(row["value"]),
+        "value_unit": value_unit(side, info.unit if info is not None else ""),
         "events": [_event_json(e) for e in events],
     }
 
@@ -134,8 +143,10 @@ def _record(row: AlarmRow | AlarmEventRow) -> dict[str, Any]:
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
 
 
-def alarm_public(row: AlarmRow, events: list[AlarmEventRow]) -> AlarmPublic:
-    return AlarmPublic.model_validate(alarm_json(_record(row), [_record(e) for e in events]))
+def alarm_public(row: AlarmRow, events: list[AlarmEventRow], registry: Registry) -> AlarmPublic:
+    return AlarmPublic.model_validate(
+        alarm_json(_record(row), [_record(e) for e in events], registry)
+    )
 
 
 def _writer(caller: Principal) -> None:
@@ -196,7 +207,7 @@ async def _alarm_list(
     if found is None:
         found = await asyncio.to_thread(ctx.statedb.list_alarm_records, where, limit)
     alarms, events = found
-    return [alarm_json(a, events[a["id"]]) for a in alarms]
+    return [alarm_json(a, events[a["id"]], ctx.registry) for a in alarms]
 
 
 def alarm_router() -> APIRouter:
@@ -300,7 +311,7 @@ def alarm_router() -> APIRouter:
         if row is None or not caller.sees(row.tenant):
             raise not_found(f"alarm {alarm_id}")
         events = (await asyncio.to_thread(ctx.statedb.alarm_events, [row.id]))[row.id]
-        return alarm_public(row, events)
+        return alarm_public(row, events, ctx.registry)
 
     async def act(
         ctx: AppContext,

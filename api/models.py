@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "AlarmEventPublic",
@@ -77,6 +77,10 @@ class AlarmPublic(_Public):
     sensor: str
     rule: str
     side: str
+    location: str = Field(
+        description="the sensor's location as configured (a vehicle's plate); '' for a device "
+        "or gateway"
+    )
     state: str
     isa_state: str
     acked: bool
@@ -97,6 +101,10 @@ class AlarmPublic(_Public):
     raised_at: int
     cleared_at: int | None
     value: float | None
+    value_unit: str = Field(
+        description="what `value` measures: the sensor's unit for its process alarms; s, m, "
+        "km/h or readings for the others (fatigue: s of driving; corridor: m off the route)"
+    )
     events: list[AlarmEventPublic]
 
 

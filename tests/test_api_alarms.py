@@ -186,6 +186,9 @@ async def test_operator_path_from_raise_to_close_is_journaled_and_published(hub:
     alarm_id = events[0].alarm_id
     a = await hub.alarm(alarm_id)
     assert triple(a) == ("unack", "received", False)
+    assert (a["value"], a["value_unit"], a["location"]) == (1.1, "%CH4", "")
+    listed = (await hub.get("/alarms", params={"sensor": "ch4-t1"})).json()
+    assert (listed[0]["value_unit"], listed[0]["location"]) == ("%CH4", "")
     # yellow: verify within 30 min of arrival, dispose within 4 h, close within a day
     assert a["disposal_due"] == a["raised_at"] + 1_800_000
     want = [("raised", None, "", "unack")]

@@ -18,6 +18,7 @@ from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState
 from alerts.gateways import GatewayChange
+from alerts.kinds import value_unit
 from alerts.notify.channels import Notification, Senders
 from alerts.notify.notifier import Notifier, NotifyObjectError
 from alerts.notify.stages import CST, EventView, silenced_by
@@ -191,6 +192,35 @@ async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
         ("cleared", "yellow"),
     ]
     assert _events(notes, "orange") == []  # it never was orange
+
+
+def test_value_units_follow_the_alarm_kind():
+    assert value_unit("above", "%CH4") == "%CH4"
+    assert value_unit("early_warning", "ppm") == "ppm"
+    assert [value_unit(k, "km/h") for k in ("overspeed", "fatigue", "corridor", "offline")] == [
+        "km/h",
+        "s",
+        "m",
+        "s",
+    ]
+    assert value_unit("data_lost", "%CH4") == "readings"
+    assert value_unit("terminal_emergency", "km/h") == ""
+    assert value_unit("no_data", "%CH4") == ""
+
+
+async def test_a_notification_says_where_and_in_what_unit(rig):
+    """The event names the sensor's place (a vehicle's plate) and the unit of its value: a
+    receiver showed a fatigue alarm's 14,419 s of driving as 14,419 km/h (helper-71)."""
+    rig.subscribe(id="all")
+    rig.feed("co", [5.0, 40.0])
+    (note,) = await rig.pump()
+    (event,) = note.body["events"]  # type: ignore[index]
+    assert (event["sensor"], event["value"], event["unit"], event["location"]) == (
+        "co",
+        40.0,
+        "ppm",
+        "",
+    )
 
 
 def _events(notes: list[Notification], sub: str) -> list[dict[str, Any]]:

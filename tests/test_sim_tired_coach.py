@@ -17,6 +17,9 @@ async def test_coach_driven_tired_raises_fatigue_after_four_hours(mosquitto, tmp
     fatigue = [a for a in alarms if a["side"] == "fatigue"]
     assert [a["sensor"] for a in fatigue] == ["coach-07.speed"], alarms
     assert fatigue[0]["state"] == "active"  # its 5-minute stop at the end is not a rest
+    # which coach (its plate) and what the value measures: seconds of driving, not km/h
+    assert (fatigue[0]["location"], fatigue[0]["value_unit"]) == ("苏B·K5678", "s")
+    assert fatigue[0]["value"] >= 4 * 3600
     t_move = compiled.first_crossing("coach-07.speed", 5.0 + 1e-9, step_s=0.05)
     assert t_move is not None
     got = (int(str(fatigue[0]["started_ts"])) - epoch) / 1000

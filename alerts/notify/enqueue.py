@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 
+from alerts.kinds import value_unit
 from alerts.notify.delivery import CHANNEL, guarded_json
 from alerts.notify.objects import NotifyCatalog
 from alerts.notify.stages import EventView
 from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
+from telemetry.registry import SensorInfo
 
 __all__ = ["Enqueuing"]
 
@@ -123,7 +125,11 @@ class Enqueuing:
         return 1
 
 
-def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
+def _event_json(
+    raw: dict[str, Any], view: EventView, info: SensorInfo | None = None
+) -> dict[str, Any]:
+    """One event as notifications carry it; `info`: its sensor as configured (its location, a
+    vehicle's plate, and the unit of the value), None for a device or gateway alarm."""
     value = raw.get("value")
     return {
         "event_id": raw["event_id"],
@@ -135,6 +141,7 @@ def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
         "device": view.device,
         "sensor": view.sensor,
         "sensor_kind": view.sensor_kind,
+        "location": info.location if info is not None else "",
         "alarm_kind": view.alarm_kind,
         "side": view.alarm_kind,
         "level": raw["level"],
@@ -142,6 +149,7 @@ def _event_json(raw: dict[str, Any], view: EventView) -> dict[str, Any]:
         "tier": view.tier,
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
+        "unit": value_unit(view.alarm_kind, info.unit if info is not None else ""),
         "ts": raw["ts"],
         "arrival": raw["arrival"],
         "isa_state": view.isa_state,

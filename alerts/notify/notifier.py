@@ -259,7 +259,15 @@ class Notifier(Routing):
                 view, (sub,), down
             ):
                 continue  # held (silenced, inhibited): judged again on the next tick
-            self._enqueue(tenant, sub, r["site"], _event_json(r2, view), channel, now, key)
+            self._enqueue(
+                tenant,
+                sub,
+                r["site"],
+                _event_json(r2, view, self._registry.sensor(view.sensor)),
+                channel,
+                now,
+                key,
+            )
             self._timer_new.append((int(r["alarm_id"]), key))
 
     def prune(self, now: int | None = None) -> int:

@@ -231,11 +231,14 @@ function fillMain(tr, a) {
   const tier = el("span", `tier tier-${a.tier}`);
   tier.title = t(`tier_${a.tier}`);
   c[0].append(el("span", "caret", u.expanded ? "▾" : "▸"), tier);
-  c[1].textContent = a.sensor;
+  // a vehicle's plate (its speed sensor's location) or the sensor's place beside its id
+  c[1].textContent = a.location ? `${a.sensor} · ${a.location}` : a.sensor;
   c[2].textContent = kindLevel(a);
   c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
-  // a data_lost alarm's value is the readings lost, not a measurement of the sensor
-  c[3].textContent = fmtVal(a.value, a.side === "data_lost" ? t("readings") : ctx.unit(a.sensor));
+  // the unit of the alarm's value: a fatigue alarm's is seconds of driving, not the speed
+  // sensor's km/h; a data_lost alarm's the readings lost (`value_unit` of the API)
+  const unit = a.value_unit === undefined ? ctx.unit(a.sensor) : a.value_unit;
+  c[3].textContent = fmtVal(a.value, unit === "readings" ? t("readings") : unit);
   c[4].textContent = fmtCst(a.started_ts);
   c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
   const disp = el("span", `disp disp-${a.disposal}`, t(`disp_${a.disposal}`));
