@@ -13,6 +13,7 @@ from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Ident, Tier
+from telemetry.ruleconfig import SensorKind
 
 __all__ = [
     "ALARM_KINDS",
@@ -144,11 +145,20 @@ ChannelSpec = Annotated[
 ]
 
 
+# what `match.sensor_kinds` may name: the sensors' kinds and the alarms of devices and gateways
+# (a typo, `methan`, matched nothing and was taken without a word)
+MatchSensorKind = Literal[SensorKind, "device", "gateway"]
+
+
 class MatchSpec(_Frozen):
     """What a subscription receives; an empty list matches everything of that field."""
 
     sites: tuple[Ident, ...] = ()
-    sensor_kinds: tuple[str, ...] = ()
+    sensor_kinds: tuple[MatchSensorKind, ...] = Field(
+        default=(),
+        description="a sensor's kind, 'device' (a device's comm loss) or 'gateway' (a gateway "
+        "offline); a vehicle's alarms are of kind 'speed'",
+    )
     tiers: tuple[Tier, ...] = ()
     alarm_kinds: tuple[AlarmKind, ...] = ()
     events: tuple[EventKind, ...] = Field(
