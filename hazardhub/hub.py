@@ -26,6 +26,7 @@ from api.auth import KeyRing
 from api.configadmin import ConfigAdmin
 from api.registrydb import RegistryDB
 from api.stream import Broadcaster
+from hazardhub.private import PRIVATE_FILES, keep_private
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
@@ -138,7 +139,11 @@ class Hub:
         files), the configuration can change while the hub runs (`api.configadmin`): the hub
         then starts with its newest revision unless `registry`'s configuration (the file)
         changed since it was last read."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # its databases hold webhook secrets: 0600 (the embedded store's readings too)
+        keep_private(
+            settings.data_dir,
+            PRIVATE_FILES if not settings.influx_url else PRIVATE_FILES[:-1],
+        )
         self.registrydb = RegistryDB(settings.data_dir / "registry.db")
         self.config: ConfigAdmin | None = None
         if build is not None:
