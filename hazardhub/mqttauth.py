@@ -91,13 +91,23 @@ def plan_users(
             )
         )
         for gw in gateways:
+            # the sites of its devices only: `{tenant}/+/+/telemetry` let it publish into the
+            # tenant's alarm topics (`{tenant}/alarms/{site}/telemetry`), which the
+            # enterprise's own `alarms/#` subscribers receive (site ids never take those names)
+            sites = sorted(
+                {
+                    d.site
+                    for d in registry.devices.values()
+                    if (d.tenant, d.spec.gateway) == (tenant, gw)
+                }
+            )
             users.append(
                 MqttUser(
                     f"{tenant}.{gw}",
                     secrets.token_urlsafe(18),
                     (),
                     (
-                        f"{root}/{tenant}/+/+/telemetry",
+                        *(f"{root}/{tenant}/{site}/+/telemetry" for site in sites),
                         layout.gateway_status(tenant, gw),
                         layout.gateway_dropped(tenant, gw),
                     ),

@@ -57,6 +57,11 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
         await gw.publish(layout.telemetry("north-coal", "face-1301", "kj-sub-3"), b"x", qos=1)
         await gw.publish(layout.telemetry("acme-chem", "tank-farm", "tank1-rtu"), b"x", qos=1)
         await gw.publish(layout.alarms("north-coal", "face-1301"), b"forged", qos=1)
+        # the tenant's alarm topic with a telemetry suffix (`+/+/telemetry` matched it): the
+        # enterprise's `alarms/#` subscribers got a forged clear (helper-73)
+        forged = layout.alarms("north-coal", "face-1301") + "/telemetry"
+        await gw.publish(forged, b'{"kind": "cleared"}', qos=1)
+        await gw.publish("hazardhub/v1/north-coal/vehicles/x/telemetry", b"x", qos=1)
         # a gateway's status raises and clears its offline alarm: only its own
         await gw.publish(layout.gateway_status("north-coal", "gw1"), b"online", qos=1)
         await gw.publish(layout.gateway_status("acme-chem", "gw1"), b"offline", qos=1)
@@ -103,7 +108,8 @@ def test_acl_lists_each_users_topics():
     users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), TopicLayout())
     text = acl_text(users)
     block = text.split("user north-coal.gw1\n")[1].split("\n\n")[0]
-    assert "topic write hazardhub/v1/north-coal/+/+/telemetry" in block
+    assert "topic write hazardhub/v1/north-coal/face-1301/+/telemetry" in block
+    assert "/+/+/telemetry" not in block  # the sites of its devices, never any
     assert "acme-chem" not in block
 
 
