@@ -226,6 +226,32 @@ def test_demo_tanker_keeps_to_its_town_limit_but_speeds_on_purpose():
             in_town.append(t)
             assert rec["speed_kmh"] == 50.0
     assert len(in_town) > 60  # 0.9 km at 50 km/h
+    # and the demo's speed zone for that town, with its buffer, holds no fix above its limit: a
+    # 400 m buffer raised an overspeed on every loop, 11 minutes in (helper-71)
+    demo = load(DEMO).registry().config
+    (zone,) = [g for g in demo.fleet.geofences if g.id == "town-50"]
+    (a, b) = zone.polyline
+    lat0 = math.radians(a[0])
+
+    def metres(p: tuple[float, float]) -> tuple[float, float]:
+        return (
+            math.radians(p[1] - a[1]) * 6_371_000 * math.cos(lat0),
+            math.radians(p[0] - a[0]) * 6_371_000,
+        )
+
+    bx, by = metres(b)
+    inside, run, longest = [], 0, 0
+    for t, rec in recs.items():
+        px, py = metres((rec["lat"], rec["lon"]))
+        k = max(0.0, min(1.0, (px * bx + py * by) / (bx * bx + by * by)))
+        near = math.hypot(px - k * bx, py - k * by) <= zone.buffer_m
+        inside += [t] if near else []
+        # past the deliberate overspeed of the first minute, a fix over the zone's limit
+        run = run + 1 if t > 60 and near and rec["speed_kmh"] > zone.limit_kmh else 0
+        longest = max(longest, run)
+    assert len(inside) > 60
+    # over the limit for less than the overspeed's minimum (a fix a second): never an alarm
+    assert longest < demo.fleet.hazmat.overspeed_min_s, longest
 
 
 def test_the_documented_snippet_compiles_against_the_fleet_hub_config():
