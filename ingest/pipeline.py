@@ -338,6 +338,19 @@ class Pipeline:
         )
         return Handled("telemetry", readings=readings, mark=mark, reasons=reasons)
 
+    def _said_times(self, ts: np.ndarray) -> str:
+        """Which times were out of the window, and the window: epoch seconds, the usual
+        mistake, named as such."""
+        shown = []
+        for t in ts[:3].tolist():
+            hint = " (epoch seconds? ts is in milliseconds)" if 0 < t < 100_000_000_000 else ""
+            shown.append(f"ts {t}{hint}")
+        more = f" and {len(ts) - 3} more" if len(ts) > 3 else ""
+        return (
+            f"outside the accepted times (at most {self.max_future_ms // 1000} s ahead of the "
+            f"hub's clock, {self.max_past_ms // DAY_MS} days behind): {', '.join(shown)}{more}"
+        )
+
     def _position(self, topic: PositionTopic, payload: bytes, arrival_ms: int) -> Handled:
         vehicle = self.registry.vehicles.get((topic.tenant, topic.vehicle))
         if vehicle is None:
@@ -360,7 +373,7 @@ class Pipeline:
         if (~keep).any():
             count = int((~keep).sum())
             self.metrics.inc("hazardhub_readings_rejected_total", count, reason="bad_time")
-            reasons.append(f"bad_time: {count} record(s) too far in the future or past")
+            reasons.append(f"bad_time: {count} record(s) {self._said_times(cols.ts[~keep])}")
         n = int(keep.sum())
         if n == 0 and reasons:
             self.metrics.inc("hazardhub_messages_rejected_total", reason="no_valid_record")

@@ -96,10 +96,13 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int]:
         raise ValueError("driver_id must be a string of at most 64 characters")
     if "alt_m" in rec:
         _number(rec, "alt_m", -500, 9000)
+    lat, lon = _number(rec, "lat", -90, 90), _number(rec, "lon", -180, 180)
+    if lat == 0 and lon == 0:  # a terminal without a GNSS fix sends its zeros: not a place
+        raise ValueError("lat 0, lon 0 is no position fix (send nothing without one)")
     return (
         _ts(rec["ts"]),
-        _number(rec, "lat", -90, 90),
-        _number(rec, "lon", -180, 180),
+        lat,
+        lon,
         _number(rec, "speed_kmh", 0, 300),
         _number(rec, "heading_deg", 0, 360),
         seq,

@@ -578,6 +578,18 @@ def test_only_bad_records_rejects_the_message(pipeline: Pipeline, metrics: Metri
     assert metrics.get(READINGS_REJECTED, reason="bad_record") == 2
 
 
+def test_a_fix_at_lat_0_lon_0_is_no_position(pipeline: Pipeline, metrics: Metrics) -> None:
+    """A terminal without a GNSS fix sends zeros: taken as a place, it raised two drift alarms
+    of 14,041,045 km/h and an offline_moved (helper-74)."""
+    recs = [{**GOOD_REC, "lat": 0, "lon": 0.0}, {**GOOD_REC, "lat": 0.0, "lon": 120.5}]
+    h = pipeline.handle(TANKER_TOPIC, jpay(recs), NOW)
+    assert h.positions is not None and h.positions.lon.tolist() == [120.5]
+    assert h.reasons == [
+        "bad_record: record 0: lat 0, lon 0 is no position fix (send nothing without one)"
+    ]
+    assert metrics.get(READINGS_REJECTED, reason="bad_record") == 1
+
+
 def test_positions_out_of_the_time_window_are_dropped(pipeline: Pipeline, metrics: Metrics) -> None:
     recs = [
         {**GOOD_REC, "ts": NOW + 300_001},
@@ -588,11 +600,17 @@ def test_positions_out_of_the_time_window_are_dropped(pipeline: Pipeline, metric
     assert not h.rejected_whole
     assert h.readings is not None and h.readings.value.tolist() == [50.0]
     assert h.positions is not None and h.positions.ts.tolist() == [NOW]
-    assert any(r.startswith("bad_time: 2 record(s)") for r in h.reasons)
+    (said,) = [r for r in h.reasons if r.startswith("bad_time: 2 record(s)")]
+    # which times, and the window they missed
+    assert f"ts {NOW + 300_001}, ts {NOW - 400 * DAY_MS - 1}" in said
+    assert "at most 300 s ahead of the hub's clock, 400 days behind" in said
     assert metrics.get(READINGS_REJECTED, reason="bad_time") == 2
     h = pipeline.handle(TANKER_TOPIC, jpay(recs[:1]), NOW)
     assert h.rejected_whole
     assert metrics.get(REJECTED, reason="no_valid_record") == 1
+    # epoch seconds, the usual mistake, is named
+    h = pipeline.handle(TANKER_TOPIC, jpay([{**GOOD_REC, "ts": NOW // 1000}]), NOW)
+    assert f"ts {NOW // 1000} (epoch seconds? ts is in milliseconds)" in h.reasons[0]
 
 
 # --- the dedupe window ---------------------------------------------------------------------------
