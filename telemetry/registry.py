@@ -325,7 +325,7 @@ def build_registry(
                         raise ConfigError(
                             f"{swhere}.rule: rule {sen.rule!r} has its levels in "
                             f"{' or '.join(packed.units)}, and sensor {sen.id!r} reads {unit!r}: "
-                            "its alarms would come at the wrong concentration; pick a rule in "
+                            "its alarms would come at the wrong value; pick a rule in "
                             "the sensor's unit, give it its own levels, or set the sensor's "
                             "`unit:` if the point is really in the rule's"
                         )

@@ -123,6 +123,11 @@ def build_units(unit: str, kind: str, rule: str, extra: str = ""):
         ("ppm", "toxic_gas", "chem-gas.toxic-oel"),  # H2S at 100 ppm is 10 times its OEL
         ("ppm", "co", "chem-gas.toxic-idlh"),
         ("%VOL", "flammable_gas", "chem-gas.flammable-lel"),
+        # the coal packs (helper-72): CO in % never reaches 24; a methane head in %LEL
+        ("%", "co", "coal-gas.co"),
+        ("%LEL", "methane", "coal-methane.face-t1"),
+        ("ppm", "oxygen", "coal-gas.oxygen-intake"),
+        ("t", "load", "crane.load-pct"),  # 90 t is not 90 % of the rated load
     ],
 )
 def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
@@ -140,7 +145,14 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
     assert got is not None and got.unit == "%OEL"
     # a point without a unit cannot be checked; a rule without units takes any
     assert build_units("", "toxic_gas", "chem-gas.toxic-oel").sensor("x") is not None
-    assert build_units("ppm", "co", "coal-gas.co").sensor("x") is not None
+    assert build_units("mrad", "tilt", "crane.tilt-example").sensor("x") is not None
+    for unit, kind, rule in (
+        ("ppm", "co", "coal-gas.co"),
+        ("%CH4", "methane", "coal-methane.face-t1"),
+        ("% vol", "methane", "coal-methane.return-t2"),
+        ("%", "oxygen", "coal-gas.oxygen-intake"),
+    ):
+        assert build_units(unit, kind, rule).sensor("x") is not None
 
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.stem)
