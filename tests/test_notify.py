@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from alerts.alarms import AlarmBook
 from alerts.desk import AlarmDesk
@@ -30,6 +31,7 @@ from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
     SmtpSpec,
+    SubscriptionSpec,
 )
 from telemetry.quality import Quality
 from telemetry.registry import build_registry
@@ -192,6 +194,15 @@ async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
         ("cleared", "yellow"),
     ]
     assert _events(notes, "orange") == []  # it never was orange
+
+
+def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has():
+    sub = {"id": "x", "channel": {"type": "sse"}}
+    for names in (["methane", "co"], ["device", "gateway"], ["speed"]):
+        spec = SubscriptionSpec.model_validate({**sub, "match": {"sensor_kinds": names}})
+        assert spec.match.sensor_kinds == tuple(names)
+    with pytest.raises(ValidationError, match=r"sensor_kinds\.0"):  # it matched nothing, silently
+        SubscriptionSpec.model_validate({**sub, "match": {"sensor_kinds": ["methan"]}})
 
 
 def test_value_units_follow_the_alarm_kind():
