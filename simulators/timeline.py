@@ -116,7 +116,12 @@ def _default_baseline(info: SensorInfo) -> SignalSpec:
         return SignalSpec(constant=60.0, noise=2.0)
     if info.kind == "power_feed":
         return SignalSpec(constant=1.0)
-    return SignalSpec(constant=round(0.3 * highs[0], 3) if highs else 0.0)
+    if highs:
+        return SignalSpec(constant=round(0.3 * highs[0], 3))
+    # levels below only (O2 below 20 %, wind below 0.25 m/s): a little above the highest of
+    # them and its recovery, not 0, which alarmed from the first poll (helper-72)
+    lows = [max(lv.below, lv.recover) for lv in info.levels if lv.below is not None]
+    return SignalSpec(constant=round(1.05 * max(lows), 3) if lows and max(lows) > 0 else 0.0)
 
 
 def _base_signal(spec: SignalSpec, seed: int) -> Signal:

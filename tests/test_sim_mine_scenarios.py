@@ -56,6 +56,16 @@ def test_hub_config_is_accepted():
     assert [(lv.name, lv.above) for lv in t1.levels] == [("alarm", 1.0), ("power_cut", 1.5)]
 
 
+def test_without_a_baseline_a_sensor_with_levels_below_only_starts_above_them():
+    """Wind held at 0 m/s (and O2 at 0 %) raised its red alarm from the first poll of a mine
+    simulated without a scenario (helper-72): its default sits above its lowest level."""
+    compiled = compile_scenario(ScenarioSpec(name="plain", duration_s=60), registry())
+    for sid in WIND:
+        assert compiled.first_crossing(sid, 0.5, above=False) is None  # never at its recovery
+        assert compiled.value(sid, 0.0) == pytest.approx(0.525)
+    assert compiled.value("face1302-ch4-t1", 0.0) == pytest.approx(0.3)  # 30 % of 1.0
+
+
 def test_ventilation_stop_truth_is_deterministic_for_the_seed():
     reg = registry()
     spec = scenario("ventilation-stop")
