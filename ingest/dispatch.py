@@ -370,10 +370,13 @@ class Dispatcher(StateSaving, LinkClock):
         changes = self.fleet.judge(batch, now)
         bits = self.terminal.judge(batch, batch.flags())
         try:
-            return self.book.apply_fleet(changes, now, bits)
+            events = self.book.apply_fleet(changes, now, bits)
         except Exception:
             self.fleet.state, self.terminal.flags = before, flags
             raise
+        if self.fleet.last_late:  # stored and on the track, judged by no fleet rule
+            self.metrics.inc("hazardhub_positions_late_total", self.fleet.last_late)
+        return events
 
     async def write(
         self, readings: Sequence[ReadingBatch], positions: Sequence[PositionBatch]

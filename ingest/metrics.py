@@ -19,6 +19,10 @@ _HELP = {
         "Readings at or before the last judged event time of their sensor"
     ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
+    "hazardhub_positions_late_total": (
+        "Vehicle positions older than their vehicle's newest judged one: stored, not judged by "
+        "the fleet's rules"
+    ),
     "hazardhub_alarm_events_total": "Alarm events, by kind",
     "hazardhub_store_retries_total": "Store writes retried after a retryable error",
     "hazardhub_alarm_publish_failures_total": "Alarm events that could not be published over MQTT",

@@ -158,6 +158,23 @@ async def test_a_backfill_array_of_10_minutes_gives_raise_and_clear_at_their_own
     assert (alarm.started_ts, alarm.ended_ts) == (back + 2 * MIN + 10_000, back + 7 * MIN)
 
 
+async def test_a_backfill_after_a_newer_fix_is_counted_late_not_judged(hub):
+    """The blind area sent after the live fix (many terminals do): stored, no alarm, and
+    counted, where it left no trace for a vehicle without a per-reading speed rule (helper-74)."""
+    v = hub.vehicle("tanker")
+    live = drive(v, T0, [(5 * MIN, 50.0)])
+    assert await hub.feed(live) == []
+    metrics = hub.dispatcher.metrics
+    assert metrics.get("hazardhub_positions_late_total") == 0
+    lon = live[-1][3]
+    late = [(v, T0 + i * 10_000, LAT0, lon + i * 0.001, 90.0) for i in range(1, 7)]
+    assert await hub.feed(late, chunk=len(late)) == []
+    assert metrics.get("hazardhub_positions_late_total") == 6
+    # a repeat of the newest fix is no late position, nor a newer one
+    assert await hub.feed([live[-1], (v, live[-1][1] + 10_000, LAT0, lon, 50.0)]) == []
+    assert metrics.get("hazardhub_positions_late_total") == 6
+
+
 async def test_coach_fatigue_raised_across_batches_and_cleared_by_a_rest(hub):
     v = hub.vehicle("coach")
     rows = drive(v, T0, [(4 * HOUR + 10 * MIN, 90.0), (25 * MIN, 0.0), (10 * MIN, 90.0)])

@@ -92,6 +92,9 @@ class FleetAlarms:
     def __init__(self, table: FleetTable) -> None:
         self.table = table
         self.state = FleetState.new(len(table))
+        # of the last batch judged: positions older than their vehicle's newest judged one,
+        # which the fleet's rules skip (stored, on the track, in no alarm)
+        self.last_late = 0
 
     def restore(self, active: Iterable[tuple[int, str]]) -> None:
         """Mark the (vehicle, kind) alarms still active after a restart as raised, so that
@@ -122,6 +125,13 @@ class FleetAlarms:
         in event time."""
         if not len(self.table):
             return []
+        self.last_late = 0
+        if len(batch.ts):
+            slot = self.table.slot_of[np.clip(batch.vehicle, 0, self.table.slot_of.shape[0] - 1)]
+            known = (batch.vehicle < self.table.slot_of.shape[0]) & (slot >= 0)
+            slot, ts = slot[known], batch.ts[known]
+            st = self.state
+            self.last_late = int(np.count_nonzero(st.has_fix[slot] & (ts < st.last_ts[slot])))
         new, events = evaluate_fleet(self.table, self.state, batch, now)
         changes: list[FleetChange] = []
         for vehicle, kind, ts, value, ref in events.rows():
