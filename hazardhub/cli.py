@@ -182,7 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    for noisy in ("amqtt", "transitions", "pymodbus", "uvicorn.error"):
+    # httpx logs each request's URL at INFO, a `user:password@` in an InfluxDB URL included
+    for noisy in ("amqtt", "transitions", "pymodbus", "uvicorn.error", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(
             logging.CRITICAL if noisy == "pymodbus" else logging.WARNING
         )
