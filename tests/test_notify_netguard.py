@@ -4,6 +4,7 @@ connection against the addresses the name resolves to. The centre's webhooks go 
 
 from __future__ import annotations
 
+import logging
 from ipaddress import ip_network
 
 import pytest
@@ -96,7 +97,9 @@ def _with_networks(rig: Rig, *networks: str) -> None:
     )
 
 
-async def test_an_enterprises_webhook_into_the_centres_network_is_refused_at_connection(rig):
+async def test_an_enterprises_webhook_into_the_centres_network_is_refused_at_connection(
+    rig, caplog
+):
     with WebhookReceiver() as receiver:
         for sub_id, url, actor, owner in (
             ("ews", receiver.url, "coal", "enterprise"),  # by IP
@@ -109,8 +112,13 @@ async def test_an_enterprises_webhook_into_the_centres_network_is_refused_at_con
             # straight to the notifier: a name resolving elsewhere later passes the API's check
             rig.notifier.put("subscription", "north-coal", spec, actor, owner=owner)
         rig.feed("ch4-t1", [0.3, 1.1])
-        await rig.pump()
+        with caplog.at_level(logging.WARNING, logger="alerts.notify.delivery"):
+            await rig.pump()
         assert [p.json()["subscription"] for p in receiver.requests] == ["north-coal/desk"]
+        # the log names each as it was sent and as the outbox lists it: with the installation
+        said = [r.getMessage() for r in caplog.records if " dead: " in r.getMessage()]
+        assert len(said) == 2
+        assert all(f"@{rig.notifier.outbox.installation} dead: refused" in m for m in said)
         dead = {r[4]: r[10] for r in rig.notifier.store.outbox(None, "dead")}
         assert dead == {
             "north-coal/ews": f"refused: 127.0.0.1 resolves to {REFUSED} (loopback, private, "
