@@ -29,6 +29,8 @@ __all__ = ["Broadcaster", "Subscription"]
 
 
 _END = b'event: end\ndata: {"reason":"the key no longer authenticates"}\n\n'
+_STOPPING = b'event: end\ndata: {"reason":"the hub is stopping"}\n\n'
+_CLOSE = "\x00close"  # the kind of the item that ends a stream (`Broadcaster.close`)
 
 
 @dataclass(slots=True, eq=False)
@@ -95,6 +97,15 @@ class Broadcaster:
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.discard(sub)
 
+    def close(self) -> None:
+        """End every stream with an ``end`` event (the hub stops): a client told so reconnects
+        to the next hub, and an open stream no longer holds up the API's stop until its grace
+        runs out (logged as an error, with a traceback)."""
+        for sub in list(self._subs):
+            if sub.queue.full():
+                sub.queue.get_nowait()
+            sub.queue.put_nowait((_CLOSE, "", b""))
+
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
         for ev in events:
             data = orjson.dumps(ev.to_json())
@@ -153,6 +164,9 @@ class Broadcaster:
                         return
                     yield b": keep-alive\n\n"
                     continue
+                if kind == _CLOSE:
+                    yield _STOPPING
+                    return
                 if not sub.authenticates():
                     yield _END
                     return

@@ -365,6 +365,7 @@ class Hub:
                     self._republish_confirmations(), name="terminal-confirmations"
                 )
                 await stop.wait()
+                self.stream.close()  # the event streams end first, each told so
                 server.should_exit = True
                 watcher.cancel()
                 confirmer.cancel()

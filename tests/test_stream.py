@@ -107,3 +107,42 @@ async def test_stream_sends_readings_and_alarms_of_the_callers_tenants(mosquitto
 
 async def _subs(hub: Hub, n: int) -> bool:
     return hub.stream.subscribers >= n
+
+
+async def test_a_stopping_hub_ends_each_stream_saying_so_and_stops_at_once(mosquitto, tmp_path):
+    """An open stream (a dashboard, the early-warning system) held the stop up for the API's
+    whole grace, then was cut, logged as an error with a traceback, and the client was told
+    nothing (helper-71): now each is told and ends first."""
+    keys = [
+        ApiKeySpec(name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("chem",))
+    ]
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    port = free_port()
+    hub = Hub(
+        registry,
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=keys,
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(hub.run(stop))
+    lines: list[str] = []
+
+    async def listen(client: httpx.AsyncClient) -> None:
+        headers = {"Authorization": "Bearer k-chem"}
+        async with client.stream("GET", "/api/v1/stream", headers=headers) as r:
+            async for line in r.aiter_lines():
+                lines.append(line)
+
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        await eventually(lambda: _ready(hub), 10, "the hub")
+        reader = asyncio.create_task(listen(client))
+        await eventually(lambda: _subs(hub, 1), 5, "the subscriber")
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        await asyncio.wait_for(reader, 5)  # the stream ended: no reconnect left hanging
+    assert "event: end" in lines
+    assert 'data: {"reason":"the hub is stopping"}' in lines
+
+
+async def _ready(hub: Hub) -> bool:
+    return hub.ingest.ready.is_set() and hub.api_started.is_set()
