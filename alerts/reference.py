@@ -39,6 +39,7 @@ class ReferenceCore(Rewinding):
     def __init__(self, table: RuleTable, *, checkpoint: bool = True) -> None:
         n = table.size
         self.table = table
+        self._below_plans = {p.sensor for p in table.verify if p.side != ABOVE}
         self.raw = [[False] * (2 * SLOTS) for _ in range(n)]
         self.active = [[False] * (2 * SLOTS) for _ in range(n)]
         self.run_start = [[RUN_START0] * (2 * SLOTS) for _ in range(n)]
@@ -133,11 +134,12 @@ class ReferenceCore(Rewinding):
             for s in sorted(batch):
                 self._keep(s, batch[s], s in rewind, hist_before[s])
         for plan in table.verify:
-            if plan.sensor not in changes and self.deadline[plan.sensor] == NO_TS:
+            key = plan.sensor if plan.side == ABOVE else -1 - plan.sensor
+            if key not in changes and self.deadline[plan.sensor] == NO_TS:
                 continue
             found, deadline, met, failed = verify_step(
                 plan,
-                changes.get(plan.sensor, []),
+                changes.get(key, []),
                 sorted((t, j, v) for j, f in enumerate(plan.feedbacks) for t, v in feed.get(f, [])),
                 [before_value[f] for f in plan.feedbacks],
                 self.deadline[plan.sensor],
@@ -339,8 +341,10 @@ class ReferenceCore(Rewinding):
             slots = self.active[s][side * SLOTS : (side + 1) * SLOTS]
             new_level = max((k + 1 for k, on in enumerate(slots) if on), default=0)
             if new_level != self.level[s][side]:
-                if side == ABOVE:
+                if side == ABOVE:  # for the votes, and a plan demanding above
                     changes.setdefault(s, []).append((t, self.level[s][side], new_level))
+                elif s in self._below_plans:  # a plan demanding below: under key -1 - s
+                    changes.setdefault(-1 - s, []).append((t, self.level[s][side], new_level))
                 self._set(s, t, v, side, new_level, out)
 
 

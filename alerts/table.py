@@ -79,9 +79,10 @@ _SIDE_LEVELS = {
 
 @dataclass(frozen=True, slots=True)
 class VerifyPlan:
-    """Sensor `sensor` at level >= `number` above demands that every one of `feedbacks` reads
-    below `bound` (above it when not `below`) within `within_ms` of the event time. Without a
-    feedback reading past the deadline, the hub's clock must pass it by `grace_ms` to decide."""
+    """Sensor `sensor` at level >= `number` on its `side` (ABOVE, or BELOW: a local fan's
+    stop) demands that every one of `feedbacks` reads below `bound` (above it when not
+    `below`) within `within_ms` of the event time. Without a feedback reading past the deadline,
+    the hub's clock must pass it by `grace_ms` to decide."""
 
     sensor: int
     feedbacks: tuple[int, ...]
@@ -90,6 +91,7 @@ class VerifyPlan:
     bound: float
     within_ms: int
     grace_ms: int = 0
+    side: int = ABOVE
 
     def satisfied(self, value: float) -> bool:
         """NaN (nothing known) never satisfies."""
@@ -272,9 +274,17 @@ def compile_table(
         vote_level[i] = info.vote_level
         spec = info.verify
         feeds = () if spec is None else (spec.sensor, *spec.also)
-        if spec is not None and all(f in by_id for f in feeds) and above:
+        if spec is not None and all(f in by_id for f in feeds) and (above or below):
+            # the level named, else the highest above, else (a sensor with levels below
+            # only: a fan's running signal, an air speed) the lowest below
             names = [lv.name for lv in above]
-            number = names.index(spec.level) + 1 if spec.level in names else len(above)
+            lows = [lv.name for lv in below]
+            if spec.level in lows or (spec.level not in names and not above):
+                demand = BELOW
+                number = lows.index(spec.level) + 1 if spec.level in lows else len(below)
+            else:
+                demand = ABOVE
+                number = names.index(spec.level) + 1 if spec.level in names else len(above)
             bound = spec.expect_below if spec.expect_below is not None else spec.expect_above
             plans.append(
                 VerifyPlan(
@@ -285,6 +295,7 @@ def compile_table(
                     float(bound if bound is not None else np.nan),
                     _ms(spec.within_s),
                     _ms(spec.grace_s),
+                    demand,
                 )
             )
             if spec.action:

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.state import I64, NO_TS, CoreState, Part
-from alerts.table import ABOVE, ACTION, RuleTable, VerifyPlan
+from alerts.table import ABOVE, ACTION, BELOW, RuleTable, VerifyPlan
 
 __all__ = ["NO_TS", "Row", "run_plans", "verify_step"]
 
@@ -127,14 +127,22 @@ def run_plans(
     or a pending demand whose deadline the clock has passed."""
     if not table.verify:
         return []
-    above = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
-    cs, ct, _, _, cb, ca = above[0] if above else (np.zeros(0, np.int64),) * 6
+    # the level changes of each side (a plan demands on one: above, or below for a fan's stop)
+    empty = (np.zeros(0, np.int64),) * 6
+    by_side = {
+        side: next((p for p in level_parts if isinstance(p[3], int) and p[3] == side), empty)
+        for side in (ABOVE, BELOW)
+    }
     ps, pp, pf = table.verify_sensor, table.verify_pair_plan, table.verify_pair_feedback
     deadline = state.deadline[ps]
     pending = deadline != NO_TS
     fed = np.zeros(ps.shape[0], dtype=np.bool_)  # a feedback of the plan has readings
     fed[pp[_among(pf, fs)]] = True
-    todo = _among(ps, cs) | (pending & fed)
+    changed = np.zeros(ps.shape[0], dtype=np.bool_)
+    sides = np.fromiter((p.side for p in table.verify), dtype=np.int64, count=len(table.verify))
+    for side, part in by_side.items():
+        changed |= (sides == side) & _among(ps, part[0])
+    todo = changed | (pending & fed)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]
@@ -148,6 +156,7 @@ def run_plans(
     ptr = table.verify_pair_ptr
     for k in np.flatnonzero(todo).tolist():
         plan = table.verify[k]
+        cs, ct, _, _, cb, ca = by_side[plan.side]
         lo, hi = np.searchsorted(cs, plan.sensor, "left"), np.searchsorted(cs, plan.sensor, "right")
         feed: list[tuple[int, int, float]] = []
         for j, f in enumerate(plan.feedbacks):

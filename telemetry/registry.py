@@ -230,11 +230,11 @@ def _check_verify(
                 raise ConfigError(f"{where}.{key}: no sensor {fid!r} in its tenant {which}")
             if feed.index == info.index:
                 raise ConfigError(f"{where}.{key}: not itself {which}")
-        above = [lv.name for lv in info.levels if lv.above is not None]
-        if not above:
-            raise ConfigError(f"{where}: needs a level above in the sensor's rule {which}")
-        if spec.level is not None and spec.level not in above:
-            raise ConfigError(f"{where}.level: no level above named {spec.level!r} {which}")
+        named = [lv.name for lv in info.levels if lv.above is not None or lv.below is not None]
+        if not named:
+            raise ConfigError(f"{where}: needs a level in the sensor's rule {which}")
+        if spec.level is not None and spec.level not in named:
+            raise ConfigError(f"{where}.level: no level named {spec.level!r} {which}")
 
 
 def _same_unit(unit: str, units: tuple[str, ...]) -> bool:

@@ -80,10 +80,11 @@ def check_levels(levels: tuple[LevelSpec, ...]) -> None:
 
 class VerifySpec(Frozen):
     """A protective action to verify: when the sensor reaches `level` (default: its highest level
-    above), the feedback sensor (and each of `also`) must read below `expect_below` (or above
-    `expect_above`) within `within_s` of the event time, else an 'action_failed' alarm is raised
-    (馈电异常 for a power cut; for a crane, the limiter that did not act). `action` says what it
-    means and what to do."""
+    above, or its lowest level below when it has none above), the feedback sensor (and each of
+    `also`) must read below `expect_below` (or above `expect_above`) within `within_s` of the
+    event time, else an 'action_failed' alarm is raised (馈电异常 for a power cut; 风电闭锁, a
+    local fan's stop that must cut the heading's power, on a level below; for a crane, the
+    limiter that did not act). `action` says what it means and what to do."""
 
     sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
     also: tuple[Ident, ...] = Field(

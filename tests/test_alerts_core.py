@@ -11,7 +11,18 @@ from hypothesis import strategies as st
 
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
-from alerts.table import ABOVE, ACTION, EARLY, FAULT, FROZEN, NO_DATA, RATE, SLOTS, compile_table
+from alerts.table import (
+    ABOVE,
+    ACTION,
+    BELOW,
+    EARLY,
+    FAULT,
+    FROZEN,
+    NO_DATA,
+    RATE,
+    SLOTS,
+    compile_table,
+)
 from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec, VerifySpec
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
@@ -232,6 +243,41 @@ def test_a_feed_reading_past_the_deadline_decides_without_now():
     assert side_rows(tr, ACTION) == [(3000, 1)]
 
 
+FAN = (LevelSpec(name="fan_stopped", tier="red", below=0.5, recover=0.5),)
+
+
+def test_a_fan_that_stops_demands_the_power_cut_on_a_level_below():
+    """风电闭锁: the heading's local fan reads 1 running, 0 stopped; its stop (a level below)
+    demands that the heading's feed reads no power within 2 s, else power cut failed. A
+    verification needed a level above, so only an inverted second point of the same input
+    could say it (helper-72)."""
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2)
+    table = compile_table([sensor(0, FAN, verify=verify), sensor(1, ())])
+    (plan,) = table.verify
+    assert (plan.side, plan.number) == (BELOW, 1)
+    # the fan stops at 1 s, the feed stays on: failed at the deadline (3 s), both cores agree
+    got = _both(
+        table,
+        [
+            (cols([0, 1], [500, 500], [1, 1]), 600),
+            (cols([0, 1], [1000, 1000], [0, 1]), 1100),
+            (cols([1], [3500], [1]), 3600),
+            (cols([1], [4000], [0]), 4100),  # the cut comes late: the failure clears
+        ],
+    )
+    assert got == [(3000, 1), (4000, 0)]
+    # the feed drops in time: nothing; the fan running again ends the demand
+    got = _both(
+        table,
+        [
+            (cols([0, 1], [1000, 1000], [0, 1]), 1100),
+            (cols([1], [2500], [0]), 2600),
+            (cols([0, 1], [5000, 5000], [1, 0]), 9000),
+        ],
+    )
+    assert got == []
+
+
 def _both(table, batches, side=ACTION):
     """The rows of one side (ts, after) of the core and of the reference, which must agree, over
     the same (batch, now) list."""
@@ -418,12 +464,16 @@ def scenarios(draw):
         levels = draw(level_sets())
         no_data = draw(st.sampled_from([None, None, 3, 10]))
         verify = None
-        can_verify = i == 0 and n_sensors > 1 and any(lv.above is not None for lv in levels)
+        can_verify = i == 0 and n_sensors > 1 and bool(levels)
         if can_verify and draw(st.booleans()):
             also = (f"s{n_sensors - 2}",) if n_sensors > 2 and draw(st.booleans()) else ()
+            # the level that demands: the default (the highest above, else the lowest below),
+            # or any one named, above or below (a fan's stop)
+            named = draw(st.sampled_from([None, *(lv.name for lv in levels)]))
             verify = VerifySpec(
                 sensor=f"s{n_sensors - 1}",
                 also=also,
+                level=named,
                 expect_below=draw(st.sampled_from([0.5, 5.0])),
                 within_s=draw(st.sampled_from([1, 2, 4])),
             )
