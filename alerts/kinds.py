@@ -123,11 +123,14 @@ _VALUE_UNITS = {
 }
 
 
-def value_unit(kind: str, sensor_unit: str) -> str:
+def value_unit(kind: str, sensor_unit: str, feedback_unit: str = "") -> str:
     """The unit of an alarm's `value`: the sensor's for its process alarms, seconds of driving or
-    silence, metres off the route, readings lost ... for the others; "" for none (a terminal's
-    alarm has no value)."""
+    silence, metres off the route, readings lost ... for the others; a failed verification's
+    is its feedback's (the feed still on: `feedback_unit`); "" for none (a terminal's alarm
+    has no value)."""
     found = _VALUE_UNITS.get(kind)
     if found is not None:
         return found
+    if kind == "action_failed":
+        return feedback_unit
     return "" if kind.startswith("terminal_") else sensor_unit

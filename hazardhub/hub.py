@@ -194,7 +194,12 @@ class Hub:
         self.notifier = Notifier(
             self.statedb, registry, self.senders, notify, metrics=self.metrics, outbox=self.outbox
         )
-        # objects an enterprise key wrote before owners were kept stay the enterprise's
+        # objects an enterprise key wrote before owners were kept stay the enterprise's; those
+        # of keys no longer known are said
+        known = [k.name for k in (*registry.config.api_keys, *self._extra_keys)]
+        known += [k.name for k in self.registrydb.api_keys()]
+        for line in self.notifier.catalog.unowned(known):
+            log.warning("%s", line)
         self.notifier.catalog.claim_for_enterprises(
             [
                 k.name

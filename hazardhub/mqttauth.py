@@ -82,7 +82,11 @@ def plan_users(
                 secrets.token_urlsafe(18),
                 (f"{root}/{tenant}/alarms/#", f"{root}/{tenant}/vehicles/+/command"),
                 (
-                    f"{root}/{tenant}/+/+/telemetry",
+                    # its sites' telemetry: `+/+/telemetry` took its own alarm topics too
+                    *(
+                        f"{root}/{tenant}/{site}/+/telemetry"
+                        for site in sorted(registry.sites_of(tenant) - {"vehicles"})
+                    ),
                     f"{root}/{tenant}/vehicles/+/position",
                     *(layout.gateway_status(tenant, gw) for gw in gateways),
                     *(layout.gateway_dropped(tenant, gw) for gw in gateways),

@@ -18,6 +18,7 @@ from telemetry.ruleconfig import SensorKind
 __all__ = [
     "ALARM_KINDS",
     "EVENT_KINDS",
+    "MATCH_SENSOR_KINDS",
     "ChannelSpec",
     "DisposalDeadline",
     "DisposalSpec",
@@ -147,17 +148,19 @@ ChannelSpec = Annotated[
 
 # what `match.sensor_kinds` may name: the sensors' kinds and the alarms of devices and gateways
 # (a typo, `methan`, matched nothing and was taken without a word)
-MatchSensorKind = Literal[SensorKind, "device", "gateway"]
+MATCH_SENSOR_KINDS = frozenset((*get_args(SensorKind), "device", "gateway"))
 
 
 class MatchSpec(_Frozen):
     """What a subscription receives; an empty list matches everything of that field."""
 
     sites: tuple[Ident, ...] = ()
-    sensor_kinds: tuple[MatchSensorKind, ...] = Field(
+    sensor_kinds: tuple[str, ...] = Field(
         default=(),
         description="a sensor's kind, 'device' (a device's comm loss) or 'gateway' (a gateway "
-        "offline); a vehicle's alarms are of kind 'speed'",
+        "offline); a vehicle's alarms are of kind 'speed'. Checked against `MATCH_SENSOR_KINDS` "
+        "when the object is saved or the configuration loads (`Registry.unknown_names`), not "
+        "when a stored one is read back",
     )
     tiers: tuple[Tier, ...] = ()
     alarm_kinds: tuple[AlarmKind, ...] = ()

@@ -911,6 +911,12 @@ async def test_an_enterprise_may_not_point_a_webhook_into_the_centres_network(hu
         assert r.status_code == 200, r.text
     public = {"id": "ews", "channel": {"type": "webhook", "url": "https://8.8.8.8/hook"}}
     assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": public}, "coal")).is_success
+    # the enterprise's object stays guarded when the centre edits it: checked on save as well
+    inside = {"id": "ews", "channel": {"type": "webhook", "url": drop}}
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": inside}, "op")
+    assert r.status_code == 422 and "may not reach" in r.json()["detail"]
+    r = await hub.put("/subscriptions", {"tenant": COAL, "spec": {**public, "name": "x"}}, "op")
+    assert r.status_code == 200 and r.json()["owner"] == "enterprise"  # the object's, not op's
 
 
 async def test_a_masked_secret_signs_only_for_the_url_it_was_given_with(hub: Hub) -> None:
@@ -947,6 +953,10 @@ async def test_objects_an_enterprise_key_wrote_before_owners_were_kept_stay_its(
         spec = SubscriptionSpec.model_validate({"id": object_id, "channel": {"type": "mqtt"}})
         hub.notifier.put("subscription", COAL, spec, actor)
     assert (await hub.delete(f"/subscriptions/{COAL}/old", "coal")).status_code == 403
+    # a writer the hub no longer knows (its key removed) cannot be told: said, to be checked
+    assert hub.notifier.catalog.unowned(["op", "coal"]) == []
+    (said,) = hub.notifier.catalog.unowned(["op"])
+    assert "subscription 'old' of north-coal was last written by key 'coal'" in said
     assert hub.notifier.catalog.claim_for_enterprises(["coal", "chem"]) == 1
     assert hub.notifier.catalog.claim_for_enterprises(["coal", "chem"]) == 0
     owners = {i["spec"]["id"]: i["owner"] for i in (await hub.get("/subscriptions", "coal")).json()}

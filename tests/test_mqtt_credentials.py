@@ -73,6 +73,8 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
         await ent.publish(layout.gateway_status("swift-coach", "jt808"), b"online", qos=1)
     async with client(broker, "north-coal", passwords["north-coal"]) as ent:
         await ent.publish(layout.gateway_status("north-coal", "gw1"), b"online", qos=1)  # its own
+        forged = layout.alarms("north-coal", "face-1301") + "/telemetry"  # not a site's
+        await ent.publish(forged, b'{"kind": "cleared"}', qos=1)
     async with client(broker, "hazardhub-jt808", passwords["hazardhub-jt808"]) as jt:
         await jt.publish(layout.position("acme-chem", "tanker-01"), b"[]", qos=1)
         await jt.publish(layout.gateway_status("north-coal", "gw1"), b"offline", qos=1)

@@ -54,6 +54,14 @@ def rig(tmp_path):
         ("fe80::1%eth0", False),
         ("fc00::5", False),
         ("198.18.0.1", False),  # benchmarking
+        ("240.0.0.1", False),  # reserved
+        # IPv6 forms that carry an IPv4 address or route inside (helper-75)
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("::ffff:0:7f00:1", False),  # IPv4-translated
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("64:ff9b::808:808", True),  # NAT64 of a public address
+        ("fec0::1", False),  # site-local
         ("not an address", False),
     ],
 )

@@ -21,7 +21,7 @@ from alerts.notify.objects import NotifyCatalog
 from alerts.notify.stages import EventView
 from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
-from telemetry.registry import SensorInfo
+from telemetry.registry import Registry
 
 __all__ = ["Enqueuing"]
 
@@ -126,10 +126,13 @@ class Enqueuing:
 
 
 def _event_json(
-    raw: dict[str, Any], view: EventView, info: SensorInfo | None = None
+    raw: dict[str, Any], view: EventView, registry: Registry | None = None
 ) -> dict[str, Any]:
-    """One event as notifications carry it; `info`: its sensor as configured (its location, a
-    vehicle's plate, and the unit of the value), None for a device or gateway alarm."""
+    """One event as notifications carry it; `registry` gives its sensor as configured (its
+    location, a vehicle's plate, and the unit of the value: a failed verification's is its
+    feedback's); a device's or gateway's alarm has none."""
+    info = registry.sensor(view.sensor) if registry is not None else None
+    feed = registry.sensor(info.verify.sensor) if registry and info and info.verify else None
     value = raw.get("value")
     return {
         "event_id": raw["event_id"],
@@ -149,7 +152,11 @@ def _event_json(
         "tier": view.tier,
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
-        "unit": value_unit(view.alarm_kind, info.unit if info is not None else ""),
+        "unit": value_unit(
+            view.alarm_kind,
+            info.unit if info is not None else "",
+            feed.unit if feed is not None else "",
+        ),
         "ts": raw["ts"],
         "arrival": raw["arrival"],
         "isa_state": view.isa_state,

@@ -38,16 +38,32 @@ class AddressGuard:
             return self.permits(str(inner))
         if any(ip.version == net.version and ip in net for net in self.allowed):
             return True
-        return ip.is_global and not ip.is_multicast
+        if isinstance(ip, IPv6Address) and (ip.is_site_local or ip in _V4_COMPATIBLE):
+            return False  # deprecated forms that may still route somewhere inside
+        return ip.is_global and not ip.is_multicast and not ip.is_reserved
+
+
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (the well-known and the
+# local-use prefix, RFC 6052 and 8215), IPv4-translated (::ffff:0:a.b.c.d) and IPv4-compatible
+# (::a.b.c.d, deprecated); through a NAT64 gateway 64:ff9b::a00:1 reaches 10.0.0.1
+_V4_IN_LAST_32 = (
+    IPv6Network("64:ff9b::/96"),
+    IPv6Network("64:ff9b:1::/48"),
+    IPv6Network("::ffff:0:0:0/96"),
+)
+_V4_COMPATIBLE = IPv6Network("::/96")
 
 
 def _embedded_v4(ip: IPv4Address | IPv6Address) -> IPv4Address | None:
-    """The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, 6to4, Teredo's client), so
-    that `::ffff:127.0.0.1` is judged as 127.0.0.1."""
+    """The IPv4 address an IPv6 one carries (mapped ::ffff:a.b.c.d, 6to4, Teredo's client,
+    NAT64, IPv4-translated and -compatible), so that `::ffff:127.0.0.1` is judged as
+    127.0.0.1."""
     if isinstance(ip, IPv4Address):
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
+    if any(ip in net for net in _V4_IN_LAST_32) or (ip in _V4_COMPATIBLE and int(ip) > 1):
+        return IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour
     if ip.teredo is not None:

@@ -263,7 +263,7 @@ class Notifier(Routing):
                 tenant,
                 sub,
                 r["site"],
-                _event_json(r2, view, self._registry.sensor(view.sensor)),
+                _event_json(r2, view, self._registry),
                 channel,
                 now,
                 key,

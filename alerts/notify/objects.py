@@ -9,11 +9,13 @@ database (`notify_objects`), read into memory for routing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
+import threading
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import orjson
 from pydantic import ValidationError
@@ -47,9 +49,25 @@ class NotifyOwnerError(PermissionError):
     """An enterprise changing or deleting one of the monitoring centre's objects."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """One change of the catalog at a time (API threads, reloads): a change reads the maps,
+    writes the database and replaces the maps, and two at once lost one of them in memory."""
+
+    @functools.wraps(method)
+    def run(self: NotifyCatalog, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(F, run)
+
+
 class NotifyCatalog:
     def __init__(self, db: StateDB, store: NotifyStore) -> None:
         self._db = db
+        self._lock = threading.RLock()
         self.store = store
         self.subs: dict[str, list[SubscriptionSpec]] = {}
         self.policies: dict[tuple[str, str], EscalationPolicySpec] = {}
@@ -58,6 +76,7 @@ class NotifyCatalog:
         # (kind, tenant, id) of the enterprises' objects: their webhooks are guarded
         self.guarded: set[tuple[str, str, str]] = set()
 
+    @_locked
     def seed_from_config(self, registry: Registry, now: int) -> None:
         """Write the objects of the configuration file (origin 'config'); objects made through
         the API are left alone."""
@@ -77,6 +96,7 @@ class NotifyCatalog:
                             (kind, tenant.id, spec.id, spec.model_dump_json(), now),
                         )
 
+    @_locked
     def reload(self) -> None:
         subs: dict[str, list[SubscriptionSpec]] = defaultdict(list)
         silences: dict[str, list[SilenceSpec]] = defaultdict(list)
@@ -106,21 +126,24 @@ class NotifyCatalog:
 
     def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
         """(tenant, spec) of one kind, for the tenants given (None: all)."""
-        out = []
-        for k, tenant, _, spec, _ in self.store.notify_objects(tenants):
-            if k == kind:
-                out.append((tenant, KINDS[kind].model_validate_json(spec)))
-        return out
+        return [(t, spec) for t, spec, *_ in self.owned_objects(kind, tenants)]
 
     def owned_objects(
         self, kind: str, tenants: Sequence[str] | None
     ) -> list[tuple[str, Any, str, str, int]]:
         """(tenant, spec, owner, actor, updated_at) of one kind, for the tenants given (None:
-        all); owner 'centre' or 'enterprise' (`OWNERS`)."""
-        return [
-            (tenant, KINDS[kind].model_validate_json(spec), OWNERS.get(origin, "centre"), a, at)
-            for tenant, spec, origin, a, at in self.store.notify_object_rows(kind, tenants)
-        ]
+        all); owner 'centre' or 'enterprise' (`OWNERS`). A stored object this hub can no longer
+        read (saved by an older one, before a check it now makes) is left out and logged, as
+        `reload` leaves it out of routing: it never fails the list or a change of another."""
+        out = []
+        for tenant, spec, origin, actor, at in self.store.notify_object_rows(kind, tenants):
+            try:
+                obj = KINDS[kind].model_validate_json(spec)
+            except ValidationError as exc:
+                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
+                continue
+            out.append((tenant, obj, OWNERS.get(origin, "centre"), actor, at))
+        return out
 
     def unknown_names(self, registry: Registry) -> list[str]:
         """What the subscriptions and silences made through the API name that `registry` has
@@ -138,6 +161,22 @@ class NotifyCatalog:
                     )
         return lines
 
+    def unowned(self, known_keys: Sequence[str]) -> list[str]:
+        """The API objects counted as the centre's whose last writer is no key this hub knows
+        (one removed from the configuration since): whether they were an enterprise's cannot be
+        told, so they are said, one line each, to be checked."""
+        known = set(known_keys)
+        rows = self._db.query(
+            "SELECT kind, tenant, id, actor FROM notify_objects WHERE origin = 'api' ORDER BY id"
+        )
+        return [
+            f"{kind} {oid!r} of {tenant} was last written by key {actor!r}, which this hub does "
+            "not know: it counts as the centre's, its webhooks unguarded; check who made it"
+            for kind, tenant, oid, actor in rows
+            if actor not in known
+        ]
+
+    @_locked
     def claim_for_enterprises(self, enterprise_keys: Sequence[str]) -> int:
         """Objects written through the API before owners were kept (origin 'api') by a key that
         is an enterprise's become the enterprise's, so that it may still change what it made.
@@ -157,6 +196,7 @@ class NotifyCatalog:
             self.reload()
         return changed
 
+    @_locked
     def put(
         self,
         registry: Registry,
@@ -219,6 +259,7 @@ class NotifyCatalog:
         maps[tenant] = sorted(items, key=lambda x: x.id)
         self.timed[tenant] = [s for s in self.subs.get(tenant, []) if s.repeat_s or s.escalation]
 
+    @_locked
     def delete(self, kind: str, tenant: str, object_id: str, *, owner: str = "centre") -> bool:
         """Delete one object; an enterprise (`owner`) only its own (`NotifyOwnerError`). A
         policy a subscription uses is not deleted (`NotifyObjectError`)."""

@@ -125,7 +125,7 @@ class Routing(Enqueuing):
         subs = told
         if not subs:
             return 0
-        body = _event_json(raw, view, self._registry.sensor(view.sensor))
+        body = _event_json(raw, view, self._registry)
         alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
         made = 0
         for sub in subs:
@@ -237,7 +237,7 @@ class Routing(Enqueuing):
             if self._gate(view, active, now) is not None:
                 continue
             r2 = {**r, "kind": "released", "event_id": 0, "arrival": now}
-            body = _event_json(r2, view, self._registry.sensor(view.sensor))
+            body = _event_json(r2, view, self._registry)
             stem = f"u{view.alarm_id}"
             made += self._enqueue(
                 view.tenant, sub, view.site, body, sub.channel, now, None, None, stem

@@ -29,7 +29,7 @@ _JOURNAL = (
     # the tiers the alarm had, for a clear or a step down: a subscription told of the alarm at
     # one of them is told of its end (read only for those, from the alarm's own events)
     "CASE WHEN e.kind IN ('cleared', 'deescalated') THEN (SELECT group_concat(DISTINCT x.tier) "
-    "FROM alarm_events x WHERE x.alarm_id = e.alarm_id) ELSE '' END "
+    "FROM alarm_events x WHERE x.alarm_id = e.alarm_id AND x.id <= e.id) ELSE '' END "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
 )
 _JOURNAL_KEYS = (
@@ -246,9 +246,10 @@ class NotifyStore:
             where += " AND channel NOT IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(full)).decode())
         # a row whose channel is not JSON (an older or damaged one) is not local: never an error
+        # (an enterprise's channel is wrapped, `{"guarded": true, "channel": {...}}`)
         local = (
-            f"(CASE WHEN json_valid(channel) THEN json_extract(channel, '$.type') END "
-            f"IN {LOCAL_TYPES!r})"
+            "(CASE WHEN json_valid(channel) THEN COALESCE(json_extract(channel, '$.channel.type'),"
+            f" json_extract(channel, '$.type')) END IN {LOCAL_TYPES!r})"
         )
         if only_local:
             where += f" AND {local}"
