@@ -132,7 +132,8 @@ def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
         return Quality.SENSOR_FAULT
     span = point.range
     if span is not None and not span[0] <= value <= span[1]:
-        return Quality.SENSOR_FAULT if math.isnan(value) else Quality.OUT_OF_RANGE
+        # infinity is no measurement either: it would be judged by nothing and stored nowhere
+        return Quality.OUT_OF_RANGE if math.isfinite(value) else Quality.SENSOR_FAULT
     return quality
 
 
@@ -253,7 +254,7 @@ class RequestDecoder:
                     qs[j] = Quality.SENSOR_FAULT
             for j, (lo, hi) in self._range:  # over or under the span: still a measurement
                 if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
-                    qs[j] = Quality.SENSOR_FAULT if math.isnan(xs[j]) else Quality.OUT_OF_RANGE
+                    qs[j] = Quality.OUT_OF_RANGE if math.isfinite(xs[j]) else Quality.SENSOR_FAULT
             value[self._fast] = xs
             quality[self._fast] = qs
         for i in self._slow:

@@ -6,6 +6,7 @@ A vehicle contributes one sensor, ``{vehicle}.speed``, judged by its speed rule.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,6 +31,7 @@ from telemetry.config import (
     VerifySpec,
 )
 from telemetry.errors import ConfigError
+from telemetry.notifyconfig import MATCH_SENSOR_KINDS
 
 __all__ = [
     "DEFAULT_VEHICLE_RULES",
@@ -138,6 +140,7 @@ class Registry:
             "sites": self.sites_of(tenant),
             "devices": devices,
             "sensors": {s.id for s in self.sensors if s.tenant == tenant},
+            "sensor_kinds": MATCH_SENSOR_KINDS,
         }
         for name, names in known.items():
             unknown = sorted(set(getattr(named, name, ())) - names)
@@ -237,10 +240,17 @@ def _check_verify(
             raise ConfigError(f"{where}.level: no level named {spec.level!r} {which}")
 
 
+def _unit_key(unit: str) -> str:
+    """A unit as compared: Unicode compatibility forms folded (℃ is °C, ％ is %, μ and µ
+    one), spaces and case aside."""
+    return "".join(unicodedata.normalize("NFKC", unit).split()).casefold()
+
+
 def _same_unit(unit: str, units: tuple[str, ...]) -> bool:
-    """A sensor's unit is one of a rule's (spaces and case aside), or either is not given."""
-    norm = "".join(unit.split()).casefold()
-    return not norm or not units or norm in {"".join(u.split()).casefold() for u in units}
+    """A sensor's unit is one of a rule's (Unicode forms, spaces and case aside), or either is
+    not given."""
+    norm = _unit_key(unit)
+    return not norm or not units or norm in {_unit_key(u) for u in units}
 
 
 def build_registry(

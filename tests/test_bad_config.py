@@ -116,6 +116,16 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
         ("tenants.0.subscriptions.0.match.sites", "'face-1310' not in tenant 'north-coal'"),
     ),
     (
+        "subscription-sensor-kind-typo",
+        GOOD.replace(
+            "    sites:\n",
+            "    subscriptions:\n"
+            "      - {id: desk, channel: {type: mqtt}, match: {sensor_kinds: [methan]}}\n"
+            "    sites:\n",
+        ).encode(),
+        ("tenants.0.subscriptions.0.match.sensor_kinds", "'methan' not in tenant"),
+    ),
+    (
         "silence-sensor-typo",
         GOOD.replace(
             "    sites:\n",

@@ -293,6 +293,12 @@ def requests(draw):
         if draw(st.booleans()):
             lo = draw(st.floats(-1e6, 1e6))
             spec["valid"] = (lo, lo + draw(st.floats(1e-3, 1e6)))
+        if draw(st.booleans()):  # the instrument's span: within `valid` when both are set
+            span_lo, span_hi = spec.get("valid", (-1e6, 1e6))
+            cut = draw(st.floats(0.0, 0.4))
+            width_ = span_hi - span_lo
+            if span_lo + cut * width_ < span_hi - cut * width_:
+                spec["range"] = (span_lo + cut * width_, span_hi - cut * width_)
         width = {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
         points.append(PointSpec.model_validate(spec))
         offsets.append(address)
@@ -394,6 +400,14 @@ def test_a_value_beyond_the_instruments_range_is_a_measurement_out_of_range() ->
         RequestDecoder([ch4], [0], 1).decode([raw], got, q)
         assert (float(got[0]), int(q[0])) == (pytest.approx(raw / 100), quality)
     below = PointSpec(name="o2", address=0, dtype="int16", scale=0.1, range=(0.0, 25.0))
-    assert decode_reading(below, [-5])[1] == Quality.OUT_OF_RANGE  # no valid: never a fault
+    assert decode_reading(below, [-5])[1] == Quality.OUT_OF_RANGE  # no valid: a measurement
+    # but not a number, or infinite, is a fault, never a measurement out of range (helper-76)
+    f32 = PointSpec(name="x", address=0, dtype="float32", range=(0.0, 4.0))
+    for special in (math.inf, -math.inf, math.nan):
+        regs = list(struct.unpack(">2H", struct.pack(">f", special)))
+        assert decode_reading(f32, regs)[1] == Quality.SENSOR_FAULT
+        got, q = np.empty(1), np.zeros(1, np.uint8)
+        RequestDecoder([f32], [0], 2).decode(regs, got, q)
+        assert int(q[0]) == Quality.SENSOR_FAULT
     with pytest.raises(ValueError, match="must lie within valid"):
         PointSpec(name="x", address=0, range=(0.0, 50.0), valid=(0.0, 40.0))

@@ -581,9 +581,15 @@ def test_only_bad_records_rejects_the_message(pipeline: Pipeline, metrics: Metri
 def test_a_fix_at_lat_0_lon_0_is_no_position(pipeline: Pipeline, metrics: Metrics) -> None:
     """A terminal without a GNSS fix sends zeros: taken as a place, it raised two drift alarms
     of 14,041,045 km/h and an offline_moved (helper-74)."""
-    recs = [{**GOOD_REC, "lat": 0, "lon": 0.0}, {**GOOD_REC, "lat": 0.0, "lon": 120.5}]
+    recs = [
+        {**GOOD_REC, "lat": 0, "lon": 0.0},
+        {**GOOD_REC, "lat": 0.0, "lon": 120.5},
+        # an emergency and an antenna cut without a fix: its alarm bits are not dropped with it
+        {**GOOD_REC, "lat": 0, "lon": 0, "alarm_flags": 1 | 32},
+    ]
     h = pipeline.handle(TANKER_TOPIC, jpay(recs), NOW)
-    assert h.positions is not None and h.positions.lon.tolist() == [120.5]
+    assert h.positions is not None and h.positions.lon.tolist() == [120.5, 0.0]
+    assert h.positions.flags().tolist() == [0, 33]
     assert h.reasons == [
         "bad_record: record 0: lat 0, lon 0 is no position fix (send nothing without one)"
     ]

@@ -151,6 +151,13 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
         ("%CH4", "methane", "coal-methane.face-t1"),
         ("% vol", "methane", "coal-methane.return-t2"),
         ("%", "oxygen", "coal-gas.oxygen-intake"),
+        # the notations of Chinese instruments (helper-76): ℃ and full-width ％ fold to °C, %
+        ("℃", "temperature", "chem-process.tank-temperature"),
+        ("％", "methane", "coal-methane.face-t1"),
+        ("CH4%", "methane", "coal-methane.face-t1"),
+        ("O2%", "oxygen", "coal-gas.oxygen-intake"),
+        ("μmol/mol", "co", "coal-gas.co"),
+        ("MPa(G)", "pressure", "chem-process.tank-pressure-lpg"),
     ):
         assert build_units(unit, kind, rule).sensor("x") is not None
 
