@@ -58,7 +58,7 @@ def test_verify_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixtu
         f"{SENSOR}.verify.also: not itself {which}"
     ]
     assert check(tmp_path, capsys, "sensor: f2201-feed, level: nope") == [
-        f"{SENSOR}.verify.level: no level above named 'nope' {which}"
+        f"{SENSOR}.verify.level: no level named 'nope' {which}"
     ]
 
 
