@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -94,6 +94,36 @@ def notification_routes(r: APIRouter) -> None:
         rows = await asyncio.to_thread(ctx.notifier.store.outbox, tenants, status_, limit)
         fields = list(OutboxPublic.model_fields)
         return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    @r.post(
+        "/notifications/{row_id}/retry",
+        response_model=OutboxPublic,
+        tags=["notifications"],
+        dependencies=WRITE,
+    )
+    async def retry(
+        row_id: Annotated[int, Path(ge=1, le=2**53)], ctx: Ctx, caller: Caller
+    ) -> OutboxPublic:
+        """Send a dead notification once more, now, with its key (a receiver that had it drops
+        it): after the receiver is back, or the centre allowed its address. Failing again, it
+        is dead again, with the new reason."""
+        require_writer(caller)
+        notifier = ctx.notifier
+        if notifier is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no notifier here")
+        tenants = query_tenants(ctx, caller)
+        found = await asyncio.to_thread(
+            notifier.store.retry_dead, row_id, tenants, notifier.clock()
+        )
+        if found is None:
+            raise not_found(f"notification {row_id}")
+        if isinstance(found, str):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"notification {row_id} is {found}, not dead"
+            )
+        notifier.wake.set()
+        fields = list(OutboxPublic.model_fields)
+        return OutboxPublic(**dict(zip(fields, found, strict=True)))
 
 
 def _object_routes(r: APIRouter, path: str, kind: str) -> None:

@@ -1089,6 +1089,32 @@ async def test_the_outbox_is_tenant_scoped(hub: Hub) -> None:
     assert (await hub.get("/notifications", params={"status": "lost"})).status_code == 422
 
 
+async def test_a_dead_notification_is_sent_again_by_hand(hub: Hub) -> None:
+    """A receiver back after the give-up time, or an address the centre allowed since: its
+    dead notifications wait for nobody (helper-71, helper-75). Sent again with their key."""
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": SUBSCRIPTION})).is_success
+    hub.raise_alarm("ch4-t1")
+    assert hub.notifier.route() == 1
+    ((row_id, key, *_),) = hub.notifier.store.outbox([COAL])
+    r = await hub.post(f"/notifications/{row_id}/retry", None, "coal")
+    assert (
+        r.status_code == 409 and r.json()["detail"] == f"notification {row_id} is pending, not dead"
+    )
+    hub.notifier.store.settle([(row_id, "dead", 1, "HTTP 410 Gone", None)])
+    assert (await hub.post(f"/notifications/{row_id}/retry", None, "chem")).status_code == 404
+    assert (await hub.post("/notifications/999999/retry", None, "coal")).status_code == 404
+    assert (await hub.post(f"/notifications/{row_id}/retry", None, "viewer")).status_code == 403
+    before = hub.notifier.clock()
+    r = await hub.post(f"/notifications/{row_id}/retry", None, "coal")
+    assert r.status_code == 200, r.text
+    row = r.json()
+    assert (row["id"], row["key"], row["status"]) == (row_id, key, "pending")
+    assert row["last_error"] == "sent again by hand" and row["due_at"] >= before
+    assert hub.notifier.store.take_due(hub.notifier.clock() + 1, 10)[0][1].startswith(
+        key.split("@")[0]
+    )
+
+
 # authentication -----------------------------------------------------------------------------------
 async def test_every_api_route_answers_401_without_a_valid_key(hub: Hub) -> None:
     methods = {"get", "post", "put", "patch", "delete"}

@@ -66,7 +66,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     rdb.close()
 
 
-def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
+def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
     """(method, template) -> (url, body, who, expected status)."""
     a = f"/api/v1/alarms/{alarm}"
     c = COAL
@@ -181,6 +181,12 @@ def cases(alarm: int) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
             NOT_FOUND,
         ),
         ("get", "/api/v1/notifications"): ("/api/v1/notifications", None, "chem", OPEN),
+        ("post", "/api/v1/notifications/{row_id}/retry"): (
+            f"/api/v1/notifications/{row}/retry",  # coal's dead notification
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
         ("get", "/api/v1/alarm-quality/rate"): (
             f"/api/v1/alarm-quality/rate?{span}",
             None,
@@ -267,7 +273,10 @@ ELSEWHERE = {("get", "/api/v1/stream")}
 
 
 async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
-    table = cases(rig.alarm_id)
+    rig.hub.notifier.route()  # coal's notification of its alarm, given up on
+    ((row, *_),) = rig.hub.notifier.store.outbox([COAL])
+    rig.hub.notifier.store.settle([(row, "dead", 1, "HTTP 410 Gone", None)])
+    table = cases(rig.alarm_id, row)
     spec = rig.client.get("/openapi.json")
     paths = (await spec).json()["paths"]
     routes = {(m, p) for p, ops in paths.items() for m in ops}
@@ -287,4 +296,5 @@ async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
     after = await rig.client.get(f"/api/v1/alarms/{rig.alarm_id}", headers=auth("op"))
     assert after.json() == before.json()
     assert [s.id for _, s in rig.hub.notifier.objects("subscription", [COAL])] == ["control-room"]
+    assert [r[9] for r in rig.hub.notifier.store.outbox([COAL])] == ["dead"]
     assert rig.hub.published == []

@@ -142,6 +142,15 @@ async def test_an_enterprises_webhook_into_the_centres_network_is_refused_at_con
         told = sorted(p.json()["subscription"] for p in receiver.requests[1:])
         assert told == ["north-coal/desk", "north-coal/ews", "north-coal/ews-name"]
 
+        # and the two refused before, sent again by hand, go out now with their keys
+        dead = rig.notifier.store.outbox(None, "dead")
+        for row in dead:
+            assert rig.notifier.store.retry_dead(row[0], ["north-coal"], rig.now)[9] == "pending"
+        await rig.pump()
+        again = sorted(p.key for p in receiver.requests[4:])
+        assert again == sorted(row[1] for row in dead)
+        assert rig.notifier.store.outbox(None, "dead") == []
+
 
 async def test_an_enterprises_escalation_step_is_guarded_under_the_centres_subscription(rig):
     with WebhookReceiver() as receiver:

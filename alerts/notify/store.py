@@ -65,6 +65,13 @@ _ALARM_AS_JOURNAL = (
 )
 
 
+# an outbox row as the API lists it (`OutboxPublic`)
+_OUTBOX_ROW = (
+    "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
+    "status, last_error, delivered_at FROM outbox"
+)
+
+
 class NotifyStore:
     def __init__(self, db: StateDB, outbox: OutboxDB) -> None:
         self.db = db
@@ -315,11 +322,32 @@ class NotifyStore:
             params.append(status)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         rows = self.outbox_db.query(
-            "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
-            f"status, last_error, delivered_at FROM outbox {clause} ORDER BY id DESC LIMIT ?",
-            (*params, limit),
+            f"{_OUTBOX_ROW} {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
         return [(r[0], self.sent_key(r[1]), *r[2:]) for r in rows]  # as the receivers got it
+
+    def retry_dead(
+        self, row_id: int, tenants: Sequence[str] | None, now: int
+    ) -> tuple[Any, ...] | str | None:
+        """Send a dead notification once more, now (its receiver is back, or the address the
+        centre allowed since): pending again, due at `now`, with its key and channel as they
+        were (its give-up time still counts from when it was made: a failure ends it again).
+        The row as `outbox` lists it; None when there is none of the tenants given; its status
+        when it is not dead."""
+        with self.outbox_db.transaction() as con:
+            row = con.execute(
+                "SELECT tenant, status FROM outbox WHERE id = ?", (row_id,)
+            ).fetchone()
+            if row is None or (tenants is not None and row[0] not in tenants):
+                return None
+            if row[1] != "dead":
+                return str(row[1])
+            con.execute(
+                "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ? WHERE id = ?",
+                (now, "sent again by hand", row_id),
+            )
+        rows = self.outbox_db.query(f"{_OUTBOX_ROW} WHERE id = ?", (row_id,))
+        return (rows[0][0], self.sent_key(rows[0][1]), *rows[0][2:]) if rows else None
 
     def pending_count(self) -> int:
         return int(
