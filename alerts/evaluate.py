@@ -59,7 +59,7 @@ from alerts.state import (
     segment_starts,
     segments_with,
 )
-from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
+from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans
 from alerts.vote import group_readings, vote_seed
@@ -270,9 +270,16 @@ def _evaluate(
     end = segment_ends(segment_starts(s))
     new.last_ts[s[end]] = t[end]
     if late_res is not None and late_res.above is not None:
-        # votes and verification see the rewound sensors' transitions and readings on arrival
-        above_parts = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
-        level_parts = [_merge([*above_parts, late_res.above])]
+        # votes and verification see the rewound sensors' transitions and readings on arrival,
+        # each side's (a verification may demand on the side below: a fan's stop)
+        merged = []
+        for side, redone in ((ABOVE, late_res.above), (BELOW, late_res.below)):
+            mine = [p for p in level_parts if isinstance(p[3], int) and p[3] == side]
+            if redone is not None and redone[0].shape[0]:
+                mine.append(redone)
+            if mine:
+                merged.append(_merge(mine))
+        level_parts = merged
         ls, lt, lv = late_res.feed
         order = np.lexsort((np.concatenate([ft, lt]), np.concatenate([fs, ls])))
         fs, ft = np.concatenate([fs, ls])[order], np.concatenate([ft, lt])[order]

@@ -69,7 +69,7 @@ from alerts.state import (
     segment_ends,
     segment_starts,
 )
-from alerts.table import ABOVE, ACTION, SIDES, RuleTable
+from alerts.table import ABOVE, ACTION, BELOW, SIDES, RuleTable
 from telemetry.quality import Quality
 
 __all__ = ["LateResult", "Runner", "classify", "judge_late"]
@@ -87,6 +87,7 @@ class LateResult:
     above: Part | None  # of these, the side above (votes, verification); None: none rewound
     feed: tuple[I64, I64, F64]  # the rewound sensors' valued batch readings (sensor, ts, value)
     judged: int  # of their batch readings, judged against levels
+    below: Part | None = None  # the side below (a verification demanding below: a fan's stop)
 
 
 def classify(
@@ -181,16 +182,16 @@ def _split(tr: Transitions, extra: list[Part], r: int) -> tuple[Transitions, Tra
     return take(n, 0), take(o, r)
 
 
-def _above(parts: list[Part]) -> Part:
-    """The transitions of the side above among `parts`, by (sensor, time)."""
+def _above(parts: list[Part], side: int = ABOVE) -> Part:
+    """The transitions of one side (above by default) among `parts`, by (sensor, time)."""
     rows = [
         tuple(np.asarray(x)[m] for x in (p[0], p[1], p[2], p[4], p[5]))
         for p in parts
-        for m in [np.broadcast_to(np.asarray(p[3]), p[0].shape) == ABOVE]
+        for m in [np.broadcast_to(np.asarray(p[3]), p[0].shape) == side]
     ]
     s, t, v, b, a = (np.concatenate([row[i] for row in rows]) for i in range(5))
     order = np.lexsort((t, s))
-    return s[order], t[order], v[order], ABOVE, b[order], a[order]
+    return s[order], t[order], v[order], side, b[order], a[order]
 
 
 def _write_rows(table: RuleTable, new: CoreState, sub_new: CoreState, ru: I64, at: I64) -> None:
@@ -343,6 +344,7 @@ def judge_late(
     fu = np.unique(fs)
     parts: list[Part] = []
     above: Part | None = None
+    below: Part | None = None
     if r or fu.shape[0]:
         # one pass over the checkpoints: rows [new runs (r), old runs (r), folds]
         rows = np.concatenate([ru, ru, fu])
@@ -367,6 +369,7 @@ def judge_late(
             parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0)
             parts = [(ru[p[0]], p[1], p[2], p[3], p[4], p[5]) for p in parts]
             above = _above(parts)
+            below = _above(parts, BELOW)
             _write_rows(table, new, sub_new, ru, np.arange(r))
         if fu.shape[0]:
             at = np.arange(2 * r, 2 * r + fu.shape[0])
@@ -392,4 +395,4 @@ def judge_late(
         valued = ((rq == Quality.GOOD) | (rq == Quality.OUT_OF_RANGE)) & np.isfinite(rv)
     judged = int((valued & table.has_rules[rs]).sum())
     vi = np.flatnonzero(valued)
-    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged)
+    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged, below)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from alerts.table import ABOVE, ACTION, SIDES, RuleTable
+from alerts.table import ABOVE, ACTION, BELOW, SIDES, RuleTable
 from alerts.verify import Row
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Rewinding:
     last_value: list[float]
     frozen_since: list[int]
     hist: list[list[tuple[int, float]]]
+    _below_plans: set[int]  # the sensors whose verification demands on the side below
     ring: list[list[tuple[int, float, int]]]
     ck: ReferenceCore | None
     _step: Callable[
@@ -109,6 +110,8 @@ class Rewinding:
                 out.append((s, r[1], r[2], side, cur, r[5]))
                 if side == ABOVE:
                     changes.setdefault(s, []).append((r[1], cur, r[5]))
+                elif side == BELOW and s in self._below_plans:  # as `_judge` keeps them
+                    changes.setdefault(-1 - s, []).append((r[1], cur, r[5]))
                 cur = r[5]
             if cur != fin[side]:
                 was = [r for r in old if r[3] == side]
@@ -120,6 +123,8 @@ class Rewinding:
                 out.append((s, t, v, side, cur, fin[side]))
                 if side == ABOVE:
                     changes.setdefault(s, []).append((t, cur, fin[side]))
+                elif side == BELOW and s in self._below_plans:
+                    changes.setdefault(-1 - s, []).append((t, cur, fin[side]))
 
     def _keep(
         self,

@@ -11,7 +11,8 @@ reference call it; it is never run per reading of other sensors.
 
 Semantics, in event time (ties: feedback readings first, then level changes, then the deadline):
 
-* the demand starts when the sensor's level above reaches the plan's level number; the deadline
+* the demand starts when the sensor's level on the plan's side (above; below for a fan's stop)
+  reaches the plan's level number; the deadline
   is the event time plus `within`; the demand is met at once if the feedback's last value (as of
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
@@ -54,8 +55,9 @@ def verify_step(
     feed_arrival: int = NO_TS,
 ) -> tuple[list[Row], int, bool, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
-    above, `feed` (ts, j, value) the judged readings of its feedback j (`plan.feedbacks[j]`), both
-    in time order (feed by time, then j); `last_values` each feedback's value before the batch;
+    on the plan's side, `feed` (ts, j, value) the judged readings of its feedback j
+    (`plan.feedbacks[j]`), both in time order (feed by time, then j); `last_values` each
+    feedback's value before the batch;
     `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). Returns
     the transitions and the new (deadline, met, failed). The demand is met when every feedback
     satisfies it."""

@@ -278,6 +278,51 @@ def test_a_fan_that_stops_demands_the_power_cut_on_a_level_below():
     assert got == []
 
 
+def test_a_fan_stop_judged_in_the_lateness_window_demands_the_cut_all_the_same():
+    """A verification on the side below sees the changes of the lateness window's rewinds:
+    its own sensor's (a stop that came late, or one a late reading undid) and those of a batch
+    in which another sensor was rewound (helper-77: the core dropped them, or never saw them)."""
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2)
+    lazy = (LevelSpec(name="fan_stopped", tier="red", below=0.5, recover=0.8),)
+    table = compile_table([sensor(0, lazy, verify=verify), sensor(1, ())], lateness_ms=10_000)
+    # the stop at 2 s comes late, rewound in; the fan stays stopped (0.6 < 0.8), the feed on
+    got = _both(
+        table,
+        [
+            (cols([0, 1, 0], [500, 500, 3000], [1, 1, 0.6]), 600),
+            (cols([0, 1], [2000, 2000], [0, 1]), 3100),
+            (cols([1], [5000], [1]), 10_000),
+        ],
+    )
+    assert got == [(4000, 1)]
+    # a stop of two samples at 3 s that a late reading (running at 2 s) undoes: no failure
+    twice = (LevelSpec(name="fan_stopped", tier="red", below=0.5, recover=0.5, on_samples=2),)
+    table = compile_table([sensor(0, twice, verify=verify), sensor(1, ())], lateness_ms=10_000)
+    got = _both(
+        table,
+        [
+            (cols([0, 1, 0], [500, 500, 3000], [0, 1, 0]), 600),
+            (cols([0], [2000], [1]), 3100),
+            (cols([1], [6000], [1]), 10_000),
+        ],
+    )
+    assert got == []
+    # a methane sensor rewound in the batch in which the fan stops
+    methane = (LevelSpec(name="alarm", tier="yellow", above=1.0, recover=1.0),)
+    table = compile_table(
+        [sensor(0, FAN, verify=verify), sensor(1, ()), sensor(2, methane)], lateness_ms=10_000
+    )
+    got = _both(
+        table,
+        [
+            (cols([0, 1, 2, 2], [500, 500, 1000, 3000], [1, 1, 0.1, 0.1]), 600),
+            (cols([2, 0, 1], [2000, 4000, 4000], [0.1, 0, 1]), 4100),
+            (cols([], [], []), 10_000),
+        ],
+    )
+    assert got == [(6000, 1)]
+
+
 def _both(table, batches, side=ACTION):
     """The rows of one side (ts, after) of the core and of the reference, which must agree, over
     the same (batch, now) list."""
