@@ -39,7 +39,7 @@ from alerts.vehicles.terminal import TerminalAlarms
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
-from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore
+from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore, positioned
 from telemetry.registry import Registry
 
 __all__ = ["AlarmListener", "Dispatcher"]
@@ -367,8 +367,8 @@ class Dispatcher(StateSaving, LinkClock):
         analytics' state advances only once its alarms are committed."""
         batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
         before, flags = self.fleet.state, dict(self.terminal.flags)
-        changes = self.fleet.judge(batch, now)
-        bits = self.terminal.judge(batch, batch.flags())
+        changes = self.fleet.judge(positioned(batch), now)  # a place for the fleet's rules
+        bits = self.terminal.judge(batch, batch.flags())  # the alarm bits of every report
         try:
             events = self.book.apply_fleet(changes, now, bits)
         except Exception:
@@ -386,7 +386,7 @@ class Dispatcher(StateSaving, LinkClock):
         batch = ReadingBatch.concat(readings) if readings else None
         if batch is not None and len(batch):
             await self.store.write_readings(batch)
-        for pos in positions:
+        for pos in map(positioned, positions):
             if len(pos):
                 await self.store.write_positions(pos)
         return batch

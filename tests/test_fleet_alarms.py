@@ -175,6 +175,34 @@ async def test_a_backfill_after_a_newer_fix_is_counted_late_not_judged(hub):
     assert metrics.get("hazardhub_positions_late_total") == 6
 
 
+async def test_a_report_without_a_fix_raises_its_alarm_bits_and_no_drift(hub):
+    """A terminal without a GNSS fix reports lat 0, lon 0 with its alarm bits (an emergency):
+    the bits are judged, the place is not (it raised a drift of 1,399,460 km/h and took the
+    track to the Gulf of Guinea, helper-78)."""
+    v = hub.vehicle("tanker")
+    live = drive(v, T0, [(5 * MIN, 50.0)])
+    assert await hub.feed(live) == []
+    t = live[-1][1] + 30_000
+    nowhere = PositionBatch(
+        np.array([v], np.int32),
+        np.array([t], np.int64),
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(1),
+        np.zeros(1),
+        np.array([1], np.uint32),  # bit 0: emergency
+    )
+    events = await hub.dispatcher.judge(None, [nowhere], t)
+    assert [(e.kind, e.side) for e in events] == [("raised", "terminal_emergency")]
+    await hub.dispatcher.write([], [positions(live), nowhere])
+    track = await hub.store.track(v, T0, t + 1)
+    assert track.ts.tolist() == [row[1] for row in live]  # no fix, no point of the track
+    # the next real fix is judged against the last real one: no drift; its bits clear
+    back = [(v, t + 30_000, LAT0, live[-1][3], 0.0)]
+    got = [(e.kind, e.side) for e in await hub.feed(back)]
+    assert got == [("cleared", "terminal_emergency")]
+
+
 async def test_coach_fatigue_raised_across_batches_and_cleared_by_a_rest(hub):
     v = hub.vehicle("coach")
     rows = drive(v, T0, [(4 * HOUR + 10 * MIN, 90.0), (25 * MIN, 0.0), (10 * MIN, 90.0)])

@@ -26,6 +26,7 @@ __all__ = [
     "ReadingBatch",
     "StoreError",
     "TimeSeriesStore",
+    "positioned",
 ]
 
 Aggregate = Literal["mean", "min", "max", "last", "count"]
@@ -114,6 +115,24 @@ class PositionBatch:
             np.concatenate([b.heading_deg for b in batches]).astype(np.float64),
             np.concatenate([b.flags() for b in batches]).astype(np.uint32),
         )
+
+
+def positioned(batch: PositionBatch) -> PositionBatch:
+    """The positions of `batch` that have a place: a report at lat 0, lon 0 (a terminal without
+    a GNSS fix, kept for its alarm bits) is not one, for the fleet's rules or the track."""
+    nowhere = (batch.lat == 0) & (batch.lon == 0)
+    if not nowhere.any():
+        return batch
+    keep = ~nowhere
+    return PositionBatch(
+        batch.vehicle[keep],
+        batch.ts[keep],
+        batch.lat[keep],
+        batch.lon[keep],
+        batch.speed_kmh[keep],
+        batch.heading_deg[keep],
+        None if batch.alarm_flags is None else batch.alarm_flags[keep],
+    )
 
 
 @dataclass(frozen=True, slots=True)
