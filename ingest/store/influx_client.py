@@ -80,6 +80,8 @@ class InfluxClient:
             raise ValueError("with a v2 bucket, set retention on the bucket, not here")
         self.registry = registry
         self.url = url.rstrip("/")
+        # the URL as errors and logs say it: without a user:password it may carry
+        self.shown_url = str(httpx.URL(self.url).copy_with(userinfo=b""))
         self.database = database
         self.timeout_s = timeout_s
         self.batch_lines = batch_lines
@@ -124,7 +126,7 @@ class InfluxClient:
                 base_url=self.url, timeout=self.timeout_s, headers=headers
             )
         if self.bucket is not None:
-            with transport_errors("ping", self.url):
+            with transport_errors("ping", self.shown_url):
                 resp = await self._client.get("/ping")
             check_status(resp, "ping")
             return
@@ -150,7 +152,7 @@ class InfluxClient:
             )
 
     async def _command(self, q: str, what: str) -> None:
-        with transport_errors(what, self.url):
+        with transport_errors(what, self.shown_url):
             resp = await self._http.post("/query", params={"q": q})
         check_status(resp, what)
         self._statement_errors(parse_json(resp.text, what), what)

@@ -174,7 +174,7 @@ class InfluxWrites(InfluxClient):
         """One write request; the answer as an `httpx.Response` for `check_status`."""
         writer = self._writer
         if writer is None:
-            with transport_errors("write", self.url):
+            with transport_errors("write", self.shown_url):
                 return await self._http.post(path, params=params, content=body, headers=headers)
         if self._token:
             headers = {**headers, "Authorization": f"Token {self._token}"}
@@ -182,7 +182,7 @@ class InfluxWrites(InfluxClient):
         try:
             status, answer_headers, answer = await writer.post(target, body, headers)
         except TimeoutError as exc:
-            raise StoreError(f"influxdb write: timed out ({self.url})", retryable=True) from exc
+            raise StoreError(f"influxdb write: timed out ({self.shown_url})", retryable=True) from exc
         except OSError as exc:  # refused, reset, closed (ConnectionError is one)
-            raise StoreError(f"influxdb write: {self.url}: {exc!r}", retryable=True) from exc
+            raise StoreError(f"influxdb write: {self.shown_url}: {exc!r}", retryable=True) from exc
         return httpx.Response(status, headers=answer_headers, content=answer)
