@@ -41,9 +41,10 @@ class Subscription:
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"alarm", "reading"}))
     # the caller as its key is now (None: it no longer authenticates); None: never checked again
     recheck: Callable[[], Principal | None] | None = None
+    closing: bool = False  # its stream ends with the next item: nothing more is queued
 
     def offer(self, kind: str, tenant: str, data: bytes) -> None:
-        if kind not in self.kinds or not self.principal.sees(tenant):
+        if kind not in self.kinds or not self.principal.sees(tenant) or self.closing:
             return
         if self.queue.full():
             self.queue.get_nowait()
@@ -61,6 +62,14 @@ class Subscription:
         return True
 
 
+def _close_queue(sub: Subscription) -> None:
+    """Drop what waits and queue the end alone: no offer after it can push it out."""
+    sub.closing = True
+    while not sub.queue.empty():
+        sub.queue.get_nowait()
+    sub.queue.put_nowait((_CLOSE, "", b""))
+
+
 class Broadcaster:
     def __init__(
         self, registry: Registry, *, queue_size: int = 1000, heartbeat_s: float = 15.0
@@ -71,6 +80,7 @@ class Broadcaster:
         self._queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self._subs: set[Subscription] = set()
+        self._closed = False  # the hub stops: every stream ends (`close`)
 
     def set_registry(self, registry: Registry) -> None:
         """A new configuration: readings are named (and scoped) by its sensors from now on."""
@@ -92,6 +102,8 @@ class Broadcaster:
             principal, asyncio.Queue(maxsize=self._queue_size), kinds=kinds, recheck=recheck
         )
         self._subs.add(sub)
+        if self._closed:
+            _close_queue(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -100,11 +112,12 @@ class Broadcaster:
     def close(self) -> None:
         """End every stream with an ``end`` event (the hub stops): a client told so reconnects
         to the next hub, and an open stream no longer holds up the API's stop until its grace
-        runs out (logged as an error, with a traceback)."""
+        runs out (logged as an error, with a traceback). For good: what is queued is dropped
+        (the last flush must not push the end out of a full queue), and a stream that starts
+        after it ends at once."""
+        self._closed = True
         for sub in list(self._subs):
-            if sub.queue.full():
-                sub.queue.get_nowait()
-            sub.queue.put_nowait((_CLOSE, "", b""))
+            _close_queue(sub)
 
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
         for ev in events:

@@ -10,7 +10,8 @@ import httpx
 import numpy as np
 import orjson
 
-from api.auth import hash_key
+from api.auth import Principal, hash_key
+from api.stream import Broadcaster
 from hazardhub.hub import Hub, HubSettings
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec, HubConfig
@@ -146,3 +147,31 @@ async def test_a_stopping_hub_ends_each_stream_saying_so_and_stops_at_once(mosqu
 
 async def _ready(hub: Hub) -> bool:
     return hub.ingest.ready.is_set() and hub.api_started.is_set()
+
+
+async def test_the_end_survives_a_full_queue_and_a_stream_that_starts_after_it():
+    """The end of a stopping hub's streams is queued alone, and stays: the last flush's
+    readings pushed it out of a full queue, and a stream opened meanwhile never ended
+    (helper-78)."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry, queue_size=3)
+    chem = Principal("chem", "enterprise", frozenset({"chem"}))
+    sub = hub_stream.subscribe(chem, frozenset({"alarm", "reading"}))
+    for _ in range(3):
+        sub.offer("reading", "chem", b"{}")
+    hub_stream.close()
+    for _ in range(5):  # the final flush
+        sub.offer("reading", "chem", b"{}")
+
+    async def drain(stream):  # a stream that does not end fails here, within 5 s
+        return await asyncio.wait_for(_chunks(stream), 5)
+
+    assert (await drain(hub_stream.events(sub)))[-1].startswith(b"event: end")
+    late = hub_stream.subscribe(chem, frozenset({"alarm"}))
+    got = await drain(hub_stream.events(late, heartbeat_s=0.05))
+    assert got[-1] == b'event: end\ndata: {"reason":"the hub is stopping"}\n\n'
+    assert hub_stream.subscribers == 0
+
+
+async def _chunks(stream):
+    return [chunk async for chunk in stream]
