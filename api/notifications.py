@@ -21,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alerts.notify.http import refused_destination
+from alerts.notify.http import literal_refusal, refused_destination
 from alerts.notify.netguard import AddressGuard
 from alerts.notify.notifier import KINDS, NotifyObjectError, NotifyOwnerError
 from api.auth import Principal
@@ -241,6 +241,9 @@ _RESOLVE_S = 5.0
 async def _destination_problem(url: str, guard: AddressGuard) -> str | None:
     """Why the URL is refused for an enterprise's webhook, or None; a name that does not
     resolve within `_RESOLVE_S` is let be (every connection is checked again)."""
+    literal = literal_refusal(url, guard)  # an address is judged at once, never queued
+    if literal is not None:
+        return literal or None
     loop = asyncio.get_running_loop()
     try:
         return await asyncio.wait_for(

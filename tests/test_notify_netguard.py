@@ -9,7 +9,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from alerts.notify.http import refused_destination
+from alerts.notify.http import literal_refusal, refused_destination
 from alerts.notify.netguard import AddressGuard
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig
@@ -59,7 +59,8 @@ def rig(tmp_path):
         ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
         ("::ffff:0:7f00:1", False),  # IPv4-translated
         ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
-        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64: refused whole
+        ("64:ff9b:1:a00:0:100:808:808", False),
         ("64:ff9b::808:808", True),  # NAT64 of a public address
         ("fec0::1", False),  # site-local
         ("not an address", False),
@@ -75,6 +76,21 @@ def test_the_centre_allows_networks_of_its_choosing():
     assert not guard.permits("10.21.0.1") and not guard.permits("127.0.0.1")
     assert guard.permits("::ffff:10.20.0.1")  # the same host, mapped
     assert guard.permits("8.8.8.8")
+
+
+def test_an_allowed_ipv6_network_is_looked_at_first():
+    nat64 = AddressGuard.of([ip_network("64:ff9b::/96")])  # the centre's NAT64, allowed
+    assert nat64.permits("64:ff9b::a00:1") and not AddressGuard().permits("64:ff9b::a00:1")
+
+
+def test_an_address_in_the_url_is_judged_without_resolving():
+    """Judged at once on save: queued behind names whose DNS never answers, an address was let
+    be when the wait ran out (helper-78)."""
+    guard = AddressGuard()
+    assert literal_refusal("http://169.254.169.254/latest", guard).startswith("169.254.169.254")
+    assert literal_refusal("http://[::1]:8086/query", guard) is not None
+    assert literal_refusal("https://8.8.8.8/hook", guard) == ""
+    assert literal_refusal("https://hooks.example.cn/x", guard) is None  # a name: resolved
 
 
 def test_a_url_is_judged_by_what_its_host_resolves_to():

@@ -24,11 +24,12 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import ip_address
 from urllib.parse import quote, unquote, urlsplit
 
 from alerts.notify.netguard import AddressGuard
 
-__all__ = ["HttpError", "HttpPool", "Response", "refused_destination"]
+__all__ = ["HttpError", "HttpPool", "Response", "literal_refusal", "refused_destination"]
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,20 @@ class HttpPool:
             raise failure or OSError(f"no address for {host}")
         except (OSError, ssl.SSLError, ValueError) as exc:
             raise HttpError("ConnectError", str(exc) or type(exc).__name__) from exc
+
+
+def literal_refusal(url: str, guard: AddressGuard) -> str | None:
+    """For a URL whose host is an IP address: why it is refused ("" when it is not); None when
+    the host is a name (to resolve: `refused_destination`) or the URL cannot be read."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    try:
+        ip_address(host or "")
+    except ValueError:
+        return None
+    return "" if guard.permits(str(host)) else _REFUSED.format(host=host)
 
 
 def refused_destination(url: str, guard: AddressGuard) -> str | None:

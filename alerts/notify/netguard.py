@@ -33,25 +33,26 @@ class AddressGuard:
             ip: IPv4Address | IPv6Address = ip_address(address.split("%", 1)[0])
         except ValueError:
             return False
+        if any(ip.version == net.version and ip in net for net in self.allowed):
+            return True  # the centre's networks first, IPv6 ones included
         inner = _embedded_v4(ip)
         if inner is not None and inner != ip:
             return self.permits(str(inner))
-        if any(ip.version == net.version and ip in net for net in self.allowed):
-            return True
-        if isinstance(ip, IPv6Address) and (ip.is_site_local or ip in _V4_COMPATIBLE):
-            return False  # deprecated forms that may still route somewhere inside
+        if isinstance(ip, IPv6Address) and (
+            ip.is_site_local or ip in _V4_COMPATIBLE or ip in _NAT64_LOCAL
+        ):
+            return False  # deprecated or local forms that may route somewhere inside
         return ip.is_global and not ip.is_multicast and not ip.is_reserved
 
 
-# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64 (the well-known and the
-# local-use prefix, RFC 6052 and 8215), IPv4-translated (::ffff:0:a.b.c.d) and IPv4-compatible
-# (::a.b.c.d, deprecated); through a NAT64 gateway 64:ff9b::a00:1 reaches 10.0.0.1
-_V4_IN_LAST_32 = (
-    IPv6Network("64:ff9b::/96"),
-    IPv6Network("64:ff9b:1::/48"),
-    IPv6Network("::ffff:0:0:0/96"),
-)
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits: NAT64's well-known prefix
+# (RFC 6052) and IPv4-translated (::ffff:0:a.b.c.d); through a NAT64 gateway 64:ff9b::a00:1
+# reaches 10.0.0.1. IPv4-compatible ones (::a.b.c.d, deprecated) are judged by their IPv4
+# address too; the local-use NAT64 prefix (RFC 8215), whose IPv4 address may sit elsewhere
+# than the last 32 bits, is refused whole (allow it in the centre's networks if it must)
+_V4_IN_LAST_32 = (IPv6Network("64:ff9b::/96"), IPv6Network("::ffff:0:0:0/96"))
 _V4_COMPATIBLE = IPv6Network("::/96")
+_NAT64_LOCAL = IPv6Network("64:ff9b:1::/48")
 
 
 def _embedded_v4(ip: IPv4Address | IPv6Address) -> IPv4Address | None:
