@@ -182,7 +182,9 @@ class InfluxWrites(InfluxClient):
         try:
             status, answer_headers, answer = await writer.post(target, body, headers)
         except TimeoutError as exc:
-            raise StoreError(f"influxdb write: timed out ({self.shown_url})", retryable=True) from exc
+            raise StoreError(
+                f"influxdb write: timed out ({self.shown_url})", retryable=True
+            ) from exc
         except OSError as exc:  # refused, reset, closed (ConnectionError is one)
             raise StoreError(f"influxdb write: {self.shown_url}: {exc!r}", retryable=True) from exc
         return httpx.Response(status, headers=answer_headers, content=answer)
