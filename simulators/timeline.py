@@ -116,12 +116,16 @@ def _default_baseline(info: SensorInfo) -> SignalSpec:
         return SignalSpec(constant=60.0, noise=2.0)
     if info.kind == "power_feed":
         return SignalSpec(constant=1.0)
-    if highs:
-        return SignalSpec(constant=round(0.3 * highs[0], 3))
-    # levels below only (O2 below 20 %, wind below 0.25 m/s): a little above the highest of
-    # them and its recovery, not 0, which alarmed from the first poll (helper-72)
+    # levels below (O2 below 20 %, wind below 0.25 m/s, a tank's LO): a little above the highest
+    # of them and its recovery, not 0, which alarmed from the first poll (helper-72)
     lows = [max(lv.below, lv.recover) for lv in info.levels if lv.below is not None]
-    return SignalSpec(constant=round(1.05 * max(lows), 3) if lows and max(lows) > 0 else 0.0)
+    floor = 1.05 * max(lows) if lows and max(lows) > 0 else 0.0
+    if highs:
+        value = 0.3 * highs[0]
+        if value <= floor:  # between the lows and the first high, where both are quiet
+            value = (floor + highs[0]) / 2
+        return SignalSpec(constant=round(value, 3))
+    return SignalSpec(constant=round(floor, 3))
 
 
 def _base_signal(spec: SignalSpec, seed: int) -> Signal:

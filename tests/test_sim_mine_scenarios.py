@@ -5,6 +5,7 @@ the hub's alarms and stored readings are compared with the truth."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ import pytest
 from alerts.table import ABOVE, ACTION, BELOW
 from hazardhub.settings import load
 from simulators.relay import UplinkRelay
-from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
+from simulators.timeline import (
+    CompiledScenario,
+    ScenarioSpec,
+    _default_baseline,
+    compile_scenario,
+)
+from telemetry.config import LevelSpec
 from telemetry.registry import Registry, parse_document
 
 from e2e_helpers import play
@@ -64,6 +71,18 @@ def test_without_a_baseline_a_sensor_with_levels_below_only_starts_above_them():
         assert compiled.first_crossing(sid, 0.5, above=False) is None  # never at its recovery
         assert compiled.value(sid, 0.0) == pytest.approx(0.525)
     assert compiled.value("face1302-ch4-t1", 0.0) == pytest.approx(0.3)  # 30 % of 1.0
+
+
+def test_a_default_between_a_sensors_lows_and_highs():
+    """Hi 3 and lo 1.0 (recovering at 1.2): 30 % of the hi (0.9) is under the lo and alarmed;
+    the default is between them."""
+    levels = (
+        LevelSpec(name="hi", tier="yellow", above=3.0, recover=2.8),
+        LevelSpec(name="lo", tier="yellow", below=1.0, recover=1.2),
+    )
+    info = dataclasses.replace(registry().sensor("face1302-ch4-t1"), levels=levels)
+    value = _default_baseline(info).constant
+    assert 1.2 < value < 2.8
 
 
 def test_ventilation_stop_truth_is_deterministic_for_the_seed():
