@@ -40,6 +40,18 @@ tenants:
 """
 
 
+def _hub(tmp_path, broker_port: int, *tenants: str) -> tuple[Hub, int]:
+    """A hub of CONFIG with an enterprise key `k-{tenant}` for each tenant, and its API port."""
+    keys = [
+        ApiKeySpec(name=t, sha256=hash_key(f"k-{t}"), role="enterprise", tenants=(t,))
+        for t in tenants
+    ]
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    port = free_port()
+    settings = HubSettings(data_dir=tmp_path, broker_port=broker_port, api_port=port)
+    return Hub(registry, settings, extra_keys=keys), port
+
+
 async def read_events(client: httpx.AsyncClient, key: str, out: list, n: int) -> None:
     async with client.stream(
         "GET", "/api/v1/stream", headers={"Authorization": f"Bearer {key}"}
@@ -57,17 +69,7 @@ async def read_events(client: httpx.AsyncClient, key: str, out: list, n: int) ->
 
 
 async def test_stream_sends_readings_and_alarms_of_the_callers_tenants(mosquitto, tmp_path):
-    keys = [
-        ApiKeySpec(name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("chem",)),
-        ApiKeySpec(name="other", sha256=hash_key("k-other"), role="enterprise", tenants=("other",)),
-    ]
-    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
-    port = free_port()
-    hub = Hub(
-        registry,
-        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
-        extra_keys=keys,
-    )
+    hub, port = _hub(tmp_path, mosquitto.port, "chem", "other")
     mine: list = []
     theirs: list = []
     async with (
@@ -114,16 +116,7 @@ async def test_a_stopping_hub_ends_each_stream_saying_so_and_stops_at_once(mosqu
     """An open stream (a dashboard, the early-warning system) held the stop up for the API's
     whole grace, then was cut, logged as an error with a traceback, and the client was told
     nothing (helper-71): now each is told and ends first."""
-    keys = [
-        ApiKeySpec(name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("chem",))
-    ]
-    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
-    port = free_port()
-    hub = Hub(
-        registry,
-        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
-        extra_keys=keys,
-    )
+    hub, port = _hub(tmp_path, mosquitto.port, "chem")
     stop = asyncio.Event()
     run = asyncio.create_task(hub.run(stop))
     lines: list[str] = []
