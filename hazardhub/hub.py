@@ -200,7 +200,7 @@ class Hub:
         known += [k.name for k in self.registrydb.api_keys()]
         for line in self.notifier.catalog.unowned(known):
             log.warning("%s", line)
-        self.notifier.catalog.claim_for_enterprises(
+        claimed = self.notifier.catalog.claim_for_enterprises(
             [
                 k.name
                 for k in (*registry.config.api_keys, *self._extra_keys)
@@ -208,6 +208,10 @@ class Hub:
             ]
             + [k.name for k in self.registrydb.api_keys() if k.role == "enterprise"]
         )
+        if claimed:
+            log.info("%d notification objects written by enterprise keys are theirs", claimed)
+        for line in self.notifier.guarded_refusals():  # what the upgrade's guard will refuse
+            log.warning("%s", line)
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)

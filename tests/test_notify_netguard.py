@@ -9,6 +9,7 @@ from ipaddress import ip_network
 
 import pytest
 
+from alerts.notify.delivery import CHANNEL
 from alerts.notify.http import literal_refusal, refused_destination
 from alerts.notify.netguard import AddressGuard
 from hazardhub.settings import load_profiles
@@ -194,3 +195,62 @@ async def test_an_enterprises_escalation_step_is_guarded_under_the_centres_subsc
         await rig.pump()
         await rig.pump(61)
         assert [p.json()["subscription"] for p in receiver.requests] == ["north-coal/duty"]
+
+
+async def test_rows_queued_before_the_guard_are_judged_by_their_object_now(rig):
+    """A hub of before queued an enterprise's notifications with a plain channel: after the
+    upgrade they went to 127.0.0.1 at start, and through a retry (helper-79). Their object
+    decides: the subscription's, or for an escalation step its policy's."""
+    with WebhookReceiver() as receiver:
+        hook = {"type": "webhook", "url": receiver.url}
+        policy = EscalationPolicySpec.model_validate(
+            {"id": "boss", "steps": [{"after_s": 60, "channel": hook}]}
+        )
+        rig.notifier.put("escalation", "north-coal", policy, "op")  # the centre's policy
+        for sub_id, owner in (("ews", "enterprise"), ("desk", "centre")):
+            spec = SubscriptionSpec.model_validate(
+                {"id": sub_id, "channel": hook, "escalation": "boss"}
+            )
+            rig.notifier.put("subscription", "north-coal", spec, "k", owner=owner)
+        plain = CHANNEL.dump_json(
+            SubscriptionSpec.model_validate({"id": "x", "channel": hook}).channel
+        ).decode()
+        old = [
+            ("north-coal/ews:e1", "north-coal/ews"),  # the enterprise's: refused now
+            ("north-coal/desk:e1", "north-coal/desk"),  # the centre's: goes
+            ("north-coal/ews:x7:0", "north-coal/ews"),  # the centre's policy's step: goes
+        ]
+        with rig.notifier.outbox.transaction() as con:
+            rig.notifier.store.add_outbox_rows(
+                con,
+                [
+                    (key, "north-coal", "s", sub, plain, "x", "[]", rig.now, rig.now, None, 0, None)
+                    for key, sub in old
+                ],
+            )
+        await rig.pump()
+        got = sorted(p.key.split("@")[0] for p in receiver.requests)
+        assert got == ["north-coal/desk:e1", "north-coal/ews:x7:0"]
+        ((key, error),) = [(r[1], r[10]) for r in rig.notifier.store.outbox(None, "dead")]
+        assert key.startswith("north-coal/ews:e1@") and REFUSED in error
+        # sent again by hand, it is refused again
+        (row,) = rig.notifier.store.outbox(None, "dead")
+        rig.notifier.store.retry_dead(row[0], None, rig.now)
+        await rig.pump(1)
+        assert len(receiver.requests) == 2
+        assert [r[1] for r in rig.notifier.store.outbox(None, "dead")] == [key]
+
+
+def test_the_enterprises_webhooks_the_guard_refuses_are_said_at_start(rig):
+    hook = {"type": "webhook", "url": "http://127.0.0.1:8086/query"}
+    for sub_id, owner in (("ews", "enterprise"), ("desk", "centre")):
+        spec = SubscriptionSpec.model_validate({"id": sub_id, "channel": hook})
+        rig.notifier.put("subscription", "north-coal", spec, "k", owner=owner)
+    named = SubscriptionSpec.model_validate(
+        {"id": "named", "channel": {"type": "webhook", "url": "https://hooks.example.cn/x"}}
+    )
+    rig.notifier.put("subscription", "north-coal", named, "k", owner="enterprise")
+    (line,) = rig.notifier.guarded_refusals()
+    assert line.startswith("subscription 'ews' of north-coal (an enterprise's): 127.0.0.1")
+    _with_networks(rig, "127.0.0.0/8")
+    assert rig.notifier.guarded_refusals() == []

@@ -88,6 +88,7 @@ class Delivery:
         clock: Callable[[], int],
         count: Callable[..., None],
         wake: Callable[[], None] | None = None,
+        row_guarded: Callable[[str, str], bool] | None = None,
     ) -> None:
         """`wake` is called when outcomes wait to be written (`deliver_due`): a quarter of a
         take's worth of them, or a receiver's queue done."""
@@ -99,6 +100,7 @@ class Delivery:
         self._wake = wake
         self._channels: dict[str, ChannelSpec] = {}
         self._guarded: set[str] = set()  # the texts of channels of an enterprise's objects
+        self._row_guarded = row_guarded  # (subscription key, row key): of an enterprise's object
         self._guard: tuple[object, AddressGuard] | None = None  # and the settings' guard
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
         self.last_taken = 0  # rows the last `deliver_due` took
@@ -327,9 +329,14 @@ class Delivery:
             self._channels[text] = channel
         return channel
 
-    def _guard_of(self, text: str) -> AddressGuard | None:
-        """Where a channel (by its outbox text) may connect: None for anywhere (the centre's)."""
-        if text not in self._guarded:
+    def _guard_of(self, rows: list[_Due]) -> AddressGuard | None:
+        """Where the rows' channel may connect: None for anywhere (the centre's). Guarded when
+        its outbox text says so, or when a row's object is an enterprise's now (`row_guarded`:
+        a row queued by a hub of before the guard, or sent again by hand)."""
+        if rows[0].channel not in self._guarded and not (
+            self._row_guarded is not None
+            and any(self._row_guarded(r.subscription, r.key) for r in rows)
+        ):
             return None
         networks = self.settings.enterprise_webhook_networks
         if self._guard is None or self._guard[0] is not networks:  # a new setting
@@ -360,7 +367,7 @@ class Delivery:
         routing wrote it with orjson, and a row of before is read in `deliver_due`); the other
         channels read the events."""
         channel = self._channel(rows[0].channel)
-        guard = self._guard_of(rows[0].channel)
+        guard = self._guard_of(rows)
         notes = []
         webhook = isinstance(channel, WebhookChannel)
         for row in rows:

@@ -26,6 +26,8 @@ from typing import Any
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
 from alerts.notify.enqueue import _event_json
+from alerts.notify.http import literal_refusal
+from alerts.notify.netguard import AddressGuard
 from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError, NotifyOwnerError
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter, Routing
@@ -93,7 +95,13 @@ class Notifier(Routing):
         self._held = set()
         self._released_repeats = []
         self.delivery = Delivery(
-            self.store, senders, self.settings, clock=clock, count=self._count, wake=self.wake.set
+            self.store,
+            senders,
+            self.settings,
+            clock=clock,
+            count=self._count,
+            wake=self.wake.set,
+            row_guarded=self._row_guarded,
         )
         try:
             if self._own_outbox:
@@ -103,6 +111,43 @@ class Notifier(Routing):
         except BaseException:
             self.close()
             raise
+        for line in self.catalog.unknown_names(registry):  # at start too: stored by a hub of
+            log.warning("%s", line)  # before, or naming what a new file removed
+
+    def guarded_refusals(self) -> list[str]:
+        """The enterprises' webhooks whose address (an IP address in the URL: names are not
+        resolved here) the guard refuses, one line each: after an upgrade their notifications
+        die with that reason, and the centre should hear of it once, at start."""
+        guard = AddressGuard.of(self.settings.enterprise_webhook_networks)
+        lines = []
+        for kind in ("subscription", "escalation"):
+            for tenant, spec, owner, *_ in self.catalog.owned_objects(kind, None):
+                if owner != "enterprise":
+                    continue
+                channels = [getattr(spec, "channel", None)]
+                channels += [step.channel for step in getattr(spec, "steps", ())]
+                for channel in channels:
+                    url = getattr(channel, "url", None)
+                    why = literal_refusal(url, guard) if isinstance(url, str) else None
+                    if why:
+                        lines.append(
+                            f"{kind} {spec.id!r} of {tenant} (an enterprise's): {why}; its "
+                            "notifications die until the address is allowed or changed"
+                        )
+        return lines
+
+    def _row_guarded(self, sub_key: str, row_key: str) -> bool:
+        """Whether an outbox row's channel is an enterprise's object's: an escalation step's
+        (`...:x{alarm}:{step}`) is its subscription's policy's, any other the subscription's.
+        Decided again at delivery, for rows whose text does not say it (queued by a hub of
+        before the guard)."""
+        tenant, _, sub_id = sub_key.partition("/")
+        guarded = self.catalog.guarded
+        if not row_key.startswith(f"{sub_key}:x"):
+            return ("subscription", tenant, sub_id) in guarded
+        sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
+        policy = sub.escalation if sub is not None else None
+        return policy is not None and ("escalation", tenant, policy) in guarded
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""
