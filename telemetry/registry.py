@@ -7,7 +7,7 @@ A vehicle contributes one sensor, ``{vehicle}.speed``, judged by its speed rule.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -125,6 +125,16 @@ class Registry:
         """The sites an alarm of `tenant` can be on: its configured ones, and `vehicles`."""
         found = {s.id for t in self.config.tenants if t.id == tenant for s in t.sites}
         return frozenset(found | {"vehicles"})
+
+    @staticmethod
+    def said_unknown(field: str, names: Sequence[str], tenant: str) -> str:
+        """`unknown_names`' finding as a reason: `sites 'x' not in tenant 't'`, or for sensor
+        kinds (no tenant's) which ones there are."""
+        shown = ", ".join(map(repr, names))
+        if field == "sensor_kinds":
+            kinds = ", ".join(sorted(MATCH_SENSOR_KINDS))
+            return f"sensor_kinds {shown}: no such kind (the kinds: {kinds})"
+        return f"{field} {shown} not in tenant {tenant!r}"
 
     def unknown_names(self, tenant: str, named: object) -> tuple[str, list[str]] | None:
         """The first of `named`'s `sites`, `devices` and `sensors` (a subscription's match, a
@@ -462,7 +472,7 @@ def build_registry(
                 if unnamed is not None:  # a typo silenced nothing, or heard nothing
                     raise ConfigError(
                         f"{source}: tenants.{ti}.{field_name}.{oi}.{inner}{unnamed[0]}: "
-                        f"{', '.join(map(repr, unnamed[1]))} not in tenant {tenant.id!r}"
+                        + Registry.said_unknown(*unnamed, tenant.id)
                     )
 
     for ki, key in enumerate(config.api_keys):

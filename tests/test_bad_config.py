@@ -123,7 +123,7 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
             "      - {id: desk, channel: {type: mqtt}, match: {sensor_kinds: [methan]}}\n"
             "    sites:\n",
         ).encode(),
-        ("tenants.0.subscriptions.0.match.sensor_kinds", "'methan' not in tenant"),
+        ("tenants.0.subscriptions.0.match.sensor_kinds", "'methan': no such kind (the kinds: co,"),
     ),
     (
         "silence-sensor-typo",

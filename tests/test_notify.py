@@ -198,10 +198,10 @@ async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
     assert _events(notes, "orange") == []  # it never was orange
 
 
-def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has(rig):
+def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has(rig, caplog):
     for n, names in enumerate((["methane", "co"], ["device", "gateway"], ["speed"])):
         rig.subscribe(id=f"ok{n}", match={"sensor_kinds": names})
-    with pytest.raises(NotifyObjectError, match="sensor_kinds 'methan' not in"):
+    with pytest.raises(NotifyObjectError, match="sensor_kinds 'methan': no such kind"):
         rig.subscribe(id="typo", match={"sensor_kinds": ["methan"]})  # it matched nothing
     # one an older hub stored is still read (and listed), not a failure of every list
     old = SubscriptionSpec.model_validate(
@@ -215,7 +215,13 @@ def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has(rig):
         )
     ids = [spec.id for _, spec in rig.notifier.objects("subscription", None)]
     assert ids == ["ok0", "ok1", "ok2", "old"]
-    rig.notifier.set_registry(rig.reg)  # a reload says what it names, and goes on
+    rig.notifier.close()
+    with caplog.at_level(logging.WARNING, logger="alerts.notify.notifier"):
+        rig.notifier = rig.new_notifier()  # the upgraded hub starts: it says so at once
+    said = [r.getMessage() for r in caplog.records if r.name == "alerts.notify.notifier"]
+    assert len(said) == 1
+    assert said[0].startswith("subscription 'old' of north-coal hears or holds nothing of them")
+    assert "sensor_kinds 'methan': no such kind" in said[0]
 
 
 def test_objects_put_from_several_threads_at_once_are_all_routed(rig):
@@ -564,9 +570,10 @@ def test_a_reload_that_removes_what_an_api_object_names_says_so(rig, caplog):
         )
     said = [r.getMessage() for r in caplog.records if r.name == "alerts.notify.notifier"]
     assert said == [
-        "subscription 'face' of north-coal names sites 'face-1301' that the configuration has"
-        " no more",
-        "silence 'co-work' of north-coal names sensors 'co' that the configuration has no more",
+        "subscription 'face' of north-coal hears or holds nothing of them: sites 'face-1301'"
+        " not in tenant 'north-coal'",
+        "silence 'co-work' of north-coal hears or holds nothing of them: sensors 'co' not in"
+        " tenant 'north-coal'",
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="alerts.notify.notifier"):

@@ -155,9 +155,9 @@ class NotifyCatalog:
             for tenant, spec, *_ in self.owned_objects(kind, registry.tenants):
                 found = registry.unknown_names(tenant, getattr(spec, "match", spec))
                 if found is not None:
+                    why = Registry.said_unknown(*found, tenant)
                     lines.append(
-                        f"{kind} {spec.id!r} of {tenant} names {found[0]} "
-                        f"{', '.join(map(repr, found[1]))} that the configuration has no more"
+                        f"{kind} {spec.id!r} of {tenant} hears or holds nothing of them: {why}"
                     )
         return lines
 
@@ -305,7 +305,7 @@ def _origin_for(
     if owner == "enterprise":
         raise NotifyOwnerError(
             f"{kind} {object_id!r} of {tenant} is the monitoring centre's: an enterprise key "
-            f"may read it, not {verb} it (give yours another id)"
+            f"may read it, not {verb} it" + (" (give yours another id)" if verb == "change" else "")
         )
     return "api"  # the centre's, a file's object included once changed through the API
 
@@ -318,5 +318,5 @@ def _names_known(registry: Registry, kind: str, tenant: str, spec: Any) -> None:
     if found is not None:
         field, unknown = found
         raise NotifyObjectError(
-            f"{kind} {spec.id!r}: {field} {', '.join(map(repr, unknown))} not in tenant {tenant!r}"
+            f"{kind} {spec.id!r}: {Registry.said_unknown(field, unknown, tenant)}"
         )
