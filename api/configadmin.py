@@ -233,7 +233,9 @@ class ConfigAdmin:
             try:
                 registry = self._build(validate(latest.document))
             except (ConfigRefusedError, ConfigError) as exc:
-                log.error("configuration revision %d no longer checks (%s)", latest.rev, exc)
+                # the places are the revision's: the builder names them after the file
+                failed = str(exc).replace(f"{file_source}: ", f"revision {latest.rev}: ")
+                log.error("configuration revision %d no longer checks: %s", latest.rev, failed)
             else:
                 if latest.source != "file":
                     log.info("running configuration revision %d (%s)", latest.rev, latest.source)
@@ -250,7 +252,12 @@ class ConfigAdmin:
             if latest is None
             else f"configuration revision {latest.rev} no longer checks, so the file runs"
         )
-        if dropped:
+        if dropped and latest is not None:  # the file did not change: the revision failed
+            comment = (
+                f"{file_source} (revision {latest.rev} no longer checks; it replaces revisions "
+                f"{dropped} made through the API)"
+            )
+        elif dropped:
             comment = (
                 f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
             )

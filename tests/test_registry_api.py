@@ -335,3 +335,42 @@ def test_a_file_that_is_the_newest_revision_warns_of_nothing(tmp_path, caplog):
     assert [r for r in caplog.records if "NOT running" in r.getMessage()] == []
     assert "replaces" not in db.latest_revision().comment
     db.close()
+
+
+def test_a_revision_that_no_longer_checks_is_named_as_the_revision(tmp_path, caplog):
+    """A revision saved through the API that a new hub refuses (a unit it now checks): the
+    error named places of the file, which has none such, and the new revision's comment said
+    the file changed, which it had not (helper-79)."""
+    import asyncio
+
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub.settings import load
+    from telemetry.errors import ConfigError
+
+    config = tmp_path / "hub.yaml"
+    config.write_text((ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8"), "utf-8")
+    loaded = load(config)
+    db = RegistryDB(tmp_path / "registry.db")
+
+    async def switch(registry, rev):
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(config))
+    doc = document(loaded.config)
+    doc["tenants"][0]["name"] = "changed through the API"
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="rename", source="api"))
+    rev = db.latest_revision().rev
+
+    def refusing(cfg):  # the new hub's stricter check, naming its places after the file
+        raise ConfigError(f"{config}: tenants.0.sites.0.devices.3.sensors.0.rule: units")
+
+    caplog.set_level("WARNING", logger="api.configadmin")
+    again = ConfigAdmin(db, refusing, switch)
+    again.startup(load(config).registry(), str(config))
+    (error,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert f"revision {rev}: tenants.0.sites.0.devices.3" in error and str(config) not in error
+    comment = db.latest_revision().comment
+    assert f"revision {rev} no longer checks" in comment and "changed" not in comment
+    db.close()
