@@ -40,10 +40,11 @@ class _Guarded(BaseModel):
 _ROW_CHANNEL: TypeAdapter[ChannelSpec | _Guarded] = TypeAdapter(ChannelSpec | _Guarded)
 
 
-def guarded_json(channel_json: str) -> str:
-    """The outbox text of a channel of an enterprise's subscription or policy (`channel_json`
-    as `CHANNEL` dumps it)."""
-    return f'{{"guarded":true,"channel":{channel_json}}}'
+def guarded_json(channel_json: str, guarded: bool = True) -> str:
+    """The outbox text of a channel (`channel_json` as `CHANNEL` dumps it): of an enterprise's
+    subscription or policy (guarded), or of the centre's (not). A row whose text is the bare
+    channel was queued by a hub of before the guard: its object decides (`row_guarded`)."""
+    return f'{{"guarded":{"true" if guarded else "false"},"channel":{channel_json}}}'
 
 
 _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
@@ -100,6 +101,7 @@ class Delivery:
         self._wake = wake
         self._channels: dict[str, ChannelSpec] = {}
         self._guarded: set[str] = set()  # the texts of channels of an enterprise's objects
+        self._unguarded: set[str] = set()  # and of the centre's (a bare text: of before)
         self._row_guarded = row_guarded  # (subscription key, row key): of an enterprise's object
         self._guard: tuple[object, AddressGuard] | None = None  # and the settings' guard
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
@@ -181,7 +183,7 @@ class Delivery:
     def _units_of(self, due: list[tuple[Any, ...]], now: int) -> list[list[_Due]]:
         """The rows taken as units to send; a row no channel can read is dead at once."""
         units: list[list[_Due]] = []
-        batches: dict[str, list[_Due]] = {}
+        batches: dict[tuple[str, bool], list[_Due]] = {}
         for d in due:
             row = _Due(*d)
             try:
@@ -197,11 +199,14 @@ class Delivery:
                 self._tried.append((row.id, "dead", now, f"unreadable events: {why}"[:500], None))
                 continue
             if isinstance(channel, WebhookChannel) and channel.batch_max > 1:
-                group = batches.setdefault(row.channel, [])
+                # one POST per channel and guard: an enterprise's old row and the centre's of
+                # the same text never share one (the guard would refuse both)
+                key = (row.channel, self._is_guarded(row))
+                group = batches.setdefault(key, [])
                 group.append(row)
                 if len(group) >= channel.batch_max:
                     units.append(group)
-                    batches[row.channel] = []
+                    batches[key] = []
             else:
                 units.append([row])
         units.extend(g for g in batches.values() if g)
@@ -322,21 +327,28 @@ class Delivery:
             parsed = _ROW_CHANNEL.validate_json(text)
             if isinstance(parsed, _Guarded):
                 channel = parsed.channel
-                if parsed.guarded:
-                    self._guarded.add(text)
+                (self._guarded if parsed.guarded else self._unguarded).add(text)
             else:
                 channel = parsed
             self._channels[text] = channel
         return channel
 
+    def _is_guarded(self, row: _Due) -> bool:
+        """Whether a row's channel is an enterprise's: as its text says, or for a bare text (a
+        row queued by a hub of before the guard, perhaps sent again by hand) as its object is
+        now, or guarded when that object is gone (`row_guarded`)."""
+        self._channel(row.channel)  # parsed: its text is in one of the sets
+        if row.channel in self._guarded:
+            return True
+        if row.channel in self._unguarded:
+            return False
+        return self._row_guarded is None or self._row_guarded(row.subscription, row.key)
+
     def _guard_of(self, rows: list[_Due]) -> AddressGuard | None:
         """Where the rows' channel may connect: None for anywhere (the centre's). Guarded when
         its outbox text says so, or when a row's object is an enterprise's now (`row_guarded`:
         a row queued by a hub of before the guard, or sent again by hand)."""
-        if rows[0].channel not in self._guarded and not (
-            self._row_guarded is not None
-            and any(self._row_guarded(r.subscription, r.key) for r in rows)
-        ):
+        if not self._is_guarded(rows[0]):
             return None
         networks = self.settings.enterprise_webhook_networks
         if self._guard is None or self._guard[0] is not networks:  # a new setting

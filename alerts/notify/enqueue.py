@@ -86,7 +86,7 @@ class Enqueuing:
             text = CHANNEL.dump_json(channel).decode()
             cached = self._channel_json[(id(channel), guarded)] = (
                 channel,
-                guarded_json(text) if guarded else text,
+                guarded_json(text, guarded),
             )
         channel_json = cached[1]
         group = False

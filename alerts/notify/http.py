@@ -256,11 +256,16 @@ def literal_refusal(url: str, guard: AddressGuard) -> str | None:
         host = urlsplit(url).hostname
     except ValueError:
         return None
-    try:
-        ip_address(host or "")
-    except ValueError:
+    if not host:
         return None
-    return "" if guard.permits(str(host)) else _REFUSED.format(host=host)
+    try:
+        address = str(ip_address(host))
+    except ValueError:
+        try:  # the forms resolvers take for IPv4 too: 127.1, 2130706433, 0x7f.0.0.1
+            address = socket.inet_ntoa(socket.inet_aton(host))
+        except OSError:
+            return None  # a name
+    return "" if guard.permits(address) else _REFUSED.format(host=host)
 
 
 def refused_destination(url: str, guard: AddressGuard) -> str | None:

@@ -138,16 +138,20 @@ class Notifier(Routing):
 
     def _row_guarded(self, sub_key: str, row_key: str) -> bool:
         """Whether an outbox row's channel is an enterprise's object's: an escalation step's
-        (`...:x{alarm}:{step}`) is its subscription's policy's, any other the subscription's.
-        Decided again at delivery, for rows whose text does not say it (queued by a hub of
-        before the guard)."""
+        (`...:x{alarm}:{step}`) is its subscription's policy's, any other the subscription's;
+        one whose object is gone is guarded. Asked at delivery only for rows whose text does
+        not say it (queued by a hub of before the guard)."""
         tenant, _, sub_id = sub_key.partition("/")
         guarded = self.catalog.guarded
+        sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
+        if sub is None:
+            return True  # gone: whose it was cannot be told, so it is guarded
         if not row_key.startswith(f"{sub_key}:x"):
             return ("subscription", tenant, sub_id) in guarded
-        sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
-        policy = sub.escalation if sub is not None else None
-        return policy is not None and ("escalation", tenant, policy) in guarded
+        policy = sub.escalation
+        if policy is None or (tenant, policy) not in self.catalog.policies:
+            return True  # its step's policy is gone or left: likewise
+        return ("escalation", tenant, policy) in guarded
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""
