@@ -388,12 +388,16 @@ class Pipeline:
             cols.heading_deg[keep],
             cols.alarm_flags[keep],
         )
+        # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
+        # would clear an overspeed and write 0 km/h into the history
+        fixed = ~((cols.lat[keep] == 0) & (cols.lon[keep] == 0))
+        m = int(fixed.sum())
         readings = ReadingBatch(
-            idx,
-            cols.ts[keep],
-            cols.speed_kmh[keep],
-            np.zeros(n, dtype=np.uint8),
-            np.zeros(n, dtype=np.int64),
-            cols.seq[keep],
+            idx[fixed],
+            cols.ts[keep][fixed],
+            cols.speed_kmh[keep][fixed],
+            np.zeros(m, dtype=np.uint8),
+            np.zeros(m, dtype=np.int64),
+            cols.seq[keep][fixed],
         )
         return Handled("position", readings=readings, positions=positions, reasons=reasons)

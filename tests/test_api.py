@@ -305,7 +305,7 @@ async def test_a_viewer_gets_403_on_every_write_route_before_its_body_is_read(ap
     assert r.status_code == 422
 
 
-async def test_readings_answer_503_while_the_store_is_down(tmp_path):
+async def test_readings_answer_503_while_the_store_is_down(tmp_path, caplog):
     """InfluxDB away: the reading routes answer a 503 problem (retry later) without the
     store's address, not a bare 500 with a traceback in the log."""
     from ingest.store.influx import InfluxStore
@@ -337,6 +337,9 @@ async def test_readings_answer_503_while_the_store_is_down(tmp_path):
                 assert r.headers["retry-after"] == "10"
                 assert "store does not answer" in r.json()["detail"]
                 assert str(port) not in r.text
+            # the log, which says each failed read, does not say the URL's password either
+            logged = [rec.getMessage() for rec in caplog.records]
+            assert logged and not any("s3cret" in m for m in logged)
     finally:
         await store.close()
         db.close()

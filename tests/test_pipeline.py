@@ -590,6 +590,8 @@ def test_a_fix_at_lat_0_lon_0_is_no_position(pipeline: Pipeline, metrics: Metric
     h = pipeline.handle(TANKER_TOPIC, jpay(recs), NOW)
     assert h.positions is not None and h.positions.lon.tolist() == [120.5, 0.0]
     assert h.positions.flags().tolist() == [0, 33]
+    # no speed reading of it either: a 0 km/h would clear a real overspeed (helper-80)
+    assert h.readings is not None and len(h.readings) == 1
     assert h.reasons == [
         "bad_record: record 0: lat 0, lon 0 is no position fix (send nothing without one)"
     ]

@@ -51,7 +51,7 @@ class InfluxReads(InfluxClient):
 
     async def _query(self, q: str) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
         """Run one InfluxQL statement; (tags, columns, rows) per series, chunks merged."""
-        with transport_errors("query", self.url):
+        with transport_errors("query", self.shown_url):
             resp = await self._http.get(
                 "/query",
                 params={"db": self.database, "q": q, "epoch": "ms", "chunked": "true"},
