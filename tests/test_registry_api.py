@@ -305,9 +305,9 @@ async def test_a_geofence_added_live_judges_the_next_position(mosquitto, tmp_pat
         await api.aclose()
 
 
-def test_a_file_that_is_the_newest_revision_warns_of_nothing(tmp_path, caplog):
-    """An operator who exports the running configuration into the file (as docs/api.md asks)
-    and restarts drops nothing: no warning that the API's revisions are not running."""
+def _renamed_through_the_api(tmp_path):
+    """The demo's file read once by a `ConfigAdmin`, then its first tenant renamed through the
+    API: (the file, the registry database, the document as renamed, the switch)."""
     import asyncio
 
     from api.configadmin import ConfigAdmin, document
@@ -327,6 +327,16 @@ def test_a_file_that_is_the_newest_revision_warns_of_nothing(tmp_path, caplog):
     doc = document(loaded.config)
     doc["tenants"][0]["name"] = "changed through the API"
     asyncio.run(admin.change(lambda _d: doc, actor="root", comment="rename", source="api"))
+    return config, db, doc, switch
+
+
+def test_a_file_that_is_the_newest_revision_warns_of_nothing(tmp_path, caplog):
+    """An operator who exports the running configuration into the file (as docs/api.md asks)
+    and restarts drops nothing: no warning that the API's revisions are not running."""
+    from api.configadmin import ConfigAdmin
+    from hazardhub.settings import load
+
+    config, db, doc, switch = _renamed_through_the_api(tmp_path)
     config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")  # the export, as is
     caplog.set_level("WARNING", logger="api.configadmin")
     again = ConfigAdmin(db, load(config).registry, switch)
@@ -341,26 +351,11 @@ def test_a_revision_that_no_longer_checks_is_named_as_the_revision(tmp_path, cap
     """A revision saved through the API that a new hub refuses (a unit it now checks): the
     error named places of the file, which has none such, and the new revision's comment said
     the file changed, which it had not (helper-79)."""
-    import asyncio
-
-    from api.configadmin import ConfigAdmin, document
-    from api.registrydb import RegistryDB
+    from api.configadmin import ConfigAdmin
     from hazardhub.settings import load
     from telemetry.errors import ConfigError
 
-    config = tmp_path / "hub.yaml"
-    config.write_text((ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8"), "utf-8")
-    loaded = load(config)
-    db = RegistryDB(tmp_path / "registry.db")
-
-    async def switch(registry, rev):
-        return None
-
-    admin = ConfigAdmin(db, loaded.registry, switch)
-    admin.startup(loaded.registry(), str(config))
-    doc = document(loaded.config)
-    doc["tenants"][0]["name"] = "changed through the API"
-    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="rename", source="api"))
+    config, db, _, switch = _renamed_through_the_api(tmp_path)
     rev = db.latest_revision().rev
 
     def refusing(cfg):  # the new hub's stricter check, naming its places after the file
