@@ -5,6 +5,11 @@ re-exports them."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from telemetry.registry import Registry
+
 __all__ = [
     "ABOVE",
     "ACTION",
@@ -26,6 +31,7 @@ __all__ = [
     "SLOTS",
     "TERMINAL_KINDS",
     "TIERS",
+    "alarm_value_unit",
     "kind_name",
     "value_unit",
 ]
@@ -134,3 +140,13 @@ def value_unit(kind: str, sensor_unit: str, feedback_unit: str = "") -> str:
     if kind == "action_failed":
         return feedback_unit
     return "" if kind.startswith("terminal_") else sensor_unit
+
+
+def alarm_value_unit(registry: Registry, sensor: str, kind: str) -> str:
+    """`value_unit` of an alarm of `sensor` as `registry` configures it: the sensor's unit and
+    its verification's feedback's ("" for a device's or gateway's alarm)."""
+    info = registry.sensor(sensor)
+    feed = registry.sensor(info.verify.sensor) if info is not None and info.verify else None
+    return value_unit(
+        kind, info.unit if info is not None else "", feed.unit if feed is not None else ""
+    )

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.desk import AlarmNotFoundError
-from alerts.kinds import value_unit
+from alerts.kinds import alarm_value_unit
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
@@ -36,7 +36,7 @@ from api.context import (
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
-from telemetry.registry import Registry, SensorInfo
+from telemetry.registry import Registry
 
 __all__ = ["alarm_router"]
 
@@ -134,21 +134,13 @@ def alarm_json(
         "raised_at": row["raised_at"],
         "cleared_at": row["cleared_at"],
         "value": _finite(row["value"]),
-        "value_unit": value_unit(
-            side, info.unit if info is not None else "", _feed_unit(info, registry)
-        ),
+        "value_unit": alarm_value_unit(registry, row["sensor"], side),
         "events": [_event_json(e) for e in events],
     }
 
 
 def _record(row: AlarmRow | AlarmEventRow) -> dict[str, Any]:
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
-
-
-def _feed_unit(info: SensorInfo | None, registry: Registry) -> str:
-    """The unit of a verification's feedback: a failed one's value is its reading."""
-    feed = registry.sensor(info.verify.sensor) if info is not None and info.verify else None
-    return feed.unit if feed is not None else ""
 
 
 def alarm_public(row: AlarmRow, events: list[AlarmEventRow], registry: Registry) -> AlarmPublic:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from alerts.kinds import value_unit
+from alerts.kinds import alarm_value_unit, value_unit
 from alerts.notify.delivery import CHANNEL, guarded_json
 from alerts.notify.objects import NotifyCatalog
 from alerts.notify.stages import EventView
@@ -132,7 +132,6 @@ def _event_json(
     location, a vehicle's plate, and the unit of the value: a failed verification's is its
     feedback's); a device's or gateway's alarm has none."""
     info = registry.sensor(view.sensor) if registry is not None else None
-    feed = registry.sensor(info.verify.sensor) if registry and info and info.verify else None
     value = raw.get("value")
     return {
         "event_id": raw["event_id"],
@@ -152,10 +151,10 @@ def _event_json(
         "tier": view.tier,
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
-        "unit": value_unit(
-            view.alarm_kind,
-            info.unit if info is not None else "",
-            feed.unit if feed is not None else "",
+        "unit": (
+            alarm_value_unit(registry, view.sensor, view.alarm_kind)
+            if registry is not None
+            else value_unit(view.alarm_kind, "")
         ),
         "ts": raw["ts"],
         "arrival": raw["arrival"],
