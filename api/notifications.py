@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from alerts.notify.http import literal_refusal, refused_destination
 from alerts.notify.netguard import AddressGuard
 from alerts.notify.notifier import KINDS, NotifyObjectError, NotifyOwnerError
+from alerts.notify.objects import webhook_urls
 from api.auth import Principal
 from api.context import (
     WRITE,
@@ -40,7 +41,6 @@ from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
     SubscriptionSpec,
-    WebhookChannel,
 )
 
 __all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
@@ -180,12 +180,12 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
             ) from exc
         problem = spec.new_silence_problem() if isinstance(spec, SilenceSpec) else None
         owner = owner_of(caller)
+        catalog = notifier(ctx).catalog
         if problem is None and (
-            owner == "enterprise"
-            or await asyncio.to_thread(_owner_now, ctx, kind, body.tenant, spec.id) == "enterprise"
+            owner == "enterprise" or catalog.owner_of(kind, body.tenant, spec.id) == "enterprise"
         ):  # the object's owner, not the caller: the centre's edit of one stays guarded
             guard = AddressGuard.of(ctx.registry.config.notify.enterprise_webhook_networks)
-            for url in _webhook_urls(spec):
+            for url in webhook_urls(spec):
                 problem = await _destination_problem(url, guard)
                 if problem is not None:
                     break
@@ -199,8 +199,8 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except NotifyObjectError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-        saved = await asyncio.to_thread(_owner_now, ctx, kind, body.tenant, spec.id)
-        return {"tenant": body.tenant, "spec": _public_spec(spec), "owner": saved or owner}
+        saved = catalog.owner_of(kind, body.tenant, spec.id)  # the object's, not the caller's
+        return {"tenant": body.tenant, "spec": _public_spec(spec), "owner": saved}
 
     async def delete_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> None:
         require_writer(caller)
@@ -251,23 +251,6 @@ async def _destination_problem(url: str, guard: AddressGuard) -> str | None:
         )
     except TimeoutError:
         return None
-
-
-def _owner_now(ctx: AppContext, kind: str, tenant: str, object_id: str) -> str | None:
-    """Who the stored object of that id belongs to ('centre', 'enterprise'), None if none."""
-    if ctx.notifier is None:
-        return None
-    for t, spec, owner, *_ in ctx.notifier.owned_objects(kind, [tenant]):
-        if t == tenant and spec.id == object_id:
-            return str(owner)
-    return None
-
-
-def _webhook_urls(spec: Any) -> list[str]:
-    """The webhook URLs of a subscription (its channel) or an escalation policy (its steps')."""
-    channels = [getattr(spec, "channel", None)]
-    channels += [step.channel for step in getattr(spec, "steps", ())]
-    return [c.url for c in channels if isinstance(c, WebhookChannel)]
 
 
 def _stored(ctx: AppContext, kind: str, tenant: str) -> dict[str, Any]:

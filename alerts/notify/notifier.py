@@ -28,7 +28,13 @@ from alerts.notify.delivery import Delivery
 from alerts.notify.enqueue import _event_json
 from alerts.notify.http import literal_refusal
 from alerts.notify.netguard import AddressGuard
-from alerts.notify.objects import KINDS, NotifyCatalog, NotifyObjectError, NotifyOwnerError
+from alerts.notify.objects import (
+    KINDS,
+    NotifyCatalog,
+    NotifyObjectError,
+    NotifyOwnerError,
+    webhook_urls,
+)
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter, Routing
 from alerts.notify.stages import holders, matches
@@ -124,11 +130,8 @@ class Notifier(Routing):
             for tenant, spec, owner, *_ in self.catalog.owned_objects(kind, None):
                 if owner != "enterprise":
                     continue
-                channels = [getattr(spec, "channel", None)]
-                channels += [step.channel for step in getattr(spec, "steps", ())]
-                for channel in channels:
-                    url = getattr(channel, "url", None)
-                    why = literal_refusal(url, guard) if isinstance(url, str) else None
+                for url in webhook_urls(spec):
+                    why = literal_refusal(url, guard)
                     if why:
                         lines.append(
                             f"{kind} {spec.id!r} of {tenant} (an enterprise's): {why}; its "

@@ -22,10 +22,22 @@ from pydantic import ValidationError
 
 from alerts.notify.store import NotifyStore
 from alerts.statedb import StateDB
-from telemetry.notifyconfig import EscalationPolicySpec, SilenceSpec, SubscriptionSpec
+from telemetry.notifyconfig import (
+    EscalationPolicySpec,
+    SilenceSpec,
+    SubscriptionSpec,
+    WebhookChannel,
+)
 from telemetry.registry import Registry
 
-__all__ = ["KINDS", "OWNERS", "NotifyCatalog", "NotifyObjectError", "NotifyOwnerError"]
+__all__ = [
+    "KINDS",
+    "OWNERS",
+    "NotifyCatalog",
+    "NotifyObjectError",
+    "NotifyOwnerError",
+    "webhook_urls",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +51,13 @@ KINDS: dict[str, Any] = {
 # who an object is, by its origin: the file's and the API objects of admin and operator keys
 # are the monitoring centre's; an enterprise key's are the enterprise's
 OWNERS = {"config": "centre", "api": "centre", "enterprise": "enterprise"}
+
+
+def webhook_urls(spec: Any) -> list[str]:
+    """The webhook URLs of a subscription (its channel) or an escalation policy (its steps')."""
+    channels = [getattr(spec, "channel", None)]
+    channels += [step.channel for step in getattr(spec, "steps", ())]
+    return [c.url for c in channels if isinstance(c, WebhookChannel)]
 
 
 class NotifyObjectError(ValueError):
@@ -127,6 +146,11 @@ class NotifyCatalog:
     def objects(self, kind: str, tenants: Sequence[str] | None) -> list[tuple[str, Any]]:
         """(tenant, spec) of one kind, for the tenants given (None: all)."""
         return [(t, spec) for t, spec, *_ in self.owned_objects(kind, tenants)]
+
+    def owner_of(self, kind: str, tenant: str, object_id: str) -> str:
+        """'enterprise' for an enterprise's object (`guarded`), else 'centre' (one not stored
+        included)."""
+        return "enterprise" if (kind, tenant, object_id) in self.guarded else "centre"
 
     def owned_objects(
         self, kind: str, tenants: Sequence[str] | None
