@@ -15,7 +15,7 @@ from alerts.gatewayalarms import DataLoss
 from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
 from ingest.positions import PositionError, decode_positions
-from ingest.store.base import PositionBatch, ReadingBatch
+from ingest.store.base import PositionBatch, ReadingBatch, no_fix
 from telemetry.codec import TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
@@ -390,7 +390,7 @@ class Pipeline:
         )
         # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
         # would clear an overspeed and write 0 km/h into the history
-        fixed = ~((cols.lat[keep] == 0) & (cols.lon[keep] == 0))
+        fixed = ~no_fix(cols.lat[keep], cols.lon[keep])
         m = int(fixed.sum())
         readings = ReadingBatch(
             idx[fixed],

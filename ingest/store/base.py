@@ -26,6 +26,7 @@ __all__ = [
     "ReadingBatch",
     "StoreError",
     "TimeSeriesStore",
+    "no_fix",
     "positioned",
 ]
 
@@ -117,10 +118,16 @@ class PositionBatch:
         )
 
 
+def no_fix(lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """The reports at lat 0, lon 0: a terminal without a GNSS fix, kept for its alarm bits."""
+    nowhere: npt.NDArray[np.bool_] = (lat == 0) & (lon == 0)
+    return nowhere
+
+
 def positioned(batch: PositionBatch) -> PositionBatch:
-    """The positions of `batch` that have a place: a report at lat 0, lon 0 (a terminal without
-    a GNSS fix, kept for its alarm bits) is not one, for the fleet's rules or the track."""
-    nowhere = (batch.lat == 0) & (batch.lon == 0)
+    """The positions of `batch` that have a place (`no_fix`): not the others, for the fleet's
+    rules or the track."""
+    nowhere = no_fix(batch.lat, batch.lon)
     if not nowhere.any():
         return batch
     keep = ~nowhere
