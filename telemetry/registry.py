@@ -110,6 +110,11 @@ class Registry:
     vehicles: Mapping[tuple[str, str], VehicleInfo]  # (tenant, vehicle)
     _by_id: Mapping[str, SensorInfo] = field(repr=False)
     _by_key: Mapping[tuple[str, str, str, str], int] = field(repr=False)
+    # per tenant, the names its subscriptions and silences may use (`unknown_names`), made once:
+    # checking each of many objects made them again from every sensor of the hub
+    _known: dict[str, dict[str, frozenset[str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def sensor(self, sensor_id: str) -> SensorInfo | None:
         return self._by_id.get(sensor_id)
@@ -141,17 +146,19 @@ class Registry:
         silence) with names not of `tenant`, and those names; None when all are. A gateway
         counts as a device (its offline alarm has it for its device), and so do the JT/T 808
         gateways for a tenant with vehicles."""
-        devices = {d for t, _, d in self.devices if t == tenant}
-        devices |= {v for t, v in self.vehicles if t == tenant}
-        devices |= {i.spec.gateway for (t, _, _), i in self.devices.items() if t == tenant}
-        if any(t == tenant for t, _ in self.vehicles):
-            devices |= set(self.config.jt808_gateways)
-        known = {
-            "sites": self.sites_of(tenant),
-            "devices": devices,
-            "sensors": {s.id for s in self.sensors if s.tenant == tenant},
-            "sensor_kinds": MATCH_SENSOR_KINDS,
-        }
+        known = self._known.get(tenant)
+        if known is None:
+            devices = {d for t, _, d in self.devices if t == tenant}
+            devices |= {v for t, v in self.vehicles if t == tenant}
+            devices |= {i.spec.gateway for (t, _, _), i in self.devices.items() if t == tenant}
+            if any(t == tenant for t, _ in self.vehicles):
+                devices |= set(self.config.jt808_gateways)
+            known = self._known[tenant] = {
+                "sites": self.sites_of(tenant),
+                "devices": frozenset(devices),
+                "sensors": frozenset(s.id for s in self.sensors if s.tenant == tenant),
+                "sensor_kinds": MATCH_SENSOR_KINDS,
+            }
         for name, names in known.items():
             unknown = sorted(set(getattr(named, name, ())) - names)
             if unknown:
