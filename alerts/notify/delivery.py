@@ -99,9 +99,9 @@ class Delivery:
         self.clock = clock
         self._count = count
         self._wake = wake
-        self._channels: dict[str, ChannelSpec] = {}
-        self._guarded: set[str] = set()  # the texts of channels of an enterprise's objects
-        self._unguarded: set[str] = set()  # and of the centre's (a bare text: of before)
+        # a channel's outbox text: the channel, and whether its text says it is guarded (an
+        # enterprise's) or not (the centre's); None for a bare text (a row of before the guard)
+        self._channels: dict[str, tuple[ChannelSpec, bool | None]] = {}
         self._row_guarded = row_guarded  # (subscription key, row key): of an enterprise's object
         self._guard: tuple[object, AddressGuard] | None = None  # and the settings' guard
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
@@ -321,27 +321,26 @@ class Delivery:
             slot = self._tenant_slots[tenant] = (share, asyncio.Semaphore(share))
         return slot[1]
 
-    def _channel(self, text: str) -> ChannelSpec:
-        channel = self._channels.get(text)
-        if channel is None:
+    def _parsed(self, text: str) -> tuple[ChannelSpec, bool | None]:
+        found = self._channels.get(text)
+        if found is None:
             parsed = _ROW_CHANNEL.validate_json(text)
-            if isinstance(parsed, _Guarded):
-                channel = parsed.channel
-                (self._guarded if parsed.guarded else self._unguarded).add(text)
-            else:
-                channel = parsed
-            self._channels[text] = channel
-        return channel
+            found = (
+                (parsed.channel, parsed.guarded) if isinstance(parsed, _Guarded) else (parsed, None)
+            )
+            self._channels[text] = found
+        return found
+
+    def _channel(self, text: str) -> ChannelSpec:
+        return self._parsed(text)[0]
 
     def _is_guarded(self, row: _Due) -> bool:
         """Whether a row's channel is an enterprise's: as its text says, or for a bare text (a
         row queued by a hub of before the guard, perhaps sent again by hand) as its object is
         now, or guarded when that object is gone (`row_guarded`)."""
-        self._channel(row.channel)  # parsed: its text is in one of the sets
-        if row.channel in self._guarded:
-            return True
-        if row.channel in self._unguarded:
-            return False
+        guarded = self._parsed(row.channel)[1]
+        if guarded is not None:
+            return guarded
         return self._row_guarded is None or self._row_guarded(row.subscription, row.key)
 
     def _guard_of(self, rows: list[_Due]) -> AddressGuard | None:
