@@ -182,8 +182,8 @@ def _split(tr: Transitions, extra: list[Part], r: int) -> tuple[Transitions, Tra
     return take(n, 0), take(o, r)
 
 
-def _above(parts: list[Part], side: int = ABOVE) -> Part:
-    """The transitions of one side (above by default) among `parts`, by (sensor, time)."""
+def _side(parts: list[Part], side: int) -> Part:
+    """The transitions of one side among `parts`, by (sensor, time)."""
     rows = [
         tuple(np.asarray(x)[m] for x in (p[0], p[1], p[2], p[4], p[5]))
         for p in parts
@@ -368,8 +368,8 @@ def judge_late(
             n_tr, o_tr = _split(sub_tr, extra, r)
             parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0)
             parts = [(ru[p[0]], p[1], p[2], p[3], p[4], p[5]) for p in parts]
-            above = _above(parts)
-            below = _above(parts, BELOW)
+            above = _side(parts, ABOVE)
+            below = _side(parts, BELOW)
             _write_rows(table, new, sub_new, ru, np.arange(r))
         if fu.shape[0]:
             at = np.arange(2 * r, 2 * r + fu.shape[0])
