@@ -519,5 +519,27 @@ def test_position_record_rules() -> None:
         "alt_m": 50,
     }
     assert position_record(Location(0, 0, 1, 1, 0, 0, 0, "240101000000")) == "no_fix"
+    # no fix but an emergency (the last fix repeated, as many terminals do): kept for its bits,
+    # its place and speed not taken
+    sos = Location(
+        int(Alarm.EMERGENCY),
+        int(Status.ACC_ON),
+        31_000_000,
+        121_000_000,
+        50,
+        655,
+        90,
+        "240101000000",
+    )
+    assert position_record(sos) == {
+        "ts": cst_ms(2024, 1, 1),
+        "lat": 0.0,
+        "lon": 0.0,
+        "speed_kmh": 0.0,
+        "heading_deg": 0,
+        "acc_on": True,
+        "alarm_flags": int(Alarm.EMERGENCY),
+    }
+    assert position_record(Location(1, 0, 1, 1, 0, 0, 0, "241301000000")) == "bad_time"
     assert position_record(Location(0, 2, 1, 1, 0, 0, 0, "241301000000")) == "bad_time"
     assert position_record(Location(0, 2, 91_000_000, 1, 0, 0, 0, "240101000000")) == "bad_position"

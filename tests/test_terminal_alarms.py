@@ -183,6 +183,27 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                 await asyncio.sleep(1.5)  # a confirmation would come within this
                 assert len(terminal.confirmations) == 1
                 assert gw.commands.counters["confirmed"] == 1
+                # the emergency button pressed where the terminal has no fix (a tunnel): the
+                # report repeats its last place with status bit 1 clear; the alarm is raised
+                # from its bits, and the place is not taken (no track point)
+                lost = Fix(
+                    t0 + 40_000,
+                    31.2,
+                    121.4,
+                    50.0,
+                    90,
+                    12,
+                    alarm=int(Alarm.EMERGENCY),
+                    positioned=False,
+                )
+                await terminal.report(lost)
+
+                async def again():
+                    rows = await get_json(api, "/api/v1/alarms", kind="terminal_emergency")
+                    return [r for r in rows if r["id"] != alarm["id"]] or None
+
+                (sos,) = await eventually(again, 15, "the emergency of a report without a fix")
+                assert sos["started_ts"] == t0 + 40_000
                 counters = gw.server.counters
                 assert counters["bad_frame"] == 2, counters
                 assert counters["bad_body"] + counters["phone_mismatch"] == 1, counters

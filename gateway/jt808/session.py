@@ -117,13 +117,28 @@ Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
 
 
 def position_record(loc: Location) -> dict[str, object] | str:
-    """The MQTT position record of a location, or why it cannot be one (a counter label)."""
-    if not loc.status & Status.POSITIONED:
-        return "no_fix"
+    """The MQTT position record of a location, or why it cannot be one (a counter label).
+
+    A report without a fix (status bit 1 clear) is no place: dropped, unless it carries alarm
+    bits (an emergency button, a collision, the antenna cut that lost the fix). Then it is sent
+    at lat 0, lon 0, speed 0, which the hub reads as "no fix" (`ingest.positions`): its bits are
+    judged, its place (often the terminal's last fix, repeated) is used nowhere."""
     try:
         ts = loc.ts_ms
     except Jt808Error:
         return "bad_time"
+    if not loc.status & Status.POSITIONED:
+        if not loc.alarm:
+            return "no_fix"
+        return {
+            "ts": ts,
+            "lat": 0.0,
+            "lon": 0.0,
+            "speed_kmh": 0.0,
+            "heading_deg": 0,
+            "acc_on": bool(loc.status & Status.ACC_ON),
+            "alarm_flags": loc.alarm,
+        }
     lat, lon = loc.lat, loc.lon
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return "bad_position"
