@@ -102,7 +102,11 @@ def save(
         arrays[f"fleet.{f.name}"] = getattr(fleet.state, f.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    # the hub's user's alone, like the databases beside it (`hazardhub.private`): it holds every
+    # vehicle's driving and every sensor's state
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a .tmp left by a hub of before
+    with os.fdopen(fd, "wb") as fh:
         np.savez(fh, allow_pickle=False, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
@@ -152,7 +156,7 @@ def load(path: Path) -> Saved | None:
                 terminal_flags={str(k): int(v) for k, v in meta["terminal_flags"].items()},
                 terminal_last_ts={str(k): int(v) for k, v in meta["terminal_last_ts"].items()},
             )
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         log.error("analytics state %s not used: %s", path, exc)
         return None
 

@@ -192,8 +192,9 @@ async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
         assert [(e.sensor, e.kind, e.ts) for e in events] == [("slow", "raised", T0 + 10_000)]
 
 
-async def test_an_unreadable_state_file_is_ignored(tmp_path, caplog):
-    (tmp_path / "analytics-state.npz").write_bytes(b"PK\x03\x04 not a zip at all")
+@pytest.mark.parametrize("junk", [b"PK\x03\x04 not a zip at all", b""])
+async def test_an_unreadable_state_file_is_ignored(tmp_path, caplog, junk):
+    (tmp_path / "analytics-state.npz").write_bytes(junk)  # an empty one stopped the hub's start
     async with Node(tmp_path) as node:
         assert node.dispatcher.state.last_ts.shape[0] == len(node.reg.sensors)
         assert "not used" in caplog.text
