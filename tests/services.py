@@ -24,6 +24,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import weakref
 from pathlib import Path
@@ -273,8 +274,10 @@ class InfluxService(_Service):
 
     name = "influxd"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, auth: bool = False) -> None:
+        """`auth`: require users (`auth-enabled`); make the first, an admin, with `create_admin`."""
         self.binary = _require(INFLUXD, "influxdb")
+        self.auth = auth
         super().__init__(workdir)
         self.http_port = free_port()
         self.rpc_port = free_port()
@@ -299,6 +302,7 @@ class InfluxService(_Service):
             "[http]\n"
             f'  bind-address = "{LOOPBACK}:{self.http_port}"\n'
             "  log-enabled = false\n"
+            f"  auth-enabled = {'true' if self.auth else 'false'}\n"
             "[monitor]\n"
             "  store-enabled = false\n"
             "[ifql]\n"
@@ -311,6 +315,13 @@ class InfluxService(_Service):
 
     def _argv(self) -> list[str]:
         return [self.binary, "-config", str(self.conf_path)]
+
+    def create_admin(self, user: str, password: str) -> None:
+        """The first user of a server with `auth`, an admin (InfluxDB lets it be made unasked)."""
+        q = f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+        data = urllib.parse.urlencode({"q": q}).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=5) as resp:
+            assert int(resp.status) == 200, resp.read()
 
     def _ready(self) -> bool:
         try:

@@ -12,6 +12,7 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -302,6 +303,28 @@ async def test_stopped_server_is_retryable(
         influxdb.start()
     await store.write_readings(batch)  # the same client works again once the server is back
     assert (await store.latest([ch4]))[ch4] == LatestValue(T0, 1.0, 0)
+
+
+async def test_a_user_and_password_in_the_url_authenticate_every_request(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """A server with auth-enabled, the user in the URL (as docs/storage.md allows): writes, which
+    go over the lean writer, not httpx, carried no credentials and were refused 401."""
+    server = InfluxService(tmp_path / "influx", auth=True).launch()
+    try:
+        server.create_admin("hub", "s3cret-pw")
+        url = server.url.replace("http://", "http://hub:s3cret-pw@")
+        ch4 = idx(registry, "ch4.1")
+        async with InfluxStore(registry, url, "secured", timeout_s=5.0) as store:
+            await store.write_readings(readings([(ch4, T0, 1.25, 0, 1, 1)]))
+            assert (await store.latest([ch4]))[ch4] == LatestValue(T0, 1.25, 0)
+        # and without them the server does refuse (the test would prove nothing otherwise)
+        with pytest.raises(StoreError) as info:
+            async with InfluxStore(registry, server.url, "secured", timeout_s=5.0):
+                pass
+        assert not info.value.retryable and "HTTP 401" in str(info.value)
+    finally:
+        server.stop()
 
 
 @pytest.fixture

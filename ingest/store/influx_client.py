@@ -8,6 +8,7 @@ The reads (`ingest.store.influx_read`) and the writes (`ingest.store.influx_send
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 from collections.abc import Callable
@@ -49,6 +50,15 @@ def _series_tables(registry: Registry) -> tuple[npt.NDArray[np.bytes_], npt.NDAr
         [position_key(s) if s.site == "vehicles" else "" for s in sensors] or ["-"]
     )
     return readings, positions
+
+
+def _write_auth(token: str | None, url: httpx.URL) -> dict[str, str]:
+    if token:
+        return {"Authorization": f"Token {token}"}
+    if url.username or url.password:
+        pair = f"{url.username}:{url.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+    return {}
 
 
 class InfluxClient:
@@ -101,6 +111,9 @@ class InfluxClient:
             if url_.scheme == "http" and not url_.path.strip("/")
             else None
         )
+        # what `LineWriter`'s requests carry to authenticate (httpx's take the URL's user itself):
+        # the token, else the URL's user and password as Basic auth (InfluxDB 1.x reads both)
+        self._write_auth = _write_auth(token, url_)
         self._reading_keys, self._position_keys = _series_tables(registry)
 
     async def prepare_reload(self, registry: Registry) -> Callable[[], None]:

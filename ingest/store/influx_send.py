@@ -176,8 +176,7 @@ class InfluxWrites(InfluxClient):
         if writer is None:
             with transport_errors("write", self.shown_url):
                 return await self._http.post(path, params=params, content=body, headers=headers)
-        if self._token:
-            headers = {**headers, "Authorization": f"Token {self._token}"}
+        headers = {**headers, **self._write_auth}
         target = f"{path}?{urllib.parse.urlencode(params)}"
         try:
             status, answer_headers, answer = await writer.post(target, body, headers)
