@@ -63,10 +63,12 @@ class Subscription:
 
 
 def _close_queue(sub: Subscription) -> None:
-    """Drop what waits and queue the end alone: no offer after it can push it out."""
+    """Queue the end after what waits (the oldest item, counted as lagged, makes room for it in
+    a full queue); nothing is offered after it, so nothing can push it out."""
     sub.closing = True
-    while not sub.queue.empty():
+    if sub.queue.full():
         sub.queue.get_nowait()
+        sub.lagged += 1
     sub.queue.put_nowait((_CLOSE, "", b""))
 
 
@@ -112,9 +114,9 @@ class Broadcaster:
     def close(self) -> None:
         """End every stream with an ``end`` event (the hub stops): a client told so reconnects
         to the next hub, and an open stream no longer holds up the API's stop until its grace
-        runs out (logged as an error, with a traceback). For good: what is queued is dropped
-        (the last flush must not push the end out of a full queue), and a stream that starts
-        after it ends at once."""
+        runs out (logged as an error, with a traceback). What is queued goes first; nothing is
+        queued after the end (the last flush must not push it out of a full queue), and a stream
+        that starts after it ends at once."""
         self._closed = True
         for sub in list(self._subs):
             _close_queue(sub)

@@ -166,5 +166,39 @@ async def test_the_end_survives_a_full_queue_and_a_stream_that_starts_after_it()
     assert hub_stream.subscribers == 0
 
 
+async def test_what_was_queued_before_the_stop_is_sent_before_the_end():
+    """An alarm queued for a stream when the hub began to stop went nowhere: the end was queued
+    alone (helper-80). It goes first now; in a full queue the oldest makes room, counted."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry, queue_size=3)
+    chem = Principal("chem", "enterprise", frozenset({"chem"}))
+    sub = hub_stream.subscribe(chem, frozenset({"alarm"}))
+    sub.offer("alarm", "chem", b'{"n":1}')
+    sub.offer("alarm", "chem", b'{"n":2}')
+    hub_stream.close()
+    got = await asyncio.wait_for(_chunks(hub_stream.events(sub)), 5)
+    assert got[1:] == [
+        b'event: alarm\ndata: {"n":1}\n\n',
+        b'event: alarm\ndata: {"n":2}\n\n',
+        b'event: end\ndata: {"reason":"the hub is stopping"}\n\n',
+    ]
+    full = hub_stream.subscribe(chem, frozenset({"alarm"}))  # after close: ends at once
+    assert (await asyncio.wait_for(_chunks(hub_stream.events(full)), 5))[-1].startswith(
+        b"event: end"
+    )
+    again = Broadcaster(registry, queue_size=3)
+    sub = again.subscribe(chem, frozenset({"alarm"}))
+    for n in range(3):
+        sub.offer("alarm", "chem", b'{"n":%d}' % n)
+    again.close()
+    got = await asyncio.wait_for(_chunks(again.events(sub)), 5)
+    assert got[1:] == [
+        b'event: lagged\ndata: {"dropped":1}\n\n',
+        b'event: alarm\ndata: {"n":1}\n\n',
+        b'event: alarm\ndata: {"n":2}\n\n',
+        b'event: end\ndata: {"reason":"the hub is stopping"}\n\n',
+    ]
+
+
 async def _chunks(stream):
     return [chunk async for chunk in stream]
