@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from alerts.vehicles.terminal import TerminalAlarms
+from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalAlarms, terminal_kind
 from api.auth import hash_key
 from gateway.jt808 import Jt808Gateway
 from gateway.jt808.commands import CommandListener
@@ -61,6 +61,30 @@ def test_bits_raise_and_clear_in_event_time_per_vehicle():
     again.restore([(5, 1)])
     one = PositionBatch(*(np.array([v]) for v in (5, 40, 0.0, 0.0, 0.0, 0.0)))
     assert [(c.bit, c.level) for c in again.judge(one, np.array([0], np.uint32))] == [(1, 0)]
+
+
+def test_every_bit_the_terminal_holds_until_confirmed_is_an_alarm_to_acknowledge():
+    """Bits 22 (road-segment time) and 31 (illegal door opening, 2013) were held by the terminal
+    until confirmed, yet raised nothing: no operator could acknowledge them, no 0x8203 went, the
+    bit stayed set for good (helper-83). The 2019 bits 15-17 were ignored."""
+    held = [b for b in range(32) if (1 << b) & Alarm.ACK_CLEAR]
+    assert held == [0, 3, 20, 21, 22, 27, 28, 31]
+    assert set(held) <= set(TERMINAL_BITS)
+    alarms = TerminalAlarms()
+    bits = (15, 16, 17, 22, 31)
+    batch = PositionBatch(
+        np.array([3, 3], np.int32), np.array([10, 20], np.int64), *(np.zeros(2),) * 4
+    )
+    flags = np.array([sum(1 << b for b in bits), 0], np.uint32)
+    got = [(c.bit, c.level, c.ts) for c in alarms.judge(batch, flags)]
+    assert got == [(b, 1, 10) for b in bits] + [(b, 0, 20) for b in bits]
+    assert [terminal_kind(TERMINAL_SIDE0 + b) for b in bits] == [
+        "terminal_illegal_driving",
+        "terminal_tyre_pressure",
+        "terminal_blind_zone",
+        "terminal_segment_time",
+        "terminal_door_open",
+    ]
 
 
 def test_command_listener_rejects_what_it_cannot_do():

@@ -38,16 +38,25 @@ TERMINAL_BITS: dict[int, tuple[str, str, str]] = {
     7: ("terminal_power_low", "yellow", "主电源欠压 main power low"),
     8: ("terminal_power_off", "orange", "主电源掉电 main power off: tampering?"),
     11: ("terminal_camera_fault", "blue", "摄像头故障 camera fault"),
+    15: ("terminal_illegal_driving", "orange", "违规行驶 driving at a forbidden time (2019)"),
+    16: ("terminal_tyre_pressure", "yellow", "胎压预警 tyre pressure: stop and check (2019)"),
+    17: ("terminal_blind_zone", "yellow", "右转盲区异常 right-turn blind zone (2019)"),
     18: ("terminal_day_driving", "orange", "当天累计驾驶超时 over the day's driving time"),
     19: ("terminal_parking", "yellow", "超时停车 parked too long"),
     20: ("terminal_area", "yellow", "进出区域 entered or left an area"),
     21: ("terminal_route", "yellow", "进出路线 entered or left a route"),
+    22: (
+        "terminal_segment_time",
+        "yellow",
+        "路段行驶时间不足/过长 road-segment time too short or long",
+    ),
     23: ("terminal_off_route", "orange", "路线偏离报警 off the route"),
     26: ("terminal_stolen", "red", "车辆被盗 vehicle stolen"),
     27: ("terminal_illegal_ignition", "red", "车辆非法点火 illegal ignition"),
     28: ("terminal_illegal_move", "red", "车辆非法位移 illegal displacement"),
     29: ("terminal_collision", "red", "碰撞预警 collision: call the driver and rescue"),
     30: ("terminal_rollover", "red", "侧翻预警 rollover: call the driver and rescue"),
+    31: ("terminal_door_open", "orange", "非法开门 a door opened illegally (2013)"),
 }
 _MASK = np.uint32(sum(1 << b for b in TERMINAL_BITS))
 assert {b: k for b, (k, _, _) in TERMINAL_BITS.items()} == TERMINAL_KINDS

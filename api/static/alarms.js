@@ -50,6 +50,9 @@ export const STRINGS = {
         lvl_terminal_off_route: "路线偏离报警", lvl_terminal_stolen: "车辆被盗",
         lvl_terminal_illegal_ignition: "车辆非法点火", lvl_terminal_illegal_move: "车辆非法位移",
         lvl_terminal_collision: "碰撞预警", lvl_terminal_rollover: "侧翻预警",
+        lvl_terminal_illegal_driving: "违规行驶", lvl_terminal_tyre_pressure: "胎压预警",
+        lvl_terminal_blind_zone: "右转盲区异常", lvl_terminal_segment_time: "路段行驶时间不足/过长",
+        lvl_terminal_door_open: "非法开门",
         // who judged a vehicle's alarm: the platform's analytics or the terminal itself
         by_fleet: "平台研判", by_terminal: "终端上报" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",

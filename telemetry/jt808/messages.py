@@ -101,7 +101,14 @@ class Alarm(enum.IntFlag):
 
     # bits cleared only when the platform confirms them (0x8203)
     ACK_CLEAR = (
-        EMERGENCY | DANGER | AREA | ROUTE | SEGMENT_TIME | ILLEGAL_IGNITION | ILLEGAL_DISPLACEMENT
+        EMERGENCY
+        | DANGER
+        | AREA
+        | ROUTE
+        | SEGMENT_TIME
+        | ILLEGAL_IGNITION
+        | ILLEGAL_DISPLACEMENT
+        | ILLEGAL_DOOR_OPEN  # 2013
     )
 
 
