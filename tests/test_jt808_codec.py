@@ -458,6 +458,16 @@ def test_session_register_authenticate_report() -> None:
     assert pub[0].vehicle == VehicleRef("t1", "bus-1") and pub[0].received_ms == 5
     assert pub[0].records[0]["ts"] == cst_ms(2024, 1, 1)
     assert frames_of(ev) == [PlatformResponse(10, 0x0200, 0)]
+    # a vendor's additional item of a wrong length: the position is published, the broken item
+    # counted (it was answered 2 and lost whole, helper-83)
+    body = loc.encode() + bytes((0x01, 4, 0, 0, 0, 9)) + bytes((0x30, 4, 1))
+    ev = s.feed(encode_frame(Header(0x0200, 11, phone), body), 6)
+    (pub,) = [e for e in ev if isinstance(e, Publish)]
+    assert pub.records[0]["ts"] == cst_ms(2024, 1, 1)
+    (problem,) = [e for e in ev if isinstance(e, Problem)]
+    assert problem.kind == "bad_extra" and "0x30 of 4 bytes overruns" in problem.detail
+    assert frames_of(ev) == [PlatformResponse(11, 0x0200, 0)]
+    assert Location.decode(body).extras == ((0x01, b"\0\0\0\t"),)
     # 0x8203 to the terminal, in its header version
     confirm = decode_frame(s.confirm_alarm(0, int(Alarm.EMERGENCY)))
     assert confirm.header.msg_id == 0x8203 and confirm.header.phone == phone
@@ -541,5 +551,14 @@ def test_position_record_rules() -> None:
         "alarm_flags": int(Alarm.EMERGENCY),
     }
     assert position_record(Location(1, 0, 1, 1, 0, 0, 0, "241301000000")) == "bad_time"
+    # a speed, heading or place that cannot be, with an alarm bit: the bits alone go on
+    for bad in (
+        Location(1, 2, 1, 1, 0, 3001, 0, "240101000000"),
+        Location(1, 2, 1, 1, 0, 0, 361, "240101000000"),
+        Location(1, 2, 91_000_000, 1, 0, 0, 0, "240101000000"),
+    ):
+        rec = position_record(bad)
+        assert isinstance(rec, dict), bad
+        assert (rec["lat"], rec["lon"], rec["speed_kmh"], rec["alarm_flags"]) == (0, 0, 0, 1)
     assert position_record(Location(0, 2, 1, 1, 0, 0, 0, "241301000000")) == "bad_time"
     assert position_record(Location(0, 2, 91_000_000, 1, 0, 0, 0, "240101000000")) == "bad_position"

@@ -119,18 +119,32 @@ Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
 def position_record(loc: Location) -> dict[str, object] | str:
     """The MQTT position record of a location, or why it cannot be one (a counter label).
 
-    A report without a fix (status bit 1 clear) is no place: dropped, unless it carries alarm
-    bits (an emergency button, a collision, the antenna cut that lost the fix). Then it is sent
-    at lat 0, lon 0, speed 0, which the hub reads as "no fix" (`ingest.positions`): its bits are
-    judged, its place (often the terminal's last fix, repeated) is used nowhere."""
+    A report without a fix (status bit 1 clear), or whose place, speed or heading cannot be, is
+    dropped, unless it carries alarm bits (an emergency button, a collision, the antenna cut
+    that lost the fix). Then it is sent at lat 0, lon 0, speed 0, which the hub reads as "no
+    fix" (`ingest.positions`): its bits are judged, its place (often the terminal's last fix,
+    repeated) and speed are used nowhere. One without a valid time is dropped (nothing can be
+    judged in event time)."""
     try:
         ts = loc.ts_ms
     except Jt808Error:
         return "bad_time"
-    if not loc.status & Status.POSITIONED:
+    lat, lon = loc.lat, loc.lon
+    problem = (
+        "no_fix"
+        if not loc.status & Status.POSITIONED
+        else "bad_position"
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180)
+        else "bad_speed"
+        if loc.speed_dkmh > 3000
+        else "bad_heading"
+        if loc.direction > 360
+        else ""
+    )
+    if problem:
         if not loc.alarm:
-            return "no_fix"
-        return {
+            return problem
+        return {  # its alarm bits, judged; no place, no speed
             "ts": ts,
             "lat": 0.0,
             "lon": 0.0,
@@ -139,13 +153,6 @@ def position_record(loc: Location) -> dict[str, object] | str:
             "acc_on": bool(loc.status & Status.ACC_ON),
             "alarm_flags": loc.alarm,
         }
-    lat, lon = loc.lat, loc.lon
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        return "bad_position"
-    if loc.speed_dkmh > 3000:
-        return "bad_speed"
-    if loc.direction > 360:
-        return "bad_heading"
     rec: dict[str, object] = {
         "ts": ts,
         "lat": lat,
@@ -340,6 +347,8 @@ class Session:
         assert self.vehicle is not None
         records: list[dict[str, object]] = []
         for loc in items:
+            if loc.bad_extras:  # the position is whole; what follows a broken item is lost
+                events.append(Problem("bad_extra", f"{self.vehicle.vehicle}: {loc.bad_extras}"))
             rec = position_record(loc)
             if isinstance(rec, str):
                 events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))

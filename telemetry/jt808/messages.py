@@ -383,6 +383,9 @@ class Location:
     direction: int  # degrees, 0 = north, clockwise
     time: str  # YYMMDDhhmmss, GMT+8
     extras: tuple[tuple[int, bytes], ...] = ()
+    # why the additional items stop short ("" when they do not): a vendor's item of a wrong
+    # length loses what follows it, not the position (the basic block is whole)
+    bad_extras: str = ""
 
     @classmethod
     def decode(cls, body: bytes, v2019: bool = False) -> Location:
@@ -391,18 +394,18 @@ class Location:
         extras: list[tuple[int, bytes]] = []
         p = 28
         n = len(body)
+        bad = ""
         while p < n:
             if p + 2 > n:
-                raise Jt808Error(f"location 0x0200: additional item at byte {p} is truncated")
+                bad = f"additional item at byte {p} is truncated"
+                break
             ident, length = body[p], body[p + 1]
             if p + 2 + length > n:
-                raise Jt808Error(
-                    f"location 0x0200: additional item {ident:#04x} of {length} bytes overruns "
-                    "the body"
-                )
+                bad = f"additional item {ident:#04x} of {length} bytes overruns the body"
+                break
             extras.append((ident, body[p + 2 : p + 2 + length]))
             p += 2 + length
-        return cls(alarm, status, lat, lon, alt, speed, direction, t.hex(), tuple(extras))
+        return cls(alarm, status, lat, lon, alt, speed, direction, t.hex(), tuple(extras), bad)
 
     def encode(self, v2019: bool = False) -> bytes:
         out = bytearray(
