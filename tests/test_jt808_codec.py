@@ -506,6 +506,34 @@ def test_session_by_plate_wrong_code_unknown_and_bad_bodies() -> None:
     assert frames_of(ev) == [RegisterResponse(6, RegisterResponse.NO_VEHICLE, "")]
 
 
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [
+        ("苏A·D5678", "苏AD5678"),  # the docs' way and parameter 0x0083's usual value
+        ("苏AD5678", "苏A·D5678\0\0"),  # firmware that ends its STRING with NULs
+        ("粤B 00002", "粤b-00002"),
+        ("京ＡＢ１２３", "京AB123"),  # full-width letters and digits
+    ],
+)
+def test_a_plate_is_found_however_it_is_written_and_a_nul_ended_code_authenticates(
+    configured: str, sent: str
+) -> None:
+    """A terminal whose plate was 苏AD5678 for a vehicle configured 苏A·D5678 got "vehicle not in
+    the database", and one ending its auth code with a NUL failed and registered again, for
+    good (helper-83)."""
+    d = Directory([_Vehicle("t1", "truck", configured)], b"0123456789abcdef")  # type: ignore[list-item]
+    s = Session(d)
+    phone = "013900000007"
+    reg = Register(0, 0, "", "", "", 1, "").encode(False)  # the plate is the rest of the body
+    ev = s.feed(encode_frame(Header(0x0100, 1, phone), reg + sent.encode("gb18030")), 0)
+    (resp,) = frames_of(ev)
+    assert isinstance(resp, RegisterResponse) and resp.result == RegisterResponse.OK
+    code = Authenticate(resp.auth_code + "\0").encode(False)
+    ev = s.feed(encode_frame(Header(0x0102, 2, phone), code), 0)
+    assert frames_of(ev) == [PlatformResponse(2, 0x0102, 0)] and s.state is State.AUTHENTICATED
+    assert s.vehicle == VehicleRef("t1", "truck")
+
+
 def test_position_record_rules() -> None:
     base = Location(
         int(Alarm.OVERSPEED),

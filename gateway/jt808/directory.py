@@ -1,7 +1,8 @@
 """Which vehicle a JT/T 808 terminal is, and its auth code (pure).
 
 A terminal is found by its phone number (the vehicle's `terminal` in the configuration) or, when
-no vehicle names that number, by the plate it sends in its registration. The auth code handed out
+no vehicle names that number, by the plate it sends in its registration (compared without its
+separators and case: 苏A·D5678 is 苏AD5678, `plate_key`). The auth code handed out
 in 0x8100 names the vehicle and carries an HMAC of (phone, tenant, vehicle) under the gateway's
 secret, so authentication needs no state: it survives a gateway restart with the same secret, and
 fails once the vehicle leaves the configuration.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +25,7 @@ from telemetry.errors import ConfigError
 from telemetry.jt808.messages import RegisterResponse
 from telemetry.registry import VehicleInfo
 
-__all__ = ["Conflict", "Directory", "VehicleRef"]
+__all__ = ["Conflict", "Directory", "VehicleRef", "plate_key"]
 
 _PREFIX = "hh1"
 
@@ -56,6 +58,18 @@ def _norm(phone: str) -> str:
     return phone.lstrip("0") or "0"
 
 
+# what a plate is written with besides its characters: the middle dot of 苏A·D5678 (and its
+# look-alikes), spaces, hyphens; a terminal's 0x0083 is usually 苏AD5678, and firmware may end
+# its STRING with NULs
+_PLATE_NOISE = dict.fromkeys(map(ord, "·•・‧.-_ \t\x00"), None)
+
+
+def plate_key(plate: str) -> str:
+    """A plate as terminals and configurations both write it: compatibility forms (full-width
+    letters and digits), upper case, without separators."""
+    return unicodedata.normalize("NFKC", plate).translate(_PLATE_NOISE).upper()
+
+
 class Directory:
     def __init__(self, vehicles: Iterable[VehicleInfo], secret: bytes) -> None:
         if len(secret) < 16:
@@ -76,7 +90,7 @@ class Directory:
                         f"{other.tenant}/{other.vehicle} and for {ref.tenant}/{ref.vehicle}"
                     )
                 self._by_terminal[term] = ref
-            self._by_plate.setdefault(v.spec.plate.strip(), []).append(ref)
+            self._by_plate.setdefault(plate_key(v.spec.plate), []).append(ref)
 
     def with_vehicles(self, vehicles: Iterable[VehicleInfo]) -> Directory:
         """The same secret (auth codes handed out stay valid) over another configuration."""
@@ -91,8 +105,8 @@ class Directory:
     def register(self, phone: str, plate: str) -> tuple[int, VehicleRef | Conflict | None]:
         """The 0x8100 result for a registration, and the vehicle on success (the conflict that
         refused it, if that was the reason)."""
-        plate = plate.strip()
-        refs = self._by_plate.get(plate, [])
+        plate = plate.strip(" \x00")
+        refs = self._by_plate.get(plate_key(plate), [])
         ref = self._by_terminal.get(_norm(phone))
         if ref is not None:
             if refs and ref not in refs:
@@ -114,7 +128,7 @@ class Directory:
     def authenticate(self, phone: str, code: str) -> VehicleRef | Conflict | None:
         """The vehicle a good auth code names; a `Conflict` when the code is good but the phone
         number is now configured for another vehicle; None for any other refusal."""
-        parts = code.split(":")
+        parts = code.strip(" \x00").split(":")  # firmware that ends its STRING with a NUL
         if len(parts) != 4 or parts[0] != _PREFIX:
             return None
         ref = VehicleRef(parts[1], parts[2])
