@@ -506,6 +506,37 @@ def test_session_by_plate_wrong_code_unknown_and_bad_bodies() -> None:
     assert frames_of(ev) == [RegisterResponse(6, RegisterResponse.NO_VEHICLE, "")]
 
 
+def test_each_sub_package_is_answered_by_its_serial_and_the_message_when_stored() -> None:
+    """A stop-and-wait terminal sends a sub-package and waits for its 0x8001: none came, only
+    one for the whole message by the first's serial, and its blind-area data never arrived
+    (helper-83). A sub-package before authentication is refused at once, not kept."""
+    s = Session(directory())
+    phone = "013800000001"
+    items = tuple(
+        Location(0, 2, 31_000_000 + i, 121_000_000, 0, 300, 0, "240101000000") for i in range(60)
+    )
+    body = BatchLocation(BatchLocation.BACKFILL, items).encode()
+    frames = encode_packets(Header(0x0704, 40, phone), body, 700)
+    assert len(frames) == 3
+    ev = s.feed(frames[0], 0)
+    assert frames_of(ev) == [PlatformResponse(40, 0x0704, PlatformResponse.FAILED)]
+    assert s._parts.pending == 0
+    ev = s.feed(
+        encode_frame(Header(0x0100, 1, phone), Register(0, 0, "", "", "", 1, "").encode(False)), 0
+    )
+    (resp,) = frames_of(ev)
+    s.feed(encode_frame(Header(0x0102, 2, phone), Authenticate(resp.auth_code).encode(False)), 0)
+    assert s.state is State.AUTHENTICATED
+    answers = []
+    for n, frame in enumerate(frames):
+        ev = s.feed(frame, 0)
+        answers += frames_of(ev)
+        published = [e for e in ev if isinstance(e, Publish)]
+        assert len(published) == (n == 2)
+    assert answers == [PlatformResponse(40 + n, 0x0704, 0) for n in range(3)]
+    assert len(published[0].records) == 60
+
+
 @pytest.mark.parametrize(
     ("configured", "sent"),
     [

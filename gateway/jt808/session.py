@@ -17,7 +17,7 @@ spool before it sends the `Send` that follows it, so an acknowledged position is
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.jt808.directory import Conflict, Directory, VehicleRef
 from telemetry.jt808.codec import (
@@ -258,18 +258,23 @@ class Session:
             events.append(Problem("unsupported", f"encrypted body of {h.msg_id:#06x}"))
             self._answer(h, PlatformResponse.UNSUPPORTED, events)
             return
+        if h.packet is not None and h.msg_id not in ACCEPTS[self.state]:  # not kept to join
+            self._refuse(h, events)
+            return
         try:
             whole = self._parts.add(frame, now_ms)
         except Jt808Error as exc:
             events.append(Problem("bad_frame", str(exc)))
             self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
             return
-        if whole is None:
-            return  # a sub-package; the whole message is answered
-        h = whole.header
+        if whole is None:  # a sub-package received: answered at once, by its own serial (a
+            self._answer(h, PlatformResponse.OK, events)  # terminal may wait for it to go on)
+            return
+        # the whole message is answered when handled (stored, for positions) by the serial of the
+        # sub-package that completed it: each sub-package gets its one answer
+        h = whole.header if h.packet is None else replace(whole.header, serial=h.serial)
         if h.msg_id not in _UPLINK:
-            events.append(Problem("unsupported", f"message {h.msg_id:#06x} is not supported"))
-            self._answer(h, PlatformResponse.UNSUPPORTED, events)
+            self._refuse(h, events)
             return
         try:
             msg = decode_body(h.msg_id, whole.body, h.is_2019)
@@ -285,12 +290,20 @@ class Session:
         self._bad_in_a_row = 0
         self.header = h
         if h.msg_id not in ACCEPTS[self.state]:
+            self._refuse(h, events)
+            return
+        self._dispatch(h, msg, now_ms, events)
+
+    def _refuse(self, h: Header, events: list[Event]) -> None:
+        """Answer a message this session does not take: unsupported at all, or not yet."""
+        if h.msg_id not in _UPLINK:
+            events.append(Problem("unsupported", f"message {h.msg_id:#06x} is not supported"))
+            self._answer(h, PlatformResponse.UNSUPPORTED, events)
+        else:
             events.append(
                 Problem("not_authenticated", f"message {h.msg_id:#06x} in state {self.state.value}")
             )
             self._answer(h, PlatformResponse.FAILED, events)
-            return
-        self._dispatch(h, msg, now_ms, events)
 
     def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
         if isinstance(msg, Register):
