@@ -95,7 +95,10 @@ def remap_core(
             changed.add(sid)
             continue
         src[info.index] = before[0]
-    fresh = CoreState.empty(len(new), new_table.trends, new_table.trend_keep)
+    # with the lateness window's arrays of the state's depth, so that they are carried too (a
+    # window of another depth starts afresh at the next batch, `evaluate`)
+    late_depth = state.ring_ts.shape[1] if state.ring_ts.shape[0] else 0
+    fresh = CoreState.empty(len(new), new_table.trends, new_table.trend_keep, late_depth)
     keep = np.flatnonzero(src >= 0)
     take = src[keep]
     # trend rows: the new row of a carried sensor takes its old row (both have one: same rules)
@@ -111,7 +114,11 @@ def remap_core(
             ok = has_trend & (t_old < old_trends)
             if ok.any() and source.shape == (old_trends, *target.shape[1:]):
                 target[t_new[ok]] = source[t_old[ok]]
-        elif source.shape[0] == len(old) and source.shape[1:] == target.shape[1:]:
+        elif (
+            source.shape[0] == len(old)
+            and target.shape[0] == len(new)
+            and source.shape[1:] == target.shape[1:]
+        ):
             target[keep] = source[take]
         values[f.name] = target
     return CoreState(**values), changed

@@ -170,6 +170,9 @@ def resume(
     active. Delays, sums and episodes in progress are kept."""
     core, _ = remap_core(saved.core, saved.sensors, saved.trend_of, sensors, table)
     core = replace(core, level=np.zeros_like(core.level), active=np.zeros_like(core.active))
+    # the lateness window starts afresh from the state as the database restores it: its saved
+    # checkpoint knows levels the database may not (`evaluate` makes it at the first batch)
+    core = core.with_lateness(0)
     fleet = remap_fleet_state(saved.fleet, saved.vehicles, saved.route, saved.fences, fleet_table)
     st = fleet.state
     for flag in (
