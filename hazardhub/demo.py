@@ -136,6 +136,15 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
             await sim.start()
         sims[ep] = sim
     moved = {ep: s.port for ep, s in sims.items() if ep != ("127.0.0.1", s.port)}
+    for (host, port), new_port in moved.items():
+        log.warning(
+            "simulator port moved: %s:%d is taken, its devices are simulated on 127.0.0.1:%d; "
+            "the configuration runs with that port, so changes made through the API in an "
+            "earlier run are not taken up by --keep-data this time",
+            host,
+            port,
+            new_port,
+        )
     registry: Registry = loaded.registry(_remap_ports(loaded.config, moved)) if moved else registry0
     broker_port = free_port(opts.broker_port or 1883)
     broker = await _start_broker(broker_port)
