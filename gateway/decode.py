@@ -127,6 +127,8 @@ def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
     is: both stay measurements, judged against the levels."""
     if quality != Quality.GOOD:
         return quality
+    if not math.isfinite(value):  # a float32 transmitter's NaN or infinity, `valid` or not
+        return Quality.SENSOR_FAULT
     valid = point.valid
     if valid is not None and not valid[0] <= value <= valid[1]:
         return Quality.SENSOR_FAULT
@@ -206,6 +208,7 @@ class RequestDecoder:
         self._offsets = tuple(offsets)
         pts = [points[i] for i in chosen]
         self._f32 = [j for j, i in enumerate(chosen) if points[i].dtype == "float32"]
+        self._floats = [j for j, i in enumerate(chosen) if points[i].dtype.startswith("float")]
         self._coef = []  # (divide, scale, offset): small lists beat numpy at this size
         for p in pts:
             divide = 0.0
@@ -249,6 +252,9 @@ class RequestDecoder:
                 ma = 4.0 + (xs[j] - cur.raw_4ma) * 16.0 / (cur.raw_20ma - cur.raw_4ma)
                 xs[j] = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
                 qs[j] = namur_quality(ma)
+            for j in self._floats:  # NaN or infinity (only a float can be one): a fault
+                if not math.isfinite(xs[j]):
+                    qs[j] = Quality.SENSOR_FAULT
             for j, (lo, hi) in self._valid:
                 if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
                     qs[j] = Quality.SENSOR_FAULT

@@ -322,8 +322,13 @@ class Pipeline:
             names = sorted({batch.keys[int(k)] for k in batch.key[unknown]})[:10]
             drop(unknown, "unknown_sensor", f"name sensor keys not configured: {names}")
         with np.errstate(invalid="ignore"):
-            bad_value = (batch.quality == Quality.GOOD) & ~np.isfinite(batch.value)
-        drop(bad_value, "non_finite", "have quality good but a NaN or infinite value")
+            measured = (batch.quality == Quality.GOOD) | (batch.quality == Quality.OUT_OF_RANGE)
+            bad_value = measured & ~np.isfinite(batch.value)
+        drop(
+            bad_value,
+            "non_finite",
+            "have quality good or out_of_range (a measurement) but a NaN or infinite value",
+        )
         future, past = self._time_mask(batch.ts, arrival_ms)
         drop(future, "future_time", f"are more than {self.max_future_ms} ms in the future")
         drop(past, "past_time", f"are more than {self.max_past_ms} ms in the past")

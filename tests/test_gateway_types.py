@@ -411,3 +411,26 @@ def test_a_value_beyond_the_instruments_range_is_a_measurement_out_of_range() ->
         assert int(q[0]) == Quality.SENSOR_FAULT
     with pytest.raises(ValueError, match="must lie within valid"):
         PointSpec(name="x", address=0, range=(0.0, 50.0), valid=(0.0, 40.0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("special", [math.nan, math.inf, -math.inf])
+def test_a_float_that_is_not_a_number_is_a_fault_without_valid_or_range(dtype, special) -> None:
+    """The shipped tank-rtu, radar-level-gauge and pressure-transmitter profiles set no `valid`:
+    a float32 transmitter's NaN or infinity came as a good reading, which the hub refused
+    (non_finite), no fault alarm, the tile kept its last good value (helper-81)."""
+    fmt, n = (">f", 2) if dtype == "float32" else (">d", 4)
+    regs = list(struct.unpack(f">{n}H", struct.pack(fmt, special)))
+    plain = PointSpec(name="level", address=0, dtype=dtype)
+    current = PointSpec(name="gas", address=0, dtype=dtype, current={"eng_min": 0, "eng_max": 100})
+    for point in (plain, current):
+        assert decode_reading(point, regs)[1] == Quality.SENSOR_FAULT, point
+        got, q = np.empty(1), np.zeros(1, np.uint8)
+        RequestDecoder([point], [0], n).decode(regs, got, q)
+        assert int(q[0]) == Quality.SENSOR_FAULT, point
+    profiles, _ = load_profiles(ROOT / "profiles")
+    rtu = next(p for p in profiles if p.name == "tank-rtu")
+    level = next(p for p in rtu.points if p.name == "level")
+    assert level.valid is None and level.dtype == "float32"  # as shipped: the case it was
+    if dtype == "float32":
+        assert decode_reading(level, regs)[1] == Quality.SENSOR_FAULT

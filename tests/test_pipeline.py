@@ -277,11 +277,14 @@ def test_unknown_sensor_keys_are_dropped_rest_kept(
     assert metrics.total(REJECTED) == 0
 
 
+@pytest.mark.parametrize("quality", [Quality.GOOD, Quality.OUT_OF_RANGE], ids=lambda q: q.name)
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_good_values_are_dropped(
-    pipeline: Pipeline, metrics: Metrics, bad: float
+def test_non_finite_measurements_are_dropped(
+    pipeline: Pipeline, metrics: Metrics, bad: float, quality: Quality
 ) -> None:
-    data = payload(value=[1.0, bad, 3.0])
+    """A measurement (good, or out of range: judged against the levels) must carry a number; a
+    NaN out of range was stored as null, judged by nothing, counted nowhere (helper-81)."""
+    data = payload(value=[1.0, bad, 3.0], quality=[0, int(quality), 0])
     h = pipeline.handle(TANK1_TOPIC, data, NOW)
     assert h.readings is not None
     assert h.readings.value.tolist() == [1.0, 3.0]
@@ -290,8 +293,12 @@ def test_non_finite_good_values_are_dropped(
     assert metrics.get(READINGS_REJECTED, reason="non_finite") == 1
 
 
-@pytest.mark.parametrize("quality", [q for q in Quality if q != Quality.GOOD], ids=lambda q: q.name)
-def test_nan_with_a_non_good_quality_is_kept(pipeline: Pipeline, quality: Quality) -> None:
+@pytest.mark.parametrize(
+    "quality",
+    [q for q in Quality if q not in (Quality.GOOD, Quality.OUT_OF_RANGE)],
+    ids=lambda q: q.name,
+)
+def test_nan_with_a_quality_that_is_no_measurement_is_kept(pipeline: Pipeline, quality: Quality) -> None:
     data = payload(value=[math.nan, 2.0, 3.0], quality=[int(quality), 0, 0])
     h = pipeline.handle(TANK1_TOPIC, data, NOW)
     assert h.readings is not None and len(h.readings) == 3
