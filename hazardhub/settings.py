@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ from telemetry.errors import ConfigError
 from telemetry.registry import Registry, build_registry, parse_document
 
 __all__ = [
+    "SHIPPED_PROFILES",
     "Loaded",
-    "default_profiles_dir",
+    "default_profiles_dirs",
     "load",
     "load_profiles",
     "load_registry",
@@ -31,15 +33,31 @@ def read_text(path: Path) -> str:
         raise ConfigError(f"{path}: not UTF-8 text: {exc.reason}") from exc
 
 
-def default_profiles_dir() -> Path:
-    """``$HAZARDHUB_PROFILES``, else ``./profiles``, else the checkout's ``profiles/``."""
-    env = os.environ.get("HAZARDHUB_PROFILES")
-    if env:
-        return Path(env)
+log = logging.getLogger("hazardhub.settings")
+
+# the profiles and rule packs shipped with hazardhub (the regulations' rows)
+SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+
+
+def default_profiles_dirs() -> list[Path]:
+    """Where profiles and rule packs are read, in order: the shipped ``profiles/``, then a site's
+    own beside them: ``./profiles`` and each folder of ``$HAZARDHUB_PROFILES`` (separated by
+    ``:``). A later file of the same name replaces an earlier one (said in the log)."""
+    dirs = [SHIPPED_PROFILES]
     here = Path.cwd() / "profiles"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "profiles"
+    extra = [here] if here.is_dir() else []
+    extra += [Path(p) for p in os.environ.get("HAZARDHUB_PROFILES", "").split(os.pathsep) if p]
+    for d in extra:
+        if not any(_same(d, seen) for seen in dirs):
+            dirs.append(d)
+    return dirs
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def load_profiles(root: Path) -> tuple[list[DeviceProfile], list[RulePack]]:
@@ -68,20 +86,39 @@ class Loaded:
     config: HubConfig
     profiles: tuple[DeviceProfile, ...]
     packs: tuple[RulePack, ...]
+    dirs: tuple[Path, ...] = ()  # where they were read
 
     def registry(self, config: HubConfig | None = None) -> Registry:
-        return build_registry(config or self.config, self.profiles, self.packs, str(self.path))
+        try:
+            return build_registry(config or self.config, self.profiles, self.packs, str(self.path))
+        except ConfigError as exc:
+            said = str(exc)
+            if self.dirs and ("no device profile named" in said or "no rule pack named" in said):
+                read = ", ".join(str(d) for d in self.dirs)
+                raise ConfigError(f"{said} (profiles and rule packs read from: {read})") from exc
+            raise
 
 
 def load(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Loaded:
     config = parse_document(read_text(config_path), HubConfig, str(config_path))
-    profiles: list[DeviceProfile] = []
-    packs: list[RulePack] = []
-    for root in profile_dirs if profile_dirs is not None else [default_profiles_dir()]:
+    profiles: dict[str, DeviceProfile] = {}
+    packs: dict[str, RulePack] = {}
+    came_from: dict[tuple[str, str], Path] = {}
+    dirs = list(profile_dirs) if profile_dirs is not None else default_profiles_dirs()
+    for root in dirs:
         p, r = load_profiles(root)
-        profiles.extend(p)
-        packs.extend(r)
-    return Loaded(config_path, config, tuple(profiles), tuple(packs))
+        for kind, found, into in (("device profile", p, profiles), ("rule pack", r, packs)):
+            for item in found:
+                before = came_from.get((kind, item.name))
+                if before is not None and not _same(before, root):
+                    log.warning(
+                        "%s %r of %s replaces the one of %s", kind, item.name, root, before
+                    )
+                came_from[(kind, item.name)] = root
+                into[item.name] = item  # type: ignore[assignment]
+    return Loaded(
+        config_path, config, tuple(profiles.values()), tuple(packs.values()), tuple(dirs)
+    )
 
 
 def load_registry(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Registry:

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from hazardhub.settings import default_profiles_dir, load, load_profiles, load_registry, read_text
+from hazardhub.settings import (
+    default_profiles_dirs,
+    load,
+    load_profiles,
+    load_registry,
+    read_text,
+)
 from telemetry.config import DeviceProfile, HubConfig, RulePack
 from telemetry.errors import ConfigError, TelemetryError
 from telemetry.registry import DEFAULT_VEHICLE_RULES, build_registry, parse_document
@@ -207,14 +213,50 @@ def test_load_profiles_finds_all_files() -> None:
     assert [p.name for p in packs] == [p.stem for p in RULE_FILES]
 
 
-def test_default_profiles_dir_prefers_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_sites_profiles_are_read_beside_the_shipped_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("HAZARDHUB_PROFILES", str(tmp_path))
-    assert default_profiles_dir() == tmp_path
+    """A site's own profile folder replaced the shipped one: a configuration using a shipped
+    profile and a site's own rule pack could not load, whatever the folder (helper-81)."""
+    site = tmp_path / "site" / "profiles"
+    (site / "rules").mkdir(parents=True)
+    (site / "devices").mkdir()
+    (site / "rules" / "lpg-site.yaml").write_text(
+        "name: lpg-site\nrules:\n  sphere-level:\n    kinds: [level]\n    levels:\n"
+        "      - {name: hi, tier: yellow, above: 9.0, recover: 8.8}\n",
+        encoding="utf-8",
+    )
+    other = tmp_path / "other"
+    (other / "rules").mkdir(parents=True)
+    chem = (PROFILES / "rules" / "chem-gas.yaml").read_text(encoding="utf-8")
+    (other / "rules" / "chem-gas.yaml").write_text(chem, encoding="utf-8")
+    config = copy.deepcopy(BASE)
+    device = config["tenants"][0]["sites"][0]["devices"][0]
+    assert device["profile"] == "tank-rtu"  # shipped
+    device["sensors"][0]["rule"] = "lpg-site.sphere-level"  # the site's own
+    path = tmp_path / "site" / "site.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "site")  # ./profiles
+    monkeypatch.setenv("HAZARDHUB_PROFILES", str(other))
+    assert default_profiles_dirs() == [PROFILES, Path("profiles").resolve().absolute(), other]
+    with caplog.at_level("WARNING", logger="hazardhub.settings"):
+        loaded = load(path)
+    assert {"tank-rtu", "coal-substation"} <= {p.name for p in loaded.profiles}
+    assert {"lpg-site", "chem-gas", "coal-methane"} <= {p.name for p in loaded.packs}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rule pack 'chem-gas' of {other} replaces the one of {PROFILES}"
+    ]
+    loaded.registry()
+    # a name found nowhere says where it was looked for
+    device["profile"] = "no-such-rtu"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match="no-such-rtu.*profiles and rule packs read from: .*other"
+    ):
+        load(path).registry()
     monkeypatch.delenv("HAZARDHUB_PROFILES")
     monkeypatch.chdir(tmp_path)
-    assert default_profiles_dir() == PROFILES  # no ./profiles here: the checkout's
+    assert default_profiles_dirs() == [PROFILES]  # no ./profiles here: the shipped alone
 
 
 # --- a small valid config, and its breakages -----------------------------------------------------
@@ -823,7 +865,7 @@ def test_a_vehicle_can_leave_its_speed_to_the_fleet_overspeed_alone() -> None:
     from alerts.state import Readings
     from alerts.table import compile_table
 
-    profiles, packs = load_profiles(default_profiles_dir())
+    profiles, packs = load_profiles(PROFILES)
     text = """
 version: 1
 tenants:
