@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gateway.errors import DeviceError
-from telemetry.config import PointSpec, StatusSpec, register_width
+from telemetry.config import CurrentSpec, PointSpec, StatusSpec, register_width
 from telemetry.quality import Quality
 
 __all__ = [
@@ -116,9 +116,17 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
     cur = point.current
     if cur is None:
         return x, _plausible(point, x, Quality.GOOD)
-    ma = _milliamps(point, x)
-    value = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
-    return value, _plausible(point, value, namur_quality(ma))
+    value = _engineering(cur, x)
+    return value, _plausible(point, value, namur_quality(_milliamps(point, x)))
+
+
+def _engineering(cur: CurrentSpec, x: float) -> float:
+    """The engineering value of a raw current reading, straight from the raw span: 5600 µA of a
+    0-100 transmitter reads 10.0, not the 9.999999999999998 of a detour through mA (a set
+    point of 10 would be missed)."""
+    return cur.eng_min + (x - cur.raw_4ma) * (cur.eng_max - cur.eng_min) / (
+        cur.raw_20ma - cur.raw_4ma
+    )
 
 
 def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:
@@ -250,7 +258,7 @@ class RequestDecoder:
             qs = [0] * len(xs)
             for j, cur in self._current:
                 ma = 4.0 + (xs[j] - cur.raw_4ma) * 16.0 / (cur.raw_20ma - cur.raw_4ma)
-                xs[j] = cur.eng_min + (ma - 4.0) / 16.0 * (cur.eng_max - cur.eng_min)
+                xs[j] = _engineering(cur, xs[j])
                 qs[j] = namur_quality(ma)
             for j in self._floats:  # NaN or infinity (only a float can be one): a fault
                 if not math.isfinite(xs[j]):

@@ -434,3 +434,16 @@ def test_a_float_that_is_not_a_number_is_a_fault_without_valid_or_range(dtype, s
     assert level.valid is None and level.dtype == "float32"  # as shipped: the case it was
     if dtype == "float32":
         assert decode_reading(level, regs)[1] == Quality.SENSOR_FAULT
+
+
+def test_a_4_20_ma_reading_at_a_set_point_is_the_set_point() -> None:
+    """5600 µA of a 0-100 %LEL transmitter read 9.999999999999998 (through mA in floating
+    point): a level `above: 10` was never reached, a recovery at 45 counted as below it
+    (helper-81). Every whole number of the span reads as itself."""
+    gas = PointSpec(name="gas", address=0, current={"eng_min": 0, "eng_max": 100})
+    for percent in range(101):
+        raw = 4000 + percent * 160  # µA
+        assert decode_reading(gas, [raw])[0] == percent
+        got, q = np.empty(1), np.zeros(1, np.uint8)
+        RequestDecoder([gas], [0], 1).decode([raw], got, q)
+        assert got[0] == percent
