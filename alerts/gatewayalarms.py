@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from alerts.alarmchange import AlarmRows
 from alerts.alarmevent import AlarmBatch, AlarmEvent
@@ -49,10 +50,20 @@ class DataLoss:
     reason: str
 
     def describe(self) -> str:
+        """What an operator reads in the alarm's journal: the gap in China Standard Time, as
+        the dashboard shows every time, with the epoch ms for a program."""
         return (
             f"gateway {self.gateway} dropped {self.batches} batches ({self.readings} readings) "
-            f"made between {self.first_ms} and {self.last_ms} ms: {self.reason}"
+            f"made between {_cst(self.first_ms)} and {_cst(self.last_ms)} CST "
+            f"({self.first_ms}-{self.last_ms} ms): {self.reason}"
         )
+
+
+_CST = timezone(timedelta(hours=8))
+
+
+def _cst(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class GatewayAlarms(AlarmRows):

@@ -6,6 +6,7 @@ real spool overflowing during a broker outage to the hub's API (real Mosquitto).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import orjson
@@ -152,6 +153,12 @@ def test_a_loss_is_a_moment_alarm_recorded_once(tmp_path) -> None:
             ("cleared", "data_lost", "normal", T0 + 35_000, 175.0),
         ]
         assert "gw1 dropped 35 batches (175 readings)" in events[0].comment
+        # the gap as the operator reads times (China Standard Time), not raw epoch ms alone
+        begin = datetime.fromtimestamp(T0 / 1000, timezone(timedelta(hours=8)))
+        end = begin + timedelta(seconds=35)
+        assert f"made between {begin:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} CST" in (
+            events[0].comment
+        )
         [row] = db.list_alarms(None, sensor=DEVICE)
         assert (row.state, row.isa_state, row.rule, row.tier, row.gateway) == (
             "cleared",
