@@ -537,6 +537,41 @@ def test_each_sub_package_is_answered_by_its_serial_and_the_message_when_stored(
     assert len(published[0].records) == 60
 
 
+def _authed(phone: str = "013800000001") -> Session:
+    s = Session(directory())
+    ev = s.feed(
+        encode_frame(Header(0x0100, 1, phone), Register(0, 0, "", "", "", 1, "").encode(False)), 0
+    )
+    (resp,) = frames_of(ev)
+    s.feed(encode_frame(Header(0x0102, 2, phone), Authenticate(resp.auth_code).encode(False)), 0)
+    assert s.state is State.AUTHENTICATED
+    return s
+
+
+def test_a_terminal_clock_on_utc_is_said_once() -> None:
+    """A terminal whose clock ran on UTC (its BCD time read as Beijing time, 8 h behind) was
+    taken silently: its track 8 h in the past, night and fatigue rules at the wrong hours
+    (helper-83). The gateway says it once per connection; blind-area uploads are old anyway."""
+    now = cst_ms(2024, 1, 1, 12)  # 12:00 Beijing time is 04:00 UTC
+    utc_clock = Location(0, 2, 1, 1, 0, 0, 0, "240101040000")
+    s = _authed()
+    skews = []
+    for serial in (10, 11):
+        ev = s.feed(encode_frame(Header(0x0200, serial, "013800000001"), utc_clock.encode()), now)
+        skews += [e for e in ev if isinstance(e, Problem)]
+        assert [type(e) for e in ev if isinstance(e, Publish)] == [Publish]  # still published
+    assert [p.kind for p in skews] == ["clock_skew"]
+    assert "8.0 h behind" in skews[0].detail and "UTC" in skews[0].detail
+    # a right clock, a report sent again minutes later, and an old blind-area upload: nothing
+    s = _authed()
+    for msg_id, body in (
+        (0x0200, Location(0, 2, 1, 1, 0, 0, 0, "240101115800").encode()),
+        (0x0704, BatchLocation(1, (utc_clock,)).encode()),
+    ):
+        ev = s.feed(encode_frame(Header(msg_id, 20, "013800000001"), body), now)
+        assert not [e for e in ev if isinstance(e, Problem)]
+
+
 @pytest.mark.parametrize(
     ("configured", "sent"),
     [

@@ -50,7 +50,7 @@ __all__ = ["Jt808Server"]
 log = logging.getLogger(__name__)
 
 # problems an operator must see (the configuration and a terminal disagree); others are counted
-_WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed"})
+_WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed", "clock_skew"})
 
 
 def _wall_ms() -> int:

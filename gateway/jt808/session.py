@@ -60,6 +60,12 @@ __all__ = [
 ]
 
 
+# a live report this far from the gateway's clock says the terminal's clock is off (a report
+# sent again after a short outage is minutes old; the hub refuses more than 5 min ahead)
+SKEW_PAST_MS = 3_600_000
+SKEW_FUTURE_MS = 300_000
+
+
 class State(enum.Enum):
     CONNECTED = "connected"
     REGISTERED = "registered"
@@ -188,6 +194,7 @@ class Session:
         self._serial = 0
         self._bad_in_a_row = 0
         self.max_bad_frames = max_bad_frames
+        self._skew_said = False  # a terminal clock off is said once per connection
 
     @property
     def closed(self) -> bool:
@@ -294,6 +301,29 @@ class Session:
             return
         self._dispatch(h, msg, now_ms, events)
 
+    def _clock_check(self, loc: Location, now_ms: int, events: list[Event]) -> None:
+        """A live report (0x0200, not a blind-area upload) far from the gateway's clock: the
+        terminal's clock is off, or on UTC instead of Beijing time (8 h behind), and every rule
+        of time (night, 02:00-05:00, fatigue) is judged at the wrong hours. Said once."""
+        try:
+            off = loc.ts_ms - now_ms
+        except Jt808Error:
+            return
+        if -SKEW_PAST_MS <= off <= SKEW_FUTURE_MS:
+            return
+        self._skew_said = True
+        hours = off / 3_600_000
+        guess = " (a clock on UTC, not Beijing time?)" if abs(hours + 8) < 0.25 else ""
+        where = f"{abs(hours):.1f} h {'behind' if off < 0 else 'ahead of'}"
+        events.append(
+            Problem(
+                "clock_skew",
+                f"{self.vehicle.vehicle if self.vehicle else self.phone}: a live report at "
+                f"{loc.time} (GMT+8) is {where} the gateway's clock{guess}; positions are judged "
+                "at the times the terminal sends: set its clock (or its time zone)",
+            )
+        )
+
     def _refuse(self, h: Header, events: list[Event]) -> None:
         """Answer a message this session does not take: unsupported at all, or not yet."""
         if h.msg_id not in _UPLINK:
@@ -359,6 +389,8 @@ class Session:
     ) -> None:
         assert self.vehicle is not None
         records: list[dict[str, object]] = []
+        if h.msg_id == MsgId.LOCATION and items and not self._skew_said:
+            self._clock_check(items[0], now_ms, events)
         for loc in items:
             if loc.bad_extras:  # the position is whole; what follows a broken item is lost
                 events.append(Problem("bad_extra", f"{self.vehicle.vehicle}: {loc.bad_extras}"))
