@@ -7,6 +7,7 @@ One object or an array of objects (backfill), each: ``ts`` (epoch ms or RFC 3339
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-__all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions"]
+__all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions", "driver_code"]
 
 MAX_RECORDS = 10_000
 _REQUIRED = ("ts", "lat", "lon", "speed_kmh", "heading_deg")
@@ -38,9 +39,17 @@ class PositionColumns:
     seq: npt.NDArray[np.int64]  # -1 when absent
     rejected: tuple[tuple[int, str], ...]  # (record index, reason)
     alarm_flags: npt.NDArray[np.uint32]  # JT/T 808 alarm bits, 0 when absent
+    driver: npt.NDArray[np.int64]  # `driver_code` of driver_id, 0 when absent
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+
+def driver_code(driver_id: str) -> int:
+    """A driver's id as the fleet rules key his fatigue by (a 63-bit digest, never 0): the
+    same id is the same code in every process and after a restart, with no table to keep."""
+    digest = hashlib.blake2b(driver_id.encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") & ((1 << 63) - 1)) or 1
 
 
 def _number(rec: dict[str, Any], name: str, lo: float, hi: float) -> float:
@@ -71,7 +80,7 @@ def _ts(v: Any) -> int:
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
-def _record(rec: Any) -> tuple[int, float, float, float, float, int, int]:
+def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int]:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be an object, got {type(rec).__name__}")
     missing = [k for k in _REQUIRED if k not in rec]
@@ -94,6 +103,8 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int]:
         isinstance(rec["driver_id"], str) and len(rec["driver_id"]) <= 64
     ):
         raise ValueError("driver_id must be a string of at most 64 characters")
+    said = rec.get("driver_id", "").strip()
+    driver = driver_code(said) if said else 0
     if "alt_m" in rec:
         _number(rec, "alt_m", -500, 9000)
     lat, lon = _number(rec, "lat", -90, 90), _number(rec, "lon", -180, 180)
@@ -109,6 +120,7 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int]:
         _number(rec, "heading_deg", 0, 360),
         seq,
         flags,
+        driver,
     )
 
 
@@ -123,14 +135,14 @@ def decode_positions(payload: bytes) -> PositionColumns:
         raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
     if len(records) > MAX_RECORDS:
         raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
-    good: list[tuple[int, float, float, float, float, int, int]] = []
+    good: list[tuple[int, float, float, float, float, int, int, int]] = []
     rejected: list[tuple[int, str]] = []
     for i, rec in enumerate(records):
         try:
             good.append(_record(rec))
         except ValueError as exc:
             rejected.append((i, str(exc)))
-    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), (), ()]
+    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), (), (), ()]
     return PositionColumns(
         np.array(cols[0], dtype=np.int64),
         np.array(cols[1], dtype=np.float64),
@@ -140,4 +152,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         np.array(cols[5], dtype=np.int64),
         tuple(rejected),
         np.array(cols[6], dtype=np.uint32),
+        np.array(cols[7], dtype=np.int64),
     )

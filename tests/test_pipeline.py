@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hazardhub.settings import load_registry
 from ingest.metrics import Metrics
 from ingest.pipeline import DAY_MS, Pipeline, SeenSeqs
-from ingest.positions import MAX_RECORDS, PositionError, decode_positions
+from ingest.positions import MAX_RECORDS, PositionError, decode_positions, driver_code
 from telemetry.codec import TelemetryBatch, decode, encode
 from telemetry.quality import Quality
 from telemetry.registry import Registry
@@ -298,7 +298,9 @@ def test_non_finite_measurements_are_dropped(
     [q for q in Quality if q not in (Quality.GOOD, Quality.OUT_OF_RANGE)],
     ids=lambda q: q.name,
 )
-def test_nan_with_a_quality_that_is_no_measurement_is_kept(pipeline: Pipeline, quality: Quality) -> None:
+def test_nan_with_a_quality_that_is_no_measurement_is_kept(
+    pipeline: Pipeline, quality: Quality
+) -> None:
     data = payload(value=[math.nan, 2.0, 3.0], quality=[int(quality), 0, 0])
     h = pipeline.handle(TANK1_TOPIC, data, NOW)
     assert h.readings is not None and len(h.readings) == 3
@@ -521,6 +523,23 @@ def test_optional_fields_are_accepted() -> None:
     }
     cols = decode_positions(jpay(rec))
     assert cols.rejected == () and cols.seq.tolist() == [0]
+
+
+def test_the_driver_of_a_position_goes_to_the_fleet_rules(pipeline: Pipeline) -> None:
+    """driver_id was checked, then dropped: fatigue was the vehicle's (helper-74). It goes on as
+    a code, the same for the same id in any process; a record without one says no driver."""
+    recs = [
+        {**GOOD_REC, "ts": NOW - 3000, "driver_id": "苏A-D17"},
+        {**GOOD_REC, "ts": NOW - 2000},
+        {**GOOD_REC, "ts": NOW - 1000, "driver_id": " 苏A-D18 "},
+    ]
+    h = pipeline.handle(TANKER_TOPIC, jpay(recs), NOW)
+    assert h.positions is not None and h.positions.driver is not None
+    assert h.positions.driver.tolist() == [driver_code("苏A-D17"), 0, driver_code("苏A-D18")]
+    assert driver_code("苏A-D17") != driver_code("苏A-D18") and driver_code("x") > 0
+    # a payload that says no driver carries no column at all (the fleet's fast path)
+    h = pipeline.handle(TANKER_TOPIC, jpay(GOOD_REC), NOW)
+    assert h.positions is not None and h.positions.driver is None
 
 
 def test_edges_of_the_ranges_are_accepted() -> None:

@@ -61,8 +61,8 @@ def fleet(*classes: str) -> list[VehicleInfo]:
     ]
 
 
-def batch(rows: Sequence[tuple[int, int, float, float, float]]) -> PositionBatch:
-    """rows of (vehicle index, ts, lat, lon, speed)."""
+def batch(rows: Sequence[tuple[Any, ...]]) -> PositionBatch:
+    """rows of (vehicle index, ts, lat, lon, speed), or with a sixth, the driver's code."""
     cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
     return PositionBatch(
         vehicle=np.asarray(cols[0], dtype=np.int32),
@@ -71,6 +71,7 @@ def batch(rows: Sequence[tuple[int, int, float, float, float]]) -> PositionBatch
         lon=np.asarray(cols[3], dtype=np.float64),
         speed_kmh=np.asarray(cols[4], dtype=np.float64),
         heading_deg=np.zeros(len(rows)),
+        driver=np.asarray(cols[5], dtype=np.int64) if len(cols) > 5 else None,
     )
 
 
@@ -141,6 +142,67 @@ def test_fatigue_ends_when_the_rest_has_lasted_20_min_not_at_the_fix_that_shows_
         (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP, 4 * 3600.0 + 30),
         (EventKind.FATIGUE_CONTINUOUS_END, parked + 20 * MIN, 21 * 60.0),  # found at 21 min
     ]
+
+
+def shifts(
+    vehicle: int, start: int, legs: Sequence[tuple[int, float, int]]
+) -> list[tuple[int, int, float, float, float, int]]:
+    """`drive` with each leg's driver (duration ms, speed, driver code) on its fixes."""
+    rows = drive(vehicle, start, [(d, v) for d, v, _ in legs])
+    ends = list(itertools.accumulate(d for d, _, _ in legs))
+    out = []
+    for v, t, lat, lon, speed in rows:
+        leg = next((i for i, e in enumerate(ends) if t - start < e), len(legs) - 1)
+        out.append((v, t, lat, lon, speed, legs[leg][2]))
+    return out
+
+
+A, B, C = 101, 202, 303  # drivers
+
+
+def test_a_double_crew_taking_turns_is_no_fatigue_each_drivers_own_is() -> None:
+    """A coach's two drivers take turns, 3 h 50 min each with 5 min stops: 11.5 h of the coach's
+    driving, but no driver drove 4 h without a rest, nor 8 h that day (helper-74: fatigue was
+    the coach's). Without the drivers said, it is the coach's, as before."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    turn, swap = 3 * HOUR + 50 * MIN, 5 * MIN
+    legs = [(turn, 90.0, A), (swap, 0.0, B), (turn, 90.0, B), (swap, 0.0, A), (turn, 90.0, A)]
+    rows = shifts(10, CST_0800 - 2 * HOUR, legs)
+    assert run(table, rows) == []
+    anonymous = [r[:5] for r in rows]
+    assert kinds(run(table, anonymous)) == [EventKind.FATIGUE_CONTINUOUS, EventKind.FATIGUE_DAILY]
+    # and the same in batches, with the rounds cut anywhere
+    state, got = FleetState.new(len(table)), []
+    for i in range(0, len(rows), 97):
+        part = rows[i : i + 97]
+        state, events = evaluate_fleet(table, state, batch(part), part[-1][1])
+        got += events.rows()
+    assert got == []
+
+
+def test_a_fatigued_drivers_episode_ends_when_the_other_takes_over() -> None:
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    legs = [(4 * HOUR + 10 * MIN, 90.0, A), (5 * MIN, 0.0, B), (HOUR, 90.0, B)]
+    rows = shifts(10, CST_0800, legs)
+    took_over = CST_0800 + 4 * HOUR + 10 * MIN  # B's first fix
+    assert [e[1:3] for e in run(table, rows)] == [
+        (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP),
+        (EventKind.FATIGUE_CONTINUOUS_END, took_over),
+    ]
+
+
+def test_a_driver_back_after_a_short_break_goes_on_counting() -> None:
+    """A hands over for 15 min and takes the wheel again: not a 20 min rest, so his 3 h 50 min
+    go on and he is fatigued 10 min later; a new driver C in his place would not be."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    first = [(3 * HOUR + 50 * MIN, 90.0, A), (5 * MIN, 0.0, B), (10 * MIN, 90.0, B)]
+    back = CST_0800 + 3 * HOUR + 65 * MIN
+    for driver, fatigued in ((A, True), (C, False)):
+        legs = [*first, (2 * MIN, 0.0, driver), (30 * MIN, 90.0, driver)]
+        events = run(table, shifts(10, CST_0800, legs))
+        assert kinds(events) == ([EventKind.FATIGUE_CONTINUOUS] if fatigued else [])
+        if fatigued:
+            assert back + 10 * MIN <= events[0][2] <= back + 13 * MIN
 
 
 def test_more_than_8h_in_a_day() -> None:
@@ -531,6 +593,7 @@ step = st.tuples(
     ),
     st.integers(0, 4),  # batch cut after this position when 0
     st.integers(-3, 3),  # skew: out-of-order arrival
+    st.sampled_from([0, 0, 0, 0, 11, 12, 13, 14]),  # the driver (0: not said); 4 > CREW + 1
 )
 
 
@@ -569,16 +632,17 @@ def restored_start(
 )
 def test_vectorized_core_matches_reference(
     start_s: int,
-    steps: list[tuple[int, int, float, float, float, int, int]],
+    steps: list[tuple[int, int, float, float, float, int, int, int]],
     idle_s: int,
     active: list[tuple[int, str]],
 ) -> None:
-    """Random positions (out of order, duplicates, unknown vehicles) in random batches, from
-    a fresh start or after a restart with some alarms active: the same events, ends included."""
+    """Random positions (out of order, duplicates, unknown vehicles, drivers taking turns) in
+    random batches, from a fresh start or after a restart with some alarms active: the same
+    events, ends included."""
     table = PROPERTY_TABLE
     state, ref = restored_start(table, active)
     clock = CST_0800 + start_s * 1000
-    chunk: list[tuple[int, int, float, float, float]] = []
+    chunk: list[tuple[int, int, float, float, float, int]] = []
     got: list[tuple[int, EventKind, int, float, int]] = []
     want: list[tuple[int, EventKind, int, float, int]] = []
 
@@ -590,9 +654,9 @@ def test_vectorized_core_matches_reference(
         want.extend(ref.evaluate(b, now))
         chunk.clear()
 
-    for vehicle, gap, lat, lon, speed, cut, skew in steps:
+    for vehicle, gap, lat, lon, speed, cut, skew, driver in steps:
         clock += gap * 1000
-        chunk.append((vehicle, clock + skew * 7000, lat, lon, speed))
+        chunk.append((vehicle, clock + skew * 7000, lat, lon, speed, driver))
         if cut == 0:
             flush(clock)
     flush(clock + idle_s * 1000)
@@ -632,13 +696,14 @@ leg = st.tuples(
     st.floats(-0.0005, 0.0005),  # degrees per fix
     st.floats(-0.0005, 0.0005),
     st.booleans(),  # cut the batch after the leg
+    st.sampled_from([0, 21, 22, 23]),  # the driver of the leg (0: not said)
 )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
 def test_vectorized_core_matches_reference_on_trips(
-    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]
+    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]
 ) -> None:
     """Longer stretches per vehicle, so that the fatigue and daily rules fire too."""
     _trips(start_s, legs)
@@ -647,7 +712,7 @@ def test_vectorized_core_matches_reference_on_trips(
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
 def test_vectorized_core_matches_reference_through_the_fence_grid(
-    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]
+    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]
 ) -> None:
     """The same with every batch's geofence candidates found by the grid over the fences (the
     index of batches above `SCAN_MAX` positions) and corridors tested segment by segment."""
@@ -655,21 +720,21 @@ def test_vectorized_core_matches_reference_through_the_fence_grid(
         _trips(start_s, legs)
 
 
-def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bool]]) -> None:
+def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]) -> None:
     table = PROPERTY_TABLE
     ref = ReferenceFleet(table)
     state = FleetState.new(len(table))
     clock = CST_0800 + start_s * 1000
     pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
-    chunk: list[tuple[int, int, float, float, float]] = []
+    chunk: list[tuple[int, int, float, float, float, int]] = []
     got: list[tuple[int, EventKind, int, float, int]] = []
     want: list[tuple[int, EventKind, int, float, int]] = []
-    for vehicle, count, step_s, speed, dlat, dlon, cut in legs:
+    for vehicle, count, step_s, speed, dlat, dlon, cut, driver in legs:
         lat, lon = pos[vehicle]
         for _ in range(count):
             clock += step_s * 1000
             lat, lon = lat + dlat, lon + dlon
-            chunk.append((vehicle, clock, lat, lon, speed))
+            chunk.append((vehicle, clock, lat, lon, speed, driver))
         pos[vehicle] = (lat, lon)
         if cut:
             b = batch(chunk)
@@ -693,7 +758,7 @@ def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bo
 )
 def test_events_do_not_depend_on_how_positions_are_batched(
     start_s: int,
-    legs: list[tuple[int, int, int, float, float, float, bool]],
+    legs: list[tuple[int, int, int, float, float, float, bool, int]],
     cuts: set[int],
     active: list[tuple[int, str]],
 ) -> None:
@@ -704,13 +769,13 @@ def test_events_do_not_depend_on_how_positions_are_batched(
     table = PROPERTY_TABLE
     clock = CST_0800 + start_s * 1000
     pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
-    rows: list[tuple[int, int, float, float, float]] = []
-    for vehicle, count, step_s, speed, dlat, dlon, _ in legs:
+    rows: list[tuple[int, int, float, float, float, int]] = []
+    for vehicle, count, step_s, speed, dlat, dlon, _, driver in legs:
         lat, lon = pos[vehicle]
         for _ in range(count):
             clock += step_s * 1000
             lat, lon = lat + dlat, lon + dlon
-            rows.append((vehicle, clock, lat, lon, speed))
+            rows.append((vehicle, clock, lat, lon, speed, driver))
         pos[vehicle] = (lat, lon)
     end = clock + 3600_000
     # the whole stream arrives at `end`: its vehicles are silent on the hub's clock only from

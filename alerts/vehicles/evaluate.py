@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.areas import forbidden_areas, index_positions
+from alerts.vehicles.crew import rounds, take_over
 from alerts.vehicles.fatigue import fatigue, seg_cumsum
 from alerts.vehicles.geo import EARTH_R, step_m
 from alerts.vehicles.route import corridors
@@ -173,7 +174,22 @@ def evaluate_fleet(
     out = _Out()
     rows, s, t = _order(table, st, batch)
     if rows.size:
-        _judge(table, st, batch, rows, s, t, out)
+        drivers = getattr(batch, "driver", None)
+        d = None if drivers is None else np.asarray(drivers, dtype=np.int64)[rows]
+        found = None if d is None else rounds(st, s, d)
+        if found is None:
+            _judge(table, st, batch, rows, s, t, out)
+        else:  # a change of driver: judged in rounds, each up to the next change
+            assert d is not None
+            seg, change = found
+            st.own_week()
+            st.own_crew()
+            for k in range(int(seg.max()) + 1):
+                for i in change[seg[change] == k].tolist():
+                    take_over(table, st, int(s[i]), int(d[i]), int(t[i]), out)
+                m = seg == k
+                if m.any():
+                    _judge(table, st, batch, rows[m], s[m], t[m], out)
         st.heard[s] = now
     # silent in event time, and on the hub's clock too: fixes of a replay or a backlog keep
     # arriving with old times, each ending an `OFFLINE` the clock raised between two batches

@@ -7,10 +7,11 @@ on random streams, and the bench measures the vectorized core against it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from alerts.vehicles.geo import step_m_one
-from alerts.vehicles.state import NO_KEY, RANK, EventKind, Positions
+from alerts.vehicles.state import CREW, NO_KEY, RANK, EventKind, Positions
 from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
 
 __all__ = ["EventRow", "ReferenceFleet"]
@@ -42,6 +43,17 @@ class _Vehicle:
     week_ms: list[int] = field(default_factory=lambda: [0] * 7)
     week_day: list[int] = field(default_factory=lambda: [NO_KEY] * 7)
     weekly_raised: bool = False
+    driver: int = 0  # as `FleetState` (`alerts.vehicles.crew`)
+    crew_driver: list[int] = field(default_factory=lambda: [0] * CREW)
+    crew_out: list[int] = field(default_factory=lambda: [0] * CREW)
+    crew_cont: list[int] = field(default_factory=lambda: [0] * CREW)
+    crew_rest: list[int] = field(default_factory=lambda: [0] * CREW)
+    crew_day: list[int] = field(default_factory=lambda: [NO_KEY] * CREW)
+    crew_daily: list[int] = field(default_factory=lambda: [0] * CREW)
+    crew_week_ms: list[list[int]] = field(default_factory=lambda: [[0] * 7 for _ in range(CREW)])
+    crew_week_day: list[list[int]] = field(
+        default_factory=lambda: [[NO_KEY] * 7 for _ in range(CREW)]
+    )
 
 
 class ReferenceFleet:
@@ -60,8 +72,10 @@ class ReferenceFleet:
         rows.sort(key=lambda r: (r[0], r[1]))  # stable: equal times keep input order
         events: list[EventRow] = []
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
+        said = getattr(batch, "driver", None)
+        drivers = [0] * len(lat) if said is None else [int(x) for x in said]
         for slot, ts, i in rows:
-            if self._position(slot, ts, lat[i], lon[i], speed[i], events):
+            if self._position(slot, ts, lat[i], lon[i], speed[i], events, drivers[i]):
                 self.vehicles[slot].heard = now
         tb = self.table
         for slot, veh in enumerate(self.vehicles):
@@ -80,7 +94,14 @@ class ReferenceFleet:
         return events
 
     def _position(
-        self, slot: int, t: int, lat: float, lon: float, v: float, events: list[EventRow]
+        self,
+        slot: int,
+        t: int,
+        lat: float,
+        lon: float,
+        v: float,
+        events: list[EventRow],
+        driver: int = 0,
     ) -> bool:
         """Judge one fix; False for one not newer than the vehicle's last (late, again)."""
         tb, veh = self.table, self.vehicles[slot]
@@ -90,6 +111,9 @@ class ReferenceFleet:
 
         def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
             events.append((ix, kind, ts, value, ref))
+
+        if driver and driver != veh.driver:
+            self._take_over(slot, driver, t, emit)
 
         moving = v > tb.moving_kmh
         night = in_window_one(t, tb.offset_ms, tb.night)
@@ -222,6 +246,44 @@ class ReferenceFleet:
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False
         return True
+
+    def _take_over(self, slot: int, driver: int, t: int, emit: Callable[..., None]) -> None:
+        """Another driver at this fix (`alerts.vehicles.crew`, which states the rule)."""
+        veh, min_rest = self.vehicles[slot], int(self.table.min_rest_ms[slot])
+        old, veh.driver = veh.driver, driver
+        if not old:
+            return
+        if veh.cont_raised:
+            emit(EventKind.FATIGUE_CONTINUOUS_END, t, veh.rest_ms / 1000.0)
+        if veh.daily_raised:
+            emit(EventKind.FATIGUE_DAILY_END, t, veh.daily_ms / 1000.0)
+        if veh.weekly_raised:
+            emit(EventKind.FATIGUE_WEEKLY_END, t, (veh.daily_ms + _past(veh, veh.day)) / 1000.0)
+        veh.cont_raised = veh.daily_raised = veh.weekly_raised = False
+        left = veh.last_ts if veh.has_fix else t
+        if driver in veh.crew_driver:
+            j = veh.crew_driver.index(driver)
+            rest = veh.crew_rest[j] + max(0, left - veh.crew_out[j])
+            came = (
+                0 if rest >= min_rest else veh.crew_cont[j],
+                rest,
+                veh.crew_day[j],
+                veh.crew_daily[j],
+                list(veh.crew_week_ms[j]),
+                list(veh.crew_week_day[j]),
+            )
+        else:
+            j = (
+                veh.crew_driver.index(0)
+                if 0 in veh.crew_driver
+                else veh.crew_out.index(min(veh.crew_out))
+            )
+            came = (0, min_rest, NO_KEY, 0, [0] * 7, [NO_KEY] * 7)
+        veh.crew_driver[j], veh.crew_out[j] = old, left
+        veh.crew_cont[j], veh.crew_rest[j] = veh.cont_ms, veh.rest_ms
+        veh.crew_day[j], veh.crew_daily[j] = veh.day, veh.daily_ms
+        veh.crew_week_ms[j], veh.crew_week_day[j] = list(veh.week_ms), list(veh.week_day)
+        veh.cont_ms, veh.rest_ms, veh.day, veh.daily_ms, veh.week_ms, veh.week_day = came
 
     def _area_end(self, zone: Zone, t: int, prev_t: int | None) -> int:
         """When a vehicle no longer in a forbidden area at `t` left it: the last close of the

@@ -10,12 +10,13 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["NO_KEY", "RANK", "EventKind", "FleetEvents", "FleetState", "Positions"]
+__all__ = ["CREW", "NO_KEY", "RANK", "EventKind", "FleetEvents", "FleetState", "Positions"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 NO_KEY = -(1 << 62)
+CREW = 2  # drivers kept per vehicle besides the one driving (a double crew, and one more)
 
 
 class Positions(Protocol):
@@ -32,6 +33,9 @@ class Positions(Protocol):
     def lon(self) -> F64: ...
     @property
     def speed_kmh(self) -> F64: ...
+
+    # optional: `driver`, int64 codes of the driver of each position (0: not said), whose
+    # fatigue is counted per driver (`alerts.vehicles.crew`)
 
 
 class EventKind(IntEnum):
@@ -87,7 +91,19 @@ class FleetEvents:
         ]
 
 
-_SHARED = frozenset({"week_ms", "week_day"})  # copied on write (`FleetState.own_week`)
+_CREW = (
+    "driver",
+    "crew_driver",
+    "crew_out",
+    "crew_cont",
+    "crew_rest",
+    "crew_day",
+    "crew_daily",
+    "crew_week_ms",
+    "crew_week_day",
+)
+# copied on write (`FleetState.own_week`, `FleetState.own_crew`): they change rarely
+_SHARED = frozenset({"week_ms", "week_day", *_CREW})
 
 
 @dataclass(slots=True, eq=False)
@@ -116,6 +132,17 @@ class FleetState:
     week_ms: I64  # (vehicles, 7): driving of local day d at [slot, d % 7] ...
     week_day: I64  # ... and which day that is (NO_KEY: none)
     weekly_raised: B
+    # the driver of each vehicle (a code, 0: not known) and the drivers kept who drove it before,
+    # with their fatigue as they left it (`alerts.vehicles.crew`): (vehicles, CREW) ...
+    driver: I64
+    crew_driver: I64  # 0: an empty place
+    crew_out: I64  # when the driver left (the vehicle's last fix before the change)
+    crew_cont: I64
+    crew_rest: I64
+    crew_day: I64
+    crew_daily: I64
+    crew_week_ms: I64  # (vehicles, CREW, 7)
+    crew_week_day: I64
 
     @classmethod
     def new(cls, n: int) -> FleetState:
@@ -145,11 +172,21 @@ class FleetState:
             week_ms=np.zeros((n, 7), dtype=np.int64),
             week_day=np.full((n, 7), NO_KEY, dtype=np.int64),
             weekly_raised=z(np.bool_),  # type: ignore[arg-type]
+            driver=z(np.int64),  # type: ignore[arg-type]
+            crew_driver=np.zeros((n, CREW), dtype=np.int64),
+            crew_out=np.zeros((n, CREW), dtype=np.int64),
+            crew_cont=np.zeros((n, CREW), dtype=np.int64),
+            crew_rest=np.zeros((n, CREW), dtype=np.int64),
+            crew_day=np.full((n, CREW), NO_KEY, dtype=np.int64),
+            crew_daily=np.zeros((n, CREW), dtype=np.int64),
+            crew_week_ms=np.zeros((n, CREW, 7), dtype=np.int64),
+            crew_week_day=np.full((n, CREW, 7), NO_KEY, dtype=np.int64),
         )
 
     def copy(self) -> FleetState:
-        """A copy to change; the 7 days (`week_ms`, `week_day`) are shared until one is
-        written (`weekly` copies them first: they change at day turns only)."""
+        """A copy to change; the 7 days (`week_ms`, `week_day`) and the drivers are shared
+        until written (`weekly` copies the days first: they change at day turns only;
+        `alerts.vehicles.crew` the drivers, at a change of driver)."""
         return FleetState(
             **{
                 f.name: getattr(self, f.name) if f.name in _SHARED else getattr(self, f.name).copy()
@@ -161,3 +198,8 @@ class FleetState:
         """Copy the shared 7 days before writing them."""
         self.week_ms = self.week_ms.copy()
         self.week_day = self.week_day.copy()
+
+    def own_crew(self) -> None:
+        """Copy the shared drivers before writing them (at a change of driver)."""
+        for name in _CREW:
+            setattr(self, name, getattr(self, name).copy())

@@ -94,6 +94,9 @@ class PositionBatch:
     heading_deg: npt.NDArray[np.float64]
     # the terminal's JT/T 808 alarm bits per position (None: none reported)
     alarm_flags: npt.NDArray[np.uint32] | None = None
+    # the driver of each position, a code (`ingest.positions.driver_code`; 0: not said; None:
+    # none said): fatigue is counted per driver (`alerts.vehicles.crew`)
+    driver: npt.NDArray[np.int64] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -107,6 +110,11 @@ class PositionBatch:
     def concat(batches: Sequence[PositionBatch]) -> PositionBatch:
         if len(batches) == 1:
             return batches[0]
+        drivers = None
+        if any(b.driver is not None for b in batches):
+            drivers = np.concatenate(
+                [np.zeros(len(b), np.int64) if b.driver is None else b.driver for b in batches]
+            ).astype(np.int64)
         return PositionBatch(
             np.concatenate([b.vehicle for b in batches]).astype(np.int32),
             np.concatenate([b.ts for b in batches]).astype(np.int64),
@@ -115,6 +123,7 @@ class PositionBatch:
             np.concatenate([b.speed_kmh for b in batches]).astype(np.float64),
             np.concatenate([b.heading_deg for b in batches]).astype(np.float64),
             np.concatenate([b.flags() for b in batches]).astype(np.uint32),
+            drivers,
         )
 
 
@@ -139,6 +148,7 @@ def positioned(batch: PositionBatch) -> PositionBatch:
         batch.speed_kmh[keep],
         batch.heading_deg[keep],
         None if batch.alarm_flags is None else batch.alarm_flags[keep],
+        None if batch.driver is None else batch.driver[keep],
     )
 
 

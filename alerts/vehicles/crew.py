@@ -1,0 +1,115 @@
+"""Fatigue per driver: a double-crewed coach's drivers take turns, and each one's driving counts
+for him alone. Part of the vectorized core (`alerts.vehicles.evaluate`); the reference does the
+same per position.
+
+A position may say its driver (`driver`, a code; 0: not said: the driver stays who he was). At
+the first position of a vehicle with another driver than its own (a *change*), before that
+position is judged:
+
+* the fatigue episodes raised for the vehicle (continuous, daily, weekly driving) end then: the
+  driver they were about no longer drives;
+* the leaving driver's continuous and daily driving, rest, day and week are kept with the time
+  he left (the vehicle's last fix before the change), in one of `CREW` places per vehicle (the
+  place of the driver who comes, else an empty one, else that of the one who left longest ago);
+* the coming driver takes up his own, kept from when he left: his rest is what it was then plus
+  the time since (he did not drive meanwhile), so a rest of `min_rest_s` since ends his
+  continuous driving. A driver not kept (new, or forgotten) starts rested, with no driving.
+
+The first driver said of a vehicle whose driver was not known takes over its driving as it is:
+it was his (a terminal that starts sending its IC card's driver is no reason to forget it).
+Changes are rare: a batch is judged in rounds, each up to the next change of any vehicle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.vehicles.areas import Sink
+from alerts.vehicles.state import NO_KEY, EventKind, FleetState
+from alerts.vehicles.table import FleetTable
+
+__all__ = ["rounds", "take_over"]
+
+I64 = npt.NDArray[np.int64]
+
+
+def rounds(st: FleetState, s: I64, d: I64) -> tuple[I64, I64] | None:
+    """Each row's round (rows in (slot, time) order, `s` their slots, `d` their drivers): the
+    number of changes of its vehicle up to it; and the rows of the changes. None when the batch
+    has none."""
+    known = d != 0
+    if not known.any():
+        return None
+    n = s.shape[0]
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = s[1:] != s[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each row's vehicle's first
+    seen = np.maximum.accumulate(np.where(known, np.arange(n), -1))  # the last known at or before
+    before = np.empty(n, dtype=np.int64)
+    before[1:] = seen[:-1]
+    before[0] = -1
+    current = np.where(before >= start, d[np.maximum(before, 0)], st.driver[s])
+    change = known & (d != current)
+    if not change.any():
+        return None
+    total = np.cumsum(change)
+    seg = np.asarray(total - (total[start] - change[start]), dtype=np.int64)
+    return seg, np.flatnonzero(change)
+
+
+def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int, out: Sink) -> None:
+    """`driver` takes the vehicle of `slot` over at a position of time `t` (see above). The
+    caller owns the state's days and drivers first (`FleetState.own_week`, `own_crew`)."""
+    old = int(st.driver[slot])
+    st.driver[slot] = driver
+    if old == 0:
+        return
+    one, at = np.array([slot], dtype=np.int64), np.array([t], dtype=np.int64)
+    if st.cont_raised[slot]:
+        out.add(one, EventKind.FATIGUE_CONTINUOUS_END, at, np.array([st.rest_ms[slot] / 1000.0]))
+    if st.daily_raised[slot]:
+        out.add(one, EventKind.FATIGUE_DAILY_END, at, np.array([st.daily_ms[slot] / 1000.0]))
+    if st.weekly_raised[slot]:
+        day = int(st.day[slot])
+        recent = (st.week_day[slot] >= day - 6) & (st.week_day[slot] <= day - 1)
+        week = int(st.week_ms[slot][recent].sum()) + int(st.daily_ms[slot])
+        out.add(one, EventKind.FATIGUE_WEEKLY_END, at, np.array([week / 1000.0]))
+    st.cont_raised[slot] = st.daily_raised[slot] = st.weekly_raised[slot] = False
+    left = int(st.last_ts[slot]) if st.has_fix[slot] else t
+    places = st.crew_driver[slot]
+    mine = np.flatnonzero(places == driver)
+    if mine.size:  # his own, kept: taken up, and his place is the leaving driver's
+        j = int(mine[0])
+        rest = int(st.crew_rest[slot, j]) + max(0, left - int(st.crew_out[slot, j]))
+        came = (
+            0 if rest >= int(table.min_rest_ms[slot]) else int(st.crew_cont[slot, j]),
+            rest,
+            int(st.crew_day[slot, j]),
+            int(st.crew_daily[slot, j]),
+            st.crew_week_ms[slot, j].copy(),
+            st.crew_week_day[slot, j].copy(),
+        )
+    else:
+        free = np.flatnonzero(places == 0)
+        j = int(free[0]) if free.size else int(np.argmin(st.crew_out[slot]))
+        came = (
+            0,
+            int(table.min_rest_ms[slot]),
+            NO_KEY,
+            0,
+            np.zeros(7, dtype=np.int64),
+            np.full(7, NO_KEY, dtype=np.int64),
+        )
+    st.crew_driver[slot, j] = old
+    st.crew_out[slot, j] = left
+    st.crew_cont[slot, j] = st.cont_ms[slot]
+    st.crew_rest[slot, j] = st.rest_ms[slot]
+    st.crew_day[slot, j] = st.day[slot]
+    st.crew_daily[slot, j] = st.daily_ms[slot]
+    st.crew_week_ms[slot, j] = st.week_ms[slot]
+    st.crew_week_day[slot, j] = st.week_day[slot]
+    cont, rest, day, daily, week_ms, week_day = came
+    st.cont_ms[slot], st.rest_ms[slot], st.day[slot], st.daily_ms[slot] = cont, rest, day, daily
+    st.week_ms[slot] = week_ms
+    st.week_day[slot] = week_day
