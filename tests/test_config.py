@@ -251,7 +251,7 @@ def test_a_sites_profiles_are_read_beside_the_shipped_ones(
     device["profile"] = "no-such-rtu"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(
-        ConfigError, match="no-such-rtu.*profiles and rule packs read from: .*other"
+        ConfigError, match=r"no-such-rtu.*profiles and rule packs read from: .*other"
     ):
         load(path).registry()
     monkeypatch.delenv("HAZARDHUB_PROFILES")
