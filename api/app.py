@@ -26,13 +26,14 @@ from swagger_ui_bundle import swagger_ui_path
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
-from api.context import AppContext, Caller, Ctx, narrowed, not_found
+from api.context import CENTRE_ROLES, WRITERS, AppContext, Caller, Ctx, narrowed, not_found
 from api.deadletters import dead_letter_router
 from api.encode import json_response
 from api.keys import key_router
 from api.models import (
     LatestPublic,
     LevelPublic,
+    MePublic,
     PointPublic,
     SensorPublic,
     TrackPointPublic,
@@ -70,6 +71,7 @@ def _sensor_public(info: SensorInfo) -> SensorPublic:
             )
             for lv in info.levels
         ],
+        no_data_s=info.no_data_s,
     )
 
 
@@ -89,6 +91,23 @@ _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
 
 def _router() -> APIRouter:
     r = APIRouter(prefix="/api/v1")
+
+    @r.get("/me", response_model=MePublic, tags=["keys"])
+    def me(caller: Caller) -> MePublic:
+        """The calling key: its name, role and tenants, and the alarm actions its role may take
+        (the dashboard shows only those buttons). Never the key or its digest."""
+        actions: list[str] = []
+        if caller.role in WRITERS:
+            actions = ["acknowledge", "unshelve", "comment", "disposal"]
+            if caller.role in CENTRE_ROLES:
+                actions.insert(1, "shelve")
+        return MePublic(
+            name=caller.name,
+            role=caller.role,
+            tenants=None if caller.tenants is None else sorted(caller.tenants),
+            expires_ms=caller.expires_ms,
+            alarm_actions=actions,
+        )
 
     @r.get("/sensors", response_model=list[SensorPublic], tags=["sensors"])
     def list_sensors(

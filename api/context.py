@@ -20,6 +20,7 @@ from ingest.store.base import TimeSeriesStore
 from telemetry.registry import Registry
 
 __all__ = [
+    "CENTRE_ROLES",
     "WRITE",
     "WRITERS",
     "AppContext",

@@ -9,6 +9,7 @@ __all__ = [
     "AlarmPublic",
     "LatestPublic",
     "LevelPublic",
+    "MePublic",
     "PointPublic",
     "SensorPublic",
     "TrackPointPublic",
@@ -40,6 +41,23 @@ class SensorPublic(_Public):
     tag: str
     rule: str
     levels: list[LevelPublic]
+    no_data_s: float | None = Field(
+        default=None,
+        description="after this long without a reading the sensor raises `no_data` (its own "
+        "timeout, else its rule's); null when it has none. The dashboard shows an older reading "
+        "as stale",
+    )
+
+
+class MePublic(_Public):
+    name: str = Field(description="the key's name (never the key)")
+    role: str
+    tenants: list[str] | None = Field(description="the tenants the key sees; null: every tenant")
+    expires_ms: int | None = Field(description="when a key made through the API expires")
+    alarm_actions: list[str] = Field(
+        description="the alarm actions the key's role may take (`acknowledge`, `shelve`, "
+        "`unshelve`, `comment`, `disposal`); empty for a viewer"
+    )
 
 
 class LatestPublic(_Public):

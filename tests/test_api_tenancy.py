@@ -73,6 +73,7 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
     now = time.time_ns() // 1_000_000
     span = f"start={now - 86_400_000}&end={now + 3_600_000}"  # the last day: the alarm is in it
     return {
+        ("get", "/api/v1/me"): ("/api/v1/me", None, "chem", OPEN),
         ("get", "/api/v1/sensors"): ("/api/v1/sensors", None, "chem", OPEN),
         ("get", "/api/v1/latest"): ("/api/v1/latest?sensor=ch4-t1", None, "chem", OPEN),
         ("get", "/api/v1/sensors/{sensor_id}"): ("/api/v1/sensors/ch4-t1", None, "chem", 404),
@@ -298,3 +299,34 @@ async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
     assert [s.id for _, s in rig.hub.notifier.objects("subscription", [COAL])] == ["control-room"]
     assert [r[9] for r in rig.hub.notifier.store.outbox([COAL])] == ["dead"]
     assert rig.hub.published == []
+
+
+async def test_me_tells_the_key_its_role_tenants_and_actions_never_a_secret(rig: Rig) -> None:
+    """The dashboard shows only the buttons the key's role may use: it asks `/api/v1/me`."""
+    answers = {}
+    for who in ("op", "coal", "viewer"):
+        r = await rig.client.get("/api/v1/me", headers=auth(who))
+        assert r.status_code == 200, r.text
+        answers[who] = r.json()
+    assert answers["op"] == {
+        "name": "op",
+        "role": "operator",
+        "tenants": None,
+        "expires_ms": None,
+        "alarm_actions": ["acknowledge", "shelve", "unshelve", "comment", "disposal"],
+    }
+    # an enterprise may not shelve (the centre's); a viewer may do nothing
+    assert answers["coal"]["tenants"] == [COAL]
+    assert answers["coal"]["alarm_actions"] == ["acknowledge", "unshelve", "comment", "disposal"]
+    assert (answers["viewer"]["role"], answers["viewer"]["alarm_actions"]) == ("viewer", [])
+    made = await rig.client.post(
+        "/api/v1/api-keys",
+        json={"name": "coal-wall-2", "role": "viewer", "tenants": [COAL]},
+        headers=auth("admin"),
+    )
+    key = made.json()["key"]
+    r = await rig.client.get("/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+    body = r.json()
+    assert body["name"] == "coal-wall-2" and body["expires_ms"] == made.json()["expires_ms"]
+    assert key not in r.text and "sha256" not in r.text
+    assert (await rig.client.get("/api/v1/me")).status_code == 401
