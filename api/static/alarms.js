@@ -13,6 +13,12 @@ export const STRINGS = {
         journal: "报警日志", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
         rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
+        read_only: "只读", too_long: "超出 2000 字，请删减后再提交", ev_value: "数值", ev_level: "级别",
+        err_read_only: "此密钥只能查看，不能操作", err_shelve_reason: "搁置需填写原因",
+        err_close_active: "报警仍未恢复，不能关闭", err_already_acked: "报警已确认",
+        err_not_shelved: "报警未搁置", err_out_of_service: "测点已停用",
+        err_normal_acked: "报警已恢复并已确认",
+        err_centre: "搁置、屏蔽和测点停用由监控中心（值班员、管理员密钥）操作",
         tier_red: "红色", tier_orange: "橙色", tier_yellow: "黄色", tier_blue: "蓝色", tier_none: "无",
         ev_raised: "报警", ev_escalated: "升级", ev_deescalated: "降级", ev_cleared: "恢复",
         ev_acknowledged: "确认", ev_shelved: "搁置", ev_unshelved: "取消搁置", ev_commented: "备注",
@@ -67,6 +73,14 @@ export const STRINGS = {
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
         no_alarms: "no alarms", neterr: "network error, try again",
+        read_only: "read only", too_long: "longer than 2000 characters: shorten it to submit",
+        ev_value: "Value", ev_level: "Level",
+        err_read_only: "this key may only read", err_shelve_reason: "a shelve needs a reason",
+        err_close_active: "cannot close: the alarm is still active",
+        err_already_acked: "the alarm is already acknowledged", err_not_shelved: "the alarm is not shelved",
+        err_out_of_service: "the sensor is out of service",
+        err_normal_acked: "the alarm has returned to normal and is acknowledged",
+        err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
         tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings" },
 };
@@ -79,7 +93,11 @@ const SHOWN = 100;
 const ui = new Map();    // alarm id -> {expanded, form, busy, msg}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
-let ctx = null;          // {t, key(), unit(sensor), onSelect(sensor), onChange()}
+let ctx = null;          // {t, key(), live(), actions(), unit(sensor), onSelect(sensor), onChange()}
+// the hub's data the page holds belongs to one connection of the event stream: a reconnect
+// (perhaps to a hub restarted with another alarm store, where ids mean other alarms) reads it
+// all afresh and starts a new epoch; answers of requests made in an older epoch are dropped
+let epoch = 0;
 
 export function initAlarms(context) {
   ctx = context;
@@ -111,7 +129,7 @@ async function request(path, init = {}) {
     const why = Array.isArray(list) && list.length
       ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ")
       : data?.detail;
-    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status });
+    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status, why });
   }
   return data;
 }
@@ -122,15 +140,43 @@ export function accept(a) {
   if (!have || version(a) >= version(have)) alarms.set(a.id, a);
 }
 
+/** The same alarm (not merely the same id: a hub restarted with a fresh store numbers anew). */
+const same = (a, b) => a.tenant === b.tenant && a.sensor === b.sensor && a.rule === b.rule
+  && a.side === b.side && a.raised_at === b.raised_at;
+
+/** Read the alarms afresh and let them replace everything held (after a reconnect of the
+ * stream). The open form, the expanded journal and the message of an alarm are kept only when
+ * the hub still has that same alarm under its id. Returns the new epoch. */
+export async function reloadAlarms() {
+  const mine = ++epoch;
+  const got = await request(`/api/v1/alarms?${filter === "open" ? "open=true&limit=500" : "limit=100"}`);
+  if (mine !== epoch) return epoch;  // a newer reload won
+  const fresh = new Map(got.map((a) => [a.id, a]));
+  for (const [id, a] of alarms) {
+    const b = fresh.get(id);
+    if (b && same(a, b)) continue;
+    ui.delete(id);
+    const r = rows.get(id);
+    if (r) { r.main.remove(); r.extra.remove(); rows.delete(id); }
+  }
+  alarms.clear();
+  for (const a of got) alarms.set(a.id, a);
+  renderAlarms();
+  return epoch;
+}
+
 export async function loadAlarms() {
   const q = filter === "open" ? "open=true&limit=500" : "limit=100";
+  const mine = epoch;
   const got = await request(`/api/v1/alarms?${q}`);
+  if (mine !== epoch) return;  // read before a reconnect: the reload's answer replaced it
   got.forEach(accept);
   if (filter === "open") {
     // alarms held as open that the hub no longer lists as open finished meanwhile: read them
     const ids = new Set(got.map((a) => a.id));
     const gone = [...alarms.values()].filter((a) => isOpen(a) && !ids.has(a.id)).slice(0, 50);
-    await Promise.all(gone.map((a) => request(`/api/v1/alarms/${a.id}`).then(accept).catch(() => {})));
+    await Promise.all(gone.map((a) => request(`/api/v1/alarms/${a.id}`)
+      .then((b) => { if (mine === epoch && same(a, b)) accept(b); }).catch(() => {})));
   }
   renderAlarms();
 }
@@ -157,7 +203,10 @@ export function onAlarmEvent(d) {
     alarms.set(a.id, next);
     renderAlarms();
   }
-  return request(`/api/v1/alarms/${d.alarm_id}`).then((full) => { accept(full); renderAlarms(); });
+  const mine = epoch;
+  return request(`/api/v1/alarms/${d.alarm_id}`).then((full) => {
+    if (mine === epoch) { accept(full); renderAlarms(); }
+  });
 }
 
 async function act(id, verb, body) {
@@ -165,19 +214,31 @@ async function act(id, verb, body) {
   const path = verb === "ack" ? "acknowledge" : NEXT_STEP_VERBS.has(verb) ? "disposal" : verb;
   u.busy = true; u.msg = "";
   renderAlarms();
+  const mine = epoch;
   try {
-    accept(await request(`/api/v1/alarms/${id}/${path}`,
-      { method: "POST", body: body ? JSON.stringify(body) : undefined }));
+    const got = await request(`/api/v1/alarms/${id}/${path}`,
+      { method: "POST", body: body ? JSON.stringify(body) : undefined });
+    if (mine === epoch) accept(got);
     u.form = null;
   } catch (err) {
-    u.msg = err.status ? err.message : ctx.t("neterr");
+    u.busy = false;
+    showMsg(id, err.status ? hubError(err) : ctx.t("neterr"));
   }
   u.busy = false;
   renderAlarms();
   ctx.onChange();
 }
 
+// the API's action of each button (GET /api/v1/me lists those the key's role may take)
+const ACTION = { ack: "acknowledge", shelve: "shelve", unshelve: "unshelve", comment: "comment",
+  verify: "disposal", dispose: "disposal", close: "disposal" };
+
 function buttonsFor(a) {
+  const may = new Set(ctx.actions());
+  return stateButtons(a).filter((verb) => may.has(ACTION[verb]));
+}
+
+function stateButtons(a) {
   const out = [];
   if (!a.acked && !a.out_of_service) out.push("ack");
   if (!a.out_of_service && !(a.state === "cleared" && a.acked) && a.shelved_until === null) out.push("shelve");
@@ -185,6 +246,32 @@ function buttonsFor(a) {
   out.push("comment");
   if (NEXT_STEP[a.disposal]) out.push(NEXT_STEP[a.disposal]);
   return out;
+}
+
+// a message under a row goes after a while (or at the next action), not staying for ever
+const MSG_MS = 20000;
+function showMsg(id, text) {
+  const u = uiOf(id);
+  u.msg = text;
+  clearTimeout(u.msgTimer);
+  u.msgTimer = setTimeout(() => { if (u.msg === text) { u.msg = ""; renderAlarms(); } }, MSG_MS);
+  renderAlarms();
+}
+
+// the hub's reasons an operator meets most, in the page's language (others as the hub says)
+const HUB_ERRORS = {
+  "this key may only read": "err_read_only",
+  "a shelve needs a reason": "err_shelve_reason",
+  "cannot close: the alarm is still active": "err_close_active",
+  "the alarm is already acknowledged": "err_already_acked",
+  "the alarm is not shelved": "err_not_shelved",
+  "the sensor is out of service": "err_out_of_service",
+  "the alarm has returned to normal and is acknowledged": "err_normal_acked",
+};
+function hubError(err) {
+  const why = typeof err.why === "string" ? err.why : "";
+  const k = HUB_ERRORS[why] ?? (why.startsWith("shelves, silences and sensors out of service are the monitoring centre's") ? "err_centre" : null);
+  return k ? `${err.status} ${ctx.t(k)}` : err.message;
 }
 
 function onButton(a, verb) {
@@ -251,12 +338,16 @@ function fillMain(tr, a) {
   const acts = el("div", "acts");
   for (const verb of buttonsFor(a)) {
     const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`, t(verb));
-    b.type = "button"; b.dataset.act = verb; b.disabled = u.busy;
+    b.type = "button"; b.dataset.act = verb;
+    // offline, the page's alarms may be another hub's: no action until they are read afresh
+    b.disabled = u.busy || !ctx.live();
+    if (!ctx.live()) b.title = t("offline");
     b.onclick = (e) => { e.stopPropagation(); onButton(a, verb); };
     acts.append(b);
   }
   c[7].className = "acts-cell";
   c[7].append(acts);
+  if (!ctx.actions().length) acts.append(el("span", "ro", t("read_only")));  // a viewer's key
   const msg = el("div", "msg error", u.msg);
   msg.hidden = !u.msg;
   msg.setAttribute("role", "alert");
@@ -265,29 +356,50 @@ function fillMain(tr, a) {
   tr.onclick = () => { u.expanded = !u.expanded; renderAlarms(); ctx.onSelect(a.sensor); };
 }
 
+// the hub takes notes and reasons of at most 2000 characters (code points, as Python counts)
+export const NOTE_MAX = 2000;
+const chars = (text) => [...text].length;
+
 function actionForm(a, verb) {
   const t = ctx.t;
   const f = el("form", "act-form");
   f.dataset.form = verb;
+  f.dataset.lang = document.documentElement.lang;
   const label = (text, input) => { const l = el("label", "", `${text} `); l.append(input); return l; };
   if (verb === "shelve") {
-    const reason = el("input"); reason.name = "reason"; reason.required = true; reason.maxLength = 2000;
+    const reason = el("input"); reason.name = "reason"; reason.required = true;
     reason.placeholder = t("reason_ph");
     const dur = el("select"); dur.name = "duration";
     for (const h of SHELVE_HOURS) { const o = el("option", "", `${h} ${t("hours")}`); o.value = String(h * 3600); dur.append(o); }
     f.append(label(t("reason"), reason), label(t("duration"), dur));
   } else {
-    const note = el("input"); note.name = "note"; note.required = true; note.maxLength = 2000;
+    const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
     f.append(label(`${t(verb)}: ${t("note")}`, note));
   }
+  // not cut silently at the limit (a pasted report would lose its end): counted, and refused
+  // with a message when too long
+  const text = f.querySelector("input");
+  const count = el("span", "count");
+  const recount = () => {
+    const n = chars(text.value);
+    count.textContent = `${n}/${NOTE_MAX}`;
+    count.classList.toggle("error", n > NOTE_MAX);
+  };
+  text.addEventListener("input", recount);
+  recount();
   const ok = el("button", "submit", t("submit")); ok.type = "submit";
   const no = el("button", "cancel", t("cancel")); no.type = "button";
   no.onclick = () => { uiOf(a.id).form = null; renderAlarms(); };
-  f.append(ok, no);
+  f.append(count, ok, no);
   f.onsubmit = (e) => {
     e.preventDefault();
     const v = (n) => f.elements[n].value;
+    recount();
+    if (chars(text.value) > NOTE_MAX) {
+      showMsg(a.id, `${ctx.t("too_long")} (${chars(text.value)}/${NOTE_MAX})`);
+      return;
+    }
     if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
     else if (verb === "comment") act(a.id, "comment", { note: v("note") });
     else act(a.id, verb, { step: verb, note: v("note") });
@@ -297,6 +409,7 @@ function actionForm(a, verb) {
 
 function journal(a) {
   const t = ctx.t;
+  const label = (k, name) => (t(k) === k ? name : t(k));
   const box = el("div", "detail");
   const facts = el("dl", "facts");
   const fact = (k, v) => { if (v) facts.append(el("dt", "", t(k)), el("dd", "", v)); };
@@ -307,12 +420,18 @@ function journal(a) {
   box.append(facts, el("h4", "", t("journal")));
   const tb = el("table", "journal");
   const head = el("tr");
-  for (const k of ["time_cst", "event", "actor", "comment", "isa"]) head.append(el("th", "", t(k)));
+  for (const k of ["time_cst", "event", "ev_level", "ev_value", "actor", "comment", "isa"]) head.append(el("th", "", t(k)));
+  const unit = a.value_unit === undefined ? ctx.unit(a.sensor) : a.value_unit;
   tb.append(head);
   for (const e of a.events) {
     const r = el("tr");
     r.dataset.kind = e.kind;
-    r.append(el("td", "", fmtCst(e.ts)), el("td", "", t(`ev_${e.kind}`) === `ev_${e.kind}` ? e.kind : t(`ev_${e.kind}`)),
+    // the value and level each event was judged at: what raised and peaked the alarm stays
+    // readable after it cleared (an operator's action carries the alarm's value then)
+    const lvl = el("td", "level", label(`lvl_${e.level_name}`, e.level_name));
+    lvl.title = e.level_name;
+    r.append(el("td", "", fmtCst(e.ts)), el("td", "", label(`ev_${e.kind}`, e.kind)), lvl,
+      el("td", "value", fmtVal(e.value, unit === "readings" ? t("readings") : unit)),
       el("td", "actor", e.actor ?? "—"), el("td", "note", e.comment || ""));
     const s = el("td"); s.append(isaBadge(e.isa_state)); r.append(s);
     tb.append(r);
@@ -328,8 +447,17 @@ function fillExtra(tr, a) {
   if (!td) { td = el("td"); td.colSpan = 8; tr.append(td); }
   const form = td.querySelector("form.act-form");
   if (form && form.dataset.form !== u.form) form.remove();
+  else if (form && form.dataset.lang !== document.documentElement.lang) {
+    // another language: the form anew in it, with what was typed and chosen
+    const fresh = actionForm(a, u.form);
+    for (const input of form.elements) if (input.name) fresh.elements[input.name].value = input.value;
+    fresh.querySelector("input")?.dispatchEvent(new Event("input"));
+    form.replaceWith(fresh);
+  }
   if (u.form && !td.querySelector("form.act-form")) td.prepend(actionForm(a, u.form));
-  td.querySelectorAll("form.act-form button").forEach((b) => { b.disabled = u.busy; });
+  td.querySelectorAll("form.act-form button").forEach((b) => {
+    b.disabled = u.busy || (b.type === "submit" && !ctx.live());
+  });
   td.querySelector(".detail")?.remove();
   if (u.expanded) td.append(journal(a));
 }
@@ -339,7 +467,8 @@ export function renderAlarms() {
   if (!body || !ctx) return;
   const all = [...alarms.values()];
   const shown = all.filter((a) => filter === "all" || isOpen(a))
-    .sort((a, b) => (a.state === b.state ? b.id - a.id : a.state === "active" ? -1 : 1))
+    // overdue disposals first (a deadline passed), then active alarms, each newest first
+    .sort((a, b) => (b.overdue - a.overdue) || ((a.state === "active" ? 0 : 1) - (b.state === "active" ? 0 : 1)) || b.id - a.id)
     .slice(0, SHOWN);
   const keep = new Set(shown.map((a) => a.id));
   for (const [id, r] of rows) if (!keep.has(id)) { r.main.remove(); r.extra.remove(); rows.delete(id); }
@@ -351,7 +480,7 @@ export function renderAlarms() {
       r.main.dataset.alarm = a.id; r.extra.dataset.for = a.id;
       rows.set(a.id, r);
     }
-    const sig = JSON.stringify([lang, a, uiOf(a.id)]);
+    const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions()]);
     if (sig !== r.sig) { fillMain(r.main, a); fillExtra(r.extra, a); r.sig = sig; }
     body.append(r.main, r.extra);  // moves existing rows: inputs keep their values
   }

@@ -1,5 +1,5 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
-import { STRINGS, alarms, initAlarms, loadAlarms, onAlarmEvent, renderAlarms } from "/static/alarms.js";
+import { STRINGS, alarms, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
 const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
@@ -8,7 +8,12 @@ const T = {
         active: "报警中", cleared: "已恢复", comm_loss: "通讯中断", sensor_fault: "传感器故障",
         calibration: "标定", out_of_range: "超量程", stale: "数据陈旧", manual: "人工", good: "",
         nodata: "无数据", badkey: "密钥无效", keygone: "密钥已失效（已撤销或过期），请重新登录",
-        trend_help: "滚轮缩放，拖动平移，双击回到最近 15 分钟" },
+        trend_help: "滚轮缩放，拖动平移，双击回到最近 15 分钟",
+        no_trend: "无趋势数据", trend_max: "最大", trend_min: "最小", last_reading: "最后读数",
+        k_methane: "甲烷", k_co: "一氧化碳", k_flammable_gas: "可燃气体", k_toxic_gas: "有毒气体",
+        k_oxygen: "氧气", k_level: "液位", k_pressure: "压力", k_temperature: "温度",
+        k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
+        k_interlock: "联锁", k_speed: "车速", k_other: "其他" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -17,7 +22,8 @@ const T = {
         out_of_range: "out of range", stale: "stale", manual: "manual", good: "",
         nodata: "no data", badkey: "invalid key",
         keygone: "the key is no longer valid (revoked or expired): log in again",
-        trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min" },
+        trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min",
+        no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading" },
 };
 Object.assign(T.zh, STRINGS.zh);
 Object.assign(T.en, STRINGS.en);
@@ -29,11 +35,14 @@ const sensors = new Map();   // id -> sensor
 const latest = new Map();    // id -> {ts, value, quality_name}
 let trendSensor = null;
 let live = false;
+let role = null;             // the key: GET /api/v1/me
 
 function setLive(on) {
+  const changed = live !== on;
   live = on;
   $("#live").className = `live ${on ? "on" : "off"}`;
   $("#live").textContent = t(on ? "online" : "offline");
+  if (changed) { renderAlarms(); renderTiles(); }  // actions and tiles say whether they are live
 }
 
 function translate() {
@@ -51,6 +60,13 @@ async function api(path) {
   return r.json();
 }
 
+// a reading older than the sensor's no-data time (`no_data_s`), or than this for a sensor
+// without one, is shown as stale, not as the present value
+export const STALE_DEFAULT_MS = 5 * 60e3;
+const staleAfter = (s) => (s?.no_data_s ? s.no_data_s * 1000 : STALE_DEFAULT_MS);
+const kindName = (k) => (t(`k_${k}`) === `k_${k}` ? k : t(`k_${k}`));
+const clockCst = (ms) => new Date(ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
+
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
 
 function renderTiles() {
@@ -64,6 +80,7 @@ function renderTiles() {
   }
   const activeSensors = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.sensor));
   root.innerHTML = "";
+  const now = Date.now();
   for (const [site, list] of bySite) {
     const div = document.createElement("div");
     div.className = "site";
@@ -72,15 +89,21 @@ function renderTiles() {
     for (const s of list) {
       const l = latest.get(s.id);
       const tile = document.createElement("div");
-      const q = l ? l.quality_name : "none";
-      tile.className = `tile q-${q}${l ? "" : " none"}${activeSensors.has(s.id) ? " alarm" : ""}`;
+      // a good reading older than the sensor's no-data time is stale by age
+      const aged = l && l.quality_name === "good" && now - l.ts > staleAfter(s);
+      const q = !l ? "none" : aged ? "stale" : l.quality_name;
+      tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${activeSensors.has(s.id) ? " alarm" : ""}${live ? "" : " offline"}`;
       tile.dataset.sensor = s.id;
+      tile.dataset.quality = q;
       // honest quality: a reading that is not good shows its quality, never a stale number
       const shown = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
       tile.innerHTML = `<div class="n"></div><div class="v"></div><div class="k"></div>`;
       tile.querySelector(".n").textContent = s.id;
       tile.querySelector(".v").textContent = shown;
-      tile.querySelector(".k").textContent = `${s.kind}${s.tag ? " " + s.tag : ""}${s.location ? " · " + s.location : ""}`;
+      tile.querySelector(".k").textContent = `${kindName(s.kind)}${s.tag ? " " + s.tag : ""}${s.location ? " · " + s.location : ""}`;
+      tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtVal(l.value, s.unit)} ${clockCst(l.ts)}` : ""}`;
+      // the stream is down: what the tile shows may no longer be so
+      if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
       tile.onclick = () => showTrend(s.id);
       div.querySelector(".tiles").appendChild(tile);
     }
@@ -95,37 +118,85 @@ let trendSeq = 0;
 
 async function showTrend(id) {
   if (id !== trendSensor) { trendView.span = SPANS[0]; trendView.end = null; }
+  const c = $("#trend"), g = c.getContext("2d");
+  if (id !== trendSensor) {
+    // another sensor: nothing of the previous one's curve stays under the new name
+    g.clearRect(0, 0, c.width, c.height);
+    Object.assign(c.dataset, { points: "0", sensor: id, none: "" });
+  }
   trendSensor = id;
   $("#trend-name").textContent = id;
   const end = trendView.end ?? Date.now() + 1000, start = end - trendView.span;
   const every = Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
   const mine = ++trendSeq;
-  const pts = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=max`);
+  const q = (agg) => api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=${agg}`);
+  // the lowest and the highest reading of each window: a dip below a low limit shows as well
+  // as a peak over a high one (a band between the two lines)
+  let lows, highs;
+  try { [lows, highs] = await Promise.all([q("min"), q("max")]); }
+  catch (err) {
+    if (mine !== trendSeq) return;
+    // no history (a device's or gateway's comm-loss alarm has none), or the store is away
+    g.clearRect(0, 0, c.width, c.height);
+    Object.assign(c.dataset, { points: "0", sensor: id, none: "1" });
+    g.fillStyle = "#8a8f98"; g.font = "14px sans-serif";
+    g.fillText(`${t("no_trend")}: ${id}`, 16, c.height / 2);
+    return;
+  }
   if (mine !== trendSeq) return;  // a newer request (zoom, pan) won
-  const c = $("#trend"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
-  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)), points: String(pts.length) });
+  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)),
+    points: String(highs.length), sensor: id, none: "" });
   document.querySelectorAll("#trend-spans button").forEach((b) =>
     b.setAttribute("aria-pressed", String(Number(b.dataset.span) === trendView.span && trendView.end === null)));
   const s = sensors.get(id);
-  const vals = pts.filter((p) => p.value !== null);
+  const lowAt = new Map(lows.filter((p) => p.value !== null).map((p) => [p.ts, p.value]));
+  const band = highs.filter((p) => p.value !== null && lowAt.has(p.ts)).map((p) => ({ ts: p.ts, hi: p.value, lo: lowAt.get(p.ts) }));
+  c.dataset.min = band.length ? String(Math.min(...band.map((p) => p.lo))) : "";
+  c.dataset.max = band.length ? String(Math.max(...band.map((p) => p.hi))) : "";
   const levels = (s?.levels || []).map((l) => l.above ?? l.below);
-  const all = [...vals.map((p) => p.value), ...levels];
+  const all = [...band.map((p) => p.hi), ...band.map((p) => p.lo), ...levels];
   g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
-  const clock = (ms) => new Date(ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
-  g.fillText(clock(start), 40, c.height - 2);
-  g.fillText(clock(end), c.width - 60, c.height - 2);
-  if (!all.length) return;
+  g.fillText(clockCst(start), 40, c.height - 2);
+  g.fillText(clockCst(end), c.width - 60, c.height - 2);
+  if (!all.length) {
+    g.fillStyle = "#8a8f98"; g.fillText(t("nodata"), 16, c.height / 2);
+    return;
+  }
   let lo = Math.min(...all), hi = Math.max(...all);
   if (hi === lo) { hi += 1; lo -= 1; }
   const x = (ts) => ((ts - start) / (end - start)) * c.width;
   const y = (v) => c.height - 16 - ((v - lo) / (hi - lo)) * (c.height - 28);
   g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
   for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
-  g.setLineDash([]); g.strokeStyle = "#2f6fde"; g.lineWidth = 2; g.beginPath();
-  vals.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.value)) : g.moveTo(x(p.ts), y(p.value))));
-  g.stroke(); g.lineWidth = 1;
+  g.setLineDash([]);
+  if (band.length) {
+    g.fillStyle = "rgba(47,111,222,0.18)"; g.beginPath();
+    band.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.hi)) : g.moveTo(x(p.ts), y(p.hi))));
+    for (let i = band.length - 1; i >= 0; i--) g.lineTo(x(band[i].ts), y(band[i].lo));
+    g.closePath(); g.fill();
+    for (const [key, color] of [["hi", "#2f6fde"], ["lo", "#1f8f4e"]]) {
+      g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
+      band.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p[key])) : g.moveTo(x(p.ts), y(p[key]))));
+      g.stroke();
+    }
+    g.lineWidth = 1;
+  }
+  g.fillStyle = "#1d2330";
   g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 18);
+  g.fillStyle = "#2f6fde"; g.fillText(t("trend_max"), c.width - 80, 12);
+  g.fillStyle = "#1f8f4e"; g.fillText(t("trend_min"), c.width - 40, 12);
+}
+
+// a trend that ends now follows the live data: on readings of its sensor (at most every 2 s)
+// and every 10 s
+let trendTimer = null;
+function trendSoon() {
+  if (trendTimer) return;
+  trendTimer = setTimeout(() => {
+    trendTimer = null;
+    if (trendSensor && trendView.end === null) showTrend(trendSensor).catch(() => {});
+  }, 2000);
 }
 
 function zoomTrend(factor, at) {
@@ -226,7 +297,41 @@ async function drawMap() {
   c.dataset.tracks = String(tracks.filter((tr) => tr.length).length);
 }
 
-let streamedBefore = false;
+// Events of the stream that arrive while the page reads the hub afresh wait here (null: none
+// is being read) and are applied after, over the fresh data.
+let pending = null;
+let syncSeq = 0;
+
+/** Read everything the page holds from the hub afresh and replace it: the key's role, the
+ * sensors, their latest readings and the alarms. On every connection of the stream: a hub
+ * restarted with a fresh store (the demo's default, a restored state.db) numbers its alarms
+ * anew, and what was held from the old one must not be mixed with it. */
+async function resync() {
+  const mine = ++syncSeq;
+  pending = [];
+  try {
+    // the readings may be away (503 while InfluxDB does not answer): then none is shown until
+    // the stream brings them, rather than another run's
+    const [me, list, now] = await Promise.all([api("/api/v1/me"), api("/api/v1/sensors"),
+      api("/api/v1/latest").catch((e) => { if (e.message === "unauthorized") throw e; return []; })]);
+    await reloadAlarms();
+    if (mine !== syncSeq) return;
+    role = me;
+    sensors.clear();
+    for (const s of list) sensors.set(s.id, s);
+    latest.clear();
+    for (const l of now) latest.set(l.sensor, l);
+  } finally {
+    if (mine === syncSeq) {
+      const held = pending;
+      pending = null;
+      for (const [kind, d] of held) onEvent(kind, d);
+    }
+  }
+  renderAlarms(); renderTiles();
+  if (trendSensor) showTrend(trendSensor).catch(() => {});
+}
+
 async function stream() {
   // fetch with a streaming body: EventSource cannot send the Authorization header
   for (;;) {
@@ -234,10 +339,10 @@ async function stream() {
       const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
       if (r.status === 401) { signedOut(); return; }  // revoked or expired: not again every 2 s
       if (!r.ok) throw new Error(String(r.status));
-      if (streamedBefore) loadAlarms().then(renderTiles).catch(() => {});  // catch up on what was missed
-      streamedBefore = true;
-      setLive(true);
       const reader = r.body.getReader(), dec = new TextDecoder();
+      // what was missed, or all of it anew from a restarted hub; live once it is read
+      const synced = resync().then(() => setLive(true));
+      synced.catch((e) => { if (e.message === "unauthorized") signedOut(); else reader.cancel(); });
       let buf = "";
       for (;;) {
         const { value, done } = await reader.read();
@@ -247,10 +352,11 @@ async function stream() {
         while ((i = buf.indexOf("\n\n")) >= 0) {
           const block = buf.slice(0, i); buf = buf.slice(i + 2);
           const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) onEvent(ev, JSON.parse(data));
+          if (ev && data) { if (pending) pending.push([ev, JSON.parse(data)]); else onEvent(ev, JSON.parse(data)); }
         }
       }
     } catch (e) { /* reconnect below */ }
+    if (!key) return;  // signed out
     setLive(false);
     await new Promise((res) => setTimeout(res, 2000));
   }
@@ -259,37 +365,47 @@ async function stream() {
 let refreshTimer = null;
 function onEvent(kind, d) {
   if (kind === "reading") {
+    // the newer by event time: a gateway's backlog replayed between live readings must not
+    // take a tile back
+    const have = latest.get(d.sensor);
+    if (have && have.ts > d.ts) return;
     latest.set(d.sensor, d);
+    if (d.sensor === trendSensor && trendView.end === null) trendSoon();
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
     onAlarmEvent(d).then(renderTiles).catch(() => {});
-    if (trendSensor === d.sensor) showTrend(d.sensor);
+    if (trendSensor === d.sensor) showTrend(d.sensor).catch(() => {});
   } else if (kind === "lagged") {
     loadAlarms().then(renderTiles).catch(() => {});  // the stream dropped events: read afresh
   }
 }
 
-let mapTimer = null;
+let mapTimer = null, tickTimer = null;
 function signedOut() {
   sessionStorage.removeItem("hh-key"); key = "";
   if (mapTimer) { clearInterval(mapTimer); mapTimer = null; }
+  if (tickTimer) { clearInterval(tickTimer); tickTimer = null; }
   setLive(false);
   $("#app").hidden = true; $("#logout").hidden = true; $("#login").hidden = false;
   $("#login-error").hidden = false; $("#login-error").textContent = t("keygone");
 }
 
 async function start() {
-  for (const s of await api("/api/v1/sensors")) sensors.set(s.id, s);
-  for (const l of await api("/api/v1/latest")) latest.set(l.sensor, l);
-  await loadAlarms();
+  role = await api("/api/v1/me");  // the key is good: the stream reads the rest
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
   translate();
   stream();
   drawMap(); mapTimer = setInterval(drawMap, 10000);
+  // readings age into staleness without an event; a trend that ends now moves on
+  let ticks = 0;
+  tickTimer = setInterval(() => {
+    renderTiles();
+    if (++ticks % 2 === 0 && trendSensor && trendView.end === null) showTrend(trendSensor).catch(() => {});
+  }, 5000);
 }
 
 initTrendControls();
-initAlarms({ t, key: () => key, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
+initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
