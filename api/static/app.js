@@ -258,13 +258,30 @@ async function drawMap() {
   let [la0, la1, lo0, lo1] = [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0])),
     Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
   const pad = 0.02; la0 -= pad; la1 += pad; lo0 -= pad; lo1 += pad;
-  const x = (lon) => ((lon - lo0) / (lo1 - lo0)) * c.width;
-  const y = (lat) => c.height - ((lat - la0) / (la1 - la0)) * c.height;
+  // one scale in metres for both axes (a degree of longitude is shorter than one of latitude by
+  // cos(latitude)), the view centred: shapes and corridor widths are not distorted
+  const midLat = (la0 + la1) / 2, midLon = (lo0 + lo1) / 2;
+  const mLon = 111320 * Math.cos((midLat * Math.PI) / 180), mLat = 110574;
+  const pxPerM = Math.min(c.width / ((lo1 - lo0) * mLon), c.height / ((la1 - la0) * mLat));
+  const x = (lon) => c.width / 2 + (lon - midLon) * mLon * pxPerM;
+  const y = (lat) => c.height / 2 - (lat - midLat) * mLat * pxPerM;
+  c.dataset.pxPerM = String(pxPerM);
+  // labels inside the canvas, each moved down until it overlaps none placed before
+  const boxes = [];
+  const label = (text, lx, ly) => {
+    const w = g.measureText(text).width, h = 12;
+    let bx = Math.min(Math.max(2, lx), c.width - w - 2), by = Math.min(Math.max(h, ly), c.height - 2);
+    for (let k = 0; k < 20 && boxes.some((b) => bx < b.x + b.w && b.x < bx + w && by - h < b.y && b.y - h < by); k++) {
+      by += h + 2;
+      if (by > c.height - 2) by = h;
+    }
+    boxes.push({ x: bx, y: by, w });
+    g.fillText(text, bx, by);
+  };
   g.strokeStyle = "#e3e5e9";  // plain grid, no map tiles
   for (let i = 1; i < 10; i++) { g.beginPath(); g.moveTo((c.width * i) / 10, 0); g.lineTo((c.width * i) / 10, c.height); g.stroke();
     g.beginPath(); g.moveTo(0, (c.height * i) / 10); g.lineTo(c.width, (c.height * i) / 10); g.stroke(); }
   // geofences under the tracks: polygons filled, corridors as bands of their buffer's width
-  const pxPerM = c.width / ((lo1 - lo0) * 111320 * Math.cos((((la0 + la1) / 2) * Math.PI) / 180));
   for (const f of fences) {
     const [fill, line] = FENCE_STYLE[f.kind] || FENCE_STYLE.speed_zone;
     const path = f.polygon || f.polyline;
@@ -278,7 +295,7 @@ async function drawMap() {
       g.strokeStyle = line; g.lineWidth = 1; g.setLineDash([6, 4]); g.stroke(); g.setLineDash([]);
     }
     g.fillStyle = line; g.font = "11px sans-serif";
-    g.fillText(f.id + (f.limit_kmh ? ` ${f.limit_kmh} km/h` : ""), x(path[0][1]) + 4, y(path[0][0]) + 12);
+    label(f.id + (f.limit_kmh ? ` ${f.limit_kmh} km/h` : ""), x(path[0][1]) + 4, y(path[0][0]) + 12);
   }
   c.dataset.geofences = String(fences.length);
   const active = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.device));
@@ -292,9 +309,10 @@ async function drawMap() {
     g.fillStyle = active.has(v.id) ? "#d7263d" : g.strokeStyle;
     g.beginPath(); g.arc(x(last.lon), y(last.lat), 6, 0, 2 * Math.PI); g.fill();
     g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
-    g.fillText(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
+    label(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
   });
   c.dataset.tracks = String(tracks.filter((tr) => tr.length).length);
+  c.dataset.labels = JSON.stringify(boxes.map((b) => [Math.round(b.x), Math.round(b.y), Math.round(b.w)]));
 }
 
 // Events of the stream that arrive while the page reads the hub afresh wait here (null: none
@@ -341,20 +359,25 @@ async function stream() {
       if (!r.ok) throw new Error(String(r.status));
       const reader = r.body.getReader(), dec = new TextDecoder();
       // what was missed, or all of it anew from a restarted hub; live once it is read
-      const synced = resync().then(() => setLive(true));
-      synced.catch((e) => { if (e.message === "unauthorized") signedOut(); else reader.cancel(); });
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let i;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i); buf = buf.slice(i + 2);
-          const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) { if (pending) pending.push([ev, JSON.parse(data)]); else onEvent(ev, JSON.parse(data)); }
+      let open = true;  // this connection: live only while it lasts
+      resync().then(() => { if (open) setLive(true); }).catch((e) => {
+        if (e.message === "unauthorized") signedOut();
+        reader.cancel().catch(() => {});  // connect again, and read again
+      });
+      try {
+        let buf = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += dec.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf("\n\n")) >= 0) {
+            const block = buf.slice(0, i); buf = buf.slice(i + 2);
+            const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
+            if (ev && data) { if (pending) pending.push([ev, JSON.parse(data)]); else onEvent(ev, JSON.parse(data)); }
+          }
         }
-      }
+      } finally { open = false; }
     } catch (e) { /* reconnect below */ }
     if (!key) return;  // signed out
     setLive(false);
