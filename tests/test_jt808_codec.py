@@ -528,13 +528,42 @@ def test_each_sub_package_is_answered_by_its_serial_and_the_message_when_stored(
     s.feed(encode_frame(Header(0x0102, 2, phone), Authenticate(resp.auth_code).encode(False)), 0)
     assert s.state is State.AUTHENTICATED
     answers = []
-    for n, frame in enumerate(frames):
-        ev = s.feed(frame, 0)
+    for n, frame in enumerate(frames):  # a slow link: 50 s apart, 100 s in all
+        ev = s.feed(frame, n * 50_000)
         answers += frames_of(ev)
         published = [e for e in ev if isinstance(e, Publish)]
         assert len(published) == (n == 2)
     assert answers == [PlatformResponse(40 + n, 0x0704, 0) for n in range(3)]
     assert len(published[0].records) == 60
+
+
+def test_answered_sub_packages_are_never_pushed_out_nor_kept_before_authentication() -> None:
+    """An answered sub-package is gone from the terminal: the group holding it was pushed out by
+    a ninth message, and a slow link's expired 60 s after its first part, so every position of
+    the message was lost uncounted (helper-85). A registration's sub-packages were kept before
+    authentication, 4 MB per connection."""
+    s = _authed()
+    phone = "013800000001"
+    body = BatchLocation(1, (Location(0, 2, 1, 1, 0, 0, 0, "240101000000"),) * 40).encode()
+    messages = [encode_packets(Header(0x0704, 100 + 10 * m, phone), body, 700) for m in range(9)]
+    for m in range(8):  # eight open, each answered for its first part
+        assert frames_of(s.feed(messages[m][0], 0)) == [PlatformResponse(100 + 10 * m, 0x0704, 0)]
+    ev = s.feed(messages[8][0], 0)  # a ninth waits: refused (sent again), not kept
+    assert frames_of(ev) == [PlatformResponse(180, 0x0704, PlatformResponse.FAILED)]
+    assert [e.kind for e in ev if isinstance(e, Problem)] == ["reassembly_full"]
+    published = 0
+    for m in range(8):  # the eight complete, none lost
+        for frame in messages[m][1:]:
+            published += sum(len(e.records) for e in s.feed(frame, 0) if isinstance(e, Publish))
+    assert published == 8 * 40
+    fresh = Session(directory())
+    reg = Register(0, 0, "", "", "", 1, "x" * 3000).encode(False)
+    parts = encode_packets(Header(0x0100, 1, phone), reg, 1000)
+    assert len(parts) == 4
+    for frame in parts:
+        serial = decode_frame(frame).header.serial
+        assert frames_of(fresh.feed(frame, 0)) == [PlatformResponse(serial, 0x0100, 1)]
+        assert fresh._parts.pending == 0
 
 
 def _authed(phone: str = "013800000001") -> Session:

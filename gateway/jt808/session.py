@@ -27,6 +27,7 @@ from telemetry.jt808.codec import (
     Header,
     Jt808Error,
     Reassembler,
+    ReassemblyFullError,
     encode_frame,
 )
 from telemetry.jt808.messages import (
@@ -265,11 +266,21 @@ class Session:
             events.append(Problem("unsupported", f"encrypted body of {h.msg_id:#06x}"))
             self._answer(h, PlatformResponse.UNSUPPORTED, events)
             return
-        if h.packet is not None and h.msg_id not in ACCEPTS[self.state]:  # not kept to join
-            self._refuse(h, events)
+        if h.packet is not None and self.state is not State.AUTHENTICATED:
+            # not kept to join: a registration or authentication is never that long, and an
+            # unauthenticated peer must not make the gateway hold megabytes
+            if h.msg_id in ACCEPTS[self.state]:
+                events.append(Problem("bad_frame", f"sub-packaged {h.msg_id:#06x} before auth"))
+                self._answer(h, PlatformResponse.FAILED, events)
+            else:
+                self._refuse(h, events)
             return
         try:
             whole = self._parts.add(frame, now_ms)
+        except ReassemblyFullError as exc:  # the terminal sends it again later
+            events.append(Problem("reassembly_full", str(exc)))
+            self._answer(h, PlatformResponse.FAILED, events)
+            return
         except Jt808Error as exc:
             events.append(Problem("bad_frame", str(exc)))
             self._answer(h, PlatformResponse.MESSAGE_ERROR, events)

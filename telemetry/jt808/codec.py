@@ -29,6 +29,7 @@ __all__ = [
     "Header",
     "Jt808Error",
     "Reassembler",
+    "ReassemblyFullError",
     "checksum",
     "decode_frame",
     "encode_frame",
@@ -282,14 +283,21 @@ def _read(part: bytes, max_frame: int) -> Frame | BadFrame:
 class _Group:
     first_serial: int
     total: int
-    started_ms: int
+    heard_ms: int  # when its last sub-package came
     parts: dict[int, bytes]
     header: Header
 
 
+class ReassemblyFullError(Jt808Error):
+    """A new sub-packaged message while `max_groups` are open: refused, not kept (those open
+    were answered part by part, and pushing one out would lose what the terminal was told is
+    received)."""
+
+
 class Reassembler:
     """Joins the sub-packages of a message (consecutive serials, index 1..total) into one frame.
-    Groups that stay incomplete longer than `max_age_ms` (time is passed in) are dropped."""
+    Groups that hear nothing for `max_age_ms` (time is passed in) are dropped (`expire`); a new
+    one while `max_groups` are open is refused (`ReassemblyFullError`)."""
 
     def __init__(self, max_groups: int = 8, max_age_ms: int = 60_000, max_total: int = 512):
         self.max_groups = max_groups
@@ -303,7 +311,7 @@ class Reassembler:
 
     def expire(self, now_ms: int) -> list[Header]:
         """Drop groups older than the age limit; return their headers (for counting)."""
-        old = [k for k, g in self._groups.items() if now_ms - g.started_ms > self.max_age_ms]
+        old = [k for k, g in self._groups.items() if now_ms - g.heard_ms > self.max_age_ms]
         return [self._groups.pop(k).header for k in old]
 
     def add(self, frame: Frame, now_ms: int) -> Frame | None:
@@ -319,9 +327,12 @@ class Reassembler:
         group = self._groups.get(key)
         if group is None:
             if len(self._groups) >= self.max_groups:
-                oldest = min(self._groups, key=lambda k: self._groups[k].started_ms)
-                del self._groups[oldest]
+                raise ReassemblyFullError(
+                    f"{len(self._groups)} sub-packaged messages are open: message "
+                    f"{h.msg_id:#06x} of serial {first} must wait"
+                )
             group = self._groups[key] = _Group(first, total, now_ms, {}, h)
+        group.heard_ms = now_ms
         group.parts[index] = frame.body
         if len(group.parts) < total:
             return None
