@@ -42,11 +42,16 @@ SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 def default_profiles_dirs() -> list[Path]:
     """Where profiles and rule packs are read, in order: the shipped ``profiles/``, then a site's
     own beside them: ``./profiles`` and each folder of ``$HAZARDHUB_PROFILES`` (separated by
-    ``:``). A later file of the same name replaces an earlier one (said in the log)."""
+    ``:``; one that is not a folder is an error). A later file of the same name replaces an
+    earlier one (said in the log)."""
     dirs = [SHIPPED_PROFILES]
     here = Path.cwd() / "profiles"
     extra = [here] if here.is_dir() else []
-    extra += [Path(p) for p in os.environ.get("HAZARDHUB_PROFILES", "").split(os.pathsep) if p]
+    named = [Path(p) for p in os.environ.get("HAZARDHUB_PROFILES", "").split(os.pathsep) if p]
+    for d in named:  # a typo or a volume not mounted would quietly run the shipped ones
+        if not d.is_dir():
+            raise ConfigError(f"$HAZARDHUB_PROFILES names {d}, which is not a folder")
+    extra += named
     for d in extra:
         if not any(_same(d, seen) for seen in dirs):
             dirs.append(d)
