@@ -121,10 +121,10 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
 
 
 def _engineering(cur: CurrentSpec, x: float) -> float:
-    """The engineering value of a raw current reading, straight from the raw span: 5600 µA of a
-    0-100 transmitter reads 10.0, not the 9.999999999999998 of a detour through mA (a set
-    point of 10 would be missed)."""
-    return cur.eng_min + (x - cur.raw_4ma) * (cur.eng_max - cur.eng_min) / (
+    """The engineering value of a raw current reading, straight from the raw span, one division
+    of exact products: 5600 µA of a 0-100 transmitter reads 10.0, not the 9.999999999999998 of
+    a detour through mA (a set point of 10 would be missed); of -40..60 °C, 7856 µA reads -15.9."""
+    return (cur.eng_min * (cur.raw_20ma - x) + cur.eng_max * (x - cur.raw_4ma)) / (
         cur.raw_20ma - cur.raw_4ma
     )
 

@@ -447,3 +447,13 @@ def test_a_4_20_ma_reading_at_a_set_point_is_the_set_point() -> None:
         got, q = np.empty(1), np.zeros(1, np.uint8)
         RequestDecoder([gas], [0], 1).decode([raw], got, q)
         assert got[0] == percent
+    # a span not from 0, set points in tenths: -40..60 °C missed 1,728 of them, 0.5-2.5 MPa
+    # 322 (helper-85)
+    for lo, hi in ((-40, 60), (0.5, 2.5)):
+        temp = PointSpec(name="t", address=0, current={"eng_min": lo, "eng_max": hi})
+        tenths = round((hi - lo) * 10)
+        for k in range(tenths + 1):
+            meant = float(f"{lo + k / 10:.1f}")
+            raw = 4000 + k * 16000 // tenths
+            assert (k * 16000) % tenths == 0
+            assert decode_reading(temp, [raw])[0] == meant, (lo, hi, raw)
