@@ -108,10 +108,13 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int]:
     if "alt_m" in rec:
         _number(rec, "alt_m", -500, 9000)
     lat, lon = _number(rec, "lat", -90, 90), _number(rec, "lon", -180, 180)
-    # a terminal without a GNSS fix sends its zeros: not a place. One that carries alarm bits
-    # (an emergency, a collision, the antenna cut that caused it) is kept for them
-    if lat == 0 and lon == 0 and not flags:
-        raise ValueError("lat 0, lon 0 is no position fix (send nothing without one)")
+    # a terminal without a GNSS fix sends its zeros: not a place. One that says its alarm bits
+    # (an emergency, a collision, the antenna cut that caused it; or none any more, clearing
+    # them) is kept for them
+    if lat == 0 and lon == 0 and "alarm_flags" not in rec:
+        raise ValueError(
+            "lat 0, lon 0 is no position fix (send nothing without one, or alarm_flags alone)"
+        )
     return (
         _ts(rec["ts"]),
         lat,

@@ -257,7 +257,7 @@ def test_a_sites_profiles_are_read_beside_the_shipped_ones(
     # a folder named that is not there (a typo, a volume not mounted) would quietly run the
     # shipped profiles in place of the site's own (helper-85)
     monkeypatch.setenv("HAZARDHUB_PROFILES", f"{other}:{tmp_path / 'nowhere'}")
-    with pytest.raises(ConfigError, match="HAZARDHUB_PROFILES names .*nowhere, which is not a"):
+    with pytest.raises(ConfigError, match=r"HAZARDHUB_PROFILES names .*nowhere, which is not a"):
         load(path)
     monkeypatch.delenv("HAZARDHUB_PROFILES")
     monkeypatch.chdir(tmp_path)

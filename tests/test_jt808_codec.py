@@ -7,6 +7,7 @@ from __future__ import annotations
 import calendar
 import contextlib
 from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -674,6 +675,13 @@ def test_position_record_rules() -> None:
         "alarm_flags": int(Alarm.EMERGENCY),
     }
     assert position_record(Location(1, 0, 1, 1, 0, 0, 0, "241301000000")) == "bad_time"
+    # without a fix and without bits, after a report with bits: it goes, for the bits it clears
+    cleared = position_record(Location(0, 0, 1, 1, 0, 0, 0, "240101000000"), clearing=True)
+    assert isinstance(cleared, dict) and cleared["alarm_flags"] == 0 and cleared["lat"] == 0
+    # bits 15-17 are the 2019 standard's: a 2013 terminal's are its vendor's, not alarms
+    vendor = Location((1 << 15) | (1 << 17) | 1, 2, 1, 1, 0, 0, 0, "240101000000")
+    assert cast(dict, position_record(vendor, v2019=False))["alarm_flags"] == 1
+    assert cast(dict, position_record(vendor, v2019=True))["alarm_flags"] == vendor.alarm
     # a speed, heading or place that cannot be, with an alarm bit: the bits alone go on
     for bad in (
         Location(1, 2, 1, 1, 0, 3001, 0, "240101000000"),

@@ -612,14 +612,17 @@ def test_a_fix_at_lat_0_lon_0_is_no_position(pipeline: Pipeline, metrics: Metric
         {**GOOD_REC, "lat": 0.0, "lon": 120.5},
         # an emergency and an antenna cut without a fix: its alarm bits are not dropped with it
         {**GOOD_REC, "lat": 0, "lon": 0, "alarm_flags": 1 | 32},
+        # and the report that clears them, still without a fix (they stayed active, helper-85)
+        {**GOOD_REC, "ts": NOW - 500, "lat": 0, "lon": 0, "alarm_flags": 0},
     ]
     h = pipeline.handle(TANKER_TOPIC, jpay(recs), NOW)
-    assert h.positions is not None and h.positions.lon.tolist() == [120.5, 0.0]
-    assert h.positions.flags().tolist() == [0, 33]
+    assert h.positions is not None and h.positions.lon.tolist() == [120.5, 0.0, 0.0]
+    assert h.positions.flags().tolist() == [0, 33, 0]
     # no speed reading of it either: a 0 km/h would clear a real overspeed (helper-80)
     assert h.readings is not None and len(h.readings) == 1
     assert h.reasons == [
-        "bad_record: record 0: lat 0, lon 0 is no position fix (send nothing without one)"
+        "bad_record: record 0: lat 0, lon 0 is no position fix (send nothing without one, or "
+        "alarm_flags alone)"
     ]
     assert metrics.get(READINGS_REJECTED, reason="bad_record") == 1
 

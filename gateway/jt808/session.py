@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
+from typing import cast
 
 from gateway.jt808.directory import Conflict, Directory, VehicleRef
 from telemetry.jt808.codec import (
@@ -31,6 +32,7 @@ from telemetry.jt808.codec import (
     encode_frame,
 )
 from telemetry.jt808.messages import (
+    Alarm,
     AlarmConfirm,
     Authenticate,
     BatchLocation,
@@ -123,7 +125,9 @@ class Close:
 Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
 
 
-def position_record(loc: Location) -> dict[str, object] | str:
+def position_record(
+    loc: Location, v2019: bool = True, clearing: bool = False
+) -> dict[str, object] | str:
     """The MQTT position record of a location, or why it cannot be one (a counter label).
 
     A report without a fix (status bit 1 clear), or whose place, speed or heading cannot be, is
@@ -131,7 +135,10 @@ def position_record(loc: Location) -> dict[str, object] | str:
     that lost the fix). Then it is sent at lat 0, lon 0, speed 0, which the hub reads as "no
     fix" (`ingest.positions`): its bits are judged, its place (often the terminal's last fix,
     repeated) and speed are used nowhere. One without a valid time is dropped (nothing can be
-    judged in event time)."""
+    judged in event time). With `clearing` (the last report published of the terminal carried
+    bits) one without bits goes too, for the bits it clears. A 2013 terminal's bits reserved in
+    2013 (`Alarm.ONLY_2019`, a vendor's own) are cleared."""
+    alarm = loc.alarm if v2019 else loc.alarm & ~int(Alarm.ONLY_2019)
     try:
         ts = loc.ts_ms
     except Jt808Error:
@@ -149,7 +156,7 @@ def position_record(loc: Location) -> dict[str, object] | str:
         else ""
     )
     if problem:
-        if not loc.alarm:
+        if not alarm and not clearing:
             return problem
         return {  # its alarm bits, judged; no place, no speed
             "ts": ts,
@@ -158,7 +165,7 @@ def position_record(loc: Location) -> dict[str, object] | str:
             "speed_kmh": 0.0,
             "heading_deg": 0,
             "acc_on": bool(loc.status & Status.ACC_ON),
-            "alarm_flags": loc.alarm,
+            "alarm_flags": alarm,
         }
     rec: dict[str, object] = {
         "ts": ts,
@@ -167,7 +174,7 @@ def position_record(loc: Location) -> dict[str, object] | str:
         "speed_kmh": loc.speed_kmh,
         "heading_deg": loc.direction,
         "acc_on": bool(loc.status & Status.ACC_ON),
-        "alarm_flags": loc.alarm,
+        "alarm_flags": alarm,
     }
     if loc.altitude_m <= 9000:
         rec["alt_m"] = loc.altitude_m
@@ -196,6 +203,7 @@ class Session:
         self._bad_in_a_row = 0
         self.max_bad_frames = max_bad_frames
         self._skew_said = False  # a terminal clock off is said once per connection
+        self._flags_out = 0  # the alarm bits of the last record published
 
     @property
     def closed(self) -> bool:
@@ -405,11 +413,12 @@ class Session:
         for loc in items:
             if loc.bad_extras:  # the position is whole; what follows a broken item is lost
                 events.append(Problem("bad_extra", f"{self.vehicle.vehicle}: {loc.bad_extras}"))
-            rec = position_record(loc)
+            rec = position_record(loc, h.is_2019, clearing=self._flags_out != 0)
             if isinstance(rec, str):
                 events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))
             else:
                 records.append(rec)
+                self._flags_out = cast(int, rec["alarm_flags"])
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms))
         self._answer(h, PlatformResponse.OK, events)

@@ -99,17 +99,13 @@ class Alarm(enum.IntFlag):
     ROLLOVER = 1 << 30
     ILLEGAL_DOOR_OPEN = 1 << 31  # 2019: reserved
 
-    # bits cleared only when the platform confirms them (0x8203)
+    # bits cleared only when the platform confirms them (0x8203's alarm types; bit 31, which a
+    # 2013 terminal also holds, is reserved there: it cannot be confirmed)
     ACK_CLEAR = (
-        EMERGENCY
-        | DANGER
-        | AREA
-        | ROUTE
-        | SEGMENT_TIME
-        | ILLEGAL_IGNITION
-        | ILLEGAL_DISPLACEMENT
-        | ILLEGAL_DOOR_OPEN  # 2013
+        EMERGENCY | DANGER | AREA | ROUTE | SEGMENT_TIME | ILLEGAL_IGNITION | ILLEGAL_DISPLACEMENT
     )
+    # the bits of the 2019 standard that are reserved in 2013's (a vendor's own there)
+    ONLY_2019 = ILLEGAL_DRIVING | TYRE_PRESSURE | RIGHT_TURN_BLIND_ZONE
 
 
 class Status(enum.IntFlag):
