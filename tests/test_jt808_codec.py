@@ -583,15 +583,25 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
     taken silently: its track 8 h in the past, night and fatigue rules at the wrong hours
     (helper-83). The gateway says it once per connection; blind-area uploads are old anyway."""
     now = cst_ms(2024, 1, 1, 12)  # 12:00 Beijing time is 04:00 UTC
-    utc_clock = Location(0, 2, 1, 1, 0, 0, 0, "240101040000")
     s = _authed()
     skews = []
-    for serial in (10, 11):
-        ev = s.feed(encode_frame(Header(0x0200, serial, "013800000001"), utc_clock.encode()), now)
+    for serial, minute in ((10, 0), (11, 1), (12, 2), (13, 3)):  # a report a minute
+        utc_clock = Location(0, 2, 1, 1, 0, 0, 0, f"24010104{minute:02d}00")
+        header = Header(0x0200, serial, "013800000001")
+        ev = s.feed(encode_frame(header, utc_clock.encode()), now + minute * 60_000)
         skews += [e for e in ev if isinstance(e, Problem)]
         assert [type(e) for e in ev if isinstance(e, Publish)] == [Publish]  # still published
-    assert [p.kind for p in skews] == ["clock_skew"]
+    assert [p.kind for p in skews] == ["clock_skew"]  # a minute on, by the same offset; once
     assert "8.0 h behind" in skews[0].detail and "UTC" in skews[0].detail
+    # a stored report sent again after a 2 h outage, then live ones on time: no warning
+    s = _authed()
+    for serial, (stamp, at) in enumerate(
+        (("240101100000", 0), ("240101120100", 60_000), ("240101120200", 120_000))
+    ):
+        body = Location(0, 2, 1, 1, 0, 0, 0, stamp).encode()
+        ev = s.feed(encode_frame(Header(0x0200, 30 + serial, "013800000001"), body), now + at)
+        assert not [e for e in ev if isinstance(e, Problem)], stamp
+    utc_clock = Location(0, 2, 1, 1, 0, 0, 0, "240101040000")
     # a right clock, a report sent again minutes later, and an old blind-area upload: nothing
     s = _authed()
     for msg_id, body in (

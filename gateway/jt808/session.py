@@ -67,6 +67,8 @@ __all__ = [
 # sent again after a short outage is minutes old; the hub refuses more than 5 min ahead)
 SKEW_PAST_MS = 3_600_000
 SKEW_FUTURE_MS = 300_000
+SKEW_FOR_MS = 60_000  # ... by the same offset (within SKEW_SAME_MS) for this long
+SKEW_SAME_MS = 120_000
 
 
 class State(enum.Enum):
@@ -203,6 +205,7 @@ class Session:
         self._bad_in_a_row = 0
         self.max_bad_frames = max_bad_frames
         self._skew_said = False  # a terminal clock off is said once per connection
+        self._skew_seen: tuple[int, int] | None = None  # (offset, when) of a live report off
         self._flags_out = 0  # the alarm bits of the last record published
 
     @property
@@ -321,14 +324,23 @@ class Session:
         self._dispatch(h, msg, now_ms, events)
 
     def _clock_check(self, loc: Location, now_ms: int, events: list[Event]) -> None:
-        """A live report (0x0200, not a blind-area upload) far from the gateway's clock: the
-        terminal's clock is off, or on UTC instead of Beijing time (8 h behind), and every rule
-        of time (night, 02:00-05:00, fatigue) is judged at the wrong hours. Said once."""
+        """Live reports (0x0200, not blind-area uploads) far from the gateway's clock, by the
+        same offset for a minute: the terminal's clock is off, or on UTC instead of Beijing time
+        (8 h behind), and every rule of time (night, 02:00-05:00, fatigue) is judged at the
+        wrong hours. Said once. (A single old one is a stored report sent again after an
+        outage: the next live ones are on time.)"""
         try:
             off = loc.ts_ms - now_ms
         except Jt808Error:
             return
         if -SKEW_PAST_MS <= off <= SKEW_FUTURE_MS:
+            self._skew_seen = None
+            return
+        seen = self._skew_seen
+        if seen is None or abs(off - seen[0]) > SKEW_SAME_MS:
+            self._skew_seen = (off, now_ms)
+            return
+        if now_ms - seen[1] < SKEW_FOR_MS:
             return
         self._skew_said = True
         hours = off / 3_600_000
