@@ -137,6 +137,8 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
         sims[ep] = sim
     moved = {ep: s.port for ep, s in sims.items() if ep != ("127.0.0.1", s.port)}
     for (host, port), new_port in moved.items():
+        if host != "127.0.0.1":  # simulated here on any port, by design: nothing was taken
+            continue
         log.warning(
             "simulator port moved: %s:%d is taken, its devices are simulated on 127.0.0.1:%d; "
             "the configuration runs with that port, so changes made through the API in an "
