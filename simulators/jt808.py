@@ -18,6 +18,8 @@ from telemetry.jt808.messages import (
     AlarmConfirm,
     Authenticate,
     BatchLocation,
+    DriverIdentity,
+    DriverRequest,
     Extra,
     Heartbeat,
     Location,
@@ -110,6 +112,8 @@ class Jt808Terminal:
         self.timeout_s = timeout_s
         self.auth_code: str | None = None
         self.confirmations: list[AlarmConfirm] = []
+        # the IC card in the terminal, said when the platform asks (0x8702); None: no reader
+        self.card: DriverIdentity | None = None
         self.bad_frames = 0
         self.closed = asyncio.Event()
         self._serial = 0
@@ -263,3 +267,10 @@ class Jt808Terminal:
             reply = self._header(MsgId.TERMINAL_RESPONSE)
             body = TerminalResponse(h.serial, h.msg_id, 0).encode(self.v2019)
             await self.send_raw(encode_frame(reply, body))
+        elif isinstance(msg, DriverRequest):
+            if self.card is None:  # no IC card reader: not supported
+                reply = self._header(MsgId.TERMINAL_RESPONSE)
+                body = TerminalResponse(h.serial, h.msg_id, 3).encode(self.v2019)
+                await self.send_raw(encode_frame(reply, body))
+            else:
+                await self.send(self.card, wait=False)

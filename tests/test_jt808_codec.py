@@ -21,6 +21,8 @@ from telemetry.jt808 import (
     Authenticate,
     BadFrame,
     BatchLocation,
+    DriverIdentity,
+    DriverRequest,
     Frame,
     FrameReader,
     Header,
@@ -453,7 +455,10 @@ def test_session_register_authenticate_report() -> None:
     ev = s.feed(
         encode_frame(Header(0x0102, 9, phone), Authenticate(resp.auth_code).encode(False)), 0
     )
-    assert frames_of(ev) == [PlatformResponse(9, 0x0102, 0)] and s.state is State.AUTHENTICATED
+    assert (
+        frames_of(ev) == [PlatformResponse(9, 0x0102, 0), DriverRequest()]
+        and s.state is State.AUTHENTICATED
+    )
     ev = s.feed(encode_frame(Header(0x0200, 10, phone), loc.encode()), 5)
     pub = [e for e in ev if isinstance(e, Publish)]
     assert pub[0].vehicle == VehicleRef("t1", "bus-1") and pub[0].received_ms == 5
@@ -578,6 +583,51 @@ def _authed(phone: str = "013800000001") -> Session:
     return s
 
 
+@pytest.mark.parametrize("v2019", [False, True])
+def test_a_drivers_ic_card_names_the_driver_of_the_positions_after_it(v2019: bool) -> None:
+    """0x0702 was answered 3 (unsupported): the driver never reached the hub, and fatigue was
+    the vehicle's (helper-83). The gateway asks for it at authentication (0x8702); a card in
+    puts its certificate code on the positions after it, a card out takes it off."""
+    card = DriverIdentity(
+        1,
+        "240101080000",
+        0,
+        "张三",
+        "320102198001011234",
+        "南京市交通局",
+        "20300101",
+        "320102198001011234" if v2019 else "",
+    )
+    assert decode_body(0x0702, card.encode(v2019), v2019) == card
+    assert card.driver_id == "320102198001011234"
+    out = DriverIdentity(2, "240101120000")
+    assert decode_body(0x0702, out.encode(v2019), v2019) == out
+    unread = DriverIdentity(1, "240101080000", 2)  # the card locked
+    assert decode_body(0x0702, unread.encode(v2019), v2019) == unread
+    with pytest.raises(Jt808Error):
+        decode_body(0x0702, card.encode(v2019)[:30], v2019)
+    s = _authed()
+    phone = "013800000001"
+    loc = Location(0, 2, 1, 1, 0, 0, 0, "240101080500").encode()
+
+    def driver_of(serial: int) -> object:
+        (pub,) = [
+            e
+            for e in s.feed(encode_frame(Header(0x0200, serial, phone), loc), 0)
+            if isinstance(e, Publish)
+        ]
+        return pub.records[0].get("driver_id")
+
+    assert driver_of(10) is None
+    ev = s.feed(encode_frame(Header(0x0702, 11, phone), card.encode(False)), 0)
+    assert frames_of(ev) == [PlatformResponse(11, 0x0702, 0)]
+    assert driver_of(12) == "320102198001011234"
+    s.feed(encode_frame(Header(0x0702, 13, phone), unread.encode(False)), 0)
+    assert driver_of(14) == "320102198001011234"  # a card not read changes nobody
+    s.feed(encode_frame(Header(0x0702, 15, phone), out.encode(False)), 0)
+    assert driver_of(16) is None
+
+
 def test_a_terminal_clock_on_utc_is_said_once() -> None:
     """A terminal whose clock ran on UTC (its BCD time read as Beijing time, 8 h behind) was
     taken silently: its track 8 h in the past, night and fatigue rules at the wrong hours
@@ -636,7 +686,10 @@ def test_a_plate_is_found_however_it_is_written_and_a_nul_ended_code_authenticat
     assert isinstance(resp, RegisterResponse) and resp.result == RegisterResponse.OK
     code = Authenticate(resp.auth_code + "\0").encode(False)
     ev = s.feed(encode_frame(Header(0x0102, 2, phone), code), 0)
-    assert frames_of(ev) == [PlatformResponse(2, 0x0102, 0)] and s.state is State.AUTHENTICATED
+    assert (
+        frames_of(ev) == [PlatformResponse(2, 0x0102, 0), DriverRequest()]
+        and s.state is State.AUTHENTICATED
+    )
     assert s.vehicle == VehicleRef("t1", "truck")
 
 

@@ -17,7 +17,14 @@ from gateway.jt808 import Jt808Gateway
 from hazardhub.settings import load_registry
 from ingest.positions import decode_positions
 from simulators.jt808 import Fix, Jt808Terminal, TerminalError
-from telemetry.jt808 import Alarm, Header, PlatformResponse, RegisterResponse, encode_frame
+from telemetry.jt808 import (
+    Alarm,
+    DriverIdentity,
+    Header,
+    PlatformResponse,
+    RegisterResponse,
+    encode_frame,
+)
 from telemetry.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +108,18 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
             a = Jt808Terminal(host, port, "013800000001", "苏A·D1234")
             b = Jt808Terminal(host, port, "0000000013900000002", "苏A·D5678", v2019=True)
             c = Jt808Terminal(host, port, "013912344329", "whatever")
+            # b has an IC card reader with a driver's card in: asked for it (0x8702) at its
+            # authentication, it says the driver (0x0702), and its positions carry him
+            b.card = DriverIdentity(
+                1,
+                "250301075500",
+                0,
+                "李四",
+                "320100199001010011",
+                "南京市交通局",
+                "20300101",
+                "320100199001010011",
+            )
             for t in (a, b, c):
                 await t.connect()
                 await t.login()
@@ -152,6 +171,8 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
                 "alt_m": 12,
             }
             assert by_vehicle[tb] == [[{**by_vehicle[tb][0][0], "ts": T0 + 70_000}]]
+            assert by_vehicle[tb][0][0]["driver_id"] == "320100199001010011"
+            assert "driver_id" not in first  # a has no card reader: it answered 0x8702 with 3
             assert by_vehicle[tc][0][0]["alarm_flags"] == 3
 
             counters = gw.server.counters
@@ -159,9 +180,12 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
             assert counters["not_authenticated"] == 1 and counters["unknown_terminal"] == 1
             assert counters["positions"] == 7 and counters["internal_error"] == 0
 
-            # the platform confirms c's alarms (0x8203); the terminal answers 0x0001
+            # the platform confirms c's alarms (0x8203); the terminal answers 0x0001 (a and c
+            # answered the driver request 0x8702 so, too: not supported)
+            await until(lambda: counters["terminal_acks"] == 2)
+            assert counters["driver_card_in"] == 1
             assert gw.server.confirm_alarm("coach-co", "coach-07", 0, int(Alarm.EMERGENCY))
-            await until(lambda: counters["terminal_acks"] == 1)
+            await until(lambda: counters["terminal_acks"] == 3)
             assert [(m.alarm_serial, m.alarm_type) for m in c.confirmations] == [(0, 1)]
             assert not gw.server.confirm_alarm("chem-logistics", "no-such", 0, 1)
 

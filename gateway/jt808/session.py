@@ -36,6 +36,8 @@ from telemetry.jt808.messages import (
     AlarmConfirm,
     Authenticate,
     BatchLocation,
+    DriverIdentity,
+    DriverRequest,
     Location,
     Message,
     MsgId,
@@ -83,7 +85,13 @@ ACCEPTS: dict[State, frozenset[int]] = {
     State.CONNECTED: _ALWAYS,
     State.REGISTERED: _ALWAYS,
     State.AUTHENTICATED: _ALWAYS
-    | {MsgId.HEARTBEAT, MsgId.LOCATION, MsgId.BATCH_LOCATION, MsgId.TERMINAL_RESPONSE},
+    | {
+        MsgId.HEARTBEAT,
+        MsgId.LOCATION,
+        MsgId.BATCH_LOCATION,
+        MsgId.TERMINAL_RESPONSE,
+        MsgId.DRIVER_IDENTITY,
+    },
     State.CLOSED: frozenset(),
 }
 # the uplink messages a terminal may send at all; others (e.g. 0x8001 from a terminal) are refused
@@ -207,6 +215,7 @@ class Session:
         self._skew_said = False  # a terminal clock off is said once per connection
         self._skew_seen: tuple[int, int] | None = None  # (offset, when) of a live report off
         self._flags_out = 0  # the alarm bits of the last record published
+        self.driver: str | None = None  # the driver whose IC card is in (0x0702)
 
     @property
     def closed(self) -> bool:
@@ -323,6 +332,21 @@ class Session:
             return
         self._dispatch(h, msg, now_ms, events)
 
+    def _driver_card(self, msg: DriverIdentity, events: list[Event]) -> None:
+        """A driver's IC card in (his positions say `driver_id` from now on) or out (they say no
+        driver: the hub keeps the vehicle's as it was until another card is in)."""
+        who = f"{self.vehicle.vehicle if self.vehicle else self.phone}"
+        if msg.status == DriverIdentity.IN and msg.result == 0 and msg.driver_id:
+            self.driver = msg.driver_id
+            events.append(Problem("driver_card_in", f"{who}: driver {msg.driver_id} at {msg.time}"))
+        elif msg.status == DriverIdentity.IN:
+            events.append(
+                Problem("driver_card_unread", f"{who}: IC card not read (result {msg.result})")
+            )
+        else:
+            self.driver = None
+            events.append(Problem("driver_card_out", f"{who}: IC card out at {msg.time}"))
+
     def _clock_check(self, loc: Location, now_ms: int, events: list[Event]) -> None:
         """Live reports (0x0200, not blind-area uploads) far from the gateway's clock, by the
         same offset for a minute: the terminal's clock is off, or on UTC instead of Beijing time
@@ -377,6 +401,9 @@ class Session:
             self._locations(h, msg.items, now_ms, events)
         elif isinstance(msg, TerminalResponse):
             events.append(TerminalAck(msg))
+        elif isinstance(msg, DriverIdentity):
+            self._driver_card(msg, events)
+            self._answer(h, PlatformResponse.OK, events)
         elif msg.msg_id == MsgId.LOGOUT:
             self._answer(h, PlatformResponse.OK, events)
             self.state = State.CLOSED
@@ -414,6 +441,8 @@ class Session:
         self.vehicle, self.phone, self.state = ref, h.phone, State.AUTHENTICATED
         self._answer(h, PlatformResponse.OK, events)
         events.append(Authenticated(ref, h.phone))
+        # who drives (the IC card in the terminal): its positions then count for him
+        events.append(Send(self.encode(DriverRequest())))
 
     def _locations(
         self, h: Header, items: tuple[Location, ...], now_ms: int, events: list[Event]
@@ -429,6 +458,8 @@ class Session:
             if isinstance(rec, str):
                 events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))
             else:
+                if self.driver:
+                    rec["driver_id"] = self.driver
                 records.append(rec)
                 self._flags_out = cast(int, rec["alarm_flags"])
         if records:
