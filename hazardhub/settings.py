@@ -116,14 +116,10 @@ def load(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Loade
             for item in found:
                 before = came_from.get((kind, item.name))
                 if before is not None and not _same(before, root):
-                    log.warning(
-                        "%s %r of %s replaces the one of %s", kind, item.name, root, before
-                    )
+                    log.warning("%s %r of %s replaces the one of %s", kind, item.name, root, before)
                 came_from[(kind, item.name)] = root
                 into[item.name] = item  # type: ignore[assignment]
-    return Loaded(
-        config_path, config, tuple(profiles.values()), tuple(packs.values()), tuple(dirs)
-    )
+    return Loaded(config_path, config, tuple(profiles.values()), tuple(packs.values()), tuple(dirs))
 
 
 def load_registry(config_path: Path, profile_dirs: Iterable[Path] | None = None) -> Registry:

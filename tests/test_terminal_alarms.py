@@ -231,9 +231,7 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                 # still in the tunnel, the bit cleared (after the confirmation): the report
                 # without a fix goes for the bits it clears (it was dropped, and the alarm
                 # stayed active until a fix came, helper-85); neither gives a track point (below)
-                await terminal.report(
-                    Fix(t0 + 50_000, 31.2, 121.4, 0.0, 90, 12, positioned=False)
-                )
+                await terminal.report(Fix(t0 + 50_000, 31.2, 121.4, 0.0, 90, 12, positioned=False))
 
                 async def ended():
                     row = await get_json(api, f"/api/v1/alarms/{sos['id']}")
