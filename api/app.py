@@ -35,6 +35,7 @@ from api.models import (
     LevelPublic,
     MePublic,
     PointPublic,
+    ReadingPointPublic,
     SensorPublic,
     TrackPointPublic,
     VehiclePublic,
@@ -181,7 +182,11 @@ def _router() -> APIRouter:
             quality_name=_QUALITY_NAMES[found.quality],
         )
 
-    @r.get("/sensors/{sensor_id}/history", response_model=list[PointPublic], tags=["readings"])
+    @r.get(
+        "/sensors/{sensor_id}/history",
+        response_model=list[ReadingPointPublic] | list[PointPublic],
+        tags=["readings"],
+    )
     async def history(
         sensor_id: str,
         ctx: Ctx,
@@ -190,10 +195,20 @@ def _router() -> APIRouter:
         end: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, exclusive")],
         every: Annotated[int | None, Query(gt=0, description="window in ms")] = None,
         aggregate: Aggregate = "mean",
-    ) -> list[PointPublic]:
+    ) -> list[ReadingPointPublic] | list[PointPublic]:
+        """Raw readings with their quality; or, with `every`, one row per window that has
+        measurements (quality good or out of range): their aggregate."""
         info = _visible_sensor(ctx, caller, sensor_id)
         if end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
+        if every is None:
+            raw = await ctx.store.readings(info.index, start, end)
+            return [
+                ReadingPointPublic(
+                    ts=t, value=_finite(v), quality=q, quality_name=_QUALITY_NAMES.get(q, "unknown")
+                )
+                for t, v, q in raw
+            ]
         rows = await ctx.store.history(info.index, start, end, every, aggregate)
         return [PointPublic(ts=t, value=_finite(v)) for t, v in rows]
 

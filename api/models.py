@@ -11,6 +11,7 @@ __all__ = [
     "LevelPublic",
     "MePublic",
     "PointPublic",
+    "ReadingPointPublic",
     "SensorPublic",
     "TrackPointPublic",
     "VehiclePublic",
@@ -69,8 +70,19 @@ class LatestPublic(_Public):
 
 
 class PointPublic(_Public):
+    """A window's aggregate (of its measurements only)."""
+
     ts: int
     value: float | None
+
+
+class ReadingPointPublic(_Public):
+    """A raw reading, with its quality."""
+
+    ts: int
+    value: float | None
+    quality: int
+    quality_name: str
 
 
 class AlarmEventPublic(_Public):

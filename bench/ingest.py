@@ -210,6 +210,11 @@ class Timed:
     ) -> list[tuple[int, float]]:
         return await self.store.history(sensor, start_ms, end_ms, every_ms, aggregate)
 
+    async def readings(
+        self, sensor: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float, int]]:
+        return await self.store.readings(sensor, start_ms, end_ms)
+
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.store.track(vehicle, start_ms, end_ms)
 

@@ -172,6 +172,7 @@ async def test_latest_history_and_alarm_timeline(api):
         )
     ).json()
     assert [p["value"] for p in hist] == [0.5, 1.2, 1.6]
+    assert [(p["quality"], p["quality_name"]) for p in hist] == [(0, "good")] * 3
     agg = (
         await api.get(
             "/api/v1/sensors/ch4-t1/history",

@@ -247,6 +247,40 @@ async def test_downsample(
     assert rows == list(zip([T0, T0 + 5000, T0 + 20_000], expected, strict=True))
 
 
+async def test_aggregates_are_of_measurements_and_raw_rows_say_their_quality(
+    store: TimeSeriesStore, world: World
+) -> None:
+    """A detector under calibration with 60 %LEL of test gas, and one whose loop broke (a
+    sensor fault's -12.5): the trend's max showed 60 for a window with no gas, its min -12.5
+    (helper-81). Aggregates are of measurements (good, out of range) only; the raw rows carry
+    their quality, so a client can show the calibration as what it was."""
+    calibration, fault = int(Quality.CALIBRATION), int(Quality.SENSOR_FAULT)
+    out_of_range = int(Quality.OUT_OF_RANGE)
+    ts = [T0 + i * 1000 for i in range(8)]
+    values = [2.0, 60.1, 60.3, 3.0, -12.5, 2.5, 104.0, math.nan]
+    qualities = [0, calibration, calibration, 0, fault, 0, out_of_range, int(Quality.COMM_LOSS)]
+    await store.write_readings(readings(world.ch4, ts, values, quality=qualities))
+    await store.write_readings(
+        readings(world.co, [T0 + 20_000, T0 + 21_000], [55.0, 56.0], quality=calibration)
+    )
+    for every, aggregate, want in (
+        (10_000, "max", [(T0, 104.0)]),  # the out-of-range measurement counts, the gas not
+        (10_000, "min", [(T0, 2.0)]),
+        (10_000, "count", [(T0, 4.0)]),
+        (10_000, "mean", [(T0, (2.0 + 3.0 + 2.5 + 104.0) / 4)]),
+        (10_000, "last", [(T0, 104.0)]),
+        (60_000, "max", [(T0 - T0 % 60_000, 104.0)]),  # whole minutes: from the rollups
+    ):
+        got = await store.history(world.ch4, T0, T0 + 10_000, every, aggregate)
+        assert got == want, (every, aggregate)
+    # a window of calibration readings alone has no aggregate at all
+    assert await store.history(world.co, T0, T0 + 60_000, 10_000, "max") == []
+    rows = await store.readings(world.ch4, T0, T0 + 10_000)
+    assert [(t, q) for t, _, q in rows] == list(zip(ts, qualities, strict=True))
+    assert [v for _, v, _ in rows][:7] == values[:7] and math.isnan(rows[7][1])
+    assert await store.readings(world.d2_ch4, T0, T0 + 10_000) == []
+
+
 async def test_track(store: TimeSeriesStore, world: World) -> None:
     ts = [T0 + 3000, T0 + 1000, T0 + 2000, T0 + 9000]
     await store.write_positions(positions(world.vehicle, ts, [31.3, 31.1, 31.2, 31.9]))

@@ -71,6 +71,7 @@ def readings(
     ts: Sequence[int],
     value: Sequence[float],
     seq: Sequence[int] | int = 1,
+    quality: Sequence[int] | int = 0,
 ) -> ReadingBatch:
     n = len(ts)
 
@@ -81,7 +82,7 @@ def readings(
         col(sensor, np.int32),
         np.asarray(ts, dtype=np.int64),
         np.asarray(value, dtype=np.float64),
-        np.zeros(n, dtype=np.uint8),
+        col(quality, np.uint8),
         np.ones(n, dtype=np.int64),
         col(seq, np.int64),
     )
@@ -294,24 +295,33 @@ async def test_newer_schema_is_refused(tmp_path: Path, reg: Registry) -> None:
 # -- downsampling against a plain-Python reference ------------------------------------------
 
 
+MEASURED = (0, 2)  # the qualities of a measurement: good, out of range
+
+
 def reference(
-    ts: list[int], values: list[float], every: int, aggregate: Aggregate
+    ts: list[int],
+    values: list[float],
+    every: int,
+    aggregate: Aggregate,
+    qualities: list[int] | None = None,
 ) -> list[tuple[int, float]]:
-    """Last write wins per ts; windows floor(ts / every) * every; NaN values are not counted
-    (except by `last`, which is the value at the newest ts)."""
-    by_ts = dict(zip(ts, values, strict=True))
+    """Last write wins per ts; windows floor(ts / every) * every, of the measurements only
+    (quality good or out of range, with a value: never a calibration gas or a fault's signal);
+    a window without one is left out; `last` is the newest measurement."""
+    qs = qualities if qualities is not None else [0] * len(ts)
+    by_ts = {t: (v, q) for t, v, q in zip(ts, values, qs, strict=True)}
     windows: dict[int, list[tuple[int, float]]] = {}
     for t in sorted(by_ts):
-        windows.setdefault(t // every * every, []).append((t, by_ts[t]))
+        v, q = by_ts[t]
+        if q in MEASURED and not math.isnan(v):
+            windows.setdefault(t // every * every, []).append((t, v))
     out = []
     for w, rows in sorted(windows.items()):
-        vals = [v for _, v in rows if not math.isnan(v)]
+        vals = [v for _, v in rows]
         if aggregate == "last":
             out.append((w, rows[-1][1]))
         elif aggregate == "count":
             out.append((w, float(len(vals))))
-        elif not vals:
-            out.append((w, math.nan))
         elif aggregate == "mean":
             out.append((w, sum(vals) / len(vals)))
         else:
@@ -332,6 +342,7 @@ def same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
         st.tuples(
             st.integers(-5_000, 60_000),
             st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.just(math.nan)),
+            st.sampled_from([0, 0, 0, 2, 1, 3, 5, 6]),  # quality
         ),
         max_size=40,
     ),
@@ -339,10 +350,11 @@ def same(a: list[tuple[int, float]], b: list[tuple[int, float]]) -> bool:
     aggregate=st.sampled_from(["mean", "min", "max", "last", "count"]),
 )
 def test_downsample_matches_reference(
-    rows: list[tuple[int, float]], every: int, aggregate: Aggregate
+    rows: list[tuple[int, float, int]], every: int, aggregate: Aggregate
 ) -> None:
-    ts = [t for t, _ in rows]
-    values = [v for _, v in rows]
+    ts = [t for t, _, _ in rows]
+    values = [v for _, v, _ in rows]
+    qualities = [q for _, _, q in rows]
     reg = registry({"d1": ["a"]})
 
     async def run() -> list[tuple[int, float]]:
@@ -351,14 +363,15 @@ def test_downsample_matches_reference(
             await store.open()
             try:
                 # one row per write, so later duplicates overwrite earlier ones
-                for t, v in rows:
-                    await store.write_readings(readings(0, [t], [v]))
+                for t, v, q in rows:
+                    await store.write_readings(readings(0, [t], [v], quality=q))
                 return await store.history(0, -10_000, 70_000, every, aggregate)
             finally:
                 await store.close()
 
     got = asyncio.run(run())
-    assert same(got, reference(ts, values, every, aggregate)), (got, aggregate)
+    want = reference(ts, values, every, aggregate, qualities)
+    assert same(got, want), (got, aggregate)
 
 
 # -- rollups, retention per domain, schema 1 -> 2 -------------------------------------------
@@ -418,6 +431,7 @@ DAY = 86_400_000
         st.tuples(
             st.integers(-3 * MIN, 10 * MIN),
             st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.just(math.nan)),
+            st.sampled_from([0, 0, 0, 2, 1, 3, 6]),  # quality
         ),
         max_size=40,
     ),
@@ -427,10 +441,14 @@ DAY = 86_400_000
     aggregate=st.sampled_from(["mean", "min", "max", "last", "count"]),
 )
 def test_rollups_agree_with_raw_rows(
-    rows: list[tuple[int, float]], every: int, start: int, length: int, aggregate: Aggregate
+    rows: list[tuple[int, float, int]],
+    every: int,
+    start: int,
+    length: int,
+    aggregate: Aggregate,
 ) -> None:
     """Windows of whole minutes come from the rollups (raw rows at cut minutes); the answer is
-    what the raw rows give, whatever was rewritten in between."""
+    what the raw rows give, whatever was rewritten in between; of the measurements only."""
     reg = registry({"d1": ["a"]})
 
     async def run() -> list[tuple[int, float]]:
@@ -441,23 +459,28 @@ def test_rollups_agree_with_raw_rows(
                 half = len(rows) // 2
                 for chunk in (rows[:half], rows[half:]):  # a history read in between
                     if chunk:
-                        ts, vs = zip(*chunk, strict=True)
-                        await store.write_readings(readings(0, list(ts), list(vs)))
+                        ts, vs, qs = zip(*chunk, strict=True)
+                        await store.write_readings(
+                            readings(0, list(ts), list(vs), quality=list(qs))
+                        )
                     await store.history(0, -5 * MIN, 15 * MIN, MIN, "mean")
                 return await store.history(0, start, start + length, every, aggregate)
             finally:
                 await store.close()
 
     got = asyncio.run(run())
-    ts = [t for t, _ in rows]
-    values = [v for _, v in rows]
-    inside = [(t, v) for t, v in zip(ts, values, strict=True) if start <= t < start + length]
     # last write of a time wins in the reference, as in the store (one batch keeps batch order)
-    by_ts: dict[int, float] = {}
-    for t, v in rows:
-        by_ts[t] = v
-    inside = [(t, by_ts[t]) for t in sorted({t for t, _ in inside})]
-    want = reference([t for t, _ in inside], [v for _, v in inside], every, aggregate)
+    by_ts: dict[int, tuple[float, int]] = {}
+    for t, v, q in rows:
+        by_ts[t] = (v, q)
+    inside = [(t, *by_ts[t]) for t in sorted(by_ts) if start <= t < start + length]
+    want = reference(
+        [t for t, _, _ in inside],
+        [v for _, v, _ in inside],
+        every,
+        aggregate,
+        [q for _, _, q in inside],
+    )
     assert same(got, want), (got, want)
 
 
@@ -566,5 +589,32 @@ async def test_schema_1_file_gets_rollups(tmp_path: Path, reg: Registry) -> None
             "t", lambda c: c.execute("SELECT count(*) FROM rollup_dirty").fetchone()[0]
         )
         assert dirty == 0
+    finally:
+        await store.close()
+
+
+async def test_schema_3_rollups_are_made_again_of_measurements(
+    tmp_path: Path, reg: Registry
+) -> None:
+    """The rollups of a schema-3 file took every quality in (a calibration's test gas made a
+    minute's max): they are made again at the upgrade, of the measurements only."""
+    path = tmp_path / "ts.sqlite"
+    store = SqliteStore(reg, path, rollup_every_s=0)
+    await store.open()
+    a = idx(reg, "a")
+    try:
+        await store.write_readings(readings(a, [0, 1000], [2.0, 60.0], quality=[0, 6]))
+        await store.refresh_rollups()
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as old:  # as a schema-3 hub left it
+        old.execute("UPDATE rollup_1m SET hi = 60.0, n = 2, total = 62.0")
+        old.execute("PRAGMA user_version = 3")
+    old.close()
+    store = SqliteStore(reg, path, rollup_every_s=0)
+    await store.open()
+    try:
+        assert await store.history(a, 0, MIN, MIN, "max") == [(0, 2.0)]
+        assert await store.history(a, 0, MIN, MIN, "mean") == [(0, 2.0)]
     finally:
         await store.close()

@@ -19,6 +19,7 @@ from alerts.alarms import AlarmEvent
 from telemetry.registry import Registry
 
 __all__ = [
+    "MEASURED_QUALITIES",
     "Aggregate",
     "LatestValue",
     "PartialWriteError",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 Aggregate = Literal["mean", "min", "max", "last", "count"]
+# the qualities of a measurement (good, out of range): what history's aggregates are of
+MEASURED_QUALITIES = (0, 2)
 
 
 class StoreError(Exception):
@@ -191,7 +194,14 @@ class TimeSeriesStore(Protocol):
         aggregate: Aggregate = "mean",
     ) -> list[tuple[int, float]]:
         """Readings of one sensor with start <= ts < end, oldest first; with `every_ms`, one row
-        per window (window start, aggregate) for the windows that have data."""
+        per window (window start, aggregate) for the windows that have data: the aggregates
+        are of the measurements only (quality good or out of range), never of a calibration
+        gas, a failed transmitter's signal or a manual value."""
+
+    async def readings(
+        self, sensor: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float, int]]:
+        """Readings of one sensor with start <= ts < end, oldest first, with their quality."""
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""

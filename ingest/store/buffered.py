@@ -220,6 +220,11 @@ class BufferedStore(BufferWriter):
     ) -> list[tuple[int, float]]:
         return await self.inner.history(sensor, start_ms, end_ms, every_ms, aggregate)
 
+    async def readings(
+        self, sensor: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float, int]]:
+        return await self.inner.readings(sensor, start_ms, end_ms)
+
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.inner.track(vehicle, start_ms, end_ms)
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.alarms import AlarmEvent
-from ingest.store.base import Aggregate, LatestValue, PositionBatch
+from ingest.store.base import MEASURED_QUALITIES, Aggregate, LatestValue, PositionBatch
 from ingest.store.influx_client import InfluxClient
 from ingest.store.influx_http import (
     check_status,
@@ -118,11 +118,26 @@ class InfluxReads(InfluxClient):
             if every_ms < 1:
                 raise ValueError("every_ms must be at least 1")
             tail = f"GROUP BY time({int(every_ms)}ms) fill(none)"
-            q = select([f'{aggregate}("value")'], self._source(READING), where, tail)
+            good, out_of_range = MEASURED_QUALITIES
+            measured = f'{where} AND ("quality" = {good} OR "quality" = {out_of_range})'
+            q = select([f'{aggregate}("value")'], self._source(READING), measured, tail)
         rows: list[tuple[int, float]] = []
         for _tags, columns, values in await self._query(q):
             vcol = columns.index("value" if every_ms is None else aggregate)
             rows.extend((int(r[0]), _float(r[vcol])) for r in values)
+        rows.sort(key=lambda r: r[0])
+        return rows
+
+    async def readings(
+        self, sensor: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float, int]]:
+        info = self._sensor(sensor)
+        where = f'"sensor" = {literal(info.id)} AND {span(start_ms, end_ms)}'
+        q = select(["value", "quality"], self._source(READING), where)
+        rows: list[tuple[int, float, int]] = []
+        for _tags, columns, values in await self._query(q):
+            v, qc = columns.index("value"), columns.index("quality")
+            rows.extend((int(r[0]), _float(r[v]), int(r[qc] or 0)) for r in values)
         rows.sort(key=lambda r: r[0])
         return rows
 

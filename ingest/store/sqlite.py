@@ -51,6 +51,7 @@ from ingest.store.sqlite_read import (
     select_count_by_seq,
     select_history,
     select_latest,
+    select_readings,
     select_track,
     track_batch,
 )
@@ -60,7 +61,11 @@ from ingest.store.sqlite_retention import (
     delete_expired,
     refresh_rollups,
 )
-from ingest.store.sqlite_sql import ALARM_EVENTS_ALL, ALARM_EVENTS_OF, HISTORY_BY_WINDOW
+from ingest.store.sqlite_sql import (
+    ALARM_EVENTS_ALL,
+    ALARM_EVENTS_OF,
+    HISTORY_BY_WINDOW,
+)
 from ingest.store.sqlite_write import (
     alarm_event_rows,
     insert_alarm_events,
@@ -285,6 +290,18 @@ class SqliteStore:
             return []
         sql, params, rollup = history_query(sid, start_ms, end_ms, every_ms, aggregate)
         return await self._run("history", lambda conn: select_history(conn, sql, params, rollup))
+
+    async def readings(
+        self, sensor: int, start_ms: int, end_ms: int
+    ) -> list[tuple[int, float, int]]:
+        """Readings with start <= ts < end, oldest first, with their quality (NULL as NaN)."""
+        self._check_open("readings")
+        sid = self._sid_of(sensor)
+        if sid is None or end_ms <= start_ms:
+            return []
+        return await self._run(
+            "readings", lambda conn: select_readings(conn, sid, start_ms, end_ms)
+        )
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""

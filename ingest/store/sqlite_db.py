@@ -87,8 +87,10 @@ def open_database(
             for stmt in SCHEMA.split(";"):  # not executescript: it COMMITs on its own
                 if stmt.strip():
                     conn.execute(stmt)
-            if 0 < version < 2:
-                conn.execute(MARK_ALL_DIRTY)  # readings from before the rollups
+            if 0 < version < 4:
+                # readings from before the rollups (1), rollups of every quality (2, 3): made
+                # again, of the measurements only
+                conn.execute(MARK_ALL_DIRTY)
             if 0 < version < 3:
                 conn.execute(FILL_LATEST)  # readings from before the latest table
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -21,6 +21,7 @@ from ingest.store.sqlite_sql import (
     LATEST,
     LATEST_ALL,
     MINUTE_MS,
+    READINGS_RAW,
     REFRESH_ONE,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "select_count_by_seq",
     "select_history",
     "select_latest",
+    "select_readings",
     "select_track",
     "track_batch",
 ]
@@ -88,6 +90,15 @@ def select_history(
             for stmt in REFRESH_ONE:
                 conn.execute(stmt, params)
     return [(int(r[0]), _float(r[1])) for r in conn.execute(sql, params)]
+
+
+def select_readings(
+    conn: sqlite3.Connection, sid: int, start_ms: int, end_ms: int
+) -> list[tuple[int, float, int]]:
+    """Raw readings of one sensor (by sid) with start <= ts < end and their quality, oldest
+    first, NULL as NaN."""
+    params = {"sensor": sid, "start": start_ms, "end": end_ms}
+    return [(int(t), _float(v), int(q)) for t, v, q in conn.execute(READINGS_RAW, params)]
 
 
 def select_track(conn: sqlite3.Connection, sid: int, start_ms: int, end_ms: int) -> list[TrackRow]:

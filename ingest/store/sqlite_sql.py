@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4  # 4: rollups of measurements only (all made again)
 MINUTE_MS: Final = 60_000
 
 SCHEMA: Final = """
@@ -163,17 +163,23 @@ HISTORY_RAW: Final = (
     "SELECT ts, value FROM readings"
     " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts"
 )
+READINGS_RAW: Final = (
+    "SELECT ts, value, quality FROM readings"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts"
+)
+# what aggregates are of: measurements (quality good 0, out of range 2, with a value), not a
+# calibration gas, a failed transmitter's signal or a manual value; a window without one is
+# left out
+_WINDOW: Final = (
+    " FROM readings WHERE sensor = :sensor AND ts >= :start AND ts < :end"
+    " AND quality IN (0, 2) AND value IS NOT NULL GROUP BY w ORDER BY w"
+)
 HISTORY_BY_WINDOW: Final[dict[str, str]] = {
-    "mean": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, avg(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "min": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, min(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "max": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, max(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "count": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, count(value) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
-    "last": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, value, max(ts) FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end GROUP BY w ORDER BY w",
+    "mean": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, avg(value)" + _WINDOW,
+    "min": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, min(value)" + _WINDOW,
+    "max": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, max(value)" + _WINDOW,
+    "count": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, count(value)" + _WINDOW,
+    "last": "SELECT (ts - ((ts % :every) + :every) % :every) AS w, value, max(ts)" + _WINDOW,
 }
 
 # Whole minutes [:a, :b) from the rollups, the ragged edges [:start, :a) and [:b, :end) from the
@@ -182,11 +188,13 @@ HISTORY_BY_WINDOW: Final[dict[str, str]] = {
 _PARTS: Final = (
     "WITH parts (w, total, n, lo, hi, lts, lv) AS ("
     " SELECT w, total, n, lo, hi, last_ts, last_value FROM rollup_1m"
-    "  WHERE sensor = :sensor AND w >= :a AND w < :b"
+    "  WHERE sensor = :sensor AND w >= :a AND w < :b AND n > 0"
     " UNION ALL SELECT ts, value, value IS NOT NULL, value, value, ts, value FROM readings"
     "  WHERE sensor = :sensor AND ts >= :start AND ts < :a"
+    "  AND quality IN (0, 2) AND value IS NOT NULL"
     " UNION ALL SELECT ts, value, value IS NOT NULL, value, value, ts, value FROM readings"
     "  WHERE sensor = :sensor AND ts >= :b AND ts < :end"
+    "  AND quality IN (0, 2) AND value IS NOT NULL"
     ") SELECT (w - ((w % :every) + :every) % :every) AS bucket, "
 )
 HISTORY_FROM_ROLLUP: Final[dict[str, str]] = {
@@ -201,8 +209,14 @@ HISTORY_FROM_ROLLUP: Final[dict[str, str]] = {
 REFRESH_ALL: Final = (
     "DELETE FROM rollup_1m WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
     "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
-    " SELECT d.sensor, d.w, count(*), count(r.value), sum(r.value), min(r.value), max(r.value),"
-    " max(r.ts) FROM (SELECT sensor, w FROM rollup_dirty) AS d"
+    " SELECT d.sensor, d.w, count(*),"
+    " count(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " sum(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " min(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " max(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " coalesce(max(CASE WHEN r.quality IN (0, 2) AND r.value IS NOT NULL THEN r.ts END),"
+    " max(r.ts))"
+    " FROM (SELECT sensor, w FROM rollup_dirty) AS d"
     " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
     " GROUP BY d.sensor, d.w",
     "UPDATE rollup_1m SET last_value = (SELECT r.value FROM readings AS r"
@@ -215,8 +229,14 @@ REFRESH_ONE: Final = (
     " (SELECT sensor, w FROM rollup_dirty"
     " WHERE sensor = :sensor AND w >= :a AND w < :b)",
     "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
-    " SELECT d.sensor, d.w, count(*), count(r.value), sum(r.value), min(r.value), max(r.value),"
-    " max(r.ts) FROM "
+    " SELECT d.sensor, d.w, count(*),"
+    " count(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " sum(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " min(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " max(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
+    " coalesce(max(CASE WHEN r.quality IN (0, 2) AND r.value IS NOT NULL THEN r.ts END),"
+    " max(r.ts))"
+    " FROM "
     " (SELECT sensor, w FROM rollup_dirty"
     " WHERE sensor = :sensor AND w >= :a AND w < :b) AS d"
     " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
