@@ -54,6 +54,8 @@ def safe_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - SafeLoader or CSafeLoader
 
 
+_ERRORS_SAID = 20  # the configuration errors said at once
+
 DEFAULT_VEHICLE_RULES: Mapping[str, str] = {
     "hazmat": "road-transport.hazmat-speed",
     "coach": "road-transport.coach-speed",
@@ -290,6 +292,10 @@ def build_registry(
     by_id: dict[str, SensorInfo] = {}
     by_key: dict[tuple[str, str, str, str], int] = {}
     tenant_ids: set[str] = set()
+    # the errors of devices and sensors, all said at once (not one per `hazardhub check`), and
+    # the sensors they left out (a group naming one is not judged again)
+    errors: list[str] = []
+    failed: set[str] = set()
 
     def add(info: SensorInfo, where: str) -> None:
         if info.id in by_id:
@@ -309,79 +315,93 @@ def build_registry(
             site_ids.add(site.id)
             for di, dev in enumerate(site.devices):
                 where = f"{source}: tenants.{ti}.sites.{si}.devices.{di}"
-                if (tenant.id, site.id, dev.id) in devices:
-                    raise ConfigError(f"{where}.id: device {dev.id!r} is defined twice in the site")
-                if dev.gateway in config.jt808_gateways:
-                    raise ConfigError(
-                        f"{where}.gateway: {dev.gateway!r} names a JT/T 808 gateway "
-                        "(jt808_gateways); give the device's Modbus gateway another name"
-                    )
-                found = profile_map.get(dev.profile)
-                if found is None:
-                    raise ConfigError(
-                        f"{where}.profile: device {dev.id!r}: "
-                        f"no device profile named {dev.profile!r}"
-                    )
+                try:
+                    if (tenant.id, site.id, dev.id) in devices:
+                        raise ConfigError(
+                            f"{where}.id: device {dev.id!r} is defined twice in the site"
+                        )
+                    if dev.gateway in config.jt808_gateways:
+                        raise ConfigError(
+                            f"{where}.gateway: {dev.gateway!r} names a JT/T 808 gateway "
+                            "(jt808_gateways); give the device's Modbus gateway another name"
+                        )
+                    found = profile_map.get(dev.profile)
+                    if found is None:
+                        raise ConfigError(
+                            f"{where}.profile: device {dev.id!r}: "
+                            f"no device profile named {dev.profile!r}"
+                        )
+                except ConfigError as exc:  # said with the others, at the end
+                    errors.append(str(exc))
+                    failed.update(sen.id for sen in dev.sensors)
+                    continue
                 prof = found
                 points = {p.name: p for p in prof.points}
                 used: list[PointSpec] = []
                 idx: list[int] = []
                 for ki, sen in enumerate(dev.sensors):
                     swhere = f"{where}.sensors.{ki}"
-                    point = points.get(sen.point)
-                    if point is None:
-                        raise ConfigError(
-                            f"{swhere}.point: device {dev.id!r}, sensor {sen.id!r}: "
-                            f"profile {prof.name!r} has no point {sen.point!r}"
+                    try:
+                        point = points.get(sen.point)
+                        if point is None:
+                            raise ConfigError(
+                                f"{swhere}.point: device {dev.id!r}, sensor {sen.id!r}: "
+                                f"profile {prof.name!r} has no point {sen.point!r}"
+                            )
+                        if any(p.name == point.name for p in used):
+                            raise ConfigError(f"{swhere}.point: point {sen.point!r} used twice")
+                        rule, levels, no_data_s = _rule_for(
+                            sen.rule, sen.levels, pack_map, f"{swhere}.rule"
                         )
-                    if any(p.name == point.name for p in used):
-                        raise ConfigError(f"{swhere}.point: point {sen.point!r} used twice")
-                    rule, levels, no_data_s = _rule_for(
-                        sen.rule, sen.levels, pack_map, f"{swhere}.rule"
-                    )
-                    packed = None if sen.levels else _pack_rule(sen.rule, pack_map)
-                    if packed is not None and packed.kinds and sen.kind not in packed.kinds:
-                        raise ConfigError(
-                            f"{swhere}.rule: rule {sen.rule!r} is for sensors of kind "
-                            f"{', '.join(packed.kinds)}, not {sen.kind!r} (sensor {sen.id!r}): "
-                            "its levels would be wrong for what the point measures; pick a rule "
-                            "for this kind or give the sensor its own levels"
+                        packed = None if sen.levels else _pack_rule(sen.rule, pack_map)
+                        if packed is not None and packed.kinds and sen.kind not in packed.kinds:
+                            raise ConfigError(
+                                f"{swhere}.rule: rule {sen.rule!r} is for sensors of kind "
+                                f"{', '.join(packed.kinds)}, not {sen.kind!r} "
+                                f"(sensor {sen.id!r}): its levels would be wrong for what the "
+                                "point measures; pick a rule for this kind or give the sensor "
+                                "its own levels"
+                            )
+                        unit = sen.unit or point.unit
+                        if packed is not None and not _same_unit(unit, packed.units):
+                            raise ConfigError(
+                                f"{swhere}.rule: rule {sen.rule!r} has its levels in "
+                                f"{' or '.join(packed.units)}, and sensor {sen.id!r} reads "
+                                f"{unit!r}: "
+                                "its alarms would come at the wrong value; pick a rule in "
+                                "the sensor's unit, give it its own levels, or set the sensor's "
+                                "`unit:` if the point is really in the rule's"
+                            )
+                        rate = sen.rate or (packed.rate if packed else None)
+                        early = sen.early_warning or (packed.early_warning if packed else None)
+                        frozen = sen.frozen or (packed.frozen if packed else None)
+                        if early is not None and all(lv.above is None for lv in levels):
+                            raise ConfigError(f"{swhere}.early_warning: needs a level above")
+                        info = SensorInfo(
+                            index=len(sensors),
+                            id=sen.id,
+                            tenant=tenant.id,
+                            site=site.id,
+                            device=dev.id,
+                            key=point.name,
+                            kind=sen.kind,
+                            unit=unit,
+                            location=sen.location,
+                            tag=sen.tag,
+                            rule=rule,
+                            levels=levels,
+                            no_data_s=sen.no_data_s if sen.no_data_s is not None else no_data_s,
+                            verify=sen.verify,
+                            rate=rate,
+                            early_warning=early,
+                            suppress_when=sen.suppress_when,
+                            frozen=frozen,
                         )
-                    unit = sen.unit or point.unit
-                    if packed is not None and not _same_unit(unit, packed.units):
-                        raise ConfigError(
-                            f"{swhere}.rule: rule {sen.rule!r} has its levels in "
-                            f"{' or '.join(packed.units)}, and sensor {sen.id!r} reads {unit!r}: "
-                            "its alarms would come at the wrong value; pick a rule in "
-                            "the sensor's unit, give it its own levels, or set the sensor's "
-                            "`unit:` if the point is really in the rule's"
-                        )
-                    rate = sen.rate or (packed.rate if packed else None)
-                    early = sen.early_warning or (packed.early_warning if packed else None)
-                    frozen = sen.frozen or (packed.frozen if packed else None)
-                    if early is not None and all(lv.above is None for lv in levels):
-                        raise ConfigError(f"{swhere}.early_warning: needs a level above")
-                    info = SensorInfo(
-                        index=len(sensors),
-                        id=sen.id,
-                        tenant=tenant.id,
-                        site=site.id,
-                        device=dev.id,
-                        key=point.name,
-                        kind=sen.kind,
-                        unit=unit,
-                        location=sen.location,
-                        tag=sen.tag,
-                        rule=rule,
-                        levels=levels,
-                        no_data_s=sen.no_data_s if sen.no_data_s is not None else no_data_s,
-                        verify=sen.verify,
-                        rate=rate,
-                        early_warning=early,
-                        suppress_when=sen.suppress_when,
-                        frozen=frozen,
-                    )
-                    add(info, swhere)
+                        add(info, swhere)
+                    except ConfigError as exc:
+                        errors.append(str(exc))
+                        failed.add(sen.id)
+                        continue
                     used.append(point)
                     idx.append(info.index)
                 devices[(tenant.id, site.id, dev.id)] = DeviceInfo(
@@ -389,6 +409,8 @@ def build_registry(
                 )
             for gi, group in enumerate(site.groups):
                 gwhere = f"{source}: tenants.{ti}.sites.{si}.groups.{gi}"
+                if failed.intersection(group.sensors):
+                    continue  # said already: its sensor's own error
                 members = []
                 for sid in group.sensors:
                     member = by_id.get(sid)
@@ -428,14 +450,18 @@ def build_registry(
                 add(info, gwhere)
         for vi, veh in enumerate(tenant.vehicles):
             where = f"{source}: tenants.{ti}.vehicles.{vi}"
-            if (tenant.id, veh.id) in vehicles:
-                raise ConfigError(f"{where}.id: vehicle {veh.id!r} is defined twice")
-            rule_ref = veh.rule or DEFAULT_VEHICLE_RULES[veh.vehicle_class]
-            if rule_ref == "none":  # the fleet's overspeed alone judges the speed
-                rule, levels, packed = "", (), None
-            else:
-                rule, levels = _levels_for(rule_ref, (), pack_map, f"{where}.rule")
-                packed = _pack_rule(rule_ref, pack_map)
+            try:
+                if (tenant.id, veh.id) in vehicles:
+                    raise ConfigError(f"{where}.id: vehicle {veh.id!r} is defined twice")
+                rule_ref = veh.rule or DEFAULT_VEHICLE_RULES[veh.vehicle_class]
+                if rule_ref == "none":  # the fleet's overspeed alone judges the speed
+                    rule, levels, packed = "", (), None
+                else:
+                    rule, levels = _levels_for(rule_ref, (), pack_map, f"{where}.rule")
+                    packed = _pack_rule(rule_ref, pack_map)
+            except ConfigError as exc:
+                errors.append(str(exc))
+                continue
             info = SensorInfo(
                 index=len(sensors),
                 id=f"{veh.id}.speed",
@@ -455,6 +481,9 @@ def build_registry(
             add(info, where)
             vehicles[(tenant.id, veh.id)] = VehicleInfo(tenant.id, veh, info.index)
 
+    if errors:
+        more = f"\n... and {len(errors) - _ERRORS_SAID} more" if len(errors) > _ERRORS_SAID else ""
+        raise ConfigError("\n".join(errors[:_ERRORS_SAID]) + more)
     _check_verify(sensors, by_id, config, source)
     paths = _sensor_paths(config)
     for info in sensors:

@@ -862,6 +862,40 @@ def test_build_registry_checks_cross_references_of_a_model() -> None:
         build_registry(config, source="here")
 
 
+def test_the_errors_of_devices_sensors_and_vehicles_are_said_at_once() -> None:
+    """An engineer's file with three typos took three runs of `hazardhub check`, one error each
+    (helper noted it at stop 21): they are said together, and a voting group naming a sensor
+    that failed adds no error of its own."""
+    doc = copy.deepcopy(BASE)
+    site = doc["tenants"][0]["sites"][0]
+    site["devices"][0]["sensors"][0]["point"] = "levle"  # a typo
+    del site["devices"][0]["sensors"][1]["levels"]
+    site["devices"][0]["sensors"][1]["rule"] = "chem-process.no-such-rule"
+    site["devices"].append({"id": "rtu2", "profile": "tank-rtu-x", "sensors": []})
+    site["groups"] = [
+        {
+            "id": "vote",
+            "name": "two-of",
+            "tier": "red",
+            "k": 1,
+            "at_level": 1,
+            "sensors": ["t-level", "t-temp"],
+        }
+    ]
+    doc["tenants"][0]["vehicles"] = [
+        {"id": "v1", "plate": "A1", "class": "hazmat", "rule": "road-transport.no-such"}
+    ]
+    profiles, packs = load_profiles(PROFILES)
+    with pytest.raises(ConfigError) as info:
+        build_registry(HubConfig.model_validate(doc), profiles, packs, "site.yaml")
+    said = str(info.value).splitlines()
+    assert len(said) == 4, said
+    assert said[0].startswith("site.yaml: tenants.0.sites.0.devices.0.sensors.0.point: ")
+    assert said[1].startswith("site.yaml: tenants.0.sites.0.devices.0.sensors.1.rule: ")
+    assert said[2].startswith("site.yaml: tenants.0.sites.0.devices.1.profile: ")
+    assert said[3].startswith("site.yaml: tenants.0.vehicles.0.rule: ")
+
+
 def test_a_vehicle_can_leave_its_speed_to_the_fleet_overspeed_alone() -> None:
     """`rule: none`: no per-reading speed alarm (kind `above`) beside the fleet's overspeed."""
     import numpy as np
