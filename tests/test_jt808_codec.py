@@ -9,6 +9,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -628,6 +629,65 @@ def test_a_drivers_ic_card_names_the_driver_of_the_positions_after_it(v2019: boo
     assert driver_of(16) is None
 
 
+def test_a_card_that_is_not_text_names_nobody_and_never_breaks_the_link() -> None:
+    """A certificate padded with 0xFF became a driver_id the uplink could not encode: every
+    connection of the vehicle ended in internal_error (helper-86). Padding and bytes that are
+    not GBK are left out; a card that says no certificate nor ID number names nobody (a name
+    is no identity); a status byte that is neither in nor out is an error, not a card out."""
+    s = _authed()
+    phone = "013800000001"
+    body = bytearray(
+        DriverIdentity(1, "240101080000", 0, "王五", "", "局", "20300101").encode(False)
+    )
+    at = body.index(b"\0" * 20)  # the certificate field, after the name
+    body[at : at + 20] = b"\x00\x00" + b"3201021980010112" + b"\xff\xff"
+    card = decode_body(0x0702, bytes(body), False)
+    assert isinstance(card, DriverIdentity) and card.driver_id == "3201021980010112"
+    s.feed(encode_frame(Header(0x0702, 3, phone), bytes(body)), 0)
+    loc = Location(0, 2, 1, 1, 0, 0, 0, "240101090000").encode()
+    (pub,) = [
+        e for e in s.feed(encode_frame(Header(0x0200, 4, phone), loc), 0) if isinstance(e, Publish)
+    ]
+    assert pub.records[0]["driver_id"] == "3201021980010112"
+    orjson.dumps(pub.records)  # what the uplink does with it
+    nameless = DriverIdentity(1, "240101080000", 0, "王五", "", "局", "20300101")
+    assert nameless.driver_id == ""
+    ev = s.feed(encode_frame(Header(0x0702, 5, phone), nameless.encode(False)), 0)
+    assert [e.kind for e in ev if isinstance(e, Problem)] == ["driver_card_unread"]
+    with pytest.raises(Jt808Error, match="status 0"):
+        decode_body(0x0702, b"\x00" + bytes.fromhex("240101080000"), False)
+
+
+def test_a_blind_area_upload_from_before_the_card_names_no_driver() -> None:
+    """Card B went in at 10:00; positions of 08:00-09:00 uploaded after it were B's: A's hours
+    counted for B (helper-86). Only positions from the card's time on carry its driver."""
+    s = _authed()
+    phone = "013800000001"
+    card = DriverIdentity(1, "240101100000", 0, "B", "B-CERT", "局", "20300101")
+    s.feed(encode_frame(Header(0x0702, 3, phone), card.encode(False)), 0)
+    items = tuple(
+        Location(0, 2, 1, 1, 0, 0, 0, t) for t in ("240101080000", "240101090000", "240101100500")
+    )
+    ev = s.feed(encode_frame(Header(0x0704, 4, phone), BatchLocation(1, items).encode()), 0)
+    (pub,) = [e for e in ev if isinstance(e, Publish)]
+    assert [r.get("driver_id") for r in pub.records] == [None, None, "B-CERT"]
+
+
+def test_after_a_reconnect_a_report_without_a_fix_may_clear_bits_of_the_last_link() -> None:
+    """An emergency raised and confirmed in a tunnel, the link dropped there: the first report
+    without a fix of the new connection was dropped, and the alarm stayed (helper-86). The first
+    goes (it may clear bits the hub holds), the next without bits no more."""
+    s = _authed()
+    phone = "013800000001"
+    lost = Location(0, 0, 31_000_000, 121_000_000, 0, 0, 0, "240101080000").encode()
+    kinds = []
+    for serial in (5, 6):
+        ev = s.feed(encode_frame(Header(0x0200, serial, phone), lost), 0)
+        pubs = [e for e in ev if isinstance(e, Publish)]
+        kinds.append(pubs[0].records[0]["alarm_flags"] if pubs else "dropped")
+    assert kinds == [0, "dropped"]
+
+
 def test_a_terminal_clock_on_utc_is_said_once() -> None:
     """A terminal whose clock ran on UTC (its BCD time read as Beijing time, 8 h behind) was
     taken silently: its track 8 h in the past, night and fatigue rules at the wrong hours
@@ -745,6 +805,10 @@ def test_position_record_rules() -> None:
     vendor = Location((1 << 15) | (1 << 17) | 1, 2, 1, 1, 0, 0, 0, "240101000000")
     assert cast(dict, position_record(vendor, v2019=False))["alarm_flags"] == 1
     assert cast(dict, position_record(vendor, v2019=True))["alarm_flags"] == vendor.alarm
+    # and bit 31 (illegal door opening of 2013) is reserved in 2019
+    door = Location((1 << 31) | 1, 2, 1, 1, 0, 0, 0, "240101000000")
+    assert cast(dict, position_record(door, v2019=True))["alarm_flags"] == 1
+    assert cast(dict, position_record(door, v2019=False))["alarm_flags"] == door.alarm
     # a speed, heading or place that cannot be, with an alarm bit: the bits alone go on
     for bad in (
         Location(1, 2, 1, 1, 0, 3001, 0, "240101000000"),

@@ -47,6 +47,7 @@ from telemetry.jt808.messages import (
     Status,
     TerminalResponse,
     UnsupportedMessageError,
+    bcd_time_to_ms,
     decode_body,
 )
 
@@ -146,9 +147,10 @@ def position_record(
     fix" (`ingest.positions`): its bits are judged, its place (often the terminal's last fix,
     repeated) and speed are used nowhere. One without a valid time is dropped (nothing can be
     judged in event time). With `clearing` (the last report published of the terminal carried
-    bits) one without bits goes too, for the bits it clears. A 2013 terminal's bits reserved in
-    2013 (`Alarm.ONLY_2019`, a vendor's own) are cleared."""
-    alarm = loc.alarm if v2019 else loc.alarm & ~int(Alarm.ONLY_2019)
+    bits, or none was on this connection) one without bits goes too, for the bits it clears.
+    The bits reserved in the terminal's version (a vendor's own) are cleared: 15-17 of 2013
+    (`Alarm.ONLY_2019`), 31 of 2019 (`Alarm.ONLY_2013`)."""
+    alarm = loc.alarm & ~int(Alarm.ONLY_2013) if v2019 else loc.alarm & ~int(Alarm.ONLY_2019)
     try:
         ts = loc.ts_ms
     except Jt808Error:
@@ -214,8 +216,11 @@ class Session:
         self.max_bad_frames = max_bad_frames
         self._skew_said = False  # a terminal clock off is said once per connection
         self._skew_seen: tuple[int, int] | None = None  # (offset, when) of a live report off
-        self._flags_out = 0  # the alarm bits of the last record published
-        self.driver: str | None = None  # the driver whose IC card is in (0x0702)
+        # the alarm bits of the last record published (-1: none yet on this connection: the
+        # terminal may have had bits on its last one, so a report without a fix clears them)
+        self._flags_out = -1
+        self.driver: str | None = None  # the driver whose IC card is in (0x0702) ...
+        self._driver_since = 0  # ... since this time (ms)
 
     @property
     def closed(self) -> bool:
@@ -333,16 +338,20 @@ class Session:
         self._dispatch(h, msg, now_ms, events)
 
     def _driver_card(self, msg: DriverIdentity, events: list[Event]) -> None:
-        """A driver's IC card in (his positions say `driver_id` from now on) or out (they say no
-        driver: the hub keeps the vehicle's as it was until another card is in)."""
+        """A driver's IC card in (positions measured from its time on say `driver_id`; older
+        ones, a blind-area upload, say none) or out (they say no driver: the hub keeps the
+        vehicle's as it was until another card is in)."""
         who = f"{self.vehicle.vehicle if self.vehicle else self.phone}"
+        try:
+            since = bcd_time_to_ms(msg.time)
+        except Jt808Error:
+            since = 0  # a card's time that is no date: from now on, whatever the positions say
         if msg.status == DriverIdentity.IN and msg.result == 0 and msg.driver_id:
-            self.driver = msg.driver_id
+            self.driver, self._driver_since = msg.driver_id, since
             events.append(Problem("driver_card_in", f"{who}: driver {msg.driver_id} at {msg.time}"))
         elif msg.status == DriverIdentity.IN:
-            events.append(
-                Problem("driver_card_unread", f"{who}: IC card not read (result {msg.result})")
-            )
+            why = f"result {msg.result}" if msg.result else "no certificate or ID card number"
+            events.append(Problem("driver_card_unread", f"{who}: IC card not read ({why})"))
         else:
             self.driver = None
             events.append(Problem("driver_card_out", f"{who}: IC card out at {msg.time}"))
@@ -458,7 +467,7 @@ class Session:
             if isinstance(rec, str):
                 events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))
             else:
-                if self.driver:
+                if self.driver and cast(int, rec["ts"]) >= self._driver_since:
                     rec["driver_id"] = self.driver
                 records.append(rec)
                 self._flags_out = cast(int, rec["alarm_flags"])

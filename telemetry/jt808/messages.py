@@ -109,8 +109,10 @@ class Alarm(enum.IntFlag):
     ACK_CLEAR = (
         EMERGENCY | DANGER | AREA | ROUTE | SEGMENT_TIME | ILLEGAL_IGNITION | ILLEGAL_DISPLACEMENT
     )
-    # the bits of the 2019 standard that are reserved in 2013's (a vendor's own there)
+    # the bits of the 2019 standard that are reserved in 2013's (a vendor's own there), and
+    # the other way round
     ONLY_2019 = ILLEGAL_DRIVING | TYRE_PRESSURE | RIGHT_TURN_BLIND_ZONE
+    ONLY_2013 = ILLEGAL_DOOR_OPEN
 
 
 class Status(enum.IntFlag):
@@ -546,7 +548,9 @@ class DriverIdentity:
     def decode(cls, body: bytes, v2019: bool) -> DriverIdentity:
         _need(body, 7, "driver identity 0x0702")
         status, time_ = body[0], body[1:7].hex()
-        if status != cls.IN:
+        if status not in (cls.IN, cls.OUT):
+            raise Jt808Error(f"driver identity 0x0702: status {status} is neither 1 (in) nor 2")
+        if status == cls.OUT:
             return cls(status, time_)
         _need(body, 8, "driver identity 0x0702")
         result = body[7]
@@ -586,8 +590,14 @@ class DriverIdentity:
     @property
     def driver_id(self) -> str:
         """Who drives, as the hub keys his fatigue: the certificate code, else the ID card
-        number, else the name ("" when the card was not read)."""
-        return (self.certificate or self.id_card or self.name).strip()[:64]
+        number ("" when the card was not read, or says neither: a name is no identity, two
+        drivers may share it). Padding (NUL, 0xFF, spaces, on either side) and bytes that are
+        not GBK text are left out."""
+        for field in (self.certificate, self.id_card):
+            said = "".join(c for c in field if c.isprintable() and not "\udc80" <= c <= "\udcff")
+            if said.strip():
+                return said.strip()[:64]
+        return ""
 
 
 @dataclass(frozen=True, slots=True)
