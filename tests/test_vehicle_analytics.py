@@ -184,11 +184,40 @@ def test_a_fatigued_drivers_episode_ends_when_the_other_takes_over() -> None:
     table = compile_fleet(FleetSettings(), fleet("coach"))
     legs = [(4 * HOUR + 10 * MIN, 90.0, A), (5 * MIN, 0.0, B), (HOUR, 90.0, B)]
     rows = shifts(10, CST_0800, legs)
-    took_over = CST_0800 + 4 * HOUR + 10 * MIN  # B's first fix
+    # B's card in at the coach's first stopped fix: taken at the next, the coach standing
+    took_over = CST_0800 + 4 * HOUR + 10 * MIN + STEP
     assert [e[1:3] for e in run(table, rows)] == [
         (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP),
         (EventKind.FATIGUE_CONTINUOUS_END, took_over),
     ]
+
+
+def test_a_card_swapped_while_moving_waits_for_a_stop() -> None:
+    """One driver 10 h at 90 km/h, swapping IC cards A and B every 25 min without stopping:
+    nothing was raised (helper-86). A change is taken at a stop only: the swaps count for
+    nothing, the driving is the one driver's, and fatigue comes at 4 h as without cards."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    legs = [(25 * MIN, 90.0, A if k % 2 == 0 else B) for k in range(24)]
+    rows = shifts(10, CST_0800 - 2 * HOUR, legs)
+    got = run(table, rows)
+    assert kinds(got) == [EventKind.FATIGUE_CONTINUOUS, EventKind.FATIGUE_DAILY]
+    assert got[0][2] == CST_0800 - 2 * HOUR + 4 * HOUR + STEP
+
+
+def test_a_feed_flapping_between_ids_is_bounded() -> None:
+    """A vehicle whose driver id alternates at every fix, standing: one round per change made
+    one message of 10,000 take 5.7 s for the whole fleet (helper-86). At most MAX_CHANGES a
+    vehicle are taken in one batch."""
+    from alerts.vehicles.crew import MAX_CHANGES
+
+    table = compile_fleet(FleetSettings(), fleet("coach", "coach"))
+    rows = [(10, CST_0800 + k * 1000, LAT0, LON0, 0.0, A if k % 2 else B) for k in range(2000)]
+    state = FleetState.new(len(table))
+    state, _ = evaluate_fleet(table, state, batch(rows), CST_0800 + 2_000_000)
+    ref = ReferenceFleet(table)
+    ref.evaluate(batch(rows), CST_0800 + 2_000_000)
+    # the driver after the last change taken is the same in both
+    assert int(state.driver[0]) == ref.vehicles[0].driver == rows[MAX_CHANGES - 1][5]
 
 
 def test_a_driver_back_after_a_short_break_goes_on_counting() -> None:

@@ -3,8 +3,9 @@ for him alone. Part of the vectorized core (`alerts.vehicles.evaluate`); the ref
 same per position.
 
 A position may say its driver (`driver`, a code; 0: not said: the driver stays who he was). At
-the first position of a vehicle with another driver than its own (a *change*), before that
-position is judged:
+the first position of a vehicle with another driver than its own whose previous fix was stopped
+(a *change*: drivers change at a stop; a card swapped while moving is taken at the next stop,
+so it cannot hide the driving), before that position is judged:
 
 * the fatigue episodes raised for the vehicle (continuous, daily, weekly driving) end then: the
   driver they were about no longer drives;
@@ -17,10 +18,14 @@ position is judged:
 
 The first driver said of a vehicle whose driver was not known takes over its driving as it is:
 it was his (a terminal that starts sending its IC card's driver is no reason to forget it).
-Changes are rare: a batch is judged in rounds, each up to the next change of any vehicle.
+Changes are rare: a batch is judged in rounds, each up to the next change of any vehicle. At
+most `MAX_CHANGES` of one vehicle are taken in one batch (a feed flapping between two ids would
+make a round of each position); the later ones are not, and are logged.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import numpy.typing as npt
@@ -29,21 +34,28 @@ from alerts.vehicles.areas import Sink
 from alerts.vehicles.state import NO_KEY, EventKind, FleetState
 from alerts.vehicles.table import FleetTable
 
-__all__ = ["rounds", "take_over"]
+__all__ = ["MAX_CHANGES", "rounds", "take_over"]
+
+log = logging.getLogger("alerts.vehicles.crew")
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+MAX_CHANGES = 64  # changes of one vehicle's driver taken in one batch
 
 
-def rounds(st: FleetState, s: I64, d: I64) -> tuple[I64, I64] | None:
-    """Each row's round (rows in (slot, time) order, `s` their slots, `d` their drivers): the
-    number of changes of its vehicle up to it; and the rows of the changes. None when the batch
-    has none."""
-    known = d != 0
-    if not known.any():
-        return None
+def rounds(table: FleetTable, st: FleetState, s: I64, d: I64, v: F64) -> tuple[I64, I64] | None:
+    """Each row's round (rows in (slot, time) order, `s` their slots, `d` their drivers, `v`
+    their speeds): the number of changes of its vehicle up to it; and the rows of the changes.
+    None when the batch has none."""
     n = s.shape[0]
     first = np.ones(n, dtype=np.bool_)
     first[1:] = s[1:] != s[:-1]
+    moved = np.empty(n, dtype=np.bool_)  # the vehicle's fix before each row was moving
+    moved[1:] = v[:-1] > table.moving_kmh
+    moved[first] = st.has_fix[s[first]] & st.last_moving[s[first]]
+    known = (d != 0) & ~moved  # a driver said at a stop
+    if not known.any():
+        return None
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each row's vehicle's first
     seen = np.maximum.accumulate(np.where(known, np.arange(n), -1))  # the last known at or before
     before = np.empty(n, dtype=np.int64)
@@ -55,6 +67,18 @@ def rounds(st: FleetState, s: I64, d: I64) -> tuple[I64, I64] | None:
         return None
     total = np.cumsum(change)
     seg = np.asarray(total - (total[start] - change[start]), dtype=np.int64)
+    over = change & (seg > MAX_CHANGES)
+    if over.any():
+        for slot in np.unique(s[over]).tolist():
+            log.warning(
+                "vehicle %s: %d more changes of driver in one batch than the %d taken (a feed "
+                "flapping between ids?): its driver stays the last taken",
+                table.ids[slot],
+                int(np.count_nonzero(over & (s == slot))),
+                MAX_CHANGES,
+            )
+        change &= ~over
+        seg = np.minimum(seg, MAX_CHANGES)
     return seg, np.flatnonzero(change)
 
 

@@ -176,7 +176,8 @@ def evaluate_fleet(
     if rows.size:
         drivers = getattr(batch, "driver", None)
         d = None if drivers is None else np.asarray(drivers, dtype=np.int64)[rows]
-        found = None if d is None else rounds(st, s, d)
+        v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows] if d is not None else None
+        found = None if d is None or v is None else rounds(table, st, s, d, v)
         if found is None:
             _judge(table, st, batch, rows, s, t, out)
         else:  # a change of driver: judged in rounds, each up to the next change

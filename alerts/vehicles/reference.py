@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alerts.vehicles.crew import MAX_CHANGES
 from alerts.vehicles.geo import step_m_one
 from alerts.vehicles.state import CREW, NO_KEY, RANK, EventKind, Positions
 from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
@@ -61,6 +62,7 @@ class ReferenceFleet:
         self.table = table
         self.vehicles = [_Vehicle() for _ in range(len(table))]
         self.slot_of = {int(ix): slot for slot, ix in enumerate(table.index.tolist())}
+        self._changes: dict[int, int] = {}  # changes of driver taken in this batch, by slot
 
     def evaluate(self, batch: Positions, now: int) -> list[EventRow]:
         """Judge a batch and the silence up to `now`; events ordered by (vehicle, ts, kind, ref)."""
@@ -71,6 +73,7 @@ class ReferenceFleet:
                 rows.append((slot, int(ts), i))
         rows.sort(key=lambda r: (r[0], r[1]))  # stable: equal times keep input order
         events: list[EventRow] = []
+        self._changes.clear()
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
         said = getattr(batch, "driver", None)
         drivers = [0] * len(lat) if said is None else [int(x) for x in said]
@@ -112,8 +115,14 @@ class ReferenceFleet:
         def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
             events.append((ix, kind, ts, value, ref))
 
-        if driver and driver != veh.driver:
-            self._take_over(slot, driver, t, emit)
+        # another driver, said at a stop (a card swapped while moving waits for one); at most
+        # MAX_CHANGES a vehicle in a batch (a feed flapping between ids)
+        stopped = not (veh.has_fix and veh.last_moving)
+        if driver and driver != veh.driver and stopped:
+            taken = self._changes.get(slot, 0)
+            if taken < MAX_CHANGES:
+                self._changes[slot] = taken + 1
+                self._take_over(slot, driver, t, emit)
 
         moving = v > tb.moving_kmh
         night = in_window_one(t, tb.offset_ms, tb.night)
