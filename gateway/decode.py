@@ -123,10 +123,14 @@ def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float
 def _engineering(cur: CurrentSpec, x: float) -> float:
     """The engineering value of a raw current reading, straight from the raw span, one division
     of exact products: 5600 µA of a 0-100 transmitter reads 10.0, not the 9.999999999999998 of
-    a detour through mA (a set point of 10 would be missed); of -40..60 °C, 7856 µA reads -15.9."""
-    return (cur.eng_min * (cur.raw_20ma - x) + cur.eng_max * (x - cur.raw_4ma)) / (
+    a detour through mA (a set point of 10 would be missed); of -40..60 °C, 7856 µA reads -15.9;
+    of -0.1..0.9 MPa, 4112 µA reads -0.093."""
+    exact = (cur.eng_min * (cur.raw_20ma - x) + cur.eng_max * (x - cur.raw_4ma)) / (
         cur.raw_20ma - cur.raw_4ma
     )
+    # a span with decimals (-0.1..0.9 MPa) makes the products inexact: at 1e-9 of the unit no
+    # transmitter resolves more, and the set points of a decimal span read as written
+    return round(exact, 9)
 
 
 def _plausible(point: PointSpec, value: float, quality: Quality) -> Quality:

@@ -449,11 +449,11 @@ def test_a_4_20_ma_reading_at_a_set_point_is_the_set_point() -> None:
         assert got[0] == percent
     # a span not from 0, set points in tenths: -40..60 °C missed 1,728 of them, 0.5-2.5 MPa
     # 322 (helper-85)
-    for lo, hi in ((-40, 60), (0.5, 2.5)):
+    for lo, hi, digits in ((-40, 60, 1), (0.5, 2.5, 1), (-0.1, 0.9, 3)):
         temp = PointSpec(name="t", address=0, current={"eng_min": lo, "eng_max": hi})
-        tenths = round((hi - lo) * 10)
-        for k in range(tenths + 1):
-            meant = float(f"{lo + k / 10:.1f}")
-            raw = 4000 + k * 16000 // tenths
-            assert (k * 16000) % tenths == 0
+        steps = round((hi - lo) * 10**digits)
+        for k in range(steps + 1):
+            meant = float(f"{lo + k / 10**digits:.{digits}f}")
+            raw = 4000 + k * 16000 // steps
+            assert (k * 16000) % steps == 0
             assert decode_reading(temp, [raw])[0] == meant, (lo, hi, raw)
