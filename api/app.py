@@ -6,10 +6,11 @@ caller's tenants. ``/healthz``, ``/readyz`` and the OpenAPI pages at ``/docs`` a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -34,6 +35,7 @@ from api.models import (
     LatestPublic,
     LevelPublic,
     MePublic,
+    MinMaxPublic,
     PointPublic,
     ReadingPointPublic,
     SensorPublic,
@@ -45,12 +47,18 @@ from api.registry import registry_router
 from api.sites import site_router
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
-from telemetry.registry import SensorInfo
+from telemetry.registry import Registry, SensorInfo
 
 __all__ = ["AppContext", "create_app"]
 
+# the stores' aggregates, and both the lowest and the highest of a window in one answer (the
+# dashboard's trend band)
+HistoryAggregate = Aggregate | Literal["minmax"]
 
-def _sensor_public(info: SensorInfo) -> SensorPublic:
+
+def _sensor_public(info: SensorInfo, registry: Registry) -> SensorPublic:
+    device = registry.devices.get((info.tenant, info.site, info.device))
+    report = device.spec.report if device is not None else None
     return SensorPublic(
         id=info.id,
         tenant=info.tenant,
@@ -73,6 +81,8 @@ def _sensor_public(info: SensorInfo) -> SensorPublic:
             for lv in info.levels
         ],
         no_data_s=info.no_data_s,
+        report_on_change=report is not None and report.on_change,
+        max_silent_s=report.max_silent_s if report is not None and report.on_change else None,
     )
 
 
@@ -121,7 +131,7 @@ def _router() -> APIRouter:
         """The sensors the caller may see, optionally filtered."""
         narrowed(ctx, caller, tenant)
         return [
-            _sensor_public(s)
+            _sensor_public(s, ctx.registry)
             for s in ctx.registry.sensors
             if caller.sees(s.tenant)
             and (tenant is None or s.tenant == tenant)
@@ -165,7 +175,7 @@ def _router() -> APIRouter:
 
     @r.get("/sensors/{sensor_id}", response_model=SensorPublic, tags=["sensors"])
     def get_sensor(sensor_id: str, ctx: Ctx, caller: Caller) -> SensorPublic:
-        return _sensor_public(_visible_sensor(ctx, caller, sensor_id))
+        return _sensor_public(_visible_sensor(ctx, caller, sensor_id), ctx.registry)
 
     @r.get("/sensors/{sensor_id}/latest", response_model=LatestPublic, tags=["readings"])
     async def latest(sensor_id: str, ctx: Ctx, caller: Caller) -> LatestPublic:
@@ -184,7 +194,7 @@ def _router() -> APIRouter:
 
     @r.get(
         "/sensors/{sensor_id}/history",
-        response_model=list[ReadingPointPublic] | list[PointPublic],
+        response_model=list[ReadingPointPublic] | list[PointPublic] | list[MinMaxPublic],
         tags=["readings"],
     )
     async def history(
@@ -194,10 +204,11 @@ def _router() -> APIRouter:
         start: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, inclusive")],
         end: Annotated[int, Query(ge=0, le=2**53, description="epoch ms, exclusive")],
         every: Annotated[int | None, Query(gt=0, description="window in ms")] = None,
-        aggregate: Aggregate = "mean",
-    ) -> list[ReadingPointPublic] | list[PointPublic]:
+        aggregate: HistoryAggregate = "mean",
+    ) -> list[ReadingPointPublic] | list[PointPublic] | list[MinMaxPublic]:
         """Raw readings with their quality; or, with `every`, one row per window that has
-        measurements (quality good or out of range): their aggregate."""
+        measurements (quality good or out of range): their aggregate (`minmax`: the lowest and
+        the highest, `{ts, min, max}`)."""
         info = _visible_sensor(ctx, caller, sensor_id)
         if end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
@@ -208,6 +219,17 @@ def _router() -> APIRouter:
                     ts=t, value=_finite(v), quality=q, quality_name=_QUALITY_NAMES.get(q, "unknown")
                 )
                 for t, v, q in raw
+            ]
+        if aggregate == "minmax":
+            lows, highs = await asyncio.gather(
+                ctx.store.history(info.index, start, end, every, "min"),
+                ctx.store.history(info.index, start, end, every, "max"),
+            )
+            high_at = dict(highs)
+            return [
+                MinMaxPublic(ts=t, min=_finite(lo), max=_finite(high_at[t]))
+                for t, lo in lows
+                if t in high_at
             ]
         rows = await ctx.store.history(info.index, start, end, every, aggregate)
         return [PointPublic(ts=t, value=_finite(v)) for t, v in rows]

@@ -10,6 +10,7 @@ __all__ = [
     "LatestPublic",
     "LevelPublic",
     "MePublic",
+    "MinMaxPublic",
     "PointPublic",
     "ReadingPointPublic",
     "SensorPublic",
@@ -48,6 +49,17 @@ class SensorPublic(_Public):
         "timeout, else its rule's); null when it has none. The dashboard shows an older reading "
         "as stale",
     )
+    report_on_change: bool = Field(
+        default=False,
+        description="its device reports on change (a reading when it moved by its deadband), "
+        "not every poll: a quiet sensor sends nothing for up to `max_silent_s`",
+    )
+    max_silent_s: float | None = Field(
+        default=None,
+        description="the most a device reporting on change stays silent (it sends the reading "
+        "again then); null when it reports every poll. The dashboard shows a reading older than "
+        "this (and 15 s) as stale when the sensor has no `no_data_s`",
+    )
 
 
 class MePublic(_Public):
@@ -74,6 +86,14 @@ class PointPublic(_Public):
 
     ts: int
     value: float | None
+
+
+class MinMaxPublic(_Public):
+    """A window's lowest and highest measurement (`aggregate=minmax`)."""
+
+    ts: int
+    min: float | None
+    max: float | None
 
 
 class ReadingPointPublic(_Public):
