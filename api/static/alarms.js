@@ -104,6 +104,23 @@ export function initAlarms(context) {
   document.querySelectorAll("#alarm-filter button").forEach((b) => {
     b.onclick = () => setFilter(b.dataset.filter);
   });
+  // rows do not move under the pointer (an overdue alarm sorted first would put another
+  // alarm's button where the operator was about to click): the order is kept until it leaves
+  const list = document.querySelector("#alarms");
+  list?.addEventListener("pointerenter", () => { pointerOver = true; });
+  list?.addEventListener("pointerleave", () => { pointerOver = false; renderAlarms(); });
+}
+let pointerOver = false;
+
+/** Forget every alarm held (a sign-out: the next key must not see them). */
+export function clearAlarms() {
+  epoch++;
+  alarms.clear();
+  for (const u of ui.values()) clearTimeout(u.msgTimer);
+  ui.clear();
+  for (const r of rows.values()) { r.main.remove(); r.extra.remove(); }
+  rows.clear();
+  renderAlarms();
 }
 
 const CST = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", hourCycle: "h23",
@@ -121,7 +138,8 @@ const uiOf = (id) => { if (!ui.has(id)) ui.set(id, { expanded: false, form: null
 async function request(path, init = {}) {
   const headers = { Authorization: `Bearer ${ctx.key()}` };
   if (init.body) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { ...init, headers });
+  // an answer that does not come is an error, not a request waiting for ever
+  const r = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(20000) });
   const data = await r.json().catch(() => null);
   if (!r.ok) {
     // RFC 9457 problem details: `detail` says why; `errors` lists the fields at fault
@@ -339,6 +357,8 @@ function fillMain(tr, a) {
   for (const verb of buttonsFor(a)) {
     const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`, t(verb));
     b.type = "button"; b.dataset.act = verb;
+    // which alarm the button acts on, for a screen reader and a tooltip
+    b.setAttribute("aria-label", `${t(verb)}: ${a.sensor} #${a.id}`);
     // offline, the page's alarms may be another hub's: no action until they are read afresh
     b.disabled = u.busy || !ctx.live();
     if (!ctx.live()) b.title = t("offline");
@@ -470,6 +490,12 @@ export function renderAlarms() {
     // overdue disposals first (a deadline passed), then active alarms, each newest first
     .sort((a, b) => (b.overdue - a.overdue) || ((a.state === "active" ? 0 : 1) - (b.state === "active" ? 0 : 1)) || b.id - a.id)
     .slice(0, SHOWN);
+  if (pointerOver) {
+    // under the pointer the rows shown stay where they are; new ones come after them
+    const at = new Map([...body.querySelectorAll("tr.alarm")].map((tr, i) => [Number(tr.dataset.alarm), i]));
+    const pos = (a) => at.get(a.id) ?? Infinity;
+    shown.sort((a, b) => pos(a) - pos(b));
+  }
   const keep = new Set(shown.map((a) => a.id));
   for (const [id, r] of rows) if (!keep.has(id)) { r.main.remove(); r.extra.remove(); rows.delete(id); }
   const lang = document.documentElement.lang;

@@ -1,0 +1,316 @@
+"""The dashboard in headless Chromium against a scripted stand-in for the hub's API (the real
+`api/static`), for what the page does with what a real hub gives rarely or slowly: a browser
+clock minutes off, a reading stamped in the future, a 401 or a hang during a resync, a burst of
+events, gaps in a trend, 2,000 tiles. Its answers have the shapes of the real API's
+(docs/api.md); the page against a real hub is in test_dashboard_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cdp import Browser
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from services import free_port
+
+STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
+ACTIONS = ["acknowledge", "shelve", "unshelve", "comment", "disposal"]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def sensor(sid: str, site: str = "face", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "tenant": "t",
+        "site": site,
+        "device": "d",
+        "kind": "methane",
+        "unit": "%CH4",
+        "location": "",
+        "tag": "",
+        "rule": "",
+        "levels": [],
+        "no_data_s": None,
+        "report_on_change": False,
+        "max_silent_s": None,
+        **extra,
+    }
+
+
+def reading(sid: str, ts: int, value: float) -> dict[str, Any]:
+    return {"sensor": sid, "ts": ts, "value": value, "quality": 0, "quality_name": "good"}
+
+
+def alarm(aid: int, sid: str, *, overdue: bool = False, event_id: int = 0) -> dict[str, Any]:
+    """An active, unacknowledged alarm of `sid` raised a minute ago (its one event numbered
+    `event_id`, else aid * 10)."""
+    ts = now_ms() - 60_000
+    return {
+        "id": aid,
+        "tenant": "t",
+        "site": "face",
+        "device": "d",
+        "sensor": sid,
+        "location": "",
+        "rule": "r",
+        "side": "above",
+        "level": 1,
+        "level_name": "alarm",
+        "tier": "orange",
+        "peak_level": 1,
+        "peak_tier": "orange",
+        "state": "active",
+        "isa_state": "unack",
+        "acked": False,
+        "shelved_until": None,
+        "out_of_service": False,
+        "suppressed": False,
+        "value": 1.2,
+        "raised_at": ts,
+        "started_ts": ts,
+        "disposal": "received",
+        "disposal_due": None,
+        "overdue": overdue,
+        "action": "",
+        "events": [
+            {
+                "id": event_id or aid * 10,
+                "kind": "raised",
+                "ts": ts,
+                "arrival": ts,
+                "level": 1,
+                "level_name": "alarm",
+                "tier": "orange",
+                "value": 1.2,
+                "actor": None,
+                "comment": None,
+                "isa_state": "unack",
+            }
+        ],
+    }
+
+
+@dataclass
+class Key:
+    """What the hub shows one API key."""
+
+    sensors: list[dict[str, Any]] = field(default_factory=list)
+    latest: list[dict[str, Any]] = field(default_factory=list)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+    revoked: bool = False
+
+
+@dataclass
+class FakeHub:
+    keys: dict[str, Key] = field(default_factory=dict)
+    history_rows: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)  # path?query of each API request
+    # scripted trouble for GET /api/v1/alarms: "401", "500", "hang" (once each), a delay in s
+    alarms_trouble: list[str] = field(default_factory=list)
+    alarms_delay_s: float = 0.0
+    streams: list[asyncio.Queue[str | None]] = field(default_factory=list)
+    port: int = 0
+
+    async def push(self, kind: str, data: dict[str, Any]) -> None:
+        """An event to every open stream."""
+        for q in self.streams:
+            await q.put(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+
+    async def end_streams(self) -> None:
+        for q in self.streams:
+            await q.put(None)
+
+    def count(self, prefix: str) -> int:
+        return sum(c.startswith(prefix) for c in self.calls)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+        def who(request: Request) -> Key | None:
+            found = self.keys.get(request.headers.get("authorization", "").removeprefix("Bearer "))
+            return None if found is None or found.revoked else found
+
+        @app.middleware("http")
+        async def log_and_auth(request: Request, call_next: Any) -> Response:
+            path = request.url.path
+            if path.startswith("/api/"):
+                self.calls.append(f"{path}?{request.url.query}")
+                if who(request) is None:
+                    return JSONResponse({"detail": "unauthorized"}, status_code=401)
+            response: Response = await call_next(request)
+            return response
+
+        @app.get("/")
+        def index() -> FileResponse:
+            return FileResponse(STATIC / "index.html")
+
+        @app.get("/api/v1/me")
+        def me(request: Request) -> dict[str, Any]:
+            return {
+                "name": "k",
+                "role": "operator",
+                "tenants": None,
+                "expires_ms": None,
+                "alarm_actions": ACTIONS,
+            }
+
+        @app.get("/api/v1/sensors")
+        def sensors(request: Request) -> list[dict[str, Any]]:
+            return who(request).sensors  # type: ignore[union-attr]
+
+        @app.get("/api/v1/latest")
+        def latest(request: Request) -> list[dict[str, Any]]:
+            return who(request).latest  # type: ignore[union-attr]
+
+        @app.get("/api/v1/alarms")
+        async def alarms(request: Request) -> Any:
+            key = who(request)
+            trouble = self.alarms_trouble.pop(0) if self.alarms_trouble else ""
+            if trouble == "hang":
+                await asyncio.sleep(3600)
+            if trouble in ("401", "500"):
+                return JSONResponse({"detail": "scripted"}, status_code=int(trouble))
+            await asyncio.sleep(self.alarms_delay_s)
+            return key.alarms  # type: ignore[union-attr]
+
+        @app.get("/api/v1/alarms/{aid}")
+        def one_alarm(request: Request, aid: int) -> Any:
+            for a in who(request).alarms:  # type: ignore[union-attr]
+                if a["id"] == aid:
+                    return a
+            return JSONResponse({"detail": "not found"}, status_code=404)
+
+        @app.get("/api/v1/sensors/{sid}/history")
+        def history(sid: str) -> list[dict[str, Any]]:
+            return self.history_rows
+
+        @app.get("/api/v1/vehicles")
+        def vehicles() -> list[Any]:
+            return []
+
+        @app.get("/api/v1/geofences")
+        def geofences() -> list[Any]:
+            return []
+
+        @app.get("/api/v1/stream")
+        async def stream(request: Request) -> StreamingResponse:
+            q: asyncio.Queue[str | None] = asyncio.Queue()
+            self.streams.append(q)
+
+            async def events() -> AsyncIterator[str]:
+                try:
+                    yield "retry: 2000\n\n"
+                    while (block := await q.get()) is not None:
+                        yield block
+                finally:
+                    self.streams.remove(q)
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        return app
+
+
+@contextlib.asynccontextmanager
+async def serving(hub: FakeHub) -> AsyncIterator[FakeHub]:
+    hub.port = free_port()
+    config = uvicorn.Config(
+        hub.app(), host="127.0.0.1", port=hub.port, log_level="warning", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(), name="fake-hub")
+    while not server.started:
+        await asyncio.sleep(0.05)
+    try:
+        yield hub
+    finally:
+        await hub.end_streams()
+        server.should_exit = True
+        await task
+
+
+def q(selector: str) -> str:
+    return f"document.querySelector({json.dumps(selector)})"
+
+
+def tile(sid: str) -> str:
+    return q(f".tile[data-sensor='{sid}']")
+
+
+def row(aid: int, inner: str = "") -> str:
+    return q(f"tr.alarm[data-alarm='{aid}'] {inner}".strip())
+
+
+@contextlib.asynccontextmanager
+async def page(hub: FakeHub, key: str, skew_ms: int = 0) -> AsyncIterator[Browser]:
+    """A browser logged in to `hub` with `key`, its clock `skew_ms` off the hub's."""
+    browser = Browser()
+    try:
+        await browser.open("about:blank")
+        if skew_ms:
+            await browser.call(
+                "Page.addScriptToEvaluateOnNewDocument",
+                source=f"const __now = Date.now.bind(Date); Date.now = () => __now() + {skew_ms};",
+            )
+        await browser.call("Page.navigate", url=f"http://127.0.0.1:{hub.port}/")
+        await login(browser, key)
+        yield browser
+    finally:
+        await browser.close()
+
+
+async def login(browser: Browser, key: str, live: bool = True) -> None:
+    await browser.wait_for(f"document.body?.dataset.ready === '1' && !{q('#login')}.hidden")
+    await browser.js(f"{q('#key')}.value = {json.dumps(key)}")
+    await browser.js(f"{q('#login-form button')}.click()")
+    await browser.wait_for(f"!{q('#app')}.hidden")
+    if live:
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 10)
+
+
+async def test_rows_do_not_move_under_the_pointer():
+    """An alarm falling overdue sorts first: not while the pointer is over the list (a click
+    meant for one alarm's button would hit another's); its buttons say which alarm."""
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("a"), sensor("b")], alarms=[alarm(1, "a"), alarm(2, "b")])}
+    )
+    async with serving(hub), page(hub, "k") as browser:
+        order = "[...document.querySelectorAll('tr.alarm')].map((r) => r.dataset.alarm)"
+        await browser.wait_for(f"{order}.length === 2", 5)
+        assert await browser.js(order) == ["2", "1"]
+        box = await browser.js(
+            f"(() => {{ const r = {row(2)}.getBoundingClientRect();"
+            " return [r.left + 20, r.top + r.height / 2]; })()"
+        )
+        await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=box[0], y=box[1])
+        hub.keys["k"].alarms[0] = alarm(1, "a", overdue=True, event_id=99)
+        await hub.push(
+            "alarm",
+            {
+                "alarm_id": 1,
+                "event_id": 99,
+                "kind": "overdue",
+                "sensor": "a",
+                "isa_state": "unack",
+                "disposal": "received",
+            },
+        )
+        await browser.wait_for(f"!!{row(1, '.overdue')}", 5)
+        assert await browser.js(order) == ["2", "1"]
+        label = await browser.js(f"{row(1, 'button')}.getAttribute('aria-label')")
+        assert "a #1" in label
+        await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=1, y=990)
+        await browser.wait_for(f"{order}.join() === '1,2'", 5)
