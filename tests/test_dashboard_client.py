@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from cdp import Browser
 from fastapi import FastAPI, Request
@@ -279,6 +281,177 @@ async def login(browser: Browser, key: str, live: bool = True) -> None:
     await browser.wait_for(f"!{q('#app')}.hidden")
     if live:
         await browser.wait_for(f"{q('#live')}.classList.contains('on')", 10)
+
+
+@pytest.mark.parametrize("skew_s", [400, -600])
+async def test_age_and_the_trend_go_by_the_hubs_clock_not_the_browsers(skew_s):
+    """A browser 400 s ahead called every live reading stale; 600 s behind, a reading 10 min
+    old was not, and the trend ended before the hub's data."""
+    now = now_ms()
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[sensor("fresh"), sensor("old")],
+                latest=[reading("fresh", now, 0.3), reading("old", now - 400_000, 0.3)],
+            )
+        }
+    )
+    async with serving(hub), page(hub, "k", skew_s * 1000) as browser:
+        assert await browser.js(f"{tile('fresh')}.dataset.quality") == "good"
+        assert await browser.js(f"{tile('old')}.dataset.quality") == "stale"
+        await browser.js(f"{tile('fresh')}.click()")
+        await browser.wait_for(f"{q('#trend')}.dataset.end", 5)
+        end = int(await browser.js(f"{q('#trend')}.dataset.end"))
+        assert abs(end - now_ms()) < 5000
+
+
+async def test_a_reading_from_the_future_does_not_hold_its_tile():
+    """The hub takes readings up to 5 min ahead (a device's clock wrong): the readings of the
+    present that follow one of those are shown, not dropped as older; an older reading of the
+    past (a backlog) still does not take the tile back."""
+    now = now_ms()
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")], latest=[reading("s", now, 0.3)])})
+    async with serving(hub), page(hub, "k") as browser:
+        await hub.push("reading", reading("s", now_ms() + 200_000, 0.9))
+        await browser.wait_for(f"{tile('s')}.innerText.includes('0.9')", 5)
+        await hub.push("reading", reading("s", now_ms(), 0.5))
+        await browser.wait_for(f"{tile('s')}.innerText.includes('0.5')", 5)
+        await hub.push("reading", reading("s", now_ms() - 60_000, 0.7))
+        await hub.push("reading", reading("s", now_ms() + 1000, 0.4))
+        await browser.wait_for(f"{tile('s')}.innerText.includes('0.4')", 5)
+
+
+async def test_a_sensor_reporting_on_change_is_stale_after_its_devices_silence():
+    """A device reporting on change sends nothing while its reading holds (up to
+    `max_silent_s`): its quiet sensor is not stale after the 5 min of a polled one."""
+    old = now_ms() - 400_000
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[
+                    sensor("polled"),
+                    sensor("quiet", report_on_change=True, max_silent_s=600),
+                    sensor("silent", report_on_change=True, max_silent_s=300),
+                ],
+                latest=[reading(s, old, 0.3) for s in ("polled", "quiet", "silent")],
+            )
+        }
+    )
+    async with serving(hub), page(hub, "k") as browser:
+        quality = await browser.js(
+            "Object.fromEntries([...document.querySelectorAll('.tile')]"
+            ".map((t) => [t.dataset.sensor, t.dataset.quality]))"
+        )
+        assert quality == {"polled": "stale", "quiet": "good", "silent": "stale"}
+
+
+async def test_a_reading_rewrites_its_own_tile_only():
+    """2,000 tiles rebuilt, each with a time formatted in CST, on every reading kept the page
+    busy: a reading writes its own tile, the others stay the same elements, untouched."""
+    n = 2000
+    now = now_ms()
+    ids = [f"s{i:04d}" for i in range(n)]
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[sensor(s, f"site{i // 200}") for i, s in enumerate(ids)],
+                latest=[reading(s, now, 0.3) for s in ids],
+            )
+        }
+    )
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"document.querySelectorAll('.tile').length === {n}")
+        await browser.js(
+            """(() => { window.__tiles = [...document.querySelectorAll('.tile')];
+              window.__changed = 0;
+              new MutationObserver((m) => { window.__changed += m.length; })
+                .observe(document.querySelector('#sites'),
+                         {subtree: true, childList: true, attributes: true, characterData: true});
+            })()"""
+        )
+        await hub.push("reading", reading("s0007", now_ms(), 0.8))
+        await browser.wait_for(f"{tile('s0007')}.innerText.includes('0.8')", 5)
+        await asyncio.sleep(0.5)
+        same = await browser.js(
+            "window.__tiles.every((t, i) => t === document.querySelectorAll('.tile')[i])"
+        )
+        assert same
+        # the tile's class, quality, value and title: a handful of changes, not 2,000 tiles
+        assert await browser.js("window.__changed") < 20
+        title = await browser.js(f"{tile('s0007')}.title")
+        assert re.search(r"0\.8 %CH4 \d\d:\d\d:\d\d$", title), title
+
+
+async def test_a_sign_out_leaves_nothing_of_the_key_for_the_next():
+    """A key revoked: the page goes back to the login, and the next key sees none of the first
+    key's tiles, alarms or trend while its own are read."""
+    now = now_ms()
+    hub = FakeHub(
+        keys={
+            "k1": Key(
+                sensors=[sensor("mine-1")],
+                latest=[reading("mine-1", now, 0.3)],
+                alarms=[alarm(1, "mine-1")],
+            ),
+            "k2": Key(sensors=[sensor("theirs")], latest=[reading("theirs", now, 0.2)]),
+        }
+    )
+    async with serving(hub), page(hub, "k1") as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        await browser.js(f"{tile('mine-1')}.click()")
+        await browser.wait_for(f"{q('#trend-name')}.textContent === 'mine-1'", 5)
+        hub.keys["k1"].revoked = True
+        await hub.end_streams()
+        await browser.wait_for(f"!{q('#login')}.hidden", 10)
+        hub.alarms_delay_s = 3  # the next key's resync takes a while
+        await login(browser, "k2", live=False)
+        seen = await browser.js(
+            f"""({{tiles: document.querySelectorAll('.tile').length,
+                  alarms: document.querySelectorAll('#alarms tbody tr').length,
+                  trend: {q("#trend-name")}.textContent,
+                  drawn: {q("#trend")}.dataset.sensor ?? null}})"""
+        )
+        assert seen == {"tiles": 0, "alarms": 0, "trend": "", "drawn": None}
+        await browser.wait_for(f"!!{tile('theirs')}", 10)
+        assert await browser.js("document.querySelectorAll('.tile').length") == 1
+
+
+async def test_a_401_during_the_resync_signs_out():
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")])})
+    async with serving(hub), page(hub, "k") as browser:
+        hub.alarms_trouble = ["401"]
+        await hub.end_streams()  # the page connects again and reads everything afresh
+        await browser.wait_for(f"!{q('#login')}.hidden", 10)
+        assert "no longer valid" in await browser.js(f"{q('#login-error')}.textContent") or (
+            "已失效" in await browser.js(f"{q('#login-error')}.textContent")
+        )
+
+
+@pytest.mark.slow
+async def test_a_resync_that_hangs_times_out_and_the_page_goes_live_again():
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")])})
+    async with serving(hub), page(hub, "k") as browser:
+        hub.alarms_trouble = ["hang"]
+        await hub.end_streams()
+        await browser.wait_for(f"{q('#live')}.classList.contains('off')", 5)
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 40)
+
+
+async def test_events_held_during_a_resync_are_bounded_and_what_was_dropped_is_read_again():
+    now = now_ms()
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")], latest=[reading("s", now, 0.3)])})
+    async with serving(hub), page(hub, "k") as browser:
+        latest_before = hub.count("/api/v1/latest")
+        hub.alarms_delay_s = 3
+        await hub.end_streams()
+        await browser.wait_for(f"{q('#live')}.classList.contains('off')", 5)
+        await asyncio.sleep(2.5)  # reconnected, resync under way
+        for k in range(6000):  # more than the page holds
+            await hub.push("reading", reading("s", now + k, 0.5))
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 10)
+        # the oldest events went, and the latest readings were read again after
+        await asyncio.sleep(1)
+        assert hub.count("/api/v1/latest") - latest_before == 2
 
 
 async def test_rows_do_not_move_under_the_pointer():

@@ -1,5 +1,5 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
-import { STRINGS, alarms, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
+import { STRINGS, alarms, clearAlarms, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
 const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
@@ -53,61 +53,108 @@ function translate() {
   renderAlarms(); renderTiles();
 }
 
+// The hub's clock, not the browser's: readings are stamped by the devices and the hub, and a
+// browser minutes off would call every live reading stale (or none). The offset comes from the
+// `Date` header of the hub's answers (1 s resolution: the middle of its second).
+let clockOffset = 0;
+function noteHubClock(r) {
+  const d = Date.parse(r.headers.get("Date") ?? "");
+  if (Number.isFinite(d)) clockOffset = d + 500 - Date.now();
+}
+const hubNow = () => Date.now() + clockOffset;
+
+// an answer that does not come is an error (a hung request would keep a resync, and the page,
+// offline for good)
+export const REQUEST_TIMEOUT_MS = 20000;
+const unauthorized = (e) => e?.status === 401;
+
 async function api(path) {
-  const r = await fetch(path, { headers: { Authorization: `Bearer ${key}` } });
-  if (r.status === 401) throw new Error("unauthorized");
-  if (!r.ok) throw new Error(`${r.status} ${path}`);
+  const r = await fetch(path, { headers: { Authorization: `Bearer ${key}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  noteHubClock(r);
+  if (r.status === 401) throw Object.assign(new Error("unauthorized"), { status: 401 });
+  if (!r.ok) throw Object.assign(new Error(`${r.status} ${path}`), { status: r.status });
   return r.json();
 }
 
-// a reading older than the sensor's no-data time (`no_data_s`), or than this for a sensor
-// without one, is shown as stale, not as the present value
+// a reading older (by the hub's clock) than the sensor's no-data time (`no_data_s`) is shown as
+// stale, not as the present value; without one, older than the most its device stays silent
+// when it reports on change (`max_silent_s`, and a little for the way), else than 5 min
 export const STALE_DEFAULT_MS = 5 * 60e3;
-const staleAfter = (s) => (s?.no_data_s ? s.no_data_s * 1000 : STALE_DEFAULT_MS);
+export const SILENT_SLACK_MS = 15e3;
+const staleAfter = (s) => (s?.no_data_s ? s.no_data_s * 1000
+  : s?.report_on_change && s?.max_silent_s ? s.max_silent_s * 1000 + SILENT_SLACK_MS : STALE_DEFAULT_MS);
 const kindName = (k) => (t(`k_${k}`) === `k_${k}` ? k : t(`k_${k}`));
-const clockCst = (ms) => new Date(ms).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
+// one formatter per language (a toLocaleTimeString with a time zone per tile and render kept
+// the page busy at 2,000 sensors)
+const CLOCK = {};
+const clockCst = (ms) => (CLOCK[lang] ??= new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB",
+  { timeZone: "Asia/Shanghai", hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" })).format(ms);
 
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
 
-function renderTiles() {
-  const root = $("#sites");
-  if (!root) return;
+// the tiles are built once per list of sensors and language, and then only those whose
+// reading, quality, alarm or liveness changed are written (2,000 tiles rebuilt on every
+// reading kept the page busy)
+const tileEls = new Map();   // sensor id -> {el, v, sig}
+let sensorsVersion = 0, tilesBuilt = "";
+
+function buildTiles(root) {
   const bySite = new Map();
   for (const s of sensors.values()) {
     const k = `${s.tenant} / ${s.site}`;
     if (!bySite.has(k)) bySite.set(k, []);
     bySite.get(k).push(s);
   }
-  const activeSensors = new Set([...alarms.values()].filter((a) => a.state === "active").map((a) => a.sensor));
   root.innerHTML = "";
-  const now = Date.now();
+  tileEls.clear();
   for (const [site, list] of bySite) {
     const div = document.createElement("div");
     div.className = "site";
     div.innerHTML = `<h3></h3><div class="tiles"></div>`;
     div.querySelector("h3").textContent = site;
+    const tiles = div.querySelector(".tiles");
     for (const s of list) {
-      const l = latest.get(s.id);
       const tile = document.createElement("div");
-      // a good reading older than the sensor's no-data time is stale by age
-      const aged = l && l.quality_name === "good" && now - l.ts > staleAfter(s);
-      const q = !l ? "none" : aged ? "stale" : l.quality_name;
-      tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${activeSensors.has(s.id) ? " alarm" : ""}${live ? "" : " offline"}`;
       tile.dataset.sensor = s.id;
-      tile.dataset.quality = q;
-      // honest quality: a reading that is not good shows its quality, never a stale number
-      const shown = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
       tile.innerHTML = `<div class="n"></div><div class="v"></div><div class="k"></div>`;
       tile.querySelector(".n").textContent = s.id;
-      tile.querySelector(".v").textContent = shown;
       tile.querySelector(".k").textContent = `${kindName(s.kind)}${s.tag ? " " + s.tag : ""}${s.location ? " · " + s.location : ""}`;
-      tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtVal(l.value, s.unit)} ${clockCst(l.ts)}` : ""}`;
-      // the stream is down: what the tile shows may no longer be so
-      if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
       tile.onclick = () => showTrend(s.id);
-      div.querySelector(".tiles").appendChild(tile);
+      tiles.appendChild(tile);
+      tileEls.set(s.id, { el: tile, v: tile.querySelector(".v"), sig: "" });
     }
     root.appendChild(div);
+  }
+}
+
+function renderTiles() {
+  const root = $("#sites");
+  if (!root) return;
+  const shape = `${lang} ${sensorsVersion}`;
+  if (shape !== tilesBuilt) { buildTiles(root); tilesBuilt = shape; }
+  const activeSensors = new Set();
+  for (const a of alarms.values()) if (a.state === "active") activeSensors.add(a.sensor);
+  const now = hubNow();
+  for (const s of sensors.values()) {
+    const rec = tileEls.get(s.id);
+    if (!rec) continue;
+    const l = latest.get(s.id);
+    // a good reading older than the sensor's no-data time is stale by age
+    const aged = !!l && l.quality_name === "good" && now - l.ts > staleAfter(s);
+    const q = !l ? "none" : aged ? "stale" : l.quality_name;
+    const alarm = activeSensors.has(s.id);
+    const sig = `${q} ${l?.ts} ${l?.value} ${alarm} ${live}`;
+    if (sig === rec.sig) continue;
+    rec.sig = sig;
+    const tile = rec.el;
+    tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${alarm ? " alarm" : ""}${live ? "" : " offline"}`;
+    tile.dataset.quality = q;
+    // honest quality: a reading that is not good shows its quality, never a stale number
+    rec.v.textContent = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
+    tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtVal(l.value, s.unit)} ${clockCst(l.ts)}` : ""}`;
+    // the stream is down: what the tile shows may no longer be so
+    tile.querySelector(".off")?.remove();
+    if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
   }
 }
 
@@ -126,7 +173,7 @@ async function showTrend(id) {
   }
   trendSensor = id;
   $("#trend-name").textContent = id;
-  const end = trendView.end ?? Date.now() + 1000, start = end - trendView.span;
+  const end = trendView.end ?? hubNow() + 1000, start = end - trendView.span;
   const every = Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
   const mine = ++trendSeq;
   const q = (agg) => api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=${agg}`);
@@ -201,12 +248,12 @@ function trendSoon() {
 
 function zoomTrend(factor, at) {
   // `at`: the fraction of the width the zoom keeps in place (the cursor); at least 1 min shown
-  const end = trendView.end ?? Date.now() + 1000, start = end - trendView.span;
+  const end = trendView.end ?? hubNow() + 1000, start = end - trendView.span;
   const pivot = start + at * trendView.span;
   const span = Math.min(7 * 86400e3, Math.max(60e3, trendView.span * factor));
   const newEnd = pivot + (1 - at) * span;
   trendView.span = span;
-  trendView.end = newEnd >= Date.now() ? null : newEnd;
+  trendView.end = newEnd >= hubNow() ? null : newEnd;
   if (trendSensor) showTrend(trendSensor).catch(() => {});
 }
 
@@ -218,13 +265,13 @@ function initTrendControls() {
     zoomTrend(e.deltaY > 0 ? 1.5 : 1 / 1.5, Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)));
   }, { passive: false });
   let drag = null;
-  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, end: trendView.end ?? Date.now() + 1000 }; c.setPointerCapture(e.pointerId); });
+  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, end: trendView.end ?? hubNow() + 1000 }; c.setPointerCapture(e.pointerId); });
   c.addEventListener("pointerup", (e) => {
     if (!drag) return;
     const moved = e.clientX - drag.x, r = c.getBoundingClientRect();
     if (Math.abs(moved) > 3) {
       const end = drag.end - (moved / r.width) * trendView.span;
-      trendView.end = end >= Date.now() ? null : end;
+      trendView.end = end >= hubNow() ? null : end;
       if (trendSensor) showTrend(trendSensor).catch(() => {});
     }
     drag = null;
@@ -245,9 +292,11 @@ const FENCE_STYLE = {
 };
 
 async function drawMap() {
+  const mine = session;
   const [vehicles, fences] = await Promise.all([api("/api/v1/vehicles"), api("/api/v1/geofences")]);
-  const end = Date.now() + 1000, start = end - 30 * 60 * 1000;
+  const end = hubNow() + 1000, start = end - 30 * 60 * 1000;
   const tracks = await Promise.all(vehicles.map((v) => api(`/api/v1/vehicles/${encodeURIComponent(v.id)}/track?start=${start}&end=${end}`)));
+  if (mine !== session) return;  // read with a key signed out since
   const c = $("#map"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
   // the view: the tracks of the last 30 min, else the geofences
@@ -316,9 +365,14 @@ async function drawMap() {
 }
 
 // Events of the stream that arrive while the page reads the hub afresh wait here (null: none
-// is being read) and are applied after, over the fresh data.
+// is being read) and are applied after, over the fresh data; at most MAX_PENDING of them (the
+// oldest go, and what they said is read again after)
 let pending = null;
+let pendingDropped = false;
+export const MAX_PENDING = 5000;
 let syncSeq = 0;
+// a sign-in: what a stream, a resync or a map of an earlier key reads is dropped
+let session = 0;
 
 /** Read everything the page holds from the hub afresh and replace it: the key's role, the
  * sensors, their latest readings and the alarms. On every connection of the stream: a hub
@@ -326,99 +380,164 @@ let syncSeq = 0;
  * anew, and what was held from the old one must not be mixed with it. */
 async function resync() {
   const mine = ++syncSeq;
-  pending = [];
+  pending = []; pendingDropped = false;
   try {
     // the readings may be away (503 while InfluxDB does not answer): then none is shown until
     // the stream brings them, rather than another run's
     const [me, list, now] = await Promise.all([api("/api/v1/me"), api("/api/v1/sensors"),
-      api("/api/v1/latest").catch((e) => { if (e.message === "unauthorized") throw e; return []; })]);
+      api("/api/v1/latest").catch((e) => { if (unauthorized(e)) throw e; return []; })]);
     await reloadAlarms();
     if (mine !== syncSeq) return;
     role = me;
     sensors.clear();
     for (const s of list) sensors.set(s.id, s);
+    sensorsVersion++;
     latest.clear();
     for (const l of now) latest.set(l.sensor, l);
   } finally {
     if (mine === syncSeq) {
-      const held = pending;
-      pending = null;
+      const held = pending, dropped = pendingDropped;
+      pending = null; pendingDropped = false;
       for (const [kind, d] of held) onEvent(kind, d);
+      if (dropped) reread();
     }
   }
   renderAlarms(); renderTiles();
   if (trendSensor) showTrend(trendSensor).catch(() => {});
 }
 
-async function stream() {
+/** Events were dropped (the stream's `lagged`, or too many held during a resync): read the
+ * alarms and the latest readings again (a reading keeps the newer of the two). */
+function reread() {
+  const mine = session;
+  loadAlarms().then(renderTiles).catch(() => {});
+  api("/api/v1/latest").then((now) => {
+    if (mine !== session) return;
+    for (const l of now) keepReading(l);
+    renderTiles();
+  }).catch(() => {});
+}
+
+function hold(kind, d) {
+  if (pending.length >= MAX_PENDING) { pending.shift(); pendingDropped = true; }
+  pending.push([kind, d]);
+}
+
+// the longest wait between two connections of the stream (a hub that keeps failing)
+const MAX_BACKOFF_MS = 10000;
+
+async function stream(mySession) {
   // fetch with a streaming body: EventSource cannot send the Authorization header
+  let backoff = 2000;
   for (;;) {
     try {
-      const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` } });
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+      const r = await fetch("/api/v1/stream", { headers: { Authorization: `Bearer ${key}` }, signal: abort.signal })
+        .finally(() => clearTimeout(timer));
+      if (mySession !== session) { abort.abort(); return; }
+      noteHubClock(r);
       if (r.status === 401) { signedOut(); return; }  // revoked or expired: not again every 2 s
       if (!r.ok) throw new Error(String(r.status));
       const reader = r.body.getReader(), dec = new TextDecoder();
       // what was missed, or all of it anew from a restarted hub; live once it is read
       let open = true;  // this connection: live only while it lasts
-      resync().then(() => { if (open) setLive(true); }).catch((e) => {
-        if (e.message === "unauthorized") signedOut();
+      resync().then(() => { if (open && mySession === session) { setLive(true); backoff = 2000; } }).catch((e) => {
+        if (unauthorized(e) && mySession === session) signedOut();
         reader.cancel().catch(() => {});  // connect again, and read again
       });
       try {
         let buf = "";
         for (;;) {
           const { value, done } = await reader.read();
-          if (done) break;
+          if (done || mySession !== session) break;
           buf += dec.decode(value, { stream: true });
           let i;
           while ((i = buf.indexOf("\n\n")) >= 0) {
             const block = buf.slice(0, i); buf = buf.slice(i + 2);
             const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
-            if (ev && data) { if (pending) pending.push([ev, JSON.parse(data)]); else onEvent(ev, JSON.parse(data)); }
+            if (ev && data) { if (pending) hold(ev, JSON.parse(data)); else onEvent(ev, JSON.parse(data)); }
           }
         }
+        reader.cancel().catch(() => {});
       } finally { open = false; }
     } catch (e) { /* reconnect below */ }
-    if (!key) return;  // signed out
+    if (!key || mySession !== session) return;  // signed out
     setLive(false);
-    await new Promise((res) => setTimeout(res, 2000));
+    // a hub that keeps failing is asked less often (2 s, 4 s, 8 s, then every 10 s)
+    await new Promise((res) => setTimeout(res, backoff));
+    backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+    if (mySession !== session) return;
   }
+}
+
+// a reading stamped this far ahead of the hub's clock is from a device's wrong clock (the hub
+// takes readings up to 5 min ahead): it does not hold its tile against readings of the present
+export const FUTURE_MS = 5000;
+
+/** Keep the newer reading by event time (a gateway's backlog replayed between live readings
+ * must not take a tile back), unless the held one is from the future and this one is not. */
+function keepReading(d) {
+  const have = latest.get(d.sensor);
+  const present = hubNow() + FUTURE_MS;
+  if (have && have.ts > d.ts && !(have.ts > present && d.ts <= present)) return false;
+  latest.set(d.sensor, d);
+  return true;
 }
 
 let refreshTimer = null;
 function onEvent(kind, d) {
   if (kind === "reading") {
-    // the newer by event time: a gateway's backlog replayed between live readings must not
-    // take a tile back
-    const have = latest.get(d.sensor);
-    if (have && have.ts > d.ts) return;
-    latest.set(d.sensor, d);
+    if (!keepReading(d)) return;
     if (d.sensor === trendSensor && trendView.end === null) trendSoon();
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
     onAlarmEvent(d).then(renderTiles).catch(() => {});
     if (trendSensor === d.sensor) showTrend(d.sensor).catch(() => {});
   } else if (kind === "lagged") {
-    loadAlarms().then(renderTiles).catch(() => {});  // the stream dropped events: read afresh
+    reread();  // the stream dropped events: read afresh
   }
 }
 
 let mapTimer = null, tickTimer = null;
-function signedOut() {
-  sessionStorage.removeItem("hh-key"); key = "";
+
+/** Forget everything of the key: nothing of it stays in view for the next key to see. */
+function forget() {
+  session++; syncSeq++; trendSeq++;
+  pending = null; pendingDropped = false;
   if (mapTimer) { clearInterval(mapTimer); mapTimer = null; }
   if (tickTimer) { clearInterval(tickTimer); tickTimer = null; }
+  if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }
+  role = null;
+  sensors.clear(); latest.clear(); sensorsVersion++;
+  clearAlarms();
+  trendSensor = null;
+  $("#trend-name").textContent = "";
+  for (const id of ["#trend", "#map"]) {
+    const c = $(id);
+    c.getContext("2d").clearRect(0, 0, c.width, c.height);
+    for (const k of Object.keys(c.dataset)) delete c.dataset[k];
+  }
+  renderTiles(); renderAlarms();
+}
+
+function signedOut() {
+  sessionStorage.removeItem("hh-key"); key = "";
+  forget();
   setLive(false);
   $("#app").hidden = true; $("#logout").hidden = true; $("#login").hidden = false;
   $("#login-error").hidden = false; $("#login-error").textContent = t("keygone");
 }
 
 async function start() {
-  role = await api("/api/v1/me");  // the key is good: the stream reads the rest
+  const me = await api("/api/v1/me");  // the key is good: the stream reads the rest
+  forget();
+  role = me;
+  const mine = session;
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
   translate();
-  stream();
-  drawMap(); mapTimer = setInterval(drawMap, 10000);
+  stream(mine);
+  drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
   // readings age into staleness without an event; a trend that ends now moves on
   let ticks = 0;
   tickTimer = setInterval(() => {
