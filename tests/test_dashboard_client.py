@@ -382,6 +382,64 @@ async def test_a_reading_rewrites_its_own_tile_only():
         assert re.search(r"0\.8 %CH4 \d\d:\d\d:\d\d$", title), title
 
 
+async def test_a_live_trend_is_read_once_a_window_in_one_request():
+    """A trend ending now read min and max (two requests) on every reading of its sensor, at
+    most every 2 s, whatever its span: now one request (`minmax`) at most once a window of its
+    span (3 s at 15 min; none in 8 s at 24 h, whose windows are about 5 min)."""
+    now = now_ms()
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")], latest=[reading("s", now, 0.3)])})
+    hub.history_rows = [{"ts": now - 60_000, "min": 0.1, "max": 0.4}]
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.js(f"{tile('s')}.click()")
+        await browser.wait_for(f"{q('#trend')}.dataset.points === '1'", 5)
+
+        async def readings_for(seconds: float) -> int:
+            before = hub.count("/api/v1/sensors/s/history")
+            for _ in range(int(seconds * 5)):
+                await hub.push("reading", reading("s", now_ms(), 0.3))
+                await asyncio.sleep(0.2)
+            return hub.count("/api/v1/sensors/s/history") - before
+
+        assert await readings_for(8) <= 3
+        assert all(
+            "aggregate=minmax" in c for c in hub.calls if c.startswith("/api/v1/sensors/s/history")
+        )
+        day = q('#trend-spans button[data-span="86400000"]')
+        await browser.js(f"{day}.click()")
+        await browser.wait_for(f"{day}.getAttribute('aria-pressed') === 'true'", 5)
+        assert await readings_for(8) == 0
+
+
+async def test_the_trend_band_is_broken_where_windows_have_no_measurement():
+    now = now_ms()
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")], latest=[reading("s", now, 0.3)])})
+    async with serving(hub), page(hub, "k") as browser:
+        every = 3000  # 15 min / 300
+        first = (now - 900_000) // every * every + every
+        # the first and the last third of the view have windows, the middle third none
+        hub.history_rows = [
+            {"ts": ts, "min": 0.2, "max": 0.8}
+            for ts in range(first, now, every)
+            if not (first + 300_000 <= ts < first + 600_000)
+        ]
+        await browser.js(f"{tile('s')}.click()")
+        await browser.wait_for(f"Number({q('#trend')}.dataset.points) > 0", 5)
+        assert await browser.js(f"{q('#trend')}.dataset.segments") == "2"
+        # no ink across the gap's middle, between the axis labels
+        ink = await browser.js(
+            """(() => { const c = document.querySelector('#trend'), g = c.getContext('2d');
+              const d = g.getImageData(c.width / 2, 20, 1, c.height - 40).data;
+              let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; })()"""
+        )
+        assert ink == 0
+        # a device polled more slowly than the windows leaves every other one empty: no gap
+        hub.history_rows = [
+            {"ts": ts, "min": 0.2, "max": 0.8} for ts in range(first, now, 2 * every)
+        ]
+        await browser.js(f"{tile('s')}.click()")
+        await browser.wait_for(f"{q('#trend')}.dataset.segments === '1'", 5)
+
+
 async def test_a_sign_out_leaves_nothing_of_the_key_for_the_next():
     """A key revoked: the page goes back to the login, and the next key sees none of the first
     key's tiles, alarms or trend while its own are read."""

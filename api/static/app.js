@@ -163,6 +163,9 @@ const SPANS = [15 * 60e3, 3600e3, 6 * 3600e3, 24 * 3600e3];
 const trendView = { span: SPANS[0], end: null };
 let trendSeq = 0;
 
+const trendEvery = () => Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
+let trendAsked = 0;  // when the trend was last read (the browser's clock: only intervals)
+
 async function showTrend(id) {
   if (id !== trendSensor) { trendView.span = SPANS[0]; trendView.end = null; }
   const c = $("#trend"), g = c.getContext("2d");
@@ -174,31 +177,43 @@ async function showTrend(id) {
   trendSensor = id;
   $("#trend-name").textContent = id;
   const end = trendView.end ?? hubNow() + 1000, start = end - trendView.span;
-  const every = Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
+  const every = trendEvery();
   const mine = ++trendSeq;
-  const q = (agg) => api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=${agg}`);
-  // the lowest and the highest reading of each window: a dip below a low limit shows as well
-  // as a peak over a high one (a band between the two lines)
-  let lows, highs;
-  try { [lows, highs] = await Promise.all([q("min"), q("max")]); }
+  trendAsked = Date.now();
+  if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }  // this read is the one due
+  // the lowest and the highest reading of each window, in one request: a dip below a low limit
+  // shows as well as a peak over a high one (a band between the two lines)
+  let rows;
+  try { rows = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=minmax`); }
   catch (err) {
     if (mine !== trendSeq) return;
     // no history (a device's or gateway's comm-loss alarm has none), or the store is away
     g.clearRect(0, 0, c.width, c.height);
-    Object.assign(c.dataset, { points: "0", sensor: id, none: "1" });
+    Object.assign(c.dataset, { points: "0", sensor: id, none: "1", segments: "0" });
     g.fillStyle = "#8a8f98"; g.font = "14px sans-serif";
     g.fillText(`${t("no_trend")}: ${id}`, 16, c.height / 2);
     return;
   }
   if (mine !== trendSeq) return;  // a newer request (zoom, pan) won
   g.clearRect(0, 0, c.width, c.height);
-  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)),
-    points: String(highs.length), sensor: id, none: "" });
   document.querySelectorAll("#trend-spans button").forEach((b) =>
     b.setAttribute("aria-pressed", String(Number(b.dataset.span) === trendView.span && trendView.end === null)));
   const s = sensors.get(id);
-  const lowAt = new Map(lows.filter((p) => p.value !== null).map((p) => [p.ts, p.value]));
-  const band = highs.filter((p) => p.value !== null && lowAt.has(p.ts)).map((p) => ({ ts: p.ts, hi: p.value, lo: lowAt.get(p.ts) }));
+  const band = rows.filter((p) => p.min !== null && p.max !== null).map((p) => ({ ts: p.ts, hi: p.max, lo: p.min }));
+  // windows without measurements are gaps: the band is drawn in separate pieces, never across.
+  // Windows are `every` apart while the sensor reads faster than that; further apart when its
+  // device is polled more slowly (their usual spacing, the median, is no gap) or reports on
+  // change (silent up to its max_silent_s)
+  const apart = band.slice(1).map((p, i) => p.ts - band[i].ts).sort((a, b) => a - b);
+  const usual = apart.length ? apart[Math.floor(apart.length / 2)] : every;
+  const gap = Math.max(every, 1.5 * usual, s?.report_on_change && s?.max_silent_s ? s.max_silent_s * 1000 + every : 0);
+  const segments = [];
+  for (const p of band) {
+    const last = segments.at(-1);
+    if (last && p.ts - last.at(-1).ts <= gap) last.push(p); else segments.push([p]);
+  }
+  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)),
+    points: String(band.length), sensor: id, none: "", segments: String(segments.length) });
   c.dataset.min = band.length ? String(Math.min(...band.map((p) => p.lo))) : "";
   c.dataset.max = band.length ? String(Math.max(...band.map((p) => p.hi))) : "";
   const levels = (s?.levels || []).map((l) => l.above ?? l.below);
@@ -217,14 +232,20 @@ async function showTrend(id) {
   g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
   for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
   g.setLineDash([]);
-  if (band.length) {
+  // a window is drawn across its width (from its start to the next window's), so a lone
+  // window between gaps is seen too
+  const w = Math.max(1, x(every) - x(0));
+  for (const seg of segments) {
     g.fillStyle = "rgba(47,111,222,0.18)"; g.beginPath();
-    band.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.hi)) : g.moveTo(x(p.ts), y(p.hi))));
-    for (let i = band.length - 1; i >= 0; i--) g.lineTo(x(band[i].ts), y(band[i].lo));
+    seg.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.hi)) : g.moveTo(x(p.ts), y(p.hi))));
+    g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1).hi));
+    g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1).lo));
+    for (let i = seg.length - 1; i >= 0; i--) g.lineTo(x(seg[i].ts), y(seg[i].lo));
     g.closePath(); g.fill();
     for (const [key, color] of [["hi", "#2f6fde"], ["lo", "#1f8f4e"]]) {
       g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
-      band.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p[key])) : g.moveTo(x(p.ts), y(p[key]))));
+      seg.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p[key])) : g.moveTo(x(p.ts), y(p[key]))));
+      g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1)[key]));
       g.stroke();
     }
     g.lineWidth = 1;
@@ -235,15 +256,18 @@ async function showTrend(id) {
   g.fillStyle = "#1f8f4e"; g.fillText(t("trend_min"), c.width - 40, 12);
 }
 
-// a trend that ends now follows the live data: on readings of its sensor (at most every 2 s)
-// and every 10 s
+// a trend that ends now follows the live data (its sensor's readings and alarms, and a timer),
+// read again at most once a window of its span (`every`: 3 s at 15 min, about 5 min at 24 h)
+// and at least 2 s apart: one request per redraw
+export const TREND_MIN_GAP_MS = 2000;
 let trendTimer = null;
 function trendSoon() {
-  if (trendTimer) return;
+  if (trendTimer || !trendSensor || trendView.end !== null) return;
+  const wait = Math.max(0, trendAsked + Math.max(TREND_MIN_GAP_MS, trendEvery()) - Date.now());
   trendTimer = setTimeout(() => {
     trendTimer = null;
     if (trendSensor && trendView.end === null) showTrend(trendSensor).catch(() => {});
-  }, 2000);
+  }, wait);
 }
 
 function zoomTrend(factor, at) {
@@ -493,7 +517,7 @@ function onEvent(kind, d) {
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
     onAlarmEvent(d).then(renderTiles).catch(() => {});
-    if (trendSensor === d.sensor) showTrend(d.sensor).catch(() => {});
+    if (trendSensor === d.sensor) trendSoon();
   } else if (kind === "lagged") {
     reread();  // the stream dropped events: read afresh
   }
@@ -539,10 +563,9 @@ async function start() {
   stream(mine);
   drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
   // readings age into staleness without an event; a trend that ends now moves on
-  let ticks = 0;
   tickTimer = setInterval(() => {
     renderTiles();
-    if (++ticks % 2 === 0 && trendSensor && trendView.end === null) showTrend(trendSensor).catch(() => {});
+    if (trendSensor && trendView.end === null && Date.now() - trendAsked >= 10000) trendSoon();
   }, 5000);
 }
 
