@@ -257,8 +257,11 @@ def row(aid: int, inner: str = "") -> str:
 
 
 @contextlib.asynccontextmanager
-async def page(hub: FakeHub, key: str, skew_ms: int = 0) -> AsyncIterator[Browser]:
-    """A browser logged in to `hub` with `key`, its clock `skew_ms` off the hub's."""
+async def page(
+    hub: FakeHub, key: str, skew_ms: int = 0, timeouts_ms: int | None = None
+) -> AsyncIterator[Browser]:
+    """A browser logged in to `hub` with `key`, its clock `skew_ms` off the hub's; with
+    `timeouts_ms`, the page's 20 s request timeouts last that long (the suite's time)."""
     browser = Browser()
     try:
         await browser.open("about:blank")
@@ -266,6 +269,17 @@ async def page(hub: FakeHub, key: str, skew_ms: int = 0) -> AsyncIterator[Browse
             await browser.call(
                 "Page.addScriptToEvaluateOnNewDocument",
                 source=f"const __now = Date.now.bind(Date); Date.now = () => __now() + {skew_ms};",
+            )
+        if timeouts_ms is not None:
+            await browser.call(
+                "Page.addScriptToEvaluateOnNewDocument",
+                source=(
+                    "const __to = AbortSignal.timeout.bind(AbortSignal);"
+                    f"AbortSignal.timeout = (ms) => __to(ms === 20000 ? {timeouts_ms} : ms);"
+                    "const __st = window.setTimeout.bind(window);"
+                    "window.setTimeout = (f, ms, ...a) =>"
+                    f" __st(f, ms === 20000 ? {timeouts_ms} : ms, ...a);"
+                ),
             )
         await browser.call("Page.navigate", url=f"http://127.0.0.1:{hub.port}/")
         await login(browser, key)
@@ -488,11 +502,11 @@ async def test_a_401_during_the_resync_signs_out():
 @pytest.mark.slow
 async def test_a_resync_that_hangs_times_out_and_the_page_goes_live_again():
     hub = FakeHub(keys={"k": Key(sensors=[sensor("s")])})
-    async with serving(hub), page(hub, "k") as browser:
+    async with serving(hub), page(hub, "k", timeouts_ms=3000) as browser:
         hub.alarms_trouble = ["hang"]
         await hub.end_streams()
         await browser.wait_for(f"{q('#live')}.classList.contains('off')", 5)
-        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 40)
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 20)
 
 
 async def test_events_held_during_a_resync_are_bounded_and_what_was_dropped_is_read_again():
