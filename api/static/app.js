@@ -565,7 +565,10 @@ async function start() {
   // readings age into staleness without an event; a trend that ends now moves on
   tickTimer = setInterval(() => {
     renderTiles();
-    if (trendSensor && trendView.end === null && Date.now() - trendAsked >= 10000) trendSoon();
+    // at the trend's own cadence (a read done before the store had the newest readings is
+    // corrected within a window, 5 s at most at 15 min, not 10 s)
+    const due = Math.max(TREND_MIN_GAP_MS, trendEvery());
+    if (trendSensor && trendView.end === null && Date.now() - trendAsked >= due) trendSoon();
   }, 5000);
 }
 
