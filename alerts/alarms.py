@@ -132,7 +132,7 @@ class AlarmBook(GatewayAlarms):
             if side <= BELOW:
                 judged = row.level <= len(t.levels[i][side])
             elif side == FAULT:
-                judged = bool(t.has_rules[i])
+                judged = True  # every sensor's
             elif side == NO_DATA:
                 judged = bool(t.has_rules[i]) or int(t.no_data[i]) > 0
             elif side == ACTION:

@@ -3,20 +3,21 @@
 `evaluate(table, batch, state, now) -> (state, transitions, outcome)`. Semantics (also in
 `alerts.reference`, the plain-Python twin the property tests compare with):
 
-* Only sensors with levels, a no-data timeout or a feedback role are looked at ("watched").
-  Readings are judged in event-time order per sensor; a reading at or before the last processed
-  event time of its sensor is late and not judged (`Outcome.late`), unless the table has a
-  lateness window and the reading is within it: then its sensor is rewound and judged again in
-  order (`Outcome.rewound`; see `alerts.lateness`). Of equal event times of one sensor in a batch
-  only the last in input order counts, as the store keeps one of them.
+* Every sensor is looked at ("watched"). Readings are judged in event-time order per sensor;
+  a reading at or before the last processed event time of its sensor is late and not judged
+  (`Outcome.late`), unless the table has a lateness window and the reading is within it: then
+  its sensor is rewound and judged again in order (`Outcome.rewound`; see `alerts.lateness`).
+  Of equal event times of one sensor in a batch only the last in input order counts, as the
+  store keeps one of them.
 * Process levels judge GOOD and OUT_OF_RANGE readings with a finite value (a saturated reading
   is still a measurement, NAMUR NE 43). Each level is a hysteresis: raw-on at value >= threshold,
   raw-off below the recovery threshold, else unchanged (mirrored for levels below). The level
   follows its raw state once the new raw state has lasted `on_delay`/`off_delay` ms of event time
   and `on_samples`/`off_samples` judged readings in a row (counted from the reading that changed
   it); until then it keeps its previous state. A side's level is its highest active level number.
-* SENSOR_FAULT readings of a sensor with levels raise its FAULT side (a sensor-fault alarm, not a
-  process alarm); its next judged reading clears it. CALIBRATION and MANUAL readings never alarm.
+* SENSOR_FAULT readings raise a sensor's FAULT side (a sensor-fault alarm, not a process alarm),
+  levels or none; its next reading with a value (good or out of range) clears it. CALIBRATION
+  and MANUAL readings never alarm.
 * COMM_LOSS and STALE readings raise the NO_DATA side; any other reading is data and clears it.
   With a timeout, a gap between data readings longer than the timeout raises NO_DATA at
   last-data + timeout (cleared by the reading that ends the gap), and so does `now` when it is
@@ -221,10 +222,10 @@ def _evaluate(
             parts.extend(judge_trends(table, state, new, sj, tj, vj, above))
         if table.has_frozen:
             parts.extend(judge_frozen(table, state, new, sj, tj, vj))
-    # sensor fault: decided by fault readings and judged readings of sensors with levels; only
+    # sensor fault: decided by fault readings and readings with a value, of every sensor; only
     # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT
-    decides = rules & (judged | is_fault)
+    decides = valued | is_fault
     hot = decides & (is_fault | (state.level[s, FAULT] > 0))
     f = np.flatnonzero(decides & segments_with(s, hot))
     if f.shape[0]:

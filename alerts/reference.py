@@ -179,7 +179,7 @@ class ReferenceCore(Rewinding):
                 self._trend(s, t, v, out)
             if table.frozen_ms[s] > 0:
                 self._frozen(s, t, v, out)
-        if rules and (valued or q == Quality.SENSOR_FAULT):
+        if valued or q == Quality.SENSOR_FAULT:  # levels or none
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])
         if rules or timeout > 0:

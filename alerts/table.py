@@ -312,9 +312,9 @@ def compile_table(
     trend_of[trend_sensor] = np.arange(trend_sensor.shape[0])
     rate_specs = [rates[i] for i in trend_sensor.tolist()]
     early_specs = [early[i] for i in trend_sensor.tolist()]
-    watched = has_rules | (no_data > 0)
-    for plan in plans:
-        watched[list(plan.feedbacks)] = True
+    # every sensor is looked at: a sensor without levels still raises its faults (a tower
+    # crane's height encoder, a power-feed sensor)
+    watched = np.ones(n, dtype=np.bool_)
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()

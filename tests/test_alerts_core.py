@@ -144,6 +144,18 @@ def test_sensor_fault_is_its_own_alarm_and_calibration_never_alarms():
     assert (outcome.judged, outcome.skipped, outcome.late) == (2, 3, 0)
 
 
+def test_a_sensor_without_levels_still_raises_its_faults():
+    """A tower crane's height encoder (no levels: it is shown, not judged) in fault raised
+    nothing, though the docs say its faults are alarms (helper-89); a power-feed sensor's
+    neither. Its next reading with a value clears it; a comm loss is not a fault."""
+    _, tr, _ = run(
+        (),
+        [12.0, np.nan, np.nan, 12.5, 13.0],
+        qualities=[0, Quality.SENSOR_FAULT, Quality.COMM_LOSS, Quality.CALIBRATION, 0],
+    )
+    assert side_rows(tr, FAULT) == [(2000, 1), (5000, 0)]  # the calibration clears nothing
+
+
 def test_an_out_of_range_reading_is_judged_as_the_measurement_it_is():
     """A methane head over its span (4.5 % on a 0-4 % head, out of range) is above the
     power-cut level: it cuts, where a sensor fault would only have asked to check the head."""
