@@ -204,6 +204,31 @@ def test_a_card_swapped_while_moving_waits_for_a_stop() -> None:
     assert got[0][2] == CST_0800 - 2 * HOUR + 4 * HOUR + STEP
 
 
+@pytest.mark.parametrize("where", ["first stopped fix", "while moving"])
+def test_a_driver_said_once_is_taken_at_the_stop(where: str) -> None:
+    """docs/mqtt.md lets a feed say the driver once, on the first record after the change: said
+    on the coach's first stopped fix (its previous moving) it was dropped, and the fresh driver
+    got the other's fatigue (helper-89). A driver said once waits for a stop, in the same batch
+    or a later one without drivers at all."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    legs = [(3 * HOUR + 50 * MIN, 75.0, A), (10 * MIN, 0.0, 0), (HOUR, 75.0, 0)]
+    rows = shifts(10, CST_0800 - 2 * HOUR, legs)
+    said = next(
+        i
+        for i, r in enumerate(rows)
+        if (r[4] == 0.0 if where == "first stopped fix" else r[1] >= CST_0800 + HOUR)
+    )
+    rows = [(*r[:5], B if i == said else (A if i == 0 else 0)) for i, r in enumerate(rows)]
+    assert run(table, rows) == []
+    # the same with the stop in a later batch that says no driver at all
+    cut = said + 1
+    state = FleetState.new(len(table))
+    state, first = evaluate_fleet(table, state, batch(rows[:cut]), rows[cut - 1][1])
+    state, then = evaluate_fleet(table, state, batch([r[:5] for r in rows[cut:]]), rows[-1][1])
+    assert first.rows() + then.rows() == []
+    assert int(state.driver[0]) == B
+
+
 def test_a_feed_flapping_between_ids_is_bounded() -> None:
     """A vehicle whose driver id alternates at every fix, standing: one round per change made
     one message of 10,000 take 5.7 s for the whole fleet (helper-86). At most MAX_CHANGES a

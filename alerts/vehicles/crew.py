@@ -2,10 +2,11 @@
 for him alone. Part of the vectorized core (`alerts.vehicles.evaluate`); the reference does the
 same per position.
 
-A position may say its driver (`driver`, a code; 0: not said: the driver stays who he was). At
-the first position of a vehicle with another driver than its own whose previous fix was stopped
-(a *change*: drivers change at a stop; a card swapped while moving is taken at the next stop,
-so it cannot hide the driving), before that position is judged:
+A position may say its driver (`driver`, a code; 0: not said: the driver said before stays).
+At the first position of a vehicle whose previous fix was stopped and whose driver said last is
+another than its own (a *change*: drivers change at a stop; a driver said while moving, or
+once, is taken at the next stop, so a card swapped while driving cannot hide the driving),
+before that position is judged:
 
 * the fatigue episodes raised for the vehicle (continuous, daily, weekly driving) end then: the
   driver they were about no longer drives;
@@ -34,7 +35,7 @@ from alerts.vehicles.areas import Sink
 from alerts.vehicles.state import NO_KEY, EventKind, FleetState
 from alerts.vehicles.table import FleetTable
 
-__all__ = ["MAX_CHANGES", "rounds", "take_over"]
+__all__ = ["MAX_CHANGES", "keep_said", "rounds", "take_over"]
 
 log = logging.getLogger("alerts.vehicles.crew")
 
@@ -43,26 +44,33 @@ F64 = npt.NDArray[np.float64]
 MAX_CHANGES = 64  # changes of one vehicle's driver taken in one batch
 
 
-def rounds(table: FleetTable, st: FleetState, s: I64, d: I64, v: F64) -> tuple[I64, I64] | None:
+def rounds(
+    table: FleetTable, st: FleetState, s: I64, d: I64, v: F64
+) -> tuple[I64, I64, I64] | None:
     """Each row's round (rows in (slot, time) order, `s` their slots, `d` their drivers, `v`
-    their speeds): the number of changes of its vehicle up to it; and the rows of the changes.
-    None when the batch has none."""
+    their speeds): the number of changes of its vehicle up to it; the rows of the changes; and
+    the driver each row says or said before (`said`, which a change takes). None when the
+    batch has no change."""
     n = s.shape[0]
     first = np.ones(n, dtype=np.bool_)
     first[1:] = s[1:] != s[:-1]
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each row's vehicle's first
+    # the driver said last at or before each row (a driver said while moving waits for a stop)
+    told = d != 0
+    seen = np.maximum.accumulate(np.where(told, np.arange(n), -1))
+    said = np.where(seen >= start, d[np.maximum(seen, 0)], st.driver_said[s])
     moved = np.empty(n, dtype=np.bool_)  # the vehicle's fix before each row was moving
     moved[1:] = v[:-1] > table.moving_kmh
     moved[first] = st.has_fix[s[first]] & st.last_moving[s[first]]
-    known = (d != 0) & ~moved  # a driver said at a stop
+    known = (said != 0) & ~moved  # at a stop, the driver said last is the vehicle's
     if not known.any():
         return None
-    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))  # each row's vehicle's first
     seen = np.maximum.accumulate(np.where(known, np.arange(n), -1))  # the last known at or before
     before = np.empty(n, dtype=np.int64)
     before[1:] = seen[:-1]
     before[0] = -1
-    current = np.where(before >= start, d[np.maximum(before, 0)], st.driver[s])
-    change = known & (d != current)
+    current = np.where(before >= start, said[np.maximum(before, 0)], st.driver[s])
+    change = known & (said != current)
     if not change.any():
         return None
     total = np.cumsum(change)
@@ -79,7 +87,21 @@ def rounds(table: FleetTable, st: FleetState, s: I64, d: I64, v: F64) -> tuple[I
             )
         change &= ~over
         seg = np.minimum(seg, MAX_CHANGES)
-    return seg, np.flatnonzero(change)
+    return seg, np.flatnonzero(change), said
+
+
+def keep_said(st: FleetState, s: I64, d: I64) -> None:
+    """Keep the driver each vehicle of the batch said last (for a change at a later stop);
+    the caller owns the drivers first when any differs (`FleetState.own_crew`)."""
+    told = np.flatnonzero(d != 0)
+    if not told.size:
+        return
+    last = np.ones(told.shape, dtype=np.bool_)  # rows in (slot, time) order: each slot's last
+    last[:-1] = s[told[1:]] != s[told[:-1]]
+    slots, drivers = s[told[last]], d[told[last]]
+    if np.any(st.driver_said[slots] != drivers):
+        st.own_crew()
+        st.driver_said[slots] = drivers
 
 
 def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int, out: Sink) -> None:

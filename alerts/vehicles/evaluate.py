@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.areas import forbidden_areas, index_positions
-from alerts.vehicles.crew import rounds, take_over
+from alerts.vehicles.crew import keep_said, rounds, take_over
 from alerts.vehicles.fatigue import fatigue, seg_cumsum
 from alerts.vehicles.geo import EARTH_R, step_m
 from alerts.vehicles.route import corridors
@@ -176,18 +176,21 @@ def evaluate_fleet(
     if rows.size:
         drivers = getattr(batch, "driver", None)
         d = None if drivers is None else np.asarray(drivers, dtype=np.int64)[rows]
-        v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows] if d is not None else None
-        found = None if d is None or v is None else rounds(table, st, s, d, v)
+        if d is None and np.any(st.driver_said[s] != st.driver[s]):
+            d = np.zeros(s.shape, dtype=np.int64)  # a driver said before waits for a stop
+        found = None
+        if d is not None:
+            found = rounds(table, st, s, d, np.asarray(batch.speed_kmh, dtype=np.float64)[rows])
+            keep_said(st, s, d)
         if found is None:
             _judge(table, st, batch, rows, s, t, out)
         else:  # a change of driver: judged in rounds, each up to the next change
-            assert d is not None
-            seg, change = found
+            seg, change, said = found
             st.own_week()
             st.own_crew()
             for k in range(int(seg.max()) + 1):
                 for i in change[seg[change] == k].tolist():
-                    take_over(table, st, int(s[i]), int(d[i]), int(t[i]), out)
+                    take_over(table, st, int(s[i]), int(said[i]), int(t[i]), out)
                 m = seg == k
                 if m.any():
                     _judge(table, st, batch, rows[m], s[m], t[m], out)

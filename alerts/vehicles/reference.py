@@ -45,6 +45,7 @@ class _Vehicle:
     week_day: list[int] = field(default_factory=lambda: [NO_KEY] * 7)
     weekly_raised: bool = False
     driver: int = 0  # as `FleetState` (`alerts.vehicles.crew`)
+    driver_said: int = 0
     crew_driver: list[int] = field(default_factory=lambda: [0] * CREW)
     crew_out: list[int] = field(default_factory=lambda: [0] * CREW)
     crew_cont: list[int] = field(default_factory=lambda: [0] * CREW)
@@ -115,14 +116,16 @@ class ReferenceFleet:
         def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
             events.append((ix, kind, ts, value, ref))
 
-        # another driver, said at a stop (a card swapped while moving waits for one); at most
-        # MAX_CHANGES a vehicle in a batch (a feed flapping between ids)
+        # the driver said last (now, or before: said while moving, it waits for a stop) takes
+        # the vehicle at a stop; at most MAX_CHANGES a vehicle in a batch (a flapping feed)
+        if driver:
+            veh.driver_said = driver
         stopped = not (veh.has_fix and veh.last_moving)
-        if driver and driver != veh.driver and stopped:
+        if veh.driver_said and veh.driver_said != veh.driver and stopped:
             taken = self._changes.get(slot, 0)
             if taken < MAX_CHANGES:
                 self._changes[slot] = taken + 1
-                self._take_over(slot, driver, t, emit)
+                self._take_over(slot, veh.driver_said, t, emit)
 
         moving = v > tb.moving_kmh
         night = in_window_one(t, tb.offset_ms, tb.night)

@@ -93,6 +93,7 @@ class FleetEvents:
 
 _CREW = (
     "driver",
+    "driver_said",
     "crew_driver",
     "crew_out",
     "crew_cont",
@@ -135,6 +136,7 @@ class FleetState:
     # the driver of each vehicle (a code, 0: not known) and the drivers kept who drove it before,
     # with their fatigue as they left it (`alerts.vehicles.crew`): (vehicles, CREW) ...
     driver: I64
+    driver_said: I64  # the driver a position said last (0: none), taken at a stop
     crew_driver: I64  # 0: an empty place
     crew_out: I64  # when the driver left (the vehicle's last fix before the change)
     crew_cont: I64
@@ -173,6 +175,7 @@ class FleetState:
             week_day=np.full((n, 7), NO_KEY, dtype=np.int64),
             weekly_raised=z(np.bool_),  # type: ignore[arg-type]
             driver=z(np.int64),  # type: ignore[arg-type]
+            driver_said=z(np.int64),  # type: ignore[arg-type]
             crew_driver=np.zeros((n, CREW), dtype=np.int64),
             crew_out=np.zeros((n, CREW), dtype=np.int64),
             crew_cont=np.zeros((n, CREW), dtype=np.int64),
