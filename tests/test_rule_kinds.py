@@ -128,6 +128,10 @@ def build_units(unit: str, kind: str, rule: str, extra: str = ""):
         ("%LEL", "methane", "coal-methane.face-t1"),
         ("ppm", "oxygen", "coal-gas.oxygen-intake"),
         ("t", "load", "crane.load-pct"),  # 90 t is not 90 % of the rated load
+        # they had no units (helper-89): a tilt in mrad, ambient O2 in ppm, a speed in m/s
+        ("mrad", "tilt", "crane.tilt-example"),
+        ("ppm", "oxygen", "chem-gas.oxygen-ambient"),
+        ("m/s", "speed", "road-transport.hazmat-speed"),
     ],
 )
 def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
@@ -145,9 +149,12 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
     assert got is not None and got.unit == "%OEL"
     # a point without a unit cannot be checked; a rule without units takes any
     assert build_units("", "toxic_gas", "chem-gas.toxic-oel").sensor("x") is not None
-    assert build_units("mrad", "tilt", "crane.tilt-example").sensor("x") is not None
+    assert build_units("state", "interlock", "chem-process.interlock").sensor("x") is not None
     for unit, kind, rule in (
         ("ppm", "co", "coal-gas.co"),
+        ("°", "tilt", "crane.tilt-example"),
+        ("%", "oxygen", "chem-gas.oxygen-ambient"),
+        ("km/h", "speed", "road-transport.hazmat-speed"),
         ("%CH4", "methane", "coal-methane.face-t1"),
         ("% vol", "methane", "coal-methane.return-t2"),
         ("%", "oxygen", "coal-gas.oxygen-intake"),
