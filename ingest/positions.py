@@ -65,6 +65,8 @@ def _number(rec: dict[str, Any], name: str, lo: float, hi: float) -> float:
 def _ts(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError("ts must be epoch ms or an RFC 3339 string")
+    if isinstance(v, float) and v.is_integer():  # 1795918080000.0, as many producers write it
+        v = int(v)
     if isinstance(v, int):
         if not 0 <= v < 2**53:
             raise ValueError(f"ts {v} is not a plausible epoch in ms")

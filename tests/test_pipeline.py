@@ -542,6 +542,14 @@ def test_the_driver_of_a_position_goes_to_the_fleet_rules(pipeline: Pipeline) ->
     assert h.positions is not None and h.positions.driver is None
 
 
+def test_a_ts_written_as_a_whole_float_is_taken() -> None:
+    """1795918080000.0 (JSON numbers of many producers) was refused as not epoch ms
+    (helper-89); a fraction of a millisecond still is."""
+    cols = decode_positions(jpay([{**GOOD_REC, "ts": float(NOW - 1000)}, {**GOOD_REC, "ts": 1.5}]))
+    assert cols.ts.tolist() == [NOW - 1000]
+    assert [why for _, why in cols.rejected] == ["ts must be epoch ms or an RFC 3339 string"]
+
+
 def test_edges_of_the_ranges_are_accepted() -> None:
     recs = [
         {**GOOD_REC, "lat": -90, "lon": -180, "speed_kmh": 0, "heading_deg": 0},
