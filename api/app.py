@@ -98,6 +98,7 @@ def _finite(v: float | None) -> float | None:
 
 
 _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
+MAX_HISTORY_ROWS = 100_000  # rows of one history answer
 
 
 def _router() -> APIRouter:
@@ -212,8 +213,21 @@ def _router() -> APIRouter:
         info = _visible_sensor(ctx, caller, sensor_id)
         if end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
+        # one answer is bounded: a key asking for all time must not make the hub read it all
+        if every is not None and (end - start) // every > MAX_HISTORY_ROWS:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"more than {MAX_HISTORY_ROWS:,} windows of {every} ms: a larger every, or a "
+                "shorter range",
+            )
         if every is None:
-            raw = await ctx.store.readings(info.index, start, end)
+            raw = await ctx.store.readings(info.index, start, end, MAX_HISTORY_ROWS + 1)
+            if len(raw) > MAX_HISTORY_ROWS:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"more than {MAX_HISTORY_ROWS:,} readings in [{start}, {end}): a shorter "
+                    "range, or every= for one row per window",
+                )
             return [
                 ReadingPointPublic(
                     ts=t, value=_finite(v), quality=q, quality_name=_QUALITY_NAMES.get(q, "unknown")

@@ -211,9 +211,9 @@ class Timed:
         return await self.store.history(sensor, start_ms, end_ms, every_ms, aggregate)
 
     async def readings(
-        self, sensor: int, start_ms: int, end_ms: int
+        self, sensor: int, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[tuple[int, float, int]]:
-        return await self.store.readings(sensor, start_ms, end_ms)
+        return await self.store.readings(sensor, start_ms, end_ms, limit)
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.store.track(vehicle, start_ms, end_ms)

@@ -154,6 +154,22 @@ async def test_enterprise_sees_only_its_tenant(api):
         assert (other.status_code, nobody.status_code, own.status_code) == (404, 404, 200), path
 
 
+async def test_a_history_answer_is_bounded(api, monkeypatch):
+    """start=0&end=2**53 read every reading of a sensor into the hub's memory, from any key
+    (helper-89). An answer holds at most MAX_HISTORY_ROWS rows: more is a 422 that says how to
+    ask instead."""
+    from api import app as routes
+
+    monkeypatch.setattr(routes, "MAX_HISTORY_ROWS", 2)
+    url = "/api/v1/sensors/ch4-t1/history"
+    r = await api.get(url, params={"start": 0, "end": 2**53}, headers=auth("coal"))
+    assert r.status_code == 422 and "more than 2 readings" in r.json()["detail"]
+    r = await api.get(url, params={"start": 0, "end": 2500}, headers=auth("coal"))
+    assert r.status_code == 200 and len(r.json()) == 2
+    r = await api.get(url, params={"start": 0, "end": 2**53, "every": 1000}, headers=auth("coal"))
+    assert r.status_code == 422 and "windows of 1000 ms" in r.json()["detail"]
+
+
 async def test_latest_history_and_alarm_timeline(api):
     latest = (await api.get("/api/v1/sensors/ch4-t1/latest", headers=auth("viewer"))).json()
     assert latest == {

@@ -279,6 +279,8 @@ async def test_aggregates_are_of_measurements_and_raw_rows_say_their_quality(
     assert [(t, q) for t, _, q in rows] == list(zip(ts, qualities, strict=True))
     assert [v for _, v, _ in rows][:7] == values[:7] and math.isnan(rows[7][1])
     assert await store.readings(world.d2_ch4, T0, T0 + 10_000) == []
+    # the first ones only, with a limit (a history answer is bounded)
+    assert [t for t, _, _ in await store.readings(world.ch4, T0, T0 + 10_000, 3)] == ts[:3]
 
 
 async def test_track(store: TimeSeriesStore, world: World) -> None:

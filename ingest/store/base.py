@@ -199,9 +199,10 @@ class TimeSeriesStore(Protocol):
         gas, a failed transmitter's signal or a manual value."""
 
     async def readings(
-        self, sensor: int, start_ms: int, end_ms: int
+        self, sensor: int, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[tuple[int, float, int]]:
-        """Readings of one sensor with start <= ts < end, oldest first, with their quality."""
+        """Readings of one sensor with start <= ts < end, oldest first, with their quality; the
+        first `limit` of them with one."""
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""

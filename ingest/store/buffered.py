@@ -221,9 +221,9 @@ class BufferedStore(BufferWriter):
         return await self.inner.history(sensor, start_ms, end_ms, every_ms, aggregate)
 
     async def readings(
-        self, sensor: int, start_ms: int, end_ms: int
+        self, sensor: int, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[tuple[int, float, int]]:
-        return await self.inner.readings(sensor, start_ms, end_ms)
+        return await self.inner.readings(sensor, start_ms, end_ms, limit)
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.inner.track(vehicle, start_ms, end_ms)

@@ -129,17 +129,18 @@ class InfluxReads(InfluxClient):
         return rows
 
     async def readings(
-        self, sensor: int, start_ms: int, end_ms: int
+        self, sensor: int, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[tuple[int, float, int]]:
         info = self._sensor(sensor)
         where = f'"sensor" = {literal(info.id)} AND {span(start_ms, end_ms)}'
-        q = select(["value", "quality"], self._source(READING), where)
+        tail = "" if limit is None else f"LIMIT {int(limit)}"
+        q = select(["value", "quality"], self._source(READING), where, tail)
         rows: list[tuple[int, float, int]] = []
         for _tags, columns, values in await self._query(q):
             v, qc = columns.index("value"), columns.index("quality")
             rows.extend((int(r[0]), _float(r[v]), int(r[qc] or 0)) for r in values)
         rows.sort(key=lambda r: r[0])
-        return rows
+        return rows if limit is None else rows[:limit]
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         info = self._sensor(vehicle)

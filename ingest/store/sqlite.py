@@ -292,7 +292,7 @@ class SqliteStore:
         return await self._run("history", lambda conn: select_history(conn, sql, params, rollup))
 
     async def readings(
-        self, sensor: int, start_ms: int, end_ms: int
+        self, sensor: int, start_ms: int, end_ms: int, limit: int | None = None
     ) -> list[tuple[int, float, int]]:
         """Readings with start <= ts < end, oldest first, with their quality (NULL as NaN)."""
         self._check_open("readings")
@@ -300,7 +300,7 @@ class SqliteStore:
         if sid is None or end_ms <= start_ms:
             return []
         return await self._run(
-            "readings", lambda conn: select_readings(conn, sid, start_ms, end_ms)
+            "readings", lambda conn: select_readings(conn, sid, start_ms, end_ms, limit)
         )
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:

@@ -93,11 +93,16 @@ def select_history(
 
 
 def select_readings(
-    conn: sqlite3.Connection, sid: int, start_ms: int, end_ms: int
+    conn: sqlite3.Connection, sid: int, start_ms: int, end_ms: int, limit: int | None = None
 ) -> list[tuple[int, float, int]]:
     """Raw readings of one sensor (by sid) with start <= ts < end and their quality, oldest
-    first, NULL as NaN."""
-    params = {"sensor": sid, "start": start_ms, "end": end_ms}
+    first (the first `limit`), NULL as NaN."""
+    params = {
+        "sensor": sid,
+        "start": start_ms,
+        "end": end_ms,
+        "limit": -1 if limit is None else limit,
+    }
     return [(int(t), _float(v), int(q)) for t, v, q in conn.execute(READINGS_RAW, params)]
 
 

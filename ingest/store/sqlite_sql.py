@@ -165,7 +165,7 @@ HISTORY_RAW: Final = (
 )
 READINGS_RAW: Final = (
     "SELECT ts, value, quality FROM readings"
-    " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts"
+    " WHERE sensor = :sensor AND ts >= :start AND ts < :end ORDER BY ts LIMIT :limit"
 )
 # what aggregates are of: measurements (quality good 0, out of range 2, with a value), not a
 # calibration gas, a failed transmitter's signal or a manual value; a window without one is
