@@ -99,6 +99,7 @@ def _finite(v: float | None) -> float | None:
 
 _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
 MAX_HISTORY_ROWS = 100_000  # rows of one history answer
+MAX_TRACK_MS = 7 * 86_400_000  # the span of one track answer
 
 
 def _router() -> APIRouter:
@@ -303,6 +304,11 @@ def _router() -> APIRouter:
         ]
         if not found:
             raise not_found(f"vehicle {vehicle_id!r}")
+        if end - start > MAX_TRACK_MS:  # a year of fixes every 10 s is 3 million rows
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"a track spans at most {MAX_TRACK_MS // 86_400_000} days: ask it in parts",
+            )
         cols = await ctx.store.track(found[0].speed_sensor, start, end)
         return [
             TrackPointPublic(

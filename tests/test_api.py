@@ -168,6 +168,16 @@ async def test_a_history_answer_is_bounded(api, monkeypatch):
     assert r.status_code == 200 and len(r.json()) == 2
     r = await api.get(url, params={"start": 0, "end": 2**53, "every": 1000}, headers=auth("coal"))
     assert r.status_code == 422 and "windows of 1000 ms" in r.json()["detail"]
+    # and a vehicle's track: a week at most in one answer
+    ok = await api.get(
+        "/api/v1/vehicles/tanker-01/track",
+        params={"start": 0, "end": 7 * 86_400_000},
+        headers=auth("admin"),
+    )
+    r = await api.get(
+        "/api/v1/vehicles/tanker-01/track", params={"start": 0, "end": 2**53}, headers=auth("admin")
+    )
+    assert ok.status_code == 200 and r.status_code == 422 and "at most 7 days" in r.text
 
 
 async def test_latest_history_and_alarm_timeline(api):
