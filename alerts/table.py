@@ -152,7 +152,9 @@ class RuleTable:
     # last processed time is late, as without a window
     lateness_ms: int
     late_depth: int  # readings kept per sensor to rewind (LATE_DEPTH)
-    rewinds: npt.NDArray[np.bool_]  # (n,) watched sensors that are not voting groups
+    # (n,) sensors with levels, a no-data time or a feedback role that are not voting groups:
+    # those the lateness window rewinds
+    rewinds: npt.NDArray[np.bool_]
     trend_keep: int  # columns of the trend buffers: trend_depth, + late_depth with a window
     # compiled indexes of the above, so that a small batch costs no pass over every sensor
     no_data_rows: npt.NDArray[np.int64] | slice  # sensors with a no-data timeout (a range: a
@@ -313,8 +315,13 @@ def compile_table(
     rate_specs = [rates[i] for i in trend_sensor.tolist()]
     early_specs = [early[i] for i in trend_sensor.tolist()]
     # every sensor is looked at: a sensor without levels still raises its faults (a tower
-    # crane's height encoder, a power-feed sensor)
+    # crane's height encoder, a power-feed sensor) ...
     watched = np.ones(n, dtype=np.bool_)
+    # ... but only one with levels, a no-data time or a feedback role is worth the lateness
+    # window's rewinds (a late reading of the others could change only a fault: counted late)
+    rewound = has_rules | (no_data > 0)
+    for plan in plans:
+        rewound[list(plan.feedbacks)] = True
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()
@@ -364,7 +371,7 @@ def compile_table(
         trend_depth=trend_depth,
         lateness_ms=lateness_ms,
         late_depth=late_depth if lateness_ms > 0 else 0,
-        rewinds=watched & ~np.isin(np.arange(n), group_of[group_of >= 0]),
+        rewinds=rewound & ~np.isin(np.arange(n), group_of[group_of >= 0]),
         trend_keep=trend_depth + (late_depth if lateness_ms > 0 else 0),
         **no_data_index(no_data),
         **vote_index(group_of),

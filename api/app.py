@@ -215,7 +215,8 @@ def _router() -> APIRouter:
         if end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
         # one answer is bounded: a key asking for all time must not make the hub read it all
-        if every is not None and (end - start) // every > MAX_HISTORY_ROWS:
+        # windows are aligned to the epoch: a range touches those from start's to end's
+        if every is not None and (end - 1) // every - start // every + 1 > MAX_HISTORY_ROWS:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"more than {MAX_HISTORY_ROWS:,} windows of {every} ms: a larger every, or a "

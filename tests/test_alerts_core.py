@@ -156,6 +156,18 @@ def test_a_sensor_without_levels_still_raises_its_faults():
     assert side_rows(tr, FAULT) == [(2000, 1), (5000, 0)]  # the calibration clears nothing
 
 
+def test_the_lateness_window_rewinds_only_sensors_worth_it():
+    """A sensor without levels is judged for its faults, but a late reading of it is counted
+    late, not rewound: rewinding display-only sensors cost a fifth of the core's speed with a
+    window (helper-90); one with levels is rewound as before."""
+    table = compile_table([sensor(0, (), None), sensor(1, METHANE, None)], lateness_ms=60_000)
+    state = CoreState.empty(2)
+    state, _, _ = evaluate(table, cols([0, 1], [1000, 1000], [1.0, 0.2]), state)
+    state, _, _ = evaluate(table, cols([0, 1], [3000, 3000], [1.0, 0.2]), state)
+    _, _, outcome = evaluate(table, cols([0, 1], [2000, 2000], [1.0, 0.3]), state)
+    assert (outcome.late, outcome.rewound) == (1, 1)
+
+
 def test_an_out_of_range_reading_is_judged_as_the_measurement_it_is():
     """A methane head over its span (4.5 % on a 0-4 % head, out of range) is above the
     power-cut level: it cuts, where a sensor fault would only have asked to check the head."""

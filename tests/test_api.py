@@ -168,6 +168,13 @@ async def test_a_history_answer_is_bounded(api, monkeypatch):
     assert r.status_code == 200 and len(r.json()) == 2
     r = await api.get(url, params={"start": 0, "end": 2**53, "every": 1000}, headers=auth("coal"))
     assert r.status_code == 422 and "windows of 1000 ms" in r.json()["detail"]
+    # windows are aligned to the epoch: [1000, 4001) touches three of 1.5 s (helper-90)
+    r = await api.get(
+        url,
+        params={"start": 1000, "end": 4001, "every": 1500, "aggregate": "count"},
+        headers=auth("coal"),
+    )
+    assert r.status_code == 422
     # and a vehicle's track: a week at most in one answer
     ok = await api.get(
         "/api/v1/vehicles/tanker-01/track",
