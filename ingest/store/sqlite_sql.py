@@ -205,9 +205,8 @@ HISTORY_FROM_ROLLUP: Final[dict[str, str]] = {
     "last": _PARTS + "lv, max(lts) FROM parts GROUP BY bucket ORDER BY bucket",
 }
 
-# Recompute dirty minutes: of every sensor, or of one sensor in [:a, :b).
-REFRESH_ALL: Final = (
-    "DELETE FROM rollup_1m WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
+# A minute's rollup: its rows; count, sum, min, max and newest time of its measurements.
+_ROLLUP_INSERT: Final = (
     "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
     " SELECT d.sensor, d.w, count(*),"
     " count(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
@@ -216,7 +215,12 @@ REFRESH_ALL: Final = (
     " max(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
     " coalesce(max(CASE WHEN r.quality IN (0, 2) AND r.value IS NOT NULL THEN r.ts END),"
     " max(r.ts))"
-    " FROM (SELECT sensor, w FROM rollup_dirty) AS d"
+)
+# Recompute dirty minutes: of every sensor, or of one sensor in [:a, :b).
+REFRESH_ALL: Final = (
+    "DELETE FROM rollup_1m WHERE (sensor, w) IN (SELECT sensor, w FROM rollup_dirty)",
+    _ROLLUP_INSERT  # noqa: S608 - constant text
+    + " FROM (SELECT sensor, w FROM rollup_dirty) AS d"
     " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
     " GROUP BY d.sensor, d.w",
     "UPDATE rollup_1m SET last_value = (SELECT r.value FROM readings AS r"
@@ -228,15 +232,8 @@ REFRESH_ONE: Final = (
     "DELETE FROM rollup_1m WHERE (sensor, w) IN "
     " (SELECT sensor, w FROM rollup_dirty"
     " WHERE sensor = :sensor AND w >= :a AND w < :b)",
-    "INSERT INTO rollup_1m (sensor, w, n_rows, n, total, lo, hi, last_ts)"
-    " SELECT d.sensor, d.w, count(*),"
-    " count(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
-    " sum(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
-    " min(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
-    " max(CASE WHEN r.quality IN (0, 2) THEN r.value END),"
-    " coalesce(max(CASE WHEN r.quality IN (0, 2) AND r.value IS NOT NULL THEN r.ts END),"
-    " max(r.ts))"
-    " FROM "
+    _ROLLUP_INSERT  # noqa: S608 - constant text
+    + " FROM "
     " (SELECT sensor, w FROM rollup_dirty"
     " WHERE sensor = :sensor AND w >= :a AND w < :b) AS d"
     " JOIN readings AS r ON r.sensor = d.sensor AND r.ts >= d.w AND r.ts < d.w + 60000"
