@@ -480,7 +480,7 @@ def test_rfc3339_milliseconds_are_exact() -> None:
         ({"lon": [118]}, "lon must be a number, got list"),
         ({"heading_deg": {}}, "heading_deg must be a number, got dict"),
         ({"ts": True}, "ts must be epoch ms or an RFC 3339 string"),
-        ({"ts": 1.7e12}, "ts must be epoch ms or an RFC 3339 string"),
+        ({"ts": 1.7e12 + 0.5}, "ts must be epoch ms or an RFC 3339 string"),  # a fraction of a ms
         ({"ts": -1}, "ts -1 is not a plausible epoch in ms"),
         ({"ts": "2024-06-01T08:00:00"}, "has no time zone offset"),
         ({"ts": "yesterday"}, "is not RFC 3339"),
