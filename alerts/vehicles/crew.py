@@ -90,9 +90,9 @@ def rounds(
     return seg, np.flatnonzero(change), said
 
 
-def keep_said(st: FleetState, s: I64, d: I64) -> None:
-    """Keep the driver each vehicle of the batch said last (for a change at a later stop);
-    the caller owns the drivers first when any differs (`FleetState.own_crew`)."""
+def keep_said(st: FleetState, s: I64, d: I64, owned: bool) -> None:
+    """Keep the driver each vehicle of the batch said last (for a change at a later stop),
+    owning the drivers first (`FleetState.own_crew`) when any differs, unless `owned`."""
     told = np.flatnonzero(d != 0)
     if not told.size:
         return
@@ -100,7 +100,8 @@ def keep_said(st: FleetState, s: I64, d: I64) -> None:
     last[:-1] = s[told[1:]] != s[told[:-1]]
     slots, drivers = s[told[last]], d[told[last]]
     if np.any(st.driver_said[slots] != drivers):
-        st.own_crew()
+        if not owned:
+            st.own_crew()
         st.driver_said[slots] = drivers
 
 

@@ -181,13 +181,14 @@ def evaluate_fleet(
         found = None
         if d is not None:
             found = rounds(table, st, s, d, np.asarray(batch.speed_kmh, dtype=np.float64)[rows])
-            keep_said(st, s, d)
+            if found is not None:  # the days and drivers change: copied once (`FleetState.copy`)
+                st.own_week()
+                st.own_crew()
+            keep_said(st, s, d, owned=found is not None)
         if found is None:
             _judge(table, st, batch, rows, s, t, out)
         else:  # a change of driver: judged in rounds, each up to the next change
             seg, change, said = found
-            st.own_week()
-            st.own_crew()
             for k in range(int(seg.max()) + 1):
                 for i in change[seg[change] == k].tolist():
                     take_over(table, st, int(s[i]), int(said[i]), int(t[i]), out)
