@@ -337,11 +337,16 @@ class Session:
             return
         self._dispatch(h, msg, now_ms, events)
 
+    @property
+    def _who(self) -> str:
+        """The vehicle of the connection for a log line, else its terminal's phone number."""
+        return self.vehicle.vehicle if self.vehicle else str(self.phone)
+
     def _driver_card(self, msg: DriverIdentity, events: list[Event]) -> None:
         """A driver's IC card in (positions measured from its time on say `driver_id`; older
         ones, a blind-area upload, say none) or out (they say no driver: the hub keeps the
         vehicle's as it was until another card is in)."""
-        who = f"{self.vehicle.vehicle if self.vehicle else self.phone}"
+        who = self._who
         try:
             since = bcd_time_to_ms(msg.time)
         except Jt808Error:
@@ -382,7 +387,7 @@ class Session:
         events.append(
             Problem(
                 "clock_skew",
-                f"{self.vehicle.vehicle if self.vehicle else self.phone}: a live report at "
+                f"{self._who}: a live report at "
                 f"{loc.time} (GMT+8) is {where} the gateway's clock{guess}; positions are judged "
                 "at the times the terminal sends: set its clock (or its time zone)",
             )
