@@ -27,6 +27,7 @@ from api.context import (
     AppContext,
     Caller,
     Ctx,
+    check_site,
     narrowed,
     not_found,
     query_tenants,
@@ -265,8 +266,7 @@ def alarm_router() -> APIRouter:
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"unknown filter(s) {unknown}; the filters: {', '.join(sorted(_LIST_PARAMS))}",
             )
-        if site is not None and not any(site in ctx.registry.sites_of(t) for t in tenants):
-            raise not_found(f"site {site!r}")  # a mistyped site read as 'no alarms there'
+        check_site(ctx, tenants, site)  # a mistyped site read as 'no alarms there'
         for name, given, known in (
             ("isa_state", isa_state, ISA_STATES),
             ("tier", tier, TIERS),

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from alerts import alarmstats as stats
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, narrowed
+from api.context import AppContext, Caller, Ctx, check_site, narrowed
 
 __all__ = ["alarm_stats_router"]
 
@@ -158,11 +158,14 @@ def alarm_stats_router() -> APIRouter:
         ] = stats.FLOOD_ABOVE,
     ) -> AlarmRatePublic:
         """Activations (raises) per site and 10 minutes of event time, on the epoch's grid; a
-        period with more than `flood` is a flood (EEMUA 191: more than 10)."""
+        period with more than `flood` is a flood (EEMUA 191: more than 10). A site the caller
+        does not see (or none of that name) is 404."""
+        tenants = _scope(ctx, caller, tenant)
+        check_site(ctx, tenants, site)
         found = await asyncio.to_thread(
             stats.alarm_rate,
             ctx.statedb,
-            _scope(ctx, caller, tenant),
+            tenants,
             *span,
             site=site,
             flood_above=flood,

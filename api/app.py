@@ -27,7 +27,16 @@ from swagger_ui_bundle import swagger_ui_path
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
-from api.context import CENTRE_ROLES, WRITERS, AppContext, Caller, Ctx, narrowed, not_found
+from api.context import (
+    CENTRE_ROLES,
+    WRITERS,
+    AppContext,
+    Caller,
+    Ctx,
+    check_site,
+    narrowed,
+    not_found,
+)
 from api.deadletters import dead_letter_router
 from api.encode import json_response
 from api.keys import key_router
@@ -130,8 +139,9 @@ def _router() -> APIRouter:
         site: str | None = None,
         kind: str | None = None,
     ) -> list[SensorPublic]:
-        """The sensors the caller may see, optionally filtered."""
-        narrowed(ctx, caller, tenant)
+        """The sensors the caller may see, optionally filtered; a tenant or site the caller
+        does not see (or none of that name) is 404."""
+        check_site(ctx, narrowed(ctx, caller, tenant), site)
         return [
             _sensor_public(s, ctx.registry)
             for s in ctx.registry.sensors
@@ -148,7 +158,9 @@ def _router() -> APIRouter:
         sensor: Annotated[list[str] | None, Query(description="ids; default: all visible")] = None,
         site: str | None = None,
     ) -> Response:
-        """The newest reading of many sensors at once (those that have one)."""
+        """The newest reading of many sensors at once (those that have one); a site the
+        caller does not see (or none of that name) is 404."""
+        check_site(ctx, narrowed(ctx, caller, None), site)
         if sensor:
             infos = [
                 i

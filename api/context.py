@@ -88,6 +88,13 @@ def narrowed(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str
     return [tenant]
 
 
+def check_site(ctx: AppContext, tenants: list[str], site: str | None) -> None:
+    """A `site` filter names a site of one of `tenants` (those the caller sees): any other is
+    404, as if it did not exist, never an empty answer that reads as 'nothing there'."""
+    if site is not None and not any(site in ctx.registry.sites_of(t) for t in tenants):
+        raise not_found(f"site {site!r}")
+
+
 def query_tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
     """The tenants a query of the caller covers: None (every one, no filter) for a key of all
     tenants, else those of its scope that the registry has."""

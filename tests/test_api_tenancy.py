@@ -330,3 +330,28 @@ async def test_me_tells_the_key_its_role_tenants_and_actions_never_a_secret(rig:
     assert body["name"] == "coal-wall-2" and body["expires_ms"] == made.json()["expires_ms"]
     assert key not in r.text and "sha256" not in r.text
     assert (await rig.client.get("/api/v1/me")).status_code == 401
+
+
+async def test_a_site_filter_naming_another_tenants_site_is_404_on_every_list(rig: Rig) -> None:
+    """`?site=` of a site the key does not see (another tenant's, or none of that name) is 404
+    on every list that takes it, as `?tenant=` is: never 200 with an empty list that reads as
+    'nothing there' (and tells nothing of the other tenant either way)."""
+    now = time.time_ns() // 1_000_000
+    span = f"start={now - 86_400_000}&end={now + 3_600_000}"
+    lists = ("/api/v1/sensors", "/api/v1/latest", "/api/v1/alarms", "/api/v1/alarm-quality/rate")
+    for path in lists:
+        sep = "&" if "?" in path else "?"
+        extra = f"&{span}" if "alarm-quality" in path else ""
+        for who, site, want in (
+            ("coal", "face-1301", 200),  # its own site
+            ("chem", "face-1301", 404),  # the coal tenant's
+            ("coal", "face-1310", 404),  # none of that name
+            ("op", "face-1301", 200),  # the centre sees every site
+        ):
+            r = await rig.client.get(f"{path}{sep}site={site}{extra}", headers=auth(who))
+            assert r.status_code == want, (path, who, site, r.status_code, r.text)
+            if want == 404:
+                assert f"site {site!r}" in r.json()["detail"], r.text
+    # the coal site's sensors and its latest readings are there for the coal key
+    r = await rig.client.get("/api/v1/sensors?site=face-1301", headers=auth("coal"))
+    assert "ch4-t1" in {s["id"] for s in r.json()}
