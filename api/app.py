@@ -10,7 +10,7 @@ import asyncio
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, status
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -22,6 +22,7 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 from swagger_ui_bundle import swagger_ui_path
 
 from api.alarms import alarm_router
@@ -86,13 +87,31 @@ def _sensor_public(info: SensorInfo, registry: Registry) -> SensorPublic:
                 below=lv.below,
                 recover=lv.recover,
                 action=lv.action,
+                note=lv.note,
+                on_delay_s=lv.on_delay_s,
+                off_delay_s=lv.off_delay_s,
+                on_samples=lv.on_samples,
+                off_samples=lv.off_samples,
             )
             for lv in info.levels
         ],
         no_data_s=info.no_data_s,
         report_on_change=report is not None and report.on_change,
         max_silent_s=report.max_silent_s if report is not None and report.on_change else None,
+        rate=_spec(info.rate),
+        early_warning=_spec(info.early_warning),
+        frozen=_spec(info.frozen),
+        verify=_spec(info.verify),
+        suppress_when=[c.model_dump(mode="json", exclude_none=True) for c in info.suppress_when],
+        # (a group's members are of its site, so of its tenant)
+        members=[registry.sensors[i].id for i in info.members],
+        vote_level=info.vote_level if info.members else None,
     )
+
+
+def _spec(spec: BaseModel | None) -> dict[str, Any] | None:
+    """A rule's part as the configuration says it (what is not set left out)."""
+    return None if spec is None else spec.model_dump(mode="json", exclude_none=True)
 
 
 def _visible_sensor(ctx: AppContext, caller: Principal, sensor_id: str) -> SensorInfo:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -30,6 +32,11 @@ class LevelPublic(_Public):
     below: float | None
     recover: float
     action: str
+    note: str = Field(default="", description="source and confidence of the numbers")
+    on_delay_s: float = Field(default=0.0, description="the condition must hold this long")
+    off_delay_s: float = Field(default=0.0, description="the recovery must hold this long")
+    on_samples: int = Field(default=1, description="judged readings in a row to raise")
+    off_samples: int = Field(default=1, description="recovered readings in a row to clear")
 
 
 class SensorPublic(_Public):
@@ -59,6 +66,29 @@ class SensorPublic(_Public):
         description="the most a device reporting on change stays silent (it sends the reading "
         "again then); null when it reports every poll. The dashboard shows a reading older than "
         "this (and 15 s) as stale when the sensor has no `no_data_s`",
+    )
+    rate: dict[str, Any] | None = Field(
+        default=None, description="rate of rise judged (its own, else its rule's); null: none"
+    )
+    early_warning: dict[str, Any] | None = Field(
+        default=None, description="the early warning by trend (its own, else its rule's)"
+    )
+    frozen: dict[str, Any] | None = Field(
+        default=None, description="the frozen-value check (its own, else its rule's)"
+    )
+    verify: dict[str, Any] | None = Field(
+        default=None,
+        description="the protective action checked by feedback sensors of the same tenant",
+    )
+    suppress_when: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="suppression by design: conditions on sensors of the same tenant",
+    )
+    members: list[str] = Field(
+        default_factory=list, description="a voting group: the sensors it counts"
+    )
+    vote_level: int | None = Field(
+        default=None, description="a voting group: the members' level (1 = first above) that counts"
     )
 
 

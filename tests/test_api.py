@@ -377,3 +377,76 @@ async def test_readings_answer_503_while_the_store_is_down(tmp_path, caplog):
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
+    """An enterprise's engineer reads from `GET /sensors/{id}` what the hub judges the sensor by:
+    its levels with their delays and samples in a row, rate of rise, early warning, frozen
+    check, the protective action verified, suppression by design, and a group's members (89:
+    the delays were not shown, so a level reached without an alarm looked like a fault)."""
+    from pathlib import Path
+
+    import yaml
+
+    from hazardhub.settings import load_registry
+
+    root = Path(__file__).resolve().parent.parent
+    doc = yaml.safe_load((root / "examples" / "demo.yaml").read_text(encoding="utf-8"))
+    farm = doc["tenants"][0]["sites"][0]
+    t101, pressure = farm["devices"][0]["sensors"][:2]
+    assert t101["id"] == "t101-level" and pressure["id"] == "t101-pressure"
+    t101["rule"] = "chem-process.tank-level-hilo"  # with on/off delays
+    t101["rate"] = {"per_min": 0.2, "window_s": 120, "tier": "orange"}
+    t101["early_warning"] = {"window_s": 60, "horizon_s": 300}
+    t101["suppress_when"] = [{"sensor": "sis-inlet", "above": 0.5}]
+    pressure["frozen"] = {"after_s": 600, "band": 0.001}
+    farm["groups"] = [{"id": "dike-101", "sensors": ["gd-101a", "gd-101b"], "k": 2, "at_level": 1}]
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    reg = load_registry(path)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    keys = KeyRing(
+        [
+            ApiKeySpec(
+                name="chem", sha256=hash_key("k-chem"), role="enterprise", tenants=("acme-chem",)
+            ),
+            ApiKeySpec(
+                name="coal", sha256=hash_key("k-coal"), role="enterprise", tenants=("north-coal",)
+            ),
+        ]
+    )
+    app = create_app(AppContext(reg, store, db, Metrics(), keys))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub"
+        ) as client:
+            chem = {"Authorization": "Bearer k-chem"}
+            level = (await client.get("/api/v1/sensors/t101-level", headers=chem)).json()
+            hi, hihi, lo, lolo = level["levels"]
+            assert (hi["name"], hi["on_delay_s"], hi["off_delay_s"]) == ("hi", 5.0, 10.0)
+            assert (hihi["on_delay_s"], hihi["off_delay_s"], lolo["on_delay_s"]) == (2.0, 0.0, 2.0)
+            assert (lo["on_samples"], lo["off_samples"]) == (1, 1)
+            assert level["rate"]["per_min"] == 0.2 and level["rate"]["window_s"] == 120
+            assert level["rate"]["tier"] == "orange"
+            assert level["early_warning"]["horizon_s"] == 300
+            assert level["suppress_when"] == [{"sensor": "sis-inlet", "above": 0.5, "alarm": False}]
+            assert level["frozen"] is None and level["verify"] is None
+            assert level["members"] == [] and level["vote_level"] is None
+            frozen = (await client.get("/api/v1/sensors/t101-pressure", headers=chem)).json()
+            assert frozen["frozen"]["after_s"] == 600 and frozen["frozen"]["band"] == 0.001
+            group = (await client.get("/api/v1/sensors/dike-101", headers=chem)).json()
+            assert (group["members"], group["vote_level"]) == (["gd-101a", "gd-101b"], 1)
+            assert group["levels"][0]["above"] == 2
+            # the face's methane names its feed, to its own tenant only
+            coal = {"Authorization": "Bearer k-coal"}
+            t1 = (await client.get("/api/v1/sensors/face1301-ch4-t1", headers=coal)).json()
+            assert t1["verify"]["sensor"] == "face1301-feed" and t1["verify"]["within_s"] == 2
+            assert t1["verify"]["expect_below"] == 0.5 and "expect_above" not in t1["verify"]
+            listed = (await client.get("/api/v1/sensors", headers=chem)).json()
+            assert "face1301-feed" not in str(listed)
+            assert {s["id"]: s for s in listed}["t101-level"] == level
+    finally:
+        await store.close()
+        db.close()
