@@ -54,6 +54,7 @@ from api.models import (
 )
 from api.problems import BodyLimit, install_problem_handlers
 from api.registry import registry_router
+from api.rulepacks import rule_pack_router
 from api.sites import site_router
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
@@ -394,6 +395,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(alarm_router())
     app.include_router(alarm_stats_router())
     app.include_router(site_router())
+    app.include_router(rule_pack_router())
     app.include_router(key_router())
     app.include_router(registry_router())
     app.include_router(dead_letter_router())

@@ -20,7 +20,7 @@ from ingest.store.base import ReadingBatch, StoreError
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
 
-from e2e_helpers import mine_registry
+from e2e_helpers import ROOT, mine_registry
 
 KEYS = {
     "admin": ("k-admin", ApiKeySpec(name="admin", sha256=hash_key("k-admin"), role="admin")),
@@ -447,6 +447,56 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
             listed = (await client.get("/api/v1/sensors", headers=chem)).json()
             assert "face1301-feed" not in str(listed)
             assert {s["id"]: s for s in listed}["t101-level"] == level
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_the_rule_packs_in_force_are_listed_with_the_keys_own_sensor_counts(tmp_path) -> None:
+    """`GET /rule-packs` lists every pack sensors may name: the shipped files' and the
+    configuration's own (81: `/registry/rule-packs` showed only the latter, so the engineer
+    could not read what `coal-methane.face-t1` means). A rule's count is of the key's sensors."""
+    extra = """
+rule_packs:
+  - name: site-gas
+    description: the mine's own stricter face rule
+    source: the mine's safety rules
+    rules:
+      face:
+        kinds: [methane]
+        levels:
+          - {name: alarm, tier: yellow, above: 0.8, recover: 0.7, on_delay_s: 3}
+"""
+    reg = mine_registry(1502, 1.0, extra)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing([k for _, k in KEYS.values()])))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub"
+        ) as client:
+            r = await client.get("/api/v1/rule-packs", headers=auth("coal"))
+            assert r.status_code == 200, r.text
+            packs = {p["name"]: p for p in r.json()}
+            shipped = {f.stem for f in (ROOT / "profiles" / "rules").glob("*.yaml")}
+            assert set(packs) == shipped | {"site-gas"}
+            assert packs["site-gas"]["origin"] == "configuration"
+            assert {packs[n]["origin"] for n in shipped} == {"profiles"}
+            (face,) = packs["site-gas"]["rules"]
+            assert face["name"] == "site-gas.face" and face["sensors"] == 0
+            assert face["spec"]["levels"][0]["on_delay_s"] == 3
+            methane = {x["name"]: x for x in packs["coal-methane"]["rules"]}
+            t1 = methane["coal-methane.face-t1"]
+            assert t1["sensors"] == 1  # the coal key's ch4-t1
+            assert [lv["above"] for lv in t1["spec"]["levels"]] == [1.0, 1.5]
+            # another enterprise reads the same numbers, but counts none of coal's sensors
+            r = await client.get("/api/v1/rule-packs/coal-methane", headers=auth("chem"))
+            counts = {x["name"]: x["sensors"] for x in r.json()["rules"]}
+            assert counts["coal-methane.face-t1"] == 0 and set(counts.values()) == {0}
+            r = await client.get("/api/v1/rule-packs/no-such-pack", headers=auth("coal"))
+            assert r.status_code == 404 and "no-such-pack" in r.json()["detail"]
+            assert (await client.get("/api/v1/rule-packs")).status_code == 401
     finally:
         await store.close()
         db.close()

@@ -213,6 +213,14 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             OPEN,
         ),
         ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
+        # the packs are the regulations' numbers; a rule's count of sensors is of the key's own
+        ("get", "/api/v1/rule-packs"): ("/api/v1/rule-packs", None, "chem", OPEN),
+        ("get", "/api/v1/rule-packs/{name}"): (
+            "/api/v1/rule-packs/coal-methane",
+            None,
+            "chem",
+            OPEN,
+        ),
         ("get", "/api/v1/sites/{tenant}/{site}"): (
             f"/api/v1/sites/{c}/face-1301",
             None,
