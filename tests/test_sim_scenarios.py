@@ -194,11 +194,22 @@ async def test_shipped_scenario_through_the_hub(path, config, mosquitto, tmp_pat
     assert [(s, lv) for s, _, lv in got] == [(s, lv) for s, _, lv in want]
     tolerance = poll_s * accel + 1.0  # one poll period (in scenario time) and quantisation
     for (s, tg, lv), (_, tw, _) in zip(got, want, strict=True):
-        assert abs(tg - tw) <= tolerance, (s, lv, tg, tw)
+        # judged by event time: at the first reading that showed it. A gateway's polls late on
+        # a loaded machine (0.7 s of wall time is 14 s of the scenario's) put that reading
+        # later than one poll period, never the alarm later than that reading
+        shown = _first_reading_after(played, s, tw - tolerance)
+        assert shown < math.inf, (s, lv, "no reading of it stored")
+        assert tw - tolerance <= tg <= max(tw, shown) + tolerance, (s, lv, tg, tw, shown)
     want_failures = expected_action_failures(compiled, reg0, want, accel)
     assert [s for s, _ in failures] == [s for s, _ in want_failures]
     for (s, tg), (_, tw) in zip(failures, want_failures, strict=True):
         assert abs(tg - tw) <= tolerance, (s, tg, tw)
+
+
+def _first_reading_after(played, sensor: str, t: float) -> float:
+    """The scenario time of the first reading of `sensor` the hub stored at or after `t`."""
+    times = [played.scenario_s(ts) for ts in played.stored.get(sensor, ())]
+    return min((x for x in times if x >= t), default=math.inf)
 
 
 def _cut(compiled, spec, x: float) -> bool:
