@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 # aiomqtt warns of more than 10 publishes awaiting their PUBACK: with a window that is the plan
 _mqtt_log = log.getChild("mqtt")
 _mqtt_log.setLevel(logging.ERROR)
+
+
+def _connection_end(client: aiomqtt.Client) -> asyncio.Future[None]:
+    """The future aiomqtt ends when the client's connection does (with the error when the broker
+    went away). It keeps it private; a client that only publishes has nothing else to wait on."""
+    return client._disconnected
 
 
 class SpoolUplink:
@@ -171,9 +178,18 @@ class SpoolUplink:
                     continue
                 waker = asyncio.ensure_future(self._wakeup.wait())
                 stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait([waker, stopper], return_when=asyncio.FIRST_COMPLETED)
+                gone = _connection_end(client)  # the client's own: never cancelled here
+                waits: list[asyncio.Future[Any]] = [waker, stopper, gone]
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
                 stopper.cancel()
+                if gone.done():
+                    # an idle link lost: said now (not at the next reading, which may be hours
+                    # away), and the client's error taken, not left to the garbage collector
+                    # ("Future exception was never retrieved" at the gateway's stop)
+                    why = gone.exception()
+                    if not stop.is_set():
+                        raise aiomqtt.MqttError(f"the connection ended ({why})")
                 await self._report_drops(client)
                 continue
             await asyncio.gather(*(client.publish(i.topic, i.payload, qos=1) for i in items))
