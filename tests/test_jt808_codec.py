@@ -723,6 +723,42 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
 
 
 @pytest.mark.parametrize(
+    ("stamps", "said"),
+    [
+        # stored reports drained as 0x0200 at their recorded pace, 1 h 43 min behind: no clock
+        (("240101101700", "240101101800", "240101101900", "240101102000"), None),
+        # and 25 h 43 min behind (a day's blind area)
+        (("231231101700", "231231101800", "231231101900", "231231102000"), None),
+        # a clock reset to 2000-01-01: far behind, said
+        (("000101000000", "000101000100", "000101000200", "000101000300"), "behind"),
+        # 10 minutes ahead: no stored report is from the future, said
+        (("240101121000", "240101121100", "240101121200", "240101121300"), "ahead of"),
+        # a time zone's mistake (a clock on UTC+5): said
+        (("240101090000", "240101090100", "240101090200", "240101090300"), "3.0 h behind"),
+    ],
+)
+def test_a_paced_drain_of_stored_reports_is_no_clock_but_a_clock_is(
+    stamps: tuple[str, ...], said: str | None
+) -> None:
+    """A terminal that sends its stored reports as 0x0200 after an outage, at the pace they were
+    recorded, kept one offset for a minute and was called a wrong clock (helper-86). Behind, only
+    a time zone's whole hours or a reset clock are a clock; ahead always is."""
+    now = cst_ms(2024, 1, 1, 12)
+    s = _authed()
+    problems = []
+    for minute, stamp in enumerate(stamps):
+        body = Location(0, 2, 1, 1, 0, 0, 0, stamp).encode()
+        ev = s.feed(
+            encode_frame(Header(0x0200, 40 + minute, "013800000001"), body), now + minute * 60_000
+        )
+        problems += [e for e in ev if isinstance(e, Problem)]
+    if said is None:
+        assert problems == []
+    else:
+        assert [p.kind for p in problems] == ["clock_skew"] and said in problems[0].detail
+
+
+@pytest.mark.parametrize(
     ("configured", "sent"),
     [
         ("苏A·D5678", "苏AD5678"),  # the docs' way and parameter 0x0083's usual value

@@ -72,6 +72,11 @@ SKEW_PAST_MS = 3_600_000
 SKEW_FUTURE_MS = 300_000
 SKEW_FOR_MS = 60_000  # ... by the same offset (within SKEW_SAME_MS) for this long
 SKEW_SAME_MS = 120_000
+# behind, only a time zone's mistake (a whole number of hours, within this) or a clock far back
+# (a reset RTC) is a clock: stored reports drained as 0x0200 at their recorded pace after an
+# outage keep one offset for as long, of any size
+SKEW_ZONE_MS = 180_000
+SKEW_FAR_PAST_MS = 30 * 86_400_000
 
 
 class State(enum.Enum):
@@ -366,12 +371,13 @@ class Session:
         same offset for a minute: the terminal's clock is off, or on UTC instead of Beijing time
         (8 h behind), and every rule of time (night, 02:00-05:00, fatigue) is judged at the
         wrong hours. Said once. (A single old one is a stored report sent again after an
-        outage: the next live ones are on time.)"""
+        outage: the next live ones are on time; stored ones drained at their recorded pace
+        are behind by an offset that is not a time zone's, `_a_clocks_offset`.)"""
         try:
             off = loc.ts_ms - now_ms
         except Jt808Error:
             return
-        if -SKEW_PAST_MS <= off <= SKEW_FUTURE_MS:
+        if -SKEW_PAST_MS <= off <= SKEW_FUTURE_MS or not _a_clocks_offset(off):
             self._skew_seen = None
             return
         seen = self._skew_seen
@@ -479,3 +485,13 @@ class Session:
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms))
         self._answer(h, PlatformResponse.OK, events)
+
+
+def _a_clocks_offset(off_ms: int) -> bool:
+    """An offset only a wrong clock makes: ahead of the gateway (no stored report is from the
+    future), a whole number of hours behind (a time zone's mistake: UTC for Beijing time), or a
+    month and more behind (a clock reset); not a stored report's age."""
+    if off_ms > 0 or off_ms < -SKEW_FAR_PAST_MS:
+        return True
+    behind = -off_ms % 3_600_000
+    return min(behind, 3_600_000 - behind) <= SKEW_ZONE_MS
