@@ -230,7 +230,10 @@ class AlarmBook(GatewayAlarms):
         rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
         for c in changes:
             described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
-            said = "" if c.limit_kmh is None else f"限速 limit {c.limit_kmh:g} km/h"
+            told = [] if c.limit_kmh is None else [f"限速 limit {c.limit_kmh:g} km/h"]
+            if c.driver:
+                told.append(f"驾驶员 driver {c.driver}")
+            said = "; ".join(told)
             rows.append(
                 (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value, said)
             )

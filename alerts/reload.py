@@ -162,9 +162,11 @@ def remap_fleet_state(
 
 
 def remap_fleet(old: FleetAlarms, new_table: FleetTable) -> FleetAlarms:
-    return remap_fleet_state(
+    fresh = remap_fleet_state(
         old.state, old.table.ids, old.table.route, fence_key(old.table), new_table
     )
+    fresh.names = old.names  # the drivers' names go on
+    return fresh
 
 
 def remap_terminal(

@@ -43,13 +43,13 @@ from alerts.reload import (
 )
 from alerts.state import CoreState
 from alerts.table import RuleTable
-from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.alarms import DriverNames, FleetAlarms
 from alerts.vehicles.state import FleetState
 from alerts.vehicles.table import FleetTable
 from alerts.vehicles.terminal import TerminalAlarms
 from telemetry.registry import SensorInfo
 
-__all__ = ["Saved", "load", "resume", "save"]
+__all__ = ["Saved", "driver_codes", "load", "resume", "save"]
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -69,6 +69,7 @@ class Saved:
     fleet: FleetState
     terminal_flags: dict[str, int]
     terminal_last_ts: dict[str, int]
+    driver_names: dict[int, str]  # of the drivers the fleet's state holds
 
 
 def save(
@@ -90,6 +91,9 @@ def save(
         "fences": fence_key(fleet.table),
         "terminal_flags": terminal[0],
         "terminal_last_ts": terminal[1],
+        # the names of the drivers the state keeps (a fatigue alarm after the restart names
+        # its driver), as strings: JSON keys
+        "driver_names": {str(c): n for c, n in fleet.names.of(driver_codes(fleet.state)).items()},
     }
     arrays: dict[str, npt.NDArray[Any]] = {
         "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
@@ -118,6 +122,12 @@ def save(
     finally:
         os.close(dir_fd)
     return size
+
+
+def driver_codes(st: FleetState) -> list[int]:
+    """Every driver the fleet's state holds: driving, said, kept in a crew place."""
+    codes = np.concatenate([st.driver, st.driver_said, st.crew_driver.ravel()])
+    return [int(c) for c in np.unique(codes) if c]
 
 
 def load(path: Path) -> Saved | None:
@@ -155,6 +165,9 @@ def load(path: Path) -> Saved | None:
                 fleet=FleetState(**fleet),
                 terminal_flags={str(k): int(v) for k, v in meta["terminal_flags"].items()},
                 terminal_last_ts={str(k): int(v) for k, v in meta["terminal_last_ts"].items()},
+                driver_names={
+                    int(k): str(v) for k, v in meta.get("driver_names", {}).items()
+                },  # none in a file of an older hub
             )
     except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
         log.error("analytics state %s not used: %s", path, exc)
@@ -174,6 +187,7 @@ def resume(
     # checkpoint knows levels the database may not (`evaluate` makes it at the first batch)
     core = core.with_lateness(0)
     fleet = remap_fleet_state(saved.fleet, saved.vehicles, saved.route, saved.fences, fleet_table)
+    fleet.names = DriverNames(saved.driver_names)
     st = fleet.state
     for flag in (
         st.over_raised,

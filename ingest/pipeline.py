@@ -393,6 +393,7 @@ class Pipeline:
             cols.heading_deg[keep],
             cols.alarm_flags[keep],
             cols.driver[keep] if cols.driver.any() else None,
+            cols.driver_names or None,
         )
         # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
         # would clear an overspeed and write 0 km/h into the history

@@ -40,6 +40,7 @@ class PositionColumns:
     rejected: tuple[tuple[int, str], ...]  # (record index, reason)
     alarm_flags: npt.NDArray[np.uint32]  # JT/T 808 alarm bits, 0 when absent
     driver: npt.NDArray[np.int64]  # `driver_code` of driver_id, 0 when absent
+    driver_names: dict[int, str]  # code -> driver_id of the drivers said (alarms name them)
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -142,11 +143,15 @@ def decode_positions(payload: bytes) -> PositionColumns:
         raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
     good: list[tuple[int, float, float, float, float, int, int, int]] = []
     rejected: list[tuple[int, str]] = []
+    names: dict[int, str] = {}
     for i, rec in enumerate(records):
         try:
             good.append(_record(rec))
         except ValueError as exc:
             rejected.append((i, str(exc)))
+            continue
+        if good[-1][7]:
+            names[good[-1][7]] = rec["driver_id"].strip()
     cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), (), (), ()]
     return PositionColumns(
         np.array(cols[0], dtype=np.int64),
@@ -158,4 +163,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         tuple(rejected),
         np.array(cols[6], dtype=np.uint32),
         np.array(cols[7], dtype=np.int64),
+        names,
     )

@@ -20,7 +20,7 @@ from alerts import snapshot
 from alerts.evaluate import CoreState, Transitions
 from alerts.reload import terminal_by_id
 from alerts.table import RuleTable
-from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.alarms import DriverNames, FleetAlarms
 from alerts.vehicles.state import FleetState
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.metrics import Metrics
@@ -59,6 +59,7 @@ class StateSaving:
             return None
         core = self.state.copy()
         fleet = FleetAlarms(self.fleet.table)
+        fleet.names = DriverNames(self.fleet.names.of(snapshot.driver_codes(self.fleet.state)))
         fleet.state = dataclasses.replace(
             self.fleet.state,
             **{

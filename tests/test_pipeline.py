@@ -537,6 +537,11 @@ def test_the_driver_of_a_position_goes_to_the_fleet_rules(pipeline: Pipeline) ->
     assert h.positions is not None and h.positions.driver is not None
     assert h.positions.driver.tolist() == [driver_code("苏A-D17"), 0, driver_code("苏A-D18")]
     assert driver_code("苏A-D17") != driver_code("苏A-D18") and driver_code("x") > 0
+    # with the ids said, by code: the fleet's alarms name their driver
+    assert h.positions.driver_names == {
+        driver_code("苏A-D17"): "苏A-D17",
+        driver_code("苏A-D18"): "苏A-D18",
+    }
     # a payload that says no driver carries no column at all (the fleet's fast path)
     h = pipeline.handle(TANKER_TOPIC, jpay(GOOD_REC), NOW)
     assert h.positions is not None and h.positions.driver is None

@@ -4,6 +4,7 @@ database still decides which alarms are active; an unreadable file is ignored.""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -263,3 +264,42 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
         await second.feed(rows[cut:])
         (alarm,) = second.fleet("fatigue")  # the driving time was taken up all the same
         assert abs(alarm.started_ts - (T0 + 4 * HOUR)) <= 60_000
+
+
+async def test_a_fatigue_alarm_names_its_driver_across_a_restart(tmp_path):
+    """The coach's driver says his id once, on the first fix (docs/mqtt.md allows it); the hub
+    restarts 3 h 50 min into his driving; the fatigue alarm 10 min after the restart names him
+    (the core keeps codes, not names: the fatigue alarm named nobody)."""
+    from ingest.positions import driver_code
+
+    rows = coach_rows(registry())
+    cut = next(i for i, r in enumerate(rows) if r[1] >= T0 + 3 * HOUR + 50 * MIN)
+    code = driver_code("苏A-D17")
+
+    def named(part: list, first: bool):
+        batch = positions(part)
+        said = np.zeros(len(part), np.int64)
+        if first:
+            said[0] = code
+        return dataclasses.replace(
+            batch, driver=said, driver_names={code: "苏A-D17"} if first else None
+        )
+
+    async def feed(node: Node, part: list, first: bool) -> list:
+        events = []
+        for i in range(0, len(part), 40):
+            chunk = part[i : i + 40]
+            batch = named(chunk, first and i == 0)
+            events += await node.dispatcher.judge(None, [batch], chunk[-1][1])
+        return events
+
+    async with Node(tmp_path) as node:
+        assert await feed(node, rows[:cut], True) == []
+        await node.dispatcher.save_state()
+    async with Node(tmp_path) as node:
+        events = await feed(node, rows[cut:], False)
+    (raised,) = [e for e in events if e.kind == "raised" and e.side == "fatigue"]
+    assert raised.comment == "驾驶员 driver 苏A-D17", raised
+    # the saved file keeps the names of the drivers its state holds, no more
+    saved = snapshot.load(tmp_path / "analytics-state.npz")
+    assert saved is not None and saved.driver_names == {code: "苏A-D17"}

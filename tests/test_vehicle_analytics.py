@@ -190,6 +190,9 @@ def test_a_fatigued_drivers_episode_ends_when_the_other_takes_over() -> None:
         (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP),
         (EventKind.FATIGUE_CONTINUOUS_END, took_over),
     ]
+    # both are A's: the raise his driving, the end his leaving (not B's, who took over)
+    _, events = evaluate_fleet(table, FleetState.new(len(table)), batch(rows), rows[-1][1])
+    assert events.driver.tolist() == [A, A]
 
 
 def test_a_card_swapped_while_moving_waits_for_a_stop() -> None:
@@ -697,15 +700,15 @@ def test_vectorized_core_matches_reference(
     state, ref = restored_start(table, active)
     clock = CST_0800 + start_s * 1000
     chunk: list[tuple[int, int, float, float, float, int]] = []
-    got: list[tuple[int, EventKind, int, float, int]] = []
-    want: list[tuple[int, EventKind, int, float, int]] = []
+    got: list[tuple[Any, ...]] = []
+    want: list[tuple[Any, ...]] = []
 
     def flush(now: int) -> None:
         nonlocal state
         b = batch(chunk)
         state, events = evaluate_fleet(table, state, b, now)
-        got.extend(events.rows())
-        want.extend(ref.evaluate(b, now))
+        got.extend(with_drivers(events))  # the driver each event is about, too
+        want.extend(zip_drivers(ref.evaluate(b, now), ref.drivers))
         chunk.clear()
 
     for vehicle, gap, lat, lon, speed, cut, skew, driver in steps:
@@ -717,13 +720,19 @@ def test_vectorized_core_matches_reference(
     assert_same(got, want)
 
 
-def assert_same(
-    got: list[tuple[int, EventKind, int, float, int]],
-    want: list[tuple[int, EventKind, int, float, int]],
-) -> None:
-    assert [(v, k, t, r) for v, k, t, _, r in got] == [(v, k, t, r) for v, k, t, _, r in want]
+def assert_same(got: list[tuple[Any, ...]], want: list[tuple[Any, ...]]) -> None:
+    """The same events (vehicle, kind, ts, ref, and the driver when given), values close."""
+    assert [(*e[:3], *e[4:]) for e in got] == [(*e[:3], *e[4:]) for e in want]
     for g, w in zip(got, want, strict=True):
         assert math.isclose(g[3], w[3], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def with_drivers(events: FleetEvents) -> list[tuple[Any, ...]]:
+    return [(*r, d) for r, d in zip(events.rows(), events.driver.tolist(), strict=True)]
+
+
+def zip_drivers(rows: list[Any], drivers: list[int]) -> list[tuple[Any, ...]]:
+    return [(*r, d) for r, d in zip(rows, drivers, strict=True)]
 
 
 def test_events_are_columns() -> None:
@@ -738,8 +747,9 @@ def test_events_are_columns() -> None:
         events.ts,
         events.value,
         events.ref,
+        events.driver,
     ]
-    assert [c.dtype.str for c in columns] == ["<i4", "|i1", "<i8", "<f8", "<i4"]
+    assert [c.dtype.str for c in columns] == ["<i4", "|i1", "<i8", "<f8", "<i4", "<i8"]
 
 
 leg = st.tuples(
@@ -781,8 +791,8 @@ def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bo
     clock = CST_0800 + start_s * 1000
     pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
     chunk: list[tuple[int, int, float, float, float, int]] = []
-    got: list[tuple[int, EventKind, int, float, int]] = []
-    want: list[tuple[int, EventKind, int, float, int]] = []
+    got: list[tuple[Any, ...]] = []
+    want: list[tuple[Any, ...]] = []
     for vehicle, count, step_s, speed, dlat, dlon, cut, driver in legs:
         lat, lon = pos[vehicle]
         for _ in range(count):
@@ -793,13 +803,13 @@ def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bo
         if cut:
             b = batch(chunk)
             state, events = evaluate_fleet(table, state, b, clock)
-            got.extend(events.rows())
-            want.extend(ref.evaluate(b, clock))
+            got.extend(with_drivers(events))
+            want.extend(zip_drivers(ref.evaluate(b, clock), ref.drivers))
             chunk.clear()
     b = batch(chunk)
     state, events = evaluate_fleet(table, state, b, clock + 3600_000)
-    got.extend(events.rows())
-    want.extend(ref.evaluate(b, clock + 3600_000))
+    got.extend(with_drivers(events))
+    want.extend(zip_drivers(ref.evaluate(b, clock + 3600_000), ref.drivers))
     assert_same(got, want)
 
 

@@ -13,7 +13,9 @@ once, left for an operator to acknowledge.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +25,17 @@ from alerts.vehicles.evaluate import evaluate_fleet
 from alerts.vehicles.state import EventKind, FleetState, Positions
 from alerts.vehicles.table import FleetTable
 
-__all__ = ["FLEET_ALARMS", "FleetAlarms", "FleetChange", "fleet_side"]
+__all__ = [
+    "FLEET_ALARMS",
+    "MAX_DRIVER_NAMES",
+    "DriverNames",
+    "FleetAlarms",
+    "FleetChange",
+    "fleet_side",
+]
+
+log = logging.getLogger(__name__)
+MAX_DRIVER_NAMES = 100_000  # drivers' ids kept to name them in alarms (the least recent go)
 
 # kind -> (level name, tier, action)
 FLEET_ALARMS: dict[str, tuple[str, str, str]] = {
@@ -84,6 +96,40 @@ class FleetChange:
     ts: int  # event time (ms)
     value: float  # speed km/h, driving s, rest s, distance m, silence s (EventKind)
     limit_kmh: float | None = None  # an overspeed's raise: the limit that applied
+    driver: str | None = None  # a raise: the driver (his id as said), when known
+
+
+class DriverNames:
+    """The drivers' ids by their code (`FleetState` keeps codes): a fleet alarm names its driver
+    with them. Bounded at `MAX_DRIVER_NAMES`: the least recently said go first (counted in
+    `forgotten`, logged once); a driver said again is named again."""
+
+    def __init__(self, names: Mapping[int, str] | None = None) -> None:
+        self._names: OrderedDict[int, str] = OrderedDict(names or {})
+        self.forgotten = 0
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def learn(self, names: Mapping[int, str]) -> None:
+        for code, name in names.items():
+            self._names[code] = name
+            self._names.move_to_end(code)
+        while len(self._names) > MAX_DRIVER_NAMES:
+            self._names.popitem(last=False)
+            if not self.forgotten:
+                log.warning(
+                    "more than %d drivers said: the least recent are no longer named in alarms",
+                    MAX_DRIVER_NAMES,
+                )
+            self.forgotten += 1
+
+    def get(self, code: int) -> str | None:
+        return self._names.get(code) if code else None
+
+    def of(self, codes: Iterable[int]) -> dict[int, str]:
+        """The names of `codes` that are known (what a saved state keeps)."""
+        return {c: n for c in set(codes) if c and (n := self._names.get(c)) is not None}
 
 
 class FleetAlarms:
@@ -92,6 +138,7 @@ class FleetAlarms:
     def __init__(self, table: FleetTable) -> None:
         self.table = table
         self.state = FleetState.new(len(table))
+        self.names = DriverNames()
         # of the last batch judged: positions older than their vehicle's newest judged one,
         # which the fleet's rules skip (stored, on the track, in no alarm)
         self.last_late = 0
@@ -125,6 +172,9 @@ class FleetAlarms:
         in event time."""
         if not len(self.table):
             return []
+        said = getattr(batch, "driver_names", None)
+        if said:
+            self.names.learn(said)
         self.last_late = 0
         if len(batch.ts):
             slot = self.table.slot_of[np.clip(batch.vehicle, 0, self.table.slot_of.shape[0] - 1)]
@@ -134,14 +184,15 @@ class FleetAlarms:
             self.last_late = int(np.count_nonzero(st.has_fix[slot] & (ts < st.last_ts[slot])))
         new, events = evaluate_fleet(self.table, self.state, batch, now)
         changes: list[FleetChange] = []
-        for vehicle, kind, ts, value, ref in events.rows():
+        drivers = events.driver.tolist()
+        for (vehicle, kind, ts, value, ref), code in zip(events.rows(), drivers, strict=True):
             name = _ENDS.get(kind)
             if name is not None:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
                 continue
             name = _RAISES[kind]
             limit = ref / 10 if kind == EventKind.OVERSPEED else None
-            changes.append(FleetChange(vehicle, name, 1, ts, value, limit))
+            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, self.names.get(code)))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
         self.state = new

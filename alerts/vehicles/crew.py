@@ -109,9 +109,10 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
     """`driver` takes the vehicle of `slot` over at a position of time `t` (see above). The
     caller owns the state's days and drivers first (`FleetState.own_week`, `own_crew`)."""
     old = int(st.driver[slot])
-    st.driver[slot] = driver
     if old == 0:
+        st.driver[slot] = driver
         return
+    # the episodes end with the driver they were about (`FleetEvents.driver`)
     one, at = np.array([slot], dtype=np.int64), np.array([t], dtype=np.int64)
     if st.cont_raised[slot]:
         out.add(one, EventKind.FATIGUE_CONTINUOUS_END, at, np.array([st.rest_ms[slot] / 1000.0]))
@@ -123,6 +124,7 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
         week = int(st.week_ms[slot][recent].sum()) + int(st.daily_ms[slot])
         out.add(one, EventKind.FATIGUE_WEEKLY_END, at, np.array([week / 1000.0]))
     st.cont_raised[slot] = st.daily_raised[slot] = st.weekly_raised[slot] = False
+    st.driver[slot] = driver
     left = int(st.last_ts[slot]) if st.has_fix[slot] else t
     places = st.crew_driver[slot]
     mine = np.flatnonzero(places == driver)

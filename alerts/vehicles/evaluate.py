@@ -121,12 +121,13 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
 
 
 class _Out:
-    def __init__(self) -> None:
-        self.parts: list[tuple[I64, EventKind, I64, F64, I64 | int]] = []
+    def __init__(self, st: FleetState) -> None:
+        self.parts: list[tuple[I64, EventKind, I64, F64, I64 | int, I64]] = []
+        self._st = st  # its drivers as they are when an event is made (a round's, crew.py)
 
     def add(self, slots: I64, kind: EventKind, ts: I64, value: F64, ref: I64 | int = -1) -> None:
         if slots.size:
-            self.parts.append((slots, kind, ts, value, ref))
+            self.parts.append((slots, kind, ts, value, ref, self._st.driver[slots]))
 
     def events(self, table: FleetTable) -> FleetEvents:
         if not self.parts:
@@ -136,12 +137,14 @@ class _Out:
                 np.zeros(0, np.int64),
                 np.zeros(0, np.float64),
                 np.zeros(0, np.int32),
+                np.zeros(0, np.int64),
             )
         slot = np.concatenate([p[0] for p in self.parts])
         kind = np.concatenate([np.full(p[0].shape, int(p[1]), np.int8) for p in self.parts])
         ts = np.concatenate([p[2] for p in self.parts]).astype(np.int64)
         value = np.concatenate([p[3] for p in self.parts]).astype(np.float64)
         ref = np.concatenate([np.broadcast_to(p[4], p[0].shape) for p in self.parts])
+        driver = np.concatenate([p[5] for p in self.parts]).astype(np.int64)
         vehicle = table.index[slot]
         rank = RANK[kind]
         t0 = int(ts.min())
@@ -163,6 +166,7 @@ class _Out:
             ts[order],
             value[order],
             ref[order].astype(np.int32),
+            driver[order],
         )
 
 
@@ -171,7 +175,7 @@ def evaluate_fleet(
 ) -> tuple[FleetState, FleetEvents]:
     """Judge a batch of positions and the silence up to `now` (ms); returns a new state."""
     st = state.copy()
-    out = _Out()
+    out = _Out(st)
     rows, s, t = _order(table, st, batch)
     if rows.size:
         drivers = getattr(batch, "driver", None)

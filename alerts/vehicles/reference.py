@@ -64,6 +64,8 @@ class ReferenceFleet:
         self.vehicles = [_Vehicle() for _ in range(len(table))]
         self.slot_of = {int(ix): slot for slot, ix in enumerate(table.index.tolist())}
         self._changes: dict[int, int] = {}  # changes of driver taken in this batch, by slot
+        # the driver of each event `evaluate` returned last (`FleetEvents.driver`)
+        self.drivers: list[int] = []
 
     def evaluate(self, batch: Positions, now: int) -> list[EventRow]:
         """Judge a batch and the silence up to `now`; events ordered by (vehicle, ts, kind, ref)."""
@@ -73,7 +75,7 @@ class ReferenceFleet:
             if slot is not None:
                 rows.append((slot, int(ts), i))
         rows.sort(key=lambda r: (r[0], r[1]))  # stable: equal times keep input order
-        events: list[EventRow] = []
+        events: list[tuple[int, EventKind, int, float, int, int]] = []
         self._changes.clear()
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
         said = getattr(batch, "driver", None)
@@ -92,10 +94,12 @@ class ReferenceFleet:
             )
             if due and not veh.offline_raised:
                 ts_off = veh.last_ts + tb.offline_ms
-                events.append((int(tb.index[slot]), EventKind.OFFLINE, ts_off, silent / 1000.0, -1))
+                row = (int(tb.index[slot]), EventKind.OFFLINE, ts_off, silent / 1000.0, -1)
+                events.append((*row, veh.driver))
                 veh.offline_raised = True
         events.sort(key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
-        return events
+        self.drivers = [e[5] for e in events]
+        return [e[:5] for e in events]
 
     def _position(
         self,
@@ -104,7 +108,7 @@ class ReferenceFleet:
         lat: float,
         lon: float,
         v: float,
-        events: list[EventRow],
+        events: list[tuple[int, EventKind, int, float, int, int]],
         driver: int = 0,
     ) -> bool:
         """Judge one fix; False for one not newer than the vehicle's last (late, again)."""
@@ -114,7 +118,7 @@ class ReferenceFleet:
         ix = int(tb.index[slot])
 
         def emit(kind: EventKind, ts: int, value: float, ref: int = -1) -> None:
-            events.append((ix, kind, ts, value, ref))
+            events.append((ix, kind, ts, value, ref, veh.driver))
 
         # the driver said last (now, or before: said while moving, it waits for a stop) takes
         # the vehicle at a stop; at most MAX_CHANGES a vehicle in a batch (a flapping feed)
@@ -262,15 +266,18 @@ class ReferenceFleet:
     def _take_over(self, slot: int, driver: int, t: int, emit: Callable[..., None]) -> None:
         """Another driver at this fix (`alerts.vehicles.crew`, which states the rule)."""
         veh, min_rest = self.vehicles[slot], int(self.table.min_rest_ms[slot])
-        old, veh.driver = veh.driver, driver
+        old = veh.driver
         if not old:
+            veh.driver = driver
             return
+        # the episodes end with the driver they were about
         if veh.cont_raised:
             emit(EventKind.FATIGUE_CONTINUOUS_END, t, veh.rest_ms / 1000.0)
         if veh.daily_raised:
             emit(EventKind.FATIGUE_DAILY_END, t, veh.daily_ms / 1000.0)
         if veh.weekly_raised:
             emit(EventKind.FATIGUE_WEEKLY_END, t, (veh.daily_ms + _past(veh, veh.day)) / 1000.0)
+        veh.driver = driver
         veh.cont_raised = veh.daily_raised = veh.weekly_raised = False
         left = veh.last_ts if veh.has_fix else t
         if driver in veh.crew_driver:

@@ -78,6 +78,9 @@ class FleetEvents:
     ts: I64
     value: F64
     ref: npt.NDArray[np.int32]
+    # the vehicle's driver (code; 0: not known) when the event was made: the one whose driving
+    # a fatigue alarm is about (`alerts.vehicles.crew`), the one at the wheel for the others
+    driver: I64
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])

@@ -8,7 +8,7 @@ event time); writing it again overwrites it, so an at-least-once replay never du
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -100,6 +100,8 @@ class PositionBatch:
     # the driver of each position, a code (`ingest.positions.driver_code`; 0: not said; None:
     # none said): fatigue is counted per driver (`alerts.vehicles.crew`)
     driver: npt.NDArray[np.int64] | None = None
+    # the drivers' ids by code, of the drivers the batch says (a fleet alarm names its driver)
+    driver_names: Mapping[int, str] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -127,6 +129,7 @@ class PositionBatch:
             np.concatenate([b.heading_deg for b in batches]).astype(np.float64),
             np.concatenate([b.flags() for b in batches]).astype(np.uint32),
             drivers,
+            {k: v for b in batches for k, v in (b.driver_names or {}).items()} or None,
         )
 
 
@@ -152,6 +155,7 @@ def positioned(batch: PositionBatch) -> PositionBatch:
         batch.heading_deg[keep],
         None if batch.alarm_flags is None else batch.alarm_flags[keep],
         None if batch.driver is None else batch.driver[keep],
+        batch.driver_names,
     )
 
 

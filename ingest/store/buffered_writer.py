@@ -299,12 +299,11 @@ def _join(kind: Kind, payloads: list[Any]) -> Any:
     if kind == "readings":
         return ReadingBatch.concat(payloads)
     if kind == "positions":
-        return PositionBatch(
-            *(
-                np.concatenate([getattr(p, name) for p in payloads])
-                for name in ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
-            )
+        vehicle, ts, lat, lon, speed, heading = (
+            np.concatenate([getattr(p, name) for p in payloads])
+            for name in ("vehicle", "ts", "lat", "lon", "speed_kmh", "heading_deg")
         )
+        return PositionBatch(vehicle, ts, lat, lon, speed, heading)
     return tuple(e for p in payloads for e in p)
 
 
