@@ -6,6 +6,7 @@ event. The lifecycle columns follow `alerts.lifecycle`, the disposal deadline th
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from alerts.alarmevent import (
@@ -20,6 +21,7 @@ from alerts.alarmevent import (
     AT_LEVEL_NAME,
     AT_PEAK,
     AT_RAISED_AT,
+    AT_SHELVED,
     AT_STARTED_TS,
     AT_STATE,
     AT_TIER,
@@ -32,6 +34,7 @@ from alerts.alarmevent import (
     lifecycle_key,
     row_lifecycle,
 )
+from alerts.alarmrows import Shelf
 from alerts.lifecycle import Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS
 from alerts.table import kind_name
@@ -41,6 +44,24 @@ from telemetry.registry import Registry
 __all__ = ["AlarmRows"]
 
 _STEPS_KEPT = 4096  # process steps remembered (`AlarmRows._step`)
+_CST = timezone(timedelta(hours=8))
+
+
+def _cst(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d %H:%M CST")
+
+
+def _shelf_said(shelf: Shelf) -> str:
+    """Who shelved the point, when, until when and why, as a journal event says it."""
+    return (
+        f"{shelf.actor} 搁置 shelved the point at {_cst(shelf.at)} until {_cst(shelf.until)}: "
+        f"{shelf.reason}"
+    )
+
+
+def _above(shelf: Shelf | None, level: int) -> bool:
+    """A level above the one the point was shelved at: the shelve ends."""
+    return shelf is not None and shelf.level is not None and level > shelf.level
 
 
 class AlarmRows:
@@ -76,13 +97,21 @@ class AlarmRows:
         if row is not None and after == row[AT_LEVEL]:
             return  # no change (a fleet episode seen again after a restart)
         stored = value if math.isfinite(value) else None
+        # the events a shelve of the point adds before this change's: (kind, comment)
+        shelf_events: list[tuple[str, str]] = []
+        shelf = work.shelves.get(point)
         if row is None:
             if after <= 0:
                 return  # a change below an alarm that is no longer active: nothing to record
             kind = "raised"
-            lc = self._step(
-                ("raise", work.shelves.get(point), suppressed, sensor in work.oos), None
-            )
+            if _above(shelf, after):  # a yellow chatter shelved does not hide a red alarm
+                assert shelf is not None
+                comment = _joined(comment, f"above the level shelved: {_shelf_said(shelf)}; ended")
+                work.ended[point] = (ts, arrival, comment)
+                del work.shelves[point]
+                shelf = None
+            until = None if shelf is None else shelf.until
+            lc = self._step(("raise", until, suppressed, sensor in work.oos), None)
             row = [
                 work.next_alarm,
                 tenant,
@@ -112,6 +141,8 @@ class AlarmRows:
             work.next_alarm += 1
             work.new[row[0]] = row
             work.open[point] = row
+            if shelf is not None:  # born shelved: the journal says by whom and why
+                shelf_events.append(("shelved", _shelf_said(shelf)))
         elif after == 0:
             kind = "cleared"
             # never before it started: a no-data alarm raised on the hub's clock while a
@@ -129,6 +160,15 @@ class AlarmRows:
         else:
             up = after > row[AT_LEVEL]
             kind = "escalated" if up else "deescalated"
+            if up and row[AT_SHELVED] is not None and _above(shelf, after):
+                assert shelf is not None
+                self._set_lifecycle(row, self._step(lifecycle_key("unshelve", row), row))
+                # said by the escalation itself, annunciated once (an event of its own before it
+                # was a second notification of the same change)
+                said = f"escalated above the level shelved: {_shelf_said(shelf)}; ended"
+                comment = _joined(comment, said)
+                work.ended[point] = (ts, arrival, said)
+                del work.shelves[point]
             key_ = lifecycle_key("escalate", row) if up else lifecycle_key("deescalate", row)
             self._set_lifecycle(row, self._step(key_, row))
             due = self._due(row[AT_DISPOSAL], tier, row[AT_RAISED_AT])
@@ -144,6 +184,25 @@ class AlarmRows:
             row[AT_VALUE] = stored
             row[AT_DUE] = due
             work.touch(row)
+        change = (after, level_name, tier, stored)
+        self._journal(work, key, row, kind, ts, arrival, change, comment)
+        for extra, said in shelf_events:
+            self._journal(work, key, row, extra, ts, arrival, change, said)
+
+    @staticmethod
+    def _journal(
+        work: AlarmBatch,
+        key: tuple[str, str, str, str, str, int],
+        row: list[Any],
+        kind: str,
+        ts: int,
+        arrival: int,
+        change: tuple[int, str, str, float | None],
+        comment: str,
+    ) -> None:
+        """Journal one event of the row's: (level, level name, tier, value) of the change."""
+        tenant, site, device, sensor, rule, side = key
+        after, level_name, tier, stored = change
         event_id = work.next_event
         work.next_event += 1
         isa = row[AT_ISA]
@@ -209,3 +268,7 @@ class AlarmRows:
     def _gateway(self, tenant: str, site: str, device: str) -> str:
         dev = self._registry.devices.get((tenant, site, device))
         return dev.spec.gateway if dev is not None else ""
+
+
+def _joined(first: str, then: str) -> str:
+    return f"{first}; {then}" if first else then

@@ -11,7 +11,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.lifecycle import Action, Lifecycle
+from alerts.alarmrows import Shelf
+from alerts.lifecycle import Action, Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import kind_name
 from telemetry.notifyconfig import DisposalSpec
@@ -165,7 +166,7 @@ class AlarmBatch:
 
     con: sqlite3.Connection
     open: dict[tuple[str, str, int], list[Any]]  # the active alarms of the batch's points
-    shelves: dict[tuple[str, str, int], int]  # shelved points and until when
+    shelves: dict[tuple[str, str, int], Shelf]  # the shelved points
     oos: set[str]  # sensors out of service
     next_alarm: int
     next_event: int
@@ -173,13 +174,15 @@ class AlarmBatch:
     new: dict[int, list[Any]] = field(default_factory=dict)  # alarms raised by the batch
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # journal events
     events: list[AlarmEvent] = field(default_factory=list)  # the same, as they leave
+    # shelves broken through: the point -> (event time, arrival, what the journal says)
+    ended: dict[tuple[str, str, int], tuple[int, int, str]] = field(default_factory=dict)
 
     @staticmethod
     def start(
         db: StateDB,
         con: sqlite3.Connection,
         active: list[list[Any]],
-        shelves: dict[tuple[str, str, int], int],
+        shelves: dict[tuple[str, str, int], Shelf],
         oos: set[str],
     ) -> AlarmBatch:
         next_alarm, next_event = db.next_ids(con)
@@ -196,9 +199,41 @@ class AlarmBatch:
         skipped = db.write_alarms(
             self.con, list(self.changed.values()), list(self.new.values()), self.rows
         )
-        if skipped:
-            return [e for e in self.events if e.event_id not in skipped]
-        return self.events
+        events = [e for e in self.events if e.event_id not in skipped] if skipped else self.events
+        for point, (ts, arrival, said) in self.ended.items():
+            # the point's shelve is over: its other alarms still shelved say so no more
+            db.set_shelf(self.con, point, None)
+            rows = db.alarms_where(
+                self.con,
+                "sensor = ? AND rule = ? AND side = ? AND shelved_until IS NOT NULL",
+                point,
+            )
+            events = [*events, *unshelve_rows(db, self.con, rows, ts, arrival, said)]
+        return events
+
+
+def unshelve_rows(
+    db: StateDB,
+    con: sqlite3.Connection,
+    rows: list[AlarmRow],
+    ts: int,
+    arrival: int,
+    said: str,
+) -> list[AlarmEvent]:
+    """Unshelve these alarms (the system's doing: their point's shelve ended), journaled."""
+    out = []
+    for row in rows:
+        lc = step(row.lifecycle, "unshelve", now=arrival)
+        db.update_alarm(con, row.id, dict(lifecycle_columns(lc)))
+        after = db.alarm_in(con, row.id)
+        assert after is not None
+        level = (after.level, after.level_name, after.tier)
+        event_id = db.insert_event(
+            con, row.id, "unshelved", ts, arrival, *level, after.value, lc.state, comment=said
+        )
+        if event_id is not None:
+            out.append(AlarmEvent.of(after, "unshelved", ts, arrival, event_id, None, said))
+    return out
 
 
 _SENSOR, _RULE, _SIDE = (ALARM_COLUMNS.index(c) for c in ("sensor", "rule", "side"))

@@ -19,10 +19,26 @@ __all__ = [
     "AlarmRecords",
     "AlarmRow",
     "DeadLetter",
+    "Shelf",
     "chunks_in",
 ]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Shelf:
+    """An alarm point's shelve: until when, who and why, and the level the alarm had reached
+    when it was shelved (None: a shelve of before schema 5): a raise or an escalation above it
+    ends the shelve."""
+
+    until: int
+    level: int | None
+    actor: str
+    reason: str
+    at: int
+
+
 _IN_CHUNK = 500  # values in one `IN (...)`: well under SQLite's limit of bound parameters
 
 

@@ -204,7 +204,7 @@ class AlarmBook(GatewayAlarms):
                 self._db,
                 con,
                 self._db.active_rows(con, names),
-                self._db.shelves_until(con, arrival),
+                self._db.shelves(con, arrival),
                 self._db.sensors_out(con),
             )
             for i, side, after, ts, value in zip(idx, sides, afters, tss, values, strict=True):
@@ -259,7 +259,7 @@ class AlarmBook(GatewayAlarms):
                 self._db,
                 con,
                 self._db.active_rows(con, names),
-                self._db.shelves_until(con, arrival),
+                self._db.shelves(con, arrival),
                 self._db.sensors_out(con),
             )
             for vehicle, rule, side, level, described, ts, value, said in rows:

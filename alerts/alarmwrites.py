@@ -9,7 +9,15 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from alerts.alarmrows import ALARM_COLS, ALARM_COLUMNS, EVENT_COLS, MUTABLE, AlarmRow, chunks_in
+from alerts.alarmrows import (
+    ALARM_COLS,
+    ALARM_COLUMNS,
+    EVENT_COLS,
+    MUTABLE,
+    AlarmRow,
+    Shelf,
+    chunks_in,
+)
 
 __all__ = ["AlarmStatements"]
 
@@ -90,9 +98,17 @@ class AlarmStatements:
         ).fetchall()
         return {int(e[0]) for e in events} - {int(r[0]) for r in there}
 
-    def shelves_until(self, con: sqlite3.Connection, now: int) -> dict[tuple[str, str, int], int]:
-        rows = con.execute("SELECT sensor, rule, side, until FROM shelves WHERE until > ?", (now,))
-        return {(r[0], r[1], r[2]): int(r[3]) for r in rows.fetchall()}
+    def shelves(self, con: sqlite3.Connection, now: int) -> dict[tuple[str, str, int], Shelf]:
+        """The shelved alarm points and their shelves, of those still in force at `now`."""
+        rows = con.execute(
+            "SELECT sensor, rule, side, until, level, actor, reason, at FROM shelves "
+            "WHERE until > ?",
+            (now,),
+        )
+        return {
+            (r[0], r[1], r[2]): Shelf(int(r[3]), None if r[4] is None else int(r[4]), *r[5:])
+            for r in rows.fetchall()
+        }
 
     def sensors_out(self, con: sqlite3.Connection) -> set[str]:
         return {r[0] for r in con.execute("SELECT sensor FROM out_of_service").fetchall()}
@@ -172,16 +188,17 @@ class AlarmStatements:
         actor: str = "",
         reason: str = "",
         at: int = 0,
+        level: int | None = None,
     ) -> None:
-        """Shelve the alarm point (sensor, rule, side) until a time, or unshelve it (None):
-        an activation while it is shelved starts shelved."""
+        """Shelve the alarm point (sensor, rule, side) until a time, up to `level`, or unshelve
+        it (None): an activation while it is shelved starts shelved, unless above `level`."""
         if until is None:
             con.execute("DELETE FROM shelves WHERE sensor = ? AND rule = ? AND side = ?", key)
         else:
             con.execute(
-                "INSERT OR REPLACE INTO shelves (sensor, rule, side, until, actor, reason, at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*key, until, actor, reason, at),
+                "INSERT OR REPLACE INTO shelves (sensor, rule, side, until, actor, reason, at, "
+                "level) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, until, actor, reason, at, level),
             )
 
     def out_of_service(self, con: sqlite3.Connection, sensor: str) -> bool:

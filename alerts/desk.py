@@ -8,6 +8,7 @@ the comment) to its journal; the journal is what the notification pipeline reads
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 
@@ -70,11 +71,30 @@ class AlarmDesk:
         until: int | None = None,
     ) -> AlarmEvent:
         """Apply an operator's action; raise AlarmNotFoundError, or TransitionError (why)."""
+        return self.act_all(
+            alarm_id, action, actor=actor, now=now, tenants=tenants, note=note, until=until
+        )[0]
+
+    def act_all(
+        self,
+        alarm_id: int,
+        action: Action,
+        *,
+        actor: str,
+        now: int,
+        tenants: Sequence[str] | None = None,
+        note: str = "",
+        until: int | None = None,
+    ) -> list[AlarmEvent]:
+        """`act`, with the events of the point's other alarms it moved after its own (a shelve
+        is the point's: `_point_follows`)."""
         with self._db.transaction() as con:
             row = self._db.alarm_in(con, alarm_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise AlarmNotFoundError(f"no alarm {alarm_id}")
-            return self._apply(con, row, action, actor, now, note=note, until=until)
+            also: list[AlarmEvent] = []
+            main = self._apply(con, row, action, actor, now, note=note, until=until, also=also)
+            return [main, *also]
 
     def set_in_service(
         self,
@@ -118,7 +138,12 @@ class AlarmDesk:
             for row in self._db.alarms_where(
                 con, "shelved_until IS NOT NULL AND shelved_until <= ?", (now,)
             ):
-                events.append(self._apply(con, row, "expire_shelve", SYSTEM, now))
+                fresh = self._db.alarm_in(con, row.id)  # a point's other alarm may have gone
+                if fresh is None or fresh.shelved_until is None:
+                    continue
+                moved: list[AlarmEvent] = []
+                events.append(self._apply(con, fresh, "expire_shelve", SYSTEM, now, also=moved))
+                events.extend(moved)
             for row in self._db.alarms_where(
                 con,
                 "disposal_due IS NOT NULL AND disposal_due <= ? AND overdue = 0 "
@@ -154,15 +179,25 @@ class AlarmDesk:
         *,
         note: str = "",
         until: int | None = None,
+        point: bool = True,
+        also: list[AlarmEvent] | None = None,
     ) -> AlarmEvent:
+        """One action on one alarm, journaled; with `point`, a shelve's start or end is the
+        point's (`_point_follows`), else the alarm's alone (the point's other alarms)."""
         lc = step(row.lifecycle, action, now=now, until=until, note=note)
         fields: dict[str, object] = dict(lifecycle_columns(lc))
         fields["disposal_due"] = self._due(row, lc)
         key = (row.sensor, row.rule, row.side)
-        if action == "shelve":
-            self._db.set_shelf(con, key, until, actor, note.strip(), now)
-        elif action in ("unshelve", "expire_shelve"):
+        if not point:
+            pass
+        elif action == "shelve":
+            # the point up to the level the alarm reached: a raise or escalation above it ends
+            # the shelve (`alerts.alarmchange`)
+            self._db.set_shelf(con, key, until, actor, note.strip(), now, level=row.peak_level)
+        elif action == "unshelve":
             self._db.set_shelf(con, key, None)
+        elif action == "expire_shelve" and self._db.shelf_until(con, *key, now) is not None:
+            point = False  # the point was shelved again since, until later: it stays
         self._db.update_alarm(con, row.id, fields)
         after = self._db.alarm_in(con, row.id)
         assert after is not None
@@ -181,7 +216,52 @@ class AlarmDesk:
             actor=actor,
             comment=note.strip(),
         )
+        if point and action in ("shelve", "unshelve", "expire_shelve"):
+            moved = self._point_follows(con, row, action, actor, now, until)
+            if also is not None:
+                also.extend(moved)
         return AlarmEvent.of(after, kind, now, now, event_id or 0, actor, note.strip())
+
+    def _point_follows(
+        self,
+        con: sqlite3.Connection,
+        row: AlarmRow,
+        action: Action,
+        actor: str,
+        now: int,
+        until: int | None,
+    ) -> list[AlarmEvent]:
+        """A shelve is the point's (sensor, rule, side): shelving an old alarm of it shelves its
+        active one too, when not above the level shelved; ending it (by hand or by the clock)
+        unshelves every alarm of the point still shelved, which kept saying so (helper-93)."""
+        point = "sensor = ? AND rule = ? AND side = ? AND id != ?"
+        params = (row.sensor, row.rule, row.side, row.id)
+        said = f"the point's shelve (alarm {row.id})"
+        moved: list[AlarmEvent] = []
+        if action == "shelve":
+            for other in self._db.alarms_where(con, f"{point} AND state = 'active'", params):
+                if other.level <= row.peak_level and other.shelved_until != until:
+                    with contextlib.suppress(TransitionError):  # out of service, say
+                        moved.append(
+                            self._apply(
+                                con,
+                                other,
+                                "shelve",
+                                actor,
+                                now,
+                                note=said,
+                                until=until,
+                                point=False,
+                            )
+                        )
+        else:
+            shelved = f"{point} AND shelved_until IS NOT NULL"
+            for other in self._db.alarms_where(con, shelved, params):
+                note = f"{said} ended"
+                moved.append(
+                    self._apply(con, other, "unshelve", actor, now, note=note, point=False)
+                )
+        return moved
 
     def _due(self, row: AlarmRow, lc: Lifecycle) -> int | None:
         """The deadline of the next disposal step, counted from the alarm's arrival."""

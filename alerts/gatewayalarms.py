@@ -81,7 +81,7 @@ class GatewayAlarms(AlarmRows):
                 self._db,
                 con,
                 self._db.active_rows(con, {c.alarm_id for c in changes}),
-                self._db.shelves_until(con, arrival),
+                self._db.shelves(con, arrival),
                 self._db.sensors_out(con),
             )
             for c in changes:
@@ -119,7 +119,7 @@ class GatewayAlarms(AlarmRows):
             return []
         with self._db.transaction() as con:
             work = AlarmBatch.start(
-                self._db, con, [], self._db.shelves_until(con, arrival), self._db.sensors_out(con)
+                self._db, con, [], self._db.shelves(con, arrival), self._db.sensors_out(con)
             )
             done: set[tuple[str, int, int, int]] = set()  # a report twice in one call: once
             for loss in losses:

@@ -30,7 +30,7 @@ from alerts.alarmrows import (
 )
 from alerts.alarmwrites import AlarmStatements
 from alerts.errors import AlarmStoreError
-from alerts.stateschema import SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, VERSION
+from alerts.stateschema import SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, VERSION
 
 __all__ = [
     "ALARM_COLUMNS",
@@ -141,8 +141,12 @@ class StateDB(AlarmStatements):
             self._db.executescript(f"BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;")
         if version < 3:
             self._db.executescript(f"BEGIN; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;")
-        if version < VERSION:
-            self._db.executescript(f"BEGIN; {SCHEMA_V4} PRAGMA user_version = {VERSION}; COMMIT;")
+        if version < 4:
+            self._db.executescript(f"BEGIN; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;")
+        if version < 5:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(shelves)").fetchall()}
+            add = "" if "level" in cols else SCHEMA_V5  # (a file set back to an older version)
+            self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 5; COMMIT;")
 
     @property
     def path(self) -> str:

@@ -3,7 +3,7 @@ migrations of an older one, by `PRAGMA user_version`."""
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA", "SCHEMA_V2", "SCHEMA_V3", "SCHEMA_V4", "VERSION"]
+__all__ = ["SCHEMA", "SCHEMA_V2", "SCHEMA_V3", "SCHEMA_V4", "SCHEMA_V5", "VERSION"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -106,4 +106,9 @@ CREATE INDEX alarms_tenant_id ON alarms (tenant, id);
 # before refuse the file, which would start a pipeline of its own and leave the other's pending
 # notifications unsent
 SCHEMA_V4 = ""
-VERSION = 4
+# version 5: a shelve keeps the level the alarm had reached when it was shelved: a raise or an
+# escalation above it ends the shelve (a yellow chatter shelved does not hide the red power cut)
+SCHEMA_V5 = """
+ALTER TABLE shelves ADD COLUMN level INTEGER;
+"""
+VERSION = 5

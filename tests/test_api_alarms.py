@@ -376,20 +376,90 @@ async def test_a_new_activation_while_shelved_starts_shelved(hub: Hub) -> None:
     a = await hub.alarm(first)
     assert (a["state"], a["isa_state"]) == ("cleared", "shelved")
 
-    (raised,) = hub.feed("ch4-t1", [1.2])
+    raised, shelved = hub.feed("ch4-t1", [1.2])
     second = raised.alarm_id
     assert second != first and raised.isa_state == "shelved"
     b = await hub.alarm(second)
     assert (b["isa_state"], b["shelved_until"], b["acked"]) == ("shelved", until, False)
-    assert journal(b) == [("raised", None, "", "shelved")]
+    # born shelved, the journal says by whom, when, until when and why (helper-93: it named
+    # no one, and the shelving report could not say who hid a live alarm)
+    (_, (kind, actor, comment, isa)) = journal(b)
+    assert (kind, actor, isa, shelved.kind) == ("shelved", None, "shelved", "shelved")
+    assert comment.startswith("op 搁置 shelved the point at ") and comment.endswith(
+        ": sensor drifts"
+    )
     assert await hub.ids(isa_state="shelved") == [second, first]
 
     r = await hub.post(f"/alarms/{second}/unshelve")
     assert r.status_code == 200 and r.json()["isa_state"] == "unack"
+    # the point's shelve ended: its old alarm no longer says it is shelved (helper-93)
+    a = await hub.alarm(first)
+    assert (a["isa_state"], a["shelved_until"]) == ("rtn_unack", None)
+    assert journal(a)[-1][:3] == ("unshelved", "op", f"the point's shelve (alarm {second}) ended")
+    assert await hub.ids(isa_state="shelved") == []
     # the point is no longer shelved: the next activation is annunciated as usual
     hub.feed("ch4-t1", [0.5])
     third = hub.raise_alarm("ch4-t1", 1.3)
     assert (await hub.alarm(third))["isa_state"] == "unack"
+
+
+async def test_a_shelve_hides_no_level_above_the_one_it_was_placed_at(hub: Hub) -> None:
+    """helper-93: a centre operator shelved the yellow chatter of a face's T1 methane; minutes
+    later the same point went to the red power cut and its alarm was shelved too, notified to
+    no one. A shelve holds the point up to the level its alarm had reached: a raise or an
+    escalation above it ends the shelve, said in the journal, and is annunciated."""
+    chatter = hub.raise_alarm()  # yellow, 1.1 %
+    hub.feed("ch4-t1", [0.8])
+    r = await hub.post(f"/alarms/{chatter}/shelve", {"reason": "探头抖动", "duration_s": 8 * 3600})
+    assert r.status_code == 200, r.text
+    # the chatter again: born shelved
+    raised, _ = hub.feed("ch4-t1", [1.2])
+    assert raised.isa_state == "shelved"
+    # the power cut: the shelve ends, before the escalation, which is annunciated
+    escalated, old = hub.feed("ch4-t1", [1.6])
+    assert (escalated.kind, escalated.tier, escalated.isa_state) == ("escalated", "red", "unack")
+    assert "escalated above the level shelved: op 搁置 shelved the point" in escalated.comment
+    assert (old.alarm_id, old.kind, old.actor) == (chatter, "unshelved", None)
+    live = await hub.alarm(raised.alarm_id)
+    assert (live["isa_state"], live["shelved_until"], live["tier"]) == ("unack", None, "red")
+    assert "escalated above the level shelved: op 搁置 shelved the point" in journal(live)[-1][2]
+    # the point's shelve is over: the old chatter says so, and the next yellow is annunciated
+    assert (await hub.alarm(chatter))["isa_state"] != "shelved"
+    hub.feed("ch4-t1", [0.5])
+    assert (await hub.alarm(hub.raise_alarm("ch4-t1", 1.1)))["isa_state"] == "unack"
+
+    # a raise straight to red on a point shelved at yellow is not shelved either
+    hub.feed("ch4-t1", [0.5])
+    yellow = hub.raise_alarm("ch4-t1", 1.1)
+    hub.feed("ch4-t1", [0.5])
+    r = await hub.post(f"/alarms/{yellow}/shelve", {"reason": "chatter", "duration_s": 600})
+    assert r.status_code == 200, r.text
+    red, old = hub.feed("ch4-t1", [1.7])
+    assert (red.kind, red.tier, red.isa_state) == ("raised", "red", "unack")
+    assert "above the level shelved" in red.comment
+    assert (old.alarm_id, old.kind) == (yellow, "unshelved")
+    assert (await hub.alarm(yellow))["isa_state"] == "rtn_unack"
+
+
+async def test_shelving_an_old_alarm_shelves_the_points_active_one_not_above_it(hub: Hub) -> None:
+    """A shelve is the point's: placed on an old alarm, it holds the point's active alarm too
+    (when not above the level shelved), journaled as the operator's."""
+    old = hub.raise_alarm()  # yellow
+    hub.feed("ch4-t1", [0.5])
+    live = hub.raise_alarm("ch4-t1", 1.2)  # yellow again, active
+    r = await hub.post(f"/alarms/{old}/shelve", {"reason": "chatter", "duration_s": 600})
+    assert r.status_code == 200, r.text
+    now = await hub.alarm(live)
+    assert now["isa_state"] == "shelved" and now["shelved_until"] == r.json()["shelved_until"]
+    assert journal(now)[-1][:3] == ("shelved", "op", f"the point's shelve (alarm {old})")
+    # an active alarm above the level shelved is left as it is
+    hub.feed("ch4-t1", [0.5])
+    hub.feed("ch4-t1", [1.1])  # born shelved
+    (up,) = [e for e in hub.feed("ch4-t1", [1.6]) if e.kind == "escalated"]  # breaks through
+    assert (await hub.alarm(old))["isa_state"] == "rtn_unack"
+    r = await hub.post(f"/alarms/{old}/shelve", {"reason": "chatter", "duration_s": 600})
+    assert r.status_code == 200, r.text
+    assert (await hub.alarm(up.alarm_id))["isa_state"] == "unack"
 
 
 # sensors out of service ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from alerts.statedb import AlarmFilter, StateDB
+from alerts.stateschema import VERSION
 
 TENANTS = ("north", "south")
 
@@ -144,7 +145,7 @@ def test_version_2_gets_the_tenant_index_once(tmp_path: Path) -> None:
             )
             assert any("alarms_tenant_id" in str(p[3]) for p in plan), plan
             assert not any("TEMP B-TREE" in str(p[3]) for p in plan), plan
-            assert db.query("PRAGMA user_version") == [(4,)]
+            assert db.query("PRAGMA user_version") == [(VERSION,)]
             assert len(db.list_alarms(None)) == 10
         finally:
             db.close()
