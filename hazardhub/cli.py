@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         help="retention policy duration made default on the v1 database ('none': leave it)",
     )
     h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
-    h.add_argument("--spool-max-mb", type=int, default=1024, help="disk spool limit, MiB")
+    h.add_argument("--spool-max-mb", type=float, default=1024.0, help="disk spool limit, MiB")
     h.add_argument("--data-dir", type=Path, default=Path("data"))
     h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
     h.add_argument("--client-id", default="hazardhub-hub")
@@ -253,7 +253,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 if args.influx_retention.lower() == "none"
                 else args.influx_retention,
                 spool_dir=args.spool_dir,
-                spool_max_bytes=args.spool_max_mb << 20,
+                spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
                 api_host=ahost,
                 api_port=aport,
                 client_id=args.client_id,

@@ -66,10 +66,21 @@ class Flushing:
                 mine.set_result(ok)
 
     async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
+        """Keep a refused message, tried again while the state database is away (locked,
+        full): its message is acknowledged only after (a locked database stopped the hub)."""
         raw = message.payload if isinstance(message.payload, bytes) else b""
-        pruned = await asyncio.to_thread(
-            self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
-        )
+        backoff = 0.2
+        while True:
+            try:
+                pruned = await asyncio.to_thread(
+                    self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
+                )
+                break
+            except AlarmStoreError as exc:
+                self.metrics.inc("hazardhub_store_retries_total")
+                log.warning("dead letter not kept (%s); retry in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         if pruned:  # the oldest, beyond the kept number or bytes
             self.metrics.inc("hazardhub_dead_letters_pruned_total", pruned)
 
@@ -149,9 +160,29 @@ class Flushing:
         seen = self.pipeline.seen
         for _, handled in pending:
             if handled.mark is not None and not handled.rejected_whole:
-                seen.add(handled.mark)
+                missing = seen.add(handled.mark)
+                if missing:
+                    self._missing(handled.mark, missing)
         acknowledge(client, [m for m, _ in pending])
         return True
+
+    def _missing(self, mark: tuple[tuple[str, str, str], int, int], missing: int) -> None:
+        """A device's seq jumped: batches between were never received. Counted and said (the
+        broker drops messages for the hub once its queue is full, and says so only in its own
+        log: helpers 91, 92)."""
+        (tenant, site, device), epoch, seq = mark
+        self.metrics.inc("hazardhub_telemetry_batches_missing_total", missing)
+        log.warning(
+            "%s/%s/%s: %d batch(es) before seq %d (gateway epoch %d) never arrived: the broker "
+            "dropped them (its queue for the hub was full: see docs/operations.md), or the "
+            "gateway's spool did (then its data_lost alarm says so)",
+            tenant,
+            site,
+            device,
+            missing,
+            seq,
+            epoch,
+        )
 
     async def _recorded(
         self, record: Callable[[], Awaitable[list[AlarmEvent]]]

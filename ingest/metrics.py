@@ -10,6 +10,11 @@ __all__ = ["Metrics"]
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
     "hazardhub_messages_rejected_total": "Messages rejected (dead-lettered), by reason",
+    "hazardhub_telemetry_batches_missing_total": (
+        "Batches of a device never received: its seq jumped past them within a gateway's epoch "
+        "(the broker dropped them, its queue for the hub full; or the gateway's spool did, "
+        "which its data_lost alarm says)"
+    ),
     "hazardhub_messages_duplicate_total": (
         "Telemetry messages dropped as already seen (device, epoch, seq)"
     ),
@@ -69,5 +74,11 @@ class Metrics:
                 series = self._values.get(name) or {(): 0}
                 for key, value in sorted(series.items()):
                     label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
-                    lines.append(f"{name}{{{label}}} {value:g}" if label else f"{name} {value:g}")
+                    said = _number(value)
+                    lines.append(f"{name}{{{label}}} {said}" if label else f"{name} {said}")
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """A counter to the unit (`:g` said 3.23229e+06 past a million: no count reconciles)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -74,7 +74,9 @@ class SeenSeqs:
         d = high - seq
         return 0 <= d < self._limit and bool(mask >> d & 1)
 
-    def add(self, item: tuple[tuple[str, str, str], int, int]) -> None:
+    def add(self, item: tuple[tuple[str, str, str], int, int]) -> int:
+        """Mark a batch stored; the number of the device's batches its seq jumped past (within
+        its epoch: a gateway numbers its batches from 0 at each start), never received."""
         dev, epoch, seq = item
         epochs = self._seen.setdefault(dev, {})
         found = epochs.get(epoch)
@@ -82,14 +84,16 @@ class SeenSeqs:
             while len(epochs) >= self._epochs:  # the oldest epoch the window heard of goes
                 del epochs[next(iter(epochs))]
             epochs[epoch] = [seq, 1]
-            return
+            return 0
         high, mask = found
         if seq > high:
             shift = seq - high
             found[0] = seq
             found[1] = ((mask << shift) | 1) & self._full if shift < self._limit else 1
-        elif high - seq < self._limit:
+            return shift - 1
+        if high - seq < self._limit:
             found[1] = mask | (1 << (high - seq))
+        return 0
 
 
 class Pipeline:

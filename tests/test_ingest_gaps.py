@@ -1,0 +1,91 @@
+"""What the hub says of telemetry it never received (a device's seq jumped: the broker dropped
+batches, its queue for the hub full, helpers 91 and 92), and that a refused message waits for a
+locked state database instead of stopping the hub (helper-91)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+
+import aiomqtt
+import httpx
+from test_bad_input import GOOD_TOPIC, batch
+
+from alerts.statedb import StateDB
+from api.auth import hash_key
+from hazardhub.hub import Hub, HubSettings
+from ingest.flush import Flushing
+from ingest.metrics import Metrics
+from ingest.pipeline import SeenSeqs
+from telemetry.config import ApiKeySpec
+
+from e2e_helpers import eventually, mine_registry, running_hub
+from services import free_port
+
+
+def test_the_seqs_a_device_jumped_past_are_counted_once() -> None:
+    seen = SeenSeqs()
+    dev = ("north-coal", "face-1301", "kj-sub-3")
+    assert [seen.add((dev, 5, s)) for s in (0, 1, 2)] == [0, 0, 0]
+    assert seen.add((dev, 5, 6)) == 3  # 3, 4 and 5 never came
+    assert seen.add((dev, 5, 4)) == 0  # one of them late: not counted again
+    assert seen.add((dev, 5, 7)) == 0
+    assert seen.add((dev, 6, 0)) == 0  # the gateway started again: a new epoch from 0
+    assert seen.add((dev, 6, 2)) == 1
+
+
+async def test_a_gap_in_a_devices_seqs_is_counted_and_said(mosquitto, tmp_path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="ingest.service")
+    port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=[ApiKeySpec(name="a", sha256=hash_key("k-admin"), role="admin")],
+    )
+    async with running_hub(hub):
+        now = time.time_ns() // 1_000_000
+        sent = [*range(5), *range(1_000_005, 1_000_010)]  # a million batches dropped
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+            for seq in sent:
+                await mq.publish(GOOD_TOPIC, batch(seq, now, ts=now + seq % 1000), qos=1)
+
+        async def all_stored():
+            stored = await hub.store.count_by_seq("north-coal", "kj-sub-3")
+            return stored if set(sent) <= {s for _, s in stored} else None
+
+        await eventually(all_stored, 15, "every batch sent stored")
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer k-admin"}
+        ) as api:
+            metrics = (await api.get("/metrics")).text
+    # to the unit: `:g` said 1e+06
+    assert "hazardhub_telemetry_batches_missing_total 1000000\n" in metrics, metrics
+    said = [r.getMessage() for r in caplog.records if "never arrived" in r.getMessage()]
+    assert len(said) == 1 and "north-coal/face-1301/kj-sub-3: 1000000 batch(es)" in said[0]
+
+
+async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None:
+    """A refused message while another process held the state database's lock stopped the
+    hub (AlarmStoreError out of the flush): it is kept once the lock is gone."""
+    db = StateDB(tmp_path / "state.db")
+    flushing = Flushing()
+    flushing.statedb, flushing.metrics = db, Metrics()
+    message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
+    holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error"))
+        async def retried() -> bool:
+            return flushing.metrics.get("hazardhub_store_retries_total") >= 1
+
+        await eventually(retried, 15, "a retry")
+        assert not task.done()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await asyncio.wait_for(task, 15)
+    (letter,) = db.dead_letters(limit=10)
+    assert (letter.reason, letter.topic) == ("decode_error", GOOD_TOPIC)
+    db.close()
