@@ -19,7 +19,7 @@ from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
 from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
-from simulators.route import Route
+from simulators.route import Route, default_route
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry, parse_document
@@ -137,13 +137,11 @@ def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, acc
     path.write_text(json.dumps(doc))
 
 
-def _routes(compiled: CompiledScenario, vehicle: str, k: int) -> Route:
-    """The scenario's route of the vehicle, with its speed limits, or a generated one."""
+def _routes(compiled: CompiledScenario, vehicle: str, k: int, n: int) -> Route:
+    """The scenario's route of the k-th of n vehicles, with its speed limits, or a generated
+    one."""
     route = compiled.spec.route(vehicle)
-    if route is not None:
-        return route
-    lat, lon = 32.0 + 0.05 * k, 118.8
-    return Route(((lat, lon), (lat + 0.3, lon + 0.6), (lat + 0.5, lon + 1.4)))
+    return route if route is not None else default_route(k, n)
 
 
 async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
@@ -179,7 +177,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             SimulatedVehicle(
                 v.tenant,
                 v.spec.id,
-                _routes(compiled, v.spec.id, k),
+                _routes(compiled, v.spec.id, k, len(registry.vehicles)),
                 compiled.vehicle_speeds[v.spec.id],
             )
             for k, v in enumerate(registry.vehicles.values())

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 
 from simulators.signals import Signal
 
-__all__ = ["Drive", "Route", "check_limits", "segment_m"]
+__all__ = ["Drive", "Route", "check_limits", "default_route", "segment_m"]
 
 _EARTH_M = 6_371_000.0
 _CHECKPOINT_STEPS = 64  # a stored distance every this many grid steps (random access)
+# generated routes start on a grid over this box, (south, west) to (north, east): the Yangtze
+# delta between Nanjing, Hangzhou and Nantong, where their 0.5 N and 1.4 E reach stays on land
+_DEFAULT_STARTS = ((30.2, 118.5), (31.8, 119.6))
 
 
 def segment_m(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -91,6 +94,20 @@ class Route:
         if not self.limited:
             return None
         return self.limits_kmh[self.locate(distance_m)[0]]
+
+
+def default_route(k: int, n: int) -> Route:
+    """The generated route of the k-th of n vehicles: from a start point on a square grid over
+    `_DEFAULT_STARTS`, as fine as n needs (every vehicle its own start, however large the
+    fleet), north-east some 150 km. Every point is a plausible position in China."""
+    if not 0 <= k < n:
+        raise ValueError(f"vehicle {k} of a fleet of {n}")
+    side = math.isqrt(n - 1) + 1  # the smallest square of at least n points
+    (south, west), (north, east) = _DEFAULT_STARTS
+    row, col = divmod(k, side)
+    lat = south + (north - south) * row / side
+    lon = west + (east - west) * col / side
+    return Route(((lat, lon), (lat + 0.3, lon + 0.6), (lat + 0.5, lon + 1.4)))
 
 
 class Drive:
