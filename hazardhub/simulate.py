@@ -22,7 +22,8 @@ from simulators.relay import UplinkRelay
 from simulators.route import Route, default_route
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.errors import ConfigError
-from telemetry.registry import Registry, parse_document
+from telemetry.fleetconfig import CorridorFence, FleetSettings
+from telemetry.registry import Registry, VehicleInfo, parse_document
 from telemetry.topics import TopicLayout
 
 __all__ = ["add_parser", "run"]
@@ -137,15 +138,33 @@ def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, acc
     path.write_text(json.dumps(doc))
 
 
-def _routes(compiled: CompiledScenario, vehicle: str, k: int, n: int) -> Route:
-    """The scenario's route of the k-th of n vehicles, with its speed limits, or a generated
-    one."""
-    route = compiled.spec.route(vehicle)
+def _corridors(fleet: FleetSettings) -> dict[str, Route]:
+    """The route along its corridor geofence of each vehicle that has one, by "tenant/vehicle"
+    or (a corridor naming the vehicle in any tenant) "vehicle"."""
+    return {
+        ref: Route(fence.polyline)
+        for fence in fleet.geofences
+        if isinstance(fence, CorridorFence) and fence.polyline is not None
+        for ref in fence.vehicles
+    }
+
+
+def _routes(
+    compiled: CompiledScenario, vehicle: VehicleInfo, k: int, n: int, along: dict[str, Route]
+) -> Route:
+    """The scenario's route of the k-th of n vehicles, with its speed limits; else its corridor
+    (a generated route off it would raise `corridor`); else a generated one."""
+    route = compiled.spec.route(vehicle.spec.id)
+    if route is not None:
+        return route
+    route = along.get(f"{vehicle.tenant}/{vehicle.spec.id}") or along.get(vehicle.spec.id)
     return route if route is not None else default_route(k, n)
 
 
 async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
-    registry = load(args.config).registry()
+    loaded = load(args.config)
+    registry = loaded.registry()
+    along = _corridors(loaded.config.fleet)
     compiled = _compile(load_scenario(args.scenario_file, args.seed), registry)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -177,7 +196,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             SimulatedVehicle(
                 v.tenant,
                 v.spec.id,
-                _routes(compiled, v.spec.id, k, len(registry.vehicles)),
+                _routes(compiled, v, k, len(registry.vehicles), along),
                 compiled.vehicle_speeds[v.spec.id],
             )
             for k, v in enumerate(registry.vehicles.values())

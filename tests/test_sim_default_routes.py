@@ -14,19 +14,25 @@ from pathlib import Path
 
 import aiomqtt
 import orjson
+from test_sim_vehicle_scenarios import metres_off
+
+from hazardhub.settings import load
+from simulators.route import segment_m
 
 from services import MosquittoService
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo.yaml"
+PLANT_ONLY = ROOT / "examples" / "scenarios" / "tank-farm-leak.yaml"
 TOPIC = "hazardhub/v1/+/vehicles/+/position"
 
 
-async def first_fixes(
-    config: Path, broker_port: int, expected: int, *args: str
-) -> dict[str, dict[str, float]]:
-    """Run `simulate fleet` on `config` until `expected` vehicles sent a fix (20 s at most);
-    return each vehicle's first fix."""
-    got: dict[str, dict[str, float]] = {}
+async def tracks(
+    config: Path, broker_port: int, vehicles: int, fixes: int, *args: str
+) -> dict[str, list[dict[str, float]]]:
+    """Run `simulate fleet` on `config` until `vehicles` vehicles sent `fixes` fixes each (20 s
+    at most); return each vehicle's fixes."""
+    got: dict[str, list[dict[str, float]]] = {}
     ready, done = asyncio.Event(), asyncio.Event()
 
     async def collect() -> None:
@@ -36,9 +42,9 @@ async def first_fixes(
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
                 body = orjson.loads(msg.payload)
-                first = body[0] if isinstance(body, list) else body
-                got.setdefault(str(msg.topic).split("/")[-2], first)
-                if len(got) >= expected:
+                track = got.setdefault(str(msg.topic).split("/")[-2], [])
+                track.extend(body if isinstance(body, list) else [body])
+                if sum(len(t) >= fixes for t in got.values()) >= vehicles:
                     done.set()
 
     sub = asyncio.create_task(collect())
@@ -69,7 +75,7 @@ async def first_fixes(
         sub.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sub
-    assert len(got) >= expected, (len(got), err.decode()[-2000:])
+    assert len(got) >= vehicles, (len(got), err.decode()[-2000:])
     return got
 
 
@@ -82,9 +88,35 @@ async def test_a_large_fleet_drives_distinct_plausible_routes(
     )
     config = tmp_path / "fleet.yaml"
     config.write_text(f"version: 1\ntenants:\n  - id: big\n    vehicles:\n{rows}\n", "utf-8")
-    fixes = await first_fixes(config, mosquitto.port, n, "--period", "5")
+    fixes = {
+        v: t[0] for v, t in (await tracks(config, mosquitto.port, n, 1, "--period", "5")).items()
+    }
     # the Yangtze delta, give or take: inside China, on land
     off = {v: f for v, f in fixes.items() if not (29.5 < f["lat"] < 33.0 and 118 < f["lon"] < 122)}
     assert off == {}, (len(off), sorted(off.items())[:5])
     starts = {(round(f["lat"], 2), round(f["lon"], 2)) for f in fixes.values()}
     assert len(starts) == n  # each its own start: no two on top of each other
+
+
+async def test_a_vehicle_without_a_scenario_route_drives_its_corridor(
+    mosquitto: MosquittoService,
+) -> None:
+    # a plant-only scenario against the demo: the tanker has a corridor and no scenario route
+    fence = next(g for g in load(DEMO).config.fleet.geofences if g.kind == "corridor")
+    assert fence.polyline is not None and fence.buffer_m is not None
+    got = await tracks(
+        DEMO,
+        mosquitto.port,
+        3,
+        10,
+        "--scenario",
+        str(PLANT_ONLY),
+        "--accel",
+        "60",
+        "--period",
+        "0.1",
+    )
+    track = got["tanker-01"]
+    off = [metres_off(fence.polyline, p["lat"], p["lon"]) for p in track]
+    assert max(off) < 50, off  # on the polyline, give or take the GPS noise
+    assert segment_m((track[0]["lat"], track[0]["lon"]), (track[-1]["lat"], track[-1]["lon"])) > 500
