@@ -218,6 +218,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 start_wall_ms=start_wall_ms,
                 period_s=args.period,
                 accel=accel,
+                end_s=compiled.spec.duration_s,
             )
             tasks.append(asyncio.create_task(jt.run(stop), name="fleet-jt808"))
             print(f"fleet: {len(vehicles)} JT/T 808 terminals -> {jhost}:{jport}", flush=True)
@@ -231,6 +232,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 start_wall_ms=start_wall_ms,
                 period_s=args.period,
                 accel=accel,
+                end_s=compiled.spec.duration_s,
                 username=args.broker_user,
                 password=os.environ.get("HAZARDHUB_MQTT_PASSWORD") if args.broker_user else None,
             )
@@ -258,8 +260,9 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
         duration = compiled.spec.duration_s / accel
     try:
         if duration is not None and math.isfinite(duration):
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=duration)
+            try:  # from the scenario clock's start, not from the end of the setting up
+                left = max(0.0, duration - (loop.time() - t0))
+                await asyncio.wait_for(stop.wait(), timeout=left)
             except TimeoutError:
                 stop.set()
         else:

@@ -21,6 +21,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from simulators.jt808 import Fix, Jt808Terminal, TerminalError
 from simulators.route import Drive, Route, segment_m
 from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
@@ -166,10 +167,16 @@ def attach_scenario(
 
 
 class _Fleet:
-    """What both fleets share: the clock, the reporting period, and pauses that end at `stop`."""
+    """What both fleets share: the clock, the reporting period, pauses that end at `stop`, and
+    the recorders' blind-area buffers. A recorder takes its fix every period from power-on (the
+    fleet's start) to the scenario's end (`end_s` on the clock, the last fix at that instant),
+    whether its link is up or not, and keeps it until the platform has acknowledged it. At most
+    `buffer_max` fixes wait per vehicle; beyond that the oldest are dropped and counted
+    (`dropped`). After `stop`, the links try for `drain_s` more to send what waits."""
 
     def __init__(
         self,
+        recorders: Sequence[SimulatedVehicle],
         *,
         host: str,
         port: int,
@@ -177,26 +184,79 @@ class _Fleet:
         start_wall_ms: int,
         period_s: float = 1.0,
         accel: float = 1.0,
+        end_s: float = math.inf,
+        buffer_max: int = 10_000,
+        drain_s: float = 5.0,
     ) -> None:
         self._host, self._port = host, port
         self._clock = clock
         self._start_wall_ms = start_wall_ms
         self._period = period_s
         self._accel = accel
+        self._end_s = end_s
+        self._buffer_max = buffer_max
+        self._drain_s = drain_s
+        self._recorders = list(recorders)
+        # per recorder (in the order given): its fixes not yet acknowledged, oldest first
+        self._waiting: list[deque[dict[str, Any]]] = [deque() for _ in self._recorders]
+        self._ready = asyncio.Event()
         self.sent = 0
+        self.dropped = 0  # fixes the full buffer lost
+        self.backfills = 0  # batches of more than one fix sent
+
+    @property
+    def waiting(self) -> int:
+        """Fixes taken and not yet acknowledged by the platform."""
+        return sum(len(q) for q in self._waiting)
 
     @staticmethod
     async def _pause(stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
+    async def _retry_pause(self, stop: asyncio.Event, deadline: float | None, s: float) -> None:
+        """The pause before a retry: until `stop`, or (draining after it) until the deadline."""
+        if deadline is None:
+            await self._pause(stop, s)
+        else:  # draining after the stop: `stop` no longer paces the retries
+            loop = asyncio.get_running_loop()
+            await asyncio.sleep(min(s, max(0.0, deadline - loop.time())))
+
+    def _drain_deadline(self, deadline: float | None, left: int, who: str) -> float | None:
+        """After `stop`, with `left` fixes waiting: the drain's deadline, or None when there
+        is nothing to send or no more time."""
+        loop = asyncio.get_running_loop()
+        if not left:
+            return None
+        deadline = deadline if deadline is not None else loop.time() + self._drain_s
+        if loop.time() > deadline:
+            log.warning("%s: stopped with %d fixes not sent", who, left)
+            return None
+        return deadline
+
+    async def _take(self, stop: asyncio.Event) -> None:
+        """A fix of every vehicle that is on, every period, into its buffer, up to `end_s`."""
+        while not stop.is_set():
+            t = min(self._clock(), self._end_s)
+            for v, q in zip(self._recorders, self._waiting, strict=True):
+                if v.offline:
+                    continue  # the terminal is off: no fix at all
+                q.append(v.record(t, self._start_wall_ms, self._accel))
+                if len(q) > self._buffer_max:
+                    q.popleft()
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.warning("fleet: blind-area buffer full, %d fixes dropped", self.dropped)
+            self._ready.set()
+            if t >= self._end_s:
+                return  # the scenario is over, and so is the drive
+            await self._pause(stop, self._period)
+
 
 class FleetPublisher(_Fleet):
     """Publishes one position per vehicle every `period_s` of the clock, QoS 1, as a recorder
-    with a blind-area buffer does: a fix is taken every period whether the broker is reachable
-    or not, kept until the broker acknowledged it, and a backlog goes up as arrays of up to
-    `backfill_max` fixes (the contract's backfill), oldest first. At most `buffer_max` fixes
-    wait per vehicle; beyond that the oldest are dropped and counted (`dropped`)."""
+    with a blind-area buffer does (`_Fleet`): a backlog goes up as arrays of up to
+    `backfill_max` fixes (the contract's backfill), oldest first."""
 
     def __init__(
         self,
@@ -209,6 +269,7 @@ class FleetPublisher(_Fleet):
         start_wall_ms: int,
         period_s: float = 1.0,
         accel: float = 1.0,
+        end_s: float = math.inf,
         buffer_max: int = 10_000,
         backfill_max: int = 100,
         timeout_s: float = 3.0,
@@ -217,66 +278,38 @@ class FleetPublisher(_Fleet):
         password: str | None = None,
     ) -> None:
         super().__init__(
+            vehicles,
             host=host,
             port=port,
             clock=clock,
             start_wall_ms=start_wall_ms,
             period_s=period_s,
             accel=accel,
+            end_s=end_s,
+            buffer_max=buffer_max,
+            drain_s=drain_s,
         )
         self.vehicles = list(vehicles)
         self._layout = layout
-        self._buffer_max = buffer_max
         self._backfill_max = backfill_max
         self._timeout_s = timeout_s
-        self._drain_s = drain_s
         self._username, self._password = username, password
-        self._waiting: dict[str, deque[dict[str, Any]]] = {v.id: deque() for v in self.vehicles}
-        self._ready = asyncio.Event()
-        self.dropped = 0  # fixes the full buffer lost
-        self.backfills = 0  # arrays published
-
-    @property
-    def waiting(self) -> int:
-        """Fixes taken and not yet acknowledged by the broker."""
-        return sum(len(q) for q in self._waiting.values())
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._take(stop), name="fleet-fixes")
             tg.create_task(self._send(stop), name="fleet-uplink")
 
-    async def _take(self, stop: asyncio.Event) -> None:
-        """A fix of every vehicle that is on, every period, into its buffer."""
-        while not stop.is_set():
-            t = self._clock()
-            for v in self.vehicles:
-                if v.offline:
-                    continue  # the terminal is off: no fix at all
-                q = self._waiting[v.id]
-                q.append(v.record(t, self._start_wall_ms, self._accel))
-                if len(q) > self._buffer_max:
-                    q.popleft()
-                    self.dropped += 1
-                    if self.dropped == 1 or self.dropped % 1000 == 0:
-                        log.warning("fleet: blind-area buffer full, %d fixes dropped", self.dropped)
-            self._ready.set()
-            await self._pause(stop, self._period)
-
     async def _send(self, stop: asyncio.Event) -> None:
         """Keep a connection and send what waits; after `stop`, try for `drain_s` more to send
         the rest. An operation unanswered for `timeout_s` counts as a lost link (a broken TCP
         connection is not always noticed sooner)."""
-        loop = asyncio.get_running_loop()
         backoff = 0.2
         deadline: float | None = None
         while True:
             if stop.is_set():
-                if not self.waiting:
-                    return
-                deadline = deadline if deadline is not None else loop.time() + self._drain_s
-                if loop.time() > deadline:
-                    log.warning("fleet: stopped with %d fixes not sent", self.waiting)
+                deadline = self._drain_deadline(deadline, self.waiting, "fleet")
+                if deadline is None:
                     return
             try:
                 async with aiomqtt.Client(
@@ -297,16 +330,12 @@ class FleetPublisher(_Fleet):
                             await asyncio.wait_for(self._ready.wait(), timeout=self._period)
             except aiomqtt.MqttError as exc:
                 log.warning("fleet: broker unreachable (%s); %d fixes wait", exc, self.waiting)
-                if deadline is None:
-                    await self._pause(stop, backoff)
-                else:  # draining after the stop: `stop` no longer paces the retries
-                    await asyncio.sleep(min(backoff, max(0.0, deadline - loop.time())))
+                await self._retry_pause(stop, deadline, backoff)
                 backoff = min(backoff * 2, 5.0)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged."""
-        for v in self.vehicles:
-            q = self._waiting[v.id]
+        for v, q in zip(self.vehicles, self._waiting, strict=True):
             while q:
                 n = min(len(q), self._backfill_max)
                 part = [q[k] for k in range(n)]
@@ -341,8 +370,11 @@ def terminal_phones(configured: Sequence[str | None]) -> list[str]:
 
 
 class Jt808Fleet(_Fleet):
-    """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports 0x0200
-    every `period_s` to a JT/T 808 platform (hazardhub's `jt808` gateway or any other)."""
+    """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports its
+    fixes to a JT/T 808 platform (hazardhub's `jt808` gateway or any other). Each records from
+    power-on (`_Fleet`), so the fixes taken before it is authenticated (a platform not up yet,
+    a refused login, a lost link) are kept and sent after: one waiting fix as 0x0200, a backlog
+    as 0x0704 blind-area uploads of up to `backfill_max` fixes, oldest first."""
 
     def __init__(
         self,
@@ -354,48 +386,80 @@ class Jt808Fleet(_Fleet):
         start_wall_ms: int,
         period_s: float = 1.0,
         accel: float = 1.0,
+        end_s: float = math.inf,
+        buffer_max: int = 10_000,
+        backfill_max: int = 30,  # 0x0704 of 30 plain fixes: one package (1023 bytes at most)
+        drain_s: float = 5.0,
     ) -> None:
         super().__init__(
+            [v for v, _, _ in vehicles],
             host=host,
             port=port,
             clock=clock,
             start_wall_ms=start_wall_ms,
             period_s=period_s,
             accel=accel,
+            end_s=end_s,
+            buffer_max=buffer_max,
+            drain_s=drain_s,
         )
         self.vehicles = list(vehicles)
+        self._backfill_max = backfill_max
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
-            for vehicle, phone, plate in self.vehicles:
-                tg.create_task(self._drive(vehicle, phone, plate, stop), name=f"jt808-{phone}")
+            tg.create_task(self._take(stop), name="jt808-fixes")
+            for (_, phone, plate), q in zip(self.vehicles, self._waiting, strict=True):
+                tg.create_task(self._link(q, phone, plate, stop), name=f"jt808-{phone}")
 
-    async def _drive(
-        self, vehicle: SimulatedVehicle, phone: str, plate: str, stop: asyncio.Event
+    async def _link(
+        self, q: deque[dict[str, Any]], phone: str, plate: str, stop: asyncio.Event
     ) -> None:
-        from simulators.jt808 import Fix, Jt808Terminal, TerminalError
-
+        """One terminal's connection: log in, send what waits, again after a failure; after
+        `stop`, try for `drain_s` more to send the rest."""
         backoff = 0.2
-        while not stop.is_set():
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}")
+                if deadline is None:
+                    return
             try:
                 async with Jt808Terminal(self._host, self._port, phone, plate) as terminal:
                     await terminal.login()
                     backoff = 0.2
-                    while not stop.is_set():
-                        rec = vehicle.record(self._clock(), self._start_wall_ms, self._accel)
-                        if not vehicle.offline:
-                            await terminal.report(
-                                Fix(
-                                    ts_ms=int(str(rec["ts"])),
-                                    lat=float(str(rec["lat"])),
-                                    lon=float(str(rec["lon"])),
-                                    speed_kmh=float(str(rec["speed_kmh"])),
-                                    heading_deg=round(float(str(rec["heading_deg"]))) % 360,
-                                )
-                            )
-                            self.sent += 1
+                    while True:
+                        await self._flush(terminal, q)
+                        if stop.is_set():
+                            return
                         await self._pause(stop, self._period)
             except (OSError, TerminalError) as exc:
-                log.warning("terminal %s: %s", phone, exc)
-                await self._pause(stop, backoff)
+                log.warning("terminal %s: %s; %d fixes wait", phone, exc, len(q))
+                await self._retry_pause(stop, deadline, backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _flush(self, terminal: Jt808Terminal, q: deque[dict[str, Any]]) -> None:
+        """Send what waits, oldest first; a fix leaves the buffer once the platform said OK."""
+        while q:
+            n = min(len(q), self._backfill_max)
+            part = [q[k] for k in range(n)]
+            fixes = [_fix(rec) for rec in part]
+            answer = await (terminal.report(fixes[0]) if n == 1 else terminal.backfill(fixes))
+            if answer is None or answer.result != answer.OK:
+                raise TerminalError(f"the platform refused {n} fixes: {answer}")
+            for item in part:  # (the full buffer may have dropped some meanwhile)
+                if q and q[0] is item:
+                    q.popleft()
+            self.sent += n
+            self.backfills += n > 1
+
+
+def _fix(rec: dict[str, Any]) -> Fix:
+    """A position record as the terminal measured it."""
+    return Fix(
+        ts_ms=int(rec["ts"]),
+        lat=float(rec["lat"]),
+        lon=float(rec["lon"]),
+        speed_kmh=float(rec["speed_kmh"]),
+        heading_deg=round(float(rec["heading_deg"])) % 360,
+    )
