@@ -7,7 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.alarmrows import ALARM_COLS, ALARM_COLUMNS, EVENT_COLS, EVENT_NAMES, AlarmRecords
+from alerts.alarmrows import (
+    ALARM_COLS,
+    ALARM_COLUMNS,
+    EVENT_COLS,
+    EVENT_NAMES,
+    AlarmRecords,
+    chunks_in,
+)
 
 __all__ = ["AlarmFilter", "events_sql", "records"]
 
@@ -16,7 +23,9 @@ __all__ = ["AlarmFilter", "events_sql", "records"]
 class AlarmFilter:
     """Which alarms: of `tenants` (None: every tenant), and each field set narrows the list.
     `open_only`: not yet returned to normal and acknowledged, or with its disposal not closed;
-    `before_id`: the page after the alarm of that id (newest first)."""
+    `finished_only`: its exact complement, normal (returned and acknowledged) and closed;
+    `before_id`: the page after the alarm of that id (newest first); `start_ts`, `end_ts`: its
+    event time (`started_ts`) in [start_ts, end_ts), ms."""
 
     tenants: Sequence[str] | None
     state: str | None = None
@@ -30,6 +39,9 @@ class AlarmFilter:
     before_id: int | None = None
     peak_tier: Sequence[str] | None = None  # reached one of these tiers at some time
     overdue: bool | None = None
+    finished_only: bool = False
+    start_ts: int | None = None
+    end_ts: int | None = None
 
     def select(self) -> tuple[str, list[Any]]:
         """The SELECT (newest first, `LIMIT ?` last) and its parameters but the limit."""
@@ -57,6 +69,8 @@ class AlarmFilter:
             among("tier", self.tier)
         if self.open_only:
             where.append("(isa_state != 'normal' OR disposal != 'closed')")
+        if self.finished_only:
+            where.append("isa_state = 'normal' AND disposal = 'closed'")
         if self.peak_tier:
             where.append(
                 "EXISTS (SELECT 1 FROM alarm_events e WHERE e.alarm_id = alarms.id AND e.tier IN "
@@ -66,6 +80,12 @@ class AlarmFilter:
         if self.overdue is not None:
             where.append("overdue = ?")
             params.append(int(self.overdue))
+        if self.start_ts is not None:
+            where.append("started_ts >= ?")
+            params.append(self.start_ts)
+        if self.end_ts is not None:
+            where.append("started_ts < ?")
+            params.append(self.end_ts)
         if self.before_id is not None:
             where.append("id < ?")
             params.append(self.before_id)
@@ -92,8 +112,9 @@ def records(
         return None
     alarms = [dict(zip(ALARM_COLUMNS, r, strict=True)) for r in rows]
     events: dict[int, list[dict[str, Any]]] = {a["id"]: [] for a in alarms}
-    if alarms:
-        found = query(events_sql(len(alarms)), list(events))
+    # in chunks: an export's 100,000 alarms are more ids than SQLite binds in one statement
+    for ids, _ in chunks_in(list(events)):
+        found = query(events_sql(len(ids)), ids)
         if found is None:
             return None
         for r in found:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from alerts import alarmstats as stats
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, check_site, narrowed
+from api.timerange import refuse_seconds
 
 __all__ = ["alarm_stats_router"]
 
@@ -38,6 +39,7 @@ def _range(
         Query(ge=0, le=_MAX_MS, description="ms since the epoch, exclusive; default now"),
     ] = (None),
 ) -> tuple[int, int]:
+    refuse_seconds(start=start, end=end)
     end_ms = _now_ms() if end is None else end
     start_ms = end_ms - _DAY_MS if start is None else start
     if end_ms <= start_ms:

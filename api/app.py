@@ -56,6 +56,7 @@ from api.problems import BodyLimit, install_problem_handlers
 from api.registry import registry_router
 from api.rulepacks import rule_pack_router
 from api.sites import site_router
+from api.timerange import refuse_seconds
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import Registry, SensorInfo
@@ -244,6 +245,7 @@ def _router() -> APIRouter:
         measurements (quality good or out of range): their aggregate (`minmax`: the lowest and
         the highest, `{ts, min, max}`)."""
         info = _visible_sensor(ctx, caller, sensor_id)
+        refuse_seconds(start=start, end=end)
         if end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
         # one answer is bounded: a key asking for all time must not make the hub read it all
@@ -337,6 +339,7 @@ def _router() -> APIRouter:
         ]
         if not found:
             raise not_found(f"vehicle {vehicle_id!r}")
+        refuse_seconds(start=start, end=end)
         if end - start > MAX_TRACK_MS:  # a year of fixes every 10 s is 3 million rows
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -152,7 +152,11 @@ class AlarmEventPublic(_Public):
 class AlarmPublic(_Public):
     id: int
     tenant: str
+    tenant_name: str = Field(
+        description="the tenant's (enterprise's) name as configured; '' when it has none"
+    )
     site: str
+    site_name: str = Field(description="the site's name as configured; '' when it has none")
     device: str
     sensor: str
     rule: str

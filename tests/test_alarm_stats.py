@@ -466,6 +466,7 @@ async def test_bad_ranges_are_422(api: httpx.AsyncClient, route: str) -> None:
         {"start": NOW_T0 - 31 * day - 1, "end": NOW_T0},  # longer than 31 days
         {"start": 0},  # from the epoch to now
         {"start": "yesterday"},
+        {"start": NOW_T0 // 1000, "end": NOW_T0 // 1000 + 3600},  # seconds, not ms
     ):
         r = await api.get(path, params=params, headers=auth("north"))
         assert r.status_code == 422, (params, r.text)
