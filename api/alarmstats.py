@@ -14,8 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 
 from alerts import alarmstats as stats
+from api.alarms import names_of
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, check_site, narrowed
+from api.handling import HandlingPublic, handling_report
 from api.timerange import refuse_seconds
 
 __all__ = ["alarm_stats_router"]
@@ -276,6 +278,21 @@ def alarm_stats_router() -> APIRouter:
                 BadActorPublic(**_point(b.point), activations=b.activations, share=b.share)
                 for b in found.points
             ],
+        )
+
+    @r.get("/handling", response_model=HandlingPublic)
+    async def handling(
+        ctx: Ctx, caller: Caller, span: Range, tenant: Tenant = None
+    ) -> HandlingPublic:
+        """How the alarms that started in the range (event time) were handled, per tenant and
+        site: raised by peak tier, acknowledged and how fast, disposal states, time to close,
+        ever overdue, still open, shelved and by whom. The times count from `raised_at`."""
+        return await asyncio.to_thread(
+            handling_report,
+            ctx.statedb,
+            _scope(ctx, caller, tenant),
+            *span,
+            names_of(ctx.registry),
         )
 
     return r

@@ -328,7 +328,7 @@ KEYS = [
     _key("south", "enterprise", SOUTH),
     _key("viewer", "viewer", NORTH),
 ]
-ROUTES = ("rate", "chattering", "standing", "bad-actors")
+ROUTES = ("rate", "chattering", "standing", "bad-actors", "handling")
 
 
 def auth(who: str) -> dict[str, str]:
@@ -456,7 +456,7 @@ async def test_a_key_is_required(api: httpx.AsyncClient, route: str) -> None:
     assert (await api.get(path, params={"start": 5, "end": 1})).status_code == 401
 
 
-@pytest.mark.parametrize("route", ["rate", "chattering", "bad-actors"])
+@pytest.mark.parametrize("route", ["rate", "chattering", "bad-actors", "handling"])
 async def test_bad_ranges_are_422(api: httpx.AsyncClient, route: str) -> None:
     path = f"/api/v1/alarm-quality/{route}"
     day = 86_400_000

@@ -1,19 +1,21 @@
 """A supervisor's monthly review of how enterprises handled their alarms, over HTTP: the alarm
 list by a range of event time (`start`, `end`), `open=false` as the finished alarms, the list as
-CSV, and times given in seconds refused on every route that takes an epoch-ms range (given
-seconds, the review read "0 activations").
+CSV, the handling report (`/api/v1/alarm-quality/handling`), and times given in seconds refused
+on every route that takes an epoch-ms range (given seconds, the review read "0 activations").
 
 The alarms come from real readings through `evaluate` and `AlarmBook`; the people's part goes
 through the real `AlarmDesk` at chosen times, so that the times to acknowledge and to close are
-known.
+known; the report is checked against the alarm list it must add up to.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import test_api_alarms
@@ -162,6 +164,7 @@ async def test_open_false_lists_exactly_the_finished_alarms(month: Month) -> Non
         "/alarm-quality/rate",
         "/alarm-quality/chattering",
         "/alarm-quality/bad-actors",
+        "/alarm-quality/handling",
         "/sensors/ch4-t1/history",
         "/vehicles/tanker-01/track",
     ],
@@ -256,6 +259,84 @@ async def test_the_csv_export_is_refused_past_its_cap_never_cut(
     r = await hub.get("/alarms", params={"format": "csv", "limit": 2})
     assert r.status_code == 422 and "no limit" in r.json()["detail"]
     assert (await hub.get("/alarms", params={"format": "xlsx"})).status_code == 422
+
+
+def tally(alarms: list[dict[str, Any]], open_ids: set[int]) -> dict[str, Any]:
+    """What the report must say of `alarms`, counted from the list's JSON."""
+
+    def kinds(a: dict[str, Any]) -> list[str]:
+        return [e["kind"] for e in a["events"]]
+
+    def shelved(a: dict[str, Any]) -> bool:
+        first = a["events"][0]
+        return "shelved" in kinds(a) or (first["kind"], first["isa_state"]) == ("raised", "shelved")
+
+    return {
+        "raised": len(alarms),
+        "peak_tier": Counter(a["peak_tier"] for a in alarms),
+        "acknowledged": sum("acknowledged" in kinds(a) for a in alarms),
+        "disposal": Counter(a["disposal"] for a in alarms),
+        "overdue_ever": sum("overdue" in kinds(a) for a in alarms),
+        "open": sum(a["id"] in open_ids for a in alarms),
+        "shelved": sum(shelved(a) for a in alarms),
+    }
+
+
+def said(counts: dict[str, Any]) -> dict[str, Any]:
+    """The same from the report (zero counts left out)."""
+    return {
+        "raised": counts["raised"],
+        "peak_tier": Counter({k: v for k, v in counts["peak_tier"].items() if v}),
+        "acknowledged": counts["acknowledged"],
+        "disposal": Counter({k: v for k, v in counts["disposal"].items() if v}),
+        "overdue_ever": counts["overdue_ever"],
+        "open": counts["open"],
+        "shelved": counts["shelved"],
+    }
+
+
+async def test_the_handling_report_adds_up_against_the_alarm_list(month: Month) -> None:
+    hub = month.hub
+    r = await hub.get("/alarm-quality/handling", params=month.span)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    listed = (await hub.get("/alarms", params={"limit": 1000, **month.span})).json()
+    open_ids = set(await hub.ids(open="true", limit=1000, **month.span))
+    assert said(report["total"]) == tally(listed, open_ids)
+    assert [t["tenant"] for t in report["tenants"]] == [CHEM, COAL]
+    for t in report["tenants"]:
+        its = [a for a in listed if a["tenant"] == t["tenant"]]
+        assert said(t) == tally(its, open_ids), t["tenant"]
+        for s in t["sites"]:
+            here = [a for a in its if a["site"] == s["site"]]
+            assert said(s) == tally(here, open_ids), (t["tenant"], s["site"])
+        assert sum(s["raised"] for s in t["sites"]) == t["raised"]
+
+    coal = report["tenants"][1]
+    assert (coal["tenant_name"], coal["sites"][0]["site_name"]) == ("北方煤业", "1301 综采工作面")
+    assert coal["peak_tier"] == {"red": 2, "orange": 1, "yellow": 0, "blue": 0, "none": 0}
+    # acknowledged after 30 s (B) and 60 s (A), counted from when the hub knew of each
+    assert coal["ack"] == {"n": 2, "p50_s": 30.0, "p90_s": 60.0, "max_s": 60.0}
+    assert coal["closed_time"] == {"n": 1, "p50_s": 600.0, "p90_s": 600.0, "max_s": 600.0}
+    assert coal["disposal"] == {"received": 1, "verified": 1, "disposed": 0, "closed": 1}
+    assert (coal["overdue_ever"], coal["open"], coal["shelved"]) == (2, 2, 1)
+    assert coal["shelved_by"] == [{"actor": "op", "alarms": 1}]
+    chem = report["tenants"][0]
+    assert (chem["raised"], chem["acknowledged"], chem["ack"], chem["open"]) == (1, 0, None, 1)
+
+
+async def test_the_handling_report_is_scoped_to_the_keys_tenants(month: Month) -> None:
+    hub = month.hub
+    path = "/alarm-quality/handling"
+    mine = (await hub.get(path, "coal", params=month.span)).json()
+    assert [t["tenant"] for t in mine["tenants"]] == [COAL]
+    assert mine["total"]["raised"] == 3
+    centre = (await hub.get(path, "op", params={"tenant": COAL, **month.span})).json()
+    assert centre == mine
+    r = await hub.get(path, "chem", params={"tenant": COAL, **month.span})
+    assert r.status_code == 404
+    empty = (await hub.get(path, params={"start": month.end, "end": month.end + MIN})).json()
+    assert (empty["tenants"], empty["total"]["raised"], empty["total"]["ack"]) == ([], 0, None)
 
 
 async def test_a_centre_sees_each_alarms_enterprise_and_site_by_name(month: Month) -> None:

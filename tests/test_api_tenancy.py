@@ -212,6 +212,12 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             OPEN,
         ),
+        ("get", "/api/v1/alarm-quality/handling"): (
+            f"/api/v1/alarm-quality/handling?{span}",
+            None,
+            "chem",
+            OPEN,
+        ),
         ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
         # the packs are the regulations' numbers; a rule's count of sensors is of the key's own
         ("get", "/api/v1/rule-packs"): ("/api/v1/rule-packs", None, "chem", OPEN),
