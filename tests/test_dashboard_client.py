@@ -113,6 +113,8 @@ class Key:
     latest: list[dict[str, Any]] = field(default_factory=list)
     alarms: list[dict[str, Any]] = field(default_factory=list)
     revoked: bool = False
+    role: str = "operator"
+    tenants: list[str] | None = None  # None: every tenant
 
 
 @dataclass
@@ -162,10 +164,11 @@ class FakeHub:
 
         @app.get("/api/v1/me")
         def me(request: Request) -> dict[str, Any]:
+            key = who(request)
             return {
                 "name": "k",
-                "role": "operator",
-                "tenants": None,
+                "role": key.role,  # type: ignore[union-attr]
+                "tenants": key.tenants,  # type: ignore[union-attr]
                 "expires_ms": None,
                 "alarm_actions": ACTIONS,
             }
@@ -559,3 +562,35 @@ async def test_rows_do_not_move_under_the_pointer():
         assert "a #1" in label
         await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=1, y=990)
         await browser.wait_for(f"{order}.join() === '1,2'", 5)
+
+
+async def test_a_centres_rows_and_details_name_the_enterprise_and_site():
+    """A city's centre cannot tell enterprises apart by sensor ids: its rows say whose alarm it
+    is and where, by name (by id where none is configured); an enterprise's own key is not told
+    its own name on every row."""
+    named = {**alarm(1, "a"), "tenant_name": "北方煤业", "site_name": "1301 综采工作面"}
+    bare = {**alarm(2, "b"), "tenant": "acme-chem", "site": "vehicles"}
+    bare.update(tenant_name="", site_name="")
+    hub = FakeHub(
+        keys={
+            "centre": Key(sensors=[sensor("a"), sensor("b")], alarms=[named, bare]),
+            "firm": Key(sensors=[sensor("a")], alarms=[named], role="enterprise", tenants=["t"]),
+        }
+    )
+    where = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] .where`)?.textContent"
+    async with serving(hub):
+        async with page(hub, "centre") as browser:
+            await browser.wait_for(f"!!{row(2, '.where')}", 5)
+            assert await browser.js(f"({where})(1)") == "北方煤业 · 1301 综采工作面"
+            assert await browser.js(f"({where})(2)") == "acme-chem · vehicles"
+            await browser.js(f"{row(1)}.click()")
+            await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
+            facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
+            assert "北方煤业 (t)" in facts and "1301 综采工作面 (face)" in facts
+        async with page(hub, "firm") as browser:
+            await browser.wait_for(f"!!{row(1)}", 5)
+            assert await browser.js(f"({where})(1)") is None
+            await browser.js(f"{row(1)}.click()")
+            await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
+            facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
+            assert "北方煤业" not in facts and "1301 综采工作面 (face)" in facts

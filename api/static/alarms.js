@@ -10,7 +10,7 @@ export const STRINGS = {
         dispose: "处置", close: "关闭", submit: "提交", cancel: "取消", reason: "原因",
         duration: "时长", note: "说明", hours: "小时", reason_ph: "搁置原因（必填）",
         note_ph: "说明（必填）", filter_open: "未结束", filter_all: "全部", unack_count: "未确认",
-        journal: "报警日志", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
+        journal: "报警日志", enterprise: "企业", site: "场所", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
         rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
         read_only: "只读", too_long: "超出 2000 字，请删减后再提交", ev_value: "数值", ev_level: "级别",
@@ -72,6 +72,7 @@ export const STRINGS = {
         filter_all: "All", unack_count: "unack", journal: "Journal", time_cst: "Time (CST)",
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
+        enterprise: "Enterprise", site: "Site",
         no_alarms: "no alarms", neterr: "network error, try again",
         read_only: "read only", too_long: "longer than 2000 characters: shorten it to submit",
         ev_value: "Value", ev_level: "Level",
@@ -93,7 +94,7 @@ const SHOWN = 100;
 const ui = new Map();    // alarm id -> {expanded, form, busy, msg}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
-let ctx = null;          // {t, key(), live(), actions(), unit(sensor), onSelect(sensor), onChange()}
+let ctx = null;          // {t, key(), live(), actions(), centre(), unit(sensor), onSelect(sensor), onChange()}
 // the hub's data the page holds belongs to one connection of the event stream: a reconnect
 // (perhaps to a hub restarted with another alarm store, where ids mean other alarms) reads it
 // all afresh and starts a new epoch; answers of requests made in an older epoch are dropped
@@ -331,6 +332,11 @@ export function kindLevel(a, t = ctx.t) {
   return (kind === level || LEVEL_ONLY.has(a.rule) ? level : `${kind} ${level}`) + by;
 }
 
+// an enterprise and a site by name where they have one: a city's monitoring centre cannot tell
+// enterprises apart by their ids, let alone by their sensors' ids
+const enterpriseOf = (a) => a.tenant_name || a.tenant;
+const siteOf = (a) => a.site_name || a.site;
+
 function fillMain(tr, a) {
   const t = ctx.t, u = uiOf(a.id);
   tr.className = `alarm ${a.state} row-${a.isa_state} tier-row-${a.tier}${u.expanded ? " expanded" : ""}`;
@@ -341,6 +347,8 @@ function fillMain(tr, a) {
   c[0].append(el("span", "caret", u.expanded ? "▾" : "▸"), tier);
   // a vehicle's plate (its speed sensor's location) or the sensor's place beside its id
   c[1].textContent = a.location ? `${a.sensor} · ${a.location}` : a.sensor;
+  // a centre's key sees many enterprises: each row says whose alarm it is, and where
+  if (ctx.centre()) c[1].append(el("div", "where", `${enterpriseOf(a)} · ${siteOf(a)}`));
   c[2].textContent = kindLevel(a);
   c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
   // the unit of the alarm's value: a fatigue alarm's is seconds of driving, not the speed
@@ -433,6 +441,8 @@ function journal(a) {
   const box = el("div", "detail");
   const facts = el("dl", "facts");
   const fact = (k, v) => { if (v) facts.append(el("dt", "", t(k)), el("dd", "", v)); };
+  if (ctx.centre()) fact("enterprise", a.tenant_name ? `${a.tenant_name} (${a.tenant})` : a.tenant);
+  fact("site", a.site_name ? `${a.site_name} (${a.site})` : a.site);
   fact("measure", a.action);
   fact("rule", a.rule);
   if (a.shelved_until !== null) fact("shelved_until", fmtCst(a.shelved_until));
@@ -506,7 +516,7 @@ export function renderAlarms() {
       r.main.dataset.alarm = a.id; r.extra.dataset.for = a.id;
       rows.set(a.id, r);
     }
-    const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions()]);
+    const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions(), ctx.centre()]);
     if (sig !== r.sig) { fillMain(r.main, a); fillExtra(r.extra, a); r.sig = sig; }
     body.append(r.main, r.extra);  // moves existing rows: inputs keep their values
   }

@@ -573,7 +573,11 @@ async function start() {
 }
 
 initTrendControls();
-initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
+// a monitoring centre's key (operator, admin, or one of several tenants) is told each alarm's
+// enterprise and site; an enterprise's own key knows whose alarms they are
+const centre = () => !!role && (["admin", "operator"].includes(role.role) || role.tenants === null
+  || role.tenants.length > 1);
+initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
