@@ -77,6 +77,7 @@ async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None
     holder.execute("BEGIN EXCLUSIVE")
     try:
         task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error"))
+
         async def retried() -> bool:
             return flushing.metrics.get("hazardhub_store_retries_total") >= 1
 
