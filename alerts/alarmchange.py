@@ -97,8 +97,8 @@ class AlarmRows:
         if row is not None and after == row[AT_LEVEL]:
             return  # no change (a fleet episode seen again after a restart)
         stored = value if math.isfinite(value) else None
-        # the events a shelve of the point adds before this change's: (kind, comment)
-        shelf_events: list[tuple[str, str]] = []
+        # the events a shelve of the point adds after this change's: (kind, comment, actor)
+        shelf_events: list[tuple[str, str, str | None]] = []
         shelf = work.shelves.get(point)
         if row is None:
             if after <= 0:
@@ -141,8 +141,8 @@ class AlarmRows:
             work.next_alarm += 1
             work.new[row[0]] = row
             work.open[point] = row
-            if shelf is not None:  # born shelved: the journal says by whom and why
-                shelf_events.append(("shelved", _shelf_said(shelf)))
+            if shelf is not None:  # born shelved: the journal says by whom (its actor) and why
+                shelf_events.append(("shelved", _shelf_said(shelf), shelf.actor))
         elif after == 0:
             kind = "cleared"
             # never before it started: a no-data alarm raised on the hub's clock while a
@@ -186,8 +186,8 @@ class AlarmRows:
             work.touch(row)
         change = (after, level_name, tier, stored)
         self._journal(work, key, row, kind, ts, arrival, change, comment)
-        for extra, said in shelf_events:
-            self._journal(work, key, row, extra, ts, arrival, change, said)
+        for extra, said, actor in shelf_events:
+            self._journal(work, key, row, extra, ts, arrival, change, said, actor)
 
     @staticmethod
     def _journal(
@@ -199,6 +199,7 @@ class AlarmRows:
         arrival: int,
         change: tuple[int, str, str, float | None],
         comment: str,
+        actor: str | None = None,
     ) -> None:
         """Journal one event of the row's: (level, level name, tier, value) of the change."""
         tenant, site, device, sensor, rule, side = key
@@ -207,7 +208,7 @@ class AlarmRows:
         work.next_event += 1
         isa = row[AT_ISA]
         journal = (event_id, row[0], kind, ts, arrival, after, level_name, tier, stored)
-        work.rows.append((*journal, None, comment, isa))
+        work.rows.append((*journal, actor, comment, isa))
         work.events.append(
             AlarmEvent(
                 row[0],
@@ -228,7 +229,7 @@ class AlarmRows:
                 event_id,
                 isa,
                 row[AT_DISPOSAL],
-                None,
+                actor,
                 comment,
             )
         )

@@ -420,8 +420,9 @@ def alarm_router() -> APIRouter:
         if ctx.desk is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
         try:
-            event = await asyncio.to_thread(
-                ctx.desk.act,
+            # with the events of the point's other alarms a shelve moved (`AlarmDesk.act_all`)
+            events = await asyncio.to_thread(
+                ctx.desk.act_all,
                 alarm_id,
                 action,
                 actor=caller.name,
@@ -434,7 +435,7 @@ def alarm_router() -> APIRouter:
             raise not_found(f"alarm {alarm_id}") from exc
         except TransitionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        await ctx.on_events([event])
+        await ctx.on_events(events)
         return await get_alarm(alarm_id, ctx, caller)
 
     @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, dependencies=WRITE)

@@ -376,7 +376,9 @@ def _store_metrics(store: object) -> str:
                 walk(f"{prefix}_{f.name}", getattr(value, f.name))
         elif isinstance(value, bool | int | float):
             lines.append(f"# TYPE {prefix} gauge")
-            lines.append(f"{prefix} {float(value):g}")
+            # to the unit: `:g` said 3.23229e+06 past a million (helper-92)
+            said = str(int(value)) if float(value).is_integer() else repr(float(value))
+            lines.append(f"{prefix} {said}")
 
     walk("hazardhub_store", found)
     return "\n".join(lines) + ("\n" if lines else "")

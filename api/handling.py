@@ -43,11 +43,13 @@ _SHELVERS = (
     "FROM alarms a JOIN alarm_events e ON e.alarm_id = a.id "
     "WHERE a.started_ts >= ? AND a.started_ts < ? AND e.kind = 'shelved'"
 )
-# alarms raised shelved: a new activation of a point under a shelve made for an earlier alarm
+# alarms raised shelved by a hub of before schema 5: a new activation of a point under a shelve
+# made for an earlier alarm, whose own journal names no one (now its `shelved` event does)
 _RAISED_SHELVED = (
     "SELECT a.tenant, a.site, COUNT(*) FROM alarms a JOIN alarm_events e ON e.alarm_id = a.id "
     "WHERE a.started_ts >= ? AND a.started_ts < ? AND e.kind = 'raised' "
-    "AND e.isa_state = 'shelved'"
+    "AND e.isa_state = 'shelved' AND NOT EXISTS (SELECT 1 FROM alarm_events s "
+    "WHERE s.alarm_id = a.id AND s.kind = 'shelved')"
 )
 
 

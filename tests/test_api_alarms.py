@@ -384,15 +384,21 @@ async def test_a_new_activation_while_shelved_starts_shelved(hub: Hub) -> None:
     # born shelved, the journal says by whom, when, until when and why (helper-93: it named
     # no one, and the shelving report could not say who hid a live alarm)
     (_, (kind, actor, comment, isa)) = journal(b)
-    assert (kind, actor, isa, shelved.kind) == ("shelved", None, "shelved", "shelved")
+    assert (kind, actor, isa, shelved.kind) == ("shelved", "op", "shelved", "shelved")
     assert comment.startswith("op 搁置 shelved the point at ") and comment.endswith(
         ": sensor drifts"
     )
     assert await hub.ids(isa_state="shelved") == [second, first]
 
+    hub.published.clear()
     r = await hub.post(f"/alarms/{second}/unshelve")
     assert r.status_code == 200 and r.json()["isa_state"] == "unack"
-    # the point's shelve ended: its old alarm no longer says it is shelved (helper-93)
+    # the point's shelve ended: its old alarm no longer says it is shelved (helper-93), and the
+    # live stream hears of both
+    assert [(e.alarm_id, e.kind) for e in hub.published] == [
+        (second, "unshelved"),
+        (first, "unshelved"),
+    ]
     a = await hub.alarm(first)
     assert (a["isa_state"], a["shelved_until"]) == ("rtn_unack", None)
     assert journal(a)[-1][:3] == ("unshelved", "op", f"the point's shelve (alarm {second}) ended")
