@@ -26,7 +26,7 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
-from ingest.store.base import StoreError
+from ingest.store.base import ReadingBatch, StoreError
 from telemetry.topics import TopicLayout
 
 __all__ = ["Flushing"]
@@ -153,6 +153,7 @@ class Flushing:
             events = await self._recorded(
                 lambda: self.dispatcher.judge(batch, positions, _now_ms(), horizon=first_ms)
             )
+            self._lag(batch, first_ms)
         losses = [loss for h in accepted for loss in h.losses]
         if losses:
             events += await self._recorded(lambda: self.dispatcher.record_losses(losses, _now_ms()))
@@ -165,6 +166,14 @@ class Flushing:
                     self._missing(handled.mark, missing)
         acknowledge(client, [m for m, _ in pending])
         return True
+
+    def _lag(self, batch: ReadingBatch | None, first_ms: int) -> None:
+        """How far behind the hub is: its clock against the newest event judged, and how long
+        the messages waited in it (a hub falling behind said nothing, helper-92)."""
+        now = _now_ms()
+        self.metrics.set("hazardhub_ingest_wait_seconds", (now - first_ms) / 1000)
+        if batch is not None and len(batch):
+            self.metrics.set("hazardhub_ingest_lag_seconds", (now - int(batch.ts.max())) / 1000)
 
     def _missing(self, mark: tuple[tuple[str, str, str], int, int], missing: int) -> None:
         """A device's seq jumped: batches between were never received. Counted and said (the

@@ -10,6 +10,14 @@ __all__ = ["Metrics"]
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
     "hazardhub_messages_rejected_total": "Messages rejected (dead-lettered), by reason",
+    "hazardhub_ingest_lag_seconds": (
+        "Gauge: the hub's clock minus the newest event time of the readings it judged last; "
+        "a few poll periods when it keeps up, growing when it falls behind (or a gateway sends "
+        "a backlog)"
+    ),
+    "hazardhub_ingest_wait_seconds": (
+        "Gauge: how long the messages judged last waited in the hub, taken to judged"
+    ),
     "hazardhub_telemetry_batches_missing_total": (
         "Batches of a device never received: its seq jumped past them within a gateway's epoch "
         "(the broker dropped them, its queue for the hub full; or the gateway's spool did, "
@@ -37,17 +45,28 @@ _HELP = {
 }
 
 
+_GAUGES = frozenset({"hazardhub_ingest_lag_seconds", "hazardhub_ingest_wait_seconds"})
+
+
 def _escape(value: str) -> str:
     """Escape a label value of the Prometheus text format."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Metrics:
-    """Thread-safe labelled counters."""
+    """Thread-safe labelled counters, and a few gauges (`set`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        self._gauges: set[str] = set()
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """A gauge: the value now."""
+        key = tuple(sorted(labels.items()))
+        with self._lock:
+            self._gauges.add(name)
+            self._values[name][key] = value
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = tuple(sorted(labels.items()))
@@ -70,7 +89,8 @@ class Metrics:
             names = sorted(set(_HELP) | set(self._values))
             for name in names:
                 lines.append(f"# HELP {name} {_HELP.get(name, name)}")
-                lines.append(f"# TYPE {name} counter")
+                kind = "gauge" if name in self._gauges or name in _GAUGES else "counter"
+                lines.append(f"# TYPE {name} {kind}")
                 series = self._values.get(name) or {(): 0}
                 for key, value in sorted(series.items()):
                     label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)

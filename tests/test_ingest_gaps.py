@@ -49,7 +49,7 @@ async def test_a_gap_in_a_devices_seqs_is_counted_and_said(mosquitto, tmp_path, 
         sent = [*range(5), *range(1_000_005, 1_000_010)]  # a million batches dropped
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
             for seq in sent:
-                await mq.publish(GOOD_TOPIC, batch(seq, now, ts=now + seq % 1000), qos=1)
+                await mq.publish(GOOD_TOPIC, batch(seq, now, ts=now - 20_000 + seq % 1000), qos=1)
 
         async def all_stored():
             stored = await hub.store.count_by_seq("north-coal", "kj-sub-3")
@@ -62,6 +62,11 @@ async def test_a_gap_in_a_devices_seqs_is_counted_and_said(mosquitto, tmp_path, 
             metrics = (await api.get("/metrics")).text
     # to the unit: `:g` said 1e+06
     assert "hazardhub_telemetry_batches_missing_total 1000000\n" in metrics, metrics
+    # how far behind: the readings were measured 19-20 s before `now`, judged a moment later
+    assert "# TYPE hazardhub_ingest_lag_seconds gauge" in metrics
+    lag = float(metrics.split("\nhazardhub_ingest_lag_seconds ")[1].split("\n")[0])
+    wait = float(metrics.split("\nhazardhub_ingest_wait_seconds ")[1].split("\n")[0])
+    assert 19 < lag < 40 and 0 <= wait < 10, (lag, wait)
     said = [r.getMessage() for r in caplog.records if "never arrived" in r.getMessage()]
     assert len(said) == 1 and "north-coal/face-1301/kj-sub-3: 1000000 batch(es)" in said[0]
 
