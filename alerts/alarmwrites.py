@@ -195,9 +195,14 @@ class AlarmStatements:
         if until is None:
             con.execute("DELETE FROM shelves WHERE sensor = ? AND rule = ? AND side = ?", key)
         else:
+            # shelved again while in force (another alarm of the point), it keeps the higher
+            # level: an old yellow shelved after the live red does not end the red's shelve
             con.execute(
-                "INSERT OR REPLACE INTO shelves (sensor, rule, side, until, actor, reason, at, "
-                "level) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO shelves (sensor, rule, side, until, actor, reason, at, level) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sensor, rule, side) DO UPDATE SET "
+                "until = excluded.until, actor = excluded.actor, reason = excluded.reason, "
+                "at = excluded.at, level = CASE WHEN shelves.until > excluded.at "
+                "AND shelves.level > excluded.level THEN shelves.level ELSE excluded.level END",
                 (*key, until, actor, reason, at, level),
             )
 

@@ -30,7 +30,15 @@ from alerts.alarmrows import (
 )
 from alerts.alarmwrites import AlarmStatements
 from alerts.errors import AlarmStoreError
-from alerts.stateschema import SCHEMA, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, VERSION
+from alerts.stateschema import (
+    SCHEMA,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_V5,
+    SCHEMA_V5_FILL,
+    VERSION,
+)
 
 __all__ = [
     "ALARM_COLUMNS",
@@ -146,7 +154,9 @@ class StateDB(AlarmStatements):
         if version < 5:
             cols = {r[1] for r in self._db.execute("PRAGMA table_info(shelves)").fetchall()}
             add = "" if "level" in cols else SCHEMA_V5  # (a file set back to an older version)
-            self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 5; COMMIT;")
+            self._db.executescript(
+                f"BEGIN; {add} {SCHEMA_V5_FILL} PRAGMA user_version = 5; COMMIT;"
+            )
 
     @property
     def path(self) -> str:

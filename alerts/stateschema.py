@@ -3,7 +3,15 @@ migrations of an older one, by `PRAGMA user_version`."""
 
 from __future__ import annotations
 
-__all__ = ["SCHEMA", "SCHEMA_V2", "SCHEMA_V3", "SCHEMA_V4", "SCHEMA_V5", "VERSION"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_V2",
+    "SCHEMA_V3",
+    "SCHEMA_V4",
+    "SCHEMA_V5",
+    "SCHEMA_V5_FILL",
+    "VERSION",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -110,5 +118,13 @@ SCHEMA_V4 = ""
 # escalation above it ends the shelve (a yellow chatter shelved does not hide the red power cut)
 SCHEMA_V5 = """
 ALTER TABLE shelves ADD COLUMN level INTEGER;
+"""
+# the shelves of before get the highest level their point's shelved alarms reached: a yellow
+# chatter shelved before the upgrade no longer hides the point's red (helper-97)
+SCHEMA_V5_FILL = """
+UPDATE shelves SET level = (
+    SELECT MAX(a.peak_level) FROM alarms a WHERE a.sensor = shelves.sensor
+    AND a.rule = shelves.rule AND a.side = shelves.side AND a.shelved_until IS NOT NULL
+) WHERE level IS NULL;
 """
 VERSION = 5

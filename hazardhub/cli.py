@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import signal
 import socket
@@ -22,6 +23,17 @@ def _hostport(text: str, default_port: int) -> tuple[str, int]:
     if not host:
         return text, default_port
     return host, int(port)
+
+
+def _mib(text: str) -> float:
+    """A spool limit in MiB: a positive, finite number (fractions allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"a spool limit must be positive and finite: {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         help="retention policy duration made default on the v1 database ('none': leave it)",
     )
     h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
-    h.add_argument("--spool-max-mb", type=float, default=1024.0, help="disk spool limit, MiB")
+    h.add_argument("--spool-max-mb", type=_mib, default=1024.0, help="disk spool limit, MiB")
     h.add_argument("--data-dir", type=Path, default=Path("data"))
     h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
     h.add_argument("--client-id", default="hazardhub-hub")
@@ -72,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("spool"),
         help="where batches wait while the broker is away",
     )
-    g.add_argument("--spool-max-mb", type=float, default=256.0)
+    g.add_argument("--spool-max-mb", type=_mib, default=256.0)
     g.add_argument("--spool-max-age-h", type=float, default=168.0)
     g.add_argument(
         "--broker-user",
@@ -90,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--listen", default="0.0.0.0:6808", help="HOST:PORT for the terminals")
     j.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     j.add_argument("--spool-dir", type=Path, default=Path("spool"))
-    j.add_argument("--spool-max-mb", type=float, default=256.0)
+    j.add_argument("--spool-max-mb", type=_mib, default=256.0)
     j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
     j.add_argument(
         "--hold-confirmations-s",

@@ -65,9 +65,12 @@ class Flushing:
             if not mine.done():
                 mine.set_result(ok)
 
-    async def _dead_letter(self, message: aiomqtt.Message, kind: str, reason: str) -> None:
+    async def _dead_letter(
+        self, message: aiomqtt.Message, kind: str, reason: str, stop: asyncio.Event
+    ) -> bool:
         """Keep a refused message, tried again while the state database is away (locked,
-        full): its message is acknowledged only after (a locked database stopped the hub)."""
+        full): its message is acknowledged only after (a locked database stopped the hub).
+        False when the hub stops meanwhile: the broker delivers the message again."""
         raw = message.payload if isinstance(message.payload, bytes) else b""
         backoff = 0.2
         while True:
@@ -78,11 +81,15 @@ class Flushing:
                 break
             except AlarmStoreError as exc:
                 self.metrics.inc("hazardhub_store_retries_total")
+                if stop.is_set():  # its message is not acknowledged: the broker has it
+                    log.error("stopping with a dead letter not kept (%s): delivered again", exc)
+                    return False
                 log.warning("dead letter not kept (%s); retry in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         if pruned:  # the oldest, beyond the kept number or bytes
             self.metrics.inc("hazardhub_dead_letters_pruned_total", pruned)
+        return True
 
     async def _flush_in_order(
         self,
@@ -97,8 +104,12 @@ class Flushing:
         `first_ms`: when the first of the messages was taken; everything before it has been
         judged (by the flushes before), so silence is judged up to it."""
         for message, handled in pending:
-            if handled.reasons:
-                await self._dead_letter(message, handled.kind, "; ".join(handled.reasons))
+            if handled.reasons and not await self._dead_letter(
+                message, handled.kind, "; ".join(handled.reasons), stop
+            ):
+                if before is not None:
+                    await before
+                return False
         accepted = [h for _, h in pending if not h.rejected_whole and not h.duplicate]
         readings = [h.readings for h in accepted if h.readings is not None and len(h.readings)]
         positions = [h.positions for h in accepted if h.positions is not None]
@@ -117,10 +128,12 @@ class Flushing:
                             h for h in accepted if h.readings is not None or h.positions is not None
                         ]
                         for message, handled in pending:
-                            if handled in refused:
-                                await self._dead_letter(
-                                    message, handled.kind, f"store_refused: {exc}"
-                                )
+                            if handled in refused and not await self._dead_letter(
+                                message, handled.kind, f"store_refused: {exc}", stop
+                            ):
+                                if before is not None:
+                                    await before
+                                return False
                         self.metrics.inc(
                             "hazardhub_messages_rejected_total",
                             len(refused),
@@ -182,9 +195,10 @@ class Flushing:
         (tenant, site, device), epoch, seq = mark
         self.metrics.inc("hazardhub_telemetry_batches_missing_total", missing)
         log.warning(
-            "%s/%s/%s: %d batch(es) before seq %d (gateway epoch %d) never arrived: the broker "
-            "dropped them (its queue for the hub was full: see docs/operations.md), or the "
-            "gateway's spool did (then its data_lost alarm says so)",
+            "%s/%s/%s: %d batch(es) before seq %d (gateway epoch %d) never reached the judge: "
+            "the broker dropped them (its queue for the hub was full: see docs/operations.md), "
+            "the gateway's spool did (then its data_lost alarm says so), or they were refused "
+            "(then the dead letters say why)",
             tenant,
             site,
             device,

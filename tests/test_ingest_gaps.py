@@ -67,7 +67,7 @@ async def test_a_gap_in_a_devices_seqs_is_counted_and_said(mosquitto, tmp_path, 
     lag = float(metrics.split("\nhazardhub_ingest_lag_seconds ")[1].split("\n")[0])
     wait = float(metrics.split("\nhazardhub_ingest_wait_seconds ")[1].split("\n")[0])
     assert 19 < lag < 40 and 0 <= wait < 10, (lag, wait)
-    said = [r.getMessage() for r in caplog.records if "never arrived" in r.getMessage()]
+    said = [r.getMessage() for r in caplog.records if "never reached the judge" in r.getMessage()]
     assert len(said) == 1 and "north-coal/face-1301/kj-sub-3: 1000000 batch(es)" in said[0]
 
 
@@ -81,7 +81,10 @@ async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None
     holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error"))
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            flushing._dead_letter(message, "telemetry", "decode_error", stop)
+        )
 
         async def retried() -> bool:
             return flushing.metrics.get("hazardhub_store_retries_total") >= 1
@@ -91,7 +94,32 @@ async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    await asyncio.wait_for(task, 15)
+    assert await asyncio.wait_for(task, 15)
     (letter,) = db.dead_letters(limit=10)
     assert (letter.reason, letter.topic) == ("decode_error", GOOD_TOPIC)
+    db.close()
+
+
+async def test_a_hub_stopping_while_its_state_database_fails_leaves_the_message_unacknowledged(
+    tmp_path,
+) -> None:
+    """The retry of a dead letter does not hold a stopping hub forever (helper-97): at stop it
+    gives up, the flush does not acknowledge, the broker delivers the message again."""
+    db = StateDB(tmp_path / "state.db")
+    db._db.execute("PRAGMA query_only = 1")  # every write refused at once
+    flushing = Flushing()
+    flushing.statedb, flushing.metrics = db, Metrics()
+    message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
+    stop = asyncio.Event()
+    task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error", stop))
+
+    async def retried() -> bool:
+        return flushing.metrics.get("hazardhub_store_retries_total") >= 2
+
+    await eventually(retried, 10, "retries")
+    assert not task.done()
+    stop.set()
+    assert await asyncio.wait_for(task, 10) is False
+    db._db.execute("PRAGMA query_only = 0")
+    assert db.dead_letters(limit=10) == []
     db.close()

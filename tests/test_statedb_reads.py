@@ -204,3 +204,58 @@ def test_a_failed_commit_is_rolled_back_and_the_next_transaction_runs(tmp_path: 
         con.execute("INSERT INTO notify_cursor (name, last_id) VALUES ('after', 7)")
     assert db.query("SELECT last_id FROM notify_cursor WHERE name = 'after'") == [(7,)]
     db.close()
+
+
+def test_a_shelve_of_before_schema_5_holds_no_level_above_its_points_alarms(tmp_path: Path) -> None:
+    """Shelves of a schema-4 file had no level, and held every level until they ended (up to 7
+    days: helper-97): the migration gives each the highest level its point's shelved alarms
+    reached; one whose point has none shelved keeps none."""
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    base = {
+        "tenant": "t", "site": "s", "device": "d", "rule": "r", "side": 0, "level_name": "alarm",
+        "tier": "yellow", "action": "", "state": "cleared", "started_ts": 1, "ended_ts": 2,
+        "raised_at": 1, "cleared_at": 2, "last_ts": 2, "value": 1.1, "acked": 0,
+        "isa_state": "shelved", "disposal": "received", "shelved_until": 10**13,
+    }  # fmt: skip
+    with db.transaction() as con:
+        db.insert_alarm(con, {**base, "sensor": "ch4", "level": 1, "peak_level": 1})
+        db.insert_alarm(con, {**base, "sensor": "ch4", "level": 2, "peak_level": 2})
+        db.insert_alarm(con, {**base, "sensor": "co", "level": 1, "peak_level": 1})
+        db.insert_alarm(con, {**base, "sensor": "co", "level": 2, "peak_level": 2,
+                              "shelved_until": None, "isa_state": "rtn_unack"})  # fmt: skip
+        for sensor in ("ch4", "co", "o2"):
+            db.set_shelf(con, (sensor, "r", 0), 10**13, "op", "chatter", 1)
+    db.close()
+    with sqlite3.connect(path) as con:  # as a hub of schema 4 left it
+        con.execute("ALTER TABLE shelves DROP COLUMN level")
+        con.execute("PRAGMA user_version = 4")
+    con.close()
+    db = StateDB(path)
+    try:
+        got = dict(db.query("SELECT sensor, level FROM shelves ORDER BY sensor"))
+        assert got == {"ch4": 2, "co": 1, "o2": None}
+        assert db.query("PRAGMA user_version") == [(VERSION,)]
+    finally:
+        db.close()
+
+
+def test_a_point_shelved_again_for_an_older_lower_alarm_keeps_the_higher_level(
+    tmp_path: Path,
+) -> None:
+    """The live red shelved, then an old yellow of the same point shelved for longer: the point's
+    shelve took the yellow's level and the red's own shelve ended at its next return to red
+    (helper-97). While in force, a shelve keeps the higher level; the later end wins."""
+    db = StateDB(tmp_path / "state.db")
+    try:
+        with db.transaction() as con:
+            db.set_shelf(con, ("ch4", "r", 0), 5_000, "op", "red chatter", 1_000, level=2)
+            db.set_shelf(con, ("ch4", "r", 0), 9_000, "op2", "old yellow", 2_000, level=1)
+            (shelf,) = db.shelves(con, 2_500).values()
+            assert (shelf.until, shelf.level, shelf.actor) == (9_000, 2, "op2")
+            # one that had ended: the new level alone
+            db.set_shelf(con, ("co", "r", 0), 3_000, "op", "x", 1_000, level=2)
+            db.set_shelf(con, ("co", "r", 0), 9_000, "op", "y", 4_000, level=1)
+            assert db.shelves(con, 4_500)[("co", "r", 0)].level == 1
+    finally:
+        db.close()

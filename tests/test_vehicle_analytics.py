@@ -972,3 +972,23 @@ def test_fence_grid_cells_are_coarser_for_fences_far_apart() -> None:
     index = FenceIndex(grid, lat, lon)
     assert index.candidates(far[0]).tolist() == [0]
     assert index.candidates(far[1]).tolist() == [1]
+
+
+def test_a_move_while_the_terminal_was_silent_names_no_driver() -> None:
+    """Driver A parks, the terminal is silent 40 minutes, the coach is found 33 km away standing
+    with B's card: the 离线位移 alarm named B (helper-97), who may not have moved it. It names
+    no one; a raise of the driving names its driver."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    rows = shifts(10, CST_0800, [(30 * MIN, 90.0, A)])
+    t, lat, lon = rows[-1][1], rows[-1][2], rows[-1][3]
+    rows += [(10, t + (40 + k) * MIN, lat + 0.3, lon, 0.0, B) for k in range(3)]
+    alarms = FleetAlarms(table)
+    b = dataclasses.replace(batch(rows), driver_names={A: "A-17", B: "B-18"})
+    changes = alarms.judge(b, rows[-1][1])
+    moved = [c for c in changes if c.kind == "offline_moved" and c.level == 1]
+    assert len(moved) == 1 and moved[0].driver is None
+    # A's overspeed in the same fleet names A
+    rows = shifts(10, rows[-1][1] + MIN, [(5 * MIN, 130.0, A)])
+    b = dataclasses.replace(batch(rows), driver_names={A: "A-17"})
+    over = [c for c in alarms.judge(b, rows[-1][1]) if c.kind == "overspeed" and c.level == 1]
+    assert [c.driver for c in over] == ["A-17"]

@@ -192,7 +192,10 @@ class FleetAlarms:
                 continue
             name = _RAISES[kind]
             limit = ref / 10 if kind == EventKind.OVERSPEED else None
-            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, self.names.get(code)))
+            # a move while the terminal was silent is named by no one: the card seen after it
+            # may not be of the driver who moved it (helper-97)
+            who = None if kind == EventKind.OFFLINE_MOVED else self.names.get(code)
+            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, who))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
         self.state = new
