@@ -187,6 +187,11 @@ class AlarmDesk:
         lc = step(row.lifecycle, action, now=now, until=until, note=note)
         fields: dict[str, object] = dict(lifecycle_columns(lc))
         fields["disposal_due"] = self._due(row, lc)
+        if lc.overdue and lc.disposal == row.disposal:
+            # the deadline missed stays the one shown until the step is done: the overdue
+            # event itself (at the tier it has after a de-escalation) moved it into the future,
+            # "OVERDUE, due 22:14" at 21:50 (helper-93)
+            fields["disposal_due"] = row.disposal_due
         key = (row.sensor, row.rule, row.side)
         if not point:
             pass

@@ -256,6 +256,30 @@ async def test_disposal_deadline_follows_the_step_and_the_tier(hub: Hub) -> None
     assert r.json()["disposal_due"] == a["raised_at"] + 86_400_000
 
 
+async def test_an_overdue_step_keeps_showing_the_deadline_it_missed(hub: Hub) -> None:
+    """Raised yellow, red (verify within 5 min of the raise), back to yellow: at 5 min it went
+    overdue, and the overdue event itself moved the deadline to yellow's 30 min, "OVERDUE, due
+    in 25 min" (helper-93). The missed deadline stays until the step is done."""
+    alarm_id = hub.raise_alarm("ch4-t1", 1.1)
+    hub.feed("ch4-t1", [1.6])  # red: verify due 5 min after the raise
+    # back to yellow, keeping the deadline (the face's methane cannot de-escalate: its power cut
+    # recovers where its alarm does, so the row is set as a rule with two recoveries leaves it)
+    with hub.db.transaction() as con:
+        hub.db.update_alarm(con, alarm_id, {"level": 1, "level_name": "alarm", "tier": "yellow"})
+    a = await hub.alarm(alarm_id)
+    due = a["raised_at"] + 300_000
+    assert a["disposal_due"] == due
+    (overdue,) = hub.desk.tick(due + 1_000)
+    assert overdue.kind == "overdue"
+    a = await hub.alarm(alarm_id)
+    assert (a["overdue"], a["disposal_due"]) == (True, due)
+    r = await hub.post(f"/alarms/{alarm_id}/comment", {"note": "on my way"})
+    assert (r.json()["overdue"], r.json()["disposal_due"]) == (True, due)
+    # the step done: the next one's deadline, by the tier now (yellow: dispose within 4 h)
+    r = await hub.post(f"/alarms/{alarm_id}/disposal", {"step": "verify", "note": "seen"})
+    assert (r.json()["overdue"], r.json()["disposal_due"]) == (False, a["raised_at"] + 14_400_000)
+
+
 # refusals -----------------------------------------------------------------------------------------
 async def test_refusals_answer_409_with_the_reason_and_change_nothing(hub: Hub) -> None:
     alarm_id = hub.raise_alarm()
