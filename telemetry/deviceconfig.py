@@ -148,10 +148,24 @@ class DeviceProfile(Frozen):
         names = [p.name for p in self.points]
         if len(set(names)) != len(names):
             raise ValueError("point names must be unique within a profile")
+        by_name = {p.name: p for p in self.points}
         for st in self.status:
             unknown = [n for n in (st.point, *st.applies_to) if n not in names]
             if unknown:
                 raise ValueError(f"status refers to unknown point(s) {unknown}")
+            word = by_name[st.point]
+            # its bits and values are tested on the value read: a scaled or float status word
+            # would test the bits of the engineering value (helper-96)
+            if (
+                word.dtype not in ("bool", "bit", "int16", "uint16", "int32", "uint32")
+                or word.scale != 1
+                or word.offset != 0
+                or word.current is not None
+            ):
+                raise ValueError(
+                    f"status point {st.point!r} must be an integer word read as it is (no "
+                    "scale, offset, 4-20 mA or float): its bits are tested"
+                )
         return self
 
 

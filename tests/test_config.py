@@ -959,3 +959,29 @@ def test_a_corridors_vehicles_error_comes_alone(vehicles: list[object], errors: 
     got = info.value.errors()
     assert [e["loc"] for e in got] == [loc for loc, _ in errors]
     assert all(text in e["msg"] for e, (_, text) in zip(got, errors, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("word", "ok"),
+    [
+        ({"dtype": "uint16"}, True),
+        ({"dtype": "int32"}, True),
+        ({"dtype": "uint16", "scale": 0.1}, False),
+        ({"dtype": "uint16", "offset": -1}, False),
+        ({"dtype": "float32"}, False),
+        ({"dtype": "uint16", "current": {"eng_min": 0, "eng_max": 100}}, False),
+    ],
+)
+def test_a_status_point_is_an_integer_word_read_as_it_is(word: dict[str, Any], ok: bool) -> None:
+    """Its bits are tested on the value read: a scaled one tested the bits of the engineering
+    value, a float's made no sense (helper-96)."""
+    doc = {
+        "name": "det",
+        "points": [{"name": "gas", "address": 0}, {"name": "state", "address": 1, **word}],
+        "status": [{"point": "state", "bit": 3, "quality": "sensor_fault"}],
+    }
+    if ok:
+        DeviceProfile.model_validate(doc)
+    else:
+        with pytest.raises(ValueError, match="status point 'state' must be an integer word"):
+            DeviceProfile.model_validate(doc)
