@@ -61,6 +61,28 @@ async def test_match_by_tier_kind_site_and_tenant(rig):
     assert kinds(notes) == [[("ch4-t1", "cleared")]]
 
 
+async def test_an_alarm_that_ended_while_shelved_is_told_cleared_once_at_the_unshelve(rig):
+    """A receiver told of a red raise heard nothing more when the alarm cleared while shelved:
+    the clear is held back, and the unshelve told only raises (helper-99). It is told as the
+    clear, once; an alarm shelved after it had cleared (its clear told) is not told again."""
+    rig.subscribe(id="red", match={"tiers": ["red"]})
+    (raised,) = rig.feed("ch4-t1", [0.3, 1.6])
+    assert kinds(await rig.pump()) == [[("ch4-t1", "raised")]]
+    until = rig.now + 600_000
+    rig.desk.act(raised.alarm_id, "shelve", actor="op", now=rig.now, until=until, note="works")
+    rig.feed("ch4-t1", [0.5])  # cleared while shelved: held back
+    assert await rig.pump(1) == []
+    rig.desk.act(raised.alarm_id, "unshelve", actor="op", now=rig.now)
+    notes = await rig.pump()
+    assert kinds(notes) == [[("ch4-t1", "unshelved")]]
+    (event,) = notes[0].body["events"]  # type: ignore[index]
+    assert event["annunciated"] == "cleared"
+    # shelved again (still to be acknowledged) and unshelved: its clear was told, nothing more
+    rig.desk.act(raised.alarm_id, "shelve", actor="op", now=rig.now, until=until, note="again")
+    rig.desk.act(raised.alarm_id, "unshelve", actor="op", now=rig.now)
+    assert await rig.pump(1) == []
+
+
 async def test_shelved_suppressed_and_out_of_service_alarms_are_not_annunciated(rig):
     rig.subscribe(id="all")
     (raised,) = rig.feed("ch4-t1", [0.3, 1.1])
@@ -86,7 +108,8 @@ async def test_shelved_suppressed_and_out_of_service_alarms_are_not_annunciated(
     ]
     notes = await rig.pump()
     got = sorted((e["alarm_id"], e["annunciated"]) for n in notes for e in n.body["events"])  # type: ignore[union-attr,index]
-    assert got == [(alarms[0].id, "raised")]
+    # and the first, which ended while shelved, as cleared (its raise was told)
+    assert got == [(raised.alarm_id, "cleared"), (alarms[0].id, "raised")]
     # shelved at yellow, the power cut's red breaks through, annunciated (helper-93)
     rig.desk.act(
         alarms[0].id, "shelve", actor="op", now=rig.now, until=rig.now + 600_000, note="chatter"

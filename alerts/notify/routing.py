@@ -130,7 +130,8 @@ class Routing(Enqueuing):
         made = 0
         for sub in subs:
             made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, None, alone)
-            if view.kind in _BACK and sub.repeat_s:  # annunciated again as raised: the repeat
+            if view.kind in _BACK and view.match_kind == "raised" and sub.repeat_s:
+                # annunciated again as raised: the repeat
                 # due now (one that fell in the shelve) says the same, and is not sent on top
                 n = math.floor((now - int(raw["raised_at"])) / (sub.repeat_s * 1000))
                 if n >= 1:

@@ -61,15 +61,20 @@ class EventView(NamedTuple):
     isa_state: str  # the alarm's ISA state after the event
     active: bool  # the alarm's condition after the event
     gateway: str = ""  # the gateway of the alarm's device ("" when none is known)
-    # a clear's or a step down's: every tier the alarm had (comma-separated), "" otherwise
+    # a clear's or a step down's: every tier the alarm had (comma-separated); the same for a
+    # return whose clear was held back meanwhile (told as that clear); "" otherwise
     tiers_had: str = ""
 
     @property
     def match_kind(self) -> str:
         """The kind a subscription sees: an alarm that comes back from a shelf, a suppression
-        or out of service while still active and unacknowledged is annunciated as raised."""
+        or out of service while still active and unacknowledged is annunciated as raised; one
+        that ended while it was hidden, as cleared (who was told of its raise heard nothing of
+        its end: a receiver kept a red alarm it believed active, helper-99)."""
         if self.kind in _RETURNS and self.active and self.isa_state == "unack":
             return "raised"
+        if self.kind in _RETURNS and not self.active and self.tiers_had:
+            return "cleared"  # `tiers_had` is set only for a return whose clear was held back
         return self.kind
 
 

@@ -27,8 +27,16 @@ _JOURNAL = (
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
     "a.tier, a.action, a.state, a.disposal, a.raised_at, "
     # the tiers the alarm had, for a clear or a step down: a subscription told of the alarm at
-    # one of them is told of its end (read only for those, from the alarm's own events)
-    "CASE WHEN e.kind IN ('cleared', 'deescalated') THEN (SELECT group_concat(DISTINCT x.tier) "
+    # one of them is told of its end (read only for those, from the alarm's own events); and
+    # for a return from a shelf, a suppression or out of service of an alarm whose clear was
+    # held back meanwhile (and not told since): it is told as that clear (`EventView`)
+    "CASE WHEN e.kind IN ('cleared', 'deescalated') OR (e.kind IN ("
+    "'unshelved', 'unsuppressed', 'in_service') AND a.state != 'active' AND EXISTS ("
+    "SELECT 1 FROM alarm_events c WHERE c.alarm_id = e.alarm_id AND c.kind = 'cleared' "
+    "AND c.isa_state IN ('shelved', 'suppressed', 'out_of_service') AND c.id < e.id "
+    "AND NOT EXISTS (SELECT 1 FROM alarm_events r WHERE r.alarm_id = e.alarm_id "
+    "AND r.kind IN ('unshelved', 'unsuppressed', 'in_service') AND r.id > c.id AND r.id < e.id)"
+    ")) THEN (SELECT group_concat(DISTINCT x.tier) "
     "FROM alarm_events x WHERE x.alarm_id = e.alarm_id AND x.id <= e.id) ELSE '' END "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id "
 )
