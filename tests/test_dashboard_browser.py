@@ -200,6 +200,7 @@ class AlarmRow:
         self.browser = browser
         self.row = f"tr.alarm[data-alarm='{alarm_id}']"
         self.extra = f"tr.extra[data-for='{alarm_id}']"
+        self.form_text = ""  # the text of the last form submitted, as shown
 
     async def value(self, selector: str, prop: str) -> Any:
         return await self.browser.js(f"{q(selector)}?.{prop}")
@@ -229,6 +230,7 @@ class AlarmRow:
         await self.press(verb)
         form = f"{self.extra} form.act-form[data-form={verb}]"
         await self.browser.wait_for(f"!!{q(form)}", timeout_s=5)
+        self.form_text = await self.value(form, "innerText")
         for name, text in fields.items():
             await self.browser.js(f"{q(f'{form} [name={name}]')}.value = {json.dumps(text)}")
         await self.browser.js(f"{q(form + ' button[type=submit]')}.click()")
@@ -309,6 +311,8 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             # shelve for 8 h with a reason
             asked = _ms()
             await row.submit("shelve", reason="T1 探头标定 calibration", duration="28800")
+            # the form says the shelve is the point's, up to this alarm's tier (helper-99)
+            assert "搁置整个测点" in row.form_text and "及以下" in row.form_text, row.form_text
             await row.wait_state("shelved")
             assert await row.value(f"{row.row} .isa", "innerText") == "已搁置"
             a = await alarm()

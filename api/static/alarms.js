@@ -9,6 +9,7 @@ export const STRINGS = {
         ack: "确认", shelve: "搁置", unshelve: "取消搁置", comment: "备注", verify: "核实",
         dispose: "处置", close: "关闭", submit: "提交", cancel: "取消", reason: "原因",
         duration: "时长", note: "说明", hours: "小时", reason_ph: "搁置原因（必填）",
+        shelve_scope: "搁置整个测点（该传感器的此项报警）至{tier}及以下，高于此级别的报警仍会通知",
         note_ph: "说明（必填）", filter_open: "未结束", filter_all: "全部", unack_count: "未确认",
         journal: "报警日志", enterprise: "企业", site: "场所", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
@@ -66,6 +67,7 @@ export const STRINGS = {
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
         disp_closed: "closed", overdue: "overdue", disposal: "Disposal", actions: "Actions",
         started_cst: "Started (CST)", ack: "Acknowledge", shelve: "Shelve", unshelve: "Unshelve",
+        shelve_scope: "shelves the whole point (this alarm of the sensor) up to {tier}; a higher level is still notified",
         comment: "Comment", verify: "Verify", dispose: "Dispose", close: "Close", submit: "Submit",
         cancel: "Cancel", reason: "Reason", duration: "Duration", note: "Note", hours: "h",
         reason_ph: "reason (required)", note_ph: "note (required)", filter_open: "Open",
@@ -400,6 +402,10 @@ function actionForm(a, verb) {
     const dur = el("select"); dur.name = "duration";
     for (const h of SHELVE_HOURS) { const o = el("option", "", `${h} ${t("hours")}`); o.value = String(h * 3600); dur.append(o); }
     f.append(label(t("reason"), reason), label(t("duration"), dur));
+    // a shelve is the point's, up to the level this alarm reached (docs/alarms.md): said
+    // before it is placed (helper-99: it was nowhere in the form)
+    const scope = el("p", "shelve-scope", t("shelve_scope").replace("{tier}", t(`tier_${a.peak_tier ?? a.tier}`)));
+    f.append(scope);
   } else {
     const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
