@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -200,6 +201,12 @@ async def test_the_csv_export_has_a_row_per_alarm_with_its_handling(month: Month
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert "attachment" in r.headers["content-disposition"]
+    # the file names its range, in Beijing time
+    start, end = (month.span[k] for k in ("start", "end"))
+    name = "alarms_{}_{}.csv".format(
+        *(time.strftime("%Y%m%d-%H%M", time.gmtime(ms / 1000 + 8 * 3600)) for ms in (start, end))
+    )
+    assert r.headers["content-disposition"] == f'attachment; filename="{name}"', name
     rows = {int(row["id"]): row for row in rows_of(r.content)}
     assert list(rows) == await hub.ids(**month.span)  # the list's alarms, newest first
     a, b, c, d = (rows[i] for i in month.ids)
@@ -258,6 +265,9 @@ async def test_the_csv_export_is_refused_past_its_cap_never_cut(
     # `limit` pages the JSON list; an export is every alarm selected, so it is refused
     r = await hub.get("/alarms", params={"format": "csv", "limit": 2})
     assert r.status_code == 422 and "no limit" in r.json()["detail"]
+    # and so is `before` (a page of it: 9 of 16 rows read as the month, helper-99)
+    r = await hub.get("/alarms", params={"format": "csv", "before": 3, **month.span})
+    assert r.status_code == 422 and "no limit or before" in r.json()["detail"]
     assert (await hub.get("/alarms", params={"format": "xlsx"})).status_code == 422
 
 
