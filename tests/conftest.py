@@ -25,34 +25,6 @@ from services import InfluxService, MosquittoService, ServiceError
 
 _S = TypeVar("_S", MosquittoService, InfluxService)
 
-# The files that take longest (seconds, measured on the 2-core CI machine), run first: with
-# `-n 2 --dist loadfile` the workers take files in collection order, so the long ones no longer
-# come last to one worker while the other idles (longest first balances the two). A file not
-# here keeps its place after them.
-_LONG_FILES = {
-    "test_chaos.py": 98,
-    "test_notify_delivery.py": 76,
-    "test_dashboard_client.py": 68,
-    "test_sim_scenarios.py": 68,
-    "test_store_outage.py": 66,
-    "test_sim_vehicle_scenarios.py": 47,
-    "test_sim_mine_scenarios.py": 39,
-    "test_demo.py": 39,
-    "test_dashboard_browser.py": 37,
-    "test_gateway_outage.py": 36,
-    "test_verify_reconnect.py": 27,
-    "test_sim_tired_coach.py": 27,
-    "test_alerts_core.py": 20,
-    "test_vehicle_analytics.py": 19,
-    "test_modbus_codec.py": 18,
-    "test_api_alarms.py": 17,
-    "test_sim_tired_coach_jt808.py": 14,
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: -_LONG_FILES.get(item.path.name, 0))  # stable: order within
-
 
 def _launch(factory: type[_S], workdir: Path) -> _S:
     try:
