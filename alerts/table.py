@@ -71,10 +71,25 @@ LATE_DEPTH = 8  # readings kept per sensor for the lateness window (alerts.laten
 
 # name, tier and action of level 1 of the sides that are not process levels
 _SIDE_LEVELS = {
-    FAULT: ("sensor_fault", "orange", "check the sensor"),
-    NO_DATA: ("no_data", "yellow", "check the device and its link"),
-    ACTION: ("action_failed", "red", "the protective action was not confirmed: act by hand"),
+    FAULT: ("sensor_fault", "orange", "传感器故障: 检查传感器 check the sensor"),
+    NO_DATA: ("no_data", "yellow", "无数据: 检查设备及通讯 check the device and its link"),
+    ACTION: (
+        "action_failed",
+        "red",
+        "保护动作未确认: 立即人工处置 the protective action was not confirmed: act by hand",
+    ),
 }
+
+
+def _unconfirmed(feeds: tuple[str, ...], within_s: float) -> str:
+    """A verified action's failure, as the operator reads it without an `action:` of its own:
+    which feedback sensors did not confirm, and what to do (a dispatcher read "the protective
+    action was not confirmed" on the methane sensor's row and had to guess which feed, 98)."""
+    names = ", ".join(feeds)
+    return (
+        f"保护动作未确认 (如馈电异常): {names} 未在 {within_s:g} s 内确认, 立即人工处置 "
+        f"the protective action was not confirmed by {names} within {within_s:g} s: act by hand"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,8 +315,7 @@ def compile_table(
                     demand,
                 )
             )
-            if spec.action:
-                verify_actions[i] = spec.action
+            verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s)
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))

@@ -121,10 +121,12 @@ def test_a_verification_names_its_own_failure(tmp_path):
     assert table.describe(load.index, ACTION, 1)[2] == load.verify.action
     demo = compile_table(load_registry(ROOT / "examples" / "demo.yaml").sensors)
     face = next(p.sensor for p in demo.verify)
+    # without an `action:` of its own, the failure names the feed that did not confirm (98)
     assert demo.describe(face, ACTION, 1) == (
         "action_failed",
         "red",
-        "the protective action was not confirmed: act by hand",
+        "保护动作未确认 (如馈电异常): face1301-feed 未在 2 s 内确认, 立即人工处置 "
+        "the protective action was not confirmed by face1301-feed within 2 s: act by hand",
     )
     # through the core and the alarm book: the load at overload, the hoist circuit stays on
     up = registry.sensor("tc1-hoist-up-power")
