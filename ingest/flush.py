@@ -34,6 +34,9 @@ __all__ = ["Flushing"]
 log = logging.getLogger("ingest.service")  # the hub shell's logger, as before the split
 
 
+_GAPS_SAID_A_MINUTE = 20  # device gaps logged one by one in a minute (all are counted)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -47,6 +50,7 @@ class Flushing:
     metrics: Metrics
     layout: TopicLayout
     _in_flight: dict[asyncio.Future[bool], int]
+    _gaps_said: list[float]  # (minute, said in it, not said): `_missing`
 
     async def _flush(
         self,
@@ -194,6 +198,18 @@ class Flushing:
         log: helpers 91, 92)."""
         (tenant, site, device), epoch, seq = mark
         self.metrics.inc("hazardhub_telemetry_batches_missing_total", missing)
+        # said for the first devices of a minute, then once for the rest (a broker that dropped
+        # the queue of a thousand devices made a thousand lines at once, helper-97)
+        minute = time.monotonic() // 60
+        said = getattr(self, "_gaps_said", None)
+        if said is None or said[0] != minute:
+            if said is not None and said[2]:
+                log.warning("and %d more device gap(s) in the minute before, not said", said[2])
+            said = self._gaps_said = [minute, 0, 0]
+        if said[1] >= _GAPS_SAID_A_MINUTE:
+            said[2] += 1
+            return
+        said[1] += 1
         log.warning(
             "%s/%s/%s: %d batch(es) before seq %d (gateway epoch %d) never reached the judge: "
             "the broker dropped them (its queue for the hub was full: see docs/operations.md), "

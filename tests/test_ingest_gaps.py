@@ -123,3 +123,25 @@ async def test_a_hub_stopping_while_its_state_database_fails_leaves_the_message_
     db._db.execute("PRAGMA query_only = 0")
     assert db.dead_letters(limit=10) == []
     db.close()
+
+
+def test_gaps_of_many_devices_are_all_counted_and_said_twenty_a_minute(caplog, monkeypatch) -> None:
+    """A broker that dropped the queue of many devices made a warning per device at once
+    (helper-97): twenty a minute are said one by one, the rest counted and summed up once."""
+    import ingest.flush
+
+    caplog.set_level(logging.WARNING, logger="ingest.service")
+    clock = [600.0]
+    monkeypatch.setattr(ingest.flush.time, "monotonic", lambda: clock[0])
+    flushing = Flushing()
+    flushing.metrics = Metrics()
+    for n in range(25):
+        flushing._missing((("t", "s", f"dev-{n}"), 1, 10), 2)
+    assert flushing.metrics.get("hazardhub_telemetry_batches_missing_total") == 50
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 20 and all("never reached the judge" in m for m in said)
+    clock[0] += 60  # the next minute: the five not said are summed up, the new gap said
+    flushing._missing((("t", "s", "dev-x"), 1, 10), 1)
+    said = [r.getMessage() for r in caplog.records][20:]
+    assert said[0] == "and 5 more device gap(s) in the minute before, not said"
+    assert "dev-x" in said[1] and len(said) == 2
