@@ -594,3 +594,66 @@ async def test_a_centres_rows_and_details_name_the_enterprise_and_site():
             await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
             facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
             assert "北方煤业" not in facts and "1301 综采工作面 (face)" in facts
+
+
+def shaped(aid: int, sid: str, tier: str = "orange", **extra: Any) -> dict[str, Any]:
+    """An alarm of `sid` at `tier`; `extra` sets its state (active unacknowledged by default)."""
+    return {**alarm(aid, sid), "tier": tier, "peak_tier": tier, **extra}
+
+
+RECOVERED = {"state": "cleared", "isa_state": "normal", "acked": True}
+ORDER = "[...document.querySelectorAll('tr.alarm')].map((r) => Number(r.dataset.alarm))"
+
+
+async def test_a_new_alarm_while_the_pointer_rests_on_the_list_is_told_at_the_top():
+    """A night dispatcher's pointer rested on the list: new alarms went to its end, 3,300 px
+    down, unseen. The rows still do not move under the pointer, and a banner over the list
+    says how many came (in the colour of the highest tier); a click puts them at the top."""
+    old = [shaped(i, "a", "blue") for i in range(1, 11)]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a"), sensor("b")], alarms=old)})
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"{ORDER}.length === 10", 5)
+        box = await browser.js(
+            f"(() => {{ const r = {row(5)}.getBoundingClientRect();"
+            " return [r.left + 20, r.top + r.height / 2]; })()"
+        )
+        await browser.call("Input.dispatchMouseEvent", type="mouseMoved", x=box[0], y=box[1])
+        for aid, tier in ((11, "yellow"), (12, "red")):
+            hub.keys["k"].alarms.append(shaped(aid, "b", tier))
+            await hub.push("alarm", {"alarm_id": aid, "event_id": aid * 10, "kind": "raised"})
+        banner = q("#alarms-new")
+        await browser.wait_for(f"!{banner}.hidden && {banner}.textContent.includes('2')", 5)
+        assert await browser.js(f"{banner}.classList.contains('tier-red')")
+        assert await browser.js(ORDER) == list(range(10, 0, -1))  # nothing moved, none added
+        top = await browser.js(f"{banner}.getBoundingClientRect().top")
+        assert 0 <= top < 100
+        await browser.js(f"{banner}.click()")
+        await browser.wait_for(f"{ORDER}.join() === '12,11,10,9,8,7,6,5,4,3,2,1'", 5)
+        assert await browser.js(f"{banner}.hidden")
+
+
+async def test_the_list_puts_what_needs_the_operator_now_first_and_never_cuts_it():
+    """An old recovered, acknowledged alarm past its disposal deadline sorted above a new red
+    one, and 100 such rows hid every active alarm: the active unacknowledged come first (by
+    tier, then newest), then the active acknowledged by tier, then the rest, overdue first."""
+    alarms = [
+        shaped(1, "a", "red"),  # the oldest red one waiting: after the newer red
+        shaped(2, "a", "orange", **RECOVERED, overdue=True),
+        shaped(3, "a", "yellow", isa_state="ack", acked=True),
+        shaped(4, "a", "red", isa_state="ack", acked=True),
+        shaped(5, "a", "blue"),
+        shaped(6, "a", "orange", **RECOVERED),
+        shaped(7, "a", "red"),
+    ]
+    alarms += [shaped(i, "a", "red", **RECOVERED, overdue=True) for i in range(100, 220)]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=alarms)})
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"{ORDER}.length === 100", 5)
+        order = await browser.js(ORDER)
+        assert order[:6] == [7, 1, 5, 4, 3, 219]
+        more = q("#alarms-more")
+        assert not await browser.js(f"{more}.hidden")
+        assert "27" in await browser.js(f"{more}.textContent")
+        await browser.js(f"{more}.click()")
+        await browser.wait_for(f"{ORDER}.length === 127", 5)
+        assert (await browser.js(ORDER))[-2:] == [2, 6]  # the overdue before the rest

@@ -14,6 +14,7 @@ export const STRINGS = {
         journal: "报警日志", enterprise: "企业", site: "场所", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
         rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
+        new_alarms: "▲ {n} 条新报警", more_alarms: "另有 {n} 条未显示，点击全部显示",
         read_only: "只读", too_long: "超出 2000 字，请删减后再提交", ev_value: "数值", ev_level: "级别",
         err_read_only: "此密钥只能查看，不能操作", err_shelve_reason: "搁置需填写原因",
         err_close_active: "报警仍未恢复，不能关闭", err_already_acked: "报警已确认",
@@ -75,7 +76,8 @@ export const STRINGS = {
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
         enterprise: "Enterprise", site: "Site",
-        no_alarms: "no alarms", neterr: "network error, try again",
+        no_alarms: "no alarms", new_alarms: "▲ {n} new alarms",
+        more_alarms: "{n} more not shown: click to show all", neterr: "network error, try again",
         read_only: "read only", too_long: "longer than 2000 characters: shorten it to submit",
         ev_value: "Value", ev_level: "Level",
         err_read_only: "this key may only read", err_shelve_reason: "a shelve needs a reason",
@@ -112,6 +114,12 @@ export function initAlarms(context) {
   const list = document.querySelector("#alarms");
   list?.addEventListener("pointerenter", () => { pointerOver = true; });
   list?.addEventListener("pointerleave", () => { pointerOver = false; renderAlarms(); });
+  // new alarms that came while the pointer rested over the list: a banner says how many, and
+  // a click on it puts them in their places at the top
+  const banner = document.querySelector("#alarms-new");
+  if (banner) banner.onclick = releaseHeld;
+  const more = document.querySelector("#alarms-more");
+  if (more) more.onclick = () => { showAll = true; renderAlarms(); };
 }
 let pointerOver = false;
 
@@ -498,19 +506,48 @@ function fillExtra(tr, a) {
   if (u.expanded) td.append(journal(a));
 }
 
+// what needs the operator now comes first: active alarms not yet acknowledged (the highest tier,
+// then the newest, first), then active acknowledged ones by tier, then the rest (returned,
+// shelved, out of service...), those past their disposal deadline first. An old recovered
+// alarm past its deadline no longer sits above a new red one (a dispatcher's night shift)
+const TIER_RANK = { red: 3, orange: 2, yellow: 1, blue: 0 };
+const tierRank = (a) => TIER_RANK[a.tier] ?? -1;
+const group = (a) => (a.isa_state === "unack" ? 0 : a.isa_state === "ack" ? 1 : 2);
+export function byUrgency(a, b) {
+  const g = group(a) - group(b);
+  if (g) return g;
+  if (group(a) < 2) return tierRank(b) - tierRank(a) || b.overdue - a.overdue || b.id - a.id;
+  return b.overdue - a.overdue || b.id - a.id;
+}
+
+// the rows held back while the pointer is over the list (new alarms), and whether the list
+// shows every alarm (a click on "N more") rather than the first SHOWN
+let held = [];
+let showAll = false;
+
+/** Put the alarms held back in their places (a click on the banner, or the pointer gone). */
+function releaseHeld() {
+  const was = pointerOver;
+  pointerOver = false;
+  renderAlarms();
+  pointerOver = was;
+}
+
 export function renderAlarms() {
   const body = document.querySelector("#alarms tbody");
   if (!body || !ctx) return;
   const all = [...alarms.values()];
-  const shown = all.filter((a) => filter === "all" || isOpen(a))
-    // overdue disposals first (a deadline passed), then active alarms, each newest first
-    .sort((a, b) => (b.overdue - a.overdue) || ((a.state === "active" ? 0 : 1) - (b.state === "active" ? 0 : 1)) || b.id - a.id)
-    .slice(0, SHOWN);
+  const sorted = all.filter((a) => filter === "all" || isOpen(a)).sort(byUrgency);
+  // the cut never drops an alarm waiting for its acknowledgement (they sort first)
+  const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) === 0).length);
+  let shown = sorted.slice(0, cut);
+  held = [];
   if (pointerOver) {
-    // under the pointer the rows shown stay where they are; new ones come after them
+    // under the pointer the rows shown stay where they are (a click meant for one alarm's
+    // button would hit another's); new ones wait, counted in the banner over the list
     const at = new Map([...body.querySelectorAll("tr.alarm")].map((tr, i) => [Number(tr.dataset.alarm), i]));
-    const pos = (a) => at.get(a.id) ?? Infinity;
-    shown.sort((a, b) => pos(a) - pos(b));
+    held = shown.filter((a) => !at.has(a.id));
+    shown = shown.filter((a) => at.has(a.id)).sort((a, b) => at.get(a.id) - at.get(b.id));
   }
   const keep = new Set(shown.map((a) => a.id));
   for (const [id, r] of rows) if (!keep.has(id)) { r.main.remove(); r.extra.remove(); rows.delete(id); }
@@ -533,5 +570,17 @@ export function renderAlarms() {
   const count = document.querySelector("#unack-count");
   if (count) { count.hidden = !unack; count.textContent = `${ctx.t("unack_count")} ${unack}`; }
   const empty = document.querySelector("#alarms-empty");
-  if (empty) empty.hidden = shown.length > 0;
+  if (empty) empty.hidden = shown.length + held.length > 0;
+  const banner = document.querySelector("#alarms-new");
+  if (banner) {
+    banner.hidden = !held.length;
+    const top = held.reduce((m, a) => (tierRank(a) > tierRank(m) ? a : m), held[0]);
+    banner.className = `new-alarms tier-${top?.tier ?? "none"}`;
+    banner.textContent = ctx.t("new_alarms").replace("{n}", String(held.length));
+  }
+  const more = document.querySelector("#alarms-more");
+  if (more) {
+    more.hidden = sorted.length <= cut;
+    more.textContent = ctx.t("more_alarms").replace("{n}", String(sorted.length - cut));
+  }
 }
