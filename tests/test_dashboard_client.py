@@ -261,13 +261,16 @@ def row(aid: int, inner: str = "") -> str:
 
 @contextlib.asynccontextmanager
 async def page(
-    hub: FakeHub, key: str, skew_ms: int = 0, timeouts_ms: int | None = None
+    hub: FakeHub, key: str, skew_ms: int = 0, timeouts_ms: int | None = None, script: str = ""
 ) -> AsyncIterator[Browser]:
     """A browser logged in to `hub` with `key`, its clock `skew_ms` off the hub's; with
-    `timeouts_ms`, the page's 20 s request timeouts last that long (the suite's time)."""
+    `timeouts_ms`, the page's 20 s request timeouts last that long (the suite's time); `script`
+    runs in the page before its own."""
     browser = Browser()
     try:
         await browser.open("about:blank")
+        if script:
+            await browser.call("Page.addScriptToEvaluateOnNewDocument", source=script)
         if skew_ms:
             await browser.call(
                 "Page.addScriptToEvaluateOnNewDocument",
@@ -657,3 +660,49 @@ async def test_the_list_puts_what_needs_the_operator_now_first_and_never_cuts_it
         await browser.js(f"{more}.click()")
         await browser.wait_for(f"{ORDER}.length === 127", 5)
         assert (await browser.js(ORDER))[-2:] == [2, 6]  # the overdue before the rest
+
+
+# every oscillator the page starts, with its pitch (WebAudio: the alarm's beeps)
+BEEPS = """window.__beeps = [];
+const __start = OscillatorNode.prototype.start;
+OscillatorNode.prototype.start = function (...a) {
+  window.__beeps.push(this.frequency.value); return __start.apply(this, a); };"""
+
+
+def title(n: int) -> str:
+    return rf"^\({n}\) (报警|Alarms) · hazardhub$"
+
+
+async def test_orange_and_red_alarms_waiting_sound_and_show_in_the_title_until_acknowledged():
+    """A red alarm came on a silent page that said nothing in its tab. An active unacknowledged
+    orange alarm beeps, a red one more insistently (higher, three beeps every 2 s), and the title
+    counts them; a yellow or acknowledged one does not. The mute stops the sound (remembered),
+    not the title; all acknowledged, the sound stops."""
+    orange = shaped(1, "a", "orange")
+    quiet = [shaped(2, "a", "yellow"), shaped(3, "a", "red", isa_state="ack", acked=True)]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a"), sensor("b")], alarms=[orange, *quiet])})
+    async with serving(hub), page(hub, "k", script=BEEPS) as browser:
+        await browser.wait_for("window.__beeps.length > 0", 5)
+        assert set(await browser.js("window.__beeps")) == {800}
+        assert re.match(title(1), await browser.js("document.title"))
+        hub.keys["k"].alarms.append(shaped(4, "b", "red"))
+        await hub.push("alarm", {"alarm_id": 4, "event_id": 40, "kind": "raised"})
+        await browser.wait_for("window.__beeps.filter((f) => f === 1100).length >= 6", 5)
+        assert re.match(title(2), await browser.js("document.title"))
+        mute = q("#mute")
+        await browser.js(f"{mute}.click()")
+        assert await browser.js("localStorage.getItem('hh-mute')") == "1"
+        assert await browser.js(f"{mute}.getAttribute('aria-pressed')") == "true"
+        heard = await browser.js("window.__beeps.length")
+        await asyncio.sleep(2.2)  # a red pattern's period and more
+        assert await browser.js("window.__beeps.length") == heard
+        await browser.js(f"{mute}.click()")  # sound again, at once
+        await browser.wait_for(f"window.__beeps.length > {heard}", 2)
+        for a in hub.keys["k"].alarms[0], hub.keys["k"].alarms[3]:  # both acknowledged
+            a.update(isa_state="ack", acked=True)
+            ack = {"kind": "acknowledged", "isa_state": "ack", "disposal": "received"}
+            await hub.push("alarm", {"alarm_id": a["id"], "event_id": a["id"] * 10 + 1, **ack})
+        await browser.wait_for("document.title === 'hazardhub'", 5)
+        heard = await browser.js("window.__beeps.length")
+        await asyncio.sleep(2.2)  # a red pattern's period and more
+        assert await browser.js("window.__beeps.length") == heard

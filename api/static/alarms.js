@@ -1,6 +1,8 @@
 // The operator's alarm list: ISA-18.2 state, tier, closed-loop disposal, the lifecycle actions
 // (acknowledge, shelve, unshelve, comment, verify / dispose / close) in inline forms, and each
 // alarm's journal. Rows are updated in place, so a half-typed form survives live updates.
+import { updateAttention } from "/static/attention.js";
+
 export const STRINGS = {
   zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
         isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
@@ -14,6 +16,7 @@ export const STRINGS = {
         journal: "报警日志", enterprise: "企业", site: "场所", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
         rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
+        sound_on: "🔔 声音", sound_muted: "🔇 已静音", sound_blocked: "🔈 点击页面启用声音",
         new_alarms: "▲ {n} 条新报警", more_alarms: "另有 {n} 条未显示，点击全部显示",
         read_only: "只读", too_long: "超出 2000 字，请删减后再提交", ev_value: "数值", ev_level: "级别",
         err_read_only: "此密钥只能查看，不能操作", err_shelve_reason: "搁置需填写原因",
@@ -76,6 +79,7 @@ export const STRINGS = {
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
         enterprise: "Enterprise", site: "Site",
+        sound_on: "🔔 sound", sound_muted: "🔇 muted", sound_blocked: "🔈 click the page for sound",
         no_alarms: "no alarms", new_alarms: "▲ {n} new alarms",
         more_alarms: "{n} more not shown: click to show all", neterr: "network error, try again",
         read_only: "read only", too_long: "longer than 2000 characters: shorten it to submit",
@@ -578,6 +582,7 @@ export function renderAlarms() {
     banner.className = `new-alarms tier-${top?.tier ?? "none"}`;
     banner.textContent = ctx.t("new_alarms").replace("{n}", String(held.length));
   }
+  updateAttention(all);
   const more = document.querySelector("#alarms-more");
   if (more) {
     more.hidden = sorted.length <= cut;

@@ -1,4 +1,5 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
+import { initAttention } from "/static/attention.js";
 import { STRINGS, alarms, clearAlarms, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
 const T = {
@@ -579,6 +580,7 @@ const centre = () => !!role && (["admin", "operator"].includes(role.role) || rol
   || role.tenants.length > 1);
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
+initAttention(t);
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
 $("#login-form").onsubmit = async (e) => {
