@@ -68,9 +68,20 @@ __all__ = ["AppContext", "create_app"]
 HistoryAggregate = Aggregate | Literal["minmax"]
 
 
-def _sensor_public(info: SensorInfo, registry: Registry) -> SensorPublic:
+# a sensor out of service, as the state database keeps it: (sensor, tenant, actor, reason, at)
+OutRow = tuple[Any, ...]
+
+
+def _sensors_out(ctx: AppContext) -> dict[str, OutRow]:
+    """The sensors out of service, by id (the dashboard's tiles say so)."""
+    return {row[0]: row for row in ctx.statedb.sensors_out_of_service(None)}
+
+
+def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> SensorPublic:
     device = registry.devices.get((info.tenant, info.site, info.device))
     report = device.spec.report if device is not None else None
+    # a row of another tenant's sensor once of that id is not this one's
+    out = out if out is not None and out[1] == info.tenant else None
     return SensorPublic(
         id=info.id,
         tenant=info.tenant,
@@ -108,6 +119,10 @@ def _sensor_public(info: SensorInfo, registry: Registry) -> SensorPublic:
         # (a group's members are of its site, so of its tenant)
         members=[registry.sensors[i].id for i in info.members],
         vote_level=info.vote_level if info.members else None,
+        out_of_service=out is not None,
+        out_of_service_by=None if out is None else out[2],
+        out_of_service_reason=None if out is None else out[3],
+        out_of_service_since=None if out is None else int(out[4]),
     )
 
 
@@ -163,8 +178,9 @@ def _router() -> APIRouter:
         """The sensors the caller may see, optionally filtered; a tenant or site the caller
         does not see (or none of that name) is 404."""
         check_site(ctx, narrowed(ctx, caller, tenant), site)
+        out = _sensors_out(ctx)
         return [
-            _sensor_public(s, ctx.registry)
+            _sensor_public(s, ctx.registry, out.get(s.id))
             for s in ctx.registry.sensors
             if caller.sees(s.tenant)
             and (tenant is None or s.tenant == tenant)
@@ -210,7 +226,8 @@ def _router() -> APIRouter:
 
     @r.get("/sensors/{sensor_id}", response_model=SensorPublic, tags=["sensors"])
     def get_sensor(sensor_id: str, ctx: Ctx, caller: Caller) -> SensorPublic:
-        return _sensor_public(_visible_sensor(ctx, caller, sensor_id), ctx.registry)
+        info = _visible_sensor(ctx, caller, sensor_id)
+        return _sensor_public(info, ctx.registry, _sensors_out(ctx).get(info.id))
 
     @r.get("/sensors/{sensor_id}/latest", response_model=LatestPublic, tags=["readings"])
     async def latest(sensor_id: str, ctx: Ctx, caller: Caller) -> LatestPublic:

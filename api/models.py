@@ -90,6 +90,20 @@ class SensorPublic(_Public):
     vote_level: int | None = Field(
         default=None, description="a voting group: the members' level (1 = first above) that counts"
     )
+    out_of_service: bool = Field(
+        default=False,
+        description="taken out of service (`POST /sensors/{id}/service`): its readings raise no "
+        "alarm until it returns to service",
+    )
+    out_of_service_by: str | None = Field(
+        default=None, description="the key that took it out of service; null when in service"
+    )
+    out_of_service_reason: str | None = Field(
+        default=None, description="why it is out of service; null when in service"
+    )
+    out_of_service_since: int | None = Field(
+        default=None, description="since when (ms since the epoch); null when in service"
+    )
 
 
 class MePublic(_Public):

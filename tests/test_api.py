@@ -500,3 +500,36 @@ rule_packs:
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_sensor_out_of_service_says_so_by_whom_why_and_since(tmp_path):
+    """A sensor taken out of service looked like any other on its tile: its readings raise no
+    alarm, and the dispatcher could not tell. The sensor says so, in its tenant's lists only."""
+    reg = mine_registry(1502, 1.0)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    with db.transaction() as con:
+        db.set_out_of_service(con, "ch4-t1", "north-coal", "centre-op", "recalibration", 7000)
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing([k for _, k in KEYS.values()])))
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub"
+        ) as api:
+            listed = (await api.get("/api/v1/sensors", headers=auth("coal"))).json()
+            one = (await api.get("/api/v1/sensors/ch4-t1", headers=auth("coal"))).json()
+            chem = (await api.get("/api/v1/sensors", headers=auth("chem"))).json()
+    finally:
+        await store.close()
+        db.close()
+    out = {s["id"]: s for s in listed if s["out_of_service"]}
+    assert list(out) == ["ch4-t1"]
+    said = {k: v for k, v in one.items() if k.startswith("out_of_service")}
+    assert said == {
+        "out_of_service": True,
+        "out_of_service_by": "centre-op",
+        "out_of_service_reason": "recalibration",
+        "out_of_service_since": 7000,
+    }
+    assert out["ch4-t1"] == one
+    assert not any(s["out_of_service"] or s["out_of_service_by"] for s in chem)

@@ -706,3 +706,34 @@ async def test_orange_and_red_alarms_waiting_sound_and_show_in_the_title_until_a
         heard = await browser.js("window.__beeps.length")
         await asyncio.sleep(2.2)  # a red pattern's period and more
         assert await browser.js("window.__beeps.length") == heard
+
+
+async def test_a_sensor_out_of_service_says_so_on_its_tile():
+    """A tile out of service looked like any other: a dispatcher took its value, which raises no
+    alarm, for a watched one. It says 停用 (who, why, since in its tooltip), and a sensor taken
+    out of service meanwhile (its alarm's event) follows."""
+    now = now_ms()
+    out = {
+        "out_of_service": True,
+        "out_of_service_by": "centre-op",
+        "out_of_service_reason": "recalibration",
+        "out_of_service_since": now - 60_000,
+    }
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[sensor("a", **out), sensor("b")],
+                latest=[reading("a", now, 1.6), reading("b", now, 0.3)],
+            )
+        }
+    )
+    badge = "(id) => document.querySelector(`.tile[data-sensor='${id}'] .oos-badge`)?.textContent"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{tile('a')}", 5)
+        assert re.match("停用|out of service", await browser.js(f"({badge})('a')"))
+        assert "recalibration" in await browser.js(f"{tile('a')}.title")
+        assert "1.6" in await browser.js(f"{tile('a')}.querySelector('.v').textContent")
+        assert await browser.js(f"({badge})('b')") is None
+        hub.keys["k"].sensors[1] = sensor("b", **out)
+        await hub.push("alarm", {"alarm_id": 9, "event_id": 90, "kind": "out_of_service"})
+        await browser.wait_for(f"!!({badge})('b')", 5)

@@ -1,6 +1,6 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
 import { initAttention } from "/static/attention.js";
-import { STRINGS, alarms, clearAlarms, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
+import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
 const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
@@ -14,7 +14,8 @@ const T = {
         k_methane: "甲烷", k_co: "一氧化碳", k_flammable_gas: "可燃气体", k_toxic_gas: "有毒气体",
         k_oxygen: "氧气", k_level: "液位", k_pressure: "压力", k_temperature: "温度",
         k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
-        k_interlock: "联锁", k_speed: "车速", k_other: "其他" },
+        k_interlock: "联锁", k_speed: "车速", k_other: "其他",
+        oos_tile: "停用 · 不报警", oos_since: "停用" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -24,7 +25,8 @@ const T = {
         nodata: "no data", badkey: "invalid key",
         keygone: "the key is no longer valid (revoked or expired): log in again",
         trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min",
-        no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading" },
+        no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading",
+        oos_tile: "out of service · raises no alarm", oos_since: "out of service" },
 };
 Object.assign(T.zh, STRINGS.zh);
 Object.assign(T.en, STRINGS.en);
@@ -144,15 +146,25 @@ function renderTiles() {
     const aged = !!l && l.quality_name === "good" && now - l.ts > staleAfter(s);
     const q = !l ? "none" : aged ? "stale" : l.quality_name;
     const alarm = activeSensors.has(s.id);
-    const sig = `${q} ${l?.ts} ${l?.value} ${alarm} ${live}`;
+    const out = !!s.out_of_service;
+    const sig = `${q} ${l?.ts} ${l?.value} ${alarm} ${live} ${out} ${s.out_of_service_since}`;
     if (sig === rec.sig) continue;
     rec.sig = sig;
     const tile = rec.el;
-    tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${alarm ? " alarm" : ""}${live ? "" : " offline"}`;
+    tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${alarm ? " alarm" : ""}${live ? "" : " offline"}${out ? " oos" : ""}`;
     tile.dataset.quality = q;
+    tile.dataset.oos = out ? "1" : "";
     // honest quality: a reading that is not good shows its quality, never a stale number
     rec.v.textContent = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
     tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtVal(l.value, s.unit)} ${clockCst(l.ts)}` : ""}`;
+    // out of service: its value raises no alarm, whatever it reads (a dispatcher took a quiet
+    // tile for a safe one); who took it out, why and since when in its tooltip
+    tile.querySelector(".oos-badge")?.remove();
+    if (out) {
+      tile.prepend(Object.assign(document.createElement("div"), { className: "oos-badge", textContent: t("oos_tile") }));
+      tile.title += `\n${t("oos_since")} ${s.out_of_service_since ? fmtCst(s.out_of_service_since) : ""}`
+        + ` · ${s.out_of_service_by ?? ""}: ${s.out_of_service_reason ?? ""}`;
+    }
     // the stream is down: what the tile shows may no longer be so
     tile.querySelector(".off")?.remove();
     if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
@@ -443,6 +455,16 @@ function reread() {
   }).catch(() => {});
 }
 
+/** A sensor went out of service or back (its open alarms said so): its tile follows. */
+function rereadService() {
+  const mine = session;
+  api("/api/v1/sensors").then((list) => {
+    if (mine !== session) return;
+    for (const s of list) if (sensors.has(s.id)) sensors.set(s.id, s);
+    renderTiles();
+  }).catch(() => {});
+}
+
 function hold(kind, d) {
   if (pending.length >= MAX_PENDING) { pending.shift(); pendingDropped = true; }
   pending.push([kind, d]);
@@ -518,6 +540,7 @@ function onEvent(kind, d) {
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
     onAlarmEvent(d).then(renderTiles).catch(() => {});
+    if (d.kind === "out_of_service" || d.kind === "in_service") rereadService();
     if (trendSensor === d.sensor) trendSoon();
   } else if (kind === "lagged") {
     reread();  // the stream dropped events: read afresh
@@ -564,8 +587,11 @@ async function start() {
   stream(mine);
   drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
   // readings age into staleness without an event; a trend that ends now moves on
+  let ticks = 0;
   tickTimer = setInterval(() => {
     renderTiles();
+    // a sensor out of service or back without an open alarm to say so: seen within a minute
+    if (++ticks % 12 === 0) rereadService();
     // at the trend's own cadence (a read done before the store had the newest readings is
     // corrected within a window, 5 s at most at 15 min, not 10 s)
     const due = Math.max(TREND_MIN_GAP_MS, trendEvery());
