@@ -737,3 +737,22 @@ async def test_a_sensor_out_of_service_says_so_on_its_tile():
         hub.keys["k"].sensors[1] = sensor("b", **out)
         await hub.push("alarm", {"alarm_id": 9, "event_id": 90, "kind": "out_of_service"})
         await browser.wait_for(f"!!({badge})('b')", 5)
+
+
+async def test_a_feed_points_tile_says_powered_or_not():
+    """A feed point's tile read "1 on/off": it says 有电 or 无电, as a dispatcher says it."""
+    now = now_ms()
+    feed = {"kind": "power_feed", "unit": "on/off"}
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[sensor("on", **feed), sensor("off", **feed)],
+                latest=[reading("on", now, 1), reading("off", now, 0)],
+            )
+        }
+    )
+    value = "(id) => document.querySelector(`.tile[data-sensor='${id}'] .v`).textContent"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{tile('off')}", 5)
+        assert await browser.js(f"({value})('on')") in ("有电", "powered")
+        assert await browser.js(f"({value})('off')") in ("无电", "no power")

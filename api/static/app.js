@@ -15,7 +15,7 @@ const T = {
         k_oxygen: "氧气", k_level: "液位", k_pressure: "压力", k_temperature: "温度",
         k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
         k_interlock: "联锁", k_speed: "车速", k_other: "其他",
-        oos_tile: "停用 · 不报警", oos_since: "停用" },
+        oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -26,7 +26,8 @@ const T = {
         keygone: "the key is no longer valid (revoked or expired): log in again",
         trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min",
         no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading",
-        oos_tile: "out of service · raises no alarm", oos_since: "out of service" },
+        oos_tile: "out of service · raises no alarm", oos_since: "out of service",
+        fed: "powered", unfed: "no power" },
 };
 Object.assign(T.zh, STRINGS.zh);
 Object.assign(T.en, STRINGS.en);
@@ -94,6 +95,8 @@ const clockCst = (ms) => (CLOCK[lang] ??= new Intl.DateTimeFormat(lang === "zh" 
   { timeZone: "Asia/Shanghai", hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" })).format(ms);
 
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
+// a sensor's reading as its operator says it: a feed point's 1 or 0 is 有电 or 无电, not "1 on/off"
+const fmtReading = (v, s) => (s.kind === "power_feed" && (v === 0 || v === 1) ? t(v ? "fed" : "unfed") : fmtVal(v, s.unit));
 
 // the tiles are built once per list of sensors and language, and then only those whose
 // reading, quality, alarm or liveness changed are written (2,000 tiles rebuilt on every
@@ -155,8 +158,8 @@ function renderTiles() {
     tile.dataset.quality = q;
     tile.dataset.oos = out ? "1" : "";
     // honest quality: a reading that is not good shows its quality, never a stale number
-    rec.v.textContent = !l ? t("nodata") : q === "good" ? fmtVal(l.value, s.unit) : t(q);
-    tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtVal(l.value, s.unit)} ${clockCst(l.ts)}` : ""}`;
+    rec.v.textContent = !l ? t("nodata") : q === "good" ? fmtReading(l.value, s) : t(q);
+    tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtReading(l.value, s)} ${clockCst(l.ts)}` : ""}`;
     // out of service: its value raises no alarm, whatever it reads (a dispatcher took a quiet
     // tile for a safe one); who took it out, why and since when in its tooltip
     tile.querySelector(".oos-badge")?.remove();
