@@ -130,6 +130,7 @@ let pointerOver = false;
 /** Forget every alarm held (a sign-out: the next key must not see them). */
 export function clearAlarms() {
   epoch++;
+  showAll = false;
   alarms.clear();
   for (const u of ui.values()) clearTimeout(u.msgTimer);
   ui.clear();
