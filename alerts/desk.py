@@ -69,32 +69,16 @@ class AlarmDesk:
         tenants: Sequence[str] | None = None,
         note: str = "",
         until: int | None = None,
+        also: list[AlarmEvent] | None = None,
     ) -> AlarmEvent:
-        """Apply an operator's action; raise AlarmNotFoundError, or TransitionError (why)."""
-        return self.act_all(
-            alarm_id, action, actor=actor, now=now, tenants=tenants, note=note, until=until
-        )[0]
-
-    def act_all(
-        self,
-        alarm_id: int,
-        action: Action,
-        *,
-        actor: str,
-        now: int,
-        tenants: Sequence[str] | None = None,
-        note: str = "",
-        until: int | None = None,
-    ) -> list[AlarmEvent]:
-        """`act`, with the events of the point's other alarms it moved after its own (a shelve
-        is the point's: `_point_follows`)."""
+        """Apply an operator's action; raise AlarmNotFoundError, or TransitionError (why).
+        `also` gets the events of the point's other alarms it moved (a shelve is the point's:
+        `_point_follows`)."""
         with self._db.transaction() as con:
             row = self._db.alarm_in(con, alarm_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise AlarmNotFoundError(f"no alarm {alarm_id}")
-            also: list[AlarmEvent] = []
-            main = self._apply(con, row, action, actor, now, note=note, until=until, also=also)
-            return [main, *also]
+            return self._apply(con, row, action, actor, now, note=note, until=until, also=also)
 
     def set_in_service(
         self,

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.kinds import alarm_value_unit
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
@@ -438,10 +439,10 @@ def alarm_router() -> APIRouter:
         _writer(caller)
         if ctx.desk is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
+        moved: list[AlarmEvent] = []  # the point's other alarms a shelve moved
         try:
-            # with the events of the point's other alarms a shelve moved (`AlarmDesk.act_all`)
-            events = await asyncio.to_thread(
-                ctx.desk.act_all,
+            event = await asyncio.to_thread(
+                ctx.desk.act,
                 alarm_id,
                 action,
                 actor=caller.name,
@@ -449,12 +450,13 @@ def alarm_router() -> APIRouter:
                 tenants=query_tenants(ctx, caller),
                 note=note,
                 until=until,
+                also=moved,
             )
         except AlarmNotFoundError as exc:
             raise not_found(f"alarm {alarm_id}") from exc
         except TransitionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        await ctx.on_events(events)
+        await ctx.on_events([event, *moved])
         return await get_alarm(alarm_id, ctx, caller)
 
     @r.post("/alarms/{alarm_id}/acknowledge", response_model=AlarmPublic, dependencies=WRITE)
