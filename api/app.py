@@ -54,7 +54,7 @@ from api.models import (
 )
 from api.problems import BodyLimit, install_problem_handlers
 from api.registry import registry_router
-from api.rulepacks import rule_pack_router
+from api.rulepacks import rule_pack_router, spec_json
 from api.sites import site_router
 from api.timerange import refuse_seconds
 from ingest.store.base import Aggregate
@@ -115,7 +115,7 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
         early_warning=_spec(info.early_warning),
         frozen=_spec(info.frozen),
         verify=_spec(info.verify),
-        suppress_when=[c.model_dump(mode="json", exclude_none=True) for c in info.suppress_when],
+        suppress_when=[spec_json(c) for c in info.suppress_when],
         # (a group's members are of its site, so of its tenant)
         members=[registry.sensors[i].id for i in info.members],
         vote_level=info.vote_level if info.members else None,
@@ -127,8 +127,7 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
 
 
 def _spec(spec: BaseModel | None) -> dict[str, Any] | None:
-    """A rule's part as the configuration says it (what is not set left out)."""
-    return None if spec is None else spec.model_dump(mode="json", exclude_none=True)
+    return None if spec is None else spec_json(spec)
 
 
 def _visible_sensor(ctx: AppContext, caller: Principal, sensor_id: str) -> SensorInfo:

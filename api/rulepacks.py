@@ -18,7 +18,7 @@ from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, not_found
 from telemetry.ruleconfig import RulePack
 
-__all__ = ["rule_pack_router"]
+__all__ = ["rule_pack_router", "spec_json"]
 
 
 class _Public(BaseModel):
@@ -43,16 +43,22 @@ class RulePackPublic(_Public):
     rules: list[RulePublic]
 
 
+def spec_json(spec: BaseModel) -> dict[str, Any]:
+    """A rule, or a part of one, as the configuration says it (what is not set left out)."""
+    return spec.model_dump(mode="json", exclude_none=True)
+
+
 def _public(ctx: AppContext, pack: RulePack, used: Counter[str]) -> RulePackPublic:
+    inline = any(p.name == pack.name for p in ctx.registry.config.rule_packs)
     return RulePackPublic(
         name=pack.name,
         description=pack.description,
         source=pack.source,
-        origin="configuration" if pack.name in ctx.registry.inline_packs else "profiles",
+        origin="configuration" if inline else "profiles",
         rules=[
             RulePublic(
                 name=f"{pack.name}.{rule}",
-                spec=spec.model_dump(mode="json", exclude_none=True),
+                spec=spec_json(spec),
                 sensors=used[f"{pack.name}.{rule}"],
             )
             for rule, spec in pack.rules.items()

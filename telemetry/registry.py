@@ -120,7 +120,6 @@ class Registry:
     # the rule packs the sensors could name: the shipped and site folders', then the
     # configuration's own (`rule_packs:`, which win over a folder's of the same name)
     packs: Mapping[str, RulePack] = field(default_factory=dict, repr=False, compare=False)
-    inline_packs: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def sensor(self, sensor_id: str) -> SensorInfo | None:
         return self._by_id.get(sensor_id)
@@ -508,7 +507,6 @@ def build_registry(
         by_id,
         by_key,
         packs=pack_map,
-        inline_packs=frozenset(p.name for p in config.rule_packs),
     )
     for ti, tenant in enumerate(config.tenants):
         for field_name, items, inner in (
