@@ -57,6 +57,7 @@ from api.registry import registry_router
 from api.rulepacks import rule_pack_router, spec_json
 from api.sites import site_router
 from api.timerange import refuse_seconds
+from ingest.metrics import prom_number
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import Registry, SensorInfo
@@ -392,9 +393,7 @@ def _store_metrics(store: object) -> str:
                 walk(f"{prefix}_{f.name}", getattr(value, f.name))
         elif isinstance(value, bool | int | float):
             lines.append(f"# TYPE {prefix} gauge")
-            # to the unit: `:g` said 3.23229e+06 past a million (helper-92)
-            said = str(int(value)) if float(value).is_integer() else repr(float(value))
-            lines.append(f"{prefix} {said}")
+            lines.append(f"{prefix} {prom_number(value)}")
 
     walk("hazardhub_store", found)
     return "\n".join(lines) + ("\n" if lines else "")

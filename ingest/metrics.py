@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "prom_number"]
 
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
@@ -59,13 +59,11 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
-        self._gauges: set[str] = set()
 
     def set(self, name: str, value: float, **labels: str) -> None:
-        """A gauge: the value now."""
+        """A gauge (one of `_GAUGES`): the value now."""
         key = tuple(sorted(labels.items()))
         with self._lock:
-            self._gauges.add(name)
             self._values[name][key] = value
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -89,16 +87,16 @@ class Metrics:
             names = sorted(set(_HELP) | set(self._values))
             for name in names:
                 lines.append(f"# HELP {name} {_HELP.get(name, name)}")
-                kind = "gauge" if name in self._gauges or name in _GAUGES else "counter"
+                kind = "gauge" if name in _GAUGES else "counter"
                 lines.append(f"# TYPE {name} {kind}")
                 series = self._values.get(name) or {(): 0}
                 for key, value in sorted(series.items()):
                     label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
-                    said = _number(value)
+                    said = prom_number(value)
                     lines.append(f"{name}{{{label}}} {said}" if label else f"{name} {said}")
         return "\n".join(lines) + "\n"
 
 
-def _number(value: float) -> str:
+def prom_number(value: float) -> str:
     """A counter to the unit (`:g` said 3.23229e+06 past a million: no count reconciles)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
