@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import aiomqtt
 import orjson
@@ -32,6 +33,13 @@ from telemetry.topics import TopicLayout
 __all__ = ["Flushing"]
 
 log = logging.getLogger("ingest.service")  # the hub shell's logger, as before the split
+
+
+T = TypeVar("T")
+
+
+class _StoppingError(Exception):
+    """A retry given up because the hub stops: the message is left to the broker."""
 
 
 _GAPS_SAID_A_MINUTE = 20  # device gaps logged one by one in a minute (all are counted)
@@ -76,21 +84,16 @@ class Flushing:
         full): its message is acknowledged only after (a locked database stopped the hub).
         False when the hub stops meanwhile: the broker delivers the message again."""
         raw = message.payload if isinstance(message.payload, bytes) else b""
-        backoff = 0.2
-        while True:
-            try:
-                pruned = await asyncio.to_thread(
+        try:
+            pruned = await self._retried(
+                lambda: asyncio.to_thread(
                     self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
-                )
-                break
-            except AlarmStoreError as exc:
-                self.metrics.inc("hazardhub_store_retries_total")
-                if stop.is_set():  # its message is not acknowledged: the broker has it
-                    log.error("stopping with a dead letter not kept (%s): delivered again", exc)
-                    return False
-                log.warning("dead letter not kept (%s); retry in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                ),
+                "dead letter not kept",
+                stop,
+            )
+        except _StoppingError:  # its message is not acknowledged: the broker has it
+            return False
         if pruned:  # the oldest, beyond the kept number or bytes
             self.metrics.inc("hazardhub_dead_letters_pruned_total", pruned)
         return True
@@ -228,13 +231,24 @@ class Flushing:
     ) -> list[AlarmEvent]:
         """`record` (alarms into the state database), tried again until it is done: the
         messages are acknowledged only after."""
+        return await self._retried(record, "state database failed")
+
+    async def _retried(
+        self, call: Callable[[], Awaitable[T]], what: str, stop: asyncio.Event | None = None
+    ) -> T:
+        """`call` (a write to the state database), tried again while the database is away
+        (locked, full), backing off to 5 s; with `stop`, given up (`_StoppingError`) once the hub
+        stops."""
         backoff = 0.2
         while True:
             try:
-                return await record()
+                return await call()
             except AlarmStoreError as exc:
                 self.metrics.inc("hazardhub_store_retries_total")
-                log.warning("state database failed (%s); retry in %.1fs", exc, backoff)
+                if stop is not None and stop.is_set():
+                    log.error("stopping with a %s (%s): delivered again", what, exc)
+                    raise _StoppingError from exc
+                log.warning("%s (%s); retry in %.1fs", what, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
