@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["COLUMNS", "CSV_MAX_ROWS", "alarm_csv", "handling_of"]
+__all__ = ["COLUMNS", "CSV_MAX_ROWS", "alarm_csv", "csv_name", "handling_of"]
 
 CSV_MAX_ROWS = 100_000  # an export past this is refused (422), never cut short
 _BEIJING = timezone(timedelta(hours=8), "CST")
@@ -56,6 +56,21 @@ COLUMNS: tuple[str, ...] = (
     "shelved_by",
     "shelved_why",
 )
+
+
+def csv_name(start: int | None, end: int | None) -> str:
+    """`alarms.csv`, or `alarms_<start>_<end>.csv` of the range selected in Beijing time
+    (`any` for an end not given): the file names the month a supervisor saved."""
+
+    def day(ms: int | None) -> str:
+        return (
+            ""
+            if ms is None
+            else datetime.fromtimestamp(ms / 1000, _BEIJING).strftime("%Y%m%d-%H%M")
+        )
+
+    parts = [day(start), day(end)]
+    return "alarms" + ("_" + "_".join(p or "any" for p in parts) if any(parts) else "") + ".csv"
 
 
 def iso_beijing(ms: int | None) -> str:

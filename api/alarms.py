@@ -11,7 +11,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
@@ -23,7 +22,7 @@ from alerts.kinds import alarm_value_unit
 from alerts.lifecycle import ISA_STATES, Action, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
-from api.alarmcsv import CSV_MAX_ROWS, alarm_csv
+from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
 from api.auth import Principal
 from api.context import (
     WRITE,
@@ -252,9 +251,6 @@ async def _alarm_list(
     return [alarm_json(a, events[a["id"]], ctx.registry, names) for a in alarms]
 
 
-_CST = timezone(timedelta(hours=8))
-
-
 async def _csv_answer(ctx: AppContext, tenants: list[str], key: tuple[Any, ...]) -> Response:
     """The alarms as a CSV file: all of them, or 422 when there are more than the cap (a file
     cut short would read as the whole month)."""
@@ -277,20 +273,8 @@ async def _csv_answer(ctx: AppContext, tenants: list[str], key: tuple[Any, ...])
     return Response(
         body,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{_csv_name(key)}"'},
+        headers={"Content-Disposition": f'attachment; filename="{csv_name(*key[13:15])}"'},
     )
-
-
-def _csv_name(key: tuple[Any, ...]) -> str:
-    """`alarms[-<start>][_<end>].csv` of the range selected, in Beijing time (the file names
-    the month a supervisor saved)."""
-
-    def day(ms: int) -> str:
-        return datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y%m%d-%H%M")
-
-    start, end = key[13:15]
-    parts = [day(start) if start is not None else "", day(end) if end is not None else ""]
-    return "alarms" + ("_" + "_".join(p or "any" for p in parts) if any(parts) else "") + ".csv"
 
 
 def alarm_router() -> APIRouter:
