@@ -41,20 +41,21 @@ from alerts.table import kind_name
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
 
-__all__ = ["AlarmRows"]
+__all__ = ["AlarmRows", "cst"]
 
 _STEPS_KEPT = 4096  # process steps remembered (`AlarmRows._step`)
 _CST = timezone(timedelta(hours=8))
 
 
-def _cst(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d %H:%M CST")
+def cst(ms: int, fmt: str = "%Y-%m-%d %H:%M CST") -> str:
+    """An event time in China Standard Time, as a journal's comment says it."""
+    return datetime.fromtimestamp(ms / 1000, _CST).strftime(fmt)
 
 
 def _shelf_said(shelf: Shelf) -> str:
     """Who shelved the point, when, until when and why, as a journal event says it."""
     return (
-        f"{shelf.actor} 搁置 shelved the point at {_cst(shelf.at)} until {_cst(shelf.until)}: "
+        f"{shelf.actor} 搁置 shelved the point at {cst(shelf.at)} until {cst(shelf.until)}: "
         f"{shelf.reason}"
     )
 

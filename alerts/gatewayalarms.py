@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
-from alerts.alarmchange import AlarmRows
+from alerts.alarmchange import AlarmRows, cst
 from alerts.alarmevent import AlarmBatch, AlarmEvent
 from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_sites
 from alerts.statedb import StateDB
 from alerts.table import DATA_LOST, NO_DATA
+
+_SECONDS = "%Y-%m-%d %H:%M:%S"
 
 __all__ = ["NORMAL", "DataLoss", "GatewayAlarms"]
 
@@ -54,16 +55,9 @@ class DataLoss:
         the dashboard shows every time, with the epoch ms for a program."""
         return (
             f"gateway {self.gateway} dropped {self.batches} batches ({self.readings} readings) "
-            f"made between {_cst(self.first_ms)} and {_cst(self.last_ms)} CST "
+            f"made between {cst(self.first_ms, _SECONDS)} and {cst(self.last_ms, _SECONDS)} CST "
             f"({self.first_ms}-{self.last_ms} ms): {self.reason}"
         )
-
-
-_CST = timezone(timedelta(hours=8))
-
-
-def _cst(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, _CST).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class GatewayAlarms(AlarmRows):
