@@ -447,8 +447,10 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     def readyz(ctx: Ctx) -> Response:
-        ok = ctx.ready()
-        return PlainTextResponse("ready\n" if ok else "not ready\n", status_code=200 if ok else 503)
+        why = ctx.not_ready()
+        if why is None:
+            return PlainTextResponse("ready\n")
+        return PlainTextResponse(f"not ready: {why}\n", status_code=503)
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics(ctx: Ctx, caller: Caller) -> PlainTextResponse:

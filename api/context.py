@@ -45,7 +45,8 @@ class AppContext:
     statedb: StateDB
     metrics: Metrics
     keys: KeyRing
-    ready: Callable[[], bool] = lambda: True
+    # why the hub judges nothing now (no broker, the store refusing readings), None when it does
+    not_ready: Callable[[], str | None] = lambda: None
     stream: Broadcaster | None = None
     desk: AlarmDesk | None = None
     notifier: Notifier | None = None

@@ -221,7 +221,7 @@ class Hub:
             self.statedb,
             self.metrics,
             self.keys,
-            ready=self.ingest.ready.is_set,
+            not_ready=self.ingest.not_ready,
             stream=self.stream,
             desk=self.dispatcher.desk,
             notifier=self.notifier,

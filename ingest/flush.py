@@ -59,6 +59,9 @@ class Flushing:
     layout: TopicLayout
     _in_flight: dict[asyncio.Future[bool], int]
     _gaps_said: list[float]  # (minute, said in it, not said): `_missing`
+    # since when (ms) the store refuses the readings ingest hands it, retryably (InfluxDB and
+    # the spool both full or failing): ingest waits, nothing is judged; None while it takes them
+    store_held_since: int | None
 
     async def _flush(
         self,
@@ -127,6 +130,7 @@ class Flushing:
             while True:
                 try:
                     batch = await self.dispatcher.write(readings, positions)
+                    self.store_held_since = None
                     break
                 except StoreError as exc:
                     if not exc.retryable:
@@ -147,8 +151,11 @@ class Flushing:
                             reason="store_refused",
                         )
                         stored = False
+                        self.store_held_since = None
                         break
                     self.metrics.inc("hazardhub_store_retries_total")
+                    if self.store_held_since is None:
+                        self.store_held_since = _now_ms()
                     log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
                     if stop.is_set() and backoff >= 5.0:
                         log.error(

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 import aiomqtt
 
@@ -32,6 +33,10 @@ from telemetry.topics import TopicLayout
 __all__ = ["IngestService"]
 
 log = logging.getLogger(__name__)
+
+
+# how long the store may refuse readings before `/readyz` says the hub is not judging
+STORE_HELD_S = 5.0
 
 
 def _now_ms() -> int:
@@ -90,6 +95,7 @@ class IngestService(Flushing):
         self._last_flush: asyncio.Future[bool] | None = None
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
+        self.store_held_since: int | None = None
         self._stopping = False
         self._client: aiomqtt.Client | None = None
         # configuration changes waiting for a pause between batches (see `reload`)
@@ -99,6 +105,22 @@ class IngestService(Flushing):
         # the hub's clock for silence (no-data timeouts, unconfirmed protective actions) goes no
         # further than what it has judged: when each flush in flight took its first message
         self._in_flight: dict[asyncio.Future[bool], int] = {}
+
+    def not_ready(self, now_ms: int | None = None) -> str | None:
+        """Why the hub judges nothing now, or None: not subscribed to the broker, or the store
+        has refused its readings (InfluxDB away and the spool full) for `STORE_HELD_S` or more:
+        ingest waits for it, so no alarm is judged (for `/readyz`)."""
+        if not self.ready.is_set():
+            return "not subscribed to the broker: no reading is heard"
+        held = self.store_held_since
+        now = _now_ms() if now_ms is None else now_ms
+        if held is not None and now - held >= STORE_HELD_S * 1000:
+            since = datetime.fromtimestamp(held / 1000, UTC).isoformat(timespec="seconds")
+            return (
+                f"the store has refused readings since {since} ({(now - held) // 1000} s): "
+                "ingest waits for it and judges no alarm (see hazardhub_store_retries_total)"
+            )
+        return None
 
     async def reload(self, apply: Callable[[], Awaitable[None]]) -> None:
         """Run `apply` (a configuration change) between batches: what was decoded before it is

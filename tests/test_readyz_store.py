@@ -1,0 +1,72 @@
+"""`/readyz` says when the hub judges nothing because the store refuses its readings
+(InfluxDB away and the disk spool full: ingest waits, no alarm is judged), and why; it answered
+"ready" throughout (helper-91's reliability sign-off)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiomqtt
+import httpx
+import pytest
+from test_bad_input import GOOD_TOPIC, batch
+
+import ingest.service
+from hazardhub.hub import Hub, HubSettings
+
+from e2e_helpers import eventually, mine_registry, running_hub
+from services import InfluxService, free_port
+
+
+async def test_readyz_says_the_store_holds_ingest_until_it_takes_readings_again(
+    mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest.service, "STORE_HELD_S", 1.0)
+    influx = InfluxService(tmp_path / "influxdb")  # not started yet: InfluxDB away
+    api_port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(
+            data_dir=tmp_path / "hub",
+            broker_port=mosquitto.port,
+            api_port=api_port,
+            influx_url=influx.url,
+            spool_max_bytes=600,  # a batch or two's rows
+        ),
+    )
+    try:
+        async with (
+            running_hub(hub),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}") as api,
+        ):
+            assert (await api.get("/readyz")).text == "ready\n"
+            now = time.time_ns() // 1_000_000
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+                for seq in range(10):
+                    await mq.publish(GOOD_TOPIC, batch(seq, now, ts=now - 40 + seq), qos=1)
+                    await asyncio.sleep(0.1)  # a flush each
+
+            async def refused() -> httpx.Response | None:
+                r = await api.get("/readyz")
+                return r if r.status_code == 503 else None
+
+            r = await eventually(refused, 20, "/readyz to say the store holds ingest")
+            assert r.text.startswith("not ready: the store has refused readings since "), r.text
+            assert "judges no alarm" in r.text
+
+            influx.start()  # InfluxDB back: the spool drains, ingest goes on
+
+            async def ready() -> bool:
+                return (await api.get("/readyz")).status_code == 200
+
+            await eventually(ready, 30, "/readyz ready again")
+
+            async def all_stored() -> bool:
+                stored = await hub.store.count_by_seq("north-coal", "kj-sub-3")
+                return {s for _, s in stored} == set(range(10))
+
+            await eventually(all_stored, 30, "every batch held stored")
+    finally:
+        influx.stop()
