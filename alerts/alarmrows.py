@@ -154,3 +154,5 @@ class DeadLetter:
     reason: str
     payload: bytes
     size: int
+    repeats: int = 0  # messages like it (topic, source, reason) since, within the hour
+    last_at: int | None = None  # when the last of them came

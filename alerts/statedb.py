@@ -37,6 +37,7 @@ from alerts.stateschema import (
     SCHEMA_V4,
     SCHEMA_V5,
     SCHEMA_V5_FILL,
+    SCHEMA_V6,
     VERSION,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "StateDB",
     "chunks_in",
 ]
+REPEATS_MS = 3_600_000  # a dead letter like one kept this recently is counted on it
 _QUICK_EVERY = 1000  # SQLite steps between two looks at a quick read's budget
 
 
@@ -157,6 +159,10 @@ class StateDB(AlarmStatements):
             self._db.executescript(
                 f"BEGIN; {add} {SCHEMA_V5_FILL} PRAGMA user_version = 5; COMMIT;"
             )
+        if version < 6:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(dead_letters)").fetchall()}
+            add = "" if "repeats" in cols else SCHEMA_V6
+            self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 6; COMMIT;")
 
     @property
     def path(self) -> str:
@@ -301,10 +307,25 @@ class StateDB(AlarmStatements):
     # dead letters -------------------------------------------------------------------------
     def add_dead_letter(self, at: int, source: str, topic: str, reason: str, payload: bytes) -> int:
         """Keep a rejected message with the reason (payload cut to the configured size); the
-        oldest beyond the limits are deleted. Returns how many were deleted."""
+        oldest beyond the limits are deleted. Returns how many were deleted. A message of the
+        same topic, source and reason as one kept in the hour before is counted on that one
+        (`repeats`, `last_at`), its payload not kept: one device's flood does not push every
+        other's evidence out."""
         kept = payload[: self._max_payload]
         with self._lock:
             try:
+                like = self._db.execute(
+                    "SELECT MAX(id) FROM dead_letters WHERE topic = ? AND source = ? "
+                    "AND reason = ? AND at > ? AND at <= ?",
+                    (topic[:1024], source, reason[:2000], at - REPEATS_MS, at),
+                ).fetchone()
+                if like[0] is not None:  # the same again: counted on the one kept
+                    self._db.execute(
+                        "UPDATE dead_letters SET repeats = repeats + 1, "
+                        "last_at = MAX(COALESCE(last_at, at), ?) WHERE id = ?",
+                        (at, like[0]),
+                    )
+                    return 0
                 if self._letters is None:
                     row = self._db.execute(
                         "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
@@ -348,7 +369,8 @@ class StateDB(AlarmStatements):
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         rows = self.query(
-            "SELECT id, at, source, topic, reason, payload, size FROM dead_letters "
+            "SELECT id, at, source, topic, reason, payload, size, repeats, last_at "
+            "FROM dead_letters "
             "ORDER BY id DESC LIMIT ?",
             (limit,),
         )

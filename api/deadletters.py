@@ -28,6 +28,11 @@ class DeadLetterPublic(BaseModel):
     size: int = Field(description="the payload's size in bytes, as received")
     payload_base64: str = Field(description="its first bytes (at most `payload_bytes`), base64")
     truncated: bool = Field(description="whether `payload_base64` holds less than `size` bytes")
+    repeats: int = Field(
+        description="messages of the same topic, source and reason refused after it within "
+        "the hour, counted on this one (their payloads are not kept)"
+    )
+    last_at: int | None = Field(description="when the last of those came, ms (null: none)")
 
 
 def dead_letter_router() -> APIRouter:
@@ -39,7 +44,8 @@ def dead_letter_router() -> APIRouter:
         caller: Caller,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         since: Annotated[
-            int | None, Query(ge=0, le=2**53, description="only those refused at or after (ms)")
+            int | None,
+            Query(ge=0, le=2**53, description="only those refused (or repeated) at or after, ms"),
         ] = None,
         payload_bytes: Annotated[
             int, Query(ge=0, le=65_536, description="how much of each payload to show")
@@ -64,9 +70,11 @@ def dead_letter_router() -> APIRouter:
                 size=d.size,
                 payload_base64=base64.b64encode(d.payload[:payload_bytes]).decode("ascii"),
                 truncated=min(len(d.payload), payload_bytes) < d.size,
+                repeats=d.repeats,
+                last_at=d.last_at,
             )
             for d in rows
-            if since is None or d.at >= since
+            if since is None or max(d.at, d.last_at or 0) >= since
         ]
 
     return r

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 
 import numpy as np
 import pytest
@@ -302,3 +303,52 @@ def test_a_state_database_of_a_newer_hub_is_refused(tmp_path):
     con.close()
     with pytest.raises(AlarmStoreError, match="schema 99"):
         StateDB(tmp_path / "state.db")
+
+
+def test_a_dead_letter_like_the_last_of_its_topic_is_counted_on_it(tmp_path):
+    """A deleted sensor's device sending its point twice a second pushed every other dead letter
+    out of the kept 10,000 in 1.4 h (helper-91): the same topic, source and reason within the
+    hour is counted on the letter kept (`repeats`, `last_at`), not kept again."""
+    db = StateDB(tmp_path / "state.db", dead_letters_kept=10)
+    flood, other = "hazardhub/v1/t/s/d9/telemetry", "hazardhub/v1/t/s/d1/telemetry"
+    said = "unknown_sensor: name sensor keys not configured: ['ch4_t9']"
+    db.add_dead_letter(500, "telemetry", other, "decode_error: bad magic", b"evidence")
+    for k in range(7200):  # an hour at two a second
+        db.add_dead_letter(1000 + 500 * k, "telemetry", flood, said, b"p%d" % k)
+    db.add_dead_letter(2000, "telemetry", flood, "decode_error: bad magic", b"other reason")
+    letters = db.dead_letters(limit=100)
+    assert [(d.topic, d.reason[:12], d.repeats) for d in letters] == [
+        (flood, "decode_error", 0),
+        (flood, "unknown_sens", 7199),
+        (other, "decode_error", 0),  # still there
+    ]
+    assert (letters[1].at, letters[1].last_at, letters[1].payload) == (1000, 3_600_500, b"p0")
+    # an hour after the first: a letter of its own (the next hour's evidence), then its repeats
+    db.add_dead_letter(3_601_000, "telemetry", flood, said, b"next hour")
+    db.add_dead_letter(3_601_500, "telemetry", flood, said, b"next")
+    newest = db.dead_letters(limit=1)[0]
+    assert (newest.at, newest.repeats, newest.last_at, newest.payload) == (
+        3_601_000,
+        1,
+        3_601_500,
+        b"next hour",
+    )
+    db.close()
+
+
+def test_dead_letters_of_schema_5_take_repeats(tmp_path):
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as con:  # as a hub of schema 5 left it
+        con.executescript(
+            "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
+            " source TEXT NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,"
+            " payload BLOB NOT NULL, size INTEGER NOT NULL);"
+            "INSERT INTO dead_letters (at, source, topic, reason, payload, size)"
+            " VALUES (7, 'telemetry', 'a/b', 'decode_error', x'00', 1);"
+        )
+    con.close()
+    db = StateDB(path)
+    db.add_dead_letter(8, "telemetry", "a/b", "decode_error", b"\x01")
+    (letter,) = db.dead_letters()
+    assert (letter.at, letter.repeats, letter.last_at) == (7, 1, 8)
+    db.close()

@@ -68,6 +68,8 @@ async def test_dead_letters_newest_first_with_reason_size_and_payload(hub) -> No
         "size": 4,
         "payload_base64": base64.b64encode(b"\x00\xffHH").decode(),
         "truncated": False,
+        "repeats": 0,
+        "last_at": None,
     }
     # the first 256 bytes by default; the database kept 300 of the 1000
     assert base64.b64decode(mid["payload_base64"]) == bytes(range(200))
@@ -83,6 +85,10 @@ async def test_dead_letters_newest_first_with_reason_size_and_payload(hub) -> No
     assert [d["at"] for d in r.json()] == [3000]
     r = await client.get("/api/v1/dead-letters?limit=0", headers=auth("k-root"))
     assert r.status_code == 422
+    # the same again within the hour: counted on the one kept, found by `since` at its last
+    db.add_dead_letter(5000, "telemetry", TOPIC, "decode_error: bad magic", b"\x00")
+    r = await client.get("/api/v1/dead-letters?since=4000", headers=auth("k-root"))
+    assert [(d["at"], d["repeats"], d["last_at"]) for d in r.json()] == [(1000, 1, 5000)]
 
 
 @pytest.mark.parametrize(

@@ -163,4 +163,6 @@ async def test_bad_input_is_rejected_counted_kept_and_good_traffic_survives(mosq
 
 
 async def _letters(hub: Hub, n: int) -> bool:
-    return len(await asyncio.to_thread(hub.statedb.dead_letters, 100)) >= n
+    # the same topic, source and reason again is counted on the letter kept
+    letters = await asyncio.to_thread(hub.statedb.dead_letters, 100)
+    return sum(1 + d.repeats for d in letters) >= n
