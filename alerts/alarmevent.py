@@ -27,6 +27,7 @@ __all__ = [
     "disposal_due",
     "finite_or_none",
     "lifecycle_columns",
+    "lifecycle_fields",
 ]
 
 
@@ -146,6 +147,20 @@ def disposal_due(spec: DisposalSpec, disposal: str, tier: str, raised_at: int) -
     return None if seconds is None else raised_at + int(seconds * 1000)
 
 
+def lifecycle_fields(spec: DisposalSpec, row: AlarmRow, lc: Lifecycle) -> dict[str, Any]:
+    """What an action (an operator's or the clock's) writes of an alarm's lifecycle: its
+    columns, and the deadline of its next disposal step recomputed for its tier from its
+    arrival, except that an overdue step keeps the deadline it missed until it is done (the
+    overdue event itself, at the tier it has after a de-escalation, moved it into the future:
+    "OVERDUE, due 22:14" at 21:50, helper-93)."""
+    fields = lifecycle_columns(lc)
+    if lc.overdue and lc.disposal == row.disposal:
+        fields["disposal_due"] = row.disposal_due
+    else:
+        fields["disposal_due"] = disposal_due(spec, lc.disposal, row.tier, row.raised_at)
+    return fields
+
+
 def lifecycle_columns(lc: Lifecycle) -> dict[str, Any]:
     return {
         "acked": int(lc.acked),
@@ -194,8 +209,9 @@ class AlarmBatch:
         if row[0] not in self.new:
             self.changed[row[0]] = row
 
-    def write(self, db: StateDB) -> list[AlarmEvent]:
-        """Write the batch; the events it recorded (not those a retried batch already had)."""
+    def write(self, db: StateDB, disposal: DisposalSpec) -> list[AlarmEvent]:
+        """Write the batch; the events it recorded (not those a retried batch already had).
+        `disposal`: the deadlines of the alarms a broken-through shelve unshelves."""
         skipped = db.write_alarms(
             self.con, list(self.changed.values()), list(self.new.values()), self.rows
         )
@@ -208,7 +224,7 @@ class AlarmBatch:
                 "sensor = ? AND rule = ? AND side = ? AND shelved_until IS NOT NULL",
                 point,
             )
-            events = [*events, *unshelve_rows(db, self.con, rows, ts, arrival, said)]
+            events = [*events, *unshelve_rows(db, self.con, rows, ts, arrival, said, disposal)]
         return events
 
 
@@ -219,12 +235,14 @@ def unshelve_rows(
     ts: int,
     arrival: int,
     said: str,
+    disposal: DisposalSpec,
 ) -> list[AlarmEvent]:
-    """Unshelve these alarms (the system's doing: their point's shelve ended), journaled."""
+    """Unshelve these alarms (the system's doing: their point's shelve ended), journaled, as
+    unshelving by hand does (`AlarmDesk`): their deadlines recomputed (`lifecycle_fields`)."""
     out = []
     for row in rows:
         lc = step(row.lifecycle, "unshelve", now=arrival)
-        db.update_alarm(con, row.id, dict(lifecycle_columns(lc)))
+        db.update_alarm(con, row.id, lifecycle_fields(disposal, row, lc))
         after = db.alarm_in(con, row.id)
         assert after is not None
         level = (after.level, after.level_name, after.tier)

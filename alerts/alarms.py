@@ -215,7 +215,7 @@ class AlarmBook(GatewayAlarms):
             if state is not None:
                 for key in sorted(touched):
                     self._device(work, key, state, touched[key], arrival)
-            return work.write(self._db)
+            return work.write(self._db, self._disposal)
 
     def apply_fleet(
         self,
@@ -274,7 +274,7 @@ class AlarmBook(GatewayAlarms):
                     arrival,
                     comment=said,
                 )
-            return work.write(self._db)
+            return work.write(self._db, self._disposal)
 
     def retire(
         self,
@@ -301,7 +301,7 @@ class AlarmBook(GatewayAlarms):
                 key = (r.tenant, r.site, r.device, r.sensor, r.rule, r.side)
                 ts = max(arrival, r.last_ts)
                 self._change(work, key, 0, _NORMAL, ts, math.nan, arrival, comment=why)
-            return work.write(self._db)
+            return work.write(self._db, self._disposal)
 
     def _gone(self, rejudged: set[str], fleet_kinds: frozenset[str]) -> list[AlarmRow]:
         """The active alarms `retire` clears."""

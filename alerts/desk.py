@@ -12,9 +12,10 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 
-from alerts.alarms import AlarmBook, AlarmEvent, disposal_due, lifecycle_columns
+from alerts.alarmevent import lifecycle_fields
+from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.evaluate import CoreState
-from alerts.lifecycle import Action, Lifecycle, TransitionError, step
+from alerts.lifecycle import Action, TransitionError, step
 from alerts.statedb import AlarmRow, StateDB
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
@@ -169,13 +170,7 @@ class AlarmDesk:
         """One action on one alarm, journaled; with `point`, a shelve's start or end is the
         point's (`_point_follows`), else the alarm's alone (the point's other alarms)."""
         lc = step(row.lifecycle, action, now=now, until=until, note=note)
-        fields: dict[str, object] = dict(lifecycle_columns(lc))
-        fields["disposal_due"] = self._due(row, lc)
-        if lc.overdue and lc.disposal == row.disposal:
-            # the deadline missed stays the one shown until the step is done: the overdue
-            # event itself (at the tier it has after a de-escalation) moved it into the future,
-            # "OVERDUE, due 22:14" at 21:50 (helper-93)
-            fields["disposal_due"] = row.disposal_due
+        fields = lifecycle_fields(self._disposal, row, lc)
         key = (row.sensor, row.rule, row.side)
         if not point:
             pass
@@ -251,7 +246,3 @@ class AlarmDesk:
                     self._apply(con, other, "unshelve", actor, now, note=note, point=False)
                 )
         return moved
-
-    def _due(self, row: AlarmRow, lc: Lifecycle) -> int | None:
-        """The deadline of the next disposal step, counted from the alarm's arrival."""
-        return disposal_due(self._disposal, lc.disposal, row.tier, row.raised_at)

@@ -89,7 +89,7 @@ class GatewayAlarms(AlarmRows):
                     arrival,
                     gateway=c.gateway,
                 )
-            return work.write(self._db)
+            return work.write(self._db, self._disposal)
 
     def active_gateway_alarms(self) -> set[str]:
         """The ids of the gateway offline alarms active now."""
@@ -146,4 +146,4 @@ class GatewayAlarms(AlarmRows):
                         comment=why,
                         gateway=loss.gateway,
                     )
-            return work.write(self._db)
+            return work.write(self._db, self._disposal)

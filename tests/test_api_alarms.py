@@ -471,6 +471,24 @@ async def test_a_shelve_hides_no_level_above_the_one_it_was_placed_at(hub: Hub) 
     assert (await hub.alarm(yellow))["isa_state"] == "rtn_unack"
 
 
+async def test_a_shelve_broken_through_unshelves_the_points_alarms_as_a_hand_would(
+    hub: Hub,
+) -> None:
+    """The point's other alarms a break-through unshelves get their disposal deadline
+    recomputed from their tier, as unshelving by hand does (docs/alarms.md: every later action,
+    the shelve's end too); they kept whatever deadline they had."""
+    chatter = hub.raise_alarm()  # yellow
+    hub.feed("ch4-t1", [0.5])
+    r = await hub.post(f"/alarms/{chatter}/shelve", {"reason": "chatter", "duration_s": 600})
+    assert r.status_code == 200, r.text
+    with hub.db.transaction() as con:  # a deadline gone stale
+        hub.db.update_alarm(con, chatter, {"disposal_due": 1})
+    hub.feed("ch4-t1", [1.7])  # red: above the level shelved
+    a = await hub.alarm(chatter)
+    assert (a["isa_state"], a["tier"]) == ("rtn_unack", "yellow")
+    assert a["disposal_due"] == a["raised_at"] + 1_800_000  # yellow's verify deadline
+
+
 async def test_shelving_an_old_alarm_shelves_the_points_active_one_not_above_it(hub: Hub) -> None:
     """A shelve is the point's: placed on an old alarm, it holds the point's active alarm too
     (when not above the level shelved), journaled as the operator's."""
