@@ -49,9 +49,16 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-# two workers, one test file each at a time: most of the suite waits on outages and processes
+# two workers, one test file each at a time: most of the suite waits on outages and processes.
+# The tests that wait out a minute-long outage (marker `outage`: nearly idle, a minute each) run
+# beside them in a process of their own, their output shown at the end.
 pytest: $(STAMP) services
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	@side=$$(mktemp); \
+	$(PY) -m pytest -q -m outage > $$side 2>&1 & pid=$$!; \
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not outage"; main=$$?; \
+	wait $$pid; rc=$$?; \
+	echo "--- the outage tests, run beside the others:"; cat $$side; rm -f $$side; \
+	test $$main -eq 0 && test $$rc -eq 0
 
 test: lint typecheck imports pytest
 

@@ -152,6 +152,7 @@ def _kinds_by_sensor(journal: dict[str, tuple[str, str]]) -> dict[str, list[str]
 # -- 1. a webhook down for a minute ----------------------------------------------------------
 
 
+@pytest.mark.outage
 @pytest.mark.slow
 async def test_webhook_down_60s_every_notification_arrives_once_signed(mosquitto, tmp_path):
     receiver = WebhookReceiver(secret=SECRET)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from ingest.store.base import ReadingBatch
 from ingest.store.buffered import BufferedStore
@@ -76,6 +77,7 @@ def tick(k: int, t0: int) -> ReadingBatch:
     )
 
 
+@pytest.mark.outage
 async def test_sixty_second_outage_loses_nothing(influxdb: InfluxService, tmp_path: Path) -> None:
     reg = registry()
     database = f"outage_{uuid.uuid4().hex[:8]}"
