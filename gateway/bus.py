@@ -6,6 +6,12 @@ put in backoff: it is asked again only after a delay that doubles up to `backoff
 meantime its reads fail at once. So a dead unit costs the others at most one timeout per backoff
 period, never one per cycle. A TCP-to-RTU gateway's exception 10 or 11 (the unit behind it did not
 answer) counts as silence too.
+
+A unit that answered another request of the same cycle (`alive=True`) is not silent: a request it
+leaves unanswered then fails alone (a block its firmware ignores), without backoff.
+
+Errors say how much is lost (`gateway.errors`): `LinkError` the connection, `NoAnswerError` (and
+`UnitSilentError`, not sent) and `RefusedError` the one request.
 """
 
 from __future__ import annotations
@@ -14,11 +20,15 @@ import asyncio
 import logging
 from typing import Protocol
 
-from gateway.errors import DeviceError
+from gateway.errors import LinkError, NoAnswerError, RefusedError, UnitSilentError
 from gateway.modbus.client import ModbusTcpClient
 from gateway.modbus.codec import FUNCTIONS
 from gateway.modbus.connection import Framing, Value
-from gateway.modbus.errors import ExceptionResponseError, ModbusError
+from gateway.modbus.errors import (
+    ExceptionResponseError,
+    ModbusError,
+    RequestTimeoutError,
+)
 from telemetry.config import ModbusSpec
 
 __all__ = ["Link", "ModbusBus"]
@@ -84,14 +94,16 @@ class ModbusBus:
         timeout_s: float,
         retries: int = 0,
         backoff_max_s: float = 30.0,
+        alive: bool = False,
     ) -> Value:
-        """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise DeviceError
-        when they cannot be had."""
+        """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise a
+        `DeviceError` when they cannot be had. `alive`: the unit answered another request of
+        this cycle, so a request it leaves unanswered does not put it in backoff."""
         loop = asyncio.get_running_loop()
         if self._silent_until:
             until = self._silent_until.get(unit)
             if until is not None and loop.time() < until:
-                raise DeviceError(
+                raise UnitSilentError(
                     f"unit {unit} is silent; asked again in {until - loop.time():.1f}s"
                 )
         function = FUNCTIONS[table]
@@ -104,7 +116,7 @@ class ModbusBus:
                     if not link.connected:
                         await link.connect(self._timeout)
                 except ModbusError as exc:
-                    raise DeviceError(str(exc)) from exc
+                    raise LinkError(str(exc)) from exc
                 self.requests += 1
                 try:
                     value = await link.read(unit, function, address, count, timeout_s=timeout_s)
@@ -113,14 +125,18 @@ class ModbusBus:
                     if not exc.no_answer:  # the unit answered, with a refusal
                         self._backoff.pop(unit, None)
                         self._silent_until.pop(unit, None)
-                        raise DeviceError(f"unit {unit}: exception response: {exc}") from exc
+                        raise RefusedError(f"unit {unit}: exception response: {exc}") from exc
                     failure: ModbusError = exc
                 except ModbusError as exc:
                     failure = exc
                 self.timeouts += 1
                 if attempt == retries:
-                    self._silence(unit, loop.time(), backoff_max_s)
-                    raise DeviceError(str(failure)) from failure
+                    silent = isinstance(failure, (RequestTimeoutError, ExceptionResponseError))
+                    if not (alive and silent):
+                        self._silence(unit, loop.time(), backoff_max_s)
+                    if silent:
+                        raise NoAnswerError(str(failure)) from failure
+                    raise LinkError(str(failure)) from failure
         if self._backoff:
             self._backoff.pop(unit, None)
             self._silent_until.pop(unit, None)

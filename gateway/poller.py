@@ -3,6 +3,14 @@
 The event time of a reading is the time its request was sent. A device that stops answering yields
 comm-loss quality (value NaN) for its points once, then nothing until it answers again: never a
 repeated old value.
+
+A cycle is several requests (the plan). A request that fails while the device answers others (an
+exception response such as 02 for one block, no answer to one request, a malformed answer) costs
+the points of that request alone: they read comm loss once, then are left out of the batches until
+it answers again; the other points keep their values. The whole device is a comm loss when no
+request of the cycle is answered, or its connection fails. The requests that answered in the
+previous cycle go first, so that a block that is never answered cannot make a live unit look
+silent.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import numpy as np
 
 from gateway.bus import ModbusBus
 from gateway.decode import RequestDecoder, apply_status
-from gateway.errors import DeviceError
+from gateway.errors import DeviceError, LinkError, NoAnswerError, UnitSilentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
@@ -96,6 +104,10 @@ class DevicePoller:
         }
         self._seq = 0
         self._comm_lost = False
+        # per request: it failed in the last cycle it was sent in (its points were reported lost)
+        self._failed = np.zeros(len(self._plan), dtype=bool)
+        self._point_failed = np.zeros(len(self._keys), dtype=bool)
+        self._answered = True  # in the last cycle (a new unit is given the benefit of the doubt)
         self._own_bus = bus is None
         self.bus = bus if bus is not None else ModbusBus(device.spec.modbus)
         # report-on-change: what was last sent per point, and when
@@ -106,7 +118,8 @@ class DevicePoller:
         self.cycles = 0
         # how late each cycle started: behind its slot on the period's grid, an overrun included
         self.lateness_s: deque[float] = deque(maxlen=4096)
-        self.failures = 0
+        self.failures = 0  # cycles in which the whole device was a comm loss
+        self.failed_requests = 0  # requests that failed, in those cycles or alone
 
     @property
     def requests(self) -> tuple[ReadRequest, ...]:
@@ -152,7 +165,7 @@ class DevicePoller:
                 await stopped
             await self.close()
 
-    async def _read(self, req: ReadRequest) -> Value:
+    async def _read(self, req: ReadRequest, *, alive: bool) -> Value:
         spec = self.device.spec.modbus
         return await self.bus.read(
             spec.unit,
@@ -162,16 +175,19 @@ class DevicePoller:
             timeout_s=spec.timeout_s,
             retries=spec.retries,
             backoff_max_s=spec.backoff_max_s,
+            alive=alive,
         )
 
-    def _to_report(self, ts: np.ndarray, value: np.ndarray, quality: np.ndarray) -> np.ndarray:
-        """Which readings to send with report-on-change: those that moved by more than their
-        deadband, changed quality, or were silent for too long."""
+    def _to_report(
+        self, ts: np.ndarray, value: np.ndarray, quality: np.ndarray, among: np.ndarray
+    ) -> np.ndarray:
+        """Which readings (of those in `among`) to send with report-on-change: those that moved
+        by more than their deadband, changed quality, or were silent for too long."""
         report = self.device.spec.report
         with np.errstate(invalid="ignore"):
             moved = ~(np.abs(value - self._sent_value) <= self._deadband)
         moved &= ~(np.isnan(value) & np.isnan(self._sent_value))
-        keep: np.ndarray = (
+        keep: np.ndarray = among & (
             moved
             | (quality.astype(np.int16) != self._sent_quality)
             | (ts - self._sent_ts >= int(report.max_silent_s * 1000))
@@ -181,47 +197,107 @@ class DevicePoller:
         self._sent_ts[keep] = ts[keep]
         return keep
 
+    async def _cycle(
+        self, value: np.ndarray, quality: np.ndarray, sent_at: np.ndarray
+    ) -> tuple[np.ndarray, DeviceError | None]:
+        """Send every request (those that answered last time first) and decode the answers
+        into `value`/`quality`. Returns which requests failed, and, when the device is lost
+        whole (its link failed, or no request was answered), the error that says why."""
+        n = len(self._steps)
+        failed = np.ones(n, dtype=bool)
+        alive = False  # the unit answered a request of this cycle
+        # a unit that answered in the last cycle is forgiven one unanswered request before it is
+        # put in backoff: the request may be one its firmware ignores, or lost on the line
+        credit = self._answered
+        error: DeviceError | None = None
+        changed: list[tuple[int, DeviceError | None]] = []
+        for r in np.argsort(self._failed, kind="stable"):
+            req, decoder = self._steps[r]
+            sent_at[r] = self._clock()
+            try:
+                decoder.decode(await self._read(req, alive=alive or credit), value, quality)
+            except LinkError as exc:
+                self.failed_requests += n
+                self._answered = False
+                return np.ones(n, dtype=bool), exc  # nothing more can be read over it
+            except UnitSilentError as exc:
+                error = exc  # not sent: it keeps its place in the order
+                continue
+            except DeviceError as exc:
+                error = exc
+                if isinstance(exc, NoAnswerError):
+                    credit = False
+                else:
+                    alive = True  # the unit answered, with a refusal or a malformed answer
+                if not self._failed[r]:
+                    changed.append((int(r), exc))
+                self._failed[r] = True
+                continue
+            alive = True
+            failed[r] = False
+            if self._failed[r]:
+                changed.append((int(r), None))
+            self._failed[r] = False
+        self.failed_requests += int(failed.sum())
+        self._answered = alive
+        if not alive:
+            return failed, error
+        for r, why in changed:  # the device answers: say which of its reads do not
+            req = self._plan[r]
+            where = f"{req.table} {req.address}+{req.count}"
+            if why is None:
+                log.info("device %s: read of %s answers again", self.device.spec.id, where)
+            else:
+                log.warning("device %s: read of %s failed: %s", self.device.spec.id, where, why)
+        return failed, None
+
     async def poll_once(self) -> TelemetryBatch | None:
-        """One cycle: read every request, hand one batch to the sink (or none after comm loss)."""
+        """One cycle: read every request, hand one batch to the sink (or none when there is
+        nothing new to say: the device, or the points of its failed requests, still lost)."""
         self.cycles += 1
         n = len(self._keys)
         m = len(self._read_points)
-        value = np.empty(m)
+        value = np.full(m, np.nan)
         quality = np.zeros(m, dtype=np.uint8)
         sent_at = np.empty(len(self._steps), dtype=np.int64)
-        try:
-            for r, (req, decoder) in enumerate(self._steps):
-                sent_at[r] = self._clock()
-                decoder.decode(await self._read(req), value, quality)
-            ts = sent_at[self._request_of]
-            if self._status_index:
-                qualities = [Quality(int(q)) for q in quality[:n]]
-                status = {k: int(value[i]) for k, i in self._status_index.items()}
-                apply_status(self.device.profile.status, status, self._keys, qualities)
-                quality[:n] = qualities
-            if m > n:
-                ts, value, quality = ts[:n], value[:n], quality[:n]
-        except DeviceError as exc:
+        failed, error = await self._cycle(value, quality, sent_at)
+        if error is not None:
             self.failures += 1
-            if self._comm_lost:
-                return None
-            log.warning("device %s: comm loss: %s", self.device.spec.id, exc)
+            if not self._comm_lost:
+                log.warning("device %s: comm loss: %s", self.device.spec.id, error)
             self._comm_lost = True
             ts = np.full(n, self._clock(), dtype=np.int64)
             value = np.full(n, np.nan)
             quality = np.full(n, Quality.COMM_LOSS, dtype=np.uint8)
+            lost = np.ones(n, dtype=bool)
         else:
             if self._comm_lost:
                 log.info("device %s answers again", self.device.spec.id)
             self._comm_lost = False
+            ts = sent_at[self._request_of]
+            lost_read = failed[self._request_of]
+            if self._status_index:
+                qualities = [Quality(int(q)) for q in quality[:n]]
+                status = {
+                    k: int(value[i]) for k, i in self._status_index.items() if not lost_read[i]
+                }
+                apply_status(self.device.profile.status, status, self._keys, qualities)
+                quality[:n] = qualities
+            ts, value, quality, lost = ts[:n], value[:n], quality[:n], lost_read[:n]
+            value[lost] = np.nan
+            quality[lost] = Quality.COMM_LOSS
+        # a lost point is reported once, then left out until it reads again
+        send = ~(lost & self._point_failed)
+        self._point_failed = lost
         if self.device.spec.report.on_change:
-            keep = self._to_report(ts, value, quality)
-            if not keep.any():
-                return None
-            key = np.flatnonzero(keep).astype(np.uint16)
-            ts, value, quality = ts[keep], value[keep], quality[keep]
-        else:
+            send = self._to_report(ts, value, quality, send)
+        if not send.any():
+            return None
+        if send.all():
             key = self._all_keys
+        else:
+            key = np.flatnonzero(send).astype(np.uint16)
+            ts, value, quality = ts[send], value[send], quality[send]
         batch = TelemetryBatch(
             gateway=self._gateway,
             device=self.device.spec.id,
