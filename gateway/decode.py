@@ -1,9 +1,9 @@
 """Register words to engineering values and qualities (pure). The simulators encode
 independently; tests check that the two agree.
 
-Byte and word orders of multi-register values: ABCD big-endian, CDAB words swapped, BADC bytes
-swapped in each word, DCBA little-endian. A point with `current` is a 4-20 mA transmitter judged
-by NAMUR NE 43.
+Byte and word orders of multi-register values (`LAYOUTS`): ABCD big-endian, CDAB words in reverse
+order, BADC bytes swapped in each word, DCBA little-endian. A point with `current` is a 4-20 mA
+transmitter judged by NAMUR NE 43.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from telemetry.config import CurrentSpec, PointSpec, StatusSpec, register_width
 from telemetry.quality import Quality
 
 __all__ = [
+    "LAYOUTS",
     "RequestDecoder",
     "apply_status",
     "decode_point",
@@ -35,6 +36,23 @@ _FORMATS = {
     "uint32": ">I",
     "float32": ">f",
     "float64": ">d",
+}
+# Where a value's bytes lie on the wire, by `word_order` and width in registers: the letters in
+# the order the bytes come off the wire (register by register, high byte first), A the value's most
+# significant byte. For 64 bits these are the names Telegraf's modbus input and others give the
+# orders (ABCDEFGH, GHEFCDAB, BADCFEHG, HGFEDCBA): CDAB is "the least significant word first",
+# every register in reverse order, not the two 32-bit halves swapped.
+LAYOUTS: dict[str, dict[int, str]] = {
+    "ABCD": {1: "AB", 2: "ABCD", 4: "ABCDEFGH"},
+    "CDAB": {1: "AB", 2: "CDAB", 4: "GHEFCDAB"},
+    "BADC": {1: "BA", 2: "BADC", 4: "BADCFEHG"},
+    "DCBA": {1: "BA", 2: "DCBA", 4: "HGFEDCBA"},
+}
+# for each (order, width): the wire position of the value's i-th most significant byte
+_GATHER = {
+    (order, width): tuple(layout.index(chr(ord("A") + i)) for i in range(2 * width))
+    for order, widths in LAYOUTS.items()
+    for width, layout in widths.items()
 }
 _STATUS_QUALITY = {
     "sensor_fault": Quality.SENSOR_FAULT,
@@ -63,11 +81,9 @@ def _raw(point: PointSpec, words: Sequence[int | bool]) -> float:
     regs = [int(w) & 0xFFFF for w in words[:width]]
     if point.dtype == "bit":
         return float((regs[0] >> (point.bit or 0)) & 1)
-    if point.word_order in ("CDAB", "DCBA"):
-        regs.reverse()
-    if point.word_order in ("BADC", "DCBA"):
-        regs = [((r & 0xFF) << 8) | (r >> 8) for r in regs]
-    x = float(struct.unpack(_FORMATS[point.dtype], b"".join(r.to_bytes(2, "big") for r in regs))[0])
+    wire = b"".join(r.to_bytes(2, "big") for r in regs)
+    data = bytes(wire[i] for i in _GATHER[point.word_order, width])
+    x = float(struct.unpack(_FORMATS[point.dtype], data)[0])
     return float32_decimal(x) if point.dtype == "float32" else x
 
 
