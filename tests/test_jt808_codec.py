@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
@@ -36,6 +37,7 @@ from telemetry.jt808 import (
     RegisterResponse,
     Status,
     TerminalResponse,
+    VersionError,
     bcd_time_to_ms,
     decode_body,
     decode_frame,
@@ -253,7 +255,9 @@ def headers(msg_id: st.SearchStrategy[int] = u16) -> st.SearchStrategy[Header]:
     v2013 = st.builds(
         Header, msg_id, u16, st.text("0123456789", min_size=12, max_size=12), st.none()
     )
-    v2019 = st.builds(Header, msg_id, u16, st.text("0123456789", min_size=20, max_size=20), u8)
+    v2019 = st.builds(
+        Header, msg_id, u16, st.text("0123456789", min_size=20, max_size=20), st.just(1)
+    )
     return st.one_of(v2013, v2019)
 
 
@@ -403,6 +407,32 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 def test_fuzz_bodies(msg_id: int, body: bytes, v2019: bool) -> None:
     with contextlib.suppress(Jt808Error):
         decode_body(msg_id, body, v2019)
+
+
+@given(u8.filter(lambda v: v != 1), st.binary(max_size=40), st.booleans())
+def test_a_2019_header_of_any_version_but_1_is_refused_never_misread(
+    version: int, body: bytes, sub: bool
+) -> None:
+    packet = (2, 1) if sub else None
+    raw = encode_frame(Header(0x0200, 5, "13800000001", version, packet=packet), body)
+    with pytest.raises(VersionError, match=f"protocol version {version};"):
+        decode_frame(raw)
+    (bad,) = FrameReader().feed(raw)
+    assert isinstance(bad, BadFrame) and isinstance(bad.error, VersionError)
+    session = Session(directory())
+    events = session.feed(raw, 0)
+    assert [(type(e), getattr(e, "kind", None)) for e in events] == [(Problem, "bad_version")]
+
+
+@given(headers(), st.binary(max_size=60))
+def test_a_2013_terminal_setting_bit_14_is_read_by_its_frames_length(
+    header: Header, body: bytes
+) -> None:
+    header = replace(header, version=None, phone=header.phone[-12:])
+    data = bytearray(unescape(encode_frame(header, body)[1:-1])[:-1])
+    data[2] |= 0x40  # reserved in 2013: the frame is 5 bytes shorter than with a 2019 header
+    raw = escape(bytes(data) + bytes((checksum(bytes(data)),)))
+    assert decode_frame(raw) == Frame(header, body)
 
 
 def test_reader_reports_junk_and_oversize_and_recovers() -> None:

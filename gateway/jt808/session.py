@@ -29,6 +29,7 @@ from telemetry.jt808.codec import (
     Jt808Error,
     Reassembler,
     ReassemblyFullError,
+    VersionError,
     encode_frame,
 )
 from telemetry.jt808.messages import (
@@ -269,7 +270,8 @@ class Session:
         return self.encode(AlarmConfirm(alarm_serial, alarm_type))
 
     def _bad(self, item: BadFrame, events: list[Event]) -> None:
-        events.append(Problem("bad_frame", str(item.error)))
+        kind = "bad_version" if isinstance(item.error, VersionError) else "bad_frame"
+        events.append(Problem(kind, str(item.error)))
         self._count_bad(events)
 
     def _count_bad(self, events: list[Event]) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "Jt808Error",
     "Reassembler",
     "ReassemblyFullError",
+    "VersionError",
     "checksum",
     "decode_frame",
     "encode_frame",
@@ -51,6 +52,14 @@ _WORD2 = struct.Struct(">HH")
 class Jt808Error(DecodeError):
     """Bytes from a terminal that are not valid JT/T 808: the peer's fault (the message says
     what is wrong)."""
+
+
+class VersionError(Jt808Error):
+    """A 2019 header (bit 14 set) whose protocol version byte is not 1, the version of
+    JT/T 808-2019: a layout we cannot know (a later revision's), so the frame is not read."""
+
+
+PROTOCOL_VERSION_2019 = 1
 
 
 def checksum(data: bytes) -> int:
@@ -81,7 +90,7 @@ class Header:
     phone: str
     version: int | None = None
     encryption: int = 0  # body-properties bits 10-12 (bit 10: RSA)
-    reserved: int = 0  # bit 15 (and bit 14 in a 2013 header is never set: it flags 2019)
+    reserved: int = 0  # bit 15 (bit 14 flags 2019; a 2013 terminal's is told by the length)
     packet: tuple[int, int] | None = None  # (total, index from 1) of a sub-package
 
     @property
@@ -130,10 +139,19 @@ def _decode_header(data: bytes) -> tuple[Header, int, int]:
     sub = bool(props & 0x2000)
     v2019 = bool(props & 0x4000)
     reserved = (props >> 15) & 1
+    if v2019 and len(data) == (16 if sub else 12) + length + 1:
+        # the frame's length is that of a 2013 header (a 2019 header is 5 bytes longer): a 2013
+        # terminal that sets bit 14, reserved in its version
+        v2019 = False
     if v2019:
         if len(data) < 17:
             raise Jt808Error(f"frame of {len(data)} bytes is shorter than a 2019 header")
         version: int | None = data[4]
+        if version != PROTOCOL_VERSION_2019:
+            raise VersionError(
+                f"message {msg_id:#06x}: a 2019 header (bit 14) with protocol version {version}; "
+                f"JT/T 808-2019 is version {PROTOCOL_VERSION_2019}, no other is read"
+            )
         phone = _bcd_digits(data[5:15], "terminal phone")
         (serial,) = _WORD.unpack_from(data, 15)
         pos = 17
