@@ -24,6 +24,7 @@ from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
 from api.auth import Principal
+from api.bulkack import bulk_ack_routes
 from api.context import (
     WRITE,
     AppContext,
@@ -514,6 +515,7 @@ def alarm_router() -> APIRouter:
         await ctx.on_events(events)
         return {"sensor": sensor_id, "in_service": body.in_service, "alarms": len(events)}
 
+    bulk_ack_routes(r)  # many alarms acknowledged at once
     notification_routes(r)  # subscriptions, escalation policies, silences; the outbox
 
     return r

@@ -99,6 +99,13 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         ("get", "/api/v1/alarms"): ("/api/v1/alarms", None, "chem", OPEN),
         ("get", "/api/v1/alarms/{alarm_id}"): (a, None, "chem", NOT_FOUND),
         ("post", "/api/v1/alarms/{alarm_id}/acknowledge"): (f"{a}/acknowledge", {}, "chem", 404),
+        # many at once: answered per id, another tenant's as not found, and left alone
+        ("post", "/api/v1/alarms/acknowledge"): (
+            "/api/v1/alarms/acknowledge",
+            {"ids": [alarm], "note": "n"},
+            "chem",
+            OPEN,
+        ),
         ("post", "/api/v1/alarms/{alarm_id}/shelve"): (
             f"{a}/shelve",
             {"reason": "r", "duration_s": 60},
@@ -301,6 +308,8 @@ async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
         kw: dict[str, Any] = {} if body is None else {"json": body}
         r = await rig.client.request(method.upper(), url, headers=auth(who), **kw)
         assert r.status_code == want, (method, url, who, r.status_code, r.text)
+        if url == "/api/v1/alarms/acknowledge":
+            assert r.json()["counts"]["not_found"] == 1, r.text
         if want == OPEN:
             # a list answers, with nothing of the other tenant in it
             other = "acme-chem" if who == "coal" else COAL

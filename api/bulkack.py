@@ -1,0 +1,146 @@
+"""Acknowledging many alarms at once (`POST /api/v1/alarms/acknowledge`): a chattering point's
+flood (74 methane alarms in 5 minutes on a night shift) acknowledged in one call, each alarm
+journaled as if acknowledged alone, with the same note and actor.
+
+The caller names the alarms by id, those it has seen: never "whatever the point has", which
+would acknowledge an alarm raised after the operator looked. At most `BULK_MAX` per call. A red
+alarm (one that reached the highest tier) is acknowledged in bulk only with a note saying why:
+EEMUA 191 and ISA-18.2 warn against acknowledging the highest priority blindly. The answer
+says, per id, what happened: acknowledged, already, not found (another tenant's too), refused
+with the reason.
+
+The route goes on the alarm router (`api.alarms.alarm_router`), under its prefix and tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.alarms import AlarmEvent
+from alerts.desk import AlarmNotFoundError
+from alerts.lifecycle import TransitionError
+from api.auth import Principal
+from api.context import WRITE, AppContext, Caller, Ctx, query_tenants, require_writer
+
+__all__ = ["BULK_MAX", "BulkAckIn", "BulkAckPublic", "bulk_ack_routes"]
+
+BULK_MAX = 500  # alarms per call: a flood's worth, and an answer that stays small
+_ALREADY = "the alarm is already acknowledged"  # alerts.lifecycle's reason
+RED_NEEDS_NOTE = (
+    "a red alarm is acknowledged in bulk only with a note saying why (EEMUA 191): give a note, "
+    "or acknowledge it alone"
+)
+Outcome = Literal["acknowledged", "already", "not_found", "refused"]
+
+
+class BulkAckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1,
+        max_length=BULK_MAX,
+        description=f"the alarms to acknowledge, at most {BULK_MAX}; an id given twice counts once",
+    )
+    note: str = Field(
+        default="",
+        max_length=2000,
+        description="journaled on each alarm; needed when one of them reached red",
+    )
+
+
+class BulkAckResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    result: Outcome
+    reason: str | None = Field(default=None, description="why it was refused")
+    isa_state: str | None = Field(default=None, description="its state after (null: not found)")
+
+
+class BulkAckPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    counts: dict[Outcome, int] = Field(description="how many of each result")
+    results: list[BulkAckResult] = Field(description="one per id, in the order given")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _acknowledge_all(
+    ctx: AppContext, caller: Principal, ids: Sequence[int], note: str
+) -> tuple[list[BulkAckResult], list[AlarmEvent]]:
+    """In a worker thread: each alarm acknowledged on its own (one transaction and one journal
+    event each, as `POST /alarms/{id}/acknowledge`), whatever happens to the others."""
+    assert ctx.desk is not None
+    tenants = query_tenants(ctx, caller)
+    rows = {i: ctx.statedb.get_alarm(i) for i in ids}
+    seen = [i for i, row in rows.items() if row is not None and caller.sees(row.tenant)]
+    reached = ctx.statedb.alarm_events(seen)
+    results: list[BulkAckResult] = []
+    events: list[AlarmEvent] = []
+    for i in ids:
+        row = rows[i]
+        if i not in reached or row is None:
+            results.append(BulkAckResult(id=i, result="not_found"))
+            continue
+        if row.acked:
+            results.append(BulkAckResult(id=i, result="already", isa_state=row.isa_state))
+            continue
+        red = row.tier == "red" or any(e.tier == "red" for e in reached[i])
+        if red and not note.strip() and not row.out_of_service:  # a note would not help that
+            results.append(
+                BulkAckResult(
+                    id=i, result="refused", reason=RED_NEEDS_NOTE, isa_state=row.isa_state
+                )
+            )
+            continue
+        try:
+            event = ctx.desk.act(
+                i, "acknowledge", actor=caller.name, now=_now_ms(), tenants=tenants, note=note
+            )
+        except AlarmNotFoundError:
+            results.append(BulkAckResult(id=i, result="not_found"))
+            continue
+        except TransitionError as exc:  # out of service; or acknowledged meanwhile
+            already = str(exc) == _ALREADY
+            results.append(
+                BulkAckResult(
+                    id=i,
+                    result="already" if already else "refused",
+                    reason=None if already else str(exc),
+                    isa_state=row.isa_state,
+                )
+            )
+            continue
+        events.append(event)
+        results.append(BulkAckResult(id=i, result="acknowledged", isa_state=event.isa_state))
+    return results, events
+
+
+def bulk_ack_routes(r: APIRouter) -> None:
+    """Add the bulk acknowledgement to `r` (the alarm router)."""
+
+    @r.post("/alarms/acknowledge", response_model=BulkAckPublic, dependencies=WRITE)
+    async def acknowledge_many(body: BulkAckIn, ctx: Ctx, caller: Caller) -> BulkAckPublic:
+        """Acknowledge the alarms named (at most 500), each journaled as if alone with the same
+        note; a red one only with a note. Answers per id: `acknowledged`, `already`,
+        `not_found` (another tenant's too), or `refused` with the reason."""
+        require_writer(caller)
+        if ctx.desk is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
+        ids = list(dict.fromkeys(body.ids))  # in the order given, each once
+        results, events = await asyncio.to_thread(_acknowledge_all, ctx, caller, ids, body.note)
+        if events:
+            await ctx.on_events(events)
+        counts: dict[Outcome, int] = {"acknowledged": 0, "already": 0, "not_found": 0, "refused": 0}
+        for res in results:
+            counts[res.result] += 1
+        return BulkAckPublic(counts=counts, results=results)

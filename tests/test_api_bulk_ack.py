@@ -1,0 +1,87 @@
+"""Acknowledging many alarms at once over HTTP (`POST /api/v1/alarms/acknowledge`, `api.bulkack`):
+a night dispatcher acknowledged a chattering methane point's 74 alarms one by one. Each alarm is
+journaled as if acknowledged alone; per id the answer says what happened; another tenant's id is
+not found and left alone; a red one needs a note; at most 500 per call.
+
+Alarms come from real readings through `evaluate` and `AlarmBook` (`test_api_alarms.Hub`)."""
+
+from __future__ import annotations
+
+from test_api_alarms import MISSING, Hub, hub, journal
+
+from api.bulkack import BULK_MAX, RED_NEEDS_NOTE
+
+__all__ = ["hub"]  # the fixture
+
+
+def chatter(h: Hub, n: int) -> list[int]:
+    """`n` yellow activations of T1, each returned to normal unacknowledged (rtn_unack)."""
+    ids = []
+    for _ in range(n):
+        raised, _cleared = h.feed("ch4-t1", [1.1, 0.5])
+        ids.append(raised.alarm_id)
+    return ids
+
+
+async def test_a_chattering_points_alarms_are_acknowledged_at_once_each_journaled(
+    hub: Hub,
+) -> None:
+    yellow = chatter(hub, 5)
+    red = hub.raise_alarm("ch4-t2", 1.2)  # the return airway's power cut: red
+    chem = hub.raise_alarm("tanker-01.speed", 90)  # another enterprise's
+    done = hub.raise_alarm("co", 30)
+    assert (await hub.post(f"/alarms/{done}/acknowledge", who="coal")).status_code == 200
+    away = hub.raise_alarm("ch4-t0", 2.0)
+    r = await hub.post("/sensors/ch4-t0/service", {"in_service": False, "reason": "recalibration"})
+    assert r.status_code == 200, r.text
+    chem_before = await hub.alarm(chem)
+    published = len(hub.published)
+
+    ids = [*yellow, red, chem, MISSING, done, away, yellow[0]]  # the first twice
+    r = await hub.post("/alarms/acknowledge", {"ids": ids, "note": ""}, who="coal")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = {x["id"]: (x["result"], x["reason"], x["isa_state"]) for x in body["results"]}
+    assert [x["id"] for x in body["results"]] == ids[:-1]  # in order, each once
+    assert all(got[i] == ("acknowledged", None, "normal") for i in yellow)
+    assert got[red] == ("refused", RED_NEEDS_NOTE, "unack")
+    assert got[chem] == got[MISSING] == ("not_found", None, None)  # never told it exists
+    assert got[done] == ("already", None, "ack")
+    assert got[away] == ("refused", "the sensor is out of service", "out_of_service")
+    assert body["counts"] == {"acknowledged": 5, "already": 1, "not_found": 2, "refused": 2}
+    # each alarm journaled on its own, by the key, as if acknowledged alone; published once each
+    for i in yellow:
+        a = await hub.alarm(i)
+        assert (a["isa_state"], a["acked"]) == ("normal", True)
+        assert journal(a)[-1] == ("acknowledged", "coal", "", "normal")
+    assert [(e.alarm_id, e.kind, e.actor) for e in hub.published[published:]] == [
+        (i, "acknowledged", "coal") for i in yellow
+    ]
+    assert await hub.alarm(chem) == chem_before
+    assert not (await hub.alarm(red))["acked"]
+
+    # a red alarm with a note saying why, journaled on it
+    note = "T2 探头故障，已派人 sensor fault, crew sent"
+    r = await hub.post("/alarms/acknowledge", {"ids": [red, *yellow], "note": note}, who="coal")
+    assert r.json()["counts"] == {"acknowledged": 1, "already": 5, "not_found": 0, "refused": 0}
+    assert journal(await hub.alarm(red))[-1] == ("acknowledged", "coal", note, "ack")
+    # a centre's key acknowledges any tenant's
+    r = await hub.post("/alarms/acknowledge", {"ids": [chem]}, who="op")
+    assert r.json()["results"] == [
+        {"id": chem, "result": "acknowledged", "reason": None, "isa_state": "ack"}
+    ]
+
+
+async def test_more_than_the_cap_an_empty_list_or_a_viewer_is_refused(hub: Hub) -> None:
+    (one,) = chatter(hub, 1)
+    r = await hub.post("/alarms/acknowledge", {"ids": list(range(1, BULK_MAX + 2))})
+    assert r.status_code == 422, r.text
+    assert f"at most {BULK_MAX} items" in r.json()["detail"], r.text
+    for body in ({"ids": []}, {"ids": [0]}, {"ids": [one], "until": 1}, {"note": "n"}):
+        r = await hub.post("/alarms/acknowledge", body)
+        assert r.status_code == 422, (body, r.text)
+    r = await hub.post("/alarms/acknowledge", {"ids": [one]}, who="viewer")
+    assert (r.status_code, r.json()["detail"]) == (403, "this key may only read")
+    assert not (await hub.alarm(one))["acked"]  # nothing done by the refused calls
+    r = await hub.post("/alarms/acknowledge", {"ids": list(range(1, BULK_MAX + 1))})
+    assert r.status_code == 200 and r.json()["counts"]["acknowledged"] == 1
