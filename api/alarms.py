@@ -102,6 +102,22 @@ def _peak_tier(tier: str, events: Sequence[Mapping[str, Any]]) -> str:
     return max(tiers, key=lambda t: _TIER_RANK.get(t, 0))
 
 
+_REACHING = frozenset(["raised", "escalated"])
+
+
+def _peak(level: int, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The peak of the alarm: the level name, value and event time of the first raise or
+    escalation that reached `level` (its `peak_level`); null when the journal has none."""
+    for e in events:
+        if e["kind"] in _REACHING and e["level"] == level:
+            return {
+                "peak_level_name": e["level_name"],
+                "peak_value": _finite(e["value"]),
+                "peak_ts": e["ts"],
+            }
+    return {"peak_level_name": None, "peak_value": None, "peak_ts": None}
+
+
 def _event_json(e: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": e["id"],
@@ -161,6 +177,8 @@ def alarm_json(
         "peak_level": row["peak_level"],
         # the highest tier it reached: a red alarm back at yellow is still one of the red ones
         "peak_tier": _peak_tier(row["tier"], events),
+        # the worst it was: what and when, not the value at its last change (the clear's)
+        **_peak(row["peak_level"], events),
         "started_ts": row["started_ts"],
         "ended_ts": row["ended_ts"],
         "raised_at": row["raised_at"],

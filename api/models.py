@@ -194,6 +194,19 @@ class AlarmPublic(_Public):
     action: str
     peak_level: int
     peak_tier: str
+    peak_level_name: str | None = Field(
+        default=None,
+        description="the name of `peak_level`, from the raise or escalation that first reached "
+        "it; null when the journal has none",
+    )
+    peak_value: float | None = Field(
+        default=None, description="the value at which the alarm first reached `peak_level`"
+    )
+    peak_ts: int | None = Field(
+        default=None,
+        description="when it first reached `peak_level` (event time, ms): the raise's or the "
+        "escalation's",
+    )
     started_ts: int
     ended_ts: int | None
     raised_at: int

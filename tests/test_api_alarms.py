@@ -1312,3 +1312,28 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
     # a browser's cache-buster (`_=`, jQuery's and others') is no filter and is let be
     r = await hub.get("/alarms", params={"peak_tier": "red", "_": "1764460800000"})
     assert r.status_code == 200 and [a["id"] for a in r.json()] == [alarm["id"]]
+
+
+async def test_an_alarm_says_its_peak_level_value_and_when_it_was_reached(hub: Hub) -> None:
+    """A dispatcher read the value at the alarm's clear (0.5) and the start of its first level:
+    the worst it was is the peak level, with the value and event time that first reached it."""
+    events = hub.feed("ch4-t1", [1.1, 1.6, 1.8, 0.5])  # the value that reached it, not the most
+    up = next(e for e in events if e.kind == "escalated")
+    a = await hub.alarm(up.alarm_id)
+    assert (a["value"], a["state"], a["peak_level"]) == (0.5, "cleared", 2)
+    assert (a["peak_level_name"], a["peak_value"], a["peak_ts"]) == ("power_cut", 1.6, up.ts)
+    assert a["peak_ts"] > a["started_ts"]
+    (listed,) = (await hub.get("/alarms")).json()
+    assert (listed["peak_level_name"], listed["peak_value"], listed["peak_ts"]) == (
+        "power_cut",
+        1.6,
+        up.ts,
+    )
+    # raised at its peak: the raise's
+    (raised,) = hub.feed("ch4-t2", [1.2])
+    b = await hub.alarm(raised.alarm_id)
+    assert (b["peak_level_name"], b["peak_value"], b["peak_ts"]) == (
+        b["level_name"],
+        1.2,
+        b["started_ts"],
+    )
