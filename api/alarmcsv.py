@@ -55,6 +55,16 @@ COLUMNS: tuple[str, ...] = (
     "shelved",
     "shelved_by",
     "shelved_why",
+    # appended (a spreadsheet's formulas that read the columns above by place keep working)
+    "acknowledged_note",
+    "verified_note",
+    "disposed_note",
+    "closed_note",
+    "peak_level_name",
+    "peak_value",
+    "value_unit",
+    *_timed("peak_at"),
+    "duration_s",
 )
 
 
@@ -83,17 +93,18 @@ def iso_beijing(ms: int | None) -> str:
 
 def handling_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the journal says of an alarm's handling: the first acknowledgement and each disposal
-    step (`{step}_at`, `{step}_by`), whether a deadline ever passed (an `overdue` event), and
-    whether it was shelved (a `shelved` event, or raised shelved: a new activation of a point
-    under another alarm's shelve) with the latest shelve's actor and reason."""
+    step (`{step}_at`, `{step}_by`, `{step}_note`), whether a deadline ever passed (an `overdue`
+    event), and whether it was shelved (a `shelved` event, or raised shelved: a new activation
+    of a point under another alarm's shelve) with the latest shelve's actor and reason."""
     found: dict[str, Any] = {}
     for step in _STEPS:
-        found[f"{step}_at"] = found[f"{step}_by"] = None
+        found[f"{step}_at"] = found[f"{step}_by"] = found[f"{step}_note"] = None
     found.update(overdue_ever=False, shelved=False, shelved_by=None, shelved_why=None)
     for e in events:
         kind = e["kind"]
         if kind in _STEPS and found[f"{kind}_at"] is None:
             found[f"{kind}_at"], found[f"{kind}_by"] = e["ts"], e["actor"]
+            found[f"{kind}_note"] = e["comment"]
         elif kind == "overdue":
             found["overdue_ever"] = True
         elif kind == "shelved":
@@ -142,7 +153,18 @@ def _row(a: Mapping[str, Any]) -> list[Any]:
         str(h["shelved"]).lower(),
         h["shelved_by"] or "",
         h["shelved_why"] or "",
+        *(h[f"{step}_note"] or "" for step in _STEPS),
+        a["peak_level_name"] or "",
+        "" if a["peak_value"] is None else a["peak_value"],
+        a["value_unit"],
+        *timed(a["peak_ts"]),
+        _duration_s(a["started_ts"], a["ended_ts"]),
     ]
+
+
+def _duration_s(start: int, end: int | None) -> Any:
+    """From the start to the end (event time), in seconds to the ms; '' while active."""
+    return "" if end is None else (end - start) / 1000
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -251,6 +251,42 @@ async def test_the_csv_export_has_a_row_per_alarm_with_its_handling(month: Month
     assert [int(row["id"]) for row in rows_of(r.content)] == [month.d]
 
 
+async def test_the_csv_export_has_each_steps_note_the_peak_and_the_duration(month: Month) -> None:
+    """The monthly review lacked what was done (each step's note), how bad it got (the peak
+    level, its value and when) and how long it lasted; appended after the columns of before."""
+    hub = month.hub
+    hub.desk.act(month.b, "dispose", actor="coal", now=now_ms(), note="=HYPERLINK(1)")
+    r = await hub.get("/alarms", params={"format": "csv", **month.span})
+    rows = {int(row["id"]): row for row in rows_of(r.content)}
+    # the columns of before first, in their order (a review's spreadsheet reads them by place)
+    before = (
+        "id, tenant, tenant_name, site, site_name, device, sensor, location, kind, rule, "
+        "level_name, peak_tier, tier, state, isa_state, started, started_ms, ended, ended_ms, "
+        "raised_at, raised_at_ms, acknowledged_at, acknowledged_at_ms, acknowledged_by, "
+        "disposal, verified_at, verified_at_ms, verified_by, disposed_at, disposed_at_ms, "
+        "disposed_by, closed_at, closed_at_ms, closed_by, overdue_now, overdue_ever, shelved, "
+        "shelved_by, shelved_why, "
+    )
+    assert ", ".join(COLUMNS).startswith(before)
+    a, b = rows[month.a], rows[month.b]
+    assert [a[f"{s}_note"] for s in ("acknowledged", "verified", "disposed", "closed")] == [
+        "",
+        "verify",
+        "dispose",
+        "close",
+    ]
+    alarm_a = await hub.alarm(month.a)
+    escalated = next(e for e in alarm_a["events"] if e["kind"] == "escalated")
+    assert (a["peak_level_name"], a["peak_value"], a["value_unit"]) == ("power_cut", "1.6", "%CH4")
+    assert (a["peak_at_ms"], a["peak_at"]) == (str(escalated["ts"]), iso_beijing(escalated["ts"]))
+    started, ended = int(a["started_ms"]), int(a["ended_ms"])
+    assert float(a["duration_s"]) == (ended - started) / 1000 > 0
+    # an active alarm has no duration yet; a note a spreadsheet would run is defused
+    assert (b["duration_s"], b["ended"]) == ("", "")
+    assert (b["disposed_note"], b["verified_note"]) == ("'=HYPERLINK(1)", "checked")
+    assert (b["peak_level_name"], b["peak_at_ms"]) == ("alarm", b["started_ms"])
+
+
 async def test_the_csv_export_is_refused_past_its_cap_never_cut(
     month: Month, monkeypatch: pytest.MonkeyPatch
 ) -> None:
