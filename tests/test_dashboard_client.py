@@ -756,3 +756,28 @@ async def test_a_feed_points_tile_says_powered_or_not():
         await browser.wait_for(f"!!{tile('off')}", 5)
         assert await browser.js(f"({value})('on')") in ("有电", "powered")
         assert await browser.js(f"({value})('off')") in ("无电", "no power")
+
+
+async def test_the_row_shows_the_peak_its_value_and_when_it_was_reached():
+    """The row showed the value at the clear (0.5) and the start: the worst it was is what a
+    dispatcher looks for, the peak level with the value and time that first reached it."""
+    peak_ts = now_ms() - 30_000
+    peaked = {**shaped(1, "a", "red", **RECOVERED), "value": 0.5, "peak_level": 2}
+    peaked.update(peak_level_name="power_cut", peak_value=1.6, peak_ts=peak_ts)
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("a"), sensor("b")], alarms=[peaked, alarm(2, "b")])}
+    )
+    cell = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] td:nth-child(4)`)"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{row(2)}", 5)
+        await browser.js(f"{q('#alarm-filter [data-filter=all]')}.click()")
+        await browser.wait_for(f"!!{row(1)}", 5)
+        text = await browser.js(f"({cell})(1).textContent")
+        when = time.strftime("%H:%M:%S", time.gmtime(peak_ts / 1000 + 8 * 3600))
+        assert text.startswith("1.6 %CH4") and when in text, text
+        assert re.search(
+            "断电|power_cut", await browser.js(f"({cell})(1).querySelector('.peak-at').textContent")
+        )
+        assert "0.5" in await browser.js(f"({cell})(1).title")  # the value at its last change
+        # an alarm of a hub that does not say its peak shows its value, as before
+        assert await browser.js(f"({cell})(2).textContent") == "1.2 %CH4"

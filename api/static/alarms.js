@@ -65,7 +65,9 @@ export const STRINGS = {
         lvl_terminal_blind_zone: "右转盲区异常", lvl_terminal_segment_time: "路段行驶时间不足/过长",
         lvl_terminal_door_open: "非法开门",
         // who judged a vehicle's alarm: the platform's analytics or the terminal itself
-        by_fleet: "平台研判", by_terminal: "终端上报" },
+        by_fleet: "平台研判", by_terminal: "终端上报",
+        // the peak in the row
+        peak_value: "峰值", peak_hint: "峰值：首次达到最高级别时的数值和时间；最近数值 {v}" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -91,7 +93,8 @@ export const STRINGS = {
         err_normal_acked: "the alarm has returned to normal and is acknowledged",
         err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
-        tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings" },
+        tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings",
+        peak_value: "Peak", peak_hint: "peak: the value and time it first reached its highest level; latest value {v}" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -369,7 +372,17 @@ function fillMain(tr, a) {
   // the unit of the alarm's value: a fatigue alarm's is seconds of driving, not the speed
   // sensor's km/h; a data_lost alarm's the readings lost (`value_unit` of the API)
   const unit = a.value_unit === undefined ? ctx.unit(a.sensor) : a.value_unit;
-  c[3].textContent = fmtVal(a.value, unit === "readings" ? t("readings") : unit);
+  const shownUnit = unit === "readings" ? t("readings") : unit;
+  // the worst it was (a dispatcher read the clear's value): the peak level, with the value and
+  // the time it first reached it; the value at its last change in the tooltip
+  const peaked = a.peak_ts !== null && a.peak_ts !== undefined;
+  c[3].textContent = fmtVal(peaked ? a.peak_value : a.value, shownUnit);
+  if (peaked) {
+    c[3].className = "peak";
+    const lvl = t(`lvl_${a.peak_level_name}`) === `lvl_${a.peak_level_name}` ? a.peak_level_name : t(`lvl_${a.peak_level_name}`);
+    c[3].append(el("div", "peak-at", `${lvl} · ${fmtCst(a.peak_ts)}`));
+    c[3].title = t("peak_hint").replace("{v}", fmtVal(a.value, shownUnit));
+  }
   c[4].textContent = fmtCst(a.started_ts);
   c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
   const disp = el("span", `disp disp-${a.disposal}`, t(`disp_${a.disposal}`));
