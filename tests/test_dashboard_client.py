@@ -199,6 +199,18 @@ class FakeHub:
                     return a
             return JSONResponse({"detail": "not found"}, status_code=404)
 
+        @app.post("/api/v1/alarms/{aid}/disposal")
+        async def disposal(request: Request, aid: int) -> Any:
+            """Close is refused while the alarm is active, as the hub refuses it."""
+            body = await request.json()
+            for a in who(request).alarms:  # type: ignore[union-attr]
+                if a["id"] == aid:
+                    if body["step"] == "close" and a["state"] == "active":
+                        detail = "cannot close: the alarm is still active"
+                        return JSONResponse({"detail": detail}, status_code=409)
+                    return a
+            return JSONResponse({"detail": "not found"}, status_code=404)
+
         @app.get("/api/v1/sensors/{sid}/history")
         def history(sid: str) -> list[dict[str, Any]]:
             return self.history_rows
@@ -781,3 +793,25 @@ async def test_the_row_shows_the_peak_its_value_and_when_it_was_reached():
         assert "0.5" in await browser.js(f"({cell})(1).title")  # the value at its last change
         # an alarm of a hub that does not say its peak shows its value, as before
         assert await browser.js(f"({cell})(2).textContent") == "1.2 %CH4"
+
+
+async def test_a_refused_close_keeps_its_form_and_the_reason_when_clicked_again():
+    """Close on an alarm still active is refused; clicking Close again (to try again) took the
+    form away with the note typed and the reason."""
+    active = shaped(1, "a", disposal="disposed", isa_state="ack", acked=True)
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=[active])})
+    form = q("tr.extra[data-for='1'] form[data-form='close']")
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{row(1, '.act-close')}", 5)
+        await browser.js(f"{row(1, '.act-close')}.click()")
+        await browser.wait_for(f"!!{form}", 5)
+        await browser.js(f"{form}.elements.note.value = 'report filed'")
+        await browser.js(f"{form}.querySelector('.submit').click()")
+        msg = row(1, ".msg.error")
+        await browser.wait_for(f"!{msg}.hidden && {msg}.textContent.startsWith('409')", 5)
+        await browser.js(f"{row(1, '.act-close')}.click()")
+        await browser.wait_for(f"!{row(1, '.act-close')}.disabled", 5)
+        assert await browser.js(f"{form}?.elements.note.value") == "report filed"
+        assert await browser.js(f"!{msg}.hidden && {msg}.textContent.startsWith('409')")
+        await browser.js(f"{form}.querySelector('.cancel').click()")
+        await browser.wait_for(f"!{form}", 5)

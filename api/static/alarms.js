@@ -102,7 +102,7 @@ const NEXT_STEP = { received: "verify", verified: "dispose", disposed: "close" }
 const NEXT_STEP_VERBS = new Set(Object.values(NEXT_STEP));
 const SHELVE_HOURS = [1, 8, 24];
 const SHOWN = 100;
-const ui = new Map();    // alarm id -> {expanded, form, busy, msg}
+const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
 let ctx = null;          // {t, key(), live(), actions(), centre(), unit(sensor), onSelect(sensor), onChange()}
@@ -256,9 +256,10 @@ async function act(id, verb, body) {
     const got = await request(`/api/v1/alarms/${id}/${path}`,
       { method: "POST", body: body ? JSON.stringify(body) : undefined });
     if (mine === epoch) accept(got);
-    u.form = null;
+    u.form = null; u.refused = null;
   } catch (err) {
     u.busy = false;
+    u.refused = u.form;  // its form stays, with why (onButton)
     showMsg(id, err.status ? hubError(err) : ctx.t("neterr"));
   }
   u.busy = false;
@@ -313,11 +314,16 @@ function hubError(err) {
 
 function onButton(a, verb) {
   const u = uiOf(a.id);
+  const input = () => rows.get(a.id)?.extra.querySelector("form input");
+  // a refused action keeps its form, what was typed and why: its button clicked again (to try
+  // again: "Close" reads as closing the form too) no longer takes the form away with the reason
+  if (u.form === verb && u.refused === verb) { input()?.focus(); return; }
   u.msg = "";
   if (verb === "ack" || verb === "unshelve") { act(a.id, verb); return; }
   u.form = u.form === verb ? null : verb;
+  u.refused = null;
   renderAlarms();
-  rows.get(a.id)?.extra.querySelector("form input")?.focus();
+  input()?.focus();
 }
 
 function el(tag, cls, text) {
@@ -450,7 +456,7 @@ function actionForm(a, verb) {
   recount();
   const ok = el("button", "submit", t("submit")); ok.type = "submit";
   const no = el("button", "cancel", t("cancel")); no.type = "button";
-  no.onclick = () => { uiOf(a.id).form = null; renderAlarms(); };
+  no.onclick = () => { const u = uiOf(a.id); u.form = null; u.refused = null; renderAlarms(); };
   f.append(count, ok, no);
   f.onsubmit = (e) => {
     e.preventDefault();
