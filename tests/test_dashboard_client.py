@@ -127,6 +127,9 @@ class FakeHub:
     alarms_delay_s: float = 0.0
     streams: list[asyncio.Queue[str | None]] = field(default_factory=list)
     port: int = 0
+    acknowledged: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # bulk acknowledgements' bodies
 
     async def push(self, kind: str, data: dict[str, Any]) -> None:
         """An event to every open stream."""
@@ -198,6 +201,33 @@ class FakeHub:
                 if a["id"] == aid:
                     return a
             return JSONResponse({"detail": "not found"}, status_code=404)
+
+        @app.post("/api/v1/alarms/acknowledge")
+        async def acknowledge_many(request: Request) -> dict[str, Any]:
+            """As the hub answers (docs/alarms.md): per id, in the order given."""
+            body = await request.json()
+            self.acknowledged.append(body)
+            mine = {a["id"]: a for a in who(request).alarms}  # type: ignore[union-attr]
+            results = []
+            for aid in body["ids"]:
+                a = mine.get(aid)
+                if a is None or a["acked"]:
+                    what = "not_found" if a is None else "already"
+                    results.append({"id": aid, "result": what, "reason": None, "isa_state": None})
+                    continue
+                a.update(acked=True, isa_state="ack" if a["state"] == "active" else "normal")
+                results.append(
+                    {
+                        "id": aid,
+                        "result": "acknowledged",
+                        "reason": None,
+                        "isa_state": a["isa_state"],
+                    }
+                )
+            counts = dict.fromkeys(("acknowledged", "already", "not_found", "refused"), 0)
+            for r in results:
+                counts[r["result"]] += 1
+            return {"counts": counts, "results": results}
 
         @app.post("/api/v1/alarms/{aid}/disposal")
         async def disposal(request: Request, aid: int) -> Any:
@@ -793,6 +823,64 @@ async def test_the_row_shows_the_peak_its_value_and_when_it_was_reached():
         assert "0.5" in await browser.js(f"({cell})(1).title")  # the value at its last change
         # an alarm of a hub that does not say its peak shows its value, as before
         assert await browser.js(f"({cell})(2).textContent") == "1.2 %CH4"
+
+
+async def test_a_points_alarms_and_the_shown_lower_tiers_are_acknowledged_at_once_once_counted():
+    """A night dispatcher acknowledged a chattering point's 74 alarms one by one. A row of a point
+    with more than one waiting acknowledges them all, and a button over the list the shown ones
+    below red; each asks first, saying how many, and sends exactly the alarms counted. A red
+    point's asks for a note (the hub's rule)."""
+    chatter = [shaped(i, "a") for i in (1, 2, 3)]
+    others = [shaped(4, "b", "yellow"), shaped(5, "c", "red"), shaped(6, "e", "blue")]
+    red = [shaped(i, "r", "red") for i in (8, 9)]
+    done = shaped(7, "d", isa_state="ack", acked=True)
+    alarms = [*chatter, *others, *red, done]
+    sensors = [sensor(x) for x in "abcder"]
+    hub = FakeHub(keys={"k": Key(sensors=sensors, alarms=alarms)})
+    isa = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] .isa`).dataset.isa"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{row(9)}", 5)
+        for aid in (1, 2, 3):
+            assert "3" in await browser.js(f"{row(aid, '.act-ackpoint')}.textContent")
+        for aid in (4, 5, 6, 7):
+            assert await browser.js(f"!{row(aid, '.act-ackpoint')}")
+        # a red point's: a note needed
+        await browser.js(f"{row(8, '.act-ackpoint')}.click()")
+        form = q("tr.extra[data-for='8'] form[data-form='ackpoint']")
+        await browser.wait_for(f"!!{form}", 5)
+        assert await browser.js(f"{form}.elements.note.required")
+        await browser.js(f"{form}.querySelector('.cancel').click()")
+        # the chattering point's three, asked first
+        await browser.js(f"{row(1, '.act-ackpoint')}.click()")
+        form = q("tr.extra[data-for='1'] form[data-form='ackpoint']")
+        await browser.wait_for(f"!!{form}", 5)
+        assert "3" in await browser.js(f"{form}.querySelector('.bulk-ask').textContent")
+        assert not await browser.js(f"{form}.elements.note.required")
+        assert hub.acknowledged == []
+        await browser.js(f"{form}.querySelector('.submit').click()")
+        await browser.wait_for(f"[1, 2, 3].every((id) => ({isa})(id) === 'ack')", 5)
+        (body,) = hub.acknowledged
+        assert (sorted(body["ids"]), body["note"]) == ([1, 2, 3], "")
+        await browser.wait_for(f"{row(1, '.msg.ok')}?.textContent.includes('3')", 5)
+        # the shown lower tiers waiting: yellow 4 and blue 6, not the red ones
+        lower = q("#ack-lower")
+        await browser.wait_for(f"!{lower}.hidden && {lower}.textContent.includes('2')", 5)
+        await browser.js(f"{lower}.click()")
+        bar = q("#bulk-form")
+        await browser.wait_for(f"!{bar}.hidden", 5)
+        ask = await browser.js(f"{bar}.querySelector('.bulk-ask').textContent")
+        assert re.search(r"2.*(黄色|yellow) 1 · (蓝色|blue) 1", ask), ask
+        assert "2" in await browser.js(f"{bar}.querySelector('.submit').textContent")
+        await browser.js(f"{bar}.elements.note.value = '夜班批量确认'")
+        await browser.js(f"{bar}.querySelector('.submit').click()")
+        await browser.wait_for(f"{bar}.hidden && !{q('#bulk-msg')}.hidden", 5)
+        assert (sorted(hub.acknowledged[1]["ids"]), hub.acknowledged[1]["note"]) == (
+            [4, 6],
+            "夜班批量确认",
+        )
+        await browser.wait_for(f"({isa})(4) === 'ack' && ({isa})(6) === 'ack'", 5)
+        assert [await browser.js(f"({isa})({i})") for i in (5, 8, 9)] == ["unack"] * 3
+        assert await browser.js(f"{lower}.hidden")  # nothing below red waits now
 
 
 async def test_a_refused_close_keeps_its_form_and_the_reason_when_clicked_again():

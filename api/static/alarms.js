@@ -66,8 +66,15 @@ export const STRINGS = {
         lvl_terminal_door_open: "非法开门",
         // who judged a vehicle's alarm: the platform's analytics or the terminal itself
         by_fleet: "平台研判", by_terminal: "终端上报",
-        // the peak in the row
-        peak_value: "峰值", peak_hint: "峰值：首次达到最高级别时的数值和时间；最近数值 {v}" },
+        // the peak in the row; acknowledging many at once
+        peak_value: "峰值", peak_hint: "峰值：首次达到最高级别时的数值和时间；最近数值 {v}",
+        ackpoint: "确认本测点 {n} 条", ack_lower: "确认所列红色以下的未确认报警（{n} 条）",
+        ackpoint_ask: "确认 {sensor} 的 {n} 条未确认报警？",
+        ack_lower_ask: "确认以下 {n} 条未确认报警？{tiers}（红色报警不在其中，须单独确认）",
+        ack_n: "确认 {n} 条", note_opt_ph: "说明（可选）", note_red_ph: "说明（含红色报警，必填）",
+        bulk_done: "已确认 {n} 条", bulk_already: "{n} 条此前已确认", bulk_missing: "{n} 条未找到",
+        bulk_refused: "{n} 条被拒绝：{why}", bulk_stale: "列表已重新读取，请重新确认",
+        err_red_note: "红色报警批量确认须填写说明" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -94,7 +101,14 @@ export const STRINGS = {
         err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
         tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings",
-        peak_value: "Peak", peak_hint: "peak: the value and time it first reached its highest level; latest value {v}" },
+        peak_value: "Peak", peak_hint: "peak: the value and time it first reached its highest level; latest value {v}",
+        ackpoint: "Ack this point's {n}", ack_lower: "Acknowledge the {n} shown below red",
+        ackpoint_ask: "Acknowledge the {n} unacknowledged alarms of {sensor}?",
+        ack_lower_ask: "Acknowledge these {n} unacknowledged alarms? {tiers} (red ones are not among them: acknowledge those by themselves)",
+        ack_n: "Acknowledge {n}", note_opt_ph: "note (optional)", note_red_ph: "note (required: red alarms among them)",
+        bulk_done: "{n} acknowledged", bulk_already: "{n} already acknowledged", bulk_missing: "{n} not found",
+        bulk_refused: "{n} refused: {why}", bulk_stale: "the list was read afresh: confirm again",
+        err_red_note: "a red alarm is acknowledged in bulk only with a note" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -102,7 +116,7 @@ const NEXT_STEP = { received: "verify", verified: "dispose", disposed: "close" }
 const NEXT_STEP_VERBS = new Set(Object.values(NEXT_STEP));
 const SHELVE_HOURS = [1, 8, 24];
 const SHOWN = 100;
-const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg}
+const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg, msgOk, pointIds, pointRed, pointEpoch}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
 let ctx = null;          // {t, key(), live(), actions(), centre(), unit(sensor), onSelect(sensor), onChange()}
@@ -134,6 +148,8 @@ let pointerOver = false;
 export function clearAlarms() {
   epoch++;
   showAll = false;
+  bulk = null;
+  bulkMsg("");
   alarms.clear();
   for (const u of ui.values()) clearTimeout(u.msgTimer);
   ui.clear();
@@ -267,9 +283,140 @@ async function act(id, verb, body) {
   ctx.onChange();
 }
 
+// acknowledging many at once (POST /api/v1/alarms/acknowledge): the alarms the operator was
+// shown and counted, by id, never "whatever the point has now"; at most the hub's 500 a call
+const BULK_MAX = 500;
+const waiting = (a) => a.isa_state === "unack" || a.isa_state === "rtn_unack";
+const reachedRed = (a) => (a.peak_tier ?? a.tier) === "red";
+const pointOf = (a) => [a.tenant, a.sensor, a.rule, a.side].join("\u0001");
+let waitingByPoint = new Map();  // point -> its alarms waiting for an acknowledgement
+let bulk = null;  // the open confirmation of the shown lower tiers: {ids, tiers, epoch, busy}
+
+async function acknowledgeMany(ids, note) {
+  const mine = epoch;
+  const got = await request("/api/v1/alarms/acknowledge",
+    { method: "POST", body: JSON.stringify({ ids, note }) });
+  // shown at once; each alarm's event on the stream brings the whole of it after
+  if (mine === epoch) {
+    for (const r of got.results) {
+      const a = alarms.get(r.id);
+      if (a && r.result === "acknowledged") alarms.set(r.id, { ...a, acked: true, isa_state: r.isa_state });
+    }
+  }
+  return got;
+}
+
+const BULK_REASONS = { "the sensor is out of service": "err_out_of_service" };
+function bulkSummary(got) {
+  const t = ctx.t, c = got.counts;
+  const parts = [t("bulk_done").replace("{n}", c.acknowledged)];
+  if (c.already) parts.push(t("bulk_already").replace("{n}", c.already));
+  if (c.not_found) parts.push(t("bulk_missing").replace("{n}", c.not_found));
+  if (c.refused) {
+    const why = got.results.find((r) => r.result === "refused").reason ?? "";
+    const k = BULK_REASONS[why] ?? (why.startsWith("a red alarm is acknowledged in bulk only") ? "err_red_note" : null);
+    parts.push(t("bulk_refused").replace("{n}", c.refused).replace("{why}", k ? t(k) : why));
+  }
+  return parts.join("；");
+}
+
+/** The point's alarms waiting, acknowledged from one of its rows (after its confirmation). */
+async function ackPoint(id, ids, note, at) {
+  const u = uiOf(id);
+  if (at !== epoch) { u.form = null; showMsg(id, ctx.t("bulk_stale")); return; }
+  u.busy = true; u.msg = "";
+  renderAlarms();
+  try {
+    const got = await acknowledgeMany(ids, note);
+    u.form = null; u.refused = null;
+    u.busy = false;
+    showMsg(id, bulkSummary(got), true);
+  } catch (err) {
+    u.busy = false;
+    u.refused = u.form;
+    showMsg(id, err.status ? hubError(err) : ctx.t("neterr"));
+  }
+  renderAlarms();
+  ctx.onChange();
+}
+
+let bulkMsgTimer = 0;
+function bulkMsg(text, ok = true) {
+  const box = document.querySelector("#bulk-msg");
+  if (!box) return;
+  box.textContent = text;
+  box.hidden = !text;
+  box.className = `msg ${ok ? "ok" : "error"}`;
+  clearTimeout(bulkMsgTimer);
+  if (text) bulkMsgTimer = setTimeout(() => { box.hidden = true; }, MSG_MS);
+}
+
+/** The shown lower tiers' alarms waiting, acknowledged from the bar over the list. */
+async function ackLower(note) {
+  const b = bulk;
+  if (!b) return;
+  if (b.epoch !== epoch) { bulk = null; bulkMsg(ctx.t("bulk_stale"), false); renderAlarms(); return; }
+  b.busy = true;
+  renderAlarms();
+  try {
+    const got = await acknowledgeMany(b.ids, note);
+    if (bulk === b) bulk = null;
+    bulkMsg(bulkSummary(got), true);
+  } catch (err) {
+    b.busy = false;
+    bulkMsg(err.status ? hubError(err) : ctx.t("neterr"), false);
+  }
+  renderAlarms();
+  ctx.onChange();
+}
+
+function bulkForm(form) {
+  const t = ctx.t;
+  const tiers = ["orange", "yellow", "blue", "none"].filter((k) => bulk.tiers[k])
+    .map((k) => `${t(`tier_${k}`)} ${bulk.tiers[k]}`).join(" · ");
+  const ask = t("ack_lower_ask").replace("{n}", String(bulk.ids.length)).replace("{tiers}", tiers);
+  const note = el("input"); note.name = "note"; note.placeholder = t("note_opt_ph");
+  const l = el("label", "", `${t("note")} `); l.append(note);
+  const ok = el("button", "submit", t("ack_n").replace("{n}", String(bulk.ids.length))); ok.type = "submit";
+  const no = el("button", "cancel", t("cancel")); no.type = "button";
+  no.onclick = () => { bulk = null; renderAlarms(); };
+  form.replaceChildren(el("p", "bulk-ask", ask), l, ok, no);
+  form.onsubmit = (e) => { e.preventDefault(); ackLower(note.value); };
+}
+
+/** The button over the list that acknowledges the shown alarms waiting below red, and its
+ * confirmation (how many, of which tiers). */
+function renderBulk(shown) {
+  const btn = document.querySelector("#ack-lower"), form = document.querySelector("#bulk-form");
+  if (!btn || !form) return;
+  if (bulk && bulk.epoch !== epoch) bulk = null;  // read afresh: those ids may be other alarms
+  const lower = shown.filter((a) => waiting(a) && !reachedRed(a)).slice(0, BULK_MAX);
+  btn.hidden = !ctx.actions().includes("acknowledge") || !!bulk || lower.length < 2;
+  btn.textContent = ctx.t("ack_lower").replace("{n}", String(lower.length));
+  btn.disabled = !ctx.live();
+  btn.onclick = () => {
+    const tiers = {};
+    for (const a of lower) tiers[a.tier] = (tiers[a.tier] ?? 0) + 1;
+    bulk = { ids: lower.map((a) => a.id), tiers, epoch, busy: false };
+    bulkMsg("");
+    renderAlarms();
+    form.querySelector("input")?.focus();
+  };
+  form.hidden = !bulk;
+  if (!bulk) { form.replaceChildren(); delete form.dataset.lang; return; }
+  const lang = document.documentElement.lang;
+  if (form.dataset.lang !== lang) {  // anew in the page's language, with what was typed
+    const kept = form.elements.note?.value ?? "";
+    bulkForm(form);
+    form.elements.note.value = kept;
+    form.dataset.lang = lang;
+  }
+  form.querySelectorAll("button").forEach((b) => { b.disabled = bulk.busy || (b.type === "submit" && !ctx.live()); });
+}
+
 // the API's action of each button (GET /api/v1/me lists those the key's role may take)
-const ACTION = { ack: "acknowledge", shelve: "shelve", unshelve: "unshelve", comment: "comment",
-  verify: "disposal", dispose: "disposal", close: "disposal" };
+const ACTION = { ack: "acknowledge", ackpoint: "acknowledge", shelve: "shelve", unshelve: "unshelve",
+  comment: "comment", verify: "disposal", dispose: "disposal", close: "disposal" };
 
 function buttonsFor(a) {
   const may = new Set(ctx.actions());
@@ -279,6 +426,7 @@ function buttonsFor(a) {
 function stateButtons(a) {
   const out = [];
   if (!a.acked && !a.out_of_service) out.push("ack");
+  if (waiting(a) && (waitingByPoint.get(pointOf(a))?.length ?? 0) > 1) out.push("ackpoint");
   if (!a.out_of_service && !(a.state === "cleared" && a.acked) && a.shelved_until === null) out.push("shelve");
   if (a.shelved_until !== null) out.push("unshelve");
   out.push("comment");
@@ -288,9 +436,10 @@ function stateButtons(a) {
 
 // a message under a row goes after a while (or at the next action), not staying for ever
 const MSG_MS = 20000;
-function showMsg(id, text) {
+function showMsg(id, text, ok = false) {
   const u = uiOf(id);
   u.msg = text;
+  u.msgOk = ok;
   clearTimeout(u.msgTimer);
   u.msgTimer = setTimeout(() => { if (u.msg === text) { u.msg = ""; renderAlarms(); } }, MSG_MS);
   renderAlarms();
@@ -320,6 +469,13 @@ function onButton(a, verb) {
   if (u.form === verb && u.refused === verb) { input()?.focus(); return; }
   u.msg = "";
   if (verb === "ack" || verb === "unshelve") { act(a.id, verb); return; }
+  if (verb === "ackpoint" && u.form !== verb) {
+    // the alarms counted now are those acknowledged, whatever comes meanwhile
+    const mine = waitingByPoint.get(pointOf(a)) ?? [];
+    u.pointIds = mine.map((x) => x.id).slice(0, BULK_MAX);
+    u.pointRed = mine.some(reachedRed);
+    u.pointEpoch = epoch;
+  }
   u.form = u.form === verb ? null : verb;
   u.refused = null;
   renderAlarms();
@@ -397,7 +553,9 @@ function fillMain(tr, a) {
   if (a.overdue) c[6].append(el("span", "overdue", t("overdue")));
   const acts = el("div", "acts");
   for (const verb of buttonsFor(a)) {
-    const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`, t(verb));
+    const n = verb === "ackpoint" ? waitingByPoint.get(pointOf(a)).length : 0;
+    const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`,
+      verb === "ackpoint" ? t("ackpoint").replace("{n}", String(n)) : t(verb));
     b.type = "button"; b.dataset.act = verb;
     // which alarm the button acts on, for a screen reader and a tooltip
     b.setAttribute("aria-label", `${t(verb)}: ${a.sensor} #${a.id}`);
@@ -410,7 +568,7 @@ function fillMain(tr, a) {
   c[7].className = "acts-cell";
   c[7].append(acts);
   if (!ctx.actions().length) acts.append(el("span", "ro", t("read_only")));  // a viewer's key
-  const msg = el("div", "msg error", u.msg);
+  const msg = el("div", `msg ${u.msgOk ? "ok" : "error"}`, u.msg);
   msg.hidden = !u.msg;
   msg.setAttribute("role", "alert");
   c[7].append(msg);
@@ -438,6 +596,13 @@ function actionForm(a, verb) {
     // before it is placed (helper-99: it was nowhere in the form)
     const scope = el("p", "shelve-scope", t("shelve_scope").replace("{tier}", t(`tier_${a.peak_tier ?? a.tier}`)));
     f.append(scope);
+  } else if (verb === "ackpoint") {
+    // the confirmation says how many; a red one among them needs a note (the hub's rule)
+    const u = uiOf(a.id);
+    const ask = t("ackpoint_ask").replace("{n}", String(u.pointIds.length)).replace("{sensor}", a.sensor);
+    const note = el("input"); note.name = "note"; note.required = u.pointRed;
+    note.placeholder = t(u.pointRed ? "note_red_ph" : "note_opt_ph");
+    f.append(el("p", "bulk-ask", ask), label(t("note"), note));
   } else {
     const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
@@ -454,7 +619,9 @@ function actionForm(a, verb) {
   };
   text.addEventListener("input", recount);
   recount();
-  const ok = el("button", "submit", t("submit")); ok.type = "submit";
+  const ok = el("button", "submit", verb === "ackpoint"
+    ? t("ack_n").replace("{n}", String(uiOf(a.id).pointIds.length)) : t("submit"));
+  ok.type = "submit";
   const no = el("button", "cancel", t("cancel")); no.type = "button";
   no.onclick = () => { const u = uiOf(a.id); u.form = null; u.refused = null; renderAlarms(); };
   f.append(count, ok, no);
@@ -466,7 +633,9 @@ function actionForm(a, verb) {
       showMsg(a.id, `${ctx.t("too_long")} (${chars(text.value)}/${NOTE_MAX})`);
       return;
     }
-    if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
+    const u = uiOf(a.id);
+    if (verb === "ackpoint") ackPoint(a.id, u.pointIds, v("note"), u.pointEpoch);
+    else if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
     else if (verb === "comment") act(a.id, "comment", { note: v("note") });
     else act(a.id, verb, { step: verb, note: v("note") });
   };
@@ -561,6 +730,13 @@ export function renderAlarms() {
   const body = document.querySelector("#alarms tbody");
   if (!body || !ctx) return;
   const all = [...alarms.values()];
+  waitingByPoint = new Map();
+  for (const a of all) {
+    if (!waiting(a)) continue;
+    const k = pointOf(a);
+    if (!waitingByPoint.has(k)) waitingByPoint.set(k, []);
+    waitingByPoint.get(k).push(a);
+  }
   const sorted = all.filter((a) => filter === "all" || isOpen(a)).sort(byUrgency);
   // the cut never drops an alarm waiting for its acknowledgement (they sort first)
   const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) === 0).length);
@@ -583,7 +759,8 @@ export function renderAlarms() {
       r.main.dataset.alarm = a.id; r.extra.dataset.for = a.id;
       rows.set(a.id, r);
     }
-    const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions(), ctx.centre()]);
+    const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions(), ctx.centre(),
+      waitingByPoint.get(pointOf(a))?.length]);
     if (sig !== r.sig) { fillMain(r.main, a); fillExtra(r.extra, a); r.sig = sig; }
     body.append(r.main, r.extra);  // moves existing rows: inputs keep their values
   }
@@ -602,6 +779,7 @@ export function renderAlarms() {
     banner.className = `new-alarms tier-${top?.tier ?? "none"}`;
     banner.textContent = ctx.t("new_alarms").replace("{n}", String(held.length));
   }
+  renderBulk(shown);
   updateAttention(all);
   const more = document.querySelector("#alarms-more");
   if (more) {
