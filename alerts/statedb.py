@@ -367,11 +367,13 @@ class StateDB(AlarmStatements):
                 self._letters = None  # counted again from the table
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    def dead_letters(self, limit: int = 100, since: int | None = None) -> list[DeadLetter]:
+        """The newest `limit` letters by their last message (a letter repeated lately comes
+        first), of those refused or repeated at or after `since` (ms)."""
         rows = self.query(
             "SELECT id, at, source, topic, reason, payload, size, repeats, last_at "
-            "FROM dead_letters "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
+            "FROM dead_letters WHERE COALESCE(last_at, at) >= ? "
+            "ORDER BY COALESCE(last_at, at) DESC, id DESC LIMIT ?",
+            (-(2**62) if since is None else since, limit),
         )
         return [DeadLetter(*r) for r in rows]

@@ -134,6 +134,6 @@ UPDATE shelves SET level = (
 SCHEMA_V6 = """
 ALTER TABLE dead_letters ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE dead_letters ADD COLUMN last_at INTEGER;
-CREATE INDEX dead_letters_topic ON dead_letters (topic, id);
+CREATE INDEX dead_letters_like ON dead_letters (topic, source, reason, at);
 """
 VERSION = 6

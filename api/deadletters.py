@@ -51,15 +51,15 @@ def dead_letter_router() -> APIRouter:
             int, Query(ge=0, le=65_536, description="how much of each payload to show")
         ] = 256,
     ) -> list[DeadLetterPublic]:
-        """The messages the hub refused, newest first (at most `limit`, of those the database
-        keeps), with the reason and the start of the payload."""
+        """The messages the hub refused, newest first by their last repeat (at most `limit`, of
+        those the database keeps), with the reason and the start of the payload."""
         if caller.role != "admin" or caller.tenants is not None:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 "dead letters are for admins of every tenant (their topics are not trusted to"
                 " name a tenant)",
             )
-        rows = await asyncio.to_thread(ctx.statedb.dead_letters, limit)
+        rows = await asyncio.to_thread(ctx.statedb.dead_letters, limit, since)
         return [
             DeadLetterPublic(
                 id=d.id,
@@ -74,7 +74,6 @@ def dead_letter_router() -> APIRouter:
                 last_at=d.last_at,
             )
             for d in rows
-            if since is None or max(d.at, d.last_at or 0) >= since
         ]
 
     return r

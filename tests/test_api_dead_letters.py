@@ -86,9 +86,15 @@ async def test_dead_letters_newest_first_with_reason_size_and_payload(hub) -> No
     r = await client.get("/api/v1/dead-letters?limit=0", headers=auth("k-root"))
     assert r.status_code == 422
     # the same again within the hour: counted on the one kept, found by `since` at its last
+    # repeat and listed by it, however many letters came between (helper-104: `since` was
+    # applied after the limit, to the letters newest by id)
+    for k in range(5):
+        db.add_dead_letter(4000 + k, "position", f"hazardhub/v1/x/vehicles/v{k}/position", "j", b"")
     db.add_dead_letter(5000, "telemetry", TOPIC, "decode_error: bad magic", b"\x00")
-    r = await client.get("/api/v1/dead-letters?since=4000", headers=auth("k-root"))
+    r = await client.get("/api/v1/dead-letters?since=5000&limit=1", headers=auth("k-root"))
     assert [(d["at"], d["repeats"], d["last_at"]) for d in r.json()] == [(1000, 1, 5000)]
+    r = await client.get("/api/v1/dead-letters?limit=2", headers=auth("k-root"))
+    assert [(d["at"], d["repeats"]) for d in r.json()] == [(1000, 1), (4004, 0)]
 
 
 @pytest.mark.parametrize(
