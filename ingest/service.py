@@ -240,6 +240,9 @@ class IngestService(Flushing):
                     await task
             self._flushes.clear()
             self._in_flight.clear()
+            # a flush retrying a refusing store is gone with its session: the next one says
+            # again if the store still refuses (else `/readyz` kept "not ready" with idle gateways)
+            self.store_held_since = None
             # what this session queued and did not hand on comes again from the broker; its
             # packet ids mean nothing to the next connection, so it must not be acknowledged there
             while not self._queue.empty():
