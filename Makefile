@@ -51,10 +51,12 @@ imports: $(STAMP)
 
 # two workers, one test file each at a time: most of the suite waits on outages and processes.
 # The tests that wait out a minute-long outage (marker `outage`: nearly idle, a minute each) run
-# beside them in a process of their own, their output shown at the end.
+# beside them in a process group of their own (stopped with the rest on Ctrl-C), their output
+# shown at the end.
 pytest: $(STAMP) services
 	@side=$$(mktemp); \
-	$(PY) -m pytest -q -m outage > $$side 2>&1 & pid=$$!; \
+	setsid $(PY) -m pytest -q -p no:cacheprovider -m outage > $$side 2>&1 & pid=$$!; \
+	trap 'kill -TERM -- -$$pid 2>/dev/null; wait $$pid; rm -f $$side; exit 130' INT TERM; \
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not outage"; main=$$?; \
 	wait $$pid; rc=$$?; \
 	echo "--- the outage tests, run beside the others:"; cat $$side; rm -f $$side; \
