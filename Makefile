@@ -55,8 +55,8 @@ imports: $(STAMP)
 # shown at the end.
 pytest: $(STAMP) services
 	@side=$$(mktemp); \
-	setsid $(PY) -m pytest -q -p no:cacheprovider -m outage > $$side 2>&1 & pid=$$!; \
-	trap 'kill -TERM -- -$$pid 2>/dev/null; wait $$pid; rm -f $$side; exit 130' INT TERM; \
+	setsid env --default-signal=INT $(PY) -m pytest -q -p no:cacheprovider -m outage > $$side 2>&1 & pid=$$!; \
+	trap 'kill -INT -- -$$pid 2>/dev/null; wait $$pid; rm -f $$side; exit 130' INT TERM; \
 	$(PY) -m pytest -q -n 2 --dist loadfile -m "not outage"; main=$$?; \
 	wait $$pid; rc=$$?; \
 	echo "--- the outage tests, run beside the others:"; cat $$side; rm -f $$side; \
