@@ -424,6 +424,24 @@ def test_a_2019_header_of_any_version_but_1_is_refused_never_misread(
     assert [(type(e), getattr(e, "kind", None)) for e in events] == [(Problem, "bad_version")]
 
 
+@given(st.integers(1, 255), st.binary(max_size=40), st.booleans())
+def test_a_version_byte_garbled_on_the_line_is_a_bad_frame_not_a_bad_version(
+    flip: int, body: bytes, sub: bool
+) -> None:
+    packet = (2, 1) if sub else None
+    frame = encode_frame(Header(0x0200, 5, "13800000001", 1, packet=packet), body)
+    data = bytearray(unescape(frame[1:-1]))
+    data[4] ^= flip  # the protocol version byte; the check code is left as sent
+    raw = b"\x7e" + escape(bytes(data)) + b"\x7e"
+    with pytest.raises(Jt808Error, match="check code") as caught:
+        decode_frame(raw)
+    assert not isinstance(caught.value, VersionError)
+    (bad,) = FrameReader().feed(raw)
+    assert isinstance(bad, BadFrame) and not isinstance(bad.error, VersionError)
+    events = Session(directory()).feed(raw, 0)
+    assert [(type(e), getattr(e, "kind", None)) for e in events] == [(Problem, "bad_frame")]
+
+
 @given(headers(), st.binary(max_size=60))
 def test_a_2013_terminal_setting_bit_14_is_read_by_its_frames_length(
     header: Header, body: bytes

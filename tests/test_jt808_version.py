@@ -1,7 +1,8 @@
 """Bit 14 of the body properties and the 2019 header's protocol version byte, over real TCP: a
 2019 header whose version is not 1 is no frame we can read (counted `bad_version`, unanswered,
-the connection goes on); a 2013 terminal that sets bit 14 (reserved in 2013) is told by its
-frame's length and answered in a 2013 header."""
+the connection goes on), but one garbled on the line is a bad frame (its check code is checked
+first); a 2013 terminal that sets bit 14 (reserved in 2013) is told by its frame's length and
+answered in a 2013 header."""
 
 from __future__ import annotations
 
@@ -63,6 +64,16 @@ async def test_a_2019_header_of_another_version_is_counted_and_a_2013_one_with_b
         writer.write(
             encode_frame(Header(MsgId.REGISTER, 1, "13800000001", 2), REGISTER.encode(True))
         )
+        # version 1 garbled on the line (the check code no longer fits): a bad frame
+        garbled = bytearray(
+            unescape(
+                encode_frame(Header(MsgId.REGISTER, 3, "13800000001", 1), REGISTER.encode(True))[
+                    1:-1
+                ]
+            )
+        )
+        garbled[4] ^= 0x02
+        writer.write(b"\x7e" + escape(bytes(garbled)) + b"\x7e")
         # a 2013 terminal that sets bit 14: answered, in a 2013 header
         writer.write(
             with_bit_14(
@@ -74,7 +85,7 @@ async def test_a_2019_header_of_another_version_is_counted_and_a_2013_one_with_b
         assert isinstance(reply, RegisterResponse)
         assert (reply.ack_serial, reply.result) == (2, RegisterResponse.OK)
         assert gw.server.counters["bad_version"] == 1
-        assert gw.server.counters["bad_frame"] == 0
+        assert gw.server.counters["bad_frame"] == 1
     finally:
         writer.close()
         stop.set()

@@ -186,6 +186,12 @@ def _decode(raw: bytes) -> Frame:
     if FLAG in raw:
         raise Jt808Error("unescaped 0x7E inside a frame")
     data = unescape(raw)
+    # the check code first: a header byte garbled on the line (the version, bit 14, the body
+    # length) is a bad frame, not a header we cannot read
+    expected = checksum(data[:-1])
+    if data and data[-1] != expected:
+        what = f"message {_WORD.unpack_from(data)[0]:#06x}" if len(data) >= 3 else "frame"
+        raise Jt808Error(f"{what}: check code {data[-1]:#04x}, computed {expected:#04x}")
     header, pos, length = _decode_header(data)
     if len(data) < pos + 1:
         raise Jt808Error(f"message {header.msg_id:#06x}: the frame ends before its check code")
@@ -194,11 +200,6 @@ def _decode(raw: bytes) -> Frame:
         raise Jt808Error(
             f"message {header.msg_id:#06x}: the header declares a body of {length} bytes, "
             f"the frame carries {len(body)}"
-        )
-    expected = checksum(data[:-1])
-    if data[-1] != expected:
-        raise Jt808Error(
-            f"message {header.msg_id:#06x}: check code {data[-1]:#04x}, computed {expected:#04x}"
         )
     return Frame(header, body)
 
