@@ -7,10 +7,11 @@ repeated old value.
 A cycle is several requests (the plan). A request that fails while the device answers others (an
 exception response such as 02 for one block, no answer to one request, a malformed answer) costs
 the points of that request alone: they read comm loss once, then are left out of the batches until
-it answers again; the other points keep their values. The whole device is a comm loss when no
-request of the cycle is answered, or its connection fails. The requests that answered in the
-previous cycle go first, so that a block that is never answered cannot make a live unit look
-silent.
+it answers again; the other points keep their values. A failed request that reads a status
+register costs as well the points that register sets the quality of (they are not known to be
+good). The whole device is a comm loss when no request of the cycle is answered, or its connection
+fails. The requests that answered in the previous cycle go first, so that a block that is never
+answered cannot make a live unit look silent.
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ class DevicePoller:
             name: self._read_points.index(by_name[name])
             for name in dict.fromkeys(st.point for st in device.profile.status)
         }
+        # per status register: the sensors' points its rules set the quality of (all, for a rule
+        # without applies_to); when its request fails their quality is unknown, so they are lost
+        self._status_of: list[tuple[int, np.ndarray]] = []
+        for name, i in self._status_index.items():
+            mask = np.zeros(len(self._keys), dtype=bool)
+            for st in device.profile.status:
+                if st.point == name:
+                    mask |= [not st.applies_to or k in st.applies_to for k in self._keys]
+            self._status_of.append((i, mask))
         self._seq = 0
         self._comm_lost = False
         # per request: it failed in the last cycle it was sent in (its points were reported lost)
@@ -276,6 +286,9 @@ class DevicePoller:
             self._comm_lost = False
             ts = sent_at[self._request_of]
             lost_read = failed[self._request_of]
+            for i, applies in self._status_of:
+                if lost_read[i]:
+                    lost_read[:n] |= applies
             if self._status_index:
                 qualities = [Quality(int(q)) for q in quality[:n]]
                 status = {

@@ -37,8 +37,17 @@ SERVED = [
 FAR = {"name": "far", "table": "holding", "address": 100, "dtype": "uint16"}
 
 
-def device_info(port: int, points: list[dict[str, object]], **modbus: object) -> DeviceInfo:
-    profile = DeviceProfile.model_validate({"name": "partial", "points": points})
+def device_info(
+    port: int,
+    points: list[dict[str, object]],
+    status: tuple[dict[str, object], ...] = (),
+    **modbus: object,
+) -> DeviceInfo:
+    """One device of `points`, each a sensor but the status registers that `status` reads."""
+    profile = DeviceProfile.model_validate(
+        {"name": "partial", "points": points, "status": list(status)}
+    )
+    registers = {st["point"] for st in status}
     config = HubConfig.model_validate(
         {
             "tenants": [
@@ -55,6 +64,7 @@ def device_info(port: int, points: list[dict[str, object]], **modbus: object) ->
                                     "sensors": [
                                         {"id": p["name"], "point": p["name"], "kind": "other"}
                                         for p in points
+                                        if p["name"] not in registers
                                     ],
                                 }
                             ],
@@ -244,3 +254,42 @@ async def test_a_silent_unit_is_the_whole_devices_comm_loss_once():
         # the first no-answer is forgiven, the second puts the unit in backoff: two asked
         assert peer.asked == [0, 20]
         assert await poller.poll_once() is None
+
+
+async def test_a_status_register_in_a_failed_request_loses_the_points_it_qualifies():
+    # the peer answers a register's address: status 101 has bit 0 set (lel's sensor fault), mode
+    # 120 is not 999 (no calibration)
+    points = [
+        {"name": "lel", "table": "holding", "address": 0, "dtype": "uint16"},
+        {"name": "o2", "table": "holding", "address": 40, "dtype": "uint16"},
+        {"name": "status", "table": "holding", "address": 101, "dtype": "uint16"},
+        {"name": "mode", "table": "holding", "address": 120, "dtype": "uint16"},
+    ]
+    status = (
+        {"point": "status", "bit": 0, "quality": "sensor_fault", "applies_to": ["lel"]},
+        {"point": "mode", "equals": 999, "quality": "calibration"},  # all points
+    )
+    peer = IgnoringPeer(set())
+    port = await peer.start()
+
+    async def sink(batch: TelemetryBatch) -> None:
+        pass
+
+    poller = DevicePoller(device_info(port, points, status), sink, gateway="gw", epoch=1)
+    try:
+        assert len(poller.requests) == 4
+        first = readings(await poller.poll_once())
+        assert first == {"lel": (0, Quality.SENSOR_FAULT), "o2": (40, Quality.GOOD)}
+        # the status word is not answered: lel's fault is not known, its reading not good
+        peer.ignore = {101}
+        second = readings(await poller.poll_once())
+        assert lost(second, "lel") and good(second, "o2", 40)
+        # the mode, which qualifies every point, is not answered: every point is lost (lel was
+        # said lost already)
+        peer.ignore = {101, 120}
+        third = readings(await poller.poll_once())
+        assert set(third) == {"o2"} and lost(third, "o2")
+        assert poller.failures == 0
+    finally:
+        await poller.close()
+        await peer.stop()
