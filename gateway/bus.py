@@ -10,8 +10,10 @@ answer) counts as silence too.
 A unit that answered another request of the same cycle (`alive=True`) is not silent: a request it
 leaves unanswered then fails alone (a block its firmware ignores), without backoff.
 
-Errors say how much is lost (`gateway.errors`): `LinkError` the connection, `NoAnswerError` (and
-`UnitSilentError`, not sent) and `RefusedError` the one request.
+Errors say how much is lost (`gateway.errors`): `LinkError` the connection (it cannot be made, was
+lost, or lost its framing: bytes that are no Modbus frame), `NoAnswerError` (and `UnitSilentError`,
+not sent), `RefusedError` and a plain `DeviceError` (a malformed answer: a frame that does not fit
+its request, on a link that is still up) the one request.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import asyncio
 import logging
 from typing import Protocol
 
-from gateway.errors import LinkError, NoAnswerError, RefusedError, UnitSilentError
+from gateway.errors import DeviceError, LinkError, NoAnswerError, RefusedError, UnitSilentError
 from gateway.modbus.client import ModbusTcpClient
 from gateway.modbus.codec import FUNCTIONS
 from gateway.modbus.connection import Framing, Value
 from gateway.modbus.errors import (
     ExceptionResponseError,
+    FrameError,
     ModbusError,
     RequestTimeoutError,
 )
@@ -131,6 +134,10 @@ class ModbusBus:
                     failure = exc
                 self.timeouts += 1
                 if attempt == retries:
+                    if isinstance(failure, FrameError) and link.connected:
+                        # an answer that does not fit its request (function, unit, byte count)
+                        # on a link that kept its framing: the one request is lost
+                        raise DeviceError(f"unit {unit}: malformed answer: {failure}") from failure
                     silent = isinstance(failure, (RequestTimeoutError, ExceptionResponseError))
                     if not (alive and silent):
                         self._silence(unit, loop.time(), backoff_max_s)

@@ -293,3 +293,38 @@ async def test_a_status_register_in_a_failed_request_loses_the_points_it_qualifi
     finally:
         await poller.close()
         await peer.stop()
+
+
+class MalformedPeer(IgnoringPeer):
+    """Answers a read that starts at an address in `ignore` with a byte count one register
+    short (a well-framed answer that does not fit its request)."""
+
+    def _reply(self, tid: int, unit: int, pdu: bytes) -> bytes | None:
+        function, address, count = decode_read_request(pdu)
+        self.asked.append(address)
+        n = count - 1 if address in self.ignore else count
+        data = b"".join((address + i).to_bytes(2, "big") for i in range(n))
+        return encode_mbap(tid, unit, bytes((function, len(data))) + data)
+
+
+async def test_a_malformed_answer_costs_its_requests_points_alone_and_keeps_the_link():
+    peer = MalformedPeer({20})
+    port = await peer.start()
+
+    async def sink(batch: TelemetryBatch) -> None:
+        pass
+
+    poller = DevicePoller(device_info(port, POINTS), sink, gateway="gw", epoch=1)
+    try:
+        first = readings(await poller.poll_once())
+        assert lost(first, "mid")
+        assert good(first, "low", 0) and good(first, "high", 40) and good(first, "inp", 5)
+        assert not poller.bus.silent(1)
+        second = readings(await poller.poll_once())
+        assert second == {"low": (0, 0), "high": (40, 0), "inp": (5, 0)}
+        assert peer.asked == [0, 20, 40, 5, 0, 40, 5, 20]  # the malformed one went last
+        assert len(peer.writers) == 1  # one connection: the link was never dropped
+        assert poller.failed_requests == 2 and poller.failures == 0
+    finally:
+        await poller.close()
+        await peer.stop()

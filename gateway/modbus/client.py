@@ -3,7 +3,8 @@
 A thin shell around `ClientConnection`: one connection per endpoint, an `asyncio.Protocol` that
 feeds received bytes to the pure core and completes the waiting futures, a timer per request.
 Errors are `gateway.modbus.errors`: `RequestTimeoutError`, `ExceptionResponseError`,
-`FrameError` (the link is closed: its framing is lost) and `ConnectionLostError`. A request costs
+`FrameError` (an answer that does not fit its request; or bytes that are no Modbus frame, and then
+the link is closed: its framing is lost) and `ConnectionLostError`. A request costs
 one `write`, one future and one timer handle; pymodbus's client costs several times that.
 """
 

@@ -35,8 +35,10 @@ class RequestError(ModbusError):
 
 
 class FrameError(ModbusError):
-    """The peer sent bytes that are not a valid Modbus frame, or not the answer to our request
-    (the peer's fault). On a TCP stream the connection cannot be trusted afterwards."""
+    """The peer sent bytes that are not a valid Modbus frame, or a frame that is not the answer
+    to our request (the peer's fault). After bytes that are no frame a TCP stream cannot be
+    trusted and the client closes it; a frame that does not fit its request fails that request
+    alone."""
 
 
 class ExceptionResponseError(ModbusError):

@@ -1,5 +1,6 @@
 """Modbus RTU over a serial line (pyserial through pymodbus), behind the same interface as
-`ModbusTcpClient`: `connect`, `read` (register bytes or bits), `close`, and the same errors."""
+`ModbusTcpClient`: `connect`, `read` (register bytes or bits), `close`, and the same errors
+(pymodbus's "no response received" is a `RequestTimeoutError`, as a timeout of ours is)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import struct
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from gateway.modbus.connection import Value
 from gateway.modbus.errors import (
@@ -72,6 +73,12 @@ class SerialLink:
             )
         except TimeoutError as exc:
             raise RequestTimeoutError(f"unit {unit}: no answer within {timeout_s:g}s") from exc
+        except ModbusIOException as exc:
+            # pymodbus's own timeout (the line's, when shorter than this read's) or an answer
+            # from another unit: the unit asked did not answer
+            raise RequestTimeoutError(f"unit {unit}: no answer: {exc}") from exc
+        except ConnectionException as exc:
+            raise ConnectionLostError(f"{self.serial.port}: {exc}") from exc
         except ModbusException as exc:
             raise FrameError(f"unit {unit}: {exc}") from exc
         except OSError as exc:
