@@ -8,12 +8,17 @@ period, never one per cycle. A TCP-to-RTU gateway's exception 10 or 11 (the unit
 answer) counts as silence too.
 
 A unit that answered another request of the same cycle (`alive=True`) is not silent: a request it
-leaves unanswered then fails alone (a block its firmware ignores), without backoff.
+leaves unanswered (a block its firmware ignores) fails alone, and that request, not the unit, is
+put in backoff: skipped (`NotSentError`) for a delay that doubles up to `backoff_max_s`, then
+asked again. So a block that is never answered costs the line one timeout per backoff period too.
+A request a unit is `forgiven` (the first it leaves unanswered after a cycle it answered: a frame
+lost on the line) puts neither in backoff.
 
 Errors say how much is lost (`gateway.errors`): `LinkError` the connection (it cannot be made, was
-lost, or lost its framing: bytes that are no Modbus frame), `NoAnswerError` (and `UnitSilentError`,
-not sent), `RefusedError` and a plain `DeviceError` (a malformed answer: a frame that does not fit
-its request, on a link that is still up) the one request.
+lost, or lost its framing: bytes that are no Modbus frame), `NoAnswerError` (and `NotSentError`:
+the request, or its unit, `UnitSilentError`, in backoff), `RefusedError` and a plain `DeviceError`
+(a malformed answer: a frame that does not fit its request, on a link that is still up) the one
+request.
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ import asyncio
 import logging
 from typing import Protocol
 
-from gateway.errors import DeviceError, LinkError, NoAnswerError, RefusedError, UnitSilentError
+from gateway.errors import (
+    DeviceError,
+    LinkError,
+    NoAnswerError,
+    NotSentError,
+    RefusedError,
+    UnitSilentError,
+)
 from gateway.modbus.client import ModbusTcpClient
 from gateway.modbus.codec import FUNCTIONS
 from gateway.modbus.connection import Framing, Value
@@ -61,8 +73,12 @@ class ModbusBus:
         self._timeout = timeout_s or spec.timeout_s
         self._link: Link | None = None
         self._lock = asyncio.Lock()
+        # a silent unit's backoff, and a live unit's unanswered request's (unit, function,
+        # address, count): the last delay, and until when it is not sent
         self._backoff: dict[int, float] = {}
         self._silent_until: dict[int, float] = {}
+        self._request_backoff: dict[tuple[int, int, int, int], float] = {}
+        self._request_until: dict[tuple[int, int, int, int], float] = {}
         self.requests = 0
         self.timeouts = 0
 
@@ -87,6 +103,20 @@ class ModbusBus:
         self._backoff[unit] = delay
         self._silent_until[unit] = now + delay
 
+    def _silence_request(
+        self, request: tuple[int, int, int, int], now: float, backoff_max_s: float
+    ) -> None:
+        delay = min(self._request_backoff.get(request, 0.5) * 2, backoff_max_s)
+        self._request_backoff[request] = delay
+        self._request_until[request] = now + delay
+
+    def _answered(self, unit: int, request: tuple[int, int, int, int]) -> None:
+        """The unit answered the request (with data or a refusal): neither is in backoff."""
+        self._backoff.pop(unit, None)
+        self._silent_until.pop(unit, None)
+        self._request_backoff.pop(request, None)
+        self._request_until.pop(request, None)
+
     async def read(
         self,
         unit: int,
@@ -98,10 +128,12 @@ class ModbusBus:
         retries: int = 0,
         backoff_max_s: float = 30.0,
         alive: bool = False,
+        forgiven: bool = False,
     ) -> Value:
         """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise a
         `DeviceError` when they cannot be had. `alive`: the unit answered another request of
-        this cycle, so a request it leaves unanswered does not put it in backoff."""
+        this cycle, so a request it leaves unanswered puts that request in backoff, not the
+        unit. `forgiven`: left unanswered, it puts neither in backoff."""
         loop = asyncio.get_running_loop()
         if self._silent_until:
             until = self._silent_until.get(unit)
@@ -110,6 +142,14 @@ class ModbusBus:
                     f"unit {unit} is silent; asked again in {until - loop.time():.1f}s"
                 )
         function = FUNCTIONS[table]
+        request = (unit, function, address, count)
+        if self._request_until:
+            until = self._request_until.get(request)
+            if until is not None and loop.time() < until:
+                raise NotSentError(
+                    f"unit {unit}: {table} {address}+{count} went unanswered; asked again in "
+                    f"{until - loop.time():.1f}s"
+                )
         async with self._lock:
             if self._link is None:
                 self._link = self._make_link()
@@ -126,8 +166,8 @@ class ModbusBus:
                     break
                 except ExceptionResponseError as exc:
                     if not exc.no_answer:  # the unit answered, with a refusal
-                        self._backoff.pop(unit, None)
-                        self._silent_until.pop(unit, None)
+                        if self._backoff or self._request_backoff:
+                            self._answered(unit, request)
                         raise RefusedError(f"unit {unit}: exception response: {exc}") from exc
                     failure: ModbusError = exc
                 except ModbusError as exc:
@@ -139,12 +179,13 @@ class ModbusBus:
                         # on a link that kept its framing: the one request is lost
                         raise DeviceError(f"unit {unit}: malformed answer: {failure}") from failure
                     silent = isinstance(failure, (RequestTimeoutError, ExceptionResponseError))
-                    if not (alive and silent):
+                    if alive and silent:
+                        self._silence_request(request, loop.time(), backoff_max_s)
+                    elif not (forgiven and silent):
                         self._silence(unit, loop.time(), backoff_max_s)
                     if silent:
                         raise NoAnswerError(str(failure)) from failure
                     raise LinkError(str(failure)) from failure
-        if self._backoff:
-            self._backoff.pop(unit, None)
-            self._silent_until.pop(unit, None)
+        if self._backoff or self._request_backoff:
+            self._answered(unit, request)
         return value

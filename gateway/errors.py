@@ -7,6 +7,7 @@ __all__ = [
     "GatewayError",
     "LinkError",
     "NoAnswerError",
+    "NotSentError",
     "PlanError",
     "RefusedError",
     "UnitSilentError",
@@ -37,7 +38,12 @@ class NoAnswerError(DeviceError):
     10 or 11)."""
 
 
-class UnitSilentError(NoAnswerError):
+class NotSentError(NoAnswerError):
+    """The request was not sent: it is in backoff, having gone unanswered by a unit that
+    answers others, or its whole unit is (`UnitSilentError`)."""
+
+
+class UnitSilentError(NotSentError):
     """The unit is in backoff after going silent: the request was not sent."""
 
 

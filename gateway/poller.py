@@ -27,7 +27,7 @@ import numpy as np
 
 from gateway.bus import ModbusBus
 from gateway.decode import RequestDecoder, apply_status
-from gateway.errors import DeviceError, LinkError, NoAnswerError, UnitSilentError
+from gateway.errors import DeviceError, LinkError, NoAnswerError, NotSentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
@@ -175,7 +175,7 @@ class DevicePoller:
                 await stopped
             await self.close()
 
-    async def _read(self, req: ReadRequest, *, alive: bool) -> Value:
+    async def _read(self, req: ReadRequest, *, alive: bool, forgiven: bool) -> Value:
         spec = self.device.spec.modbus
         return await self.bus.read(
             spec.unit,
@@ -186,6 +186,7 @@ class DevicePoller:
             retries=spec.retries,
             backoff_max_s=spec.backoff_max_s,
             alive=alive,
+            forgiven=forgiven,
         )
 
     def _to_report(
@@ -225,13 +226,14 @@ class DevicePoller:
             req, decoder = self._steps[r]
             sent_at[r] = self._clock()
             try:
-                decoder.decode(await self._read(req, alive=alive or credit), value, quality)
+                answer = await self._read(req, alive=alive, forgiven=credit)
+                decoder.decode(answer, value, quality)
             except LinkError as exc:
                 self.failed_requests += n
                 self._answered = False
                 return np.ones(n, dtype=bool), exc  # nothing more can be read over it
-            except UnitSilentError as exc:
-                error = exc  # not sent: it keeps its place in the order
+            except NotSentError as exc:
+                error = exc  # not sent (it, or the unit, in backoff): it keeps its place
                 continue
             except DeviceError as exc:
                 error = exc
