@@ -42,6 +42,7 @@ from alerts.table import (
     SIDES,
     SLOTS,
     RuleTable,
+    VerifyPlan,
     kind_name,
 )
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
@@ -119,6 +120,34 @@ class AlarmBook(GatewayAlarms):
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
+
+    def unarmed_demands(self, state: CoreState) -> list[tuple[VerifyPlan, int]]:
+        """The protective actions an active alarm demands that `state` knows nothing of: the
+        state was saved before the alarm reached the plan's level (the hub killed within the
+        few seconds after a raise: saved every 10 s) or there is none. Each with when the demand
+        began: the raise or escalation of the alarm's journal that reached the plan's level.
+        Without them `restore` rebuilt the level and no check ever started: a limiter that
+        failed to cut, a power cut that failed, went unsaid (helper-103)."""
+        if not self._table.verify:
+            return []
+        active = {(row.sensor, row.side): row for row, _ in self._core_alarms()}
+        out: list[tuple[VerifyPlan, int]] = []
+        for plan in self._table.verify:
+            i = plan.sensor
+            known = int(state.deadline[i]) != NO_TS or bool(state.met[i])
+            if known or int(state.level[i, ACTION]) or int(state.level[i, plan.side]) < plan.number:
+                continue
+            row = active.get((self._registry.sensors[i].id, plan.side))
+            if row is None:
+                continue
+            journal = self._db.alarm_events([row.id]).get(row.id, [])
+            reached = (
+                e.ts
+                for e in journal
+                if e.kind in ("raised", "escalated") and e.level >= plan.number
+            )
+            out.append((plan, next(reached, row.started_ts)))
+        return out
 
     def unjudged(self) -> set[str]:
         """The sensors with an active alarm of a kind their rules no longer judge (a level, a

@@ -351,6 +351,7 @@ class Hub:
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
         await self.store.open()
+        await self.dispatcher.confirm_restored()
         _settle_memory()
         server = _Server(
             uvicorn.Config(

@@ -36,6 +36,7 @@ from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
 from alerts.vehicles.terminal import TerminalAlarms
+from ingest.demands import confirm, rearm
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
@@ -116,6 +117,9 @@ class Dispatcher(StateSaving, LinkClock):
         except AlarmStoreError as exc:  # a locked or read-only database must not stop the hub
             log.error("alarms of a changed configuration not cleared at start: %s", exc)
         self.state: CoreState = self.book.restore(core)
+        # demands of active alarms the saved state predates: armed again, checked against the
+        # store at start (`confirm_restored`)
+        self._unconfirmed = rearm(self.book, self.state)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
@@ -145,6 +149,12 @@ class Dispatcher(StateSaving, LinkClock):
         # left running by a caller cancelled meanwhile: the next caller waits for it and hands
         # its events on (`_settle`)
         self._working: asyncio.Future[list[AlarmEvent]] | None = None
+
+    async def confirm_restored(self) -> None:
+        """At start, before ingest: the demands armed again are met when the stored readings
+        of their feedbacks confirm them (`ingest.demands`)."""
+        demands, self._unconfirmed = self._unconfirmed, []
+        await confirm(self.store, self.state, demands)
 
     def reload(self, registry: Registry, now: int) -> list[AlarmEvent]:
         """Take a new configuration: the rule tables compiled again, the core's state carried

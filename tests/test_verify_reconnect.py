@@ -346,3 +346,63 @@ async def test_the_time_away_is_excused_up_to_now_and_a_feed_never_heard_counts_
     finally:
         await store.close()
         db.close()
+
+
+def _feed(feed: int, ts: int, value: float) -> ReadingBatch:
+    return ReadingBatch(
+        np.array([feed], np.int32),
+        np.array([ts], np.int64),
+        np.array([value]),
+        np.zeros(1, np.uint8),
+        np.array([ts], np.int64),
+        np.zeros(1, np.int64),
+    )
+
+
+@pytest.mark.parametrize("cut", [True, False])
+async def test_a_demand_the_saved_state_predates_is_armed_again_at_start(tmp_path, cut):
+    """helper-103: the hub killed (kill -9) a second after a crane's overload was raised, its
+    state saved before it: after the restart the level was rebuilt from the alarm, no check
+    started, and the limiter that never cut was never said. The demand is armed again from the
+    alarm's journal; the stored readings of the feed decide whether it was met in time (a cut
+    the killed hub judged is not sent again: without that look it would fail falsely)."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    metrics = Metrics()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    state_file = tmp_path / "analytics-state.npz"
+    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
+    try:
+        first = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        start = _now() - 10_000
+        await store.write_readings(_feed(feed, start - 5000, 1.0))
+        await first.judge(_feed(feed, start - 5000, 1.0), [], start)
+        await first.save_state()  # the last save before the kill
+        power_cut = _power_cut(t1, start)
+        await store.write_readings(power_cut)
+        await first.judge(power_cut, [], start)
+        after = _feed(feed, start + 800, 0.0 if cut else 1.0)
+        await store.write_readings(after)
+        await first.judge(after, [], start + 800)
+        assert bool(first.state.met[t1]) == cut
+        # killed here: no save
+
+        second = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        assert int(second.state.deadline[t1]) == start + 2000
+        await second.confirm_restored()
+        assert bool(second.state.met[t1]) == cut
+        # the feed reads on after the restart, as it stands
+        now = _now()
+        later = _feed(feed, now, 0.0 if cut else 1.0)
+        await store.write_readings(later)
+        await second.judge(later, [], now)
+        failed = [r for r in db.list_alarms(None) if r.side == ACTION]
+        if cut:
+            assert failed == []
+        else:
+            (row,) = failed
+            assert row.started_ts == start + 2000 and row.state == "active"
+    finally:
+        await store.close()
+        db.close()
