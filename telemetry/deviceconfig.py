@@ -192,7 +192,11 @@ class ModbusSpec(Frozen):
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     retries: int = Field(default=0, ge=0, le=5, description="re-sends after a timeout")
     backoff_max_s: float = Field(
-        default=30.0, gt=0, le=3600, description="a silent unit is asked again at most this late"
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a silent unit, or a request a live unit leaves unanswered, is asked again "
+        "at most this late (the delay doubles from 1 s)",
     )
 
     @model_validator(mode="after")
