@@ -11,26 +11,59 @@ removed there. A key made here expires (90 days unless asked otherwise, at most 
 from __future__ import annotations
 
 import secrets
-from typing import Literal
+import unicodedata
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from api.auth import Principal, hash_key
 from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
 from api.registrydb import KeyRow, RegistryDB, RegistryDBError
 from telemetry.config import ApiKeySpec, Ident
 
-__all__ = ["key_router"]
+__all__ = ["KeyName", "check_key_name", "key_router"]
 
 Role = Literal["admin", "operator", "enterprise", "viewer"]
 _DAY_MS = 86_400_000
+_NAME_PUNCT = frozenset("_.-")
+
+
+def check_key_name(name: str) -> str:
+    """A key's name as the journal, the CSV and the logs name its holder (王工, li.ming): letters
+    of any script, their marks, digits and `_ . -`, starting with a letter or digit. Refused:
+    spaces of every kind, control and format characters (a bidi override or a zero-width space
+    would make one name read as another, or a log line lie), every other punctuation and symbol
+    (quotes, commas, `=`, `+`, `@`: a CSV cell, a header or a shell never has to quote a name),
+    and a name that NFKC changes (full-width `ａｄｍｉｎ` would pass for `admin`)."""
+    if unicodedata.normalize("NFKC", name) != name:
+        raise ValueError(
+            "a key name is written in its plain form (not full-width or compatibility letters)"
+        )
+    for i, ch in enumerate(name):
+        cat = unicodedata.category(ch)
+        ok = cat[0] == "L" or cat == "Nd" or (i > 0 and (cat[0] == "M" or ch in _NAME_PUNCT))
+        if not ok:
+            what = f"not hold {ch!r} (U+{ord(ch):04X})" if i else "start with a letter or digit"
+            raise ValueError(
+                f"a key name must {what}: letters of any script, digits, and _ . - after the "
+                "first character"
+            )
+    return name
+
+
+# a key's name: 1 to 64 characters, letters of any script (the journal says 王工)
+KeyName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(check_key_name),
+]
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Ident
+    name: KeyName
     role: Role
     tenants: list[Ident] = Field(
         default=[], max_length=1000, description="empty = all (admin, operator only)"

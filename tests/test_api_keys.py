@@ -3,6 +3,8 @@ which key; the key ring authenticating them against a real registry database."""
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 
 import httpx
@@ -220,3 +222,79 @@ async def test_enterprise_sees_and_revokes_only_its_own_tenants_keys(hub):
     ).status_code == 409
     assert (await client.get("/api/v1/api-keys", headers=bearer("k-ops"))).status_code == 403
     assert (await client.get("/api/v1/api-keys")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        " ",  # whitespace only
+        "王 工",  # a space inside: a log line or a shell would split it
+        "王工\u3000",  # an ideographic space
+        "ops\n",  # a control character: a forged log line
+        "a\u202egnp",  # a bidi override: one name shown as another
+        "王\u200b工",  # a zero-width space: 王工 twice, told apart by nothing visible
+        "=cmd",  # a spreadsheet formula
+        "-x",  # nor a leading dash (a formula; an option to a shell command)
+        'li"ming',  # a quote: a CSV cell, a header
+        "li,ming",
+        "王工🙂",  # a symbol
+        "ａｄｍｉｎ",  # full-width letters passing for `admin`
+        "a" * 65,
+        "",
+    ],
+)
+async def test_a_key_name_refuses_what_would_break_a_log_a_header_or_a_csv(hub, name):
+    client, _, _ = hub
+    r = await client.post(
+        "/api/v1/api-keys", json={"name": name, "role": "operator"}, headers=bearer("k-root")
+    )
+    assert r.status_code == 422, (name, r.text)
+    assert r.json()["errors"][0]["loc"] == ["body", "name"], r.text
+
+
+async def test_a_key_named_in_chinese_acknowledges_and_the_journal_and_csv_say_its_name(tmp_path):
+    """The journal names the key as the actor: a dispatcher's key named 王工 (names were ASCII
+    only, so the journal could not say who in Chinese). Latin, Cyrillic and marks pass too."""
+    from test_api_alarms import KEYS, Hub, auth
+
+    hub = Hub(tmp_path)
+    await hub.store.open()
+    rdb = RegistryDB(tmp_path / "registry.db")
+    ctx = AppContext(hub.reg, hub.store, hub.db, Metrics(), KeyRing(KEYS, rdb), desk=hub.desk)
+    alarm_id = hub.raise_alarm()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
+        ) as client:
+            made = {}
+            for name in ("王工", "li.ming-2", "Иван", "सुरेश"):
+                r = await client.post(
+                    "/api/v1/api-keys",
+                    json={"name": name, "role": "operator"},
+                    headers=auth("admin"),
+                )
+                assert r.status_code == 201, r.text
+                made[name] = r.json()["key"]
+            wang = bearer(made["王工"])
+            assert (await client.get("/api/v1/me", headers=wang)).json()["name"] == "王工"
+            r = await client.post(
+                f"/api/v1/alarms/{alarm_id}/acknowledge", json={"note": "已确认"}, headers=wang
+            )
+            assert r.status_code == 200, r.text
+            last = r.json()["events"][-1]
+            assert (last["kind"], last["actor"]) == ("acknowledged", "王工")
+            r = await client.get("/api/v1/alarms?format=csv", headers=wang)
+            rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+            assert [row["acknowledged_by"] for row in rows] == ["王工"]
+            keys = (await client.get("/api/v1/api-keys", headers=auth("admin"))).json()
+            assert {k["name"] for k in keys} >= set(made)
+            # revoked by its name in the path, percent-encoded as a browser or curl sends it
+            r = await client.delete("/api/v1/api-keys/%E7%8E%8B%E5%B7%A5", headers=auth("admin"))
+            assert r.status_code == 204
+            assert (await client.get("/api/v1/me", headers=wang)).status_code == 401
+    finally:
+        await hub.client.aclose()
+        await hub.store.close()
+        hub.notifier.close()
+        hub.db.close()
+        rdb.close()

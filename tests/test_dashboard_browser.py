@@ -28,12 +28,13 @@ from services import free_port
 
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 CST = timezone(timedelta(hours=8))
-OPERATOR, VIEWER = "k-operator-1", "k-viewer-1"
+OPERATOR, VIEWER, ADMIN = "k-operator-1", "k-viewer-1", "k-admin-1"
 
 
 def _keys() -> list[ApiKeySpec]:
     return [
         ApiKeySpec(name="op", sha256=hash_key(OPERATOR), role="operator"),
+        ApiKeySpec(name="root", sha256=hash_key(ADMIN), role="admin"),
         ApiKeySpec(name="watch", sha256=hash_key(VIEWER), role="viewer", tenants=("north-coal",)),
     ]
 
@@ -296,8 +297,15 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
                 f"{q(row.extra + ' table.journal')}.innerText.includes('通风已加大')", 5
             )
 
+            # the night dispatcher's own key, named as the journal should name him
+            made = await api.post(
+                "/api/v1/api-keys",
+                json={"name": "王工", "role": "operator"},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            assert made.status_code == 201, made.text
             await browser.js(f"{q('#logout')}.click()")
-            await _login(browser, OPERATOR)
+            await _login(browser, made.json()["key"])
 
             # acknowledge: in the row at once, and in the alarm's record with the key's name
             await row.wait_state("unack")
@@ -305,7 +313,7 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             await row.wait_state("ack")
             a = await alarm()
             assert (a["isa_state"], a["acked"]) == ("ack", True)
-            assert (a["events"][-1]["kind"], a["events"][-1]["actor"]) == ("acknowledged", "op")
+            assert (a["events"][-1]["kind"], a["events"][-1]["actor"]) == ("acknowledged", "王工")
             assert "ack" not in await row.buttons()
 
             # shelve for 8 h with a reason
@@ -321,7 +329,7 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             last = a["events"][-1]
             assert (last["kind"], last["actor"], last["comment"]) == (
                 "shelved",
-                "op",
+                "王工",
                 "T1 探头标定 calibration",
             )
             assert await row.buttons() == ["unshelve", "comment", "verify"]
@@ -339,7 +347,7 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
                 "备注",
                 "断电",
                 "1.6 %CH4",
-                "op",
+                "王工",
                 "已通知瓦检员复查",
                 "已搁置",
             ]
