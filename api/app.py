@@ -40,6 +40,7 @@ from api.context import (
 )
 from api.deadletters import dead_letter_router
 from api.encode import json_response
+from api.handover import handover_router
 from api.keys import key_router
 from api.models import (
     LatestPublic,
@@ -414,6 +415,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.include_router(_router())
     app.include_router(alarm_router())
     app.include_router(alarm_stats_router())
+    app.include_router(handover_router())
     app.include_router(site_router())
     app.include_router(rule_pack_router())
     app.include_router(key_router())

@@ -181,11 +181,16 @@ def handling_report(
     start_ms: int,
     end_ms: int,
     names: Mapping[tuple[str, str | None], str],
+    only_site: str | None = None,
 ) -> HandlingPublic:
     """The report over `tenants` (those the caller sees) for alarms that started in
-    [start_ms, end_ms); `names` the configured tenant and site names by id."""
+    [start_ms, end_ms), of `only_site` alone when given; `names` the configured tenant and site
+    names by id."""
     among = " AND a.tenant IN (" + ",".join("?" * len(tenants)) + ")"
     params: list[Any] = [start_ms, end_ms, *tenants]
+    if only_site is not None:
+        among += " AND a.site = ?"
+        params.append(only_site)
     sites: dict[tuple[str, str], _Tally] = {}
     if tenants:
         for row in db.query(_PER_ALARM + among + " GROUP BY a.id", params):

@@ -390,3 +390,80 @@ async def test_a_centre_sees_each_alarms_enterprise_and_site_by_name(month: Mont
     assert (a["tenant_name"], a["site_name"]) == ("北方煤业", "1301 综采工作面")
     d = await month.hub.alarm(month.d, "chem")
     assert (d["tenant_name"], d["site_name"]) == ("", "")
+
+
+# the shift handover (交接班) ----------------------------------------------------------------------
+async def test_the_handover_says_what_the_shift_raised_and_what_waits_now(month: Month) -> None:
+    """A night dispatcher handing over at 08:00 read five pages (the list by state, the
+    handling report, shelves, sensors out of service, chattering): one answer has them, scoped
+    to the key's tenants and, when asked, one site."""
+    hub = month.hub
+    # ch4-t0 chatters (three raises within a minute); T1 (its alarm finished) is taken out of
+    # service
+    hub.ts = now_ms() - 5 * MIN
+    for _ in range(3):
+        hub.feed("ch4-t0", [1.2, 0.5])
+    r = await hub.post("/sensors/ch4-t1/service", {"in_service": False, "reason": "探头更换"})
+    assert r.status_code == 200, r.text
+    r = await hub.get("/handover")  # the last 8 hours
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert h["end"] - h["start"] == 8 * 60 * MIN and h["site"] is None
+    # the shift's alarms as the handling report counts them: it adds up against the list
+    report = await hub.get("/alarm-quality/handling", params={"start": h["start"], "end": h["end"]})
+    assert h["raised"] == report.json()["total"]
+    assert h["raised"]["raised"] == len(await hub.ids(start=h["start"], end=h["end"])) == 7
+
+    def ids(name: str) -> list[int]:
+        return [a["id"] for a in h[name]["alarms"]]
+
+    async def listed(**params: Any) -> list[int]:
+        return await hub.ids(limit=1000, **params)
+
+    # what waits now, whenever it started (E returned two days ago, still unacknowledged)
+    assert ids("active_unack") == await listed(state="active", isa_state="unack") == [month.d]
+    assert ids("active_ack") == await listed(state="active", isa_state="ack") == [month.b]
+    assert month.early in ids("returned_unack")
+    assert ids("returned_unack") == await listed(isa_state="rtn_unack")
+    assert ids("overdue") == await listed(overdue="true") and month.d in ids("overdue")
+    assert h["active_unack"]["truncated"] is False and h["active_unack"]["count"] == 1
+    ((shelf,),) = [h["shelved"]]
+    c = await hub.alarm(month.c)
+    assert (shelf["sensor"], shelf["by"], shelf["reason"], shelf["tag"]) == (
+        "ch4-t2",
+        "op",
+        "calibration",
+        "T2",
+    )
+    assert (shelf["until"], shelf["tier"], shelf["site"]) == (c["shelved_until"], "red", c["site"])
+    ((out,),) = [h["out_of_service"]]
+    assert (out["sensor"], out["by"], out["reason"], out["tag"]) == (
+        "ch4-t1",
+        "op",
+        "探头更换",
+        "T1",
+    )
+    assert out["site"] == "face-1301" and out["since"] <= now_ms()
+    ((chatter,),) = [h["chattering"]]
+    assert (chatter["sensor"], chatter["activations"], chatter["worst"]) == ("ch4-t0", 3, 3)
+
+    # 12 hours, or a range
+    h12 = (await hub.get("/handover", params={"hours": 12})).json()
+    assert h12["end"] - h12["start"] == 12 * 60 * MIN
+    r = await hub.get("/handover", params={"start": month.start, "end": month.end})
+    assert (r.json()["start"], r.json()["end"]) == (month.start, month.end)
+    for bad in ({"hours": 8, "start": month.start}, {"start": month.start // 1000}, {"hours": 0}):
+        assert (await hub.get("/handover", params=bad)).status_code == 422, bad
+
+    # one site: the tanker's alarm is not the face's
+    face = (await hub.get("/handover", params={"site": "face-1301"})).json()
+    assert ids("active_unack") == [month.d] and face["active_unack"]["alarms"] == []
+    assert face["raised"]["raised"] == 6 and face["shelved"] and face["out_of_service"]
+    # the enterprise's key sees its own tenant only; another's site is 404
+    coal = (await hub.get("/handover", "coal")).json()
+    assert coal["active_unack"]["alarms"] == [] and coal["raised"]["raised"] == 6
+    chem = (await hub.get("/handover", "chem")).json()
+    assert [a["id"] for a in chem["active_unack"]["alarms"]] == [month.d]
+    assert chem["shelved"] == chem["out_of_service"] == chem["chattering"] == []
+    assert chem["raised"]["raised"] == 1
+    assert (await hub.get("/handover", "chem", params={"site": "face-1301"})).status_code == 404

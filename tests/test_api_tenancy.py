@@ -225,6 +225,8 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             OPEN,
         ),
+        # the shift handover: the chemical company's shift holds nothing of the coal face
+        ("get", "/api/v1/handover"): ("/api/v1/handover?hours=12", None, "chem", OPEN),
         ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
         # the packs are the regulations' numbers; a rule's count of sensors is of the key's own
         ("get", "/api/v1/rule-packs"): ("/api/v1/rule-packs", None, "chem", OPEN),
@@ -361,7 +363,13 @@ async def test_a_site_filter_naming_another_tenants_site_is_404_on_every_list(ri
     'nothing there' (and tells nothing of the other tenant either way)."""
     now = time.time_ns() // 1_000_000
     span = f"start={now - 86_400_000}&end={now + 3_600_000}"
-    lists = ("/api/v1/sensors", "/api/v1/latest", "/api/v1/alarms", "/api/v1/alarm-quality/rate")
+    lists = (
+        "/api/v1/sensors",
+        "/api/v1/latest",
+        "/api/v1/alarms",
+        "/api/v1/alarm-quality/rate",
+        "/api/v1/handover",
+    )
     for path in lists:
         sep = "&" if "?" in path else "?"
         extra = f"&{span}" if "alarm-quality" in path else ""

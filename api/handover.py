@@ -1,0 +1,262 @@
+"""The shift handover (交接班): one answer for a dispatcher handing over at 08:00, over the key's
+tenants (and one site when asked) and the shift that ends (the last 8 hours unless told): the
+alarms raised in it by peak tier and how they were handled, what is waiting now (active and not
+acknowledged, active and acknowledged, returned and not acknowledged, past a disposal deadline),
+the points shelved now (by whom, until when, why), the sensors out of service now (who, why,
+since) and the points that chattered most in the shift.
+
+The range is of event time, as the alarm list's `start`/`end` and the handling report's; the
+lists of what waits are the present state, whenever the alarm started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field
+
+from alerts import alarmstats as stats
+from alerts.statedb import AlarmFilter, StateDB
+from alerts.table import kind_name
+from api.alarms import alarm_json, names_of
+from api.alarmstats import ChatterPublic
+from api.context import AppContext, Caller, Ctx, check_site, narrowed
+from api.handling import CountsPublic, handling_report
+from api.models import AlarmPublic
+from api.timerange import refuse_seconds
+from telemetry.registry import Registry
+
+__all__ = ["HandoverPublic", "handover_router"]
+
+_HOUR_MS = 3_600_000
+_MAX_MS = 2**53
+_MAX_RANGE_MS = 31 * 24 * _HOUR_MS
+LIST_MAX = 500  # alarms per list of one answer
+CHATTER_MAX = 10  # the points that chattered most
+
+# the shelves in force, each with the tenant and site of its point's latest alarm (a shelve is
+# the point's: sensor, rule and kind)
+_SHELVES = (
+    "SELECT s.sensor, s.rule, s.side, s.until, s.level, s.actor, s.reason, s.at, "
+    "a.tenant, a.site, a.device, a.level_name, a.tier FROM shelves s "
+    "JOIN alarms a ON a.id = (SELECT MAX(b.id) FROM alarms b WHERE b.sensor = s.sensor "
+    "AND b.rule = s.rule AND b.side = s.side) WHERE s.until > ? ORDER BY s.until"
+)
+
+
+class AlarmListPublic(BaseModel):
+    count: int = Field(description="the alarms listed")
+    truncated: bool = Field(description=f"more than {LIST_MAX}: the newest {LIST_MAX} listed")
+    alarms: list[AlarmPublic]
+
+
+class ShelfPublic(BaseModel):
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    location: str
+    tag: str
+    rule: str
+    side: str
+    level: int | None = Field(description="the shelve holds the point up to this level")
+    level_name: str = Field(description="of the point's latest alarm")
+    tier: str = Field(description="of the point's latest alarm")
+    by: str
+    reason: str
+    since: int = Field(description="when it was shelved, ms")
+    until: int = Field(description="when the shelve ends by itself, ms")
+
+
+class OutOfServicePublic(BaseModel):
+    tenant: str
+    site: str
+    device: str
+    sensor: str
+    kind: str
+    location: str
+    tag: str
+    by: str
+    reason: str
+    since: int
+
+
+class HandoverPublic(BaseModel):
+    start: int
+    end: int
+    now: int
+    site: str | None
+    raised: CountsPublic = Field(
+        description="the alarms that started in [start, end), as the handling report counts them"
+    )
+    active_unack: AlarmListPublic
+    active_ack: AlarmListPublic
+    returned_unack: AlarmListPublic
+    overdue: AlarmListPublic
+    shelved: list[ShelfPublic]
+    out_of_service: list[OutOfServicePublic]
+    chattering: list[ChatterPublic]
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def shift_range(hours: int | None, start: int | None, end: int | None, now: int) -> tuple[int, int]:
+    """[start, end) of the shift: `hours` back from `end` (now unless given), or from `start`."""
+    refuse_seconds(start=start, end=end)
+    if hours is not None and start is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give hours or start, not both")
+    end_ms = now if end is None else end
+    start_ms = end_ms - (hours or 8) * _HOUR_MS if start is None else start
+    if end_ms <= start_ms:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
+    if end_ms - start_ms > _MAX_RANGE_MS:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a range is at most 31 days")
+    return start_ms, end_ms
+
+
+def _alarms(db: StateDB, registry: Registry, where: AlarmFilter) -> AlarmListPublic:
+    rows, events = db.list_alarm_records(where, LIST_MAX + 1)
+    names = names_of(registry)
+    shown = rows[:LIST_MAX]
+    return AlarmListPublic(
+        count=len(shown),
+        truncated=len(rows) > LIST_MAX,
+        alarms=[
+            AlarmPublic.model_validate(alarm_json(a, events[a["id"]], registry, names))
+            for a in shown
+        ],
+    )
+
+
+def _place(registry: Registry, sensor: str) -> dict[str, str]:
+    info = registry.sensor(sensor)
+    return {
+        "location": info.location if info is not None else "",
+        "tag": info.tag if info is not None else "",
+    }
+
+
+def handover(
+    ctx: AppContext, tenants: list[str], site: str | None, start: int, end: int, now: int
+) -> HandoverPublic:
+    """The handover over `tenants` (those the caller sees) and `site` (None: every site)."""
+    db, registry = ctx.statedb, ctx.registry
+
+    def waiting(**kw: Any) -> AlarmListPublic:
+        return _alarms(db, registry, AlarmFilter(tenants, site=site, **kw))
+
+    among = set(tenants)
+    shelves = [
+        ShelfPublic(
+            tenant=r[8],
+            site=r[9],
+            device=r[10],
+            sensor=r[0],
+            **_place(registry, r[0]),
+            rule=r[1],
+            side=kind_name(r[2]),
+            level=r[4],
+            level_name=r[11],
+            tier=r[12],
+            by=r[5],
+            reason=r[6],
+            since=r[7],
+            until=r[3],
+        )
+        for r in (db.query(_SHELVES, (now,)) if tenants else [])
+        if r[8] in among and (site is None or r[9] == site)
+    ]
+    out = []
+    for sensor, tenant, actor, reason, at in db.sensors_out_of_service(tenants):
+        info = registry.sensor(sensor)
+        if info is None or info.tenant != tenant or (site is not None and info.site != site):
+            continue
+        out.append(
+            OutOfServicePublic(
+                tenant=tenant,
+                site=info.site,
+                device=info.device,
+                sensor=sensor,
+                kind=info.kind,
+                location=info.location,
+                tag=info.tag,
+                by=actor,
+                reason=reason,
+                since=int(at),
+            )
+        )
+    chatter = stats.chattering(db, tenants, start, end)
+    return HandoverPublic(
+        start=start,
+        end=end,
+        now=now,
+        site=site,
+        raised=handling_report(db, tenants, start, end, names_of(registry), only_site=site).total,
+        active_unack=waiting(state="active", isa_state=["unack"]),
+        active_ack=waiting(state="active", isa_state=["ack"]),
+        returned_unack=waiting(isa_state=["rtn_unack"]),
+        overdue=waiting(overdue=True),
+        shelved=shelves,
+        out_of_service=sorted(out, key=lambda o: o.since),
+        chattering=[
+            ChatterPublic(
+                tenant=c.point.tenant,
+                site=c.point.site,
+                device=c.point.device,
+                sensor=c.point.sensor,
+                rule=c.point.rule,
+                side=c.point.kind,
+                activations=c.activations,
+                worst=c.worst,
+                worst_start=c.worst_start,
+            )
+            for c in _on_site(chatter.points, site)[:CHATTER_MAX]
+        ],
+    )
+
+
+def _on_site(points: Sequence[stats.Chatter], site: str | None) -> list[stats.Chatter]:
+    return [c for c in points if site is None or c.point.site == site]
+
+
+def handover_router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+    @r.get("/handover", response_model=HandoverPublic)
+    async def get_handover(
+        ctx: Ctx,
+        caller: Caller,
+        hours: Annotated[
+            int | None,
+            Query(ge=1, le=72, description="the shift: this many hours back from end (default 8)"),
+        ] = None,
+        start: Annotated[
+            int | None,
+            Query(ge=0, le=_MAX_MS, description="ms since the epoch, inclusive (instead of hours)"),
+        ] = None,
+        end: Annotated[
+            int | None, Query(ge=0, le=_MAX_MS, description="ms since the epoch; default now")
+        ] = None,
+        site: str | None = None,
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
+    ) -> HandoverPublic:
+        """The shift handover (交接班): the alarms raised in the shift by peak tier and how they
+        were handled; the alarms waiting now (active unacknowledged, active acknowledged,
+        returned unacknowledged, overdue); the points shelved and the sensors out of service
+        now; the points that chattered most in the shift. A site or tenant the caller does not
+        see is 404."""
+        tenants = narrowed(ctx, caller, tenant)
+        check_site(ctx, tenants, site)
+        now = _now_ms()
+        span = shift_range(hours, start, end, now)
+        return await asyncio.to_thread(handover, ctx, tenants, site, *span, now)
+
+    return r
