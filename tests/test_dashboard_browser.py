@@ -126,9 +126,12 @@ async def test_operator_sees_the_methane_alarm_live(mosquitto, tmp_path):
                 "document.querySelector('#alarms tbody tr td:nth-child(3)').title"
             )
             assert title == "above power_cut"
-            # a tile's kind as an operator says it
+            # a tile's kind as an operator says it, under the sensor's tag and its id
             kind = await browser.js(f"{q('.tile[data-sensor=ch4-t1] .k')}.innerText")
-            assert kind == "甲烷 T1"
+            assert kind == "甲烷"
+            heading = await browser.js(f"{q('.tile[data-sensor=ch4-t1] .n')}.innerText")
+            assert heading == "T1"
+            assert await browser.js(f"{q('.tile[data-sensor=ch4-t1] .id')}.innerText") == "ch4-t1"
             await browser.screenshot(SHOTS / "02-methane-alarm-live.png")
             # a vehicle's alarms of the same name tell who judged them, all in Chinese
             labels = await browser.js(

@@ -753,7 +753,8 @@ async def test_orange_and_red_alarms_waiting_sound_and_show_in_the_title_until_a
 async def test_a_sensor_out_of_service_says_so_on_its_tile():
     """A tile out of service looked like any other: a dispatcher took its value, which raises no
     alarm, for a watched one. It says 停用 (who, why, since in its tooltip), and a sensor taken
-    out of service meanwhile (its alarm's event) follows."""
+    out of service meanwhile (its alarm's event) follows. (And a tile is headed by the sensor's
+    tag and location, its id beneath: a heading `face1301-ch4-t1` told the dispatcher little.)"""
     now = now_ms()
     out = {
         "out_of_service": True,
@@ -764,7 +765,7 @@ async def test_a_sensor_out_of_service_says_so_on_its_tile():
     hub = FakeHub(
         keys={
             "k": Key(
-                sensors=[sensor("a", **out), sensor("b")],
+                sensors=[sensor("a", tag="T1", location="1301 回风巷", **out), sensor("b")],
                 latest=[reading("a", now, 1.6), reading("b", now, 0.3)],
             )
         }
@@ -772,6 +773,11 @@ async def test_a_sensor_out_of_service_says_so_on_its_tile():
     badge = "(id) => document.querySelector(`.tile[data-sensor='${id}'] .oos-badge`)?.textContent"
     async with serving(hub), page(hub, "k") as browser:
         await browser.wait_for(f"!!{tile('a')}", 5)
+        heads = await browser.js(
+            "[...document.querySelectorAll('.tile')].map((t) =>"
+            " [t.querySelector('.n').innerText, t.querySelector('.id').innerText])"
+        )
+        assert heads == [["T1 · 1301 回风巷", "a"], ["b", ""]], heads
         assert re.match("停用|out of service", await browser.js(f"({badge})('a')"))
         assert "recalibration" in await browser.js(f"{tile('a')}.title")
         assert "1.6" in await browser.js(f"{tile('a')}.querySelector('.v').textContent")

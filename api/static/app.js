@@ -98,6 +98,10 @@ const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v
 // a sensor's reading as its operator says it: a feed point's 1 or 0 is 有电 or 无电, not "1 on/off"
 const fmtReading = (v, s) => (s.kind === "power_feed" && (v === 0 || v === 1) ? t(v ? "fed" : "unfed") : fmtVal(v, s.unit));
 
+/** A sensor's name for people: its placement tag and location ("T1 · 1301 回风巷"), "" when
+ * the configuration gives neither. */
+export const sensorLabel = (s) => [s.tag, s.location].filter(Boolean).join(" · ");
+
 // the tiles are built once per list of sensors and language, and then only those whose
 // reading, quality, alarm or liveness changed are written (2,000 tiles rebuilt on every
 // reading kept the page busy)
@@ -122,9 +126,14 @@ function buildTiles(root) {
     for (const s of list) {
       const tile = document.createElement("div");
       tile.dataset.sensor = s.id;
-      tile.innerHTML = `<div class="n"></div><div class="v"></div><div class="k"></div>`;
-      tile.querySelector(".n").textContent = s.id;
-      tile.querySelector(".k").textContent = `${kindName(s.kind)}${s.tag ? " " + s.tag : ""}${s.location ? " · " + s.location : ""}`;
+      tile.innerHTML = `<div class="n"></div><div class="id"></div><div class="v"></div><div class="k"></div>`;
+      // the sensor as the mine names it (its tag and location, where the configuration gives
+      // them: "T1 · 1301 回风巷"), its id smaller beneath; the id alone when it has neither
+      const label = sensorLabel(s);
+      tile.querySelector(".n").textContent = label || s.id;
+      tile.querySelector(".id").textContent = label ? s.id : "";
+      tile.querySelector(".id").hidden = !label;
+      tile.querySelector(".k").textContent = kindName(s.kind);
       tile.onclick = () => showTrend(s.id);
       tiles.appendChild(tile);
       tileEls.set(s.id, { el: tile, v: tile.querySelector(".v"), sig: "" });
