@@ -130,6 +130,7 @@ class FakeHub:
     acknowledged: list[dict[str, Any]] = field(
         default_factory=list
     )  # bulk acknowledgements' bodies
+    vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
 
     async def push(self, kind: str, data: dict[str, Any]) -> None:
         """An event to every open stream."""
@@ -247,6 +248,10 @@ class FakeHub:
 
         @app.get("/api/v1/vehicles")
         def vehicles() -> list[Any]:
+            return self.vehicles
+
+        @app.get("/api/v1/vehicles/{vid}/track")
+        def track(vid: str) -> list[Any]:
             return []
 
         @app.get("/api/v1/geofences")
@@ -909,3 +914,37 @@ async def test_a_refused_close_keeps_its_form_and_the_reason_when_clicked_again(
         assert await browser.js(f"!{msg}.hidden && {msg}.textContent.startsWith('409')")
         await browser.js(f"{form}.querySelector('.cancel').click()")
         await browser.wait_for(f"!{form}", 5)
+
+
+# the page's timers, quicker: the map read every 10 s and the tick of 5 s (which reads the
+# sensors again every 12th)
+QUICK_TIMERS = (
+    "const __si = window.setInterval.bind(window);"
+    "window.setInterval = (f, ms, ...a) =>"
+    " __si(f, ms === 10000 ? 200 : ms === 5000 ? 50 : ms, ...a);"
+)
+
+
+async def test_panels_with_nothing_to_show_are_hidden_until_it_comes():
+    """A mine's key was shown an empty vehicles panel (and a key of no sensors empty tiles and
+    trend): a panel shows once the key has something for it, and comes when it does."""
+    hub = FakeHub(keys={"k": Key()})
+    shown = "(id) => !document.querySelector(id).hidden"
+    async with serving(hub), page(hub, "k", script=QUICK_TIMERS) as browser:
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 5)
+        for panel in ("#map-panel", "#sites-panel", "#trend-panel"):
+            assert not await browser.js(f"({shown})('{panel}')"), panel
+        assert await browser.js(f"({shown})('#alarms-panel')")
+        hub.keys["k"].sensors = [sensor("a")]
+        await browser.wait_for(f"({shown})('#sites-panel') && !!{tile('a')}", 5)
+        assert await browser.js(f"({shown})('#trend-panel')")
+        hub.vehicles = [
+            {
+                "id": "v1",
+                "tenant": "t",
+                "plate": "苏A·1",
+                "vehicle_class": "hazmat",
+                "speed_sensor": "v1.speed",
+            }
+        ]
+        await browser.wait_for(f"({shown})('#map-panel')", 5)

@@ -135,5 +135,13 @@ async def test_map_draws_geofences_and_the_trend_zooms(mosquitto, tmp_path):
             await browser.js(f"{hour}.click()")
             await browser.wait_for(f"{hour}.getAttribute('aria-pressed') === 'true'", timeout_s=5)
             assert abs(await span() - 3600_000) < 2000
+            assert not await browser.js(f"{q('#map-panel')}.hidden")
+
+            # the coal company's key has no vehicle: no empty map (its speed zones aside)
+            await browser.js(f"{q('#logout')}.click()")
+            await _login(browser, "k-coal")
+            await browser.wait_for(f"{q('#map')}.dataset.geofences === '2'", timeout_s=10)
+            assert await browser.js(f"{q('#map-panel')}.hidden")
+            assert not await browser.js(f"{q('#sites-panel')}.hidden")
         finally:
             await browser.close()

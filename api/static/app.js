@@ -145,6 +145,9 @@ function buildTiles(root) {
 function renderTiles() {
   const root = $("#sites");
   if (!root) return;
+  // a key without sensors (a transport company's with no speed sensors yet) is shown no empty
+  // tiles and trend: they come with the first sensor
+  $("#sites-panel").hidden = $("#trend-panel").hidden = !sensors.size;
   const shape = `${lang} ${sensorsVersion}`;
   if (shape !== tilesBuilt) { buildTiles(root); tilesBuilt = shape; }
   const activeSensors = new Set();
@@ -346,6 +349,9 @@ async function drawMap() {
   const end = hubNow() + 1000, start = end - 30 * 60 * 1000;
   const tracks = await Promise.all(vehicles.map((v) => api(`/api/v1/vehicles/${encodeURIComponent(v.id)}/track?start=${start}&end=${end}`)));
   if (mine !== session) return;  // read with a key signed out since
+  // a key without vehicles (a mine's) is shown no empty map: the panel comes with the first
+  // vehicle (the map is read every 10 s)
+  $("#map-panel").hidden = !vehicles.length;
   const c = $("#map"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
   // the view: the tracks of the last 30 min, else the geofences
@@ -467,12 +473,15 @@ function reread() {
   }).catch(() => {});
 }
 
-/** A sensor went out of service or back (its open alarms said so): its tile follows. */
+/** A sensor went out of service or back (its open alarms said so): its tile follows. Sensors
+ * added or removed since (a configuration changed live) change the tiles too. */
 function rereadService() {
   const mine = session;
   api("/api/v1/sensors").then((list) => {
     if (mine !== session) return;
-    for (const s of list) if (sensors.has(s.id)) sensors.set(s.id, s);
+    const same = list.length === sensors.size && list.every((s) => sensors.has(s.id));
+    if (!same) { sensors.clear(); sensorsVersion++; }
+    for (const s of list) if (!same || sensors.has(s.id)) sensors.set(s.id, s);
     renderTiles();
   }).catch(() => {});
 }
@@ -570,6 +579,7 @@ function forget() {
   if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }
   role = null;
   sensors.clear(); latest.clear(); sensorsVersion++;
+  $("#map-panel").hidden = true;  // until the next key's vehicles are read
   clearAlarms();
   trendSensor = null;
   $("#trend-name").textContent = "";
