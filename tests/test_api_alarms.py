@@ -1337,3 +1337,18 @@ async def test_an_alarm_says_its_peak_level_value_and_when_it_was_reached(hub: H
         1.2,
         b["started_ts"],
     )
+
+
+def test_the_docs_alarm_example_has_every_field_of_an_alarm() -> None:
+    """docs/api.md's alarm lacked `location` and `value_unit`: an integrator reading it did not
+    know they were there. Its example is an alarm as the API answers it, every field."""
+    from api.models import AlarmEventPublic, AlarmPublic
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text("utf-8")
+    found = re.search(r"\nAn alarm:\n\n```json\n(.*?)\n```", text, re.S)
+    assert found is not None
+    example = json.loads(found.group(1))
+    assert set(example) == set(AlarmPublic.model_fields)
+    for event in example["events"]:
+        assert set(event) == set(AlarmEventPublic.model_fields)
+    AlarmPublic.model_validate(example)
