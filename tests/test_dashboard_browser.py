@@ -319,6 +319,16 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             assert (a["events"][-1]["kind"], a["events"][-1]["actor"]) == ("acknowledged", "王工")
             assert "ack" not in await row.buttons()
 
+            # the shift handover, from the hub itself: the alarm active and acknowledged
+            await browser.js(f"{q('#handover-open')}.click()")
+            acked = q("#handover-body [data-section=active_ack]")
+            await browser.wait_for(f"{acked}?.innerText.includes('ch4-t1')", 5)
+            assert "王工" in await browser.js(f"{q('#handover-body .facts')}.innerText")
+            raised = await browser.js(f"{q('.ho-raised tbody')}.innerText")
+            assert raised.split()[:2] == ["1", "1"], raised  # one alarm, red
+            await browser.screenshot(SHOTS / "04-handover.png")
+            await browser.js(f"{q('#handover-close')}.click()")
+
             # shelve for 8 h with a reason
             asked = _ms()
             await row.submit("shelve", reason="T1 探头标定 calibration", duration="28800")

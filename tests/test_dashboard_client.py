@@ -131,6 +131,7 @@ class FakeHub:
         default_factory=list
     )  # bulk acknowledgements' bodies
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
+    handover: dict[str, Any] = field(default_factory=dict)  # every key's
 
     async def push(self, kind: str, data: dict[str, Any]) -> None:
         """An event to every open stream."""
@@ -249,6 +250,10 @@ class FakeHub:
         @app.get("/api/v1/vehicles")
         def vehicles() -> list[Any]:
             return self.vehicles
+
+        @app.get("/api/v1/handover")
+        def handover() -> dict[str, Any]:
+            return self.handover
 
         @app.get("/api/v1/vehicles/{vid}/track")
         def track(vid: str) -> list[Any]:
@@ -948,3 +953,132 @@ async def test_panels_with_nothing_to_show_are_hidden_until_it_comes():
             }
         ]
         await browser.wait_for(f"({shown})('#map-panel')", 5)
+
+
+def _listed(*alarms: dict[str, Any]) -> dict[str, Any]:
+    return {"count": len(alarms), "truncated": False, "alarms": list(alarms)}
+
+
+def handover_answer(now: int) -> dict[str, Any]:
+    """A handover as the hub answers it (docs/alarms.md, the shift handover)."""
+    tiers = {"red": 1, "orange": 2, "yellow": 3, "blue": 0, "none": 0}
+    raised = {
+        "raised": 6,
+        "peak_tier": tiers,
+        "acknowledged": 4,
+        "ack": None,
+        "disposal": {"received": 6, "verified": 0, "disposed": 0, "closed": 0},
+        "closed_time": None,
+        "overdue_ever": 1,
+        "open": 5,
+        "shelved": 1,
+        "shelved_by": [],
+    }
+    point = {"tenant": "t", "site": "face", "device": "d", "rule": "r", "side": "above"}
+    return {
+        "start": now - 8 * 3_600_000,
+        "end": now,
+        "now": now,
+        "site": None,
+        "raised": raised,
+        "active_unack": _listed({**alarm(1, "a"), "location": "1301 回风巷"}),
+        "active_ack": _listed(),
+        "returned_unack": _listed(),
+        "overdue": _listed(alarm(1, "a", overdue=True)),
+        "shelved": [
+            {
+                **point,
+                "sensor": "b",
+                "location": "",
+                "tag": "T2",
+                "level": 1,
+                "level_name": "alarm",
+                "tier": "yellow",
+                "by": "王工",
+                "reason": "探头标定",
+                "since": now - 60_000,
+                "until": now + 3_600_000,
+            }
+        ],
+        "out_of_service": [
+            {
+                **point,
+                "sensor": "c",
+                "kind": "methane",
+                "location": "",
+                "tag": "",
+                "by": "李班长",
+                "reason": "探头更换",
+                "since": now - 120_000,
+            }
+        ],
+        "chattering": [
+            {**point, "sensor": "a", "activations": 74, "worst": 9, "worst_start": now - 600_000}
+        ],
+    }
+
+
+async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shift_chosen():
+    """A night dispatcher handing over at 08:00 gathered the shift from five places: the
+    header's 交接班 opens one panel of it (8 or 12 h, a range, a site), printed alone."""
+    now = now_ms()
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("a"), sensor("b"), sensor("c", site="roadway")])},
+        handover=handover_answer(now),
+    )
+    section = "(k) => document.querySelector(`#handover-body [data-section=${k}]`)?.innerText"
+    shown = "(s) => getComputedStyle(document.querySelector(s)).display !== 'none'"
+    async with serving(hub), page(hub, "k") as browser:
+        assert await browser.js(f"{q('#handover-panel')}.hidden")
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!({section})('active_unack')", 5)
+        assert hub.count("/api/v1/handover?hours=8") == 1
+        assert "a · 1301 回风巷" in await browser.js(f"({section})('active_unack')")
+        assert "(1)" in await browser.js(f"({section})('overdue')")
+        assert re.search(r"\(0\)\s*(无|none)", await browser.js(f"({section})('active_ack')"))
+        shelf = await browser.js(f"({section})('shelved')")
+        assert "王工" in shelf and "探头标定" in shelf and "b · T2" in shelf, shelf
+        assert "李班长" in await browser.js(f"({section})('oos')")
+        assert "74" in await browser.js(f"({section})('chattering')")
+        counts = await browser.js(
+            "[...document.querySelectorAll('.ho-raised tbody td')].map((c) => c.innerText)"
+        )
+        assert counts == ["6", "1", "2", "3", "0", "4", "5", "1", "1"], counts
+        # 12 hours, a site, a range: each asked of the hub
+        twelve = q("#handover-span [data-hours='12']")
+        await browser.js(f"{twelve}.click()")
+        sites = await browser.js(
+            "[...document.querySelectorAll('#handover-site option')].map((o) => o.value)"
+        )
+        assert sites == ["", "face", "roadway"], sites
+        await browser.js(
+            f"(() => {{ const s = {q('#handover-site')}; s.value = 'roadway';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        await browser.js(f"{q('#handover-span [data-hours=range]')}.click()")
+        await browser.wait_for(f"!{q('#handover-range')}.hidden", 5)
+
+        def asked() -> list[str]:
+            return [c for c in hub.calls if c.startswith("/api/v1/handover")]
+
+        for _ in range(50):
+            if len(asked()) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        assert asked()[1:] == [
+            "/api/v1/handover?hours=12",
+            "/api/v1/handover?hours=12&site=roadway",
+            f"/api/v1/handover?start={now - 8 * 3_600_000}&end={now}&site=roadway",
+        ], asked()
+        # printed: the handover alone, with the lines to sign
+        await browser.call("Emulation.setEmulatedMedia", media="print")
+        assert await browser.js(f"({shown})('#handover-panel')")
+        for hidden in ("#alarms-panel", "#sites-panel", "header", "#handover-panel .no-print"):
+            assert not await browser.js(f"({shown})('{hidden}')"), hidden
+        assert re.match("交班人|Handed over by", await browser.js(f"{q('.ho-sign')}.innerText"))
+        # closed, the page prints as before
+        await browser.call("Emulation.setEmulatedMedia", media="screen")
+        await browser.js(f"{q('#handover-close')}.click()")
+        await browser.call("Emulation.setEmulatedMedia", media="print")
+        assert await browser.js(f"({shown})('#alarms-panel')")
+        await browser.call("Emulation.setEmulatedMedia", media="")

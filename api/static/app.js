@@ -1,5 +1,6 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
 import { initAttention } from "/static/attention.js";
+import { HANDOVER_STRINGS, clearHandover, initHandover, renderHandover } from "/static/handover.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
 const T = {
@@ -29,8 +30,8 @@ const T = {
         oos_tile: "out of service · raises no alarm", oos_since: "out of service",
         fed: "powered", unfed: "no power" },
 };
-Object.assign(T.zh, STRINGS.zh);
-Object.assign(T.en, STRINGS.en);
+Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh);
+Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
@@ -54,7 +55,7 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
-  renderAlarms(); renderTiles();
+  renderAlarms(); renderTiles(); renderHandover();
 }
 
 // The hub's clock, not the browser's: readings are stamped by the devices and the hub, and a
@@ -580,7 +581,8 @@ function forget() {
   role = null;
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
-  clearAlarms();
+  clearAlarms(); clearHandover();
+  $("#handover-open").hidden = true;
   trendSensor = null;
   $("#trend-name").textContent = "";
   for (const id of ["#trend", "#map"]) {
@@ -605,6 +607,7 @@ async function start() {
   role = me;
   const mine = session;
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
+  $("#handover-open").hidden = false;
   translate();
   stream(mine);
   drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
@@ -629,6 +632,14 @@ const centre = () => !!role && (["admin", "operator"].includes(role.role) || rol
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 initAttention(t);
+// the shift handover: the sites of the key's sensors to choose from
+const siteChoices = () => {
+  const found = new Map();
+  for (const s of sensors.values()) if (!found.has(s.site)) found.set(s.site, `${s.tenant} / ${s.site}`);
+  return [...found].sort((a, b) => a[1].localeCompare(b[1]));
+};
+initHandover({ t, api, sites: siteChoices, me: () => role, centre, kind: kindName,
+  place: (id) => (sensors.has(id) ? sensorLabel(sensors.get(id)) : "") });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };
 $("#login-form").onsubmit = async (e) => {

@@ -1,0 +1,250 @@
+// The shift handover (交接班): one view of GET /api/v1/handover for a dispatcher handing over,
+// the last 8 or 12 hours or a range, one site or all; printed on paper with the signatures of
+// who hands over and who takes over (the page's print stylesheet prints this panel alone).
+import { fmtCst, kindLevel } from "/static/alarms.js";
+
+export const HANDOVER_STRINGS = {
+  zh: { handover: "交接班", ho_title: "交接班记录", ho_range: "时段", ho_all_sites: "全部场所",
+        ho_refresh: "刷新", ho_print: "打印", ho_close: "关闭", ho_period: "时段（北京时间）",
+        ho_site: "场所", ho_made: "生成时间", ho_by: "生成人", ho_loading: "正在读取…",
+        ho_error: "读取失败：{e}", ho_none: "无",
+        ho_raised: "本班报警", ho_total: "合计", ho_acked: "已确认", ho_open: "未结束",
+        ho_overdue_ever: "曾超期", ho_shelved_n: "曾搁置",
+        ho_active_unack: "报警中·未确认", ho_active_ack: "报警中·已确认",
+        ho_returned_unack: "已恢复·未确认", ho_overdue: "处置超期",
+        ho_shelved: "搁置中的测点", ho_oos: "停用的测点", ho_chattering: "频繁报警的测点",
+        ho_more: "仅列出最新 {n} 条，其余请在报警列表中查看",
+        ho_peak: "峰值", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
+        ho_why: "原因", ho_kind: "类型", ho_activations: "本班报警次数", ho_worst: "60 秒内最多",
+        ho_giver: "交班人：", ho_taker: "接班人：", ho_signed_at: "交接时间：" },
+  en: { handover: "Handover", ho_title: "Shift handover", ho_range: "Range",
+        ho_all_sites: "all sites", ho_refresh: "Refresh", ho_print: "Print", ho_close: "Close",
+        ho_period: "Period (CST)", ho_site: "Site", ho_made: "Made", ho_by: "By",
+        ho_loading: "reading…", ho_error: "could not read it: {e}", ho_none: "none",
+        ho_raised: "Raised in the shift", ho_total: "total", ho_acked: "acknowledged",
+        ho_open: "still open", ho_overdue_ever: "ever overdue", ho_shelved_n: "shelved",
+        ho_active_unack: "Active, unacknowledged", ho_active_ack: "Active, acknowledged",
+        ho_returned_unack: "Returned, unacknowledged", ho_overdue: "Disposal overdue",
+        ho_shelved: "Points shelved", ho_oos: "Sensors out of service",
+        ho_chattering: "Points chattering most",
+        ho_more: "only the newest {n} listed: see the alarm list for the rest",
+        ho_peak: "Peak", ho_due: "due", ho_by_whom: "By", ho_until: "Until", ho_since: "Since",
+        ho_why: "Reason", ho_kind: "Kind", ho_activations: "raised in the shift",
+        ho_worst: "most within 60 s", ho_giver: "Handed over by:", ho_taker: "Taken over by:",
+        ho_signed_at: "At:" },
+};
+
+const TIERS = ["red", "orange", "yellow", "blue"];
+const LISTS = ["active_unack", "active_ack", "returned_unack", "overdue"];
+const $ = (s) => document.querySelector(s);
+let ctx = null;  // {t, api(path), sites(): [[id, label]], me(), centre(), kind(k), place(sensor)}
+let choice = { hours: 8 };  // or {start, end}: ms
+let shown = null;    // the answer shown
+let error = "";
+let seq = 0;
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// a datetime-local input's value read and written in Beijing time, whatever the browser's zone
+const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
+const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
+
+export function initHandover(context) {
+  ctx = context;
+  $("#handover-open").onclick = () => openHandover();
+  $("#handover-close").onclick = () => showPanel(false);
+  $("#handover-refresh").onclick = () => loadHandover();
+  $("#handover-print").onclick = () => window.print();
+  $("#handover-site").onchange = () => loadHandover();
+  $("#handover-span").addEventListener("click", (e) => {
+    const h = e.target?.dataset?.hours;
+    if (!h) return;
+    if (h === "range") {
+      const end = shown?.end ?? Date.now(), start = shown?.start ?? end - 8 * 3600e3;
+      $("#handover-from").value = toInput(start); $("#handover-to").value = toInput(end);
+      choice = { start, end };
+    } else {
+      choice = { hours: Number(h) };
+    }
+    loadHandover();
+  });
+  for (const id of ["#handover-from", "#handover-to"]) {
+    $(id).onchange = () => {
+      const start = fromInput($("#handover-from").value), end = fromInput($("#handover-to").value);
+      if (Number.isFinite(start) && Number.isFinite(end) && end > start) { choice = { start, end }; loadHandover(); }
+    };
+  }
+}
+
+// while the panel is open the page prints it alone (app.css, @media print)
+function showPanel(on) {
+  $("#handover-panel").hidden = !on;
+  document.body.classList.toggle("ho-printing", on);
+}
+
+/** Show the panel and read the handover afresh. */
+export async function openHandover() {
+  const panel = $("#handover-panel");
+  showPanel(true);
+  fillSites();
+  panel.scrollIntoView({ block: "start" });
+  await loadHandover();
+}
+
+/** Forget what was shown (a key signed out): nothing of it for the next key. */
+export function clearHandover() {
+  seq++; shown = null; error = ""; choice = { hours: 8 };
+  showPanel(false);
+  $("#handover-site").innerHTML = "";
+  renderHandover();
+}
+
+function fillSites() {
+  const select = $("#handover-site"), was = select.value;
+  select.innerHTML = "";
+  select.append(Object.assign(el("option", "", ctx.t("ho_all_sites")), { value: "" }));
+  for (const [id, label] of ctx.sites()) select.append(Object.assign(el("option", "", label), { value: id }));
+  select.value = [...select.options].some((o) => o.value === was) ? was : "";
+}
+
+export async function loadHandover() {
+  const q = new URLSearchParams();
+  if (choice.hours) q.set("hours", String(choice.hours));
+  else { q.set("start", String(Math.round(choice.start))); q.set("end", String(Math.round(choice.end))); }
+  const site = $("#handover-site").value;
+  if (site) q.set("site", site);
+  const mine = ++seq;
+  error = "";
+  $("#handover-body").dataset.loading = "1";
+  renderHandover();
+  try {
+    const got = await ctx.api(`/api/v1/handover?${q}`);
+    if (mine !== seq) return;
+    shown = got;
+  } catch (e) {
+    if (mine !== seq) return;
+    shown = null; error = e?.message ?? String(e);
+  }
+  delete $("#handover-body").dataset.loading;
+  renderHandover();
+}
+
+function table(head, rows) {
+  const tb = el("table", "ho-table");
+  const tr = el("tr");
+  for (const h of head) tr.append(el("th", "", h));
+  tb.append(el("thead"));
+  tb.tHead.append(tr);
+  const body = el("tbody");
+  for (const r of rows) {
+    const row = el("tr");
+    for (const c of r) {
+      const td = el("td");
+      if (c instanceof Node) td.append(c); else td.textContent = c ?? "";
+      row.append(td);
+    }
+    body.append(row);
+  }
+  tb.append(body);
+  return tb;
+}
+
+const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
+
+function sensorCell(sensor, location, where) {
+  const d = el("div", "", location ? `${sensor} · ${location}` : sensor);
+  if (where) d.append(el("div", "where", where));
+  return d;
+}
+
+function tierCell(tier) {
+  const d = el("span", "");
+  d.append(el("span", `tier tier-${tier}`), ` ${ctx.t(`tier_${tier}`)}`);
+  return d;
+}
+
+function alarmRows(list) {
+  const t = ctx.t;
+  return list.alarms.map((a) => {
+    const peaked = a.peak_ts !== null && a.peak_ts !== undefined;
+    const disp = `${t(`disp_${a.disposal}`)}${a.overdue ? ` · ${t("overdue")}` : ""}`
+      + (a.disposal_due && a.disposal !== "closed" ? ` (${t("ho_due")} ${fmtCst(a.disposal_due).slice(5, 16)})` : "");
+    const where = ctx.centre() ? `${a.tenant_name || a.tenant} · ${a.site_name || a.site}` : "";
+    return [tierCell(a.peak_tier ?? a.tier), sensorCell(a.sensor, a.location, where), kindLevel(a, t),
+      fmtVal(peaked ? a.peak_value : a.value, a.value_unit), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
+  });
+}
+
+function section(key, count, content, note = "") {
+  const s = el("section", "ho-section");
+  s.dataset.section = key;
+  s.append(el("h3", "", `${ctx.t(`ho_${key}`)} (${count})`));
+  if (!count) s.append(el("p", "empty", ctx.t("ho_none")));
+  else s.append(content);
+  if (note) s.append(el("p", "hint", note));
+  return s;
+}
+
+export function renderHandover() {
+  const body = $("#handover-body");
+  if (!body || !ctx) return;
+  const t = ctx.t;
+  body.innerHTML = "";
+  document.querySelectorAll("#handover-span button").forEach((b) => b.setAttribute("aria-pressed",
+    String(b.dataset.hours === (choice.hours ? String(choice.hours) : "range"))));
+  $("#handover-range").hidden = !!choice.hours;
+  const all = $("#handover-site").options[0];
+  if (all) all.textContent = t("ho_all_sites");
+  if (body.dataset.loading && !shown) { body.append(el("p", "empty", t("ho_loading"))); return; }
+  if (error) { body.append(el("p", "error", t("ho_error").replace("{e}", error))); return; }
+  if (!shown) return;
+  const h = shown;
+  body.append(el("h2", "ho-print-title", `${t("ho_title")} · hazardhub`));
+  const facts = el("dl", "facts");
+  const site = h.site ?? t("ho_all_sites");
+  for (const [k, v] of [["ho_period", `${fmtCst(h.start).slice(0, 16)} – ${fmtCst(h.end).slice(0, 16)}`],
+    ["ho_site", site], ["ho_made", fmtCst(h.now)], ["ho_by", ctx.me()?.name ?? ""]]) {
+    facts.append(el("dt", "", t(k)), el("dd", "", v));
+  }
+  body.append(facts);
+  // what the shift raised, by the highest tier each reached, and how it was handled
+  const r = h.raised;
+  const raised = table([t("ho_total"), ...TIERS.map((x) => t(`tier_${x}`)), t("ho_acked"), t("ho_open"),
+    t("ho_overdue_ever"), t("ho_shelved_n")],
+  [[String(r.raised), ...TIERS.map((x) => String(r.peak_tier[x] ?? 0)), String(r.acknowledged), String(r.open),
+    String(r.overdue_ever), String(r.shelved)]]);
+  raised.classList.add("ho-raised");
+  const s0 = el("section", "ho-section");
+  s0.dataset.section = "raised";
+  s0.append(el("h3", "", t("ho_raised")), raised);
+  body.append(s0);
+  const head = [t("tier"), t("sensor"), t("level"), t("ho_peak"), t("started_cst"), t("isa"), t("disposal")];
+  for (const key of LISTS) {
+    const list = h[key];
+    const more = list.truncated ? t("ho_more").replace("{n}", String(list.count)) : "";
+    body.append(section(key, list.count, table(head, alarmRows(list)), more));
+  }
+  const where = (x) => (ctx.centre() ? `${x.tenant} · ${x.site}` : "");
+  const place = (x) => [x.tag, x.location].filter(Boolean).join(" · ");
+  body.append(section("shelved", h.shelved.length, table(
+    [t("tier"), t("sensor"), t("level"), t("ho_by_whom"), t("ho_since"), t("ho_until"), t("ho_why")],
+    h.shelved.map((s) => [tierCell(s.tier), sensorCell(s.sensor, place(s), where(s)),
+      kindLevel(s, t), s.by, fmtCst(s.since), fmtCst(s.until), s.reason]))));
+  body.append(section("oos", h.out_of_service.length, table(
+    [t("sensor"), t("ho_kind"), t("ho_by_whom"), t("ho_since"), t("ho_why")],
+    h.out_of_service.map((o) => [sensorCell(o.sensor, place(o), where(o)), ctx.kind(o.kind), o.by,
+      fmtCst(o.since), o.reason]))));
+  body.append(section("chattering", h.chattering.length, table(
+    [t("sensor"), t("ho_kind"), t("ho_activations"), t("ho_worst"), t("started_cst")],
+    h.chattering.map((c) => [sensorCell(c.sensor, ctx.place(c.sensor), where(c)), c.side, String(c.activations),
+      String(c.worst), fmtCst(c.worst_start)]))));
+  // on paper: who handed over, who took over, when
+  const sign = el("div", "ho-sign");
+  for (const k of ["ho_giver", "ho_taker", "ho_signed_at"]) sign.append(el("span", "", t(k)), el("span", "ho-line"));
+  body.append(sign);
+}
