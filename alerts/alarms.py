@@ -85,8 +85,9 @@ class AlarmBook(GatewayAlarms):
         # the devices whose sensors all report no data, by sensor index
         self._device_of: dict[int, tuple[str, str, str]] = {}
         self._device_sensors: dict[tuple[str, str, str], tuple[int, ...]] = {}
-        # the sensors that can lose data (alerts.evaluate: process levels or a no-data timeout)
-        can_lose = table.has_rules | (table.no_data > 0)
+        # the sensors that can lose data (alerts.evaluate: process levels, a no-data timeout, or
+        # a verification's feedback: `RuleTable.loses`)
+        can_lose = table.loses
         for key, dev in registry.devices.items():
             watched = tuple(i for i in dev.sensors if bool(can_lose[i]))
             if not watched:
@@ -163,7 +164,7 @@ class AlarmBook(GatewayAlarms):
             elif side == FAULT:
                 judged = True  # every sensor's
             elif side == NO_DATA:
-                judged = bool(t.has_rules[i]) or int(t.no_data[i]) > 0
+                judged = bool(t.loses[i])
             elif side == ACTION:
                 judged = i in plans
             elif side == RATE:

@@ -237,7 +237,7 @@ def _evaluate(
         end = segment_ends(start)
         new.level[sf[end], FAULT] = fault[end]
     # no data: comm-loss readings, gaps between data readings, silence until `now`
-    d = _rows(rules | (table.no_data[s] > 0))
+    d = _rows(table.loses[s])
     if s[d].shape[0]:
         sd, td, vd = s[d], t[d], v[d]
         loss = (q[d] == Quality.COMM_LOSS) | (q[d] == Quality.STALE)

@@ -182,7 +182,7 @@ class ReferenceCore(Rewinding):
         if valued or q == Quality.SENSOR_FAULT:  # levels or none
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])
-        if rules or timeout > 0:
+        if bool(table.loses[s]):  # levels, a no-data time, or a verification's feedback
             if q in _LOSS:
                 self._set(s, t, v, NO_DATA, 1, out)
             else:

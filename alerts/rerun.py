@@ -38,6 +38,7 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         off_samples=table.off_samples[rows],
         no_data=table.no_data[rows],
         has_rules=table.has_rules[rows],
+        loses=table.loses[rows],
         watched=table.watched[rows],
         verify=(),
         verify_sensor=none,

@@ -191,6 +191,10 @@ class RuleTable:
     frozen_floor: npt.NDArray[np.float64]  # (n,) readings below it are never frozen (-inf)
     frozen: tuple[FrozenSpec | None, ...]  # (n,)
     has_frozen: bool  # any sensor has the check
+    # (n,) the sensors judged for no data (comm loss, gaps, silence): those with levels or a
+    # no-data time, and the feedbacks of verifications (a power feed, a crane's hoist circuit:
+    # silent, they would go unsaid until a demand failed on them, helper-103)
+    loses: npt.NDArray[np.bool_]
     # the action_failed alarm's text of the sensors whose verification has one of its own
     verify_actions: Mapping[int, str] = field(default_factory=dict)
 
@@ -333,9 +337,10 @@ def compile_table(
     watched = np.ones(n, dtype=np.bool_)
     # ... but only one with levels, a no-data time or a feedback role is worth the lateness
     # window's rewinds (a late reading of the others could change only a fault: counted late)
-    rewound = has_rules | (no_data > 0)
+    loses = has_rules | (no_data > 0)
     for plan in plans:
-        rewound[list(plan.feedbacks)] = True
+        loses[list(plan.feedbacks)] = True
+    rewound = loses.copy()
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()
@@ -398,6 +403,7 @@ def compile_table(
         ),
         frozen=frozen,
         has_frozen=bool(frozen_ms.any()),
+        loses=loses,
         verify_actions=verify_actions,
     )
 

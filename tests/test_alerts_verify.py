@@ -149,3 +149,27 @@ def test_a_verification_names_its_own_failure(tmp_path):
     assert [(e.kind, e.sensor, e.action) for e in failed] == [
         ("raised", "tc1-load-pct", load.verify.action)
     ]
+
+
+def test_a_feedback_sensor_without_levels_raises_no_data_on_comm_loss():
+    """helper-103: a crane's hoist-circuit sensor (no levels, no no-data time) went silent and
+    nothing was said: a verification's feedback is judged for no data like a sensor with levels
+    (the reference too), so its comm loss is an alarm before a demand fails on it."""
+    from alerts.reference import ReferenceCore
+    from alerts.table import NO_DATA
+    from telemetry.quality import Quality
+
+    registry = load_registry(ROOT / "examples" / "demo.yaml")
+    table = compile_table(registry.sensors)
+    feed = registry.sensor("face1301-feed").index
+    assert table.loses[feed] and not table.has_rules[feed] and table.no_data[feed] == 0
+    t0 = 1_700_000_000_000
+    sensors = np.array([feed, feed], np.int32)
+    ts = np.array([t0, t0 + 1000], np.int64)
+    values = np.array([1.0, np.nan])
+    quality = np.array([0, Quality.COMM_LOSS], np.uint8)
+    _, tr, _ = evaluate(table, Readings(sensors, ts, values, quality), CoreState.empty(table.size))
+    lost = [(s, t, after) for s, t, _, side, _, after in tr.rows() if side == NO_DATA]
+    assert lost == [(feed, t0 + 1000, 1)]
+    ref = ReferenceCore(table).evaluate(sensors, ts, values, quality)
+    assert [(r[0], r[1], r[5]) for r in ref if r[3] == NO_DATA] == lost
