@@ -1,4 +1,5 @@
-"""Protective actions demanded while the hub was away from its saved state.
+"""Protective actions: those demanded while the hub was away from its saved state, and the
+record of those confirmed.
 
 The analytics state is saved every 10 s; a hub killed within the seconds after an alarm reached a
 level that demands a protective action (methane at the power-cut level: the face's feed must
@@ -11,6 +12,9 @@ confirm it as of the deadline (what the killed hub judged and acknowledged is no
 without this look a cut made in time would fail at the next feed reading). What the store does
 not confirm is judged as any demand: failed at its deadline once a later reading or the clock
 says so.
+
+A demand met by a batch is journaled on the alarm that demanded it (`alerts.confirmations`): when
+and with what values the feedbacks confirmed it (`before_batch`, then `confirmed`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from alerts.alarms import AlarmBook
+from alerts.confirmations import Confirmation
 from alerts.evaluate import CoreState
-from alerts.table import VerifyPlan
-from ingest.store.base import StoreError, TimeSeriesStore
+from alerts.state import NO_TS
+from alerts.table import RuleTable, VerifyPlan
+from ingest.store.base import ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.quality import Quality
 
-__all__ = ["Demand", "confirm", "rearm"]
+__all__ = ["Demand", "before_batch", "confirm", "confirmed", "rearm"]
+
+Before = tuple[np.ndarray, np.ndarray]  # the plans' met flags, their feedbacks' last values
 
 log = logging.getLogger(__name__)
 
@@ -86,3 +94,46 @@ async def confirm(store: TimeSeriesStore, state: CoreState, demands: list[Demand
 
 
 _VALUED = (int(Quality.GOOD), int(Quality.OUT_OF_RANGE))
+
+
+def before_batch(table: RuleTable, state: CoreState) -> Before | None:
+    """What `confirmed` compares with: taken before the core judges a batch in place."""
+    if not table.verify:
+        return None
+    return state.met[table.verify_sensor].copy(), state.last_value[table.verify_pair_feedback]
+
+
+def confirmed(
+    table: RuleTable, before: Before | None, state: CoreState, batch: ReadingBatch
+) -> list[Confirmation]:
+    """The demands the batch met: each with when every feedback confirmed it (the event time
+    of the last of their confirming readings; the demand's start for one that confirmed
+    already) and their values then."""
+    if before is None:
+        return []
+    met_before, feed_before = before
+    out = []
+    newly = state.met[table.verify_sensor] & ~met_before
+    for k in np.flatnonzero(newly).tolist():
+        plan = table.verify[k]
+        deadline = int(state.deadline[plan.sensor])
+        if deadline == NO_TS:
+            continue  # met and ended within the batch
+        began = deadline - plan.within_ms
+        at, values = began, []
+        for j, f in enumerate(plan.feedbacks):
+            was = float(feed_before[int(table.verify_pair_ptr[k]) + j])
+            if plan.satisfied(was):
+                values.append(was)
+                continue
+            mine = (batch.sensor == f) & np.isin(batch.quality, _VALUED)
+            ts, vs = batch.ts[mine], batch.value[mine]
+            ok = np.flatnonzero([plan.satisfied(float(v)) for v in vs] if vs.size else [])
+            if not ok.size:  # confirmed as the core saw it; the batch says no more
+                values.append(float(state.last_value[f]))
+                continue
+            first = int(ok[np.argmin(ts[ok])])
+            at = max(at, int(ts[first]))
+            values.append(float(vs[first]))
+        out.append(Confirmation(plan, began, at, tuple(values)))
+    return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
+from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
@@ -36,7 +37,7 @@ from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
 from alerts.vehicles.terminal import TerminalAlarms
-from ingest.demands import confirm, rearm
+from ingest.demands import before_batch, confirm, confirmed, rearm
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
@@ -141,6 +142,8 @@ class Dispatcher(StateSaving, LinkClock):
         # recorded before anything else is judged; the events recorded wait in `_carried` for
         # the next caller to hand on.
         self._unkept: list[tuple[Transitions, int]] = []
+        # protective actions confirmed by a batch judged, to journal after its transitions
+        self._confirming: list[tuple[list[Confirmation], int]] = []
         self._carried: list[AlarmEvent] = retired
         # the book recording the oldest of them in its thread: a caller cancelled meanwhile
         # leaves it running, and the next caller takes its outcome instead of recording twice
@@ -173,6 +176,12 @@ class Dispatcher(StateSaving, LinkClock):
             transitions, arrival = self._unkept[0]
             self._carried += self.book.apply(transitions, arrival, self.state)
             self._unkept.pop(0)
+        while self._confirming:  # their plans name sensors by the old numbering
+            confirmations, arrival = self._confirming[0]
+            self._carried += record_confirmations(
+                self.statedb, self.registry, confirmations, arrival
+            )
+            self._confirming.pop(0)
         if self._working is not None:
             if not self._working.done():
                 raise AlarmStoreError("the fleet analytics are still at work: try again")
@@ -308,6 +317,14 @@ class Dispatcher(StateSaving, LinkClock):
             events = await _outlived(self._recording, self._forget_recording)
             self._unkept.pop(0)
             self._carried += events
+        # then the protective actions confirmed (after the raise that demanded them); a
+        # confirmation written already is not written again (a process event)
+        while self._confirming:
+            confirmations, arrival = self._confirming[0]
+            self._carried += await asyncio.to_thread(
+                record_confirmations, self.statedb, self.registry, confirmations, arrival
+            )
+            self._confirming.pop(0)
 
     async def _off_loop(
         self, step: Callable[..., list[AlarmEvent]], *args: object
@@ -437,9 +454,13 @@ class Dispatcher(StateSaving, LinkClock):
                 await self._record()  # an earlier batch's first; raising, this one is not judged
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 clock = arrival if horizon is None else min(arrival, horizon)
+                before = before_batch(self.table, self.state)
                 transitions, outcome = self._evaluate(batch, clock)
                 if len(transitions):  # before anything can fail or wait: never lost
                     self._unkept.append((transitions, arrival))
+                met = confirmed(self.table, before, self.state, batch)
+                if met:
+                    self._confirming.append((met, arrival))
                 events = self._take_carried()
                 self._judged = (batch, positions, events)
                 self._count(len(batch), outcome)

@@ -406,3 +406,34 @@ async def test_a_demand_the_saved_state_predates_is_armed_again_at_start(tmp_pat
     finally:
         await store.close()
         db.close()
+
+
+async def test_a_protective_action_confirmed_is_journaled_on_the_alarm_that_demanded_it(tmp_path):
+    """helper-103: a limiter that cut in time left no trace in the alarm's journal (raised,
+    escalated, cleared): an inspector pieced the cut together from two sensors' history. The
+    demand met is a system line in the journal of the alarm that demanded it, at the event time
+    of the confirming reading, once."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
+    try:
+        hub = Dispatcher(reg, store, db, Metrics())
+        start = _now() - 10_000
+        await hub.judge(_feed(feed, start - 5000, 1.0), [], start)
+        await hub.judge(_power_cut(t1, start), [], start)
+        events = await hub.judge(_feed(feed, start + 850, 0.0), [], start + 900)
+        await hub.judge(_feed(feed, start + 1850, 0.0), [], start + 1900)  # nothing more
+        (told,) = [e for e in events if e.kind == "commented"]
+        (alarm,) = [r for r in db.list_alarms(None) if r.sensor == "t1" and r.side == 0]
+        journal = db.alarm_events([alarm.id])[alarm.id]
+        lines = [(e.kind, e.ts, e.actor, e.comment) for e in journal if e.kind == "commented"]
+        assert lines == [("commented", start + 850, None, told.comment)]
+        said = "保护动作已确认 action confirmed 0.85 s after the level: feed 0 at "
+        assert told.comment.startswith(said)
+        assert told.alarm_id == alarm.id and told.level_name == "power_cut"
+        assert [r for r in db.list_alarms(None) if r.side == ACTION] == []
+    finally:
+        await store.close()
+        db.close()

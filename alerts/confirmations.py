@@ -1,0 +1,73 @@
+"""The journal's record that a protective action was confirmed in time.
+
+A level that demands a protective action (methane at the power-cut level: the face's feed cut
+within 2 s; a crane's overload: its hoisting-up circuit) raised `action_failed` when the feedback
+did not confirm it, and said nothing when it did: an inspector had to piece the cut together from
+the two sensors' history (helper-103; AQ 6201 asks a mine's monitoring system for a record of its
+power cuts and their feedback). Each demand met is now a line in the journal of the alarm that
+demanded it: a `commented` event of the system (no actor), at the event time of the confirming
+reading, saying how long after the level it came and which feedbacks read what. Recorded once (a
+process event: a batch retried adds nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from alerts.alarmchange import cst
+from alerts.alarmevent import AlarmEvent
+from alerts.statedb import StateDB
+from alerts.table import VerifyPlan
+from telemetry.registry import Registry
+
+__all__ = ["Confirmation", "record_confirmations"]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    plan: VerifyPlan
+    began: int  # event time the level demanding the action was reached
+    at: int  # event time of the reading with which every feedback confirmed it
+    values: tuple[float, ...]  # each feedback's value then, in the plan's order
+
+
+def said(registry: Registry, c: Confirmation) -> str:
+    """保护动作已确认 action confirmed 0.85 s after the level: face1301-feed 0 at 2026-... CST"""
+    sensors = registry.sensors
+    feeds = ", ".join(
+        f"{sensors[f].id} {v:g}" for f, v in zip(c.plan.feedbacks, c.values, strict=True)
+    )
+    after = max(0, c.at - c.began) / 1000
+    return (
+        f"保护动作已确认 action confirmed {after:g} s after the level: {feeds} at "
+        f"{cst(c.at, '%Y-%m-%d %H:%M:%S CST')}"
+    )
+
+
+def record_confirmations(
+    db: StateDB, registry: Registry, confirmations: Sequence[Confirmation], arrival: int
+) -> list[AlarmEvent]:
+    """Journal each confirmation on the alarm of its demanding sensor and side that had started
+    by then (the newest); events for those written now (not those a retry already had)."""
+    out: list[AlarmEvent] = []
+    with db.transaction() as con:
+        for c in confirmations:
+            info = registry.sensors[c.plan.sensor]
+            rows = db.alarms_where(
+                con,
+                "sensor = ? AND rule = ? AND side = ? AND started_ts <= ? ORDER BY id DESC LIMIT 1",
+                (info.id, info.rule, c.plan.side, c.at),
+            )
+            if not rows:
+                continue
+            row = rows[0]
+            comment = said(registry, c)
+            level = (row.level, row.level_name, row.tier)
+            event_id = db.insert_event(
+                con, row.id, "commented", c.at, arrival, *level, row.value, row.isa_state,
+                comment=comment,
+            )  # fmt: skip
+            if event_id is not None:
+                out.append(AlarmEvent.of(row, "commented", c.at, arrival, event_id, None, comment))
+    return out
