@@ -384,6 +384,9 @@ class AlarmBook(GatewayAlarms):
         state: CoreState | None,
     ) -> None:
         info = self._registry.sensors[sensor]
+        said = ""
+        if side == ACTION and state is not None:
+            said = self._action_said(sensor, after, state)
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         self._change(
             work,
@@ -394,7 +397,29 @@ class AlarmBook(GatewayAlarms):
             value,
             arrival,
             suppressed=bool(info.suppress_when) and self.suppressed(info, state),
+            comment=said,
         )
+
+    def _action_said(self, sensor: int, after: int, state: CoreState) -> str:
+        """What an action_failed change says beside its action: at its raise, the feedbacks of
+        the sensor's verification that do not confirm, with their last values (a plan's own
+        text, a crane's "did not cut hoisting-up and trolley-out", named none: nobody could
+        tell which circuit stayed on); at its clear, why (a load set down ended the demand, the
+        circuit never cut: it read as if the limiter had acted, helper-103)."""
+        plan = next((p for p in self._table.verify if p.sensor == sensor), None)
+        if plan is None:
+            return ""
+        if not after:
+            if int(state.level[sensor, plan.side]) < plan.number:
+                return "需求结束 the level that demanded the action ended: it was never confirmed"
+            return "已确认 confirmed late by the feedback"
+        sensors = self._registry.sensors
+        stayed = [
+            f"{sensors[f].id} {float(state.last_value[f]):g}"
+            for f in plan.feedbacks
+            if not plan.satisfied(float(state.last_value[f]))
+        ]
+        return f"未确认 not confirmed: {', '.join(stayed)}" if stayed else ""
 
     def _device(
         self,

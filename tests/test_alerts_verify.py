@@ -149,6 +149,19 @@ def test_a_verification_names_its_own_failure(tmp_path):
     assert [(e.kind, e.sensor, e.action) for e in failed] == [
         ("raised", "tc1-load-pct", load.verify.action)
     ]
+    # with its own text, the failure still names the circuit that stayed on (helper-103)
+    assert failed[0].comment == "未确认 not confirmed: tc1-hoist-up-power 1"
+    # the load set down, the circuit still on: the failure ends, saying it was never confirmed
+    ts = t0 + 6000
+    batch = Readings(
+        np.array([load.index, up.index], np.int32),
+        np.full(2, ts, np.int64),
+        np.array([20.0, 1.0]),
+        np.zeros(2, np.uint8),
+    )
+    state, tr, _ = evaluate(table, batch, state, ts + 50)
+    (cleared,) = [e for e in book.apply(tr, ts + 50, state) if e.side == "action_failed"]
+    assert cleared.kind == "cleared" and cleared.comment.startswith("需求结束 the level that")
 
 
 def test_a_feedback_sensor_without_levels_raises_no_data_on_comm_loss():
