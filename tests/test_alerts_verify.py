@@ -186,3 +186,25 @@ def test_a_feedback_sensor_without_levels_raises_no_data_on_comm_loss():
     assert lost == [(feed, t0 + 1000, 1)]
     ref = ReferenceCore(table).evaluate(sensors, ts, values, quality)
     assert [(r[0], r[1], r[5]) for r in ref if r[3] == NO_DATA] == lost
+
+
+@pytest.mark.parametrize("switch", [1.0, 0.0])
+def test_the_crane_examples_height_limiter_check(switch):
+    """examples/crane.yaml: the hook above its top working height must have hit the upper limit
+    switch within 1 s (helper-103 configured it by hand: the example had no rule on either)."""
+    registry = load_registry(ROOT / "examples" / "crane.yaml")
+    table = compile_table(registry.sensors)
+    height, limit = registry.sensor("tc1-height").index, registry.sensor("tc1-limit-up").index
+    state = CoreState.empty(len(registry.sensors))
+    t0, actions = 1_700_000_000_000, []
+    for k, h in enumerate([50.0, 55.5, 56.0, 56.0, 56.0]):
+        ts = t0 + k * 1000
+        batch = Readings(
+            np.array([height, limit], np.int32),
+            np.full(2, ts, np.int64),
+            np.array([h, switch if h > 55 else 0.0]),
+            np.zeros(2, np.uint8),
+        )
+        state, tr, _ = evaluate(table, batch, state, ts + 50)
+        actions += [(t, after) for s, t, _, side, _, after in tr.rows() if side == ACTION]
+    assert actions == ([] if switch else [(t0 + 2000, 1)])
