@@ -32,6 +32,7 @@ from alerts.gatewayalarms import GatewayAlarms
 from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
+    ABOVE,
     ACTION,
     BELOW,
     EARLY,
@@ -387,6 +388,8 @@ class AlarmBook(GatewayAlarms):
         said = ""
         if side == ACTION and state is not None:
             said = self._action_said(sensor, after, state)
+        elif side == EARLY and after and state is not None:
+            said = self._projected(sensor, after, ts, value, state)
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         self._change(
             work,
@@ -399,6 +402,34 @@ class AlarmBook(GatewayAlarms):
             suppressed=bool(info.suppress_when) and self.suppressed(info, state),
             comment=said,
         )
+
+    def _projected(self, sensor: int, level: int, ts: int, value: float, state: CoreState) -> str:
+        """An early warning's projection, as the core made it (`alerts.trend`): the least-squares
+        slope over the window's readings kept at `ts`, and when the value reaches the level
+        foreseen: "预计约 40 s 后达到 power_cut 1.5: projected in about 40 s". The warning said its
+        horizon only; a
+        dispatcher wants the time left (helper-92). Empty when the readings are no longer
+        kept (a batch of more than the ring's depth after it)."""
+        t = self._table
+        row, spec = int(t.trend_of[sensor]), t.early[sensor]
+        above = t.levels[sensor][ABOVE]
+        if row < 0 or spec is None or level > len(above):
+            return ""
+        window = round(spec.window_s * 1000)
+        kept = [(x, v) for x, v in state.trend_readings(row) if ts - window <= x <= ts]
+        if not kept or kept[-1][0] != ts or len(kept) < 2:
+            return ""
+        n = len(kept)
+        mx = sum(x - ts for x, _ in kept) / n
+        mv = sum(v for _, v in kept) / n
+        sxx = sum((x - ts - mx) ** 2 for x, _ in kept)
+        sxy = sum((x - ts - mx) * (v - mv) for x, v in kept)
+        threshold = above[level - 1].above
+        if threshold is None or sxx <= 0 or sxy <= 0 or not math.isfinite(value):
+            return ""
+        eta = (threshold - value) / (sxy / sxx) / 1000
+        name = above[level - 1].name
+        return f"预计约 {eta:.0f} s 后达到 {name} {threshold:g}: projected in about {eta:.0f} s"
 
     def _action_said(self, sensor: int, after: int, state: CoreState) -> str:
         """What an action_failed change says beside its action: at its raise, the feedbacks of

@@ -212,15 +212,20 @@ def test_rate_and_early_warning_are_alarms_of_their_own_kind_and_survive_a_resta
     )
     # +0.1 %/s: 6 %/min, and 1.0 % within 30 s from 0.75 % on
     ts = [1000, 2000, 3000, 4000]
-    state, events = feed_batch(
-        book, table, CoreState.empty(len(sensors)), [i] * 4, ts, [0.6, 0.7, 0.8, 0.9], [0] * 4, 4100
-    )
+    batch = Readings(
+        np.full(4, i, np.int32), np.asarray(ts, np.int64), np.array([0.6, 0.7, 0.8, 0.9]),
+        np.zeros(4, np.uint8),
+    )  # fmt: skip
+    state, tr, _ = evaluate(table, batch, CoreState.empty(len(sensors)), 4100)
+    events = book.apply(tr, 5, state)  # with the core's state, as the hub applies them
     got = [(e.kind, e.side, e.level, e.level_name, e.tier, e.ts) for e in events]
     assert got == [
         ("raised", "rate", 1, "rate_of_rise", "orange", 2000),
         ("raised", "early_warning", 1, "early_warning", "blue", 2000),
     ]
     assert "alarm" in events[1].action
+    # the projection as the core made it: 0.1 % a second from 0.7 %, 1.0 % in 3 s (helper-92)
+    assert events[1].comment == "预计约 3 s 后达到 alarm 1: projected in about 3 s"
     db.close()
     db2 = StateDB(tmp_path / "state.db")
     book2 = AlarmBook(db2, reg, table)
