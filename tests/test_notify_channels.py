@@ -262,6 +262,26 @@ async def test_email_delivered_with_subject_message_id_and_chinese_text(smtp_ser
     assert orjson.loads(text.split("-- JSON --\n", 1)[1]) == n.body
 
 
+async def test_an_email_is_built_off_the_event_loop(smtp_server, senders, monkeypatch):
+    """A flood of e-mail retries built on the event loop held it at 100 % CPU, and ingest
+    behind it, for minutes (helper-107): the message is built in the SMTP pool's thread."""
+    import threading
+
+    import alerts.notify.channels as channels
+
+    built_in = []
+    real = channels.build_message
+
+    def spy(*args, **kwargs):
+        built_in.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(channels, "build_message", spy)
+    result = await senders.send(EmailChannel(to=("ops@mine.example",)), note())
+    assert result.status is Status.DELIVERED, result
+    assert len(built_in) == 1 and built_in[0].startswith("hazardhub-smtp"), built_in
+
+
 async def test_email_recipient_refused_with_550_is_permanent(smtp_server, senders):
     smtp_server.reject_recipients(550)
     result = await senders.send(EmailChannel(to=("nobody@mine.example",)), note())

@@ -331,13 +331,14 @@ class Senders:
     # e-mail
 
     async def _email(self, channel: EmailChannel, n: Notification) -> SendResult:
-        msg = build_message(self._smtp, channel, n)
         if self._mail_pool is None:
             self._mail_pool = ThreadPoolExecutor(_SMTP_WORKERS, thread_name_prefix="hazardhub-smtp")
         loop = asyncio.get_running_loop()
         try:
+            # built in the SMTP thread too: a flood of retries built on the event loop held it
+            # at 100 % CPU (helper-107)
             refused = await loop.run_in_executor(
-                self._mail_pool, _deliver_mail, self._smtp, self._smtp_password, msg, [*channel.to]
+                self._mail_pool, _build_and_deliver, self._smtp, self._smtp_password, channel, n
             )
         except OSError as exc:  # smtplib's errors are OSErrors too
             return classify_smtp_error(exc)
@@ -376,3 +377,10 @@ class Senders:
 def _host(url: str) -> str:
     """A webhook URL's host and port, as written (one in-flight budget per receiver)."""
     return url.split("/", 3)[2] if url.count("/") >= 2 else url
+
+
+def _build_and_deliver(
+    smtp: SmtpSpec, password: str | None, channel: EmailChannel, n: Notification
+) -> dict[str, tuple[int, bytes]]:
+    """Blocking, in the SMTP pool: the message built, then sent."""
+    return _deliver_mail(smtp, password, build_message(smtp, channel, n), [*channel.to])
