@@ -38,6 +38,7 @@ from alerts.stateschema import (
     SCHEMA_V5,
     SCHEMA_V5_FILL,
     SCHEMA_V6,
+    SCHEMA_V6_ORIGIN,
     VERSION,
 )
 
@@ -159,9 +160,10 @@ class StateDB(AlarmStatements):
             self._db.executescript(
                 f"BEGIN; {add} {SCHEMA_V5_FILL} PRAGMA user_version = 5; COMMIT;"
             )
-        if version < 6:
-            cols = {r[1] for r in self._db.execute("PRAGMA table_info(dead_letters)").fetchall()}
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(dead_letters)").fetchall()}
+        if version < 6 or "origin" not in cols:  # (origin: a file of this version's first days)
             add = "" if "repeats" in cols else SCHEMA_V6
+            add += "" if "origin" in cols else SCHEMA_V6_ORIGIN
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 6; COMMIT;")
 
     @property
@@ -305,12 +307,15 @@ class StateDB(AlarmStatements):
         return self.query(events_sql(len(alarm_ids)), tuple(alarm_ids))
 
     # dead letters -------------------------------------------------------------------------
-    def add_dead_letter(self, at: int, source: str, topic: str, reason: str, payload: bytes) -> int:
+    def add_dead_letter(
+        self, at: int, source: str, topic: str, reason: str, payload: bytes, origin: str = ""
+    ) -> int:
         """Keep a rejected message with the reason (payload cut to the configured size); the
         oldest beyond the limits are deleted. Returns how many were deleted. A message of the
         same topic, source and reason as one kept in the hour before is counted on that one
         (`repeats`, `last_at`), its payload not kept: one device's flood does not push every
-        other's evidence out."""
+        other's evidence out. `origin`: the tenant the topic names ("" when none): beyond the
+        limits the oldest letters of the origin holding most go first."""
         kept = payload[: self._max_payload]
         with self._lock:
             try:
@@ -332,40 +337,61 @@ class StateDB(AlarmStatements):
                     ).fetchone()
                     self._letters = [int(row[0]), int(row[1])]
                 self._db.execute(
-                    "INSERT INTO dead_letters (at, source, topic, reason, payload, size) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        at,
-                        source,
-                        topic[:1024],
-                        reason[:2000],
-                        kept,
-                        len(payload),
-                    ),
+                    "INSERT INTO dead_letters (at, source, topic, reason, payload, size, origin) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (at, source, topic[:1024], reason[:2000], kept, len(payload), origin[:256]),
                 )
                 self._letters[0] += 1
                 self._letters[1] += len(kept)
                 rows, size = self._letters_kept
                 if self._letters[0] <= rows and self._letters[1] <= size:
                     return 0
-                # down to 90 % of both limits, oldest first
-                cut = self._db.execute(
-                    "SELECT id, total FROM (SELECT id, SUM(length(payload)) OVER "
-                    "(ORDER BY id DESC) AS total, ROW_NUMBER() OVER (ORDER BY id DESC) AS n "
-                    "FROM dead_letters) WHERE n > ? OR total > ? ORDER BY id DESC LIMIT 1",
-                    (rows * 9 // 10, size * 9 // 10),
-                ).fetchone()
-                if cut is None:
-                    return 0
-                gone = self._db.execute("DELETE FROM dead_letters WHERE id <= ?", (cut[0],))
-                row = self._db.execute(
-                    "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
-                ).fetchone()
-                self._letters = [int(row[0]), int(row[1])]
-                return int(gone.rowcount)
+                return self._prune(rows, size)
             except sqlite3.Error as exc:
                 self._letters = None  # counted again from the table
                 raise AlarmStoreError(f"state database: {exc}") from exc
+
+    def _prune(self, rows: int, size: int) -> int:
+        """Down to 90 % of both limits: the oldest letters of the origin holding most (by the
+        limit passed) first, as many as that frees; then, if still over, the oldest of all."""
+        assert self._letters is not None
+        gone = 0
+        over_rows = max(0, self._letters[0] - rows * 9 // 10)
+        over_bytes = max(0, self._letters[1] - size * 9 // 10)
+        by = "COUNT(*)" if self._letters[0] > rows else "SUM(length(payload))"
+        (origin,) = self._db.execute(
+            f"SELECT origin FROM dead_letters GROUP BY origin ORDER BY {by} DESC LIMIT 1"
+        ).fetchone()
+        cut = self._db.execute(
+            "SELECT id FROM (SELECT id, SUM(length(payload)) OVER (ORDER BY id) AS freed, "
+            "ROW_NUMBER() OVER (ORDER BY id) AS n FROM dead_letters WHERE origin = ?) "
+            "WHERE n >= ? AND freed >= ? ORDER BY id LIMIT 1",
+            (origin, over_rows, over_bytes),
+        ).fetchone()
+        last = cut[0] if cut is not None else 2**62  # not enough there: all of its letters
+        gone += self._db.execute(
+            "DELETE FROM dead_letters WHERE origin = ? AND id <= ?", (origin, last)
+        ).rowcount
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
+        ).fetchone()
+        self._letters = [int(row[0]), int(row[1])]
+        if self._letters[0] <= rows * 9 // 10 and self._letters[1] <= size * 9 // 10:
+            return gone
+        # the oldest of all, down to 90 % of both limits
+        cut = self._db.execute(
+            "SELECT id, total FROM (SELECT id, SUM(length(payload)) OVER "
+            "(ORDER BY id DESC) AS total, ROW_NUMBER() OVER (ORDER BY id DESC) AS n "
+            "FROM dead_letters) WHERE n > ? OR total > ? ORDER BY id DESC LIMIT 1",
+            (rows * 9 // 10, size * 9 // 10),
+        ).fetchone()
+        if cut is not None:
+            gone += self._db.execute("DELETE FROM dead_letters WHERE id <= ?", (cut[0],)).rowcount
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
+            ).fetchone()
+            self._letters = [int(row[0]), int(row[1])]
+        return gone
 
     def dead_letters(self, limit: int = 100, since: int | None = None) -> list[DeadLetter]:
         """The newest `limit` letters by their last message (a letter repeated lately comes

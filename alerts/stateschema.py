@@ -11,6 +11,7 @@ __all__ = [
     "SCHEMA_V5",
     "SCHEMA_V5_FILL",
     "SCHEMA_V6",
+    "SCHEMA_V6_ORIGIN",
     "VERSION",
 ]
 
@@ -131,9 +132,16 @@ UPDATE shelves SET level = (
 # version 6: a dead letter like the last one of its topic (same source and reason, within the
 # hour) is counted on it instead of kept again: a deleted sensor's device, sending its point
 # twice a second, pushed all older evidence out of the kept 10,000 in 1.4 h (helper-91)
+# (and the tenant its topic names, `origin`: beyond the limits, the oldest letters of the origin
+# holding most go first, so that one tenant's flood of device names cannot push every other
+# tenant's evidence out, helper-107)
 SCHEMA_V6 = """
 ALTER TABLE dead_letters ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE dead_letters ADD COLUMN last_at INTEGER;
 CREATE INDEX dead_letters_like ON dead_letters (topic, source, reason, at);
+"""
+SCHEMA_V6_ORIGIN = """
+ALTER TABLE dead_letters ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+CREATE INDEX dead_letters_origin ON dead_letters (origin, id);
 """
 VERSION = 6

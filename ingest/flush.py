@@ -28,6 +28,7 @@ from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
 from ingest.store.base import ReadingBatch, StoreError
+from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout
 
 __all__ = ["Flushing"]
@@ -87,10 +88,15 @@ class Flushing:
         full): its message is acknowledged only after (a locked database stopped the hub).
         False when the hub stops meanwhile: the broker delivers the message again."""
         raw = message.payload if isinstance(message.payload, bytes) else b""
+        topic = str(message.topic)
+        try:  # the tenant it names (its ACL let it publish there): whose flood it is
+            origin = self.layout.parse(topic).tenant
+        except TopicError:
+            origin = ""
         try:
             pruned = await self._retried(
                 lambda: asyncio.to_thread(
-                    self.statedb.add_dead_letter, _now_ms(), kind, str(message.topic), reason, raw
+                    self.statedb.add_dead_letter, _now_ms(), kind, topic, reason, raw, origin
                 ),
                 "dead letter not kept",
                 stop,

@@ -357,3 +357,25 @@ def test_dead_letters_of_schema_5_take_repeats(tmp_path):
     (letter,) = db.dead_letters()
     assert (letter.at, letter.repeats, letter.last_at) == (7, 1, 8)
     db.close()
+
+
+def test_one_tenants_flood_of_dead_letters_pushes_out_its_own_oldest_first(tmp_path):
+    """helper-107: 11,000 one-byte messages of acme-chem's gateway under as many device names
+    (its ACL lets it name any) pushed north-coal's one dead letter out of the kept 10,000: beyond
+    the limits, the oldest letters of the tenant holding most go first."""
+    db = StateDB(tmp_path / "state.db", dead_letters_kept=100)
+    db.add_dead_letter(
+        1, "telemetry", "hazardhub/v1/north-coal/f/kj/telemetry", "x", b"!", "north-coal"
+    )
+    pruned = 0
+    for k in range(1000):
+        topic = f"hazardhub/v1/acme-chem/tank-farm/x{k}/telemetry"
+        pruned += db.add_dead_letter(
+            2 + k, "telemetry", topic, f"unknown_device: x{k}", b"?", "acme-chem"
+        )
+    kept = db.dead_letters(limit=1000)
+    assert [d.at for d in kept if "north-coal" in d.topic] == [1]  # still there
+    flood = [d.at for d in kept if "acme-chem" in d.topic]
+    assert flood == sorted(flood, reverse=True) and flood[0] == 1001  # its newest kept
+    assert len(kept) <= 100 and pruned == 1001 - len(kept)
+    db.close()

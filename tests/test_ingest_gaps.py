@@ -20,6 +20,7 @@ from ingest.flush import Flushing
 from ingest.metrics import Metrics
 from ingest.pipeline import SeenSeqs
 from telemetry.config import ApiKeySpec
+from telemetry.topics import TopicLayout
 
 from e2e_helpers import eventually, mine_registry, running_hub
 from services import free_port
@@ -76,7 +77,7 @@ async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None
     hub (AlarmStoreError out of the flush): it is kept once the lock is gone."""
     db = StateDB(tmp_path / "state.db")
     flushing = Flushing()
-    flushing.statedb, flushing.metrics = db, Metrics()
+    flushing.statedb, flushing.metrics, flushing.layout = db, Metrics(), TopicLayout()
     message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
     holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -108,7 +109,7 @@ async def test_a_hub_stopping_while_its_state_database_fails_leaves_the_message_
     db = StateDB(tmp_path / "state.db")
     db._db.execute("PRAGMA query_only = 1")  # every write refused at once
     flushing = Flushing()
-    flushing.statedb, flushing.metrics = db, Metrics()
+    flushing.statedb, flushing.metrics, flushing.layout = db, Metrics(), TopicLayout()
     message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
     stop = asyncio.Event()
     task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error", stop))
