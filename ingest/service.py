@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # how long the store may refuse readings before `/readyz` says the hub is not judging
 STORE_HELD_S = 5.0
+# how long a batch taken may wait to be judged before `/readyz` says the hub is behind (a flood
+# of one tenant's alarms held every tenant's judging for minutes, and it said ready: helper-107)
+STALLED_S = 60.0
 
 
 def _now_ms() -> int:
@@ -107,9 +110,10 @@ class IngestService(Flushing):
         self._in_flight: dict[asyncio.Future[bool], int] = {}
 
     def not_ready(self, now_ms: int | None = None) -> str | None:
-        """Why the hub judges nothing now, or None: not subscribed to the broker, or the store
-        has refused its readings (InfluxDB away and the spool full) for `STORE_HELD_S` or more:
-        ingest waits for it, so no alarm is judged (for `/readyz`)."""
+        """Why the hub judges nothing now, or None: not subscribed to the broker, a batch it
+        took waiting `STALLED_S` or more to be judged, or the store has refused its readings
+        (InfluxDB away and the spool full) for `STORE_HELD_S` or more: ingest waits for it, so
+        no alarm is judged (for `/readyz`)."""
         if not self.ready.is_set():
             return "not subscribed to the broker: no reading is heard"
         held = self.store_held_since
@@ -119,6 +123,12 @@ class IngestService(Flushing):
             return (
                 f"the store has refused readings since {since} ({(now - held) // 1000} s): "
                 "ingest waits for it and judges no alarm (see hazardhub_store_retries_total)"
+            )
+        taken = min(self._in_flight.values(), default=None)
+        if taken is not None and now - taken >= STALLED_S * 1000:
+            return (
+                f"a batch taken {(now - taken) // 1000} s ago is not judged yet: alarms are that "
+                "late (see hazardhub_ingest_lag_seconds)"
             )
         return None
 
