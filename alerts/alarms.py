@@ -26,6 +26,7 @@ from alerts.alarmevent import (
     disposal_due,
     lifecycle_columns,
 )
+from alerts.chatter import collapse
 from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import GatewayAlarms
@@ -221,6 +222,7 @@ class AlarmBook(GatewayAlarms):
         alarms are written together at the end."""
         if not len(transitions):
             return []
+        transitions, chattered = collapse(transitions)
         touched: dict[tuple[str, str, str], int] = {}
         sensors = self._registry.sensors
         idx = transitions.sensor.tolist()
@@ -238,8 +240,9 @@ class AlarmBook(GatewayAlarms):
                 self._db.shelves(con, arrival),
                 self._db.sensors_out(con),
             )
-            for i, side, after, ts, value in zip(idx, sides, afters, tss, values, strict=True):
-                self._one(work, i, side, after, ts, value, arrival, state)
+            rows = zip(idx, sides, afters, tss, values, strict=True)
+            for k, (i, side, after, ts, value) in enumerate(rows):
+                self._one(work, i, side, after, ts, value, arrival, state, chattered.get(k, ""))
                 if side == NO_DATA and i in self._device_of:
                     key = self._device_of[i]
                     touched[key] = max(touched.get(key, 0), ts)
@@ -383,6 +386,7 @@ class AlarmBook(GatewayAlarms):
         value: float,
         arrival: int,
         state: CoreState | None,
+        chattered: str = "",
     ) -> None:
         info = self._registry.sensors[sensor]
         said = ""
@@ -390,6 +394,7 @@ class AlarmBook(GatewayAlarms):
             said = self._action_said(sensor, after, state)
         elif side == EARLY and after and state is not None:
             said = self._projected(sensor, after, ts, value, state)
+        said = "; ".join(x for x in (said, chattered) if x)
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         self._change(
             work,

@@ -379,3 +379,29 @@ def test_one_tenants_flood_of_dead_letters_pushes_out_its_own_oldest_first(tmp_p
     assert flood == sorted(flood, reverse=True) and flood[0] == 1001  # its newest kept
     assert len(kept) <= 100 and pruned == 1001 - len(kept)
     db.close()
+
+
+def test_a_points_flood_of_changes_in_one_batch_is_recorded_as_first_peak_and_last(tmp_path):
+    """helper-107: one message of 100,000 readings of one head alternating 60 and 1 %LEL made
+    50,000 alarms that held every tenant's judging for minutes. Beyond 16 changes of a point in
+    one batch the book records the first, the first at the peak and the last, which says how
+    many there were; a few changes are recorded one by one as before."""
+    reg = mine_registry(1502, 1.0)
+    table = compile_table(reg.sensors)
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    t1 = reg.sensor("ch4-t1").index
+    values = [1.2, 0.5] * 200  # 400 readings, 400 changes at 1 s
+    values[101] = 1.7  # once at the power-cut level
+    state, events = feed(book, table, CoreState.empty(len(reg.sensors)), t1, values)
+    assert [(e.kind, e.level_name) for e in events] == [
+        ("raised", "alarm"),
+        ("escalated", "power_cut"),
+        ("cleared", "normal"),
+    ]
+    assert events[-1].comment.startswith("抖动 chattering: 399 changes of this point in one batch")
+    assert len(db.list_alarms(None)) == 1
+    # a few are recorded one by one
+    state, events = feed(book, table, state, t1, [1.2, 0.5] * 3, t0=1_000_000)
+    assert [e.kind for e in events] == ["raised", "cleared"] * 3
+    db.close()
