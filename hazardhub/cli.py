@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # --- jt808 (issue 7: JT/T 808 gateway) ---
     j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
-    j.add_argument("-c", "--config", type=Path, required=True)
+    j.add_argument("-c", "--config", type=Path, help="the hub configuration (required to serve)")
     j.add_argument("--listen", default="0.0.0.0:6808", help="HOST:PORT for the terminals")
     j.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
     j.add_argument("--spool-dir", type=Path, default=Path("spool"))
@@ -130,8 +130,18 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument(
         "--auth-secret-env",
         default="HAZARDHUB_JT808_SECRET",
-        help="environment variable holding the auth-code secret (keeps codes valid on restart)",
+        help="no longer used: auth codes are random and kept in the spool folder",
     )
+    ja = j.add_subparsers(dest="jt808_action", metavar="{bindings,unbind}")
+    jb = ja.add_parser("bindings", help="list which terminal each vehicle is bound to")
+    ju = ja.add_parser(
+        "unbind", help="free a vehicle from its terminal: the next terminal to register it binds it"
+    )
+    ju.add_argument("--vehicle", required=True, help="TENANT/VEHICLE")
+    for admin in (jb, ju):
+        admin.add_argument(
+            "--spool-dir", type=Path, default=Path("spool"), help="the gateway's spool folder"
+        )
     # --- end jt808 ---
 
     m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
@@ -332,9 +342,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         from hazardhub.simulate import run as run_simulate
 
         return run_simulate(args, _run)
+    if args.command == "jt808" and args.jt808_action is not None:
+        from gateway.jt808.bindings import administer
+
+        return administer(args.spool_dir, args.jt808_action, getattr(args, "vehicle", None))
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import Jt808Gateway
         from hazardhub.settings import registry_follower
+
+        if args.config is None:
+            print("error: hazardhub jt808 needs -c CONFIG", file=sys.stderr)
+            return 2
 
         loaded = load(args.config)
         follow = registry_follower(loaded, args.data_dir) if args.data_dir else None
@@ -348,13 +366,17 @@ def _dispatch(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        secret = os.environ.get(args.auth_secret_env)
+        if os.environ.get(args.auth_secret_env):
+            logging.getLogger("gateway.jt808").info(
+                "jt808: $%s is no longer used: auth codes are random and kept in %s",
+                args.auth_secret_env,
+                args.spool_dir,
+            )
         jt = Jt808Gateway(
             registry,
             listen=_hostport(args.listen, 6808),
             broker=_hostport(args.broker, 1883),
             spool_dir=args.spool_dir,
-            secret=secret.encode() if secret else None,
             idle_timeout_s=args.idle_timeout_s,
             hold_confirmations_s=args.hold_confirmations_s,
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 import pytest
 
+from gateway.jt808.bindings import Bindings
 from gateway.jt808.directory import Directory
 from gateway.jt808.session import Publish, Send, Session, State, position_record
 from hazardhub.settings import load_registry
@@ -38,7 +39,6 @@ from telemetry.topics import TopicLayout
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 L = TopicLayout()
-SECRET = b"0123456789abcdef0123456789abcdef"  # the secret docs/jt808.md names
 
 
 def _doc(name: str) -> str:
@@ -213,9 +213,10 @@ def test_jt808_session_registers_authenticates_and_publishes_the_vector(
     registry: Registry, v2019: bool
 ) -> None:
     doc = _doc("jt808.md")
-    code = re.search(r"^hh1:acme-chem:tanker-01:[0-9a-f]{20}$", doc, re.M)
-    assert code is not None
-    session = Session(Directory(registry.vehicles.values(), SECRET))
+    form = re.search(r"^hh2:[A-Za-z0-9_-]{32}$", doc, re.M)  # the documented form of a code
+    assert form is not None
+    bindings = Bindings()
+    session = Session(Directory(registry.vehicles.values()), bindings)
     version = 1 if v2019 else None
     register = Register(32, 100, "HHSIM", "M1", "T0001", 2, "苏AD1234")
     body = register.encode(v2019)
@@ -225,10 +226,12 @@ def test_jt808_session_registers_authenticates_and_publishes_the_vector(
     answer = decode_frame(next(e for e in sent if isinstance(e, Send)).data)
     assert answer.header.version == version
     reply = decode_body(answer.header.msg_id, answer.body, v2019)
-    assert reply == RegisterResponse(1, RegisterResponse.OK, code.group(0))
-    session = Session(Directory(registry.vehicles.values(), SECRET))  # a later connection
+    assert isinstance(reply, RegisterResponse) and reply.result == RegisterResponse.OK
+    assert reply.ack_serial == 1 and re.fullmatch(r"hh2:[A-Za-z0-9_-]{32}", reply.auth_code)
+    # a later connection
+    session = Session(Directory(registry.vehicles.values()), bindings)
     auth = Header(MsgId.AUTHENTICATE, 2, "13800000001")
-    session.feed(encode_frame(auth, code.group(0).encode()), 0)
+    session.feed(encode_frame(auth, reply.auth_code.encode()), 0)
     assert session.state is State.AUTHENTICATED
     events = session.feed(_hex(doc, "jt808-0200"), 1795961101000)
     published = [e for e in events if isinstance(e, Publish)]

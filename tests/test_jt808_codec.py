@@ -476,7 +476,6 @@ class _Vehicle:
 def directory() -> Directory:
     return Directory(
         [_Vehicle("t1", "bus-1", "粤A12345", "13800000001"), _Vehicle("t1", "bus-2", "粤B00002")],  # type: ignore[list-item]
-        b"0123456789abcdef",
     )
 
 
@@ -821,7 +820,7 @@ def test_a_plate_is_found_however_it_is_written_and_a_nul_ended_code_authenticat
     """A terminal whose plate was 苏AD5678 for a vehicle configured 苏A·D5678 got "vehicle not in
     the database", and one ending its auth code with a NUL failed and registered again, for
     good (helper-83)."""
-    d = Directory([_Vehicle("t1", "truck", configured)], b"0123456789abcdef")  # type: ignore[list-item]
+    d = Directory([_Vehicle("t1", "truck", configured)])  # type: ignore[list-item]
     s = Session(d)
     phone = "013900000007"
     reg = Register(0, 0, "", "", "", 1, "").encode(False)  # the plate is the rest of the body

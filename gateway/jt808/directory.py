@@ -1,11 +1,9 @@
-"""Which vehicle a JT/T 808 terminal is, and its auth code (pure).
+"""Which vehicle a JT/T 808 terminal claims to be, by the configuration (pure).
 
 A terminal is found by its phone number (the vehicle's `terminal` in the configuration) or, when
 no vehicle names that number, by the plate it sends in its registration (compared without its
-separators and case: 苏A·D5678 is 苏AD5678, `plate_key`). The auth code handed out
-in 0x8100 names the vehicle and carries an HMAC of (phone, tenant, vehicle) under the gateway's
-secret, so authentication needs no state: it survives a gateway restart with the same secret, and
-fails once the vehicle leaves the configuration.
+separators and case: 苏A·D5678 is 苏AD5678, `plate_key`). This is only the claim: which
+terminal may be the vehicle, and the auth code it holds, are the bindings' (`bindings`).
 
 A phone number configured for one vehicle is only ever that vehicle: a registration from it that
 carries the plate of another configured vehicle, or an auth code naming another vehicle, is
@@ -15,8 +13,6 @@ and taking either side would put one vehicle's positions on another's track).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,9 +21,7 @@ from telemetry.errors import ConfigError
 from telemetry.jt808.messages import RegisterResponse
 from telemetry.registry import VehicleInfo
 
-__all__ = ["Conflict", "Directory", "VehicleRef", "plate_key"]
-
-_PREFIX = "hh1"
+__all__ = ["Conflict", "Directory", "VehicleRef", "phone_key", "plate_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +48,8 @@ class Conflict:
         )
 
 
-def _norm(phone: str) -> str:
+def phone_key(phone: str) -> str:
+    """A phone number without its leading zeros (a 2013 and a 2019 header say it alike)."""
     return phone.lstrip("0") or "0"
 
 
@@ -71,16 +66,13 @@ def plate_key(plate: str) -> str:
 
 
 class Directory:
-    def __init__(self, vehicles: Iterable[VehicleInfo], secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ConfigError("the JT/T 808 auth secret must be at least 16 bytes")
-        self._secret = secret
+    def __init__(self, vehicles: Iterable[VehicleInfo]) -> None:
         self._by_terminal: dict[str, VehicleRef] = {}
         self._by_plate: dict[str, list[VehicleRef]] = {}
         self._terminal_of: dict[VehicleRef, str | None] = {}
         for v in vehicles:
             ref = VehicleRef(v.tenant, v.spec.id)
-            term = _norm(v.spec.terminal) if v.spec.terminal else None
+            term = phone_key(v.spec.terminal) if v.spec.terminal else None
             self._terminal_of[ref] = term
             if term is not None:
                 other = self._by_terminal.get(term)
@@ -93,8 +85,8 @@ class Directory:
             self._by_plate.setdefault(plate_key(v.spec.plate), []).append(ref)
 
     def with_vehicles(self, vehicles: Iterable[VehicleInfo]) -> Directory:
-        """The same secret (auth codes handed out stay valid) over another configuration."""
-        return Directory(vehicles, self._secret)
+        """The directory of another configuration."""
+        return Directory(vehicles)
 
     def __len__(self) -> int:
         return len(self._terminal_of)
@@ -107,7 +99,7 @@ class Directory:
         refused it, if that was the reason)."""
         plate = plate.strip(" \x00")
         refs = self._by_plate.get(plate_key(plate), [])
-        ref = self._by_terminal.get(_norm(phone))
+        ref = self._by_terminal.get(phone_key(phone))
         if ref is not None:
             if refs and ref not in refs:
                 # the number is this vehicle's, the plate another's: "terminal registered"
@@ -122,28 +114,16 @@ class Directory:
             return RegisterResponse.VEHICLE_REGISTERED, None  # bound to another terminal
         return RegisterResponse.OK, ref
 
-    def auth_code(self, phone: str, ref: VehicleRef) -> str:
-        return f"{_PREFIX}:{ref.tenant}:{ref.vehicle}:{self._mac(_norm(phone), ref)}"
-
-    def authenticate(self, phone: str, code: str) -> VehicleRef | Conflict | None:
-        """The vehicle a good auth code names; a `Conflict` when the code is good but the phone
-        number is now configured for another vehicle; None for any other refusal."""
-        parts = code.strip(" \x00").split(":")  # firmware that ends its STRING with a NUL
-        if len(parts) != 4 or parts[0] != _PREFIX:
-            return None
-        ref = VehicleRef(parts[1], parts[2])
+    def check(self, phone: str, ref: VehicleRef) -> VehicleRef | Conflict | None:
+        """`ref` if a terminal of this phone number may still be that vehicle (its binding's
+        code was accepted); a `Conflict` when the number is now configured for another vehicle;
+        None when the vehicle left the configuration or is configured for another number."""
         if ref not in self._terminal_of:
             return None
-        if not hmac.compare_digest(parts[3], self._mac(_norm(phone), ref)):
-            return None
-        bound = self._by_terminal.get(_norm(phone))
+        bound = self._by_terminal.get(phone_key(phone))
         if bound is not None and bound != ref:
             return Conflict(phone, bound, (ref,), "auth code")
         term = self._terminal_of[ref]
-        if term is not None and term != _norm(phone):
+        if term is not None and term != phone_key(phone):
             return None
         return ref
-
-    def _mac(self, phone: str, ref: VehicleRef) -> str:
-        msg = f"{phone}\x00{ref.tenant}\x00{ref.vehicle}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()[:20]

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.jt808.bindings import BINDINGS_FILE
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.presence import Presence
 from gateway.jt808.server import Jt808Server
@@ -49,12 +49,11 @@ class Jt808Gateway:
         follow_every_s: float = 10.0,
     ) -> None:
         """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
-        it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`)."""
-        if secret is None:
-            log.warning(
-                "jt808: no auth secret given; terminals must register again after a restart"
-            )
-            secret = secrets.token_bytes(32)
+        it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`).
+        Which terminal each vehicle is bound to, and its auth code, are kept in
+        `jt808-bindings.db` in `spool_dir` (shared by the gateways that share the folder).
+        `secret` is no longer used: auth codes are random and kept there."""
+        del secret
         self.listen = listen
         self.spool = Spool(
             spool_dir / f"spool-jt808-{name}.db",
@@ -74,12 +73,12 @@ class Jt808Gateway:
         self.server = Jt808Server(
             registry,
             self.uplink,
-            secret=secret,
             idle_timeout_s=idle_timeout_s,
             report_every_s=report_every_s,
             hold_confirmations_s=hold_confirmations_s,
             served_file=spool_dir / f"served-jt808-{name}.json",
             held_file=spool_dir / f"held-jt808-{name}.json",
+            bindings_file=spool_dir / BINDINGS_FILE,
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(

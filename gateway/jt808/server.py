@@ -27,9 +27,11 @@ from pathlib import Path
 
 import orjson
 
+from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.keep import read_held, read_served, write_aside
+from gateway.jt808.limits import Quiet
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -50,7 +52,9 @@ __all__ = ["Jt808Server"]
 log = logging.getLogger(__name__)
 
 # problems an operator must see (the configuration and a terminal disagree); others are counted
-_WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed", "clock_skew"})
+_WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed", "clock_skew", "binding_refused"})
+# ... of which those anyone can cause at will, logged once a minute at most
+_QUIET_KINDS = frozenset({"binding_refused"})
 
 
 def _wall_ms() -> int:
@@ -60,7 +64,9 @@ def _wall_ms() -> int:
 class _Connection(asyncio.Protocol):
     def __init__(self, server: Jt808Server) -> None:
         self.server = server
-        self.session = Session(server.directory, max_bad_frames=server.max_bad_frames)
+        self.session = Session(
+            server.directory, server.bindings, max_bad_frames=server.max_bad_frames
+        )
         self.transport: asyncio.Transport | None = None
         self.last_rx = 0.0
         self.peer = "?"
@@ -120,7 +126,7 @@ class Jt808Server:
         registry: Registry,
         uplink: PositionUplink,
         *,
-        secret: bytes,
+        secret: bytes | None = None,
         idle_timeout_s: float = 300.0,
         max_bad_frames: int = 20,
         report_every_s: float = 60.0,
@@ -128,10 +134,18 @@ class Jt808Server:
         clock_ms: Callable[[], int] = _wall_ms,
         served_file: Path | None = None,
         held_file: Path | None = None,
+        bindings_file: Path | None = None,
     ) -> None:
         """`served_file`: where the vehicles served here are kept across a restart (see
-        `served`); `held_file`: the same for the confirmations kept (`held`)."""
-        self.directory = Directory(registry.vehicles.values(), secret)
+        `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
+        which terminal each vehicle is bound to, and its auth code (`Bindings`; in memory
+        without it).
+        `secret` is no longer used (auth codes are random, kept in the bindings): taken so
+        that callers of before keep working."""
+        del secret
+        self.directory = Directory(registry.vehicles.values())
+        self.bindings = Bindings(bindings_file)
+        self.quiet = Quiet(log)
         self.report_every_s = report_every_s
         self._reported: Counter[str] = Counter()  # the counters as last logged
         self.uplink = uplink
@@ -163,9 +177,12 @@ class Jt808Server:
         for conn in self.connections:
             conn.session.directory = self.directory
 
-    def loop_time(self) -> float:
+    def loop(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
-        return self._loop.time()
+        return self._loop
+
+    def loop_time(self) -> float:
+        return self.loop().time()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen (port 0: any free port); return the address bound."""
@@ -199,6 +216,7 @@ class Jt808Server:
                 conn.close()
             if self._server is not None:
                 await self._server.wait_closed()
+            self.bindings.close()
             self.report_counters()
 
     def report_counters(self) -> str | None:
@@ -245,12 +263,17 @@ class Jt808Server:
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
                 level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG
-                log.log(
-                    level, "jt808: %s (%s): %s: %s", conn.peer, conn.vehicle, ev.kind, ev.detail
-                )
+                line = ("jt808: %s (%s): %s: %s", conn.peer, conn.vehicle, ev.kind, ev.detail)
+                if ev.kind in _QUIET_KINDS:
+                    self.quiet(self.loop_time(), ev.kind, level, *line)
+                else:
+                    log.log(level, *line)
             elif isinstance(ev, Authenticated):
                 old = self.by_vehicle.get(ev.vehicle)
                 if old is not None and old is not conn:
+                    # its terminal (it holds the code) reconnected before the old connection
+                    # timed out; two connections doing this over and over are one code in two
+                    # terminals
                     counters["replaced"] += 1
                     log.warning(
                         "jt808: %s/%s: terminal %s from %s replaces its connection from %s",

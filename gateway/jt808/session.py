@@ -20,7 +20,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import cast
 
-from gateway.jt808.directory import Conflict, Directory, VehicleRef
+from gateway.jt808.bindings import Bindings, Refused, Terminal
+from gateway.jt808.directory import Conflict, Directory, VehicleRef, phone_key
 from telemetry.jt808.codec import (
     BadFrame,
     Frame,
@@ -205,16 +206,19 @@ class Session:
     def __init__(
         self,
         directory: Directory,
+        bindings: Bindings | None = None,
         *,
         max_frame: int = 4096,
         max_bad_frames: int = 20,
     ) -> None:
+        """`bindings`: which terminal each vehicle is, and its auth code (the server's, shared
+        by its connections; without it, this session's own, in memory)."""
         self.directory = directory
+        self.bindings = bindings if bindings is not None else Bindings()
         self.state = State.CONNECTED
         self.phone: str | None = None  # bound at authentication
         self.header: Header | None = None  # the terminal's last good header (version, phone)
         self.vehicle: VehicleRef | None = None
-        self._pending: VehicleRef | None = None  # registered, awaiting authentication
         self._reader = FrameReader(max_frame)
         self._parts = Reassembler()
         self._serial = 0
@@ -414,7 +418,7 @@ class Session:
 
     def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
         if isinstance(msg, Register):
-            self._register(h, msg, events)
+            self._register(h, msg, now_ms, events)
         elif isinstance(msg, Authenticate):
             self._authenticate(h, msg, events)
         elif isinstance(msg, Location):
@@ -433,14 +437,19 @@ class Session:
         else:  # heartbeat
             self._answer(h, PlatformResponse.OK, events)
 
-    def _register(self, h: Header, msg: Register, events: list[Event]) -> None:
+    def _register(self, h: Header, msg: Register, now_ms: int, events: list[Event]) -> None:
         result, ref = self.directory.register(h.phone, msg.plate)
         code = ""
         if isinstance(ref, VehicleRef):
-            code = self.directory.auth_code(h.phone, ref)
-            self._pending = ref
-            if self.state is State.CONNECTED:
-                self.state = State.REGISTERED
+            terminal = Terminal(msg.maker, msg.model, msg.terminal_id, phone_key(h.phone))
+            issued = self.bindings.register(ref, terminal, now_ms)
+            if isinstance(issued, Refused):
+                result = issued.result
+                events.append(Problem("binding_refused", _refusal(ref, terminal, issued)))
+            else:
+                code = issued
+                if self.state is State.CONNECTED:
+                    self.state = State.REGISTERED
         elif isinstance(ref, Conflict):
             events.append(Problem("terminal_conflict", f"{ref}: registration refused"))
         else:
@@ -452,7 +461,12 @@ class Session:
         events.append(Send(encode_frame(reply, body)))
 
     def _authenticate(self, h: Header, msg: Authenticate, events: list[Event]) -> None:
-        ref = self.directory.authenticate(h.phone, msg.auth_code)
+        # the code last given to this vehicle's bound terminal, from the number it registered
+        # with; then the configuration must still have that number be that vehicle
+        bound = self.bindings.authenticate(msg.auth_code)
+        ref: VehicleRef | Conflict | None = None
+        if bound is not None and bound.terminal.phone == phone_key(h.phone):
+            ref = self.directory.check(h.phone, bound.vehicle)
         if not isinstance(ref, VehicleRef):
             if isinstance(ref, Conflict):
                 events.append(Problem("terminal_conflict", f"{ref}: authentication refused"))
@@ -487,6 +501,21 @@ class Session:
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms))
         self._answer(h, PlatformResponse.OK, events)
+
+
+def _refusal(ref: VehicleRef, terminal: Terminal, refused: Refused) -> str:
+    """Why a registration was refused, for the operator: who holds the binding, and how to
+    move it."""
+    b = refused.bound
+    vehicle = f"{b.vehicle.tenant}/{b.vehicle.vehicle}"
+    if refused.result == RegisterResponse.VEHICLE_REGISTERED:
+        why = f"{ref.tenant}/{ref.vehicle} is bound to terminal {b.terminal}"
+    else:
+        why = f"the terminal is bound to {vehicle}"
+    return (
+        f"registration of {ref.tenant}/{ref.vehicle} by terminal {terminal} refused: {why}; "
+        f"if the terminal was changed, `hazardhub jt808 unbind --vehicle {vehicle}`"
+    )
 
 
 def _a_clocks_offset(off_ms: int) -> bool:
