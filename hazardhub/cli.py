@@ -105,6 +105,24 @@ def _parser() -> argparse.ArgumentParser:
     j.add_argument("--spool-max-mb", type=_mib, default=256.0)
     j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
     j.add_argument(
+        "--auth-timeout-s",
+        type=float,
+        default=15.0,
+        help="close a connection not authenticated this long after it opened",
+    )
+    j.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections open at most (default: the open-file limit less 128)",
+    )
+    j.add_argument(
+        "--max-connections-per-host",
+        type=int,
+        default=256,
+        help="connections open at most from one source address (carrier NAT: keep it high)",
+    )
+    j.add_argument(
         "--hold-confirmations-s",
         type=float,
         default=86400.0,
@@ -378,6 +396,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             broker=_hostport(args.broker, 1883),
             spool_dir=args.spool_dir,
             idle_timeout_s=args.idle_timeout_s,
+            auth_timeout_s=args.auth_timeout_s,
+            max_connections=args.max_connections,
+            max_per_host=args.max_connections_per_host,
             hold_confirmations_s=args.hold_confirmations_s,
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             name=args.name,

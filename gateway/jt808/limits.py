@@ -1,12 +1,58 @@
-"""Lines the JT/T 808 gateway logs at most once a minute: those anyone on the network can cause
-at will (a registration refused), never once per event."""
+"""How many connections the JT/T 808 gateway takes, and how often it says it refused one.
+
+Every connection costs an open file; past the process's limit (`RLIMIT_NOFILE`) `accept` fails
+for everyone, a terminal with a good auth code too. So the gateway caps its connections in total
+(by default the open-file limit less a reserve for its spool, its MQTT connections and its logs)
+and per source address (one host opening hundreds of idle connections), and refuses beyond:
+counted, and logged at most once a minute per kind (`Quiet`), never once per connection.
+"""
 
 from __future__ import annotations
 
 import logging
+import resource
 from collections import Counter
 
-__all__ = ["Quiet"]
+__all__ = ["ConnectionLimits", "Quiet", "default_max_connections"]
+
+# files the gateway needs besides its terminals: spool and bindings (SQLite and their WAL), its
+# MQTT connections (one per tenant for its status), logs, and the listening socket
+RESERVED_FILES = 128
+
+
+def default_max_connections() -> int:
+    """The open-file limit (soft) less `RESERVED_FILES`, at least 16."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(16, soft - RESERVED_FILES)
+
+
+class ConnectionLimits:
+    """The connections open, in total and per source address, against their caps."""
+
+    def __init__(self, max_total: int, max_per_host: int) -> None:
+        if max_total < 1 or max_per_host < 1:
+            raise ValueError("connection limits must be at least 1")
+        self.max_total, self.max_per_host = max_total, max_per_host
+        self.total = 0
+        self.per_host: Counter[str] = Counter()
+
+    def admit(self, host: str) -> str | None:
+        """Take a connection from `host`, or say why not (a counter label)."""
+        if self.total >= self.max_total:
+            return "refused_full"
+        if self.per_host[host] >= self.max_per_host:
+            return "refused_per_host"
+        self.total += 1
+        self.per_host[host] += 1
+        return None
+
+    def release(self, host: str) -> None:
+        self.total -= 1
+        self.per_host[host] -= 1
+        if self.per_host[host] <= 0:
+            del self.per_host[host]
 
 
 class Quiet:

@@ -5,7 +5,12 @@ Each connection is an `asyncio.Protocol` (no task per terminal); bytes go into t
 pure `Session`, and its events are carried out in order: replies written to the socket, position
 arrays committed to the spool, problems counted in `counters`. An exception while handling one
 connection's bytes is our fault: it is counted (``internal_error``), logged, and closes that
-connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``).
+connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``);
+a connection that has not authenticated `auth_timeout_s` after it opened is closed sooner
+(``auth_timeout``): an idle connection costs an open file, and enough of them would keep real
+terminals out. Connections beyond `max_connections`, or `max_per_host` from one address, are
+refused at once (`limits`), and so is the accept loop's complaint when the process runs out of
+files: each is counted and logged once a minute at most.
 
 An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
 and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
@@ -31,7 +36,7 @@ from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.keep import read_held, read_served, write_aside
-from gateway.jt808.limits import Quiet
+from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -55,6 +60,8 @@ log = logging.getLogger(__name__)
 _WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed", "clock_skew", "binding_refused"})
 # ... of which those anyone can cause at will, logged once a minute at most
 _QUIET_KINDS = frozenset({"binding_refused"})
+# what asyncio's accept loop says when the process has no file left (EMFILE, ENFILE, ...)
+_ACCEPT_OUT_OF_FILES = "socket.accept() out of system resource"
 
 
 def _wall_ms() -> int:
@@ -70,6 +77,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.last_rx = 0.0
         self.peer = "?"
+        self.host: str | None = None  # the source address, once admitted
+        self._auth_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -77,8 +86,28 @@ class _Connection(asyncio.Protocol):
         self.last_rx = self.server.loop_time()
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        host = str(peer[0]) if peer else "?"
+        if not self.server.admit(self, host):
+            self.close(abort=True)
+            return
+        self.host = host
         self.server.connections.add(self)
         self.server.counters["connections"] += 1
+        self._auth_deadline = self.server.loop().call_later(
+            self.server.auth_timeout_s, self._not_authenticated
+        )
+
+    def _not_authenticated(self) -> None:
+        """The deadline to register and authenticate passed."""
+        self._auth_deadline = None
+        if self.session.state in (State.CONNECTED, State.REGISTERED):
+            self.server.counters["auth_timeout"] += 1
+            log.debug(
+                "jt808: closing %s: not authenticated within %.0fs",
+                self.peer,
+                self.server.auth_timeout_s,
+            )
+            self.close(abort=True)
 
     def data_received(self, data: bytes) -> None:
         self.last_rx = self.server.loop_time()
@@ -93,6 +122,8 @@ class _Connection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._auth_deadline is not None:
+            self._auth_deadline.cancel()
         self.server.forget(self)
 
     @property
@@ -128,6 +159,9 @@ class Jt808Server:
         *,
         secret: bytes | None = None,
         idle_timeout_s: float = 300.0,
+        auth_timeout_s: float = 15.0,
+        max_connections: int | None = None,
+        max_per_host: int = 256,
         max_bad_frames: int = 20,
         report_every_s: float = 60.0,
         hold_confirmations_s: float = 86400.0,
@@ -139,12 +173,17 @@ class Jt808Server:
         """`served_file`: where the vehicles served here are kept across a restart (see
         `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
         which terminal each vehicle is bound to, and its auth code (`Bindings`; in memory
-        without it).
+        without it). `max_connections`: by default the open-file limit less a reserve.
         `secret` is no longer used (auth codes are random, kept in the bindings): taken so
         that callers of before keep working."""
         del secret
         self.directory = Directory(registry.vehicles.values())
         self.bindings = Bindings(bindings_file)
+        self.auth_timeout_s = auth_timeout_s
+        self.limits = ConnectionLimits(
+            max_connections if max_connections is not None else default_max_connections(),
+            max_per_host,
+        )
         self.quiet = Quiet(log)
         self.report_every_s = report_every_s
         self._reported: Counter[str] = Counter()  # the counters as last logged
@@ -167,6 +206,9 @@ class Jt808Server:
         self.served: set[VehicleRef] = read_served(served_file)
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handler_before: (
+            Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None
+        ) = None
         self.address: tuple[str, int] | None = None
 
     def use(self, registry: Registry) -> None:
@@ -184,9 +226,52 @@ class Jt808Server:
     def loop_time(self) -> float:
         return self.loop().time()
 
+    def admit(self, conn: _Connection, host: str) -> bool:
+        """Take a new connection, or refuse it (counted, logged once a minute at most)."""
+        refused = self.limits.admit(host)
+        if refused is None:
+            return True
+        self.counters[refused] += 1
+        cap = (
+            f"{self.limits.max_total} connections open (--max-connections)"
+            if refused == "refused_full"
+            else f"{self.limits.max_per_host} connections open from {host} "
+            "(--max-connections-per-host)"
+        )
+        self.quiet(
+            self.loop_time(), refused, logging.WARNING, "jt808: %s refused: %s", conn.peer, cap
+        )
+        return False
+
+    def _accept_failed(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """The loop's exception handler while serving: the accept loop out of files is counted
+        and said once a minute, without its traceback (it comes every second for as long);
+        anything else goes to the handler of before."""
+        sock = context.get("socket")
+        ours = self._server is not None and any(
+            s.fileno() == getattr(sock, "fileno", lambda: -2)() for s in self._server.sockets
+        )
+        if ours and str(context.get("message", "")).startswith(_ACCEPT_OUT_OF_FILES):
+            self.counters["accept_failed"] += 1
+            self.quiet(
+                loop.time(),
+                "accept_failed",
+                logging.ERROR,
+                "jt808: cannot accept connections: %s (%d open; raise LimitNOFILE, or lower "
+                "--max-connections)",
+                context.get("exception"),
+                len(self.connections),
+            )
+        elif self._handler_before is not None:
+            self._handler_before(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen (port 0: any free port); return the address bound."""
         self._loop = asyncio.get_running_loop()
+        self._handler_before = self._loop.get_exception_handler()
+        self._loop.set_exception_handler(self._accept_failed)
         self._server = await self._loop.create_server(
             lambda: _Connection(self), host, port, backlog=4096, reuse_address=True
         )
@@ -216,6 +301,8 @@ class Jt808Server:
                 conn.close()
             if self._server is not None:
                 await self._server.wait_closed()
+            if self._loop is not None:
+                self._loop.set_exception_handler(self._handler_before)
             self.bindings.close()
             self.report_counters()
 
@@ -305,6 +392,9 @@ class Jt808Server:
         write_aside(self._held_file, self.held.dump(), "the alarm confirmations kept")
 
     def forget(self, conn: _Connection) -> None:
+        if conn.host is not None:
+            self.limits.release(conn.host)
+            conn.host = None
         self.connections.discard(conn)
         ref = conn.vehicle
         if ref is not None and self.by_vehicle.get(ref) is conn:

@@ -1,0 +1,149 @@
+"""Idle connections do not starve real terminals (real sockets): 1,100 idle TCP connections under
+a 1024 open-file limit kept a genuine terminal out, for the 300 s of the idle timeout, and the
+accept loop logged a traceback a second (helper-107's audit). Now a connection must
+authenticate within `auth_timeout_s`, one address and all of them together have a cap, and the
+accept loop out of files is one line a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_jt808_binding import NoUplink
+from test_jt808_server import CONFIG, ROOT
+
+from gateway.jt808 import Jt808Server
+from gateway.jt808.limits import RESERVED_FILES, default_max_connections
+from hazardhub.settings import load_registry
+from simulators.jt808 import Jt808Terminal
+from telemetry.jt808 import PlatformResponse
+from telemetry.registry import Registry
+
+
+@pytest.fixture(name="registry")
+def _registry(tmp_path: Path) -> Registry:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    return load_registry(cfg, [ROOT / "profiles"])
+
+
+@contextlib.asynccontextmanager
+async def serving(registry: Registry, **kw: object) -> AsyncIterator[int]:
+    server = Jt808Server(registry, NoUplink(), **kw)  # type: ignore[arg-type]
+    await server.start("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    try:
+        assert server.address is not None
+        yield server.address[1]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        registry_servers.append(server)
+
+
+registry_servers: list[Jt808Server] = []  # the last server run, for its counters
+
+
+async def idle(port: int, source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the gateway closed the connection within `seconds`."""
+    try:
+        return await asyncio.wait_for(reader.read(1), seconds) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+async def test_a_connection_that_does_not_authenticate_is_closed_soon(
+    registry: Registry,
+) -> None:
+    async with serving(registry, auth_timeout_s=0.3) as port:
+        reader, writer = await idle(port, "127.0.0.2")
+        async with Jt808Terminal("127.0.0.1", port, "13800000001", "苏A·D1234") as terminal:
+            await terminal.login()
+            assert await closed_within(reader, 2.0)  # the idle timeout is 300 s
+            await asyncio.sleep(0.3)
+            # authenticated in time: it stays
+            assert not terminal.closed.is_set()
+            assert (await terminal.heartbeat()).result == PlatformResponse.OK
+        writer.close()
+    assert registry_servers[-1].counters["auth_timeout"] == 1
+
+
+async def test_one_address_and_all_together_have_a_cap_and_a_real_terminal_gets_in(
+    registry: Registry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway.jt808")
+    async with serving(registry, max_per_host=3, max_connections=6) as port:
+        flood = [await idle(port, "127.0.0.2") for _ in range(8)]
+        assert [await closed_within(r, 0.2) for r, _ in flood] == [False] * 3 + [True] * 5
+        # a genuine terminal from another address gets in
+        async with Jt808Terminal("127.0.0.1", port, "13800000001", "苏A·D1234") as terminal:
+            await terminal.login()
+            more = [await idle(port, f"127.0.0.{i}") for i in (3, 4, 5)]
+            assert [await closed_within(r, 0.2) for r, _ in more] == [False, False, True]
+            assert (await terminal.heartbeat()).result == PlatformResponse.OK
+        for _, w in flood + more:
+            w.close()
+    counters = registry_servers[-1].counters
+    assert counters["refused_per_host"] == 5 and counters["refused_full"] == 1
+    lines = [r.getMessage() for r in caplog.records if "refused:" in r.getMessage()]
+    assert len(lines) == 2  # one per kind, however many (once a minute at most)
+    assert "3 connections open from 127.0.0.2 (--max-connections-per-host)" in lines[0]
+    assert "6 connections open (--max-connections)" in lines[1]
+
+
+def test_the_default_cap_leaves_files_for_the_rest() -> None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert default_max_connections() == max(16, soft - RESERVED_FILES)
+
+
+_HOLD = """
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+print("connected", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+async def test_the_accept_loop_out_of_files_is_one_line_not_a_traceback_a_second(
+    registry: Registry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    async with serving(registry, max_connections=100_000) as port:
+        # another process holds 40 connections while this one has 4 files left to take
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD, str(port), "40", "2.6"], stdout=subprocess.PIPE
+        )
+        open_now = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (open_now + 4, hard))
+        try:
+            await asyncio.sleep(2.4)  # asyncio tries accepting again every second
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"connected\n"
+        holder.wait(5)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert registry_servers[-1].counters["accept_failed"] >= 2
+    assert "jt808: cannot accept connections: [Errno 24] Too many open files" in (
+        errors[0].getMessage()
+    )
