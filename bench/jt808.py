@@ -39,8 +39,6 @@ from simulators.jt808 import Fix, Jt808Terminal
 
 from services import MosquittoService
 
-SECRET = b"bench-secret-0123456789"
-
 
 class BenchMosquitto(MosquittoService):
     def _write_conf(self) -> None:
@@ -72,8 +70,8 @@ def serve(
             listen=("127.0.0.1", 0),
             broker=("127.0.0.1", broker_port),
             spool_dir=spool,
-            secret=SECRET,
             idle_timeout_s=120,
+            max_per_host=1_000_000,  # every terminal comes from 127.0.0.1
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
