@@ -268,6 +268,26 @@ def _unit_key(unit: str) -> str:
     return "".join(unicodedata.normalize("NFKC", unit).split()).casefold()
 
 
+def _check_reachable(
+    levels: Sequence[LevelSpec], point: PointSpec, sensor: str, where: str
+) -> None:
+    """A level beyond what the point can read (its `valid`) is never reached: a reading there is
+    a sensor fault. An overfill would read as a fault, never as the red HIHI, and its interlock
+    check would never run (helper-109: a 16 m tank given a sphere's 12.5 m gauge)."""
+    if point.valid is None:
+        return
+    lo, hi = point.valid
+    for lv in levels:
+        at = lv.above if lv.above is not None else lv.below
+        if at is not None and not lo <= at <= hi:
+            raise ConfigError(
+                f"{where}: sensor {sensor!r}'s level {lv.name!r} at {at:g} lies outside what "
+                f"its point {point.name!r} can read (valid [{lo:g}, {hi:g}]): a reading there is "
+                "a sensor fault, so the level is never reached; check the rule, the sensor's "
+                "levels or the profile's `valid`"
+            )
+
+
 def _same_unit(unit: str, units: tuple[str, ...]) -> bool:
     """A sensor's unit is one of a rule's (Unicode forms, spaces and case aside), or either is
     not given."""
@@ -375,6 +395,7 @@ def build_registry(
                                 "the sensor's unit, give it its own levels, or set the sensor's "
                                 "`unit:` if the point is really in the rule's"
                             )
+                        _check_reachable(levels, point, sen.id, swhere)
                         rate = sen.rate or (packed.rate if packed else None)
                         early = sen.early_warning or (packed.early_warning if packed else None)
                         frozen = sen.frozen or (packed.frozen if packed else None)

@@ -52,6 +52,22 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
     ("wrong-type", GOOD.replace("poll_s: 1.0", "poll_s: often").encode(), ("poll_s",)),
     ("negative-poll", GOOD.replace("poll_s: 1.0", "poll_s: -1").encode(), ("poll_s",)),
     (
+        # helper-109: a level the point can never read (beyond its `valid`) is never reached
+        "level-beyond-valid",
+        GOOD.replace(
+            "version: 1",
+            "version: 1\ndevice_profiles:\n  - name: gauge\n    points: [{name: ch4_t1, "
+            "address: 0, scale: 0.01, valid: [0, 12.5]}]",
+        )
+        .replace("profile: coal-substation", "profile: gauge")
+        .replace(
+            "rule: coal-methane.face-t1",
+            "levels: [{name: hihi, tier: red, above: 14.8, recover: 14.5}]",
+        )
+        .encode(),
+        ("outside what its point", "ch4_t1", "valid [0, 12.5]", "never reached"),
+    ),
+    (
         "nan-level",
         GOOD.replace(
             "rule: coal-methane.face-t1", "levels: [{name: a, tier: red, above: .nan, recover: 1}]"
