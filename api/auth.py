@@ -5,7 +5,9 @@ viewer only the tenants on their key. A request for an object of a tenant the ca
 answers 404, as if it did not exist, so that ids do not leak.
 
 Keys come from the configuration (`api_keys`, digests written by hand or by `hazardhub`) and from
-the API (`api.keys`: made, shown once, expiring, revocable; kept in `api.registrydb`).
+the API (`api.keys`: made, shown once, expiring, revocable; kept in `api.registrydb`). A key made
+through the API works only while its maker does: a maker revoked, expired or gone from the
+configuration takes every key made with it (and those they made) along.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -38,6 +40,7 @@ class Principal:
     role: str
     tenants: frozenset[str] | None  # None: every tenant
     expires_ms: int | None = None  # a key made through the API: when it stops authenticating
+    source: Literal["config", "api"] = "config"  # where the key is kept
 
     def sees(self, tenant: str) -> bool:
         return self.tenants is None or tenant in self.tenants
@@ -50,10 +53,52 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _maker_of(row: KeyRow, rows: dict[str, KeyRow]) -> str | None:
+    """The name of the API key that made `row`; None when a key of the configuration did. A key
+    made before the maker was kept (`maker` NULL) is found by name: an API key of that name made
+    before it (names of API keys are never reused: a revoked key keeps its row)."""
+    if row.maker is not None:
+        return row.created_by if row.maker == "api" else None
+    maker = rows.get(row.created_by)
+    return None if maker is None or maker.created_ms > row.created_ms else maker.name
+
+
+def live_until(rows: Iterable[KeyRow], config_names: Iterable[str]) -> dict[str, int | None]:
+    """By name, until when each key made through the API authenticates: the earliest expiry of
+    the key and its makers, up to a key of the configuration (which does not expire); None for a
+    key revoked, or made by a key revoked, gone (a configuration key no longer configured) or
+    never known. Expiry aside, computed once per change of the keys, never per request."""
+    by_name = {r.name: r for r in rows}
+    configured = set(config_names)
+    until: dict[str, int | None] = {}
+    for name in by_name:
+        chain: list[KeyRow] = []
+        at: str | None = name
+        while at is not None and at not in until:  # up to a known one (iterative: chains are long)
+            row = by_name[at]
+            until[at] = None  # while unresolved: a cycle, which no maker makes, counts as revoked
+            chain.append(row)
+            at = _maker_of(row, by_name) if row.revoked_ms is None else None
+            if at is not None and at not in by_name:
+                break  # its maker's row is gone: revoked
+        for row in reversed(chain):
+            maker = _maker_of(row, by_name)
+            if row.revoked_ms is not None:
+                own = None
+            elif maker is None:
+                own = row.expires_ms if row.created_by in configured else None
+            else:
+                above = until.get(maker)
+                own = None if above is None else min(row.expires_ms, above)
+            until[row.name] = own
+    return until
+
+
 class KeyRing:
     """The keys that authenticate: the configuration's, and the API's (when given `db`), which
-    count only until they expire or are revoked. A lookup is by digest: a dictionary, not a
-    scan, and what it could leak by its timing is about a digest, not about a key."""
+    count only until they, or their makers, expire or are revoked. A lookup is by digest: a
+    dictionary, not a scan, and what it could leak by its timing is about a digest, not about a
+    key. Whether a key's makers still work is worked out when the keys change, not per request."""
 
     def __init__(
         self,
@@ -65,7 +110,9 @@ class KeyRing:
         self.db = db
         self._clock = clock
         self._lock = threading.Lock()
-        self._made: dict[str, KeyRow] = {}
+        self._rows: list[KeyRow] = []
+        self._until: dict[str, int | None] = {}
+        self._made: dict[str, tuple[KeyRow, int]] = {}  # by digest: the row, until when it works
         self._generation = 0
         self.refresh()
 
@@ -81,16 +128,33 @@ class KeyRing:
         config = {k.sha256: k for k in keys}
         with self._lock:
             self._config = config
-            self._generation += 1
+            self._settle()
 
     def refresh(self) -> None:
         """Read the API's keys again (after one was made or revoked)."""
         if self.db is None:
             return
-        made = {r.sha256: r for r in self.db.api_keys() if r.revoked_ms is None}
+        rows = self.db.api_keys()
         with self._lock:
-            self._made = made
-            self._generation += 1
+            self._rows = rows
+            self._settle()
+
+    def _settle(self) -> None:
+        """(Under the lock) which API keys work, and until when, with these rows and these
+        configuration keys."""
+        self._until = live_until(self._rows, (k.name for k in self._config.values()))
+        self._made = {
+            r.sha256: (r, until)
+            for r in self._rows
+            if (until := self._until.get(r.name)) is not None
+        }
+        self._generation += 1
+
+    def until(self, name: str) -> int | None:
+        """Until when the API key `name` works (its makers' expiry counted); None when it, or
+        a maker of it, is revoked or gone."""
+        with self._lock:
+            return self._until.get(name)
 
     @property
     def generation(self) -> int:
@@ -104,13 +168,14 @@ class KeyRing:
         """The caller of the key of SHA-256 `digest`, as the keys are now."""
         with self._lock:
             spec = self._config.get(digest)
-            row = self._made.get(digest)
+            made = self._made.get(digest)
         if spec is not None:
             tenants = frozenset(spec.tenants) if spec.tenants else None
             return Principal(spec.name, spec.role, tenants)
-        if row is not None and row.valid_at(self._clock()):
+        if made is not None and self._clock() < made[1]:
+            row, until = made
             tenants = frozenset(row.tenants) if row.tenants else None
-            return Principal(row.name, row.role, tenants, row.expires_ms)
+            return Principal(row.name, row.role, tenants, until, "api")
         return None
 
 

@@ -5,7 +5,9 @@ tenant manages every key; an admin limited to some tenants, the keys of any role
 (never a key of every tenant); an enterprise, the enterprise and viewer keys of its own tenants (a
 wall display of its own, a script of its own).
 Operators and viewers manage none. Keys of the configuration file are listed but can only be
-removed there. A key made here expires (90 days unless asked otherwise, at most 10 years).
+removed there. A key made here expires (90 days unless asked otherwise, at most 10 years), never
+after the key that made it, and works only while that key does (`api.auth.live_until`): a
+short-lived or leaked key cannot buy a lasting one.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class KeyPublic(BaseModel):
     role: str
     tenants: list[str]
     source: Literal["config", "api"]
-    state: Literal["active", "expired", "revoked"]
+    state: Literal["active", "expired", "revoked", "maker_revoked"]
     created_ms: int | None = None
     created_by: str | None = None
     expires_ms: int | None = None
@@ -114,10 +116,15 @@ def _check_manager(caller: Principal) -> None:
         )
 
 
-def _row_public(row: KeyRow, now: int) -> KeyPublic:
-    state: Literal["active", "expired", "revoked"] = (
-        "revoked" if row.revoked_ms is not None else "active" if row.valid_at(now) else "expired"
-    )
+def _row_public(row: KeyRow, now: int, until: int | None) -> KeyPublic:
+    """`until`: when the key stops working, its makers counted (None: a maker is revoked)."""
+    state: Literal["active", "expired", "revoked", "maker_revoked"]
+    if row.revoked_ms is not None:
+        state = "revoked"
+    elif until is None:
+        state = "maker_revoked"
+    else:
+        state = "active" if now < until else "expired"
     return KeyPublic(
         name=row.name,
         role=row.role,
@@ -126,7 +133,7 @@ def _row_public(row: KeyRow, now: int) -> KeyPublic:
         state=state,
         created_ms=row.created_ms,
         created_by=row.created_by,
-        expires_ms=row.expires_ms,
+        expires_ms=row.expires_ms if until is None else until,
         revoked_ms=row.revoked_ms,
         revoked_by=row.revoked_by,
     )
@@ -157,7 +164,7 @@ def key_router() -> APIRouter:
         ]
         if ctx.keys.db is not None:
             out += [
-                _row_public(row, now)
+                _row_public(row, now, ctx.keys.until(row.name))
                 for row in ctx.keys.db.api_keys()
                 if _manages(caller, row.role, row.tenants)
             ]
@@ -206,6 +213,9 @@ def key_router() -> APIRouter:
             )
         key = "hh_" + secrets.token_urlsafe(32)
         now = ctx.keys.now()
+        expires_ms = now + body.expires_in_days * _DAY_MS
+        if caller.expires_ms is not None:  # never outlives its maker
+            expires_ms = min(expires_ms, caller.expires_ms)
         row = KeyRow(
             name=body.name,
             sha256=hash_key(key),
@@ -213,9 +223,10 @@ def key_router() -> APIRouter:
             tenants=tenants,
             created_ms=now,
             created_by=caller.name,
-            expires_ms=now + body.expires_in_days * _DAY_MS,
+            expires_ms=expires_ms,
             revoked_ms=None,
             revoked_by=None,
+            maker=caller.source,
         )
         try:
             db.add_key(row)
@@ -223,7 +234,7 @@ def key_router() -> APIRouter:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         ctx.keys.refresh()
         response.headers["Cache-Control"] = "no-store"
-        return KeyCreated(**_row_public(row, now).model_dump(), key=key)
+        return KeyCreated(**_row_public(row, now, expires_ms).model_dump(), key=key)
 
     @r.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, dependencies=WRITE)
     def revoke_key(name: str, ctx: Ctx, caller: Caller) -> Response:

@@ -10,7 +10,9 @@ here, so that PostgreSQL can replace SQLite when several hub processes share sta
   the file's digest: at start the hub uses the newest revision unless the file changed since it
   was last read, in which case the file wins (an administrator edited it on purpose).
 * **API keys** made through the API: only the SHA-256 digest of a key is stored; the key is
-  shown once, when it is made. A key has an expiry and can be revoked; neither is undone.
+  shown once, when it is made. A key has an expiry and can be revoked; neither is undone. Its
+  maker is kept by name (`created_by`) and kind (`maker`: a key of the configuration or of the
+  API; NULL for a key made before it was kept): a key works only while its maker does.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["KeyRow", "RegistryDB", "RegistryDBError", "Revision"]
+__all__ = ["KeyRow", "Maker", "RegistryDB", "RegistryDBError", "Revision"]
 
 Source = Literal["file", "api", "import"]
+Maker = Literal["config", "api"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config_revisions (
@@ -47,9 +50,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_by TEXT NOT NULL,
     expires_ms INTEGER NOT NULL,
     revoked_ms INTEGER,
-    revoked_by TEXT
+    revoked_by TEXT,
+    maker TEXT CHECK (maker IN ('config', 'api'))
 );
 """
+# columns added since a table was first made: (table, column, its definition)
+_ADDED = (("api_keys", "maker", "TEXT CHECK (maker IN ('config', 'api'))"),)
 _KEEP_REVISIONS = 1000  # older revisions are pruned; the newest is never
 
 
@@ -79,6 +85,9 @@ class KeyRow:
     expires_ms: int
     revoked_ms: int | None
     revoked_by: str | None
+    # what `created_by` names: a key of the configuration or of the API (None: made before the
+    # maker was kept; `api.auth.KeyRing` finds it by name)
+    maker: Maker | None = None
 
     def valid_at(self, now_ms: int) -> bool:
         return self.revoked_ms is None and now_ms < self.expires_ms
@@ -97,6 +106,10 @@ class RegistryDB:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
+            for table, column, definition in _ADDED:
+                have = {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
@@ -180,7 +193,7 @@ class RegistryDB:
             with self._tx() as c:
                 c.execute(
                     "INSERT INTO api_keys (name, sha256, role, tenants, created_ms, created_by,"
-                    " expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " expires_ms, maker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         row.name,
                         row.sha256,
@@ -189,6 +202,7 @@ class RegistryDB:
                         row.created_ms,
                         row.created_by,
                         row.expires_ms,
+                        row.maker,
                     ),
                 )
         except sqlite3.IntegrityError as exc:
@@ -208,7 +222,7 @@ class RegistryDB:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT name, sha256, role, tenants, created_ms, created_by, expires_ms,"
-                " revoked_ms, revoked_by FROM api_keys ORDER BY name"
+                " revoked_ms, revoked_by, maker FROM api_keys ORDER BY name"
             ).fetchall()
         return [
             KeyRow(
@@ -221,6 +235,7 @@ class RegistryDB:
                 expires_ms=int(r[6]),
                 revoked_ms=None if r[7] is None else int(r[7]),
                 revoked_by=r[8],
+                maker=r[9],
             )
             for r in rows
         ]

@@ -142,9 +142,101 @@ async def test_key_survives_a_new_key_ring(hub, tmp_path):
     ).json()["key"]
     rdb = RegistryDB(tmp_path / "registry.db")  # a hub restart reads the same file
     try:
-        principal = KeyRing([], rdb, clock=clock).authenticate(key)
+        # (with the configuration's keys: its maker, root, is one of them)
+        principal = KeyRing(CONFIG_KEYS, rdb, clock=clock).authenticate(key)
         assert principal is not None and principal.role == "operator"
         assert principal.tenants is None
+    finally:
+        rdb.close()
+
+
+async def make(client, who: str, name: str, role: str, days: int, tenants=("north-coal",)):
+    r = await client.post(
+        "/api/v1/api-keys",
+        json={"name": name, "role": role, "tenants": list(tenants), "expires_in_days": days},
+        headers=bearer(who),
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_a_key_never_outlives_the_key_that_made_it(hub):
+    """A short-lived (or leaked) key cannot buy a lasting one (security audit, helper-107): a
+    key made by a key expires with it at the latest, and stops when it is revoked, and so do
+    the keys that key made."""
+    client, clock, _ = hub
+    k1 = await make(client, "k-root", "k1", "admin", 1)
+    k2 = await make(client, k1["key"], "k2", "enterprise", 3650)
+    k3 = await make(client, k2["key"], "k3", "viewer", 3650)
+    assert k1["expires_ms"] == clock.now + DAY
+    assert k2["expires_ms"] == k3["expires_ms"] == k1["expires_ms"]  # capped at the maker's
+    for k in (k1, k2, k3):
+        me = await client.get("/api/v1/me", headers=bearer(k["key"]))
+        assert me.status_code == 200 and me.json()["expires_ms"] == k1["expires_ms"]
+    assert (await client.delete("/api/v1/api-keys/k1", headers=bearer("k-root"))).status_code == 204
+    for k in (k1, k2, k3):
+        assert (await client.get("/api/v1/me", headers=bearer(k["key"]))).status_code == 401
+    listed = {
+        k["name"]: k["state"]
+        for k in (await client.get("/api/v1/api-keys", headers=bearer("k-root"))).json()
+    }
+    assert (listed["k1"], listed["k2"], listed["k3"]) == (
+        "revoked",
+        "maker_revoked",
+        "maker_revoked",
+    )
+    # a key made by a key of the configuration lasts as asked, and the keys it makes with it
+    k4 = await make(client, "k-coal", "k4", "enterprise", 3650)
+    k5 = await make(client, k4["key"], "k5", "viewer", 3650)
+    assert k5["expires_ms"] == k4["expires_ms"] == clock.now + 3650 * DAY
+    # revoking a key made in the middle stops what it made, not its maker
+    assert (await client.delete("/api/v1/api-keys/k4", headers=bearer("k-coal"))).status_code == 204
+    assert (await client.get("/api/v1/me", headers=bearer(k5["key"]))).status_code == 401
+    assert (await client.get("/api/v1/me", headers=bearer("k-coal"))).status_code == 200
+
+
+async def test_a_key_stops_when_its_maker_expires_or_leaves_the_configuration(tmp_path):
+    """The ring works it out from the rows: a key made before makers were kept (maker NULL) is
+    tied to the API key of its `created_by`, else to the configuration's key of that name."""
+    clock = Clock()
+    now = clock.now
+    # the table as a hub of before this release made it, and its rows: no maker, no cap
+    conn = sqlite3.connect(tmp_path / "registry.db")
+    conn.execute(
+        "CREATE TABLE api_keys (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, role TEXT"
+        " NOT NULL, tenants TEXT NOT NULL, created_ms INTEGER NOT NULL, created_by TEXT NOT NULL,"
+        " expires_ms INTEGER NOT NULL, revoked_ms INTEGER, revoked_by TEXT)"
+    )
+    for name, key, role, tenants, at, by, until in (
+        ("old1", "o1", "admin", "[]", now, "root", now + DAY),
+        ("old2", "o2", "viewer", '["north-coal"]', now + 1, "old1", now + 3650 * DAY),
+        ("old3", "o3", "viewer", '["north-coal"]', now, "coal", now + 3650 * DAY),
+    ):
+        conn.execute(
+            "INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            (name, hash_key(key), role, tenants, at, by, until),
+        )
+    conn.commit()
+    conn.close()
+    rdb = RegistryDB(tmp_path / "registry.db")  # adds the maker column
+    try:
+        assert [r.maker for r in rdb.api_keys()] == [None, None, None]
+        ring = KeyRing(CONFIG_KEYS, rdb, clock=clock)
+        assert {k: ring.authenticate(k) is not None for k in ("o1", "o2", "o3")} == {
+            "o1": True,
+            "o2": True,
+            "o3": True,
+        }
+        two = ring.authenticate("o2")
+        assert two is not None and two.expires_ms == now + DAY  # its maker's expiry counts
+        clock.now += DAY  # old1 expires: old2, made by it, with it
+        assert ring.authenticate("o1") is None and ring.authenticate("o2") is None
+        assert ring.authenticate("o3") is not None
+        # the configuration's key "coal" removed: the key it made stops; back, it works again
+        ring.set_config_keys([k for k in CONFIG_KEYS if k.name != "coal"])
+        assert ring.authenticate("o3") is None and ring.until("old3") is None
+        ring.set_config_keys(CONFIG_KEYS)
+        assert ring.authenticate("o3") is not None
     finally:
         rdb.close()
 
