@@ -19,16 +19,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Response, status
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from alerts.desk import SYSTEM
 from api.auth import Principal, hash_key
 from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
 from api.registrydb import KeyRow, RegistryDB, RegistryDBError
 from telemetry.config import ApiKeySpec, Ident
 
-__all__ = ["KeyName", "check_key_name", "key_router"]
+__all__ = ["RESERVED_NAMES", "KeyName", "check_key_name", "key_router"]
 
 Role = Literal["admin", "operator", "enterprise", "viewer"]
 _DAY_MS = 86_400_000
 _NAME_PUNCT = frozenset("_.-")
+# names the hub itself acts under (the journal's clock, the configuration's revisions and their
+# sources) and their Chinese: a key so named would pass its notes off as the hub's (any case)
+RESERVED_NAMES = frozenset(
+    {SYSTEM, "hub", "file", "api", "import", "config", "configuration", "系统", "平台"}
+)
 
 
 def check_key_name(name: str) -> str:
@@ -37,7 +43,13 @@ def check_key_name(name: str) -> str:
     spaces of every kind, control and format characters (a bidi override or a zero-width space
     would make one name read as another, or a log line lie), every other punctuation and symbol
     (quotes, commas, `=`, `+`, `@`: a CSV cell, a header or a shell never has to quote a name),
-    and a name that NFKC changes (full-width `ａｄｍｉｎ` would pass for `admin`)."""
+    and a name that NFKC changes (full-width `ａｄｍｉｎ` would pass for `admin`), and the names
+    the hub acts under itself (`RESERVED_NAMES`, in any case: `System` would pass for `system`)."""
+    if name.casefold() in RESERVED_NAMES:
+        raise ValueError(
+            f"{name!r} is a name the hub acts under itself (the journal's system, the"
+            " configuration's file or hub): name the key after its holder"
+        )
     if unicodedata.normalize("NFKC", name) != name:
         raise ValueError(
             "a key name is written in its plain form (not full-width or compatibility letters)"
@@ -207,10 +219,14 @@ def key_router() -> APIRouter:
                     }
                 ],
             )
-        if any(k.name == body.name for k in ctx.keys.config_keys):
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"the configuration has a key named {body.name!r}"
-            )
+        # the same answer wherever the name is taken (the configuration holds other tenants'
+        # keys: where would tell their names); a configuration key's name in another case too
+        taken = HTTPException(
+            status.HTTP_409_CONFLICT, f"the key name {body.name!r} is taken: choose another"
+        )
+        folded = body.name.casefold()
+        if any(k.name.casefold() == folded for k in ctx.keys.config_keys):
+            raise taken
         key = "hh_" + secrets.token_urlsafe(32)
         now = ctx.keys.now()
         expires_ms = now + body.expires_in_days * _DAY_MS
@@ -231,7 +247,7 @@ def key_router() -> APIRouter:
         try:
             db.add_key(row)
         except RegistryDBError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+            raise taken from exc
         ctx.keys.refresh()
         response.headers["Cache-Control"] = "no-store"
         return KeyCreated(**_row_public(row, now, expires_ms).model_dump(), key=key)

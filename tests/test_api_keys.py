@@ -344,6 +344,42 @@ async def test_a_key_name_refuses_what_would_break_a_log_a_header_or_a_csv(hub, 
     assert r.json()["errors"][0]["loc"] == ["body", "name"], r.text
 
 
+@pytest.mark.parametrize("name", ["system", "System", "SYSTEM", "hub", "file", "import", "系统"])
+async def test_a_key_may_not_be_named_as_the_hub_acts_in_the_journal(hub, name):
+    """`system` is the actor of the hub's clock in the journal (a shelve expired, a disposal
+    overdue), `file` and `hub` of the configuration's revisions: an enterprise's key so named
+    passed its comments off as the system's (security audit, helper-107)."""
+    client, _, _ = hub
+    body = {"name": name, "role": "viewer", "tenants": ["north-coal"]}
+    r = await client.post("/api/v1/api-keys", json=body, headers=bearer("k-coal"))
+    assert r.status_code == 422, (name, r.text)
+    assert r.json()["errors"][0]["loc"] == ["body", "name"], r.text
+    assert "acts under itself" in r.text
+    # a name holding one is a name like any other
+    body["name"] = f"{name}-wall"
+    assert (
+        await client.post("/api/v1/api-keys", json=body, headers=bearer("k-coal"))
+    ).status_code == 201
+
+
+async def test_a_taken_name_is_a_conflict_that_does_not_say_where(hub):
+    """An enterprise asking for the name of another tenant's configuration key learnt that the
+    configuration has one (security audit, helper-107): every taken name answers alike."""
+    client, _, _ = hub
+    made = {"name": "coal-wall", "role": "viewer", "tenants": ["north-coal"]}
+    assert (
+        await client.post("/api/v1/api-keys", json=made, headers=bearer("k-coal"))
+    ).status_code == 201
+    details = []
+    for name in ("chem", "CHEM", "coal-wall"):  # acme-chem's configuration key; one made here
+        body = {"name": name, "role": "viewer", "tenants": ["north-coal"]}
+        r = await client.post("/api/v1/api-keys", json=body, headers=bearer("k-coal"))
+        assert r.status_code == 409, (name, r.text)
+        details.append(r.json()["detail"].replace(repr(name), "<name>"))
+    assert details == ["the key name <name> is taken: choose another"] * 3
+    assert "configuration" not in str(details)
+
+
 async def test_a_key_named_in_chinese_acknowledges_and_the_journal_and_csv_say_its_name(tmp_path):
     """The journal names the key as the actor: a dispatcher's key named 王工 (names were ASCII
     only, so the journal could not say who in Chinese). Latin, Cyrillic and marks pass too."""
