@@ -23,6 +23,7 @@ from fastapi.responses import (
 )
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
 from api.alarms import alarm_router
@@ -57,6 +58,7 @@ from api.problems import BodyLimit, install_problem_handlers
 from api.registry import registry_router
 from api.rulepacks import rule_pack_router, spec_json
 from api.sites import site_router
+from api.stream import Broadcaster, Subscription, TooManyStreamsError
 from api.timerange import refuse_seconds
 from ingest.metrics import prom_number
 from ingest.store.base import Aggregate
@@ -146,6 +148,22 @@ def _finite(v: float | None) -> float | None:
 _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
 MAX_HISTORY_ROWS = 100_000  # rows of one history answer
 MAX_TRACK_MS = 7 * 86_400_000  # the span of one track answer
+
+
+class _EventStream(StreamingResponse):
+    """A live stream whose subscription is given back however the response ends: its events'
+    generator does it when it ran, but one that never started (the client gone before the
+    first byte) would hold a place of its key's streams for good."""
+
+    def __init__(self, stream: Broadcaster, sub: Subscription, **kw: Any) -> None:
+        super().__init__(stream.events(sub), **kw)
+        self._stream, self._sub = stream, sub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._stream.unsubscribe(self._sub)
 
 
 def _router() -> APIRouter:
@@ -321,9 +339,17 @@ def _router() -> APIRouter:
         configuration, and sends nothing of a tenant the key no longer sees."""
         if ctx.stream is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no live stream here")
-        sub = ctx.stream.subscribe(caller, frozenset(kinds.split(",")), watch.current)
-        return StreamingResponse(
-            ctx.stream.events(sub),
+        try:
+            sub = ctx.stream.subscribe(
+                caller, frozenset(kinds.split(",")), watch.current, key=watch.digest
+            )
+        except TooManyStreamsError as exc:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS, str(exc), headers={"Retry-After": "30"}
+            ) from exc
+        return _EventStream(
+            ctx.stream,
+            sub,
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

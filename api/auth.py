@@ -190,6 +190,11 @@ class KeyWatch:
         self._generation = ring.generation
         self._principal: Principal | None = principal
 
+    @property
+    def digest(self) -> str:
+        """The SHA-256 digest of the key (what its live streams are counted by)."""
+        return self._digest
+
     def current(self) -> Principal | None:
         """The caller as its key is now; None once the key no longer authenticates (for good:
         a key revoked stays revoked, one expired stays expired)."""

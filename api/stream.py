@@ -6,13 +6,19 @@ is filtered by the tenants its key may see, as the key is now: it is checked aga
 `api.auth.KeyWatch`) before each event and at each heartbeat, an event of a tenant the key no
 longer sees is not sent, and the stream ends (with an ``end`` event) once the key is revoked,
 expires or leaves the configuration.
+
+Streams are capped, per key and in all (`TooManyStreamsError`, 429 at the route): each holds a
+socket and a queue, and thousands opened and never read made every tenant's events late and would
+run the hub out of file descriptors. An event goes only to the streams of its tenant (and those of
+every tenant): subscribers are indexed by the tenants their key sees, not visited one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,12 +31,20 @@ from ingest.store.base import ReadingBatch
 from telemetry.quality import Quality
 from telemetry.registry import Registry
 
-__all__ = ["Broadcaster", "Subscription"]
+__all__ = ["Broadcaster", "Subscription", "TooManyStreamsError"]
+
+MAX_STREAMS_PER_KEY = 10  # a dashboard's tabs, a wall display or two
+MAX_STREAMS = 500  # in all: far below a service's 1,024 file descriptors
 
 
 _END = b'event: end\ndata: {"reason":"the key no longer authenticates"}\n\n'
 _STOPPING = b'event: end\ndata: {"reason":"the hub is stopping"}\n\n'
 _CLOSE = "\x00close"  # the kind of the item that ends a stream (`Broadcaster.close`)
+
+
+class TooManyStreamsError(Exception):
+    """A stream refused: its key, or the hub, has as many open as it may (the reason says
+    which)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -42,6 +56,9 @@ class Subscription:
     # the caller as its key is now (None: it no longer authenticates); None: never checked again
     recheck: Callable[[], Principal | None] | None = None
     closing: bool = False  # its stream ends with the next item: nothing more is queued
+    key: str = ""  # what its key is counted by (the key's digest)
+    # the tenants it is indexed under in its broadcaster (None: every tenant)
+    indexed: frozenset[str] | None = frozenset()
 
     def offer(self, kind: str, tenant: str, data: bytes) -> None:
         if kind not in self.kinds or not self.principal.sees(tenant) or self.closing:
@@ -74,14 +91,25 @@ def _close_queue(sub: Subscription) -> None:
 
 class Broadcaster:
     def __init__(
-        self, registry: Registry, *, queue_size: int = 1000, heartbeat_s: float = 15.0
+        self,
+        registry: Registry,
+        *,
+        queue_size: int = 1000,
+        heartbeat_s: float = 15.0,
+        max_per_key: int = MAX_STREAMS_PER_KEY,
+        max_total: int = MAX_STREAMS,
     ) -> None:
         """`heartbeat_s`: the most a quiet stream waits before a keep-alive, and so before its
-        key is checked again."""
+        key is checked again. `max_per_key`, `max_total`: the streams open at once."""
         self._registry = registry
         self._queue_size = queue_size
         self.heartbeat_s = heartbeat_s
+        self.max_per_key = max_per_key
+        self.max_total = max_total
         self._subs: set[Subscription] = set()
+        self._per_key: Counter[str] = Counter()
+        self._by_tenant: dict[str, set[Subscription]] = {}
+        self._everywhere: set[Subscription] = set()  # keys of every tenant
         self._closed = False  # the hub stops: every stream ends (`close`)
 
     def set_registry(self, registry: Registry) -> None:
@@ -97,19 +125,85 @@ class Broadcaster:
         principal: Principal,
         kinds: frozenset[str],
         recheck: Callable[[], Principal | None] | None = None,
+        key: str | None = None,
     ) -> Subscription:
         """A subscriber of `kinds`; with `recheck` (the caller as its key is now, None once it no
-        longer authenticates) its stream follows the key: see `events`."""
+        longer authenticates) its stream follows the key: see `events`. `key` is what the key
+        is counted by (its digest; its name unless given). Raises `TooManyStreamsError` when the key
+        or the hub has as many streams open as it may."""
+        key = principal.name if key is None else key
+        if len(self._subs) >= self.max_total:
+            raise TooManyStreamsError(
+                f"the hub has {len(self._subs)} live streams open, the most it keeps: try again"
+                " later"
+            )
+        if self._per_key[key] >= self.max_per_key:
+            raise TooManyStreamsError(
+                f"this key has {self._per_key[key]} live streams open, the most one key may:"
+                " close one (another tab, another display) first"
+            )
         sub = Subscription(
-            principal, asyncio.Queue(maxsize=self._queue_size), kinds=kinds, recheck=recheck
+            principal,
+            asyncio.Queue(maxsize=self._queue_size),
+            kinds=kinds,
+            recheck=recheck,
+            key=key,
         )
         self._subs.add(sub)
+        self._per_key[key] += 1
+        self._index(sub)
         if self._closed:
             _close_queue(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a subscriber (again: nothing happens)."""
+        if sub not in self._subs:
+            return
         self._subs.discard(sub)
+        self._per_key[sub.key] -= 1
+        if not self._per_key[sub.key]:
+            del self._per_key[sub.key]
+        self._unindex(sub)
+
+    def _index(self, sub: Subscription) -> None:
+        tenants = sub.principal.tenants
+        sub.indexed = tenants
+        if tenants is None:
+            self._everywhere.add(sub)
+            return
+        for t in tenants:
+            self._by_tenant.setdefault(t, set()).add(sub)
+
+    def _unindex(self, sub: Subscription) -> None:
+        if sub.indexed is None:
+            self._everywhere.discard(sub)
+            return
+        for t in sub.indexed:
+            subs = self._by_tenant.get(t)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_tenant[t]
+
+    def _listening(self, tenant: str) -> Iterable[Subscription]:
+        """The subscribers an event of `tenant` is offered to: its own and every tenant's."""
+        own = self._by_tenant.get(tenant)
+        if not own:
+            return self._everywhere
+        if not self._everywhere:
+            return own
+        return (*own, *self._everywhere)
+
+    def _authenticates(self, sub: Subscription) -> bool:
+        """`sub.authenticates()`, indexed again when its key now sees other tenants (a new
+        configuration)."""
+        if not sub.authenticates():
+            return False
+        if sub.principal.tenants != sub.indexed and sub in self._subs:
+            self._unindex(sub)
+            self._index(sub)
+        return True
 
     def close(self) -> None:
         """End every stream with an ``end`` event (the hub stops): a client told so reconnects
@@ -124,13 +218,13 @@ class Broadcaster:
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
         for ev in events:
             data = orjson.dumps(ev.to_json())
-            for sub in self._subs:
+            for sub in self._listening(ev.tenant):
                 sub.offer("alarm", ev.tenant, data)
 
     async def on_notification(self, n: Notification) -> None:
         """A subscription's notification for the SSE channel: to the streams of its tenant."""
         data = orjson.dumps(n.body)
-        for sub in self._subs:
+        for sub in self._listening(n.tenant):
             sub.offer("notification", n.tenant, data)
 
     def on_readings(self, batch: ReadingBatch) -> None:
@@ -145,6 +239,9 @@ class Broadcaster:
         sensors = self._registry.sensors
         for i in idx.tolist():
             info = sensors[int(batch.sensor[i])]
+            listening = self._listening(info.tenant)
+            if not listening:
+                continue
             value = float(batch.value[i])
             q = int(batch.quality[i])
             data = orjson.dumps(
@@ -158,7 +255,7 @@ class Broadcaster:
                     "quality_name": Quality(q).name.lower(),
                 }
             )
-            for sub in self._subs:
+            for sub in listening:
                 sub.offer("reading", info.tenant, data)
 
     async def events(
@@ -174,7 +271,7 @@ class Broadcaster:
                 try:
                     kind, tenant, data = await asyncio.wait_for(sub.queue.get(), timeout=beat)
                 except TimeoutError:
-                    if not sub.authenticates():
+                    if not self._authenticates(sub):
                         yield _END
                         return
                     yield b": keep-alive\n\n"
@@ -182,7 +279,7 @@ class Broadcaster:
                 if kind == _CLOSE:
                     yield _STOPPING
                     return
-                if not sub.authenticates():
+                if not self._authenticates(sub):
                     yield _END
                     return
                 if not sub.principal.sees(tenant):

@@ -18,7 +18,7 @@ import uvicorn
 
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
-from api.auth import KeyRing, hash_key
+from api.auth import KeyRing, Principal, hash_key
 from api.registrydb import RegistryDB
 from api.stream import Broadcaster
 from ingest.metrics import Metrics
@@ -212,3 +212,20 @@ async def test_stream_follows_a_new_configuration_of_its_key(rig: Rig) -> None:
 
 async def _has(reader: Reader, n: int) -> bool:
     return len(reader.tenants()) >= n
+
+
+async def test_a_key_over_its_streams_is_answered_429_with_the_reason(rig: Rig) -> None:
+    """Streams are capped per key (security audit, helper-107): one more is refused before it
+    starts, saying why; another key still opens its own."""
+    rig.stream.max_per_key = 2
+    both = Principal("both", "operator", frozenset({COAL, CHEM}))
+    held = [rig.stream.subscribe(both, frozenset({"alarm"}), key=hash_key("k-both")) for _ in "ab"]
+    try:
+        r = await rig.api.get("/api/v1/stream", headers={"Authorization": "Bearer k-both"})
+        assert r.status_code == 429, r.text
+        assert "this key has 2 live streams open" in r.json()["detail"]
+        assert r.headers["retry-after"] == "30"
+        assert rig.stream.subscribers == 2
+    finally:
+        for sub in held:
+            rig.stream.unsubscribe(sub)

@@ -9,10 +9,12 @@ import aiomqtt
 import httpx
 import numpy as np
 import orjson
+import pytest
 
 from api.auth import Principal, hash_key
-from api.stream import Broadcaster
+from api.stream import Broadcaster, Subscription, TooManyStreamsError
 from hazardhub.hub import Hub, HubSettings
+from ingest.store.base import ReadingBatch
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import build_registry, parse_document
@@ -202,3 +204,70 @@ async def test_what_was_queued_before_the_stop_is_sent_before_the_end():
 
 async def _chunks(stream):
     return [chunk async for chunk in stream]
+
+
+def _gas_reading(registry) -> ReadingBatch:
+    """One reading of chem's gas-1."""
+    i = registry.sensor("gas-1").index
+    one = np.zeros(1, np.int64)
+    return ReadingBatch(
+        np.array([i], np.int32), one + 1, np.array([0.5]), one.astype(np.uint8), one, one
+    )
+
+
+def test_streams_are_capped_per_key_and_in_all():
+    """3,000 streams of one viewer key, never read, made another tenant's alarm 1.9 s late and
+    would run a hub out of its 1,024 file descriptors (security audit, helper-107): a key holds
+    at most `max_per_key`, the hub at most `max_total`; one closed frees its place."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry, max_per_key=2, max_total=3)
+    chem = Principal("chem", "enterprise", frozenset({"chem"}))
+    kinds = frozenset({"alarm"})
+    first = hub_stream.subscribe(chem, kinds, key="a")
+    hub_stream.subscribe(chem, kinds, key="a")
+    with pytest.raises(TooManyStreamsError, match="this key has 2 live streams open"):
+        hub_stream.subscribe(chem, kinds, key="a")
+    hub_stream.subscribe(chem, kinds, key="b")  # another key has its own
+    with pytest.raises(TooManyStreamsError, match="the hub has 3 live streams open"):
+        hub_stream.subscribe(chem, kinds, key="c")
+    hub_stream.unsubscribe(first)
+    hub_stream.unsubscribe(first)  # twice: counted once
+    hub_stream.subscribe(chem, kinds, key="a")
+    assert hub_stream.subscribers == 3
+
+
+def test_an_event_is_offered_to_the_streams_of_its_tenant_only(monkeypatch):
+    """Every reading was offered to every stream of every tenant (a thousand streams of one
+    tenant slowed all the others'): subscribers are indexed by tenant."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry, max_per_key=100)
+    other = Principal("other", "enterprise", frozenset({"other"}))
+    for _ in range(50):
+        hub_stream.subscribe(other, frozenset({"reading"}))
+    mine = hub_stream.subscribe(
+        Principal("chem", "viewer", frozenset({"chem"})), frozenset({"reading"})
+    )
+    centre = hub_stream.subscribe(Principal("ops", "operator", None), frozenset({"reading"}))
+    offered = []
+    real = Subscription.offer
+    monkeypatch.setattr(Subscription, "offer", lambda sub, *a: (offered.append(sub), real(sub, *a)))
+    hub_stream.on_readings(_gas_reading(registry))
+    assert sorted(map(id, offered)) == sorted(map(id, (mine, centre)))
+    assert mine.queue.qsize() == centre.queue.qsize() == 1
+
+
+async def test_a_stream_whose_key_gains_a_tenant_hears_it_after_the_recheck():
+    """The index follows the key: a new configuration giving the key a tenant brings that
+    tenant's events from the key's next check (a heartbeat here), as before the index."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry)
+    now = Principal("w", "viewer", frozenset({"other"}))
+    sub = hub_stream.subscribe(now, frozenset({"reading"}), recheck=lambda: now)
+    stream = hub_stream.events(sub, heartbeat_s=0.01)
+    assert await anext(stream) == b"retry: 2000\n\n"
+    now = Principal("w", "viewer", frozenset({"other", "chem"}))
+    assert await anext(stream) == b": keep-alive\n\n"
+    hub_stream.on_readings(_gas_reading(registry))
+    assert (await asyncio.wait_for(anext(stream), 5)).startswith(b"event: reading\n")
+    await stream.aclose()
+    assert hub_stream.subscribers == 0
