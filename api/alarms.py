@@ -30,6 +30,7 @@ from api.context import (
     AppContext,
     Caller,
     Ctx,
+    WriteGuard,
     check_site,
     narrowed,
     not_found,
@@ -297,7 +298,7 @@ async def _csv_answer(ctx: AppContext, tenants: list[str], key: tuple[Any, ...])
 
 
 def alarm_router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["alarms"])
+    r = APIRouter(route_class=WriteGuard, prefix="/api/v1", tags=["alarms"])
     answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
 
     @r.get("/alarms", response_model=list[AlarmPublic])

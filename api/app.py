@@ -35,6 +35,7 @@ from api.context import (
     AppContext,
     Caller,
     Ctx,
+    WriteGuard,
     check_site,
     narrowed,
     not_found,
@@ -167,7 +168,7 @@ class _EventStream(StreamingResponse):
 
 
 def _router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1")
+    r = APIRouter(route_class=WriteGuard, prefix="/api/v1")
 
     @r.get("/me", response_model=MePublic, tags=["keys"])
     def me(caller: Caller) -> MePublic:

@@ -25,7 +25,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.registrydb import KeyRow, RegistryDB
 from telemetry.config import ApiKeySpec
 
-__all__ = ["KeyRing", "KeyWatch", "Principal", "current_key_watch", "current_principal", "hash_key"]
+__all__ = [
+    "KeyRing",
+    "KeyWatch",
+    "Principal",
+    "current_key_watch",
+    "current_principal",
+    "hash_key",
+    "request_principal",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -229,6 +237,11 @@ async def current_principal(
     if principal is None:
         raise unauthorized
     return principal
+
+
+async def request_principal(request: Request) -> Principal:
+    """The caller of `request`, outside FastAPI's dependencies (`api.context.WriteGuard`)."""
+    return await current_principal(request, await _bearer(request))
 
 
 async def current_key_watch(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 
 from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
-from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found, require_writer
 from api.yamlbody import YamlTooLargeError, load_yaml
 
 __all__ = [
@@ -154,7 +154,7 @@ IfMatch = Annotated[str | None, Header(description="the revision the change is b
 
 def config_router() -> APIRouter:
     """The routes under /config and /geofences; `api.registry` mounts them under /api/v1."""
-    r = APIRouter(tags=["registry"])
+    r = APIRouter(route_class=WriteGuard, tags=["registry"])
 
     @r.get("/geofences")
     def geofences(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.routing import APIRoute
 
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.notify.notifier import Notifier
 from alerts.statedb import StateDB
-from api.auth import KeyRing, Principal, current_principal
+from api.auth import KeyRing, Principal, current_principal, request_principal
 from api.configadmin import ConfigAdmin
 from api.stream import Broadcaster
 from ingest.metrics import Metrics
@@ -26,6 +27,7 @@ __all__ = [
     "AppContext",
     "Caller",
     "Ctx",
+    "WriteGuard",
     "not_found",
     "query_tenants",
     "require_writer",
@@ -124,6 +126,26 @@ def _writer(caller: Caller) -> None:
     require_writer(caller)
 
 
-# the dependencies of every write route: a viewer gets its 403 before the body is read (a bad
-# body would otherwise answer 422 first)
+# the dependencies of every write route: a viewer gets its 403 before the body is validated
+# (a bad body would otherwise answer 422 first); `WriteGuard` checks it before the body is read
 WRITE = [Depends(_writer)]
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class WriteGuard(APIRoute):
+    """A route whose writes (`POST`, `PUT`, `PATCH`, `DELETE`) check the key before anything
+    else: FastAPI reads and parses a JSON body before it runs any dependency, so a viewer's
+    write of a body that does not parse answered 422 (and a body was read for a key that may not
+    write). No key, or one that does not authenticate, is 401 here; a viewer's, 403."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[None, None, Response]]:
+        handler = super().get_route_handler()
+        if not (self.methods or set()) & _WRITES:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            require_writer(await request_principal(request))
+            return await handler(request)
+
+        return guarded

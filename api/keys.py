@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from alerts.desk import SYSTEM
 from api.auth import Principal, hash_key
-from api.context import WRITE, AppContext, Caller, Ctx, not_found, require_writer
+from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found, require_writer
 from api.registrydb import KeyRow, RegistryDB, RegistryDBError
 from telemetry.config import ApiKeySpec, Ident
 
@@ -164,7 +164,7 @@ def _need_db(ctx: AppContext) -> RegistryDB:
 
 
 def key_router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
+    r = APIRouter(route_class=WriteGuard, prefix="/api/v1/api-keys", tags=["api-keys"])
 
     @r.get("", response_model=list[KeyPublic])
     def list_keys(ctx: Ctx, caller: Caller) -> list[KeyPublic]:

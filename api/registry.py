@@ -45,7 +45,7 @@ from api.configroutes import (
     read_body,
     whole_admin_of,
 )
-from api.context import WRITE, AppContext, Caller, Ctx, not_found
+from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
 
 __all__ = ["registry_router"]
 
@@ -137,7 +137,7 @@ RegPath = Annotated[str, Path(description="see the module description", max_leng
 
 
 def registry_router() -> APIRouter:
-    r = APIRouter(prefix="/api/v1", tags=["registry"])
+    r = APIRouter(route_class=WriteGuard, prefix="/api/v1", tags=["registry"])
 
     @r.get("/registry/{path:path}")
     def read(path: RegPath, ctx: Ctx, caller: Caller, response: Response) -> Any:

@@ -322,7 +322,7 @@ async def test_request_bodies_over_one_mib_are_refused(api):
 async def test_a_viewer_gets_403_on_every_write_route_before_its_body_is_read(api):
     """Every write route (from the OpenAPI document) answers a viewer 403 even for a body that
     does not validate: the body is not judged for a key that may not write (JSON that does not
-    parse at all is refused first, 422, by the framework)."""
+    parse at all too: tests/test_api_tenancy.py)."""
     spec = (await api.get("/openapi.json")).json()
     writes = [
         (method, re.sub(r"\{[^}]+\}", "1", path))
