@@ -112,9 +112,38 @@ async def change(
     except StaleRevisionError as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from exc
     except ConfigRefusedError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, _relative(exc.errors, rel)
-        ) from exc
+        errors = _relative(exc.errors, rel)
+        if caller.tenants is not None:
+            errors = _unseen(errors, document(admin.current()), caller)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, errors) from exc
+
+
+# what a key limited to some tenants is told of an error in another tenant's part
+_ELSEWHERE = (
+    "the change conflicts with the configuration outside this key's tenants (an id it uses is"
+    " taken there, for one): where and what is not said"
+)
+
+
+def _unseen(
+    errors: list[dict[str, Any]], doc: dict[str, Any], caller: Principal
+) -> list[dict[str, Any]]:
+    """The errors for a key limited to some tenants: one located in another tenant's part of
+    the configuration (a sensor id used there too) would say where that tenant has what; it
+    becomes one error of the change, saying neither."""
+    tenants = doc.get("tenants") or []
+    out: list[dict[str, Any]] = []
+    elsewhere = {"loc": ["body"], "msg": _ELSEWHERE, "type": "config_error"}
+    for e in errors:
+        loc = e["loc"]
+        if len(loc) > 2 and loc[1] == "tenants" and isinstance(loc[2], int):
+            t = tenants[loc[2]] if loc[2] < len(tenants) else None
+            if not (isinstance(t, dict) and caller.sees(str(t.get("id")))):
+                if elsewhere not in out:
+                    out.append(elsewhere)
+                continue
+        out.append(e)
+    return out
 
 
 def _parse(raw: bytes, is_yaml: bool) -> Any:

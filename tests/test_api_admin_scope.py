@@ -134,3 +134,34 @@ async def test_limited_admin_changes_the_registry_of_its_own_tenants_only(
         assert r.status_code == 404, (method, url, r.text)
     coal = await client.get(f"/api/v1/registry/tenants/{COAL}/sites", headers=auth("admin"))
     assert [s["id"] for s in coal.json()] == ["face-1301"]
+
+
+async def test_a_change_refused_for_another_tenants_part_does_not_say_where(tmp_path: Path) -> None:
+    """A limited admin adding a sensor whose id another tenant uses learnt where that tenant has
+    it: the error was located in the other tenant's part of the configuration (security audit,
+    helper-107). It is the change's error now, with nothing of the other part."""
+    keys = [*SCOPE_KEYS, _key("coal-admin", "admin", COAL)]
+    device = {
+        "id": "kj-sub-9",
+        "profile": "coal-substation",
+        "modbus": {"host": "10.0.4.29", "port": 502, "unit": 9},
+        "sensors": [
+            {
+                "id": "tanker-01.speed",
+                "point": "ch4_t0",
+                "kind": "methane",
+                "rule": "coal-methane.face-t1",
+            }
+        ],
+    }
+    url = f"/api/v1/registry/tenants/{COAL}/sites/face-1301/devices?dry_run=true"
+    async with live_client(tmp_path, keys) as client:
+        whole = await client.post(url, json=device, headers=auth("admin"))
+        assert whole.status_code == 422, whole.text
+        assert ["body", "tenants", 1] in [e["loc"][:3] for e in whole.json()["errors"]]
+        r = await client.post(url, json=device, headers=auth("coal-admin"))
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert [e["loc"] for e in errors] == [["body"]], errors
+    assert "outside this key's tenants" in errors[0]["msg"]
+    assert "tenants" not in str([e["loc"] for e in errors]) and "vehicles" not in r.text
