@@ -97,6 +97,7 @@ def test_no_request_makes_a_server_error(case):
         "application/json",
         "application/problem+json",
         "application/yaml",  # the configuration's export (`GET /api/v1/config`)
+        "text/csv",  # the alarm list's export (`GET /api/v1/alarms?format=csv`)
         "text/plain",
         "text/html",
     ), kind
