@@ -93,6 +93,10 @@ class HandoverPublic(BaseModel):
     raised: CountsPublic = Field(
         description="the alarms that started in [start, end), as the handling report counts them"
     )
+    red: AlarmListPublic = Field(
+        description="the alarms that started in [start, end) and reached red at some time (a "
+        "power cut, a protective action not confirmed ...), whatever their state now"
+    )
     active_unack: AlarmListPublic
     active_ack: AlarmListPublic
     returned_unack: AlarmListPublic
@@ -198,6 +202,9 @@ def handover(
         now=now,
         site=site,
         raised=handling_report(db, tenants, start, end, names_of(registry), only_site=site).total,
+        # the shift's red alarms, handled or not: a feed that failed to cut, acknowledged and
+        # back to normal by 08:00, was in no list of the handover (helper-108)
+        red=waiting(peak_tier=["red"], start_ts=start, end_ts=end),
         active_unack=waiting(state="active", isa_state=["unack"]),
         active_ack=waiting(state="active", isa_state=["ack"]),
         returned_unack=waiting(isa_state=["rtn_unack"]),

@@ -699,18 +699,21 @@ async def test_the_list_puts_what_needs_the_operator_now_first_and_never_cuts_it
         shaped(5, "a", "blue"),
         shaped(6, "a", "orange", **RECOVERED),
         shaped(7, "a", "red"),
+        # returned, still waiting for its acknowledgement: right after the active waiting ones,
+        # never cut (helper-108: five sat below 100 acknowledged overdue rows, "17 more")
+        shaped(8, "a", "yellow", state="cleared", isa_state="rtn_unack"),
     ]
     alarms += [shaped(i, "a", "red", **RECOVERED, overdue=True) for i in range(100, 220)]
     hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=alarms)})
     async with serving(hub), page(hub, "k") as browser:
         await browser.wait_for(f"{ORDER}.length === 100", 5)
         order = await browser.js(ORDER)
-        assert order[:6] == [7, 1, 5, 4, 3, 219]
+        assert order[:7] == [7, 1, 5, 8, 4, 3, 219]
         more = q("#alarms-more")
         assert not await browser.js(f"{more}.hidden")
-        assert "27" in await browser.js(f"{more}.textContent")
+        assert "28" in await browser.js(f"{more}.textContent")
         await browser.js(f"{more}.click()")
-        await browser.wait_for(f"{ORDER}.length === 127", 5)
+        await browser.wait_for(f"{ORDER}.length === 128", 5)
         assert (await browser.js(ORDER))[-2:] == [2, 6]  # the overdue before the rest
 
 
@@ -981,6 +984,7 @@ def handover_answer(now: int) -> dict[str, Any]:
         "now": now,
         "site": None,
         "raised": raised,
+        "red": _listed({**alarm(2, "f"), "tier": "red", "location": "2201 工作面"}),
         "active_unack": _listed({**alarm(1, "a"), "location": "1301 回风巷"}),
         "active_ack": _listed(),
         "returned_unack": _listed(),
@@ -1034,6 +1038,8 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
         await browser.wait_for(f"!!({section})('active_unack')", 5)
         assert hub.count("/api/v1/handover?hours=8") == 1
         assert "a · 1301 回风巷" in await browser.js(f"({section})('active_unack')")
+        # the shift's red alarms first, handled or not (helper-108)
+        assert "f · 2201 工作面" in await browser.js(f"({section})('red')")
         assert "(1)" in await browser.js(f"({section})('overdue')")
         assert re.search(r"\(0\)\s*(无|none)", await browser.js(f"({section})('active_ack')"))
         shelf = await browser.js(f"({section})('shelved')")

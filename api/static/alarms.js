@@ -67,7 +67,7 @@ export const STRINGS = {
         // who judged a vehicle's alarm: the platform's analytics or the terminal itself
         by_fleet: "平台研判", by_terminal: "终端上报",
         // the peak in the row; acknowledging many at once
-        peak_value: "峰值", peak_hint: "峰值：首次达到最高级别时的数值和时间；最近数值 {v}",
+        peak_value: "最高级别读数", peak_hint: "首次达到最高级别时的读数和时间（不是最大值：最大值见趋势）；最近数值 {v}",
         ackpoint: "确认本测点 {n} 条", ack_lower: "确认所列红色以下的未确认报警（{n} 条）",
         ackpoint_ask: "确认 {sensor} 的 {n} 条未确认报警？",
         ack_lower_ask: "确认以下 {n} 条未确认报警？{tiers}（红色报警不在其中，须单独确认）",
@@ -101,7 +101,7 @@ export const STRINGS = {
         err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
         tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings",
-        peak_value: "Peak", peak_hint: "peak: the value and time it first reached its highest level; latest value {v}",
+        peak_value: "At peak level", peak_hint: "the reading and time at which it first reached its highest level (not the maximum: see the trend); latest value {v}",
         ackpoint: "Ack this point's {n}", ack_lower: "Acknowledge the {n} shown below red",
         ackpoint_ask: "Acknowledge the {n} unacknowledged alarms of {sensor}?",
         ack_lower_ask: "Acknowledge these {n} unacknowledged alarms? {tiers} (red ones are not among them: acknowledge those by themselves)",
@@ -705,11 +705,14 @@ function fillExtra(tr, a) {
 // alarm past its deadline no longer sits above a new red one (a dispatcher's night shift)
 const TIER_RANK = { red: 3, orange: 2, yellow: 1, blue: 0 };
 const tierRank = (a) => TIER_RANK[a.tier] ?? -1;
-const group = (a) => (a.isa_state === "unack" ? 0 : a.isa_state === "ack" ? 1 : 2);
+// (returned but still unacknowledged ones right after the active unacknowledged: they wait for
+// the operator too, and sat below 100 acknowledged overdue rows, cut off: helper-108)
+const GROUP = { unack: 0, rtn_unack: 1, ack: 2 };
+const group = (a) => GROUP[a.isa_state] ?? 3;
 export function byUrgency(a, b) {
   const g = group(a) - group(b);
   if (g) return g;
-  if (group(a) < 2) return tierRank(b) - tierRank(a) || b.overdue - a.overdue || b.id - a.id;
+  if (group(a) < 3) return tierRank(b) - tierRank(a) || b.overdue - a.overdue || b.id - a.id;
   return b.overdue - a.overdue || b.id - a.id;
 }
 
@@ -739,7 +742,7 @@ export function renderAlarms() {
   }
   const sorted = all.filter((a) => filter === "all" || isOpen(a)).sort(byUrgency);
   // the cut never drops an alarm waiting for its acknowledgement (they sort first)
-  const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) === 0).length);
+  const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) < 2).length);
   let shown = sorted.slice(0, cut);
   held = [];
   if (pointerOver) {

@@ -10,11 +10,11 @@ export const HANDOVER_STRINGS = {
         ho_error: "读取失败：{e}", ho_none: "无",
         ho_raised: "本班报警", ho_total: "合计", ho_acked: "已确认", ho_open: "未结束",
         ho_overdue_ever: "曾超期", ho_shelved_n: "曾搁置",
-        ho_active_unack: "报警中·未确认", ho_active_ack: "报警中·已确认",
+        ho_red: "本班红色报警（含保护动作未确认）", ho_active_unack: "报警中·未确认", ho_active_ack: "报警中·已确认",
         ho_returned_unack: "已恢复·未确认", ho_overdue: "处置超期",
         ho_shelved: "搁置中的测点", ho_oos: "停用的测点", ho_chattering: "频繁报警的测点",
         ho_more: "仅列出最新 {n} 条，其余请在报警列表中查看",
-        ho_peak: "峰值", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
+        ho_peak: "最高级别读数", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
         ho_why: "原因", ho_kind: "类型", ho_activations: "本班报警次数", ho_worst: "60 秒内最多",
         ho_giver: "交班人：", ho_taker: "接班人：", ho_signed_at: "交接时间：" },
   en: { handover: "Handover", ho_title: "Shift handover", ho_range: "Range",
@@ -23,19 +23,19 @@ export const HANDOVER_STRINGS = {
         ho_loading: "reading…", ho_error: "could not read it: {e}", ho_none: "none",
         ho_raised: "Raised in the shift", ho_total: "total", ho_acked: "acknowledged",
         ho_open: "still open", ho_overdue_ever: "ever overdue", ho_shelved_n: "shelved",
-        ho_active_unack: "Active, unacknowledged", ho_active_ack: "Active, acknowledged",
+        ho_red: "Red alarms of the shift (failed protective actions included)", ho_active_unack: "Active, unacknowledged", ho_active_ack: "Active, acknowledged",
         ho_returned_unack: "Returned, unacknowledged", ho_overdue: "Disposal overdue",
         ho_shelved: "Points shelved", ho_oos: "Sensors out of service",
         ho_chattering: "Points chattering most",
         ho_more: "only the newest {n} listed: see the alarm list for the rest",
-        ho_peak: "Peak", ho_due: "due", ho_by_whom: "By", ho_until: "Until", ho_since: "Since",
+        ho_peak: "At peak level", ho_due: "due", ho_by_whom: "By", ho_until: "Until", ho_since: "Since",
         ho_why: "Reason", ho_kind: "Kind", ho_activations: "raised in the shift",
         ho_worst: "most within 60 s", ho_giver: "Handed over by:", ho_taker: "Taken over by:",
         ho_signed_at: "At:" },
 };
 
 const TIERS = ["red", "orange", "yellow", "blue"];
-const LISTS = ["active_unack", "active_ack", "returned_unack", "overdue"];
+const LISTS = ["red", "active_unack", "active_ack", "returned_unack", "overdue"];
 const $ = (s) => document.querySelector(s);
 let ctx = null;  // {t, api(path), sites(): [[id, label]], me(), centre(), kind(k), place(sensor)}
 let choice = { hours: 8 };  // or {start, end}: ms
