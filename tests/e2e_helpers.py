@@ -194,6 +194,10 @@ def remapped(config: HubConfig, ports: dict[tuple[str, int], int], poll_s: float
     return HubConfig.model_validate(data)
 
 
+# the journal's events of the alarms' level changes
+_CHANGES = frozenset({"raised", "escalated", "deescalated", "cleared"})
+
+
 @dataclass(frozen=True, slots=True)
 class Played:
     """What a scenario played through the hub left: its alarm events in scenario time."""
@@ -201,6 +205,7 @@ class Played:
     start_wall_ms: int
     accel: float
     # (sensor, side, kind, level name, scenario time of the event, wall ms of its arrival, level)
+    # of every level change
     events: list[tuple[str, int, str, str, float, int, int]]
     # (sensor, side, scenario time it started) of every alarm
     alarms: list[tuple[str, int, float]]
@@ -331,6 +336,7 @@ async def play(
             (r.sensor, r.side, e.kind, e.level_name, scenario_s(e.ts), e.arrival, e.level)
             for r in rows
             for e in by_id[r.id]
+            if e.kind in _CHANGES  # not the system's lines (a protective action confirmed)
         ]
         alarms = [(r.sensor, r.side, scenario_s(r.started_ts)) for r in rows]
     finally:
