@@ -1,7 +1,9 @@
 """Alarms and their lifecycle over HTTP: list and filter, acknowledge, shelve, unshelve,
-comment, the disposal steps, sensors out of service. The router also carries the notification
-objects and the outbox (`api.notifications`). Every route is tenant-scoped: another tenant's
-alarm answers 404. Changing anything needs the admin, operator or enterprise role; viewers read.
+comment, the disposal steps, sensors out of service; many alarms acknowledged or taken through a
+disposal step at once (`api.bulkack`, `api.bulkdisposal`). The router also carries the
+notification objects and the outbox (`api.notifications`). Every route is tenant-scoped: another
+tenant's alarm answers 404. Changing anything needs the admin, operator or enterprise role;
+viewers read.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
 from api.auth import Principal
 from api.bulkack import bulk_ack_routes
+from api.bulkdisposal import bulk_disposal_routes
 from api.context import (
     WRITE,
     AppContext,
@@ -535,6 +538,7 @@ def alarm_router() -> APIRouter:
         return {"sensor": sensor_id, "in_service": body.in_service, "alarms": len(events)}
 
     bulk_ack_routes(r)  # many alarms acknowledged at once
+    bulk_disposal_routes(r)  # many alarms through a disposal step at once
     notification_routes(r)  # subscriptions, escalation policies, silences; the outbox
 
     return r

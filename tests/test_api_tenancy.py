@@ -106,6 +106,12 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             OPEN,
         ),
+        ("post", "/api/v1/alarms/disposal"): (
+            "/api/v1/alarms/disposal",
+            {"ids": [alarm], "step": "verify", "note": "n"},
+            "chem",
+            OPEN,
+        ),
         ("post", "/api/v1/alarms/{alarm_id}/shelve"): (
             f"{a}/shelve",
             {"reason": "r", "duration_s": 60},
@@ -310,7 +316,7 @@ async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
         kw: dict[str, Any] = {} if body is None else {"json": body}
         r = await rig.client.request(method.upper(), url, headers=auth(who), **kw)
         assert r.status_code == want, (method, url, who, r.status_code, r.text)
-        if url == "/api/v1/alarms/acknowledge":
+        if url in ("/api/v1/alarms/acknowledge", "/api/v1/alarms/disposal"):
             assert r.json()["counts"]["not_found"] == 1, r.text
         if want == OPEN:
             # a list answers, with nothing of the other tenant in it

@@ -1,0 +1,156 @@
+"""Taking many alarms through a disposal step at once (`POST /api/v1/alarms/disposal`): a
+chattering point's flood (104 methane alarms on a night shift) verified, disposed or closed in
+one call per step, each alarm journaled as if alone, with the same note and actor.
+
+The shape of `api.bulkack`: the caller names the alarms by id (those it has seen), at most
+`BULK_MAX`; one step (`verify`, `dispose`, `close`) and a note, required as for one alarm. Each
+alarm goes through `AlarmDesk.act` on its own, exactly as `POST /alarms/{id}/disposal`; one
+refused does not stop the others. The answer says, per id: done, already (at or past that
+step), not found (another tenant's too), refused with the reason (out of order; closing one
+still active).
+
+Red alarms are not kept out: the note is required for every step anyway (the rule bulk
+acknowledgement asks of red ones), and each alarm's journal carries it. The dashboard's
+confirmation says how many of them reached red.
+
+The route goes on the alarm router (`api.alarms.alarm_router`), under its prefix and tag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerts.alarms import AlarmEvent
+from alerts.desk import AlarmNotFoundError
+from alerts.lifecycle import DISPOSAL_STEPS, TransitionError
+from api.auth import Principal
+from api.bulkack import BULK_MAX
+from api.context import WRITE, AppContext, Caller, Ctx, query_tenants, require_writer
+
+__all__ = ["BulkDisposalIn", "BulkDisposalPublic", "bulk_disposal_routes"]
+
+Step = Literal["verify", "dispose", "close"]
+Outcome = Literal["done", "already", "not_found", "refused"]
+_REACHES = {"verify": "verified", "dispose": "disposed", "close": "closed"}
+_RANK = {d: i for i, d in enumerate(DISPOSAL_STEPS)}  # received 0 ... closed 3
+
+
+def _past(disposal: str, step: Step) -> bool:
+    """Whether an alarm at `disposal` has already taken `step` (or a later one)."""
+    return _RANK.get(disposal, -1) >= _RANK[_REACHES[step]]
+
+
+class BulkDisposalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+        min_length=1,
+        max_length=BULK_MAX,
+        description=f"the alarms, at most {BULK_MAX}; an id given twice counts once",
+    )
+    step: Step = Field(description="the disposal step: verify 核实, dispose 处置, close 关闭")
+    note: str = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=r"\S",
+        description="journaled on each alarm; required, and not only spaces",
+    )
+
+
+class BulkDisposalResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    result: Outcome
+    reason: str | None = Field(default=None, description="why it was refused")
+    disposal: str | None = Field(default=None, description="its disposal after (null: not found)")
+    isa_state: str | None = Field(default=None, description="its state after (null: not found)")
+
+
+class BulkDisposalPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    counts: dict[Outcome, int] = Field(description="how many of each result")
+    results: list[BulkDisposalResult] = Field(description="one per id, in the order given")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _step_all(
+    ctx: AppContext, caller: Principal, ids: Sequence[int], step: Step, note: str
+) -> tuple[list[BulkDisposalResult], list[AlarmEvent]]:
+    """In a worker thread: each alarm taken through `step` on its own (one transaction and one
+    journal event each, as `POST /alarms/{id}/disposal`), whatever happens to the others."""
+    assert ctx.desk is not None
+    tenants = query_tenants(ctx, caller)
+    results: list[BulkDisposalResult] = []
+    events: list[AlarmEvent] = []
+    for i in ids:
+        row = ctx.statedb.get_alarm(i)
+        if row is None or not caller.sees(row.tenant):
+            results.append(BulkDisposalResult(id=i, result="not_found"))
+            continue
+        if _past(row.disposal, step):
+            results.append(
+                BulkDisposalResult(
+                    id=i, result="already", disposal=row.disposal, isa_state=row.isa_state
+                )
+            )
+            continue
+        try:
+            event = ctx.desk.act(
+                i, step, actor=caller.name, now=_now_ms(), tenants=tenants, note=note
+            )
+        except AlarmNotFoundError:
+            results.append(BulkDisposalResult(id=i, result="not_found"))
+            continue
+        except TransitionError as exc:  # out of order; still active; or stepped meanwhile
+            now = ctx.statedb.get_alarm(i) or row
+            already = _past(now.disposal, step)
+            results.append(
+                BulkDisposalResult(
+                    id=i,
+                    result="already" if already else "refused",
+                    reason=None if already else str(exc),
+                    disposal=now.disposal,
+                    isa_state=now.isa_state,
+                )
+            )
+            continue
+        events.append(event)
+        results.append(
+            BulkDisposalResult(
+                id=i, result="done", disposal=event.disposal, isa_state=event.isa_state
+            )
+        )
+    return results, events
+
+
+def bulk_disposal_routes(r: APIRouter) -> None:
+    """Add the bulk disposal step to `r` (the alarm router)."""
+
+    @r.post("/alarms/disposal", response_model=BulkDisposalPublic, dependencies=WRITE)
+    async def dispose_many(body: BulkDisposalIn, ctx: Ctx, caller: Caller) -> BulkDisposalPublic:
+        """Take the alarms named (at most 500) through one disposal step, `verify`, `dispose`
+        or `close`, each journaled as if alone with the same note (required). Answers per id:
+        `done`, `already` (at or past that step), `not_found` (another tenant's too), or
+        `refused` with the reason (out of order; close while still active)."""
+        require_writer(caller)
+        if ctx.desk is None:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
+        ids = list(dict.fromkeys(body.ids))  # in the order given, each once
+        results, events = await asyncio.to_thread(_step_all, ctx, caller, ids, body.step, body.note)
+        if events:
+            await ctx.on_events(events)
+        counts: dict[Outcome, int] = {"done": 0, "already": 0, "not_found": 0, "refused": 0}
+        for res in results:
+            counts[res.result] += 1
+        return BulkDisposalPublic(counts=counts, results=results)
