@@ -130,6 +130,9 @@ class FakeHub:
     acknowledged: list[dict[str, Any]] = field(
         default_factory=list
     )  # bulk acknowledgements' bodies
+    disposed: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # the bodies of POST /api/v1/alarms/disposal
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
     handover: dict[str, Any] = field(default_factory=dict)  # every key's
 
@@ -227,6 +230,36 @@ class FakeHub:
                     }
                 )
             counts = dict.fromkeys(("acknowledged", "already", "not_found", "refused"), 0)
+            for r in results:
+                counts[r["result"]] += 1
+            return {"counts": counts, "results": results}
+
+        @app.post("/api/v1/alarms/disposal")
+        async def dispose_many(request: Request) -> dict[str, Any]:
+            """As the hub answers (docs/alarms.md): per id, in the order given; close refused
+            while the alarm is active."""
+            body = await request.json()
+            self.disposed.append(body)
+            mine = {a["id"]: a for a in who(request).alarms}  # type: ignore[union-attr]
+            after = {"verify": "verified", "dispose": "disposed", "close": "closed"}[body["step"]]
+            before = {"verified": "received", "disposed": "verified", "closed": "disposed"}[after]
+            results = []
+            for aid in body["ids"]:
+                a = mine.get(aid)
+                res: dict[str, Any] = {"id": aid, "reason": None, "disposal": None}
+                res["isa_state"] = None if a is None else a["isa_state"]
+                if a is None:
+                    res["result"] = "not_found"
+                elif a["disposal"] != before:
+                    res.update(result="already", disposal=a["disposal"])
+                elif body["step"] == "close" and a["state"] == "active":
+                    why = "cannot close: the alarm is still active"
+                    res.update(result="refused", reason=why, disposal=a["disposal"])
+                else:
+                    a["disposal"] = after
+                    res.update(result="done", disposal=after)
+                results.append(res)
+            counts = dict.fromkeys(("done", "already", "not_found", "refused"), 0)
             for r in results:
                 counts[r["result"]] += 1
             return {"counts": counts, "results": results}
@@ -900,6 +933,48 @@ async def test_a_points_alarms_and_the_shown_lower_tiers_are_acknowledged_at_onc
         await browser.wait_for(f"({isa})(4) === 'ack' && ({isa})(6) === 'ack'", 5)
         assert [await browser.js(f"({isa})({i})") for i in (5, 8, 9)] == ["unack"] * 3
         assert await browser.js(f"{lower}.hidden")  # nothing below red waits now
+
+
+async def test_a_points_shown_alarms_take_a_disposal_step_at_once_with_a_note_once_counted():
+    """A night dispatcher had 104 chattering alarms to verify, dispose and close, one form each.
+    A row of a point with more than one shown alarm at the same step takes them through it: it
+    asks first, saying how many and how many reached red, needs a note, and sends exactly the
+    alarms counted; the rows then show their new step. A close counts only those returned."""
+    chatter = [shaped(i, "a", **RECOVERED) for i in (1, 2, 3)]
+    chatter[2]["peak_tier"] = "red"
+    ahead = shaped(4, "a", disposal="verified", **RECOVERED)  # another step: not counted
+    active = [shaped(i, "b", disposal="disposed") for i in (5, 6)]  # cannot close yet
+    lone = shaped(7, "c", **RECOVERED)
+    alarms = [*chatter, ahead, *active, lone]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor(x) for x in "abc"], alarms=alarms)})
+    disp = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] .disp`).dataset.disposal"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{row(3, '.act-steppoint')}", 5)
+        for aid in (1, 2, 3):
+            text = await browser.js(f"{row(aid, '.act-steppoint')}.textContent")
+            assert re.search("3", text) and re.search("核实|Verify", text), text
+        for aid in (4, 5, 6, 7):
+            assert await browser.js(f"!{row(aid, '.act-steppoint')}")
+        await browser.js(f"{row(1, '.act-steppoint')}.click()")
+        form = q("tr.extra[data-for='1'] form[data-form='steppoint']")
+        await browser.wait_for(f"!!{form}", 5)
+        ask = await browser.js(f"{form}.querySelector('.bulk-ask').textContent")
+        assert "3" in ask and re.search("1 条曾达红色|1 of them reached red", ask), ask
+        assert await browser.js(f"{form}.elements.note.required")
+        assert "3" in await browser.js(f"{form}.querySelector('.submit').textContent")
+        await browser.js(f"{form}.elements.note.value = '探头抖动，现场核实'")
+        await browser.js(f"{form}.querySelector('.submit').click()")
+        await browser.wait_for(f"[1, 2, 3].every((id) => ({disp})(id) === 'verified')", 5)
+        (body,) = hub.disposed
+        assert (sorted(body["ids"]), body["step"], body["note"]) == (
+            [1, 2, 3],
+            "verify",
+            "探头抖动，现场核实",
+        )
+        await browser.wait_for(f"{row(1, '.msg.ok')}?.textContent.includes('3')", 5)
+        # now 1-4 are verified together: the next step counts four
+        await browser.wait_for(f"{row(4, '.act-steppoint')}?.textContent.includes('4')", 5)
+        assert await browser.js(f"({disp})(7)") == "received"
 
 
 async def test_a_refused_close_keeps_its_form_and_the_reason_when_clicked_again():

@@ -74,7 +74,10 @@ export const STRINGS = {
         ack_n: "确认 {n} 条", note_opt_ph: "说明（可选）", note_red_ph: "说明（含红色报警，必填）",
         bulk_done: "已确认 {n} 条", bulk_already: "{n} 条此前已确认", bulk_missing: "{n} 条未找到",
         bulk_refused: "{n} 条被拒绝：{why}", bulk_stale: "列表已重新读取，请重新确认",
-        err_red_note: "红色报警批量确认须填写说明" },
+        err_red_note: "红色报警批量确认须填写说明",
+        steppoint: "{step}本测点 {n} 条", steppoint_ask: "{step} {sensor} 所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
+        steppoint_red: "其中 {n} 条曾达红色。", step_n: "{step} {n} 条",
+        step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -108,7 +111,10 @@ export const STRINGS = {
         ack_n: "Acknowledge {n}", note_opt_ph: "note (optional)", note_red_ph: "note (required: red alarms among them)",
         bulk_done: "{n} acknowledged", bulk_already: "{n} already acknowledged", bulk_missing: "{n} not found",
         bulk_refused: "{n} refused: {why}", bulk_stale: "the list was read afresh: confirm again",
-        err_red_note: "a red alarm is acknowledged in bulk only with a note" },
+        err_red_note: "a red alarm is acknowledged in bulk only with a note",
+        steppoint: "{step} this point's {n}", steppoint_ask: "{step} the {n} alarms of {sensor} shown? {red}The note goes into each one's journal.",
+        steppoint_red: "{n} of them reached red. ", step_n: "{step} {n}",
+        step_done: "{n}: {step} done", step_already: "{n} already past that step" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -340,6 +346,49 @@ async function ackPoint(id, ids, note, at) {
   ctx.onChange();
 }
 
+// a disposal step for many at once (POST /api/v1/alarms/disposal): the shown alarms of one point
+// at the same step, counted when asked; a close only of those returned to normal (the hub
+// refuses the others). Red ones too: the note is required anyway (docs/alarms.md)
+const stepKey = (a) => `${pointOf(a)}\u0001${a.disposal}`;
+const steppable = (a) => !!NEXT_STEP[a.disposal] && !(a.disposal === "disposed" && a.state === "active");
+let stepByPoint = new Map();  // point and disposal -> its shown alarms that may take the next step
+
+async function stepPoint(id, step, ids, note, at) {
+  const u = uiOf(id);
+  if (at !== epoch) { u.form = null; showMsg(id, ctx.t("bulk_stale")); return; }
+  u.busy = true; u.msg = "";
+  renderAlarms();
+  const mine = epoch;
+  try {
+    const got = await request("/api/v1/alarms/disposal",
+      { method: "POST", body: JSON.stringify({ ids, step, note }) });
+    // shown at once; each alarm's event on the stream brings the whole of it after
+    if (mine === epoch) {
+      for (const r of got.results) {
+        const a = alarms.get(r.id);
+        if (a && r.result === "done") alarms.set(r.id, { ...a, disposal: r.disposal, overdue: false });
+      }
+    }
+    u.form = null; u.refused = null;
+    u.busy = false;
+    const t = ctx.t, c = got.counts;
+    const parts = [t("step_done").replace("{n}", c.done).replace("{step}", t(step))];
+    if (c.already) parts.push(t("step_already").replace("{n}", c.already));
+    if (c.not_found) parts.push(t("bulk_missing").replace("{n}", c.not_found));
+    if (c.refused) {
+      const why = got.results.find((r) => r.result === "refused").reason ?? "";
+      parts.push(t("bulk_refused").replace("{n}", c.refused).replace("{why}", HUB_ERRORS[why] ? t(HUB_ERRORS[why]) : why));
+    }
+    showMsg(id, parts.join("；"), true);
+  } catch (err) {
+    u.busy = false;
+    u.refused = u.form;
+    showMsg(id, err.status ? hubError(err) : ctx.t("neterr"));
+  }
+  renderAlarms();
+  ctx.onChange();
+}
+
 let bulkMsgTimer = 0;
 function bulkMsg(text, ok = true) {
   const box = document.querySelector("#bulk-msg");
@@ -415,7 +464,7 @@ function renderBulk(shown) {
 }
 
 // the API's action of each button (GET /api/v1/me lists those the key's role may take)
-const ACTION = { ack: "acknowledge", ackpoint: "acknowledge", shelve: "shelve", unshelve: "unshelve",
+const ACTION = { ack: "acknowledge", ackpoint: "acknowledge", steppoint: "disposal", shelve: "shelve", unshelve: "unshelve",
   comment: "comment", verify: "disposal", dispose: "disposal", close: "disposal" };
 
 function buttonsFor(a) {
@@ -431,6 +480,7 @@ function stateButtons(a) {
   if (a.shelved_until !== null) out.push("unshelve");
   out.push("comment");
   if (NEXT_STEP[a.disposal]) out.push(NEXT_STEP[a.disposal]);
+  if (steppable(a) && (stepByPoint.get(stepKey(a))?.length ?? 0) > 1) out.push("steppoint");
   return out;
 }
 
@@ -474,6 +524,14 @@ function onButton(a, verb) {
     const mine = waitingByPoint.get(pointOf(a)) ?? [];
     u.pointIds = mine.map((x) => x.id).slice(0, BULK_MAX);
     u.pointRed = mine.some(reachedRed);
+    u.pointEpoch = epoch;
+  }
+  if (verb === "steppoint" && u.form !== verb) {
+    // the alarms counted now are those stepped, whatever comes meanwhile
+    const mine = stepByPoint.get(stepKey(a)) ?? [];
+    u.stepIds = mine.map((x) => x.id).slice(0, BULK_MAX);
+    u.stepRed = mine.filter(reachedRed).length;
+    u.step = NEXT_STEP[a.disposal];
     u.pointEpoch = epoch;
   }
   u.form = u.form === verb ? null : verb;
@@ -553,12 +611,15 @@ function fillMain(tr, a) {
   if (a.overdue) c[6].append(el("span", "overdue", t("overdue")));
   const acts = el("div", "acts");
   for (const verb of buttonsFor(a)) {
-    const n = verb === "ackpoint" ? waitingByPoint.get(pointOf(a)).length : 0;
-    const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`,
-      verb === "ackpoint" ? t("ackpoint").replace("{n}", String(n)) : t(verb));
+    const n = verb === "ackpoint" ? waitingByPoint.get(pointOf(a)).length
+      : verb === "steppoint" ? stepByPoint.get(stepKey(a)).length : 0;
+    const text = verb === "ackpoint" ? t("ackpoint").replace("{n}", String(n))
+      : verb === "steppoint" ? t("steppoint").replace("{step}", t(NEXT_STEP[a.disposal])).replace("{n}", String(n))
+        : t(verb);
+    const b = el("button", `act act-${verb}${u.form === verb ? " on" : ""}`, text);
     b.type = "button"; b.dataset.act = verb;
     // which alarm the button acts on, for a screen reader and a tooltip
-    b.setAttribute("aria-label", `${t(verb)}: ${a.sensor} #${a.id}`);
+    b.setAttribute("aria-label", `${verb.endsWith("point") ? text : t(verb)}: ${a.sensor} #${a.id}`);
     // offline, the page's alarms may be another hub's: no action until they are read afresh
     b.disabled = u.busy || !ctx.live();
     if (!ctx.live()) b.title = t("offline");
@@ -603,6 +664,15 @@ function actionForm(a, verb) {
     const note = el("input"); note.name = "note"; note.required = u.pointRed;
     note.placeholder = t(u.pointRed ? "note_red_ph" : "note_opt_ph");
     f.append(el("p", "bulk-ask", ask), label(t("note"), note));
+  } else if (verb === "steppoint") {
+    // the confirmation says how many, and how many of them reached red; a note, required
+    const u = uiOf(a.id);
+    const red = u.stepRed ? t("steppoint_red").replace("{n}", String(u.stepRed)) : "";
+    const ask = t("steppoint_ask").replace("{step}", t(u.step)).replace("{n}", String(u.stepIds.length))
+      .replace("{sensor}", a.sensor).replace("{red}", red);
+    const note = el("input"); note.name = "note"; note.required = true;
+    note.placeholder = t("note_ph");
+    f.append(el("p", "bulk-ask", ask), label(`${t(u.step)}: ${t("note")}`, note));
   } else {
     const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
@@ -620,7 +690,10 @@ function actionForm(a, verb) {
   text.addEventListener("input", recount);
   recount();
   const ok = el("button", "submit", verb === "ackpoint"
-    ? t("ack_n").replace("{n}", String(uiOf(a.id).pointIds.length)) : t("submit"));
+    ? t("ack_n").replace("{n}", String(uiOf(a.id).pointIds.length))
+    : verb === "steppoint"
+      ? t("step_n").replace("{step}", t(uiOf(a.id).step)).replace("{n}", String(uiOf(a.id).stepIds.length))
+      : t("submit"));
   ok.type = "submit";
   const no = el("button", "cancel", t("cancel")); no.type = "button";
   no.onclick = () => { const u = uiOf(a.id); u.form = null; u.refused = null; renderAlarms(); };
@@ -635,6 +708,10 @@ function actionForm(a, verb) {
     }
     const u = uiOf(a.id);
     if (verb === "ackpoint") ackPoint(a.id, u.pointIds, v("note"), u.pointEpoch);
+    else if (verb === "steppoint") {
+      if (!v("note").trim()) { showMsg(a.id, ctx.t("note_ph")); return; }
+      stepPoint(a.id, u.step, u.stepIds, v("note"), u.pointEpoch);
+    }
     else if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
     else if (verb === "comment") act(a.id, "comment", { note: v("note") });
     else act(a.id, verb, { step: verb, note: v("note") });
@@ -752,6 +829,13 @@ export function renderAlarms() {
     held = shown.filter((a) => !at.has(a.id));
     shown = shown.filter((a) => at.has(a.id)).sort((a, b) => at.get(a.id) - at.get(b.id));
   }
+  stepByPoint = new Map();  // of the rows shown: what the operator sees is what is stepped
+  for (const a of shown) {
+    if (!steppable(a)) continue;
+    const k = stepKey(a);
+    if (!stepByPoint.has(k)) stepByPoint.set(k, []);
+    stepByPoint.get(k).push(a);
+  }
   const keep = new Set(shown.map((a) => a.id));
   for (const [id, r] of rows) if (!keep.has(id)) { r.main.remove(); r.extra.remove(); rows.delete(id); }
   const lang = document.documentElement.lang;
@@ -763,7 +847,7 @@ export function renderAlarms() {
       rows.set(a.id, r);
     }
     const sig = JSON.stringify([lang, a, uiOf(a.id), ctx.live(), ctx.actions(), ctx.centre(),
-      waitingByPoint.get(pointOf(a))?.length]);
+      waitingByPoint.get(pointOf(a))?.length, stepByPoint.get(stepKey(a))?.length]);
     if (sig !== r.sig) { fillMain(r.main, a); fillExtra(r.extra, a); r.sig = sig; }
     body.append(r.main, r.extra);  // moves existing rows: inputs keep their values
   }
