@@ -728,6 +728,10 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
     writes: dict[tuple[str, str], tuple[str, Any]] = {
         ("post", "/api/v1/alarms/{alarm_id}/acknowledge"): (f"/alarms/{alarm_id}/acknowledge", {}),
         ("post", "/api/v1/alarms/acknowledge"): ("/alarms/acknowledge", {"ids": [alarm_id]}),
+        ("post", "/api/v1/alarms/disposal"): (
+            "/alarms/disposal",
+            {"ids": [alarm_id], "step": "verify", "note": "x"},
+        ),
         ("post", "/api/v1/alarms/{alarm_id}/shelve"): (
             f"/alarms/{alarm_id}/shelve",
             {"reason": "r", "duration_s": 60},
