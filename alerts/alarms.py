@@ -31,6 +31,7 @@ from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import GatewayAlarms
 from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
+from alerts.reference import trend_slope
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
     ABOVE,
@@ -422,17 +423,13 @@ class AlarmBook(GatewayAlarms):
             return ""
         window = round(spec.window_s * 1000)
         kept = [(x, v) for x, v in state.trend_readings(row) if ts - window <= x <= ts]
-        if not kept or kept[-1][0] != ts or len(kept) < 2:
+        if not kept or kept[-1][0] != ts:
             return ""
-        n = len(kept)
-        mx = sum(x - ts for x, _ in kept) / n
-        mv = sum(v for _, v in kept) / n
-        sxx = sum((x - ts - mx) ** 2 for x, _ in kept)
-        sxy = sum((x - ts - mx) * (v - mv) for x, v in kept)
+        slope = trend_slope(kept, ts)
         threshold = above[level - 1].above
-        if threshold is None or sxx <= 0 or sxy <= 0 or not math.isfinite(value):
+        if threshold is None or not slope > 0 or not math.isfinite(value):
             return ""
-        eta = (threshold - value) / (sxy / sxx) / 1000
+        eta = (threshold - value) / slope / 1000
         name = above[level - 1].name
         return f"预计约 {eta:.0f} s 后达到 {name} {threshold:g}: projected in about {eta:.0f} s"
 

@@ -26,11 +26,32 @@ from alerts.table import (
 from alerts.verify import NO_TS, Row, verify_step
 from telemetry.quality import Quality
 
-__all__ = ["ReferenceCore", "Row", "reference_evaluate"]
+__all__ = ["ReferenceCore", "Row", "reference_evaluate", "trend_slope"]
 
 RUN_START0 = -(2**62)
 _VALUED = (Quality.GOOD, Quality.OUT_OF_RANGE)
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
+
+
+def trend_slope(win: list[tuple[int, float]], t: int) -> float:
+    """The early warning's least-squares slope of value over event time (per ms) of the window's
+    readings `win` (oldest first), x = t_i - t: means, then centred sums, each added oldest
+    first from 0.0, as `alerts.trend` adds them; NaN with fewer than two readings or no time
+    spread."""
+    if len(win) < 2:
+        return math.nan
+    xs = [float(ti - t) for ti, _ in win]
+    sx = sv = 0.0
+    for x, (_, vi) in zip(xs, win, strict=True):
+        sx += x
+        sv += vi
+    mx, mv = sx / len(win), sv / len(win)
+    sxx = sxy = 0.0
+    for x, (_, vi) in zip(xs, win, strict=True):
+        dx = x - mx
+        sxx += dx * dx
+        sxy += dx * (vi - mv)
+    return sxy / sxx if sxx > 0 else math.nan
 
 
 class ReferenceCore(Rewinding):
@@ -279,21 +300,7 @@ class ReferenceCore(Rewinding):
         if window > 0:
             win = [(ti, vi) for ti, vi in recent if ti >= t - window]
             early = 0
-            slope = math.nan
-            if len(win) >= 2:
-                xs = [float(ti - t) for ti, _ in win]
-                sx = sv = 0.0
-                for x, (_, vi) in zip(xs, win, strict=True):
-                    sx += x
-                    sv += vi
-                mx, mv = sx / len(win), sv / len(win)
-                sxx = sxy = 0.0
-                for x, (_, vi) in zip(xs, win, strict=True):
-                    dx = x - mx
-                    sxx += dx * dx
-                    sxy += dx * (vi - mv)
-                if sxx > 0:
-                    slope = sxy / sxx
+            slope = trend_slope(win, t)
             level = self.level[s][ABOVE]
             thr = float(table.threshold[s, level]) if level < SLOTS else math.nan
             if slope > 0 and not math.isnan(thr):
