@@ -413,9 +413,8 @@ class AlarmBook(GatewayAlarms):
         """An early warning's projection, as the core made it (`alerts.trend`): the least-squares
         slope over the window's readings kept at `ts`, and when the value reaches the level
         foreseen: "预计约 40 s 后达到 power_cut 1.5: projected in about 40 s". The warning said its
-        horizon only; a
-        dispatcher wants the time left (helper-92). Empty when the readings are no longer
-        kept (a batch of more than the ring's depth after it)."""
+        horizon only; a dispatcher wants the time left (helper-92). Empty when the readings are
+        no longer kept (a batch of more than the ring's depth after it)."""
         t = self._table
         row, spec = int(t.trend_of[sensor]), t.early[sensor]
         above = t.levels[sensor][ABOVE]

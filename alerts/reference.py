@@ -24,12 +24,12 @@ from alerts.table import (
     RuleTable,
 )
 from alerts.verify import NO_TS, Row, verify_step
-from telemetry.quality import Quality
+from telemetry.quality import MEASURED, Quality
 
 __all__ = ["ReferenceCore", "Row", "reference_evaluate", "trend_slope"]
 
 RUN_START0 = -(2**62)
-_VALUED = (Quality.GOOD, Quality.OUT_OF_RANGE)
+_VALUED = MEASURED
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
 
 

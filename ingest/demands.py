@@ -30,7 +30,7 @@ from alerts.evaluate import CoreState
 from alerts.state import NO_TS
 from alerts.table import RuleTable, VerifyPlan
 from ingest.store.base import ReadingBatch, StoreError, TimeSeriesStore
-from telemetry.quality import Quality
+from telemetry.quality import MEASURED
 
 __all__ = ["Demand", "before_batch", "confirm", "confirmed", "rearm"]
 
@@ -70,7 +70,7 @@ async def confirm(store: TimeSeriesStore, state: CoreState, demands: list[Demand
         try:
             for f in plan.feedbacks:
                 rows = await store.readings(f, d.began - LOOKBACK_MS, d.deadline + 1)
-                good = [v for _, v, q in rows if q in _VALUED and np.isfinite(v)]
+                good = [v for _, v, q in rows if q in MEASURED and np.isfinite(v)]
                 values.append(good[-1] if good else float("nan"))
         except StoreError as exc:
             log.warning(
@@ -91,9 +91,6 @@ async def confirm(store: TimeSeriesStore, state: CoreState, demands: list[Demand
             d.deadline,
             "confirmed by the stored readings" if met else "not confirmed yet",
         )
-
-
-_VALUED = (int(Quality.GOOD), int(Quality.OUT_OF_RANGE))
 
 
 def before_batch(table: RuleTable, state: CoreState) -> Before | None:
@@ -126,7 +123,7 @@ def confirmed(
             if plan.satisfied(was):
                 values.append(was)
                 continue
-            mine = (batch.sensor == f) & np.isin(batch.quality, _VALUED)
+            mine = (batch.sensor == f) & np.isin(batch.quality, MEASURED)
             ts, vs = batch.ts[mine], batch.value[mine]
             ok = np.flatnonzero([plan.satisfied(float(v)) for v in vs] if vs.size else [])
             if not ok.size:  # confirmed as the core saw it; the batch says no more

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["KNOWN_QUALITIES", "Quality"]
+__all__ = ["KNOWN_QUALITIES", "MEASURED", "Quality"]
 
 
 class Quality(IntEnum):
@@ -23,3 +23,6 @@ class Quality(IntEnum):
 
 
 KNOWN_QUALITIES = frozenset(int(q) for q in Quality)
+# the qualities whose (finite) value is a measurement: judged against the levels, a feedback's
+# confirmation, the history's aggregates
+MEASURED = (int(Quality.GOOD), int(Quality.OUT_OF_RANGE))
