@@ -331,33 +331,37 @@ class StateDB(AlarmStatements):
                         (at, like[0]),
                     )
                     return 0
-                if self._letters is None:
-                    row = self._db.execute(
-                        "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
-                    ).fetchone()
-                    self._letters = [int(row[0]), int(row[1])]
+                letters = self._letters if self._letters is not None else self._count_letters()
                 self._db.execute(
                     "INSERT INTO dead_letters (at, source, topic, reason, payload, size, origin) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (at, source, topic[:1024], reason[:2000], kept, len(payload), origin[:256]),
                 )
-                self._letters[0] += 1
-                self._letters[1] += len(kept)
+                letters[0] += 1
+                letters[1] += len(kept)
                 rows, size = self._letters_kept
-                if self._letters[0] <= rows and self._letters[1] <= size:
+                if letters[0] <= rows and letters[1] <= size:
                     return 0
                 return self._prune(rows, size)
             except sqlite3.Error as exc:
                 self._letters = None  # counted again from the table
                 raise AlarmStoreError(f"state database: {exc}") from exc
 
+    def _count_letters(self) -> list[int]:
+        """(Under the lock) the letters kept and their payloads' bytes, read from the table."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
+        ).fetchone()
+        self._letters = [int(row[0]), int(row[1])]
+        return self._letters
+
     def _prune(self, rows: int, size: int) -> int:
         """Down to 90 % of both limits: the oldest letters of the origin holding most (by the
         limit passed) first, as many as that frees; then, if still over, the oldest of all."""
         assert self._letters is not None
-        gone = 0
-        over_rows = max(0, self._letters[0] - rows * 9 // 10)
-        over_bytes = max(0, self._letters[1] - size * 9 // 10)
+        keep_rows, keep_bytes = rows * 9 // 10, size * 9 // 10
+        over_rows = max(0, self._letters[0] - keep_rows)
+        over_bytes = max(0, self._letters[1] - keep_bytes)
         by = "COUNT(*)" if self._letters[0] > rows else "SUM(length(payload))"
         (origin,) = self._db.execute(
             f"SELECT origin FROM dead_letters GROUP BY origin ORDER BY {by} DESC LIMIT 1"
@@ -369,28 +373,22 @@ class StateDB(AlarmStatements):
             (origin, over_rows, over_bytes),
         ).fetchone()
         last = cut[0] if cut is not None else 2**62  # not enough there: all of its letters
-        gone += self._db.execute(
+        gone = self._db.execute(
             "DELETE FROM dead_letters WHERE origin = ? AND id <= ?", (origin, last)
         ).rowcount
-        row = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
-        ).fetchone()
-        self._letters = [int(row[0]), int(row[1])]
-        if self._letters[0] <= rows * 9 // 10 and self._letters[1] <= size * 9 // 10:
+        kept_rows, kept_bytes = self._count_letters()
+        if kept_rows <= keep_rows and kept_bytes <= keep_bytes:
             return gone
         # the oldest of all, down to 90 % of both limits
         cut = self._db.execute(
             "SELECT id, total FROM (SELECT id, SUM(length(payload)) OVER "
             "(ORDER BY id DESC) AS total, ROW_NUMBER() OVER (ORDER BY id DESC) AS n "
             "FROM dead_letters) WHERE n > ? OR total > ? ORDER BY id DESC LIMIT 1",
-            (rows * 9 // 10, size * 9 // 10),
+            (keep_rows, keep_bytes),
         ).fetchone()
         if cut is not None:
             gone += self._db.execute("DELETE FROM dead_letters WHERE id <= ?", (cut[0],)).rowcount
-            row = self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM dead_letters"
-            ).fetchone()
-            self._letters = [int(row[0]), int(row[1])]
+            self._count_letters()
         return gone
 
     def dead_letters(self, limit: int = 100, since: int | None = None) -> list[DeadLetter]:
