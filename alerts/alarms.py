@@ -40,6 +40,7 @@ from alerts.table import (
     EARLY,
     FAULT,
     FROZEN,
+    MAINTENANCE,
     NO_DATA,
     RATE,
     SIDES,
@@ -121,6 +122,10 @@ class AlarmBook(GatewayAlarms):
                 new.frozen_since[i] = row.started_ts - int(self._table.frozen_ms[i])
                 if row.value is not None and math.isnan(new.last_value[i]):
                     new.last_value[i] = row.value
+            if row.side == MAINTENANCE and new.maint_since[i] == NO_TS:
+                # no saved run: it began its value (seconds held when raised) before the raise
+                held = row.value if row.value is not None and math.isfinite(row.value) else 0.0
+                new.maint_since[i] = row.started_ts - round(held * 1000)
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
@@ -155,8 +160,9 @@ class AlarmBook(GatewayAlarms):
 
     def unjudged(self) -> set[str]:
         """The sensors with an active alarm of a kind their rules no longer judge (a level, a
-        rate of rise, an early warning, a verification or a frozen-value check removed while
-        the hub was down): nothing would ever clear it, so the caller retires them."""
+        rate of rise, an early warning, a verification, a frozen-value check or a maintenance
+        limit removed while the hub was down): nothing would ever clear it, so the caller
+        retires them."""
         t = self._table
         plans = set(t.verify_sensor.tolist())
         out: set[str] = set()
@@ -174,6 +180,8 @@ class AlarmBook(GatewayAlarms):
                 judged = t.rates[i] is not None
             elif side == EARLY:
                 judged = t.early[i] is not None
+            elif side == MAINTENANCE:
+                judged = int(t.maint_ms[i]) > 0
             else:
                 judged = int(t.frozen_ms[i]) > 0
             if not judged:

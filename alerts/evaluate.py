@@ -27,6 +27,8 @@
 * ACTION: see `alerts.verify`.
 * RATE (rate of rise) and EARLY (early warning) of sensors with those options: see `alerts.trend`.
 * FROZEN (a value that has not moved for the sensor's frozen time): see `alerts.frozen`.
+* MAINTENANCE (calibration or manual readings longer than the sensor's limit): see
+  `alerts.maintenance`.
 
 Every change of a side's level is a transition stamped with its event time; transitions come out
 ordered by (sensor, ts, side).
@@ -43,6 +45,7 @@ import numpy.typing as npt
 from alerts.frozen import judge_frozen
 from alerts.lateness import classify, judge_late
 from alerts.levels import judge_levels
+from alerts.maintenance import judge_maintenance
 from alerts.nodata import silence, start_clocks
 from alerts.state import (
     I64,
@@ -222,6 +225,8 @@ def _evaluate(
             parts.extend(judge_trends(table, state, new, sj, tj, vj, above))
         if table.has_frozen:
             parts.extend(judge_frozen(table, state, new, sj, tj, vj))
+    if table.has_maint:  # (the re-runs of `alerts.lateness` too, which pass `groups`)
+        parts.extend(judge_maintenance(table, state, new, s, t, q))
     # sensor fault: decided by fault readings and readings with a value, of every sensor; only
     # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT

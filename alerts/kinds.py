@@ -24,6 +24,7 @@ __all__ = [
     "FROZEN",
     "HIGH",
     "LOW",
+    "MAINTENANCE",
     "NO_DATA",
     "RATE",
     "SIDES",
@@ -45,7 +46,8 @@ ACTION = 4  # a demanded protective action was not confirmed in time (馈电异�
 RATE = 5  # the value rises faster than the rule's rate of rise
 EARLY = 6  # early warning: the trend reaches the next level above within the horizon
 FROZEN = 7  # the value has not moved for the sensor's frozen time (a stuck transmitter)
-SIDES = 8
+MAINTENANCE = 8  # in calibration or manual longer than the sensor's limit (a forgotten detector)
+SIDES = 9
 SIDE_NAMES = (
     "above",
     "below",
@@ -55,10 +57,12 @@ SIDE_NAMES = (
     "rate",
     "early_warning",
     "frozen",
+    "maintenance",
 )
 # a gateway's spool dropped readings of the point (alerts.gatewayalarms): numbered after the
-# core's sides, which it does not judge
-DATA_LOST = 8
+# core's sides, which it does not judge (8 until the core's MAINTENANCE took it: the state
+# database's schema 7 renumbers its alarms and shelves)
+DATA_LOST = 15
 TIERS = ("none", "blue", "yellow", "orange", "red")
 # the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
 FLEET_SIDE0 = 16
@@ -130,6 +134,7 @@ _VALUE_UNITS = {
     "corridor": "m",
     "offline_moved": "m",
     "data_lost": "readings",
+    "maintenance": "s",
     "no_data": "",
 }
 

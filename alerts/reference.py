@@ -9,6 +9,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from alerts.maintenance import HELD, PASS
 from alerts.rewind import Rewinding
 from alerts.table import (
     ABOVE,
@@ -16,6 +17,7 @@ from alerts.table import (
     EARLY,
     FAULT,
     FROZEN,
+    MAINTENANCE,
     NO_DATA,
     RATE,
     RUN_CAP,
@@ -73,6 +75,7 @@ class ReferenceCore(Rewinding):
         self.met = [False] * n
         self.last_arrival = [NO_TS] * n  # `now` when a reading of the sensor last arrived
         self.frozen_since = [NO_TS] * n  # the start of the sensor's run of unmoved values
+        self.maint_since = [NO_TS] * n  # the start of its run of calibration/manual readings
         self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
         # the lateness window (see `alerts.lateness`): per sensor its last readings after the
         # checkpoint, and the checkpoints (the per-sensor fields of another core)
@@ -200,6 +203,8 @@ class ReferenceCore(Rewinding):
                 self._trend(s, t, v, out)
             if table.frozen_ms[s] > 0:
                 self._frozen(s, t, v, out)
+        if table.maint_ms[s] > 0 and q not in PASS:
+            self._maintenance(s, t, q, out)
         if valued or q == Quality.SENSOR_FAULT:  # levels or none
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])
@@ -229,6 +234,20 @@ class ReferenceCore(Rewinding):
             self.frozen_since[s] = t
         frozen = t - self.frozen_since[s] >= self.table.frozen_ms[s]
         self._set(s, t, v, FROZEN, int(frozen), out)
+
+    def _maintenance(self, s: int, t: int, q: int, out: list[Row]) -> None:
+        """A reading against the sensor's run of calibration or manual readings (see
+        `alerts.maintenance`)."""
+        since = self.maint_since[s]
+        if q in HELD:
+            if since == NO_TS:
+                since = self.maint_since[s] = t
+            overdue = t - since >= self.table.maint_ms[s]
+            self._set(s, t, (t - since) / 1000.0, MAINTENANCE, int(overdue), out)
+            return
+        self.maint_since[s] = NO_TS
+        held = (t - since) / 1000.0 if since != NO_TS else math.nan
+        self._set(s, t, held, MAINTENANCE, 0, out)
 
     def _silence(self, s: int, now: int, out: list[Row]) -> None:
         """Silent on both clocks: no data for the timeout in event time, and nothing with a

@@ -64,6 +64,7 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         frozen_ms=table.frozen_ms[rows],
         frozen_band=table.frozen_band[rows],
         frozen_floor=table.frozen_floor[rows],
+        maint_ms=table.maint_ms[rows],
         lateness_ms=0,
         late_depth=0,
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),
@@ -117,5 +118,6 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         # the rewind judges no action; its silence needs the hub's clock too (`alerts.nodata`)
         last_arrival=new.last_arrival[rows],
         frozen_since=new.ck_frozen_since[rows],
+        maint_since=new.ck_maint_since[rows],
         **late,
     )

@@ -33,6 +33,7 @@ class Rewinding:
     last_data: list[int]
     last_value: list[float]
     frozen_since: list[int]
+    maint_since: list[int]
     hist: list[list[tuple[int, float]]]
     _below_plans: set[int]  # the sensors whose verification demands on the side below
     ring: list[list[tuple[int, float, int]]]
@@ -62,6 +63,7 @@ class Rewinding:
         self.last_ts[s], self.last_data[s] = ck.last_ts[s], ck.last_data[s]
         self.last_value[s] = ck.last_value[s]
         self.frozen_since[s] = ck.frozen_since[s]
+        self.maint_since[s] = ck.maint_since[s]
         self.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
 
     def _run(

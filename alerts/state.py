@@ -105,6 +105,10 @@ class CoreState:
     # run of unmoved values, NO_TS before one; and its checkpoint (lateness window, as above)
     frozen_since: I64  # (n,)
     ck_frozen_since: I64  # (n,) or (0,)
+    # maintenance held too long (alerts.maintenance): the event time of the first reading of the
+    # sensor's current run of calibration or manual readings, NO_TS outside one; its checkpoint
+    maint_since: I64  # (n,)
+    ck_maint_since: I64  # (n,) or (0,)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -141,6 +145,8 @@ class CoreState:
             np.full(n, NO_TS, dtype=np.int64),
             np.full(n, NO_TS, dtype=np.int64),
             np.full(m, NO_TS, dtype=np.int64),
+            np.full(n, NO_TS, dtype=np.int64),
+            np.full(m, NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:
@@ -166,6 +172,7 @@ class CoreState:
             ck_last_data=self.last_data.copy(),
             ck_last_value=self.last_value.copy(),
             ck_frozen_since=self.frozen_since.copy(),
+            ck_maint_since=self.maint_since.copy(),
         )
 
     def with_trends(self, trends: int, depth: int) -> CoreState:
@@ -251,6 +258,7 @@ _LATE_FIELDS = (
     "ck_last_data",
     "ck_last_value",
     "ck_frozen_since",
+    "ck_maint_since",
 )
 # the per-sensor fields a checkpoint keeps (as `ck_<name>`)
 CK_FIELDS = (
@@ -263,6 +271,7 @@ CK_FIELDS = (
     "last_data",
     "last_value",
     "frozen_since",
+    "maint_since",
 )
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]

@@ -39,6 +39,7 @@ from alerts.stateschema import (
     SCHEMA_V5_FILL,
     SCHEMA_V6,
     SCHEMA_V6_ORIGIN,
+    SCHEMA_V7,
     VERSION,
 )
 
@@ -165,6 +166,8 @@ class StateDB(AlarmStatements):
             add = "" if "repeats" in cols else SCHEMA_V6
             add += "" if "origin" in cols else SCHEMA_V6_ORIGIN
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 6; COMMIT;")
+        if version < 7:
+            self._db.executescript(f"BEGIN; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;")
 
     @property
     def path(self) -> str:

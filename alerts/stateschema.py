@@ -12,6 +12,7 @@ __all__ = [
     "SCHEMA_V5_FILL",
     "SCHEMA_V6",
     "SCHEMA_V6_ORIGIN",
+    "SCHEMA_V7",
     "VERSION",
 ]
 
@@ -144,4 +145,12 @@ SCHEMA_V6_ORIGIN = """
 ALTER TABLE dead_letters ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 CREATE INDEX dead_letters_origin ON dead_letters (origin, id);
 """
-VERSION = 6
+# version 7: the core's new side MAINTENANCE (calibration or manual held too long) took number 8,
+# which a gateway's data-lost alarms had (`alerts.kinds`): theirs is now 15. The statement is
+# tied to the number 8 of before, not to the constants: a later renumbering needs a version of
+# its own
+SCHEMA_V7 = """
+UPDATE alarms SET side = 15 WHERE side = 8;
+UPDATE shelves SET side = 15 WHERE side = 8;
+"""
+VERSION = 7

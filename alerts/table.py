@@ -23,6 +23,7 @@ from alerts.kinds import (
     FROZEN,
     HIGH,
     LOW,
+    MAINTENANCE,
     NO_DATA,
     RATE,
     SIDE_NAMES,
@@ -32,7 +33,7 @@ from alerts.kinds import (
     TIERS,
     kind_name,
 )
-from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec
+from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, MaintenanceSpec, RateSpec
 from telemetry.registry import SensorInfo
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "HIGH",
     "LATE_DEPTH",
     "LOW",
+    "MAINTENANCE",
     "NO_DATA",
     "RATE",
     "RUN_CAP",
@@ -191,6 +193,11 @@ class RuleTable:
     frozen_floor: npt.NDArray[np.float64]  # (n,) readings below it are never frozen (-inf)
     frozen: tuple[FrozenSpec | None, ...]  # (n,)
     has_frozen: bool  # any sensor has the check
+    # maintenance held too long (alerts.maintenance): per sensor the time its readings may say
+    # calibration or manual (ms of event time, 0: no limit), the specs
+    maint_ms: npt.NDArray[np.int64]  # (n,)
+    maintenance: tuple[MaintenanceSpec | None, ...]  # (n,)
+    has_maint: bool  # any sensor has a limit
     # (n,) the sensors judged for no data (comm loss, gaps, silence): those with levels or a
     # no-data time, and the feedbacks of verifications (a power feed, a crane's hoist circuit:
     # silent, they would go unsaid until a demand failed on them, helper-103)
@@ -235,6 +242,16 @@ class RuleTable:
             band = f" by more than {frozen.band:g}" if frozen.band else ""
             what = f"the value has not moved{band} for {frozen.after_s:g} s: check the sensor"
             return "frozen_value", frozen.tier, frozen.action or what
+        if side == MAINTENANCE:
+            maint = self.maintenance[sensor]
+            after = f" {maint.after_s:g} s" if maint is not None else ""
+            what = (
+                f"标定/手动超时: 传感器未在监测, 核实并恢复 in calibration or manual over{after}: "
+                "the sensor measures nothing; check it and bring it back"
+            )
+            if maint is None:
+                return "overdue", "yellow", what
+            return "overdue", maint.tier, maint.action or what
         if side == EARLY:
             above = self.levels[sensor][ABOVE]
             early = self.early[sensor]
@@ -341,6 +358,10 @@ def compile_table(
     for plan in plans:
         loses[list(plan.feedbacks)] = True
     rewound = loses.copy()
+    # a limit on calibration and manual time: for the sensors judged at all (levels, a no-data
+    # time, a feedback role: a power feed forced on is a bypass too)
+    maintenance = tuple(info.maintenance if loses[i] else None for i, info in enumerate(sensors))
+    maint_ms = np.array([_ms(m.after_s) if m else 0 for m in maintenance], dtype=np.int64)
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()
@@ -403,6 +424,9 @@ def compile_table(
         ),
         frozen=frozen,
         has_frozen=bool(frozen_ms.any()),
+        maint_ms=maint_ms,
+        maintenance=maintenance,
+        has_maint=bool(maint_ms.any()),
         loses=loses,
         verify_actions=verify_actions,
     )

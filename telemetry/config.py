@@ -38,6 +38,7 @@ from telemetry.ruleconfig import (
     EarlyWarningSpec,
     FrozenSpec,
     LevelSpec,
+    MaintenanceSpec,
     RateSpec,
     RulePack,
     RuleSpec,
@@ -58,6 +59,7 @@ __all__ = [
     "Ident",
     "InventoryItemSpec",
     "LevelSpec",
+    "MaintenanceSpec",
     "ModbusSpec",
     "PointSpec",
     "RateSpec",
@@ -102,6 +104,9 @@ class SensorSpec(Frozen):
     frozen: FrozenSpec | None = Field(
         default=None, description="overrides the rule's frozen-value check"
     )
+    maintenance: MaintenanceSpec | None = Field(
+        default=None, description="overrides the rule's limit on calibration and manual time"
+    )
     suppress_when: tuple[SuppressSpec, ...] = Field(
         default=(), max_length=8, description="suppression by design: any one of these"
     )
@@ -117,6 +122,8 @@ class SensorSpec(Frozen):
             and (self.rate or self.early_warning or self.frozen)
         ):
             raise ValueError("'rate', 'early_warning' and 'frozen' need a rule or levels")
+        if self.maintenance and self.rule is None and not self.levels and not self.no_data_s:
+            raise ValueError("'maintenance' needs a rule, levels or a no_data_s")
         return self
 
 

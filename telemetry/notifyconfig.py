@@ -47,6 +47,7 @@ AlarmKind = Literal[
     "rate",
     "early_warning",
     "frozen",
+    "maintenance",
     "data_lost",
     "overspeed",
     "fatigue",

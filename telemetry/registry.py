@@ -21,6 +21,7 @@ from telemetry.config import (
     FrozenSpec,
     HubConfig,
     LevelSpec,
+    MaintenanceSpec,
     PointSpec,
     RateSpec,
     RulePack,
@@ -85,6 +86,8 @@ class SensorInfo:
     early_warning: EarlyWarningSpec | None = None  # the sensor's own, else its rule's
     suppress_when: tuple[SuppressSpec, ...] = ()  # suppression by design
     frozen: FrozenSpec | None = None  # frozen-value check: the sensor's own, else its rule's
+    # the limit on calibration and manual time: the sensor's own, else its rule's
+    maintenance: MaintenanceSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +402,7 @@ def build_registry(
                         rate = sen.rate or (packed.rate if packed else None)
                         early = sen.early_warning or (packed.early_warning if packed else None)
                         frozen = sen.frozen or (packed.frozen if packed else None)
+                        maintenance = sen.maintenance or (packed.maintenance if packed else None)
                         if early is not None and all(lv.above is None for lv in levels):
                             raise ConfigError(f"{swhere}.early_warning: needs a level above")
                         info = SensorInfo(
@@ -420,6 +424,7 @@ def build_registry(
                             early_warning=early,
                             suppress_when=sen.suppress_when,
                             frozen=frozen,
+                            maintenance=maintenance,
                         )
                         add(info, swhere)
                     except ConfigError as exc:

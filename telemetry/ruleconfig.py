@@ -15,6 +15,7 @@ __all__ = [
     "EarlyWarningSpec",
     "FrozenSpec",
     "LevelSpec",
+    "MaintenanceSpec",
     "RateSpec",
     "RulePack",
     "RuleSpec",
@@ -166,6 +167,21 @@ class FrozenSpec(Frozen):
     action: str = Field(default="", max_length=200)
 
 
+class MaintenanceSpec(Frozen):
+    """Maintenance held too long: a 'maintenance' alarm when the sensor's readings have said
+    calibration or manual (a value forced or entered by a person) for `after_s` of event time
+    without a measured one in between. A detector left in calibration, a value forced for a
+    test and forgotten, measure nothing while they alarm nothing: like an interlock's bypass,
+    the time they may stay so is limited. It clears at the first reading that measures again (or
+    reports a fault); comm-loss and stale readings neither continue nor end the time."""
+
+    after_s: float = Field(
+        ge=1, le=7 * 86400, description="in calibration or manual this long (event time)"
+    )
+    tier: Tier = "yellow"
+    action: str = Field(default="", max_length=200)
+
+
 # the kinds of sensor (what a point measures)
 SensorKind = Literal[
     "methane",
@@ -196,6 +212,7 @@ class RuleSpec(Frozen):
     rate: RateSpec | None = None
     early_warning: EarlyWarningSpec | None = None
     frozen: FrozenSpec | None = None
+    maintenance: MaintenanceSpec | None = None
     kinds: tuple[SensorKind, ...] = Field(
         default=(),
         description="the kinds of sensor the rule is meant for (a sensor of another kind naming "

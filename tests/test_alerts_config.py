@@ -153,3 +153,41 @@ def test_trend_option_errors():
         )
     with pytest.raises(Exception, match="recover_factor"):
         mine_registry(1502, 1.0, TREND % ", rate: {per_min: 1, window_s: 5, recover_factor: 2}")
+
+
+def _one_sensor(sensor: str) -> HubConfig:
+    return parse_document(
+        f"""
+tenants:
+  - id: c
+    sites:
+      - id: f
+        devices:
+          - id: tx
+            profile: lel-panel-4
+            sensors: [{sensor}]
+""",
+        HubConfig,
+        "x",
+    )
+
+
+def test_maintenance_limit_comes_from_the_pack_and_the_sensor_wins():
+    """The shipped gas packs limit calibration and manual time to 2 h; a sensor's own limit wins;
+    a sensor that is judged for nothing cannot have one."""
+    from alerts.table import MAINTENANCE
+
+    profiles, packs = load_profiles(ROOT / "profiles")
+    toxic = "id: nh3, point: lel1, kind: toxic_gas, unit: '%OEL', rule: chem-gas.toxic-oel"
+    reg = build_registry(_one_sensor("{" + toxic + "}"), profiles, packs)
+    nh3 = reg.sensor("nh3")
+    assert nh3 is not None and nh3.maintenance is not None and nh3.maintenance.after_s == 7200
+    own = "{" + toxic + ", maintenance: {after_s: 900, tier: orange, action: call the fitter}}"
+    reg = build_registry(_one_sensor(own), profiles, packs)
+    table = compile_table(reg.sensors)
+    assert table.maint_ms.tolist()[:1] == [900_000]
+    assert table.describe(0, MAINTENANCE, 1) == ("overdue", "orange", "call the fitter")
+    with pytest.raises(Exception, match="'maintenance' needs a rule, levels or a no_data_s"):
+        _one_sensor("{id: x, point: lel1, kind: toxic_gas, maintenance: {after_s: 60}}")
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        _one_sensor("{" + toxic + ", maintenance: {after_s: 0.5}}")

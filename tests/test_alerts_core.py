@@ -18,12 +18,20 @@ from alerts.table import (
     EARLY,
     FAULT,
     FROZEN,
+    MAINTENANCE,
     NO_DATA,
     RATE,
     SLOTS,
     compile_table,
 )
-from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, RateSpec, VerifySpec
+from telemetry.config import (
+    EarlyWarningSpec,
+    FrozenSpec,
+    LevelSpec,
+    MaintenanceSpec,
+    RateSpec,
+    VerifySpec,
+)
 from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
@@ -36,6 +44,7 @@ def sensor(
     rate: RateSpec | None = None,
     early_warning: EarlyWarningSpec | None = None,
     frozen: FrozenSpec | None = None,
+    maintenance: MaintenanceSpec | None = None,
 ) -> SensorInfo:
     return SensorInfo(
         index,
@@ -55,6 +64,7 @@ def sensor(
         rate=rate,
         early_warning=early_warning,
         frozen=frozen,
+        maintenance=maintenance,
     )
 
 
@@ -458,6 +468,63 @@ def test_a_calm_below_ignore_below_ends_a_run_and_is_never_frozen():
     assert _frozen_rows(spec, ts, [0.4] * 10 + [5.0] * 33) == [(40 * 60_000, 1)]
 
 
+CAL, MAN, LOSS = Quality.CALIBRATION, Quality.MANUAL, Quality.COMM_LOSS
+MIN = 60_000
+
+
+def _maint_rows(spec, ts, qualities, sensors=None, batches=1):
+    """The MAINTENANCE rows (ts, after, value) of the core and of the reference, which must
+    agree, for one methane sensor (`batches`: the readings split in that many batches)."""
+    table = compile_table([sensor(0, METHANE, maintenance=spec), sensor(1, ())])
+    n = len(ts)
+    state, ref, got, want = CoreState.empty(table.size), ReferenceCore(table), [], []
+    cuts = np.array_split(np.arange(n), batches)
+    who = sensors if sensors is not None else [0] * n
+    for part in cuts:
+        batch = cols(
+            [who[i] for i in part],
+            [ts[i] for i in part],
+            [0.2] * len(part),
+            [qualities[i] for i in part],
+        )
+        state, tr, _ = evaluate(table, batch, state, None)
+        got += [(r[1], r[5], r[2]) for r in tr.rows() if r[3] == MAINTENANCE]
+        rows = ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality)
+        want += [(r[1], r[5], r[2]) for r in rows if r[3] == MAINTENANCE]
+    assert got == want
+    return got
+
+
+def test_a_detector_left_in_calibration_past_its_limit_raises_maintenance():
+    """Calibration readings every 10 min for 3 h against a 2 h limit: 'maintenance' at the
+    first reading 2 h into the run (its value the seconds held), cleared by the first measured
+    reading (its value the whole time out of measurement); judged alike in one batch or many."""
+    spec = MaintenanceSpec(after_s=7200)
+    ts = [i * 10 * MIN for i in range(19)] + [190 * MIN]
+    q = [CAL] * 19 + [0]
+    for batches in (1, 4, 20):
+        assert _maint_rows(spec, ts, q, batches=batches) == [
+            (120 * MIN, 1, 7200.0),
+            (190 * MIN, 0, 11400.0),
+        ]
+
+
+def test_a_measured_reading_or_a_fault_ends_the_run_and_a_comm_loss_does_not():
+    spec = MaintenanceSpec(after_s=3600)
+    # calibration, a measured reading at 50 min (a new run from 60 min), calibration to 100 min
+    ts = [0, 30 * MIN, 50 * MIN, 60 * MIN, 100 * MIN]
+    assert _maint_rows(spec, ts, [CAL, CAL, 0, CAL, CAL]) == []
+    # a sensor fault ends it alike
+    assert _maint_rows(spec, ts, [CAL, CAL, Quality.SENSOR_FAULT, CAL, CAL]) == []
+    # a value forced by hand, the link lost for 50 min in between, still forced: overdue
+    ts = [0, 10 * MIN, 60 * MIN, 70 * MIN]
+    assert _maint_rows(spec, ts, [MAN, LOSS, LOSS, MAN]) == [(70 * MIN, 1, 4200.0)]
+    # calibration then manual: one run
+    assert _maint_rows(spec, ts, [CAL, MAN, MAN, CAL]) == [(60 * MIN, 1, 3600.0)]
+    # another sensor's readings change nothing of it; a sensor without a limit never raises
+    assert _maint_rows(spec, ts, [CAL] * 4, sensors=[1, 1, 1, 1]) == []
+
+
 def test_out_of_order_batch_is_judged_in_event_time_order_and_late_readings_counted():
     table = compile_table([sensor(0, METHANE)])
     state, tr, _ = evaluate(table, cols(0, [3000, 1000, 2000], [0.2, 1.1, 0.5]), CoreState.empty(1))
@@ -565,7 +632,10 @@ def scenarios(draw):
                 band=draw(st.sampled_from([0.0, 0.0, 1.0, 3.0])),
                 ignore_below=draw(st.sampled_from([None, None, 0.0, 5.0])),
             )
-        infos.append(sensor(i, levels, no_data, verify, rate, early, frozen))
+        maintenance = None
+        if draw(st.booleans()):  # (applied to the judged sensors only: `compile_table`)
+            maintenance = MaintenanceSpec(after_s=draw(st.sampled_from([1, 2, 5, 30])))
+        infos.append(sensor(i, levels, no_data, verify, rate, early, frozen, maintenance))
     voters = [i.index for i in infos if any(lv.above is not None for lv in i.levels)]
     if len(voters) >= 2 and draw(st.booleans()):
         k = draw(st.integers(1, len(voters)))
@@ -597,7 +667,9 @@ def scenarios(draw):
                 np.array(
                     draw(
                         st.lists(
-                            st.sampled_from([0, 0, 0, 0, 1, 2, 3, 4, 6]), min_size=n, max_size=n
+                            st.sampled_from([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 6]),
+                            min_size=n,
+                            max_size=n,
                         )
                     ),
                     np.uint8,
@@ -634,6 +706,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert outcome.late_in_window == in_window
         assert state.level.tolist() == ref.level
         assert state.frozen_since.tolist() == ref.frozen_since
+        assert state.maint_since.tolist() == ref.maint_since
         assert state.last_arrival.tolist() == ref.last_arrival
         if window:
             assert ref.ck is not None
@@ -652,6 +725,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
             assert state.ck_last_ts.tolist() == ref.ck.last_ts
             assert state.ck_last_data.tolist() == ref.ck.last_data
             assert state.ck_frozen_since.tolist() == ref.ck.frozen_since
+            assert state.ck_maint_since.tolist() == ref.ck.maint_since
             assert state.ck_active.tolist() == ref.ck.active
         else:
             assert state.ring_ts.shape == (0, 0)

@@ -259,3 +259,35 @@ def test_a_point_shelved_again_for_an_older_lower_alarm_keeps_the_higher_level(
             assert db.shelves(con, 4_500)[("co", "r", 0)].level == 1
     finally:
         db.close()
+
+
+def test_version_7_moves_the_data_lost_alarms_and_shelves_off_the_new_core_side(
+    tmp_path: Path,
+) -> None:
+    """A gateway's data-lost alarms were side 8 until the core's 'maintenance' took it: a file of
+    version 6 gets them (and their shelves) renumbered once, so that the alarm list's
+    `kind=data_lost` still finds them and a restart does not take them for the core's."""
+    from alerts.table import DATA_LOST, MAINTENANCE, kind_name
+
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    fill(db, 4)
+    db.close()
+    with sqlite3.connect(path) as con:  # as a hub of version 6 left it: a data-lost alarm, shelved
+        con.execute("UPDATE alarms SET side = 8 WHERE id = 1")
+        con.execute(
+            "INSERT INTO shelves (sensor, rule, side, until, actor, reason, at, level) "
+            "SELECT sensor, rule, 8, 99999, 'op', 'spool full', 1, 1 FROM alarms WHERE id = 1"
+        )
+        con.execute("PRAGMA user_version = 6")
+    con.close()
+    assert (DATA_LOST, MAINTENANCE) == (15, 8) and kind_name(DATA_LOST) == "data_lost"
+    for _ in range(2):  # a second open changes nothing
+        db = StateDB(path)
+        try:
+            assert db.query("PRAGMA user_version") == [(VERSION,)]
+            assert db.query("SELECT side FROM alarms WHERE id = 1") == [(DATA_LOST,)]
+            assert db.query("SELECT side FROM shelves") == [(DATA_LOST,)]
+            assert db.query("SELECT count(*) FROM alarms WHERE side = 8") == [(0,)]
+        finally:
+            db.close()
