@@ -296,7 +296,9 @@ def _evaluate(
         due_part = silence(table, new, now)
         if due_part is not None:
             parts.append(due_part)
-    votes = None if seed is None else group_readings(table, seed, level_parts, state)
+    votes = None
+    if not groups and (seed is not None or table.counts_failed):
+        votes = group_readings(table, seed, level_parts, state, parts, new)
     if votes is not None:
         # the groups are judged like sensors, on the member counts (a second, smaller pass)
         new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)

@@ -5,6 +5,7 @@ window (rewinding a sensor from its checkpoint) is in `alerts.rewind`. Not for p
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ from telemetry.quality import MEASURED, Quality
 __all__ = ["ReferenceCore", "Row", "reference_evaluate", "trend_slope"]
 
 RUN_START0 = -(2**62)
+_ORDER = operator.itemgetter(0, 1, 3)  # transitions by (sensor, ts, side), stable
 _VALUED = MEASURED
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
 
@@ -96,6 +98,7 @@ class ReferenceCore(Rewinding):
         table = self.table
         ck = self.ck
         above_before = [row[ABOVE] for row in self.level]
+        level_before = [list(row) for row in self.level]
         if now is not None:
             for core in (self, ck):
                 if core is None:
@@ -178,9 +181,10 @@ class ReferenceCore(Rewinding):
         if now is not None:
             for s in range(table.size):
                 self._silence(s, now, out)
-        out.extend(self._votes(changes, above_before))  # (a pass of its own: sets outcome)
+        # (a pass of its own: sets outcome)
+        out.extend(self._votes(changes, above_before, sorted(out, key=_ORDER), level_before))
         self.outcome = (judged, late, rewound, in_window)
-        out.sort(key=lambda r: (r[0], r[1], r[3]))
+        out.sort(key=_ORDER)
         return out
 
     def _step(
@@ -259,9 +263,16 @@ class ReferenceCore(Rewinding):
             self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
 
     def _votes(
-        self, changes: dict[int, list[tuple[int, int, int]]], above_before: list[int]
+        self,
+        changes: dict[int, list[tuple[int, int, int]]],
+        above_before: list[int],
+        out: list[Row],
+        level_before: list[list[int]],
     ) -> list[Row]:
-        """Judge each voting group on the number of its members at its level, after each change."""
+        """Judge each voting group on the number of its members voting, after each change: at
+        its level above; for a group that counts failed members, or in sensor fault or without
+        data (`out`: the batch's transitions in output order; `level_before`: the levels before
+        the batch)."""
         table = self.table
         rows: list[tuple[int, int, int, float]] = []
         groups: dict[int, list[int]] = {}
@@ -270,6 +281,9 @@ class ReferenceCore(Rewinding):
                 groups.setdefault(g, []).append(m)
         for g, members in sorted(groups.items()):
             need = int(table.vote_level[g])
+            if table.fails_vote[members[0]]:
+                rows.extend(self._failed_votes(g, members, need, out, level_before))
+                continue
             if not any(m in changes for m in members):
                 continue
             count = sum(above_before[m] >= need for m in members)
@@ -291,6 +305,31 @@ class ReferenceCore(Rewinding):
             np.zeros(len(rows), np.uint8),
             None,
         )
+
+    def _failed_votes(
+        self, g: int, members: list[int], need: int, out: list[Row], level_before: list[list[int]]
+    ) -> list[tuple[int, int, int, float]]:
+        """The readings of a group that counts failed members (see `_votes`)."""
+
+        def votes(lv: list[int]) -> bool:
+            return lv[ABOVE] >= need or lv[FAULT] > 0 or lv[NO_DATA] > 0
+
+        mine = [r for r in out if r[0] in members and r[3] in (ABOVE, FAULT, NO_DATA)]
+        if not mine:
+            return []
+        cur = {m: list(level_before[m]) for m in members}
+        count = sum(votes(cur[m]) for m in members)
+        events = []
+        for s, t, _, side, _, after in mine:
+            was = votes(cur[s])
+            cur[s][side] = after
+            if votes(cur[s]) != was:
+                events.append((max(t, self.last_ts[g] + 1), s, int(votes(cur[s])) - int(was)))
+        rows = []
+        for t, m, delta in sorted(events):
+            count += delta
+            rows.append((g, t, m, float(count)))
+        return rows
 
     def _set(self, s: int, t: int, v: float, side: int, level: int, out: list[Row]) -> None:
         if self.level[s][side] != level:

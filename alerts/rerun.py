@@ -65,6 +65,8 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         frozen_band=table.frozen_band[rows],
         frozen_floor=table.frozen_floor[rows],
         maint_ms=table.maint_ms[rows],
+        fails_vote=np.zeros(rows.shape[0], dtype=np.bool_),
+        counts_failed=False,
         lateness_ms=0,
         late_depth=0,
         rewinds=np.zeros(rows.shape[0], dtype=np.bool_),

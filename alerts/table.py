@@ -198,6 +198,10 @@ class RuleTable:
     maint_ms: npt.NDArray[np.int64]  # (n,)
     maintenance: tuple[MaintenanceSpec | None, ...]  # (n,)
     has_maint: bool  # any sensor has a limit
+    # (n,) the members of the voting groups that count a failed member as at the level
+    # (`count_failed`; alerts.vote): their fault and no-data sides vote too
+    fails_vote: npt.NDArray[np.bool_]
+    counts_failed: bool  # any group does
     # (n,) the sensors judged for no data (comm loss, gaps, silence): those with levels or a
     # no-data time, and the feedbacks of verifications (a power feed, a crane's hoist circuit:
     # silent, they would go unsaid until a demand failed on them, helper-103)
@@ -362,6 +366,8 @@ def compile_table(
     # time, a feedback role: a power feed forced on is a bypass too)
     maintenance = tuple(info.maintenance if loses[i] else None for i, info in enumerate(sensors))
     maint_ms = np.array([_ms(m.after_s) if m else 0 for m in maintenance], dtype=np.int64)
+    counting = np.array([info.count_failed for info in sensors], dtype=np.bool_)
+    fails_vote = (group_of >= 0) & counting[np.maximum(group_of, 0)]
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
     has_delays = bool(
         (on_delay > 0).any()
@@ -427,6 +433,8 @@ def compile_table(
         maint_ms=maint_ms,
         maintenance=maintenance,
         has_maint=bool(maint_ms.any()),
+        fails_vote=fails_vote,
+        counts_failed=bool(fails_vote.any()),
         loses=loses,
         verify_actions=verify_actions,
     )

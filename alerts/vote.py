@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerts.state import I64, CoreState, Part, Readings, segment_starts
-from alerts.table import ABOVE, RuleTable
+from alerts.state import I64, CoreState, Part, Readings, by_sensor_time, segment_starts
+from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 
 __all__ = ["group_readings", "vote_seed"]
 
@@ -41,35 +41,125 @@ def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
 
 
 def group_readings(
-    table: RuleTable, seed: Seed, level_parts: list[Part], state: CoreState
+    table: RuleTable,
+    seed: Seed | None,
+    level_parts: list[Part],
+    state: CoreState,
+    parts: list[Part],
+    new: CoreState,
 ) -> Readings | None:
-    """Readings of the voting groups: at each change of a member's level above, the number of
-    members at the group's level (ordered by group, time, member). A change is judged on
-    arrival: at its event time, or 1 ms after the group's last judged time (in `state`) when
-    that is later, so that a member's change older than another's is counted, not late."""
+    """Readings of the voting groups: at each change of a member's vote, the number of members
+    voting (ordered by group, time, member). A member votes when at its group's level above, or
+    (a group that counts failed members) when in sensor fault or without data; `parts` are all
+    the batch's transitions so far and `new` the state after them. A change is judged on arrival:
+    at its event time, or 1 ms after the group's last judged time (in `state`) when that is
+    later, so that a member's change older than another's is counted, not late."""
+    rows = [] if seed is None else _level_deltas(table, seed, level_parts)
+    if table.counts_failed:
+        rows.extend(_failed_deltas(table, parts, new))
+    if not rows:
+        return None
+    g, cs, ct, delta, base = (np.concatenate([r[i] for r in rows]) for i in range(5))
+    ct = np.maximum(ct, state.last_ts[g] + 1)
+    order = np.lexsort((cs, ct, g))
+    g, ct, delta, base = g[order], ct[order], delta[order], base[order]
+    total = np.cumsum(delta)
+    first = np.maximum.accumulate(np.where(segment_starts(g), np.arange(g.shape[0]), 0))
+    count = total - (total[first] - delta[first]) + base
+    return Readings(
+        g.astype(np.int32), ct, count.astype(np.float64), np.zeros(g.shape[0], dtype=np.uint8)
+    )
+
+
+Deltas = tuple[I64, I64, I64, I64, I64]  # group, member, time, change of the vote, group's seed
+
+
+def _level_deltas(table: RuleTable, seed: Seed, level_parts: list[Part]) -> list[Deltas]:
+    """The vote changes of the members of the groups that count levels only: each change of a
+    member's level above across its group's level."""
     above = [p for p in level_parts if isinstance(p[3], int) and p[3] == ABOVE]
     if not above:
-        return None
+        return []
     cs, ct, _, _, cb, ca = above[0]
     g = table.group_of[cs]
-    sel = np.flatnonzero(g >= 0)
+    sel = np.flatnonzero((g >= 0) & ~table.fails_vote[cs])
     if not sel.shape[0]:
-        return None
+        return []
     g, cs, ct = g[sel], cs[sel], ct[sel]
     need = table.vote_level[g]
     delta = (ca[sel] >= need).astype(np.int64) - (cb[sel] >= need)
     k = np.flatnonzero(delta)
     if not k.shape[0]:
-        return None
+        return []
     g, cs, ct, delta = g[k], cs[k], ct[k], delta[k]
-    ct = np.maximum(ct, state.last_ts[g] + 1)
-    order = np.lexsort((cs, ct, g))
-    g, ct, delta = g[order], ct[order], delta[order]
-    total = np.cumsum(delta)
-    first = np.maximum.accumulate(np.where(segment_starts(g), np.arange(g.shape[0]), 0))
     keys, counts = seed
-    count = total - (total[first] - delta[first])
-    count += counts[g] if keys is None else counts[np.searchsorted(keys, g)]
-    return Readings(
-        g.astype(np.int32), ct, count.astype(np.float64), np.zeros(g.shape[0], dtype=np.uint8)
-    )
+    base = counts[g] if keys is None else counts[np.searchsorted(keys, g)]
+    return [(g, cs, ct, delta, base)]
+
+
+_VOTING_SIDES = (ABOVE, FAULT, NO_DATA)
+
+
+def _failed_deltas(table: RuleTable, parts: list[Part], new: CoreState) -> list[Deltas]:
+    """The vote changes of the members of the groups that count failed members: the
+    transitions of their level above, fault and no-data sides, in the order of the core's
+    output, each side's level carried from row to row; a member's levels before the batch are
+    its first transition's `before` on each side (none: its level now, unchanged)."""
+    pick = []
+    for s, t, _, side, b, a in parts:
+        sd = np.broadcast_to(np.asarray(side), s.shape)
+        m = np.flatnonzero(table.fails_vote[s] & np.isin(sd, _VOTING_SIDES))
+        if m.shape[0]:
+            pick.append((s[m], t[m], sd[m].astype(np.int64), b[m], a[m]))
+    if not pick:
+        return []
+    s, t, sd, b, a = (np.concatenate([p[i] for p in pick]) for i in range(5))
+    order = by_sensor_time(s, t, sd)
+    s, t, sd, b, a = s[order], t[order], sd[order], b[order], a[order]
+    first = segment_starts(s)
+    starts = np.flatnonzero(first)
+    seg = np.cumsum(first) - 1
+    k = np.arange(s.shape[0])
+    members = s[starts]
+    levels, before = [], []
+    for side in _VOTING_SIDES:
+        on = sd == side
+        # the member's level on the side before the batch: its first row's `before` there
+        at = np.where(on, k, s.shape[0])
+        first_on = np.minimum.reduceat(at, starts)
+        found = first_on < s.shape[0]
+        init = new.level[members, side].astype(np.int64)
+        init[found] = b[first_on[found]]
+        # at each row: the `after` of its last row on the side, else the level before
+        last = np.where(on, k, -1)
+        np.maximum.accumulate(last, out=last)
+        mine = last >= starts[seg]
+        levels.append(np.where(mine, a[np.maximum(last, 0)], init[seg]))
+        before.append(init)
+    g_row = table.group_of[s]
+    need = table.vote_level[g_row]
+    vote = (levels[0] >= need) | (levels[1] > 0) | (levels[2] > 0)
+    need0 = table.vote_level[table.group_of[members]]
+    vote0 = (before[0] >= need0) | (before[1] > 0) | (before[2] > 0)
+    prev = np.empty_like(vote)
+    prev[1:] = vote[:-1]
+    prev[starts] = vote0
+    delta = vote.astype(np.int64) - prev
+    rows = np.flatnonzero(delta)
+    if not rows.shape[0]:
+        return []
+    # each group's members voting before the batch: those with rows as found, the others now
+    groups = np.unique(g_row)
+    lo, n = table.vote_ptr[groups], table.vote_ptr[groups + 1] - table.vote_ptr[groups]
+    offs = np.cumsum(n) - n
+    all_m = table.vote_members[np.repeat(lo - offs, n) + np.arange(int(n.sum()))]
+    lv = new.level[all_m]
+    need_m = np.repeat(table.vote_level[groups], n)
+    voting = (lv[:, ABOVE] >= need_m) | (lv[:, FAULT] > 0) | (lv[:, NO_DATA] > 0)
+    known = np.full(table.size, -1, dtype=np.int64)
+    known[members] = vote0
+    was = known[all_m]
+    voting = np.where(was >= 0, was, voting).astype(np.int64)
+    base_g = np.add.reduceat(voting, offs) if offs.shape[0] else np.zeros(0, np.int64)
+    g = g_row[rows]
+    return [(g, s[rows], t[rows], delta[rows], base_g[np.searchsorted(groups, g)])]

@@ -150,6 +150,12 @@ class VoteGroupSpec(Frozen):
     tier: Tier = "red"
     action: str = Field(default="", max_length=200)
     location: str = ""
+    count_failed: bool = Field(
+        default=False,
+        description="a member in sensor fault or without data (comm loss, silence) counts as at "
+        "the level (fail-safe, IEC 61511 degraded voting): 2 of 3 with one failed trips on one "
+        "more detector, 1 of the 2 that measure",
+    )
 
     @model_validator(mode="after")
     def _k_of_n(self) -> Self:

@@ -82,6 +82,8 @@ class SensorInfo:
     verify: VerifySpec | None = None  # protective action checked by a feedback sensor
     members: tuple[int, ...] = ()  # a voting group: the member sensors it counts
     vote_level: int = 0  # a voting group: the members' level (above) that counts
+    # a voting group: a member in sensor fault or without data counts as at the level
+    count_failed: bool = False
     rate: RateSpec | None = None  # rate of rise: the sensor's own, else its rule's
     early_warning: EarlyWarningSpec | None = None  # the sensor's own, else its rule's
     suppress_when: tuple[SuppressSpec, ...] = ()  # suppression by design
@@ -458,7 +460,8 @@ def build_registry(
                     above=group.k,
                     recover=group.k,
                     action=group.action,
-                    note=f"{group.k} of {len(members)} at level {group.at_level}",
+                    note=f"{group.k} of {len(members)} at level {group.at_level}"
+                    + (", a failed member counting as at it" if group.count_failed else ""),
                 )
                 info = SensorInfo(
                     index=len(sensors),
@@ -475,6 +478,7 @@ def build_registry(
                     levels=(level,),
                     members=tuple(members),
                     vote_level=group.at_level,
+                    count_failed=group.count_failed,
                 )
                 add(info, gwhere)
         for vi, veh in enumerate(tenant.vehicles):

@@ -641,7 +641,11 @@ def scenarios(draw):
         k = draw(st.integers(1, len(voters)))
         vote = LevelSpec(name="area", tier="red", above=k, recover=k)
         group = sensor(n_sensors, (vote,))
-        infos.append(dataclasses.replace(group, members=tuple(voters), vote_level=1))
+        infos.append(
+            dataclasses.replace(
+                group, members=tuple(voters), vote_level=1, count_failed=draw(st.booleans())
+            )
+        )
     batches = []
     clock = 0
     for _ in range(draw(st.integers(1, 5))):
@@ -755,6 +759,34 @@ def test_two_of_three_detectors_at_level_1_raise_the_area_to_level_2():
     area_rows = [(t, a) for s, t, _, sd, _, a in tr.rows() if s == 3]
     # one detector at 1 s; the second at 3 s raises the area; 4 s drops back to one; 5 s two again
     assert area_rows == [(3000, 1), (4000, 0), (5000, 1)]
+
+
+def test_a_group_counting_failed_members_degrades_2_of_3_to_1_of_the_2_that_measure():
+    """2 of 3 detectors at level 1: with one in sensor fault (or without data), one more
+    detector at level 1 raises the area when the group counts failed members (fail-safe), not
+    otherwise; the fault's end, with the other detector still at level 1, clears it again."""
+    lel = (
+        LevelSpec(name="level1", tier="yellow", above=25, recover=23),
+        LevelSpec(name="level2", tier="red", above=50, recover=45),
+    )
+    area = LevelSpec(name="area_level2", tier="red", above=2, recover=2)
+    fault, loss = Quality.SENSOR_FAULT, Quality.COMM_LOSS
+    for counts in (True, False):
+        group = dataclasses.replace(
+            sensor(3, (area,)), members=(0, 1, 2), vote_level=1, count_failed=counts
+        )
+        table = compile_table([sensor(0, lel), sensor(1, lel), sensor(2, lel), group])
+        # detector 0 fails at 1 s; detector 1 reaches level 1 at 2 s; detector 0 reads 5 at 4 s
+        first = cols([0, 1], [1000, 2000], [math.nan, 30], [fault, 0])
+        back = cols([0], [4000], [5])
+        # then detector 2 loses its link at 6 s (detector 1 still at level 1)
+        gone = cols([2], [6000], [math.nan], [loss])
+        _both(table, [(first, None), (back, None), (gone, None)], side=ABOVE)  # they agree
+        state, got = CoreState.empty(4), []
+        for batch in (first, back, gone):
+            state, tr, _ = evaluate(table, batch, state)
+            got += [(t, a) for s, t, _, sd, _, a in tr.rows() if s == 3]
+        assert got == ([(2000, 1), (4000, 0), (6000, 1)] if counts else [])
 
 
 @settings(max_examples=100, deadline=None)
