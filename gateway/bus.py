@@ -15,10 +15,11 @@ A request a unit is `forgiven` (the first it leaves unanswered after a cycle it 
 lost on the line) puts neither in backoff.
 
 Errors say how much is lost (`gateway.errors`): `LinkError` the connection (it cannot be made, was
-lost, or lost its framing: bytes that are no Modbus frame), `NoAnswerError` (and `NotSentError`:
-the request, or its unit, `UnitSilentError`, in backoff), `RefusedError` and a plain `DeviceError`
-(a malformed answer: a frame that does not fit its request, on a link that is still up) the one
-request.
+lost, or lost its framing: bytes that are no Modbus frame on Modbus TCP), `NoAnswerError` (and
+`NotSentError`: the request, or its unit, `UnitSilentError`, in backoff), `RefusedError` and a
+plain `DeviceError` (a malformed answer: a frame that does not fit its request, or an RTU answer
+garbled on the serial line, a CRC error, counted in `crc_errors`; the link stays up) the one
+request. Neither a malformed nor a garbled answer puts anything in backoff: the unit answered.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from gateway.modbus.client import ModbusTcpClient
 from gateway.modbus.codec import FUNCTIONS
 from gateway.modbus.connection import Framing, Value
 from gateway.modbus.errors import (
+    CrcError,
     ExceptionResponseError,
     FrameError,
     ModbusError,
@@ -80,7 +82,8 @@ class ModbusBus:
         self._request_backoff: dict[tuple[int, int, int, int], float] = {}
         self._request_until: dict[tuple[int, int, int, int], float] = {}
         self.requests = 0
-        self.timeouts = 0
+        self.timeouts = 0  # failed attempts (no answer, a lost link, a malformed answer)
+        self.crc_errors = 0  # RTU answers garbled on the line
 
     def _make_link(self) -> Link:
         spec = self._spec
@@ -173,11 +176,15 @@ class ModbusBus:
                 except ModbusError as exc:
                     failure = exc
                 self.timeouts += 1
+                if isinstance(failure, CrcError):
+                    self.crc_errors += 1
                 if attempt == retries:
                     if isinstance(failure, FrameError) and link.connected:
-                        # an answer that does not fit its request (function, unit, byte count)
-                        # on a link that kept its framing: the one request is lost
-                        raise DeviceError(f"unit {unit}: malformed answer: {failure}") from failure
+                        # an answer that does not fit its request (function, unit, byte count),
+                        # or garbled on an RTU line, on a link that kept its framing: the one
+                        # request is lost
+                        what = "CRC error" if isinstance(failure, CrcError) else "malformed answer"
+                        raise DeviceError(f"unit {unit}: {what}: {failure}") from failure
                     silent = isinstance(failure, (RequestTimeoutError, ExceptionResponseError))
                     if alive and silent:
                         self._silence_request(request, loop.time(), backoff_max_s)

@@ -27,7 +27,13 @@ from gateway.modbus.codec import (
     parse_rtu,
 )
 from gateway.modbus.connection import Answer, ClientConnection
-from gateway.modbus.errors import ExceptionResponseError, FrameError, ModbusError, RequestError
+from gateway.modbus.errors import (
+    CrcError,
+    ExceptionResponseError,
+    FrameError,
+    ModbusError,
+    RequestError,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -228,11 +234,35 @@ def test_rtu_one_request_at_a_time_and_stale_bytes_are_dropped():
     rid, frame = conn.read(7, 1, 0, 9)
     [answer] = conn.receive(serve(frame, "rtu", data_for, exception=11))
     assert isinstance(answer.value, ExceptionResponseError) and answer.value.no_answer
-    conn.read(7, 3, 0, 1)
-    bad = bytearray(serve(encode_rtu(7, encode_read_request(3, 0, 1)), "rtu", data_for))
+
+
+def test_rtu_a_garbled_answer_fails_its_request_and_the_line_must_fall_quiet():
+    """Noise on the serial line behind a device server: the request fails with the CRC error,
+    the rest of the frame is dropped, and no request goes until the shell says the line was
+    quiet (`settled`); then the link goes on."""
+    conn = ClientConnection("rtu")
+    rid, frame = conn.read(7, 3, 0, 2)
+    bad = bytearray(serve(frame, "rtu", data_for))
     bad[-1] ^= 0xFF
+    [answer] = conn.receive(bytes(bad[:-2]) + bytes(bad[-2:]) + b"\x07\x03")
+    assert answer.rid == rid and isinstance(answer.value, CrcError)
+    assert conn.resync and conn.outstanding == 0
+    assert conn.receive(b"\x04\x00\x00") == [] and conn.dropped == 0  # the rest of it
+    with pytest.raises(RequestError, match="quiet"):
+        conn.read(7, 3, 0, 2)
+    conn.settled()
+    rid, frame = conn.read(7, 3, 0, 2)
+    [answer] = conn.receive(serve(frame, "rtu", data_for))
+    assert answer == Answer(rid, data_for(3, 0, 2))
+    # a function no read answers is noise too: the request fails, the link goes on
+    rid, frame = conn.read(7, 3, 0, 2)
+    [answer] = conn.receive(bytes.fromhex("0710040000"))
+    assert answer.rid == rid and isinstance(answer.value, FrameError) and conn.resync
+    # Modbus TCP: bytes that are no frame are the stream's, which cannot be trusted any more
+    tcp = ClientConnection("socket")
+    tcp.read(7, 3, 0, 2)
     with pytest.raises(FrameError):
-        conn.receive(bytes(bad))
+        tcp.receive(bytes.fromhex("0000000700050103020000"))
 
 
 def test_a_stream_that_lost_its_framing_raises():

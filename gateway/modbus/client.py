@@ -3,9 +3,12 @@
 A thin shell around `ClientConnection`: one connection per endpoint, an `asyncio.Protocol` that
 feeds received bytes to the pure core and completes the waiting futures, a timer per request.
 Errors are `gateway.modbus.errors`: `RequestTimeoutError`, `ExceptionResponseError`,
-`FrameError` (an answer that does not fit its request; or bytes that are no Modbus frame, and then
-the link is closed: its framing is lost) and `ConnectionLostError`. A request costs
-one `write`, one future and one timer handle; pymodbus's client costs several times that.
+`FrameError` (an answer that does not fit its request; or bytes that are no Modbus frame: on
+Modbus TCP the link is then closed, its framing lost) and `ConnectionLostError`. On RTU over TCP
+a garbled answer (`CrcError`, counted in `crc_errors`) fails its request alone and the link is
+kept: the next request waits until the line has been quiet for `quiet_s` (the rest of the broken
+frame, if any, is dropped meanwhile). A request costs one `write`, one future and one timer
+handle; pymodbus's client costs several times that.
 """
 
 from __future__ import annotations
@@ -14,9 +17,20 @@ import asyncio
 import logging
 
 from gateway.modbus.connection import ClientConnection, Framing, Value
-from gateway.modbus.errors import ConnectionLostError, FrameError, RequestTimeoutError
+from gateway.modbus.errors import (
+    ConnectionLostError,
+    CrcError,
+    FrameError,
+    RequestTimeoutError,
+)
 
-__all__ = ["ModbusTcpClient"]
+__all__ = ["RTU_QUIET_S", "ModbusTcpClient"]
+
+# RTU over TCP: how long the line must be silent after a garbled frame before the next request.
+# A device server forwards a frame's bytes as they come off the line (or packed after a few
+# characters' silence): the end of a frame comes well within this, even at 1200 baud (9 ms a
+# byte). Serial RTU's own gap (3.5 characters) is shorter, but the device server adds its own.
+RTU_QUIET_S = 0.05
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +49,19 @@ class _LinkProtocol(asyncio.Protocol):
 class ModbusTcpClient:
     """One TCP connection to a Modbus server or serial device server; reconnect by `connect`."""
 
-    def __init__(self, host: str, port: int, *, framing: Framing = "socket") -> None:
+    def __init__(
+        self, host: str, port: int, *, framing: Framing = "socket", quiet_s: float = RTU_QUIET_S
+    ) -> None:
         self.host, self.port, self.framing = host, port, framing
+        self.quiet_s = quiet_s
         self._conn = ClientConnection(framing)
         self._transport: asyncio.Transport | None = None
         self._protocol: _LinkProtocol | None = None
         self._waiting: dict[int, asyncio.Future[Value]] = {}
+        self._heard_at = 0.0  # loop time of the last bytes received
         self.requests = 0
-        self.frame_errors = 0
+        self.frame_errors = 0  # streams closed for bytes that are no frame (Modbus TCP)
+        self.crc_errors = 0  # RTU answers garbled on the line (their requests failed alone)
 
     @property
     def connected(self) -> bool:
@@ -74,6 +93,8 @@ class ModbusTcpClient:
         self, unit: int, function: int, address: int, count: int, *, timeout_s: float
     ) -> Value:
         """Read `count` registers (big-endian bytes) or bits (a tuple) of `unit`."""
+        if self._conn.resync:
+            await self._settle(timeout_s)
         transport = self._transport
         if transport is None:
             raise ConnectionLostError(f"not connected to {self.host}:{self.port}")
@@ -91,6 +112,25 @@ class ModbusTcpClient:
             if self._waiting.pop(rid, None) is not None:  # cancelled while waiting
                 self._conn.forget(rid)
 
+    async def _settle(self, timeout_s: float) -> None:
+        """RTU after a garbled frame: wait until no byte has come for `quiet_s` (what comes
+        meanwhile is dropped), for at most `timeout_s` more; a line that does not fall quiet by
+        then (a device that babbles) is closed."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + timeout_s + self.quiet_s
+        while self._conn.resync and self._transport is not None:
+            quiet_at = self._heard_at + self.quiet_s
+            if loop.time() >= quiet_at:
+                self._conn.settled()
+                return
+            if quiet_at > give_up:
+                self.close()
+                raise ConnectionLostError(
+                    f"{self.host}:{self.port}: the line did not fall quiet within {timeout_s:g}s "
+                    "of a garbled frame"
+                )
+            await asyncio.sleep(quiet_at - loop.time())
+
     def close(self) -> None:
         transport, self._transport, self._protocol = self._transport, None, None
         if transport is not None:
@@ -106,6 +146,7 @@ class ModbusTcpClient:
     def _on_data(self, protocol: _LinkProtocol, data: bytes) -> None:
         if protocol is not self._protocol:
             return  # a connection we closed
+        self._heard_at = asyncio.get_running_loop().time()
         try:
             answers = self._conn.receive(data)
         except FrameError as exc:
@@ -119,6 +160,9 @@ class ModbusTcpClient:
         waiting = self._waiting
         for answer in answers:
             fut = waiting.pop(answer.rid, None)
+            if isinstance(answer.value, CrcError):
+                self.crc_errors += 1
+                log.debug("modbus %s:%s: %s", self.host, self.port, answer.value)
             if fut is None or fut.done():
                 continue
             if isinstance(answer.value, Exception):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from gateway.modbus.errors import ExceptionResponseError, FrameError, RequestError
+from gateway.modbus.errors import CrcError, ExceptionResponseError, FrameError, RequestError
 
 __all__ = [
     "BIT_FUNCTIONS",
@@ -225,7 +225,7 @@ def rtu_frame_length(buf: bytes, start: int = 0) -> int:
 
 def parse_rtu(buf: bytes, start: int = 0) -> tuple[Frame | None, int]:
     """The RTU response at `buf[start:]`: (frame, consumed) or (None, 0) for "need more". A bad
-    CRC or an unknown function raises `FrameError`."""
+    CRC raises `CrcError`, an unknown function `FrameError`."""
     size = rtu_frame_length(buf, start)
     if size == 0 or len(buf) - start < size:
         return None, 0
@@ -233,7 +233,5 @@ def parse_rtu(buf: bytes, start: int = 0) -> tuple[Frame | None, int]:
     body = bytes(buf[start : end - 2])
     crc = int.from_bytes(buf[end - 2 : end], "little")
     if crc16(body) != crc:
-        raise FrameError(
-            f"RTU frame from unit {body[0]}: CRC {crc:04x}, computed {crc16(body):04x}"
-        )
+        raise CrcError(f"RTU frame from unit {body[0]}: CRC {crc:04x}, computed {crc16(body):04x}")
     return Frame(0, body[0], body[1:]), size

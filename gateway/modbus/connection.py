@@ -10,8 +10,16 @@ the link delivered and gives the `Answer`s it completes, matched to their reques
   the unit and function asked. Bytes that come while nothing is outstanding are dropped.
 
 An answer that frames well but does not fit its request (wrong function, wrong length) completes
-that request with a `FrameError`. Bytes that cannot be framed at all raise `FrameError` from
-`receive`: the stream has lost its framing and the link must be closed.
+that request with a `FrameError`. Bytes that cannot be framed at all:
+
+- Modbus TCP: raise `FrameError` from `receive`: the stream has lost its framing and the link
+  must be closed.
+- RTU over TCP: the TCP stream is intact; the serial line behind the device server garbled the
+  answer (a wrong CRC: `CrcError`; a function no read answers). The outstanding request is
+  completed with that error, whatever else has come is dropped, and `resync` is set: the rest
+  of the broken frame may still be on its way, so the shell lets the line fall quiet (an
+  inter-frame gap with no byte) and calls `settled` before the next request (`read` refuses
+  until then). RTU finds a frame's start by such silence, not by its content.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ class ClientConnection:
         self._next = 0
         self._buf = b""
         self.dropped = 0  # frames nobody was waiting for
+        self.resync = False  # RTU: a frame was garbled; the line must fall quiet (`settled`)
 
     @property
     def outstanding(self) -> int:
@@ -72,12 +81,20 @@ class ClientConnection:
             return tid, data
         if self._pending:
             raise RequestError("RTU has no transaction id: one request at a time")
+        if self.resync:
+            raise RequestError("RTU: a frame was garbled; the line must fall quiet first")
         data = encode_rtu(unit, encode_read_request(function, address, count))
         rid = self._next
         self._next = (rid + 1) & 0xFFFF
         self._buf = b""  # whatever came before belongs to no request of ours
         self._pending[rid] = (unit, function, count)
         return rid, data
+
+    def settled(self) -> None:
+        """RTU: the line has been quiet for an inter-frame gap since a garbled frame; what came
+        meanwhile is dropped, and the next request may go."""
+        self.resync = False
+        self._buf = b""
 
     def forget(self, rid: int) -> None:
         """Give up on a request (it timed out): a late answer to it will be dropped."""
@@ -94,7 +111,8 @@ class ClientConnection:
         try:
             while True:
                 if self.framing == "rtu" and not self._pending:
-                    self.dropped += len(buf) > pos
+                    # unasked, or too late; after a garbled frame, the rest of it
+                    self.dropped += len(buf) > pos and not self.resync
                     pos = len(buf)
                     break
                 frame, used = parse(buf, pos)
@@ -104,9 +122,16 @@ class ClientConnection:
                 answer = self._match(frame)
                 if answer is not None:
                     answers.append(answer)
-        except FrameError:
+        except FrameError as exc:
             self._buf = b""
-            raise
+            if self.framing == "socket":
+                raise
+            # RTU: the serial line garbled the answer; it fails its request alone
+            rid = next(iter(self._pending))
+            del self._pending[rid]
+            self.resync = True
+            answers.append(Answer(rid, exc))
+            return answers
         self._buf = buf[pos:] if pos < len(buf) else b""
         return answers
 

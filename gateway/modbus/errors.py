@@ -6,6 +6,7 @@ from gateway.errors import GatewayError
 
 __all__ = [
     "ConnectionLostError",
+    "CrcError",
     "ExceptionResponseError",
     "FrameError",
     "ModbusError",
@@ -36,9 +37,15 @@ class RequestError(ModbusError):
 
 class FrameError(ModbusError):
     """The peer sent bytes that are not a valid Modbus frame, or a frame that is not the answer
-    to our request (the peer's fault). After bytes that are no frame a TCP stream cannot be
-    trusted and the client closes it; a frame that does not fit its request fails that request
-    alone."""
+    to our request (the peer's fault). After bytes that are no frame a Modbus TCP stream cannot
+    be trusted and the client closes it; on RTU over TCP they are noise of the serial line
+    behind the device server, and fail the one request (the line is let fall quiet before the
+    next). A frame that does not fit its request fails that request alone."""
+
+
+class CrcError(FrameError):
+    """An RTU frame whose CRC-16 is wrong: corrupted on the serial line (noise, a bad
+    termination, two talkers), or not a whole frame."""
 
 
 class ExceptionResponseError(ModbusError):
