@@ -91,7 +91,8 @@ class SimulatedDevice:
     """One Modbus unit: a device profile whose points follow scenario signals.
 
     Points without a signal hold 0. Set `online = False` to simulate a lost link: the unit then
-    answers nothing at all. A signal that yields NaN makes reads of its table answer
+    answers nothing at all; `die_after(n)` does so after n more answers (a unit that dies between
+    two requests of a gateway's cycle). A signal that yields NaN makes reads of its table answer
     "device failure", as a faulted transmitter would.
     """
 
@@ -110,11 +111,27 @@ class SimulatedDevice:
         self.profile: Final = profile
         self.unit: Final = unit
         self.online: bool = True
+        self.answers_left: int | None = None  # goes offline once this many more are answered
         self._signals = dict(signals)
         self._clock = clock
         self._spans = _layout(profile.points)
         self._modes: dict[str, tuple[str, float]] = {}  # point -> (mode, value when set)
         self._points = {p.name: p for p in profile.points}
+
+    def die_after(self, answers: int) -> None:
+        """Answer `answers` more requests, then go offline (`online` False) for good."""
+        if answers < 0:
+            raise ValueError(f"answers must be >= 0, got {answers}")
+        self.answers_left = answers
+
+    def _admits(self) -> bool:
+        """Whether this unit answers the request that has come (counting down `die_after`)."""
+        if self.online and self.answers_left is not None:
+            if self.answers_left == 0:
+                self.online, self.answers_left = False, None
+            else:
+                self.answers_left -= 1
+        return self.online
 
     def values_at(self, t_s: float) -> dict[str, float]:
         """The engineering value of every point at `t_s`, as the device would hold it."""
@@ -297,4 +314,4 @@ class ModbusSimServer:
         self.requests += 1
         self.requests_by_unit[pdu.dev_id] = self.requests_by_unit.get(pdu.dev_id, 0) + 1
         device = self._devices.get(pdu.dev_id)
-        return pdu if device is not None and device.online else None
+        return pdu if device is not None and device._admits() else None
