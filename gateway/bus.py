@@ -11,8 +11,8 @@ A unit that answered another request of the same cycle (`alive=True`) is not sil
 leaves unanswered (a block its firmware ignores) fails alone, and that request, not the unit, is
 put in backoff: skipped (`NotSentError`) for a delay that doubles up to `backoff_max_s`, then
 asked again. So a block that is never answered costs the line one timeout per backoff period too.
-A request a unit is `forgiven` (the first it leaves unanswered after a cycle it answered: a frame
-lost on the line) puts neither in backoff.
+A request a unit is `forgiven` (a frame lost on the line, or the unit gone in the middle of a
+cycle: the poller tells which) puts neither in backoff, alive or not.
 
 Errors say how much is lost (`gateway.errors`): `LinkError` the connection (it cannot be made, was
 lost, or lost its framing: bytes that are no Modbus frame on Modbus TCP), `NoAnswerError` (and
@@ -136,7 +136,7 @@ class ModbusBus:
         """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise a
         `DeviceError` when they cannot be had. `alive`: the unit answered another request of
         this cycle, so a request it leaves unanswered puts that request in backoff, not the
-        unit. `forgiven`: left unanswered, it puts neither in backoff."""
+        unit. `forgiven`: left unanswered, it puts neither in backoff (whatever `alive` says)."""
         loop = asyncio.get_running_loop()
         if self._silent_until:
             until = self._silent_until.get(unit)
@@ -186,9 +186,11 @@ class ModbusBus:
                         what = "CRC error" if isinstance(failure, CrcError) else "malformed answer"
                         raise DeviceError(f"unit {unit}: {what}: {failure}") from failure
                     silent = isinstance(failure, (RequestTimeoutError, ExceptionResponseError))
-                    if alive and silent:
+                    if silent and forgiven:
+                        pass  # a frame lost, or the unit gone: neither the request nor the unit
+                    elif silent and alive:
                         self._silence_request(request, loop.time(), backoff_max_s)
-                    elif not (forgiven and silent):
+                    else:
                         self._silence(unit, loop.time(), backoff_max_s)
                     if silent:
                         raise NoAnswerError(str(failure)) from failure

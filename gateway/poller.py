@@ -12,6 +12,14 @@ register costs as well the points that register sets the quality of (they are no
 good). The whole device is a comm loss when no request of the cycle is answered, or its connection
 fails. The requests that answered in the previous cycle go first, so that a block that is never
 answered cannot make a live unit look silent.
+
+A unit that dies in the middle of a cycle: once it has answered in the cycle, a request it
+answered when last asked and leaves unanswered now is forgiven (a frame lost on the line, or the
+unit gone: not the block's fault, so not put in a backoff of its own); a second such request
+unanswered with no answer between says the unit is down: its remaining requests are not sent
+this cycle (their points comm loss, the readings already taken kept), and the next cycle probes
+it with one request, whose timeout puts the unit in backoff. A block the unit has not answered
+when last asked (one its firmware ignores) still goes in its own backoff at once.
 """
 
 from __future__ import annotations
@@ -116,6 +124,9 @@ class DevicePoller:
         self._comm_lost = False
         # per request: it failed in the last cycle it was sent in (its points were reported lost)
         self._failed = np.zeros(len(self._plan), dtype=bool)
+        # per request: the unit answered it (data, a refusal, or a malformed answer) when it was
+        # last sent; a new poller knows of none
+        self._heard = np.zeros(len(self._plan), dtype=bool)
         self._point_failed = np.zeros(len(self._keys), dtype=bool)
         self._answered = True  # in the last cycle (a new unit is given the benefit of the doubt)
         self._own_bus = bus is None
@@ -220,13 +231,20 @@ class DevicePoller:
         # a unit that answered in the last cycle is forgiven one unanswered request before it is
         # put in backoff: the request may be one its firmware ignores, or lost on the line
         credit = self._answered
+        # once alive: requests it answered when last asked, unanswered since its last answer
+        lapses = 0
+        sent = 0
         error: DeviceError | None = None
         changed: list[tuple[int, DeviceError | None]] = []
         for r in np.argsort(self._failed, kind="stable"):
             req, decoder = self._steps[r]
+            heard = bool(self._heard[r])
             sent_at[r] = self._clock()
+            sent += 1
             try:
-                answer = await self._read(req, alive=alive, forgiven=credit)
+                # alive, a request it answered last time is forgiven (lost, or the unit gone);
+                # one it did not goes in its own backoff
+                answer = await self._read(req, alive=alive, forgiven=heard if alive else credit)
                 decoder.decode(answer, value, quality)
             except LinkError as exc:
                 self.failed_requests += n
@@ -239,28 +257,45 @@ class DevicePoller:
                 error = exc
                 if isinstance(exc, NoAnswerError):
                     credit = False
-                else:
-                    alive = True  # the unit answered, with a refusal or a malformed answer
+                    if alive and heard:
+                        lapses += 1
+                    self._heard[r] = False
+                else:  # the unit answered, with a refusal or a malformed answer
+                    alive, lapses = True, 0
+                    self._heard[r] = True
                 if not self._failed[r]:
                     changed.append((int(r), exc))
                 self._failed[r] = True
+                if lapses == 2:
+                    break  # the unit is down: the rest are not sent (and keep their places)
                 continue
-            alive = True
+            alive, lapses = True, 0
+            self._heard[r] = True
             failed[r] = False
             if self._failed[r]:
                 changed.append((int(r), None))
             self._failed[r] = False
         self.failed_requests += int(failed.sum())
-        self._answered = alive
+        down = lapses == 2
+        self._answered = alive and not down  # down: the next cycle's first timeout is backoff
         if not alive:
             return failed, error
+        name = self.device.spec.id
+        if down:
+            log.warning(
+                "device %s: unit stopped answering in the middle of a cycle (%s); %d reads not "
+                "sent, asked again next cycle",
+                name,
+                error,
+                n - sent,
+            )
         for r, why in changed:  # the device answers: say which of its reads do not
             req = self._plan[r]
             where = f"{req.table} {req.address}+{req.count}"
             if why is None:
-                log.info("device %s: read of %s answers again", self.device.spec.id, where)
-            else:
-                log.warning("device %s: read of %s failed: %s", self.device.spec.id, where, why)
+                log.info("device %s: read of %s answers again", name, where)
+            elif not (down and isinstance(why, NoAnswerError)):
+                log.warning("device %s: read of %s failed: %s", name, where, why)
         return failed, None
 
     async def poll_once(self) -> TelemetryBatch | None:
