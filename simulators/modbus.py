@@ -26,7 +26,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from simulators.encode import encode_point, register_width
+from simulators.encode import decode_words, encode_point, register_width
 from simulators.signals import Signal
 from telemetry.config import DeviceProfile, PointSpec
 
@@ -36,6 +36,7 @@ Table = Literal["coil", "discrete", "holding", "input"]
 
 _TABLES: Final[tuple[Table, ...]] = ("coil", "discrete", "holding", "input")
 _BIT_TABLES: Final = frozenset({"coil", "discrete"})
+_WORDS: Final = frozenset({"int16", "uint16"})  # one-register words that bit points may share
 _TABLE_OF_FUNCTION: Final[Mapping[int, Table]] = {
     1: "coil",
     5: "coil",
@@ -59,15 +60,25 @@ class _Span:
     hi: int
 
 
+def _shares(a: PointSpec, b: PointSpec) -> bool:
+    """Whether `b` may read a register `a` reads too: distinct bits of one register, or a bit of
+    a one-register integer word (a state word and its flags: `a` the word, as `_layout` sorts)."""
+    if a.address != b.address or b.dtype != "bit":
+        return False
+    return a.bit != b.bit if a.dtype == "bit" else a.dtype in _WORDS
+
+
 def _layout(points: Sequence[PointSpec]) -> dict[Table, _Span]:
-    """Group points by table; overlapping points would make the device ambiguous, so refuse
-    them (bits of one register excepted)."""
+    """Group points by table, each register's word before its bits; overlapping points would
+    make the device ambiguous, so refuse them (bits of one register, and of a word, excepted)."""
     spans: dict[Table, _Span] = {}
     for table in _TABLES:
-        mine = sorted((p for p in points if p.table == table), key=lambda p: p.address)
+        mine = sorted(
+            (p for p in points if p.table == table), key=lambda p: (p.address, p.dtype == "bit")
+        )
         for a, b in itertools.pairwise(mine):
-            if a.dtype == b.dtype == "bit" and a.address == b.address and a.bit != b.bit:
-                continue  # several flags in one status register
+            if _shares(a, b):
+                continue  # several flags in one status register, or a word's bits
             if a.address + register_width(a.dtype) > b.address:
                 raise ValueError(f"points {a.name!r} and {b.name!r} overlap in the {table} table")
         if mine:
@@ -89,6 +100,10 @@ def _sim_block(table: Table, span: _Span | None) -> list[SimData]:
 
 class SimulatedDevice:
     """One Modbus unit: a device profile whose points follow scenario signals.
+
+    A register that a one-register word point and bit points both read (a state word and its
+    flags) holds the word's value with every bit set that a bit point's signal sets: the word reads
+    the flags, and each flag the word's bit (a scenario may drive either).
 
     Points without a signal hold 0. Set `online = False` to simulate a lost link: the unit then
     answers nothing at all; `die_after(n)` does so after n more answers (a unit that dies between
@@ -117,6 +132,15 @@ class SimulatedDevice:
         self._spans = _layout(profile.points)
         self._modes: dict[str, tuple[str, float]] = {}  # point -> (mode, value when set)
         self._points = {p.name: p for p in profile.points}
+        # registers a word point shares with bit points: the word's name -> those bit points
+        self._bits_of: dict[str, tuple[PointSpec, ...]] = {}
+        for span in self._spans.values():
+            for word in span.points:
+                if word.dtype in _WORDS:
+                    bits = tuple(b for b in span.points if b is not word and _shares(word, b))
+                    if bits:
+                        self._bits_of[word.name] = bits
+        self._shared = {b.name for bits in self._bits_of.values() for b in bits}
 
     def die_after(self, answers: int) -> None:
         """Answer `answers` more requests, then go offline (`online` False) for good."""
@@ -135,7 +159,24 @@ class SimulatedDevice:
 
     def values_at(self, t_s: float) -> dict[str, float]:
         """The engineering value of every point at `t_s`, as the device would hold it."""
-        return {p.name: self._value(p, t_s) for p in self.profile.points}
+        values = {p.name: self._value(p, t_s) for p in self.profile.points}
+        for name, bits in self._bits_of.items():
+            word = self._points[name]
+            try:
+                register = self._register(word, bits, t_s)
+            except ValueError:
+                continue  # a NaN signal: the device answers "device failure"
+            values[name] = decode_words(word, [register])
+            for b in bits:
+                values[b.name] = decode_words(b, [(register >> (b.bit or 0)) & 1])
+        return values
+
+    def _register(self, word: PointSpec, bits: Sequence[PointSpec], t_s: float) -> int:
+        """A register that `word` shares with bit points: its value, with their bits set."""
+        (register,) = encode_point(word, self._value(word, t_s))
+        for b in bits:
+            register |= encode_point(b, self._value(b, t_s))[0] << (b.bit or 0)
+        return register
 
     def set_mode(self, point: str, mode: str | None) -> None:
         """Put a point in a fault mode, or back to normal with None.
@@ -231,6 +272,12 @@ class SimulatedDevice:
         """Write every point of `table` at the current time into pymodbus's register list."""
         t_s = self._clock()
         for point in span.points:
+            if point.name in self._shared:
+                continue  # written with its word
+            bits = self._bits_of.get(point.name)
+            if bits is not None:
+                registers[point.address - start] = self._register(point, bits, t_s)
+                continue
             words = encode_point(point, self._value(point, t_s))
             if table in _BIT_TABLES:
                 index, bit = point.address // 16 - start, point.address % 16

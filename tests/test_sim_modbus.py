@@ -470,6 +470,28 @@ def test_device_and_server_validate_their_inputs(clock: FakeClock) -> None:
     )
     with pytest.raises(ValueError, match="overlap"):
         SimulatedDevice(overlapping, 1, {}, clock)
+    # a one-register word and its flags share a register; two words, a flag of a wider value,
+    # or one bit read twice would make it ambiguous
+    word_and_flags = (
+        PointSpec(name="w", address=0, dtype="uint16"),
+        PointSpec(name="f0", address=0, dtype="bit", bit=0),
+        PointSpec(name="f1", address=0, dtype="bit", bit=1),
+    )
+    SimulatedDevice(DeviceProfile(name="ok", points=word_and_flags), 1, {}, clock)
+    for extra in (
+        PointSpec(name="x", address=0, dtype="int16"),
+        PointSpec(name="x", address=0, dtype="bit", bit=1),
+    ):
+        with pytest.raises(ValueError, match="overlap"):
+            SimulatedDevice(
+                DeviceProfile(name="bad", points=(*word_and_flags, extra)), 1, {}, clock
+            )
+    wide = (
+        PointSpec(name="w", address=0, dtype="int32"),
+        PointSpec(name="f", address=1, dtype="bit", bit=0),
+    )
+    with pytest.raises(ValueError, match="overlap"):
+        SimulatedDevice(DeviceProfile(name="bad", points=wide), 1, {}, clock)
     one = SimulatedDevice(PROFILE, 1, {}, clock)
     with pytest.raises(ValueError, match="unique"):
         ModbusSimServer([one, SimulatedDevice(PROFILE, 1, {}, clock)])
