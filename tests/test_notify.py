@@ -226,6 +226,25 @@ async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
     assert _events(notes, "orange") == []  # it never was orange
 
 
+async def test_a_subscription_by_tier_hears_the_deadline_missed_after_a_step_down(rig):
+    """helper-115: a red alarm stepped down to yellow missed the red deadline (verify within
+    300 s); its `overdue` went out at yellow, and the red-only receiver (the bureau chief) was
+    never told. It now hears of it; a yellow-only one that never heard the red is told too (the
+    alarm is yellow), an orange-only one is not (never orange)."""
+    events = ["raised", "escalated", "overdue"]
+    for tier in ("red", "yellow", "orange"):
+        rig.subscribe(id=tier, match={"tiers": [tier], "events": events})
+    for before, after in ((0, 1), (1, 2), (2, 1)):
+        rig.transition("ch4-t1", ABOVE, before, after)
+    await rig.pump()
+    rig.now += 301_000
+    rig.desk.tick(rig.now)
+    notes = await rig.pump()
+    assert [(e["kind"], e["tier"]) for e in _events(notes, "red")] == [("overdue", "yellow")]
+    assert [e["kind"] for e in _events(notes, "yellow")] == ["overdue"]
+    assert _events(notes, "orange") == []
+
+
 def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has(rig, caplog):
     for n, names in enumerate((["methane", "co"], ["device", "gateway"], ["speed"])):
         rig.subscribe(id=f"ok{n}", match={"sensor_kinds": names})

@@ -61,7 +61,8 @@ class EventView(NamedTuple):
     isa_state: str  # the alarm's ISA state after the event
     active: bool  # the alarm's condition after the event
     gateway: str = ""  # the gateway of the alarm's device ("" when none is known)
-    # a clear's or a step down's: every tier the alarm had (comma-separated); the same for a
+    # a clear's, a step down's or an overdue's: every tier the alarm had (comma-separated); the
+    # same for a
     # return whose clear was held back meanwhile (told as that clear); "" otherwise
     tiers_had: str = ""
 
@@ -92,8 +93,9 @@ def matches(sub: SubscriptionSpec, tenant: str, ev: EventView) -> bool:
 
 
 def _had_tier(ev: EventView, tiers: Sequence[str]) -> bool:
-    """A clear or a step down of an alarm that was, at some time, at one of `tiers`: who was
-    told of it at red hears it end, though it ends at yellow."""
+    """A clear, a step down or a missed disposal deadline of an alarm that was, at some time,
+    at one of `tiers`: who was told of it at red hears it end, though it ends at yellow, and
+    hears that it is overdue, though it is yellow by then."""
     return bool(ev.tiers_had) and any(t in tiers for t in ev.tiers_had.split(","))
 
 

@@ -26,11 +26,13 @@ _JOURNAL = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
     "a.tier, a.action, a.state, a.disposal, a.raised_at, "
-    # the tiers the alarm had, for a clear or a step down: a subscription told of the alarm at
-    # one of them is told of its end (read only for those, from the alarm's own events); and
+    # the tiers the alarm had, for a clear, a step down or a missed disposal deadline: a
+    # subscription told of the alarm at one of them is told of its end, and of the deadline it
+    # missed (a red alarm stepped down to yellow missed red's 300 s unseen by the red-only
+    # receiver, helper-115) (read only for those, from the alarm's own events); and
     # for a return from a shelf, a suppression or out of service of an alarm whose clear was
     # held back meanwhile (and not told since): it is told as that clear (`EventView`)
-    "CASE WHEN e.kind IN ('cleared', 'deescalated') OR (e.kind IN ("
+    "CASE WHEN e.kind IN ('cleared', 'deescalated', 'overdue') OR (e.kind IN ("
     "'unshelved', 'unsuppressed', 'in_service') AND a.state != 'active' AND EXISTS ("
     "SELECT 1 FROM alarm_events c WHERE c.alarm_id = e.alarm_id AND c.kind = 'cleared' "
     "AND c.isa_state IN ('shelved', 'suppressed', 'out_of_service') AND c.id < e.id "
