@@ -273,23 +273,63 @@ def _unit_key(unit: str) -> str:
     return "".join(unicodedata.normalize("NFKC", unit).split()).casefold()
 
 
+_INT_RANGES = {
+    "bool": (0, 1),
+    "bit": (0, 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+NAMUR_FAULT_MA = (3.6, 21.0)  # below or above: a sensor fault (NE 43), never judged
+
+
+def readable(point: PointSpec) -> tuple[float, float, str] | None:
+    """(lowest, highest, why) a point's judged readings can be: its `valid`, the span of a
+    4-20 mA transmitter to the NAMUR fault limits (3.6 and 21 mA), the scaled range of an
+    integer register; the narrowest of them (None: a float with no `valid`)."""
+    found: list[tuple[float, float, str]] = []
+    if point.valid is not None:
+        found.append((*point.valid, "valid"))
+    cur = point.current
+    if cur is not None:
+        per_ma = (cur.eng_max - cur.eng_min) / 16.0
+        a, b = (cur.eng_min + (ma - 4.0) * per_ma for ma in NAMUR_FAULT_MA)
+        found.append((min(a, b), max(a, b), "the 4-20 mA span to the fault limits 3.6-21 mA"))
+    elif point.dtype in _INT_RANGES:
+        r0, r1 = _INT_RANGES[point.dtype]
+        a, b = r0 * point.scale + point.offset, r1 * point.scale + point.offset
+        found.append(
+            (min(a, b), max(a, b), f"a {point.dtype} register times scale {point.scale:g}")
+        )
+    if not found:
+        return None
+    lo = max(found, key=lambda f: f[0])
+    hi = min(found, key=lambda f: f[1])
+    why = lo[2] if lo[2] == hi[2] else f"{lo[2]}; {hi[2]}"
+    return lo[0], hi[1], why
+
+
 def _check_reachable(
     levels: Sequence[LevelSpec], point: PointSpec, sensor: str, where: str
 ) -> None:
-    """A level beyond what the point can read (its `valid`) is never reached: a reading there is
-    a sensor fault. An overfill would read as a fault, never as the red HIHI, and its interlock
-    check would never run (helper-109: a 16 m tank given a sphere's 12.5 m gauge)."""
-    if point.valid is None:
+    """A level beyond what the point can read (its `valid`, a 4-20 mA span to its fault limits,
+    an integer register's scaled range) is never reached: a reading there is a sensor fault, or
+    none can be. An overfill would read as a fault, never as the red HIHI, and its interlock
+    check would never run (helper-109: a 16 m tank given a sphere's 12.5 m gauge; helper-115: a
+    0-100 transmitter given a %OEL rule whose level 2 is 200)."""
+    found = readable(point)
+    if found is None:
         return
-    lo, hi = point.valid
+    lo, hi, why = found
     for lv in levels:
         at = lv.above if lv.above is not None else lv.below
         if at is not None and not lo <= at <= hi:
             raise ConfigError(
                 f"{where}: sensor {sensor!r}'s level {lv.name!r} at {at:g} lies outside what "
-                f"its point {point.name!r} can read (valid [{lo:g}, {hi:g}]): a reading there is "
-                "a sensor fault, so the level is never reached; check the rule, the sensor's "
-                "levels or the profile's `valid`"
+                f"its point {point.name!r} can read ([{lo:g}, {hi:g}]: {why}): a reading there "
+                "is a sensor fault, or none can be, so the level is never reached; check the "
+                "rule, the sensor's levels or the profile's point"
             )
 
 

@@ -65,7 +65,40 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
             "levels: [{name: hihi, tier: red, above: 14.8, recover: 14.5}]",
         )
         .encode(),
-        ("outside what its point", "ch4_t1", "valid [0, 12.5]", "never reached"),
+        ("outside what its point", "ch4_t1", "[0, 12.5]: valid", "never reached"),
+    ),
+    (
+        # helper-115: a 0-100 transmitter (4-20 mA) given a level at 200 reads at most 106.25
+        # (21 mA, above which a reading is a sensor fault)
+        "level-beyond-4-20ma-span",
+        GOOD.replace(
+            "version: 1",
+            "version: 1\ndevice_profiles:\n  - name: tx420\n    points: [{name: ch4_t1, "
+            "address: 0, current: {eng_min: 0, eng_max: 100}}]",
+        )
+        .replace("profile: coal-substation", "profile: tx420")
+        .replace(
+            "rule: coal-methane.face-t1",
+            "levels: [{name: l2, tier: red, above: 200, recover: 180}]",
+        )
+        .encode(),
+        ("outside what its point", "[-2.5, 106.25]", "4-20 mA", "never reached"),
+    ),
+    (
+        # a uint16 register times 0.001 reads at most 65.535
+        "level-beyond-register-range",
+        GOOD.replace(
+            "version: 1",
+            "version: 1\ndevice_profiles:\n  - name: fine\n    points: [{name: ch4_t1, "
+            "address: 0, scale: 0.001}]",
+        )
+        .replace("profile: coal-substation", "profile: fine")
+        .replace(
+            "rule: coal-methane.face-t1",
+            "levels: [{name: hi, tier: red, above: 80, recover: 70}]",
+        )
+        .encode(),
+        ("outside what its point", "[0, 65.535]", "uint16 register", "never reached"),
     ),
     (
         "nan-level",
