@@ -125,9 +125,29 @@ class Registry:
     # the rule packs the sensors could name: the shipped and site folders', then the
     # configuration's own (`rule_packs:`, which win over a folder's of the same name)
     packs: Mapping[str, RulePack] = field(default_factory=dict, repr=False, compare=False)
+    # (tenant, site, device) -> name, made at the first `names` (site: device "", tenant: both)
+    _names: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False, compare=False)
 
     def sensor(self, sensor_id: str) -> SensorInfo | None:
         return self._by_id.get(sensor_id)
+
+    def names(self, tenant: str, site: str, device: str = "") -> tuple[str, str, str]:
+        """The configured names (`name:`) of a tenant, its site and the site's device, for
+        people (a notification, a report); "" where none is set or the id is not configured
+        (a removed tenant, the `vehicles` site, a gateway)."""
+        found = self._names
+        if not found:
+            for t in self.config.tenants:
+                found[(t.id, "", "")] = t.name
+                for st in t.sites:
+                    found[(t.id, st.id, "")] = st.name
+                    for dev in st.devices:
+                        found[(t.id, st.id, dev.id)] = dev.name
+        return (
+            found.get((tenant, "", ""), ""),
+            found.get((tenant, site, ""), ""),
+            found.get((tenant, site, device), "") if device else "",
+        )
 
     def sensor_index(self, tenant: str, site: str, device: str, key: str) -> int | None:
         return self._by_key.get((tenant, site, device, key))

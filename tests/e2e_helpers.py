@@ -46,11 +46,14 @@ def mine_registry(port: int, poll_s: float, extra_yaml: str = "") -> Registry:
 version: 1
 tenants:
   - id: north-coal
+    name: 北方煤业
     sites:
       - id: face-1301
+        name: 1301 综采工作面
         kind: mine
         devices:
           - id: kj-sub-3
+            name: KJ 分站 3
             profile: coal-substation
             modbus: {{host: 127.0.0.1, port: {port}, unit: 1, poll_s: {poll_s}, timeout_s: 0.3}}
             sensors:

@@ -54,7 +54,8 @@ async def test_match_by_tier_kind_site_and_tenant(rig):
     notes = await rig.pump(1)
     assert [n.key.split(":")[0] for n in notes] == ["north-coal/red"]
     assert kinds(notes) == [[("ch4-t1", "escalated")]]
-    assert notes[0].subject.startswith("[RED] face-1301 ch4-t1 above power_cut escalated")
+    # (the enterprise's name: two enterprises may each have a site of the same id)
+    assert notes[0].subject.startswith("[RED] 北方煤业 face-1301 ch4-t1 above power_cut escalated")
     # the clear keeps the alarm's tier, so the red subscription hears it
     rig.feed("ch4-t1", [0.5])
     notes = await rig.pump(1)
@@ -327,6 +328,13 @@ async def test_a_notification_says_where_and_in_what_unit(rig):
         "ppm",
         "",
     )
+    # and the names people know them by (helper-115: ids only, in every channel)
+    names = [event[k] for k in ("tenant_name", "site_name", "device_name", "tag")]
+    assert names == ["北方煤业", "1301 综采工作面", "KJ 分站 3", ""]
+    rig.feed("ch4-t1", [1.2])
+    (note,) = await rig.pump()
+    (event,) = note.body["events"]  # type: ignore[index]
+    assert (event["device_name"], event["tag"]) == ("KJ 分站 3", "T1")
 
 
 def _events(notes: list[Notification], sub: str) -> list[dict[str, Any]]:

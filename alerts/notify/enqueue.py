@@ -133,17 +133,22 @@ def _event_json(
     feedback's); a device's or gateway's alarm has none."""
     info = registry.sensor(view.sensor) if registry is not None else None
     value = raw.get("value")
+    names = registry.names(view.tenant, view.site, view.device) if registry else ("", "", "")
     return {
         "event_id": raw["event_id"],
         "alarm_id": raw["alarm_id"],
         "kind": view.kind,
         "annunciated": view.match_kind,
         "tenant": view.tenant,
+        "tenant_name": names[0],
         "site": view.site,
+        "site_name": names[1],
         "device": view.device,
+        "device_name": names[2],
         "sensor": view.sensor,
         "sensor_kind": view.sensor_kind,
         "location": info.location if info is not None else "",
+        "tag": info.tag if info is not None else "",
         "alarm_kind": view.alarm_kind,
         "side": view.alarm_kind,
         "level": raw["level"],
@@ -166,9 +171,13 @@ def _event_json(
 
 
 def _subject(events: Sequence[dict[str, Any]]) -> str:
+    """`[RED] 华信化工 tank-farm t101-temp above hihi escalated`: the tier, the enterprise's name
+    (its id when it has none: two enterprises may both have a `tank-farm`, helper-115), the site,
+    the sensor, what and the event."""
     e = events[0]
     more = f" (+{len(events) - 1})" if len(events) > 1 else ""
+    who = e.get("tenant_name") or e.get("tenant", "")
     return (
-        f"[{str(e['tier']).upper()}] {e['site']} {e['sensor']} {e['alarm_kind']} "
+        f"[{str(e['tier']).upper()}] {who} {e['site']} {e['sensor']} {e['alarm_kind']} "
         f"{e['level_name']} {e['kind']}{more}"
-    )
+    ).replace("  ", " ")
