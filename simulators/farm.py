@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from simulators.fleet import SimulatedVehicle, attach_scenario
 from simulators.modbus import ModbusSimServer, SimulatedDevice
+from simulators.refs import device_ref
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ModeChange
 from telemetry.registry import Registry
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class Farm:
     servers: dict[tuple[str, int], ModbusSimServer]
-    devices: dict[str, SimulatedDevice]  # by device id
+    devices: dict[str, SimulatedDevice]  # by the device's full name, "tenant/site/device"
 
     async def start(self) -> None:
         for server in self.servers.values():
@@ -50,11 +51,10 @@ def build_farm(
     devices: dict[str, SimulatedDevice] = {}
     for dev in registry.devices.values():
         m = dev.spec.modbus
-        sim = SimulatedDevice(
-            dev.profile, m.unit, scenario.point_signals.get(dev.spec.id, {}), clock
-        )
+        ref = device_ref(dev)  # ids are unique within a site only: two tenants' tank1-rtu
+        sim = SimulatedDevice(dev.profile, m.unit, scenario.point_signals.get(ref, {}), clock)
         by_endpoint[(m.host, m.port)].append(sim)
-        devices[dev.spec.id] = sim
+        devices[ref] = sim
     servers = {
         ep: ModbusSimServer(devs, host=ep[0], port=0 if any_port else ep[1])
         for ep, devs in by_endpoint.items()
@@ -72,7 +72,7 @@ class ScenarioRunner:
     `relays` (by gateway id) until the mode ends; without one it is only logged."""
 
     scenario: CompiledScenario
-    devices: Mapping[str, SimulatedDevice]
+    devices: Mapping[str, SimulatedDevice]  # `Farm.devices`: by "tenant/site/device"
     clock: Callable[[], float]  # scenario seconds
     accel: float = 1.0
     vehicles: Mapping[str, SimulatedVehicle] = field(default_factory=dict)

@@ -21,6 +21,10 @@ speed_limits:                   # km/h, one per segment of the vehicle's route; 
   tanker-01: [80, 40, 60]
 ```
 
+A device (an event's `device`, a `baseline` key) is named `device`, `tenant/device` or
+`tenant/site/device`: device ids are unique within a site only, and a name that fits several
+devices is refused when the scenario is compiled (`simulators.refs`).
+
 A vehicle drives its speed signal up to the limit of the segment it is on; a speed event with
 `ignore_limits: true` makes it speed deliberately (the limits are ignored from that event to the
 vehicle's next speed event). The vehicle's speed in the ground truth is the speed it drives.
@@ -75,7 +79,7 @@ class SignalSpec(_Frozen):
 
 class EventSpec(_Frozen):
     at_s: float = Field(ge=0)
-    device: str | None = None
+    device: str | None = None  # `device`, `tenant/device` or `tenant/site/device`
     point: str | None = None
     vehicle: str | None = None
     gateway: str | None = None  # a gateway id of the configuration (DeviceSpec.gateway)

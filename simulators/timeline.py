@@ -14,10 +14,11 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from simulators.refs import UnknownDeviceError, device_ref, resolve_device
 from simulators.route import Drive
 from simulators.scenario_spec import EventSpec, Mode, ScenarioSpec, SignalSpec
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
-from telemetry.registry import Registry, SensorInfo
+from telemetry.registry import DeviceInfo, Registry, SensorInfo, VehicleInfo
 
 __all__ = [
     "CompiledScenario",
@@ -33,7 +34,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ModeChange:
     t_s: float
-    device: str  # a device id, "vehicle:<id>" or "gateway:<id>"
+    device: str  # a device's full name "tenant/site/device", "vehicle:<id>" or "gateway:<id>"
     point: str | None  # None: the whole device (comm loss) or vehicle
     mode: str | None  # None: back to normal
 
@@ -41,10 +42,11 @@ class ModeChange:
 @dataclass(frozen=True, slots=True)
 class CompiledScenario:
     spec: ScenarioSpec
-    point_signals: Mapping[str, Mapping[str, Signal]]  # device id -> point -> signal
+    point_signals: Mapping[str, Mapping[str, Signal]]  # "tenant/site/device" -> point -> signal
     vehicle_speeds: Mapping[str, Signal]  # the speed driven: a `Drive` per vehicle
     modes: tuple[ModeChange, ...]
-    sensors: Mapping[str, tuple[str, str]]  # sensor id -> (device or vehicle id, point or speed)
+    # sensor id -> ("tenant/site/device" or vehicle id, point or "speed"): every measured sensor
+    sensors: Mapping[str, tuple[str, str]]
     # vehicle id -> metres off its route, perpendicular (positive: to the right of travel)
     vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
 
@@ -192,27 +194,67 @@ def _offset_signal(detours: list[EventSpec]) -> Signal:
     return Piecewise(tuple(points))
 
 
+def _baselines(
+    spec: ScenarioSpec, devices: Mapping[str, DeviceInfo], vehicles: Mapping[str, VehicleInfo]
+) -> dict[str, dict[str, SignalSpec]]:
+    """The scenario's baselines by device full name or vehicle id; a name of no device or
+    vehicle, of several devices, or of one already named, and a point not of it, are refused."""
+    out: dict[str, dict[str, SignalSpec]] = {}
+    for name, points in spec.baseline.items():
+        where = f"scenario {spec.name!r}: baseline: "
+        if name in vehicles:
+            also = sorted(ref for ref, d in devices.items() if d.spec.id == name)
+            if also:
+                raise ValueError(
+                    f"{where}{name!r} is ambiguous: the vehicle and {', '.join(also)}; name "
+                    "the device as 'tenant/device' or 'tenant/site/device'"
+                )
+            key, names = name, {"speed"}
+        else:
+            try:
+                key = resolve_device(name, devices)
+            except UnknownDeviceError:
+                raise ValueError(f"{where}no device or vehicle {name!r}") from None
+            except ValueError as exc:
+                raise ValueError(f"{where}{exc}") from None
+            names = {p.name for p in devices[key].profile.points}
+        if key in out:
+            raise ValueError(f"{where}{name!r} names {key!r}, which another entry names too")
+        unknown = sorted(set(points) - names)
+        if unknown:
+            raise ValueError(f"{where}{name!r} has no point {unknown[0]!r}")
+        out[key] = points
+    return out
+
+
 def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario:
-    """Resolve a scenario against a configuration; errors name the event."""
-    devices = {d.spec.id: d for d in registry.devices.values()}
+    """Resolve a scenario against a configuration; errors name the event. A device is named
+    `device`, `tenant/device` or `tenant/site/device` (`simulators.refs`), and keyed by its full
+    name in what this gives."""
+    devices = {device_ref(d): d for d in registry.devices.values()}
     vehicles = {v.spec.id: v for v in registry.vehicles.values()}
     gateways = {d.spec.gateway for d in registry.devices.values()}
     by_point: dict[tuple[str, str], SensorInfo] = {}
-    for d in devices.values():
+    for ref, d in devices.items():
         for point, idx in zip(d.points, d.sensors, strict=True):
-            by_point[(d.spec.id, point.name)] = registry.sensors[idx]
+            by_point[(ref, point.name)] = registry.sensors[idx]
+    named: dict[int, str] = {}  # event index -> the full name of the device it names
     for k, ev in enumerate(spec.events):
         where = f"scenario {spec.name!r}: events.{k}"
-        if ev.device is not None and ev.device not in devices:
-            raise ValueError(f"{where}: no device {ev.device!r} in the configuration")
+        if ev.device is not None:
+            try:
+                named[k] = resolve_device(ev.device, devices)
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
         if ev.vehicle is not None and ev.vehicle not in vehicles:
             raise ValueError(f"{where}: no vehicle {ev.vehicle!r} in the configuration")
         if ev.gateway is not None and ev.gateway not in gateways:
             raise ValueError(f"{where}: no device of the configuration is behind {ev.gateway!r}")
         if ev.device is not None and ev.point is not None:
-            names = {p.name for p in devices[ev.device].profile.points}
+            names = {p.name for p in devices[named[k]].profile.points}
             if ev.point not in names:
                 raise ValueError(f"{where}: device {ev.device!r} has no point {ev.point!r}")
+    baselines = _baselines(spec, devices, vehicles)
     for veh_id in spec.speed_limits:
         if veh_id not in vehicles:
             raise ValueError(f"scenario {spec.name!r}: speed_limits: no vehicle {veh_id!r}")
@@ -228,13 +270,13 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         signals: dict[str, Signal] = {}
         for j, point in enumerate(dev.profile.points):
             info = by_point.get((dev_id, point.name))
-            base = spec.baseline.get(dev_id, {}).get(point.name)
+            base = baselines.get(dev_id, {}).get(point.name)
             if base is None:
                 base = _default_baseline(info) if info is not None else SignalSpec()
             mine = [
                 e
-                for e in spec.events
-                if e.device == dev_id and e.point == point.name and e.to is not None
+                for k, e in enumerate(spec.events)
+                if named.get(k) == dev_id and e.point == point.name and e.to is not None
             ]
             signals[point.name] = _with_events(base, mine, seed * 1000 + j)
             if info is not None:
@@ -242,7 +284,7 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         point_signals[dev_id] = signals
     speeds: dict[str, Signal] = {}
     for k, (veh_id, veh) in enumerate(vehicles.items()):
-        base = spec.baseline.get(veh_id, {}).get("speed") or _default_baseline(
+        base = baselines.get(veh_id, {}).get("speed") or _default_baseline(
             registry.sensors[veh.speed_sensor]
         )
         mine = [e for e in spec.events if e.vehicle == veh_id and e.to is not None]
@@ -250,11 +292,11 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         speeds[veh_id] = Drive(signal, spec.route(veh_id), _speeding(mine))
         sensors[registry.sensors[veh.speed_sensor].id] = (veh_id, "speed")
     modes: list[ModeChange] = []
-    for ev in spec.events:
+    for k, ev in enumerate(spec.events):
         if ev.mode is None:
             continue
         if ev.device is not None:
-            owner = ev.device
+            owner = named[k]
         elif ev.vehicle is not None:
             owner = f"vehicle:{ev.vehicle}"
         else:
