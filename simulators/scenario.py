@@ -49,7 +49,7 @@ def demo_point_signals() -> Mapping[str, Mapping[str, Signal]]:
             "temperature": Noisy(Constant(22.0), 0.1, seed=6),
         },
         "gas-panel": {f"lel{i}": Noisy(Constant(1.5), 1.0, seed=10 + i) for i in range(1, 5)},
-        "sis-1": {"state": Constant(0)},
+        "sis-1": {"bypassed": Constant(0), "tripped": Constant(0)},  # armed
         "kj-sub-3": {
             "ch4_t0": Noisy(Constant(0.35), 0.02, seed=20),
             "ch4_t1": t1,

@@ -398,7 +398,7 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
     t101["rule"] = "chem-process.tank-level-hilo"  # with on/off delays
     t101["rate"] = {"per_min": 0.2, "window_s": 120, "tier": "orange"}
     t101["early_warning"] = {"window_s": 60, "horizon_s": 300}
-    t101["suppress_when"] = [{"sensor": "sis-inlet", "above": 0.5}]
+    t101["suppress_when"] = [{"sensor": "sis-inlet-trip", "above": 0.5}]
     pressure["frozen"] = {"after_s": 600, "band": 0.001}
     farm["groups"] = [{"id": "dike-101", "sensors": ["gd-101a", "gd-101b"], "k": 2, "at_level": 1}]
     path = tmp_path / "hub.yaml"
@@ -431,7 +431,9 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
             assert level["rate"]["per_min"] == 0.2 and level["rate"]["window_s"] == 120
             assert level["rate"]["tier"] == "orange"
             assert level["early_warning"]["horizon_s"] == 300
-            assert level["suppress_when"] == [{"sensor": "sis-inlet", "above": 0.5, "alarm": False}]
+            assert level["suppress_when"] == [
+                {"sensor": "sis-inlet-trip", "above": 0.5, "alarm": False}
+            ]
             assert level["frozen"] is None and level["verify"] is None
             assert level["members"] == [] and level["vote_level"] is None
             frozen = (await client.get("/api/v1/sensors/t101-pressure", headers=chem)).json()

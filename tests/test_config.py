@@ -56,8 +56,8 @@ def test_demo_sensor_indices_are_dense_and_consistent(demo: Any) -> None:
         assert demo.sensor_index(s.tenant, s.site, s.device, s.key) == s.index
     assert demo.sensor("no-such-sensor") is None
     assert demo.sensor_index("acme-chem", "tank-farm", "tank1-rtu", "volume") is None
-    # 2 tanks x 3 + 4 gas + interlock + 5 mine + 3 vehicles
-    assert len(demo.sensors) == 6 + 4 + 1 + 5 + 3
+    # 2 tanks x 3 + 4 gas + interlock bypass and trip + 5 mine + 3 vehicles
+    assert len(demo.sensors) == 6 + 4 + 2 + 5 + 3
 
 
 def test_demo_tank_farm(demo: Any) -> None:
@@ -94,13 +94,13 @@ def test_demo_tank_farm(demo: Any) -> None:
     assert {s.device for s in gas} == {"gas-panel"}
     assert all(s.rule == "chem-gas.flammable-lel" and s.unit == "%LEL" for s in gas)
     assert [lv.above for lv in gas[0].levels] == [25, 50]
-    sis = demo.sensor("sis-inlet")
-    assert (sis.kind, sis.device, sis.key, sis.rule) == (
-        "interlock",
-        "sis-1",
-        "state",
-        "chem-process.interlock",
-    )
+    # the SIS loop's two flags, judged apart; not the older word `state` and its rule
+    sis = [s for s in farm if s.device == "sis-1"]
+    assert [(s.id, s.kind, s.key, s.rule) for s in sis] == [
+        ("sis-inlet-bypass", "interlock", "bypassed", "chem-process.interlock-bypass"),
+        ("sis-inlet-trip", "interlock", "tripped", "chem-process.interlock-trip"),
+    ]
+    assert not [s.id for s in demo.sensors if s.rule == "chem-process.interlock"]
     assert demo.config.tenants[0].sites[0].major_hazard_grade == 2
     assert demo.config.tenants[0].sites[0].kind == "chemical"
 

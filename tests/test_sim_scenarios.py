@@ -21,6 +21,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from hazardhub.settings import load
 from simulators.fleet import SimulatedVehicle
 from simulators.load import LoadGenerator, config_yaml
+from simulators.scenario import demo_point_signals
 from simulators.timeline import ScenarioSpec, compile_scenario
 from telemetry.config import HubConfig
 from telemetry.registry import parse_document
@@ -54,6 +55,33 @@ def test_same_seed_same_truth_other_seed_other_noise():
     # the ramp: 2 %LEL until 20 s, 40 %LEL at 60 s
     values = dict(a["gd-102a"])
     assert values[10.0] == 2 and values[40.0] == pytest.approx(21.0) and values[60.0] == 40
+
+
+def test_the_demo_signals_drive_every_point_the_demo_reads():
+    """`hazardhub demo` drives each point a sensor of the demo reads (a point without a signal
+    holds 0: the interlock's flags, once the word `state` alone was driven)."""
+    signals = demo_point_signals()
+    for dev in load(DEMO).registry().devices.values():
+        assert {p.name for p in dev.points} <= set(signals[dev.spec.id]), dev.spec.id
+
+
+@pytest.mark.parametrize(
+    ("name", "trip", "reset"), [("tank-overfill", 75, 130), ("tank-farm-leak", 68, 120)]
+)
+def test_the_demo_interlock_trips_on_its_flag(name, trip, reset):
+    """The demo's SIS loop is judged on its flags (`sis-inlet-trip`, `sis-inlet-bypass`): the
+    scenarios trip it by its `tripped` bit, not the word `state` no demo sensor reads."""
+    reg = load(DEMO).registry()
+    compiled = compile_scenario(scenario(ROOT / "examples" / "scenarios" / f"{name}.yaml"), reg)
+    assert [e.point for e in compiled.spec.events if e.device == "sis-1"] == ["tripped"] * 2
+    trip_at = compiled.first_crossing("sis-inlet-trip", 1.0)
+    assert trip_at is not None and abs(trip_at - trip) < 0.05
+    assert compiled.value("sis-inlet-trip", reset + 1) == 0
+    assert compiled.first_crossing("sis-inlet-bypass", 1.0) is None  # never bypassed
+    # the oracle of the run through the hub: one red trip, raised and cleared
+    want = [w for w in expected_transitions(compiled, reg, 0.05) if w[0].startswith("sis-")]
+    assert [(s, lv) for s, _, lv in want] == [("sis-inlet-trip", 1), ("sis-inlet-trip", 0)]
+    assert reg.sensor("sis-inlet-trip").levels[0].tier == "red"
 
 
 @pytest.mark.slow
