@@ -9,7 +9,7 @@ coaches stop between 02:00 and 05:00. Every number is configurable.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -74,14 +74,25 @@ class ClassLimits(_Frozen):
     banned: TimeWindow | None = Field(default=None, description="no moving at all in this window")
 
 
+# what a class block leaves out is its class's default, not hazmat's (`ClassLimits`' own): a
+# `charter: {banned: ...}` alone judged charters at 60/80 km/h (helper-116)
+_CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hazmat": {},
+    "coach": {
+        "speed_kmh": 100.0,
+        "expressway_kmh": 100.0,
+        "banned": {"start": "02:00", "end": "05:00"},
+    },
+    "charter": {"speed_kmh": 100.0, "expressway_kmh": 100.0},
+}
+
+
 def _coach() -> ClassLimits:
-    return ClassLimits(
-        speed_kmh=100.0, expressway_kmh=100.0, banned=TimeWindow(start="02:00", end="05:00")
-    )
+    return ClassLimits.model_validate(_CLASS_DEFAULTS["coach"])
 
 
 def _charter() -> ClassLimits:
-    return ClassLimits(speed_kmh=100.0, expressway_kmh=100.0)
+    return ClassLimits.model_validate(_CLASS_DEFAULTS["charter"])
 
 
 class _Shape(_Frozen):
@@ -171,6 +182,19 @@ class FleetSettings(_Frozen):
     track_gap_s: float = Field(default=300.0, gt=0, le=86400, description="KPI: complete track")
     exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")
     geofences: tuple[Geofence, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _class_defaults(cls, data: Any) -> Any:
+        """A class block given in part keeps its class's defaults for the rest (`banned: null`
+        says no ban)."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, base in _CLASS_DEFAULTS.items():
+                given = data.get(name)
+                if isinstance(given, dict):
+                    data[name] = {**base, **given}
+        return data
 
     @model_validator(mode="after")
     def _unique(self) -> Self:

@@ -570,6 +570,23 @@ def test_config_errors() -> None:
         ClassLimits.model_validate({"speed_kmh": 60, "sped": 1})
 
 
+def test_a_class_block_given_in_part_keeps_its_class_defaults() -> None:
+    """helper-116: `charter: {banned: ...}` alone judged charters at hazmat's 60/80 km/h, and
+    `coach: {continuous_day_s: ...}` dropped the coaches' 02:00-05:00 ban, and `hazardhub check`
+    said ok."""
+    ban = {"start": "02:00", "end": "05:00"}
+    settings = FleetSettings.model_validate(
+        {"charter": {"banned": ban}, "coach": {"continuous_day_s": 14400}, "hazmat": {}}
+    )
+    assert (settings.charter.speed_kmh, settings.charter.expressway_kmh) == (100, 100)
+    assert settings.charter.banned is not None and settings.charter.banned.start == "02:00"
+    assert (settings.coach.speed_kmh, settings.coach.continuous_day_s) == (100, 14400)
+    assert settings.coach.banned == FleetSettings().coach.banned is not None
+    assert settings.hazmat == FleetSettings().hazmat
+    # an explicit null lifts a default
+    assert FleetSettings.model_validate({"coach": {"banned": None}}).coach.banned is None
+
+
 # KPIs ------------------------------------------------------------------------------------------
 
 
