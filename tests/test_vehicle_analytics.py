@@ -144,6 +144,32 @@ def test_fatigue_ends_when_the_rest_has_lasted_20_min_not_at_the_fix_that_shows_
     ]
 
 
+@pytest.mark.parametrize("silence_min", [39, 41, 36 * 60])
+def test_a_silence_after_a_moving_fix_is_driving_up_to_the_gap_then_rest(silence_min: int) -> None:
+    """helper-116: a coach's fatigue alarm stayed open across 36 h without data, and hid the
+    next day's. A silence after a moving fix counts as driving up to max_drive_gap_s (20 min)
+    and as a rest after it: 41 min end the stretch (stamped when the rest had lasted 20 min),
+    39 min do not."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    rows = drive(10, CST_0800, [(4 * HOUR + 10 * MIN, 90.0)])
+    last = rows.pop()[1]  # (drive() ends on a stopped fix: drop it, moving to the end)
+    again = last + silence_min * MIN
+    rows += [
+        (v, t - CST_0800 + again, la, lo, sp)
+        for v, t, la, lo, sp in drive(10, CST_0800, [(HOUR, 90.0)])
+    ]
+    cont = (EventKind.FATIGUE_CONTINUOUS, EventKind.FATIGUE_CONTINUOUS_END)
+    events = [e for e in run(table, rows) if e[1] in cont]  # (and offline, raised and ended)
+    gone = last - STEP  # the last moving fix
+    if silence_min < 40:
+        assert kinds(events) == [EventKind.FATIGUE_CONTINUOUS]  # still one stretch
+    else:
+        assert [e[1:3] for e in events] == [
+            (EventKind.FATIGUE_CONTINUOUS, CST_0800 + 4 * HOUR + STEP),
+            (EventKind.FATIGUE_CONTINUOUS_END, gone + 40 * MIN),
+        ]
+
+
 def shifts(
     vehicle: int, start: int, legs: Sequence[tuple[int, float, int]]
 ) -> list[tuple[int, int, float, float, float, int]]:

@@ -10,8 +10,10 @@ carries its own event time, so the events do not depend on how positions are cut
   vehicle's last fix is dropped.
 * A fix is *moving* when its speed is above `moving_kmh` (default 5 km/h: GNSS speed of a parked
   vehicle wanders by a few km/h). The interval from one fix to the next is *driving* when the
-  earlier fix is moving (counted up to `max_drive_gap_s`), a *stop* when it is not; a rest is the
-  time from the first stopped fix to the next moving fix.
+  earlier fix is moving (counted up to `max_drive_gap_s`, and the rest of a longer silence is a
+  rest of its own), a *stop* when it is not; a rest is the time from the first stopped fix to the
+  next moving fix. A silence's rest counts for continuous driving only (the driving counted
+  before it goes to the day's total, not to the next stretch).
 * Fatigue: continuous driving is the driving time since the last rest of at least `min_rest_s`;
   it is judged at each fix against the night limit when the fix is at night, else the day limit,
   and raised once per stretch (`FATIGUE_CONTINUOUS`). A raised stretch ends

@@ -47,19 +47,20 @@ def fatigue(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     drive = np.cumsum(k.drive_dt)  # driving of row i = drive[i] - drive[i - 1]
     total = drive[k.li] - drive[k.fi] + k.drive_dt[k.fi]
     fs = k.fs
-    # continuous driving: the state after the batch from its stops; candidates row by row
-    stop = k.has_prev & ~k.prev_moving
-    begin = stop.copy()
-    begin[1:] &= ~stop[:-1] | k.first[1:]
-    end = stop.copy()
-    end[:-1] &= ~stop[1:] | k.last[:-1]
-    rs, re = np.flatnonzero(begin), np.flatnonzero(end)  # stops: first and last row
-    rest = k.t[re] - k.t[rs] + k.dt[rs]
-    rest += np.where(k.first[rs], st.rest_ms[k.s[rs]], 0)
+    # continuous driving: the state after the batch from its rests; candidates row by row
+    rdt, gap = _resting(table, k)
+    resting = rdt > 0
+    begin = resting.copy()
+    begin[1:] &= ~resting[:-1] | k.first[1:] | gap[1:]
+    end = resting.copy()
+    end[:-1] &= ~resting[1:] | k.last[:-1] | gap[1:]
+    rs, re = np.flatnonzero(begin), np.flatnonzero(end)  # rests: first and last row
+    rest = k.t[re] - k.t[rs] + rdt[rs]
+    rest += np.where(k.first[rs] & ~gap[rs], st.rest_ms[k.s[rs]], 0)
     qualify = re[rest >= table.min_rest_ms[k.s[re]]]
     reset, at = _last_at_most(qualify, k)
     cont_ms = np.where(reset, drive[k.li] - drive[np.maximum(at, 0)], st.cont_ms[fs] + total)
-    stopped = stop[k.li]
+    stopped = resting[k.li]
     rest_ms = np.zeros(fs.shape, dtype=np.int64)
     rest_ms[stopped] = rest[np.searchsorted(re, k.li[stopped])]
     lowest = np.minimum(table.cont_day_ms[fs], table.cont_night_ms[fs])
@@ -88,22 +89,35 @@ def fatigue(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     st.daily_raised[fs[calm]] = False
 
 
+def _resting(table: FleetTable, k: Track) -> tuple[I64, B]:
+    """Per row, the rest in the interval before it: all of it after a stopped fix; after a
+    moving fix, what a silence has beyond `max_drive_gap_s` (counted as driving up to there, not
+    driving after: helper-116's coaches kept a fatigue alarm open across 36 h without data); and
+    the rows whose rest is of that second kind (a rest of its own, not one going on)."""
+    stop = k.has_prev & ~k.prev_moving
+    gap = k.prev_moving & (k.dt > table.drive_gap_ms)
+    rdt = np.where(stop, k.dt, np.where(gap, k.dt - table.drive_gap_ms, 0))
+    return rdt, gap
+
+
 def _continuous(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     """Continuous driving row by row (the vehicles of `k` only)."""
     s, t, first, fi, li, fs = k.s, k.t, k.first, k.fi, k.li, k.fs
     zero = np.zeros(s.shape, dtype=np.int64)
-    stop = k.has_prev & ~k.prev_moving
-    starts = first.copy()
-    starts[1:] |= stop[1:] != stop[:-1]
+    rdt, gap = _resting(table, k)
+    resting = rdt > 0
+    starts = first | gap
+    starts[1:] |= resting[1:] != resting[:-1]
     init = zero.copy()
-    init[fi] = np.where(stop[fi], st.rest_ms[fs], 0)
-    rest = seg_cumsum(np.where(stop, k.dt, 0), starts, init)
-    reset = stop & (rest >= table.min_rest_ms[s])
+    init[fi] = np.where(resting[fi] & ~gap[fi], st.rest_ms[fs], 0)
+    rest = seg_cumsum(np.where(resting, rdt, 0), starts, init)
+    reset = resting & (rest >= table.min_rest_ms[s])
     starts = first | reset
     carry = first & ~reset
     init = zero.copy()
     init[fi] = np.where(carry[fi], st.cont_ms[fs], 0)
-    cont = seg_cumsum(k.drive_dt, starts, init)
+    # the driving a silence is counted up to goes before its rest, not into the next stretch
+    cont = seg_cumsum(np.where(reset & gap, 0, k.drive_dt), starts, init)
     over = cont > np.where(k.night, table.cont_night_ms[s], table.cont_day_ms[s])
     init = zero.copy()
     init[fi] = carry[fi] & st.cont_raised[fs]

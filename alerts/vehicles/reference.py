@@ -138,11 +138,13 @@ class ReferenceFleet:
         prev_moving = has_prev and veh.last_moving
         drive = min(dt, tb.drive_gap_ms) if prev_moving else 0
         stop = has_prev and not prev_moving
+        # a silence after a moving fix: driving up to max_drive_gap_s, then not driving: a rest
+        gap_rest = dt - tb.drive_gap_ms if prev_moving and dt > tb.drive_gap_ms else 0
 
         # fatigue
-        veh.rest_ms = veh.rest_ms + dt if stop else 0
+        veh.rest_ms = veh.rest_ms + dt if stop else gap_rest
         min_rest = int(tb.min_rest_ms[slot])
-        if stop and veh.rest_ms >= min_rest:
+        if (stop or gap_rest > 0) and veh.rest_ms >= min_rest:
             if veh.cont_raised:  # ended when the rest had lasted its minimum
                 rested = veh.rest_ms / 1000.0
                 emit(EventKind.FATIGUE_CONTINUOUS_END, t - veh.rest_ms + min_rest, rested)
