@@ -274,6 +274,10 @@ class AlarmBook(GatewayAlarms):
         for c in changes:
             described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
             told = [] if c.limit_kmh is None else [f"限速 limit {c.limit_kmh:g} km/h"]
+            if c.zone and c.kind == "forbidden_area":
+                told.append(f"禁入区域 area {c.zone}")
+            elif c.zone:
+                told.append(f"规定路线 route {c.zone}")
             if c.driver:
                 told.append(f"驾驶员 driver {c.driver}")
             said = "; ".join(told)

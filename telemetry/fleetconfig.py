@@ -101,6 +101,9 @@ class _Shape(_Frozen):
     polygon: tuple[LatLon, ...] | None = None
     polyline: tuple[LatLon, ...] | None = None
     buffer_m: float | None = Field(default=None, gt=0, le=100_000)
+    name: str = Field(
+        default="", max_length=100, description="for people: an alarm of the area names it"
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:

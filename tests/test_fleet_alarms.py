@@ -278,3 +278,39 @@ def test_a_forbidden_area_alarm_restored_after_a_restart_clears_on_leaving():
     assert [(c.kind, c.level, c.ts) for c in fleet.judge(outside, T0 + STEP)] == [
         ("forbidden_area", 0, T0)
     ]
+
+
+def test_a_forbidden_area_and_a_route_alarm_name_their_geofence(tmp_path):
+    """helper-116: a school's and a water source's no-entry alarms had empty comments: an
+    operator could not tell them apart. The raise names the area (its `name` and id), and a
+    route left names the route."""
+    from alerts.vehicles import CorridorFence, ForbiddenArea, compile_fleet
+    from alerts.vehicles.alarms import FleetAlarms
+    from telemetry.fleetconfig import FleetSettings
+
+    reg = registry()
+    box = ((29.9, 103.9), (29.9, 104.1), (30.1, 104.1), (30.1, 103.9))
+    school = ForbiddenArea(id="school", name="实验小学 school", polygon=box)
+    water = ForbiddenArea(id="reservoir", polygon=((30.5, 104.5), (30.5, 104.6), (30.6, 104.6)))
+    route = CorridorFence(
+        id="cl-route", polyline=((31.0, 105.0), (31.0, 105.1)), buffer_m=500, vehicles=("tanker",)
+    )
+    table = compile_fleet(FleetSettings(geofences=(water, school, route)), reg.vehicles.values())
+    fleet = FleetAlarms(table)
+    v = reg.sensor("tanker.speed").index
+    inside = positions([(v, T0, 30.0, 104.0, 40.0), (v, T0 + STEP, 30.0, 104.01, 40.0)])
+    changes = fleet.judge(inside, T0 + STEP)
+    raised = {c.kind: c.zone for c in changes if c.level}
+    assert raised == {"forbidden_area": "实验小学 school (school)", "corridor": "cl-route"}
+    # and the alarm's journal says it
+    from alerts.alarms import AlarmBook
+    from alerts.table import compile_table
+
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, compile_table(reg.sensors))
+    said = {e.side: e.comment for e in book.apply_fleet(changes, T0 + STEP)}
+    db.close()
+    assert said == {
+        "forbidden_area": "禁入区域 area 实验小学 school (school)",
+        "corridor": "规定路线 route cl-route",
+    }

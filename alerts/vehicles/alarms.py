@@ -97,6 +97,8 @@ class FleetChange:
     value: float  # speed km/h, driving s, rest s, distance m, silence s (EventKind)
     limit_kmh: float | None = None  # an overspeed's raise: the limit that applied
     driver: str | None = None  # a raise: the driver (his id as said), when known
+    # a raise of forbidden_area or corridor: the area entered, the route left (`Zone.said`)
+    zone: str | None = None
 
 
 class DriverNames:
@@ -195,7 +197,12 @@ class FleetAlarms:
             # a move while the terminal was silent is named by no one: the card seen after it
             # may not be of the driver who moved it (helper-97)
             who = None if kind == EventKind.OFFLINE_MOVED else self.names.get(code)
-            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, who))
+            zone = None
+            if kind == EventKind.FORBIDDEN_ENTER and 0 <= ref < len(self.table.forbidden):
+                zone = self.table.forbidden[ref].said
+            elif kind == EventKind.CORRIDOR_LEAVE and 0 <= ref < len(self.table.corridors):
+                zone = self.table.corridors[ref].said
+            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, who, zone))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
         self.state = new

@@ -50,6 +50,12 @@ class Zone:
     limit_kmh: float = np.inf
     classes: tuple[bool, bool, bool] = (True, True, True)
     windows: tuple[tuple[int, int], ...] = ()
+    name: str = ""  # the geofence's `name:` ("" when none)
+
+    @property
+    def said(self) -> str:
+        """How an alarm names it: `name (id)`, or the id."""
+        return f"{self.name} ({self.id})" if self.name else self.id
 
 
 def in_window(ts: I64, offset_ms: int, window: tuple[int, int]) -> B:
@@ -188,12 +194,12 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
                             f"geofences.{gi}.vehicles: {ids[slot]} is on two corridors"
                         )
                     route[slot] = len(corridors)
-            corridors.append(Zone(fence.id, shape))
+            corridors.append(Zone(fence.id, shape, name=fence.name))
         else:
             assert isinstance(fence, ForbiddenArea)
             mask = ("hazmat" in fence.classes, "coach" in fence.classes, "charter" in fence.classes)
             wins = tuple(_window_ms(w.minutes()) for w in fence.windows)
-            forbidden.append(Zone(fence.id, shape, classes=mask, windows=wins))
+            forbidden.append(Zone(fence.id, shape, classes=mask, windows=wins, name=fence.name))
 
     return FleetTable(
         settings=settings,
