@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.alarmrows import Shelf
 from alerts.lifecycle import Action, Lifecycle, step
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import kind_name
 from telemetry.notifyconfig import DisposalSpec
+
+if TYPE_CHECKING:
+    from telemetry.registry import Registry
 
 __all__ = [
     "DEVICE_RULE",
@@ -62,7 +65,19 @@ class AlarmEvent:
     actor: str | None = None
     comment: str = ""
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self, registry: Registry | None = None) -> dict[str, object]:
+        """The event as the alarm topic and the live stream carry it; with `registry`, also
+        where its sensor is as configured (`location`: a vehicle's plate) and the names of the
+        enterprise, the site and the device (helper-116: the plate was in the webhook only)."""
+        found = self._json()
+        if registry is not None:
+            info = registry.sensor(self.sensor)
+            names = registry.names(self.tenant, self.site, self.device)
+            found["location"] = info.location if info is not None else ""
+            found["tenant_name"], found["site_name"], found["device_name"] = names
+        return found
+
+    def _json(self) -> dict[str, object]:
         return {
             "event_id": self.event_id,
             "alarm_id": self.alarm_id,

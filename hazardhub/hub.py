@@ -278,7 +278,8 @@ class Hub:
                 await self._confirm_terminal(ev)
             try:
                 await self.ingest.publish(
-                    self.layout.alarms(ev.tenant, ev.site), orjson.dumps(ev.to_json())
+                    self.layout.alarms(ev.tenant, ev.site),
+                    orjson.dumps(ev.to_json(self.registry)),
                 )
             except Exception as exc:  # the broker is away: the journal and outbox still have it
                 self.metrics.inc("hazardhub_alarm_publish_failures_total")

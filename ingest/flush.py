@@ -274,7 +274,8 @@ class Flushing:
         for ev in events:
             topic = self.layout.alarms(ev.tenant, ev.site)
             try:
-                await client.publish(topic, orjson.dumps(ev.to_json()), qos=1)
+                body = orjson.dumps(ev.to_json(self.dispatcher.registry))
+                await client.publish(topic, body, qos=1)
             except aiomqtt.MqttError as exc:
                 self.metrics.inc("hazardhub_alarm_publish_failures_total")
                 log.warning("alarm %d not published: %s", ev.alarm_id, exc)

@@ -794,3 +794,24 @@ async def test_an_alarm_back_from_a_shelve_gets_no_stale_repeat_on_top(rig):
     assert [e["annunciated"] for n in back for e in n.body["events"]] == ["raised"]  # type: ignore[union-attr,index]
     assert await rig.pump(1) == []  # repeat 3 (due at 90 s) is not sent on top
     assert [bare(n.key) for n in await rig.pump(19)] == [f"north-coal/rep:r{raised.alarm_id}:4"]
+
+
+def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_topic(rig):
+    """helper-116: an e-mail's subject said `tanker-01.speed`, and the alarm topic and the live
+    stream carried no plate at all."""
+    from alerts.alarmevent import AlarmEvent
+    from alerts.notify.enqueue import _subject
+
+    event = {"tier": "orange", "tenant": "acme-chem", "tenant_name": "", "site": "vehicles"}
+    event |= {"sensor": "tanker-01.speed", "location": "苏A·D1234", "alarm_kind": "overspeed"}
+    event |= {"level_name": "overspeed", "kind": "raised"}
+    assert _subject([event]) == "[ORANGE] acme-chem vehicles 苏A·D1234 overspeed overspeed raised"
+    ev = AlarmEvent(7, "raised", "acme-chem", "vehicles", "", "tanker-01.speed", "fleet",
+                    "overspeed", 1, "overspeed", "orange", "", 75.0, T0, T0)  # fmt: skip
+    body = ev.to_json(rig.reg)
+    assert (body["location"], body["tenant_name"], body["sensor"]) == (
+        "苏A·D1234",
+        "",
+        "tanker-01.speed",
+    )
+    assert "location" not in ev.to_json()  # (the stored form is unchanged)

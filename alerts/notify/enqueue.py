@@ -173,11 +173,13 @@ def _event_json(
 def _subject(events: Sequence[dict[str, Any]]) -> str:
     """`[RED] 华信化工 tank-farm t101-temp above hihi escalated`: the tier, the enterprise's name
     (its id when it has none: two enterprises may both have a `tank-farm`, helper-115), the site,
-    the sensor, what and the event."""
+    the sensor (a vehicle's plate), what and the event."""
     e = events[0]
     more = f" (+{len(events) - 1})" if len(events) > 1 else ""
     who = e.get("tenant_name") or e.get("tenant", "")
+    # a vehicle by its plate (helper-116: `petrol-02.speed` said nothing to a fleet's manager)
+    what = e.get("location") if e.get("site") == "vehicles" and e.get("location") else e["sensor"]
     return (
-        f"[{str(e['tier']).upper()}] {who} {e['site']} {e['sensor']} {e['alarm_kind']} "
+        f"[{str(e['tier']).upper()}] {who} {e['site']} {what} {e['alarm_kind']} "
         f"{e['level_name']} {e['kind']}{more}"
     ).replace("  ", " ")
