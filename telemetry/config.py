@@ -122,8 +122,6 @@ class SensorSpec(Frozen):
             and (self.rate or self.early_warning or self.frozen)
         ):
             raise ValueError("'rate', 'early_warning' and 'frozen' need a rule or levels")
-        if self.maintenance and self.rule is None and not self.levels and not self.no_data_s:
-            raise ValueError("'maintenance' needs a rule, levels or a no_data_s")
         return self
 
 

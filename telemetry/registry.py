@@ -579,7 +579,14 @@ def build_registry(
         raise ConfigError("\n".join(errors[:_ERRORS_SAID]) + more)
     _check_verify(sensors, by_id, config, source)
     paths = _sensor_paths(config)
+    feeds = {f for s in sensors if s.verify for f in (s.verify.sensor, *s.verify.also)}
     for info in sensors:
+        if info.maintenance and not (info.levels or info.no_data_s or info.id in feeds):
+            raise ConfigError(
+                f"{source}: {paths.get(info.id, info.id)}.maintenance: sensor {info.id!r} is "
+                "judged for nothing: 'maintenance' needs levels (a rule), a no_data_s, or the "
+                "sensor a verification's feedback"
+            )
         for ci, cond in enumerate(info.suppress_when):
             other = by_id.get(cond.sensor)
             if other is None or other.tenant != info.tenant or other.index == info.index:

@@ -806,6 +806,9 @@ def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_
     event |= {"sensor": "tanker-01.speed", "location": "苏A·D1234", "alarm_kind": "overspeed"}
     event |= {"level_name": "overspeed", "kind": "raised"}
     assert _subject([event]) == "[ORANGE] acme-chem vehicles 苏A·D1234 overspeed overspeed raised"
+    # a name folded in YAML ends with a line break: the subject stays one line (helper-118)
+    event["tenant_name"] = "华信\n化工\n"
+    assert _subject([event]).startswith("[ORANGE] 华信 化工 vehicles 苏A·D1234 ")
     ev = AlarmEvent(7, "raised", "acme-chem", "vehicles", "", "tanker-01.speed", "fleet",
                     "overspeed", 1, "overspeed", "orange", "", 75.0, T0, T0)  # fmt: skip
     body = ev.to_json(rig.reg)

@@ -179,7 +179,9 @@ def _subject(events: Sequence[dict[str, Any]]) -> str:
     who = e.get("tenant_name") or e.get("tenant", "")
     # a vehicle by its plate (helper-116: `petrol-02.speed` said nothing to a fleet's manager)
     what = e.get("location") if e.get("site") == "vehicles" and e.get("location") else e["sensor"]
-    return (
-        f"[{str(e['tier']).upper()}] {who} {e['site']} {what} {e['alarm_kind']} "
-        f"{e['level_name']} {e['kind']}{more}"
-    ).replace("  ", " ")
+    parts = [f"[{str(e['tier']).upper()}]", who, e["site"], what, e["alarm_kind"]]
+    parts += [e["level_name"], f"{e['kind']}{more}"]
+    # one line, whatever the names hold: a name folded in YAML (`name: >`) ends with a line
+    # break, and a subject with one is refused, so every channel's notification of the
+    # enterprise died (helper-118)
+    return " ".join(" ".join(str(x).split()) for x in parts if str(x).strip())
