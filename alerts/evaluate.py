@@ -66,7 +66,7 @@ from alerts.state import (
 from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans
-from alerts.vote import group_readings, vote_seed
+from alerts.vote import fresh_groups, group_readings, vote_seed
 from telemetry.quality import Quality
 
 __all__ = [
@@ -162,6 +162,12 @@ def _evaluate(
     if not groups and state.ring_ts.shape != ((table.size, table.late_depth) if window else (0, 0)):
         state = state.with_lateness(table.late_depth if window else 0)
     new = state if groups or inplace else state.copy()
+    fresh_parts: list[Part] = []
+    if not groups and table.vote_ids.shape[0]:
+        fresh = fresh_groups(table, new)
+        if fresh is not None:  # judged first, as the batch's members changes build on them
+            new, fresh_tr, _ = _evaluate(table, fresh, new, None, groups=True)
+            fresh_parts.append(_as_part(fresh_tr))
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_pair_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state, sensor)
@@ -196,7 +202,7 @@ def _evaluate(
     idx = _kept(todo, sensor, ts)
     s, t = sensor[idx], ts[idx]
     v, q = value[idx], quality[idx]
-    parts: list[Part] = []
+    parts: list[Part] = fresh_parts
     late_res = None
     if window:
         if rewind is not None:
@@ -302,16 +308,7 @@ def _evaluate(
     if votes is not None:
         # the groups are judged like sensors, on the member counts (a second, smaller pass)
         new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)
-        parts.append(
-            (
-                group_tr.sensor.astype(np.int64),
-                group_tr.ts,
-                group_tr.value,
-                group_tr.side.astype(np.int64),
-                group_tr.before.astype(np.int64),
-                group_tr.after.astype(np.int64),
-            )
-        )
+        parts.append(_as_part(group_tr))
     transitions = assemble(parts)
     n_rewound = n_in_window = 0
     if late_res is not None:
@@ -323,6 +320,17 @@ def _evaluate(
         new,
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
+    )
+
+
+def _as_part(tr: Transitions) -> Part:
+    return (
+        tr.sensor.astype(np.int64),
+        tr.ts,
+        tr.value,
+        tr.side.astype(np.int64),
+        tr.before.astype(np.int64),
+        tr.after.astype(np.int64),
     )
 
 

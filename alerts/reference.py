@@ -93,10 +93,14 @@ class ReferenceCore(Rewinding):
         value: npt.NDArray[np.float64],
         quality: npt.NDArray[np.uint8],
         now: int | None = None,
+        *,
+        groups: bool = False,
     ) -> list[Row]:
-        """Judge a batch; returns the transitions ordered by (sensor, ts, side)."""
+        """Judge a batch; returns the transitions ordered by (sensor, ts, side). `groups`: the
+        voting groups' own readings (no group judged afresh first)."""
         table = self.table
         ck = self.ck
+        first = [] if groups else self._fresh_groups()
         above_before = [row[ABOVE] for row in self.level]
         level_before = [list(row) for row in self.level]
         if now is not None:
@@ -139,7 +143,7 @@ class ReferenceCore(Rewinding):
             if not (k + 1 < len(rows) and rows[k + 1][0] == s and rows[k + 1][1] == t)
         ]  # of equal event times the last in input order counts
         hist_before = [list(h) for h in self.hist] if ck is not None else []
-        out: list[Row] = []
+        out: list[Row] = first
         changes: dict[int, list[tuple[int, int, int]]] = {}
         feed: dict[int, list[tuple[int, float]]] = {}
         before_value = list(self.last_value)
@@ -275,11 +279,7 @@ class ReferenceCore(Rewinding):
         the batch)."""
         table = self.table
         rows: list[tuple[int, int, int, float]] = []
-        groups: dict[int, list[int]] = {}
-        for m, g in enumerate(table.group_of.tolist()):
-            if g >= 0:
-                groups.setdefault(g, []).append(m)
-        for g, members in sorted(groups.items()):
+        for g, members in sorted(self._groups().items()):
             need = int(table.vote_level[g])
             if table.fails_vote[members[0]]:
                 rows.extend(self._failed_votes(g, members, need, out, level_before))
@@ -304,6 +304,41 @@ class ReferenceCore(Rewinding):
             np.array([r[3] for r in rows], np.float64),
             np.zeros(len(rows), np.uint8),
             None,
+            groups=True,
+        )
+
+    def _groups(self) -> dict[int, list[int]]:
+        found: dict[int, list[int]] = {}
+        for m, g in enumerate(self.table.group_of.tolist()):
+            if g >= 0:
+                found.setdefault(g, []).append(m)
+        return found
+
+    def _fresh_groups(self) -> list[Row]:
+        """Each group never judged whose members have data, judged on the members voting now
+        at their latest time (`alerts.vote.fresh_groups`)."""
+        table = self.table
+        rows = []
+        for g, members in sorted(self._groups().items()):
+            last = max(self.last_ts[m] for m in members)
+            if self.last_ts[g] != NO_TS or last == NO_TS:
+                continue
+            need = int(table.vote_level[g])
+            count = 0
+            for m in members:
+                lv = self.level[m]
+                failed = bool(table.fails_vote[m]) and (lv[FAULT] > 0 or lv[NO_DATA] > 0)
+                count += int(lv[ABOVE] >= need or failed)
+            rows.append((g, last, float(count)))
+        if not rows:
+            return []
+        return self.evaluate(
+            np.array([r[0] for r in rows], np.int32),
+            np.array([r[1] for r in rows], np.int64),
+            np.array([r[2] for r in rows], np.float64),
+            np.zeros(len(rows), np.uint8),
+            None,
+            groups=True,
         )
 
     def _failed_votes(

@@ -182,6 +182,7 @@ class RuleTable:
     vote_members: npt.NDArray[np.int64]
     vote_ptr: npt.NDArray[np.int64]  # (n + 1,)
     vote_groups: npt.NDArray[np.int64]  # the group of each of `vote_members`
+    vote_ids: npt.NDArray[np.int64]  # the groups (sensor indices), ascending
     # a reading below every level above and above every level below its sensor's (no level
     # turns on) is calm: of a sensor with no level on, it changes nothing but the run counts
     calm_below: npt.NDArray[np.float64]  # (n,) the lowest threshold above (inf: none)
@@ -456,7 +457,13 @@ def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
     counts = np.bincount(group_of[members], minlength=group_of.shape[0])
     ptr = np.zeros(group_of.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    return {"vote_members": members, "vote_ptr": ptr, "vote_groups": group_of[members]}
+    groups = group_of[members]
+    return {
+        "vote_members": members,
+        "vote_ptr": ptr,
+        "vote_groups": groups,
+        "vote_ids": np.unique(groups).astype(np.int64),
+    }
 
 
 def calm_index(threshold: npt.NDArray[np.float64]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerts.state import I64, CoreState, Part, Readings, by_sensor_time, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part, Readings, by_sensor_time, segment_starts
 from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 
-__all__ = ["group_readings", "vote_seed"]
+__all__ = ["fresh_groups", "group_readings", "vote_seed"]
 
 
 _FEW = 4096  # member readings in a batch up to which only their groups are counted
@@ -52,15 +52,15 @@ def group_readings(
     voting (ordered by group, time, member). A member votes when at its group's level above, or
     (a group that counts failed members) when in sensor fault or without data; `parts` are all
     the batch's transitions so far and `new` the state after them. A change is judged on arrival:
-    at its event time, or 1 ms after the group's last judged time (in `state`) when that is
-    later, so that a member's change older than another's is counted, not late."""
+    at its event time, or 1 ms after the group's last judged time when that is later, so that a
+    member's change older than another's is counted, not late."""
     rows = [] if seed is None else _level_deltas(table, seed, level_parts)
     if table.counts_failed:
         rows.extend(_failed_deltas(table, parts, new))
     if not rows:
         return None
     g, cs, ct, delta, base = (np.concatenate([r[i] for r in rows]) for i in range(5))
-    ct = np.maximum(ct, state.last_ts[g] + 1)
+    ct = np.maximum(ct, new.last_ts[g] + 1)  # (`new`: a fresh group judged first, `fresh_groups`)
     order = np.lexsort((cs, ct, g))
     g, ct, delta, base = g[order], ct[order], delta[order], base[order]
     total = np.cumsum(delta)
@@ -68,6 +68,35 @@ def group_readings(
     count = total - (total[first] - delta[first]) + base
     return Readings(
         g.astype(np.int32), ct, count.astype(np.float64), np.zeros(g.shape[0], dtype=np.uint8)
+    )
+
+
+def fresh_groups(table: RuleTable, state: CoreState) -> Readings | None:
+    """A reading of each group never judged yet whose members have data: the number of its
+    members voting now, at its members' latest time. A group is otherwise judged only when a
+    member's vote changes, so a group added (or made to count failed members) by a reload, with
+    two of its three detectors already failed, stayed silent for as long as they did
+    (helper-118)."""
+    ids = table.vote_ids
+    if not ids.shape[0]:
+        return None
+    g = ids[state.last_ts[ids] == NO_TS]
+    if not g.shape[0]:
+        return None
+    lo, n = table.vote_ptr[g], table.vote_ptr[g + 1] - table.vote_ptr[g]
+    starts = np.cumsum(n) - n
+    members = table.vote_members[np.repeat(lo - starts, n) + np.arange(int(n.sum()))]
+    lv = state.level[members]
+    need = np.repeat(table.vote_level[g], n)
+    failed = table.fails_vote[members] & ((lv[:, FAULT] > 0) | (lv[:, NO_DATA] > 0))
+    count = np.add.reduceat((lv[:, ABOVE] >= need) | failed, starts)
+    last = np.maximum.reduceat(state.last_ts[members], starts)
+    heard = last != NO_TS
+    if not heard.any():
+        return None
+    g, last, count = g[heard], last[heard], count[heard]
+    return Readings(
+        g.astype(np.int32), last, count.astype(np.float64), np.zeros(g.shape[0], dtype=np.uint8)
     )
 
 

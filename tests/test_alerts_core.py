@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.evaluate import CoreState, Readings, evaluate
+from alerts.evaluate import NO_TS, CoreState, Readings, evaluate
 from alerts.reference import ReferenceCore
 from alerts.table import (
     ABOVE,
@@ -787,6 +787,33 @@ def test_a_group_counting_failed_members_degrades_2_of_3_to_1_of_the_2_that_meas
             state, tr, _ = evaluate(table, batch, state)
             got += [(t, a) for s, t, _, sd, _, a in tr.rows() if s == 3]
         assert got == ([(2000, 1), (4000, 0), (6000, 1)] if counts else [])
+
+
+def test_a_group_judged_afresh_counts_its_members_as_they_are():
+    """helper-118: a group made to count failed members by a reload (its state afresh), with
+    two of its three detectors already in fault, was judged only at a member's change: a dead
+    detector's fault readings change nothing, so the area stayed unprotected and silent. A
+    group never judged is judged first on its members as they are."""
+    lel = (LevelSpec(name="level1", tier="yellow", above=25, recover=23),)
+    area = LevelSpec(name="area_level2", tier="red", above=2, recover=2)
+    fault = Quality.SENSOR_FAULT
+    base = [sensor(0, lel), sensor(1, lel), sensor(2, lel)]
+    group = dataclasses.replace(sensor(3, (area,)), members=(0, 1, 2), vote_level=1)
+    before = compile_table([*base, group])
+    after = compile_table([*base, dataclasses.replace(group, count_failed=True)])
+    dead = cols([0, 1], [1000, 1000], [math.nan, math.nan], [fault, fault])
+    state, _, _ = evaluate(before, dead, CoreState.empty(4))
+    ref = ReferenceCore(before)
+    ref.evaluate(dead.sensor, dead.ts, dead.value, dead.quality)
+    # the reload: the group's rules changed, its state starts afresh (alerts.reload)
+    state.last_ts[3], state.level[3] = NO_TS, 0
+    ref.table, ref.last_ts[3], ref.level[3] = after, NO_TS, [0] * len(ref.level[3])
+    clean = cols([2], [5000], [1.0])
+    _, tr, _ = evaluate(after, clean, state)
+    got = [(t, a) for s, t, _, side, _, a in tr.rows() if s == 3 and side == ABOVE]
+    want = ref.evaluate(clean.sensor, clean.ts, clean.value, clean.quality)
+    assert got == [(t, a) for s, t, _, side, _, a in want if s == 3 and side == ABOVE]
+    assert got == [(1000, 1)]  # at its members' latest time: the two faults
 
 
 @settings(max_examples=100, deadline=None)
