@@ -136,13 +136,15 @@ class Registry:
         people (a notification, a report); "" where none is set or the id is not configured
         (a removed tenant, the `vehicles` site, a gateway)."""
         found = self._names
-        if not found:
+        if not found:  # made whole, then put in at once (one C call): no half-made cache is read
+            made = {}
             for t in self.config.tenants:
-                found[(t.id, "", "")] = t.name
+                made[(t.id, "", "")] = t.name
                 for st in t.sites:
-                    found[(t.id, st.id, "")] = st.name
+                    made[(t.id, st.id, "")] = st.name
                     for dev in st.devices:
-                        found[(t.id, st.id, dev.id)] = dev.name
+                        made[(t.id, st.id, dev.id)] = dev.name
+            found.update(made)
         return (
             found.get((tenant, "", ""), ""),
             found.get((tenant, site, ""), ""),
