@@ -31,6 +31,7 @@ from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
 from api.context import (
     CENTRE_ROLES,
+    KNOWN_QUERY,
     WRITERS,
     AppContext,
     Caller,
@@ -146,6 +147,16 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
+def _only(caller: Principal, only: frozenset[str] | None) -> Principal:
+    """The caller seeing `only` these tenants of its own (None: all its own): a stream asked
+    for one tenant. The key as it is now still decides: a tenant it no longer sees is not sent."""
+    if only is None:
+        return caller
+    return dataclasses.replace(
+        caller, tenants=only if caller.tenants is None else only & caller.tenants
+    )
+
+
 _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
 MAX_HISTORY_ROWS = 100_000  # rows of one history answer
 MAX_TRACK_MS = 7 * 86_400_000  # the span of one track answer
@@ -214,18 +225,23 @@ def _router() -> APIRouter:
         caller: Caller,
         sensor: Annotated[list[str] | None, Query(description="ids; default: all visible")] = None,
         site: str | None = None,
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
     ) -> Response:
-        """The newest reading of many sensors at once (those that have one); a site the
-        caller does not see (or none of that name) is 404."""
-        check_site(ctx, narrowed(ctx, caller, None), site)
+        """The newest reading of many sensors at once (those that have one); a tenant or site
+        the caller does not see (or none of that name) is 404."""
+        tenants = narrowed(ctx, caller, tenant)
+        check_site(ctx, tenants, site)
+        among = set(tenants)
         if sensor:
             infos = [
                 i
                 for i in (ctx.registry.sensor(x) for x in sensor[:20_000])
-                if i is not None and caller.sees(i.tenant)
+                if i is not None and i.tenant in among
             ]
         else:
-            infos = [i for i in ctx.registry.sensors if caller.sees(i.tenant)]
+            infos = [i for i in ctx.registry.sensors if i.tenant in among]
         if site is not None:
             infos = [i for i in infos if i.site == site]
         found = await ctx.store.latest([i.index for i in infos])
@@ -333,16 +349,26 @@ def _router() -> APIRouter:
                 description="alarm, reading, notification (of subscriptions with an sse channel)",
             ),
         ] = "alarm,reading",
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
     ) -> StreamingResponse:
         """Server-sent events: `alarm` transitions and `reading`s (the newest per sensor and
-        flush) of the caller's tenants; `lagged` says how many a slow client missed. The stream
-        follows the key: it ends (`end`) once the key is revoked, expires or leaves the
-        configuration, and sends nothing of a tenant the key no longer sees."""
+        flush) of the caller's tenants (or of `tenant` alone: another's is 404); `lagged` says
+        how many a slow client missed. The stream follows the key: it ends (`end`) once the key
+        is revoked, expires or leaves the configuration, and sends nothing of a tenant the key
+        no longer sees."""
+        only = None if tenant is None else frozenset(narrowed(ctx, caller, tenant))
         if ctx.stream is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no live stream here")
+
+        def current() -> Principal | None:
+            now = watch.current()
+            return None if now is None else _only(now, only)
+
         try:
             sub = ctx.stream.subscribe(
-                caller, frozenset(kinds.split(",")), watch.current, key=watch.digest
+                _only(caller, only), frozenset(kinds.split(",")), current, key=watch.digest
             )
         except TooManyStreamsError as exc:
             raise HTTPException(
@@ -356,7 +382,16 @@ def _router() -> APIRouter:
         )
 
     @r.get("/vehicles", response_model=list[VehiclePublic], tags=["vehicles"])
-    def list_vehicles(ctx: Ctx, caller: Caller) -> list[VehiclePublic]:
+    def list_vehicles(
+        ctx: Ctx,
+        caller: Caller,
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
+    ) -> list[VehiclePublic]:
+        """The caller's vehicles; a tenant the caller does not see (or none of that name) is
+        404."""
+        among = set(narrowed(ctx, caller, tenant))
         return [
             VehiclePublic(
                 id=v.spec.id,
@@ -366,7 +401,7 @@ def _router() -> APIRouter:
                 speed_sensor=ctx.registry.sensors[v.speed_sensor].id,
             )
             for v in ctx.registry.vehicles.values()
-            if caller.sees(v.tenant)
+            if v.tenant in among
         ]
 
     @r.get("/vehicles/{vehicle_id}/track", response_model=list[TrackPointPublic], tags=["vehicles"])
@@ -439,15 +474,19 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     install_problem_handlers(app)  # errors as RFC 9457 problem details
     app.add_middleware(BodyLimit, max_bytes=1 << 20)  # no request needs more than 1 MiB
-    app.include_router(_router())
-    app.include_router(alarm_router())
-    app.include_router(alarm_stats_router())
-    app.include_router(handover_router())
-    app.include_router(site_router())
-    app.include_router(rule_pack_router())
-    app.include_router(key_router())
-    app.include_router(registry_router())
-    app.include_router(dead_letter_router())
+    for router in (
+        _router(),
+        alarm_router(),
+        alarm_stats_router(),
+        handover_router(),
+        site_router(),
+        rule_pack_router(),
+        key_router(),
+        registry_router(),
+        dead_letter_router(),
+    ):
+        # a query parameter a route does not take is 422 on every one, never ignored
+        app.include_router(router, dependencies=KNOWN_QUERY)
 
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from alerts.alarms import AlarmEvent
@@ -22,6 +23,7 @@ from telemetry.registry import Registry
 
 __all__ = [
     "CENTRE_ROLES",
+    "KNOWN_QUERY",
     "WRITE",
     "WRITERS",
     "AppContext",
@@ -89,6 +91,36 @@ def narrowed(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str
     if tenant not in tenants:
         raise not_found(f"tenant {tenant!r}")
     return [tenant]
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares, its dependencies' included."""
+    names = {f.alias for f in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def _known_query(request: Request, caller: Caller) -> None:
+    """A query parameter the route does not take is 422, naming it and those it takes: FastAPI
+    lets it be, and `GET /latest?tenant=x` answered every tenant's readings as if it held (a
+    night dispatcher read them as tenant x's), `?dryrun=true` on a change made the change. `_`
+    (a browser's cache-buster) is let be. After the key: a caller without one is 401 first."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known - {"_"})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"unknown query parameter(s) {unknown}; this route takes: {takes}",
+        )
+
+
+# every /api/v1 router's: a query parameter the route does not take is refused, never ignored
+KNOWN_QUERY = [Depends(_known_query)]
 
 
 def check_site(ctx: AppContext, tenants: list[str], site: str | None) -> None:

@@ -31,6 +31,7 @@ from api.context import (
     AppContext,
     Caller,
     Ctx,
+    narrowed,
     not_found,
     query_tenants,
     require_centre,
@@ -86,11 +87,15 @@ def notification_routes(r: APIRouter) -> None:
             str | None, Query(alias="status", pattern="^(pending|delivered|dead)$")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
     ) -> list[OutboxPublic]:
-        """The notification outbox, newest first: what was sent, what waits, what failed."""
+        """The notification outbox, newest first: what was sent, what waits, what failed. A
+        tenant the caller does not see (or none of that name) is 404."""
+        tenants = query_tenants(ctx, caller) if tenant is None else narrowed(ctx, caller, tenant)
         if ctx.notifier is None:
             return []
-        tenants = query_tenants(ctx, caller)
         rows = await asyncio.to_thread(ctx.notifier.store.outbox, tenants, status_, limit)
         fields = list(OutboxPublic.model_fields)
         return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
@@ -152,10 +157,15 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     def owner_of(caller: Principal) -> str:
         return "enterprise" if caller.role == "enterprise" else "centre"
 
-    async def list_objects(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
-        items = await asyncio.to_thread(
-            notifier(ctx).owned_objects, kind, caller.scope(ctx.registry.tenants)
-        )
+    async def list_objects(
+        ctx: Ctx,
+        caller: Caller,
+        tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
+            None
+        ),
+    ) -> list[dict[str, Any]]:
+        tenants = narrowed(ctx, caller, tenant)  # another's (or none of that name): 404
+        items = await asyncio.to_thread(notifier(ctx).owned_objects, kind, tenants)
         return [public(item) for item in items]
 
     async def get_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:

@@ -423,7 +423,11 @@ async def test_every_route_is_scoped_to_the_callers_tenants(api: httpx.AsyncClie
     ]
 
     # the other tenant's key sees none of that, only its own
-    south = {route: await get(api, route, "south", **SPAN) for route in ROUTES}
+    # (the standing alarms are the present state: a range there is refused, 422)
+    south = {
+        route: await get(api, route, "south", **({} if route == "standing" else SPAN))
+        for route in ROUTES
+    }
     assert [s["site"] for s in south["rate"]["sites"]] == ["face-2201"]
     assert south["rate"]["activations"] == 4
     assert [p["sensor"] for p in south["chattering"]["points"]] == ["s-ch4"]

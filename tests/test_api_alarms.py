@@ -1308,7 +1308,7 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
     ]
     # a mistyped filter or site is said, not answered with every alarm or with none
     r = await hub.get("/alarms", params={"sit": "face-1301"})
-    assert r.status_code == 422 and "unknown filter(s) ['sit']" in r.json()["detail"]
+    assert r.status_code == 422 and "unknown query parameter(s) ['sit']" in r.json()["detail"]
     r = await hub.get("/alarms", params={"site": "face-1310"})
     assert r.status_code == 404 and "site 'face-1310'" in r.json()["detail"]
     assert (await hub.get("/alarms", params={"site": "face-1301"})).status_code == 200

@@ -107,14 +107,15 @@ async def _started(server: uvicorn.Server) -> bool:
 class Reader:
     """A stream read in a task: the (event, data) pairs so far, and whether it has ended."""
 
-    def __init__(self, api: httpx.AsyncClient, key: str) -> None:
+    def __init__(self, api: httpx.AsyncClient, key: str, query: str = "") -> None:
         self.events: list[tuple[str, dict[str, object]]] = []
         self.ended = False
-        self.task = asyncio.create_task(self._read(api, key), name="reader")
+        self.task = asyncio.create_task(self._read(api, key, query), name="reader")
 
-    async def _read(self, api: httpx.AsyncClient, key: str) -> None:
+    async def _read(self, api: httpx.AsyncClient, key: str, query: str) -> None:
         headers = {"Authorization": f"Bearer {key}"}
-        async with api.stream("GET", "/api/v1/stream?kinds=reading", headers=headers) as r:
+        url = f"/api/v1/stream?kinds=reading{query}"
+        async with api.stream("GET", url, headers=headers) as r:
             assert r.status_code == 200
             kind = ""
             async for line in r.aiter_lines():
@@ -229,3 +230,43 @@ async def test_a_key_over_its_streams_is_answered_429_with_the_reason(rig: Rig) 
     finally:
         for sub in held:
             rig.stream.unsubscribe(sub)
+
+
+async def test_a_stream_asked_for_one_tenant_sends_that_tenants_alone(rig: Rig) -> None:
+    """`?tenant=` was ignored: a centre's wall display of one enterprise got every tenant's
+    readings. A key of several tenants gets the one asked; another's (or none of that name)
+    is 404 before anything is streamed; the key as it is now still decides."""
+    for key, tenant in (("k-both", "nowhere"), ("k-root", "nowhere")):
+        assert await _refused(rig, key, tenant) == f"tenant {tenant!r} not found"
+    root = Reader(rig.api, "k-root", f"&tenant={CHEM}")
+    both = Reader(rig.api, "k-both", f"&tenant={COAL}")
+    try:
+        await eventually(lambda: _subscribed(rig, 2), 5, "the subscribers")
+        rig.reading(rig.coal, 0.5)
+        rig.reading(rig.chem, 40.0)
+        rig.reading(rig.coal, 0.6)
+        await eventually(lambda: _has(both, 2), 5, "the coal readings")
+        await eventually(lambda: _has(root, 1), 5, "the chemical reading")
+        await asyncio.sleep(0.3)
+        assert both.tenants() == [COAL, COAL]
+        assert root.tenants() == [CHEM]
+        # a new configuration takes the coal tenant off the key: nothing more of it
+        rig.ring.set_config_keys([ROOT, BOTH.model_copy(update={"tenants": (CHEM,)})])
+        rig.reading(rig.coal, 0.7)
+        rig.reading(rig.chem, 41.0)
+        await eventually(lambda: _has(root, 2), 5, "the second chemical reading")
+        await asyncio.sleep(0.5)
+        assert both.tenants() == [COAL, COAL] and not both.ended
+    finally:
+        await both.close()
+        await root.close()
+    assert await _refused(rig, "k-both", COAL) == f"tenant {COAL!r} not found"  # not the key's
+
+
+async def _refused(rig: Rig, key: str, tenant: str) -> str:
+    """Why a stream of `tenant` is refused (404); a stream that starts is a failure (not a
+    hang: its first bytes are enough)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    async with rig.api.stream("GET", f"/api/v1/stream?tenant={tenant}", headers=headers) as r:
+        assert r.status_code == 404, r.status_code
+        return str(orjson.loads(await r.aread())["detail"])

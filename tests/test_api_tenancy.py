@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from test_api_alarms import COAL, KEYS, POLICY, SILENCE, SUBSCRIPTION, Hub, auth
 
 from api.app import AppContext, create_app
 from api.auth import KeyRing
 from ingest.metrics import Metrics
+from ingest.store.base import ReadingBatch
 
 from e2e_helpers import live_config
 
@@ -416,3 +418,118 @@ async def test_every_write_route_checks_the_key_before_the_body(rig: Rig) -> Non
         headers={"Content-Type": "application/json", **auth("coal")},
     )
     assert r.status_code == 422, r.text
+
+
+async def test_a_query_parameter_a_route_does_not_take_is_422_never_ignored(rig: Rig) -> None:
+    """`GET /latest?tenant=acme-chem` answered every tenant's readings, as if the filter held (a
+    night dispatcher read them as that tenant's): a parameter a route does not take is 422 on
+    every route of the table, naming it and what the route takes; never silence. After the
+    key: without one it is 401 first."""
+    for (method, _), (url, body, who, _want) in cases(rig.alarm_id).items():
+        if not url.startswith("/api/v1/"):
+            continue
+        sep = "&" if "?" in url else "?"
+        kw: dict[str, Any] = {} if body is None else {"json": body}
+        r = await rig.client.request(
+            method.upper(), f"{url}{sep}tenantt=x", headers=auth(who), **kw
+        )
+        assert r.status_code == 422, (method, url, r.status_code, r.text)
+        assert "unknown query parameter(s) ['tenantt']" in r.json()["detail"], r.text
+        r = await rig.client.request(method.upper(), f"{url}{sep}tenantt=x", **kw)
+        assert r.status_code == 401, (method, url, r.status_code, r.text)
+    # what the route takes is said, and a browser's cache-buster is let be
+    r = await rig.client.get("/api/v1/latest?sensr=ch4-t1", headers=auth("op"))
+    assert "this route takes: sensor, site, tenant" in r.json()["detail"], r.text
+    r = await rig.client.get("/api/v1/latest?_=1764460800000", headers=auth("op"))
+    assert r.status_code == 200, r.text
+    # a change asked as a dry run under a mistyped name is refused, not made
+    r = await rig.client.post(
+        f"/api/v1/registry/tenants/{COAL}/sites?dryrun=true",
+        json={"id": "face-1302"},
+        headers=auth("admin"),
+    )
+    assert r.status_code == 422, r.text
+    r = await rig.client.get(f"/api/v1/registry/tenants/{COAL}/sites", headers=auth("admin"))
+    assert "face-1302" not in r.text
+
+
+async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(rig: Rig) -> None:
+    """Each list route of the OpenAPI document that takes `tenant=`: a centre's key (every
+    tenant) gets that tenant's rows alone; an enterprise's key asking for another tenant, or
+    for none of that name, is 404 (never the other's rows, never an empty answer that reads as
+    "nothing there"); asking for its own is its rows. The routes that do not take it refuse it
+    (422, the test above)."""
+    await rig.client.post(
+        f"/api/v1/alarms/{rig.alarm_id}/acknowledge", json={"note": "n"}, headers=auth("op")
+    )
+    rig.hub.raise_alarm("tanker-01.speed", 90)  # the chemical tenant's alarm
+    reg = rig.hub.reg
+    index = [reg.sensor(s).index for s in ("ch4-t1", "tanker-01.speed")]  # type: ignore[union-attr]
+    await rig.hub.store.write_readings(  # a reading of each tenant
+        ReadingBatch(
+            np.asarray(index, np.int32),
+            np.full(2, time.time_ns() // 1_000_000, np.int64),
+            np.asarray([0.4, 60.0]),
+            np.zeros(2, np.uint8),
+            np.zeros(2, np.int64),
+            np.arange(2, dtype=np.int64),
+        )
+    )
+    spec = (await rig.client.get("/openapi.json")).json()
+    taking = sorted(
+        path
+        for path, ops in spec["paths"].items()
+        if any(
+            (p["name"], p["in"]) == ("tenant", "query")
+            for p in ops.get("get", {}).get("parameters", [])
+        )
+    )
+    assert taking == [
+        "/api/v1/alarm-quality/bad-actors",
+        "/api/v1/alarm-quality/chattering",
+        "/api/v1/alarm-quality/handling",
+        "/api/v1/alarm-quality/rate",
+        "/api/v1/alarm-quality/standing",
+        "/api/v1/alarms",
+        "/api/v1/escalation-policies",
+        "/api/v1/handover",
+        "/api/v1/latest",
+        "/api/v1/notifications",
+        "/api/v1/sensors",
+        "/api/v1/silences",
+        "/api/v1/sites",
+        "/api/v1/stream",  # (over a socket: tests/test_api_stream_key.py)
+        "/api/v1/subscriptions",
+        "/api/v1/vehicles",
+    ]
+    table = cases(rig.alarm_id)
+    for path in taking:
+        if path == "/api/v1/stream":
+            continue
+        url = table[("get", path)][0]
+        sep = "&" if "?" in url else "?"
+        mine = await rig.client.get(f"{url}{sep}tenant={COAL}", headers=auth("op"))
+        assert mine.status_code == 200, (path, mine.text)
+        assert "acme-chem" not in mine.text and "tanker-01" not in mine.text, (path, mine.text)
+        theirs = await rig.client.get(f"{url}{sep}tenant=acme-chem", headers=auth("op"))
+        assert theirs.status_code == 200, (path, theirs.text)
+        assert COAL not in theirs.text and "ch4-t1" not in theirs.text, (path, theirs.text)
+        asks = (("chem", COAL, 404), ("chem", "nowhere", 404), ("coal", COAL, 200))
+        for who, tenant, want in asks:
+            r = await rig.client.get(f"{url}{sep}tenant={tenant}", headers=auth(who))
+            assert r.status_code == want, (path, who, tenant, r.status_code, r.text)
+            if want == 404:
+                assert f"tenant {tenant!r}" in r.json()["detail"], r.text
+                assert "ch4-t1" not in r.text
+    # the lists with rows of both tenants show them to the centre, and one alone when asked
+    for path, coal_row, chem_row in (
+        ("/api/v1/latest", "ch4-t1", "tanker-01.speed"),
+        ("/api/v1/vehicles", None, "tanker-01"),
+        ("/api/v1/alarms", "ch4-t1", "tanker-01.speed"),
+    ):
+        both = (await rig.client.get(path, headers=auth("op"))).text
+        chem = (await rig.client.get(f"{path}?tenant=acme-chem", headers=auth("op"))).text
+        coal = (await rig.client.get(f"{path}?tenant={COAL}", headers=auth("op"))).text
+        if coal_row:
+            assert coal_row in both and coal_row in coal and coal_row not in chem, path
+        assert chem_row in both and chem_row in chem and chem_row not in coal, path
