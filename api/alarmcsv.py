@@ -65,6 +65,9 @@ COLUMNS: tuple[str, ...] = (
     "value_unit",
     *_timed("peak_at"),
     "duration_s",
+    "device_name",
+    "tag",
+    "sensor_kind",
 )
 
 
@@ -159,6 +162,9 @@ def _row(a: Mapping[str, Any]) -> list[Any]:
         a["value_unit"],
         *timed(a["peak_ts"]),
         _duration_s(a["started_ts"], a["ended_ts"]),
+        a["device_name"],
+        a["tag"],
+        a["sensor_kind"],
     ]
 
 

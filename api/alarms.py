@@ -45,7 +45,7 @@ from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
 from api.timerange import refuse_seconds
-from telemetry.registry import Registry
+from telemetry.registry import Registry, SensorInfo
 
 __all__ = ["alarm_router"]
 
@@ -78,6 +78,29 @@ def names_of(registry: Registry) -> Names:
             if site.name:
                 found[(t.id, site.id)] = site.name
     return found
+
+
+def _device_name(registry: Registry, row: Mapping[str, Any]) -> str:
+    """The alarm's device by the name the configuration gives it: a device's `name`, a
+    vehicle's plate; '' when it has none (a gateway has no name in the configuration)."""
+    tenant, site, device = row["tenant"], row["site"], row["device"]
+    if str(row["sensor"]).startswith("gateway:"):  # its device column is the gateway's id
+        return ""
+    found = registry.devices.get((tenant, site, device))
+    if found is not None:
+        return found.spec.name
+    vehicle = registry.vehicles.get((tenant, device)) if site == "vehicles" else None
+    return vehicle.spec.plate if vehicle is not None else ""
+
+
+def _sensor_kind(info: SensorInfo | None, sensor: str) -> str:
+    """What the alarm's point measures: the sensor's kind; `device` and `gateway` for the
+    alarms of a device and of a gateway (as a notification's `sensor_kind`)."""
+    if info is not None:
+        return str(info.kind)
+    if sensor.startswith("gateway:"):
+        return "gateway"
+    return "device" if sensor.startswith("device:") else ""
 
 
 def _peak_tier(tier: str, events: Sequence[Mapping[str, Any]]) -> str:
@@ -145,6 +168,10 @@ def alarm_json(
         "rule": row["rule"],
         "side": side,
         "location": info.location if info is not None else "",
+        # the registry's names beside the ids: an operator knows 1301 回风巷 T1, not ch4-t1
+        "device_name": _device_name(registry, row),
+        "tag": info.tag if info is not None else "",
+        "sensor_kind": _sensor_kind(info, row["sensor"]),
         "state": row["state"],
         "isa_state": row["isa_state"],
         "acked": bool(row["acked"]),

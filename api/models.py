@@ -179,6 +179,19 @@ class AlarmPublic(_Public):
         description="the sensor's location as configured (a vehicle's plate); '' for a device "
         "or gateway"
     )
+    device_name: str = Field(
+        description="the device's name as configured (`name` of the device; a vehicle's plate "
+        "for its alarms); '' when it has none, and for a gateway (the configuration names none)"
+    )
+    tag: str = Field(
+        description="the sensor's placement tag as configured (T0, T1 ... in a coal mine); '' "
+        "when it has none, and for a device's or gateway's alarm"
+    )
+    sensor_kind: str = Field(
+        description="the sensor's kind as configured (methane, co, level ...); `device` for a "
+        "device's alarm (`device:` sensor), `gateway` for a gateway's; '' for a sensor no longer "
+        "configured"
+    )
     state: str
     isa_state: str
     acked: bool

@@ -11,6 +11,7 @@ known; the report is checked against the alarm list it must add up to.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ import test_api_alarms
 from test_api_alarms import CHEM, COAL, Hub, now_ms
 
 from api.alarmcsv import COLUMNS, iso_beijing
+from api.alarms import alarm_json
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig
 from telemetry.registry import Registry, build_registry, parse_document
@@ -42,12 +44,14 @@ tenants:
         kind: mine
         devices:
           - id: kj-sub-3
+            name: KJ 3 号分站
             profile: coal-substation
             modbus: {host: 127.0.0.1, port: 1502, unit: 1, poll_s: 1.0, timeout_s: 0.3}
             sensors:
               - {id: ch4-t0, point: ch4_t0, kind: methane, tag: T0,
                  rule: coal-methane.upper-corner-t0}
-              - {id: ch4-t1, point: ch4_t1, kind: methane, tag: T1, rule: coal-methane.face-t1}
+              - {id: ch4-t1, point: ch4_t1, kind: methane, tag: T1, location: 1301 工作面,
+                 rule: coal-methane.face-t1}
               - {id: ch4-t2, point: ch4_t2, kind: methane, tag: T2, rule: coal-methane.return-t2}
               - {id: co, point: co, kind: co, rule: coal-gas.co}
   - id: acme-chem
@@ -390,6 +394,55 @@ async def test_a_centre_sees_each_alarms_enterprise_and_site_by_name(month: Mont
     assert (a["tenant_name"], a["site_name"]) == ("北方煤业", "1301 综采工作面")
     d = await month.hub.alarm(month.d, "chem")
     assert (d["tenant_name"], d["site_name"]) == ("", "")
+
+
+async def test_an_alarm_names_its_device_and_sensor_as_the_registry_does(month: Month) -> None:
+    """A dispatcher's rows said `kj-sub-3` and `ch4-t1`: each alarm carries the registry's
+    names beside the ids (the device's name, a vehicle's plate; the sensor's tag, location and
+    kind), in the list, one alarm, the CSV and the handover alike; '' where the configuration
+    gives none (a gateway has no name there)."""
+    hub = month.hub
+    a = await hub.alarm(month.a)
+    named = ("device", "device_name", "sensor", "tag", "location", "sensor_kind")
+    assert tuple(a[k] for k in named) == (
+        "kj-sub-3",
+        "KJ 3 号分站",
+        "ch4-t1",
+        "T1",
+        "1301 工作面",
+        "methane",
+    )
+    co = await hub.alarm(month.b)
+    assert tuple(co[k] for k in named) == ("kj-sub-3", "KJ 3 号分站", "co", "", "", "co")
+    d = await hub.alarm(month.d, "chem")
+    assert tuple(d[k] for k in named) == (
+        "tanker-01",
+        "苏A·D1234",
+        "tanker-01.speed",
+        "hazmat",  # a vehicle's speed sensor is tagged with its class
+        "苏A·D1234",
+        "speed",
+    )
+    listed = {x["id"]: x for x in (await hub.get("/alarms", params=month.span)).json()}
+    assert listed[month.a] == a and listed[month.d] == d
+    r = await hub.get("/alarms", params={"format": "csv", **month.span})
+    rows = {int(row["id"]): row for row in rows_of(r.content)}
+    assert COLUMNS[-3:] == ("device_name", "tag", "sensor_kind")  # appended, after the others
+    assert tuple(rows[month.a][k] for k in named) == tuple(a[k] for k in named)
+    assert tuple(rows[month.d][k] for k in named) == tuple(d[k] for k in named)
+    handover = (await hub.get("/handover", params={"hours": 2})).json()
+    (shown,) = [x for x in handover["active_unack"]["alarms"] if x["id"] == month.d]
+    assert (shown["device_name"], shown["sensor_kind"]) == ("苏A·D1234", "speed")
+    # a device's and a gateway's own alarms: the device by its name, the gateway by none
+    row = dataclasses.asdict(hub.db.get_alarm(month.b))  # type: ignore[arg-type]
+    for sensor, device, want in (
+        ("device:north-coal/face-1301/kj-sub-3", "kj-sub-3", ("KJ 3 号分站", "device")),
+        ("gateway:north-coal/face-1301/kj-sub-3", "kj-sub-3", ("", "gateway")),
+        ("gone", "kj-sub-9", ("", "")),  # a sensor and device no longer configured
+    ):
+        got = alarm_json({**row, "sensor": sensor, "device": device}, [], hub.reg)
+        assert (got["device_name"], got["sensor_kind"]) == want, sensor
+        assert (got["tag"], got["location"]) == ("", "")
 
 
 # the shift handover (交接班) ----------------------------------------------------------------------

@@ -1163,3 +1163,72 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
         await browser.call("Emulation.setEmulatedMedia", media="print")
         assert await browser.js(f"({shown})('#alarms-panel')")
         await browser.call("Emulation.setEmulatedMedia", media="")
+
+
+ZH = "localStorage.setItem('hh-lang', 'zh');"
+
+
+def named_alarm(aid: int, sid: str, device: str, **names: str) -> dict[str, Any]:
+    """An alarm as the hub answers it with the registry's names (docs/api.md)."""
+    found = {"device_name": "", "tag": "", "location": "", "sensor_kind": "", **names}
+    return {**alarm(aid, sid), "device": device, **found}
+
+
+async def test_a_row_names_the_point_and_its_device_as_the_registry_does():
+    """A night dispatcher's rows said `ch4-t1` and nothing of the device: each row, its details
+    and the handover's rows name the point (tag, location), what it measures and the device by
+    the registry's names, the ids kept; a gateway (no name in the configuration) by its id."""
+    face = named_alarm(
+        1,
+        "ch4-t1",
+        "kj-sub-3",
+        device_name="KJ 3 号分站",
+        tag="T1",
+        location="1301 回风巷",
+        sensor_kind="methane",
+    )
+    gateway = named_alarm(2, "gateway:t/face/gw1", "gw1", sensor_kind="gateway")
+    truck = named_alarm(
+        3,
+        "tanker-01.speed",
+        "tanker-01",
+        device_name="苏A·D1234",
+        tag="hazmat",
+        location="苏A·D1234",
+        sensor_kind="speed",
+    )
+    now = now_ms()
+    shift = {**handover_answer(now), "active_unack": _listed(face)}
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("ch4-t1")], alarms=[face, gateway, truck])},
+        handover=shift,
+    )
+    cell = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] td:nth-child(2)`)"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(3)}", 5)
+
+        async def shown(aid: int) -> tuple[str, str]:
+            text = await browser.js(f"({cell})({aid}).firstChild.textContent")
+            device = await browser.js(f"({cell})({aid}).querySelector('.device')?.textContent")
+            return text, device
+
+        assert await shown(1) == ("ch4-t1 · T1 · 1301 回风巷", "甲烷 · KJ 3 号分站 (kj-sub-3)")
+        assert await shown(2) == ("gateway:t/face/gw1", "网关 · gw1")
+        # a vehicle's plate is its location: not said twice
+        assert await shown(3) == ("tanker-01.speed · hazmat · 苏A·D1234", "车速 · tanker-01")
+        await browser.js(f"{row(1)}.click()")
+        await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
+        facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
+        assert "设备KJ 3 号分站 (kj-sub-3)" in facts, facts
+        assert "测点ch4-t1 · T1 · 1301 回风巷" in facts, facts
+        await browser.js(f"{q('#lang')}.click()")  # English: the kind as the hub names it
+        await browser.wait_for(f"({cell})(1).querySelector('.device').textContent.startsWith('m')")
+        assert (await shown(1))[1] == "methane · KJ 3 号分站 (kj-sub-3)"
+        assert "DeviceKJ 3 号分站 (kj-sub-3)" in await browser.js(
+            f"{q('tr.extra .facts')}.textContent"
+        )
+        await browser.js(f"{q('#handover-open')}.click()")
+        section = "document.querySelector('#handover-body [data-section=active_unack]')"
+        await browser.wait_for(f"!!{section}", 5)
+        text = await browser.js(f"{section}.innerText")
+        assert "ch4-t1 · T1 · 1301 回风巷" in text and "KJ 3 号分站 (kj-sub-3)" in text, text

@@ -13,7 +13,7 @@ export const STRINGS = {
         duration: "时长", note: "说明", hours: "小时", reason_ph: "搁置原因（必填）",
         shelve_scope: "搁置整个测点（该传感器的此项报警）至{tier}及以下，高于此级别的报警仍会通知",
         note_ph: "说明（必填）", filter_open: "未结束", filter_all: "全部", unack_count: "未确认",
-        journal: "报警日志", enterprise: "企业", site: "场所", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
+        journal: "报警日志", enterprise: "企业", site: "场所", device: "设备", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
         isa: "状态", measure: "处置措施", shelved_until: "搁置至", disposal_due: "处置期限",
         rule: "规则", no_alarms: "无报警", neterr: "网络错误，请重试",
         sound_on: "🔔 声音", sound_muted: "🔇 已静音", sound_blocked: "🔈 点击页面启用声音",
@@ -90,7 +90,7 @@ export const STRINGS = {
         filter_all: "All", unack_count: "unack", journal: "Journal", time_cst: "Time (CST)",
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
         shelved_until: "Shelved until", disposal_due: "Disposal due", rule: "Rule",
-        enterprise: "Enterprise", site: "Site",
+        enterprise: "Enterprise", site: "Site", device: "Device",
         sound_on: "🔔 sound", sound_muted: "🔇 muted", sound_blocked: "🔈 click the page for sound",
         no_alarms: "no alarms", new_alarms: "▲ {n} new alarms",
         more_alarms: "{n} more not shown: click to show all", neterr: "network error, try again",
@@ -570,6 +570,21 @@ export function kindLevel(a, t = ctx.t) {
   return (kind === level || LEVEL_ONLY.has(a.rule) ? level : `${kind} ${level}`) + by;
 }
 
+/** An alarm's point and device as the registry names them, the ids kept: `point` is the
+ * sensor's id with its tag and location ("ch4-t1 · T1 · 1301 回风巷", a vehicle's plate);
+ * `device` what it measures on which device ("甲烷 · KJ 3 号分站 (kj-sub-3)"), the device's id
+ * alone where the configuration names it not (a gateway never is); "" for an alarm of a hub that
+ * gives neither. */
+export function pointNames(a, t = ctx.t) {
+  const label = (k, name) => (t(k) === k ? name : t(k));
+  const point = [a.sensor, a.tag, a.location].filter(Boolean).join(" · ");
+  if (a.sensor_kind === undefined) return { point, device: "" };  // a hub before the names
+  const kind = a.sensor_kind ? label(`k_${a.sensor_kind}`, a.sensor_kind) : "";
+  // a vehicle's plate is its location already
+  const dev = a.device_name && a.device_name !== a.location ? `${a.device_name} (${a.device})` : a.device;
+  return { point, device: [kind, dev].filter(Boolean).join(" · ") };
+}
+
 // an enterprise and a site by name where they have one: a city's monitoring centre cannot tell
 // enterprises apart by their ids, let alone by their sensors' ids
 const enterpriseOf = (a) => a.tenant_name || a.tenant;
@@ -583,8 +598,11 @@ function fillMain(tr, a) {
   const tier = el("span", `tier tier-${a.tier}`);
   tier.title = t(`tier_${a.tier}`);
   c[0].append(el("span", "caret", u.expanded ? "▾" : "▸"), tier);
-  // a vehicle's plate (its speed sensor's location) or the sensor's place beside its id
-  c[1].textContent = a.location ? `${a.sensor} · ${a.location}` : a.sensor;
+  // the point as the registry names it beside its id (its tag and place, a vehicle's plate),
+  // and under it what it measures on which device, by their names (ids where there are none)
+  const named = pointNames(a, t);
+  c[1].textContent = named.point;
+  if (named.device) c[1].append(el("div", "device", named.device));
   // a centre's key sees many enterprises: each row says whose alarm it is, and where
   if (ctx.centre()) c[1].append(el("div", "where", `${enterpriseOf(a)} · ${siteOf(a)}`));
   c[2].textContent = kindLevel(a);
@@ -727,6 +745,8 @@ function journal(a) {
   const fact = (k, v) => { if (v) facts.append(el("dt", "", t(k)), el("dd", "", v)); };
   if (ctx.centre()) fact("enterprise", a.tenant_name ? `${a.tenant_name} (${a.tenant})` : a.tenant);
   fact("site", a.site_name ? `${a.site_name} (${a.site})` : a.site);
+  fact("device", a.device_name ? `${a.device_name} (${a.device})` : a.device);
+  fact("sensor", pointNames(a, t).point);
   fact("measure", a.action);
   fact("rule", a.rule);
   if (a.shelved_until !== null) fact("shelved_until", fmtCst(a.shelved_until));

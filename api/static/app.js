@@ -15,7 +15,7 @@ const T = {
         k_methane: "甲烷", k_co: "一氧化碳", k_flammable_gas: "可燃气体", k_toxic_gas: "有毒气体",
         k_oxygen: "氧气", k_level: "液位", k_pressure: "压力", k_temperature: "温度",
         k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
-        k_interlock: "联锁", k_speed: "车速", k_other: "其他",
+        k_interlock: "联锁", k_speed: "车速", k_other: "其他", k_device: "设备", k_gateway: "网关",
         oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",

@@ -1,7 +1,7 @@
 // The shift handover (交接班): one view of GET /api/v1/handover for a dispatcher handing over,
 // the last 8 or 12 hours or a range, one site or all; printed on paper with the signatures of
 // who hands over and who takes over (the page's print stylesheet prints this panel alone).
-import { fmtCst, kindLevel } from "/static/alarms.js";
+import { fmtCst, kindLevel, pointNames } from "/static/alarms.js";
 
 export const HANDOVER_STRINGS = {
   zh: { handover: "交接班", ho_title: "交接班记录", ho_range: "时段", ho_all_sites: "全部场所",
@@ -156,8 +156,9 @@ function table(head, rows) {
 
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
 
-function sensorCell(sensor, location, where) {
+function sensorCell(sensor, location, where, device = "") {
   const d = el("div", "", location ? `${sensor} · ${location}` : sensor);
+  if (device) d.append(el("div", "device", device));
   if (where) d.append(el("div", "where", where));
   return d;
 }
@@ -175,7 +176,9 @@ function alarmRows(list) {
     const disp = `${t(`disp_${a.disposal}`)}${a.overdue ? ` · ${t("overdue")}` : ""}`
       + (a.disposal_due && a.disposal !== "closed" ? ` (${t("ho_due")} ${fmtCst(a.disposal_due).slice(5, 16)})` : "");
     const where = ctx.centre() ? `${a.tenant_name || a.tenant} · ${a.site_name || a.site}` : "";
-    return [tierCell(a.peak_tier ?? a.tier), sensorCell(a.sensor, a.location, where), kindLevel(a, t),
+    // the point and its device by the registry's names, the ids kept (as the alarm list)
+    const named = pointNames(a, t);
+    return [tierCell(a.peak_tier ?? a.tier), sensorCell(named.point, "", where, named.device), kindLevel(a, t),
       fmtVal(peaked ? a.peak_value : a.value, a.value_unit), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
   });
 }
