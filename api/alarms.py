@@ -26,7 +26,7 @@ from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
 from api.auth import Principal
-from api.bulkack import bulk_ack_routes
+from api.bulkack import RED_NEEDS_NOTE, bulk_ack_routes, reached_red
 from api.bulkdisposal import bulk_disposal_routes
 from api.context import (
     WRITE,
@@ -212,6 +212,22 @@ def alarm_public(row: AlarmRow, events: list[AlarmEventRow], registry: Registry)
 
 def _writer(caller: Principal) -> None:
     require_writer(caller)
+
+
+async def _red_needs_note(ctx: AppContext, caller: Principal, alarm_id: int) -> None:
+    """422 for an acknowledgement without a note of an alarm that reached red and would be
+    acknowledged: a red alarm acknowledged alone asked nothing, in bulk a note (EEMUA 191).
+    Another tenant's alarm, or none, is left to the action's 404; one already acknowledged or
+    out of service to its 409 (a note would not help)."""
+
+    def red() -> bool:
+        row = ctx.statedb.get_alarm(alarm_id)
+        if row is None or not caller.sees(row.tenant) or row.acked or row.out_of_service:
+            return False
+        return reached_red(row, ctx.statedb.alarm_events([row.id])[row.id])
+
+    if await asyncio.to_thread(red):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, RED_NEEDS_NOTE)
 
 
 class _In(BaseModel):
@@ -471,8 +487,13 @@ def alarm_router() -> APIRouter:
     async def acknowledge(
         alarm_id: AlarmId, ctx: Ctx, caller: Caller, body: NoteIn | None = None
     ) -> AlarmPublic:
-        """Acknowledge (ISA-18.2): active -> acknowledged, returned -> normal."""
-        return await act(ctx, caller, alarm_id, "acknowledge", body.note if body else "")
+        """Acknowledge (ISA-18.2): active -> acknowledged, returned -> normal. An alarm that
+        reached red only with a note saying why (422 without), as in bulk."""
+        note = body.note if body else ""
+        if not note.strip():
+            _writer(caller)
+            await _red_needs_note(ctx, caller, alarm_id)
+        return await act(ctx, caller, alarm_id, "acknowledge", note)
 
     @r.post("/alarms/{alarm_id}/shelve", response_model=AlarmPublic, dependencies=WRITE)
     async def shelve(alarm_id: AlarmId, body: ShelveIn, ctx: Ctx, caller: Caller) -> AlarmPublic:

@@ -4,8 +4,8 @@ journaled as if acknowledged alone, with the same note and actor.
 
 The caller names the alarms by id, those it has seen: never "whatever the point has", which
 would acknowledge an alarm raised after the operator looked. At most `BULK_MAX` per call. A red
-alarm (one that reached the highest tier) is acknowledged in bulk only with a note saying why:
-EEMUA 191 and ISA-18.2 warn against acknowledging the highest priority blindly. The answer
+alarm (one that reached the highest tier) is acknowledged only with a note saying why, in bulk
+as alone: EEMUA 191 and ISA-18.2 warn against acknowledging the highest priority blindly. The answer
 says, per id, what happened: acknowledged, already, not found (another tenant's too), refused
 with the reason.
 
@@ -25,16 +25,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import TransitionError
+from alerts.statedb import AlarmEventRow, AlarmRow
 from api.auth import Principal
 from api.context import WRITE, AppContext, Caller, Ctx, query_tenants, require_writer
 
-__all__ = ["BULK_MAX", "BulkAckIn", "BulkAckPublic", "bulk_ack_routes"]
+__all__ = [
+    "BULK_MAX",
+    "RED_NEEDS_NOTE",
+    "BulkAckIn",
+    "BulkAckPublic",
+    "bulk_ack_routes",
+    "reached_red",
+]
 
 BULK_MAX = 500  # alarms per call: a flood's worth, and an answer that stays small
 _ALREADY = "the alarm is already acknowledged"  # alerts.lifecycle's reason
+# alone or in bulk (`POST /alarms/{id}/acknowledge` answers it as a 422), in both languages
 RED_NEEDS_NOTE = (
-    "a red alarm is acknowledged in bulk only with a note saying why (EEMUA 191): give a note, "
-    "or acknowledge it alone"
+    "红色报警须填写确认说明 a red alarm is acknowledged only with a note saying why (EEMUA 191), "
+    "alone or in bulk: give a note"
 )
 Outcome = Literal["acknowledged", "already", "not_found", "refused"]
 
@@ -70,6 +79,12 @@ class BulkAckPublic(BaseModel):
     results: list[BulkAckResult] = Field(description="one per id, in the order given")
 
 
+def reached_red(row: AlarmRow, events: Sequence[AlarmEventRow]) -> bool:
+    """Whether the alarm is, or was, red (its peak tier): it is acknowledged only with a note.
+    (One out of service is refused anyway: a note would not help that.)"""
+    return row.tier == "red" or any(e.tier == "red" for e in events)
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -94,8 +109,7 @@ def _acknowledge_all(
         if row.acked:
             results.append(BulkAckResult(id=i, result="already", isa_state=row.isa_state))
             continue
-        red = row.tier == "red" or any(e.tier == "red" for e in reached[i])
-        if red and not note.strip() and not row.out_of_service:  # a note would not help that
+        if reached_red(row, reached[i]) and not note.strip() and not row.out_of_service:
             results.append(
                 BulkAckResult(
                     id=i, result="refused", reason=RED_NEEDS_NOTE, isa_state=row.isa_state

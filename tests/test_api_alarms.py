@@ -580,7 +580,7 @@ async def test_filters_return_exactly_the_matching_alarms(hub: Hub) -> None:
     # Z: red, returned to normal, acknowledged, closed
     (z_event, _) = hub.feed("ch4-t2", [1.2, 0.5])
     z = z_event.alarm_id
-    await hub.post(f"/alarms/{z}/acknowledge")
+    await hub.post(f"/alarms/{z}/acknowledge", {"note": "power cut seen"})  # red: a note
     for step in ("verify", "dispose", "close"):
         r = await hub.post(f"/alarms/{z}/disposal", {"step": step, "note": step})
         assert r.status_code == 200, r.text

@@ -85,3 +85,42 @@ async def test_more_than_the_cap_an_empty_list_or_a_viewer_is_refused(hub: Hub) 
     assert not (await hub.alarm(one))["acked"]  # nothing done by the refused calls
     r = await hub.post("/alarms/acknowledge", {"ids": list(range(1, BULK_MAX + 1))})
     assert r.status_code == 200 and r.json()["counts"]["acknowledged"] == 1
+
+
+async def test_a_red_alarm_acknowledged_alone_needs_a_note_too(hub: Hub) -> None:
+    """A red alarm acknowledged alone asked nothing while in bulk it needed a note: alone it is
+    422 without one (or with spaces only), saying why in Chinese and English, and nothing is
+    journaled; with one it is acknowledged and the note journaled. A red one returned to normal
+    counts (it reached red); a yellow one needs none; one already acknowledged, or out of
+    service, keeps its 409; another tenant's keeps its 404."""
+    red = hub.raise_alarm("ch4-t2", 1.2)  # the return airway's power cut: red
+    before = await hub.alarm(red)
+    published = len(hub.published)
+    for body in (None, {}, {"note": ""}, {"note": "  "}):
+        r = await hub.post(f"/alarms/{red}/acknowledge", body, who="coal")
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["detail"] == RED_NEEDS_NOTE
+        assert "红色报警须填写确认说明" in RED_NEEDS_NOTE and "only with a note" in RED_NEEDS_NOTE
+    assert await hub.alarm(red) == before and len(hub.published) == published
+    assert (await hub.post(f"/alarms/{red}/acknowledge", who="chem")).status_code == 404
+    r = await hub.post(f"/alarms/{red}/acknowledge", {"note": "断电已确认 power cut seen"})
+    assert r.status_code == 200, r.text
+    assert journal(r.json())[-1] == ("acknowledged", "op", "断电已确认 power cut seen", "ack")
+    r = await hub.post(f"/alarms/{red}/acknowledge")  # already: the state's refusal
+    assert r.status_code == 409 and "already acknowledged" in r.json()["detail"], r.text
+    # raised yellow, escalated to red, returned to normal: a red one waiting all the same
+    (raised, _) = hub.feed("ch4-t1", [1.1, 1.6])
+    hub.feed("ch4-t1", [0.5])
+    was_red = await hub.alarm(raised.alarm_id)
+    assert (was_red["isa_state"], was_red["peak_tier"]) == ("rtn_unack", "red"), was_red
+    r = await hub.post(f"/alarms/{raised.alarm_id}/acknowledge")
+    assert r.status_code == 422, r.text
+    # a yellow one, no note needed
+    yellow = hub.raise_alarm("co", 30)
+    assert (await hub.post(f"/alarms/{yellow}/acknowledge")).status_code == 200
+    # out of service: the 409 says why, a note would not help
+    away = hub.raise_alarm("ch4-t0", 2.0)
+    r = await hub.post("/sensors/ch4-t0/service", {"in_service": False, "reason": "recalibration"})
+    assert r.status_code == 200, r.text
+    r = await hub.post(f"/alarms/{away}/acknowledge")
+    assert r.status_code == 409 and "out of service" in r.json()["detail"], r.text

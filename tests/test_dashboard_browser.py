@@ -310,13 +310,16 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             await browser.js(f"{q('#logout')}.click()")
             await _login(browser, made.json()["key"])
 
-            # acknowledge: in the row at once, and in the alarm's record with the key's name
+            # acknowledge: in the row at once, and in the alarm's record with the key's name;
+            # a red one (the power cut) asks its note first, as the hub does
             await row.wait_state("unack")
-            await row.press("ack")
+            await row.submit("ack", note="断电已确认，通知瓦检员")
+            assert "红色报警" in row.form_text, row.form_text
             await row.wait_state("ack")
             a = await alarm()
             assert (a["isa_state"], a["acked"]) == ("ack", True)
             assert (a["events"][-1]["kind"], a["events"][-1]["actor"]) == ("acknowledged", "王工")
+            assert a["events"][-1]["comment"] == "断电已确认，通知瓦检员"
             assert "ack" not in await row.buttons()
 
             # the shift handover, from the hub itself: the alarm active and acknowledged
@@ -399,7 +402,7 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             # unshelving an active alarm sounds it again: it wants a new acknowledgement
             await row.press("unshelve")
             await row.wait_state("unack")
-            await row.press("ack")
+            await row.submit("ack", note="复查后确认")
             await row.wait_state("ack")
 
             # disposal: verify, dispose; closing while the gas is still high is refused (409)

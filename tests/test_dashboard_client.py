@@ -23,6 +23,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.bulkack import RED_NEEDS_NOTE
+
 from services import free_port
 
 STATIC = Path(__file__).resolve().parent.parent / "api" / "static"
@@ -133,6 +135,8 @@ class FakeHub:
     disposed: list[dict[str, Any]] = field(
         default_factory=list
     )  # the bodies of POST /api/v1/alarms/disposal
+    acked_one: list[tuple[int, Any]] = field(default_factory=list)  # (id, body) acknowledged
+    red_asks: bool = False  # every alarm acknowledged alone needs a note (as if it were red)
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
     handover: dict[str, Any] = field(default_factory=dict)  # every key's
 
@@ -263,6 +267,21 @@ class FakeHub:
             for r in results:
                 counts[r["result"]] += 1
             return {"counts": counts, "results": results}
+
+        @app.post("/api/v1/alarms/{aid}/acknowledge")
+        async def acknowledge(request: Request, aid: int) -> Any:
+            """As the hub answers: a red one (its peak, or every one when `red_asks`) only with
+            a note (422 with the hub's reason)."""
+            body = json.loads(await request.body() or b"null")
+            self.acked_one.append((aid, body))
+            for a in who(request).alarms:  # type: ignore[union-attr]
+                if a["id"] == aid:
+                    note = (body or {}).get("note", "")
+                    if (a["peak_tier"] == "red" or self.red_asks) and not note.strip():
+                        return JSONResponse({"detail": RED_NEEDS_NOTE}, status_code=422)
+                    a.update(acked=True, isa_state="ack")
+                    return a
+            return JSONResponse({"detail": "not found"}, status_code=404)
 
         @app.post("/api/v1/alarms/{aid}/disposal")
         async def disposal(request: Request, aid: int) -> Any:
@@ -1232,3 +1251,42 @@ async def test_a_row_names_the_point_and_its_device_as_the_registry_does():
         await browser.wait_for(f"!!{section}", 5)
         text = await browser.js(f"{section}.innerText")
         assert "ch4-t1 · T1 · 1301 回风巷" in text and "KJ 3 号分站 (kj-sub-3)" in text, text
+
+
+async def test_a_red_alarm_acknowledged_alone_asks_its_note_first():
+    """A red alarm acknowledged alone asked nothing (in bulk it needed a note): its Acknowledge
+    opens a form asking for the note, required, and sends it with the acknowledgement; an
+    orange one is still acknowledged at a click. A refusal of the hub (an alarm that turned
+    red meanwhile) is said in the page's language."""
+    red = {**alarm(1, "a"), "tier": "red", "peak_tier": "red"}
+    orange = alarm(2, "b")
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a"), sensor("b")], alarms=[red, orange])})
+    form = "tr.extra[data-for='1'] form.act-form[data-form=ack]"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(1, 'button[data-act=ack]')}", 5)
+        await browser.js(f"{row(1, 'button[data-act=ack]')}.click()")
+        await browser.wait_for(f"!!{q(form)}", 5)
+        assert "红色报警" in await browser.js(f"{q(form)}.innerText")
+        assert await browser.js(f"{q(form + ' [name=note]')}.required")
+        assert hub.acked_one == []  # asked first, nothing sent
+        await browser.js(f"{q(form + ' [name=note]')}.value = '   '")
+        await browser.js(f"{q(form + ' button[type=submit]')}.click()")  # spaces: no note
+        said = "红色报警须填写确认说明"
+        await browser.wait_for(f"{row(1, '.msg')}.textContent.includes('{said}')", 5)
+        assert hub.acked_one == []
+        await browser.js(f"{q(form + ' [name=note]')}.value = '断电已确认'")
+        await browser.js(f"{q(form + ' button[type=submit]')}.click()")
+        await browser.wait_for(f"{row(1, '.isa')}?.dataset.isa === 'ack'", 5)
+        assert hub.acked_one == [(1, {"note": "断电已确认"})]
+        assert not await browser.js(f"!!{q(form)}")  # done: the form closes
+        # orange: at a click, no note asked
+        await browser.js(f"{row(2, 'button[data-act=ack]')}.click()")
+        await browser.wait_for(f"{row(2, '.isa')}?.dataset.isa === 'ack'", 5)
+        assert hub.acked_one[-1] == (2, None)
+    # the hub refuses (the alarm went red meanwhile): its reason in Chinese
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("b")], alarms=[alarm(2, "b")])}, red_asks=True)
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(2, 'button[data-act=ack]')}", 5)
+        await browser.js(f"{row(2, 'button[data-act=ack]')}.click()")
+        await browser.wait_for(f"{row(2, '.msg')}.textContent", 5)
+        assert await browser.js(f"{row(2, '.msg')}.textContent") == "422 红色报警须填写确认说明"

@@ -175,8 +175,11 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                 )
                 assert alarm["started_ts"] == t0 + 10_000  # the event time of the fix
                 assert alarm["isa_state"] == "unack"
-                # the operator acknowledges: the terminal gets 0x8203 for the emergency bit
-                r = await api.post(f"/api/v1/alarms/{alarm['id']}/acknowledge", json={})
+                # the operator acknowledges (red: with a note): the terminal gets 0x8203 for the
+                # emergency bit
+                r = await api.post(
+                    f"/api/v1/alarms/{alarm['id']}/acknowledge", json={"note": "已电话联系司机"}
+                )
                 assert r.status_code == 200 and r.json()["isa_state"] == "ack"
                 await eventually(
                     lambda: _async(bool(terminal.confirmations)), 15, "the 0x8203 confirmation"

@@ -74,7 +74,8 @@ export const STRINGS = {
         ack_n: "确认 {n} 条", note_opt_ph: "说明（可选）", note_red_ph: "说明（含红色报警，必填）",
         bulk_done: "已确认 {n} 条", bulk_already: "{n} 条此前已确认", bulk_missing: "{n} 条未找到",
         bulk_refused: "{n} 条被拒绝：{why}", bulk_stale: "列表已重新读取，请重新确认",
-        err_red_note: "红色报警批量确认须填写说明",
+        err_red_note: "红色报警须填写确认说明",
+        ack_red_ask: "红色报警：确认须填写说明（看到了什么、做了什么），记入报警日志", note_red_one_ph: "说明（红色报警，必填）",
         steppoint: "{step}本测点 {n} 条", steppoint_ask: "{step} {sensor} 所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
         steppoint_red: "其中 {n} 条曾达红色。", step_n: "{step} {n} 条",
         step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤" },
@@ -111,7 +112,8 @@ export const STRINGS = {
         ack_n: "Acknowledge {n}", note_opt_ph: "note (optional)", note_red_ph: "note (required: red alarms among them)",
         bulk_done: "{n} acknowledged", bulk_already: "{n} already acknowledged", bulk_missing: "{n} not found",
         bulk_refused: "{n} refused: {why}", bulk_stale: "the list was read afresh: confirm again",
-        err_red_note: "a red alarm is acknowledged in bulk only with a note",
+        err_red_note: "a red alarm is acknowledged only with a note",
+        ack_red_ask: "A red alarm: acknowledge it with a note (what was seen, what was done), kept in its journal", note_red_one_ph: "note (required: a red alarm)",
         steppoint: "{step} this point's {n}", steppoint_ask: "{step} the {n} alarms of {sensor} shown? {red}The note goes into each one's journal.",
         steppoint_red: "{n} of them reached red. ", step_n: "{step} {n}",
         step_done: "{n}: {step} done", step_already: "{n} already past that step" },
@@ -320,7 +322,7 @@ function bulkSummary(got) {
   if (c.not_found) parts.push(t("bulk_missing").replace("{n}", c.not_found));
   if (c.refused) {
     const why = got.results.find((r) => r.result === "refused").reason ?? "";
-    const k = BULK_REASONS[why] ?? (why.startsWith("a red alarm is acknowledged in bulk only") ? "err_red_note" : null);
+    const k = BULK_REASONS[why] ?? (why.includes(RED_NOTE) ? "err_red_note" : null);
     parts.push(t("bulk_refused").replace("{n}", c.refused).replace("{why}", k ? t(k) : why));
   }
   return parts.join("；");
@@ -505,9 +507,12 @@ const HUB_ERRORS = {
   "the sensor is out of service": "err_out_of_service",
   "the alarm has returned to normal and is acknowledged": "err_normal_acked",
 };
+// the hub's refusal of a red alarm acknowledged without a note (alone or in bulk)
+const RED_NOTE = "a red alarm is acknowledged only with a note";
 function hubError(err) {
   const why = typeof err.why === "string" ? err.why : "";
-  const k = HUB_ERRORS[why] ?? (why.startsWith("shelves, silences and sensors out of service are the monitoring centre's") ? "err_centre" : null);
+  const k = HUB_ERRORS[why] ?? (why.startsWith("shelves, silences and sensors out of service are the monitoring centre's") ? "err_centre"
+    : why.includes(RED_NOTE) ? "err_red_note" : null);
   return k ? `${err.status} ${ctx.t(k)}` : err.message;
 }
 
@@ -518,7 +523,8 @@ function onButton(a, verb) {
   // again: "Close" reads as closing the form too) no longer takes the form away with the reason
   if (u.form === verb && u.refused === verb) { input()?.focus(); return; }
   u.msg = "";
-  if (verb === "ack" || verb === "unshelve") { act(a.id, verb); return; }
+  // a red one asks its note first (the hub refuses it without)
+  if (verb === "unshelve" || (verb === "ack" && !reachedRed(a))) { act(a.id, verb); return; }
   if (verb === "ackpoint" && u.form !== verb) {
     // the alarms counted now are those acknowledged, whatever comes meanwhile
     const mine = waitingByPoint.get(pointOf(a)) ?? [];
@@ -682,6 +688,12 @@ function actionForm(a, verb) {
     const note = el("input"); note.name = "note"; note.required = u.pointRed;
     note.placeholder = t(u.pointRed ? "note_red_ph" : "note_opt_ph");
     f.append(el("p", "bulk-ask", ask), label(t("note"), note));
+  } else if (verb === "ack") {
+    // a red alarm is acknowledged only with a note saying why, alone as in bulk (the hub's
+    // rule, EEMUA 191): asked here, the others are acknowledged at a click
+    const note = el("input"); note.name = "note"; note.required = true;
+    note.placeholder = t("note_red_one_ph");
+    f.append(el("p", "bulk-ask", t("ack_red_ask")), label(`${t("ack")}: ${t("note")}`, note));
   } else if (verb === "steppoint") {
     // the confirmation says how many, and how many of them reached red; a note, required
     const u = uiOf(a.id);
@@ -726,6 +738,10 @@ function actionForm(a, verb) {
     }
     const u = uiOf(a.id);
     if (verb === "ackpoint") ackPoint(a.id, u.pointIds, v("note"), u.pointEpoch);
+    else if (verb === "ack") {
+      if (!v("note").trim()) { showMsg(a.id, ctx.t("err_red_note")); return; }
+      act(a.id, "ack", { note: v("note") });
+    }
     else if (verb === "steppoint") {
       if (!v("note").trim()) { showMsg(a.id, ctx.t("note_ph")); return; }
       stepPoint(a.id, u.step, u.stepIds, v("note"), u.pointEpoch);
