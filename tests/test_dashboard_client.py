@@ -1290,3 +1290,94 @@ async def test_a_red_alarm_acknowledged_alone_asks_its_note_first():
         await browser.js(f"{row(2, 'button[data-act=ack]')}.click()")
         await browser.wait_for(f"{row(2, '.msg')}.textContent", 5)
         assert await browser.js(f"{row(2, '.msg')}.textContent") == "422 红色报警须填写确认说明"
+
+
+async def test_the_shown_alarms_take_a_disposal_step_at_once_from_the_bar_once_asked():
+    """After a night's flood the dispatcher disposed point by point, a row at a time: the bar
+    over the list takes the shown alarms that may take their next step through one step at
+    once. It asks first which step (each with how many), how many and how many reached red,
+    needs a note, and sends exactly the alarms counted; the rows then show their new step. A
+    close counts only those returned to normal."""
+    received = [shaped(i, "a", **RECOVERED) for i in (1, 2)]
+    red = shaped(3, "c", **RECOVERED)
+    red["peak_tier"] = "red"
+    verified = [shaped(i, x, disposal="verified", **RECOVERED) for i, x in ((4, "a"), (8, "d"))]
+    active = [shaped(i, "b", disposal="disposed") for i in (5, 6)]  # cannot close yet
+    closing = shaped(7, "e", disposal="disposed", **RECOVERED)
+    alarms = [*received, red, *verified, *active, closing]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor(x) for x in "abcde"], alarms=alarms)})
+    disp = "(id) => document.querySelector(`tr.alarm[data-alarm='${id}'] .disp`).dataset.disposal"
+    button, bar = q("#step-shown"), q("#step-form")
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!{button}.hidden", 5)
+        assert await browser.js(f"{button}.textContent") == "所列报警批量处置（6 条）"
+        assert await browser.js(f"{bar}.hidden")
+        await browser.js(f"{button}.click()")
+        await browser.wait_for(f"!{bar}.hidden", 5)
+        assert hub.disposed == []  # asked first
+        options = await browser.js(
+            f"[...{bar}.elements.step.options].map((o) => [o.value, o.textContent])"
+        )
+        assert options == [["verify", "核实 3"], ["dispose", "处置 2"], ["close", "关闭 1"]]
+        assert await browser.js(f"{bar}.elements.step.value") == "verify"  # the most first
+        ask = await browser.js(f"{bar}.querySelector('.bulk-ask').textContent")
+        assert ask == "核实所列的 3 条报警？其中 1 条曾达红色。同一说明记入每条报警的日志", ask
+        assert await browser.js(f"{bar}.elements.note.required")
+        # another step: asked anew, what was typed kept
+        await browser.js(f"{bar}.elements.note.value = '夜班批量处置'")
+        await browser.js(
+            f"(() => {{ const s = {bar}.elements.step; s.value = 'dispose';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        await browser.wait_for(f"{bar}.querySelector('.bulk-ask').textContent.includes('2 条')")
+        assert await browser.js(f"{bar}.querySelector('.submit').textContent") == "处置 2 条"
+        assert await browser.js(f"{bar}.elements.note.value") == "夜班批量处置"
+        await browser.js(f"{bar}.querySelector('.submit').click()")
+        await browser.wait_for(f"({disp})(4) === 'disposed' && ({disp})(8) === 'disposed'", 5)
+        (body,) = hub.disposed
+        assert (sorted(body["ids"]), body["step"]) == ([4, 8], "dispose")
+        assert body["note"] == "夜班批量处置"
+        await browser.wait_for(f"{bar}.hidden && !{q('#bulk-msg')}.hidden", 5)
+        assert await browser.js(f"{q('#bulk-msg')}.textContent") == "已处置 2 条"
+        assert [await browser.js(f"({disp})({i})") for i in (1, 2, 3)] == ["received"] * 3
+        # a note is required (the field's, and spaces are none): nothing sent
+        await browser.wait_for(f"!{button}.hidden", 5)
+        await browser.js(f"{button}.click()")
+        await browser.wait_for(f"!{bar}.hidden", 5)
+        assert await browser.js(f"!{bar}.elements.note.checkValidity()")
+        await browser.js(f"{bar}.elements.note.value = '   '")
+        await browser.js(f"{bar}.querySelector('.submit').click()")
+        await browser.wait_for(f"{q('#bulk-msg')}.textContent === '说明（必填）'", 5)
+        assert len(hub.disposed) == 1
+        await browser.js(f"{bar}.querySelector('.cancel').click()")
+        assert await browser.js(f"{bar}.hidden")
+
+
+async def test_what_an_action_did_is_said_until_the_next_refresh_or_action_not_after():
+    """The note "已确认 2 条" stood over a list that had changed since (a dispatcher read it as the
+    state of the rows below): the note of what a bulk action did goes at the next refresh of the
+    list or the next action, over the list as under a row."""
+    lower = [shaped(1, "a", "yellow"), shaped(2, "a", "yellow")]
+    red = [shaped(i, "r", "red") for i in (3, 4)]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a"), sensor("r")], alarms=[*lower, *red])})
+    said = q("#bulk-msg")
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!{q('#ack-lower')}.hidden", 5)
+        await browser.js(f"{q('#ack-lower')}.click()")
+        await browser.wait_for(f"!{q('#bulk-form')}.hidden", 5)
+        await browser.js(f"{q('#bulk-form')}.querySelector('.submit').click()")
+        await browser.wait_for(f"!{said}.hidden && {said}.textContent === '已确认 2 条'", 5)
+        # the list read afresh (another filter): the note goes
+        await browser.js(f"{q('#alarm-filter [data-filter=all]')}.click()")
+        await browser.wait_for(f"{said}.hidden", 5)
+        # a point's two red ones, with a note: said under the row
+        await browser.js(f"{row(3, '.act-ackpoint')}.click()")
+        form = q("tr.extra[data-for='3'] form[data-form='ackpoint']")
+        await browser.wait_for(f"!!{form}", 5)
+        await browser.js(f"{form}.elements.note.value = '断电已确认'")
+        await browser.js(f"{form}.querySelector('.submit').click()")
+        await browser.wait_for(f"{row(3, '.msg.ok')}?.textContent === '已确认 2 条'", 5)
+        # the next action (a comment opened on another row): the note goes
+        await browser.js(f"{row(1, 'button[data-act=comment]')}.click()")
+        await browser.wait_for(f"{row(3, '.msg')}.hidden", 5)
+        assert await browser.js(f"{row(3, '.msg')}.textContent") == ""

@@ -78,6 +78,7 @@ export const STRINGS = {
         ack_red_ask: "红色报警：确认须填写说明（看到了什么、做了什么），记入报警日志", note_red_one_ph: "说明（红色报警，必填）",
         steppoint: "{step}本测点 {n} 条", steppoint_ask: "{step} {sensor} 所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
         steppoint_red: "其中 {n} 条曾达红色。", step_n: "{step} {n} 条",
+        step_shown: "所列报警批量处置（{n} 条）", step_shown_ask: "{step}所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
         step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
@@ -116,6 +117,7 @@ export const STRINGS = {
         ack_red_ask: "A red alarm: acknowledge it with a note (what was seen, what was done), kept in its journal", note_red_one_ph: "note (required: a red alarm)",
         steppoint: "{step} this point's {n}", steppoint_ask: "{step} the {n} alarms of {sensor} shown? {red}The note goes into each one's journal.",
         steppoint_red: "{n} of them reached red. ", step_n: "{step} {n}",
+        step_shown: "Disposal step for the {n} shown", step_shown_ask: "{step} the {n} alarms shown? {red}The note goes into each one's journal.",
         step_done: "{n}: {step} done", step_already: "{n} already past that step" },
 };
 
@@ -157,6 +159,7 @@ export function clearAlarms() {
   epoch++;
   showAll = false;
   bulk = null;
+  bulkStep = null;
   bulkMsg("");
   alarms.clear();
   for (const u of ui.values()) clearTimeout(u.msgTimer);
@@ -212,6 +215,7 @@ export async function reloadAlarms() {
   const mine = ++epoch;
   const got = await request(`/api/v1/alarms?${filter === "open" ? "open=true&limit=500" : "limit=100"}`);
   if (mine !== epoch) return epoch;  // a newer reload won
+  clearNotes();  // what an action did is said of the list before this one
   const fresh = new Map(got.map((a) => [a.id, a]));
   for (const [id, a] of alarms) {
     const b = fresh.get(id);
@@ -231,6 +235,7 @@ export async function loadAlarms() {
   const mine = epoch;
   const got = await request(`/api/v1/alarms?${q}`);
   if (mine !== epoch) return;  // read before a reconnect: the reload's answer replaced it
+  clearNotes();  // the list read afresh: what an action did was said of the one before
   got.forEach(accept);
   if (filter === "open") {
     // alarms held as open that the hub no longer lists as open finished meanwhile: read them
@@ -273,6 +278,7 @@ export function onAlarmEvent(d) {
 async function act(id, verb, body) {
   const u = uiOf(id);
   const path = verb === "ack" ? "acknowledge" : NEXT_STEP_VERBS.has(verb) ? "disposal" : verb;
+  clearNotes();
   u.busy = true; u.msg = "";
   renderAlarms();
   const mine = epoch;
@@ -332,6 +338,7 @@ function bulkSummary(got) {
 async function ackPoint(id, ids, note, at) {
   const u = uiOf(id);
   if (at !== epoch) { u.form = null; showMsg(id, ctx.t("bulk_stale")); return; }
+  clearNotes();
   u.busy = true; u.msg = "";
   renderAlarms();
   try {
@@ -355,33 +362,45 @@ const stepKey = (a) => `${pointOf(a)}\u0001${a.disposal}`;
 const steppable = (a) => !!NEXT_STEP[a.disposal] && !(a.disposal === "disposed" && a.state === "active");
 let stepByPoint = new Map();  // point and disposal -> its shown alarms that may take the next step
 
+/** Take `ids` through `step` at once; the rows show their new step at once (each alarm's
+ * event on the stream brings the whole of it after). Answers the hub's `{counts, results}`. */
+async function stepMany(ids, step, note) {
+  const mine = epoch;
+  const got = await request("/api/v1/alarms/disposal",
+    { method: "POST", body: JSON.stringify({ ids, step, note }) });
+  if (mine === epoch) {
+    for (const r of got.results) {
+      const a = alarms.get(r.id);
+      if (a && r.result === "done") alarms.set(r.id, { ...a, disposal: r.disposal, overdue: false });
+    }
+  }
+  return got;
+}
+
+/** What a disposal step for many did, in the page's language. */
+function stepSummary(got, step) {
+  const t = ctx.t, c = got.counts;
+  const parts = [t("step_done").replace("{n}", c.done).replace("{step}", t(step))];
+  if (c.already) parts.push(t("step_already").replace("{n}", c.already));
+  if (c.not_found) parts.push(t("bulk_missing").replace("{n}", c.not_found));
+  if (c.refused) {
+    const why = got.results.find((r) => r.result === "refused").reason ?? "";
+    parts.push(t("bulk_refused").replace("{n}", c.refused).replace("{why}", HUB_ERRORS[why] ? t(HUB_ERRORS[why]) : why));
+  }
+  return parts.join("；");
+}
+
 async function stepPoint(id, step, ids, note, at) {
   const u = uiOf(id);
   if (at !== epoch) { u.form = null; showMsg(id, ctx.t("bulk_stale")); return; }
+  clearNotes();
   u.busy = true; u.msg = "";
   renderAlarms();
-  const mine = epoch;
   try {
-    const got = await request("/api/v1/alarms/disposal",
-      { method: "POST", body: JSON.stringify({ ids, step, note }) });
-    // shown at once; each alarm's event on the stream brings the whole of it after
-    if (mine === epoch) {
-      for (const r of got.results) {
-        const a = alarms.get(r.id);
-        if (a && r.result === "done") alarms.set(r.id, { ...a, disposal: r.disposal, overdue: false });
-      }
-    }
+    const got = await stepMany(ids, step, note);
     u.form = null; u.refused = null;
     u.busy = false;
-    const t = ctx.t, c = got.counts;
-    const parts = [t("step_done").replace("{n}", c.done).replace("{step}", t(step))];
-    if (c.already) parts.push(t("step_already").replace("{n}", c.already));
-    if (c.not_found) parts.push(t("bulk_missing").replace("{n}", c.not_found));
-    if (c.refused) {
-      const why = got.results.find((r) => r.result === "refused").reason ?? "";
-      parts.push(t("bulk_refused").replace("{n}", c.refused).replace("{why}", HUB_ERRORS[why] ? t(HUB_ERRORS[why]) : why));
-    }
-    showMsg(id, parts.join("；"), true);
+    showMsg(id, stepSummary(got, step), true);
   } catch (err) {
     u.busy = false;
     u.refused = u.form;
@@ -389,6 +408,110 @@ async function stepPoint(id, step, ids, note, at) {
   }
   renderAlarms();
   ctx.onChange();
+}
+
+// a disposal step for the shown alarms at once, from the bar over the list: the rows shown
+// (not those held back under the pointer, nor those below "N more") that may take their next
+// step, by step; asked first which step, how many and how many of them reached red, with a
+// required note; exactly the alarms counted are sent (POST /api/v1/alarms/disposal)
+const STEPS = ["verify", "dispose", "close"];
+let bulkStep = null;  // the open question: {ids: {step: [id]}, red: {step: n}, step, epoch, busy}
+
+async function stepShown(note) {
+  const b = bulkStep;
+  if (!b) return;
+  if (b.epoch !== epoch) { bulkStep = null; bulkMsg(ctx.t("bulk_stale"), false); renderAlarms(); return; }
+  clearNotes();
+  b.busy = true;
+  renderAlarms();
+  try {
+    const got = await stepMany(b.ids[b.step], b.step, note);
+    if (bulkStep === b) bulkStep = null;
+    bulkMsg(stepSummary(got, b.step), true);
+  } catch (err) {
+    b.busy = false;
+    bulkMsg(err.status ? hubError(err) : ctx.t("neterr"), false);
+  }
+  renderAlarms();
+  ctx.onChange();
+}
+
+function stepForm(form) {
+  const t = ctx.t, b = bulkStep;
+  const pick = el("select"); pick.name = "step";
+  for (const s of STEPS) {
+    if (!b.ids[s]) continue;
+    const o = el("option", "", `${t(s)} ${b.ids[s].length}`); o.value = s;
+    pick.append(o);
+  }
+  pick.value = b.step;
+  pick.onchange = () => { b.step = pick.value; renderAlarms(); };
+  const n = b.ids[b.step].length;
+  const red = b.red[b.step] ? t("steppoint_red").replace("{n}", String(b.red[b.step])) : "";
+  const ask = t("step_shown_ask").replace("{step}", t(b.step)).replace("{n}", String(n)).replace("{red}", red);
+  const note = el("input"); note.name = "note"; note.required = true; note.placeholder = t("note_ph");
+  const l = el("label", "", `${t("note")} `); l.append(note);
+  const ok = el("button", "submit", t("step_n").replace("{step}", t(b.step)).replace("{n}", String(n))); ok.type = "submit";
+  const no = el("button", "cancel", t("cancel")); no.type = "button";
+  no.onclick = () => { bulkStep = null; renderAlarms(); };
+  form.replaceChildren(pick, el("p", "bulk-ask", ask), l, ok, no);
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    if (!note.value.trim()) { bulkMsg(t("note_ph"), false); return; }
+    if (chars(note.value) > NOTE_MAX) { bulkMsg(`${t("too_long")} (${chars(note.value)}/${NOTE_MAX})`, false); return; }
+    stepShown(note.value);
+  };
+}
+
+/** The button over the list that takes the shown alarms through a disposal step, and its
+ * question (which step, how many, how many reached red). */
+function renderStepShown(shown) {
+  const btn = document.querySelector("#step-shown"), form = document.querySelector("#step-form");
+  if (!btn || !form) return;
+  if (bulkStep && bulkStep.epoch !== epoch) bulkStep = null;  // read afresh: other alarms
+  const by = {};
+  for (const a of shown) if (steppable(a)) (by[NEXT_STEP[a.disposal]] ??= []).push(a);
+  const n = Object.values(by).reduce((m, l) => m + Math.min(l.length, BULK_MAX), 0);
+  btn.hidden = !ctx.actions().includes("disposal") || !!bulkStep || n < 2;
+  btn.textContent = ctx.t("step_shown").replace("{n}", String(n));
+  btn.disabled = !ctx.live();
+  btn.onclick = () => {
+    const ids = {}, red = {};
+    for (const s of STEPS) {
+      const some = (by[s] ?? []).slice(0, BULK_MAX);
+      if (!some.length) continue;
+      ids[s] = some.map((a) => a.id);
+      red[s] = some.filter(reachedRed).length;
+    }
+    // the step of the most alarms first (the first of the order when as many)
+    const step = STEPS.filter((s) => ids[s]).reduce((m, s) => (ids[s].length > ids[m].length ? s : m));
+    clearNotes();
+    bulk = null;
+    bulkStep = { ids, red, step, epoch, busy: false };
+    renderAlarms();
+    form.querySelector("input")?.focus();
+  };
+  form.hidden = !bulkStep;
+  if (!bulkStep) { form.replaceChildren(); delete form.dataset.sig; return; }
+  const sig = `${document.documentElement.lang} ${bulkStep.step}`;
+  if (form.dataset.sig !== sig) {  // anew in the page's language or for another step, with what was typed
+    const kept = form.elements.note?.value ?? "";
+    stepForm(form);
+    form.elements.note.value = kept;
+    form.dataset.sig = sig;
+  }
+  form.querySelectorAll("button, select").forEach((b) => {
+    b.disabled = bulkStep.busy || (b.type === "submit" && !ctx.live());
+  });
+}
+
+/** The notes that said what an action did ("已确认 3 条"): gone at the next refresh of the list
+ * or the next action, rather than standing over a list that changed since. */
+function clearNotes() {
+  bulkMsg("");
+  for (const u of ui.values()) {
+    if (u.msg && u.msgOk) { u.msg = ""; clearTimeout(u.msgTimer); }
+  }
 }
 
 let bulkMsgTimer = 0;
@@ -407,6 +530,7 @@ async function ackLower(note) {
   const b = bulk;
   if (!b) return;
   if (b.epoch !== epoch) { bulk = null; bulkMsg(ctx.t("bulk_stale"), false); renderAlarms(); return; }
+  clearNotes();
   b.busy = true;
   renderAlarms();
   try {
@@ -449,7 +573,8 @@ function renderBulk(shown) {
     const tiers = {};
     for (const a of lower) tiers[a.tier] = (tiers[a.tier] ?? 0) + 1;
     bulk = { ids: lower.map((a) => a.id), tiers, epoch, busy: false };
-    bulkMsg("");
+    bulkStep = null;
+    clearNotes();
     renderAlarms();
     form.querySelector("input")?.focus();
   };
@@ -522,6 +647,7 @@ function onButton(a, verb) {
   // a refused action keeps its form, what was typed and why: its button clicked again (to try
   // again: "Close" reads as closing the form too) no longer takes the form away with the reason
   if (u.form === verb && u.refused === verb) { input()?.focus(); return; }
+  clearNotes();
   u.msg = "";
   // a red one asks its note first (the hub refuses it without)
   if (verb === "unshelve" || (verb === "ack" && !reachedRed(a))) { act(a.id, verb); return; }
@@ -903,6 +1029,7 @@ export function renderAlarms() {
     banner.textContent = ctx.t("new_alarms").replace("{n}", String(held.length));
   }
   renderBulk(shown);
+  renderStepShown(shown);
   updateAttention(all);
   const more = document.querySelector("#alarms-more");
   if (more) {
