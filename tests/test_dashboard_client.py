@@ -137,6 +137,8 @@ class FakeHub:
     )  # the bodies of POST /api/v1/alarms/disposal
     acked_one: list[tuple[int, Any]] = field(default_factory=list)  # (id, body) acknowledged
     red_asks: bool = False  # every alarm acknowledged alone needs a note (as if it were red)
+    # the streams refused before one is taken: (the hub's reason, Retry-After s) each
+    stream_refusals: list[tuple[str, int]] = field(default_factory=list)
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
     handover: dict[str, Any] = field(default_factory=dict)  # every key's
 
@@ -315,8 +317,12 @@ class FakeHub:
         def geofences() -> list[Any]:
             return []
 
-        @app.get("/api/v1/stream")
-        async def stream(request: Request) -> StreamingResponse:
+        @app.get("/api/v1/stream", response_model=None)
+        async def stream(request: Request) -> StreamingResponse | JSONResponse:
+            if self.stream_refusals:  # as the hub refuses one stream too many (429)
+                why, after = self.stream_refusals.pop(0)
+                headers = {"Retry-After": str(after)}
+                return JSONResponse({"detail": why}, status_code=429, headers=headers)
             q: asyncio.Queue[str | None] = asyncio.Queue()
             self.streams.append(q)
 
@@ -1353,6 +1359,52 @@ async def test_the_shown_alarms_take_a_disposal_step_at_once_from_the_bar_once_a
         assert await browser.js(f"{bar}.hidden")
 
 
+KEY_FULL = (
+    "this key has 10 live streams open, the most one key may: close one (another tab, another"
+    " display) first"
+)
+HUB_FULL = "the hub has 500 live streams open, the most it keeps: try again later"
+
+
+async def test_a_refused_stream_is_said_with_why_and_tried_again_after_its_wait():
+    """A wall display's stream answered 429 (its key had 10 open) was retried in silence: the
+    page stayed "offline" and nobody knew why. The refusal is said over the page in the page's
+    language, with the hub's reason and when it tries again (the hub's Retry-After, never
+    sooner than its own backoff); taken at last, the note goes and the page is live."""
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("a")])}, stream_refusals=[(KEY_FULL, 3), (HUB_FULL, 1)]
+    )
+    note = q("#stream-msg")
+    async with serving(hub):
+        browser = Browser()
+        try:
+            await browser.open("about:blank")
+            await browser.call("Page.addScriptToEvaluateOnNewDocument", source=ZH)
+            await browser.call("Page.navigate", url=f"http://127.0.0.1:{hub.port}/")
+            await login(browser, "k", live=False)
+            await browser.wait_for(f"!{note}.hidden", 5)
+            text = await browser.js(f"{note}.textContent")
+            assert text.startswith(
+                "实时数据流被拒绝（429）：此密钥已打开 10 个实时连接，已达上限"
+            ), text
+            assert re.search(r"[23] 秒后重试$", text), text
+            assert await browser.js(f"{q('#live')}.textContent") == "离线"
+            await browser.wait_for(f"/[12] 秒后重试$/.test({note}.textContent)", 3)  # counts down
+            await browser.js(f"{q('#lang')}.click()")
+            text = await browser.js(f"{note}.textContent")
+            assert text.startswith("The live stream is refused (429): this key has 10 live"), text
+            assert re.search(r"Trying again in [0-9] s$", text), text
+            # tried again after the 3 s asked: refused by the hub this time, said so
+            await browser.wait_for(f"{note}.textContent.includes('the hub has 500')", 6)
+            assert hub.count("/api/v1/stream") == 2
+            # then taken: the note goes, the page is live
+            await browser.wait_for(f"{q('#live')}.classList.contains('on')", 8)
+            assert await browser.js(f"{note}.hidden")
+            assert hub.count("/api/v1/stream") == 3
+        finally:
+            await browser.close()
+
+
 async def test_what_an_action_did_is_said_until_the_next_refresh_or_action_not_after():
     """The note "已确认 2 条" stood over a list that had changed since (a dispatcher read it as the
     state of the rows below): the note of what a bulk action did goes at the next refresh of the
@@ -1381,3 +1433,27 @@ async def test_what_an_action_did_is_said_until_the_next_refresh_or_action_not_a
         await browser.js(f"{row(1, 'button[data-act=comment]')}.click()")
         await browser.wait_for(f"{row(3, '.msg')}.hidden", 5)
         assert await browser.js(f"{row(3, '.msg')}.textContent") == ""
+
+
+async def test_the_dashboards_chinese_and_english_say_the_same_things():
+    """Every text of the page in both languages: a key in one dictionary alone shows its name
+    to the other language's operator. Only the Chinese labels of names the hub gives in English
+    (kinds, levels, journal events: `k_`, `kind_`, `lvl_`, `ev_`) stand alone: in English the
+    name is shown as it is."""
+    hub = FakeHub(keys={"k": Key()})
+    async with serving(hub), page(hub, "k") as browser:
+        apart = await browser.js(
+            """(async () => {
+                const names = /^(k|kind|lvl|ev)_/;
+                const found = {};
+                for (const [file, name] of [["app", "T"], ["alarms", "STRINGS"],
+                                            ["handover", "HANDOVER_STRINGS"]]) {
+                  const d = (await import(`/static/${file}.js`))[name];
+                  const zh = Object.keys(d.zh).filter((k) => !names.test(k));
+                  const en = Object.keys(d.en).filter((k) => !names.test(k));
+                  found[file] = [zh.filter((k) => !(k in d.en)), en.filter((k) => !(k in d.zh))];
+                }
+                return found;
+            })()"""
+        )
+    assert apart == {f: [[], []] for f in ("app", "alarms", "handover")}, apart

@@ -3,7 +3,7 @@ import { initAttention } from "/static/attention.js";
 import { HANDOVER_STRINGS, clearHandover, initHandover, renderHandover } from "/static/handover.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
 
-const T = {
+export const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
         online: "实时", alarms: "报警", tier: "等级", sensor: "测点", level: "级别", value: "数值",
         started: "开始时间", state: "状态", sensors: "测点", trend: "趋势", vehicles: "车辆",
@@ -16,7 +16,10 @@ const T = {
         k_oxygen: "氧气", k_level: "液位", k_pressure: "压力", k_temperature: "温度",
         k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
         k_interlock: "联锁", k_speed: "车速", k_other: "其他", k_device: "设备", k_gateway: "网关",
-        oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电" },
+        oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电",
+        stream_refused: "实时数据流被拒绝（{status}）：{why}。{s} 秒后重试",
+        stream_key_full: "此密钥已打开 {n} 个实时连接，已达上限：请先关闭其他标签页或显示屏（每块大屏宜用自己的密钥）",
+        stream_hub_full: "平台已打开 {n} 个实时连接，已达上限：请稍后", stream_no_reason: "平台未说明原因" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -28,7 +31,10 @@ const T = {
         trend_help: "wheel to zoom, drag to pan, double-click for the last 15 min",
         no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading",
         oos_tile: "out of service · raises no alarm", oos_since: "out of service",
-        fed: "powered", unfed: "no power" },
+        fed: "powered", unfed: "no power",
+        stream_refused: "The live stream is refused ({status}): {why}. Trying again in {s} s",
+        stream_key_full: "this key has {n} live streams open, the most one key may: close another tab or display first (give each wall display its own key)",
+        stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason" },
 };
 Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh);
 Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en);
@@ -55,7 +61,7 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
-  renderAlarms(); renderTiles(); renderHandover();
+  renderAlarms(); renderTiles(); renderHandover(); renderStreamNote();
 }
 
 // The hub's clock, not the browser's: readings are stamped by the devices and the hub, and a
@@ -494,11 +500,46 @@ function hold(kind, d) {
 
 // the longest wait between two connections of the stream (a hub that keeps failing)
 const MAX_BACKOFF_MS = 10000;
+// the longest a refusal's Retry-After is followed (the hub's 429 says 30 s)
+const MAX_RETRY_AFTER_MS = 60000;
+
+// A stream the hub answered but refused (429: too many streams of the key or the hub; 503 ...)
+// is said over the page, with the hub's reason and when the page tries again: it was retried
+// in silence, and a wall display stayed "offline" with nobody knowing why. null: none.
+let streamNote = null;  // {status, why, at: when the next try is, by the browser's clock}
+let streamNoteTimer = null;
+
+function streamWhy(why) {
+  const key = /^this key has (\d+) live streams open/.exec(why);
+  if (key) return t("stream_key_full").replace("{n}", key[1]);
+  const hub = /^the hub has (\d+) live streams open/.exec(why);
+  if (hub) return t("stream_hub_full").replace("{n}", hub[1]);
+  return why || t("stream_no_reason");
+}
+
+function renderStreamNote() {
+  const box = $("#stream-msg");
+  if (!box) return;
+  box.hidden = !streamNote;
+  if (!streamNote) { box.textContent = ""; return; }
+  const s = Math.max(0, Math.ceil((streamNote.at - Date.now()) / 1000));
+  box.dataset.status = String(streamNote.status);
+  box.textContent = t("stream_refused").replace("{status}", String(streamNote.status))
+    .replace("{why}", streamWhy(streamNote.why)).replace("{s}", String(s));
+}
+
+function noteStream(note) {
+  streamNote = note;
+  clearInterval(streamNoteTimer);
+  streamNoteTimer = note ? setInterval(renderStreamNote, 1000) : null;  // the seconds count down
+  renderStreamNote();
+}
 
 async function stream(mySession) {
   // fetch with a streaming body: EventSource cannot send the Authorization header
   let backoff = 2000;
   for (;;) {
+    let refused = null;  // the hub's answer when it refused the stream
     try {
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
@@ -507,7 +548,13 @@ async function stream(mySession) {
       if (mySession !== session) { abort.abort(); return; }
       noteHubClock(r);
       if (r.status === 401) { signedOut(); return; }  // revoked or expired: not again every 2 s
-      if (!r.ok) throw new Error(String(r.status));
+      if (!r.ok) {
+        const why = await r.json().then((d) => (typeof d?.detail === "string" ? d.detail : "")).catch(() => "");
+        const after = Number(r.headers.get("Retry-After"));
+        refused = { status: r.status, why, afterMs: after > 0 ? Math.min(after * 1000, MAX_RETRY_AFTER_MS) : 0 };
+        throw new Error(String(r.status));
+      }
+      noteStream(null);  // taken: no refusal stands
       const reader = r.body.getReader(), dec = new TextDecoder();
       // what was missed, or all of it anew from a restarted hub; live once it is read
       let open = true;  // this connection: live only while it lasts
@@ -533,8 +580,11 @@ async function stream(mySession) {
     } catch (e) { /* reconnect below */ }
     if (!key || mySession !== session) return;  // signed out
     setLive(false);
-    // a hub that keeps failing is asked less often (2 s, 4 s, 8 s, then every 10 s)
-    await new Promise((res) => setTimeout(res, backoff));
+    // a hub that keeps failing is asked less often (2 s, 4 s, 8 s, then every 10 s); one that
+    // refused says when to ask again (Retry-After), and the page says why and when
+    const wait = Math.max(backoff, refused?.afterMs ?? 0);
+    noteStream(refused ? { status: refused.status, why: refused.why, at: Date.now() + wait } : null);
+    await new Promise((res) => setTimeout(res, wait));
     backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
     if (mySession !== session) return;
   }
@@ -579,6 +629,7 @@ function forget() {
   if (tickTimer) { clearInterval(tickTimer); tickTimer = null; }
   if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }
   role = null;
+  noteStream(null);
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
   clearAlarms(); clearHandover();
