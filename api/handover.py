@@ -38,6 +38,13 @@ _MAX_RANGE_MS = 31 * 24 * _HOUR_MS
 LIST_MAX = 500  # alarms per list of one answer
 CHATTER_MAX = 10  # the points that chattered most
 
+# a point's first activation in a range (as `alerts.alarmstats` counts activations: `raised`
+# events by event time, of alarms that started in the range)
+_FIRST = (
+    "SELECT MIN(e.ts) FROM alarms a JOIN alarm_events e ON e.alarm_id = a.id"
+    " WHERE a.tenant = ? AND a.sensor = ? AND a.rule = ? AND a.side = ?"
+    " AND a.started_ts >= ? AND a.started_ts < ? AND e.kind = 'raised' AND e.ts >= ? AND e.ts < ?"
+)
 # the shelves in force, each with the tenant and site of its point's latest alarm (a shelve is
 # the point's: sensor, rule and kind)
 _SHELVES = (
@@ -85,6 +92,17 @@ class OutOfServicePublic(BaseModel):
     since: int
 
 
+class ShiftChatterPublic(ChatterPublic):
+    """A point that chattered in the shift: when it began in the shift, and its worst minute."""
+
+    first_ts: int = Field(
+        description="its first activation in the shift (event time, ms): when it began to chatter"
+    )
+    worst_start: int = Field(
+        description="the first activation of its worst 60 s (the earliest such window), ms"
+    )
+
+
 class HandoverPublic(BaseModel):
     start: int
     end: int
@@ -103,7 +121,9 @@ class HandoverPublic(BaseModel):
     overdue: AlarmListPublic
     shelved: list[ShelfPublic]
     out_of_service: list[OutOfServicePublic]
-    chattering: list[ChatterPublic]
+    chattering: list[ShiftChatterPublic] = Field(
+        description="the points that chattered most in the shift, the worst first"
+    )
 
 
 def _now_ms() -> int:
@@ -212,7 +232,7 @@ def handover(
         shelved=shelves,
         out_of_service=sorted(out, key=lambda o: o.since),
         chattering=[
-            ChatterPublic(
+            ShiftChatterPublic(
                 tenant=c.point.tenant,
                 site=c.point.site,
                 device=c.point.device,
@@ -221,11 +241,21 @@ def handover(
                 side=c.point.kind,
                 activations=c.activations,
                 worst=c.worst,
+                # when it began in the shift, not its worst minute's start (which the
+                # dispatcher read as the start: helper-113)
+                first_ts=_first(db, c.point, start, end, c.worst_start),
                 worst_start=c.worst_start,
             )
             for c in _on_site(chatter.points, site)[:CHATTER_MAX]
         ],
     )
+
+
+def _first(db: StateDB, p: stats.AlarmPoint, start: int, end: int, worst_start: int) -> int:
+    """The point's first activation in [start, end) (at the latest its worst window's)."""
+    span = (start, end, start, end)
+    ((first,),) = db.query(_FIRST, (p.tenant, p.sensor, p.rule, p.side, *span))
+    return worst_start if first is None else min(int(first), worst_start)
 
 
 def _on_site(points: Sequence[stats.Chatter], site: str | None) -> list[stats.Chatter]:

@@ -446,6 +446,37 @@ async def test_an_alarm_names_its_device_and_sensor_as_the_registry_does(month: 
 
 
 # the shift handover (交接班) ----------------------------------------------------------------------
+async def test_the_handovers_chattering_point_starts_at_its_first_activation(
+    month: Month,
+) -> None:
+    """The handover gave as a chattering point's start its worst minute's: a dispatcher read
+    that T0 began chattering at 07:50, when it had at 07:30. `first_ts` is its first activation
+    in the shift; the worst minute keeps its own field, `worst_start`."""
+    hub = month.hub
+    hub.ts = now_ms() - 30 * MIN
+    hub.feed("ch4-t0", [1.2, 0.5])  # once, 30 min ago
+    hub.ts = now_ms() - 10 * MIN
+    for _ in range(3):  # then three within a minute
+        hub.feed("ch4-t0", [1.2, 0.5])
+    h = (await hub.get("/handover")).json()
+    shift = await hub.get("/alarms", params={"sensor": "ch4-t0", "start": h["start"]})
+    starts = sorted(a["started_ts"] for a in shift.json())
+    assert len(starts) == 4, starts  # (month.early, two days ago, is before the shift)
+    ((chatter,),) = [h["chattering"]]
+    assert (chatter["sensor"], chatter["activations"], chatter["worst"]) == ("ch4-t0", 4, 3)
+    assert (chatter["first_ts"], chatter["worst_start"]) == (starts[0], starts[1])
+    # the alarm-quality route is the same count, without a shift's start
+    quality = await hub.get(
+        "/alarm-quality/chattering", params={"start": h["start"], "end": h["end"]}
+    )
+    (point,) = quality.json()["points"]
+    assert (point["worst"], point["worst_start"]) == (3, starts[1])
+    # a shift that starts after the first: its first activation is the shift's own
+    later = (await hub.get("/handover", params={"start": starts[0] + 1})).json()
+    ((chatter,),) = [later["chattering"]]
+    assert (chatter["first_ts"], chatter["activations"]) == (starts[1], 3)
+
+
 async def test_the_handover_says_what_the_shift_raised_and_what_waits_now(month: Month) -> None:
     """A night dispatcher handing over at 08:00 read five pages (the list by state, the
     handling report, shelves, sensors out of service, chattering): one answer has them, scoped

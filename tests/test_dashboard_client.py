@@ -1062,6 +1062,11 @@ def _listed(*alarms: dict[str, Any]) -> dict[str, Any]:
     return {"count": len(alarms), "truncated": False, "alarms": list(alarms)}
 
 
+def cst(ms: int) -> str:
+    """`ms` as the dashboard writes a time: Beijing time, to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000 + 8 * 3600))
+
+
 def handover_answer(now: int) -> dict[str, Any]:
     """A handover as the hub answers it (docs/alarms.md, the shift handover)."""
     tiers = {"red": 1, "orange": 2, "yellow": 3, "blue": 0, "none": 0}
@@ -1117,7 +1122,14 @@ def handover_answer(now: int) -> dict[str, Any]:
             }
         ],
         "chattering": [
-            {**point, "sensor": "a", "activations": 74, "worst": 9, "worst_start": now - 600_000}
+            {
+                **point,
+                "sensor": "a",
+                "activations": 74,
+                "worst": 9,
+                "first_ts": now - 3_600_000,
+                "worst_start": now - 600_000,
+            }
         ],
     }
 
@@ -1145,7 +1157,11 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
         shelf = await browser.js(f"({section})('shelved')")
         assert "王工" in shelf and "探头标定" in shelf and "b · T2" in shelf, shelf
         assert "李班长" in await browser.js(f"({section})('oos')")
-        assert "74" in await browser.js(f"({section})('chattering')")
+        # the point began chattering an hour ago; its worst minute 10 min ago, beside its count
+        chatter = await browser.js(f"({section})('chattering')")
+        assert "74" in chatter and cst(now - 3_600_000) in chatter, chatter
+        assert re.search(rf"9 ?[（(](from )?{cst(now - 600_000)[11:]}", chatter), chatter
+        assert cst(now - 600_000) not in chatter  # not as the start
         counts = await browser.js(
             "[...document.querySelectorAll('.ho-raised tbody td')].map((c) => c.innerText)"
         )

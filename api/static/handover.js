@@ -16,6 +16,7 @@ export const HANDOVER_STRINGS = {
         ho_more: "仅列出最新 {n} 条，其余请在报警列表中查看",
         ho_peak: "最高级别读数", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
         ho_why: "原因", ho_kind: "类型", ho_activations: "本班报警次数", ho_worst: "60 秒内最多",
+        ho_worst_at: "{n}（{t} 起）", ho_first: "本班首次报警（北京时间）",
         ho_giver: "交班人：", ho_taker: "接班人：", ho_signed_at: "交接时间：" },
   en: { handover: "Handover", ho_title: "Shift handover", ho_range: "Range",
         ho_all_sites: "all sites", ho_refresh: "Refresh", ho_print: "Print", ho_close: "Close",
@@ -30,7 +31,8 @@ export const HANDOVER_STRINGS = {
         ho_more: "only the newest {n} listed: see the alarm list for the rest",
         ho_peak: "At peak level", ho_due: "due", ho_by_whom: "By", ho_until: "Until", ho_since: "Since",
         ho_why: "Reason", ho_kind: "Kind", ho_activations: "raised in the shift",
-        ho_worst: "most within 60 s", ho_giver: "Handed over by:", ho_taker: "Taken over by:",
+        ho_worst: "most within 60 s", ho_worst_at: "{n} (from {t})",
+        ho_first: "First in the shift (CST)", ho_giver: "Handed over by:", ho_taker: "Taken over by:",
         ho_signed_at: "At:" },
 };
 
@@ -242,10 +244,14 @@ export function renderHandover() {
     [t("sensor"), t("ho_kind"), t("ho_by_whom"), t("ho_since"), t("ho_why")],
     h.out_of_service.map((o) => [sensorCell(o.sensor, place(o), where(o)), ctx.kind(o.kind), o.by,
       fmtCst(o.since), o.reason]))));
+  // started: its first activation in the shift (a hub before `first_ts` gave the worst
+  // minute's alone); the worst minute beside its count
+  const clock = (ms) => fmtCst(ms).slice(11);
   body.append(section("chattering", h.chattering.length, table(
-    [t("sensor"), t("ho_kind"), t("ho_activations"), t("ho_worst"), t("started_cst")],
+    [t("sensor"), t("ho_kind"), t("ho_activations"), t("ho_worst"), t("ho_first")],
     h.chattering.map((c) => [sensorCell(c.sensor, ctx.place(c.sensor), where(c)), c.side, String(c.activations),
-      String(c.worst), fmtCst(c.worst_start)]))));
+      t("ho_worst_at").replace("{n}", String(c.worst)).replace("{t}", clock(c.worst_start)),
+      fmtCst(c.first_ts ?? c.worst_start)]))));
   // on paper: who handed over, who took over, when
   const sign = el("div", "ho-sign");
   for (const k of ["ho_giver", "ho_taker", "ho_signed_at"]) sign.append(el("span", "", t(k)), el("span", "ho-line"));
