@@ -17,6 +17,7 @@ from telemetry.ruleconfig import SensorKind
 
 __all__ = [
     "ALARM_KINDS",
+    "CENTRE",
     "EVENT_KINDS",
     "MATCH_SENSOR_KINDS",
     "ChannelSpec",
@@ -301,7 +302,19 @@ class SmtpSpec(_Frozen):
     # the password comes only from $HAZARDHUB_SMTP_PASSWORD
 
 
+CENTRE = "*"  # the tenant the centre's own subscriptions are kept under: every tenant's alarms
+
+
 class NotifySettings(_Frozen):
+    subscriptions: tuple[SubscriptionSpec, ...] = Field(
+        default=(),
+        max_length=100,
+        description="the centre's own subscriptions: matched against every tenant's alarms, the "
+        "tenants added later too (a tenant's `subscriptions` hear its own only)",
+    )
+    escalation_policies: tuple[EscalationPolicySpec, ...] = Field(
+        default=(), max_length=100, description="the policies the centre's subscriptions name"
+    )
     smtp: SmtpSpec = SmtpSpec()
     disposal: DisposalSpec = DisposalSpec()
     retry_initial_s: float = Field(default=1.0, gt=0)
@@ -324,3 +337,21 @@ class NotifySettings(_Frozen):
         "systems on an intranet); loopback, private, link-local and reserved addresses are "
         "refused otherwise. The centre's own webhooks go anywhere",
     )
+
+    @model_validator(mode="after")
+    def _centre_refs(self) -> Self:
+        for name, items in (
+            ("subscriptions", self.subscriptions),
+            ("escalation_policies", self.escalation_policies),
+        ):
+            ids = [x.id for x in items]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"notify.{name}: ids must be unique")
+        policies = {p.id for p in self.escalation_policies}
+        for sub in self.subscriptions:
+            if sub.escalation is not None and sub.escalation not in policies:
+                raise ValueError(
+                    f"notify.subscriptions: {sub.id!r} names no escalation policy of "
+                    f"notify.escalation_policies: {sub.escalation!r}"
+                )
+        return self

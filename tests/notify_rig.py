@@ -25,8 +25,8 @@ T0 = 1_700_000_000_000
 
 
 class Rig:
-    def __init__(self, tmp_path: Any) -> None:
-        self.reg = mine_registry(1502, 1.0)
+    def __init__(self, tmp_path: Any, extra_yaml: str = "") -> None:
+        self.reg = mine_registry(1502, 1.0, extra_yaml)
         self.table = compile_table(self.reg.sensors)
         self.db = StateDB(tmp_path / "state.db")
         self.book = AlarmBook(self.db, self.reg, self.table)

@@ -818,3 +818,76 @@ def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_
         "tanker-01.speed",
     )
     assert "location" not in ev.to_json()  # (the stored form is unchanged)
+
+
+CENTRE_YAML = """
+notify:
+  subscriptions:
+    - {id: city, match: {tiers: [red]}, channel: {type: sse}, escalation: duty}
+  escalation_policies:
+    - {id: duty, steps: [{after_s: 60, channel: {type: sse}}]}
+"""
+
+
+async def test_the_centres_own_subscription_hears_every_tenant_and_one_added_later(tmp_path):
+    """helper-115: a subscription needed a tenant, so a centre kept one per enterprise, and an
+    enterprise added while the hub ran reached nobody. `notify.subscriptions` hear every
+    tenant's alarms (its escalation policy too); an enterprise key's outbox list does not show
+    them (their errors named the centre's receiver)."""
+    from notify_rig import Rig
+
+    rig = Rig(tmp_path, CENTRE_YAML)
+    try:
+        rig.feed("ch4-t1", [0.3, 1.1, 1.6])  # red
+        notes = await rig.pump()
+        assert [bare(n.key).split(":")[0] for n in notes] == ["north-coal/*city"]
+        assert await rig.pump(61) != []  # the policy's step: not acknowledged within 60 s
+        # an enterprise added while the hub runs: heard as well
+        text = rig.reg.config.model_dump(mode="json", by_alias=True)
+        text["tenants"].append(
+            {
+                "id": "late-chem",
+                "sites": [
+                    {
+                        "id": "farm",
+                        "devices": [
+                            {
+                                "id": "d",
+                                "profile": "coal-substation",
+                                "sensors": [
+                                    {
+                                        "id": "late-ch4",
+                                        "point": "ch4_t1",
+                                        "kind": "methane",
+                                        "rule": "coal-methane.face-t1",
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+        from hazardhub.settings import load_profiles as _load
+
+        profiles, packs = _load(ROOT / "profiles")
+        reg = build_registry(HubConfig.model_validate(text), profiles, packs)
+        rig.reg = reg
+        rig.notifier.set_registry(reg)
+        assert ("late-chem", "*duty") in rig.notifier.catalog.policies
+        assert [s.id for s in rig.notifier.catalog.subs["late-chem"]] == ["*city"]
+        # the outbox as the enterprise lists it: not the centre's rows; the centre's: all
+        store = rig.notifier.catalog.store
+        assert store.outbox(["north-coal"]) == []
+        assert len(store.outbox(None)) == 2
+    finally:
+        rig.notifier.close()
+        rig.db.close()
+
+
+def test_the_centres_subscriptions_name_their_own_policies():
+    with pytest.raises(ValueError, match="names no escalation policy"):
+        HubConfig.model_validate(
+            {"version": 1, "notify": {"subscriptions": [
+                {"id": "c", "channel": {"type": "sse"}, "escalation": "nope"}]}}
+        )  # fmt: skip

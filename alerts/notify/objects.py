@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from alerts.notify.store import NotifyStore
 from alerts.statedb import StateDB
 from telemetry.notifyconfig import (
+    CENTRE,
     EscalationPolicySpec,
     SilenceSpec,
     SubscriptionSpec,
@@ -83,6 +84,30 @@ def _locked(method: F) -> F:
     return cast(F, run)
 
 
+def _for_every_tenant(
+    subs: dict[str, list[SubscriptionSpec]],
+    policies: dict[tuple[str, str], EscalationPolicySpec],
+    tenants: Sequence[str],
+) -> None:
+    """The centre's own subscriptions (kept under tenant `CENTRE`, from `notify.subscriptions`)
+    as one of each tenant's, id `*<id>` (no tenant's own can be so named), their policies
+    likewise: each tenant's alarms are matched, grouped, repeated and escalated by them as by
+    its own, the tenants added later too (helper-115: a centre needed a subscription per
+    enterprise, and one added while the hub ran reached nobody)."""
+    mine = subs.pop(CENTRE, [])
+    theirs = {pid: p for (t, pid), p in policies.items() if t == CENTRE}
+    for pid in theirs:
+        del policies[(CENTRE, pid)]
+    for tenant in tenants:
+        for pid, policy in theirs.items():
+            policies[(tenant, f"*{pid}")] = policy.model_copy(update={"id": f"*{pid}"})
+        for sub in mine:
+            escalation = f"*{sub.escalation}" if sub.escalation else None
+            subs[tenant].append(
+                sub.model_copy(update={"id": f"*{sub.id}", "escalation": escalation})
+            )
+
+
 class NotifyCatalog:
     def __init__(self, db: StateDB, store: NotifyStore) -> None:
         self._db = db
@@ -94,25 +119,44 @@ class NotifyCatalog:
         self.timed: dict[str, list[SubscriptionSpec]] = {}  # subscriptions with timers
         # (kind, tenant, id) of the enterprises' objects: their webhooks are guarded
         self.guarded: set[tuple[str, str, str]] = set()
+        self.tenants: tuple[str, ...] = ()  # the configured tenants (the centre's hear them all)
 
     @_locked
     def seed_from_config(self, registry: Registry, now: int) -> None:
         """Write the objects of the configuration file (origin 'config'); objects made through
         the API are left alone."""
+        self.tenants = registry.tenants
+        centre = registry.config.notify
+        owners: list[tuple[str, Sequence[tuple[str, Sequence[Any]]]]] = [
+            (
+                CENTRE,
+                (
+                    ("subscription", centre.subscriptions),
+                    ("escalation", centre.escalation_policies),
+                ),
+            )
+        ]
+        for tenant in registry.config.tenants:
+            owners.append(
+                (
+                    tenant.id,
+                    (
+                        ("subscription", tenant.subscriptions),
+                        ("escalation", tenant.escalation_policies),
+                        ("silence", tenant.silences),
+                    ),
+                )
+            )
         with self._db.transaction() as con:
             con.execute("DELETE FROM notify_objects WHERE origin = 'config'")
-            for tenant in registry.config.tenants:
-                for kind, items in (
-                    ("subscription", tenant.subscriptions),
-                    ("escalation", tenant.escalation_policies),
-                    ("silence", tenant.silences),
-                ):
+            for owner, kinds in owners:
+                for kind, items in kinds:
                     for spec in items:
                         con.execute(
                             "INSERT OR REPLACE INTO notify_objects "
                             "(kind, tenant, id, spec, origin, actor, updated_at) "
                             "VALUES (?, ?, ?, ?, 'config', 'config', ?)",
-                            (kind, tenant.id, spec.id, spec.model_dump_json(), now),
+                            (kind, owner, spec.id, spec.model_dump_json(), now),
                         )
 
     @_locked
@@ -135,6 +179,7 @@ class NotifyCatalog:
                 silences[tenant].append(obj)
             elif isinstance(obj, EscalationPolicySpec):
                 policies[(tenant, obj.id)] = obj
+        _for_every_tenant(subs, policies, self.tenants)
         self.guarded = guarded  # first: routing never sees an object before its guard
         self.subs = dict(subs)
         self.silences = dict(silences)

@@ -75,6 +75,10 @@ _ALARM_AS_JOURNAL = (
 )
 
 
+# not a row of the centre's own subscriptions (`*<id>`: `alerts.notify.objects`), which a caller
+# limited to tenants does not see: an enterprise saw the centre's receiver in its errors
+_NOT_CENTRES = "instr(subscription, '/*') = 0"
+
 # an outbox row as the API lists it (`OutboxPublic`)
 _OUTBOX_ROW = (
     "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
@@ -327,6 +331,7 @@ class NotifyStore:
         if tenants is not None:
             where.append(f"tenant IN ({','.join('?' * len(tenants))})")
             params.extend(tenants)
+            where.append(_NOT_CENTRES)
         if status is not None:
             where.append("status = ?")
             params.append(status)
@@ -346,9 +351,9 @@ class NotifyStore:
         when it is not dead."""
         with self.outbox_db.transaction() as con:
             row = con.execute(
-                "SELECT tenant, status FROM outbox WHERE id = ?", (row_id,)
+                f"SELECT tenant, status, {_NOT_CENTRES} FROM outbox WHERE id = ?", (row_id,)
             ).fetchone()
-            if row is None or (tenants is not None and row[0] not in tenants):
+            if row is None or (tenants is not None and (row[0] not in tenants or not row[2])):
                 return None
             if row[1] != "dead":
                 return str(row[1])
