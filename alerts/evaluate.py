@@ -57,6 +57,7 @@ from alerts.state import (
     Part,
     Readings,
     Transitions,
+    as_part,
     assemble,
     by_sensor_time,
     segment_ends,
@@ -167,7 +168,7 @@ def _evaluate(
         fresh = fresh_groups(table, new)
         if fresh is not None:  # judged first, as the batch's members changes build on them
             new, fresh_tr, _ = _evaluate(table, fresh, new, None, groups=True)
-            fresh_parts.append(_as_part(fresh_tr))
+            fresh_parts.append(as_part(fresh_tr))
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_pair_feedback]  # a copy (fancy index)
     seed = None if groups else vote_seed(table, state, sensor)
@@ -308,7 +309,7 @@ def _evaluate(
     if votes is not None:
         # the groups are judged like sensors, on the member counts (a second, smaller pass)
         new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)
-        parts.append(_as_part(group_tr))
+        parts.append(as_part(group_tr))
     transitions = assemble(parts)
     n_rewound = n_in_window = 0
     if late_res is not None:
@@ -320,17 +321,6 @@ def _evaluate(
         new,
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
-    )
-
-
-def _as_part(tr: Transitions) -> Part:
-    return (
-        tr.sensor.astype(np.int64),
-        tr.ts,
-        tr.value,
-        tr.side.astype(np.int64),
-        tr.before.astype(np.int64),
-        tr.after.astype(np.int64),
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, NO_TS, CoreState, Part, segment_ends, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part, run_since, segment_ends, segment_starts
 from alerts.table import FROZEN, RuleTable
 
 __all__ = ["judge_frozen"]
@@ -54,12 +54,7 @@ def judge_frozen(
     # the run the sensor was in before the batch (a run not known yet starts at the first)
     since0 = state.frozen_since[s[starts]]
     since0 = np.where(since0 == NO_TS, t[starts], since0)
-    k = np.arange(s.shape[0])
-    src = np.where(changed, k, -1)
-    src[starts] = starts
-    np.maximum.accumulate(src, out=src)
-    seg = np.cumsum(first) - 1
-    since = np.where(changed[src], t[src], since0[seg])
+    since = run_since(first, starts, changed, t, since0)
     level = (t - since >= table.frozen_ms[s]).astype(np.int64)
     seed = state.level[s[starts], FROZEN].astype(np.int64)
     before = np.empty_like(level)

@@ -65,6 +65,7 @@ from alerts.state import (
     Part,
     Readings,
     Transitions,
+    as_part,
     assemble,
     segment_ends,
     segment_starts,
@@ -157,15 +158,7 @@ def _rings(state: CoreState, u: I64) -> tuple[I64, I64, F64, npt.NDArray[np.uint
 
 def _split(tr: Transitions, extra: list[Part], r: int) -> tuple[Transitions, Transitions]:
     """The new runs' (rows < r) and the old runs' (r <= rows < 2r, renumbered) transitions."""
-    whole: Part = (
-        tr.sensor.astype(np.int64),
-        tr.ts,
-        tr.value,
-        tr.side.astype(np.int64),
-        tr.before.astype(np.int64),
-        tr.after.astype(np.int64),
-    )
-    all_tr = assemble([whole, *extra])
+    all_tr = assemble([as_part(tr), *extra])
     n = np.flatnonzero(all_tr.sensor < r)
     o = np.flatnonzero((all_tr.sensor >= r) & (all_tr.sensor < 2 * r))
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, NO_TS, CoreState, Part, segment_ends, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part, run_since, segment_ends, segment_starts
 from alerts.table import MAINTENANCE, RuleTable
 from telemetry.quality import Quality
 
@@ -56,14 +56,9 @@ def judge_maintenance(
     prev_held[1:] = held[:-1]
     prev_held[starts] = since0 != NO_TS
     begins = held & ~prev_held
-    k = np.arange(s.shape[0])
-    src = np.where(begins, k, -1)
-    src[starts] = starts
-    np.maximum.accumulate(src, out=src)
-    seg = np.cumsum(first) - 1
     # each row's run start: the last beginning at or before it in its sensor's rows, or the run
     # the sensor was in before the batch (NO_TS: none, and then the row is an end)
-    since = np.where(begins[src], t[src], since0[seg])
+    since = run_since(first, starts, begins, t, since0)
     running = since != NO_TS
     held_ms = np.where(running, t - since, 0)
     level = (held & running & (held_ms >= table.maint_ms[s])).astype(np.int64)

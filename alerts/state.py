@@ -21,8 +21,10 @@ __all__ = [
     "Part",
     "Readings",
     "Transitions",
+    "as_part",
     "assemble",
     "by_sensor_time",
+    "run_since",
     "segment_ends",
     "segment_starts",
     "segments_with",
@@ -301,6 +303,38 @@ def segment_ends(start: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
         end[-1] = True
         end[:-1] = start[1:]
     return end
+
+
+def run_since(
+    first: npt.NDArray[np.bool_],
+    starts: npt.NDArray[np.intp],
+    marks: npt.NDArray[np.bool_],
+    t: I64,
+    since0: I64,
+) -> I64:
+    """Per row of sorted segments (`first`: a segment's first row, `starts` their rows): the
+    time of the last marked row at or before it in its segment, else `since0` of its segment
+    (the run the segment's sensor was in before): where a run of a frozen value or of a
+    maintenance began."""
+    k = np.arange(t.shape[0])
+    src = np.where(marks, k, -1)
+    src[starts] = starts
+    np.maximum.accumulate(src, out=src)
+    seg = np.cumsum(first) - 1
+    since: I64 = np.where(marks[src], t[src], since0[seg])
+    return since
+
+
+def as_part(tr: Transitions) -> Part:
+    """Transitions as a part to `assemble` with others."""
+    return (
+        tr.sensor.astype(np.int64),
+        tr.ts,
+        tr.value,
+        tr.side.astype(np.int64),
+        tr.before.astype(np.int64),
+        tr.after.astype(np.int64),
+    )
 
 
 def assemble(parts: list[Part]) -> Transitions:
