@@ -165,7 +165,7 @@ def _evaluate(
     new = state if groups or inplace else state.copy()
     fresh_parts: list[Part] = []
     if not groups and table.vote_ids.shape[0]:
-        fresh = fresh_groups(table, new)
+        fresh = fresh_groups(table, new, sensor)
         if fresh is not None:  # judged first, as the batch's members changes build on them
             new, fresh_tr, _ = _evaluate(table, fresh, new, None, groups=True)
             fresh_parts.append(as_part(fresh_tr))

@@ -85,6 +85,7 @@ class ReferenceCore(Rewinding):
         window = checkpoint and table.lateness_ms > 0
         self.ck = ReferenceCore(table, checkpoint=False) if window else None
         self.outcome = (0, 0, 0, 0)  # judged, late, rewound, late_in_window of the last batch
+        self._group_cache: tuple[RuleTable, dict[int, list[int]]] | None = None
 
     def evaluate(
         self,
@@ -100,9 +101,14 @@ class ReferenceCore(Rewinding):
         voting groups' own readings (no group judged afresh first)."""
         table = self.table
         ck = self.ck
-        first = [] if groups else self._fresh_groups()
+        first = [] if groups else self._fresh_groups({int(x) for x in sensor})
         above_before = [row[ABOVE] for row in self.level]
-        level_before = [list(row) for row in self.level]
+        # the levels before the batch of the members of groups that count failed members
+        level_before = (
+            {m: list(self.level[m]) for m in np.flatnonzero(table.fails_vote).tolist()}
+            if table.counts_failed
+            else {}
+        )
         if now is not None:
             for core in (self, ck):
                 if core is None:
@@ -186,7 +192,8 @@ class ReferenceCore(Rewinding):
             for s in range(table.size):
                 self._silence(s, now, out)
         # (a pass of its own: sets outcome)
-        out.extend(self._votes(changes, above_before, sorted(out, key=_ORDER), level_before))
+        ordered = sorted(out, key=_ORDER) if table.counts_failed else []
+        out.extend(self._votes(changes, above_before, ordered, level_before))
         self.outcome = (judged, late, rewound, in_window)
         out.sort(key=_ORDER)
         return out
@@ -271,7 +278,7 @@ class ReferenceCore(Rewinding):
         changes: dict[int, list[tuple[int, int, int]]],
         above_before: list[int],
         out: list[Row],
-        level_before: list[list[int]],
+        level_before: dict[int, list[int]],
     ) -> list[Row]:
         """Judge each voting group on the number of its members voting, after each change: at
         its level above; for a group that counts failed members, or in sensor fault or without
@@ -308,18 +315,29 @@ class ReferenceCore(Rewinding):
         )
 
     def _groups(self) -> dict[int, list[int]]:
+        """The voting groups' members by group, made once per table."""
+        cached = self._group_cache
+        if cached is not None and cached[0] is self.table:
+            return cached[1]
         found: dict[int, list[int]] = {}
         for m, g in enumerate(self.table.group_of.tolist()):
             if g >= 0:
                 found.setdefault(g, []).append(m)
+        self._group_cache = (self.table, found)
         return found
 
-    def _fresh_groups(self) -> list[Row]:
-        """Each group never judged whose members have data, judged on the members voting now
-        at their latest time (`alerts.vote.fresh_groups`)."""
+    def _fresh_groups(self, batch: set[int]) -> list[Row]:
+        """Each group of the batch's sensors never judged whose members have data, judged on
+        the members voting now at their latest time (`alerts.vote.fresh_groups`)."""
         table = self.table
         rows = []
+        mine = {int(table.group_of[s]) for s in batch if 0 <= s < table.size}
+        mine.discard(-1)
+        if not mine:
+            return []
         for g, members in sorted(self._groups().items()):
+            if g not in mine:
+                continue
             last = max(self.last_ts[m] for m in members)
             if self.last_ts[g] != NO_TS or last == NO_TS:
                 continue
@@ -342,7 +360,12 @@ class ReferenceCore(Rewinding):
         )
 
     def _failed_votes(
-        self, g: int, members: list[int], need: int, out: list[Row], level_before: list[list[int]]
+        self,
+        g: int,
+        members: list[int],
+        need: int,
+        out: list[Row],
+        level_before: dict[int, list[int]],
     ) -> list[tuple[int, int, int, float]]:
         """The readings of a group that counts failed members (see `_votes`)."""
 

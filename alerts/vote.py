@@ -71,16 +71,19 @@ def group_readings(
     )
 
 
-def fresh_groups(table: RuleTable, state: CoreState) -> Readings | None:
-    """A reading of each group never judged yet whose members have data: the number of its
-    members voting now, at its members' latest time. A group is otherwise judged only when a
-    member's vote changes, so a group added (or made to count failed members) by a reload, with
-    two of its three detectors already failed, stayed silent for as long as they did
-    (helper-118)."""
-    ids = table.vote_ids
-    if not ids.shape[0]:
+def fresh_groups(table: RuleTable, state: CoreState, sensor: I64) -> Readings | None:
+    """A reading of each group of the batch's sensors (`sensor`) never judged yet whose members
+    have data: the number of its members voting now, at its members' latest time. A group is
+    otherwise judged only when a member's vote changes, so a group added (or made to count
+    failed members) by a reload, with two of its three detectors already failed (sending fault
+    readings), stayed silent for as long as they did (helper-118). Only the batch's groups: a
+    pass over every group each batch cost a small batch 50 %."""
+    g = table.group_of[sensor]
+    g = g[g >= 0]
+    if not g.shape[0]:
         return None
-    g = ids[state.last_ts[ids] == NO_TS]
+    g = np.unique(g)
+    g = g[state.last_ts[g] == NO_TS]
     if not g.shape[0]:
         return None
     lo, n = table.vote_ptr[g], table.vote_ptr[g + 1] - table.vote_ptr[g]
