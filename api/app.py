@@ -29,6 +29,7 @@ from swagger_ui_bundle import swagger_ui_path
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.auth import KeyWatch, Principal, current_key_watch
+from api.availability import availability_router
 from api.context import (
     CENTRE_ROLES,
     KNOWN_QUERY,
@@ -478,6 +479,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         _router(),
         alarm_router(),
         alarm_stats_router(),
+        availability_router(),
         handover_router(),
         site_router(),
         rule_pack_router(),

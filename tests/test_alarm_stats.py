@@ -495,3 +495,27 @@ async def test_bad_parameters_are_422(api: httpx.AsyncClient) -> None:
         f"/api/v1/alarm-quality/{route}" for route in ROUTES
     }
     assert spec["paths"]["/api/v1/alarm-quality/rate"]["get"]["tags"] == ["alarm-quality"]
+
+
+async def test_data_availability_over_http_per_tenant_and_site(api: httpx.AsyncClient) -> None:
+    """上线率 (alerts.availability): per site and tenant, the caller's only; a comm loss of a
+    point or its device costs the points it covers their time without data."""
+    path = "/api/v1/data-quality/availability"
+    assert (await api.get(path, params=SPAN)).status_code == 401
+    r = await api.get(path, params=SPAN, headers=auth("north"))
+    assert r.status_code == 200, r.text
+    north = r.json()
+    assert {s["tenant"] for s in north["sites"]} == {NORTH}
+    assert [t["tenant"] for t in north["tenants"]] == [NORTH]
+    worst = [g for s in north["sites"] for g in s["worst"]]
+    assert worst and all(g["offline_s"] > 0 for g in worst)
+    assert all(0 <= s["online_rate"] <= 1 for s in north["sites"])
+    assert any(s["online_rate"] < 1 for s in north["sites"])
+    south = (await api.get(path, params=SPAN, headers=auth("south"))).json()
+    assert {s["tenant"] for s in south["sites"]} == {SOUTH}
+    r = await api.get(path, params={"tenant": NORTH, **SPAN}, headers=auth("south"))
+    assert r.status_code == 404
+    admin = (await api.get(path, params={"tenant": NORTH, **SPAN}, headers=auth("admin"))).json()
+    assert admin == north
+    r = await api.get(path, params={"start": NOW_T0, "end": NOW_T0}, headers=auth("admin"))
+    assert r.status_code == 422

@@ -233,6 +233,12 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             OPEN,
         ),
+        ("get", "/api/v1/data-quality/availability"): (
+            f"/api/v1/data-quality/availability?{span}",
+            None,
+            "chem",
+            OPEN,
+        ),
         # the shift handover: the chemical company's shift holds nothing of the coal face
         ("get", "/api/v1/handover"): ("/api/v1/handover?hours=12", None, "chem", OPEN),
         ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
@@ -491,6 +497,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/alarm-quality/rate",
         "/api/v1/alarm-quality/standing",
         "/api/v1/alarms",
+        "/api/v1/data-quality/availability",
         "/api/v1/escalation-policies",
         "/api/v1/handover",
         "/api/v1/latest",
