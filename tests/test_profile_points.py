@@ -55,7 +55,12 @@ def test_scale_zero_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str
         "make every reading the offset, whatever the device sends: give the register's "
         "resolution (e.g. 0.01), or leave scale out (1)"
     ]
-    assert check(tmp_path, capsys, T1.replace("scale: 0.01", "scale: -0.01")) == []  # inverted
+    # inverted (a uint16 counting down from 655.35 %); without the offset it reads
+    # [-655.35, 0] and the methane levels above 0 are refused as never reached
+    inverted = T1.replace("scale: 0.01", "scale: -0.01, offset: 655.35")
+    assert check(tmp_path, capsys, inverted) == []
+    (line,) = check(tmp_path, capsys, T1.replace("scale: 0.01", "scale: -0.01"))
+    assert "[-655.35, 0]: a uint16 register times scale -0.01" in line
 
 
 def test_a_point_error_comes_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

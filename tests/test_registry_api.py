@@ -257,7 +257,7 @@ async def test_export_import_keeps_secrets_and_a_restart_keeps_the_revision(
     changed = mine_registry(1502, 2.0, WEBHOOK)
     caplog.set_level("WARNING", logger="api.configadmin")
     third = make_hub(tmp_path, mosquitto.port, changed)
-    assert third.registry.config.tenants[0].name == ""
+    assert third.registry.config.tenants[0].name == "北方煤业"  # the file's
     assert third.config is not None
     latest = third.registrydb.latest_revision()
     assert latest.source == "file" and latest.rev == 3
