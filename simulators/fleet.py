@@ -21,7 +21,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from simulators.jt808 import Fix, Jt808Terminal, TerminalError
+from simulators.jt808 import Fix, Jt808Terminal, TerminalError, terminal_id
 from simulators.route import Drive, Route, segment_m
 from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
@@ -33,6 +33,7 @@ __all__ = [
     "SimulatedVehicle",
     "attach_scenario",
     "position_at",
+    "terminal_ids",
     "terminal_phones",
 ]
 
@@ -369,12 +370,33 @@ def terminal_phones(configured: Sequence[str | None]) -> list[str]:
     return phones
 
 
+def terminal_ids(vehicles: Sequence[str]) -> list[str]:
+    """The terminal id (0x0100's, 7 capital letters and digits) of each vehicle, by its
+    "tenant/vehicle": derived from the vehicle, not its phone number, so that it is the same at
+    every run, whatever number the terminal has (a generated one moves when the configuration
+    gains a vehicle; a configured SIM may be changed), and a platform's binding of the vehicle
+    to its terminal holds; unique in the fleet (one that another vehicle's took, in the order of
+    their names, steps aside with a salt: the only case where one vehicle's id depends on
+    another's)."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in sorted(set(vehicles)):
+        salt = 0
+        while (tid := terminal_id(key, salt)) in taken:
+            salt += 1
+        taken.add(tid)
+        ids[key] = tid
+    return [ids[key] for key in vehicles]
+
+
 class Jt808Fleet(_Fleet):
     """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports its
     fixes to a JT/T 808 platform (hazardhub's `jt808` gateway or any other). Each records from
     power-on (`_Fleet`), so the fixes taken before it is authenticated (a platform not up yet,
     a refused login, a lost link) are kept and sent after: one waiting fix as 0x0200, a backlog
-    as 0x0704 blind-area uploads of up to `backfill_max` fixes, oldest first."""
+    as 0x0704 blind-area uploads of up to `backfill_max` fixes, oldest first. Each terminal
+    registers with maker HZHUB, model SIM-808 and the terminal id of its vehicle
+    (`terminal_ids`)."""
 
     def __init__(
         self,
@@ -404,16 +426,19 @@ class Jt808Fleet(_Fleet):
             drain_s=drain_s,
         )
         self.vehicles = list(vehicles)
+        self.terminal_ids = terminal_ids([f"{v.tenant}/{v.id}" for v, _, _ in self.vehicles])
         self._backfill_max = backfill_max
 
     async def run(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._take(stop), name="jt808-fixes")
-            for (_, phone, plate), q in zip(self.vehicles, self._waiting, strict=True):
-                tg.create_task(self._link(q, phone, plate, stop), name=f"jt808-{phone}")
+            for (_, phone, plate), tid, q in zip(
+                self.vehicles, self.terminal_ids, self._waiting, strict=True
+            ):
+                tg.create_task(self._link(q, phone, plate, tid, stop), name=f"jt808-{phone}")
 
     async def _link(
-        self, q: deque[dict[str, Any]], phone: str, plate: str, stop: asyncio.Event
+        self, q: deque[dict[str, Any]], phone: str, plate: str, tid: str, stop: asyncio.Event
     ) -> None:
         """One terminal's connection: log in, send what waits, again after a failure; after
         `stop`, try for `drain_s` more to send the rest."""
@@ -425,7 +450,9 @@ class Jt808Fleet(_Fleet):
                 if deadline is None:
                     return
             try:
-                async with Jt808Terminal(self._host, self._port, phone, plate) as terminal:
+                async with Jt808Terminal(
+                    self._host, self._port, phone, plate, terminal_id=tid
+                ) as terminal:
                     await terminal.login()
                     backoff = 0.2
                     while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,9 +36,35 @@ from telemetry.jt808.messages import (
     ms_to_bcd_time,
 )
 
-__all__ = ["Fix", "Jt808Terminal", "TerminalError", "location_of"]
+__all__ = [
+    "MAKER",
+    "MODEL",
+    "Fix",
+    "Jt808Terminal",
+    "TerminalError",
+    "location_of",
+    "terminal_id",
+]
 
 log = logging.getLogger(__name__)
+
+MAKER, MODEL = "HZHUB", "SIM-808"  # the registration's maker id and model of every simulated one
+_ID_WIDTH = 7  # the terminal id field: BYTE[7] in 2013, BYTE[30] in 2019 (the id fits both)
+_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def terminal_id(key: str, salt: int = 0) -> str:
+    """A terminal id of 7 capital letters and digits (the form JT/T 808 gives the field),
+    derived from `key` (and `salt`, to step aside from a collision): the same key gives the
+    same id at every run, so a platform's binding of a vehicle to its terminal (maker, model
+    and terminal id) holds across restarts. Two keys share an id once in 36^7 (7.8e10)."""
+    digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
+    n = int.from_bytes(digest, "big") % len(_ID_CHARS) ** _ID_WIDTH
+    out = []
+    for _ in range(_ID_WIDTH):
+        n, r = divmod(n, len(_ID_CHARS))
+        out.append(_ID_CHARS[r])
+    return "".join(reversed(out))
 
 
 class TerminalError(Exception):
@@ -92,6 +119,10 @@ def location_of(fix: Fix) -> Location:
     )
 
 
+def _phone_terminal_id(phone: str) -> str:
+    return terminal_id("phone:" + (phone.lstrip("0") or "0"))
+
+
 class Jt808Terminal:
     """One simulated terminal over one TCP connection."""
 
@@ -104,10 +135,15 @@ class Jt808Terminal:
         *,
         v2019: bool = False,
         timeout_s: float = 5.0,
+        terminal_id: str | None = None,
     ) -> None:
+        """`terminal_id`: the id its registration (0x0100) sends; by default one derived from
+        the whole phone number without its leading zeros (`terminal_id`), so that two numbers
+        are two terminals and the same number in a 2013 or a 2019 header is one."""
         self.host, self.port = host, port
         self.phone = phone
         self.plate = plate
+        self.terminal_id = terminal_id if terminal_id is not None else _phone_terminal_id(phone)
         self.version = 1 if v2019 else None
         self.timeout_s = timeout_s
         self.auth_code: str | None = None
@@ -185,7 +221,7 @@ class Jt808Terminal:
             self._waiting.pop(h.serial, None)
 
     async def register(self, plate: str | None = None) -> RegisterResponse:
-        reg = Register(44, 300, "HZHUB", "SIM-808", self.phone[-7:], 2, plate or self.plate)
+        reg = Register(44, 300, MAKER, MODEL, self.terminal_id, 2, plate or self.plate)
         answer = await self.send(reg)
         if not isinstance(answer, RegisterResponse):
             raise TerminalError(f"registration answered with {answer}")
