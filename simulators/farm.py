@@ -66,10 +66,12 @@ def build_farm(
 class ScenarioRunner:
     """Applies the scenario's fault modes at their scenario times; records when it did.
 
-    On construction it gives the vehicles their detours, noise seeds and (a scenario with a
-    `start`) scenario-clock stamps; `epoch_ms` is then the epoch ms of t=0 (`now_ms`, default
-    the wall clock, resolves a time-of-day start). A gateway's `uplink_loss` cuts its relay in
-    `relays` (by gateway id) until the mode ends; without one it is only logged."""
+    On construction it gives the vehicles their detours, noise seeds, modes (`gps_drift`,
+    `offline`: a vehicle follows them on the scenario clock, as its fixes are stamped) and (a
+    scenario with a `start`) scenario-clock stamps; `epoch_ms` is then the epoch ms of t=0
+    (`now_ms`, default the wall clock, resolves a time-of-day start). A gateway's
+    `uplink_loss` cuts its relay in `relays` (by gateway id) until the mode ends; without one
+    it is only logged."""
 
     scenario: CompiledScenario
     devices: Mapping[str, SimulatedDevice]  # `Farm.devices`: by "tenant/site/device"
@@ -84,6 +86,10 @@ class ScenarioRunner:
     def __post_init__(self) -> None:
         now = self.now_ms if self.now_ms is not None else time.time_ns() // 1_000_000
         self.epoch_ms = attach_scenario(self.scenario, list(self.vehicles.values()), now)
+        for vehicle in self.vehicles.values():  # a fix knows its own time's mode
+            vehicle.modes = tuple(
+                (m.t_s, m.mode) for m in self.scenario.modes if m.device == f"vehicle:{vehicle.id}"
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         for change in self.scenario.modes:
@@ -114,9 +120,8 @@ class ScenarioRunner:
             self.applied.append((change, time.time_ns() // 1_000_000))
             return
         if change.device.startswith("vehicle:"):
-            vehicle = self.vehicles[change.device.removeprefix("vehicle:")]
-            vehicle.drift_m = 800.0 if change.mode == "gps_drift" else 0.0
-            vehicle.offline = change.mode == "offline"
+            # the vehicle has it in its `modes`, in scenario time: its fixes, even those taken
+            # late, follow them (setting it now would give it to fixes of before)
             self.applied.append((change, time.time_ns() // 1_000_000))
             return
         device = self.devices[change.device]

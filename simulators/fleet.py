@@ -9,6 +9,7 @@ fast the scenario plays, so that a 4-hour drive or a drive at 03:00 can be repla
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import hashlib
 import logging
@@ -28,6 +29,7 @@ from simulators.timeline import CompiledScenario
 from telemetry.topics import TopicLayout
 
 __all__ = [
+    "GPS_DRIFT_M",
     "FleetPublisher",
     "Jt808Fleet",
     "SimulatedVehicle",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+GPS_DRIFT_M = 800.0  # how far east the position jumps in the mode `gps_drift`
 
 
 def _noise(seed: int, t_s: float, axis: int) -> float:
@@ -99,6 +103,9 @@ class SimulatedVehicle:
     seed: int = 0
     drift_m: float = 0.0  # a satellite-positioning drift: the position jumps this far east
     offline: bool = False  # the recorder sends nothing (out of coverage, switched off)
+    # its scenario's modes in scenario time, (t, "gps_drift" | "offline" | None), sorted: the
+    # scenario runner gives them, so that a fix taken late (`_Fleet._take`) has its own time's
+    modes: tuple[tuple[float, str | None], ...] = ()
     offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
     epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
     drive: Drive = field(init=False, repr=False, compare=False)
@@ -111,6 +118,15 @@ class SimulatedVehicle:
             self.drive = self.speed_kmh.on(route)
         else:
             self.drive = Drive(self.speed_kmh, route)
+
+    def mode_at(self, t_s: float) -> str | None:
+        """The scenario's mode of the vehicle at `t_s` (None: normal)."""
+        i = bisect.bisect_right([t for t, _ in self.modes], t_s)
+        return self.modes[i - 1][1] if i else None
+
+    def off_at(self, t_s: float) -> bool:
+        """Whether the recorder is off at `t_s` (`offline`, or the scenario's mode)."""
+        return self.offline or self.mode_at(t_s) == "offline"
 
     def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
         """Advance to scenario time `t_s` and return the position record of that instant.
@@ -132,7 +148,7 @@ class SimulatedVehicle:
         if self.noise_m:
             north += self.noise_m * _noise(self.seed, t_s, 0)
             east += self.noise_m * _noise(self.seed, t_s, 1)
-        east += self.drift_m
+        east += self.drift_m + (GPS_DRIFT_M if self.mode_at(t_s) == "gps_drift" else 0.0)
         if north or east:
             lat += north / 111_320.0
             lon += east / (111_320.0 * math.cos(math.radians(lat)))
@@ -169,11 +185,12 @@ def attach_scenario(
 
 class _Fleet:
     """What both fleets share: the clock, the reporting period, pauses that end at `stop`, and
-    the recorders' blind-area buffers. A recorder takes its fix every period from power-on (the
-    fleet's start) to the scenario's end (`end_s` on the clock, the last fix at that instant),
-    whether its link is up or not, and keeps it until the platform has acknowledged it. At most
-    `buffer_max` fixes wait per vehicle; beyond that the oldest are dropped and counted
-    (`dropped`). After `stop`, the links try for `drain_s` more to send what waits."""
+    the recorders' blind-area buffers. A recorder takes its fix every period of scenario time
+    from the scenario's start (t=0, however late the fleet starts) to its end (`end_s` on the
+    clock, the last fix at that instant), whether its link is up or not, and keeps it until the
+    platform has acknowledged it. At most `buffer_max` fixes wait per vehicle; beyond that the
+    oldest are dropped and counted (`dropped`). After `stop` and the last fix, the links try for
+    `drain_s` more to send what waits."""
 
     def __init__(
         self,
@@ -200,7 +217,11 @@ class _Fleet:
         self._recorders = list(recorders)
         # per recorder (in the order given): its fixes not yet acknowledged, oldest first
         self._waiting: list[deque[dict[str, Any]]] = [deque() for _ in self._recorders]
+        if period_s <= 0 or accel <= 0:
+            raise ValueError(f"period_s {period_s} and accel {accel} must be above 0")
         self._ready = asyncio.Event()
+        # set once the last fix is taken and `stop` has come: the links' stop
+        self._over = asyncio.Event()
         self.sent = 0
         self.dropped = 0  # fixes the full buffer lost
         self.backfills = 0  # batches of more than one fix sent
@@ -236,22 +257,47 @@ class _Fleet:
         return deadline
 
     async def _take(self, stop: asyncio.Event) -> None:
-        """A fix of every vehicle that is on, every period, into its buffer, up to `end_s`."""
-        while not stop.is_set():
-            t = min(self._clock(), self._end_s)
-            for v, q in zip(self._recorders, self._waiting, strict=True):
-                if v.offline:
-                    continue  # the terminal is off: no fix at all
-                q.append(v.record(t, self._start_wall_ms, self._accel))
-                if len(q) > self._buffer_max:
-                    q.popleft()
-                    self.dropped += 1
-                    if self.dropped == 1 or self.dropped % 1000 == 0:
-                        log.warning("fleet: blind-area buffer full, %d fixes dropped", self.dropped)
+        """The fixes of every vehicle that is on, into its buffer: at the scenario times 0, s,
+        2s, ... (s: `period_s` x `accel`) and at `end_s`, each once the clock has come to it,
+        and stamped with its own time (`SimulatedVehicle.record`), so that the track starts at
+        the scenario's start and ends at its very end whatever the latency: a process that
+        starts its fleet after setting up (a farm, `--record`) or a busy machine takes the
+        fixes it is late for at once. The fix at `end_s` is taken when `stop` comes with the
+        clock at the end (a millisecond of wall time early counts: the caller's timer and this
+        clock read the same loop). Then it waits for `stop`, and the links finish (`_over`)."""
+        step = self._period * self._accel
+        early = 1e-3 * self._accel  # scenario seconds in a millisecond of wall time
+        k = 0
+        try:
+            while True:
+                now = self._clock()
+                while (t := k * step) < self._end_s and t <= now + early:
+                    self._record(t)
+                    k += 1
+                if now + early >= self._end_s:
+                    self._record(self._end_s)  # the scenario is over, and so is the drive
+                    break
+                if stop.is_set():
+                    break
+                wake = min(k * step, self._end_s)
+                await self._pause(stop, max(0.0, (wake - now) / self._accel))
+            await stop.wait()
+        finally:
+            self._over.set()
             self._ready.set()
-            if t >= self._end_s:
-                return  # the scenario is over, and so is the drive
-            await self._pause(stop, self._period)
+
+    def _record(self, t: float) -> None:
+        """The fix of every vehicle at scenario time `t` (none of one that is off)."""
+        for v, q in zip(self._recorders, self._waiting, strict=True):
+            if v.off_at(t):
+                continue  # the terminal is off: no fix at all
+            q.append(v.record(t, self._start_wall_ms, self._accel))
+            if len(q) > self._buffer_max:
+                q.popleft()
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning("fleet: blind-area buffer full, %d fixes dropped", self.dropped)
+        self._ready.set()
 
 
 class FleetPublisher(_Fleet):
@@ -297,14 +343,16 @@ class FleetPublisher(_Fleet):
         self._username, self._password = username, password
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._over = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._take(stop), name="fleet-fixes")
-            tg.create_task(self._send(stop), name="fleet-uplink")
+            tg.create_task(self._send(self._over), name="fleet-uplink")
 
     async def _send(self, stop: asyncio.Event) -> None:
-        """Keep a connection and send what waits; after `stop`, try for `drain_s` more to send
-        the rest. An operation unanswered for `timeout_s` counts as a lost link (a broken TCP
-        connection is not always noticed sooner)."""
+        """Keep a connection and send what waits; after `stop` (`_over`: stopped, the last fix
+        taken), try for `drain_s` more to send the rest. An operation unanswered for
+        `timeout_s` counts as a lost link (a broken TCP connection is not always noticed
+        sooner)."""
         backoff = 0.2
         deadline: float | None = None
         while True:
@@ -430,18 +478,21 @@ class Jt808Fleet(_Fleet):
         self._backfill_max = backfill_max
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._over = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._take(stop), name="jt808-fixes")
             for (_, phone, plate), tid, q in zip(
                 self.vehicles, self.terminal_ids, self._waiting, strict=True
             ):
-                tg.create_task(self._link(q, phone, plate, tid, stop), name=f"jt808-{phone}")
+                link = self._link(q, phone, plate, tid, self._over)
+                tg.create_task(link, name=f"jt808-{phone}")
 
     async def _link(
         self, q: deque[dict[str, Any]], phone: str, plate: str, tid: str, stop: asyncio.Event
     ) -> None:
         """One terminal's connection: log in, send what waits, again after a failure; after
-        `stop`, try for `drain_s` more to send the rest."""
+        `stop` (`_over`: stopped, the last fix taken), try for `drain_s` more to send the
+        rest."""
         backoff = 0.2
         deadline: float | None = None
         while True:
