@@ -18,9 +18,12 @@ from simulators.refs import UnknownDeviceError, device_ref, resolve_device
 from simulators.route import Drive
 from simulators.scenario_spec import EventSpec, Mode, ScenarioSpec, SignalSpec
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
+from telemetry.fleetconfig import FleetSettings, VehicleClass
 from telemetry.registry import DeviceInfo, Registry, SensorInfo, VehicleInfo
 
 __all__ = [
+    "DEFAULT_SPEED_NOISE",
+    "DEFAULT_SPEED_SHARE",
     "CompiledScenario",
     "EventSpec",
     "Mode",
@@ -28,6 +31,7 @@ __all__ = [
     "ScenarioSpec",
     "SignalSpec",
     "compile_scenario",
+    "default_speed",
 ]
 
 
@@ -112,10 +116,26 @@ class CompiledScenario:
         return None
 
 
+DEFAULT_SPEED_SHARE = 0.8  # a vehicle's default speed: this share of its class's lowest limit
+DEFAULT_SPEED_NOISE = 2.0  # km/h either side (deterministic for the seed)
+
+
+def default_speed(info: SensorInfo, vehicle_class: VehicleClass, fleet: FleetSettings) -> float:
+    """The speed (km/h, whole) a vehicle drives when its scenario says none: 80 % of the lowest
+    limit its class can meet on a route without posted limits, by day or by night: the fleet's
+    `speed_kmh` (off expressways) and `expressway_kmh`, times the class's night factor, and the
+    first level above of its speed sensor's per-reading rule. With the defaults, hazmat 48
+    (60 km/h off expressways), coaches and charter buses 64 (80 % of 100 at night). It was 60
+    for every class: a hazmat truck's limit off expressways, so its noise raised overspeeds."""
+    limits = fleet.limits(vehicle_class)
+    lowest = min(limits.speed_kmh, limits.expressway_kmh) * fleet.night_factor(vehicle_class)
+    highs = [lv.above for lv in info.levels if lv.above is not None]
+    lowest = min([lowest, *highs])
+    return float(math.floor(DEFAULT_SPEED_SHARE * lowest))
+
+
 def _default_baseline(info: SensorInfo) -> SignalSpec:
     highs = [lv.above for lv in info.levels if lv.above is not None]
-    if info.kind == "speed":
-        return SignalSpec(constant=60.0, noise=2.0)
     if info.kind == "power_feed":
         return SignalSpec(constant=1.0)
     # levels below (O2 below 20 %, wind below 0.25 m/s, a tank's LO): a little above the highest
@@ -284,8 +304,11 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         point_signals[dev_id] = signals
     speeds: dict[str, Signal] = {}
     for k, (veh_id, veh) in enumerate(vehicles.items()):
-        base = baselines.get(veh_id, {}).get("speed") or _default_baseline(
-            registry.sensors[veh.speed_sensor]
+        base = baselines.get(veh_id, {}).get("speed") or SignalSpec(
+            constant=default_speed(
+                registry.sensors[veh.speed_sensor], veh.spec.vehicle_class, registry.config.fleet
+            ),
+            noise=DEFAULT_SPEED_NOISE,
         )
         mine = [e for e in spec.events if e.vehicle == veh_id and e.to is not None]
         signal = _with_events(base, mine, seed * 1000 + 900 + k)
