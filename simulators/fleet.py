@@ -106,6 +106,7 @@ class SimulatedVehicle:
     # its scenario's modes in scenario time, (t, "gps_drift" | "offline" | None), sorted: the
     # scenario runner gives them, so that a fix taken late (`_Fleet._take`) has its own time's
     modes: tuple[tuple[float, str | None], ...] = ()
+    jt808_version: int = 2013  # the JT/T 808 its terminal speaks (`Jt808Fleet`): 2013 or 2019
     offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
     epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
     drive: Drive = field(init=False, repr=False, compare=False)
@@ -173,11 +174,13 @@ def attach_scenario(
     scenario: CompiledScenario, vehicles: Sequence[SimulatedVehicle], now_ms: int
 ) -> int:
     """Give the vehicles what the scenario says beyond their speeds: their detours, a noise seed
-    from the scenario's seed, and (a scenario with a `start`) the scenario clock for their
-    stamps. Returns the epoch ms of t=0 (`now_ms` without a `start`)."""
+    from the scenario's seed, the JT/T 808 version of their terminals, and (a scenario with a
+    `start`) the scenario clock for their stamps. Returns the epoch ms of t=0 (`now_ms`
+    without a `start`)."""
     epoch = scenario.spec.start_ms(now_ms)
     for k, vehicle in enumerate(sorted(vehicles, key=lambda v: (v.tenant, v.id))):
         vehicle.offset_m = scenario.vehicle_offsets.get(vehicle.id)
+        vehicle.jt808_version = scenario.jt808_versions.get(vehicle.id, 2013)
         vehicle.seed = scenario.spec.seed * 1000 + 500 + k
         vehicle.epoch_ms = epoch if scenario.spec.start is not None else None
     return epoch
@@ -444,7 +447,9 @@ class Jt808Fleet(_Fleet):
     a refused login, a lost link) are kept and sent after: one waiting fix as 0x0200, a backlog
     as 0x0704 blind-area uploads of up to `backfill_max` fixes, oldest first. Each terminal
     registers with maker HZHUB, model SIM-808 and the terminal id of its vehicle
-    (`terminal_ids`)."""
+    (`terminal_ids`), and speaks its vehicle's `jt808_version` (a scenario's `jt808`, given by
+    the scenario runner when it connects), or 2019 when its number has more than 12 digits
+    (leading zeros aside), which a 2013 header cannot carry."""
 
     def __init__(
         self,
@@ -481,14 +486,20 @@ class Jt808Fleet(_Fleet):
         self._over = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._take(stop), name="jt808-fixes")
-            for (_, phone, plate), tid, q in zip(
+            for (vehicle, phone, plate), tid, q in zip(
                 self.vehicles, self.terminal_ids, self._waiting, strict=True
             ):
-                link = self._link(q, phone, plate, tid, self._over)
+                link = self._link(vehicle, q, phone, plate, tid, self._over)
                 tg.create_task(link, name=f"jt808-{phone}")
 
     async def _link(
-        self, q: deque[dict[str, Any]], phone: str, plate: str, tid: str, stop: asyncio.Event
+        self,
+        vehicle: SimulatedVehicle,
+        q: deque[dict[str, Any]],
+        phone: str,
+        plate: str,
+        tid: str,
+        stop: asyncio.Event,
     ) -> None:
         """One terminal's connection: log in, send what waits, again after a failure; after
         `stop` (`_over`: stopped, the last fix taken), try for `drain_s` more to send the
@@ -501,8 +512,10 @@ class Jt808Fleet(_Fleet):
                 if deadline is None:
                     return
             try:
+                digits = phone.lstrip("0") or "0"  # as a header carries it, zero-padded
+                v2019 = vehicle.jt808_version == 2019 or len(digits) > 12
                 async with Jt808Terminal(
-                    self._host, self._port, phone, plate, terminal_id=tid
+                    self._host, self._port, digits, plate, v2019=v2019, terminal_id=tid
                 ) as terminal:
                     await terminal.login()
                     backoff = 0.2

@@ -19,6 +19,9 @@ routes:
   tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
 speed_limits:                   # km/h, one per segment of the vehicle's route; null: none
   tanker-01: [80, 40, 60]
+jt808:                          # with --jt808: the terminals' protocol, 2013 (default) or 2019
+  protocol: 2013                # every terminal's
+  vehicles: {coach-07: 2019}    # one vehicle's
 ```
 
 A device (an event's `device`, a `baseline` key) is named `device`, `tenant/device` or
@@ -48,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from simulators.route import Route, check_limits
 
-__all__ = ["EventSpec", "Mode", "ScenarioSpec", "SignalSpec"]
+__all__ = ["EventSpec", "Jt808Spec", "Mode", "ScenarioSpec", "SignalSpec", "Version"]
 
 Mode = Literal[
     "line_break",
@@ -61,6 +64,7 @@ Mode = Literal[
     "offline",
     "uplink_loss",
 ]
+Version = Literal[2013, 2019]  # JT/T 808-2013 or JT/T 808-2019: the header and bodies spoken
 _VEHICLE_MODES = ("gps_drift", "offline")
 _GATEWAY_MODES = ("uplink_loss",)
 
@@ -75,6 +79,15 @@ class SignalSpec(_Frozen):
     drift_per_h: float = 0.0
     diurnal_amplitude: float = 0.0
     peak_hour: float = 14.0
+
+
+class Jt808Spec(_Frozen):
+    """The protocol the vehicles' JT/T 808 terminals speak (`--jt808`): `protocol` every
+    terminal's, `vehicles` one vehicle's (by id) over it. A terminal whose number has more than
+    12 digits speaks 2019 (a 2013 header holds 12)."""
+
+    protocol: Version = 2013
+    vehicles: dict[str, Version] = Field(default_factory=dict)
 
 
 class EventSpec(_Frozen):
@@ -158,6 +171,7 @@ class ScenarioSpec(_Frozen):
     # vehicle id -> km/h per segment of its route (None: no limit)
     speed_limits: dict[str, tuple[float | None, ...]] = Field(default_factory=dict)
     events: tuple[EventSpec, ...] = ()
+    jt808: Jt808Spec = Field(default_factory=Jt808Spec)
 
     @model_validator(mode="after")
     def _limits(self) -> Self:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from simulators.refs import UnknownDeviceError, device_ref, resolve_device
 from simulators.route import Drive
-from simulators.scenario_spec import EventSpec, Mode, ScenarioSpec, SignalSpec
+from simulators.scenario_spec import EventSpec, Jt808Spec, Mode, ScenarioSpec, SignalSpec, Version
 from simulators.signals import Constant, Diurnal, Drift, Noisy, Piecewise, Signal
 from telemetry.fleetconfig import FleetSettings, VehicleClass
 from telemetry.registry import DeviceInfo, Registry, SensorInfo, VehicleInfo
@@ -26,10 +26,12 @@ __all__ = [
     "DEFAULT_SPEED_SHARE",
     "CompiledScenario",
     "EventSpec",
+    "Jt808Spec",
     "Mode",
     "ModeChange",
     "ScenarioSpec",
     "SignalSpec",
+    "Version",
     "compile_scenario",
     "default_speed",
 ]
@@ -53,6 +55,8 @@ class CompiledScenario:
     sensors: Mapping[str, tuple[str, str]]
     # vehicle id -> metres off its route, perpendicular (positive: to the right of travel)
     vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
+    # vehicle id -> the JT/T 808 version its terminal speaks (`--jt808`): 2013 or 2019
+    jt808_versions: Mapping[str, Version] = field(default_factory=dict)
 
     def drive(self, vehicle: str) -> Drive:
         """How the vehicle moves: the speed it drives and the distance along its route."""
@@ -329,4 +333,28 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
             modes.append(ModeChange(ev.at_s + ev.for_s, owner, ev.point, None))
     modes.sort(key=lambda m: m.t_s)
     offsets = {v: _offset_signal(ds) for v in vehicles if (ds := _detours(spec, v))}
-    return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors, offsets)
+    versions = _jt808_versions(spec, vehicles)
+    return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors, offsets, versions)
+
+
+def _jt808_versions(spec: ScenarioSpec, vehicles: Mapping[str, VehicleInfo]) -> dict[str, Version]:
+    """Each vehicle's JT/T 808 version: the scenario's for it, else its `protocol`; 2019 for a
+    terminal number of more than 12 digits (leading zeros aside), which a 2013 header cannot
+    carry (one the scenario says speaks 2013 is refused)."""
+    out: dict[str, Version] = {}
+    for veh_id in spec.jt808.vehicles:
+        if veh_id not in vehicles:
+            raise ValueError(f"scenario {spec.name!r}: jt808.vehicles: no vehicle {veh_id!r}")
+    for veh_id, veh in vehicles.items():
+        digits = (veh.spec.terminal or "").lstrip("0")
+        said = spec.jt808.vehicles.get(veh_id)
+        if len(digits) > 12:
+            if said == 2013:
+                raise ValueError(
+                    f"scenario {spec.name!r}: jt808.vehicles.{veh_id}: its terminal number "
+                    f"{veh.spec.terminal} has {len(digits)} digits, a 2013 header 12 at most"
+                )
+            out[veh_id] = 2019
+        else:
+            out[veh_id] = said or spec.jt808.protocol
+    return out

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -137,7 +138,9 @@ def test_a_terminal_id_taken_by_another_vehicle_steps_aside(
     assert terminal_ids(["t/c", "t/a", "t/b"]) == [ids[2], ids[1], ids[0]]
 
 
-async def _play(config: Path, scenario: Path, port: int, vehicles: list[str], got: dict) -> str:
+async def play_fleet(
+    config: Path, scenario: Path, port: int, vehicles: list[str], got: dict[str, list[Any]]
+) -> str:
     """Run `hazardhub simulate fleet --jt808` until each vehicle has 10 positions on the broker
     (at most 20 s); its stderr."""
     got.clear()
@@ -201,7 +204,7 @@ async def test_terminals_whose_numbers_end_alike_are_two_terminals_run_after_run
         # the bindings are kept in the spool folder: the second gateway has the first's
         for _ in range(2):
             async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
-                err = await _play(config, scenario, port_of(gw), vehicles, got)
+                err = await play_fleet(config, scenario, port_of(gw), vehicles, got)
                 for vehicle, lat in zip(vehicles, (31.0, 33.0, 35.0), strict=True):
                     track = got.get(TOPIC.format(vehicle), [])
                     assert len(track) >= 10, (vehicle, len(track), err[-2000:])
