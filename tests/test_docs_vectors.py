@@ -22,6 +22,8 @@ from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
 from telemetry.codec import MAX_KEYS, MAX_READINGS, TelemetryBatch, decode, encode
 from telemetry.jt808 import (
+    BatchLocation,
+    DriverIdentity,
     Header,
     Location,
     MsgId,
@@ -240,3 +242,90 @@ def test_jt808_session_registers_authenticates_and_publishes_the_vector(
     assert [decode_body(a.header.msg_id, a.body, False) for a in acks] == [
         PlatformResponse(126, MsgId.LOCATION, PlatformResponse.OK)
     ]
+
+
+def _session(registry: Registry) -> Session:
+    """A session of tanker-01's terminal (13800000001), registered and authenticated."""
+    session = Session(Directory(registry.vehicles.values()), Bindings())
+    register = Register(32, 100, "HHSIM", "M1", "T0001", 2, "苏AD1234").encode(False)
+    sent = session.feed(encode_frame(Header(MsgId.REGISTER, 1, "13800000001"), register), 0)
+    answer = decode_frame(next(e for e in sent if isinstance(e, Send)).data)
+    reply = decode_body(answer.header.msg_id, answer.body, False)
+    assert isinstance(reply, RegisterResponse) and reply.result == RegisterResponse.OK
+    auth = Header(MsgId.AUTHENTICATE, 2, "13800000001")
+    session.feed(encode_frame(auth, reply.auth_code.encode()), 0)
+    assert session.state is State.AUTHENTICATED
+    return session
+
+
+def test_jt808_batch_vector_decodes_and_is_published_in_order(registry: Registry) -> None:
+    doc = _doc("jt808.md")
+    raw = _hex(doc, "jt808-0704")
+    frame = decode_frame(raw)
+    assert frame.header == Header(MsgId.BATCH_LOCATION, 127, "013800000001")
+    assert raw[3:5] == bytes.fromhex("0045") and len(frame.body) == 69
+    assert unescape(raw[1:-1])[-1] == checksum(unescape(raw[1:-1])[:-1]) == 0x0B
+    first = Location(0, 3, 31620100, 120330100, 12, 880, 67, "261129220400")
+    mileage = ((0x01, (12345).to_bytes(4, "big")),)
+    second = Location(0, 3, 31626200, 120345100, 12, 885, 67, "261129220430", mileage)
+    batch = decode_body(frame.header.msg_id, frame.body, False)
+    assert batch == BatchLocation(BatchLocation.BACKFILL, (first, second))
+    assert frame.body[:3] == bytes.fromhex("0002 01")  # the count (WORD), the type (BYTE)
+    # each item: its length (WORD), then exactly a 0x0200 body
+    assert frame.body[3:5] == (28).to_bytes(2, "big") and frame.body[5:33] == first.encode()
+    assert frame.body[33:35] == (34).to_bytes(2, "big") and frame.body[35:] == second.encode()
+    _check_table(raw, _byte_table(doc, "jt808-0704"))
+    events = _session(registry).feed(raw, 1795961101000)
+    (published,) = [e for e in events if isinstance(e, Publish)]
+    assert [r["ts"] for r in published.records] == [1795961040000, 1795961070000]
+    assert "1795961040000 and 1795961070000" in doc
+    acks = [decode_frame(e.data) for e in events if isinstance(e, Send)]
+    assert [decode_body(a.header.msg_id, a.body, False) for a in acks] == [
+        PlatformResponse(127, MsgId.BATCH_LOCATION, PlatformResponse.OK)
+    ]
+    # a count that the body does not hold is the whole message's error: answered 2, none taken
+    short = replace(frame.header, serial=128)
+    events = _session(registry).feed(encode_frame(short, b"\x00\x03" + frame.body[2:]), 0)
+    assert not [e for e in events if isinstance(e, Publish)]
+    acks = [decode_frame(e.data) for e in events if isinstance(e, Send)]
+    assert [decode_body(a.header.msg_id, a.body, False) for a in acks] == [
+        PlatformResponse(128, MsgId.BATCH_LOCATION, PlatformResponse.MESSAGE_ERROR)
+    ]
+
+
+def test_jt808_batch_sizes_as_documented() -> None:
+    """1023 bytes of body: 34 items of the basic block, 24 with mileage, signal, satellites."""
+    doc = _doc("jt808.md")
+    plain = Location(0, 3, 31620100, 120330100, 12, 880, 67, "261129220400")
+    usual = replace(plain, extras=((0x01, bytes(4)), (0x30, bytes(1)), (0x31, bytes(1))))
+    for item, fits in ((plain, 34), (usual, 24)):
+        size = len(BatchLocation(1, (item,) * fits).encode())
+        assert size <= 1023 < len(BatchLocation(1, (item,) * (fits + 1)).encode())
+        assert f"3 + {fits} x {len(item.encode()) + 2} = {size}" in doc
+    assert "about 25 positions per 0x0704" in doc
+
+
+def test_jt808_driver_identity_vector_decodes() -> None:
+    doc = _doc("jt808.md")
+    raw = _hex(doc, "jt808-0702")
+    card = decode_body(MsgId.DRIVER_IDENTITY, raw, False)
+    assert card == DriverIdentity(
+        DriverIdentity.IN,
+        "261129220000",
+        0,
+        "张三",
+        "320100198001011234",
+        "江苏省交通运输厅",
+        "20300101",
+    )
+    assert isinstance(card, DriverIdentity) and card.driver_id == "320100198001011234"
+    assert card.encode(False) == raw
+    # 2019 adds the ID card number, STRING[20]
+    v2019 = raw + b"32010019800101123X" + bytes(2)
+    assert decode_body(MsgId.DRIVER_IDENTITY, v2019, True) == replace(
+        card, id_card="32010019800101123X"
+    )
+    # a card out: the status and the time, nothing more
+    out = decode_body(MsgId.DRIVER_IDENTITY, bytes.fromhex("02 26 11 29 23 00 00"), False)
+    assert out == DriverIdentity(DriverIdentity.OUT, "261129230000")
+    _check_table(raw, _byte_table(doc, "jt808-0702"))
