@@ -240,11 +240,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from hazardhub.settings import load
 
     if args.command == "check":
-        from alerts.vehicles import compile_fleet
+        from alerts.vehicles import FleetConfigError, compile_fleet
 
         loaded = load(args.config)
         reg = loaded.registry()
-        fleet = compile_fleet(reg.config.fleet, reg.vehicles.values())  # corridors' vehicles
+        try:
+            fleet = compile_fleet(reg.config.fleet, reg.vehicles.values())  # corridors' vehicles
+        except FleetConfigError as exc:  # (says the place in `fleet:`, not the file: add it)
+            raise FleetConfigError(f"{args.config}: fleet.{exc}") from exc
         print(
             f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
             f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles, "

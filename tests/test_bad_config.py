@@ -237,3 +237,7 @@ def test_hazardhub_check_exits_2_with_the_reason(tmp_path, name):
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.startswith("configuration error:"), r.stderr
     assert "Traceback" not in r.stderr
+    # every error names the file (the fleet's named its place in `fleet:` only, helper-116)
+    assert str(path) in r.stderr, r.stderr
+    if name == "corridor-vehicle":
+        assert f"{path}: fleet.geofences.0.vehicles" in r.stderr, r.stderr
