@@ -255,10 +255,13 @@ async def test_email_delivered_with_subject_message_id_and_chinese_text(smtp_ser
     text = mail.get_content().replace("\r\n", "\n")  # SMTP carries CRLF line ends
     assert text.startswith(SUBJECT + "\n")
     assert "1. raised 2026-03-02 08:00:05 CST (UTC+8)" in text
-    assert "   sensor: face1.ch4 (above)" in text
-    assert "   level:  报警 (red)" in text
-    assert "   value:  1.62" in text
-    assert "   action: 断电" in text
+    assert "   enterprise: t1\n" in text  # (no name: the id)
+    assert "   site:       face1\n" in text
+    assert "   device:     ch4-1\n" in text
+    assert "   sensor:     face1.ch4 (above)" in text
+    assert "   level:      报警 (red)" in text
+    assert "   value:      1.62" in text
+    assert "   action:     断电" in text
     assert orjson.loads(text.split("-- JSON --\n", 1)[1]) == n.body
 
 
@@ -354,8 +357,23 @@ async def test_email_starttls_the_server_lacks_is_permanent(smtp_server):
 def test_mail_text_skips_missing_fields_and_ignores_odd_events():
     n = note(events=[{"kind": "acknowledged", "site": "face1"}, "not an event"])
     text = mail_text(n)
-    assert "1. acknowledged\n   site:   face1\n\n-- JSON --" in text
+    assert "1. acknowledged\n   site:       face1\n\n-- JSON --" in text
     assert "2." not in text
+
+
+def test_mail_text_names_the_enterprise_the_place_and_a_vehicles_plate():
+    """helper-116: the e-mail's text said `petrol-02.speed`; the plate, the limit and the
+    driver were in its JSON only."""
+    ev = {**EVENT, "tenant_name": "顺达危运", "site": "vehicles", "device": "petrol-02"}
+    ev |= {"device_name": "苏B·D9999", "sensor": "petrol-02.speed", "side": "overspeed"}
+    ev |= {"location": "苏B·D9999", "unit": "km/h", "value": 75.0}
+    ev |= {"comment": "限速 limit 60 km/h; 驾驶员 driver D001"}
+    text = mail_text(note(events=[ev]))
+    assert "   enterprise: 顺达危运 (t1)\n" in text
+    assert "   device:     苏B·D9999 (petrol-02)\n" in text
+    assert "   where:      苏B·D9999\n" in text
+    assert "   value:      75 km/h\n" in text
+    assert "   comment:    限速 limit 60 km/h; 驾驶员 driver D001\n" in text
 
 
 def test_message_id_encodes_what_a_message_id_cannot_hold():

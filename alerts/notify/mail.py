@@ -62,19 +62,30 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
+def _named(name: object, ident: object) -> str | None:
+    """`name (id)`, or what there is of them."""
+    n, i = _text(name), _text(ident)
+    return f"{n} ({i})" if n and i else n or i
+
+
 def _event_lines(number: int, ev: Mapping[str, object]) -> list[str]:
     sensor, side = _text(ev.get("sensor")), _text(ev.get("side"))
     level, tier = _text(ev.get("level_name")), _text(ev.get("tier"))
+    value, unit = _text(ev.get("value")), _text(ev.get("unit"))
     fields = [
-        ("site", _text(ev.get("site"))),
+        ("enterprise", _named(ev.get("tenant_name"), ev.get("tenant"))),
+        ("site", _named(ev.get("site_name"), ev.get("site"))),
+        ("device", _named(ev.get("device_name"), ev.get("device"))),
         ("sensor", f"{sensor} ({side})" if sensor and side else sensor or side),
+        ("where", _text(ev.get("location"))),  # a vehicle's plate
         ("level", f"{level} ({tier})" if level and tier else level or tier),
-        ("value", _text(ev.get("value"))),
+        ("value", f"{value} {unit}" if value and unit else value),
         ("action", _text(ev.get("action"))),
+        ("comment", _text(ev.get("comment"))),  # an overspeed's limit, a driver, an area
     ]
     head = " ".join(s for s in (_text(ev.get("kind")), _when(ev.get("ts"))) if s)
     return [f"{number}. {head or 'event'}"] + [
-        f"   {label + ':':<8}{value}" for label, value in fields if value is not None
+        f"   {label + ':':<12}{value}" for label, value in fields if value is not None
     ]
 
 
