@@ -34,10 +34,10 @@ from api.context import (
     Caller,
     Ctx,
     WriteGuard,
-    check_site,
-    narrowed,
+    check_record_site,
     not_found,
     query_tenants,
+    record_scope,
     require_centre,
     require_writer,
 )
@@ -258,7 +258,7 @@ class ServiceIn(_In):
     reason: str = Field(default="", max_length=2000)
 
 
-def _filter(tenants: list[str], key: tuple[Any, ...]) -> tuple[AlarmFilter, int]:
+def _filter(tenants: list[str] | None, key: tuple[Any, ...]) -> tuple[AlarmFilter, int]:
     """The filter and limit of `key`, the list route's filters in route order."""
     _, state, sensor, site, side, disposal, isa_state, tier, open_, limit, before = key[:11]
     peak_tier, overdue, start, end = key[11:15]
@@ -283,7 +283,7 @@ def _filter(tenants: list[str], key: tuple[Any, ...]) -> tuple[AlarmFilter, int]
 
 
 async def _alarm_list(
-    ctx: AppContext, tenants: list[str], key: tuple[Any, ...]
+    ctx: AppContext, tenants: list[str] | None, key: tuple[Any, ...]
 ) -> list[dict[str, Any]]:
     """The alarm list as JSON-ready dictionaries, `key` holding the filters in route order."""
     where, limit = _filter(tenants, key)
@@ -297,7 +297,7 @@ async def _alarm_list(
     return [alarm_json(a, events[a["id"]], ctx.registry, names) for a in alarms]
 
 
-async def _csv_answer(ctx: AppContext, tenants: list[str], key: tuple[Any, ...]) -> Response:
+async def _csv_answer(ctx: AppContext, tenants: list[str] | None, key: tuple[Any, ...]) -> Response:
     """The alarms as a CSV file: all of them, or 422 when there are more than the cap (a file
     cut short would read as the whole month)."""
 
@@ -326,6 +326,9 @@ async def _csv_answer(ctx: AppContext, tenants: list[str], key: tuple[Any, ...])
 def alarm_router() -> APIRouter:
     r = APIRouter(route_class=WriteGuard, prefix="/api/v1", tags=["alarms"])
     answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
+    # and the configuration that named them (`tenant_name` ...) is the running one: a key of
+    # every tenant asks with the same key whatever the tenants configured
+    named_by: list[Registry | None] = [None]
 
     @r.get("/alarms", response_model=list[AlarmPublic])
     async def list_alarms(
@@ -387,9 +390,10 @@ def alarm_router() -> APIRouter:
     ) -> Response:
         """Alarms, newest first, with their journal (raised, acknowledged, shelved ...); with
         `format=csv` one row per alarm with its handling, for a spreadsheet."""
-        tenants = narrowed(ctx, caller, tenant)
+        # the key's tenants, configured or not: a removed enterprise's alarms are the record
+        tenants = await record_scope(ctx, caller, tenant)
         # (a mistyped filter, `sit=`, is 422 before this: `api.context.KNOWN_QUERY`)
-        check_site(ctx, tenants, site)  # a mistyped site read as 'no alarms there'
+        await check_record_site(ctx, tenants, site)  # a mistyped site read as 'no alarms there'
         refuse_seconds(start=start, end=end)
         if start is not None and end is not None and end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
@@ -418,7 +422,7 @@ def alarm_router() -> APIRouter:
                 raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"no kind {kind!r}")
             side = ALARM_KIND_SIDES[kind]
         key = (
-            tuple(tenants),
+            None if tenants is None else tuple(tenants),
             state,
             sensor,
             site,
@@ -436,6 +440,9 @@ def alarm_router() -> APIRouter:
         )
         if csv_out:
             return await _csv_answer(ctx, tenants, key)
+        if named_by[0] is not ctx.registry:
+            answers.clear()
+            named_by[0] = ctx.registry
         version = ctx.statedb.data_version()  # first: an answer read after it is no older
         body = answers.get(key, version)
         if body is None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from alerts import alarmstats as stats
 from api.alarms import names_of
 from api.auth import Principal
-from api.context import AppContext, Caller, Ctx, check_site, narrowed
+from api.context import AppContext, Caller, Ctx, check_record_site, record_scope
 from api.handling import HandlingPublic, handling_report
 from api.timerange import refuse_seconds
 
@@ -55,8 +55,9 @@ Range = Annotated[tuple[int, int], Depends(_range)]
 Tenant = Annotated[str | None, Query(description="only this tenant (of the caller's)")]
 
 
-def _scope(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str]:
-    return narrowed(ctx, caller, tenant)
+async def _scope(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str] | None:
+    """The tenants counted (None: every one): the key's, configured or not, as the alarm list."""
+    return await record_scope(ctx, caller, tenant)
 
 
 class AlarmPointPublic(BaseModel):
@@ -164,8 +165,8 @@ def alarm_stats_router() -> APIRouter:
         """Activations (raises) per site and 10 minutes of event time, on the epoch's grid; a
         period with more than `flood` is a flood (EEMUA 191: more than 10). A site the caller
         does not see (or none of that name) is 404."""
-        tenants = _scope(ctx, caller, tenant)
-        check_site(ctx, tenants, site)
+        tenants = await _scope(ctx, caller, tenant)
+        await check_record_site(ctx, tenants, site)
         found = await asyncio.to_thread(
             stats.alarm_rate,
             ctx.statedb,
@@ -204,7 +205,7 @@ def alarm_stats_router() -> APIRouter:
     ) -> ChatteringPublic:
         """Alarm points with 3 or more activations within 60 s (sliding, both ends included)."""
         found = await asyncio.to_thread(
-            stats.chattering, ctx.statedb, _scope(ctx, caller, tenant), *span
+            stats.chattering, ctx.statedb, await _scope(ctx, caller, tenant), *span
         )
         return ChatteringPublic(
             start=found.start_ms,
@@ -236,7 +237,7 @@ def alarm_stats_router() -> APIRouter:
         found = await asyncio.to_thread(
             stats.standing_alarms,
             ctx.statedb,
-            _scope(ctx, caller, tenant),
+            await _scope(ctx, caller, tenant),
             _now_ms(),
             standing_s=ctx.registry.config.notify.standing_s if standing_s is None else standing_s,
         )
@@ -267,7 +268,7 @@ def alarm_stats_router() -> APIRouter:
     ) -> BadActorsPublic:
         """The alarm points with the most activations, with their share of all of them."""
         found = await asyncio.to_thread(
-            stats.bad_actors, ctx.statedb, _scope(ctx, caller, tenant), *span, limit=limit
+            stats.bad_actors, ctx.statedb, await _scope(ctx, caller, tenant), *span, limit=limit
         )
         return BadActorsPublic(
             start=found.start_ms,
@@ -290,7 +291,7 @@ def alarm_stats_router() -> APIRouter:
         return await asyncio.to_thread(
             handling_report,
             ctx.statedb,
-            _scope(ctx, caller, tenant),
+            await _scope(ctx, caller, tenant),
             *span,
             names_of(ctx.registry),
         )

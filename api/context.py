@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -30,8 +31,10 @@ __all__ = [
     "Caller",
     "Ctx",
     "WriteGuard",
+    "check_record_site",
     "not_found",
     "query_tenants",
+    "record_scope",
     "require_writer",
 ]
 
@@ -131,9 +134,55 @@ def check_site(ctx: AppContext, tenants: list[str], site: str | None) -> None:
 
 
 def query_tenants(ctx: AppContext, caller: Principal) -> list[str] | None:
-    """The tenants a query of the caller covers: None (every one, no filter) for a key of all
-    tenants, else those of its scope that the registry has."""
-    return None if caller.tenants is None else caller.scope(ctx.registry.tenants)
+    """The tenants whose records (alarms, notifications) a query of the caller covers: None
+    (every one, no filter) for a key of all tenants, else the tenants on its key, configured now
+    or not. An enterprise removed from the configuration keeps its alarms, and the keys that see
+    it keep seeing them (as `GET /alarms/{id}` always did), in lists as one by one."""
+    return None if caller.tenants is None else sorted(caller.tenants)
+
+
+_HAS_ALARMS = "SELECT 1 FROM alarms WHERE tenant = ? LIMIT 1"
+
+
+async def record_scope(ctx: AppContext, caller: Principal, tenant: str | None) -> list[str] | None:
+    """The tenants an alarm list or report covers (`query_tenants`: None is every tenant), or
+    only `tenant` when given: one the caller does not see, or that is neither configured nor on
+    record (none of that name), is 404, never an empty answer. A removed enterprise's alarms
+    are the record: they stay in the lists and reports, `tenant=` narrowing to them too
+    (helper-120: they vanished from every list while each answered by its id)."""
+    if tenant is None:
+        return query_tenants(ctx, caller)
+    if not caller.sees(tenant):
+        raise not_found(f"tenant {tenant!r}")
+    if tenant not in ctx.registry.tenants:
+        found = await asyncio.to_thread(ctx.statedb.query, _HAS_ALARMS, (tenant,))
+        if not found:
+            raise not_found(f"tenant {tenant!r}")
+    return [tenant]
+
+
+def _recorded_site(ctx: AppContext, tenants: list[str] | None, site: str) -> bool:
+    """Whether alarms of `tenants` (None: every tenant) are on record at `site`."""
+    sql = "SELECT 1 FROM alarms WHERE site = ?"
+    params: list[str] = [site]
+    if tenants is not None:
+        sql += f" AND tenant IN ({','.join('?' * len(tenants))})"
+        params += tenants
+    return bool(tenants is None or tenants) and bool(ctx.statedb.query(sql + " LIMIT 1", params))
+
+
+async def check_record_site(ctx: AppContext, tenants: list[str] | None, site: str | None) -> None:
+    """`check_site` for the alarm lists and reports over `tenants` (`record_scope`): a site of
+    a removed enterprise, or removed from the configuration, names its alarms on record too."""
+    if site is None:
+        return
+    known = ctx.registry.tenants
+    configured = list(known) if tenants is None else [t for t in tenants if t in known]
+    if any(site in ctx.registry.sites_of(t) for t in configured):
+        check_site(ctx, configured, site)
+        return
+    if not await asyncio.to_thread(_recorded_site, ctx, tenants, site):
+        raise not_found(f"site {site!r}")
 
 
 def require_writer(caller: Principal) -> None:

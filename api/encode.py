@@ -67,3 +67,8 @@ class AnswerCache:
         self._answers.move_to_end(key)
         while len(self._answers) > self._entries:
             self._answers.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every answer: what they were made of changed otherwise than the version says
+        (a new configuration names the tenants, sites and sensors anew)."""
+        self._answers.clear()

@@ -177,22 +177,22 @@ def _percentiles(values: list[float]) -> Percentiles | None:
 
 def handling_report(
     db: StateDB,
-    tenants: Sequence[str],
+    tenants: Sequence[str] | None,
     start_ms: int,
     end_ms: int,
     names: Mapping[tuple[str, str | None], str],
     only_site: str | None = None,
 ) -> HandlingPublic:
-    """The report over `tenants` (those the caller sees) for alarms that started in
-    [start_ms, end_ms), of `only_site` alone when given; `names` the configured tenant and site
-    names by id."""
-    among = " AND a.tenant IN (" + ",".join("?" * len(tenants)) + ")"
-    params: list[Any] = [start_ms, end_ms, *tenants]
+    """The report over `tenants` (those the caller sees, configured or not; None: every
+    tenant) for alarms that started in [start_ms, end_ms), of `only_site` alone when given;
+    `names` the configured tenant and site names by id."""
+    among = "" if tenants is None else " AND a.tenant IN (" + ",".join("?" * len(tenants)) + ")"
+    params: list[Any] = [start_ms, end_ms, *(tenants or ())]
     if only_site is not None:
         among += " AND a.site = ?"
         params.append(only_site)
     sites: dict[tuple[str, str], _Tally] = {}
-    if tenants:
+    if tenants is None or tenants:
         for row in db.query(_PER_ALARM + among + " GROUP BY a.id", params):
             sites.setdefault((row[0], row[1]), _Tally()).add(row)
         # an alarm raised shelved was shelved by nobody in its own journal: the point's shelve

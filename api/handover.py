@@ -24,7 +24,7 @@ from alerts.statedb import AlarmFilter, StateDB
 from alerts.table import kind_name
 from api.alarms import alarm_json, names_of
 from api.alarmstats import ChatterPublic
-from api.context import AppContext, Caller, Ctx, check_site, narrowed
+from api.context import AppContext, Caller, Ctx, check_record_site, record_scope
 from api.handling import CountsPublic, handling_report
 from api.models import AlarmPublic
 from api.timerange import refuse_seconds
@@ -167,15 +167,18 @@ def _place(registry: Registry, sensor: str) -> dict[str, str]:
 
 
 def handover(
-    ctx: AppContext, tenants: list[str], site: str | None, start: int, end: int, now: int
+    ctx: AppContext, tenants: list[str] | None, site: str | None, start: int, end: int, now: int
 ) -> HandoverPublic:
-    """The handover over `tenants` (those the caller sees) and `site` (None: every site)."""
+    """The handover over `tenants` (those the caller sees, configured or not; None: every
+    tenant) and `site` (None: every site)."""
     db, registry = ctx.statedb, ctx.registry
 
     def waiting(**kw: Any) -> AlarmListPublic:
         return _alarms(db, registry, AlarmFilter(tenants, site=site, **kw))
 
-    among = set(tenants)
+    def among(tenant: str) -> bool:
+        return tenants is None or tenant in tenants
+
     shelves = [
         ShelfPublic(
             tenant=r[8],
@@ -193,8 +196,8 @@ def handover(
             since=r[7],
             until=r[3],
         )
-        for r in (db.query(_SHELVES, (now,)) if tenants else [])
-        if r[8] in among and (site is None or r[9] == site)
+        for r in (db.query(_SHELVES, (now,)) if tenants is None or tenants else [])
+        if among(r[8]) and (site is None or r[9] == site)
     ]
     out = []
     for sensor, tenant, actor, reason, at in db.sensors_out_of_service(tenants):
@@ -290,8 +293,9 @@ def handover_router() -> APIRouter:
         returned unacknowledged, overdue); the points shelved and the sensors out of service
         now; the points that chattered most in the shift. A site or tenant the caller does not
         see is 404."""
-        tenants = narrowed(ctx, caller, tenant)
-        check_site(ctx, tenants, site)
+        # the key's tenants, configured or not: a removed enterprise's alarms still wait
+        tenants = await record_scope(ctx, caller, tenant)
+        await check_record_site(ctx, tenants, site)
         now = _now_ms()
         span = shift_range(hours, start, end, now)
         return await asyncio.to_thread(handover, ctx, tenants, site, *span, now)

@@ -389,6 +389,81 @@ async def test_the_handling_report_is_scoped_to_the_keys_tenants(month: Month) -
     assert (empty["tenants"], empty["total"]["raised"], empty["total"]["ack"]) == ([], 0, None)
 
 
+def without(tenant: str) -> Registry:
+    """The registry of NAMED without `tenant`: as after `DELETE /registry/tenants/{tenant}`,
+    or a restart where the file, which lacks it, wins over the API's revisions."""
+    profiles, packs = load_profiles(ROOT / "profiles")
+    config = parse_document(NAMED, HubConfig, "named.yaml")
+    config = config.model_copy(
+        update={"tenants": tuple(t for t in config.tenants if t.id != tenant)}
+    )
+    return build_registry(config, profiles, packs, "n")
+
+
+async def test_a_removed_enterprises_alarms_stay_in_the_centres_lists_and_reports(
+    month: Month,
+) -> None:
+    """An enterprise removed from the configuration took its alarms out of every list and
+    report (they were scoped to the tenants configured), while each still answered by its id,
+    unacknowledged, a red one overdue among them (helper-120). The alarms are the record: a
+    centre's key keeps them in the list, the CSV, the reports and the handover; a key limited
+    to tenants keeps its own tenants' (configured or not); another enterprise's, never."""
+    hub = month.hub
+    day = {"start": month.start - 3 * 86_400_000, "end": month.end}
+
+    async def answers(who: str = "op", **params: Any) -> dict[str, Any]:
+        listed = await hub.ids(who, limit=1000, **params)
+        csv_ids = [
+            int(r["id"])
+            for r in rows_of(
+                (await hub.get("/alarms", who, params={"format": "csv", **day, **params})).content
+            )
+        ]
+        report = (await hub.get("/alarm-quality/handling", who, params={**day, **params})).json()
+        rate = (await hub.get("/alarm-quality/rate", who, params={**day, **params})).json()
+        shift = (await hub.get("/handover", who, params={**day, **params})).json()
+        return {
+            "list": listed,
+            "csv": csv_ids,
+            "report": [(t["tenant"], t["raised"]) for t in report["tenants"]],
+            "rate": [(s["tenant"], s["site"], s["activations"]) for s in rate["sites"]],
+            "handover": {
+                k: [a["id"] for a in shift[k]["alarms"]]
+                for k in ("red", "active_unack", "active_ack", "returned_unack", "overdue")
+            },
+            "raised": shift["raised"]["raised"],
+        }
+
+    before = {who: await answers(who) for who in ("op", "coal", "chem")}
+    coal_before = await answers("op", tenant=COAL)
+    early = await hub.alarm(month.early)
+    assert early["isa_state"] == "rtn_unack" and early["peak_tier"] == "red" and early["overdue"]
+    assert month.early in before["op"]["handover"]["overdue"]
+    assert early["tenant_name"] == "北方煤业"
+
+    hub.app.state.ctx.registry = without(COAL)
+    after = {who: await answers(who) for who in ("op", "coal", "chem")}
+    assert after == before
+    assert await answers("op", tenant=COAL) == coal_before
+    # named as the configuration is now (the list's answers are not those of before)
+    listed = {a["id"]: a for a in (await hub.get("/alarms", params={"limit": 1000})).json()}
+    assert (listed[month.early]["tenant"], listed[month.early]["tenant_name"]) == (COAL, "")
+    # its site too, though no tenant configures it any more; a site on no record is 404
+    face = await hub.ids(site="face-1301", limit=1000)
+    assert month.early in face and month.d not in face
+    assert (await hub.get("/alarms", params={"site": "face-9999"})).status_code == 404
+    r = await hub.get("/alarm-quality/rate", params={"site": "face-1301", **day})
+    assert r.status_code == 200 and r.json()["activations"] > 0, r.text
+    # a tenant neither configured nor on record is none, as before; another's is 404
+    assert (await hub.get("/alarms", params={"tenant": "zz-chem"})).status_code == 404
+    assert (await hub.get("/handover", "chem", params={"tenant": COAL})).status_code == 404
+    assert month.early not in after["chem"]["list"]
+    # its own key still finishes its handling
+    r = await hub.post(f"/alarms/{month.early}/acknowledge", {"note": "已停产"}, who="coal")
+    assert r.status_code == 200, r.text
+    assert r.json()["isa_state"] == "normal"
+
+
 async def test_a_centre_sees_each_alarms_enterprise_and_site_by_name(month: Month) -> None:
     a = await month.hub.alarm(month.a)
     assert (a["tenant_name"], a["site_name"]) == ("北方煤业", "1301 综采工作面")
