@@ -7,16 +7,21 @@ is read on the event loop or, when that read would be long, in a worker thread.
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import test_api_alarms
 from pydantic import TypeAdapter
 from test_api_alarms import CHEM, COAL, Hub, hub
 
 from api.models import AlarmPublic, LatestPublic
 from ingest.store.base import ReadingBatch
 from telemetry.quality import Quality
+
+from e2e_helpers import mine_registry
 
 __all__ = ["hub"]  # the fixture, imported for the tests here
 
@@ -120,3 +125,63 @@ async def test_a_kept_answer_is_never_older_than_the_database(hub: Hub) -> None:
     for _ in range(3):
         assert (await hub.get("/alarms", "coal")).json()[0]["id"] == second
     assert hub.db.data_version() == changes
+
+
+# a second mine whose face has the coal company's site id
+TWIN = """
+  - id: ly-coal
+    name: 临沂煤业
+    sites:
+      - id: face-1301
+        kind: mine
+        devices:
+          - id: kj-sub-1
+            profile: coal-substation
+            modbus: {host: 127.0.0.1, port: 1502, unit: 2, poll_s: 1.0, timeout_s: 0.3}
+            sensors:
+              - {id: ly-ch4-t1, point: ch4_t1, kind: methane, rule: coal-methane.face-t1}
+"""
+
+
+@pytest.fixture
+async def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
+    monkeypatch.setattr(
+        test_api_alarms, "mine_registry", lambda port, poll_s: mine_registry(port, poll_s, TWIN)
+    )
+    h = Hub(tmp_path)
+    await h.store.open()
+    try:
+        yield h
+    finally:
+        await h.client.aclose()
+        await h.store.close()
+        h.notifier.close()
+        h.db.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/alarms", "/alarms?format=csv", "/latest", "/sensors", "/alarm-quality/rate", "/handover"],
+)
+async def test_a_site_id_two_enterprises_share_is_asked_with_its_tenant(
+    twins: Hub, path: str
+) -> None:
+    """Two enterprises may give a site the same id (north-coal/face-1301, ly-coal/face-1301):
+    `site=` alone answered both enterprises' as one site's (the dashboard's handover of one mine
+    held the other's alarms). For a key that sees both it is 422, naming them; with `tenant=` it
+    is that enterprise's site."""
+    hub = twins
+    hub.raise_alarm("ch4-t1", 1.1)
+    hub.raise_alarm("ly-ch4-t1", 1.1)
+    sep = "&" if "?" in path else "?"
+    r = await hub.get(f"{path}{sep}site=face-1301")
+    assert r.status_code == 422, r.text
+    assert "north-coal, ly-coal" in r.json()["detail"] and "tenant=" in r.json()["detail"]
+    r = await hub.get(f"{path}{sep}site=face-1301&tenant=ly-coal")
+    assert r.status_code == 200, r.text
+    assert "ch4-t1" not in r.text.replace("ly-ch4-t1", "")
+    # a key of one of them has no doubt; `vehicles` is every tenant's vehicles
+    assert (await hub.get(f"{path}{sep}site=face-1301", "coal")).status_code == 200
+    assert (await hub.get(f"{path}{sep}site=vehicles")).status_code == 200
+    ids = {a["tenant"] for a in (await hub.get("/alarms", params={"tenant": "ly-coal"})).json()}
+    assert ids == {"ly-coal"}
