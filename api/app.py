@@ -89,10 +89,13 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
     report = device.spec.report if device is not None else None
     # a row of another tenant's sensor once of that id is not this one's
     out = out if out is not None and out[1] == info.tenant else None
+    tenant_name, site_name, _ = registry.names(info.tenant, info.site)
     return SensorPublic(
         id=info.id,
         tenant=info.tenant,
+        tenant_name=tenant_name,
         site=info.site,
+        site_name=site_name,
         device=info.device,
         kind=info.kind,
         unit=info.unit,

@@ -42,7 +42,15 @@ class LevelPublic(_Public):
 class SensorPublic(_Public):
     id: str
     tenant: str
+    tenant_name: str = Field(
+        default="", description="the tenant's (enterprise's) name as configured; '' when none"
+    )
     site: str
+    site_name: str = Field(
+        default="",
+        description="the site's name as configured; '' when none (and for `vehicles`): two "
+        "enterprises may give a site the same id",
+    )
     device: str
     kind: str
     unit: str

@@ -185,3 +185,16 @@ async def test_a_site_id_two_enterprises_share_is_asked_with_its_tenant(
     assert (await hub.get(f"{path}{sep}site=vehicles")).status_code == 200
     ids = {a["tenant"] for a in (await hub.get("/alarms", params={"tenant": "ly-coal"})).json()}
     assert ids == {"ly-coal"}
+
+
+async def test_a_sensor_names_its_enterprise_and_site(twins: Hub) -> None:
+    """The dashboard told two enterprises' `face-1301` apart by nothing: a sensor carries the
+    configured names of its enterprise and site beside their ids, as an alarm does."""
+    found = {s["id"]: s for s in (await twins.get("/sensors")).json()}
+    assert (found["ch4-t1"]["tenant_name"], found["ch4-t1"]["site_name"]) == (
+        "北方煤业",
+        "1301 综采工作面",
+    )
+    assert (found["ly-ch4-t1"]["tenant_name"], found["ly-ch4-t1"]["site_name"]) == ("临沂煤业", "")
+    assert found["tanker-01.speed"]["site_name"] == ""  # `vehicles` has no name
+    assert found["ly-ch4-t1"] == (await twins.get("/sensors/ly-ch4-t1")).json()

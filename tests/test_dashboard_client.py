@@ -1172,9 +1172,9 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
         sites = await browser.js(
             "[...document.querySelectorAll('#handover-site option')].map((o) => o.value)"
         )
-        assert sites == ["", "face", "roadway"], sites
+        assert sites == ["", "t/face", "t/roadway"], sites
         await browser.js(
-            f"(() => {{ const s = {q('#handover-site')}; s.value = 'roadway';"
+            f"(() => {{ const s = {q('#handover-site')}; s.value = 't/roadway';"
             " s.dispatchEvent(new Event('change')); })()"
         )
         await browser.js(f"{q('#handover-span [data-hours=range]')}.click()")
@@ -1189,8 +1189,8 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
             await asyncio.sleep(0.05)
         assert asked()[1:] == [
             "/api/v1/handover?hours=12",
-            "/api/v1/handover?hours=12&site=roadway",
-            f"/api/v1/handover?start={now - 8 * 3_600_000}&end={now}&site=roadway",
+            "/api/v1/handover?hours=12&tenant=t&site=roadway",
+            f"/api/v1/handover?start={now - 8 * 3_600_000}&end={now}&tenant=t&site=roadway",
         ], asked()
         # printed: the handover alone, with the lines to sign
         await browser.call("Emulation.setEmulatedMedia", media="print")
@@ -1207,6 +1207,50 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
 
 
 ZH = "localStorage.setItem('hh-lang', 'zh');"
+
+
+async def test_two_enterprises_sites_of_one_id_are_told_apart_by_their_enterprise():
+    """Two enterprises may give a site the same id (hx-chem/tank-farm, ly-chem/tank-farm): the
+    handover offered one `tank-farm` and asked `site=tank-farm` alone, both enterprises' alarms.
+    Each is offered under its enterprise's name and asked with its tenant; the tiles are headed
+    by enterprise and site too."""
+    now = now_ms()
+    names = {"hx-chem": "华兴化工", "ly-chem": "临沂化工"}
+    sensors = [
+        {
+            **sensor(f"{t}-lt1", site="tank-farm"),
+            "tenant": t,
+            "tenant_name": name,
+            "site_name": "液氯罐区",
+        }
+        for t, name in names.items()
+    ]
+    hub = FakeHub(keys={"k": Key(sensors=sensors)}, handover=handover_answer(now))
+    options = (
+        "[...document.querySelectorAll('#handover-site option')].map((o) => [o.value, o.text])"
+    )
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{tile('ly-chem-lt1')}", 5)
+        headings = await browser.js(
+            "[...document.querySelectorAll('#sites h3')].map((h) => h.textContent)"
+        )
+        assert sorted(headings) == ["临沂化工 / 液氯罐区", "华兴化工 / 液氯罐区"], headings
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('#handover-body .facts')}", 5)
+        got = await browser.js(options)
+        assert sorted(got[1:]) == [
+            ["hx-chem/tank-farm", "华兴化工 / 液氯罐区"],
+            ["ly-chem/tank-farm", "临沂化工 / 液氯罐区"],
+        ], got
+        hub.handover = {**handover_answer(now), "site": "tank-farm"}
+        await browser.js(
+            f"(() => {{ const s = {q('#handover-site')}; s.value = 'ly-chem/tank-farm';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        await browser.wait_for(
+            f"{q('#handover-body .facts')}?.textContent.includes('临沂化工 / 液氯罐区')", 5
+        )
+    assert "/api/v1/handover?hours=8&tenant=ly-chem&site=tank-farm" in hub.calls, hub.calls
 
 
 def named_alarm(aid: int, sid: str, device: str, **names: str) -> dict[str, Any]:

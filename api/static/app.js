@@ -116,19 +116,22 @@ const tileEls = new Map();   // sensor id -> {el, v, sig}
 let sensorsVersion = 0, tilesBuilt = "";
 
 function buildTiles(root) {
+  // by enterprise and site (two enterprises may give a site the same id), headed by their
+  // names where the configuration gives them
   const bySite = new Map();
   for (const s of sensors.values()) {
-    const k = `${s.tenant} / ${s.site}`;
-    if (!bySite.has(k)) bySite.set(k, []);
-    bySite.get(k).push(s);
+    const k = `${s.tenant}/${s.site}`;
+    if (!bySite.has(k)) bySite.set(k, { label: `${s.tenant_name || s.tenant} / ${s.site_name || s.site}`, list: [] });
+    bySite.get(k).list.push(s);
   }
   root.innerHTML = "";
   tileEls.clear();
-  for (const [site, list] of bySite) {
+  for (const [site, { label: heading, list }] of bySite) {
     const div = document.createElement("div");
     div.className = "site";
+    div.dataset.site = site;
     div.innerHTML = `<h3></h3><div class="tiles"></div>`;
-    div.querySelector("h3").textContent = site;
+    div.querySelector("h3").textContent = heading;
     const tiles = div.querySelector(".tiles");
     for (const s of list) {
       const tile = document.createElement("div");
@@ -683,11 +686,16 @@ const centre = () => !!role && (["admin", "operator"].includes(role.role) || rol
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 initAttention(t);
-// the shift handover: the sites of the key's sensors to choose from
+// the shift handover: the sites of the key's sensors to choose from, each of its enterprise
+// (two enterprises may give a site the same id: hx-chem/tank-farm, ly-chem/tank-farm), by name
+// where the configuration gives one; [`tenant/site`, label] (ids hold no "/")
 const siteChoices = () => {
   const found = new Map();
-  for (const s of sensors.values()) if (!found.has(s.site)) found.set(s.site, `${s.tenant} / ${s.site}`);
-  return [...found].sort((a, b) => a[1].localeCompare(b[1]));
+  for (const s of sensors.values()) {
+    const k = `${s.tenant}/${s.site}`;
+    if (!found.has(k)) found.set(k, `${s.tenant_name || s.tenant} / ${s.site_name || s.site}`);
+  }
+  return [...found].sort((a, b) => a[1].localeCompare(b[1]) || a[0].localeCompare(b[0]));
 };
 initHandover({ t, api, sites: siteChoices, me: () => role, centre, kind: kindName,
   place: (id) => (sensors.has(id) ? sensorLabel(sensors.get(id)) : "") });

@@ -39,9 +39,10 @@ export const HANDOVER_STRINGS = {
 const TIERS = ["red", "orange", "yellow", "blue"];
 const LISTS = ["red", "active_unack", "active_ack", "returned_unack", "overdue"];
 const $ = (s) => document.querySelector(s);
-let ctx = null;  // {t, api(path), sites(): [[id, label]], me(), centre(), kind(k), place(sensor)}
+let ctx = null;  // {t, api(path), sites(): [[`tenant/site`, label]], me(), centre(), kind(k), place(sensor)}
 let choice = { hours: 8 };  // or {start, end}: ms
 let shown = null;    // the answer shown
+let shownSite = "";  // the label of the site it was asked for ("" for every site)
 let error = "";
 let seq = 0;
 
@@ -100,7 +101,7 @@ export async function openHandover() {
 
 /** Forget what was shown (a key signed out): nothing of it for the next key. */
 export function clearHandover() {
-  seq++; shown = null; error = ""; choice = { hours: 8 };
+  seq++; shown = null; shownSite = ""; error = ""; choice = { hours: 8 };
   showPanel(false);
   $("#handover-site").innerHTML = "";
   renderHandover();
@@ -118,8 +119,15 @@ export async function loadHandover() {
   const q = new URLSearchParams();
   if (choice.hours) q.set("hours", String(choice.hours));
   else { q.set("start", String(Math.round(choice.start))); q.set("end", String(Math.round(choice.end))); }
-  const site = $("#handover-site").value;
-  if (site) q.set("site", site);
+  // a site is its enterprise's: asked with its tenant (site= alone spans the enterprises that
+  // share the id; the hub refuses it to a key that sees them both)
+  const select = $("#handover-site"), chosen = select.value;
+  if (chosen) {
+    const at = chosen.indexOf("/");
+    q.set("tenant", chosen.slice(0, at));
+    q.set("site", chosen.slice(at + 1));
+  }
+  const label = chosen ? select.selectedOptions[0]?.textContent ?? chosen : "";
   const mine = ++seq;
   error = "";
   $("#handover-body").dataset.loading = "1";
@@ -127,10 +135,10 @@ export async function loadHandover() {
   try {
     const got = await ctx.api(`/api/v1/handover?${q}`);
     if (mine !== seq) return;
-    shown = got;
+    shown = got; shownSite = label;
   } catch (e) {
     if (mine !== seq) return;
-    shown = null; error = e?.message ?? String(e);
+    shown = null; shownSite = ""; error = e?.message ?? String(e);
   }
   delete $("#handover-body").dataset.loading;
   renderHandover();
@@ -211,7 +219,7 @@ export function renderHandover() {
   const h = shown;
   body.append(el("h2", "ho-print-title", `${t("ho_title")} · hazardhub`));
   const facts = el("dl", "facts");
-  const site = h.site ?? t("ho_all_sites");
+  const site = h.site === null ? t("ho_all_sites") : shownSite || h.site;
   for (const [k, v] of [["ho_period", `${fmtCst(h.start).slice(0, 16)} – ${fmtCst(h.end).slice(0, 16)}`],
     ["ho_site", site], ["ho_made", fmtCst(h.now)], ["ho_by", ctx.me()?.name ?? ""]]) {
     facts.append(el("dt", "", t(k)), el("dd", "", v));
