@@ -204,7 +204,8 @@ class FakeHub:
             if trouble in ("401", "500"):
                 return JSONResponse({"detail": "scripted"}, status_code=int(trouble))
             await asyncio.sleep(self.alarms_delay_s)
-            return key.alarms  # type: ignore[union-attr]
+            one = request.query_params.get("tenant")  # as the hub narrows the list
+            return [a for a in key.alarms if one is None or a["tenant"] == one]  # type: ignore[union-attr]
 
         @app.get("/api/v1/alarms/{aid}")
         def one_alarm(request: Request, aid: int) -> Any:
@@ -1207,6 +1208,68 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
 
 
 ZH = "localStorage.setItem('hh-lang', 'zh');"
+
+
+async def test_a_centre_chooses_one_enterprise_for_the_list_the_tiles_and_the_handover():
+    """A city centre's page had no enterprise filter: the header's 企业 chooses one (by name)
+    for the list (read with `tenant=`), the tiles and the handover (asked with `tenant=`); the
+    other enterprises' alarms waiting are still counted beside the list, and still sound."""
+    now = now_ms()
+    names = {"hx-chem": "华兴化工", "ly-chem": "临沂化工"}
+
+    def of(tenant: str, item: dict[str, Any]) -> dict[str, Any]:
+        return {**item, "tenant": tenant, "tenant_name": names[tenant]}
+
+    sensors = [of("hx-chem", sensor("a")), of("ly-chem", sensor("b", site="tanks"))]
+    alarms = [of("hx-chem", alarm(1, "a")), of("ly-chem", {**alarm(2, "b"), "site": "tanks"})]
+    hub = FakeHub(
+        keys={
+            "k": Key(sensors=sensors, alarms=alarms),
+            "hx": Key(
+                sensors=sensors[:1], alarms=alarms[:1], role="enterprise", tenants=["hx-chem"]
+            ),
+        },
+        handover=handover_answer(now),
+    )
+    choose = (
+        "(v) => { const s = document.querySelector('#tenant-filter'); s.value = v;"
+        " s.dispatchEvent(new Event('change')); }"
+    )
+    shown_rows = "[...document.querySelectorAll('tr.alarm')].map((r) => r.dataset.alarm)"
+    tiles = "[...document.querySelectorAll('.tile')].map((t) => t.dataset.sensor)"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(2)} && !{q('#tenant-filter')}.hidden", 5)
+        options = await browser.js(
+            "[...document.querySelectorAll('#tenant-filter option')].map((o) => [o.value, o.text])"
+        )
+        assert options == [["", "全部企业"], ["hx-chem", "华兴化工"], ["ly-chem", "临沂化工"]]
+        await browser.js(f"({choose})('ly-chem')")
+        await browser.wait_for(f"!{row(1)}", 5)
+        assert await browser.js(shown_rows) == ["2"]
+        assert await browser.js(tiles) == ["b"]
+        assert "/api/v1/alarms?open=true&limit=500&tenant=ly-chem" in hub.calls, hub.calls
+        # the other enterprise's alarm still waits: counted beside the list
+        others = await browser.js(f"{q('#unack-others')}.textContent")
+        assert not await browser.js(f"{q('#unack-others')}.hidden") and "1" in others, others
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('#handover-body .facts')}", 5)
+        assert "/api/v1/handover?hours=8&tenant=ly-chem" in hub.calls, hub.calls
+        sites = await browser.js(
+            "[...document.querySelectorAll('#handover-site option')].map((o) => o.value)"
+        )
+        assert sites == ["", "ly-chem/tanks"], sites
+        facts = await browser.js(f"{q('#handover-body .facts')}.textContent")
+        assert "临沂化工 / 全部场所" in facts, facts
+        # every enterprise again
+        await browser.js(f"({choose})('')")
+        await browser.wait_for(f"!!{row(1)} && !!{row(2)}", 5)
+        assert sorted(await browser.js(tiles)) == ["a", "b"]
+        assert await browser.js(f"{q('#unack-others')}.hidden")
+        await browser.wait_for("document.querySelectorAll('#handover-site option').length === 3", 5)
+    # an enterprise's own key has nothing to choose
+    async with serving(hub), page(hub, "hx") as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        assert await browser.js(f"{q('#tenant-filter')}.hidden")
 
 
 async def test_two_enterprises_sites_of_one_id_are_told_apart_by_their_enterprise():

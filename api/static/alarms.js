@@ -79,7 +79,8 @@ export const STRINGS = {
         steppoint: "{step}本测点 {n} 条", steppoint_ask: "{step} {sensor} 所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
         steppoint_red: "其中 {n} 条曾达红色。", step_n: "{step} {n} 条",
         step_shown: "所列报警批量处置（{n} 条）", step_shown_ask: "{step}所列的 {n} 条报警？{red}同一说明记入每条报警的日志",
-        step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤" },
+        step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤",
+        unack_others: "其他企业未确认 {n}" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
@@ -118,7 +119,8 @@ export const STRINGS = {
         steppoint: "{step} this point's {n}", steppoint_ask: "{step} the {n} alarms of {sensor} shown? {red}The note goes into each one's journal.",
         steppoint_red: "{n} of them reached red. ", step_n: "{step} {n}",
         step_shown: "Disposal step for the {n} shown", step_shown_ask: "{step} the {n} alarms shown? {red}The note goes into each one's journal.",
-        step_done: "{n}: {step} done", step_already: "{n} already past that step" },
+        step_done: "{n}: {step} done", step_already: "{n} already past that step",
+        unack_others: "other enterprises: {n} unack" },
 };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
@@ -129,7 +131,7 @@ const SHOWN = 100;
 const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg, msgOk, pointIds, pointRed, pointEpoch}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
-let ctx = null;          // {t, key(), live(), actions(), centre(), unit(sensor), onSelect(sensor), onChange()}
+let ctx = null;          // {t, key(), live(), actions(), centre(), tenant(), unit(sensor), onSelect(sensor), onChange()}
 // the hub's data the page holds belongs to one connection of the event stream: a reconnect
 // (perhaps to a hub restarted with another alarm store, where ids mean other alarms) reads it
 // all afresh and starts a new epoch; answers of requests made in an older epoch are dropped
@@ -208,12 +210,37 @@ export function accept(a) {
 const same = (a, b) => a.tenant === b.tenant && a.sensor === b.sensor && a.rule === b.rule
   && a.side === b.side && a.raised_at === b.raised_at;
 
+// One enterprise chosen (`ctx.tenant()`, the header's filter): the list shows its alarms, read
+// with `tenant=` (all of its open ones, not those among every enterprise's newest 500), beside
+// every enterprise's, which are still held: the sound, the title and a count beside the list's
+// say that other enterprises have alarms waiting (a filter must not silence them)
+const inView = (a) => !ctx.tenant?.() || a.tenant === ctx.tenant();
+
+/** The alarm list's reads: every enterprise's, and the chosen enterprise's. */
+function listReads() {
+  const q = filter === "open" ? "open=true&limit=500" : "limit=100";
+  const one = ctx.tenant?.();
+  const paths = [`/api/v1/alarms?${q}`];
+  if (one) paths.push(`/api/v1/alarms?${q}&tenant=${encodeURIComponent(one)}`);
+  return Promise.all(paths.map((p) => request(p))).then((lists) => lists.flat());
+}
+
+/** The enterprise chosen changed: its alarms are read (the others stay held). */
+export function tenantChanged() {
+  showAll = false;
+  bulk = null;
+  bulkStep = null;
+  bulkMsg("");
+  renderAlarms();
+  loadAlarms().catch(() => {});
+}
+
 /** Read the alarms afresh and let them replace everything held (after a reconnect of the
  * stream). The open form, the expanded journal and the message of an alarm are kept only when
  * the hub still has that same alarm under its id. Returns the new epoch. */
 export async function reloadAlarms() {
   const mine = ++epoch;
-  const got = await request(`/api/v1/alarms?${filter === "open" ? "open=true&limit=500" : "limit=100"}`);
+  const got = await listReads();
   if (mine !== epoch) return epoch;  // a newer reload won
   clearNotes();  // what an action did is said of the list before this one
   const fresh = new Map(got.map((a) => [a.id, a]));
@@ -231,9 +258,8 @@ export async function reloadAlarms() {
 }
 
 export async function loadAlarms() {
-  const q = filter === "open" ? "open=true&limit=500" : "limit=100";
   const mine = epoch;
-  const got = await request(`/api/v1/alarms?${q}`);
+  const got = await listReads();
   if (mine !== epoch) return;  // read before a reconnect: the reload's answer replaced it
   clearNotes();  // the list read afresh: what an action did was said of the one before
   got.forEach(accept);
@@ -971,7 +997,8 @@ function releaseHeld() {
 export function renderAlarms() {
   const body = document.querySelector("#alarms tbody");
   if (!body || !ctx) return;
-  const all = [...alarms.values()];
+  const every = [...alarms.values()];
+  const all = every.filter(inView);  // the chosen enterprise's (every one's when none is)
   waitingByPoint = new Map();
   for (const a of all) {
     if (!waiting(a)) continue;
@@ -1016,9 +1043,15 @@ export function renderAlarms() {
   document.querySelectorAll("#alarm-filter button").forEach((b) => {
     b.setAttribute("aria-pressed", String(b.dataset.filter === filter));
   });
-  const unack = all.filter((a) => a.isa_state === "unack" || a.isa_state === "rtn_unack").length;
+  const unack = all.filter(waiting).length;
   const count = document.querySelector("#unack-count");
   if (count) { count.hidden = !unack; count.textContent = `${ctx.t("unack_count")} ${unack}`; }
+  const others = every.filter((a) => waiting(a) && !inView(a)).length;
+  const elsewhere = document.querySelector("#unack-others");
+  if (elsewhere) {
+    elsewhere.hidden = !others;
+    elsewhere.textContent = ctx.t("unack_others").replace("{n}", String(others));
+  }
   const empty = document.querySelector("#alarms-empty");
   if (empty) empty.hidden = shown.length + held.length > 0;
   const banner = document.querySelector("#alarms-new");
@@ -1030,7 +1063,7 @@ export function renderAlarms() {
   }
   renderBulk(shown);
   renderStepShown(shown);
-  updateAttention(all);
+  updateAttention(every);  // every enterprise's: choosing one does not silence the others
   const more = document.querySelector("#alarms-more");
   if (more) {
     more.hidden = sorted.length <= cut;

@@ -1,7 +1,7 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
 import { initAttention } from "/static/attention.js";
-import { HANDOVER_STRINGS, clearHandover, initHandover, renderHandover } from "/static/handover.js";
-import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms } from "/static/alarms.js";
+import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, renderHandover } from "/static/handover.js";
+import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
 export const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
@@ -19,7 +19,8 @@ export const T = {
         oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电",
         stream_refused: "实时数据流被拒绝（{status}）：{why}。{s} 秒后重试",
         stream_key_full: "此密钥已打开 {n} 个实时连接，已达上限：请先关闭其他标签页或显示屏（每块大屏宜用自己的密钥）",
-        stream_hub_full: "平台已打开 {n} 个实时连接，已达上限：请稍后", stream_no_reason: "平台未说明原因" },
+        stream_hub_full: "平台已打开 {n} 个实时连接，已达上限：请稍后", stream_no_reason: "平台未说明原因",
+        all_tenants: "全部企业", tenant_filter: "企业" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -34,7 +35,8 @@ export const T = {
         fed: "powered", unfed: "no power",
         stream_refused: "The live stream is refused ({status}): {why}. Trying again in {s} s",
         stream_key_full: "this key has {n} live streams open, the most one key may: close another tab or display first (give each wall display its own key)",
-        stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason" },
+        stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason",
+        all_tenants: "All enterprises", tenant_filter: "Enterprise" },
 };
 Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh);
 Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en);
@@ -47,6 +49,7 @@ const latest = new Map();    // id -> {ts, value, quality_name}
 let trendSensor = null;
 let live = false;
 let role = null;             // the key: GET /api/v1/me
+let tenantFilter = null;     // the enterprise chosen in the header (null: every one)
 
 function setLive(on) {
   const changed = live !== on;
@@ -62,6 +65,45 @@ function translate() {
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
   renderAlarms(); renderTiles(); renderHandover(); renderStreamNote();
+}
+
+// [id, name] pairs by name as a Chinese reader orders them (by pinyin: 华兴 before 临沂), then id
+const byName = (a, b) => a[1].localeCompare(b[1], "zh-CN") || a[0].localeCompare(b[0]);
+
+// The enterprises to choose from: those of the key's sensors, and those of the alarms held (an
+// enterprise removed from the configuration keeps its alarms), by name where there is one
+let tenantsShown = "";
+function renderTenantFilter() {
+  const select = $("#tenant-filter");
+  if (!select) return;
+  const found = new Map();
+  for (const s of sensors.values()) if (!found.has(s.tenant)) found.set(s.tenant, s.tenant_name || s.tenant);
+  for (const a of alarms.values()) if (!found.has(a.tenant)) found.set(a.tenant, a.tenant_name || a.tenant);
+  if (tenantFilter && !found.has(tenantFilter)) found.set(tenantFilter, tenantFilter);
+  const choices = [...found].sort(byName);
+  // a centre's key of several enterprises (an enterprise's own key has nothing to choose)
+  select.hidden = !centre() || choices.length < 2;
+  select.title = t("tenant_filter");
+  select.setAttribute("aria-label", t("tenant_filter"));
+  const sig = JSON.stringify([lang, choices]);
+  if (sig === tenantsShown) return;
+  tenantsShown = sig;
+  select.innerHTML = "";
+  select.append(Object.assign(document.createElement("option"), { value: "", textContent: t("all_tenants") }));
+  for (const [id, label] of choices) select.append(Object.assign(document.createElement("option"), { value: id, textContent: label }));
+  select.value = tenantFilter ?? "";
+}
+
+const tenantLabel = () => (tenantFilter ? $("#tenant-filter")?.selectedOptions[0]?.textContent || tenantFilter : "");
+
+/** One enterprise chosen (or all): the list, the tiles and the handover follow. */
+function chooseTenant(id) {
+  tenantFilter = id || null;
+  sensorsVersion++;  // the tiles anew, of that enterprise
+  renderTenantFilter();
+  renderTiles();
+  tenantChanged();
+  handoverTenantChanged();
 }
 
 // The hub's clock, not the browser's: readings are stamped by the devices and the hub, and a
@@ -120,6 +162,7 @@ function buildTiles(root) {
   // names where the configuration gives them
   const bySite = new Map();
   for (const s of sensors.values()) {
+    if (tenantFilter && s.tenant !== tenantFilter) continue;
     const k = `${s.tenant}/${s.site}`;
     if (!bySite.has(k)) bySite.set(k, { label: `${s.tenant_name || s.tenant} / ${s.site_name || s.site}`, list: [] });
     bySite.get(k).list.push(s);
@@ -159,7 +202,7 @@ function renderTiles() {
   // tiles and trend: they come with the first sensor
   $("#sites-panel").hidden = $("#trend-panel").hidden = !sensors.size;
   const shape = `${lang} ${sensorsVersion}`;
-  if (shape !== tilesBuilt) { buildTiles(root); tilesBuilt = shape; }
+  if (shape !== tilesBuilt) { buildTiles(root); tilesBuilt = shape; renderTenantFilter(); }
   const activeSensors = new Set();
   for (const a of alarms.values()) if (a.state === "active") activeSensors.add(a.sensor);
   const now = hubNow();
@@ -467,7 +510,7 @@ async function resync() {
       if (dropped) reread();
     }
   }
-  renderAlarms(); renderTiles();
+  renderAlarms(); renderTiles(); renderTenantFilter();
   if (trendSensor) showTrend(trendSensor).catch(() => {});
 }
 
@@ -614,7 +657,7 @@ function onEvent(kind, d) {
     if (d.sensor === trendSensor && trendView.end === null) trendSoon();
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
-    onAlarmEvent(d).then(renderTiles).catch(() => {});
+    onAlarmEvent(d).then(() => { renderTiles(); renderTenantFilter(); }).catch(() => {});
     if (d.kind === "out_of_service" || d.kind === "in_service") rereadService();
     if (trendSensor === d.sensor) trendSoon();
   } else if (kind === "lagged") {
@@ -632,6 +675,7 @@ function forget() {
   if (tickTimer) { clearInterval(tickTimer); tickTimer = null; }
   if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }
   role = null;
+  tenantFilter = null; tenantsShown = "";
   noteStream(null);
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
@@ -683,8 +727,10 @@ initTrendControls();
 // enterprise and site; an enterprise's own key knows whose alarms they are
 const centre = () => !!role && (["admin", "operator"].includes(role.role) || role.tenants === null
   || role.tenants.length > 1);
-initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
+initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, tenant: () => tenantFilter,
+  unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
+$("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
 // the shift handover: the sites of the key's sensors to choose from, each of its enterprise
 // (two enterprises may give a site the same id: hx-chem/tank-farm, ly-chem/tank-farm), by name
@@ -695,9 +741,10 @@ const siteChoices = () => {
     const k = `${s.tenant}/${s.site}`;
     if (!found.has(k)) found.set(k, `${s.tenant_name || s.tenant} / ${s.site_name || s.site}`);
   }
-  return [...found].sort((a, b) => a[1].localeCompare(b[1]) || a[0].localeCompare(b[0]));
+  return [...found].sort(byName);
 };
 initHandover({ t, api, sites: siteChoices, me: () => role, centre, kind: kindName,
+  tenant: () => (tenantFilter ? { id: tenantFilter, label: tenantLabel() } : null),
   place: (id) => (sensors.has(id) ? sensorLabel(sensors.get(id)) : "") });
 $("#lang").onclick = () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("hh-lang", lang); translate(); };
 $("#logout").onclick = () => { sessionStorage.removeItem("hh-key"); location.reload(); };

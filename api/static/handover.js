@@ -39,10 +39,11 @@ export const HANDOVER_STRINGS = {
 const TIERS = ["red", "orange", "yellow", "blue"];
 const LISTS = ["red", "active_unack", "active_ack", "returned_unack", "overdue"];
 const $ = (s) => document.querySelector(s);
-let ctx = null;  // {t, api(path), sites(): [[`tenant/site`, label]], me(), centre(), kind(k), place(sensor)}
+let ctx = null;  // {t, api(path), sites(): [[`tenant/site`, label]], me(), centre(), tenant(): {id, label} | null, kind(k), place(sensor)}
 let choice = { hours: 8 };  // or {start, end}: ms
 let shown = null;    // the answer shown
 let shownSite = "";  // the label of the site it was asked for ("" for every site)
+let shownTenant = "";  // the label of the enterprise it was asked for ("" for every one)
 let error = "";
 let seq = 0;
 
@@ -101,7 +102,7 @@ export async function openHandover() {
 
 /** Forget what was shown (a key signed out): nothing of it for the next key. */
 export function clearHandover() {
-  seq++; shown = null; shownSite = ""; error = ""; choice = { hours: 8 };
+  seq++; shown = null; shownSite = ""; shownTenant = ""; error = ""; choice = { hours: 8 };
   showPanel(false);
   $("#handover-site").innerHTML = "";
   renderHandover();
@@ -109,10 +110,21 @@ export function clearHandover() {
 
 function fillSites() {
   const select = $("#handover-site"), was = select.value;
+  const one = ctx.tenant?.();  // the enterprise chosen in the header: its sites alone
   select.innerHTML = "";
   select.append(Object.assign(el("option", "", ctx.t("ho_all_sites")), { value: "" }));
-  for (const [id, label] of ctx.sites()) select.append(Object.assign(el("option", "", label), { value: id }));
+  for (const [id, label] of ctx.sites()) {
+    if (one && !id.startsWith(`${one.id}/`)) continue;
+    select.append(Object.assign(el("option", "", label), { value: id }));
+  }
   select.value = [...select.options].some((o) => o.value === was) ? was : "";
+}
+
+/** The enterprise chosen in the header changed: an open handover is read again for it. */
+export function handoverTenantChanged() {
+  if ($("#handover-panel").hidden) return;
+  fillSites();
+  loadHandover().catch(() => {});
 }
 
 export async function loadHandover() {
@@ -128,6 +140,10 @@ export async function loadHandover() {
     q.set("site", chosen.slice(at + 1));
   }
   const label = chosen ? select.selectedOptions[0]?.textContent ?? chosen : "";
+  // every site of the enterprise chosen in the header
+  const one = ctx.tenant?.();
+  if (!chosen && one) q.set("tenant", one.id);
+  const enterprise = !chosen && one ? one.label : "";
   const mine = ++seq;
   error = "";
   $("#handover-body").dataset.loading = "1";
@@ -135,10 +151,10 @@ export async function loadHandover() {
   try {
     const got = await ctx.api(`/api/v1/handover?${q}`);
     if (mine !== seq) return;
-    shown = got; shownSite = label;
+    shown = got; shownSite = label; shownTenant = enterprise;
   } catch (e) {
     if (mine !== seq) return;
-    shown = null; shownSite = ""; error = e?.message ?? String(e);
+    shown = null; shownSite = ""; shownTenant = ""; error = e?.message ?? String(e);
   }
   delete $("#handover-body").dataset.loading;
   renderHandover();
@@ -219,7 +235,8 @@ export function renderHandover() {
   const h = shown;
   body.append(el("h2", "ho-print-title", `${t("ho_title")} · hazardhub`));
   const facts = el("dl", "facts");
-  const site = h.site === null ? t("ho_all_sites") : shownSite || h.site;
+  const site = h.site !== null ? shownSite || h.site
+    : shownTenant ? `${shownTenant} / ${t("ho_all_sites")}` : t("ho_all_sites");
   for (const [k, v] of [["ho_period", `${fmtCst(h.start).slice(0, 16)} – ${fmtCst(h.end).slice(0, 16)}`],
     ["ho_site", site], ["ho_made", fmtCst(h.now)], ["ho_by", ctx.me()?.name ?? ""]]) {
     facts.append(el("dt", "", t(k)), el("dd", "", v));
