@@ -1210,6 +1210,43 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
 ZH = "localStorage.setItem('hh-lang', 'zh');"
 
 
+async def test_a_handover_row_names_the_level_its_peak_tier_and_value_were_of():
+    """The printed handover showed the peak tier and value beside the alarm's last level: a
+    level-2 leak back at level 1 read "红色 · 一级 · 50.2 %LEL", a HIHI back at HI "高报 · 9.211
+    m". The level is the peak's, as its tier and value."""
+    now = now_ms()
+
+    def peaked(aid: int, sid: str, last: str, peak: str, value: float, unit: str) -> dict[str, Any]:
+        return {
+            **alarm(aid, sid),
+            "tier": "orange",
+            "level_name": last,
+            "peak_tier": "red",
+            "peak_level": 2,
+            "peak_level_name": peak,
+            "peak_value": value,
+            "peak_ts": now - 30_000,
+            "value": value / 2,
+            "value_unit": unit,
+        }
+
+    leak = peaked(1, "lel1", "level1", "level2", 50.2, "%LEL")
+    tank = peaked(2, "lt1", "hi", "hihi", 9.211, "m")
+    shift = {**handover_answer(now), "red": _listed(leak, tank)}
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("lel1"), sensor("lt1")])}, handover=shift)
+    cells = (
+        "[...document.querySelectorAll('#handover-body [data-section=red] tbody tr')]"
+        ".map((r) => [...r.cells].slice(0, 4).map((c) => c.innerText.trim()))"
+    )
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('#handover-body [data-section=red] tbody tr')}", 5)
+        rows = await browser.js(cells)
+    (tier1, _, level1, value1), (tier2, _, level2, value2) = rows
+    assert (tier1, level1, value1) == ("红色", "二级", "50.2 %LEL"), rows
+    assert (tier2, level2, value2) == ("红色", "高高报", "9.211 m"), rows
+
+
 async def test_a_centre_chooses_one_enterprise_for_the_list_the_tiles_and_the_handover():
     """A city centre's page had no enterprise filter: the header's 企业 chooses one (by name)
     for the list (read with `tenant=`), the tiles and the handover (asked with `tenant=`); the

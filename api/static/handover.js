@@ -204,7 +204,11 @@ function alarmRows(list) {
     const where = ctx.centre() ? `${a.tenant_name || a.tenant} · ${a.site_name || a.site}` : "";
     // the point and its device by the registry's names, the ids kept (as the alarm list)
     const named = pointNames(a, t);
-    return [tierCell(a.peak_tier ?? a.tier), sensorCell(named.point, "", where, named.device), kindLevel(a, t),
+    // the worst it was, all of it: the peak tier and value beside the peak level's name (a
+    // level-2 leak back at level 1 printed "红色 · 一级 · 50.2 %LEL"), the last level's where the
+    // journal says no peak
+    const level = kindLevel(peaked && a.peak_level_name ? { ...a, level_name: a.peak_level_name } : a, t);
+    return [tierCell(a.peak_tier ?? a.tier), sensorCell(named.point, "", where, named.device), level,
       fmtVal(peaked ? a.peak_value : a.value, a.value_unit), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
   });
 }
