@@ -10,6 +10,7 @@ restart (`api.configadmin`). Secrets are exported as ``********`` and an import 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -20,6 +21,7 @@ from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
 from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found, require_writer
 from api.yamlbody import YamlTooLargeError, load_yaml
+from telemetry.registry import Registry
 
 __all__ = [
     "DryRun",
@@ -78,11 +80,12 @@ def _expect(if_match: str | None) -> int | None:
 
 
 def _relative(errors: list[dict[str, Any]], path: tuple[Any, ...]) -> list[dict[str, Any]]:
-    """Field errors inside the edited object located from the object; the others whole."""
+    """Field errors inside the edited object, or of the object itself (`["body"]`), located
+    from the object; the others whole."""
     out = []
     for e in errors:
         loc = list(e["loc"])
-        if len(loc) > len(path) + 1 and tuple(loc[1 : 1 + len(path)]) == path:
+        if len(loc) > len(path) and tuple(loc[1 : 1 + len(path)]) == path:
             loc = ["body", *loc[1 + len(path) :]]
         out.append({**e, "loc": loc})
     return out
@@ -114,7 +117,7 @@ async def change(
     except ConfigRefusedError as exc:
         errors = _relative(exc.errors, rel)
         if caller.tenants is not None:
-            errors = _unseen(errors, document(admin.current()), caller)
+            errors = _unseen(errors, document(admin.current()), caller, ctx.registry)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, errors) from exc
 
 
@@ -125,12 +128,31 @@ _ELSEWHERE = (
 )
 
 
+# a sensor id of the change that is used elsewhere too (`telemetry.registry`)
+_USED_TWICE = re.compile(r"sensor id '([^']*)' is used twice")
+
+
+def _taken(msg: str, caller: Principal, registry: Registry) -> str:
+    """`msg` for a key limited to some tenants: a sensor id of its change that another tenant
+    uses is said to be taken, no more ("used twice" told it another enterprise has a sensor of
+    that id, and the error's place in the configuration told where: helper-120)."""
+    found = _USED_TWICE.search(msg)
+    info = registry.sensor(found.group(1)) if found else None
+    if found is None or info is None or caller.sees(info.tenant):
+        return msg
+    return (
+        f"sensor id {found.group(1)!r} is taken: sensor ids are unique across the hub, every"
+        " enterprise's; choose another"
+    )
+
+
 def _unseen(
-    errors: list[dict[str, Any]], doc: dict[str, Any], caller: Principal
+    errors: list[dict[str, Any]], doc: dict[str, Any], caller: Principal, registry: Registry
 ) -> list[dict[str, Any]]:
     """The errors for a key limited to some tenants: one located in another tenant's part of
     the configuration (a sensor id used there too) would say where that tenant has what; it
-    becomes one error of the change, saying neither."""
+    becomes one error of the change, saying neither. One located in the change that says a
+    sensor id of another tenant is used twice says only that the id is taken."""
     tenants = doc.get("tenants") or []
     out: list[dict[str, Any]] = []
     elsewhere = {"loc": ["body"], "msg": _ELSEWHERE, "type": "config_error"}
@@ -142,7 +164,7 @@ def _unseen(
                 if elsewhere not in out:
                     out.append(elsewhere)
                 continue
-        out.append(e)
+        out.append({**e, "msg": _taken(str(e["msg"]), caller, registry)})
     return out
 
 

@@ -165,3 +165,54 @@ async def test_a_change_refused_for_another_tenants_part_does_not_say_where(tmp_
     assert [e["loc"] for e in errors] == [["body"]], errors
     assert "outside this key's tenants" in errors[0]["msg"]
     assert "tenants" not in str([e["loc"] for e in errors]) and "vehicles" not in r.text
+
+
+async def test_a_sensor_id_another_tenant_uses_is_only_said_to_be_taken(tmp_path: Path) -> None:
+    """A limited admin adding a sensor whose id another enterprise uses, the error in its own
+    part of the configuration, was told "sensor id 'ch4-t1' is used twice" at
+    `tenants.1.sites.0.devices.0.sensors.1`: that another enterprise has it, and where it sits
+    in the whole configuration (helper-120). It is told the id is taken, at the sensor sent."""
+    device = {
+        "id": "d9",
+        "profile": "coal-substation",
+        "modbus": {"host": "10.0.4.29", "port": 502, "unit": 9},
+        "sensors": [{"id": "own-1", "point": "ch4_t1", "kind": "methane"}],
+    }
+    sensors = f"/api/v1/registry/tenants/{CHEM}/sites/depot/devices/d9/sensors"
+    async with live_client(tmp_path, SCOPE_KEYS) as client:
+        site = {**SITE, "devices": [device]}
+        r = await client.post(
+            f"/api/v1/registry/tenants/{CHEM}/sites", json=site, headers=auth("admin")
+        )
+        assert r.status_code == 201, r.text
+        coal_id = {"id": "ch4-t1", "point": "ch4_t0", "kind": "methane"}  # north-coal's id
+        own_id = {"id": "own-1", "point": "ch4_t0", "kind": "methane"}
+        for dry in ("true", "false"):
+            r = await client.post(
+                f"{sensors}?dry_run={dry}", json=coal_id, headers=auth("chem-admin")
+            )
+            assert r.status_code == 422, r.text
+            assert r.json()["errors"] == [
+                {
+                    "loc": ["body"],
+                    "msg": "sensor id 'ch4-t1' is taken: sensor ids are unique across the hub,"
+                    " every enterprise's; choose another",
+                    "type": "config_error",
+                }
+            ], r.text
+            assert "twice" not in r.text and "tenants" not in r.json()["detail"]
+        # an id its own tenant uses twice is said so; an admin of every tenant is told all
+        other = {**device, "id": "d10", "sensors": [own_id]}
+        devices = f"/api/v1/registry/tenants/{CHEM}/sites/depot/devices?dry_run=true"
+        r = await client.post(devices, json=other, headers=auth("chem-admin"))
+        assert r.json()["errors"] == [
+            {
+                "loc": ["body", "sensors", 0],
+                "msg": "sensor id 'own-1' is used twice",
+                "type": "config_error",
+            }
+        ], r.text
+        r = await client.post(f"{sensors}?dry_run=true", json=coal_id, headers=auth("admin"))
+        assert r.json()["errors"] == [
+            {"loc": ["body"], "msg": "sensor id 'ch4-t1' is used twice", "type": "config_error"}
+        ], r.text
