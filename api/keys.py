@@ -79,8 +79,11 @@ class KeyCreate(BaseModel):
 
     name: KeyName
     role: Role
-    tenants: list[Ident] = Field(
-        default=[], max_length=1000, description="empty = all (admin, operator only)"
+    tenants: list[Ident] | None = Field(
+        default=None,
+        max_length=1000,
+        description="the tenants the key sees; null (or empty) = every tenant (admin, operator "
+        "only)",
     )
     expires_in_days: int = Field(default=90, ge=1, le=3650)
 
@@ -88,7 +91,9 @@ class KeyCreate(BaseModel):
 class KeyPublic(BaseModel):
     name: str
     role: str
-    tenants: list[str]
+    tenants: list[str] | None = Field(
+        description="the tenants the key sees; null: every tenant (as `GET /api/v1/me` says)"
+    )
     source: Literal["config", "api"]
     state: Literal["active", "expired", "revoked", "maker_revoked"]
     created_ms: int | None = None
@@ -140,7 +145,7 @@ def _row_public(row: KeyRow, now: int, until: int | None) -> KeyPublic:
     return KeyPublic(
         name=row.name,
         role=row.role,
-        tenants=list(row.tenants),
+        tenants=_tenants(row.tenants),
         source="api",
         state=state,
         created_ms=row.created_ms,
@@ -151,9 +156,18 @@ def _row_public(row: KeyRow, now: int, until: int | None) -> KeyPublic:
     )
 
 
+def _tenants(tenants: tuple[str, ...]) -> list[str] | None:
+    """A key's tenants as the API says them: null for every tenant (a key keeps none)."""
+    return list(tenants) or None
+
+
 def _config_public(spec: ApiKeySpec) -> KeyPublic:
     return KeyPublic(
-        name=spec.name, role=spec.role, tenants=list(spec.tenants), source="config", state="active"
+        name=spec.name,
+        role=spec.role,
+        tenants=_tenants(spec.tenants),
+        source="config",
+        state="active",
     )
 
 
@@ -187,7 +201,7 @@ def key_router() -> APIRouter:
         """Make a key. The answer carries the key once; only its SHA-256 digest is kept."""
         _check_manager(caller)
         db = _need_db(ctx)
-        tenants = tuple(dict.fromkeys(body.tenants))
+        tenants = tuple(dict.fromkeys(body.tenants or ()))
         if body.role in ("enterprise", "viewer") and not tenants:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -426,3 +426,38 @@ async def test_a_key_named_in_chinese_acknowledges_and_the_journal_and_csv_say_i
         hub.notifier.close()
         hub.db.close()
         rdb.close()
+
+
+async def test_a_key_of_every_tenant_is_listed_with_tenants_null_as_me_says(hub):
+    """The list of keys showed `tenants: []` for a key of every tenant, where `/me` said null:
+    a script reading one took it for a key of no tenant. Both say null; a key is made with null
+    (or an empty list) for every tenant."""
+    client, _, _ = hub
+    made = {}
+    for name, tenants in (("night-ops", None), ("day-ops", []), ("coal-ops", ["north-coal"])):
+        body = {"name": name, "role": "operator", "tenants": tenants}
+        r = await client.post("/api/v1/api-keys", json=body, headers=bearer("k-root"))
+        assert r.status_code == 201, r.text
+        made[name] = r.json()
+    assert [made[n]["tenants"] for n in made] == [None, None, ["north-coal"]]
+    listed = {
+        k["name"]: k["tenants"]
+        for k in (await client.get("/api/v1/api-keys", headers=bearer("k-root"))).json()
+    }
+    assert listed == {
+        "root": None,
+        "ops": None,
+        "coal": ["north-coal"],
+        "chem": ["acme-chem"],
+        "view": ["north-coal"],
+        "night-ops": None,
+        "day-ops": None,
+        "coal-ops": ["north-coal"],
+    }
+    for name in made:
+        me = (await client.get("/api/v1/me", headers=bearer(made[name]["key"]))).json()
+        assert me["tenants"] == listed[name], name
+    r = await client.post(
+        "/api/v1/api-keys", json={"name": "wall-2", "role": "viewer"}, headers=bearer("k-root")
+    )
+    assert r.status_code == 422 and "must name its tenants" in r.text
