@@ -124,11 +124,13 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
         rate=_spec(info.rate),
         early_warning=_spec(info.early_warning),
         frozen=_spec(info.frozen),
+        maintenance=_spec(info.maintenance),
         verify=_spec(info.verify),
         suppress_when=[spec_json(c) for c in info.suppress_when],
         # (a group's members are of its site, so of its tenant)
         members=[registry.sensors[i].id for i in info.members],
         vote_level=info.vote_level if info.members else None,
+        count_failed=info.count_failed if info.members else None,
         out_of_service=out is not None,
         out_of_service_by=None if out is None else out[2],
         out_of_service_reason=None if out is None else out[3],

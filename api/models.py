@@ -84,6 +84,11 @@ class SensorPublic(_Public):
     frozen: dict[str, Any] | None = Field(
         default=None, description="the frozen-value check (its own, else its rule's)"
     )
+    maintenance: dict[str, Any] | None = Field(
+        default=None,
+        description="the limit on calibration and manual time (its own, else its rule's): a "
+        "`maintenance` alarm (level `overdue`) when its readings say so for `after_s`; null: none",
+    )
     verify: dict[str, Any] | None = Field(
         default=None,
         description="the protective action checked by feedback sensors of the same tenant",
@@ -97,6 +102,11 @@ class SensorPublic(_Public):
     )
     vote_level: int | None = Field(
         default=None, description="a voting group: the members' level (1 = first above) that counts"
+    )
+    count_failed: bool | None = Field(
+        default=None,
+        description="a voting group: a member that cannot measure (sensor fault, no data) counts "
+        "as at the level; null for a sensor that is not a group",
     )
     out_of_service: bool = Field(
         default=False,

@@ -400,7 +400,16 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
     t101["early_warning"] = {"window_s": 60, "horizon_s": 300}
     t101["suppress_when"] = [{"sensor": "sis-inlet-trip", "above": 0.5}]
     pressure["frozen"] = {"after_s": 600, "band": 0.001}
-    farm["groups"] = [{"id": "dike-101", "sensors": ["gd-101a", "gd-101b"], "k": 2, "at_level": 1}]
+    t101["maintenance"] = {"after_s": 3600, "tier": "orange", "action": "联系仪表班"}
+    farm["groups"] = [
+        {
+            "id": "dike-101",
+            "sensors": ["gd-101a", "gd-101b"],
+            "k": 2,
+            "at_level": 1,
+            "count_failed": True,
+        }
+    ]
     path = tmp_path / "hub.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     reg = load_registry(path)
@@ -436,10 +445,21 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
             ]
             assert level["frozen"] is None and level["verify"] is None
             assert level["members"] == [] and level["vote_level"] is None
+            assert level["count_failed"] is None  # not a group
+            # calibration and manual time limited: its own limit, else its rule's (the gas
+            # packs' 2 h); a group's failed members counting as at the level (helper-120)
+            assert level["maintenance"] == {
+                "after_s": 3600.0,
+                "tier": "orange",
+                "action": "联系仪表班",
+            }
+            gas = (await client.get("/api/v1/sensors/gd-101a", headers=chem)).json()
+            assert gas["maintenance"]["after_s"] == 7200, gas
             frozen = (await client.get("/api/v1/sensors/t101-pressure", headers=chem)).json()
             assert frozen["frozen"]["after_s"] == 600 and frozen["frozen"]["band"] == 0.001
             group = (await client.get("/api/v1/sensors/dike-101", headers=chem)).json()
             assert (group["members"], group["vote_level"]) == (["gd-101a", "gd-101b"], 1)
+            assert group["count_failed"] is True
             assert group["levels"][0]["above"] == 2
             # the face's methane names its feed, to its own tenant only
             coal = {"Authorization": "Bearer k-coal"}

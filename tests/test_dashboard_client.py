@@ -1210,6 +1210,31 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
 ZH = "localStorage.setItem('hh-lang', 'zh');"
 
 
+async def test_a_maintenance_alarm_reads_as_calibration_held_too_long_not_overdue():
+    """A detector left in calibration raises `maintenance`, level `overdue`: the row showed
+    `maintenance overdue` in a Chinese page, or would read as the disposal's 超期. Its kind reads
+    标定/手动超时, its level in the journal 维护超时."""
+    held = {
+        **alarm(1, "nh3-01"),
+        "side": "maintenance",
+        "rule": "chem-gas.toxic-oel",
+        "level_name": "overdue",
+        "tier": "yellow",
+        "value_unit": "s",
+    }
+    held["events"] = [{**held["events"][0], "level_name": "overdue", "tier": "yellow"}]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("nh3-01")], alarms=[held])})
+    level = f"{row(1, 'td:nth-child(3)')}.textContent"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        assert await browser.js(level) == "标定/手动超时"
+        await browser.js(f"{row(1)}.click()")
+        await browser.wait_for(f"!!{q('tr.extra table.journal td.level')}", 5)
+        assert await browser.js(f"{q('tr.extra table.journal td.level')}.textContent") == "维护超时"
+        await browser.js(f"{q('#lang')}.click()")
+        await browser.wait_for(f"{level} === 'maintenance'", 5)
+
+
 async def test_a_handover_row_names_the_level_its_peak_tier_and_value_were_of():
     """The printed handover showed the peak tier and value beside the alarm's last level: a
     level-2 leak back at level 1 read "红色 · 一级 · 50.2 %LEL", a HIHI back at HI "高报 · 9.211

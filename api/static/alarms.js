@@ -34,6 +34,9 @@ export const STRINGS = {
         kind_fault: "传感器故障", kind_no_data: "无数据", kind_action_failed: "保护动作未确认",
         kind_rate: "变化率超限", kind_early_warning: "趋势预警", kind_frozen: "数据冻结",
         kind_data_lost: "数据丢失",
+        // a detector left in calibration or manual past its limit (docs/rules.md); its one level
+        // is not the disposal's 超期 (a deadline missed)
+        kind_maintenance: "标定/手动超时", lvl_overdue: "维护超时",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
@@ -718,6 +721,8 @@ function isaBadge(state) {
 // terminal's own must not look alike
 const BY = { fleet: "by_fleet", terminal: "by_terminal" };
 const LEVEL_ONLY = new Set(["terminal", "comm_loss", "gateway"]);  // the level names say it all
+// a kind whose one level its name says already: the kind alone ("标定/手动超时", not "… 维护超时")
+const KIND_SAYS = { maintenance: "overdue" };
 
 export function kindLevel(a, t = ctx.t) {
   const label = (k, name) => (t(k) === k ? name : t(k));
@@ -725,6 +730,7 @@ export function kindLevel(a, t = ctx.t) {
   const by = BY[a.rule] ? ` (${t(BY[a.rule])})` : "";
   if (a.side === "above" || a.side === "below") return level + by;
   const kind = label(`kind_${a.side}`, a.side);
+  if (KIND_SAYS[a.side] === a.level_name) return kind + by;
   return (kind === level || LEVEL_ONLY.has(a.rule) ? level : `${kind} ${level}`) + by;
 }
 
