@@ -217,7 +217,9 @@ class Broadcaster:
 
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
         for ev in events:
-            data = orjson.dumps(ev.to_json())
+            # the names beside the ids (a vehicle's plate as `location`), as the alarm topic
+            # carries them: a wall display read tanker-01 alone
+            data = orjson.dumps(ev.to_json(self._registry))
             for sub in self._listening(ev.tenant):
                 sub.offer("alarm", ev.tenant, data)
 

@@ -11,16 +11,18 @@ import numpy as np
 import orjson
 import pytest
 
+from alerts.alarms import AlarmEvent
 from api.auth import Principal, hash_key
 from api.stream import Broadcaster, Subscription, TooManyStreamsError
 from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load_profiles
 from ingest.store.base import ReadingBatch
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import eventually, running_hub
+from e2e_helpers import ROOT, eventually, running_hub
 from services import free_port
 
 CONFIG = """
@@ -271,3 +273,74 @@ async def test_a_stream_whose_key_gains_a_tenant_hears_it_after_the_recheck():
     assert (await asyncio.wait_for(anext(stream), 5)).startswith(b"event: reading\n")
     await stream.aclose()
     assert hub_stream.subscribers == 0
+
+
+NAMED = """
+version: 1
+device_profiles:
+  - name: one
+    points: [{name: gas, address: 0, dtype: uint16}]
+tenants:
+  - id: chem
+    name: 华兴化工
+    sites:
+      - id: s
+        name: 液氯罐区
+        devices:
+          - id: d
+            name: 1 号检测仪
+            profile: one
+            sensors:
+              - {id: gas-1, point: gas, kind: flammable_gas, location: T101 罐顶,
+                 levels: [{name: level1, tier: yellow, above: 25, recover: 23}]}
+    vehicles:
+      - {id: tk-1, plate: 苏A·D1234, class: hazmat}
+"""
+
+
+async def test_a_streamed_alarm_names_its_enterprise_site_device_and_place():
+    """The live stream sent an alarm with its ids alone (`ev.to_json()`), where the MQTT alarm
+    topic names them: a wall display said `tk-1`, not the tanker's plate. It carries `location`
+    (a vehicle's plate) and the enterprise's, site's and device's names, as configured now."""
+    profiles, packs = load_profiles(ROOT / "profiles")  # the vehicle's speed rule
+    registry = build_registry(parse_document(NAMED, HubConfig, "named.yaml"), profiles, packs)
+    hub_stream = Broadcaster(registry)
+    sub = hub_stream.subscribe(Principal("ops", "operator", None), frozenset({"alarm"}))
+
+    def event(sensor: str, site: str, device: str) -> AlarmEvent:
+        return AlarmEvent(
+            1,
+            "raised",
+            "chem",
+            site,
+            device,
+            sensor,
+            "inline",
+            "above",
+            1,
+            "level1",
+            "yellow",
+            "",
+            30.0,
+            1,
+            2,
+        )
+
+    await hub_stream.on_alarms([event("gas-1", "s", "d"), event("tk-1.speed", "vehicles", "tk-1")])
+    gas, truck = (orjson.loads(sub.queue.get_nowait()[2]) for _ in range(2))
+    assert (gas["tenant_name"], gas["site_name"], gas["device_name"], gas["location"]) == (
+        "华兴化工",
+        "液氯罐区",
+        "1 号检测仪",
+        "T101 罐顶",
+    )
+    assert (truck["location"], truck["tenant_name"], truck["site"]) == (
+        "苏A·D1234",
+        "华兴化工",
+        "vehicles",
+    )
+    # a new configuration's names from then on
+    hub_stream.set_registry(build_registry(parse_document(CONFIG, HubConfig, "stream.yaml")))
+    await hub_stream.on_alarms([event("gas-1", "s", "d")])
+    again = orjson.loads(sub.queue.get_nowait()[2])
+    assert (again["tenant_name"], again["location"]) == ("", "")
