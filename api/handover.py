@@ -103,6 +103,13 @@ class ShiftChatterPublic(ChatterPublic):
     )
 
 
+class TenantRaisedPublic(CountsPublic):
+    """An enterprise's part of the shift's alarms, counted as the whole."""
+
+    tenant: str
+    tenant_name: str = Field(description="the enterprise's name as configured; '' when none")
+
+
 class HandoverPublic(BaseModel):
     start: int
     end: int
@@ -110,6 +117,10 @@ class HandoverPublic(BaseModel):
     site: str | None
     raised: CountsPublic = Field(
         description="the alarms that started in [start, end), as the handling report counts them"
+    )
+    raised_by_tenant: list[TenantRaisedPublic] = Field(
+        description="`raised` per enterprise (those with alarms in the shift, by id): which "
+        "enterprise raised what, for a centre's key that sees several"
     )
     red: AlarmListPublic = Field(
         description="the alarms that started in [start, end) and reached red at some time (a "
@@ -219,12 +230,17 @@ def handover(
             )
         )
     chatter = stats.chattering(db, tenants, start, end)
+    report = handling_report(db, tenants, start, end, names_of(registry), only_site=site)
     return HandoverPublic(
         start=start,
         end=end,
         now=now,
         site=site,
-        raised=handling_report(db, tenants, start, end, names_of(registry), only_site=site).total,
+        raised=report.total,
+        # which enterprise raised what: a city centre's shift has the totals of many
+        raised_by_tenant=[
+            TenantRaisedPublic(**t.model_dump(exclude={"sites"})) for t in report.tenants
+        ],
         # the shift's red alarms, handled or not: a feed that failed to cut, acknowledged and
         # back to normal by 08:00, was in no list of the handover (helper-108)
         red=waiting(peak_tier=["red"], start_ts=start, end_ts=end),

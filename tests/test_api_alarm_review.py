@@ -630,3 +630,27 @@ async def test_the_handover_says_what_the_shift_raised_and_what_waits_now(month:
     assert chem["shelved"] == chem["out_of_service"] == chem["chattering"] == []
     assert chem["raised"]["raised"] == 1
     assert (await hub.get("/handover", "chem", params={"site": "face-1301"})).status_code == 404
+
+
+async def test_the_handover_says_which_enterprise_raised_what(month: Month) -> None:
+    """A city centre's handover counted the shift's alarms for the city alone: `raised_by_tenant`
+    counts them per enterprise (its id and name), as the total, adding up to it."""
+    hub = month.hub
+    h = (await hub.get("/handover", params=month.span)).json()
+    by = {t["tenant"]: t for t in h["raised_by_tenant"]}
+    assert list(by) == [CHEM, COAL]
+    assert (by[COAL]["tenant_name"], by[CHEM]["tenant_name"]) == ("北方煤业", "")
+    assert (by[COAL]["raised"], by[CHEM]["raised"]) == (3, 1)
+    assert by[COAL]["peak_tier"] == {"red": 2, "orange": 1, "yellow": 0, "blue": 0, "none": 0}
+    for field in ("raised", "acknowledged", "open", "overdue_ever", "shelved"):
+        assert sum(t[field] for t in by.values()) == h["raised"][field], field
+    for tier, n in h["raised"]["peak_tier"].items():
+        assert sum(t["peak_tier"][tier] for t in by.values()) == n, tier
+    # as the handling report counts each enterprise
+    report = (await hub.get("/alarm-quality/handling", params=month.span)).json()
+    assert [{k: v for k, v in t.items() if k != "sites"} for t in report["tenants"]] == list(
+        by.values()
+    )
+    # an enterprise's key: its own
+    mine = (await hub.get("/handover", "coal", params=month.span)).json()
+    assert [t["tenant"] for t in mine["raised_by_tenant"]] == [COAL]

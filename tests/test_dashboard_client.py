@@ -1210,6 +1210,51 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
 ZH = "localStorage.setItem('hh-lang', 'zh');"
 
 
+async def test_a_centres_handover_says_which_enterprise_raised_what():
+    """A city centre's handover gave the shift's counts for the city alone: under them, a row
+    per enterprise (its name and id) with the same counts; an enterprise's own key has none."""
+    now = now_ms()
+    shift = handover_answer(now)
+    coal = {
+        **shift["raised"],
+        "tenant": "north-coal",
+        "tenant_name": "北方煤业",
+        "raised": 4,
+        "peak_tier": {"red": 1, "orange": 2, "yellow": 1, "blue": 0, "none": 0},
+    }
+    chem = {
+        **shift["raised"],
+        "tenant": "acme-chem",
+        "tenant_name": "",
+        "raised": 2,
+        "peak_tier": {"red": 0, "orange": 0, "yellow": 2, "blue": 0, "none": 0},
+    }
+    hub = FakeHub(
+        keys={
+            "k": Key(sensors=[sensor("a")]),
+            "e": Key(sensors=[sensor("a")], role="enterprise", tenants=["t"]),
+        },
+        handover={**shift, "raised_by_tenant": [chem, coal]},
+    )
+    rows = (
+        "[...document.querySelectorAll('.ho-raised-by tbody tr')]"
+        ".map((r) => [...r.cells].slice(0, 6).map((c) => c.innerText))"
+    )
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('.ho-raised-by')}", 5)
+        assert await browser.js(rows) == [
+            ["acme-chem", "2", "0", "0", "2", "0"],
+            ["北方煤业 (north-coal)", "4", "1", "2", "1", "0"],
+        ]
+        head = await browser.js(f"{q('.ho-raised-by thead')}.innerText")
+        assert head.startswith("企业"), head
+    async with serving(hub), page(hub, "e") as browser:
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('.ho-raised')}", 5)
+        assert await browser.js(f"!{q('.ho-raised-by')}")
+
+
 async def test_a_maintenance_alarm_reads_as_calibration_held_too_long_not_overdue():
     """A detector left in calibration raises `maintenance`, level `overdue`: the row showed
     `maintenance overdue` in a Chinese page, or would read as the disposal's 超期. Its kind reads

@@ -247,15 +247,23 @@ export function renderHandover() {
   }
   body.append(facts);
   // what the shift raised, by the highest tier each reached, and how it was handled
-  const r = h.raised;
-  const raised = table([t("ho_total"), ...TIERS.map((x) => t(`tier_${x}`)), t("ho_acked"), t("ho_open"),
-    t("ho_overdue_ever"), t("ho_shelved_n")],
-  [[String(r.raised), ...TIERS.map((x) => String(r.peak_tier[x] ?? 0)), String(r.acknowledged), String(r.open),
-    String(r.overdue_ever), String(r.shelved)]]);
+  const head0 = [t("ho_total"), ...TIERS.map((x) => t(`tier_${x}`)), t("ho_acked"), t("ho_open"),
+    t("ho_overdue_ever"), t("ho_shelved_n")];
+  const counts = (r) => [String(r.raised), ...TIERS.map((x) => String(r.peak_tier[x] ?? 0)), String(r.acknowledged),
+    String(r.open), String(r.overdue_ever), String(r.shelved)];
+  const raised = table(head0, [counts(h.raised)]);
   raised.classList.add("ho-raised");
   const s0 = el("section", "ho-section");
   s0.dataset.section = "raised";
   s0.append(el("h3", "", t("ho_raised")), raised);
+  // a centre's shift: which enterprise raised what (a hub before the breakdown gives none)
+  const by = h.raised_by_tenant ?? [];
+  if (ctx.centre() && by.length) {
+    const per = table([t("enterprise"), ...head0],
+      by.map((x) => [x.tenant_name ? `${x.tenant_name} (${x.tenant})` : x.tenant, ...counts(x)]));
+    per.classList.add("ho-raised-by");
+    s0.append(per);
+  }
   body.append(s0);
   const head = [t("tier"), t("sensor"), t("level"), t("ho_peak"), t("started_cst"), t("isa"), t("disposal")];
   for (const key of LISTS) {
