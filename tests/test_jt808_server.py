@@ -134,7 +134,7 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
             answer = await a.report(fix(0, mileage_km=1234.5, signal=25, satellites=11))
             assert answer is not None and (answer.ack_msg_id, answer.result) == (0x0200, 0)
             assert (await a.heartbeat()).result == 0
-            await a.backfill([fix(3), fix(1), fix(2)])  # blind-area backfill, in the sent order
+            await a.backfill([fix(3), fix(1), fix(2)])  # blind-area backfill: in time order
             # terminal b sends garbage, a frame with a bad check code, and a bad body ...
             await b.send_raw(b"\x00\x01garbage")
             bad = bytearray(encode_frame(Header(0x0200, 999, b.phone, 1), b"\x00" * 28))
@@ -156,7 +156,7 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
             tc = "hazardhub/v1/coach-co/vehicles/coach-07/position"
             assert [[r["ts"] for r in recs] for recs in by_vehicle[ta]] == [
                 [T0],
-                [T0 + 30_000, T0 + 10_000, T0 + 20_000],
+                [T0 + 10_000, T0 + 20_000, T0 + 30_000],
                 [T0 + 80_000],
             ]
             first = by_vehicle[ta][0][0]

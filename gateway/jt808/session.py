@@ -114,7 +114,7 @@ class Send:
 @dataclass(frozen=True, slots=True)
 class Publish:
     vehicle: VehicleRef
-    records: tuple[dict[str, object], ...]
+    records: tuple[dict[str, object], ...]  # a 0x0704's in time order
     received_ms: int
 
 
@@ -424,7 +424,10 @@ class Session:
         elif isinstance(msg, Location):
             self._locations(h, (msg,), now_ms, events)
         elif isinstance(msg, BatchLocation):
-            self._locations(h, msg.items, now_ms, events)
+            # in time order, as a track is read (a terminal may send its backlog newest first;
+            # the hub sorts a batch itself, other subscribers of the topic may not); a time
+            # that is no date first (it is dropped)
+            self._locations(h, tuple(sorted(msg.items, key=_ts_or_0)), now_ms, events)
         elif isinstance(msg, TerminalResponse):
             events.append(TerminalAck(msg))
         elif isinstance(msg, DriverIdentity):
@@ -516,6 +519,13 @@ def _refusal(ref: VehicleRef, terminal: Terminal, refused: Refused) -> str:
         f"registration of {ref.tenant}/{ref.vehicle} by terminal {terminal} refused: {why}; "
         f"if the terminal was changed, `hazardhub jt808 unbind --vehicle {vehicle}`"
     )
+
+
+def _ts_or_0(loc: Location) -> int:
+    try:
+        return loc.ts_ms
+    except Jt808Error:
+        return 0
 
 
 def _a_clocks_offset(off_ms: int) -> bool:
