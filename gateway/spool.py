@@ -4,6 +4,8 @@ SQLite in WAL mode: a committed batch survives a gateway crash (kill -9) and a r
 leave in the order they came, only after the broker acknowledged them. The spool is bounded by
 bytes and by age; when a limit is hit the oldest batches are dropped, counted per device and kept
 as a drop report, which the publisher sends once the link is back (nothing vanishes silently).
+A batch may also be kept aside (`hold`): as durable, but not sent until it is released into the
+queue (`release`, one transaction), e.g. positions held until the backlog older than them came.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
 
-__all__ = ["DropReport", "Spool", "SpoolError", "Spooled"]
+__all__ = ["DropReport", "Held", "Spool", "SpoolError", "Spooled"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,15 @@ CREATE TABLE IF NOT EXISTS drop_reports (
     batches INTEGER NOT NULL, readings INTEGER NOT NULL, first_created INTEGER NOT NULL,
     last_created INTEGER NOT NULL, reason TEXT NOT NULL
 );
+-- batches kept aside, not sent until released (a JT/T 808 connection's positions held until
+-- its blind-area backlog came); released into `batches` in one transaction, and at the start
+-- by whoever holds them (a gateway killed while holding)
+CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL,
+    created INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    device TEXT NOT NULL, epoch INTEGER NOT NULL, readings INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS held_key ON held (key);
 """
 
 
@@ -59,6 +70,18 @@ class Spooled:
     device: str
     epoch: int
     seq: int
+    readings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A batch kept aside under `key` (`Spool.hold`), not sent until released."""
+
+    key: str
+    topic: str
+    payload: bytes
+    device: str
+    epoch: int
     readings: int
 
 
@@ -150,6 +173,53 @@ class Spool:
             self._count += 1
             self._bytes += len(payload)
             self._enforce(now)
+
+    def hold(
+        self, key: str, topic: str, payload: bytes, device: str, epoch: int, readings: int
+    ) -> None:
+        """Keep a batch aside under `key`: durable (committed), but not sent until `release`."""
+        with self._lock, self._tx():
+            self._db.execute(
+                "INSERT INTO held (key, created, topic, payload, device, epoch, readings) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, self._clock(), topic, payload, device, epoch, readings),
+            )
+
+    def held(self) -> list[Held]:
+        """Every batch kept aside, in the order they were kept."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, topic, payload, device, epoch, readings FROM held ORDER BY id"
+            ).fetchall()
+        return [Held(*r) for r in rows]
+
+    def release(
+        self,
+        key: str,
+        batches: Sequence[tuple[str, bytes, str, int, int, int]],
+        keep: Held | None = None,
+    ) -> None:
+        """In one transaction: forget what is kept under `key`, append `batches` (topic, payload,
+        device, epoch, seq, readings) to be sent, and keep `keep` aside under `key` instead."""
+        now = self._clock()
+        with self._lock, self._tx():
+            self._db.execute("DELETE FROM held WHERE key = ?", (key,))
+            if keep is not None:
+                self._db.execute(
+                    "INSERT INTO held (key, created, topic, payload, device, epoch, readings) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (key, now, keep.topic, keep.payload, keep.device, keep.epoch, keep.readings),
+                )
+            for topic, payload, device, epoch, seq, readings in batches:
+                self._db.execute(
+                    "INSERT INTO batches (created, topic, payload, device, epoch, seq, "
+                    "readings) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (now, topic, payload, device, epoch, seq, readings),
+                )
+                self._count += 1
+                self._bytes += len(payload)
+            if batches:
+                self._enforce(now)
 
     def _tx(self) -> _Transaction:
         return _Transaction(self._db)

@@ -13,7 +13,7 @@ import aiomqtt
 import orjson
 import pytest
 
-from gateway.jt808 import Jt808Gateway
+from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
 from ingest.positions import decode_positions
 from simulators.jt808 import Fix, Jt808Terminal, TerminalError
@@ -97,6 +97,7 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
         broker=(mosquitto.host, mosquitto.port),
         spool_dir=tmp_path / "spool",
         secret=SECRET,
+        hold=HoldPolicy(live_s=0),  # each message as it comes (holding: test_jt808_hold.py)
     )
     got: list[tuple[str, list[dict[str, object]]]] = []
     ready = asyncio.Event()

@@ -2,17 +2,20 @@
 
 The pure protocol (framing, bodies) is `telemetry.jt808`, shared with the terminal simulator;
 here are the pieces with state and I/O: `directory` (terminal -> vehicle, auth codes), `session`
-(the per-terminal state machine, sans-IO), `uplink` (spool + MQTT) and `server` (asyncio TCP).
+(the per-terminal state machine, sans-IO), `hold` (positions held until the backlog older than
+them came, sans-IO), `uplink` (spool + MQTT) and `server` (asyncio TCP).
 """
 
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.gateway import Jt808Gateway
+from gateway.jt808.hold import HoldPolicy
 from gateway.jt808.server import Jt808Server
 from gateway.jt808.session import Session, State, position_record
 from gateway.jt808.uplink import PositionUplink
 
 __all__ = [
     "Directory",
+    "HoldPolicy",
     "Jt808Gateway",
     "Jt808Server",
     "PositionUplink",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.jt808.bindings import BINDINGS_FILE
 from gateway.jt808.commands import CommandListener
+from gateway.jt808.hold import HoldPolicy
 from gateway.jt808.presence import Presence
 from gateway.jt808.server import Jt808Server
 from gateway.jt808.uplink import PositionUplink
@@ -50,12 +51,15 @@ class Jt808Gateway:
         password: str | None = None,
         follow: Callable[[], Registry | None] | None = None,
         follow_every_s: float = 10.0,
+        hold: HoldPolicy | None = None,
     ) -> None:
         """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
         it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`).
         Which terminal each vehicle is bound to, and its auth code, are kept in
         `jt808-bindings.db` in `spool_dir` (shared by the gateways that share the folder).
-        `secret` is no longer used: auth codes are random and kept there."""
+        `secret` is no longer used: auth codes are random and kept there. `hold`: how long a
+        terminal's positions are held for a blind-area backlog older than them (`HoldPolicy`:
+        15 s at most after an authentication by default)."""
         del secret
         self.listen = listen
         self.spool = Spool(
@@ -85,6 +89,7 @@ class Jt808Gateway:
             served_file=spool_dir / f"served-jt808-{name}.json",
             held_file=spool_dir / f"held-jt808-{name}.json",
             bindings_file=spool_dir / BINDINGS_FILE,
+            hold=hold,
         )
         # the hub's commands for the terminals (0x8203 when an operator acknowledges)
         self.commands = CommandListener(

@@ -12,6 +12,12 @@ terminals out. Connections beyond `max_connections`, or `max_per_host` from one 
 refused at once (`limits`), and so is the accept loop's complaint when the process runs out of
 files: each is counted and logged once a minute at most.
 
+After a terminal authenticates, its positions are held (`hold`) and handed on in time order once
+the backlog came (or the hold's bound passed): the hub judges a vehicle's positions in time order
+and would judge none of a backlog sent after a live fix. Held positions are kept aside in the
+spool, durable, before the terminal is answered (answers are never delayed), and handed on when
+the connection closes.
+
 An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
 and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
 dropped (``confirmations_expired``).
@@ -24,6 +30,7 @@ logged at warning level at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -35,6 +42,7 @@ import orjson
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.hold import Hold, HoldPolicy, Release
 from gateway.jt808.keep import read_held, read_served, write_aside
 from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
 from gateway.jt808.session import (
@@ -79,6 +87,10 @@ class _Connection(asyncio.Protocol):
         self.peer = "?"
         self.host: str | None = None  # the source address, once admitted
         self._auth_deadline: asyncio.TimerHandle | None = None
+        # positions held until the terminal's backlog came, kept aside under `hold_key`
+        self.hold = Hold(server.hold_policy)
+        self.hold_key = server.next_hold_key()
+        self.hold_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -124,6 +136,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._auth_deadline is not None:
             self._auth_deadline.cancel()
+        self.server.hand_on_held(self)
         self.server.forget(self)
 
     @property
@@ -142,6 +155,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self, *, abort: bool = False) -> None:
         self.session.state = State.CLOSED
+        self.server.hand_on_held(self)  # at once: before a connection replacing it hands on
         if self.transport is not None and not self.transport.is_closing():
             if abort:
                 self.transport.abort()
@@ -169,11 +183,13 @@ class Jt808Server:
         served_file: Path | None = None,
         held_file: Path | None = None,
         bindings_file: Path | None = None,
+        hold: HoldPolicy | None = None,
     ) -> None:
         """`served_file`: where the vehicles served here are kept across a restart (see
         `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
         which terminal each vehicle is bound to, and its auth code (`Bindings`; in memory
         without it). `max_connections`: by default the open-file limit less a reserve.
+        `hold`: how long positions are held for a backlog older than them (`HoldPolicy`).
         `secret` is no longer used (auth codes are random, kept in the bindings): taken so
         that callers of before keep working."""
         del secret
@@ -191,6 +207,10 @@ class Jt808Server:
         self.idle_timeout_s = idle_timeout_s
         self.max_bad_frames = max_bad_frames
         self.clock_ms = clock_ms
+        self.hold_policy = hold if hold is not None else HoldPolicy()
+        self._hold_keys = itertools.count(1)
+        # each vehicle's newest position handed on (its later connections' late ones counted)
+        self.newest: dict[VehicleRef, int] = {}
         self.counters: Counter[str] = Counter()
         self.connections: set[_Connection] = set()
         self.by_vehicle: dict[VehicleRef, _Connection] = {}
@@ -344,9 +364,7 @@ class Jt808Server:
             if isinstance(ev, Send):
                 conn.write(ev.data)
             elif isinstance(ev, Publish):
-                self.uplink.submit(ev.vehicle, ev.records, ev.received_ms)  # durable, then ack
-                counters["positions"] += len(ev.records)
-                counters["messages"] += 1
+                self._take(conn, ev)  # durable (held or queued), then the ack that follows
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
                 level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG
@@ -372,6 +390,8 @@ class Jt808Server:
                     )
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
+                # its first positions may come before its backlog: held a while
+                conn.hold.arm(self.newest.get(ev.vehicle))
                 if ev.vehicle not in self.served:
                     self.served.add(ev.vehicle)
                     self._write_served()
@@ -381,6 +401,88 @@ class Jt808Server:
                 counters["terminal_acks"] += 1
             elif isinstance(ev, Close):
                 conn.close()
+
+    def next_hold_key(self) -> str:
+        """A key for one connection's held positions in the spool, unique in this process
+        (what a process before left aside was released at its uplink's start)."""
+        return f"c{next(self._hold_keys)}"
+
+    def _take(self, conn: _Connection, ev: Publish) -> None:
+        """One message's positions: kept aside while the connection holds, else queued."""
+        counters = self.counters
+        counters["positions"] += len(ev.records)
+        counters["messages"] += 1
+        taken = conn.hold.take(ev.records, ev.source, ev.received_ms)
+        if taken.held:
+            self.uplink.hold(conn.hold_key, ev.vehicle, taken.parts, ev.received_ms)
+            counters["held"] += len(taken.parts)
+        else:
+            self.uplink.submit(ev.vehicle, ev.records, ev.received_ms)
+            self._late(conn, taken.late)
+        if taken.full is not None:
+            self._release(conn, ev.vehicle, taken.full)
+        self._hold_until(conn)
+
+    def _release(self, conn: _Connection, ref: VehicleRef, release: Release) -> None:
+        self.uplink.release(conn.hold_key, ref, release)
+        self.counters[f"hold_{release.why}"] += 1
+        self.counters["reordered"] += release.reordered
+        self._late(conn, release.late)
+
+    def _late(self, conn: _Connection, late: int) -> None:
+        """Positions were handed on, `late` of them older than one handed on before."""
+        ref, newest = conn.vehicle, conn.hold.newest
+        if ref is not None and newest is not None and newest > self.newest.get(ref, newest - 1):
+            self.newest[ref] = newest
+        if not late:
+            return
+        self.counters["late_positions"] += late
+        self.quiet(
+            self.loop_time(),
+            "late_positions",
+            logging.WARNING,
+            "jt808: %s (%s): %d positions older than one already handed on for the vehicle "
+            "(a blind-area backlog still coming %.0fs after the hold began?): the hub stores "
+            "them and judges none",
+            conn.peer,
+            ref,
+            late,
+            self.hold_policy.live_s,
+        )
+
+    def _hold_until(self, conn: _Connection) -> None:
+        """Wake up when the connection's hold is due."""
+        if conn.hold_timer is not None:
+            conn.hold_timer.cancel()
+            conn.hold_timer = None
+        end = conn.hold.deadline
+        if end is not None:
+            delay = max(0.0, (end - self.clock_ms()) / 1000)
+            conn.hold_timer = self.loop().call_later(delay, self._hold_due, conn)
+
+    def _hold_due(self, conn: _Connection) -> None:
+        conn.hold_timer = None
+        try:
+            release = conn.hold.due(self.clock_ms())
+            if release is not None and conn.vehicle is not None:
+                self._release(conn, conn.vehicle, release)
+        except Exception:  # kept aside: handed on at the close, or at the next start
+            self.counters["internal_error"] += 1
+            log.exception("jt808: error handing on %s's held positions", conn.vehicle)
+        self._hold_until(conn)
+
+    def hand_on_held(self, conn: _Connection) -> None:
+        """The connection closes: hand on what it holds now (the gateway stopping, too)."""
+        if conn.hold_timer is not None:
+            conn.hold_timer.cancel()
+            conn.hold_timer = None
+        try:
+            release = conn.hold.flush()
+            if release is not None and conn.vehicle is not None:
+                self._release(conn, conn.vehicle, release)
+        except Exception:  # kept aside in the spool: handed on at the next start
+            self.counters["internal_error"] += 1
+            log.exception("jt808: error handing on %s's held positions", conn.vehicle)
 
     def _write_served(self) -> None:
         """Keep `served` in its file."""

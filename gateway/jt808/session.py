@@ -22,6 +22,7 @@ from typing import cast
 
 from gateway.jt808.bindings import Bindings, Refused, Terminal
 from gateway.jt808.directory import Conflict, Directory, VehicleRef, phone_key
+from gateway.jt808.hold import Source
 from telemetry.jt808.codec import (
     BadFrame,
     Frame,
@@ -116,6 +117,7 @@ class Publish:
     vehicle: VehicleRef
     records: tuple[dict[str, object], ...]  # a 0x0704's in time order
     received_ms: int
+    source: Source = Source.LIVE  # 0x0200, or a 0x0704 of either type
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +429,9 @@ class Session:
             # in time order, as a track is read (a terminal may send its backlog newest first;
             # the hub sorts a batch itself, other subscribers of the topic may not); a time
             # that is no date first (it is dropped)
-            self._locations(h, tuple(sorted(msg.items, key=_ts_or_0)), now_ms, events)
+            items = tuple(sorted(msg.items, key=_ts_or_0))
+            source = Source.BLIND if msg.kind == BatchLocation.BACKFILL else Source.BATCH
+            self._locations(h, items, now_ms, events, source)
         elif isinstance(msg, TerminalResponse):
             events.append(TerminalAck(msg))
         elif isinstance(msg, DriverIdentity):
@@ -484,7 +488,12 @@ class Session:
         events.append(Send(self.encode(DriverRequest())))
 
     def _locations(
-        self, h: Header, items: tuple[Location, ...], now_ms: int, events: list[Event]
+        self,
+        h: Header,
+        items: tuple[Location, ...],
+        now_ms: int,
+        events: list[Event],
+        source: Source = Source.LIVE,
     ) -> None:
         assert self.vehicle is not None
         records: list[dict[str, object]] = []
@@ -502,7 +511,7 @@ class Session:
                 records.append(rec)
                 self._flags_out = cast(int, rec["alarm_flags"])
         if records:
-            events.append(Publish(self.vehicle, tuple(records), now_ms))
+            events.append(Publish(self.vehicle, tuple(records), now_ms, source))
         self._answer(h, PlatformResponse.OK, events)
 
 

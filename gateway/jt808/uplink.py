@@ -4,20 +4,31 @@ A `gateway.uplink.SpoolUplink` like the Modbus gateway's publisher: every JSON a
 is committed to the spool before the terminal gets its 0x8001, then published in order, and
 leaves the spool when the broker acknowledged it. Spool drops are reported per vehicle on
 ``{root}/{tenant}/gateways/{gateway}/dropped``.
+
+Positions a connection holds until its blind-area backlog came (`gateway.jt808.hold`) are kept
+aside in the same spool (`hold`), as durable, and `release`d into it in time order. Those a
+gateway killed while holding left there are released when the next one starts, each
+connection's sorted by time.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import orjson
 
 from gateway.jt808.directory import VehicleRef
-from gateway.spool import DropReport, Spool, Spooled
+from gateway.jt808.hold import Release
+from gateway.spool import DropReport, Held, Spool, Spooled
 from gateway.uplink import SpoolUplink
 from telemetry.topics import TopicLayout
 
 __all__ = ["PositionUplink"]
+
+log = logging.getLogger(__name__)
 
 
 class PositionUplink(SpoolUplink):
@@ -54,6 +65,34 @@ class PositionUplink(SpoolUplink):
         self._seq = 0
         self.published = 0
         self.latencies_ms: list[int] = []  # receive-to-PUBACK, drained by whoever reports them
+        self.recovered = self._release_left()
+
+    def _release_left(self) -> int:
+        """Release what a gateway killed while holding left aside: each connection's positions
+        in time order, after what it had handed on. How many positions."""
+        kept: dict[str, list[Held]] = defaultdict(list)
+        for held in self.spool.held():
+            kept[held.key].append(held)
+        n = 0
+        for key, rows in kept.items():
+            records: list[dict[str, object]] = []
+            for row in rows:
+                records.extend(orjson.loads(row.payload))
+            records.sort(key=lambda r: cast(int, r["ts"]))
+            first = rows[0]
+            self._seq += 1
+            payload = orjson.dumps(records)
+            batch = (first.topic, payload, first.device, first.epoch, self._seq, len(records))
+            self.spool.release(key, [batch])
+            n += len(records)
+        if n:
+            log.warning(
+                "%s: %d positions held by a gateway that stopped without handing them on "
+                "(killed?): handed on now, in time order",
+                self.gateway,
+                n,
+            )
+        return n
 
     def submit(
         self, ref: VehicleRef, records: tuple[dict[str, object], ...], received_ms: int
@@ -68,6 +107,27 @@ class PositionUplink(SpoolUplink):
         )
         self.wake()
 
+    def hold(self, key: str, ref: VehicleRef, parts: Sequence[bytes], received_ms: int) -> None:
+        """Keep one message's records (each one's JSON) aside under `key`: committed (the
+        terminal may be acknowledged), not sent until `release`."""
+        topic = self._layout.position(ref.tenant, ref.vehicle)
+        device = f"{ref.tenant}/{ref.vehicle}"
+        self.spool.hold(key, topic, _array(parts), device, received_ms, len(parts))
+
+    def release(self, key: str, ref: VehicleRef, release: Release) -> None:
+        """Send what `key` held, as `release` says (in one transaction: forgotten aside, queued
+        to be sent, the rest kept aside)."""
+        topic = self._layout.position(ref.tenant, ref.vehicle)
+        device = f"{ref.tenant}/{ref.vehicle}"
+        self._seq += 1
+        batch = (topic, _array(release.parts), device, release.received_ms, self._seq)
+        keep = None
+        if release.kept:
+            payload = _array(release.kept)
+            keep = Held(key, topic, payload, device, release.received_ms, len(release.kept))
+        self.spool.release(key, [(*batch, len(release.parts))], keep)
+        self.wake()
+
     def _dropped_topic(self, report: DropReport) -> str:
         tenant = report.device.partition("/")[0]  # drops are counted per tenant/vehicle
         return self._layout.gateway_dropped(tenant, self.gateway)
@@ -78,3 +138,8 @@ class PositionUplink(SpoolUplink):
         self.published += len(items)
         if len(self.latencies_ms) > 100_000:
             del self.latencies_ms[:50_000]
+
+
+def _array(parts: Sequence[bytes]) -> bytes:
+    """The JSON array of records already JSON each (as `orjson.dumps` of the list gives)."""
+    return b"[" + b",".join(parts) + b"]"
