@@ -107,6 +107,19 @@ def test_a_full_hold_hands_on_its_oldest_and_keeps_the_live_ones():
     assert hold.flush() is None
 
 
+def test_a_silence_after_a_fix_with_acc_on_opens_a_hold_not_a_parked_one():
+    hold = Hold(HoldPolicy(gap_s=90))
+    assert not hold.take([rec(0)], Source.LIVE, 0).held
+    assert not hold.take([rec(60_000)], Source.LIVE, 60_000).held
+    tunnel = hold.take([rec(420_000)], Source.LIVE, 420_000)
+    assert tunnel.held and tunnel.opened == "gap"
+    hold.flush()
+    hold.take([rec(430_000, acc=False)], Source.LIVE, 430_000)
+    assert not hold.take([rec(3_000_000)], Source.LIVE, 3_000_000).held  # parked, ACC off
+    # a backlog's own silence opens nothing: it is older than what came
+    assert not hold.take([rec(4_000_000)], Source.BLIND, 3_000_100).held
+
+
 # --- over real sockets
 
 
@@ -273,6 +286,27 @@ async def test_held_positions_go_when_the_terminal_goes_or_the_gateway_stops(
         await again.close()
     assert gw.server.counters["hold_closed"] == 2
     assert len(gw.spool) == 0 and gw.uplink.published == 2
+
+
+async def test_a_silence_on_an_open_connection_opens_a_hold(mosquitto, registry, tmp_path):
+    """A tunnel short enough for the TCP connection to live through it: no authentication,
+    but a fix 6 minutes after the last one (ACC on) may be followed by a backlog."""
+    policy = HoldPolicy(live_s=5, quiet_s=0.3, gap_s=90)
+    async with gateway(registry, mosquitto.port, tmp_path / "spool", policy) as (gw, sub, _):
+        host, port = gw.server.address  # type: ignore[misc]
+        async with Jt808Terminal(host, port, "13800000001", "苏A·D1234") as terminal:
+            await terminal.login()
+            await terminal.backfill([tunnel_fix(0)])  # ends the authentication's hold soon
+            await terminal.report(tunnel_fix(1))
+            await until(lambda: sub.ts == [T0, T0 + 10_000])
+            await terminal.report(tunnel_fix(2))  # not held
+            await until(lambda: len(sub.ts) == 3, 1.0)
+            await terminal.report(tunnel_fix(38))  # 6 min later
+            await terminal.backfill([tunnel_fix(i) for i in range(3, 38)])
+            await until(lambda: len(sub.ts) == 39)
+        assert sub.ts == [T0 + i * 10_000 for i in range(39)]
+        assert gw.server.counters["hold_after_gap"] == 1
+        assert gw.server.counters["late_positions"] == 0
 
 
 async def test_a_long_backlog_holds_a_bounded_number_of_positions(mosquitto, registry, tmp_path):

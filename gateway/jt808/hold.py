@@ -4,7 +4,9 @@ The hub judges each vehicle's positions in event-time order, and does not judge 
 the newest it judged. Many terminals, reconnecting after a blind area (a tunnel, the mountains),
 send a live 0x0200 first and their blind-area backlog after it (0x0704 type 1): handed on as
 they come, the whole blind area would be older than the live fix, and in no alarm. Only here is
-the order known, so after a terminal authenticates the connection's positions are *held*:
+the order known, so after a terminal authenticates, and after a silence that may have left a
+backlog (a fix more than `gap_s` after the connection's last one, which had ACC on: the TCP
+connection outlived a tunnel), the connection's positions are *held*:
 
 - every position from the first one on (live 0x0200 and both kinds of 0x0704) is held, until
   the first of: `live_s` after the first one held (the bound); `quiet_s` after the last sign of
@@ -56,10 +58,11 @@ class HoldPolicy:
     live_s: float = 15.0
     quiet_s: float = 5.0
     urgent_s: float = 3.0
+    gap_s: float = 90.0
     max_positions: int = 1000
 
     def __post_init__(self) -> None:
-        if min(self.live_s, self.quiet_s, self.urgent_s) < 0:
+        if min(self.live_s, self.quiet_s, self.urgent_s, self.gap_s) < 0:
             raise ValueError("hold times must not be negative")
         if self.max_positions < 2:
             raise ValueError("max_positions must be at least 2")
@@ -88,6 +91,7 @@ class Taken:
     parts: tuple[bytes, ...] = ()
     late: int = 0
     full: Release | None = None
+    opened: str = ""  # "gap" when this message opened a hold (a silence with ACC on)
 
 
 @dataclass(slots=True)
@@ -106,6 +110,7 @@ class Hold:
         self._live = int(policy.live_s * 1000)
         self._quiet = int(policy.quiet_s * 1000)
         self._urgent = int(policy.urgent_s * 1000)
+        self._gap = int(policy.gap_s * 1000)
         self._armed = False  # the next positions open a hold
         self._items: list[_Item] = []
         self._order = 0
@@ -113,7 +118,7 @@ class Hold:
         self._sign_ms: int | None = None  # the last sign of a backlog
         self._urgent_ms: int | None = None  # the first position held with an urgent bit
         self.newest: int | None = None  # the newest event time handed on (of the vehicle)
-        self._last: int | None = None  # the newest event time received
+        self._last: tuple[int, bool] | None = None  # newest received: (ts, ACC on)
 
     @property
     def holding(self) -> bool:
@@ -148,9 +153,21 @@ class Hold:
         times = [cast(int, r["ts"]) for r in records]
         oldest = min(times)
         last = self._last
+        opened = ""
+        if (
+            not self._items
+            and not self._armed
+            and self._live > 0
+            and source is not Source.BLIND
+            and last is not None
+            and last[1]
+            and oldest - last[0] > self._gap
+        ):
+            self._armed, opened = True, "gap"
         newest = max(times)
-        if last is None or newest >= last:
-            self._last = newest
+        if last is None or newest >= last[0]:
+            at = times.index(newest)
+            self._last = (newest, bool(records[at].get("acc_on")))
         if not self._items and not self._armed:
             late = 0 if self.newest is None else sum(t < self.newest for t in times)
             self._handed(newest)
@@ -159,7 +176,7 @@ class Hold:
         if not self._items:
             self._first_ms = now_ms
             self._armed = False
-        if source is Source.BLIND or (last is not None and oldest < last):
+        if source is Source.BLIND or (last is not None and oldest < last[0]):
             self._sign_ms = now_ms
         if self._urgent_ms is None and any(
             cast(int, r.get("alarm_flags", 0)) & URGENT for r in records
@@ -172,7 +189,7 @@ class Hold:
         full = None
         if len(self._items) > self.policy.max_positions:
             full = self._release("full", keep=self.policy.max_positions // 2)
-        return Taken(held=True, parts=parts, full=full)
+        return Taken(held=True, parts=parts, full=full, opened=opened)
 
     def due(self, now_ms: int) -> Release | None:
         """Hand on what is held if its time came."""

@@ -12,9 +12,10 @@ terminals out. Connections beyond `max_connections`, or `max_per_host` from one 
 refused at once (`limits`), and so is the accept loop's complaint when the process runs out of
 files: each is counted and logged once a minute at most.
 
-After a terminal authenticates, its positions are held (`hold`) and handed on in time order once
-the backlog came (or the hold's bound passed): the hub judges a vehicle's positions in time order
-and would judge none of a backlog sent after a live fix. Held positions are kept aside in the
+After a terminal authenticates, and after a silence that may have left a blind-area backlog, its
+positions are held (`hold`) and handed on in time order once the backlog came (or the hold's
+bound passed): the hub judges a vehicle's positions in time order and would judge none of a
+backlog sent after a live fix. Held positions are kept aside in the
 spool, durable, before the terminal is answered (answers are never delayed), and handed on when
 the connection closes.
 
@@ -413,6 +414,8 @@ class Jt808Server:
         counters["positions"] += len(ev.records)
         counters["messages"] += 1
         taken = conn.hold.take(ev.records, ev.source, ev.received_ms)
+        if taken.opened:
+            counters["hold_after_gap"] += 1
         if taken.held:
             self.uplink.hold(conn.hold_key, ev.vehicle, taken.parts, ev.received_ms)
             counters["held"] += len(taken.parts)
