@@ -195,7 +195,7 @@ async def test_a_blind_area_sent_after_the_live_fix_is_published_before_it(
     pressed there; back in coverage it sends a live fix, then the tunnel in two 0x0704, the
     first newest first. The hub gets them in time order, the live fix last; the terminal's
     answers are not delayed."""
-    policy = HoldPolicy(live_s=10, quiet_s=0.5)
+    policy = HoldPolicy(live_s=10, quiet_s=1.0)
     async with gateway(registry, mosquitto.port, tmp_path / "spool", policy) as (gw, sub, _):
         host, port = gw.server.address  # type: ignore[misc]
         loop = asyncio.get_running_loop()
@@ -204,15 +204,15 @@ async def test_a_blind_area_sent_after_the_live_fix_is_published_before_it(
             sos = int(Alarm.EMERGENCY)
             start = loop.time()
             await terminal.report(tunnel_fix(36, 60.0, alarm=sos))  # the bit stays till confirmed
-            assert loop.time() - start < 0.3, "the live fix is answered at once"
+            assert loop.time() - start < 2.0, "the live fix is answered at once, not held"
             tunnel = [tunnel_fix(i, alarm=sos if i >= 20 else 0) for i in range(36)]
             await terminal.backfill(tunnel[:20][::-1])
             await terminal.backfill(tunnel[20:])
             sent = loop.time()
-            assert sent - start < 0.5 and sub.got == []
+            assert sub.got == []
             await until(lambda: len(sub.ts) == 37)
         assert sub.ts == [T0 + i * 10_000 for i in range(37)]
-        assert len(sub.got) == 1 and sub.got[0][0] >= sent + 0.4  # after a quiet 0.5 s
+        assert len(sub.got) == 1 and sub.got[0][0] >= sent + 0.9  # after a quiet 1 s
         assert [r["speed_kmh"] for r in sub.records[-2:]] == [90.0, 60.0]
         counters = gw.server.counters
         assert counters["held"] == 37 and counters["reordered"] == 36
@@ -225,7 +225,7 @@ async def test_a_backlog_longer_than_the_bound_is_published_late_and_counted(
 ):
     """What is held goes at the bound; the backlog that comes after it is older than the live
     fix handed on: published (the hub stores it, judges none) and counted."""
-    policy = HoldPolicy(live_s=1.0, quiet_s=0.8)
+    policy = HoldPolicy(live_s=1.0, quiet_s=5)
     async with gateway(registry, mosquitto.port, tmp_path / "spool", policy) as (gw, sub, _):
         host, port = gw.server.address  # type: ignore[misc]
         async with Jt808Terminal(host, port, "13800000001", "苏A·D1234") as terminal:
@@ -255,7 +255,7 @@ async def test_an_emergency_is_held_least(mosquitto, registry, tmp_path):
             await terminal.report(tunnel_fix(36, 60.0, alarm=int(Alarm.EMERGENCY)))
             await terminal.backfill([tunnel_fix(i) for i in range(36)])
             await until(lambda: len(sub.ts) == 37)
-        assert 0.4 < sub.got[0][0] - start < 2.0  # not 5 s (quiet) nor 10 (the bound)
+        assert 0.4 < sub.got[0][0] - start < 4.0  # not 5 s (quiet) nor 10 (the bound)
         assert sub.ts == [T0 + i * 10_000 for i in range(37)]
         assert gw.server.counters["hold_urgent"] == 1
 
@@ -291,7 +291,7 @@ async def test_held_positions_go_when_the_terminal_goes_or_the_gateway_stops(
 async def test_a_silence_on_an_open_connection_opens_a_hold(mosquitto, registry, tmp_path):
     """A tunnel short enough for the TCP connection to live through it: no authentication,
     but a fix 6 minutes after the last one (ACC on) may be followed by a backlog."""
-    policy = HoldPolicy(live_s=5, quiet_s=0.3, gap_s=90)
+    policy = HoldPolicy(live_s=5, quiet_s=1.0, gap_s=90)
     async with gateway(registry, mosquitto.port, tmp_path / "spool", policy) as (gw, sub, _):
         host, port = gw.server.address  # type: ignore[misc]
         async with Jt808Terminal(host, port, "13800000001", "苏A·D1234") as terminal:
@@ -300,7 +300,7 @@ async def test_a_silence_on_an_open_connection_opens_a_hold(mosquitto, registry,
             await terminal.report(tunnel_fix(1))
             await until(lambda: sub.ts == [T0, T0 + 10_000])
             await terminal.report(tunnel_fix(2))  # not held
-            await until(lambda: len(sub.ts) == 3, 1.0)
+            await until(lambda: len(sub.ts) == 3, 2.0)  # not the bound, 5 s
             await terminal.report(tunnel_fix(38))  # 6 min later
             await terminal.backfill([tunnel_fix(i) for i in range(3, 38)])
             await until(lambda: len(sub.ts) == 39)
@@ -310,7 +310,7 @@ async def test_a_silence_on_an_open_connection_opens_a_hold(mosquitto, registry,
 
 
 async def test_a_long_backlog_holds_a_bounded_number_of_positions(mosquitto, registry, tmp_path):
-    policy = HoldPolicy(live_s=10, quiet_s=0.5, max_positions=10)
+    policy = HoldPolicy(live_s=10, quiet_s=2.0, max_positions=10)
     async with gateway(registry, mosquitto.port, tmp_path / "spool", policy) as (gw, sub, _):
         host, port = gw.server.address  # type: ignore[misc]
         async with Jt808Terminal(host, port, "13800000001", "苏A·D1234") as terminal:
@@ -393,7 +393,7 @@ async def test_the_hub_judges_the_tunnel(mosquitto, tmp_path):
         listen=("127.0.0.1", 0),
         broker=("127.0.0.1", mosquitto.port),
         spool_dir=tmp_path / "spool",
-        hold=HoldPolicy(live_s=10, quiet_s=0.5),
+        hold=HoldPolicy(live_s=10, quiet_s=1.0),
     )
     t0 = (int(datetime.now(CST).timestamp()) - 600) * 1000
 
