@@ -354,4 +354,25 @@ class NotifySettings(_Frozen):
                     f"notify.subscriptions: {sub.id!r} names no escalation policy of "
                     f"notify.escalation_policies: {sub.escalation!r}"
                 )
+            unknown = sorted(set(sub.match.sensor_kinds) - MATCH_SENSOR_KINDS)
+            if unknown:
+                raise ValueError(
+                    f"notify.subscriptions: {sub.id!r}: sensor kinds {unknown}: no such kind "
+                    f"(the kinds: {', '.join(sorted(MATCH_SENSOR_KINDS))})"
+                )
+        # the centre's channels go to the centre: an `sse` or `mqtt` one is the tenant's own
+        # stream or topic (the enterprise would read the centre's subscriptions, helper-122)
+        channels = [(f"subscriptions: {s.id!r}", s.channel) for s in self.subscriptions]
+        channels += [
+            (f"escalation_policies: {p.id!r} step {k}", step.channel)
+            for p in self.escalation_policies
+            for k, step in enumerate(p.steps)
+        ]
+        for where, channel in channels:
+            if channel.type in ("sse", "mqtt"):
+                raise ValueError(
+                    f"notify.{where}: a channel of type {channel.type!r} is the tenant's own "
+                    "stream or topic, which the enterprise reads: the centre's subscriptions "
+                    "take webhook or email"
+                )
         return self

@@ -621,6 +621,16 @@ def build_registry(
                         + Registry.said_unknown(*unnamed, tenant.id)
                     )
 
+    # the centre's own subscriptions: their sites are any tenant's (helper-122: a typo heard
+    # nothing, and `hazardhub check` said ok)
+    all_sites = {st.id for t in config.tenants for st in t.sites} | {"vehicles"}
+    for oi, sub in enumerate(config.notify.subscriptions):
+        unknown = sorted(set(sub.match.sites) - all_sites)
+        if unknown:
+            raise ConfigError(
+                f"{source}: notify.subscriptions.{oi}.match.sites: {unknown} is no tenant's site"
+            )
+
     for ki, key in enumerate(config.api_keys):
         unknown = [t for t in key.tenants if t not in tenant_ids]
         if unknown:

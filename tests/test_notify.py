@@ -29,6 +29,7 @@ from alerts.statedb import StateDB
 from alerts.table import ABOVE, EARLY, NO_DATA, compile_table
 from hazardhub.settings import load_profiles
 from telemetry.config import HubConfig, SuppressSpec
+from telemetry.errors import ConfigError
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
@@ -823,9 +824,10 @@ def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_
 CENTRE_YAML = """
 notify:
   subscriptions:
-    - {id: city, match: {tiers: [red]}, channel: {type: sse}, escalation: duty}
+    - {id: city, match: {tiers: [red]}, channel: {type: webhook, url: "http://127.0.0.1:9/h"},
+       escalation: duty}
   escalation_policies:
-    - {id: duty, steps: [{after_s: 60, channel: {type: sse}}]}
+    - {id: duty, steps: [{after_s: 60, channel: {type: email, to: [chief@city.example]}}]}
 """
 
 
@@ -838,10 +840,14 @@ async def test_the_centres_own_subscription_hears_every_tenant_and_one_added_lat
 
     rig = Rig(tmp_path, CENTRE_YAML)
     try:
+        store = rig.notifier.catalog.store
         rig.feed("ch4-t1", [0.3, 1.1, 1.6])  # red
-        notes = await rig.pump()
-        assert [bare(n.key).split(":")[0] for n in notes] == ["north-coal/*city"]
-        assert await rig.pump(61) != []  # the policy's step: not acknowledged within 60 s
+        await rig.pump()
+        subs = {(bare(r[1]).split(":")[0], bare(r[1]).split(":")[1][0]) for r in store.outbox(None)}
+        assert subs == {("north-coal/*city", "e")}
+        await rig.pump(61)  # the policy's step: not acknowledged within 60 s
+        subs = {(bare(r[1]).split(":")[0], bare(r[1]).split(":")[1][0]) for r in store.outbox(None)}
+        assert subs == {("north-coal/*city", "e"), ("north-coal/*city", "x")}
         # an enterprise added while the hub runs: heard as well
         text = rig.reg.config.model_dump(mode="json", by_alias=True)
         text["tenants"].append(
@@ -877,7 +883,6 @@ async def test_the_centres_own_subscription_hears_every_tenant_and_one_added_lat
         assert ("late-chem", "*duty") in rig.notifier.catalog.policies
         assert [s.id for s in rig.notifier.catalog.subs["late-chem"]] == ["*city"]
         # the outbox as the enterprise lists it: not the centre's rows; the centre's: all
-        store = rig.notifier.catalog.store
         assert store.outbox(["north-coal"]) == []
         assert len(store.outbox(None)) == 2
     finally:
@@ -885,9 +890,70 @@ async def test_the_centres_own_subscription_hears_every_tenant_and_one_added_lat
         rig.db.close()
 
 
-def test_the_centres_subscriptions_name_their_own_policies():
+def test_the_centres_subscriptions_are_checked_at_load():
+    """Their policies, their sensor kinds and sites (a typo heard nothing, helper-122), and
+    their channels: an sse or mqtt channel is the tenant's own stream or topic, which the
+    enterprise reads (helper-122)."""
+    hook = {"type": "webhook", "url": "https://centre.example/h"}
+
+    def centre(**sub: object) -> dict[str, object]:
+        return {"version": 1, "notify": {"subscriptions": [{"id": "c", "channel": hook, **sub}]}}
+
     with pytest.raises(ValueError, match="names no escalation policy"):
-        HubConfig.model_validate(
-            {"version": 1, "notify": {"subscriptions": [
-                {"id": "c", "channel": {"type": "sse"}, "escalation": "nope"}]}}
-        )  # fmt: skip
+        HubConfig.model_validate(centre(escalation="nope"))
+    with pytest.raises(ValueError, match="'methan'"):
+        HubConfig.model_validate(centre(match={"sensor_kinds": ["methan"]}))
+    for kind in ("sse", "mqtt"):
+        with pytest.raises(ValueError, match="the enterprise reads"):
+            HubConfig.model_validate(centre(channel={"type": kind}))
+    extra = (
+        "notify:\n  subscriptions:\n    - {id: c, match: {sites: [face-1310]},\n"
+        "       channel: {type: webhook, url: 'https://c.example/h'}}"
+    )
+    with pytest.raises(ConfigError, match=r"face-1310.*is no tenant's site"):
+        mine_registry(1502, 1.0, extra)
+
+
+async def test_an_enterprise_whose_webhooks_hang_does_not_hold_the_centres(tmp_path):
+    """helper-122: the centre's notification of an enterprise's red alarm counted against that
+    enterprise's delivery share; its own webhooks, hanging, held it for minutes. The centre's
+    rows of a tenant have a share of their own."""
+    import asyncio
+    import time
+
+    from notify_rig import Rig
+
+    tarpits = [WebhookReceiver().start() for _ in range(3)]
+    centre = WebhookReceiver().start()
+    try:
+        for t in tarpits:
+            t.respond_with(200, delay_s=10.0)  # accepts, answers late (released by stop)
+        extra = (
+            "notify:\n  max_in_flight: 32\n  enterprise_webhook_networks: [127.0.0.0/8]\n"
+            "  subscriptions:\n"
+            f"    - {{id: city, match: {{tiers: [red]}}, channel: {{type: webhook, "
+            f"url: '{centre.url}'}}}}\n"
+        )
+        rig = Rig(tmp_path, extra)
+        try:
+            for i in range(12):  # 3 receivers x their 8 in flight: the tenant's share (8) full
+                url = f"{tarpits[i % 3].url}/{i}"
+                spec = SubscriptionSpec.model_validate(
+                    {"id": f"e{i}", "channel": {"type": "webhook", "url": url, "timeout_s": 30}}
+                )
+                rig.notifier.put("subscription", "north-coal", spec, "coal", owner="enterprise")
+            rig.feed("ch4-t1", [0.3, 1.1, 1.6])  # red: 12 enterprise rows, then the centre's
+            rig.notifier.route()
+            start = time.monotonic()
+            while not centre.requests and time.monotonic() - start < 5:
+                await rig.notifier.deliver_due(wait=False)
+                await asyncio.sleep(0.05)
+            assert centre.requests, "the centre's notification waited behind the enterprise's"
+            assert time.monotonic() - start < 5
+        finally:
+            for t in tarpits:
+                t.stop()
+            rig.notifier.close()
+            rig.db.close()
+    finally:
+        centre.stop()

@@ -649,12 +649,13 @@ async def test_a_tenants_hanging_webhooks_never_hold_up_its_stream_nor_mqtt(rig)
     counts against no share and is still sent at once. The share follows the setting."""
 
     def all_sixteen() -> None:  # 9 events: 8 requests held by each
-        assert rig.notifier.delivery._tenant_slot("north-coal").locked()
+        # (the rig's subscriptions are the centre's: the tenant's share of the centre's rows)
+        assert rig.notifier.delivery._tenant_slot("north-coal|centre").locked()
 
     await _two_hanging_then_the_stream(rig, 5, all_sixteen)
     delivery = rig.notifier.delivery
     delivery.settings = delivery.settings.model_copy(update={"max_in_flight": 256})
-    share = delivery._tenant_slot("north-coal")
+    share = delivery._tenant_slot("north-coal|centre")
     for _ in range(64):  # 256 // 4 tries for one tenant now, not the 16 of before
         await asyncio.wait_for(share.acquire(), 1)
     assert share.locked()

@@ -274,8 +274,12 @@ class NotifyStore:
         )
         if only_local:
             where += f" AND {local}"
-        elif full_tenants:
-            where += f" AND (tenant NOT IN (SELECT value FROM json_each(?)) OR {local})"
+        elif full_tenants:  # shares (`Delivery._share`): the centre's rows of a tenant apart
+            share = (
+                "(tenant || CASE WHEN json_valid(channel) AND json_extract(channel, '$.guarded')"
+                " = 0 THEN '|centre' ELSE '' END)"
+            )
+            where += f" AND ({share} NOT IN (SELECT value FROM json_each(?)) OR {local})"
             params.append(orjson.dumps(list(full_tenants)).decode())
         with self.outbox_db.transaction() as con:
             rows = con.execute(
