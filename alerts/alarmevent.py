@@ -71,7 +71,7 @@ class AlarmEvent:
         enterprise, the site and the device (helper-116: the plate was in the webhook only)."""
         found = self._json()
         if registry is not None:
-            info = registry.sensor(self.sensor)
+            info = registry.sensor_of(self.tenant, self.sensor, self.site, self.device)
             names = registry.names(self.tenant, self.site, self.device)
             found["location"] = info.location if info is not None else ""
             found["tenant_name"], found["site_name"], found["device_name"] = names

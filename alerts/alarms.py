@@ -193,7 +193,7 @@ class AlarmBook(GatewayAlarms):
         with the sensor's index."""
         out = []
         for row in self._db.active_alarms():
-            info = self._registry.sensor(row.sensor)
+            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
             if info is not None and info.rule == row.rule and 0 <= row.side < SIDES:
                 out.append((row, info.index))
         return out
@@ -366,10 +366,12 @@ class AlarmBook(GatewayAlarms):
             elif row.rule == GATEWAY_RULE:
                 keep = row.sensor in gateways
             elif row.rule in (FLEET_RULE, TERMINAL_RULE):
-                keep = reg.sensor(row.sensor) is not None
+                keep = reg.sensor_of(row.tenant, row.sensor, row.site, row.device) is not None
                 keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)
             else:
-                info = reg.sensor(row.sensor)
+                # (a sensor id now another tenant's, site's or device's: its alarms are gone,
+                # never carried on by the other's readings, helper-122)
+                info = reg.sensor_of(row.tenant, row.sensor, row.site, row.device)
                 keep = info is not None and info.rule == row.rule and info.id not in rejudged
             if not keep:
                 gone.append(row)
@@ -380,7 +382,7 @@ class AlarmBook(GatewayAlarms):
         index, bit) still active."""
         fleet, terminal = [], []
         for row in self._db.active_alarms():
-            info = self._registry.sensor(row.sensor)
+            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
             if info is None:
                 continue
             if row.rule == FLEET_RULE:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from telemetry.registry import Registry
+    from telemetry.registry import Registry, SensorInfo
 
 __all__ = [
     "ABOVE",
@@ -152,10 +152,10 @@ def value_unit(kind: str, sensor_unit: str, feedback_unit: str = "") -> str:
     return "" if kind.startswith("terminal_") else sensor_unit
 
 
-def alarm_value_unit(registry: Registry, sensor: str, kind: str) -> str:
-    """`value_unit` of an alarm of `sensor` as `registry` configures it: the sensor's unit and
-    its verification's feedback's ("" for a device's or gateway's alarm)."""
-    info = registry.sensor(sensor)
+def alarm_value_unit(registry: Registry, info: SensorInfo | None, kind: str) -> str:
+    """`value_unit` of an alarm of the sensor `info` (as `Registry.sensor_of` finds it for the
+    alarm: None for a device's or gateway's alarm, or a sensor id now another's) as `registry`
+    configures it: the sensor's unit and its verification's feedback's ("" without one)."""
     feed = registry.sensor(info.verify.sensor) if info is not None and info.verify else None
     return value_unit(
         kind, info.unit if info is not None else "", feed.unit if feed is not None else ""

@@ -153,7 +153,7 @@ def alarm_json(
     gives the sensor's unit and location (a vehicle's plate) as configured now, and the
     tenant's and site's names (`names`, from the registry when not given)."""
     side = kind_name(row["side"])
-    info = registry.sensor(row["sensor"])
+    info = registry.sensor_of(row["tenant"], row["sensor"], row["site"], row["device"])
     if names is None:
         names = names_of(registry)
     return {
@@ -195,7 +195,7 @@ def alarm_json(
         "raised_at": row["raised_at"],
         "cleared_at": row["cleared_at"],
         "value": _finite(row["value"]),
-        "value_unit": alarm_value_unit(registry, row["sensor"], side),
+        "value_unit": alarm_value_unit(registry, info, side),
         "events": [_event_json(e) for e in events],
     }
 

@@ -169,8 +169,8 @@ def _alarms(db: StateDB, registry: Registry, where: AlarmFilter) -> AlarmListPub
     )
 
 
-def _place(registry: Registry, sensor: str) -> dict[str, str]:
-    info = registry.sensor(sensor)
+def _place(registry: Registry, sensor: str, tenant: str, site: str, device: str) -> dict[str, str]:
+    info = registry.sensor_of(tenant, sensor, site, device)
     return {
         "location": info.location if info is not None else "",
         "tag": info.tag if info is not None else "",
@@ -196,7 +196,7 @@ def handover(
             site=r[9],
             device=r[10],
             sensor=r[0],
-            **_place(registry, r[0]),
+            **_place(registry, r[0], r[8], r[9], r[10]),
             rule=r[1],
             side=kind_name(r[2]),
             level=r[4],

@@ -13,6 +13,7 @@ The routes go on the alarm router (`api.alarms.alarm_router`), under its prefix 
 from __future__ import annotations
 
 import asyncio
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Annotated, Any
@@ -96,7 +97,11 @@ def notification_routes(r: APIRouter) -> None:
         tenants = query_tenants(ctx, caller) if tenant is None else narrowed(ctx, caller, tenant)
         if ctx.notifier is None:
             return []
-        rows = await asyncio.to_thread(ctx.notifier.store.outbox, tenants, status_, limit)
+        # the centre's own subscriptions' rows: to a key of every tenant, `tenant=` or not
+        centre = caller.tenants is None
+        rows = await asyncio.to_thread(
+            functools.partial(ctx.notifier.store.outbox, centre=centre), tenants, status_, limit
+        )
         fields = list(OutboxPublic.model_fields)
         return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
 

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from telemetry import hazard
-from telemetry.configbase import Frozen, Ident, Tier
+from telemetry.configbase import Frozen, Ident, Label, Tier
 from telemetry.deviceconfig import (
     CurrentSpec,
     DeviceProfile,
@@ -88,8 +88,8 @@ class SensorSpec(Frozen):
     point: Ident
     kind: SensorKind
     unit: str = ""
-    location: str = ""
-    tag: str = Field(default="", description="placement tag, e.g. T0/T1/T2 in a coal mine")
+    location: Label = ""
+    tag: Label = Field(default="", description="placement tag, e.g. T0/T1/T2 in a coal mine")
     deadband: float = Field(default=0.0, ge=0, description="report-on-change threshold")
     rule: RuleRef | None = None
     levels: tuple[LevelSpec, ...] = ()
@@ -127,7 +127,7 @@ class SensorSpec(Frozen):
 
 class DeviceSpec(Frozen):
     id: Ident
-    name: str = ""
+    name: Label = ""
     profile: Ident
     gateway: Ident = "gw1"
     modbus: ModbusSpec = ModbusSpec()
@@ -147,7 +147,7 @@ class VoteGroupSpec(Frozen):
     name: Ident = "area_level2"
     tier: Tier = "red"
     action: str = Field(default="", max_length=200)
-    location: str = ""
+    location: Label = ""
     count_failed: bool = Field(
         default=False,
         description="a member in sensor fault or without data (comm loss, silence) counts as at "
@@ -206,7 +206,7 @@ class InventoryItemSpec(Frozen):
 
 class SiteSpec(Frozen):
     id: Ident
-    name: str = ""
+    name: Label = ""
     kind: Literal["chemical", "mine", "crane", "other"] = "other"
     major_hazard_grade: int | None = Field(
         default=None, ge=1, le=4, description="the declared grade, checked against `inventory`"
@@ -249,7 +249,7 @@ class VehicleSpec(Frozen):
 
 class TenantSpec(Frozen):
     id: Ident
-    name: str = ""
+    name: Label = ""
     sites: tuple[SiteSpec, ...] = ()
     vehicles: tuple[VehicleSpec, ...] = ()
     subscriptions: tuple[SubscriptionSpec, ...] = ()

@@ -5,12 +5,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
-__all__ = ["Frozen", "Ident", "Tier", "some"]
+__all__ = ["Frozen", "Ident", "Label", "Tier", "some"]
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Tier = Literal["blue", "yellow", "orange", "red"]
+
+
+def _printable(text: str) -> str:
+    """No control characters (C0, DEL, C1): a label goes into e-mail subjects, CSV cells, log
+    lines and headers (helper-122: a NUL or ESC went raw into a Subject)."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("a name, location or tag holds no control characters (line breaks ...)")
+    return text
+
+
+# a name, a location or a tag, for people: one line (a YAML folded `name: >` ends with a line
+# break: stripped), at most 200 characters
+Label = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_printable)
+]
 _T = TypeVar("_T", bound=tuple[object, ...])
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
-from telemetry.configbase import some
+from telemetry.configbase import Label, some
 
 __all__ = [
     "ClassLimits",
@@ -101,9 +101,7 @@ class _Shape(_Frozen):
     polygon: tuple[LatLon, ...] | None = None
     polyline: tuple[LatLon, ...] | None = None
     buffer_m: float | None = Field(default=None, gt=0, le=100_000)
-    name: str = Field(
-        default="", max_length=100, description="for people: an alarm of the area names it"
-    )
+    name: Label = Field(default="", description="for people: an alarm of the area names it")
 
     @model_validator(mode="after")
     def _one_shape(self) -> Self:

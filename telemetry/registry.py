@@ -131,6 +131,15 @@ class Registry:
     def sensor(self, sensor_id: str) -> SensorInfo | None:
         return self._by_id.get(sensor_id)
 
+    def sensor_of(self, tenant: str, sensor_id: str, site: str, device: str) -> SensorInfo | None:
+        """The sensor of an alarm (its tenant, site and device as recorded), None when the id is
+        now another's: a sensor id removed from one tenant and given to another must not name,
+        place or judge the first one's alarms with the second's (helper-122)."""
+        info = self._by_id.get(sensor_id)
+        if info is None or (info.tenant, info.site, info.device) != (tenant, site, device):
+            return None
+        return info
+
     def names(self, tenant: str, site: str, device: str = "") -> tuple[str, str, str]:
         """The configured names (`name:`) of a tenant, its site and the site's device, for
         people (a notification, a report); "" where none is set or the id is not configured

@@ -204,3 +204,23 @@ def test_maintenance_limit_comes_from_the_pack_and_the_sensor_wins():
     assert fed is not None and int(table.maint_ms[fed.index]) == 3_600_000
     with pytest.raises(Exception, match="greater than or equal to 1"):
         _one_sensor("{" + toxic + ", maintenance: {after_s: 0.5}}")
+
+
+def test_names_locations_and_tags_are_one_printable_line():
+    """helper-122: names go into e-mail subjects, CSV cells and log lines: a control character
+    is refused, a YAML folded name's line break stripped, 200 characters at most."""
+    text = """
+version: 1
+tenants:
+  - id: t
+    name: >
+      北方煤业
+    sites:
+      - id: s
+        name: "%s"
+"""
+    ok = parse_document(text % "一号井", HubConfig, "x")
+    assert (ok.tenants[0].name, ok.tenants[0].sites[0].name) == ("北方煤业", "一号井")
+    for bad in ("a\\u001b[2J", "a\\u0000b", "x" * 201):
+        with pytest.raises(ConfigError, match=r"sites\.0\.name"):
+            parse_document(text % bad, HubConfig, "x")

@@ -36,7 +36,7 @@ from ingest.store.sqlite import SqliteStore
 from telemetry.config import ApiKeySpec
 from telemetry.notifyconfig import SmtpSpec, SubscriptionSpec
 
-from e2e_helpers import mine_registry
+from e2e_helpers import ROOT, mine_registry
 
 COAL, CHEM = "north-coal", "acme-chem"
 MASK = "********"
@@ -1356,3 +1356,62 @@ def test_the_docs_alarm_example_has_every_field_of_an_alarm() -> None:
     for event in example["events"]:
         assert set(event) == set(AlarmEventPublic.model_fields)
     AlarmPublic.model_validate(example)
+
+
+REUSED = """
+version: 1
+tenants:
+  - id: north-coal
+    sites:
+      - id: face-1301
+        kind: mine
+        devices:
+          - id: kj-sub-3
+            profile: coal-substation
+            sensors:
+              - {id: ch4-t1-new, point: ch4_t1, kind: methane, tag: T1, rule: coal-methane.face-t1}
+  - id: acme-chem
+    sites:
+      - id: secret-mine
+        kind: mine
+        devices:
+          - id: acme-sub
+            profile: coal-substation
+            sensors:
+              - {id: ch4-t1, point: ch4_t1, kind: methane, tag: ACME-T9,
+                 location: "艾克姆 3 号井 -650 m", rule: coal-methane.face-t1}
+"""
+
+
+async def test_a_sensor_id_given_to_another_tenant_neither_names_nor_carries_the_old_alarm(
+    tmp_path,
+) -> None:
+    """helper-122: ch4-t1 removed from north-coal and given to acme-chem: north-coal's active
+    alarm of it was kept (the id had the same rule), shown and published with acme's location
+    and tag, and acme's readings escalated and cleared it. The configuration change now retires
+    it, and an alarm whose sensor id is another's now is named by nothing of the other's."""
+    from hazardhub.settings import load_profiles
+    from telemetry.config import HubConfig
+    from telemetry.registry import build_registry, parse_document
+
+    hub = Hub(tmp_path)
+    await hub.store.open()
+    (ev,) = hub.feed("ch4-t1", [1.1])  # north-coal's own ch4-t1
+    profiles, packs = load_profiles(ROOT / "profiles")
+    moved = build_registry(parse_document(REUSED, HubConfig, "x.yaml"), profiles, packs)
+    book = AlarmBook(hub.db, moved, hub.table)
+    retired = book.retire(now_ms(), set())
+    assert [(e.tenant, e.sensor, e.kind) for e in retired] == [("north-coal", "ch4-t1", "cleared")]
+    body = ev.to_json(moved)
+    assert (body["tenant"], body["location"]) == ("north-coal", "")
+    app = create_app(AppContext(moved, hub.store, hub.db, Metrics(), KeyRing(KEYS), desk=hub.desk))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        r = await client.get(f"/api/v1/alarms/{ev.alarm_id}", headers=auth("coal"))
+        assert r.status_code == 200, r.text
+        alarm = r.json()
+        assert (alarm["tenant"], alarm["location"], alarm["tag"]) == ("north-coal", "", "")
+        assert "ACME" not in r.text and "艾克姆" not in r.text
+    await hub.store.close()
+    hub.db.close()

@@ -810,7 +810,7 @@ def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_
     # a name folded in YAML ends with a line break: the subject stays one line (helper-118)
     event["tenant_name"] = "华信\n化工\n"
     assert _subject([event]).startswith("[ORANGE] 华信 化工 vehicles 苏A·D1234 ")
-    ev = AlarmEvent(7, "raised", "acme-chem", "vehicles", "", "tanker-01.speed", "fleet",
+    ev = AlarmEvent(7, "raised", "acme-chem", "vehicles", "tanker-01", "tanker-01.speed", "fleet",
                     "overspeed", 1, "overspeed", "orange", "", 75.0, T0, T0)  # fmt: skip
     body = ev.to_json(rig.reg)
     assert (body["location"], body["tenant_name"], body["sensor"]) == (
@@ -882,9 +882,11 @@ async def test_the_centres_own_subscription_hears_every_tenant_and_one_added_lat
         rig.notifier.set_registry(reg)
         assert ("late-chem", "*duty") in rig.notifier.catalog.policies
         assert [s.id for s in rig.notifier.catalog.subs["late-chem"]] == ["*city"]
-        # the outbox as the enterprise lists it: not the centre's rows; the centre's: all
+        # the outbox as the enterprise lists it: not the centre's rows; the centre's: all, and
+        # those of one tenant when it asks for it (helper-122: `?tenant=` hid them)
         assert store.outbox(["north-coal"]) == []
         assert len(store.outbox(None)) == 2
+        assert len(store.outbox(["north-coal"], centre=True)) == 2
     finally:
         rig.notifier.close()
         rig.db.close()
@@ -957,3 +959,24 @@ async def test_an_enterprise_whose_webhooks_hang_does_not_hold_the_centres(tmp_p
             rig.db.close()
     finally:
         centre.stop()
+
+
+def test_a_group_keeps_its_subjects_head_whatever_the_names_hold():
+    """helper-122: a tenant named `A (+86) 化工` got the subject `[RED] A (+1)` when its group
+    grew: the head was cut at the first ` (+`."""
+    import sqlite3
+
+    from alerts.notify.store import NotifyStore
+
+    con = sqlite3.connect(":memory:")
+    con.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY, subscription TEXT, tenant TEXT, site TEXT,"
+        " open_until INTEGER, status TEXT, events TEXT, subject TEXT, arrival INTEGER)"
+    )
+    head = "[RED] A (+86) 化工 farm t101 above hihi raised"
+    con.execute(
+        "INSERT INTO outbox VALUES (1, 'a/s', 'a', 'farm', 99, 'pending', '[{}]', ?, 5)", (head,)
+    )
+    for _ in range(2):
+        assert NotifyStore.append_to_group(con, "a/s", "a", "farm", 10, {"arrival": 6}, 100)
+    assert con.execute("SELECT subject FROM outbox").fetchone()[0] == f"{head} (+2)"

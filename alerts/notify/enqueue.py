@@ -131,7 +131,11 @@ def _event_json(
     """One event as notifications carry it; `registry` gives its sensor as configured (its
     location, a vehicle's plate, and the unit of the value: a failed verification's is its
     feedback's); a device's or gateway's alarm has none."""
-    info = registry.sensor(view.sensor) if registry is not None else None
+    info = (
+        registry.sensor_of(view.tenant, view.sensor, view.site, view.device)
+        if registry is not None
+        else None
+    )
     value = raw.get("value")
     names = registry.names(view.tenant, view.site, view.device) if registry else ("", "", "")
     return {
@@ -157,7 +161,7 @@ def _event_json(
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
         "unit": (
-            alarm_value_unit(registry, view.sensor, view.alarm_kind)
+            alarm_value_unit(registry, info, view.alarm_kind)
             if registry is not None
             else value_unit(view.alarm_kind, "")
         ),

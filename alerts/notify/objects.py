@@ -84,6 +84,14 @@ def _locked(method: F) -> F:
     return cast(F, run)
 
 
+def _said(exc: ValidationError | KeyError) -> str:
+    """A stored object's validation errors without their input (pydantic's message repeats the
+    input: a channel with its webhook secret, helper-122)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return f"unknown kind {exc}"
+
+
 def _for_every_tenant(
     subs: dict[str, list[SubscriptionSpec]],
     policies: dict[tuple[str, str], EscalationPolicySpec],
@@ -171,7 +179,7 @@ class NotifyCatalog:
             try:
                 obj = KINDS[kind].model_validate_json(spec)
             except (KeyError, ValidationError) as exc:
-                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
+                log.error("notify object of %s is not valid and is ignored: %s", tenant, _said(exc))
                 continue
             if isinstance(obj, SubscriptionSpec):
                 subs[tenant].append(obj)
@@ -209,7 +217,7 @@ class NotifyCatalog:
             try:
                 obj = KINDS[kind].model_validate_json(spec)
             except ValidationError as exc:
-                log.error("notify object of %s is not valid and is ignored: %s", tenant, exc)
+                log.error("notify object of %s is not valid and is ignored: %s", tenant, _said(exc))
                 continue
             out.append((tenant, obj, OWNERS.get(origin, "centre"), actor, at))
         return out

@@ -62,7 +62,7 @@ class Routing(Enqueuing):
             self._metrics.inc(name, amount, **labels)
 
     def _view(self, e: dict[str, Any]) -> EventView:
-        info = self._registry.sensor(e["sensor"])
+        info = self._registry.sensor_of(e["tenant"], e["sensor"], e["site"], e["device"])
         side = int(e["side_index"])
         sensor, device = e["sensor"], e["device"]
         if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway

@@ -5,6 +5,7 @@ run in the caller's transaction or snapshot of the right one."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
@@ -229,7 +230,7 @@ class NotifyStore:
         if len(events) >= max_events:
             return False
         events.append(event)
-        head = str(row[2]).split(" (+", 1)[0]
+        head = re.sub(r" \(\+\d+\)$", "", str(row[2]))  # (a name may hold " (+": the last only)
         arrival = int(event["arrival"])
         con.execute(
             "UPDATE outbox SET events = ?, subject = ?, arrival = MIN(COALESCE(arrival, ?), ?) "
@@ -329,13 +330,21 @@ class NotifyStore:
             return int(cur.rowcount)
 
     def outbox(
-        self, tenants: Sequence[str] | None, status: str | None = None, limit: int = 100
+        self,
+        tenants: Sequence[str] | None,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        centre: bool = False,
     ) -> list[tuple[Any, ...]]:
+        """The outbox's rows of `tenants` (None: all), newest first; the centre's own
+        subscriptions' rows only to the centre (`centre`, or all tenants)."""
         where, params = [], []  # type: list[str], list[Any]
         if tenants is not None:
             where.append(f"tenant IN ({','.join('?' * len(tenants))})")
             params.extend(tenants)
-            where.append(_NOT_CENTRES)
+            if not centre:
+                where.append(_NOT_CENTRES)
         if status is not None:
             where.append("status = ?")
             params.append(status)
