@@ -33,7 +33,7 @@ import aiomqtt
 import numpy as np
 import orjson
 
-from gateway.jt808 import Jt808Gateway
+from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
 from simulators.jt808 import Fix, Jt808Terminal
 
@@ -72,6 +72,7 @@ def serve(
             spool_dir=spool,
             idle_timeout_s=120,
             max_per_host=1_000_000,  # every terminal comes from 127.0.0.1
+            hold=HoldPolicy(live_s=0),  # (the latency of live positions, not of the hold)
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)

@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
         help="close a connection not authenticated this long after it opened",
     )
     j.add_argument(
+        "--hold-live-s",
+        type=float,
+        default=15.0,
+        help="after a terminal authenticates (or a silence while driving), hold its positions "
+        "at most this long so that a blind-area upload sent after the live fix goes first "
+        "(0: hold nothing; docs/jt808.md)",
+    )
+    j.add_argument(
         "--max-connections",
         type=int,
         default=None,
@@ -368,7 +376,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return administer(args.spool_dir, args.jt808_action, getattr(args, "vehicle", None))
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
-        from gateway.jt808 import Jt808Gateway
+        from gateway.jt808 import HoldPolicy, Jt808Gateway
         from hazardhub.settings import registry_follower
 
         if args.config is None:
@@ -403,6 +411,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             max_per_host=args.max_connections_per_host,
             hold_confirmations_s=args.hold_confirmations_s,
+            hold=HoldPolicy(live_s=args.hold_live_s),
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             name=args.name,
             username=args.broker_user,
