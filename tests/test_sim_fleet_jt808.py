@@ -21,7 +21,7 @@ import aiomqtt
 import orjson
 import pytest
 
-from gateway.jt808 import Jt808Gateway
+from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
 from simulators import fleet as fleet_module
 from simulators.fleet import terminal_ids, terminal_phones
@@ -88,6 +88,7 @@ async def gateway(
         broker=("127.0.0.1", broker_port),
         spool_dir=tmp_path / "spool",
         secret=SECRET,
+        hold=HoldPolicy(live_s=0),  # (of the simulator, not of the blind-area hold: no wait)
     )
     stop = asyncio.Event()
     task = asyncio.create_task(gw.run(stop))
