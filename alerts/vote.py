@@ -18,6 +18,15 @@ _FEW = 4096  # member readings in a batch up to which only their groups are coun
 Seed = tuple[I64 | None, I64]
 
 
+def _members(table: RuleTable, g: I64) -> tuple[I64, I64, I64]:
+    """The members of the groups `g` (each has some), group after group; how many each has;
+    where each group's start among them."""
+    lo, n = table.vote_ptr[g], table.vote_ptr[g + 1] - table.vote_ptr[g]
+    starts = np.cumsum(n) - n
+    members = table.vote_members[np.repeat(lo - starts, n) + np.arange(int(n.sum()))]
+    return members, n, starts
+
+
 def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
     """The members at their group's level before a batch of readings of `sensor`, for the
     groups those readings can move (a small batch costs no pass over every member)."""
@@ -27,15 +36,12 @@ def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
     g = g[g >= 0]
     if not g.shape[0]:
         return None
-    ptr = table.vote_ptr
     if g.shape[0] > _FEW:
         groups = table.vote_groups
         at = state.level[table.vote_members, ABOVE] >= table.vote_level[groups]
         return None, np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
     g = np.unique(g)
-    lo, n = ptr[g], ptr[g + 1] - ptr[g]  # every group has members
-    starts = np.cumsum(n) - n
-    members = table.vote_members[np.repeat(lo - starts, n) + np.arange(int(n.sum()))]
+    members, n, starts = _members(table, g)
     at = state.level[members, ABOVE] >= np.repeat(table.vote_level[g], n)
     return g, np.add.reduceat(at.astype(np.int64), starts)
 
@@ -86,9 +92,7 @@ def fresh_groups(table: RuleTable, state: CoreState, sensor: I64) -> Readings | 
     g = g[state.last_ts[g] == NO_TS]
     if not g.shape[0]:
         return None
-    lo, n = table.vote_ptr[g], table.vote_ptr[g + 1] - table.vote_ptr[g]
-    starts = np.cumsum(n) - n
-    members = table.vote_members[np.repeat(lo - starts, n) + np.arange(int(n.sum()))]
+    members, n, starts = _members(table, g)
     lv = state.level[members]
     need = np.repeat(table.vote_level[g], n)
     failed = table.fails_vote[members] & ((lv[:, FAULT] > 0) | (lv[:, NO_DATA] > 0))
@@ -182,9 +186,7 @@ def _failed_deltas(table: RuleTable, parts: list[Part], new: CoreState) -> list[
         return []
     # each group's members voting before the batch: those with rows as found, the others now
     groups = np.unique(g_row)
-    lo, n = table.vote_ptr[groups], table.vote_ptr[groups + 1] - table.vote_ptr[groups]
-    offs = np.cumsum(n) - n
-    all_m = table.vote_members[np.repeat(lo - offs, n) + np.arange(int(n.sum()))]
+    all_m, n, offs = _members(table, groups)
     lv = new.level[all_m]
     need_m = np.repeat(table.vote_level[groups], n)
     voting = (lv[:, ABOVE] >= need_m) | (lv[:, FAULT] > 0) | (lv[:, NO_DATA] > 0)
