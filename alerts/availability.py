@@ -27,6 +27,7 @@ from alerts.gateways import gateway_alarm_id
 from alerts.statedb import StateDB
 from alerts.table import NO_DATA
 from telemetry.registry import Registry
+from telemetry.registrychecks import feedback_ids
 
 __all__ = ["Availability", "PointGap", "SiteAvailability", "TenantAvailability", "availability"]
 
@@ -68,7 +69,7 @@ class Availability:
 
 def _counted(registry: Registry) -> list[tuple[str, str, str, str]]:
     """(tenant, site, device, sensor) of the points availability counts."""
-    feeds = {f for s in registry.sensors if s.verify for f in (s.verify.sensor, *s.verify.also)}
+    feeds = feedback_ids(registry.sensors)
     return [
         (s.tenant, s.site, s.device, s.id)
         for s in registry.sensors

@@ -1,0 +1,193 @@
+"""The registry's checks of a configuration beyond its models' own: what a sensor's verification,
+suppression and maintenance limit name, whether its levels are within what its point can read
+and in its rule's unit, and what the subscriptions, silences and API keys name. Used by
+`telemetry.registry.build_registry`; each raises `ConfigError` naming the place in the file.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+
+from telemetry.config import HubConfig, LevelSpec, PointSpec
+from telemetry.errors import ConfigError
+from telemetry.registrytypes import Registry, SensorInfo
+
+__all__ = [
+    "NAMUR_FAULT_MA",
+    "check_names",
+    "check_reachable",
+    "check_sensors",
+    "feedback_ids",
+    "readable",
+    "same_unit",
+    "sensor_paths",
+]
+
+
+def feedback_ids(sensors: Iterable[SensorInfo]) -> set[str]:
+    """The sensors that are a verification's feedback (a power feed, a crane's hoist circuit)."""
+    return {f for s in sensors if s.verify for f in (s.verify.sensor, *s.verify.also)}
+
+
+def sensor_paths(config: HubConfig) -> dict[str, str]:
+    """The path of each device sensor in the file, for the errors (verify and suppress_when
+    are only on those)."""
+    return {
+        sen.id: f"tenants.{ti}.sites.{si}.devices.{di}.sensors.{ki}"
+        for ti, tenant in enumerate(config.tenants)
+        for si, site in enumerate(tenant.sites)
+        for di, dev in enumerate(site.devices)
+        for ki, sen in enumerate(dev.sensors)
+    }
+
+
+def check_verify(
+    sensors: Iterable[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
+) -> None:
+    paths = sensor_paths(config)
+    for info in sensors:
+        spec = info.verify
+        if spec is None:
+            continue
+        where = f"{source}: {paths[info.id]}.verify"
+        which = f"(sensor {info.id!r} of device {info.device!r})"
+        for key, fid in (("sensor", spec.sensor), *(("also", a) for a in spec.also)):
+            feed = by_id.get(fid)
+            if feed is None or feed.tenant != info.tenant:
+                raise ConfigError(f"{where}.{key}: no sensor {fid!r} in its tenant {which}")
+            if feed.index == info.index:
+                raise ConfigError(f"{where}.{key}: not itself {which}")
+        named = [lv.name for lv in info.levels if lv.above is not None or lv.below is not None]
+        if not named:
+            raise ConfigError(f"{where}: needs a level in the sensor's rule {which}")
+        if spec.level is not None and spec.level not in named:
+            raise ConfigError(f"{where}.level: no level named {spec.level!r} {which}")
+
+
+def _unit_key(unit: str) -> str:
+    """A unit as compared: Unicode compatibility forms folded (℃ is °C, ％ is %, μ and µ
+    one), spaces and case aside."""
+    return "".join(unicodedata.normalize("NFKC", unit).split()).casefold()
+
+
+_INT_RANGES = {
+    "bool": (0, 1),
+    "bit": (0, 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
+NAMUR_FAULT_MA = (3.6, 21.0)  # below or above: a sensor fault (NE 43), never judged
+
+
+def readable(point: PointSpec) -> tuple[float, float, str] | None:
+    """(lowest, highest, why) a point's judged readings can be: its `valid`, the span of a
+    4-20 mA transmitter to the NAMUR fault limits (3.6 and 21 mA), the scaled range of an
+    integer register; the narrowest of them (None: a float with no `valid`)."""
+    found: list[tuple[float, float, str]] = []
+    if point.valid is not None:
+        found.append((*point.valid, "valid"))
+    cur = point.current
+    if cur is not None:
+        per_ma = (cur.eng_max - cur.eng_min) / 16.0
+        a, b = (cur.eng_min + (ma - 4.0) * per_ma for ma in NAMUR_FAULT_MA)
+        found.append((min(a, b), max(a, b), "the 4-20 mA span to the fault limits 3.6-21 mA"))
+    elif point.dtype in _INT_RANGES:
+        r0, r1 = _INT_RANGES[point.dtype]
+        a, b = r0 * point.scale + point.offset, r1 * point.scale + point.offset
+        found.append(
+            (min(a, b), max(a, b), f"a {point.dtype} register times scale {point.scale:g}")
+        )
+    if not found:
+        return None
+    lo = max(found, key=lambda f: f[0])
+    hi = min(found, key=lambda f: f[1])
+    why = lo[2] if lo[2] == hi[2] else f"{lo[2]}; {hi[2]}"
+    return lo[0], hi[1], why
+
+
+def check_reachable(levels: Sequence[LevelSpec], point: PointSpec, sensor: str, where: str) -> None:
+    """A level beyond what the point can read (its `valid`, a 4-20 mA span to its fault limits,
+    an integer register's scaled range) is never reached: a reading there is a sensor fault, or
+    none can be. An overfill would read as a fault, never as the red HIHI, and its interlock
+    check would never run (helper-109: a 16 m tank given a sphere's 12.5 m gauge; helper-115: a
+    0-100 transmitter given a %OEL rule whose level 2 is 200)."""
+    found = readable(point)
+    if found is None:
+        return
+    lo, hi, why = found
+    for lv in levels:
+        at = lv.above if lv.above is not None else lv.below
+        if at is not None and not lo <= at <= hi:
+            raise ConfigError(
+                f"{where}: sensor {sensor!r}'s level {lv.name!r} at {at:g} lies outside what "
+                f"its point {point.name!r} can read ([{lo:g}, {hi:g}]: {why}): a reading there "
+                "is a sensor fault, or none can be, so the level is never reached; check the "
+                "rule, the sensor's levels or the profile's point"
+            )
+
+
+def same_unit(unit: str, units: tuple[str, ...]) -> bool:
+    """A sensor's unit is one of a rule's (Unicode forms, spaces and case aside), or either is
+    not given."""
+    norm = _unit_key(unit)
+    return not norm or not units or norm in {_unit_key(u) for u in units}
+
+
+def check_sensors(
+    sensors: Sequence[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
+) -> None:
+    """What the sensors' verifications, maintenance limits and suppressions name."""
+    check_verify(sensors, by_id, config, source)
+    paths = sensor_paths(config)
+    feeds = feedback_ids(sensors)
+    for info in sensors:
+        if info.maintenance and not (info.levels or info.no_data_s or info.id in feeds):
+            raise ConfigError(
+                f"{source}: {paths.get(info.id, info.id)}.maintenance: sensor {info.id!r} is "
+                "judged for nothing: 'maintenance' needs levels (a rule), a no_data_s, or the "
+                "sensor a verification's feedback"
+            )
+        for ci, cond in enumerate(info.suppress_when):
+            other = by_id.get(cond.sensor)
+            if other is None or other.tenant != info.tenant or other.index == info.index:
+                raise ConfigError(
+                    f"{source}: {paths.get(info.id, info.id)}.suppress_when.{ci}.sensor: "
+                    f"sensor {info.id!r}: suppress_when names {cond.sensor!r}, "
+                    "which is not another sensor of the same tenant"
+                )
+
+
+def check_names(registry: Registry, source: str) -> None:
+    """What the tenants' subscriptions and silences, the centre's subscriptions and the API keys
+    name: a typo silenced nothing, or heard nothing."""
+    config = registry.config
+    for ti, tenant in enumerate(config.tenants):
+        for field_name, items, inner in (
+            ("subscriptions", tenant.subscriptions, "match."),
+            ("silences", tenant.silences, ""),
+        ):
+            for oi, obj in enumerate(items):
+                named = getattr(obj, "match", obj)
+                unnamed = registry.unknown_names(tenant.id, named)
+                if unnamed is not None:
+                    raise ConfigError(
+                        f"{source}: tenants.{ti}.{field_name}.{oi}.{inner}{unnamed[0]}: "
+                        + Registry.said_unknown(*unnamed, tenant.id)
+                    )
+    # the centre's own subscriptions: their sites are any tenant's (helper-122: a typo heard
+    # nothing, and `hazardhub check` said ok)
+    all_sites = {st.id for t in config.tenants for st in t.sites} | {"vehicles"}
+    for oi, sub in enumerate(config.notify.subscriptions):
+        unknown = sorted(set(sub.match.sites) - all_sites)
+        if unknown:
+            raise ConfigError(
+                f"{source}: notify.subscriptions.{oi}.match.sites: {unknown} is no tenant's site"
+            )
+    tenant_ids = set(registry.tenants)
+    for ki, key in enumerate(config.api_keys):
+        unknown = [t for t in key.tenants if t not in tenant_ids]
+        if unknown:
+            raise ConfigError(f"{source}: api_keys.{ki}.tenants: unknown tenant(s) {unknown}")
