@@ -79,6 +79,31 @@ def doc_config(tmp_path: Path) -> Path:
 
 
 @contextlib.asynccontextmanager
+async def positions_on(port: int) -> AsyncIterator[dict[str, list[dict[str, float]]]]:
+    """The positions the broker at `port` carries on the vehicles' position topics while
+    inside, by topic, as they come."""
+    got: dict[str, list[dict[str, float]]] = {}
+    ready = asyncio.Event()
+
+    async def collect() -> None:
+        async with aiomqtt.Client("127.0.0.1", port) as client:
+            await client.subscribe(TOPIC.format("+"), qos=1)
+            ready.set()
+            async for msg in client.messages:
+                assert isinstance(msg.payload, bytes)
+                got.setdefault(str(msg.topic), []).extend(orjson.loads(msg.payload))
+
+    sub = asyncio.create_task(collect())
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        yield got
+    finally:
+        sub.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sub
+
+
+@contextlib.asynccontextmanager
 async def gateway(
     registry: Registry, broker_port: int, tmp_path: Path
 ) -> AsyncIterator[Jt808Gateway]:
@@ -187,21 +212,8 @@ async def test_terminals_whose_numbers_end_alike_are_two_terminals_run_after_run
     scenario.write_text(ALIKE_SCENARIO, encoding="utf-8")
     vehicles = ["tanker-01", "tanker-02", "tanker-03"]
     assert terminal_phones(["13900000001", None, None])[2] == "013800000001"
-    got: dict[str, list[dict[str, float]]] = {}
-    ready = asyncio.Event()
-
-    async def collect() -> None:
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
-            ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                got.setdefault(str(msg.topic), []).extend(orjson.loads(msg.payload))
-
-    sub = asyncio.create_task(collect())
-    await asyncio.wait_for(ready.wait(), 5)
     bound: list[dict[str, str]] = []
-    try:
+    async with positions_on(mosquitto.port) as got:
         # the bindings are kept in the spool folder: the second gateway has the first's
         for _ in range(2):
             async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
@@ -214,10 +226,6 @@ async def test_terminals_whose_numbers_end_alike_are_two_terminals_run_after_run
                 bound.append(
                     {b.vehicle.vehicle: b.terminal.terminal_id for b in gw.server.bindings.all()}
                 )
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
     assert sorted(bound[0]) == vehicles and len(set(bound[0].values())) == 3
     assert bound[1] == bound[0]  # the same terminals at the second run
     assert [r.getMessage() for r in caplog.records] == []
@@ -232,55 +240,40 @@ async def test_simulated_fleet_keeps_each_vehicle_its_own_track(
     caplog.set_level(logging.WARNING, logger="gateway.jt808")
     scenario = tmp_path / "two-tankers.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
-    got: dict[str, list[dict[str, float]]] = {}
-    ready = asyncio.Event()
-
-    async def collect() -> None:
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
-            ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                got.setdefault(str(msg.topic), []).extend(orjson.loads(msg.payload))
-
-    sub = asyncio.create_task(collect())
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw:
-            sim = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hazardhub",
-                "simulate",
-                "fleet",
-                "-c",
-                str(doc_config),
-                "--jt808",
-                f"127.0.0.1:{port_of(gw)}",
-                "--scenario",
-                str(scenario),
-                "--period",
-                "0.2",
-                "--duration",
-                "20",
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                loop = asyncio.get_running_loop()
-                end = loop.time() + 20
-                while loop.time() < end and not all(
-                    len(got.get(TOPIC.format(v), [])) >= 10 for v in ("tanker-01", "tanker-02")
-                ):
-                    await asyncio.sleep(0.1)
-            finally:
-                sim.terminate()
-                _, err = await sim.communicate()
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
+    async with (
+        positions_on(mosquitto.port) as got,
+        gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw,
+    ):
+        sim = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hazardhub",
+            "simulate",
+            "fleet",
+            "-c",
+            str(doc_config),
+            "--jt808",
+            f"127.0.0.1:{port_of(gw)}",
+            "--scenario",
+            str(scenario),
+            "--period",
+            "0.2",
+            "--duration",
+            "20",
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20
+            while loop.time() < end and not all(
+                len(got.get(TOPIC.format(v), [])) >= 10 for v in ("tanker-01", "tanker-02")
+            ):
+                await asyncio.sleep(0.1)
+        finally:
+            sim.terminate()
+            _, err = await sim.communicate()
     for vehicle, lat in (("tanker-01", 31.0), ("tanker-02", 33.0)):
         track = got.get(TOPIC.format(vehicle), [])
         assert len(track) >= 10, (vehicle, len(track), err.decode()[-2000:])

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiomqtt
 import orjson
 import pytest
-from test_sim_fleet_jt808 import gateway, play_fleet, port_of
+from test_sim_fleet_jt808 import gateway, play_fleet, port_of, positions_on
 
 from gateway.jt808.directory import VehicleRef
 from hazardhub.settings import load_registry
@@ -132,31 +132,16 @@ async def test_a_terminal_that_changes_version_keeps_its_binding(
     padded): the gateway's binding holds when a run speaks the other version."""
     config, scenario = tmp_path / "hub.yaml", tmp_path / "versions.yaml"
     config.write_text(CONFIG, encoding="utf-8")
-    got: dict[str, list[dict[str, float]]] = {}
-    ready = asyncio.Event()
-
-    async def collect() -> None:
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
-            ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                got.setdefault(str(msg.topic), []).extend(orjson.loads(msg.payload))
-
-    sub = asyncio.create_task(collect())
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
-            for choice in ("jt808: {protocol: 2013}", "jt808: {protocol: 2019}"):
-                scenario.write_text(ROUTES + choice + "\n", encoding="utf-8")
-                err = await play_fleet(config, scenario, port_of(gw), list(VEHICLES), got)
-                assert all(len(got.get(TOPIC.format(v), [])) >= 10 for v in VEHICLES), err
-            assert gw.server.counters["binding_refused"] == 0
-            assert len(gw.server.bindings.all()) == 3
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
+    async with (
+        positions_on(mosquitto.port) as got,
+        gateway(load_registry(config), mosquitto.port, tmp_path) as gw,
+    ):
+        for choice in ("jt808: {protocol: 2013}", "jt808: {protocol: 2019}"):
+            scenario.write_text(ROUTES + choice + "\n", encoding="utf-8")
+            err = await play_fleet(config, scenario, port_of(gw), list(VEHICLES), got)
+            assert all(len(got.get(TOPIC.format(v), [])) >= 10 for v in VEHICLES), err
+        assert gw.server.counters["binding_refused"] == 0
+        assert len(gw.server.bindings.all()) == 3
 
 
 def _spec(text: str) -> ScenarioSpec:
