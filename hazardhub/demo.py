@@ -218,13 +218,25 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
 
 
 async def _wait_ready(hub: Hub, stop: asyncio.Event) -> None:
-    ready: asyncio.Future[object] = asyncio.ensure_future(
-        asyncio.gather(hub.ingest.ready.wait(), hub.api_started.wait())
-    )
-    stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
-    for fut in (ready, stopped):
-        fut.cancel()
+    """Until the hub is subscribed and its API serves, or `stop` is set first.
+
+    Every wait is a task of its own, cancelled and awaited here: a gather cancelled by a stop
+    before the hub was subscribed kept a CancelledError nobody retrieved, and asyncio printed
+    its traceback into the demo's log (a Ctrl-C in the first second of a run)."""
+    waits = [
+        asyncio.ensure_future(hub.ingest.ready.wait()),
+        asyncio.ensure_future(hub.api_started.wait()),
+    ]
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        pending = set(waits)
+        while pending and not stopped.done():
+            done, _ = await asyncio.wait({*pending, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+    finally:
+        for fut in (*waits, stopped):
+            fut.cancel()
+        await asyncio.gather(*waits, stopped, return_exceptions=True)
 
 
 def _banner(opts: DemoOptions, broker_port: int, key: str, registry: Registry) -> None:

@@ -133,7 +133,7 @@ def test_keep_data_runs_again_the_configuration_changed_through_the_api(tmp_path
     `--keep-data` (the file's digest no longer changed with random ports on every run)."""
     api_port = free_port()
     data_dir = tmp_path / "demo"
-    log = (tmp_path / "demo.log").open("w+")
+    log = (tmp_path / "demo.log").open("a+")
     proc = _start(data_dir, api_port, log)
     try:
         while not (data_dir / "api-key").exists():
