@@ -15,12 +15,11 @@ from typing import Any
 
 import yaml
 
+from telemetry.yamlkeys import load_once
+
 __all__ = ["MAX_NODES", "YamlTooLargeError", "load_yaml"]
 
 MAX_NODES = 1 << 19  # the most nodes a 1 MiB body holds written out ("1," a node)
-
-# libyaml's safe loader when PyYAML has it (several times faster on a large configuration)
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class YamlTooLargeError(ValueError):
@@ -70,14 +69,11 @@ def expanded_size(root: yaml.Node, limit: int) -> int:
 
 def load_yaml(text: str, max_nodes: int = MAX_NODES) -> Any:
     """YAML to plain data with a safe loader (no Python objects). Raises yaml.YAMLError for
-    text that is not YAML, YamlTooLargeError for a document over `max_nodes` expanded."""
-    loader = _SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
+    text that is not YAML or gives a mapping key twice, YamlTooLargeError for a document over
+    `max_nodes` expanded."""
+
+    def bounded(node: yaml.Node) -> None:
         if expanded_size(node, max_nodes) > max_nodes:
             raise YamlTooLargeError(max_nodes)
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
+
+    return load_once(text, bounded)

@@ -23,6 +23,7 @@ from telemetry.config import (
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import check_names, check_reachable, check_sensors, same_unit
 from telemetry.registrytypes import DeviceInfo, Registry, SensorInfo, VehicleInfo
+from telemetry.yamlkeys import load_once
 
 __all__ = [
     "DEFAULT_VEHICLE_RULES",
@@ -36,13 +37,12 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-# libyaml's safe loader when PyYAML has it (several times faster on a large configuration)
-_SafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def safe_yaml(text: str) -> Any:
-    """YAML to plain data with a safe loader (no Python objects); raises yaml.YAMLError."""
-    return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - SafeLoader or CSafeLoader
+    """YAML to plain data with a safe loader (no Python objects); raises yaml.YAMLError, also
+    for a mapping key given twice (`telemetry.yamlkeys`)."""
+    return load_once(text)
 
 
 _ERRORS_SAID = 20  # the configuration errors said at once

@@ -124,3 +124,16 @@ async def test_a_body_of_many_wrong_items_tells_the_first_errors_and_how_many_mo
         "msg": f"and {100_000 - MAX_ERRORS} more errors",
         "type": "too_many_errors",
     }
+
+
+async def test_a_key_given_twice_is_refused_naming_both_lines(client: httpx.AsyncClient) -> None:
+    """YAML keeps the last of two equal keys: a body whose sensor gave `no_data_s` twice was
+    taken with the second alone (helper-126)."""
+    exported = await client.get("/api/v1/config", headers=auth("admin"))
+    text = exported.text.replace("\ntenants:\n", "\ntenants: []\ntenants:\n", 1)
+    assert text != exported.text
+    r = await client.put(
+        "/api/v1/config?dry_run=true", content=text, headers={**auth("admin"), **YAML}
+    )
+    assert r.status_code == 422, r.text
+    assert "'tenants' is given twice" in r.json()["detail"]

@@ -185,6 +185,22 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
         ).encode(),
         ("tenants.0.silences.0.sensors", "'ch4-t2' not in tenant"),
     ),
+    (  # YAML keeps the last of two equal keys: the first no_data_s vanished (helper-126)
+        "duplicate-key",
+        GOOD.replace("rule: coal-methane.face-t1}\n", "rule: coal-methane.face-t1,\n")
+        .replace(
+            "sensors:\n              - {",
+            "sensors:\n              - {no_data_s: 10, ",
+        )
+        .encode()
+        + b"                 no_data_s: 3600}\n",
+        ("line 14", "'no_data_s' is given twice", "first at line 13"),
+    ),
+    (  # a second top-level block pasted in replaced the first whole
+        "duplicate-block",
+        (GOOD + "tenants: []\n").encode(),
+        ("'tenants' is given twice", "first at line 3"),
+    ),
     (
         "corridor-vehicle",
         (
@@ -221,7 +237,9 @@ def test_the_good_file_of_the_corpus_loads(tmp_path):
     assert load_registry(path, [ROOT / "profiles"]).sensor("ch4-t1") is not None
 
 
-@pytest.mark.parametrize("name", ["broken-yaml", "not-utf8", "nan-level", "corridor-vehicle"])
+@pytest.mark.parametrize(
+    "name", ["broken-yaml", "not-utf8", "nan-level", "duplicate-key", "corridor-vehicle"]
+)
 def test_hazardhub_check_exits_2_with_the_reason(tmp_path, name):
     data = {c[0]: c[1] for c in CORPUS}[name]
     path = tmp_path / f"{name}.yaml"
