@@ -13,6 +13,7 @@ import secrets
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,19 @@ from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.modbus import ModbusSimServer, SimulatedDevice
+from simulators.refs import device_ref
 from simulators.scenario import DEMO_ROUTES, demo_point_signals, demo_vehicle_speeds
+from simulators.timeline import ScenarioSpec, compile_scenario
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "run_demo", "simulated_devices"]
 
 log = logging.getLogger("hazardhub.demo")
+
+_DEMO_SENSOR = "face1301-ch4-t1"  # the demo's own configuration has it
+_STEADY_S = 10 * 365 * 86400.0  # the steady scenario of a configuration not the demo's
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,22 @@ def _remap_ports(config: HubConfig, ports: dict[tuple[str, int], int]) -> HubCon
     return HubConfig.model_validate(data)
 
 
+def simulated_devices(
+    registry: Registry, clock: Callable[[], float]
+) -> dict[tuple[str, int], list[SimulatedDevice]]:
+    """The simulated devices per configured (host, port), each device one unit id: the demo's
+    own devices play its story, any other device its points' steady starting values, as
+    `hazardhub simulate modbus` gives them (a configuration of one's own read all zeros)."""
+    signals = demo_point_signals()
+    steady = compile_scenario(ScenarioSpec(name="steady", duration_s=_STEADY_S), registry)
+    by_endpoint: dict[tuple[str, int], list[SimulatedDevice]] = defaultdict(list)
+    for dev in registry.devices.values():
+        m = dev.spec.modbus
+        plays = signals.get(dev.spec.id) or steady.point_signals.get(device_ref(dev), {})
+        by_endpoint[(m.host, m.port)].append(SimulatedDevice(dev.profile, m.unit, plays, clock))
+    return by_endpoint
+
+
 async def _start_broker(port: int) -> Broker:
     broker = Broker(
         {
@@ -115,14 +137,7 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
     def clock() -> float:
         return loop.time() - t0
 
-    # simulators: one server per configured (host, port), each device one unit id
-    signals = demo_point_signals()
-    by_endpoint: dict[tuple[str, int], list[SimulatedDevice]] = defaultdict(list)
-    for dev in registry0.devices.values():
-        m = dev.spec.modbus
-        by_endpoint[(m.host, m.port)].append(
-            SimulatedDevice(dev.profile, m.unit, signals.get(dev.spec.id, {}), clock)
-        )
+    by_endpoint = simulated_devices(registry0, clock)
     # on the configured ports when they can be bound (the configuration then runs as written,
     # so that changes made through the API are taken up again by `--keep-data`), else on any.
     # Bound, not probed: a port in TIME_WAIT after the last run looked taken to a probe
@@ -241,16 +256,25 @@ async def _wait_ready(hub: Hub, stop: asyncio.Event) -> None:
 
 def _banner(opts: DemoOptions, broker_port: int, key: str, registry: Registry) -> None:
     base = f"http://{opts.api_host}:{opts.api_port}"
+    story = registry.sensor(_DEMO_SENSOR) is not None
+    if story:
+        sensor = _DEMO_SENSOR
+        what = """In the first minute the face methane passes 1.0 % (alarm) and
+1.5 % (power cut), then falls back; the hazmat tanker drives at 90 km/h (limit 80)."""
+    else:  # a configuration of one's own: its points hold their starting values
+        sensor = min((s.id for s in registry.sensors), default="<sensor>")
+        what = f"""Your configuration ({opts.config}): its devices are simulated
+at their points' steady starting values; to play events on them, see docs/simulators.md
+(`hazardhub simulate scenario`)."""
     print(
         f"""
 hazardhub demo is running: {len(registry.sensors)} sensors, {len(registry.devices)} Modbus devices,
-{len(registry.vehicles)} vehicles. In the first minute the face methane passes 1.0 % (alarm) and
-1.5 % (power cut), then falls back; the hazmat tanker drives at 90 km/h (limit 80).
+{len(registry.vehicles)} vehicles. {what}
 
   dashboard    {base}/   (log in with the API key in {opts.data_dir}/api-key)
   API docs     {base}/docs
   alarms       curl -H "Authorization: Bearer $(cat {opts.data_dir}/api-key)" {base}/api/v1/alarms
-  sensors      {base}/api/v1/sensors   latest: {base}/api/v1/sensors/face1301-ch4-t1/latest
+  sensors      {base}/api/v1/sensors   latest: {base}/api/v1/sensors/{sensor}/latest
   MQTT broker  127.0.0.1:{broker_port}  (mosquitto_sub -p {broker_port} -t 'hazardhub/v1/#' -v)
   API key      stored in {opts.data_dir}/api-key (admin role; demo only)
 
