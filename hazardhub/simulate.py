@@ -222,6 +222,8 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             )
             tasks.append(asyncio.create_task(jt.run(stop), name="fleet-jt808"))
             print(f"fleet: {len(vehicles)} JT/T 808 terminals -> {jhost}:{jport}", flush=True)
+        elif not vehicles:  # nothing to send: no connection (it ended in a traceback, helper-126)
+            print("fleet: no vehicles to send", flush=True)
         else:
             fleet = FleetPublisher(
                 vehicles,
