@@ -3,7 +3,8 @@
 The pure protocol (framing, bodies) is `telemetry.jt808`, shared with the terminal simulator;
 here are the pieces with state and I/O: `directory` (terminal -> vehicle, auth codes), `session`
 (the per-terminal state machine, sans-IO), `hold` (positions held until the backlog older than
-them came, sans-IO), `uplink` (spool + MQTT) and `server` (asyncio TCP).
+them came, sans-IO; `holding` carries it out), `uplink` (spool + MQTT), `connection` (one
+terminal's asyncio protocol) and `server` (asyncio TCP).
 """
 
 from gateway.jt808.directory import Directory, VehicleRef

@@ -1,23 +1,23 @@
 """The JT/T 808 gateway: an asyncio TCP server in front of `Session`, publishing positions through
 `PositionUplink`.
 
-Each connection is an `asyncio.Protocol` (no task per terminal); bytes go into the connection's
-pure `Session`, and its events are carried out in order: replies written to the socket, position
-arrays committed to the spool, problems counted in `counters`. An exception while handling one
-connection's bytes is our fault: it is counted (``internal_error``), logged, and closes that
-connection only. A terminal that sends nothing for `idle_timeout_s` is closed (``idle_closed``);
-a connection that has not authenticated `auth_timeout_s` after it opened is closed sooner
-(``auth_timeout``): an idle connection costs an open file, and enough of them would keep real
-terminals out. Connections beyond `max_connections`, or `max_per_host` from one address, are
-refused at once (`limits`), and so is the accept loop's complaint when the process runs out of
-files: each is counted and logged once a minute at most.
+Each connection is an `asyncio.Protocol` (`connection`, no task per terminal); bytes go into
+the connection's pure `Session`, and its events are carried out in order: replies written to the
+socket, position arrays committed to the spool, problems counted in `counters`. An exception
+while handling one connection's bytes is our fault: it is counted (``internal_error``), logged,
+and closes that connection only. A terminal that sends nothing for `idle_timeout_s` is closed
+(``idle_closed``); a connection that has not authenticated `auth_timeout_s` after it opened is
+closed sooner (``auth_timeout``): an idle connection costs an open file, and enough of them would
+keep real terminals out. Connections beyond `max_connections`, or `max_per_host` from one
+address, are refused at once (`limits`), and so is the accept loop's complaint when the process
+runs out of files: each is counted and logged once a minute at most.
 
 After a terminal authenticates, and after a silence that may have left a blind-area backlog, its
-positions are held (`hold`) and handed on in time order once the backlog came (or the hold's
-bound passed): the hub judges a vehicle's positions in time order and would judge none of a
-backlog sent after a live fix. Held positions are kept aside in the
-spool, durable, before the terminal is answered (answers are never delayed), and handed on when
-the connection closes.
+positions are held (`hold`, carried out by `holding`) and handed on in time order once the
+backlog came (or the hold's bound passed): the hub judges a vehicle's positions in time order and
+would judge none of a backlog sent after a live fix. Held positions are kept aside in the spool,
+durable, before the terminal is answered (answers are never delayed), and handed on when the
+connection closes.
 
 An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
 and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
@@ -31,7 +31,6 @@ logged at warning level at once.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections import Counter
@@ -42,8 +41,10 @@ import orjson
 
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
+from gateway.jt808.connection import Connection
 from gateway.jt808.directory import Directory, VehicleRef
-from gateway.jt808.hold import Hold, HoldPolicy, Release
+from gateway.jt808.hold import HoldPolicy
+from gateway.jt808.holding import Holding
 from gateway.jt808.keep import read_held, read_served, write_aside
 from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
 from gateway.jt808.session import (
@@ -53,8 +54,6 @@ from gateway.jt808.session import (
     Problem,
     Publish,
     Send,
-    Session,
-    State,
     TerminalAck,
 )
 from gateway.jt808.uplink import PositionUplink
@@ -75,93 +74,6 @@ _ACCEPT_OUT_OF_FILES = "socket.accept() out of system resource"
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class _Connection(asyncio.Protocol):
-    def __init__(self, server: Jt808Server) -> None:
-        self.server = server
-        self.session = Session(
-            server.directory, server.bindings, max_bad_frames=server.max_bad_frames
-        )
-        self.transport: asyncio.Transport | None = None
-        self.last_rx = 0.0
-        self.peer = "?"
-        self.host: str | None = None  # the source address, once admitted
-        self._auth_deadline: asyncio.TimerHandle | None = None
-        # positions held until the terminal's backlog came, kept aside under `hold_key`
-        self.hold = Hold(server.hold_policy)
-        self.hold_key = server.next_hold_key()
-        self.hold_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.last_rx = self.server.loop_time()
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        host = str(peer[0]) if peer else "?"
-        if not self.server.admit(self, host):
-            self.close(abort=True)
-            return
-        self.host = host
-        self.server.connections.add(self)
-        self.server.counters["connections"] += 1
-        self._auth_deadline = self.server.loop().call_later(
-            self.server.auth_timeout_s, self._not_authenticated
-        )
-
-    def _not_authenticated(self) -> None:
-        """The deadline to register and authenticate passed."""
-        self._auth_deadline = None
-        if self.session.state in (State.CONNECTED, State.REGISTERED):
-            self.server.counters["auth_timeout"] += 1
-            log.debug(
-                "jt808: closing %s: not authenticated within %.0fs",
-                self.peer,
-                self.server.auth_timeout_s,
-            )
-            self.close(abort=True)
-
-    def data_received(self, data: bytes) -> None:
-        self.last_rx = self.server.loop_time()
-        try:
-            self.server.handle(self, self.session.feed(data, self.server.clock_ms()))
-        except Exception:
-            self.server.counters["internal_error"] += 1
-            log.exception("jt808: error handling %s (%s); closing it", self.peer, self.vehicle)
-            self.close(abort=True)
-
-    def eof_received(self) -> bool | None:
-        return None  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._auth_deadline is not None:
-            self._auth_deadline.cancel()
-        self.server.hand_on_held(self)
-        self.server.forget(self)
-
-    @property
-    def vehicle(self) -> VehicleRef | None:
-        return self.session.vehicle
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    @property
-    def authenticated(self) -> bool:
-        """Authenticated, and not closing: what is written now reaches the terminal."""
-        open_ = self.transport is not None and not self.transport.is_closing()
-        return open_ and self.session.state is State.AUTHENTICATED
-
-    def close(self, *, abort: bool = False) -> None:
-        self.session.state = State.CLOSED
-        self.server.hand_on_held(self)  # at once: before a connection replacing it hands on
-        if self.transport is not None and not self.transport.is_closing():
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()
 
 
 class Jt808Server:
@@ -209,12 +121,12 @@ class Jt808Server:
         self.max_bad_frames = max_bad_frames
         self.clock_ms = clock_ms
         self.hold_policy = hold if hold is not None else HoldPolicy()
-        self._hold_keys = itertools.count(1)
-        # each vehicle's newest position handed on (its later connections' late ones counted)
-        self.newest: dict[VehicleRef, int] = {}
         self.counters: Counter[str] = Counter()
-        self.connections: set[_Connection] = set()
-        self.by_vehicle: dict[VehicleRef, _Connection] = {}
+        self.holding = Holding(
+            uplink, self.hold_policy, self.counters, self.quiet, clock_ms, self.loop
+        )
+        self.connections: set[Connection] = set()
+        self.by_vehicle: dict[VehicleRef, Connection] = {}
         # confirmations for terminals away, sent at their next authentication
         self.held = HeldConfirmations(int(hold_confirmations_s * 1000))
         self._held_file = held_file
@@ -247,7 +159,7 @@ class Jt808Server:
     def loop_time(self) -> float:
         return self.loop().time()
 
-    def admit(self, conn: _Connection, host: str) -> bool:
+    def admit(self, conn: Connection, host: str) -> bool:
         """Take a new connection, or refuse it (counted, logged once a minute at most)."""
         refused = self.limits.admit(host)
         if refused is None:
@@ -294,7 +206,7 @@ class Jt808Server:
         self._handler_before = self._loop.get_exception_handler()
         self._loop.set_exception_handler(self._accept_failed)
         self._server = await self._loop.create_server(
-            lambda: _Connection(self), host, port, backlog=4096, reuse_address=True
+            lambda: Connection(self), host, port, backlog=4096, reuse_address=True
         )
         sock = self._server.sockets[0].getsockname()
         self.address = (sock[0], sock[1])
@@ -359,13 +271,13 @@ class Jt808Server:
             conn.close()
         return len(idle)
 
-    def handle(self, conn: _Connection, events: list[Event]) -> None:
+    def handle(self, conn: Connection, events: list[Event]) -> None:
         counters = self.counters
         for ev in events:
             if isinstance(ev, Send):
                 conn.write(ev.data)
             elif isinstance(ev, Publish):
-                self._take(conn, ev)  # durable (held or queued), then the ack that follows
+                self.holding.take(conn, ev)  # durable (held or queued), then the ack that follows
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
                 level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG
@@ -392,7 +304,7 @@ class Jt808Server:
                     old.close()
                 self.by_vehicle[ev.vehicle] = conn
                 # its first positions may come before its backlog: held a while
-                conn.hold.arm(self.newest.get(ev.vehicle))
+                conn.hold.arm(self.holding.newest.get(ev.vehicle))
                 if ev.vehicle not in self.served:
                     self.served.add(ev.vehicle)
                     self._write_served()
@@ -403,90 +315,6 @@ class Jt808Server:
             elif isinstance(ev, Close):
                 conn.close()
 
-    def next_hold_key(self) -> str:
-        """A key for one connection's held positions in the spool, unique in this process
-        (what a process before left aside was released at its uplink's start)."""
-        return f"c{next(self._hold_keys)}"
-
-    def _take(self, conn: _Connection, ev: Publish) -> None:
-        """One message's positions: kept aside while the connection holds, else queued."""
-        counters = self.counters
-        counters["positions"] += len(ev.records)
-        counters["messages"] += 1
-        taken = conn.hold.take(ev.records, ev.source, ev.received_ms)
-        if taken.opened:
-            counters["hold_after_gap"] += 1
-        if taken.held:
-            self.uplink.hold(conn.hold_key, ev.vehicle, taken.parts, ev.received_ms)
-            counters["held"] += len(taken.parts)
-        else:
-            self.uplink.submit(ev.vehicle, ev.records, ev.received_ms)
-            self._late(conn, taken.late)
-        if taken.full is not None:
-            self._release(conn, ev.vehicle, taken.full)
-        self._hold_until(conn)
-
-    def _release(self, conn: _Connection, ref: VehicleRef, release: Release) -> None:
-        self.uplink.release(conn.hold_key, ref, release)
-        self.counters[f"hold_{release.why}"] += 1
-        self.counters["reordered"] += release.reordered
-        self._late(conn, release.late)
-
-    def _late(self, conn: _Connection, late: int) -> None:
-        """Positions were handed on, `late` of them older than one handed on before."""
-        ref, newest = conn.vehicle, conn.hold.newest
-        if ref is not None and newest is not None and newest > self.newest.get(ref, newest - 1):
-            self.newest[ref] = newest
-        if not late:
-            return
-        self.counters["late_positions"] += late
-        self.quiet(
-            self.loop_time(),
-            "late_positions",
-            logging.WARNING,
-            "jt808: %s (%s): %d positions older than one already handed on for the vehicle "
-            "(a blind-area backlog still coming %.0fs after the hold began?): the hub stores "
-            "them and judges none",
-            conn.peer,
-            ref,
-            late,
-            self.hold_policy.live_s,
-        )
-
-    def _hold_until(self, conn: _Connection) -> None:
-        """Wake up when the connection's hold is due."""
-        if conn.hold_timer is not None:
-            conn.hold_timer.cancel()
-            conn.hold_timer = None
-        end = conn.hold.deadline
-        if end is not None:
-            delay = max(0.0, (end - self.clock_ms()) / 1000)
-            conn.hold_timer = self.loop().call_later(delay, self._hold_due, conn)
-
-    def _hold_due(self, conn: _Connection) -> None:
-        conn.hold_timer = None
-        try:
-            release = conn.hold.due(self.clock_ms())
-            if release is not None and conn.vehicle is not None:
-                self._release(conn, conn.vehicle, release)
-        except Exception:  # kept aside: handed on at the close, or at the next start
-            self.counters["internal_error"] += 1
-            log.exception("jt808: error handing on %s's held positions", conn.vehicle)
-        self._hold_until(conn)
-
-    def hand_on_held(self, conn: _Connection) -> None:
-        """The connection closes: hand on what it holds now (the gateway stopping, too)."""
-        if conn.hold_timer is not None:
-            conn.hold_timer.cancel()
-            conn.hold_timer = None
-        try:
-            release = conn.hold.flush()
-            if release is not None and conn.vehicle is not None:
-                self._release(conn, conn.vehicle, release)
-        except Exception:  # kept aside in the spool: handed on at the next start
-            self.counters["internal_error"] += 1
-            log.exception("jt808: error handing on %s's held positions", conn.vehicle)
-
     def _write_served(self) -> None:
         """Keep `served` in its file."""
         data = orjson.dumps(sorted([r.tenant, r.vehicle] for r in self.served))
@@ -496,7 +324,7 @@ class Jt808Server:
         """Keep the confirmations kept (`held`) in their file."""
         write_aside(self._held_file, self.held.dump(), "the alarm confirmations kept")
 
-    def forget(self, conn: _Connection) -> None:
+    def forget(self, conn: Connection) -> None:
         if conn.host is not None:
             self.limits.release(conn.host)
             conn.host = None
@@ -524,7 +352,7 @@ class Jt808Server:
         self.counters["alarm_confirmations"] += 1
         return True
 
-    def _send_held(self, conn: _Connection, ref: VehicleRef) -> None:
+    def _send_held(self, conn: Connection, ref: VehicleRef) -> None:
         """The terminal of `ref` authenticated: send what was kept for it while it was away."""
         self.expire_confirmations()
         held = self.held.take(ref, self.clock_ms())
