@@ -27,7 +27,7 @@ from telemetry.deviceconfig import (
     StatusSpec,
     register_width,
 )
-from telemetry.fleetconfig import FleetSettings
+from telemetry.fleetconfig import FleetSettings, Reminders
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     NotifySettings,
@@ -244,6 +244,11 @@ class VehicleSpec(Frozen):
         default=None,
         pattern=r"^[0-9]{1,20}$",
         description="JT/T 808 terminal phone number (SIM id) of the vehicle's terminal",
+    )
+    remind: Reminders | None = Field(
+        default=None,
+        description="alarm kind -> the text its driver hears when the hub raises it; replaces "
+        "the class's `fleet: {class: {remind: ...}}` (`{}`: none for this vehicle)",
     )
 
 

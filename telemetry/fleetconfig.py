@@ -5,23 +5,31 @@ buses 100 on expressways; at night (22:00-06:00 China Standard Time) coaches and
 the day limit (the passenger rule), hazmat its day limits;
 continuous driving 4 h by day and 2 h at night, a rest of 20 min or more; 8 h a day; long-distance
 coaches stop between 02:00 and 05:00. Every number is configurable.
+
+`remind` (per class, or per vehicle in its `VehicleSpec`) says what the driver hears when the hub
+raises one of the vehicle's alarms: a text the JT/T 808 gateway sends to the terminal (0x8300,
+shown and read aloud), GBK as the standard says; off unless configured.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Label, some
 
 __all__ = [
+    "REMIND_MAX_CHARS",
     "ClassLimits",
     "CorridorFence",
     "FleetSettings",
     "ForbiddenArea",
     "LatLon",
+    "RemindKind",
+    "RemindText",
+    "Reminders",
     "SpeedZone",
     "TimeWindow",
     "VehicleClass",
@@ -31,6 +39,53 @@ VehicleClass = Literal["hazmat", "coach", "charter"]
 HHMM = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 FenceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
+
+# the alarms of the hub's own judgement a driver can act on at once: a reminder for them
+# (offline, drift and offline_moved are not the driver's to mend; the terminal's own alarms,
+# terminal_*, it announces itself)
+RemindKind = Literal[
+    "overspeed",
+    "fatigue",
+    "fatigue_daily",
+    "fatigue_weekly",
+    "night_ban",
+    "corridor",
+    "forbidden_area",
+    "above",
+]
+# a reminder is heard while driving: a sentence or two (a terminal's TTS reads ~4 characters a
+# second), far within one 0x8300 (1021 bytes of text, 2 a character in GBK)
+REMIND_MAX_CHARS = 100
+
+
+def _remind_text(text: str) -> str:
+    """One line of GBK text: the 0x8300 text is GBK (JT/T 808 STRING), a character GBK cannot
+    encode (an emoji, a rare character) would never reach the driver."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError("a reminder is one line without control characters")
+    bad = [c for c in text if not _gbk(c)]
+    if bad:
+        raise ValueError(
+            f"a reminder goes to the terminal in GBK (JT/T 808 0x8300), which cannot encode "
+            f"{', '.join(repr(c) for c in dict.fromkeys(bad))}: use other characters"
+        )
+    return text
+
+
+def _gbk(char: str) -> bool:
+    try:
+        char.encode("gbk")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+RemindText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=REMIND_MAX_CHARS),
+    AfterValidator(_remind_text),
+]
+Reminders = dict[RemindKind, RemindText]
 
 
 class TimeWindow(_Frozen):
@@ -72,6 +127,11 @@ class ClassLimits(_Frozen):
         "coaches and charters (the passenger rule), none for hazmat; 0: none",
     )
     banned: TimeWindow | None = Field(default=None, description="no moving at all in this window")
+    remind: Reminders = Field(
+        default_factory=dict,
+        description="alarm kind -> the text the driver hears (JT/T 808 0x8300, display and "
+        "TTS) when the hub raises that alarm of a vehicle of the class; none by default",
+    )
 
 
 # what a class block leaves out is its class's default, not hazmat's (`ClassLimits`' own): a
@@ -209,6 +269,13 @@ class FleetSettings(_Frozen):
     def limits(self, vehicle_class: VehicleClass) -> ClassLimits:
         limits: ClassLimits = getattr(self, vehicle_class)
         return limits
+
+    def reminder(self, vehicle_class: VehicleClass, own: Reminders | None, kind: str) -> str | None:
+        """The text the driver hears when an alarm of `kind` is raised: the vehicle's own
+        `remind` when it has one (it replaces the class's whole: `{}` is none), else its
+        class's; None when there is none."""
+        texts = own if own is not None else self.limits(vehicle_class).remind
+        return texts.get(kind)  # type: ignore[call-overload, no-any-return]
 
     def weekly_s(self, vehicle_class: VehicleClass) -> float:
         """Driving allowed in any 7 consecutive local days (0: no limit): as set, else 44 h for

@@ -1,7 +1,8 @@
 """JT/T 808 message bodies (pure): terminal registration 0x0100 and its answer 0x8100,
 authentication 0x0102, heartbeat 0x0002, logout 0x0003, terminal general response 0x0001,
 location report 0x0200, batch upload 0x0704, driver identity 0x0702 and its request 0x8702,
-platform general response 0x8001 and manual alarm confirmation 0x8203; alarm and status bits;
+platform general response 0x8001, manual alarm confirmation 0x8203 and text message 0x8300
+(a reminder the terminal shows and reads to the driver); alarm and status bits;
 additional items; GMT+8 BCD time.
 
 `decode_body(msg_id, body, v2019)` raises `Jt808Error` (the terminal's fault), or its subclass
@@ -39,6 +40,7 @@ __all__ = [
     "RegisterResponse",
     "Status",
     "TerminalResponse",
+    "TextMessage",
     "UnsupportedMessageError",
     "bcd_time_to_ms",
     "decode_body",
@@ -66,6 +68,7 @@ class MsgId(enum.IntEnum):
     PLATFORM_RESPONSE = 0x8001
     REGISTER_RESPONSE = 0x8100
     ALARM_CONFIRM = 0x8203
+    TEXT_MESSAGE = 0x8300
 
 
 class Alarm(enum.IntFlag):
@@ -526,6 +529,45 @@ class AlarmConfirm:
 
 
 @dataclass(frozen=True, slots=True)
+class TextMessage:
+    """0x8300 文本信息下发: text for the driver, shown on the terminal's display (`DISPLAY`)
+    and read aloud by its TTS (`TTS`). 2013: the flag BYTE, then the text (STRING, GBK, the rest
+    of the body); 2019 puts a text type BYTE (1 notification, 2 service) between them. The
+    flag's bits 0-1 are the emergency bit in 2013 (bit 1 reserved) and, in 2019, the kind: 01
+    service, 10 emergency, 11 notification."""
+
+    msg_id: ClassVar[int] = MsgId.TEXT_MESSAGE
+    flag: int
+    text: str
+    text_type: int = 1  # 2019 only: 1 notification (通知), 2 service (服务)
+
+    EMERGENCY: ClassVar[int] = 0x01  # 2013
+    DISPLAY: ClassVar[int] = 0x04
+    TTS: ClassVar[int] = 0x08
+    NOTIFICATION: ClassVar[int] = 0x03  # 2019: bits 0-1 = 11
+    # the longest text a body of 1023 bytes (10 bits of length, no sub-packages) carries
+    MAX_TEXT_BYTES: ClassVar[int] = 1021
+
+    @classmethod
+    def decode(cls, body: bytes, v2019: bool) -> TextMessage:
+        _need(body, 2 if v2019 else 1, "text message 0x8300")
+        at = 2 if v2019 else 1
+        text = body[at:].decode("gbk", errors="surrogateescape")  # GBK, as it is sent
+        return cls(body[0], text, body[1]) if v2019 else cls(body[0], text)
+
+    def encode(self, v2019: bool) -> bytes:
+        """The body; ValueError for text GBK cannot encode, or too long for one body."""
+        try:
+            text = self.text.encode("gbk")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"text {self.text!r} is not GBK: {exc.reason}") from None
+        if len(text) > self.MAX_TEXT_BYTES:
+            raise ValueError(f"text of {len(text)} bytes: at most {self.MAX_TEXT_BYTES}")
+        head = bytes((self.flag, self.text_type)) if v2019 else bytes((self.flag,))
+        return head + text
+
+
+@dataclass(frozen=True, slots=True)
 class DriverIdentity:
     """0x0702 (2013, 2019): the IC card of a driver put in (status 1: on duty) or taken out (2).
     With the card in and read (result 0): his name, qualification certificate (从业资格证) code,
@@ -628,6 +670,7 @@ Message = (
     | AlarmConfirm
     | DriverIdentity
     | DriverRequest
+    | TextMessage
 )
 
 _DECODERS: dict[int, Callable[[bytes, bool], Message]] = {
@@ -645,6 +688,7 @@ _DECODERS: dict[int, Callable[[bytes, bool], Message]] = {
         AlarmConfirm,
         DriverIdentity,
         DriverRequest,
+        TextMessage,
     )
 }
 
