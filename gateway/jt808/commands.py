@@ -8,6 +8,12 @@ back) and passes each to the terminal of that vehicle:
       0x8203: the platform confirms the terminal's alarms of `alarm_type` (JT/T 808 bits);
       serial 0 confirms all of them. Sent when an operator acknowledges a terminal alarm.
 
+  {"command": "remind", "alarm_id": 17, "kind": "overspeed", "text": "您已超速，请减速行驶",
+   "ts": 1795961100000, "at": 1795961102310}
+      0x8300: a reminder to the driver (shown, read aloud) of the alarm `alarm_id` the hub
+      raised at `ts` (event time), asked at `at` (the hub's clock, ms): sent at once, or within
+      a minute of `at` when the terminal comes back, else dropped (`Jt808Server.remind`).
+
 A confirmation for a terminal that is not connected is counted (``not_connected``) and kept by
 the server, which sends it when the terminal authenticates again (`Jt808Server.confirm_alarm`):
 the terminal holds bits 0, 3, 20, 21, 27 and 28 until confirmed and a bit that stays set raises
@@ -27,6 +33,8 @@ import aiomqtt
 import orjson
 
 from telemetry.errors import TopicError
+from telemetry.fleetconfig import REMIND_MAX_CHARS
+from telemetry.jt808.messages import TextMessage
 from telemetry.topics import TopicLayout, VehicleCommandTopic
 
 __all__ = ["CommandListener", "Confirmer"]
@@ -39,6 +47,9 @@ class Confirmer(Protocol):
         self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = 0
     ) -> bool:
         """Send 0x8203 now (True), or keep it for the terminal's next authentication (False)."""
+
+    def remind(self, tenant: str, vehicle: str, alarm_id: int, text: str, at_ms: int) -> str:
+        """Send 0x8300 now, or keep it a while; what happened (sent, kept, stale ...)."""
 
 
 class CommandListener:
@@ -80,6 +91,8 @@ class CommandListener:
         except orjson.JSONDecodeError:
             log.warning("jt808 command for %s/%s is not JSON", where.tenant, where.vehicle)
             return "rejected"
+        if isinstance(doc, dict) and doc.get("command") == "remind":
+            return self._remind(where, doc)
         if not isinstance(doc, dict) or doc.get("command") != "confirm_alarm":
             log.warning("jt808 command for %s/%s unknown: %.200r", where.tenant, where.vehicle, doc)
             return "rejected"
@@ -98,6 +111,24 @@ class CommandListener:
             where.vehicle,
         )
         return "not_connected"
+
+    def _remind(self, where: VehicleCommandTopic, doc: dict[str, object]) -> str:
+        alarm_id, text, at = doc.get("alarm_id"), doc.get("text"), doc.get("at")
+        if not (
+            isinstance(alarm_id, int)
+            and isinstance(at, int)
+            and isinstance(text, str)
+            and 0 <= alarm_id < 2**63
+            and 0 < len(text) <= REMIND_MAX_CHARS
+        ):
+            log.warning("jt808 reminder for %s/%s unreadable", where.tenant, where.vehicle)
+            return "rejected"
+        try:
+            TextMessage(0, text).encode(False)
+        except ValueError as exc:
+            log.warning("jt808 reminder for %s/%s: %s", where.tenant, where.vehicle, exc)
+            return "rejected"
+        return "reminder_" + self.server.remind(where.tenant, where.vehicle, alarm_id, text, at)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.5

@@ -52,6 +52,7 @@ class Jt808Gateway:
         follow: Callable[[], Registry | None] | None = None,
         follow_every_s: float = 10.0,
         hold: HoldPolicy | None = None,
+        remind_within_s: float = 60.0,
     ) -> None:
         """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
         it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`).
@@ -59,7 +60,9 @@ class Jt808Gateway:
         `jt808-bindings.db` in `spool_dir` (shared by the gateways that share the folder).
         `secret` is no longer used: auth codes are random and kept there. `hold`: how long a
         terminal's positions are held for a blind-area backlog older than them (`HoldPolicy`:
-        15 s at most after an authentication by default)."""
+        15 s at most after an authentication by default). `remind_within_s`: a reminder to a
+        driver (0x8300) reaches the terminal within this long after the hub asked, or is
+        dropped."""
         del secret
         self.listen = listen
         self.spool = Spool(
@@ -90,8 +93,10 @@ class Jt808Gateway:
             held_file=spool_dir / f"held-jt808-{name}.json",
             bindings_file=spool_dir / BINDINGS_FILE,
             hold=hold,
+            remind_within_s=remind_within_s,
         )
-        # the hub's commands for the terminals (0x8203 when an operator acknowledges)
+        # the hub's commands for the terminals (0x8203 when an operator acknowledges, 0x8300
+        # reminders to drivers)
         self.commands = CommandListener(
             self.server,
             *broker,

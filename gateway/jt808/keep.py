@@ -14,7 +14,7 @@ import orjson
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.directory import VehicleRef
 
-__all__ = ["read_held", "read_served", "write_aside"]
+__all__ = ["read_held", "read_served", "write_aside", "write_held", "write_served"]
 
 log = logging.getLogger("gateway.jt808.server")
 
@@ -57,3 +57,14 @@ def read_served(path: Path | None) -> set[VehicleRef]:
     except (OSError, ValueError, TypeError) as exc:
         log.warning("jt808: %s not read (%s): nothing kept until terminals come back", path, exc)
         return set()
+
+
+def write_served(path: Path | None, served: set[VehicleRef]) -> None:
+    """Keep the vehicles served here in their file."""
+    data = orjson.dumps(sorted([r.tenant, r.vehicle] for r in served))
+    write_aside(path, data, "the vehicles served here")
+
+
+def write_held(path: Path | None, held: HeldConfirmations) -> None:
+    """Keep the confirmations kept in their file."""
+    write_aside(path, held.dump(), "the alarm confirmations kept")

@@ -3,14 +3,11 @@
 
 Each connection is an `asyncio.Protocol` (`connection`, no task per terminal); bytes go into
 the connection's pure `Session`, and its events are carried out in order: replies written to the
-socket, position arrays committed to the spool, problems counted in `counters`. An exception
-while handling one connection's bytes is our fault: it is counted (``internal_error``), logged,
-and closes that connection only. A terminal that sends nothing for `idle_timeout_s` is closed
-(``idle_closed``); a connection that has not authenticated `auth_timeout_s` after it opened is
-closed sooner (``auth_timeout``): an idle connection costs an open file, and enough of them would
-keep real terminals out. Connections beyond `max_connections`, or `max_per_host` from one
-address, are refused at once (`limits`), and so is the accept loop's complaint when the process
-runs out of files: each is counted and logged once a minute at most.
+socket, position arrays committed to the spool, problems counted in `counters`. A terminal that
+sends nothing for `idle_timeout_s` is closed (``idle_closed``). Connections beyond
+`max_connections`, or `max_per_host` from one address, are refused at once (`limits`), and so is
+the accept loop's complaint when the process runs out of files: each is counted and logged once a
+minute at most.
 
 After a terminal authenticates, and after a silence that may have left a blind-area backlog, its
 positions are held (`hold`, carried out by `holding`) and handed on in time order once the
@@ -21,7 +18,8 @@ connection closes.
 
 An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
 and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
-dropped (``confirmations_expired``).
+dropped (``confirmations_expired``). A reminder to the driver (0x8300) is kept a minute at most
+(`reminders`).
 
 The counters that changed are logged at info level every `report_every_s` (a minute) and when the
 server stops; the problems an operator must act on (`_WARN_KINDS`) and replaced connections are
@@ -37,16 +35,15 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.connection import Connection
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.hold import HoldPolicy
 from gateway.jt808.holding import Holding
-from gateway.jt808.keep import read_held, read_served, write_aside
+from gateway.jt808.keep import read_held, read_served, write_held, write_served
 from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
+from gateway.jt808.reminders import Reminders
 from gateway.jt808.session import (
     Authenticated,
     Close,
@@ -57,7 +54,7 @@ from gateway.jt808.session import (
     TerminalAck,
 )
 from gateway.jt808.uplink import PositionUplink
-from telemetry.jt808.messages import Alarm
+from telemetry.jt808.messages import Alarm, MsgId
 from telemetry.registry import Registry
 
 __all__ = ["Jt808Server"]
@@ -97,12 +94,15 @@ class Jt808Server:
         held_file: Path | None = None,
         bindings_file: Path | None = None,
         hold: HoldPolicy | None = None,
+        remind_within_s: float = 60.0,
     ) -> None:
         """`served_file`: where the vehicles served here are kept across a restart (see
         `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
         which terminal each vehicle is bound to, and its auth code (`Bindings`; in memory
         without it). `max_connections`: by default the open-file limit less a reserve.
         `hold`: how long positions are held for a backlog older than them (`HoldPolicy`).
+        `remind_within_s`: a driver reminder goes to the terminal within this long after the
+        hub asked, or is dropped (`Reminders`).
         `secret` is no longer used (auth codes are random, kept in the bindings): taken so
         that callers of before keep working."""
         del secret
@@ -137,6 +137,8 @@ class Jt808Server:
         # that never served the terminal would send it, stale, when the terminal came later)
         self._served_file = served_file
         self.served: set[VehicleRef] = read_served(served_file)
+        # reminders to drivers (0x8300), kept a minute at most for a terminal away
+        self.reminders = Reminders(self.counters, self.quiet, int(remind_within_s * 1000))
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_before: (
@@ -224,6 +226,7 @@ class Jt808Server:
                 except TimeoutError:
                     self.close_idle()
                     self.expire_confirmations()
+                    self.reminders.expire(self.clock_ms())
                     if self.loop_time() >= next_report:
                         next_report = self.loop_time() + self.report_every_s
                         self.report_counters()
@@ -307,22 +310,16 @@ class Jt808Server:
                 conn.hold.arm(self.holding.newest.get(ev.vehicle))
                 if ev.vehicle not in self.served:
                     self.served.add(ev.vehicle)
-                    self._write_served()
+                    write_served(self._served_file, self.served)
                 counters["authenticated"] += 1
                 self._send_held(conn, ev.vehicle)
+                self.reminders.authenticated(ev.vehicle, conn, self.clock_ms())
             elif isinstance(ev, TerminalAck):
                 counters["terminal_acks"] += 1
+                if ev.response.ack_msg_id == MsgId.TEXT_MESSAGE:
+                    self.reminders.answered(ev.response)
             elif isinstance(ev, Close):
                 conn.close()
-
-    def _write_served(self) -> None:
-        """Keep `served` in its file."""
-        data = orjson.dumps(sorted([r.tenant, r.vehicle] for r in self.served))
-        write_aside(self._served_file, data, "the vehicles served here")
-
-    def _write_held(self) -> None:
-        """Keep the confirmations kept (`held`) in their file."""
-        write_aside(self._held_file, self.held.dump(), "the alarm confirmations kept")
 
     def forget(self, conn: Connection) -> None:
         if conn.host is not None:
@@ -345,12 +342,22 @@ class Jt808Server:
         if conn is None or not conn.authenticated:
             if alarm_type and ref in self.served:
                 self.held.hold(ref, int(alarm_type), self.clock_ms())
-                self._write_held()
+                write_held(self._held_file, self.held)
                 self.counters["confirmations_held"] += 1
             return False
         conn.write(conn.session.confirm_alarm(alarm_serial, int(alarm_type)))
         self.counters["alarm_confirmations"] += 1
         return True
+
+    def remind(self, tenant: str, vehicle: str, alarm_id: int, text: str, at_ms: int) -> str:
+        """Send the hub's reminder of alarm `alarm_id` (asked at `at_ms`) to the vehicle's
+        terminal (0x8300), or keep it a while for the terminal away; what happened
+        (`Reminders.remind`)."""
+        ref = VehicleRef(tenant, vehicle)
+        conn = self.by_vehicle.get(ref)
+        terminal = conn if conn is not None and conn.authenticated else None
+        now = self.clock_ms()
+        return self.reminders.remind(ref, alarm_id, text, at_ms, now, terminal, ref in self.served)
 
     def _send_held(self, conn: Connection, ref: VehicleRef) -> None:
         """The terminal of `ref` authenticated: send what was kept for it while it was away."""
@@ -358,7 +365,7 @@ class Jt808Server:
         held = self.held.take(ref, self.clock_ms())
         if held is None:
             return
-        self._write_held()
+        write_held(self._held_file, self.held)
         alarm_type, age_ms = held
         conn.write(conn.session.confirm_alarm(0, alarm_type))
         self.counters["alarm_confirmations"] += 1
@@ -376,7 +383,7 @@ class Jt808Server:
         """Drop the kept confirmations older than `hold_confirmations_s`; how many."""
         old = self.held.expire(self.clock_ms())
         if old:
-            self._write_held()
+            write_held(self._held_file, self.held)
         for ref in old:
             self.counters["confirmations_expired"] += 1
             log.warning(

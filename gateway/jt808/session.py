@@ -49,6 +49,7 @@ from telemetry.jt808.messages import (
     RegisterResponse,
     Status,
     TerminalResponse,
+    TextMessage,
     UnsupportedMessageError,
     bcd_time_to_ms,
     decode_body,
@@ -274,6 +275,17 @@ class Session:
         if self.state is not State.AUTHENTICATED:
             raise RuntimeError("the terminal is not authenticated")
         return self.encode(AlarmConfirm(alarm_serial, alarm_type))
+
+    def remind(self, text: str) -> bytes:
+        """The 0x8300 frame of a reminder to the driver: shown on the terminal's display and
+        read aloud (TTS); a 2019 terminal gets it as a notification (flag bits 0-1 = 11, text
+        type 1), a 2013 one without the emergency bit."""
+        if self.state is not State.AUTHENTICATED or self.header is None:
+            raise RuntimeError("the terminal is not authenticated")
+        flag = TextMessage.DISPLAY | TextMessage.TTS
+        if self.header.is_2019:
+            flag |= TextMessage.NOTIFICATION
+        return self.encode(TextMessage(flag, text))
 
     def _bad(self, item: BadFrame, events: list[Event]) -> None:
         kind = "bad_version" if isinstance(item.error, VersionError) else "bad_frame"
