@@ -27,6 +27,7 @@ from api.configadmin import ConfigAdmin
 from api.registrydb import RegistryDB
 from api.stream import Broadcaster
 from hazardhub.private import PRIVATE_FILES, keep_private
+from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
@@ -214,6 +215,15 @@ class Hub:
             log.warning("%s", line)
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)
+        # a vehicle alarm raised: the driver hears the carrier's reminder (JT/T 808 0x8300)
+        self.reminders = DriverReminders(
+            lambda: self.registry,
+            self.ingest.publish,
+            self.ingest.ready,
+            lambda outcome: self.metrics.inc(REMINDERS_METRIC, outcome=outcome),
+            layout=self.layout,
+        )
+        self.dispatcher.listeners.append(self.reminders.on_alarms)
         self.dispatcher.reading_listeners.append(self.stream.on_readings)
         self.ctx = AppContext(
             registry,
@@ -375,11 +385,13 @@ class Hub:
                 confirmer = tg.create_task(
                     self._republish_confirmations(), name="terminal-confirmations"
                 )
+                reminder = tg.create_task(self.reminders.run(), name="driver-reminders")
                 await stop.wait()
                 self.stream.close()  # the event streams end first, each told so
                 server.should_exit = True
                 watcher.cancel()
                 confirmer.cancel()
+                reminder.cancel()
                 if self._confirmations:
                     log.warning(
                         "terminal confirmations lost at stop (not published, no broker): %s; "
