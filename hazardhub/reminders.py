@@ -141,7 +141,7 @@ class DriverReminders:
                 try:
                     await self._publish(reminder.topic, reminder.payload)
                 except Exception as exc:  # no broker connection: wait for it, in time
-                    log.info("driver reminder on %s not published yet: %s", reminder.topic, exc)
+                    log.debug("driver reminder on %s not published yet: %s", reminder.topic, exc)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._connected.wait(), min(left_ms / 1000, 1.0))
                     await asyncio.sleep(0.2)

@@ -23,6 +23,7 @@ from test_docs_vectors import _byte_table, _check_table, _doc, _hex
 from alerts.alarmevent import AlarmEvent
 from alerts.table import kind_name
 from gateway.jt808 import HoldPolicy, Jt808Gateway
+from gateway.jt808.commands import CommandListener
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
 from hazardhub.settings import load_registry
@@ -389,14 +390,16 @@ async def test_a_terminal_away_gets_a_reminder_within_its_bound_else_it_is_dropp
             await hub.publish(topic, command(1, now), qos=1)  # a duplicate: nothing more
             await hub.publish(topic, command(2, now - 120_000), qos=1)  # made 2 min ago
             await hub.publish(topic, b'{"command": "remind", "text": 5}', qos=1)
+            yes = {"command": "remind", "alarm_id": True, "text": OVERSPEED, "at": now}
+            await hub.publish(topic, orjson.dumps(yes), qos=1)  # an id is no boolean
             bad = {"command": "remind", "alarm_id": 3, "text": "慢点 😀", "at": now}
             await hub.publish(topic, orjson.dumps(bad), qos=1)
-        await eventually(lambda: _now(sum(listener.values()) == 5), 10, "the commands")
+        await eventually(lambda: _now(sum(listener.values()) == 6), 10, "the commands")
         assert listener == {
             "reminder_kept": 1,
             "reminder_repeat": 1,
             "reminder_stale": 1,
-            "rejected": 2,
+            "rejected": 3,
         }
         await eventually(lambda: _now(counters["reminders_expired"] == 1), 5, "the drop")
         assert len(gw.server.reminders) == 0  # nothing kept for good
@@ -410,3 +413,22 @@ async def test_a_terminal_away_gets_a_reminder_within_its_bound_else_it_is_dropp
             await eventually(lambda: _now(counters["reminders_ok"] == 1), 5, "its 0x0001")
         assert counters["reminders_sent_late"] == 1 and counters["reminders_expired"] == 1
         assert terminal.texts[0][2] == TextMessage(0x0C, OVERSPEED)
+
+
+def test_a_command_the_gateway_fails_to_carry_out_is_counted_and_the_listener_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken:
+        def confirm_alarm(self, *args: object) -> bool:
+            return True
+
+        def remind(self, *args: object) -> str:
+            raise RuntimeError("a bug of ours")
+
+    listener = CommandListener(Broken(), "127.0.0.1", 1)
+    topic = "hazardhub/v1/chem-logistics/vehicles/tanker-01/command"
+    remind = {"command": "remind", "alarm_id": 1, "text": OVERSPEED, "at": 1}
+    assert listener.handle(topic, orjson.dumps(remind)) == "internal_error"
+    assert listener.handle(topic, b'{"command": "confirm_alarm", "alarm_type": 1}') == "confirmed"
+    assert listener.counters == {"internal_error": 1, "confirmed": 1}
+    assert "a bug of ours" in caplog.text

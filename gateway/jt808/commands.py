@@ -74,7 +74,11 @@ class CommandListener:
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Carry out one command; returns what happened (also counted)."""
-        outcome = self._handle(topic, payload)
+        try:
+            outcome = self._handle(topic, payload)
+        except Exception:  # our bug: one command lost, never the listener (nor the gateway)
+            log.exception("jt808 command on %s could not be carried out", topic)
+            outcome = "internal_error"
         self.counters[outcome] += 1
         return outcome
 
@@ -117,6 +121,7 @@ class CommandListener:
         if not (
             isinstance(alarm_id, int)
             and isinstance(at, int)
+            and not isinstance(alarm_id, bool)
             and isinstance(text, str)
             and 0 <= alarm_id < 2**63
             and 0 < len(text) <= REMIND_MAX_CHARS
