@@ -67,6 +67,7 @@ _WARN_KINDS = frozenset({"terminal_conflict", "bad_frames_closed", "clock_skew",
 _QUIET_KINDS = frozenset({"binding_refused"})
 # what asyncio's accept loop says when the process has no file left (EMFILE, ENFILE, ...)
 _ACCEPT_OUT_OF_FILES = "socket.accept() out of system resource"
+_ACCEPT_RETRY_S = 1.1  # asyncio retries an accept loop out of files after 1 s
 
 
 def _wall_ms() -> int:
@@ -140,6 +141,7 @@ class Jt808Server:
         # reminders to drivers (0x8300), kept a minute at most for a terminal away
         self.reminders = Reminders(self.counters, self.quiet, int(remind_within_s * 1000))
         self._server: asyncio.Server | None = None
+        self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_before: (
             Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None
@@ -186,6 +188,13 @@ class Jt808Server:
         ours = self._server is not None and any(
             s.fileno() == getattr(sock, "fileno", lambda: -2)() for s in self._server.sockets
         )
+        exc = context.get("exception")
+        if self._closed and isinstance(exc, ValueError) and "Invalid file descriptor" in str(exc):
+            # asyncio (3.11) goes on accepting after "out of files", each refusal setting a retry
+            # of the accept loop a second later: up to `backlog` (4096) of them, which, once
+            # the server is closed, each failed on its closed socket with a traceback
+            self.counters["accept_retries_after_close"] += 1
+            return
         if ours and str(context.get("message", "")).startswith(_ACCEPT_OUT_OF_FILES):
             self.counters["accept_failed"] += 1
             self.quiet(
@@ -235,8 +244,11 @@ class Jt808Server:
                 self._server.close()
             for conn in list(self.connections):
                 conn.close()
+            self._closed = True
             if self._server is not None:
                 await self._server.wait_closed()
+            if self.counters["accept_failed"]:  # the accept loop's retries still due (above)
+                await asyncio.sleep(_ACCEPT_RETRY_S)
             if self._loop is not None:
                 self._loop.set_exception_handler(self._handler_before)
             self.bindings.close()
