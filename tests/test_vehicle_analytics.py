@@ -40,6 +40,7 @@ from alerts.vehicles.alarms import FleetAlarms, FleetChange
 from alerts.vehicles.areas import ScanIndex
 from alerts.vehicles.fencegrid import FenceGrid, FenceIndex
 from alerts.vehicles.geo import ShapeSet, compile_shape
+from alerts.vehicles.lateness import FleetHistory, evaluate_late
 from alerts.vehicles.state import RANK
 from alerts.vehicles.table import Zone
 from ingest.store.base import PositionBatch
@@ -655,6 +656,7 @@ PROPERTY_SETTINGS = FleetSettings(
     charter=SMALL.model_copy(update={"speed_kmh": 100, "night_speed_factor": 0.5}),
     offline_s=900,
     max_drive_gap_s=600,
+    lateness_s=0,
     exempt=("v3",),
     geofences=(
         SpeedZone(
@@ -680,6 +682,11 @@ PROPERTY_SETTINGS = FleetSettings(
     ),
 )
 PROPERTY_TABLE = compile_fleet(PROPERTY_SETTINGS, fleet("hazmat", "coach", "charter", "coach"))
+# with the lateness window: skews of -21..21 s are within it, -140 s and -420 s often beyond
+PROPERTY_TABLE_LATE = compile_fleet(
+    PROPERTY_SETTINGS.model_copy(update={"lateness_s": 120.0}),
+    fleet("hazmat", "coach", "charter", "coach"),
+)
 
 step = st.tuples(
     st.integers(10, 14),  # 14: unknown vehicle
@@ -692,7 +699,7 @@ step = st.tuples(
         st.floats(0, 130),
     ),
     st.integers(0, 4),  # batch cut after this position when 0
-    st.integers(-3, 3),  # skew: out-of-order arrival
+    st.one_of(st.integers(-3, 3), st.sampled_from([-20, -60])),  # skew: out-of-order arrival
     st.sampled_from([0, 0, 0, 0, 11, 12, 13, 14]),  # the driver (0: not said); 4 > CREW + 1
 )
 
@@ -729,18 +736,22 @@ def restored_start(
     st.lists(step, min_size=1, max_size=400),
     st.integers(0, 2000),
     restored,
+    st.booleans(),
 )
 def test_vectorized_core_matches_reference(
     start_s: int,
     steps: list[tuple[int, int, float, float, float, int, int, int]],
     idle_s: int,
     active: list[tuple[int, str]],
+    window: bool,
 ) -> None:
     """Random positions (out of order, duplicates, unknown vehicles, drivers taking turns) in
-    random batches, from a fresh start or after a restart with some alarms active: the same
-    events, ends included."""
-    table = PROPERTY_TABLE
+    random batches, from a fresh start or after a restart with some alarms active, without and
+    with a lateness window (late positions within it and beyond it): the same events, ends
+    included, and the same counts of late positions."""
+    table = PROPERTY_TABLE_LATE if window else PROPERTY_TABLE
     state, ref = restored_start(table, active)
+    hist = FleetHistory.new(len(table))
     clock = CST_0800 + start_s * 1000
     chunk: list[tuple[int, int, float, float, float, int]] = []
     got: list[tuple[Any, ...]] = []
@@ -749,9 +760,15 @@ def test_vectorized_core_matches_reference(
     def flush(now: int) -> None:
         nonlocal state
         b = batch(chunk)
-        state, events = evaluate_fleet(table, state, b, now)
+        if window:
+            state, events = evaluate_late(table, state, hist, b, now)
+        else:
+            state, events = evaluate_fleet(table, state, b, now)
         got.extend(with_drivers(events))  # the driver each event is about, too
         want.extend(zip_drivers(ref.evaluate(b, now), ref.drivers))
+        if window:
+            counts = (hist.rewound, hist.late, hist.late_in_window)
+            assert counts == (ref.rewound, ref.late, ref.late_in_window)
         chunk.clear()
 
     for vehicle, gap, lat, lon, speed, cut, skew, driver in steps:

@@ -2,12 +2,14 @@
 
 Pure and vectorized: `compile_fleet(settings, vehicles)` once, then
 `evaluate_fleet(table, state, batch, now) -> (state, events)` per batch of positions, and
-`fleet_kpis(table, batch, start, end)` over a period. See docs/vehicles.md.
+`fleet_kpis(table, batch, start, end)` over a period; with the lateness window,
+`evaluate_late(table, state, history, batch, now)`. See docs/vehicles.md.
 """
 
 from alerts.vehicles.errors import FleetConfigError
 from alerts.vehicles.evaluate import evaluate_fleet
 from alerts.vehicles.kpi import FleetKpis, fleet_kpis
+from alerts.vehicles.lateness import FleetHistory, evaluate_late
 from alerts.vehicles.reference import ReferenceFleet
 from alerts.vehicles.settings import (
     ClassLimits,
@@ -26,6 +28,7 @@ __all__ = [
     "EventKind",
     "FleetConfigError",
     "FleetEvents",
+    "FleetHistory",
     "FleetKpis",
     "FleetSettings",
     "FleetState",
@@ -37,5 +40,6 @@ __all__ = [
     "TimeWindow",
     "compile_fleet",
     "evaluate_fleet",
+    "evaluate_late",
     "fleet_kpis",
 ]

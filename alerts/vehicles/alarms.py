@@ -22,7 +22,8 @@ import numpy as np
 
 from alerts.table import FLEET_KINDS, FLEET_SIDE0
 from alerts.vehicles.evaluate import evaluate_fleet
-from alerts.vehicles.state import EventKind, FleetState, Positions
+from alerts.vehicles.lateness import FleetHistory, evaluate_late
+from alerts.vehicles.state import EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import FleetTable
 
 __all__ = [
@@ -142,8 +143,14 @@ class FleetAlarms:
         self.state = FleetState.new(len(table))
         self.names = DriverNames()
         # of the last batch judged: positions older than their vehicle's newest judged one,
-        # which the fleet's rules skip (stored, on the track, in no alarm)
+        # which the fleet's rules skip (stored, on the track, in no alarm) ...
         self.last_late = 0
+        # ... of these, within the lateness window but before the vehicle's checkpoint; and
+        # late positions judged in order within the window (`alerts.vehicles.lateness`)
+        self.last_late_in_window = 0
+        self.last_rewound = 0
+        # the window's kept fixes and checkpoints, made at the first batch (not saved)
+        self.history: FleetHistory | None = None
 
     def restore(self, active: Iterable[tuple[int, str]]) -> None:
         """Mark the (vehicle, kind) alarms still active after a restart as raised, so that
@@ -177,7 +184,15 @@ class FleetAlarms:
         said = getattr(batch, "driver_names", None)
         if said:
             self.names.learn(said)
-        self.last_late = 0
+        self.last_late = self.last_late_in_window = self.last_rewound = 0
+        if self.table.lateness_ms > 0:
+            if self.history is None:
+                self.history = FleetHistory.new(len(self.table))
+            new, events = evaluate_late(self.table, self.state, self.history, batch, now)
+            self.last_late = self.history.late
+            self.last_late_in_window = self.history.late_in_window
+            self.last_rewound = self.history.rewound
+            return self._changes(new, events)
         if len(batch.ts):
             slot = self.table.slot_of[np.clip(batch.vehicle, 0, self.table.slot_of.shape[0] - 1)]
             known = (batch.vehicle < self.table.slot_of.shape[0]) & (slot >= 0)
@@ -185,6 +200,16 @@ class FleetAlarms:
             st = self.state
             self.last_late = int(np.count_nonzero(st.has_fix[slot] & (ts < st.last_ts[slot])))
         new, events = evaluate_fleet(self.table, self.state, batch, now)
+        return self._changes(new, events)
+
+    def undo(self, state: FleetState) -> None:
+        """Go back to `state`, the state before the last `judge` (whose alarms could not be
+        written: the batch is judged again)."""
+        self.state = state
+        if self.history is not None:
+            self.history.undo()
+
+    def _changes(self, new: FleetState, events: FleetEvents) -> list[FleetChange]:
         changes: list[FleetChange] = []
         drivers = events.driver.tolist()
         for (vehicle, kind, ts, value, ref), code in zip(events.rows(), drivers, strict=True):

@@ -61,7 +61,7 @@ from alerts.vehicles.table import FleetTable
 from alerts.vehicles.track import Track
 from alerts.vehicles.weekly import weekly
 
-__all__ = ["evaluate_fleet", "order_positions", "seg_cumsum"]
+__all__ = ["Out", "clock", "evaluate_fleet", "judge_rows", "order_positions", "seg_cumsum"]
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
@@ -76,8 +76,12 @@ def order_positions(table: FleetTable, state: FleetState, batch: Positions) -> t
     return rows, s.astype(np.int32)
 
 
-def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64, I64, I64]:
-    """(rows of the batch to judge in (slot, ts) order, their slots, their times)."""
+def _order(
+    table: FleetTable, state: FleetState, batch: Positions, late_rows: list[I64] | None = None
+) -> tuple[I64, I64, I64]:
+    """(rows of the batch to judge in (slot, ts) order, their slots, their times); with
+    `late_rows`, the rows dropped as at or before their vehicle's last fix are appended to it
+    (in (slot, ts) order, duplicates within the batch left out)."""
     veh = np.asarray(batch.vehicle)
     ts = np.asarray(batch.ts, dtype=np.int64)
     size = table.slot_of.shape[0]
@@ -117,12 +121,17 @@ def _order(table: FleetTable, state: FleetState, batch: Positions) -> tuple[I64,
     drop = np.zeros(rows.shape, dtype=np.bool_)
     drop[same] = True
     if late:
-        drop |= state.has_fix[s] & (t <= state.last_ts[s])  # at or before the last fix: late
+        old = state.has_fix[s] & (t <= state.last_ts[s])  # at or before the last fix: late
+        if late_rows is not None:
+            late_rows.append(rows[old & ~drop])
+        drop |= old
     keep = ~drop
     return rows[keep], s[keep], t[keep]
 
 
-class _Out:
+class Out:
+    """Events as they are made, with the driver of each (`FleetEvents.driver`)."""
+
     def __init__(self, st: FleetState) -> None:
         self.parts: list[tuple[I64, EventKind, I64, F64, I64 | int, I64]] = []
         self._st = st  # its drivers as they are when an event is made (a round's, crew.py)
@@ -130,6 +139,12 @@ class _Out:
     def add(self, slots: I64, kind: EventKind, ts: I64, value: F64, ref: I64 | int = -1) -> None:
         if slots.size:
             self.parts.append((slots, kind, ts, value, ref, self._st.driver[slots]))
+
+    def add_rows(self, slots: I64, kind: I64, ts: I64, value: F64, ref: I64, driver: I64) -> None:
+        """Events of several kinds, with their drivers given."""
+        for k in np.unique(kind).tolist():
+            m = kind == k
+            self.parts.append((slots[m], EventKind(k), ts[m], value[m], ref[m], driver[m]))
 
     def events(self, table: FleetTable) -> FleetEvents:
         if not self.parts:
@@ -177,31 +192,46 @@ def evaluate_fleet(
 ) -> tuple[FleetState, FleetEvents]:
     """Judge a batch of positions and the silence up to `now` (ms); returns a new state."""
     st = state.copy()
-    out = _Out(st)
+    out = Out(st)
     rows, s, t = _order(table, st, batch)
     if rows.size:
-        drivers = getattr(batch, "driver", None)
-        d = None if drivers is None else np.asarray(drivers, dtype=np.int64)[rows]
-        if d is None and np.any(st.driver_said[s] != st.driver[s]):
-            d = np.zeros(s.shape, dtype=np.int64)  # a driver said before waits for a stop
-        found = None
-        if d is not None:
-            found = rounds(table, st, s, d, np.asarray(batch.speed_kmh, dtype=np.float64)[rows])
-            if found is not None:  # the days and drivers change: copied once (`FleetState.copy`)
-                st.own_week()
-                st.own_crew()
-            keep_said(st, s, d, owned=found is not None)
-        if found is None:
-            _judge(table, st, batch, rows, s, t, out)
-        else:  # a change of driver: judged in rounds, each up to the next change
-            seg, change, said = found
-            for k in range(int(seg.max()) + 1):
-                for i in change[seg[change] == k].tolist():
-                    take_over(table, st, int(s[i]), int(said[i]), int(t[i]), out)
-                m = seg == k
-                if m.any():
-                    _judge(table, st, batch, rows[m], s[m], t[m], out)
+        judge_rows(table, st, batch, rows, s, t, out)
         st.heard[s] = now
+    clock(table, st, now, out)
+    return st, out.events(table)
+
+
+def judge_rows(
+    table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, t: I64, out: Out
+) -> None:
+    """Judge rows of `batch` (in (slot, ts) order, each after its vehicle's last fix; `s`
+    their slots, `t` their times) into `st` (changed in place), events into `out`."""
+    drivers = getattr(batch, "driver", None)
+    d = None if drivers is None else np.asarray(drivers, dtype=np.int64)[rows]
+    if d is None and np.any(st.driver_said[s] != st.driver[s]):
+        d = np.zeros(s.shape, dtype=np.int64)  # a driver said before waits for a stop
+    found = None
+    if d is not None:
+        found = rounds(table, st, s, d, np.asarray(batch.speed_kmh, dtype=np.float64)[rows])
+        if found is not None:  # the days and drivers change: copied once (`FleetState.copy`)
+            st.own_week()
+            st.own_crew()
+        keep_said(st, s, d, owned=found is not None)
+    if found is None:
+        _judge(table, st, batch, rows, s, t, out)
+    else:  # a change of driver: judged in rounds, each up to the next change
+        seg, change, said = found
+        for k in range(int(seg.max()) + 1):
+            for i in change[seg[change] == k].tolist():
+                take_over(table, st, int(s[i]), int(said[i]), int(t[i]), out)
+            m = seg == k
+            if m.any():
+                _judge(table, st, batch, rows[m], s[m], t[m], out)
+
+
+def clock(table: FleetTable, st: FleetState, now: int, out: Out) -> None:
+    """The silence up to `now`: `OFFLINE` of the vehicles silent in event time and on the
+    hub's clock (`st` changed in place)."""
     # silent in event time, and on the hub's clock too: fixes of a replay or a backlog keep
     # arriving with old times, each ending an `OFFLINE` the clock raised between two batches
     silent = (
@@ -219,11 +249,10 @@ def evaluate_fleet(
         (now - st.last_ts[gone]) / 1000.0,
     )
     st.offline_raised[gone] = True
-    return st, out.events(table)
 
 
 def _judge(
-    table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, t: I64, out: _Out
+    table: FleetTable, st: FleetState, batch: Positions, rows: I64, s: I64, t: I64, out: Out
 ) -> None:
     lat = np.asarray(batch.lat, dtype=np.float64)[rows]
     lon = np.asarray(batch.lon, dtype=np.float64)[rows]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from alerts.vehicles.crew import MAX_CHANGES
 from alerts.vehicles.geo import step_m_one
+from alerts.vehicles.reflate import Kept, judge_late
 from alerts.vehicles.state import CREW, NO_KEY, RANK, EventKind, Positions
 from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
 
@@ -21,7 +22,7 @@ EventRow = tuple[int, EventKind, int, float, int]  # vehicle, kind, ts, value, r
 
 
 @dataclass(slots=True)
-class _Vehicle:
+class Vehicle:
     has_fix: bool = False
     last_ts: int = 0
     last_lat: float = 0.0
@@ -61,11 +62,15 @@ class _Vehicle:
 class ReferenceFleet:
     def __init__(self, table: FleetTable) -> None:
         self.table = table
-        self.vehicles = [_Vehicle() for _ in range(len(table))]
+        self.vehicles = [Vehicle() for _ in range(len(table))]
         self.slot_of = {int(ix): slot for slot, ix in enumerate(table.index.tolist())}
         self._changes: dict[int, int] = {}  # changes of driver taken in this batch, by slot
         # the driver of each event `evaluate` returned last (`FleetEvents.driver`)
         self.drivers: list[int] = []
+        # with a lateness window: each vehicle's kept fixes and checkpoint, and the last
+        # batch's counts (`alerts.vehicles.reflate`)
+        self.kept: dict[int, Kept] = {}
+        self.rewound = self.late = self.late_in_window = 0
 
     def evaluate(self, batch: Positions, now: int) -> list[EventRow]:
         """Judge a batch and the silence up to `now`; events ordered by (vehicle, ts, kind, ref)."""
@@ -80,9 +85,12 @@ class ReferenceFleet:
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
         said = getattr(batch, "driver", None)
         drivers = [0] * len(lat) if said is None else [int(x) for x in said]
-        for slot, ts, i in rows:
-            if self._position(slot, ts, lat[i], lon[i], speed[i], events, drivers[i]):
-                self.vehicles[slot].heard = now
+        if self.table.lateness_ms > 0:  # the lateness window (`alerts.vehicles.reflate`)
+            judge_late(self, rows, (lat, lon, speed, drivers), events, now)
+        else:
+            for slot, ts, i in rows:
+                if self._position(slot, ts, lat[i], lon[i], speed[i], events, drivers[i]):
+                    self.vehicles[slot].heard = now
         tb = self.table
         for slot, veh in enumerate(self.vehicles):
             silent = now - veh.last_ts
@@ -319,7 +327,7 @@ class ReferenceFleet:
         return max(opened) if opened else t
 
 
-def _past(veh: _Vehicle, day: int) -> int:
+def _past(veh: Vehicle, day: int) -> int:
     """Driving in the 6 local days before `day`."""
     return sum(
         ms for ms, d in zip(veh.week_ms, veh.week_day, strict=True) if day - 6 <= d <= day - 1

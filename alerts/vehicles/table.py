@@ -123,6 +123,7 @@ class FleetTable:
     drift_kmh: float
     drive_gap_ms: int
     track_gap_ms: int
+    lateness_ms: int  # the lateness window (alerts.vehicles.lateness); 0: none
     fences: FenceGrid  # over the speed zones, forbidden areas and corridors, in that order
     corridor_set: ShapeSet  # the corridors' segments, by corridor number
 
@@ -230,6 +231,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         drift_kmh=settings.drift_kmh,
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
+        lateness_ms=_ms(settings.lateness_s),
         fences=FenceGrid.build((*zones, *forbidden, *corridors)),
         corridor_set=ShapeSet.build([c.shape for c in corridors]),
     )

@@ -1,0 +1,78 @@
+"""A vehicle's episodes (an alarm raised and not yet ended: overspeed, fatigue, corridor, ...)
+and what a re-run of the lateness window lets out of them (`alerts.vehicles.lateness`, whose
+docstring states the rule; shared by the core and its reference, `alerts.vehicles.reflate`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts.vehicles.state import EventKind
+
+__all__ = ["EPISODES", "OF", "Row", "chain", "levels"]
+
+# episode -> (raise, end); the moments have none
+EPISODES: dict[str, tuple[EventKind, EventKind]] = {
+    "over": (EventKind.OVERSPEED, EventKind.OVERSPEED_END),
+    "cont": (EventKind.FATIGUE_CONTINUOUS, EventKind.FATIGUE_CONTINUOUS_END),
+    "daily": (EventKind.FATIGUE_DAILY, EventKind.FATIGUE_DAILY_END),
+    "weekly": (EventKind.FATIGUE_WEEKLY, EventKind.FATIGUE_WEEKLY_END),
+    "route": (EventKind.CORRIDOR_LEAVE, EventKind.CORRIDOR_ENTER),
+    "area": (EventKind.FORBIDDEN_ENTER, EventKind.FORBIDDEN_END),
+    "off": (EventKind.OFFLINE, EventKind.OFFLINE_END),
+}
+OF: dict[EventKind, tuple[str, bool]] = {
+    k: (name, i == 0) for name, pair in EPISODES.items() for i, k in enumerate(pair)
+}
+Row = tuple[EventKind, int, float, int, int]  # kind, ts, value, ref, driver
+
+
+def levels(get: Any) -> dict[str, bool]:
+    """Which episodes are raised, from a vehicle's state (`get(name)`: a field's value)."""
+    return {
+        "over": bool(get("over_raised")),
+        "cont": bool(get("cont_raised")),
+        "daily": bool(get("daily_raised")),
+        "weekly": bool(get("weekly_raised")),
+        "route": not bool(get("in_route")),
+        "area": int(get("forbidden")) != 0,
+        "off": bool(get("offline_raised")),
+    }
+
+
+def chain(
+    live: dict[str, bool],
+    final: dict[str, bool],
+    old: list[Row],
+    new: list[Row],
+    t0: int,
+    driver: int,
+) -> list[Row]:
+    """Items 1 and 2 of the module's docstring for one vehicle: `old` and `new` are the runs'
+    events in event-time order, `t0` the earliest rewound time, `driver` the vehicle's now."""
+    known = {(k, t, r) for k, t, _, r, _ in old}
+    level = dict(live)
+    out: list[Row] = []
+    for row in new:
+        kind, t, _, ref, _ = row
+        if (kind, t, ref) in known:
+            continue
+        of = OF.get(kind)
+        if of is None:
+            out.append(row)
+        elif level[of[0]] != of[1]:
+            level[of[0]] = of[1]
+            out.append(row)
+    for name, (up, down) in EPISODES.items():
+        if level[name] == final[name]:
+            continue
+        last: Row | None = None
+        for run in (old, new):  # the new run's on a tie
+            for row in run:
+                if row[0] in (up, down) and (last is None or row[1] >= last[1]):
+                    last = row
+        kind = up if final[name] else down
+        if last is None:
+            out.append((kind, t0, 0.0, -1, driver))
+        else:
+            out.append((kind, last[1], last[2], last[3] if kind == last[0] else -1, driver))
+    return out

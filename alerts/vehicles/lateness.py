@@ -1,0 +1,360 @@
+"""The fleet's lateness window: a late position is judged in event-time order by rewinding its
+vehicle (the sensors' `alerts.lateness`, for positions).
+
+Without a window (`FleetTable.lateness_ms` 0) a position at or before its vehicle's last judged
+fix is late: counted, not judged (`evaluate_fleet`). With a window of L ms, per vehicle:
+
+* `FleetHistory` keeps the vehicle's fixes judged since a *checkpoint* (the ring, at most `RING`)
+  and the checkpoint: the vehicle's state just before the ring's oldest fix. The checkpoint moves
+  to the start of a batch (the state before it, which costs nothing to take) when the ring would
+  overflow, and when the batch's first fix of the vehicle comes `GAP_MS` or more after its last
+  one: the fixes of a blind area are sent after the live fix that ends it, so the checkpoint
+  sits just before that live fix and every live fix after it (up to `RING`) stays in the ring.
+  A vehicle with more than `RING` fixes in one batch keeps none, its checkpoint after them.
+* A late position (at or before the vehicle's last fix) is *rewound* when it is within the
+  window (last fix - t <= L) and after the checkpoint's last fix; a position at the time of a
+  kept fix (or of the last one) is a duplicate, neither judged nor counted late. The vehicle's
+  state is set back to the checkpoint and the ring's fixes and the batch's (late and in order)
+  are judged again, merged in event-time order (a kept fix wins over a batch position of its
+  time). Late positions older than the window, or at or before the checkpoint's last fix, are
+  counted late and not judged, as without a window (`late`; of them `late_in_window`: within L
+  but before the checkpoint).
+
+What comes out for a rewound vehicle (the sensors' rule, per episode: overspeed, fatigue,
+fatigue_daily, fatigue_weekly, corridor, forbidden area, offline). The re-run with the late
+positions ("new") is compared with a re-run of the ring alone from the same checkpoint ("old",
+what was judged before); "live" is the episode's state before the batch, as a consumer applying
+all earlier events has it:
+
+1. The new run's events that the old run does not have (same kind, event time and ref) are taken
+   in event-time order; a raise comes out when the episode is not raised at that point, an end
+   when it is (the live state for the first), so nothing a consumer already knows is raised or
+   ended again. A moment (night ban, drift, moved while offline) comes out when it is new.
+2. If the state reached so differs from the new run's final one, a correcting raise or end comes
+   out, stamped with the latest event time at which either run raised or ended that episode (the
+   new run's on a tie, with that event's value), or with the earliest rewound position's time.
+
+Events of the old run that the new one contradicts are not taken back: a consumer was told
+them; (2) brings it to where an in-order stream would have left it. A moment already told stays.
+An `OFFLINE` the clock raised after the vehicle's last fix stays raised when the re-run ends at
+that same fix (the silence goes on).
+
+Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
+(a `FleetState` row, 544 bytes with `CREW` = 2): about 1.9 KB per vehicle; in order, each batch
+writes its fixes into the rings and copies the state rows of the vehicles whose checkpoint moves.
+The re-runs cost only for vehicles with late positions. Not saved: a restarted hub, or one whose
+fleet configuration changed, starts the rings afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts.vehicles.episodes import Row, chain, levels
+from alerts.vehicles.evaluate import Out, _order, clock, judge_rows
+from alerts.vehicles.state import EventKind, FleetEvents, FleetState, Positions
+from alerts.vehicles.table import FleetTable
+
+__all__ = ["GAP_MS", "RING", "FleetHistory", "evaluate_late"]
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+RING = 32  # fixes kept per vehicle since its checkpoint
+GAP_MS = 60_000  # a vehicle heard again after this long: its checkpoint moves to before the fix
+
+
+@dataclass(slots=True, eq=False)
+class FleetHistory:
+    """Per vehicle slot: the fixes judged since the checkpoint and the checkpoint (see the
+    module's docstring). Changed in place by `evaluate_late`; `undo()` puts back the last
+    batch's changes (a batch whose alarms could not be written is judged again)."""
+
+    ck: FleetState
+    ck_ok: B  # a checkpoint is set (none before the vehicle's first batch)
+    ring_n: I64
+    ring_ts: I64  # (vehicles, RING)
+    ring_lat: F64
+    ring_lon: F64
+    ring_v: F64
+    ring_d: I64
+    # of the last batch: late positions judged in order, not judged, and of these, within the
+    # window but at or before the checkpoint
+    rewound: int = 0
+    late: int = 0
+    late_in_window: int = 0
+    _undo: list[I64] = field(default_factory=list)  # the slots the last batch judged in order
+    # the rewound slots' rings and checkpoints before the last batch
+    _saved: list[tuple[npt.NDArray[Any], I64, npt.NDArray[Any]]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, n: int) -> FleetHistory:
+        return cls(
+            ck=FleetState.new(n),
+            ck_ok=np.zeros(n, dtype=np.bool_),
+            ring_n=np.zeros(n, dtype=np.int64),
+            ring_ts=np.zeros((n, RING), dtype=np.int64),
+            ring_lat=np.zeros((n, RING), dtype=np.float64),
+            ring_lon=np.zeros((n, RING), dtype=np.float64),
+            ring_v=np.zeros((n, RING), dtype=np.float64),
+            ring_d=np.zeros((n, RING), dtype=np.int64),
+        )
+
+    def undo(self) -> None:
+        """Put the history back as it was before the last `evaluate_late` (a batch whose alarms
+        could not be written is judged again, from the state before it): the rewound vehicles'
+        kept fixes and checkpoints as they were (their late positions are rewound again), the
+        others' forgotten (their rings start again at their next batch: cheaper than keeping
+        every vehicle's ring for an undo)."""
+        for slots in self._undo:
+            self.ck_ok[slots] = False
+            self.ring_n[slots] = 0
+        for array, slots, old in reversed(self._saved):
+            array[slots] = old
+        self._undo.clear()
+        self._saved.clear()
+
+    def _save(self, slots: I64) -> None:
+        """Keep the rings and checkpoints of `slots` for `undo`."""
+        for a in (self.ck_ok, self.ring_n, self.ring_ts, self.ring_lat, self.ring_lon):
+            self._saved.append((a, slots, a[slots]))
+        for a in (self.ring_v, self.ring_d):
+            self._saved.append((a, slots, a[slots]))
+        for f in dataclasses.fields(FleetState):
+            a = getattr(self.ck, f.name)
+            self._saved.append((a, slots, a[slots]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Cols:
+    """Positions as columns (`Positions`), with their drivers."""
+
+    vehicle: npt.NDArray[np.int32]
+    ts: I64
+    lat: F64
+    lon: F64
+    speed_kmh: F64
+    driver: I64
+
+
+def _copy_rows(dst: FleetState, src: FleetState, slots: I64) -> None:
+    if slots.size:
+        for f in dataclasses.fields(FleetState):
+            getattr(dst, f.name)[slots] = getattr(src, f.name)[slots]
+
+
+def _heads(s: I64) -> tuple[I64, I64, I64]:
+    """Of rows sorted by slot: each slot's first row, its count, and each row's group."""
+    first = np.ones(s.shape, dtype=np.bool_)
+    first[1:] = s[1:] != s[:-1]
+    fi = np.flatnonzero(first)
+    count = np.diff(np.append(fi, s.shape[0]))
+    return fi, count, np.cumsum(first) - 1
+
+
+def evaluate_late(
+    table: FleetTable, state: FleetState, hist: FleetHistory, batch: Positions, now: int
+) -> tuple[FleetState, FleetEvents]:
+    """`evaluate_fleet` with the lateness window (see the module's docstring); `hist` is
+    changed in place (its counts are the batch's)."""
+    hist._undo.clear()
+    hist._saved.clear()
+    hist.rewound = hist.late = hist.late_in_window = 0
+    st = state.copy()
+    out = Out(st)
+    dropped: list[I64] = []
+    rows, s, t = _order(table, st, batch, dropped)
+    veh = np.asarray(batch.vehicle)
+    ts = np.asarray(batch.ts, dtype=np.int64)
+    rewind = np.zeros(0, dtype=np.int64)
+    lr = dropped[0] if dropped else rewind
+    if lr.size:
+        ls = table.slot_of[veh[lr]].astype(np.int64)
+        lt = ts[lr]
+        k = hist.ring_n[ls]
+        kept = (hist.ring_ts[ls] == lt[:, None]) & (np.arange(RING)[None, :] < k[:, None])
+        dup = kept.any(axis=1) | (lt == state.last_ts[ls])
+        within = state.last_ts[ls] - lt <= table.lateness_ms
+        after = hist.ck_ok[ls] & (~hist.ck.has_fix[ls] | (lt > hist.ck.last_ts[ls]))
+        go = within & after & ~dup
+        hist.rewound = int(np.count_nonzero(go))
+        hist.late = int(np.count_nonzero(~go & ~dup))
+        hist.late_in_window = int(np.count_nonzero(within & ~after & ~dup))
+        rewind = lr[go]
+    slots = np.unique(table.slot_of[veh[rewind]]).astype(np.int64)
+    if slots.size:
+        again = np.isin(s, slots)
+        main = np.flatnonzero(~again)
+        rows_m, s_m, t_m = rows[main], s[main], t[main]
+        rows_r = rows[again]
+    else:
+        rows_m, s_m, t_m, rows_r = rows, s, t, rows[:0]
+    if rows_m.size:
+        judge_rows(table, st, batch, rows_m, s_m, t_m, out)
+        st.heard[s_m] = now
+        _keep(hist, state, st, batch, rows_m, s_m, t_m)
+    if slots.size:
+        _rewind(table, state, st, hist, batch, slots, np.concatenate([rows_r, rewind]), now, out)
+    clock(table, st, now, out)
+    return st, out.events(table)
+
+
+def _keep(
+    hist: FleetHistory,
+    before: FleetState,
+    st: FleetState,
+    batch: Positions,
+    rows: I64,
+    s: I64,
+    t: I64,
+) -> None:
+    """The rings and checkpoints of vehicles judged in order."""
+    fi, m, _ = _heads(s)
+    sl = s[fi]
+    n = hist.ring_n[sl]
+    gap = before.has_fix[sl] & (t[fi] - before.last_ts[sl] >= GAP_MS)
+    rot = ~hist.ck_ok[sl] | gap | (n + m > RING)
+    big = rot & (m > RING)
+    hist._undo.append(sl)
+    moved = sl[rot]
+    if moved.size:
+        _copy_rows(hist.ck, before, sl[rot & ~big])
+        _copy_rows(hist.ck, st, sl[big])
+        hist.ck_ok[moved] = True
+    base = np.where(rot, 0, n)
+    at = np.repeat(sl * RING + base - fi, m)
+    at += np.arange(s.shape[0])  # flat index of (slot, place in the ring)
+    r = rows
+    if big.any():
+        ok = np.repeat(~big, m)
+        at, r, t = at[ok], rows[ok], t[ok]
+    hist.ring_ts.reshape(-1)[at] = t
+    hist.ring_lat.reshape(-1)[at] = np.asarray(batch.lat, dtype=np.float64)[r]
+    hist.ring_lon.reshape(-1)[at] = np.asarray(batch.lon, dtype=np.float64)[r]
+    hist.ring_v.reshape(-1)[at] = np.asarray(batch.speed_kmh, dtype=np.float64)[r]
+    drivers = getattr(batch, "driver", None)
+    hist.ring_d.reshape(-1)[at] = 0 if drivers is None else np.asarray(drivers, np.int64)[r]
+    hist.ring_n[sl] = np.where(big, 0, base + m)
+
+
+def _rewind(
+    table: FleetTable,
+    before: FleetState,
+    st: FleetState,
+    hist: FleetHistory,
+    batch: Positions,
+    slots: I64,
+    brows: I64,
+    now: int,
+    out: Out,
+) -> None:
+    """Judge the vehicles of `slots` again from their checkpoints: their kept fixes and the
+    batch's rows `brows` (late and in order), merged in event-time order."""
+    hist._save(slots)
+    k = hist.ring_n[slots]
+    ring_slot = np.repeat(slots, k)
+    col = np.arange(ring_slot.shape[0]) - np.repeat(np.cumsum(k) - k, k)
+    veh = np.asarray(batch.vehicle)
+    drivers = getattr(batch, "driver", None)
+    bd = np.zeros(brows.shape, np.int64) if drivers is None else np.asarray(drivers)[brows]
+    slot = np.concatenate([ring_slot, table.slot_of[veh[brows]].astype(np.int64)])
+    tt = np.concatenate([hist.ring_ts[ring_slot, col], np.asarray(batch.ts)[brows]])
+    src = np.concatenate([np.zeros(ring_slot.shape, np.int64), np.ones(brows.shape, np.int64)])
+    order = np.lexsort((np.concatenate([col, brows]), src, tt, slot))
+    slot, tt, src = slot[order], tt[order], src[order]
+    first = np.ones(slot.shape, dtype=np.bool_)
+    first[1:] = (slot[1:] != slot[:-1]) | (tt[1:] != tt[:-1])
+    order, slot, tt, src = order[first], slot[first], tt[first], src[first]
+
+    def column(ring: npt.NDArray[Any], given: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.concatenate([ring[ring_slot, col], np.asarray(given)[brows]])[order]
+
+    cols = _Cols(
+        table.index[slot].astype(np.int32),
+        tt,
+        column(hist.ring_lat, batch.lat).astype(np.float64),
+        column(hist.ring_lon, batch.lon).astype(np.float64),
+        column(hist.ring_v, batch.speed_kmh).astype(np.float64),
+        np.concatenate([hist.ring_d[ring_slot, col], bd])[order].astype(np.int64),
+    )
+    # the old run: the kept fixes alone, from the checkpoint
+    scratch = hist.ck.copy()
+    old = Out(scratch)
+    o = np.flatnonzero(src == 0)
+    if o.size:
+        judge_rows(table, scratch, cols, o, slot[o], tt[o], old)
+    # the new run, into the state; the checkpoint moves when the merged run outgrows the ring
+    st.own_week()
+    st.own_crew()
+    _copy_rows(st, hist.ck, slots)
+    new = Out(st)
+    fi, count, grp = _heads(slot)
+    at = np.arange(slot.shape[0]) - fi[grp]
+    cut = np.maximum(count - RING, 0)
+    head = np.flatnonzero(at < cut[grp])
+    tail = np.flatnonzero(at >= cut[grp])
+    if head.size:
+        judge_rows(table, st, cols, head, slot[head], tt[head], new)
+        _copy_rows(hist.ck, st, slot[fi][cut > 0])
+    judge_rows(table, st, cols, tail, slot[tail], tt[tail], new)
+    st.heard[slots] = now
+    goes_on = before.offline_raised[slots] & (st.last_ts[slots] == before.last_ts[slots])
+    st.offline_raised[slots[goes_on]] = True  # a silence the clock found goes on
+    # the rings: the last fixes of each merged run
+    hist.ring_n[slots] = count - cut
+    pos = at[tail] - cut[grp[tail]]
+    where = slot[tail] * RING + pos
+    hist.ring_ts.reshape(-1)[where] = tt[tail]
+    hist.ring_lat.reshape(-1)[where] = cols.lat[tail]
+    hist.ring_lon.reshape(-1)[where] = cols.lon[tail]
+    hist.ring_v.reshape(-1)[where] = cols.speed_kmh[tail]
+    hist.ring_d.reshape(-1)[where] = cols.driver[tail]
+    # what comes out
+    t0 = np.full(len(table), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(t0, slot[src == 1], tt[src == 1])
+    old_rows = _by_slot(old.events(table), table)
+    new_rows = _by_slot(new.events(table), table)
+    emit: list[tuple[int, Row]] = []
+    for sl in slots.tolist():
+        live = levels(lambda name, sl=sl: getattr(before, name)[sl])
+        final = levels(lambda name, sl=sl: getattr(st, name)[sl])
+        got = chain(
+            live,
+            final,
+            old_rows.get(sl, []),
+            new_rows.get(sl, []),
+            int(t0[sl]),
+            int(st.driver[sl]),
+        )
+        emit.extend((sl, row) for row in got)
+    if emit:
+        out.add_rows(
+            np.array([e[0] for e in emit], dtype=np.int64),
+            np.array([int(e[1][0]) for e in emit], dtype=np.int64),
+            np.array([e[1][1] for e in emit], dtype=np.int64),
+            np.array([e[1][2] for e in emit], dtype=np.float64),
+            np.array([e[1][3] for e in emit], dtype=np.int64),
+            np.array([e[1][4] for e in emit], dtype=np.int64),
+        )
+
+
+def _by_slot(events: FleetEvents, table: FleetTable) -> dict[int, list[Row]]:
+    """Events by slot, in their order (event time)."""
+    rows: dict[int, list[Row]] = {}
+    slots = table.slot_of[events.vehicle].tolist()
+    for sl, k, t, v, r, d in zip(
+        slots,
+        events.kind.tolist(),
+        events.ts.tolist(),
+        events.value.tolist(),
+        events.ref.tolist(),
+        events.driver.tolist(),
+        strict=True,
+    ):
+        rows.setdefault(sl, []).append((EventKind(k), t, v, r, d))
+    return rows
