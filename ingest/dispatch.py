@@ -399,10 +399,17 @@ class Dispatcher(StateSaving, LinkClock):
         try:
             events = self.book.apply_fleet(changes, now, bits)
         except Exception:
-            self.fleet.state, self.terminal.flags = before, flags
+            self.fleet.undo(before)
+            self.terminal.flags = flags
             raise
         if self.fleet.last_late:  # stored and on the track, judged by no fleet rule
             self.metrics.inc("hazardhub_positions_late_total", self.fleet.last_late)
+        if self.fleet.last_late_in_window:  # of these, within the window: too many since
+            self.metrics.inc(
+                "hazardhub_positions_late_in_window_total", self.fleet.last_late_in_window
+            )
+        if self.fleet.last_rewound:  # late, judged in event-time order (the lateness window)
+            self.metrics.inc("hazardhub_positions_rewound_total", self.fleet.last_rewound)
         return events
 
     async def write(

@@ -33,8 +33,17 @@ _HELP = {
     ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
     "hazardhub_positions_late_total": (
-        "Vehicle positions older than their vehicle's newest judged one: stored, not judged by "
-        "the fleet's rules"
+        "Vehicle positions older than their vehicle's newest judged one and not judged by the "
+        "fleet's rules (older than the fleet's lateness window, or before what it keeps): "
+        "stored, on the track"
+    ),
+    "hazardhub_positions_late_in_window_total": (
+        "Of the late positions not judged, those within the fleet's lateness window but older "
+        "than the fixes kept to rewind their vehicle"
+    ),
+    "hazardhub_positions_rewound_total": (
+        "Vehicle positions older than their vehicle's newest judged one, judged in event-time "
+        "order within the fleet's lateness window"
     ),
     "hazardhub_alarm_events_total": "Alarm events, by kind",
     "hazardhub_store_retries_total": "Store writes retried after a retryable error",

@@ -1,0 +1,325 @@
+"""The fleet's lateness window: a blind-area backlog sent after the live fixes is judged in
+event-time order (overspeed in a tunnel raised with its event time), one older than the window
+is counted late; the core against an in-order stream, and through the hub (mosquitto)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import time
+from typing import Any
+
+import aiomqtt
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from test_vehicle_analytics import (
+    CST_0800,
+    LAT0,
+    LON0,
+    M_PER_DEG_LAT,
+    MIN,
+    PROPERTY_TABLE_LATE,
+    batch,
+    fleet,
+)
+
+from alerts.vehicles import (
+    ClassLimits,
+    EventKind,
+    FleetHistory,
+    FleetSettings,
+    FleetState,
+    compile_fleet,
+    evaluate_fleet,
+    evaluate_late,
+)
+from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.episodes import OF, levels
+from alerts.vehicles.lateness import RING
+from hazardhub.hub import Hub, HubSettings
+from hazardhub.settings import load_profiles
+from telemetry.config import HubConfig
+from telemetry.registry import build_registry, parse_document
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import ROOT, eventually, running_hub
+from services import free_port
+
+SEC = 1000
+
+
+def track(vehicle: int, start: int, legs: list[tuple[int, float]], step: int = 30 * SEC) -> list:
+    """A fix every `step` eastwards along LAT0, positions consistent with the speeds."""
+    rows, t, lon = [], start, LON0
+    per_deg = M_PER_DEG_LAT * math.cos(math.radians(LAT0))
+    for duration, speed in legs:
+        end = t + duration
+        while t < end:
+            rows.append((vehicle, t, LAT0, lon, speed))
+            lon += speed / 3.6 * step / 1000 / per_deg
+            t += step
+    rows.append((vehicle, t, LAT0, lon, 0.0))
+    return rows
+
+
+def late_table(lateness_s: float, **limits: Any):
+    settings = FleetSettings(lateness_s=lateness_s, hazmat=ClassLimits(**limits))
+    return compile_fleet(settings, fleet("hazmat"))
+
+
+def feed(table, rows_batches, nows=None):
+    """Feed batches through `evaluate_late` (at `nows`, else each batch's newest time); the
+    events, the state and the history."""
+    state, hist = FleetState.new(len(table)), FleetHistory.new(len(table))
+    out = []
+    for k, rows in enumerate(rows_batches):
+        at = nows[k] if nows is not None else max(r[1] for r in rows)
+        state, events = evaluate_late(table, state, hist, batch(rows), at)
+        out.append(events.rows())
+    return out, state, hist
+
+
+def test_the_setting_is_validated_at_load() -> None:
+    assert FleetSettings().lateness_s == 0  # none by default, as the sensors' lateness_s
+    assert compile_fleet(FleetSettings(lateness_s=1800), fleet("hazmat")).lateness_ms == 1_800_000
+    for bad in (-1, 3601, "soon"):
+        with pytest.raises(ValidationError, match="lateness_s"):
+            FleetSettings.model_validate({"lateness_s": bad})
+
+
+def test_a_tunnels_overspeed_sent_after_the_live_fixes_is_raised_in_event_time() -> None:
+    """2 min at 50 km/h, a tunnel of 4 min at 90 (limit 60), 2 min at 50: the live fixes come
+    first (one per batch), the tunnel's after them (0x0704). The overspeed is raised at the
+    fix where the run had lasted 10 s, and ends at the first live fix after the tunnel; without
+    a window the backlog is counted late and judged by no rule."""
+    rows = track(0 + 10, CST_0800, [(2 * MIN, 50.0), (4 * MIN, 90.0), (2 * MIN, 50.0)])
+    tunnel = [r for r in rows if 2 * MIN <= r[1] - CST_0800 < 6 * MIN]
+    live = [r for r in rows if r not in tunnel]
+    in_order = evaluate_fleet(late_table(0), FleetState.new(1), batch(rows), rows[-1][1])[1]
+    want = [(e[1], e[2]) for e in in_order.rows()]
+    assert want == [
+        (EventKind.OVERSPEED, CST_0800 + 2 * MIN + 30 * SEC),
+        (EventKind.OVERSPEED_END, CST_0800 + 6 * MIN),
+    ]
+    table = late_table(1800)
+    out, _, hist = feed(table, [[r] for r in live] + [tunnel])
+    assert [(e[1], e[2]) for e in out[-1]] == want
+    assert not any(out[:-1])
+    assert (hist.rewound, hist.late) == (len(tunnel), 0)
+    out, _, hist = feed(late_table(0), [[r] for r in live] + [tunnel])
+    assert not any(out)
+
+
+def test_the_window_and_the_kept_fixes_bound_what_is_judged() -> None:
+    """Late by exactly the window: judged; by a millisecond more: counted late. A duplicate of
+    a kept fix is neither."""
+    table = late_table(60)
+    live = track(10, CST_0800, [(2 * MIN, 50.0)])  # every 30 s to 2 min, stopped
+    last = live[-1][1]
+    _, _, hist = feed(table, [live, [(10, last - 60 * SEC, LAT0, LON0, 50.0)]])
+    assert (hist.rewound, hist.late, hist.late_in_window) == (0, 0, 0)  # a kept fix's time
+    _, _, hist = feed(table, [live, [(10, last - 60 * SEC + 1, LAT0, LON0, 50.0)]])
+    assert (hist.rewound, hist.late) == (1, 0)
+    _, _, hist = feed(table, [live, [(10, last - 60 * SEC - 1, LAT0, LON0, 50.0)]])
+    assert (hist.rewound, hist.late, hist.late_in_window) == (0, 1, 0)
+
+
+def test_a_vehicle_heard_after_a_silence_keeps_the_fixes_after_it() -> None:
+    """A terminal out of coverage for 5 min, then live fixes one at a time, then the backlog:
+    the checkpoint moved to just before the first live fix, so the backlog is judged even when
+    the ring was nearly full before the silence (it would have moved at the third live fix)."""
+    table = late_table(1800)
+    before = track(10, CST_0800, [(14 * MIN + 30 * SEC, 40.0)])[:-1]  # 29 fixes, moving
+    assert len(before) == RING - 3
+    t = before[-1][1]
+    gap = [(10, t + k * 30 * SEC, LAT0, before[-1][3], 40.0) for k in range(1, 10)]
+    live = [(10, t + k * 30 * SEC, LAT0, before[-1][3], 40.0) for k in range(10, 16)]
+    _, _, hist = feed(table, [before] + [[r] for r in live] + [gap])
+    assert (hist.rewound, hist.late, hist.late_in_window) == (len(gap), 0, 0)
+
+
+def test_an_event_the_rerun_contradicts_is_ended_not_taken_back() -> None:
+    """90 km/h at 0 s and 60 s raise an overspeed of a 60 s minimum at 60 s; a fix at 30 s at
+    50 km/h, sent late, breaks that run: in order there was none. The raise was told: an end
+    comes out, stamped with it, and the consumer ends where an in-order stream leaves it."""
+    table = late_table(1800, overspeed_min_s=60)
+    fast = [(10, CST_0800 + k * 60 * SEC, LAT0, LON0, 90.0) for k in range(2)]
+    out, state, _ = feed(table, [fast, [(10, CST_0800 + 30 * SEC, LAT0, LON0, 50.0)]])
+    assert [(e[1], e[2]) for e in out[0]] == [(EventKind.OVERSPEED, CST_0800 + 60 * SEC)]
+    assert [(e[1], e[2], e[3]) for e in out[1]] == [
+        (EventKind.OVERSPEED_END, CST_0800 + 60 * SEC, 90.0)
+    ]
+    assert not state.over_raised[0]
+
+
+def test_a_batch_judged_again_after_a_failure_gives_the_same_alarms() -> None:
+    """The dispatcher puts the state back when the alarms cannot be written and judges the
+    batch again: the history forgets that batch's vehicles' kept fixes (no fix kept twice)."""
+    table = late_table(1800)
+    rows = track(10, CST_0800, [(2 * MIN, 50.0), (4 * MIN, 90.0), (2 * MIN, 50.0)])
+    tunnel = [r for r in rows if 2 * MIN <= r[1] - CST_0800 < 6 * MIN]
+    live = [r for r in rows if r not in tunnel]
+    alarms = FleetAlarms(table)
+    alarms.judge(batch(live[:4]), live[3][1])
+    before = alarms.state
+    first = alarms.judge(batch(live[4:]), live[-1][1])
+    alarms.undo(before)
+    assert alarms.judge(batch(live[4:]), live[-1][1]) == first
+    before = alarms.state
+    changes = alarms.judge(batch(tunnel), live[-1][1])
+    assert [(c.kind, c.level) for c in changes] == [("overspeed", 1), ("overspeed", 0)]
+    alarms.undo(before)  # the backlog's alarms not written: judged again
+    assert alarms.judge(batch(tunnel), live[-1][1]) == changes
+    assert alarms.last_rewound == len(tunnel)
+
+
+step = st.tuples(
+    st.integers(10, 13),
+    st.one_of(st.integers(5, 60), st.integers(0, 100)),
+    st.floats(29.99, 30.05),
+    st.floats(103.99, 104.05),
+    st.one_of(st.sampled_from([0.0, 5.5, 50.0, 60.0, 80.0, 100.0]), st.floats(0, 130)),
+    st.integers(0, 3),  # batch cut after this position when 0
+    st.integers(-12, 2),  # skew, 7 s each: late within the window (120 s)
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 24 * 3600), st.lists(step, min_size=1, max_size=150))
+def test_late_positions_within_the_window_end_where_an_in_order_stream_ends(
+    start_s: int, steps: list[tuple[int, int, float, float, float, int, int]]
+) -> None:
+    """Positions out of order within the window, in random batches: when none was too late to
+    judge, the state is that of the same positions in event-time order (the silence found by
+    the hub's clock aside), and a consumer applying every event ends at its episodes, never
+    told a raise of what is raised nor an end of what is not (a second forbidden area entered
+    is a raise of its own, as in order)."""
+    table = PROPERTY_TABLE_LATE
+    state, hist = FleetState.new(len(table)), FleetHistory.new(len(table))
+    clock = CST_0800 + start_s * 1000
+    told = {s: levels(lambda n, s=s: getattr(state, n)[s]) for s in range(len(table))}
+    chunk: list[tuple[int, int, float, float, float]] = []
+    every: dict[tuple[int, int], tuple[int, int, float, float, float]] = {}
+    late = 0
+
+    def flush(now: int) -> None:
+        nonlocal state, late
+        state, events = evaluate_late(table, state, hist, batch(chunk), now)
+        late += hist.late
+        for v, kind, *_ in events.rows():
+            of = OF.get(kind)
+            if of is not None:  # each raise or end changes what the consumer was told
+                assert of[0] == "area" or told[v - 10][of[0]] != of[1], kind
+                told[v - 10][of[0]] = of[1]
+        chunk.clear()
+
+    for vehicle, gap, lat, lon, speed, cut, skew in steps:
+        clock += gap * 1000
+        row = (vehicle, clock + skew * 7000, lat, lon, speed)
+        chunk.append(row)
+        every.setdefault(row[:2], row)  # of equal times the first counts
+        if cut == 0:
+            flush(clock)
+    flush(clock)
+    if late:
+        return
+    ordered = sorted(every.values(), key=lambda r: r[1])
+    alone, _ = evaluate_fleet(table, FleetState.new(len(table)), batch(ordered), clock)
+    for f in dataclasses.fields(FleetState):
+        if f.name not in ("heard", "offline_raised"):
+            assert np.array_equal(getattr(state, f.name), getattr(alone, f.name)), f.name
+    for s in range(len(table)):
+        assert told[s] == levels(lambda n, s=s: getattr(state, n)[s])
+
+
+HUB_CONFIG = """
+version: 1
+fleet: {lateness_s: 600}
+tenants:
+  - id: acme
+    vehicles:
+      - {id: tanker-1, plate: 川A00001, class: hazmat}
+      - {id: tanker-2, plate: 川A00002, class: hazmat}
+"""
+
+
+async def test_a_backlog_through_the_hub_raises_in_the_window_and_is_counted_beyond(
+    mosquitto, tmp_path
+):
+    """Through mosquitto and the hub's ingest: tanker-1's live fixes, then its tunnel's
+    backlog with an overspeed, 4 min older than its newest fix: the alarm is raised with the
+    event time it started and ended at the fix after the tunnel. tanker-2's backlog is 12 min
+    older than its newest fix, beyond the 10 min window: stored, counted late, no alarm."""
+    profiles, packs = load_profiles(ROOT / "profiles")
+    doc = parse_document(HUB_CONFIG, HubConfig, "lateness.yaml")
+    registry = build_registry(doc, profiles, packs, "x")
+    hub = Hub(
+        registry, HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=free_port())
+    )
+    t0 = (time.time_ns() // 1_000_000 - 30 * MIN) // 1000 * 1000
+    one = track(0, t0, [(2 * MIN, 50.0), (4 * MIN, 90.0), (2 * MIN, 50.0)])
+    tunnel1 = [r for r in one if 2 * MIN <= r[1] - t0 < 6 * MIN]
+    two = track(0, t0, [(2 * MIN, 50.0), (4 * MIN, 90.0), (14 * MIN, 50.0)])
+    tunnel2 = [r for r in two if 2 * MIN <= r[1] - t0 < 6 * MIN]
+    layout = TopicLayout()
+
+    def payload(rows: list) -> bytes:
+        return json.dumps(
+            [
+                {"ts": t, "lat": lat, "lon": lon, "speed_kmh": v, "heading_deg": 90}
+                for _, t, lat, lon, v in rows
+            ]
+        ).encode()
+
+    async with running_hub(hub), aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+        for vid, rows, tunnel in (("tanker-1", one, tunnel1), ("tanker-2", two, tunnel2)):
+            live = [r for r in rows if r not in tunnel]
+            await client.publish(layout.position("acme", vid), payload(live), qos=1)
+        sent = len(one) + len(two) - len(tunnel1) - len(tunnel2)
+        await eventually(
+            lambda: _async(hub.metrics.get("hazardhub_positions_total") >= sent),
+            10,
+            "the live fixes judged",
+        )
+        for vid, tunnel in (("tanker-1", tunnel1), ("tanker-2", tunnel2)):
+            await client.publish(layout.position("acme", vid), payload(tunnel), qos=1)
+
+        async def overspeed():
+            rows = await asyncio.to_thread(hub.statedb.list_alarms, None)
+            return [r for r in rows if r.level_name == "overspeed" and r.ended_ts] or None
+
+        [alarm] = await eventually(overspeed, 10, "tanker-1's overspeed, raised and ended")
+        assert alarm.sensor == "tanker-1.speed" and alarm.rule == "fleet"
+        assert alarm.started_ts == t0 + 2 * MIN + 30 * SEC  # the run had lasted 10 s there
+        assert alarm.ended_ts == t0 + 6 * MIN  # the first fix after the tunnel, at 50 km/h
+        await eventually(
+            lambda: _async(hub.metrics.get("hazardhub_positions_late_total") == len(tunnel2)),
+            10,
+            "tanker-2's backlog counted late",
+        )
+        assert hub.metrics.get("hazardhub_positions_rewound_total") == len(tunnel1)
+        rows = await asyncio.to_thread(hub.statedb.list_alarms, None)
+        assert not [r for r in rows if r.sensor == "tanker-2.speed" and r.rule == "fleet"]
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+def test_an_offline_the_clock_raised_stays_raised_when_older_fixes_come() -> None:
+    """A tanker silent for 25 min after driving: the clock raises offline at 20 min. Fixes
+    from before its last one, sent late, do not end the silence that goes on: no end, nothing
+    raised again; the next live fix ends it."""
+    table = late_table(1800)
+    rows = track(10, CST_0800, [(3 * MIN, 50.0)])[:-1]  # moving at the last fix
+    live = rows[::2]
+    last = live[-1][1]
+    late = [r for r in rows[1::2] if r[1] < last]
+    out, _, hist = feed(table, [live, [], late], nows=[last, last + 25 * MIN, last + 25 * MIN])
+    assert [(e[1], e[2]) for e in out[1]] == [(EventKind.OFFLINE, last + 20 * MIN)]
+    assert out[2] == [] and hist.rewound == len(late)
