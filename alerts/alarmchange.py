@@ -138,6 +138,7 @@ class AlarmRows:
                 self._due(lc[4], tier, arrival),
                 *lc[5:],  # overdue, ISA state
                 self._gateway(tenant, site, device) if gateway is None else gateway,
+                None,  # disposal from: the raise
             ]
             work.next_alarm += 1
             work.new[row[0]] = row

@@ -152,27 +152,51 @@ def device_alarm_id(tenant: str, site: str, device: str) -> str:
 
 
 def disposal_due(spec: DisposalSpec, disposal: str, tier: str, raised_at: int) -> int | None:
-    """The deadline of the next disposal step for the alarm's tier, from its arrival."""
+    """The deadline of the next disposal step for the alarm's tier, from its arrival (or from
+    the moment its steps count from again: `lifecycle_fields`)."""
     deadline = spec.for_tier(tier)
     seconds = {
         "received": deadline.verify_s,
         "verified": deadline.dispose_s,
         "disposed": deadline.close_s,
+        "review": deadline.review_s,
     }.get(disposal)
     return None if seconds is None else raised_at + int(seconds * 1000)
 
 
-def lifecycle_fields(spec: DisposalSpec, row: AlarmRow, lc: Lifecycle) -> dict[str, Any]:
+def lifecycle_fields(
+    spec: DisposalSpec,
+    row: AlarmRow,
+    lc: Lifecycle,
+    now: int | None = None,
+    review_tier: str | None = None,
+) -> dict[str, Any]:
     """What an action (an operator's or the clock's) writes of an alarm's lifecycle: its
     columns, and the deadline of its next disposal step recomputed for its tier from its
     arrival, except that an overdue step keeps the deadline it missed until it is done (the
     overdue event itself, at the tier it has after a de-escalation, moved it into the future:
-    "OVERDUE, due 22:14" at 21:50, helper-93)."""
+    "OVERDUE, due 22:14" at 21:50, helper-93).
+
+    The centre's review starts a count of its own at `now`: a submission for review is due
+    `review_s` after it (of `review_tier`, the tier that made the review needed: the peak), and
+    keeps that deadline while it waits; a return starts the steps again from the return (the
+    enterprise disposes of it anew in the step's full time, not overdue at once)."""
     fields = lifecycle_columns(lc)
+    base = row.raised_at if row.disposal_from is None else row.disposal_from
+    # a submission (-> review) or a return (review -> verified)
+    restarts = lc.disposal != row.disposal and (
+        lc.disposal == "review" or (row.disposal == "review" and lc.disposal != "closed")
+    )
+    if restarts and now is not None:
+        base = now
+        fields["disposal_from"] = now
     if lc.overdue and lc.disposal == row.disposal:
         fields["disposal_due"] = row.disposal_due
+    elif lc.disposal == "review" and row.disposal == "review":
+        fields["disposal_due"] = row.disposal_due  # set at the submission, by the peak tier
     else:
-        fields["disposal_due"] = disposal_due(spec, lc.disposal, row.tier, row.raised_at)
+        tier = review_tier if lc.disposal == "review" and review_tier else row.tier
+        fields["disposal_due"] = disposal_due(spec, lc.disposal, tier, base)
     return fields
 
 

@@ -53,7 +53,7 @@ ALARM_COLS = (
     "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "
     "started_ts, ended_ts, raised_at, cleared_at, peak_level, last_ts, value, "
     "acked, shelved_until, suppressed, out_of_service, disposal, disposal_due, overdue, "
-    "isa_state, gateway"
+    "isa_state, gateway, disposal_from"
 )
 MUTABLE = (
     "level",
@@ -74,6 +74,7 @@ MUTABLE = (
     "disposal_due",
     "overdue",
     "isa_state",
+    "disposal_from",
 )
 EVENT_COLS = (
     "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
@@ -115,6 +116,9 @@ class AlarmRow:
     overdue: bool
     isa_state: str
     gateway: str
+    # when the deadline of its disposal step counts from, when not `raised_at`: the
+    # enterprise's submission for review, the centre's return (schema 8)
+    disposal_from: int | None = None
 
     @property
     def lifecycle(self) -> Lifecycle:

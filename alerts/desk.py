@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from alerts.alarmevent import lifecycle_fields
 from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.evaluate import CoreState
-from alerts.lifecycle import Action, TransitionError, step
+from alerts.lifecycle import Action, TransitionError, disposal_action, step
 from alerts.statedb import AlarmRow, StateDB
+from alerts.table import TIERS
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
 
@@ -32,6 +33,9 @@ EVENT_OF: dict[str, str] = {
     "verify": "verified",
     "dispose": "disposed",
     "close": "closed",
+    "submit": "submitted",
+    "approve": "approved",
+    "return": "returned",
     "suppress": "suppressed",
     "unsuppress": "unsuppressed",
     "remove_from_service": "out_of_service",
@@ -39,6 +43,9 @@ EVENT_OF: dict[str, str] = {
     "overdue": "overdue",
 }
 SYSTEM = "system"
+# the steps whose meaning depends on who takes them (`disposal_action`)
+_BY_STANDING = frozenset({"close", "approve", "return"})
+_TIER_RANK = {t: i for i, t in enumerate(TIERS)}  # none, blue ... red
 _OPEN = "(isa_state != 'normal' OR disposal != 'closed')"
 
 
@@ -71,15 +78,36 @@ class AlarmDesk:
         note: str = "",
         until: int | None = None,
         also: list[AlarmEvent] | None = None,
+        centre: bool | None = None,
     ) -> AlarmEvent:
-        """Apply an operator's action; raise AlarmNotFoundError, or TransitionError (why).
-        `also` gets the events of the point's other alarms it moved (a shelve is the point's:
-        `_point_follows`)."""
+        """Apply an operator's action; raise AlarmNotFoundError, TransitionError (why), or
+        NotReviewerError (an approval or return by anyone but the centre). `also` gets the
+        events of the point's other alarms it moved (a shelve is the point's:
+        `_point_follows`). `centre`: the actor is the monitoring centre (an admin or operator
+        key of every tenant; by default, a caller of every tenant): its close is its own review,
+        an enterprise's close of an alarm that reached a reviewed tier is a submission for it."""
         with self._db.transaction() as con:
             row = self._db.alarm_in(con, alarm_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise AlarmNotFoundError(f"no alarm {alarm_id}")
-            return self._apply(con, row, action, actor, now, note=note, until=until, also=also)
+            peak = None
+            if action in _BY_STANDING:
+                peak = self._peak_tier(con, row)
+                action = disposal_action(
+                    action,
+                    centre=tenants is None if centre is None else centre,
+                    review=self._disposal.reviewed(peak),
+                )
+            return self._apply(
+                con, row, action, actor, now, note=note, until=until, also=also, peak=peak
+            )
+
+    def _peak_tier(self, con: sqlite3.Connection, row: AlarmRow) -> str:
+        """The highest tier the alarm reached: its own and its journal's."""
+        tiers = con.execute(
+            "SELECT DISTINCT tier FROM alarm_events WHERE alarm_id = ?", (row.id,)
+        ).fetchall()
+        return max([row.tier, *(str(t[0]) for t in tiers)], key=lambda t: _TIER_RANK.get(t, 0))
 
     def set_in_service(
         self,
@@ -166,11 +194,13 @@ class AlarmDesk:
         until: int | None = None,
         point: bool = True,
         also: list[AlarmEvent] | None = None,
+        peak: str | None = None,
     ) -> AlarmEvent:
         """One action on one alarm, journaled; with `point`, a shelve's start or end is the
-        point's (`_point_follows`), else the alarm's alone (the point's other alarms)."""
+        point's (`_point_follows`), else the alarm's alone (the point's other alarms). `peak`:
+        the highest tier it reached (the review's deadline is that tier's)."""
         lc = step(row.lifecycle, action, now=now, until=until, note=note)
-        fields = lifecycle_fields(self._disposal, row, lc)
+        fields = lifecycle_fields(self._disposal, row, lc, now, peak)
         key = (row.sensor, row.rule, row.side)
         if not point:
             pass

@@ -12,13 +12,17 @@ The priority is: out of service, suppressed, shelved, then the ack/condition sta
   unack (active unacknowledged), ack (active acknowledged), rtn_unack (returned to normal
   unacknowledged), normal (returned and acknowledged).
 Disposal runs received -> verified -> disposed -> closed; each step needs a note, and closing
-needs the condition to have returned to normal.
+needs the condition to have returned to normal. A serious alarm (the tiers configured under
+`notify.disposal.review_tiers`) that an enterprise closes is not closed but submitted for the
+monitoring centre's review (审核销号): disposed -> review; the centre approves it (review ->
+closed) or returns it (review -> verified: the enterprise disposes of it again and closes it
+again). Who may do what is `disposal_action`'s: the table of the actor's standing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 from alerts.errors import AlertsError
 
@@ -28,16 +32,29 @@ __all__ = [
     "OPERATOR_ACTIONS",
     "Action",
     "Lifecycle",
+    "NotReviewerError",
     "TransitionError",
+    "disposal_action",
     "isa_state",
     "step",
 ]
 
 ISA_STATES = ("unack", "ack", "rtn_unack", "normal", "shelved", "suppressed", "out_of_service")
-DISPOSAL_STEPS = ("received", "verified", "disposed", "closed")
+DISPOSAL_STEPS = ("received", "verified", "disposed", "review", "closed")
 # the actions a person takes (the API's verbs); the rest come from the process or the clock
 OPERATOR_ACTIONS = frozenset(
-    {"acknowledge", "shelve", "unshelve", "comment", "verify", "dispose", "close"}
+    {
+        "acknowledge",
+        "shelve",
+        "unshelve",
+        "comment",
+        "verify",
+        "dispose",
+        "close",
+        "submit",
+        "approve",
+        "return",
+    }
 )
 
 Action = Literal[
@@ -57,14 +74,62 @@ Action = Literal[
     "verify",
     "dispose",
     "close",
+    "submit",
+    "approve",
+    "return",
     "overdue",
 ]
-_NEXT_DISPOSAL = {"verify": "verified", "dispose": "disposed", "close": "closed"}
-_BEFORE_DISPOSAL = {"verify": "received", "dispose": "verified", "close": "disposed"}
+# the disposal steps: action -> (the disposal it starts from, the disposal it leads to)
+_DISPOSAL: dict[str, tuple[str, str]] = {
+    "verify": ("received", "verified"),
+    "dispose": ("verified", "disposed"),
+    "close": ("disposed", "closed"),
+    "submit": ("disposed", "review"),  # an enterprise's close of a serious alarm
+    "approve": ("review", "closed"),  # the centre's review: 批准销号
+    "return": ("review", "verified"),  # the centre's review: 退回, disposed of again
+}
+_NEEDS_RETURNED = frozenset({"close", "submit"})  # the condition must have returned to normal
 
 
 class TransitionError(AlertsError):
     """An action that the alarm's state does not allow (answered 409 by the API)."""
+
+
+class NotReviewerError(AlertsError):
+    """An action the actor's standing does not allow: approving or returning an alarm is the
+    monitoring centre's review, never the enterprise's own (answered 403 by the API)."""
+
+
+# what a person's disposal step is, by (the step asked, whether the actor is the monitoring
+# centre, whether the alarm needs the centre's review): the enterprise's close of a serious
+# alarm is a submission; the centre's close is its own review; only the centre reviews
+_BY_STANDING: dict[tuple[str, bool, bool], str | None] = {
+    ("close", False, True): "submit",
+    ("close", False, False): "close",
+    ("close", True, True): "close",
+    ("close", True, False): "close",
+    ("approve", True, True): "approve",
+    ("approve", True, False): "approve",
+    ("approve", False, True): None,
+    ("approve", False, False): None,
+    ("return", True, True): "return",
+    ("return", True, False): "return",
+    ("return", False, True): None,
+    ("return", False, False): None,
+}
+
+
+def disposal_action(action: Action, *, centre: bool, review: bool) -> Action:
+    """The action a person's `action` is, by standing: `centre` (a key of the monitoring centre:
+    admin or operator of every tenant) and `review` (the alarm reached a tier whose closing the
+    centre reviews). Raise NotReviewerError for a review by anyone but the centre."""
+    got = _BY_STANDING.get((action, centre, review), action)
+    if got is None:
+        raise NotReviewerError(
+            f"cannot {action}: reviewing an enterprise's closing (审核销号) is the monitoring "
+            "centre's (an admin or operator key of every tenant), never the enterprise's own"
+        )
+    return cast(Action, got)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +237,20 @@ def step(
         if not note:
             raise TransitionError("a comment needs text")
         return s
-    if action in _NEXT_DISPOSAL:
+    if action in _DISPOSAL:
+        before, after = _DISPOSAL[action]
         if not note:
             raise TransitionError(f"{action} needs a note")
-        if s.disposal != _BEFORE_DISPOSAL[action]:
+        if s.disposal == "review" and action in _NEEDS_RETURNED:
             raise TransitionError(
-                f"cannot {action}: disposal is {s.disposal}, not {_BEFORE_DISPOSAL[action]}"
+                f"cannot {action}: it awaits the monitoring centre's review (待审核): the centre "
+                "approves or returns it"
             )
-        if action == "close" and s.active:
-            raise TransitionError("cannot close: the alarm is still active")
-        return replace(s, disposal=_NEXT_DISPOSAL[action], overdue=False)
+        if s.disposal != before:
+            raise TransitionError(f"cannot {action}: disposal is {s.disposal}, not {before}")
+        if action in _NEEDS_RETURNED and s.active:
+            raise TransitionError(f"cannot {action}: the alarm is still active")
+        return replace(s, disposal=after, overdue=False)
     if action == "overdue":
         if s.overdue or s.disposal == "closed":
             raise TransitionError("the disposal is not overdue")

@@ -40,6 +40,7 @@ from alerts.stateschema import (
     SCHEMA_V6,
     SCHEMA_V6_ORIGIN,
     SCHEMA_V7,
+    SCHEMA_V8,
     VERSION,
 )
 
@@ -168,6 +169,10 @@ class StateDB(AlarmStatements):
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 6; COMMIT;")
         if version < 7:
             self._db.executescript(f"BEGIN; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;")
+        if version < 8:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(alarms)").fetchall()}
+            add = "" if "disposal_from" in cols else SCHEMA_V8  # (a file set back to before)
+            self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 8; COMMIT;")
 
     @property
     def path(self) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "SCHEMA_V6",
     "SCHEMA_V6_ORIGIN",
     "SCHEMA_V7",
+    "SCHEMA_V8",
     "VERSION",
 ]
 
@@ -153,4 +154,11 @@ SCHEMA_V7 = """
 UPDATE alarms SET side = 15 WHERE side = 8;
 UPDATE shelves SET side = 15 WHERE side = 8;
 """
-VERSION = 7
+# version 8: the monitoring centre's review of an enterprise's closing (审核销号): the moment the
+# deadline of an alarm's current disposal step counts from, when not its raise (`raised_at`): the
+# enterprise's submission (the review's deadline), the centre's return (disposed of again, with
+# the step's full time). NULL for every alarm of before: their deadlines stay as they were
+SCHEMA_V8 = """
+ALTER TABLE alarms ADD COLUMN disposal_from INTEGER;
+"""
+VERSION = 8

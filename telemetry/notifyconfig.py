@@ -102,6 +102,9 @@ EventKind = Literal[
     "verified",
     "disposed",
     "closed",
+    "submitted",
+    "approved",
+    "returned",
     "overdue",
     "repeat",
     "escalation",
@@ -277,19 +280,47 @@ class DisposalDeadline(_Frozen):
     verify_s: float = Field(gt=0)
     dispose_s: float = Field(gt=0)
     close_s: float = Field(gt=0)
+    review_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="the monitoring centre's review of an enterprise's closing, counted from "
+        "the enterprise's submission",
+    )
 
 
 class DisposalSpec(_Frozen):
-    """Closed-loop disposal deadlines per tier, counted from the alarm's arrival."""
+    """Closed-loop disposal deadlines per tier, counted from the alarm's arrival (a return by
+    the centre's review starts them again from the return), and the tiers whose closing by an
+    enterprise the monitoring centre reviews."""
 
     blue: DisposalDeadline = DisposalDeadline(verify_s=3600, dispose_s=86400, close_s=3 * 86400)
     yellow: DisposalDeadline = DisposalDeadline(verify_s=1800, dispose_s=14400, close_s=86400)
     orange: DisposalDeadline = DisposalDeadline(verify_s=600, dispose_s=3600, close_s=86400)
     red: DisposalDeadline = DisposalDeadline(verify_s=300, dispose_s=1800, close_s=86400)
+    review_tiers: tuple[Tier, ...] = Field(
+        default=("red",),
+        max_length=4,
+        description="an alarm that reached one of these tiers (its peak), closed by an "
+        "enterprise's key, waits for the monitoring centre's review (审核销号) before it is "
+        "closed; [] : none",
+    )
+
+    @model_validator(mode="after")
+    def _review_once(self) -> Self:
+        if len(set(self.review_tiers)) != len(self.review_tiers):
+            raise ValueError(
+                f"notify.disposal.review_tiers: each tier once, not {list(self.review_tiers)}"
+            )
+        return self
 
     def for_tier(self, tier: str) -> DisposalDeadline:
         deadline: DisposalDeadline = getattr(self, tier if tier in TIERS else "red")
         return deadline
+
+    def reviewed(self, tier: str) -> bool:
+        """Whether an alarm that reached `tier` is closed by an enterprise only through the
+        centre's review."""
+        return tier in self.review_tiers
 
 
 class SmtpSpec(_Frozen):

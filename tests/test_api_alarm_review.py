@@ -368,7 +368,13 @@ async def test_the_handling_report_adds_up_against_the_alarm_list(month: Month) 
     # acknowledged after 30 s (B) and 60 s (A), counted from when the hub knew of each
     assert coal["ack"] == {"n": 2, "p50_s": 30.0, "p90_s": 60.0, "max_s": 60.0}
     assert coal["closed_time"] == {"n": 1, "p50_s": 600.0, "p90_s": 600.0, "max_s": 600.0}
-    assert coal["disposal"] == {"received": 1, "verified": 1, "disposed": 0, "closed": 1}
+    assert coal["disposal"] == {
+        "received": 1,
+        "verified": 1,
+        "disposed": 0,
+        "review": 0,
+        "closed": 1,
+    }
     assert (coal["overdue_ever"], coal["open"], coal["shelved"]) == (2, 2, 1)
     assert coal["shelved_by"] == [{"actor": "op", "alarms": 1}]
     chem = report["tenants"][0]

@@ -24,7 +24,9 @@ from alerts.lifecycle import (
     OPERATOR_ACTIONS,
     Action,
     Lifecycle,
+    NotReviewerError,
     TransitionError,
+    disposal_action,
     isa_state,
     step,
 )
@@ -64,6 +66,11 @@ STARTS = {
         active=False, acked=True, disposal="disposed", overdue=True
     ),
     "normal_closed": Lifecycle(active=False, acked=True, disposal="closed"),
+    # the centre's review of an enterprise's closing (审核销号)
+    "normal_disposed": Lifecycle(active=False, acked=True, disposal="disposed"),
+    "normal_review": Lifecycle(active=False, acked=True, disposal="review"),
+    "rtn_unack_review": Lifecycle(active=False, disposal="review"),
+    "normal_review_overdue": Lifecycle(active=False, acked=True, disposal="review", overdue=True),
     "layered": Lifecycle(
         acked=True,
         shelved_until=UNTIL,
@@ -420,6 +427,99 @@ TABLE = [
         "suppressed",
     ),
     no("layered", "shelve", SHELVE, OOS),
+    # -- the centre's review: disposed -> review (an enterprise's close of a serious alarm) ->
+    # closed (approved) or verified (returned: disposed of and closed again) ----------------
+    no("unack", "submit", NOTED, "disposal is received, not disposed"),
+    no("unack", "approve", NOTED, "disposal is received, not review"),
+    no("unack", "return", NOTED, "disposal is received, not review"),
+    no("ack", "submit", NOTED, "disposal is received, not disposed"),
+    no("ack", "approve", NOTED, "disposal is received, not review"),
+    no("ack", "return", NOTED, "disposal is received, not review"),
+    no("rtn_unack", "submit", NOTED, "disposal is received, not disposed"),
+    no("rtn_unack", "approve", NOTED, "disposal is received, not review"),
+    no("rtn_unack", "return", NOTED, "disposal is received, not review"),
+    no("normal", "submit", NOTED, "disposal is received, not disposed"),
+    no("normal", "approve", NOTED, "disposal is received, not review"),
+    no("normal", "return", NOTED, "disposal is received, not review"),
+    no("shelved", "submit", NOTED, "disposal is received, not disposed"),
+    no("shelved", "approve", NOTED, "disposal is received, not review"),
+    no("shelved", "return", NOTED, "disposal is received, not review"),
+    no("suppressed", "submit", NOTED, "disposal is received, not disposed"),
+    no("suppressed", "approve", NOTED, "disposal is received, not review"),
+    no("suppressed", "return", NOTED, "disposal is received, not review"),
+    no("out_of_service", "submit", NOTED, "disposal is received, not disposed"),
+    no("out_of_service", "approve", NOTED, "disposal is received, not review"),
+    no("out_of_service", "return", NOTED, "disposal is received, not review"),
+    ok(
+        "normal_disposed",
+        "submit",
+        NOTED,
+        L(active=False, acked=True, disposal="review"),
+        "normal",
+    ),
+    ok(
+        "normal_disposed_overdue",
+        "submit",
+        NOTED,
+        L(active=False, acked=True, disposal="review"),
+        "normal",
+        tag="overdue-reset",
+    ),
+    ok("rtn_unack_disposed", "submit", NOTED, L(active=False, disposal="review"), "rtn_unack"),
+    no("ack_disposed", "submit", NOTED, "cannot submit: the alarm is still active"),
+    no("normal_disposed", "submit", NONE, "submit needs a note", tag="empty"),
+    no("normal_disposed", "approve", NOTED, "disposal is disposed, not review"),
+    no("normal_disposed", "return", NOTED, "disposal is disposed, not review"),
+    ok(
+        "normal_review",
+        "approve",
+        NOTED,
+        L(active=False, acked=True, disposal="closed"),
+        "normal",
+    ),
+    ok(
+        "normal_review_overdue",
+        "approve",
+        NOTED,
+        L(active=False, acked=True, disposal="closed"),
+        "normal",
+        tag="overdue-reset",
+    ),
+    ok("rtn_unack_review", "approve", NOTED, L(active=False, disposal="closed"), "rtn_unack"),
+    no("normal_review", "approve", {"note": " "}, "approve needs a note", tag="blank"),
+    ok(
+        "normal_review",
+        "return",
+        NOTED,
+        L(active=False, acked=True, disposal="verified"),
+        "normal",
+    ),
+    ok(
+        "normal_review_overdue",
+        "return",
+        NOTED,
+        L(active=False, acked=True, disposal="verified"),
+        "normal",
+        tag="overdue-reset",
+    ),
+    no("normal_review", "return", NONE, "return needs a note", tag="empty"),
+    no("normal_review", "return", {"note": "\t"}, "return needs a note", tag="blank"),
+    no("normal_review", "close", NOTED, "awaits the monitoring centre's review"),
+    no("normal_review", "submit", NOTED, "awaits the monitoring centre's review"),
+    no("normal_review", "verify", NOTED, "disposal is review, not received"),
+    no("normal_review", "dispose", NOTED, "disposal is review, not verified"),
+    ok(
+        "normal_review",
+        "overdue",
+        NONE,
+        L(active=False, acked=True, disposal="review", overdue=True),
+        "normal",
+    ),
+    no("normal_review_overdue", "overdue", NONE, "not overdue"),
+    ok("normal_review", "comment", NOTED, STARTS["normal_review"], "normal"),
+    no("normal_closed", "submit", NOTED, "disposal is closed, not disposed"),
+    no("normal_closed", "approve", NOTED, "disposal is closed, not review"),
+    no("normal_closed", "return", NOTED, "disposal is closed, not review"),
     # -- not an action ------------------------------------------------------------------------
     no("unack", "reset", NONE, "unknown action 'reset'"),
     no("unack", "", NONE, "unknown action ''", tag="empty"),
@@ -504,8 +604,22 @@ LIFECYCLES = st.builds(
 
 def reachable(s: Lifecycle) -> bool:
     """Whether `s` can come out of a run from `Lifecycle()`: a closed disposal is never active
-    or overdue. (Every other combination of the fields can.)"""
+    or overdue, one under review never active (only a returned alarm is closed or submitted).
+    (Every other combination of the fields can.)"""
+    if s.disposal == "review":
+        return not s.active
     return s.disposal != "closed" or not (s.active or s.overdue)
+
+
+# each disposal step: (from, to), written from the brief (審核销号: a return is disposed of again)
+STEPS = {
+    "verify": ("received", "verified"),
+    "dispose": ("verified", "disposed"),
+    "close": ("disposed", "closed"),
+    "submit": ("disposed", "review"),
+    "approve": ("review", "closed"),
+    "return": ("review", "verified"),
+}
 
 
 def check_step(before: Lifecycle, action: str, after: Lifecycle) -> None:
@@ -513,6 +627,8 @@ def check_step(before: Lifecycle, action: str, after: Lifecycle) -> None:
     assert isa_state(after) in ISA_STATES
     assert after.state == isa_state(after)
     assert after.disposal in DISPOSAL_STEPS
+    if after.disposal == "review":
+        assert not after.active  # only a returned alarm is submitted for review
     if after.disposal == "closed":
         # only a returned alarm closes, and only a new activation (`raise`) makes it active
         assert not after.active
@@ -535,14 +651,11 @@ def check_step(before: Lifecycle, action: str, after: Lifecycle) -> None:
             out_of_service=before.out_of_service,
         )
         return
-    old, new = DISPOSAL_STEPS.index(before.disposal), DISPOSAL_STEPS.index(after.disposal)
-    if action in ("verify", "dispose", "close"):
-        assert new == old + 1
-        assert DISPOSAL_STEPS[new] == {"verify": "verified", "dispose": "disposed"}.get(
-            action, "closed"
-        )
+    if action in STEPS:
+        assert (before.disposal, after.disposal) == STEPS[action]
+        assert not after.overdue
     else:
-        assert new == old
+        assert after.disposal == before.disposal
     if before.disposal == "closed":
         assert after.disposal == "closed"
 
@@ -562,7 +675,7 @@ def test_random_runs_keep_the_invariants(moves: list[Move]) -> None:
             if action == "acknowledge":
                 assert s.acked or s.out_of_service
             continue
-        if action in ("shelve", "comment", "verify", "dispose", "close"):
+        if action in ("shelve", "comment", *STEPS):
             assert note.strip()
         if action == "shelve":
             assert until is not None
@@ -597,7 +710,9 @@ def test_any_input_steps_or_raises_transition_error(
 @settings(max_examples=30)
 @given(
     LIFECYCLES,
-    st.sampled_from(["shelve", "comment", "verify", "dispose", "close"]),
+    st.sampled_from(
+        ["shelve", "comment", "verify", "dispose", "close", "submit", "approve", "return"]
+    ),
     st.text(alphabet=" \t\n\r\x0b\x0c\u00a0\u2003\u3000", max_size=5),
 )
 def test_a_blank_note_is_refused(s: Lifecycle, action: str, note: str) -> None:
@@ -637,3 +752,59 @@ def test_a_closed_disposal_never_changes_but_by_a_new_activation(
         assert after.disposal == "closed"
         assert not after.active
         assert after.finished == after.acked
+
+
+# who may take which disposal step, by standing: (step asked, centre key, the alarm reached a
+# reviewed tier) -> the action it is, or None: refused (NotReviewerError, 403 over HTTP)
+STANDING = [
+    ("close", False, True, "submit"),  # an enterprise closes a red alarm: to the centre's review
+    ("close", False, False, "close"),  # an enterprise closes a yellow one itself
+    ("close", True, True, "close"),  # the centre's close is its own review
+    ("close", True, False, "close"),
+    ("approve", True, True, "approve"),
+    ("approve", True, False, "approve"),  # (refused by the state: it is not under review)
+    ("approve", False, True, None),  # the enterprise never approves its own
+    ("approve", False, False, None),
+    ("return", True, True, "return"),
+    ("return", True, False, "return"),
+    ("return", False, True, None),
+    ("return", False, False, None),
+    ("verify", False, True, "verify"),  # the other steps are anyone's with the disposal action
+    ("dispose", False, True, "dispose"),
+    ("verify", True, False, "verify"),
+    ("dispose", True, True, "dispose"),
+]
+
+
+@pytest.mark.parametrize(
+    ("asked", "centre", "review", "expected"),
+    STANDING,
+    ids=[
+        f"{a}/{'centre' if c else 'enterprise'}/{'review' if r else 'plain'}"
+        for a, c, r, _ in STANDING
+    ],
+)
+def test_disposal_action_by_standing(
+    asked: str, centre: bool, review: bool, expected: str | None
+) -> None:
+    if expected is None:
+        with pytest.raises(NotReviewerError, match="monitoring centre's"):
+            disposal_action(cast(Action, asked), centre=centre, review=review)
+        return
+    assert disposal_action(cast(Action, asked), centre=centre, review=review) == expected
+
+
+def test_a_review_runs_submit_return_and_submit_again_to_approval() -> None:
+    """The enterprise closes (submitted), the centre returns it, the enterprise disposes of it
+    and closes it again, the centre approves: each step in order, none skipped."""
+    s = Lifecycle(active=False, acked=True, disposal="disposed")
+    for action, disposal in (
+        ("submit", "review"),
+        ("return", "verified"),
+        ("dispose", "disposed"),
+        ("submit", "review"),
+        ("approve", "closed"),
+    ):
+        s = step(s, cast(Action, action), note="n")
+        assert s.disposal == disposal
+    assert s.finished

@@ -291,3 +291,33 @@ def test_version_7_moves_the_data_lost_alarms_and_shelves_off_the_new_core_side(
             assert db.query("SELECT count(*) FROM alarms WHERE side = 8") == [(0,)]
         finally:
             db.close()
+
+
+@pytest.mark.parametrize("column", [False, True])
+def test_version_8_adds_when_a_disposal_step_counts_from(tmp_path: Path, column: bool) -> None:
+    """The centre's review counts its deadline from the enterprise's submission, and a return
+    the next steps from the return: `disposal_from`, NULL for the alarms of before (their
+    deadlines from the raise, as they were). A file of version 7 gets the column once; one
+    set back to 7 that has it (`column`) keeps it."""
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    fill(db, 4)
+    with db.transaction() as con:
+        db.update_alarm(con, 1, {"disposal_from": 5_000})
+    db.close()
+    with sqlite3.connect(path) as con:  # as a hub of version 7 left it
+        if not column:
+            con.execute("ALTER TABLE alarms DROP COLUMN disposal_from")
+        con.execute("PRAGMA user_version = 7")
+    con.close()
+    for _ in range(2):  # a second open changes nothing
+        db = StateDB(path)
+        try:
+            assert db.query("PRAGMA user_version") == [(VERSION,)] == [(8,)]
+            got = db.query("SELECT id, disposal_from FROM alarms ORDER BY id")
+            first = 5_000 if column else None
+            assert got == [(1, first), (2, None), (3, None), (4, None)]
+            row = db.get_alarm(2)
+            assert row is not None and row.disposal_from is None
+        finally:
+            db.close()
