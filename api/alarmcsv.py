@@ -16,6 +16,7 @@ __all__ = ["COLUMNS", "CSV_MAX_ROWS", "alarm_csv", "csv_name", "handling_of"]
 CSV_MAX_ROWS = 100_000  # an export past this is refused (422), never cut short
 _BEIJING = timezone(timedelta(hours=8), "CST")
 _STEPS = ("acknowledged", "verified", "disposed", "closed")
+_REVIEW = ("submitted", "returned")
 
 
 def _timed(name: str) -> list[str]:
@@ -68,6 +69,16 @@ COLUMNS: tuple[str, ...] = (
     "device_name",
     "tag",
     "sensor_kind",
+    # the monitoring centre's review of an enterprise's closing (审核销号): its latest
+    # submission and return, how many returns, and whether the close was the centre's approval
+    *_timed("submitted_at"),
+    "submitted_by",
+    "submitted_note",
+    *_timed("returned_at"),
+    "returned_by",
+    "returned_note",
+    "returns",
+    "approved",
 )
 
 
@@ -96,16 +107,30 @@ def iso_beijing(ms: int | None) -> str:
 
 def handling_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the journal says of an alarm's handling: the first acknowledgement and each disposal
-    step (`{step}_at`, `{step}_by`, `{step}_note`), whether a deadline ever passed (an `overdue`
-    event), and whether it was shelved (a `shelved` event, or raised shelved: a new activation
-    of a point under another alarm's shelve) with the latest shelve's actor and reason."""
+    step (`{step}_at`, `{step}_by`, `{step}_note`; the close the centre's approval when it was
+    reviewed, `approved`), the latest submission for the centre's review and return
+    (`submitted_*`, `returned_*`, how many `returns`), whether a deadline ever passed (an
+    `overdue` event), and whether it was shelved (a `shelved` event, or raised shelved: a new
+    activation of a point under another alarm's shelve) with the latest shelve's actor and
+    reason."""
     found: dict[str, Any] = {}
     for step in _STEPS:
         found[f"{step}_at"] = found[f"{step}_by"] = found[f"{step}_note"] = None
     found.update(overdue_ever=False, shelved=False, shelved_by=None, shelved_why=None)
+    for step in _REVIEW:
+        found[f"{step}_at"] = found[f"{step}_by"] = found[f"{step}_note"] = None
+    found.update(returns=0, approved=False)
     for e in events:
         kind = e["kind"]
-        if kind in _STEPS and found[f"{kind}_at"] is None:
+        if kind == "approved":  # the centre's approval is the close
+            kind = "closed"
+            found["approved"] = True
+        if kind in _REVIEW:  # the latest: the submission approved or waiting, the last return
+            found[f"{kind}_at"], found[f"{kind}_by"] = e["ts"], e["actor"]
+            found[f"{kind}_note"] = e["comment"]
+            found["returns"] += kind == "returned"
+        elif kind in _STEPS and (found[f"{kind}_at"] is None or kind == "disposed"):
+            # (the first of each, but the latest disposal: after a return, the one approved)
             found[f"{kind}_at"], found[f"{kind}_by"] = e["ts"], e["actor"]
             found[f"{kind}_note"] = e["comment"]
         elif kind == "overdue":
@@ -165,6 +190,14 @@ def _row(a: Mapping[str, Any]) -> list[Any]:
         a["device_name"],
         a["tag"],
         a["sensor_kind"],
+        *timed(h["submitted_at"]),
+        h["submitted_by"] or "",
+        h["submitted_note"] or "",
+        *timed(h["returned_at"]),
+        h["returned_by"] or "",
+        h["returned_note"] or "",
+        h["returns"],
+        str(h["approved"]).lower(),
     ]
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.kinds import alarm_value_unit
-from alerts.lifecycle import ISA_STATES, Action, TransitionError
+from alerts.lifecycle import DISPOSAL_STEPS, ISA_STATES, Action, NotReviewerError, TransitionError
 from alerts.statedb import AlarmEventRow, AlarmFilter, AlarmRow
 from alerts.table import ALARM_KIND_SIDES, TIERS, kind_name
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
@@ -35,6 +35,7 @@ from api.context import (
     Ctx,
     WriteGuard,
     check_record_site,
+    is_centre,
     not_found,
     query_tenants,
     record_scope,
@@ -253,6 +254,20 @@ class DisposalIn(_In):
     note: str = Field(min_length=1, max_length=2000)
 
 
+class ReviewIn(_In):
+    decision: Literal["approve", "return"] = Field(
+        description="approve 批准销号: the alarm is closed; return 退回: back to `verified`, the "
+        "enterprise disposes of it and closes it again"
+    )
+    note: str = Field(
+        min_length=1,
+        max_length=2000,
+        pattern=r"\S",
+        description="why: required, and not only spaces (a return tells the enterprise what to "
+        "do again)",
+    )
+
+
 class ServiceIn(_In):
     in_service: bool
     reason: str = Field(default="", max_length=2000)
@@ -362,9 +377,14 @@ def alarm_router() -> APIRouter:
                 "false: finished (normal and closed)"
             ),
         ] = None,
-        disposal: Annotated[str | None, Query(pattern="^(received|verified|disposed|closed)$")] = (
-            None
-        ),
+        disposal: Annotated[
+            str | None,
+            Query(
+                pattern="^(" + "|".join(DISPOSAL_STEPS) + ")$",
+                description="the disposal step: " + ", ".join(DISPOSAL_STEPS) + " (review: "
+                "closed by an enterprise, waiting for the monitoring centre's review)",
+            ),
+        ] = None,
         kind: Annotated[
             str | None, Query(description="alarm kind: " + ", ".join(ALARM_KIND_SIDES))
         ] = (None),
@@ -482,9 +502,12 @@ def alarm_router() -> APIRouter:
                 note=note,
                 until=until,
                 also=moved,
+                centre=is_centre(caller),
             )
         except AlarmNotFoundError as exc:
             raise not_found(f"alarm {alarm_id}") from exc
+        except NotReviewerError as exc:  # (after the tenancy: another tenant's alarm is 404)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except TransitionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         await ctx.on_events([event, *moved])
@@ -535,8 +558,19 @@ def alarm_router() -> APIRouter:
         alarm_id: AlarmId, body: DisposalIn, ctx: Ctx, caller: Caller
     ) -> AlarmPublic:
         """Closed-loop disposal: verify, dispose, close (in order, each with a note; close
-        once the alarm has returned to normal)."""
+        once the alarm has returned to normal). An enterprise's close of an alarm that reached a
+        reviewed tier (`notify.disposal.review_tiers`, default red) goes to `review`, waiting
+        for the monitoring centre's review; the centre's own close closes it."""
         return await act(ctx, caller, alarm_id, body.step, body.note)
+
+    @r.post("/alarms/{alarm_id}/review", response_model=AlarmPublic, dependencies=WRITE)
+    async def review(alarm_id: AlarmId, body: ReviewIn, ctx: Ctx, caller: Caller) -> AlarmPublic:
+        """The monitoring centre's review of an enterprise's closing (审核销号), of an alarm in
+        `review`: `approve` closes it, `return` sends it back to `verified` (the enterprise
+        disposes of it and closes it again); a note is required. The centre's only (an admin
+        or operator key of every tenant): any other key gets 403 (404 for an alarm it does not
+        see)."""
+        return await act(ctx, caller, alarm_id, body.decision, body.note)
 
     @r.post("/sensors/{sensor_id}/service", tags=["sensors"], dependencies=WRITE)
     async def service(

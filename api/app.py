@@ -39,6 +39,7 @@ from api.context import (
     Ctx,
     WriteGuard,
     check_site,
+    is_centre,
     narrowed,
     not_found,
 )
@@ -196,6 +197,8 @@ def _router() -> APIRouter:
             actions = ["acknowledge", "unshelve", "comment", "disposal"]
             if caller.role in CENTRE_ROLES:
                 actions.insert(1, "shelve")
+            if is_centre(caller):  # the review of an enterprise's closing (审核销号)
+                actions.append("review")
         return MePublic(
             name=caller.name,
             role=caller.role,

@@ -11,7 +11,10 @@ still active).
 
 Red alarms are not kept out: the note is required for every step anyway (the rule bulk
 acknowledgement asks of red ones), and each alarm's journal carries it. The dashboard's
-confirmation says how many of them reached red.
+confirmation says how many of them reached red. The centre's review follows the single route's
+rule: an enterprise's `close` of an alarm that reached a reviewed tier submits it for review
+(`done`, disposal `review`; one already submitted is `already`), and `approve` and `return` are
+the monitoring centre's steps (403 for the whole call from any other key).
 
 The route goes on the alarm router (`api.alarms.alarm_router`), under its prefix and tag.
 """
@@ -28,22 +31,37 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
-from alerts.lifecycle import DISPOSAL_STEPS, TransitionError
+from alerts.lifecycle import DISPOSAL_STEPS, NotReviewerError, TransitionError
 from api.auth import Principal
 from api.bulkack import BULK_MAX
-from api.context import WRITE, AppContext, Caller, Ctx, query_tenants, require_writer
+from api.context import (
+    WRITE,
+    AppContext,
+    Caller,
+    Ctx,
+    is_centre,
+    query_tenants,
+    require_reviewer,
+    require_writer,
+)
 
 __all__ = ["BulkDisposalIn", "BulkDisposalPublic", "bulk_disposal_routes"]
 
-Step = Literal["verify", "dispose", "close"]
+Step = Literal["verify", "dispose", "close", "approve", "return"]
 Outcome = Literal["done", "already", "not_found", "refused"]
-_REACHES = {"verify": "verified", "dispose": "disposed", "close": "closed"}
-_RANK = {d: i for i, d in enumerate(DISPOSAL_STEPS)}  # received 0 ... closed 3
+_REACHES = {"verify": "verified", "dispose": "disposed", "close": "closed", "approve": "closed"}
+_RANK = {d: i for i, d in enumerate(DISPOSAL_STEPS)}  # received 0 ... review 3, closed 4
+_REVIEW = frozenset({"approve", "return"})  # the centre's
 
 
-def _past(disposal: str, step: Step) -> bool:
-    """Whether an alarm at `disposal` has already taken `step` (or a later one)."""
-    return _RANK.get(disposal, -1) >= _RANK[_REACHES[step]]
+def _past(disposal: str, step: Step, centre: bool) -> bool:
+    """Whether an alarm at `disposal` has already taken `step` (or a later one): an
+    enterprise's close has when it waits for the centre's review; a return never has (it goes
+    back)."""
+    if step == "return":
+        return False
+    reaches = "review" if step == "close" and not centre else _REACHES[step]
+    return _RANK.get(disposal, -1) >= _RANK[reaches]
 
 
 class BulkDisposalIn(BaseModel):
@@ -54,7 +72,11 @@ class BulkDisposalIn(BaseModel):
         max_length=BULK_MAX,
         description=f"the alarms, at most {BULK_MAX}; an id given twice counts once",
     )
-    step: Step = Field(description="the disposal step: verify 核实, dispose 处置, close 关闭")
+    step: Step = Field(
+        description="the disposal step: verify 核实, dispose 处置, close 关闭 (an enterprise's "
+        "close of a reviewed tier's alarm: submitted for the centre's review), and the "
+        "centre's review of those: approve 批准销号, return 退回"
+    )
     note: str = Field(
         min_length=1,
         max_length=2000,
@@ -91,6 +113,7 @@ def _step_all(
     journal event each, as `POST /alarms/{id}/disposal`), whatever happens to the others."""
     assert ctx.desk is not None
     tenants = query_tenants(ctx, caller)
+    centre = is_centre(caller)
     results: list[BulkDisposalResult] = []
     events: list[AlarmEvent] = []
     for i in ids:
@@ -98,7 +121,7 @@ def _step_all(
         if row is None or not caller.sees(row.tenant):
             results.append(BulkDisposalResult(id=i, result="not_found"))
             continue
-        if _past(row.disposal, step):
+        if _past(row.disposal, step, centre):
             results.append(
                 BulkDisposalResult(
                     id=i, result="already", disposal=row.disposal, isa_state=row.isa_state
@@ -107,14 +130,14 @@ def _step_all(
             continue
         try:
             event = ctx.desk.act(
-                i, step, actor=caller.name, now=_now_ms(), tenants=tenants, note=note
+                i, step, actor=caller.name, now=_now_ms(), tenants=tenants, note=note, centre=centre
             )
         except AlarmNotFoundError:
             results.append(BulkDisposalResult(id=i, result="not_found"))
             continue
-        except TransitionError as exc:  # out of order; still active; or stepped meanwhile
+        except (TransitionError, NotReviewerError) as exc:  # out of order; still active; ...
             now = ctx.statedb.get_alarm(i) or row
-            already = _past(now.disposal, step)
+            already = _past(now.disposal, step, centre)
             results.append(
                 BulkDisposalResult(
                     id=i,
@@ -140,10 +163,15 @@ def bulk_disposal_routes(r: APIRouter) -> None:
     @r.post("/alarms/disposal", response_model=BulkDisposalPublic, dependencies=WRITE)
     async def dispose_many(body: BulkDisposalIn, ctx: Ctx, caller: Caller) -> BulkDisposalPublic:
         """Take the alarms named (at most 500) through one disposal step, `verify`, `dispose`
-        or `close`, each journaled as if alone with the same note (required). Answers per id:
-        `done`, `already` (at or past that step), `not_found` (another tenant's too), or
-        `refused` with the reason (out of order; close while still active)."""
+        or `close`, or the centre's review `approve` or `return` (403 for any other key), each
+        journaled as if alone with the same note (required). An enterprise's close of an alarm
+        that reached a reviewed tier submits it for the centre's review (disposal `review`).
+        Answers per id: `done`, `already` (at or past that step), `not_found` (another
+        tenant's too), or `refused` with the reason (out of order; close while still active;
+        closing one that awaits the review)."""
         require_writer(caller)
+        if body.step in _REVIEW:
+            require_reviewer(caller)
         if ctx.desk is None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no alarm desk here")
         ids = list(dict.fromkeys(body.ids))  # in the order given, each once

@@ -32,9 +32,11 @@ __all__ = [
     "Ctx",
     "WriteGuard",
     "check_record_site",
+    "is_centre",
     "not_found",
     "query_tenants",
     "record_scope",
+    "require_reviewer",
     "require_writer",
 ]
 
@@ -219,6 +221,26 @@ def require_centre(caller: Principal) -> None:
             "shelves, silences and sensors out of service are the monitoring centre's "
             "(operator or admin keys): they would hide this company's alarms from the centre",
         )
+
+
+def is_centre(caller: Principal) -> bool:
+    """The monitoring centre itself: an admin or operator key of every tenant (`tenants` null).
+    Its close of a serious alarm is its own review; an enterprise's key (or a centre role
+    limited to some tenants) submits it for that review (`alerts.lifecycle.disposal_action`)."""
+    return caller.role in CENTRE_ROLES and caller.tenants is None
+
+
+REVIEW_IS_CENTRES = (
+    "reviewing an enterprise's closing (审核销号: approve, return) is the monitoring centre's "
+    "(an admin or operator key of every tenant), never the enterprise's own"
+)
+
+
+def require_reviewer(caller: Principal) -> None:
+    """Approving or returning a closing: the centre's (403 otherwise)."""
+    require_writer(caller)
+    if not is_centre(caller):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, REVIEW_IS_CENTRES)
 
 
 def _writer(caller: Caller) -> None:

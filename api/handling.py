@@ -32,7 +32,7 @@ _PER_ALARM = (
     "SELECT a.tenant, a.site, a.tier, a.raised_at, a.disposal, a.isa_state, "
     "MAX(CASE e.tier " + _RANK + " ELSE 0 END), "
     "MIN(CASE WHEN e.kind = 'acknowledged' THEN e.ts END), "
-    "MIN(CASE WHEN e.kind = 'closed' THEN e.ts END), "
+    "MIN(CASE WHEN e.kind IN ('closed', 'approved') THEN e.ts END), "
     "MAX(e.kind = 'overdue'), "
     "MAX(e.kind = 'shelved' OR (e.kind = 'raised' AND e.isa_state = 'shelved')) "
     "FROM alarms a LEFT JOIN alarm_events e ON e.alarm_id = a.id "

@@ -657,6 +657,7 @@ async def test_another_tenants_alarm_and_sensor_answer_404(hub: Hub) -> None:
         ("unshelve", None),
         ("comment", {"note": "n"}),
         ("disposal", {"step": "verify", "note": "n"}),
+        ("review", {"decision": "return", "note": "n"}),
     ]
     for who in ("chem", "chem-op"):
         assert await hub.ids(who) == []
@@ -744,6 +745,10 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
         ("post", "/api/v1/alarms/{alarm_id}/disposal"): (
             f"/alarms/{alarm_id}/disposal",
             {"step": "verify", "note": "n"},
+        ),
+        ("post", "/api/v1/alarms/{alarm_id}/review"): (
+            f"/alarms/{alarm_id}/review",
+            {"decision": "approve", "note": "n"},
         ),
         ("post", "/api/v1/sensors/{sensor_id}/service"): (
             "/sensors/ch4-t1/service",

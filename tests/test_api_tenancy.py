@@ -128,6 +128,14 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             NOT_FOUND,
         ),
+        # the centre's review of a closing: another tenant's alarm is 404 before the key's
+        # standing is looked at (an enterprise's own alarm: 403)
+        ("post", "/api/v1/alarms/{alarm_id}/review"): (
+            f"{a}/review",
+            {"decision": "return", "note": "n"},
+            "chem",
+            NOT_FOUND,
+        ),
         ("post", "/api/v1/sensors/{sensor_id}/service"): (
             "/api/v1/sensors/ch4-t1/service",
             {"in_service": False, "reason": "r"},
@@ -352,11 +360,14 @@ async def test_me_tells_the_key_its_role_tenants_and_actions_never_a_secret(rig:
         "role": "operator",
         "tenants": None,
         "expires_ms": None,
-        "alarm_actions": ["acknowledge", "shelve", "unshelve", "comment", "disposal"],
+        "alarm_actions": ["acknowledge", "shelve", "unshelve", "comment", "disposal", "review"],
     }
-    # an enterprise may not shelve (the centre's); a viewer may do nothing
+    # an enterprise may not shelve (the centre's) nor review its own closing; a viewer may do
+    # nothing; a centre role limited to some tenants shelves but does not review
     assert answers["coal"]["tenants"] == [COAL]
     assert answers["coal"]["alarm_actions"] == ["acknowledge", "unshelve", "comment", "disposal"]
+    r = await rig.client.get("/api/v1/me", headers=auth("chem-op"))
+    assert r.json()["alarm_actions"] == ["acknowledge", "shelve", "unshelve", "comment", "disposal"]
     assert (answers["viewer"]["role"], answers["viewer"]["alarm_actions"]) == ("viewer", [])
     made = await rig.client.post(
         "/api/v1/api-keys",
