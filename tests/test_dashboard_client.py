@@ -117,6 +117,7 @@ class Key:
     revoked: bool = False
     role: str = "operator"
     tenants: list[str] | None = None  # None: every tenant
+    actions: list[str] = field(default_factory=lambda: list(ACTIONS))  # `alarm_actions` of /me
 
 
 @dataclass
@@ -136,6 +137,7 @@ class FakeHub:
         default_factory=list
     )  # the bodies of POST /api/v1/alarms/disposal
     acked_one: list[tuple[int, Any]] = field(default_factory=list)  # (id, body) acknowledged
+    reviewed: list[tuple[int, Any]] = field(default_factory=list)  # (id, body) of .../review
     red_asks: bool = False  # every alarm acknowledged alone needs a note (as if it were red)
     # the streams refused before one is taken: (the hub's reason, Retry-After s) each
     stream_refusals: list[tuple[str, int]] = field(default_factory=list)
@@ -184,7 +186,7 @@ class FakeHub:
                 "role": key.role,  # type: ignore[union-attr]
                 "tenants": key.tenants,  # type: ignore[union-attr]
                 "expires_ms": None,
-                "alarm_actions": ACTIONS,
+                "alarm_actions": key.actions,  # type: ignore[union-attr]
             }
 
         @app.get("/api/v1/sensors")
@@ -295,6 +297,29 @@ class FakeHub:
                     if body["step"] == "close" and a["state"] == "active":
                         detail = "cannot close: the alarm is still active"
                         return JSONResponse({"detail": detail}, status_code=409)
+                    return a
+            return JSONResponse({"detail": "not found"}, status_code=404)
+
+        @app.post("/api/v1/alarms/{aid}/review")
+        async def review(request: Request, aid: int) -> Any:
+            """As the hub answers: approve closes, return goes back to verified, each journaled
+            with the centre's note."""
+            body = await request.json()
+            self.reviewed.append((aid, body))
+            for a in who(request).alarms:  # type: ignore[union-attr]
+                if a["id"] == aid:
+                    kind = "approved" if body["decision"] == "approve" else "returned"
+                    a["disposal"] = "closed" if kind == "approved" else "verified"
+                    last = a["events"][-1]
+                    a["events"].append(
+                        {
+                            **last,
+                            "id": last["id"] + 1,
+                            "kind": kind,
+                            "actor": "k",
+                            "comment": body["note"],
+                        }
+                    )
                     return a
             return JSONResponse({"detail": "not found"}, status_code=404)
 
@@ -1687,3 +1712,47 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
             })()"""
         )
     assert apart == {f: [[], []] for f in ("app", "alarms", "handover")}, apart
+
+
+async def test_an_alarm_awaiting_the_centres_review_shows_approve_and_return_to_the_centre_only():
+    """An enterprise's close of a red alarm waits for the monitoring centre's review (待审核):
+    the centre's key (`review` in its alarm actions) has Approve 批准销号 and Return 退回 on the
+    row, the form shows what the enterprise said and needs the centre's note, and the hub is
+    asked at `.../review`; the enterprise's own key has neither button."""
+    waiting = shaped(1, "a", "red", disposal="review", **RECOVERED)
+    waiting["events"].append(
+        {
+            **waiting["events"][0],
+            "id": 11,
+            "kind": "submitted",
+            "actor": "coal",
+            "comment": "通风恢复",
+        }
+    )
+    centre = Key(sensors=[sensor("a")], alarms=[waiting], actions=[*ACTIONS, "review"])
+    firm = Key(sensors=[sensor("a")], alarms=[dict(waiting)], role="enterprise", tenants=["t"])
+    hub = FakeHub(keys={"c": centre, "e": firm})
+    form = "tr.extra[data-for='1'] form.act-form[data-form=return]"
+    async with serving(hub), page(hub, "e", script=ZH) as browser:
+        await browser.wait_for(f"{row(1, '.disp')}?.dataset.disposal === 'review'", 5)
+        assert await browser.js(f"{row(1, '.disp')}.textContent") == "待审核"
+        acts = await browser.js(
+            f"[...{row(1)}.querySelectorAll('button.act')].map((b) => b.dataset.act)"
+        )
+        assert "approve" not in acts and "return" not in acts and "close" not in acts, acts
+    async with serving(hub), page(hub, "c", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(1, 'button[data-act=return]')}", 5)
+        assert await browser.js(f"{row(1, 'button[data-act=approve]')}.textContent") == "批准销号"
+        assert await browser.js(f"{row(1, 'button[data-act=return]')}.textContent") == "退回"
+        await browser.js(f"{row(1, 'button[data-act=return]')}.click()")
+        await browser.wait_for(f"!!{q(form)}", 5)
+        assert "coal：通风恢复" in await browser.js(f"{q(form)}.innerText")
+        assert await browser.js(f"{q(form + ' [name=note]')}.required")
+        await browser.js(f"{q(form + ' [name=note]')}.value = '  '")
+        await browser.js(f"{q(form + ' button[type=submit]')}.click()")  # spaces: no note
+        await browser.wait_for(f"{row(1, '.msg')}.textContent.includes('审核意见')", 5)
+        assert hub.reviewed == []
+        await browser.js(f"{q(form + ' [name=note]')}.value = '未附检测记录'")
+        await browser.js(f"{q(form + ' button[type=submit]')}.click()")
+        await browser.wait_for(f"{row(1, '.disp')}?.dataset.disposal === 'verified'", 5)
+        assert hub.reviewed == [(1, {"decision": "return", "note": "未附检测记录"})]

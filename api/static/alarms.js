@@ -1,5 +1,6 @@
 // The operator's alarm list: ISA-18.2 state, tier, closed-loop disposal, the lifecycle actions
-// (acknowledge, shelve, unshelve, comment, verify / dispose / close) in inline forms, and each
+// (acknowledge, shelve, unshelve, comment, verify / dispose / close, and the centre's review of an
+// enterprise's closing: approve / return) in inline forms, and each
 // alarm's journal. Rows are updated in place, so a half-typed form survives live updates.
 import { updateAttention } from "/static/attention.js";
 
@@ -7,6 +8,11 @@ export const STRINGS = {
   zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
         isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
         disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已关闭",
+        disp_review: "待审核", approve: "批准销号", return: "退回",
+        ev_submitted: "提交审核", ev_approved: "批准销号", ev_returned: "退回",
+        review_ask: "审核企业的销号申请（{who}：{note}）", review_note_ph: "审核意见（必填；退回请写明须重新处置的内容）",
+        err_awaits_review: "待监控中心审核：由中心批准销号或退回",
+        err_reviewer: "审核销号由监控中心（全部企业的值班员、管理员密钥）操作，企业不能审核自己的销号",
         overdue: "超期", disposal: "处置", actions: "操作", started_cst: "开始时间（北京时间）",
         ack: "确认", shelve: "搁置", unshelve: "取消搁置", comment: "备注", verify: "核实",
         dispose: "处置", close: "关闭", submit: "提交", cancel: "取消", reason: "原因",
@@ -88,6 +94,11 @@ export const STRINGS = {
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
         disp_closed: "closed", overdue: "overdue", disposal: "Disposal", actions: "Actions",
+        disp_review: "pending review", approve: "Approve", return: "Return",
+        ev_submitted: "submitted for review", ev_approved: "approved", ev_returned: "returned",
+        review_ask: "Review the enterprise's closing ({who}: {note})", review_note_ph: "the review's note (required; a return says what to dispose of again)",
+        err_awaits_review: "awaits the monitoring centre's review: the centre approves or returns it",
+        err_reviewer: "reviewing a closing is the monitoring centre's (operator or admin keys of every enterprise), never the enterprise's own",
         started_cst: "Started (CST)", ack: "Acknowledge", shelve: "Shelve", unshelve: "Unshelve",
         shelve_scope: "shelves the whole point (this alarm of the sensor) up to {tier}; a higher level is still notified",
         comment: "Comment", verify: "Verify", dispose: "Dispose", close: "Close", submit: "Submit",
@@ -129,6 +140,8 @@ export const STRINGS = {
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
 const NEXT_STEP = { received: "verify", verified: "dispose", disposed: "close" };
 const NEXT_STEP_VERBS = new Set(Object.values(NEXT_STEP));
+// the monitoring centre's review of an enterprise's closing (审核销号): POST .../review
+const REVIEW_VERBS = new Set(["approve", "return"]);
 const SHELVE_HOURS = [1, 8, 24];
 const SHOWN = 100;
 const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg, msgOk, pointIds, pointRed, pointEpoch}
@@ -306,7 +319,8 @@ export function onAlarmEvent(d) {
 
 async function act(id, verb, body) {
   const u = uiOf(id);
-  const path = verb === "ack" ? "acknowledge" : NEXT_STEP_VERBS.has(verb) ? "disposal" : verb;
+  const path = verb === "ack" ? "acknowledge" : NEXT_STEP_VERBS.has(verb) ? "disposal"
+    : REVIEW_VERBS.has(verb) ? "review" : verb;
   clearNotes();
   u.busy = true; u.msg = "";
   renderAlarms();
@@ -621,7 +635,8 @@ function renderBulk(shown) {
 
 // the API's action of each button (GET /api/v1/me lists those the key's role may take)
 const ACTION = { ack: "acknowledge", ackpoint: "acknowledge", steppoint: "disposal", shelve: "shelve", unshelve: "unshelve",
-  comment: "comment", verify: "disposal", dispose: "disposal", close: "disposal" };
+  comment: "comment", verify: "disposal", dispose: "disposal", close: "disposal",
+  approve: "review", return: "review" };
 
 function buttonsFor(a) {
   const may = new Set(ctx.actions());
@@ -636,6 +651,7 @@ function stateButtons(a) {
   if (a.shelved_until !== null) out.push("unshelve");
   out.push("comment");
   if (NEXT_STEP[a.disposal]) out.push(NEXT_STEP[a.disposal]);
+  if (a.disposal === "review") out.push("approve", "return");  // the centre's (`review` of /me)
   if (steppable(a) && (stepByPoint.get(stepKey(a))?.length ?? 0) > 1) out.push("steppoint");
   return out;
 }
@@ -652,6 +668,8 @@ function showMsg(id, text, ok = false) {
 }
 
 // the hub's reasons an operator meets most, in the page's language (others as the hub says)
+const AWAITS_REVIEW = "awaits the monitoring centre's review";
+const NOT_REVIEWER = "(审核销号: approve, return) is the monitoring centre's";
 const HUB_ERRORS = {
   "this key may only read": "err_read_only",
   "a shelve needs a reason": "err_shelve_reason",
@@ -666,7 +684,8 @@ const RED_NOTE = "a red alarm is acknowledged only with a note";
 function hubError(err) {
   const why = typeof err.why === "string" ? err.why : "";
   const k = HUB_ERRORS[why] ?? (why.startsWith("shelves, silences and sensors out of service are the monitoring centre's") ? "err_centre"
-    : why.includes(RED_NOTE) ? "err_red_note" : null);
+    : why.includes(RED_NOTE) ? "err_red_note" : why.includes(AWAITS_REVIEW) ? "err_awaits_review"
+      : why.includes(NOT_REVIEWER) || why.includes("never the enterprise's own") ? "err_reviewer" : null);
   return k ? `${err.status} ${ctx.t(k)}` : err.message;
 }
 
@@ -861,6 +880,13 @@ function actionForm(a, verb) {
     const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
     f.append(el("p", "bulk-ask", ask), label(`${t(u.step)}: ${t("note")}`, note));
+  } else if (REVIEW_VERBS.has(verb)) {
+    // what the enterprise said when it closed it (its latest submission), then the centre's note
+    const sub = [...a.events].reverse().find((e) => e.kind === "submitted");
+    const ask = t("review_ask").replace("{who}", sub?.actor ?? "—").replace("{note}", sub?.comment ?? "");
+    const note = el("input"); note.name = "note"; note.required = true;
+    note.placeholder = t("review_note_ph");
+    f.append(el("p", "bulk-ask", ask), label(`${t(verb)}: ${t("note")}`, note));
   } else {
     const note = el("input"); note.name = "note"; note.required = true;
     note.placeholder = t("note_ph");
@@ -906,6 +932,10 @@ function actionForm(a, verb) {
     }
     else if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
     else if (verb === "comment") act(a.id, "comment", { note: v("note") });
+    else if (REVIEW_VERBS.has(verb)) {
+      if (!v("note").trim()) { showMsg(a.id, ctx.t("review_note_ph")); return; }
+      act(a.id, verb, { decision: verb, note: v("note") });
+    }
     else act(a.id, verb, { step: verb, note: v("note") });
   };
   return f;
