@@ -131,7 +131,8 @@ class MePublic(_Public):
     expires_ms: int | None = Field(description="when a key made through the API expires")
     alarm_actions: list[str] = Field(
         description="the alarm actions the key's role may take (`acknowledge`, `shelve`, "
-        "`unshelve`, `comment`, `disposal`); empty for a viewer"
+        "`unshelve`, `comment`, `disposal`, and `review`: approving or returning an "
+        "enterprise's closing, the monitoring centre's alone); empty for a viewer"
     )
 
 
@@ -216,7 +217,10 @@ class AlarmPublic(_Public):
     shelved_until: int | None
     suppressed: bool
     out_of_service: bool
-    disposal: str
+    disposal: str = Field(
+        description="received, verified, disposed, review (closed by an enterprise, waiting for "
+        "the monitoring centre's review), closed"
+    )
     disposal_due: int | None
     overdue: bool
     level: int
