@@ -353,13 +353,16 @@ CENTRE_AND_DESK = """
 notify:
   subscriptions:
     - {id: city, match: {tiers: [red]}, channel: {type: webhook, url: "http://127.0.0.1:9/h"}}
+    - {id: review, match: {tiers: [red], events: [submitted, overdue]},
+       channel: {type: webhook, url: "http://127.0.0.1:9/r"}}
 """
 
 
 async def test_an_overdue_review_is_told_to_the_centres_subscription(tmp_path: Path) -> None:
     """The review is the centre's to do: its deadline passing is an `overdue` event (at the
     alarm's tier now, matched on every tier it had) that the centre's own subscription (red,
-    default events) is told of, as the other steps' are."""
+    default events) is told of, as the other steps' are; one that asks for `submitted` hears
+    each closing waiting for it."""
     from notify_rig import Rig, bare
 
     rig = Rig(tmp_path, CENTRE_AND_DESK)
@@ -374,6 +377,8 @@ async def test_an_overdue_review_is_told_to_the_centres_subscription(tmp_path: P
         rig.notifier.route()
         store = rig.notifier.catalog.store
         before = {bare(r[1]) for r in store.outbox(None)}
+        # a centre's subscription to the closings waiting for it hears the submission alone
+        assert {k for k in before if "/*review:" in k} == {f"{COAL_ID}/*review:e{ev.event_id}"}
         row = rig.db.get_alarm(raised.alarm_id)
         assert row is not None and row.disposal_due == rig.now + DAY_MS
         rig.now = row.disposal_due
@@ -381,7 +386,7 @@ async def test_an_overdue_review_is_told_to_the_centres_subscription(tmp_path: P
         assert (overdue.kind, overdue.disposal) == ("overdue", "review")
         rig.notifier.route()
         new = {bare(r[1]) for r in store.outbox(None)} - before
-        assert new == {f"{COAL_ID}/*city:e{overdue.event_id}"}
+        assert new == {f"{COAL_ID}/*{sub}:e{overdue.event_id}" for sub in ("city", "review")}
     finally:
         rig.notifier.close()
         rig.db.close()
