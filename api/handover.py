@@ -130,6 +130,10 @@ class HandoverPublic(BaseModel):
     active_ack: AlarmListPublic
     returned_unack: AlarmListPublic
     overdue: AlarmListPublic
+    review: AlarmListPublic = Field(
+        description="closed by an enterprise and waiting for the monitoring centre's review "
+        "(审核销号, disposal `review`) now, whatever their state"
+    )
     shelved: list[ShelfPublic]
     out_of_service: list[OutOfServicePublic]
     chattering: list[ShiftChatterPublic] = Field(
@@ -248,6 +252,7 @@ def handover(
         active_ack=waiting(state="active", isa_state=["ack"]),
         returned_unack=waiting(isa_state=["rtn_unack"]),
         overdue=waiting(overdue=True),
+        review=waiting(disposal="review"),  # the centre's work waiting, handed over too
         shelved=shelves,
         out_of_service=sorted(out, key=lambda o: o.since),
         chattering=[

@@ -99,6 +99,10 @@ async def test_an_enterprises_close_of_a_red_alarm_waits_for_the_centres_review(
         assert await hub.ids(who, open="true") == [alarm_id]
     assert (await hub.get("/alarms", params={"disposal": "reviewed"})).status_code == 422
     assert (await hub.alarm(alarm_id, "coal"))["disposal"] == "review"
+    # and handed over at the shift's end: the centre's work waiting
+    for who in ("coal", "op"):
+        waiting = (await hub.get("/handover", who)).json()["review"]
+        assert (waiting["count"], [x["id"] for x in waiting["alarms"]]) == (1, [alarm_id])
     published = [(e.kind, e.actor, e.disposal) for e in hub.published]
     assert published[-1] == ("submitted", "coal", "review")
 

@@ -1120,6 +1120,7 @@ def handover_answer(now: int) -> dict[str, Any]:
         "active_ack": _listed(),
         "returned_unack": _listed(),
         "overdue": _listed(alarm(1, "a", overdue=True)),
+        "review": _listed({**alarm(3, "g"), "disposal": "review", "location": "3301 工作面"}),
         "shelved": [
             {
                 **point,
@@ -1179,6 +1180,9 @@ async def test_the_handover_opens_from_the_header_prints_alone_and_asks_the_shif
         # the shift's red alarms first, handled or not (helper-108)
         assert "f · 2201 工作面" in await browser.js(f"({section})('red')")
         assert "(1)" in await browser.js(f"({section})('overdue')")
+        review = await browser.js(f"({section})('review')")  # the centre's closings to review
+        assert "centre's review (1)" in review and "3301 工作面" in review, review
+        assert "pending review" in review, review
         assert re.search(r"\(0\)\s*(无|none)", await browser.js(f"({section})('active_ack')"))
         shelf = await browser.js(f"({section})('shelved')")
         assert "王工" in shelf and "探头标定" in shelf and "b · T2" in shelf, shelf
