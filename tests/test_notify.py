@@ -245,6 +245,11 @@ async def test_a_subscription_by_tier_hears_the_deadline_missed_after_a_step_dow
     assert [(e["kind"], e["tier"]) for e in _events(notes, "red")] == [("overdue", "yellow")]
     assert [e["kind"] for e in _events(notes, "yellow")] == ["overdue"]
     assert _events(notes, "orange") == []
+    # and it says the alarm reached red: told as yellow alone, a receiver routing on the tier
+    # took it for a minor one (helper-126)
+    assert [e["peak_tier"] for e in _events(notes, "red")] == ["red"]
+    (red,) = [n for n in notes if n.body["subscription"] == "north-coal/red"]  # type: ignore[index]
+    assert red.subject.startswith("[YELLOW, reached RED] "), red.subject
 
 
 def test_a_sensor_kind_a_subscription_names_is_one_the_hub_has(rig, caplog):

@@ -467,3 +467,21 @@ def test_notification_validates_key_and_subject():
         note(key="")
     with pytest.raises(ValueError, match="one line"):
         Notification("k", "t1", "face1", "two\nlines", {})
+
+
+def test_an_event_of_an_alarm_that_reached_a_higher_tier_says_so():
+    """helper-126: the overdue of an alarm that had reached red, now at blue, arrived as
+    `blue ... overdue prewarn`: a centre routing or reading on the tier took it for a minor one."""
+    from alerts.notify.enqueue import peak_tier
+    from alerts.notify.stages import EventView
+
+    def view(kind: str, tier: str, tiers_had: str = "") -> EventView:
+        return EventView(1, 1, kind, "t1", "s", "d", "x", "load", "above", tier, "unack", True,
+                         tiers_had=tiers_had)  # fmt: skip
+
+    assert peak_tier(view("overdue", "blue", "red,blue")) == "red"
+    assert peak_tier(view("raised", "yellow")) == "yellow"
+    ev = {**EVENT, "kind": "overdue", "tier": "blue", "peak_tier": "red", "level_name": "prewarn"}
+    text = mail_text(note(events=[ev]))
+    assert "   level:      prewarn (blue; reached red)\n" in text
+    assert "level:      报警 (red)\n" in mail_text(note(events=[{**EVENT, "peak_tier": "red"}]))

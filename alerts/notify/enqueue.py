@@ -18,7 +18,7 @@ import orjson
 from alerts.kinds import alarm_value_unit, value_unit
 from alerts.notify.delivery import CHANNEL, guarded_json
 from alerts.notify.objects import NotifyCatalog
-from alerts.notify.stages import EventView
+from alerts.notify.stages import TIER_RANK, EventView
 from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
 from telemetry.registry import Registry
@@ -158,6 +158,7 @@ def _event_json(
         "level": raw["level"],
         "level_name": raw["level_name"],
         "tier": view.tier,
+        "peak_tier": peak_tier(view),
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
         "unit": (
@@ -174,6 +175,15 @@ def _event_json(
     }
 
 
+def peak_tier(view: EventView) -> str:
+    """The highest tier the alarm reached, as far as the event tells: its own tier, and the
+    tiers it had for a clear, a step down or a missed deadline (an overdue of an alarm that
+    reached red, now at blue, was told as blue alone: a centre routing on the tier took it for a
+    minor one, helper-126)."""
+    had = [t for t in view.tiers_had.split(",") if t]
+    return max([view.tier, *had], key=lambda t: TIER_RANK.get(t, 0))
+
+
 def _subject(events: Sequence[dict[str, Any]]) -> str:
     """`[RED] 华信化工 tank-farm t101-temp above hihi escalated`: the tier, the enterprise's name
     (its id when it has none: two enterprises may both have a `tank-farm`, helper-115), the site,
@@ -183,7 +193,9 @@ def _subject(events: Sequence[dict[str, Any]]) -> str:
     who = e.get("tenant_name") or e.get("tenant", "")
     # a vehicle by its plate (helper-116: `petrol-02.speed` said nothing to a fleet's manager)
     what = e.get("location") if e.get("site") == "vehicles" and e.get("location") else e["sensor"]
-    parts = [f"[{str(e['tier']).upper()}]", who, e["site"], what, e["alarm_kind"]]
+    tier, peak = str(e["tier"]).upper(), str(e.get("peak_tier") or e["tier"]).upper()
+    head = f"[{tier}]" if peak == tier else f"[{tier}, reached {peak}]"
+    parts = [head, who, e["site"], what, e["alarm_kind"]]
     parts += [e["level_name"], f"{e['kind']}{more}"]
     # one line, whatever the names hold: a name folded in YAML (`name: >`) ends with a line
     # break, and a subject with one is refused, so every channel's notification of the

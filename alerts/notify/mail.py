@@ -68,6 +68,12 @@ def _named(name: object, ident: object) -> str | None:
     return f"{n} ({i})" if n and i else n or i
 
 
+def _level(level: str | None, tier: str | None, peak: str | None) -> str | None:
+    """`prewarn (blue; reached red)`: the level, its tier, and the highest reached if higher."""
+    tiers = "; ".join(t for t in (tier, f"reached {peak}" if peak and peak != tier else None) if t)
+    return f"{level} ({tiers})" if level and tiers else level or tiers or None
+
+
 def _event_lines(number: int, ev: Mapping[str, object]) -> list[str]:
     sensor, side = _text(ev.get("sensor")), _text(ev.get("side"))
     level, tier = _text(ev.get("level_name")), _text(ev.get("tier"))
@@ -78,7 +84,7 @@ def _event_lines(number: int, ev: Mapping[str, object]) -> list[str]:
         ("device", _named(ev.get("device_name"), ev.get("device"))),
         ("sensor", f"{sensor} ({side})" if sensor and side else sensor or side),
         ("where", _text(ev.get("location"))),  # a vehicle's plate
-        ("level", f"{level} ({tier})" if level and tier else level or tier),
+        ("level", _level(level, tier, _text(ev.get("peak_tier")))),
         ("value", f"{value} {unit}" if value and unit else value),
         ("action", _text(ev.get("action"))),
         ("comment", _text(ev.get("comment"))),  # an overspeed's limit, a driver, an area
