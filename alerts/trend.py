@@ -24,6 +24,8 @@ Semantics (also in `alerts.reference`, which is their specification):
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -73,18 +75,19 @@ class _Rows:
     sequence is never built. Ring layout: slot `(head + q) % keep` holds position q < 0 (`head`:
     where the next reading goes; head 0 is the right-aligned layout)."""
 
-    __slots__ = ("_head", "base", "hist_ts", "hist_v", "keep", "start", "t", "v")
+    __slots__ = ("base", "head", "hist_ts", "hist_v", "keep", "row", "start", "t", "v")
 
     def __init__(self, state: CoreState, row: I64, start: I64, t: I64, v: F64) -> None:
         self.keep = state.hist_ts.shape[1]
         # per reading: the flat offset of its row's ring plus its head, and where its row's
         # readings start in the batch
+        self.row = row
         self.base = row * self.keep
         self.start = start
         self.hist_ts = state.hist_ts.reshape(-1)
         self.hist_v = state.hist_v.reshape(-1)
         self.t, self.v = t, v
-        self._head = state.hist_head[row].astype(np.int64)
+        self.head = state.hist_head[row].astype(np.int64)
 
     def _index(
         self, q: I64, i: npt.NDArray[np.intp] | slice
@@ -92,7 +95,7 @@ class _Rows:
         inb = q >= 0
         batch = np.where(inb, self.start[i] + q, 0)
         # a kept position (-keep <= q < 0; a batch one reads any slot, unused) as a slot
-        ring = self.base[i] + _wrap(self._head[i] + np.minimum(q, -1), self.keep)
+        ring = self.base[i] + _wrap(self.head[i] + np.minimum(q, -1), self.keep)
         return inb, batch, ring
 
     def ts(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> I64:
@@ -120,26 +123,73 @@ def _wrap(x: I64, keep: int) -> I64:
 
 def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
     """Per reading at `pos`: the first position in [oldest, pos] with ts >= since (ts rises
-    within a row; the reading itself always qualifies). The oldest position answers for most
-    readings (windows longer than the buffer); the others by a vectorized binary search:
-    log2(depth) steps over the readings, not over the window."""
+    within a row; the reading itself always qualifies), as `oldest` plus the number of positions
+    in [oldest, pos] before `since`. The oldest position answers for most readings of a busy
+    sensor; for the others the kept part is counted over the ring's row at once (one contiguous
+    row per reading rather than a binary search's scattered reads; no order needed: a mask of
+    the slots at positions >= oldest); only when all of it is before `since` does the batch part
+    count, by a vectorized binary search over the readings' rows in the batch."""
     lo = oldest.copy()
-    rest = np.flatnonzero(rows.ts(oldest) < since)
-    if not rest.shape[0]:
+    more = pos > np.maximum(oldest, 0)  # batch positions before the reading in the window
+    kept = np.flatnonzero(oldest < 0)
+    keep = rows.keep
+    if kept.shape[0]:
+        # the oldest kept reading in the window answers for most readings of a busy sensor
+        # (windows longer than the buffer): one read each, then the ring for the others only
+        old_k = oldest[kept]
+        slot = rows.head[kept] + old_k  # in [-keep, keep)
+        slot += keep * (slot < 0)
+        out = rows.hist_ts[rows.base[kept] + slot] < since[kept]
+        more[kept[~out]] = False
+        kept = kept[out]
+    if kept.shape[0]:
+        old_k = oldest[kept]
+        ring = np.take(rows.hist_ts.reshape(-1, keep), rows.row[kept], axis=0)
+        mask = np.take(_masks(keep), rows.head[kept] * (keep + 1) + (keep + old_k), axis=0)
+        mask &= ring < since[kept, None]
+        before = _count(mask)
+        lo[kept] += before
+        more[kept] &= before == -old_k
+    b = np.flatnonzero(more)
+    if not b.shape[0]:
         return lo
-    lo[rest] += 1  # the oldest is out of the window
-    hi = pos[rest]
-    lo_r = lo[rest]
-    since_r = since[rest]
+    # the batch part: positions max(oldest, 0) .. pos, in the batch's rows (contiguous per row)
+    lo_b = np.maximum(lo[b], 0)
+    hi, since_b, first = pos[b], since[b], rows.start[b]
     while True:
-        open_ = np.flatnonzero(lo_r < hi)
+        open_ = np.flatnonzero(lo_b < hi)
         if not open_.shape[0]:
-            lo[rest] = lo_r
+            lo[b] = lo_b
             return lo
-        mid = (lo_r[open_] + hi[open_]) // 2
-        right = rows.ts(mid, rest[open_]) < since_r[open_]
-        lo_r[open_] = np.where(right, mid + 1, lo_r[open_])
+        mid = (lo_b[open_] + hi[open_]) // 2
+        right = rows.t[first[open_] + mid] < since_b[open_]
+        lo_b[open_] = np.where(right, mid + 1, lo_b[open_])
         hi[open_] = np.where(right, hi[open_], mid)
+
+
+@functools.lru_cache(maxsize=4)
+def _masks(keep: int) -> npt.NDArray[np.bool_]:
+    """Row h * (keep + 1) + k: the ring slots j of a ring with head h at positions >= k - keep,
+    ((j - h) mod keep >= k): the kept readings of a window that starts there."""
+    j = np.arange(keep)[None, None, :]
+    h = np.arange(keep)[:, None, None]
+    k = np.arange(keep + 1)[None, :, None]
+    masks: npt.NDArray[np.bool_] = (((j - h) % keep) >= k).reshape(keep * (keep + 1), keep)
+    return masks
+
+
+_BYTES = np.uint64(0x0101010101010101)
+
+
+def _count(mask: npt.NDArray[np.bool_]) -> I64:
+    """The set flags of each row of `mask`: rows of whole words (up to 255 flags) are added as
+    words (byte lanes), then a word's bytes by one multiplication into its top byte."""
+    if mask.shape[1] % 8 or mask.shape[1] > 255 or not mask.flags.c_contiguous:
+        plain: I64 = np.count_nonzero(mask, axis=1).astype(np.int64)
+        return plain
+    words = mask.view(np.uint64).sum(axis=1, dtype=np.uint64)
+    counts: I64 = ((words * _BYTES) >> np.uint64(56)).astype(np.int64)
+    return counts
 
 
 def judge_trends(
