@@ -60,6 +60,7 @@ from alerts.state import (
     as_part,
     assemble,
     by_sensor_time,
+    distinct,
     segment_ends,
     segment_starts,
     segments_with,
@@ -212,7 +213,7 @@ def _evaluate(
             first = np.flatnonzero(late & rewind)
             t0 = np.full(table.size, np.iinfo(np.int64).max)
             np.minimum.at(t0, sensor[first], ts[first])
-            late_in = (rs, ts[ri], value[ri], quality[ri], t0[np.unique(rs)])
+            late_in = (rs, ts[ri], value[ri], quality[ri], t0[distinct(rs, ordered=True)])
         else:
             none = np.zeros(0, np.int64)
             late_in = (none, none, np.zeros(0), np.zeros(0, np.uint8), none)

@@ -67,6 +67,7 @@ from alerts.state import (
     Transitions,
     as_part,
     assemble,
+    distinct,
     segment_ends,
     segment_starts,
 )
@@ -307,8 +308,8 @@ def judge_late(
     sel = np.flatnonzero(table.rewinds[ms])
     ms, mt, mv, mq = ms[sel], mt[sel], mv[sel], mq[sel]
     rs, rt, rv, rq, t0 = late
-    mu = np.unique(ms)
-    ru = np.unique(rs)
+    mu = distinct(ms, ordered=True)
+    ru = distinct(rs, ordered=True)
     r = ru.shape[0]
     depth = table.late_depth
     m_off, m_len, m_t, m_v, m_q = _combine(state, mu, ms, mt, mv, mq, merge=False)
@@ -334,7 +335,7 @@ def judge_late(
         np.concatenate(fold_v)[order],
         np.concatenate(fold_q)[order],
     )
-    fu = np.unique(fs)
+    fu = distinct(fs, ordered=True)
     parts: list[Part] = []
     above: Part | None = None
     below: Part | None = None

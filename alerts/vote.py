@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerts.state import I64, NO_TS, CoreState, Part, Readings, by_sensor_time, segment_starts
+from alerts.state import (
+    I64,
+    NO_TS,
+    CoreState,
+    Part,
+    Readings,
+    by_sensor_time,
+    distinct,
+    segment_starts,
+)
 from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 
 __all__ = ["fresh_groups", "group_readings", "vote_seed"]
@@ -40,7 +49,7 @@ def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
         groups = table.vote_groups
         at = state.level[table.vote_members, ABOVE] >= table.vote_level[groups]
         return None, np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
-    g = np.unique(g)
+    g = distinct(g)
     members, n, starts = _members(table, g)
     at = state.level[members, ABOVE] >= np.repeat(table.vote_level[g], n)
     return g, np.add.reduceat(at.astype(np.int64), starts)
@@ -88,10 +97,10 @@ def fresh_groups(table: RuleTable, state: CoreState, sensor: I64) -> Readings | 
     g = g[g >= 0]
     if not g.shape[0]:
         return None
-    g = np.unique(g)
-    g = g[state.last_ts[g] == NO_TS]
+    g = g[state.last_ts[g] == NO_TS]  # (before the distinct ones: mostly none are left)
     if not g.shape[0]:
         return None
+    g = distinct(g)
     members, n, starts = _members(table, g)
     lv = state.level[members]
     need = np.repeat(table.vote_level[g], n)
@@ -185,7 +194,7 @@ def _failed_deltas(table: RuleTable, parts: list[Part], new: CoreState) -> list[
     if not rows.shape[0]:
         return []
     # each group's members voting before the batch: those with rows as found, the others now
-    groups = np.unique(g_row)
+    groups = distinct(g_row)
     all_m, n, offs = _members(table, groups)
     lv = new.level[all_m]
     need_m = np.repeat(table.vote_level[groups], n)
