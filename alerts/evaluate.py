@@ -160,6 +160,7 @@ def _evaluate(
         state = state.with_trends(table.trends, table.trend_keep)
     elif state.hist_head.shape != state.hist_n.shape:  # saved before the rings: right-aligned
         state = replace(state, hist_head=np.zeros_like(state.hist_n))
+    state = state.with_ring_offsets()  # (saved before them: absolute times)
     window = table.lateness_ms > 0 and not groups
     if not groups and state.ring_ts.shape != ((table.size, table.late_depth) if window else (0, 0)):
         state = state.with_lateness(table.late_depth if window else 0)

@@ -203,6 +203,7 @@ def _write_rows(table: RuleTable, new: CoreState, sub_new: CoreState, ru: I64, a
     new.hist_v[trow] = sub_new.hist_v[:k]
     new.hist_n[trow] = sub_new.hist_n[:k]
     new.hist_head[trow] = sub_new.hist_head[:k]
+    new.hist_base[trow] = sub_new.hist_base[:k]
 
 
 def _chain(

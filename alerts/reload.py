@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # CoreState arrays keyed by trend row (RuleTable.trend_of), not by sensor
-_TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n", "hist_head"})
+_TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n", "hist_head", "hist_base"})
 
 
 SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)

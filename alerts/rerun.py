@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from alerts.state import CK_FIELDS, I64, NO_TS, CoreState
+from alerts.state import CK_FIELDS, I64, NO_TS, CoreState, ring_offsets
 from alerts.table import RuleTable, no_data_index, vote_index
 
 __all__ = ["checkpoint_state", "subset_table"]
@@ -84,9 +84,10 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
     trow = table.trend_of[rows]
     trow = trow[trow >= 0]
     keep = table.trend_keep
-    hist_ts = np.zeros((trow.shape[0], keep), dtype=np.int64)
+    hist_ts = np.zeros((trow.shape[0], keep), dtype=np.int32)
     hist_v = np.full((trow.shape[0], keep), np.nan)
     hist_n = np.zeros(trow.shape[0], dtype=np.int16)
+    hist_base = np.zeros(trow.shape[0], dtype=np.int64)
     if trow.shape[0]:
         ck_ts = new.ck_last_ts[rows[table.trend_of[rows] >= 0]]
         col = np.arange(keep)
@@ -97,7 +98,11 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         idx = col[None, :] - (hn - cnt)[:, None]
         ok = col[None, :] >= (keep - cnt)[:, None]
         idx = np.clip(idx, 0, keep - 1)
-        hist_ts = np.where(ok, np.take_along_axis(src_ts, idx, axis=1), 0)
+        # based at each row's newest kept reading (right-aligned: the last column), if any
+        hist_base = np.where(cnt > 0, np.take_along_axis(src_ts, idx, axis=1)[:, -1], 0)
+        hist_ts = np.where(
+            ok, ring_offsets(np.take_along_axis(src_ts, idx, axis=1), hist_base[:, None]), 0
+        ).astype(np.int32)
         hist_v = np.where(ok, np.take_along_axis(src_v, idx, axis=1), np.nan)
         hist_n = cnt.astype(np.int16)
     fresh = CoreState.empty(0)
@@ -121,5 +126,6 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         last_arrival=new.last_arrival[rows],
         frozen_since=new.ck_frozen_since[rows],
         maint_since=new.ck_maint_since[rows],
+        hist_base=hist_base,
         **late,
     )

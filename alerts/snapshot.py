@@ -158,7 +158,8 @@ def load(path: Path) -> Saved | None:
                 saved_ms=int(meta["saved_ms"]),
                 sensors=[(str(a), str(b)) for a, b in meta["sensors"]],
                 trend_of=data["trend_of"].astype(np.int64),
-                core=CoreState(**core),
+                # a file of before the trend times' offsets holds absolute ones: converted
+                core=CoreState(**core).with_ring_offsets(),
                 vehicles=[str(v) for v in meta["vehicles"]],
                 route=data["route"].astype(np.int32),
                 fences=str(meta["fences"]),

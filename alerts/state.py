@@ -25,6 +25,7 @@ __all__ = [
     "assemble",
     "by_sensor_time",
     "distinct",
+    "ring_offsets",
     "run_since",
     "segment_ends",
     "segment_starts",
@@ -81,7 +82,10 @@ class CoreState:
     # row (`RuleTable.trend_of`), in a ring per row: slot (head + q) % depth holds the reading
     # -q-th from the newest (q = -1 the newest, down to -n); head 0 is right-aligned, oldest
     # first (`trend_readings` reads a row in order)
-    hist_ts: I64  # (m, depth)
+    # times as offsets from the row's `hist_base` (int32: half the bytes of int64; an offset
+    # below -2**31, a reading more than 24 days older than the base, is kept as -2**31: never in
+    # a window, windows and the lateness window being shorter, see `compile_table`)
+    hist_ts: npt.NDArray[np.int32]  # (m, depth)
     hist_v: npt.NDArray[np.float64]  # (m, depth)
     hist_n: npt.NDArray[np.int16]  # (m,) how many readings the ring holds
     hist_head: npt.NDArray[np.int16]  # (m,) the slot the next reading goes to
@@ -112,6 +116,9 @@ class CoreState:
     # sensor's current run of calibration or manual readings, NO_TS outside one; its checkpoint
     maint_since: I64  # (n,)
     ck_maint_since: I64  # (n,) or (0,)
+    # the event time the trend rows' `hist_ts` offsets are from (a row's newest reading when it
+    # was last rebased: `alerts.trend`)
+    hist_base: I64  # (m,)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -129,7 +136,7 @@ class CoreState:
             np.full(n, np.nan),
             np.full(n, NO_TS, dtype=np.int64),
             np.zeros(n, dtype=np.bool_),
-            np.zeros((trends, depth), dtype=np.int64),
+            np.zeros((trends, depth), dtype=np.int32),
             np.full((trends, depth), np.nan),
             np.zeros(trends, dtype=np.int16),
             np.zeros(trends, dtype=np.int16),
@@ -150,6 +157,7 @@ class CoreState:
             np.full(m, NO_TS, dtype=np.int64),
             np.full(n, NO_TS, dtype=np.int64),
             np.full(m, NO_TS, dtype=np.int64),
+            np.zeros(trends, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:
@@ -187,14 +195,36 @@ class CoreState:
             hist_v=fresh.hist_v,
             hist_n=fresh.hist_n,
             hist_head=fresh.hist_head,
+            hist_base=fresh.hist_base,
         )
+
+    def with_ring_offsets(self) -> CoreState:
+        """This state with its trend times as offsets (`hist_ts` int32 from `hist_base`): a
+        state saved before them holds absolute int64 times and no `hist_base` (and, older
+        still, right-aligned rows without `hist_head`); each row is based at its newest."""
+        m = self.hist_n.shape[0]
+        if self.hist_ts.dtype == np.int32 and self.hist_base.shape == (m,):
+            return self
+        absolute = self.hist_ts.astype(np.int64)
+        if self.hist_base.shape == (m,):
+            absolute += self.hist_base[:, None]
+        keep = absolute.shape[1]
+        head = self.hist_head if self.hist_head.shape == (m,) else np.zeros(m, np.int16)
+        newest = (head.astype(np.int64) - 1) % max(keep, 1)
+        base = np.zeros(m, dtype=np.int64)
+        if keep:
+            has = self.hist_n > 0
+            base[has] = absolute[np.flatnonzero(has), newest[has]]
+        offsets = ring_offsets(absolute, base[:, None])
+        return replace(self, hist_ts=offsets, hist_base=base, hist_head=head)
 
     def aligned(self, rows: I64) -> tuple[I64, npt.NDArray[np.float64], I64]:
         """The trend buffers of `rows` right-aligned (oldest first, the newest in the last
         column): ts, values (columns before the kept ones are garbage) and the counts."""
         keep = self.hist_ts.shape[1]
         slots = (self.hist_head[rows].astype(np.int64)[:, None] + np.arange(keep)[None, :]) % keep
-        hts: I64 = np.take_along_axis(self.hist_ts[rows], slots, axis=1)
+        hts: I64 = np.take_along_axis(self.hist_ts[rows], slots, axis=1).astype(np.int64)
+        hts += self.hist_base[rows][:, None]
         hv: npt.NDArray[np.float64] = np.take_along_axis(self.hist_v[rows], slots, axis=1)
         return hts, hv, self.hist_n[rows].astype(np.int64)
 
@@ -278,6 +308,16 @@ CK_FIELDS = (
 )
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]
+
+
+_OFFSET_MIN, _OFFSET_MAX = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+
+
+def ring_offsets(ts: I64, base: I64) -> npt.NDArray[np.int32]:
+    """Trend times `ts` as int32 offsets from `base`, an older one than int32 can tell kept as
+    the smallest (never in a window: `CoreState.hist_ts`)."""
+    off: npt.NDArray[np.int32] = np.clip(ts - base, _OFFSET_MIN, _OFFSET_MAX).astype(np.int32)
+    return off
 
 
 def segment_starts(s: I64) -> npt.NDArray[np.bool_]:

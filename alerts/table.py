@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samples)
+_TREND_WINDOW_MAX_MS = 3_600_000  # a rate's or early warning's window_s: at most 3600
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
 LATE_DEPTH = 8  # readings kept per sensor for the lateness window (alerts.lateness)
 
@@ -283,6 +284,10 @@ def compile_table(
     sensor to rewind within it (see `alerts.lateness`)."""
     if lateness_ms < 0 or late_depth < 1:
         raise ValueError("the lateness window needs lateness_ms >= 0 and late_depth >= 1")
+    if lateness_ms + _TREND_WINDOW_MAX_MS >= 2**31:
+        # the trend buffers keep times as int32 offsets from a recent base (CoreState.hist_ts):
+        # a window, rewound by the lateness window, must not reach past 24 days before it
+        raise ValueError("the lateness window must be shorter than 23 days")
     n = len(sensors)
     threshold = np.full((n, 2 * SLOTS), np.nan)
     recover = np.full((n, 2 * SLOTS), np.nan)

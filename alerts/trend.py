@@ -29,7 +29,7 @@ import functools
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, CoreState, Part, segment_ends, segment_starts
+from alerts.state import I64, CoreState, Part, ring_offsets, segment_ends, segment_starts
 from alerts.table import EARLY, RATE, SLOTS, RuleTable
 
 __all__ = ["judge_trends"]
@@ -75,7 +75,7 @@ class _Rows:
     sequence is never built. Ring layout: slot `(head + q) % keep` holds position q < 0 (`head`:
     where the next reading goes; head 0 is the right-aligned layout)."""
 
-    __slots__ = ("base", "head", "hist_ts", "hist_v", "keep", "row", "start", "t", "v")
+    __slots__ = ("base", "head", "hist_ts", "hist_v", "keep", "row", "start", "t", "t0", "v")
 
     def __init__(self, state: CoreState, row: I64, start: I64, t: I64, v: F64) -> None:
         self.keep = state.hist_ts.shape[1]
@@ -88,6 +88,7 @@ class _Rows:
         self.hist_v = state.hist_v.reshape(-1)
         self.t, self.v = t, v
         self.head = state.hist_head[row].astype(np.int64)
+        self.t0 = state.hist_base[row]  # what the ring's times are offsets from
 
     def _index(
         self, q: I64, i: npt.NDArray[np.intp] | slice
@@ -100,13 +101,13 @@ class _Rows:
 
     def ts(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> I64:
         inb, batch, ring = self._index(q, i)
-        out: I64 = np.where(inb, self.t[batch], self.hist_ts[ring])
+        out: I64 = np.where(inb, self.t[batch], self.hist_ts[ring] + self.t0[i])
         return out
 
     def both(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> tuple[I64, F64]:
         inb, batch, ring = self._index(q, i)
         return (
-            np.where(inb, self.t[batch], self.hist_ts[ring]),
+            np.where(inb, self.t[batch], self.hist_ts[ring] + self.t0[i]),
             np.where(inb, self.v[batch], self.hist_v[ring]),
         )
 
@@ -139,14 +140,14 @@ def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
         old_k = oldest[kept]
         slot = rows.head[kept] + old_k  # in [-keep, keep)
         slot += keep * (slot < 0)
-        out = rows.hist_ts[rows.base[kept] + slot] < since[kept]
+        out = rows.hist_ts[rows.base[kept] + slot] < since[kept] - rows.t0[kept]
         more[kept[~out]] = False
         kept = kept[out]
     if kept.shape[0]:
         old_k = oldest[kept]
         ring = np.take(rows.hist_ts.reshape(-1, keep), rows.row[kept], axis=0)
         mask = np.take(_masks(keep), rows.head[kept] * (keep + 1) + (keep + old_k), axis=0)
-        mask &= ring < since[kept, None]
+        mask &= ring < (since[kept] - rows.t0[kept])[:, None]
         before = _count(mask)
         lo[kept] += before
         more[kept] &= before == -old_k
@@ -190,6 +191,24 @@ def _count(mask: npt.NDArray[np.bool_]) -> I64:
     words = mask.view(np.uint64).sum(axis=1, dtype=np.uint64)
     counts: I64 = ((words * _BYTES) >> np.uint64(56)).astype(np.int64)
     return counts
+
+
+_SPAN = 2**31 - 1  # the offsets' reach either side of a row's base (int32)
+
+
+def _rebase(new: CoreState, touched: I64, first: I64, newest: I64) -> I64:
+    """The bases of the `touched` rows for readings from `first` to `newest` (per row); a row
+    whose readings the offsets cannot reach from its base is rebased at its newest reading (its
+    kept offsets shifted; one older than int32 can tell kept as the oldest)."""
+    base = new.hist_base[touched]
+    move = np.flatnonzero((newest - base > _SPAN) | (base - first > _SPAN))
+    if move.shape[0]:
+        rows, to = touched[move], newest[move]
+        kept = new.hist_ts[rows].astype(np.int64) + (base[move] - to)[:, None]
+        new.hist_ts[rows] = ring_offsets(kept, np.zeros((1, 1), dtype=np.int64))
+        new.hist_base[rows] = to
+        base[move] = to
+    return base
 
 
 def judge_trends(
@@ -270,7 +289,8 @@ def judge_trends(
     last = np.flatnonzero(pos >= count[seg] - keep)
     head = state.hist_head[touched].astype(np.int64)
     slot = row[last] * keep + _wrap(head[seg[last]] + pos[last], keep)
-    new.hist_ts.reshape(-1)[slot] = t[last]
+    base = _rebase(new, touched, t[starts], t[ends])
+    new.hist_ts.reshape(-1)[slot] = ring_offsets(t[last], base[seg[last]])
     new.hist_v.reshape(-1)[slot] = v[last]
     new.hist_head[touched] = _wrap(head + count, keep)
     new.hist_n[touched] = np.minimum(hn + count, keep)

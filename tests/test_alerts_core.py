@@ -979,8 +979,42 @@ def test_trend_buffers_keep_the_last_readings_only_of_trend_sensors():
     state, _, _ = evaluate(table, batch, CoreState.empty(2))
     assert state.hist_n.tolist() == [4]
     assert state.trend_readings(0) == [(4000, 3), (5000, 4), (6000, 5), (7000, 6)]
-    hist = (state.hist_ts, state.hist_v, state.hist_n, state.hist_head)
-    assert sum(a.nbytes for a in hist) == 4 * 16 + 2 + 2
+    hist = (state.hist_ts, state.hist_v, state.hist_n, state.hist_head, state.hist_base)
+    assert sum(a.nbytes for a in hist) == 4 * 12 + 2 + 2 + 8  # times: int32 offsets from a base
+
+
+def test_trend_times_kept_as_offsets_judge_as_absolute_ones_across_long_gaps():
+    """The trend buffers keep times as int32 offsets from a base that moves with the readings:
+    epoch times, gaps of weeks (the base moves, offsets beyond int32 kept as the oldest) and a
+    dense stream judge as the reference does, with the same kept readings."""
+    rate = RateSpec(per_min=1, window_s=60)
+    early = EarlyWarningSpec(window_s=30, horizon_s=600)
+    table = compile_table([sensor(0, RISING, rate=rate, early_warning=early)], trend_depth=4)
+    t0 = 1_700_000_000_000
+    day = 86_400_000
+    # the base moves at 44 days (24 days' reading kept, shifted), and at 90 days (all saturate)
+    batches = [[0, 10_000, 20_000], [24 * day], [44 * day, 44 * day + 3_000, 44 * day + 6_000]]
+    batches += [[90 * day, 90 * day + 5_000], [90 * day + k * 3_000 for k in range(2, 9)]]
+    gaps = [g for b in batches for g in b]
+    values = [0.0, 0.4, 0.9, 0.2, 0.5, 1.2, 0.1, 0.3, 0.4, 0.6, 0.8, 1.1, 1.3, 1.4, 1.6, 1.7]
+    ref = ReferenceCore(table)
+    state = CoreState.empty(1)
+    at = 0
+    for k, b in enumerate(batches):
+        batch = cols(0, [t0 + g for g in b], values[at : at + len(b)])
+        at += len(b)
+        state, tr, _ = evaluate(table, batch, state)
+        assert _norm(tr.rows()) == _norm(
+            ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality)
+        )
+        if k == 2:  # the reading of 24 days, kept across the move of the base
+            assert state.trend_readings(0) == [
+                (t0 + g, v) for g, v in zip(gaps[3:7], values[3:7], strict=True)
+            ]
+    assert state.hist_ts.dtype == np.int32
+    assert state.trend_readings(0) == [
+        (t0 + g, v) for g, v in zip(gaps[-4:], values[-4:], strict=True)
+    ]
 
 
 def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():

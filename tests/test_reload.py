@@ -139,3 +139,30 @@ def test_secrets_are_hidden_and_kept_by_place_not_by_position():
     with pytest.raises(ConfigRefusedError) as info:
         unmask(new, CONFIG)
     assert info.value.errors[0]["loc"][-1] == "secret"
+
+
+def test_a_carried_sensor_keeps_its_trend_readings():
+    """The trend buffers (times as offsets from a base per trend row) follow their sensor to
+    its new index and trend row."""
+    import dataclasses
+
+    from telemetry.config import LevelSpec, RateSpec
+    from telemetry.registry import SensorInfo
+
+    levels = (LevelSpec(name="alarm", tier="yellow", above=1.0, recover=1.0),)
+    rate = RateSpec(per_min=1, window_s=60)
+
+    def info(i: int, sid: str, trend: bool) -> SensorInfo:
+        s = SensorInfo(i, sid, "t", "site", "dev", sid, "methane", "", "", "", "r", levels, 60.0)
+        return dataclasses.replace(s, rate=rate) if trend else s
+
+    old = [info(0, "a", True), info(1, "b", True)]
+    new = [info(0, "x", False), info(1, "y", True), info(2, "b", True), info(3, "a", True)]
+    ta, tb = compile_table(old), compile_table(new)
+    ts = 1_700_000_000_000 + np.arange(10, dtype=np.int64) * 1000
+    batch = Readings(np.array([0, 1] * 5, np.int32), ts, np.arange(10.0), np.zeros(10, np.uint8))
+    s1, _, _ = evaluate(ta, batch, CoreState.empty(2))
+    carried, _ = remap_core(s1, sensor_keys(old), ta.trend_of, new, tb)
+    for sid, i in (("a", 0), ("b", 1)):
+        j = next(n.index for n in new if n.id == sid)
+        assert carried.trend_readings(int(tb.trend_of[j])) == s1.trend_readings(int(ta.trend_of[i]))

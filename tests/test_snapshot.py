@@ -303,3 +303,53 @@ async def test_a_fatigue_alarm_names_its_driver_across_a_restart(tmp_path):
     # the saved file keeps the names of the drivers its state holds, no more
     saved = snapshot.load(tmp_path / "analytics-state.npz")
     assert saved is not None and saved.driver_names == {code: "苏A-D17"}
+
+
+def test_trend_buffers_saved_with_absolute_times_are_read_as_offsets(tmp_path):
+    """A file of a hub that kept the trend buffers' times as absolute int64 (no `hist_base`)
+    is read with its kept readings as they were, as int32 offsets from a base."""
+    import json
+
+    from alerts.evaluate import CoreState, Readings, evaluate
+    from alerts.table import compile_table
+    from telemetry.config import LevelSpec, RateSpec
+    from telemetry.registry import SensorInfo
+
+    levels = (LevelSpec(name="alarm", tier="yellow", above=1.0, recover=1.0),)
+    info = SensorInfo(0, "s0", "t", "site", "dev", "k0", "methane", "", "", "", "r", levels, 60.0)
+    table = compile_table([dataclasses.replace(info, rate=RateSpec(per_min=1, window_s=60))])
+    ts = T0 + np.arange(40, dtype=np.int64) * 5000
+    state, _, _ = evaluate(
+        table,
+        Readings(np.zeros(40, np.int32), ts, np.linspace(0, 1, 40), np.zeros(40, np.uint8)),
+        CoreState.empty(1),
+    )
+    kept = state.trend_readings(0)
+    absolute, values, _ = state.aligned(np.arange(1))  # right-aligned, as an older hub kept them
+    meta = {
+        "version": snapshot.VERSION,
+        "saved_ms": T0,
+        "sensors": [["s0", "x"]],
+        "vehicles": [],
+        "fences": "",
+        "terminal_flags": {},
+        "terminal_last_ts": {},
+    }
+    arrays = {
+        f"core.{f.name}": getattr(state, f.name)
+        for f in dataclasses.fields(CoreState)
+        if f.name not in ("hist_base", "hist_head", "hist_ts", "hist_v")
+    }
+    arrays["core.hist_ts"], arrays["core.hist_v"] = absolute, values
+    path = tmp_path / "analytics-state.npz"
+    np.savez(
+        path,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        trend_of=table.trend_of,
+        route=np.zeros(0, np.int32),
+        **arrays,
+    )
+    saved = snapshot.load(path)
+    assert saved is not None
+    assert saved.core.hist_ts.dtype == np.int32
+    assert saved.core.trend_readings(0) == kept
