@@ -286,12 +286,19 @@ def judge_trends(
             new.level[s[ends], EARLY] = early[ends]
     # the new buffers: each row's last `keep` readings written into its ring
     count = np.diff(np.append(starts, row.shape[0]))
-    last = np.flatnonzero(pos >= count[seg] - keep)
     head = state.hist_head[touched].astype(np.int64)
-    slot = row[last] * keep + _wrap(head[seg[last]] + pos[last], keep)
     base = _rebase(new, touched, t[starts], t[ends])
-    new.hist_ts.reshape(-1)[slot] = ring_offsets(t[last], base[seg[last]])
-    new.hist_v.reshape(-1)[slot] = v[last]
+    if int(count.max()) <= keep:  # (the common case: every reading is written, no gathers)
+        at = head[seg] + pos  # in [0, 2 * keep)
+        at -= keep * (at >= keep)
+        slot = row * keep + at
+        new.hist_ts.reshape(-1)[slot] = t - base[seg]  # (within int32: `_rebase`)
+        new.hist_v.reshape(-1)[slot] = v
+    else:
+        last = np.flatnonzero(pos >= count[seg] - keep)
+        slot = row[last] * keep + _wrap(head[seg[last]] + pos[last], keep)
+        new.hist_ts.reshape(-1)[slot] = t[last] - base[seg[last]]
+        new.hist_v.reshape(-1)[slot] = v[last]
     new.hist_head[touched] = _wrap(head + count, keep)
     new.hist_n[touched] = np.minimum(hn + count, keep)
     return parts
