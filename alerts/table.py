@@ -210,6 +210,8 @@ class RuleTable:
     loses: npt.NDArray[np.bool_]
     # the action_failed alarm's text of the sensors whose verification has one of its own
     verify_actions: Mapping[int, str] = field(default_factory=dict)
+    # (plans,) the side each plan demands on (ABOVE, or BELOW for a fan's stop)
+    verify_side: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def size(self) -> int:
@@ -443,6 +445,7 @@ def compile_table(
         counts_failed=bool(fails_vote.any()),
         loses=loses,
         verify_actions=verify_actions,
+        verify_side=np.array([p.side for p in plans], dtype=np.int64),
     )
 
 

@@ -141,7 +141,7 @@ def run_plans(
     fed = np.zeros(ps.shape[0], dtype=np.bool_)  # a feedback of the plan has readings
     fed[pp[_among(pf, fs)]] = True
     changed = np.zeros(ps.shape[0], dtype=np.bool_)
-    sides = np.fromiter((p.side for p in table.verify), dtype=np.int64, count=len(table.verify))
+    sides = table.verify_side
     for side, part in by_side.items():
         changed |= (sides == side) & _among(ps, part[0])
     todo = changed | (pending & fed)
