@@ -95,14 +95,11 @@ class _Rows:
     ) -> tuple[npt.NDArray[np.bool_], I64, I64]:
         inb = q >= 0
         batch = np.where(inb, self.start[i] + q, 0)
-        # a kept position (-keep <= q < 0; a batch one reads any slot, unused) as a slot
-        ring = self.base[i] + _wrap(self.head[i] + np.minimum(q, -1), self.keep)
+        # a kept position (-keep <= q < 0; a batch one reads any slot, unused) as a slot: head +
+        # q is in [-keep, keep), wrapped by one comparison
+        at = self.head[i] + np.minimum(q, -1)
+        ring = self.base[i] + at + self.keep * (at < 0)
         return inb, batch, ring
-
-    def ts(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> I64:
-        inb, batch, ring = self._index(q, i)
-        out: I64 = np.where(inb, self.t[batch], self.hist_ts[ring] + self.t0[i])
-        return out
 
     def both(self, q: I64, i: npt.NDArray[np.intp] | slice = slice(None)) -> tuple[I64, F64]:
         inb, batch, ring = self._index(q, i)
