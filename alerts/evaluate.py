@@ -65,7 +65,7 @@ from alerts.state import (
     segment_starts,
     segments_with,
 )
-from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, RuleTable
+from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, SIDES, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans
 from alerts.vote import fresh_groups, group_readings, vote_seed
@@ -164,6 +164,8 @@ def _evaluate(
     window = table.lateness_ms > 0 and not groups
     if not groups and state.ring_ts.shape != ((table.size, table.late_depth) if window else (0, 0)):
         state = state.with_lateness(table.late_depth if window else 0)
+    elif window and state.told.shape != (table.size, SIDES):  # saved before it: not known
+        state = replace(state, told=np.full((table.size, SIDES), NO_TS, dtype=np.int64))
     new = state if groups or inplace else state.copy()
     fresh_parts: list[Part] = []
     if not groups and table.vote_ids.shape[0]:
@@ -313,6 +315,12 @@ def _evaluate(
         new, group_tr, _ = _evaluate(table, votes, new, None, groups=True)
         parts.append(as_part(group_tr))
     transitions = assemble(parts)
+    if window and transitions.sensor.shape[0]:  # what a consumer was last told, per side
+        np.maximum.at(
+            new.told,
+            (transitions.sensor.astype(np.intp), transitions.side.astype(np.intp)),
+            transitions.ts,
+        )
     n_rewound = n_in_window = 0
     if late_res is not None:
         n_judged += late_res.judged

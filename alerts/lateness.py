@@ -27,9 +27,14 @@ batch, "old", both from the checkpoint and with the hub's clock checked at their
 the side's level before the batch, as a consumer applying all earlier transitions has it):
 
 1. The new run's transitions that the old run does not have (same event time, before and after)
-   are taken in time order; each whose level differs from the one before it (the live level for
-   the first) comes out, its `before` being that level. So what a consumer already knows is not
-   raised again, and every transition continues the previous one.
+   and that are later than the last transition of the side that came out (`CoreState.told`:
+   the latest a consumer was told of it) are taken in time order; each whose level differs
+   from the one before it (the live level for the first) comes out, its `before` being that
+   level. So what a consumer already knows is not raised again, every transition continues the
+   previous one, and none goes back before what the consumer was told: an episode the late
+   readings reveal before a raise already told (raised and cleared at 15 and 20 s, the told
+   raise at 50 s) does not clear the running alarm to raise it again (helper-129); the
+   correction below sets the end level.
 2. If the level reached so differs from the new run's final level, a corrective transition from
    it to the final level comes out, stamped with the latest event time at which either run
    changed the side's level (the new run's on a tie; with that transition's value), so that a
@@ -212,6 +217,7 @@ def _chain(
     live: npt.NDArray[np.int8],
     fin: npt.NDArray[np.int8],
     t0: I64,
+    told0: I64,
 ) -> list[Part]:
     """Items 1 and 2 of the module's docstring, over all rewound sensors at once; sensors are
     row numbers here (0..r-1)."""
@@ -248,8 +254,12 @@ def _chain(
         same[1:] = eq & (tag[srt][1:] == 1) & (tag[srt][:-1] == 0)
     known = np.zeros(k_n + len(o_tr), dtype=np.bool_)
     known[srt] = same
-    u = np.flatnonzero(~known[:k_n])
     grp = ns * SIDES + nd
+    # told: the time of the last transition of each side that came out (`CoreState.told`); a
+    # new one at or before it is history the consumer has moved past (a late episode before the
+    # raise it was told of cleared the running alarm and raised it again, helper-129)
+    told = told0.reshape(-1)
+    u = np.flatnonzero(~known[:k_n] & (nt > told[grp]))
     ug = grp[u]
     ustart = segment_starts(ug)
     prev = np.empty(u.shape[0], dtype=np.int64)
@@ -361,7 +371,7 @@ def judge_late(
                 if p is not None:
                     extra.append(p)
             n_tr, o_tr = _split(sub_tr, extra, r)
-            parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0)
+            parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0, new.told[ru])
             parts = [(ru[p[0]], p[1], p[2], p[3], p[4], p[5]) for p in parts]
             above = _side(parts, ABOVE)
             below = _side(parts, BELOW)

@@ -85,6 +85,8 @@ class ReferenceCore(Rewinding):
         window = checkpoint and table.lateness_ms > 0
         self.ck = ReferenceCore(table, checkpoint=False) if window else None
         self.outcome = (0, 0, 0, 0)  # judged, late, rewound, late_in_window of the last batch
+        # (sensor, side): the time of the last transition that came out (`CoreState.told`)
+        self.told: dict[tuple[int, int], int] = {}
         self._group_cache: tuple[RuleTable, dict[int, list[int]]] | None = None
 
     def evaluate(
@@ -196,6 +198,10 @@ class ReferenceCore(Rewinding):
         out.extend(self._votes(changes, above_before, ordered, level_before))
         self.outcome = (judged, late, rewound, in_window)
         out.sort(key=_ORDER)
+        if ck is not None and not groups:
+            for r in out:
+                side_of = (r[0], r[3])
+                self.told[side_of] = max(self.told.get(side_of, r[1]), r[1])
         return out
 
     def _step(

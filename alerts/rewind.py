@@ -38,6 +38,7 @@ class Rewinding:
     _below_plans: set[int]  # the sensors whose verification demands on the side below
     ring: list[list[tuple[int, float, int]]]
     ck: ReferenceCore | None
+    told: dict[tuple[int, int], int]
     _step: Callable[
         [
             int,
@@ -105,9 +106,12 @@ class Rewinding:
                 continue
             mine = [r for r in new if r[3] == side]
             known = {(r[1], r[4], r[5]) for r in old if r[3] == side}
+            told = self.told.get((s, side))  # the last that came out (`CoreState.told`)
             cur = live[side]
             for r in mine:
                 if (r[1], r[4], r[5]) in known or r[5] == cur:
+                    continue
+                if told is not None and r[1] <= told:  # before what a consumer was told
                     continue
                 out.append((s, r[1], r[2], side, cur, r[5]))
                 if side == ABOVE:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -119,6 +119,10 @@ class CoreState:
     # the event time the trend rows' `hist_ts` offsets are from (a row's newest reading when it
     # was last rebased: `alerts.trend`)
     hist_base: I64  # (m,)
+    # the lateness window's: per sensor and side, the event time of the last transition that
+    # came out (what a consumer was last told of the side), NO_TS when none or unknown (a state
+    # saved before it); a rewind tells nothing from before it (`alerts.lateness`)
+    told: I64 = field(default_factory=lambda: np.zeros((0, SIDES), dtype=np.int64))  # (n, SIDES)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -158,6 +162,7 @@ class CoreState:
             np.full(n, NO_TS, dtype=np.int64),
             np.full(m, NO_TS, dtype=np.int64),
             np.zeros(trends, dtype=np.int64),
+            np.full((m, SIDES), NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:
@@ -184,6 +189,7 @@ class CoreState:
             ck_last_value=self.last_value.copy(),
             ck_frozen_since=self.frozen_since.copy(),
             ck_maint_since=self.maint_since.copy(),
+            told=np.full((n, SIDES), NO_TS, dtype=np.int64),
         )
 
     def with_trends(self, trends: int, depth: int) -> CoreState:
@@ -292,6 +298,7 @@ _LATE_FIELDS = (
     "ck_last_value",
     "ck_frozen_since",
     "ck_maint_since",
+    "told",
 )
 # the per-sensor fields a checkpoint keeps (as `ck_<name>`)
 CK_FIELDS = (

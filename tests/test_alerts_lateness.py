@@ -46,6 +46,8 @@ def reordered(draw):
         if any(lv.above is not None for lv in levels) and draw(st.booleans()):
             early = EarlyWarningSpec(window_s=3, horizon_s=draw(st.sampled_from([2, 10])))
         no_data = draw(st.sampled_from([None, 2, 10]))
+        if not levels and no_data is None:  # judged by nothing: never rewound, its late readings
+            no_data = 10  # counted late by design (`alerts.table`), not what this test is about
         infos.append(sensor(i, levels, no_data, rate=rate, early_warning=early))
     n = len(infos)
     rows = []
@@ -90,9 +92,13 @@ def test_out_of_order_within_the_window_ends_as_in_order(case):
     state = CoreState.empty(n)
     book: dict[tuple[int, int], int] = {}
     ref = ReferenceCore(table)
+    told: dict[tuple[int, int], int] = {}
     for b in batches(shuffled, cuts):
         state, tr, outcome = evaluate(table, b, state)
         assert outcome.late == 0  # all within the window: none left unjudged
+        for s, t, _, side, _, _ in tr.rows():  # none goes back before what was told (129)
+            assert t >= told.get((s, side), t), (s, side, t, told)
+            told[(s, side)] = t
         consume(book, tr)
         assert _norm(tr.rows()) == _norm(ref.evaluate(b.sensor, b.ts, b.value, b.quality))
     assert state.level.tolist() == in_order.level.tolist()
@@ -132,6 +138,32 @@ def test_a_late_low_reading_undoes_a_raise_with_a_correction_after_it():
     got, _, state = late_run(THREE, [(1000, 11.0), (2000, 11.0), (4000, 11.0), (3000, 0.0)], 60_000)
     assert got == [(4000, ABOVE, 0, 1), (4000, ABOVE, 1, 0)]
     assert state.level[0, ABOVE] == 0
+
+
+def test_an_episode_found_before_a_told_raise_neither_clears_nor_raises_it_again():
+    """helper-129: told HI raised at 50 s (30, 40, 50 s high), a late batch of 5, 10, 15 s high
+    and 20 s low (an episode 15-20 s in order) cleared the running alarm at 20 s, before its
+    raise, and raised it again at 50 s: a new alarm, notified twice, its acknowledgement lost."""
+    arrivals = [(30_000, 12.0), (40_000, 12.0), (50_000, 12.0)]
+    arrivals += [(5_000, 12.0), (10_000, 12.0), (15_000, 12.0), (20_000, 5.0)]
+    got, outcomes, state = late_run(THREE, arrivals, 600_000)
+    assert got == [(50_000, ABOVE, 0, 1)]
+    assert state.level[0, ABOVE] == 1 and outcomes[-1].rewound == 1
+
+
+def test_a_state_saved_before_told_is_judged_without_the_bound():
+    """A state restored from a hub of before (no `told`) is judged, the bound unknown."""
+    table = compile_table([sensor(0, THREE)], lateness_ms=600_000)
+    state, _, _ = evaluate(table, cols(0, [30_000, 40_000, 50_000], [12.0] * 3), CoreState.empty(1))
+    assert state.told.tolist()[0][ABOVE] == 50_000
+    old = dataclasses.replace(state, told=np.zeros((0, SIDES), np.int64))
+    late = cols(0, [5_000, 10_000, 15_000, 20_000], [12.0, 12.0, 12.0, 5.0])
+    new, tr, outcome = evaluate(table, late, old)
+    assert outcome.rewound == 4 and new.told.shape == (1, SIDES)
+    assert [(t, b, a) for _, t, _, side, b, a in tr.rows() if side == ABOVE] == [
+        (20_000, 1, 0),
+        (50_000, 0, 1),
+    ]  # as before the bound: told raised at 50 s was not known
 
 
 def test_readings_older_than_the_window_are_late_and_counted():
