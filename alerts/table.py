@@ -84,13 +84,42 @@ _SIDE_LEVELS = {
 }
 
 
-def _unconfirmed(feeds: tuple[str, ...], within_s: float) -> str:
+# what a failed verification is called, by the kind of the sensor verified (a crane's load
+# said "如馈电异常", a coal mine's word, helper-126)
+_UNCONFIRMED_AS = {
+    "methane": "馈电异常 ",
+    "co": "馈电异常 ",
+    "load": "限制器未动作 the limiter did not act; ",
+    "moment": "限制器未动作 the limiter did not act; ",
+}
+# a sensor fault's action by the sensor's kind, where the fault itself is a hazard to say
+_GAS_FAULT = (
+    "气体探测器故障: 该区域失去监测, 派人携便携式检测仪检测并尽快修复 gas detector fault: the"
+    " area is unwatched; check it with a portable detector and repair the detector"
+)
+_LOAD_FAULT = (
+    "起重量/力矩检测故障: 限制器失去监测, 停止吊运直至修复 load or moment sensor fault: the"
+    " limiter's monitoring is blind; no lifting until it is repaired"
+)
+_WIND_FAULT = (
+    "风速仪故障: 大风时不能报警, 停止露天起吊直至修复 anemometer fault: no wind alarm; no open-air"
+    " lifting until it is repaired"
+)
+_FAULT_ACTIONS = (
+    dict.fromkeys(("methane", "co", "flammable_gas", "toxic_gas", "oxygen"), _GAS_FAULT)
+    | dict.fromkeys(("load", "moment"), _LOAD_FAULT)
+    | {"wind_speed": _WIND_FAULT}
+)
+
+
+def _unconfirmed(feeds: tuple[str, ...], within_s: float, kind: str = "") -> str:
     """A verified action's failure, as the operator reads it without an `action:` of its own:
     which feedback sensors did not confirm, and what to do (a dispatcher read "the protective
     action was not confirmed" on the methane sensor's row and had to guess which feed, 98)."""
     names = ", ".join(feeds)
+    called = _UNCONFIRMED_AS.get(kind, "")
     return (
-        f"保护动作未确认 (如馈电异常): {names} 未在 {within_s:g} s 内确认, 立即人工处置 "
+        f"保护动作未确认: {called}{names} 未在 {within_s:g} s 内确认, 立即人工处置 "
         f"the protective action was not confirmed by {names} within {within_s:g} s: act by hand"
     )
 
@@ -210,6 +239,8 @@ class RuleTable:
     loses: npt.NDArray[np.bool_]
     # the action_failed alarm's text of the sensors whose verification has one of its own
     verify_actions: Mapping[int, str] = field(default_factory=dict)
+    # a sensor fault's action where the sensor's kind has one of its own (`_FAULT_ACTIONS`)
+    fault_actions: Mapping[int, str] = field(default_factory=dict)
     # (plans,) the side each plan demands on (ABOVE, or BELOW for a fan's stop)
     verify_side: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
 
@@ -235,6 +266,9 @@ class RuleTable:
         if side == ACTION:
             name, tier, action = _SIDE_LEVELS[ACTION]
             return name, tier, self.verify_actions.get(sensor, action)
+        if side == FAULT:
+            name, tier, action = _SIDE_LEVELS[FAULT]
+            return name, tier, self.fault_actions.get(sensor, action)
         if side in _SIDE_LEVELS:
             return _SIDE_LEVELS[side]
         if side == RATE:
@@ -348,7 +382,7 @@ def compile_table(
                     demand,
                 )
             )
-            verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s)
+            verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s, info.kind)
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
@@ -445,6 +479,11 @@ def compile_table(
         counts_failed=bool(fails_vote.any()),
         loses=loses,
         verify_actions=verify_actions,
+        fault_actions={
+            i: _FAULT_ACTIONS[info.kind]
+            for i, info in enumerate(sensors)
+            if info.kind in _FAULT_ACTIONS
+        },
         verify_side=np.array([p.side for p in plans], dtype=np.int64),
     )
 

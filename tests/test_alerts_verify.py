@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from alerts.evaluate import CoreState, Readings, evaluate
-from alerts.table import ACTION, compile_table
+from alerts.table import ACTION, FAULT, compile_table
 from hazardhub.settings import load_registry
 from simulators.scenario import demo_point_signals
 from simulators.signals import Constant
@@ -125,9 +126,27 @@ def test_a_verification_names_its_own_failure(tmp_path):
     assert demo.describe(face, ACTION, 1) == (
         "action_failed",
         "red",
-        "保护动作未确认 (如馈电异常): face1301-feed 未在 2 s 内确认, 立即人工处置 "
+        "保护动作未确认: 馈电异常 face1301-feed 未在 2 s 内确认, 立即人工处置 "
         "the protective action was not confirmed by face1301-feed within 2 s: act by hand",
     )
+    # a crane's limiter check without an `action:` says so, not a coal mine's 馈电 (helper-126);
+    # a sensor fault says what the fault leaves unwatched, for the kinds where it matters
+    bare = [
+        dataclasses.replace(s, verify=s.verify.model_copy(update={"action": ""})) if s.verify else s
+        for s in registry.sensors
+    ]
+    crane = compile_table(bare)
+    text = crane.describe(load.index, ACTION, 1)[2]
+    assert (
+        text.startswith("保护动作未确认: 限制器未动作 the limiter did not act; ")
+        and "馈电" not in text
+    )
+    assert "限制器失去监测" in crane.describe(load.index, FAULT, 1)[2]
+    wind = registry.sensor("tc1-wind")
+    assert wind is not None and "风速仪故障" in crane.describe(wind.index, FAULT, 1)[2]
+    feed = registry.sensor("tc1-hoist-up-power")
+    assert feed is not None
+    assert crane.describe(feed.index, FAULT, 1)[2] == "传感器故障: 检查传感器 check the sensor"
     # through the core and the alarm book: the load at overload, the hoist circuit stays on
     up = registry.sensor("tc1-hoist-up-power")
     assert up is not None
