@@ -1,6 +1,6 @@
 """The shipped `coach-driven-tired` scenario through a real hub: 4 h 10 min of driving from
-08:00 China Standard Time, played at 600x, raise the continuous-driving fatigue alarm 4 h after
-the coach starts moving (a file of its own: it takes about half a minute)."""
+08:00 China Standard Time, played at 1500x, raise the continuous-driving fatigue alarm 4 h after
+the coach starts moving (a file of its own: it takes some 12 seconds)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from test_sim_vehicle_scenarios import play_through_hub
 
 @pytest.mark.slow
 async def test_coach_driven_tired_raises_fatigue_after_four_hours(mosquitto, tmp_path):
-    accel, period_s = 600.0, 0.05  # 15,300 s in 25.5 s, a fix every 30 s of scenario time
+    accel, period_s = 1500.0, 0.02  # 15,300 s in 10.2 s, a fix every 30 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "coach-driven-tired", accel, period_s, mosquitto, tmp_path
     )

@@ -255,7 +255,7 @@ async def play_through_hub(
 
 @pytest.mark.slow
 async def test_coach_at_0300_raises_the_night_ban_at_its_first_moving_fix(mosquitto, tmp_path):
-    accel, period_s = 20.0, 0.05  # 300 s in 15 s, a fix every 1 s of scenario time
+    accel, period_s = 50.0, 0.02  # 300 s in 6 s, a fix every 1 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "coach-at-0300", accel, period_s, mosquitto, tmp_path
     )
@@ -273,7 +273,7 @@ async def test_coach_at_0300_raises_the_night_ban_at_its_first_moving_fix(mosqui
 
 @pytest.mark.slow
 async def test_tanker_leaving_its_corridor_raises_and_clears_off_route(mosquitto, tmp_path):
-    accel, period_s = 30.0, 0.1  # 480 s in 16 s, a fix every 3 s of scenario time
+    accel, period_s = 75.0, 0.04  # 480 s in 6.4 s, a fix every 3 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "tanker-leaves-corridor", accel, period_s, mosquitto, tmp_path
     )
@@ -291,7 +291,7 @@ async def test_tanker_leaving_its_corridor_raises_and_clears_off_route(mosquitto
 
 @pytest.mark.slow
 async def test_hazmat_tanker_keeping_to_its_town_limit_raises_no_overspeed(mosquitto, tmp_path):
-    accel, period_s = 20.0, 0.05  # 240 s in 12 s, a fix every 1 s of scenario time
+    accel, period_s = 50.0, 0.02  # 240 s in 4.8 s, a fix every 1 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "hazmat-town-limits", accel, period_s, mosquitto, tmp_path
     )
