@@ -183,7 +183,7 @@ async def play_fleet(
         "--scenario",
         str(scenario),
         "--period",
-        "0.2",
+        "0.05",  # the 10 positions in half a second, not two
         "--duration",
         "20",
         cwd=ROOT,

@@ -93,7 +93,7 @@ async def test_terminals_speak_the_version_chosen_side_by_side(
                 "--scenario",
                 str(scenario),
                 "--period",
-                "0.2",
+                "0.05",  # the 5 positions in a quarter of a second, not one
                 "--duration",
                 "20",
                 cwd=ROOT,
