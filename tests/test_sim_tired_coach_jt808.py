@@ -3,7 +3,7 @@ platform is up keep their fixes (blind-area storage) and upload them once authen
 real gateway and a real hub see the whole 4 h 10 min drive from 08:00 and raise fatigue. The
 terminals used to take a fix only while logged in: the first minutes of the drive never reached
 the hub (continuous driving came to 3 h 56 min, no fatigue), and the track ran past the
-scenario's end. A file of its own: it takes some 15 seconds."""
+scenario's end. A file of its own: it takes some 10 seconds."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ TOPIC = "hazardhub/v1/+/vehicles/+/position"
 async def test_tired_coach_over_jt808_reaches_the_hub_whole_and_raises_fatigue(
     mosquitto: MosquittoService, tmp_path: Path
 ) -> None:
-    accel, period_s = 1200.0, 0.025  # 15,300 s in 12.75 s, a fix every 30 s of scenario time
-    late_s = 1.2  # the platform comes up 24 min of scenario time after the terminals
+    accel, period_s = 2400.0, 0.0125  # 15,300 s in 6.4 s, a fix every 30 s of scenario time
+    late_s = 0.6  # the platform comes up 24 min of scenario time after the terminals
     reg = registry()
     compiled = compile_scenario(scenario("coach-driven-tired"), reg)
     end_s = compiled.spec.duration_s
