@@ -46,7 +46,7 @@ def test_demo_raises_the_methane_alarm_and_stops_cleanly(tmp_path):
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and found is None:
             assert proc.poll() is None, f"demo exited early with {proc.returncode}"
-            time.sleep(1)
+            time.sleep(0.25)
             key_file = data_dir / "api-key"
             if not key_file.exists():
                 continue
@@ -122,7 +122,7 @@ def _wait_site(proc: subprocess.Popen, api_port: int, headers: dict[str, str]) -
         site = _site(api_port, headers)
         if site is not None:
             return site
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError("the demo's API did not answer within 60 s")
 
 
