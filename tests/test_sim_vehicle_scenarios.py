@@ -255,7 +255,7 @@ async def play_through_hub(
 
 @pytest.mark.slow
 async def test_coach_at_0300_raises_the_night_ban_at_its_first_moving_fix(mosquitto, tmp_path):
-    accel, period_s = 50.0, 0.02  # 300 s in 6 s, a fix every 1 s of scenario time
+    accel, period_s = 100.0, 0.01  # 300 s in 3 s, a fix every 1 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "coach-at-0300", accel, period_s, mosquitto, tmp_path
     )
@@ -273,7 +273,7 @@ async def test_coach_at_0300_raises_the_night_ban_at_its_first_moving_fix(mosqui
 
 @pytest.mark.slow
 async def test_tanker_leaving_its_corridor_raises_and_clears_off_route(mosquitto, tmp_path):
-    accel, period_s = 75.0, 0.04  # 480 s in 6.4 s, a fix every 3 s of scenario time
+    accel, period_s = 150.0, 0.02  # 480 s in 3.2 s, a fix every 3 s of scenario time
     compiled, epoch, alarms = await play_through_hub(
         "tanker-leaves-corridor", accel, period_s, mosquitto, tmp_path
     )
