@@ -142,7 +142,7 @@ class Browser:
                 value = await self.js(expression)
                 if value:
                     return value
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
         raise AssertionError(f"timed out waiting for {expression}")
 
     async def screenshot(self, path: Path) -> None:
