@@ -376,6 +376,8 @@ class FleetPublisher(_Fleet):
                     while True:
                         await self._flush(client)
                         if stop.is_set():
+                            if self.waiting:  # taken while flushing, for a vehicle passed
+                                continue
                             return
                         self._ready.clear()
                         with contextlib.suppress(TimeoutError):
