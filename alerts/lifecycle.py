@@ -11,6 +11,10 @@ An alarm record is one activation of one sensor, rule and kind. Its ISA state fo
 The priority is: out of service, suppressed, shelved, then the ack/condition states:
   unack (active unacknowledged), ack (active acknowledged), rtn_unack (returned to normal
   unacknowledged), normal (returned and acknowledged).
+The acknowledgement those states read is the site's (the enterprise's console, ISA-18.2's). The
+supervising centre acknowledges apart (`centre_acknowledge`, `centre_acked`): the enterprise's
+acknowledgement stops the enterprise's repeats and escalation steps, the centre's the centre's
+own, and neither sets the other's. A raise, an escalation and a re-annunciation clear both.
 Disposal runs received -> verified -> disposed -> closed; each step needs a note, and closing
 needs the condition to have returned to normal. A serious alarm (the tiers configured under
 `notify.disposal.review_tiers`) that an enterprise closes is not closed but submitted for the
@@ -45,6 +49,7 @@ DISPOSAL_STEPS = ("received", "verified", "disposed", "review", "closed")
 OPERATOR_ACTIONS = frozenset(
     {
         "acknowledge",
+        "centre_acknowledge",
         "shelve",
         "unshelve",
         "comment",
@@ -63,6 +68,7 @@ Action = Literal[
     "deescalate",
     "clear",
     "acknowledge",
+    "centre_acknowledge",
     "shelve",
     "unshelve",
     "expire_shelve",
@@ -141,6 +147,9 @@ class Lifecycle:
     out_of_service: bool = False
     disposal: str = "received"
     overdue: bool = False
+    # the supervising centre's acknowledgement, apart from the site's (`acked`): it stops the
+    # centre's own repeats and escalation steps, never the enterprise's
+    centre_acked: bool = False
 
     @property
     def state(self) -> str:
@@ -168,7 +177,7 @@ def _reannunciate(s: Lifecycle) -> Lifecycle:
     """Leaving the last of shelf, suppression and out of service, an alarm is judged afresh:
     one still active sounds again and wants a new acknowledgement (ISA-18.2)."""
     masked = s.shelved_until is not None or s.suppressed or s.out_of_service
-    return replace(s, acked=False) if s.active and not masked else s
+    return replace(s, acked=False, centre_acked=False) if s.active and not masked else s
 
 
 def step(
@@ -195,7 +204,8 @@ def step(
         if not s.active:
             raise TransitionError(f"cannot {action}: the alarm has returned to normal")
         if action == "escalate":
-            return replace(s, acked=False)  # a higher level wants a new acknowledgement
+            # a higher level wants a new acknowledgement, of the site and of the centre
+            return replace(s, acked=False, centre_acked=False)
         if action == "clear":
             return replace(s, active=False)
         return s
@@ -205,6 +215,12 @@ def step(
         if s.out_of_service:
             raise TransitionError("the sensor is out of service")
         return replace(s, acked=True)
+    if action == "centre_acknowledge":
+        if s.centre_acked:
+            raise TransitionError("the alarm is already acknowledged by the centre")
+        if s.out_of_service:
+            raise TransitionError("the sensor is out of service")
+        return replace(s, centre_acked=True)
     if action == "shelve":
         if s.out_of_service:
             raise TransitionError("the sensor is out of service")

@@ -71,6 +71,10 @@ STARTS = {
     "normal_review": Lifecycle(active=False, acked=True, disposal="review"),
     "rtn_unack_review": Lifecycle(active=False, disposal="review"),
     "normal_review_overdue": Lifecycle(active=False, acked=True, disposal="review", overdue=True),
+    "centre_acked": Lifecycle(centre_acked=True),
+    "both_acked": Lifecycle(acked=True, centre_acked=True),
+    "shelved_both": Lifecycle(acked=True, centre_acked=True, shelved_until=UNTIL),
+    "shelved_both_rtn": Lifecycle(active=False, acked=True, centre_acked=True, shelved_until=UNTIL),
     "layered": Lifecycle(
         acked=True,
         shelved_until=UNTIL,
@@ -520,6 +524,51 @@ TABLE = [
     no("normal_closed", "submit", NOTED, "disposal is closed, not disposed"),
     no("normal_closed", "approve", NOTED, "disposal is closed, not review"),
     no("normal_closed", "return", NOTED, "disposal is closed, not review"),
+    # -- the supervising centre's acknowledgement, apart from the site's ----------------------
+    # it sets `centre_acked` only: the site's ISA state (and its repeats) stay the enterprise's
+    ok("unack", "centre_acknowledge", NONE, L(centre_acked=True), "unack"),
+    ok("ack", "centre_acknowledge", NONE, L(acked=True, centre_acked=True), "ack"),
+    ok("rtn_unack", "centre_acknowledge", NONE, L(active=False, centre_acked=True), "rtn_unack"),
+    ok(
+        "normal",
+        "centre_acknowledge",
+        NONE,
+        L(active=False, acked=True, centre_acked=True),
+        "normal",
+    ),
+    ok("shelved", "centre_acknowledge", NONE, L(shelved_until=UNTIL, centre_acked=True), "shelved"),
+    ok(
+        "suppressed",
+        "centre_acknowledge",
+        NONE,
+        L(suppressed=True, centre_acked=True),
+        "suppressed",
+    ),
+    no("out_of_service", "centre_acknowledge", NONE, OOS),
+    no("centre_acked", "centre_acknowledge", NONE, "already acknowledged by the centre"),
+    # the site's acknowledgement is the site's alone, whatever the centre did
+    ok("centre_acked", "acknowledge", NONE, L(acked=True, centre_acked=True), "ack"),
+    # a raise, an escalation and a re-annunciation ask both for a new acknowledgement
+    ok("both_acked", "raise", NONE, L(), "unack", tag="both"),
+    ok("both_acked", "escalate", NONE, L(), "unack", tag="both"),
+    ok("both_acked", "deescalate", NONE, L(acked=True, centre_acked=True), "ack", tag="both"),
+    ok(
+        "both_acked",
+        "clear",
+        NONE,
+        L(active=False, acked=True, centre_acked=True),
+        "normal",
+        tag="both",
+    ),
+    ok("shelved_both", "unshelve", NONE, L(), "unack", tag="both"),
+    ok(
+        "shelved_both_rtn",
+        "unshelve",
+        NONE,
+        L(active=False, acked=True, centre_acked=True),
+        "normal",
+        tag="both",
+    ),
     # -- not an action ------------------------------------------------------------------------
     no("unack", "reset", NONE, "unknown action 'reset'"),
     no("unack", "", NONE, "unknown action ''", tag="empty"),
@@ -599,6 +648,7 @@ LIFECYCLES = st.builds(
     out_of_service=st.booleans(),
     disposal=st.sampled_from(DISPOSAL_STEPS),
     overdue=st.booleans(),
+    centre_acked=st.booleans(),
 )
 
 
@@ -640,8 +690,13 @@ def check_step(before: Lifecycle, action: str, after: Lifecycle) -> None:
     if action == "acknowledge":
         assert not before.out_of_service
         assert after.acked
+    if action == "centre_acknowledge":
+        assert not before.out_of_service
+        assert after.centre_acked
+        assert after.acked == before.acked  # the site's stays the site's
     if action == "escalate":
         assert not after.acked
+        assert not after.centre_acked
     if action == "raise":
         # a new activation: active, unacknowledged, disposal from the start; only the
         # operator's and the configuration's masks carry over
@@ -674,6 +729,8 @@ def test_random_runs_keep_the_invariants(moves: list[Move]) -> None:
             # refused, and nothing else escapes; an acknowledgement only for its two reasons
             if action == "acknowledge":
                 assert s.acked or s.out_of_service
+            if action == "centre_acknowledge":
+                assert s.centre_acked or s.out_of_service
             continue
         if action in ("shelve", "comment", *STEPS):
             assert note.strip()
