@@ -136,9 +136,10 @@ class AlarmRows:
                 *lc[:4],  # acked, shelved until, suppressed, out of service
                 lc[4],  # disposal
                 self._due(lc[4], tier, arrival),
-                *lc[5:],  # overdue, ISA state
+                *lc[5:7],  # overdue, ISA state
                 self._gateway(tenant, site, device) if gateway is None else gateway,
                 None,  # disposal from: the raise
+                lc[7],  # the centre's acknowledgement
             ]
             work.next_alarm += 1
             work.new[row[0]] = row

@@ -209,6 +209,7 @@ def lifecycle_columns(lc: Lifecycle) -> dict[str, Any]:
         "disposal": lc.disposal,
         "overdue": int(lc.overdue),
         "isa_state": lc.state,
+        "centre_acked": int(lc.centre_acked),
     }
 
 
@@ -318,6 +319,7 @@ _SENSOR, _RULE, _SIDE = (ALARM_COLUMNS.index(c) for c in ("sensor", "rule", "sid
     AT_DUE,
     AT_OVERDUE,
     AT_ISA,
+    AT_CENTRE_ACKED,
 ) = (
     ALARM_COLUMNS.index(c)
     for c in (
@@ -341,10 +343,20 @@ _SENSOR, _RULE, _SIDE = (ALARM_COLUMNS.index(c) for c in ("sensor", "rule", "sid
         "disposal_due",
         "overdue",
         "isa_state",
+        "centre_acked",
     )
 )
 # the lifecycle columns `_step` gives, in this order
-LIFECYCLE_AT = (AT_ACKED, AT_SHELVED, AT_SUPPRESSED, AT_OOS, AT_DISPOSAL, AT_OVERDUE, AT_ISA)
+LIFECYCLE_AT = (
+    AT_ACKED,
+    AT_SHELVED,
+    AT_SUPPRESSED,
+    AT_OOS,
+    AT_DISPOSAL,
+    AT_OVERDUE,
+    AT_ISA,
+    AT_CENTRE_ACKED,
+)
 
 
 def lifecycle_key(action: Action, row: list[Any]) -> tuple[Any, ...]:
@@ -358,6 +370,7 @@ def lifecycle_key(action: Action, row: list[Any]) -> tuple[Any, ...]:
         row[AT_OOS],
         row[AT_DISPOSAL],
         row[AT_OVERDUE],
+        row[AT_CENTRE_ACKED],
     )
 
 
@@ -370,4 +383,5 @@ def row_lifecycle(row: list[Any]) -> Lifecycle:
         out_of_service=bool(row[AT_OOS]),
         disposal=row[AT_DISPOSAL],
         overdue=bool(row[AT_OVERDUE]),
+        centre_acked=bool(row[AT_CENTRE_ACKED]),
     )

@@ -53,7 +53,7 @@ ALARM_COLS = (
     "id, tenant, site, device, sensor, rule, side, level, level_name, tier, action, state, "
     "started_ts, ended_ts, raised_at, cleared_at, peak_level, last_ts, value, "
     "acked, shelved_until, suppressed, out_of_service, disposal, disposal_due, overdue, "
-    "isa_state, gateway, disposal_from"
+    "isa_state, gateway, disposal_from, centre_acked"
 )
 MUTABLE = (
     "level",
@@ -75,6 +75,7 @@ MUTABLE = (
     "overdue",
     "isa_state",
     "disposal_from",
+    "centre_acked",
 )
 EVENT_COLS = (
     "id, alarm_id, kind, ts, arrival, level, level_name, tier, value, actor, comment, isa_state"
@@ -119,6 +120,8 @@ class AlarmRow:
     # when the deadline of its disposal step counts from, when not `raised_at`: the
     # enterprise's submission for review, the centre's return (schema 8)
     disposal_from: int | None = None
+    # the supervising centre's acknowledgement, apart from the site's `acked` (schema 9)
+    centre_acked: bool = False
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -130,6 +133,7 @@ class AlarmRow:
             out_of_service=bool(self.out_of_service),
             disposal=self.disposal,
             overdue=bool(self.overdue),
+            centre_acked=bool(self.centre_acked),
         )
 
 

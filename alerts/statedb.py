@@ -41,6 +41,7 @@ from alerts.stateschema import (
     SCHEMA_V6_ORIGIN,
     SCHEMA_V7,
     SCHEMA_V8,
+    SCHEMA_V9,
     VERSION,
 )
 
@@ -173,6 +174,10 @@ class StateDB(AlarmStatements):
             cols = {r[1] for r in self._db.execute("PRAGMA table_info(alarms)").fetchall()}
             add = "" if "disposal_from" in cols else SCHEMA_V8  # (a file set back to before)
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 8; COMMIT;")
+        if version < 9:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(alarms)").fetchall()}
+            add = "" if "centre_acked" in cols else SCHEMA_V9  # (a file set back to before)
+            self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 9; COMMIT;")
 
     @property
     def path(self) -> str:

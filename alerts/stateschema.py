@@ -14,6 +14,7 @@ __all__ = [
     "SCHEMA_V6_ORIGIN",
     "SCHEMA_V7",
     "SCHEMA_V8",
+    "SCHEMA_V9",
     "VERSION",
 ]
 
@@ -161,4 +162,12 @@ UPDATE shelves SET side = 15 WHERE side = 8;
 SCHEMA_V8 = """
 ALTER TABLE alarms ADD COLUMN disposal_from INTEGER;
 """
-VERSION = 8
+# version 9: the supervising centre's acknowledgement apart from the enterprise's (`acked` and
+# `isa_state` stay the site's): the centre's repeats and escalation steps stop on
+# `centre_acked`. Every alarm of before gets the acknowledgement it had, so that nothing
+# acknowledged starts repeating to the centre after the upgrade
+SCHEMA_V9 = """
+ALTER TABLE alarms ADD COLUMN centre_acked INTEGER NOT NULL DEFAULT 0;
+UPDATE alarms SET centre_acked = acked;
+"""
+VERSION = 9

@@ -171,7 +171,7 @@ def test_a_batch_names_its_rows_ahead_and_skips_a_process_event_already_recorded
             id=alarm_id, tenant="north", site="s", device="d", sensor="x", rule="r", side=0,
             level=1, level_name="l1", tier="red", action="", state="active", started_ts=5,
             raised_at=6, peak_level=1, last_ts=5, acked=0, suppressed=0, out_of_service=0,
-            disposal="received", overdue=0, isa_state="unack", gateway="",
+            disposal="received", overdue=0, isa_state="unack", gateway="", centre_acked=0,
         )  # fmt: skip
         event = (event_id, alarm_id, "raised", 5, 6, 1, "l1", "red", None, None, "", "unack")
         assert db.write_alarms(con, [], [list(row.values())], [event]) == set()
@@ -313,11 +313,49 @@ def test_version_8_adds_when_a_disposal_step_counts_from(tmp_path: Path, column:
     for _ in range(2):  # a second open changes nothing
         db = StateDB(path)
         try:
-            assert db.query("PRAGMA user_version") == [(VERSION,)] == [(8,)]
+            assert db.query("PRAGMA user_version") == [(VERSION,)]
             got = db.query("SELECT id, disposal_from FROM alarms ORDER BY id")
             first = 5_000 if column else None
             assert got == [(1, first), (2, None), (3, None), (4, None)]
             row = db.get_alarm(2)
             assert row is not None and row.disposal_from is None
+        finally:
+            db.close()
+
+
+@pytest.mark.parametrize("column", [False, True])
+def test_version_9_gives_the_centre_the_acknowledgement_each_alarm_had(
+    tmp_path: Path, column: bool
+) -> None:
+    """The centre acknowledges apart from the enterprise (`centre_acked`): a file of version 8
+    gets the column once, each alarm with the acknowledgement it had, so that no alarm
+    acknowledged before the upgrade starts repeating to the centre. One set back to 8 that has
+    the column (`column`) keeps what it says."""
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    fill(db, 4)
+    with db.transaction() as con:
+        db.update_alarm(con, 1, {"acked": 1})
+        db.update_alarm(con, 2, {"acked": 0})
+        db.update_alarm(con, 3, {"acked": 1, "centre_acked": 0})
+        db.update_alarm(con, 4, {"acked": 0, "centre_acked": 1})
+    db.close()
+    with sqlite3.connect(path) as con:  # as a hub of version 8 left it
+        if not column:
+            con.execute("ALTER TABLE alarms DROP COLUMN centre_acked")
+        con.execute("PRAGMA user_version = 8")
+    con.close()
+    for _ in range(2):  # a second open changes nothing
+        db = StateDB(path)
+        try:
+            assert db.query("PRAGMA user_version") == [(VERSION,)] == [(9,)]
+            got = db.query("SELECT id, acked, centre_acked FROM alarms ORDER BY id")
+            if column:
+                assert got == [(1, 1, 0), (2, 0, 0), (3, 1, 0), (4, 0, 1)]
+            else:
+                assert got == [(1, 1, 1), (2, 0, 0), (3, 1, 1), (4, 0, 0)]
+            rows = [db.get_alarm(i) for i in (1, 2, 3, 4)]
+            assert [(int(r.acked), int(r.centre_acked)) for r in rows if r] == [g[1:] for g in got]
+            assert all(r is not None and r.lifecycle.centre_acked == r.centre_acked for r in rows)
         finally:
             db.close()
