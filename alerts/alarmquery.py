@@ -39,6 +39,7 @@ class AlarmFilter:
     before_id: int | None = None
     peak_tier: Sequence[str] | None = None  # reached one of these tiers at some time
     overdue: bool | None = None
+    centre_acked: bool | None = None  # acknowledged by the supervising centre, or not
     finished_only: bool = False
     start_ts: int | None = None
     end_ts: int | None = None
@@ -80,6 +81,9 @@ class AlarmFilter:
         if self.overdue is not None:
             where.append("overdue = ?")
             params.append(int(self.overdue))
+        if self.centre_acked is not None:
+            where.append("centre_acked = ?")
+            params.append(int(self.centre_acked))
         if self.start_ts is not None:
             where.append("started_ts >= ?")
             params.append(self.start_ts)

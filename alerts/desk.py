@@ -26,6 +26,10 @@ __all__ = ["EVENT_OF", "AlarmDesk", "AlarmNotFoundError"]
 # the journal's word for each action
 EVENT_OF: dict[str, str] = {
     "acknowledge": "acknowledged",
+    # the supervising centre's, apart from the enterprise's (`alerts.lifecycle`): an event of its
+    # own, so that a subscription to `acknowledged` hears the enterprise's console, and a
+    # JT/T 808 terminal's alarm is confirmed to the vehicle by the enterprise's alone
+    "centre_acknowledge": "centre_acknowledged",
     "shelve": "shelved",
     "unshelve": "unshelved",
     "expire_shelve": "unshelved",
@@ -85,11 +89,15 @@ class AlarmDesk:
         events of the point's other alarms it moved (a shelve is the point's:
         `_point_follows`). `centre`: the actor is the monitoring centre (an admin or operator
         key of every tenant; by default, a caller of every tenant): its close is its own review,
-        an enterprise's close of an alarm that reached a reviewed tier is a submission for it."""
+        an enterprise's close of an alarm that reached a reviewed tier is a submission for it.
+        Its acknowledgement is the centre's (`centre_acknowledge`) only when `centre` says so:
+        it stops the centre's own repeats and escalation steps, not the enterprise's."""
         with self._db.transaction() as con:
             row = self._db.alarm_in(con, alarm_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise AlarmNotFoundError(f"no alarm {alarm_id}")
+            if action == "acknowledge" and centre:
+                action = "centre_acknowledge"
             peak = None
             if action in _BY_STANDING:
                 peak = self._peak_tier(con, row)

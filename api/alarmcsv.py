@@ -17,6 +17,7 @@ CSV_MAX_ROWS = 100_000  # an export past this is refused (422), never cut short
 _BEIJING = timezone(timedelta(hours=8), "CST")
 _STEPS = ("acknowledged", "verified", "disposed", "closed")
 _REVIEW = ("submitted", "returned")
+_CENTRE_ACK = "centre_acknowledged"
 
 
 def _timed(name: str) -> list[str]:
@@ -79,6 +80,12 @@ COLUMNS: tuple[str, ...] = (
     "returned_note",
     "returns",
     "approved",
+    # the supervising centre's acknowledgement, apart from the enterprise's (`acknowledged_*`
+    # above): whether it has one now, and its first
+    "centre_acked",
+    *_timed("centre_acknowledged_at"),
+    "centre_acknowledged_by",
+    "centre_acknowledged_note",
 )
 
 
@@ -120,6 +127,7 @@ def handling_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for step in _REVIEW:
         found[f"{step}_at"] = found[f"{step}_by"] = found[f"{step}_note"] = None
     found.update(returns=0, approved=False)
+    found[f"{_CENTRE_ACK}_at"] = found[f"{_CENTRE_ACK}_by"] = found[f"{_CENTRE_ACK}_note"] = None
     for e in events:
         kind = e["kind"]
         if kind == "approved":  # the centre's approval is the close
@@ -131,6 +139,9 @@ def handling_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             found["returns"] += kind == "returned"
         elif kind in _STEPS and (found[f"{kind}_at"] is None or kind == "disposed"):
             # (the first of each, but the latest disposal: after a return, the one approved)
+            found[f"{kind}_at"], found[f"{kind}_by"] = e["ts"], e["actor"]
+            found[f"{kind}_note"] = e["comment"]
+        elif kind == _CENTRE_ACK and found[f"{kind}_at"] is None:
             found[f"{kind}_at"], found[f"{kind}_by"] = e["ts"], e["actor"]
             found[f"{kind}_note"] = e["comment"]
         elif kind == "overdue":
@@ -198,6 +209,10 @@ def _row(a: Mapping[str, Any]) -> list[Any]:
         h["returned_note"] or "",
         h["returns"],
         str(h["approved"]).lower(),
+        str(bool(a["centre_acked"])).lower(),
+        *timed(h[f"{_CENTRE_ACK}_at"]),
+        h[f"{_CENTRE_ACK}_by"] or "",
+        h[f"{_CENTRE_ACK}_note"] or "",
     ]
 
 

@@ -34,6 +34,7 @@ from api.context import (
     Caller,
     Ctx,
     WriteGuard,
+    acked_for,
     check_record_site,
     is_centre,
     not_found,
@@ -176,6 +177,7 @@ def alarm_json(
         "state": row["state"],
         "isa_state": row["isa_state"],
         "acked": bool(row["acked"]),
+        "centre_acked": bool(row["centre_acked"]),
         "shelved_until": row["shelved_until"],
         "suppressed": bool(row["suppressed"]),
         "out_of_service": bool(row["out_of_service"]),
@@ -223,7 +225,9 @@ async def _red_needs_note(ctx: AppContext, caller: Principal, alarm_id: int) -> 
 
     def red() -> bool:
         row = ctx.statedb.get_alarm(alarm_id)
-        if row is None or not caller.sees(row.tenant) or row.acked or row.out_of_service:
+        if row is None or not caller.sees(row.tenant) or row.out_of_service:
+            return False
+        if acked_for(caller, row):  # by the caller's side: the centre's or the enterprise's
             return False
         return reached_red(row, ctx.statedb.alarm_events([row.id])[row.id])
 
@@ -276,7 +280,7 @@ class ServiceIn(_In):
 def _filter(tenants: list[str] | None, key: tuple[Any, ...]) -> tuple[AlarmFilter, int]:
     """The filter and limit of `key`, the list route's filters in route order."""
     _, state, sensor, site, side, disposal, isa_state, tier, open_, limit, before = key[:11]
-    peak_tier, overdue, start, end = key[11:15]
+    peak_tier, overdue, start, end, centre_ack = key[11:16]
     where = AlarmFilter(
         tenants,
         state=state,
@@ -291,6 +295,7 @@ def _filter(tenants: list[str] | None, key: tuple[Any, ...]) -> tuple[AlarmFilte
         before_id=before,
         peak_tier=peak_tier.split(",") if peak_tier else None,
         overdue=overdue,
+        centre_acked=centre_ack,
         start_ts=start,
         end_ts=end,
     )
@@ -369,6 +374,13 @@ def alarm_router() -> APIRouter:
         ] = None,
         overdue: Annotated[
             bool | None, Query(description="its disposal past its deadline (or not)")
+        ] = None,
+        centre_ack: Annotated[
+            bool | None,
+            Query(
+                description="acknowledged by the supervising centre (`centre_acked`), or not: "
+                "`centre_ack=false&open=true`, what waits for the centre's duty officer"
+            ),
         ] = None,
         open: Annotated[
             bool | None,
@@ -457,6 +469,7 @@ def alarm_router() -> APIRouter:
             overdue,
             start,
             end,
+            centre_ack,
         )
         if csv_out:
             return await _csv_answer(ctx, tenants, key)

@@ -27,7 +27,16 @@ from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import TransitionError
 from alerts.statedb import AlarmEventRow, AlarmRow
 from api.auth import Principal
-from api.context import WRITE, AppContext, Caller, Ctx, query_tenants, require_writer
+from api.context import (
+    WRITE,
+    AppContext,
+    Caller,
+    Ctx,
+    acked_for,
+    is_centre,
+    query_tenants,
+    require_writer,
+)
 
 __all__ = [
     "BULK_MAX",
@@ -106,7 +115,7 @@ def _acknowledge_all(
         if i not in reached or row is None:
             results.append(BulkAckResult(id=i, result="not_found"))
             continue
-        if row.acked:
+        if acked_for(caller, row):  # by the caller's side (the centre's, or the enterprise's)
             results.append(BulkAckResult(id=i, result="already", isa_state=row.isa_state))
             continue
         if reached_red(row, reached[i]) and not note.strip() and not row.out_of_service:
@@ -118,13 +127,19 @@ def _acknowledge_all(
             continue
         try:
             event = ctx.desk.act(
-                i, "acknowledge", actor=caller.name, now=_now_ms(), tenants=tenants, note=note
+                i,
+                "acknowledge",
+                actor=caller.name,
+                now=_now_ms(),
+                tenants=tenants,
+                note=note,
+                centre=is_centre(caller),
             )
         except AlarmNotFoundError:
             results.append(BulkAckResult(id=i, result="not_found"))
             continue
         except TransitionError as exc:  # out of service; or acknowledged meanwhile
-            already = str(exc) == _ALREADY
+            already = str(exc).startswith(_ALREADY)  # the site's, or the centre's
             results.append(
                 BulkAckResult(
                     id=i,

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.notify.notifier import Notifier
-from alerts.statedb import StateDB
+from alerts.statedb import AlarmRow, StateDB
 from api.auth import KeyRing, Principal, current_principal, request_principal
 from api.configadmin import ConfigAdmin
 from api.stream import Broadcaster
@@ -31,6 +31,7 @@ __all__ = [
     "Caller",
     "Ctx",
     "WriteGuard",
+    "acked_for",
     "check_record_site",
     "is_centre",
     "not_found",
@@ -228,6 +229,13 @@ def is_centre(caller: Principal) -> bool:
     Its close of a serious alarm is its own review; an enterprise's key (or a centre role
     limited to some tenants) submits it for that review (`alerts.lifecycle.disposal_action`)."""
     return caller.role in CENTRE_ROLES and caller.tenants is None
+
+
+def acked_for(caller: Principal, row: AlarmRow) -> bool:
+    """Whether the alarm is acknowledged by the caller's side: the supervising centre's
+    (`centre_acked`) for a centre key, the enterprise's (`acked`, the site's ISA state) for any
+    other. The acknowledgement a caller gives is its side's (`alerts.desk.AlarmDesk.act`)."""
+    return bool(row.centre_acked) if is_centre(caller) else bool(row.acked)
 
 
 REVIEW_IS_CENTRES = (

@@ -212,8 +212,12 @@ class AlarmPublic(_Public):
         "configured"
     )
     state: str
-    isa_state: str
-    acked: bool
+    isa_state: str = Field(description="the site's (the enterprise's console, ISA-18.2)")
+    acked: bool = Field(description="acknowledged by the enterprise (the site)")
+    centre_acked: bool = Field(
+        description="acknowledged by the supervising centre (an admin or operator key of every "
+        "tenant): its own repeats and escalation steps stop on it, the enterprise's on `acked`"
+    )
     shelved_until: int | None
     suppressed: bool
     out_of_service: bool

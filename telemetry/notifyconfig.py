@@ -92,6 +92,7 @@ EventKind = Literal[
     "deescalated",
     "cleared",
     "acknowledged",
+    "centre_acknowledged",
     "shelved",
     "unshelved",
     "suppressed",

@@ -203,6 +203,9 @@ async def test_operator_path_from_raise_to_close_is_journaled_and_published(hub:
     ]
     for action, body, kind, expect in steps:
         published = len(hub.published)
+        # the site's acknowledgement (ISA state `ack`) is the enterprise's: the centre's key
+        # acknowledges the centre's own (`test_api_alarm_centre_ack`)
+        who = "coal" if action == "acknowledge" else "op"
         if action == "clear":
             (event,) = hub.feed("ch4-t1", [0.8])
             assert event.kind == "cleared"
@@ -213,17 +216,17 @@ async def test_operator_path_from_raise_to_close_is_journaled_and_published(hub:
             if action in ("verify", "dispose", "close"):
                 r = await hub.post(f"/alarms/{alarm_id}/disposal", {"step": action, **(body or {})})
             else:
-                r = await hub.post(f"/alarms/{alarm_id}/{action}", body)
+                r = await hub.post(f"/alarms/{alarm_id}/{action}", body, who)
             assert r.status_code == 200, (action, r.text)
             a = r.json()
             assert a == await hub.alarm(alarm_id)  # the answer is the alarm as stored
             note = (body or {})["note"]
-            want.append((kind, "op", note, expect[0]))
+            want.append((kind, who, note, expect[0]))
             (event,) = hub.published[published:]
             assert (event.alarm_id, event.kind, event.actor, event.comment) == (
                 alarm_id,
                 kind,
-                "op",
+                who,
                 note,
             )
             assert (event.isa_state, event.disposal) == expect[:2]
@@ -242,7 +245,9 @@ async def test_operator_path_from_raise_to_close_is_journaled_and_published(hub:
         ("shelve", {"reason": "r", "duration_s": 60}, "returned to normal and is acknowledged"),
         ("disposal", {"step": "close", "note": "again"}, "disposal is closed, not disposed"),
     ]:
-        r = await hub.post(f"/alarms/{alarm_id}/{action}", body)
+        r = await hub.post(
+            f"/alarms/{alarm_id}/{action}", body, who="coal" if action == "acknowledge" else "op"
+        )
         assert r.status_code == 409 and reason in r.json()["detail"], (action, r.text)
 
 
@@ -283,9 +288,11 @@ async def test_an_overdue_step_keeps_showing_the_deadline_it_missed(hub: Hub) ->
 # refusals -----------------------------------------------------------------------------------------
 async def test_refusals_answer_409_with_the_reason_and_change_nothing(hub: Hub) -> None:
     alarm_id = hub.raise_alarm()
-    r = await hub.post(f"/alarms/{alarm_id}/acknowledge")  # no body at all: no note
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", None, "coal")  # no body: no note
     assert r.status_code == 200 and r.json()["acked"] is True
-    assert journal(r.json())[-1] == ("acknowledged", "op", "", "ack")
+    assert journal(r.json())[-1] == ("acknowledged", "coal", "", "ack")
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge")  # the centre's own
+    assert r.status_code == 200 and r.json()["centre_acked"] is True
     before, published = await hub.alarm(alarm_id), len(hub.published)
 
     refused = [
@@ -298,7 +305,8 @@ async def test_refusals_answer_409_with_the_reason_and_change_nothing(hub: Hub) 
         ("unshelve", None, "the alarm is not shelved"),
     ]
     for action, body, reason in refused:
-        r = await hub.post(f"/alarms/{alarm_id}/{action}", body)
+        who = "coal" if action == "acknowledge" else "op"
+        r = await hub.post(f"/alarms/{alarm_id}/{action}", body, who)
         assert r.status_code == 409, (action, r.text)
         assert reason in r.json()["detail"], (action, r.json())
 
@@ -331,7 +339,7 @@ async def test_refusals_answer_409_with_the_reason_and_change_nothing(hub: Hub) 
     (event,) = hub.feed("ch4-t1", [1.6])
     assert event.kind == "escalated"
     assert triple(await hub.alarm(alarm_id)) == ("unack", "disposed", False)
-    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", {"note": "power is off"})
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", {"note": "power is off"}, "coal")
     assert r.status_code == 200 and r.json()["isa_state"] == "ack"
 
     for action, body in [("acknowledge", None), ("comment", {"note": "n"})]:
@@ -562,7 +570,8 @@ async def test_sensor_out_of_service_and_back(hub: Hub) -> None:
     ]
     r = await hub.post(path, {"in_service": True})
     assert r.status_code == 409 and r.json()["detail"] == "the sensor is already in service"
-    assert (await hub.post(f"/alarms/{first}/acknowledge")).json()["isa_state"] == "normal"
+    acked = await hub.post(f"/alarms/{first}/acknowledge", None, "coal")
+    assert acked.json()["isa_state"] == "normal"
 
     r = await hub.post("/sensors/no-such-sensor/service", {"in_service": False, "reason": "r"})
     assert r.status_code == 404
@@ -575,12 +584,12 @@ async def test_filters_return_exactly_the_matching_alarms(hub: Hub) -> None:
     x = (await hub.ids(sensor="ch4-t1"))[0]
     # Y: orange CO alarm, acknowledged and verified
     y = hub.raise_alarm("co", 30)
-    await hub.post(f"/alarms/{y}/acknowledge")
+    await hub.post(f"/alarms/{y}/acknowledge", None, "coal")
     await hub.post(f"/alarms/{y}/disposal", {"step": "verify", "note": "confirmed"})
     # Z: red, returned to normal, acknowledged, closed
     (z_event, _) = hub.feed("ch4-t2", [1.2, 0.5])
     z = z_event.alarm_id
-    await hub.post(f"/alarms/{z}/acknowledge", {"note": "power cut seen"})  # red: a note
+    await hub.post(f"/alarms/{z}/acknowledge", {"note": "power cut seen"}, "coal")  # red: a note
     for step in ("verify", "dispose", "close"):
         r = await hub.post(f"/alarms/{z}/disposal", {"step": step, "note": step})
         assert r.status_code == 200, r.text

@@ -65,11 +65,15 @@ async def test_a_chattering_points_alarms_are_acknowledged_at_once_each_journale
     r = await hub.post("/alarms/acknowledge", {"ids": [red, *yellow], "note": note}, who="coal")
     assert r.json()["counts"] == {"acknowledged": 1, "already": 5, "not_found": 0, "refused": 0}
     assert journal(await hub.alarm(red))[-1] == ("acknowledged", "coal", note, "ack")
-    # a centre's key acknowledges any tenant's
+    # a centre's key acknowledges any tenant's: the centre's acknowledgement, which leaves
+    # the site's (its ISA state) to the enterprise
     r = await hub.post("/alarms/acknowledge", {"ids": [chem]}, who="op")
     assert r.json()["results"] == [
-        {"id": chem, "result": "acknowledged", "reason": None, "isa_state": "ack"}
+        {"id": chem, "result": "acknowledged", "reason": None, "isa_state": "unack"}
     ]
+    assert (await hub.alarm(chem))["centre_acked"] is True
+    r = await hub.post("/alarms/acknowledge", {"ids": [chem]}, who="op")
+    assert r.json()["counts"]["already"] == 1
 
 
 async def test_more_than_the_cap_an_empty_list_or_a_viewer_is_refused(hub: Hub) -> None:
@@ -105,9 +109,14 @@ async def test_a_red_alarm_acknowledged_alone_needs_a_note_too(hub: Hub) -> None
     assert (await hub.post(f"/alarms/{red}/acknowledge", who="chem")).status_code == 404
     r = await hub.post(f"/alarms/{red}/acknowledge", {"note": "断电已确认 power cut seen"})
     assert r.status_code == 200, r.text
-    assert journal(r.json())[-1] == ("acknowledged", "op", "断电已确认 power cut seen", "ack")
+    # the centre's: journaled as its own, the site's state left to the enterprise
+    said = ("centre_acknowledged", "op", "断电已确认 power cut seen", "unack")
+    assert journal(r.json())[-1] == said
     r = await hub.post(f"/alarms/{red}/acknowledge")  # already: the state's refusal
     assert r.status_code == 409 and "already acknowledged" in r.json()["detail"], r.text
+    # the rule is the enterprise's too, whatever the centre did
+    r = await hub.post(f"/alarms/{red}/acknowledge", None, who="coal")
+    assert r.status_code == 422 and r.json()["detail"] == RED_NEEDS_NOTE
     # raised yellow, escalated to red, returned to normal: a red one waiting all the same
     (raised, _) = hub.feed("ch4-t1", [1.1, 1.6])
     hub.feed("ch4-t1", [0.5])

@@ -38,7 +38,7 @@ from alerts.notify.objects import (
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter, Routing
 from alerts.notify.stages import holders, matches
-from alerts.notify.store import NotifyStore
+from alerts.notify.store import NotifyStore, waits_for
 from alerts.statedb import StateDB
 from telemetry.notifyconfig import (
     ChannelSpec,
@@ -243,7 +243,8 @@ class Notifier(Routing):
 
     def timers(self, now: int | None = None) -> int:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
-        (not acknowledged within T: the next contact)."""
+        (not acknowledged within T: the next contact): by the centre for its own subscriptions,
+        by the enterprise for the tenant's (`waits_for`)."""
         now = self.clock() if now is None else now
         if not any(self.catalog.timed.values()):
             return 0
@@ -257,6 +258,8 @@ class Notifier(Routing):
             if not subs:
                 continue
             for sub in subs:
+                if not waits_for(sub.id, r):  # acknowledged by whom the subscription tells
+                    continue
                 if (int(r["alarm_id"]), f"{r['tenant']}/{sub.id}") not in held:
                     self._timer(sub, r, active, down, now)
         with self.outbox.transaction() as con:
@@ -329,7 +332,9 @@ class Notifier(Routing):
         returns how many notifications."""
         now = self.clock() if now is None else now
         keep_ms = int(self.settings.outbox_keep_days * 86_400_000)
-        waiting = self._db.query("SELECT id FROM alarms WHERE state = 'active' AND acked = 0")
+        waiting = self._db.query(
+            "SELECT id FROM alarms WHERE state = 'active' AND (acked = 0 OR centre_acked = 0)"
+        )
         self.outbox.forget_timer_keys({int(r[0]) for r in waiting})
         gone = self.store.prune(now - keep_ms, _PRUNE_BATCH)
         if gone:

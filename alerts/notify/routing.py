@@ -26,6 +26,7 @@ from alerts.notify.stages import (
     matches,
     silenced_by,
 )
+from alerts.notify.store import waits_for
 from alerts.table import kind_name
 from telemetry.notifyconfig import SubscriptionSpec
 from telemetry.registry import Registry
@@ -230,6 +231,8 @@ class Routing(Enqueuing):
             self._holds[hold] = None
             sub = self._subscription(view.tenant, sub_key) if r is not None else None
             if r is None or sub is None or not matches(sub, view.tenant, view):
+                continue
+            if not waits_for(sub.id, r):  # acknowledged meanwhile by whom it tells
                 continue
             still = [h for h in explained_by(view, down) if matches(sub, view.tenant, h)]
             if still:  # held by another one the subscription is told of: it waits for that one

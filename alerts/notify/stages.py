@@ -72,7 +72,10 @@ class EventView(NamedTuple):
         or out of service while still active and unacknowledged is annunciated as raised; one
         that ended while it was hidden, as cleared (who was told of its raise heard nothing of
         its end: a receiver kept a red alarm it believed active, helper-99)."""
-        if self.kind in _RETURNS and self.active and self.isa_state == "unack":
+        # (a release is of an alarm that still waits for whom the subscription tells: the
+        # site's may be acknowledged while the centre's is not, `alerts.notify.store.waits_for`)
+        waits = self.isa_state == "unack" or self.kind == "released"
+        if self.kind in _RETURNS and self.active and waits:
             return "raised"
         if self.kind in _RETURNS and not self.active and self.tiers_had:
             return "cleared"  # `tiers_had` is set only for a return whose clear was held back

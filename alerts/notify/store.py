@@ -75,6 +75,25 @@ _ALARM_AS_JOURNAL = (
     "raised_at, '' FROM alarms "
 )
 
+# an alarm that waits for an acknowledgement (active, not shelved, suppressed or out of service)
+# of the site (the enterprise's console: `acked`) or of the supervising centre (`centre_acked`),
+# as a journal row with whom it waits for (`waits_for`): the centre's own subscriptions repeat
+# and escalate until the centre acknowledges, the enterprise's until the enterprise does
+_WAITING_AS_JOURNAL = (
+    _ALARM_AS_JOURNAL.removesuffix("FROM alarms ")
+    + ", isa_state = 'unack', isa_state IN ('unack', 'ack') AND centre_acked = 0 FROM alarms "
+    "WHERE (isa_state = 'unack' OR (isa_state = 'ack' AND centre_acked = 0)) "
+)
+_WAITING_KEYS = (*_JOURNAL_KEYS, "site_waits", "centre_waits")
+
+
+def waits_for(sub_id: str, row: dict[str, Any]) -> bool:
+    """Whether a waiting alarm (`NotifyStore.unacknowledged`, `waiting`) still waits for the
+    acknowledgement a subscription's repeats and escalation steps stop on: the supervising
+    centre's for the centre's own subscriptions (`*<id>`, the hub's `notify.subscriptions`), the
+    enterprise's (`acked`) for every subscription of the tenant."""
+    return bool(row["centre_waits"] if sub_id.startswith("*") else row["site_waits"])
+
 
 # not a row of the centre's own subscriptions (`*<id>`: `alerts.notify.objects`), which a caller
 # limited to tenants does not see: an enterprise saw the centre's receiver in its errors
@@ -144,22 +163,23 @@ class NotifyStore:
 
     @staticmethod
     def unacknowledged(con: sqlite3.Connection) -> list[dict[str, Any]]:
-        """Active, unacknowledged alarms (not shelved, suppressed or out of service)."""
-        rows = con.execute(_ALARM_AS_JOURNAL + "WHERE isa_state = 'unack'").fetchall()
-        return [dict(zip(_JOURNAL_KEYS, r, strict=True)) for r in rows]
+        """Active alarms (not shelved, suppressed or out of service) not acknowledged by the
+        site or not by the centre, with whom they wait for (`waits_for`)."""
+        rows = con.execute(_WAITING_AS_JOURNAL).fetchall()
+        return [dict(zip(_WAITING_KEYS, r, strict=True)) for r in rows]
 
     @staticmethod
     def waiting(con: sqlite3.Connection, alarm_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Those of the alarms that are active and unacknowledged, as journal rows by id."""
+        """Those of the alarms that are active and unacknowledged (by the site or by the centre:
+        `waits_for`), as journal rows by id."""
         out: dict[int, dict[str, Any]] = {}
         for chunk, marks in chunks_in(alarm_ids):
             rows = con.execute(
-                _ALARM_AS_JOURNAL + "WHERE state = 'active' AND isa_state = 'unack' "
-                f"AND id IN ({marks})",
+                _WAITING_AS_JOURNAL + f"AND state = 'active' AND id IN ({marks})",
                 chunk,
             ).fetchall()
             for r in rows:
-                row = dict(zip(_JOURNAL_KEYS, r, strict=True))
+                row = dict(zip(_WAITING_KEYS, r, strict=True))
                 out[int(row["alarm_id"])] = row
         return out
 

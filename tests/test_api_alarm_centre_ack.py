@@ -1,0 +1,97 @@
+"""The supervising centre's acknowledgement over the API, apart from the enterprise's: a centre
+key (admin or operator of every tenant) sets `centre_acked` and leaves `acked` and the ISA state
+to the enterprise; any other key the reverse; each side's 409, its red note, its bulk `already`;
+the `centre_ack` filter and the CSV columns."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_api_alarms import Hub
+
+from api.bulkack import RED_NEEDS_NOTE
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    """The alarm API's hub (as `test_api_alarms` has it)."""
+    h = Hub(tmp_path)
+    await h.store.open()
+    try:
+        yield h
+    finally:
+        await h.client.aclose()
+        await h.store.close()
+        h.notifier.close()
+        if not h.wedged:
+            h.db.close()
+
+
+def sides(a: dict[str, object]) -> tuple[object, object, object]:
+    return a["isa_state"], a["acked"], a["centre_acked"]
+
+
+async def test_each_side_acknowledges_its_own(hub: Hub) -> None:
+    alarm_id = hub.raise_alarm()  # yellow, north-coal's
+    assert sides(await hub.alarm(alarm_id)) == ("unack", False, False)
+    # the centre's: journaled as its own, the site's ISA state left to the enterprise
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", {"note": "seen at the centre"})
+    assert r.status_code == 200, r.text
+    assert sides(r.json()) == ("unack", False, True)
+    last = r.json()["events"][-1]
+    assert (last["kind"], last["actor"], last["comment"]) == (
+        "centre_acknowledged",
+        "op",
+        "seen at the centre",
+    )
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge")
+    assert r.status_code == 409 and "already acknowledged by the centre" in r.json()["detail"]
+    # a key limited to tenants (an operator's too) is the enterprise's side
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", None, "coal")
+    assert r.status_code == 200 and sides(r.json()) == ("ack", True, True)
+    assert r.json()["events"][-1]["kind"] == "acknowledged"
+    r = await hub.post(f"/alarms/{alarm_id}/acknowledge", None, "coal")
+    assert r.status_code == 409 and r.json()["detail"] == "the alarm is already acknowledged"
+    # an escalation asks both again
+    hub.feed("ch4-t1", [1.6])
+    assert sides(await hub.alarm(alarm_id)) == ("unack", False, False)
+
+
+async def test_the_filter_lists_what_waits_for_the_centre(hub: Hub) -> None:
+    seen_by_firm = hub.raise_alarm("ch4-t1", 1.1)
+    seen_by_centre = hub.raise_alarm("co", 30)
+    neither = hub.raise_alarm("tanker-01.speed", 90)
+    await hub.post(f"/alarms/{seen_by_firm}/acknowledge", None, "coal")
+    await hub.post(f"/alarms/{seen_by_centre}/acknowledge")
+    assert await hub.ids(centre_ack="false", open="true") == [neither, seen_by_firm]
+    assert await hub.ids(centre_ack="true") == [seen_by_centre]
+    assert await hub.ids("coal", centre_ack="false") == [seen_by_firm]  # its own tenant's only
+    r = await hub.get("/alarms", params={"centre_ack": "maybe"})
+    assert r.status_code == 422
+    r = await hub.get("/alarms", params={"format": "csv", "centre_ack": "true"})
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [(int(x["id"]), x["centre_acked"], x["centre_acknowledged_by"]) for x in rows] == [
+        (seen_by_centre, "true", "op")
+    ]
+    assert rows[0]["acknowledged_by"] == "" and rows[0]["centre_acknowledged_at_ms"]
+
+
+async def test_red_needs_a_note_on_both_sides_alone_and_in_bulk(hub: Hub) -> None:
+    red = hub.raise_alarm("ch4-t2", 1.2)
+    for who in ("op", "coal"):
+        r = await hub.post(f"/alarms/{red}/acknowledge", None, who)
+        assert r.status_code == 422 and r.json()["detail"] == RED_NEEDS_NOTE, who
+    r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "phoned the site"}, "coal")
+    assert r.json()["counts"]["acknowledged"] == 1
+    # the enterprise acknowledged: the centre still needs a note, and still may acknowledge
+    r = await hub.post("/alarms/acknowledge", {"ids": [red]}, "op")
+    assert r.json()["counts"]["refused"] == 1
+    r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "断电已核实"}, "op")
+    assert r.json()["counts"]["acknowledged"] == 1
+    r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "again"}, "op")
+    assert r.json()["counts"]["already"] == 1
+    assert sides(await hub.alarm(red)) == ("ack", True, True)
