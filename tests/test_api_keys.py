@@ -410,10 +410,11 @@ async def test_a_key_named_in_chinese_acknowledges_and_the_journal_and_csv_say_i
             )
             assert r.status_code == 200, r.text
             last = r.json()["events"][-1]
-            assert (last["kind"], last["actor"]) == ("acknowledged", "王工")
+            # (an operator key of every tenant: the supervising centre's acknowledgement)
+            assert (last["kind"], last["actor"]) == ("centre_acknowledged", "王工")
             r = await client.get("/api/v1/alarms?format=csv", headers=wang)
             rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-            assert [row["acknowledged_by"] for row in rows] == ["王工"]
+            assert [row["centre_acknowledged_by"] for row in rows] == ["王工"]
             keys = (await client.get("/api/v1/api-keys", headers=auth("admin"))).json()
             assert {k["name"] for k in keys} >= set(made)
             # revoked by its name in the path, percent-encoded as a browser or curl sends it

@@ -110,7 +110,7 @@ async def test_a_kept_answer_is_never_older_than_the_database(hub: Hub) -> None:
     first = hub.raise_alarm("ch4-t1")
     before = (await hub.get("/alarms")).json()
     assert (await hub.get("/alarms")).json() == before  # kept
-    await hub.post(f"/alarms/{first}/acknowledge")
+    await hub.post(f"/alarms/{first}/acknowledge", None, "coal")  # the enterprise's
     (listed,) = (await hub.get("/alarms")).json()
     assert listed["isa_state"] == "ack" and listed != before[0]
     second = hub.raise_alarm("co", 30)  # the alarm book writes, the API reads

@@ -118,12 +118,18 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(CONFIG, encoding="utf-8")
     registry = load_registry(cfg, [ROOT / "profiles"])
-    key = "op-key-0123456789"
+    key = "op-key-0123456789"  # the enterprise's duty room (an operator of its tenant)
+    centre_key = "centre-key-0123456789"  # the supervising centre (an operator of every tenant)
     api_port = free_port()
     hub = Hub(
         registry,
         HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
-        extra_keys=[ApiKeySpec(name="op", sha256=hash_key(key), role="operator")],
+        extra_keys=[
+            ApiKeySpec(
+                name="op", sha256=hash_key(key), role="operator", tenants=("chem-logistics",)
+            ),
+            ApiKeySpec(name="centre", sha256=hash_key(centre_key), role="operator"),
+        ],
     )
     gw = Jt808Gateway(
         registry,
@@ -175,8 +181,18 @@ async def test_terminal_emergency_alarm_acknowledged_and_confirmed(mosquitto, tm
                 )
                 assert alarm["started_ts"] == t0 + 10_000  # the event time of the fix
                 assert alarm["isa_state"] == "unack"
-                # the operator acknowledges (red: with a note): the terminal gets 0x8203 for the
-                # emergency bit
+                # the centre's acknowledgement is the centre's: the vehicle is not told
+                r = await api.post(
+                    f"/api/v1/alarms/{alarm['id']}/acknowledge",
+                    json={"note": "中心已知悉"},
+                    headers={"Authorization": f"Bearer {centre_key}"},
+                )
+                assert r.status_code == 200 and r.json()["centre_acked"] is True
+                assert r.json()["isa_state"] == "unack"
+                await asyncio.sleep(1.0)  # a confirmation would come within this
+                assert terminal.confirmations == []
+                # the enterprise acknowledges (red: with a note): the terminal gets 0x8203 for
+                # the emergency bit
                 r = await api.post(
                     f"/api/v1/alarms/{alarm['id']}/acknowledge", json={"note": "已电话联系司机"}
                 )
