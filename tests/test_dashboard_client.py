@@ -284,7 +284,12 @@ class FakeHub:
                     note = (body or {}).get("note", "")
                     if (a["peak_tier"] == "red" or self.red_asks) and not note.strip():
                         return JSONResponse({"detail": RED_NEEDS_NOTE}, status_code=422)
-                    a.update(acked=True, isa_state="ack")
+                    key = who(request)
+                    centre = key.role in ("admin", "operator") and key.tenants is None  # type: ignore[union-attr]
+                    if centre and "centre_acked" in a:  # the centre's, apart (a hub of now)
+                        a.update(centre_acked=True)
+                    else:
+                        a.update(acked=True, isa_state="ack")
                     return a
             return JSONResponse({"detail": "not found"}, status_code=404)
 
@@ -845,6 +850,37 @@ async def test_orange_and_red_alarms_waiting_sound_and_show_in_the_title_until_a
         heard = await browser.js("window.__beeps.length")
         await asyncio.sleep(2.2)  # a red pattern's period and more
         assert await browser.js("window.__beeps.length") == heard
+
+
+async def test_the_centre_hears_and_acknowledges_a_red_alarm_the_enterprise_acknowledged():
+    """One acknowledgement served both: the enterprise's click silenced the city duty officer's
+    page. The centre's key (operator of every tenant) follows `centre_acked`: a red alarm the
+    enterprise acknowledged still sounds and counts in its title, with its Acknowledge button,
+    until the centre acknowledges it; the enterprise's own page is quiet and has no button."""
+    seen = shaped(1, "a", "red", isa_state="ack", acked=True, centre_acked=False)
+    hub = FakeHub(
+        keys={
+            "c": Key(sensors=[sensor("a")], alarms=[seen]),
+            "e": Key(sensors=[sensor("a")], alarms=[dict(seen)], role="enterprise", tenants=["t"]),
+        }
+    )
+    async with serving(hub), page(hub, "e", script=BEEPS) as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        assert await browser.js("document.title") == "hazardhub"
+        assert not await browser.js(f"!!{row(1, 'button[data-act=ack]')}")
+    async with serving(hub), page(hub, "c", script=BEEPS) as browser:
+        await browser.wait_for("window.__beeps.length > 0", 5)
+        assert set(await browser.js("window.__beeps")) == {1100}
+        assert re.match(title(1), await browser.js("document.title"))
+        await browser.wait_for(f"!!{row(1, 'button[data-act=ack]')}", 5)
+        await browser.js(f"{row(1, 'button[data-act=ack]')}.click()")
+        form = "tr.extra[data-for='1'] form.act-form[data-form=ack]"
+        await browser.wait_for(f"!!{q(form)}", 5)  # red: the centre gives a note too
+        await browser.js(f"{q(form + ' [name=note]')}.value = '已电话核实 phoned the site'")
+        await browser.js(f"{q(form + ' button[type=submit]')}.click()")
+        await browser.wait_for("document.title === 'hazardhub'", 5)
+        assert hub.keys["c"].alarms[0]["centre_acked"] is True
+        assert not await browser.js(f"!!{row(1, 'button[data-act=ack]')}")
 
 
 async def test_a_sensor_out_of_service_says_so_on_its_tile():

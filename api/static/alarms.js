@@ -9,7 +9,7 @@ export const STRINGS = {
         isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
         disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已关闭",
         disp_review: "待审核", approve: "批准销号", return: "退回",
-        ev_submitted: "提交审核", ev_approved: "批准销号", ev_returned: "退回",
+        ev_submitted: "提交审核", ev_approved: "批准销号", ev_returned: "退回", ev_centre_acknowledged: "中心确认",
         review_ask: "审核企业的销号申请（{who}：{note}）", review_note_ph: "审核意见（必填；退回请写明须重新处置的内容）",
         err_awaits_review: "待监控中心审核：由中心批准销号或退回",
         err_reviewer: "审核销号由监控中心（全部企业的值班员、管理员密钥）操作，企业不能审核自己的销号",
@@ -96,6 +96,7 @@ export const STRINGS = {
         disp_closed: "closed", overdue: "overdue", disposal: "Disposal", actions: "Actions",
         disp_review: "pending review", approve: "Approve", return: "Return",
         ev_submitted: "submitted for review", ev_approved: "approved", ev_returned: "returned",
+        ev_centre_acknowledged: "acknowledged by the centre",
         review_ask: "Review the enterprise's closing ({who}: {note})", review_note_ph: "the review's note (required; a return says what to dispose of again)",
         err_awaits_review: "awaits the monitoring centre's review: the centre approves or returns it",
         err_reviewer: "reviewing a closing is the monitoring centre's (operator or admin keys of every enterprise), never the enterprise's own",
@@ -304,6 +305,8 @@ export function onAlarmEvent(d) {
         level_name: d.level_name, tier: d.tier, value: d.value, actor: d.actor, comment: d.comment,
         isa_state: d.isa_state }] };
     if (d.kind === "cleared") next.state = "cleared";
+    if (d.kind === "centre_acknowledged") next.centre_acked = true;
+    if (d.kind === "raised" || d.kind === "escalated") next.centre_acked = false;
     if (["unack", "ack", "rtn_unack", "normal"].includes(d.isa_state)) {
       next.acked = d.isa_state === "ack" || d.isa_state === "normal";
       next.shelved_until = null;
@@ -343,7 +346,15 @@ async function act(id, verb, body) {
 // acknowledging many at once (POST /api/v1/alarms/acknowledge): the alarms the operator was
 // shown and counted, by id, never "whatever the point has now"; at most the hub's 500 a call
 const BULK_MAX = 500;
-const waiting = (a) => a.isa_state === "unack" || a.isa_state === "rtn_unack";
+// the acknowledgement a key gives and waits for: the centre's (`centre_acked`) for the supervising
+// centre's key, the enterprise's (the ISA state's) for any other; an alarm of a hub of before
+// (no `centre_acked`) has one acknowledgement for both
+const centreAck = () => !!ctx?.centreAck?.();
+const byCentre = (a) => centreAck() && typeof a.centre_acked === "boolean";
+const ACKABLE = new Set(["unack", "ack", "rtn_unack", "normal"]);
+const mineAcked = (a) => (byCentre(a) ? a.centre_acked : a.acked);
+const waiting = (a) => (byCentre(a) ? ACKABLE.has(a.isa_state) && !a.centre_acked
+  : a.isa_state === "unack" || a.isa_state === "rtn_unack");
 const reachedRed = (a) => (a.peak_tier ?? a.tier) === "red";
 const pointOf = (a) => [a.tenant, a.sensor, a.rule, a.side].join("\u0001");
 let waitingByPoint = new Map();  // point -> its alarms waiting for an acknowledgement
@@ -357,7 +368,10 @@ async function acknowledgeMany(ids, note) {
   if (mine === epoch) {
     for (const r of got.results) {
       const a = alarms.get(r.id);
-      if (a && r.result === "acknowledged") alarms.set(r.id, { ...a, acked: true, isa_state: r.isa_state });
+      if (a && r.result === "acknowledged") {
+        alarms.set(r.id, byCentre(a) ? { ...a, centre_acked: true, isa_state: r.isa_state }
+          : { ...a, acked: true, isa_state: r.isa_state });
+      }
     }
   }
   return got;
@@ -645,7 +659,7 @@ function buttonsFor(a) {
 
 function stateButtons(a) {
   const out = [];
-  if (!a.acked && !a.out_of_service) out.push("ack");
+  if (!mineAcked(a) && !a.out_of_service) out.push("ack");
   if (waiting(a) && (waitingByPoint.get(pointOf(a))?.length ?? 0) > 1) out.push("ackpoint");
   if (!a.out_of_service && !(a.state === "cleared" && a.acked) && a.shelved_until === null) out.push("shelve");
   if (a.shelved_until !== null) out.push("unshelve");
@@ -674,7 +688,9 @@ const HUB_ERRORS = {
   "this key may only read": "err_read_only",
   "a shelve needs a reason": "err_shelve_reason",
   "cannot close: the alarm is still active": "err_close_active",
+  "cannot submit: the alarm is still active": "err_close_active",  // an enterprise's close of a red one
   "the alarm is already acknowledged": "err_already_acked",
+  "the alarm is already acknowledged by the centre": "err_already_acked",
   "the alarm is not shelved": "err_not_shelved",
   "the sensor is out of service": "err_out_of_service",
   "the alarm has returned to normal and is acknowledged": "err_normal_acked",
@@ -1099,7 +1115,7 @@ export function renderAlarms() {
   }
   renderBulk(shown);
   renderStepShown(shown);
-  updateAttention(every);  // every enterprise's: choosing one does not silence the others
+  updateAttention(every, centreAck());  // every enterprise's: choosing one does not silence the others
   const more = document.querySelector("#alarms-more");
   if (more) {
     more.hidden = sorted.length <= cut;

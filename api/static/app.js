@@ -727,7 +727,11 @@ initTrendControls();
 // enterprise and site; an enterprise's own key knows whose alarms they are
 const centre = () => !!role && (["admin", "operator"].includes(role.role) || role.tenants === null
   || role.tenants.length > 1);
-initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, tenant: () => tenantFilter,
+// the supervising centre itself (an admin or operator key of every tenant): its acknowledgement
+// is the centre's (`centre_acked`), apart from the enterprise's (`api.context.is_centre`)
+const centreAck = () => !!role && ["admin", "operator"].includes(role.role) && role.tenants === null;
+initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, centreAck,
+  tenant: () => tenantFilter,
   unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles() });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);

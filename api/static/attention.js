@@ -70,9 +70,15 @@ function beep() {
   }
 }
 
-/** The alarms held changed: sound and title for those active, unacknowledged, orange or red. */
-export function updateAttention(list) {
-  const loud = list.filter((a) => a.isa_state === "unack" && PATTERNS[a.tier]);
+/** The alarms held changed: sound and title for those active, unacknowledged, orange or red;
+ * for the supervising centre's key (`centre`), unacknowledged by the centre (`centre_acked`):
+ * the centre keeps hearing a red alarm the enterprise acknowledged. */
+export function updateAttention(list, centre = false) {
+  // (an alarm of a hub of before, without `centre_acked`: one acknowledgement for both)
+  const unacked = (a) => (centre && typeof a.centre_acked === "boolean"
+    ? (a.isa_state === "unack" || a.isa_state === "ack") && !a.centre_acked
+    : a.isa_state === "unack");
+  const loud = list.filter((a) => unacked(a) && PATTERNS[a.tier]);
   const top = loud.some((a) => a.tier === "red") ? "red" : loud.length ? "orange" : null;
   const fresh = loud.some((a) => !known.has(a.id));
   known = new Set(loud.map((a) => a.id));
