@@ -300,10 +300,11 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
                 f"{q(row.extra + ' table.journal')}.innerText.includes('通风已加大')", 5
             )
 
-            # the night dispatcher's own key, named as the journal should name him
+            # the night dispatcher's own key, named as the journal should name him (the mine's
+            # duty room: an operator of its tenant, whose acknowledgement is the site's)
             made = await api.post(
                 "/api/v1/api-keys",
-                json={"name": "王工", "role": "operator"},
+                json={"name": "王工", "role": "operator", "tenants": ["north-coal"]},
                 headers={"Authorization": f"Bearer {ADMIN}"},
             )
             assert made.status_code == 201, made.text
@@ -418,12 +419,20 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             await browser.screenshot(SHOTS / "03-alarm-lifecycle.png")
 
             # the gas comes down: the row follows live (ack -> normal); now the close goes
-            # through, and the finished alarm leaves the list of open alarms (still under "all")
+            # through: the mine's close of a red alarm waits for the centre's review (待审核),
+            # and once the centre approves it the finished alarm leaves the list of open alarms
+            # (still under "all")
             await _publish_methane(mosquitto.port, _ms(), (0.5,), first_seq=10)
             await row.wait_state("normal")
             await browser.js(
                 f"{q(row.extra + ' form[data-form=close] button[type=submit]')}.click()"
             )
+            await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'review'", 5)
+            approved = await api.post(
+                f"/api/v1/alarms/{alarm_id}/review",
+                json={"decision": "approve", "note": "同意销号"},
+            )  # (the operator key of every tenant: the centre)
+            assert approved.status_code == 200, approved.text
             await browser.wait_for(f"!{q(row.row)}", 5)
             await browser.js(f"{q('#alarm-filter button[data-filter=all]')}.click()")
             await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'closed'", 5)
