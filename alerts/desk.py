@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from alerts.alarmevent import lifecycle_fields
 from alerts.alarms import AlarmBook, AlarmEvent
@@ -83,6 +83,7 @@ class AlarmDesk:
         until: int | None = None,
         also: list[AlarmEvent] | None = None,
         centre: bool | None = None,
+        consoles: Collection[str] | None = None,
     ) -> AlarmEvent:
         """Apply an operator's action; raise AlarmNotFoundError, TransitionError (why), or
         NotReviewerError (an approval or return by anyone but the centre). `also` gets the
@@ -91,12 +92,25 @@ class AlarmDesk:
         key of every tenant; by default, a caller of every tenant): its close is its own review,
         an enterprise's close of an alarm that reached a reviewed tier is a submission for it.
         Its acknowledgement is the centre's (`centre_acknowledge`) only when `centre` says so:
-        it stops the centre's own repeats and escalation steps, not the enterprise's."""
+        it stops the centre's own repeats and escalation steps, not the enterprise's; and, for
+        an alarm of a tenant not in `consoles` (the tenants with a key of their own that may
+        write; None: every tenant), it is the site's acknowledgement too (two journal events,
+        the site's in `also`)."""
         with self._db.transaction() as con:
             row = self._db.alarm_in(con, alarm_id)
             if row is None or (tenants is not None and row.tenant not in tenants):
                 raise AlarmNotFoundError(f"no alarm {alarm_id}")
             if action == "acknowledge" and centre:
+                if consoles is not None and row.tenant not in consoles and not row.acked:
+                    # the centre is the tenant's only console: its acknowledgement is the
+                    # site's too (else nothing of the tenant ever returned to normal)
+                    site = self._apply(con, row, "acknowledge", actor, now, note=note)
+                    if also is not None:
+                        also.append(site)
+                    row = self._db.alarm_in(con, alarm_id)
+                    assert row is not None
+                    if row.centre_acked:
+                        return site
                 action = "centre_acknowledge"
             peak = None
             if action in _BY_STANDING:

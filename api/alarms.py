@@ -516,6 +516,7 @@ def alarm_router() -> APIRouter:
                 until=until,
                 also=moved,
                 centre=is_centre(caller),
+                consoles=ctx.keys.consoles(),
             )
         except AlarmNotFoundError as exc:
             raise not_found(f"alarm {alarm_id}") from exc

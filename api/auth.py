@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -55,6 +55,9 @@ class Principal:
 
     def scope(self, all_tenants: Iterable[str]) -> list[str]:
         return [t for t in all_tenants if self.sees(t)]
+
+
+_WRITERS = frozenset({"admin", "operator", "enterprise"})  # as `api.context.WRITERS`
 
 
 def _now_ms() -> int:
@@ -168,6 +171,20 @@ class KeyRing:
     def generation(self) -> int:
         """Counts the changes of the keys (made, revoked, a new configuration's)."""
         return self._generation
+
+    def consoles(self) -> frozenset[str]:
+        """The tenants with a console of their own: a working key that may write (admin,
+        operator, enterprise) limited to tenants that include them. The supervising centre's
+        acknowledgement is the site's too for the others (`alerts.desk`)."""
+        now = self._clock()
+        with self._lock:
+            specs: list[tuple[str, Sequence[str] | None]] = [
+                (k.role, k.tenants) for k in self._config.values()
+            ]
+            specs += [(r.role, r.tenants) for r, until in self._made.values() if now < until]
+        return frozenset(
+            t for role, tenants in specs if role in _WRITERS and tenants for t in tenants
+        )
 
     def authenticate(self, key: str) -> Principal | None:
         return self.by_digest(hash_key(key))

@@ -134,6 +134,7 @@ def _acknowledge_all(
                 tenants=tenants,
                 note=note,
                 centre=is_centre(caller),
+                consoles=ctx.keys.consoles(),
             )
         except AlarmNotFoundError:
             results.append(BulkAckResult(id=i, result="not_found"))

@@ -95,3 +95,32 @@ async def test_red_needs_a_note_on_both_sides_alone_and_in_bulk(hub: Hub) -> Non
     r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "again"}, "op")
     assert r.json()["counts"]["already"] == 1
     assert sides(await hub.alarm(red)) == ("ack", True, True)
+
+
+async def test_the_centre_is_the_site_of_a_tenant_without_a_console_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no key of the tenant's may write (a centre alone: the demo, a city running the hub
+    for enterprises without accounts), the centre's acknowledgement is the site's too; else
+    nothing of the tenant ever returned to normal and its repeats went on for ever."""
+    import test_api_alarms
+
+    only = [k for k in test_api_alarms.KEYS if k.name in ("admin", "op", "viewer")]
+    monkeypatch.setattr(test_api_alarms, "KEYS", only)
+    h = Hub(tmp_path)
+    await h.store.open()
+    try:
+        alarm_id = h.raise_alarm()  # north-coal's: only a viewer key of its own
+        r = await h.post(f"/alarms/{alarm_id}/acknowledge", {"note": "seen at the centre"})
+        assert r.status_code == 200, r.text
+        assert sides(r.json()) == ("ack", True, True)
+        kinds = [e["kind"] for e in r.json()["events"]]
+        assert kinds[-2:] == ["acknowledged", "centre_acknowledged"]
+        r = await h.post(f"/alarms/{alarm_id}/acknowledge")
+        assert r.status_code == 409
+    finally:
+        await h.client.aclose()
+        await h.store.close()
+        h.notifier.close()
+        if not h.wedged:
+            h.db.close()
