@@ -50,6 +50,11 @@ def chain(
     """Items 1 and 2 of the module's docstring for one vehicle: `old` and `new` are the runs'
     events in event-time order, `t0` the earliest rewound time, `driver` the vehicle's now."""
     known = {(k, t, r) for k, t, _, r, _ in old}
+    told: dict[str, int] = {}  # per episode, the latest event time the old run told of it
+    for kind, t, _, _, _ in old:
+        of = OF.get(kind)
+        if of is not None:
+            told[of[0]] = max(told.get(of[0], t), t)
     level = dict(live)
     out: list[Row] = []
     for row in new:
@@ -59,6 +64,8 @@ def chain(
         of = OF.get(kind)
         if of is None:
             out.append(row)
+        elif of[0] in told and t <= told[of[0]]:
+            continue  # older than what the consumer was told of the episode
         elif level[of[0]] != of[1]:
             level[of[0]] = of[1]
             out.append(row)

@@ -26,10 +26,13 @@ positions ("new") is compared with a re-run of the ring alone from the same chec
 what was judged before); "live" is the episode's state before the batch, as a consumer applying
 all earlier events has it:
 
-1. The new run's events that the old run does not have (same kind, event time and ref) are taken
-   in event-time order; a raise comes out when the episode is not raised at that point, an end
-   when it is (the live state for the first), so nothing a consumer already knows is raised or
-   ended again. A moment (night ban, drift, moved while offline) comes out when it is new.
+1. The new run's events that the old run does not have (same kind, event time and ref) and that
+   are later than the old run's latest event of their episode (what the consumer was told of it
+   last) are taken in event-time order; a raise comes out when the episode is not raised at that
+   point, an end when it is (the live state for the first), so nothing a consumer already knows
+   is raised or ended again, and nothing older than what it was told (an alarm still going is
+   not ended and raised again, an end never precedes its raise). A moment (night ban, drift,
+   moved while offline) comes out when it is new.
 2. If the state reached so differs from the new run's final one, a correcting raise or end comes
    out, stamped with the latest event time at which either run raised or ended that episode (the
    new run's on a tie, with that event's value), or with the earliest rewound position's time.
