@@ -196,6 +196,17 @@ def test_an_end_older_than_what_was_told_is_stamped_after_it() -> None:
     assert ends == [(0, CST_0800 + 20 * SEC)]
 
 
+def test_a_night_ban_is_told_once_per_window_whichever_fix_raised_it() -> None:
+    """A coach moving at 02:10:30 raised the night ban; its fix at 02:10, sent late, is the
+    first in the window in order: the ban was told, it is not told again (once per window)."""
+    table = compile_fleet(FleetSettings(lateness_s=1800), fleet("coach"))
+    at = CST_0800 - 6 * 60 * MIN + 10 * MIN  # 02:10 in China
+    rows = [(10, at + k * 30 * SEC, LAT0, LON0 + k * 0.003, 40.0) for k in range(6)]
+    out, _, hist = feed(table, [[r] for r in rows[1:]] + [rows[:1]])
+    assert [(e[1], e[2]) for e in out[0]] == [(EventKind.BANNED_HOURS, rows[1][1])]
+    assert out[-1] == [] and hist.rewound == 1
+
+
 def test_a_batch_judged_again_after_a_failure_gives_the_same_alarms() -> None:
     """The dispatcher puts the state back when the alarms cannot be written and judges the
     batch again: the history forgets that batch's vehicles' kept fixes (no fix kept twice)."""

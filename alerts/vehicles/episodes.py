@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from alerts.vehicles.state import EventKind
+from alerts.vehicles.table import DAY_MS
 
 __all__ = ["EPISODES", "OF", "Row", "chain", "levels"]
 
@@ -46,10 +47,19 @@ def chain(
     new: list[Row],
     t0: int,
     driver: int,
+    ban: tuple[int, int] = (-1, 0),
 ) -> list[Row]:
     """Items 1 and 2 of the module's docstring for one vehicle: `old` and `new` are the runs'
-    events in event-time order, `t0` the earliest rewound time, `driver` the vehicle's now."""
-    known = {(k, t, r) for k, t, _, r, _ in old}
+    events in event-time order, `t0` the earliest rewound time, `driver` the vehicle's now,
+    `ban` its ban window's start and the table's offset (ms): a night ban is known by its
+    window, not its time (once per window, whichever fix raised it)."""
+
+    def key(kind: EventKind, t: int, ref: int) -> tuple[int, int, int]:
+        if kind == EventKind.BANNED_HOURS:
+            return (kind, (t + ban[1] - ban[0]) // DAY_MS, 0)
+        return (kind, t, ref)
+
+    known = {key(k, t, r) for k, t, _, r, _ in old}
     told: dict[str, int] = {}  # per episode, the latest event time the old run told of it
     for kind, t, _, _, _ in old:
         of = OF.get(kind)
@@ -59,7 +69,7 @@ def chain(
     out: list[Row] = []
     for row in new:
         kind, t, _, ref, _ = row
-        if (kind, t, ref) in known:
+        if key(kind, t, ref) in known:
             continue
         of = OF.get(kind)
         if of is None:

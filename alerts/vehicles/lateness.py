@@ -31,8 +31,9 @@ all earlier events has it:
    last) are taken in event-time order; a raise comes out when the episode is not raised at that
    point, an end when it is (the live state for the first), so nothing a consumer already knows
    is raised or ended again, and nothing older than what it was told (an alarm still going is
-   not ended and raised again, an end never precedes its raise). A moment (night ban, drift,
-   moved while offline) comes out when it is new.
+   not ended and raised again, an end never precedes its raise). A moment (drift, moved while
+   offline) comes out when it is new; a night ban when the old run had none in its window
+   (once per window, whichever fix raised it).
 2. If the state reached so differs from the new run's final one, a correcting raise or end comes
    out, stamped with the latest event time at which either run raised or ended that episode (the
    new run's on a tie, with that event's value), or with the earliest rewound position's time.
@@ -333,6 +334,7 @@ def _rewind(
             new_rows.get(sl, []),
             int(t0[sl]),
             int(st.driver[sl]),
+            (int(table.ban_start_ms[sl]), table.offset_ms),
         )
         emit.extend((sl, row) for row in got)
     if emit:

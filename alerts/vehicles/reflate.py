@@ -113,6 +113,7 @@ def judge_late(
             _rows(new),
             min(f[0] for f in back),
             v.driver,
+            (int(tb.ban_start_ms[slot]), tb.offset_ms),
         )
         ix = int(tb.index[slot])
         events.extend((ix, k, t, val, r, d) for k, t, val, r, d in got)
