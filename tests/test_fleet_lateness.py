@@ -196,6 +196,22 @@ def test_an_end_older_than_what_was_told_is_stamped_after_it() -> None:
     assert ends == [(0, CST_0800 + 20 * SEC)]
 
 
+def test_a_second_rewind_tells_nothing_older_than_the_first_told() -> None:
+    """In a forbidden area at 5 and 10 s, out at 25 s (its end told at 25 s); a fix at 15 s
+    outside, sent late, then one at 20 s inside: in order the area was left at 15 s, entered at
+    20 s and left at 25 s, all older than the end told. The first rewind kept the end at 25 s
+    from the consumer's view, its re-run does not: what was told is kept apart."""
+    table = PROPERTY_TABLE_LATE
+    rows = [(10, CST_0800 + k * SEC, 30.0, 104.0, 0.0) for k in (5, 10)]
+    out = (10, CST_0800 + 25 * SEC, 29.9921875, 104.0, 0.0)
+    back = [(10, CST_0800 + 15 * SEC, 29.9921875, 104.0, 0.0)]
+    inside = [(10, CST_0800 + 20 * SEC, 30.0, 104.0, 0.0)]
+    got, _, hist = feed(table, [rows[:1], rows[1:], [out], back, inside], [out[1]] * 5)
+    area = {EventKind.FORBIDDEN_ENTER, EventKind.FORBIDDEN_END}
+    assert [(e[1], e[2]) for e in got[2] if e[1] in area] == [(EventKind.FORBIDDEN_END, out[1])]
+    assert [e for e in got[3] + got[4] if e[1] in area] == [] and hist.rewound == 1
+
+
 def test_a_night_ban_is_told_once_per_window_whichever_fix_raised_it() -> None:
     """A coach moving at 02:10:30 raised the night ban; its fix at 02:10, sent late, is the
     first in the window in order: the ban was told, it is not told again (once per window)."""

@@ -9,7 +9,7 @@ from typing import Any
 from alerts.vehicles.state import EventKind
 from alerts.vehicles.table import DAY_MS
 
-__all__ = ["EPISODES", "OF", "Row", "chain", "levels"]
+__all__ = ["EPISODES", "NAMES", "OF", "Row", "chain", "levels"]
 
 # episode -> (raise, end); the moments have none
 EPISODES: dict[str, tuple[EventKind, EventKind]] = {
@@ -24,6 +24,7 @@ EPISODES: dict[str, tuple[EventKind, EventKind]] = {
 OF: dict[EventKind, tuple[str, bool]] = {
     k: (name, i == 0) for name, pair in EPISODES.items() for i, k in enumerate(pair)
 }
+NAMES = list(EPISODES)  # an episode's column in `FleetHistory.told`
 Row = tuple[EventKind, int, float, int, int]  # kind, ts, value, ref, driver
 
 
@@ -47,12 +48,14 @@ def chain(
     new: list[Row],
     t0: int,
     driver: int,
+    told: dict[str, int],
     ban: tuple[int, int] = (-1, 0),
 ) -> list[Row]:
     """Items 1 and 2 of the module's docstring for one vehicle: `old` and `new` are the runs'
     events in event-time order, `t0` the earliest rewound time, `driver` the vehicle's now,
-    `ban` its ban window's start and the table's offset (ms): a night ban is known by its
-    window, not its time (once per window, whichever fix raised it)."""
+    `told` per episode the latest event time the consumer was told of it (`tell`), `ban` its
+    ban window's start and the table's offset (ms): a night ban is known by its window, not
+    its time (once per window, whichever fix raised it)."""
 
     def key(kind: EventKind, t: int, ref: int) -> tuple[int, int, int]:
         if kind == EventKind.BANNED_HOURS:
@@ -60,11 +63,6 @@ def chain(
         return (kind, t, ref)
 
     known = {key(k, t, r) for k, t, _, r, _ in old}
-    told: dict[str, int] = {}  # per episode, the latest event time the old run told of it
-    for kind, t, _, _, _ in old:
-        of = OF.get(kind)
-        if of is not None:
-            told[of[0]] = max(told.get(of[0], t), t)
     level = dict(live)
     out: list[Row] = []
     for row in new:
@@ -88,8 +86,10 @@ def chain(
                 if row[0] in (up, down) and (last is None or row[1] >= last[1]):
                     last = row
         kind = up if final[name] else down
+        floor = told.get(name, t0)  # never before what was told of it
         if last is None:
-            out.append((kind, t0, 0.0, -1, driver))
+            out.append((kind, max(t0, floor), 0.0, -1, driver))
         else:
-            out.append((kind, last[1], last[2], last[3] if kind == last[0] else -1, driver))
+            ref = last[3] if kind == last[0] else -1
+            out.append((kind, max(last[1], floor), last[2], ref, driver))
     return out

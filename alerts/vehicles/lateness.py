@@ -27,16 +27,17 @@ what was judged before); "live" is the episode's state before the batch, as a co
 all earlier events has it:
 
 1. The new run's events that the old run does not have (same kind, event time and ref) and that
-   are later than the old run's latest event of their episode (what the consumer was told of it
-   last) are taken in event-time order; a raise comes out when the episode is not raised at that
-   point, an end when it is (the live state for the first), so nothing a consumer already knows
-   is raised or ended again, and nothing older than what it was told (an alarm still going is
-   not ended and raised again, an end never precedes its raise). A moment (drift, moved while
-   offline) comes out when it is new; a night ban when the old run had none in its window
-   (once per window, whichever fix raised it).
+   are later than the latest event of their episode told to the consumer (`FleetHistory.told`:
+   in order or by a rewind) are taken in event-time order; a raise comes out when the episode
+   is not raised at that point, an end when it is (the live state for the first), so nothing a
+   consumer already knows is raised or ended again, and nothing older than what it was told (an
+   alarm still going is not ended and raised again, an end never precedes its raise). A moment
+   (drift, moved while offline) comes out when it is new; a night ban when the old run had none
+   in its window (once per window, whichever fix raised it).
 2. If the state reached so differs from the new run's final one, a correcting raise or end comes
    out, stamped with the latest event time at which either run raised or ended that episode (the
-   new run's on a tie, with that event's value), or with the earliest rewound position's time.
+   new run's on a tie, with that event's value), or with the earliest rewound position's time,
+   and never before the latest told of it.
 
 Events of the old run that the new one contradicts are not taken back: a consumer was told
 them; (2) brings it to where an in-order stream would have left it. A moment already told stays.
@@ -44,7 +45,8 @@ An `OFFLINE` the clock raised after the vehicle's last fix stays raised when the
 that same fix (the silence goes on).
 
 Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
-(a `FleetState` row, 544 bytes with `CREW` = 2): about 1.9 KB per vehicle; in order, each batch
+(a `FleetState` row, 544 bytes with `CREW` = 2) and `told` (7 episodes, 56 bytes): about
+2 KB per vehicle; in order, each batch
 writes its fixes into the rings and copies the state rows of the vehicles whose checkpoint moves.
 The re-runs cost only for vehicles with late positions. Not saved: a restarted hub, or one whose
 fleet configuration changed, starts the rings afresh.
@@ -59,7 +61,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.vehicles.episodes import Row, chain, levels
+from alerts.vehicles.episodes import NAMES, OF, Row, chain, levels
 from alerts.vehicles.evaluate import Out, _order, clock, judge_rows
 from alerts.vehicles.state import EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import FleetTable
@@ -87,6 +89,8 @@ class FleetHistory:
     ring_lon: F64
     ring_v: F64
     ring_d: I64
+    # (vehicles, episodes): the latest event time told of each episode (`episodes.NAMES`)
+    told: I64
     # of the last batch: late positions judged in order, not judged, and of these, within the
     # window but at or before the checkpoint
     rewound: int = 0
@@ -107,6 +111,7 @@ class FleetHistory:
             ring_lon=np.zeros((n, RING), dtype=np.float64),
             ring_v=np.zeros((n, RING), dtype=np.float64),
             ring_d=np.zeros((n, RING), dtype=np.int64),
+            told=np.full((n, len(NAMES)), np.iinfo(np.int64).min, dtype=np.int64),
         )
 
     def undo(self) -> None:
@@ -205,7 +210,27 @@ def evaluate_late(
     if slots.size:
         _rewind(table, state, st, hist, batch, slots, np.concatenate([rows_r, rewind]), now, out)
     clock(table, st, now, out)
-    return st, out.events(table)
+    events = out.events(table)
+    _tell(table, hist, events)
+    return st, events
+
+
+# an event's episode column in `FleetHistory.told` (-1: a moment), by kind
+_EPISODE = np.full(max(int(k) for k in EventKind) + 1, -1, dtype=np.int64)
+for _k, (_name, _) in OF.items():
+    _EPISODE[int(_k)] = NAMES.index(_name)
+
+
+def _tell(table: FleetTable, hist: FleetHistory, events: FleetEvents) -> None:
+    """Keep the latest event time told of each episode (what a rewind tells nothing older
+    than); the rows changed are saved for `undo`."""
+    col = _EPISODE[events.kind.astype(np.int64)]
+    m = col >= 0
+    if not m.any():
+        return
+    slots = table.slot_of[events.vehicle[m]].astype(np.int64)
+    hist._saved.append((hist.told, slots, hist.told[slots]))
+    np.maximum.at(hist.told, (slots, col[m]), events.ts[m])
 
 
 def _keep(
@@ -334,6 +359,7 @@ def _rewind(
             new_rows.get(sl, []),
             int(t0[sl]),
             int(st.driver[sl]),
+            dict(zip(NAMES, hist.told[sl].tolist(), strict=True)),
             (int(table.ban_start_ms[sl]), table.offset_ms),
         )
         emit.extend((sl, row) for row in got)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from alerts.vehicles.crew import MAX_CHANGES
 from alerts.vehicles.geo import step_m_one
-from alerts.vehicles.reflate import Kept, judge_late
+from alerts.vehicles.reflate import Kept, judge_late, tell
 from alerts.vehicles.state import CREW, NO_KEY, RANK, EventKind, Positions
 from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
 
@@ -106,6 +106,8 @@ class ReferenceFleet:
                 events.append((*row, veh.driver))
                 veh.offline_raised = True
         events.sort(key=lambda e: (e[0], e[2], int(RANK[e[1]]), e[4]))
+        if self.table.lateness_ms > 0:
+            tell(self, events)
         self.drivers = [e[5] for e in events]
         return [e[:5] for e in events]
 

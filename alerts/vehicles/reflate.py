@@ -8,11 +8,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.vehicles.episodes import Row, chain, levels
+from alerts.vehicles.episodes import OF, Row, chain, levels
 from alerts.vehicles.lateness import GAP_MS, RING
 from alerts.vehicles.state import RANK, EventKind
 
-__all__ = ["Kept", "judge_late"]
+__all__ = ["Kept", "judge_late", "tell"]
+
+MIN = -(2**63)
 
 Fix = tuple[int, float, float, float, int]  # ts, lat, lon, speed, driver
 Event = tuple[int, EventKind, int, float, int, int]  # vehicle, kind, ts, value, ref, driver
@@ -24,6 +26,7 @@ class Kept:
 
     ck: Any = None
     fixes: list[Fix] = field(default_factory=list)
+    told: dict[str, int] = field(default_factory=dict)  # per episode, its latest event told
 
 
 def _rows(events: list[Event]) -> list[Row]:
@@ -113,7 +116,17 @@ def judge_late(
             _rows(new),
             min(f[0] for f in back),
             v.driver,
+            {name: kept.told.get(name, MIN) for name in levels(v.__getattribute__)},
             (int(tb.ban_start_ms[slot]), tb.offset_ms),
         )
         ix = int(tb.index[slot])
         events.extend((ix, k, t, val, r, d) for k, t, val, r, d in got)
+
+
+def tell(ref: Any, events: list[Event]) -> None:
+    """Keep, per vehicle and episode, the latest event time told (`FleetHistory.told`)."""
+    for ix, kind, t, _, _, _ in events:
+        of = OF.get(kind)
+        if of is not None:
+            told = ref.kept.setdefault(ref.slot_of[ix], Kept()).told
+            told[of[0]] = max(told.get(of[0], t), t)
