@@ -131,8 +131,8 @@ def test_the_window_and_the_kept_fixes_bound_what_is_judged() -> None:
 
 def test_a_vehicle_heard_after_a_silence_keeps_the_fixes_after_it() -> None:
     """A terminal out of coverage for 5 min, then live fixes one at a time, then the backlog:
-    the checkpoint moved to just before the first live fix, so the backlog is judged even when
-    the ring was nearly full before the silence (it would have moved at the third live fix)."""
+    the ring holds the last 32 fixes, so the backlog is judged even when it was nearly full
+    before the silence."""
     table = late_table(1800)
     before = track(10, CST_0800, [(14 * MIN + 30 * SEC, 40.0)])[:-1]  # 29 fixes, moving
     assert len(before) == RING - 3
@@ -141,6 +141,29 @@ def test_a_vehicle_heard_after_a_silence_keeps_the_fixes_after_it() -> None:
     live = [(10, t + k * 30 * SEC, LAT0, before[-1][3], 40.0) for k in range(10, 16)]
     _, _, hist = feed(table, [before] + [[r] for r in live] + [gap])
     assert (hist.rewound, hist.late, hist.late_in_window) == (len(gap), 0, 0)
+
+
+@pytest.mark.parametrize("every_s", [30, 60, 120])
+def test_a_fix_resent_late_is_judged_whatever_the_pace(every_s: int) -> None:
+    """A fix lost in transit and sent again two fixes later is judged, at a fix every 30 s, 60 s
+    or 120 s (the ring was thrown away at a fix a minute or more after the last: one fix kept,
+    helper-129)."""
+    table = late_table(1800)
+    rows = [(10, CST_0800 + k * every_s * SEC, LAT0, LON0 + k * 0.001, 40.0) for k in range(10)]
+    live = rows[:7] + rows[8:]
+    _, _, hist = feed(table, [[r] for r in live] + [[rows[7]]])
+    assert (hist.rewound, hist.late, hist.late_in_window) == (1, 0, 0)
+
+
+def test_the_ring_holds_the_last_fixes_one_batch_at_a_time() -> None:
+    """Fixes one a batch every 10 s: a fix sent 20 s late is judged whatever the number of fixes
+    before it (the ring was emptied when it overflowed: from the 33rd fix on, one in 32 kept)."""
+    table = late_table(1800)
+    for n in (3, 33, 34, 66, 70):
+        rows = [(10, CST_0800 + k * 10 * SEC, LAT0, LON0 + k * 0.001, 40.0) for k in range(n)]
+        live = rows[:-3] + rows[-2:]
+        _, _, hist = feed(table, [[r] for r in live] + [[rows[-3]]])
+        assert (hist.rewound, hist.late_in_window) == (1, 0), n
 
 
 def test_an_event_the_rerun_contradicts_is_ended_not_taken_back() -> None:

@@ -4,13 +4,11 @@ vehicle (the sensors' `alerts.lateness`, for positions).
 Without a window (`FleetTable.lateness_ms` 0) a position at or before its vehicle's last judged
 fix is late: counted, not judged (`evaluate_fleet`). With a window of L ms, per vehicle:
 
-* `FleetHistory` keeps the vehicle's fixes judged since a *checkpoint* (the ring, at most `RING`)
-  and the checkpoint: the vehicle's state just before the ring's oldest fix. The checkpoint moves
-  to the start of a batch (the state before it, which costs nothing to take) when the ring would
-  overflow, and when the batch's first fix of the vehicle comes `GAP_MS` or more after its last
-  one: the fixes of a blind area are sent after the live fix that ends it, so the checkpoint
-  sits just before that live fix and every live fix after it (up to `RING`) stays in the ring.
-  A vehicle with more than `RING` fixes in one batch keeps none, its checkpoint after them.
+* `FleetHistory` keeps the vehicle's last `RING` fixes (the ring) and the checkpoint: the
+  vehicle's state just before the ring's oldest fix, set at its first batch (the state before
+  it). Fixes that no longer fit are judged onto the checkpoint, the oldest first: the ring
+  always holds the vehicle's last `RING` fixes, whatever their pace or batches (each fix is
+  judged once more when it leaves the ring: the window's in-order cost).
 * A late position (at or before the vehicle's last fix) is *rewound* when it is within the
   window (last fix - t <= L) and after the checkpoint's last fix; a position at the time of a
   kept fix (or of the last one) is a duplicate, neither judged nor counted late. The vehicle's
@@ -46,8 +44,8 @@ that same fix (the silence goes on).
 
 Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
 (a `FleetState` row, 544 bytes with `CREW` = 2) and `told` (7 episodes, 56 bytes): about
-2 KB per vehicle; in order, each batch
-writes its fixes into the rings and copies the state rows of the vehicles whose checkpoint moves.
+2 KB per vehicle; in order, each batch writes its fixes into the rings and judges the fixes
+leaving them onto the checkpoints (each fix is judged twice).
 The re-runs cost only for vehicles with late positions. Not saved: a restarted hub, or one whose
 fleet configuration changed, starts the rings afresh.
 """
@@ -66,13 +64,12 @@ from alerts.vehicles.evaluate import Out, _order, clock, judge_rows
 from alerts.vehicles.state import EventKind, FleetEvents, FleetState, Positions
 from alerts.vehicles.table import FleetTable
 
-__all__ = ["GAP_MS", "RING", "FleetHistory", "evaluate_late"]
+__all__ = ["RING", "FleetHistory", "evaluate_late"]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
-RING = 32  # fixes kept per vehicle since its checkpoint
-GAP_MS = 60_000  # a vehicle heard again after this long: its checkpoint moves to before the fix
+RING = 32  # fixes kept per vehicle since its checkpoint: its last ones
 
 
 @dataclass(slots=True, eq=False)
@@ -206,7 +203,7 @@ def evaluate_late(
     if rows_m.size:
         judge_rows(table, st, batch, rows_m, s_m, t_m, out)
         st.heard[s_m] = now
-        _keep(hist, state, st, batch, rows_m, s_m, t_m)
+        _keep(table, hist, state, batch, rows_m, s_m, t_m)
     if slots.size:
         _rewind(table, state, st, hist, batch, slots, np.concatenate([rows_r, rewind]), now, out)
     clock(table, st, now, out)
@@ -234,41 +231,93 @@ def _tell(table: FleetTable, hist: FleetHistory, events: FleetEvents) -> None:
 
 
 def _keep(
+    table: FleetTable,
     hist: FleetHistory,
     before: FleetState,
-    st: FleetState,
     batch: Positions,
     rows: I64,
     s: I64,
     t: I64,
 ) -> None:
-    """The rings and checkpoints of vehicles judged in order."""
+    """The rings and checkpoints of vehicles judged in order: a vehicle's first batch sets its
+    checkpoint to its state before it; fixes that no longer fit are judged onto the
+    checkpoint, the oldest first, so the ring holds the last `RING` fixes."""
     fi, m, _ = _heads(s)
     sl = s[fi]
-    n = hist.ring_n[sl]
-    gap = before.has_fix[sl] & (t[fi] - before.last_ts[sl] >= GAP_MS)
-    rot = ~hist.ck_ok[sl] | gap | (n + m > RING)
-    big = rot & (m > RING)
     hist._undo.append(sl)
-    moved = sl[rot]
-    if moved.size:
-        _copy_rows(hist.ck, before, sl[rot & ~big])
-        _copy_rows(hist.ck, st, sl[big])
-        hist.ck_ok[moved] = True
-    base = np.where(rot, 0, n)
-    at = np.repeat(sl * RING + base - fi, m)
-    at += np.arange(s.shape[0])  # flat index of (slot, place in the ring)
-    r = rows
-    if big.any():
-        ok = np.repeat(~big, m)
-        at, r, t = at[ok], rows[ok], t[ok]
+    first = sl[~hist.ck_ok[sl]]
+    if first.size:
+        _copy_rows(hist.ck, before, first)
+        hist.ck_ok[first] = True
+        hist.ring_n[first] = 0
+    n = hist.ring_n[sl]
+    fold = n + m - RING
+    over = fold > 0
+    fits = np.repeat(~over, m)
+    if fits.any():  # appended after the kept fixes
+        at = np.repeat(sl * RING + n - fi, m) + np.arange(s.shape[0])
+        _write(hist, at[fits], t[fits], batch, rows[fits])
+        hist.ring_n[sl[~over]] = (n + m)[~over]
+    if over.any():
+        _fold(table, hist, batch, sl[over], n[over], fold[over], rows[~fits], s[~fits])
+
+
+def _write(hist: FleetHistory, at: I64, t: I64, batch: Positions, r: I64) -> None:
+    """Batch rows `r` into the rings' flat places `at`."""
     hist.ring_ts.reshape(-1)[at] = t
     hist.ring_lat.reshape(-1)[at] = np.asarray(batch.lat, dtype=np.float64)[r]
     hist.ring_lon.reshape(-1)[at] = np.asarray(batch.lon, dtype=np.float64)[r]
     hist.ring_v.reshape(-1)[at] = np.asarray(batch.speed_kmh, dtype=np.float64)[r]
     drivers = getattr(batch, "driver", None)
     hist.ring_d.reshape(-1)[at] = 0 if drivers is None else np.asarray(drivers, np.int64)[r]
-    hist.ring_n[sl] = np.where(big, 0, base + m)
+
+
+def _fold(
+    table: FleetTable,
+    hist: FleetHistory,
+    batch: Positions,
+    sl: I64,
+    n: I64,
+    fold: I64,
+    rows: I64,
+    s: I64,
+) -> None:
+    """Of vehicles `sl` whose `n` kept fixes and batch rows `rows` (slots `s`) overflow the
+    ring: judge the oldest `fold` onto the checkpoint, keep the last `RING`."""
+    ring_slot = np.repeat(sl, n)
+    col = np.arange(ring_slot.shape[0]) - np.repeat(np.cumsum(n) - n, n)
+    bfi, _, bgrp = _heads(s)
+    pos = np.concatenate([col, n[bgrp] + np.arange(s.shape[0]) - bfi[bgrp]])
+    slot = np.concatenate([ring_slot, s])
+    order = np.lexsort((pos, slot))
+    slot, pos = slot[order], pos[order]
+    drivers = getattr(batch, "driver", None)
+    bd = np.zeros(rows.shape, np.int64) if drivers is None else np.asarray(drivers)[rows]
+
+    def column(ring: npt.NDArray[Any], given: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.concatenate([ring[ring_slot, col], np.asarray(given)[rows]])[order]
+
+    cols = _Cols(
+        table.index[slot].astype(np.int32),
+        column(hist.ring_ts, batch.ts).astype(np.int64),
+        column(hist.ring_lat, batch.lat).astype(np.float64),
+        column(hist.ring_lon, batch.lon).astype(np.float64),
+        column(hist.ring_v, batch.speed_kmh).astype(np.float64),
+        np.concatenate([hist.ring_d[ring_slot, col], bd])[order].astype(np.int64),
+    )
+    cut = np.zeros(len(table), dtype=np.int64)
+    cut[sl] = fold
+    old = pos < cut[slot]
+    o = np.flatnonzero(old)
+    judge_rows(table, hist.ck, cols, o, slot[o], cols.ts[o], Out(hist.ck))
+    k = np.flatnonzero(~old)
+    where = slot[k] * RING + pos[k] - cut[slot[k]]
+    hist.ring_ts.reshape(-1)[where] = cols.ts[k]
+    hist.ring_lat.reshape(-1)[where] = cols.lat[k]
+    hist.ring_lon.reshape(-1)[where] = cols.lon[k]
+    hist.ring_v.reshape(-1)[where] = cols.speed_kmh[k]
+    hist.ring_d.reshape(-1)[where] = cols.driver[k]
+    hist.ring_n[sl] = RING
 
 
 def _rewind(

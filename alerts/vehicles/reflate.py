@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.vehicles.episodes import OF, Row, chain, levels
-from alerts.vehicles.lateness import GAP_MS, RING
+from alerts.vehicles.lateness import RING
 from alerts.vehicles.state import RANK, EventKind
 
 __all__ = ["Kept", "judge_late", "tell"]
@@ -81,14 +81,19 @@ def judge_late(
                 if ref._position(slot, f[0], f[1], f[2], f[3], events, f[4]):
                     veh.heard = now
             if fresh:
-                gap = before.has_fix and fresh[0][0] - before.last_ts >= GAP_MS
-                if kept.ck is None or gap or len(kept.fixes) + len(fresh) > RING:
-                    if len(fresh) > RING:
-                        kept.ck, kept.fixes = copy.deepcopy(veh), []
-                    else:
-                        kept.ck, kept.fixes = before, list(fresh)
-                else:
-                    kept.fixes.extend(fresh)
+                if kept.ck is None:
+                    kept.ck = before
+                merged = kept.fixes + fresh
+                cut = max(len(merged) - RING, 0)
+                if cut:  # the oldest judged onto the checkpoint: the last RING kept
+                    live, taken = veh, ref._changes.get(slot, 0)
+                    ref.vehicles[slot] = kept.ck
+                    ref._changes[slot] = 0
+                    for f in merged[:cut]:
+                        ref._position(slot, f[0], f[1], f[2], f[3], [], f[4])
+                    ref.vehicles[slot] = live
+                    ref._changes[slot] = taken
+                kept.fixes = merged[cut:]
             continue
         merged = sorted(kept.fixes + back + fresh, key=lambda f: f[0])
         old: list[Event] = []
