@@ -93,9 +93,17 @@ class DriverReminders:
         return registry.config.fleet.reminder(spec.vehicle_class, spec.remind, ev.side)
 
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
+        # an alarm raised and cleared in the same batch (a backlog's overspeed, both ends late)
+        # is over: the driver is not told of it
+        ended = {ev.alarm_id for ev in events if ev.kind == "cleared"}
         for ev in events:
             text = self.text(ev)
             if text is None:
+                continue
+            if ev.alarm_id in ended:
+                log.debug(
+                    "alarm %d (%s): no reminder, cleared with its raise", ev.alarm_id, ev.side
+                )
                 continue
             now = self.clock_ms()
             if ev.arrival - ev.ts > self.within_ms:

@@ -220,8 +220,10 @@ async def test_the_hub_reminds_once_per_raise_in_time_and_never_waits_without_bo
             [
                 _event("raised"),
                 _event("escalated"),  # a raise only, once
-                _event("cleared"),
+                _event("cleared", alarm_id=12),
                 _event("acknowledged"),
+                _event("raised", alarm_id=13),  # raised and cleared together: over
+                _event("cleared", alarm_id=13),
                 _event("raised", side="offline", alarm_id=8),  # not a kind reminded of
                 _event("raised", alarm_id=9, device="tanker-02"),  # remind: {}
                 _event("raised", alarm_id=10, site="face-1", device="kj-1"),  # no vehicle
