@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from alerts.alarmevent import AlarmEvent
 from alerts.table import kind_name
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from gateway.jt808.commands import CommandListener
+from gateway.jt808.directory import VehicleRef
+from gateway.jt808.limits import Quiet
+from gateway.jt808.reminders import Reminders
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
 from hazardhub.settings import load_registry
@@ -434,3 +439,35 @@ def test_a_command_the_gateway_fails_to_carry_out_is_counted_and_the_listener_go
     assert listener.handle(topic, b'{"command": "confirm_alarm", "alarm_type": 1}') == "confirmed"
     assert listener.counters == {"internal_error": 1, "confirmed": 1}
     assert "a bug of ours" in caplog.text
+
+
+class _Away:
+    """A terminal (`Reminders`' protocol) that records what it was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.session = self
+
+    def remind(self, text: str) -> bytes:
+        return text.encode()
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+def test_a_reminder_waits_by_the_gateways_clock_whatever_the_hubs() -> None:
+    """The hub's clock an hour ahead: the reminder is counted, taken as made now and kept a
+    minute by the gateway's clock (it was kept 59 min, helper-129); a hub a little behind is
+    in time."""
+    counters: Counter[str] = Counter()
+    reminders = Reminders(counters, Quiet(logging.getLogger("test")))
+    ref = VehicleRef("acme", "tanker-01")
+    now = 1_800_000_000_000
+    assert reminders.remind(ref, 17, "您已超速", now + 3_600_000, now, None, served=True) == "kept"
+    assert counters["reminders_clock_ahead"] == 1
+    assert reminders.expire(now + 61_000) == 1 and len(reminders) == 0
+    terminal = _Away()
+    assert reminders.remind(ref, 18, "您已超速", now - 5_000, now, terminal, served=True) == "sent"
+    assert reminders.remind(ref, 19, "您已超速", now - 5_000, now, None, served=True) == "kept"
+    assert reminders.expire(now + 58_000) == 0  # 58 s after it came here
+    assert reminders.authenticated(ref, terminal, now + 58_000) == 1

@@ -39,7 +39,7 @@ class _Terminal(Protocol):
 class _Waiting:
     alarm_id: int
     text: str
-    at: int  # when the hub asked (its clock, ms)
+    at: int  # when the gateway received it (its own clock, ms)
 
 
 class Reminders:
@@ -79,15 +79,31 @@ class Reminders:
         """One reminder of the hub: sent to `terminal` (connected and authenticated), else
         kept for the vehicle a while if its terminal was `served` here. What happened: sent,
         kept, repeat, stale (asked longer ago than `max_age_ms`: the broker held it while the
-        gateway was away), not_here (a vehicle whose terminal never came here)."""
+        gateway was away), not_here (a vehicle whose terminal never came here).
+
+        `at_ms` is the hub's clock, compared with the gateway's for `stale` only (the hosts'
+        clocks must agree to well within `max_age_ms`: NTP); an `at_ms` in the gateway's future
+        is taken as now and counted (``reminders_clock_ahead``). How long a reminder waits is
+        measured on the gateway's clock from when it came, whatever the hub's."""
         self._forget_taken(now_ms)
         key = (ref, alarm_id)
         if key in self._taken:
             self.counters["reminders_repeated"] += 1
             return "repeat"
-        self._taken[key] = at_ms
+        self._taken[key] = now_ms
         if len(self._taken) > self.remember:
             self._taken.popitem(last=False)
+        if at_ms > now_ms:  # the hub's clock ahead of ours
+            self.counters["reminders_clock_ahead"] += 1
+            self.quiet(
+                now_ms / 1000,
+                "reminders_clock_ahead",
+                logging.WARNING,
+                "jt808: a driver reminder asked %.0fs in the future: the hub's clock is ahead"
+                " of this host's (synchronise both with NTP)",
+                (at_ms - now_ms) / 1000,
+            )
+            at_ms = now_ms
         if now_ms - at_ms > self.max_age_ms:
             self.counters["reminders_stale"] += 1
             return "stale"
@@ -98,7 +114,7 @@ class Reminders:
             self.counters["reminders_not_here"] += 1
             return "not_here"
         waiting = self._waiting.setdefault(ref, deque())
-        waiting.append(_Waiting(alarm_id, text, at_ms))
+        waiting.append(_Waiting(alarm_id, text, now_ms))
         self._total += 1
         self.counters["reminders_kept"] += 1
         if len(waiting) > self.per_vehicle or self._total > self.max_total:
