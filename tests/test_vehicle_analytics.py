@@ -701,6 +701,7 @@ step = st.tuples(
     st.integers(0, 4),  # batch cut after this position when 0
     st.one_of(st.integers(-3, 3), st.sampled_from([-20, -60])),  # skew: out-of-order arrival
     st.sampled_from([0, 0, 0, 0, 11, 12, 13, 14]),  # the driver (0: not said); 4 > CREW + 1
+    st.sampled_from([0, 0, 0, 1, 2, 3]),  # held back this many batches: most streams rewind
 )
 
 
@@ -740,15 +741,15 @@ def restored_start(
 )
 def test_vectorized_core_matches_reference(
     start_s: int,
-    steps: list[tuple[int, int, float, float, float, int, int, int]],
+    steps: list[tuple[int, int, float, float, float, int, int, int, int]],
     idle_s: int,
     active: list[tuple[int, str]],
     window: bool,
 ) -> None:
-    """Random positions (out of order, duplicates, unknown vehicles, drivers taking turns) in
-    random batches, from a fresh start or after a restart with some alarms active, without and
-    with a lateness window (late positions within it and beyond it): the same events, ends
-    included, and the same counts of late positions."""
+    """Random positions (out of order, held back a few batches, duplicates, unknown vehicles,
+    drivers taking turns) in random batches, from a fresh start or after a restart with some
+    alarms active, without and with a lateness window (late positions within it and beyond
+    it): the same events, ends included, and the same counts of late positions."""
     table = PROPERTY_TABLE_LATE if window else PROPERTY_TABLE
     state, ref = restored_start(table, active)
     hist = FleetHistory.new(len(table))
@@ -771,11 +772,18 @@ def test_vectorized_core_matches_reference(
             assert counts == (ref.rewound, ref.late, ref.late_in_window)
         chunk.clear()
 
-    for vehicle, gap, lat, lon, speed, cut, skew, driver in steps:
+    held: dict[int, list[tuple[int, int, float, float, float, int]]] = {}
+    nows: list[int] = []
+    for vehicle, gap, lat, lon, speed, cut, skew, driver, back in steps:
         clock += gap * 1000
-        chunk.append((vehicle, clock + skew * 7000, lat, lon, speed, driver))
+        held.setdefault(len(nows) + back, []).append(
+            (vehicle, clock + skew * 7000, lat, lon, speed, driver)
+        )
         if cut == 0:
-            flush(clock)
+            nows.append(clock)
+    for k in range(max(held) + 1):
+        chunk.extend(held.get(k, []))
+        flush(nows[k] if k < len(nows) else clock)
     flush(clock + idle_s * 1000)
     assert_same(got, want)
 
