@@ -471,3 +471,16 @@ def test_a_reminder_waits_by_the_gateways_clock_whatever_the_hubs() -> None:
     assert reminders.remind(ref, 19, "您已超速", now - 5_000, now, None, served=True) == "kept"
     assert reminders.expire(now + 58_000) == 0  # 58 s after it came here
     assert reminders.authenticated(ref, terminal, now + 58_000) == 1
+
+
+def test_a_reminder_dropped_for_the_total_limit_is_said_dropped() -> None:
+    """`max_total` waiting: a vehicle with none waiting has its reminder dropped, and said so
+    (it was said kept, helper-129); one with some waiting loses its oldest instead."""
+    counters: Counter[str] = Counter()
+    reminders = Reminders(counters, Quiet(logging.getLogger("test")), max_total=1)
+    now = 1_800_000_000_000
+    one, two = VehicleRef("acme", "tanker-01"), VehicleRef("acme", "tanker-02")
+    assert reminders.remind(one, 1, "a", now, now, None, served=True) == "kept"
+    assert reminders.remind(two, 2, "b", now, now, None, served=True) == "dropped"
+    assert reminders.remind(one, 3, "c", now, now, None, served=True) == "kept"
+    assert len(reminders) == 1 and counters["reminders_dropped"] == 2

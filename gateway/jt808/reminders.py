@@ -79,7 +79,8 @@ class Reminders:
         """One reminder of the hub: sent to `terminal` (connected and authenticated), else
         kept for the vehicle a while if its terminal was `served` here. What happened: sent,
         kept, repeat, stale (asked longer ago than `max_age_ms`: the broker held it while the
-        gateway was away), not_here (a vehicle whose terminal never came here).
+        gateway was away), not_here (a vehicle whose terminal never came here), dropped (`max_total`
+        wait, none of this vehicle's to drop instead).
 
         `at_ms` is the hub's clock, compared with the gateway's for `stale` only (the hosts'
         clocks must agree to well within `max_age_ms`: NTP); an `at_ms` in the gateway's future
@@ -113,12 +114,15 @@ class Reminders:
         if not served:
             self.counters["reminders_not_here"] += 1
             return "not_here"
+        if self._total >= self.max_total and not self._waiting.get(ref):
+            self.counters["reminders_dropped"] += 1  # full, and nothing older of the vehicle
+            return "dropped"
         waiting = self._waiting.setdefault(ref, deque())
         waiting.append(_Waiting(alarm_id, text, now_ms))
         self._total += 1
         self.counters["reminders_kept"] += 1
         if len(waiting) > self.per_vehicle or self._total > self.max_total:
-            waiting.popleft()
+            waiting.popleft()  # the vehicle's oldest goes
             self._total -= 1
             self.counters["reminders_dropped"] += 1
         return "kept"
