@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_api_alarms import Hub
+from test_api_alarms import Hub, opened
 
 from api.bulkack import RED_NEEDS_NOTE
 
@@ -19,16 +19,8 @@ from api.bulkack import RED_NEEDS_NOTE
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
     """The alarm API's hub (as `test_api_alarms` has it)."""
-    h = Hub(tmp_path)
-    await h.store.open()
-    try:
+    async with opened(tmp_path) as h:
         yield h
-    finally:
-        await h.client.aclose()
-        await h.store.close()
-        h.notifier.close()
-        if not h.wedged:
-            h.db.close()
 
 
 def sides(a: dict[str, object]) -> tuple[object, object, object]:
@@ -107,9 +99,7 @@ async def test_the_centre_is_the_site_of_a_tenant_without_a_console_of_its_own(
 
     only = [k for k in test_api_alarms.KEYS if k.name in ("admin", "op", "viewer")]
     monkeypatch.setattr(test_api_alarms, "KEYS", only)
-    h = Hub(tmp_path)
-    await h.store.open()
-    try:
+    async with opened(tmp_path) as h:
         alarm_id = h.raise_alarm()  # north-coal's: only a viewer key of its own
         r = await h.post(f"/alarms/{alarm_id}/acknowledge", {"note": "seen at the centre"})
         assert r.status_code == 200, r.text
@@ -118,9 +108,3 @@ async def test_the_centre_is_the_site_of_a_tenant_without_a_console_of_its_own(
         assert kinds[-2:] == ["acknowledged", "centre_acknowledged"]
         r = await h.post(f"/alarms/{alarm_id}/acknowledge")
         assert r.status_code == 409
-    finally:
-        await h.client.aclose()
-        await h.store.close()
-        h.notifier.close()
-        if not h.wedged:
-            h.db.close()

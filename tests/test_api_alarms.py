@@ -157,8 +157,9 @@ class Hub:
         return [a["id"] for a in r.json()]
 
 
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+@contextlib.asynccontextmanager
+async def opened(tmp_path: Path) -> AsyncIterator[Hub]:
+    """A `Hub` with its store open, closed after (the other API test files' hubs too)."""
     h = Hub(tmp_path)
     await h.store.open()
     try:
@@ -169,6 +170,12 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
         h.notifier.close()
         if not h.wedged:
             h.db.close()
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    async with opened(tmp_path) as h:
+        yield h
 
 
 def triple(alarm: dict[str, Any]) -> tuple[str, str, bool]:

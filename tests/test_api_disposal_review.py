@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_api_alarms
 from pydantic import ValidationError
 from test_api_alarms import Hub, journal
 
@@ -29,15 +30,8 @@ from telemetry.notifyconfig import DisposalSpec, NotifySettings
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    h = Hub(tmp_path)
-    await h.store.open()
-    try:
+    async with test_api_alarms.opened(tmp_path) as h:
         yield h
-    finally:
-        await h.client.aclose()
-        await h.store.close()
-        h.notifier.close()
-        h.db.close()
 
 
 COAL_ID = "north-coal"
