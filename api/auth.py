@@ -26,6 +26,7 @@ from api.registrydb import KeyRow, RegistryDB
 from telemetry.config import ApiKeySpec
 
 __all__ = [
+    "WRITERS",
     "KeyRing",
     "KeyWatch",
     "Principal",
@@ -57,7 +58,7 @@ class Principal:
         return [t for t in all_tenants if self.sees(t)]
 
 
-_WRITERS = frozenset({"admin", "operator", "enterprise"})  # as `api.context.WRITERS`
+WRITERS = frozenset({"admin", "operator", "enterprise"})  # the roles that may write
 
 
 def _now_ms() -> int:
@@ -183,7 +184,7 @@ class KeyRing:
             ]
             specs += [(r.role, r.tenants) for r, until in self._made.values() if now < until]
         return frozenset(
-            t for role, tenants in specs if role in _WRITERS and tenants for t in tenants
+            t for role, tenants in specs if role in WRITERS and tenants for t in tenants
         )
 
     def authenticate(self, key: str) -> Principal | None:

@@ -15,7 +15,7 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.notify.notifier import Notifier
 from alerts.statedb import AlarmRow, StateDB
-from api.auth import KeyRing, Principal, current_principal, request_principal
+from api.auth import WRITERS, KeyRing, Principal, current_principal, request_principal
 from api.configadmin import ConfigAdmin
 from api.stream import Broadcaster
 from ingest.metrics import Metrics
@@ -83,7 +83,6 @@ def not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"{what} not found")
 
 
-WRITERS = frozenset({"admin", "operator", "enterprise"})
 CENTRE_ROLES = frozenset({"admin", "operator"})
 
 
