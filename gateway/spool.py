@@ -165,14 +165,27 @@ class Spool:
         """Append a batch, then drop the oldest ones while a limit is exceeded."""
         now = self._clock()
         with self._lock, self._tx():
-            self._db.execute(
-                "INSERT INTO batches (created, topic, payload, device, epoch, seq, readings) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (now, topic, payload, device, epoch, seq, readings),
-            )
-            self._count += 1
-            self._bytes += len(payload)
+            self._append(now, topic, payload, device, epoch, seq, readings)
             self._enforce(now)
+
+    def _append(
+        self,
+        now: int,
+        topic: str,
+        payload: bytes,
+        device: str,
+        epoch: int,
+        seq: int,
+        readings: int,
+    ) -> None:
+        """(Under the lock, in a transaction) one batch to be sent, counted."""
+        self._db.execute(
+            "INSERT INTO batches (created, topic, payload, device, epoch, seq, readings) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (now, topic, payload, device, epoch, seq, readings),
+        )
+        self._count += 1
+        self._bytes += len(payload)
 
     def hold(
         self, key: str, topic: str, payload: bytes, device: str, epoch: int, readings: int
@@ -210,14 +223,8 @@ class Spool:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (key, now, keep.topic, keep.payload, keep.device, keep.epoch, keep.readings),
                 )
-            for topic, payload, device, epoch, seq, readings in batches:
-                self._db.execute(
-                    "INSERT INTO batches (created, topic, payload, device, epoch, seq, "
-                    "readings) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (now, topic, payload, device, epoch, seq, readings),
-                )
-                self._count += 1
-                self._bytes += len(payload)
+            for batch in batches:
+                self._append(now, *batch)
             if batches:
                 self._enforce(now)
 
