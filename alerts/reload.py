@@ -184,7 +184,7 @@ def remap_terminal(
             fresh.flags[new_index[sid]] = value
     for sid, ts in last_ts.items():
         if sid in new_index:
-            fresh.last_ts[new_index[sid]] = ts
+            fresh.set_last_ts(new_index[sid], ts)
     return fresh
 
 

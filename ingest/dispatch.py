@@ -393,14 +393,14 @@ class Dispatcher(StateSaving, LinkClock):
         """Judge positions (none: the silence up to `now`) and record the fleet's alarms. The
         analytics' state advances only once its alarms are committed."""
         batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
-        before, flags = self.fleet.state, dict(self.terminal.flags)
+        before, terminal = self.fleet.state, self.terminal.checkpoint()
         changes = self.fleet.judge(positioned(batch), now)  # a place for the fleet's rules
         bits = self.terminal.judge(batch, batch.flags())  # the alarm bits of every report
         try:
             events = self.book.apply_fleet(changes, now, bits)
         except Exception:
             self.fleet.undo(before)
-            self.terminal.flags = flags
+            self.terminal.undo(terminal)
             raise
         if self.fleet.last_late:  # stored and on the track, judged by no fleet rule
             self.metrics.inc("hazardhub_positions_late_total", self.fleet.last_late)

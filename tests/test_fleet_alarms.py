@@ -314,3 +314,39 @@ def test_a_forbidden_area_and_a_route_alarm_name_their_geofence(tmp_path):
         "forbidden_area": "禁入区域 area 实验小学 school (school)",
         "corridor": "规定路线 route cl-route",
     }
+
+
+async def test_a_collision_in_a_blind_area_sent_after_the_live_fix_is_raised_once(hub):
+    """A collision in a tunnel, its blind area posted after the live fix (no gateway hold in
+    between): the live fix says the bit is off now, so the backlog's red bit raised nothing
+    and no one called the driver. It is an episode at its own fixes now, raised once, also
+    when the alarm book failed to record the batch the first time and it was judged again."""
+    from test_dispatch_retry import FailOnce
+
+    from alerts.errors import AlarmStoreError
+
+    v = hub.vehicle("tanker")
+    live = drive(v, T0, [(5 * MIN, 50.0)])
+    assert await hub.feed(live) == []
+    collision = 1 << 29
+    ts = [T0 + k * 10_000 for k in range(3, 6)]
+    backlog = PositionBatch(
+        np.full(3, v, np.int32),
+        np.array(ts, np.int64),
+        np.full(3, LAT0),
+        np.full(3, LON0 + 0.01),
+        np.zeros(3),
+        np.zeros(3),
+        np.array([collision, collision, 0], np.uint32),
+    )
+    hub.dispatcher.book.apply_fleet = fail = FailOnce(hub.dispatcher.book.apply_fleet)
+    fail.armed = True
+    with pytest.raises(AlarmStoreError):
+        await hub.dispatcher.judge(None, [backlog], live[-1][1] + 1000)
+    events = await hub.dispatcher.judge(None, [backlog], live[-1][1] + 2000)
+    got = [(e.kind, e.side, e.ts) for e in events]
+    assert got == [
+        ("raised", "terminal_collision", ts[0]),
+        ("cleared", "terminal_collision", ts[2]),
+    ]
+    assert await hub.dispatcher.judge(None, [backlog], live[-1][1] + 3000) == []  # sent again

@@ -292,3 +292,56 @@ def test_a_backfilled_position_does_not_flip_the_alarms_of_now():
     assert judge(50, 0) == []  # blind-area backfill from before: not a clear
     assert judge(110, emergency) == []  # still on: not raised again
     assert judge(120, 0) == [(0, 0)]
+
+
+def test_a_blind_areas_red_bits_raise_an_episode_even_after_a_newer_position():
+    """A collision in a tunnel whose blind area came after the live fix (beyond the gateway's
+    hold, or a recorder posting over MQTT) raised nothing: the bit was off again by the live
+    fix. The red bits of a late position raise at its time and clear at the first later one
+    without them, else at the vehicle's newest position; other bits stay the alarms of now."""
+    alarms = TerminalAlarms()
+    collision, emergency = int(Alarm.COLLISION), int(Alarm.EMERGENCY)
+    overspeed = int(Alarm.OVERSPEED)
+
+    def judge(*fixes: tuple[int, int]):
+        batch = PositionBatch(
+            np.full(len(fixes), 7, np.int32),
+            np.array([ts for ts, _ in fixes], np.int64),
+            *(np.zeros(len(fixes)),) * 4,
+        )
+        flags = np.array([f for _, f in fixes], np.uint32)
+        return [(c.bit, c.level, c.ts) for c in alarms.judge(batch, flags)]
+
+    assert judge((1000, 0)) == []  # the live fix out of the tunnel
+    # the blind area: overspeed (not red) says nothing of now; the collision is an episode
+    got = judge((400, overspeed), (500, collision), (600, collision), (700, 0))
+    assert got == [(29, 1, 500), (29, 0, 700)]
+    assert judge((500, collision), (600, collision)) == []  # the same backlog sent again
+    # a backlog in two batches, the bit set across them: one episode, over by the live fix
+    assert judge((800, emergency)) == [(0, 1, 800), (0, 0, 1000)]
+    assert judge((900, emergency)) == []
+    assert judge((950, 0)) == []  # (cleared already)
+    assert judge((960, emergency)) == [(0, 1, 960), (0, 0, 1000)]  # a second press: raised
+    assert judge((970, 0), (2, 0)) == []  # no bits in the batch: over all the same
+    assert judge((980, emergency)) == [(0, 1, 980), (0, 0, 1000)]
+    # a bit active now is not raised again from the past
+    assert judge((1100, collision)) == [(29, 1, 1100)]
+    assert judge((1050, collision)) == []
+    assert alarms.flags == {7: collision}
+
+
+def test_an_undone_batch_is_judged_again_the_same():
+    """The dispatcher undoes the batch when its alarms could not be recorded and judges it
+    again: the newest position judged went back too (it stayed, and the retry skipped every
+    position as a backfill: the emergency was never raised)."""
+    alarms = TerminalAlarms()
+    emergency = int(Alarm.EMERGENCY)
+    batch = PositionBatch(
+        np.array([7, 7], np.int32), np.array([10, 20], np.int64), *(np.zeros(2),) * 4
+    )
+    flags = np.array([emergency, emergency | int(Alarm.COLLISION)], np.uint32)
+    saved = alarms.checkpoint()
+    first = alarms.judge(batch, flags)
+    assert [(c.bit, c.level) for c in first] == [(0, 1), (29, 1)]
+    alarms.undo(saved)
+    assert alarms.judge(batch, flags) == first

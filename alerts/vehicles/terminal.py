@@ -16,6 +16,7 @@ from alerts.table import TERMINAL_KINDS
 from alerts.vehicles.state import Positions
 
 __all__ = [
+    "LATE_BITS",
     "TERMINAL_BITS",
     "TERMINAL_SIDE0",
     "TerminalAlarms",
@@ -59,6 +60,11 @@ TERMINAL_BITS: dict[int, tuple[str, str, str]] = {
     31: ("terminal_door_open", "orange", "非法开门 a door opened illegally (2013)"),
 }
 _MASK = np.uint32(sum(1 << b for b in TERMINAL_BITS))
+# the red bits are events someone must act on even after the fact (a collision, a rollover, the
+# emergency button in a tunnel): a position older than the vehicle's newest judged one (a blind
+# area uploaded after it) still raises them, as an episode over by the vehicle's newest position
+LATE_BITS = tuple(b for b, (_, tier, _) in TERMINAL_BITS.items() if tier == "red")
+_LATE_MASK = sum(1 << b for b in LATE_BITS)
 assert {b: k for b, (k, _, _) in TERMINAL_BITS.items()} == TERMINAL_KINDS
 _KIND_BIT = {kind: bit for bit, (kind, _, _) in TERMINAL_BITS.items()}
 
@@ -87,27 +93,76 @@ class TerminalAlarms:
 
     def __init__(self) -> None:
         self.flags: dict[int, int] = {}
-        self.last_ts: dict[int, int] = {}  # the newest position judged, per vehicle
+        # the newest position judged, per vehicle (registry index; -1: none), kept by every
+        # batch, those without alarm bits too: it tells a blind area uploaded after it
+        self.newest = np.full(0, -1, np.int64)
+        # of positions older than that (blind areas uploaded late): the newest judged and its
+        # red bits, per vehicle (a backlog in several batches is one episode; one sent twice,
+        # or older than what was judged of it, raises nothing again)
+        self.late_ts: dict[int, int] = {}
+        self.late_flags: dict[int, int] = {}
 
     def restore(self, active: Iterable[tuple[int, int]]) -> None:
         """(vehicle, bit) of the terminal alarms still active after a restart."""
         for vehicle, bit in active:
             self.flags[vehicle] = self.flags.get(vehicle, 0) | (1 << bit)
 
+    @property
+    def last_ts(self) -> dict[int, int]:
+        """The newest position judged, by vehicle (those with one)."""
+        seen = np.flatnonzero(self.newest >= 0)
+        return dict(zip(seen.tolist(), self.newest[seen].tolist(), strict=True))
+
+    def set_last_ts(self, vehicle: int, ts: int) -> None:
+        self._grow(vehicle + 1)
+        self.newest[vehicle] = ts
+
+    def _grow(self, n: int) -> None:
+        if n > self.newest.shape[0]:
+            more = np.full(max(n, 2 * self.newest.shape[0]), -1, np.int64)
+            more[: self.newest.shape[0]] = self.newest
+            self.newest = more
+
+    def checkpoint(
+        self,
+    ) -> tuple[dict[int, int], npt.NDArray[np.int64], dict[int, int], dict[int, int]]:
+        """What `undo` puts back when the batch's alarms could not be recorded."""
+        return dict(self.flags), self.newest.copy(), dict(self.late_ts), dict(self.late_flags)
+
+    def undo(
+        self, saved: tuple[dict[int, int], npt.NDArray[np.int64], dict[int, int], dict[int, int]]
+    ) -> None:
+        flags, newest, late_ts, late_flags = saved
+        self.flags, self.newest = dict(flags), newest.copy()
+        self.late_ts, self.late_flags = dict(late_ts), dict(late_flags)
+
     def judge(self, batch: Positions, flags: npt.NDArray[np.uint32]) -> list[TerminalChange]:
-        """The bit changes of the batch, per vehicle in event time; positions at or before a
-        vehicle's newest judged one are skipped (a backfill is not an alarm of now)."""
-        if not len(flags) or (not flags.any() and not self.flags):
-            return []  # (no vehicle holds an alarm bit: nothing to compare)
+        """The bit changes of the batch, per vehicle in event time. A position at or before a
+        vehicle's newest judged one (a blind area uploaded after it) changes none of the alarms
+        of now; its red bits (`LATE_BITS`) not active now raise an alarm at its time, cleared
+        at the first later such position without the bit, else at the vehicle's newest
+        position (which says the bit is off now)."""
+        if not len(flags):
+            return []
+        if not flags.any() and not self.flags:  # (no vehicle holds an alarm bit: nothing to
+            self._grow(int(batch.vehicle.max()) + 1)  # compare; the newest positions kept)
+            if self.late_flags:
+                self._late_without_bits(batch)
+            np.maximum.at(self.newest, batch.vehicle, batch.ts)
+            return []
         order = np.lexsort((batch.ts, batch.vehicle))
         vehicles = batch.vehicle[order].tolist()
         stamps = batch.ts[order].tolist()
         bits = (flags[order] & _MASK).tolist()
+        self._grow(int(batch.vehicle.max()) + 1)
+        newest = self.newest
         changes: list[TerminalChange] = []
+        raised: dict[int, int] = {}  # vehicle -> the late bits raised and not yet cleared
         for vehicle, ts, now in zip(vehicles, stamps, bits, strict=True):
-            if ts <= self.last_ts.get(vehicle, -1):
-                continue  # a backfilled position says nothing of the alarms of now
-            self.last_ts[vehicle] = ts
+            if ts <= newest[vehicle]:
+                self._late(vehicle, ts, now, raised, changes)
+                continue
+            newest[vehicle] = ts
             before = self.flags.get(vehicle, 0)
             diff = before ^ now
             if not diff:
@@ -119,4 +174,38 @@ class TerminalAlarms:
                 self.flags[vehicle] = now
             else:
                 self.flags.pop(vehicle, None)
+        for vehicle, late in raised.items():  # over by the newest position: off now (unless
+            end, still = int(newest[vehicle]), late & ~self.flags.get(vehicle, 0)  # on again)
+            changes.extend(TerminalChange(vehicle, b, 0, end) for b in LATE_BITS if still >> b & 1)
         return changes
+
+    def _late_without_bits(self, batch: Positions) -> None:
+        """A blind area's next positions, without alarm bits: its episode is over."""
+        keys = np.fromiter(self.late_flags, np.int64, len(self.late_flags))
+        for vehicle in keys[np.isin(keys, batch.vehicle)].tolist():
+            ts = batch.ts[batch.vehicle == vehicle]
+            late = ts[(ts <= self.newest[vehicle]) & (ts > self.late_ts.get(vehicle, -1))]
+            if late.shape[0]:
+                self.late_ts[vehicle] = int(late.max())
+                del self.late_flags[vehicle]
+
+    def _late(
+        self, vehicle: int, ts: int, now: int, raised: dict[int, int], out: list[TerminalChange]
+    ) -> None:
+        if ts <= self.late_ts.get(vehicle, -1):
+            return  # sent again, or older than the backlog judged: nothing new
+        self.late_ts[vehicle] = ts
+        bits = now & _LATE_MASK & ~self.flags.get(vehicle, 0)  # (active now: already raised)
+        before = self.late_flags.get(vehicle, 0)
+        if bits:
+            self.late_flags[vehicle] = bits
+        else:
+            self.late_flags.pop(vehicle, None)
+        on, off = bits & ~before, raised.get(vehicle, 0) & ~bits
+        for bit in LATE_BITS:
+            if on >> bit & 1:
+                out.append(TerminalChange(vehicle, bit, 1, ts))
+            elif off >> bit & 1:
+                out.append(TerminalChange(vehicle, bit, 0, ts))
+        if on or off:
+            raised[vehicle] = (raised.get(vehicle, 0) | on) & ~off
