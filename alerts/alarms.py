@@ -12,7 +12,6 @@ All changes of one batch are written in one transaction, so a crash never leaves
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,7 +28,6 @@ from alerts.alarmevent import (
 from alerts.chatter import collapse
 from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
-from alerts.gatewayalarms import GatewayAlarms
 from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
 from alerts.reference import trend_slope
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
@@ -49,8 +47,7 @@ from alerts.table import (
     VerifyPlan,
     kind_name,
 )
-from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
-from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
+from alerts.vehiclealarms import VehicleAlarms
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 
@@ -73,7 +70,7 @@ _DEVICE_ACTION = (
 )
 
 
-class AlarmBook(GatewayAlarms):
+class AlarmBook(VehicleAlarms):
     """Applies transitions to the alarms in a `StateDB`."""
 
     def __init__(
@@ -260,69 +257,6 @@ class AlarmBook(GatewayAlarms):
                     self._device(work, key, state, touched[key], arrival)
             return work.write(self._db, self._disposal)
 
-    def apply_fleet(
-        self,
-        changes: Sequence[FleetChange],
-        arrival: int,
-        terminal: Sequence[TerminalChange] = (),
-    ) -> list[AlarmEvent]:
-        """Record the alarm changes of the fleet analytics and of the terminals' own alarm
-        bits, in order, in one transaction."""
-        if not changes and not terminal:
-            return []
-        rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
-        for c in changes:
-            described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
-            told = [] if c.limit_kmh is None else [f"限速 limit {c.limit_kmh:g} km/h"]
-            if c.zone and c.kind == "forbidden_area":
-                told.append(f"禁入区域 area {c.zone}")
-            elif c.zone:
-                told.append(f"规定路线 route {c.zone}")
-            if c.driver:
-                told.append(f"驾驶员 driver {c.driver}")
-            said = "; ".join(told)
-            rows.append(
-                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value, said)
-            )
-        for t in terminal:
-            kind, tier, action = TERMINAL_BITS[t.bit]
-            described = (kind, tier, action) if t.level else _NORMAL
-            rows.append(
-                (
-                    t.vehicle,
-                    TERMINAL_RULE,
-                    TERMINAL_SIDE0 + t.bit,
-                    t.level,
-                    described,
-                    t.ts,
-                    math.nan,
-                    "",
-                )
-            )
-        sensors = self._registry.sensors
-        with self._db.transaction() as con:
-            names = {sensors[r[0]].id for r in rows}
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, names),
-                self._db.shelves(con, arrival),
-                self._db.sensors_out(con),
-            )
-            for vehicle, rule, side, level, described, ts, value, said in rows:
-                info = sensors[vehicle]
-                self._change(
-                    work,
-                    (info.tenant, info.site, info.device, info.id, rule, side),
-                    level,
-                    described,
-                    ts,
-                    value,
-                    arrival,
-                    comment=said,
-                )
-            return work.write(self._db, self._disposal)
-
     def retire(
         self,
         arrival: int,
@@ -376,20 +310,6 @@ class AlarmBook(GatewayAlarms):
             if not keep:
                 gone.append(row)
         return gone
-
-    def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
-        """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
-        index, bit) still active."""
-        fleet, terminal = [], []
-        for row in self._db.active_alarms():
-            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
-            if info is None:
-                continue
-            if row.rule == FLEET_RULE:
-                fleet.append((info.index, kind_name(row.side)))
-            elif row.rule == TERMINAL_RULE:
-                terminal.append((info.index, row.side - TERMINAL_SIDE0))
-        return fleet, terminal
 
     def _one(
         self,

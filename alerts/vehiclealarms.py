@@ -1,0 +1,102 @@
+"""The alarms of vehicles, for the alarm book (`alerts.alarms.AlarmBook` is built on this): the
+fleet analytics' changes (`alerts.vehicles`: overspeed, fatigue, geofences, offline ...) and the
+terminals' own alarm bits (`alerts.vehicles.terminal`), on the vehicle's speed sensor, rules
+`fleet` and `terminal`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from alerts.alarmevent import FLEET_RULE, TERMINAL_RULE, AlarmBatch, AlarmEvent
+from alerts.gatewayalarms import NORMAL as _NORMAL
+from alerts.gatewayalarms import GatewayAlarms
+from alerts.statedb import StateDB
+from alerts.table import kind_name
+from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
+from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
+
+__all__ = ["VehicleAlarms"]
+
+
+class VehicleAlarms(GatewayAlarms):
+    """Records the fleet's and the terminals' alarm changes in `_db` (set by the alarm book)."""
+
+    _db: StateDB
+
+    def apply_fleet(
+        self,
+        changes: Sequence[FleetChange],
+        arrival: int,
+        terminal: Sequence[TerminalChange] = (),
+    ) -> list[AlarmEvent]:
+        """Record the alarm changes of the fleet analytics and of the terminals' own alarm
+        bits, in order, in one transaction."""
+        if not changes and not terminal:
+            return []
+        rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
+        for c in changes:
+            described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
+            told = [] if c.limit_kmh is None else [f"限速 limit {c.limit_kmh:g} km/h"]
+            if c.zone and c.kind == "forbidden_area":
+                told.append(f"禁入区域 area {c.zone}")
+            elif c.zone:
+                told.append(f"规定路线 route {c.zone}")
+            if c.driver:
+                told.append(f"驾驶员 driver {c.driver}")
+            said = "; ".join(told)
+            rows.append(
+                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value, said)
+            )
+        for t in terminal:
+            kind, tier, action = TERMINAL_BITS[t.bit]
+            described = (kind, tier, action) if t.level else _NORMAL
+            rows.append(
+                (
+                    t.vehicle,
+                    TERMINAL_RULE,
+                    TERMINAL_SIDE0 + t.bit,
+                    t.level,
+                    described,
+                    t.ts,
+                    math.nan,
+                    "",
+                )
+            )
+        sensors = self._registry.sensors
+        with self._db.transaction() as con:
+            names = {sensors[r[0]].id for r in rows}
+            work = AlarmBatch.start(
+                self._db,
+                con,
+                self._db.active_rows(con, names),
+                self._db.shelves(con, arrival),
+                self._db.sensors_out(con),
+            )
+            for vehicle, rule, side, level, described, ts, value, said in rows:
+                info = sensors[vehicle]
+                self._change(
+                    work,
+                    (info.tenant, info.site, info.device, info.id, rule, side),
+                    level,
+                    described,
+                    ts,
+                    value,
+                    arrival,
+                    comment=said,
+                )
+            return work.write(self._db, self._disposal)
+
+    def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
+        """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
+        index, bit) still active."""
+        fleet, terminal = [], []
+        for row in self._db.active_alarms():
+            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
+            if info is None:
+                continue
+            if row.rule == FLEET_RULE:
+                fleet.append((info.index, kind_name(row.side)))
+            elif row.rule == TERMINAL_RULE:
+                terminal.append((info.index, row.side - TERMINAL_SIDE0))
+        return fleet, terminal
