@@ -28,6 +28,7 @@ from alerts.notify.notifier import KINDS, NotifyObjectError, NotifyOwnerError
 from alerts.notify.objects import webhook_urls
 from api.auth import Principal
 from api.context import (
+    CENTRE_ROLES,
     WRITE,
     AppContext,
     Caller,
@@ -45,7 +46,10 @@ from telemetry.notifyconfig import (
     SubscriptionSpec,
 )
 
-__all__ = ["ObjectIn", "OutboxPublic", "notification_routes"]
+__all__ = ["CENTRE_HIDDEN", "ObjectIn", "OutboxPublic", "notification_routes"]
+
+# what an enterprise's or a viewer's key reads for the receivers of the centre's objects
+CENTRE_HIDDEN = "(监测中心的接收方 the monitoring centre's receiver)"
 
 
 class ObjectIn(BaseModel):
@@ -103,7 +107,18 @@ def notification_routes(r: APIRouter) -> None:
             functools.partial(ctx.notifier.store.outbox, centre=centre), tenants, status_, limit
         )
         fields = list(OutboxPublic.model_fields)
-        return [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
+        out = [OutboxPublic(**dict(zip(fields, row, strict=True))) for row in rows]
+        if caller.role in CENTRE_ROLES:
+            return out
+        # the errors of the centre's subscriptions name its receivers (hosts, addresses): not
+        # for an enterprise's or a viewer's eyes; that a delivery failed, they may know
+        catalog = ctx.notifier.catalog
+        return [
+            o.model_copy(update={"last_error": CENTRE_HIDDEN})
+            if o.last_error and _owner(catalog, o) != "enterprise"
+            else o
+            for o in out
+        ]
 
     @r.post(
         "/notifications/{row_id}/retry",
@@ -136,6 +151,11 @@ def notification_routes(r: APIRouter) -> None:
         return OutboxPublic(**dict(zip(fields, found, strict=True)))
 
 
+def _owner(catalog: Any, row: OutboxPublic) -> str:
+    """The owner of an outbox row's subscription (named `tenant/id`)."""
+    return str(catalog.owner_of("subscription", row.tenant, row.subscription.rpartition("/")[2]))
+
+
 def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     model = KINDS[kind]
     tag: list[str | Enum] = ["notifications"]
@@ -149,11 +169,13 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
         if tenant not in ctx.registry.tenants or not caller.sees(tenant):
             raise not_found(f"tenant {tenant!r}")
 
-    def public(item: tuple[str, Any, str, str, int]) -> dict[str, Any]:
+    def public(item: tuple[str, Any, str, str, int], caller: Principal) -> dict[str, Any]:
         tenant, spec, owner, actor, at = item
+        # the centre's receivers (its webhook URLs, its staff's mail) are the centre's to see
+        receivers = owner == "enterprise" or caller.role in CENTRE_ROLES
         return {
             "tenant": tenant,
-            "spec": _public_spec(spec),
+            "spec": _public_spec(spec, receivers=receivers),
             "owner": owner,
             "updated_by": actor,
             "updated_at": at,
@@ -171,13 +193,13 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     ) -> list[dict[str, Any]]:
         tenants = narrowed(ctx, caller, tenant)  # another's (or none of that name): 404
         items = await asyncio.to_thread(notifier(ctx).owned_objects, kind, tenants)
-        return [public(item) for item in items]
+        return [public(item, caller) for item in items]
 
     async def get_object(tenant: str, object_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
         owned(ctx, caller, tenant)
         for item in await asyncio.to_thread(notifier(ctx).owned_objects, kind, [tenant]):
             if item[0] == tenant and item[1].id == object_id:
-                return public(item)
+                return public(item, caller)
         raise not_found(f"{kind} {object_id!r}")
 
     async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
@@ -324,16 +346,21 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
     return out
 
 
-def _public_spec(spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec) -> dict[str, Any]:
+def _public_spec(
+    spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec, *, receivers: bool = True
+) -> dict[str, Any]:
     """The object as JSON, with webhook secrets and the passwords of their URLs replaced by a
-    mark: shown once, never again."""
+    mark: shown once, never again. Without `receivers`, the URLs and addresses are masked
+    too (the centre's object read by an enterprise or a viewer)."""
     data: dict[str, Any] = spec.model_dump(mode="json")
 
     def hide(channel: dict[str, Any]) -> None:
         if channel.get("secret"):
             channel["secret"] = HIDDEN
         if isinstance(channel.get("url"), str):
-            channel["url"] = hide_url(channel["url"])
+            channel["url"] = hide_url(channel["url"]) if receivers else CENTRE_HIDDEN
+        if not receivers and channel.get("to"):
+            channel["to"] = [CENTRE_HIDDEN]
 
     if "channel" in data:
         hide(data["channel"])

@@ -1030,6 +1030,51 @@ async def test_an_enterprise_reads_the_centres_objects_but_changes_only_its_own(
     assert (await hub.delete(f"/subscriptions/{COAL}/control-room", "op")).status_code == 204
 
 
+async def test_the_centres_receivers_and_their_errors_are_not_the_enterprises_to_read(
+    hub: Hub,
+) -> None:
+    """An enterprise's or a viewer's key read the centre's subscription for their company with
+    its webhook URL, and the outbox's errors naming the centre's receiver ("ConnectError ...
+    ('10.8.0.5', 8443)", helper-133); the centre's staff e-mail too. Masked for them now; the
+    centre's keys and the company's own objects show everything."""
+    from api.notifications import CENTRE_HIDDEN
+
+    hook = {"type": "webhook", "url": "https://10.8.0.5:8443/hazard?x=1"}
+    sub = {"id": "centre-desk", "channel": hook}
+    assert (await hub.put("/subscriptions", {"tenant": COAL, "spec": sub})).is_success
+    assert (await hub.put("/escalation-policies", {"tenant": COAL, "spec": POLICY})).is_success
+    for who in ("coal", "viewer"):
+        got = (await hub.get(f"/subscriptions/{COAL}/centre-desk", who)).json()["spec"]
+        assert got["channel"]["url"] == CENTRE_HIDDEN
+        (listed,) = (await hub.get("/subscriptions", who)).json()
+        assert listed["spec"]["channel"]["url"] == CENTRE_HIDDEN
+        (policy,) = (await hub.get("/escalation-policies", who)).json()
+        assert policy["spec"]["steps"][0]["channel"]["to"] == [CENTRE_HIDDEN]
+    got = (await hub.get(f"/subscriptions/{COAL}/centre-desk", "op")).json()["spec"]
+    assert got["channel"]["url"] == hook["url"]
+    (policy,) = (await hub.get("/escalation-policies", "op")).json()
+    assert policy["spec"]["steps"][0]["channel"]["to"] == ["duty@example.cn"]
+    # the company's own webhook: its URL is its own to read
+    own = {"id": "company", "channel": {"type": "webhook", "url": "https://hooks.example.cn/a"}}
+    hub.notifier.put(
+        "subscription", COAL, SubscriptionSpec.model_validate(own), "coal", owner="enterprise"
+    )
+    got = (await hub.get(f"/subscriptions/{COAL}/company", "coal")).json()["spec"]
+    assert got["channel"]["url"] == own["channel"]["url"]
+
+    hub.raise_alarm("ch4-t1")
+    assert hub.notifier.route() == 2
+    rows = hub.notifier.store.outbox([COAL])
+    error = "ConnectError: [Errno 111] Connect call failed ('10.8.0.5', 8443)"
+    hub.notifier.store.settle([(row[0], "dead", 1, error, None) for row in rows])
+    for who, shown in (("op", error), ("coal", CENTRE_HIDDEN), ("viewer", CENTRE_HIDDEN)):
+        got = {
+            n["subscription"]: n["last_error"]
+            for n in (await hub.get("/notifications", who)).json()
+        }
+        assert got == {f"{COAL}/centre-desk": shown, f"{COAL}/company": error}, who
+
+
 async def test_an_enterprise_may_not_point_a_webhook_into_the_centres_network(hub: Hub) -> None:
     drop = "http://127.0.0.1:8086/query?q=DROP+DATABASE+hazardhub"  # InfluxDB 1.x runs it
     for path, spec in (
