@@ -26,6 +26,7 @@ from simulators.jt808 import Fix, Jt808Terminal, TerminalError, terminal_id
 from simulators.route import Drive, Route, segment_m
 from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
+from telemetry.jt808 import TextMessage
 from telemetry.topics import TopicLayout
 
 __all__ = [
@@ -451,7 +452,9 @@ class Jt808Fleet(_Fleet):
     registers with maker HZHUB, model SIM-808 and the terminal id of its vehicle
     (`terminal_ids`), and speaks its vehicle's `jt808_version` (a scenario's `jt808`, given by
     the scenario runner when it connects), or 2019 when its number has more than 12 digits
-    (leading zeros aside), which a 2013 header cannot carry."""
+    (leading zeros aside), which a 2013 header cannot carry. A text message (0x8300: the hub's
+    reminders to the driver) is shown and read to the driver: logged at info level with the
+    plate and the text (`simulators.jt808`), answered 0x0001 and counted (`texts`)."""
 
     def __init__(
         self,
@@ -483,6 +486,10 @@ class Jt808Fleet(_Fleet):
         self.vehicles = list(vehicles)
         self.terminal_ids = terminal_ids([f"{v.tenant}/{v.id}" for v, _, _ in self.vehicles])
         self._backfill_max = backfill_max
+        self.texts = 0  # text messages (0x8300) the terminals received
+
+    def _heard(self, _msg: TextMessage) -> None:
+        self.texts += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         self._over = asyncio.Event()
@@ -517,7 +524,13 @@ class Jt808Fleet(_Fleet):
                 digits = phone.lstrip("0") or "0"  # as a header carries it, zero-padded
                 v2019 = vehicle.jt808_version == 2019 or len(digits) > 12
                 async with Jt808Terminal(
-                    self._host, self._port, digits, plate, v2019=v2019, terminal_id=tid
+                    self._host,
+                    self._port,
+                    digits,
+                    plate,
+                    v2019=v2019,
+                    terminal_id=tid,
+                    on_text=self._heard,
                 ) as terminal:
                     await terminal.login()
                     backoff = 0.2

@@ -1,5 +1,9 @@
 """A JT/T 808 terminal simulator: registers, authenticates, sends heartbeats, reports 0x0200
-positions and 0x0704 backfills, answers 0x8203 alarm confirmations with 0x0001.
+positions and 0x0704 backfills, answers 0x8203 alarm confirmations with 0x0001, and shows and
+reads a 0x8300 text message to its driver (logged, counted) and answers it 0x0001. Any other
+platform request it does not carry out is answered 0x0001 result 3 (not supported), one whose
+body it cannot read result 2 (message error), as a real terminal does; the platform's answers
+(0x8001, 0x8100, 0x8004) are never answered.
 
 It speaks through `telemetry.jt808`, the same pure codec the gateway uses; `send_raw` sends any
 bytes, for tests of malformed frames. Used by the tests, the benchmark and the fleet simulator.
@@ -11,7 +15,8 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from telemetry.jt808.codec import Frame, FrameReader, Header, encode_frame, encode_packets
@@ -32,6 +37,7 @@ from telemetry.jt808.messages import (
     RegisterResponse,
     Status,
     TerminalResponse,
+    TextMessage,
     decode_body,
     ms_to_bcd_time,
 )
@@ -51,6 +57,15 @@ log = logging.getLogger(__name__)
 MAKER, MODEL = "HZHUB", "SIM-808"  # the registration's maker id and model of every simulated one
 _ID_WIDTH = 7  # the terminal id field: BYTE[7] in 2013, BYTE[30] in 2019 (the id fits both)
 _ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# the platform's answers (a terminal never answers an answer), and the platform's requests this
+# terminal carries out; 0x8004 answers the server time query 0x0004, which it never sends
+_ANSWERS = frozenset({MsgId.PLATFORM_RESPONSE, MsgId.REGISTER_RESPONSE})
+_TIME_RESPONSE = 0x8004
+_REQUESTS = frozenset({MsgId.ALARM_CONFIRM, MsgId.DRIVER_REQUEST, MsgId.TEXT_MESSAGE})
+# the general response's results (0x0001; 4, alarm handling confirmed, is the platform's)
+_OK, _MESSAGE_ERROR, _UNSUPPORTED = 0, 2, 3
+_KEEP_TEXTS = 100  # the latest texts a terminal keeps (`Jt808Terminal.texts`)
+_HOW = ((TextMessage.DISPLAY, "shown"), (TextMessage.TTS, "read aloud"))  # a text's flag bits
 
 
 def terminal_id(key: str, salt: int = 0) -> str:
@@ -136,10 +151,12 @@ class Jt808Terminal:
         v2019: bool = False,
         timeout_s: float = 5.0,
         terminal_id: str | None = None,
+        on_text: Callable[[TextMessage], None] | None = None,
     ) -> None:
         """`terminal_id`: the id its registration (0x0100) sends; by default one derived from
         the whole phone number without its leading zeros (`terminal_id`), so that two numbers
-        are two terminals and the same number in a 2013 or a 2019 header is one."""
+        are two terminals and the same number in a 2013 or a 2019 header is one. `on_text` is
+        called with each text message (0x8300) the driver is given."""
         self.host, self.port = host, port
         self.phone = phone
         self.plate = plate
@@ -150,7 +167,14 @@ class Jt808Terminal:
         self.confirmations: list[AlarmConfirm] = []
         # the IC card in the terminal, said when the platform asks (0x8702); None: no reader
         self.card: DriverIdentity | None = None
-        self.bad_frames = 0
+        # the text messages (0x8300) shown or read to the driver: how many, the latest kept
+        self.texts_heard = 0
+        self.texts: deque[TextMessage] = deque(maxlen=_KEEP_TEXTS)
+        self.on_text = on_text
+        self.unsupported = 0  # platform requests answered 3 (not supported)
+        # platform answers not waited for (to a message sent without `wait`, late, repeated)
+        self.ignored = 0
+        self.bad_frames = 0  # frames unreadable, and bodies (those of a request answered 2)
         self.closed = asyncio.Event()
         self._serial = 0
         self._reader: asyncio.StreamReader | None = None
@@ -287,26 +311,74 @@ class Jt808Terminal:
                 if not fut.done():
                     fut.set_exception(TerminalError("connection closed by the platform"))
 
+    async def _answer(self, h: Header, result: int) -> None:
+        """The general response 0x0001 to the platform's message `h`: its serial and id."""
+        reply = self._header(MsgId.TERMINAL_RESPONSE)
+        body = TerminalResponse(h.serial, h.msg_id, result).encode(self.v2019)
+        await self.send_raw(encode_frame(reply, body))
+
     async def _on_frame(self, frame: Frame) -> None:
         h = frame.header
+        if h.msg_id == _TIME_RESPONSE:  # an answer to a question this terminal never asks
+            self._ignore()
+            return
+        answer = h.msg_id in _ANSWERS
+        if not answer and (h.msg_id not in _REQUESTS or h.packet is not None or h.encryption):
+            # not carried out here (nor a request in sub-packages or encrypted: neither
+            # reassembled nor decrypted)
+            await self._unsupported(h)
+            return
         try:
             msg = decode_body(h.msg_id, frame.body, h.is_2019)
-        except Exception:
+        except Exception as exc:
             self.bad_frames += 1
+            log.warning(
+                "terminal %s: the platform's %#06x unreadable (%s)", self.phone, h.msg_id, exc
+            )
+            if not answer:
+                await self._answer(h, _MESSAGE_ERROR)
             return
         if isinstance(msg, PlatformResponse | RegisterResponse):
             fut = self._waiting.get(msg.ack_serial)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+            else:  # not waited for: sent without `wait`, late, repeated, to no message of ours
+                self._ignore()
         elif isinstance(msg, AlarmConfirm):
             self.confirmations.append(msg)
-            reply = self._header(MsgId.TERMINAL_RESPONSE)
-            body = TerminalResponse(h.serial, h.msg_id, 0).encode(self.v2019)
-            await self.send_raw(encode_frame(reply, body))
+            await self._answer(h, _OK)
         elif isinstance(msg, DriverRequest):
             if self.card is None:  # no IC card reader: not supported
-                reply = self._header(MsgId.TERMINAL_RESPONSE)
-                body = TerminalResponse(h.serial, h.msg_id, 3).encode(self.v2019)
-                await self.send_raw(encode_frame(reply, body))
+                await self._unsupported(h)
             else:
                 await self.send(self.card, wait=False)
+        elif isinstance(msg, TextMessage):
+            self._hear(msg)
+            await self._answer(h, _OK)
+
+    def _ignore(self) -> None:
+        """An answer nothing waits for: counted only (every answer to a message sent without
+        `wait` is one: the benchmark's positions)."""
+        self.ignored += 1
+
+    async def _unsupported(self, h: Header) -> None:
+        """A platform request this terminal does not carry out: answered 3, counted, said at
+        debug level (a platform may send such requests often)."""
+        self.unsupported += 1
+        log.debug("terminal %s: the platform's %#06x is not supported", self.phone, h.msg_id)
+        await self._answer(h, _UNSUPPORTED)
+
+    def _hear(self, msg: TextMessage) -> None:
+        """A text message shown (display bit) and read aloud (TTS bit) to the driver."""
+        self.texts_heard += 1
+        self.texts.append(msg)
+        how = [name for bit, name in _HOW if msg.flag & bit] or ["neither shown nor read"]
+        log.info(
+            "terminal %s %s: to the driver (%s): %s",
+            self.phone,
+            self.plate or "(no plate)",
+            ", ".join(how),
+            msg.text,
+        )
+        if self.on_text is not None:
+            self.on_text(msg)
