@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,12 +21,14 @@ from pathlib import Path
 import aiomqtt
 import orjson
 import pytest
+import yaml
 from test_jt808_reminders import _gateway, _running
 
 from hazardhub.settings import load_registry
 from simulators.fleet import Jt808Fleet, SimulatedVehicle
 from simulators.jt808 import Jt808Terminal
 from simulators.signals import Constant
+from telemetry.config import HubConfig
 from telemetry.jt808 import (
     Frame,
     FrameReader,
@@ -191,3 +194,19 @@ async def test_the_terminal_answers_what_it_does_not_carry_out_and_never_an_answ
         assert terminal.texts_heard == 2 and terminal.unsupported == 3
         assert terminal.ignored == 2  # the 0x8001 to serial 99, the 0x8004
         assert terminal.bad_frames == 2  # the short 0x8300, the short 0x8001
+
+
+def test_the_documented_configuration_reminds_the_demos_tanker_of_its_overspeed() -> None:
+    """docs/simulators.md makes its configuration from the demo's with `sed`: still one that
+    loads and reminds the tanker's driver (the demo's `fleet:` line moved, it would not)."""
+    doc = (ROOT / "docs" / "simulators.md").read_text(encoding="utf-8")
+    (line,) = [x for x in doc.splitlines() if x.startswith("sed 's/^fleet:$/")]
+    match = re.fullmatch(r"sed 's/(.+?)/(.+?)/' examples/demo\.yaml > hub\.yaml", line)
+    assert match is not None
+    pattern, replacement = match.groups()
+    demo = (ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8")
+    text, n = re.subn(pattern, replacement.replace("\\n", "\n"), demo, flags=re.MULTILINE)
+    assert n == 1
+    config = HubConfig.model_validate(yaml.safe_load(text))
+    (tanker,) = [v for t in config.tenants for v in t.vehicles if v.id == "tanker-01"]
+    assert config.fleet.reminder(tanker.vehicle_class, tanker.remind, "overspeed") == OVERSPEED
