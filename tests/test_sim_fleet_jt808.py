@@ -13,7 +13,7 @@ import contextlib
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,12 +164,11 @@ def test_a_terminal_id_taken_by_another_vehicle_steps_aside(
     assert terminal_ids(["t/c", "t/a", "t/b"]) == [ids[2], ids[1], ids[0]]
 
 
-async def play_fleet(
-    config: Path, scenario: Path, port: int, vehicles: list[str], got: dict[str, list[Any]]
+async def simulate_fleet(
+    config: Path, scenario: Path, port: int, period: str, done: Callable[[], bool]
 ) -> str:
-    """Run `hazardhub simulate fleet --jt808` until each vehicle has 10 positions on the broker
-    (at most 20 s); its stderr."""
-    got.clear()
+    """Run `hazardhub simulate fleet --jt808` against the gateway at `port` (a fix every
+    `period` s) until `done()`, asked every 0.1 s, at most 20 s; its stderr."""
     sim = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -183,7 +182,7 @@ async def play_fleet(
         "--scenario",
         str(scenario),
         "--period",
-        "0.05",  # the 10 positions in half a second, not two
+        period,
         "--duration",
         "20",
         cwd=ROOT,
@@ -193,14 +192,28 @@ async def play_fleet(
     try:
         loop = asyncio.get_running_loop()
         end = loop.time() + 20
-        while loop.time() < end and not all(
-            len(got.get(TOPIC.format(v), [])) >= 10 for v in vehicles
-        ):
+        while loop.time() < end and not done():
             await asyncio.sleep(0.1)
     finally:
         sim.terminate()
         _, err = await sim.communicate()
     return err.decode()
+
+
+async def play_fleet(
+    config: Path, scenario: Path, port: int, vehicles: list[str], got: dict[str, list[Any]]
+) -> str:
+    """Run `hazardhub simulate fleet --jt808` until each vehicle has 10 positions on the broker
+    (at most 20 s); its stderr."""
+    got.clear()
+    # the 10 positions in half a second, not two
+    return await simulate_fleet(
+        config,
+        scenario,
+        port,
+        "0.05",
+        lambda: all(len(got.get(TOPIC.format(v), [])) >= 10 for v in vehicles),
+    )
 
 
 async def test_terminals_whose_numbers_end_alike_are_two_terminals_run_after_run(
@@ -244,39 +257,18 @@ async def test_simulated_fleet_keeps_each_vehicle_its_own_track(
         positions_on(mosquitto.port) as got,
         gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw,
     ):
-        sim = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hazardhub",
-            "simulate",
-            "fleet",
-            "-c",
-            str(doc_config),
-            "--jt808",
-            f"127.0.0.1:{port_of(gw)}",
-            "--scenario",
-            str(scenario),
-            "--period",
+        err = await simulate_fleet(
+            doc_config,
+            scenario,
+            port_of(gw),
             "0.2",
-            "--duration",
-            "20",
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            loop = asyncio.get_running_loop()
-            end = loop.time() + 20
-            while loop.time() < end and not all(
+            lambda: all(
                 len(got.get(TOPIC.format(v), [])) >= 10 for v in ("tanker-01", "tanker-02")
-            ):
-                await asyncio.sleep(0.1)
-        finally:
-            sim.terminate()
-            _, err = await sim.communicate()
+            ),
+        )
     for vehicle, lat in (("tanker-01", 31.0), ("tanker-02", 33.0)):
         track = got.get(TOPIC.format(vehicle), [])
-        assert len(track) >= 10, (vehicle, len(track), err.decode()[-2000:])
+        assert len(track) >= 10, (vehicle, len(track), err[-2000:])
         assert all(abs(p["lat"] - lat) < 0.1 for p in track), (vehicle, track)
     assert gw.server.counters["replaced"] == 0
     assert gw.server.counters["terminal_conflict"] == 0

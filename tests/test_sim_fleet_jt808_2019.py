@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 from pathlib import Path
 
 import aiomqtt
 import orjson
 import pytest
-from test_sim_fleet_jt808 import gateway, play_fleet, port_of, positions_on
+from test_sim_fleet_jt808 import gateway, play_fleet, port_of, positions_on, simulate_fleet
 
 from gateway.jt808.directory import VehicleRef
 from hazardhub.settings import load_registry
@@ -25,7 +23,6 @@ from telemetry.registry import parse_document
 
 from services import MosquittoService
 
-ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "hazardhub/v1/chem-logistics/vehicles/{}/position"
 CONFIG = """
 version: 1
@@ -80,48 +77,24 @@ async def test_terminals_speak_the_version_chosen_side_by_side(
     seen: dict[str, int | None] = {}
     try:
         async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
-            sim = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hazardhub",
-                "simulate",
-                "fleet",
-                "-c",
-                str(config),
-                "--jt808",
-                f"127.0.0.1:{port_of(gw)}",
-                "--scenario",
-                str(scenario),
-                "--period",
-                "0.05",  # the 5 positions in a quarter of a second, not one
-                "--duration",
-                "20",
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-            try:
-                loop = asyncio.get_running_loop()
-                end = loop.time() + 20
-                while loop.time() < end and not (
-                    len(seen) == 3 and all(got.get(v, 0) >= 5 for v in VEHICLES)
-                ):
-                    for vehicle in VEHICLES:  # the header of each terminal's last frame
-                        conn = gw.server.by_vehicle.get(VehicleRef("chem-logistics", vehicle))
-                        if conn is not None and conn.session.header is not None:
-                            seen[vehicle] = conn.session.header.version
-                    await asyncio.sleep(0.1)
-            finally:
-                sim.terminate()
-                _, err = await sim.communicate()
+
+            def done() -> bool:
+                for vehicle in VEHICLES:  # the header of each terminal's last frame
+                    conn = gw.server.by_vehicle.get(VehicleRef("chem-logistics", vehicle))
+                    if conn is not None and conn.session.header is not None:
+                        seen[vehicle] = conn.session.header.version
+                return len(seen) == 3 and all(got.get(v, 0) >= 5 for v in VEHICLES)
+
+            # the 5 positions in a quarter of a second, not one
+            err = await simulate_fleet(config, scenario, port_of(gw), "0.05", done)
     finally:
         sub.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sub
-    assert all(got.get(v, 0) >= 5 for v in VEHICLES), (got, err.decode()[-2000:])
+    assert all(got.get(v, 0) >= 5 for v in VEHICLES), (got, err[-2000:])
     # a 2019 header has the version byte 1; the 13-digit number speaks 2019 whatever is chosen
     expected = {v: 1 if new else None for v, new in {**v2019, "coach-07": True}.items()}
-    assert seen == expected, err.decode()[-2000:]
+    assert seen == expected, err[-2000:]
     assert gw.server.counters["binding_refused"] == 0
 
 
