@@ -96,6 +96,14 @@ class SeenSeqs:
         return 0
 
 
+# how far ahead of the hub's clock a reading's time may be: no further than clocks kept by NTP
+# drift apart. A reading from the future is the sensor's newest, so every true reading before
+# its time would be judged late and not at all: one stamped 2 min ahead (a gateway's clock
+# stepped back) held a methane alarm and blinded the sensor for 2 min (helper-133). A gateway
+# whose clock runs ahead is refused loudly instead (dead letters, no data), never silent
+MAX_FUTURE_MS = 30_000
+
+
 class Pipeline:
     def __init__(
         self,
@@ -103,7 +111,7 @@ class Pipeline:
         layout: TopicLayout,
         metrics: Metrics,
         *,
-        max_future_ms: int = 300_000,
+        max_future_ms: int = MAX_FUTURE_MS,
         max_past_ms: int = 400 * DAY_MS,
         seen: SeenSeqs | None = None,
     ) -> None:
@@ -195,7 +203,8 @@ class Pipeline:
                 "dropped",
                 "bad_drop_report",
                 f"the gap {report.first_created}-{report.last_created} ms is out of the hub's "
-                "time range (like telemetry: at most 5 min ahead, 400 days back)",
+                f"time range (like telemetry: at most {self.max_future_ms // 1000} s ahead, "
+                f"{self.max_past_ms // DAY_MS} days back)",
             )
         points = self._lost_points(topic, report.device, report.site)
         if not points:
@@ -334,7 +343,12 @@ class Pipeline:
             "have quality good or out_of_range (a measurement) but a NaN or infinite value",
         )
         future, past = self._time_mask(batch.ts, arrival_ms)
-        drop(future, "future_time", f"are more than {self.max_future_ms} ms in the future")
+        drop(
+            future,
+            "future_time",
+            f"are more than {self.max_future_ms} ms ahead of the hub's clock: set the "
+            "gateway's clock (NTP)",
+        )
         drop(past, "past_time", f"are more than {self.max_past_ms} ms in the past")
         n = int(keep.sum())
         readings = ReadingBatch(
@@ -357,7 +371,8 @@ class Pipeline:
         more = f" and {len(ts) - 3} more" if len(ts) > 3 else ""
         return (
             f"outside the accepted times (at most {self.max_future_ms // 1000} s ahead of the "
-            f"hub's clock, {self.max_past_ms // DAY_MS} days behind): {', '.join(shown)}{more}"
+            f"hub's clock: set the sender's clock by NTP; {self.max_past_ms // DAY_MS} days "
+            f"behind): {', '.join(shown)}{more}"
         )
 
     def _position(self, topic: PositionTopic, payload: bytes, arrival_ms: int) -> Handled:

@@ -100,7 +100,7 @@ def _pipeline() -> tuple[Pipeline, Metrics]:
 def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
     pipe, _ = _pipeline()
     topic = "hazardhub/v1/north-coal/gateways/gw1/dropped"
-    h = pipe.handle(topic, orjson.dumps(REPORT), T0)
+    h = pipe.handle(topic, orjson.dumps(REPORT), T0 + 36_000)
     [loss] = h.losses
     assert (loss.tenant, loss.site, loss.device, loss.sensor, loss.gateway) == (
         "north-coal",
@@ -111,11 +111,13 @@ def test_the_pipeline_attributes_a_report_to_its_device_or_vehicle() -> None:
     )
     assert (loss.batches, loss.readings, loss.first_ms, loss.last_ms) == (35, 175, T0, T0 + 35_000)
     # a gateway of today says the site
-    h = pipe.handle(topic, orjson.dumps({**REPORT, "site": "face-1301"}), T0)
+    h = pipe.handle(topic, orjson.dumps({**REPORT, "site": "face-1301"}), T0 + 36_000)
     assert [x.site for x in h.losses] == ["face-1301"]
     # the JT/T 808 gateway counts per tenant/vehicle
     vehicle = {**REPORT, "gateway": "jt808", "device": "acme-chem/tanker-01"}
-    h = pipe.handle("hazardhub/v1/acme-chem/gateways/jt808/dropped", orjson.dumps(vehicle), T0)
+    h = pipe.handle(
+        "hazardhub/v1/acme-chem/gateways/jt808/dropped", orjson.dumps(vehicle), T0 + 36_000
+    )
     [loss] = h.losses
     assert (loss.site, loss.device, loss.sensor) == ("vehicles", "tanker-01", "tanker-01.speed")
     # another tenant's vehicle, an unknown device, a bad report: dead letters with the reason
