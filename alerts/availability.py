@@ -14,16 +14,23 @@ Its time without data in [start_ms, end_ms) is the union of:
 each from its event-time start to its end (an open one: to `end_ms`), clipped to the range. A
 point configured after the range started counts from the start all the same: availability is
 of the points as configured now. The SQL is built from constants and "?" placeholders only.
+
+Only the time the hub watched counts (`alerts.hubwatch`), with and without data: the range up to
+now, less the hub's absences (down, or away from its broker). A range the hub never watched
+has no rate (None), not 100 % (helper-133: a month before the hub existed, and the next one,
+read 1.0).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerts.alarmevent import device_alarm_id
 from alerts.gateways import gateway_alarm_id
+from alerts.hubwatch import merged, overlap, watched_spans
 from alerts.statedb import StateDB
 from alerts.table import NO_DATA
 from telemetry.registry import Registry
@@ -46,8 +53,8 @@ class SiteAvailability:
     tenant: str
     site: str
     points: int
-    online_rate: float  # 0..1: the points' time with data over their time in the range
-    offline_s: float  # the points' time without data, summed
+    online_rate: float | None  # 0..1: the points' time with data over the time watched
+    offline_s: float  # the points' time without data (while watched), summed
     worst: tuple[PointGap, ...]  # up to WORST, the most time without data first
 
 
@@ -55,7 +62,7 @@ class SiteAvailability:
 class TenantAvailability:
     tenant: str
     points: int
-    online_rate: float
+    online_rate: float | None
     offline_s: float
 
 
@@ -63,6 +70,7 @@ class TenantAvailability:
 class Availability:
     start_ms: int
     end_ms: int
+    observed_s: float  # the time of the range the hub watched (up to now)
     sites: tuple[SiteAvailability, ...]
     tenants: tuple[TenantAvailability, ...]
 
@@ -78,26 +86,26 @@ def _counted(registry: Registry) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def _union(spans: list[tuple[int, int]]) -> int:
-    """The length of a union of [a, b) spans."""
-    total, reach = 0, None
-    for a, b in sorted(spans):
-        if reach is None or a > reach:
-            total += b - a
-            reach = b
-        elif b > reach:
-            total += b - reach
-            reach = b
-    return total
+def _rate(off_ms: float, watched_ms: float) -> float | None:
+    return None if watched_ms <= 0 else 1.0 - off_ms / watched_ms
 
 
 def availability(
-    db: StateDB, registry: Registry, tenants: Sequence[str] | None, start_ms: int, end_ms: int
+    db: StateDB,
+    registry: Registry,
+    tenants: Sequence[str] | None,
+    start_ms: int,
+    end_ms: int,
+    now_ms: int | None = None,
 ) -> Availability:
     """Per site and per tenant (of `tenants`, None: every configured one), the share of
-    [start_ms, end_ms) in which the points had data (see the module)."""
+    [start_ms, end_ms) in which the points had data, of the time the hub watched before
+    `now_ms` (the hub's clock unless given; see the module)."""
     if end_ms <= start_ms:
         raise ValueError(f"the range must end after it starts ({start_ms}..{end_ms})")
+    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    watched = watched_spans(db, start_ms, min(end_ms, now))
+    span = sum(b - a for a, b in watched)
     points = [p for p in _counted(registry) if tenants is None or p[0] in tenants]
     gateway_of = {key: dev.spec.gateway for key, dev in registry.devices.items()}
     among = None if tenants is None else json.dumps(list(tenants))
@@ -112,7 +120,6 @@ def availability(
         a, b = max(int(started), start_ms), min(end_ms if ended is None else int(ended), end_ms)
         if b > a:
             gaps.setdefault(str(sensor), []).append((a, b))
-    span = end_ms - start_ms
     by_site: dict[tuple[str, str], list[PointGap]] = {}
     for tenant, site, device, sensor in points:
         gw = gateway_of.get((tenant, site, device), "")
@@ -121,7 +128,7 @@ def availability(
             *gaps.get(device_alarm_id(tenant, site, device), ()),
             *(gaps.get(gateway_alarm_id(tenant, site, gw), ()) if gw else ()),
         ]
-        gap = PointGap(sensor, device, _union(spans) / 1000.0)
+        gap = PointGap(sensor, device, overlap(merged(spans), watched) / 1000.0)
         by_site.setdefault((tenant, site), []).append(gap)
     sites = []
     for (tenant, site), found in sorted(by_site.items()):
@@ -132,7 +139,7 @@ def availability(
                 tenant,
                 site,
                 len(found),
-                1.0 - off * 1000.0 / (span * len(found)),
+                _rate(off * 1000.0, span * len(found)),
                 off,
                 tuple(worst[:WORST]),
             )
@@ -144,9 +151,10 @@ def availability(
     return Availability(
         start_ms,
         end_ms,
+        span / 1000.0,
         tuple(sites),
         tuple(
-            TenantAvailability(t, n, 1.0 - off * 1000.0 / (span * n), off)
+            TenantAvailability(t, n, _rate(off * 1000.0, span * n), off)
             for t, (n, off) in sorted(per_tenant.items())
         ),
     )

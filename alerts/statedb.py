@@ -42,6 +42,7 @@ from alerts.stateschema import (
     SCHEMA_V7,
     SCHEMA_V8,
     SCHEMA_V9,
+    SCHEMA_V10,
     VERSION,
 )
 
@@ -178,6 +179,8 @@ class StateDB(AlarmStatements):
             cols = {r[1] for r in self._db.execute("PRAGMA table_info(alarms)").fetchall()}
             add = "" if "centre_acked" in cols else SCHEMA_V9  # (a file set back to before)
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 9; COMMIT;")
+        if version < 10:
+            self._db.executescript(f"BEGIN; {SCHEMA_V10} PRAGMA user_version = 10; COMMIT;")
 
     @property
     def path(self) -> str:

@@ -15,6 +15,7 @@ __all__ = [
     "SCHEMA_V7",
     "SCHEMA_V8",
     "SCHEMA_V9",
+    "SCHEMA_V10",
     "VERSION",
 ]
 
@@ -170,4 +171,15 @@ SCHEMA_V9 = """
 ALTER TABLE alarms ADD COLUMN centre_acked INTEGER NOT NULL DEFAULT 0;
 UPDATE alarms SET centre_acked = acked;
 """
-VERSION = 9
+# version 10: when the hub watched (`alerts.hubwatch`): data availability counts within it. A file
+# of before gets one span from its first record to the upgrade, as availability counted then (the
+# hub assumed watching), so that the months before keep their figures (a file set back to before
+# keeps the spans it has)
+SCHEMA_V10 = """
+CREATE TABLE IF NOT EXISTS hub_watch (start_ms INTEGER PRIMARY KEY, end_ms INTEGER NOT NULL);
+INSERT INTO hub_watch (start_ms, end_ms)
+    SELECT MIN(t), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM (
+        SELECT MIN(started_ts) AS t FROM alarms UNION ALL SELECT MIN(at) FROM dead_letters
+    ) HAVING MIN(t) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hub_watch);
+"""
+VERSION = 10

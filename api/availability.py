@@ -30,7 +30,10 @@ class SiteAvailabilityPublic(BaseModel):
     site: str
     site_name: str
     points: int = Field(description="the points counted (judged for no data)")
-    online_rate: float = Field(description="0..1: the points' time with data over the range")
+    online_rate: float | None = Field(
+        description="0..1: the points' time with data over the time the hub watched in the "
+        "range; null when it watched none of it"
+    )
     offline_s: float = Field(description="the points' time without data, summed, seconds")
     worst: list[PointGapPublic] = Field(description="up to 5, the most time without data first")
 
@@ -39,13 +42,17 @@ class TenantAvailabilityPublic(BaseModel):
     tenant: str
     tenant_name: str
     points: int
-    online_rate: float
+    online_rate: float | None
     offline_s: float
 
 
 class AvailabilityPublic(BaseModel):
     start: int
     end: int
+    observed_s: float = Field(
+        description="the time of the range the hub watched (up to now; less its absences), "
+        "seconds: the rates are of this time"
+    )
     tenants: list[TenantAvailabilityPublic]
     sites: list[SiteAvailabilityPublic]
 
@@ -66,6 +73,7 @@ def availability_router() -> APIRouter:
         return AvailabilityPublic(
             start=found.start_ms,
             end=found.end_ms,
+            observed_s=found.observed_s,
             tenants=[
                 TenantAvailabilityPublic(
                     tenant=t.tenant,

@@ -24,6 +24,7 @@ from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
 from alerts.gatewayalarms import DataLoss
 from alerts.gateways import GatewayWatch
+from alerts.hubwatch import HubWatch
 from alerts.reload import (
     fence_key,
     remap_core,
@@ -91,6 +92,7 @@ class Dispatcher(StateSaving, LinkClock):
         self._saving: asyncio.Task[None] | None = None
         self.table: RuleTable = _compile(registry)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
+        self.watch = HubWatch(statedb)  # when the hub watched (data availability)
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
         fleet_table = compile_fleet(registry.config.fleet, registry.vehicles.values())
@@ -252,6 +254,12 @@ class Dispatcher(StateSaving, LinkClock):
                 raise
             await self.store_events(events)
             self._save_due(now)  # the state as this tick left it
+            if self.watch.due(now):
+                try:
+                    await asyncio.to_thread(self.watch.seen, now)
+                except AlarmStoreError as exc:  # the next tick's try extends it
+                    self.metrics.inc("hazardhub_tick_failures_total")
+                    log.warning("the hub's watch not recorded: %s", exc)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events

@@ -347,6 +347,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     folder = tmp_path_factory.mktemp("api")
     db = StateDB(folder / "state.db")
     plant(db, registry(), NOW_T0)
+    with db.transaction() as con:  # the hub watched the whole history (alerts.hubwatch)
+        con.execute("INSERT INTO hub_watch VALUES (?, ?)", (NOW_T0 - 86_400_000, NOW_T0 + 7200 * S))
     store = SqliteStore(registry(), folder / "ts.db")
     yield create_app(AppContext(registry(), store, db, Metrics(), KeyRing(KEYS)))
     db.close()
