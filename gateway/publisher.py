@@ -45,6 +45,7 @@ class MqttPublisher(SpoolUplink):
             client_id=f"hazardhub-gw-{tenant}-{gateway}",
             name=gateway,
             status_topic=layout.gateway_status(tenant, gateway),
+            label=f"{tenant}/{gateway}",
             username=username,
             password=password,
             backoff_max_s=backoff_max_s,

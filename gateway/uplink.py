@@ -47,6 +47,7 @@ class SpoolUplink:
         client_id: str,
         name: str,
         status_topic: str | None = None,
+        label: str | None = None,
         username: str | None = None,
         password: str | None = None,
         backoff_max_s: float = 10.0,
@@ -56,6 +57,9 @@ class SpoolUplink:
         self.spool = spool
         self._client_id = client_id
         self.name = name
+        self.label = (
+            label or name
+        )  # in the log: tenant/gateway, where two tenants' may share a name
         self.status_topic = status_topic
         self._username, self._password = username, password
         self._backoff_max = backoff_max_s
@@ -108,7 +112,7 @@ class SpoolUplink:
                     backoff = 0.2
                     log.info(
                         "%s connected to %s:%d (%d messages spooled)",
-                        self.name,
+                        self.label,
                         self._host,
                         self._port,
                         len(self.spool),
@@ -130,13 +134,13 @@ class SpoolUplink:
                 if stop.is_set():
                     log.warning(
                         "%s: stopping with %d messages spooled; they are sent at the next start",
-                        self.name,
+                        self.label,
                         len(self.spool),
                     )
                     return
                 log.warning(
                     "%s: broker unreachable (%s); %d messages spooled; retry in %.1fs",
-                    self.name,
+                    self.label,
                     exc,
                     len(self.spool),
                     backoff,
@@ -158,7 +162,7 @@ class SpoolUplink:
             await client.publish(self._dropped_topic(report), payload, qos=1)
             self.spool.clear_drop_report(report)
             log.warning(
-                "%s: reported %d dropped batches of %s", self.name, report.batches, report.device
+                "%s: reported %d dropped batches of %s", self.label, report.batches, report.device
             )
 
     async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event, drain_s: float) -> None:

@@ -79,3 +79,37 @@ async def test_an_idle_uplink_says_its_broker_went_and_comes_back(mosquitto, tmp
     await asyncio.sleep(0)
     never = [r for r in caplog.records if "never retrieved" in r.getMessage()]
     assert never == [], [r.getMessage() for r in never]
+
+
+async def test_a_gateways_log_names_its_tenant(tmp_path, caplog):
+    """Two tenants' gateways named gw1 in one demo logged "gw1 connected ..." twice: whose
+    (helper-133)? The log says tenant/gateway now; the drop report still names the gateway."""
+    from gateway.publisher import MqttPublisher
+
+    from services import free_port
+
+    caplog.set_level(logging.WARNING)
+    spool = Spool(tmp_path / "spool.db", clock_ms=_ms)
+    up = MqttPublisher(
+        "127.0.0.1",
+        free_port(),  # no broker there
+        tenant="acme-chem",
+        gateway="gw1",
+        layout=TopicLayout(),
+        spool=spool,
+        backoff_max_s=0.2,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(up.run(stop))
+    try:
+
+        def said() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "gateway.uplink"]
+
+        assert await _until(said, 5)
+        assert said()[0].startswith("acme-chem/gw1: broker unreachable"), said()
+        assert up.name == "gw1"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        spool.close()
