@@ -6,6 +6,7 @@ import { updateAttention } from "/static/attention.js";
 
 export const STRINGS = {
   zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
+        site_isa: "企业：{s}", site_isa_hint: "企业侧的确认状态（本中心的在左）",
         isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
         disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已关闭",
         disp_review: "待审核", approve: "批准销号", return: "退回",
@@ -91,6 +92,7 @@ export const STRINGS = {
         step_done: "已{step} {n} 条", step_already: "{n} 条此前已完成该步骤",
         unack_others: "其他企业未确认 {n}" },
   en: { isa_unack: "unack", isa_ack: "ack", isa_rtn_unack: "rtn unack", isa_normal: "normal",
+        site_isa: "site: {s}", site_isa_hint: "the enterprise's acknowledgement (the centre's is on the left)",
         isa_shelved: "shelved", isa_suppressed: "suppressed", isa_out_of_service: "out of service",
         disp_received: "received", disp_verified: "verified", disp_disposed: "disposed",
         disp_closed: "closed", overdue: "overdue", disposal: "Disposal", actions: "Actions",
@@ -355,6 +357,16 @@ const ACKABLE = new Set(["unack", "ack", "rtn_unack", "normal"]);
 const mineAcked = (a) => (byCentre(a) ? a.centre_acked : a.acked);
 const waiting = (a) => (byCentre(a) ? ACKABLE.has(a.isa_state) && !a.centre_acked
   : a.isa_state === "unack" || a.isa_state === "rtn_unack");
+// the ISA state as the caller's side sees it: for the centre's key, acknowledged or not by the
+// centre (`centre_acked`); the enterprise's (`isa_state`) is shown beside it. A red "rtn unack"
+// badge the centre had acknowledged, and no button to act on it, read as work left undone
+// (helper-133); the list sorted by it too
+const ownIsa = (a) => {
+  if (!byCentre(a) || !ACKABLE.has(a.isa_state)) return a.isa_state;
+  const active = a.state === "active";
+  if (a.centre_acked) return active ? "ack" : "normal";
+  return active ? "unack" : "rtn_unack";
+};
 const reachedRed = (a) => (a.peak_tier ?? a.tier) === "red";
 const pointOf = (a) => [a.tenant, a.sensor, a.rule, a.side].join("\u0001");
 let waitingByPoint = new Map();  // point -> its alarms waiting for an acknowledgement
@@ -791,7 +803,7 @@ const siteOf = (a) => a.site_name || a.site;
 
 function fillMain(tr, a) {
   const t = ctx.t, u = uiOf(a.id);
-  tr.className = `alarm ${a.state} row-${a.isa_state} tier-row-${a.tier}${u.expanded ? " expanded" : ""}`;
+  tr.className = `alarm ${a.state} row-${ownIsa(a)} tier-row-${a.tier}${u.expanded ? " expanded" : ""}`;
   tr.innerHTML = "<td></td><td></td><td></td><td></td><td></td><td></td><td></td><td></td>";
   const c = tr.querySelectorAll("td");
   const tier = el("span", `tier tier-${a.tier}`);
@@ -821,7 +833,13 @@ function fillMain(tr, a) {
     c[3].title = t("peak_hint").replace("{v}", fmtVal(a.value, shownUnit));
   }
   c[4].textContent = fmtCst(a.started_ts);
-  c[5].append(isaBadge(a.isa_state), el("span", "cond", t(a.state)));
+  c[5].append(isaBadge(ownIsa(a)), el("span", "cond", t(a.state)));
+  if (ownIsa(a) !== a.isa_state) {
+    const site = el("div", "site-isa", t("site_isa").replace("{s}", t(`isa_${a.isa_state}`)));
+    site.dataset.isa = a.isa_state;
+    site.title = t("site_isa_hint");
+    c[5].append(site);
+  }
   const disp = el("span", `disp disp-${a.disposal}`, t(`disp_${a.disposal}`));
   disp.dataset.disposal = a.disposal;
   c[6].append(disp);
@@ -1025,7 +1043,7 @@ const tierRank = (a) => TIER_RANK[a.tier] ?? -1;
 // (returned but still unacknowledged ones right after the active unacknowledged: they wait for
 // the operator too, and sat below 100 acknowledged overdue rows, cut off: helper-108)
 const GROUP = { unack: 0, rtn_unack: 1, ack: 2 };
-const group = (a) => GROUP[a.isa_state] ?? 3;
+const group = (a) => GROUP[ownIsa(a)] ?? 3;
 export function byUrgency(a, b) {
   const g = group(a) - group(b);
   if (g) return g;
