@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from alerts.lifecycle import DISPOSAL_STEPS
 from alerts.statedb import StateDB
@@ -34,7 +34,8 @@ _PER_ALARM = (
     "MIN(CASE WHEN e.kind = 'acknowledged' THEN e.ts END), "
     "MIN(CASE WHEN e.kind IN ('closed', 'approved') THEN e.ts END), "
     "MAX(e.kind = 'overdue'), "
-    "MAX(e.kind = 'shelved' OR (e.kind = 'raised' AND e.isa_state = 'shelved')) "
+    "MAX(e.kind = 'shelved' OR (e.kind = 'raised' AND e.isa_state = 'shelved')), "
+    "MIN(CASE WHEN e.kind = 'centre_acknowledged' THEN e.ts END) "
     "FROM alarms a LEFT JOIN alarm_events e ON e.alarm_id = a.id "
     "WHERE a.started_ts >= ? AND a.started_ts < ?"
 )
@@ -78,8 +79,13 @@ class ShelverPublic(BaseModel):
 class CountsPublic(BaseModel):
     raised: int
     peak_tier: dict[str, int]
-    acknowledged: int
-    ack: Percentiles | None
+    acknowledged: int = Field(description="acknowledged by the enterprise (the site's side)")
+    ack: Percentiles | None = Field(description="the enterprise's time to acknowledge")
+    centre_acknowledged: int = Field(
+        description="acknowledged by the supervising centre, apart (its `centre_acknowledged` "
+        "event; an alarm of a hub before the centre's own acknowledgement counts none)"
+    )
+    centre_ack: Percentiles | None = Field(description="the centre's time to acknowledge")
     disposal: dict[str, int]
     closed_time: Percentiles | None
     overdue_ever: int
@@ -111,6 +117,7 @@ class _Tally:
     raised: int = 0
     peak: dict[str, int] = field(default_factory=lambda: dict.fromkeys(reversed(TIERS), 0))
     ack_s: list[float] = field(default_factory=list)
+    centre_ack_s: list[float] = field(default_factory=list)
     disposal: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DISPOSAL_STEPS, 0))
     close_s: list[float] = field(default_factory=list)
     overdue: int = 0
@@ -119,12 +126,14 @@ class _Tally:
     shelvers: dict[str | None, int] = field(default_factory=dict)
 
     def add(self, row: Sequence[Any]) -> None:
-        _, _, tier, raised_at, disposal, isa_state, peak, acked, closed, overdue, shelved = row
+        _, _, tier, raised_at, disposal, isa_state, peak, acked, closed, overdue, shelved, by = row
         self.raised += 1
         rank = max(int(peak or 0), TIERS.index(tier) if tier in TIERS else 0)
         self.peak[TIERS[rank]] += 1
         if acked is not None:
             self.ack_s.append(max(0, acked - raised_at) / 1000)
+        if by is not None:  # (the centre's)
+            self.centre_ack_s.append(max(0, by - raised_at) / 1000)
         self.disposal[disposal] = self.disposal.get(disposal, 0) + 1
         if closed is not None:
             self.close_s.append(max(0, closed - raised_at) / 1000)
@@ -137,6 +146,7 @@ class _Tally:
         for k, v in other.peak.items():
             self.peak[k] += v
         self.ack_s += other.ack_s
+        self.centre_ack_s += other.centre_ack_s
         for k, v in other.disposal.items():
             self.disposal[k] = self.disposal.get(k, 0) + v
         self.close_s += other.close_s
@@ -152,6 +162,8 @@ class _Tally:
             "peak_tier": self.peak,
             "acknowledged": len(self.ack_s),
             "ack": _percentiles(self.ack_s),
+            "centre_acknowledged": len(self.centre_ack_s),
+            "centre_ack": _percentiles(self.centre_ack_s),
             "disposal": self.disposal,
             "closed_time": _percentiles(self.close_s),
             "overdue_ever": self.overdue,

@@ -36,6 +36,7 @@ _HOUR_MS = 3_600_000
 _MAX_MS = 2**53
 _MAX_RANGE_MS = 31 * 24 * _HOUR_MS
 LIST_MAX = 500  # alarms per list of one answer
+_ACKABLE = ("unack", "ack", "rtn_unack", "normal")  # not shelved, suppressed, out of service
 CHATTER_MAX = 10  # the points that chattered most
 
 # a point's first activation in a range (as `alerts.alarmstats` counts activations: `raised`
@@ -133,6 +134,10 @@ class HandoverPublic(BaseModel):
     review: AlarmListPublic = Field(
         description="closed by an enterprise and waiting for the monitoring centre's review "
         "(审核销号, disposal `review`) now, whatever their state"
+    )
+    centre_unack: AlarmListPublic = Field(
+        description="not acknowledged by the supervising centre now (`centre_acked` false; "
+        "active or returned, whatever the enterprise did): the centre's duty officer's work"
     )
     shelved: list[ShelfPublic]
     out_of_service: list[OutOfServicePublic]
@@ -253,6 +258,8 @@ def handover(
         returned_unack=waiting(isa_state=["rtn_unack"]),
         overdue=waiting(overdue=True),
         review=waiting(disposal="review"),  # the centre's work waiting, handed over too
+        # and its acknowledgements (the lists above are the site's side, `isa_state`)
+        centre_unack=waiting(centre_acked=False, isa_state=list(_ACKABLE)),
         shelved=shelves,
         out_of_service=sorted(out, key=lambda o: o.since),
         chattering=[

@@ -108,3 +108,27 @@ async def test_the_centre_is_the_site_of_a_tenant_without_a_console_of_its_own(
         assert kinds[-2:] == ["acknowledged", "centre_acknowledged"]
         r = await h.post(f"/alarms/{alarm_id}/acknowledge")
         assert r.status_code == 409
+
+
+async def test_the_handover_and_the_report_count_the_centres_acknowledgement(hub: Hub) -> None:
+    """The handover and the handling report counted the enterprise's acknowledgement only: the
+    centre's own, and what waits for it, were in the CSV alone (helper-133)."""
+    seen_by_firm = hub.raise_alarm("ch4-t1", 1.1)
+    seen_by_centre = hub.raise_alarm("co", 30)
+    neither = hub.raise_alarm("tanker-01.speed", 90)
+    await hub.post(f"/alarms/{seen_by_firm}/acknowledge", None, "coal")
+    await hub.post(f"/alarms/{seen_by_centre}/acknowledge")
+    r = await hub.get("/handover", params={"hours": 1})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    waiting = {a["id"] for a in got["centre_unack"]["alarms"]}
+    assert waiting == {seen_by_firm, neither}
+    assert {a["id"] for a in got["active_unack"]["alarms"]} == {seen_by_centre, neither}
+    raised = got["raised"]
+    assert (raised["acknowledged"], raised["centre_acknowledged"]) == (1, 1)
+    assert raised["centre_ack"]["n"] == 1
+    # an enterprise's key: its own tenant's alone
+    mine = (await hub.get("/handover", params={"hours": 1}, who="coal")).json()
+    assert {a["id"] for a in mine["centre_unack"]["alarms"]} == {seen_by_firm}
+    report = (await hub.get("/alarm-quality/handling")).json()
+    assert report["total"]["centre_acknowledged"] == 1

@@ -868,10 +868,18 @@ async def test_the_centre_hears_and_acknowledges_a_red_alarm_the_enterprise_ackn
         await browser.wait_for(f"!!{row(1)}", 5)
         assert await browser.js("document.title") == "hazardhub"
         assert not await browser.js(f"!!{row(1, 'button[data-act=ack]')}")
+        assert await browser.js(f"{row(1, 'span.isa')}.dataset.isa") == "ack"
+        assert not await browser.js(f"!!{row(1, 'div.site-isa')}")
+    badge = row(1, "span.isa")
     async with serving(hub), page(hub, "c", script=BEEPS) as browser:
         await browser.wait_for("window.__beeps.length > 0", 5)
         assert set(await browser.js("window.__beeps")) == {1100}
         assert re.match(title(1), await browser.js("document.title"))
+        # the badge is the centre's own state (it showed the enterprise's: "ack", and after the
+        # centre's acknowledgement of a returned one a red "rtn unack" with nothing to click,
+        # helper-133); the enterprise's beside it
+        assert await browser.js(f"{badge}.dataset.isa") == "unack"
+        assert await browser.js(f"{row(1, 'div.site-isa')}.dataset.isa") == "ack"
         await browser.wait_for(f"!!{row(1, 'button[data-act=ack]')}", 5)
         await browser.js(f"{row(1, 'button[data-act=ack]')}.click()")
         form = "tr.extra[data-for='1'] form.act-form[data-form=ack]"
@@ -881,6 +889,8 @@ async def test_the_centre_hears_and_acknowledges_a_red_alarm_the_enterprise_ackn
         await browser.wait_for("document.title === 'hazardhub'", 5)
         assert hub.keys["c"].alarms[0]["centre_acked"] is True
         assert not await browser.js(f"!!{row(1, 'button[data-act=ack]')}")
+        await browser.wait_for(f"{badge}.dataset.isa === 'ack'", 5)
+        assert not await browser.js(f"!!{row(1, 'div.site-isa')}")  # the same on both sides
 
 
 async def test_a_sensor_out_of_service_says_so_on_its_tile():
@@ -1299,7 +1309,11 @@ async def test_a_centres_handover_says_which_enterprise_raised_what():
             "k": Key(sensors=[sensor("a")]),
             "e": Key(sensors=[sensor("a")], role="enterprise", tenants=["t"]),
         },
-        handover={**shift, "raised_by_tenant": [chem, coal]},
+        handover={
+            **shift,
+            "raised_by_tenant": [chem, coal],
+            "centre_unack": _listed({**alarm(9, "a"), "location": "1301 回风巷"}),
+        },
     )
     rows = (
         "[...document.querySelectorAll('.ho-raised-by tbody tr')]"
@@ -1314,10 +1328,19 @@ async def test_a_centres_handover_says_which_enterprise_raised_what():
         ]
         head = await browser.js(f"{q('.ho-raised-by thead')}.innerText")
         assert head.startswith("企业"), head
+        # what waits for the centre's own acknowledgement, first of the lists (helper-133)
+        sections = "#handover-body [data-section]"
+        got = await browser.js(
+            f"[...document.querySelectorAll('{sections}')].map((s) => s.dataset.section)"
+        )
+        assert got[1] == "centre_unack", got
+        waiting = await browser.js(f"{q('#handover-body [data-section=centre_unack]')}.innerText")
+        assert "待本中心确认 (1)" in waiting and "1301 回风巷" in waiting, waiting
     async with serving(hub), page(hub, "e") as browser:
         await browser.js(f"{q('#handover-open')}.click()")
         await browser.wait_for(f"!!{q('.ho-raised')}", 5)
         assert await browser.js(f"!{q('.ho-raised-by')}")
+        assert await browser.js(f"!{q('#handover-body [data-section=centre_unack]')}")
 
 
 async def test_a_maintenance_alarm_reads_as_calibration_held_too_long_not_overdue():

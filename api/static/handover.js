@@ -11,7 +11,7 @@ export const HANDOVER_STRINGS = {
         ho_raised: "本班报警", ho_total: "合计", ho_acked: "已确认", ho_open: "未结束",
         ho_overdue_ever: "曾超期", ho_shelved_n: "曾搁置",
         ho_red: "本班红色报警（含保护动作未确认）", ho_active_unack: "报警中·未确认", ho_active_ack: "报警中·已确认",
-        ho_returned_unack: "已恢复·未确认", ho_overdue: "处置超期", ho_review: "待中心审核销号",
+        ho_returned_unack: "已恢复·未确认", ho_overdue: "处置超期", ho_review: "待中心审核销号", ho_centre_unack: "待本中心确认",
         ho_shelved: "搁置中的测点", ho_oos: "停用的测点", ho_chattering: "频繁报警的测点",
         ho_more: "仅列出最新 {n} 条，其余请在报警列表中查看",
         ho_peak: "最高级别读数", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
@@ -27,6 +27,7 @@ export const HANDOVER_STRINGS = {
         ho_red: "Red alarms of the shift (failed protective actions included)", ho_active_unack: "Active, unacknowledged", ho_active_ack: "Active, acknowledged",
         ho_returned_unack: "Returned, unacknowledged", ho_overdue: "Disposal overdue",
         ho_review: "Closings waiting for the centre's review",
+        ho_centre_unack: "Waiting for the centre's acknowledgement",
         ho_shelved: "Points shelved", ho_oos: "Sensors out of service",
         ho_chattering: "Points chattering most",
         ho_more: "only the newest {n} listed: see the alarm list for the rest",
@@ -267,7 +268,9 @@ export function renderHandover() {
   }
   body.append(s0);
   const head = [t("tier"), t("sensor"), t("level"), t("ho_peak"), t("started_cst"), t("isa"), t("disposal")];
-  for (const key of LISTS) {
+  // the centre's own acknowledgements waiting come first on its key's handover (the lists after
+  // are the site's side); a hub of before has none
+  for (const key of ctx.centre() ? ["centre_unack", ...LISTS] : LISTS) {
     const list = h[key];
     if (!list) continue;  // (a hub of before the centre's review has no `review`)
     const more = list.truncated ? t("ho_more").replace("{n}", String(list.count)) : "";
