@@ -661,13 +661,19 @@ async def test_events_held_during_a_resync_are_bounded_and_what_was_dropped_is_r
     hub = FakeHub(keys={"k": Key(sensors=[sensor("s")], latest=[reading("s", now, 0.3)])})
     async with serving(hub), page(hub, "k") as browser:
         latest_before = hub.count("/api/v1/latest")
-        hub.alarms_delay_s = 3
+        alarms_before = hub.count("/api/v1/alarms")
+        hub.alarms_delay_s = 4
         await hub.end_streams()
         await browser.wait_for(f"{q('#live')}.classList.contains('off')", 5)
-        await asyncio.sleep(2.5)  # reconnected, resync under way
+        # reconnected, its resync under way: the stream open again and the alarms asked for (a
+        # fixed 2.5 s sleep missed it on a loaded machine)
+        end = time.monotonic() + 10
+        while not (hub.streams and hub.count("/api/v1/alarms") > alarms_before):
+            assert time.monotonic() < end, "the page did not reconnect"
+            await asyncio.sleep(0.05)
         for k in range(6000):  # more than the page holds
             await hub.push("reading", reading("s", now + k, 0.5))
-        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 10)
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 15)
         # the oldest events went, and the latest readings were read again after
         await asyncio.sleep(1)
         assert hub.count("/api/v1/latest") - latest_before == 2
