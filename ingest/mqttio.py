@@ -11,17 +11,24 @@ acknowledgement, which aiomqtt does not offer):
   serves many packets, and its ``pending()`` tells aiomqtt's reader to go on while bytes are
   buffered (the same path aiomqtt takes for TLS sockets, which buffer too).
 - `acknowledge` queues the PUBACKs of a batch as one write.
+
+And one remedy for Python 3.11: `HubClient` waits (connect, subscribe, publish, disconnect)
+without losing a cancellation (see its docstring).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import struct
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import aiomqtt
 
-__all__ = ["BufferedSocket", "acknowledge", "buffer_reads"]
+__all__ = ["BufferedSocket", "HubClient", "acknowledge", "buffer_reads"]
+
+T = TypeVar("T")
 
 _PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2), packet id
 _PUBACK_COMMAND = 0x40
@@ -79,3 +86,23 @@ def acknowledge(client: aiomqtt.Client, messages: Sequence[aiomqtt.Message]) -> 
     for message in messages:
         if message.qos == 2:
             paho.ack(message.mid, message.qos)
+
+
+class HubClient(aiomqtt.Client):
+    """aiomqtt's client, its waits for the broker (CONNACK, SUBACK, PUBACK, the disconnection)
+    made with `asyncio.timeout` instead of `asyncio.wait_for`. On Python 3.11, `wait_for` loses
+    a cancellation that comes while what it waits for completes (it returns the result instead):
+    a hub whose API failed as the broker's CONNACK arrived had its ingest task's cancellation
+    lost, and ran on, never ending (helper-132). Same outcome otherwise: what it waits for is
+    cancelled with it, and running out of time is aiomqtt's `MqttError` (the signature, a
+    `timeout` argument included, is aiomqtt's)."""
+
+    async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109
+        if timeout is None:
+            timeout = self.timeout
+        try:
+            async with asyncio.timeout(None if timeout == math.inf else timeout):
+                return await fut
+        except TimeoutError:
+            msg = "Operation timed out"
+            raise aiomqtt.MqttError(msg) from None

@@ -26,7 +26,7 @@ from alerts.statedb import StateDB
 from ingest.dispatch import Dispatcher
 from ingest.flush import Flushing
 from ingest.metrics import Metrics
-from ingest.mqttio import buffer_reads
+from ingest.mqttio import HubClient, buffer_reads
 from ingest.pipeline import Handled, Pipeline
 from telemetry.topics import TopicLayout
 
@@ -44,6 +44,36 @@ STALLED_S = 60.0
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+async def _until(event: asyncio.Event, within_s: float) -> None:
+    """Wait for `event`, at most `within_s` seconds. Not `asyncio.wait_for`: on Python 3.11 it
+    loses a cancellation that comes as the event is set (the hub's ingest then ran on after its
+    task group had failed, helper-132)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(0.0, within_s)):
+            await event.wait()
+
+
+async def _ended(*tasks: asyncio.Task[None]) -> bool:
+    """Cancel `tasks` and wait until each has ended; what they raised is theirs (dropped). True
+    when the caller was cancelled meanwhile: it raises that once its own end is done (taken for
+    the end of the task awaited, it was lost: the ingest of a hub whose task group had failed
+    went on retrying the broker, helper-132)."""
+    for task in tasks:
+        task.cancel()
+    cancelled = False
+    left = {t for t in tasks if not t.done()}
+    while left:
+        try:
+            await asyncio.wait(left)
+        except asyncio.CancelledError:
+            cancelled = True  # they were told to end: they end, then so does the caller
+        left = {t for t in left if not t.done()}
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # taken: not said "never retrieved" at exit
+    return cancelled
 
 
 class IngestService(Flushing):
@@ -161,7 +191,7 @@ class IngestService(Flushing):
         began: int | None = None  # when the session running began
         excused: int | None = None  # the connection that excused the time away, if not begun
         while not stop.is_set():
-            client = aiomqtt.Client(
+            client = HubClient(
                 self._host,
                 self._port,
                 identifier=self._client_id,
@@ -206,8 +236,7 @@ class IngestService(Flushing):
                 if stop.is_set():
                     return
                 log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                await _until(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 
     async def publish(self, topic: str, payload: bytes) -> None:
@@ -239,15 +268,9 @@ class IngestService(Flushing):
         finally:
             self._in_session = False
             self._client = None
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            # flushes of a broken session: what they did not acknowledge comes again
-            for task in self._flushes:
-                task.cancel()
-            for task in self._flushes:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # the reader, and the flushes of a broken session (what they did not acknowledge
+            # comes again), end before the connection closes
+            cancelled = await _ended(reader, *self._flushes)
             self._flushes.clear()
             self._in_flight.clear()
             # a flush retrying a refusing store is gone with its session: the next one says
@@ -259,6 +282,8 @@ class IngestService(Flushing):
                 self._queue.get_nowait()
             if self._reloads:  # messages of the old configuration come again, decoded anew
                 await self._run_reloads()
+            if cancelled:  # the hub's, while the session's tasks ended
+                raise asyncio.CancelledError
 
     async def _process(
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
@@ -283,7 +308,7 @@ class IngestService(Flushing):
                 if pending:
                     await self._start_flush(client, pending, stop, first_ms)
                 await self._drain_flushes()
-                if isinstance(pending_exc, aiomqtt.MqttError):
+                if pending_exc is not None:  # the broker's (a new session), or a bug's
                     raise pending_exc
                 raise aiomqtt.MqttError("message reader ended")
             # everything queued now, up to the batch's cap, without waiting
@@ -338,8 +363,7 @@ class IngestService(Flushing):
             if pending and not due:
                 timeout = min(timeout, first_at + self._flush_interval - now)
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
+            await _until(self._wake, timeout)
 
     def _handle(self, message: aiomqtt.Message) -> Handled:
         payload = message.payload
@@ -365,7 +389,9 @@ class IngestService(Flushing):
         mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._last_flush = mine
         self._in_flight[mine] = first_ms
-        task = asyncio.create_task(self._flush(client, list(pending), stop, before, mine, first_ms))
+        task = asyncio.create_task(
+            self._flush(client, list(pending), stop, before, mine, first_ms), name="ingest-flush"
+        )
         task.add_done_callback(lambda _: self._wake.set())
         self._flushes.add(task)
 

@@ -1,8 +1,11 @@
 """The hub's MQTT socket helpers: the buffered socket paho reads through, the PUBACKs of a batch
-written as one packet (and the broker taking them: tests/test_e2e.py, tests/test_hub_kill.py)."""
+written as one packet (and the broker taking them: tests/test_e2e.py, tests/test_hub_kill.py);
+the ingest's waits, which keep a cancellation that comes as what they wait for is done (the hub
+ending when a task fails: tests/test_hub_ends.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 from collections.abc import Iterator
@@ -11,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from ingest.mqttio import BufferedSocket, acknowledge
+from ingest.mqttio import BufferedSocket, HubClient, acknowledge
+from ingest.service import _until
 
 
 @pytest.fixture
@@ -83,3 +87,34 @@ def test_pubacks_of_a_batch_are_one_packet_write() -> None:
     assert paho.acked == [(9, 2)]  # QoS 2 completes through paho; QoS 0 needs nothing
     acknowledge(Client(), [_Msg(0, 0)])  # type: ignore[list-item]
     assert len(paho.queued) == 1
+
+
+async def _cancelled_as_done(
+    wait: asyncio.Task[object], done: asyncio.Future[None] | asyncio.Event
+) -> None:
+    """`wait` is waiting for `done`; `done` completes and `wait` is cancelled before it runs
+    again (the CONNACK read in the loop's turn that cancelled the hub's ingest): the
+    cancellation must come out (Python 3.11's `asyncio.wait_for` returned the result instead,
+    and the ingest never ended)."""
+    await asyncio.sleep(0)  # waiting
+    await asyncio.sleep(0)
+    if isinstance(done, asyncio.Event):
+        done.set()
+    else:
+        done.set_result(None)
+    wait.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await wait
+
+
+async def test_a_wait_for_the_broker_keeps_a_cancellation_that_comes_as_it_answers() -> None:
+    client = HubClient("127.0.0.1", 1)  # never connected: only its wait is used
+    answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    wait = asyncio.create_task(client._wait_for(answered, timeout=None))
+    await _cancelled_as_done(wait, answered)  # type: ignore[arg-type]
+
+
+async def test_the_ingest_loops_wait_keeps_a_cancellation_that_comes_as_it_is_woken() -> None:
+    woken = asyncio.Event()
+    wait = asyncio.create_task(_until(woken, 5.0))
+    await _cancelled_as_done(wait, woken)  # type: ignore[arg-type]

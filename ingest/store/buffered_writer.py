@@ -125,8 +125,11 @@ class BufferWriter:
             timeouts.append(self._retry_at - now)
         self._wake.clear()
         timeout = max(0.0, min(timeouts)) if timeouts else None
+        # not `asyncio.wait_for`: on Python 3.11 it loses a cancellation that comes as the
+        # event is set (ingest.service's `_until`)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _write_jobs(self, jobs: list[Job]) -> None:
         for kind in _KINDS:
