@@ -280,7 +280,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 2
         return _run(lambda stop: run_demo(opts, stop))
     if args.command == "hub":
-        from hazardhub.hub import Hub, HubSettings
+        from hazardhub.hub import ApiStartError, Hub, HubSettings
 
         loaded = load(args.config)
         registry = loaded.registry()
@@ -316,7 +316,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
 
         async def run_hub(stop: asyncio.Event) -> int:
-            await hub.run(stop)
+            try:
+                await hub.run(stop)
+            except ExceptionGroup as failed:  # said in the log (Hub.run): the hub ends with it
+                # the API address taken since the check above: as the check says it
+                taken = all(isinstance(e, ApiStartError) for e in failed.exceptions)
+                return 2 if taken else 1
             return 0
 
         return _run(run_hub)

@@ -42,7 +42,7 @@ from telemetry.jt808.messages import Alarm
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["Hub", "HubSettings"]
+__all__ = ["ApiStartError", "Hub", "HubSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,11 @@ def _settle_memory() -> None:
     gc.unfreeze()  # what a configuration change left behind is collected first
     gc.collect()
     gc.freeze()
+
+
+class ApiStartError(RuntimeError):
+    """The API cannot listen on its address (taken since the start's check, or not one of this
+    machine's): the hub stops."""
 
 
 class _Server(uvicorn.Server):
@@ -380,7 +385,7 @@ class Hub:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.ingest.run(stop), name="ingest")
                 notifier = tg.create_task(self.notifier.run(stop), name="notify")
-                api = tg.create_task(server.serve(), name="api")
+                api = tg.create_task(self._serve(server), name="api")
                 watcher = tg.create_task(self._announce(server), name="api-started")
                 confirmer = tg.create_task(
                     self._republish_confirmations(), name="terminal-confirmations"
@@ -400,6 +405,13 @@ class Hub:
                     )
                 await api
                 await notifier
+        except* ApiStartError as failed:
+            log.error("hub stops: %s", failed.exceptions[0])
+            raise
+        except* Exception as failed:  # a part failed: the hub ends with it, not half alive
+            for exc in failed.exceptions:
+                log.error("hub stops: %s", exc, exc_info=exc)
+            raise
         finally:
             try:
                 await self.dispatcher.save_state()
@@ -411,6 +423,23 @@ class Hub:
             self.statedb.close()
             self.registrydb.close()
             log.info("hub stopped")
+
+    async def _serve(self, server: uvicorn.Server) -> None:
+        """Serve the API until `server.should_exit`. uvicorn, unable to listen, logs why and
+        raises SystemExit: left in the task, that leaves the event loop at once, past the task
+        group, and every task is cancelled in no order (the ingest's cancellation was lost,
+        and the hub never ended: helper-132). Said instead as an `ApiStartError` naming the
+        address, which stops the hub as any part's failure does."""
+        try:
+            await server.serve()
+        except SystemExit as exc:
+            where = f"{self.settings.api_host}:{self.settings.api_port}"
+            cause = exc.__context__
+            why = os.strerror(cause.errno) if isinstance(cause, OSError) and cause.errno else cause
+            raise ApiStartError(
+                f"the API cannot listen on {where}"
+                + (f" ({why})" if why else f" (uvicorn exited with {exc.code})")
+            ) from cause
 
     async def _announce(self, server: uvicorn.Server) -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event

@@ -1,0 +1,87 @@
+"""`hazardhub hub` as a process ends, and says why, when a part of it fails: its API address taken
+after the start's check ended a hub only now and then (the others ran on, the ingest retrying
+the broker for ever: helper-132); and a stop during a broker outage still ends it at once."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services import MosquittoService, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG = """version: 1
+tenants:
+  - id: north-coal
+"""
+
+# `hazardhub hub` whose start finds the API address free: another process takes it meanwhile
+_TAKEN_AFTER_THE_CHECK = """
+import sys
+from hazardhub import cli
+cli._taken = lambda host, port: None
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _hub_argv(tmp_path: Path, broker: int, api: int) -> list[str]:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG)
+    return [
+        *("hub", "-c", str(cfg), "--data-dir", str(tmp_path / "hub")),
+        *("--broker", f"127.0.0.1:{broker}", "--api", f"127.0.0.1:{api}"),
+    ]
+
+
+def test_a_hub_whose_api_address_is_taken_after_its_check_ends_naming_it(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        argv = _hub_argv(tmp_path, mosquitto.port, port)
+        done = subprocess.run(
+            [sys.executable, "-c", _TAKEN_AFTER_THE_CHECK, *argv],
+            check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,  # it hung here
+        )
+    said = done.stderr
+    assert done.returncode == 2, said[-3000:]  # as the start's check says it
+    why = f"hub stops: the API cannot listen on 127.0.0.1:{port} (Address already in use)"
+    assert why in said, said[-3000:]
+    assert "Traceback" not in said, said[-3000:]
+
+
+def test_a_hub_stopped_while_its_broker_is_away_ends_at_once(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    log, api = tmp_path / "hub.log", free_port()
+    with log.open("wb") as out:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "hazardhub", *_hub_argv(tmp_path, mosquitto.port, api)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        mosquitto.stop()
+        while "broker unreachable" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "broker unreachable" in log.read_text(), log.read_text()[-3000:]
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=5) == 0, log.read_text()[-3000:]
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+    assert "hub stopped" in log.read_text()
