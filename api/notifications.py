@@ -283,9 +283,8 @@ async def _destination_problem(url: str, guard: AddressGuard) -> str | None:
         return literal or None
     loop = asyncio.get_running_loop()
     try:
-        return await asyncio.wait_for(
-            loop.run_in_executor(_RESOLVER, refused_destination, url, guard), _RESOLVE_S
-        )
+        async with asyncio.timeout(_RESOLVE_S):  # (3.11's wait_for may lose a cancellation)
+            return await loop.run_in_executor(_RESOLVER, refused_destination, url, guard)
     except TimeoutError:
         return None
 

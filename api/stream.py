@@ -270,8 +270,9 @@ class Broadcaster:
         try:
             yield b"retry: 2000\n\n"
             while True:
-                try:
-                    kind, tenant, data = await asyncio.wait_for(sub.queue.get(), timeout=beat)
+                try:  # (asyncio.timeout: 3.11's wait_for may lose a cancellation: a stream
+                    async with asyncio.timeout(beat):  # whose client left would go on)
+                        kind, tenant, data = await sub.queue.get()
                 except TimeoutError:
                     if not self._authenticates(sub):
                         yield _END

@@ -145,16 +145,17 @@ class SpoolUplink:
                     len(self.spool),
                     backoff,
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                with contextlib.suppress(TimeoutError):  # (not 3.11's wait_for: it may lose
+                    async with asyncio.timeout(backoff):  # a cancellation)
+                        await stop.wait()
                 backoff = min(backoff * 2, self._backoff_max)
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """`offline` on the status topic (if any), given at most 2 s."""
         if self.status_topic:
             with contextlib.suppress(Exception):
-                publish = client.publish(self.status_topic, b"offline", qos=1, retain=True)
-                await asyncio.wait_for(publish, 2.0)
+                async with asyncio.timeout(2.0):
+                    await client.publish(self.status_topic, b"offline", qos=1, retain=True)
 
     async def _report_drops(self, client: aiomqtt.Client) -> None:
         for report in self.spool.drop_reports():

@@ -150,8 +150,10 @@ class DriverReminders:
                     await self._publish(reminder.topic, reminder.payload)
                 except Exception as exc:  # no broker connection: wait for it, in time
                     log.debug("driver reminder on %s not published yet: %s", reminder.topic, exc)
+                    # (asyncio.timeout: 3.11's wait_for may lose the hub's cancellation)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._connected.wait(), min(left_ms / 1000, 1.0))
+                        async with asyncio.timeout(min(left_ms / 1000, 1.0)):
+                            await self._connected.wait()
                     await asyncio.sleep(0.2)
                     continue
                 self._waiting.popleft()

@@ -344,3 +344,28 @@ async def test_a_streamed_alarm_names_its_enterprise_site_device_and_place():
     await hub_stream.on_alarms([event("gas-1", "s", "d")])
     again = orjson.loads(sub.queue.get_nowait()[2])
     assert (again["tenant_name"], again["location"]) == ("", "")
+
+
+async def test_a_stream_whose_client_leaves_as_an_event_comes_ends():
+    """The client went away (its task cancelled) in the loop's turn an event was queued:
+    Python 3.11's `asyncio.wait_for` returned the event and lost the cancellation, and the
+    stream went on for a client that was gone, its slot of the key's streams held (helper-132
+    found the same in the hub's ingest)."""
+    registry = build_registry(parse_document(CONFIG, HubConfig, "stream.yaml"))
+    hub_stream = Broadcaster(registry, heartbeat_s=30)
+    chem = Principal("chem", "enterprise", frozenset({"chem"}))
+    sub = hub_stream.subscribe(chem, frozenset({"alarm"}))
+    stream = hub_stream.events(sub)
+    assert await anext(stream) == b"retry: 2000\n\n"
+
+    async def client() -> list[bytes]:
+        return [chunk async for chunk in stream]
+
+    task = asyncio.create_task(client())
+    await asyncio.sleep(0)  # waiting for an event
+    await asyncio.sleep(0)
+    sub.offer("alarm", "chem", b'{"n":1}')
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(task), 2)
+    assert hub_stream.subscribers == 0
