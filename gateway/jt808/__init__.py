@@ -2,9 +2,10 @@
 
 The pure protocol (framing, bodies) is `telemetry.jt808`, shared with the terminal simulator;
 here are the pieces with state and I/O: `directory` (terminal -> vehicle, auth codes), `session`
-(the per-terminal state machine, sans-IO), `hold` (positions held until the backlog older than
-them came, sans-IO; `holding` carries it out), `uplink` (spool + MQTT), `connection` (one
-terminal's asyncio protocol) and `server` (asyncio TCP).
+(the per-terminal state machine, sans-IO: its phases `link` and `admission`, its `events`, the
+position `records`), `hold` (positions held until the backlog older than them came, sans-IO;
+`holding` carries it out), `uplink` (spool + MQTT), `connection` (one terminal's asyncio
+protocol) and `server` (asyncio TCP).
 """
 
 from gateway.jt808.directory import Directory, VehicleRef

@@ -4,11 +4,9 @@
     CONNECTED --0x0102 ok (code from an earlier registration)--> AUTHENTICATED
     any --0x0003 logout--> CLOSED
 
-What each state accepts is the table `ACCEPTS`. A known message the state does not accept is
-answered 0x8001 result 1 (failed): the terminal must (re-)register or authenticate first. A
-message id we do not handle is answered result 3, a body we cannot read result 2; a frame whose
-check code or escaping is wrong is dropped (its serial number cannot be trusted). Every one of
-these is reported as a `Problem`, which the server counts.
+The phases: `link` (frames, answers, what each state accepts: `ACCEPTS`), `admission`
+(registration, authentication), and here the authenticated terminal's messages: positions,
+the driver's IC card, the terminal's clock, and the platform's confirmations and reminders.
 
 Positions are published before they are acknowledged: the server commits a `Publish` to its disk
 spool before it sends the `Send` that follows it, so an acknowledged position is never lost.
@@ -16,43 +14,37 @@ spool before it sends the `Send` that follows it, so an acknowledged position is
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, replace
 from typing import cast
 
-from gateway.jt808.bindings import Bindings, Refused, Terminal
-from gateway.jt808.directory import Conflict, Directory, VehicleRef, phone_key
-from gateway.jt808.hold import Source
-from telemetry.jt808.codec import (
-    BadFrame,
-    Frame,
-    FrameReader,
-    Header,
-    Jt808Error,
-    Reassembler,
-    ReassemblyFullError,
-    VersionError,
-    encode_frame,
+from gateway.jt808.admission import Admission
+from gateway.jt808.bindings import Bindings
+from gateway.jt808.directory import Directory, VehicleRef
+from gateway.jt808.events import (
+    Authenticated,
+    Close,
+    Event,
+    Problem,
+    Publish,
+    Send,
+    TerminalAck,
 )
+from gateway.jt808.hold import Source
+from gateway.jt808.link import ACCEPTS, State
+from gateway.jt808.records import position_record
+from telemetry.jt808.codec import FrameReader, Header, Jt808Error, Reassembler
 from telemetry.jt808.messages import (
-    Alarm,
     AlarmConfirm,
     Authenticate,
     BatchLocation,
     DriverIdentity,
-    DriverRequest,
     Location,
     Message,
     MsgId,
     PlatformResponse,
     Register,
-    RegisterResponse,
-    Status,
     TerminalResponse,
     TextMessage,
-    UnsupportedMessageError,
     bcd_time_to_ms,
-    decode_body,
 )
 
 __all__ = [
@@ -83,127 +75,7 @@ SKEW_ZONE_MS = 180_000
 SKEW_FAR_PAST_MS = 30 * 86_400_000
 
 
-class State(enum.Enum):
-    CONNECTED = "connected"
-    REGISTERED = "registered"
-    AUTHENTICATED = "authenticated"
-    CLOSED = "closed"
-
-
-_ALWAYS = frozenset({MsgId.REGISTER, MsgId.AUTHENTICATE, MsgId.LOGOUT})
-ACCEPTS: dict[State, frozenset[int]] = {
-    State.CONNECTED: _ALWAYS,
-    State.REGISTERED: _ALWAYS,
-    State.AUTHENTICATED: _ALWAYS
-    | {
-        MsgId.HEARTBEAT,
-        MsgId.LOCATION,
-        MsgId.BATCH_LOCATION,
-        MsgId.TERMINAL_RESPONSE,
-        MsgId.DRIVER_IDENTITY,
-    },
-    State.CLOSED: frozenset(),
-}
-# the uplink messages a terminal may send at all; others (e.g. 0x8001 from a terminal) are refused
-_UPLINK = frozenset().union(*ACCEPTS.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    vehicle: VehicleRef
-    records: tuple[dict[str, object], ...]  # a 0x0704's in time order
-    received_ms: int
-    source: Source = Source.LIVE  # 0x0200, or a 0x0704 of either type
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    kind: str  # a short counter label: bad_frame, bad_body, unsupported, not_authenticated, ...
-    detail: str
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    vehicle: VehicleRef
-    phone: str
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalAck:
-    response: TerminalResponse
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    reason: str
-
-
-Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
-
-
-def position_record(
-    loc: Location, v2019: bool = True, clearing: bool = False
-) -> dict[str, object] | str:
-    """The MQTT position record of a location, or why it cannot be one (a counter label).
-
-    A report without a fix (status bit 1 clear), or whose place, speed or heading cannot be, is
-    dropped, unless it carries alarm bits (an emergency button, a collision, the antenna cut
-    that lost the fix). Then it is sent at lat 0, lon 0, speed 0, which the hub reads as "no
-    fix" (`ingest.positions`): its bits are judged, its place (often the terminal's last fix,
-    repeated) and speed are used nowhere. One without a valid time is dropped (nothing can be
-    judged in event time). With `clearing` (the last report published of the terminal carried
-    bits, or none was on this connection) one without bits goes too, for the bits it clears.
-    The bits reserved in the terminal's version (a vendor's own) are cleared: 15-17 of 2013
-    (`Alarm.ONLY_2019`), 31 of 2019 (`Alarm.ONLY_2013`)."""
-    alarm = loc.alarm & ~int(Alarm.ONLY_2013) if v2019 else loc.alarm & ~int(Alarm.ONLY_2019)
-    try:
-        ts = loc.ts_ms
-    except Jt808Error:
-        return "bad_time"
-    lat, lon = loc.lat, loc.lon
-    problem = (
-        "no_fix"
-        if not loc.status & Status.POSITIONED
-        else "bad_position"
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180)
-        else "bad_speed"
-        if loc.speed_dkmh > 3000
-        else "bad_heading"
-        if loc.direction > 360
-        else ""
-    )
-    if problem:
-        if not alarm and not clearing:
-            return problem
-        return {  # its alarm bits, judged; no place, no speed
-            "ts": ts,
-            "lat": 0.0,
-            "lon": 0.0,
-            "speed_kmh": 0.0,
-            "heading_deg": 0,
-            "acc_on": bool(loc.status & Status.ACC_ON),
-            "alarm_flags": alarm,
-        }
-    rec: dict[str, object] = {
-        "ts": ts,
-        "lat": lat,
-        "lon": lon,
-        "speed_kmh": loc.speed_kmh,
-        "heading_deg": loc.direction,
-        "acc_on": bool(loc.status & Status.ACC_ON),
-        "alarm_flags": alarm,
-    }
-    if loc.altitude_m <= 9000:
-        rec["alt_m"] = loc.altitude_m
-    return rec
-
-
-class Session:
+class Session(Admission):
     """The state of one TCP connection from one terminal."""
 
     def __init__(
@@ -235,41 +107,6 @@ class Session:
         self.driver: str | None = None  # the driver whose IC card is in (0x0702) ...
         self._driver_since = 0  # ... since this time (ms)
 
-    @property
-    def closed(self) -> bool:
-        return self.state is State.CLOSED
-
-    def next_serial(self) -> int:
-        s = self._serial
-        self._serial = (s + 1) & 0xFFFF
-        return s
-
-    def feed(self, data: bytes, now_ms: int) -> list[Event]:
-        """Events for the bytes received; empty data means the terminal closed the connection."""
-        if self.state is State.CLOSED:
-            return []
-        if not data:
-            self.state = State.CLOSED
-            return [Close("closed by the terminal")]
-        events: list[Event] = []
-        for h in self._parts.expire(now_ms):
-            events.append(Problem("incomplete_packets", f"message {h.msg_id:#06x} timed out"))
-        for item in self._reader.feed(data):
-            if isinstance(item, BadFrame):
-                self._bad(item, events)
-            else:
-                self._frame(item, now_ms, events)
-            if self.closed:
-                break
-        return events
-
-    def encode(self, msg: Message) -> bytes:
-        """A platform message to this terminal, in its header version (after a good frame)."""
-        if self.header is None:
-            raise RuntimeError("no frame from the terminal yet: its header version is unknown")
-        h = self.header.reply(msg.msg_id, self.next_serial())
-        return encode_frame(h, msg.encode(h.is_2019))
-
     def confirm_alarm(self, alarm_serial: int, alarm_type: int) -> bytes:
         """The 0x8203 frame confirming the terminal's alarms (see `AlarmConfirm`)."""
         if self.state is not State.AUTHENTICATED:
@@ -286,81 +123,6 @@ class Session:
         if self.header.is_2019:
             flag |= TextMessage.NOTIFICATION
         return self.encode(TextMessage(flag, text))
-
-    def _bad(self, item: BadFrame, events: list[Event]) -> None:
-        kind = "bad_version" if isinstance(item.error, VersionError) else "bad_frame"
-        events.append(Problem(kind, str(item.error)))
-        self._count_bad(events)
-
-    def _count_bad(self, events: list[Event]) -> None:
-        self._bad_in_a_row += 1
-        if self._bad_in_a_row >= self.max_bad_frames:
-            self.state = State.CLOSED
-            reason = f"{self._bad_in_a_row} bad frames in a row"
-            events.append(Problem("bad_frames_closed", f"{reason}: closing the connection"))
-            events.append(Close(reason))
-
-    def _answer(self, h: Header, result: int, events: list[Event]) -> None:
-        self.header = self.header or h
-        reply = h.reply(MsgId.PLATFORM_RESPONSE, self.next_serial())
-        body = PlatformResponse(h.serial, h.msg_id, result).encode(reply.is_2019)
-        events.append(Send(encode_frame(reply, body)))
-
-    def _frame(self, frame: Frame, now_ms: int, events: list[Event]) -> None:
-        h = frame.header
-        if self.phone is not None and h.phone != self.phone:
-            events.append(Problem("phone_mismatch", f"frame from {h.phone} on {self.phone}'s link"))
-            self._count_bad(events)
-            return
-        if h.encryption:
-            events.append(Problem("unsupported", f"encrypted body of {h.msg_id:#06x}"))
-            self._answer(h, PlatformResponse.UNSUPPORTED, events)
-            return
-        if h.packet is not None and self.state is not State.AUTHENTICATED:
-            # not kept to join: a registration or authentication is never that long, and an
-            # unauthenticated peer must not make the gateway hold megabytes
-            if h.msg_id in ACCEPTS[self.state]:
-                events.append(Problem("bad_frame", f"sub-packaged {h.msg_id:#06x} before auth"))
-                self._answer(h, PlatformResponse.FAILED, events)
-            else:
-                self._refuse(h, events)
-            return
-        try:
-            whole = self._parts.add(frame, now_ms)
-        except ReassemblyFullError as exc:  # the terminal sends it again later
-            events.append(Problem("reassembly_full", str(exc)))
-            self._answer(h, PlatformResponse.FAILED, events)
-            return
-        except Jt808Error as exc:
-            events.append(Problem("bad_frame", str(exc)))
-            self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
-            return
-        if whole is None:  # a sub-package received: answered at once, by its own serial (a
-            self._answer(h, PlatformResponse.OK, events)  # terminal may wait for it to go on)
-            return
-        # the whole message is answered when handled (stored, for positions) by the serial of the
-        # sub-package that completed it: each sub-package gets its one answer
-        h = whole.header if h.packet is None else replace(whole.header, serial=h.serial)
-        if h.msg_id not in _UPLINK:
-            self._refuse(h, events)
-            return
-        try:
-            msg = decode_body(h.msg_id, whole.body, h.is_2019)
-        except UnsupportedMessageError as exc:  # pragma: no cover - _UPLINK is a subset
-            events.append(Problem("unsupported", str(exc)))
-            self._answer(h, PlatformResponse.UNSUPPORTED, events)
-            return
-        except Jt808Error as exc:
-            events.append(Problem("bad_body", str(exc)))
-            self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
-            self._count_bad(events)
-            return
-        self._bad_in_a_row = 0
-        self.header = h
-        if h.msg_id not in ACCEPTS[self.state]:
-            self._refuse(h, events)
-            return
-        self._dispatch(h, msg, now_ms, events)
 
     @property
     def _who(self) -> str:
@@ -419,17 +181,6 @@ class Session:
             )
         )
 
-    def _refuse(self, h: Header, events: list[Event]) -> None:
-        """Answer a message this session does not take: unsupported at all, or not yet."""
-        if h.msg_id not in _UPLINK:
-            events.append(Problem("unsupported", f"message {h.msg_id:#06x} is not supported"))
-            self._answer(h, PlatformResponse.UNSUPPORTED, events)
-        else:
-            events.append(
-                Problem("not_authenticated", f"message {h.msg_id:#06x} in state {self.state.value}")
-            )
-            self._answer(h, PlatformResponse.FAILED, events)
-
     def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
         if isinstance(msg, Register):
             self._register(h, msg, now_ms, events)
@@ -455,49 +206,6 @@ class Session:
             events.append(Close("logout"))
         else:  # heartbeat
             self._answer(h, PlatformResponse.OK, events)
-
-    def _register(self, h: Header, msg: Register, now_ms: int, events: list[Event]) -> None:
-        result, ref = self.directory.register(h.phone, msg.plate)
-        code = ""
-        if isinstance(ref, VehicleRef):
-            terminal = Terminal(msg.maker, msg.model, msg.terminal_id, phone_key(h.phone))
-            issued = self.bindings.register(ref, terminal, now_ms)
-            if isinstance(issued, Refused):
-                result = issued.result
-                events.append(Problem("binding_refused", _refusal(ref, terminal, issued)))
-            else:
-                code = issued
-                if self.state is State.CONNECTED:
-                    self.state = State.REGISTERED
-        elif isinstance(ref, Conflict):
-            events.append(Problem("terminal_conflict", f"{ref}: registration refused"))
-        else:
-            events.append(
-                Problem("unknown_terminal", f"terminal {h.terminal} plate {msg.plate!r}: {result}")
-            )
-        reply = h.reply(MsgId.REGISTER_RESPONSE, self.next_serial())
-        body = RegisterResponse(h.serial, result, code).encode(reply.is_2019)
-        events.append(Send(encode_frame(reply, body)))
-
-    def _authenticate(self, h: Header, msg: Authenticate, events: list[Event]) -> None:
-        # the code last given to this vehicle's bound terminal, from the number it registered
-        # with; then the configuration must still have that number be that vehicle
-        bound = self.bindings.authenticate(msg.auth_code)
-        ref: VehicleRef | Conflict | None = None
-        if bound is not None and bound.terminal.phone == phone_key(h.phone):
-            ref = self.directory.check(h.phone, bound.vehicle)
-        if not isinstance(ref, VehicleRef):
-            if isinstance(ref, Conflict):
-                events.append(Problem("terminal_conflict", f"{ref}: authentication refused"))
-            else:
-                events.append(Problem("auth_failed", f"terminal {h.terminal}: wrong auth code"))
-            self._answer(h, PlatformResponse.FAILED, events)
-            return
-        self.vehicle, self.phone, self.state = ref, h.phone, State.AUTHENTICATED
-        self._answer(h, PlatformResponse.OK, events)
-        events.append(Authenticated(ref, h.phone))
-        # who drives (the IC card in the terminal): its positions then count for him
-        events.append(Send(self.encode(DriverRequest())))
 
     def _locations(
         self,
@@ -525,21 +233,6 @@ class Session:
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms, source))
         self._answer(h, PlatformResponse.OK, events)
-
-
-def _refusal(ref: VehicleRef, terminal: Terminal, refused: Refused) -> str:
-    """Why a registration was refused, for the operator: who holds the binding, and how to
-    move it."""
-    b = refused.bound
-    vehicle = f"{b.vehicle.tenant}/{b.vehicle.vehicle}"
-    if refused.result == RegisterResponse.VEHICLE_REGISTERED:
-        why = f"{ref.tenant}/{ref.vehicle} is bound to terminal {b.terminal}"
-    else:
-        why = f"the terminal is bound to {vehicle}"
-    return (
-        f"registration of {ref.tenant}/{ref.vehicle} by terminal {terminal} refused: {why}; "
-        f"if the terminal was changed, `hazardhub jt808 unbind --vehicle {vehicle}`"
-    )
 
 
 def _ts_or_0(loc: Location) -> int:
