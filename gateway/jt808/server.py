@@ -19,7 +19,7 @@ connection closes.
 An alarm confirmation (0x8203) for a terminal that is not connected is kept (`confirmations`)
 and sent when it authenticates again; what waits longer than `hold_confirmations_s` (a day) is
 dropped (``confirmations_expired``). A reminder to the driver (0x8300) is kept a minute at most
-(`reminders`).
+(`reminders`). Both are delivered by the server's base, `delivery.Delivery`.
 
 The counters that changed are logged at info level every `report_every_s` (a minute) and when the
 server stops; the problems an operator must act on (`_WARN_KINDS`) and replaced connections are
@@ -38,13 +38,9 @@ from pathlib import Path
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.connection import Connection
+from gateway.jt808.delivery import Delivery
 from gateway.jt808.directory import Directory, VehicleRef
-from gateway.jt808.hold import HoldPolicy
-from gateway.jt808.holding import Holding
-from gateway.jt808.keep import read_held, read_served, write_held, write_served
-from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
-from gateway.jt808.reminders import Reminders
-from gateway.jt808.session import (
+from gateway.jt808.events import (
     Authenticated,
     Close,
     Event,
@@ -53,8 +49,13 @@ from gateway.jt808.session import (
     Send,
     TerminalAck,
 )
+from gateway.jt808.hold import HoldPolicy
+from gateway.jt808.holding import Holding
+from gateway.jt808.keep import read_held, read_served, write_served
+from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
+from gateway.jt808.reminders import Reminders
 from gateway.jt808.uplink import PositionUplink
-from telemetry.jt808.messages import Alarm, MsgId
+from telemetry.jt808.messages import MsgId
 from telemetry.registry import Registry
 
 __all__ = ["Jt808Server"]
@@ -74,7 +75,7 @@ def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Jt808Server:
+class Jt808Server(Delivery):
     """Accepts terminals, maps them to vehicles, hands their positions to the uplink."""
 
     def __init__(
@@ -341,67 +342,3 @@ class Jt808Server:
         ref = conn.vehicle
         if ref is not None and self.by_vehicle.get(ref) is conn:
             del self.by_vehicle[ref]
-
-    def confirm_alarm(
-        self, tenant: str, vehicle: str, alarm_serial: int = 0, alarm_type: int = Alarm.ACK_CLEAR
-    ) -> bool:
-        """Send 0x8203 to the vehicle's terminal: the platform confirms its alarms (serial 0: all
-        of `alarm_type`). False when the terminal is not connected and authenticated: the
-        confirmation of `alarm_type` is then kept for the vehicle (serial 0, the serial meaning
-        nothing to the next connection) and sent when its terminal authenticates."""
-        ref = VehicleRef(tenant, vehicle)
-        conn = self.by_vehicle.get(ref)
-        if conn is None or not conn.authenticated:
-            if alarm_type and ref in self.served:
-                self.held.hold(ref, int(alarm_type), self.clock_ms())
-                write_held(self._held_file, self.held)
-                self.counters["confirmations_held"] += 1
-            return False
-        conn.write(conn.session.confirm_alarm(alarm_serial, int(alarm_type)))
-        self.counters["alarm_confirmations"] += 1
-        return True
-
-    def remind(self, tenant: str, vehicle: str, alarm_id: int, text: str, at_ms: int) -> str:
-        """Send the hub's reminder of alarm `alarm_id` (asked at `at_ms`) to the vehicle's
-        terminal (0x8300), or keep it a while for the terminal away; what happened
-        (`Reminders.remind`)."""
-        ref = VehicleRef(tenant, vehicle)
-        conn = self.by_vehicle.get(ref)
-        terminal = conn if conn is not None and conn.authenticated else None
-        now = self.clock_ms()
-        return self.reminders.remind(ref, alarm_id, text, at_ms, now, terminal, ref in self.served)
-
-    def _send_held(self, conn: Connection, ref: VehicleRef) -> None:
-        """The terminal of `ref` authenticated: send what was kept for it while it was away."""
-        self.expire_confirmations()
-        held = self.held.take(ref, self.clock_ms())
-        if held is None:
-            return
-        write_held(self._held_file, self.held)
-        alarm_type, age_ms = held
-        conn.write(conn.session.confirm_alarm(0, alarm_type))
-        self.counters["alarm_confirmations"] += 1
-        self.counters["confirmations_sent_late"] += 1
-        log.info(
-            "jt808: %s/%s: alarm confirmation (type %#x) sent %.0fs late, at the terminal's "
-            "authentication",
-            ref.tenant,
-            ref.vehicle,
-            alarm_type,
-            age_ms / 1000,
-        )
-
-    def expire_confirmations(self) -> int:
-        """Drop the kept confirmations older than `hold_confirmations_s`; how many."""
-        old = self.held.expire(self.clock_ms())
-        if old:
-            write_held(self._held_file, self.held)
-        for ref in old:
-            self.counters["confirmations_expired"] += 1
-            log.warning(
-                "jt808: %s/%s: alarm confirmation dropped, the terminal stayed away for %.0fs",
-                ref.tenant,
-                ref.vehicle,
-                self.held.max_age_ms / 1000,
-            )
-        return len(old)
