@@ -1353,7 +1353,7 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
     """A leak at red (evacuate) for five minutes, then back to yellow: listed, filtered and
     shown as yellow, a shift handover asking for the red alarms missed it (helper-69). Its peak
     tier says red, and `peak_tier=red` finds it."""
-    from api.alarms import _peak_tier
+    from api.alarmjson import _peak_tier
 
     journal = [{"tier": "yellow"}, {"tier": "red"}, {"tier": "yellow"}]  # raised, up, down
     assert _peak_tier("yellow", journal) == "red"
