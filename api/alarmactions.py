@@ -32,6 +32,8 @@ from api.context import (
     require_writer,
 )
 from api.models import AlarmPublic
+from api.notes import Note, RequiredNote
+from api.timerange import refuse_seconds
 
 __all__ = ["AlarmId", "alarm_action_routes"]
 
@@ -71,22 +73,22 @@ class _In(BaseModel):
 
 
 class NoteIn(_In):
-    note: str = Field(default="", max_length=2000)
+    note: Note = ""
 
 
 class TextIn(_In):
-    note: str = Field(min_length=1, max_length=2000)
+    note: RequiredNote
 
 
 class ShelveIn(_In):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: RequiredNote
     duration_s: int | None = Field(default=None, gt=0, le=_MAX_SHELVE_S)
     until: int | None = Field(default=None, description="ms since the epoch")
 
 
 class DisposalIn(_In):
     step: Literal["verify", "dispose", "close"]
-    note: str = Field(min_length=1, max_length=2000)
+    note: RequiredNote
 
 
 class ReviewIn(_In):
@@ -94,18 +96,15 @@ class ReviewIn(_In):
         description="approve 批准销号: the alarm is closed; return 退回: back to `verified`, the "
         "enterprise disposes of it and closes it again"
     )
-    note: str = Field(
-        min_length=1,
-        max_length=2000,
-        pattern=r"\S",
-        description="why: required, and not only spaces (a return tells the enterprise what to "
-        "do again)",
+    note: RequiredNote = Field(
+        description="why: required, and not only spaces or invisible characters (a return "
+        "tells the enterprise what to do again)",
     )
 
 
 class ServiceIn(_In):
     in_service: bool
-    reason: str = Field(default="", max_length=2000)
+    reason: Note = ""
 
 
 def alarm_action_routes(
@@ -168,6 +167,7 @@ def alarm_action_routes(
         monitoring centre's (operator, admin keys)."""
         require_centre(caller)
         now = _now_ms()
+        refuse_seconds(until=body.until)  # (a shelve "needs an end in the future" said nothing)
         if (body.duration_s is None) == (body.until is None):
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, "give either duration_s or until"

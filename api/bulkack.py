@@ -37,6 +37,7 @@ from api.context import (
     query_tenants,
     require_writer,
 )
+from api.notes import Note
 
 __all__ = [
     "BULK_MAX",
@@ -65,9 +66,8 @@ class BulkAckIn(BaseModel):
         max_length=BULK_MAX,
         description=f"the alarms to acknowledge, at most {BULK_MAX}; an id given twice counts once",
     )
-    note: str = Field(
+    note: Note = Field(
         default="",
-        max_length=2000,
         description="journaled on each alarm; needed when one of them reached red",
     )
 

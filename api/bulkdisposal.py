@@ -44,6 +44,7 @@ from api.context import (
     require_reviewer,
     require_writer,
 )
+from api.notes import RequiredNote
 
 __all__ = ["BulkDisposalIn", "BulkDisposalPublic", "bulk_disposal_routes"]
 
@@ -77,11 +78,9 @@ class BulkDisposalIn(BaseModel):
         "close of a reviewed tier's alarm: submitted for the centre's review), and the "
         "centre's review of those: approve 批准销号, return 退回"
     )
-    note: str = Field(
-        min_length=1,
-        max_length=2000,
-        pattern=r"\S",
-        description="journaled on each alarm; required, and not only spaces",
+    note: RequiredNote = Field(
+        description="journaled on each alarm; required, and not only spaces or invisible "
+        "characters",
     )
 
 

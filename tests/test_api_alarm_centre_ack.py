@@ -132,3 +132,33 @@ async def test_the_handover_and_the_report_count_the_centres_acknowledgement(hub
     assert {a["id"] for a in mine["centre_unack"]["alarms"]} == {seen_by_firm}
     report = (await hub.get("/alarm-quality/handling")).json()
     assert report["total"]["centre_acknowledged"] == 1
+
+
+async def test_an_invisible_or_control_character_is_no_note(hub: Hub) -> None:
+    """helper-133 acknowledged red alarms, alone and in bulk, with a note of one U+200B (zero
+    width space), U+FEFF or NUL, and commented and disposed so: the EEMUA 191 rule passed, the
+    journal and the CSV showed nothing (and a NUL). Format characters are taken out and the
+    rest stripped before the check; a control character is refused."""
+    red = hub.raise_alarm("ch4-t2", 1.2)
+    for note in ("\u200b", "\ufeff", " \u3000\u200b "):
+        for who in ("op", "coal"):
+            r = await hub.post(f"/alarms/{red}/acknowledge", {"note": note}, who)
+            assert r.status_code == 422 and r.json()["detail"] == RED_NEEDS_NOTE, (note, who)
+        r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": note}, "coal")
+        assert r.json()["counts"]["refused"] == 1
+        for path, body in (
+            (f"/alarms/{red}/comment", {"note": note}),
+            (f"/alarms/{red}/disposal", {"step": "verify", "note": note}),
+            ("/alarms/disposal", {"ids": [red], "step": "verify", "note": note}),
+            (f"/alarms/{red}/review", {"decision": "return", "note": note}),
+        ):
+            r = await hub.post(path, body)
+            assert r.status_code == 422 and "invisible" in r.text, (path, note, r.text)
+    r = await hub.post(f"/alarms/{red}/acknowledge", {"note": "已\u200b电话\u202e核实\x00"}, "coal")
+    assert r.status_code == 422 and "U+0000" in r.text
+    r = await hub.post(f"/alarms/{red}/acknowledge", {"note": "  已\u200b电话\u202e核实\t"}, "coal")
+    assert r.status_code == 200, r.text
+    assert r.json()["events"][-1]["comment"] == "已电话核实"
+    # and a shelve's end in seconds is told so, as a time range's is
+    r = await hub.post(f"/alarms/{red}/shelve", {"reason": "r", "until": 1_796_185_000})
+    assert r.status_code == 422 and "looks like seconds" in r.json()["detail"]
