@@ -30,6 +30,7 @@ from api.context import (
     Caller,
     Ctx,
     WriteGuard,
+    check_record_sensor,
     check_record_site,
     not_found,
     record_scope,
@@ -194,6 +195,7 @@ def alarm_router() -> APIRouter:
         tenants = await record_scope(ctx, caller, tenant)
         # (a mistyped filter, `sit=`, is 422 before this: `api.context.KNOWN_QUERY`)
         await check_record_site(ctx, tenants, site)  # a mistyped site read as 'no alarms there'
+        await check_record_sensor(ctx, tenants, sensor)  # and so did a mistyped sensor
         refuse_seconds(start=start, end=end)
         if start is not None and end is not None and end <= start:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")

@@ -1379,6 +1379,15 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
     r = await hub.get("/alarms", params={"site": "face-1310"})
     assert r.status_code == 404 and "site 'face-1310'" in r.json()["detail"]
     assert (await hub.get("/alarms", params={"site": "face-1301"})).status_code == 200
+    # a mistyped sensor too (helper-133: `face1301-ch4-tl` answered [], and an empty CSV);
+    # another tenant's is 404 as if it did not exist; a device's alarms are named by record
+    for who, sensor in (("op", "ch4-tl"), ("chem", "ch4-t1")):
+        for fmt in ("json", "csv"):
+            r = await hub.get("/alarms", params={"sensor": sensor, "format": fmt}, who=who)
+            assert r.status_code == 404 and f"sensor {sensor!r}" in r.text, (who, sensor, fmt)
+    assert (await hub.get("/alarms", params={"sensor": "ch4-t1"})).status_code == 200
+    r = await hub.get("/alarms", params={"sensor": alarm["sensor"]}, who="coal")
+    assert r.status_code == 200 and [a["id"] for a in r.json()] == [alarm["id"]]
     assert (await hub.get("/alarms", params={"peak_tier": "purple"})).status_code == 422
     # a browser's cache-buster (`_=`, jQuery's and others') is no filter and is let be
     r = await hub.get("/alarms", params={"peak_tier": "red", "_": "1764460800000"})
