@@ -75,6 +75,7 @@ class ReferenceCore(Rewinding):
         self.last_value = [math.nan] * n
         self.deadline = [NO_TS] * n
         self.met = [False] * n
+        self.broke = [NO_TS] * n  # a held action's break (`CoreState.broke`)
         self.last_arrival = [NO_TS] * n  # `now` when a reading of the sensor last arrived
         self.frozen_since = [NO_TS] * n  # the start of the sensor's run of unmoved values
         self.maint_since = [NO_TS] * n  # the start of its run of calibration/manual readings
@@ -176,7 +177,7 @@ class ReferenceCore(Rewinding):
             key = plan.sensor if plan.side == ABOVE else -1 - plan.sensor
             if key not in changes and self.deadline[plan.sensor] == NO_TS:
                 continue
-            found, deadline, met, failed = verify_step(
+            found, deadline, met, failed, broke = verify_step(
                 plan,
                 changes.get(key, []),
                 sorted((t, j, v) for j, f in enumerate(plan.feedbacks) for t, v in feed.get(f, [])),
@@ -186,9 +187,12 @@ class ReferenceCore(Rewinding):
                 self.level[plan.sensor][ACTION],
                 now,
                 max(self.last_arrival[f] for f in plan.feedbacks),
+                self.broke[plan.sensor],
+                sorted(t for t, _ in feed.get(plan.sensor, [])),
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met
+            self.broke[plan.sensor] = broke
             self.level[plan.sensor][ACTION] = failed
         if now is not None:
             for s in range(table.size):

@@ -62,6 +62,8 @@ def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any
     # added only when set, so that the sensors without them keep the digests saved before them
     if info.verify is not None and info.verify.also:
         base = (*base, info.verify.also)
+    if info.verify is not None and info.verify.hold:
+        base = (*base, "hold")
     if info.count_failed:
         base = (*base, "count_failed")
     if info.maintenance is not None:

@@ -123,6 +123,10 @@ class CoreState:
     # came out (what a consumer was last told of the side), NO_TS when none or unknown (a state
     # saved before it); a rewind tells nothing from before it (`alerts.lateness`)
     told: I64 = field(default_factory=lambda: np.zeros((0, SIDES), dtype=np.int64))  # (n, SIDES)
+    # a held action (`VerifySpec.hold`, alerts.verify): the event time from which a confirmed
+    # action no longer holds (a feedback reading past the bound again while the demand lasts),
+    # NO_TS while it holds or nothing is held; (0,) in a state saved before it (`evaluate`)
+    broke: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (n,)
 
     @staticmethod
     def empty(n: int, trends: int = 0, depth: int = TREND_DEPTH, late_depth: int = 0) -> CoreState:
@@ -163,6 +167,7 @@ class CoreState:
             np.full(m, NO_TS, dtype=np.int64),
             np.zeros(trends, dtype=np.int64),
             np.full((m, SIDES), NO_TS, dtype=np.int64),
+            np.full(n, NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:

@@ -129,7 +129,8 @@ class VerifyPlan:
     """Sensor `sensor` at level >= `number` on its `side` (ABOVE, or BELOW: a local fan's
     stop) demands that every one of `feedbacks` reads below `bound` (above it when not
     `below`) within `within_ms` of the event time. Without a feedback reading past the deadline,
-    the hub's clock must pass it by `grace_ms` to decide."""
+    the hub's clock must pass it by `grace_ms` to decide. With `hold`, once met the demand is
+    watched while it lasts (`alerts.verify`)."""
 
     sensor: int
     feedbacks: tuple[int, ...]
@@ -139,6 +140,7 @@ class VerifyPlan:
     within_ms: int
     grace_ms: int = 0
     side: int = ABOVE
+    hold: bool = False
 
     def satisfied(self, value: float) -> bool:
         """NaN (nothing known) never satisfies."""
@@ -243,6 +245,11 @@ class RuleTable:
     fault_actions: Mapping[int, str] = field(default_factory=dict)
     # (plans,) the side each plan demands on (ABOVE, or BELOW for a fan's stop)
     verify_side: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # (plans,) the plans whose met action must hold while the demand lasts (`VerifySpec.hold`)
+    verify_hold: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # (plans,) each plan's bound and whether the feedback must read below it (`VerifyPlan`)
+    verify_bound: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    verify_below: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     @property
     def size(self) -> int:
@@ -380,6 +387,7 @@ def compile_table(
                     _ms(spec.within_s),
                     _ms(spec.grace_s),
                     demand,
+                    spec.hold,
                 )
             )
             verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s, info.kind)
@@ -485,6 +493,9 @@ def compile_table(
             if info.kind in _FAULT_ACTIONS
         },
         verify_side=np.array([p.side for p in plans], dtype=np.int64),
+        verify_hold=np.array([p.hold for p in plans], dtype=np.bool_),
+        verify_bound=np.array([p.bound for p in plans], dtype=np.float64),
+        verify_below=np.array([p.below for p in plans], dtype=np.bool_),
     )
 
 

@@ -24,7 +24,15 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   sent again (late), so neither holds the failure off. The failure is an ACTION transition
   stamped with the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
-  falls below the plan's level number).
+  falls below the plan's level number);
+* a plan that holds (`hold`): once met, a feedback reading that no longer satisfies the demand
+  while it lasts is a break (a face re-energised during the power cut, a crane lifting during
+  the wind stop). The break fails at the next reading with a value of the demanding sensor, at
+  or after it in event time and judged with or after it, that leaves the level on: the hub may
+  get the substation's reading that ended the level a poll after the feed's, so the feed alone
+  does not tell a restore after the level from one during it. The failure is stamped with the
+  break (the value carried: the feedback that breaks); a feedback reading that satisfies the
+  demand again ends the break unfailed, or clears the failure, as does the demand's end.
 """
 
 from __future__ import annotations
@@ -53,16 +61,22 @@ def verify_step(
     failed: int,
     now: int | None,
     feed_arrival: int = NO_TS,
-) -> tuple[list[Row], int, bool, int]:
+    broke: int = NO_TS,
+    seen: Sequence[int] = (),
+) -> tuple[list[Row], int, bool, int, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
     on the plan's side, `feed` (ts, j, value) the judged readings of its feedback j
     (`plan.feedbacks[j]`), both in time order (feed by time, then j); `last_values` each
     feedback's value before the batch;
-    `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). Returns
-    the transitions and the new (deadline, met, failed). The demand is met when every feedback
+    `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). A plan that
+    holds also takes `broke` (when its met action stopped holding, NO_TS: it holds) and `seen`,
+    the times of the demanding sensor's judged readings of the batch. Returns the transitions
+    and the new (deadline, met, failed, broke). The demand is met when every feedback
     satisfies it."""
     events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
     events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
+    if plan.hold:
+        events.extend((t, 2, math.nan, 0, 0) for t in seen)
     events.sort(key=lambda e: (e[0], e[1]))
     out: list[Row] = []
     cur = list(last_values)
@@ -75,26 +89,33 @@ def verify_step(
         return next((c for c in cur if not plan.satisfied(c)), cur[0])
 
     for t, kind, v, before, after in events:
+        if kind == 2:  # the demanding sensor read, its level on (after its changes at t)
+            if NO_TS not in (broke, deadline) and not failed:
+                out.append((plan.sensor, broke, shown(), ACTION, 0, 1))
+                failed = 1
+            continue
         if deadline != NO_TS and not met and not failed and deadline < t:
             out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
             failed = 1
         if kind == 0:
             cur[before] = v  # `before` holds the feedback's number j
             if deadline != NO_TS and confirmed():
-                met = True
+                met, broke = True, NO_TS
                 if failed:
                     out.append((plan.sensor, t, v, ACTION, 1, 0))
                     failed = 0
+            elif plan.hold and met and deadline != NO_TS and broke == NO_TS:
+                broke = t  # the met action no longer holds
             continue
         was, is_on = before >= plan.number, after >= plan.number
         if is_on and not was:
             deadline = t + plan.within_ms
-            met = confirmed()
+            met, broke = confirmed(), NO_TS
         elif was and not is_on:
             if failed:
                 out.append((plan.sensor, t, shown(), ACTION, 1, 0))
                 failed = 0
-            deadline, met = NO_TS, False
+            deadline, met, broke = NO_TS, False, NO_TS
     due = deadline != NO_TS and not met and not failed
     # in transit: a reading of a feedback arrived within the grace (one that confirms already
     # too: the plan's feeds may be replaying a backlog, each in its own batches)
@@ -102,7 +123,7 @@ def verify_step(
     if due and now is not None and deadline + plan.grace_ms < now and not heard:
         out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
-    return out, deadline, met, failed
+    return out, deadline, met, failed, broke
 
 
 def _among(x: I64, sorted_: I64) -> npt.NDArray[np.bool_]:
@@ -144,7 +165,12 @@ def run_plans(
     sides = table.verify_side
     for side, part in by_side.items():
         changed |= (sides == side) & _among(ps, part[0])
-    todo = changed | (pending & fed)
+    met = state.met[ps]
+    # a met demand without a failure has nothing to do on feedback alone, unless it must hold
+    todo = changed | (pending & fed & ~(met & (state.level[ps, ACTION] == 0)))
+    held = pending & met & table.verify_hold
+    if held.any():
+        todo |= _held(table, state, held & ~changed, fs, fv)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]
@@ -166,7 +192,14 @@ def run_plans(
             readings = zip(ft[flo:fhi].tolist(), fv[flo:fhi].tolist(), strict=True)
             feed.extend((t, j, v) for t, v in readings)
         feed.sort(key=lambda r: (r[0], r[1]))
-        rows, dl, met, failed = verify_step(
+        seen: list[int] = []
+        if plan.hold:  # the demanding sensor's judged readings
+            slo, shi = (
+                np.searchsorted(fs, plan.sensor, "left"),
+                np.searchsorted(fs, plan.sensor, "right"),
+            )
+            seen = ft[slo:shi].tolist()
+        rows, dl, now_met, failed, broke = verify_step(
             plan,
             list(zip(ct[lo:hi].tolist(), cb[lo:hi].tolist(), ca[lo:hi].tolist(), strict=True)),
             feed,
@@ -176,11 +209,50 @@ def run_plans(
             int(state.level[plan.sensor, ACTION]),
             now,
             int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
+            int(state.broke[plan.sensor]),
+            seen,
         )
-        new.deadline[plan.sensor], new.met[plan.sensor] = dl, met
+        new.deadline[plan.sensor], new.met[plan.sensor] = dl, now_met
+        new.broke[plan.sensor] = broke
         new.level[plan.sensor, ACTION] = failed
         if rows:
             a = np.array([(r[0], r[1], r[4], r[5]) for r in rows], dtype=np.int64)
             vals = np.array([r[2] for r in rows], dtype=np.float64)
             parts.append((a[:, 0], a[:, 1], vals, ACTION, a[:, 2], a[:, 3]))
     return parts
+
+
+def _held(
+    table: RuleTable,
+    state: CoreState,
+    held: npt.NDArray[np.bool_],
+    fs: I64,
+    fv: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_]:
+    """Of the met demands that must hold (`held`, plans), those the batch may change: holding,
+    a feedback reading past the bound (a break); broken or failed, a reading that satisfies the
+    demand again, or (broken, not yet failed) a judged reading of the demanding sensor. The
+    others' readings change nothing; found without a loop over the readings."""
+    ps, pp = table.verify_sensor, table.verify_pair_plan
+    failed = state.level[ps, ACTION] > 0
+    broken = state.broke[ps] != NO_TS
+    todo: npt.NDArray[np.bool_] = held & broken & ~failed & _among(ps, fs)
+    # the readings of the held plans' feedbacks, pair by pair
+    pairs = np.flatnonzero(held[pp])
+    f = table.verify_pair_feedback[pairs]
+    lo, hi = np.searchsorted(fs, f, "left"), np.searchsorted(fs, f, "right")
+    n = hi - lo
+    some = n > 0
+    pairs, lo, n = pairs[some], lo[some], n[some]
+    if not pairs.shape[0]:
+        return todo
+    starts = np.cumsum(n) - n
+    rows = np.repeat(lo - starts, n) + np.arange(int(n.sum()))
+    k = pp[pairs]
+    bound, below = np.repeat(table.verify_bound[k], n), np.repeat(table.verify_below[k], n)
+    ok = np.where(below, fv[rows] < bound, fv[rows] > bound)
+    any_ok = np.logical_or.reduceat(ok, starts)
+    any_bad = np.logical_or.reduceat(~ok, starts)
+    wants_ok = broken[k] | failed[k]
+    todo[k[np.where(wants_ok, any_ok, any_bad)]] = True
+    return todo

@@ -398,21 +398,32 @@ def test_a_cut_with_two_feeds_is_confirmed_only_when_both_are_off():
                 max_size=25,
             ),
             st.one_of(st.none(), st.integers(0, 8_000)),
+            # the sensors a batch has readings of: all, or (a held cut's break and the methane
+            # reading that fails it, each in a batch of its own) the feeds or the methane only
+            st.sampled_from([range(4), range(1, 4), range(1)]),
         ),
         min_size=1,
-        max_size=5,
+        max_size=6,
     ),
     st.sampled_from([1, 2, 4]),
+    st.booleans(),
+    st.booleans(),
 )
-def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s):
-    """A cut verified by three feeds: the core and the reference give the same ACTION rows."""
-    verify = VerifySpec(sensor="s1", also=("s2", "s3"), expect_below=0.5, within_s=within_s)
+def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, hold, off):
+    """A cut verified by three feeds, held or not (`off`: every feed reads no power first, so
+    that the cut is met more often): the core and the reference give the same ACTION rows."""
+    verify = VerifySpec(
+        sensor="s1", also=("s2", "s3"), expect_below=0.5, within_s=within_s, hold=hold
+    )
     infos = [sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ()), sensor(3, ())]
     table = compile_table(infos)
     state, ref = CoreState.empty(4), ReferenceCore(table)
     clock = 0
-    for rows, late in batches:
+    if off:
+        batches = [([(1, 0, 0.0), (2, 0, 0.0), (3, 0, 0.0)], None, range(4)), *batches]
+    for drawn, late, only in batches:
         clock += 8_000
+        rows = [r for r in drawn if r[0] in only]
         s = np.array([r[0] for r in rows], np.int32)
         t = clock + np.array([r[1] for r in rows], np.int64) * 250
         v = np.array([r[2] for r in rows])
@@ -422,6 +433,46 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s):
         expected = ref.evaluate(s, t, v, q, now)
         assert _norm(tr.rows()) == _norm(expected)
         assert state.level.tolist() == ref.level
+        assert state.broke.tolist() == ref.broke
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(0, 3)), max_size=12
+            ),
+            st.one_of(st.none(), st.integers(0, 8_000)),
+        ),
+        min_size=2,
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_held_cuts_agree_with_reference(batches, two):
+    """Held cuts (one feed or two) over streams that reach the power-cut level and cut, power
+    again and fall back in batches of every mix: the core (which judges the held plans with
+    nothing to do without a step, `alerts.verify._held`) and the reference agree."""
+    table = _held_cut_table(also=("s2",) if two else ())
+    n = table.size
+    state, ref = CoreState.empty(n), ReferenceCore(table)
+    methane, feed = (0.8, 1.2, 1.6, 2.0), (0.0, 0.0, 1.0, 1.0)
+    prelude = [(f, 0, 0) for f in range(1, n)]
+    for k, (drawn, late) in enumerate([(prelude, None), *batches]):
+        rows = [r for r in drawn if r[0] < n]
+        clock = k * 8_000
+        s = np.array([r[0] for r in rows], np.int32)
+        t = clock + np.array([r[1] for r in rows], np.int64) * 250
+        v = np.array([(feed if r[0] else methane)[r[2]] for r in rows], np.float64)
+        q = np.zeros(len(rows), np.uint8)
+        now = None if late is None else clock + late
+        state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now)
+        expected = ref.evaluate(s, t, v, q, now)
+        assert _norm(tr.rows()) == _norm(expected)
+        assert state.level.tolist() == ref.level
+        assert state.broke.tolist() == ref.broke
+        assert state.met.tolist() == ref.met
 
 
 def test_power_back_on_during_the_cut_is_not_judged():
@@ -433,6 +484,78 @@ def test_power_back_on_during_the_cut_is_not_judged():
     # the feed polled at 12 s shows power, the methane's 0.8 arrives with the 15 s poll
     ending = cols([0, 1, 0], [10_000, 12_000, 15_000], [1.6, 1, 0.8])
     assert _both(table, [(confirmed, 2500), (ending, 15_100)]) == []
+
+
+def _held_cut_table(also=()):
+    verify = VerifySpec(sensor="s1", also=also, expect_below=0.5, within_s=2, hold=True)
+    feeds = [sensor(i, ()) for i in range(1, 2 + len(also))]
+    return compile_table([sensor(0, METHANE, verify=verify), *feeds])
+
+
+def test_a_held_cut_fails_when_power_is_back_while_methane_stays():
+    """hold: the face re-energised at 12 s during the cut; the methane's next reading (15 s)
+    still shows the power-cut level: 馈电异常 stamped with the power's return, carrying the
+    feed's value; it clears when the feed reads no power again (20 s)."""
+    table = _held_cut_table()
+    confirmed = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 0])
+    back = cols([0, 1, 0], [10_000, 12_000, 15_000], [1.6, 1, 1.6])
+    cut_again = cols([1, 0], [20_000, 20_000], [0, 1.6])
+    assert _both(table, [(confirmed, 2500), (back, 15_100), (cut_again, 20_100)]) == [
+        (12_000, 1),
+        (20_000, 0),
+    ]
+    state = CoreState.empty(2)
+    for batch, now in ((confirmed, 2500), (back, 15_100)):
+        state, tr, _ = evaluate(table, batch, state, now)
+    assert tr.value[tr.side == ACTION].tolist() == [1.0]
+    assert state.broke[0] == 12_000
+    # the methane's fall below the recovery ends the demand and clears the failure
+    down = cols([0], [30_000], [0.8])
+    state, tr, _ = evaluate(table, down, state, 30_100)
+    assert side_rows(tr, ACTION) == [(30_000, 0)]
+    assert state.broke[0] == NO_TS
+
+
+def test_a_held_cut_is_not_failed_by_a_restore_the_methane_reading_shows_after_the_feed():
+    """The substation restores power on its own reading, which the hub gets a poll after the
+    feed's: power at 12 s, methane 0.8 (below the recovery) at 15 s is a normal end of the cut.
+    A break that ends before the next methane reading (a switch bounce) fails nothing either."""
+    table = _held_cut_table()
+    confirmed = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 0])
+    ending = cols([0, 1, 0], [10_000, 12_000, 15_000], [1.6, 1, 0.8])
+    assert _both(table, [(confirmed, 2500), (ending, 15_100)]) == []
+    bounce = cols([1, 1, 0], [12_000, 13_000, 15_000], [1, 0, 1.6])
+    assert _both(table, [(confirmed, 2500), (bounce, 15_100)]) == []
+    # the feed's power and the methane's reading in batches of their own: the failure waits
+    got = _both(
+        table,
+        [
+            (confirmed, 2500),
+            (cols([1], [12_000], [1]), 12_100),
+            (cols([], [], []), 14_000),
+            (cols([0], [15_000], [1.6]), 15_100),
+        ],
+    )
+    assert got == [(12_000, 1)]
+    # without hold, power back is not judged (as before)
+    assert _both(_power_cut_table(), [(confirmed, 2500), (ending, 15_100)]) == []
+
+
+def test_a_held_cut_with_two_feeds_fails_on_either():
+    """Two feeds of one scope: the return's feed powered again fails the cut (carrying its
+    value), which clears only when it reads no power again."""
+    table = _held_cut_table(also=("s2",))
+    confirmed = cols([0, 1, 2], [1000, 1000, 1000], [1.6, 0, 0])
+    back = cols([2, 0, 1, 0], [5000, 6000, 7000, 8000], [2, 1.6, 0, 1.6])
+    cut = cols([2, 0], [9000, 9000], [0, 1.6])
+    assert _both(table, [(confirmed, 1100), (back, 8100), (cut, 9100)]) == [
+        (5000, 1),
+        (9000, 0),
+    ]
+    state = CoreState.empty(3)
+    for batch, now in ((confirmed, 1100), (back, 8100)):
+        state, tr, _ = evaluate(table, batch, state, now)
+    assert tr.value[tr.side == ACTION].tolist() == [2.0]
 
 
 WIND = (LevelSpec(name="stop", tier="orange", above=10.8, recover=9.8),)
@@ -612,6 +735,7 @@ def scenarios(draw):
                 level=named,
                 expect_below=draw(st.sampled_from([0.5, 5.0])),
                 within_s=draw(st.sampled_from([1, 2, 4])),
+                hold=draw(st.booleans()),
             )
         rate = early = None
         if levels and draw(st.booleans()):
@@ -739,6 +863,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert state.last_data.tolist() == ref.last_data
         assert state.deadline.tolist() == ref.deadline
         assert state.met.tolist() == ref.met
+        assert state.broke.tolist() == ref.broke
         if table.has_delays:
             assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
             assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()

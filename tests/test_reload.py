@@ -108,6 +108,22 @@ def test_a_sensor_whose_rules_changed_starts_afresh():
     assert carried.last_ts[k] == s1.last_ts[j]
 
 
+def test_a_held_check_is_a_change_of_rules_and_the_others_keep_their_digests():
+    """`hold:` enters a sensor's signature only when set: the verified sensors of before keep
+    the digests their saved states were written with (no state starts afresh on the upgrade)."""
+    verified = DELAYED + (
+        "                verify: {sensor: feed, expect_below: 0.5, within_s: 2}\n"
+        "              - {id: feed, point: feed, kind: power_feed}\n"
+    )
+    a = _registry(verified)
+    b = _registry(verified.replace("within_s: 2}", "within_s: 2, hold: false}"))
+    c = _registry(verified.replace("within_s: 2}", "within_s: 2, hold: true}"))
+    assert sensor_keys(a.sensors) == sensor_keys(b.sensors)
+    assert "hold" not in repr(a.sensor("slow-ch4").verify)
+    keys = zip(sensor_keys(a.sensors), sensor_keys(c.sensors), strict=True)
+    assert [x[0] for x, y in keys if x != y] == ["slow-ch4"]
+
+
 CONFIG = {
     "tenants": [
         {

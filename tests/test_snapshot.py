@@ -244,6 +244,7 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
         "core.last_arrival",
         "core.frozen_since",
         "core.ck_frozen_since",
+        "core.broke",
     )
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
         for item in src.infolist():
@@ -353,3 +354,62 @@ def test_trend_buffers_saved_with_absolute_times_are_read_as_offsets(tmp_path):
     assert saved is not None
     assert saved.core.hist_ts.dtype == np.int32
     assert saved.core.trend_readings(0) == kept
+
+
+def test_a_state_saved_before_held_actions_judges_a_hold(tmp_path):
+    """A file of a hub before `verify: {hold: true}` has no `broke`: it loads, and a cut met
+    before the restart is held after it (the face re-energised while the methane stays)."""
+    import json
+
+    from alerts.evaluate import CoreState, Readings, evaluate
+    from alerts.table import ACTION, compile_table
+    from telemetry.config import LevelSpec, VerifySpec
+    from telemetry.registry import SensorInfo
+
+    levels = (LevelSpec(name="power_cut", tier="red", above=1.5, recover=1.0),)
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2, hold=True)
+    infos = [
+        SensorInfo(0, "s0", "t", "site", "dev", "k0", "methane", "%", "", "", "r", levels, None),
+        SensorInfo(1, "s1", "t", "site", "dev", "k1", "power_feed", "", "", "", "", (), None),
+    ]
+    infos[0] = dataclasses.replace(infos[0], verify=verify)
+    table = compile_table(infos)
+
+    def batch(sensors: list[int], ts: list[int], values: list[float]) -> Readings:
+        n = len(ts)
+        return Readings(
+            np.array(sensors, np.int32),
+            T0 + np.array(ts, np.int64),
+            np.array(values),
+            np.zeros(n, np.uint8),
+        )
+
+    state, _, _ = evaluate(table, batch([0, 1], [1000, 1000], [1.6, 0.0]), CoreState.empty(2))
+    assert state.met[0]
+    meta = {
+        "version": snapshot.VERSION,
+        "saved_ms": T0,
+        "sensors": [["s0", "x"], ["s1", "y"]],
+        "vehicles": [],
+        "fences": "",
+        "terminal_flags": {},
+        "terminal_last_ts": {},
+    }
+    arrays = {
+        f"core.{f.name}": getattr(state, f.name)
+        for f in dataclasses.fields(CoreState)
+        if f.name != "broke"
+    }
+    path = tmp_path / "analytics-state.npz"
+    np.savez(
+        path,
+        meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        trend_of=table.trend_of,
+        route=np.zeros(0, np.int32),
+        **arrays,
+    )
+    saved = snapshot.load(path)
+    assert saved is not None and saved.core.broke.shape == (0,)
+    after, tr, _ = evaluate(table, batch([1, 0], [5000, 6000], [1.0, 1.6]), saved.core)
+    assert [(r[1] - T0, r[5]) for r in tr.rows() if r[3] == ACTION] == [(5000, 1)]
+    assert after.broke.tolist()[0] == T0 + 5000
