@@ -166,7 +166,7 @@ def _evaluate(
         state = state.with_lateness(table.late_depth if window else 0)
     elif window and state.told.shape != (table.size, SIDES):  # saved before it: not known
         state = replace(state, told=np.full((table.size, SIDES), NO_TS, dtype=np.int64))
-    if state.broke.shape[0] != state.last_ts.shape[0]:  # saved before held actions: none
+    if table.has_hold and state.broke.shape != state.last_ts.shape:  # none held yet
         state = replace(state, broke=np.full(state.last_ts.shape[0], NO_TS, dtype=np.int64))
     new = state if groups or inplace else state.copy()
     fresh_parts: list[Part] = []

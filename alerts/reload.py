@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import CoreState
+from alerts.state import NO_TS, CoreState
 from alerts.table import RuleTable
 from alerts.vehicles.alarms import FleetAlarms
 from alerts.vehicles.state import FleetState
@@ -127,6 +127,10 @@ def remap_core(
         ):
             target[keep] = source[take]
         values[f.name] = target
+    if len(old) and state.broke.shape[0] == len(old):  # held actions' breaks, when any
+        broke = np.full(len(new), NO_TS, dtype=np.int64)
+        broke[keep] = state.broke[take]
+        values["broke"] = broke
     return CoreState(**values), changed
 
 

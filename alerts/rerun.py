@@ -127,6 +127,5 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         frozen_since=new.ck_frozen_since[rows],
         maint_since=new.ck_maint_since[rows],
         hist_base=hist_base,
-        broke=np.full(k, NO_TS, dtype=np.int64),
         **late,
     )

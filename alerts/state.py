@@ -125,7 +125,8 @@ class CoreState:
     told: I64 = field(default_factory=lambda: np.zeros((0, SIDES), dtype=np.int64))  # (n, SIDES)
     # a held action (`VerifySpec.hold`, alerts.verify): the event time from which a confirmed
     # action no longer holds (a feedback reading past the bound again while the demand lasts),
-    # NO_TS while it holds or nothing is held; (0,) in a state saved before it (`evaluate`)
+    # NO_TS while it holds or nothing is held; (0,) until a table with a held action judges the
+    # state (`evaluate` sets it up: no bytes for it without one), and in a state saved before it
     broke: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (n,)
 
     @staticmethod
@@ -167,7 +168,6 @@ class CoreState:
             np.full(m, NO_TS, dtype=np.int64),
             np.zeros(trends, dtype=np.int64),
             np.full((m, SIDES), NO_TS, dtype=np.int64),
-            np.full(n, NO_TS, dtype=np.int64),
         )
 
     def with_lateness(self, late_depth: int) -> CoreState:

@@ -247,6 +247,7 @@ class RuleTable:
     verify_side: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     # (plans,) the plans whose met action must hold while the demand lasts (`VerifySpec.hold`)
     verify_hold: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    has_hold: bool = False  # any plan holds (the state then keeps `CoreState.broke`)
     # (plans,) each plan's bound and whether the feedback must read below it (`VerifyPlan`)
     verify_bound: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     verify_below: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
@@ -494,6 +495,7 @@ def compile_table(
         },
         verify_side=np.array([p.side for p in plans], dtype=np.int64),
         verify_hold=np.array([p.hold for p in plans], dtype=np.bool_),
+        has_hold=any(p.hold for p in plans),
         verify_bound=np.array([p.bound for p in plans], dtype=np.float64),
         verify_below=np.array([p.below for p in plans], dtype=np.bool_),
     )

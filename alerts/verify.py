@@ -168,9 +168,10 @@ def run_plans(
     met = state.met[ps]
     # a met demand without a failure has nothing to do on feedback alone, unless it must hold
     todo = changed | (pending & fed & ~(met & (state.level[ps, ACTION] == 0)))
-    held = pending & met & table.verify_hold
-    if held.any():
-        todo |= _held(table, state, held & ~changed, fs, fv)
+    if table.has_hold:
+        held = pending & met & table.verify_hold
+        if held.any():
+            todo |= _held(table, state, held & ~changed, fs, fv)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]
@@ -209,11 +210,12 @@ def run_plans(
             int(state.level[plan.sensor, ACTION]),
             now,
             int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
-            int(state.broke[plan.sensor]),
+            int(state.broke[plan.sensor]) if plan.hold else NO_TS,
             seen,
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, now_met
-        new.broke[plan.sensor] = broke
+        if plan.hold:
+            new.broke[plan.sensor] = broke
         new.level[plan.sensor, ACTION] = failed
         if rows:
             a = np.array([(r[0], r[1], r[4], r[5]) for r in rows], dtype=np.int64)

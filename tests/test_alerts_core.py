@@ -433,7 +433,7 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
         expected = ref.evaluate(s, t, v, q, now)
         assert _norm(tr.rows()) == _norm(expected)
         assert state.level.tolist() == ref.level
-        assert state.broke.tolist() == ref.broke
+        assert state.broke.tolist() == (ref.broke if table.has_hold else [])
 
 
 @settings(max_examples=200, deadline=None)
@@ -471,7 +471,7 @@ def test_held_cuts_agree_with_reference(batches, two):
         expected = ref.evaluate(s, t, v, q, now)
         assert _norm(tr.rows()) == _norm(expected)
         assert state.level.tolist() == ref.level
-        assert state.broke.tolist() == ref.broke
+        assert state.broke.tolist() == (ref.broke if table.has_hold else [])
         assert state.met.tolist() == ref.met
 
 
@@ -863,7 +863,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert state.last_data.tolist() == ref.last_data
         assert state.deadline.tolist() == ref.deadline
         assert state.met.tolist() == ref.met
-        assert state.broke.tolist() == ref.broke
+        assert state.broke.tolist() == (ref.broke if table.has_hold else [])
         if table.has_delays:
             assert state.run_start[used].tolist() == np.array(ref.run_start)[used].tolist()
             assert state.run_count[used].tolist() == np.array(ref.run_count)[used].tolist()

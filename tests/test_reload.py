@@ -9,7 +9,7 @@ import pytest
 from alerts.evaluate import CoreState, evaluate
 from alerts.reload import remap_core, sensor_keys
 from alerts.state import Readings
-from alerts.table import compile_table
+from alerts.table import ACTION, compile_table
 from api.configadmin import HIDDEN, ConfigRefusedError, mask, unmask
 
 DELAYED = """
@@ -122,6 +122,25 @@ def test_a_held_check_is_a_change_of_rules_and_the_others_keep_their_digests():
     assert "hold" not in repr(a.sensor("slow-ch4").verify)
     keys = zip(sensor_keys(a.sensors), sensor_keys(c.sensors), strict=True)
     assert [x[0] for x, y in keys if x != y] == ["slow-ch4"]
+
+
+def test_a_held_actions_break_is_carried_over_a_renumbering():
+    """A break of a held cut (the feed powered again, the methane's reading not in yet) moves
+    with its sensor to its new row: the methane's next reading fails it after the change."""
+    held = (
+        "                verify: {sensor: feed, expect_below: 0.5, within_s: 2, hold: true}\n"
+        "              - {id: feed, point: feed, kind: power_feed}\n"
+    )
+    a, b = _registry(DELAYED + held), _registry(RENUMBERED + held)
+    ta, tb = compile_table(a.sensors), compile_table(b.sensors)
+    rows = [("slow-ch4", 1000, 1.5), ("feed", 1000, 0.0), ("slow-ch4", 11_000, 1.5)]
+    s1, _ = _judge(a, ta, CoreState.empty(len(a.sensors)), rows, 11_100)
+    s2, _ = _judge(a, ta, s1, [("feed", 12_000, 1.0)], 12_100)
+    carried, changed = remap_core(s2, sensor_keys(a.sensors), ta.trend_of, b.sensors, tb)
+    assert changed == set()
+    assert carried.broke[b.sensor("slow-ch4").index] == 12_000
+    _, out = _judge(b, tb, carried, [("slow-ch4", 15_000, 1.5)], 15_100)
+    assert ("slow-ch4", 12_000, ACTION, 1) in out
 
 
 CONFIG = {
