@@ -146,8 +146,11 @@ def run_plans(
     now: int | None,
     feed_before: npt.NDArray[np.float64],
 ) -> list[Part]:
-    """Run the plans that have something to do: a level change, feedback on a pending demand,
-    or a pending demand whose deadline the clock has passed."""
+    """Run the plans that have something to do: a level change, feedback on a demand not met
+    or failed, a held demand whose batch may break, fail or mend it (`_held`), or a pending
+    demand whose deadline the clock has passed. A met demand that does not hold, and a held
+    one whose feedback keeps confirming it, take no step: none runs per reading of a demand
+    that is quiet."""
     if not table.verify:
         return []
     # the level changes of each side (a plan demands on one: above, or below for a fan's stop)
