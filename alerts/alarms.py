@@ -375,9 +375,15 @@ class AlarmBook(VehicleAlarms):
         plan = next((p for p in self._table.verify if p.sensor == sensor), None)
         if plan is None:
             return ""
+        # a plan that holds (`verify.hold`) fails also when its confirmed action stops holding
+        # (the face re-energised): "never confirmed" and "confirmed late" said wrong of that
         if not after:
             if int(state.level[sensor, plan.side]) < plan.number:
+                if plan.hold:
+                    return "需求结束 the level that demanded the action ended"
                 return "需求结束 the level that demanded the action ended: it was never confirmed"
+            if plan.hold:
+                return "已确认 the feedback confirms the action"
             return "已确认 confirmed late by the feedback"
         sensors = self._registry.sensors
         stayed = [
@@ -385,7 +391,11 @@ class AlarmBook(VehicleAlarms):
             for f in plan.feedbacks
             if not plan.satisfied(float(state.last_value[f]))
         ]
-        return f"未确认 not confirmed: {', '.join(stayed)}" if stayed else ""
+        if not stayed:
+            return ""
+        if plan.hold and bool(state.met[sensor]):  # confirmed, then broken
+            return f"未保持 the action did not hold: {', '.join(stayed)}"
+        return f"未确认 not confirmed: {', '.join(stayed)}"
 
     def _device(
         self,

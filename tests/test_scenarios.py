@@ -31,7 +31,9 @@ SCENARIOS = sorted(p for p in (Path(__file__).parent / "scenarios").iterdir() if
 FIELDS = ["ts", "sensor", "side", "kind", "level_name"]
 
 
-def play(folder: Path, db_path: Path) -> list[dict[str, str]]:
+def play(
+    folder: Path, db_path: Path, said: list[tuple[int, str, str]] | None = None
+) -> list[dict[str, str]]:
     config = parse_document((folder / "config.yaml").read_text(), HubConfig, str(folder))
     profiles, packs = load_profiles(ROOT / "profiles")
     registry = build_registry(config, profiles, packs, str(folder))
@@ -52,7 +54,10 @@ def play(folder: Path, db_path: Path) -> list[dict[str, str]]:
             np.array([Quality[(r["quality"] or "good").upper()] for r in readings], np.uint8),
         )
         state, tr, _ = evaluate(table, cols, state, now)
-        for ev in book.apply(tr, now):
+        # (with `said`: the book sees the state, as the hub's does, and the comments are kept)
+        for ev in book.apply(tr, now, state if said is not None else None):
+            if said is not None and ev.side == "action_failed":
+                said.append((ev.ts, ev.kind, ev.comment))
             out.append(
                 {
                     "ts": str(ev.ts),
@@ -77,3 +82,20 @@ def test_scenario(folder: Path, tmp_path: Path) -> None:
     with expected_path.open() as f:
         expected = list(csv.DictReader(f))
     assert got == expected
+
+
+def test_a_held_actions_failure_says_it_did_not_hold(tmp_path: Path) -> None:
+    """136: a held power cut broken (the face re-energised) raised "未确认 not confirmed" and
+    cleared "confirmed late" or "it was never confirmed": it had been confirmed. The comments
+    say what happened."""
+    folder = (
+        Path(__file__).parent / "scenarios" / "power-cut-held-face-re-energised-while-methane-stays"
+    )
+    said: list[tuple[int, str, str]] = []
+    play(folder, tmp_path / "state.db", said)
+    assert said == [
+        (12000, "raised", "未保持 the action did not hold: feed 1"),
+        (20000, "cleared", "已确认 the feedback confirms the action"),
+        (25000, "raised", "未保持 the action did not hold: feed 1"),
+        (30000, "cleared", "需求结束 the level that demanded the action ended"),
+    ]
