@@ -30,6 +30,7 @@ from telemetry.registry import SensorInfo
 
 __all__ = [
     "SensorKey",
+    "TerminalById",
     "core_signature",
     "fence_key",
     "remap_core",
@@ -45,6 +46,11 @@ _TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n", "hist_head", "hist_bas
 
 
 SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)
+
+
+# a terminal state by speed sensor id: alarm bits, newest positions, late positions judged and
+# their red bits (`alerts.vehicles.terminal.TerminalAlarms`)
+TerminalById = tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]
 
 
 def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any, ...]:
@@ -179,11 +185,10 @@ def remap_fleet(old: FleetAlarms, new_table: FleetTable) -> FleetAlarms:
     return fresh
 
 
-def remap_terminal(
-    flags: Mapping[str, int], last_ts: Mapping[str, int], new_index: Mapping[str, int]
-) -> TerminalAlarms:
-    """The terminals' last alarm bits and newest judged positions, by vehicle (speed sensor
-    id)."""
+def remap_terminal(by_id: TerminalById, new_index: Mapping[str, int]) -> TerminalAlarms:
+    """The terminals' last alarm bits, newest judged positions and late episodes (blind areas
+    judged after a newer position), by vehicle (speed sensor id): `terminal_by_id`'s."""
+    flags, last_ts, late_ts, late_flags = by_id
     fresh = TerminalAlarms()
     for sid, value in flags.items():
         if sid in new_index:
@@ -191,15 +196,25 @@ def remap_terminal(
     for sid, ts in last_ts.items():
         if sid in new_index:
             fresh.set_last_ts(new_index[sid], ts)
+    for sid, ts in late_ts.items():
+        if sid in new_index:
+            fresh.late_ts[new_index[sid]] = ts
+    for sid, value in late_flags.items():
+        if sid in new_index:
+            fresh.late_flags[new_index[sid]] = value
     return fresh
 
 
-def terminal_by_id(
-    terminal: TerminalAlarms, sensors: Sequence[SensorInfo]
-) -> tuple[dict[str, int], dict[str, int]]:
+def terminal_by_id(terminal: TerminalAlarms, sensors: Sequence[SensorInfo]) -> TerminalById:
     """A terminal state keyed by speed sensor id instead of registry index."""
     n = len(sensors)
+
+    def by_id(values: Mapping[int, int]) -> dict[str, int]:
+        return {sensors[i].id: v for i, v in values.items() if 0 <= i < n}
+
     return (
-        {sensors[i].id: v for i, v in terminal.flags.items() if 0 <= i < n},
-        {sensors[i].id: v for i, v in terminal.last_ts.items() if 0 <= i < n},
+        by_id(terminal.flags),
+        by_id(terminal.last_ts),
+        by_id(terminal.late_ts),
+        by_id(terminal.late_flags),
     )

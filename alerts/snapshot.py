@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from alerts.reload import (
     SensorKey,
+    TerminalById,
     fence_key,
     remap_core,
     remap_fleet_state,
@@ -69,6 +70,8 @@ class Saved:
     fleet: FleetState
     terminal_flags: dict[str, int]
     terminal_last_ts: dict[str, int]
+    terminal_late_ts: dict[str, int]  # blind areas judged after a newer position (none before)
+    terminal_late_flags: dict[str, int]
     driver_names: dict[int, str]  # of the drivers the fleet's state holds
 
 
@@ -79,7 +82,7 @@ def save(
     table: RuleTable,
     core: CoreState,
     fleet: FleetAlarms,
-    terminal: tuple[dict[str, int], dict[str, int]],
+    terminal: TerminalById,
     now_ms: int,
 ) -> int:
     """Write the state; returns the bytes written."""
@@ -91,6 +94,8 @@ def save(
         "fences": fence_key(fleet.table),
         "terminal_flags": terminal[0],
         "terminal_last_ts": terminal[1],
+        "terminal_late_ts": terminal[2],
+        "terminal_late_flags": terminal[3],
         # the names of the drivers the state keeps (a fatigue alarm after the restart names
         # its driver), as strings: JSON keys
         "driver_names": {str(c): n for c, n in fleet.names.of(driver_codes(fleet.state)).items()},
@@ -166,6 +171,12 @@ def load(path: Path) -> Saved | None:
                 fleet=FleetState(**fleet),
                 terminal_flags={str(k): int(v) for k, v in meta["terminal_flags"].items()},
                 terminal_last_ts={str(k): int(v) for k, v in meta["terminal_last_ts"].items()},
+                terminal_late_ts={
+                    str(k): int(v) for k, v in meta.get("terminal_late_ts", {}).items()
+                },  # (none in a file of an older hub, as below)
+                terminal_late_flags={
+                    str(k): int(v) for k, v in meta.get("terminal_late_flags", {}).items()
+                },
                 driver_names={
                     int(k): str(v) for k, v in meta.get("driver_names", {}).items()
                 },  # none in a file of an older hub
@@ -201,5 +212,6 @@ def resume(
     st.in_route[:] = True  # outside a corridor only with its alarm open (restore)
     st.forbidden[:] = 0
     index = {s.id: s.index for s in sensors}
-    terminal = remap_terminal({}, saved.terminal_last_ts, index)  # the bits: from the database
+    late = (saved.terminal_late_ts, saved.terminal_late_flags)
+    terminal = remap_terminal(({}, saved.terminal_last_ts, *late), index)  # bits: the database's
     return core, fleet, terminal

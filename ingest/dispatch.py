@@ -205,7 +205,7 @@ class Dispatcher(StateSaving, LinkClock):
         down = book.active_gateway_alarms()  # those of gateways or sites gone were just retired
         fleet = remap_fleet(self.fleet, fleet_table)
         index = {s.id: s.index for s in registry.sensors}
-        terminal = remap_terminal(*terminal_by_id(self.terminal, self.registry.sensors), index)
+        terminal = remap_terminal(terminal_by_id(self.terminal, self.registry.sensors), index)
         fleet_active, terminal_active = book.active_vehicle_alarms()
         fleet.restore(fleet_active)
         terminal.restore(terminal_active)

@@ -413,3 +413,31 @@ def test_a_state_saved_before_held_actions_judges_a_hold(tmp_path):
     after, tr, _ = evaluate(table, batch([1, 0], [5000, 6000], [1.0, 1.6]), saved.core)
     assert [(r[1] - T0, r[5]) for r in tr.rows() if r[3] == ACTION] == [(5000, 1)]
     assert after.broke.tolist()[0] == T0 + 5000
+
+
+async def test_a_blind_areas_episode_is_not_raised_again_after_a_restart(tmp_path):
+    """A collision judged from a blind area sent after the live fix (`alerts.vehicles.terminal`):
+    the hub restarted, the broker delivered the backlog again (at least once): raised a second
+    time, as the late positions judged were not saved. They are now, with the state."""
+    from ingest.store.base import PositionBatch
+
+    reg = registry()
+    v = reg.sensor("tanker.speed").index
+    live = drive(v, T0, [(5 * MIN, 50.0)])
+    ts = [T0 + k * 10_000 for k in range(3, 6)]
+    backlog = PositionBatch(
+        np.full(3, v, np.int32),
+        np.array(ts, np.int64),
+        *(np.zeros(3),) * 4,
+        np.array([1 << 29, 1 << 29, 0], np.uint32),
+    )
+    async with Node(tmp_path) as first:
+        await first.feed(live)
+        events = await first.dispatcher.judge(None, [backlog], live[-1][1] + 1000)
+        assert [(e.kind, e.side) for e in events] == [
+            ("raised", "terminal_collision"),
+            ("cleared", "terminal_collision"),
+        ]
+        await first.dispatcher.save_state()
+    async with Node(tmp_path) as second:
+        assert await second.dispatcher.judge(None, [backlog], live[-1][1] + 2000) == []
