@@ -90,7 +90,10 @@ def verify_step(
 
     for t, kind, v, before, after in events:
         if kind == 2:  # the demanding sensor read, its level on (after its changes at t)
-            if NO_TS not in (broke, deadline) and not failed:
+            # (at or after the break: an older reading of it, arriving after the feed's, says
+            # nothing of the break, and its failure would sort after the clear at its level's
+            # end and stay open for good, helper-137)
+            if NO_TS not in (broke, deadline) and not failed and t >= broke:
                 out.append((plan.sensor, broke, shown(), ACTION, 0, 1))
                 failed = 1
             continue
@@ -98,6 +101,8 @@ def verify_step(
             out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
             failed = 1
         if kind == 0:
+            if broke != NO_TS and t < broke:
+                continue  # from before the break (late): it neither mends it nor is now's value
             cur[before] = v  # `before` holds the feedback's number j
             if deadline != NO_TS and confirmed():
                 met, broke = True, NO_TS

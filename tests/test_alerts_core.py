@@ -1245,3 +1245,19 @@ def test_a_feed_sending_only_faulty_or_old_readings_does_not_hold_off_its_failur
     # a reading with a value, arriving within the grace, still holds it off (it may be behind)
     behind = cols([1], [2000], [1])
     assert _both(table, [(start, 1100), (behind, 8100)]) == []
+
+
+def test_a_held_cut_is_not_mended_by_a_feed_reading_from_before_its_break():
+    """With a lateness window, the feed's 11 s reading (no power) arriving after its 12 s one
+    (power back) mended the break: the face powered during the cut, nothing raised (core and
+    reference alike, helper-137). A reading from before the break neither mends it nor is the
+    feed's value now."""
+    verify = VerifySpec(sensor="s1", expect_below=0.5, within_s=2, hold=True)
+    table = compile_table(
+        [sensor(0, METHANE, verify=verify), sensor(1, ())], lateness_ms=60_000, late_depth=8
+    )
+    confirmed = cols([0, 1, 0, 1], [1000, 1000, 2000, 2000], [1.6, 1, 1.6, 0])
+    back, late = cols([1], [12_000], [1]), cols([1], [11_000], [0])
+    methane = cols([0], [15_000], [1.6])
+    batches = [(confirmed, 2500), (back, 12_100), (late, 12_200), (methane, 15_100)]
+    assert _both(table, batches) == [(12_000, 1)]
