@@ -213,6 +213,24 @@ async def check_record_site(ctx: AppContext, tenants: list[str] | None, site: st
         raise not_found(f"site {site!r}")
 
 
+def _configured_point(registry: Registry, tenants: list[str] | None, point: str) -> bool:
+    """Whether `point` is the alarm point of a configured device or gateway of `tenants`."""
+    kind, _, rest = point.partition(":")
+    tenant, _, place = rest.partition("/")
+    if kind not in ("device", "gateway") or (tenants is not None and tenant not in tenants):
+        return False
+    site, _, name = place.partition("/")
+    if kind == "device":
+        return (tenant, site, name) in registry.devices
+    modbus = any(
+        d.spec.gateway == name
+        for (t, s, _), d in registry.devices.items()
+        if (t, s) == (tenant, site)
+    )
+    fleet = site == "vehicles" and name in registry.config.jt808_gateways
+    return modbus or (fleet and any(t == tenant for t, _ in registry.vehicles))
+
+
 async def check_record_sensor(
     ctx: AppContext, tenants: list[str] | None, sensor: str | None
 ) -> None:
@@ -223,6 +241,8 @@ async def check_record_sensor(
         return
     info = ctx.registry.sensor(sensor)
     if info is not None and (tenants is None or info.tenant in tenants):
+        return
+    if _configured_point(ctx.registry, tenants, sensor):  # a device's, a gateway's, none yet
         return
     if not await asyncio.to_thread(_recorded_site, ctx, tenants, sensor, "sensor"):
         raise not_found(f"sensor {sensor!r}")

@@ -1386,6 +1386,14 @@ async def test_a_red_alarm_back_at_yellow_is_still_found_among_the_red_ones(hub:
             r = await hub.get("/alarms", params={"sensor": sensor, "format": fmt}, who=who)
             assert r.status_code == 404 and f"sensor {sensor!r}" in r.text, (who, sensor, fmt)
     assert (await hub.get("/alarms", params={"sensor": "ch4-t1"})).status_code == 200
+    # a configured device's and gateway's points, before any alarm of theirs: an empty list
+    for point in ("device:north-coal/face-1301/kj-sub-3", "gateway:north-coal/face-1301/gw1"):
+        r = await hub.get("/alarms", params={"sensor": point}, who="coal")
+        assert r.status_code == 200 and r.json() == [], point
+        r = await hub.get("/alarms", params={"sensor": point}, who="chem")
+        assert r.status_code == 404, point
+    r = await hub.get("/alarms", params={"sensor": "device:north-coal/face-1301/kj-sub-9"})
+    assert r.status_code == 404
     r = await hub.get("/alarms", params={"sensor": alarm["sensor"]}, who="coal")
     assert r.status_code == 200 and [a["id"] for a in r.json()] == [alarm["id"]]
     assert (await hub.get("/alarms", params={"peak_tier": "purple"})).status_code == 422
