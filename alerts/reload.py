@@ -48,9 +48,11 @@ _TREND_FIELDS = frozenset({"hist_ts", "hist_v", "hist_n", "hist_head", "hist_bas
 SensorKey = tuple[str, str]  # (sensor id, digest of what the core judges it by)
 
 
-# a terminal state by speed sensor id: alarm bits, newest positions, late positions judged and
-# their red bits (`alerts.vehicles.terminal.TerminalAlarms`)
-TerminalById = tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]
+# a terminal state by speed sensor id: alarm bits, newest positions, late positions judged,
+# their red bits and the holes in the live track (`alerts.vehicles.terminal.TerminalAlarms`)
+TerminalById = tuple[
+    dict[str, int], dict[str, int], dict[str, int], dict[str, int], dict[str, list[list[int]]]
+]
 
 
 def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any, ...]:
@@ -188,7 +190,7 @@ def remap_fleet(old: FleetAlarms, new_table: FleetTable) -> FleetAlarms:
 def remap_terminal(by_id: TerminalById, new_index: Mapping[str, int]) -> TerminalAlarms:
     """The terminals' last alarm bits, newest judged positions and late episodes (blind areas
     judged after a newer position), by vehicle (speed sensor id): `terminal_by_id`'s."""
-    flags, last_ts, late_ts, late_flags = by_id
+    flags, last_ts, late_ts, late_flags, holes = by_id
     fresh = TerminalAlarms()
     for sid, value in flags.items():
         if sid in new_index:
@@ -202,6 +204,9 @@ def remap_terminal(by_id: TerminalById, new_index: Mapping[str, int]) -> Termina
     for sid, value in late_flags.items():
         if sid in new_index:
             fresh.late_flags[new_index[sid]] = value
+    for sid, spans in holes.items():
+        if sid in new_index:
+            fresh.holes[new_index[sid]] = [(int(a), int(b)) for a, b in spans]
     return fresh
 
 
@@ -217,4 +222,5 @@ def terminal_by_id(terminal: TerminalAlarms, sensors: Sequence[SensorInfo]) -> T
         by_id(terminal.last_ts),
         by_id(terminal.late_ts),
         by_id(terminal.late_flags),
+        {sensors[i].id: [[a, b] for a, b in h] for i, h in terminal.holes.items() if 0 <= i < n},
     )

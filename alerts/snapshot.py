@@ -72,6 +72,7 @@ class Saved:
     terminal_last_ts: dict[str, int]
     terminal_late_ts: dict[str, int]  # blind areas judged after a newer position (none before)
     terminal_late_flags: dict[str, int]
+    terminal_holes: dict[str, list[list[int]]]
     driver_names: dict[int, str]  # of the drivers the fleet's state holds
 
 
@@ -96,6 +97,7 @@ def save(
         "terminal_last_ts": terminal[1],
         "terminal_late_ts": terminal[2],
         "terminal_late_flags": terminal[3],
+        "terminal_holes": terminal[4],
         # the names of the drivers the state keeps (a fatigue alarm after the restart names
         # its driver), as strings: JSON keys
         "driver_names": {str(c): n for c, n in fleet.names.of(driver_codes(fleet.state)).items()},
@@ -177,6 +179,10 @@ def load(path: Path) -> Saved | None:
                 terminal_late_flags={
                     str(k): int(v) for k, v in meta.get("terminal_late_flags", {}).items()
                 },
+                terminal_holes={
+                    str(k): [[int(a), int(b)] for a, b in v]
+                    for k, v in meta.get("terminal_holes", {}).items()
+                },
                 driver_names={
                     int(k): str(v) for k, v in meta.get("driver_names", {}).items()
                 },  # none in a file of an older hub
@@ -212,6 +218,6 @@ def resume(
     st.in_route[:] = True  # outside a corridor only with its alarm open (restore)
     st.forbidden[:] = 0
     index = {s.id: s.index for s in sensors}
-    late = (saved.terminal_late_ts, saved.terminal_late_flags)
+    late = (saved.terminal_late_ts, saved.terminal_late_flags, saved.terminal_holes)
     terminal = remap_terminal(({}, saved.terminal_last_ts, *late), index)  # bits: the database's
     return core, fleet, terminal

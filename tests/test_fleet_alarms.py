@@ -327,9 +327,11 @@ async def test_a_collision_in_a_blind_area_sent_after_the_live_fix_is_raised_onc
 
     v = hub.vehicle("tanker")
     live = drive(v, T0, [(5 * MIN, 50.0)])
+    # into the tunnel at 5 min, the live fix out of it at 10 min; the blind area after it
+    live.append((v, T0 + 10 * MIN, LAT0, live[-1][3] + 0.05, 50.0))
     assert await hub.feed(live) == []
     collision = 1 << 29
-    ts = [T0 + k * 10_000 for k in range(3, 6)]
+    ts = [T0 + 6 * MIN + k * 10_000 for k in range(3)]
     backlog = PositionBatch(
         np.full(3, v, np.int32),
         np.array(ts, np.int64),
@@ -350,3 +352,11 @@ async def test_a_collision_in_a_blind_area_sent_after_the_live_fix_is_raised_onc
         ("cleared", "terminal_collision", ts[2]),
     ]
     assert await hub.dispatcher.judge(None, [backlog], live[-1][1] + 3000) == []  # sent again
+    # a live fix with the bit delivered again (MQTT at least once) is no blind area: nothing
+    again = PositionBatch(
+        np.full(1, v, np.int32),
+        np.array([live[3][1]], np.int64),
+        *(np.full(1, x) for x in (LAT0, live[3][3], 50.0, 0.0)),
+        np.array([collision], np.uint32),
+    )
+    assert await hub.dispatcher.judge(None, [again], live[-1][1] + 4000) == []

@@ -424,7 +424,8 @@ async def test_a_blind_areas_episode_is_not_raised_again_after_a_restart(tmp_pat
     reg = registry()
     v = reg.sensor("tanker.speed").index
     live = drive(v, T0, [(5 * MIN, 50.0)])
-    ts = [T0 + k * 10_000 for k in range(3, 6)]
+    live.append((v, T0 + 10 * MIN, live[-1][2], live[-1][3] + 0.05, 50.0))  # out of a tunnel
+    ts = [T0 + 6 * MIN + k * 10_000 for k in range(3)]
     backlog = PositionBatch(
         np.full(3, v, np.int32),
         np.array(ts, np.int64),
@@ -441,3 +442,15 @@ async def test_a_blind_areas_episode_is_not_raised_again_after_a_restart(tmp_pat
         await first.dispatcher.save_state()
     async with Node(tmp_path) as second:
         assert await second.dispatcher.judge(None, [backlog], live[-1][1] + 2000) == []
+        # the rest of that tunnel's blind area (a hole of the live track, saved) still raises
+        rest = PositionBatch(
+            np.full(1, v, np.int32),
+            np.array([T0 + 8 * MIN], np.int64),
+            *(np.zeros(1),) * 4,
+            np.array([1 << 30], np.uint32),  # a rollover
+        )
+        events = await second.dispatcher.judge(None, [rest], live[-1][1] + 3000)
+        assert [(e.kind, e.side) for e in events] == [
+            ("raised", "terminal_rollover"),
+            ("cleared", "terminal_rollover"),
+        ]

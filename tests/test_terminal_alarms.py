@@ -345,3 +345,31 @@ def test_an_undone_batch_is_judged_again_the_same():
     assert [(c.bit, c.level) for c in first] == [(0, 1), (29, 1)]
     alarms.undo(saved)
     assert alarms.judge(batch, flags) == first
+
+
+def test_a_live_position_delivered_again_is_no_blind_area():
+    """MQTT delivers at least once: an emergency seen live at 100 and cleared at 110, its 100
+    position delivered again, raised a second emergency (helper-137). Only a position in a hole
+    of the live track (more than HOLE_MS between live positions) is a blind area's."""
+    from alerts.vehicles.terminal import HOLE_MS
+
+    alarms = TerminalAlarms()
+    emergency, rollover = int(Alarm.EMERGENCY), int(Alarm.ROLLOVER)
+
+    def judge(*fixes: tuple[int, int]):
+        batch = PositionBatch(
+            np.full(len(fixes), 7, np.int32),
+            np.array([ts for ts, _ in fixes], np.int64),
+            *(np.zeros(len(fixes)),) * 4,
+        )
+        flags = np.array([f for _, f in fixes], np.uint32)
+        return [(c.bit, c.level, c.ts) for c in alarms.judge(batch, flags)]
+
+    assert judge((100_000, emergency)) == [(0, 1, 100_000)]
+    assert judge((110_000, 0)) == [(0, 0, 110_000)]
+    assert judge((100_000, emergency)) == []  # delivered again
+    # a tunnel: live 120 s, then 120 + HOLE_MS + 1 s; its blind area raises, the live ones not
+    out = 120_000 + HOLE_MS + 1000
+    assert judge((120_000, 0), (out, 0)) == []
+    assert judge((150_000, rollover), (160_000, 0)) == [(30, 1, 150_000), (30, 0, 160_000)]
+    assert judge((120_000, rollover)) == []  # (a live one, with a bit it never had: as sent)

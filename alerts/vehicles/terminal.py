@@ -65,6 +65,12 @@ _MASK = np.uint32(sum(1 << b for b in TERMINAL_BITS))
 # area uploaded after it) still raises them, as an episode over by the vehicle's newest position
 LATE_BITS = tuple(b for b, (_, tier, _) in TERMINAL_BITS.items() if tier == "red")
 _LATE_MASK = sum(1 << b for b in LATE_BITS)
+# a blind area is a hole between two live positions more than HOLE_MS apart (terminals report
+# every 10-30 s while driving); only a position inside one of a vehicle's last HOLES holes is a
+# blind area's: an older one is a live position delivered again (MQTT at least once), which
+# raised a collision a second time (helper-137)
+HOLE_MS = 60_000
+HOLES = 4
 assert {b: k for b, (k, _, _) in TERMINAL_BITS.items()} == TERMINAL_KINDS
 _KIND_BIT = {kind: bit for bit, (kind, _, _) in TERMINAL_BITS.items()}
 
@@ -78,6 +84,16 @@ def terminal_kind(side: int) -> str | None:
 
 def terminal_bit(kind: str) -> int | None:
     return _KIND_BIT.get(kind)
+
+
+# flags, newest, late_ts, late_flags, holes
+Checkpoint = tuple[
+    dict[int, int],
+    npt.NDArray[np.int64],
+    dict[int, int],
+    dict[int, int],
+    dict[int, list[tuple[int, int]]],
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,8 @@ class TerminalAlarms:
         # or older than what was judged of it, raises nothing again)
         self.late_ts: dict[int, int] = {}
         self.late_flags: dict[int, int] = {}
+        # the last HOLES holes between live positions per vehicle, (start, end) exclusive
+        self.holes: dict[int, list[tuple[int, int]]] = {}
 
     def restore(self, active: Iterable[tuple[int, int]]) -> None:
         """(vehicle, bit) of the terminal alarms still active after a restart."""
@@ -123,18 +141,47 @@ class TerminalAlarms:
             more[: self.newest.shape[0]] = self.newest
             self.newest = more
 
-    def checkpoint(
-        self,
-    ) -> tuple[dict[int, int], npt.NDArray[np.int64], dict[int, int], dict[int, int]]:
+    def checkpoint(self) -> Checkpoint:
         """What `undo` puts back when the batch's alarms could not be recorded."""
-        return dict(self.flags), self.newest.copy(), dict(self.late_ts), dict(self.late_flags)
+        holes = {v: list(h) for v, h in self.holes.items()}
+        return (
+            dict(self.flags),
+            self.newest.copy(),
+            dict(self.late_ts),
+            dict(self.late_flags),
+            holes,
+        )
 
-    def undo(
-        self, saved: tuple[dict[int, int], npt.NDArray[np.int64], dict[int, int], dict[int, int]]
-    ) -> None:
-        flags, newest, late_ts, late_flags = saved
+    def undo(self, saved: Checkpoint) -> None:
+        flags, newest, late_ts, late_flags, holes = saved
         self.flags, self.newest = dict(flags), newest.copy()
         self.late_ts, self.late_flags = dict(late_ts), dict(late_flags)
+        self.holes = {v: list(h) for v, h in holes.items()}
+
+    def _find_holes(self, batch: Positions) -> None:
+        """Record the holes between the batch's live positions, and between a vehicle's newest
+        judged one and its first of the batch (before `newest` moves)."""
+        live = np.flatnonzero(batch.ts > self.newest[batch.vehicle])
+        if not live.shape[0]:
+            return
+        v, ts = batch.vehicle[live], batch.ts[live]
+        order = np.lexsort((ts, v))
+        v, ts = v[order], ts[order]
+        prev = np.empty_like(ts)
+        prev[1:] = ts[:-1]
+        start = np.ones(v.shape[0], np.bool_)
+        start[1:] = v[1:] != v[:-1]
+        prev[start] = self.newest[v[start]]
+        # (before a vehicle's first position: a hole too, nothing of it was judged live)
+        hole = np.flatnonzero((ts - prev > HOLE_MS) | (prev < 0))
+        since = np.where(prev[hole] < 0, -(2**62), prev[hole])
+        for vehicle, a, b in zip(v[hole].tolist(), since.tolist(), ts[hole].tolist(), strict=True):
+            kept = self.holes.setdefault(vehicle, [])
+            kept.append((a, b))
+            del kept[:-HOLES]
+
+    def _in_hole(self, vehicle: int, ts: int) -> bool:
+        return any(a < ts < b for a, b in self.holes.get(vehicle, ()))
 
     def judge(self, batch: Positions, flags: npt.NDArray[np.uint32]) -> list[TerminalChange]:
         """The bit changes of the batch, per vehicle in event time. A position at or before a
@@ -144,9 +191,10 @@ class TerminalAlarms:
         position (which says the bit is off now)."""
         if not len(flags):
             return []
+        self._grow(int(batch.vehicle.max()) + 1)
+        self._find_holes(batch)
         if not flags.any() and not self.flags:  # (no vehicle holds an alarm bit: nothing to
-            self._grow(int(batch.vehicle.max()) + 1)  # compare; the newest positions kept)
-            if self.late_flags:
+            if self.late_flags:  # compare; the newest positions kept)
                 self._late_without_bits(batch)
             np.maximum.at(self.newest, batch.vehicle, batch.ts)
             return []
@@ -154,7 +202,6 @@ class TerminalAlarms:
         vehicles = batch.vehicle[order].tolist()
         stamps = batch.ts[order].tolist()
         bits = (flags[order] & _MASK).tolist()
-        self._grow(int(batch.vehicle.max()) + 1)
         newest = self.newest
         changes: list[TerminalChange] = []
         raised: dict[int, int] = {}  # vehicle -> the late bits raised and not yet cleared
@@ -185,6 +232,7 @@ class TerminalAlarms:
         for vehicle in keys[np.isin(keys, batch.vehicle)].tolist():
             ts = batch.ts[batch.vehicle == vehicle]
             late = ts[(ts <= self.newest[vehicle]) & (ts > self.late_ts.get(vehicle, -1))]
+            late = late[[self._in_hole(vehicle, t) for t in late.tolist()]]
             if late.shape[0]:
                 self.late_ts[vehicle] = int(late.max())
                 del self.late_flags[vehicle]
@@ -192,8 +240,8 @@ class TerminalAlarms:
     def _late(
         self, vehicle: int, ts: int, now: int, raised: dict[int, int], out: list[TerminalChange]
     ) -> None:
-        if ts <= self.late_ts.get(vehicle, -1):
-            return  # sent again, or older than the backlog judged: nothing new
+        if ts <= self.late_ts.get(vehicle, -1) or not self._in_hole(vehicle, ts):
+            return  # sent again (a blind area's, or a live one), or older: nothing new
         self.late_ts[vehicle] = ts
         bits = now & _LATE_MASK & ~self.flags.get(vehicle, 0)  # (active now: already raised)
         before = self.late_flags.get(vehicle, 0)
