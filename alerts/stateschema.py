@@ -174,12 +174,14 @@ UPDATE alarms SET centre_acked = acked;
 # version 10: when the hub watched (`alerts.hubwatch`): data availability counts within it. A file
 # of before gets one span from its first record to the upgrade, as availability counted then (the
 # hub assumed watching), so that the months before keep their figures (a file set back to before
-# keeps the spans it has)
+# keeps the spans it has). No HAVING without GROUP BY: SQLite before 3.39 refuses it (helper-137)
 SCHEMA_V10 = """
 CREATE TABLE IF NOT EXISTS hub_watch (start_ms INTEGER PRIMARY KEY, end_ms INTEGER NOT NULL);
 INSERT INTO hub_watch (start_ms, end_ms)
-    SELECT MIN(t), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM (
-        SELECT MIN(started_ts) AS t FROM alarms UNION ALL SELECT MIN(at) FROM dead_letters
-    ) HAVING MIN(t) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hub_watch);
+    SELECT t, CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM (
+        SELECT MIN(t) AS t FROM (
+            SELECT MIN(started_ts) AS t FROM alarms UNION ALL SELECT MIN(at) FROM dead_letters
+        )
+    ) WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hub_watch);
 """
 VERSION = 10
