@@ -16,7 +16,7 @@ from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
 from ingest.positions import PositionError, decode_positions
 from ingest.store.base import PositionBatch, ReadingBatch, no_fix
-from telemetry.codec import TelemetryBatch, decode
+from telemetry.codec import MAX_FUTURE_MS, TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
 from telemetry.registry import Registry
@@ -94,14 +94,6 @@ class SeenSeqs:
         if high - seq < self._limit:
             found[1] = mask | (1 << (high - seq))
         return 0
-
-
-# how far ahead of the hub's clock a reading's time may be: no further than clocks kept by NTP
-# drift apart. A reading from the future is the sensor's newest, so every true reading before
-# its time would be judged late and not at all: one stamped 2 min ahead (a gateway's clock
-# stepped back) held a methane alarm and blinded the sensor for 2 min (helper-133). A gateway
-# whose clock runs ahead is refused loudly instead (dead letters, no data), never silent
-MAX_FUTURE_MS = 30_000
 
 
 class Pipeline:

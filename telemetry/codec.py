@@ -32,12 +32,25 @@ import numpy.typing as npt
 from telemetry.errors import DecodeError
 from telemetry.quality import KNOWN_QUALITIES
 
-__all__ = ["MAX_KEYS", "MAX_READINGS", "VERSION", "TelemetryBatch", "decode", "encode"]
+__all__ = [
+    "MAX_FUTURE_MS",
+    "MAX_KEYS",
+    "MAX_READINGS",
+    "VERSION",
+    "TelemetryBatch",
+    "decode",
+    "encode",
+]
 
 MAGIC = b"HH"
 VERSION = 1
 MAX_KEYS = 4096
 MAX_READINGS = 1_000_000
+# how far ahead of the receiving hub's clock a reading's or position's time may be (the hub
+# refuses more, `ingest.pipeline`; the JT/T 808 gateway warns of a terminal clock that far ahead):
+# no further than clocks kept by NTP drift apart. A reading from the future is its sensor's
+# newest, so every true reading before its time would be judged late and not at all
+MAX_FUTURE_MS = 30_000
 _HEAD = struct.Struct("<2sBBQQ")
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")

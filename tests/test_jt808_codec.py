@@ -780,6 +780,9 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
         (("000101000000", "000101000100", "000101000200", "000101000300"), "behind"),
         # 10 minutes ahead: no stored report is from the future, said
         (("240101121000", "240101121100", "240101121200", "240101121300"), "ahead of"),
+        # a minute ahead: the hub refuses it (more than 30 s), so it is said (it was not under
+        # the 5 minutes the hub once allowed, and every position went to dead letters unsaid)
+        (("240101120100", "240101120200", "240101120300", "240101120400"), "ahead of"),
         # a time zone's mistake (a clock on UTC+5): said
         (("240101090000", "240101090100", "240101090200", "240101090300"), "3.0 h behind"),
     ],

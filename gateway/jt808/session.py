@@ -31,6 +31,7 @@ from gateway.jt808.events import (
 from gateway.jt808.hold import Source
 from gateway.jt808.link import ACCEPTS, State
 from gateway.jt808.records import position_record
+from telemetry.codec import MAX_FUTURE_MS
 from telemetry.jt808.codec import FrameReader, Header, Jt808Error, Reassembler
 from telemetry.jt808.messages import (
     AlarmConfirm,
@@ -63,9 +64,10 @@ __all__ = [
 
 
 # a live report this far from the gateway's clock says the terminal's clock is off (a report
-# sent again after a short outage is minutes old; the hub refuses more than 5 min ahead)
+# sent again after a short outage is minutes old; the hub refuses more than 30 s ahead, and
+# every live position of a terminal that far ahead would go to its dead letters unexplained)
 SKEW_PAST_MS = 3_600_000
-SKEW_FUTURE_MS = 300_000
+SKEW_FUTURE_MS = MAX_FUTURE_MS
 SKEW_FOR_MS = 60_000  # ... by the same offset (within SKEW_SAME_MS) for this long
 SKEW_SAME_MS = 120_000
 # behind, only a time zone's mistake (a whole number of hours, within this) or a clock far back
