@@ -1074,6 +1074,26 @@ async def test_the_centres_receivers_and_their_errors_are_not_the_enterprises_to
             for n in (await hub.get("/notifications", who)).json()
         }
         assert got == {f"{COAL}/centre-desk": shown, f"{COAL}/company": error}, who
+    # an enterprise's subscription on the centre's escalation policy: its steps go to the
+    # centre's receivers, and their errors are the centre's too (helper-137)
+    on_policy = {**own, "id": "company-night", "escalation": "night"}
+    spec = SubscriptionSpec.model_validate(on_policy)
+    hub.notifier.put("subscription", COAL, spec, "coal", owner="enterprise")
+    step_key = f"{COAL}/company-night:x1:0"
+    assert hub.notifier.row_owner(f"{COAL}/company-night", step_key) == "centre"
+    assert hub.notifier.row_owner(f"{COAL}/company-night", f"{COAL}/company-night:1") == (
+        "enterprise"
+    )
+    assert hub.notifier.row_owner(f"{COAL}/gone", f"{COAL}/gone:1") is None
+    # a PUT of the centre's object by the enterprise is 403 before anything else: a guessed
+    # URL with the masked secret answered otherwise when it was right (helper-137)
+    for url in (hook["url"], "https://elsewhere.example/x"):
+        guess = {
+            "id": "centre-desk",
+            "channel": {"type": "webhook", "url": url, "secret": "********"},
+        }
+        r = await hub.put("/subscriptions", {"tenant": COAL, "spec": guess}, "coal")
+        assert r.status_code == 403 and "monitoring centre's" in r.json()["detail"], r.text
 
 
 async def test_an_enterprise_may_not_point_a_webhook_into_the_centres_network(hub: Hub) -> None:

@@ -144,17 +144,24 @@ class Notifier(Routing):
         (`...:x{alarm}:{step}`) is its subscription's policy's, any other the subscription's;
         one whose object is gone is guarded. Asked at delivery only for rows whose text does
         not say it (queued by a hub of before the guard)."""
+        return self.row_owner(sub_key, row_key) != "centre"
+
+    def row_owner(self, sub_key: str, row_key: str) -> str | None:
+        """Whose object an outbox row's channel is, "enterprise" or "centre" (see
+        `_row_guarded`); None when the object is gone and it cannot be told."""
         tenant, _, sub_id = sub_key.partition("/")
         guarded = self.catalog.guarded
         sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
         if sub is None:
-            return True  # gone: whose it was cannot be told, so it is guarded
+            return None
         if not row_key.startswith(f"{sub_key}:x"):
-            return ("subscription", tenant, sub_id) in guarded
-        policy = sub.escalation
-        if policy is None or (tenant, policy) not in self.catalog.policies:
-            return True  # its step's policy is gone or left: likewise
-        return ("escalation", tenant, policy) in guarded
+            kind, object_id = "subscription", sub_id
+        else:
+            policy = sub.escalation
+            if policy is None or (tenant, policy) not in self.catalog.policies:
+                return None  # its step's policy is gone or left: likewise
+            kind, object_id = "escalation", policy
+        return "enterprise" if (kind, tenant, object_id) in guarded else "centre"
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""
