@@ -178,7 +178,12 @@ def run_plans(
     todo = changed | (pending & fed & ~(met & (state.level[ps, ACTION] == 0)))
     if table.has_hold:
         held = pending & met & table.verify_hold
-        if held.any():
+        if held.any() and table.lateness_ms > 0:
+            # (with a lateness window, rewound readings come in too: the step decides, as the
+            # reference's, whenever the plan has readings; helper-137's fuzzing found `_held`
+            # skipping a step that broke the action)
+            todo |= held & (fed | _among(ps, fs))
+        elif held.any():
             todo |= _held(table, state, held & ~changed, fs, fv)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)

@@ -449,12 +449,15 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
         max_size=8,
     ),
     st.booleans(),
+    st.booleans(),
 )
-def test_held_cuts_agree_with_reference(batches, two):
+def test_held_cuts_agree_with_reference(batches, two, window):
     """Held cuts (one feed or two) over streams that reach the power-cut level and cut, power
     again and fall back in batches of every mix: the core (which judges the held plans with
-    nothing to do without a step, `alerts.verify._held`) and the reference agree."""
-    table = _held_cut_table(also=("s2",) if two else ())
+    nothing to do without a step, `alerts.verify._held`) and the reference agree; with a
+    lateness window too, readings up to 10 s older than their batch's (helper-137's fuzzing
+    found the two apart there)."""
+    table = _held_cut_table(also=("s2",) if two else (), lateness_ms=10_000 if window else 0)
     n = table.size
     state, ref = CoreState.empty(n), ReferenceCore(table)
     methane, feed = (0.8, 1.2, 1.6, 2.0), (0.0, 0.0, 1.0, 1.0)
@@ -463,7 +466,7 @@ def test_held_cuts_agree_with_reference(batches, two):
         rows = [r for r in drawn if r[0] < n]
         clock = k * 8_000
         s = np.array([r[0] for r in rows], np.int32)
-        t = clock + np.array([r[1] for r in rows], np.int64) * 250
+        t = clock + (np.array([r[1] for r in rows], np.int64) - (40 if window else 0)) * 250
         v = np.array([(feed if r[0] else methane)[r[2]] for r in rows], np.float64)
         q = np.zeros(len(rows), np.uint8)
         now = None if late is None else clock + late
@@ -486,10 +489,12 @@ def test_power_back_on_during_the_cut_is_not_judged():
     assert _both(table, [(confirmed, 2500), (ending, 15_100)]) == []
 
 
-def _held_cut_table(also=()):
+def _held_cut_table(also=(), lateness_ms=0):
     verify = VerifySpec(sensor="s1", also=also, expect_below=0.5, within_s=2, hold=True)
     feeds = [sensor(i, ()) for i in range(1, 2 + len(also))]
-    return compile_table([sensor(0, METHANE, verify=verify), *feeds])
+    return compile_table(
+        [sensor(0, METHANE, verify=verify), *feeds], lateness_ms=lateness_ms, late_depth=8
+    )
 
 
 def test_a_held_cut_fails_when_power_is_back_while_methane_stays():
@@ -1261,3 +1266,22 @@ def test_a_held_cut_is_not_mended_by_a_feed_reading_from_before_its_break():
     methane = cols([0], [15_000], [1.6])
     batches = [(confirmed, 2500), (back, 12_100), (late, 12_200), (methane, 15_100)]
     assert _both(table, batches) == [(12_000, 1)]
+
+
+def test_a_held_cut_with_a_window_and_two_feeds_agrees_with_reference():
+    """helper-137's fuzzing, seed 2122: two feeds, a lateness window, a feed's old reading
+    rewound: the reference broke the action at 10 s, the core skipped the plan's step (its
+    `_held` shortcut knows no rewinds; with a window the step decides)."""
+    table = _held_cut_table(also=("s2",), lateness_ms=10_000)
+    hist = [
+        ([(1, -6250, 0.0)], 1100),
+        ([(0, -3500, 2.0), (0, -750, 1.2), (1, 1750, 0.0), (0, -8250, 0.8), (1, 1500, 0.0),
+          (0, -2750, 2.0)], 2000),
+        ([(2, -750, 0.0), (0, 2250, 0.8), (2, -500, 0.0), (0, 3000, 0.8), (1, 4750, 1.0),
+          (0, 1250, 1.2), (1, 10500, 1.0)], 15000),
+        ([(2, 11500, 0.0), (1, 4500, 1.0), (0, -750, 1.2), (0, 11250, 1.2), (1, 5250, 0.0),
+          (0, 8500, 2.0), (0, 10250, 2.0)], 16000),
+        ([(2, 10000, 0.0), (2, 1000, 1.0), (0, 12500, 1.2), (0, 4000, 0.8)], 12100),
+    ]  # fmt: skip
+    batches = [(cols(*(list(c) for c in zip(*rows, strict=True))), now) for rows, now in hist]
+    assert _both(table, batches)[-1] == (10_000, 1)
