@@ -79,6 +79,11 @@ class BulkAckResult(BaseModel):
     result: Outcome
     reason: str | None = Field(default=None, description="why it was refused")
     isa_state: str | None = Field(default=None, description="its state after (null: not found)")
+    centre_acked: bool | None = Field(
+        default=None,
+        description="acknowledged by the supervising centre after (null: not found); "
+        "`isa_state` is the enterprise's side",
+    )
 
 
 class BulkAckPublic(BaseModel):
@@ -115,15 +120,12 @@ def _acknowledge_all(
         if i not in reached or row is None:
             results.append(BulkAckResult(id=i, result="not_found"))
             continue
+        sides = {"isa_state": row.isa_state, "centre_acked": row.centre_acked}
         if acked_for(caller, row):  # by the caller's side (the centre's, or the enterprise's)
-            results.append(BulkAckResult(id=i, result="already", isa_state=row.isa_state))
+            results.append(BulkAckResult(id=i, result="already", **sides))
             continue
         if reached_red(row, reached[i]) and not note.strip() and not row.out_of_service:
-            results.append(
-                BulkAckResult(
-                    id=i, result="refused", reason=RED_NEEDS_NOTE, isa_state=row.isa_state
-                )
-            )
+            results.append(BulkAckResult(id=i, result="refused", reason=RED_NEEDS_NOTE, **sides))
             continue
         try:
             event = ctx.desk.act(
@@ -146,12 +148,18 @@ def _acknowledge_all(
                     id=i,
                     result="already" if already else "refused",
                     reason=None if already else str(exc),
-                    isa_state=row.isa_state,
+                    **sides,
                 )
             )
             continue
         events.append(event)
-        results.append(BulkAckResult(id=i, result="acknowledged", isa_state=event.isa_state))
+        # (the centre's acknowledgement is its own; an enterprise's leaves the centre's as it was)
+        centre = is_centre(caller) or row.centre_acked
+        results.append(
+            BulkAckResult(
+                id=i, result="acknowledged", isa_state=event.isa_state, centre_acked=centre
+            )
+        )
     return results, events
 
 

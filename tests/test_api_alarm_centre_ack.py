@@ -79,13 +79,18 @@ async def test_red_needs_a_note_on_both_sides_alone_and_in_bulk(hub: Hub) -> Non
         assert r.status_code == 422 and r.json()["detail"] == RED_NEEDS_NOTE, who
     r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "phoned the site"}, "coal")
     assert r.json()["counts"]["acknowledged"] == 1
+    # each result says both sides after (it said the enterprise's ISA state alone)
+    (res,) = r.json()["results"]
+    assert (res["isa_state"], res["centre_acked"]) == ("ack", False)
     # the enterprise acknowledged: the centre still needs a note, and still may acknowledge
     r = await hub.post("/alarms/acknowledge", {"ids": [red]}, "op")
     assert r.json()["counts"]["refused"] == 1
     r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "断电已核实"}, "op")
     assert r.json()["counts"]["acknowledged"] == 1
+    assert r.json()["results"][0]["centre_acked"] is True
     r = await hub.post("/alarms/acknowledge", {"ids": [red], "note": "again"}, "op")
     assert r.json()["counts"]["already"] == 1
+    assert r.json()["results"][0]["centre_acked"] is True
     assert sides(await hub.alarm(red)) == ("ack", True, True)
 
 
