@@ -21,7 +21,13 @@ from telemetry.config import (
     RuleSpec,
 )
 from telemetry.errors import ConfigError
-from telemetry.registrychecks import check_names, check_reachable, check_sensors, same_unit
+from telemetry.registrychecks import (
+    check_names,
+    check_reachable,
+    check_sensors,
+    check_terminals,
+    same_unit,
+)
 from telemetry.registrytypes import DeviceInfo, Registry, SensorInfo, VehicleInfo
 from telemetry.yamlkeys import load_once
 
@@ -339,4 +345,5 @@ def build_registry(
         packs=pack_map,
     )
     check_names(registry, source)
+    check_terminals(config, source)
     return registry

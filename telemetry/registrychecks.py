@@ -18,6 +18,7 @@ __all__ = [
     "check_names",
     "check_reachable",
     "check_sensors",
+    "check_terminals",
     "feedback_ids",
     "readable",
     "same_unit",
@@ -158,6 +159,30 @@ def check_sensors(
                     f"sensor {info.id!r}: suppress_when names {cond.sensor!r}, "
                     "which is not another sensor of the same tenant"
                 )
+
+
+def check_terminals(config: HubConfig, source: str) -> None:
+    """A JT/T 808 terminal number names one vehicle of the whole hub: a 2013 header (12 digits)
+    and a 2019 one (20) carry the same SIM with more leading zeros, so numbers are compared
+    without them. The JT/T 808 gateway refused a second vehicle of one number at its start only:
+    `hazardhub check` and the hub took it, and one added through the API took the gateway down
+    with the whole fleet (helper-139). A number of zeros names no SIM."""
+    seen: dict[str, str] = {}
+    for ti, tenant in enumerate(config.tenants):
+        for vi, vehicle in enumerate(tenant.vehicles):
+            if not vehicle.terminal:
+                continue
+            where = f"{source}: tenants.{ti}.vehicles.{vi}.terminal"
+            key = vehicle.terminal.lstrip("0")
+            if not key:
+                raise ConfigError(f"{where}: {vehicle.terminal!r} is no terminal's number")
+            other = seen.get(key)
+            if other is not None:
+                raise ConfigError(
+                    f"{where}: terminal {vehicle.terminal} is also {other}'s (numbers are "
+                    "compared without leading zeros: a 2013 and a 2019 header say one SIM alike)"
+                )
+            seen[key] = f"{tenant.id}/{vehicle.id}"
 
 
 def check_names(registry: Registry, source: str) -> None:

@@ -233,6 +233,63 @@ def test_a_device_may_not_take_a_jt808_gateways_name(tmp_path):
     assert reg.config.jt808_gateways == ("centre-a", "centre-b")
 
 
+def test_one_terminal_number_on_two_vehicles_is_refused_by_the_hub_too(tmp_path):
+    """helper-139 gave a second vehicle (another company's, through the admin API) the number
+    of one already configured with more leading zeros, as a 2019 header writes it: `check` and
+    the hub took it, the JT/T 808 gateway died at its next reload with the whole fleet. The hub
+    refuses it now (compared without leading zeros), and so does a number of zeros."""
+    cfg = tmp_path / "hub.yaml"
+    for terminal, said in (
+        ("0013800000001", "also chem-logistics/tanker-01's"),
+        ("00000000000000000000", "is no terminal's number"),
+    ):
+        cfg.write_text(
+            CONFIG.replace(
+                "      - {id: coach-07, plate: 苏B·K5678, class: coach}",
+                f'      - {{id: coach-07, plate: 苏B·K5678, class: coach, terminal: "{terminal}"}}',
+            ),
+            encoding="utf-8",
+        )
+        with pytest.raises(ConfigError, match=said):
+            load_registry(cfg, [ROOT / "profiles"])
+
+
+async def test_a_gateway_whose_new_configuration_it_cannot_serve_keeps_the_last(tmp_path, caplog):
+    """A configuration change the gateway's directory refuses is logged and not taken: the
+    gateway goes on with the configuration it had (it died, every terminal cut off)."""
+    import logging
+
+    from gateway.jt808 import Jt808Gateway
+
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    reg = load_registry(cfg, [ROOT / "profiles"])
+    gw = Jt808Gateway(
+        reg,
+        listen=("127.0.0.1", 0),
+        broker=("127.0.0.1", 1),
+        spool_dir=tmp_path / "spool",
+        secret=b"s" * 32,
+    )
+
+    def refused(registry):
+        raise ConfigError("JT/T 808 terminal 13800000001 is configured for two vehicles")
+
+    gw.server.use = refused  # type: ignore[method-assign]
+    before = gw.server.directory
+    gw._follow_every_s = 0.05
+    stop = asyncio.Event()
+    caplog.set_level(logging.ERROR)
+    task = asyncio.create_task(gw._following(lambda: reg, stop))
+    await asyncio.sleep(0.3)
+    assert not task.done(), task
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    assert gw.server.directory is before
+    assert any("NOT taken" in r.getMessage() for r in caplog.records)
+    gw.spool.close()
+
+
 def test_the_jt808_command_serves_the_configuration_the_hub_runs(monkeypatch, tmp_path):
     """A fleet added through the hub's API (a newer revision in its registry.db) is served, and
     its status held, by a gateway given --data-dir; without it, the file alone."""

@@ -18,6 +18,7 @@ from gateway.jt808.server import Jt808Server
 from gateway.jt808.uplink import PositionUplink
 from gateway.poller import wall_ms
 from gateway.spool import Spool
+from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -150,6 +151,15 @@ class Jt808Gateway:
             except Exception as exc:  # a configuration that does not load: keep the last
                 log.error("jt808: the configuration could not be read again: %s", exc)
                 continue
-            if registry is not None:
+            if registry is None:
+                continue
+            try:
                 self.use(registry)
-                log.info("jt808: configuration changed; %d vehicles", len(registry.vehicles))
+            except ConfigError as exc:  # (two vehicles with one terminal number): the gateway
+                # serves on with the configuration it had, never dies with the fleet offline
+                # (helper-139: a vehicle added through the API took every terminal down)
+                log.error(
+                    "jt808: configuration change NOT taken, serving the previous one: %s", exc
+                )
+                continue
+            log.info("jt808: configuration changed; %d vehicles", len(registry.vehicles))
