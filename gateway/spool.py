@@ -168,6 +168,15 @@ class Spool:
             self._append(now, topic, payload, device, epoch, seq, readings)
             self._enforce(now)
 
+    def push_many(self, batches: Sequence[tuple[str, bytes, str, int, int, int]]) -> None:
+        """`push` of several batches (topic, payload, device, epoch, seq, readings) in one
+        transaction: all of them are durable, or none."""
+        now = self._clock()
+        with self._lock, self._tx():
+            for batch in batches:
+                self._append(now, *batch)
+            self._enforce(now)
+
     def _append(
         self,
         now: int,

@@ -439,3 +439,32 @@ async def test_the_hub_judges_the_tunnel(mosquitto, tmp_path):
             await client.aclose()
             stop.set()
             await asyncio.wait_for(task, 10)
+
+
+def test_a_blind_area_larger_than_the_hub_takes_in_one_array_goes_in_several(tmp_path):
+    """helper-139's terminal uploaded 12,000 positions in one 0x0704: answered as taken, sent
+    as one array of 1.5 MB, refused whole by the hub (at most 10,000 records): the terminal had
+    deleted them. The gateway commits them as arrays of at most ARRAY_MAX, in one transaction,
+    and so releases a held backlog."""
+    from gateway.jt808.directory import VehicleRef
+    from gateway.jt808.hold import Release
+    from gateway.jt808.uplink import ARRAY_MAX, PositionUplink
+    from gateway.spool import Spool
+    from telemetry.topics import TopicLayout
+
+    spool = Spool(tmp_path / "spool.db", clock_ms=lambda: 0)
+    up = PositionUplink("127.0.0.1", 1, layout=TopicLayout(), spool=spool, clock_ms=lambda: 0)
+    ref = VehicleRef("chem", "tanker-01")
+    records = tuple({"ts": k, "lat": 32.0, "lon": 118.0} for k in range(2 * ARRAY_MAX + 7))
+    up.submit(ref, records, 0)
+    sent = spool.peek(100)
+    assert [b.readings for b in sent] == [ARRAY_MAX, ARRAY_MAX, 7]
+    assert [r["ts"] for b in sent for r in orjson.loads(b.payload)] == list(range(len(records)))
+    assert len({b.seq for b in sent}) == 3
+    for b in sent:
+        spool.ack(b)
+    parts = [orjson.dumps(r) for r in records]
+    up.hold("k", ref, parts, 0)
+    up.release("k", ref, Release(tuple(parts), (), "full", 0, 0, 0))
+    assert [b.readings for b in spool.peek(100)] == [ARRAY_MAX, ARRAY_MAX, 7]
+    spool.close()

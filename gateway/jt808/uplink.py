@@ -30,6 +30,11 @@ __all__ = ["PositionUplink"]
 
 log = logging.getLogger(__name__)
 
+# records per published array: a terminal's blind area of 12,000 (one 0x0704 may hold 65,535)
+# went as one array of 1.5 MB, which the hub refuses whole (at most 10,000), after the terminal
+# was told it was taken (helper-139)
+ARRAY_MAX = 1000
+
 
 class PositionUplink(SpoolUplink):
     """Owns one MQTT connection and the spool of the JT/T 808 gateway."""
@@ -80,10 +85,15 @@ class PositionUplink(SpoolUplink):
                 records.extend(orjson.loads(row.payload))
             records.sort(key=lambda r: cast(int, r["ts"]))
             first = rows[0]
-            self._seq += 1
-            payload = orjson.dumps(records)
-            batch = (first.topic, payload, first.device, first.epoch, self._seq, len(records))
-            self.spool.release(key, [batch])
+            batches = []
+            for lo in range(0, len(records), ARRAY_MAX):
+                part = records[lo : lo + ARRAY_MAX]
+                self._seq += 1
+                payload = orjson.dumps(part)
+                batches.append(
+                    (first.topic, payload, first.device, first.epoch, self._seq, len(part))
+                )
+            self.spool.release(key, batches)
             n += len(records)
         if n:
             log.warning(
@@ -97,14 +107,16 @@ class PositionUplink(SpoolUplink):
     def submit(
         self, ref: VehicleRef, records: tuple[dict[str, object], ...], received_ms: int
     ) -> None:
-        """Commit one JSON array of records to the spool (synchronously: it must be durable
-        before the terminal is acknowledged)."""
+        """Commit the records to the spool as JSON arrays of at most `ARRAY_MAX` (synchronously,
+        in one transaction: they must be durable before the terminal is acknowledged)."""
         topic = self._layout.position(ref.tenant, ref.vehicle)
-        payload = orjson.dumps(records)
-        self._seq += 1
-        self.spool.push(
-            topic, payload, f"{ref.tenant}/{ref.vehicle}", received_ms, self._seq, len(records)
-        )
+        device = f"{ref.tenant}/{ref.vehicle}"
+        batches = []
+        for lo in range(0, len(records), ARRAY_MAX):
+            part = records[lo : lo + ARRAY_MAX]
+            self._seq += 1
+            batches.append((topic, orjson.dumps(part), device, received_ms, self._seq, len(part)))
+        self.spool.push_many(batches)
         self.wake()
 
     def hold(self, key: str, ref: VehicleRef, parts: Sequence[bytes], received_ms: int) -> None:
@@ -119,13 +131,16 @@ class PositionUplink(SpoolUplink):
         to be sent, the rest kept aside)."""
         topic = self._layout.position(ref.tenant, ref.vehicle)
         device = f"{ref.tenant}/{ref.vehicle}"
-        self._seq += 1
-        batch = (topic, _array(release.parts), device, release.received_ms, self._seq)
+        batches = []
+        for lo in range(0, max(1, len(release.parts)), ARRAY_MAX):
+            part = release.parts[lo : lo + ARRAY_MAX]
+            self._seq += 1
+            batches.append((topic, _array(part), device, release.received_ms, self._seq, len(part)))
         keep = None
         if release.kept:
             payload = _array(release.kept)
             keep = Held(key, topic, payload, device, release.received_ms, len(release.kept))
-        self.spool.release(key, [(*batch, len(release.parts))], keep)
+        self.spool.release(key, batches, keep)
         self.wake()
 
     def _dropped_topic(self, report: DropReport) -> str:
