@@ -23,7 +23,7 @@ import pytest
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
-from simulators import fleet as fleet_module
+from simulators import jt808fleet as fleet_module
 from simulators.fleet import terminal_ids, terminal_phones
 from telemetry.registry import Registry
 

@@ -1,0 +1,188 @@
+"""The fleet as JT/T 808 terminals (`Jt808Fleet`), and the phone numbers and terminal ids they
+register with (`terminal_phones`, `terminal_ids`). Split from `simulators.fleet`, which re-exports
+these names; the code moved as it was and logs under `simulators.fleet` as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from simulators.blindarea import _Fleet
+from simulators.jt808 import Fix, Jt808Terminal, TerminalError, terminal_id
+from simulators.vehicle import SimulatedVehicle
+from telemetry.jt808 import TextMessage
+
+__all__ = ["Jt808Fleet", "terminal_ids", "terminal_phones"]
+
+log = logging.getLogger("simulators.fleet")  # the fleet's logger, as before the split
+
+
+def terminal_phones(configured: Sequence[str | None]) -> list[str]:
+    """The JT/T 808 phone number of each vehicle: its configured `terminal`, or a generated
+    12-digit one (0138nnnnnnnn) that equals no configured number and no other generated one.
+    Numbers compare as a platform compares them, without their leading zeros: a generated
+    013800000001 would be a configured 13800000001, and that vehicle's terminal."""
+    taken = {t.lstrip("0") or "0" for t in configured if t}
+    phones: list[str] = []
+    n = 0
+    for terminal in configured:
+        if terminal:
+            phones.append(terminal)
+            continue
+        while (phone := f"0138{n:08d}").lstrip("0") in taken:
+            n += 1
+        taken.add(phone.lstrip("0"))
+        phones.append(phone)
+    return phones
+
+
+def terminal_ids(vehicles: Sequence[str]) -> list[str]:
+    """The terminal id (0x0100's, 7 capital letters and digits) of each vehicle, by its
+    "tenant/vehicle": derived from the vehicle, not its phone number, so that it is the same at
+    every run, whatever number the terminal has (a generated one moves when the configuration
+    gains a vehicle; a configured SIM may be changed), and a platform's binding of the vehicle
+    to its terminal holds; unique in the fleet (one that another vehicle's took, in the order of
+    their names, steps aside with a salt: the only case where one vehicle's id depends on
+    another's)."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for key in sorted(set(vehicles)):
+        salt = 0
+        while (tid := terminal_id(key, salt)) in taken:
+            salt += 1
+        taken.add(tid)
+        ids[key] = tid
+    return [ids[key] for key in vehicles]
+
+
+class Jt808Fleet(_Fleet):
+    """The same vehicles as JT/T 808 terminals: each registers, authenticates and reports its
+    fixes to a JT/T 808 platform (hazardhub's `jt808` gateway or any other). Each records from
+    power-on (`_Fleet`), so the fixes taken before it is authenticated (a platform not up yet,
+    a refused login, a lost link) are kept and sent after: one waiting fix as 0x0200, a backlog
+    as 0x0704 blind-area uploads of up to `backfill_max` fixes, oldest first. Each terminal
+    registers with maker HZHUB, model SIM-808 and the terminal id of its vehicle
+    (`terminal_ids`), and speaks its vehicle's `jt808_version` (a scenario's `jt808`, given by
+    the scenario runner when it connects), or 2019 when its number has more than 12 digits
+    (leading zeros aside), which a 2013 header cannot carry. A text message (0x8300: the hub's
+    reminders to the driver) is shown and read to the driver: logged at info level with the
+    plate and the text (`simulators.jt808`), answered 0x0001 and counted (`texts`)."""
+
+    def __init__(
+        self,
+        vehicles: Sequence[tuple[SimulatedVehicle, str, str]],  # (vehicle, terminal phone, plate)
+        *,
+        host: str,
+        port: int,
+        clock: Callable[[], float],
+        start_wall_ms: int,
+        period_s: float = 1.0,
+        accel: float = 1.0,
+        end_s: float = math.inf,
+        buffer_max: int = 10_000,
+        backfill_max: int = 30,  # 0x0704 of 30 plain fixes: one package (1023 bytes at most)
+        drain_s: float = 5.0,
+    ) -> None:
+        super().__init__(
+            [v for v, _, _ in vehicles],
+            host=host,
+            port=port,
+            clock=clock,
+            start_wall_ms=start_wall_ms,
+            period_s=period_s,
+            accel=accel,
+            end_s=end_s,
+            buffer_max=buffer_max,
+            drain_s=drain_s,
+        )
+        self.vehicles = list(vehicles)
+        self.terminal_ids = terminal_ids([f"{v.tenant}/{v.id}" for v, _, _ in self.vehicles])
+        self._backfill_max = backfill_max
+        self.texts = 0  # text messages (0x8300) the terminals received
+
+    def _heard(self, _msg: TextMessage) -> None:
+        self.texts += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._over = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._take(stop), name="jt808-fixes")
+            for (vehicle, phone, plate), tid, q in zip(
+                self.vehicles, self.terminal_ids, self._waiting, strict=True
+            ):
+                link = self._link(vehicle, q, phone, plate, tid, self._over)
+                tg.create_task(link, name=f"jt808-{phone}")
+
+    async def _link(
+        self,
+        vehicle: SimulatedVehicle,
+        q: deque[dict[str, Any]],
+        phone: str,
+        plate: str,
+        tid: str,
+        stop: asyncio.Event,
+    ) -> None:
+        """One terminal's connection: log in, send what waits, again after a failure; after
+        `stop` (`_over`: stopped, the last fix taken), try for `drain_s` more to send the
+        rest."""
+        backoff = 0.2
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}")
+                if deadline is None:
+                    return
+            try:
+                digits = phone.lstrip("0") or "0"  # as a header carries it, zero-padded
+                v2019 = vehicle.jt808_version == 2019 or len(digits) > 12
+                async with Jt808Terminal(
+                    self._host,
+                    self._port,
+                    digits,
+                    plate,
+                    v2019=v2019,
+                    terminal_id=tid,
+                    on_text=self._heard,
+                ) as terminal:
+                    await terminal.login()
+                    backoff = 0.2
+                    while True:
+                        await self._flush(terminal, q)
+                        if stop.is_set():
+                            return
+                        await self._pause(stop, self._period)
+            except (OSError, TerminalError) as exc:
+                log.warning("terminal %s: %s; %d fixes wait", phone, exc, len(q))
+                await self._retry_pause(stop, deadline, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _flush(self, terminal: Jt808Terminal, q: deque[dict[str, Any]]) -> None:
+        """Send what waits, oldest first; a fix leaves the buffer once the platform said OK."""
+        while q:
+            n = min(len(q), self._backfill_max)
+            part = [q[k] for k in range(n)]
+            fixes = [_fix(rec) for rec in part]
+            answer = await (terminal.report(fixes[0]) if n == 1 else terminal.backfill(fixes))
+            if answer is None or answer.result != answer.OK:
+                raise TerminalError(f"the platform refused {n} fixes: {answer}")
+            for item in part:  # (the full buffer may have dropped some meanwhile)
+                if q and q[0] is item:
+                    q.popleft()
+            self.sent += n
+            self.backfills += n > 1
+
+
+def _fix(rec: dict[str, Any]) -> Fix:
+    """A position record as the terminal measured it."""
+    return Fix(
+        ts_ms=int(rec["ts"]),
+        lat=float(rec["lat"]),
+        lon=float(rec["lon"]),
+        speed_kmh=float(rec["speed_kmh"]),
+        heading_deg=round(float(rec["heading_deg"])) % 360,
+    )
