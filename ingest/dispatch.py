@@ -2,13 +2,14 @@
 
 Readings are stored first, then judged; the core's state advances only after the alarms of the
 batch are committed, so a failed hand-over can be retried whole without judging anything twice.
-The saving of the analytics state, which the dispatcher extends, is in `ingest.state_saving`.
+The saving of the analytics state, which the dispatcher extends, is in `ingest.state_saving`; the
+recording of alarms in worker threads in `ingest.recording`; the tick and the gateways' reports in
+`ingest.ticking`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,7 +23,6 @@ from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
-from alerts.gatewayalarms import DataLoss
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
 from alerts.reload import (
@@ -42,7 +42,8 @@ from ingest.demands import before_batch, confirm, confirmed, rearm
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
-from ingest.store.base import PositionBatch, ReadingBatch, StoreError, TimeSeriesStore, positioned
+from ingest.store.base import PositionBatch, ReadingBatch, TimeSeriesStore, positioned
+from ingest.ticking import Ticking
 from telemetry.registry import Registry
 
 __all__ = ["AlarmListener", "Dispatcher"]
@@ -69,7 +70,7 @@ def _compile(registry: Registry) -> RuleTable:
     return compile_table(registry.sensors, lateness_ms=round(registry.config.lateness_s * 1000))
 
 
-class Dispatcher(StateSaving, LinkClock):
+class Dispatcher(Ticking, StateSaving, LinkClock):
     def __init__(
         self,
         registry: Registry,
@@ -219,84 +220,6 @@ class Dispatcher(StateSaving, LinkClock):
         self._drop_judged()
         return self._take_carried() + events
 
-    async def tick(self, now: int, horizon: int | None = None) -> list[AlarmEvent]:
-        """Advance the core's clock without readings: a sensor that went silent raises its
-        no-data alarm, a protective action past its deadline its failure, even when nothing
-        arrives at all. `horizon`: the arrival of the oldest message not judged yet (see
-        `judge`); silence is judged up to it, the lifecycle's clock up to `now`."""
-        async with self._lock:
-            empty = ReadingBatch(
-                np.zeros(0, np.int32),
-                np.zeros(0, np.int64),
-                np.zeros(0),
-                np.zeros(0, np.uint8),
-                np.zeros(0, np.int64),
-                np.zeros(0, np.int64),
-            )
-            await self._settle()
-            await self._record()
-            clock = now if horizon is None else min(now, horizon)
-            transitions, _ = self._evaluate(empty, clock)
-            if len(transitions):
-                self._unkept.append((transitions, now))
-                await self._record()
-            events = self._take_carried()
-            try:
-                events += await self._off_loop(self._fleet, [], now)
-                # the lifecycle's clock: shelves expire, disposals fall overdue, suppression
-                # follows
-                events += await self._off_loop(self.desk.tick, now, self.state)
-                # gateways offline past their grace, and back online
-                events += await self._off_loop(self._gateway_step, clock, now)
-            except BaseException:
-                # recorded, not handed on: they go with the next batch or tick
-                self._carried[:0] = events
-                raise
-            await self.store_events(events)
-            self._save_due(now)  # the state as this tick left it
-            if self.watch.due(now):
-                try:
-                    await asyncio.to_thread(self.watch.seen, now)
-                except AlarmStoreError as exc:  # the next tick's try extends it
-                    self.metrics.inc("hazardhub_tick_failures_total")
-                    log.warning("the hub's watch not recorded: %s", exc)
-        for ev in events:
-            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
-        return events
-
-    def gateway_status(self, tenant: str, gateway: str, online: bool, at: int) -> None:
-        """A gateway's status arrived at `at` (the hub's clock): judged at the next tick."""
-        self.gateways.heard(tenant, gateway, online, at, self._gateway_sites)
-
-    async def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
-        """Record the data the gateways' spools dropped (their reports) as `data_lost` alarms.
-        Raise AlarmStoreError to be retried (a report recorded already records nothing)."""
-        async with self._lock:
-            await self._settle()
-            events = await self._off_loop(self.book.record_losses, losses, arrival)
-            await self.store_events(events)
-        for ev in events:
-            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
-            if ev.kind == "raised":  # a loss recorded now (not a report delivered again)
-                self.metrics.inc("hazardhub_gateway_dropped_readings_total", ev.value)
-                log.warning("data lost: %s/%s/%s %s", ev.tenant, ev.site, ev.device, ev.comment)
-        return events
-
-    def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:
-        """Raise the alarms of gateways offline for their grace at `clock`, clear those of
-        gateways back online; recorded at `arrival`."""
-        grace = round(self.registry.config.gateway_offline_s * 1000)
-        changes = self.gateways.changes(self._gateway_sites, self._gateways_down, clock, grace)
-        if not changes:
-            return []
-        events = self.book.apply_gateways(changes, arrival)
-        for c in changes:  # committed
-            if c.offline:
-                self._gateways_down.add(c.alarm_id)
-            else:
-                self._gateways_down.discard(c.alarm_id)
-        return events
-
     def _evaluate(self, batch: ReadingBatch, now: int) -> tuple[Transitions, Outcome]:
         """Judge in place. Should the core fail on a batch (a bug), its state is not left half
         written: it is rebuilt from the active alarms, as after a restart without a saved
@@ -311,91 +234,6 @@ class Dispatcher(StateSaving, LinkClock):
             self.state = self.book.restore(CoreState.empty(len(self.registry.sensors)))
             raise
         return transitions, outcome
-
-    async def _record(self) -> None:
-        """The alarm book records the transitions judged and not yet recorded, oldest first
-        (in a thread: SQLite); their events join `_carried`. Raise AlarmStoreError."""
-        while self._unkept:
-            if self._recording is None:
-                transitions, arrival = self._unkept[0]
-                self._recording = asyncio.ensure_future(
-                    asyncio.to_thread(self.book.apply, transitions, arrival, self.state)
-                )
-            # the caller cancelled: the book goes on, the next caller takes its outcome
-            events = await _outlived(self._recording, self._forget_recording)
-            self._unkept.pop(0)
-            self._carried += events
-        # then the protective actions confirmed (after the raise that demanded them); a
-        # confirmation written already is not written again (a process event)
-        while self._confirming:
-            confirmations, arrival = self._confirming[0]
-            self._carried += await asyncio.to_thread(
-                record_confirmations, self.statedb, self.registry, confirmations, arrival
-            )
-            self._confirming.pop(0)
-
-    async def _off_loop(
-        self, step: Callable[..., list[AlarmEvent]], *args: object
-    ) -> list[AlarmEvent]:
-        """Run a step that records alarms (the fleet analytics, the desk's clock) in a thread and
-        return its events. A caller cancelled meanwhile leaves it running: its transaction may
-        still commit, and `_settle` hands its events on then."""
-        self._working = asyncio.ensure_future(asyncio.to_thread(step, *args))
-        # the caller cancelled: the step goes on, `_settle` takes its outcome
-        return await _outlived(self._working, self._forget_working)
-
-    def _forget_recording(self) -> None:
-        self._recording = None
-
-    def _forget_working(self) -> None:
-        self._working = None
-
-    async def _settle(self) -> None:
-        """Wait for a step a cancelled caller left running (nothing else may change the fleet's
-        state meanwhile) and carry its events to be handed on."""
-        work = self._working
-        if work is None:
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.shield(work)  # cancelled here: it stays for the next caller
-        self._take_working()
-
-    def _take_working(self) -> None:
-        """The events of a finished step left by a cancelled caller join the carried ones. A
-        step that failed recorded nothing (its transaction rolled back, the fleet's state too):
-        its positions or clock come again."""
-        work, self._working = self._working, None
-        if work is None or work.cancelled():
-            return
-        exc = work.exception()
-        if exc is not None:
-            log.warning("a step left by a cancelled caller failed: %s", exc)
-            return
-        self._carried += work.result()
-
-    def _drop_judged(self) -> None:
-        """Forget a batch that failed and will not be retried (its session ended; its readings
-        come again as a new batch): the events it held are handed on as the carried ones are
-        (and written to the store again: idempotent, and they may not have reached it)."""
-        if self._judged is not None:
-            self._carried[:0] = self._judged[2]
-            self._judged = None
-
-    def _take_carried(self) -> list[AlarmEvent]:
-        events, self._carried = self._carried, []
-        return events
-
-    async def store_events(self, events: Sequence[AlarmEvent]) -> None:
-        """Alarm events also go to the time-series store (history for Grafana and reports). The
-        state database stays the authority: a failure here is counted, never retried, so a batch
-        is never judged twice."""
-        if not events:
-            return
-        try:
-            await self.store.write_alarm_events(events)
-        except StoreError as exc:
-            self.metrics.inc("hazardhub_alarm_event_store_failures_total")
-            log.warning("alarm events not written to the time-series store: %s", exc)
 
     def _fleet(self, positions: Sequence[PositionBatch], now: int) -> list[AlarmEvent]:
         """Judge positions (none: the silence up to `now`) and record the fleet's alarms. The
@@ -515,23 +353,3 @@ class Dispatcher(StateSaving, LinkClock):
         """Store, judge and record; raise StoreError or AlarmStoreError to be retried whole."""
         batch = await self.write(readings, positions)
         return await self.judge(batch, positions, arrival)
-
-
-async def _outlived(
-    work: asyncio.Future[list[AlarmEvent]], forget: Callable[[], None]
-) -> list[AlarmEvent]:
-    """Await `work` (a step recording alarms in a thread) for a caller that may be cancelled:
-    cancelled, the caller leaves `work` running where it keeps it, for the next caller to
-    take; `forget` is called once `work` is done, failed or cancelled itself."""
-    try:
-        events = await asyncio.shield(work)
-    except asyncio.CancelledError:
-        if not work.cancelled():
-            raise
-        forget()
-        raise
-    except BaseException:
-        forget()
-        raise
-    forget()
-    return events

@@ -1,0 +1,121 @@
+"""The `Dispatcher` between batches: its clock's tick (sensors and vehicles gone silent, the
+alarm desk's clock, gateways offline past their grace, the hub's watch) and what the gateways
+report besides readings (their statuses, the data their spools dropped). A concern of its own,
+split from `ingest.dispatch` (whose `Dispatcher` extends `Ticking`); the code moved as it was and
+logs under `ingest.dispatch` as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from alerts.alarms import AlarmEvent
+from alerts.desk import AlarmDesk
+from alerts.errors import AlarmStoreError
+from alerts.evaluate import Outcome, Transitions
+from alerts.gatewayalarms import DataLoss
+from alerts.gateways import GatewayWatch
+from alerts.hubwatch import HubWatch
+from ingest.recording import AlarmRecording
+from ingest.store.base import PositionBatch, ReadingBatch
+
+__all__ = ["Ticking"]
+
+log = logging.getLogger("ingest.dispatch")  # the dispatcher's logger, as before the split
+
+
+class Ticking(AlarmRecording):
+    """The tick and the gateways' reports, a part of `Dispatcher`, which sets up every attribute
+    declared here."""
+
+    desk: AlarmDesk
+    watch: HubWatch
+    gateways: GatewayWatch
+    _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
+    _gateways_down: set[str]
+    _lock: asyncio.Lock
+    _evaluate: Callable[[ReadingBatch, int], tuple[Transitions, Outcome]]  # `Dispatcher`
+    _fleet: Callable[[Sequence[PositionBatch], int], list[AlarmEvent]]  # `Dispatcher`
+    _save_due: Callable[[int], None]  # `ingest.state_saving.StateSaving`
+
+    async def tick(self, now: int, horizon: int | None = None) -> list[AlarmEvent]:
+        """Advance the core's clock without readings: a sensor that went silent raises its
+        no-data alarm, a protective action past its deadline its failure, even when nothing
+        arrives at all. `horizon`: the arrival of the oldest message not judged yet (see
+        `judge`); silence is judged up to it, the lifecycle's clock up to `now`."""
+        async with self._lock:
+            empty = ReadingBatch(
+                np.zeros(0, np.int32),
+                np.zeros(0, np.int64),
+                np.zeros(0),
+                np.zeros(0, np.uint8),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+            )
+            await self._settle()
+            await self._record()
+            clock = now if horizon is None else min(now, horizon)
+            transitions, _ = self._evaluate(empty, clock)
+            if len(transitions):
+                self._unkept.append((transitions, now))
+                await self._record()
+            events = self._take_carried()
+            try:
+                events += await self._off_loop(self._fleet, [], now)
+                # the lifecycle's clock: shelves expire, disposals fall overdue, suppression
+                # follows
+                events += await self._off_loop(self.desk.tick, now, self.state)
+                # gateways offline past their grace, and back online
+                events += await self._off_loop(self._gateway_step, clock, now)
+            except BaseException:
+                # recorded, not handed on: they go with the next batch or tick
+                self._carried[:0] = events
+                raise
+            await self.store_events(events)
+            self._save_due(now)  # the state as this tick left it
+            if self.watch.due(now):
+                try:
+                    await asyncio.to_thread(self.watch.seen, now)
+                except AlarmStoreError as exc:  # the next tick's try extends it
+                    self.metrics.inc("hazardhub_tick_failures_total")
+                    log.warning("the hub's watch not recorded: %s", exc)
+        for ev in events:
+            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+        return events
+
+    def gateway_status(self, tenant: str, gateway: str, online: bool, at: int) -> None:
+        """A gateway's status arrived at `at` (the hub's clock): judged at the next tick."""
+        self.gateways.heard(tenant, gateway, online, at, self._gateway_sites)
+
+    async def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
+        """Record the data the gateways' spools dropped (their reports) as `data_lost` alarms.
+        Raise AlarmStoreError to be retried (a report recorded already records nothing)."""
+        async with self._lock:
+            await self._settle()
+            events = await self._off_loop(self.book.record_losses, losses, arrival)
+            await self.store_events(events)
+        for ev in events:
+            self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
+            if ev.kind == "raised":  # a loss recorded now (not a report delivered again)
+                self.metrics.inc("hazardhub_gateway_dropped_readings_total", ev.value)
+                log.warning("data lost: %s/%s/%s %s", ev.tenant, ev.site, ev.device, ev.comment)
+        return events
+
+    def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:
+        """Raise the alarms of gateways offline for their grace at `clock`, clear those of
+        gateways back online; recorded at `arrival`."""
+        grace = round(self.registry.config.gateway_offline_s * 1000)
+        changes = self.gateways.changes(self._gateway_sites, self._gateways_down, clock, grace)
+        if not changes:
+            return []
+        events = self.book.apply_gateways(changes, arrival)
+        for c in changes:  # committed
+            if c.offline:
+                self._gateways_down.add(c.alarm_id)
+            else:
+                self._gateways_down.discard(c.alarm_id)
+        return events
