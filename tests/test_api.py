@@ -158,7 +158,7 @@ async def test_a_history_answer_is_bounded(api, monkeypatch):
     """start=0&end=2**53 read every reading of a sensor into the hub's memory, from any key
     (helper-89). An answer holds at most MAX_HISTORY_ROWS rows: more is a 422 that says how to
     ask instead."""
-    from api import app as routes
+    from api import sensors as routes
 
     monkeypatch.setattr(routes, "MAX_HISTORY_ROWS", 2)
     url = "/api/v1/sensors/ch4-t1/history"
