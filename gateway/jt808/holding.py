@@ -95,9 +95,10 @@ class Holding:
             logging.WARNING,
             "jt808: %s (%s): %d positions older than one already handed on for the vehicle "
             "(a blind-area backlog still coming %.0fs after the hold began?): the hub stores "
-            "them and judges none",
+            "them and judges them only within its fleet lateness window (fleet: {lateness_s}), "
+            "and their red alarm bits",
             conn.peer,
-            ref,
+            "no vehicle yet" if ref is None else f"{ref.tenant}/{ref.vehicle}",
             late,
             self.policy.live_s,
         )

@@ -173,7 +173,9 @@ class Session(Admission):
         self._skew_said = True
         hours = off / 3_600_000
         guess = " (a clock on UTC, not Beijing time?)" if abs(hours + 8) < 0.25 else ""
-        where = f"{abs(hours):.1f} h {'behind' if off < 0 else 'ahead of'}"
+        # (a minute ahead read "0.0 h ahead of", helper-139; the hub refuses more than 30 s)
+        size = f"{abs(hours):.1f} h" if abs(off) >= 3_600_000 else f"{abs(off) / 1000:.0f} s"
+        where = f"{size} {'behind' if off < 0 else 'ahead of'}"
         events.append(
             Problem(
                 "clock_skew",
