@@ -206,6 +206,18 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
         ]
         if user is not None and len(vehicles) < len(registry.vehicles):
             print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
+        if vehicles and accel > 1 and compiled.spec.start is None:
+            # wall-clock stamps while the vehicles drive `accel` times as far: every fix an
+            # implied speed `accel` times the true one, a GPS drift alarm per vehicle and fix
+            # (helper-139: 157 in 30 s at 5x)
+            log.warning(
+                "fleet: scenario %s has no start: its positions keep wall-clock times while "
+                "played %gx, so the hub sees %gx the speeds (gps_drift): give it a `start` "
+                "(the scenario clock) or play it at --accel 1",
+                compiled.spec.name,
+                accel,
+                accel,
+            )
         if args.jt808:
             jhost, jport = _hostport(args.jt808)
             specs = [v.spec for v in registry.vehicles.values()]

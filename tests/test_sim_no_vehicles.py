@@ -22,3 +22,21 @@ def test_no_vehicles_no_fleet_connection(capsys, caplog):
     out = capsys.readouterr().out
     assert "fleet: no vehicles to send" in out, out
     assert not [r for r in caplog.records if r.name.startswith(("simulators.fleet", "aiomqtt"))]
+
+
+def test_a_scenario_without_start_played_fast_is_warned_of(caplog, mosquitto):
+    """Without a `start` positions keep wall-clock times: played at 5x the vehicles cover five
+    times the ground in the same time, and the hub raised a GPS drift per vehicle and fix
+    (helper-139: 157 in 30 s, from the docs' own recipe). The simulator says so."""
+    from hazardhub.cli import main
+
+    caplog.set_level(logging.WARNING)
+    scenario = ROOT / "examples" / "scenarios" / "hazmat-overspeed.yaml"
+    args = ["simulate", "fleet", "-c", str(ROOT / "examples" / "demo.yaml"), "--scenario"]
+    args += [str(scenario), "--broker", f"127.0.0.1:{mosquitto.port}", "--duration", "0.2"]
+    main([*args, "--accel", "5"])
+    said = [r.getMessage() for r in caplog.records if r.name == "hazardhub.simulate"]
+    assert any("has no start" in m and "--accel 1" in m for m in said), said
+    caplog.clear()
+    main([*args, "--accel", "1"])
+    assert not [r for r in caplog.records if "has no start" in r.getMessage()]
