@@ -76,6 +76,10 @@ async def _ended(*tasks: asyncio.Task[None]) -> bool:
     return cancelled
 
 
+# a session the broker ends this soon after it began: another client took the client id?
+_SHORT_SESSION_MS = 2_000
+
+
 class IngestService(Flushing):
     def __init__(
         self,
@@ -225,6 +229,7 @@ class IngestService(Flushing):
                     await self._session(client, stop)
                     return
             except aiomqtt.MqttError as exc:
+                short = began is not None and _now_ms() - began < _SHORT_SESSION_MS
                 if began is not None:  # a session ran and ended now
                     self.dispatcher.link_lost(_now_ms())
                     began = None
@@ -235,7 +240,17 @@ class IngestService(Flushing):
                 self.ready.clear()
                 if stop.is_set():
                     return
-                log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
+                if short:  # (helper-139: two hubs of one client id took turns, every 0.2 s)
+                    log.warning(
+                        "hub: the broker ended the session at once (%s): is another client "
+                        "connected with this hub's client id %r? Each hub needs its own "
+                        "(--client-id); retry in %.1fs",
+                        exc,
+                        self._client_id,
+                        backoff,
+                    )
+                else:
+                    log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
                 await _until(stop, backoff)
                 backoff = min(backoff * 2, 10.0)
 

@@ -403,3 +403,26 @@ async def test_a_reconnection_waits_for_a_fleet_step_left_running_by_a_cancelled
         gate.set()
         await store.close()
         db.close()
+
+
+async def test_a_session_the_broker_ends_at_once_asks_for_the_client_id(
+    mosquitto, tmp_path, caplog
+):
+    """Two hubs with one client id took turns on the broker every 0.2 s, each logging "broker
+    unreachable (Disconnected during message iteration)": the broker was fine (helper-139).
+    A session ended within 2 s of its start asks whether another client has the hub's id."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    registry = build_registry(parse_document(CONFIG, HubConfig, "clock.yaml"))
+    settings = HubSettings(
+        data_dir=tmp_path, broker_port=mosquitto.port, api_port=free_port(), client_id="hub-x"
+    )
+    async with running_hub(Hub(registry, settings)):
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="hub-x"):
+            pass  # the broker ends the hub's session: its id is taken
+
+        def said() -> bool:
+            return any("client id 'hub-x'" in r.getMessage() for r in caplog.records)
+
+        await eventually(lambda: asyncio.sleep(0, said()), 5, "the hint")
