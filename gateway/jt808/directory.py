@@ -29,6 +29,9 @@ class VehicleRef:
     tenant: str
     vehicle: str
 
+    def __str__(self) -> str:  # in the log: tenant/vehicle, not the dataclass's repr
+        return f"{self.tenant}/{self.vehicle}"
+
 
 @dataclass(frozen=True, slots=True)
 class Conflict:
