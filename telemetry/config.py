@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from telemetry import hazard
 from telemetry.configbase import Frozen, Ident, Label, Tier
@@ -250,6 +250,18 @@ class VehicleSpec(Frozen):
         description="alarm kind -> the text its driver hears when the hub raises it; replaces "
         "the class's `fleet: {class: {remind: ...}}` (`{}`: none for this vehicle)",
     )
+
+    @field_validator("terminal", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        """An unquoted number in YAML is an integer: its leading zeros are gone (a 2019 header's
+        are many), so say to quote it (it said "Input should be a valid string", helper-139)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(
+                f'write the terminal number in quotes, terminal: "{value}" (a number '
+                "loses its leading zeros)"
+            )
+        return value
 
 
 class TenantSpec(Frozen):

@@ -240,13 +240,15 @@ def test_one_terminal_number_on_two_vehicles_is_refused_by_the_hub_too(tmp_path)
     refuses it now (compared without leading zeros), and so does a number of zeros."""
     cfg = tmp_path / "hub.yaml"
     for terminal, said in (
-        ("0013800000001", "also chem-logistics/tanker-01's"),
-        ("00000000000000000000", "is no terminal's number"),
+        ('"0013800000001"', "also chem-logistics/tanker-01's"),
+        ('"00000000000000000000"', "is no terminal's number"),
+        # unquoted, YAML reads a number: its leading zeros gone, so it says to quote it
+        ("13900000009", 'in quotes, terminal: "13900000009"'),
     ):
         cfg.write_text(
             CONFIG.replace(
                 "      - {id: coach-07, plate: 苏B·K5678, class: coach}",
-                f'      - {{id: coach-07, plate: 苏B·K5678, class: coach, terminal: "{terminal}"}}',
+                f"      - {{id: coach-07, plate: 苏B·K5678, class: coach, terminal: {terminal}}}",
             ),
             encoding="utf-8",
         )
