@@ -453,6 +453,9 @@ async def test_a_revoked_key_is_asked_for_again_not_retried_forever(mosquitto, t
         HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
         extra_keys=[ApiKeySpec(name="admin", sha256=hash_key("k-admin-1"), role="admin")],
     )
+    # a quiet stream checks its key again at each keep-alive: 1 s, not the default 15 s, so the
+    # revocation is seen within about a second (the page's answer to it is what is tested)
+    hub.stream.heartbeat_s = 1.0
     async with running_hub(hub), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as api:
         made = await api.post(
             "/api/v1/api-keys",
