@@ -214,7 +214,8 @@ async def test_relay_forwards_and_cut_refuses_until_restored():
 
 @pytest.mark.slow
 async def test_gateway_uplink_loss_through_the_hub(mosquitto, tmp_path):
-    accel, poll_s = 5.0, 0.1
+    # 120 s in 15 s, a poll every 0.5 s of scenario time (as at 5x and 0.1 s)
+    accel, poll_s = 8.0, 0.0625
     reg = registry()
     compiled = compile_scenario(scenario("gateway-uplink-loss"), reg)
     played = await play(
