@@ -82,6 +82,8 @@ async def subscriber(
             await asyncio.sleep(0.2)
 
 
+# waits out the broker's 30 s outage, nearly idle: run beside the two workers (`make pytest`)
+@pytest.mark.outage
 @pytest.mark.slow
 async def test_broker_outage_and_kill_9_lose_nothing(mosquitto, tmp_path):
     profiles, _ = load_profiles(ROOT / "profiles")
