@@ -69,7 +69,13 @@ async def test_a_chattering_points_alarms_are_acknowledged_at_once_each_journale
     # the site's (its ISA state) to the enterprise
     r = await hub.post("/alarms/acknowledge", {"ids": [chem]}, who="op")
     assert r.json()["results"] == [
-        {"id": chem, "result": "acknowledged", "reason": None, "isa_state": "unack"}
+        {
+            "id": chem,
+            "result": "acknowledged",
+            "reason": None,
+            "isa_state": "unack",
+            "centre_acked": True,
+        }
     ]
     assert (await hub.alarm(chem))["centre_acked"] is True
     r = await hub.post("/alarms/acknowledge", {"ids": [chem]}, who="op")

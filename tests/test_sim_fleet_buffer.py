@@ -89,7 +89,9 @@ async def test_a_full_buffer_drops_the_oldest_and_counts_them(mosquitto):
     publisher, got = await _run(mosquitto.port, buffer_max=5)
     fixes = _fixes(got)
     assert publisher.dropped > 20  # 1.5 s of 20 fixes/s per vehicle against 5 places
-    assert sum(len(v) for v in fixes.values()) == publisher.sent
+    # each fix sent once, distinct: QoS 1 may deliver one twice when the cut took its PUBACK
+    # (CI saw 36 received of 35 sent)
+    assert sum(len(set(v)) for v in fixes.values()) == publisher.sent
     for stamps in fixes.values():
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(gaps) > 500  # the dropped stretch is missing, and said to be
