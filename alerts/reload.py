@@ -206,7 +206,7 @@ def remap_terminal(by_id: TerminalById, new_index: Mapping[str, int]) -> Termina
             fresh.late_flags[new_index[sid]] = value
     for sid, spans in holes.items():
         if sid in new_index:
-            fresh.holes[new_index[sid]] = [(int(a), int(b)) for a, b in spans]
+            fresh.holes[new_index[sid]] = tuple((int(a), int(b)) for a, b in spans)
     return fresh
 
 

@@ -92,7 +92,7 @@ Checkpoint = tuple[
     npt.NDArray[np.int64],
     dict[int, int],
     dict[int, int],
-    dict[int, list[tuple[int, int]]],
+    dict[int, tuple[tuple[int, int], ...]],
 ]
 
 
@@ -117,8 +117,9 @@ class TerminalAlarms:
         # or older than what was judged of it, raises nothing again)
         self.late_ts: dict[int, int] = {}
         self.late_flags: dict[int, int] = {}
-        # the last HOLES holes between live positions per vehicle, (start, end) exclusive
-        self.holes: dict[int, list[tuple[int, int]]] = {}
+        # the last HOLES holes between live positions per vehicle, (start, end) exclusive; tuples,
+        # so that a checkpoint (every batch) copies the dict alone
+        self.holes: dict[int, tuple[tuple[int, int], ...]] = {}
 
     def restore(self, active: Iterable[tuple[int, int]]) -> None:
         """(vehicle, bit) of the terminal alarms still active after a restart."""
@@ -143,20 +144,19 @@ class TerminalAlarms:
 
     def checkpoint(self) -> Checkpoint:
         """What `undo` puts back when the batch's alarms could not be recorded."""
-        holes = {v: list(h) for v, h in self.holes.items()}
         return (
             dict(self.flags),
             self.newest.copy(),
             dict(self.late_ts),
             dict(self.late_flags),
-            holes,
+            dict(self.holes),
         )
 
     def undo(self, saved: Checkpoint) -> None:
         flags, newest, late_ts, late_flags, holes = saved
         self.flags, self.newest = dict(flags), newest.copy()
         self.late_ts, self.late_flags = dict(late_ts), dict(late_flags)
-        self.holes = {v: list(h) for v, h in holes.items()}
+        self.holes = dict(holes)
 
     def _find_holes(self, batch: Positions) -> None:
         """Record the holes between the batch's live positions, and between a vehicle's newest
@@ -176,9 +176,7 @@ class TerminalAlarms:
         hole = np.flatnonzero((ts - prev > HOLE_MS) | (prev < 0))
         since = np.where(prev[hole] < 0, -(2**62), prev[hole])
         for vehicle, a, b in zip(v[hole].tolist(), since.tolist(), ts[hole].tolist(), strict=True):
-            kept = self.holes.setdefault(vehicle, [])
-            kept.append((a, b))
-            del kept[:-HOLES]
+            self.holes[vehicle] = (*self.holes.get(vehicle, ()), (a, b))[-HOLES:]
 
     def _in_hole(self, vehicle: int, ts: int) -> bool:
         return any(a < ts < b for a, b in self.holes.get(vehicle, ()))
