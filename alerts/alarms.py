@@ -28,7 +28,8 @@ from alerts.alarmevent import (
 from alerts.chatter import collapse
 from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
-from alerts.gateways import GATEWAY_RULE, gateway_alarm_id
+from alerts.gatewayalarms import configured_points
+from alerts.gateways import GATEWAY_RULE
 from alerts.reference import trend_slope
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
@@ -287,12 +288,7 @@ class AlarmBook(VehicleAlarms):
     def _gone(self, rejudged: set[str], fleet_kinds: frozenset[str]) -> list[AlarmRow]:
         """The active alarms `retire` clears."""
         reg = self._registry
-        devices = {device_alarm_id(*k) for k in reg.devices}
-        gateways = {
-            gateway_alarm_id(tenant, site, gw)
-            for (tenant, gw), sites in self.gateway_sites().items()
-            for site in sites
-        }
+        devices, gateways = configured_points(reg)
         gone: list[AlarmRow] = []
         for row in self._db.active_alarms():
             if row.rule == DEVICE_RULE:

@@ -10,14 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerts.alarmchange import AlarmRows, cst
-from alerts.alarmevent import AlarmBatch, AlarmEvent
-from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_sites
+from alerts.alarmevent import AlarmBatch, AlarmEvent, device_alarm_id
+from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_alarm_id, gateway_sites
 from alerts.statedb import StateDB
 from alerts.table import DATA_LOST, NO_DATA
+from telemetry.registry import Registry
 
 _SECONDS = "%Y-%m-%d %H:%M:%S"
 
-__all__ = ["NORMAL", "DataLoss", "GatewayAlarms"]
+__all__ = ["NORMAL", "DataLoss", "GatewayAlarms", "configured_gateway_sites", "configured_points"]
 
 # what a clear is described as: level name, tier, action (every alarm's)
 NORMAL = ("normal", "none", "")
@@ -32,6 +33,27 @@ _DATA_LOST = (
     "数据丢失：检查网关缓存容量与上行链路，说明缺失时段 check the gateway's spool and uplink, "
     "account for the gap",
 )
+
+
+def configured_gateway_sites(registry: Registry) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The sites each (tenant, gateway) of the configuration serves: a Modbus gateway its
+    devices' sites, a JT/T 808 gateway the `vehicles` of every tenant that has some."""
+    served = [(t, s, d.spec.gateway) for (t, s, _), d in registry.devices.items()]
+    fleets = sorted({t for t, _ in registry.vehicles})
+    served += [(t, "vehicles", gw) for t in fleets for gw in registry.config.jt808_gateways]
+    return gateway_sites(served)
+
+
+def configured_points(registry: Registry) -> tuple[set[str], set[str]]:
+    """The alarm points (their `sensor` ids) of the configuration's devices, and of its
+    gateways per site they serve."""
+    devices = {device_alarm_id(*k) for k in registry.devices}
+    gateways = {
+        gateway_alarm_id(tenant, site, gw)
+        for (tenant, gw), sites in configured_gateway_sites(registry).items()
+        for site in sites
+    }
+    return devices, gateways
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,13 +118,7 @@ class GatewayAlarms(AlarmRows):
         return {r.sensor for r in self._db.active_alarms() if r.rule == GATEWAY_RULE}
 
     def gateway_sites(self) -> dict[tuple[str, str], tuple[str, ...]]:
-        """The sites each (tenant, gateway) of the configuration serves: a Modbus gateway its
-        devices' sites, a JT/T 808 gateway the `vehicles` of every tenant that has some."""
-        reg = self._registry
-        served = [(t, s, d.spec.gateway) for (t, s, _), d in reg.devices.items()]
-        fleets = sorted({t for t, _ in reg.vehicles})
-        served += [(t, "vehicles", gw) for t in fleets for gw in reg.config.jt808_gateways]
-        return gateway_sites(served)
+        return configured_gateway_sites(self._registry)
 
     def record_losses(self, losses: Sequence[DataLoss], arrival: int) -> list[AlarmEvent]:
         """Record each data loss as a `data_lost` alarm raised at the first batch lost and

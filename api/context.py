@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
+from alerts.gatewayalarms import configured_points
 from alerts.notify.notifier import Notifier
 from alerts.statedb import AlarmRow, StateDB
 from api.auth import WRITERS, KeyRing, Principal, current_principal, request_principal
@@ -215,20 +216,11 @@ async def check_record_site(ctx: AppContext, tenants: list[str] | None, site: st
 
 def _configured_point(registry: Registry, tenants: list[str] | None, point: str) -> bool:
     """Whether `point` is the alarm point of a configured device or gateway of `tenants`."""
-    kind, _, rest = point.partition(":")
-    tenant, _, place = rest.partition("/")
-    if kind not in ("device", "gateway") or (tenants is not None and tenant not in tenants):
+    tenant = point.partition(":")[2].partition("/")[0]
+    if tenants is not None and tenant not in tenants:
         return False
-    site, _, name = place.partition("/")
-    if kind == "device":
-        return (tenant, site, name) in registry.devices
-    modbus = any(
-        d.spec.gateway == name
-        for (t, s, _), d in registry.devices.items()
-        if (t, s) == (tenant, site)
-    )
-    fleet = site == "vehicles" and name in registry.config.jt808_gateways
-    return modbus or (fleet and any(t == tenant for t, _ in registry.vehicles))
+    devices, gateways = configured_points(registry)
+    return point in devices or point in gateways
 
 
 async def check_record_sensor(
