@@ -183,17 +183,18 @@ async def record_scope(ctx: AppContext, caller: Principal, tenant: str | None) -
     return [tenant]
 
 
-_BY_SITE = "SELECT 1 FROM alarms WHERE site = ?"
-_BY_SENSOR = "SELECT 1 FROM alarms WHERE sensor = ?"
+# alarms on record of a site or of a point (sensor), per column the caller names
+_ON_RECORD = {
+    "site": "SELECT 1 FROM alarms WHERE site = ?",
+    "sensor": "SELECT 1 FROM alarms WHERE sensor = ?",
+}
 
 
-def _recorded_site(
-    ctx: AppContext, tenants: list[str] | None, site: str, column: str = "site"
-) -> bool:
-    """Whether alarms of `tenants` (None: every tenant) are on record at `site` (or of the
-    sensor `site`, with `column` "sensor")."""
-    sql = {"site": _BY_SITE, "sensor": _BY_SENSOR}[column]
-    params: list[str] = [site]
+def _on_record(ctx: AppContext, tenants: list[str] | None, column: str, value: str) -> bool:
+    """Whether alarms of `tenants` (None: every tenant) are on record with `column` (site,
+    sensor) = `value`."""
+    sql = _ON_RECORD[column]
+    params: list[str] = [value]
     if tenants is not None:
         sql += f" AND tenant IN ({','.join('?' * len(tenants))})"
         params += tenants
@@ -210,7 +211,7 @@ async def check_record_site(ctx: AppContext, tenants: list[str] | None, site: st
     if any(site in ctx.registry.sites_of(t) for t in configured):
         check_site(ctx, configured, site)
         return
-    if not await asyncio.to_thread(_recorded_site, ctx, tenants, site):
+    if not await asyncio.to_thread(_on_record, ctx, tenants, "site", site):
         raise not_found(f"site {site!r}")
 
 
@@ -236,7 +237,7 @@ async def check_record_sensor(
         return
     if _configured_point(ctx.registry, tenants, sensor):  # a device's, a gateway's, none yet
         return
-    if not await asyncio.to_thread(_recorded_site, ctx, tenants, sensor, "sensor"):
+    if not await asyncio.to_thread(_on_record, ctx, tenants, "sensor", sensor):
         raise not_found(f"sensor {sensor!r}")
 
 
