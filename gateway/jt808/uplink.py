@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import TypeVar, cast
 
 import orjson
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # went as one array of 1.5 MB, which the hub refuses whole (at most 10,000), after the terminal
 # was told it was taken (helper-139)
 ARRAY_MAX = 1000
+_T = TypeVar("_T")
 
 
 class PositionUplink(SpoolUplink):
@@ -85,15 +86,9 @@ class PositionUplink(SpoolUplink):
                 records.extend(orjson.loads(row.payload))
             records.sort(key=lambda r: cast(int, r["ts"]))
             first = rows[0]
-            batches = []
-            for lo in range(0, len(records), ARRAY_MAX):
-                part = records[lo : lo + ARRAY_MAX]
-                self._seq += 1
-                payload = orjson.dumps(part)
-                batches.append(
-                    (first.topic, payload, first.device, first.epoch, self._seq, len(part))
-                )
-            self.spool.release(key, batches)
+            self.spool.release(
+                key, self._arrays(first.topic, first.device, first.epoch, records, orjson.dumps)
+            )
             n += len(records)
         if n:
             log.warning(
@@ -104,6 +99,23 @@ class PositionUplink(SpoolUplink):
             )
         return n
 
+    def _arrays(
+        self,
+        topic: str,
+        device: str,
+        epoch: int,
+        items: Sequence[_T],
+        encode: Callable[[Sequence[_T]], bytes],
+    ) -> list[tuple[str, bytes, str, int, int, int]]:
+        """`items` as spool batches of JSON arrays of at most `ARRAY_MAX` each (`encode` makes
+        one array), each with its own sequence number; none: one empty array."""
+        out = []
+        for lo in range(0, max(1, len(items)), ARRAY_MAX):
+            part = items[lo : lo + ARRAY_MAX]
+            self._seq += 1
+            out.append((topic, encode(part), device, epoch, self._seq, len(part)))
+        return out
+
     def submit(
         self, ref: VehicleRef, records: tuple[dict[str, object], ...], received_ms: int
     ) -> None:
@@ -111,12 +123,7 @@ class PositionUplink(SpoolUplink):
         in one transaction: they must be durable before the terminal is acknowledged)."""
         topic = self._layout.position(ref.tenant, ref.vehicle)
         device = f"{ref.tenant}/{ref.vehicle}"
-        batches = []
-        for lo in range(0, len(records), ARRAY_MAX):
-            part = records[lo : lo + ARRAY_MAX]
-            self._seq += 1
-            batches.append((topic, orjson.dumps(part), device, received_ms, self._seq, len(part)))
-        self.spool.push_many(batches)
+        self.spool.push_many(self._arrays(topic, device, received_ms, records, orjson.dumps))
         self.wake()
 
     def hold(self, key: str, ref: VehicleRef, parts: Sequence[bytes], received_ms: int) -> None:
@@ -131,11 +138,7 @@ class PositionUplink(SpoolUplink):
         to be sent, the rest kept aside)."""
         topic = self._layout.position(ref.tenant, ref.vehicle)
         device = f"{ref.tenant}/{ref.vehicle}"
-        batches = []
-        for lo in range(0, max(1, len(release.parts)), ARRAY_MAX):
-            part = release.parts[lo : lo + ARRAY_MAX]
-            self._seq += 1
-            batches.append((topic, _array(part), device, release.received_ms, self._seq, len(part)))
+        batches = self._arrays(topic, device, release.received_ms, release.parts, _array)
         keep = None
         if release.kept:
             payload = _array(release.kept)
