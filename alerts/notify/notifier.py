@@ -150,7 +150,6 @@ class Notifier(Routing):
         """Whose object an outbox row's channel is, "enterprise" or "centre" (see
         `_row_guarded`); None when the object is gone and it cannot be told."""
         tenant, _, sub_id = sub_key.partition("/")
-        guarded = self.catalog.guarded
         sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
         if sub is None:
             return None
@@ -161,7 +160,7 @@ class Notifier(Routing):
             if policy is None or (tenant, policy) not in self.catalog.policies:
                 return None  # its step's policy is gone or left: likewise
             kind, object_id = "escalation", policy
-        return "enterprise" if (kind, tenant, object_id) in guarded else "centre"
+        return self.catalog.owner_of(kind, tenant, object_id)
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""
