@@ -715,6 +715,54 @@ async def test_rows_of_a_receiver_with_no_room_are_not_taken_so_others_are_not_s
         await rig.notifier._senders.aclose()
 
 
+async def test_takes_behind_a_busy_receiver_read_a_few_rows_and_all_once_a_second(rig):
+    """With a receiver full, a take that reads every pending row finds none of its (a backlog
+    of 30,000: 30 ms a take, the notifier's busiest line at 10,000 transitions/s): the takes
+    read the first two takes' worth of due rows, and all of them at most once a second; the
+    rows of another receiver behind the backlog go out all the same (the test above)."""
+    hanging = await _Hanging.start()
+    rig.subscribe(
+        id="slow",
+        match={"sensor_kinds": ["methane"]},
+        channel={"type": "webhook", "url": hanging.url, "timeout_s": 30},
+    )
+    delivery = rig.notifier.delivery
+    limit = delivery.take_limit
+    rig.feed("ch4-t1", [0.3, 1.1] * (2 * limit))
+    store = rig.notifier.store
+    take = store.take_due
+    scans: list[int | None] = []  # of the takes with a receiver full
+
+    def counted(now, limit, taken=(), full=(), tenants=(), **kw):  # type: ignore[no-untyped-def]
+        if full:
+            scans.append(kw.get("scan"))
+        return take(now, limit, taken, full, tenants, **kw)
+
+    store.take_due = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.01))
+    try:
+        await asyncio.wait_for(hanging.got.wait(), 10)
+        started = asyncio.get_running_loop().time()
+        while len(scans) < 20:
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.01)
+        took = asyncio.get_running_loop().time() - started
+        assert delivery.in_flight == limit  # the receiver is full: its rows are excluded
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        hanging.close()
+        await rig.notifier._senders.aclose()
+    assert scans[0] is None  # the first reads all
+    assert set(scans[1:]) <= {2 * limit, None} and scans.count(2 * limit) >= 10
+    assert scans.count(None) <= 1 + int(took) + 1  # then one a second
+    # and the store's capped take looks no further than its first rows
+    due = [r[0] for r in take(rig.now + 10**9, 10**6)]
+    assert len(take(rig.now + 10**9, 10**6, scan=5)) == 5
+    assert [r[0] for r in take(rig.now + 10**9, 10**6, due[:3], scan=5)] == due[3:5]
+
+
 async def test_keys_name_the_installation_so_a_hub_started_afresh_repeats_none(tmp_path):
     """A hub started on a fresh data folder numbers its events from 1 again: its keys carry an
     id of their own, or a receiver dropping repeats by key (as alarms.md advises) would drop

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +52,11 @@ _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
 _TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
+# with a receiver or tenant full, a take reads only the first takes' worth of due rows (a busy
+# receiver's backlog ahead is read again by every take: 30,000 rows, 30 ms, to take none),
+# and all of them at most once a second of real time (a cost, not a rule: not the injected
+# clock): a receiver with room behind waits at most that long
+_SCAN_TAKES, _FULL_SCAN_S = 2, 1.0
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
 
@@ -106,6 +112,7 @@ class Delivery:
         self._guard: tuple[object, AddressGuard] | None = None  # and the settings' guard
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
         self.last_taken = 0  # rows the last `deliver_due` took
+        self._full_scan_at: float | None = None  # the last take with exclusions to read all due
         self.last_queued = 0  # of them, the rows it queued for sending
         self._taken: set[int] = set()  # rows queued or being sent, their outcome not written
         self._tried: list[Settled] = []  # outcomes for the next `settle`
@@ -146,6 +153,13 @@ class Delivery:
         # all full, and no channel of the hub's own seen: nothing to take (that take reads every
         # pending row's channel, and a backlog can be large)
         if not only_local or any(self._local(t) for t in self._receivers):
+            scan = None
+            if full or tenants or only_local:
+                last, mono = self._full_scan_at, time.monotonic()
+                if last is None or mono - last >= _FULL_SCAN_S:
+                    self._full_scan_at = mono
+                else:
+                    scan = _SCAN_TAKES * limit
             due = await asyncio.to_thread(
                 self.store.take_due,
                 now,
@@ -154,6 +168,7 @@ class Delivery:
                 full,
                 tenants,
                 only_local=only_local,
+                scan=scan,
             )
             self.last_taken = len(due)
             self._queue(self._units_of(due, now))

@@ -274,13 +274,22 @@ class NotifyStore:
         full_tenants: Sequence[str] = (),
         *,
         only_local: bool = False,
+        scan: int | None = None,
     ) -> list[tuple[Any, ...]]:
         """The rows due for sending, but those `taken` already (in flight), those of the
         channels in `full` (their receiver has no room), and, but for the hub's own channels
         (`LOCAL_TYPES`: they count against no share), those of `full_tenants` or, with
-        `only_local`, all others; closes their groups so that nothing is added meanwhile."""
+        `only_local`, all others; closes their groups so that nothing is added meanwhile.
+        With `scan`, only among the first `scan` rows due: the exclusions can otherwise read
+        every pending row to find none (a busy receiver's backlog, ~1 µs a row)."""
         where = "status = 'pending' AND due_at <= ?"
         params: list[Any] = [now]
+        if scan is not None:
+            where += (
+                " AND id IN (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= ?"
+                " ORDER BY due_at, id LIMIT ?)"
+            )
+            params += [now, scan]
         if taken:
             where += " AND id NOT IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(taken)).decode())
