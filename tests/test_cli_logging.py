@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hazardhub.cli import _parser, main
+from hazardhub.cli import main
+from hazardhub.cliargs import parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +22,7 @@ def test_request_urls_stay_out_of_the_log() -> None:
 
 @pytest.mark.parametrize("given", ["0.05", "1024"])
 def test_a_spool_limit_takes_fractions_of_a_mib(given: str) -> None:
-    args = _parser().parse_args(["hub", "-c", "x.yaml", "--spool-max-mb", given])
+    args = parser().parse_args(["hub", "-c", "x.yaml", "--spool-max-mb", given])
     assert args.spool_max_mb == float(given)
 
 
@@ -30,5 +31,5 @@ def test_a_spool_limit_that_is_no_size_is_refused_at_once(given: str, capsys) ->
     """`nan` crashed at int(), a negative one was taken (helper-97)."""
     for command in (["hub", "-c", "x.yaml"], ["gateway", "-c", "x.yaml", "--tenant", "t"]):
         with pytest.raises(SystemExit):
-            _parser().parse_args([*command, "--spool-max-mb", given])
+            parser().parse_args([*command, "--spool-max-mb", given])
         assert "spool" in capsys.readouterr().err or given == "lots"

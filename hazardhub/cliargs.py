@@ -1,0 +1,181 @@
+"""The `hazardhub` command's arguments: the parser of each subcommand (demo, hub, gateway,
+simulate, jt808, mqtt-credentials, check) and the checks of their values. A concern of its own,
+split from `hazardhub.cli`, which runs what is parsed here; the code moved as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+__all__ = ["parser"]
+
+# `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
+_DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
+
+
+def _mib(text: str) -> float:
+    """A spool limit in MiB: a positive, finite number (fractions allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"a spool limit must be positive and finite: {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The parser of the `hazardhub` command line and its subcommands."""
+    p = argparse.ArgumentParser(prog="hazardhub", description=_DESCRIPTION)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run the whole hub with simulators on embedded defaults")
+    d.add_argument("--config", type=Path, default=Path("examples/demo.yaml"))
+    d.add_argument("--data-dir", type=Path, default=Path(".hazardhub-demo"))
+    d.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    d.add_argument("--broker-port", type=int, default=0, help="embedded broker port (1883 if free)")
+    d.add_argument("--keep-data", action="store_true", help="keep data of the previous run")
+
+    h = sub.add_parser("hub", help="run the hub: ingest, alert core, stores, API")
+    h.add_argument("-c", "--config", type=Path, required=True)
+    h.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
+    h.add_argument("--influx-db", default="hazardhub")
+    # store options (docs/storage.md)
+    h.add_argument("--influx-token", default=None, help="API token (InfluxDB 2.x/3.x)")
+    h.add_argument("--influx-org", default=None, help="organisation for /api/v2/write")
+    h.add_argument("--influx-bucket", default=None, help="write with /api/v2/write to this bucket")
+    h.add_argument(
+        "--influx-retention",
+        default="184d",
+        help="retention policy duration made default on the v1 database ('none': leave it)",
+    )
+    h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
+    h.add_argument("--spool-max-mb", type=_mib, default=1024.0, help="disk spool limit, MiB")
+    h.add_argument("--data-dir", type=Path, default=Path("data"))
+    h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    h.add_argument("--client-id", default="hazardhub-hub")
+    h.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
+
+    g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
+    g.add_argument("-c", "--config", type=Path, required=True)
+    g.add_argument("--tenant", required=True)
+    g.add_argument("--gateway", default="gw1")
+    g.add_argument("--broker", default="127.0.0.1:1883")
+    g.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=Path("spool"),
+        help="where batches wait while the broker is away",
+    )
+    g.add_argument("--spool-max-mb", type=_mib, default=256.0)
+    g.add_argument("--spool-max-age-h", type=float, default=168.0)
+    g.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
+
+    from hazardhub.simulate import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)
+
+    # --- jt808 (issue 7: JT/T 808 gateway) ---
+    j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
+    j.add_argument("-c", "--config", type=Path, help="the hub configuration (required to serve)")
+    j.add_argument("--listen", default="0.0.0.0:6808", help="HOST:PORT for the terminals")
+    j.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    j.add_argument("--spool-dir", type=Path, default=Path("spool"))
+    j.add_argument("--spool-max-mb", type=_mib, default=256.0)
+    j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
+    j.add_argument(
+        "--auth-timeout-s",
+        type=float,
+        default=15.0,
+        help="close a connection not authenticated this long after it opened",
+    )
+    j.add_argument(
+        "--hold-live-s",
+        type=float,
+        default=15.0,
+        help="after a terminal authenticates (or a silence while driving), hold its positions "
+        "at most this long so that a blind-area upload sent after the live fix goes first "
+        "(0: hold nothing; docs/jt808.md)",
+    )
+    j.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        help="connections open at most (default: the open-file limit less 128)",
+    )
+    j.add_argument(
+        "--max-connections-per-host",
+        type=int,
+        default=256,
+        help="connections open at most from one source address (carrier NAT: keep it high)",
+    )
+    j.add_argument(
+        "--hold-confirmations-s",
+        type=float,
+        default=86400.0,
+        help="keep an alarm confirmation for a terminal away this long (default a day)",
+    )
+    j.add_argument(
+        "--name",
+        default="jt808",
+        help="gateway name (spool file, status, drop reports): one of the config's jt808_gateways",
+    )
+    j.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user (e.g. hazardhub-jt808); the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
+    j.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the hub's data folder (same host): serve the configuration the hub runs, with the "
+        "vehicles and tenants added through its API",
+    )
+    j.add_argument(
+        "--auth-secret-env",
+        default="HAZARDHUB_JT808_SECRET",
+        help="no longer used: auth codes are random and kept in the spool folder",
+    )
+    ja = j.add_subparsers(dest="jt808_action", metavar="{bindings,unbind}")
+    jb = ja.add_parser("bindings", help="list which terminal each vehicle is bound to")
+    ju = ja.add_parser(
+        "unbind", help="free a vehicle from its terminal: the next terminal to register it binds it"
+    )
+    ju.add_argument("--vehicle", required=True, help="TENANT/VEHICLE")
+    for admin in (jb, ju):
+        admin.add_argument(
+            "--spool-dir", type=Path, default=Path("spool"), help="the gateway's spool folder"
+        )
+    # --- end jt808 ---
+
+    m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
+    m.add_argument("-c", "--config", type=Path, required=True)
+    m.add_argument("--out", type=Path, required=True, help="folder for passwd, acl, credentials")
+    m.add_argument(
+        "--rotate",
+        action="store_true",
+        help="new passwords for every user (by default the users of --out keep theirs)",
+    )
+    m.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the hub's data folder: use the configuration it runs (with the changes made "
+        "through the API) instead of the file alone",
+    )
+
+    c = sub.add_parser("check", help="validate a configuration and its profiles")
+    c.add_argument("-c", "--config", type=Path, required=True)
+    return p
