@@ -3,6 +3,9 @@ a webhook with `batch_max` above 1 together in one POST. At least once: a row is
 only after its channel said so, and carries the same idempotency key on every try. Retryable
 failures back off exponentially up to `retry_max_s` (or the receiver's Retry-After); a permanent
 one, `give_up_after_s` of trying, or a row no channel can read makes it dead, with the reason.
+
+This module takes the rows, queues and sends them and settles their outcomes; a row's channel,
+receiver, share, slots and guard are `alerts.notify.shares`.
 """
 
 from __future__ import annotations
@@ -12,46 +15,24 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from alerts.notify.channels import Notification, Senders, SendResult, Status
 from alerts.notify.netguard import AddressGuard
-from alerts.notify.store import LOCAL_TYPES, NotifyStore
+from alerts.notify.shares import CHANNEL, Due, Shares, guarded_json
+from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, NotifySettings, WebhookChannel
 
 __all__ = ["CHANNEL", "Delivery", "guarded_json"]
 
 log = logging.getLogger(__name__)
-CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
-
-
-class _Guarded(BaseModel):
-    """An outbox row's channel from an enterprise's object: its webhook may reach only the
-    addresses `alerts.notify.netguard` permits."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    guarded: bool
-    channel: ChannelSpec
-
-
-_ROW_CHANNEL: TypeAdapter[ChannelSpec | _Guarded] = TypeAdapter(ChannelSpec | _Guarded)
-
-
-def guarded_json(channel_json: str, guarded: bool = True) -> str:
-    """The outbox text of a channel (`channel_json` as `CHANNEL` dumps it): of an enterprise's
-    subscription or policy (guarded), or of the centre's (not). A row whose text is the bare
-    channel was queued by a hub of before the guard: its object decides (`row_guarded`)."""
-    return f'{{"guarded":{"true" if guarded else "false"},"channel":{channel_json}}}'
-
 
 _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
-_TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
 # with a receiver or tenant full, a take reads only the first takes' worth of due rows (a busy
 # receiver's backlog ahead is read again by every take: 30,000 rows, 30 ms, to take none),
 # and all of them at most once a second of real time (a cost, not a rule: not the injected
@@ -60,22 +41,7 @@ _SCAN_TAKES, _FULL_SCAN_S = 2, 1.0
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
 
-@dataclass(frozen=True, slots=True)
-class _Due:
-    id: int
-    key: str
-    tenant: str
-    site: str
-    subscription: str
-    channel: str
-    subject: str
-    events: str
-    created_at: int
-    attempts: int
-    arrival: int | None  # the earliest of its events' (None: a row of before the column)
-
-
-class Delivery:
+class Delivery(Shares):
     """Sends the outbox's due rows without waiting for a whole round: each receiver has a queue
     of units (a row, or rows batched into one POST) and a few workers of its own, so a receiver
     that is slow or never answers holds up only its own notifications, never another tenant's
@@ -116,7 +82,7 @@ class Delivery:
         self.last_queued = 0  # of them, the rows it queued for sending
         self._taken: set[int] = set()  # rows queued or being sent, their outcome not written
         self._tried: list[Settled] = []  # outcomes for the next `settle`
-        self._queues: dict[str, deque[list[_Due]]] = {}  # per receiver, its units to send
+        self._queues: dict[str, deque[list[Due]]] = {}  # per receiver, its units to send
         self._rows: Counter[str] = Counter()  # per receiver, rows queued or being sent
         self._tenant_rows: Counter[str] = Counter()  # per tenant, likewise
         self._row_total = 0  # all of them
@@ -195,12 +161,12 @@ class Delivery:
         await self._settle()
         self._taken.clear()
 
-    def _units_of(self, due: list[tuple[Any, ...]], now: int) -> list[list[_Due]]:
+    def _units_of(self, due: list[tuple[Any, ...]], now: int) -> list[list[Due]]:
         """The rows taken as units to send; a row no channel can read is dead at once."""
-        units: list[list[_Due]] = []
-        batches: dict[tuple[str, bool], list[_Due]] = {}
+        units: list[list[Due]] = []
+        batches: dict[tuple[str, bool], list[Due]] = {}
         for d in due:
-            row = _Due(*d)
+            row = Due(*d)
             try:
                 channel = self._channel(row.channel)
             except ValidationError as exc:  # a row no channel can send: dead, with the reason
@@ -227,7 +193,7 @@ class Delivery:
         units.extend(g for g in batches.values() if g)
         return units
 
-    def _queue(self, units: list[list[_Due]]) -> None:
+    def _queue(self, units: list[list[Due]]) -> None:
         """Queue units to their receivers (those with room; the others' rows stay pending, to
         be taken when there is) and start workers up to the receiver's slots."""
         limit = self.take_limit
@@ -309,74 +275,7 @@ class Delivery:
         self._taken.difference_update(r[0] for r in tried)
         return sum(1 for _, status, *_ in tried if status == "delivered")
 
-    def _receiver(self, text: str) -> str:
-        """The receiver of a channel (by its text, as the outbox holds it), named with its
-        type: a webhook's host called `mqtt` is not the hub's broker."""
-        receiver = self._receivers.get(text)
-        if receiver is None:
-            channel = self._channel(text)
-            receiver = f"{channel.type}:{self._senders.receiver_of(channel)}"
-            self._receivers[text] = receiver
-        return receiver
-
-    def _local(self, text: str) -> bool:
-        """Whether a channel is one of the hub's own (`LOCAL_TYPES`)."""
-        return self._channel(text).type in LOCAL_TYPES
-
-    def _slot(self) -> asyncio.Semaphore:
-        n = self.settings.max_in_flight
-        if self._slots is None or self._slots[0] != n:  # a new setting: a new pool from now on
-            self._slots = (n, asyncio.Semaphore(n))
-        return self._slots[1]
-
-    def _share(self, row: _Due) -> str:
-        """The share a row counts against: its tenant's for the enterprise's own objects (their
-        text says guarded, or a row of before the guard), `<tenant>|centre` for the centre's
-        (helper-122: an enterprise whose own webhooks hung held the centre's notifications of
-        its red alarms for minutes). By the text alone: the same for a row at every step."""
-        return row.tenant if self._parsed(row.channel)[1] is not False else f"{row.tenant}|centre"
-
-    def _tenant_slot(self, tenant: str) -> asyncio.Semaphore:
-        share = max(self._senders.per_receiver, self.settings.max_in_flight // _TENANT_SHARE)
-        slot = self._tenant_slots.get(tenant)
-        if slot is None or slot[0] != share:  # a new setting: a new pool from now on
-            slot = self._tenant_slots[tenant] = (share, asyncio.Semaphore(share))
-        return slot[1]
-
-    def _parsed(self, text: str) -> tuple[ChannelSpec, bool | None]:
-        found = self._channels.get(text)
-        if found is None:
-            parsed = _ROW_CHANNEL.validate_json(text)
-            found = (
-                (parsed.channel, parsed.guarded) if isinstance(parsed, _Guarded) else (parsed, None)
-            )
-            self._channels[text] = found
-        return found
-
-    def _channel(self, text: str) -> ChannelSpec:
-        return self._parsed(text)[0]
-
-    def _is_guarded(self, row: _Due) -> bool:
-        """Whether a row's channel is an enterprise's: as its text says, or for a bare text (a
-        row queued by a hub of before the guard, perhaps sent again by hand) as its object is
-        now, or guarded when that object is gone (`row_guarded`)."""
-        guarded = self._parsed(row.channel)[1]
-        if guarded is not None:
-            return guarded
-        return self._row_guarded is None or self._row_guarded(row.subscription, row.key)
-
-    def _guard_of(self, rows: list[_Due]) -> AddressGuard | None:
-        """Where the rows' channel may connect: None for anywhere (the centre's). Guarded when
-        its outbox text says so, or when a row's object is an enterprise's now (`row_guarded`:
-        a row queued by a hub of before the guard, or sent again by hand)."""
-        if not self._is_guarded(rows[0]):
-            return None
-        networks = self.settings.enterprise_webhook_networks
-        if self._guard is None or self._guard[0] is not networks:  # a new setting
-            self._guard = (networks, AddressGuard.of(networks))
-        return self._guard[1]
-
-    async def _try(self, rows: list[_Due]) -> list[Settled]:
+    async def _try(self, rows: list[Due]) -> list[Settled]:
         """One try of a row (or of a batch of rows to one webhook); a fault of ours (a row that
         cannot be read) is retried later and never keeps the other rows from being settled."""
         try:
@@ -394,7 +293,7 @@ class Delivery:
                 for r in rows
             ]
 
-    async def _send(self, rows: list[_Due]) -> list[Settled]:
+    async def _send(self, rows: list[Due]) -> list[Settled]:
         """(row id, new status, next due, error, delivered at) of each row. A webhook gets the
         events' JSON as the outbox holds it (`orjson.Fragment`, not parsed and dumped again:
         routing wrote it with orjson, and a row of before is read in `deliver_due`); the other
@@ -434,7 +333,7 @@ class Delivery:
             return [(r.id, "delivered", now, "", now) for r in rows]
         return [self._outcome(r, kind, result, now) for r in rows]
 
-    def _outcome(self, row: _Due, kind: str, result: SendResult, now: int) -> Settled:
+    def _outcome(self, row: Due, kind: str, result: SendResult, now: int) -> Settled:
         self._count("hazardhub_notification_failures_total", channel=kind)
         s = self.settings
         if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
@@ -447,7 +346,7 @@ class Delivery:
         return (row.id, "pending", now + int(backoff * 1000), result.reason, None)
 
 
-def _arrival(row: _Due, now: int) -> int:
+def _arrival(row: Due, now: int) -> int:
     """The earliest arrival of the row's events: its column, or (a row of before the column)
     read from its events."""
     if row.arrival is not None:

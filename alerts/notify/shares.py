@@ -1,0 +1,142 @@
+"""Where an outbox row goes and what it counts against, for `alerts.notify.delivery`: its channel
+read from the outbox text (`CHANNEL`, `guarded_json`: an enterprise's object's, guarded, or the
+centre's), the receiver it is sent to, the share it counts against (its tenant's, or the centre's
+share of that tenant), the send slots (of all, of a share) and the address guard of its webhook. A
+concern of its own, split from `alerts.notify.delivery` (whose `Delivery` extends `Shares` and sets
+up every attribute declared here); the code moved as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from alerts.notify.channels import Senders
+from alerts.notify.netguard import AddressGuard
+from alerts.notify.store import LOCAL_TYPES
+from telemetry.notifyconfig import ChannelSpec, NotifySettings
+
+__all__ = ["CHANNEL", "Due", "Shares", "guarded_json"]
+
+CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
+
+
+class _Guarded(BaseModel):
+    """An outbox row's channel from an enterprise's object: its webhook may reach only the
+    addresses `alerts.notify.netguard` permits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    guarded: bool
+    channel: ChannelSpec
+
+
+_ROW_CHANNEL: TypeAdapter[ChannelSpec | _Guarded] = TypeAdapter(ChannelSpec | _Guarded)
+
+
+def guarded_json(channel_json: str, guarded: bool = True) -> str:
+    """The outbox text of a channel (`channel_json` as `CHANNEL` dumps it): of an enterprise's
+    subscription or policy (guarded), or of the centre's (not). A row whose text is the bare
+    channel was queued by a hub of before the guard: its object decides (`row_guarded`)."""
+    return f'{{"guarded":{"true" if guarded else "false"},"channel":{channel_json}}}'
+
+
+_TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    id: int
+    key: str
+    tenant: str
+    site: str
+    subscription: str
+    channel: str
+    subject: str
+    events: str
+    created_at: int
+    attempts: int
+    arrival: int | None  # the earliest of its events' (None: a row of before the column)
+
+
+class Shares:
+    """The rows' channels, receivers, shares, slots and guards, a part of `Delivery`, which sets
+    up every attribute declared here."""
+
+    settings: NotifySettings
+    _senders: Senders
+    _channels: dict[str, tuple[ChannelSpec, bool | None]]
+    _row_guarded: Callable[[str, str], bool] | None
+    _guard: tuple[object, AddressGuard] | None
+    _receivers: dict[str, str]
+    _slots: tuple[int, asyncio.Semaphore] | None
+    _tenant_slots: dict[str, tuple[int, asyncio.Semaphore]]
+
+    def _receiver(self, text: str) -> str:
+        """The receiver of a channel (by its text, as the outbox holds it), named with its
+        type: a webhook's host called `mqtt` is not the hub's broker."""
+        receiver = self._receivers.get(text)
+        if receiver is None:
+            channel = self._channel(text)
+            receiver = f"{channel.type}:{self._senders.receiver_of(channel)}"
+            self._receivers[text] = receiver
+        return receiver
+
+    def _local(self, text: str) -> bool:
+        """Whether a channel is one of the hub's own (`LOCAL_TYPES`)."""
+        return self._channel(text).type in LOCAL_TYPES
+
+    def _slot(self) -> asyncio.Semaphore:
+        n = self.settings.max_in_flight
+        if self._slots is None or self._slots[0] != n:  # a new setting: a new pool from now on
+            self._slots = (n, asyncio.Semaphore(n))
+        return self._slots[1]
+
+    def _share(self, row: Due) -> str:
+        """The share a row counts against: its tenant's for the enterprise's own objects (their
+        text says guarded, or a row of before the guard), `<tenant>|centre` for the centre's
+        (helper-122: an enterprise whose own webhooks hung held the centre's notifications of
+        its red alarms for minutes). By the text alone: the same for a row at every step."""
+        return row.tenant if self._parsed(row.channel)[1] is not False else f"{row.tenant}|centre"
+
+    def _tenant_slot(self, tenant: str) -> asyncio.Semaphore:
+        share = max(self._senders.per_receiver, self.settings.max_in_flight // _TENANT_SHARE)
+        slot = self._tenant_slots.get(tenant)
+        if slot is None or slot[0] != share:  # a new setting: a new pool from now on
+            slot = self._tenant_slots[tenant] = (share, asyncio.Semaphore(share))
+        return slot[1]
+
+    def _parsed(self, text: str) -> tuple[ChannelSpec, bool | None]:
+        found = self._channels.get(text)
+        if found is None:
+            parsed = _ROW_CHANNEL.validate_json(text)
+            found = (
+                (parsed.channel, parsed.guarded) if isinstance(parsed, _Guarded) else (parsed, None)
+            )
+            self._channels[text] = found
+        return found
+
+    def _channel(self, text: str) -> ChannelSpec:
+        return self._parsed(text)[0]
+
+    def _is_guarded(self, row: Due) -> bool:
+        """Whether a row's channel is an enterprise's: as its text says, or for a bare text (a
+        row queued by a hub of before the guard, perhaps sent again by hand) as its object is
+        now, or guarded when that object is gone (`row_guarded`)."""
+        guarded = self._parsed(row.channel)[1]
+        if guarded is not None:
+            return guarded
+        return self._row_guarded is None or self._row_guarded(row.subscription, row.key)
+
+    def _guard_of(self, rows: list[Due]) -> AddressGuard | None:
+        """Where the rows' channel may connect: None for anywhere (the centre's). Guarded when
+        its outbox text says so, or when a row's object is an enterprise's now (`row_guarded`:
+        a row queued by a hub of before the guard, or sent again by hand)."""
+        if not self._is_guarded(rows[0]):
+            return None
+        networks = self.settings.enterprise_webhook_networks
+        if self._guard is None or self._guard[0] is not networks:  # a new setting
+            self._guard = (networks, AddressGuard.of(networks))
+        return self._guard[1]
