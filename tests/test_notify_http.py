@@ -11,6 +11,7 @@ import contextlib
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.notify.http import HttpError, HttpPool
+from alerts.notify.netguard import AddressGuard
 
 # the n-th request (0-based) -> the bytes to answer (None: close the connection unanswered)
 Answer = Callable[[int], bytes | None]
@@ -112,6 +114,24 @@ async def test_a_post_carries_the_body_and_headers_and_keeps_its_connection():
     assert f"Host: 127.0.0.1:{server.port}\r\n".encode() in head
     assert b"Content-Length: 2\r\n" in head and b"X-Test: 1\r\n" in head
     assert body == b"xx"
+
+
+async def test_a_connection_kept_under_wider_networks_serves_no_request_under_narrower():
+    """An enterprise's webhook to an address the centre's networks allowed, then the networks
+    narrowed (a reload): the kept connection was checked under the old ones and must not carry
+    the next request (helper-143: the pool kept guarded connections apart only from unguarded
+    ones, for up to 15 s)."""
+    pool = HttpPool()
+    url = "http://127.0.0.1:{}/hook"
+    wide = AddressGuard.of([ip_network("127.0.0.0/8")])
+    async with scripted(ok()) as server:
+        resp = await pool.post(url.format(server.port), b"{}", {}, 1024, wide)
+        assert resp.status == 200
+        with pytest.raises(HttpError, match="Refused"):
+            await pool.post(url.format(server.port), b"{}", {}, 1024, AddressGuard.of([]))
+        assert (await pool.post(url.format(server.port), b"{}", {}, 1024, wide)).status == 200
+        await pool.aclose()
+    assert len(server.requests) == 2 and server.connections == 1  # the wide one was kept
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,9 @@ class _Target:
 
 
 _Idle = tuple[asyncio.StreamReader, asyncio.StreamWriter, float]  # and when it was put back
-_Key = tuple[str, str, int, bool]  # scheme, host, port, and whether opened under a guard
+# scheme, host, port, and the guard it was opened under (None: none): a connection checked
+# under wider networks is not kept for a request under narrower ones (a setting changed)
+_Key = tuple[str, str, int, AddressGuard | None]
 _REFUSED = (
     "{host} resolves to an address an enterprise's webhook may not reach (loopback, private, "
     "link-local or reserved; the centre may allow networks in notify.enterprise_webhook_networks)"
@@ -99,7 +101,7 @@ class HttpPool:
                 raise HttpError("InvalidHeader", f"header {name!r}: a line break or not ASCII")
             head.append(f"{name}: {value}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii", "strict") + body
-        key: _Key = (*target.origin, guard is not None)
+        key: _Key = (*target.origin, guard)
         conn, reused = await self._connection(key, target, guard)
         while True:
             try:
@@ -218,7 +220,11 @@ class HttpPool:
             addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
             bad = [a for a in addresses if not guard.permits(a)]
             if bad or not addresses:
-                log.warning("webhook to %s refused: it resolves to %s", host, ", ".join(bad))
+                log.warning(
+                    "webhook to %s refused: it resolves to %s",
+                    host,
+                    ", ".join(bad) or "no address",
+                )
                 raise HttpError("Refused", _REFUSED.format(host=host))
             failure: Exception | None = None
             for address in addresses:
