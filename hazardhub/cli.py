@@ -14,17 +14,14 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from hazardhub.cliargs import parser
+from hazardhub.cliargs import hostport, parser
 from telemetry.errors import ConfigError
 
 __all__ = ["main"]
 
 
 def _hostport(text: str, default_port: int) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host:
-        return text, default_port
-    return host, int(port)
+    return hostport(text, default_port)  # (the parser checked it)
 
 
 def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["parser"]
+__all__ = ["hostport", "parser"]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
@@ -26,6 +27,56 @@ def _mib(text: str) -> float:
     return value
 
 
+def hostport(text: str, default_port: int) -> tuple[str, int]:
+    """HOST:PORT, HOST, [IPv6]:PORT or an IPv6 address alone, as a host and a port; ValueError
+    saying what is wrong (a port that is not a number from 0 to 65535)."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"not [IPv6]:PORT: {text!r}")
+        port = rest[1:] or str(default_port)
+    elif text.count(":") > 1:  # an IPv6 address alone
+        host, port = text, str(default_port)
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, str(default_port)
+    if not port.isdigit() or int(port) > 65535:  # 0: any free port (a listener's)
+        raise ValueError(f"the port must be a number from 0 to 65535: {text!r}")
+    if not host:
+        raise ValueError(f"no host: {text!r}")
+    return host, int(port)
+
+
+def _address(default_port: int) -> Callable[[str], str]:
+    """An argument type checking HOST:PORT (`hostport`); the text is kept as given."""
+
+    def check(text: str) -> str:
+        try:
+            hostport(text, default_port)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return check
+
+
+def _seconds(zero: bool) -> Callable[[str], float]:
+    """An argument type for a duration: finite, positive (or zero, with `zero`)."""
+
+    def check(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            kind = "zero or positive" if zero else "positive"
+            raise argparse.ArgumentTypeError(f"must be {kind} and finite: {text!r}")
+        return value
+
+    return check
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of the `hazardhub` command line and its subcommands."""
     p = argparse.ArgumentParser(prog="hazardhub", description=_DESCRIPTION)
@@ -35,13 +86,20 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run the whole hub with simulators on embedded defaults")
     d.add_argument("--config", type=Path, default=Path("examples/demo.yaml"))
     d.add_argument("--data-dir", type=Path, default=Path(".hazardhub-demo"))
-    d.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    d.add_argument(
+        "--api", type=_address(8000), default="127.0.0.1:8000", help="HOST:PORT of the HTTP API"
+    )
     d.add_argument("--broker-port", type=int, default=0, help="embedded broker port (1883 if free)")
     d.add_argument("--keep-data", action="store_true", help="keep data of the previous run")
 
     h = sub.add_parser("hub", help="run the hub: ingest, alert core, stores, API")
     h.add_argument("-c", "--config", type=Path, required=True)
-    h.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    h.add_argument(
+        "--broker",
+        type=_address(1883),
+        default="127.0.0.1:1883",
+        help="HOST:PORT of the MQTT broker",
+    )
     h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
     h.add_argument("--influx-db", default="hazardhub")
     # store options (docs/storage.md)
@@ -56,7 +114,9 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
     h.add_argument("--spool-max-mb", type=_mib, default=1024.0, help="disk spool limit, MiB")
     h.add_argument("--data-dir", type=Path, default=Path("data"))
-    h.add_argument("--api", default="127.0.0.1:8000", help="HOST:PORT of the HTTP API")
+    h.add_argument(
+        "--api", type=_address(8000), default="127.0.0.1:8000", help="HOST:PORT of the HTTP API"
+    )
     h.add_argument("--client-id", default="hazardhub-hub")
     h.add_argument(
         "--broker-user",
@@ -68,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-c", "--config", type=Path, required=True)
     g.add_argument("--tenant", required=True)
     g.add_argument("--gateway", default="gw1")
-    g.add_argument("--broker", default="127.0.0.1:1883")
+    g.add_argument("--broker", type=_address(1883), default="127.0.0.1:1883")
     g.add_argument(
         "--spool-dir",
         type=Path,
@@ -76,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
         help="where batches wait while the broker is away",
     )
     g.add_argument("--spool-max-mb", type=_mib, default=256.0)
-    g.add_argument("--spool-max-age-h", type=float, default=168.0)
+    g.add_argument("--spool-max-age-h", type=_seconds(zero=False), default=168.0)
     g.add_argument(
         "--broker-user",
         default=None,
@@ -90,20 +150,29 @@ def parser() -> argparse.ArgumentParser:
     # --- jt808 (issue 7: JT/T 808 gateway) ---
     j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
     j.add_argument("-c", "--config", type=Path, help="the hub configuration (required to serve)")
-    j.add_argument("--listen", default="0.0.0.0:6808", help="HOST:PORT for the terminals")
-    j.add_argument("--broker", default="127.0.0.1:1883", help="HOST:PORT of the MQTT broker")
+    j.add_argument(
+        "--listen", type=_address(6808), default="0.0.0.0:6808", help="HOST:PORT for the terminals"
+    )
+    j.add_argument(
+        "--broker",
+        type=_address(1883),
+        default="127.0.0.1:1883",
+        help="HOST:PORT of the MQTT broker",
+    )
     j.add_argument("--spool-dir", type=Path, default=Path("spool"))
     j.add_argument("--spool-max-mb", type=_mib, default=256.0)
-    j.add_argument("--idle-timeout-s", type=float, default=300.0, help="close silent terminals")
+    j.add_argument(
+        "--idle-timeout-s", type=_seconds(zero=False), default=300.0, help="close silent terminals"
+    )
     j.add_argument(
         "--auth-timeout-s",
-        type=float,
+        type=_seconds(zero=False),
         default=15.0,
         help="close a connection not authenticated this long after it opened",
     )
     j.add_argument(
         "--hold-live-s",
-        type=float,
+        type=_seconds(zero=True),
         default=15.0,
         help="after a terminal authenticates (or a silence while driving), hold its positions "
         "at most this long so that a blind-area upload sent after the live fix goes first "
@@ -123,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
     )
     j.add_argument(
         "--hold-confirmations-s",
-        type=float,
+        type=_seconds(zero=True),
         default=86400.0,
         help="keep an alarm confirmation for a terminal away this long (default a day)",
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hazardhub.cli import main
-from hazardhub.cliargs import parser
+from hazardhub.cliargs import hostport, parser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,3 +33,45 @@ def test_a_spool_limit_that_is_no_size_is_refused_at_once(given: str, capsys) ->
         with pytest.raises(SystemExit):
             parser().parse_args([*command, "--spool-max-mb", given])
         assert "spool" in capsys.readouterr().err or given == "lots"
+
+
+@pytest.mark.parametrize(
+    ("given", "want"),
+    [
+        ("127.0.0.1:8001", ("127.0.0.1", 8001)),
+        ("localhost", ("localhost", 8000)),
+        ("[::1]:8001", ("::1", 8001)),
+        ("[::1]", ("::1", 8000)),
+        ("::1", ("::1", 8000)),
+    ],
+)
+def test_an_address_is_a_host_and_a_port_ipv6_too(given: str, want: tuple[str, int]) -> None:
+    """`[::1]:8001` kept its brackets and `::1` was host ':' port 1 (helper-143)."""
+    args = parser().parse_args(["hub", "-c", "x.yaml", "--api", given])
+    assert hostport(args.api, 8000) == want
+
+
+@pytest.mark.parametrize("given", ["127.0.0.1:x", "127.0.0.1:-1", "h:70000", "[::1:80", ":80"])
+def test_an_address_with_no_port_or_host_is_refused_at_once(given: str, capsys) -> None:
+    """A port that is not a number ended in a ValueError's traceback."""
+    with pytest.raises(SystemExit):
+        parser().parse_args(["hub", "-c", "x.yaml", "--api", given])
+    assert "--api" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "given"),
+    [
+        ("--idle-timeout-s", "nan"),
+        ("--idle-timeout-s", "0"),
+        ("--auth-timeout-s", "-1"),
+        ("--hold-live-s", "inf"),
+        ("--hold-confirmations-s", "-5"),
+    ],
+)
+def test_a_duration_that_is_none_is_refused_at_once(option: str, given: str, capsys) -> None:
+    """nan and negative durations were taken (helper-143); 0 holds nothing where it may."""
+    with pytest.raises(SystemExit):
+        parser().parse_args(["jt808", "-c", "x.yaml", option, given])
+    assert option in capsys.readouterr().err
+    assert parser().parse_args(["jt808", "-c", "x.yaml", "--hold-live-s", "0"]).hold_live_s == 0
