@@ -144,6 +144,11 @@ def test_a_verification_names_its_own_failure(tmp_path):
     assert "限制器失去监测" in crane.describe(load.index, FAULT, 1)[2]
     wind = registry.sensor("tc1-wind")
     assert wind is not None and "风速仪故障" in crane.describe(wind.index, FAULT, 1)[2]
+    # a wind sensor of a mine's (not the crane pack's rule): its air flow, not lifting
+    mine = compile_table(
+        [dataclasses.replace(s, rule="inline") if s is wind else s for s in registry.sensors]
+    )
+    assert mine.describe(wind.index, FAULT, 1)[2].startswith("风速传感器故障: 该处风速失去监测")
     feed = registry.sensor("tc1-hoist-up-power")
     assert feed is not None
     assert crane.describe(feed.index, FAULT, 1)[2] == "传感器故障: 检查传感器 check the sensor"
