@@ -33,14 +33,22 @@ class Confirmation:
 
 
 def said(registry: Registry, c: Confirmation) -> str:
-    """保护动作已确认 action confirmed 0.85 s after the level: face1301-feed 0 at 2026-... CST"""
+    """保护动作已确认 action confirmed 0.85 s after the level: face1301-feed 0 at 2026-... CST;
+    after the deadline `... 13 s after the level (超时 late: 2 s allowed): ...`"""
     sensors = registry.sensors
     feeds = ", ".join(
         f"{sensors[f].id} {v:g}" for f, v in zip(c.plan.feedbacks, c.values, strict=True)
     )
     after = max(0, c.at - c.began) / 1000
+    # a cut after the deadline is confirmed too, but said late (its action_failed is apart):
+    # an inspector reading the journal alone took 13 s for a cut in time (helper-142)
+    late = (
+        f" (超时 late: {c.plan.within_ms / 1000:g} s allowed)"
+        if c.at - c.began > c.plan.within_ms
+        else ""
+    )
     return (
-        f"保护动作已确认 action confirmed {after:g} s after the level: {feeds} at "
+        f"保护动作已确认 action confirmed {after:g} s after the level{late}: {feeds} at "
         f"{cst(c.at, '%Y-%m-%d %H:%M:%S CST')}"
     )
 

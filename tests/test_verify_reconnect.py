@@ -408,6 +408,30 @@ async def test_a_demand_the_saved_state_predates_is_armed_again_at_start(tmp_pat
         db.close()
 
 
+async def test_a_protective_action_confirmed_late_is_journaled_as_late(tmp_path):
+    """helper-142: a cut 13 s after the power-cut level read "action confirmed 12.999 s after
+    the level", as a cut in time does: the journal says it was late (the failure is apart)."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
+    try:
+        hub = Dispatcher(reg, store, db, Metrics())
+        start = _now() - 30_000
+        await hub.judge(_feed(feed, start - 5000, 1.0), [], start)
+        await hub.judge(_power_cut(t1, start), [], start)
+        events = await hub.judge(_feed(feed, start + 13_000, 0.0), [], start + 13_100)
+        (told,) = [e for e in events if e.kind == "commented"]
+        assert told.comment.startswith(
+            "保护动作已确认 action confirmed 13 s after the level (超时 late: 2 s allowed):"
+            " feed 0 at "
+        )
+    finally:
+        await store.close()
+        db.close()
+
+
 async def test_a_protective_action_confirmed_is_journaled_on_the_alarm_that_demanded_it(tmp_path):
     """helper-103: a limiter that cut in time left no trace in the alarm's journal (raised,
     escalated, cleared): an inspector pieced the cut together from two sensors' history. The
