@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -327,6 +328,12 @@ def run(args: argparse.Namespace, runner: object) -> int:
         return _run_load(args)
     run_async = runner  # hazardhub.cli._run
     assert callable(run_async)
-    result = run_async(lambda stop: _run_sim(args, stop))
+    try:
+        result = run_async(lambda stop: _run_sim(args, stop))
+    except OSError as exc:  # a farm's port taken (another simulator still running): one line
+        if not str(exc).startswith("cannot listen on"):
+            raise
+        print(f"simulate: {exc}: is another simulator still running?", file=sys.stderr)
+        return 2
     assert isinstance(result, int)
     return result

@@ -40,3 +40,24 @@ def test_a_scenario_without_start_played_fast_is_warned_of(caplog, mosquitto):
     caplog.clear()
     main([*args, "--accel", "1"])
     assert not [r for r in caplog.records if "has no start" in r.getMessage()]
+
+
+def test_a_farm_whose_port_is_taken_says_so_in_one_line(tmp_path, capsys):
+    """A Modbus farm started on a port another simulator still held ended in a traceback
+    (helper-142): one line, exit code 2."""
+    import re
+    import socket
+
+    from hazardhub.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        text = (ROOT / "examples" / "crane.yaml").read_text()
+        cfg = tmp_path / "crane.yaml"
+        cfg.write_text(re.sub(r"port: \d+", f"port: {port}", text))
+        (tmp_path / "profiles").symlink_to(ROOT / "profiles")
+        assert main(["simulate", "modbus", "-c", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}: is another simulator still running?" in err
