@@ -204,6 +204,13 @@ async def test_changes_are_checked_scoped_and_guarded(mosquitto, tmp_path):
             f"{DEV}/kj-sub-3/sensors", json={**spec, "id": "ch4-t1-twin"}, headers=auth()
         )
         assert r.status_code == 422 and "used twice" in r.text
+        # a plate another enterprise's vehicle has (written otherwise: one plate all the same)
+        r = await api.post(
+            "/api/v1/registry/tenants/north-coal/vehicles",
+            json={"id": "truck-9", "plate": "苏a d1234", "class": "hazmat"},
+            headers=auth(),
+        )
+        assert r.status_code == 422 and "is also north-coal/truck-9's" in r.text, r.text
         # only admins change; an enterprise sees only its own tenant
         assert (await api.put(url, json=spec, headers=auth("k-ops"))).status_code == 403
         assert (await api.get(url, headers=auth("k-chem"))).status_code == 404
