@@ -213,6 +213,7 @@ def resume(
         st.daily_raised,
         st.weekly_raised,
         st.offline_raised,
+        st.drift_open,  # its last implausible fix and count kept: `FleetAlarms.restore`
     ):
         flag[:] = False
     st.in_route[:] = True  # outside a corridor only with its alarm open (restore)

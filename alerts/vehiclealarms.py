@@ -87,16 +87,18 @@ class VehicleAlarms(GatewayAlarms):
                 )
             return work.write(self._db, self._disposal)
 
-    def active_vehicle_alarms(self) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
-        """The fleet alarms (speed sensor index, kind) and the terminal alarms (speed sensor
-        index, bit) still active."""
+    def active_vehicle_alarms(
+        self,
+    ) -> tuple[list[tuple[int, str, int]], list[tuple[int, int]]]:
+        """The fleet alarms (speed sensor index, kind, event time raised) and the terminal
+        alarms (speed sensor index, bit) still active."""
         fleet, terminal = [], []
         for row in self._db.active_alarms():
             info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
             if info is None:
                 continue
             if row.rule == FLEET_RULE:
-                fleet.append((info.index, kind_name(row.side)))
+                fleet.append((info.index, kind_name(row.side), row.started_ts))
             elif row.rule == TERMINAL_RULE:
                 terminal.append((info.index, row.side - TERMINAL_SIDE0))
         return fleet, terminal

@@ -245,6 +245,13 @@ class FleetSettings(_Frozen):
         "last one, raises offline_moved (0: never)",
     )
     drift_kmh: float = Field(default=160.0, gt=0, le=2000)
+    drift_quiet_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="a GPS drift is one alarm per episode: it clears at the first plausible "
+        "fix this long after the episode's last implausible one (0: the first plausible fix)",
+    )
     track_gap_s: float = Field(default=300.0, gt=0, le=86400, description="KPI: complete track")
     lateness_s: float = Field(
         default=LATENESS_S,

@@ -26,6 +26,8 @@ from test_vehicle_analytics import (
     PROPERTY_TABLE_LATE,
     batch,
     fleet,
+    property_table,
+    quiet,
 )
 
 from alerts.vehicles import (
@@ -279,9 +281,9 @@ step = st.tuples(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 24 * 3600), st.lists(step, min_size=1, max_size=150))
+@given(st.integers(0, 24 * 3600), st.lists(step, min_size=1, max_size=150), quiet)
 def test_late_positions_within_the_window_end_where_an_in_order_stream_ends(
-    start_s: int, steps: list[tuple[int, int, float, float, float, int, int]]
+    start_s: int, steps: list[tuple[int, int, float, float, float, int, int]], quiet_s: float
 ) -> None:
     """Positions held back a few batches (late within the window, sometimes beyond it): when
     none was too late to judge, the state is that of the same positions in event-time order
@@ -289,8 +291,9 @@ def test_late_positions_within_the_window_end_where_an_in_order_stream_ends(
     its episodes, never told a raise of what is raised nor an end of what is not (a second
     forbidden area entered is a raise of its own, as in order), nor anything of an episode
     older than what it was told of it last (an end before its raise: helper-129, whose
-    generator this is)."""
-    table = PROPERTY_TABLE_LATE
+    generator this is). Most positions are far from the one before: runs of GPS drift, whose
+    episodes end after `drift_quiet_s` (drawn)."""
+    table = property_table(quiet_s, window=True)
     state, hist = FleetState.new(len(table)), FleetHistory.new(len(table))
     clock = CST_0800 + start_s * 1000
     told = {s: levels(lambda n, s=s: getattr(state, n)[s]) for s in range(len(table))}

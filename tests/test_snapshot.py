@@ -132,6 +132,34 @@ async def test_the_state_database_decides_which_alarms_are_active(tmp_path):
         assert [a.state for a in second.fleet("overspeed")] == ["cleared", "cleared"]
 
 
+async def test_a_drift_episode_goes_on_over_a_restart(tmp_path):
+    """A terminal jumping back and forth when the hub stops: after the restart its drift alarm
+    is not raised again and clears as without the restart; with the saved state its clear
+    counts every implausible fix, without one those judged since the restart."""
+    v = registry().sensor("tanker.speed").index
+    rows = [(v, T0 + i * 10_000, 30.0 + 0.45 * (i % 2), 104.0, 0.0) for i in range(20)]
+    rows += [(v, rows[-1][1] + (i + 1) * 10_000, rows[-1][2], 104.0, 0.0) for i in range(60)]
+    (tmp_path / "a").mkdir()
+    async with Node(tmp_path / "a") as whole:
+        await whole.feed(rows, chunk=1)
+        (expected,) = whole.fleet("drift")
+    assert expected.state == "cleared"
+    for saved in (True, False):
+        folder = tmp_path / f"b{saved}"
+        folder.mkdir()
+        async with Node(folder, state=saved) as first:
+            await first.feed(rows[:10], chunk=1)
+            await first.dispatcher.save_state()
+        async with Node(folder, state=saved) as second:
+            events = await second.feed(rows[10:], chunk=1)
+            (seen,) = second.fleet("drift")
+        fleet = [(e.kind, e.side) for e in events if e.rule == "fleet"]
+        assert fleet == [("cleared", "drift")], saved
+        assert (seen.started_ts, seen.ended_ts) == (expected.started_ts, expected.ended_ts)
+        # the first fix after a restart without the state has none before it: not counted
+        assert seen.value == (expected.value if saved else expected.value - 10), saved
+
+
 async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
     # the yard site goes under the first tenant's sites
     reg = mine_registry(1502, 1.0)
@@ -241,6 +269,9 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
     old = tmp_path / "old.npz"
     lacks = (
         "fleet.offline_raised",
+        "fleet.drift_open",
+        "fleet.drift_last",
+        "fleet.drift_count",
         "core.last_arrival",
         "core.frozen_since",
         "core.ck_frozen_since",
@@ -260,6 +291,7 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
     saved = snapshot.load(path)
     assert saved is not None
     assert not saved.fleet.offline_raised.any()
+    assert not saved.fleet.drift_open.any() and not saved.fleet.drift_count.any()  # none open
     assert saved.core.level.shape[1] == 7
     async with Node(tmp_path) as second:
         await second.feed(rows[cut:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import warnings
@@ -556,9 +557,10 @@ def test_position_jump_is_drift() -> None:
     table = compile_fleet(FleetSettings(), fleet("hazmat"))
     rows = drive(10, CST_0800, [(5 * MIN, 50.0)])
     v, t, lat, lon, s = rows[5]
-    rows[5] = (v, t, lat + 0.05, lon, s)  # 5.5 km in 30 s
+    rows[5] = (v, t, lat + 0.05, lon, s)  # 5.5 km in 30 s, and back: two implausible fixes
     events = run(table, rows)
-    assert [(e[1], e[2]) for e in events] == [(EventKind.DRIFT, t), (EventKind.DRIFT, t + STEP)]
+    # one episode, raised at the first (its end needs 300 s of plausible fixes: none yet)
+    assert [(e[1], e[2]) for e in events] == [(EventKind.DRIFT, t)]
     assert events[0][3] > 600
 
 
@@ -681,12 +683,27 @@ PROPERTY_SETTINGS = FleetSettings(
         ),
     ),
 )
-PROPERTY_TABLE = compile_fleet(PROPERTY_SETTINGS, fleet("hazmat", "coach", "charter", "coach"))
+CLASSES = ("hazmat", "coach", "charter", "coach")
+PROPERTY_TABLE = compile_fleet(PROPERTY_SETTINGS, fleet(*CLASSES))
 # with the lateness window: skews of -21..21 s are within it, -140 s and -420 s often beyond
 PROPERTY_TABLE_LATE = compile_fleet(
     PROPERTY_SETTINGS.model_copy(update={"lateness_s": 120.0}),
     fleet("hazmat", "coach", "charter", "coach"),
 )
+# drift_quiet_s drawn: 0 (the first plausible fix ends a drift episode), shorter than the
+# streams' gaps, and the default
+quiet = st.sampled_from([0.0, 30.0, 300.0])
+
+
+@functools.cache
+def property_table(quiet_s: float, window: bool = False) -> FleetTable:
+    """PROPERTY_TABLE (PROPERTY_TABLE_LATE with `window`) with this drift_quiet_s."""
+    base = PROPERTY_TABLE_LATE if window else PROPERTY_TABLE
+    update = {"drift_quiet_s": quiet_s}
+    table = compile_fleet(base.settings.model_copy(update=update), fleet(*CLASSES))
+    assert table.drift_quiet_ms == round(quiet_s * 1000)
+    return table
+
 
 step = st.tuples(
     st.integers(10, 14),  # 14: unknown vehicle
@@ -713,6 +730,7 @@ RESTORABLE = (
     "offline",
     "corridor",
     "forbidden_area",
+    "drift",
 )
 restored = st.lists(st.tuples(st.integers(10, 13), st.sampled_from(RESTORABLE)), max_size=6)
 
@@ -738,6 +756,7 @@ def restored_start(
     st.integers(0, 2000),
     restored,
     st.booleans(),
+    quiet,
 )
 def test_vectorized_core_matches_reference(
     start_s: int,
@@ -745,12 +764,14 @@ def test_vectorized_core_matches_reference(
     idle_s: int,
     active: list[tuple[int, str]],
     window: bool,
+    quiet_s: float,
 ) -> None:
     """Random positions (out of order, held back a few batches, duplicates, unknown vehicles,
-    drivers taking turns) in random batches, from a fresh start or after a restart with some
-    alarms active, without and with a lateness window (late positions within it and beyond
-    it): the same events, ends included, and the same counts of late positions."""
-    table = PROPERTY_TABLE_LATE if window else PROPERTY_TABLE
+    drivers taking turns; most of them far from the one before: runs of drift) in random
+    batches, from a fresh start or after a restart with some alarms active, without and with
+    a lateness window (late positions within it and beyond it): the same events, ends
+    included, and the same counts of late positions."""
+    table = property_table(quiet_s, window)
     state, ref = restored_start(table, active)
     hist = FleetHistory.new(len(table))
     clock = CST_0800 + start_s * 1000
@@ -829,52 +850,67 @@ leg = st.tuples(
     st.floats(-0.0005, 0.0005),
     st.booleans(),  # cut the batch after the leg
     st.sampled_from([0, 21, 22, 23]),  # the driver of the leg (0: not said)
+    # every other fix this far north (degrees): runs of GPS drift at the shorter steps
+    st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.05]),
 )
+Leg = tuple[int, int, int, float, float, float, bool, int, float]
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
+@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40), quiet)
 def test_vectorized_core_matches_reference_on_trips(
-    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]
+    start_s: int, legs: list[Leg], quiet_s: float
 ) -> None:
     """Longer stretches per vehicle, so that the fatigue and daily rules fire too."""
-    _trips(start_s, legs)
+    _trips(start_s, legs, quiet_s)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40))
+@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40), quiet)
 def test_vectorized_core_matches_reference_through_the_fence_grid(
-    start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]
+    start_s: int, legs: list[Leg], quiet_s: float
 ) -> None:
     """The same with every batch's geofence candidates found by the grid over the fences (the
     index of batches above `SCAN_MAX` positions) and corridors tested segment by segment."""
     with mock.patch.object(areas, "SCAN_MAX", 0), mock.patch.object(geo, "_FEW", 0):
-        _trips(start_s, legs)
+        _trips(start_s, legs, quiet_s)
 
 
-def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bool, int]]) -> None:
-    table = PROPERTY_TABLE
+def legs_rows(
+    legs: list[Leg], clock: int
+) -> tuple[list[tuple[int, int, float, float, float, int]], list[int], int]:
+    """The legs' fixes, the number of fixes after which each leg cuts its batch, the clock at
+    the end."""
+    pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
+    rows: list[tuple[int, int, float, float, float, int]] = []
+    cuts = []
+    for vehicle, count, step_s, speed, dlat, dlon, cut, driver, jump in legs:
+        lat, lon = pos[vehicle]
+        for i in range(count):
+            clock += step_s * 1000
+            lat, lon = lat + dlat, lon + dlon
+            rows.append((vehicle, clock, lat + jump * (i % 2), lon, speed, driver))
+        pos[vehicle] = (lat, lon)
+        if cut:
+            cuts.append(len(rows))
+    return rows, cuts, clock
+
+
+def _trips(start_s: int, legs: list[Leg], quiet_s: float) -> None:
+    table = property_table(quiet_s)
     ref = ReferenceFleet(table)
     state = FleetState.new(len(table))
     clock = CST_0800 + start_s * 1000
-    pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
-    chunk: list[tuple[int, int, float, float, float, int]] = []
+    rows, cuts, clock = legs_rows(legs, clock)
     got: list[tuple[Any, ...]] = []
     want: list[tuple[Any, ...]] = []
-    for vehicle, count, step_s, speed, dlat, dlon, cut, driver in legs:
-        lat, lon = pos[vehicle]
-        for _ in range(count):
-            clock += step_s * 1000
-            lat, lon = lat + dlat, lon + dlon
-            chunk.append((vehicle, clock, lat, lon, speed, driver))
-        pos[vehicle] = (lat, lon)
-        if cut:
-            b = batch(chunk)
-            state, events = evaluate_fleet(table, state, b, clock)
-            got.extend(with_drivers(events))
-            want.extend(zip_drivers(ref.evaluate(b, clock), ref.drivers))
-            chunk.clear()
-    b = batch(chunk)
+    for lo, hi in itertools.pairwise([0, *cuts]):
+        b = batch(rows[lo:hi])
+        now = rows[hi - 1][1]  # the clock at the end of the leg that cut the batch
+        state, events = evaluate_fleet(table, state, b, now)
+        got.extend(with_drivers(events))
+        want.extend(zip_drivers(ref.evaluate(b, now), ref.drivers))
+    b = batch(rows[cuts[-1] if cuts else 0 :])
     state, events = evaluate_fleet(table, state, b, clock + 3600_000)
     got.extend(with_drivers(events))
     want.extend(zip_drivers(ref.evaluate(b, clock + 3600_000), ref.drivers))
@@ -887,28 +923,21 @@ def _trips(start_s: int, legs: list[tuple[int, int, int, float, float, float, bo
     st.lists(leg, min_size=1, max_size=40),
     st.sets(st.integers(1, 3199), max_size=12),
     restored,
+    quiet,
 )
 def test_events_do_not_depend_on_how_positions_are_batched(
     start_s: int,
-    legs: list[tuple[int, int, int, float, float, float, bool, int]],
+    legs: list[Leg],
     cuts: set[int],
     active: list[tuple[int, str]],
+    quiet_s: float,
 ) -> None:
     """A stream in arrival order, judged as one batch or cut into consecutive batches (each
     judged at its newest position's time): the same events at the same event times, ends
     included. Only the value of an `OFFLINE` differs: the silence so far when the clock finds
     it, the whole silence when the next fix does."""
-    table = PROPERTY_TABLE
-    clock = CST_0800 + start_s * 1000
-    pos = {v: (30.0 + (v - 10) * 0.005, 104.0) for v in range(10, 14)}
-    rows: list[tuple[int, int, float, float, float, int]] = []
-    for vehicle, count, step_s, speed, dlat, dlon, _, driver in legs:
-        lat, lon = pos[vehicle]
-        for _ in range(count):
-            clock += step_s * 1000
-            lat, lon = lat + dlat, lon + dlon
-            rows.append((vehicle, clock, lat, lon, speed, driver))
-        pos[vehicle] = (lat, lon)
+    table = property_table(quiet_s)
+    rows, _, clock = legs_rows(legs, CST_0800 + start_s * 1000)
     end = clock + 3600_000
     # the whole stream arrives at `end`: its vehicles are silent on the hub's clock only from
     # then on (`heard`), so the clock looks again when that silence is over too

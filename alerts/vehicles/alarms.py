@@ -6,9 +6,11 @@ forbidden_area, offline, drift), on the vehicle's speed sensor. Each raise and e
 event of the core with its own event time, whatever the batching: an overspeed clears at the
 first fix back under its limit, a fatigue alarm when the qualifying rest is complete, the daily
 one at the local midnight, a corridor alarm at the first fix back on the route, a forbidden-area
-one when the vehicle has left every such area (or their windows closed), offline at the next fix.
-Night driving of a coach in its banned hours and a GPS drift are moments: raised and returned at
-once, left for an operator to acknowledge.
+one when the vehicle has left every such area (or their windows closed), offline at the next fix,
+a GPS drift at the first plausible fix `drift_quiet_s` after its episode's last implausible one
+(one alarm per episode, not one per fix: its clear's value is the implausible fixes counted).
+Night driving of a coach in its banned hours and a move while the terminal was silent are
+moments: raised and returned at once, left for an operator to acknowledge.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ _ENDS = {
     EventKind.CORRIDOR_ENTER: "corridor",
     EventKind.FORBIDDEN_END: "forbidden_area",
     EventKind.OFFLINE_END: "offline",
+    EventKind.DRIFT_END: "drift",
 }
-_MOMENTS = frozenset({"night_ban", "drift", "offline_moved"})
+_MOMENTS = frozenset({"night_ban", "offline_moved"})
 
 
 def fleet_side(kind: str) -> int:
@@ -95,7 +98,8 @@ class FleetChange:
     kind: str  # a FLEET_KINDS entry
     level: int  # 1 raised, 0 returned
     ts: int  # event time (ms)
-    value: float  # speed km/h, driving s, rest s, distance m, silence s (EventKind)
+    # speed km/h, driving s, rest s, distance m, silence s, implausible fixes (EventKind)
+    value: float
     limit_kmh: float | None = None  # an overspeed's raise: the limit that applied
     driver: str | None = None  # a raise: the driver (his id as said), when known
     # a raise of forbidden_area or corridor: the area entered, the route left (`Zone.said`)
@@ -152,12 +156,14 @@ class FleetAlarms:
         # the window's kept fixes and checkpoints, made at the first batch (not saved)
         self.history: FleetHistory | None = None
 
-    def restore(self, active: Iterable[tuple[int, str]]) -> None:
+    def restore(self, active: Iterable[tuple[int, str] | tuple[int, str, int]]) -> None:
         """Mark the (vehicle, kind) alarms still active after a restart as raised, so that
-        the core ends their episode as it would have and does not raise them twice."""
+        the core ends their episode as it would have and does not raise them twice (a third
+        item, when given: the event time the alarm was raised)."""
         slot_of = self.table.slot_of
         st = self.state
-        for vehicle, kind in active:
+        for item in active:
+            vehicle, kind = item[0], item[1]
             if not 0 <= vehicle < slot_of.shape[0] or slot_of[vehicle] < 0:
                 continue
             s = int(slot_of[vehicle])
@@ -171,6 +177,16 @@ class FleetAlarms:
                 st.weekly_raised[s] = True
             elif kind == "offline":
                 st.offline_raised[s] = True
+            elif kind == "drift" and not st.drift_open[s]:
+                # the episode's last implausible fix and count are the saved state's when it
+                # had this episode open (`snapshot.resume` keeps them; not raised after its
+                # last implausible fix), else unknown: the quiet is counted from the raise
+                # (or the vehicle's last fix known) and the fixes from the restart
+                st.drift_open[s] = True
+                since = item[2] if len(item) > 2 else None
+                if not st.drift_count[s] or (since is not None and since > st.drift_last[s]):
+                    st.drift_last[s] = st.last_ts[s] if since is None else since
+                    st.drift_count[s] = 0
             elif kind == "corridor":
                 st.in_route[s] = False
             elif kind == "forbidden_area":  # inside some area: leaving them all clears it

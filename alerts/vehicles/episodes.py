@@ -1,4 +1,4 @@
-"""A vehicle's episodes (an alarm raised and not yet ended: overspeed, fatigue, corridor, ...)
+"""A vehicle's episodes (an alarm raised and not yet ended: overspeed, fatigue, corridor, drift ...)
 and what a re-run of the lateness window lets out of them (`alerts.vehicles.lateness`, whose
 docstring states the rule; shared by the core and its reference, `alerts.vehicles.reflate`)."""
 
@@ -20,6 +20,7 @@ EPISODES: dict[str, tuple[EventKind, EventKind]] = {
     "route": (EventKind.CORRIDOR_LEAVE, EventKind.CORRIDOR_ENTER),
     "area": (EventKind.FORBIDDEN_ENTER, EventKind.FORBIDDEN_END),
     "off": (EventKind.OFFLINE, EventKind.OFFLINE_END),
+    "drift": (EventKind.DRIFT, EventKind.DRIFT_END),
 }
 OF: dict[EventKind, tuple[str, bool]] = {
     k: (name, i == 0) for name, pair in EPISODES.items() for i, k in enumerate(pair)
@@ -38,6 +39,7 @@ def levels(get: Any) -> dict[str, bool]:
         "route": not bool(get("in_route")),
         "area": int(get("forbidden")) != 0,
         "off": bool(get("offline_raised")),
+        "drift": bool(get("drift_open")),
     }
 
 

@@ -38,7 +38,10 @@ carries its own event time, so the events do not depend on how positions are cut
   `offline_s` on the hub's clock either (`heard`), once per silence; the next
   fix ends it (`OFFLINE_END`). After a stopped fix, a silence of `offline_s` ending at a fix
   `offline_move_m` or more away raises `OFFLINE_MOVED` there (离线位移).
-* Drift: implied speed between consecutive fixes above `drift_kmh`, at the later fix.
+* Drift: a fix is implausible when its implied speed from the fix before is above `drift_kmh`;
+  the first raises `DRIFT` and opens an episode, the first plausible fix `drift_quiet_s` or more
+  after its last implausible one ends it (`DRIFT_END`, value: the implausible fixes;
+  `alerts.vehicles.drift`).
 * The `_END` events come only for an episode raised (or restored: `FleetAlarms.restore`).
 """
 
@@ -52,6 +55,7 @@ import numpy.typing as npt
 
 from alerts.vehicles.areas import forbidden_areas, index_positions
 from alerts.vehicles.crew import keep_said, rounds, take_over
+from alerts.vehicles.drift import drift_episodes
 from alerts.vehicles.fatigue import fatigue, seg_cumsum
 from alerts.vehicles.geo import EARTH_R, step_m
 from alerts.vehicles.route import corridors
@@ -323,8 +327,7 @@ def _judge(
     pr = np.flatnonzero(far)
     implied = step_to(pr) * 3600.0 / dt[pr]
     jump = implied > table.drift_kmh
-    hit = pr[jump]
-    out.add(s[hit], EventKind.DRIFT, t[hit], implied[jump])
+    drift_episodes(table, st, k, pr[jump], implied[jump], out)
     # moved while silent (离线位移), parked before it: a silence after a moving fix raises
     # `OFFLINE` already (and a tunnel's blind-area fixes come after the live one that ends it)
     parked = k.has_prev & ~k.prev_moving & (dt >= table.offline_ms)

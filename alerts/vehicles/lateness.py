@@ -19,7 +19,7 @@ fix is late: counted, not judged (`evaluate_fleet`). With a window of L ms, per 
   but before the checkpoint).
 
 What comes out for a rewound vehicle (the sensors' rule, per episode: overspeed, fatigue,
-fatigue_daily, fatigue_weekly, corridor, forbidden area, offline). The re-run with the late
+fatigue_daily, fatigue_weekly, corridor, forbidden area, offline, drift). The re-run with the late
 positions ("new") is compared with a re-run of the ring alone from the same checkpoint ("old",
 what was judged before); "live" is the episode's state before the batch, as a consumer applying
 all earlier events has it:
@@ -30,7 +30,7 @@ all earlier events has it:
    is not raised at that point, an end when it is (the live state for the first), so nothing a
    consumer already knows is raised or ended again, and nothing older than what it was told (an
    alarm still going is not ended and raised again, an end never precedes its raise). A moment
-   (drift, moved while offline) comes out when it is new; a night ban when the old run had none
+   (moved while offline) comes out when it is new; a night ban when the old run had none
    in its window (once per window, whichever fix raised it).
 2. If the state reached so differs from the new run's final one, a correcting raise or end comes
    out, stamped with the latest event time at which either run raised or ended that episode (the
@@ -43,7 +43,7 @@ An `OFFLINE` the clock raised after the vehicle's last fix stays raised when the
 that same fix (the silence goes on).
 
 Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
-(a `FleetState` row, 544 bytes with `CREW` = 2) and `told` (7 episodes, 56 bytes): about
+(a `FleetState` row, 558 bytes with `CREW` = 2) and `told` (8 episodes, 64 bytes): about
 2 KB per vehicle; in order, each batch writes its fixes into the rings and judges the fixes
 leaving them onto the checkpoints (each fix is judged twice).
 The re-runs cost only for vehicles with late positions. Not saved: a restarted hub, or one whose

@@ -45,6 +45,9 @@ class Vehicle:
     week_ms: list[int] = field(default_factory=lambda: [0] * 7)
     week_day: list[int] = field(default_factory=lambda: [NO_KEY] * 7)
     weekly_raised: bool = False
+    drift_open: bool = False  # a GPS drift episode (`alerts.vehicles.drift`)
+    drift_last: int = 0
+    drift_count: int = 0
     driver: int = 0  # as `FleetState` (`alerts.vehicles.crew`)
     driver_said: int = 0
     crew_driver: list[int] = field(default_factory=lambda: [0] * CREW)
@@ -262,14 +265,23 @@ class ReferenceFleet:
             emit(EventKind.OFFLINE, veh.last_ts + tb.offline_ms, dt / 1000.0)
         if silent or veh.offline_raised:
             emit(EventKind.OFFLINE_END, t, dt / 1000.0)
+        implausible = False
         if has_prev:
             moved = step_m_one(veh.last_lat, veh.last_lon, lat, lon)
             implied = moved * 3600.0 / dt
-            if implied > tb.drift_kmh:
-                emit(EventKind.DRIFT, t, implied)
+            implausible = implied > tb.drift_kmh
+            if implausible:
+                if not veh.drift_open:
+                    emit(EventKind.DRIFT, t, implied)
+                    veh.drift_open, veh.drift_count = True, 0
+                veh.drift_count += 1
+                veh.drift_last = t
             parked = not prev_moving and dt >= tb.offline_ms
             if parked and tb.offline_move_m > 0 and moved >= tb.offline_move_m:
                 emit(EventKind.OFFLINE_MOVED, t, moved)
+        if not implausible and veh.drift_open and t - veh.drift_last >= tb.drift_quiet_ms:
+            emit(EventKind.DRIFT_END, t, float(veh.drift_count))
+            veh.drift_open, veh.drift_last, veh.drift_count = False, 0, 0
 
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False

@@ -49,7 +49,7 @@ class EventKind(IntEnum):
     CORRIDOR_ENTER = 6  # value: distance to the route m; ref: corridor number
     FORBIDDEN_ENTER = 7  # value: speed km/h; ref: forbidden area number
     OFFLINE = 8  # value: silence s so far (to the next fix, or to `now`)
-    DRIFT = 9  # value: implied speed km/h
+    DRIFT = 9  # at the first implausible fix of an episode; value: implied speed km/h
     OVERSPEED_END = 10  # at the first fix not above the limit; value: its speed km/h
     FATIGUE_CONTINUOUS_END = 11  # when the rest reached `min_rest_s`; value: rest s at the fix
     FATIGUE_DAILY_END = 12  # at the local midnight ending the day; value: driving s that day
@@ -58,6 +58,8 @@ class EventKind(IntEnum):
     OFFLINE_MOVED = 15  # at the fix after a silence, far from the last one; value: distance m
     FATIGUE_WEEKLY = 16  # value: driving s in the 7 local days ending with the fix's
     FATIGUE_WEEKLY_END = 17  # at the local midnight the window fell to the limit; value: its s
+    DRIFT_END = 18  # at the first plausible fix `drift_quiet_s` after the episode's last
+    # implausible one; value: the implausible fixes in the episode (a count)
 
 
 # Events of one vehicle at one event time are ordered by this rank, then by ref: the kind's
@@ -136,6 +138,11 @@ class FleetState:
     week_ms: I64  # (vehicles, 7): driving of local day d at [slot, d % 7] ...
     week_day: I64  # ... and which day that is (NO_KEY: none)
     weekly_raised: B
+    # a GPS drift episode (`alerts.vehicles.drift`): open, the time of its last implausible fix
+    # and their count (both 0 when not open)
+    drift_open: B
+    drift_last: I64
+    drift_count: npt.NDArray[np.int32]
     # the driver of each vehicle (a code, 0: not known) and the drivers kept who drove it before,
     # with their fatigue as they left it (`alerts.vehicles.crew`): (vehicles, CREW) ...
     driver: I64
@@ -177,6 +184,9 @@ class FleetState:
             week_ms=np.zeros((n, 7), dtype=np.int64),
             week_day=np.full((n, 7), NO_KEY, dtype=np.int64),
             weekly_raised=z(np.bool_),  # type: ignore[arg-type]
+            drift_open=z(np.bool_),  # type: ignore[arg-type]
+            drift_last=z(np.int64),  # type: ignore[arg-type]
+            drift_count=z(np.int32),  # type: ignore[arg-type]
             driver=z(np.int64),  # type: ignore[arg-type]
             driver_said=z(np.int64),  # type: ignore[arg-type]
             crew_driver=np.zeros((n, CREW), dtype=np.int64),

@@ -121,6 +121,7 @@ class FleetTable:
     offline_ms: int
     offline_move_m: float  # 0: never
     drift_kmh: float
+    drift_quiet_ms: int  # a drift episode ends this long after its last implausible fix
     drive_gap_ms: int
     track_gap_ms: int
     lateness_ms: int  # the lateness window (alerts.vehicles.lateness); 0: none
@@ -229,6 +230,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         offline_ms=_ms(settings.offline_s),
         offline_move_m=settings.offline_move_m,
         drift_kmh=settings.drift_kmh,
+        drift_quiet_ms=_ms(settings.drift_quiet_s),
         drive_gap_ms=_ms(settings.max_drive_gap_s),
         track_gap_ms=_ms(settings.track_gap_s),
         lateness_ms=_ms(settings.lateness_s),
