@@ -209,8 +209,8 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
             print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
         if vehicles and accel > 1 and compiled.spec.start is None:
             # wall-clock stamps while the vehicles drive `accel` times as far: every fix an
-            # implied speed `accel` times the true one, a GPS drift alarm per vehicle and fix
-            # (helper-139: 157 in 30 s at 5x)
+            # implied speed `accel` times the true one, a GPS drift episode per vehicle that
+            # does not end (an alarm per fix before drift episodes: helper-139, 157 in 30 s)
             log.warning(
                 "fleet: scenario %s has no start: its positions keep wall-clock times while "
                 "played %gx, so the hub sees %gx the speeds (gps_drift): give it a `start` "
