@@ -44,9 +44,15 @@ class VehicleAlarms(GatewayAlarms):
                 told.append(f"规定路线 route {c.zone}")
             if c.driver:
                 told.append(f"驾驶员 driver {c.driver}")
+            value = c.value
+            if c.kind == "drift" and not c.level:
+                # the clear's value counts fixes: said in the journal, not as the alarm's value,
+                # whose unit is the raise's (km/h: "19 km/h" read as a speed)
+                told.append(f"漂移定位 {c.value:g} 个 implausible fixes in the episode")
+                value = math.nan
             said = "; ".join(told)
             rows.append(
-                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, c.value, said)
+                (c.vehicle, FLEET_RULE, fleet_side(c.kind), c.level, described, c.ts, value, said)
             )
         for t in terminal:
             kind, tier, action = TERMINAL_BITS[t.bit]
