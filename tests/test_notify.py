@@ -228,6 +228,23 @@ async def test_a_subscription_by_tier_hears_the_end_of_what_it_heard(rig):
     assert _events(notes, "orange") == []  # it never was orange
 
 
+async def test_a_tier_subscription_hears_the_end_of_a_red_alarm_after_a_yellow_ones(rig):
+    """helper-146: the city's red subscription did not hear the clear of an LPG detector's
+    level-2 alarm: the routing remembered whether a kind of event matched without the tiers the
+    alarm had, and a yellow-only alarm's clear of the same site and kind, routed first, had
+    been remembered as no match."""
+    rig.subscribe(id="red", match={"tiers": ["red"]})
+    for before, after in ((0, 1), (1, 0)):  # yellow only, then gone
+        rig.transition("ch4-t0", ABOVE, before, after)
+    for before, after in ((0, 1), (1, 2), (2, 1), (1, 0)):  # red, then down and gone
+        rig.transition("ch4-t1", ABOVE, before, after)
+    notes = await rig.pump()
+    assert [(e["sensor"], e["kind"]) for e in _events(notes, "red")] == [
+        ("ch4-t1", "escalated"),
+        ("ch4-t1", "cleared"),
+    ]
+
+
 async def test_a_subscription_by_tier_hears_the_deadline_missed_after_a_step_down(rig):
     """helper-115: a red alarm stepped down to yellow missed the red deadline (verify within
     300 s); its `overdue` went out at yellow, and the red-only receiver (the bureau chief) was

@@ -268,7 +268,16 @@ class Routing(Enqueuing):
         known = self._matched.get(tenant)
         if known is None or known[0] is not subs:
             known = self._matched[tenant] = (subs, {})
-        what = (view.site, view.sensor_kind, view.tier, view.alarm_kind, view.match_kind)
+        # (every field `matches` reads of the event: the tiers it had too, or a yellow alarm's
+        # clear, routed first, is remembered as no match for a red one's, helper-146)
+        what = (
+            view.site,
+            view.sensor_kind,
+            view.tier,
+            view.alarm_kind,
+            view.match_kind,
+            view.tiers_had,
+        )
         found: tuple[SubscriptionSpec, ...] | None = known[1].get(what)
         if found is None:
             found = known[1][what] = tuple(s for s in subs if matches(s, tenant, view))

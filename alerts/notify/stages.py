@@ -83,6 +83,9 @@ class EventView(NamedTuple):
 
 
 def matches(sub: SubscriptionSpec, tenant: str, ev: EventView) -> bool:
+    """Whether the subscription hears the event. `Routing._matching` remembers the answers by
+    the event's fields read here (site, sensor kind, tier, alarm kind, match kind, tiers had):
+    a field read here must go into its key."""
     m = sub.match
     return (
         sub.enabled
