@@ -326,6 +326,10 @@ class AlarmBook(VehicleAlarms):
         elif side == EARLY and after and state is not None:
             said = self._projected(sensor, after, ts, value, state)
         said = "; ".join(x for x in (said, chattered) if x)
+        if side == FAULT:
+            # a fault's reading is the transmitter's fault signal scaled, not a measurement: a
+            # 2 mA loop went to the city as -12.5 %LEL (helper-146); the history keeps it
+            value = math.nan
         # the level the sensor went to; a cleared alarm row keeps the last level it had
         self._change(
             work,

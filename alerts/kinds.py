@@ -136,6 +136,7 @@ _VALUE_UNITS = {
     "data_lost": "readings",
     "maintenance": "s",
     "no_data": "",
+    "fault": "",  # no value: a fault's reading is no measurement (`AlarmBook._one`)
 }
 
 

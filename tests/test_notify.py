@@ -245,6 +245,18 @@ async def test_a_tier_subscription_hears_the_end_of_a_red_alarm_after_a_yellow_o
     ]
 
 
+async def test_a_sensor_fault_goes_out_without_the_faulty_signal_as_its_value(rig):
+    """helper-146: a 4-20 mA detector's broken loop (2 mA, below 3.6) went to the city and into
+    the alarm's peak as -12.5 %LEL: a fault's reading is no measurement, the alarm has no value."""
+    rig.subscribe(id="all")
+    rig.feed("co", [-12.5], quality=1)  # SENSOR_FAULT, the scaled signal of 2 mA
+    (note,) = await rig.pump()
+    (event,) = note.body["events"]  # type: ignore[index]
+    assert (event["alarm_kind"], event["value"], event["unit"]) == ("fault", None, "")
+    (row,) = [r for r in rig.db.list_alarms(None) if r.sensor == "co"]
+    assert row.value is None
+
+
 async def test_a_subscription_by_tier_hears_the_deadline_missed_after_a_step_down(rig):
     """helper-115: a red alarm stepped down to yellow missed the red deadline (verify within
     300 s); its `overdue` went out at yellow, and the red-only receiver (the bureau chief) was
