@@ -760,7 +760,43 @@ async def test_takes_behind_a_busy_receiver_read_a_few_rows_and_all_once_a_secon
     # and the store's capped take looks no further than its first rows
     due = [r[0] for r in take(rig.now + 10**9, 10**6)]
     assert len(take(rig.now + 10**9, 10**6, scan=5)) == 5
-    assert [r[0] for r in take(rig.now + 10**9, 10**6, due[:3], scan=5)] == due[3:5]
+    # (of the first due rows not in flight)
+    assert [r[0] for r in take(rig.now + 10**9, 10**6, due[:3], scan=5)] == due[3:8]
+
+
+async def test_rows_behind_a_hanging_backlog_flow_not_one_take_a_second(rig):
+    """helper-147: with the takes behind a full receiver capped, the rows of the others queued
+    behind its backlog went out one take's worth a second (the full scan's rhythm): a full scan
+    that finds a whole take's worth is followed by another at once."""
+    delivery = rig.notifier.delivery
+    delivery.settings = delivery.settings.model_copy(update={"max_in_flight": 4})
+    limit = delivery.take_limit  # 32
+    hanging = await _Hanging.start()
+    rig.subscribe(
+        id="slow",
+        match={"sensor_kinds": ["methane"]},
+        channel={"type": "webhook", "url": hanging.url, "timeout_s": 30},
+    )
+    rig.subscribe(id="fast", match={"sensor_kinds": ["co"]})
+    rig.feed("ch4-t1", [0.3, 1.1] * (4 * limit))  # the hanging receiver's backlog, first
+    stop = asyncio.Event()
+    run = asyncio.create_task(rig.notifier.run(stop, period_s=0.01))
+    try:
+        await asyncio.wait_for(hanging.got.wait(), 10)
+        rig.feed("co", [0.0, 40.0] * (4 * limit))  # the stream's rows, behind the backlog
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        while len(rig.sent) < 8 * limit - 1 and loop.time() - t0 < 10:
+            rig.notifier.wake.set()
+            await asyncio.sleep(0.01)
+        took = loop.time() - t0
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+        hanging.close()
+        await rig.notifier._senders.aclose()
+    assert len(rig.sent) == 8 * limit - 1  # every raise and clear of CO
+    assert took < 2.5, took  # capped, 256 rows took 8 s (32 a second)
 
 
 async def test_keys_name_the_installation_so_a_hub_started_afresh_repeats_none(tmp_path):

@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 _ROWS_PER_SLOT = 8  # rows taken per delivery slot (batched webhooks use them)
 # rows queued or being sent, in takes (`take_limit`): of one receiver, one tenant, all
 _RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
-# with a receiver or tenant full, a take reads only the first takes' worth of due rows (a busy
-# receiver's backlog ahead is read again by every take: 30,000 rows, 30 ms, to take none),
-# and all of them at most once a second of real time (a cost, not a rule: not the injected
-# clock): a receiver with room behind waits at most that long
+# with a receiver or tenant full, a take reads only the first takes' worth of due rows not in
+# flight (a busy receiver's backlog ahead is read again by every take: 30,000 rows, 30 ms, to
+# take none), and all of them again once a second of real time (a cost, not a rule: not the
+# injected clock), or at once when the last such take found a whole take's worth (more wait
+# behind: helper-147 saw the others held to one take a second): a receiver with room behind a
+# busy one's backlog waits at most a second for its first rows, and its rows flow after
 _SCAN_TAKES, _FULL_SCAN_S = 2, 1.0
 Settled = tuple[int, str, int, str, int | None]  # row id, status, next due, error, delivered at
 
@@ -79,6 +81,7 @@ class Delivery(Shares):
         self._receivers: dict[str, str] = {}  # a channel's text: its receiver
         self.last_taken = 0  # rows the last `deliver_due` took
         self._full_scan_at: float | None = None  # the last take with exclusions to read all due
+        self._full_scan_whole = False  # and whether it found a whole take's worth
         self.last_queued = 0  # of them, the rows it queued for sending
         self._taken: set[int] = set()  # rows queued or being sent, their outcome not written
         self._tried: list[Settled] = []  # outcomes for the next `settle`
@@ -119,11 +122,11 @@ class Delivery(Shares):
         # all full, and no channel of the hub's own seen: nothing to take (that take reads every
         # pending row's channel, and a backlog can be large)
         if not only_local or any(self._local(t) for t in self._receivers):
-            scan = None
+            scan, reads_all = None, False
             if full or tenants or only_local:
                 last, mono = self._full_scan_at, time.monotonic()
-                if last is None or mono - last >= _FULL_SCAN_S:
-                    self._full_scan_at = mono
+                if last is None or mono - last >= _FULL_SCAN_S or self._full_scan_whole:
+                    self._full_scan_at, reads_all = mono, True
                 else:
                     scan = _SCAN_TAKES * limit
             due = await asyncio.to_thread(
@@ -137,6 +140,8 @@ class Delivery(Shares):
                 scan=scan,
             )
             self.last_taken = len(due)
+            if reads_all:
+                self._full_scan_whole = len(due) >= limit
             self._queue(self._units_of(due, now))
         if wait:
             while self._tasks:

@@ -280,19 +280,22 @@ class NotifyStore:
         channels in `full` (their receiver has no room), and, but for the hub's own channels
         (`LOCAL_TYPES`: they count against no share), those of `full_tenants` or, with
         `only_local`, all others; closes their groups so that nothing is added meanwhile.
-        With `scan`, only among the first `scan` rows due: the exclusions can otherwise read
-        every pending row to find none (a busy receiver's backlog, ~1 µs a row)."""
+        With `scan`, only among the first `scan` rows due and not taken: the exclusions can
+        otherwise read every pending row to find none (a busy receiver's backlog, ~1 µs a row)."""
         where = "status = 'pending' AND due_at <= ?"
         params: list[Any] = [now]
-        if scan is not None:
-            where += (
-                " AND id IN (SELECT id FROM outbox WHERE status = 'pending' AND due_at <= ?"
-                " ORDER BY due_at, id LIMIT ?)"
-            )
-            params += [now, scan]
-        if taken:
+        taken_json = orjson.dumps(list(taken)).decode() if taken else None
+        if taken_json is not None:
             where += " AND id NOT IN (SELECT value FROM json_each(?))"
-            params.append(orjson.dumps(list(taken)).decode())
+            params.append(taken_json)
+        if scan is not None:  # the first `scan` due rows not in flight
+            inner = "status = 'pending' AND due_at <= ?"
+            params.append(now)
+            if taken_json is not None:
+                inner += " AND id NOT IN (SELECT value FROM json_each(?))"
+                params.append(taken_json)
+            where += f" AND id IN (SELECT id FROM outbox WHERE {inner} ORDER BY due_at, id LIMIT ?)"
+            params.append(scan)
         if full:
             where += " AND channel NOT IN (SELECT value FROM json_each(?))"
             params.append(orjson.dumps(list(full)).decode())
