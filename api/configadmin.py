@@ -27,6 +27,7 @@ from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry
+from telemetry.registrychecks import check_plates, duplicate_plates
 
 __all__ = [
     "HIDDEN",
@@ -222,6 +223,13 @@ class ConfigAdmin:
         self.registry: Registry | None = None
 
     def startup(self, file_registry: Registry, file_source: str) -> Registry:
+        registry = self._startup(file_registry, file_source)
+        for plate, vehicles in duplicate_plates(registry.config).items():
+            # (a configuration of before the check runs on: `hazardhub check` names them)
+            log.warning("plate %s is of %d vehicles: %s", plate, len(vehicles), ", ".join(vehicles))
+        return registry
+
+    def _startup(self, file_registry: Registry, file_source: str) -> Registry:
         """The registry to start with: the newest revision, unless the configuration file
         changed since it was last read (then the file wins, recorded as a new revision). A
         newest revision that no longer checks out (profiles changed beside it) gives way to
@@ -305,7 +313,16 @@ class ConfigAdmin:
         """Plain data checked whole as the next configuration; ConfigRefusedError otherwise."""
         config = validate(data)
         try:
-            return config, self._build(config)
+            registry = self._build(config)
+            if self.registry is not None:  # no new plate twice; those twice before may stay
+                before = self.registry.config
+                check_plates(
+                    config,
+                    "config",
+                    allowed=frozenset(duplicate_plates(before)),
+                    known=frozenset(f"{t.id}/{v.id}" for t in before.tenants for v in t.vehicles),
+                )
+            return config, registry
         except ConfigError as exc:
             raise ConfigRefusedError(_config_errors(exc)) from exc
 

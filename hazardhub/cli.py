@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from hazardhub.cliargs import hostport, parser
 from telemetry.errors import ConfigError
+from telemetry.registrychecks import check_plates
 
 __all__ = ["main"]
 
@@ -86,6 +87,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         loaded = load(args.config)
         reg = loaded.registry()
+        check_plates(reg.config, str(args.config))  # (a hub warns: it runs what ran before)
         try:
             fleet = compile_fleet(reg.config.fleet, reg.vehicles.values())  # corridors' vehicles
         except FleetConfigError as exc:  # (says the place in `fleet:`, not the file: add it)

@@ -23,7 +23,6 @@ from telemetry.config import (
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import (
     check_names,
-    check_plates,
     check_reachable,
     check_sensors,
     check_terminals,
@@ -347,5 +346,4 @@ def build_registry(
     )
     check_names(registry, source)
     check_terminals(config, source)
-    check_plates(config, source)
     return registry

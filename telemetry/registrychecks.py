@@ -20,7 +20,9 @@ __all__ = [
     "check_reachable",
     "check_sensors",
     "check_terminals",
+    "duplicate_plates",
     "feedback_ids",
+    "plate_key",
     "readable",
     "same_unit",
     "sensor_paths",
@@ -186,23 +188,47 @@ def check_terminals(config: HubConfig, source: str) -> None:
             seen[key] = f"{tenant.id}/{vehicle.id}"
 
 
-def check_plates(config: HubConfig, source: str) -> None:
+def check_plates(
+    config: HubConfig,
+    source: str,
+    allowed: frozenset[str] = frozenset(),
+    known: frozenset[str] = frozenset(),
+) -> None:
     """A number plate names one vehicle in the country, and so of the whole hub: two vehicles of
     one plate (of two enterprises, or one's typo) showed the centre two tracks and two alarm
     lists under one plate. Compared as a plate is read: without the dot, spaces and dashes
     written in it, letters in capitals (苏A·D1234 is 苏AD1234 and 苏a d1234). A vehicle that
-    changes hands is removed from the one enterprise as it is added to the other."""
-    seen: dict[str, str] = {}
+    changes hands is removed from the one enterprise as it is added to the other. Plates of
+    `allowed` (`plate_key`s) may be twice: a configuration that had them before this check
+    (run by `hazardhub check` and for a change through the API, not at a hub's start, which
+    warns: `duplicate_plates`) keeps running, and each change leaves them as they were. The
+    error is at the vehicle not among `known` ("tenant/vehicle": those there before a change),
+    naming the one that had the plate."""
+    seen: dict[str, tuple[str, str]] = {}
     for ti, tenant in enumerate(config.tenants):
         for vi, vehicle in enumerate(tenant.vehicles):
             key = plate_key(vehicle.plate)
-            where = f"{source}: tenants.{ti}.vehicles.{vi}.plate"
+            where = f"tenants.{ti}.vehicles.{vi}.plate"
             if not key:
-                raise ConfigError(f"{where}: {vehicle.plate!r} is no plate")
+                raise ConfigError(f"{source}: {where}: {vehicle.plate!r} is no plate")
+            this = (f"{tenant.id}/{vehicle.id}", where)
             other = seen.get(key)
-            if other is not None:
-                raise ConfigError(f"{where}: plate {vehicle.plate} is also {other}'s")
-            seen[key] = f"{tenant.id}/{vehicle.id}"
+            if other is not None and key not in allowed:
+                if this[0] in known and other[0] not in known:  # the one added is the other
+                    this, other = other, this
+                raise ConfigError(
+                    f"{source}: {this[1]}: plate {vehicle.plate} is also {other[0]}'s ({other[1]})"
+                )
+            seen.setdefault(key, this)
+
+
+def duplicate_plates(config: HubConfig) -> dict[str, list[str]]:
+    """The plates (`plate_key`) of more than one vehicle, with those vehicles."""
+    by: dict[str, list[str]] = {}
+    for tenant in config.tenants:
+        for vehicle in tenant.vehicles:
+            by.setdefault(plate_key(vehicle.plate), []).append(f"{tenant.id}/{vehicle.id}")
+    return {k: v for k, v in by.items() if len(v) > 1}
 
 
 def plate_key(plate: str) -> str:

@@ -210,7 +210,8 @@ async def test_changes_are_checked_scoped_and_guarded(mosquitto, tmp_path):
             json={"id": "truck-9", "plate": "苏a d1234", "class": "hazmat"},
             headers=auth(),
         )
-        assert r.status_code == 422 and "is also north-coal/truck-9's" in r.text, r.text
+        assert r.status_code == 422 and "is also acme-chem/tanker-01's" in r.text, r.text
+        assert [e["loc"] for e in r.json()["errors"]] == [["body", "plate"]]  # the posted one
         # only admins change; an enterprise sees only its own tenant
         assert (await api.put(url, json=spec, headers=auth("k-ops"))).status_code == 403
         assert (await api.get(url, headers=auth("k-chem"))).status_code == 404
