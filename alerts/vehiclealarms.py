@@ -47,8 +47,10 @@ class VehicleAlarms(GatewayAlarms):
             value = c.value
             if c.kind == "drift" and not c.level:
                 # the clear's value counts fixes: said in the journal, not as the alarm's value,
-                # whose unit is the raise's (km/h: "19 km/h" read as a speed)
-                told.append(f"漂移定位 {c.value:g} 个 implausible fixes in the episode")
+                # whose unit is the raise's (km/h: "19 km/h" read as a speed); a correction of
+                # the lateness window knows no count (NaN)
+                if math.isfinite(c.value):
+                    told.append(f"漂移定位 {c.value:g} 个 implausible fixes in the episode")
                 value = math.nan
             said = "; ".join(told)
             rows.append(

@@ -133,3 +133,24 @@ def test_a_restart_with_the_saved_state_ends_the_episode_as_without_one() -> Non
     second.restore([(10, "drift", up)])
     changes = second.judge(batch(rows[cut:]), rows[-1][1])
     assert [(c.kind, c.level, c.ts, c.value) for c in changes] == [("drift", 0, end, count)]
+
+
+def test_a_correction_of_the_lateness_window_never_carries_the_other_ends_value() -> None:
+    """helper-147: the lateness window's correcting end took the value of the episode's raise
+    (an implied speed, 1801 km/h) as its count, a correcting raise the count as its speed; a
+    drift's raise and end measure apart: such a correction carries no value (NaN)."""
+    import math
+
+    from alerts.vehicles.lateness import FleetHistory, evaluate_late
+
+    table = compile_fleet(FleetSettings(lateness_s=600.0, drift_quiet_s=30.0), fleet("hazmat"))
+    st, hist = FleetState.new(1), FleetHistory.new(1)
+    a = (10, CST_0800, LAT0, LON0, 0.0)
+    b = (10, CST_0800 + 100 * SEC, LAT0 + FAR, LON0, 0.0)  # 50 km in 100 s: a drift
+    st, ev = evaluate_late(table, st, hist, batch([a, b]), b[1])
+    assert [(k, t) for _, k, t, *_ in ev.rows()] == [(EventKind.DRIFT, b[1])]
+    # late: at b's place already at +5 s (the jump) and +40 s (35 s quiet: the end)
+    late = [(10, CST_0800 + s * SEC, LAT0 + FAR, LON0, 0.0) for s in (5, 40)]
+    st, ev = evaluate_late(table, st, hist, batch(late), b[1] + SEC)
+    ends = [r for r in ev.rows() if r[1] == EventKind.DRIFT_END]
+    assert ends and all(math.isnan(r[3]) or r[3] == 1.0 for r in ends), ends

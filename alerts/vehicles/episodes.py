@@ -4,6 +4,7 @@ docstring states the rule; shared by the core and its reference, `alerts.vehicle
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from alerts.vehicles.state import EventKind
@@ -25,6 +26,7 @@ EPISODES: dict[str, tuple[EventKind, EventKind]] = {
 OF: dict[EventKind, tuple[str, bool]] = {
     k: (name, i == 0) for name, pair in EPISODES.items() for i, k in enumerate(pair)
 }
+_APART = frozenset({"drift"})  # episodes whose raise and end values measure apart
 NAMES = list(EPISODES)  # an episode's column in `FleetHistory.told`
 Row = tuple[EventKind, int, float, int, int]  # kind, ts, value, ref, driver
 
@@ -89,9 +91,13 @@ def chain(
                     last = row
         kind = up if final[name] else down
         floor = told.get(name, t0)  # never before what was told of it
+        # a drift's raise (km/h) and end (a count) measure apart: a correction of the one kind
+        # never carries the other's value (helper-147: "1801 个 implausible fixes", "1 km/h")
+        unknown = 0.0 if name not in _APART else math.nan
         if last is None:
-            out.append((kind, max(t0, floor), 0.0, -1, driver))
+            out.append((kind, max(t0, floor), unknown, -1, driver))
         else:
             ref = last[3] if kind == last[0] else -1
-            out.append((kind, max(last[1], floor), last[2], ref, driver))
+            value = last[2] if kind == last[0] or name not in _APART else math.nan
+            out.append((kind, max(last[1], floor), value, ref, driver))
     return out
