@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["hostport", "parser"]
+__all__ = ["address", "hostport", "parser"]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
@@ -48,14 +48,17 @@ def hostport(text: str, default_port: int) -> tuple[str, int]:
     return host, int(port)
 
 
-def _address(default_port: int) -> Callable[[str], str]:
-    """An argument type checking HOST:PORT (`hostport`); the text is kept as given."""
+def address(default_port: int, *, listen: bool = False) -> Callable[[str], str]:
+    """An argument type checking HOST:PORT (`hostport`); the text is kept as given. Port 0 (any
+    free port) only for what listens: a connection to port 0 fails."""
 
     def check(text: str) -> str:
         try:
-            hostport(text, default_port)
+            port = hostport(text, default_port)[1]
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
+        if port == 0 and not listen:
+            raise argparse.ArgumentTypeError(f"port 0 is no port to connect to: {text!r}")
         return text
 
     return check
@@ -87,7 +90,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--config", type=Path, default=Path("examples/demo.yaml"))
     d.add_argument("--data-dir", type=Path, default=Path(".hazardhub-demo"))
     d.add_argument(
-        "--api", type=_address(8000), default="127.0.0.1:8000", help="HOST:PORT of the HTTP API"
+        "--api",
+        type=address(8000, listen=True),
+        default="127.0.0.1:8000",
+        help="HOST:PORT of the HTTP API",
     )
     d.add_argument("--broker-port", type=int, default=0, help="embedded broker port (1883 if free)")
     d.add_argument("--keep-data", action="store_true", help="keep data of the previous run")
@@ -96,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("-c", "--config", type=Path, required=True)
     h.add_argument(
         "--broker",
-        type=_address(1883),
+        type=address(1883),
         default="127.0.0.1:1883",
         help="HOST:PORT of the MQTT broker",
     )
@@ -115,7 +121,10 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--spool-max-mb", type=_mib, default=1024.0, help="disk spool limit, MiB")
     h.add_argument("--data-dir", type=Path, default=Path("data"))
     h.add_argument(
-        "--api", type=_address(8000), default="127.0.0.1:8000", help="HOST:PORT of the HTTP API"
+        "--api",
+        type=address(8000, listen=True),
+        default="127.0.0.1:8000",
+        help="HOST:PORT of the HTTP API",
     )
     h.add_argument("--client-id", default="hazardhub-hub")
     h.add_argument(
@@ -128,7 +137,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("-c", "--config", type=Path, required=True)
     g.add_argument("--tenant", required=True)
     g.add_argument("--gateway", default="gw1")
-    g.add_argument("--broker", type=_address(1883), default="127.0.0.1:1883")
+    g.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
     g.add_argument(
         "--spool-dir",
         type=Path,
@@ -151,11 +160,14 @@ def parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
     j.add_argument("-c", "--config", type=Path, help="the hub configuration (required to serve)")
     j.add_argument(
-        "--listen", type=_address(6808), default="0.0.0.0:6808", help="HOST:PORT for the terminals"
+        "--listen",
+        type=address(6808, listen=True),
+        default="0.0.0.0:6808",
+        help="HOST:PORT for the terminals",
     )
     j.add_argument(
         "--broker",
-        type=_address(1883),
+        type=address(1883),
         default="127.0.0.1:1883",
         help="HOST:PORT of the MQTT broker",
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from hazardhub.cliargs import address, hostport
 from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
@@ -66,17 +67,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 "events (point that gateway's --broker at 127.0.0.1:PORT)",
             )
         if name != "modbus":
-            p.add_argument("--broker", default="127.0.0.1:1883")
+            p.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
             p.add_argument("--broker-user", default=None, help=_USER_HELP)
             p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
             p.add_argument(
                 "--jt808",
+                type=address(6808),
                 default=None,
                 metavar="HOST:PORT",
                 help="report as JT/T 808 terminals to this platform instead of MQTT",
             )
     lp = ss.add_parser("load", help="synthetic gateways publishing telemetry at a given rate")
-    lp.add_argument("--broker", default="127.0.0.1:1883")
+    lp.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
     lp.add_argument("--broker-user", default=None, help=_USER_HELP)
     lp.add_argument("--rate", type=float, default=20_000, help="readings per second")
     lp.add_argument("--devices", type=int, default=100)
@@ -90,9 +92,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
-def _hostport(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return (host or "127.0.0.1"), int(port)
+def _hostport(text: str, default_port: int = 1883) -> tuple[str, int]:
+    """HOST:PORT as the parser checked it (`hazardhub.cliargs.address`): the broker's, by
+    default."""
+    return hostport(text, default_port)
 
 
 def load_scenario(path: Path | None, seed: int | None) -> ScenarioSpec:
@@ -220,7 +223,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 accel,
             )
         if args.jt808:
-            jhost, jport = _hostport(args.jt808)
+            jhost, jport = _hostport(args.jt808, 6808)
             specs = [v.spec for v in registry.vehicles.values()]
             phones = terminal_phones([spec.terminal for spec in specs])
             jt = Jt808Fleet(

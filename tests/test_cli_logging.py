@@ -75,3 +75,24 @@ def test_a_duration_that_is_none_is_refused_at_once(option: str, given: str, cap
         parser().parse_args(["jt808", "-c", "x.yaml", option, given])
     assert option in capsys.readouterr().err
     assert parser().parse_args(["jt808", "-c", "x.yaml", "--hold-live-s", "0"]).hold_live_s == 0
+
+
+@pytest.mark.parametrize(
+    ("given", "want"),
+    [("::1", ("::1", 1883)), ("[::1]:1884", ("::1", 1884)), ("10.0.0.2", ("10.0.0.2", 1883))],
+)
+def test_the_simulators_broker_is_read_as_the_hubs(given: str, want: tuple[str, int]) -> None:
+    """`hazardhub simulate` had its own reading: ::1 was host '::' port 1 (helper-147)."""
+    from hazardhub.simulate import _hostport
+
+    args = parser().parse_args(["simulate", "fleet", "-c", "x.yaml", "--broker", given])
+    assert _hostport(args.broker) == want
+
+
+@pytest.mark.parametrize("command", [["hub", "-c", "x.yaml"], ["simulate", "load"]])
+def test_a_broker_on_port_0_is_refused(command: list[str], capsys) -> None:
+    """Port 0 is any free port for what listens (the API, the JT/T 808 gateway), no port to
+    connect to."""
+    with pytest.raises(SystemExit):
+        parser().parse_args([*command, "--broker", "127.0.0.1:0"])
+    assert "port 0 is no port to connect to" in capsys.readouterr().err
