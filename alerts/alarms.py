@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from alerts.actionsaid import BatchSides, action_said, batch_sides, fault_locked
 from alerts.alarmevent import (
     DEVICE_RULE,
     FLEET_RULE,
@@ -134,7 +135,8 @@ class AlarmBook(VehicleAlarms):
         few seconds after a raise: saved every 10 s) or there is none. Each with when the demand
         began: the raise or escalation of the alarm's journal that reached the plan's level.
         Without them `restore` rebuilt the level and no check ever started: a limiter that
-        failed to cut, a power cut that failed, went unsaid (helper-103)."""
+        failed to cut, a power cut that failed, went unsaid (helper-103). A fault lock-out's
+        (`on_fault`) sensor in fault below the plan's level: from its sensor-fault alarm's raise."""
         if not self._table.verify:
             return []
         active = {(row.sensor, row.side): row for row, _ in self._core_alarms()}
@@ -142,16 +144,23 @@ class AlarmBook(VehicleAlarms):
         for plan in self._table.verify:
             i = plan.sensor
             known = int(state.deadline[i]) != NO_TS or bool(state.met[i])
-            if known or int(state.level[i, ACTION]) or int(state.level[i, plan.side]) < plan.number:
+            if known or int(state.level[i, ACTION]):
                 continue
-            row = active.get((self._registry.sensors[i].id, plan.side))
+            side = plan.side
+            if int(state.level[i, side]) < plan.number:
+                # a fault lock-out's (`on_fault`): demanded since its sensor-fault alarm's raise
+                if not (plan.on_fault and int(state.level[i, FAULT])):
+                    continue
+                side = FAULT
+            row = active.get((self._registry.sensors[i].id, side))
             if row is None:
                 continue
             journal = self._db.alarm_events([row.id]).get(row.id, [])
             reached = (
                 e.ts
                 for e in journal
-                if e.kind in ("raised", "escalated") and e.level >= plan.number
+                if e.kind in ("raised", "escalated")
+                and e.level >= (plan.number if side != FAULT else 1)
             )
             out.append((plan, next(reached, row.started_ts)))
         return out
@@ -248,8 +257,10 @@ class AlarmBook(VehicleAlarms):
                 self._db.sensors_out(con),
             )
             rows = zip(idx, sides, afters, tss, values, strict=True)
+            lockouts = batch_sides(self._table, transitions)  # (fault lock-outs' texts)
             for k, (i, side, after, ts, value) in enumerate(rows):
-                self._one(work, i, side, after, ts, value, arrival, state, chattered.get(k, ""))
+                said = chattered.get(k, "")
+                self._one(work, i, side, after, ts, value, arrival, state, said, lockouts)
                 if side == NO_DATA and i in self._device_of:
                     key = self._device_of[i]
                     touched[key] = max(touched.get(key, 0), ts)
@@ -318,11 +329,17 @@ class AlarmBook(VehicleAlarms):
         arrival: int,
         state: CoreState | None,
         chattered: str = "",
+        sides: BatchSides | None = None,
     ) -> None:
         info = self._registry.sensors[sensor]
         said = ""
+        described = self._table.describe(sensor, side, after)
+        sides = {} if sides is None else sides
         if side == ACTION and state is not None:
-            said = self._action_said(sensor, after, state)
+            said = action_said(self._table, self._registry.sensors, sensor, after, ts, state, sides)
+            plan = next((p for p in self._table.verify if p.sensor == sensor), None)
+            if after and plan is not None and fault_locked(plan, ts, state, sides):
+                described = (*described[:2], self._table.fault_lock_actions[sensor])
         elif side == EARLY and after and state is not None:
             said = self._projected(sensor, after, ts, value, state)
         said = "; ".join(x for x in (said, chattered) if x)
@@ -335,7 +352,7 @@ class AlarmBook(VehicleAlarms):
             work,
             (info.tenant, info.site, info.device, info.id, info.rule, side),
             after,
-            self._table.describe(sensor, side, after),
+            described,
             ts,
             value,
             arrival,
@@ -365,37 +382,6 @@ class AlarmBook(VehicleAlarms):
         eta = (threshold - value) / slope / 1000
         name = above[level - 1].name
         return f"预计约 {eta:.0f} s 后达到 {name} {threshold:g}: projected in about {eta:.0f} s"
-
-    def _action_said(self, sensor: int, after: int, state: CoreState) -> str:
-        """What an action_failed change says beside its action: at its raise, the feedbacks of
-        the sensor's verification that do not confirm, with their last values (a plan's own
-        text, a crane's "did not cut hoisting-up and trolley-out", named none: nobody could
-        tell which circuit stayed on); at its clear, why (a load set down ended the demand, the
-        circuit never cut: it read as if the limiter had acted, helper-103)."""
-        plan = next((p for p in self._table.verify if p.sensor == sensor), None)
-        if plan is None:
-            return ""
-        # a plan that holds (`verify.hold`) fails also when its confirmed action stops holding
-        # (the face re-energised): "never confirmed" and "confirmed late" said wrong of that
-        if not after:
-            if int(state.level[sensor, plan.side]) < plan.number:
-                if plan.hold:
-                    return "需求结束 the level that demanded the action ended"
-                return "需求结束 the level that demanded the action ended: it was never confirmed"
-            if plan.hold:
-                return "已确认 the feedback confirms the action"
-            return "已确认 confirmed late by the feedback"
-        sensors = self._registry.sensors
-        stayed = [
-            f"{sensors[f].id} {float(state.last_value[f]):g}"
-            for f in plan.feedbacks
-            if not plan.satisfied(float(state.last_value[f]))
-        ]
-        if not stayed:
-            return ""
-        if plan.hold and bool(state.met[sensor]):  # confirmed, then broken
-            return f"未保持 the action did not hold: {', '.join(stayed)}"
-        return f"未确认 not confirmed: {', '.join(stayed)}"
 
     def _device(
         self,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from alerts.alarmchange import cst
 from alerts.alarmevent import AlarmEvent
 from alerts.statedb import StateDB
-from alerts.table import VerifyPlan
+from alerts.table import FAULT, VerifyPlan
 from telemetry.registry import Registry
 
 __all__ = ["Confirmation", "record_confirmations"]
@@ -32,9 +32,10 @@ class Confirmation:
     values: tuple[float, ...]  # each feedback's value then, in the plan's order
 
 
-def said(registry: Registry, c: Confirmation) -> str:
-    """保护动作已确认 action confirmed 0.85 s after the level: face1301-feed 0 at 2026-... CST;
-    after the deadline `... 13 s after the level (超时 late: 2 s allowed): ...`"""
+def said(registry: Registry, c: Confirmation, what: str = "the level") -> str:
+    """保护动作已确认 action confirmed 0.85 s after the level: face1301-feed 0 at 2026-... CST
+    (`what`: "the fault" for a fault lock-out's, 故障闭锁); after the deadline `... 13 s after
+    the level (超时 late: 2 s allowed): ...`"""
     sensors = registry.sensors
     feeds = ", ".join(
         f"{sensors[f].id} {v:g}" for f, v in zip(c.plan.feedbacks, c.values, strict=True)
@@ -48,7 +49,7 @@ def said(registry: Registry, c: Confirmation) -> str:
         else ""
     )
     return (
-        f"保护动作已确认 action confirmed {after:g} s after the level{late}: {feeds} at "
+        f"保护动作已确认 action confirmed {after:g} s after {what}{late}: {feeds} at "
         f"{cst(c.at, '%Y-%m-%d %H:%M:%S CST')}"
     )
 
@@ -57,20 +58,23 @@ def record_confirmations(
     db: StateDB, registry: Registry, confirmations: Sequence[Confirmation], arrival: int
 ) -> list[AlarmEvent]:
     """Journal each confirmation on the alarm of its demanding sensor and side that had started
-    by then (the newest); events for those written now (not those a retry already had)."""
+    by then (the newest; of a fault lock-out, `on_fault`, its sensor-fault alarm if newer: the
+    fault demanded it); events for those written now (not those a retry already had)."""
     out: list[AlarmEvent] = []
     with db.transaction() as con:
         for c in confirmations:
             info = registry.sensors[c.plan.sensor]
+            fault = c.plan.side if not c.plan.on_fault else FAULT
             rows = db.alarms_where(
                 con,
-                "sensor = ? AND rule = ? AND side = ? AND started_ts <= ? ORDER BY id DESC LIMIT 1",
-                (info.id, info.rule, c.plan.side, c.at),
+                "sensor = ? AND rule = ? AND side IN (?, ?) AND started_ts <= ? "
+                "ORDER BY id DESC LIMIT 1",
+                (info.id, info.rule, c.plan.side, fault, c.at),
             )
             if not rows:
                 continue
             row = rows[0]
-            comment = said(registry, c)
+            comment = said(registry, c, "the fault" if row.side == FAULT else "the level")
             level = (row.level, row.level_name, row.tier)
             event_id = db.insert_event(
                 con, row.id, "commented", c.at, arrival, *level, row.value, row.isa_state,

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.frozen import judge_frozen
-from alerts.lateness import classify, judge_late
+from alerts.lateness import LateResult, classify, judge_late, side_part
 from alerts.levels import judge_levels
 from alerts.maintenance import judge_maintenance
 from alerts.nodata import silence, start_clocks
@@ -177,6 +177,16 @@ def _evaluate(
             fresh_parts.append(as_part(fresh_tr))
     # what later stages need from before the batch, taken before anything is written
     feed_before = state.last_value[table.verify_pair_feedback]  # a copy (fancy index)
+    # (a fault lock-out's: the plans' sensors' level on the plan's side and fault side)
+    sides0 = None
+    if table.has_on_fault:
+        sides0 = np.stack(
+            [
+                state.level[table.verify_sensor, table.verify_side],
+                state.level[table.verify_sensor, FAULT],
+            ],
+            axis=1,
+        ).astype(np.int64)
     seed = None if groups else vote_seed(table, state, sensor)
     if now is not None:
         start_clocks(table, new.last_data, now)
@@ -246,12 +256,14 @@ def _evaluate(
     decides = valued | is_fault
     hot = decides & (is_fault | (state.level[s, FAULT] > 0))
     f = np.flatnonzero(decides & segments_with(s, hot))
+    fault_parts: list[Part] = []  # (a fault lock-out's demand: `alerts.verify`)
     if f.shape[0]:
         sf, fault = s[f], is_fault[f]
         part, start, _ = _flags(
             sf, t[f], v[f], fault.astype(np.int64), state.level[:, FAULT], FAULT
         )
         parts.append(part)
+        fault_parts.append(part)
         end = segment_ends(start)
         new.level[sf[end], FAULT] = fault[end]
     # no data: comm-loss readings, gaps between data readings, silence until `now`
@@ -304,7 +316,12 @@ def _evaluate(
         fs, ft = np.concatenate([fs, ls])[order], np.concatenate([ft, lt])[order]
         fv = np.concatenate([fv, lv])[order]
     if not groups:
-        parts.extend(run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before))
+        lockout = None
+        if sides0 is not None:
+            lockout = (*_faults(fault_parts, late_res, (s[is_fault], t[is_fault])), sides0)
+        parts.extend(
+            run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before, lockout)
+        )
     if now is not None:
         due_part = silence(table, new, now)
         if due_part is not None:
@@ -334,6 +351,26 @@ def _evaluate(
         transitions,
         Outcome(n_judged, late_n, n_in - n_judged - late_n, n_rewound, n_in_window),
     )
+
+
+def _faults(
+    main: list[Part], late_res: LateResult | None, read: tuple[I64, I64]
+) -> tuple[Part, tuple[I64, I64]]:
+    """For the fault lock-outs (`VerifySpec.on_fault`): the batch's fault transitions by
+    (sensor, time), the rewound sensors' with the others', and its judged fault readings (by
+    sensor and time)."""
+    late_parts = [] if late_res is None else late_res.parts
+    got = [p for p in late_parts if p[0].shape[0]]
+    mine = [side_part(got, FAULT)] if got else []
+    merged = [p for p in (*main, *mine) if p[0].shape[0]]
+    rs, rt = read
+    if late_res is not None and late_res.faulty is not None:
+        ls, lt = late_res.faulty
+        order = np.lexsort((np.concatenate([rt, lt]), np.concatenate([rs, ls])))
+        rs, rt = np.concatenate([rs, ls])[order], np.concatenate([rt, lt])[order]
+    none = np.zeros(0, np.int64)
+    empty: Part = (none, none, np.zeros(0), FAULT, none, none)
+    return (_merge(merged) if merged else empty), (rs, rt)
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:

@@ -79,7 +79,7 @@ from alerts.state import (
 from alerts.table import ABOVE, ACTION, BELOW, SIDES, RuleTable
 from telemetry.quality import Quality
 
-__all__ = ["LateResult", "Runner", "classify", "judge_late"]
+__all__ = ["LateResult", "Runner", "classify", "judge_late", "side_part"]
 
 F64 = npt.NDArray[np.float64]
 Runner = Callable[..., tuple[CoreState, Transitions, Outcome]]
@@ -95,6 +95,8 @@ class LateResult:
     feed: tuple[I64, I64, F64]  # the rewound sensors' valued batch readings (sensor, ts, value)
     judged: int  # of their batch readings, judged against levels
     below: Part | None = None  # the side below (a verification demanding below: a fan's stop)
+    # the rewound sensors' sensor-fault batch readings (sensor, ts): a fault lock-out's
+    faulty: tuple[I64, I64] | None = None
 
 
 def classify(
@@ -181,7 +183,7 @@ def _split(tr: Transitions, extra: list[Part], r: int) -> tuple[Transitions, Tra
     return take(n, 0), take(o, r)
 
 
-def _side(parts: list[Part], side: int) -> Part:
+def side_part(parts: list[Part], side: int) -> Part:
     """The transitions of one side among `parts`, by (sensor, time)."""
     rows = [
         tuple(np.asarray(x)[m] for x in (p[0], p[1], p[2], p[4], p[5]))
@@ -373,8 +375,8 @@ def judge_late(
             n_tr, o_tr = _split(sub_tr, extra, r)
             parts = _chain(n_tr, o_tr, new.level[ru], sub_new.level[:r], t0, new.told[ru])
             parts = [(ru[p[0]], p[1], p[2], p[3], p[4], p[5]) for p in parts]
-            above = _side(parts, ABOVE)
-            below = _side(parts, BELOW)
+            above = side_part(parts, ABOVE)
+            below = side_part(parts, BELOW)
             _write_rows(table, new, sub_new, ru, np.arange(r))
         if fu.shape[0]:
             at = np.arange(2 * r, 2 * r + fu.shape[0])
@@ -400,4 +402,5 @@ def judge_late(
         valued = ((rq == Quality.GOOD) | (rq == Quality.OUT_OF_RANGE)) & np.isfinite(rv)
     judged = int((valued & table.has_rules[rs]).sum())
     vi = np.flatnonzero(valued)
-    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged, below)
+    fi = np.flatnonzero(rq == Quality.SENSOR_FAULT)
+    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged, below, (rs[fi], rt[fi]))

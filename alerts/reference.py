@@ -106,6 +106,11 @@ class ReferenceCore(Rewinding):
         ck = self.ck
         first = [] if groups else self._fresh_groups({int(x) for x in sensor})
         above_before = [row[ABOVE] for row in self.level]
+        # a plan's sides before the batch (a fault lock-out's demand: `alerts.verify.demands`)
+        plan_before = {
+            p.sensor: (self.level[p.sensor][p.side], self.level[p.sensor][FAULT])
+            for p in table.verify
+        }
         # the levels before the batch of the members of groups that count failed members
         level_before = (
             {m: list(self.level[m]) for m in np.flatnonzero(table.fails_vote).tolist()}
@@ -175,8 +180,14 @@ class ReferenceCore(Rewinding):
                 self._keep(s, batch[s], s in rewind, hist_before[s])
         for plan in table.verify:
             key = plan.sensor if plan.side == ABOVE else -1 - plan.sensor
-            if key not in changes and self.deadline[plan.sensor] == NO_TS:
+            mine = [
+                (r[1], r[5]) for r in out if plan.on_fault and r[0] == plan.sensor and r[3] == FAULT
+            ]
+            if key not in changes and not mine and self.deadline[plan.sensor] == NO_TS:
                 continue
+            seen = [t for t, _ in feed.get(plan.sensor, [])]
+            if plan.on_fault:
+                seen += [t for s, t, _, q in kept if s == plan.sensor and q == Quality.SENSOR_FAULT]
             found, deadline, met, failed, broke = verify_step(
                 plan,
                 changes.get(key, []),
@@ -188,7 +199,9 @@ class ReferenceCore(Rewinding):
                 now,
                 max(self.last_arrival[f] for f in plan.feedbacks),
                 self.broke[plan.sensor],
-                sorted(t for t, _ in feed.get(plan.sensor, [])),
+                sorted(seen),
+                sorted(mine, key=lambda r: r[0]),
+                plan_before[plan.sensor],
             )
             out.extend(found)
             self.deadline[plan.sensor], self.met[plan.sensor] = deadline, met

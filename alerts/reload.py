@@ -72,6 +72,8 @@ def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any
         base = (*base, info.verify.also)
     if info.verify is not None and info.verify.hold:
         base = (*base, "hold")
+    if info.verify is not None and info.verify.on_fault:
+        base = (*base, "on_fault")
     if info.count_failed:
         base = (*base, "count_failed")
     if info.maintenance is not None:

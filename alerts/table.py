@@ -92,6 +92,17 @@ _UNCONFIRMED_AS = {
     "load": "限制器未动作 the limiter did not act; ",
     "moment": "限制器未动作 the limiter did not act; ",
 }
+# a fault lock-out's failure (故障闭锁: the sensor in fault demanded the action), by the kind
+# of the sensor verified
+_FAULT_LOCK = (
+    "故障闭锁: 传感器故障, 保护动作未确认, 立即人工处置 sensor fault and the protective action"
+    " not confirmed: act by hand"
+)
+_FAULT_LOCK_AS = dict.fromkeys(
+    ("methane", "co"),
+    "故障闭锁: 传感器故障, 断电未确认, 立即人工断电 sensor fault and the power cut not confirmed:"
+    " cut by hand",
+)
 # a sensor fault's action by the sensor's kind, where the fault itself is a hazard to say
 _GAS_FAULT = (
     "气体探测器故障: 该区域失去监测, 派人携便携式检测仪检测并尽快修复 gas detector fault: the"
@@ -145,7 +156,8 @@ class VerifyPlan:
     stop) demands that every one of `feedbacks` reads below `bound` (above it when not
     `below`) within `within_ms` of the event time. Without a feedback reading past the deadline,
     the hub's clock must pass it by `grace_ms` to decide. With `hold`, once met the demand is
-    watched while it lasts (`alerts.verify`)."""
+    watched while it lasts; with `on_fault`, the sensor in fault demands it too
+    (`alerts.verify`)."""
 
     sensor: int
     feedbacks: tuple[int, ...]
@@ -156,6 +168,7 @@ class VerifyPlan:
     grace_ms: int = 0
     side: int = ABOVE
     hold: bool = False
+    on_fault: bool = False  # a sensor fault demands it too (故障闭锁, `VerifySpec.on_fault`)
 
     def satisfied(self, value: float) -> bool:
         """NaN (nothing known) never satisfies."""
@@ -266,6 +279,11 @@ class RuleTable:
     # (plans,) each plan's bound and whether the feedback must read below it (`VerifyPlan`)
     verify_bound: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     verify_below: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    # (plans,) the plans a sensor fault demands too (故障闭锁, `VerifySpec.on_fault`)
+    verify_on_fault: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, np.bool_))
+    has_on_fault: bool = False  # any plan does
+    # the action_failed alarm's text when a sensor fault's demand failed, by sensor
+    fault_lock_actions: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -362,6 +380,7 @@ def compile_table(
     levels = []
     plans = []
     verify_actions: dict[int, str] = {}
+    fault_lock_actions: dict[int, str] = {}
     for i, info in enumerate(sensors):
         above = tuple(lv for lv in info.levels if lv.above is not None)
         below = tuple(lv for lv in info.levels if lv.below is not None)
@@ -404,9 +423,12 @@ def compile_table(
                     _ms(spec.grace_s),
                     demand,
                     spec.hold,
+                    spec.on_fault,
                 )
             )
             verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s, info.kind)
+            if spec.on_fault:
+                fault_lock_actions[i] = spec.action or _FAULT_LOCK_AS.get(info.kind, _FAULT_LOCK)
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
@@ -503,6 +525,7 @@ def compile_table(
         counts_failed=bool(fails_vote.any()),
         loses=loses,
         verify_actions=verify_actions,
+        fault_lock_actions=fault_lock_actions,
         fault_actions={
             i: text
             for i, info in enumerate(sensors)
@@ -513,6 +536,8 @@ def compile_table(
         has_hold=any(p.hold for p in plans),
         verify_bound=np.array([p.bound for p in plans], dtype=np.float64),
         verify_below=np.array([p.below for p in plans], dtype=np.bool_),
+        verify_on_fault=np.array([p.on_fault for p in plans], dtype=np.bool_),
+        has_on_fault=any(p.on_fault for p in plans),
     )
 
 

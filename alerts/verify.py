@@ -12,7 +12,11 @@ reference call it; it is never run per reading of other sensors.
 Semantics, in event time (ties: feedback readings first, then level changes, then the deadline):
 
 * the demand starts when the sensor's level on the plan's side (above; below for a fan's stop)
-  reaches the plan's level number; the deadline
+  reaches the plan's level number, or (`on_fault`, 故障闭锁) when the sensor's fault side rises
+  (a SENSOR_FAULT reading: comm-loss and calibration readings leave the side as it is); it
+  lasts while either holds, so a fault during the level's demand, or a reading at the level
+  ending the fault, continues it (one demand, one deadline; the level's and the fault's changes
+  at one event time judged together, `demands`); the deadline
   is the event time plus `within`; the demand is met at once if the feedback's last value (as of
   that time) already satisfies it, or later by a satisfying reading at or before the deadline;
 * an unmet demand fails at its deadline once something later is known: a feedback reading after
@@ -24,14 +28,16 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   sent again (late), so neither holds the failure off. The failure is an ACTION transition
   stamped with the deadline;
 * the failure clears when the feedback satisfies the demand, or when the demand ends (the level
-  falls below the plan's level number);
+  falls below the plan's level number, and with `on_fault` the sensor is out of fault: its
+  next reading with a value below the level);
 * a plan that holds (`hold`): once met, a feedback reading that no longer satisfies the demand
   while it lasts is a break (a face re-energised during the power cut, a crane lifting during
   the wind stop). The break fails at the next reading with a value of the demanding sensor, at
   or after it in event time and judged with or after it, that leaves the level on: the hub may
   get the substation's reading that ended the level a poll after the feed's, so the feed alone
   does not tell a restore after the level from one during it. The failure is stamped with the
-  break (the value carried: the feedback that breaks); a feedback reading that satisfies the
+  break (the value carried: the feedback that breaks); with `on_fault` a fault reading of the
+  sensor while the demand lasts fails it too; a feedback reading that satisfies the
   demand again ends the break unfailed, or clears the failure, as does the demand's end.
 """
 
@@ -44,9 +50,9 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.state import I64, NO_TS, CoreState, Part
-from alerts.table import ABOVE, ACTION, BELOW, RuleTable, VerifyPlan
+from alerts.table import ABOVE, ACTION, BELOW, FAULT, RuleTable, VerifyPlan
 
-__all__ = ["NO_TS", "Row", "run_plans", "verify_step"]
+__all__ = ["NO_TS", "Row", "demands", "run_plans", "verify_step"]
 
 Row = tuple[int, int, float, int, int, int]  # sensor, ts, value, side, before, after
 
@@ -63,6 +69,8 @@ def verify_step(
     feed_arrival: int = NO_TS,
     broke: int = NO_TS,
     seen: Sequence[int] = (),
+    faults: Sequence[tuple[int, int]] = (),
+    sides0: tuple[int, int] = (0, 0),
 ) -> tuple[list[Row], int, bool, int, int]:
     """Run one plan over a batch: `changes` are (ts, before, after) of the demanding sensor's level
     on the plan's side, `feed` (ts, j, value) the judged readings of its feedback j
@@ -70,11 +78,13 @@ def verify_step(
     feedback's value before the batch;
     `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). A plan that
     holds also takes `broke` (when its met action stopped holding, NO_TS: it holds) and `seen`,
-    the times of the demanding sensor's judged readings of the batch. Returns the transitions
-    and the new (deadline, met, failed, broke). The demand is met when every feedback
-    satisfies it."""
+    the times of the demanding sensor's judged readings of the batch (with `on_fault`, its
+    fault readings too). A plan that a sensor fault demands too (`on_fault`) takes `faults`,
+    the (ts, after) of the sensor's fault side in the batch, and `sides0`, its level on the
+    plan's side and its fault side before the batch. Returns the transitions and the new
+    (deadline, met, failed, broke). The demand is met when every feedback satisfies it."""
     events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
-    events.extend((t, 1, math.nan, b, a) for t, b, a in changes)
+    events.extend((t, 1, math.nan, b, a) for t, b, a in demands(plan, changes, faults, sides0))
     if plan.hold:
         events.extend((t, 2, math.nan, 0, 0) for t in seen)
     events.sort(key=lambda e: (e[0], e[1]))
@@ -112,7 +122,7 @@ def verify_step(
             elif plan.hold and met and deadline != NO_TS and broke == NO_TS:
                 broke = t  # the met action no longer holds
             continue
-        was, is_on = before >= plan.number, after >= plan.number
+        was, is_on = before > 0, after > 0
         if is_on and not was:
             deadline = t + plan.within_ms
             met, broke = confirmed(), NO_TS
@@ -129,6 +139,39 @@ def verify_step(
         out.append((plan.sensor, deadline, shown(), ACTION, 0, 1))
         failed = 1
     return out, deadline, met, failed, broke
+
+
+def demands(
+    plan: VerifyPlan,
+    changes: Sequence[tuple[int, int, int]],
+    faults: Sequence[tuple[int, int]],
+    before: tuple[int, int],
+) -> list[tuple[int, int, int]]:
+    """The plan's demand over the batch, as (ts, was, is) (1: on): the level on the plan's side
+    at the plan's level number or more, or (`on_fault`, 故障闭锁) the sensor in fault. Of the
+    level's and the fault's changes at one event time (one reading: a fault giving way to a
+    reading at the level) the demand is judged once, after all of them: it goes on."""
+    number = plan.number
+    if not plan.on_fault:
+        return [(t, int(b >= number), int(a >= number)) for t, b, a in changes]
+    level, fault = before
+    on = level >= number or fault > 0
+    # (stable: of equal times each side's changes keep their order, a correction last)
+    merged = sorted(
+        [(t, 0, a) for t, _, a in changes] + [(t, 1, a) for t, a in faults], key=lambda e: e[0]
+    )
+    out: list[tuple[int, int, int]] = []
+    for k, (t, which, after) in enumerate(merged):
+        if which:
+            fault = after
+        else:
+            level = after
+        if k + 1 < len(merged) and merged[k + 1][0] == t:
+            continue  # judged after the last change at t
+        now_on = level >= number or fault > 0
+        out.append((t, int(on), int(now_on)))  # (one that changes nothing is news of t too)
+        on = now_on
+    return out
 
 
 def _among(x: I64, sorted_: I64) -> npt.NDArray[np.bool_]:
@@ -150,14 +193,28 @@ def run_plans(
     fv: npt.NDArray[np.float64],
     now: int | None,
     feed_before: npt.NDArray[np.float64],
+    lockout: tuple[Part, tuple[I64, I64], I64] | None = None,
 ) -> list[Part]:
-    """Run the plans that have something to do: a level change, feedback on a demand not met
-    or failed, a held demand whose batch may break, fail or mend it (`_held`), or a pending
-    demand whose deadline the clock has passed. A met demand that does not hold, and a held
-    one whose feedback keeps confirming it, take no step: none runs per reading of a demand
-    that is quiet."""
+    """Run the plans that have something to do: a level change (with `on_fault`, a change of
+    the sensor's fault side: `faults`, the batch's fault transitions by sensor and time),
+    feedback on a demand not met or failed, a held demand whose batch may break, fail or mend
+    it (`_held`), or a pending demand whose deadline the clock has passed. A met demand that
+    does not hold, and a held one whose feedback keeps confirming it, take no step: none runs
+    per reading of a demand that is quiet. `lockout` (a table with fault lock-outs, `on_fault`)
+    holds the batch's fault transitions by sensor and time, its judged sensor-fault readings
+    (sensor, ts) by sensor and time (a held fault lock-out's sensor read) and each plan's
+    sensor's level on its side and fault side before the batch."""
     if not table.verify:
         return []
+    none = np.zeros(0, np.int64)
+    faults: Part = (none, none, np.zeros(0), FAULT, none, none)
+    fu_s, fu_t = none, none
+    sides0 = None
+    if lockout is not None:
+        faults, (fu_s, fu_t), sides0 = lockout
+    # the demanding sensors' readings that may fail a break: with a value, or (`on_fault`) in
+    # fault (a superset for the plans without it: their step decides)
+    read_s = fs if not fu_s.shape[0] else np.sort(np.concatenate([fs, fu_s]))
     # the level changes of each side (a plan demands on one: above, or below for a fan's stop)
     empty = (np.zeros(0, np.int64),) * 6
     by_side = {
@@ -173,6 +230,8 @@ def run_plans(
     sides = table.verify_side
     for side, part in by_side.items():
         changed |= (sides == side) & _among(ps, part[0])
+    if table.has_on_fault:
+        changed |= table.verify_on_fault & _among(ps, faults[0])
     met = state.met[ps]
     # a met demand without a failure has nothing to do on feedback alone, unless it must hold
     todo = changed | (pending & fed & ~(met & (state.level[ps, ACTION] == 0)))
@@ -182,9 +241,9 @@ def run_plans(
             # (with a lateness window, rewound readings come in too: the step decides, as the
             # reference's, whenever the plan has readings; helper-137's fuzzing found `_held`
             # skipping a step that broke the action)
-            todo |= held & (fed | _among(ps, fs))
+            todo |= held & (fed | _among(ps, read_s))
         elif held.any():
-            todo |= _held(table, state, held & ~changed, fs, fv)
+            todo |= _held(table, state, held & ~changed, fs, fv, read_s)
     if now is not None:
         idle = pending & ~state.met[ps] & (state.level[ps, ACTION] == 0)
         arrived = new.last_arrival[pf]
@@ -213,6 +272,21 @@ def run_plans(
                 np.searchsorted(fs, plan.sensor, "right"),
             )
             seen = ft[slo:shi].tolist()
+            if plan.on_fault:  # and its readings in fault
+                slo, shi = (
+                    np.searchsorted(fu_s, plan.sensor, "left"),
+                    np.searchsorted(fu_s, plan.sensor, "right"),
+                )
+                seen = sorted(seen + fu_t[slo:shi].tolist())
+        its_faults: list[tuple[int, int]] = []
+        if plan.on_fault:
+            xlo, xhi = (
+                np.searchsorted(faults[0], plan.sensor, "left"),
+                np.searchsorted(faults[0], plan.sensor, "right"),
+            )
+            its_faults = list(
+                zip(faults[1][xlo:xhi].tolist(), faults[5][xlo:xhi].tolist(), strict=True)
+            )
         rows, dl, now_met, failed, broke = verify_step(
             plan,
             list(zip(ct[lo:hi].tolist(), cb[lo:hi].tolist(), ca[lo:hi].tolist(), strict=True)),
@@ -225,6 +299,8 @@ def run_plans(
             int(new.last_arrival[pf[ptr[k] : ptr[k + 1]]].max()),
             int(state.broke[plan.sensor]) if plan.hold else NO_TS,
             seen,
+            its_faults,
+            (0, 0) if sides0 is None else (int(sides0[k, 0]), int(sides0[k, 1])),
         )
         new.deadline[plan.sensor], new.met[plan.sensor] = dl, now_met
         if plan.hold:
@@ -243,15 +319,17 @@ def _held(
     held: npt.NDArray[np.bool_],
     fs: I64,
     fv: npt.NDArray[np.float64],
+    read_s: I64,
 ) -> npt.NDArray[np.bool_]:
     """Of the met demands that must hold (`held`, plans), those the batch may change: holding,
     a feedback reading past the bound (a break); broken or failed, a reading that satisfies the
-    demand again, or (broken, not yet failed) a judged reading of the demanding sensor. The
-    others' readings change nothing; found without a loop over the readings."""
+    demand again, or (broken, not yet failed) a judged reading of the demanding sensor (with a
+    value, or in fault: `read_s`, sorted). The others' readings change nothing; found without a
+    loop over the readings."""
     ps, pp = table.verify_sensor, table.verify_pair_plan
     failed = state.level[ps, ACTION] > 0
     broken = state.broke[ps] != NO_TS
-    todo: npt.NDArray[np.bool_] = held & broken & ~failed & _among(ps, fs)
+    todo: npt.NDArray[np.bool_] = held & broken & ~failed & _among(ps, read_s)
     # the readings of the held plans' feedbacks, pair by pair
     pairs = np.flatnonzero(held[pp])
     f = table.verify_pair_feedback[pairs]

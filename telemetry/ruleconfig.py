@@ -86,7 +86,8 @@ class VerifySpec(Frozen):
     event time, else an 'action_failed' alarm is raised (馈电异常 for a power cut; 风电闭锁, a
     local fan's stop that must cut the heading's power, on a level below; for a crane, the
     limiter that did not act). `action` says what it means and what to do. With `hold`, the
-    confirmed action is watched while the level lasts (docs/rules.md)."""
+    confirmed action is watched while the level lasts; with `on_fault`, a sensor fault demands
+    it too (故障闭锁; docs/rules.md)."""
 
     sensor: Ident = Field(description="id of the feedback sensor, e.g. the face power feed")
     also: tuple[Ident, ...] = Field(
@@ -123,6 +124,14 @@ class VerifySpec(Frozen):
         "reading past the bound again (a face re-energised during the power cut, a crane lifting "
         "during the wind stop) raises 'action_failed' once a reading of the sensor at or after "
         "it still shows the level",
+    )
+    on_fault: bool = Field(
+        default=False,
+        repr=False,  # (in the core's signature only when set: alerts.reload.core_signature)
+        description="故障闭锁 (fault lock-out): a sensor-fault reading of the sensor demands the "
+        "action too, from its event time, as the level does; the demand lasts while the sensor "
+        "is in fault and ends at its next reading with a value unless that reading is at the "
+        "level (comm-loss and calibration readings neither start nor end it)",
     )
 
     @model_validator(mode="after")

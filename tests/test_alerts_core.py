@@ -394,6 +394,8 @@ def test_a_cut_with_two_feeds_is_confirmed_only_when_both_are_off():
                     st.integers(0, 3),
                     st.integers(0, 30),
                     st.sampled_from([0.0, 0.0, 1.0, 0.8, 1.6, 2.0, math.nan]),
+                    # good, or (the methane's fault lock-out) sensor fault, comm loss, calibration
+                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 6]),
                 ),
                 max_size=25,
             ),
@@ -408,26 +410,33 @@ def test_a_cut_with_two_feeds_is_confirmed_only_when_both_are_off():
     st.sampled_from([1, 2, 4]),
     st.booleans(),
     st.booleans(),
+    st.booleans(),
 )
-def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, hold, off):
-    """A cut verified by three feeds, held or not (`off`: every feed reads no power first, so
-    that the cut is met more often): the core and the reference give the same ACTION rows."""
+def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, hold, off, on_fault):
+    """A cut verified by three feeds, held or not, demanded by the methane's fault too or not
+    (`off`: every feed reads no power first, so that the cut is met more often): the core and
+    the reference give the same ACTION rows."""
     verify = VerifySpec(
-        sensor="s1", also=("s2", "s3"), expect_below=0.5, within_s=within_s, hold=hold
+        sensor="s1",
+        also=("s2", "s3"),
+        expect_below=0.5,
+        within_s=within_s,
+        hold=hold,
+        on_fault=on_fault,
     )
     infos = [sensor(0, METHANE, verify=verify), sensor(1, ()), sensor(2, ()), sensor(3, ())]
     table = compile_table(infos)
     state, ref = CoreState.empty(4), ReferenceCore(table)
     clock = 0
     if off:
-        batches = [([(1, 0, 0.0), (2, 0, 0.0), (3, 0, 0.0)], None, range(4)), *batches]
+        batches = [([(1, 0, 0.0, 0), (2, 0, 0.0, 0), (3, 0, 0.0, 0)], None, range(4)), *batches]
     for drawn, late, only in batches:
         clock += 8_000
         rows = [r for r in drawn if r[0] in only]
         s = np.array([r[0] for r in rows], np.int32)
         t = clock + np.array([r[1] for r in rows], np.int64) * 250
         v = np.array([r[2] for r in rows])
-        q = np.zeros(len(rows), np.uint8)
+        q = np.array([r[3] for r in rows], np.uint8)
         now = None if late is None else clock + late
         state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now)
         expected = ref.evaluate(s, t, v, q, now)
@@ -441,7 +450,14 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
     st.lists(
         st.tuples(
             st.lists(
-                st.tuples(st.integers(0, 2), st.integers(0, 30), st.integers(0, 3)), max_size=12
+                st.tuples(
+                    st.integers(0, 2),
+                    st.integers(0, 30),
+                    st.integers(0, 3),
+                    # good, or sensor fault, comm loss, calibration (a fault lock-out's sensor)
+                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 6]),
+                ),
+                max_size=12,
             ),
             st.one_of(st.none(), st.integers(0, 8_000)),
         ),
@@ -450,25 +466,29 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
     ),
     st.booleans(),
     st.booleans(),
+    st.booleans(),
 )
-def test_held_cuts_agree_with_reference(batches, two, window):
+def test_held_cuts_agree_with_reference(batches, two, window, on_fault):
     """Held cuts (one feed or two) over streams that reach the power-cut level and cut, power
-    again and fall back in batches of every mix: the core (which judges the held plans with
-    nothing to do without a step, `alerts.verify._held`) and the reference agree; with a
-    lateness window too, readings up to 10 s older than their batch's (helper-137's fuzzing
-    found the two apart there)."""
-    table = _held_cut_table(also=("s2",) if two else (), lateness_ms=10_000 if window else 0)
+    again and fall back in batches of every mix, demanded by the methane's fault too or not:
+    the core (which judges the held plans with nothing to do without a step,
+    `alerts.verify._held`) and the reference agree; with a lateness window too, readings up to
+    10 s older than their batch's (helper-137's fuzzing found the two apart there)."""
+    table = _held_cut_table(
+        also=("s2",) if two else (), lateness_ms=10_000 if window else 0, on_fault=on_fault
+    )
     n = table.size
     state, ref = CoreState.empty(n), ReferenceCore(table)
     methane, feed = (0.8, 1.2, 1.6, 2.0), (0.0, 0.0, 1.0, 1.0)
-    prelude = [(f, 0, 0) for f in range(1, n)]
+    prelude = [(f, 0, 0, 0) for f in range(1, n)]
     for k, (drawn, late) in enumerate([(prelude, None), *batches]):
         rows = [r for r in drawn if r[0] < n]
         clock = k * 8_000
         s = np.array([r[0] for r in rows], np.int32)
         t = clock + (np.array([r[1] for r in rows], np.int64) - (40 if window else 0)) * 250
+        q = np.array([r[3] for r in rows], np.uint8)
         v = np.array([(feed if r[0] else methane)[r[2]] for r in rows], np.float64)
-        q = np.zeros(len(rows), np.uint8)
+        v[q == Quality.COMM_LOSS] = math.nan
         now = None if late is None else clock + late
         state, tr, _ = evaluate(table, Readings(s, t, v, q), state, now)
         expected = ref.evaluate(s, t, v, q, now)
@@ -489,8 +509,10 @@ def test_power_back_on_during_the_cut_is_not_judged():
     assert _both(table, [(confirmed, 2500), (ending, 15_100)]) == []
 
 
-def _held_cut_table(also=(), lateness_ms=0):
-    verify = VerifySpec(sensor="s1", also=also, expect_below=0.5, within_s=2, hold=True)
+def _held_cut_table(also=(), lateness_ms=0, on_fault=False):
+    verify = VerifySpec(
+        sensor="s1", also=also, expect_below=0.5, within_s=2, hold=True, on_fault=on_fault
+    )
     feeds = [sensor(i, ()) for i in range(1, 2 + len(also))]
     return compile_table(
         [sensor(0, METHANE, verify=verify), *feeds], lateness_ms=lateness_ms, late_depth=8
@@ -741,6 +763,7 @@ def scenarios(draw):
                 expect_below=draw(st.sampled_from([0.5, 5.0])),
                 within_s=draw(st.sampled_from([1, 2, 4])),
                 hold=draw(st.booleans()),
+                on_fault=draw(st.booleans()),
             )
         rate = early = None
         if levels and draw(st.booleans()):

@@ -32,7 +32,10 @@ FIELDS = ["ts", "sensor", "side", "kind", "level_name"]
 
 
 def play(
-    folder: Path, db_path: Path, said: list[tuple[int, str, str]] | None = None
+    folder: Path,
+    db_path: Path,
+    said: list[tuple[int, str, str]] | None = None,
+    actions: list[str] | None = None,
 ) -> list[dict[str, str]]:
     config = parse_document((folder / "config.yaml").read_text(), HubConfig, str(folder))
     profiles, packs = load_profiles(ROOT / "profiles")
@@ -58,6 +61,8 @@ def play(
         for ev in book.apply(tr, now, state if said is not None else None):
             if said is not None and ev.side == "action_failed":
                 said.append((ev.ts, ev.kind, ev.comment))
+                if actions is not None and ev.kind == "raised":
+                    actions.append(ev.action)
             out.append(
                 {
                     "ts": str(ev.ts),
@@ -98,4 +103,51 @@ def test_a_held_actions_failure_says_it_did_not_hold(tmp_path: Path) -> None:
         (20000, "cleared", "已确认 the feedback confirms the action"),
         (25000, "raised", "未保持 the action did not hold: feed 1"),
         (30000, "cleared", "需求结束 the level that demanded the action ended"),
+    ]
+
+
+def test_a_fault_lockouts_failure_and_end_say_it_was_the_fault(tmp_path: Path) -> None:
+    """故障闭锁: the T1 sensor in fault demanded the cut, the feed stayed on: the raise says it
+    was the fault lock-out that was not confirmed, its action says to cut by hand, and its end
+    (the sensor good again below the level) says the fault ended, where a level's says 需求结束.
+    A fault that gives way to the power-cut level fails as the level's demand (one deadline)."""
+    scenarios = Path(__file__).parent / "scenarios"
+    said: list[tuple[int, str, str]] = []
+    actions: list[str] = []
+    play(scenarios / "fault-lockout-power-not-cut", tmp_path / "a.db", said, actions)
+    assert said == [
+        (4000, "raised", "故障闭锁未确认 fault lock-out not confirmed: feed 1"),
+        (6000, "cleared", "故障结束 the sensor's fault ended: it was never confirmed"),
+    ]
+    assert actions == [
+        "故障闭锁: 传感器故障, 断电未确认, 立即人工断电 sensor fault and the power cut not"
+        " confirmed: cut by hand"
+    ]
+    said, actions = [], []
+    folder = scenarios / "fault-lockout-fault-gives-way-to-the-power-cut-level"
+    play(folder, tmp_path / "b.db", said, actions)
+    assert said == [
+        (4000, "raised", "未确认 not confirmed: feed 1"),
+        (6000, "cleared", "已确认 confirmed late by the feedback"),
+    ]
+    assert actions[0].startswith("保护动作未确认: 馈电异常 feed")
+
+
+def test_a_fault_lockouts_texts_hold_when_its_readings_come_in_one_batch(tmp_path: Path) -> None:
+    """A backlog judged in one batch (after a cut link): the book sees the state after all of
+    it (the sensor good again, below the level), yet the raise and the clear say what the
+    demand was at their own event times, from the batch's changes of the sensor's sides."""
+    folder = Path(__file__).parent / "scenarios" / "fault-lockout-power-not-cut"
+    backlog = tmp_path / "backlog"
+    backlog.mkdir()
+    (backlog / "config.yaml").write_text((folder / "config.yaml").read_text())
+    rows = (folder / "readings.csv").read_text().splitlines()
+    last_now = rows[-1].split(",")[0]
+    one = [rows[0], *(last_now + r[r.index(",") :] for r in rows[1:])]
+    (backlog / "readings.csv").write_text("\n".join(one) + "\n")
+    said: list[tuple[int, str, str]] = []
+    assert play(backlog, tmp_path / "state.db", said) == play(folder, tmp_path / "b.db")
+    assert said == [
+        (4000, "raised", "故障闭锁未确认 fault lock-out not confirmed: feed 1"),
+        (6000, "cleared", "故障结束 the sensor's fault ended: it was never confirmed"),
     ]
