@@ -340,6 +340,9 @@ class AlarmBook(VehicleAlarms):
             plan = next((p for p in self._table.verify if p.sensor == sensor), None)
             if after and plan is not None and fault_locked(plan, ts, state, sides):
                 described = (*described[:2], self._table.fault_lock_actions[sensor])
+            elif after and plan is not None and plan.hold and bool(state.met[sensor]):
+                # confirmed, then broken (as `action_said` tells it): its own text
+                described = (*described[:2], self._table.broken_actions[sensor])
         elif side == EARLY and after and state is not None:
             said = self._projected(sensor, after, ts, value, state)
         said = "; ".join(x for x in (said, chattered) if x)

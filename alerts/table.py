@@ -103,6 +103,17 @@ _FAULT_LOCK_AS = dict.fromkeys(
     "故障闭锁: 传感器故障, 断电未确认, 立即人工断电 sensor fault and the power cut not confirmed:"
     " cut by hand",
 )
+# a held action that broke (`VerifySpec.hold`): what to do, by the sensor's kind (helper-142: a
+# face re-energised during the cut read "not confirmed within 2 s", another failure)
+_BROKEN_AS = dict.fromkeys(
+    ("methane", "co"),
+    "复电违规: 需求未结束已恢复送电 ({feeds}), 立即断电 power is back on while the level lasts"
+    " ({feeds}): cut it at once",
+)
+_BROKEN = (
+    "保护动作未保持: {feeds} 在需求期间恢复, 立即处置 the protective action did not hold"
+    " ({feeds} back while the level lasts): undo it at once"
+)
 # a sensor fault's action by the sensor's kind, where the fault itself is a hazard to say
 _GAS_FAULT = (
     "气体探测器故障: 该区域失去监测, 派人携便携式检测仪检测并尽快修复 gas detector fault: the"
@@ -284,6 +295,8 @@ class RuleTable:
     has_on_fault: bool = False  # any plan does
     # the action_failed alarm's text when a sensor fault's demand failed, by sensor
     fault_lock_actions: Mapping[int, str] = field(default_factory=dict)
+    # (sensor,): a held action's break (`VerifySpec.hold_action` or by kind)
+    broken_actions: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -381,6 +394,7 @@ def compile_table(
     plans = []
     verify_actions: dict[int, str] = {}
     fault_lock_actions: dict[int, str] = {}
+    broken_actions: dict[int, str] = {}
     for i, info in enumerate(sensors):
         above = tuple(lv for lv in info.levels if lv.above is not None)
         below = tuple(lv for lv in info.levels if lv.below is not None)
@@ -429,6 +443,10 @@ def compile_table(
             verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s, info.kind)
             if spec.on_fault:
                 fault_lock_actions[i] = spec.action or _FAULT_LOCK_AS.get(info.kind, _FAULT_LOCK)
+            if spec.hold:
+                named = ", ".join(feeds)
+                broken = _BROKEN_AS.get(info.kind, _BROKEN).format(feeds=named)
+                broken_actions[i] = spec.hold_action or broken
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
@@ -526,6 +544,7 @@ def compile_table(
         loses=loses,
         verify_actions=verify_actions,
         fault_lock_actions=fault_lock_actions,
+        broken_actions=broken_actions,
         fault_actions={
             i: text
             for i, info in enumerate(sensors)

@@ -134,8 +134,20 @@ class VerifySpec(Frozen):
         "level (comm-loss and calibration readings neither start nor end it)",
     )
 
+    hold_action: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        repr=False,  # a text of the alarm's, not the core's
+        description="with hold: the failure's text when the confirmed action broke (power back "
+        "on during the cut), where `action` is a failure to act in time (default: a text that "
+        "names the feedbacks and says to undo it at once)",
+    )
+
     @model_validator(mode="after")
     def _one_bound(self) -> Self:
+        if self.hold_action is not None and not self.hold:
+            raise ValueError("verify's 'hold_action' is the text of a break: it needs 'hold: true'")
         if (self.expect_below is None) == (self.expect_above is None):
             raise ValueError("verify sets exactly one of 'expect_below' and 'expect_above'")
         if len({self.sensor, *self.also}) != 1 + len(self.also):

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from alerts.evaluate import CoreState, Readings, evaluate
 from alerts.table import ACTION, FAULT, compile_table
 from hazardhub.settings import load_registry
 from simulators.scenario import demo_point_signals
 from simulators.signals import Constant
+from telemetry.ruleconfig import VerifySpec
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -232,3 +234,22 @@ def test_the_crane_examples_height_limiter_check(switch):
         state, tr, _ = evaluate(table, batch, state, ts + 50)
         actions += [(t, after) for s, t, _, side, _, after in tr.rows() if side == ACTION]
     assert actions == ([] if switch else [(t0 + 2000, 1)])
+
+
+def test_a_held_actions_break_has_its_own_text() -> None:
+    """helper-142: a power back on during the cut went to the desk as "not confirmed within
+    2 s", another failure: a held action's break says what broke; `hold_action` replaces it
+    (and needs `hold`)."""
+    registry = load_registry(ROOT / "examples" / "crane.yaml")
+    wind = registry.sensor("tc1-wind")
+    assert wind is not None and wind.verify is not None and wind.verify.hold
+    table = compile_table(registry.sensors)
+    said = table.broken_actions[wind.index]
+    assert said.startswith("保护动作未保持: tc1-load-pct 在需求期间恢复") and "undo it" in said
+    own = wind.verify.model_copy(update={"hold_action": "起吊违规: 大风停机期间起吊, 立即停止"})
+    again = compile_table(
+        [dataclasses.replace(s, verify=own) if s is wind else s for s in registry.sensors]
+    )
+    assert again.broken_actions[wind.index] == "起吊违规: 大风停机期间起吊, 立即停止"
+    with pytest.raises(ValidationError, match="needs 'hold: true'"):
+        VerifySpec(sensor="feed", expect_below=0.5, within_s=2, hold_action="x")

@@ -97,13 +97,23 @@ def test_a_held_actions_failure_says_it_did_not_hold(tmp_path: Path) -> None:
         Path(__file__).parent / "scenarios" / "power-cut-held-face-re-energised-while-methane-stays"
     )
     said: list[tuple[int, str, str]] = []
-    play(folder, tmp_path / "state.db", said)
+    actions: list[str] = []
+    play(folder, tmp_path / "state.db", said, actions)
     assert said == [
         (12000, "raised", "未保持 the action did not hold: feed 1"),
         (20000, "cleared", "已确认 the feedback confirms the action"),
         (25000, "raised", "未保持 the action did not hold: feed 1"),
         (30000, "cleared", "需求结束 the level that demanded the action ended"),
     ]
+    # and its action is a break's, not "not confirmed within 2 s" (helper-142)
+    assert (
+        actions
+        == [
+            "复电违规: 需求未结束已恢复送电 (feed), 立即断电 power is back on while the level lasts"
+            " (feed): cut it at once"
+        ]
+        * 2
+    )
 
 
 def test_a_fault_lockouts_failure_and_end_say_it_was_the_fault(tmp_path: Path) -> None:
