@@ -279,6 +279,9 @@ def build_registry(
                     note=f"{group.k} of {len(members)} at level {group.at_level}"
                     + (", a failed member counting as at it" if group.count_failed else ""),
                 )
+                # its members' kind when they share one: a subscription to flammable gas hears
+                # the area's alarm (helper-146: it was "other")
+                kinds = {sensors[m].kind for m in members}
                 info = SensorInfo(
                     index=len(sensors),
                     id=group.id,
@@ -286,7 +289,7 @@ def build_registry(
                     site=site.id,
                     device="",
                     key=f"group:{group.id}",
-                    kind="other",
+                    kind=kinds.pop() if len(kinds) == 1 else "other",
                     unit="sensors",
                     location=group.location,
                     tag="vote",

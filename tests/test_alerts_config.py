@@ -37,6 +37,15 @@ def test_a_voting_group_is_judged_as_a_sensor_of_its_site():
     assert (level.name, level.tier, level.above) == ("area_level2", "red", 2)
     table = compile_table(reg.sensors)
     assert table.group_of[reg.sensor("gd-b").index] == group.index
+    # its members' kind (a subscription to flammable gas hears the area's alarm, helper-146);
+    # members of several kinds: "other"
+    assert group.kind == "flammable_gas"
+    mixed = (GAS % 2).replace(
+        "{id: gd-c, point: lel3, kind: flammable_gas, rule: chem-gas.flammable-lel}",
+        "{id: gd-c, point: lel3, kind: other, levels: [{name: l1, tier: yellow, above: 25, recover: 23}]}",
+    )
+    mixed_group = mine_registry(1502, 1.0, mixed).sensor("dike-101")
+    assert mixed_group is not None and mixed_group.kind == "other"
 
 
 def test_group_errors_name_the_place():
