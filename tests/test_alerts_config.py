@@ -42,7 +42,8 @@ def test_a_voting_group_is_judged_as_a_sensor_of_its_site():
     assert group.kind == "flammable_gas"
     mixed = (GAS % 2).replace(
         "{id: gd-c, point: lel3, kind: flammable_gas, rule: chem-gas.flammable-lel}",
-        "{id: gd-c, point: lel3, kind: other, levels: [{name: l1, tier: yellow, above: 25, recover: 23}]}",
+        "{id: gd-c, point: lel3, kind: other,"
+        " levels: [{name: l1, tier: yellow, above: 25, recover: 23}]}",
     )
     mixed_group = mine_registry(1502, 1.0, mixed).sensor("dike-101")
     assert mixed_group is not None and mixed_group.kind == "other"
