@@ -255,7 +255,8 @@ async def _wait_ready(hub: Hub, stop: asyncio.Event) -> None:
 
 
 def _banner(opts: DemoOptions, broker_port: int, key: str, registry: Registry) -> None:
-    base = f"http://{opts.api_host}:{opts.api_port}"
+    host = f"[{opts.api_host}]" if ":" in opts.api_host else opts.api_host  # IPv6 in brackets
+    base = f"http://{host}:{opts.api_port}"
     story = registry.sensor(_DEMO_SENSOR) is not None
     if story:
         sensor = _DEMO_SENSOR

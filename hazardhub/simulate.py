@@ -336,7 +336,8 @@ def run(args: argparse.Namespace, runner: object) -> int:
     except OSError as exc:  # a farm's port taken (another simulator still running): one line
         if not str(exc).startswith("cannot listen on"):
             raise
-        print(f"simulate: {exc}: is another simulator still running?", file=sys.stderr)
+        hint = ": is another simulator still running?" if "in use" in str(exc) else ""
+        print(f"simulate: {exc}{hint}", file=sys.stderr)
         return 2
     assert isinstance(result, int)
     return result

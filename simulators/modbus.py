@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, cast
@@ -335,8 +336,10 @@ class ModbusSimServer:
         )
         try:
             await server.serve_forever(background=True)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {self._host}:{self._port}") from exc
+        except RuntimeError as exc:  # pymodbus's, which only logs the socket's error: find it
+            raise OSError(
+                f"cannot listen on {self._host}:{self._port}{_why(self._host, self._port)}"
+            ) from exc
         listener = server.transport
         if not (isinstance(listener, asyncio.Server) and listener.sockets):
             await server.shutdown()  # type: ignore[no-untyped-call]
@@ -362,3 +365,14 @@ class ModbusSimServer:
         self.requests_by_unit[pdu.dev_id] = self.requests_by_unit.get(pdu.dev_id, 0) + 1
         device = self._devices.get(pdu.dev_id)
         return pdu if device is not None and device._admits() else None
+
+
+def _why(host: str, port: int) -> str:
+    """Why `host:port` cannot be listened on, as the socket says it (" (Address already in
+    use)"), or "" when a bind now succeeds."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as err:
+        return f" ({err.strerror or err})"
+    return ""

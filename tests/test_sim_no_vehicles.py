@@ -60,4 +60,4 @@ def test_a_farm_whose_port_is_taken_says_so_in_one_line(tmp_path, capsys):
         (tmp_path / "profiles").symlink_to(ROOT / "profiles")
         assert main(["simulate", "modbus", "-c", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}: is another simulator still running?" in err
+    assert f"cannot listen on 127.0.0.1:{port} (Address already in use): is another" in err
