@@ -1091,6 +1091,23 @@ def test_a_move_while_the_terminal_was_silent_names_no_driver() -> None:
     assert [c.driver for c in over] == ["A-17"]
 
 
+def test_a_backlog_after_the_clocks_offline_ends_it_no_earlier_than_its_raise() -> None:
+    """The hub's clock raised a silent moving vehicle's offline at its last fix + offline_s;
+    its blind area then came in order (fixes older than that raise): the end was stamped with
+    the backlog's first fix, before the raise (an alarm that ended before it started; found by
+    the lateness property test's fuzzing). It ends at the raise at the earliest."""
+    table = compile_fleet(FleetSettings(), fleet("hazmat"))
+    off = table.offline_ms
+    st = FleetState.new(1)
+    moving = (10, CST_0800, LAT0, LON0, 50.0)
+    st, _ = evaluate_fleet(table, st, batch([moving]), CST_0800)
+    st, ev = evaluate_fleet(table, st, batch([]), CST_0800 + off + 5000)  # the clock
+    assert [(k, t) for _, k, t, *_ in ev.rows()] == [(EventKind.OFFLINE, CST_0800 + off)]
+    backlog = [(10, CST_0800 + s * 1000, LAT0, LON0, 0.0) for s in (44, 134)]
+    st, ev = evaluate_fleet(table, st, batch(backlog), CST_0800 + off + 10_000)
+    assert [(k, t) for _, k, t, *_ in ev.rows()] == [(EventKind.OFFLINE_END, CST_0800 + off)]
+
+
 def _same(got: float, want: float) -> bool:
     """Values of the core and the reference alike (a correction's unknown value: NaN both)."""
     if math.isnan(got) or math.isnan(want):

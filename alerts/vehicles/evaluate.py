@@ -299,7 +299,10 @@ def _judge(
     out.add(s[quiet], EventKind.OFFLINE_END, t[quiet], dt[quiet] / 1000.0)  # raised now or before
     hit = fi[st.offline_raised[fs]]
     hit = hit[~np.isin(hit, quiet)]
-    out.add(s[hit], EventKind.OFFLINE_END, t[hit], dt[hit] / 1000.0)
+    # raised by the clock at the last fix + offline_ms: a backlog's first fix, older than
+    # that (a blind area uploaded after the silence), ends it no earlier than its raise
+    ended = np.maximum(t[hit], st.last_ts[s[hit]] + table.offline_ms)
+    out.add(s[hit], EventKind.OFFLINE_END, ended, dt[hit] / 1000.0)
     hit = quiet[~(first[quiet] & st.offline_raised[s[quiet]])]
     out.add(s[hit], EventKind.OFFLINE, t[hit] - dt[hit] + table.offline_ms, dt[hit] / 1000.0)
     # cos(lat) <= 1 and |dlat| + |dlon| >= the Euclidean step: a bound first, then the exact

@@ -263,8 +263,8 @@ class ReferenceFleet:
         silent = prev_moving and dt >= tb.offline_ms
         if silent and not veh.offline_raised:
             emit(EventKind.OFFLINE, veh.last_ts + tb.offline_ms, dt / 1000.0)
-        if silent or veh.offline_raised:
-            emit(EventKind.OFFLINE_END, t, dt / 1000.0)
+        if silent or veh.offline_raised:  # no earlier than the clock's raise (last + offline)
+            emit(EventKind.OFFLINE_END, max(t, veh.last_ts + tb.offline_ms), dt / 1000.0)
         implausible = False
         if has_prev:
             moved = step_m_one(veh.last_lat, veh.last_lon, lat, lon)
