@@ -67,7 +67,7 @@ from alerts.state import (
 )
 from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, SIDES, RuleTable
 from alerts.trend import judge_trends
-from alerts.verify import run_plans
+from alerts.verify import run_plans, unmeasured
 from alerts.vote import fresh_groups, group_readings, vote_seed
 from telemetry.quality import Quality
 
@@ -316,11 +316,14 @@ def _evaluate(
         fs, ft = np.concatenate([fs, ls])[order], np.concatenate([ft, lt])[order]
         fv = np.concatenate([fv, lv])[order]
     if not groups:
-        lockout = None
+        lockout: tuple[Part, I64] | None = None
+        unread: tuple[I64, I64] | None = None
         if sides0 is not None:
-            lockout = (*_faults(fault_parts, late_res, (s[is_fault], t[is_fault])), sides0)
+            lockout = (_faults(fault_parts, late_res), sides0)
+        if table.has_hold:  # a held plan's sensor read without a value (`alerts.verify`)
+            unread = unmeasured((s, t, q), None if late_res is None else late_res.unread)
         parts.extend(
-            run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before, lockout)
+            run_plans(table, state, new, level_parts, fs, ft, fv, now, feed_before, lockout, unread)
         )
     if now is not None:
         due_part = silence(table, new, now)
@@ -353,24 +356,16 @@ def _evaluate(
     )
 
 
-def _faults(
-    main: list[Part], late_res: LateResult | None, read: tuple[I64, I64]
-) -> tuple[Part, tuple[I64, I64]]:
+def _faults(main: list[Part], late_res: LateResult | None) -> Part:
     """For the fault lock-outs (`VerifySpec.on_fault`): the batch's fault transitions by
-    (sensor, time), the rewound sensors' with the others', and its judged fault readings (by
-    sensor and time)."""
+    (sensor, time), the rewound sensors' with the others'."""
     late_parts = [] if late_res is None else late_res.parts
     got = [p for p in late_parts if p[0].shape[0]]
     mine = [side_part(got, FAULT)] if got else []
     merged = [p for p in (*main, *mine) if p[0].shape[0]]
-    rs, rt = read
-    if late_res is not None and late_res.faulty is not None:
-        ls, lt = late_res.faulty
-        order = np.lexsort((np.concatenate([rt, lt]), np.concatenate([rs, ls])))
-        rs, rt = np.concatenate([rs, ls])[order], np.concatenate([rt, lt])[order]
     none = np.zeros(0, np.int64)
     empty: Part = (none, none, np.zeros(0), FAULT, none, none)
-    return (_merge(merged) if merged else empty), (rs, rt)
+    return _merge(merged) if merged else empty
 
 
 def _rows(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp] | slice:

@@ -77,6 +77,7 @@ from alerts.state import (
     segment_starts,
 )
 from alerts.table import ABOVE, ACTION, BELOW, SIDES, RuleTable
+from alerts.verify import UNMEASURED
 from telemetry.quality import Quality
 
 __all__ = ["LateResult", "Runner", "classify", "judge_late", "side_part"]
@@ -95,8 +96,9 @@ class LateResult:
     feed: tuple[I64, I64, F64]  # the rewound sensors' valued batch readings (sensor, ts, value)
     judged: int  # of their batch readings, judged against levels
     below: Part | None = None  # the side below (a verification demanding below: a fan's stop)
-    # the rewound sensors' sensor-fault batch readings (sensor, ts): a fault lock-out's
-    faulty: tuple[I64, I64] | None = None
+    # the rewound sensors' batch readings that fail a held plan's break without a value
+    # (sensor, ts; `alerts.verify.UNMEASURED`): a table with held plans only
+    unread: tuple[I64, I64] | None = None
 
 
 def classify(
@@ -402,5 +404,8 @@ def judge_late(
         valued = ((rq == Quality.GOOD) | (rq == Quality.OUT_OF_RANGE)) & np.isfinite(rv)
     judged = int((valued & table.has_rules[rs]).sum())
     vi = np.flatnonzero(valued)
-    fi = np.flatnonzero(rq == Quality.SENSOR_FAULT)
-    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged, below, (rs[fi], rt[fi]))
+    unread = None
+    if table.has_hold:
+        ui = np.flatnonzero(np.isin(rq, UNMEASURED))
+        unread = (rs[ui], rt[ui])
+    return LateResult(parts, above, (rs[vi], rt[vi], rv[vi]), judged, below, unread)

@@ -26,7 +26,7 @@ from alerts.table import (
     SLOTS,
     RuleTable,
 )
-from alerts.verify import NO_TS, Row, verify_step
+from alerts.verify import NO_TS, UNMEASURED, Row, verify_step
 from telemetry.quality import MEASURED, Quality
 
 __all__ = ["ReferenceCore", "Row", "reference_evaluate", "trend_slope"]
@@ -186,8 +186,8 @@ class ReferenceCore(Rewinding):
             if key not in changes and not mine and self.deadline[plan.sensor] == NO_TS:
                 continue
             seen = [t for t, _ in feed.get(plan.sensor, [])]
-            if plan.on_fault:
-                seen += [t for s, t, _, q in kept if s == plan.sensor and q == Quality.SENSOR_FAULT]
+            if plan.hold:  # and its readings in fault, calibration or manual
+                seen += [t for s, t, _, q in kept if s == plan.sensor and q in UNMEASURED]
             found, deadline, met, failed, broke = verify_step(
                 plan,
                 changes.get(key, []),

@@ -32,13 +32,17 @@ Semantics, in event time (ties: feedback readings first, then level changes, the
   next reading with a value below the level);
 * a plan that holds (`hold`): once met, a feedback reading that no longer satisfies the demand
   while it lasts is a break (a face re-energised during the power cut, a crane lifting during
-  the wind stop). The break fails at the next reading with a value of the demanding sensor, at
-  or after it in event time and judged with or after it, that leaves the level on: the hub may
-  get the substation's reading that ended the level a poll after the feed's, so the feed alone
-  does not tell a restore after the level from one during it. The failure is stamped with the
-  break (the value carried: the feedback that breaks); with `on_fault` a fault reading of the
-  sensor while the demand lasts fails it too; a feedback reading that satisfies the
-  demand again ends the break unfailed, or clears the failure, as does the demand's end.
+  the wind stop). The break fails at the next reading of the demanding sensor, at or after it
+  in event time and judged with or after it, that leaves the level on: the hub may get the
+  substation's reading that ended the level a poll after the feed's, so the feed alone does
+  not tell a restore after the level from one during it. A reading with a value counts, and
+  so does one in fault, calibration or manual (`UNMEASURED`: it changes no level, so the
+  level lasts; power back with the head measuring nothing is a break, 故障闭锁, and a head put
+  in calibration hid an illegal restore until it measured again); a comm-loss or stale one
+  does not (the hub hears nothing of the head: the methane may have fallen while the link was
+  down). The failure is stamped with the break (the value carried: the feedback that breaks);
+  a feedback reading that satisfies the demand again ends the break unfailed, or clears the
+  failure, as does the demand's end.
 """
 
 from __future__ import annotations
@@ -49,12 +53,17 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from alerts.maintenance import HELD
 from alerts.state import I64, NO_TS, CoreState, Part
 from alerts.table import ABOVE, ACTION, BELOW, FAULT, RuleTable, VerifyPlan
+from telemetry.quality import Quality
 
-__all__ = ["NO_TS", "Row", "demands", "run_plans", "verify_step"]
+__all__ = ["NO_TS", "UNMEASURED", "Row", "demands", "run_plans", "unmeasured", "verify_step"]
 
 Row = tuple[int, int, float, int, int, int]  # sensor, ts, value, side, before, after
+# the qualities of a demanding sensor's readings without a value that fail a held plan's break
+# as one with a value does (in fault, calibration, manual; not comm loss or stale)
+UNMEASURED = (int(Quality.SENSOR_FAULT), *HELD)
 
 
 def verify_step(
@@ -78,11 +87,11 @@ def verify_step(
     feedback's value before the batch;
     `feed_arrival` when a reading of any of them last arrived (`now`; NO_TS: never). A plan that
     holds also takes `broke` (when its met action stopped holding, NO_TS: it holds) and `seen`,
-    the times of the demanding sensor's judged readings of the batch (with `on_fault`, its
-    fault readings too). A plan that a sensor fault demands too (`on_fault`) takes `faults`,
-    the (ts, after) of the sensor's fault side in the batch, and `sides0`, its level on the
-    plan's side and its fault side before the batch. Returns the transitions and the new
-    (deadline, met, failed, broke). The demand is met when every feedback satisfies it."""
+    the times of the demanding sensor's readings of the batch with a value, in fault, in
+    calibration or manual (`UNMEASURED`). A plan that a sensor fault demands too (`on_fault`)
+    takes `faults`, the (ts, after) of the sensor's fault side in the batch, and `sides0`, its
+    level on the plan's side and its fault side before the batch. Returns the transitions and the
+    new (deadline, met, failed, broke). The demand is met when every feedback satisfies it."""
     events: list[tuple[int, int, float, int, int]] = [(t, 0, v, j, 0) for t, j, v in feed]
     events.extend((t, 1, math.nan, b, a) for t, b, a in demands(plan, changes, faults, sides0))
     if plan.hold:
@@ -99,7 +108,7 @@ def verify_step(
         return next((c for c in cur if not plan.satisfied(c)), cur[0])
 
     for t, kind, v, before, after in events:
-        if kind == 2:  # the demanding sensor read, its level on (after its changes at t)
+        if kind == 2:  # the demanding sensor read, the demand on (after its changes at t)
             # (at or after the break: an older reading of it, arriving after the feed's, says
             # nothing of the break, and its failure would sort after the clear at its level's
             # end and stay open for good, helper-137)
@@ -174,6 +183,22 @@ def demands(
     return out
 
 
+def unmeasured(
+    main: tuple[I64, I64, npt.NDArray[np.uint8]], late: tuple[I64, I64] | None
+) -> tuple[I64, I64]:
+    """The batch's readings (sensor, ts) that fail a held plan's break without a value
+    (`UNMEASURED`), by sensor and time: of `main`, its kept readings (sensor, ts, quality) by
+    sensor and time, and `late`, the rewound sensors' (`alerts.lateness.LateResult.unread`)."""
+    s, t, q = main
+    rows = np.flatnonzero(np.isin(q, UNMEASURED))
+    rs, rt = s[rows], t[rows]
+    if late is not None and late[0].shape[0]:
+        ls, lt = late
+        order = np.lexsort((np.concatenate([rt, lt]), np.concatenate([rs, ls])))
+        rs, rt = np.concatenate([rs, ls])[order], np.concatenate([rt, lt])[order]
+    return rs, rt
+
+
 def _among(x: I64, sorted_: I64) -> npt.NDArray[np.bool_]:
     """np.isin(x, sorted_) for a sorted `sorted_`, by binary search (no hashing of either)."""
     if not sorted_.shape[0]:
@@ -193,7 +218,8 @@ def run_plans(
     fv: npt.NDArray[np.float64],
     now: int | None,
     feed_before: npt.NDArray[np.float64],
-    lockout: tuple[Part, tuple[I64, I64], I64] | None = None,
+    lockout: tuple[Part, I64] | None = None,
+    unread: tuple[I64, I64] | None = None,
 ) -> list[Part]:
     """Run the plans that have something to do: a level change (with `on_fault`, a change of
     the sensor's fault side: `faults`, the batch's fault transitions by sensor and time),
@@ -201,9 +227,9 @@ def run_plans(
     it (`_held`), or a pending demand whose deadline the clock has passed. A met demand that
     does not hold, and a held one whose feedback keeps confirming it, take no step: none runs
     per reading of a demand that is quiet. `lockout` (a table with fault lock-outs, `on_fault`)
-    holds the batch's fault transitions by sensor and time, its judged sensor-fault readings
-    (sensor, ts) by sensor and time (a held fault lock-out's sensor read) and each plan's
-    sensor's level on its side and fault side before the batch."""
+    holds the batch's fault transitions by sensor and time and each plan's sensor's level on
+    its side and fault side before the batch. `unread` (a table with held plans) holds the
+    batch's readings without a value that fail a break (`UNMEASURED`, `unmeasured`)."""
     if not table.verify:
         return []
     none = np.zeros(0, np.int64)
@@ -211,9 +237,11 @@ def run_plans(
     fu_s, fu_t = none, none
     sides0 = None
     if lockout is not None:
-        faults, (fu_s, fu_t), sides0 = lockout
-    # the demanding sensors' readings that may fail a break: with a value, or (`on_fault`) in
-    # fault (a superset for the plans without it: their step decides)
+        faults, sides0 = lockout
+    if unread is not None:
+        fu_s, fu_t = unread
+    # the demanding sensors' readings that may fail a break: with a value, or in fault,
+    # calibration or manual (of every sensor: a superset, the held plans' steps decide)
     read_s = fs if not fu_s.shape[0] else np.sort(np.concatenate([fs, fu_s]))
     # the level changes of each side (a plan demands on one: above, or below for a fan's stop)
     empty = (np.zeros(0, np.int64),) * 6
@@ -266,18 +294,16 @@ def run_plans(
             feed.extend((t, j, v) for t, v in readings)
         feed.sort(key=lambda r: (r[0], r[1]))
         seen: list[int] = []
-        if plan.hold:  # the demanding sensor's judged readings
+        if plan.hold:  # the demanding sensor's readings with a value, and its `UNMEASURED`
             slo, shi = (
                 np.searchsorted(fs, plan.sensor, "left"),
                 np.searchsorted(fs, plan.sensor, "right"),
             )
-            seen = ft[slo:shi].tolist()
-            if plan.on_fault:  # and its readings in fault
-                slo, shi = (
-                    np.searchsorted(fu_s, plan.sensor, "left"),
-                    np.searchsorted(fu_s, plan.sensor, "right"),
-                )
-                seen = sorted(seen + fu_t[slo:shi].tolist())
+            ulo, uhi = (
+                np.searchsorted(fu_s, plan.sensor, "left"),
+                np.searchsorted(fu_s, plan.sensor, "right"),
+            )
+            seen = sorted(ft[slo:shi].tolist() + fu_t[ulo:uhi].tolist())
         its_faults: list[tuple[int, int]] = []
         if plan.on_fault:
             xlo, xhi = (
@@ -323,8 +349,8 @@ def _held(
 ) -> npt.NDArray[np.bool_]:
     """Of the met demands that must hold (`held`, plans), those the batch may change: holding,
     a feedback reading past the bound (a break); broken or failed, a reading that satisfies the
-    demand again, or (broken, not yet failed) a judged reading of the demanding sensor (with a
-    value, or in fault: `read_s`, sorted). The others' readings change nothing; found without a
+    demand again, or (broken, not yet failed) a reading of the demanding sensor (with a value,
+    or `UNMEASURED`: `read_s`, sorted). The others' readings change nothing; found without a
     loop over the readings."""
     ps, pp = table.verify_sensor, table.verify_pair_plan
     failed = state.level[ps, ACTION] > 0

@@ -394,8 +394,9 @@ def test_a_cut_with_two_feeds_is_confirmed_only_when_both_are_off():
                     st.integers(0, 3),
                     st.integers(0, 30),
                     st.sampled_from([0.0, 0.0, 1.0, 0.8, 1.6, 2.0, math.nan]),
-                    # good, or (the methane's fault lock-out) sensor fault, comm loss, calibration
-                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 6]),
+                    # good, or (the methane's fault lock-out, a held cut's break) sensor fault,
+                    # comm loss, stale, manual, calibration
+                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 4, 5, 6]),
                 ),
                 max_size=25,
             ),
@@ -454,8 +455,9 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
                     st.integers(0, 2),
                     st.integers(0, 30),
                     st.integers(0, 3),
-                    # good, or sensor fault, comm loss, calibration (a fault lock-out's sensor)
-                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 6]),
+                    # good, or sensor fault, comm loss, stale, manual, calibration (a fault
+                    # lock-out's sensor, a held cut's break)
+                    st.sampled_from([0, 0, 0, 0, 1, 1, 3, 4, 5, 6]),
                 ),
                 max_size=12,
             ),
@@ -473,7 +475,8 @@ def test_held_cuts_agree_with_reference(batches, two, window, on_fault):
     again and fall back in batches of every mix, demanded by the methane's fault too or not:
     the core (which judges the held plans with nothing to do without a step,
     `alerts.verify._held`) and the reference agree; with a lateness window too, readings up to
-    10 s older than their batch's (helper-137's fuzzing found the two apart there)."""
+    20 s older than their batch's, up to 7 s older than the previous batch's newest, rewound
+    (helper-137's fuzzing found the two apart there)."""
     table = _held_cut_table(
         also=("s2",) if two else (), lateness_ms=10_000 if window else 0, on_fault=on_fault
     )
@@ -485,7 +488,8 @@ def test_held_cuts_agree_with_reference(batches, two, window, on_fault):
         rows = [r for r in drawn if r[0] < n]
         clock = k * 8_000
         s = np.array([r[0] for r in rows], np.int32)
-        t = clock + (np.array([r[1] for r in rows], np.int64) - (40 if window else 0)) * 250
+        step = 500 if window else 250  # (with a window, batches overlapping by up to 7 s)
+        t = clock + (np.array([r[1] for r in rows], np.int64) - (40 if window else 0)) * step
         q = np.array([r[3] for r in rows], np.uint8)
         v = np.array([(feed if r[0] else methane)[r[2]] for r in rows], np.float64)
         v[q == Quality.COMM_LOSS] = math.nan
