@@ -123,7 +123,8 @@ class VerifySpec(Frozen):
         description="once confirmed, the action must hold while the level lasts: a feedback "
         "reading past the bound again (a face re-energised during the power cut, a crane lifting "
         "during the wind stop) raises 'action_failed' once a reading of the sensor at or after "
-        "it still shows the level",
+        "it still shows the level, or measures nothing (fault, calibration, manual; not comm "
+        "loss)",
     )
     on_fault: bool = Field(
         default=False,
