@@ -408,9 +408,10 @@ async def test_a_demand_the_saved_state_predates_is_armed_again_at_start(tmp_pat
         db.close()
 
 
-async def test_a_protective_action_confirmed_late_is_journaled_as_late(tmp_path):
-    """helper-142: a cut 13 s after the power-cut level read "action confirmed 12.999 s after
-    the level", as a cut in time does: the journal says it was late (the failure is apart)."""
+@contextlib.asynccontextmanager
+async def _power_cut_at(tmp_path, start: int):  # type: ignore[no-untyped-def]
+    """The verify configuration's dispatcher on fresh stores, the feed on and T1 at the
+    power-cut level at `start`: (state database, dispatcher, feed's index)."""
     reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
     db = StateDB(tmp_path / "state.db")
     store = SqliteStore(reg, tmp_path / "ts.db")
@@ -418,15 +419,9 @@ async def test_a_protective_action_confirmed_late_is_journaled_as_late(tmp_path)
     t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
     try:
         hub = Dispatcher(reg, store, db, Metrics())
-        start = _now() - 30_000
         await hub.judge(_feed(feed, start - 5000, 1.0), [], start)
         await hub.judge(_power_cut(t1, start), [], start)
-        events = await hub.judge(_feed(feed, start + 13_000, 0.0), [], start + 13_100)
-        (told,) = [e for e in events if e.kind == "commented"]
-        assert told.comment.startswith(
-            "保护动作已确认 action confirmed 13 s after the level (超时 late: 2 s allowed):"
-            " feed 0 at "
-        )
+        yield db, hub, feed
     finally:
         await store.close()
         db.close()
@@ -437,16 +432,8 @@ async def test_a_protective_action_confirmed_is_journaled_on_the_alarm_that_dema
     escalated, cleared): an inspector pieced the cut together from two sensors' history. The
     demand met is a system line in the journal of the alarm that demanded it, at the event time
     of the confirming reading, once."""
-    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
-    db = StateDB(tmp_path / "state.db")
-    store = SqliteStore(reg, tmp_path / "ts.db")
-    await store.open()
-    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
-    try:
-        hub = Dispatcher(reg, store, db, Metrics())
-        start = _now() - 10_000
-        await hub.judge(_feed(feed, start - 5000, 1.0), [], start)
-        await hub.judge(_power_cut(t1, start), [], start)
+    start = _now() - 10_000
+    async with _power_cut_at(tmp_path, start) as (db, hub, feed):
         events = await hub.judge(_feed(feed, start + 850, 0.0), [], start + 900)
         await hub.judge(_feed(feed, start + 1850, 0.0), [], start + 1900)  # nothing more
         (told,) = [e for e in events if e.kind == "commented"]
@@ -458,6 +445,16 @@ async def test_a_protective_action_confirmed_is_journaled_on_the_alarm_that_dema
         assert told.comment.startswith(said)
         assert told.alarm_id == alarm.id and told.level_name == "power_cut"
         assert [r for r in db.list_alarms(None) if r.side == ACTION] == []
-    finally:
-        await store.close()
-        db.close()
+
+
+async def test_a_protective_action_confirmed_late_is_journaled_as_late(tmp_path):
+    """helper-142: a cut 13 s after the power-cut level read "action confirmed 12.999 s after
+    the level", as a cut in time does: the journal says it was late (the failure is apart)."""
+    start = _now() - 30_000
+    async with _power_cut_at(tmp_path, start) as (_db, hub, feed):
+        events = await hub.judge(_feed(feed, start + 13_000, 0.0), [], start + 13_100)
+        (told,) = [e for e in events if e.kind == "commented"]
+        assert told.comment.startswith(
+            "保护动作已确认 action confirmed 13 s after the level (超时 late: 2 s allowed):"
+            " feed 0 at "
+        )
