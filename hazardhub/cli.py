@@ -21,10 +21,6 @@ from telemetry.registrychecks import check_plates
 __all__ = ["main"]
 
 
-def _hostport(text: str, default_port: int) -> tuple[str, int]:
-    return hostport(text, default_port)  # (the parser checked it)
-
-
 def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     """Run `main` until it returns; SIGINT and SIGTERM ask it to stop cleanly."""
 
@@ -101,7 +97,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from hazardhub.demo import DemoOptions, run_demo
 
-        host, port = _hostport(args.api, 8000)
+        host, port = hostport(args.api, 8000)
         opts = DemoOptions(
             config=args.config,
             data_dir=args.data_dir,
@@ -120,8 +116,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         loaded = load(args.config)
         registry = loaded.registry()
-        bhost, bport = _hostport(args.broker, 1883)
-        ahost, aport = _hostport(args.api, 8000)
+        bhost, bport = hostport(args.broker, 1883)
+        ahost, aport = hostport(args.api, 8000)
         if (busy := _taken(ahost, aport)) is not None:
             print(f"hazardhub hub: {busy}", file=sys.stderr)
             return 2
@@ -166,7 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from telemetry.topics import TopicLayout
 
         registry = load(args.config).registry()
-        bhost, bport = _hostport(args.broker, 1883)
+        bhost, bport = hostport(args.broker, 1883)
         if not any(
             d.tenant == args.tenant and d.spec.gateway == args.gateway
             for d in registry.devices.values()
@@ -244,8 +240,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         jt = Jt808Gateway(
             registry,
-            listen=_hostport(args.listen, 6808),
-            broker=_hostport(args.broker, 1883),
+            listen=hostport(args.listen, 6808),
+            broker=hostport(args.broker, 1883),
             spool_dir=args.spool_dir,
             idle_timeout_s=args.idle_timeout_s,
             auth_timeout_s=args.auth_timeout_s,
