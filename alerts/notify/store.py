@@ -284,17 +284,11 @@ class NotifyStore:
         otherwise read every pending row to find none (a busy receiver's backlog, ~1 µs a row)."""
         where = "status = 'pending' AND due_at <= ?"
         params: list[Any] = [now]
-        taken_json = orjson.dumps(list(taken)).decode() if taken else None
-        if taken_json is not None:
+        if taken:
             where += " AND id NOT IN (SELECT value FROM json_each(?))"
-            params.append(taken_json)
-        if scan is not None:  # the first `scan` due rows not in flight
-            inner = "status = 'pending' AND due_at <= ?"
-            params.append(now)
-            if taken_json is not None:
-                inner += " AND id NOT IN (SELECT value FROM json_each(?))"
-                params.append(taken_json)
-            where += f" AND id IN (SELECT id FROM outbox WHERE {inner} ORDER BY due_at, id LIMIT ?)"
+            params.append(orjson.dumps(list(taken)).decode())
+        if scan is not None:  # the first `scan` of those
+            where = f"id IN (SELECT id FROM outbox WHERE {where} ORDER BY due_at, id LIMIT ?)"
             params.append(scan)
         if full:
             where += " AND channel NOT IN (SELECT value FROM json_each(?))"
