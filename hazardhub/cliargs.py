@@ -16,17 +16,6 @@ __all__ = ["address", "hostport", "parser"]
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
 
 
-def _mib(text: str) -> float:
-    """A spool limit in MiB: a positive, finite number (fractions allowed)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of MiB: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"a spool limit must be positive and finite: {text!r}")
-    return value
-
-
 def hostport(text: str, default_port: int) -> tuple[str, int]:
     """HOST:PORT, HOST, [IPv6]:PORT or an IPv6 address alone, as a host and a port; ValueError
     saying what is wrong (a port that is not a number from 0 to 65535)."""
@@ -64,20 +53,29 @@ def address(default_port: int, *, listen: bool = False) -> Callable[[str], str]:
     return check
 
 
-def _seconds(zero: bool) -> Callable[[str], float]:
-    """An argument type for a duration: finite, positive (or zero, with `zero`)."""
+def _amount(what: str, unit: str, *, zero: bool) -> Callable[[str], float]:
+    """An argument type for an amount (`what`, in `unit`): finite, positive (or zero, with
+    `zero`); fractions allowed."""
 
     def check(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
         if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
             kind = "zero or positive" if zero else "positive"
-            raise argparse.ArgumentTypeError(f"must be {kind} and finite: {text!r}")
+            raise argparse.ArgumentTypeError(f"{what} must be {kind} and finite: {text!r}")
         return value
 
     return check
+
+
+def _seconds(zero: bool) -> Callable[[str], float]:
+    """A duration in seconds."""
+    return _amount("a duration", "seconds", zero=zero)
+
+
+_mib = _amount("a spool limit", "MiB", zero=False)  # a spool's size in MiB
 
 
 def parser() -> argparse.ArgumentParser:
@@ -145,7 +143,9 @@ def parser() -> argparse.ArgumentParser:
         help="where batches wait while the broker is away",
     )
     g.add_argument("--spool-max-mb", type=_mib, default=256.0)
-    g.add_argument("--spool-max-age-h", type=_seconds(zero=False), default=168.0)
+    g.add_argument(
+        "--spool-max-age-h", type=_amount("a spool's age", "hours", zero=False), default=168.0
+    )
     g.add_argument(
         "--broker-user",
         default=None,
