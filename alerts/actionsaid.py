@@ -16,7 +16,15 @@ from alerts.evaluate import CoreState, Transitions
 from alerts.table import ACTION, FAULT, RuleTable, VerifyPlan
 from telemetry.registry import SensorInfo
 
-__all__ = ["BatchSides", "action_said", "batch_sides", "fault_locked"]
+__all__ = [
+    "BatchSides",
+    "action_said",
+    "batch_sides",
+    "failed_as",
+    "failure_action",
+    "fault_locked",
+    "plan_of",
+]
 
 # (sensor, side): the batch's changes of it, (ts, before, after) in order
 BatchSides = dict[tuple[int, int], list[tuple[int, int, int]]]
@@ -66,10 +74,31 @@ def _fault_ended(plan: VerifyPlan, ts: int, sides: BatchSides) -> bool:
     return plan.on_fault and any(t == ts and after == 0 for t, _, after in changes)
 
 
+def plan_of(table: RuleTable, sensor: int) -> VerifyPlan | None:
+    """The verification whose demanding sensor is `sensor` (at most one), or None."""
+    return next((p for p in table.verify if p.sensor == sensor), None)
+
+
+def failed_as(plan: VerifyPlan, ts: int, state: CoreState, sides: BatchSides) -> tuple[bool, bool]:
+    """What an action_failed raise at `ts` failed: (the demand was the sensor fault's alone
+    (故障闭锁), the confirmed action broke (a plan that holds))."""
+    return fault_locked(plan, ts, state, sides), plan.hold and bool(state.met[plan.sensor])
+
+
+def failure_action(
+    table: RuleTable, plan: VerifyPlan, ts: int, state: CoreState, sides: BatchSides
+) -> str | None:
+    """The action of an action_failed raise when it is not the plan's failure to act in time
+    (`RuleTable.describe`): a fault lock-out's, else a held action's break; None otherwise."""
+    fault, broken = failed_as(plan, ts, state, sides)
+    if fault:
+        return table.fault_lock_actions[plan.sensor]
+    return table.broken_actions[plan.sensor] if broken else None
+
+
 def action_said(
-    table: RuleTable,
     sensors: Sequence[SensorInfo],
-    sensor: int,
+    plan: VerifyPlan,
     after: int,
     ts: int,
     state: CoreState,
@@ -82,9 +111,7 @@ def action_said(
     circuit never cut: it read as if the limiter had acted, helper-103). A fault lock-out's
     says so: `故障闭锁未确认`, and at the demand's end `故障结束` (the sensor good again below
     the level)."""
-    plan = next((p for p in table.verify if p.sensor == sensor), None)
-    if plan is None:
-        return ""
+    sensor = plan.sensor
     # a plan that holds (`verify.hold`) fails also when its confirmed action stops holding
     # (the face re-energised): "never confirmed" and "confirmed late" said wrong of that
     if not after:
@@ -108,8 +135,8 @@ def action_said(
     if not stayed:
         return ""
     names = ", ".join(stayed)
-    fault = fault_locked(plan, ts, state, sides)
-    if plan.hold and bool(state.met[sensor]):  # confirmed, then broken
+    fault, broken = failed_as(plan, ts, state, sides)
+    if broken:  # confirmed, then broken
         if fault:
             return f"故障闭锁未保持 fault lock-out: the action did not hold: {names}"
         return f"未保持 the action did not hold: {names}"

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from alerts.actionsaid import BatchSides, action_said, batch_sides, fault_locked
+from alerts.actionsaid import BatchSides, action_said, batch_sides, failure_action, plan_of
 from alerts.alarmevent import (
     DEVICE_RULE,
     FLEET_RULE,
@@ -335,14 +335,12 @@ class AlarmBook(VehicleAlarms):
         said = ""
         described = self._table.describe(sensor, side, after)
         sides = {} if sides is None else sides
-        if side == ACTION and state is not None:
-            said = action_said(self._table, self._registry.sensors, sensor, after, ts, state, sides)
-            plan = next((p for p in self._table.verify if p.sensor == sensor), None)
-            if after and plan is not None and fault_locked(plan, ts, state, sides):
-                described = (*described[:2], self._table.fault_lock_actions[sensor])
-            elif after and plan is not None and plan.hold and bool(state.met[sensor]):
-                # confirmed, then broken (as `action_said` tells it): its own text
-                described = (*described[:2], self._table.broken_actions[sensor])
+        plan = plan_of(self._table, sensor) if side == ACTION and state is not None else None
+        if plan is not None and state is not None:
+            said = action_said(self._registry.sensors, plan, after, ts, state, sides)
+            other = failure_action(self._table, plan, ts, state, sides) if after else None
+            if other is not None:  # a fault lock-out's, or a held action's break
+                described = (*described[:2], other)
         elif side == EARLY and after and state is not None:
             said = self._projected(sensor, after, ts, value, state)
         said = "; ".join(x for x in (said, chattered) if x)
