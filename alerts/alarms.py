@@ -26,6 +26,7 @@ from alerts.alarmevent import (
     disposal_due,
     lifecycle_columns,
 )
+from alerts.calibration import DAY_MS
 from alerts.chatter import collapse
 from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
@@ -37,6 +38,7 @@ from alerts.table import (
     ABOVE,
     ACTION,
     BELOW,
+    CALIBRATION_DUE,
     EARLY,
     FAULT,
     FROZEN,
@@ -125,6 +127,10 @@ class AlarmBook(VehicleAlarms):
                 # no saved run: it began its value (seconds held when raised) before the raise
                 held = row.value if row.value is not None and math.isfinite(row.value) else 0.0
                 new.maint_since[i] = row.started_ts - round(held * 1000)
+            if row.side == CALIBRATION_DUE and new.calib_at[i] == NO_TS:
+                # no saved state: the last calibration was its value (days) before the raise
+                days = row.value if row.value is not None and math.isfinite(row.value) else 0.0
+                new.calib_at[i] = row.started_ts - round(days * DAY_MS)
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
@@ -167,9 +173,9 @@ class AlarmBook(VehicleAlarms):
 
     def unjudged(self) -> set[str]:
         """The sensors with an active alarm of a kind their rules no longer judge (a level, a
-        rate of rise, an early warning, a verification, a frozen-value check or a maintenance
-        limit removed while the hub was down): nothing would ever clear it, so the caller
-        retires them."""
+        rate of rise, an early warning, a verification, a frozen-value check, a maintenance
+        limit or a calibration interval removed while the hub was down): nothing would ever
+        clear it, so the caller retires them."""
         t = self._table
         plans = set(t.verify_sensor.tolist())
         out: set[str] = set()
@@ -189,6 +195,8 @@ class AlarmBook(VehicleAlarms):
                 judged = t.early[i] is not None
             elif side == MAINTENANCE:
                 judged = int(t.maint_ms[i]) > 0
+            elif side == CALIBRATION_DUE:
+                judged = int(t.calib_ms[i]) > 0
             else:
                 judged = int(t.frozen_ms[i]) > 0
             if not judged:

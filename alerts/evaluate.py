@@ -29,6 +29,7 @@
 * FROZEN (a value that has not moved for the sensor's frozen time): see `alerts.frozen`.
 * MAINTENANCE (calibration or manual readings longer than the sensor's limit): see
   `alerts.maintenance`.
+* CALIBRATION_DUE (no calibration for the sensor's interval, 标校超期): see `alerts.calibration`.
 
 Every change of a side's level is a transition stamped with its event time; transitions come out
 ordered by (sensor, ts, side).
@@ -42,6 +43,7 @@ from typing import overload
 import numpy as np
 import numpy.typing as npt
 
+from alerts.calibration import judge_calibration
 from alerts.frozen import judge_frozen
 from alerts.lateness import LateResult, classify, judge_late, side_part
 from alerts.levels import judge_levels
@@ -250,6 +252,8 @@ def _evaluate(
             parts.extend(judge_frozen(table, state, new, sj, tj, vj))
     if table.has_maint:  # (the re-runs of `alerts.lateness` too, which pass `groups`)
         parts.extend(judge_maintenance(table, state, new, s, t, q))
+    if table.has_calib:
+        parts.extend(judge_calibration(table, state, new, s, t, q))
     # sensor fault: decided by fault readings and readings with a value, of every sensor; only
     # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT

@@ -16,6 +16,7 @@ __all__ = [
     "ALARM_KIND_NAMES",
     "ALARM_KIND_SIDES",
     "BELOW",
+    "CALIBRATION_DUE",
     "DATA_LOST",
     "EARLY",
     "FAULT",
@@ -47,7 +48,8 @@ RATE = 5  # the value rises faster than the rule's rate of rise
 EARLY = 6  # early warning: the trend reaches the next level above within the horizon
 FROZEN = 7  # the value has not moved for the sensor's frozen time (a stuck transmitter)
 MAINTENANCE = 8  # in calibration or manual longer than the sensor's limit (a forgotten detector)
-SIDES = 9
+CALIBRATION_DUE = 9  # no calibration for the sensor's interval (标校超期)
+SIDES = 10
 SIDE_NAMES = (
     "above",
     "below",
@@ -58,6 +60,7 @@ SIDE_NAMES = (
     "early_warning",
     "frozen",
     "maintenance",
+    "calibration_due",
 )
 # a gateway's spool dropped readings of the point (alerts.gatewayalarms): numbered after the
 # core's sides, which it does not judge (8 until the core's MAINTENANCE took it: the state
@@ -135,6 +138,7 @@ _VALUE_UNITS = {
     "offline_moved": "m",
     "data_lost": "readings",
     "maintenance": "s",
+    "calibration_due": "d",
     "no_data": "",
     "fault": "",  # no value: a fault's reading is no measurement (`AlarmBook._one`)
 }

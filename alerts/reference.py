@@ -15,6 +15,7 @@ from alerts.rewind import Rewinding
 from alerts.table import (
     ABOVE,
     ACTION,
+    CALIBRATION_DUE,
     EARLY,
     FAULT,
     FROZEN,
@@ -79,6 +80,7 @@ class ReferenceCore(Rewinding):
         self.last_arrival = [NO_TS] * n  # `now` when a reading of the sensor last arrived
         self.frozen_since = [NO_TS] * n  # the start of the sensor's run of unmoved values
         self.maint_since = [NO_TS] * n  # the start of its run of calibration/manual readings
+        self.calib_at = [NO_TS] * n  # its last calibration (or first judged reading)
         self.hist: list[list[tuple[int, float]]] = [[] for _ in range(n)]  # trend sensors' readings
         # the lateness window (see `alerts.lateness`): per sensor its last readings after the
         # checkpoint, and the checkpoints (the per-sensor fields of another core)
@@ -243,6 +245,11 @@ class ReferenceCore(Rewinding):
                 self._frozen(s, t, v, out)
         if table.maint_ms[s] > 0 and q not in PASS:
             self._maintenance(s, t, q, out)
+        if table.calib_ms[s] > 0 and q not in PASS:  # calibration due (`alerts.calibration`)
+            at = t if self.calib_at[s] == NO_TS else self.calib_at[s]
+            due = q != Quality.CALIBRATION and t - at >= table.calib_ms[s]
+            self.calib_at[s] = t if q == Quality.CALIBRATION else at
+            self._set(s, t, (t - at) / 86_400_000, CALIBRATION_DUE, int(due), out)
         if valued or q == Quality.SENSOR_FAULT:  # levels or none
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])

@@ -78,6 +78,7 @@ def core_signature(info: SensorInfo, sensors: Sequence[SensorInfo]) -> tuple[Any
         base = (*base, "count_failed")
     if info.maintenance is not None:
         base = (*base, ("maintenance", info.maintenance))
+    # (not the calibration interval: its state, the last calibration, holds under any interval)
     return base if info.frozen is None else (*base, info.frozen)
 
 

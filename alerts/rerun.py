@@ -65,6 +65,8 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         frozen_band=table.frozen_band[rows],
         frozen_floor=table.frozen_floor[rows],
         maint_ms=table.maint_ms[rows],
+        calib_ms=table.calib_ms[rows],
+        has_calib=table.has_calib,
         fails_vote=np.zeros(rows.shape[0], dtype=np.bool_),
         counts_failed=False,
         lateness_ms=0,
@@ -127,5 +129,6 @@ def checkpoint_state(table: RuleTable, state: CoreState, new: CoreState, rows: I
         frozen_since=new.ck_frozen_since[rows],
         maint_since=new.ck_maint_since[rows],
         hist_base=hist_base,
+        calib_at=new.ck_calib_at[rows],
         **late,
     )

@@ -34,6 +34,7 @@ class Rewinding:
     last_value: list[float]
     frozen_since: list[int]
     maint_since: list[int]
+    calib_at: list[int]
     hist: list[list[tuple[int, float]]]
     _below_plans: set[int]  # the sensors whose verification demands on the side below
     ring: list[list[tuple[int, float, int]]]
@@ -65,6 +66,7 @@ class Rewinding:
         self.last_value[s] = ck.last_value[s]
         self.frozen_since[s] = ck.frozen_since[s]
         self.maint_since[s] = ck.maint_since[s]
+        self.calib_at[s] = ck.calib_at[s]
         self.hist[s] = [x for x in hist if x[0] <= ck.last_ts[s]]
 
     def _run(

@@ -119,6 +119,11 @@ class CoreState:
     # the event time the trend rows' `hist_ts` offsets are from (a row's newest reading when it
     # was last rebased: `alerts.trend`)
     hist_base: I64  # (m,)
+    # calibration due (alerts.calibration): the event time of the sensor's last calibration
+    # reading, or of its first judged reading when none was seen, NO_TS before either; its
+    # checkpoint (lateness window, as above)
+    calib_at: I64  # (n,)
+    ck_calib_at: I64  # (n,) or (0,)
     # the lateness window's: per sensor and side, the event time of the last transition that
     # came out (what a consumer was last told of the side), NO_TS when none or unknown (a state
     # saved before it); a rewind tells nothing from before it (`alerts.lateness`)
@@ -167,6 +172,8 @@ class CoreState:
             np.full(n, NO_TS, dtype=np.int64),
             np.full(m, NO_TS, dtype=np.int64),
             np.zeros(trends, dtype=np.int64),
+            np.full(n, NO_TS, dtype=np.int64),
+            np.full(m, NO_TS, dtype=np.int64),
             np.full((m, SIDES), NO_TS, dtype=np.int64),
         )
 
@@ -194,6 +201,7 @@ class CoreState:
             ck_last_value=self.last_value.copy(),
             ck_frozen_since=self.frozen_since.copy(),
             ck_maint_since=self.maint_since.copy(),
+            ck_calib_at=self.calib_at.copy(),
             told=np.full((n, SIDES), NO_TS, dtype=np.int64),
         )
 
@@ -303,6 +311,7 @@ _LATE_FIELDS = (
     "ck_last_value",
     "ck_frozen_since",
     "ck_maint_since",
+    "ck_calib_at",
     "told",
 )
 # the per-sensor fields a checkpoint keeps (as `ck_<name>`)
@@ -317,6 +326,7 @@ CK_FIELDS = (
     "last_value",
     "frozen_since",
     "maint_since",
+    "calib_at",
 )
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]

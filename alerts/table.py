@@ -15,6 +15,7 @@ from alerts.kinds import (
     ALARM_KIND_NAMES,
     ALARM_KIND_SIDES,
     BELOW,
+    CALIBRATION_DUE,
     DATA_LOST,
     EARLY,
     FAULT,
@@ -33,7 +34,14 @@ from alerts.kinds import (
     TIERS,
     kind_name,
 )
-from telemetry.config import EarlyWarningSpec, FrozenSpec, LevelSpec, MaintenanceSpec, RateSpec
+from telemetry.config import (
+    CalibrationDueSpec,
+    EarlyWarningSpec,
+    FrozenSpec,
+    LevelSpec,
+    MaintenanceSpec,
+    RateSpec,
+)
 from telemetry.registry import SensorInfo
 
 __all__ = [
@@ -42,6 +50,7 @@ __all__ = [
     "ALARM_KIND_NAMES",
     "ALARM_KIND_SIDES",
     "BELOW",
+    "CALIBRATION_DUE",
     "DATA_LOST",
     "EARLY",
     "FAULT",
@@ -297,6 +306,11 @@ class RuleTable:
     fault_lock_actions: Mapping[int, str] = field(default_factory=dict)
     # (sensor,): a held action's break (`VerifySpec.hold_action` or by kind)
     broken_actions: Mapping[int, str] = field(default_factory=dict)
+    # calibration due (alerts.calibration): per sensor its interval (ms of event time, 0: none)
+    # and the specs (the defaults: a table of no sensor)
+    calib_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    calibration: tuple[CalibrationDueSpec | None, ...] = ()
+    has_calib: bool = False
 
     @property
     def size(self) -> int:
@@ -348,6 +362,14 @@ class RuleTable:
             if maint is None:
                 return "overdue", "yellow", what
             return "overdue", maint.tier, maint.action or what
+        if side == CALIBRATION_DUE:
+            cal = self.calibration[sensor]
+            every = f"{cal.every_days:g} 天 days" if cal is not None else "its interval"
+            what = (
+                f"标校超期: 超过 {every} 未标校, 立即标校 calibration overdue: calibrate the sensor"
+            )
+            level = "calibration_overdue"
+            return level, cal.tier if cal else "yellow", (cal.action if cal else "") or what
         if side == EARLY:
             above = self.levels[sensor][ABOVE]
             early = self.early[sensor]
@@ -472,6 +494,11 @@ def compile_table(
     # time, a feedback role: a power feed forced on is a bypass too)
     maintenance = tuple(info.maintenance if loses[i] else None for i, info in enumerate(sensors))
     maint_ms = np.array([_ms(m.after_s) if m else 0 for m in maintenance], dtype=np.int64)
+    calibration = tuple(
+        info.calibration_due if loses[i] else None for i, info in enumerate(sensors)
+    )
+    calib_ms = np.array([_ms(c.every_days * 86400) if c else 0 for c in calibration], np.int64)
+    has_calib = bool(calib_ms.any())
     counting = np.array([info.count_failed for info in sensors], dtype=np.bool_)
     fails_vote = (group_of >= 0) & counting[np.maximum(group_of, 0)]
     columns = np.flatnonzero(~np.isnan(threshold).all(axis=0))
@@ -557,6 +584,9 @@ def compile_table(
         verify_below=np.array([p.below for p in plans], dtype=np.bool_),
         verify_on_fault=np.array([p.on_fault for p in plans], dtype=np.bool_),
         has_on_fault=any(p.on_fault for p in plans),
+        calib_ms=calib_ms,
+        calibration=calibration,
+        has_calib=has_calib,
     )
 
 

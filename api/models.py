@@ -89,6 +89,12 @@ class SensorPublic(_Public):
         description="the limit on calibration and manual time (its own, else its rule's): a "
         "`maintenance` alarm (level `overdue`) when its readings say so for `after_s`; null: none",
     )
+    calibration_due: dict[str, Any] | None = Field(
+        default=None,
+        description="the calibration interval (its own, else its rule's): a `calibration_due` "
+        "alarm (标校超期, level `calibration_overdue`) at its first reading `every_days` after "
+        "its last calibration reading; null: none",
+    )
     verify: dict[str, Any] | None = Field(
         default=None,
         description="the protective action checked by feedback sensors of the same tenant",

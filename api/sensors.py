@@ -87,6 +87,7 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
         early_warning=_spec(info.early_warning),
         frozen=_spec(info.frozen),
         maintenance=_spec(info.maintenance),
+        calibration_due=_spec(info.calibration_due),
         verify=_spec(info.verify),
         suppress_when=[spec_json(c) for c in info.suppress_when],
         # (a group's members are of its site, so of its tenant)

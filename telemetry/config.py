@@ -35,6 +35,7 @@ from telemetry.notifyconfig import (
     SubscriptionSpec,
 )
 from telemetry.ruleconfig import (
+    CalibrationDueSpec,
     EarlyWarningSpec,
     FrozenSpec,
     LevelSpec,
@@ -50,6 +51,7 @@ from telemetry.ruleconfig import (
 
 __all__ = [
     "ApiKeySpec",
+    "CalibrationDueSpec",
     "CurrentSpec",
     "DeviceProfile",
     "DeviceSpec",
@@ -106,6 +108,9 @@ class SensorSpec(Frozen):
     )
     maintenance: MaintenanceSpec | None = Field(
         default=None, description="overrides the rule's limit on calibration and manual time"
+    )
+    calibration_due: CalibrationDueSpec | None = Field(
+        default=None, description="overrides the rule's calibration interval (标校超期)"
     )
     suppress_when: tuple[SuppressSpec, ...] = Field(
         default=(), max_length=8, description="suppression by design: any one of these"

@@ -49,6 +49,7 @@ AlarmKind = Literal[
     "early_warning",
     "frozen",
     "maintenance",
+    "calibration_due",
     "data_lost",
     "overspeed",
     "fatigue",

@@ -221,6 +221,9 @@ def build_registry(
                         early = sen.early_warning or (packed.early_warning if packed else None)
                         frozen = sen.frozen or (packed.frozen if packed else None)
                         maintenance = sen.maintenance or (packed.maintenance if packed else None)
+                        calibration = sen.calibration_due or (
+                            packed.calibration_due if packed else None
+                        )
                         if early is not None and all(lv.above is None for lv in levels):
                             raise ConfigError(f"{swhere}.early_warning: needs a level above")
                         info = SensorInfo(
@@ -243,6 +246,7 @@ def build_registry(
                             suppress_when=sen.suppress_when,
                             frozen=frozen,
                             maintenance=maintenance,
+                            calibration_due=calibration,
                         )
                         add(info, swhere)
                     except ConfigError as exc:

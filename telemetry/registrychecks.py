@@ -143,17 +143,20 @@ def same_unit(unit: str, units: tuple[str, ...]) -> bool:
 def check_sensors(
     sensors: Sequence[SensorInfo], by_id: Mapping[str, SensorInfo], config: HubConfig, source: str
 ) -> None:
-    """What the sensors' verifications, maintenance limits and suppressions name."""
+    """What the sensors' verifications, maintenance limits, calibration intervals and
+    suppressions name."""
     check_verify(sensors, by_id, config, source)
     paths = sensor_paths(config)
     feeds = feedback_ids(sensors)
     for info in sensors:
-        if info.maintenance and not (info.levels or info.no_data_s or info.id in feeds):
-            raise ConfigError(
-                f"{source}: {paths.get(info.id, info.id)}.maintenance: sensor {info.id!r} is "
-                "judged for nothing: 'maintenance' needs levels (a rule), a no_data_s, or the "
-                "sensor a verification's feedback"
-            )
+        judged = info.levels or info.no_data_s or info.id in feeds
+        for name in ("maintenance", "calibration_due"):
+            if getattr(info, name) and not judged:
+                raise ConfigError(
+                    f"{source}: {paths.get(info.id, info.id)}.{name}: sensor {info.id!r} is "
+                    f"judged for nothing: '{name}' needs levels (a rule), a no_data_s, or the "
+                    "sensor a verification's feedback"
+                )
         for ci, cond in enumerate(info.suppress_when):
             other = by_id.get(cond.sensor)
             if other is None or other.tenant != info.tenant or other.index == info.index:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from telemetry.config import (
+    CalibrationDueSpec,
     DeviceProfile,
     DeviceSpec,
     EarlyWarningSpec,
@@ -55,6 +56,8 @@ class SensorInfo:
     frozen: FrozenSpec | None = None  # frozen-value check: the sensor's own, else its rule's
     # the limit on calibration and manual time: the sensor's own, else its rule's
     maintenance: MaintenanceSpec | None = None
+    # the calibration interval (标校超期): the sensor's own, else its rule's
+    calibration_due: CalibrationDueSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from telemetry.configbase import Frozen, Ident, Tier, some
 
 __all__ = [
+    "CalibrationDueSpec",
     "EarlyWarningSpec",
     "FrozenSpec",
     "LevelSpec",
@@ -214,6 +215,25 @@ class MaintenanceSpec(Frozen):
     action: str = Field(default="", max_length=200)
 
 
+class CalibrationDueSpec(Frozen):
+    """Calibration due (标校超期, DOMAIN 1.3: carrier-catalytic methane sensors every 15 days,
+    late calibration is a 重大事故隐患): a 'calibration_due' alarm at the sensor's first reading
+    `every_days` of event time or more after its last calibration reading (quality
+    calibration), or after its first reading when the hub has seen no calibration of it (the
+    hub cannot know the calibrations before it watched). It clears at the next calibration
+    reading. Comm-loss and stale readings are not judged (the no-data alarm says the link is
+    down)."""
+
+    every_days: float = Field(
+        ge=0,
+        le=400,
+        description="calibrate at least this often (days of event time); 0: not checked (a "
+        "sensor whose calibrations the readings do not flag, or one exempted)",
+    )
+    tier: Tier = "yellow"
+    action: str = Field(default="", max_length=200)
+
+
 # the kinds of sensor (what a point measures)
 SensorKind = Literal[
     "methane",
@@ -245,6 +265,7 @@ class RuleSpec(Frozen):
     early_warning: EarlyWarningSpec | None = None
     frozen: FrozenSpec | None = None
     maintenance: MaintenanceSpec | None = None
+    calibration_due: CalibrationDueSpec | None = None
     kinds: tuple[SensorKind, ...] = Field(
         default=(),
         description="the kinds of sensor the rule is meant for (a sensor of another kind naming "

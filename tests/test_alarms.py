@@ -78,6 +78,54 @@ def test_restart_restores_active_alarms_and_raises_nothing_twice(tmp_path):
     assert len(db2.list_alarms(None)) == 1
 
 
+def test_calibration_due_is_raised_restored_after_a_restart_and_cleared_by_a_calibration(
+    tmp_path,
+):
+    """The coal-methane pack asks a calibration every 15 days (标校超期): a face sensor read once
+    a day from day 0 raises 'calibration_due' (yellow, its value the days since) at day 15.
+    The hub restarted without its saved state: the alarm stays (the last calibration taken from
+    the alarm, not the next reading), nothing is raised twice, and a calibration clears it."""
+    from telemetry.quality import Quality
+
+    day = 86_400_000
+    reg = mine_registry(1502, 1.0)
+    table = compile_table(reg.sensors)
+    t1 = reg.sensor("ch4-t1").index
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+
+    def read(book, state, days, quality=0):
+        n = len(days)
+        state, tr, _ = evaluate(
+            table,
+            state,
+            np.full(n, t1, np.int32),
+            np.array(days, np.int64) * day,
+            np.full(n, 0.3),
+            np.full(n, quality, np.uint8),
+        )
+        return state, book.apply(tr, 5)
+
+    _, events = read(book, CoreState.empty(len(reg.sensors)), list(range(16)))
+    assert [(e.kind, e.side, e.level_name, e.tier, e.ts) for e in events] == [
+        ("raised", "calibration_due", "calibration_overdue", "yellow", 15 * day)
+    ]
+    (row,) = db.list_alarms(None, state="active")
+    assert row.value == 15.0 and "标校超期" in row.action and "15 天" in row.action
+    db.close()
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    state = book.restore(CoreState.empty(len(reg.sensors)))
+    assert state.calib_at[t1] == 0
+    state, events = read(book, state, [16, 17])
+    assert events == []
+    state, events = read(book, state, [18], Quality.CALIBRATION)
+    assert [(e.kind, e.ts) for e in events] == [("cleared", 18 * day)]
+    state, events = read(book, state, [19, 32])
+    assert events == []
+    assert len(db.list_alarms(None)) == 1
+
+
 def test_tenant_scoping_of_alarm_queries(tmp_path):
     reg = mine_registry(1502, 1.0)
     table = compile_table(reg.sensors)

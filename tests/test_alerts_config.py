@@ -216,6 +216,41 @@ def test_maintenance_limit_comes_from_the_pack_and_the_sensor_wins():
         _one_sensor("{" + toxic + ", maintenance: {after_s: 0.5}}")
 
 
+def test_calibration_interval_comes_from_the_methane_pack_and_the_sensor_wins():
+    """The coal-methane pack asks a calibration every 15 days (DOMAIN 1.3), a laser sensor's own
+    interval (exempted for 6 months) wins; other packs ask none; a sensor judged for nothing
+    cannot have one; the interval is a positive number of days."""
+    from alerts.table import CALIBRATION_DUE
+
+    reg = mine_registry(1502, 1.0)
+    t1 = reg.sensor("ch4-t1")
+    assert t1 is not None and t1.calibration_due is not None
+    assert t1.calibration_due.every_days == 15
+    assert reg.sensor("co") is not None and reg.sensor("co").calibration_due is None
+    table = compile_table(reg.sensors)
+    assert int(table.calib_ms[t1.index]) == 15 * 86_400_000 and table.has_calib
+    assert table.describe(t1.index, CALIBRATION_DUE, 1)[:2] == ("calibration_overdue", "yellow")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    toxic = "id: nh3, point: lel1, kind: toxic_gas, unit: '%OEL', rule: chem-gas.toxic-oel"
+    own = "{" + toxic + ", calibration_due: {every_days: 180, tier: orange, action: 送检}}"
+    table = compile_table(build_registry(_one_sensor(own), profiles, packs).sensors)
+    assert int(table.calib_ms[0]) == 180 * 86_400_000
+    assert table.describe(0, CALIBRATION_DUE, 1) == ("calibration_overdue", "orange", "送检")
+    with pytest.raises(Exception, match="'calibration_due' needs levels"):
+        build_registry(
+            _one_sensor("{id: x, point: lel1, kind: toxic_gas, calibration_due: {every_days: 1}}"),
+            profiles,
+            packs,
+        )
+    # 0: not checked (a substation whose readings do not flag its calibrations)
+    off = "{id: t1, point: lel1, kind: methane, unit: '%CH4', rule: coal-methane.face-t1, "
+    off += "calibration_due: {every_days: 0}}"
+    table = compile_table(build_registry(_one_sensor(off), profiles, packs).sensors)
+    assert int(table.calib_ms[0]) == 0 and not table.has_calib
+    with pytest.raises(Exception, match="greater than or equal to 0"):
+        _one_sensor("{" + toxic + ", calibration_due: {every_days: -1}}")
+
+
 def test_names_locations_and_tags_are_one_printable_line():
     """helper-122: names go into e-mail subjects, CSV cells and log lines: a control character
     is refused, a YAML folded name's line break stripped, 200 characters at most."""

@@ -15,6 +15,7 @@ from alerts.table import (
     ABOVE,
     ACTION,
     BELOW,
+    CALIBRATION_DUE,
     EARLY,
     FAULT,
     FROZEN,
@@ -25,6 +26,7 @@ from alerts.table import (
     compile_table,
 )
 from telemetry.config import (
+    CalibrationDueSpec,
     EarlyWarningSpec,
     FrozenSpec,
     LevelSpec,
@@ -45,6 +47,7 @@ def sensor(
     early_warning: EarlyWarningSpec | None = None,
     frozen: FrozenSpec | None = None,
     maintenance: MaintenanceSpec | None = None,
+    calibration_due: CalibrationDueSpec | None = None,
 ) -> SensorInfo:
     return SensorInfo(
         index,
@@ -65,6 +68,7 @@ def sensor(
         early_warning=early_warning,
         frozen=frozen,
         maintenance=maintenance,
+        calibration_due=calibration_due,
     )
 
 
@@ -679,6 +683,66 @@ def test_a_measured_reading_or_a_fault_ends_the_run_and_a_comm_loss_does_not():
     assert _maint_rows(spec, ts, [CAL] * 4, sensors=[1, 1, 1, 1]) == []
 
 
+DAY = 86_400_000
+
+
+def _calib_rows(ts, qualities, every_days=15.0, batches=1, window_ms=0):
+    """The CALIBRATION_DUE rows (ts, after, value) of the core and of the reference, which must
+    agree, for one methane sensor read every `ts` (`batches`: the readings split in that many)."""
+    spec = CalibrationDueSpec(every_days=every_days)
+    infos = [sensor(0, METHANE, calibration_due=spec), sensor(1, ())]
+    table = compile_table(infos, lateness_ms=window_ms, late_depth=4)
+    n = len(ts)
+    state, ref, got, want = CoreState.empty(table.size), ReferenceCore(table), [], []
+    for part in np.array_split(np.arange(n), batches):
+        batch = cols(
+            [0] * len(part), [ts[i] for i in part], [0.2] * len(part), [qualities[i] for i in part]
+        )
+        state, tr, _ = evaluate(table, batch, state, None)
+        got += [(r[1], r[5], r[2]) for r in tr.rows() if r[3] == CALIBRATION_DUE]
+        rows = ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality)
+        want += [(r[1], r[5], r[2]) for r in rows if r[3] == CALIBRATION_DUE]
+    assert got == want
+    return got
+
+
+def test_a_methane_sensor_not_calibrated_for_15_days_raises_calibration_due():
+    """标校超期 (DOMAIN 1.3): a reading a day, a calibration on day 3: 'calibration_due' at the
+    first reading 15 days after it (value: the days since), cleared by the next calibration
+    (value: how long the sensor went without one); alike in one batch or many."""
+    ts = [d * DAY for d in range(21)]
+    q = [0] * 21
+    q[3] = q[19] = CAL
+    for batches in (1, 5, 21):
+        assert _calib_rows(ts, q, batches=batches) == [(18 * DAY, 1, 15.0), (19 * DAY, 0, 16.0)]
+
+
+def test_calibration_due_counts_from_the_first_reading_and_only_a_calibration_ends_it():
+    """With no calibration seen the interval counts from the sensor's first judged reading; a
+    fault or manual reading is judged (a sensor in fault still needs its calibration), a comm
+    loss is not (the link, not the sensor); only a calibration reading clears the alarm."""
+    ts = [0, 10 * DAY, 15 * DAY, 16 * DAY, 17 * DAY]
+    assert _calib_rows(ts, [0, 0, 0, 0, 0]) == [(15 * DAY, 1, 15.0)]
+    assert _calib_rows(ts, [0, 0, LOSS, Quality.SENSOR_FAULT, 0]) == [(16 * DAY, 1, 16.0)]
+    assert _calib_rows(ts, [0, 0, LOSS, Quality.STALE, MAN]) == [(17 * DAY, 1, 17.0)]
+    # a calibration run (minutes of calibration readings) counts from its last reading
+    ts = [0, DAY, DAY + MIN, DAY + 2 * MIN, 3 * DAY, 3 * DAY + 20 * MIN]
+    assert _calib_rows(ts, [0, CAL, CAL, CAL, 0, 0], every_days=2.0) == [
+        (3 * DAY + 20 * MIN, 1, 2.0 + 18 / 1440)
+    ]
+
+
+def test_a_late_calibration_within_the_window_is_judged_in_its_place():
+    """A calibration reading that comes late (a substation's backlog) within the lateness window
+    rewinds the sensor: the overdue raised at 15 d is taken back (a clear stamped with the raise:
+    a rewind tells nothing from before what it told), and the next reading is judged from the
+    calibration; without the window the late calibration is not judged."""
+    ts = [0, 15 * DAY, 15 * DAY - MIN, 16 * DAY]
+    got = _calib_rows(ts, [0, 0, CAL, 0], batches=4, window_ms=3_600_000)
+    assert got == [(15 * DAY, 1, 15.0), (15 * DAY, 0, 15.0)]
+    assert _calib_rows(ts, [0, 0, CAL, 0], batches=4) == [(15 * DAY, 1, 15.0)]
+
+
 def test_out_of_order_batch_is_judged_in_event_time_order_and_late_readings_counted():
     table = compile_table([sensor(0, METHANE)])
     state, tr, _ = evaluate(table, cols(0, [3000, 1000, 2000], [0.2, 1.1, 0.5]), CoreState.empty(1))
@@ -791,7 +855,13 @@ def scenarios(draw):
         maintenance = None
         if draw(st.booleans()):  # (applied to the judged sensors only: `compile_table`)
             maintenance = MaintenanceSpec(after_s=draw(st.sampled_from([1, 2, 5, 30])))
-        infos.append(sensor(i, levels, no_data, verify, rate, early, frozen, maintenance))
+        calibration = None
+        if draw(st.booleans()):  # (judged sensors only, as maintenance); every 1-10 s here
+            every = draw(st.sampled_from([1, 2, 5, 10]))
+            calibration = CalibrationDueSpec(every_days=every / 86400)
+        infos.append(
+            sensor(i, levels, no_data, verify, rate, early, frozen, maintenance, calibration)
+        )
     voters = [i.index for i in infos if any(lv.above is not None for lv in i.levels)]
     if len(voters) >= 2 and draw(st.booleans()):
         k = draw(st.integers(1, len(voters)))
@@ -867,6 +937,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
         assert state.level.tolist() == ref.level
         assert state.frozen_since.tolist() == ref.frozen_since
         assert state.maint_since.tolist() == ref.maint_since
+        assert state.calib_at.tolist() == ref.calib_at
         assert state.last_arrival.tolist() == ref.last_arrival
         if window:
             assert ref.ck is not None
@@ -886,6 +957,7 @@ def test_vectorized_core_agrees_with_reference(scenario):
             assert state.ck_last_data.tolist() == ref.ck.last_data
             assert state.ck_frozen_since.tolist() == ref.ck.frozen_since
             assert state.ck_maint_since.tolist() == ref.ck.maint_since
+            assert state.ck_calib_at.tolist() == ref.ck.calib_at
             assert state.ck_active.tolist() == ref.ck.active
         else:
             assert state.ring_ts.shape == (0, 0)

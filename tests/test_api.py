@@ -466,6 +466,9 @@ async def test_a_sensor_says_everything_it_is_judged_by(tmp_path) -> None:
             t1 = (await client.get("/api/v1/sensors/face1301-ch4-t1", headers=coal)).json()
             assert t1["verify"]["sensor"] == "face1301-feed" and t1["verify"]["within_s"] == 2
             assert t1["verify"]["expect_below"] == 0.5 and "expect_above" not in t1["verify"]
+            # the methane pack's calibration interval (标校超期, 15 d); none on a tank level
+            assert t1["calibration_due"] == {"every_days": 15.0, "tier": "yellow", "action": ""}
+            assert level["calibration_due"] is None
             listed = (await client.get("/api/v1/sensors", headers=chem)).json()
             assert "face1301-feed" not in str(listed)
             assert {s["id"]: s for s in listed}["t101-level"] == level

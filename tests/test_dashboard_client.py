@@ -1374,6 +1374,29 @@ async def test_a_maintenance_alarm_reads_as_calibration_held_too_long_not_overdu
         await browser.wait_for(f"{level} === 'maintenance'", 5)
 
 
+async def test_a_calibration_due_alarm_reads_as_calibration_overdue():
+    """标校超期 (a methane head not calibrated for 15 days): the row reads the kind once, not
+    "标校超期 标校超期" nor the maintenance's 维护超时; its value is in days."""
+    due = {
+        **alarm(1, "ch4-t1"),
+        "side": "calibration_due",
+        "rule": "coal-methane.face-t1",
+        "level_name": "calibration_overdue",
+        "tier": "yellow",
+        "value": 15.0,
+        "value_unit": "d",
+    }
+    due["events"] = [{**due["events"][0], "level_name": "calibration_overdue", "tier": "yellow"}]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("ch4-t1")], alarms=[due])})
+    level = f"{row(1, 'td:nth-child(3)')}.textContent"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        assert await browser.js(level) == "标校超期"
+        await browser.js(f"{row(1)}.click()")
+        await browser.wait_for(f"!!{q('tr.extra table.journal td.level')}", 5)
+        assert await browser.js(f"{q('tr.extra table.journal td.level')}.textContent") == "标校超期"
+
+
 async def test_a_handover_row_names_the_level_its_peak_tier_and_value_were_of():
     """The printed handover showed the peak tier and value beside the alarm's last level: a
     level-2 leak back at level 1 read "红色 · 一级 · 50.2 %LEL", a HIHI back at HI "高报 · 9.211

@@ -44,6 +44,8 @@ export const STRINGS = {
         // a detector left in calibration or manual past its limit (docs/rules.md); its one level
         // is not the disposal's 超期 (a deadline missed)
         kind_maintenance: "标定/手动超时", lvl_overdue: "维护超时",
+        // a sensor not calibrated for its interval (标校超期, docs/rules.md)
+        kind_calibration_due: "标校超期", lvl_calibration_overdue: "标校超期",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
@@ -769,7 +771,7 @@ function isaBadge(state) {
 const BY = { fleet: "by_fleet", terminal: "by_terminal" };
 const LEVEL_ONLY = new Set(["terminal", "comm_loss", "gateway"]);  // the level names say it all
 // a kind whose one level its name says already: the kind alone ("标定/手动超时", not "… 维护超时")
-const KIND_SAYS = { maintenance: "overdue" };
+const KIND_SAYS = { maintenance: "overdue", calibration_due: "calibration_overdue" };
 
 export function kindLevel(a, t = ctx.t) {
   const label = (k, name) => (t(k) === k ? name : t(k));
