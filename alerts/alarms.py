@@ -55,6 +55,10 @@ from alerts.vehiclealarms import VehicleAlarms
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 
+# the core's sides whose alarms end at a reading of their own sensor (an ACTION alarm may end at
+# its feedback's; the others' are not the core's)
+_OWN_READINGS = (ABOVE, BELOW, FAULT, NO_DATA, RATE, EARLY, FROZEN, MAINTENANCE, CALIBRATION_DUE)
+
 __all__ = [
     "DEVICE_RULE",
     "FLEET_RULE",
@@ -103,8 +107,19 @@ class AlarmBook(VehicleAlarms):
         self._suppressible = [s for s in registry.sensors if s.suppress_when]
 
     def restore(self, state: CoreState) -> CoreState:
-        """Seed the core state from the active alarms, so that a restart raises nothing twice."""
+        """Seed the core state from the active alarms, so that a restart raises nothing twice;
+        and each sensor's last judged time from the latest end of its alarms: the saved state
+        is up to its saving interval old, and a message judged and recorded but not yet
+        acknowledged when the hub was killed comes again (helper-150: an alarm raised and
+        cleared in it was recorded a second time, its notifications sent twice under other
+        idempotency keys)."""
         new = state.copy()
+        for tenant, site, device, sid, rule, ended in self._db.cleared_until(_OWN_READINGS):
+            info = self._registry.sensor_of(tenant, sid, site, device)
+            if info is not None and info.rule == rule:
+                i = info.index
+                new.last_ts[i] = max(int(new.last_ts[i]), ended)
+                new.last_data[i] = max(int(new.last_data[i]), ended)
         for row, i in self._core_alarms():
             if row.side <= BELOW:
                 level = min(row.level, SLOTS)

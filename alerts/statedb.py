@@ -254,6 +254,22 @@ class StateDB(AlarmStatements):
         rows = self.query(f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active'")
         return [AlarmRow(*r) for r in rows]
 
+    def cleared_until(self, sides: Sequence[int]) -> list[tuple[str, str, str, str, str, int]]:
+        """Per tenant, site, device, sensor and rule, the event time of the latest end of an
+        alarm of one of `sides` (whose ends are the sensor's own readings): the readings up to
+        it were judged, whatever the saved analytics state says (`AlarmBook.restore`). Only ends
+        stamped before they arrived: a reading's (a configuration change clears at its arrival
+        or later, `AlarmBook.retire`: no reading's time; a device clock ahead of the hub's is
+        left out too, on the safe side)."""
+        marks = ", ".join("?" * len(sides))
+        rows = self.query(
+            "SELECT tenant, site, device, sensor, rule, MAX(ended_ts) FROM alarms "
+            f"WHERE ended_ts < cleared_at AND side IN ({marks}) "
+            "GROUP BY tenant, site, device, sensor, rule",
+            tuple(sides),
+        )
+        return [(str(a), str(b), str(c), str(d), str(e), int(f)) for a, b, c, d, e, f in rows]
+
     def active_alarm(
         self, con: sqlite3.Connection, sensor: str, rule: str, side: int
     ) -> AlarmRow | None:

@@ -126,6 +126,42 @@ def test_calibration_due_is_raised_restored_after_a_restart_and_cleared_by_a_cal
     assert len(db.list_alarms(None)) == 1
 
 
+def test_a_message_judged_again_after_a_kill_raises_nothing_twice(tmp_path):
+    """helper-150: the hub killed after recording a message's alarms and before acknowledging
+    it; the broker delivers it again to a hub whose saved state is older (or none). An alarm it
+    raised and cleared was recorded a second time (and notified twice under other idempotency
+    keys): the readings up to the latest end of a sensor's alarms were judged, and are late now.
+    An end that is not a reading's (a configuration change's, at its arrival) moves nothing."""
+    reg = mine_registry(1502, 1.0)
+    table = compile_table(reg.sensors)
+    t0 = reg.sensor("ch4-t0").index
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    arrival = 10**12
+    message = (t0, [1.3, 0.4, 0.3])
+    state, events = feed(book, table, CoreState.empty(len(reg.sensors)), *message, arrival=arrival)
+    assert [e.kind for e in events] == ["raised", "cleared"]
+    db.close()
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, table)
+    state = book.restore(CoreState.empty(len(reg.sensors)))
+    assert (state.last_ts[t0], state.last_data[t0]) == (2_000, 2_000)
+    state, events = feed(book, table, state, *message, arrival=arrival + 1)
+    assert events == []
+    assert len(db.list_alarms(None)) == 1
+    # the next excursion is judged as ever
+    state, events = feed(book, table, state, t0, [1.2], t0=4_000, arrival=arrival + 2)
+    assert [e.kind for e in events] == ["raised"]
+    # an alarm a configuration change retired (ended at its arrival) says nothing of readings
+    (retired,) = book.retire(arrival + 3, {"ch4-t0"})
+    assert retired.kind == "cleared"
+    db.close()
+    db = StateDB(tmp_path / "state.db")
+    state = AlarmBook(db, reg, table).restore(CoreState.empty(len(reg.sensors)))
+    assert state.last_ts[t0] == 2_000
+    db.close()
+
+
 def test_tenant_scoping_of_alarm_queries(tmp_path):
     reg = mine_registry(1502, 1.0)
     table = compile_table(reg.sensors)
