@@ -101,7 +101,7 @@ class RegistryDB:
         self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout = 5000")
         self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA synchronous = FULL")  # a change said saved is on disk
         with self._tx() as c:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():

@@ -162,6 +162,18 @@ def test_a_message_judged_again_after_a_kill_raises_nothing_twice(tmp_path):
     db.close()
 
 
+def test_the_state_database_is_on_disk_before_a_commit_returns(tmp_path):
+    """An alarm recorded goes to disk before the hub acknowledges its message (synchronous FULL:
+    NORMAL may lose the last commits at a power cut, helper-150; a power cut is not simulated
+    here); a dead letter's commit alone does not wait for the disk, and leaves it FULL."""
+    db = StateDB(tmp_path / "state.db")
+    sync = db._db.execute("PRAGMA synchronous").fetchone()[0]
+    assert sync == 2  # FULL
+    db.add_dead_letter(1, "telemetry", "a/b", "decode_error: bad magic", b"x")
+    assert db._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    db.close()
+
+
 def test_tenant_scoping_of_alarm_queries(tmp_path):
     reg = mine_registry(1502, 1.0)
     table = compile_table(reg.sensors)

@@ -462,3 +462,11 @@ async def test_a_key_of_every_tenant_is_listed_with_tenants_null_as_me_says(hub)
         "/api/v1/api-keys", json={"name": "wall-2", "role": "viewer"}, headers=bearer("k-root")
     )
     assert r.status_code == 422 and "must name its tenants" in r.text
+
+
+def test_the_registry_database_is_on_disk_before_a_change_is_said_saved(tmp_path):
+    """Keys and configuration revisions said saved survive a power cut (synchronous FULL, as
+    the state database; a power cut is not simulated here)."""
+    rdb = RegistryDB(tmp_path / "registry.db")
+    assert rdb._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    rdb.close()
