@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -154,7 +155,8 @@ def _kinds_by_sensor(journal: dict[str, tuple[str, str]]) -> dict[str, list[str]
 
 @pytest.mark.outage
 @pytest.mark.slow
-async def test_webhook_down_60s_every_notification_arrives_once_signed(mosquitto, tmp_path):
+async def test_webhook_down_60s_every_notification_arrives_once_signed(mosquitto, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="alerts.notify")
     receiver = WebhookReceiver(secret=SECRET)
     receiver.start()
     receiver.stop()  # the port is the receiver's; while stopped, connections are refused
@@ -209,6 +211,14 @@ async def test_webhook_down_60s_every_notification_arrives_once_signed(mosquitto
                 # backoff capped at 2 s: about 30 tries in a minute (uncapped: 7)
                 assert row["attempts"] >= 12, (key, row["attempts"])
                 assert receiver.url not in row["last_error"]  # the URL may hold a token
+            # the operator hears of it at the first failed try, once (helper-149: silent until
+            # given up, a day later), and the waiting notifications show in the metrics
+            said = [r.getMessage() for r in caplog.records if f"{TENANT}/hook" in r.getMessage()]
+            assert len([m for m in said if "failing" in m]) == 1, said
+            assert all(receiver.url not in m for m in said)
+            down = (await api.get("/metrics")).text
+            assert _metric(down, "hazardhub_notifications_pending") == len(journal)
+            assert _metric(down, "hazardhub_notifications_oldest_pending_seconds") >= 30
 
             back_at = time.monotonic()
             receiver.start()
@@ -226,6 +236,8 @@ async def test_webhook_down_60s_every_notification_arrives_once_signed(mosquitto
             requests = receiver.requests
     finally:
         receiver.stop()
+    said = [r.getMessage() for r in caplog.records if f"{TENANT}/hook" in r.getMessage()]
+    assert any("delivered again" in m for m in said), said
 
     keys = Counter(r.key for r in requests)
     # every request was answered 200: a key seen twice would be a duplicate delivery

@@ -21,6 +21,7 @@ import orjson
 from pydantic import ValidationError
 
 from alerts.notify.channels import Notification, Senders, SendResult, Status
+from alerts.notify.faultlog import FailingSubscriptions
 from alerts.notify.netguard import AddressGuard
 from alerts.notify.shares import CHANNEL, Due, Shares, guarded_json
 from alerts.notify.store import NotifyStore
@@ -73,6 +74,7 @@ class Delivery(Shares):
         self.clock = clock
         self._count = count
         self._wake = wake
+        self.failing = FailingSubscriptions(clock)  # said in the log at their first failure
         # a channel's outbox text: the channel, and whether its text says it is guarded (an
         # enterprise's) or not (the centre's); None for a bare text (a row of before the guard)
         self._channels: dict[str, tuple[ChannelSpec, bool | None]] = {}
@@ -335,12 +337,14 @@ class Delivery(Shares):
             self._count("hazardhub_notifications_delivered_total", len(rows), channel=kind)
             latency = sum(now - _arrival(r, now) for r in rows)
             self._count("hazardhub_notification_latency_ms_sum", latency, channel=kind)
+            self.failing.delivered(rows[0].subscription)
             return [(r.id, "delivered", now, "", now) for r in rows]
         return [self._outcome(r, kind, result, now) for r in rows]
 
     def _outcome(self, row: Due, kind: str, result: SendResult, now: int) -> Settled:
         self._count("hazardhub_notification_failures_total", channel=kind)
         s = self.settings
+        self.failing.failed(row.subscription, kind, result.reason, s.give_up_after_s)
         if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
             self._count("hazardhub_notifications_dead_total", channel=kind)
             log.warning("notification %s dead: %s", self.store.sent_key(row.key), result.reason)

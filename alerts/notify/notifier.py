@@ -26,6 +26,7 @@ from typing import Any
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
 from alerts.notify.enqueue import _event_json
+from alerts.notify.faultlog import RepeatedFailure
 from alerts.notify.http import literal_refusal
 from alerts.notify.netguard import AddressGuard
 from alerts.notify.objects import (
@@ -52,6 +53,7 @@ __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError", "NotifyOwnerErro
 log = logging.getLogger(__name__)
 _ROUTE_BATCH = 500  # journal events routed at once (one snapshot, one short write)
 _PRUNE_EVERY_MS = 600_000  # the outbox's old rows are looked for every 10 minutes
+_GAUGE_EVERY_MS = 10_000  # the waiting notifications counted every 10 s
 _PRUNE_BATCH = 10_000  # rows deleted by one short write (more: again on the next turn)
 
 
@@ -370,7 +372,8 @@ class Notifier(Routing):
             await self.delivery.aclose()
 
     async def _run(self, stop: asyncio.Event, period_s: float) -> None:
-        timers_at = pruned_at = 0
+        timers_at = pruned_at = gauged_at = 0
+        step = RepeatedFailure("notification pipeline step", self.clock)
         while not stop.is_set():
             self.wake.clear()
             busy = False
@@ -387,12 +390,16 @@ class Notifier(Routing):
                     except Exception:
                         log.exception("pruning the notification outbox failed; tried again later")
                 await self._deliver_turn(made)
+                if self.clock() - gauged_at >= _GAUGE_EVERY_MS:
+                    gauged_at = self.clock()
+                    await asyncio.to_thread(self.gauge_pending)
                 # again at once while routing reads or a take was full (not after outcomes
                 # only, nor after a few rows: delivery wakes the loop when enough outcomes wait)
                 taken = self.delivery.last_taken
                 busy = routed > 0 or taken >= self.delivery.take_limit
-            except Exception:
-                log.exception("notification pipeline step failed; retrying")
+                step.worked()
+            except Exception as exc:  # a full disk: said once, then once a minute
+                step.failed(exc)
             if busy:
                 await asyncio.sleep(0)
                 continue
@@ -403,6 +410,17 @@ class Notifier(Routing):
             )
             waker.cancel()
             stopper.cancel()
+
+    def gauge_pending(self) -> None:
+        """The notifications waiting (`hazardhub_notifications_pending`) and the age of the
+        oldest (`hazardhub_notifications_oldest_pending_seconds`, 0: none): a receiver failing
+        shows here long before its notifications are given up (a day by default)."""
+        if self._metrics is None:
+            return
+        count, oldest = self.store.pending_summary()
+        age = 0.0 if oldest is None else max(0, self.clock() - oldest) / 1000
+        self._metrics.set("hazardhub_notifications_pending", count)
+        self._metrics.set("hazardhub_notifications_oldest_pending_seconds", age)
 
     def _route_some(self) -> tuple[int, int]:
         """Route one batch: how many journal events it read (0: nothing new) and how many

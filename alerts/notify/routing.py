@@ -38,6 +38,7 @@ _HOLDERS = ("gateway", "device")  # the sensor kinds of the alarms that hold oth
 
 class Counter(Protocol):
     def inc(self, name: str, amount: float = 1, **labels: str) -> None: ...
+    def set(self, name: str, value: float, **labels: str) -> None: ...
 
 
 _BACK = frozenset({"unshelved", "unsuppressed", "in_service"})  # still active: told as raised

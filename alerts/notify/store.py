@@ -407,3 +407,11 @@ class NotifyStore:
         return int(
             self.outbox_db.query("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")[0][0]
         )
+
+    def pending_summary(self) -> tuple[int, int | None]:
+        """How many notifications wait to be delivered, and when the oldest was made (None:
+        none waits)."""
+        count, oldest = self.outbox_db.query(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        )[0]
+        return int(count), None if oldest is None else int(oldest)
