@@ -24,7 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.maintenance import PASS
-from alerts.state import I64, NO_TS, CoreState, Part, run_since, segment_ends, segment_starts
+from alerts.segments import run_since, segment_ends, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part
 from alerts.table import CALIBRATION_DUE, RuleTable
 from telemetry.quality import Quality
 

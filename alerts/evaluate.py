@@ -49,6 +49,7 @@ from alerts.lateness import LateResult, classify, judge_late, side_part
 from alerts.levels import judge_levels
 from alerts.maintenance import judge_maintenance
 from alerts.nodata import silence, start_clocks
+from alerts.segments import by_sensor_time, distinct, segment_ends, segment_starts, segments_with
 from alerts.state import (
     I64,
     NO_TS,
@@ -61,11 +62,6 @@ from alerts.state import (
     Transitions,
     as_part,
     assemble,
-    by_sensor_time,
-    distinct,
-    segment_ends,
-    segment_starts,
-    segments_with,
 )
 from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, SIDES, RuleTable
 from alerts.trend import judge_trends

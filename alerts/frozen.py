@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, NO_TS, CoreState, Part, run_since, segment_ends, segment_starts
+from alerts.segments import run_since, segment_ends, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part
 from alerts.table import FROZEN, RuleTable
 
 __all__ = ["judge_frozen"]

@@ -61,6 +61,7 @@ import numpy.typing as npt
 
 from alerts.nodata import silence
 from alerts.rerun import checkpoint_state, subset_table
+from alerts.segments import distinct, segment_ends, segment_starts
 from alerts.state import (
     CK_FIELDS,
     I64,
@@ -72,9 +73,6 @@ from alerts.state import (
     Transitions,
     as_part,
     assemble,
-    distinct,
-    segment_ends,
-    segment_starts,
 )
 from alerts.table import ABOVE, ACTION, BELOW, SIDES, RuleTable
 from alerts.verify import UNMEASURED

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, CoreState, Part, segment_ends, segment_starts, segments_with
+from alerts.segments import segment_ends, segment_starts, segments_with
+from alerts.state import I64, CoreState, Part
 from alerts.table import ABOVE, RUN_CAP, SLOTS, RuleTable
 
 __all__ = ["judge_levels"]

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from alerts.state import CK_FIELDS, I64, NO_TS, CoreState, ring_offsets
+from alerts.segments import ring_offsets
+from alerts.state import CK_FIELDS, I64, NO_TS, CoreState
 from alerts.table import RuleTable, no_data_index, vote_index
 
 __all__ = ["checkpoint_state", "subset_table"]

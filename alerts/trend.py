@@ -29,7 +29,8 @@ import functools
 import numpy as np
 import numpy.typing as npt
 
-from alerts.state import I64, CoreState, Part, ring_offsets, segment_ends, segment_starts
+from alerts.segments import ring_offsets, segment_ends, segment_starts
+from alerts.state import I64, CoreState, Part
 from alerts.table import EARLY, RATE, SLOTS, RuleTable
 
 __all__ = ["judge_trends"]

@@ -5,16 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alerts.state import (
-    I64,
-    NO_TS,
-    CoreState,
-    Part,
-    Readings,
-    by_sensor_time,
-    distinct,
-    segment_starts,
-)
+from alerts.segments import by_sensor_time, distinct, segment_starts
+from alerts.state import I64, NO_TS, CoreState, Part, Readings
 from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 
 __all__ = ["fresh_groups", "group_readings", "vote_seed"]

@@ -1273,7 +1273,7 @@ def test_trend_buffers_saved_right_aligned_by_an_older_hub_read_as_rings():
     st.booleans(),
 )
 def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
-    from alerts.state import by_sensor_time
+    from alerts.segments import by_sensor_time
 
     s = np.array([r[0] for r in rows], np.int64)
     ts = np.array([r[1] for r in rows], np.int64)
@@ -1294,7 +1294,7 @@ def test_the_sort_by_sensor_and_time_is_lexsort(rows, huge_sensor):
 def test_transitions_are_ordered_by_sensor_time_and_side_as_lexsort(rows, huge_sensor):
     """The order of the transitions `assemble` hands out (a packed key's sort, or lexsort when
     it does not fit) is lexsort's, ties in input order."""
-    from alerts.state import by_sensor_time
+    from alerts.segments import by_sensor_time
 
     s = np.array([r[0] for r in rows], np.int64)
     ts = np.array([r[1] for r in rows], np.int64)
