@@ -9,6 +9,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts.actiontexts import (
+    SIDE_LEVELS,
+    broken_action,
+    calibration_level,
+    early_level,
+    fault_action,
+    fault_lock_action,
+    frozen_level,
+    overdue_level,
+    rate_level,
+    unconfirmed,
+)
 from alerts.kinds import (
     ABOVE,
     ACTION,
@@ -80,94 +92,6 @@ RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samp
 _TREND_WINDOW_MAX_MS = 3_600_000  # a rate's or early warning's window_s: at most 3600
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
 LATE_DEPTH = 8  # readings kept per sensor for the lateness window (alerts.lateness)
-
-# name, tier and action of level 1 of the sides that are not process levels
-_SIDE_LEVELS = {
-    FAULT: ("sensor_fault", "orange", "传感器故障: 检查传感器 check the sensor"),
-    NO_DATA: ("no_data", "yellow", "无数据: 检查设备及通讯 check the device and its link"),
-    ACTION: (
-        "action_failed",
-        "red",
-        "保护动作未确认: 立即人工处置 the protective action was not confirmed: act by hand",
-    ),
-}
-
-
-# what a failed verification is called, by the kind of the sensor verified (a crane's load
-# said "如馈电异常", a coal mine's word, helper-126)
-_UNCONFIRMED_AS = {
-    "methane": "馈电异常 ",
-    "co": "馈电异常 ",
-    "load": "限制器未动作 the limiter did not act; ",
-    "moment": "限制器未动作 the limiter did not act; ",
-}
-# a fault lock-out's failure (故障闭锁: the sensor in fault demanded the action), by the kind
-# of the sensor verified
-_FAULT_LOCK = (
-    "故障闭锁: 传感器故障, 保护动作未确认, 立即人工处置 sensor fault and the protective action"
-    " not confirmed: act by hand"
-)
-_FAULT_LOCK_AS = dict.fromkeys(
-    ("methane", "co"),
-    "故障闭锁: 传感器故障, 断电未确认, 立即人工断电 sensor fault and the power cut not confirmed:"
-    " cut by hand",
-)
-# a held action that broke (`VerifySpec.hold`): what to do, by the sensor's kind (helper-142: a
-# face re-energised during the cut read "not confirmed within 2 s", another failure)
-_BROKEN_AS = dict.fromkeys(
-    ("methane", "co"),
-    "复电违规: 需求未结束已恢复送电 ({feeds}), 立即断电 power is back on while the level lasts"
-    " ({feeds}): cut it at once",
-)
-_BROKEN = (
-    "保护动作未保持: {feeds} 在需求期间恢复, 立即处置 the protective action did not hold"
-    " ({feeds} back while the level lasts): undo it at once"
-)
-# a sensor fault's action by the sensor's kind, where the fault itself is a hazard to say
-_GAS_FAULT = (
-    "气体探测器故障: 该区域失去监测, 派人携便携式检测仪检测并尽快修复 gas detector fault: the"
-    " area is unwatched; check it with a portable detector and repair the detector"
-)
-_LOAD_FAULT = (
-    "起重量/力矩检测故障: 限制器失去监测, 停止吊运直至修复 load or moment sensor fault: the"
-    " limiter's monitoring is blind; no lifting until it is repaired"
-)
-_WIND_FAULT = (
-    "风速仪故障: 大风时不能报警, 停止露天起吊直至修复 anemometer fault: no wind alarm; no open-air"
-    " lifting until it is repaired"
-)
-# a wind sensor judged by other than the crane pack: a mine's air flow (or a crane's own rule)
-_AIR_FAULT = (
-    "风速传感器故障: 该处风速失去监测, 派人测风并尽快修复 (起重机: 停止露天起吊) wind sensor"
-    " fault: the air flow is unwatched; measure it by hand and repair the sensor (a crane: no"
-    " open-air lifting until it is repaired)"
-)
-_FAULT_ACTIONS = (
-    dict.fromkeys(("methane", "co", "flammable_gas", "toxic_gas", "oxygen"), _GAS_FAULT)
-    | dict.fromkeys(("load", "moment"), _LOAD_FAULT)
-    | {"wind_speed": _AIR_FAULT}
-)
-
-
-def _fault_action(kind: str, rule: str) -> str | None:
-    """A sensor fault's action, by the sensor's kind and, for wind, its rule: the crane pack's
-    anemometer stops lifting, a mine's wind sensor leaves the air flow unwatched (helper-142:
-    a mine's read "no open-air lifting")."""
-    if kind == "wind_speed" and rule.startswith("crane."):
-        return _WIND_FAULT
-    return _FAULT_ACTIONS.get(kind)
-
-
-def _unconfirmed(feeds: tuple[str, ...], within_s: float, kind: str = "") -> str:
-    """A verified action's failure, as the operator reads it without an `action:` of its own:
-    which feedback sensors did not confirm, and what to do (a dispatcher read "the protective
-    action was not confirmed" on the methane sensor's row and had to guess which feed, 98)."""
-    names = ", ".join(feeds)
-    called = _UNCONFIRMED_AS.get(kind, "")
-    return (
-        f"保护动作未确认: {called}{names} 未在 {within_s:g} s 内确认, 立即人工处置 "
-        f"the protective action was not confirmed by {names} within {within_s:g} s: act by hand"
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +213,7 @@ class RuleTable:
     loses: npt.NDArray[np.bool_]
     # the action_failed alarm's text of the sensors whose verification has one of its own
     verify_actions: Mapping[int, str] = field(default_factory=dict)
-    # a sensor fault's action where the sensor's kind has one of its own (`_FAULT_ACTIONS`)
+    # a sensor fault's action where the sensor's kind has one of its own (`alerts.actiontexts`)
     fault_actions: Mapping[int, str] = field(default_factory=dict)
     # (plans,) the side each plan demands on (ABOVE, or BELOW for a fan's stop)
     verify_side: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -332,50 +256,23 @@ class RuleTable:
         if number <= 0:
             return "normal", "none", ""
         if side == ACTION:
-            name, tier, action = _SIDE_LEVELS[ACTION]
+            name, tier, action = SIDE_LEVELS[ACTION]
             return name, tier, self.verify_actions.get(sensor, action)
         if side == FAULT:
-            name, tier, action = _SIDE_LEVELS[FAULT]
+            name, tier, action = SIDE_LEVELS[FAULT]
             return name, tier, self.fault_actions.get(sensor, action)
-        if side in _SIDE_LEVELS:
-            return _SIDE_LEVELS[side]
+        if side in SIDE_LEVELS:
+            return SIDE_LEVELS[side]
         if side == RATE:
-            rate = self.rates[sensor]
-            if rate is None:
-                return "rate_of_rise", "yellow", ""
-            what = f"rising faster than {rate.per_min:g} per min"
-            return "rate_of_rise", rate.tier, rate.action or what
+            return rate_level(self.rates[sensor])
         if side == FROZEN:
-            frozen = self.frozen[sensor]
-            if frozen is None:
-                return "frozen_value", "yellow", ""
-            band = f" by more than {frozen.band:g}" if frozen.band else ""
-            what = f"the value has not moved{band} for {frozen.after_s:g} s: check the sensor"
-            return "frozen_value", frozen.tier, frozen.action or what
+            return frozen_level(self.frozen[sensor])
         if side == MAINTENANCE:
-            maint = self.maintenance[sensor]
-            after = f" {maint.after_s:g} s" if maint is not None else ""
-            what = (
-                f"标定/手动超时: 传感器未在监测, 核实并恢复 in calibration or manual over{after}: "
-                "the sensor measures nothing; check it and bring it back"
-            )
-            if maint is None:
-                return "overdue", "yellow", what
-            return "overdue", maint.tier, maint.action or what
+            return overdue_level(self.maintenance[sensor])
         if side == CALIBRATION_DUE:
-            cal = self.calibration[sensor]
-            every = f"{cal.every_days:g} 天 days" if cal is not None else "its interval"
-            what = (
-                f"标校超期: 超过 {every} 未标校, 立即标校 calibration overdue: calibrate the sensor"
-            )
-            level = "calibration_overdue"
-            return level, cal.tier if cal else "yellow", (cal.action if cal else "") or what
+            return calibration_level(self.calibration[sensor])
         if side == EARLY:
-            above = self.levels[sensor][ABOVE]
-            early = self.early[sensor]
-            target = above[number - 1].name if number <= len(above) else str(number)
-            within = f" within {early.horizon_s:g} s" if early is not None else ""
-            return "early_warning", "blue", f"trend reaches {target}{within}: act before it"
+            return early_level(self.levels[sensor][ABOVE], self.early[sensor], number)
         spec = self.levels[sensor][side][number - 1]
         return spec.name, spec.tier, spec.action
 
@@ -462,13 +359,11 @@ def compile_table(
                     spec.on_fault,
                 )
             )
-            verify_actions[i] = spec.action or _unconfirmed(feeds, spec.within_s, info.kind)
+            verify_actions[i] = spec.action or unconfirmed(feeds, spec.within_s, info.kind)
             if spec.on_fault:
-                fault_lock_actions[i] = spec.action or _FAULT_LOCK_AS.get(info.kind, _FAULT_LOCK)
+                fault_lock_actions[i] = spec.action or fault_lock_action(info.kind)
             if spec.hold:
-                named = ", ".join(feeds)
-                broken = _BROKEN_AS.get(info.kind, _BROKEN).format(feeds=named)
-                broken_actions[i] = spec.hold_action or broken
+                broken_actions[i] = spec.hold_action or broken_action(info.kind, feeds)
     has_rules = ~np.isnan(threshold).all(axis=1)
     rates = tuple(info.rate if has_rules[i] else None for i, info in enumerate(sensors))
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
@@ -575,7 +470,7 @@ def compile_table(
         fault_actions={
             i: text
             for i, info in enumerate(sensors)
-            if (text := _fault_action(info.kind, info.rule)) is not None
+            if (text := fault_action(info.kind, info.rule)) is not None
         },
         verify_side=np.array([p.side for p in plans], dtype=np.int64),
         verify_hold=np.array([p.hold for p in plans], dtype=np.bool_),
