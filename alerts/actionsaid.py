@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alerts.evaluate import CoreState, Transitions
-from alerts.table import ACTION, FAULT, RuleTable, VerifyPlan
+from alerts.table import ACTION, FAULT, RuleTable
+from alerts.verifyplan import VerifyPlan
 from telemetry.registry import SensorInfo
 
 __all__ = [

@@ -48,10 +48,10 @@ from alerts.table import (
     SIDES,
     SLOTS,
     RuleTable,
-    VerifyPlan,
     kind_name,
 )
 from alerts.vehiclealarms import VehicleAlarms
+from alerts.verifyplan import VerifyPlan
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
 

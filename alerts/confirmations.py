@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from alerts.alarmchange import cst
 from alerts.alarmevent import AlarmEvent
 from alerts.statedb import StateDB
-from alerts.table import FAULT, VerifyPlan
+from alerts.table import FAULT
+from alerts.verifyplan import VerifyPlan
 from telemetry.registry import Registry
 
 __all__ = ["Confirmation", "record_confirmations"]

@@ -11,7 +11,8 @@ import numpy as np
 
 from alerts.segments import ring_offsets
 from alerts.state import CK_FIELDS, I64, NO_TS, CoreState
-from alerts.table import RuleTable, no_data_index, vote_index
+from alerts.table import RuleTable
+from alerts.tableindex import no_data_index, vote_index
 
 __all__ = ["checkpoint_state", "subset_table"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +45,8 @@ from alerts.kinds import (
     TIERS,
     kind_name,
 )
+from alerts.tableindex import calm_index, no_data_index, trend_index, vote_index
+from alerts.verifyplan import VerifyPlan, compile_plan, plan_index
 from telemetry.config import (
     CalibrationDueSpec,
     EarlyWarningSpec,
@@ -83,7 +84,6 @@ __all__ = [
     "TIERS",
     "TREND_DEPTH",
     "RuleTable",
-    "VerifyPlan",
     "compile_table",
     "kind_name",
 ]
@@ -92,31 +92,6 @@ RUN_CAP = 65535  # run lengths are counted up to this (more than any on/off_samp
 _TREND_WINDOW_MAX_MS = 3_600_000  # a rate's or early warning's window_s: at most 3600
 TREND_DEPTH = 32  # judged readings kept per sensor with a rate of rise or an early warning
 LATE_DEPTH = 8  # readings kept per sensor for the lateness window (alerts.lateness)
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyPlan:
-    """Sensor `sensor` at level >= `number` on its `side` (ABOVE, or BELOW: a local fan's
-    stop) demands that every one of `feedbacks` reads below `bound` (above it when not
-    `below`) within `within_ms` of the event time. Without a feedback reading past the deadline,
-    the hub's clock must pass it by `grace_ms` to decide. With `hold`, once met the demand is
-    watched while it lasts; with `on_fault`, the sensor in fault demands it too
-    (`alerts.verify`)."""
-
-    sensor: int
-    feedbacks: tuple[int, ...]
-    number: int
-    below: bool
-    bound: float
-    within_ms: int
-    grace_ms: int = 0
-    side: int = ABOVE
-    hold: bool = False
-    on_fault: bool = False  # a sensor fault demands it too (故障闭锁, `VerifySpec.on_fault`)
-
-    def satisfied(self, value: float) -> bool:
-        """NaN (nothing known) never satisfies."""
-        return value < self.bound if self.below else value > self.bound
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -332,33 +307,10 @@ def compile_table(
             group_of[member] = i
         vote_level[i] = info.vote_level
         spec = info.verify
-        feeds = () if spec is None else (spec.sensor, *spec.also)
-        if spec is not None and all(f in by_id for f in feeds) and (above or below):
-            # the level named, else the highest above, else (a sensor with levels below
-            # only: a fan's running signal, an air speed) the lowest below
-            names = [lv.name for lv in above]
-            lows = [lv.name for lv in below]
-            if spec.level in lows or (spec.level not in names and not above):
-                demand = BELOW
-                number = lows.index(spec.level) + 1 if spec.level in lows else len(below)
-            else:
-                demand = ABOVE
-                number = names.index(spec.level) + 1 if spec.level in names else len(above)
-            bound = spec.expect_below if spec.expect_below is not None else spec.expect_above
-            plans.append(
-                VerifyPlan(
-                    i,
-                    tuple(by_id[f] for f in feeds),
-                    number,
-                    spec.expect_below is not None,
-                    float(bound if bound is not None else np.nan),
-                    _ms(spec.within_s),
-                    _ms(spec.grace_s),
-                    demand,
-                    spec.hold,
-                    spec.on_fault,
-                )
-            )
+        plan = None if spec is None else compile_plan(i, spec, above, below, by_id)
+        if spec is not None and plan is not None:
+            plans.append(plan)
+            feeds = (spec.sensor, *spec.also)
             verify_actions[i] = spec.action or unconfirmed(feeds, spec.within_s, info.kind)
             if spec.on_fault:
                 fault_lock_actions[i] = spec.action or fault_lock_action(info.kind)
@@ -369,13 +321,6 @@ def compile_table(
     early = tuple(info.early_warning if has_rules[i] else None for i, info in enumerate(sensors))
     frozen = tuple(info.frozen if has_rules[i] else None for i, info in enumerate(sensors))
     frozen_ms = np.array([_ms(f.after_s) if f else 0 for f in frozen], dtype=np.int64)
-    trend_sensor = np.array(
-        [i for i in range(n) if rates[i] is not None or early[i] is not None], dtype=np.int64
-    )
-    trend_of = np.full(n, -1, dtype=np.int64)
-    trend_of[trend_sensor] = np.arange(trend_sensor.shape[0])
-    rate_specs = [rates[i] for i in trend_sensor.tolist()]
-    early_specs = [early[i] for i in trend_sensor.tolist()]
     # every sensor is looked at: a sensor without levels still raises its faults (a tower
     # crane's height encoder, a power-feed sensor) ...
     watched = np.ones(n, dtype=np.bool_)
@@ -414,32 +359,19 @@ def compile_table(
         no_data,
         has_rules,
         watched,
-        tuple(plans),
-        np.array([p.sensor for p in plans], dtype=np.int64),
-        np.array([p.grace_ms for p in plans], dtype=np.int64),
-        np.array([k for k, p in enumerate(plans) for _ in p.feedbacks], dtype=np.int64),
-        np.array([f for p in plans for f in p.feedbacks], dtype=np.int64),
-        np.cumsum([0, *(len(p.feedbacks) for p in plans)], dtype=np.int64),
-        group_of,
-        vote_level,
-        tuple(levels),
-        columns,
-        has_delays,
+        group_of=group_of,
+        vote_level=vote_level,
+        levels=tuple(levels),
+        columns=columns,
+        has_delays=has_delays,
+        **plan_index(plans),
         c_threshold=np.ascontiguousarray(threshold[:, columns].T),
         c_recover=np.ascontiguousarray(recover[:, columns].T),
         c_on_delay=np.ascontiguousarray(on_delay[:, columns].T),
         c_off_delay=np.ascontiguousarray(off_delay[:, columns].T),
         c_on_samples=np.ascontiguousarray(on_samples[:, columns].T),
         c_off_samples=np.ascontiguousarray(off_samples[:, columns].T),
-        trend_of=trend_of,
-        trend_sensor=trend_sensor,
-        rate_window=np.array([_ms(r.window_s if r else None) for r in rate_specs], np.int64),
-        rate_on=np.array([r.per_min if r else np.nan for r in rate_specs], np.float64),
-        rate_off=np.array(
-            [r.per_min * r.recover_factor if r else np.nan for r in rate_specs], np.float64
-        ),
-        early_window=np.array([_ms(e.window_s if e else None) for e in early_specs], np.int64),
-        early_horizon=np.array([_ms(e.horizon_s if e else None) for e in early_specs], np.int64),
+        **trend_index(rates, early),
         rates=rates,
         early=early,
         trend_depth=trend_depth,
@@ -472,47 +404,7 @@ def compile_table(
             for i, info in enumerate(sensors)
             if (text := fault_action(info.kind, info.rule)) is not None
         },
-        verify_side=np.array([p.side for p in plans], dtype=np.int64),
-        verify_hold=np.array([p.hold for p in plans], dtype=np.bool_),
-        has_hold=any(p.hold for p in plans),
-        verify_bound=np.array([p.bound for p in plans], dtype=np.float64),
-        verify_below=np.array([p.below for p in plans], dtype=np.bool_),
-        verify_on_fault=np.array([p.on_fault for p in plans], dtype=np.bool_),
-        has_on_fault=any(p.on_fault for p in plans),
         calib_ms=calib_ms,
         calibration=calibration,
         has_calib=has_calib,
     )
-
-
-def no_data_index(no_data: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """`no_data_rows` and `no_data_timeout` of a table with these timeouts."""
-    rows = np.flatnonzero(no_data > 0).astype(np.int64)
-    k = rows.shape[0]
-    dense = k > 0 and int(rows[-1]) - int(rows[0]) == k - 1
-    span: npt.NDArray[np.int64] | slice = slice(int(rows[0]), int(rows[-1]) + 1) if dense else rows
-    return {"no_data_rows": span, "no_data_timeout": no_data[rows]}
-
-
-def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """`vote_members` and `vote_ptr` of a table whose sensors are in these groups (-1: none)."""
-    members = np.flatnonzero(group_of >= 0)
-    members = members[np.argsort(group_of[members], kind="stable")].astype(np.int64)
-    counts = np.bincount(group_of[members], minlength=group_of.shape[0])
-    ptr = np.zeros(group_of.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    groups = group_of[members]
-    return {
-        "vote_members": members,
-        "vote_ptr": ptr,
-        "vote_groups": groups,
-        "vote_ids": np.unique(groups).astype(np.int64),
-    }
-
-
-def calm_index(threshold: npt.NDArray[np.float64]) -> dict[str, Any]:
-    """`calm_below` and `calm_above` of a table with these thresholds ((n, 2 * SLOTS))."""
-    up, down = threshold[:, :SLOTS], threshold[:, SLOTS:]
-    below = np.where(np.isnan(up), np.inf, up).min(axis=1)
-    above = np.where(np.isnan(down), -np.inf, down).max(axis=1)
-    return {"calm_below": below, "calm_above": above}

@@ -55,7 +55,8 @@ import numpy.typing as npt
 
 from alerts.maintenance import HELD
 from alerts.state import I64, NO_TS, CoreState, Part
-from alerts.table import ABOVE, ACTION, BELOW, FAULT, RuleTable, VerifyPlan
+from alerts.table import ABOVE, ACTION, BELOW, FAULT, RuleTable
+from alerts.verifyplan import VerifyPlan
 from telemetry.quality import Quality
 
 __all__ = ["NO_TS", "UNMEASURED", "Row", "demands", "run_plans", "unmeasured", "verify_step"]

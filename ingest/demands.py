@@ -28,7 +28,8 @@ from alerts.alarms import AlarmBook
 from alerts.confirmations import Confirmation
 from alerts.evaluate import CoreState
 from alerts.state import NO_TS
-from alerts.table import RuleTable, VerifyPlan
+from alerts.table import RuleTable
+from alerts.verifyplan import VerifyPlan
 from ingest.store.base import ReadingBatch, StoreError, TimeSeriesStore
 from telemetry.quality import MEASURED
 
