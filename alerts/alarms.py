@@ -32,7 +32,7 @@ from alerts.evaluate import NO_TS, CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import configured_points
 from alerts.gateways import GATEWAY_RULE
-from alerts.reference import trend_slope
+from alerts.referencetrend import trend_slope
 from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
     ABOVE,

@@ -1,6 +1,8 @@
 """Plain-Python twin of `alerts.evaluate`, one reading at a time: the specification the vectorized
 core is property-tested against (see the semantics there and in `alerts.trend`). Its lateness
-window (rewinding a sensor from its checkpoint) is in `alerts.rewind`. Not for production use."""
+window (rewinding a sensor from its checkpoint) is in `alerts.rewind`, its voting groups' readings
+in `alerts.referencevote`, its rate of rise and early warning in `alerts.referencetrend`. Not for
+production use."""
 
 from __future__ import annotations
 
@@ -11,6 +13,14 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.maintenance import HELD, PASS
+from alerts.referencetrend import trend_levels
+from alerts.referencevote import (
+    Changes,
+    GroupReading,
+    fresh_group_readings,
+    group_members,
+    vote_readings,
+)
 from alerts.rewind import Rewinding
 from alerts.table import (
     ABOVE,
@@ -30,33 +40,12 @@ from alerts.table import (
 from alerts.verify import NO_TS, UNMEASURED, Row, verify_step
 from telemetry.quality import MEASURED, Quality
 
-__all__ = ["ReferenceCore", "Row", "reference_evaluate", "trend_slope"]
+__all__ = ["ReferenceCore", "Row", "reference_evaluate"]
 
 RUN_START0 = -(2**62)
 _ORDER = operator.itemgetter(0, 1, 3)  # transitions by (sensor, ts, side), stable
 _VALUED = MEASURED
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
-
-
-def trend_slope(win: list[tuple[int, float]], t: int) -> float:
-    """The early warning's least-squares slope of value over event time (per ms) of the window's
-    readings `win` (oldest first), x = t_i - t: means, then centred sums, each added oldest
-    first from 0.0, as `alerts.trend` adds them; NaN with fewer than two readings or no time
-    spread."""
-    if len(win) < 2:
-        return math.nan
-    xs = [float(ti - t) for ti, _ in win]
-    sx = sv = 0.0
-    for x, (_, vi) in zip(xs, win, strict=True):
-        sx += x
-        sv += vi
-    mx, mv = sx / len(win), sv / len(win)
-    sxx = sxy = 0.0
-    for x, (_, vi) in zip(xs, win, strict=True):
-        dx = x - mx
-        sxx += dx * dx
-        sxy += dx * (vi - mv)
-    return sxy / sxx if sxx > 0 else math.nan
 
 
 class ReferenceCore(Rewinding):
@@ -305,79 +294,36 @@ class ReferenceCore(Rewinding):
 
     def _votes(
         self,
-        changes: dict[int, list[tuple[int, int, int]]],
+        changes: Changes,
         above_before: list[int],
         out: list[Row],
         level_before: dict[int, list[int]],
     ) -> list[Row]:
-        """Judge each voting group on the number of its members voting, after each change: at
-        its level above; for a group that counts failed members, or in sensor fault or without
-        data (`out`: the batch's transitions in output order; `level_before`: the levels before
-        the batch)."""
-        table = self.table
-        rows: list[tuple[int, int, int, float]] = []
-        for g, members in sorted(self._groups().items()):
-            need = int(table.vote_level[g])
-            if table.fails_vote[members[0]]:
-                rows.extend(self._failed_votes(g, members, need, out, level_before))
-                continue
-            if not any(m in changes for m in members):
-                continue
-            count = sum(above_before[m] >= need for m in members)
-            events = sorted(
-                (max(t, self.last_ts[g] + 1), m, int(after >= need) - int(before >= need))
-                for m in members
-                for t, before, after in changes.get(m, [])
-            )
-            for t, m, delta in events:
-                if delta:
-                    count += delta
-                    rows.append((g, t, m, float(count)))
-        if not rows:
-            return []
-        return self.evaluate(
-            np.array([r[0] for r in rows], np.int32),
-            np.array([r[1] for r in rows], np.int64),
-            np.array([r[3] for r in rows], np.float64),
-            np.zeros(len(rows), np.uint8),
-            None,
-            groups=True,
+        """Judge each voting group on the number of its members voting (`vote_readings`)."""
+        groups = self._groups()
+        rows = vote_readings(
+            self.table, groups, self.last_ts, changes, above_before, out, level_before
         )
+        return self._judge_groups(rows)
 
     def _groups(self) -> dict[int, list[int]]:
         """The voting groups' members by group, made once per table."""
         cached = self._group_cache
         if cached is not None and cached[0] is self.table:
             return cached[1]
-        found: dict[int, list[int]] = {}
-        for m, g in enumerate(self.table.group_of.tolist()):
-            if g >= 0:
-                found.setdefault(g, []).append(m)
+        found = group_members(self.table.group_of)
         self._group_cache = (self.table, found)
         return found
 
     def _fresh_groups(self, batch: set[int]) -> list[Row]:
-        """Each group of the batch's sensors never judged whose members have data, judged on
-        the members voting now at their latest time (`alerts.vote.fresh_groups`)."""
-        table = self.table
-        rows = []
-        mine = {int(table.group_of[s]) for s in batch if 0 <= s < table.size}
-        mine.discard(-1)
-        if not mine:
-            return []
-        for g, members in sorted(self._groups().items()):
-            if g not in mine:
-                continue
-            last = max(self.last_ts[m] for m in members)
-            if self.last_ts[g] != NO_TS or last == NO_TS:
-                continue
-            need = int(table.vote_level[g])
-            count = 0
-            for m in members:
-                lv = self.level[m]
-                failed = bool(table.fails_vote[m]) and (lv[FAULT] > 0 or lv[NO_DATA] > 0)
-                count += int(lv[ABOVE] >= need or failed)
-            rows.append((g, last, float(count)))
+        """Judge each group of the batch's sensors never judged whose members have data
+        (`fresh_group_readings`)."""
+        groups = self._groups()
+        rows = fresh_group_readings(self.table, groups, self.last_ts, self.level, batch)
+        return self._judge_groups(rows)
+
+    def _judge_groups(self, rows: list[GroupReading]) -> list[Row]:
+        """The groups' readings (group, ts, members voting) judged as their own."""
         if not rows:
             return []
         return self.evaluate(
@@ -389,36 +335,6 @@ class ReferenceCore(Rewinding):
             groups=True,
         )
 
-    def _failed_votes(
-        self,
-        g: int,
-        members: list[int],
-        need: int,
-        out: list[Row],
-        level_before: dict[int, list[int]],
-    ) -> list[tuple[int, int, int, float]]:
-        """The readings of a group that counts failed members (see `_votes`)."""
-
-        def votes(lv: list[int]) -> bool:
-            return lv[ABOVE] >= need or lv[FAULT] > 0 or lv[NO_DATA] > 0
-
-        mine = [r for r in out if r[0] in members and r[3] in (ABOVE, FAULT, NO_DATA)]
-        if not mine:
-            return []
-        cur = {m: list(level_before[m]) for m in members}
-        count = sum(votes(cur[m]) for m in members)
-        events = []
-        for s, t, _, side, _, after in mine:
-            was = votes(cur[s])
-            cur[s][side] = after
-            if votes(cur[s]) != was:
-                events.append((max(t, self.last_ts[g] + 1), s, int(votes(cur[s])) - int(was)))
-        rows = []
-        for t, m, delta in sorted(events):
-            count += delta
-            rows.append((g, t, m, float(count)))
-        return rows
-
     def _set(self, s: int, t: int, v: float, side: int, level: int, out: list[Row]) -> None:
         if self.level[s][side] != level:
             out.append((s, t, v, side, self.level[s][side], level))
@@ -426,33 +342,10 @@ class ReferenceCore(Rewinding):
 
     def _trend(self, s: int, t: int, v: float, out: list[Row]) -> None:
         """Rate of rise and early warning of a judged reading (see `alerts.trend`)."""
-        table = self.table
-        row = int(table.trend_of[s])
-        hist = self.hist[s]
-        hist.append((t, v))
-        del hist[: -table.trend_keep]
-        recent = hist[-table.trend_depth :]
-        rate_on = float(table.rate_on[row])
-        if not math.isnan(rate_on):
-            win = [(ti, vi) for ti, vi in recent if ti >= t - int(table.rate_window[row])]
-            if len(win) >= 2:
-                t0, v0 = win[0]
-                rise = (v - v0) * 60000.0 / (t - t0)
-                if rise > rate_on:
-                    self._set(s, t, v, RATE, 1, out)
-                elif rise < float(table.rate_off[row]):
-                    self._set(s, t, v, RATE, 0, out)
-        window = int(table.early_window[row])
-        if window > 0:
-            win = [(ti, vi) for ti, vi in recent if ti >= t - window]
-            early = 0
-            slope = trend_slope(win, t)
-            level = self.level[s][ABOVE]
-            thr = float(table.threshold[s, level]) if level < SLOTS else math.nan
-            if slope > 0 and not math.isnan(thr):
-                eta = (thr - v) / slope
-                if 0 < eta < int(table.early_horizon[row]):
-                    early = level + 1
+        rate, early = trend_levels(self.table, s, self.hist[s], t, v, self.level[s][ABOVE])
+        if rate is not None:
+            self._set(s, t, v, RATE, rate, out)
+        if early is not None:
             self._set(s, t, v, EARLY, early, out)
 
     def _judge(
