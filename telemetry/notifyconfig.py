@@ -325,14 +325,32 @@ class DisposalSpec(_Frozen):
         return tier in self.review_tiers
 
 
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 class SmtpSpec(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=25, ge=1, le=65535)
     sender: str = Field(default="hazardhub@localhost", max_length=254)
     username: str | None = None
     starttls: bool = False
+    tls: bool = Field(default=False, description="TLS from the start (SMTPS, port 465)")
     timeout_s: float = Field(default=10.0, gt=0)
     # the password comes only from $HAZARDHUB_SMTP_PASSWORD
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> Self:
+        if self.starttls and self.tls:
+            raise ValueError("notify.smtp: 'starttls' or 'tls', not both")
+        # helper-149: the login went over plain TCP (AUTH PLAIN, the password readable on the
+        # way); a relay on this machine may take it so
+        if self.username and not (self.starttls or self.tls) and self.host not in _LOOPBACK_HOSTS:
+            raise ValueError(
+                f"notify.smtp: a login to {self.host} would send the password in clear: set "
+                "'starttls: true' (port 587) or 'tls: true' (port 465); only a relay on this "
+                "machine (127.0.0.1, ::1, localhost) may take a login without TLS"
+            )
+        return self
 
 
 CENTRE = "*"  # the tenant the centre's own subscriptions are kept under: every tenant's alarms

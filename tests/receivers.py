@@ -19,6 +19,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -270,10 +271,17 @@ class SmtpReceiver:
     """An SMTP server on 127.0.0.1:`port`; with `users`, clients must log in (PLAIN/LOGIN, no
     TLS) and a wrong password gets 535."""
 
-    def __init__(self, users: Mapping[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        users: Mapping[str, str] | None = None,
+        port: int | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`tls`: TLS from the first byte (SMTPS, port 465's way)."""
         self.host = LOOPBACK
         self.port = port or free_port()
         self.users = dict(users or {})
+        self.tls = tls
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
         self._rcpt_reply: tuple[int | None, frozenset[str] | None] = (None, None)
@@ -298,6 +306,7 @@ class SmtpReceiver:
             server_hostname="receiver.test",  # not getfqdn(), which may wait for DNS
             authenticator=self._authenticate if self.users else None,
             auth_require_tls=False,  # loopback; a client with a username logs in anyway
+            ssl_context=self.tls,
         )
         controller.start()
         self._controller = controller

@@ -7,9 +7,12 @@ permanent; and what the receiver gets: the exact body, the signature, the idempo
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiomqtt
 import orjson
@@ -352,6 +355,60 @@ async def test_email_starttls_the_server_lacks_is_permanent(smtp_server):
         await senders.aclose()
     assert result.status is Status.PERMANENT
     assert "STARTTLS" in result.reason
+
+
+def test_a_login_in_clear_to_another_machine_is_refused():
+    """helper-149: with a username and no TLS the hub sent AUTH PLAIN over plain TCP. A relay on
+    this machine may take it; another host needs STARTTLS or TLS."""
+    SmtpSpec(host="127.0.0.1", username="hub")
+    SmtpSpec(host="localhost", port=25, username="hub")
+    SmtpSpec(host="smtp.qq.example", port=465, username="hub", tls=True)
+    SmtpSpec(host="smtp.qq.example", port=587, username="hub", starttls=True)
+    SmtpSpec(host="smtp.qq.example", port=25)  # no login: nothing secret
+    with pytest.raises(ValueError, match="would send the password in clear"):
+        SmtpSpec(host="smtp.qq.example", port=25, username="hub")
+    with pytest.raises(ValueError, match="'starttls' or 'tls', not both"):
+        SmtpSpec(host="smtp.qq.example", username="hub", tls=True, starttls=True)
+
+
+@pytest.fixture(scope="module")
+def smtps_certificate(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("smtps")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_email_over_tls_from_the_start_checks_the_certificate(smtps_certificate, monkeypatch):
+    """`tls: true` (SMTPS, port 465): the session is TLS from its first byte, the server's
+    certificate checked against the CAs the system trusts (here: SSL_CERT_FILE), the login
+    inside it."""
+    cert, key = smtps_certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with SmtpReceiver(users={"hub": "mail-pw-42"}, tls=server_tls) as server:
+        spec = SmtpSpec(host=server.host, port=server.port, username="hub", tls=True, timeout_s=5)
+        untrusted = Senders(smtp=spec, smtp_password="mail-pw-42")
+        try:
+            refused = await untrusted.send(EmailChannel(to=("ops@mine.example",)), note())
+        finally:
+            await untrusted.aclose()
+        assert refused.status is not Status.DELIVERED
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.reason, refused.reason
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusting = Senders(smtp=spec, smtp_password="mail-pw-42")
+        try:
+            ok = await trusting.send(EmailChannel(to=("ops@mine.example",)), note())
+        finally:
+            await trusting.aclose()
+        assert ok.status is Status.DELIVERED, ok
+        assert len(server.mails) == 1
 
 
 def test_mail_text_skips_missing_fields_and_ignores_odd_events():

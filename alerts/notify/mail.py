@@ -124,8 +124,18 @@ def _deliver_mail(
 ) -> dict[str, tuple[int, bytes]]:
     """Blocking: one SMTP session; returns the refused recipients when some were accepted."""
     # gethostname, not smtplib's default getfqdn(), which may wait seconds for DNS
-    client = smtplib.SMTP(
-        smtp.host, smtp.port, local_hostname=socket.gethostname(), timeout=smtp.timeout_s
+    client = (
+        smtplib.SMTP_SSL(
+            smtp.host,
+            smtp.port,
+            local_hostname=socket.gethostname(),
+            timeout=smtp.timeout_s,
+            context=ssl.create_default_context(),
+        )
+        if smtp.tls
+        else smtplib.SMTP(
+            smtp.host, smtp.port, local_hostname=socket.gethostname(), timeout=smtp.timeout_s
+        )
     )
     try:
         if smtp.starttls:
