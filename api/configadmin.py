@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
+from api.keycarry import carry_key_changes
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
@@ -269,6 +270,17 @@ class ConfigAdmin:
             comment = (
                 f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
             )
+        if dropped and newest is not None:  # the keys the API took away or made stay so
+            carried, said = carry_key_changes(doc, self._base_of(newest), newest.document)
+            try:
+                with_keys = self._build(validate(carried)) if said else None
+            except (ConfigRefusedError, ConfigError) as exc:  # the file runs as it is
+                log.error("the API's key changes not kept: %s", exc)
+                with_keys = None
+            if with_keys is not None:
+                registry, doc = with_keys, carried
+                for line in said:
+                    log.warning("%s", line)
         self.rev = self.db.add_revision(
             doc,
             actor="file",
@@ -289,6 +301,14 @@ class ConfigAdmin:
             )
         self.registry = registry
         return registry
+
+    def _base_of(self, newest: Revision) -> dict[str, Any] | None:
+        """The configuration as last read from the file before `newest` (None: none)."""
+        for r in self.db.revisions(limit=1000, before=newest.rev + 1):  # newest first
+            if r.source == "file":
+                whole = self.db.revision(r.rev)  # (listed without their documents)
+                return whole.document if whole is not None else None
+        return None
 
     def _dropped_by_file(self, latest: Revision | None) -> str:
         """The revisions after the file was last read, made otherwise (the API, a restore),

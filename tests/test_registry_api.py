@@ -377,3 +377,59 @@ def test_a_revision_that_no_longer_checks_is_named_as_the_revision(tmp_path, cap
     comment = db.latest_revision().comment
     assert f"revision {rev} no longer checks" in comment and "changed" not in comment
     db.close()
+
+
+def test_a_key_rotated_through_the_api_stays_rotated_when_the_file_wins(tmp_path, caplog):
+    """helper-149: a key rotated through the API (PUT /config) came back to life, and its
+    replacement stopped working, when a one-word edit of the file made the file win over the
+    API's revisions. The keys the API took away stay away and those it made stay; the rest of
+    the API's changes give way to the file as before (and the log says so)."""
+    import asyncio
+
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub.settings import load
+
+    text = (ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8")
+    keys = {
+        "duty": {"name": "duty-operator", "sha256": hash_key("k-old-duty"), "role": "operator"},
+        "view": {"name": "centre", "sha256": hash_key("k-view"), "role": "admin"},
+    }
+    doc = yaml.safe_load(text)
+    doc["api_keys"] = list(keys.values())
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    db = RegistryDB(tmp_path / "registry.db")
+
+    async def switch(registry, rev):
+        return None
+
+    loaded = load(config)
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(config))
+    rotated = document(loaded.config)
+    new_duty = {"name": "duty-operator", "sha256": hash_key("k-new-duty"), "role": "operator"}
+    rotated["api_keys"] = [new_duty, keys["view"]]
+    rotated["tenants"][0]["name"] = "renamed through the API"
+    asyncio.run(admin.change(lambda _d: rotated, actor="root", comment="rotate", source="api"))
+    # a one-word edit of the file, which still holds the old key, and a key of its own
+    doc["tenants"][1]["name"] = "edited in the file"
+    ops = {"name": "ops-file", "sha256": hash_key("k-ops"), "role": "admin"}
+    doc["api_keys"] = [keys["duty"], keys["view"], ops]
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    caplog.set_level("WARNING", logger="api.configadmin")
+    again = ConfigAdmin(db, load(config).registry, switch)
+    registry = again.startup(load(config).registry(), str(config))
+    running = {k.sha256 for k in registry.config.api_keys}
+    assert running == {hash_key("k-new-duty"), hash_key("k-view"), hash_key("k-ops")}
+    assert registry.config.tenants[1].name == "edited in the file"  # the file wins otherwise
+    assert registry.config.tenants[0].name != "renamed through the API"
+    said = [r.getMessage() for r in caplog.records]
+    assert any("'duty-operator' of the file was taken away" in m for m in said), said
+    assert any("NOT running" in m for m in said)
+    # the next start reads the same file: the revision that runs keeps the keys
+    third = ConfigAdmin(db, load(config).registry, switch)
+    assert {
+        k.sha256 for k in third.startup(load(config).registry(), str(config)).config.api_keys
+    } == running
+    db.close()
