@@ -8,8 +8,9 @@ hub's YAML (under a tenant) or managed through the API; both use these models.
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
+from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
 
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Ident, Tier
@@ -131,6 +132,19 @@ class WebhookChannel(_Frozen):
         description="above 1, up to this many due notifications go in one POST as "
         '{"notifications": [...]}; the receiver drops repeats by each one\'s key',
     )
+
+    @field_validator("url")
+    @classmethod
+    def _a_url_that_can_be_reached(cls, url: str) -> str:
+        """helper-149: a port of 99999 was taken, and every notification then died of it."""
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises ValueError for a port out of range or no number)
+        except ValueError as exc:
+            raise ValueError(f"not a URL a notification can reach: {exc}") from None
+        if not parts.hostname or parts.port == 0:
+            raise ValueError("not a URL a notification can reach: no host, or port 0")
+        return url
 
 
 class EmailChannel(_Frozen):

@@ -357,6 +357,21 @@ async def test_email_starttls_the_server_lacks_is_permanent(smtp_server):
     assert "STARTTLS" in result.reason
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["http://hooks.example:99999/h", "http://hooks.example:80x/h", "https:///h", "http://h:0/"],
+)
+def test_a_webhook_url_no_notification_can_reach_is_refused(url):
+    """helper-149: a port of 99999 was saved (200), and every notification died of it."""
+    with pytest.raises(ValueError, match="not a URL a notification can reach"):
+        WebhookChannel(url=url)
+
+
+def test_a_webhook_url_with_a_port_an_ipv6_host_or_credentials_is_taken():
+    for url in ("http://[::1]:8080/h", "https://u:p@hooks.example/x?t=1", "http://10.0.0.1:65535"):
+        assert WebhookChannel(url=url).url == url
+
+
 def test_a_login_in_clear_to_another_machine_is_refused():
     """helper-149: with a username and no TLS the hub sent AUTH PLAIN over plain TCP. A relay on
     this machine may take it; another host needs STARTTLS or TLS."""
