@@ -37,6 +37,8 @@ class VehicleAlarms(GatewayAlarms):
         rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
         for c in changes:
             described = FLEET_ALARMS[c.kind] if c.level else _NORMAL
+            if c.level and c.action:  # the vehicle's own (fatigue_daily: its class's window)
+                described = (*described[:2], c.action)
             told = [] if c.limit_kmh is None else [f"限速 limit {c.limit_kmh:g} km/h"]
             if c.zone and c.kind == "forbidden_area":
                 told.append(f"禁入区域 area {c.zone}")

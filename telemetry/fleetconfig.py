@@ -3,8 +3,9 @@
 Defaults follow DOMAIN.md section 3.1: hazmat 60 km/h (80 on expressways), coaches and charter
 buses 100 on expressways; at night (22:00-06:00 China Standard Time) coaches and charters 80 % of
 the day limit (the passenger rule), hazmat its day limits;
-continuous driving 4 h by day and 2 h at night, a rest of 20 min or more; 8 h a day; long-distance
-coaches stop between 02:00 and 05:00. Every number is configurable.
+continuous driving 4 h by day and 2 h at night, a rest of 20 min or more; 8 h in any 24 h (or in
+the calendar day: `daily_window`); long-distance coaches stop between 02:00 and 05:00. Every
+number is configurable.
 
 `remind` (per class, or per vehicle in its `VehicleSpec`) says what the driver hears when the hub
 raises one of the vehicle's alarms: a text the JT/T 808 gateway sends to the terminal (0x8300,
@@ -37,7 +38,7 @@ __all__ = [
 
 VehicleClass = Literal["hazmat", "coach", "charter"]
 # the fleet's lateness window's default (s): none, as the sensors' `lateness_s`: with one, the
-# fleet's core keeps each vehicle's recent fixes and a checkpoint (about 1.9 KB a vehicle) and
+# fleet's core keeps each vehicle's recent fixes and a checkpoint (about 5.4 KB a vehicle) and
 # judges positions in order about a fifth slower; 1800 covers the blind-area backlog (0x0704) of
 # a long tunnel sent after the live fixes (docs/vehicles.md)
 LATENESS_S = 0.0
@@ -124,6 +125,12 @@ class ClassLimits(_Frozen):
     continuous_night_s: float = Field(default=2 * 3600.0, gt=0, le=86400)
     min_rest_s: float = Field(default=1200.0, gt=0, le=86400)
     daily_driving_s: float = Field(default=8 * 3600.0, gt=0, le=86400)
+    daily_window: Literal["rolling", "calendar"] = Field(
+        default="rolling",
+        description="what daily_driving_s limits: the driving in the last 24 h at each "
+        "fix (rolling: the passenger rule, 24小时内累计驾驶时间不超过8小时) or in the local "
+        "calendar day (calendar: JT/T 808 alarm bit 18, 当天累计驾驶超时)",
+    )
     weekly_driving_s: float | None = Field(
         default=None,
         ge=0,

@@ -316,6 +316,37 @@ def test_a_forbidden_area_and_a_route_alarm_name_their_geofence(tmp_path):
     }
 
 
+@pytest.mark.parametrize(
+    ("window", "action"),
+    [
+        ("rolling", "24小时内累计驾驶超时 over 8 h in 24 h: change driver"),
+        ("calendar", "当日驾驶超时 over 8 h today: change driver"),
+    ],
+)
+def test_a_daily_driving_alarm_says_its_window(tmp_path, window, action):
+    """The same alarm kind (`fatigue_daily`) for both windows of the daily rule; its action
+    says which the class counts over (`daily_window`), and its limit."""
+    from alerts.alarms import AlarmBook
+    from alerts.table import compile_table
+    from alerts.vehicles import compile_fleet
+    from alerts.vehicles.alarms import FleetAlarms
+    from telemetry.fleetconfig import FleetSettings
+
+    reg = registry()
+    settings = FleetSettings.model_validate({"coach": {"daily_window": window}})
+    fleet = FleetAlarms(compile_fleet(settings, reg.vehicles.values()))
+    v = reg.sensor("coach.speed").index
+    legs = [(3 * HOUR + 40 * MIN, 80.0), (20 * MIN, 0.0)] * 2 + [(HOUR, 80.0)]
+    changes = [c for c in fleet.judge(positions(drive(v, T0, legs)), T0) if c.level]
+    daily = [c for c in changes if c.kind == "fatigue_daily"]
+    assert [c.action for c in daily] == [action]
+    db = StateDB(tmp_path / "state.db")
+    book = AlarmBook(db, reg, compile_table(reg.sensors))
+    said = {e.side: e.action for e in book.apply_fleet(daily, T0 + 9 * HOUR)}
+    db.close()
+    assert said == {"fatigue_daily": action}
+
+
 async def test_a_collision_in_a_blind_area_sent_after_the_live_fix_is_raised_once(hub):
     """A collision in a tunnel, its blind area posted after the live fix (no gateway hold in
     between): the live fix says the bit is off now, so the backlog's red bit raised nothing

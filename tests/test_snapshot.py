@@ -14,6 +14,7 @@ from test_fleet_alarms import HOUR, MIN, T0, drive, positions, registry
 
 from alerts import snapshot
 from alerts.statedb import StateDB
+from alerts.vehicles.state import NO_KEY
 from hazardhub.hub import Hub, HubSettings
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
@@ -277,6 +278,10 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
         "fleet.drift_open",
         "fleet.drift_last",
         "fleet.drift_count",
+        "fleet.roll_ms",  # the rolling 24 h's slots: the day's driving at the last fix instead
+        "fleet.roll_slot",
+        "fleet.crew_roll_ms",
+        "fleet.crew_roll_slot",
         "core.last_arrival",
         "core.frozen_since",
         "core.ck_frozen_since",
@@ -298,10 +303,36 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
     assert not saved.fleet.offline_raised.any()
     assert not saved.fleet.drift_open.any() and not saved.fleet.drift_count.any()  # none open
     assert saved.core.level.shape[1] == 7
+    assert not saved.fleet.roll_ms.any() and (saved.fleet.roll_slot == NO_KEY).all()
     async with Node(tmp_path) as second:
         await second.feed(rows[cut:])
         (alarm,) = second.fleet("fatigue")  # the driving time was taken up all the same
         assert abs(alarm.started_ts - (T0 + 4 * HOUR)) <= 60_000
+
+
+async def test_the_rolling_24h_is_saved_and_taken_up(tmp_path):
+    """The rolling 24 h's slots of each vehicle are in the saved state: a restart 7 h 50 min
+    into a coach's 8 h 10 min (rested every 3 h 40 min) raises fatigue_daily on time."""
+    rows = drive(
+        registry().sensor("coach.speed").index,
+        T0,
+        [(3 * HOUR + 40 * MIN, 90.0), (20 * MIN, 0.0)] * 2 + [(HOUR + 10 * MIN, 90.0)],
+    )
+    cut = next(i for i, r in enumerate(rows) if r[1] >= T0 + 8 * HOUR + 30 * MIN)
+    async with Node(tmp_path) as first:
+        await first.feed(rows[:cut])
+        assert first.fleet("fatigue_daily") == []
+        kept = first.dispatcher.fleet.state
+        await first.dispatcher.save_state()
+    saved = snapshot.load(tmp_path / "analytics-state.npz")
+    assert saved is not None
+    for name in ("roll_ms", "roll_slot", "crew_roll_ms", "crew_roll_slot"):
+        assert np.array_equal(getattr(saved.fleet, name), getattr(kept, name)), name
+    assert int(saved.fleet.roll_ms.sum()) == 7 * HOUR + 49 * MIN + 30_000  # to the fix before
+    async with Node(tmp_path) as second:
+        await second.feed(rows[cut:])
+        (alarm,) = second.fleet("fatigue_daily")
+        assert alarm.started_ts == T0 + 8 * HOUR + 30 * MIN + 10 * MIN + 30_000
 
 
 async def test_a_fatigue_alarm_names_its_driver_across_a_restart(tmp_path):

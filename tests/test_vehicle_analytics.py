@@ -42,7 +42,7 @@ from alerts.vehicles.areas import ScanIndex
 from alerts.vehicles.fencegrid import FenceGrid, FenceIndex
 from alerts.vehicles.geo import ShapeSet, compile_shape
 from alerts.vehicles.lateness import FleetHistory, evaluate_late
-from alerts.vehicles.state import RANK
+from alerts.vehicles.state import RANK, ROLL_SLOT_MS, ROLL_SLOTS
 from alerts.vehicles.table import Zone
 from ingest.store.base import PositionBatch
 from telemetry.config import VehicleSpec
@@ -290,8 +290,13 @@ def test_a_driver_back_after_a_short_break_goes_on_counting() -> None:
             assert back + 10 * MIN <= events[0][2] <= back + 13 * MIN
 
 
+CALENDAR = FleetSettings.model_validate(
+    {c: {"daily_window": "calendar"} for c in ("hazmat", "coach", "charter")}
+)
+
+
 def test_more_than_8h_in_a_day() -> None:
-    table = compile_fleet(FleetSettings(), fleet("charter"))
+    table = compile_fleet(CALENDAR, fleet("charter"))
     legs = [(3 * HOUR, 80.0), (30 * MIN, 0.0)] * 2 + [(2 * HOUR + 10 * MIN, 80.0)]
     events = run(table, drive(10, CST_0800 - 2 * HOUR, legs))
     assert kinds(events) == [EventKind.FATIGUE_DAILY]
@@ -301,6 +306,123 @@ def test_more_than_8h_in_a_day() -> None:
     later = run(table, [*rows, (10, night + HOUR, rows[-1][2], rows[-1][3], 0)])  # where it stood
     ended = (EventKind.FATIGUE_DAILY_END, night, 8 * 3600.0 + 600)  # 8 h 10 min that day
     assert [e[1:4] for e in later[1:]] == [ended]
+
+
+DAILY = (EventKind.FATIGUE_DAILY, EventKind.FATIGUE_DAILY_END)
+
+
+def daily_events(table: FleetTable, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return [e for e in run(table, rows) if e[1] in DAILY]
+
+
+def coach_night(days: int = 1) -> list[tuple[int, int, float, float, float]]:
+    """A coach driving 16:00-24:00 and 00:00-08:00 (China Standard Time) with a 20-minute rest
+    every 3 h 40 min: 7 h 20 min in each calendar day, 14 h 40 min in 16 h."""
+    legs = [(3 * HOUR + 40 * MIN, 90.0), (20 * MIN, 0.0)] * 2
+    start = CST_0800 + 8 * HOUR  # 16:00
+    return [*drive(10, start, legs), *drive(10, start + 8 * HOUR, legs)]
+
+
+def test_the_rolling_24h_raises_a_night_coach_the_calendar_day_does_not() -> None:
+    """DOMAIN 3.1: a passenger driver at most 8 h in 24 h. 16:00-24:00 and 00:00-08:00 stay
+    within 8 h in each calendar day (JT/T 808 bit 18 never raises) but pass 8 h in 24 h at
+    00:40; the episode ends at the 5-minute boundary at which the 24 h fell back to 8 h, found
+    by the vehicle's next fix."""
+    rows = coach_night()
+    assert daily_events(compile_fleet(CALENDAR, fleet("coach")), rows) == []
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    assert bool(table.daily_rolling[0])
+    [(_, kind, ts, value, _)] = daily_events(table, rows)
+    midnight = CST_0800 + 16 * HOUR
+    assert kind == EventKind.FATIGUE_DAILY
+    # 7 h 20 min, then from 00:00:30 (the fix at 24:00 is the stop's) 40 min 30 s
+    assert ts == midnight + 41 * MIN
+    assert value == 8 * 3600 + 30
+    # parked until 22:00 that day: the 24 h still hold more than 8 h (yesterday's driving
+    # from 23:00 on, and today's 7 h 20 min); a fix at 23:30 finds the end
+    parked = (10, midnight + 22 * HOUR, rows[-1][2], rows[-1][3], 0.0)
+    assert daily_events(table, [*rows, parked])[1:] == []
+    late = (10, midnight + 23 * HOUR + 30 * MIN, rows[-1][2], rows[-1][3], 0.0)
+    [_, (_, kind, ts, value, _)] = daily_events(table, [*rows, late])
+    assert kind == EventKind.FATIGUE_DAILY_END
+    # 14 h 39 min 30 s in all; the driving before 23:00 the day before (6 h 39 min 30 s) has
+    # left the 24 h at 23:00: the slots from 23:00 on hold 8 h
+    assert (ts, value) == (midnight + 23 * HOUR, 8 * 3600)
+    assert ts % ROLL_SLOT_MS == 0
+    # one slot earlier it was still above the limit (the end is its first boundary)
+    st, _ = evaluate_fleet(table, FleetState.new(1), batch(rows), rows[-1][1])
+    before = ts - ROLL_SLOT_MS
+    _, events = evaluate_fleet(table, st, batch([(10, before, *late[2:])]), before)
+    assert [e[1] for e in events.rows()] == []
+    _, events = evaluate_fleet(table, st, batch([(10, ts, *late[2:])]), ts)
+    assert [e[1:3] for e in events.rows()] == [(EventKind.FATIGUE_DAILY_END, ts)]
+
+
+def test_the_rolling_24h_raises_again_when_driving_goes_on_and_counts_late_positions() -> None:
+    """A late position within the lateness window that turns a stop into driving is judged in
+    event-time order: the 24 h it adds raise the rolling rule at the fix after it."""
+    limits = {"daily_driving_s": 3600, "continuous_day_s": 14400, "continuous_night_s": 14400}
+    settings = FleetSettings.model_validate({"coach": limits, "lateness_s": 1800})
+    table = compile_fleet(settings, fleet("coach"))
+    # 57 min of driving, a stop, then a fix 10 min later moving
+    rows = drive(10, CST_0800, [(57 * MIN, 60.0)])
+    stop = rows[-1][1]
+    then = (10, stop + 10 * MIN, rows[-1][2], rows[-1][3] + 0.001, 60.0)
+    state, hist = FleetState.new(1), FleetHistory.new(1)
+    state, events = evaluate_late(table, state, hist, batch([*rows, then]), then[1])
+    assert [e for e in events.rows() if e[1] in DAILY] == []
+    # ... but it was moving at stop + 5 min: 5 more minutes of driving, 62 min in 24 h
+    missed = (10, stop + 5 * MIN, rows[-1][2], rows[-1][3] + 0.0005, 60.0)
+    state, events = evaluate_late(table, state, hist, batch([missed]), then[1] + 1000)
+    assert hist.rewound == 1
+    assert [(e[1], e[2]) for e in events.rows() if e[1] in DAILY] == [
+        (EventKind.FATIGUE_DAILY, then[1])
+    ]
+    assert int(state.roll_ms[0].sum()) == 62 * MIN
+    assert bool(state.daily_raised[0])
+
+
+def test_a_state_saved_without_the_rolling_24h_starts_it_from_the_days_driving() -> None:
+    """A state saved by an older hub has no slots (`snapshot.load` gives them as new): the
+    day's driving so far goes into the slot of the vehicle's last fix (on the safe side: it
+    stays in the 24 h until 24 h after that fix), so the next 8 h raise as they would have."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    first = drive(10, CST_0800, [(3 * HOUR + 40 * MIN, 80.0), (20 * MIN, 0.0)] * 2)
+    more = drive(10, first[-1][1] + 10 * MIN, [(HOUR, 80.0)])
+    whole, _ = evaluate_fleet(table, FleetState.new(1), batch(first), first[-1][1])
+    old = whole.copy()
+    fresh = FleetState.new(1)
+    old.roll_ms, old.roll_slot = fresh.roll_ms, fresh.roll_slot
+    assert int(old.daily_ms[0]) == int(whole.roll_ms[0].sum()) == 7 * HOUR + 20 * MIN
+    _, want = evaluate_fleet(table, whole, batch(more), more[-1][1])
+    st, got = evaluate_fleet(table, old, batch(more), more[-1][1])
+    assert [e[1:4] for e in got.rows()] == [e[1:4] for e in want.rows()]
+    assert [e[1] for e in got.rows() if e[1] in DAILY] == [EventKind.FATIGUE_DAILY]
+    assert int(st.roll_ms[0].sum()) == 8 * HOUR + 20 * MIN
+    slot = first[-1][1] // ROLL_SLOT_MS
+    assert int(st.roll_ms[0, slot % ROLL_SLOTS]) == 7 * HOUR + 20 * MIN  # all at the last fix
+    # the reference does the same
+    ref = ReferenceFleet(table)
+    for f in dataclasses.fields(old):
+        value = getattr(old, f.name)[0]
+        setattr(ref.vehicles[0], f.name, value.tolist() if value.ndim else value.item())
+    assert [e[1:4] for e in ref.evaluate(batch(more), more[-1][1])] == [e[1:4] for e in got.rows()]
+    assert ref.vehicles[0].roll_ms == st.roll_ms[0].tolist()
+
+
+def test_each_driver_keeps_his_own_24h() -> None:
+    """Per driver: the 24 h of a driver who left are kept with him (crew.py). Two drivers of
+    5 h 30 min each raise nothing (the vehicle's 11 h are no one's); the first, back at the
+    wheel, passes 8 h in his 24 h after 2 h 30 min."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    legs = [(HOUR + 50 * MIN, 80.0), (20 * MIN, 0.0)] * 3 + [(30 * MIN, 0.0)]
+    a = [(*r, 1) for r in drive(10, CST_0800, legs)]
+    b = [(*r, 2) for r in drive(10, a[-1][1] + STEP, legs)]
+    back = [(*r, 1) for r in drive(10, b[-1][1] + STEP, [(2 * HOUR + 40 * MIN, 80.0)])]
+    events = [e for e in run(table, [*a, *b, *back]) if e[1] in DAILY]
+    assert [e[1:4] for e in events] == [
+        (EventKind.FATIGUE_DAILY, back[0][1] + 2 * HOUR + 30 * MIN + STEP, 8 * 3600 + 30)
+    ]
 
 
 def test_a_coach_over_44h_in_7_days_and_the_midnight_that_ends_it() -> None:
@@ -655,7 +777,10 @@ BOX = ((30.0, 104.0), (30.0, 104.02), (30.02, 104.02), (30.02, 104.0))
 PROPERTY_SETTINGS = FleetSettings(
     hazmat=SMALL,
     coach=SMALL.model_copy(update={"banned": TimeWindow(start="02:00", end="05:00")}),
-    charter=SMALL.model_copy(update={"speed_kmh": 100, "night_speed_factor": 0.5}),
+    # the daily rule over the calendar day for charters, over the rolling 24 h for the others
+    charter=SMALL.model_copy(
+        update={"speed_kmh": 100, "night_speed_factor": 0.5, "daily_window": "calendar"}
+    ),
     offline_s=900,
     max_drive_gap_s=600,
     lateness_s=0,

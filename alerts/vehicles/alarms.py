@@ -5,8 +5,9 @@ One alarm per vehicle and kind (overspeed, fatigue, fatigue_daily, night_ban, co
 forbidden_area, offline, drift), on the vehicle's speed sensor. Each raise and each clear is an
 event of the core with its own event time, whatever the batching: an overspeed clears at the
 first fix back under its limit, a fatigue alarm when the qualifying rest is complete, the daily
-one at the local midnight, a corridor alarm at the first fix back on the route, a forbidden-area
-one when the vehicle has left every such area (or their windows closed), offline at the next fix,
+one when its 24 h fell back to the limit (or at the local midnight: `daily_window`), a corridor
+alarm at the first fix back on the route, a forbidden-area one when the vehicle has left every
+such area (or their windows closed), offline at the next fix,
 a GPS drift at the first plausible fix `drift_quiet_s` after its episode's last implausible one
 (one alarm per episode, not one per fix: its clear's value is the implausible fixes counted).
 Night driving of a coach in its banned hours and a move while the terminal was silent are
@@ -34,6 +35,7 @@ __all__ = [
     "DriverNames",
     "FleetAlarms",
     "FleetChange",
+    "daily_action",
     "fleet_side",
 ]
 
@@ -44,7 +46,12 @@ MAX_DRIVER_NAMES = 100_000  # drivers' ids kept to name them in alarms (the leas
 FLEET_ALARMS: dict[str, tuple[str, str, str]] = {
     "overspeed": ("overspeed", "orange", "超速: 通知驾驶员减速 tell the driver to slow down"),
     "fatigue": ("fatigue_continuous", "orange", "疲劳驾驶: 停车休息 20 分钟 the driver must rest"),
-    "fatigue_daily": ("fatigue_daily", "orange", "当日驾驶超时 over 8 h today: change driver"),
+    # a raise says its class's window and limit (`daily_action`); this is the default's
+    "fatigue_daily": (
+        "fatigue_daily",
+        "orange",
+        "24小时内累计驾驶超时 over 8 h in 24 h: change driver",
+    ),
     "fatigue_weekly": (
         "fatigue_weekly",
         "orange",
@@ -87,6 +94,15 @@ _ENDS = {
 _MOMENTS = frozenset({"night_ban", "offline_moved"})
 
 
+def daily_action(limit_ms: int, rolling: bool) -> str:
+    """The action of a `fatigue_daily` raise: which window its class's rule counts over
+    (`daily_window`), and its limit."""
+    hours = f"{limit_ms / 3_600_000:.2f}".rstrip("0").rstrip(".")
+    if rolling:
+        return f"24小时内累计驾驶超时 over {hours} h in 24 h: change driver"
+    return f"当日驾驶超时 over {hours} h today: change driver"
+
+
 def fleet_side(kind: str) -> int:
     """The alarm kind number (the `side` column) of a fleet alarm kind."""
     return FLEET_SIDE0 + FLEET_KINDS.index(kind)
@@ -104,6 +120,9 @@ class FleetChange:
     driver: str | None = None  # a raise: the driver (his id as said), when known
     # a raise of forbidden_area or corridor: the area entered, the route left (`Zone.said`)
     zone: str | None = None
+    # a raise whose action is its vehicle's own, not its kind's (`FLEET_ALARMS`): fatigue_daily
+    # says the window and limit of its class (`daily_action`)
+    action: str | None = None
 
 
 class DriverNames:
@@ -243,7 +262,12 @@ class FleetAlarms:
                 zone = self.table.forbidden[ref].said
             elif kind == EventKind.CORRIDOR_LEAVE and 0 <= ref < len(self.table.corridors):
                 zone = self.table.corridors[ref].said
-            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, who, zone))
+            action = None
+            if kind == EventKind.FATIGUE_DAILY:
+                slot = int(self.table.slot_of[vehicle])
+                tb = self.table
+                action = daily_action(int(tb.daily_ms[slot]), bool(tb.daily_rolling[slot]))
+            changes.append(FleetChange(vehicle, name, 1, ts, value, limit, who, zone, action))
             if name in _MOMENTS:
                 changes.append(FleetChange(vehicle, name, 0, ts, value))
         self.state = new

@@ -10,9 +10,10 @@ before that position is judged:
 
 * the fatigue episodes raised for the vehicle (continuous, daily, weekly driving) end then: the
   driver they were about no longer drives;
-* the leaving driver's continuous and daily driving, rest, day and week are kept with the time
-  he left (the vehicle's last fix before the change), in one of `CREW` places per vehicle (the
-  place of the driver who comes, else an empty one, else that of the one who left longest ago);
+* the leaving driver's continuous and daily driving, rest, day, week and rolling 24 h (its slots)
+  are kept with the time he left (the vehicle's last fix before the change), in one of `CREW`
+  places per vehicle (the place of the driver who comes, else an empty one, else that of the one
+  who left longest ago);
 * the coming driver takes up his own, kept from when he left: his rest is what it was then plus
   the time since (he did not drive meanwhile), so a rest of `min_rest_s` since ends his
   continuous driving. A driver not kept (new, or forgotten) starts rested, with no driving.
@@ -32,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.areas import Sink
-from alerts.vehicles.state import NO_KEY, EventKind, FleetState
+from alerts.vehicles.state import NO_KEY, ROLL_SLOTS, EventKind, FleetState
 from alerts.vehicles.table import FleetTable
 
 __all__ = ["MAX_CHANGES", "keep_said", "rounds", "take_over"]
@@ -116,8 +117,9 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
     one, at = np.array([slot], dtype=np.int64), np.array([t], dtype=np.int64)
     if st.cont_raised[slot]:
         out.add(one, EventKind.FATIGUE_CONTINUOUS_END, at, np.array([st.rest_ms[slot] / 1000.0]))
-    if st.daily_raised[slot]:
-        out.add(one, EventKind.FATIGUE_DAILY_END, at, np.array([st.daily_ms[slot] / 1000.0]))
+    if st.daily_raised[slot]:  # value: the day's driving, or the 24 h's (rolling)
+        daily = int(st.roll_ms[slot].sum()) if table.daily_rolling[slot] else st.daily_ms[slot]
+        out.add(one, EventKind.FATIGUE_DAILY_END, at, np.array([daily / 1000.0]))
     if st.weekly_raised[slot]:
         day = int(st.day[slot])
         recent = (st.week_day[slot] >= day - 6) & (st.week_day[slot] <= day - 1)
@@ -138,6 +140,8 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
             int(st.crew_daily[slot, j]),
             st.crew_week_ms[slot, j].copy(),
             st.crew_week_day[slot, j].copy(),
+            st.crew_roll_ms[slot, j].copy(),
+            int(st.crew_roll_slot[slot, j]),
         )
     else:
         free = np.flatnonzero(places == 0)
@@ -149,6 +153,8 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
             0,
             np.zeros(7, dtype=np.int64),
             np.full(7, NO_KEY, dtype=np.int64),
+            np.zeros(ROLL_SLOTS, dtype=np.int32),
+            NO_KEY,
         )
     st.crew_driver[slot, j] = old
     st.crew_out[slot, j] = left
@@ -158,7 +164,11 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
     st.crew_daily[slot, j] = st.daily_ms[slot]
     st.crew_week_ms[slot, j] = st.week_ms[slot]
     st.crew_week_day[slot, j] = st.week_day[slot]
-    cont, rest, day, daily, week_ms, week_day = came
+    st.crew_roll_ms[slot, j] = st.roll_ms[slot]
+    st.crew_roll_slot[slot, j] = st.roll_slot[slot]
+    cont, rest, day, daily, week_ms, week_day, roll_ms, roll_slot = came
     st.cont_ms[slot], st.rest_ms[slot], st.day[slot], st.daily_ms[slot] = cont, rest, day, daily
     st.week_ms[slot] = week_ms
     st.week_day[slot] = week_day
+    st.roll_ms[slot] = roll_ms
+    st.roll_slot[slot] = roll_slot

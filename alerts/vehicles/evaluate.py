@@ -18,9 +18,18 @@ carries its own event time, so the events do not depend on how positions are cut
   it is judged at each fix against the night limit when the fix is at night, else the day limit,
   and raised once per stretch (`FATIGUE_CONTINUOUS`). A raised stretch ends
   (`FATIGUE_CONTINUOUS_END`) when its rest is complete: first stopped fix + `min_rest_s`, found
-  at the first fix at or after it. Daily driving is the driving time in the local calendar day
-  of the interval's end (JT/T 808 bit 18 "当天累计驾驶超时"), raised once a day; a raised day ends
-  (`FATIGUE_DAILY_END`) at its local midnight, found by the first fix of a later day.
+  at the first fix at or after it. Daily driving, by the class's `daily_window`:
+  - `rolling` (the default; the passenger rule "24小时内累计驾驶时间不超过8小时"): each interval's
+    driving goes to the 5-minute slot of event time (`ROLL_SLOT_MS`, aligned on the epoch) of
+    its end fix; at a fix, the 24 h are its slot's driving so far and the 288 slots before it
+    (24 h and up to a slot more: on the safe side). Above `daily_driving_s` it raises
+    `FATIGUE_DAILY`, once per episode; a raised episode ends (`FATIGUE_DAILY_END`) at the first
+    slot boundary at which the 24 h (without the driving after the last fix) are within the
+    limit, found by the vehicle's next fix after it, and the same fix may raise again.
+  - `calendar`: the driving time in the local calendar day of the interval's end (JT/T 808 bit
+    18 "当天累计驾驶超时"), raised once a day; a raised day ends (`FATIGUE_DAILY_END`) at its local
+    midnight, found by the first fix of a later day.
+  Both keep the calendar day's total (the 7 days' rule reads it) and the 24 h's slots.
 * Overspeed: the limit of a fix is its class's expressway limit inside an expressway zone, else
   its ordinary limit; capped by the lowest posted limit of the zones it is in; times the night
   factor at night. Raised once per run of fixes above the limit when the run has lasted

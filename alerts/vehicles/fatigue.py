@@ -1,4 +1,5 @@
-"""Fatigue over a batch: continuous driving without a qualifying rest, driving per local day.
+"""Fatigue over a batch: continuous driving without a qualifying rest, driving per local day
+and in the rolling 24 h.
 
 Part of the vectorized core (`alerts.vehicles.evaluate`, whose docstring states the rules).
 Only the vehicles that can raise or end an episode in the batch are judged row by row: a vehicle
@@ -13,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.vehicles.areas import Sink
-from alerts.vehicles.state import NO_KEY, EventKind, FleetState
+from alerts.vehicles.state import NO_KEY, ROLL_SLOT_MS, ROLL_SLOTS, EventKind, FleetState
 from alerts.vehicles.table import DAY_MS, FleetTable
 from alerts.vehicles.track import Track
 
-__all__ = ["fatigue", "seg_cumsum"]
+__all__ = ["fatigue", "rolling", "seg_cumsum"]
 
 I64 = npt.NDArray[np.int64]
 B = npt.NDArray[np.bool_]
@@ -72,7 +73,11 @@ def fatigue(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     turned, at = _last_at_most(np.flatnonzero(turn), k)
     at = np.maximum(at, 0)
     daily_ms = np.where(turned, drive[k.li] - drive[at] + k.drive_dt[at], before + total)
-    daily_rows = np.flatnonzero(st.daily_raised[fs] | (before + total > table.daily_ms[fs]))
+    calendar = ~table.daily_rolling[fs]
+    daily_rows = np.flatnonzero(
+        calendar & (st.daily_raised[fs] | (before + total > table.daily_ms[fs]))
+    )
+    rolling(table, st, k, total, out)  # reads `day` and `daily_ms` before the batch
     if cont_rows.size:
         _continuous(table, st, k.take(cont_rows), out)  # reads the state before the batch
     if daily_rows.size:
@@ -86,6 +91,7 @@ def fatigue(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     calm[daily_rows] = False
     st.day[fs[calm]] = k.day[k.li[calm]]
     st.daily_ms[fs[calm]] = daily_ms[calm]
+    calm &= calendar
     st.daily_raised[fs[calm]] = False
 
 
@@ -168,3 +174,122 @@ def _daily(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
     st.day[fs] = day[li]
     st.daily_ms[fs] = daily[li]
     st.daily_raised[fs] = count[li] > 0
+
+
+def rolling(table: FleetTable, st: FleetState, k: Track, total: I64, out: Sink) -> None:
+    """The rolling 24 h of every vehicle of the batch (`total`: each one's driving in it): its
+    slots moved on to its last fix, and the daily rule of the vehicles whose class has
+    `daily_window: rolling` (`alerts.vehicles.evaluate` states it; the calendar day's is
+    `_daily`). Only the vehicles that can raise or end an episode (a raised one; one whose 24 h
+    kept and batch together pass the limit) are judged fix by fix, in one pass."""
+    fs = k.fs
+    # a state saved before the slots were kept (or a driver coming without them, crew.py): the
+    # day's driving so far in the slot of the last fix (on the safe side: it stays 24 h)
+    seed = st.has_fix[fs] & (st.roll_slot[fs] == NO_KEY)
+    if seed.any():
+        v = fs[seed]
+        at = st.last_ts[v] // ROLL_SLOT_MS
+        st.roll_ms[v] = 0
+        st.roll_ms[v, at % ROLL_SLOTS] = np.where(st.day[v] != NO_KEY, st.daily_ms[v], 0)
+        st.roll_slot[v] = at
+    ring = st.roll_ms[fs]
+    kept = ring.sum(axis=1, dtype=np.int64)
+    limit = table.daily_ms[fs]
+    judged = table.daily_rolling[fs] & (st.daily_raised[fs] | (kept + total > limit))
+    q = k.t // ROLL_SLOT_MS
+    if judged.any():
+        _rolling(table, st, k.take(np.flatnonzero(judged)), out)
+    # the slots moved on to each vehicle's last fix: those older than its 24 h emptied, the
+    # batch's driving added in the slot of each interval's end fix
+    start = st.roll_slot[fs]
+    end = q[k.li]
+    known = start != NO_KEY
+    ahead = np.where(known, end - np.where(known, start, 0), ROLL_SLOTS)
+    age = (np.where(known, start, 0)[:, None] - np.arange(ROLL_SLOTS)) % ROLL_SLOTS
+    ring[age + ahead[:, None] >= ROLL_SLOTS] = 0
+    size = k.li - k.fi + 1
+    rows = np.flatnonzero((k.drive_dt > 0) & (q > np.repeat(end, size) - ROLL_SLOTS))
+    if rows.size:
+        place = np.repeat(np.arange(fs.shape[0]), size)[rows] * ROLL_SLOTS + q[rows] % ROLL_SLOTS
+        add = np.bincount(place, weights=k.drive_dt[rows], minlength=ring.size)
+        ring += add.astype(np.int32).reshape(ring.shape)
+    st.roll_ms[fs] = ring
+    st.roll_slot[fs] = end
+
+
+def _rolling(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
+    """The rolling daily rule over the vehicles of `k`, before their slots move on. Each
+    vehicle's driving is a sequence of (slot, ms): its kept slots, then its rows; the 24 h at
+    a row are the sums of its sequence up to the row from the slot 24 h before, found by a
+    search in the running sums, as is the boundary at which a raised episode's 24 h fell to
+    the limit."""
+    s, t, first, fi, fs = k.s, k.t, k.first, k.fi, k.fs
+    q = k.t // ROLL_SLOT_MS
+    nv = fs.shape[0]
+    size = k.li - fi + 1
+    veh = np.repeat(np.arange(nv, dtype=np.int64), size)  # each row's vehicle (of `k`)
+    start = st.roll_slot[fs]
+    known = start != NO_KEY
+    base_slot = np.where(known, start, q[fi])
+    age = (base_slot[:, None] - np.arange(ROLL_SLOTS)) % ROLL_SLOTS
+    ring = st.roll_ms[fs]
+    kv, kj = np.nonzero(ring)
+    kept_slot = base_slot[kv] - age[kv, kj]
+    low = min(int(kept_slot.min()) if kept_slot.size else int(q.min()), int(q.min()))
+    low -= ROLL_SLOTS
+    span = int(q.max()) - low + 1
+    key = np.concatenate([kv * span + (kept_slot - low), veh * span + (q - low)])
+    amount = np.concatenate([ring[kv, kj].astype(np.int64), k.drive_dt])
+    order = np.argsort(key, kind="stable")  # the kept slots before the rows of their slot
+    key, amount = key[order], amount[order]
+    cum = np.zeros(key.shape[0] + 1, dtype=np.int64)
+    np.cumsum(amount, out=cum[1:])
+    at = np.empty(s.shape[0], dtype=np.int64)  # each row's place in the sequence
+    at[order[order >= kv.shape[0]] - kv.shape[0]] = np.flatnonzero(order >= kv.shape[0])
+
+    def since_at(vehicle: I64, slot: I64) -> I64:
+        """The running sum before the first item of each `vehicle` at or after `slot`."""
+        found: I64 = cum[np.searchsorted(key, vehicle * span + (slot - low))]
+        return found
+
+    def since(slot: I64) -> I64:
+        return since_at(veh, slot)
+
+    limit = table.daily_ms[s]
+    window = q - (ROLL_SLOTS - 1)
+    day24 = cum[at + 1] - since(window)  # the 24 h at each row, its own driving in
+    before = cum[at] - since(window)  # ... at its slot's start, before its driving
+    prev_q = np.empty_like(q)
+    prev_q[1:] = q[:-1]
+    prev_q[fi] = np.where(known, start, 0)
+    crossed = q > prev_q  # a slot boundary since the fix before: the 24 h may have fallen
+    crossed[fi] |= ~known  # restored without a state: not known, ended at the first fix
+    over = day24 > limit
+    ends = crossed & (before <= limit)
+    # raised after each row: the last raise or end up to it decides (else the state's)
+    act = over | ends
+    last = np.maximum.accumulate(np.where(act, np.arange(s.shape[0]), -1))
+    mine = last >= np.repeat(fi, size)
+    on = np.where(mine, over[np.maximum(last, 0)], np.repeat(st.daily_raised[fs], size))
+    was = np.empty_like(on)
+    was[1:] = on[:-1]
+    was[fi] = st.daily_raised[fs]
+    hit = np.flatnonzero(was & ends)
+    if hit.size:
+        # the first boundary b whose 24 h (the slots from b - 288 up to the fix before) is
+        # within the limit: past the sequence's first item at which the running sum reaches
+        # (24 h up to the fix before) - limit
+        need = cum[at[hit]] - limit[hit]
+        m = np.searchsorted(cum[1:], need, side="left")
+        head = np.searchsorted(key, veh[hit] * span)  # the vehicle's first item
+        slot_m = key[np.minimum(m, key.shape[0] - 1)] - veh[hit] * span + low
+        b = np.where(m >= head, slot_m + ROLL_SLOTS, prev_q[hit] + 1)
+        b = np.maximum(b, prev_q[hit] + 1)
+        value = cum[at[hit]] - since_at(veh[hit], b - (ROLL_SLOTS - 1))
+        kept = known[veh[hit]] | ~first[hit]
+        stamp = np.where(kept, b * ROLL_SLOT_MS, t[hit])
+        value = np.where(kept, value, 0)
+        out.add(s[hit], EventKind.FATIGUE_DAILY_END, stamp, value / 1000.0)
+    hit = np.flatnonzero(over & ~(was & ~ends))
+    out.add(s[hit], EventKind.FATIGUE_DAILY, t[hit], day24[hit] / 1000.0)
+    st.daily_raised[fs] = on[k.li]

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from alerts.vehicles.crew import MAX_CHANGES
 from alerts.vehicles.geo import step_m_one
 from alerts.vehicles.reflate import Kept, judge_late, tell
-from alerts.vehicles.state import CREW, NO_KEY, RANK, EventKind, Positions
+from alerts.vehicles.state import (
+    CREW,
+    NO_KEY,
+    RANK,
+    ROLL_SLOT_MS,
+    ROLL_SLOTS,
+    EventKind,
+    Positions,
+)
 from alerts.vehicles.table import DAY_MS, FleetTable, Zone, in_window_one, window_close_one
 
 __all__ = ["EventRow", "ReferenceFleet"]
@@ -34,6 +42,8 @@ class Vehicle:
     day: int = NO_KEY
     daily_ms: int = 0
     daily_raised: bool = False
+    roll_ms: list[int] = field(default_factory=lambda: [0] * ROLL_SLOTS)  # as `FleetState.roll_ms`
+    roll_slot: int = NO_KEY
     over_active: bool = False
     over_since: int = 0
     over_raised: bool = False
@@ -60,6 +70,10 @@ class Vehicle:
     crew_week_day: list[list[int]] = field(
         default_factory=lambda: [[NO_KEY] * 7 for _ in range(CREW)]
     )
+    crew_roll_ms: list[list[int]] = field(
+        default_factory=lambda: [[0] * ROLL_SLOTS for _ in range(CREW)]
+    )
+    crew_roll_slot: list[int] = field(default_factory=lambda: [NO_KEY] * CREW)
 
 
 class ReferenceFleet:
@@ -168,10 +182,15 @@ class ReferenceFleet:
         if veh.cont_ms > limit_ms and not veh.cont_raised:
             emit(EventKind.FATIGUE_CONTINUOUS, t, veh.cont_ms / 1000.0)
             veh.cont_raised = True
+        rolling = bool(tb.daily_rolling[slot])
+        if rolling:
+            self._rolling(slot, t, drive, emit)
+        else:
+            self._roll(veh, t, drive)
         day = (t + tb.offset_ms) // DAY_MS
         weekly_ms = int(tb.weekly_ms[slot])
         if day != veh.day:
-            if veh.daily_raised:  # ended at the midnight after its day (unknown: this fix)
+            if veh.daily_raised and not rolling:  # ended at the midnight after its day
                 end = t if veh.day == NO_KEY else (veh.day + 1) * DAY_MS - tb.offset_ms
                 emit(EventKind.FATIGUE_DAILY_END, end, veh.daily_ms / 1000.0)
             if veh.day != NO_KEY:  # the day done goes into the week
@@ -188,9 +207,11 @@ class ReferenceFleet:
                         emit(EventKind.FATIGUE_WEEKLY_END, end, past / 1000.0)
                         veh.weekly_raised = False
                         break
-            veh.day, veh.daily_ms, veh.daily_raised = day, 0, False
+            veh.day, veh.daily_ms = day, 0
+            if not rolling:
+                veh.daily_raised = False
         veh.daily_ms += drive
-        if veh.daily_ms > int(tb.daily_ms[slot]) and not veh.daily_raised:
+        if not rolling and veh.daily_ms > int(tb.daily_ms[slot]) and not veh.daily_raised:
             emit(EventKind.FATIGUE_DAILY, t, veh.daily_ms / 1000.0)
             veh.daily_raised = True
         if weekly_ms > 0 and not veh.weekly_raised:
@@ -287,6 +308,47 @@ class ReferenceFleet:
         veh.last_moving, veh.offline_raised = moving, False
         return True
 
+    def _roll(self, veh: Vehicle, t: int, drive: int) -> None:
+        """Move the rolling 24 h's slots on to a fix at `t` and add its interval's driving."""
+        if veh.roll_slot == NO_KEY and veh.has_fix:  # saved without slots: the day's at the last
+            veh.roll_ms = [0] * ROLL_SLOTS
+            veh.roll_slot = veh.last_ts // ROLL_SLOT_MS
+            veh.roll_ms[veh.roll_slot % ROLL_SLOTS] = veh.daily_ms if veh.day != NO_KEY else 0
+        q = t // ROLL_SLOT_MS
+        if veh.roll_slot == NO_KEY or q - veh.roll_slot >= ROLL_SLOTS:
+            veh.roll_ms = [0] * ROLL_SLOTS
+        else:
+            for x in range(veh.roll_slot + 1, q + 1):
+                veh.roll_ms[x % ROLL_SLOTS] = 0
+        veh.roll_slot = q
+        veh.roll_ms[q % ROLL_SLOTS] += drive
+
+    def _rolling(self, slot: int, t: int, drive: int, emit: Callable[..., None]) -> None:
+        """The daily rule over the rolling 24 h at a fix at `t` whose interval drove `drive`."""
+        veh, limit = self.vehicles[slot], int(self.table.daily_ms[slot])
+        if veh.roll_slot == NO_KEY and veh.has_fix:  # as `_roll` seeds it
+            self._roll(veh, veh.last_ts, 0)
+        if veh.daily_raised:
+            q = t // ROLL_SLOT_MS
+            if veh.roll_slot == NO_KEY:  # restored without a saved state: ended now
+                emit(EventKind.FATIGUE_DAILY_END, t, 0.0)
+                veh.daily_raised = False
+            else:  # the first slot boundary since the last fix whose 24 h are within the limit
+                for b in range(veh.roll_slot + 1, q + 1):
+                    held = sum(
+                        veh.roll_ms[x % ROLL_SLOTS]
+                        for x in range(b - ROLL_SLOTS + 1, veh.roll_slot + 1)
+                    )
+                    if held <= limit:
+                        emit(EventKind.FATIGUE_DAILY_END, b * ROLL_SLOT_MS, held / 1000.0)
+                        veh.daily_raised = False
+                        break
+        self._roll(veh, t, drive)
+        held = sum(veh.roll_ms)
+        if held > limit and not veh.daily_raised:
+            emit(EventKind.FATIGUE_DAILY, t, held / 1000.0)
+            veh.daily_raised = True
+
     def _take_over(self, slot: int, driver: int, t: int, emit: Callable[..., None]) -> None:
         """Another driver at this fix (`alerts.vehicles.crew`, which states the rule)."""
         veh, min_rest = self.vehicles[slot], int(self.table.min_rest_ms[slot])
@@ -297,8 +359,9 @@ class ReferenceFleet:
         # the episodes end with the driver they were about
         if veh.cont_raised:
             emit(EventKind.FATIGUE_CONTINUOUS_END, t, veh.rest_ms / 1000.0)
-        if veh.daily_raised:
-            emit(EventKind.FATIGUE_DAILY_END, t, veh.daily_ms / 1000.0)
+        if veh.daily_raised:  # value: the day's driving, or the 24 h's
+            daily = sum(veh.roll_ms) if self.table.daily_rolling[slot] else veh.daily_ms
+            emit(EventKind.FATIGUE_DAILY_END, t, daily / 1000.0)
         if veh.weekly_raised:
             emit(EventKind.FATIGUE_WEEKLY_END, t, (veh.daily_ms + _past(veh, veh.day)) / 1000.0)
         veh.driver = driver
@@ -314,6 +377,8 @@ class ReferenceFleet:
                 veh.crew_daily[j],
                 list(veh.crew_week_ms[j]),
                 list(veh.crew_week_day[j]),
+                list(veh.crew_roll_ms[j]),
+                veh.crew_roll_slot[j],
             )
         else:
             j = (
@@ -321,12 +386,14 @@ class ReferenceFleet:
                 if 0 in veh.crew_driver
                 else veh.crew_out.index(min(veh.crew_out))
             )
-            came = (0, min_rest, NO_KEY, 0, [0] * 7, [NO_KEY] * 7)
+            came = (0, min_rest, NO_KEY, 0, [0] * 7, [NO_KEY] * 7, [0] * ROLL_SLOTS, NO_KEY)
         veh.crew_driver[j], veh.crew_out[j] = old, left
         veh.crew_cont[j], veh.crew_rest[j] = veh.cont_ms, veh.rest_ms
         veh.crew_day[j], veh.crew_daily[j] = veh.day, veh.daily_ms
         veh.crew_week_ms[j], veh.crew_week_day[j] = list(veh.week_ms), list(veh.week_day)
-        veh.cont_ms, veh.rest_ms, veh.day, veh.daily_ms, veh.week_ms, veh.week_day = came
+        veh.crew_roll_ms[j], veh.crew_roll_slot[j] = list(veh.roll_ms), veh.roll_slot
+        veh.cont_ms, veh.rest_ms, veh.day, veh.daily_ms, veh.week_ms, veh.week_day = came[:6]
+        veh.roll_ms, veh.roll_slot = came[6], came[7]
 
     def _area_end(self, zone: Zone, t: int, prev_t: int | None) -> int:
         """When a vehicle no longer in a forbidden area at `t` left it: the last close of the

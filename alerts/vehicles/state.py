@@ -10,13 +10,27 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CREW", "NO_KEY", "RANK", "EventKind", "FleetEvents", "FleetState", "Positions"]
+__all__ = [
+    "CREW",
+    "NO_KEY",
+    "RANK",
+    "ROLL_SLOTS",
+    "ROLL_SLOT_MS",
+    "EventKind",
+    "FleetEvents",
+    "FleetState",
+    "Positions",
+]
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 NO_KEY = -(1 << 62)
 CREW = 2  # drivers kept per vehicle besides the one driving (a double crew, and one more)
+# the rolling 24 h of the daily rule (`alerts.vehicles.fatigue`): driving per slot of event time
+# (5 min, aligned on the epoch), the 288 slots of 24 h and the fix's own
+ROLL_SLOT_MS = 300_000
+ROLL_SLOTS = 289
 
 
 class Positions(Protocol):
@@ -43,7 +57,7 @@ class EventKind(IntEnum):
 
     OVERSPEED = 1  # value: speed km/h; ref: the limit applied, 0.1 km/h
     FATIGUE_CONTINUOUS = 2  # value: continuous driving s
-    FATIGUE_DAILY = 3  # value: driving s in the local day
+    FATIGUE_DAILY = 3  # value: driving s in the local day, or in 24 h (`daily_window: rolling`)
     BANNED_HOURS = 4  # value: speed km/h (coaches 02:00-05:00)
     CORRIDOR_LEAVE = 5  # value: distance to the route m; ref: corridor number
     CORRIDOR_ENTER = 6  # value: distance to the route m; ref: corridor number
@@ -52,7 +66,9 @@ class EventKind(IntEnum):
     DRIFT = 9  # at the first implausible fix of an episode; value: implied speed km/h
     OVERSPEED_END = 10  # at the first fix not above the limit; value: its speed km/h
     FATIGUE_CONTINUOUS_END = 11  # when the rest reached `min_rest_s`; value: rest s at the fix
-    FATIGUE_DAILY_END = 12  # at the local midnight ending the day; value: driving s that day
+    # at the local midnight ending the day, value: driving s that day; rolling: at the slot
+    # boundary the 24 h fell to the limit, value: the 24 h's driving s then
+    FATIGUE_DAILY_END = 12
     FORBIDDEN_END = 13  # out of every forbidden area (or window); value: speed km/h
     OFFLINE_END = 14  # at the fix ending the silence; value: silence s
     OFFLINE_MOVED = 15  # at the fix after a silence, far from the last one; value: distance m
@@ -107,6 +123,8 @@ _CREW = (
     "crew_daily",
     "crew_week_ms",
     "crew_week_day",
+    "crew_roll_ms",
+    "crew_roll_slot",
 )
 # copied on write (`FleetState.own_week`, `FleetState.own_crew`): they change rarely
 _SHARED = frozenset({"week_ms", "week_day", *_CREW})
@@ -126,7 +144,11 @@ class FleetState:
     cont_raised: B
     day: I64  # local day of `daily_ms`
     daily_ms: I64
-    daily_raised: B
+    daily_raised: B  # a daily episode, of the day or of the rolling 24 h (the class's window)
+    # the rolling 24 h: driving (ms) of the event-time slot q (`ROLL_SLOT_MS`) at [slot,
+    # q % ROLL_SLOTS], of the slots up to `roll_slot`, the vehicle's last fix's (NO_KEY: none)
+    roll_ms: npt.NDArray[np.int32]  # (vehicles, ROLL_SLOTS)
+    roll_slot: I64
     over_active: B
     over_since: I64
     over_raised: B
@@ -155,6 +177,8 @@ class FleetState:
     crew_daily: I64
     crew_week_ms: I64  # (vehicles, CREW, 7)
     crew_week_day: I64
+    crew_roll_ms: npt.NDArray[np.int32]  # (vehicles, CREW, ROLL_SLOTS)
+    crew_roll_slot: I64  # (vehicles, CREW)
 
     @classmethod
     def new(cls, n: int) -> FleetState:
@@ -173,6 +197,8 @@ class FleetState:
             day=np.full(n, NO_KEY, dtype=np.int64),
             daily_ms=z(np.int64),  # type: ignore[arg-type]
             daily_raised=z(np.bool_),  # type: ignore[arg-type]
+            roll_ms=np.zeros((n, ROLL_SLOTS), dtype=np.int32),
+            roll_slot=np.full(n, NO_KEY, dtype=np.int64),
             over_active=z(np.bool_),  # type: ignore[arg-type]
             over_since=z(np.int64),  # type: ignore[arg-type]
             over_raised=z(np.bool_),  # type: ignore[arg-type]
@@ -197,6 +223,8 @@ class FleetState:
             crew_daily=np.zeros((n, CREW), dtype=np.int64),
             crew_week_ms=np.zeros((n, CREW, 7), dtype=np.int64),
             crew_week_day=np.full((n, CREW, 7), NO_KEY, dtype=np.int64),
+            crew_roll_ms=np.zeros((n, CREW, ROLL_SLOTS), dtype=np.int32),
+            crew_roll_slot=np.full((n, CREW), NO_KEY, dtype=np.int64),
         )
 
     def copy(self) -> FleetState:

@@ -108,6 +108,7 @@ class FleetTable:
     cont_night_ms: I64
     min_rest_ms: I64
     daily_ms: I64
+    daily_rolling: B  # the daily limit is of the last 24 h (`daily_window: rolling`), not the day
     weekly_ms: I64  # 0: no limit
     ban_start_ms: I64  # -1: no ban
     ban_end_ms: I64
@@ -217,6 +218,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         cont_night_ms=icol([_ms(x.continuous_night_s) for x in lim]),
         min_rest_ms=icol([_ms(x.min_rest_s) for x in lim]),
         daily_ms=icol([_ms(x.daily_driving_s) for x in lim]),
+        daily_rolling=np.asarray([x.daily_window == "rolling" for x in lim], dtype=np.bool_)[cls],
         weekly_ms=icol([_ms(settings.weekly_s(c)) for c in CLASSES]),
         ban_start_ms=ban_start,
         ban_end_ms=ban_end,
