@@ -1042,6 +1042,64 @@ def _trips(start_s: int, legs: list[Leg], quiet_s: float) -> None:
     assert_same(got, want)
 
 
+# a vehicle's shift: it waits this long (s) after the fix before, then drives `count` fixes
+# `step_s` apart, a few minutes parked in the middle; waits around 24 h let the driving leave
+# the rolling 24 h at slot boundaries between fixes
+shift = st.tuples(
+    st.integers(10, 13),
+    st.sampled_from([0, 300, 1800, 3 * 3600, 20 * 3600, 23 * 3600 + 1800, 86_100, 86_400]),
+    st.integers(0, 600),  # and this many seconds more
+    st.integers(1, 60),  # fixes
+    st.sampled_from([30, 60, 290, 300, 310, 900]),  # seconds between them
+    st.sampled_from([0.0, 40.0, 90.0]),
+    st.booleans(),  # cut the batch after the shift
+    st.sampled_from([0, 0, 0, 21, 22]),  # the driver (0: not said)
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 24 * 3600), st.lists(shift, min_size=1, max_size=30), st.booleans())
+def test_vectorized_core_matches_reference_over_days(
+    start_s: int, shifts: list[tuple[int, int, int, int, int, float, bool, int]], window: bool
+) -> None:
+    """Vehicles driving shifts over days, hours or about 24 h apart (without and with a
+    lateness window): the rolling 24 h's raises and ends (at slot boundaries between fixes,
+    found by the next fix) and the calendar day's (charters) are the same."""
+    table = property_table(300.0, window)
+    ref = ReferenceFleet(table)
+    state, hist = FleetState.new(len(table)), FleetHistory.new(len(table))
+    last = dict.fromkeys(range(10, 14), CST_0800 + start_s * 1000)
+    rows: list[tuple[int, int, float, float, float, int]] = []
+    cuts = []
+    for vehicle, wait, more, count, step_s, speed, cut, driver in shifts:
+        t = last[vehicle] + (wait + more) * 1000
+        for i in range(count):
+            t += step_s * 1000
+            moving = speed if i != count // 2 else 0.0  # a stop in the middle
+            rows.append((vehicle, t, 30.0 + (vehicle - 10) * 0.01, 104.0, moving, driver))
+        last[vehicle] = t
+        if cut:
+            cuts.append(len(rows))
+    rows.sort(key=lambda r: r[1])  # arrival in time order (each vehicle's in its order)
+    got: list[tuple[Any, ...]] = []
+    want: list[tuple[Any, ...]] = []
+    for lo, hi in itertools.pairwise([0, *sorted(set(cuts)), len(rows)]):
+        if hi <= lo:
+            continue
+        b = batch(rows[lo:hi])
+        now = rows[hi - 1][1]
+        if window:
+            state, events = evaluate_late(table, state, hist, b, now)
+        else:
+            state, events = evaluate_fleet(table, state, b, now)
+        got.extend(with_drivers(events))
+        want.extend(zip_drivers(ref.evaluate(b, now), ref.drivers))
+    assert_same(got, want)
+    for slot, veh in enumerate(ref.vehicles):
+        assert state.roll_ms[slot].tolist() == veh.roll_ms
+        assert int(state.roll_slot[slot]) == veh.roll_slot
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.integers(0, 24 * 3600),
