@@ -16,7 +16,7 @@ import numpy.typing as npt
 from alerts.vehicles.areas import Sink
 from alerts.vehicles.state import NO_KEY, ROLL_SLOT_MS, ROLL_SLOTS, EventKind, FleetState
 from alerts.vehicles.table import DAY_MS, FleetTable
-from alerts.vehicles.track import Track
+from alerts.vehicles.track import Track, ranges
 
 __all__ = ["fatigue", "rolling", "seg_cumsum"]
 
@@ -192,28 +192,38 @@ def rolling(table: FleetTable, st: FleetState, k: Track, total: I64, out: Sink) 
         st.roll_ms[v] = 0
         st.roll_ms[v, at % ROLL_SLOTS] = np.where(st.day[v] != NO_KEY, st.daily_ms[v], 0)
         st.roll_slot[v] = at
-    ring = st.roll_ms[fs]
-    kept = ring.sum(axis=1, dtype=np.int64)
-    limit = table.daily_ms[fs]
-    judged = table.daily_rolling[fs] & (st.daily_raised[fs] | (kept + total > limit))
-    q = k.t // ROLL_SLOT_MS
+    # a vehicle without slots (roll_slot NO_KEY) has none with driving
+    judged = table.daily_rolling[fs] & st.daily_raised[fs]
+    maybe = np.flatnonzero(table.daily_rolling[fs] & ~judged & (st.roll_slot[fs] != NO_KEY))
+    if maybe.size:
+        kept = st.roll_ms[fs[maybe]].sum(axis=1, dtype=np.int64)
+        judged[maybe] = kept + total[maybe] > table.daily_ms[fs[maybe]]
+    new = np.flatnonzero(table.daily_rolling[fs] & (st.roll_slot[fs] == NO_KEY))
+    judged[new] |= total[new] > table.daily_ms[fs[new]]
     if judged.any():
         _rolling(table, st, k.take(np.flatnonzero(judged)), out)
-    # the slots moved on to each vehicle's last fix: those older than its 24 h emptied, the
-    # batch's driving added in the slot of each interval's end fix
+    # the slots moved on to each vehicle's last fix: those it passed emptied (all of them after
+    # 24 h), the batch's driving added in the slot of each interval's end fix
+    q = k.t // ROLL_SLOT_MS
     start = st.roll_slot[fs]
     end = q[k.li]
     known = start != NO_KEY
     ahead = np.where(known, end - np.where(known, start, 0), ROLL_SLOTS)
-    age = (np.where(known, start, 0)[:, None] - np.arange(ROLL_SLOTS)) % ROLL_SLOTS
-    ring[age + ahead[:, None] >= ROLL_SLOTS] = 0
-    size = k.li - k.fi + 1
-    rows = np.flatnonzero((k.drive_dt > 0) & (q > np.repeat(end, size) - ROLL_SLOTS))
-    if rows.size:
-        place = np.repeat(np.arange(fs.shape[0]), size)[rows] * ROLL_SLOTS + q[rows] % ROLL_SLOTS
-        add = np.bincount(place, weights=k.drive_dt[rows], minlength=ring.size)
-        ring += add.astype(np.int32).reshape(ring.shape)
-    st.roll_ms[fs] = ring
+    whole = known & (ahead >= ROLL_SLOTS)  # without slots: none to empty
+    if whole.any():
+        st.roll_ms[fs[whole]] = 0
+    part = np.flatnonzero(known & (ahead > 0) & (ahead < ROLL_SLOTS))
+    if part.size:
+        passed = ranges(start[part] + 1, end[part])
+        st.roll_ms[np.repeat(fs[part], ahead[part]), passed % ROLL_SLOTS] = 0
+    rows = np.flatnonzero((k.drive_dt > 0) & (q > np.repeat(end, k.li - k.fi + 1) - ROLL_SLOTS))
+    if rows.size:  # rows in (slot, time) order: a slot's rows are a run
+        vehicle, cell = k.s[rows], q[rows] % ROLL_SLOTS
+        head = np.ones(rows.shape, dtype=np.bool_)
+        head[1:] = (vehicle[1:] != vehicle[:-1]) | (cell[1:] != cell[:-1])
+        at = np.flatnonzero(head)
+        add = np.add.reduceat(k.drive_dt[rows], at).astype(np.int32)
+        st.roll_ms[vehicle[at], cell[at]] += add  # each (vehicle, slot) once
     st.roll_slot[fs] = end
 
 
