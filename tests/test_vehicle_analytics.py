@@ -358,7 +358,7 @@ def test_the_rolling_24h_raises_a_night_coach_the_calendar_day_does_not() -> Non
     assert [e[1:3] for e in events.rows()] == [(EventKind.FATIGUE_DAILY_END, ts)]
 
 
-def test_the_rolling_24h_raises_again_when_driving_goes_on_and_counts_late_positions() -> None:
+def test_a_late_position_that_adds_driving_raises_the_rolling_24h() -> None:
     """A late position within the lateness window that turns a stop into driving is judged in
     event-time order: the 24 h it adds raise the rolling rule at the fix after it."""
     limits = {"daily_driving_s": 3600, "continuous_day_s": 14400, "continuous_night_s": 14400}
