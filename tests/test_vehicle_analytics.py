@@ -1098,6 +1098,7 @@ def test_vectorized_core_matches_reference_over_days(
     for slot, veh in enumerate(ref.vehicles):
         assert state.roll_ms[slot].tolist() == veh.roll_ms
         assert int(state.roll_slot[slot]) == veh.roll_slot
+        assert int(state.roll_sum[slot]) == veh.roll_sum == sum(veh.roll_ms)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -118,7 +118,7 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
     if st.cont_raised[slot]:
         out.add(one, EventKind.FATIGUE_CONTINUOUS_END, at, np.array([st.rest_ms[slot] / 1000.0]))
     if st.daily_raised[slot]:  # value: the day's driving, or the 24 h's (rolling)
-        daily = int(st.roll_ms[slot].sum()) if table.daily_rolling[slot] else st.daily_ms[slot]
+        daily = st.roll_sum[slot] if table.daily_rolling[slot] else st.daily_ms[slot]
         out.add(one, EventKind.FATIGUE_DAILY_END, at, np.array([daily / 1000.0]))
     if st.weekly_raised[slot]:
         day = int(st.day[slot])
@@ -172,3 +172,4 @@ def take_over(table: FleetTable, st: FleetState, slot: int, driver: int, t: int,
     st.week_day[slot] = week_day
     st.roll_ms[slot] = roll_ms
     st.roll_slot[slot] = roll_slot
+    st.roll_sum[slot] = int(st.roll_ms[slot].sum())

@@ -190,13 +190,15 @@ def rolling(table: FleetTable, st: FleetState, k: Track, total: I64, out: Sink) 
         v = fs[seed]
         at = st.last_ts[v] // ROLL_SLOT_MS
         st.roll_ms[v] = 0
-        st.roll_ms[v, at % ROLL_SLOTS] = np.where(st.day[v] != NO_KEY, st.daily_ms[v], 0)
+        day = np.where(st.day[v] != NO_KEY, st.daily_ms[v], 0)
+        st.roll_ms[v, at % ROLL_SLOTS] = day
         st.roll_slot[v] = at
+        st.roll_sum[v] = day
     # a vehicle without slots (roll_slot NO_KEY) has none with driving
     judged = table.daily_rolling[fs] & st.daily_raised[fs]
     maybe = np.flatnonzero(table.daily_rolling[fs] & ~judged & (st.roll_slot[fs] != NO_KEY))
     if maybe.size:
-        kept = st.roll_ms[fs[maybe]].sum(axis=1, dtype=np.int64)
+        kept = st.roll_sum[fs[maybe]]
         judged[maybe] = kept + total[maybe] > table.daily_ms[fs[maybe]]
     new = np.flatnonzero(table.daily_rolling[fs] & (st.roll_slot[fs] == NO_KEY))
     judged[new] |= total[new] > table.daily_ms[fs[new]]
@@ -212,18 +214,24 @@ def rolling(table: FleetTable, st: FleetState, k: Track, total: I64, out: Sink) 
     whole = known & (ahead >= ROLL_SLOTS)  # without slots: none to empty
     if whole.any():
         st.roll_ms[fs[whole]] = 0
+        st.roll_sum[fs[whole]] = 0
     part = np.flatnonzero(known & (ahead > 0) & (ahead < ROLL_SLOTS))
     if part.size:
         passed = ranges(start[part] + 1, end[part])
-        st.roll_ms[np.repeat(fs[part], ahead[part]), passed % ROLL_SLOTS] = 0
+        owner, cell = np.repeat(fs[part], ahead[part]), passed % ROLL_SLOTS
+        gone = st.roll_ms[owner, cell].astype(np.int64)
+        st.roll_sum[fs[part]] -= np.add.reduceat(gone, np.cumsum(ahead[part]) - ahead[part])
+        st.roll_ms[owner, cell] = 0
     rows = np.flatnonzero((k.drive_dt > 0) & (q > np.repeat(end, k.li - k.fi + 1) - ROLL_SLOTS))
     if rows.size:  # rows in (slot, time) order: a slot's rows are a run
         vehicle, cell = k.s[rows], q[rows] % ROLL_SLOTS
         head = np.ones(rows.shape, dtype=np.bool_)
         head[1:] = (vehicle[1:] != vehicle[:-1]) | (cell[1:] != cell[:-1])
         at = np.flatnonzero(head)
-        add = np.add.reduceat(k.drive_dt[rows], at).astype(np.int32)
-        st.roll_ms[vehicle[at], cell[at]] += add  # each (vehicle, slot) once
+        add = np.add.reduceat(k.drive_dt[rows], at)
+        st.roll_ms[vehicle[at], cell[at]] += add.astype(np.int32)  # each (vehicle, slot) once
+        one = np.flatnonzero(np.concatenate(([True], vehicle[at][1:] != vehicle[at][:-1])))
+        st.roll_sum[vehicle[at][one]] += np.add.reduceat(add, one)
     st.roll_slot[fs] = end
 
 

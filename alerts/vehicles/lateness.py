@@ -43,7 +43,7 @@ An `OFFLINE` the clock raised after the vehicle's last fix stays raised when the
 that same fix (the silence goes on).
 
 Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
-(a `FleetState` row, 4,050 bytes with `CREW` = 2: 3,468 of them the rolling 24 h's slots of
+(a `FleetState` row, 4,058 bytes with `CREW` = 2: 3,468 of them the rolling 24 h's slots of
 the driver and of the two kept) and `told` (8 episodes, 64 bytes): about 5.4 KB per vehicle;
 in order, each batch writes its fixes into the rings and judges the fixes leaving them onto the
 checkpoints (each fix is judged twice).

@@ -44,6 +44,7 @@ class Vehicle:
     daily_raised: bool = False
     roll_ms: list[int] = field(default_factory=lambda: [0] * ROLL_SLOTS)  # as `FleetState.roll_ms`
     roll_slot: int = NO_KEY
+    roll_sum: int = 0
     over_active: bool = False
     over_since: int = 0
     over_raised: bool = False
@@ -322,6 +323,7 @@ class ReferenceFleet:
                 veh.roll_ms[x % ROLL_SLOTS] = 0
         veh.roll_slot = q
         veh.roll_ms[q % ROLL_SLOTS] += drive
+        veh.roll_sum = sum(veh.roll_ms)
 
     def _rolling(self, slot: int, t: int, drive: int, emit: Callable[..., None]) -> None:
         """The daily rule over the rolling 24 h at a fix at `t` whose interval drove `drive`."""
@@ -344,9 +346,8 @@ class ReferenceFleet:
                         veh.daily_raised = False
                         break
         self._roll(veh, t, drive)
-        held = sum(veh.roll_ms)
-        if held > limit and not veh.daily_raised:
-            emit(EventKind.FATIGUE_DAILY, t, held / 1000.0)
+        if veh.roll_sum > limit and not veh.daily_raised:
+            emit(EventKind.FATIGUE_DAILY, t, veh.roll_sum / 1000.0)
             veh.daily_raised = True
 
     def _take_over(self, slot: int, driver: int, t: int, emit: Callable[..., None]) -> None:
@@ -394,6 +395,7 @@ class ReferenceFleet:
         veh.crew_roll_ms[j], veh.crew_roll_slot[j] = list(veh.roll_ms), veh.roll_slot
         veh.cont_ms, veh.rest_ms, veh.day, veh.daily_ms, veh.week_ms, veh.week_day = came[:6]
         veh.roll_ms, veh.roll_slot = came[6], came[7]
+        veh.roll_sum = sum(veh.roll_ms)
 
     def _area_end(self, zone: Zone, t: int, prev_t: int | None) -> int:
         """When a vehicle no longer in a forbidden area at `t` left it: the last close of the

@@ -149,6 +149,7 @@ class FleetState:
     # q % ROLL_SLOTS], of the slots up to `roll_slot`, the vehicle's last fix's (NO_KEY: none)
     roll_ms: npt.NDArray[np.int32]  # (vehicles, ROLL_SLOTS)
     roll_slot: I64
+    roll_sum: I64  # the sum of `roll_ms` (the 24 h up to the last fix), kept with it
     over_active: B
     over_since: I64
     over_raised: B
@@ -199,6 +200,7 @@ class FleetState:
             daily_raised=z(np.bool_),  # type: ignore[arg-type]
             roll_ms=np.zeros((n, ROLL_SLOTS), dtype=np.int32),
             roll_slot=np.full(n, NO_KEY, dtype=np.int64),
+            roll_sum=z(np.int64),  # type: ignore[arg-type]
             over_active=z(np.bool_),  # type: ignore[arg-type]
             over_since=z(np.int64),  # type: ignore[arg-type]
             over_raised=z(np.bool_),  # type: ignore[arg-type]
