@@ -22,13 +22,25 @@ __all__ = ["main"]
 
 
 def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
-    """Run `main` until it returns; SIGINT and SIGTERM ask it to stop cleanly."""
+    """Run `main` until it returns; SIGINT, SIGTERM and SIGHUP ask it to stop cleanly (a SIGHUP,
+    a closed terminal or the habit of mosquitto's and nginx's reload, killed the hub outright:
+    no state saved, helper-149; the configuration is reloaded through the API, not by a
+    signal)."""
 
     async def runner() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+
+        def hung_up() -> None:
+            logging.getLogger("hazardhub").warning(
+                "SIGHUP: stopping cleanly (a configuration is reloaded through the API: "
+                "PUT /api/v1/config, not by a signal)"
+            )
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGHUP, hung_up)
         return await main(stop)
 
     return asyncio.run(runner())

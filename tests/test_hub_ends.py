@@ -85,3 +85,30 @@ def test_a_hub_stopped_while_its_broker_is_away_ends_at_once(
             hub.kill()
             hub.wait()
     assert "hub stopped" in log.read_text()
+
+
+def test_a_hub_hung_up_on_stops_cleanly(mosquitto: MosquittoService, tmp_path: Path) -> None:
+    """helper-149: SIGHUP (a closed terminal, `kill -HUP` from the habit of reloading mosquitto
+    or nginx) killed the hub outright, its analytics state not saved. It stops as on SIGTERM,
+    saying why."""
+    log, api = tmp_path / "hub.log", free_port()
+    with log.open("wb") as out:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "hazardhub", *_hub_argv(tmp_path, mosquitto.port, api)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hub.send_signal(signal.SIGHUP)
+        assert hub.wait(timeout=10) == 0, log.read_text()[-3000:]
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+    text = log.read_text()
+    assert "SIGHUP: stopping cleanly" in text and "hub stopped" in text
+    assert (tmp_path / "hub" / "analytics-state.npz").exists()
