@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import secrets
 from collections.abc import Callable, Sequence
 
 import aiomqtt
@@ -81,6 +82,10 @@ class FleetPublisher(_Fleet):
         self._backfill_max = backfill_max
         self._timeout_s = timeout_s
         self._username, self._password = username, password
+        # one of its own per simulator (helper-149: two per-tenant fleets, as docs/simulators.md
+        # runs them on a broker with logins, shared one and knocked each other off for ever);
+        # the same across its reconnects, which then replace its own old connection
+        self.client_id = f"hazardhub-sim-fleet-{username or 'anonymous'}-{secrets.token_hex(4)}"
 
     async def run(self, stop: asyncio.Event) -> None:
         self._over = asyncio.Event()
@@ -104,7 +109,7 @@ class FleetPublisher(_Fleet):
                 async with aiomqtt.Client(
                     self._host,
                     self._port,
-                    identifier="hazardhub-sim-fleet",
+                    identifier=self.client_id,
                     timeout=self._timeout_s,
                     username=self._username,
                     password=self._password,

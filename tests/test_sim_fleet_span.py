@@ -191,3 +191,59 @@ async def test_fixes_taken_late_have_the_modes_of_their_own_time(
             east_m = (at[t]["lon"] - still) * 111_320 * 0.857  # cos 31 deg
             jumped = 250 <= t < 300
             assert abs(east_m - (GPS_DRIFT_M if jumped else 0.0)) < 5, (t, east_m)
+
+
+async def test_two_fleet_simulators_on_one_broker_do_not_knock_each_other_off(
+    mosquitto: MosquittoService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """helper-149: every fleet simulator connected as `hazardhub-sim-fleet`; two of them (one per
+    tenant, as docs/simulators.md runs them with logins) took turns throwing each other off the
+    broker for ever. Each has an id of its own: both fleets' positions arrive."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+
+    def clock() -> float:
+        return loop.time() - t0
+
+    fleets = [
+        FleetPublisher(
+            [
+                SimulatedVehicle(
+                    "chem-logistics", vid, ((31.0, 120.0), (31.0, 120.5)), Constant(60.0)
+                )
+            ],
+            host="127.0.0.1",
+            port=mosquitto.port,
+            layout=TopicLayout(),
+            clock=clock,
+            start_wall_ms=1_800_000_000_000,
+            period_s=0.1,
+        )
+        for vid in ("tanker-01", "tanker-02")
+    ]
+    assert fleets[0].client_id != fleets[1].client_id
+    got: dict[str, int] = {}
+
+    async def listen(ready: asyncio.Event) -> None:
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.subscribe(TOPIC.format("+"), qos=1)
+            ready.set()
+            async for msg in client.messages:
+                vid = str(msg.topic).split("/")[-2]
+                got[vid] = got.get(vid, 0) + 1
+
+    ready = asyncio.Event()
+    sub = asyncio.create_task(listen(ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(f.run(stop)) for f in fleets]
+    await asyncio.sleep(2.0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0.3)
+    sub.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sub
+    assert got.get("tanker-01", 0) >= 10 and got.get("tanker-02", 0) >= 10, got
+    thrown = [r.getMessage() for r in caplog.records if "broker unreachable" in r.getMessage()]
+    assert thrown == []
