@@ -258,6 +258,16 @@ class StateDB(AlarmStatements):
         rows = self.query(f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active'")
         return [AlarmRow(*r) for r in rows]
 
+    @staticmethod
+    def raised_at(con: sqlite3.Connection, sensor: str, rule: str, side: int, ts: int) -> bool:
+        """Whether an alarm of the point was raised at event time `ts` (a raise judged again)."""
+        row = con.execute(
+            "SELECT 1 FROM alarms WHERE sensor = ? AND rule = ? AND side = ? AND started_ts = ? "
+            "LIMIT 1",
+            (sensor, rule, side, ts),
+        ).fetchone()
+        return row is not None
+
     def cleared_until(self, sides: Sequence[int]) -> list[tuple[str, str, str, str, str, int]]:
         """Per tenant, site, device, sensor and rule, the event time of the latest end of an
         alarm of one of `sides` (whose ends are the sensor's own readings): the readings up to

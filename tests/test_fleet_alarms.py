@@ -262,6 +262,37 @@ async def test_restart_keeps_an_overspeed_episode_once_and_clears_it(tmp_path):
     second.db.close()
 
 
+async def test_positions_judged_again_after_a_kill_raise_nothing_twice(tmp_path):
+    """helper-150: the hub killed after recording a message's alarms and before acknowledging
+    it gets the message again; positions carry no sequence it could drop a repeat by. An
+    overspeed raised and cleared in it was recorded a second time (and notified twice). The
+    journal has that raise: nothing is recorded again; the vehicle's next episode is."""
+    first = Hub(tmp_path)
+    await first.store.open()
+    v = first.vehicle("tanker")
+    rows = drive(v, T0, [(10 * MIN, 50.0), (5 * MIN, 75.0), (10 * MIN, 50.0)])
+    events = await first.feed(rows, chunk=len(rows))
+    assert [e.kind for e in events if e.rule == "fleet"] == ["raised", "cleared"]
+    await first.store.close()
+    first.db.close()
+    second = Hub(tmp_path)  # no saved analytics state: the message comes again
+    await second.store.open()
+    assert await second.feed(rows, chunk=len(rows)) == []
+    shift = rows[-1][3] - LON0  # on from where it stopped
+    later = [
+        (x, t, lat, lon + shift, kmh)
+        for x, t, lat, lon, kmh in drive(v, rows[-1][1] + MIN, [(5 * MIN, 80.0), (2 * MIN, 50.0)])
+    ]
+    again = await second.feed(later, chunk=len(later))
+    assert [(e.kind, e.side) for e in again if e.rule == "fleet"] == [
+        ("raised", "overspeed"),
+        ("cleared", "overspeed"),
+    ]
+    assert len(second.alarms("overspeed")) == 2
+    await second.store.close()
+    second.db.close()
+
+
 def test_a_forbidden_area_alarm_restored_after_a_restart_clears_on_leaving():
     from alerts.vehicles import ForbiddenArea, compile_fleet
     from alerts.vehicles.alarms import FleetAlarms
