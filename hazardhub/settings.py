@@ -35,7 +35,8 @@ def read_text(path: Path) -> str:
 
 log = logging.getLogger("hazardhub.settings")
 
-# the profiles and rule packs shipped with hazardhub (the regulations' rows)
+# the profiles and rule packs shipped with hazardhub (the regulations' rows): profiles/ beside the
+# packages, in the checkout and in an installed site-packages alike (pyproject.toml's package data)
 SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 
 
