@@ -1,4 +1,4 @@
-"""The `hazardhub` command: demo, hub, gateway, check.
+"""The `hazardhub` command: demo, hub, gateway, jt808, check, backup and the others.
 
 The running of each subcommand; their arguments are parsed by `hazardhub.cliargs`.
 """
@@ -215,6 +215,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             users = kept_passwords(users, args.out)
         write_files(users, args.out)
         print(f"wrote {args.out}/passwd, acl and credentials.txt for {len(users)} users")
+        return 0
+    if args.command == "backup":
+        from hazardhub.backup import back_up
+
+        try:
+            copied = back_up(args.source, args.to)
+        except ValueError as exc:
+            print(f"hazardhub backup: {exc}", file=sys.stderr)
+            return 2
+        for c in copied:
+            print(f"{args.to / c.name}  {c.size} bytes  ({c.how})")
+        print(f"copied {len(copied)} files of {args.source} into {args.to}")
         return 0
     if args.command == "simulate":
         from hazardhub.simulate import run as run_simulate

@@ -257,6 +257,32 @@ def parser() -> argparse.ArgumentParser:
         "through the API) instead of the file alone",
     )
 
+    b = sub.add_parser(
+        "backup",
+        help="copy the hub's data folder (or a gateway's spool folder) while it runs",
+        description="Copy a folder of the hub's (its --data-dir) or of a gateway's (its "
+        "--spool-dir: the JT/T 808 terminals' bindings) into a new folder while they run: each "
+        "SQLite database with SQLite's online backup API (a consistent snapshot), the other "
+        "files as they are, every copy mode 0600. Restore: stop the process, copy the files "
+        "back (docs/operations.md).",
+    )
+    b.add_argument(
+        "--data-dir",
+        "--spool-dir",
+        dest="source",
+        metavar="DIR",
+        type=Path,
+        required=True,
+        help="the folder to copy",
+    )
+    b.add_argument(
+        "--to",
+        metavar="FOLDER",
+        type=Path,
+        required=True,
+        help="a new (or empty) folder for the copy",
+    )
+
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
     return p
