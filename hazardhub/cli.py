@@ -9,10 +9,12 @@ import argparse
 import asyncio
 import logging
 import os
+import pwd
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from hazardhub.cliargs import hostport, parser
 from telemetry.errors import ConfigError
@@ -65,6 +67,24 @@ def _taken(host: str, port: int) -> str | None:
                 "demo may be running; give another with --api HOST:PORT"
             )
     return None
+
+
+def _say_broker_owner(out: Path) -> None:
+    """Mosquitto reads its password and ACL files as its own user (Debian: `mosquitto`): say
+    so when the files just written (mode 0600) are another user's."""
+    try:
+        broker = pwd.getpwnam("mosquitto").pw_uid
+    except KeyError:  # no such user here: the broker runs elsewhere, or as another
+        return
+    files = [out / "passwd", out / "acl"]
+    if all(f.stat().st_uid == broker for f in files):
+        return
+    print(
+        f"note: {files[0]} and {files[1]} are mode 0600 and not user mosquitto's, who runs "
+        f"Mosquitto: give them to it, once (the next runs keep the owner): "
+        f"chown mosquitto: {files[0]} {files[1]}",
+        file=sys.stderr,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,17 +224,32 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return _run(run_gw)
     if args.command == "mqtt-credentials":
-        from hazardhub.mqttauth import kept_passwords, plan_users, write_files
+        from hazardhub.mqttauth import dropped_users, kept_passwords, plan_users, write_files
         from hazardhub.settings import running_registry
         from telemetry.topics import TopicLayout
 
         loaded = load(args.config)
         registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
         users = plan_users(registry, TopicLayout())
+        gone = dropped_users(users, args.out)
         if not args.rotate:
             users = kept_passwords(users, args.out)
         write_files(users, args.out)
         print(f"wrote {args.out}/passwd, acl and credentials.txt for {len(users)} users")
+        if gone:  # helper-149: tenants added through the API lost their logins unsaid
+            hint = (
+                ""
+                if args.data_dir
+                else ": were they added through the API? Their tenants, gateways and sites are "
+                "in the hub's data folder: run again with --data-dir (they get new passwords)"
+            )
+            said = f"{len(gone)} user{'s' if len(gone) > 1 else ''}"
+            print(
+                f"warning: {said} of {args.out}/credentials.txt not in this configuration "
+                f"lost the login: {', '.join(gone)}{hint}",
+                file=sys.stderr,
+            )
+        _say_broker_owner(args.out)
         return 0
     if args.command == "backup":
         from hazardhub.backup import back_up

@@ -5,11 +5,17 @@ a tenant gets its own user limited to that tenant's telemetry and its own status
 gets one user that reads everything and publishes alarms. Written in Mosquitto's formats:
 `passwd` (PBKDF2-SHA512 hashes, as `mosquitto_passwd` makes them) and `acl`; the clear
 passwords go to `credentials.txt` (mode 0600) for handing out, and are never logged.
+
+`passwd` and `acl` are mode 0600 too (newer Mosquitto versions warn that a password file others
+may read will be refused). Mosquitto reads them as its own user (`mosquitto` on
+Debian), so they must be that user's: each file written again keeps the owner and group of the
+one it replaces (`chown mosquitto:` once is enough).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
@@ -20,7 +26,15 @@ from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["MqttUser", "acl_text", "hash_password", "kept_passwords", "plan_users", "write_files"]
+__all__ = [
+    "MqttUser",
+    "acl_text",
+    "dropped_users",
+    "hash_password",
+    "kept_passwords",
+    "plan_users",
+    "write_files",
+]
 
 _ITERATIONS = 101  # what mosquitto_passwd uses for $7$
 
@@ -138,17 +152,30 @@ def _refuse_clashes(users: list[MqttUser]) -> None:
         )
 
 
-def kept_passwords(users: list[MqttUser], out: Path) -> list[MqttUser]:
-    """The users with the passwords `out/credentials.txt` already holds for them (a user new
-    since gets its new one): adding a device no longer hands every site a new password."""
+def _known(out: Path) -> dict[tuple[str, str], str]:
+    """The passwords `out/credentials.txt` holds, by user name and kind."""
     path = out / "credentials.txt"
     if not path.exists():
-        return users
+        return {}
     known: dict[tuple[str, str], str] = {}
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) == 3 and not parts[0].startswith("#"):  # name password kind
             known[(parts[0], parts[2])] = parts[1]
+    return known
+
+
+def dropped_users(users: list[MqttUser], out: Path) -> list[str]:
+    """The users `out/credentials.txt` holds that `users` has not (by name and kind): writing
+    the files takes away their login, and forgets their passwords."""
+    planned = {(u.name, u.kind) for u in users}
+    return sorted(name for name, kind in _known(out) if (name, kind) not in planned)
+
+
+def kept_passwords(users: list[MqttUser], out: Path) -> list[MqttUser]:
+    """The users with the passwords `out/credentials.txt` already holds for them (a user new
+    since gets its new one): adding a device no longer hands every site a new password."""
+    known = _known(out)
     # by name and kind: a name that changed meaning (gateway acme.gw1 gone, tenant acme.gw1
     # new) must not hand the gateway's installer the tenant's login
     return [
@@ -166,10 +193,31 @@ def acl_text(users: list[MqttUser]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` at once (Mosquitto may reload it meanwhile), mode 0600, with
+    the owner and group of the file it replaces when it can give them (root can)."""
+    tmp = path.with_name(f".{path.name}.new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        try:
+            old = path.stat()
+        except FileNotFoundError:
+            pass
+        else:
+            if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+                with contextlib.suppress(PermissionError):
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+    tmp.replace(path)
+
+
 def write_files(users: list[MqttUser], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "passwd").write_text("".join(f"{u.name}:{hash_password(u.password)}\n" for u in users))
-    (out / "acl").write_text(acl_text(users))
+    _write_private(
+        out / "passwd", "".join(f"{u.name}:{hash_password(u.password)}\n" for u in users)
+    )
+    _write_private(out / "acl", acl_text(users))
     path = out / "credentials.txt"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -284,3 +284,84 @@ def test_a_name_that_changed_meaning_does_not_keep_its_password(tmp_path):
     assert first["acme"] == second["acme"]  # the same tenant keeps its own
     assert "acme.gw1" in first and "acme.gw1" in second
     assert first["acme.gw1"] != second["acme.gw1"]  # a gateway's then, a tenant's now
+
+
+def _api_tenant(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo configuration file, and a hub data folder whose registry adds tenant new-chem
+    through the API."""
+    import shutil
+
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+
+    config = tmp_path / "hub.yaml"
+    shutil.copy(ROOT / "examples" / "demo.yaml", config)
+    loaded = load(config)
+    data = tmp_path / "data"
+    db = RegistryDB(data / "registry.db")
+
+    async def switch(registry, rev):
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(config))
+    doc = document(loaded.config)
+    doc["tenants"].append({"id": "new-chem", "name": "New Chem"})
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="new tenant", source="api"))
+    db.close()
+    return config, data
+
+
+def test_a_run_that_drops_users_says_so(tmp_path, capsys):
+    """Run again without --data-dir, the users of tenants added through the API lost their
+    login unsaid ("for 7 users" instead of 8, helper-149 finding 16)."""
+    from hazardhub.cli import main
+
+    config, data = _api_tenant(tmp_path)
+    out = tmp_path / "auth"
+    argv = ["mqtt-credentials", "-c", str(config), "--out", str(out)]
+    assert main([*argv, "--data-dir", str(data)]) == 0
+    said = capsys.readouterr()
+    assert "for 8 users" in said.out and "warning" not in said.err
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    assert "for 7 users" in said.out
+    assert "warning: 1 user of " in said.err
+    assert "lost the login: new-chem: were they added through the API?" in said.err
+    assert "run again with --data-dir" in said.err
+    assert main([*argv, "--data-dir", str(data)]) == 0  # back: nothing dropped
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_passwd_and_acl_are_private_and_keep_their_owner(tmp_path, capsys):
+    """passwd and acl were 0644 (helper-149 finding 19): now 0600, and a file given to the
+    broker's user (`chown mosquitto:`) stays its after the next run."""
+    import os
+    import pwd
+    import stat
+
+    from hazardhub.cli import main
+
+    out = tmp_path / "auth"
+    argv = ["mqtt-credentials", "-c", str(ROOT / "examples" / "demo.yaml"), "--out", str(out)]
+    assert main(argv) == 0
+    files = [out / "passwd", out / "acl", out / "credentials.txt"]
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    try:
+        broker = pwd.getpwnam("mosquitto")
+    except KeyError:
+        broker = None
+    if broker is not None:  # Mosquitto could not read them: said, with the command
+        assert f"chown mosquitto: {out / 'passwd'} {out / 'acl'}" in capsys.readouterr().err
+    if os.geteuid() != 0:
+        return
+    owner = (broker.pw_uid, broker.pw_gid) if broker is not None else (65534, 65534)
+    for f in files[:2]:
+        os.chown(f, *owner)
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert [(f.stat().st_uid, f.stat().st_gid) for f in files[:2]] == [owner] * 2
+    assert [stat.S_IMODE(f.stat().st_mode) for f in files] == [0o600] * 3
+    if broker is not None:
+        assert "chown" not in capsys.readouterr().err
+    assert not list(out.glob(".*.new"))
