@@ -75,9 +75,13 @@ async def test_fixes_taken_during_a_cut_link_arrive_afterwards_in_order(mosquitt
     fixes = _fixes(got)
     assert set(fixes) == {"truck-0", "truck-1"}
     assert publisher.dropped == 0 and publisher.waiting == 0
-    assert sum(len(v) for v in fixes.values()) == publisher.sent
-    for stamps in fixes.values():
-        assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
+    # at least once: a fix whose acknowledgement the cut lost is sent again, and may arrive
+    # twice (seen once under a loaded machine); each arrives, the first time in order
+    assert sum(len(set(v)) for v in fixes.values()) == publisher.sent
+    for arrived in fixes.values():
+        stamps = list(dict.fromkeys(arrived))  # each fix at its first arrival
+        assert stamps == sorted(stamps)
+        assert len(arrived) - len(stamps) <= 10  # a backfill array at most sent again
         gaps = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(gaps) < 200  # one every 50 ms, none missing across the 1.5 s cut
         assert len(stamps) > 40
