@@ -37,6 +37,7 @@ class MqttPublisher(SpoolUplink):
         password: str | None = None,
         backoff_max_s: float = 10.0,
         window: int = 100,
+        refused_backoff_max_s: float = 60.0,
     ) -> None:
         super().__init__(
             host,
@@ -50,6 +51,7 @@ class MqttPublisher(SpoolUplink):
             password=password,
             backoff_max_s=backoff_max_s,
             window=window,
+            refused_backoff_max_s=refused_backoff_max_s,
         )
         self._tenant = tenant
         self._layout = layout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -50,8 +51,10 @@ class Gateway:
         spool_max_age_s: float = 7 * 86400,
         username: str | None = None,
         password: str | None = None,
+        report_every_s: float = 60.0,
     ) -> None:
         self.tenant, self.gateway = tenant, gateway
+        self.report_every_s = report_every_s
         self.epoch = wall_ms() if epoch is None else epoch
         self.devices = [
             d for d in registry.devices.values() if d.tenant == tenant and d.spec.gateway == gateway
@@ -106,6 +109,7 @@ class Gateway:
         uplink_stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.publisher.run(uplink_stop), name=f"uplink-{self.gateway}")
+            tg.create_task(self._report(uplink_stop), name=f"report-{self.gateway}")
             pollers = [
                 tg.create_task(p.run(stop), name=f"poll-{p.device.spec.id}") for p in self.pollers
             ]
@@ -118,3 +122,12 @@ class Gateway:
             bus.close()
         self.spool.close()
         log.info("gateway %s/%s stopped", self.tenant, self.gateway)
+
+    async def _report(self, stop: asyncio.Event) -> None:
+        """Log the uplink's counters that changed (``publish_refused``) every `report_every_s`,
+        and once more at the end."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.report_every_s):
+                    await stop.wait()
+            self.publisher.report_counters()

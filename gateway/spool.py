@@ -10,6 +10,7 @@ queue (`release`, one transaction), e.g. positions held until the backlog older 
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -292,13 +293,14 @@ class Spool:
             self._count -= 1
             self._bytes -= size
 
-    def peek(self, limit: int = 100) -> list[Spooled]:
-        """The oldest batches, in order."""
+    def peek(self, limit: int = 100, *, skip: Sequence[str] = ()) -> list[Spooled]:
+        """The oldest batches, in order; none of the topics in `skip` (those the broker refused
+        for now)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT id, topic, payload, device, epoch, seq, readings FROM batches "
-                "ORDER BY id LIMIT ?",
-                (limit,),
+                "WHERE topic NOT IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?",
+                (json.dumps(list(skip)), limit),
             ).fetchall()
         return [Spooled(*r) for r in rows]
 

@@ -5,6 +5,14 @@ only when the broker acknowledged it (PUBACK), a window of publishes at a time (
 connection: the broker receives them in order). A broker that goes away, or a process that is
 killed, costs a re-send of what was in flight, never a message. Batches the spool had to drop
 (its byte or age limit) are reported once the link is back.
+
+The link speaks MQTT 5, whose PUBACK says whether the broker took the message: one it refused
+(reason code 0x80 or above, e.g. 0x87 not authorized: the broker's ACL does not let the gateway's
+user publish there) stays in the spool, counted (``publish_refused`` in `counters`) and logged once
+per topic and reason; that topic is tried again after a pause (doubling up to
+`refused_backoff_max_s`) while the other topics go on. A broker that refuses MQTT 5 at the
+connection is spoken to in MQTT 3.1.1, whose PUBACK says nothing: there a refused publish cannot
+be told from a taken one and leaves the spool (said once, at warning level, when it falls back).
 """
 
 from __future__ import annotations
@@ -12,20 +20,103 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 import aiomqtt
 import orjson
+import paho.mqtt.client as mqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.spool import DropReport, Spool, Spooled
 
-__all__ = ["SpoolUplink"]
+__all__ = ["SpoolUplink", "UplinkClient"]
 
 log = logging.getLogger(__name__)
 # aiomqtt warns of more than 10 publishes awaiting their PUBACK: with a window that is the plan
 _mqtt_log = log.getChild("mqtt")
 _mqtt_log.setLevel(logging.ERROR)
+
+
+# a PUBACK's reason code from 0x80 on: the broker did not take the message (MQTT 5)
+REFUSED = 0x80
+# a CONNACK's answer to an MQTT 5 CONNECT from a broker that speaks 3.1.1 only (paho reads the
+# 3.1.1 code 1, "unacceptable protocol version", as 0x84; amqtt, the demo's broker, answers so)
+_NO_MQTT5 = (1, 0x84)
+_TIMEOUT_S = 10.0  # for a CONNACK and a PUBACK (aiomqtt's default)
+_FIRST_CONNACK_S = 3.0  # for the CONNACK of an MQTT 5 CONNECT to a broker not heard in MQTT 5
+
+
+class _Ack(asyncio.Event):
+    """A publish's PUBACK came; `reason` is its reason code."""
+
+    reason: ReasonCode = ReasonCode(PacketTypes.PUBACK)
+
+
+class UplinkClient(aiomqtt.Client):
+    """aiomqtt's client with the broker's PUBACK reason code kept: aiomqtt 2.5 ignores it in its
+    `_on_publish` (a publish the broker refused looked sent, and its batch left the spool,
+    helper-150). `publish_acked` returns it."""
+
+    async def __aenter__(self) -> Self:
+        try:
+            return await super().__aenter__()
+        except aiomqtt.MqttError:
+            # aiomqtt leaves the socket of a connection refused or never answered (no CONNACK)
+            # open: a broker still reading its CONNECT (amqtt, an MQTT 5 one) would wait on it
+            # for ever, and the process keep a file per attempt
+            self._client._sock_close()
+            raise
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        ack = self._pending_publishes.pop(mid, None)
+        if ack is not None:
+            if isinstance(ack, _Ack):
+                ack.reason = reason_code
+            ack.set()
+
+    async def publish_acked(
+        self, topic: str, payload: bytes, *, retain: bool = False
+    ) -> ReasonCode:
+        """Publish at QoS 1 and wait for the broker's PUBACK (`timeout`, aiomqtt's `MqttError`
+        when it runs out): its reason code, ``value >= REFUSED`` when the broker refused the
+        message (MQTT 5; a 3.1.1 PUBACK is always a success)."""
+        info = self._client.publish(topic, payload, 1, retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        ack = _Ack()
+        with self._pending_call(info.mid, ack, self._pending_publishes):
+            if info.is_published():  # (paho said so before it returned: a success)
+                return ack.reason
+            try:  # (not 3.11's wait_for: it may lose a cancellation)
+                async with asyncio.timeout(self.timeout):
+                    await ack.wait()
+            except TimeoutError:
+                raise aiomqtt.MqttError("Operation timed out") from None
+        return ack.reason
+
+
+@dataclass(slots=True)
+class _Refusal:
+    """A topic whose last publish the broker refused: not tried again before `retry_at` (the
+    event loop's time)."""
+
+    reason: ReasonCode
+    retry_at: float
+    pause_s: float
+    refused: int = 0  # publishes refused since the topic was last taken
 
 
 def _connection_end(client: aiomqtt.Client) -> asyncio.Future[None]:
@@ -52,6 +143,7 @@ class SpoolUplink:
         password: str | None = None,
         backoff_max_s: float = 10.0,
         window: int = 100,
+        refused_backoff_max_s: float = 60.0,
     ) -> None:
         self._host, self._port = host, port
         self.spool = spool
@@ -63,7 +155,15 @@ class SpoolUplink:
         self.status_topic = status_topic
         self._username, self._password = username, password
         self._backoff_max = backoff_max_s
+        self._refused_backoff_max = refused_backoff_max_s
         self._window = window
+        self.protocol = aiomqtt.ProtocolVersion.V5  # 3.1.1 once a broker refused 5
+        self._spoke_mqtt5 = False  # a connection in MQTT 5 was made
+        # what went wrong, counted (``publish_refused``); the JT/T 808 gateway shares its server's
+        self.counters: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
+        self._refusals: dict[str, _Refusal] = {}  # by topic
+        self._told: set[tuple[str, int]] = set()  # (topic, reason code) refusals logged
         self._wakeup = asyncio.Event()
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()  # set while `connected` is not
@@ -80,6 +180,21 @@ class SpoolUplink:
     def _dropped_topic(self, report: DropReport) -> str:
         raise NotImplementedError
 
+    def report_counters(self) -> str | None:
+        """Log (info) the counters that changed since the last report, with their totals;
+        nothing when none changed. Returns the line logged."""
+        changed = sorted(k for k, n in self.counters.items() if n != self._reported[k])
+        if not changed:
+            return None
+        since = ", ".join(
+            f"{k} +{self.counters[k] - self._reported[k]} ({self.counters[k]} in all)"
+            for k in changed
+        )
+        line = f"{self.label}: {len(self.spool)} messages spooled; since the last report: {since}"
+        self._reported = self.counters.copy()
+        log.info("%s", line)
+        return line
+
     def _sent(self, items: Sequence[Spooled]) -> None:
         """Called with each window the broker acknowledged."""
 
@@ -93,9 +208,14 @@ class SpoolUplink:
         )
         while True:
             try:
-                async with aiomqtt.Client(
+                entered = False
+                async with UplinkClient(
                     self._host,
                     self._port,
+                    protocol=self.protocol,
+                    # a broker never heard in MQTT 5 may not speak it and not say so (amqtt
+                    # reads the CONNECT's will wrong, and waits): a short wait for its CONNACK
+                    timeout=_TIMEOUT_S if self._spoke_mqtt5 else _FIRST_CONNACK_S,
                     identifier=self._client_id,
                     username=self._username,
                     password=self._password,
@@ -105,6 +225,10 @@ class SpoolUplink:
                     max_inflight_messages=self._window,
                     max_queued_outgoing_messages=self._window * 4,
                 ) as client:
+                    entered = True
+                    client.timeout = _TIMEOUT_S
+                    if self.protocol is aiomqtt.ProtocolVersion.V5:
+                        self._spoke_mqtt5 = True
                     if self.status_topic:
                         await client.publish(self.status_topic, b"online", qos=1, retain=True)
                     self.connected.set()
@@ -131,6 +255,8 @@ class SpoolUplink:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 self.disconnected.set()
+                if not entered and self._no_mqtt5(exc):
+                    continue
                 if stop.is_set():
                     log.warning(
                         "%s: stopping with %d messages spooled; they are sent at the next start",
@@ -150,6 +276,74 @@ class SpoolUplink:
                         await stop.wait()
                 backoff = min(backoff * 2, self._backoff_max)
 
+    def _no_mqtt5(self, exc: aiomqtt.MqttError) -> bool:
+        """The broker refused MQTT 5 at the connection, or did not answer it (and never did):
+        speak 3.1.1 to it from now on."""
+        if self.protocol is not aiomqtt.ProtocolVersion.V5:
+            return False
+        code = getattr(exc, "rc", None)
+        value = code.value if isinstance(code, ReasonCode) else code
+        refused = isinstance(exc, MqttConnectError) and value in _NO_MQTT5
+        # (aiomqtt's words for no CONNACK in time; a TCP connection that timed out is not it)
+        silent = not self._spoke_mqtt5 and str(exc) == "Operation timed out"
+        if not (refused or silent):
+            return False
+        self.protocol = aiomqtt.ProtocolVersion.V311
+        log.warning(
+            "%s: the broker at %s:%d does not speak MQTT 5 (%s): using MQTT 3.1.1, whose "
+            "acknowledgement does not say whether the broker took a message; a publish it "
+            "refuses (its ACL) leaves the spool as if sent",
+            self.label,
+            self._host,
+            self._port,
+            exc if refused else f"no answer within {_FIRST_CONNACK_S:.0f}s",
+        )
+        return True
+
+    def _waiting(self) -> list[str]:
+        """The topics not to publish to yet: the broker refused their last publish."""
+        now = asyncio.get_running_loop().time()
+        return [t for t, r in self._refusals.items() if r.retry_at > now]
+
+    def _refused(self, topic: str, reason: ReasonCode) -> None:
+        """The broker refused a publish to `topic`: count it, log it once per (topic, reason),
+        and pause the topic (doubling the pause at each round refused)."""
+        self.counters["publish_refused"] += 1
+        now = asyncio.get_running_loop().time()
+        held = self._refusals.get(topic)
+        if held is None:
+            held = self._refusals[topic] = _Refusal(reason, now, 0.5)
+        if held.retry_at <= now:  # the first refusal of this round: a longer pause
+            held.pause_s = min(held.pause_s * 2, self._refused_backoff_max)
+            held.retry_at = now + held.pause_s
+        held.reason = reason
+        held.refused += 1
+        if (topic, reason.value) not in self._told:
+            self._told.add((topic, reason.value))
+            log.warning(
+                "%s: the broker refused a publish to %s (reason code 0x%02X: %s); kept in the "
+                "spool and tried again every %.0fs at most; is %s allowed to publish there "
+                "(the broker's ACL)?",
+                self.label,
+                topic,
+                reason.value,
+                reason,
+                self._refused_backoff_max,
+                self._username or "the gateway's user",
+            )
+
+    def _taken(self, topic: str) -> None:
+        """The broker took a publish to `topic`: a pause it had ends."""
+        held = self._refusals.pop(topic, None)
+        if held is not None:
+            self._told = {c for c in self._told if c[0] != topic}
+            log.warning(
+                "%s: the broker takes publishes to %s again (%d refused meanwhile)",
+                self.label,
+                topic,
+                held.refused,
+            )
+
     async def _say_offline(self, client: aiomqtt.Client) -> None:
         """`offline` on the status topic (if any), given at most 2 s."""
         if self.status_topic:
@@ -157,16 +351,23 @@ class SpoolUplink:
                 async with asyncio.timeout(2.0):
                     await client.publish(self.status_topic, b"offline", qos=1, retain=True)
 
-    async def _report_drops(self, client: aiomqtt.Client) -> None:
+    async def _report_drops(self, client: UplinkClient) -> None:
         for report in self.spool.drop_reports():
+            topic = self._dropped_topic(report)
+            if topic in self._waiting():
+                continue
             payload = orjson.dumps({"gateway": self.name, **report.to_json()})
-            await client.publish(self._dropped_topic(report), payload, qos=1)
+            reason = await client.publish_acked(topic, payload)
+            if reason.value >= REFUSED:  # kept, sent again later
+                self._refused(topic, reason)
+                continue
+            self._taken(topic)
             self.spool.clear_drop_report(report)
             log.warning(
                 "%s: reported %d dropped batches of %s", self.label, report.batches, report.device
             )
 
-    async def _pump(self, client: aiomqtt.Client, stop: asyncio.Event, drain_s: float) -> None:
+    async def _pump(self, client: UplinkClient, stop: asyncio.Event, drain_s: float) -> None:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while True:
@@ -174,18 +375,24 @@ class SpoolUplink:
                 deadline = loop.time() + drain_s
             if deadline is not None and loop.time() > deadline:
                 return
-            items = self.spool.peek(self._window)
+            waiting = self._waiting()
+            items = self.spool.peek(self._window, skip=waiting)
             if not items:
                 if stop.is_set():
                     return
                 self._wakeup.clear()
-                if len(self.spool):
+                if self.spool.peek(1, skip=waiting) if waiting else len(self.spool):
                     continue
+                # what the broker refused is tried again when its pause ends
+                now = loop.time()
+                retry = [r.retry_at - now for r in self._refusals.values() if r.retry_at > now]
                 waker = asyncio.ensure_future(self._wakeup.wait())
                 stopper = asyncio.ensure_future(stop.wait())
                 gone = _connection_end(client)  # the client's own: never cancelled here
                 waits: list[asyncio.Future[Any]] = [waker, stopper, gone]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    waits, timeout=min(retry, default=None), return_when=asyncio.FIRST_COMPLETED
+                )
                 waker.cancel()
                 stopper.cancel()
                 if gone.done():
@@ -197,7 +404,16 @@ class SpoolUplink:
                         raise aiomqtt.MqttError(f"the connection ended ({why})")
                 await self._report_drops(client)
                 continue
-            await asyncio.gather(*(client.publish(i.topic, i.payload, qos=1) for i in items))
-            for item in items:
+            reasons = await asyncio.gather(
+                *(client.publish_acked(i.topic, i.payload) for i in items)
+            )
+            taken = []
+            for item, reason in zip(items, reasons, strict=True):
+                if reason.value >= REFUSED:
+                    self._refused(item.topic, reason)  # kept in the spool
+                    continue
                 self.spool.ack(item)
-            self._sent(items)
+                self._taken(item.topic)
+                taken.append(item)
+            if taken:
+                self._sent(taken)

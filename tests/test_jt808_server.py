@@ -199,6 +199,8 @@ async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path
             for t in (a2, b, c):
                 await t.close()
         assert gw.uplink.published == 5
+        # a publish the broker refuses is counted with the server's counters (and reported)
+        assert gw.uplink.counters is gw.server.counters
     finally:
         sub.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -96,6 +96,8 @@ class Jt808Gateway:
             hold=hold,
             remind_within_s=remind_within_s,
         )
+        # the uplink's counters (``publish_refused``) in the server's reports
+        self.uplink.counters = self.server.counters
         # the hub's commands for the terminals (0x8203 when an operator acknowledges, 0x8300
         # reminders to drivers)
         self.commands = CommandListener(
