@@ -9,10 +9,7 @@ connected and ``offline`` (its last will) otherwise; spool drops are reported on
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-
-from gateway.spool import DropReport, Spool, Spooled
+from gateway.spool import DropReport, Spool
 from gateway.uplink import SpoolUplink
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.registry import DeviceInfo
@@ -56,7 +53,6 @@ class MqttPublisher(SpoolUplink):
         self._tenant = tenant
         self._layout = layout
         self.dropped_topic = layout.gateway_dropped(tenant, gateway)
-        self.published: dict[str, dict[tuple[int, int], int]] = defaultdict(dict)
 
     async def submit_batch(self, device: DeviceInfo, batch: TelemetryBatch) -> None:
         topic = self._layout.telemetry(device.tenant, device.site, device.spec.id)
@@ -65,7 +61,3 @@ class MqttPublisher(SpoolUplink):
 
     def _dropped_topic(self, report: DropReport) -> str:
         return self.dropped_topic
-
-    def _sent(self, items: Sequence[Spooled]) -> None:
-        for item in items:
-            self.published[item.device][(item.epoch, item.seq)] = item.readings

@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 import httpx
 
 from alerts.statedb import StateDB
@@ -32,6 +34,7 @@ from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario
+from telemetry.codec import decode
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry, build_registry, parse_document
 from telemetry.topics import TopicLayout
@@ -146,6 +149,45 @@ def coal_uplink(broker_port: int, spool: Spool) -> MqttPublisher:
     )
 
 
+class TelemetryWatch:
+    """The telemetry batches the broker routed, as a QoS 1 subscriber sees them: device ->
+    (epoch, seq) -> readings (a re-send counts once). The gateway keeps no record of what it
+    sent (its `published` grew by a record per batch for ever, helper-150): tests watch the
+    broker instead. Use as an async context manager, entered before the gateways publish."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.published: dict[str, dict[tuple[int, int], int]] = defaultdict(dict)
+        self.last_rx = 0.0
+        self._client = aiomqtt.Client(host, port, identifier=f"watch-{secrets.token_hex(4)}")
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TelemetryWatch:
+        await self._client.__aenter__()
+        await self._client.subscribe(f"{TopicLayout().root}/+/+/+/telemetry", qos=1)
+        self._task = asyncio.create_task(self._listen())
+        return self
+
+    async def _listen(self) -> None:
+        async for message in self._client.messages:
+            assert isinstance(message.payload, bytes)
+            batch = decode(message.payload)
+            self.published[batch.device][(batch.epoch, batch.seq)] = len(batch)
+            self.last_rx = time.monotonic()
+
+    async def quiet(self, for_s: float = 0.3, timeout_s: float = 10.0) -> None:
+        """Wait until nothing came for `for_s` (what the broker had is here)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end and time.monotonic() - self.last_rx < for_s:
+            await asyncio.sleep(0.05)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._client.__aexit__(None, None, None)
+
+
 async def hub_ready(hub: Hub) -> bool:
     """The hub has subscribed to the broker and its API answers."""
     return hub.ingest.ready.is_set() and hub.api_started.is_set()
@@ -212,7 +254,7 @@ class Played:
     events: list[tuple[str, int, str, str, float, int, int]]
     # (sensor, side, scenario time it started) of every alarm
     alarms: list[tuple[str, int, float]]
-    # what each gateway's broker acknowledged: device -> (epoch, seq) -> readings
+    # the telemetry the broker routed (`TelemetryWatch`): device -> (epoch, seq) -> readings
     published: dict[str, dict[tuple[int, int], int]]
     stored: dict[str, list[int]]  # sensor id -> event times (ms) in the hub's store
     outages: dict[str, list[tuple[int, int | None]]]  # gateway -> relay cuts, wall ms
@@ -262,6 +304,8 @@ async def play(
     uplinks = {g: UplinkRelay("127.0.0.1", broker_port) for _, g in pairs} if relays else {}
     gateways: list[Gateway] = []
     stored: dict[str, list[int]] = {}
+    watch = TelemetryWatch(broker_port)  # what reached the broker
+    await watch.__aenter__()
     try:
         for relay in uplinks.values():
             await relay.start()
@@ -315,12 +359,14 @@ async def play(
         edge_stop.set()
         await asyncio.gather(*tasks)
         await asyncio.sleep(0.5)
+        await watch.quiet()
         for info in reg.sensors:
             rows = await hub.store.history(
                 info.index, start_wall_ms - 60_000, time.time_ns() // 1_000_000 + 60_000
             )
             stored[info.id] = [ts for ts, _ in rows]
     finally:
+        await watch.__aexit__(None, None, None)
         edge_stop.set()
         hub_stop.set()
         await hub_task
@@ -349,7 +395,7 @@ async def play(
         accel,
         sorted(events, key=lambda e: e[4]),
         alarms,
-        {dev: dict(p) for g in gateways for dev, p in g.publisher.published.items()},
+        {dev: dict(p) for dev, p in watch.published.items()},
         stored,
         {g: list(r.outages) for g, r in uplinks.items()},
     )

@@ -15,7 +15,14 @@ from simulators.scenario import methane_profile
 from simulators.signals import Constant
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import HubAccess, eventually, get_json, hub_ready, mine_registry
+from e2e_helpers import (
+    HubAccess,
+    TelemetryWatch,
+    eventually,
+    get_json,
+    hub_ready,
+    mine_registry,
+)
 
 POLL_S = 0.2
 SCALE = 0.2  # the one-minute scenario plays in 12 s
@@ -75,6 +82,8 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
     gw_task: asyncio.Task[None] | None = None
     try:
         await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
+        watch = TelemetryWatch(mosquitto.port)  # what reaches the broker
+        await watch.__aenter__()
         gw_task = asyncio.create_task(gw.run(gw_stop))
         async with access.client() as client:
 
@@ -88,9 +97,11 @@ async def test_methane_scenario_end_to_end(mosquitto, tmp_path):
             assert latest["value"] < 1.0
         gw_stop.set()
         await gw_task
+        await watch.quiet()
+        await watch.__aexit__(None, None, None)
 
         # count by sequence number: every batch the gateway published is in the store
-        published = gw.publisher.published["kj-sub-3"]
+        published = watch.published["kj-sub-3"]
         assert len(published) >= 10
 
         async def all_stored():

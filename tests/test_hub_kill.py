@@ -20,7 +20,7 @@ from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import start_hub_process
+from e2e_helpers import TelemetryWatch, start_hub_process
 from services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,8 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp
         spool_dir=tmp_path / "spool",
     )
     stop = asyncio.Event()
+    watch = TelemetryWatch(mosquitto.port)  # what reaches the broker
+    await watch.__aenter__()
     gw_task = asyncio.create_task(gw.run(stop))
     try:
         await asyncio.sleep(4)
@@ -91,7 +93,8 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp
         await asyncio.sleep(3)
         stop.set()
         await gw_task
-        published = {d: dict(v) for d, v in gw.publisher.published.items()}
+        await watch.quiet()
+        published = {d: dict(v) for d, v in watch.published.items()}
         assert sum(len(v) for v in published.values()) > 100
         store = SqliteStore(registry, data / "timeseries.db")
         await store.open()
@@ -105,6 +108,7 @@ async def test_hub_killed_mid_stream_loses_and_duplicates_nothing(mosquitto, tmp
         hub.send_signal(signal.SIGINT)
         assert hub.wait(timeout=20) == 0, log.read_text()[-2000:]
     finally:
+        await watch.__aexit__(None, None, None)
         if hub.poll() is None:
             hub.kill()
         await sim.stop()
