@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import resource
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -156,3 +157,70 @@ async def test_the_accept_loop_out_of_files_is_one_line_not_a_traceback_a_second
     assert "jt808: cannot accept connections: [Errno 24] Too many open files" in (
         errors[0].getMessage()
     )
+
+
+async def test_a_terminal_that_does_not_read_is_closed_not_buffered_for_ever(
+    registry: Registry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A terminal (a broken firmware) that sends heartbeats and never reads the 0x8001 answers:
+    the gateway's write buffer grew without bound (7.6 MB after 600,000 heartbeats, the
+    connection open, helper-150). Past the limit the connection is closed, counted, logged with
+    the terminal's phone number."""
+    from telemetry.jt808.codec import Header, encode_packets
+    from telemetry.jt808.messages import Heartbeat
+
+    caplog.set_level(logging.WARNING, logger="gateway.jt808")
+    server = Jt808Server(registry, NoUplink())  # type: ignore[arg-type]
+    server.write_buffer_max = 64 * 1024  # (1 MiB in service: the same, 16 times the heartbeats)
+    await server.start("127.0.0.1", 0)
+    assert server.address is not None
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.serve(stop))
+    terminal = Jt808Terminal("127.0.0.1", server.address[1], "13800000001", "苏A·D1234")
+    try:
+        await terminal.connect()
+        await terminal.login()
+        assert terminal._task is not None and terminal._writer is not None
+        terminal._task.cancel()  # it stops reading
+        # small socket buffers on both sides: the kernel's fill sooner (the test's time)
+        for conn in server.connections:
+            assert conn.transport is not None
+            conn.transport.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+            )
+        terminal._writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+        )
+        beat = Heartbeat()
+        chunk = b"".join(
+            frame
+            for i in range(2000)
+            for frame in encode_packets(
+                Header(beat.msg_id, i, terminal.phone, terminal.version), beat.encode(False), 1023
+            )
+        )
+        closed = False
+        for _ in range(2000):  # up to 4,000,000 heartbeats: the kernel's buffers fill first
+            try:
+                terminal._writer.write(chunk)
+                await terminal._writer.drain()
+            except ConnectionError:
+                closed = True
+                break
+            await asyncio.sleep(0)
+            if server.counters["write_buffer_full"]:
+                break
+        assert server.counters["write_buffer_full"] == 1, (closed, server.counters)
+        for _ in range(50):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.02)
+        assert not server.connections  # closed, its buffer freed
+        said = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+        assert len(said) == 1 and "terminal 013800000001" in said[0], said
+        assert "bytes waiting, more than 65536" in said[0]
+    finally:
+        await terminal.close()
+        stop.set()
+        await asyncio.wait_for(task, 5)

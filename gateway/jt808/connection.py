@@ -5,6 +5,12 @@ An exception while handling one connection's bytes is our fault: it is counted
 (``internal_error``), logged, and closes that connection only. A connection that has not
 authenticated `auth_timeout_s` after it opened is closed (``auth_timeout``): an idle connection
 costs an open file, and enough of them would keep real terminals out.
+
+A terminal that does not read what the gateway writes (its answers, 0x8001 to every heartbeat)
+while it goes on sending made the gateway's write buffer grow without bound (7.6 MB after 600,000
+heartbeats, helper-150): past `WRITE_BUFFER_MAX` waiting to be sent, the connection is closed
+(``write_buffer_full``, logged at warning level with the terminal's phone number, once a
+minute at most).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger("gateway.jt808.server")
+
+# bytes written to a terminal and not sent yet (the socket's own buffer is not counted): past
+# this, the terminal does not read, and its connection is closed
+WRITE_BUFFER_MAX = 1024 * 1024
 
 
 class Connection(asyncio.Protocol):
@@ -93,8 +103,27 @@ class Connection(asyncio.Protocol):
         return self.session.vehicle
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        waiting = transport.get_write_buffer_size()
+        if waiting > self.server.write_buffer_max:
+            self.server.counters["write_buffer_full"] += 1
+            header = self.session.header
+            self.server.quiet(  # anyone may cause it: once a minute at most
+                self.server.loop_time(),
+                "write_buffer_full",
+                logging.WARNING,
+                "jt808: closing %s (%s, terminal %s): it does not read what the gateway writes "
+                "(%d bytes waiting, more than %d)",
+                self.peer,
+                self.vehicle,
+                self.session.phone or (header.phone if header else "?"),
+                waiting,
+                self.server.write_buffer_max,
+            )
+            self.close(abort=True)
 
     @property
     def authenticated(self) -> bool:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
-from gateway.jt808.connection import Connection
+from gateway.jt808.connection import WRITE_BUFFER_MAX, Connection
 from gateway.jt808.delivery import Delivery
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.events import (
@@ -121,6 +121,7 @@ class Jt808Server(Delivery):
         self.uplink = uplink
         self.idle_timeout_s = idle_timeout_s
         self.max_bad_frames = max_bad_frames
+        self.write_buffer_max = WRITE_BUFFER_MAX  # a terminal that does not read is closed
         self.clock_ms = clock_ms
         self.hold_policy = hold if hold is not None else HoldPolicy()
         self.counters: Counter[str] = Counter()
