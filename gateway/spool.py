@@ -1,9 +1,11 @@
 """The gateway's durable uplink queue: every batch is written here before it is sent.
 
-SQLite in WAL mode: a committed batch survives a gateway crash (kill -9) and a restart. Batches
-leave in the order they came, only after the broker acknowledged them. The spool is bounded by
-bytes and by age; when a limit is hit the oldest batches are dropped, counted per device and kept
-as a drop report, which the publisher sends once the link is back (nothing vanishes silently).
+SQLite in WAL mode, synchronous=FULL: a committed batch survives a gateway crash (kill -9), a
+restart, and a power cut on a disk that keeps what it fsynced (the WAL is fsynced at each
+commit). Batches leave in the order they came, only after the broker acknowledged them (one
+transaction a window). The spool is bounded by bytes and by age; when a limit is hit the oldest
+batches are dropped, counted per device and kept as a drop report, which the publisher sends
+once the link is back (nothing vanishes silently).
 A batch may also be kept aside (`hold`): as durable, but not sent until it is released into the
 queue (`release`, one transaction), e.g. positions held until the backlog older than them came.
 """
@@ -133,7 +135,10 @@ class Spool:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on the disk (the WAL fsynced) when `push` returns. The JT/T 808
+            # gateway answers 0x8001 after it, and the terminal deletes its blind-area data;
+            # NORMAL left every commit since the last checkpoint to a power cut (helper-150)
+            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             with self._tx():  # an older gateway's drops not reported yet: reports now
                 self._db.execute(
@@ -306,11 +311,16 @@ class Spool:
 
     def ack(self, item: Spooled) -> None:
         """Forget a batch the broker acknowledged."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM batches WHERE id = ?", (item.id,))
-            if cur.rowcount:
-                self._count -= 1
-                self._bytes -= len(item.payload)
+        self.ack_many((item,))
+
+    def ack_many(self, items: Sequence[Spooled]) -> None:
+        """Forget batches the broker acknowledged, in one transaction (one fsync)."""
+        with self._lock, self._tx():
+            for item in items:
+                cur = self._db.execute("DELETE FROM batches WHERE id = ?", (item.id,))
+                if cur.rowcount:
+                    self._count -= 1
+                    self._bytes -= len(item.payload)
 
     def drop_reports(self) -> list[DropReport]:
         """The reports to send, oldest first: the drops counted since the last call become a

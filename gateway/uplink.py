@@ -412,8 +412,8 @@ class SpoolUplink:
                 if reason.value >= REFUSED:
                     self._refused(item.topic, reason)  # kept in the spool
                     continue
-                self.spool.ack(item)
                 self._taken(item.topic)
                 taken.append(item)
             if taken:
+                self.spool.ack_many(taken)  # one transaction (one fsync) per window
                 self._sent(taken)
