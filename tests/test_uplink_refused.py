@@ -168,3 +168,36 @@ async def test_a_broker_without_mqtt5_is_spoken_to_in_3_1_1(tmp_path, caplog):
         await asyncio.wait_for(runner, 15)
         spool.close()
         await broker.shutdown()
+
+
+async def test_the_modbus_gateway_logs_its_uplinks_counters(mosquitto, tmp_path, caplog):
+    """`publish_refused` of a Modbus gateway is reported at info level every `report_every_s`
+    (docs/operations.md), as the JT/T 808 gateway reports its counters."""
+    from gateway.runner import Gateway
+
+    from e2e_helpers import mine_registry
+
+    caplog.set_level(logging.INFO, logger="gateway.uplink")
+    gw = Gateway(
+        mine_registry(free_port(), 1.0),  # (no device answers there: comm loss, published)
+        tenant="north-coal",
+        gateway="gw1",
+        broker_host="127.0.0.1",
+        broker_port=mosquitto.port,
+        layout=TopicLayout(),
+        spool_dir=tmp_path / "spool",
+        report_every_s=0.2,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        gw.publisher.counters["publish_refused"] += 3  # as `_refused` counts them
+        assert await _until(
+            lambda: any("publish_refused +3 (3 in all)" in r.getMessage() for r in caplog.records),
+            5,
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    said = [r.getMessage() for r in caplog.records if "since the last report" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("north-coal/gw1: "), said
