@@ -27,7 +27,7 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
-from ingest.store.base import ReadingBatch, StoreError
+from ingest.store.base import ReadingBatch, StoreError, StoreUnavailableError
 from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout
 
@@ -63,6 +63,9 @@ class Flushing:
     # since when (ms) the store refuses the readings ingest hands it, retryably (InfluxDB and
     # the spool both full or failing): ingest waits, nothing is judged; None while it takes them
     store_held_since: int | None
+    # what the store refuses for, when it is its surroundings (`StoreUnavailableError`: a full
+    # disk, a read-only file, a rotated password): an outage an operator must end
+    store_unavailable: StoreUnavailableError | None
 
     async def _flush(
         self,
@@ -137,6 +140,9 @@ class Flushing:
                 try:
                     batch = await self.dispatcher.write(readings, positions)
                     self.store_held_since = None
+                    if self.store_unavailable is not None:
+                        log.info("the store takes readings again")
+                        self.store_unavailable = None
                     break
                 except StoreError as exc:
                     if not exc.retryable:
@@ -162,7 +168,10 @@ class Flushing:
                     self.metrics.inc("hazardhub_store_retries_total")
                     if self.store_held_since is None:
                         self.store_held_since = _now_ms()
-                    log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
+                    if isinstance(exc, StoreUnavailableError):
+                        self._unavailable(exc)
+                    else:
+                        log.warning("store write failed (%s); retry in %.1fs", exc, backoff)
                     if stop.is_set() and backoff >= 5.0:
                         log.error(
                             "stopping with %d messages unacknowledged; the broker "
@@ -199,6 +208,23 @@ class Flushing:
                     self._missing(handled.mark, missing)
         acknowledge(client, [m for m, _ in pending])
         return True
+
+    def _unavailable(self, exc: StoreUnavailableError) -> None:
+        """The store refuses for its surroundings (the disk full, the file read-only ...): not
+        the data's fault, so the messages are held like in an outage (the broker keeps them,
+        unacknowledged), counted each try and said once a cause, not every retry (they were
+        dead letters, judged by nobody: helper-150)."""
+        self.metrics.inc("hazardhub_store_unavailable_total", cause=exc.cause)
+        said = self.store_unavailable
+        if said is None or said.cause != exc.cause:
+            log.error(
+                "the store refuses writes (%s: %s): its set-up, not the data; ingest holds the "
+                "messages unacknowledged (the broker keeps them) and judges nothing until an "
+                "operator fixes it (docs/operations.md)",
+                exc.cause,
+                exc,
+            )
+        self.store_unavailable = exc
 
     def _lag(self, batch: ReadingBatch | None, first_ms: int) -> None:
         """How far behind the hub is: its clock against the newest event judged, and how long

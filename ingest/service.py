@@ -28,6 +28,8 @@ from ingest.flush import Flushing
 from ingest.metrics import Metrics
 from ingest.mqttio import HubClient, buffer_reads
 from ingest.pipeline import Handled, Pipeline
+from ingest.store.base import StoreUnavailableError
+from ingest.store.buffered import BufferedStore
 from telemetry.topics import TopicLayout
 
 __all__ = ["IngestService"]
@@ -133,6 +135,7 @@ class IngestService(Flushing):
         self._queue: asyncio.Queue[aiomqtt.Message] = asyncio.Queue(maxsize=queue_size)
         self.ready = asyncio.Event()
         self.store_held_since: int | None = None
+        self.store_unavailable: StoreUnavailableError | None = None
         self._stopping = False
         self._client: aiomqtt.Client | None = None
         # configuration changes waiting for a pause between batches (see `reload`)
@@ -146,14 +149,39 @@ class IngestService(Flushing):
     def not_ready(self, now_ms: int | None = None) -> str | None:
         """Why the hub judges nothing now, or None: not subscribed to the broker, a batch it
         took waiting `STALLED_S` or more to be judged, or the store has refused its readings
-        (InfluxDB away and the spool full) for `STORE_HELD_S` or more: ingest waits for it, so
-        no alarm is judged (for `/readyz`)."""
+        (InfluxDB away and the spool full, or the embedded store's disk full) for
+        `STORE_HELD_S` or more: ingest waits for it, so no alarm is judged (for `/readyz`).
+        Also while InfluxDB refuses for its set-up (`StoreUnavailableError`: a rotated
+        password), though readings are judged from the spool: it ends only when someone acts."""
         if not self.ready.is_set():
             return "not subscribed to the broker: no reading is heard"
         held = self.store_held_since
         now = _now_ms() if now_ms is None else now_ms
-        if held is not None and now - held >= STORE_HELD_S * 1000:
-            since = datetime.fromtimestamp(held / 1000, UTC).isoformat(timespec="seconds")
+        held_long = held is not None and now - held >= STORE_HELD_S * 1000
+        since = (
+            ""
+            if held is None
+            else datetime.fromtimestamp(held / 1000, UTC).isoformat(timespec="seconds")
+        )
+        store = self.dispatcher.store
+        spooling = store.unavailable() if isinstance(store, BufferedStore) else None
+        # a refusal of the store's surroundings (a rotated password, a full disk) does not end
+        # by itself: said at once, with its cause (it said ready: helper-150)
+        if spooling is not None and not held_long:  # judged, but nothing reaches the store
+            return (
+                f"the store refuses writes ({spooling.cause}: {spooling}): readings are judged "
+                "and kept in the disk spool until it is fixed; once the spool is full, ingest "
+                "judges nothing (see hazardhub_store_spool_pending_bytes)"
+            )
+        unavailable = self.store_unavailable or spooling
+        if held_long and unavailable is not None:
+            return (
+                f"the store refuses writes since {since} ({unavailable.cause}: {unavailable}): "
+                "ingest holds the messages unacknowledged (the broker keeps them) and judges "
+                "no alarm until it is fixed (see hazardhub_store_unavailable_total)"
+            )
+        if held_long:
+            assert held is not None
             return (
                 f"the store has refused readings since {since} ({(now - held) // 1000} s): "
                 "ingest waits for it and judges no alarm (see hazardhub_store_retries_total)"
@@ -291,6 +319,7 @@ class IngestService(Flushing):
             # a flush retrying a refusing store is gone with its session: the next one says
             # again if the store still refuses (else `/readyz` kept "not ready" with idle gateways)
             self.store_held_since = None
+            self.store_unavailable = None
             # what this session queued and did not hand on comes again from the broker; its
             # packet ids mean nothing to the next connection, so it must not be acknowledged there
             while not self._queue.empty():

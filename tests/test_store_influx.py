@@ -24,6 +24,7 @@ from ingest.store.base import (
     PositionBatch,
     ReadingBatch,
     StoreError,
+    StoreUnavailableError,
 )
 from ingest.store.influx import InfluxStore
 from ingest.store.lineproto import FieldColumn, encode_columns, series_key, series_table
@@ -322,7 +323,9 @@ async def test_a_user_and_password_in_the_url_authenticate_every_request(
         with pytest.raises(StoreError) as info:
             async with InfluxStore(registry, server.url, "secured", timeout_s=5.0):
                 pass
-        assert not info.value.retryable and "HTTP 401" in str(info.value)
+        # the server's set-up, not the data: an outage until someone fixes it (helper-150)
+        assert isinstance(info.value, StoreUnavailableError) and "HTTP 401" in str(info.value)
+        assert info.value.retryable and info.value.cause == "influxdb_auth"
     finally:
         server.stop()
 
@@ -369,7 +372,8 @@ async def _canned_server(status: int, body: bytes) -> tuple[asyncio.Server, str]
 
 
 @pytest.mark.parametrize(
-    ("status", "retryable"), [(500, True), (503, True), (429, True), (404, False), (413, False)]
+    ("status", "retryable"),
+    [(500, True), (503, True), (429, True), (404, True), (403, True), (400, False), (413, False)],
 )
 async def test_status_mapping(registry: Registry, status: int, retryable: bool) -> None:
     server, url = await _canned_server(status, b'{"error":"canned answer"}')
@@ -575,7 +579,7 @@ async def test_v2_write_request_shape(stand_in: StandIn, registry: Registry) -> 
 @pytest.mark.parametrize(
     ("status", "body", "error", "retryable"),
     [
-        (401, b'{"code":"unauthorized","message":"unauthorized access"}', "unauthorized", False),
+        (401, b'{"code":"unauthorized","message":"unauthorized access"}', "unauthorized", True),
         (503, b'{"code":"unavailable","message":"starting up"}', "starting up", True),
         (
             422,

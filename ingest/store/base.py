@@ -26,6 +26,7 @@ __all__ = [
     "PositionBatch",
     "ReadingBatch",
     "StoreError",
+    "StoreUnavailableError",
     "TimeSeriesStore",
     "no_fix",
     "positioned",
@@ -42,6 +43,19 @@ class StoreError(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class StoreUnavailableError(StoreError):
+    """The store refuses every write for a cause of its surroundings, not of the data: InfluxDB
+    answers 401/403 (a password or token rotated) or 404 (the database or bucket is gone), the
+    embedded store's disk is full, its file read-only or unopenable, or an I/O error. Retryable:
+    the same write succeeds once an operator fixes the cause, so ingest treats it as an outage
+    (spooled, or held with the MQTT acknowledgement), never as a dead letter. `cause` names it in
+    a word or two (the metric's label and `/readyz`); the message never holds a credential."""
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message, retryable=True)
+        self.cause = cause
 
 
 class PartialWriteError(StoreError):

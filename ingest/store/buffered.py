@@ -17,6 +17,10 @@ One writer task owns the inner store's writes and the spool:
 - The writer drains the spool oldest first, up to `batch_lines` rows a write, with exponential
   backoff (`retry_initial_s` doubling to `retry_max_s`) while the inner store keeps failing. A
   drained record is removed only after the inner store took it.
+- A refusal of the inner store's surroundings (`StoreUnavailableError`: InfluxDB 401/403 after a
+  password or token rotated, 404 for a database or bucket gone) is an outage like the others:
+  spooled, logged once a cause, counted (`BufferStats.unavailable_failures`) and said by
+  `unavailable` (ingest's `/readyz`) until the inner store takes a write again.
 - A full spool (`max_spool_bytes`) refuses the write with `SpoolFullError`, a retryable
   `StoreError`: ingest then holds the MQTT acknowledgements and retries; nothing is dropped.
 - A partial write (`PartialWriteError`: the server kept the valid lines) logs the refused lines
@@ -53,6 +57,7 @@ from ingest.store.base import (
     PositionBatch,
     ReadingBatch,
     StoreError,
+    StoreUnavailableError,
     TimeSeriesStore,
 )
 from ingest.store.buffered_writer import BufferWriter, Counters, Job, Kind, row_count
@@ -76,6 +81,7 @@ class BufferStats:
     unknown_rows: int  # spooled rows of sensors no longer configured (logged, not written)
     failed_writes: int  # writes that failed with a permanent error (the caller was told)
     inner_failures: int  # retryable failures of the inner store
+    unavailable_failures: int  # of them, refusals of its set-up (credentials, database gone)
     inner_up: bool  # the inner store took the last write tried
     spool: SpoolStats
 
@@ -120,6 +126,7 @@ class BufferedStore(BufferWriter):
         self._retry_at = 0.0
         self._close_deadline = 0.0
         self._n = Counters()
+        self._unavailable = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -249,9 +256,15 @@ class BufferedStore(BufferWriter):
             unknown_rows=n.unknown,
             failed_writes=n.failed,
             inner_failures=n.inner_failures,
+            unavailable_failures=n.unavailable,
             inner_up=self._inner_up,
             spool=self.spool.stats(),
         )
+
+    def unavailable(self) -> StoreUnavailableError | None:
+        """The inner store's refusal of its surroundings while it refuses (writes are spooled
+        meanwhile), or None."""
+        return self._unavailable
 
     async def wait_drained(self, timeout_s: float) -> bool:
         """Wait until nothing is queued or spooled (tests, benchmarks); False on timeout."""

@@ -19,6 +19,7 @@ from ingest.store.base import (
     PositionBatch,
     ReadingBatch,
     StoreError,
+    StoreUnavailableError,
     TimeSeriesStore,
 )
 from ingest.store.records import (
@@ -64,6 +65,7 @@ class Counters:
     unknown: int = 0
     failed: int = 0
     inner_failures: int = 0
+    unavailable: int = 0  # failures of them that were `StoreUnavailableError` (credentials ...)
 
 
 def row_count(payload: Any) -> int:
@@ -90,6 +92,9 @@ class BufferWriter:
     _retry_at: float
     _close_deadline: float
     _n: Counters
+    # the inner store's refusal of its surroundings while it is down (`StoreUnavailableError`:
+    # a rotated password, a dropped database): an operator must act; None while it answers
+    _unavailable: StoreUnavailableError | None
 
     async def _write_loop(self) -> None:
         while True:
@@ -189,11 +194,24 @@ class BufferWriter:
         if not self._inner_up:
             log.info("buffered store: the inner store answers again")
         self._inner_up = True
+        self._unavailable = None
         self._backoff = self.retry_initial_s
 
     def _mark_down(self, exc: StoreError, what: str) -> None:
         self._n.inner_failures += 1
-        if self._inner_up:
+        if isinstance(exc, StoreUnavailableError):
+            self._n.unavailable += 1
+            said = self._unavailable
+            if said is None or said.cause != exc.cause:  # once a cause, not every retry
+                log.error(
+                    "buffered store: %s refused (%s: %s): the store's set-up, not the data; "
+                    "spooling (readings judged) until an operator fixes it",
+                    what,
+                    exc.cause,
+                    exc,
+                )
+            self._unavailable = exc
+        elif self._inner_up:
             log.warning("buffered store: %s failed (%s); spooling until it answers", what, exc)
         self._inner_up = False
         self._retry_at = time.monotonic() + self._backoff

@@ -9,8 +9,13 @@ Status mapping (the same for ``/write``, ``/api/v2/write`` and ``/query``):
   write: unable to parse '<line>': <why> dropped=0`` (a line it cannot parse is not counted in
   ``dropped``, so it is counted here); 2.x answers 422 for the same cases.
 - 408, 429 and 5xx: retryable (the server is busy, restarting or overloaded).
-- any other 4xx: permanent (``StoreError(retryable=False)``): a bad request, an unknown database,
-  a wrong token (401/403), a body too large (413).
+- 401, 403 and 404: `StoreUnavailableError`, retryable: a wrong password or token (rotated under
+  the hub), a user without the right, a database or bucket that is gone. The data are fine and
+  every write would be refused alike until an operator fixes it: an outage, not dead letters
+  (they were: valid methane readings kept unjudged as dead letters after a password change,
+  helper-150).
+- any other 4xx: permanent (``StoreError(retryable=False)``): a bad request, a body too large
+  (413).
 
 Timeouts and transport errors (refused connection, reset, DNS) are retryable.
 """
@@ -25,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from ingest.store.base import PartialWriteError, StoreError
+from ingest.store.base import PartialWriteError, StoreError, StoreUnavailableError
 
 __all__ = [
     "check_status",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 _RETRYABLE_4XX = frozenset({408, 429})
+# refusals of the server's set-up, not of the data: an outage until an operator fixes it
+_UNAVAILABLE = {401: "influxdb_auth", 403: "influxdb_auth", 404: "influxdb_not_found"}
 _PARTIAL_STATUS = frozenset({400, 422})
 _DROPPED = re.compile(r"dropped=(\d+)")
 _UNPARSABLE = re.compile(r"unable to parse '(.*?)': ", re.DOTALL)
@@ -127,6 +134,8 @@ def check_status(resp: httpx.Response, what: str, body: bytes = b"") -> None:
     if code in _PARTIAL_STATUS and "partial write" in reason:
         dropped, sample = refused_lines(body, reason)
         raise PartialWriteError(message, dropped=dropped, reason=reason, sample=sample)
+    if code in _UNAVAILABLE:
+        raise StoreUnavailableError(message, cause=_UNAVAILABLE[code])
     raise StoreError(message, retryable=code >= 500 or code in _RETRYABLE_4XX)
 
 

@@ -13,7 +13,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from ingest.store.base import StoreError
+from ingest.store.base import StoreError, StoreUnavailableError
 from ingest.store.sqlite_sql import FILL_LATEST, MARK_ALL_DIRTY, SCHEMA, SCHEMA_VERSION
 
 __all__ = ["map_sensors", "mapped", "open_database", "sid_array", "transaction"]
@@ -22,8 +22,24 @@ _WAL_CHECKPOINT_PAGES: Final = 8192
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 
 # Primary result codes (the low byte of the extended code) worth trying again.
-_RETRYABLE_CODES: Final = frozenset({5, 6, 10})  # SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR
-_RETRYABLE_WORDS: Final = ("locked", "busy", "disk i/o")
+_RETRYABLE_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+_RETRYABLE_WORDS: Final = ("locked", "busy")
+# Refusals of the surroundings, not of the data (`StoreUnavailableError`): every write fails
+# alike until an operator frees space, makes the file writable again or mends the disk. They
+# were permanent (but for IOERR): valid readings kept unjudged as dead letters (helper-150).
+_UNAVAILABLE_CODES: Final = {
+    3: "sqlite_perm",  # SQLITE_PERM
+    8: "sqlite_readonly",  # SQLITE_READONLY
+    10: "sqlite_ioerr",  # SQLITE_IOERR
+    13: "sqlite_full",  # SQLITE_FULL (the disk, or max_page_count)
+    14: "sqlite_cantopen",  # SQLITE_CANTOPEN
+}
+_UNAVAILABLE_WORDS: Final = (
+    ("disk i/o", "sqlite_ioerr"),
+    ("database or disk is full", "sqlite_full"),
+    ("readonly database", "sqlite_readonly"),
+    ("unable to open database", "sqlite_cantopen"),
+)
 
 
 def _is_retryable(exc: sqlite3.Error) -> bool:
@@ -34,12 +50,24 @@ def _is_retryable(exc: sqlite3.Error) -> bool:
     return any(word in text for word in _RETRYABLE_WORDS)
 
 
+def _unavailable(exc: sqlite3.Error) -> str | None:
+    """The cause when `exc` is a refusal of the surroundings, else None."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _UNAVAILABLE_CODES:
+        return _UNAVAILABLE_CODES[code & 0xFF]
+    text = str(exc).lower()
+    return next((cause for word, cause in _UNAVAILABLE_WORDS if word in text), None)
+
+
 @contextmanager
 def mapped(action: str) -> Iterator[None]:
     """Translate sqlite3 errors into `StoreError` at the edge of the store."""
     try:
         yield
     except sqlite3.Error as exc:
+        cause = _unavailable(exc)
+        if cause is not None:
+            raise StoreUnavailableError(f"sqlite {action}: {exc}", cause=cause) from exc
         raise StoreError(f"sqlite {action}: {exc}", retryable=_is_retryable(exc)) from exc
 
 
