@@ -127,13 +127,16 @@ async def test_reopen_keeps_data(tmp_path: Path, reg: Registry) -> None:
         await again.close()
 
 
-async def test_wal_and_synchronous_normal(tmp_path: Path, reg: Registry) -> None:
+async def test_wal_and_synchronous_full(tmp_path: Path, reg: Registry) -> None:
+    """WAL with synchronous=FULL: a commit fsyncs the WAL before the write returns, and ingest
+    acknowledges the MQTT messages after it. With NORMAL (before) a power cut could lose
+    readings already acknowledged (helper-150). Only the setting is checked: no power is cut."""
     path = tmp_path / "ts.sqlite"
     store = SqliteStore(reg, path)
     await store.open()
     try:
         sync = await store._run("test", lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
-        assert sync == 1  # NORMAL
+        assert sync == 2  # FULL (1 is NORMAL)
         with sqlite3.connect(path) as other:
             assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             tables = {r[0] for r in other.execute("SELECT name FROM sqlite_master")}
