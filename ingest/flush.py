@@ -66,6 +66,7 @@ class Flushing:
     # what the store refuses for, when it is its surroundings (`StoreUnavailableError`: a full
     # disk, a read-only file, a rotated password): an outage an operator must end
     store_unavailable: StoreUnavailableError | None
+    _qos0_said: dict[str, list[float]]  # reason: [minute, dropped since said] (`qos0_dropped`)
 
     async def _flush(
         self,
@@ -83,6 +84,8 @@ class Flushing:
             self._in_flight.pop(mine, None)
             if not mine.done():
                 mine.set_result(ok)
+            if not ok:  # the broker delivers the QoS 1 messages again, never the QoS 0 ones
+                self._qos0_lost([m for m, _ in pending], "qos0_session_end")
 
     async def _dead_letter(
         self, message: aiomqtt.Message, kind: str, reason: str, stop: asyncio.Event
@@ -208,6 +211,35 @@ class Flushing:
                     self._missing(handled.mark, missing)
         acknowledge(client, [m for m, _ in pending])
         return True
+
+    def _qos0_lost(self, messages: Sequence[aiomqtt.Message], reason: str) -> None:
+        """The QoS 0 ones of `messages` are gone unjudged (the session ended, or the hub stops,
+        before they were): counted, and said once a minute at most (helper-150: dropped
+        uncounted). The QoS 1 ones come again from the broker."""
+        topics = [str(m.topic) for m in messages if m.qos == 0]
+        if topics:
+            self.qos0_dropped(reason, len(topics), topics[0])
+
+    def qos0_dropped(self, reason: str, n: int, topic: str) -> None:
+        """`n` QoS 0 messages (one of them on `topic`) dropped unjudged for `reason`
+        (`qos0_inbox_full`, `qos0_session_end`): counted; said once a minute at most, with the
+        count of the minute before."""
+        self.metrics.inc("hazardhub_messages_dropped_total", n, reason=reason)
+        minute = time.monotonic() // 60
+        said = self._qos0_said.get(reason)
+        if said is not None and said[0] == minute:
+            said[1] += n
+            return
+        more = f" (and {said[1]} in the minute before)" if said is not None and said[1] else ""
+        self._qos0_said[reason] = [minute, 0]
+        log.warning(
+            "%d QoS 0 message(s) dropped unjudged (%s), one on %s%s: the broker never sends "
+            "QoS 0 messages again; publish telemetry and positions with QoS 1 (docs/mqtt.md)",
+            n,
+            reason,
+            topic,
+            more,
+        )
 
     def _unavailable(self, exc: StoreUnavailableError) -> None:
         """The store refuses for its surroundings (the disk full, the file read-only ...): not

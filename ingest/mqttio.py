@@ -13,7 +13,8 @@ acknowledgement, which aiomqtt does not offer):
 - `acknowledge` queues the PUBACKs of a batch as one write.
 
 And one remedy for Python 3.11: `HubClient` waits (connect, subscribe, publish, disconnect)
-without losing a cancellation (see its docstring).
+without losing a cancellation (see its docstring). `HubClient` also bounds what QoS 0
+publishers can pile up in aiomqtt's inbox (`HubClient.qos0_inbox`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,21 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
-__all__ = ["BufferedSocket", "HubClient", "acknowledge", "buffer_reads"]
+__all__ = ["QOS0_INBOX", "BufferedSocket", "HubClient", "acknowledge", "buffer_reads"]
 
 T = TypeVar("T")
 
 _PUBACK = struct.Struct("!BBH")  # fixed header (PUBACK, remaining length 2), packet id
 _PUBACK_COMMAND = 0x40
 _READ_BYTES = 256 * 1024
+# QoS 0 messages aiomqtt's inbox takes while it holds fewer (see `HubClient.qos0_inbox`)
+QOS0_INBOX = 10_000
 
 
 class BufferedSocket:
@@ -95,7 +99,24 @@ class HubClient(aiomqtt.Client):
     a hub whose API failed as the broker's CONNACK arrived had its ingest task's cancellation
     lost, and ran on, never ending (helper-132). Same outcome otherwise: what it waits for is
     cancelled with it, and running out of time is aiomqtt's `MqttError` (the signature, a
-    `timeout` argument included, is aiomqtt's)."""
+    `timeout` argument included, is aiomqtt's).
+
+    aiomqtt's inbox is unbounded (a bound would drop QoS 1 messages too, never acknowledged).
+    QoS 1 messages are bounded by the broker, which sends no more of them unacknowledged than
+    its ``max_inflight_messages``; QoS 0 ones are not, and a publisher flooding them while
+    ingest waits (the store held) grew the hub by hundreds of MB (helper-150). A QoS 0 message
+    that finds `qos0_inbox` messages waiting is dropped and handed to `on_qos0_dropped` (which
+    counts it); QoS 1 messages are always taken."""
+
+    qos0_inbox: int = QOS0_INBOX
+    on_qos0_dropped: Callable[[str], None] | None = None  # the topic of a QoS 0 message dropped
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.qos == 0 and self._queue.qsize() >= self.qos0_inbox:
+            if self.on_qos0_dropped is not None:
+                self.on_qos0_dropped(message.topic)
+            return
+        super()._on_message(client, userdata, message)
 
     async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109
         if timeout is None:

@@ -136,6 +136,10 @@ class IngestService(Flushing):
         self.ready = asyncio.Event()
         self.store_held_since: int | None = None
         self.store_unavailable: StoreUnavailableError | None = None
+        self._qos0_said: dict[str, list[float]] = {}
+        self._qos0_heard = -1.0  # the minute a QoS 0 publisher was last said
+        # the messages taken for the next batch, not yet handed to a flush (`_process`)
+        self._taken: list[tuple[aiomqtt.Message, Handled]] = []
         self._stopping = False
         self._client: aiomqtt.Client | None = None
         # configuration changes waiting for a pause between batches (see `reload`)
@@ -231,8 +235,9 @@ class IngestService(Flushing):
                 password=self._password,
                 clean_session=False,
                 keepalive=30,
-                max_queued_incoming_messages=0,
+                max_queued_incoming_messages=0,  # QoS 0 bounded by `HubClient.qos0_inbox`
             )
+            client.on_qos0_dropped = lambda topic: self.qos0_dropped("qos0_inbox_full", 1, topic)
             # acknowledge only after the message is handled (at-least-once); aiomqtt has no
             # public switch for this, its paho client does
             client._client.manual_ack_set(True)
@@ -255,8 +260,10 @@ class IngestService(Flushing):
                     self._client = client
                     began = _now_ms()
                     await self._session(client, stop)
-                    return
+                self._inbox_lost(client)
+                return
             except aiomqtt.MqttError as exc:
+                self._inbox_lost(client)
                 short = began is not None and _now_ms() - began < _SHORT_SESSION_MS
                 if began is not None:  # a session ran and ended now
                     self.dispatcher.link_lost(_now_ms())
@@ -322,19 +329,34 @@ class IngestService(Flushing):
             self.store_unavailable = None
             # what this session queued and did not hand on comes again from the broker; its
             # packet ids mean nothing to the next connection, so it must not be acknowledged there
+            left = [m for m, _ in self._taken]
+            self._taken.clear()
             while not self._queue.empty():
-                self._queue.get_nowait()
+                left.append(self._queue.get_nowait())
+            self._qos0_lost(left, "qos0_session_end")  # the QoS 1 ones come again
             if self._reloads:  # messages of the old configuration come again, decoded anew
                 await self._run_reloads()
             if cancelled:  # the hub's, while the session's tasks ended
                 raise asyncio.CancelledError
+
+    def _inbox_lost(self, client: aiomqtt.Client) -> None:
+        """What a connection's aiomqtt inbox held when it closed: its QoS 0 messages are
+        gone (counted), its QoS 1 ones come again."""
+        inbox = client._queue
+        left = []
+        while not inbox.empty():
+            left.append(inbox.get_nowait())
+        self._qos0_lost(left, "qos0_session_end")
 
     async def _process(
         self, client: aiomqtt.Client, stop: asyncio.Event, reader: asyncio.Task[None]
     ) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
-        pending: list[tuple[aiomqtt.Message, Handled]] = []
+        # taken, not yet flushed; `_start_flush` copies it, so it is emptied in place: the
+        # session's end counts the QoS 0 messages left in it
+        pending = self._taken
+        pending.clear()
         readings = 0
         first_at = 0.0
         first_ms = 0  # the hub's clock when the first of `pending` was taken
@@ -344,7 +366,8 @@ class IngestService(Flushing):
             if self._reloads or self._reload_lock.locked():
                 if pending:
                     await self._start_flush(client, pending, stop, first_ms)
-                    pending, readings = [], 0
+                    pending.clear()
+                    readings = 0
                 await self._drain_flushes()
                 await self._run_reloads()
             if reader.done():
@@ -397,7 +420,8 @@ class IngestService(Flushing):
             full = readings >= self._max_batch_readings or len(pending) >= self._max_batch_messages
             if due and (full or len(self._flushes) < self._max_flushes):
                 await self._start_flush(client, pending, stop, first_ms)  # full: waits for a slot
-                pending, readings = [], 0
+                pending.clear()
+                readings = 0
                 continue
             if not queue.empty():
                 continue
@@ -412,7 +436,26 @@ class IngestService(Flushing):
     def _handle(self, message: aiomqtt.Message) -> Handled:
         payload = message.payload
         data = payload if isinstance(payload, bytes) else str(payload).encode()
-        return self.pipeline.handle(str(message.topic), data, _now_ms())
+        handled = self.pipeline.handle(str(message.topic), data, _now_ms())
+        if message.qos == 0:
+            self._qos0_heard_from(str(message.topic), handled.kind)
+        return handled
+
+    def _qos0_heard_from(self, topic: str, kind: str) -> None:
+        """A message published with QoS 0: judged like the others, but the broker neither keeps
+        it for the hub nor sends it again, and nothing holds its publisher back (docs/mqtt.md
+        asks for QoS 1). Counted by kind; said once a minute at most."""
+        self.metrics.inc("hazardhub_messages_qos0_total", kind=kind)
+        minute = time.monotonic() // 60
+        if minute != self._qos0_heard:
+            self._qos0_heard = minute
+            log.warning(
+                "a %s message on %s was published with QoS 0: it is lost if the hub is away or "
+                "behind (counted in hazardhub_messages_dropped_total); publish with QoS 1 "
+                "(docs/mqtt.md)",
+                kind,
+                topic,
+            )
 
     async def _start_flush(
         self,
