@@ -209,6 +209,9 @@ class Flushing:
                 missing = seen.add(handled.mark)
                 if missing:
                     self._missing(handled.mark, missing)
+                if handled.readings is not None and len(handled.readings):
+                    # judged: what a clock gone back is told by (`ingest.clocks`)
+                    self.pipeline.clocks.advance(handled.mark[0], int(handled.readings.ts.max()))
         acknowledge(client, [m for m, _ in pending])
         return True
 

@@ -6,12 +6,14 @@ and reported), duplicate (already stored), or rejected whole (dead letter with t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from alerts.alarmevent import device_alarm_id
 from alerts.gatewayalarms import DataLoss
+from ingest.clocks import ClockWatch
 from ingest.dropreport import read_drop_report
 from ingest.metrics import Metrics
 from ingest.positions import PositionError, decode_positions
@@ -74,6 +76,10 @@ class SeenSeqs:
         d = high - seq
         return 0 <= d < self._limit and bool(mask >> d & 1)
 
+    def last_epoch(self, dev: tuple[str, str, str]) -> int | None:
+        """The highest epoch of `dev` in the window, if any."""
+        return max(self._seen.get(dev, {}), default=None)
+
     def add(self, item: tuple[tuple[str, str, str], int, int]) -> int:
         """Mark a batch stored; the number of the device's batches its seq jumped past (within
         its epoch: a gateway numbers its batches from 0 at each start), never received."""
@@ -113,6 +119,7 @@ class Pipeline:
         self.max_future_ms = max_future_ms
         self.max_past_ms = max_past_ms
         self.seen = seen or SeenSeqs()
+        self.clocks = ClockWatch(metrics)  # devices whose gateway's clock fell back
         # (sensor index per payload key, -1: unknown; whether every key is known)
         self._lookups: dict[tuple[tuple[str, str, str], tuple[str, ...]], tuple[np.ndarray, bool]]
         self._lookups = {}
@@ -288,11 +295,14 @@ class Pipeline:
         if n and all_known:
             # the common case, found with a few reductions: nothing to drop, no copies
             ts, value = batch.ts, batch.value
+            floor = self.clocks.floor(dev_key)
             if (
                 bool(np.isfinite(value).all())
                 and int(ts.max()) <= arrival_ms + self.max_future_ms
-                and int(ts.min()) >= arrival_ms - self.max_past_ms
+                and int(ts.min()) >= max(arrival_ms - self.max_past_ms, floor or 0)
             ):
+                if self.clocks.is_behind(dev_key):
+                    self.clocks.in_step(dev_key)
                 readings = ReadingBatch(
                     sensor,
                     ts,
@@ -342,6 +352,7 @@ class Pipeline:
             "gateway's clock (NTP)",
         )
         drop(past, "past_time", f"are more than {self.max_past_ms} ms in the past")
+        self._clock_behind(batch, mark, keep, drop)
         n = int(keep.sum())
         readings = ReadingBatch(
             sensor[keep],
@@ -352,6 +363,34 @@ class Pipeline:
             np.full(n, batch.seq, dtype=np.int64),
         )
         return Handled("telemetry", readings=readings, mark=mark, reasons=reasons)
+
+    def _clock_behind(
+        self,
+        batch: TelemetryBatch,
+        mark: tuple[tuple[str, str, str], int, int],
+        keep: np.ndarray,
+        drop: Callable[[np.ndarray, str, str], None],
+    ) -> None:
+        """Refuse the readings far behind the device's newest acknowledged one (`ClockWatch`)."""
+        dev = mark[0]
+        floor = self.clocks.floor(dev)
+        if floor is None:
+            return
+        behind = (batch.ts < floor) & keep
+        refused = int(behind.sum())
+        if not refused:
+            if keep.any():
+                self.clocks.in_step(dev)
+            return
+        oldest = int(batch.ts[behind].min())
+        drop(
+            behind,
+            "clock_behind",
+            f"are more than {self.clocks.behind_ms // 60_000} min behind the device's newest "
+            "reading judged: its gateway's clock fell back (set it by NTP); not stored, not "
+            "judged",
+        )
+        self.clocks.behind(dev, refused, oldest, mark[1], self.seen.last_epoch(dev))
 
     def _said_times(self, ts: np.ndarray) -> str:
         """Which times were out of the window, and the window: epoch seconds, the usual

@@ -1,0 +1,85 @@
+"""A gateway whose clock fell back (restarted with its RTC reset: a lower epoch, readings stamped
+200 days back) had every reading accepted, stored at the wrong times and never judged, and
+nothing said so (helper-150). Now its readings far behind the device's newest judged one are
+refused as `clock_behind`: counted, kept as dead letters, said once per device with the gap, the
+device counted in `hazardhub_devices_clock_behind` until its clock is back in step."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+from test_bad_input import GOOD_TOPIC
+
+from hazardhub.hub import Hub, HubSettings
+from telemetry.codec import TelemetryBatch, encode
+
+from e2e_helpers import eventually, mine_registry, running_hub
+from services import MosquittoService, free_port
+
+DAY_MS = 86_400_000
+
+
+def _batch(epoch: int, seq: int, ts: int, value: float) -> bytes:
+    return encode(
+        TelemetryBatch(
+            "gw1",
+            "kj-sub-3",
+            epoch,
+            seq,
+            ("ch4_t0",),
+            np.zeros(1, np.uint16),
+            np.array([ts], np.int64),
+            np.array([value]),
+            np.zeros(1, np.uint8),
+        )
+    )
+
+
+async def test_a_gateway_clock_gone_back_is_refused_counted_and_said(
+    mosquitto: MosquittoService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ingest")
+    hub = Hub(
+        mine_registry(free_port(), 1.0),
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
+    )
+    metrics = hub.metrics
+    now = time.time_ns() // 1_000_000
+    epoch = now - 3_600_000  # the gateway started an hour ago
+    async with running_hub(hub), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        await mq.publish(GOOD_TOPIC, _batch(epoch, 0, now, 0.4), qos=1)
+
+        async def judged(n: int) -> bool:
+            return metrics.get("hazardhub_readings_total") == n
+
+        await eventually(lambda: judged(1), 10, "the first reading judged")
+        # restarted with its clock 200 days behind: its epoch (its start, by its clock) too
+        back = now - 200 * DAY_MS
+        await mq.publish(GOOD_TOPIC, _batch(back, 0, back + 1000, 2.0), qos=1)
+        await mq.publish(GOOD_TOPIC, _batch(back, 1, back + 2000, 2.1), qos=1)
+
+        async def refused() -> bool:
+            return metrics.get("hazardhub_readings_rejected_total", reason="clock_behind") == 2
+
+        await eventually(refused, 10, "the readings refused as clock_behind")
+        assert metrics.get("hazardhub_devices_clock_behind") == 1
+        letters = hub.statedb.dead_letters()
+        assert letters and all("clock_behind" in d.reason for d in letters), letters
+        said = [r.getMessage() for r in caplog.records if "clock fell back" in r.getMessage()]
+        assert len(said) == 1, said  # once per device, not every message
+        assert "north-coal/face-1301/kj-sub-3" in said[0] and "200.0 days" in said[0]
+        assert f"epoch {back} below {epoch}" in said[0]
+        stored = await hub.store.count_by_seq("north-coal", "kj-sub-3")
+        assert (back, 0) not in stored and (back, 1) not in stored  # not at the wrong times
+
+        # its clock set right (NTP): the device is watched again
+        fixed = time.time_ns() // 1_000_000
+        await mq.publish(GOOD_TOPIC, _batch(fixed, 0, fixed, 0.5), qos=1)
+        await eventually(lambda: judged(2), 10, "the reading of the clock set right judged")
+        assert metrics.get("hazardhub_devices_clock_behind") == 0
+        assert any("back in step" in r.getMessage() for r in caplog.records)
