@@ -274,10 +274,13 @@ class InfluxService(_Service):
 
     name = "influxd"
 
-    def __init__(self, workdir: Path, *, auth: bool = False) -> None:
-        """`auth`: require users (`auth-enabled`); make the first, an admin, with `create_admin`."""
+    def __init__(self, workdir: Path, *, auth: bool = False, max_series: int = 1_000_000) -> None:
+        """`auth`: require users (`auth-enabled`); make the first, an admin, with `create_admin`.
+        `max_series`: `max-series-per-database` (the server's default; 0: none; change it, then
+        `_write_conf` and restart)."""
         self.binary = _require(INFLUXD, "influxdb")
         self.auth = auth
+        self.max_series = max_series
         super().__init__(workdir)
         self.http_port = free_port()
         self.rpc_port = free_port()
@@ -299,6 +302,7 @@ class InfluxService(_Service):
             f'  dir = "{d / "data"}"\n'
             f'  wal-dir = "{d / "wal"}"\n'
             "  query-log-enabled = false\n"
+            f"  max-series-per-database = {self.max_series}\n"
             "[http]\n"
             f'  bind-address = "{LOOPBACK}:{self.http_port}"\n'
             "  log-enabled = false\n"

@@ -282,3 +282,58 @@ async def test_spooled_rows_of_a_removed_sensor_are_counted_once_however_many_re
         assert (stats.unknown_rows, stats.drained_rows) == (41, 10)
     finally:
         await again.close()
+
+
+async def test_a_server_limit_holds_the_writes_in_the_spool_until_it_is_raised(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """InfluxDB refusing the lines of new series for its `max-series-per-database`: the server's
+    setting, not the data. The lines were refused for good (counted, the readings lost to the
+    store); now the write is spooled until the limit is raised, then stored."""
+    server = InfluxService(tmp_path / "influx", max_series=1).launch()  # (1.6 takes none)
+    try:
+        store = buffered(server, registry, "limited", tmp_path / "spool")
+        await store.open()
+        try:
+            ch4 = idx(registry, "ch4.1")
+            await store.write_readings(batch(ch4, 0, 5, seq=1))
+            refusal = store.unavailable()
+            assert refusal is not None and refusal.cause == "influxdb_limit", refusal
+            stats = store.stats()
+            assert (stats.refused_lines, stats.spooled_rows) == (0, 5)
+            assert stats.unavailable_failures == 1
+            server.stop()
+            server.max_series = 0  # the operator lifts the limit
+            server._write_conf()
+            server.start()
+            assert await store.wait_drained(20)
+            assert store.unavailable() is None
+            assert len(await store.readings(ch4, T0, T0 + 100)) == 5
+        finally:
+            await store.close()
+    finally:
+        server.stop()
+
+
+async def test_a_wrong_password_at_start_spools_instead_of_failing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A hub started with a wrong password (rotated while it was down) starts and spools: it used
+    to fail to start (no alarm judged at all) with a permanent 401."""
+    server = InfluxService(tmp_path / "influx", auth=True).launch()
+    try:
+        server.create_admin("hub", "right")
+        url = server.url.replace("http://", "http://hub:wrong@")
+        inner = InfluxStore(registry, url, "secured", timeout_s=2.0)
+        store = BufferedStore(inner, registry, tmp_path / "spool", retry_max_s=0.2)
+        await store.open()
+        try:
+            refusal = store.unavailable()
+            assert refusal is not None and refusal.cause == "influxdb_auth"
+            await store.write_readings(batch(idx(registry, "ch4.1"), 0, 3, seq=1))
+            assert store.stats().spooled_rows == 3
+            assert "wrong" not in str(refusal)
+        finally:
+            await store.close()
+    finally:
+        server.stop()

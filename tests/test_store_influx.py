@@ -373,7 +373,7 @@ async def _canned_server(status: int, body: bytes) -> tuple[asyncio.Server, str]
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(500, True), (503, True), (429, True), (404, True), (403, True), (400, False), (413, False)],
+    [(500, True), (503, True), (429, True), (404, True), (403, True), (413, True), (400, False)],
 )
 async def test_status_mapping(registry: Registry, status: int, retryable: bool) -> None:
     server, url = await _canned_server(status, b'{"error":"canned answer"}')

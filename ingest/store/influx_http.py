@@ -14,8 +14,13 @@ Status mapping (the same for ``/write``, ``/api/v2/write`` and ``/query``):
   every write would be refused alike until an operator fixes it: an outage, not dead letters
   (they were: valid methane readings kept unjudged as dead letters after a password change,
   helper-150).
-- any other 4xx: permanent (``StoreError(retryable=False)``): a bad request, a body too large
-  (413).
+- a partial write refused for a limit of the server (``max-series-per-database limit exceeded``,
+  ``max-values-per-tag limit exceeded``): `StoreUnavailableError` too (``influxdb_limit``): new
+  sensors' readings would be refused until an operator raises the limit, so the whole write is
+  held (spooled) and written again then (the lines kept are written twice: harmless).
+- 413 (the body beyond the server's ``max-body-size``): `StoreUnavailableError`
+  (``influxdb_body_size``), the server's setting.
+- any other 4xx: permanent (``StoreError(retryable=False)``): a bad request.
 
 Timeouts and transport errors (refused connection, reset, DNS) are retryable.
 """
@@ -43,7 +48,12 @@ __all__ = [
 
 _RETRYABLE_4XX = frozenset({408, 429})
 # refusals of the server's set-up, not of the data: an outage until an operator fixes it
-_UNAVAILABLE = {401: "influxdb_auth", 403: "influxdb_auth", 404: "influxdb_not_found"}
+_UNAVAILABLE = {
+    401: "influxdb_auth",
+    403: "influxdb_auth",
+    404: "influxdb_not_found",
+    413: "influxdb_body_size",
+}
 _PARTIAL_STATUS = frozenset({400, 422})
 _DROPPED = re.compile(r"dropped=(\d+)")
 _UNPARSABLE = re.compile(r"unable to parse '(.*?)': ", re.DOTALL)
@@ -132,6 +142,8 @@ def check_status(resp: httpx.Response, what: str, body: bytes = b"") -> None:
     reason = server_message(resp)
     message = f"influxdb {what}: HTTP {code}: {reason}"
     if code in _PARTIAL_STATUS and "partial write" in reason:
+        if "limit exceeded" in reason:  # the server's limit, not the lines' fault
+            raise StoreUnavailableError(message, cause="influxdb_limit")
         dropped, sample = refused_lines(body, reason)
         raise PartialWriteError(message, dropped=dropped, reason=reason, sample=sample)
     if code in _UNAVAILABLE:
