@@ -7,11 +7,11 @@ judged readings): the device went unwatched, silently (helper-150). `ClockWatch`
 device, the newest reading time the hub has judged and acknowledged; the pipeline refuses, as
 `clock_behind`, the readings more than `CLOCK_BEHIND_MS` behind it: counted, kept with the message
 as a dead letter, and said once per device with the gap (and again when its clock is back in
-step). Refused, the device's sensors see no data, so their no-data alarms say the device is
-unwatched. Only what was acknowledged moves the mark: messages delivered again after a session
-ended (oldest first) are never taken for a clock gone back. The marks are in memory: a hub
-restarted after the clock fell back does not know the device's newest reading (it takes the
-readings, as before).
+step). Refused, the device's sensors see no data: those with a `no_data_s` raise their no-data
+alarm (the others stay dark, as before; an alarm of its own is for the alarm core). Only what was
+acknowledged moves the mark: messages delivered again after a session ended (oldest first) are
+never taken for a clock gone back. The marks are in memory: a hub restarted after the clock fell
+back does not know the device's newest reading (it takes the readings, as before).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class ClockWatch:
         log.error(
             "%s/%s/%s: %d reading(s) stamped up to %d s (%.1f days) behind the device's newest "
             "refused as clock_behind (dead letters)%s: its gateway's clock fell back; set it "
-            "(NTP). Until then the device is not watched: its readings are refused, and its "
-            "sensors' no-data alarms say so",
+            "(NTP). Until then the device is not watched: its readings are refused (sensors with "
+            "a no_data_s raise their no-data alarm)",
             tenant,
             site,
             name,

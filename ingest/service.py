@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -353,8 +353,8 @@ class IngestService(Flushing):
     ) -> None:
         loop = asyncio.get_running_loop()
         queue = self._queue
-        # taken, not yet flushed; `_start_flush` copies it, so it is emptied in place: the
-        # session's end counts the QoS 0 messages left in it
+        # taken, not yet flushed (`_start_flush` empties it): the session's end counts the QoS 0
+        # messages left in it
         pending = self._taken
         pending.clear()
         readings = 0
@@ -366,7 +366,6 @@ class IngestService(Flushing):
             if self._reloads or self._reload_lock.locked():
                 if pending:
                     await self._start_flush(client, pending, stop, first_ms)
-                    pending.clear()
                     readings = 0
                 await self._drain_flushes()
                 await self._run_reloads()
@@ -420,7 +419,6 @@ class IngestService(Flushing):
             full = readings >= self._max_batch_readings or len(pending) >= self._max_batch_messages
             if due and (full or len(self._flushes) < self._max_flushes):
                 await self._start_flush(client, pending, stop, first_ms)  # full: waits for a slot
-                pending.clear()
                 readings = 0
                 continue
             if not queue.empty():
@@ -460,11 +458,12 @@ class IngestService(Flushing):
     async def _start_flush(
         self,
         client: aiomqtt.Client,
-        pending: Sequence[tuple[aiomqtt.Message, Handled]],
+        pending: list[tuple[aiomqtt.Message, Handled]],
         stop: asyncio.Event,
         first_ms: int,
     ) -> None:
-        """Hand a batch of messages to a flush task. Up to `max_flushes` run at once: their store
+        """Hand a batch of messages to a flush task, emptying `pending` (the session's end
+        counts the QoS 0 messages left in it). Up to `max_flushes` run at once: their store
         writes overlap (they are idempotent), their judging and acknowledging keep arrival order
         (each waits for the one before)."""
         while len(self._flushes) >= self._max_flushes:
@@ -476,8 +475,10 @@ class IngestService(Flushing):
         mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._last_flush = mine
         self._in_flight[mine] = first_ms
+        batch = list(pending)
+        pending.clear()
         task = asyncio.create_task(
-            self._flush(client, list(pending), stop, before, mine, first_ms), name="ingest-flush"
+            self._flush(client, batch, stop, before, mine, first_ms), name="ingest-flush"
         )
         task.add_done_callback(lambda _: self._wake.set())
         self._flushes.add(task)
