@@ -178,7 +178,7 @@ class IngestService(Flushing):
                 "judges nothing (see hazardhub_store_spool_pending_bytes)"
             )
         unavailable = self.store_unavailable or spooling
-        if held_long and unavailable is not None:
+        if held is not None and unavailable is not None:  # at once: it does not end by itself
             return (
                 f"the store refuses writes since {since} ({unavailable.cause}: {unavailable}): "
                 "ingest holds the messages unacknowledged (the broker keeps them) and judges "

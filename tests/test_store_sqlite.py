@@ -18,7 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.store.base import Aggregate, PositionBatch, ReadingBatch, StoreError
+from ingest.store.base import (
+    Aggregate,
+    PositionBatch,
+    ReadingBatch,
+    StoreError,
+    StoreUnavailableError,
+)
 from ingest.store.retention import DOMAINS, DomainRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import HubConfig
@@ -241,6 +247,26 @@ async def test_index_outside_registry_is_refused(tmp_path: Path, reg: Registry) 
             await store.history(0, 0, T0, every_ms=0)
     finally:
         await store.close()
+
+
+async def test_a_full_disk_is_unavailable_not_permanent_and_close_still_closes(
+    tmp_path: Path, reg: Registry
+) -> None:
+    """SQLITE_FULL is the disk's fault, not the readings': `StoreUnavailableError` (retryable,
+    cause sqlite_full), where it was permanent (the readings became dead letters, helper-150);
+    and a hub stopping while the disk is full closes its store (PRAGMA optimize failed it)."""
+    store = SqliteStore(reg, tmp_path / "ts.sqlite")
+    await store.open()
+
+    def cap(conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+
+    await store._run("test", cap)
+    rows = 2000
+    with pytest.raises(StoreUnavailableError) as info:
+        await store.write_readings(readings([0] * rows, list(range(T0, T0 + rows)), [1.0] * rows))
+    assert info.value.retryable and info.value.cause == "sqlite_full"
+    await store.close()  # no error
 
 
 async def test_store_not_open(tmp_path: Path, reg: Registry) -> None:

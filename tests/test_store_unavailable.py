@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from test_bad_input import GOOD_TOPIC
 
+import ingest.service
 from hazardhub.hub import Hub, HubSettings
 from telemetry.codec import TelemetryBatch, encode
 
@@ -128,8 +129,10 @@ async def test_a_rotated_influxdb_password_spools_and_judges_and_says_not_ready(
 
 
 async def test_a_full_disk_holds_the_embedded_store_until_space_is_freed(
-    mosquitto: MosquittoService, tmp_path: Path
+    mosquitto: MosquittoService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # said at once, not after STORE_HELD_S like a store that may come back by itself
+    monkeypatch.setattr(ingest.service, "STORE_HELD_S", 1000.0)
     api_port = free_port()
     hub = Hub(
         mine_registry(free_port(), 1.0),

@@ -218,11 +218,14 @@ class SqliteStore:
         def do_close() -> None:
             conn, self._conn = self._conn, None
             if conn is not None:
+                try:
+                    conn.execute("PRAGMA optimize")
+                except sqlite3.Error as exc:  # a full disk, a locked file: the hub stops anyway
+                    log.warning(
+                        "sqlite close: PRAGMA optimize failed (%s); closing all the same", exc
+                    )
                 with mapped("close"):
-                    try:
-                        conn.execute("PRAGMA optimize")
-                    finally:
-                        conn.close()
+                    conn.close()
 
         try:
             await asyncio.get_running_loop().run_in_executor(executor, do_close)
