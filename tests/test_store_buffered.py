@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 from test_store_influx import acme_registry, idx
 
-from ingest.store.base import PositionBatch, ReadingBatch, StoreError
+from ingest.store.base import PositionBatch, ReadingBatch, StoreError, StoreUnavailableError
 from ingest.store.buffered import BufferedStore
 from ingest.store.influx import InfluxStore
 from ingest.store.spool import SpoolFullError
 from telemetry.registry import Registry
 
-from services import InfluxService
+from services import InfluxService, free_port
 
 T0 = 1_700_000_000_000
 
@@ -337,3 +337,24 @@ async def test_a_wrong_password_at_start_spools_instead_of_failing(
             await store.close()
     finally:
         server.stop()
+
+
+async def test_a_full_disk_under_the_spool_holds_the_write(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """InfluxDB away and the spool's disk full (its segment on /dev/full: the kernel's ENOSPC): the
+    write fails with a retryable StoreUnavailableError (spool_disk), so ingest holds the messages
+    unacknowledged and `/readyz` says why. The OSError went through as it was, a bug's error:
+    ingest's session ended on it, and again on every delivery."""
+    away = InfluxStore(registry, f"http://127.0.0.1:{free_port()}", "x", timeout_s=0.5)
+    spool = tmp_path / "spool"
+    store = BufferedStore(away, registry, spool, retry_initial_s=0.05, retry_max_s=0.2)
+    await store.open()
+    try:
+        (spool / f"{1:016d}.seg").symlink_to("/dev/full")  # the first segment the spool makes
+        with pytest.raises(StoreUnavailableError) as info:
+            await store.write_readings(batch(idx(registry, "ch4.1"), 0, 3, seq=1))
+        assert info.value.retryable and info.value.cause == "spool_disk", info.value
+        assert "No space left" in str(info.value)
+    finally:
+        await store.close()

@@ -230,7 +230,15 @@ class BufferWriter:
             for record in records:
                 self.spool.append(record)
 
-        await asyncio.to_thread(append)
+        try:
+            await asyncio.to_thread(append)
+        except OSError as exc:
+            # its disk full or failing (ENOSPC, EIO, read-only): not the data's fault, and not a
+            # bug; the caller holds the data (ingest keeps the MQTT acknowledgement). It raised
+            # the OSError, which ended ingest's session, again and again.
+            raise StoreUnavailableError(
+                f"spool {self.spool.directory}: {exc}", cause="spool_disk"
+            ) from exc
 
     async def _drain_some(self) -> bool:
         """Write the oldest spooled records of one kind (up to `batch_lines` rows) to the inner

@@ -30,6 +30,7 @@ acknowledgements) rather than the spool dropping anything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -232,17 +233,32 @@ class Spool:
             if active is None or (active.size and active.size + len(frame) > self.segment_bytes):
                 active = self._new_segment()
             writer = self._writer_for(active)
-            writer.seek(active.size)
-            writer.write(frame)
-            writer.flush()
-            if self._fsync:
-                os.fsync(writer.fileno())
+            try:
+                writer.seek(active.size)
+                writer.write(frame)
+                writer.flush()
+                if self._fsync:
+                    os.fsync(writer.fileno())
+            except OSError:
+                self._discard_writer(active)
+                raise
             active.size += len(frame)
             active.records += 1
             self._pending_records += 1
             self._pending_bytes += len(frame)
             self._appended[0] += 1
             self._appended[1] += len(frame)
+
+    def _discard_writer(self, seg: _Segment) -> None:
+        """An append failed (the disk full or failing): drop the writer and what it buffered,
+        and cut what reached the file back to the last whole record (the next append writes
+        there anyway; a torn record at the end is cut at the next open too)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()  # flushes what it buffered: fails again, dropped
+        with contextlib.suppress(OSError), seg.path.open("r+b") as f:
+            f.truncate(seg.size)
 
     def _new_segment(self) -> _Segment:
         seq = self._segments[-1].seq + 1 if self._segments else 1
