@@ -193,6 +193,22 @@ def test_dead_letters_keep_reason_and_bounded_payload(tmp_path):
     assert dl.payload == b"01234567" and dl.size == 10
 
 
+def test_a_batch_the_store_refused_keeps_every_payload(tmp_path):
+    """A letter like one kept in the hour before is counted on it, its payload not kept (a
+    flood); a batch the store refused for its own data is the only copy of its readings: each
+    is kept (helper-153)."""
+    db = StateDB(tmp_path / "state.db")
+    for i in range(3):
+        db.add_dead_letter(i, "telemetry", "a/b", "decode_error: bad magic", b"x%d" % i)
+        db.add_dead_letter(i, "telemetry", "a/b", "store_refused: field type conflict", b"r%d" % i)
+    letters = db.dead_letters()
+    refused = sorted(d.payload for d in letters if d.reason.startswith("store_refused"))
+    assert refused == [b"r0", b"r1", b"r2"]
+    (bad,) = [d for d in letters if d.reason.startswith("decode_error")]
+    assert (bad.payload, bad.repeats) == (b"x0", 2)
+    db.close()
+
+
 @pytest.mark.parametrize("limit", ["rows", "bytes"])
 def test_dead_letters_keep_the_newest_within_their_limits(tmp_path, limit):
     """A client sending garbage cannot fill the disk: beyond the kept number of letters or
