@@ -1,7 +1,8 @@
 """The alarms of gateways, for the alarm book (`alerts.alarms.AlarmBook` is built on this): a
 gateway offline (`alerts.gateways`: one alarm per site it serves, raised and cleared by its
-status) and the data a gateway's spool had to drop (`data_lost`: a moment, raised and returned
-at once, on the device or vehicle whose readings are lost, to be acknowledged)."""
+status), the data a gateway's spool had to drop (`data_lost`: a moment, raised and returned
+at once, on the device or vehicle whose readings are lost, to be acknowledged), and a device whose
+gateway's clock fell back (`clock_behind`: its readings refused until the clock is set)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerts.alarmchange import AlarmRows, cst
-from alerts.alarmevent import AlarmBatch, AlarmEvent, device_alarm_id
+from alerts.alarmevent import DEVICE_RULE, AlarmBatch, AlarmEvent, device_alarm_id
 from alerts.gateways import GATEWAY_RULE, GatewayChange, gateway_alarm_id, gateway_sites
+from alerts.kinds import CLOCK_BEHIND
 from alerts.statedb import StateDB
 from alerts.table import DATA_LOST, NO_DATA
 from telemetry.registry import Registry
 
 _SECONDS = "%Y-%m-%d %H:%M:%S"
 
-__all__ = ["NORMAL", "DataLoss", "GatewayAlarms", "configured_gateway_sites", "configured_points"]
+__all__ = [
+    "NORMAL",
+    "ClockChange",
+    "DataLoss",
+    "GatewayAlarms",
+    "configured_gateway_sites",
+    "configured_points",
+]
 
 # what a clear is described as: level name, tier, action (every alarm's)
 NORMAL = ("normal", "none", "")
@@ -26,6 +35,12 @@ _GATEWAY = (
     "gateway_offline",
     "orange",
     "检查网关供电、进程与上行链路 check the gateway's power, process and uplink",
+)
+_CLOCK_BEHIND = (
+    "clock_behind",
+    "orange",
+    "网关时钟落后: 设备读数被拒收, 设备未被监测; 校准网关时间 (NTP) the gateway's clock fell "
+    "back: the device's readings are refused and it is not watched; set the clock (NTP)",
 )
 _DATA_LOST = (
     "data_lost",
@@ -82,6 +97,21 @@ class DataLoss:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClockChange:
+    """A device's gateway clock fell back (`behind`: its readings refused as far behind its
+    newest, `ingest.clocks`) or is back in step. `ts`: the device's newest reading taken (event
+    time: when the device stopped being watched) or the first in step; `gap_days`: how far
+    behind the refused readings were."""
+
+    tenant: str
+    site: str
+    device: str
+    behind: bool
+    ts: int
+    gap_days: float = math.nan
+
+
 class GatewayAlarms(AlarmRows):
     """The gateway alarms of `AlarmBook`, which sets up every attribute declared here."""
 
@@ -112,6 +142,41 @@ class GatewayAlarms(AlarmRows):
                     gateway=c.gateway,
                 )
             return work.write(self._db, self._disposal)
+
+    def apply_clocks(self, changes: Sequence[ClockChange], arrival: int) -> list[AlarmEvent]:
+        """Raise and clear the `clock_behind` alarms of devices, in one transaction."""
+        if not changes:
+            return []
+        with self._db.transaction() as con:
+            ids = {device_alarm_id(c.tenant, c.site, c.device) for c in changes}
+            work = AlarmBatch.start(
+                self._db,
+                con,
+                self._db.active_rows(con, ids),
+                self._db.shelves(con, arrival),
+                self._db.sensors_out(con),
+            )
+            for c in changes:
+                point = device_alarm_id(c.tenant, c.site, c.device)
+                self._change(
+                    work,
+                    (c.tenant, c.site, c.device, point, DEVICE_RULE, CLOCK_BEHIND),
+                    1 if c.behind else 0,
+                    _CLOCK_BEHIND if c.behind else NORMAL,
+                    c.ts,
+                    c.gap_days,
+                    arrival,
+                )
+            return work.write(self._db, self._disposal)
+
+    def active_clock_alarms(self) -> dict[tuple[str, str, str], int]:
+        """The devices whose `clock_behind` alarm is active, with when it was raised (the
+        device's newest reading taken before its clock fell back)."""
+        return {
+            (r.tenant, r.site, r.device): r.started_ts
+            for r in self._db.active_alarms()
+            if r.rule == DEVICE_RULE and r.side == CLOCK_BEHIND
+        }
 
     def active_gateway_alarms(self) -> set[str]:
         """The ids of the gateway offline alarms active now."""

@@ -17,6 +17,7 @@ __all__ = [
     "ALARM_KIND_SIDES",
     "BELOW",
     "CALIBRATION_DUE",
+    "CLOCK_BEHIND",
     "DATA_LOST",
     "EARLY",
     "FAULT",
@@ -66,6 +67,9 @@ SIDE_NAMES = (
 # core's sides, which it does not judge (8 until the core's MAINTENANCE took it: the state
 # database's schema 7 renumbers its alarms and shelves)
 DATA_LOST = 15
+# a device's gateway clock fell back: its readings refused, the device unwatched (`ingest.clocks`,
+# alerts.gatewayalarms)
+CLOCK_BEHIND = 14
 TIERS = ("none", "blue", "yellow", "orange", "red")
 # the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
 FLEET_SIDE0 = 16
@@ -112,6 +116,7 @@ TERMINAL_KINDS: dict[int, str] = {
 ALARM_KIND_NAMES: dict[int, str] = {
     **dict(enumerate(SIDE_NAMES)),
     DATA_LOST: "data_lost",
+    CLOCK_BEHIND: "clock_behind",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
 }
@@ -137,6 +142,7 @@ _VALUE_UNITS = {
     "corridor": "m",
     "offline_moved": "m",
     "data_lost": "readings",
+    "clock_behind": "d",
     "maintenance": "s",
     "calibration_due": "d",
     "no_data": "",

@@ -171,6 +171,9 @@ class Hub(TerminalConfirmations):
             state_file=settings.data_dir / "analytics-state.npz" if settings.state_save_s else None,
             save_every_s=settings.state_save_s or 10.0,
         )
+        # a device whose gateway's clock fell back: its alarm (ingest.clocks)
+        self.pipeline.clocks.on_change = self.dispatcher.clock_status
+        self.pipeline.clocks.seed(self.dispatcher.book.active_clock_alarms())
         self.ingest = IngestService(
             self.pipeline,
             self.dispatcher,

@@ -7,17 +7,20 @@ judged readings): the device went unwatched, silently (helper-150). `ClockWatch`
 device, the newest reading time the hub has judged and acknowledged; the pipeline refuses, as
 `clock_behind`, the readings more than `CLOCK_BEHIND_MS` behind it: counted, kept with the message
 as a dead letter, and said once per device with the gap (and again when its clock is back in
-step). Refused, the device's sensors see no data: those with a `no_data_s` raise their no-data
-alarm (the others stay dark, as before; an alarm of its own is for the alarm core). Only what was
-acknowledged moves the mark: messages delivered again after a session ended (oldest first) are
-never taken for a clock gone back. The marks are in memory: a hub restarted after the clock fell
-back does not know the device's newest reading (it takes the readings, as before).
+step). Refused, the device's readings are not judged: the device raises its `clock_behind`
+alarm (through `on_change`, recorded at the dispatcher's tick), cleared at its first message in
+step. Only what was acknowledged moves the mark: messages delivered again after a session ended
+(oldest first) are never taken for a clock gone back. The marks are in memory; a device whose
+alarm is active at a start is seeded from it (`seed`): its readings behind the alarm's raise are
+refused again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
+from alerts.gatewayalarms import ClockChange
 from ingest.metrics import Metrics
 
 __all__ = ["CLOCK_BEHIND_MS", "ClockWatch"]
@@ -38,6 +41,16 @@ class ClockWatch:
         self.behind_ms = behind_ms
         self._newest: dict[Device, int] = {}
         self._behind: set[Device] = set()  # said behind, not yet back in step
+        # told of each device said behind and back in step: its `clock_behind` alarm
+        self.on_change: Callable[[ClockChange], None] | None = None
+
+    def seed(self, behind: Mapping[Device, int]) -> None:
+        """At start: the devices whose `clock_behind` alarm is active, with the newest reading
+        they had before (the alarm's raise): refused again as far behind it, until in step."""
+        for device, newest in behind.items():
+            self._behind.add(device)
+            self._newest[device] = max(self._newest.get(device, newest), newest)
+        self.metrics.set("hazardhub_devices_clock_behind", len(self._behind))
 
     def floor(self, device: Device) -> int | None:
         """Readings of `device` older than this are refused (None: none known yet)."""
@@ -81,11 +94,18 @@ class ClockWatch:
             gap_s / 86_400,
             back,
         )
+        if self.on_change is not None:
+            self.on_change(
+                ClockChange(tenant, site, name, True, self._newest[device], gap_s / 86_400)
+            )
 
-    def in_step(self, device: Device) -> None:
-        """A message of `device` none of whose readings was behind."""
+    def in_step(self, device: Device, ts: int | None = None) -> None:
+        """A message of `device` none of whose readings was behind (`ts`: its newest)."""
         if device not in self._behind:
             return
         self._behind.discard(device)
         self.metrics.set("hazardhub_devices_clock_behind", len(self._behind))
         log.warning("%s/%s/%s: its gateway's clock is back in step", *device)
+        if self.on_change is not None:
+            at = ts if ts is not None else self._newest.get(device, 0)
+            self.on_change(ClockChange(*device, False, at))

@@ -23,6 +23,7 @@ from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
+from alerts.gatewayalarms import ClockChange
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
 from alerts.reload import (
@@ -132,6 +133,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.gateways = GatewayWatch()
         self._gateway_sites = self.book.gateway_sites()
         self._gateways_down = self.book.active_gateway_alarms()
+        self._clock_changes: list[ClockChange] = []
         self.listeners: list[AlarmListener] = []
         self.reading_listeners: list[Callable[[ReadingBatch], None]] = []
         self._lock = asyncio.Lock()

@@ -302,7 +302,7 @@ class Pipeline:
                 and int(ts.min()) >= max(arrival_ms - self.max_past_ms, floor or 0)
             ):
                 if self.clocks.is_behind(dev_key):
-                    self.clocks.in_step(dev_key)
+                    self.clocks.in_step(dev_key, int(ts.max()))
                 readings = ReadingBatch(
                     sensor,
                     ts,
@@ -380,7 +380,7 @@ class Pipeline:
         refused = int(behind.sum())
         if not refused:
             if keep.any():
-                self.clocks.in_step(dev)
+                self.clocks.in_step(dev, int(batch.ts[keep].max()))
             return
         oldest = int(batch.ts[behind].min())
         drop(

@@ -17,7 +17,7 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import Outcome, Transitions
-from alerts.gatewayalarms import DataLoss
+from alerts.gatewayalarms import ClockChange, DataLoss
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
 from ingest.recording import AlarmRecording
@@ -37,6 +37,7 @@ class Ticking(AlarmRecording):
     gateways: GatewayWatch
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
     _gateways_down: set[str]
+    _clock_changes: list[ClockChange]  # devices' clocks behind or back in step, not recorded
     _lock: asyncio.Lock
     _evaluate: Callable[[ReadingBatch, int], tuple[Transitions, Outcome]]  # `Dispatcher`
     _fleet: Callable[[Sequence[PositionBatch], int], list[AlarmEvent]]  # `Dispatcher`
@@ -71,6 +72,8 @@ class Ticking(AlarmRecording):
                 events += await self._off_loop(self.desk.tick, now, self.state)
                 # gateways offline past their grace, and back online
                 events += await self._off_loop(self._gateway_step, clock, now)
+                # devices whose gateway's clock fell back, and back in step
+                events += await self._off_loop(self._clock_step, now)
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events
@@ -86,6 +89,21 @@ class Ticking(AlarmRecording):
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events
+
+    def clock_status(self, change: ClockChange) -> None:
+        """A device's gateway clock fell back or is back in step (`ingest.clocks`): recorded at
+        the next tick."""
+        self._clock_changes.append(change)
+
+    def _clock_step(self, arrival: int) -> list[AlarmEvent]:
+        """Record the devices' clock changes told since the last tick (kept for the next one
+        when the database refuses)."""
+        changes, self._clock_changes = self._clock_changes, []
+        try:
+            return self.book.apply_clocks(changes, arrival)
+        except BaseException:
+            self._clock_changes[:0] = changes
+            raise
 
     def gateway_status(self, tenant: str, gateway: str, online: bool, at: int) -> None:
         """A gateway's status arrived at `at` (the hub's clock): judged at the next tick."""

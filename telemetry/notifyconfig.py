@@ -52,6 +52,7 @@ AlarmKind = Literal[
     "maintenance",
     "calibration_due",
     "data_lost",
+    "clock_behind",
     "overspeed",
     "fatigue",
     "fatigue_daily",

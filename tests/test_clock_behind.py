@@ -83,3 +83,67 @@ async def test_a_gateway_clock_gone_back_is_refused_counted_and_said(
         await eventually(lambda: judged(2), 10, "the reading of the clock set right judged")
         assert metrics.get("hazardhub_devices_clock_behind") == 0
         assert any("back in step" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_device_whose_clock_fell_back_raises_its_alarm_across_a_restart(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    """The device unwatched raises `clock_behind` (orange, on the device, value: the gap in
+    days, stamped with its newest reading taken: from then on it is not watched); a hub
+    restarted meanwhile refuses its readings behind that as before (seeded from the alarm); the
+    first message in step clears it."""
+
+    def hub() -> Hub:
+        return Hub(
+            mine_registry(free_port(), 1.0),
+            HubSettings(
+                data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()
+            ),
+        )
+
+    def clock_alarms(h: Hub) -> list:
+        return [a for a in h.statedb.list_alarms(None) if a.side == 14]
+
+    now = time.time_ns() // 1_000_000
+    epoch, back = now - 3_600_000, now - 200 * DAY_MS
+    first = hub()
+    async with running_hub(first), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        await mq.publish(GOOD_TOPIC, _batch(epoch, 0, now, 0.4), qos=1)
+
+        async def taken() -> bool:  # judged and acknowledged: the device's newest
+            return first.pipeline.clocks.floor(("north-coal", "face-1301", "kj-sub-3")) is not None
+
+        await eventually(taken, 10, "the first reading judged")
+        await mq.publish(GOOD_TOPIC, _batch(back, 0, back + 1000, 2.0), qos=1)
+
+        async def raised() -> list | None:
+            found = [a for a in clock_alarms(first) if a.state == "active"]
+            return found or None
+
+        (alarm,) = await eventually(raised, 15, "the clock_behind alarm")
+        assert (alarm.sensor, alarm.rule, alarm.tier) == (
+            "device:north-coal/face-1301/kj-sub-3",
+            "comm_loss",
+            "orange",
+        )
+        assert alarm.started_ts == now and alarm.value is not None and alarm.value > 199.9
+        assert "NTP" in alarm.action
+    second = hub()
+    async with running_hub(second), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        await mq.publish(GOOD_TOPIC, _batch(back, 1, back + 2000, 2.1), qos=1)
+
+        async def refused() -> bool:
+            return (
+                second.metrics.get("hazardhub_readings_rejected_total", reason="clock_behind") == 1
+            )
+
+        await eventually(refused, 10, "refused again after the restart")
+        fixed = time.time_ns() // 1_000_000
+        await mq.publish(GOOD_TOPIC, _batch(fixed, 0, fixed, 0.5), qos=1)
+
+        async def cleared() -> list | None:
+            done = [a for a in clock_alarms(second) if a.state == "cleared"]
+            return done or None
+
+        (done,) = await eventually(cleared, 15, "the clock_behind alarm cleared")
+        assert done.id == alarm.id and done.ended_ts == fixed

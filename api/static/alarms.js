@@ -40,7 +40,7 @@ export const STRINGS = {
         // alarm kinds and the shipped packs' level names (others are shown as they are named)
         kind_fault: "传感器故障", kind_no_data: "无数据", kind_action_failed: "保护动作未确认",
         kind_rate: "变化率超限", kind_early_warning: "趋势预警", kind_frozen: "数据冻结",
-        kind_data_lost: "数据丢失",
+        kind_data_lost: "数据丢失", kind_clock_behind: "网关时钟落后", lvl_clock_behind: "网关时钟落后",
         // a detector left in calibration or manual past its limit (docs/rules.md); its one level
         // is not the disposal's 超期 (a deadline missed)
         kind_maintenance: "标定/手动超时", lvl_overdue: "维护超时",
