@@ -70,6 +70,20 @@ def free_port() -> int:
     raise ServiceError("no free port in 20000-32000")
 
 
+def self_signed(folder: Path, name: str = "localhost") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA: trust the certificate itself) and its key,
+    made with openssl in `folder`: (cert.pem, key.pem)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def _require(binary: str, package: str) -> str:
     path = shutil.which(binary)
     if path is None:

@@ -4,11 +4,13 @@ the broker for ever: helper-132); and a stop during a broker outage still ends i
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from services import MosquittoService, free_port
@@ -59,13 +61,13 @@ def test_a_hub_whose_api_address_is_taken_after_its_check_ends_naming_it(
     assert "Traceback" not in said, said[-3000:]
 
 
-def test_a_hub_stopped_while_its_broker_is_away_ends_at_once(
-    mosquitto: MosquittoService, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def _subscribed_hub(broker: int, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`hazardhub hub` as a process, once it has subscribed; killed if a test leaves it up."""
     log, api = tmp_path / "hub.log", free_port()
     with log.open("wb") as out:
         hub = subprocess.Popen(
-            [sys.executable, "-m", "hazardhub", *_hub_argv(tmp_path, mosquitto.port, api)],
+            [sys.executable, "-m", "hazardhub", *_hub_argv(tmp_path, broker, api)],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -74,16 +76,24 @@ def test_a_hub_stopped_while_its_broker_is_away_ends_at_once(
         deadline = time.monotonic() + 20
         while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
+        yield hub, log
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+
+
+def test_a_hub_stopped_while_its_broker_is_away_ends_at_once(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    with _subscribed_hub(mosquitto.port, tmp_path) as (hub, log):
         mosquitto.stop()
+        deadline = time.monotonic() + 20
         while "broker unreachable" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert "broker unreachable" in log.read_text(), log.read_text()[-3000:]
         hub.send_signal(signal.SIGTERM)
         assert hub.wait(timeout=5) == 0, log.read_text()[-3000:]
-    finally:
-        if hub.poll() is None:
-            hub.kill()
-            hub.wait()
     assert "hub stopped" in log.read_text()
 
 
@@ -91,24 +101,9 @@ def test_a_hub_hung_up_on_stops_cleanly(mosquitto: MosquittoService, tmp_path: P
     """helper-149: SIGHUP (a closed terminal, `kill -HUP` from the habit of reloading mosquitto
     or nginx) killed the hub outright, its analytics state not saved. It stops as on SIGTERM,
     saying why."""
-    log, api = tmp_path / "hub.log", free_port()
-    with log.open("wb") as out:
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "hazardhub", *_hub_argv(tmp_path, mosquitto.port, api)],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
+    with _subscribed_hub(mosquitto.port, tmp_path) as (hub, log):
         hub.send_signal(signal.SIGHUP)
         assert hub.wait(timeout=10) == 0, log.read_text()[-3000:]
-    finally:
-        if hub.poll() is None:
-            hub.kill()
-            hub.wait()
     text = log.read_text()
     assert "SIGHUP: stopping cleanly" in text and "hub stopped" in text
     assert (tmp_path / "hub" / "analytics-state.npz").exists()

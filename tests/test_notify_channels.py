@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from alerts.notify.channels import (
 from telemetry.notifyconfig import EmailChannel, MqttChannel, SmtpSpec, SseChannel, WebhookChannel
 
 from receivers import SmtpReceiver, WebhookReceiver
-from services import free_port
+from services import free_port, self_signed
 
 T0 = int(datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC).timestamp() * 1000)  # 08:00:05 in China
 EVENT: dict[str, object] = {
@@ -388,16 +387,7 @@ def test_a_login_in_clear_to_another_machine_is_refused():
 
 @pytest.fixture(scope="module")
 def smtps_certificate(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("smtps")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("smtps"))
 
 
 async def test_email_over_tls_from_the_start_checks_the_certificate(smtps_certificate, monkeypatch):

@@ -9,7 +9,6 @@ import asyncio
 import base64
 import contextlib
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from ipaddress import ip_network
 from pathlib import Path
@@ -20,6 +19,8 @@ from hypothesis import strategies as st
 
 from alerts.notify.http import HttpError, HttpPool
 from alerts.notify.netguard import AddressGuard
+
+from services import self_signed
 
 # the n-th request (0-based) -> the bytes to answer (None: close the connection unanswered)
 Answer = Callable[[int], bytes | None]
@@ -293,16 +294,7 @@ async def test_a_cancelled_request_does_not_leave_its_connection_for_the_next():
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 async def test_tls_checks_the_servers_certificate(certificate):
