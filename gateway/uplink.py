@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.counters import changed_since
 from gateway.spool import DropReport, Spool, Spooled
 
 __all__ = ["SpoolUplink", "UplinkClient"]
@@ -183,13 +184,9 @@ class SpoolUplink:
     def report_counters(self) -> str | None:
         """Log (info) the counters that changed since the last report, with their totals;
         nothing when none changed. Returns the line logged."""
-        changed = sorted(k for k, n in self.counters.items() if n != self._reported[k])
-        if not changed:
+        since = changed_since(self.counters, self._reported)
+        if since is None:
             return None
-        since = ", ".join(
-            f"{k} +{self.counters[k] - self._reported[k]} ({self.counters[k]} in all)"
-            for k in changed
-        )
         line = f"{self.label}: {len(self.spool)} messages spooled; since the last report: {since}"
         self._reported = self.counters.copy()
         log.info("%s", line)

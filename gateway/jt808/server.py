@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.counters import changed_since
 from gateway.jt808.bindings import Bindings
 from gateway.jt808.confirmations import HeldConfirmations
 from gateway.jt808.connection import WRITE_BUFFER_MAX, Connection
@@ -259,13 +260,9 @@ class Jt808Server(Delivery):
     def report_counters(self) -> str | None:
         """Log (info) the counters that changed since the last report, with their totals, and
         the connections open; nothing when none changed. Returns the line logged."""
-        changed = sorted(k for k, n in self.counters.items() if n != self._reported[k])
-        if not changed:
+        since = changed_since(self.counters, self._reported)
+        if since is None:
             return None
-        since = ", ".join(
-            f"{k} +{self.counters[k] - self._reported[k]} ({self.counters[k]} in all)"
-            for k in changed
-        )
         line = (
             f"jt808: {len(self.connections)} connections, {len(self.by_vehicle)} authenticated; "
             f"since the last report: {since}"
