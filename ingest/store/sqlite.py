@@ -86,7 +86,8 @@ def _now_ms() -> int:
 
 
 class SqliteStore:
-    """`TimeSeriesStore` over one SQLite file (WAL, synchronous=NORMAL)."""
+    """`TimeSeriesStore` over one SQLite file (WAL, synchronous=FULL: a reading acknowledged is
+    on disk)."""
 
     def __init__(
         self,
