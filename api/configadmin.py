@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
-from api.keycarry import carry_key_changes
+from api.keycarry import apply_key_changes, key_diff
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
@@ -270,10 +270,15 @@ class ConfigAdmin:
             comment = (
                 f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
             )
-        if dropped and newest is not None:  # the keys the API took away or made stay so
-            carried, said = carry_key_changes(doc, self._base_of(newest), newest.document)
+        if dropped and newest is not None:  # (API revisions of before the changes were kept)
+            base = self.db.file_document_before(newest.rev)
+            self.db.record_key_changes(
+                key_diff(base, newest.document), actor="hub", now_ms=self._clock()
+            )
+        carried, said = apply_key_changes(doc, self.db.key_changes())
+        if said:  # the keys the API took away, changed or made stay so
             try:
-                with_keys = self._build(validate(carried)) if said else None
+                with_keys: Registry | None = self._build(validate(carried))
             except (ConfigRefusedError, ConfigError) as exc:  # the file runs as it is
                 log.error("the API's key changes not kept: %s", exc)
                 with_keys = None
@@ -301,14 +306,6 @@ class ConfigAdmin:
             )
         self.registry = registry
         return registry
-
-    def _base_of(self, newest: Revision) -> dict[str, Any] | None:
-        """The configuration as last read from the file before `newest` (None: none)."""
-        for r in self.db.revisions(limit=1000, before=newest.rev + 1):  # newest first
-            if r.source == "file":
-                whole = self.db.revision(r.rev)  # (listed without their documents)
-                return whole.document if whole is not None else None
-        return None
 
     def _dropped_by_file(self, latest: Revision | None) -> str:
         """The revisions after the file was last read, made otherwise (the API, a restore),
@@ -393,6 +390,10 @@ class ConfigAdmin:
                 )
                 raise
             self.rev, self.registry = rev, registry
+            if source != "file":  # the keys the API changed stay so, whatever a file says later
+                self.db.record_key_changes(
+                    key_diff(before, document(config)), actor=actor, now_ms=self._clock()
+                )
             return rev
 
 

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_by TEXT,
     maker TEXT CHECK (maker IN ('config', 'api'))
 );
+CREATE TABLE IF NOT EXISTS config_key_changes (
+    sha256 TEXT PRIMARY KEY,
+    spec TEXT,
+    changed_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL
+);
 """
 # columns added since a table was first made: (table, column, its definition)
 _ADDED = (("api_keys", "maker", "TEXT CHECK (maker IN ('config', 'api'))"),)
@@ -149,6 +155,47 @@ class RegistryDB:
             rev = int(cur.lastrowid or 0)
             c.execute("DELETE FROM config_revisions WHERE rev <= ?", (rev - _KEEP_REVISIONS,))
         return rev
+
+    # -- the API's changes to the configuration's keys (api.keycarry) -------------------------
+
+    def record_key_changes(
+        self, changes: dict[str, dict[str, Any] | None], *, actor: str, now_ms: int
+    ) -> None:
+        """Keep what a change through the API did to the configuration's keys, by digest (None:
+        taken away), over what an earlier one did."""
+        if not changes:
+            return
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO config_key_changes (sha256, spec, changed_ms, actor)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET spec = excluded.spec,"
+                " changed_ms = excluded.changed_ms, actor = excluded.actor",
+                [
+                    (
+                        digest,
+                        None if spec is None else json.dumps(spec, sort_keys=True),
+                        now_ms,
+                        actor,
+                    )
+                    for digest, spec in changes.items()
+                ],
+            )
+
+    def file_document_before(self, rev: int) -> dict[str, Any] | None:
+        """The configuration as last read from the file before revision `rev` (None: none)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT document FROM config_revisions WHERE source = 'file' AND rev < ?"
+                " ORDER BY rev DESC LIMIT 1",
+                (rev,),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def key_changes(self) -> dict[str, dict[str, Any] | None]:
+        """What the API last did to each configuration key it changed (`record_key_changes`)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT sha256, spec FROM config_key_changes").fetchall()
+        return {str(d): None if spec is None else json.loads(spec) for d, spec in rows}
 
     def latest_revision(self) -> Revision | None:
         with self._lock:

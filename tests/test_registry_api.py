@@ -432,4 +432,26 @@ def test_a_key_rotated_through_the_api_stays_rotated_when_the_file_wins(tmp_path
     assert {
         k.sha256 for k in third.startup(load(config).registry(), str(config)).config.api_keys
     } == running
+    # helper-158: a second edit of the file, which still names the old key, brought it back
+    doc["tenants"][1]["name"] = "edited in the file again"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    fourth = ConfigAdmin(db, load(config).registry, switch)
+    again_keys = fourth.startup(load(config).registry(), str(config)).config.api_keys
+    assert {k.sha256 for k in again_keys} == running
+    # a key the API narrowed (an admin made a tenant's viewer) stays narrowed over an edit
+    tenant = doc["tenants"][0]["id"]
+
+    def narrowed(d):
+        for k in d["api_keys"]:
+            if k["name"] == "centre":
+                k.update(role="viewer", tenants=[tenant])
+        return d
+
+    asyncio.run(fourth.change(narrowed, actor="root", comment="narrow", source="api"))
+    doc["tenants"][1]["name"] = "edited a third time"
+    config.write_text(yaml.safe_dump(doc, allow_unicode=True), "utf-8")
+    fifth = ConfigAdmin(db, load(config).registry, switch)
+    started = fifth.startup(load(config).registry(), str(config))
+    keys_now = {k.name: k for k in started.config.api_keys}
+    assert (keys_now["centre"].role, keys_now["centre"].tenants) == ("viewer", (tenant,))
     db.close()
