@@ -34,6 +34,7 @@ from hazardhub.terminalconfirmations import TerminalConfirmations
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
+from ingest.seqjournal import SEQ_FILE, SeqJournal
 from ingest.service import IngestService
 from ingest.store.base import TimeSeriesStore
 from ingest.store.buffered import BufferedStore
@@ -163,6 +164,10 @@ class Hub(TerminalConfirmations):
         self.outbox = OutboxDB(outbox_path(self.statedb.path))
         self.outbox.start(self.statedb)
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
+        # the newest batch judged of each device, so a gap across a restart is counted
+        self.seqs = SeqJournal(
+            settings.data_dir / SEQ_FILE, self.pipeline.seen, known=registry.devices.__contains__
+        )
         self.dispatcher = Dispatcher(
             registry,
             self.store,
@@ -186,6 +191,7 @@ class Hub(TerminalConfirmations):
             username=settings.broker_username,
             password=settings.broker_password,
         )
+        self.ingest.seq_journal = self.seqs
         self._extra_keys = tuple(extra_keys)
         self.keys = KeyRing([*registry.config.api_keys, *self._extra_keys], self.registrydb)
         self.stream = Broadcaster(registry)
@@ -354,6 +360,7 @@ class Hub(TerminalConfirmations):
                 await self.dispatcher.save_state()
             except OSError as exc:
                 log.error("analytics state not saved at stop: %s", exc)
+            self.seqs.close()
             await self.senders.aclose()
             await self.store.close()
             self.outbox.close()

@@ -27,6 +27,7 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
+from ingest.seqjournal import SeqJournal
 from ingest.store.base import ReadingBatch, StoreError, StoreUnavailableError
 from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout
@@ -67,6 +68,8 @@ class Flushing:
     # disk, a read-only file, a rotated password): an outage an operator must end
     store_unavailable: StoreUnavailableError | None
     _qos0_said: dict[str, list[float]]  # reason: [minute, dropped since said] (`qos0_dropped`)
+    # the newest seq judged per device and epoch, kept across restarts (set by the hub)
+    seq_journal: SeqJournal | None = None
 
     async def _flush(
         self,
@@ -204,14 +207,18 @@ class Flushing:
             events += await self._recorded(lambda: self.dispatcher.record_losses(losses, _now_ms()))
         await self._publish(client, events)
         seen = self.pipeline.seen
+        marks: list[tuple[tuple[str, str, str], int]] = []
         for _, handled in pending:
             if handled.mark is not None and not handled.rejected_whole:
+                marks.append(handled.mark[:2])
                 missing = seen.add(handled.mark)
                 if missing:
                     self._missing(handled.mark, missing)
                 if handled.readings is not None and len(handled.readings):
                     # judged: what a clock gone back is told by (`ingest.clocks`)
                     self.pipeline.clocks.advance(handled.mark[0], int(handled.readings.ts.max()))
+        if marks and self.seq_journal is not None:  # kept before they are acknowledged
+            self.seq_journal.record(marks)
         acknowledge(client, [m for m, _ in pending])
         return True
 

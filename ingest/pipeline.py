@@ -80,6 +80,31 @@ class SeenSeqs:
         """The highest epoch of `dev` in the window, if any."""
         return max(self._seen.get(dev, {}), default=None)
 
+    def highs(self) -> list[tuple[tuple[str, str, str], int, int]]:
+        """(device, epoch, highest seq) of every epoch in the window, oldest epoch first."""
+        return [
+            (dev, e, found[0]) for dev, epochs in self._seen.items() for e, found in epochs.items()
+        ]
+
+    def high(self, dev: tuple[str, str, str], epoch: int) -> int | None:
+        """The highest seq of `dev` seen in `epoch`, if it is in the window."""
+        found = self._seen.get(dev, {}).get(epoch)
+        return None if found is None else found[0]
+
+    def restore(self, dev: tuple[str, str, str], epoch: int, seq: int) -> None:
+        """What a hub before this one judged (`ingest.seqjournal`): `seq` of `epoch` is the
+        newest known; the seqs below it are not known one by one (one of them again is stored
+        again and judged late, never counted missing)."""
+        epochs = self._seen.setdefault(dev, {})
+        found = epochs.get(epoch)
+        if found is not None:
+            if seq > found[0]:
+                found[0], found[1] = seq, 1
+            return
+        while len(epochs) >= self._epochs:
+            del epochs[next(iter(epochs))]
+        epochs[epoch] = [seq, 1]
+
     def add(self, item: tuple[tuple[str, str, str], int, int]) -> int:
         """Mark a batch stored; the number of the device's batches its seq jumped past (within
         its epoch: a gateway numbers its batches from 0 at each start), never received."""

@@ -1,0 +1,152 @@
+"""The newest batch seq judged of each device and gateway epoch, kept across hub restarts
+(`ingest-seqs.jsonl` in the data folder), so that the first batch of a device after a restart
+is compared with it: batches the broker lost while the hub was away are counted in
+``hazardhub_telemetry_batches_missing_total`` and said like a gap within a run (helper-149: a
+broker restarted while the hub was stopped lost 25 batches of every device, and nothing said so).
+
+The file is a journal of JSON lines ``[tenant, site, device, epoch, seq]``, a later line of a
+device and epoch replacing an earlier one. A flush appends the seqs it raised just before it
+acknowledges its messages, so the file is never behind what the broker was told is done. A
+``kill -9`` loses nothing written (the kernel has it); the worst it can do is a line written
+whose messages were not acknowledged: the broker delivers them again, they are judged late
+(stored again, idempotent) and a real gap below that seq is missed. Never a false gap. A power
+loss may lose the lines written since the kernel last flushed its cache (~30 s): those seqs
+then look missing once, on the first batch after the start. The journal is rewritten whole
+(written to a temporary file, synced and renamed over it) at the start, whenever it has grown
+past `compact_bytes`, and at a clean stop: at most 4 epochs per device, a few dozen bytes each.
+A file that cannot be read or written is said, never stops ingest: gaps across that restart go
+uncounted as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import orjson
+
+from ingest.pipeline import SeenSeqs
+
+__all__ = ["SEQ_FILE", "SeqJournal"]
+
+log = logging.getLogger(__name__)
+
+SEQ_FILE = "ingest-seqs.jsonl"
+
+Dev = tuple[str, str, str]
+
+
+def _line(dev: Dev, epoch: int, seq: int) -> bytes:
+    return orjson.dumps([*dev, epoch, seq]) + b"\n"
+
+
+class SeqJournal:
+    def __init__(
+        self,
+        path: Path,
+        seen: SeenSeqs,
+        *,
+        known: Callable[[Dev], bool] | None = None,
+        compact_bytes: int = 1 << 20,
+    ) -> None:
+        """Read `path` into `seen` (the devices `known` keeps: those still configured) and
+        rewrite it whole."""
+        self.path = path
+        self.seen = seen
+        self._compact_bytes = compact_bytes
+        self._fd: int | None = None
+        self._size = 0
+        self._failing = False
+        self._load(known)
+        self.compact()
+
+    def _load(self, known: Callable[[Dev], bool] | None) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning(
+                "%s not read (%s): gaps across this restart are not counted", self.path, exc
+            )
+            return
+        bad = 0
+        for line in raw.splitlines():
+            try:
+                t, s, d, epoch, seq = orjson.loads(line)
+                dev = (str(t), str(s), str(d))
+                if not isinstance(epoch, int) or not isinstance(seq, int):
+                    raise ValueError("not a number")
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                bad += 1  # a line torn by a crash, the last one: what it said is lost
+                continue
+            if known is None or known(dev):
+                self.seen.restore(dev, epoch, seq)
+        if bad:
+            log.warning("%s: %d line(s) not readable, skipped", self.path, bad)
+
+    def record(self, marks: Iterable[tuple[Dev, int]]) -> None:
+        """Append the newest seq of each (device, epoch) of `marks` (a flush's, judged and about
+        to be acknowledged)."""
+        lines = b"".join(
+            _line(dev, epoch, seq)
+            for dev, epoch in dict.fromkeys(marks)
+            if (seq := self.seen.high(dev, epoch)) is not None
+        )
+        if not lines:
+            return
+        if self._fd is None or self._size + len(lines) > self._compact_bytes:
+            self.compact()
+            return
+        try:
+            os.write(self._fd, lines)
+            self._size += len(lines)
+        except OSError as exc:
+            self._failed(exc)
+
+    def compact(self) -> None:
+        """Rewrite the journal whole from what `seen` knows, atomically."""
+        self._close_fd()
+        data = b"".join(_line(dev, epoch, seq) for dev, epoch, seq in self.seen.highs())
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with tmp.open("wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._size = len(data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._failed(exc)
+            return
+        if self._failing:
+            log.info("%s written again", self.path)
+            self._failing = False
+
+    def _failed(self, exc: OSError) -> None:
+        self._close_fd()  # the next record tries a whole rewrite
+        if not self._failing:
+            log.warning(
+                "%s not written (%s): a gap in a device's batches across a hub restart may go "
+                "uncounted until it is",
+                self.path,
+                exc,
+            )
+        self._failing = True
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def close(self) -> None:
+        """At a clean stop: rewritten whole, then closed."""
+        self.compact()
+        self._close_fd()
