@@ -10,18 +10,26 @@ __all__ = ["Metrics", "prom_number"]
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
     "hazardhub_messages_rejected_total": "Messages rejected (dead-lettered), by reason",
+    "hazardhub_messages_qos0_total": (
+        "Messages published with QoS 0, by kind: judged, but lost when the hub is away or behind"
+    ),
+    "hazardhub_messages_dropped_total": (
+        "QoS 0 messages dropped unjudged, by reason (qos0_inbox_full, qos0_session_end)"
+    ),
     "hazardhub_ingest_lag_seconds": (
         "Gauge: the hub's clock minus the newest event time of the readings it judged last; "
         "a few poll periods when it keeps up, growing when it falls behind (or a gateway sends "
-        "a backlog)"
+        "a backlog), and while a batch taken waits to be judged (a store held, a stuck judge) "
+        "at least as long as it waits"
     ),
     "hazardhub_ingest_wait_seconds": (
-        "Gauge: how long the messages judged last waited in the hub, taken to judged"
+        "Gauge: how long the messages judged last waited in the hub, taken to judged; while a "
+        "batch taken waits to be judged, at least as long as it waits"
     ),
     "hazardhub_telemetry_batches_missing_total": (
-        "Batches of a device never received: its seq jumped past them within a gateway's epoch "
-        "(the broker dropped them, its queue for the hub full; or the gateway's spool did, "
-        "which its data_lost alarm says)"
+        "Batches of a device never received: its seq jumped past them within a gateway's epoch, "
+        "also across a hub restart (the broker dropped them, its queue for the hub full or lost "
+        "in a restart; or the gateway's spool did, which its data_lost alarm says)"
     ),
     "hazardhub_messages_duplicate_total": (
         "Telemetry messages dropped as already seen (device, epoch, seq)"
@@ -29,7 +37,15 @@ _HELP = {
     "hazardhub_readings_total": "Readings accepted and stored",
     "hazardhub_readings_rejected_total": "Readings rejected, by reason",
     "hazardhub_readings_late_total": (
-        "Readings at or before the last judged event time of their sensor"
+        "Readings at or before the last judged event time of their sensor, not judged"
+    ),
+    "hazardhub_readings_late_in_window_total": (
+        "Of the late readings not judged, those within the rule's lateness window but older "
+        "than what is kept to rewind their sensor"
+    ),
+    "hazardhub_readings_rewound_total": (
+        "Readings older than their sensor's newest judged one, judged in event-time order "
+        "within the rule's lateness window"
     ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
     "hazardhub_positions_late_total": (
@@ -45,16 +61,104 @@ _HELP = {
         "Vehicle positions older than their vehicle's newest judged one, judged in event-time "
         "order within the fleet's lateness window"
     ),
+    "hazardhub_devices_clock_behind": (
+        "Gauge: devices whose readings are refused as far behind their newest judged one (their "
+        "gateway's clock fell back): page on > 0"
+    ),
+    "hazardhub_gateway_dropped_readings_total": (
+        "Readings a gateway's spool dropped, as its drop reports say (data_lost alarms)"
+    ),
+    "hazardhub_dead_letters_pruned_total": (
+        "Dead letters deleted, the oldest, beyond the number or bytes kept"
+    ),
     "hazardhub_alarm_events_total": "Alarm events, by kind",
+    "hazardhub_core_failures_total": (
+        "Batches the rule core failed to judge (a bug): not acknowledged, delivered again"
+    ),
+    "hazardhub_tick_failures_total": (
+        "Clock ticks whose alarms could not be written to the state database (tried again)"
+    ),
+    "hazardhub_config_reloads_total": "Configuration changes taken while running",
+    "hazardhub_state_saves_total": "Periodic saves of the analytics state written",
+    "hazardhub_state_save_failures_total": (
+        "Periodic saves of the analytics state that failed (the next one tries again)"
+    ),
     "hazardhub_store_retries_total": "Store writes retried after a retryable error",
+    "hazardhub_store_unavailable_total": (
+        "Store writes refused for the store's set-up (a full disk, a read-only file, a rotated "
+        "password), by cause: each try counts; ingest holds the messages until it is fixed"
+    ),
     "hazardhub_alarm_publish_failures_total": "Alarm events that could not be published over MQTT",
     "hazardhub_alarm_event_store_failures_total": (
         "Alarm events not written to the time-series store (the state database has them)"
     ),
+    "hazardhub_notifications_held_total": "Matching notifications held back, by reason",
+    "hazardhub_notifications_delivered_total": "Notifications delivered, by channel",
+    "hazardhub_notification_failures_total": (
+        "Failed tries to deliver notifications (retryable or not), by channel"
+    ),
+    "hazardhub_notifications_dead_total": "Notifications given up, by channel",
+    "hazardhub_notification_latency_ms_sum": (
+        "Sum of ms from the oldest event's arrival to delivery, by channel (divide by delivered)"
+    ),
+    "hazardhub_notifications_pruned_total": (
+        "Delivered and dead notifications deleted after outbox_keep_days"
+    ),
+    "hazardhub_notifications_pending": "Gauge: notifications waiting to be delivered",
+    "hazardhub_notifications_oldest_pending_seconds": (
+        "Gauge: the age of the oldest notification waiting, 0 when none"
+    ),
+    "hazardhub_terminal_confirmations_total": (
+        "Acknowledged terminal alarms whose command (0x8203) went to the JT/T 808 gateway"
+    ),
+    "hazardhub_terminal_confirmation_failures_total": (
+        "Tries to publish a terminal confirmation without a broker connection (kept, tried again)"
+    ),
+    "hazardhub_terminal_confirmations_dropped_total": (
+        "Terminal confirmations kept and dropped: more than 10,000 vehicles waiting"
+    ),
+    "hazardhub_driver_reminders_total": (
+        "Reminders to drivers (JT/T 808 0x8300), by outcome: published, late, expired, full"
+    ),
 }
 
+_GAUGES = frozenset(
+    {
+        "hazardhub_ingest_lag_seconds",
+        "hazardhub_ingest_wait_seconds",
+        "hazardhub_devices_clock_behind",
+        "hazardhub_notifications_pending",
+        "hazardhub_notifications_oldest_pending_seconds",
+    }
+)
 
-_GAUGES = frozenset({"hazardhub_ingest_lag_seconds", "hazardhub_ingest_wait_seconds"})
+_CHANNELS = ("email", "mqtt", "sse", "webhook")
+_KINDS = ("dropped", "position", "status", "telemetry")
+# labelled counters whose label values are known in advance: each shown from the start, at 0
+# (`increase(x[5m]) > 0` sees nothing of a series that first appears at 1). Those of other
+# labels (reasons of rejection, causes, alarm kinds) appear at their first count.
+_KNOWN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hazardhub_messages_total": ("kind", _KINDS),
+    "hazardhub_messages_qos0_total": ("kind", (*_KINDS, "other")),
+    "hazardhub_messages_dropped_total": ("reason", ("qos0_inbox_full", "qos0_session_end")),
+    "hazardhub_notifications_held_total": (
+        "reason",
+        ("inhibited", "out_of_service", "shelved", "silenced", "suppressed"),
+    ),
+    "hazardhub_notifications_delivered_total": ("channel", _CHANNELS),
+    "hazardhub_notification_failures_total": ("channel", _CHANNELS),
+    "hazardhub_notifications_dead_total": ("channel", _CHANNELS),
+    "hazardhub_notification_latency_ms_sum": ("channel", _CHANNELS),
+    "hazardhub_driver_reminders_total": ("outcome", ("expired", "full", "late", "published")),
+}
+_OPEN = frozenset(
+    {
+        "hazardhub_messages_rejected_total",
+        "hazardhub_readings_rejected_total",
+        "hazardhub_store_unavailable_total",
+        "hazardhub_alarm_events_total",
+    }
+)
 
 
 def _escape(value: str) -> str:
@@ -98,7 +202,13 @@ class Metrics:
                 lines.append(f"# HELP {name} {_HELP.get(name, name)}")
                 kind = "gauge" if name in _GAUGES else "counter"
                 lines.append(f"# TYPE {name} {kind}")
-                series = self._values.get(name) or {(): 0}
+                series = dict(self._values.get(name, {}))
+                if name in _KNOWN:
+                    label, known = _KNOWN[name]
+                    for v in known:
+                        series.setdefault(((label, v),), 0)
+                elif not series and name not in _OPEN:
+                    series[()] = 0
                 for key, value in sorted(series.items()):
                     label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
                     said = prom_number(value)
