@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 __all__ = ["Metrics", "prom_number"]
 
@@ -172,6 +173,13 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+        # gauges whose value is read when rendered (`watch`)
+        self._watched: dict[str, Callable[[float], float]] = {}
+
+    def watch(self, name: str, at_least: Callable[[float], float]) -> None:
+        """Render the unlabelled gauge `name` as `at_least(value set last)`: a gauge that must
+        move while nothing sets it (the ingest lag while a batch waits to be judged)."""
+        self._watched[name] = at_least
 
     def set(self, name: str, value: float, **labels: str) -> None:
         """A gauge (one of `_GAUGES`): the value now."""
@@ -196,6 +204,7 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
+        watched = {name: at_least(self.get(name)) for name, at_least in self._watched.items()}
         with self._lock:
             names = sorted(set(_HELP) | set(self._values))
             for name in names:
@@ -203,6 +212,8 @@ class Metrics:
                 kind = "gauge" if name in _GAUGES else "counter"
                 lines.append(f"# TYPE {name} {kind}")
                 series = dict(self._values.get(name, {}))
+                if name in watched:
+                    series[()] = watched[name]
                 if name in _KNOWN:
                     label, known = _KNOWN[name]
                     for v in known:

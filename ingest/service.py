@@ -149,6 +149,20 @@ class IngestService(Flushing):
         # the hub's clock for silence (no-data timeouts, unconfirmed protective actions) goes no
         # further than what it has judged: when each flush in flight took its first message
         self._in_flight: dict[asyncio.Future[bool], int] = {}
+        # a hub whose ingest is stuck (a store held, a judging that hangs) judges nothing, so
+        # nothing sets these gauges: rendered as at least how long the oldest batch taken has
+        # waited (the lag stood at 0.058 s while /readyz said 60 s, helper-149)
+        metrics.watch("hazardhub_ingest_lag_seconds", self._waited_at_least)
+        metrics.watch("hazardhub_ingest_wait_seconds", self._waited_at_least)
+
+    def _waited_at_least(self, last: float) -> float:
+        """`last` (a gauge set at the last judging), or how long the oldest batch taken and not
+        judged yet has waited, if longer: its readings will be judged at least that late. Read
+        by `/metrics` in a worker thread: the copy of the values is atomic."""
+        taken = min(tuple(self._in_flight.values()), default=None)
+        if taken is None:
+            return last
+        return max(last, (_now_ms() - taken) / 1000)
 
     def not_ready(self, now_ms: int | None = None) -> str | None:
         """Why the hub judges nothing now, or None: not subscribed to the broker, a batch it
