@@ -35,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.counters import changed_since
 from gateway.spool import DropReport, Spool, Spooled
+from telemetry.brokerlogin import login_refused
 
 __all__ = ["SpoolUplink", "UplinkClient"]
 
@@ -261,10 +262,12 @@ class SpoolUplink:
                         len(self.spool),
                     )
                     return
-                log.warning(
-                    "%s: broker unreachable (%s); %d messages spooled; retry in %.1fs",
+                refused = login_refused(exc, self._username, self._password)
+                log.log(
+                    logging.ERROR if refused else logging.WARNING,
+                    "%s: %s; %d messages spooled; retry in %.1fs",
                     self.label,
-                    exc,
+                    refused or f"broker unreachable ({exc})",
                     len(self.spool),
                     backoff,
                 )

@@ -30,6 +30,7 @@ from ingest.mqttio import HubClient, buffer_reads
 from ingest.pipeline import Handled, Pipeline
 from ingest.store.base import StoreUnavailableError
 from ingest.store.buffered import BufferedStore
+from telemetry.brokerlogin import login_refused
 from telemetry.topics import TopicLayout
 
 __all__ = ["IngestService"]
@@ -298,6 +299,8 @@ class IngestService(Flushing):
                         self._client_id,
                         backoff,
                     )
+                elif refused := login_refused(exc, self._username, self._password):
+                    log.error("hub: %s; retry in %.1fs", refused, backoff)
                 else:
                     log.warning("hub: broker unreachable (%s); retry in %.1fs", exc, backoff)
                 await _until(stop, backoff)
