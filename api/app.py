@@ -10,7 +10,6 @@ always had; the other routers come from their resources' modules.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException, status
@@ -48,7 +47,7 @@ from api.rulepacks import rule_pack_router
 from api.sensors import sensor_routes
 from api.sites import site_router
 from api.vehicles import vehicle_routes
-from ingest.metrics import prom_number
+from ingest.metrics import store_metrics
 
 __all__ = ["AppContext", "create_app"]
 
@@ -84,23 +83,7 @@ def _router() -> APIRouter:
 def _store_metrics(store: object) -> str:
     """The store's own counters and gauges (spool depth, refused lines ...), when it has them."""
     stats = getattr(store, "stats", None)
-    if not callable(stats):
-        return ""
-    found = stats()
-    if not dataclasses.is_dataclass(found) or isinstance(found, type):
-        return ""
-    lines: list[str] = []
-
-    def walk(prefix: str, value: object) -> None:
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            for f in dataclasses.fields(value):
-                walk(f"{prefix}_{f.name}", getattr(value, f.name))
-        elif isinstance(value, bool | int | float):
-            lines.append(f"# TYPE {prefix} gauge")
-            lines.append(f"{prefix} {prom_number(value)}")
-
-    walk("hazardhub_store", found)
-    return "\n".join(lines) + ("\n" if lines else "")
+    return store_metrics(stats()) if callable(stats) else ""
 
 
 def create_app(ctx: AppContext) -> FastAPI:

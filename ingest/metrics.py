@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
 from collections.abc import Callable
 
-__all__ = ["Metrics", "prom_number"]
+__all__ = ["Metrics", "prom_number", "store_metrics"]
 
 _HELP = {
     "hazardhub_messages_total": "MQTT messages received, by kind",
@@ -230,3 +231,90 @@ class Metrics:
 def prom_number(value: float) -> str:
     """A counter to the unit (`:g` said 3.23229e+06 past a million: no count reconciles)."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+# the store's own numbers (`BufferedStore.stats`: InfluxDB behind the disk spool), by their path
+# in its dataclass: (type, HELP). Counters count since the hub started.
+_STORE: dict[str, tuple[str, str]] = {
+    "written_rows": ("counter", "Rows InfluxDB took directly"),
+    "spooled_rows": ("counter", "Rows written to the disk spool (InfluxDB away, slow or refusing)"),
+    "drained_rows": ("counter", "Spooled rows InfluxDB took later"),
+    "refused_lines": ("counter", "Rows InfluxDB refused in partial writes (logged)"),
+    "rejected_rows": (
+        "counter",
+        "Spooled rows InfluxDB refused for good, moved to the spool's rejected/ folder (logged)",
+    ),
+    "unknown_rows": (
+        "counter",
+        "Spooled rows of sensors no longer configured, not written (logged)",
+    ),
+    "failed_writes": ("counter", "Writes that failed with a permanent error (the caller was told)"),
+    "inner_failures": ("counter", "Retryable failures of InfluxDB (its writes spooled meanwhile)"),
+    "unavailable_failures": (
+        "counter",
+        "Of those, refusals of InfluxDB's set-up (401/403, 404, 413, a series limit)",
+    ),
+    "inner_up": (
+        "gauge",
+        "1 when InfluxDB took the last write tried; 0 while it is away or refusing and writes "
+        "go to the disk spool",
+    ),
+    "spool_pending_records": ("gauge", "Records in the disk spool not yet written to InfluxDB"),
+    "spool_pending_bytes": (
+        "gauge",
+        "Bytes in the disk spool not yet written to InfluxDB; at spool_max_bytes ingest holds "
+        "and judges nothing",
+    ),
+    "spool_max_bytes": ("gauge", "The disk spool's limit (--spool-max-mb)"),
+    "spool_disk_bytes": ("gauge", "Bytes of the disk spool's segment files on disk"),
+    "spool_segments": ("gauge", "Segment files of the disk spool"),
+    "spool_appended_records": ("counter", "Records appended to the disk spool"),
+    "spool_appended_bytes": ("counter", "Bytes appended to the disk spool"),
+    "spool_drained_records": ("counter", "Spooled records written to InfluxDB"),
+    "spool_drained_bytes": ("counter", "Spooled bytes written to InfluxDB"),
+    "spool_full_refusals": (
+        "counter",
+        "Writes the disk spool refused, full: ingest holds and judges nothing (page on any)",
+    ),
+    "spool_corrupt_segments": (
+        "counter",
+        "Spool segments cut short when opened (a torn tail or lost data)",
+    ),
+}
+
+
+def store_metrics(stats: object) -> str:
+    """The store's numbers (a dataclass, nested ones walked: `hazardhub_store_spool_...`) in the
+    Prometheus text format: counters as `..._total`, gauges as gauges. Until the release after
+    2026-12, each counter is also said under its old name (typed gauge, without `_total`), so
+    that dashboards can move over (docs/operations.md, Upgrading)."""
+    if not dataclasses.is_dataclass(stats) or isinstance(stats, type):
+        return ""
+    lines: list[str] = []
+
+    def walk(path: str, value: object) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(f"{path}_{f.name}" if path else f.name, getattr(value, f.name))
+            return
+        if not isinstance(value, bool | int | float):
+            return
+        kind, help_text = _STORE.get(path, ("gauge", f"The store's {path}"))
+        name = f"hazardhub_store_{path}"
+        said = prom_number(value)
+        if kind == "counter":
+            lines.extend(
+                (
+                    f"# HELP {name}_total {help_text}",
+                    f"# TYPE {name}_total counter",
+                    f"{name}_total {said}",
+                    f"# HELP {name} Deprecated, removed in the next release: {name}_total",
+                    f"# TYPE {name} gauge",
+                    f"{name} {said}",
+                )
+            )
+        else:
+            lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {said}"))
+
+    walk("", stats)
+    return "\n".join(lines) + ("\n" if lines else "")
