@@ -179,6 +179,7 @@ class Hub(TerminalConfirmations):
         # a device whose gateway's clock fell back: its alarm (ingest.clocks)
         self.pipeline.clocks.on_change = self.dispatcher.clock_status
         self.pipeline.clocks.seed(self.dispatcher.book.active_clock_alarms())
+        self.pipeline.clocks.seed_newest(self.dispatcher.newest_by_device())
         self.ingest = IngestService(
             self.pipeline,
             self.dispatcher,

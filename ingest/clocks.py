@@ -44,6 +44,13 @@ class ClockWatch:
         # told of each device said behind and back in step: its `clock_behind` alarm
         self.on_change: Callable[[ClockChange], None] | None = None
 
+    def seed_newest(self, newest: Mapping[Device, int]) -> None:
+        """At start: each device's newest reading judged before (the saved analytics state's
+        last times: helper-158 found a clock gone back while the hub was stopped unrefused,
+        every reading stored late and never judged)."""
+        for device, ts in newest.items():
+            self._newest[device] = max(self._newest.get(device, ts), ts)
+
     def seed(self, behind: Mapping[Device, int]) -> None:
         """At start: the devices whose `clock_behind` alarm is active, with the newest reading
         they had before (the alarm's raise): refused again as far behind it, until in step."""

@@ -22,7 +22,7 @@ from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
-from alerts.evaluate import CoreState, Outcome, Transitions, evaluate
+from alerts.evaluate import NO_TS, CoreState, Outcome, Transitions, evaluate
 from alerts.gatewayalarms import ClockChange
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
@@ -157,6 +157,16 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         # left running by a caller cancelled meanwhile: the next caller waits for it and hands
         # its events on (`_settle`)
         self._working: asyncio.Future[list[AlarmEvent]] | None = None
+
+    def newest_by_device(self) -> dict[tuple[str, str, str], int]:
+        """Each device's newest reading judged, as the restored state knows (`ingest.clocks`)."""
+        last = self.state.last_ts
+        out: dict[tuple[str, str, str], int] = {}
+        for key, dev in self.registry.devices.items():
+            times = [int(last[i]) for i in dev.sensors if int(last[i]) != NO_TS]
+            if times:
+                out[key] = max(times)
+        return out
 
     async def confirm_restored(self) -> None:
         """At start, before ingest: the demands armed again are met when the stored readings

@@ -320,7 +320,7 @@ class Pipeline:
         if n and all_known:
             # the common case, found with a few reductions: nothing to drop, no copies
             ts, value = batch.ts, batch.value
-            floor = self.clocks.floor(dev_key)
+            floor = self._clock_floor(mark)
             if (
                 bool(np.isfinite(value).all())
                 and int(ts.max()) <= arrival_ms + self.max_future_ms
@@ -398,7 +398,7 @@ class Pipeline:
     ) -> None:
         """Refuse the readings far behind the device's newest acknowledged one (`ClockWatch`)."""
         dev = mark[0]
-        floor = self.clocks.floor(dev)
+        floor = self._clock_floor(mark)
         if floor is None:
             return
         behind = (batch.ts < floor) & keep
@@ -416,6 +416,19 @@ class Pipeline:
             "judged",
         )
         self.clocks.behind(dev, refused, oldest, mark[1], self.seen.last_epoch(dev))
+
+    def _clock_floor(self, mark: tuple[tuple[str, str, str], int, int]) -> int | None:
+        """The device's readings older than this are its gateway's clock gone back
+        (`ClockWatch`); None for a message of a gateway session the hub knows that is not
+        newer than the newest it has of it (a backlog sent late, a second uplink: helper-158
+        found such readings 90 minutes old refused and an alarm raised): stored late, as ever.
+        A session the hub does not know, or a message newer than its newest, may be a clock
+        gone back (a gateway restarted with its clock behind starts a session of its own)."""
+        dev, epoch, seq = mark
+        high = self.seen.high(dev, epoch)
+        if high is not None and seq <= high:
+            return None
+        return self.clocks.floor(dev)
 
     def _said_times(self, ts: np.ndarray) -> str:
         """Which times were out of the window, and the window: epoch seconds, the usual

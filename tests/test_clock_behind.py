@@ -147,3 +147,76 @@ async def test_a_device_whose_clock_fell_back_raises_its_alarm_across_a_restart(
 
         (done,) = await eventually(cleared, 15, "the clock_behind alarm cleared")
         assert done.id == alarm.id and done.ended_ts == fixed
+
+
+async def test_a_clock_gone_back_while_the_hub_was_stopped_is_refused(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    """helper-158: the marks were in memory only; a hub restarted (an upgrade, a power cut)
+    took a gateway's readings 200 days back (methane at 2.0 %), stored them late and judged
+    none. The device's newest judged reading comes from the restored analytics state."""
+
+    def hub() -> Hub:
+        return Hub(
+            mine_registry(free_port(), 1.0),
+            HubSettings(
+                data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()
+            ),
+        )
+
+    now = time.time_ns() // 1_000_000
+    first = hub()
+    async with running_hub(first), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        await mq.publish(GOOD_TOPIC, _batch(now - 3_600_000, 0, now, 0.4), qos=1)
+
+        async def judged() -> bool:
+            return first.metrics.get("hazardhub_readings_total") == 1
+
+        await eventually(judged, 10, "the first reading judged")
+    back = now - 200 * DAY_MS
+    second = hub()
+    async with running_hub(second), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        for seq in range(3):
+            await mq.publish(GOOD_TOPIC, _batch(back, seq, back + 1000 * seq, 2.0), qos=1)
+
+        async def refused() -> bool:
+            got = second.metrics.get("hazardhub_readings_rejected_total", reason="clock_behind")
+            return got == 3
+
+        await eventually(refused, 10, "the readings 200 days back refused")
+        stored = await second.store.count_by_seq("north-coal", "kj-sub-3")
+        assert all(epoch != back for epoch, _ in stored), stored
+
+
+async def test_a_backlog_of_a_session_the_hub_knows_is_stored_late_not_refused(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    """helper-158: a message of the same gateway session, older than the newest judged (a
+    store-and-forward logger, a second uplink) with readings 90 minutes old was refused as a
+    clock gone back, and an alarm raised and cleared. It is stored (late) as ever; the clock is
+    a suspect only for a message newer than the newest of its session, or of a session unknown."""
+    hub = Hub(
+        mine_registry(free_port(), 1.0),
+        HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
+    )
+    now = time.time_ns() // 1_000_000
+    epoch = now - 3 * 3_600_000
+    async with running_hub(hub), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        await mq.publish(GOOD_TOPIC, _batch(epoch, 5, now, 0.4), qos=1)
+
+        async def taken() -> bool:
+            return hub.pipeline.clocks.floor(("north-coal", "face-1301", "kj-sub-3")) is not None
+
+        await eventually(taken, 10, "the newest reading judged")
+        await mq.publish(GOOD_TOPIC, _batch(epoch, 4, now - 90 * 60_000, 1.6), qos=1)
+        await mq.publish(GOOD_TOPIC, _batch(epoch, 6, now + 1000, 0.4), qos=1)
+
+        async def stored() -> dict | None:
+            got = await hub.store.count_by_seq("north-coal", "kj-sub-3")
+            return got if len(got) == 3 else None
+
+        seqs = await eventually(stored, 10, "the three batches stored")
+        assert sorted(s for _, s in seqs) == [4, 5, 6]
+        assert hub.metrics.get("hazardhub_readings_rejected_total", reason="clock_behind") == 0
+        assert hub.metrics.get("hazardhub_devices_clock_behind") == 0
+        assert [a for a in hub.statedb.list_alarms(None) if a.side == 14] == []
