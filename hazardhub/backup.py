@@ -29,6 +29,9 @@ __all__ = ["Copied", "back_up"]
 # copied first, in this order: the alarm book before its outbox (docs/alarms.md)
 _FIRST = ("registry.db", "state.db", "state-outbox.db")
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+# not copied: the newest batch judged of each device (`ingest.seqjournal`) would, restored, count
+# every batch since the backup as missing; without it the hub starts as on a new folder
+_NOT_KEPT = frozenset({"ingest-seqs.jsonl"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,11 @@ def _order(path: Path) -> tuple[int, str]:
 
 def _sources(src: Path) -> list[Path]:
     """The files to copy, relative to `src`: regular files, not a database's side files."""
-    found = [p.relative_to(src) for p in src.rglob("*") if p.is_file() and not p.is_symlink()]
+    found = [
+        p.relative_to(src)
+        for p in src.rglob("*")
+        if p.is_file() and not p.is_symlink() and p.name not in _NOT_KEPT
+    ]
     names = {p.as_posix() for p in found}
     kept = [
         p

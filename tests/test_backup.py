@@ -75,6 +75,7 @@ def test_a_running_hubs_data_folder_is_copied_whole(
             {"version": 1}, actor="test", comment="c", source="api", now_ms=1_000
         )
         np.savez(data / "analytics-state.npz", x=np.arange(3))
+        (data / "ingest-seqs.jsonl").write_text('{"d": 1}\n')  # not kept: see below
         (data / "spool").mkdir()
         (data / "spool" / "0000000000000001.seg").write_bytes(b"frame")
         # the hub's commits are in the -wal files: state.db alone has none of them
@@ -109,6 +110,8 @@ def test_a_running_hubs_data_folder_is_copied_whole(
     assert not list(to.glob("*-wal")) and not list(to.glob("*-shm"))
     assert (to / "spool" / "0000000000000001.seg").read_bytes() == b"frame"
     assert np.load(to / "analytics-state.npz")["x"].tolist() == [0, 1, 2]
+    # the newest batch of each device, restored, would count every batch since as missing
+    assert not (to / "ingest-seqs.jsonl").exists()
 
     # each copy opens alone, as the hub opens it, with the rows recorded
     assert _count(to / "state.db", "SELECT count(*) FROM alarms") == 2
