@@ -358,6 +358,33 @@ def test_the_rolling_24h_raises_a_night_coach_the_calendar_day_does_not() -> Non
     assert [e[1:3] for e in events.rows()] == [(EventKind.FATIGUE_DAILY_END, ts)]
 
 
+def _every_day(last_leg_min: int, days: int = 4) -> list[tuple[int, int, float, float, float]]:
+    """A coach on a fixed timetable every day: 08:00-11:50, 12:10-16:00 and 16:20 for
+    `last_leg_min` minutes (7 h 40 min and that); each day on from where it stopped."""
+    legs = [(3 * HOUR + 50 * MIN, 60.0), (20 * MIN, 0.0)] * 2 + [(last_leg_min * MIN, 60.0)]
+    rows: list[tuple[int, int, float, float, float]] = []
+    for d in range(days):
+        shift = (rows[-1][3] - LON0) if rows else 0.0
+        rows += [
+            (v, t, la, lo + shift, x)
+            for v, t, la, lo, x in drive(10, CST_0800 + d * 24 * HOUR, legs)
+        ]
+    return rows
+
+
+def test_a_driver_keeping_to_8h_in_24h_every_day_is_never_raised() -> None:
+    """helper-159: the 24 h at a fix counted the slot 24 h before whole (up to 24 h 5 min), at
+    a boundary exactly 24 h: a driver on a timetable of 7 h 58 min a day was raised at a fix and
+    ended at the next boundary, 99 times a day, each an orange alarm and a reminder to stop. At
+    a fix the 24 h are its slot and the 287 before it (never more than the next boundary's)."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    assert daily_events(table, _every_day(18)) == []  # 7 h 58 min in any 24 h
+    # 8 h 2 min a day: over the limit from the first day's 16:40 on, one episode, no flapping
+    events = daily_events(table, _every_day(22))
+    assert [e[1] for e in events] == [EventKind.FATIGUE_DAILY]
+    assert events[0][2] == CST_0800 + 8 * HOUR + 40 * MIN + STEP
+
+
 def test_a_late_position_that_adds_driving_raises_the_rolling_24h() -> None:
     """A late position within the lateness window that turns a stop into driving is judged in
     event-time order: the 24 h it adds raise the rolling rule at the fix after it."""
@@ -408,6 +435,32 @@ def test_a_state_saved_without_the_rolling_24h_starts_it_from_the_days_driving()
         setattr(ref.vehicles[0], f.name, value.tolist() if value.ndim else value.item())
     assert [e[1:4] for e in ref.evaluate(batch(more), more[-1][1])] == [e[1:4] for e in got.rows()]
     assert ref.vehicles[0].roll_ms == st.roll_ms[0].tolist()
+
+
+def test_a_state_saved_without_the_rolling_24h_after_midnight_keeps_the_evening() -> None:
+    """helper-159: a hub upgraded after midnight seeded the 24 h with the day's driving only:
+    the night coach's 7 h 20 min of the evening before were lost and its 8 h in 24 h never
+    raised. The day before's driving (kept for the 7 days' rule) goes in the last slot before
+    its midnight: the coach raises at 00:41 as on a hub that had the slots."""
+    table = compile_fleet(FleetSettings(), fleet("coach"))
+    rows = coach_night()
+    midnight = CST_0800 + 16 * HOUR
+    cut = next(i for i, r in enumerate(rows) if r[1] >= midnight + 20 * MIN)
+    whole, _ = evaluate_fleet(table, FleetState.new(1), batch(rows[:cut]), rows[cut - 1][1])
+    old = whole.copy()
+    fresh = FleetState.new(1)
+    old.roll_ms, old.roll_slot, old.roll_sum = fresh.roll_ms, fresh.roll_slot, fresh.roll_sum
+    rest = rows[cut:]
+    _, want = evaluate_fleet(table, whole, batch(rest), rest[-1][1])
+    _, got = evaluate_fleet(table, old, batch(rest), rest[-1][1])
+    daily = [e[1:3] for e in got.rows() if e[1] in DAILY]
+    assert daily == [e[1:3] for e in want.rows() if e[1] in DAILY]
+    assert daily == [(EventKind.FATIGUE_DAILY, midnight + 41 * MIN)]
+    ref = ReferenceFleet(table)
+    for f in dataclasses.fields(old):
+        value = getattr(old, f.name)[0]
+        setattr(ref.vehicles[0], f.name, value.tolist() if value.ndim else value.item())
+    assert [e[1:3] for e in ref.evaluate(batch(rest), rest[-1][1]) if e[1] in DAILY] == daily
 
 
 def test_each_driver_keeps_his_own_24h() -> None:

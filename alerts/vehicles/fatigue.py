@@ -190,10 +190,19 @@ def rolling(table: FleetTable, st: FleetState, k: Track, total: I64, out: Sink) 
         v = fs[seed]
         at = st.last_ts[v] // ROLL_SLOT_MS
         st.roll_ms[v] = 0
-        day = np.where(st.day[v] != NO_KEY, st.daily_ms[v], 0)
+        known = st.day[v] != NO_KEY
+        day = np.where(known, st.daily_ms[v], 0)
         st.roll_ms[v, at % ROLL_SLOTS] = day
+        # and the day before's in the last slot before its midnight: an upgrade after midnight
+        # lost an overnight driver's evening (helper-159); counted up to 24 h after it
+        yday = np.where(known, st.day[v], 1) - 1
+        col = yday % 7
+        prev = np.where(known & (st.week_day[v, col] == yday), st.week_ms[v, col], 0)
+        eve = ((yday + 1) * DAY_MS - table.offset_ms - 1) // ROLL_SLOT_MS
+        prev = np.where((eve < at) & (at - eve < ROLL_SLOTS - 1), prev, 0)
+        st.roll_ms[v, eve % ROLL_SLOTS] += prev.astype(np.int32)
         st.roll_slot[v] = at
-        st.roll_sum[v] = day
+        st.roll_sum[v] = day + prev
     # a vehicle without slots (roll_slot NO_KEY) has none with driving
     judged = table.daily_rolling[fs] & st.daily_raised[fs]
     maybe = np.flatnonzero(table.daily_rolling[fs] & ~judged & (st.roll_slot[fs] != NO_KEY))
@@ -275,8 +284,13 @@ def _rolling(table: FleetTable, st: FleetState, k: Track, out: Sink) -> None:
 
     limit = table.daily_ms[s]
     window = q - (ROLL_SLOTS - 1)
-    day24 = cum[at + 1] - since(window)  # the 24 h at each row, its own driving in
-    before = cum[at] - since(window)  # ... at its slot's start, before its driving
+    # the 24 h at each row, its own driving in: its slot so far and the 287 slots before it,
+    # not the one 24 h before its slot's start (which also holds driving of more than 24 h
+    # before the fix): between 23 h 55 min and 24 h, never more than the 24 h at the next
+    # boundary. Counted with that slot (up to 24 h 5 min), a driver near the limit was raised at
+    # a fix and ended at the next boundary, every 5 minutes (helper-159)
+    day24 = cum[at + 1] - since(window + 1)
+    before = cum[at] - since(window)  # the 24 h at its slot's start, before its driving
     prev_q = np.empty_like(q)
     prev_q[1:] = q[:-1]
     prev_q[fi] = np.where(known, start, 0)

@@ -315,6 +315,11 @@ class ReferenceFleet:
             veh.roll_ms = [0] * ROLL_SLOTS
             veh.roll_slot = veh.last_ts // ROLL_SLOT_MS
             veh.roll_ms[veh.roll_slot % ROLL_SLOTS] = veh.daily_ms if veh.day != NO_KEY else 0
+            yday = veh.day - 1  # the day before's in the last slot before its midnight
+            if veh.day != NO_KEY and veh.week_day[yday % 7] == yday:
+                eve = ((yday + 1) * DAY_MS - self.table.offset_ms - 1) // ROLL_SLOT_MS
+                if eve < veh.roll_slot and veh.roll_slot - eve < ROLL_SLOTS - 1:
+                    veh.roll_ms[eve % ROLL_SLOTS] += veh.week_ms[yday % 7]
         q = t // ROLL_SLOT_MS
         if veh.roll_slot == NO_KEY or q - veh.roll_slot >= ROLL_SLOTS:
             veh.roll_ms = [0] * ROLL_SLOTS
@@ -346,8 +351,11 @@ class ReferenceFleet:
                         veh.daily_raised = False
                         break
         self._roll(veh, t, drive)
-        if veh.roll_sum > limit and not veh.daily_raised:
-            emit(EventKind.FATIGUE_DAILY, t, veh.roll_sum / 1000.0)
+        # the 24 h at the fix: its slot and the 287 before it, not the one 24 h before (as a
+        # boundary's 24 h: `alerts.vehicles.fatigue._rolling`)
+        day24 = veh.roll_sum - veh.roll_ms[(veh.roll_slot + 1) % ROLL_SLOTS]
+        if day24 > limit and not veh.daily_raised:
+            emit(EventKind.FATIGUE_DAILY, t, day24 / 1000.0)
             veh.daily_raised = True
 
     def _take_over(self, slot: int, driver: int, t: int, emit: Callable[..., None]) -> None:

@@ -46,7 +46,7 @@ export const STRINGS = {
         kind_maintenance: "标定/手动超时", lvl_overdue: "维护超时",
         // a sensor not calibrated for its interval (标校超期, docs/rules.md)
         kind_calibration_due: "标校超期", lvl_calibration_overdue: "标校超期",
-        kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "当日驾驶超时",
+        kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "累计驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
         lvl_alarm: "报警", lvl_power_cut: "断电", lvl_prewarn: "预警", lvl_warning: "警告",
@@ -59,7 +59,7 @@ export const STRINGS = {
         lvl_overspeed: "超速", lvl_device_comm_loss: "设备通讯中断", lvl_gateway_offline: "网关离线",
         lvl_data_lost: "数据丢失", readings: "条",
         // the fleet analytics' and the terminals' own (JT/T 808) alarms
-        lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "当日驾驶超时",
+        lvl_fatigue_continuous: "连续驾驶超时", lvl_fatigue_daily: "累计驾驶超时",
         lvl_night_ban: "夜间禁行", lvl_off_route: "偏离线路", lvl_forbidden_area: "驶入禁区",
         lvl_offline: "车辆离线", lvl_gps_drift: "定位漂移", lvl_offline_moved: "离线位移",
         lvl_fatigue_weekly: "7日累计驾驶超时", kind_fatigue_weekly: "7日累计驾驶超时",
