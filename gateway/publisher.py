@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gateway.spool import DropReport, Spool
 from gateway.uplink import SpoolUplink
+from telemetry.brokertls import BrokerTls
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.registry import DeviceInfo
 from telemetry.topics import TopicLayout
@@ -32,6 +33,7 @@ class MqttPublisher(SpoolUplink):
         spool: Spool,
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         backoff_max_s: float = 10.0,
         window: int = 100,
         refused_backoff_max_s: float = 60.0,
@@ -46,6 +48,7 @@ class MqttPublisher(SpoolUplink):
             label=f"{tenant}/{gateway}",
             username=username,
             password=password,
+            tls=tls,
             backoff_max_s=backoff_max_s,
             window=window,
             refused_backoff_max_s=refused_backoff_max_s,

@@ -12,6 +12,7 @@ from gateway.bus import ModbusBus
 from gateway.poller import DevicePoller, wall_ms
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool
+from telemetry.brokertls import BrokerTls
 from telemetry.codec import TelemetryBatch
 from telemetry.registry import DeviceInfo, Registry
 from telemetry.topics import TopicLayout
@@ -51,6 +52,7 @@ class Gateway:
         spool_max_age_s: float = 7 * 86400,
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         report_every_s: float = 60.0,
     ) -> None:
         self.tenant, self.gateway = tenant, gateway
@@ -74,6 +76,7 @@ class Gateway:
             spool=self.spool,
             username=username,
             password=password,
+            tls=tls,
         )
         self.buses: dict[tuple[str, str], ModbusBus] = {}
         for d in self.devices:

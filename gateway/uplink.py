@@ -36,6 +36,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.counters import changed_since
 from gateway.spool import DropReport, Spool, Spooled
 from telemetry.brokerlogin import login_refused
+from telemetry.brokertls import BrokerTls, tls_context
 
 __all__ = ["SpoolUplink", "UplinkClient"]
 
@@ -143,6 +144,7 @@ class SpoolUplink:
         label: str | None = None,
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         backoff_max_s: float = 10.0,
         window: int = 100,
         refused_backoff_max_s: float = 60.0,
@@ -156,6 +158,7 @@ class SpoolUplink:
         )  # in the log: tenant/gateway, where two tenants' may share a name
         self.status_topic = status_topic
         self._username, self._password = username, password
+        self._tls = tls
         self._backoff_max = backoff_max_s
         self._refused_backoff_max = refused_backoff_max_s
         self._window = window
@@ -217,6 +220,7 @@ class SpoolUplink:
                     identifier=self._client_id,
                     username=self._username,
                     password=self._password,
+                    tls_context=tls_context(self._tls),
                     will=will,
                     keepalive=30,
                     logger=_mqtt_log,

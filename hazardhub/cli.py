@@ -16,7 +16,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from hazardhub.cliargs import hostport, parser
+from hazardhub.cliargs import broker_tls, hostport, parser
+from telemetry.brokertls import BrokerTlsError
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import check_plates
 
@@ -105,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FleetConfigError) as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
+    except BrokerTlsError as exc:  # a TLS option's file: one line, before anything starts
+        print(f"hazardhub {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -174,6 +178,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 client_id=args.client_id,
                 broker_username=args.broker_user,
                 broker_password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
+                broker_tls=broker_tls(args),
             ),
             build=loaded.registry,
             config_source=str(args.config),
@@ -216,6 +221,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             spool_max_age_s=args.spool_max_age_h * 3600,
             username=args.broker_user,
             password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
+            tls=broker_tls(args),
         )
 
         async def run_gw(stop: asyncio.Event) -> int:
@@ -312,6 +318,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             name=args.name,
             username=args.broker_user,
             password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
+            tls=broker_tls(args),
             follow=follow,
         )
 

@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["address", "hostport", "parser"]
+from telemetry.brokertls import BrokerTls
+
+__all__ = ["add_broker_tls", "address", "broker_tls", "hostport", "parser"]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
@@ -75,6 +77,47 @@ def _seconds(zero: bool) -> Callable[[str], float]:
     return _amount("a duration", "seconds", zero=zero)
 
 
+def add_broker_tls(p: argparse.ArgumentParser) -> None:
+    """The options of TLS to the MQTT broker, the same on every command that connects to it
+    (`telemetry.brokertls`; docs/operations.md)."""
+    g = p.add_argument_group("TLS to the MQTT broker (its port is usually 8883)")
+    g.add_argument(
+        "--broker-tls",
+        action="store_true",
+        help="connect with TLS, trusting the system's CAs (the broker's name is checked)",
+    )
+    g.add_argument(
+        "--broker-ca",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="trust this CA bundle (PEM) for the broker's certificate; implies --broker-tls",
+    )
+    g.add_argument(
+        "--broker-cert",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="client certificate (PEM) for a broker that requires one; with --broker-key",
+    )
+    g.add_argument(
+        "--broker-key",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the client certificate's private key (PEM, not encrypted)",
+    )
+
+
+def broker_tls(args: argparse.Namespace) -> BrokerTls | None:
+    """The TLS settings `add_broker_tls`'s options give (None: plain MQTT), their files read:
+    BrokerTlsError saying which cannot be used."""
+    ca, cert, key = args.broker_ca, args.broker_cert, args.broker_key
+    if not (args.broker_tls or ca or cert or key):
+        return None
+    return BrokerTls.load(ca, cert, key)
+
+
 _mib = _amount("a spool limit", "MiB", zero=False)  # a spool's size in MiB
 
 
@@ -131,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
         help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
     )
 
+    add_broker_tls(h)
+
     g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
     g.add_argument("-c", "--config", type=Path, required=True)
     g.add_argument("--tenant", required=True)
@@ -151,6 +196,8 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
     )
+
+    add_broker_tls(g)
 
     from hazardhub.simulate import add_parser as add_simulate_parser
 
@@ -230,6 +277,8 @@ def parser() -> argparse.ArgumentParser:
         default="HAZARDHUB_JT808_SECRET",
         help="no longer used: auth codes are random and kept in the spool folder",
     )
+    add_broker_tls(j)
+
     ja = j.add_subparsers(dest="jt808_action", metavar="{bindings,unbind}")
     jb = ja.add_parser("bindings", help="list which terminal each vehicle is bound to")
     ju = ja.add_parser(

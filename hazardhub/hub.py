@@ -41,6 +41,7 @@ from ingest.store.buffered import BufferedStore
 from ingest.store.influx import InfluxStore
 from ingest.store.retention import InfluxRetention, RetentionPolicy
 from ingest.store.sqlite import SqliteStore
+from telemetry.brokertls import BrokerTls
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -57,6 +58,7 @@ class HubSettings:
     broker_port: int = 1883
     broker_username: str | None = None
     broker_password: str | None = field(default=None, repr=False)
+    broker_tls: BrokerTls | None = None  # TLS to the broker (`--broker-tls`, `--broker-ca` ...)
     influx_url: str | None = None
     influx_database: str = "hazardhub"
     # store configuration (docs/storage.md): v2 write API when a bucket is given; the v1
@@ -191,6 +193,7 @@ class Hub(TerminalConfirmations):
             client_id=settings.client_id,
             username=settings.broker_username,
             password=settings.broker_password,
+            tls=settings.broker_tls,
         )
         self.ingest.seq_journal = self.seqs
         self._extra_keys = tuple(extra_keys)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from hazardhub.cliargs import address, hostport
+from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
 from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
@@ -23,6 +23,7 @@ from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
 from simulators.route import Route, default_route
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
+from telemetry.brokertls import BrokerTls
 from telemetry.errors import ConfigError
 from telemetry.fleetconfig import CorridorFence, FleetSettings
 from telemetry.registry import Registry, VehicleInfo, parse_document
@@ -69,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if name != "modbus":
             p.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
             p.add_argument("--broker-user", default=None, help=_USER_HELP)
+            add_broker_tls(p)
             p.add_argument("--period", type=float, default=1.0, help="seconds between positions")
             p.add_argument(
                 "--jt808",
@@ -165,7 +167,7 @@ def _routes(
     return route if route is not None else default_route(k, n)
 
 
-async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
+async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls | None) -> int:
     loaded = load(args.config)
     registry = loaded.registry()
     along = _corridors(loaded.config.fleet)
@@ -253,6 +255,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event) -> int:
                 end_s=compiled.spec.duration_s,
                 username=args.broker_user,
                 password=os.environ.get("HAZARDHUB_MQTT_PASSWORD") if args.broker_user else None,
+                tls=tls,
             )
             tasks.append(asyncio.create_task(fleet.run(stop), name="fleet"))
             print(f"fleet: {len(vehicles)} vehicles -> mqtt {host}:{port}", flush=True)
@@ -331,8 +334,9 @@ def run(args: argparse.Namespace, runner: object) -> int:
         return _run_load(args)
     run_async = runner  # hazardhub.cli._run
     assert callable(run_async)
+    tls = None if args.what == "modbus" else broker_tls(args)  # its files checked before a start
     try:
-        result = run_async(lambda stop: _run_sim(args, stop))
+        result = run_async(lambda stop: _run_sim(args, stop, tls))
     except OSError as exc:  # a farm's port taken (another simulator still running): one line
         if not str(exc).startswith("cannot listen on"):
             raise

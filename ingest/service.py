@@ -31,6 +31,7 @@ from ingest.pipeline import Handled, Pipeline
 from ingest.store.base import StoreUnavailableError
 from ingest.store.buffered import BufferedStore
 from telemetry.brokerlogin import login_refused
+from telemetry.brokertls import BrokerTls, tls_context
 from telemetry.topics import TopicLayout
 
 __all__ = ["IngestService"]
@@ -97,6 +98,7 @@ class IngestService(Flushing):
         client_id: str = "hazardhub-hub",
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         flush_messages: int = 16,
         flush_readings: int = 5000,
         flush_interval_s: float = 0.05,
@@ -120,6 +122,7 @@ class IngestService(Flushing):
         self._host, self._port = host, port
         self._client_id = client_id
         self._username, self._password = username, password
+        self._tls = tls
         self._flush_messages = flush_messages
         self._flush_readings = flush_readings
         self._flush_interval = flush_interval_s
@@ -248,6 +251,7 @@ class IngestService(Flushing):
                 identifier=self._client_id,
                 username=self._username,
                 password=self._password,
+                tls_context=tls_context(self._tls),
                 clean_session=False,
                 keepalive=30,
                 max_queued_incoming_messages=0,  # QoS 0 bounded by `HubClient.qos0_inbox`

@@ -25,6 +25,7 @@ import orjson
 from simulators.blindarea import _Fleet
 from simulators.jt808fleet import Jt808Fleet, terminal_ids, terminal_phones
 from simulators.vehicle import GPS_DRIFT_M, SimulatedVehicle, attach_scenario, position_at
+from telemetry.brokertls import BrokerTls, tls_context
 from telemetry.topics import TopicLayout
 
 __all__ = [
@@ -64,6 +65,7 @@ class FleetPublisher(_Fleet):
         drain_s: float = 5.0,
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         super().__init__(
             vehicles,
@@ -82,6 +84,7 @@ class FleetPublisher(_Fleet):
         self._backfill_max = backfill_max
         self._timeout_s = timeout_s
         self._username, self._password = username, password
+        self._tls = tls
         # one of its own per simulator (helper-149: two per-tenant fleets, as docs/simulators.md
         # runs them on a broker with logins, shared one and knocked each other off for ever);
         # the same across its reconnects, which then replace its own old connection
@@ -113,6 +116,7 @@ class FleetPublisher(_Fleet):
                     timeout=self._timeout_s,
                     username=self._username,
                     password=self._password,
+                    tls_context=tls_context(self._tls),
                 ) as client:
                     backoff = 0.2
                     while True:

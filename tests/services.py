@@ -27,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -34,6 +35,7 @@ __all__ = [
     "INFLUXD",
     "MOSQUITTO",
     "BinaryMissingError",
+    "BrokerCerts",
     "InfluxService",
     "MosquittoService",
     "ServiceError",
@@ -230,17 +232,40 @@ class _Service:
         return _tail(self.log_path, 200)
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerCerts:
+    """A TLS listener's files: the CA that signs the clients' certificates (and the server's),
+    the server's certificate and key; `require_certificate`: refuse clients without one."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    require_certificate: bool = False
+
+    def conf(self) -> str:
+        return (
+            f"cafile {self.ca}\ncertfile {self.cert}\nkeyfile {self.key}\n"
+            f"require_certificate {str(self.require_certificate).lower()}\n"
+        )
+
+
 class MosquittoService(_Service):
     """A Mosquitto broker on ``host:port`` with persistence in its folder (survives restarts)."""
 
     name = "mosquitto"
 
     def __init__(
-        self, workdir: Path, port: int | None = None, auth: tuple[Path, Path] | None = None
+        self,
+        workdir: Path,
+        port: int | None = None,
+        auth: tuple[Path, Path] | None = None,
+        tls: BrokerCerts | None = None,
     ) -> None:
-        """`auth`: (password file, ACL file) to require users instead of anonymous access."""
+        """`auth`: (password file, ACL file) to require users instead of anonymous access.
+        `tls`: the listener speaks TLS only, with these certificates."""
         self.binary = _require(MOSQUITTO, "mosquitto")
         self.auth = auth
+        self.tls = tls
         super().__init__(workdir)
         self.host = LOOPBACK
         self.port = port or free_port()
@@ -256,6 +281,7 @@ class MosquittoService(_Service):
         self.conf_path.write_text(
             f"user {user}\n"
             f"listener {self.port} {self.host}\n"
+            + (self.tls.conf() if self.tls else "")
             + (
                 f"allow_anonymous false\npassword_file {self.auth[0]}\nacl_file {self.auth[1]}\n"
                 if self.auth

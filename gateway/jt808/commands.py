@@ -32,6 +32,7 @@ from typing import Protocol
 import aiomqtt
 import orjson
 
+from telemetry.brokertls import BrokerTls, tls_context
 from telemetry.errors import TopicError
 from telemetry.fleetconfig import REMIND_MAX_CHARS
 from telemetry.jt808.messages import TextMessage
@@ -63,12 +64,14 @@ class CommandListener:
         client_id: str = "hazardhub-jt808-commands",
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.server = server
         self.host, self.port = host, port
         self.layout = layout or TopicLayout()
         self.client_id = client_id
         self._username, self._password = username, password
+        self._tls = tls
         self.counters: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
 
@@ -146,6 +149,7 @@ class CommandListener:
                     clean_session=False,
                     username=self._username,
                     password=self._password,
+                    tls_context=tls_context(self._tls),
                 ) as client:
                     await client.subscribe(self.layout.vehicle_commands(), qos=1)
                     self.subscribed.set()

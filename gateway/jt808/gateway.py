@@ -18,6 +18,7 @@ from gateway.jt808.server import Jt808Server
 from gateway.jt808.uplink import PositionUplink
 from gateway.poller import wall_ms
 from gateway.spool import Spool
+from telemetry.brokertls import BrokerTls
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -50,6 +51,7 @@ class Jt808Gateway:
         name: str = "jt808",
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         follow: Callable[[], Registry | None] | None = None,
         follow_every_s: float = 10.0,
         hold: HoldPolicy | None = None,
@@ -80,6 +82,7 @@ class Jt808Gateway:
             clock_ms=wall_ms,
             username=username,
             password=password,
+            tls=tls,
         )
         self.server = Jt808Server(
             registry,
@@ -107,6 +110,7 @@ class Jt808Gateway:
             client_id=f"hazardhub-jt808-{name}-commands",
             username=username,
             password=password,
+            tls=tls,
         )
         # its status in each tenant whose vehicles it serves, each with a last will
         self.presence = Presence(
@@ -118,6 +122,7 @@ class Jt808Gateway:
             uplink_lost=self.uplink.disconnected,
             username=username,
             password=password,
+            tls=tls,
         )
         self._follow, self._follow_every_s = follow, follow_every_s
         self.ready = asyncio.Event()

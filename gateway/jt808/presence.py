@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 import aiomqtt
 
+from telemetry.brokertls import BrokerTls, tls_context
 from telemetry.topics import TopicLayout
 
 __all__ = ["Presence"]
@@ -46,6 +47,7 @@ class Presence:
         uplink_lost: asyncio.Event,
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         keepalive_s: int = 30,
         backoff_max_s: float = 10.0,
     ) -> None:
@@ -55,6 +57,7 @@ class Presence:
         self.gateway = gateway
         self._uplink, self._uplink_lost = uplink_connected, uplink_lost
         self._username, self._password = username, password
+        self._tls = tls
         self._keepalive = keepalive_s
         self._backoff_max = backoff_max_s
         self.online: set[str] = set()  # the tenants where `online` stands now
@@ -100,6 +103,7 @@ class Presence:
                     identifier=f"hazardhub-jt808-{self.gateway}-status-{tenant}",
                     username=self._username,
                     password=self._password,
+                    tls_context=tls_context(self._tls),
                     will=will,
                     keepalive=self._keepalive,
                 ) as client:

@@ -24,6 +24,7 @@ from gateway.jt808.directory import VehicleRef
 from gateway.jt808.hold import Release
 from gateway.spool import DropReport, Held, Spool, Spooled
 from gateway.uplink import SpoolUplink
+from telemetry.brokertls import BrokerTls
 from telemetry.topics import TopicLayout
 
 __all__ = ["PositionUplink"]
@@ -51,6 +52,7 @@ class PositionUplink(SpoolUplink):
         clock_ms: Callable[[], int],
         username: str | None = None,
         password: str | None = None,
+        tls: BrokerTls | None = None,
         window: int = 200,
         backoff_max_s: float = 10.0,
     ) -> None:
@@ -62,6 +64,7 @@ class PositionUplink(SpoolUplink):
             name=gateway,
             username=username,
             password=password,
+            tls=tls,
             backoff_max_s=backoff_max_s,
             window=window,
         )
