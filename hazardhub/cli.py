@@ -16,7 +16,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from hazardhub.cliargs import broker_tls, hostport, parser
+from hazardhub.cliargs import broker_tls, hostport, influx_url_problem, parser
 from telemetry.brokertls import BrokerTlsError
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import check_plates
@@ -154,6 +154,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         registry = loaded.registry()
         bhost, bport = hostport(args.broker, 1883)
         ahost, aport = hostport(args.api, 8000)
+        if args.influx is not None and (bad := influx_url_problem(args.influx)) is not None:
+            print(f"hazardhub hub: {bad}", file=sys.stderr)
+            return 2
         if (busy := _taken(ahost, aport)) is not None:
             print(f"hazardhub hub: {busy}", file=sys.stderr)
             return 2

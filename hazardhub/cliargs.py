@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
 from telemetry.brokertls import BrokerTls
 
-__all__ = ["add_broker_tls", "address", "broker_tls", "hostport", "parser"]
+__all__ = ["add_broker_tls", "address", "broker_tls", "hostport", "influx_url_problem", "parser"]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
@@ -37,6 +38,32 @@ def hostport(text: str, default_port: int) -> tuple[str, int]:
     if not host:
         raise ValueError(f"no host: {text!r}")
     return host, int(port)
+
+
+def _without_userinfo(text: str) -> str:
+    """`text` with a `user:password@` it may carry masked, for a message."""
+    head, at, tail = text.rpartition("@")
+    if not at:
+        return text
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}{sep}***@{tail}" if sep else f"***@{tail}"
+
+
+def influx_url_problem(text: str) -> str | None:
+    """Why `--influx` is no InfluxDB URL (an http:// or https:// URL with a host and, if any, a
+    port number), or None. `127.0.0.1:8086` without its scheme was taken for an InfluxDB that
+    does not answer: the hub spooled for ever, saying ready (helper-149)."""
+    try:
+        url = urllib.parse.urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"--influx {_without_userinfo(text)}: not a URL ({exc})"
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return (
+            f"--influx {_without_userinfo(text)}: not an InfluxDB URL: give "
+            "http://HOST:PORT or https://HOST:PORT (e.g. http://127.0.0.1:8086)"
+        )
+    return None
 
 
 def address(default_port: int, *, listen: bool = False) -> Callable[[str], str]:
