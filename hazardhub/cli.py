@@ -13,6 +13,7 @@ import pwd
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -68,6 +69,31 @@ def _taken(host: str, port: int) -> str | None:
                 "demo may be running; give another with --api HOST:PORT"
             )
     return None
+
+
+def _folder_problem(option: str, path: Path) -> str | None:
+    """Why `path` (given with `option`) cannot be the process's folder, or None: made if
+    missing, and a file written in it and removed. A folder that is a file, under a file or not
+    writable stopped the start with a traceback of whichever part first wrote there
+    (helper-149): said here in one line instead, before anything starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".hazardhub-check-"):
+            pass
+    except FileExistsError:
+        return f"{option} {path}: it is a file, not a folder"
+    except OSError as exc:
+        return f"{option} {path}: cannot make or write the folder: {exc.strerror or exc}"
+    return None
+
+
+def _folders_problem(command: str, *folders: tuple[str, Path | None]) -> bool:
+    """Say (stderr, one line) the first of `folders` that cannot be used; True if one was."""
+    for option, path in folders:
+        if path is not None and (bad := _folder_problem(option, path)) is not None:
+            print(f"hazardhub {command}: {bad}", file=sys.stderr)
+            return True
+    return False
 
 
 def _say_broker_owner(out: Path) -> None:
@@ -143,6 +169,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep_data=args.keep_data,
         )
         load(args.config).registry()  # fail early with a clear message
+        if _folders_problem("demo", ("--data-dir", args.data_dir)):
+            return 2
         if (busy := _taken(host, port)) is not None:
             print(f"hazardhub demo: {busy}", file=sys.stderr)
             return 2
@@ -156,6 +184,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         ahost, aport = hostport(args.api, 8000)
         if args.influx is not None and (bad := influx_url_problem(args.influx)) is not None:
             print(f"hazardhub hub: {bad}", file=sys.stderr)
+            return 2
+        spool = (args.spool_dir or args.data_dir / "spool") if args.influx else None
+        if _folders_problem("hub", ("--data-dir", args.data_dir), ("--spool-dir", spool)):
             return 2
         if (busy := _taken(ahost, aport)) is not None:
             print(f"hazardhub hub: {busy}", file=sys.stderr)
@@ -211,6 +242,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"no devices of tenant {args.tenant!r} use gateway {args.gateway!r}",
                 file=sys.stderr,
             )
+            return 2
+        if _folders_problem("gateway", ("--spool-dir", args.spool_dir)):
             return 2
         gw = Gateway(
             registry,
@@ -299,6 +332,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 "watch its status and its MQTT login could not report drops; add it there",
                 file=sys.stderr,
             )
+            return 2
+        if _folders_problem("jt808", ("--spool-dir", args.spool_dir)):
             return 2
         if os.environ.get(args.auth_secret_env):
             logging.getLogger("gateway.jt808").info(

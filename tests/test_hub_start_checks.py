@@ -65,3 +65,55 @@ def test_an_influx_url_without_http_is_refused_at_start(
     assert line.startswith("hazardhub hub: --influx ") and said in line, line
     assert "s3cret" not in line
     assert not data.exists()  # nothing started
+
+
+GATEWAY_CONFIG = """version: 1
+jt808_gateways: [jt808]
+tenants:
+  - id: north-coal
+    sites:
+      - id: face-1301
+        devices:
+          - id: kj-sub-3
+            profile: coal-substation
+            gateway: gw1
+            modbus: {host: 127.0.0.1, port: 1502, unit: 1}
+            sensors:
+              - {id: ch4-t1, point: ch4_t1, kind: methane, rule: coal-methane.face-t1}
+"""
+
+
+def test_a_data_folder_that_is_a_file_or_under_one_is_refused_at_start(tmp_path: Path) -> None:
+    """helper-149: a traceback (PermissionError, NotADirectoryError) and exit status 1."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    line = _refused(_hub(tmp_path, "--data-dir", str(a_file)))
+    assert line == f"hazardhub hub: --data-dir {a_file}: it is a file, not a folder", line
+    under = a_file / "data"
+    line = _refused(_hub(tmp_path, "--data-dir", str(under)))
+    assert line == (
+        f"hazardhub hub: --data-dir {under}: cannot make or write the folder: Not a directory"
+    ), line
+    # the InfluxDB spool's folder (checked before the store is reached)
+    spool = ("--spool-dir", str(under), "--influx", "http://127.0.0.1:1")
+    line = _refused(_hub(tmp_path, "--data-dir", str(tmp_path / "data"), *spool))
+    assert line.startswith(f"hazardhub hub: --spool-dir {under}: cannot make"), line
+
+
+@pytest.mark.parametrize("command", ["gateway", "jt808"])
+def test_a_gateways_spool_folder_under_a_file_is_refused_at_start(
+    command: str, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(GATEWAY_CONFIG)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    under = a_file / "spool"
+    which = ["--tenant", "north-coal", "--gateway", "gw1"] if command == "gateway" else []
+    line = _refused(
+        [command, "-c", str(cfg), *which, "--broker", "127.0.0.1:1", "--spool-dir", str(under)]
+    )
+    assert line == (
+        f"hazardhub {command}: --spool-dir {under}: cannot make or write the folder: "
+        "Not a directory"
+    ), line
