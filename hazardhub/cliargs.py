@@ -11,6 +11,7 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
+from hazardhub.version import version
 from telemetry.brokertls import BrokerTls
 
 __all__ = ["add_broker_tls", "address", "broker_tls", "hostport", "influx_url_problem", "parser"]
@@ -152,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
     """The parser of the `hazardhub` command line and its subcommands."""
     p = argparse.ArgumentParser(prog="hazardhub", description=_DESCRIPTION)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"hazardhub {version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run the whole hub with simulators on embedded defaults")

@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from api.stream import Broadcaster
 from hazardhub.private import PRIVATE_FILES, keep_private
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
 from hazardhub.terminalconfirmations import TerminalConfirmations
+from hazardhub.version import version
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
@@ -46,7 +48,7 @@ from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
-__all__ = ["ApiStartError", "Hub", "HubSettings"]
+__all__ = ["ApiStartError", "Hub", "HubSettings", "start_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,32 @@ def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
         settings.spool_dir or settings.data_dir / "spool",
         max_spool_bytes=settings.spool_max_bytes,
     )
+
+
+def _shown_url(url: str) -> str:
+    """An InfluxDB URL as the log may say it: scheme, host, port and path, without a
+    `user:password@` or a query (InfluxDB 1.x takes `?u=...&p=...` too)."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def start_lines(settings: HubSettings) -> list[str]:
+    """What a hub's start says it runs: its version, its store, broker, API and data folder
+    (helper-149: none of it was in the log). Never a password or token."""
+    s = settings
+    if s.influx_url:
+        where = f"bucket {s.influx_bucket}" if s.influx_bucket else f"database {s.influx_database}"
+        spool = s.spool_dir or s.data_dir / "spool"
+        store = f"InfluxDB {_shown_url(s.influx_url)} ({where}; spool {spool})"
+    else:
+        store = f"the embedded SQLite store {s.data_dir / 'timeseries.db'}"
+    user = f" as {s.broker_username}" if s.broker_username else ""
+    tls = f" over {s.broker_tls.describe()}" if s.broker_tls else " without TLS"
+    return [
+        f"hazardhub {version()} hub starting: data folder {s.data_dir}, store {store}",
+        f"broker {s.broker_host}:{s.broker_port}{user}{tls} (client id {s.client_id}); "
+        f"API http://{s.api_host}:{s.api_port}",
+    ]
 
 
 def _now_ms() -> int:
@@ -313,6 +341,8 @@ class Hub(TerminalConfirmations):
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then flush ingest, stop the API and close the stores."""
+        for line in start_lines(self.settings):
+            log.info("%s", line)
         await self.store.open()
         await self.dispatcher.confirm_restored()
         _settle_memory()

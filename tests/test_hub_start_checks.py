@@ -1,15 +1,20 @@
 """What `hazardhub hub` (and a gateway) refuse at start, in one line and exit status 2, before
-anything runs (helper-149's findings 10 and 12)."""
+anything runs (helper-149's findings 10 and 12); `--version` and what the hub's start says it
+runs (finding 18)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from test_hub_ends import _hub_argv
 
-from services import free_port
+from services import MosquittoService, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +122,69 @@ def test_a_gateways_spool_folder_under_a_file_is_refused_at_start(
         f"hazardhub {command}: --spool-dir {under}: cannot make or write the folder: "
         "Not a directory"
     ), line
+
+
+def test_hazardhub_version() -> None:
+    from hazardhub.version import version
+
+    done = subprocess.run(
+        [sys.executable, "-m", "hazardhub", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert done.stdout.strip() == f"hazardhub {version()}"
+    assert version()[0].isdigit()
+
+
+def test_the_hubs_start_log_says_what_it_runs_and_no_password(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    """helper-149: the start log said neither the version nor the store, the InfluxDB URL, the
+    API address or the data folder. Said in two lines; the InfluxDB URL's user:password, the
+    token and the MQTT password never."""
+    from hazardhub.version import version
+
+    log, api, influx = tmp_path / "hub.log", free_port(), free_port()
+    argv = _hub_argv(tmp_path, mosquitto.port, api)
+    argv += ["--influx", f"http://admin:s3cret-url@127.0.0.1:{influx}/"]
+    argv += ["--influx-token", "s3cret-token", "--broker-user", "hazardhub-hub"]
+    env = {**os.environ, "HAZARDHUB_MQTT_PASSWORD": "s3cret-mqtt", "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "hazardhub", *argv],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=10) == 0, log.read_text()[-3000:]
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+    text = log.read_text()
+    assert "s3cret" not in text, text
+    said = {}
+    for line in text.splitlines():
+        _, _, message = line.partition("hazardhub.hub: ")
+        if message.startswith(f"hazardhub {version()} hub starting: "):
+            said["start"] = message
+        elif message.startswith("broker "):
+            said["broker"] = message
+    data = tmp_path / "hub"
+    assert said["start"] == (
+        f"hazardhub {version()} hub starting: data folder {data}, store InfluxDB "
+        f"http://127.0.0.1:{influx}/ (database hazardhub; spool {data / 'spool'})"
+    ), text
+    assert said["broker"] == (
+        f"broker 127.0.0.1:{mosquitto.port} as hazardhub-hub without TLS (client id "
+        f"hazardhub-hub); API http://127.0.0.1:{api}"
+    ), text
