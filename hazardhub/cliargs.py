@@ -64,6 +64,14 @@ def influx_url_problem(text: str) -> str | None:
             f"--influx {_without_userinfo(text)}: not an InfluxDB URL: give "
             "http://HOST:PORT or https://HOST:PORT (e.g. http://127.0.0.1:8086)"
         )
+    if url.query or url.fragment:
+        # `?u=...&p=...` (InfluxDB 1.x's query login) went into the log with every warning of
+        # the store, and broke the paths the store adds to the URL
+        shown = _without_userinfo(text.partition("?")[0].partition("#")[0])
+        return (
+            f"--influx {shown}?...: takes no query or fragment: give the user and password as "
+            "http://USER:PASSWORD@HOST:PORT, or a token with --influx-token"
+        )
     return None
 
 

@@ -58,6 +58,8 @@ def _hub(tmp_path: Path, *more: str) -> list[str]:
         ("http://", "not an InfluxDB URL"),
         ("http://127.0.0.1:80x6", "not a URL"),
         ("admin:s3cret@127.0.0.1:8086", "not an InfluxDB URL"),
+        ("http://127.0.0.1:8086/?u=admin&p=s3cret", "takes no query"),
+        ("http://admin:s3cret@127.0.0.1:8086/#x", "takes no query"),
     ],
 )
 def test_an_influx_url_without_http_is_refused_at_start(
