@@ -76,6 +76,26 @@ class UplinkClient(aiomqtt.Client):
             self._client._sock_close()
             raise
 
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        """The connection ended before the broker's CONNACK: said at once (aiomqtt waited out its
+        timeout, and that silence looked like a broker that does not speak MQTT 5). A TLS
+        broker that requires a client certificate ends it so after the handshake."""
+        if not self._connected.done():
+            self._connected.set_exception(
+                aiomqtt.MqttError(
+                    f"the broker ended the connection before its CONNACK ({reason_code})"
+                )
+            )
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
     def _on_publish(
         self,
         client: mqtt.Client,
@@ -288,8 +308,13 @@ class SpoolUplink:
         code = getattr(exc, "rc", None)
         value = code.value if isinstance(code, ReasonCode) else code
         refused = isinstance(exc, MqttConnectError) and value in _NO_MQTT5
-        # (aiomqtt's words for no CONNACK in time; a TCP connection that timed out is not it)
-        silent = not self._spoke_mqtt5 and str(exc) == "Operation timed out"
+        # (aiomqtt's words for no CONNACK in time; a TCP connection that timed out is not it);
+        # a connection ended before the CONNACK too, unless over TLS: a broker that requires a
+        # client certificate ends it so (and a 3.1.1 one answers an MQTT 5 CONNECT in TLS too)
+        ended = str(exc).startswith("the broker ended the connection before its CONNACK")
+        silent = not self._spoke_mqtt5 and (
+            str(exc) == "Operation timed out" or (ended and self._tls is None)
+        )
         if not (refused or silent):
             return False
         self.protocol = aiomqtt.ProtocolVersion.V311

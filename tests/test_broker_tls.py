@@ -336,3 +336,55 @@ def test_tls_settings_check_their_files(pki: Pki, tmp_path: Path) -> None:
     assert tls.context.check_hostname and "client certificate" in tls.describe()
     with pytest.raises(BrokerTlsError, match="cannot read"):
         BrokerTls.load(tmp_path / "missing.pem")
+
+
+async def test_a_gateway_without_the_required_client_certificate_keeps_mqtt5(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that requires a client certificate ends a connection without one after the TLS
+    handshake, before any CONNACK: the uplink took that silence for a broker that does not
+    speak MQTT 5 and spoke 3.1.1 from then on (losing the PUBACK's refusals) even once given
+    its certificate. It says the connection ended, at once, and keeps MQTT 5."""
+    import aiomqtt
+
+    from gateway.publisher import MqttPublisher
+    from gateway.spool import Spool
+    from telemetry.topics import TopicLayout
+
+    certs = BrokerCerts(pki.ca, pki.server.cert, pki.server.key, require_certificate=True)
+    broker = MosquittoService(tmp_path / "mq", tls=certs).launch()
+    spool = Spool(tmp_path / "spool.db", clock_ms=lambda: time.time_ns() // 1_000_000)
+    try:
+        for tls in (
+            BrokerTls.load(pki.ca),
+            BrokerTls.load(pki.ca, pki.client_cert, pki.client_key),
+        ):
+            pub = MqttPublisher(
+                "127.0.0.1",
+                broker.port,
+                tenant="north-coal",
+                gateway="gw1",
+                layout=TopicLayout(),
+                spool=spool,
+                tls=tls,
+                backoff_max_s=0.5,
+            )
+            stop = asyncio.Event()
+            run = asyncio.create_task(pub.run(stop))
+            try:
+                async with asyncio.timeout(8):
+                    if tls.cert is None:
+                        while "broker unreachable" not in caplog.text:
+                            await asyncio.sleep(0.05)
+                        await asyncio.sleep(3.5)  # past the first CONNACK's wait (3 s)
+                    else:
+                        await pub.connected.wait()
+            finally:
+                stop.set()
+                await run
+            assert pub.protocol is aiomqtt.ProtocolVersion.V5, caplog.text
+        assert "does not speak MQTT 5" not in caplog.text, caplog.text
+        assert "before its CONNACK" in caplog.text, caplog.text
+    finally:
+        spool.close()
+        broker.stop()
