@@ -55,7 +55,8 @@ class BrokerTls:
             raise BrokerTlsError(f"--broker-ca {ca}: no CA certificate in it ({exc})") from exc
         if cert is not None and key is not None:
             try:
-                context.load_cert_chain(str(cert), str(key))
+                # no password: an encrypted key is refused, not asked for on the terminal
+                context.load_cert_chain(str(cert), str(key), password=lambda: b"")
             except ssl.SSLError as exc:
                 raise BrokerTlsError(
                     f"--broker-cert {cert} / --broker-key {key}: not a certificate and its "

@@ -336,6 +336,12 @@ def test_tls_settings_check_their_files(pki: Pki, tmp_path: Path) -> None:
     assert tls.context.check_hostname and "client certificate" in tls.describe()
     with pytest.raises(BrokerTlsError, match="cannot read"):
         BrokerTls.load(tmp_path / "missing.pem")
+    # an encrypted key: refused in one line (OpenSSL asked for its pass phrase on the terminal)
+    locked = tmp_path / "locked.key"
+    key = str(pki.client_key)
+    _openssl("rsa", "-in", key, "-aes256", "-passout", "pass:x", "-out", str(locked))
+    with pytest.raises(BrokerTlsError, match="not a certificate and its private key"):
+        BrokerTls.load(pki.ca, pki.client_cert, locked)
 
 
 async def test_a_gateway_without_the_required_client_certificate_keeps_mqtt5(
