@@ -184,6 +184,9 @@ class SpoolUplink:
         self._window = window
         self.protocol = aiomqtt.ProtocolVersion.V5  # 3.1.1 once a broker refused 5
         self._spoke_mqtt5 = False  # a connection in MQTT 5 was made
+        # a CONNECT in MQTT 5 went unanswered once: tried again with the whole timeout before
+        # falling back (helper-158: a slow first CONNACK, a link of 4 s, made it 3.1.1 for good)
+        self._waited_v5 = False
         # what went wrong, counted (``publish_refused``); the JT/T 808 gateway shares its server's
         self.counters: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
@@ -236,7 +239,9 @@ class SpoolUplink:
                     protocol=self.protocol,
                     # a broker never heard in MQTT 5 may not speak it and not say so (amqtt
                     # reads the CONNECT's will wrong, and waits): a short wait for its CONNACK
-                    timeout=_TIMEOUT_S if self._spoke_mqtt5 else _FIRST_CONNACK_S,
+                    timeout=_TIMEOUT_S
+                    if self._spoke_mqtt5 or self._waited_v5
+                    else _FIRST_CONNACK_S,
                     identifier=self._client_id,
                     username=self._username,
                     password=self._password,
@@ -317,6 +322,17 @@ class SpoolUplink:
         )
         if not (refused or silent):
             return False
+        if silent and not self._waited_v5:  # a slow link is not a broker without MQTT 5
+            self._waited_v5 = True
+            log.info(
+                "%s: no answer to MQTT 5 from %s:%d within %.0fs; trying again for %.0fs",
+                self.label,
+                self._host,
+                self._port,
+                _FIRST_CONNACK_S,
+                _TIMEOUT_S,
+            )
+            return True
         self.protocol = aiomqtt.ProtocolVersion.V311
         log.warning(
             "%s: the broker at %s:%d does not speak MQTT 5 (%s): using MQTT 3.1.1, whose "
@@ -325,7 +341,7 @@ class SpoolUplink:
             self.label,
             self._host,
             self._port,
-            exc if refused else f"no answer within {_FIRST_CONNACK_S:.0f}s",
+            exc if refused else f"no answer within {_FIRST_CONNACK_S:.0f}s, then {_TIMEOUT_S:.0f}s",
         )
         return True
 

@@ -201,3 +201,68 @@ async def test_the_modbus_gateway_logs_its_uplinks_counters(mosquitto, tmp_path,
         await asyncio.wait_for(task, 15)
     said = [r.getMessage() for r in caplog.records if "since the last report" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("north-coal/gw1: "), said
+
+
+async def test_a_slow_first_connack_keeps_mqtt5_and_the_refusals(tmp_path, caplog):
+    """helper-158: a real MQTT 5 broker whose first CONNACK came 4 s late (a slow link) made the
+    uplink speak 3.1.1 for the rest of the process, and a publish the ACL refused was deleted
+    from the spool as sent. An unanswered MQTT 5 CONNECT is tried again with the whole timeout
+    before the uplink falls back: it stays MQTT 5 and keeps the refused batch."""
+    caplog.set_level(logging.INFO)
+    layout = TopicLayout()
+    users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), layout)
+    auth = tmp_path / "auth"
+    write_files(users, auth)
+    passwords = {u.name: u.password for u in users}
+    broker = MosquittoService(tmp_path / "mq", auth=(auth / "passwd", auth / "acl")).launch()
+    first = [True]
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        br, bw = await asyncio.open_connection(broker.host, broker.port)
+        late, first[0] = first[0], False  # the first connection's first answer, 4 s late
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, delay: bool) -> None:
+            try:
+                while data := await r.read(65536):
+                    if delay:
+                        await asyncio.sleep(4.0)
+                        delay = False
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(reader, bw, False), pipe(br, writer, late))
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    spool = Spool(tmp_path / "spool.db", clock_ms=_ms)
+    pub = MqttPublisher(
+        "127.0.0.1",
+        port,
+        tenant="north-coal",
+        gateway="gw1",
+        layout=layout,
+        spool=spool,
+        username=GW_USER,
+        password=passwords[GW_USER],
+        refused_backoff_max_s=0.5,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(pub.run(stop))
+    try:
+        assert await _until(pub.connected.is_set, 20)
+        assert pub.protocol is aiomqtt.ProtocolVersion.V5
+        denied = layout.telemetry("north-coal", "face-new", "kj-sub-3")  # the ACL lacks it
+        spool.push(denied, _batch(0), "kj-sub-3", 1, 0, 1)
+        pub.wake()
+        assert await _until(lambda: pub.counters["publish_refused"] >= 1, 10)
+        assert len(spool) == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 15)
+        server.close()
+        spool.close()
+        broker.stop()
