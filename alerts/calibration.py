@@ -11,7 +11,8 @@ Semantics, over a sensor's readings in event-time order (`CalibrationDueSpec`):
   sensor is overdue (level 1, the 'calibration_due' alarm) when at least the interval past its
   last calibration, or past its first judged reading when the hub has seen no calibration of it
   (it cannot know those before it watched);
-* COMM_LOSS and STALE readings are neither (the no-data alarm says the link is down).
+* COMM_LOSS and STALE readings are neither (the no-data alarm says the link is down);
+* a sensor whose interval was turned off (0) with its alarm raised: cleared at its next reading.
 
 The transition's value is the days since the last calibration (when raised: the interval passed;
 when cleared by a calibration: how long the sensor went without one). Pure numpy over the sorted
@@ -45,10 +46,15 @@ def judge_calibration(
 ) -> list[Part]:
     """The calibration-due side of the readings `s`, `t`, `q` (sorted by sensor, then time,
     every quality); updates `new`."""
-    sel = np.flatnonzero((table.calib_ms[s] > 0) & (q != PASS[0]) & (q != PASS[1]))
+    # (a sensor whose interval was turned off, `every_days: 0`, with its alarm still raised:
+    # cleared at its next reading, helper-159; judged for nothing else)
+    checked = table.calib_ms[s] > 0
+    raised = state.level[s, CALIBRATION_DUE] > 0
+    sel = np.flatnonzero((checked | raised) & (q != PASS[0]) & (q != PASS[1]))
     if not sel.shape[0]:
         return []
     s, t, q = s[sel], t[sel], q[sel]
+    off = table.calib_ms[s] == 0
     cal = q == CALIBRATED
     first = segment_starts(s)
     starts = np.flatnonzero(first)
@@ -60,7 +66,7 @@ def judge_calibration(
     before[1:] = since[:-1]
     before[starts] = at0
     age = t - before
-    level = (~cal & (age >= table.calib_ms[s])).astype(np.int64)
+    level = (~cal & ~off & (age >= table.calib_ms[s])).astype(np.int64)
     seed = state.level[s[starts], CALIBRATION_DUE].astype(np.int64)
     was = np.empty_like(level)
     was[1:] = level[:-1]
@@ -69,5 +75,5 @@ def judge_calibration(
     ends = segment_ends(first)
     new.calib_at[s[ends]] = since[ends]
     new.level[s[ends], CALIBRATION_DUE] = level[ends]
-    value = age / DAY_MS
+    value = np.where(off, np.nan, age / DAY_MS)
     return [(s[rows], t[rows], value[rows], CALIBRATION_DUE, was[rows], level[rows])]

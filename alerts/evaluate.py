@@ -63,7 +63,7 @@ from alerts.state import (
     as_part,
     assemble,
 )
-from alerts.table import ABOVE, BELOW, FAULT, NO_DATA, SIDES, RuleTable
+from alerts.table import ABOVE, BELOW, CALIBRATION_DUE, FAULT, NO_DATA, SIDES, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans, unmeasured
 from alerts.vote import fresh_groups, group_readings, vote_seed
@@ -248,7 +248,7 @@ def _evaluate(
             parts.extend(judge_frozen(table, state, new, sj, tj, vj))
     if table.has_maint:  # (the re-runs of `alerts.lateness` too, which pass `groups`)
         parts.extend(judge_maintenance(table, state, new, s, t, q))
-    if table.has_calib:
+    if table.has_calib or bool(state.level[s, CALIBRATION_DUE].any()):  # (turned off: cleared)
         parts.extend(judge_calibration(table, state, new, s, t, q))
     # sensor fault: decided by fault readings and readings with a value, of every sensor; only
     # a sensor with a fault reading in the batch, or in fault before it, can change

@@ -234,7 +234,9 @@ class ReferenceCore(Rewinding):
                 self._frozen(s, t, v, out)
         if table.maint_ms[s] > 0 and q not in PASS:
             self._maintenance(s, t, q, out)
-        if table.calib_ms[s] > 0 and q not in PASS:  # calibration due (`alerts.calibration`)
+        if table.calib_ms[s] == 0 and self.level[s][CALIBRATION_DUE] and q not in PASS:
+            self._set(s, t, math.nan, CALIBRATION_DUE, 0, out)  # turned off: cleared
+        elif table.calib_ms[s] > 0 and q not in PASS:  # calibration due (`alerts.calibration`)
             at = t if self.calib_at[s] == NO_TS else self.calib_at[s]
             due = q != Quality.CALIBRATION and t - at >= table.calib_ms[s]
             self.calib_at[s] = t if q == Quality.CALIBRATION else at

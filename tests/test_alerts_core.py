@@ -732,6 +732,38 @@ def test_calibration_due_counts_from_the_first_reading_and_only_a_calibration_en
     ]
 
 
+def test_an_interval_turned_off_clears_its_raised_alarm_at_the_next_reading():
+    """helper-159: `every_days: 0` (a substation that does not flag its calibrations, as the
+    upgrade note advises) left the alarms already raised active for good: only a calibration
+    cleared them, and such a substation sends none. The sensor's next reading clears it (no
+    value), whether other sensors keep an interval or none does; the reference alike."""
+    due = CalibrationDueSpec(every_days=15)
+    off = CalibrationDueSpec(every_days=0)
+    raised_by = compile_table([sensor(0, METHANE, calibration_due=due), sensor(1, METHANE)])
+    state, ref = CoreState.empty(2), ReferenceCore(raised_by)
+    batch = cols([0, 0], [0, 15 * DAY], [0.2, 0.2])
+    state, tr, _ = evaluate(raised_by, batch, state, None)
+    rows = ref.evaluate(batch.sensor, batch.ts, batch.value, batch.quality)
+    assert [(r[1], r[5]) for r in tr.rows() if r[3] == CALIBRATION_DUE] == [(15 * DAY, 1)]
+    assert [(r[1], r[5]) for r in rows if r[3] == CALIBRATION_DUE] == [(15 * DAY, 1)]
+    for other in (None, due):  # no sensor with an interval left, or another one
+        table = compile_table(
+            [sensor(0, METHANE, calibration_due=off), sensor(1, METHANE, calibration_due=other)]
+        )
+        assert table.has_calib == (other is not None)
+        again = ReferenceCore(table)
+        again.level, again.calib_at = [list(x) for x in ref.level], list(ref.calib_at)
+        nxt = cols([0, 0], [16 * DAY, 17 * DAY], [0.2, 0.2])
+        st, tr, _ = evaluate(table, nxt, state.copy(), None)
+        got = [(r[1], r[4], r[5], r[2]) for r in tr.rows() if r[3] == CALIBRATION_DUE]
+        assert _norm(got) == [(16 * DAY, 1, 0, None)]
+        want = again.evaluate(nxt.sensor, nxt.ts, nxt.value, nxt.quality)
+        assert _norm([(r[1], r[4], r[5], r[2]) for r in want if r[3] == CALIBRATION_DUE]) == _norm(
+            got
+        )
+        assert int(st.level[0, CALIBRATION_DUE]) == 0
+
+
 def test_a_late_calibration_within_the_window_is_judged_in_its_place():
     """A calibration reading that comes late (a substation's backlog) within the lateness window
     rewinds the sensor: the overdue raised at 15 d is taken back (a clear stamped with the raise:
