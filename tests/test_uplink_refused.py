@@ -58,29 +58,42 @@ def _batch(seq: int) -> bytes:
     )
 
 
-async def test_a_publish_the_acl_refuses_stays_in_the_spool_until_allowed(tmp_path, caplog):
-    caplog.set_level(logging.INFO)
+def _acl_broker(tmp_path: Path) -> tuple[MosquittoService, dict[str, str], TopicLayout]:
+    """Mosquitto with the users and ACL `hazardhub mqtt-credentials` writes for the demo."""
     layout = TopicLayout()
     users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), layout)
     auth = tmp_path / "auth"
     write_files(users, auth)
     passwords = {u.name: u.password for u in users}
     broker = MosquittoService(tmp_path / "mq", auth=(auth / "passwd", auth / "acl")).launch()
-    allowed = layout.telemetry("north-coal", "face-1301", "kj-sub-3")
-    denied = layout.telemetry("north-coal", "face-new", "kj-sub-3")  # a site the ACL lacks
-    got: list[str] = []
-    spool = Spool(tmp_path / "spool.db", clock_ms=_ms)
-    pub = MqttPublisher(
-        broker.host,
-        broker.port,
+    return broker, passwords, layout
+
+
+def _gateway_uplink(
+    host: str, port: int, spool: Spool, layout: TopicLayout, password: str
+) -> MqttPublisher:
+    """The Modbus gateway gw1's uplink, as its user, pausing a refused topic 0.5 s at most."""
+    return MqttPublisher(
+        host,
+        port,
         tenant="north-coal",
         gateway="gw1",
         layout=layout,
         spool=spool,
         username=GW_USER,
-        password=passwords[GW_USER],
+        password=password,
         refused_backoff_max_s=0.5,
     )
+
+
+async def test_a_publish_the_acl_refuses_stays_in_the_spool_until_allowed(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    broker, passwords, layout = _acl_broker(tmp_path)
+    allowed = layout.telemetry("north-coal", "face-1301", "kj-sub-3")
+    denied = layout.telemetry("north-coal", "face-new", "kj-sub-3")  # a site the ACL lacks
+    got: list[str] = []
+    spool = Spool(tmp_path / "spool.db", clock_ms=_ms)
+    pub = _gateway_uplink(broker.host, broker.port, spool, layout, passwords[GW_USER])
     stop = asyncio.Event()
 
     async def hub() -> None:
@@ -116,10 +129,10 @@ async def test_a_publish_the_acl_refuses_stays_in_the_spool_until_allowed(tmp_pa
         line = pub.report_counters()
         assert line is not None and "publish_refused +" in line, line
         # the ACL regenerated (here: the site's line added) and the broker told to reload it
-        acl = (auth / "acl").read_text()
+        acl = (tmp_path / "auth" / "acl").read_text()
         block = f"user {GW_USER}\n"
         assert block in acl
-        (auth / "acl").write_text(
+        (tmp_path / "auth" / "acl").write_text(
             acl.replace(block, f"{block}topic write hazardhub/v1/north-coal/face-new/+/telemetry\n")
         )
         assert broker.pid is not None
@@ -209,12 +222,7 @@ async def test_a_slow_first_connack_keeps_mqtt5_and_the_refusals(tmp_path, caplo
     from the spool as sent. An unanswered MQTT 5 CONNECT is tried again with the whole timeout
     before the uplink falls back: it stays MQTT 5 and keeps the refused batch."""
     caplog.set_level(logging.INFO)
-    layout = TopicLayout()
-    users = plan_users(load(ROOT / "examples" / "demo.yaml").registry(), layout)
-    auth = tmp_path / "auth"
-    write_files(users, auth)
-    passwords = {u.name: u.password for u in users}
-    broker = MosquittoService(tmp_path / "mq", auth=(auth / "passwd", auth / "acl")).launch()
+    broker, passwords, layout = _acl_broker(tmp_path)
     first = [True]
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -239,17 +247,7 @@ async def test_a_slow_first_connack_keeps_mqtt5_and_the_refusals(tmp_path, caplo
     server = await asyncio.start_server(relay, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     spool = Spool(tmp_path / "spool.db", clock_ms=_ms)
-    pub = MqttPublisher(
-        "127.0.0.1",
-        port,
-        tenant="north-coal",
-        gateway="gw1",
-        layout=layout,
-        spool=spool,
-        username=GW_USER,
-        password=passwords[GW_USER],
-        refused_backoff_max_s=0.5,
-    )
+    pub = _gateway_uplink("127.0.0.1", port, spool, layout, passwords[GW_USER])
     stop = asyncio.Event()
     runner = asyncio.create_task(pub.run(stop))
     try:
