@@ -187,6 +187,7 @@ class SpoolUplink:
         # a CONNECT in MQTT 5 went unanswered once: tried again with the whole timeout before
         # falling back (helper-158: a slow first CONNACK, a link of 4 s, made it 3.1.1 for good)
         self._waited_v5 = False
+        self.connack_retry_s = _TIMEOUT_S  # that try's wait (a test of a silent broker shortens it)
         # what went wrong, counted (``publish_refused``); the JT/T 808 gateway shares its server's
         self.counters: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
@@ -239,9 +240,13 @@ class SpoolUplink:
                     protocol=self.protocol,
                     # a broker never heard in MQTT 5 may not speak it and not say so (amqtt
                     # reads the CONNECT's will wrong, and waits): a short wait for its CONNACK
-                    timeout=_TIMEOUT_S
-                    if self._spoke_mqtt5 or self._waited_v5
-                    else _FIRST_CONNACK_S,
+                    timeout=(
+                        _TIMEOUT_S
+                        if self._spoke_mqtt5
+                        else self.connack_retry_s
+                        if self._waited_v5
+                        else _FIRST_CONNACK_S
+                    ),
                     identifier=self._client_id,
                     username=self._username,
                     password=self._password,
@@ -330,7 +335,7 @@ class SpoolUplink:
                 self._host,
                 self._port,
                 _FIRST_CONNACK_S,
-                _TIMEOUT_S,
+                self.connack_retry_s,
             )
             return True
         self.protocol = aiomqtt.ProtocolVersion.V311
@@ -341,7 +346,9 @@ class SpoolUplink:
             self.label,
             self._host,
             self._port,
-            exc if refused else f"no answer within {_FIRST_CONNACK_S:.0f}s, then {_TIMEOUT_S:.0f}s",
+            exc
+            if refused
+            else f"no answer within {_FIRST_CONNACK_S:.0f}s, then {self.connack_retry_s:.0f}s",
         )
         return True
 

@@ -163,6 +163,7 @@ async def test_a_broker_without_mqtt5_is_spoken_to_in_3_1_1(tmp_path, caplog):
     pub = MqttPublisher(
         "127.0.0.1", port, tenant="north-coal", gateway="gw1", layout=layout, spool=spool
     )
+    pub.connack_retry_s = 1.0  # (its second try's wait: 10 s in service)
     stop = asyncio.Event()
     runner = asyncio.create_task(pub.run(stop))
     try:
