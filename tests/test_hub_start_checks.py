@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from test_hub_ends import _hub_argv
 
+from hazardhub.cliargs import influx_url_problem
+
 from services import MosquittoService, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +64,19 @@ def _hub(tmp_path: Path, *more: str) -> list[str]:
         ("http://admin:s3cret@127.0.0.1:8086/#x", "takes no query"),
     ],
 )
-def test_an_influx_url_without_http_is_refused_at_start(
-    url: str, said: str, tmp_path: Path
-) -> None:
+def test_an_influx_url_without_http_is_refused(url: str, said: str) -> None:
     """helper-149: `--influx 127.0.0.1:57197` was taken for an InfluxDB away: the hub said
-    ready and spooled for ever."""
-    data = tmp_path / "data"
-    line = _refused(_hub(tmp_path, "--data-dir", str(data), "--influx", url))
-    assert line.startswith("hazardhub hub: --influx ") and said in line, line
+    ready and spooled for ever. What the start says of each (the start itself: below)."""
+    line = influx_url_problem(url)
+    assert line is not None and line.startswith("--influx ") and said in line, line
     assert "s3cret" not in line
+    assert influx_url_problem("http://admin:s3cret@127.0.0.1:8086") is None
+
+
+def test_a_hub_given_an_influx_url_without_http_stops_at_start(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    line = _refused(_hub(tmp_path, "--data-dir", str(data), "--influx", "127.0.0.1:57197"))
+    assert line.startswith("hazardhub hub: --influx ") and "not an InfluxDB URL" in line, line
     assert not data.exists()  # nothing started
 
 
