@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from alerts.maintenance import PASS
 from alerts.segments import run_since, segment_ends, segment_starts
-from alerts.state import I64, NO_TS, CoreState, Part
+from alerts.state import I64, NO_TS, CoreState, Part, level_changes
 from alerts.table import CALIBRATION_DUE, RuleTable
 from telemetry.quality import Quality
 
@@ -68,12 +68,8 @@ def judge_calibration(
     age = t - before
     level = (~cal & ~off & (age >= table.calib_ms[s])).astype(np.int64)
     seed = state.level[s[starts], CALIBRATION_DUE].astype(np.int64)
-    was = np.empty_like(level)
-    was[1:] = level[:-1]
-    was[starts] = seed
-    rows = np.flatnonzero(level != was)
     ends = segment_ends(first)
     new.calib_at[s[ends]] = since[ends]
     new.level[s[ends], CALIBRATION_DUE] = level[ends]
     value = np.where(off, np.nan, age / DAY_MS)
-    return [(s[rows], t[rows], value[rows], CALIBRATION_DUE, was[rows], level[rows])]
+    return [level_changes(s, t, value, level, seed, starts, CALIBRATION_DUE)]

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.segments import run_since, segment_ends, segment_starts
-from alerts.state import I64, NO_TS, CoreState, Part
+from alerts.state import I64, NO_TS, CoreState, Part, level_changes
 from alerts.table import FROZEN, RuleTable
 
 __all__ = ["judge_frozen"]
@@ -58,11 +58,7 @@ def judge_frozen(
     since = run_since(first, starts, changed, t, since0)
     level = (t - since >= table.frozen_ms[s]).astype(np.int64)
     seed = state.level[s[starts], FROZEN].astype(np.int64)
-    before = np.empty_like(level)
-    before[1:] = level[:-1]
-    before[starts] = seed
-    rows = np.flatnonzero(level != before)
     ends = segment_ends(first)
     new.frozen_since[s[ends]] = since[ends]
     new.level[s[ends], FROZEN] = level[ends]
-    return [(s[rows], t[rows], v[rows], FROZEN, before[rows], level[rows])]
+    return [level_changes(s, t, v, level, seed, starts, FROZEN)]

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.segments import run_since, segment_ends, segment_starts
-from alerts.state import I64, NO_TS, CoreState, Part
+from alerts.state import I64, NO_TS, CoreState, Part, level_changes
 from alerts.table import MAINTENANCE, RuleTable
 from telemetry.quality import Quality
 
@@ -64,12 +64,8 @@ def judge_maintenance(
     held_ms = np.where(running, t - since, 0)
     level = (held & running & (held_ms >= table.maint_ms[s])).astype(np.int64)
     seed = state.level[s[starts], MAINTENANCE].astype(np.int64)
-    before = np.empty_like(level)
-    before[1:] = level[:-1]
-    before[starts] = seed
-    rows = np.flatnonzero(level != before)
     ends = segment_ends(first)
     new.maint_since[s[ends]] = np.where(held[ends], since[ends], NO_TS)
     new.level[s[ends], MAINTENANCE] = level[ends]
     value = np.where(running, held_ms / 1000.0, np.nan)
-    return [(s[rows], t[rows], value[rows], MAINTENANCE, before[rows], level[rows])]
+    return [level_changes(s, t, value, level, seed, starts, MAINTENANCE)]

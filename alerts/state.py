@@ -24,6 +24,7 @@ __all__ = [
     "Transitions",
     "as_part",
     "assemble",
+    "level_changes",
 ]
 
 NO_TS = -(2**63)  # "no time": never seen, no deadline
@@ -324,6 +325,25 @@ CK_FIELDS = (
 )
 
 Part = tuple[I64, I64, npt.NDArray[np.float64], int | npt.NDArray[np.int64], I64, I64]
+
+
+def level_changes(
+    s: I64,
+    t: I64,
+    v: npt.NDArray[np.float64],
+    after: I64,
+    seed: I64,
+    starts: npt.NDArray[np.intp],
+    side: int,
+) -> Part:
+    """The transitions of a side over sorted segments: the rows whose level `after` differs
+    from the row's before in its segment (`seed`, the level before the batch, at a segment's
+    first row `starts`)."""
+    before = np.empty_like(after)
+    before[1:] = after[:-1]
+    before[starts] = seed
+    rows = np.flatnonzero(after != before)
+    return s[rows], t[rows], v[rows], side, before[rows], after[rows]
 
 
 def as_part(tr: Transitions) -> Part:

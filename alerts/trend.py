@@ -30,22 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.segments import ring_offsets, segment_ends, segment_starts
-from alerts.state import I64, CoreState, Part
+from alerts.state import I64, CoreState, Part, level_changes
 from alerts.table import EARLY, RATE, SLOTS, RuleTable
 
 __all__ = ["judge_trends"]
 
 F64 = npt.NDArray[np.float64]
-
-
-def _changes(
-    s: I64, t: I64, v: F64, after: I64, seed: I64, starts: npt.NDArray[np.intp], side: int
-) -> Part:
-    before = np.empty_like(after)
-    before[1:] = after[:-1]
-    before[starts] = seed
-    rows = np.flatnonzero(after != before)
-    return s[rows], t[rows], v[rows], side, before[rows], after[rows]
 
 
 def _sum(terms: F64, mask: npt.NDArray[np.bool_]) -> F64:
@@ -255,7 +245,7 @@ def judge_trends(
             base = on.astype(np.int64)
             base[starts] = np.where(decisive[starts], base[starts], seed)
             rate = base[src]
-            parts.append(_changes(s, t, v, rate, seed, starts, RATE))
+            parts.append(level_changes(s, t, v, rate, seed, starts, RATE))
             new.level[s[ends], RATE] = rate[ends]
         if table.early_window.any():
             window = table.early_window[row]
@@ -280,7 +270,7 @@ def judge_trends(
             on = (slope > 0) & (eta > 0) & (eta < table.early_horizon[row])
             early = np.where(on, above + 1, 0).astype(np.int64)
             seed = state.level[ss, EARLY].astype(np.int64)
-            parts.append(_changes(s, t, v, early, seed, starts, EARLY))
+            parts.append(level_changes(s, t, v, early, seed, starts, EARLY))
             new.level[s[ends], EARLY] = early[ends]
     # the new buffers: each row's last `keep` readings written into its ring
     count = np.diff(np.append(starts, row.shape[0]))
