@@ -49,14 +49,13 @@ class ClockWatch:
         last times: helper-158 found a clock gone back while the hub was stopped unrefused,
         every reading stored late and never judged)."""
         for device, ts in newest.items():
-            self._newest[device] = max(self._newest.get(device, ts), ts)
+            self.advance(device, ts)
 
     def seed(self, behind: Mapping[Device, int]) -> None:
         """At start: the devices whose `clock_behind` alarm is active, with the newest reading
         they had before (the alarm's raise): refused again as far behind it, until in step."""
-        for device, newest in behind.items():
-            self._behind.add(device)
-            self._newest[device] = max(self._newest.get(device, newest), newest)
+        self._behind.update(behind)
+        self.seed_newest(behind)
         self.metrics.set("hazardhub_devices_clock_behind", len(self._behind))
 
     def floor(self, device: Device) -> int | None:
