@@ -244,6 +244,14 @@ class AlarmBatch:
         points = {(r[_SENSOR], r[_RULE], r[_SIDE]): r for r in active}
         return AlarmBatch(con, points, shelves, oos, next_alarm, next_event)
 
+    @staticmethod
+    def over(db: StateDB, con: sqlite3.Connection, points: set[str], arrival: int) -> AlarmBatch:
+        """A batch over the alarm points `points` (their `sensor` ids): their active alarms, the
+        shelves at `arrival` and the sensors out of service."""
+        return AlarmBatch.start(
+            db, con, db.active_rows(con, points), db.shelves(con, arrival), db.sensors_out(con)
+        )
+
     def touch(self, row: list[Any]) -> None:
         """The row changed: written back at the end (a new one is inserted as it ends up)."""
         if row[0] not in self.new:

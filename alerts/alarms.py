@@ -272,13 +272,7 @@ class AlarmBook(VehicleAlarms):
         with self._db.transaction() as con:
             names = {sensors[i].id for i in set(idx)}
             names.update(device_alarm_id(*self._device_of[i]) for i in idx if i in self._device_of)
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, names),
-                self._db.shelves(con, arrival),
-                self._db.sensors_out(con),
-            )
+            work = AlarmBatch.over(self._db, con, names, arrival)
             rows = zip(idx, sides, afters, tss, values, strict=True)
             lockouts = batch_sides(self._table, transitions)  # (fault lock-outs' texts)
             for k, (i, side, after, ts, value) in enumerate(rows):

@@ -123,13 +123,7 @@ class GatewayAlarms(AlarmRows):
         if not changes:
             return []
         with self._db.transaction() as con:
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, {c.alarm_id for c in changes}),
-                self._db.shelves(con, arrival),
-                self._db.sensors_out(con),
-            )
+            work = AlarmBatch.over(self._db, con, {c.alarm_id for c in changes}, arrival)
             for c in changes:
                 self._change(
                     work,
@@ -149,13 +143,7 @@ class GatewayAlarms(AlarmRows):
             return []
         with self._db.transaction() as con:
             ids = {device_alarm_id(c.tenant, c.site, c.device) for c in changes}
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, ids),
-                self._db.shelves(con, arrival),
-                self._db.sensors_out(con),
-            )
+            work = AlarmBatch.over(self._db, con, ids, arrival)
             for c in changes:
                 point = device_alarm_id(c.tenant, c.site, c.device)
                 self._change(

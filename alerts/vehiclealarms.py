@@ -76,13 +76,7 @@ class VehicleAlarms(GatewayAlarms):
         sensors = self._registry.sensors
         with self._db.transaction() as con:
             names = {sensors[r[0]].id for r in rows}
-            work = AlarmBatch.start(
-                self._db,
-                con,
-                self._db.active_rows(con, names),
-                self._db.shelves(con, arrival),
-                self._db.sensors_out(con),
-            )
+            work = AlarmBatch.over(self._db, con, names, arrival)
             replayed: set[tuple[str, str, int]] = set()
             for vehicle, rule, side, level, described, ts, value, said in rows:
                 info = sensors[vehicle]
