@@ -12,6 +12,7 @@ import operator
 import numpy as np
 import numpy.typing as npt
 
+from alerts.calibration import DAY_MS
 from alerts.maintenance import HELD, PASS
 from alerts.referencetrend import trend_levels
 from alerts.referencevote import (
@@ -240,7 +241,7 @@ class ReferenceCore(Rewinding):
             at = t if self.calib_at[s] == NO_TS else self.calib_at[s]
             due = q != Quality.CALIBRATION and t - at >= table.calib_ms[s]
             self.calib_at[s] = t if q == Quality.CALIBRATION else at
-            self._set(s, t, (t - at) / 86_400_000, CALIBRATION_DUE, int(due), out)
+            self._set(s, t, (t - at) / DAY_MS, CALIBRATION_DUE, int(due), out)
         if valued or q == Quality.SENSOR_FAULT:  # levels or none
             self._set(s, t, v, FAULT, int(q == Quality.SENSOR_FAULT), out)
         timeout = int(table.no_data[s])
