@@ -1397,6 +1397,57 @@ async def test_a_calibration_due_alarm_reads_as_calibration_overdue():
         assert await browser.js(f"{q('tr.extra table.journal td.level')}.textContent") == "标校超期"
 
 
+async def test_a_duration_value_reads_in_hours_and_minutes_and_days_in_days():
+    """A coach's 累计驾驶超时 showed "31260 s" (seconds of driving), a detector's 标校超期 "15 d":
+    the row, its journal and the handover read "8小时41分" and "15天" (English "8 h 41 min",
+    "15 d"); under a minute in seconds; a whole hour without minutes."""
+    now = now_ms()
+
+    def valued(aid: int, sid: str, side: str, value: float, unit: str) -> dict[str, Any]:
+        a = {
+            **alarm(aid, sid),
+            "side": side,
+            "tier": "red",
+            "level_name": "fatigue_daily",
+            "value": value,
+            "value_unit": unit,
+        }
+        a["events"] = [{**a["events"][0], "value": value}]
+        return a
+
+    daily = valued(1, "bus.speed", "fatigue_daily", 31_260.0, "s")
+    due = valued(2, "ch4-t1", "calibration_due", 15.0, "d")
+    silent = valued(3, "gw.link", "offline", 45.0, "s")
+    whole = valued(4, "bus2.speed", "fatigue", 7_200.0, "s")
+    sensors = [sensor(x) for x in ("bus.speed", "ch4-t1", "gw.link", "bus2.speed")]
+    shift = {**handover_answer(now), "red": _listed(daily)}
+    key = Key(sensors=sensors, alarms=[daily, due, silent, whole])
+    hub = FakeHub(keys={"k": key}, handover=shift)
+
+    def value(aid: int) -> str:
+        return f"{row(aid, 'td:nth-child(4)')}.textContent"
+
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(4)}", 5)
+        assert [await browser.js(value(i)) for i in (1, 2, 3, 4)] == [
+            "8小时41分",
+            "15天",
+            "45秒",
+            "2小时",
+        ]
+        await browser.js(f"{row(1)}.click()")
+        await browser.wait_for(f"!!{q('tr.extra table.journal td.value')}", 5)
+        journal = f"{q('tr.extra table.journal td.value')}.textContent"
+        assert await browser.js(journal) == "8小时41分"
+        await browser.js(f"{q('#handover-open')}.click()")
+        await browser.wait_for(f"!!{q('#handover-body [data-section=red] tbody tr')}", 5)
+        cells = "[...document.querySelector('#handover-body [data-section=red] tbody tr').cells]"
+        assert "8小时41分" in await browser.js(f"{cells}.map((c) => c.innerText).join('|')")
+        await browser.js(f"{q('#lang')}.click()")
+        await browser.wait_for(f"{value(1)} === '8 h 41 min'", 5)
+        assert await browser.js(value(2)) == "15 d"
+
+
 async def test_a_handover_row_names_the_level_its_peak_tier_and_value_were_of():
     """The printed handover showed the peak tier and value beside the alarm's last level: a
     level-2 leak back at level 1 read "红色 · 一级 · 50.2 %LEL", a HIHI back at HI "高报 · 9.211

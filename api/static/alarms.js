@@ -199,7 +199,27 @@ export function fmtCst(ms) {
   const p = Object.fromEntries(CST.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
-const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
+const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
+const DURATION = {
+  zh: { h: "小时", min: "分", s: "秒", d: "天", sep: "" },
+  en: { h: "h", min: "min", s: "s", d: "d", sep: " " },
+};
+/** An alarm's value in its `value_unit` as an operator reads it: driving, silence or a
+ * calibration held in seconds as hours and minutes ("8小时41分", not "31260 s"), days as 天,
+ * readings lost as 条; the others as the number and the unit. */
+export function fmtAlarmValue(v, unit, t = ctx.t) {
+  if (v === null || v === undefined) return "—";
+  const w = DURATION[document.documentElement.lang.startsWith("zh") ? "zh" : "en"];
+  const n = (x, u) => `${x}${w.sep}${u}`;
+  if (unit === "s") {
+    const total = Math.round(v);
+    if (Math.abs(total) < 60) return n(total, w.s);
+    const h = Math.trunc(total / 3600), m = Math.trunc((total % 3600) / 60);
+    return h === 0 ? n(m, w.min) : m === 0 ? n(h, w.h) : `${n(h, w.h)}${w.sep}${n(m, w.min)}`;
+  }
+  if (unit === "d") return n(Number(v.toFixed(1)), w.d);
+  return fmtVal(v, unit === "readings" ? t("readings") : unit);
+}
 const isOpen = (a) => !(a.isa_state === "normal" && a.disposal === "closed");
 const version = (a) => (a.events.length ? a.events[a.events.length - 1].id : 0);
 const uiOf = (id) => { if (!ui.has(id)) ui.set(id, { expanded: false, form: null, busy: false, msg: "" }); return ui.get(id); };
@@ -820,19 +840,18 @@ function fillMain(tr, a) {
   if (ctx.centre()) c[1].append(el("div", "where", `${enterpriseOf(a)} · ${siteOf(a)}`));
   c[2].textContent = kindLevel(a);
   c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
-  // the unit of the alarm's value: a fatigue alarm's is seconds of driving, not the speed
+  // the unit of the alarm's value: a fatigue alarm's is seconds of driving (shown in hours and minutes), not the speed
   // sensor's km/h; a data_lost alarm's the readings lost (`value_unit` of the API)
   const unit = a.value_unit === undefined ? ctx.unit(a.sensor) : a.value_unit;
-  const shownUnit = unit === "readings" ? t("readings") : unit;
   // the worst it was (a dispatcher read the clear's value): the peak level, with the value and
   // the time it first reached it; the value at its last change in the tooltip
   const peaked = a.peak_ts !== null && a.peak_ts !== undefined;
-  c[3].textContent = fmtVal(peaked ? a.peak_value : a.value, shownUnit);
+  c[3].textContent = fmtAlarmValue(peaked ? a.peak_value : a.value, unit, t);
   if (peaked) {
     c[3].className = "peak";
     const lvl = t(`lvl_${a.peak_level_name}`) === `lvl_${a.peak_level_name}` ? a.peak_level_name : t(`lvl_${a.peak_level_name}`);
     c[3].append(el("div", "peak-at", `${lvl} · ${fmtCst(a.peak_ts)}`));
-    c[3].title = t("peak_hint").replace("{v}", fmtVal(a.value, shownUnit));
+    c[3].title = t("peak_hint").replace("{v}", fmtAlarmValue(a.value, unit, t));
   }
   c[4].textContent = fmtCst(a.started_ts);
   c[5].append(isaBadge(ownIsa(a)), el("span", "cond", t(a.state)));
@@ -1005,7 +1024,7 @@ function journal(a) {
     const lvl = el("td", "level", label(`lvl_${e.level_name}`, e.level_name));
     lvl.title = e.level_name;
     r.append(el("td", "", fmtCst(e.ts)), el("td", "", label(`ev_${e.kind}`, e.kind)), lvl,
-      el("td", "value", fmtVal(e.value, unit === "readings" ? t("readings") : unit)),
+      el("td", "value", fmtAlarmValue(e.value, unit, t)),
       el("td", "actor", e.actor ?? "—"), el("td", "note", e.comment || ""));
     const s = el("td"); s.append(isaBadge(e.isa_state)); r.append(s);
     tb.append(r);

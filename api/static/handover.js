@@ -1,7 +1,7 @@
 // The shift handover (交接班): one view of GET /api/v1/handover for a dispatcher handing over,
 // the last 8 or 12 hours or a range, one site or all; printed on paper with the signatures of
 // who hands over and who takes over (the page's print stylesheet prints this panel alone).
-import { fmtCst, kindLevel, pointNames } from "/static/alarms.js";
+import { fmtAlarmValue, fmtCst, kindLevel, pointNames } from "/static/alarms.js";
 
 export const HANDOVER_STRINGS = {
   zh: { handover: "交接班", ho_title: "交接班记录", ho_range: "时段", ho_all_sites: "全部场所",
@@ -182,8 +182,6 @@ function table(head, rows) {
   return tb;
 }
 
-const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
-
 function sensorCell(sensor, location, where, device = "") {
   const d = el("div", "", location ? `${sensor} · ${location}` : sensor);
   if (device) d.append(el("div", "device", device));
@@ -211,7 +209,7 @@ function alarmRows(list) {
     // journal says no peak
     const level = kindLevel(peaked && a.peak_level_name ? { ...a, level_name: a.peak_level_name } : a, t);
     return [tierCell(a.peak_tier ?? a.tier), sensorCell(named.point, "", where, named.device), level,
-      fmtVal(peaked ? a.peak_value : a.value, a.value_unit), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
+      fmtAlarmValue(peaked ? a.peak_value : a.value, a.value_unit, t), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
   });
 }
 
