@@ -17,7 +17,14 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from hazardhub.cliargs import broker_tls, hostport, influx_url_problem, parser
+from hazardhub.cliargs import (
+    broker_tls,
+    hostport,
+    influx_password_in_url,
+    influx_url_problem,
+    influx_with_login,
+    parser,
+)
 from telemetry.brokertls import BrokerTlsError
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import check_plates
@@ -182,9 +189,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         registry = loaded.registry()
         bhost, bport = hostport(args.broker, 1883)
         ahost, aport = hostport(args.api, 8000)
-        if args.influx is not None and (bad := influx_url_problem(args.influx)) is not None:
+        influx = args.influx
+        if influx is not None and (bad := influx_url_problem(influx)) is not None:
             print(f"hazardhub hub: {bad}", file=sys.stderr)
             return 2
+        if influx is None and args.influx_user is not None:
+            print("hazardhub hub: --influx-user needs --influx", file=sys.stderr)
+            return 2
+        if influx is not None:
+            if influx_password_in_url(influx):
+                logging.getLogger("hazardhub").warning(
+                    "the InfluxDB password is in the --influx URL: every local user can read it "
+                    "in the process list; give the user with --influx-user and the password in "
+                    "$HAZARDHUB_INFLUX_PASSWORD"
+                )
+            try:
+                influx = influx_with_login(
+                    influx, args.influx_user, os.environ.get("HAZARDHUB_INFLUX_PASSWORD")
+                )
+            except ValueError as exc:
+                print(f"hazardhub hub: {exc}", file=sys.stderr)
+                return 2
         spool = (args.spool_dir or args.data_dir / "spool") if args.influx else None
         if _folders_problem("hub", ("--data-dir", args.data_dir), ("--spool-dir", spool)):
             return 2
@@ -197,7 +222,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 data_dir=args.data_dir,
                 broker_host=bhost,
                 broker_port=bport,
-                influx_url=args.influx,
+                influx_url=influx,
                 influx_database=args.influx_db,
                 influx_token=args.influx_token or os.environ.get("HAZARDHUB_INFLUX_TOKEN"),
                 influx_org=args.influx_org,

@@ -14,7 +14,16 @@ from pathlib import Path
 from hazardhub.version import version
 from telemetry.brokertls import BrokerTls
 
-__all__ = ["add_broker_tls", "address", "broker_tls", "hostport", "influx_url_problem", "parser"]
+__all__ = [
+    "add_broker_tls",
+    "address",
+    "broker_tls",
+    "hostport",
+    "influx_password_in_url",
+    "influx_url_problem",
+    "influx_with_login",
+    "parser",
+]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
 _DESCRIPTION = "The `hazardhub` command: demo, hub, gateway, check."
@@ -73,6 +82,39 @@ def influx_url_problem(text: str) -> str | None:
             "http://USER:PASSWORD@HOST:PORT, or a token with --influx-token"
         )
     return None
+
+
+def influx_with_login(text: str, user: str | None, password: str | None) -> str:
+    """`--influx` with its user (from `--influx-user` or the URL's own `http://USER@HOST`) and
+    the password of `$HAZARDHUB_INFLUX_PASSWORD` put in as the URL's `user:password`: a password
+    in the URL on the command line is in the process list, readable by every local user
+    (helper-163). Raises ValueError saying what to change."""
+    url = urllib.parse.urlsplit(text)
+    if user is not None and url.username is not None:
+        raise ValueError("give the InfluxDB user once: in --influx-user or in the --influx URL")
+    if password is None:
+        if user is not None:
+            raise ValueError("--influx-user: set the password in $HAZARDHUB_INFLUX_PASSWORD")
+        return text
+    if url.password is not None:
+        raise ValueError(
+            "the --influx URL has a password and $HAZARDHUB_INFLUX_PASSWORD is set: give it once, "
+            "in the environment"
+        )
+    name = user if user is not None else url.username
+    if not name:
+        raise ValueError(
+            "$HAZARDHUB_INFLUX_PASSWORD is set without a user: give --influx-user "
+            "(or clear the variable)"
+        )
+    login = f"{urllib.parse.quote(name, safe='')}:{urllib.parse.quote(password, safe='')}"
+    host = url.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(url._replace(netloc=f"{login}@{host}"))
+
+
+def influx_password_in_url(text: str) -> bool:
+    """Whether the `--influx` URL as given carries a password (said once at start)."""
+    return urllib.parse.urlsplit(text).password is not None
 
 
 def address(default_port: int, *, listen: bool = False) -> Callable[[str], str]:
@@ -186,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
     h.add_argument("--influx-db", default="hazardhub")
+    h.add_argument(
+        "--influx-user",
+        default=None,
+        help="InfluxDB 1.x user; the password is read from $HAZARDHUB_INFLUX_PASSWORD",
+    )
     # store options (docs/storage.md)
     h.add_argument("--influx-token", default=None, help="API token (InfluxDB 2.x/3.x)")
     h.add_argument("--influx-org", default=None, help="organisation for /api/v2/write")
