@@ -73,9 +73,13 @@ def _subscribed_hub(broker: int, tmp_path: Path) -> Iterator[tuple[subprocess.Po
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 20
+        # (a start took over 20 s on a machine loaded by other work: a signal sent before the
+        # hub's handlers were in place killed it, and the test said only "-1")
+        deadline = time.monotonic() + 60
         while "hub subscribed" not in log.read_text() and time.monotonic() < deadline:
+            assert hub.poll() is None, log.read_text()[-3000:]
             time.sleep(0.05)
+        assert "hub subscribed" in log.read_text(), log.read_text()[-3000:]
         yield hub, log
     finally:
         if hub.poll() is None:
