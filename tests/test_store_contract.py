@@ -434,3 +434,32 @@ async def test_alarm_events(store: TimeSeriesStore, world: World) -> None:
     assert await store.alarm_events([world.tenant], T0 + 1001, T0 + 10_000) == got[1:]
     assert await store.alarm_events(["someone-else"], T0, T0 + 10_000) == []
     assert await store.alarm_events([], T0, T0 + 10_000) == []
+
+
+async def test_last_calibrations(store: TimeSeriesStore, world: World) -> None:
+    """Each sensor's newest calibration reading (quality 6) with start <= ts < end, of the
+    sensors that have one: what a hub starting without a sensor's last calibration takes up."""
+    cal = int(Quality.CALIBRATION)
+    ch4 = [T0 + 1000, T0 + 5000, T0 + 9000, T0 + 12_000]
+    await store.write_readings(readings(world.ch4, ch4, [0.3, 2.0, 0.3, 0.4], [0, cal, cal, 0]))
+    await store.write_readings(readings(world.co, [T0 - 10_000, T0], [50.0, 1.0], [cal, 0]))
+    # a calibration reading without a value is one all the same
+    await store.write_readings(readings(world.d2_ch4, [T0], [math.nan], cal))
+    wanted = [world.ch4, world.co, world.d2_ch4]
+    end = T0 + 60_000
+    assert await store.last_calibrations(wanted, T0, end) == {
+        world.ch4: T0 + 9000,
+        world.d2_ch4: T0,
+    }
+    assert await store.last_calibrations(wanted, T0 - 10_000, end) == {
+        world.ch4: T0 + 9000,
+        world.co: T0 - 10_000,
+        world.d2_ch4: T0,
+    }
+    assert await store.last_calibrations(wanted, T0 - 10_000, T0 + 9000) == {
+        world.ch4: T0 + 5000,
+        world.co: T0 - 10_000,
+        world.d2_ch4: T0,
+    }
+    assert await store.last_calibrations([world.ch4], T0 + 9001, end) == {}
+    assert await store.last_calibrations([], T0, end) == {}

@@ -647,3 +647,40 @@ async def test_schema_3_rollups_are_made_again_of_measurements(
         assert await store.history(a, 0, MIN, MIN, "mean") == [(0, 2.0)]
     finally:
         await store.close()
+
+
+async def test_last_calibrations_seek_an_index_made_for_files_without_it(
+    tmp_path: Path, reg: Registry
+) -> None:
+    """A file of a hub before the calibration index (its calibration reading among many others)
+    gets it at `open`, and `last_calibrations` seeks it: no scan of a sensor's readings."""
+    path = tmp_path / "ts.sqlite"
+    store = SqliteStore(reg, path, rollup_every_s=0)
+    await store.open()
+    a, b = idx(reg, "a"), idx(reg, "b")
+    try:
+        ts = [T0 + i * 1000 for i in range(200)]
+        await store.write_readings(readings(a, ts, [0.3] * 200, quality=[0] * 100 + [6] + [0] * 99))
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as old:
+        old.execute("DROP INDEX readings_calibration")
+    old.close()
+    store = SqliteStore(reg, path, rollup_every_s=0)
+    await store.open()
+    try:
+        end = T0 + 200_000
+        assert await store.last_calibrations([a, b], T0, end) == {a: T0 + 100_000}
+        assert await store.last_calibrations([a], T0 + 100_001, end) == {}
+        assert await store.last_calibrations([a], T0, T0 + 100_000) == {}
+        from ingest.store.sqlite_sql import LAST_CALIBRATIONS
+
+        plan = await store._run(
+            "t",
+            lambda c: c.execute(
+                "EXPLAIN QUERY PLAN " + LAST_CALIBRATIONS, {"sids": "[1]", "start": 0, "end": 1}
+            ).fetchall(),
+        )
+        assert any("USING INDEX readings_calibration" in str(r[-1]) for r in plan), plan
+    finally:
+        await store.close()

@@ -222,6 +222,14 @@ class TimeSeriesStore(Protocol):
         """Readings of one sensor with start <= ts < end, oldest first, with their quality; the
         first `limit` of them with one."""
 
+    async def last_calibrations(
+        self, sensors: Sequence[int], start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """The event time of each sensor's newest calibration reading (quality CALIBRATION) with
+        start <= ts < end, of the sensors that have one: one query (one per few hundred sensors
+        for InfluxDB), for the calibration intervals a hub starts without
+        (`ingest.calibrations`)."""
+
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""
 

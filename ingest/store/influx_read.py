@@ -25,6 +25,7 @@ from ingest.store.influx_http import (
     transport_errors,
 )
 from ingest.store.schema import ALARM_EVENT, POSITION, READING, alarm_event_from_row
+from telemetry.quality import Quality
 from telemetry.registry import SensorInfo
 
 __all__ = ["InfluxReads"]
@@ -32,6 +33,7 @@ __all__ = ["InfluxReads"]
 _AGGREGATES: frozenset[str] = frozenset({"mean", "min", "max", "last", "count"})
 _SENSORS_PER_QUERY = 200
 _TENANTS_PER_QUERY = 100
+_CALIBRATION = int(Quality.CALIBRATION)
 
 _Row = list[Any]
 
@@ -98,6 +100,27 @@ class InfluxReads(InfluxClient):
                 out[index] = LatestValue(
                     int(row[col["time"]]), _float(row[col["value"]]), int(row[col["quality"]])
                 )
+        return out
+
+    async def last_calibrations(
+        self, sensors: Sequence[int], start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """``SELECT last("quality") ... WHERE "quality" = 6 GROUP BY "sensor"`` over a few
+        hundred sensors a query. The quality is a field: the server reads the quality of every
+        reading of those sensors in the range (about a million a second on InfluxDB 1.6 on the
+        test VM), which the caller keeps short."""
+        infos = [self._sensor(int(i)) for i in dict.fromkeys(sensors)]
+        by_id = {s.id: s.index for s in infos}
+        out: dict[int, int] = {}
+        for a in range(0, len(infos), _SENSORS_PER_QUERY):
+            chunk = infos[a : a + _SENSORS_PER_QUERY]
+            which = " OR ".join(f'"sensor" = {literal(s.id)}' for s in chunk)
+            where = f'({which}) AND "quality" = {_CALIBRATION} AND {span(start_ms, end_ms)}'
+            q = select(['last("quality")'], self._source(READING), where, 'GROUP BY "sensor"')
+            for tags, _columns, rows in await self._query(q):
+                index = by_id.get(tags.get("sensor", ""))
+                if index is not None and rows:
+                    out[index] = max(int(r[0]) for r in rows)
         return out
 
     async def history(

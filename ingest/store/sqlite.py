@@ -50,6 +50,7 @@ from ingest.store.sqlite_read import (
     history_query,
     select_count_by_seq,
     select_history,
+    select_last_calibrations,
     select_latest,
     select_readings,
     select_track,
@@ -158,6 +159,12 @@ class SqliteStore:
             )
         return self._sid[indices]
 
+    def _by_sid(self, sensors: Sequence[int]) -> dict[int, int]:
+        """Stable sid -> registry index of the `sensors` in the registry."""
+        index = np.fromiter(sensors, dtype=np.int64, count=len(sensors))
+        index = index[(index >= 0) & (index < self._sid.shape[0])]
+        return dict(zip(self._sid[index].tolist(), index.tolist(), strict=True))
+
     def _sid_of(self, index: int) -> int | None:
         if 0 <= index < self._sid.shape[0]:
             return int(self._sid[index])
@@ -259,9 +266,7 @@ class SqliteStore:
         """The newest reading by event time of each sensor that has one, in one query of the
         latest table: a lookup per sensor, or one pass over the table when most are asked for."""
         self._check_open("latest")
-        index = np.fromiter(sensors, dtype=np.int64, count=len(sensors))
-        index = index[(index >= 0) & (index < self._sid.shape[0])]
-        by_sid = dict(zip(self._sid[index].tolist(), index.tolist(), strict=True))
+        by_sid = self._by_sid(sensors)
         if not by_sid:
             return {}
         whole = len(by_sid) * 2 >= self._sid.shape[0]
@@ -305,6 +310,18 @@ class SqliteStore:
             return []
         return await self._run(
             "readings", lambda conn: select_readings(conn, sid, start_ms, end_ms, limit)
+        )
+
+    async def last_calibrations(
+        self, sensors: Sequence[int], start_ms: int, end_ms: int
+    ) -> dict[int, int]:
+        """Each sensor's newest calibration reading with start <= ts < end: one query, a seek
+        in the partial index of the calibration readings a sensor."""
+        self._check_open("last calibrations")
+        by_sid = self._by_sid(sensors)
+        return await self._run(
+            "last calibrations",
+            lambda conn: select_last_calibrations(conn, by_sid, start_ms, end_ms),
         )
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:

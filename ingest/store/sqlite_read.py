@@ -18,6 +18,7 @@ from ingest.store.sqlite_sql import (
     HISTORY_BY_WINDOW,
     HISTORY_FROM_ROLLUP,
     HISTORY_RAW,
+    LAST_CALIBRATIONS,
     LATEST,
     LATEST_ALL,
     MINUTE_MS,
@@ -31,6 +32,7 @@ __all__ = [
     "history_query",
     "select_count_by_seq",
     "select_history",
+    "select_last_calibrations",
     "select_latest",
     "select_readings",
     "select_track",
@@ -104,6 +106,16 @@ def select_readings(
         "limit": -1 if limit is None else limit,
     }
     return [(int(t), _float(v), int(q)) for t, v, q in conn.execute(READINGS_RAW, params)]
+
+
+def select_last_calibrations(
+    conn: sqlite3.Connection, by_sid: dict[int, int], start_ms: int, end_ms: int
+) -> dict[int, int]:
+    """The newest calibration reading's time with start <= ts < end of each sid of `by_sid`
+    (sid -> registry index) that has one, by registry index."""
+    params = {"sids": json.dumps(list(by_sid)), "start": start_ms, "end": end_ms}
+    rows = conn.execute(LAST_CALIBRATIONS, params)
+    return {by_sid[sid]: int(ts) for sid, ts in rows if ts is not None and sid in by_sid}
 
 
 def select_track(conn: sqlite3.Connection, sid: int, start_ms: int, end_ms: int) -> list[TrackRow]:

@@ -21,6 +21,11 @@ lookup per sensor (or one pass over the table) instead of a search for the maxim
 lookup (`SqliteStore.latest` of 10,000 sensors: 44 -> 22 ms of CPU); ``LATEST_RAW`` is what it
 must always agree with (tests).
 
+Any schema has the partial index ``readings_calibration`` (sensor, ts) of the calibration readings
+(quality 6), made at the first `open` that lacks it (one pass over the readings) and kept by
+SQLite at each write of one: `last_calibrations` is a seek a sensor. An older hub opening the file
+keeps it up to date without knowing it (no schema version for it).
+
 Window starts are floored toward minus infinity (SQLite's ``/`` and ``%`` truncate toward zero);
 ``last`` relies on SQLite's documented rule that a bare column beside a single ``max()`` comes from
 the row holding that maximum.
@@ -104,6 +109,7 @@ CREATE TABLE IF NOT EXISTS latest (
     value REAL,
     quality INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS readings_calibration ON readings (sensor, ts) WHERE quality = 6;
 """
 
 # Schema 1 had no rollups: every minute with readings needs one.
@@ -157,6 +163,16 @@ FROM json_each(?) AS w
 JOIN readings AS r
   ON r.sensor = w.value
  AND r.ts = (SELECT max(m.ts) FROM readings AS m WHERE m.sensor = w.value)
+"""
+
+# each sensor's newest calibration reading (quality 6) in [:start, :end): a seek in the partial
+# index `readings_calibration` a sensor. Named: without statistics the planner takes the primary
+# key, and walks every reading of the range; the literal 6 is what lets it use a partial index
+LAST_CALIBRATIONS: Final = """
+SELECT w.value, (SELECT max(r.ts) FROM readings AS r INDEXED BY readings_calibration
+                 WHERE r.sensor = w.value AND r.quality = 6
+                 AND r.ts >= :start AND r.ts < :end)
+FROM json_each(:sids) AS w
 """
 
 HISTORY_RAW: Final = (
