@@ -9,17 +9,24 @@ Semantics, over a sensor's readings in event-time order (`CalibrationDueSpec`):
   overdue one);
 * any other reading but COMM_LOSS and STALE (good, out of range, fault, manual) is judged: the
   sensor is overdue (level 1, the 'calibration_due' alarm) when at least the interval past its
-  last calibration, or past its first judged reading when the hub has seen no calibration of it
-  (it cannot know those before it watched);
+  last calibration, or past its first judged reading when the hub knows no calibration of it
+  (see below for the stored ones);
 * COMM_LOSS and STALE readings are neither (the no-data alarm says the link is down);
 * a sensor whose interval was turned off (0) with its alarm raised: cleared at its next reading.
 
 The transition's value is the days since the last calibration (when raised: the interval passed;
 when cleared by a calibration: how long the sensor went without one). Pure numpy over the sorted
 readings; the state is each sensor's `CoreState.calib_at`.
+
+A state that does not know a sensor's last calibration (no saved state, a sensor new to the hub,
+an upgrade from a hub without the check) would count from the next reading: at start and after a
+configuration change the hub looks for it in the time-series store first (`ingest.calibrations`,
+with `unknown_calibrations`, `lookback_ms` and `seed_calibrations` here).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -30,10 +37,55 @@ from alerts.state import I64, NO_TS, CoreState, Part, level_changes
 from alerts.table import CALIBRATION_DUE, RuleTable
 from telemetry.quality import Quality
 
-__all__ = ["CALIBRATED", "DAY_MS", "judge_calibration"]
+__all__ = [
+    "CALIBRATED",
+    "DAY_MS",
+    "LOOKBACK_INTERVALS",
+    "judge_calibration",
+    "lookback_ms",
+    "seed_calibrations",
+    "unknown_calibrations",
+]
 
 CALIBRATED = int(Quality.CALIBRATION)
 DAY_MS = 86_400_000
+# how far back a hub looks for the last calibrations it does not know: this many of the longest
+# interval of the sensors asked for (a calibration older than one interval already makes the
+# sensor overdue; two leave room for a hub stopped a while and for a calibration overdue long)
+LOOKBACK_INTERVALS = 2
+
+
+def unknown_calibrations(table: RuleTable, state: CoreState) -> npt.NDArray[np.int64]:
+    """The sensors judged for calibration due whose last calibration the state does not know
+    (no saved state, a sensor new to the hub or to the check, an upgrade from a hub without
+    it): their intervals would count from their next reading."""
+    n = min(table.calib_ms.shape[0], state.calib_at.shape[0])
+    wanted = (table.calib_ms[:n] > 0) & (state.calib_at[:n] == NO_TS)
+    return np.flatnonzero(wanted).astype(np.int64)
+
+
+def lookback_ms(table: RuleTable, sensors: npt.NDArray[np.int64]) -> int:
+    """How far back to look for the last calibrations of `sensors`: `LOOKBACK_INTERVALS` of
+    their longest interval."""
+    if not sensors.size:
+        return 0
+    return LOOKBACK_INTERVALS * int(table.calib_ms[sensors].max())
+
+
+def seed_calibrations(state: CoreState, found: Mapping[int, int]) -> int:
+    """Take the last calibrations found elsewhere (the time-series store), sensor -> event
+    time, for the sensors whose last calibration `state` does not know: in place, the lateness
+    window's checkpoint too (a rewind starts from it). A calibration the state knows (saved,
+    seen, or restored from an active alarm) is kept. Returns how many were taken."""
+    taken = 0
+    ck = state.ck_calib_at.shape[0] == state.calib_at.shape[0]
+    for i, ts in found.items():
+        if 0 <= i < state.calib_at.shape[0] and int(state.calib_at[i]) == NO_TS:
+            state.calib_at[i] = ts
+            if ck and int(state.ck_calib_at[i]) == NO_TS:
+                state.ck_calib_at[i] = ts
+            taken += 1
+    return taken
 
 
 def judge_calibration(

@@ -33,6 +33,7 @@ from hazardhub.private import PRIVATE_FILES, keep_private
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
 from hazardhub.terminalconfirmations import TerminalConfirmations
 from hazardhub.version import version
+from ingest.calibrations import take_stored_calibrations
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
@@ -298,7 +299,7 @@ class Hub(TerminalConfirmations):
 
         async def apply() -> None:
             commit_store = await self.store.prepare_reload(registry)
-            # nothing is awaited from here to the end: readers see the old or the new, whole
+            # nothing is awaited until all has switched: readers see the old or the new, whole
             events.extend(self.dispatcher.reload(registry, _now_ms()))
             commit_store()
             self.pipeline.set_registry(registry)
@@ -307,6 +308,9 @@ class Hub(TerminalConfirmations):
             self.ctx.registry = registry
             self.ctx.desk = self.dispatcher.desk
             self.registry = registry
+            # before ingest judges again: the stored last calibrations of sensors new to the check
+            d = self.dispatcher
+            await take_stored_calibrations(self.store, d.table, d.state, _now_ms())
 
         await self.ingest.reload(apply)
         self.notifier.set_registry(registry)
@@ -345,6 +349,10 @@ class Hub(TerminalConfirmations):
             log.info("%s", line)
         await self.store.open()
         await self.dispatcher.confirm_restored()
+        # calibration intervals the state does not know: from the stored readings, before any
+        # reading is judged (else they count from the next one)
+        d = self.dispatcher
+        await take_stored_calibrations(self.store, d.table, d.state, _now_ms())
         _settle_memory()
         server = _Server(
             uvicorn.Config(

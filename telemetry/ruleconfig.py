@@ -219,8 +219,8 @@ class CalibrationDueSpec(Frozen):
     """Calibration due (标校超期, DOMAIN 1.3: carrier-catalytic methane sensors every 15 days,
     late calibration is a 重大事故隐患): a 'calibration_due' alarm at the sensor's first reading
     `every_days` of event time or more after its last calibration reading (quality
-    calibration), or after its first reading when the hub has seen no calibration of it (the
-    hub cannot know the calibrations before it watched). It clears at the next calibration
+    calibration), or after its first reading when the hub knows no calibration of it (neither
+    seen nor in its time-series store: `ingest.calibrations`). It clears at the next calibration
     reading. Comm-loss and stale readings are not judged (the no-data alarm says the link is
     down)."""
 
