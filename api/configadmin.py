@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
+from api.hidden import HIDDEN, hide_url, keep_secret, keep_url, url_hides_secret
 from api.keycarry import apply_key_changes, key_diff
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
@@ -136,40 +136,46 @@ def unmask(data: Any, current: dict[str, Any]) -> Any:
     """`data` with each HIDDEN secret replaced by the running configuration's secret at the same
     place (lists matched by their items' id or name), and each URL with a HIDDEN secret by the
     running URL there when it is that URL. Raise ConfigRefusedError for a HIDDEN secret or
-    password with nothing to keep."""
+    password with nothing to keep, and for a HIDDEN secret beside a URL of another receiver
+    than the running one (`api.hidden.keep_secret`, the rule of `/subscriptions` too)."""
     known: dict[tuple[Any, ...], Any] = {}
     _secrets(current, (), known)
     errors: list[dict[str, Any]] = []
+
+    def refuse(loc: tuple[Any, ...], msg: str) -> None:
+        errors.append({"loc": ["body", *loc], "msg": msg, "type": "value_error"})
 
     def walk(node: Any, path: tuple[Any, ...], loc: tuple[Any, ...]) -> Any:
         if isinstance(node, dict):
             out = {}
             for k, v in node.items():
                 if k in _SECRET_KEYS and v == HIDDEN:
-                    kept = known.get((*path, k))
-                    if not kept:
-                        errors.append(
-                            {
-                                "loc": ["body", *loc, k],
-                                "msg": "a hidden secret with no secret to keep here: give it",
-                                "type": "value_error",
-                            }
-                        )
-                    out[k] = kept or ""
+                    out[k] = v  # below, once the URL beside it is known
                 elif k in _URL_KEYS and isinstance(v, str) and url_hides_secret(v):
                     url = keep_url(v, known.get((*path, k)))
                     if url is None:
-                        errors.append(
-                            {
-                                "loc": ["body", *loc, k],
-                                "msg": "a hidden password or token that is not the one of this"
-                                " URL here: give it",
-                                "type": "value_error",
-                            }
+                        refuse(
+                            (*loc, k),
+                            "a hidden password or token that is not the one of this URL here:"
+                            " give it",
                         )
                     out[k] = url or v
                 else:
                     out[k] = walk(v, (*path, k), (*loc, k))
+            for k in _SECRET_KEYS:
+                if out.get(k) != HIDDEN:
+                    continue
+                stored = known.get((*path, k))
+                kept = keep_secret(out.get("url"), known.get((*path, "url")), stored)
+                if kept is None:
+                    refuse(
+                        (*loc, k),
+                        "a hidden secret with no secret to keep here: give it"
+                        if not stored
+                        else "a hidden secret stands only for the one stored with that same"
+                        " URL: give the secret again for a new URL",
+                    )
+                out[k] = kept or ""
             return out
         if isinstance(node, list):
             return [walk(v, (*path, _key(v, i)), (*loc, i)) for i, v in enumerate(node)]

@@ -39,7 +39,14 @@ from api.context import (
     require_centre,
     require_writer,
 )
-from api.hidden import HIDDEN, hide_url, keep_url, url_hides_secret
+from api.hidden import (
+    CENTRE_HIDDEN,
+    HIDDEN,
+    hide_receivers,
+    keep_secret,
+    keep_url,
+    url_hides_secret,
+)
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
@@ -47,9 +54,6 @@ from telemetry.notifyconfig import (
 )
 
 __all__ = ["CENTRE_HIDDEN", "ObjectIn", "OutboxPublic", "notification_routes"]
-
-# what an enterprise's or a viewer's key reads for the receivers of the centre's objects
-CENTRE_HIDDEN = "(监测中心的接收方 the monitoring centre's receiver)"
 
 
 class ObjectIn(BaseModel):
@@ -324,15 +328,15 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
                 )
             channel = {**channel, "url": kept}
         if channel.get("secret") == HIDDEN:
-            # the stored HMAC key signs only for the URL it was given with: sent elsewhere, it
-            # would sign bodies for whoever holds the new URL, a key they could never read
-            if not before.get("secret") or channel.get("url") != before.get("url"):
+            # the stored HMAC key signs only for the receiver it was given with (api.hidden)
+            kept_secret = keep_secret(channel.get("url"), before.get("url"), before.get("secret"))
+            if kept_secret is None:
                 raise HTTPException(
                     status.HTTP_422_UNPROCESSABLE_CONTENT,
                     "a masked secret can only stand for the one stored with that same URL: give"
                     " the secret again for a new URL",
                 )
-            channel = {**channel, "secret": before["secret"]}
+            channel = {**channel, "secret": kept_secret}
         return channel
 
     if "channel" in out:
@@ -357,21 +361,8 @@ def _keep_secrets(spec: dict[str, Any], stored: dict[str, dict[str, Any]]) -> di
 def _public_spec(
     spec: SubscriptionSpec | EscalationPolicySpec | SilenceSpec, *, receivers: bool = True
 ) -> dict[str, Any]:
-    """The object as JSON, with webhook secrets and the passwords of their URLs replaced by a
+    """The object as JSON, with webhook secrets and the secrets of their URLs replaced by a
     mark: shown once, never again. Without `receivers`, the URLs and addresses are masked
-    too (the centre's object read by an enterprise or a viewer)."""
-    data: dict[str, Any] = spec.model_dump(mode="json")
-
-    def hide(channel: dict[str, Any]) -> None:
-        if channel.get("secret"):
-            channel["secret"] = HIDDEN
-        if isinstance(channel.get("url"), str):
-            channel["url"] = hide_url(channel["url"]) if receivers else CENTRE_HIDDEN
-        if not receivers and channel.get("to"):
-            channel["to"] = [CENTRE_HIDDEN]
-
-    if "channel" in data:
-        hide(data["channel"])
-    for step in data.get("steps", ()):
-        hide(step["channel"])
-    return data
+    too (the centre's object read by an enterprise or a viewer): `api.hidden.hide_receivers`,
+    as the registry shows a tenant's."""
+    return hide_receivers(spec.model_dump(mode="json"), receivers=receivers)

@@ -45,7 +45,8 @@ from api.configroutes import (
     read_body,
     whole_admin_of,
 )
-from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
+from api.context import CENTRE_ROLES, WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
+from api.hidden import hide_receivers
 
 __all__ = ["registry_router"]
 
@@ -133,6 +134,33 @@ def _locate(doc: dict[str, Any], segs: list[str], caller: Principal) -> _Loc:
         i += 2
 
 
+# a tenant's notification objects with channels: those of the configuration are the centre's
+_RECEIVER_FIELDS = ("subscriptions", "escalation_policies")
+
+
+def _shown(data: Any, caller: Principal, *, tenants: bool) -> Any:
+    """`data` as `caller` reads it: secrets hidden (`mask`), and for an enterprise's or a
+    viewer's key the centre's receivers in the tenants' subscriptions and escalation policies
+    too (`tenants`: `data` is a tenant or a list of them), as `/subscriptions` shows them."""
+    shown = mask(data)
+    if not tenants or caller.role in CENTRE_ROLES:
+        return shown
+
+    def tenant(t: Any) -> Any:
+        if not isinstance(t, dict):
+            return t
+        out = dict(t)
+        for field in _RECEIVER_FIELDS:
+            if isinstance(out.get(field), list):
+                out[field] = [
+                    hide_receivers(x, receivers=False) if isinstance(x, dict) else x
+                    for x in out[field]
+                ]
+        return out
+
+    return [tenant(t) for t in shown] if isinstance(shown, list) else tenant(shown)
+
+
 RegPath = Annotated[str, Path(description="see the module description", max_length=1000)]
 
 
@@ -151,12 +179,13 @@ def registry_router() -> APIRouter:
                 raise HTTPException(status.HTTP_403_FORBIDDEN, "the fleet settings span tenants")
             return mask(doc.get("fleet", {}))
         loc = _locate(doc, segs, caller)
+        tenants = segs[0] == "tenants" and len(segs) <= 2  # their notification objects in
         if loc.index is not None:
-            return mask(loc.items[loc.index])
+            return _shown(loc.items[loc.index], caller, tenants=tenants)
         items = loc.items
         if segs == ["tenants"]:
             items = [t for t in items if caller.sees(str(t.get("id")))]
-        return mask(items)
+        return _shown(items, caller, tenants=tenants)
 
     @r.post("/registry/{path:path}", status_code=status.HTTP_201_CREATED, dependencies=WRITE)
     async def create(
