@@ -51,6 +51,8 @@ from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
     SubscriptionSpec,
+    over_limit,
+    recipients_problem,
 )
 
 __all__ = ["CENTRE_HIDDEN", "ObjectIn", "OutboxPublic", "notification_routes"]
@@ -81,12 +83,15 @@ class OutboxPublic(BaseModel):
 def notification_routes(r: APIRouter) -> None:
     """Add to `r` the routes of subscriptions, escalation policies and silences, then the
     outbox's."""
+    # a tenant's count is checked and its object stored under this, one write at a time: four
+    # at once each found room for one more (the limits, `TENANT_LIMITS`)
+    writing = asyncio.Lock()
     for path, kind in (
         ("subscriptions", "subscription"),
         ("escalation-policies", "escalation"),
         ("silences", "silence"),
     ):
-        _object_routes(r, path, kind)
+        _object_routes(r, path, kind, writing)
 
     @r.get("/notifications", response_model=list[OutboxPublic], tags=["notifications"])
     async def notifications(
@@ -155,7 +160,7 @@ def notification_routes(r: APIRouter) -> None:
         return OutboxPublic(**dict(zip(fields, found, strict=True)))
 
 
-def _object_routes(r: APIRouter, path: str, kind: str) -> None:
+def _object_routes(r: APIRouter, path: str, kind: str, writing: asyncio.Lock) -> None:
     model = KINDS[kind]
     tag: list[str | Enum] = ["notifications"]
 
@@ -239,12 +244,20 @@ def _object_routes(r: APIRouter, path: str, kind: str) -> None:
                 problem = await _destination_problem(url, guard)
                 if problem is not None:
                     break
+        if problem is None and not isinstance(spec, SilenceSpec):
+            problem = recipients_problem(spec)
         if problem is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
         try:
-            await asyncio.to_thread(
-                lambda: notifier(ctx).put(kind, body.tenant, spec, caller.name, owner=owner)
-            )
+            async with writing:
+                held = await asyncio.to_thread(_stored, ctx, kind, body.tenant)
+                if spec.id not in held:  # (one replaced, or one of before over it, may stay)
+                    problem = over_limit(kind, len(held) + 1)
+                    if problem is not None:
+                        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
+                await asyncio.to_thread(
+                    lambda: notifier(ctx).put(kind, body.tenant, spec, caller.name, owner=owner)
+                )
         except NotifyOwnerError as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except NotifyObjectError as exc:

@@ -33,6 +33,8 @@ from telemetry.notifyconfig import (
     NotifySettings,
     SilenceSpec,
     SubscriptionSpec,
+    over_limit,
+    recipients_problem,
 )
 from telemetry.ruleconfig import (
     CalibrationDueSpec,
@@ -294,6 +296,20 @@ class TenantSpec(Frozen):
                 raise ValueError(
                     f"subscription {sub.id!r}: no escalation policy {sub.escalation!r}"
                 )
+        for kind, items in (
+            ("subscription", self.subscriptions),
+            ("escalation", self.escalation_policies),
+            ("silence", self.silences),
+        ):
+            problem = over_limit(kind, len(items))
+            if problem is not None:
+                raise ValueError(problem)
+        specs: list[SubscriptionSpec | EscalationPolicySpec] = [*self.subscriptions]
+        specs += self.escalation_policies
+        for spec in specs:
+            problem = recipients_problem(spec)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "CENTRE",
     "EVENT_KINDS",
     "MATCH_SENSOR_KINDS",
+    "MAX_RECIPIENTS",
+    "TENANT_LIMITS",
     "ChannelSpec",
     "DisposalDeadline",
     "DisposalSpec",
@@ -36,6 +38,8 @@ __all__ = [
     "SseChannel",
     "SubscriptionSpec",
     "WebhookChannel",
+    "over_limit",
+    "recipients_problem",
 ]
 
 TIERS: tuple[str, ...] = get_args(Tier)
@@ -442,3 +446,45 @@ class NotifySettings(_Frozen):
                     "take webhook or email"
                 )
         return self
+
+
+# What a tenant may hold, whoever writes it (an enterprise's key, the centre's, the configuration
+# file): every subscription is matched against each of its alarms and each e-mail goes through
+# the centre's SMTP server (helper-163: an enterprise key made 300 e-mail subscriptions of 50
+# outside addresses, and one comment sent 301 messages to 15,002 recipients). A real enterprise
+# has a few subscriptions per duty (shift, safety office, management) and site; a longer list of
+# people is a mailing list's address.
+TENANT_LIMITS: dict[str, int] = {"subscription": 50, "escalation": 20, "silence": 100}
+_PLURAL = {
+    "subscription": "subscriptions",
+    "escalation": "escalation policies",
+    "silence": "silences",
+}
+# the addresses of one e-mail channel written now (a stored one of before may have up to 50)
+MAX_RECIPIENTS = 20
+
+
+def over_limit(kind: str, count: int) -> str | None:
+    """Why a tenant may not hold `count` objects of `kind`, or None."""
+    limit = TENANT_LIMITS[kind]
+    if count <= limit:
+        return None
+    return (
+        f"a tenant has at most {limit} {_PLURAL[kind]} (the configuration's and those made "
+        f"through the API together), not {count}: change or delete one instead (a list of "
+        "people is one mailing-list address)"
+    )
+
+
+def recipients_problem(spec: SubscriptionSpec | EscalationPolicySpec) -> str | None:
+    """Why the e-mail channels of a subscription or an escalation policy name too many
+    addresses, or None."""
+    channels = [getattr(spec, "channel", None)]
+    channels += [step.channel for step in getattr(spec, "steps", ())]
+    for channel in channels:
+        if isinstance(channel, EmailChannel) and len(channel.to) > MAX_RECIPIENTS:
+            return (
+                f"{spec.id!r}: an e-mail channel sends to at most {MAX_RECIPIENTS} addresses, "
+                f"not {len(channel.to)}: give a mailing list's address for more people"
+            )
+    return None
