@@ -25,7 +25,7 @@ from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found, r
 from api.registrydb import KeyRow, RegistryDB, RegistryDBError
 from telemetry.config import ApiKeySpec, Ident
 
-__all__ = ["RESERVED_NAMES", "KeyName", "check_key_name", "key_router"]
+__all__ = ["RESERVED_NAMES", "KeyName", "check_key_name", "key_router", "name_skeleton"]
 
 Role = Literal["admin", "operator", "enterprise", "viewer"]
 _DAY_MS = 86_400_000
@@ -37,14 +37,24 @@ RESERVED_NAMES = frozenset(
 )
 
 
+def _han(ch: str) -> bool:
+    """A Chinese character (CJK unified ideographs and their extensions; the compatibility
+    ideographs are refused by NFKC, which changes them)."""
+    return unicodedata.name(ch, "").startswith("CJK UNIFIED IDEOGRAPH-")
+
+
 def check_key_name(name: str) -> str:
-    """A key's name as the journal, the CSV and the logs name its holder (王工, li.ming): letters
-    of any script, their marks, digits and `_ . -`, starting with a letter or digit. Refused:
-    spaces of every kind, control and format characters (a bidi override or a zero-width space
-    would make one name read as another, or a log line lie), every other punctuation and symbol
-    (quotes, commas, `=`, `+`, `@`: a CSV cell, a header or a shell never has to quote a name),
-    and a name that NFKC changes (full-width `ａｄｍｉｎ` would pass for `admin`), and the names
-    the hub acts under itself (`RESERVED_NAMES`, in any case: `System` would pass for `system`)."""
+    """A key's name as the journal, the CSV and the logs name its holder (王工, li.ming): ASCII
+    letters and digits, Chinese characters, and `_ . -`, starting with a letter, a digit or a
+    Chinese character; Latin letters and Chinese characters not in one name. Refused: spaces of
+    every kind, control and format characters (a bidi override or a zero-width space would make
+    one name read as another, or a log line lie), every other punctuation and symbol (quotes,
+    commas, `=`, `+`, `@`: a CSV cell, a header or a shell never has to quote a name), letters
+    of other scripts (a Cyrillic `е` in `dеmo-admin` passed for the centre's `demo-admin` in the
+    journal, helper-163; `一` among Latin letters for a `-`), a name that NFKC changes
+    (full-width `ａｄｍｉｎ` would pass for `admin`), and the names the hub acts under itself
+    (`RESERVED_NAMES`, in any case: `System` would pass for `system`). A name like another
+    key's (`name_skeleton`) is refused where keys are made."""
     if name.casefold() in RESERVED_NAMES:
         raise ValueError(
             f"{name!r} is a name the hub acts under itself (the journal's system, the"
@@ -55,18 +65,33 @@ def check_key_name(name: str) -> str:
             "a key name is written in its plain form (not full-width or compatibility letters)"
         )
     for i, ch in enumerate(name):
-        cat = unicodedata.category(ch)
-        ok = cat[0] == "L" or cat == "Nd" or (i > 0 and (cat[0] == "M" or ch in _NAME_PUNCT))
+        ok = (ch.isascii() and ch.isalnum()) or _han(ch) or (i > 0 and ch in _NAME_PUNCT)
         if not ok:
             what = f"not hold {ch!r} (U+{ord(ch):04X})" if i else "start with a letter or digit"
             raise ValueError(
-                f"a key name must {what}: letters of any script, digits, and _ . - after the "
-                "first character"
+                f"a key name must {what}: ASCII letters and digits, Chinese characters, and"
+                " _ . - after the first character (letters of other scripts look like Latin"
+                " ones: a Cyrillic е passes for an e)"
             )
+    if any(_han(ch) for ch in name) and any(ch.isascii() and ch.isalpha() for ch in name):
+        raise ValueError(
+            "a key name is in Chinese characters or in Latin letters, not both (王工, wang.gong;"
+            " 一 among Latin letters passes for a -)"
+        )
     return name
 
 
-# a key's name: 1 to 64 characters, letters of any script (the journal says 王工)
+# letters and characters that pass for one another in a name (case aside)
+_LOOKALIKE = str.maketrans({"0": "o", "1": "l", "i": "l", "一": "-", "_": "-", ".": "-"})
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like: case folded, and `0`/`o`, `1`/`l`/`i`, `_`/`.`/`-`, `一`/`-`
+    alike (`dem0-admin` looks like `Demo_Admin`)."""
+    return name.casefold().translate(_LOOKALIKE).replace("rn", "m")
+
+
+# a key's name: 1 to 64 characters, ASCII or Chinese (the journal says 王工)
 KeyName = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64),
@@ -236,10 +261,14 @@ def key_router() -> APIRouter:
         # the same answer wherever the name is taken (the configuration holds other tenants'
         # keys: where would tell their names); a configuration key's name in another case too
         taken = HTTPException(
-            status.HTTP_409_CONFLICT, f"the key name {body.name!r} is taken: choose another"
+            status.HTTP_409_CONFLICT,
+            f"the key name {body.name!r} is taken, or one that looks like it: choose another",
         )
-        folded = body.name.casefold()
-        if any(k.name.casefold() == folded for k in ctx.keys.config_keys):
+        # a name that looks like another key's too (`dem0-admin` beside `demo-admin`): the
+        # journal would name one key's acts as the other's
+        like = name_skeleton(body.name)
+        names = [k.name for k in ctx.keys.config_keys] + [k.name for k in db.api_keys()]
+        if any(name_skeleton(n) == like for n in names):
             raise taken
         key = "hh_" + secrets.token_urlsafe(32)
         now = ctx.keys.now()
