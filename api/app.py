@@ -38,6 +38,7 @@ from api.context import (
 )
 from api.deadletters import dead_letter_router
 from api.handover import handover_router
+from api.headers import SecurityHeaders
 from api.keys import key_router
 from api.livestream import stream_route
 from api.models import MePublic
@@ -98,6 +99,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     install_problem_handlers(app)  # errors as RFC 9457 problem details
     app.add_middleware(BodyLimit, max_bytes=1 << 20)  # no request needs more than 1 MiB
+    app.add_middleware(SecurityHeaders)  # last added, outermost: on the 413 of BodyLimit too
     for router in (
         _router(),
         alarm_router(),
