@@ -167,7 +167,7 @@ def test_a_token_in_a_url_is_hidden_and_the_receiver_stays_recognisable(
 
 async def test_a_robots_token_in_the_path_is_masked_and_kept(rig: Rig) -> None:
     for url, token in ((FEISHU, FEISHU_TOKEN), (SLACK, SLACK_TOKEN)):
-        spec = {"id": "robot", "channel": {"type": "webhook", "url": url}}
+        spec = {"id": "robot", "channel": {"type": "webhook", "url": url, "secret": "hm-1"}}
         r = await rig.client.put(
             "/api/v1/subscriptions", json={"tenant": COAL, "spec": spec}, headers=auth("op")
         )
@@ -180,6 +180,7 @@ async def test_a_robots_token_in_the_path_is_masked_and_kept(rig: Rig) -> None:
         )
         assert r.status_code == 200, r.text
         assert rig.stored("subscription").channel.url == url
+        assert rig.stored("subscription").channel.secret == "hm-1"  # the same receiver
         away = {**back, "channel": {**back["channel"], "url": f"https://evil.example.cn/{MASK}"}}
         r = await rig.client.put(
             "/api/v1/subscriptions", json={"tenant": COAL, "spec": away}, headers=auth("op")
