@@ -7,7 +7,6 @@ and reported), duplicate (already stored), or rejected whole (dead letter with t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,9 +14,11 @@ from alerts.alarmevent import device_alarm_id
 from alerts.gatewayalarms import DataLoss
 from ingest.clocks import ClockWatch
 from ingest.dropreport import read_drop_report
+from ingest.handled import Handled
 from ingest.metrics import Metrics
-from ingest.positions import PositionError, decode_positions
-from ingest.store.base import PositionBatch, ReadingBatch, no_fix
+from ingest.positionmsg import DAY_MS, PositionMessages
+from ingest.seen import SeenSeqs
+from ingest.store.base import ReadingBatch
 from telemetry.codec import MAX_FUTURE_MS, TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
@@ -30,104 +31,10 @@ from telemetry.topics import (
     TopicLayout,
 )
 
-__all__ = ["Handled", "Pipeline", "SeenSeqs"]
-
-DAY_MS = 86_400_000
+__all__ = ["DAY_MS", "Handled", "Pipeline", "SeenSeqs"]
 
 
-@dataclass(slots=True)
-class Handled:
-    """What one message became."""
-
-    kind: str  # telemetry | position | status | dropped | other
-    readings: ReadingBatch | None = None
-    positions: PositionBatch | None = None
-    mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
-    duplicate: bool = False
-    reasons: list[str] = field(default_factory=list)  # why (some of) it was rejected
-    rejected_whole: bool = False
-    # a gateway's status: (tenant, gateway, online, the hub's clock when it arrived)
-    status: tuple[str, str, bool, int] | None = None
-    # a gateway's report of batches its spool dropped, per point (`alerts.gatewayalarms`)
-    losses: tuple[DataLoss, ...] = ()
-
-
-class SeenSeqs:
-    """The (epoch, seq) numbers already stored, per device: for each of its last `epochs`
-    epochs (a gateway's starts), the highest seq seen and a bitmask of the `per_device` seqs
-    below it. A few hundred bytes per device, however long the hub runs (an ordered set of
-    pairs took about 250 bytes per message until it was full: 200 MB for 200 devices).
-    A seq older than the window is not known (stored again: the store's writes are
-    idempotent, the core counts it late)."""
-
-    def __init__(self, per_device: int = 4096, epochs: int = 4) -> None:
-        self._limit = per_device
-        self._full = (1 << per_device) - 1
-        self._epochs = epochs
-        # device -> epoch -> [highest seq, bit d set: seq highest - d seen]
-        self._seen: dict[tuple[str, str, str], dict[int, list[int]]] = {}
-
-    def __contains__(self, item: tuple[tuple[str, str, str], int, int]) -> bool:
-        dev, epoch, seq = item
-        found = self._seen.get(dev, {}).get(epoch)
-        if found is None:
-            return False
-        high, mask = found
-        d = high - seq
-        return 0 <= d < self._limit and bool(mask >> d & 1)
-
-    def last_epoch(self, dev: tuple[str, str, str]) -> int | None:
-        """The highest epoch of `dev` in the window, if any."""
-        return max(self._seen.get(dev, {}), default=None)
-
-    def highs(self) -> list[tuple[tuple[str, str, str], int, int]]:
-        """(device, epoch, highest seq) of every epoch in the window, oldest epoch first."""
-        return [
-            (dev, e, found[0]) for dev, epochs in self._seen.items() for e, found in epochs.items()
-        ]
-
-    def high(self, dev: tuple[str, str, str], epoch: int) -> int | None:
-        """The highest seq of `dev` seen in `epoch`, if it is in the window."""
-        found = self._seen.get(dev, {}).get(epoch)
-        return None if found is None else found[0]
-
-    def restore(self, dev: tuple[str, str, str], epoch: int, seq: int) -> None:
-        """What a hub before this one judged (`ingest.seqjournal`): `seq` of `epoch` is the
-        newest known; the seqs below it are not known one by one (one of them again is stored
-        again and judged late, never counted missing)."""
-        epochs = self._seen.setdefault(dev, {})
-        found = epochs.get(epoch)
-        if found is not None:
-            if seq > found[0]:
-                found[0], found[1] = seq, 1
-            return
-        while len(epochs) >= self._epochs:
-            del epochs[next(iter(epochs))]
-        epochs[epoch] = [seq, 1]
-
-    def add(self, item: tuple[tuple[str, str, str], int, int]) -> int:
-        """Mark a batch stored; the number of the device's batches its seq jumped past (within
-        its epoch: a gateway numbers its batches from 0 at each start), never received."""
-        dev, epoch, seq = item
-        epochs = self._seen.setdefault(dev, {})
-        found = epochs.get(epoch)
-        if found is None:
-            while len(epochs) >= self._epochs:  # the oldest epoch the window heard of goes
-                del epochs[next(iter(epochs))]
-            epochs[epoch] = [seq, 1]
-            return 0
-        high, mask = found
-        if seq > high:
-            shift = seq - high
-            found[0] = seq
-            found[1] = ((mask << shift) | 1) & self._full if shift < self._limit else 1
-            return shift - 1
-        if high - seq < self._limit:
-            found[1] = mask | (1 << (high - seq))
-        return 0
-
-
-class Pipeline:
+class Pipeline(PositionMessages):
     def __init__(
         self,
         registry: Registry,
@@ -282,15 +189,6 @@ class Pipeline:
             and site in (None, s)
         ]
 
-    def _reject(self, kind: str, reason: str, text: str) -> Handled:
-        self.metrics.inc("hazardhub_messages_rejected_total", reason=reason)
-        return Handled(kind, reasons=[f"{reason}: {text}"], rejected_whole=True)
-
-    def _time_mask(self, ts: np.ndarray, arrival_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        future = ts > arrival_ms + self.max_future_ms
-        past = ts < arrival_ms - self.max_past_ms
-        return future, past
-
     def _telemetry(self, topic: TelemetryTopic, payload: bytes, arrival_ms: int) -> Handled:
         dev_key = (topic.tenant, topic.site, topic.device)
         device = self.registry.devices.get(dev_key)
@@ -429,70 +327,3 @@ class Pipeline:
         if high is not None and seq <= high:
             return None
         return self.clocks.floor(dev)
-
-    def _said_times(self, ts: np.ndarray) -> str:
-        """Which times were out of the window, and the window: epoch seconds, the usual
-        mistake, named as such."""
-        shown = []
-        for t in ts[:3].tolist():
-            hint = " (epoch seconds? ts is in milliseconds)" if 0 < t < 100_000_000_000 else ""
-            shown.append(f"ts {t}{hint}")
-        more = f" and {len(ts) - 3} more" if len(ts) > 3 else ""
-        return (
-            f"outside the accepted times (at most {self.max_future_ms // 1000} s ahead of the "
-            f"hub's clock: set the sender's clock by NTP; {self.max_past_ms // DAY_MS} days "
-            f"behind): {', '.join(shown)}{more}"
-        )
-
-    def _position(self, topic: PositionTopic, payload: bytes, arrival_ms: int) -> Handled:
-        vehicle = self.registry.vehicles.get((topic.tenant, topic.vehicle))
-        if vehicle is None:
-            return self._reject(
-                "position",
-                "unknown_vehicle",
-                f"tenant {topic.tenant!r} has no vehicle {topic.vehicle!r}",
-            )
-        try:
-            cols = decode_positions(payload)
-        except PositionError as exc:
-            return self._reject("position", "decode_error", str(exc))
-        reasons = [f"bad_record: record {i}: {why}" for i, why in cols.rejected[:20]]
-        if cols.rejected:
-            self.metrics.inc(
-                "hazardhub_readings_rejected_total", len(cols.rejected), reason="bad_record"
-            )
-        future, past = self._time_mask(cols.ts, arrival_ms)
-        keep = ~(future | past)
-        if (~keep).any():
-            count = int((~keep).sum())
-            self.metrics.inc("hazardhub_readings_rejected_total", count, reason="bad_time")
-            reasons.append(f"bad_time: {count} record(s) {self._said_times(cols.ts[~keep])}")
-        n = int(keep.sum())
-        if n == 0 and reasons:
-            self.metrics.inc("hazardhub_messages_rejected_total", reason="no_valid_record")
-            return Handled("position", reasons=reasons, rejected_whole=True)
-        idx = np.full(n, vehicle.speed_sensor, dtype=np.int32)
-        positions = PositionBatch(
-            idx,
-            cols.ts[keep],
-            cols.lat[keep],
-            cols.lon[keep],
-            cols.speed_kmh[keep],
-            cols.heading_deg[keep],
-            cols.alarm_flags[keep],
-            cols.driver[keep] if cols.driver.any() else None,
-            cols.driver_names or None,
-        )
-        # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
-        # would clear an overspeed and write 0 km/h into the history
-        fixed = ~no_fix(cols.lat[keep], cols.lon[keep])
-        m = int(fixed.sum())
-        readings = ReadingBatch(
-            idx[fixed],
-            cols.ts[keep][fixed],
-            cols.speed_kmh[keep][fixed],
-            np.zeros(m, dtype=np.uint8),
-            np.zeros(m, dtype=np.int64),
-            cols.seq[keep][fixed],
-        )
-        return Handled("position", readings=readings, positions=positions, reasons=reasons)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from ingest.pipeline import SeenSeqs
+from ingest.seen import SeenSeqs
 
 __all__ = ["SEQ_FILE", "SeqJournal"]
 
