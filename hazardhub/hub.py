@@ -37,7 +37,7 @@ from ingest.calibrations import take_stored_calibrations
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
-from ingest.seqjournal import SEQ_FILE, SeqJournal
+from ingest.seqjournal import SEQ_FILE, SeqJournal, configured
 from ingest.service import IngestService
 from ingest.store.base import TimeSeriesStore
 from ingest.store.buffered import BufferedStore
@@ -197,7 +197,7 @@ class Hub(TerminalConfirmations):
         self.pipeline = Pipeline(registry, self.layout, self.metrics)
         # the newest batch judged of each device, so a gap across a restart is counted
         self.seqs = SeqJournal(
-            settings.data_dir / SEQ_FILE, self.pipeline.seen, known=registry.devices.__contains__
+            settings.data_dir / SEQ_FILE, self.pipeline.seen, known=configured(registry)
         )
         self.dispatcher = Dispatcher(
             registry,

@@ -27,6 +27,7 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
+from ingest.positionmsg import VEHICLES
 from ingest.seqjournal import SeqJournal
 from ingest.store.base import ReadingBatch, StoreError, StoreUnavailableError
 from telemetry.errors import TopicError
@@ -214,7 +215,11 @@ class Flushing:
                 missing = seen.add(handled.mark)
                 if missing:
                     self._missing(handled.mark, missing)
-                if handled.readings is not None and len(handled.readings):
+                if (
+                    handled.kind == "telemetry"
+                    and handled.readings is not None
+                    and len(handled.readings)
+                ):
                     # judged: what a clock gone back is told by (`ingest.clocks`)
                     self.pipeline.clocks.advance(handled.mark[0], int(handled.readings.ts.max()))
         if marks and self.seq_journal is not None:  # kept before they are acknowledged
@@ -279,9 +284,15 @@ class Flushing:
     def _missing(self, mark: tuple[tuple[str, str, str], int, int], missing: int) -> None:
         """A device's seq jumped: batches between were never received. Counted and said (the
         broker drops messages for the hub once its queue is full, and says so only in its own
-        log: helpers 91, 92)."""
+        log: helpers 91, 92). A vehicle's (its position envelopes, `ingest.positionmsg`) are
+        counted apart."""
         (tenant, site, device), epoch, seq = mark
-        self.metrics.inc("hazardhub_telemetry_batches_missing_total", missing)
+        self.metrics.inc(
+            "hazardhub_position_batches_missing_total"
+            if site == VEHICLES
+            else "hazardhub_telemetry_batches_missing_total",
+            missing,
+        )
         # said for the first devices of a minute, then once for the rest (a broker that dropped
         # the queue of a thousand devices made a thousand lines at once, helper-97)
         minute = time.monotonic() // 60

@@ -36,6 +36,18 @@ _HELP = {
     "hazardhub_messages_duplicate_total": (
         "Telemetry messages dropped as already seen (device, epoch, seq)"
     ),
+    "hazardhub_position_batches_missing_total": (
+        "Position envelopes of a vehicle never received: their seq jumped past them within the "
+        "publisher's epoch, also across a hub restart (like "
+        "hazardhub_telemetry_batches_missing_total)"
+    ),
+    "hazardhub_positions_duplicate_total": (
+        "Position envelopes dropped as already judged (vehicle, epoch, seq)"
+    ),
+    "hazardhub_positions_unsequenced_total": (
+        "Position messages without an envelope (a bare object or array): neither deduped nor "
+        "counted when the broker drops them"
+    ),
     "hazardhub_readings_total": "Readings accepted and stored",
     "hazardhub_readings_rejected_total": "Readings rejected, by reason",
     "hazardhub_readings_late_total": (

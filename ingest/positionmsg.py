@@ -1,6 +1,11 @@
 """A position message (docs/mqtt.md "Position") into a vehicle's track and speed readings (no
-I/O); `ingest.pipeline.Pipeline` hands it the messages of the position topics (moved out of
-it as it was)."""
+I/O); `ingest.pipeline.Pipeline` hands it the messages of the position topics.
+
+An envelope numbered by its publisher (`telemetry.posenvelope`) is deduped and its gaps counted
+like a telemetry batch's, on (tenant, ``vehicles``, vehicle, epoch, seq) in the same
+`SeenSeqs` (a site cannot be named ``vehicles``); a bare object or array is taken as before,
+unnumbered, and counted so (`hazardhub_positions_unsequenced_total`).
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,28 @@ import numpy as np
 
 from ingest.handled import Handled, Refusing
 from ingest.positions import PositionError, decode_positions
+from ingest.seen import SeenSeqs
 from ingest.store.base import PositionBatch, ReadingBatch, no_fix
+from telemetry.posenvelope import EnvelopeError
 from telemetry.registry import Registry
 from telemetry.topics import PositionTopic
 
-__all__ = ["PositionMessages"]
+__all__ = ["VEHICLES", "PositionMessages", "vehicle_key"]
 
 DAY_MS = 86_400_000
+VEHICLES = "vehicles"  # the site of a vehicle's key, reserved in the topic layout
+
+
+def vehicle_key(tenant: str, vehicle: str) -> tuple[str, str, str]:
+    """The key a vehicle's envelopes are numbered under, beside the devices'."""
+    return (tenant, VEHICLES, vehicle)
 
 
 class PositionMessages(Refusing):
     """The position half of `ingest.pipeline.Pipeline`, which sets the attributes."""
 
     registry: Registry
+    seen: SeenSeqs
 
     def _said_times(self, ts: np.ndarray) -> str:
         """Which times were out of the window, and the window: epoch seconds, the usual
@@ -46,8 +60,18 @@ class PositionMessages(Refusing):
             )
         try:
             cols = decode_positions(payload)
+        except EnvelopeError as exc:
+            return self._reject("position", "bad_envelope", str(exc))
         except PositionError as exc:
             return self._reject("position", "decode_error", str(exc))
+        mark = None
+        if cols.numbered is None:
+            self.metrics.inc("hazardhub_positions_unsequenced_total")
+        else:
+            mark = (vehicle_key(topic.tenant, topic.vehicle), *cols.numbered)
+            if mark in self.seen:  # judged already: acknowledged, not judged again
+                self.metrics.inc("hazardhub_positions_duplicate_total")
+                return Handled("position", mark=mark, duplicate=True)
         reasons = [f"bad_record: record {i}: {why}" for i, why in cols.rejected[:20]]
         if cols.rejected:
             self.metrics.inc(
@@ -62,7 +86,9 @@ class PositionMessages(Refusing):
         n = int(keep.sum())
         if n == 0 and reasons:
             self.metrics.inc("hazardhub_messages_rejected_total", reason="no_valid_record")
-            return Handled("position", reasons=reasons, rejected_whole=True)
+            # an envelope is judged all the same: its number taken, so that it is no gap (the
+            # dead letter says what became of it)
+            return Handled("position", mark=mark, reasons=reasons, rejected_whole=mark is None)
         idx = np.full(n, vehicle.speed_sensor, dtype=np.int32)
         positions = PositionBatch(
             idx,
@@ -87,4 +113,6 @@ class PositionMessages(Refusing):
             np.zeros(m, dtype=np.int64),
             cols.seq[keep][fixed],
         )
-        return Handled("position", readings=readings, positions=positions, reasons=reasons)
+        return Handled(
+            "position", readings=readings, positions=positions, mark=mark, reasons=reasons
+        )

@@ -2,7 +2,8 @@
 
 One object or an array of objects (backfill), each: ``ts`` (epoch ms or RFC 3339), ``lat``, ``lon``
 (WGS-84 degrees), ``speed_kmh``, ``heading_deg``, optional ``alt_m``, ``acc_on``, ``driver_id``,
-``alarm_flags``, ``seq``. A bad record is rejected with its reason; the good ones are kept.
+``alarm_flags``, ``seq``; or such an array in an envelope numbered by its publisher
+(`telemetry.posenvelope`). A bad record is rejected with its reason; the good ones are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
+
+from telemetry.posenvelope import is_envelope, open_envelope
 
 __all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions", "driver_code"]
 
@@ -41,6 +44,8 @@ class PositionColumns:
     alarm_flags: npt.NDArray[np.uint32]  # JT/T 808 alarm bits, 0 when absent
     driver: npt.NDArray[np.int64]  # `driver_code` of driver_id, 0 when absent
     driver_names: dict[int, str]  # code -> driver_id of the drivers said (alarms name them)
+    # (epoch, seq) of an envelope (`telemetry.posenvelope`); None: a bare object or array
+    numbered: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -131,11 +136,17 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int]:
 
 
 def decode_positions(payload: bytes) -> PositionColumns:
-    """Decode a position payload; raise PositionError when nothing in it can be read."""
+    """Decode a position payload; raise PositionError when nothing in it can be read, and
+    `telemetry.posenvelope.EnvelopeError` (a ValueError too) for an envelope that does not
+    read."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise PositionError(f"not valid JSON (or not UTF-8): {exc}") from exc
+    numbered = None
+    if is_envelope(doc):
+        envelope = open_envelope(doc)
+        numbered, doc = (envelope.epoch, envelope.seq), envelope.records
     records = doc if isinstance(doc, list) else [doc]
     if not isinstance(doc, list | dict):
         raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
@@ -164,4 +175,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         np.array(cols[6], dtype=np.uint32),
         np.array(cols[7], dtype=np.int64),
         names,
+        numbered,
     )

@@ -1,5 +1,6 @@
 """The newest batch seq judged of each device and gateway epoch, kept across hub restarts
-(`ingest-seqs.jsonl` in the data folder), so that the first batch of a device after a restart
+(`ingest-seqs.jsonl` in the data folder), and of each vehicle's position envelopes (site
+``vehicles``, `ingest.positionmsg`), so that the first batch of a device after a restart
 is compared with it: batches the broker lost while the hub was away are counted in
 ``hazardhub_telemetry_batches_missing_total`` and said like a gap within a run (helper-149: a
 broker restarted while the hub was stopped lost 25 batches of every device, and nothing said so).
@@ -28,15 +29,29 @@ from pathlib import Path
 
 import orjson
 
+from ingest.positionmsg import VEHICLES
 from ingest.seen import SeenSeqs
+from telemetry.registry import Registry
 
-__all__ = ["SEQ_FILE", "SeqJournal"]
+__all__ = ["SEQ_FILE", "SeqJournal", "configured"]
 
 log = logging.getLogger(__name__)
 
 SEQ_FILE = "ingest-seqs.jsonl"
 
 Dev = tuple[str, str, str]
+
+
+def configured(registry: Registry) -> Callable[[Dev], bool]:
+    """Whether a key of the journal is still configured in `registry`: a device, or a vehicle
+    (its position envelopes, numbered under site ``vehicles``)."""
+
+    def known(dev: Dev) -> bool:
+        if dev[1] == VEHICLES:
+            return (dev[0], dev[2]) in registry.vehicles
+        return dev in registry.devices
+
+    return known
 
 
 def _line(dev: Dev, epoch: int, seq: int) -> bytes:

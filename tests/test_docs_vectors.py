@@ -35,6 +35,7 @@ from telemetry.jt808 import (
     encode_frame,
 )
 from telemetry.jt808.codec import checksum, unescape
+from telemetry.posenvelope import decode_envelope
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -173,6 +174,29 @@ def test_position_example_gives_the_documented_result(registry: Registry) -> Non
         [0],
     )
     assert (rd.epoch.tolist(), rd.seq.tolist()) == ([0], [1203])
+
+
+def test_position_envelope_example_gives_the_documented_result(registry: Registry) -> None:
+    payload = _block(_doc("mqtt.md"), "position-envelope").encode()
+    assert decode_envelope(payload).epoch == 1795960800000  # the codec's reading too
+    topic = L.position("acme-chem", "tanker-01")
+    pipeline = Pipeline(registry, L, Metrics())
+    handled = pipeline.handle(topic, payload, 1795961101000)
+    assert handled.kind == "position" and not handled.reasons and not handled.duplicate
+    assert handled.mark == (("acme-chem", "vehicles", "tanker-01"), 1795960800000, 42)
+    pos, rd = handled.positions, handled.readings
+    assert pos is not None and rd is not None
+    assert pos.ts.tolist() == [1795961100000]
+    assert (pos.lat.tolist(), pos.lon.tolist()) == ([31.6201], [120.3301])
+    assert [registry.sensors[int(i)].id for i in rd.sensor] == ["tanker-01.speed"]
+    assert rd.value.tolist() == [88.5]
+    # its one record is the position example's, bare
+    example = orjson.loads(_block(_doc("mqtt.md"), "position"))
+    (record,) = decode_envelope(payload).records
+    assert record == {k: example[k] for k in record}
+    # judged (a flush marks it), the same again is a duplicate
+    pipeline.seen.add(handled.mark)
+    assert pipeline.handle(topic, payload, 1795961102000).duplicate
 
 
 # --- JT/T 808 (docs/jt808.md) ---
