@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import aiomqtt
 import numpy as np
-import orjson
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
 from simulators.jt808 import Fix, Jt808Terminal
+from telemetry.posenvelope import records_of
 
 from services import MosquittoService
 
@@ -103,7 +103,7 @@ async def subscriber(
         async for msg in client.messages:
             now = time.perf_counter()
             vehicle = str(msg.topic).split("/")[4]
-            for rec in orjson.loads(bytes(msg.payload)):  # type: ignore[arg-type]
+            for rec in records_of(bytes(msg.payload)):  # type: ignore[arg-type]
                 t = sent.pop((vehicle, rec["ts"]), None)
                 if t is not None:
                     lat.append(now - t)

@@ -39,6 +39,7 @@ from gateway.errors import DeviceError, LinkError, NoAnswerError, NotSentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
 from telemetry.codec import TelemetryBatch
+from telemetry.numbering import Numbering
 from telemetry.quality import Quality
 from telemetry.registry import DeviceInfo
 
@@ -74,7 +75,7 @@ class DevicePoller:
         self.phase_s = phase_s
         self._sink = sink
         self._gateway = gateway
-        self._epoch = epoch
+        self._numbers = Numbering(epoch)
         self._clock = clock_ms
         # the sensors' points, then the status registers that set their quality
         self._keys = tuple(p.name for p in device.points)
@@ -120,7 +121,6 @@ class DevicePoller:
                 if st.point == name:
                     mask |= [not st.applies_to or k in st.applies_to for k in self._keys]
             self._status_of.append((i, mask))
-        self._seq = 0
         self._comm_lost = False
         # per request: it failed in the last cycle it was sent in (its points were reported lost)
         self._failed = np.zeros(len(self._plan), dtype=bool)
@@ -351,14 +351,13 @@ class DevicePoller:
         batch = TelemetryBatch(
             gateway=self._gateway,
             device=self.device.spec.id,
-            epoch=self._epoch,
-            seq=self._seq,
+            epoch=self._numbers.epoch,
+            seq=self._numbers.take(self.device.spec.id),
             keys=self._keys,
             key=key,
             ts=ts,
             value=value,
             quality=quality,
         )
-        self._seq += 1
         await self._sink(batch)
         return batch

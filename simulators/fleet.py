@@ -8,6 +8,10 @@ fast the scenario plays, so that a 4-hour drive or a drive at 03:00 can be repla
 The vehicles themselves are in `simulators.vehicle`, the clock and blind-area buffers both fleets
 share in `simulators.blindarea`, the JT/T 808 fleet in `simulators.jt808fleet`; their names are
 importable from here as before.
+
+Positions go in envelopes (`telemetry.posenvelope`) numbered like a gateway's: the simulator's
+start as the epoch, a seq per vehicle from 0. An envelope is made once and sent unchanged until
+the broker has it, so that the hub dedupes one sent again after a lost link.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import logging
 import math
 import secrets
+import time
 from collections.abc import Callable, Sequence
 
 import aiomqtt
@@ -26,6 +31,8 @@ from simulators.blindarea import _Fleet
 from simulators.jt808fleet import Jt808Fleet, terminal_ids, terminal_phones
 from simulators.vehicle import GPS_DRIFT_M, SimulatedVehicle, attach_scenario, position_at
 from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.numbering import Numbering
+from telemetry.posenvelope import encode_envelope
 from telemetry.topics import TopicLayout
 
 __all__ = [
@@ -66,7 +73,9 @@ class FleetPublisher(_Fleet):
         username: str | None = None,
         password: str | None = None,
         tls: BrokerTls | None = None,
+        epoch: int | None = None,
     ) -> None:
+        """`epoch`: the session its envelopes are numbered in (default: the wall clock now)."""
         super().__init__(
             vehicles,
             host=host,
@@ -85,6 +94,9 @@ class FleetPublisher(_Fleet):
         self._timeout_s = timeout_s
         self._username, self._password = username, password
         self._tls = tls
+        self.numbering = Numbering(time.time_ns() // 1_000_000 if epoch is None else epoch)
+        # per vehicle: the envelope being sent (payload, its fixes), until the broker has it
+        self._sending: list[tuple[bytes, list[object]] | None] = [None] * len(self.vehicles)
         # one of its own per simulator (helper-149: two per-tenant fleets, as docs/simulators.md
         # runs them on a broker with logins, shared one and knocked each other off for ever);
         # the same across its reconnects, which then replace its own old connection
@@ -134,17 +146,21 @@ class FleetPublisher(_Fleet):
                 backoff = min(backoff * 2, 5.0)
 
     async def _flush(self, client: aiomqtt.Client) -> None:
-        """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged."""
-        for v, q in zip(self.vehicles, self._waiting, strict=True):
-            while q:
-                n = min(len(q), self._backfill_max)
-                part = [q[k] for k in range(n)]
-                body: object = part[0] if n == 1 else part
-                await client.publish(
-                    self._layout.position(v.tenant, v.id), orjson.dumps(body), qos=1
-                )
+        """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged.
+        An envelope not acknowledged (the link lost) is sent again as it was, same seq."""
+        for i, (v, q) in enumerate(zip(self.vehicles, self._waiting, strict=True)):
+            while q or self._sending[i] is not None:
+                sending = self._sending[i]
+                if sending is None:
+                    part: list[object] = [q[k] for k in range(min(len(q), self._backfill_max))]
+                    seq = self.numbering.take(f"{v.tenant}/{v.id}")
+                    payload = encode_envelope(self.numbering.epoch, seq, orjson.dumps(part))
+                    sending = self._sending[i] = (payload, part)
+                payload, part = sending
+                await client.publish(self._layout.position(v.tenant, v.id), payload, qos=1)
+                self._sending[i] = None
                 for item in part:  # (the full buffer may have dropped some meanwhile)
                     if q and q[0] is item:
                         q.popleft()
-                self.sent += n
-                self.backfills += n > 1
+                self.sent += len(part)
+                self.backfills += len(part) > 1

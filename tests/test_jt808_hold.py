@@ -19,6 +19,7 @@ from pathlib import Path
 import aiomqtt
 import orjson
 import pytest
+from positionpayload import records_of
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from gateway.jt808.hold import Hold, Source
@@ -147,7 +148,7 @@ class Subscriber:
             await client.subscribe(TOPIC, qos=1)
             ready.set()
             async for msg in client.messages:
-                records = orjson.loads(bytes(msg.payload))  # type: ignore[arg-type]
+                records = records_of(bytes(msg.payload))  # type: ignore[arg-type]
                 self.records.extend(records)
                 self.got.append((loop.time(), [r["ts"] for r in records]))
 
@@ -459,7 +460,7 @@ def test_a_blind_area_larger_than_the_hub_takes_in_one_array_goes_in_several(tmp
     up.submit(ref, records, 0)
     sent = spool.peek(100)
     assert [b.readings for b in sent] == [ARRAY_MAX, ARRAY_MAX, 7]
-    assert [r["ts"] for b in sent for r in orjson.loads(b.payload)] == list(range(len(records)))
+    assert [r["ts"] for b in sent for r in records_of(b.payload)] == list(range(len(records)))
     assert len({b.seq for b in sent}) == 3
     for b in sent:
         spool.ack(b)

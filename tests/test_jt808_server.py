@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import aiomqtt
-import orjson
 import pytest
+from positionpayload import records_of
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
@@ -74,7 +74,7 @@ async def collect(
         async for msg in client.messages:
             payload = bytes(msg.payload)  # type: ignore[arg-type]
             assert decode_positions(payload).rejected == ()  # the hub accepts every record
-            got.append((str(msg.topic), orjson.loads(payload)))
+            got.append((str(msg.topic), records_of(payload)))
 
 
 async def until(cond: object, within_s: float = 5.0) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import aiomqtt
-import orjson
+from positionpayload import records_of
 from test_sim_vehicle_scenarios import metres_off
 
 from hazardhub.settings import load
@@ -41,9 +41,8 @@ async def tracks(
             ready.set()
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
-                body = orjson.loads(msg.payload)
                 track = got.setdefault(str(msg.topic).split("/")[-2], [])
-                track.extend(body if isinstance(body, list) else [body])
+                track.extend(records_of(msg.payload))
                 if sum(len(t) >= fixes for t in got.values()) >= vehicles:
                     done.set()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import orjson
+from positionpayload import records_of
 
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.relay import UplinkRelay
@@ -46,7 +46,7 @@ async def _run(mosquitto_port: int, buffer_max: int) -> tuple[FleetPublisher, li
         async def listen() -> None:
             async for m in sub.messages:
                 assert isinstance(m.payload, bytes)
-                got.append((str(m.topic), orjson.loads(m.payload)))
+                got.append((str(m.topic), records_of(m.payload)))
 
         listener = asyncio.create_task(listen())
         stop = asyncio.Event()

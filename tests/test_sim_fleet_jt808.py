@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import orjson
 import pytest
+from positionpayload import records_of
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
@@ -91,7 +91,7 @@ async def positions_on(port: int) -> AsyncIterator[dict[str, list[dict[str, floa
             ready.set()
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
-                got.setdefault(str(msg.topic), []).extend(orjson.loads(msg.payload))
+                got.setdefault(str(msg.topic), []).extend(records_of(msg.payload))
 
     sub = asyncio.create_task(collect())
     await asyncio.wait_for(ready.wait(), 5)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import orjson
 import pytest
+from positionpayload import records_of
 from test_sim_fleet_jt808 import gateway, port_of
 
 from hazardhub.settings import load_registry
@@ -60,8 +60,7 @@ async def _collect(port: int, got: dict[str, list[int]], ready: asyncio.Event) -
         ready.set()
         async for msg in client.messages:
             assert isinstance(msg.payload, bytes)
-            body = orjson.loads(msg.payload)
-            items = body if isinstance(body, list) else [body]
+            items = records_of(msg.payload)
             got.setdefault(str(msg.topic).split("/")[-2], []).extend(int(p["ts"]) for p in items)
 
 
@@ -166,8 +165,7 @@ async def test_fixes_taken_late_have_the_modes_of_their_own_time(
             ready.set()
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
-                body = orjson.loads(msg.payload)
-                got.extend(body if isinstance(body, list) else [body])
+                got.extend(records_of(msg.payload))
 
     ready = asyncio.Event()
     sub = asyncio.create_task(listen(ready))

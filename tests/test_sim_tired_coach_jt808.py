@@ -14,8 +14,8 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
-import orjson
 import pytest
+from positionpayload import records_of
 from test_sim_vehicle_scenarios import registry, scenario, vehicles
 
 from api.auth import hash_key
@@ -58,7 +58,7 @@ async def test_tired_coach_over_jt808_reaches_the_hub_whole_and_raises_fatigue(
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
                 if str(msg.topic).split("/")[-2] == "coach-07":
-                    track.extend(int(p["ts"]) for p in orjson.loads(msg.payload))
+                    track.extend(int(p["ts"]) for p in records_of(msg.payload))
 
     async with running_hub(hub):
         sub = asyncio.create_task(collect())

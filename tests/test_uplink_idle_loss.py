@@ -11,8 +11,8 @@ import logging
 import time
 
 import aiomqtt
-import orjson
 import pytest
+from positionpayload import records_of
 
 from gateway.jt808.directory import VehicleRef
 from gateway.jt808.uplink import PositionUplink
@@ -70,7 +70,7 @@ async def test_an_idle_uplink_says_its_broker_went_and_comes_back(mosquitto, tmp
         assert await _until(lambda: uplink.pending == 0, 15), "not sent after the broker is back"
         async with aiomqtt.Client("127.0.0.1", mosquitto.port, **watch) as sub:
             got = await asyncio.wait_for(anext(aiter(sub.messages)), 10)
-            assert orjson.loads(got.payload)[0]["lat"] == 32.0
+            assert records_of(got.payload)[0]["lat"] == 32.0
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)

@@ -2,8 +2,11 @@
 
 A `gateway.uplink.SpoolUplink` like the Modbus gateway's publisher: every JSON array of records
 is committed to the spool before the terminal gets its 0x8001, then published in order, and
-leaves the spool when the broker acknowledged it. Spool drops are reported per vehicle on
-``{root}/{tenant}/gateways/{gateway}/dropped``.
+leaves the spool when the broker acknowledged it. Each array goes in an envelope
+(`telemetry.posenvelope`) numbered when it is spooled: the process's start as its epoch, a seq
+per vehicle from 0 (`telemetry.numbering`, as the Modbus gateway numbers its batches), so that
+the hub dedupes one sent again after a broker outage and counts those the broker dropped. Spool
+drops are reported per vehicle on ``{root}/{tenant}/gateways/{gateway}/dropped``.
 
 Positions a connection holds until its blind-area backlog came (`gateway.jt808.hold`) are kept
 aside in the same spool (`hold`), as durable, and `release`d into it in time order. Those a
@@ -25,6 +28,8 @@ from gateway.jt808.hold import Release
 from gateway.spool import DropReport, Held, Spool, Spooled
 from gateway.uplink import SpoolUplink
 from telemetry.brokertls import BrokerTls
+from telemetry.numbering import Numbering
+from telemetry.posenvelope import encode_envelope
 from telemetry.topics import TopicLayout
 
 __all__ = ["PositionUplink"]
@@ -55,7 +60,9 @@ class PositionUplink(SpoolUplink):
         tls: BrokerTls | None = None,
         window: int = 200,
         backoff_max_s: float = 10.0,
+        epoch: int | None = None,
     ) -> None:
+        """`epoch`: the session the envelopes are numbered in (default: `clock_ms` now)."""
         super().__init__(
             host,
             port,
@@ -71,7 +78,7 @@ class PositionUplink(SpoolUplink):
         self._layout = layout
         self.gateway = gateway
         self._clock = clock_ms
-        self._seq = 0
+        self.numbering = Numbering(clock_ms() if epoch is None else epoch)
         self.published = 0
         self.latencies_ms: list[int] = []  # receive-to-PUBACK, drained by whoever reports them
         self.recovered = self._release_left()
@@ -106,17 +113,19 @@ class PositionUplink(SpoolUplink):
         self,
         topic: str,
         device: str,
-        epoch: int,
+        received_ms: int,
         items: Sequence[_T],
         encode: Callable[[Sequence[_T]], bytes],
     ) -> list[tuple[str, bytes, str, int, int, int]]:
-        """`items` as spool batches of JSON arrays of at most `ARRAY_MAX` each (`encode` makes
-        one array), each with its own sequence number; none: one empty array."""
+        """`items` as spool batches of enveloped JSON arrays of at most `ARRAY_MAX` each
+        (`encode` makes one array), each with the vehicle's next seq; none: one empty array.
+        The spool's epoch column keeps `received_ms` (the latency is measured from it)."""
         out = []
         for lo in range(0, max(1, len(items)), ARRAY_MAX):
             part = items[lo : lo + ARRAY_MAX]
-            self._seq += 1
-            out.append((topic, encode(part), device, epoch, self._seq, len(part)))
+            seq = self.numbering.take(device)
+            payload = encode_envelope(self.numbering.epoch, seq, encode(part))
+            out.append((topic, payload, device, received_ms, seq, len(part)))
         return out
 
     def submit(
