@@ -241,6 +241,11 @@ async def play_through_hub(
         stop.set()
         await asyncio.gather(*tasks)
         assert publisher.sent > 0
+
+        async def all_judged() -> bool:  # the alarms as the last fix left them
+            return hub.metrics.get("hazardhub_positions_total") >= publisher.sent
+
+        await eventually(all_judged, 10, "every fix sent judged")
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"}
         ) as client:
