@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from ingest.metrics import Metrics
 from ingest.pipeline import Pipeline
 from ingest.positions import decode_positions
+from ingest.seen import SeenSeqs
+from ingest.seqjournal import SEQ_FILE, SeqJournal, configured
 from telemetry.posenvelope import (
     EnvelopeError,
     decode_envelope,
@@ -140,3 +142,20 @@ def test_an_envelope_already_judged_is_a_duplicate():
     assert p.metrics.get("hazardhub_positions_duplicate_total") == 1
     # the same seq of another vehicle, or of another epoch, is not
     assert not p.handle(TOPIC, env(8, 0, [rec(now)]), now).duplicate
+
+
+def test_the_seq_journal_keeps_the_marks_of_configured_vehicles_and_devices(tmp_path):
+    registry = mine_registry(1502, 1.0)
+    path = tmp_path / SEQ_FILE
+    seen = SeenSeqs()
+    kept = [
+        (("acme-chem", "vehicles", "tanker-01"), 7, 41),
+        (("north-coal", "face-1301", "kj-sub-3"), 5, 9),
+    ]
+    gone = [(("acme-chem", "vehicles", "tanker-99"), 7, 3), (("acme-chem", "vehicles", "x"), 1, 1)]
+    for mark in (*kept, *gone):
+        seen.add(mark)
+    SeqJournal(path, seen).close()
+    again = SeenSeqs()
+    SeqJournal(path, again, known=configured(registry)).close()
+    assert sorted(again.highs()) == sorted(kept)  # a vehicle no longer configured is forgotten
