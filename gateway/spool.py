@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
+from telemetry.private import keep_private
 
 __all__ = ["DropReport", "Held", "Spool", "SpoolError", "Spooled"]
 
@@ -132,7 +133,8 @@ class Spool:
         self._clock = clock_ms
         self._lock = threading.Lock()
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # an enterprise's readings and positions: its user's alone (a demo's spool was 0644)
+            keep_private(Path(path).parent, (Path(path).name,))
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on the disk (the WAL fsynced) when `push` returns. The JT/T 808

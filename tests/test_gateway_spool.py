@@ -215,3 +215,18 @@ async def test_outage_spools_then_drains_in_order_and_reports_drops(mosquitto, t
 
 async def _true(value: bool) -> bool:
     return value
+
+
+def test_the_spool_and_its_write_ahead_log_are_its_users_alone(tmp_path):
+    """helper-163: a demo's gateway spool (an enterprise's readings) was 0644, readable by every
+    local user; one made so before is narrowed at the gateway's next start."""
+    now = [1_000]
+    path = tmp_path / "spool" / "s.db"
+    spool = make_spool(path, now)
+    push(spool, "d1", 0)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+    assert modes["s.db"] == 0o600 and modes["s.db-wal"] == 0o600, modes
+    spool.close()
+    path.chmod(0o644)
+    make_spool(path, now).close()
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -289,3 +289,20 @@ def test_positions_and_alarms_round_trip() -> None:
         decode(reg, b"X\x01junk")
     with pytest.raises(RecordError):
         decode(reg, b"R\x01\x00")
+
+
+def test_segments_are_the_hubs_user_alone(tmp_path: Path) -> None:
+    """The readings of every enterprise, spooled while InfluxDB is away, are 0600 (they were
+    0644: readable by every local user); a segment made so before is narrowed at open."""
+    spool = Spool(tmp_path, segment_bytes=1000)
+    spool.open()
+    for r in records(30):
+        spool.append(r)
+    segments = sorted(tmp_path.glob("*.seg"))
+    assert len(segments) > 3 and {p.stat().st_mode & 0o777 for p in segments} == {0o600}
+    spool.close()
+    segments[0].chmod(0o644)
+    again = Spool(tmp_path, segment_bytes=1000)
+    again.open()
+    assert segments[0].stat().st_mode & 0o777 == 0o600
+    again.close()

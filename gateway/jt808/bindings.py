@@ -25,6 +25,7 @@ from pathlib import Path
 
 from gateway.jt808.directory import VehicleRef
 from telemetry.jt808.messages import RegisterResponse
+from telemetry.private import keep_private
 
 __all__ = ["BINDINGS_FILE", "Binding", "Bindings", "Refused", "Terminal", "administer"]
 
@@ -116,14 +117,13 @@ class Bindings:
     without a spool folder forgets them when it stops)."""
 
     def __init__(self, path: Path | None = None) -> None:
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None:  # hashes only, but whose terminal is whose is nobody else's
+            keep_private(path.parent, (path.name,))
         self.path = path
         self._db = sqlite3.connect(
             ":memory:" if path is None else str(path), timeout=5.0, isolation_level=None
         )
         if path is not None:
-            path.chmod(0o600)  # hashes only, but whose terminal is whose is nobody else's
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
 

@@ -136,6 +136,9 @@ class Spool:
                 return
             self.directory.mkdir(parents=True, exist_ok=True)
             paths = sorted(p for p in self.directory.iterdir() if p.name.endswith(_SUFFIX))
+            for path in paths:  # the readings of every enterprise: the hub's user's alone
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
             segments: list[_Segment] = []
             for i, path in enumerate(paths):
                 try:
@@ -263,7 +266,7 @@ class Spool:
     def _new_segment(self) -> _Segment:
         seq = self._segments[-1].seq + 1 if self._segments else 1
         path = self.directory / f"{seq:016d}{_SUFFIX}"
-        path.touch()
+        path.touch(mode=0o600)
         if self._fsync:
             _fsync_dir(self.directory)
         seg = _Segment(seq, path, 0, 0)
