@@ -23,7 +23,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -37,6 +37,7 @@ from gateway.counters import changed_since
 from gateway.spool import DropReport, Spool, Spooled
 from telemetry.brokerlogin import login_refused
 from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.mqttclient import BrokerClient
 
 __all__ = ["SpoolUplink", "UplinkClient"]
 
@@ -61,40 +62,10 @@ class _Ack(asyncio.Event):
     reason: ReasonCode = ReasonCode(PacketTypes.PUBACK)
 
 
-class UplinkClient(aiomqtt.Client):
+class UplinkClient(BrokerClient):
     """aiomqtt's client with the broker's PUBACK reason code kept: aiomqtt 2.5 ignores it in its
     `_on_publish` (a publish the broker refused looked sent, and its batch left the spool,
     helper-150). `publish_acked` returns it."""
-
-    async def __aenter__(self) -> Self:
-        try:
-            return await super().__aenter__()
-        except aiomqtt.MqttError:
-            # aiomqtt leaves the socket of a connection refused or never answered (no CONNACK)
-            # open: a broker still reading its CONNECT (amqtt, an MQTT 5 one) would wait on it
-            # for ever, and the process keep a file per attempt
-            self._client._sock_close()
-            raise
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None = None,
-    ) -> None:
-        """The connection ended before the broker's CONNACK: said at once (aiomqtt waited out its
-        timeout, and that silence looked like a broker that does not speak MQTT 5). A TLS
-        broker that requires a client certificate ends it so after the handshake."""
-        if not self._connected.done():
-            self._connected.set_exception(
-                aiomqtt.MqttError(
-                    f"the broker ended the connection before its CONNACK ({reason_code})"
-                )
-            )
-            return
-        super()._on_disconnect(client, userdata, flags, reason_code, properties)
 
     def _on_publish(
         self,

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+
+from telemetry.mqttclient import BrokerClient
 
 __all__ = ["QOS0_INBOX", "BufferedSocket", "HubClient", "acknowledge", "buffer_reads"]
 
@@ -94,7 +94,7 @@ def acknowledge(client: aiomqtt.Client, messages: Sequence[aiomqtt.Message]) -> 
             paho.ack(message.mid, message.qos)
 
 
-class HubClient(aiomqtt.Client):
+class HubClient(BrokerClient):
     """aiomqtt's client, its waits for the broker (CONNACK, SUBACK, PUBACK, the disconnection)
     made with `asyncio.timeout` instead of `asyncio.wait_for`. On Python 3.11, `wait_for` loses
     a cancellation that comes while what it waits for completes (it returns the result instead):
@@ -119,38 +119,6 @@ class HubClient(aiomqtt.Client):
                 self.on_qos0_dropped(message.topic)
             return
         super()._on_message(client, userdata, message)
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None = None,
-    ) -> None:
-        # a connection closed before the broker's CONNACK was waited for until the timeout (10
-        # s), said as "timed out": a TLS broker requiring a client certificate refuses one
-        # without it after the handshake, at the first read (helper-157). The error paho saw
-        # on the socket (its log) says why
-        if not self._connected.done():
-            why = f": {self._socket_error}" if self._socket_error else ""
-            self._connected.set_exception(
-                aiomqtt.MqttError(f"the connection closed before the broker's CONNACK{why}")
-            )
-            return
-        super()._on_disconnect(client, userdata, flags, reason_code, properties)
-
-    _socket_error = ""
-
-    def _on_paho_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR:
-            self._socket_error = text
-
-    async def __aenter__(self) -> HubClient:
-        self._socket_error = ""
-        self._client.on_log = self._on_paho_log
-        await super().__aenter__()
-        return self
 
     async def _wait_for(self, fut: Awaitable[T], timeout: float | None) -> T:  # noqa: ASYNC109
         if timeout is None:
