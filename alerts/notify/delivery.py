@@ -237,11 +237,12 @@ class Delivery(Shares):
             while queue:
                 unit = queue.popleft()
                 local = self._local(unit[0].channel)
+                tenant = self._share(unit[0])
                 try:
                     if local:  # the hub's own: no tenant's or global slot (its workers bound it)
                         outcome = await self._try(unit)
                     else:
-                        async with self._tenant_slot(self._share(unit[0])), self._slot():
+                        async with self._tenant_slot(tenant), self._slot():
                             outcome = await self._try(unit)
                     # appended after the send: `self._tried +=` would load the list before it,
                     # one that `_settle` may have taken and written meanwhile
@@ -252,7 +253,7 @@ class Delivery(Shares):
                     self._taken.difference_update(r.id for r in unit)  # pending: tried again
                     raise
                 finally:
-                    n, tenant = len(unit), self._share(unit[0])
+                    n = len(unit)
                     self._rows[receiver] -= n
                     if not local:
                         self._row_total -= n

@@ -23,7 +23,7 @@ from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
 from telemetry.registry import Registry
 
-__all__ = ["Enqueuing"]
+__all__ = ["Enqueuing", "SensorFacts"]
 
 _MAX_GROUP = 500  # events in one grouped notification
 
@@ -125,19 +125,94 @@ class Enqueuing:
         return 1
 
 
+_FACTS_MAX = 200_000  # sensors (and alarm kinds) remembered; more: forgotten and begun again
+
+
+class SensorFacts:
+    """What the registry says of an event's sensor, the same for every event of it: its kind
+    and gateway (the stages' `EventView`), and its names, location, tag and the value's unit
+    (the event's JSON, `_event_json`). Remembered per sensor (and alarm kind, which the unit
+    depends on) for one registry: another one (a hot reload) forgets them all. Routing asked
+    the registry for them again for every event, several lookups each."""
+
+    def __init__(self) -> None:
+        self._registry: Registry | None = None
+        self._views: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        self._fields: dict[tuple[str, str, str, str, str], tuple[str, str, str, str, str, str]] = {}
+
+    def _of(self, registry: Registry) -> None:
+        if registry is not self._registry or len(self._fields) + len(self._views) > _FACTS_MAX:
+            self._registry, self._views, self._fields = registry, {}, {}
+
+    def kind_and_gateway(
+        self, registry: Registry, tenant: str, site: str, device: str, sensor: str
+    ) -> tuple[str, str]:
+        """The sensor's kind and its device's gateway ("" when none is known); a gateway's
+        offline alarm (`gateway:<id>`) is of kind gateway, its device the gateway."""
+        self._of(registry)
+        where = (tenant, site, device, sensor)
+        found = self._views.get(where)
+        if found is None:
+            found = self._views[where] = sensor_kind_and_gateway(
+                registry, tenant, site, device, sensor
+            )
+        return found
+
+    def fields(self, registry: Registry, view: EventView) -> tuple[str, str, str, str, str, str]:
+        """(tenant name, site name, device name, location, tag, unit) of the event's sensor."""
+        self._of(registry)
+        where = (view.tenant, view.site, view.device, view.sensor, view.alarm_kind)
+        found = self._fields.get(where)
+        if found is None:
+            found = self._fields[where] = _registry_fields(registry, view)
+        return found
+
+
+def sensor_kind_and_gateway(
+    registry: Registry, tenant: str, site: str, device: str, sensor: str
+) -> tuple[str, str]:
+    """`SensorFacts.kind_and_gateway`, asked of the registry."""
+    if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway
+        return "gateway", device
+    info = registry.sensor_of(tenant, sensor, site, device)
+    dev = registry.devices.get((tenant, site, device))
+    return (
+        info.kind if info is not None else "device",
+        dev.spec.gateway if dev is not None else "",
+    )
+
+
+def _registry_fields(
+    registry: Registry | None, view: EventView
+) -> tuple[str, str, str, str, str, str]:
+    """`SensorFacts.fields`, asked of the registry (None: names, location and tag empty)."""
+    if registry is None:
+        return ("", "", "", "", "", value_unit(view.alarm_kind, ""))
+    info = registry.sensor_of(view.tenant, view.sensor, view.site, view.device)
+    names = registry.names(view.tenant, view.site, view.device)
+    return (
+        *names,
+        info.location if info is not None else "",
+        info.tag if info is not None else "",
+        alarm_value_unit(registry, info, view.alarm_kind),
+    )
+
+
 def _event_json(
-    raw: dict[str, Any], view: EventView, registry: Registry | None = None
+    raw: dict[str, Any],
+    view: EventView,
+    registry: Registry | None = None,
+    facts: SensorFacts | None = None,
 ) -> dict[str, Any]:
     """One event as notifications carry it; `registry` gives its sensor as configured (its
     location, a vehicle's plate, and the unit of the value: a failed verification's is its
-    feedback's); a device's or gateway's alarm has none."""
-    info = (
-        registry.sensor_of(view.tenant, view.sensor, view.site, view.device)
-        if registry is not None
-        else None
-    )
+    feedback's); a device's or gateway's alarm has none. `facts`: where the registry's
+    answers are remembered."""
+    if facts is not None and registry is not None:
+        names = facts.fields(registry, view)
+    else:
+        names = _registry_fields(registry, view)
     value = raw.get("value")
-    names = registry.names(view.tenant, view.site, view.device) if registry else ("", "", "")
     return {
         "event_id": raw["event_id"],
         "alarm_id": raw["alarm_id"],
@@ -151,8 +226,8 @@ def _event_json(
         "device_name": names[2],
         "sensor": view.sensor,
         "sensor_kind": view.sensor_kind,
-        "location": info.location if info is not None else "",
-        "tag": info.tag if info is not None else "",
+        "location": names[3],
+        "tag": names[4],
         "alarm_kind": view.alarm_kind,
         "side": view.alarm_kind,
         "level": raw["level"],
@@ -161,11 +236,7 @@ def _event_json(
         "peak_tier": peak_tier(view),
         "action": raw["action"],
         "value": value if isinstance(value, float) and math.isfinite(value) else None,
-        "unit": (
-            alarm_value_unit(registry, info, view.alarm_kind)
-            if registry is not None
-            else value_unit(view.alarm_kind, "")
-        ),
+        "unit": names[5],
         "ts": raw["ts"],
         "arrival": raw["arrival"],
         "isa_state": view.isa_state,
@@ -195,9 +266,9 @@ def _subject(events: Sequence[dict[str, Any]]) -> str:
     what = e.get("location") if e.get("site") == "vehicles" and e.get("location") else e["sensor"]
     tier, peak = str(e["tier"]).upper(), str(e.get("peak_tier") or e["tier"]).upper()
     head = f"[{tier}]" if peak == tier else f"[{tier}, reached {peak}]"
-    parts = [head, who, e["site"], what, e["alarm_kind"]]
-    parts += [e["level_name"], f"{e['kind']}{more}"]
+    line = f"{head} {who} {e['site']} {what} {e['alarm_kind']} {e['level_name']} {e['kind']}{more}"
     # one line, whatever the names hold: a name folded in YAML (`name: >`) ends with a line
     # break, and a subject with one is refused, so every channel's notification of the
-    # enterprise died (helper-118)
-    return " ".join(" ".join(str(x).split()) for x in parts if str(x).strip())
+    # enterprise died (helper-118); the words of all the parts at once, one space between
+    # (an empty part leaves nothing: one split, not one per part)
+    return " ".join(line.split())

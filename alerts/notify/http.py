@@ -97,9 +97,10 @@ class HttpPool:
         if target.auth is not None:
             head.append(f"Authorization: {target.auth}")
         for name, value in headers.items():
-            if not (name + value).isascii() or any(c in name + value for c in "\r\n\0"):
+            line = f"{name}: {value}"
+            if not line.isascii() or "\r" in line or "\n" in line or "\0" in line:
                 raise HttpError("InvalidHeader", f"header {name!r}: a line break or not ASCII")
-            head.append(f"{name}: {value}")
+            head.append(line)
         request = ("\r\n".join(head) + "\r\n\r\n").encode("ascii", "strict") + body
         key: _Key = (*target.origin, guard)
         conn, reused = await self._connection(key, target, guard)

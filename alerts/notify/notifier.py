@@ -25,7 +25,7 @@ from typing import Any
 
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
-from alerts.notify.enqueue import _event_json
+from alerts.notify.enqueue import SensorFacts, _event_json
 from alerts.notify.faultlog import RepeatedFailure
 from alerts.notify.http import literal_refusal
 from alerts.notify.netguard import AddressGuard
@@ -81,6 +81,7 @@ class Notifier(Routing):
         self.outbox = OutboxDB(outbox_path(db.path)) if outbox is None else outbox
         self.store = NotifyStore(db, self.outbox)
         self._registry = registry
+        self._facts = SensorFacts()
         self._senders = senders
         self.settings = settings or registry.config.notify
         self._metrics = metrics
@@ -326,7 +327,7 @@ class Notifier(Routing):
                 tenant,
                 sub,
                 r["site"],
-                _event_json(r2, view, self._registry),
+                _event_json(r2, view, self._registry, self._facts),
                 channel,
                 now,
                 key,

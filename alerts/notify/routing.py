@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from alerts.notify.enqueue import Enqueuing, _event_json, _subject
+from alerts.notify.enqueue import Enqueuing, SensorFacts, _event_json, _subject
 from alerts.notify.objects import NotifyCatalog
 from alerts.notify.outboxdb import OutboxDB
 from alerts.notify.stages import (
@@ -48,6 +48,7 @@ class Routing(Enqueuing):
     """The routing stages of `Notifier`, which sets up every attribute declared here."""
 
     _registry: Registry
+    _facts: SensorFacts  # what the registry says of the events' sensors, remembered
     _metrics: Counter | None
     catalog: NotifyCatalog
     # per tenant: its subscriptions and the ones that match each kind of event (`_matching`)
@@ -64,15 +65,11 @@ class Routing(Enqueuing):
             self._metrics.inc(name, amount, **labels)
 
     def _view(self, e: dict[str, Any]) -> EventView:
-        info = self._registry.sensor_of(e["tenant"], e["sensor"], e["site"], e["device"])
         side = int(e["side_index"])
         sensor, device = e["sensor"], e["device"]
-        if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway
-            sensor_kind, gateway = "gateway", device
-        else:
-            dev = self._registry.devices.get((e["tenant"], e["site"], device))
-            sensor_kind = info.kind if info is not None else "device"
-            gateway = dev.spec.gateway if dev is not None else ""
+        sensor_kind, gateway = self._facts.kind_and_gateway(
+            self._registry, e["tenant"], e["site"], device, sensor
+        )
         return EventView(
             event_id=e["event_id"],
             alarm_id=e["alarm_id"],
@@ -127,7 +124,7 @@ class Routing(Enqueuing):
         subs = told
         if not subs:
             return 0
-        body = _event_json(raw, view, self._registry)
+        body = _event_json(raw, view, self._registry, self._facts)
         alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
         made = 0
         for sub in subs:
@@ -242,7 +239,7 @@ class Routing(Enqueuing):
             if self._gate(view, active, now) is not None:
                 continue
             r2 = {**r, "kind": "released", "event_id": 0, "arrival": now}
-            body = _event_json(r2, view, self._registry)
+            body = _event_json(r2, view, self._registry, self._facts)
             stem = f"u{view.alarm_id}"
             made += self._enqueue(
                 view.tenant, sub, view.site, body, sub.channel, now, None, None, stem
