@@ -25,7 +25,10 @@ Run: .venv/bin/python bench/notify.py [--seconds 60] [--rate 10000] [--group 0] 
 (`--group 1.0` gives the site subscriptions a 1 s grouping window; `--batch 200` lets a webhook
 POST carry up to 200 notifications; `--notifier-process` runs the notifier in a process of its
 own on the same SQLite file, polling the journal every 10 ms, as a hub could to use a second
-core). The CPU seconds of the producing process and of the notifier are printed beside.
+core). The CPU seconds of the producing process and of the notifier are printed beside, and
+(the notifier in the process) how they split: `AlarmBook.apply` and `Notifier.route`, each
+measured on its worker thread, and the event loop's rest (delivery), per transition and per
+webhook.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,6 +326,27 @@ async def post_loop(url: str, in_flight: int, seconds: float, client: str) -> tu
     return done / took, cpu / max(done, 1) * 1e6
 
 
+class ThreadCpu:
+    """The CPU seconds spent in some calls, each measured on the thread that makes it
+    (`time.thread_time`): `AlarmBook.apply` and `Notifier.route` run in worker threads, so the
+    process's CPU less theirs is the event loop's (delivery, the producer's pacing)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        self.seconds[name] = 0.0
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.thread_time() - start
+
+        return timed
+
+
 def backlog(db: StateDB, outbox: OutboxDB) -> tuple[int, int]:
     """(journal events not yet routed, outbox rows pending)."""
     cursor = outbox.query("SELECT last_id FROM notify_cursor WHERE name = 'route'")
@@ -449,6 +474,7 @@ class Outcome:
     waiting: npt.NDArray[np.float64]  # the arrival of each event in an unsent webhook
     stats: dict[str, npt.NDArray[Any]]  # the receiver's
     cpu: tuple[float, float]  # CPU seconds while producing and draining: this process, notifier's
+    parts: dict[str, float]  # of this process's: in AlarmBook.apply and in Notifier.route
 
 
 async def pipeline(
@@ -465,6 +491,9 @@ async def pipeline(
             notifier.put("subscription", tenant, spec, "bench")
     t_put = time.perf_counter() - t
     book = AlarmBook(db, reg, compile_table(reg.sensors))
+    parts = ThreadCpu()
+    book.apply = parts.wrap("apply", book.apply)  # type: ignore[method-assign]
+    notifier.route = parts.wrap("route", notifier.route)  # type: ignore[method-assign]
     stop = asyncio.Event()
     samples: list[tuple[int, int]] = []
 
@@ -499,6 +528,7 @@ async def pipeline(
             child_cpu = await child.stop()
         stop_s = time.perf_counter() - t
         cpu = time.process_time() - cpu
+        cpu_parts = dict(parts.seconds)
         await sampler
         stopped = time.time() * 1000
         await senders.aclose()
@@ -532,6 +562,7 @@ async def pipeline(
         waiting,
         stats,
         (cpu, child_cpu),
+        cpu_parts,
     )
     return outcome, t_put
 
@@ -602,6 +633,16 @@ async def run(args: argparse.Namespace, base: str) -> None:
         f"cpu        : producing and draining, this process {mine}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
+    if not args.notifier_process:
+        n, sent = o.transitions, max(len(req_at), 1)
+        apply_s, route_s = o.parts["apply"], o.parts["route"]
+        rest = o.cpu[0] - apply_s - route_s
+        print(
+            f"cpu parts  : per transition AlarmBook.apply {apply_s / n * 1e6:.0f} us, routing "
+            f"(journal -> outbox) {route_s / n * 1e6:.0f} us, the event loop (delivery, "
+            f"the rest) {rest / n * 1e6:.0f} us = {rest / sent * 1e6:.0f} us per webhook "
+            f"delivered; the notifier {(o.cpu[0] - apply_s) / n * 1e6:.0f} us per transition"
+        )
     step = max(1, len(o.samples) // 10)
     trail = ", ".join(f"{j:,}/{q:,}" for j, q in o.samples[::step])
     print(f"backlog    : journal/outbox every {step} s: {trail}")
