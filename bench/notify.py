@@ -634,14 +634,15 @@ async def run(args: argparse.Namespace, base: str) -> None:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     if not args.notifier_process:
-        n, sent = o.transitions, max(len(req_at), 1)
+        n, posts, events = o.transitions, max(len(req_at), 1), max(len(ev_at), 1)
         apply_s, route_s = o.parts["apply"], o.parts["route"]
         rest = o.cpu[0] - apply_s - route_s
         print(
             f"cpu parts  : per transition AlarmBook.apply {apply_s / n * 1e6:.0f} us, routing "
             f"(journal -> outbox) {route_s / n * 1e6:.0f} us, the event loop (delivery, "
-            f"the rest) {rest / n * 1e6:.0f} us = {rest / sent * 1e6:.0f} us per webhook "
-            f"delivered; the notifier {(o.cpu[0] - apply_s) / n * 1e6:.0f} us per transition"
+            f"the rest) {rest / n * 1e6:.0f} us = {rest / posts * 1e6:.0f} us per webhook POST "
+            f"({rest / events * 1e6:.0f} per event delivered); the notifier "
+            f"{(o.cpu[0] - apply_s) / n * 1e6:.0f} us per transition"
         )
     step = max(1, len(o.samples) // 10)
     trail = ", ".join(f"{j:,}/{q:,}" for j, q in o.samples[::step])
