@@ -314,6 +314,7 @@ class Hub(TerminalConfirmations):
 
         await self.ingest.reload(apply)
         self.notifier.set_registry(registry)
+        self.senders.set_smtp(registry.config.notify.smtp)
         _settle_memory()
         self.metrics.inc("hazardhub_config_reloads_total")
         log.info("configuration revision %d running (%d sensors)", rev, len(registry.sensors))

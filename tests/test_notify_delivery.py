@@ -36,6 +36,7 @@ from api.auth import hash_key
 from hazardhub.hub import Hub, HubSettings
 from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import ApiKeySpec
+from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
 from e2e_helpers import eventually, get_json, mine_registry, running_hub, start_hub_process
@@ -434,6 +435,41 @@ async def test_email_through_the_hub(mosquitto, tmp_path):
     assert ":" not in str(msg["Message-ID"]).split("@")[0]  # the key's ":" is encoded
     text = msg.get_content()
     assert row["key"] in text and "ch4-t1" in text
+
+
+@pytest.mark.slow
+async def test_an_smtp_server_changed_while_the_hub_runs_takes_the_next_mail(mosquitto, tmp_path):
+    """helper-163: `notify.smtp` changed through the API (PUT /config) was recorded but mail went
+    on to the old server until a restart."""
+
+    def mine(port: int) -> Registry:
+        return mine_registry(
+            1502,
+            1.0,
+            f"notify: {{smtp: {{host: 127.0.0.1, port: {port}, "
+            "sender: hazardhub@mine.example, timeout_s: 5}}",
+        )
+
+    with SmtpReceiver() as smtp:
+        api_port = free_port()
+        hub = Hub(
+            mine(free_port()),  # nothing listens there
+            HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
+            extra_keys=[ADMIN],
+        )
+        async with running_hub(hub), _api(api_port) as api:
+            await hub.switch(mine(smtp.port), 2)
+            await _subscribe(
+                api,
+                {
+                    "id": "mail",
+                    "match": {"alarm_kinds": ["above"], "events": ["raised"]},
+                    "channel": {"type": "email", "to": ["duty@mine.example"]},
+                },
+            )
+            await _publish_steps(mosquitto.port, [(0.4, 0.4, 0.4), (0.4, 1.2, 0.4)])
+            (msg,) = await smtp.wait_for(1, timeout_s=30)
+    assert "ch4-t1" in str(msg["Subject"])
 
 
 # -- a long outage: the backoff after 1024 failed tries ---------------------------------------

@@ -229,6 +229,11 @@ class Senders:
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._mail_pool: ThreadPoolExecutor | None = None
 
+    def set_smtp(self, smtp: SmtpSpec) -> None:
+        """Send e-mail through `smtp` from the next message on (a configuration changed through
+        the API: it took effect only at the next start)."""
+        self._smtp = smtp
+
     def __repr__(self) -> str:
         return f"Senders(smtp={self._smtp.host}:{self._smtp.port}, root={self._topics.root!r})"
 
