@@ -187,9 +187,15 @@ _SPAN = 2**31 - 1  # the offsets' reach either side of a row's base (int32)
 def _rebase(new: CoreState, touched: I64, first: I64, newest: I64) -> I64:
     """The bases of the `touched` rows for readings from `first` to `newest` (per row); a row
     whose readings the offsets cannot reach from its base is rebased at its newest reading (its
-    kept offsets shifted; one older than int32 can tell kept as the oldest)."""
+    kept offsets shifted; one older than int32 can tell kept as the oldest). An empty ring
+    (every row of a fresh state) only takes its base: it keeps nothing to shift."""
     base = new.hist_base[touched]
     move = np.flatnonzero((newest - base > _SPAN) | (base - first > _SPAN))
+    if move.shape[0]:
+        empty = new.hist_n[touched[move]] == 0
+        new.hist_base[touched[move[empty]]] = newest[move[empty]]
+        base[move[empty]] = newest[move[empty]]
+        move = move[~empty]
     if move.shape[0]:
         rows, to = touched[move], newest[move]
         kept = new.hist_ts[rows].astype(np.int64) + (base[move] - to)[:, None]
