@@ -210,6 +210,10 @@ class RuleTable:
     calib_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     calibration: tuple[CalibrationDueSpec | None, ...] = ()
     has_calib: bool = False
+    # the shortest of `no_data_timeout` (ms; 0: not known, as a table built by hand): a sensor
+    # whose last data is newer than `now` less it is not silent (`alerts.nodata.silence` reads
+    # the others' timeouts only)
+    no_data_least: int = 0
 
     @property
     def size(self) -> int:

@@ -20,12 +20,14 @@ __all__ = ["calm_index", "no_data_index", "trend_index", "vote_index"]
 
 
 def no_data_index(no_data: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """`no_data_rows` and `no_data_timeout` of a table with these timeouts."""
+    """`no_data_rows`, `no_data_timeout` and `no_data_least` of a table with these timeouts."""
     rows = np.flatnonzero(no_data > 0).astype(np.int64)
     k = rows.shape[0]
     dense = k > 0 and int(rows[-1]) - int(rows[0]) == k - 1
     span: npt.NDArray[np.int64] | slice = slice(int(rows[0]), int(rows[-1]) + 1) if dense else rows
-    return {"no_data_rows": span, "no_data_timeout": no_data[rows]}
+    timeout = no_data[rows]
+    least = int(timeout.min()) if k else 0
+    return {"no_data_rows": span, "no_data_timeout": timeout, "no_data_least": least}
 
 
 def vote_index(group_of: npt.NDArray[np.int64]) -> dict[str, Any]:
