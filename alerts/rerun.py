@@ -12,7 +12,7 @@ import numpy as np
 from alerts.segments import ring_offsets
 from alerts.state import CK_FIELDS, I64, NO_TS, CoreState
 from alerts.table import RuleTable
-from alerts.tableindex import no_data_index, vote_index
+from alerts.tableindex import no_data_index, trend_flags, vote_index
 
 __all__ = ["checkpoint_state", "subset_table"]
 
@@ -62,6 +62,7 @@ def subset_table(table: RuleTable, rows: I64) -> RuleTable:
         rate_on=table.rate_on[sel],
         rate_off=table.rate_off[sel],
         early_window=table.early_window[sel],
+        **trend_flags(table.rate_on[sel], table.early_window[sel]),
         early_horizon=table.early_horizon[sel],
         frozen_ms=table.frozen_ms[rows],
         frozen_band=table.frozen_band[rows],

@@ -214,6 +214,10 @@ class RuleTable:
     # whose last data is newer than `now` less it is not silent (`alerts.nodata.silence` reads
     # the others' timeouts only)
     no_data_least: int = 0
+    # any trend row has a rate of rise (`rate_on` not all NaN), an early warning (`early_window`
+    # not all 0): so that a batch does not scan every row to know (True: scan, a table by hand)
+    has_rate: bool = True
+    has_early: bool = True
 
     @property
     def size(self) -> int:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from alerts.kinds import SLOTS
 from telemetry.config import EarlyWarningSpec, RateSpec
 
-__all__ = ["calm_index", "no_data_index", "trend_index", "vote_index"]
+__all__ = ["calm_index", "no_data_index", "trend_flags", "trend_index", "vote_index"]
 
 
 def no_data_index(no_data: npt.NDArray[np.int64]) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def trend_index(
 ) -> dict[str, Any]:
     """The trend rows (`trend_of`, `trend_sensor`) of a table whose sensors have these rates of
     rise and early warnings, and the rows' windows and bounds (`rate_window`, `early_horizon`...:
-    ms, NaN and 0 where a row has no rate of rise or no early warning)."""
+    ms, NaN and 0 where a row has no rate of rise or no early warning; `has_rate`, `has_early`)."""
     n = len(rates)
     trend_sensor = np.array(
         [i for i in range(n) if rates[i] is not None or early[i] is not None], dtype=np.int64
@@ -68,20 +68,28 @@ def trend_index(
     trend_of[trend_sensor] = np.arange(trend_sensor.shape[0])
     rate_specs = [rates[i] for i in trend_sensor.tolist()]
     early_specs = [early[i] for i in trend_sensor.tolist()]
+    rate_on = np.array([r.per_min if r else np.nan for r in rate_specs], np.float64)
+    early_window = np.array([round(e.window_s * 1000) if e else 0 for e in early_specs], np.int64)
     return {
         "trend_of": trend_of,
         "trend_sensor": trend_sensor,
         "rate_window": np.array(
             [round(r.window_s * 1000) if r else 0 for r in rate_specs], np.int64
         ),
-        "rate_on": np.array([r.per_min if r else np.nan for r in rate_specs], np.float64),
+        "rate_on": rate_on,
         "rate_off": np.array(
             [r.per_min * r.recover_factor if r else np.nan for r in rate_specs], np.float64
         ),
-        "early_window": np.array(
-            [round(e.window_s * 1000) if e else 0 for e in early_specs], np.int64
-        ),
+        "early_window": early_window,
         "early_horizon": np.array(
             [round(e.horizon_s * 1000) if e else 0 for e in early_specs], np.int64
         ),
+        **trend_flags(rate_on, early_window),
     }
+
+
+def trend_flags(
+    rate_on: npt.NDArray[np.float64], early_window: npt.NDArray[np.int64]
+) -> dict[str, bool]:
+    """`has_rate` and `has_early` of trend rows with these `rate_on` and `early_window`."""
+    return {"has_rate": not np.isnan(rate_on).all(), "has_early": bool(early_window.any())}
