@@ -66,7 +66,7 @@ from alerts.state import (
 from alerts.table import ABOVE, BELOW, CALIBRATION_DUE, FAULT, NO_DATA, SIDES, RuleTable
 from alerts.trend import judge_trends
 from alerts.verify import run_plans, unmeasured
-from alerts.vote import fresh_groups, group_readings, vote_seed
+from alerts.vote import batch_groups, fresh_groups, group_readings, vote_seed
 from telemetry.quality import Quality
 
 __all__ = [
@@ -168,8 +168,10 @@ def _evaluate(
         state = replace(state, broke=np.full(state.last_ts.shape[0], NO_TS, dtype=np.int64))
     new = state if groups or inplace else state.copy()
     fresh_parts: list[Part] = []
-    if not groups and table.vote_ids.shape[0]:
-        fresh = fresh_groups(table, new, sensor)
+    # the groups of the batch's member readings (computed once for the two steps that need them)
+    voting = batch_groups(table, sensor) if not groups and table.vote_ids.shape[0] else None
+    if voting is not None:
+        fresh = fresh_groups(table, new, sensor, voting)
         if fresh is not None:  # judged first, as the batch's members changes build on them
             new, fresh_tr, _ = _evaluate(table, fresh, new, None, groups=True)
             fresh_parts.append(as_part(fresh_tr))
@@ -185,7 +187,7 @@ def _evaluate(
             ],
             axis=1,
         ).astype(np.int64)
-    seed = None if groups else vote_seed(table, state, sensor)
+    seed = None if voting is None else vote_seed(table, state, sensor, voting)
     if now is not None:
         start_clocks(table, new.last_data, now)
         if window:

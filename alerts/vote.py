@@ -9,7 +9,7 @@ from alerts.segments import by_sensor_time, distinct, segment_starts
 from alerts.state import I64, NO_TS, CoreState, Part, Readings
 from alerts.table import ABOVE, FAULT, NO_DATA, RuleTable
 
-__all__ = ["fresh_groups", "group_readings", "vote_seed"]
+__all__ = ["batch_groups", "fresh_groups", "group_readings", "vote_seed"]
 
 
 _FEW = 4096  # member readings in a batch up to which only their groups are counted
@@ -28,22 +28,30 @@ def _members(table: RuleTable, g: I64) -> tuple[I64, I64, I64]:
     return members, n, starts
 
 
-def vote_seed(table: RuleTable, state: CoreState, sensor: I64) -> Seed | None:
+def batch_groups(table: RuleTable, sensor: I64) -> I64:
+    """The groups of the batch's readings of `sensor` that are members (one per reading, in
+    input order): what `fresh_groups` and `vote_seed` start from."""
+    g = table.group_of[sensor]
+    groups: I64 = g[g >= 0]
+    return groups
+
+
+def vote_seed(table: RuleTable, state: CoreState, sensor: I64, g: I64 | None = None) -> Seed | None:
     """The members at their group's level before a batch of readings of `sensor`, for the
-    groups those readings can move (a small batch costs no pass over every member)."""
+    groups those readings can move (a small batch costs no pass over every member); `g`: their
+    `batch_groups` when known."""
     if not table.vote_members.shape[0]:
         return None
-    g = table.group_of[sensor]
-    g = g[g >= 0]
+    g = batch_groups(table, sensor) if g is None else g
     if not g.shape[0]:
         return None
     if g.shape[0] > _FEW:
         groups = table.vote_groups
-        at = state.level[table.vote_members, ABOVE] >= table.vote_level[groups]
+        at = state.level[:, ABOVE][table.vote_members] >= table.vote_level[groups]
         return None, np.bincount(groups, weights=at, minlength=table.size).astype(np.int64)
     g = distinct(g)
     members, n, starts = _members(table, g)
-    at = state.level[members, ABOVE] >= np.repeat(table.vote_level[g], n)
+    at = state.level[:, ABOVE][members] >= np.repeat(table.vote_level[g], n)  # (a column's)
     return g, np.add.reduceat(at.astype(np.int64), starts)
 
 
@@ -78,15 +86,17 @@ def group_readings(
     )
 
 
-def fresh_groups(table: RuleTable, state: CoreState, sensor: I64) -> Readings | None:
-    """A reading of each group of the batch's sensors (`sensor`) never judged yet whose members
-    have data: the number of its members voting now, at its members' latest time. A group is
+def fresh_groups(
+    table: RuleTable, state: CoreState, sensor: I64, g: I64 | None = None
+) -> Readings | None:
+    """A reading of each group of the batch's sensors (`sensor`; `g`: their `batch_groups` when
+    known) never judged yet whose members have data: the number of its members voting now, at
+    its members' latest time. A group is
     otherwise judged only when a member's vote changes, so a group added (or made to count
     failed members) by a reload, with two of its three detectors already failed (sending fault
     readings), stayed silent for as long as they did (helper-118). Only the batch's groups: a
     pass over every group each batch cost a small batch 50 %."""
-    g = table.group_of[sensor]
-    g = g[g >= 0]
+    g = batch_groups(table, sensor) if g is None else g
     if not g.shape[0]:
         return None
     g = g[state.last_ts[g] == NO_TS]  # (before the distinct ones: mostly none are left)
