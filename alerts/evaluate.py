@@ -250,13 +250,14 @@ def _evaluate(
             parts.extend(judge_frozen(table, state, new, sj, tj, vj))
     if table.has_maint:  # (the re-runs of `alerts.lateness` too, which pass `groups`)
         parts.extend(judge_maintenance(table, state, new, s, t, q))
-    if table.has_calib or bool(state.level[s, CALIBRATION_DUE].any()):  # (turned off: cleared)
+    # (turned off: cleared; a side's levels read from its column, faster than a 2-D index)
+    if table.has_calib or bool(state.level[:, CALIBRATION_DUE][s].any()):
         parts.extend(judge_calibration(table, state, new, s, t, q))
     # sensor fault: decided by fault readings and readings with a value, of every sensor; only
     # a sensor with a fault reading in the batch, or in fault before it, can change
     is_fault = q == Quality.SENSOR_FAULT
     decides = valued | is_fault
-    hot = decides & (is_fault | (state.level[s, FAULT] > 0))
+    hot = decides & (is_fault | (state.level[:, FAULT][s] > 0))
     f = np.flatnonzero(decides & segments_with(s, hot))
     fault_parts: list[Part] = []  # (a fault lock-out's demand: `alerts.verify`)
     if f.shape[0]:

@@ -88,7 +88,7 @@ def _on(flags: npt.NDArray[np.bool_], s: I64) -> npt.NDArray[np.bool_]:
     """Per reading: whether any of its sensor's level flags ((n, 8)) is set."""
     on: npt.NDArray[np.bool_]
     if flags.shape[1] == 8 and flags.flags.c_contiguous:
-        on = flags.view(np.uint64)[s, 0] != 0  # the eight flags of a row as one word
+        on = flags.view(np.uint64).reshape(-1)[s] != 0  # the eight flags of a row as one word
     else:
         on = np.asarray(flags[s].any(axis=1))
     return on
@@ -154,7 +154,7 @@ def _judge(
         level = (numbers if mask.all() else numbers[mask]).max(axis=0).astype(np.int64)
         before = np.empty_like(level)
         before[1:] = level[:-1]
-        before[starts] = state.level[ss, side]
+        before[starts] = state.level[:, side][ss]
         rows = np.flatnonzero(level != before)
         parts.append((s[rows], t[rows], v[rows], side, before[rows], level[rows]))
         new.level[se, side] = level[ends]
