@@ -78,9 +78,10 @@ def judge_levels(
         starts = np.flatnonzero(segment_starts(s))
         quiet = ~keep[starts]
         length = np.diff(np.append(starts, n))[quiet]
-        at = _flat(s[starts[quiet]], table.columns)
-        count = new.run_count.reshape(-1)
-        count[at] = np.minimum(count[at].astype(np.int64) + length[:, None], RUN_CAP)
+        calm_s = s[starts[quiet]]
+        for c in table.columns.tolist():  # a column at a time (a 2-D index is slower)
+            count = new.run_count[:, c]
+            count[calm_s] = np.minimum(count[calm_s].astype(np.int64) + length, RUN_CAP)
     return parts, above
 
 
