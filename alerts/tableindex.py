@@ -90,6 +90,6 @@ def trend_index(
 
 def trend_flags(
     rate_on: npt.NDArray[np.float64], early_window: npt.NDArray[np.int64]
-) -> dict[str, bool]:
+) -> dict[str, Any]:
     """`has_rate` and `has_early` of trend rows with these `rate_on` and `early_window`."""
     return {"has_rate": not np.isnan(rate_on).all(), "has_early": bool(early_window.any())}
