@@ -7,7 +7,8 @@ verification on some faces), batches of
 times. Prints, from one run: the vectorized readings/s on one core (judged in place, as the hub
 does; the first batch meets a fresh state), the reference's readings/s on
 a prefix of the same stream and the ratio, p50/p99 of 10,000-reading batches (with the state
-copied, and in place as the hub judges), and the state bytes per sensor; the rates and in-place
+copied, and in place as the hub judges), and the state bytes per sensor (and by field of
+`CoreState`); the rates and in-place
 latencies also in CPU time (process_time), steadier on a machine shared with other work.
 `--lateness-s` turns the lateness window on (`alerts.lateness`; default off, as in the hub): the
 out-of-order readings are then rewound instead of counted late.
@@ -213,6 +214,11 @@ def main() -> None:
         f"p50 {ms(lat_inplace, 50):.2f} ms, p99 {ms(lat_inplace, 99):.2f} ms (in place, as the hub)"
     )
     print(f"state      : {state.nbytes / n_all:.0f} bytes per sensor ({state.nbytes:,} bytes)")
+    fields = sorted(
+        ((getattr(state, f).nbytes / n_all, f) for f in state.__dataclass_fields__),
+        reverse=True,
+    )
+    print("  by field : " + ", ".join(f"{f} {b:.1f}" for b, f in fields if b))
 
 
 if __name__ == "__main__":
