@@ -184,12 +184,13 @@ def _count(mask: npt.NDArray[np.bool_]) -> I64:
 _SPAN = 2**31 - 1  # the offsets' reach either side of a row's base (int32)
 
 
-def _rebase(new: CoreState, touched: I64, first: I64, newest: I64) -> I64:
-    """The bases of the `touched` rows for readings from `first` to `newest` (per row); a row
-    whose readings the offsets cannot reach from its base is rebased at its newest reading (its
-    kept offsets shifted; one older than int32 can tell kept as the oldest). An empty ring
-    (every row of a fresh state) only takes its base: it keeps nothing to shift."""
-    base = new.hist_base[touched]
+def _rebase(new: CoreState, touched: I64, base: I64, first: I64, newest: I64) -> I64:
+    """The bases of the `touched` rows (`base`: before the batch, as `new` holds them) for
+    readings from `first` to `newest` (per row); a row whose readings the offsets cannot reach
+    from its base is rebased at its newest reading (its kept offsets shifted; one older than
+    int32 can tell kept as the oldest). An empty ring (every row of a fresh state) only takes
+    its base: it keeps nothing to shift."""
+    base = base.copy()
     move = np.flatnonzero((newest - base > _SPAN) | (base - first > _SPAN))
     if move.shape[0]:
         empty = new.hist_n[touched[move]] == 0
@@ -216,11 +217,12 @@ def judge_trends(
 ) -> list[Part]:
     """Rate of rise and early warning of judged readings (sorted by sensor, then time); `above`
     is each reading's level above after it. Updates the trend buffers of `new`."""
-    sel = np.flatnonzero(table.trend_of[s] >= 0)
+    trend_row = table.trend_of[s]
+    sel = np.flatnonzero(trend_row >= 0)
     if not sel.shape[0]:
         return []
     s, t, v, above = s[sel], t[sel], v[sel], above[sel]
-    row = table.trend_of[s]
+    row = trend_row[sel]
     depth = table.trend_depth  # readings a window may hold
     keep = new.hist_ts.shape[1]  # readings the buffers keep (trend_keep)
     bstart = segment_starts(row)
@@ -280,10 +282,11 @@ def judge_trends(
             new.level[s[ends], EARLY] = early[ends]
     # the new buffers: each row's last `keep` readings written into its ring
     count = np.diff(np.append(starts, row.shape[0]))
-    head = state.hist_head[touched].astype(np.int64)
-    base = _rebase(new, touched, t[starts], t[ends])
+    # (each row's head and base as `_Rows` read them per reading: no second gather by row)
+    head = rows.head[starts]
+    base = _rebase(new, touched, rows.t0[starts], t[starts], t[ends])
     if int(count.max()) <= keep:  # (the common case: every reading is written, no gathers)
-        at = head[seg] + pos  # in [0, 2 * keep)
+        at = rows.head + pos  # in [0, 2 * keep)
         at -= keep * (at >= keep)
         slot = row * keep + at
         new.hist_ts.reshape(-1)[slot] = t - base[seg]  # (within int32: `_rebase`)
