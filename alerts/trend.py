@@ -66,10 +66,23 @@ class _Rows:
     sequence is never built. Ring layout: slot `(head + q) % keep` holds position q < 0 (`head`:
     where the next reading goes; head 0 is the right-aligned layout)."""
 
-    __slots__ = ("base", "head", "hist_ts", "hist_v", "keep", "row", "start", "t", "t0", "v")
+    __slots__ = (
+        "base",
+        "head",
+        "held",
+        "hist_ts",
+        "hist_v",
+        "keep",
+        "row",
+        "start",
+        "t",
+        "t0",
+        "v",
+    )
 
-    def __init__(self, state: CoreState, row: I64, start: I64, t: I64, v: F64) -> None:
+    def __init__(self, state: CoreState, row: I64, start: I64, t: I64, v: F64, held: I64) -> None:
         self.keep = state.hist_ts.shape[1]
+        self.held = held  # per reading: the readings its row's ring holds
         # per reading: the flat offset of its row's ring plus its head, and where its row's
         # readings start in the batch
         self.row = row
@@ -115,9 +128,11 @@ def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
     within a row; the reading itself always qualifies), as `oldest` plus the number of positions
     in [oldest, pos] before `since`. The oldest position answers for most readings of a busy
     sensor; for the others the kept part is counted over the ring's row at once (one contiguous
-    row per reading rather than a binary search's scattered reads; no order needed: a mask of
-    the slots at positions >= oldest); only when all of it is before `since` does the batch part
-    count, by a vectorized binary search over the readings' rows in the batch."""
+    row per reading rather than a binary search's scattered reads; no order needed: of a full
+    ring, its slots before `since` less the positions before the oldest, which are before it
+    too; of another, a mask of the slots at positions >= oldest); only when all of it is before
+    `since` does the batch part count, by a vectorized binary search over the readings' rows in
+    the batch."""
     lo = oldest.copy()
     more = pos > np.maximum(oldest, 0)  # batch positions before the reading in the window
     kept = np.flatnonzero(oldest < 0)
@@ -134,9 +149,13 @@ def _window_start(rows: _Rows, oldest: I64, pos: I64, since: I64) -> I64:
     if kept.shape[0]:
         old_k = oldest[kept]
         ring = np.take(rows.hist_ts.reshape(-1, keep), rows.row[kept], axis=0)
-        mask = np.take(_masks(keep), rows.head[kept] * (keep + 1) + (keep + old_k), axis=0)
-        mask &= ring < (since[kept] - rows.t0[kept])[:, None]
-        before = _count(mask)
+        mask = ring < (since[kept] - rows.t0[kept])[:, None]
+        short = rows.held[kept] < keep  # (a full ring's slots all hold kept readings)
+        part = np.flatnonzero(short)
+        if part.shape[0]:
+            at = rows.head[kept[part]] * (keep + 1) + (keep + old_k[part])
+            mask[part] &= np.take(_masks(keep), at, axis=0)
+        before = _count(mask) - np.where(short, 0, keep + old_k)
         lo[kept] += before
         more[kept] &= before == -old_k
     b = np.flatnonzero(more)
@@ -233,7 +252,7 @@ def judge_trends(
     pos = np.arange(row.shape[0]) - first  # each reading's position in its row's sequence
     hn = state.hist_n[touched].astype(np.int64)
     oldest = np.maximum(-hn[seg], pos - (depth - 1))  # the oldest reading a window may hold
-    rows = _Rows(state, row, first, t, v)
+    rows = _Rows(state, row, first, t, v, hn[seg])
     parts: list[Part] = []
     ss = s[starts]
     ends = np.flatnonzero(segment_ends(bstart))
