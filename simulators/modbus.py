@@ -264,17 +264,37 @@ class SimulatedDevice:
             # Registers are range-checked by pymodbus; bit blocks only to 16-bit granularity.
             return ExcCodes.ILLEGAL_ADDRESS
         try:
-            self._refresh(table, span, start_address, registers)
+            self._refresh(table, span, start_address, (address, count), registers)
         except ValueError:
             return ExcCodes.DEVICE_FAILURE
         return None
 
-    def _refresh(self, table: Table, span: _Span, start: int, registers: list[int]) -> None:
-        """Write every point of `table` at the current time into pymodbus's register list."""
+    def _refresh(
+        self,
+        table: Table,
+        span: _Span,
+        start: int,
+        request: tuple[int, int],
+        registers: list[int],
+    ) -> None:
+        """Write the points of `table` that `request` (address, count) reads, at the current
+        time, into pymodbus's register list: a point that cannot be encoded (a line break on a
+        point without a 4-20 mA loop) fails only the requests that read it, as on a real device.
+        For bit tables pymodbus gives the count in 16-bit words: a request reads the words its
+        first bit starts."""
         t_s = self._clock()
+        address, count = request
+        if table in _BIT_TABLES:
+            lo, hi = address // 16, address // 16 + count
+        else:
+            lo, hi = address, address + count
         for point in span.points:
             if point.name in self._shared:
                 continue  # written with its word
+            first = point.address // 16 if table in _BIT_TABLES else point.address
+            width = 1 if table in _BIT_TABLES else register_width(point.dtype)
+            if first >= hi or first + width <= lo:
+                continue  # not read: its value does not matter
             bits = self._bits_of.get(point.name)
             if bits is not None:
                 registers[point.address - start] = self._register(point, bits, t_s)

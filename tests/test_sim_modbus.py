@@ -6,9 +6,11 @@ import math
 import socket
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Literal
 
 import pytest
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client import AsyncModbusTcpClient
@@ -505,3 +507,38 @@ def test_values_at_reports_what_the_device_holds(
     unit1, unit2 = devices
     assert unit1.values_at(10.0)["co"] == 48.5
     assert unit2.values_at(10.0) == dict.fromkeys(BY_NAME, 0.0) | {"ch4": 0.75}
+
+
+async def test_a_line_break_fails_only_the_requests_that_read_it(clock: FakeClock) -> None:
+    """A KJ substation with a broken methane head answers its other channels (the tester's
+    mbpoll -r 1, -r 3, -r 4 and -r 9 got exception 04 for a line break on ch4_t1 at register 1)."""
+    path = Path(__file__).parents[1] / "profiles" / "devices" / "coal-substation.yaml"
+    profile = DeviceProfile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    signals: dict[str, Signal] = {
+        "ch4_t0": Constant(0.3),
+        "ch4_t1": Constant(0.4),
+        "ch4_t2": Constant(0.5),
+        "co": Constant(12.0),
+        "feed": Constant(1.0),
+    }
+    device = SimulatedDevice(profile, 1, signals, clock)
+    device.set_mode("ch4_t1", "line_break")  # no 4-20 mA loop: the head reads as failed
+    srv = ModbusSimServer([device])
+    await srv.start()
+    cli = AsyncModbusTcpClient("127.0.0.1", port=srv.port, timeout=TIMEOUT_S, retries=0)
+    try:
+        assert await cli.connect()
+        for address, value in [(0, 30), (2, 50), (3, 12), (8, 0)]:
+            rr = await cli.read_input_registers(address, count=1, device_id=1)
+            assert not rr.isError() and rr.registers == [value], (address, rr)
+        assert (await cli.read_input_registers(2, count=7, device_id=1)).registers[:2] == [50, 12]
+        assert (await cli.read_discrete_inputs(0, count=1, device_id=1)).bits[0]
+        for address, count in [(1, 1), (0, 2), (0, 4), (1, 8)]:
+            rr = await cli.read_input_registers(address, count=count, device_id=1)
+            assert rr.isError() and rr.exception_code == 4, (address, count, rr)
+        device.set_mode("ch4_t1", None)
+        rr = await cli.read_input_registers(0, count=4, device_id=1)
+        assert rr.registers == [30, 40, 50, 12]
+    finally:
+        cli.close()
+        await srv.stop()
