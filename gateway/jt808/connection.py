@@ -81,6 +81,8 @@ class Connection(asyncio.Protocol):
             self.close(abort=True)
 
     def data_received(self, data: bytes) -> None:
+        if self.server.stopping:  # closing: the bindings may be closed already
+            return
         self.last_rx = self.server.loop_time()
         try:
             self.server.handle(self, self.session.feed(data, self.server.clock_ms()))

@@ -7,7 +7,8 @@ socket, position arrays committed to the spool, problems counted in `counters`. 
 sends nothing for `idle_timeout_s` is closed (``idle_closed``). Connections beyond
 `max_connections`, or `max_per_host` from one address, are refused at once (`limits`), and so is
 the accept loop's complaint when the process runs out of files: each is counted and logged once a
-minute at most.
+minute at most. Once it stops, a connection the loop still accepts is refused at once
+(``refused_stopping``): the bindings are closed.
 
 After a terminal authenticates, and after a silence that may have left a blind-area backlog, its
 positions are held (`hold`, carried out by `holding`) and handed on in time order once the
@@ -145,6 +146,7 @@ class Jt808Server(Delivery):
         self.reminders = Reminders(self.counters, self.quiet, int(remind_within_s * 1000))
         self._server: asyncio.Server | None = None
         self._closed = False
+        self.stopping = False  # set when `serve` ends: connections are refused from then
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler_before: (
             Callable[[asyncio.AbstractEventLoop, dict[str, object]], object] | None
@@ -168,6 +170,10 @@ class Jt808Server(Delivery):
 
     def admit(self, conn: Connection, host: str) -> bool:
         """Take a new connection, or refuse it (counted, logged once a minute at most)."""
+        if self.stopping:  # its registration would find the bindings closed
+            self.counters["refused_stopping"] += 1
+            log.debug("jt808: %s refused: the gateway is stopping", conn.peer)
+            return False
         refused = self.limits.admit(host)
         if refused is None:
             return True
@@ -243,6 +249,9 @@ class Jt808Server(Delivery):
                         next_report = self.loop_time() + self.report_every_s
                         self.report_counters()
         finally:
+            # from now on a connection the loop still accepts (one in the listening backlog)
+            # is refused at once: none registers against the bindings closed below
+            self.stopping = True
             if self._server is not None:
                 self._server.close()
             for conn in list(self.connections):

@@ -1,0 +1,77 @@
+"""The JT/T 808 gateway stopping: terminals that connect or register while it stops are refused
+cleanly, never answered from a closed bindings database (a traceback on every such one)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from gateway.jt808 import Jt808Gateway
+from hazardhub.settings import load_registry
+from simulators.jt808 import MAKER, MODEL, terminal_id
+from telemetry.jt808 import Header, MsgId, Register, encode_frame
+from telemetry.registry import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+"""
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    return load_registry(cfg, [ROOT / "profiles"])
+
+
+def registration(serial: int) -> bytes:
+    reg = Register(44, 300, MAKER, MODEL, terminal_id("t"), 2, "苏A·D1234")
+    return encode_frame(Header(MsgId.REGISTER, serial, "013800000001"), reg.encode(False))
+
+
+async def test_terminals_registering_as_the_gateway_stops(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    await asyncio.wait_for(gw.ready.wait(), 5)
+    assert gw.server.address is not None
+    caplog.set_level(logging.INFO)
+    # connected and registering before the loop has accepted them: the gateway takes them
+    # while it stops
+    socks = []
+    for i in range(30):
+        sock = socket.create_connection(gw.server.address, timeout=5)
+        sock.sendall(registration(i))
+        socks.append(sock)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    try:
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert errors == []
+        assert gw.server.counters["internal_error"] == 0
+        assert gw.server.counters["refused_stopping"] > 0  # the case was there
+        for sock in socks:  # each closed by the gateway (refused, or as it stopped), none left open
+            sock.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):
+                while sock.recv(4096):
+                    pass
+    finally:
+        for sock in socks:
+            sock.close()
