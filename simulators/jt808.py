@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from simulators.jt808fix import Fix, location_of, terminal_id
 from telemetry.jt808.codec import Frame, FrameReader, Header, encode_frame, encode_packets
 from telemetry.jt808.messages import (
     AlarmConfirm,
@@ -26,20 +25,16 @@ from telemetry.jt808.messages import (
     BatchLocation,
     DriverIdentity,
     DriverRequest,
-    Extra,
     Heartbeat,
-    Location,
     Logout,
     Message,
     MsgId,
     PlatformResponse,
     Register,
     RegisterResponse,
-    Status,
     TerminalResponse,
     TextMessage,
     decode_body,
-    ms_to_bcd_time,
 )
 
 __all__ = [
@@ -55,8 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAKER, MODEL = "HZHUB", "SIM-808"  # the registration's maker id and model of every simulated one
-_ID_WIDTH = 7  # the terminal id field: BYTE[7] in 2013, BYTE[30] in 2019 (the id fits both)
-_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # the platform's answers (a terminal never answers an answer), and the platform's requests this
 # terminal carries out; 0x8004 answers the server time query 0x0004, which it never sends
 _ANSWERS = frozenset({MsgId.PLATFORM_RESPONSE, MsgId.REGISTER_RESPONSE})
@@ -68,70 +61,8 @@ _KEEP_TEXTS = 100  # the latest texts a terminal keeps (`Jt808Terminal.texts`)
 _HOW = ((TextMessage.DISPLAY, "shown"), (TextMessage.TTS, "read aloud"))  # a text's flag bits
 
 
-def terminal_id(key: str, salt: int = 0) -> str:
-    """A terminal id of 7 capital letters and digits (the form JT/T 808 gives the field),
-    derived from `key` (and `salt`, to step aside from a collision): the same key gives the
-    same id at every run, so a platform's binding of a vehicle to its terminal (maker, model
-    and terminal id) holds across restarts. Two keys share an id once in 36^7 (7.8e10)."""
-    digest = hashlib.blake2b(f"{salt}:{key}".encode(), digest_size=8).digest()
-    n = int.from_bytes(digest, "big") % len(_ID_CHARS) ** _ID_WIDTH
-    out = []
-    for _ in range(_ID_WIDTH):
-        n, r = divmod(n, len(_ID_CHARS))
-        out.append(_ID_CHARS[r])
-    return "".join(reversed(out))
-
-
 class TerminalError(Exception):
     """The platform refused or did not answer."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    """One position as a terminal measures it (ts: epoch ms UTC; sent as GMT+8 BCD seconds)."""
-
-    ts_ms: int
-    lat: float
-    lon: float
-    speed_kmh: float = 0.0
-    heading_deg: int = 0
-    alt_m: int = 0
-    acc_on: bool = True
-    alarm: int = 0
-    positioned: bool = True
-    mileage_km: float | None = None
-    signal: int | None = None
-    satellites: int | None = None
-
-
-def location_of(fix: Fix) -> Location:
-    status = Status.GPS | Status.BEIDOU
-    if fix.acc_on:
-        status |= Status.ACC_ON
-    if fix.positioned:
-        status |= Status.POSITIONED
-    if fix.lat < 0:
-        status |= Status.SOUTH
-    if fix.lon < 0:
-        status |= Status.WEST
-    extras: list[tuple[int, bytes]] = []
-    if fix.mileage_km is not None:
-        extras.append((Extra.MILEAGE, round(fix.mileage_km * 10).to_bytes(4, "big")))
-    if fix.signal is not None:
-        extras.append((Extra.SIGNAL, bytes((fix.signal,))))
-    if fix.satellites is not None:
-        extras.append((Extra.SATELLITES, bytes((fix.satellites,))))
-    return Location(
-        fix.alarm,
-        int(status),
-        round(abs(fix.lat) * 1e6),
-        round(abs(fix.lon) * 1e6),
-        fix.alt_m,
-        round(fix.speed_kmh * 10),
-        fix.heading_deg,
-        ms_to_bcd_time(fix.ts_ms),
-        tuple(extras),
-    )
 
 
 def _phone_terminal_id(phone: str) -> str:
@@ -150,19 +81,30 @@ class Jt808Terminal:
         *,
         v2019: bool = False,
         timeout_s: float = 5.0,
+        retransmissions: int = 0,
         terminal_id: str | None = None,
         on_text: Callable[[TextMessage], None] | None = None,
     ) -> None:
         """`terminal_id`: the id its registration (0x0100) sends; by default one derived from
         the whole phone number without its leading zeros (`terminal_id`), so that two numbers
         are two terminals and the same number in a 2013 or a 2019 header is one. `on_text` is
-        called with each text message (0x8300) the driver is given."""
+        called with each text message (0x8300) the driver is given. `timeout_s` and
+        `retransmissions` are the terminal parameters 0x0002 (TCP answer timeout T) and 0x0003
+        (TCP retransmissions n): a message not answered is sent again, the same serial, after
+        T, then 2T, ... (T x (k + 1) after its k-th retransmission), n times, before the
+        terminal gives up (`TerminalError`)."""
+        if timeout_s <= 0 or retransmissions < 0:
+            raise ValueError(f"timeout_s {timeout_s} must be > 0, retransmissions >= 0")
         self.host, self.port = host, port
         self.phone = phone
         self.plate = plate
         self.terminal_id = terminal_id if terminal_id is not None else _phone_terminal_id(phone)
         self.version = 1 if v2019 else None
         self.timeout_s = timeout_s
+        self.retransmissions = retransmissions
+        self.retransmitted = 0  # messages sent again for want of an answer
+        self.registrations = 0  # registrations (0x0100) answered
+        self.codes_refused = 0  # authentications refused with a code kept: registered again
         self.auth_code: str | None = None
         self.confirmations: list[AlarmConfirm] = []
         # the IC card in the terminal, said when the platform asks (0x8702); None: no reader
@@ -234,21 +176,32 @@ class Jt808Terminal:
         if wait:
             fut = asyncio.get_running_loop().create_future()
             self._waiting[h.serial] = fut
-        await self.send_raw(b"".join(frames))
+        data = b"".join(frames)
+        await self.send_raw(data)
         if fut is None:
             return None
         try:
-            return await asyncio.wait_for(fut, self.timeout_s)
-        except TimeoutError as exc:
-            raise TerminalError(f"no answer to {msg.msg_id:#06x} serial {h.serial}") from exc
+            for k in range(self.retransmissions + 1):
+                if k:  # JT/T 808: sent again, unchanged, after T x k without an answer
+                    self.retransmitted += 1
+                    await self.send_raw(data)
+                with contextlib.suppress(TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s * (k + 1))
+            raise TerminalError(
+                f"no answer to {msg.msg_id:#06x} serial {h.serial} "
+                f"(sent {self.retransmissions + 1} times)"
+            )
         finally:
             self._waiting.pop(h.serial, None)
+            if not fut.done():
+                fut.cancel()
 
     async def register(self, plate: str | None = None) -> RegisterResponse:
         reg = Register(44, 300, MAKER, MODEL, self.terminal_id, 2, plate or self.plate)
         answer = await self.send(reg)
         if not isinstance(answer, RegisterResponse):
             raise TerminalError(f"registration answered with {answer}")
+        self.registrations += 1
         if answer.result == RegisterResponse.OK:
             self.auth_code = answer.auth_code
         return answer
@@ -261,11 +214,20 @@ class Jt808Terminal:
         return self._ok(await self.send(Authenticate(code, imei, "sim-1.0")))
 
     async def login(self) -> None:
-        """Register (unless a code is known) and authenticate; raise TerminalError on refusal."""
-        if self.auth_code is None:
-            reg = await self.register()
-            if reg.result != RegisterResponse.OK:
-                raise TerminalError(f"registration refused: result {reg.result}")
+        """Authenticate, registering first only when no code is known, or when the platform
+        refuses the code known (kept from an earlier connection, as a JT/T 808 terminal keeps
+        it: a platform that lost its bindings, a vehicle rebound); raise TerminalError on
+        refusal."""
+        if self.auth_code is not None:
+            answer = await self.authenticate()
+            if answer.result == PlatformResponse.OK:
+                return
+            self.codes_refused += 1
+            log.info("terminal %s: auth code refused; registering again", self.phone)
+            self.auth_code = None
+        reg = await self.register()
+        if reg.result != RegisterResponse.OK:
+            raise TerminalError(f"registration refused: result {reg.result}")
         answer = await self.authenticate()
         if answer.result != PlatformResponse.OK:
             raise TerminalError(f"authentication refused: result {answer.result}")

@@ -87,7 +87,12 @@ class Jt808Fleet(_Fleet):
         buffer_max: int = 10_000,
         backfill_max: int = 30,  # 0x0704 of 30 plain fixes: one package (1023 bytes at most)
         drain_s: float = 5.0,
+        answer_timeout_s: float = 5.0,
+        retransmissions: int = 2,
     ) -> None:
+        """`answer_timeout_s` and `retransmissions`: each terminal's parameters 0x0002 and
+        0x0003 (`Jt808Terminal`): a message not answered is sent again after 5 s, then 10 s,
+        and the link is given up 15 s later."""
         super().__init__(
             [v for v, _, _ in vehicles],
             host=host,
@@ -104,6 +109,10 @@ class Jt808Fleet(_Fleet):
         self.terminal_ids = terminal_ids([f"{v.tenant}/{v.id}" for v, _, _ in self.vehicles])
         self._backfill_max = backfill_max
         self.texts = 0  # text messages (0x8300) the terminals received
+        self._answer_timeout_s, self._retransmissions = answer_timeout_s, retransmissions
+        self.registrations = 0  # registrations (0x0100) the platform answered
+        self.logins = 0  # authentications the platform accepted
+        self.retransmitted = 0  # messages sent again for want of an answer
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -129,9 +138,11 @@ class Jt808Fleet(_Fleet):
     ) -> None:
         """One terminal's connection: log in, send what waits, again after a failure; after
         `stop` (`_over`: stopped, the last fix taken), try for `drain_s` more to send the
-        rest."""
+        rest. The auth code is kept across connections: the terminal registers once and
+        authenticates on each connection, again only when the platform refuses its code."""
         backoff = 0.2
         deadline: float | None = None
+        code: str | None = None
         while True:
             if stop.is_set():
                 deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}")
@@ -146,16 +157,25 @@ class Jt808Fleet(_Fleet):
                     digits,
                     plate,
                     v2019=v2019,
+                    timeout_s=self._answer_timeout_s,
+                    retransmissions=self._retransmissions,
                     terminal_id=tid,
                     on_text=self._heard,
                 ) as terminal:
-                    await terminal.login()
-                    backoff = 0.2
-                    while True:
-                        await self._flush(terminal, q)
-                        if stop.is_set():
-                            return
-                        await self._pause(stop, self._period)
+                    terminal.auth_code = code  # kept from the connection before
+                    try:
+                        await terminal.login()
+                        self.logins += 1
+                        backoff = 0.2
+                        while True:
+                            await self._flush(terminal, q)
+                            if stop.is_set():
+                                return
+                            await self._pause(stop, self._period)
+                    finally:
+                        code = terminal.auth_code
+                        self.registrations += terminal.registrations
+                        self.retransmitted += terminal.retransmitted
             except (OSError, TerminalError) as exc:
                 log.warning("terminal %s: %s; %d fixes wait", phone, exc, len(q))
                 await self._retry_pause(stop, deadline, backoff)

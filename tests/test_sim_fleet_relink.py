@@ -1,0 +1,161 @@
+"""The simulated JT/T 808 terminals behave as real ones across lost links: a terminal registers
+once, keeps its auth code and authenticates (0x0102) on each new connection, registering again
+only when the platform refuses the code; a message not answered is sent again (same serial)
+after T, 2T, ... (parameters 0x0002, 0x0003) before the link is given up. The fleet used to
+register on every reconnection and drop its connection after one 5 s timeout: a reconnection
+storm against a loaded platform. Real gateway, real Mosquitto, the link cut by a TCP relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_jt808_reminders import _gateway, _running
+
+from gateway.jt808.directory import VehicleRef
+from hazardhub.settings import load_registry
+from simulators.fleet import Jt808Fleet, SimulatedVehicle
+from simulators.jt808 import Jt808Terminal, TerminalError
+from simulators.relay import UplinkRelay
+from simulators.signals import Constant
+from telemetry.jt808 import (
+    Frame,
+    FrameReader,
+    Header,
+    MsgId,
+    PlatformResponse,
+    encode_frame,
+)
+
+from e2e_helpers import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
+"""
+ROUTE = ((31.0, 120.0), (31.01, 120.01))
+
+
+async def _now(value: bool) -> bool:
+    return value
+
+
+async def test_the_fleet_registers_once_and_authenticates_on_each_new_connection(  # type: ignore[no-untyped-def]
+    mosquitto, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path)
+    vehicles = [
+        (SimulatedVehicle("chem-logistics", f"tanker-0{k}", ROUTE, Constant(40.0)), phone, plate)
+        for k, phone, plate in ((1, "13800000001", "苏A·D1234"), (2, "13800000002", "苏A·D5678"))
+    ]
+    stop = asyncio.Event()
+    async with _running(gw) as (host, port):
+        relay = UplinkRelay(host, port)
+        await relay.start()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        fleet = Jt808Fleet(
+            vehicles,
+            host="127.0.0.1",
+            port=relay.port,
+            clock=lambda: loop.time() - t0,
+            start_wall_ms=int(time.time() * 1000),
+            period_s=0.1,
+        )
+        run = asyncio.create_task(fleet.run(stop))
+        server = gw.server
+        try:
+            await eventually(lambda: _now(len(server.by_vehicle) == 2), 10, "both logged in")
+            for k in range(2):  # the link lost twice: each terminal authenticates again
+                relay.cut(for_s=0.3)
+                await eventually(lambda: _now(len(server.by_vehicle) == 0), 5, "links lost")
+                await eventually(lambda n=4 + 2 * k: _now(fleet.logins == n), 10, "back")
+            assert fleet.registrations == 2
+            # the platform forgets tanker-01's binding: its code refused, it registers again
+            server.bindings.unbind(VehicleRef("chem-logistics", "tanker-01"))
+            relay.cut(for_s=0.3)
+            await eventually(lambda: _now(len(server.by_vehicle) == 0), 5, "links lost")
+            await eventually(lambda: _now(fleet.logins == 8), 10, "back again")
+            await eventually(lambda: _now(len(server.by_vehicle) == 2), 5, "both in")
+            bindings = {b.vehicle.vehicle: b for b in server.bindings.all()}
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 10)
+            await relay.stop()
+    assert fleet.registrations == 3  # tanker-01 twice, tanker-02 once
+    assert server.counters["authenticated"] == 8
+    assert server.counters["auth_failed"] == 1  # tanker-01's code, after the unbinding
+    assert bindings["tanker-02"].registered_ms == bindings["tanker-02"].bound_ms
+    assert fleet.waiting == 0 and fleet.sent > 0
+
+
+class _Deaf:
+    """A platform that answers each message's `answer_at`-th copy only (0: never)."""
+
+    def __init__(self, answer_at: int) -> None:
+        self.answer_at = answer_at
+        self.got: list[tuple[float, Header]] = []
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        frames = FrameReader()
+        loop = asyncio.get_running_loop()
+        while data := await reader.read(65536):
+            for item in frames.feed(data):
+                assert isinstance(item, Frame)
+                h = item.header
+                self.got.append((loop.time(), h))
+                copies = sum(1 for _, g in self.got if g.serial == h.serial)
+                if copies == self.answer_at:
+                    ok = PlatformResponse(h.serial, h.msg_id, PlatformResponse.OK)
+                    reply = Header(MsgId.PLATFORM_RESPONSE, 0, h.phone, h.version)
+                    writer.write(encode_frame(reply, ok.encode(False)))
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def _deaf(answer_at: int) -> AsyncIterator[tuple[_Deaf, int]]:
+    platform = _Deaf(answer_at)
+    server = await asyncio.start_server(platform.serve, "127.0.0.1", 0)
+    try:
+        yield platform, server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+async def test_a_message_not_answered_is_sent_again_after_t_then_2t() -> None:
+    async with _deaf(answer_at=3) as (platform, port):
+        terminal = Jt808Terminal(
+            "127.0.0.1", port, "013800000001", timeout_s=0.2, retransmissions=2
+        )
+        async with terminal:
+            answer = await terminal.heartbeat()
+        assert answer.result == PlatformResponse.OK
+        assert [h.serial for _, h in platform.got] == [0, 0, 0]  # the same message, thrice
+        times = [t for t, _ in platform.got]
+        assert 0.19 <= times[1] - times[0] < 0.39  # T (a loaded machine: late, never early)
+        assert 0.39 <= times[2] - times[1] < 0.79  # 2T
+        assert terminal.retransmitted == 2
+
+
+async def test_a_terminal_gives_up_after_its_retransmissions() -> None:
+    async with _deaf(answer_at=0) as (platform, port):
+        terminal = Jt808Terminal(
+            "127.0.0.1", port, "013800000001", timeout_s=0.1, retransmissions=1
+        )
+        async with terminal:
+            started = time.monotonic()
+            with pytest.raises(TerminalError, match="sent 2 times"):
+                await terminal.heartbeat()
+            assert 0.29 <= time.monotonic() - started < 1.5  # T + 2T
+        assert len(platform.got) == 2
