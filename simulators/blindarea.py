@@ -82,15 +82,23 @@ class _Fleet:
             loop = asyncio.get_running_loop()
             await asyncio.sleep(min(s, max(0.0, deadline - loop.time())))
 
-    def _drain_deadline(self, deadline: float | None, left: int, who: str) -> float | None:
+    def _drain_deadline(
+        self, deadline: float | None, left: int, who: str, *, say: bool = True
+    ) -> float | None:
         """After `stop`, with `left` fixes waiting: the drain's deadline, or None when there
-        is nothing to send or no more time."""
+        is nothing to send or no more time (then said at warning level with `say`, else at
+        debug level: the JT/T 808 fleet says them all in one line)."""
         loop = asyncio.get_running_loop()
         if not left:
             return None
         deadline = deadline if deadline is not None else loop.time() + self._drain_s
         if loop.time() > deadline:
-            log.warning("%s: stopped with %d fixes not sent", who, left)
+            log.log(
+                logging.WARNING if say else logging.DEBUG,
+                "%s: stopped with %d fixes not sent",
+                who,
+                left,
+            )
             return None
         return deadline
 

@@ -223,7 +223,7 @@ class Jt808Terminal:
             if answer.result == PlatformResponse.OK:
                 return
             self.codes_refused += 1
-            log.info("terminal %s: auth code refused; registering again", self.phone)
+            log.debug("terminal %s: auth code refused; registering again", self.phone)
             self.auth_code = None
         reg = await self.register()
         if reg.result != RegisterResponse.OK:

@@ -8,18 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from simulators.blindarea import _Fleet
 from simulators.jt808 import Fix, Jt808Terminal, TerminalError, terminal_id
+from simulators.linkreport import LinkReport
 from simulators.vehicle import SimulatedVehicle
 from telemetry.jt808 import TextMessage
 
 __all__ = ["Jt808Fleet", "terminal_ids", "terminal_phones"]
 
 log = logging.getLogger("simulators.fleet")  # the fleet's logger, as before the split
+_SERIAL = re.compile(r"serial \d+")  # a failure's serial: the same failure for the summary
 
 
 def terminal_phones(configured: Sequence[str | None]) -> list[str]:
@@ -89,10 +92,13 @@ class Jt808Fleet(_Fleet):
         drain_s: float = 5.0,
         answer_timeout_s: float = 5.0,
         retransmissions: int = 2,
+        report_every_s: float = 60.0,
     ) -> None:
         """`answer_timeout_s` and `retransmissions`: each terminal's parameters 0x0002 and
         0x0003 (`Jt808Terminal`): a message not answered is sent again after 5 s, then 10 s,
-        and the link is given up 15 s later."""
+        and the link is given up 15 s later. Terminals that cannot reach the platform are
+        said in one line at most every `report_every_s` (`LinkReport`); each failure is
+        logged at debug level."""
         super().__init__(
             [v for v, _, _ in vehicles],
             host=host,
@@ -113,6 +119,7 @@ class Jt808Fleet(_Fleet):
         self.registrations = 0  # registrations (0x0100) the platform answered
         self.logins = 0  # authentications the platform accepted
         self.retransmitted = 0  # messages sent again for want of an answer
+        self.report = LinkReport(log, f"{host}:{port}", report_every_s)
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -126,6 +133,18 @@ class Jt808Fleet(_Fleet):
             ):
                 link = self._link(vehicle, q, phone, plate, tid, self._over)
                 tg.create_task(link, name=f"jt808-{phone}")
+            tg.create_task(self._reporting(), name="jt808-report")
+        self.report.due(math.inf, self.waiting)
+        if self.waiting:
+            left = sum(1 for q in self._waiting if q)
+            log.warning("fleet: stopped with %d fixes of %d terminals not sent", self.waiting, left)
+
+    async def _reporting(self) -> None:
+        """The links' summary, when one is due, until the fleet stops (`_over`)."""
+        loop = asyncio.get_running_loop()
+        while not self._over.is_set():
+            self.report.due(loop.time(), self.waiting)
+            await self._pause(self._over, min(1.0, self.report.gather_s))
 
     async def _link(
         self,
@@ -145,7 +164,7 @@ class Jt808Fleet(_Fleet):
         code: str | None = None
         while True:
             if stop.is_set():
-                deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}")
+                deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}", say=False)
                 if deadline is None:
                     return
             try:
@@ -166,6 +185,7 @@ class Jt808Fleet(_Fleet):
                     try:
                         await terminal.login()
                         self.logins += 1
+                        self.report.reached(phone)
                         backoff = 0.2
                         while True:
                             await self._flush(terminal, q)
@@ -177,7 +197,9 @@ class Jt808Fleet(_Fleet):
                         self.registrations += terminal.registrations
                         self.retransmitted += terminal.retransmitted
             except (OSError, TerminalError) as exc:
-                log.warning("terminal %s: %s; %d fixes wait", phone, exc, len(q))
+                log.debug("terminal %s: %s; %d fixes wait", phone, exc, len(q))
+                why = _SERIAL.sub("serial n", str(exc) or type(exc).__name__)
+                self.report.failed(asyncio.get_running_loop().time(), phone, why)
                 await self._retry_pause(stop, deadline, backoff)
                 backoff = min(backoff * 2, 5.0)
 

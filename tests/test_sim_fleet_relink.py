@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -159,3 +161,65 @@ async def test_a_terminal_gives_up_after_its_retransmissions() -> None:
                 await terminal.heartbeat()
             assert 0.29 <= time.monotonic() - started < 1.5  # T + 2T
         assert len(platform.got) == 2
+
+
+async def test_a_platform_down_is_one_line_per_interval_not_one_per_terminal_and_retry(  # type: ignore[no-untyped-def]
+    mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """20 terminals, the platform down 3 s then up: a summary line a second (the interval
+    given), then one that they reach it again (1,600 warnings in 17 s for 200 terminals)."""
+    caplog.set_level(logging.DEBUG, logger="simulators")
+    n = 20
+    lines = [
+        f"      - {{id: truck-{k:02d}, plate: 苏A·E{k:04d}, class: hazmat, "
+        f'terminal: "1380000{k:04d}"}}'
+        for k in range(n)
+    ]
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(
+        "version: 1\ntenants:\n  - id: acme\n    vehicles:\n" + "\n".join(lines) + "\n",
+        encoding="utf-8",
+    )
+    with socket.socket() as probe:  # a port nobody listens on: the platform down
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    vehicles = [
+        (SimulatedVehicle("acme", f"truck-{k:02d}", ROUTE, Constant(40.0)), f"1380000{k:04d}", "")
+        for k in range(n)
+    ]
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    fleet = Jt808Fleet(
+        vehicles,
+        host="127.0.0.1",
+        port=port,
+        clock=lambda: loop.time() - t0,
+        start_wall_ms=int(time.time() * 1000),
+        period_s=0.2,
+        report_every_s=1.0,
+    )
+    stop = asyncio.Event()
+    run = asyncio.create_task(fleet.run(stop))
+    await asyncio.sleep(3.0)
+    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path)
+    gw.listen = ("127.0.0.1", port)
+    async with _running(gw):
+        try:
+            await eventually(lambda: _now(len(gw.server.by_vehicle) == n), 30, "all in")
+            await eventually(lambda: _now(fleet.report.failing == 0), 5, "none failing")
+            await asyncio.sleep(1.2)  # the recovery said
+        finally:
+            stop.set()
+            await asyncio.wait_for(run, 30)
+    said = [r for r in caplog.records if r.name == "simulators.fleet"]
+    warnings = [r.getMessage() for r in said if r.levelno >= logging.WARNING]
+    assert 2 <= len(warnings) <= 5, warnings  # 3 s at one a second, the first after 1 s
+    assert all(
+        m.startswith(f"fleet: {n} terminals cannot reach 127.0.0.1:{port}: ") for m in warnings
+    )
+    assert all(m.endswith(" fixes wait") for m in warnings)
+    infos = [r.getMessage() for r in said if r.levelno == logging.INFO]
+    assert infos == [f"fleet: every terminal reaches 127.0.0.1:{port} again"]
+    # each failure still there for who asks (debug)
+    assert sum(1 for r in said if r.levelno == logging.DEBUG) >= 2 * n
+    assert fleet.waiting == 0
