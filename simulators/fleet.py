@@ -149,6 +149,8 @@ class FleetPublisher(_Fleet):
         """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged.
         An envelope not acknowledged (the link lost) is sent again as it was, same seq."""
         for i, (v, q) in enumerate(zip(self.vehicles, self._waiting, strict=True)):
+            if not self._over.is_set() and v.link_down_at(self._clock()):
+                continue  # its own link down (`link_loss`): its fixes wait
             while q or self._sending[i] is not None:
                 sending = self._sending[i]
                 if sending is None:

@@ -93,12 +93,14 @@ class Jt808Fleet(_Fleet):
         answer_timeout_s: float = 5.0,
         retransmissions: int = 2,
         report_every_s: float = 60.0,
+        heartbeat_s: float = 30.0,
     ) -> None:
         """`answer_timeout_s` and `retransmissions`: each terminal's parameters 0x0002 and
         0x0003 (`Jt808Terminal`): a message not answered is sent again after 5 s, then 10 s,
         and the link is given up 15 s later. Terminals that cannot reach the platform are
         said in one line at most every `report_every_s` (`LinkReport`); each failure is
-        logged at debug level."""
+        logged at debug level. `heartbeat_s`: the terminal parameter 0x0001, a heartbeat
+        (0x0002) when nothing else was sent for that long."""
         super().__init__(
             [v for v, _, _ in vehicles],
             host=host,
@@ -120,6 +122,9 @@ class Jt808Fleet(_Fleet):
         self.logins = 0  # authentications the platform accepted
         self.retransmitted = 0  # messages sent again for want of an answer
         self.report = LinkReport(log, f"{host}:{port}", report_every_s)
+        self._heartbeat_s = heartbeat_s
+        self.heartbeats = 0  # heartbeats (0x0002) answered
+        self.links_dropped = 0  # connections closed for a vehicle's `link_loss` or `offline`
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -167,6 +172,9 @@ class Jt808Fleet(_Fleet):
                 deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}", say=False)
                 if deadline is None:
                     return
+            elif vehicle.link_down_at(self._clock()):
+                await self._while_down(vehicle, stop)
+                continue
             try:
                 digits = phone.lstrip("0") or "0"  # as a header carries it, zero-padded
                 v2019 = vehicle.jt808_version == 2019 or len(digits) > 12
@@ -187,11 +195,8 @@ class Jt808Fleet(_Fleet):
                         self.logins += 1
                         self.report.reached(phone)
                         backoff = 0.2
-                        while True:
-                            await self._flush(terminal, q)
-                            if stop.is_set():
-                                return
-                            await self._pause(stop, self._period)
+                        if await self._session(terminal, vehicle, q, stop):
+                            return
                     finally:
                         code = terminal.auth_code
                         self.registrations += terminal.registrations
@@ -203,8 +208,42 @@ class Jt808Fleet(_Fleet):
                 await self._retry_pause(stop, deadline, backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def _flush(self, terminal: Jt808Terminal, q: deque[dict[str, Any]]) -> None:
-        """Send what waits, oldest first; a fix leaves the buffer once the platform said OK."""
+    async def _session(
+        self,
+        terminal: Jt808Terminal,
+        vehicle: SimulatedVehicle,
+        q: deque[dict[str, Any]],
+        stop: asyncio.Event,
+    ) -> bool:
+        """Send what waits every period, and a heartbeat (0x0002) when nothing was sent for
+        `heartbeat_s`, until `stop` (True) or the vehicle's own link goes down (False: the
+        connection is then closed, as a terminal out of coverage or switched off loses it)."""
+        loop = asyncio.get_running_loop()
+        quiet_since = loop.time()
+        while True:
+            if not stop.is_set() and vehicle.link_down_at(self._clock()):
+                self.links_dropped += 1
+                return False
+            if await self._flush(terminal, q):
+                quiet_since = loop.time()
+            if stop.is_set():
+                return True
+            if loop.time() >= quiet_since + self._heartbeat_s:
+                await terminal.heartbeat()
+                self.heartbeats += 1
+                quiet_since = loop.time()
+            due = quiet_since + self._heartbeat_s - loop.time()
+            await self._pause(stop, max(0.0, min(self._period, due)))
+
+    async def _while_down(self, vehicle: SimulatedVehicle, stop: asyncio.Event) -> None:
+        """Wait while the vehicle's own link is down (`link_loss`, `offline`), or for `stop`."""
+        while not stop.is_set() and vehicle.link_down_at(self._clock()):
+            await self._pause(stop, self._period)
+
+    async def _flush(self, terminal: Jt808Terminal, q: deque[dict[str, Any]]) -> int:
+        """Send what waits, oldest first; a fix leaves the buffer once the platform said OK.
+        How many were sent."""
+        sent = 0
         while q:
             n = min(len(q), self._backfill_max)
             part = [q[k] for k in range(n)]
@@ -217,6 +256,8 @@ class Jt808Fleet(_Fleet):
                     q.popleft()
             self.sent += n
             self.backfills += n > 1
+            sent += n
+        return sent
 
 
 def _fix(rec: dict[str, Any]) -> Fix:

@@ -14,6 +14,7 @@ events:
   - {at_s: 200, vehicle: tanker-01, to: 95, over_s: 10}
   - {at_s: 220, vehicle: tanker-01, detour_m: 3000, for_s: 300, over_s: 120}
   - {at_s: 240, gateway: gw1, mode: uplink_loss, for_s: 30}
+  - {at_s: 250, vehicle: tanker-01, mode: link_loss, for_s: 60}   # its own link: a blind area
   - {at_s: 260, vehicle: tanker-01, to: 95, over_s: 10, ignore_limits: true}
 routes:
   tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
@@ -62,10 +63,11 @@ Mode = Literal[
     "comm_loss",
     "gps_drift",
     "offline",
+    "link_loss",
     "uplink_loss",
 ]
 Version = Literal[2013, 2019]  # JT/T 808-2013 or JT/T 808-2019: the header and bodies spoken
-_VEHICLE_MODES = ("gps_drift", "offline")
+_VEHICLE_MODES = ("gps_drift", "offline", "link_loss")
 _GATEWAY_MODES = ("uplink_loss",)
 
 

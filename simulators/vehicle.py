@@ -80,7 +80,7 @@ class SimulatedVehicle:
     seed: int = 0
     drift_m: float = 0.0  # a satellite-positioning drift: the position jumps this far east
     offline: bool = False  # the recorder sends nothing (out of coverage, switched off)
-    # its scenario's modes in scenario time, (t, "gps_drift" | "offline" | None), sorted: the
+    # its scenario's modes in scenario time, (t, "gps_drift" | "offline" | "link_loss" | None): the
     # scenario runner gives them, so that a fix taken late (`_Fleet._take`) has its own time's
     modes: tuple[tuple[float, str | None], ...] = ()
     jt808_version: int = 2013  # the JT/T 808 its terminal speaks (`Jt808Fleet`): 2013 or 2019
@@ -105,6 +105,12 @@ class SimulatedVehicle:
     def off_at(self, t_s: float) -> bool:
         """Whether the recorder is off at `t_s` (`offline`, or the scenario's mode)."""
         return self.offline or self.mode_at(t_s) == "offline"
+
+    def link_down_at(self, t_s: float) -> bool:
+        """Whether the vehicle's own link to its platform is down at `t_s`: the terminal off
+        (`off_at`), or out of coverage (the mode `link_loss`: the recorder takes its fixes,
+        sent as a blind-area backlog once the link is back)."""
+        return self.off_at(t_s) or self.mode_at(t_s) == "link_loss"
 
     def record(self, t_s: float, start_wall_ms: int, accel: float = 1.0) -> dict[str, object]:
         """Advance to scenario time `t_s` and return the position record of that instant.
