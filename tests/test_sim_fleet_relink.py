@@ -81,13 +81,11 @@ async def test_the_fleet_registers_once_and_authenticates_on_each_new_connection
             await eventually(lambda: _now(len(server.by_vehicle) == 2), 10, "both logged in")
             for k in range(2):  # the link lost twice: each terminal authenticates again
                 relay.cut(for_s=0.3)
-                await eventually(lambda: _now(len(server.by_vehicle) == 0), 5, "links lost")
                 await eventually(lambda n=4 + 2 * k: _now(fleet.logins == n), 10, "back")
             assert fleet.registrations == 2
             # the platform forgets tanker-01's binding: its code refused, it registers again
             server.bindings.unbind(VehicleRef("chem-logistics", "tanker-01"))
             relay.cut(for_s=0.3)
-            await eventually(lambda: _now(len(server.by_vehicle) == 0), 5, "links lost")
             await eventually(lambda: _now(fleet.logins == 8), 10, "back again")
             await eventually(lambda: _now(len(server.by_vehicle) == 2), 5, "both in")
             bindings = {b.vehicle.vehicle: b for b in server.bindings.all()}
@@ -213,7 +211,9 @@ async def test_a_platform_down_is_one_line_per_interval_not_one_per_terminal_and
             await asyncio.wait_for(run, 30)
     said = [r for r in caplog.records if r.name == "simulators.fleet"]
     warnings = [r.getMessage() for r in said if r.levelno >= logging.WARNING]
-    assert 2 <= len(warnings) <= 5, warnings  # 3 s at one a second, the first after 1 s
+    # 3 s down, and up to 5 s of a terminal's backoff: a line a second at most (a line per
+    # terminal per retry was 20 a round)
+    assert 2 <= len(warnings) <= 10, warnings
     assert all(
         m.startswith(f"fleet: {n} terminals cannot reach 127.0.0.1:{port}: ") for m in warnings
     )
