@@ -100,6 +100,7 @@ class PositionMessages(Refusing):
             cols.alarm_flags[keep],
             cols.driver[keep] if cols.driver.any() else None,
             cols.driver_names or None,
+            cols.acc[keep] if (cols.acc >= 0).any() else None,
         )
         # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
         # would clear an overspeed and write 0 km/h into the history

@@ -44,6 +44,7 @@ class PositionColumns:
     alarm_flags: npt.NDArray[np.uint32]  # JT/T 808 alarm bits, 0 when absent
     driver: npt.NDArray[np.int64]  # `driver_code` of driver_id, 0 when absent
     driver_names: dict[int, str]  # code -> driver_id of the drivers said (alarms name them)
+    acc: npt.NDArray[np.int8]  # acc_on: 1 true, 0 false, -1 absent
     # (epoch, seq) of an envelope (`telemetry.posenvelope`); None: a bare object or array
     numbered: tuple[int, int] | None = None
 
@@ -88,7 +89,7 @@ def _ts(v: Any) -> int:
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
-def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int]:
+def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int, int]:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be an object, got {type(rec).__name__}")
     missing = [k for k in _REQUIRED if k not in rec]
@@ -132,6 +133,7 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int]:
         seq,
         flags,
         driver,
+        int(rec["acc_on"]) if "acc_on" in rec else -1,
     )
 
 
@@ -152,7 +154,7 @@ def decode_positions(payload: bytes) -> PositionColumns:
         raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
     if len(records) > MAX_RECORDS:
         raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
-    good: list[tuple[int, float, float, float, float, int, int, int]] = []
+    good: list[tuple[int, float, float, float, float, int, int, int, int]] = []
     rejected: list[tuple[int, str]] = []
     names: dict[int, str] = {}
     for i, rec in enumerate(records):
@@ -163,7 +165,7 @@ def decode_positions(payload: bytes) -> PositionColumns:
             continue
         if good[-1][7]:
             names[good[-1][7]] = rec["driver_id"].strip()
-    cols = list(zip(*good, strict=True)) if good else [(), (), (), (), (), (), (), ()]
+    cols = list(zip(*good, strict=True)) if good else [()] * 9
     return PositionColumns(
         np.array(cols[0], dtype=np.int64),
         np.array(cols[1], dtype=np.float64),
@@ -175,5 +177,6 @@ def decode_positions(payload: bytes) -> PositionColumns:
         np.array(cols[6], dtype=np.uint32),
         np.array(cols[7], dtype=np.int64),
         names,
+        np.array(cols[8], dtype=np.int8),
         numbered,
     )

@@ -124,6 +124,12 @@ class ClassLimits(_Frozen):
     continuous_day_s: float = Field(default=4 * 3600.0, gt=0, le=86400)
     continuous_night_s: float = Field(default=2 * 3600.0, gt=0, le=86400)
     min_rest_s: float = Field(default=1200.0, gt=0, le=86400)
+    rest_needs_acc_off: bool = Field(
+        default=False,
+        description="a stop counts as rest only with the engine off (熄火休息): a stopped fix "
+        "saying acc_on true neither starts nor extends a rest, nor is it driving; off by "
+        "default (a coach idling for its air conditioning while its driver rests)",
+    )
     daily_driving_s: float = Field(default=8 * 3600.0, gt=0, le=86400)
     daily_window: Literal["rolling", "calendar"] = Field(
         default="rolling",

@@ -282,6 +282,7 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
         "fleet.roll_slot",
         "fleet.crew_roll_ms",
         "fleet.crew_roll_slot",
+        "fleet.last_acc",  # the last fix's ACC: not said (a stop is a rest, as before)
         "core.last_arrival",
         "core.frozen_since",
         "core.ck_frozen_since",
@@ -304,6 +305,7 @@ async def test_a_state_saved_by_an_older_hub_keeps_what_it_has(tmp_path):
     assert not saved.fleet.drift_open.any() and not saved.fleet.drift_count.any()  # none open
     assert saved.core.level.shape[1] == 7
     assert not saved.fleet.roll_ms.any() and (saved.fleet.roll_slot == NO_KEY).all()
+    assert (saved.fleet.last_acc == -1).all()
     async with Node(tmp_path) as second:
         await second.feed(rows[cut:])
         (alarm,) = second.fleet("fatigue")  # the driving time was taken up all the same

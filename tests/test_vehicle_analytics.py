@@ -64,7 +64,8 @@ def fleet(*classes: str) -> list[VehicleInfo]:
 
 
 def batch(rows: Sequence[tuple[Any, ...]]) -> PositionBatch:
-    """rows of (vehicle index, ts, lat, lon, speed), or with a sixth, the driver's code."""
+    """rows of (vehicle index, ts, lat, lon, speed), or with a sixth, the driver's code, and a
+    seventh, the ACC (1 on, 0 off, -1 not said)."""
     cols = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
     return PositionBatch(
         vehicle=np.asarray(cols[0], dtype=np.int32),
@@ -74,6 +75,7 @@ def batch(rows: Sequence[tuple[Any, ...]]) -> PositionBatch:
         speed_kmh=np.asarray(cols[4], dtype=np.float64),
         heading_deg=np.zeros(len(rows)),
         driver=np.asarray(cols[5], dtype=np.int64) if len(cols) > 5 else None,
+        acc=np.asarray(cols[6], dtype=np.int8) if len(cols) > 6 else None,
     )
 
 
@@ -874,10 +876,16 @@ quiet = st.sampled_from([0.0, 30.0, 300.0])
 
 
 @functools.cache
-def property_table(quiet_s: float, window: bool = False) -> FleetTable:
-    """PROPERTY_TABLE (PROPERTY_TABLE_LATE with `window`) with this drift_quiet_s."""
+def property_table(quiet_s: float, window: bool = False, acc_off: bool = False) -> FleetTable:
+    """PROPERTY_TABLE (PROPERTY_TABLE_LATE with `window`) with this drift_quiet_s; with
+    `acc_off`, the rest of hazmat and coaches needs the engine off (`rest_needs_acc_off`), the
+    charters' not."""
     base = PROPERTY_TABLE_LATE if window else PROPERTY_TABLE
-    update = {"drift_quiet_s": quiet_s}
+    update: dict[str, Any] = {"drift_quiet_s": quiet_s}
+    if acc_off:
+        for name in ("hazmat", "coach"):
+            limits = getattr(base.settings, name)
+            update[name] = limits.model_copy(update={"rest_needs_acc_off": True})
     table = compile_fleet(base.settings.model_copy(update=update), fleet(*CLASSES))
     assert table.drift_quiet_ms == round(quiet_s * 1000)
     return table
@@ -897,6 +905,7 @@ step = st.tuples(
     st.one_of(st.integers(-3, 3), st.sampled_from([-20, -60])),  # skew: out-of-order arrival
     st.sampled_from([0, 0, 0, 0, 11, 12, 13, 14]),  # the driver (0: not said); 4 > CREW + 1
     st.sampled_from([0, 0, 0, 1, 2, 3]),  # held back this many batches: most streams rewind
+    st.sampled_from([-1, -1, 0, 1, 1, 1]),  # ACC: on (idling at a stop), off, not said
 )
 
 
@@ -935,25 +944,28 @@ def restored_start(
     restored,
     st.booleans(),
     quiet,
+    st.booleans(),
 )
 def test_vectorized_core_matches_reference(
     start_s: int,
-    steps: list[tuple[int, int, float, float, float, int, int, int, int]],
+    steps: list[tuple[int, int, float, float, float, int, int, int, int, int]],
     idle_s: int,
     active: list[tuple[int, str]],
     window: bool,
     quiet_s: float,
+    acc_off: bool,
 ) -> None:
     """Random positions (out of order, held back a few batches, duplicates, unknown vehicles,
     drivers taking turns; most of them far from the one before: runs of drift) in random
     batches, from a fresh start or after a restart with some alarms active, without and with
-    a lateness window (late positions within it and beyond it): the same events, ends
-    included, and the same counts of late positions."""
-    table = property_table(quiet_s, window)
+    a lateness window (late positions within it and beyond it), with ACC on, off or not said
+    and classes whose rest needs the engine off or not: the same events, ends included, and
+    the same counts of late positions."""
+    table = property_table(quiet_s, window, acc_off)
     state, ref = restored_start(table, active)
     hist = FleetHistory.new(len(table))
     clock = CST_0800 + start_s * 1000
-    chunk: list[tuple[int, int, float, float, float, int]] = []
+    chunk: list[tuple[int, int, float, float, float, int, int]] = []
     got: list[tuple[Any, ...]] = []
     want: list[tuple[Any, ...]] = []
 
@@ -971,12 +983,12 @@ def test_vectorized_core_matches_reference(
             assert counts == (ref.rewound, ref.late, ref.late_in_window)
         chunk.clear()
 
-    held: dict[int, list[tuple[int, int, float, float, float, int]]] = {}
+    held: dict[int, list[tuple[int, int, float, float, float, int, int]]] = {}
     nows: list[int] = []
-    for vehicle, gap, lat, lon, speed, cut, skew, driver, back in steps:
+    for vehicle, gap, lat, lon, speed, cut, skew, driver, back, acc in steps:
         clock += gap * 1000
         held.setdefault(len(nows) + back, []).append(
-            (vehicle, clock + skew * 7000, lat, lon, speed, driver)
+            (vehicle, clock + skew * 7000, lat, lon, speed, driver, acc)
         )
         if cut == 0:
             nows.append(clock)
@@ -1034,13 +1046,18 @@ leg = st.tuples(
 Leg = tuple[int, int, int, float, float, float, bool, int, float]
 
 
+# the ACC of a trip's fixes, by 10 minutes of event time: runs of idling at stops
+acc_cycle = st.one_of(st.none(), st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=6))
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40), quiet)
+@given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40), quiet, acc_cycle)
 def test_vectorized_core_matches_reference_on_trips(
-    start_s: int, legs: list[Leg], quiet_s: float
+    start_s: int, legs: list[Leg], quiet_s: float, cycle: list[int] | None
 ) -> None:
-    """Longer stretches per vehicle, so that the fatigue and daily rules fire too."""
-    _trips(start_s, legs, quiet_s)
+    """Longer stretches per vehicle, so that the fatigue and daily rules fire too; with ACC
+    said (in runs), the rest of hazmat and coaches needs the engine off."""
+    _trips(start_s, legs, quiet_s, cycle)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1074,12 +1091,15 @@ def legs_rows(
     return rows, cuts, clock
 
 
-def _trips(start_s: int, legs: list[Leg], quiet_s: float) -> None:
-    table = property_table(quiet_s)
+def _trips(start_s: int, legs: list[Leg], quiet_s: float, cycle: list[int] | None = None) -> None:
+    table = property_table(quiet_s, acc_off=cycle is not None)
     ref = ReferenceFleet(table)
     state = FleetState.new(len(table))
     clock = CST_0800 + start_s * 1000
+    rows: list[tuple[Any, ...]]
     rows, cuts, clock = legs_rows(legs, clock)
+    if cycle is not None:
+        rows = [(*r, cycle[(r[1] // (10 * MIN)) % len(cycle)]) for r in rows]
     got: list[tuple[Any, ...]] = []
     want: list[tuple[Any, ...]] = []
     for lo, hi in itertools.pairwise([0, *cuts]):

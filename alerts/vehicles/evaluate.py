@@ -12,8 +12,12 @@ carries its own event time, so the events do not depend on how positions are cut
   vehicle wanders by a few km/h). The interval from one fix to the next is *driving* when the
   earlier fix is moving (counted up to `max_drive_gap_s`, and the rest of a longer silence is a
   rest of its own), a *stop* when it is not; a rest is the time from the first stopped fix to the
-  next moving fix. A silence's rest counts for continuous driving only (the driving counted
-  before it goes to the day's total, not to the next stretch).
+  next moving fix. With the class's `rest_needs_acc_off`, a stopped fix saying ACC on is *idle*:
+  its interval is neither driving nor rest (a silence after it beyond `max_drive_gap_s` is a
+  rest of its own, as after a moving fix); it ends a rest going on and does not break the
+  stretch of driving. A fix without ACC said is judged as one with ACC off. A silence's rest
+  counts for continuous driving only (the driving counted before it goes to the day's total, not
+  to the next stretch).
 * Fatigue: continuous driving is the driving time since the last rest of at least `min_rest_s`;
   it is judged at each fix against the night limit when the fix is at night, else the day limit,
   and raised once per stretch (`FATIGUE_CONTINUOUS`). A raised stretch ends
@@ -270,7 +274,12 @@ def _judge(
     lat = np.asarray(batch.lat, dtype=np.float64)[rows]
     lon = np.asarray(batch.lon, dtype=np.float64)[rows]
     v = np.asarray(batch.speed_kmh, dtype=np.float64)[rows]
-    k = Track.build(s, t, v, st, table.moving_kmh, table.drive_gap_ms, table.offset_ms, table.night)
+    said = getattr(batch, "acc", None)
+    acc = None if said is None else np.asarray(said, dtype=np.int8)[rows]
+    k = Track.build(
+        s, t, v, st, table.moving_kmh, table.drive_gap_ms, table.offset_ms, table.night,
+        table.rest_needs_acc_off, acc,
+    )  # fmt: skip
     weekly(table, st, k, out)  # before `fatigue`: it reads the days as they were
     fatigue(table, st, k, out)
 
@@ -354,4 +363,5 @@ def _judge(
     st.last_lat[fs] = lat[li]
     st.last_lon[fs] = lon[li]
     st.last_moving[fs] = k.moving[li]
+    st.last_acc[fs] = -1 if acc is None else acc[li]
     st.offline_raised[fs] = False

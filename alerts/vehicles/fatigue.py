@@ -99,9 +99,12 @@ def _resting(table: FleetTable, k: Track) -> tuple[I64, B]:
     """Per row, the rest in the interval before it: all of it after a stopped fix; after a
     moving fix, what a silence has beyond `max_drive_gap_s` (counted as driving up to there, not
     driving after: helper-116's coaches kept a fatigue alarm open across 36 h without data); and
-    the rows whose rest is of that second kind (a rest of its own, not one going on)."""
-    stop = k.has_prev & ~k.prev_moving
-    gap = k.prev_moving & (k.dt > table.drive_gap_ms)
+    the rows whose rest is of that second kind (a rest of its own, not one going on). After an
+    idle fix (stopped, ACC on, of a class whose rest needs the engine off) as after a moving
+    one, with no driving: the interval up to `max_drive_gap_s` is neither, it ends a rest going
+    on without breaking the stretch of driving."""
+    stop = k.has_prev & ~k.prev_moving & ~k.prev_idle
+    gap = (k.prev_moving | k.prev_idle) & (k.dt > table.drive_gap_ms)
     rdt = np.where(stop, k.dt, np.where(gap, k.dt - table.drive_gap_ms, 0))
     return rdt, gap
 

@@ -42,11 +42,11 @@ them; (2) brings it to where an in-order stream would have left it. A moment alr
 An `OFFLINE` the clock raised after the vehicle's last fix stays raised when the re-run ends at
 that same fix (the silence goes on).
 
-Cost, only with a window: the ring (`RING` fixes of 5 columns, 8 bytes each) and a checkpoint
-(a `FleetState` row, 4,058 bytes with `CREW` = 2: 3,468 of them the rolling 24 h's slots of
-the driver and of the two kept) and `told` (8 episodes, 64 bytes): about 5.4 KB per vehicle;
-in order, each batch writes its fixes into the rings and judges the fixes leaving them onto the
-checkpoints (each fix is judged twice).
+Cost, only with a window: the ring (`RING` fixes of 5 columns of 8 bytes and the ACC's byte)
+and a checkpoint (a `FleetState` row, 4,059 bytes with `CREW` = 2: 3,468 of them the rolling
+24 h's slots of the driver and of the two kept) and `told` (8 episodes, 64 bytes): about 5.4 KB
+per vehicle; in order, each batch writes its fixes into the rings and judges the fixes leaving
+them onto the checkpoints (each fix is judged twice).
 The re-runs cost only for vehicles with late positions. Not saved: a restarted hub, or one whose
 fleet configuration changed, starts the rings afresh.
 """
@@ -87,6 +87,7 @@ class FleetHistory:
     ring_lon: F64
     ring_v: F64
     ring_d: I64
+    ring_a: npt.NDArray[np.int8]  # ACC (1 on, 0 off, -1 not said)
     # (vehicles, episodes): the latest event time told of each episode (`episodes.NAMES`)
     told: I64
     # of the last batch: late positions judged in order, not judged, and of these, within the
@@ -109,6 +110,7 @@ class FleetHistory:
             ring_lon=np.zeros((n, RING), dtype=np.float64),
             ring_v=np.zeros((n, RING), dtype=np.float64),
             ring_d=np.zeros((n, RING), dtype=np.int64),
+            ring_a=np.full((n, RING), -1, dtype=np.int8),
             told=np.full((n, len(NAMES)), np.iinfo(np.int64).min, dtype=np.int64),
         )
 
@@ -132,6 +134,7 @@ class FleetHistory:
             self._saved.append((a, slots, a[slots]))
         for a in (self.ring_v, self.ring_d):
             self._saved.append((a, slots, a[slots]))
+        self._saved.append((self.ring_a, slots, self.ring_a[slots]))
         for f in dataclasses.fields(FleetState):
             a = getattr(self.ck, f.name)
             self._saved.append((a, slots, a[slots]))
@@ -147,6 +150,7 @@ class _Cols:
     lon: F64
     speed_kmh: F64
     driver: I64
+    acc: npt.NDArray[np.int8]
 
 
 def _copy_rows(dst: FleetState, src: FleetState, slots: I64) -> None:
@@ -271,6 +275,8 @@ def _write(hist: FleetHistory, at: I64, t: I64, batch: Positions, r: I64) -> Non
     hist.ring_v.reshape(-1)[at] = np.asarray(batch.speed_kmh, dtype=np.float64)[r]
     drivers = getattr(batch, "driver", None)
     hist.ring_d.reshape(-1)[at] = 0 if drivers is None else np.asarray(drivers, np.int64)[r]
+    acc = getattr(batch, "acc", None)
+    hist.ring_a.reshape(-1)[at] = -1 if acc is None else np.asarray(acc, np.int8)[r]
 
 
 def _fold(
@@ -294,6 +300,8 @@ def _fold(
     slot, pos = slot[order], pos[order]
     drivers = getattr(batch, "driver", None)
     bd = np.zeros(rows.shape, np.int64) if drivers is None else np.asarray(drivers)[rows]
+    acc = getattr(batch, "acc", None)
+    ba = np.full(rows.shape, -1, np.int8) if acc is None else np.asarray(acc, np.int8)[rows]
 
     def column(ring: npt.NDArray[Any], given: npt.NDArray[Any]) -> npt.NDArray[Any]:
         return np.concatenate([ring[ring_slot, col], np.asarray(given)[rows]])[order]
@@ -305,6 +313,7 @@ def _fold(
         column(hist.ring_lon, batch.lon).astype(np.float64),
         column(hist.ring_v, batch.speed_kmh).astype(np.float64),
         np.concatenate([hist.ring_d[ring_slot, col], bd])[order].astype(np.int64),
+        np.concatenate([hist.ring_a[ring_slot, col], ba])[order].astype(np.int8),
     )
     cut = np.zeros(len(table), dtype=np.int64)
     cut[sl] = fold
@@ -318,6 +327,7 @@ def _fold(
     hist.ring_lon.reshape(-1)[where] = cols.lon[k]
     hist.ring_v.reshape(-1)[where] = cols.speed_kmh[k]
     hist.ring_d.reshape(-1)[where] = cols.driver[k]
+    hist.ring_a.reshape(-1)[where] = cols.acc[k]
     hist.ring_n[sl] = RING
 
 
@@ -341,6 +351,8 @@ def _rewind(
     veh = np.asarray(batch.vehicle)
     drivers = getattr(batch, "driver", None)
     bd = np.zeros(brows.shape, np.int64) if drivers is None else np.asarray(drivers)[brows]
+    acc = getattr(batch, "acc", None)
+    ba = np.full(brows.shape, -1, np.int8) if acc is None else np.asarray(acc, np.int8)[brows]
     slot = np.concatenate([ring_slot, table.slot_of[veh[brows]].astype(np.int64)])
     tt = np.concatenate([hist.ring_ts[ring_slot, col], np.asarray(batch.ts)[brows]])
     src = np.concatenate([np.zeros(ring_slot.shape, np.int64), np.ones(brows.shape, np.int64)])
@@ -360,6 +372,7 @@ def _rewind(
         column(hist.ring_lon, batch.lon).astype(np.float64),
         column(hist.ring_v, batch.speed_kmh).astype(np.float64),
         np.concatenate([hist.ring_d[ring_slot, col], bd])[order].astype(np.int64),
+        np.concatenate([hist.ring_a[ring_slot, col], ba])[order].astype(np.int8),
     )
     # the old run: the kept fixes alone, from the checkpoint
     scratch = hist.ck.copy()
@@ -393,6 +406,7 @@ def _rewind(
     hist.ring_lon.reshape(-1)[where] = cols.lon[tail]
     hist.ring_v.reshape(-1)[where] = cols.speed_kmh[tail]
     hist.ring_d.reshape(-1)[where] = cols.driver[tail]
+    hist.ring_a.reshape(-1)[where] = cols.acc[tail]
     # what comes out
     t0 = np.full(len(table), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(t0, slot[src == 1], tt[src == 1])

@@ -36,6 +36,7 @@ class Vehicle:
     last_lat: float = 0.0
     last_lon: float = 0.0
     last_moving: bool = False
+    last_acc: int = -1
     cont_ms: int = 0
     rest_ms: int = 0
     cont_raised: bool = False
@@ -103,11 +104,13 @@ class ReferenceFleet:
         lat, lon, speed = batch.lat.tolist(), batch.lon.tolist(), batch.speed_kmh.tolist()
         said = getattr(batch, "driver", None)
         drivers = [0] * len(lat) if said is None else [int(x) for x in said]
+        given = getattr(batch, "acc", None)
+        acc = [-1] * len(lat) if given is None else [int(x) for x in given]
         if self.table.lateness_ms > 0:  # the lateness window (`alerts.vehicles.reflate`)
-            judge_late(self, rows, (lat, lon, speed, drivers), events, now)
+            judge_late(self, rows, (lat, lon, speed, drivers, acc), events, now)
         else:
             for slot, ts, i in rows:
-                if self._position(slot, ts, lat[i], lon[i], speed[i], events, drivers[i]):
+                if self._position(slot, ts, lat[i], lon[i], speed[i], events, drivers[i], acc[i]):
                     self.vehicles[slot].heard = now
         tb = self.table
         for slot, veh in enumerate(self.vehicles):
@@ -138,6 +141,7 @@ class ReferenceFleet:
         v: float,
         events: list[tuple[int, EventKind, int, float, int, int]],
         driver: int = 0,
+        acc: int = -1,
     ) -> bool:
         """Judge one fix; False for one not newer than the vehicle's last (late, again)."""
         tb, veh = self.table, self.vehicles[slot]
@@ -165,9 +169,13 @@ class ReferenceFleet:
         dt = t - veh.last_ts if has_prev else 0
         prev_moving = has_prev and veh.last_moving
         drive = min(dt, tb.drive_gap_ms) if prev_moving else 0
-        stop = has_prev and not prev_moving
-        # a silence after a moving fix: driving up to max_drive_gap_s, then not driving: a rest
-        gap_rest = dt - tb.drive_gap_ms if prev_moving and dt > tb.drive_gap_ms else 0
+        # stopped with the engine running, of a class whose rest needs it off: no rest, no driving
+        acc_off = bool(tb.rest_needs_acc_off[slot])
+        prev_idle = has_prev and not prev_moving and acc_off and veh.last_acc == 1
+        stop = has_prev and not prev_moving and not prev_idle
+        # a silence after a moving (or idle) fix: driving (idle) up to max_drive_gap_s, then a rest
+        busy = prev_moving or prev_idle
+        gap_rest = dt - tb.drive_gap_ms if busy and dt > tb.drive_gap_ms else 0
 
         # fatigue
         veh.rest_ms = veh.rest_ms + dt if stop else gap_rest
@@ -307,6 +315,7 @@ class ReferenceFleet:
 
         veh.has_fix, veh.last_ts, veh.last_lat, veh.last_lon = True, t, lat, lon
         veh.last_moving, veh.offline_raised = moving, False
+        veh.last_acc = acc
         return True
 
     def _roll(self, veh: Vehicle, t: int, drive: int) -> None:

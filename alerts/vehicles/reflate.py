@@ -16,7 +16,7 @@ __all__ = ["Kept", "judge_late", "tell"]
 
 MIN = -(2**63)
 
-Fix = tuple[int, float, float, float, int]  # ts, lat, lon, speed, driver
+Fix = tuple[int, float, float, float, int, int]  # ts, lat, lon, speed, driver, acc
 Event = tuple[int, EventKind, int, float, int, int]  # vehicle, kind, ts, value, ref, driver
 
 
@@ -37,12 +37,12 @@ def _rows(events: list[Event]) -> list[Row]:
 def judge_late(
     ref: Any,
     rows: list[tuple[int, int, int]],
-    cols: tuple[list[float], list[float], list[float], list[int]],
+    cols: tuple[list[float], list[float], list[float], list[int], list[int]],
     events: list[Event],
     now: int,
 ) -> None:
     """Judge a batch's `rows` ((slot, ts, row) in (slot, ts) order) with the window."""
-    lat, lon, speed, drivers = cols
+    lat, lon, speed, drivers, acc = cols
     tb = ref.table
     ref.rewound = ref.late = ref.late_in_window = 0
     by_slot: dict[int, list[tuple[int, int]]] = {}
@@ -60,7 +60,7 @@ def judge_late(
         before = copy.deepcopy(veh)
 
         def fix(ts: int, i: int) -> Fix:
-            return (ts, lat[i], lon[i], speed[i], drivers[i])
+            return (ts, lat[i], lon[i], speed[i], drivers[i], acc[i])
 
         fresh = [fix(ts, i) for ts, i in fixes if not veh.has_fix or ts > veh.last_ts]
         back: list[Fix] = []
@@ -78,7 +78,7 @@ def judge_late(
                 ref.late_in_window += within
         if not back:
             for f in fresh:
-                if ref._position(slot, f[0], f[1], f[2], f[3], events, f[4]):
+                if ref._position(slot, f[0], f[1], f[2], f[3], events, f[4], f[5]):
                     veh.heard = now
             if fresh:
                 if kept.ck is None:
@@ -90,7 +90,7 @@ def judge_late(
                     ref.vehicles[slot] = kept.ck
                     ref._changes[slot] = 0
                     for f in merged[:cut]:
-                        ref._position(slot, f[0], f[1], f[2], f[3], [], f[4])
+                        ref._position(slot, f[0], f[1], f[2], f[3], [], f[4], f[5])
                     ref.vehicles[slot] = live
                     ref._changes[slot] = taken
                 kept.fixes = merged[cut:]
@@ -100,7 +100,7 @@ def judge_late(
         ref.vehicles[slot] = copy.deepcopy(kept.ck)
         ref._changes[slot] = 0
         for f in kept.fixes:
-            ref._position(slot, f[0], f[1], f[2], f[3], old, f[4])
+            ref._position(slot, f[0], f[1], f[2], f[3], old, f[4], f[5])
         new: list[Event] = []
         ref.vehicles[slot] = v = copy.deepcopy(kept.ck)
         ref._changes[slot] = 0
@@ -109,7 +109,7 @@ def judge_late(
             if j == cut and cut:
                 kept.ck = copy.deepcopy(v)
                 ref._changes[slot] = 0
-            ref._position(slot, f[0], f[1], f[2], f[3], new, f[4])
+            ref._position(slot, f[0], f[1], f[2], f[3], new, f[4], f[5])
         v.heard = now
         if before.offline_raised and v.last_ts == before.last_ts:
             v.offline_raised = True  # a silence the clock found goes on

@@ -48,8 +48,10 @@ class Positions(Protocol):
     @property
     def speed_kmh(self) -> F64: ...
 
-    # optional: `driver`, int64 codes of the driver of each position (0: not said), whose
-    # fatigue is counted per driver (`alerts.vehicles.crew`)
+    # optional: `acc`, int8 ACC of each position (1 on, 0 off, -1 not said), read by the
+    # classes whose rest needs the engine off (`alerts.vehicles.fatigue`); optional: `driver`,
+    # int64 codes of the driver of each position (0: not said), whose fatigue is counted per
+    # driver (`alerts.vehicles.crew`)
 
 
 class EventKind(IntEnum):
@@ -139,6 +141,7 @@ class FleetState:
     last_lat: F64
     last_lon: F64
     last_moving: B
+    last_acc: npt.NDArray[np.int8]  # the last fix's ACC: 1 on, 0 off, -1 not said
     cont_ms: I64  # continuous driving since the last qualifying rest
     rest_ms: I64  # length of the current stop so far
     cont_raised: B
@@ -192,6 +195,7 @@ class FleetState:
             last_lat=z(np.float64),  # type: ignore[arg-type]
             last_lon=z(np.float64),  # type: ignore[arg-type]
             last_moving=z(np.bool_),  # type: ignore[arg-type]
+            last_acc=np.full(n, -1, dtype=np.int8),
             cont_ms=z(np.int64),  # type: ignore[arg-type]
             rest_ms=z(np.int64),  # type: ignore[arg-type]
             cont_raised=z(np.bool_),  # type: ignore[arg-type]

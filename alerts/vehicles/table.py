@@ -107,6 +107,8 @@ class FleetTable:
     cont_day_ms: I64
     cont_night_ms: I64
     min_rest_ms: I64
+    # a stopped fix with ACC on is no rest (`rest_needs_acc_off`; `alerts.vehicles.fatigue`)
+    rest_needs_acc_off: B
     daily_ms: I64
     daily_rolling: B  # the daily limit is of the last 24 h (`daily_window: rolling`), not the day
     weekly_ms: I64  # 0: no limit
@@ -217,6 +219,7 @@ def compile_fleet(settings: FleetSettings, vehicles: Iterable[VehicleInfo]) -> F
         cont_day_ms=icol([_ms(x.continuous_day_s) for x in lim]),
         cont_night_ms=icol([_ms(x.continuous_night_s) for x in lim]),
         min_rest_ms=icol([_ms(x.min_rest_s) for x in lim]),
+        rest_needs_acc_off=np.asarray([x.rest_needs_acc_off for x in lim], dtype=np.bool_)[cls],
         daily_ms=icol([_ms(x.daily_driving_s) for x in lim]),
         daily_rolling=np.asarray([x.daily_window == "rolling" for x in lim], dtype=np.bool_)[cls],
         weekly_ms=icol([_ms(settings.weekly_s(c)) for c in CLASSES]),

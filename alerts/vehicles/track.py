@@ -55,7 +55,10 @@ def ranges(lo: I64, hi: I64) -> I64:
 class Track:
     """Rows of a batch in (slot, ts) order: `fi`/`li` the first and last row of each vehicle,
     `fs` its slot; `dt` the time since the previous fix (0 without one); `drive_dt` the driving
-    time of the interval ending at the row (its start moving, capped at `max_drive_gap_s`)."""
+    time of the interval ending at the row (its start moving, capped at `max_drive_gap_s`);
+    `idle` a stopped fix with ACC on of a class whose rest needs the engine off
+    (`rest_needs_acc_off`), `prev_idle` the fix before it such a one: its interval is neither
+    driving nor rest (`alerts.vehicles.fatigue`)."""
 
     s: I64
     t: I64
@@ -70,6 +73,8 @@ class Track:
     moving: B
     prev_moving: B
     drive_dt: I64
+    idle: B
+    prev_idle: B
     day: I64  # local day
     one_day: bool  # all rows in one local day
     night: B
@@ -95,6 +100,8 @@ class Track:
             moving=self.moving[rows],
             prev_moving=self.prev_moving[rows],
             drive_dt=self.drive_dt[rows],
+            idle=self.idle[rows],
+            prev_idle=self.prev_idle[rows],
             day=self.day[rows],
             one_day=self.one_day,
             night=self.night[rows],
@@ -121,7 +128,11 @@ class Track:
         drive_gap_ms: int,
         offset_ms: int,
         night_window: tuple[int, int],
+        rest_acc: B | None = None,
+        acc: npt.NDArray[np.int8] | None = None,
     ) -> Track:
+        """`rest_acc`: per slot, whether the class's rest needs the engine off (None: no
+        class's); `acc`: the rows' ACC (1 on, 0 off, -1 not said; None: none said)."""
         n = s.shape[0]
         first = np.empty(n, dtype=np.bool_)
         first[0] = True
@@ -144,6 +155,15 @@ class Track:
             drive_dt *= prev_moving
         else:  # no gap to cap
             drive_dt = dt * prev_moving
+        if rest_acc is None or not rest_acc.any():
+            idle = prev_idle = np.zeros(n, dtype=np.bool_)
+        else:
+            idle = ~moving & rest_acc[s] if acc is not None else np.zeros(n, dtype=np.bool_)
+            if acc is not None:
+                idle &= acc == 1
+            before = rest_acc[fs] & ~st.last_moving[fs] & (st.last_acc[fs] == 1)
+            prev_idle = shift(idle, first, before)
+            prev_idle &= has_prev
         earliest, latest = int(t[fi].min()), int(t[li].max())  # ascending in each vehicle
         lo, hi = (earliest + offset_ms) // DAY_MS, (latest + offset_ms) // DAY_MS
         day: I64 = (
@@ -161,6 +181,6 @@ class Track:
             else:
                 night = (tod >= start) | (tod < end)
         return Track(
-            s, t, v, first, last, fi, li, fs, has_prev, dt, moving, prev_moving, drive_dt, day,
-            lo == hi, night, earliest, latest,
+            s, t, v, first, last, fi, li, fs, has_prev, dt, moving, prev_moving, drive_dt, idle,
+            prev_idle, day, lo == hi, night, earliest, latest,
         )  # fmt: skip

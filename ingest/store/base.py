@@ -116,6 +116,9 @@ class PositionBatch:
     driver: npt.NDArray[np.int64] | None = None
     # the drivers' ids by code, of the drivers the batch says (a fleet alarm names its driver)
     driver_names: Mapping[int, str] | None = None
+    # the engine (ACC) of each position as its terminal said it: 1 on, 0 off, -1 not said
+    # (None: none said); a class whose rest needs the engine off reads it (not stored)
+    acc: npt.NDArray[np.int8] | None = None
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -134,6 +137,11 @@ class PositionBatch:
             drivers = np.concatenate(
                 [np.zeros(len(b), np.int64) if b.driver is None else b.driver for b in batches]
             ).astype(np.int64)
+        acc = None
+        if any(b.acc is not None for b in batches):
+            acc = np.concatenate(
+                [np.full(len(b), -1, np.int8) if b.acc is None else b.acc for b in batches]
+            ).astype(np.int8)
         return PositionBatch(
             np.concatenate([b.vehicle for b in batches]).astype(np.int32),
             np.concatenate([b.ts for b in batches]).astype(np.int64),
@@ -144,6 +152,7 @@ class PositionBatch:
             np.concatenate([b.flags() for b in batches]).astype(np.uint32),
             drivers,
             {k: v for b in batches for k, v in (b.driver_names or {}).items()} or None,
+            acc,
         )
 
 
@@ -170,6 +179,7 @@ def positioned(batch: PositionBatch) -> PositionBatch:
         None if batch.alarm_flags is None else batch.alarm_flags[keep],
         None if batch.driver is None else batch.driver[keep],
         batch.driver_names,
+        None if batch.acc is None else batch.acc[keep],
     )
 
 
