@@ -12,26 +12,16 @@ from pathlib import Path
 import pytest
 
 from gateway.jt808 import Jt808Gateway
-from hazardhub.settings import load_registry
 from simulators.jt808 import MAKER, MODEL, terminal_id
 from telemetry.jt808 import Header, MsgId, Register, encode_frame
 from telemetry.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-"""
+from e2e_helpers import tanker_registry
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return tanker_registry(tmp_path)
 
 
 def registration(serial: int) -> bytes:

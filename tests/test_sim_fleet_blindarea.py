@@ -14,23 +14,13 @@ import pytest
 from test_jt808_reminders import _gateway, _running
 from test_sim_fleet_jt808 import TOPIC, positions_on
 
-from hazardhub.settings import load_registry
 from simulators.fleet import Jt808Fleet, SimulatedVehicle
 from simulators.scenario_spec import ScenarioSpec
 from simulators.signals import Constant
 from simulators.timeline import compile_scenario
 
-from e2e_helpers import eventually
+from e2e_helpers import eventually, tanker_registry
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
-"""
 ROUTE = ((31.0, 120.0), (31.01, 120.01))
 
 
@@ -48,9 +38,7 @@ def _vehicles() -> list[tuple[SimulatedVehicle, str, str]]:
 async def test_an_idle_terminal_sends_heartbeats_and_keeps_its_connection(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path, idle_timeout_s=1.0)
+    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path, idle_timeout_s=1.0)
     async with _running(gw) as (host, port):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
@@ -80,9 +68,7 @@ async def test_an_idle_terminal_sends_heartbeats_and_keeps_its_connection(  # ty
 
 
 def test_link_loss_is_a_vehicle_mode(tmp_path: Path) -> None:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    reg = load_registry(cfg, [ROOT / "profiles"])
+    reg = tanker_registry(tmp_path)
     spec = ScenarioSpec.model_validate(
         {
             "name": "x",
@@ -108,9 +94,7 @@ def test_link_loss_is_a_vehicle_mode(tmp_path: Path) -> None:
 async def test_one_vehicles_link_lost_for_a_while_comes_back_with_its_blind_area(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path)
+    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path)
     vehicles = _vehicles()
     lost = vehicles[0][0]
     # 10x: a fix a scenario second (a JT/T 808 time has whole seconds) every 0.1 s

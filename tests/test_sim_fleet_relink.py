@@ -33,17 +33,9 @@ from telemetry.jt808 import (
     encode_frame,
 )
 
-from e2e_helpers import eventually
+from e2e_helpers import eventually, tanker_registry
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
-"""
 ROUTE = ((31.0, 120.0), (31.01, 120.01))
 
 
@@ -54,9 +46,7 @@ async def _now(value: bool) -> bool:
 async def test_the_fleet_registers_once_and_authenticates_on_each_new_connection(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path)
+    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path)
     vehicles = [
         (SimulatedVehicle("chem-logistics", f"tanker-0{k}", ROUTE, Constant(40.0)), phone, plate)
         for k, phone, plate in ((1, "13800000001", "苏A·D1234"), (2, "13800000002", "苏A·D5678"))
