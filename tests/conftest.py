@@ -25,35 +25,6 @@ from services import InfluxService, MosquittoService, ServiceError
 
 _S = TypeVar("_S", MosquittoService, InfluxService)
 
-# The files that take longest (seconds of the suite on the 2-core VM, slowest first). `make
-# pytest` hands whole files to two workers in the order collected: these go first, so that the
-# suite does not end with one worker on a minute-long file while the other is idle.
-SLOW_FIRST = (
-    "test_chaos.py",  # 98
-    "test_dashboard_client.py",  # 88
-    "test_sim_scenarios.py",  # 61
-    "test_demo.py",  # 32
-    "test_sim_mine_scenarios.py",  # 32
-    "test_verify_reconnect.py",  # 31
-    "test_vehicle_analytics.py",  # 31
-    "test_broker_tls.py",  # 28
-    "test_dashboard_browser.py",  # 26
-    "test_sim_vehicle_scenarios.py",  # 15
-    "test_notify_outbox.py",  # 15
-    "test_hub_kill.py",  # 13
-    "test_sim_fleet_span.py",  # 13
-    "test_sim_fleet_blindarea.py",  # 12
-    "test_sim_tired_coach.py",  # 12
-    "test_notify_delivery.py",  # 12
-    "test_gateway_offline.py",  # 12
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files of `SLOW_FIRST` first, in its order; the others after them as collected."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: tests keep order
-
 
 def _launch(factory: type[_S], workdir: Path) -> _S:
     try:
