@@ -392,28 +392,34 @@ async def test_hub_sigkill_between_accepting_and_delivering(mosquitto, tmp_path)
 # -- 3. e-mail -------------------------------------------------------------------------------
 
 
+MAIL_SUBSCRIPTION = {
+    "id": "mail",
+    "match": {"alarm_kinds": ["above"], "events": ["raised"]},
+    "channel": {"type": "email", "to": ["duty@mine.example"]},
+}
+
+
+def _mailing(port: int) -> Registry:
+    """The mine's registry sending e-mail through an SMTP server on 127.0.0.1:`port`."""
+    return mine_registry(
+        1502,
+        1.0,
+        f"notify: {{smtp: {{host: 127.0.0.1, port: {port}, "
+        "sender: hazardhub@mine.example, timeout_s: 5}}",
+    )
+
+
 @pytest.mark.slow
 async def test_email_through_the_hub(mosquitto, tmp_path):
     with SmtpReceiver() as smtp:
-        notify = (
-            f"notify: {{smtp: {{host: 127.0.0.1, port: {smtp.port}, "
-            "sender: hazardhub@mine.example, timeout_s: 5}}"
-        )
         api_port = free_port()
         hub = Hub(
-            mine_registry(1502, 1.0, notify),
+            _mailing(smtp.port),
             HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
             extra_keys=[ADMIN],
         )
         async with running_hub(hub), _api(api_port) as api:
-            await _subscribe(
-                api,
-                {
-                    "id": "mail",
-                    "match": {"alarm_kinds": ["above"], "events": ["raised"]},
-                    "channel": {"type": "email", "to": ["duty@mine.example"]},
-                },
-            )
+            await _subscribe(api, MAIL_SUBSCRIPTION)
             await _publish_steps(mosquitto.port, [(0.4, 0.4, 0.4), (0.4, 1.2, 0.4)])
             (msg,) = await smtp.wait_for(1, timeout_s=30)
 
@@ -442,31 +448,16 @@ async def test_an_smtp_server_changed_while_the_hub_runs_takes_the_next_mail(mos
     """helper-163: `notify.smtp` changed through the API (PUT /config) was recorded but mail went
     on to the old server until a restart."""
 
-    def mine(port: int) -> Registry:
-        return mine_registry(
-            1502,
-            1.0,
-            f"notify: {{smtp: {{host: 127.0.0.1, port: {port}, "
-            "sender: hazardhub@mine.example, timeout_s: 5}}",
-        )
-
     with SmtpReceiver() as smtp:
         api_port = free_port()
         hub = Hub(
-            mine(free_port()),  # nothing listens there
+            _mailing(free_port()),  # nothing listens there
             HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
             extra_keys=[ADMIN],
         )
         async with running_hub(hub), _api(api_port) as api:
-            await hub.switch(mine(smtp.port), 2)
-            await _subscribe(
-                api,
-                {
-                    "id": "mail",
-                    "match": {"alarm_kinds": ["above"], "events": ["raised"]},
-                    "channel": {"type": "email", "to": ["duty@mine.example"]},
-                },
-            )
+            await hub.switch(_mailing(smtp.port), 2)
+            await _subscribe(api, MAIL_SUBSCRIPTION)
             await _publish_steps(mosquitto.port, [(0.4, 0.4, 0.4), (0.4, 1.2, 0.4)])
             (msg,) = await smtp.wait_for(1, timeout_s=30)
     assert "ch4-t1" in str(msg["Subject"])
