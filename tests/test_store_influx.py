@@ -29,6 +29,7 @@ from ingest.store.base import (
 from ingest.store.influx import InfluxStore
 from ingest.store.lineproto import FieldColumn, encode_columns, series_key, series_table
 from ingest.store.retention import InfluxRetention
+from ingest.store.schema import reading_key
 from telemetry.config import HubConfig
 from telemetry.quality import Quality
 from telemetry.registry import Registry, build_registry
@@ -195,6 +196,30 @@ async def test_writes_are_idempotent(store: InfluxStore, registry: Registry) -> 
     assert await store.count_by_seq("acme", "gas-1") == counts
     assert sum(counts.values()) == 21
     assert await store.history(ch4, T0, T0 + 10_000) == history
+
+
+async def test_a_point_read_half_written_is_asked_again_then_left_out(
+    store: InfluxStore, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """InfluxDB 1.x may answer a point being written with some of its fields null
+    (influxdata/influxdb#8546; a CI run's count_by_seq died on `int(None)` under load). Such a
+    row is asked for again, then left out, and said: here a point written without epoch and
+    quality stands for one the server never completes."""
+    ch4 = idx(registry, "ch4.1")
+    whole = [(ch4, T0, 0.5, 0, 1, 10), (ch4, T0 + 1000, 0.6, 0, 1, 11)]
+    await store.write_readings(readings(whole))
+    key = reading_key(registry.sensors[ch4])
+    async with httpx.AsyncClient(base_url=store.shown_url) as client:
+        r = await client.post(
+            "/write",
+            params={"db": store.database, "precision": "ms"},
+            content=f"{key} seq=12i,value=0.7 {T0 + 2000}\n",
+        )
+        assert r.status_code == 204, r.text
+    assert await store.count_by_seq("acme", "gas-1") == {(1, 10): 1, (1, 11): 1}
+    assert [t for t, _v, _q in await store.readings(ch4, T0, T0 + 10_000)] == [T0, T0 + 1000]
+    said = [m for r in caplog.records if "null (points being written)" in (m := r.getMessage())]
+    assert said and "epoch/seq" in said[0], said
 
 
 async def test_many_lines_in_several_requests(influxdb: InfluxService, registry: Registry) -> None:

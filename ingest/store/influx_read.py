@@ -4,7 +4,9 @@ alarm events, the answers' chunks merged by series."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -36,10 +38,26 @@ _TENANTS_PER_QUERY = 100
 _CALIBRATION = int(Quality.CALIBRATION)
 
 _Row = list[Any]
+_EVENT_FIELDS = ("alarm_id", "level", "arrival")  # an alarm event's fields never left out
+_HALF_SEEN_WAITS = (0.05, 0.1, 0.2)  # s between asking again for points being written
+
+log = logging.getLogger("ingest.store.influx")
 
 
 def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
+
+
+def _whole(columns: list[str], rows: list[_Row], required: Sequence[str]) -> list[_Row]:
+    at = [columns.index(c) for c in required if c in columns]
+    return [r for r in rows if all(r[k] is not None for k in at)]
+
+
+def _half_seen(
+    series: list[tuple[Mapping[str, str], list[str], list[_Row]]], required: Sequence[str]
+) -> int:
+    """How many rows lack one of the `required` fields."""
+    return sum(len(rows) - len(_whole(columns, rows, required)) for _t, columns, rows in series)
 
 
 class InfluxReads(InfluxClient):
@@ -51,8 +69,33 @@ class InfluxReads(InfluxClient):
             return f'"{measurement}"'
         return f'"{self.retention.name}"."{measurement}"'
 
-    async def _query(self, q: str) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
-        """Run one InfluxQL statement; (tags, columns, rows) per series, chunks merged."""
+    async def _query(
+        self, q: str, required: Sequence[str] = ()
+    ) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
+        """Run one InfluxQL statement; (tags, columns, rows) per series, chunks merged.
+
+        `required` names fields every point we write carries (a reading's quality, epoch and
+        seq). InfluxDB 1.x may answer a point being written with some of its fields null
+        (influxdata/influxdb#8546, "won't fix": the cache takes a point field by field); such a
+        half-seen row is asked for again a few times, then left out of the answer (it is
+        whole on a later read)."""
+        for wait in _HALF_SEEN_WAITS:
+            series = await self._query_once(q)
+            if not required or not _half_seen(series, required):
+                return series
+            await asyncio.sleep(wait)
+        series = await self._query_once(q)
+        left = _half_seen(series, required)
+        if left:
+            log.warning(
+                "InfluxDB answered %d point(s) with %s null (points being written): left out",
+                left,
+                "/".join(required),
+            )
+            series = [(t, c, _whole(c, rows, required)) for t, c, rows in series]
+        return series
+
+    async def _query_once(self, q: str) -> list[tuple[Mapping[str, str], list[str], list[_Row]]]:
         with transport_errors("query", self.shown_url):
             resp = await self._http.get(
                 "/query",
@@ -91,7 +134,7 @@ class InfluxReads(InfluxClient):
                 where,
                 'GROUP BY "sensor" ORDER BY time DESC LIMIT 1',
             )
-            for tags, columns, rows in await self._query(q):
+            for tags, columns, rows in await self._query(q, required=("quality",)):
                 index = by_id.get(tags.get("sensor", ""))
                 if index is None or not rows:
                     continue
@@ -159,9 +202,9 @@ class InfluxReads(InfluxClient):
         tail = "" if limit is None else f"LIMIT {int(limit)}"
         q = select(["value", "quality"], self._source(READING), where, tail)
         rows: list[tuple[int, float, int]] = []
-        for _tags, columns, values in await self._query(q):
+        for _tags, columns, values in await self._query(q, required=("quality",)):
             v, qc = columns.index("value"), columns.index("quality")
-            rows.extend((int(r[0]), _float(r[v]), int(r[qc] or 0)) for r in values)
+            rows.extend((int(r[0]), _float(r[v]), int(r[qc])) for r in values)
         rows.sort(key=lambda r: r[0])
         return rows if limit is None else rows[:limit]
 
@@ -176,7 +219,7 @@ class InfluxReads(InfluxClient):
                 f"AND {span(start_ms, end_ms)}"
             )
             q = select(fields, self._source(POSITION), where)
-            for _tags, cols, values in await self._query(q):
+            for _tags, cols, values in await self._query(q, required=("lat", "lon")):
                 columns = cols
                 rows.extend(values)
         rows.sort(key=lambda r: int(r[0]))
@@ -202,7 +245,7 @@ class InfluxReads(InfluxClient):
         where = f'"tenant" = {literal(tenant)} AND "device" = {literal(device)}'
         q = select(["epoch", "seq"], self._source(READING), where)
         counts: Counter[tuple[int, int]] = Counter()
-        for _tags, columns, values in await self._query(q):
+        for _tags, columns, values in await self._query(q, required=("epoch", "seq")):
             e, s = columns.index("epoch"), columns.index("seq")
             counts.update((int(r[e]), int(r[s])) for r in values)
         return dict(counts)
@@ -226,7 +269,7 @@ class InfluxReads(InfluxClient):
             if group:
                 where += " AND (" + " OR ".join(f'"tenant" = {literal(t)}' for t in group) + ")"
             q = select(["*"], self._source(ALARM_EVENT), where, "GROUP BY *")
-            for tags, columns, rows in await self._query(q):
+            for tags, columns, rows in await self._query(q, required=_EVENT_FIELDS):
                 events.extend(alarm_event_from_row(tags, columns, r) for r in rows)
         events.sort(key=lambda e: (e.ts, e.alarm_id))
         return events
