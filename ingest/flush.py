@@ -85,6 +85,11 @@ class Flushing:
         try:
             ok = await self._flush_in_order(client, pending, stop, before, first_ms)
         finally:
+            # judged (the window has them now) or left to the broker: copies taken from now on
+            # are compared with the window alone
+            for _, handled in pending:
+                if handled.mark is not None and not handled.duplicate:
+                    self.pipeline.seen.release(handled.mark)
             self._in_flight.pop(mine, None)
             if not mine.done():
                 mine.set_result(ok)

@@ -14,7 +14,11 @@ class SeenSeqs:
     below it. A few hundred bytes per device, however long the hub runs (an ordered set of
     pairs took about 250 bytes per message until it was full: 200 MB for 200 devices).
     A seq older than the window is not known (stored again: the store's writes are
-    idempotent, the core counts it late)."""
+    idempotent, the core counts it late).
+
+    Beside the window, the marks `held`: of messages taken and not judged yet (their flush is
+    in flight). A copy of one (an MQTT QoS 1 re-send, often in the same second) is a duplicate
+    too: the window alone knew only finished flushes, so both copies were judged (helper-170)."""
 
     def __init__(self, per_device: int = 4096, epochs: int = 4) -> None:
         self._limit = per_device
@@ -22,8 +26,12 @@ class SeenSeqs:
         self._epochs = epochs
         # device -> epoch -> [highest seq, bit d set: seq highest - d seen]
         self._seen: dict[tuple[str, str, str], dict[int, list[int]]] = {}
+        self._held: set[Mark] = set()
 
     def __contains__(self, item: Mark) -> bool:
+        """Judged already, or being judged (`hold`)."""
+        if item in self._held:
+            return True
         dev, epoch, seq = item
         found = self._seen.get(dev, {}).get(epoch)
         if found is None:
@@ -31,6 +39,20 @@ class SeenSeqs:
         high, mask = found
         d = high - seq
         return 0 <= d < self._limit and bool(mask >> d & 1)
+
+    def hold(self, item: Mark) -> None:
+        """A message of `item` is taken to be judged: until `release`, a copy of it is a
+        duplicate (the hub's flush calls both: `ingest.flush`)."""
+        self._held.add(item)
+
+    def release(self, item: Mark) -> None:
+        """The message of `item` is judged (`add` said so first) or left to the broker to
+        deliver again (then its next copy is judged)."""
+        self._held.discard(item)
+
+    def release_all(self) -> None:
+        """The hub's MQTT session ended: what it had taken and not judged comes again."""
+        self._held.clear()
 
     def last_epoch(self, dev: tuple[str, str, str]) -> int | None:
         """The highest epoch of `dev` in the window, if any."""

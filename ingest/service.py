@@ -343,6 +343,7 @@ class IngestService(Flushing):
             # comes again), end before the connection closes
             cancelled = await _ended(reader, *self._flushes)
             self._flushes.clear()
+            self.pipeline.seen.release_all()  # what was taken, not judged, comes again
             self._in_flight.clear()
             # a flush retrying a refusing store is gone with its session: the next one says
             # again if the store still refuses (else `/readyz` kept "not ready" with idle gateways)
@@ -456,6 +457,10 @@ class IngestService(Flushing):
         payload = message.payload
         data = payload if isinstance(payload, bytes) else str(payload).encode()
         handled = self.pipeline.handle(str(message.topic), data, _now_ms())
+        if handled.mark is not None and not handled.duplicate and not handled.rejected_whole:
+            # until its flush has judged it (or left it to the broker), a copy of it taken
+            # meanwhile (a QoS 1 re-send in the same second) is a duplicate, not judged twice
+            self.pipeline.seen.hold(handled.mark)
         if message.qos == 0:
             self._qos0_heard_from(str(message.topic), handled.kind)
         return handled

@@ -235,7 +235,7 @@ def test_duplicate_after_seen_add(pipeline: Pipeline, metrics: Metrics) -> None:
     data = payload(epoch=5, seq=1)
     first = pipeline.handle(TANK1_TOPIC, data, NOW)
     assert not first.duplicate and first.mark is not None
-    # not yet stored: a redelivery before the store write is handled again, not dropped
+    # the pipeline alone holds nothing: the hub's flush holds a mark taken until it is judged
     assert not pipeline.handle(TANK1_TOPIC, data, NOW).duplicate
     pipeline.seen.add(first.mark)
     again = pipeline.handle(TANK1_TOPIC, data, NOW)
@@ -248,6 +248,27 @@ def test_duplicate_after_seen_add(pipeline: Pipeline, metrics: Metrics) -> None:
     assert not pipeline.handle(TANK1_TOPIC, payload(epoch=6, seq=1), NOW).duplicate
     topic2 = L.telemetry(CHEM, FARM, "tank2-rtu")
     assert not pipeline.handle(topic2, payload(device="tank2-rtu", epoch=5, seq=1), NOW).duplicate
+
+
+def test_a_mark_held_by_a_flush_in_flight_is_a_duplicate(
+    pipeline: Pipeline, metrics: Metrics
+) -> None:
+    """A copy taken while its first is being judged (held) is a duplicate; released unjudged
+    (left to the broker), the next copy is judged."""
+    data = payload(epoch=5, seq=1)
+    first = pipeline.handle(TANK1_TOPIC, data, NOW)
+    assert first.mark is not None
+    pipeline.seen.hold(first.mark)
+    again = pipeline.handle(TANK1_TOPIC, data, NOW)
+    assert again.duplicate and again.readings is None and again.mark == first.mark
+    assert metrics.get("hazardhub_messages_duplicate_total") == 1
+    pipeline.seen.release(first.mark)
+    assert not pipeline.handle(TANK1_TOPIC, data, NOW).duplicate
+    pipeline.seen.hold(first.mark)
+    pipeline.seen.release_all()
+    assert not pipeline.handle(TANK1_TOPIC, data, NOW).duplicate
+    pipeline.seen.add(first.mark)  # judged: a duplicate for good
+    assert pipeline.handle(TANK1_TOPIC, data, NOW).duplicate
 
 
 def test_duplicate_check_uses_the_injected_window(registry: Registry) -> None:
