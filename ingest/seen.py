@@ -64,24 +64,37 @@ class SeenSeqs:
             (dev, e, found[0]) for dev, epochs in self._seen.items() for e, found in epochs.items()
         ]
 
+    def recent(self, dev: tuple[str, str, str], epoch: int, bits: int) -> int | None:
+        """Which of the `bits` seqs up to the highest of `dev` in `epoch` were seen (bit d: the
+        highest - d), if the epoch is in the window (`ingest.seqjournal` keeps it)."""
+        found = self._seen.get(dev, {}).get(epoch)
+        return None if found is None else found[1] & ((1 << bits) - 1)
+
     def high(self, dev: tuple[str, str, str], epoch: int) -> int | None:
         """The highest seq of `dev` seen in `epoch`, if it is in the window."""
         found = self._seen.get(dev, {}).get(epoch)
         return None if found is None else found[0]
 
-    def restore(self, dev: tuple[str, str, str], epoch: int, seq: int) -> None:
-        """What a hub before this one judged (`ingest.seqjournal`): `seq` of `epoch` is the
-        newest known; the seqs below it are not known one by one (one of them again is stored
-        again and judged late, never counted missing)."""
+    def restore(self, dev: tuple[str, str, str], epoch: int, seq: int, mask: int = 1) -> None:
+        """What a hub before this one judged (`ingest.seqjournal`): `seq` of `epoch` and the
+        seqs below it that `mask` has (bit d: seq - d) were seen, added to what is known. A seq
+        below it that no mask has is not known (one of them again is stored again and judged
+        late, never counted missing)."""
+        mask = (mask | 1) & self._full
         epochs = self._seen.setdefault(dev, {})
         found = epochs.get(epoch)
-        if found is not None:
-            if seq > found[0]:
-                found[0], found[1] = seq, 1
+        if found is None:
+            while len(epochs) >= self._epochs:
+                del epochs[next(iter(epochs))]
+            epochs[epoch] = [seq, mask]
             return
-        while len(epochs) >= self._epochs:
-            del epochs[next(iter(epochs))]
-        epochs[epoch] = [seq, 1]
+        high, known = found
+        if seq > high:
+            shift = seq - high
+            found[0] = seq
+            found[1] = ((known << shift) | mask) & self._full if shift < self._limit else mask
+        elif high - seq < self._limit:
+            found[1] = (known | (mask << (high - seq))) & self._full
 
     def add(self, item: Mark) -> int:
         """Mark a batch stored; the number of the device's batches its seq jumped past (within

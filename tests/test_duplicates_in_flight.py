@@ -3,8 +3,10 @@ its unacknowledged QoS 1 messages, often in the same second, so both copies reac
 within one flush (or while two flushes overlap). The hub compared them only with the flushes
 that had finished, and judged both: `hazardhub_readings_total`, the per-sensor analytics and
 the N-in-a-row counters counted the reading twice (helper-170). Now the second copy is a
-duplicate, counted, acknowledged and not judged, like one that comes after its flush. Real
-hubs over a real Mosquitto, the copies published back to back."""
+duplicate, counted, acknowledged and not judged, like one that comes after its flush. And a copy
+sent again after a hub restart of a batch judged before it: the hub knew the newest seq of each
+device alone and judged it again, late; now the last 128 seqs are kept. Real hubs over a real
+Mosquitto, the copies published back to back."""
 
 from __future__ import annotations
 
@@ -112,3 +114,47 @@ async def test_a_copy_taken_before_its_first_is_judged_is_a_duplicate(
         await asyncio.sleep(1.5)
         assert again.metrics.get("hazardhub_messages_total", kind="telemetry") == 0
         assert again.metrics.get("hazardhub_messages_total", kind="position") == 0
+
+
+async def test_a_copy_sent_again_after_a_hub_restart_is_a_duplicate(
+    mosquitto: MosquittoService, tmp_path: Path
+) -> None:
+    t = now_ms()
+    epoch = t - 60_000
+    first = _hub(tmp_path, mosquitto.port)
+    async with running_hub(first), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        for seq in range(5):
+            await mq.publish(GOOD_TOPIC, _telemetry(epoch, seq, t - 5000 + 1000 * seq), qos=1)
+        for seq in range(3):
+            await mq.publish(POSITION_TOPIC, _envelope(epoch, seq, t - 3000 + 1000 * seq), qos=1)
+
+        async def judged() -> bool:
+            m = first.metrics
+            return m.get("hazardhub_readings_total") >= 15 + 3
+
+        await eventually(judged, 15, "seq 0-4 and the envelopes 0-2 judged")
+    second = _hub(tmp_path, mosquitto.port)
+    m = second.metrics
+    async with running_hub(second), aiomqtt.Client("127.0.0.1", mosquitto.port) as mq:
+        # a gateway's re-send of its window after a reconnect, the newest first judged too
+        for seq in (2, 3, 4, 5):
+            await mq.publish(GOOD_TOPIC, _telemetry(epoch, seq, t - 5000 + 1000 * seq), qos=1)
+        for seq in (1, 3):
+            await mq.publish(POSITION_TOPIC, _envelope(epoch, seq, t - 3000 + 1000 * seq), qos=1)
+
+        async def taken() -> bool:
+            return (
+                m.get("hazardhub_messages_total", kind="telemetry") >= 4
+                and m.get("hazardhub_messages_total", kind="position") >= 2
+                and m.get("hazardhub_readings_total") >= 3 + 1
+            )
+
+        await eventually(taken, 15, "the copies and the new ones taken")
+        await asyncio.sleep(1.0)
+        assert m.get("hazardhub_messages_duplicate_total") == 3
+        assert m.get("hazardhub_positions_duplicate_total") == 1
+        assert m.get("hazardhub_readings_total") == 3 + 1  # seq 5, envelope 3
+        assert m.get("hazardhub_readings_late_total") == 0
+        assert m.get("hazardhub_readings_rewound_total") == 0
+        assert m.get("hazardhub_telemetry_batches_missing_total") == 0
+        assert m.get("hazardhub_position_batches_missing_total") == 0

@@ -223,3 +223,36 @@ def test_the_seq_journal_is_never_behind_what_was_acknowledged(tmp_path) -> None
     assert again.add((a, 1, 33)) == 3
     assert again.add((a, 1, 20)) == 0  # below: judged late, never a gap
     journal.close()
+
+
+def test_the_seq_journal_keeps_the_last_128_seqs_judged(tmp_path) -> None:
+    """A copy of a batch judged before the restart, sent again after it (a gateway's re-send of
+    its unacknowledged window), is a duplicate when it is among the 128 seqs up to the newest;
+    one further below, or one never judged, is not. A line of an older hub (its seq alone) is
+    read as before."""
+    from ingest.seqjournal import KEPT_SEQS, SeqJournal
+
+    path = tmp_path / "seqs.jsonl"
+    a, b = ("t", "s", "a"), ("t", "s", "b")
+    seen = SeenSeqs()
+    journal = SeqJournal(path, seen)
+    for seq in [*range(200), 201, 203]:  # 200 and 202 never came
+        seen.add((a, 1, seq))
+        journal.record([(a, 1)])
+    journal.close()
+    with path.open("ab") as f:
+        f.write(b'["t","s","b",4,9]\n')  # an older hub's
+    again = SeenSeqs()
+    SeqJournal(path, again).close()
+    newest = 203
+    for seq in range(newest + 1):
+        kept = seq not in (200, 202) and newest - seq < KEPT_SEQS
+        assert ((a, 1, seq) in again) is kept, seq
+    assert (b, 4, 9) in again and (b, 4, 8) not in again
+    assert again.add((a, 1, 204)) == 0  # no gap
+    # the file rewritten at the start, read once more: the same
+    third = SeenSeqs()
+    SeqJournal(path, third).close()
+    assert [(a, 1, s) in third for s in range(newest + 1)] == [
+        (a, 1, s) in again for s in range(newest + 1)
+    ]
