@@ -39,6 +39,7 @@ from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
 from alerts.vehicles.terminal import TerminalAlarms
+from ingest.calibrations import take_stored_calibrations
 from ingest.demands import before_batch, confirm, confirmed, rearm
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
@@ -157,6 +158,9 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         # left running by a caller cancelled meanwhile: the next caller waits for it and hands
         # its events on (`_settle`)
         self._working: asyncio.Future[list[AlarmEvent]] | None = None
+        # the core's state was rebuilt after a failure: the last calibrations it knew are taken
+        # from the store again before the next readings are judged (`_calibrations_again`)
+        self._calibrations_lost = False
 
     def newest_by_device(self) -> dict[tuple[str, str, str], int]:
         """Each device's newest reading judged, as the restored state knows (`ingest.clocks`)."""
@@ -244,8 +248,18 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
             self.metrics.inc("hazardhub_core_failures_total")
             log.exception("the alert core failed; its state is rebuilt from the active alarms")
             self.state = self.book.restore(CoreState.empty(len(self.registry.sensors)))
+            self._calibrations_lost = True
             raise
         return transitions, outcome
+
+    async def _calibrations_again(self, now: int) -> None:
+        """After a core failure rebuilt the state: the sensors' last calibrations, as at start
+        (`ingest.calibrations`), before readings are judged again. The rebuilt state knows only
+        those of the active calibration_due alarms: the others' intervals counted from their
+        next readings (a sensor calibrated 14 days before raised 15 days later)."""
+        if self._calibrations_lost:
+            await take_stored_calibrations(self.store, self.table, self.state, now)
+            self._calibrations_lost = False  # a cancel meanwhile: the next batch takes them
 
     def _fleet(self, positions: Sequence[PositionBatch], now: int) -> list[AlarmEvent]:
         """Judge positions (none: the silence up to `now`) and record the fleet's alarms. The
@@ -317,6 +331,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
             async with self._lock:
                 await self._settle()  # nothing judges while a left step reads the state
                 await self._record()  # an earlier batch's first; raising, this one is not judged
+                await self._calibrations_again(arrival)
                 # the arrival time is the hub's clock: no-data timeouts and action deadlines
                 clock = arrival if horizon is None else min(arrival, horizon)
                 before = before_batch(self.table, self.state)

@@ -245,6 +245,60 @@ async def test_a_store_down_at_start_stops_nothing(
     assert "2 sensors were looked for in the store 0 of 30 days back" in said[0].getMessage()
 
 
+async def test_a_core_failure_takes_the_stored_calibrations_again(
+    place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core fails on a batch (a bug): its state is rebuilt from the active alarms, which
+    know no calibration of a. The calibration taken from the store at start (14 days before
+    a's reading) is taken again before the next batch is judged: a is raised 15 days after it,
+    not 15 days after its next reading (helper-170: the rebuild lost the seeds)."""
+    import ingest.dispatch
+    from alerts.statedb import StateDB
+    from ingest.calibrations import take_stored_calibrations
+    from ingest.dispatch import Dispatcher
+    from ingest.metrics import Metrics
+
+    reg = registry("a")
+    i = index(reg, "a")
+    c = now_ms() - 16 * DAY
+    await place.fill(reg, [("a", c, CAL)])
+    store = place.store(reg)
+    await store.open()
+    place.data.mkdir(parents=True, exist_ok=True)
+    db = StateDB(place.data / "state.db")
+    d = Dispatcher(reg, store, db, Metrics())
+
+    def reading(ts: int, seq: int) -> ReadingBatch:
+        one = np.ones(1, np.int64)
+        return ReadingBatch(
+            np.array([i], np.int32),
+            ts * one,
+            np.full(1, 0.3),
+            np.zeros(1, np.uint8),
+            one,
+            seq * one,
+        )
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the core")
+
+    try:
+        assert await take_stored_calibrations(store, d.table, d.state, now_ms()) == 1  # start
+        assert await d.judge(reading(c + 14 * DAY, 0), [], now_ms()) == []
+        monkeypatch.setattr(ingest.dispatch, "evaluate", broken)
+        with pytest.raises(RuntimeError, match="a bug"):
+            await d.judge(reading(c + 15 * DAY, 1), [], now_ms())
+        monkeypatch.undo()
+        assert d.metrics.total("hazardhub_core_failures_total") == 1
+        events = await d.judge(reading(c + 15 * DAY, 1), [], now_ms())  # delivered again
+        assert [(e.kind, e.side, e.ts) for e in events] == [
+            ("raised", "calibration_due", c + 15 * DAY)
+        ]
+    finally:
+        await store.close()
+        db.close()
+
+
 def test_a_calibration_taken_at_a_reload_holds_for_a_rewind_of_the_lateness_window() -> None:
     """A state already judging with a lateness window (a configuration change adds b): the
     calibration taken goes into the window's checkpoint too, so a late reading of b, judged
