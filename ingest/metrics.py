@@ -34,7 +34,8 @@ _HELP = {
         "in a restart; or the gateway's spool did, which its data_lost alarm says)"
     ),
     "hazardhub_messages_duplicate_total": (
-        "Telemetry messages dropped as already seen (device, epoch, seq)"
+        "Telemetry messages dropped as already seen (device, epoch, seq): judged, or being "
+        "judged (a copy in the same batch)"
     ),
     "hazardhub_position_batches_missing_total": (
         "Position envelopes of a vehicle never received: their seq jumped past them within the "
@@ -42,7 +43,7 @@ _HELP = {
         "hazardhub_telemetry_batches_missing_total)"
     ),
     "hazardhub_positions_duplicate_total": (
-        "Position envelopes dropped as already judged (vehicle, epoch, seq)"
+        "Position envelopes dropped as already judged or being judged (vehicle, epoch, seq)"
     ),
     "hazardhub_positions_unsequenced_total": (
         "Position messages without an envelope (a bare object or array): neither deduped nor "
