@@ -39,7 +39,10 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: Jt808Server) -> None:
         self.server = server
         self.session = Session(
-            server.directory, server.bindings, max_bad_frames=server.max_bad_frames
+            server.directory,
+            server.bindings,
+            max_bad_frames=server.max_bad_frames,
+            repeats=server.repeats,
         )
         self.transport: asyncio.Transport | None = None
         self.last_rx = 0.0

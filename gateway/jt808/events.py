@@ -1,6 +1,6 @@
 """What a JT/T 808 session says to its server (pure values): bytes to send, positions to
-publish, problems to count, a terminal authenticated, a terminal's response, the connection
-to close."""
+publish, location messages to remember (a copy is a retransmission), problems to count, a
+terminal authenticated, a terminal's response, the connection to close."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ __all__ = [
     "Event",
     "Problem",
     "Publish",
+    "Remember",
     "Send",
     "TerminalAck",
 ]
@@ -32,6 +33,15 @@ class Publish:
     records: tuple[dict[str, object], ...]  # a 0x0704's in time order
     received_ms: int
     source: Source = Source.LIVE  # 0x0200, or a 0x0704 of either type
+
+
+@dataclass(frozen=True, slots=True)
+class Remember:
+    """A location message was handled (its positions, if any, durable once the `Publish`
+    before it is carried out): a copy of it (`repeats.repeat_key`) is a retransmission."""
+
+    vehicle: VehicleRef
+    key: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,4 +66,4 @@ class Close:
     reason: str
 
 
-Event = Send | Publish | Problem | Authenticated | TerminalAck | Close
+Event = Send | Publish | Remember | Problem | Authenticated | TerminalAck | Close

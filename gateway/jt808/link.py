@@ -182,7 +182,7 @@ class Link:
         if h.msg_id not in ACCEPTS[self.state]:
             self._refuse(h, events)
             return
-        self._dispatch(h, msg, now_ms, events)
+        self._dispatch(h, msg, whole.body, now_ms, events)
 
     def _refuse(self, h: Header, events: list[Event]) -> None:
         """Answer a message this session does not take: unsupported at all, or not yet."""
@@ -195,6 +195,9 @@ class Link:
             )
             self._answer(h, PlatformResponse.FAILED, events)
 
-    def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
-        """Handle a message the state accepts (the phases after the link's: `Session`)."""
+    def _dispatch(
+        self, h: Header, msg: Message, body: bytes, now_ms: int, events: list[Event]
+    ) -> None:
+        """Handle a message the state accepts (the phases after the link's: `Session`); `body`
+        is the whole body it was decoded from."""
         raise NotImplementedError

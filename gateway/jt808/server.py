@@ -48,6 +48,7 @@ from gateway.jt808.events import (
     Event,
     Problem,
     Publish,
+    Remember,
     Send,
     TerminalAck,
 )
@@ -56,6 +57,7 @@ from gateway.jt808.holding import Holding
 from gateway.jt808.keep import read_held, read_served, write_served
 from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
 from gateway.jt808.reminders import Reminders
+from gateway.jt808.repeats import Repeats
 from gateway.jt808.uplink import PositionUplink
 from telemetry.jt808.messages import MsgId
 from telemetry.registry import Registry
@@ -112,6 +114,8 @@ class Jt808Server(Delivery):
         del secret
         self.directory = Directory(registry.vehicles.values())
         self.bindings = Bindings(bindings_file)
+        # each vehicle's location messages taken lately: one sent again is not published again
+        self.repeats = Repeats()
         self.auth_timeout_s = auth_timeout_s
         self.limits = ConnectionLimits(
             max_connections if max_connections is not None else default_max_connections(),
@@ -301,6 +305,8 @@ class Jt808Server(Delivery):
                 conn.write(ev.data)
             elif isinstance(ev, Publish):
                 self.holding.take(conn, ev)  # durable (held or queued), then the ack that follows
+            elif isinstance(ev, Remember):  # (after its Publish, if any: taken)
+                self.repeats.remember(ev.vehicle, ev.key)
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
                 level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG

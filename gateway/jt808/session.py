@@ -10,6 +10,10 @@ the driver's IC card, the terminal's clock, and the platform's confirmations and
 
 Positions are published before they are acknowledged: the server commits a `Publish` to its disk
 spool before it sends the `Send` that follows it, so an acknowledged position is never lost.
+A location message the terminal sent again (the same id, serial number and body: its answer
+was lost or late) is answered again and not published (`repeats`); the server remembers a
+message (`Remember`) only once its `Publish` is durable, so a message whose positions were not
+taken is taken when it comes again.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from gateway.jt808.events import (
     Event,
     Problem,
     Publish,
+    Remember,
     Send,
     TerminalAck,
 )
 from gateway.jt808.hold import Source
 from gateway.jt808.link import ACCEPTS, State
 from gateway.jt808.records import position_record
+from gateway.jt808.repeats import Repeats, repeat_key
 from telemetry.codec import MAX_FUTURE_MS
 from telemetry.jt808.codec import FrameReader, Header, Jt808Error, Reassembler
 from telemetry.jt808.messages import (
@@ -55,6 +61,7 @@ __all__ = [
     "Event",
     "Problem",
     "Publish",
+    "Remember",
     "Send",
     "Session",
     "State",
@@ -87,11 +94,15 @@ class Session(Admission):
         *,
         max_frame: int = 4096,
         max_bad_frames: int = 20,
+        repeats: Repeats | None = None,
     ) -> None:
         """`bindings`: which terminal each vehicle is, and its auth code (the server's, shared
-        by its connections; without it, this session's own, in memory)."""
+        by its connections; without it, this session's own, in memory). `repeats`: each
+        vehicle's location messages taken lately (the server's, shared likewise: a terminal
+        may send again on a new connection)."""
         self.directory = directory
         self.bindings = bindings if bindings is not None else Bindings()
+        self.repeats = repeats if repeats is not None else Repeats()
         self.state = State.CONNECTED
         self.phone: str | None = None  # bound at authentication
         self.header: Header | None = None  # the terminal's last good header (version, phone)
@@ -185,20 +196,26 @@ class Session(Admission):
             )
         )
 
-    def _dispatch(self, h: Header, msg: Message, now_ms: int, events: list[Event]) -> None:
+    def _dispatch(
+        self, h: Header, msg: Message, body: bytes, now_ms: int, events: list[Event]
+    ) -> None:
         if isinstance(msg, Register):
             self._register(h, msg, now_ms, events)
         elif isinstance(msg, Authenticate):
             self._authenticate(h, msg, events)
-        elif isinstance(msg, Location):
-            self._locations(h, (msg,), now_ms, events)
-        elif isinstance(msg, BatchLocation):
-            # in time order, as a track is read (a terminal may send its backlog newest first;
-            # the hub sorts a batch itself, other subscribers of the topic may not); a time
-            # that is no date first (it is dropped)
-            items = tuple(sorted(msg.items, key=_ts_or_0))
-            source = Source.BLIND if msg.kind == BatchLocation.BACKFILL else Source.BATCH
-            self._locations(h, items, now_ms, events, source)
+        elif isinstance(msg, Location | BatchLocation):
+            key = repeat_key(h.msg_id, h.serial, body)
+            if self._repeated(h, key, events):
+                return
+            if isinstance(msg, Location):
+                self._locations(h, (msg,), now_ms, events, key)
+            else:
+                # in time order, as a track is read (a terminal may send its backlog newest
+                # first; the hub sorts a batch itself, other subscribers of the topic may not);
+                # a time that is no date first (it is dropped)
+                items = tuple(sorted(msg.items, key=_ts_or_0))
+                source = Source.BLIND if msg.kind == BatchLocation.BACKFILL else Source.BATCH
+                self._locations(h, items, now_ms, events, key, source)
         elif isinstance(msg, TerminalResponse):
             events.append(TerminalAck(msg))
         elif isinstance(msg, DriverIdentity):
@@ -211,12 +228,29 @@ class Session(Admission):
         else:  # heartbeat
             self._answer(h, PlatformResponse.OK, events)
 
+    def _repeated(self, h: Header, key: int, events: list[Event]) -> bool:
+        """A location message taken before, sent again (JT/T 808's retransmission: its answer
+        was lost or late): answered again, counted, not published (its positions are)."""
+        assert self.vehicle is not None
+        if not self.repeats.seen(self.vehicle, key):
+            return False
+        events.append(
+            Problem(
+                "retransmitted",
+                f"{self.vehicle.vehicle}: message {h.msg_id:#06x} serial {h.serial} sent again "
+                "(taken before: answered, not published again)",
+            )
+        )
+        self._answer(h, PlatformResponse.OK, events)
+        return True
+
     def _locations(
         self,
         h: Header,
         items: tuple[Location, ...],
         now_ms: int,
         events: list[Event],
+        key: int,
         source: Source = Source.LIVE,
     ) -> None:
         assert self.vehicle is not None
@@ -236,6 +270,7 @@ class Session(Admission):
                 self._flags_out = cast(int, rec["alarm_flags"])
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms, source))
+        events.append(Remember(self.vehicle, key))  # once the Publish is durable
         self._answer(h, PlatformResponse.OK, events)
 
 

@@ -1,0 +1,178 @@
+"""A terminal's retransmission (JT/T 808: no 0x8001 within T, the same message sent again,
+same serial, T x (k + 1) after its k-th) over a real TCP connection to a running gateway and a
+real Mosquitto: answered every time, published once. The gateway published it again, and the hub
+counted the second record of the same instant as a late position. A serial number reused with
+another body (it wrapped round) is a new message; a retransmission on a new connection (the
+link lost with the answer) is still one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from test_jt808_server import collect, running, until
+
+from gateway.jt808 import HoldPolicy, Jt808Gateway, VehicleRef
+from gateway.jt808.repeats import WINDOW, Repeats, repeat_key
+from hazardhub.settings import load_registry
+from simulators.jt808 import Fix, Jt808Terminal, location_of
+from telemetry.jt808 import (
+    Authenticate,
+    BatchLocation,
+    Frame,
+    FrameReader,
+    Header,
+    MsgId,
+    PlatformResponse,
+    decode_body,
+    encode_frame,
+)
+from telemetry.registry import Registry
+
+ROOT = Path(__file__).resolve().parent.parent
+CST = timezone(timedelta(hours=8))
+T0 = int(datetime(2025, 3, 1, 8, 0, 0, tzinfo=CST).timestamp() * 1000)
+PHONE = "013800000001"
+CONFIG = """
+version: 1
+tenants:
+  - id: chem-logistics
+    vehicles:
+      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
+"""
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    return load_registry(cfg, [ROOT / "profiles"])
+
+
+def fix(i: int) -> Fix:
+    return Fix(T0 + i * 10_000, 31.2 + i * 0.001, 121.4, 60.0, 90, 12)
+
+
+def frame(msg_id: int, serial: int, body: bytes) -> bytes:
+    return encode_frame(Header(msg_id, serial, PHONE), body)
+
+
+class RawTerminal:
+    """A bare TCP client: frames as given, the platform's general responses (0x8001) as read."""
+
+    def __init__(self) -> None:
+        self.answers: list[PlatformResponse] = []
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self, host: str, port: int, code: str) -> None:
+        self._reader, self._writer = await asyncio.open_connection(host, port)
+        self._task = asyncio.create_task(self._read())
+        await self.send(frame(MsgId.AUTHENTICATE, 0, Authenticate(code).encode(False)), 1)
+        assert self.answers[-1].result == PlatformResponse.OK
+
+    async def send(self, data: bytes, answers: int) -> None:
+        """Send `data`; wait until `answers` more general responses came."""
+        assert self._writer is not None
+        want = len(self.answers) + answers
+        self._writer.write(data)
+        await self._writer.drain()
+        await until(lambda: len(self.answers) >= want)
+
+    async def _read(self) -> None:
+        assert self._reader is not None
+        frames = FrameReader()
+        while data := await self._reader.read(65536):
+            for item in frames.feed(data):
+                if isinstance(item, Frame) and item.header.msg_id == MsgId.PLATFORM_RESPONSE:
+                    msg = decode_body(item.header.msg_id, item.body, False)
+                    assert isinstance(msg, PlatformResponse)
+                    self.answers.append(msg)
+
+    async def close(self) -> None:
+        assert self._writer is not None and self._task is not None
+        self._writer.close()
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def test_a_retransmission_is_answered_again_and_published_once(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        hold=HoldPolicy(live_s=0),  # each message as it comes
+    )
+    got: list[tuple[str, list[dict[str, object]]]] = []
+    ready = asyncio.Event()
+    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        async with running(gw) as (host, port):
+            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+                await t.login()
+            assert t.auth_code is not None
+            raw = RawTerminal()
+            await raw.open(host, port, t.auth_code)
+
+            first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
+            await raw.send(first, 1)
+            await raw.send(first, 1)  # its answer did not come in time: sent again, unchanged
+            # the serial reused (wrapped round) with another body: a new message
+            await raw.send(frame(MsgId.LOCATION, 7, location_of(fix(1)).encode(False)), 1)
+            batch = BatchLocation(
+                BatchLocation.BACKFILL, (location_of(fix(2)), location_of(fix(3)))
+            )
+            backfill = frame(MsgId.BATCH_LOCATION, 8, batch.encode(False))
+            await raw.send(backfill, 1)
+            await raw.send(backfill, 1)
+            await raw.close()
+
+            # the link was lost with the answer: the terminal sends it again on a new one
+            again = RawTerminal()
+            await again.open(host, port, t.auth_code)
+            await again.send(first, 1)
+            await again.send(frame(MsgId.LOCATION, 9, location_of(fix(4)).encode(False)), 1)
+            await again.close()
+
+            answered = [(a.ack_serial, a.ack_msg_id, a.result) for a in raw.answers[1:]]
+            assert answered == [
+                (7, MsgId.LOCATION, 0),
+                (7, MsgId.LOCATION, 0),
+                (7, MsgId.LOCATION, 0),
+                (8, MsgId.BATCH_LOCATION, 0),
+                (8, MsgId.BATCH_LOCATION, 0),
+            ]
+            assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [(7, 0), (9, 0)]
+            # the last one published: every one before it is in (published in order)
+            await until(lambda: any(r["ts"] == fix(4).ts_ms for _, rs in got for r in rs))
+            stamps = [r["ts"] for _, records in got for r in records]
+            assert sorted(stamps) == [fix(i).ts_ms for i in range(5)]  # each once
+            assert gw.server.counters["retransmitted"] == 3
+            assert gw.server.counters["positions"] == 5
+    finally:
+        sub.cancel()
+        await asyncio.gather(sub, return_exceptions=True)
+
+
+def test_the_window_is_bounded_per_vehicle() -> None:
+    a, b = VehicleRef("t", "a"), VehicleRef("t", "b")
+    repeats = Repeats()
+    keys = [repeat_key(MsgId.LOCATION, k, b"body") for k in range(WINDOW + 1)]
+    for key in keys:
+        repeats.remember(a, key)
+    assert len(repeats) == WINDOW
+    assert not repeats.seen(a, keys[0])  # the oldest went
+    assert all(repeats.seen(a, key) for key in keys[1:])
+    assert not repeats.seen(b, keys[1])  # another vehicle's are its own
+    # the id, the serial and the body each make another message
+    key = repeat_key(MsgId.LOCATION, 1, b"body")
+    assert key != repeat_key(MsgId.BATCH_LOCATION, 1, b"body")
+    assert key != repeat_key(MsgId.LOCATION, 2, b"body")
+    assert key != repeat_key(MsgId.LOCATION, 1, b"bodY")
