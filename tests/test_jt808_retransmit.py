@@ -138,7 +138,10 @@ async def test_a_retransmission_is_answered_again_and_published_once(  # type: i
             again = RawTerminal()
             await again.open(host, port, t.auth_code)
             await again.send(first, 1)
-            await again.send(frame(MsgId.LOCATION, 9, location_of(fix(4)).encode(False)), 1)
+            # twice in one write (one read of the gateway's): the copy is one too
+            last = frame(MsgId.LOCATION, 9, location_of(fix(4)).encode(False))
+            await again.send(last + last, 2)
+            await again.send(frame(MsgId.LOCATION, 10, location_of(fix(5)).encode(False)), 1)
             await again.close()
 
             answered = [(a.ack_serial, a.ack_msg_id, a.result) for a in raw.answers[1:]]
@@ -149,13 +152,18 @@ async def test_a_retransmission_is_answered_again_and_published_once(  # type: i
                 (8, MsgId.BATCH_LOCATION, 0),
                 (8, MsgId.BATCH_LOCATION, 0),
             ]
-            assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [(7, 0), (9, 0)]
+            assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [
+                (7, 0),
+                (9, 0),
+                (9, 0),
+                (10, 0),
+            ]
             # the last one published: every one before it is in (published in order)
-            await until(lambda: any(r["ts"] == fix(4).ts_ms for _, rs in got for r in rs))
+            await until(lambda: any(r["ts"] == fix(5).ts_ms for _, rs in got for r in rs))
             stamps = [r["ts"] for _, records in got for r in records]
-            assert sorted(stamps) == [fix(i).ts_ms for i in range(5)]  # each once
-            assert gw.server.counters["retransmitted"] == 3
-            assert gw.server.counters["positions"] == 5
+            assert sorted(stamps) == [fix(i).ts_ms for i in range(6)]  # each once
+            assert gw.server.counters["retransmitted"] == 4
+            assert gw.server.counters["positions"] == 6
     finally:
         sub.cancel()
         await asyncio.gather(sub, return_exceptions=True)

@@ -103,6 +103,9 @@ class Session(Admission):
         self.directory = directory
         self.bindings = bindings if bindings is not None else Bindings()
         self.repeats = repeats if repeats is not None else Repeats()
+        # the location messages of this `feed`, which the server remembers once it carries out
+        # its events: a copy in the same bytes (sent twice at once) is a retransmission too
+        self._taken: set[int] = set()
         self.state = State.CONNECTED
         self.phone: str | None = None  # bound at authentication
         self.header: Header | None = None  # the terminal's last good header (version, phone)
@@ -119,6 +122,10 @@ class Session(Admission):
         self._flags_out = -1
         self.driver: str | None = None  # the driver whose IC card is in (0x0702) ...
         self._driver_since = 0  # ... since this time (ms)
+
+    def feed(self, data: bytes, now_ms: int) -> list[Event]:
+        self._taken.clear()  # (those of the call before are remembered by now, or dropped)
+        return super().feed(data, now_ms)
 
     def confirm_alarm(self, alarm_serial: int, alarm_type: int) -> bytes:
         """The 0x8203 frame confirming the terminal's alarms (see `AlarmConfirm`)."""
@@ -232,7 +239,7 @@ class Session(Admission):
         """A location message taken before, sent again (JT/T 808's retransmission: its answer
         was lost or late): answered again, counted, not published (its positions are)."""
         assert self.vehicle is not None
-        if not self.repeats.seen(self.vehicle, key):
+        if key not in self._taken and not self.repeats.seen(self.vehicle, key):
             return False
         events.append(
             Problem(
@@ -271,6 +278,7 @@ class Session(Admission):
         if records:
             events.append(Publish(self.vehicle, tuple(records), now_ms, source))
         events.append(Remember(self.vehicle, key))  # once the Publish is durable
+        self._taken.add(key)
         self._answer(h, PlatformResponse.OK, events)
 
 
