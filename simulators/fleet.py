@@ -101,6 +101,7 @@ class FleetPublisher(_Fleet):
         # runs them on a broker with logins, shared one and knocked each other off for ever);
         # the same across its reconnects, which then replace its own old connection
         self.client_id = f"hazardhub-sim-fleet-{username or 'anonymous'}-{secrets.token_hex(4)}"
+        self.copies = 0  # envelopes published twice on purpose (a vehicle's `duplicates`)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._over = asyncio.Event()
@@ -147,7 +148,8 @@ class FleetPublisher(_Fleet):
 
     async def _flush(self, client: aiomqtt.Client) -> None:
         """Publish what waits, per vehicle in order; a fix leaves its buffer once acknowledged.
-        An envelope not acknowledged (the link lost) is sent again as it was, same seq."""
+        An envelope not acknowledged (the link lost) is sent again as it was, same seq; a share
+        of them (the vehicle's `duplicates`) is published twice on purpose, same seq."""
         for i, (v, q) in enumerate(zip(self.vehicles, self._waiting, strict=True)):
             if not self._over.is_set() and v.link_down_at(self._clock()):
                 continue  # its own link down (`link_loss`): its fixes wait
@@ -159,7 +161,11 @@ class FleetPublisher(_Fleet):
                     payload = encode_envelope(self.numbering.epoch, seq, orjson.dumps(part))
                     sending = self._sending[i] = (payload, part)
                 payload, part = sending
-                await client.publish(self._layout.position(v.tenant, v.id), payload, qos=1)
+                topic = self._layout.position(v.tenant, v.id)
+                await client.publish(topic, payload, qos=1)
+                if v.send_twice():
+                    await client.publish(topic, payload, qos=1)
+                    self.copies += 1
                 self._sending[i] = None
                 for item in part:  # (the full buffer may have dropped some meanwhile)
                     if q and q[0] is item:

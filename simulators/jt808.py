@@ -103,6 +103,7 @@ class Jt808Terminal:
         self.timeout_s = timeout_s
         self.retransmissions = retransmissions
         self.retransmitted = 0  # messages sent again for want of an answer
+        self.copies = 0  # messages sent twice on purpose (`send(..., twice=True)`)
         self.registrations = 0  # registrations (0x0100) answered
         self.codes_refused = 0  # authentications refused with a code kept: registered again
         self.auth_code: str | None = None
@@ -162,10 +163,12 @@ class Jt808Terminal:
         await self._writer.drain()
 
     async def send(
-        self, msg: Message, *, wait: bool = True, max_body: int = 1023
+        self, msg: Message, *, wait: bool = True, max_body: int = 1023, twice: bool = False
     ) -> Message | None:
         """Send a message (as sub-packages when longer than `max_body`); with `wait`, return the
-        platform's answer to it."""
+        platform's answer to it. `twice`: the same frames again at once, unchanged (same
+        serial), as a terminal that took its answer for lost retransmits it: the platform
+        answers both (the second answer is `ignored`) and must take it once."""
         if self.closed.is_set():
             raise TerminalError("the connection is closed")
         h = self._header(msg.msg_id)
@@ -177,7 +180,8 @@ class Jt808Terminal:
             fut = asyncio.get_running_loop().create_future()
             self._waiting[h.serial] = fut
         data = b"".join(frames)
-        await self.send_raw(data)
+        await self.send_raw(data + data if twice else data)
+        self.copies += twice
         if fut is None:
             return None
         try:
@@ -238,15 +242,22 @@ class Jt808Terminal:
     async def logout(self) -> PlatformResponse:
         return self._ok(await self.send(Logout()))
 
-    async def report(self, fix: Fix, *, wait: bool = True) -> PlatformResponse | None:
-        answer = await self.send(location_of(fix), wait=wait)
+    async def report(
+        self, fix: Fix, *, wait: bool = True, twice: bool = False
+    ) -> PlatformResponse | None:
+        answer = await self.send(location_of(fix), wait=wait, twice=twice)
         return None if answer is None else self._ok(answer)
 
     async def backfill(
-        self, fixes: Sequence[Fix], *, kind: int = BatchLocation.BACKFILL, wait: bool = True
+        self,
+        fixes: Sequence[Fix],
+        *,
+        kind: int = BatchLocation.BACKFILL,
+        wait: bool = True,
+        twice: bool = False,
     ) -> PlatformResponse | None:
         batch = BatchLocation(kind, tuple(location_of(f) for f in fixes))
-        answer = await self.send(batch, wait=wait)
+        answer = await self.send(batch, wait=wait, twice=twice)
         return None if answer is None else self._ok(answer)
 
     @staticmethod

@@ -125,6 +125,7 @@ class Jt808Fleet(_Fleet):
         self._heartbeat_s = heartbeat_s
         self.heartbeats = 0  # heartbeats (0x0002) answered
         self.links_dropped = 0  # connections closed for a vehicle's `link_loss` or `offline`
+        self.copies = 0  # position messages sent twice on purpose (a vehicle's `duplicates`)
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -224,7 +225,7 @@ class Jt808Fleet(_Fleet):
             if not stop.is_set() and vehicle.link_down_at(self._clock()):
                 self.links_dropped += 1
                 return False
-            if await self._flush(terminal, q):
+            if await self._flush(terminal, vehicle, q):
                 quiet_since = loop.time()
             if stop.is_set():
                 return True
@@ -240,15 +241,24 @@ class Jt808Fleet(_Fleet):
         while not stop.is_set() and vehicle.link_down_at(self._clock()):
             await self._pause(stop, self._period)
 
-    async def _flush(self, terminal: Jt808Terminal, q: deque[dict[str, Any]]) -> int:
+    async def _flush(
+        self, terminal: Jt808Terminal, vehicle: SimulatedVehicle, q: deque[dict[str, Any]]
+    ) -> int:
         """Send what waits, oldest first; a fix leaves the buffer once the platform said OK.
-        How many were sent."""
+        A share of the messages (the vehicle's `duplicates`) goes twice, the same frame with
+        the same serial. How many fixes were sent."""
         sent = 0
         while q:
             n = min(len(q), self._backfill_max)
             part = [q[k] for k in range(n)]
             fixes = [_fix(rec) for rec in part]
-            answer = await (terminal.report(fixes[0]) if n == 1 else terminal.backfill(fixes))
+            twice = vehicle.send_twice()
+            answer = await (
+                terminal.report(fixes[0], twice=twice)
+                if n == 1
+                else terminal.backfill(fixes, twice=twice)
+            )
+            self.copies += twice
             if answer is None or answer.result != answer.OK:
                 raise TerminalError(f"the platform refused {n} fixes: {answer}")
             for item in part:  # (the full buffer may have dropped some meanwhile)
@@ -268,4 +278,5 @@ def _fix(rec: dict[str, Any]) -> Fix:
         lon=float(rec["lon"]),
         speed_kmh=float(rec["speed_kmh"]),
         heading_deg=round(float(rec["heading_deg"])) % 360,
+        alarm=int(rec.get("alarm_flags", 0)),
     )

@@ -16,6 +16,7 @@ events:
   - {at_s: 240, gateway: gw1, mode: uplink_loss, for_s: 30}
   - {at_s: 250, vehicle: tanker-01, mode: link_loss, for_s: 60}   # its own link: a blind area
   - {at_s: 260, vehicle: tanker-01, to: 95, over_s: 10, ignore_limits: true}
+  - {at_s: 270, vehicle: tanker-01, alarm: emergency, for_s: 30}  # a terminal alarm bit
 routes:
   tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
 speed_limits:                   # km/h, one per segment of the vehicle's route; null: none
@@ -23,7 +24,15 @@ speed_limits:                   # km/h, one per segment of the vehicle's route; 
 jt808:                          # with --jt808: the terminals' protocol, 2013 (default) or 2019
   protocol: 2013                # every terminal's
   vehicles: {coach-07: 2019}    # one vehicle's
+clock_skew_s: {coach-07: 45}    # the vehicle's clock, this far ahead (negative: behind)
+duplicates: {tanker-01: 0.25}   # this share of its position messages sent twice (or one number:
+                                # every vehicle's)
 ```
+
+A vehicle's `alarm` event sets a JT/T 808 alarm bit (0x0200's alarm word, `alarm_flags`) from
+`at_s` for `for_s` (without it, to the end): named as `telemetry.jt808.Alarm` in lower case
+(`emergency` bit 0, `overspeed` 1, `fatigue` 2, ...), or its bit number 0-31. Its events may
+overlap: the word holds every bit set at the time.
 
 A device (an event's `device`, a `baseline` key) is named `device`, `tenant/device` or
 `tenant/site/device`: device ids are unique within a site only, and a name that fits several
@@ -51,8 +60,18 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulators.route import Route, check_limits
+from telemetry.jt808 import Alarm
 
-__all__ = ["EventSpec", "Jt808Spec", "Mode", "ScenarioSpec", "SignalSpec", "Version"]
+__all__ = [
+    "ALARM_BITS",
+    "EventSpec",
+    "Jt808Spec",
+    "Mode",
+    "ScenarioSpec",
+    "SignalSpec",
+    "Version",
+    "alarm_bit",
+]
 
 Mode = Literal[
     "line_break",
@@ -69,6 +88,23 @@ Mode = Literal[
 Version = Literal[2013, 2019]  # JT/T 808-2013 or JT/T 808-2019: the header and bodies spoken
 _VEHICLE_MODES = ("gps_drift", "offline", "link_loss")
 _GATEWAY_MODES = ("uplink_loss",)
+# the alarm word's bits by name (JT/T 808's table, `Alarm`): emergency 0, overspeed 1, fatigue 2
+ALARM_BITS: dict[str, int] = {
+    a.name.lower(): a.value.bit_length() - 1
+    for a in Alarm
+    if a.name is not None and a.value.bit_count() == 1
+}
+
+
+def alarm_bit(alarm: str | int) -> int:
+    """The bit number of an `alarm` (a name of `ALARM_BITS`, or a number 0-31)."""
+    if isinstance(alarm, int):
+        if not 0 <= alarm <= 31:
+            raise ValueError(f"alarm bit {alarm} is not in 0-31")
+        return alarm
+    if alarm not in ALARM_BITS:
+        raise ValueError(f"alarm {alarm!r} is none of {', '.join(ALARM_BITS)} (or a bit 0-31)")
+    return ALARM_BITS[alarm]
 
 
 class _Frozen(BaseModel):
@@ -105,7 +141,15 @@ class EventSpec(_Frozen):
     detour_m: float | None = Field(default=None, ge=-100_000, le=100_000)
     for_s: float | None = Field(default=None, gt=0)
     ignore_limits: bool = False  # a vehicle's speed event: speeding on purpose, limits ignored
+    alarm: str | int | None = None  # a vehicle's JT/T 808 alarm bit, by name or number
     note: str = ""
+
+    @field_validator("alarm")
+    @classmethod
+    def _alarm(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            alarm_bit(value)
+        return value
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -121,8 +165,16 @@ class EventSpec(_Frozen):
             if any(x is not None for x in (self.point, self.to, self.detour_m)):
                 raise ValueError("a gateway event has no 'point', 'to' or 'detour_m'")
             return self
-        if sum(x is not None for x in (self.to, self.mode, self.detour_m)) != 1:
-            raise ValueError("an event sets exactly one of 'to' (a value), 'mode' and 'detour_m'")
+        if sum(x is not None for x in (self.to, self.mode, self.detour_m, self.alarm)) != 1:
+            raise ValueError(
+                "an event sets exactly one of 'to' (a value), 'mode', 'detour_m' and 'alarm'"
+            )
+        if self.alarm is not None:
+            if self.vehicle is None:
+                raise ValueError("an alarm bit is a vehicle's terminal's")
+            if any(x is not None for x in (self.point, self.over_s, self.rate_per_s)):
+                raise ValueError("an alarm event has no 'point', 'over_s' or 'rate_per_s'")
+            return self
         if self.detour_m is not None:
             if self.vehicle is None:
                 raise ValueError("a detour applies to a vehicle")
@@ -174,6 +226,24 @@ class ScenarioSpec(_Frozen):
     speed_limits: dict[str, tuple[float | None, ...]] = Field(default_factory=dict)
     events: tuple[EventSpec, ...] = ()
     jt808: Jt808Spec = Field(default_factory=Jt808Spec)
+    # vehicle id -> seconds its terminal's clock is off (ahead; negative: behind)
+    clock_skew_s: dict[str, float] = Field(default_factory=dict)
+    # the share of position messages sent twice: every vehicle's, or per vehicle id
+    duplicates: float | dict[str, float] = 0.0
+
+    @field_validator("duplicates")
+    @classmethod
+    def _duplicates(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        for share in value.values() if isinstance(value, dict) else (value,):
+            if not 0.0 <= share <= 1.0:  # (NaN too)
+                raise ValueError(f"duplicates: {share} is not a share from 0 to 1")
+        return value
+
+    def duplicate_share(self, vehicle: str) -> float:
+        """The share of the vehicle's position messages sent twice."""
+        if isinstance(self.duplicates, dict):
+            return self.duplicates.get(vehicle, 0.0)
+        return self.duplicates
 
     @model_validator(mode="after")
     def _limits(self) -> Self:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from simulators.quirks import TerminalQuirks, terminal_quirks
 from simulators.refs import UnknownDeviceError, device_ref, resolve_device
 from simulators.route import Drive
 from simulators.scenario_spec import EventSpec, Jt808Spec, Mode, ScenarioSpec, SignalSpec, Version
@@ -57,6 +58,8 @@ class CompiledScenario:
     vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
     # vehicle id -> the JT/T 808 version its terminal speaks (`--jt808`): 2013 or 2019
     jt808_versions: Mapping[str, Version] = field(default_factory=dict)
+    # vehicle id -> its terminal's alarm bits, clock skew and copies (those with any)
+    terminal_quirks: Mapping[str, TerminalQuirks] = field(default_factory=dict)
 
     def drive(self, vehicle: str) -> Drive:
         """How the vehicle moves: the speed it drives and the distance along its route."""
@@ -334,7 +337,10 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
     modes.sort(key=lambda m: m.t_s)
     offsets = {v: _offset_signal(ds) for v in vehicles if (ds := _detours(spec, v))}
     versions = _jt808_versions(spec, vehicles)
-    return CompiledScenario(spec, point_signals, speeds, tuple(modes), sensors, offsets, versions)
+    quirks = terminal_quirks(spec, vehicles)
+    return CompiledScenario(
+        spec, point_signals, speeds, tuple(modes), sensors, offsets, versions, quirks
+    )
 
 
 def _jt808_versions(spec: ScenarioSpec, vehicles: Mapping[str, VehicleInfo]) -> dict[str, Version]:

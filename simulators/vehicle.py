@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from simulators.quirks import TerminalQuirks
 from simulators.route import Drive, Route, segment_m
 from simulators.signals import Signal
 from simulators.timeline import CompiledScenario
@@ -86,6 +87,9 @@ class SimulatedVehicle:
     jt808_version: int = 2013  # the JT/T 808 its terminal speaks (`Jt808Fleet`): 2013 or 2019
     offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
     epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
+    # its terminal's alarm bits, clock skew and position messages sent twice (the scenario's)
+    quirks: TerminalQuirks = field(default_factory=TerminalQuirks)
+    copies_due: float = 0.0  # the share of a message owed to `quirks.duplicates`
     drive: Drive = field(init=False, repr=False, compare=False)
     _points: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
@@ -105,6 +109,15 @@ class SimulatedVehicle:
     def off_at(self, t_s: float) -> bool:
         """Whether the recorder is off at `t_s` (`offline`, or the scenario's mode)."""
         return self.offline or self.mode_at(t_s) == "offline"
+
+    def send_twice(self) -> bool:
+        """Whether the next position message goes twice (`quirks.duplicates`): deterministic,
+        every 1/share-th message (a share of 0.25: the 4th, the 8th, ...)."""
+        self.copies_due += self.quirks.duplicates
+        if self.copies_due >= 1.0 - 1e-9:
+            self.copies_due -= 1.0
+            return True
+        return False
 
     def link_down_at(self, t_s: float) -> bool:
         """Whether the vehicle's own link to its platform is down at `t_s`: the terminal off
@@ -140,6 +153,7 @@ class SimulatedVehicle:
             ts = self.epoch_ms + round(t_s * 1000)
         else:
             ts = start_wall_ms + round(t_s * 1000 / accel)
+        ts += self.quirks.clock_skew_ms  # its clock, as it reads
         rec: dict[str, object] = {
             "ts": ts,
             "lat": round(lat, 6),
@@ -149,6 +163,9 @@ class SimulatedVehicle:
             "acc_on": True,
             "seq": self.seq,
         }
+        alarm = self.quirks.alarm_at(t_s)
+        if alarm:  # (absent: no bit set, as the contract reads it)
+            rec["alarm_flags"] = alarm
         self.seq += 1
         return rec
 
@@ -157,13 +174,14 @@ def attach_scenario(
     scenario: CompiledScenario, vehicles: Sequence[SimulatedVehicle], now_ms: int
 ) -> int:
     """Give the vehicles what the scenario says beyond their speeds: their detours, a noise seed
-    from the scenario's seed, the JT/T 808 version of their terminals, and (a scenario with a
-    `start`) the scenario clock for their stamps. Returns the epoch ms of t=0 (`now_ms`
-    without a `start`)."""
+    from the scenario's seed, the JT/T 808 version of their terminals, their terminals' quirks
+    (alarm bits, clock skew, copies), and (a scenario with a `start`) the scenario clock for
+    their stamps. Returns the epoch ms of t=0 (`now_ms` without a `start`)."""
     epoch = scenario.spec.start_ms(now_ms)
     for k, vehicle in enumerate(sorted(vehicles, key=lambda v: (v.tenant, v.id))):
         vehicle.offset_m = scenario.vehicle_offsets.get(vehicle.id)
         vehicle.jt808_version = scenario.jt808_versions.get(vehicle.id, 2013)
+        vehicle.quirks = scenario.terminal_quirks.get(vehicle.id, TerminalQuirks())
         vehicle.seed = scenario.spec.seed * 1000 + 500 + k
         vehicle.epoch_ms = epoch if scenario.spec.start is not None else None
     return epoch

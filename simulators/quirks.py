@@ -1,0 +1,79 @@
+"""What a scenario makes a vehicle's terminal do beyond driving, to test a platform's handling
+(pure): JT/T 808 alarm bits in its reports (the scenario's `alarm` events), a clock off by
+some seconds (`clock_skew_s`), and position messages sent twice on purpose (`duplicates`: a
+JT/T 808 frame again with the same serial, an MQTT envelope again with the same seq)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from simulators.scenario_spec import ScenarioSpec, alarm_bit
+
+__all__ = ["TerminalQuirks", "terminal_quirks"]
+
+_SKEW_MAX_S = 10 * 366 * 86400  # a clock ten years off is a clock reset; more is a typo
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalQuirks:
+    """One vehicle's: `alarms`, (scenario time, the alarm word from then on) in time order;
+    `clock_skew_ms`, how far its clock is ahead (negative: behind); `duplicates`, the share of
+    its position messages sent twice."""
+
+    alarms: tuple[tuple[float, int], ...] = ()
+    clock_skew_ms: int = 0
+    duplicates: float = 0.0
+
+    def alarm_at(self, t_s: float) -> int:
+        """The alarm word at scenario time `t_s` (0: no bit set)."""
+        word = 0
+        for at, value in self.alarms:
+            if at > t_s:
+                break
+            word = value
+        return word
+
+
+def _alarm_steps(spec: ScenarioSpec, vehicle: str) -> tuple[tuple[float, int], ...]:
+    """The vehicle's alarm word as steps: each event's bit set over [at_s, at_s + for_s)."""
+    spans = [
+        (e.at_s, e.at_s + e.for_s if e.for_s is not None else math.inf, 1 << alarm_bit(e.alarm))
+        for e in spec.events
+        if e.vehicle == vehicle and e.alarm is not None
+    ]
+    edges = sorted({t for start, end, _ in spans for t in (start, end) if math.isfinite(t)})
+    steps: list[tuple[float, int]] = []
+    for t in edges:
+        word = 0
+        for start, end, bit in spans:
+            if start <= t < end:
+                word |= bit
+        if not steps or steps[-1][1] != word:
+            steps.append((t, word))
+    return tuple(steps)
+
+
+def terminal_quirks(spec: ScenarioSpec, vehicles: Collection[str]) -> dict[str, TerminalQuirks]:
+    """The quirks of each vehicle (by id) that has any; a vehicle named that the configuration
+    does not have, or a skew that is not a number of seconds within ten years, is refused."""
+    for key, names in (("clock_skew_s", spec.clock_skew_s), ("duplicates", spec.duplicates)):
+        for veh_id in names if isinstance(names, dict) else ():
+            if veh_id not in vehicles:
+                raise ValueError(f"scenario {spec.name!r}: {key}: no vehicle {veh_id!r}")
+    for veh_id, skew in spec.clock_skew_s.items():
+        if not abs(skew) <= _SKEW_MAX_S:  # (NaN too)
+            raise ValueError(
+                f"scenario {spec.name!r}: clock_skew_s.{veh_id}: {skew} s is not a clock's error"
+            )
+    out: dict[str, TerminalQuirks] = {}
+    for veh_id in vehicles:
+        quirks = TerminalQuirks(
+            _alarm_steps(spec, veh_id),
+            round(spec.clock_skew_s.get(veh_id, 0.0) * 1000),
+            spec.duplicate_share(veh_id),
+        )
+        if quirks != TerminalQuirks():
+            out[veh_id] = quirks
+    return out
