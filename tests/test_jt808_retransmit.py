@@ -74,12 +74,15 @@ class RawTerminal:
         await self.send(frame(MsgId.AUTHENTICATE, 0, Authenticate(code).encode(False)), 1)
         assert self.answers[-1].result == PlatformResponse.OK
 
-    async def send(self, data: bytes, answers: int) -> None:
-        """Send `data`; wait until `answers` more general responses came."""
+    async def write(self, data: bytes) -> None:
         assert self._writer is not None
-        want = len(self.answers) + answers
         self._writer.write(data)
         await self._writer.drain()
+
+    async def send(self, data: bytes, answers: int) -> None:
+        """Send `data`; wait until `answers` more general responses came."""
+        want = len(self.answers) + answers
+        await self.write(data)
         await until(lambda: len(self.answers) >= want)
 
     async def _read(self) -> None:
@@ -184,3 +187,51 @@ def test_the_window_is_bounded_per_vehicle() -> None:
     assert key != repeat_key(MsgId.BATCH_LOCATION, 1, b"body")
     assert key != repeat_key(MsgId.LOCATION, 2, b"body")
     assert key != repeat_key(MsgId.LOCATION, 1, b"bodY")
+
+
+async def test_a_message_not_taken_is_taken_when_it_comes_again(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    """The spool failed on the first copy (its connection closed unanswered): the window must
+    not hold it, or the terminal's retransmission would be answered and the position lost."""
+    gw = Jt808Gateway(
+        registry,
+        listen=("127.0.0.1", 0),
+        broker=(mosquitto.host, mosquitto.port),
+        spool_dir=tmp_path / "spool",
+        hold=HoldPolicy(live_s=0),
+    )
+    got: list[tuple[str, list[dict[str, object]]]] = []
+    ready = asyncio.Event()
+    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    try:
+        async with running(gw) as (host, port):
+            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+                await t.login()
+            assert t.auth_code is not None
+            uplink = gw.server.holding.uplink
+            submit = uplink.submit
+
+            def disk_full(*args: object) -> None:
+                uplink.submit = submit  # type: ignore[method-assign]
+                raise OSError("disk full")
+
+            uplink.submit = disk_full  # type: ignore[method-assign]
+            raw = RawTerminal()
+            await raw.open(host, port, t.auth_code)
+            first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
+            await raw.write(first)
+            await until(lambda: gw.server.counters["internal_error"] == 1)
+            await raw.close()
+            assert len(raw.answers) == 1  # the authentication's only: the position unanswered
+
+            again = RawTerminal()
+            await again.open(host, port, t.auth_code)
+            await again.send(first, 1)
+            await again.close()
+            await until(lambda: any(r["ts"] == fix(0).ts_ms for _, rs in got for r in rs))
+            assert gw.server.counters["retransmitted"] == 0
+    finally:
+        sub.cancel()
+        await asyncio.gather(sub, return_exceptions=True)
