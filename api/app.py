@@ -42,7 +42,7 @@ from api.headers import SecurityHeaders
 from api.keys import key_router
 from api.livestream import stream_route
 from api.models import MePublic
-from api.problems import BodyLimit, install_problem_handlers
+from api.problems import BodyLimit, Unhandled, install_problem_handlers
 from api.registry import registry_router
 from api.rulepacks import rule_pack_router
 from api.sensors import sensor_routes
@@ -99,7 +99,10 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.ctx = ctx
     install_problem_handlers(app)  # errors as RFC 9457 problem details
     app.add_middleware(BodyLimit, max_bytes=1 << 20)  # no request needs more than 1 MiB
-    app.add_middleware(SecurityHeaders)  # last added, outermost: on the 413 of BodyLimit too
+    # a route's unexpected error as a 500 problem inside SecurityHeaders: Starlette's own 500
+    # comes from outside every middleware added here, and had none of the browser's headers
+    app.add_middleware(Unhandled)
+    app.add_middleware(SecurityHeaders)  # last added, outermost: on the 413 and the 500 too
     for router in (
         _router(),
         alarm_router(),

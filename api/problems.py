@@ -7,7 +7,9 @@ Every error of the API answers `application/problem+json`:
 
 A request whose fields do not validate adds `errors`, one entry per field (`loc`, `msg`,
 `type`), and its `detail` names them. A body over the limit is refused with 413 before it is
-read whole; a body that says nothing of its length is counted as it arrives.
+read whole; a body that says nothing of its length is counted as it arrives. A route that fails
+unexpectedly answers 500 as a problem too (`Unhandled`), saying nothing of the failure: its
+traceback and message go to the log, never to the client.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest.store.base import StoreError
 
-__all__ = ["BodyLimit", "install_problem_handlers", "problem"]
+__all__ = ["BodyLimit", "Unhandled", "install_problem_handlers", "problem"]
 
 PROBLEM_TYPE = "https://hazardhub.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -151,3 +153,39 @@ class BodyLimit:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         response = problem(413, f"the request body is larger than {self.max_bytes} bytes", path)
         await response(scope, receive, send)
+
+
+class Unhandled:
+    """ASGI middleware: an exception a route did not handle answers 500 as a problem, from
+    inside the app's other middleware (the security headers, `api.headers`), where Starlette's
+    own answer to it came from outside them all, without those headers. The body says nothing
+    of the exception (its message may carry a store's address or password); the exception is
+    raised on after the answer, for the server to log with its traceback. An exception after
+    the answer began (a stream cut) is only raised on: the client sees the answer end."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if not started:
+                response = problem(
+                    500,
+                    "the hub failed to answer this request; the reason is in the hub's log",
+                    str(scope.get("path", "")),
+                )
+                await response(scope, receive, send)
+            raise
