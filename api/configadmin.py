@@ -36,6 +36,7 @@ __all__ = [
     "ConfigAdmin",
     "ConfigRefusedError",
     "StaleRevisionError",
+    "Vet",
     "document",
     "document_digest",
     "mask",
@@ -47,6 +48,11 @@ log = logging.getLogger(__name__)
 _SECRET_KEYS = frozenset({"secret"})
 # a webhook's: the password of its user info and its query's tokens are secrets (api.hidden)
 _URL_KEYS = frozenset({"url"})
+
+
+# what the configuration alone cannot tell (its notification objects counted with the API's),
+# given the running one and the next, in a thread under the lock: ConfigRefusedError
+Vet = Callable[[HubConfig, HubConfig], None]
 
 
 def _now_ms() -> int:
@@ -225,7 +231,9 @@ class ConfigAdmin:
         self._build = build
         self._switch = switch
         self._clock = clock
-        self._lock = asyncio.Lock()
+        # one change at a time; the routes of subscriptions, policies and silences take it too,
+        # so that a tenant's count (`api.configlimits`) never misses one written meanwhile
+        self.lock = asyncio.Lock()
         self.rev = 0
         self.registry: Registry | None = None
 
@@ -350,12 +358,16 @@ class ConfigAdmin:
             raise ConfigRefusedError(_config_errors(exc)) from exc
 
     def _checked(
-        self, edit: Callable[[dict[str, Any]], Any]
+        self, edit: Callable[[dict[str, Any]], Any], vet: Vet | None = None
     ) -> tuple[dict[str, Any], HubConfig, Registry]:
-        """The running document, and `edit` of a copy of it checked as the next configuration."""
-        before = document(self.current())
+        """The running document, and `edit` of a copy of it checked as the next configuration
+        (and by `vet`, given the running configuration and the next)."""
+        running = self.current()
+        before = document(running)
         data = unmask(edit(json.loads(json.dumps(before))), before)
         config, registry = self.check(data)
+        if vet is not None:
+            vet(running, config)
         return before, config, registry
 
     async def change(
@@ -367,17 +379,18 @@ class ConfigAdmin:
         source: Source,
         expect_rev: int | None = None,
         dry_run: bool = False,
+        vet: Vet | None = None,
     ) -> int:
-        """Apply `edit` to (a copy of) the running configuration's document, check the result,
-        record it and switch to it. Returns the new revision (the running one for a dry run).
-        ConfigRefusedError for a configuration that does not check out; StaleRevisionError when
-        `expect_rev` is not the running revision."""
-        async with self._lock:
+        """Apply `edit` to (a copy of) the running configuration's document, check the result
+        (`vet` too), record it and switch to it. Returns the new revision (the running one for
+        a dry run). ConfigRefusedError for a configuration that does not check out;
+        StaleRevisionError when `expect_rev` is not the running revision."""
+        async with self.lock:
             if expect_rev is not None and expect_rev != self.rev:
                 raise StaleRevisionError(self.rev)
             # the document, the edit and the whole check take long for a large configuration:
             # in a thread, the hub's event loop (ingest, alarms, the API) carries on meanwhile
-            before, config, registry = await asyncio.to_thread(self._checked, edit)
+            before, config, registry = await asyncio.to_thread(self._checked, edit, vet)
             if dry_run:
                 return self.rev
             rev = self.db.add_revision(

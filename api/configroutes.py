@@ -10,6 +10,7 @@ restart (`api.configadmin`). Secrets are exported as ``********`` and an import 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, Resp
 
 from api.auth import Principal
 from api.configadmin import ConfigAdmin, ConfigRefusedError, StaleRevisionError, document, mask
+from api.configlimits import refuse_over_limits
 from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, not_found, require_writer
 from api.yamlbody import YamlTooLargeError, load_yaml
 from telemetry.registry import Registry
@@ -111,6 +113,8 @@ async def change(
             source=source,
             expect_rev=_expect(if_match),
             dry_run=dry_run,
+            # a tenant's subscriptions, policies and silences counted with the API's
+            vet=functools.partial(refuse_over_limits, ctx.notifier),
         )
     except StaleRevisionError as exc:
         raise HTTPException(status.HTTP_412_PRECONDITION_FAILED, str(exc)) from exc

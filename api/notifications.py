@@ -13,6 +13,7 @@ The routes go on the alarm router (`api.alarms.alarm_router`), under its prefix 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
@@ -249,7 +250,8 @@ def _object_routes(r: APIRouter, path: str, kind: str, writing: asyncio.Lock) ->
         if problem is not None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
         try:
-            async with writing:
+            # and no configuration changes meanwhile: it counts these with its own
+            async with writing, ctx.config.lock if ctx.config else contextlib.nullcontext():
                 held = await asyncio.to_thread(_stored, ctx, kind, body.tenant)
                 if spec.id not in held:  # (one replaced, or one of before over it, may stay)
                     problem = over_limit(kind, len(held) + 1)

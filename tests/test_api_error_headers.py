@@ -8,6 +8,7 @@ socket (uvicorn), as a browser reads them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
@@ -36,18 +38,13 @@ def _fail() -> str | None:
     raise RuntimeError(f"influxdb://hub:{SECRET}@10.0.0.5:8086 refused the connection")
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    reg = mine_registry(1502, 1.0)
-    store = SqliteStore(reg, tmp_path / "ts.db")
-    await store.open()
-    db = StateDB(tmp_path / "state.db")
-    rdb = RegistryDB(tmp_path / "registry.db")
-    ctx = AppContext(reg, store, db, Metrics(), KeyRing([ROOT], rdb), not_ready=_fail)
+@contextlib.asynccontextmanager
+async def served(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` served by uvicorn on a free loopback port, and a client of it."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(  # its errors to the root logger, which pytest reads (no log_config)
-            create_app(ctx),
+            app,
             host="127.0.0.1",
             port=port,
             lifespan="off",
@@ -60,11 +57,25 @@ async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async def started() -> bool:
         return server.started
 
-    await eventually(started, 10, "the API to listen")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+    try:
+        await eventually(started, 10, "the API to listen")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    reg = mine_registry(1502, 1.0)
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    rdb = RegistryDB(tmp_path / "registry.db")
+    ctx = AppContext(reg, store, db, Metrics(), KeyRing([ROOT], rdb), not_ready=_fail)
+    async with served(create_app(ctx)) as client:
         yield client
-    server.should_exit = True
-    await serving
     await store.close()
     db.close()
     rdb.close()
