@@ -132,6 +132,9 @@ def build_units(unit: str, kind: str, rule: str, extra: str = ""):
         ("mrad", "tilt", "crane.tilt-example"),
         ("ppm", "oxygen", "chem-gas.oxygen-ambient"),
         ("m/s", "speed", "road-transport.hazmat-speed"),
+        # the per-gas rules are in ppm (% VOL for H2): a %OEL or %LEL transmitter needs the others
+        ("%OEL", "toxic_gas", "chem-gas.nh3-ppm"),
+        ("%LEL", "flammable_gas", "chem-gas.h2-vol"),
     ],
 )
 def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
@@ -165,6 +168,12 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
         ("O2%", "oxygen", "coal-gas.oxygen-intake"),
         ("μmol/mol", "co", "coal-gas.co"),
         ("MPa(G)", "pressure", "chem-process.tank-pressure-lpg"),
+        # a detector of one named gas in ppm takes its gas's rule (helper-173)
+        ("ppm", "toxic_gas", "chem-gas.nh3-ppm"),
+        ("ppm", "toxic_gas", "chem-gas.cl2-ppm"),
+        ("ppm", "toxic_gas", "chem-gas.h2s-ppm"),
+        ("ppm", "co", "chem-gas.co-ppm"),
+        ("%VOL", "flammable_gas", "chem-gas.h2-vol"),
     ):
         assert build_units(unit, kind, rule).sensor("x") is not None
 
