@@ -135,6 +135,9 @@ def build_units(unit: str, kind: str, rule: str, extra: str = ""):
         # the per-gas rules are in ppm (% VOL for H2): a %OEL or %LEL transmitter needs the others
         ("%OEL", "toxic_gas", "chem-gas.nh3-ppm"),
         ("%LEL", "flammable_gas", "chem-gas.h2-vol"),
+        # an open-path detector in LEL·m is not a point detector in %LEL, nor in %LEL·m
+        ("LEL·m", "flammable_gas", "chem-gas.flammable-lel"),
+        ("%LEL·m", "flammable_gas", "chem-gas.flammable-open-path"),
     ],
 )
 def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
@@ -174,6 +177,8 @@ def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
         ("ppm", "toxic_gas", "chem-gas.h2s-ppm"),
         ("ppm", "co", "chem-gas.co-ppm"),
         ("%VOL", "flammable_gas", "chem-gas.h2-vol"),
+        ("LEL·m", "flammable_gas", "chem-gas.flammable-open-path"),
+        ("LEL.m", "flammable_gas", "chem-gas.flammable-open-path"),
     ):
         assert build_units(unit, kind, rule).sensor("x") is not None
 
