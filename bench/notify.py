@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hmac
 import io
 import math
 import os
@@ -43,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,294 +55,21 @@ import numpy.typing as npt
 import orjson
 
 from alerts.alarms import AlarmBook
-from alerts.evaluate import Transitions
 from alerts.notify.channels import _PER_HOST as PER_HOST
-from alerts.notify.channels import SIGNATURE_HEADER, Senders, sign
-from alerts.notify.http import HttpPool
+from alerts.notify.channels import Senders
 from alerts.notify.notifier import Notifier
 from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import StateDB
-from alerts.table import ABOVE, FAULT, compile_table
-from telemetry.config import HubConfig
-from telemetry.notifyconfig import NotifySettings, SmtpSpec, SubscriptionSpec
-from telemetry.registry import Registry, build_registry
+from alerts.table import compile_table
+from bench.notify_baselines import ThreadCpu, apply_alone, post_loop
+from bench.notify_load import Stream, registry, subscriptions
+from telemetry.notifyconfig import NotifySettings, SmtpSpec
+from telemetry.registry import Registry
 
-SECRET = "bench-secret"
-KINDS = ("methane", "methane", "co", "flammable_gas")  # half methane
-RULES = {
-    "methane": [
-        {"name": "alarm", "tier": "yellow", "above": 1.0, "recover": 1.0},
-        {"name": "power_cut", "tier": "red", "above": 1.5, "recover": 1.0},
-    ],
-    "co": [
-        {"name": "high", "tier": "yellow", "above": 24, "recover": 20},
-        {"name": "very_high", "tier": "red", "above": 50, "recover": 45},
-    ],
-    "flammable_gas": [
-        {"name": "level1", "tier": "yellow", "above": 25, "recover": 23},
-        {"name": "level2", "tier": "red", "above": 50, "recover": 45},
-    ],
-}
-VALUES = {"methane": (0.4, 1.2, 1.8), "co": (5, 30, 60), "flammable_gas": (3, 30, 60)}
-
-
-def registry(tenants: int, sites: int, devices: int, sensors: int) -> Registry:
-    """`tenants` x `sites` x `devices` x `sensors`, sensor kinds cycling through `KINDS`."""
-    kinds = [KINDS[i % len(KINDS)] for i in range(sensors)]
-    config = HubConfig.model_validate(
-        {
-            "device_profiles": [
-                {"name": "p", "points": [{"name": f"p{i}", "address": i} for i in range(sensors)]}
-            ],
-            "rule_packs": [
-                {"name": "bench", "rules": {k: {"levels": v} for k, v in RULES.items()}}
-            ],
-            "tenants": [
-                {
-                    "id": f"t{t}",
-                    "sites": [
-                        {
-                            "id": f"s{s}",
-                            "kind": "mine",
-                            "devices": [
-                                {
-                                    "id": f"d{d}",
-                                    "profile": "p",
-                                    "sensors": [
-                                        {
-                                            "id": f"t{t}.s{s}.d{d}.{i}",
-                                            "point": f"p{i}",
-                                            "kind": kinds[i],
-                                            "rule": f"bench.{kinds[i]}",
-                                        }
-                                        for i in range(sensors)
-                                    ],
-                                }
-                                for d in range(devices)
-                            ],
-                        }
-                        for s in range(sites)
-                    ],
-                }
-                for t in range(tenants)
-            ],
-        }
-    )
-    return build_registry(config)
-
-
-def subscriptions(sites: int, url: str, group_s: float, batch: int = 1) -> list[SubscriptionSpec]:
-    """The 10 subscriptions of a tenant: 5 of two sites each (grouped by `group_s`), the red
-    raises of all sites, CO, sensor faults, the LEL of site 0, and acknowledgements (an audit
-    feed no transition matches)."""
-    hook = {"type": "webhook", "url": url, "secret": SECRET, "batch_max": batch}
-    specs: list[dict[str, Any]] = [
-        {"id": f"sites{k}", "match": {"sites": [f"s{j}" for j in range(k, sites, 5)]}}
-        for k in range(5)
-    ]
-    for spec in specs:
-        spec["group_window_s"] = group_s
-    specs += [
-        {"id": "red", "match": {"tiers": ["red"], "events": ["raised", "escalated"]}},
-        {"id": "co", "match": {"sensor_kinds": ["co"], "tiers": ["yellow", "red"]}},
-        {"id": "faults", "match": {"alarm_kinds": ["fault", "no_data"]}},
-        {"id": "lel-s0", "match": {"sites": ["s0"], "sensor_kinds": ["flammable_gas"]}},
-        {"id": "acks", "match": {"events": ["acknowledged"]}},
-    ]
-    return [SubscriptionSpec.model_validate({**s, "channel": hook}) for s in specs]
-
-
-class Stream:
-    """Batches of transitions that follow each sensor's level: round robin over a shuffled
-    order, so a sensor moves once every n / batch batches. Every 20th sensor reports sensor
-    faults (raised, cleared); the others move between normal, yellow and red."""
-
-    def __init__(self, reg: Registry, seed: int = 3) -> None:
-        self.n = len(reg.sensors)
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(self.n).astype(np.int32)
-        self.pos = 0
-        self.level = np.zeros(self.n, np.int8)
-        self.side = np.where(np.arange(self.n) % 20 == 0, FAULT, ABOVE).astype(np.uint8)
-        self.values = np.array([VALUES[s.kind] for s in reg.sensors], float)
-        self.t = 1_700_000_000_000
-
-    def next(self, size: int, step_ms: int) -> Transitions:
-        idx = np.take(self.order, np.arange(self.pos, self.pos + size), mode="wrap")
-        self.pos = (self.pos + size) % self.n
-        idx.sort()
-        before = self.level[idx]
-        u = self.rng.random(size)
-        # 0 -> 1 (70 %) or 2; 1 -> 0 (70 %) or 2; 2 -> 0 (60 %) or 1; faults toggle
-        after = np.where(
-            before == 0,
-            np.where(u < 0.7, 1, 2),
-            np.where(before == 1, np.where(u < 0.7, 0, 2), np.where(u < 0.6, 0, 1)),
-        ).astype(np.int8)
-        fault = self.side[idx] == FAULT
-        after[fault] = np.where(before[fault] == 0, 1, 0)
-        self.level[idx] = after
-        self.t += step_ms
-        ts = self.t + self.rng.integers(0, step_ms // 2 + 1, size)
-        value = self.values[idx, after]
-        value[fault] = np.nan
-        return Transitions(idx, ts.astype(np.int64), value, self.side[idx], before, after)
-
-
-# -- the receiver (its own process) ----------------------------------------------------------
-
-
-class Receiver:
-    """Counts webhooks; for each event the receive time and the event's `arrival` (ms)."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.req_at: list[float] = []
-        self.ev_at: list[float] = []
-        self.ev_arrival: list[int] = []
-        self.keys: set[bytes] = set()
-        self.bad_signatures = 0
-        self.connections = 0
-
-    def stats(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            req_at=np.array(self.req_at),
-            ev_at=np.array(self.ev_at),
-            ev_arrival=np.array(self.ev_arrival, np.int64),
-            counts=np.array([len(self.keys), self.bad_signatures, self.connections]),
-        )
-        return buf.getvalue()
-
-    def hook(self, head: bytes, body: bytes, now: float) -> None:
-        sig = _header(head, SIGNATURE_HEADER.lower().encode())
-        expected = sign(SECRET, body).encode()
-        if sig is None or not hmac.compare_digest(sig, expected):
-            self.bad_signatures += 1
-        self.req_at.append(now)
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = {}
-        # one notification, or a batch of them ({"notifications": [...]}, webhook batch_max)
-        for note in data.get("notifications", [data]):
-            self.keys.add(str(note.get("key", "")).encode())
-            for e in note.get("events", ()):
-                self.ev_at.append(now)
-                self.ev_arrival.append(int(e["arrival"]))
-
-    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).lower()
-                length = int(_header(head, b"content-length") or b"0")
-                body = await reader.readexactly(length) if length else b""
-                now = time.time() * 1000
-                answer = b""
-                if head.startswith(b"get /_stats"):
-                    answer = self.stats()
-                elif head.startswith(b"post /_reset"):
-                    self.reset()
-                else:
-                    self.hook(head, body, now)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(answer))
-                writer.write(answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-
-def _header(head: bytes, name: bytes) -> bytes | None:
-    at = head.find(b"\r\n" + name + b":")
-    if at < 0:
-        return None
-    start = at + len(name) + 3
-    return head[start : head.index(b"\r\n", start)].strip()
-
-
-async def serve() -> None:
-    receiver = Receiver()
-    server = await asyncio.start_server(receiver.connection, "127.0.0.1", 0, backlog=1024)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    async with server:
-        await server.serve_forever()
+RECEIVER = Path(__file__).resolve().parent / "notify_receiver.py"
 
 
 # -- the hub side ----------------------------------------------------------------------------
-
-
-def apply_alone(reg: Registry, folder: Path, size: int, seconds: float) -> tuple[float, float]:
-    """Transitions/s of `AlarmBook.apply` flat out, and the p99 ms of one batch."""
-    db = StateDB(folder / "alone.db")
-    book = AlarmBook(db, reg, compile_table(reg.sensors))
-    stream, took, n = Stream(reg, seed=11), [], 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        tr = stream.next(size, 100)
-        t = time.perf_counter()
-        book.apply(tr, time.time_ns() // 1_000_000)
-        took.append(time.perf_counter() - t)
-        n += size
-    db.close()
-    return n / sum(took), float(np.percentile(took, 99) * 1000)
-
-
-async def post_loop(url: str, in_flight: int, seconds: float, client: str) -> tuple[float, float]:
-    """Requests/s of signed POSTs like a webhook's, `in_flight` at once, and the CPU µs per
-    request: `client` "hub" is the webhook channel's own (`alerts.notify.http`, as `Senders`
-    uses it), "httpx" the library it used before."""
-    event = {"event_id": 1, "arrival": time.time_ns() // 1_000_000, "sensor": "x", "tier": "red"}
-    body = orjson.dumps({"key": "k", "subscription": "t0/s", "events": [event]})
-    headers = {"Content-Type": "application/json", "Idempotency-Key": "k"}
-    headers[SIGNATURE_HEADER] = sign(SECRET, body)
-    done = 0
-    deadline = time.perf_counter() + seconds
-    pool = HttpPool()
-    async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as hx:
-
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < deadline:
-                if client == "hub":
-                    r = await pool.post(url, body, headers, 64 * 1024)
-                    done += r.status == 200
-                else:
-                    async with hx.stream("POST", url, content=body, headers=headers) as resp:
-                        await resp.aread()
-                        done += resp.status_code == 200
-
-        start, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-        took, cpu = time.perf_counter() - start, time.process_time() - cpu
-    await pool.aclose()
-    return done / took, cpu / max(done, 1) * 1e6
-
-
-class ThreadCpu:
-    """The CPU seconds spent in some calls, each measured on the thread that makes it
-    (`time.thread_time`): `AlarmBook.apply` and `Notifier.route` run in worker threads, so the
-    process's CPU less theirs is the event loop's (delivery, the producer's pacing)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def wrap(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
-        self.seconds[name] = 0.0
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.thread_time()
-            try:
-                return call(*args, **kwargs)
-            finally:
-                self.seconds[name] += time.thread_time() - start
-
-        return timed
 
 
 def backlog(db: StateDB, outbox: OutboxDB) -> tuple[int, int]:
@@ -394,16 +119,12 @@ def main() -> None:
         action="store_true",
         help="run the notifier in a process of its own on the same state database (WAL)",
     )
-    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--notifier-db", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve:
-        asyncio.run(serve())
-        return
     if args.notifier_db:
         asyncio.run(notifier_alone(args))
         return
-    child = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, str(RECEIVER)], stdout=subprocess.PIPE)
     try:
         assert child.stdout is not None
         asyncio.run(run(args, f"http://127.0.0.1:{int(child.stdout.readline())}"))
