@@ -2,18 +2,27 @@
 policies, silences and maintenance windows, disposal deadlines, SMTP and delivery settings.
 
 Pure models, like `telemetry.config`. Subscriptions, policies and silences may be written in the
-hub's YAML (under a tenant) or managed through the API; both use these models.
+hub's YAML (under a tenant) or managed through the API; both use these models. The channels are
+in `telemetry.notifychannels` and the names of alarm kinds and events in `telemetry.alarmkinds`;
+both are importable from here too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self, get_args
-from urllib.parse import urlsplit
+from typing import Annotated, Self, get_args
 
-from pydantic import Field, IPvAnyNetwork, StringConstraints, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, StringConstraints, model_validator
 
+from telemetry.alarmkinds import ALARM_KINDS, EVENT_KINDS, AlarmKind, EventKind
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Ident, Tier
+from telemetry.notifychannels import (
+    ChannelSpec,
+    EmailChannel,
+    MqttChannel,
+    SseChannel,
+    WebhookChannel,
+)
 from telemetry.ruleconfig import SensorKind
 
 __all__ = [
@@ -23,12 +32,14 @@ __all__ = [
     "MATCH_SENSOR_KINDS",
     "MAX_RECIPIENTS",
     "TENANT_LIMITS",
+    "AlarmKind",
     "ChannelSpec",
     "DisposalDeadline",
     "DisposalSpec",
     "EmailChannel",
     "EscalationPolicySpec",
     "EscalationStep",
+    "EventKind",
     "MatchSpec",
     "MqttChannel",
     "NotifySettings",
@@ -43,139 +54,6 @@ __all__ = [
 ]
 
 TIERS: tuple[str, ...] = get_args(Tier)
-
-AlarmKind = Literal[
-    "above",
-    "below",
-    "fault",
-    "no_data",
-    "action_failed",
-    "rate",
-    "early_warning",
-    "frozen",
-    "maintenance",
-    "calibration_due",
-    "data_lost",
-    "clock_behind",
-    "overspeed",
-    "fatigue",
-    "fatigue_daily",
-    "night_ban",
-    "corridor",
-    "forbidden_area",
-    "offline",
-    "drift",
-    "offline_moved",
-    "fatigue_weekly",
-    "terminal_emergency",
-    "terminal_overspeed",
-    "terminal_fatigue",
-    "terminal_danger",
-    "terminal_gnss_fault",
-    "terminal_antenna_cut",
-    "terminal_antenna_short",
-    "terminal_power_low",
-    "terminal_power_off",
-    "terminal_camera_fault",
-    "terminal_illegal_driving",
-    "terminal_tyre_pressure",
-    "terminal_blind_zone",
-    "terminal_day_driving",
-    "terminal_parking",
-    "terminal_area",
-    "terminal_route",
-    "terminal_segment_time",
-    "terminal_off_route",
-    "terminal_stolen",
-    "terminal_illegal_ignition",
-    "terminal_illegal_move",
-    "terminal_collision",
-    "terminal_rollover",
-    "terminal_door_open",
-]
-EventKind = Literal[
-    "raised",
-    "escalated",
-    "deescalated",
-    "cleared",
-    "acknowledged",
-    "centre_acknowledged",
-    "shelved",
-    "unshelved",
-    "suppressed",
-    "unsuppressed",
-    "out_of_service",
-    "in_service",
-    "commented",
-    "verified",
-    "disposed",
-    "closed",
-    "submitted",
-    "approved",
-    "returned",
-    "overdue",
-    "repeat",
-    "escalation",
-]
-# the names as tuples, for whoever lists them (the alarm kinds: alerts.table.ALARM_KIND_NAMES)
-ALARM_KINDS: tuple[str, ...] = get_args(AlarmKind)
-EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
-
-
-class WebhookChannel(_Frozen):
-    """POST of a JSON body, signed with HMAC-SHA256 over the body (header
-    `X-Hazardhub-Signature: sha256=<hex>`), with an `Idempotency-Key` header."""
-
-    type: Literal["webhook"] = "webhook"
-    url: Annotated[str, StringConstraints(pattern=r"^https?://", max_length=2000)]
-    secret: str = Field(default="", max_length=200, repr=False, description="HMAC key")
-    timeout_s: float = Field(default=5.0, gt=0, le=60)
-    batch_max: int = Field(
-        default=1,
-        ge=1,
-        le=1000,
-        description="above 1, up to this many due notifications go in one POST as "
-        '{"notifications": [...]}; the receiver drops repeats by each one\'s key',
-    )
-
-    @field_validator("url")
-    @classmethod
-    def _a_url_that_can_be_reached(cls, url: str) -> str:
-        """helper-149: a port of 99999 was taken, and every notification then died of it."""
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 (raises ValueError for a port out of range or no number)
-        except ValueError as exc:
-            raise ValueError(f"not a URL a notification can reach: {exc}") from None
-        if not parts.hostname or parts.port == 0:
-            raise ValueError("not a URL a notification can reach: no host, or port 0")
-        return url
-
-
-class EmailChannel(_Frozen):
-    type: Literal["email"] = "email"
-    to: tuple[
-        Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)], ...
-    ] = Field(min_length=1, max_length=50)
-
-
-class MqttChannel(_Frozen):
-    """Publish to `{root}/{tenant}/alarms/{site}` (QoS 1) on the hub's broker."""
-
-    type: Literal["mqtt"] = "mqtt"
-
-
-class SseChannel(_Frozen):
-    """Deliver to the hub's server-sent-events stream (`/api/v1/stream`); always on for browsers,
-    listed for completeness so that a subscription can name it."""
-
-    type: Literal["sse"] = "sse"
-
-
-ChannelSpec = Annotated[
-    WebhookChannel | EmailChannel | MqttChannel | SseChannel, Field(discriminator="type")
-]
-
 
 # what `match.sensor_kinds` may name: the sensors' kinds and the alarms of devices and gateways
 # (a typo, `methan`, matched nothing and was taken without a word)
