@@ -323,6 +323,16 @@ class NotifySettings(_Frozen):
                     "stream or topic, which the enterprise reads: the centre's subscriptions "
                     "take webhook or email"
                 )
+        # the centre's e-mails go through the same SMTP server to as many outside addresses
+        # (and hear every tenant's alarms): the tenant's limit, at load (they took 50)
+        for name, specs in (
+            ("subscriptions", self.subscriptions),
+            ("escalation_policies", self.escalation_policies),
+        ):
+            for spec in specs:
+                problem = recipients_problem(spec)
+                if problem is not None:
+                    raise ValueError(f"notify.{name}: {problem}")
         return self
 
 
@@ -338,7 +348,8 @@ _PLURAL = {
     "escalation": "escalation policies",
     "silence": "silences",
 }
-# the addresses of one e-mail channel written now (a stored one of before may have up to 50)
+# the addresses of one e-mail channel written now, a tenant's or the centre's (`notify:`); a
+# stored one of a tenant's of before may have up to 50
 MAX_RECIPIENTS = 20
 
 

@@ -115,3 +115,53 @@ def test_a_configuration_file_over_the_limit_is_refused_at_load(tmp_path: Path) 
         load_registry(path, [ROOT / "profiles"])
     assert f"at most {TENANT_LIMITS['silence']} silences" in str(err.value)
     assert "hub.yaml" in str(err.value)
+
+
+def test_the_centres_own_email_channels_take_the_tenants_limit_of_addresses(
+    tmp_path: Path,
+) -> None:
+    """The centre's `notify:` subscriptions and policies took 50 addresses where a tenant's took
+    20: its e-mails go through the same SMTP server, and hear every tenant's alarms."""
+    over = [f"p{j}@x.example" for j in range(MAX_RECIPIENTS + 1)]
+    path = tmp_path / "hub.yaml"
+    for notify, said in (
+        (
+            {"subscriptions": [{"id": "city", "channel": {"type": "email", "to": over}}]},
+            "notify.subscriptions: 'city': an e-mail channel sends to at most "
+            f"{MAX_RECIPIENTS} addresses, not {MAX_RECIPIENTS + 1}",
+        ),
+        (
+            {
+                "escalation_policies": [
+                    {
+                        "id": "chief",
+                        "steps": [{"after_s": 60, "channel": {"type": "email", "to": over}}],
+                    }
+                ]
+            },
+            f"notify.escalation_policies: 'chief': an e-mail channel sends to at most "
+            f"{MAX_RECIPIENTS} addresses",
+        ),
+    ):
+        doc = {"version": 1, "tenants": [{"id": "t"}], "notify": notify}
+        path.write_text(yaml.safe_dump(doc))
+        with pytest.raises(ConfigError) as err:
+            load_registry(path, [ROOT / "profiles"])
+        assert said in str(err.value), str(err.value)
+        assert "hub.yaml" in str(err.value) and "mailing list" in str(err.value)
+    doc["notify"] = {
+        "subscriptions": [{"id": "city", "channel": {"type": "email", "to": over[:-1]}}]
+    }
+    path.write_text(yaml.safe_dump(doc))
+    load_registry(path, [ROOT / "profiles"])  # 20: taken
+
+
+async def test_a_configuration_put_with_a_centre_channel_over_the_limit_is_refused(
+    rig: Rig,
+) -> None:
+    doc = await config_doc(rig)
+    over = [f"p{j}@x.example" for j in range(MAX_RECIPIENTS + 1)]
+    doc["notify"] = {"subscriptions": [{"id": "city", "channel": {"type": "email", "to": over}}]}
+    r = await rig.client.put("/api/v1/config", json=doc, headers=auth("admin"))
+    assert r.status_code == 422, r.text
+    assert f"at most {MAX_RECIPIENTS} addresses" in r.text
