@@ -1,7 +1,8 @@
 """`create_app(ctx)`: the HTTP API over the hub's registry, stores and alarms.
 
 Every ``/api/v1`` route and ``/metrics`` require a bearer API key and scope what they return to the
-caller's tenants. ``/healthz``, ``/readyz`` and the OpenAPI pages at ``/docs`` are open.
+caller's tenants. ``/healthz``, ``/readyz`` (its reason in full for an admin key of every tenant:
+`api.readiness`) and the OpenAPI pages at ``/docs`` are open.
 
 The `/api/v1` routes of this module's router are in `api.sensors` (the sensors and their
 readings), `api.livestream` (the live stream) and `api.vehicles`, added to it in the order they
@@ -18,7 +19,6 @@ from fastapi.responses import (
     FileResponse,
     HTMLResponse,
     PlainTextResponse,
-    Response,
 )
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -43,6 +43,7 @@ from api.keys import key_router
 from api.livestream import stream_route
 from api.models import MePublic
 from api.problems import BodyLimit, Unhandled, install_problem_handlers
+from api.readiness import readyz
 from api.registry import registry_router
 from api.rulepacks import rule_pack_router
 from api.sensors import sensor_routes
@@ -143,12 +144,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
-    def readyz(ctx: Ctx) -> Response:
-        why = ctx.not_ready()
-        if why is None:
-            return PlainTextResponse("ready\n")
-        return PlainTextResponse(f"not ready: {why}\n", status_code=503)
+    # open: health probes carry no key (the reason in full for the centre's admin)
+    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["ops"])
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics(ctx: Ctx, caller: Caller) -> PlainTextResponse:

@@ -14,23 +14,27 @@ import pytest
 from test_bad_input import GOOD_TOPIC, batch
 
 import ingest.service
+from api.auth import hash_key
 from hazardhub.hub import Hub, HubSettings
+from telemetry.config import ApiKeySpec
 
 from e2e_helpers import eventually, mine_registry, running_hub
 from services import InfluxService, free_port
 
+ADMIN = "hh_admin-readyz"  # the centre's admin reads the reason in full; a probe, the cause
+
 
 @pytest.mark.parametrize(
-    ("held_s", "stalled_s", "said"),
+    ("held_s", "stalled_s", "said", "cause"),
     [
-        (1.0, 1000.0, "the store has refused readings since "),
+        (1.0, 1000.0, "the store has refused readings since ", "store_held"),
         # a batch waiting to be judged, whatever holds it (helper-107: a flood of one tenant's
         # alarms held every tenant's judging for minutes, and /readyz said ready)
-        (1000.0, 1.0, "a batch taken "),
+        (1000.0, 1.0, "a batch taken ", "ingest_stalled"),
     ],
 )
 async def test_readyz_says_the_store_holds_ingest_until_it_takes_readings_again(
-    mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_s, stalled_s, said
+    mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_s, stalled_s, said, cause
 ) -> None:
     monkeypatch.setattr(ingest.service, "STORE_HELD_S", held_s)
     monkeypatch.setattr(ingest.service, "STALLED_S", stalled_s)
@@ -45,6 +49,7 @@ async def test_readyz_says_the_store_holds_ingest_until_it_takes_readings_again(
             influx_url=influx.url,
             spool_max_bytes=600,  # a batch or two's rows
         ),
+        extra_keys=[ApiKeySpec(name="admin", sha256=hash_key(ADMIN), role="admin")],
     )
     try:
         async with (
@@ -63,7 +68,9 @@ async def test_readyz_says_the_store_holds_ingest_until_it_takes_readings_again(
                 return r if r.status_code == 503 else None
 
             r = await eventually(refused, 20, "/readyz to say the store holds ingest")
-            assert r.text.startswith(f"not ready: {said}"), r.text
+            assert r.text == f"not ready: {cause}\n", r.text
+            r = await api.get("/readyz", headers={"Authorization": f"Bearer {ADMIN}"})
+            assert r.status_code == 503 and r.text.startswith(f"not ready: {said}"), r.text
 
             influx.start()  # InfluxDB back: the spool drains, ingest goes on
 
@@ -79,3 +86,29 @@ async def test_readyz_says_the_store_holds_ingest_until_it_takes_readings_again(
             await eventually(all_stored, 30, "every batch held stored")
     finally:
         influx.stop()
+
+
+def test_the_cause_code_says_nothing_of_the_reasons_words() -> None:
+    """The reasons `IngestService.not_ready` gives, as a probe without a key reads them: the
+    code alone (a spool folder's path, InfluxDB's host and words are the centre's admin's)."""
+    from api.readiness import UNKNOWN, cause_code
+
+    spool = "/var/lib/hazardhub/spool"
+    for why, code in (
+        ("not subscribed to the broker: no reading is heard", "broker"),
+        (
+            f"the store refuses writes (spool_disk: spool {spool}: [Errno 28] No space left on "
+            "device): readings are judged and kept in the disk spool until it is fixed",
+            "spool_disk",
+        ),
+        (
+            "the store refuses writes since 2026-12-01T12:00:00+00:00 (influxdb_auth: influxdb "
+            "write: HTTP 401: authorization failed): ingest holds the messages",
+            "influxdb_auth",
+        ),
+        ("the store has refused readings since 2026-12-01T12:00:00+00:00 (7 s): ...", "store_held"),
+        ("a batch taken 61 s ago is not judged yet: alarms are that late", "ingest_stalled"),
+        (f"something new at {spool} on db.example:8086", UNKNOWN),
+        (f"the store refuses writes (Spool {spool}: x)", UNKNOWN),
+    ):
+        assert cause_code(why) == code, why

@@ -22,8 +22,10 @@ import pytest
 from test_bad_input import GOOD_TOPIC
 
 import ingest.service
+from api.auth import hash_key
 from hazardhub.hub import Hub, HubSettings
 from telemetry.codec import TelemetryBatch, encode
+from telemetry.config import ApiKeySpec
 
 from e2e_helpers import eventually, mine_registry, running_hub
 from services import InfluxService, MosquittoService, free_port
@@ -59,8 +61,32 @@ def _set_password(influx: InfluxService, password: str, now: str) -> None:
         assert resp.status == 200
 
 
-async def _readyz(api: httpx.AsyncClient) -> httpx.Response:
-    return await api.get("/readyz")
+# the centre's admin reads /readyz's reason in full; anyone else (a probe without a key, an
+# operator, a key that does not work) the short cause only (the reason named InfluxDB's host and
+# words, a spool folder's path, to anyone who reached the port)
+ADMIN, OPERATOR, ENTERPRISE = "hh_admin-readyz", "hh_operator-readyz", "hh_coal-readyz"
+KEYS = [
+    ApiKeySpec(name="admin", sha256=hash_key(ADMIN), role="admin"),
+    ApiKeySpec(name="op", sha256=hash_key(OPERATOR), role="operator"),
+    ApiKeySpec(
+        name="coal", sha256=hash_key(ENTERPRISE), role="enterprise", tenants=("north-coal",)
+    ),
+]
+
+
+async def _readyz(api: httpx.AsyncClient, key: str | None = None) -> httpx.Response:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return await api.get("/readyz", headers=headers)
+
+
+async def _said_short_to_all_but_the_admin(api: httpx.AsyncClient, cause: str) -> str:
+    """The short answer to a probe and to every key but the centre's admin's; the admin's."""
+    for key in (None, OPERATOR, ENTERPRISE, "hh_no-such-key", ADMIN + "x"):
+        r = await _readyz(api, key)
+        assert (r.status_code, r.text) == (503, f"not ready: {cause}\n"), (key, r.text)
+    r = await _readyz(api, ADMIN)
+    assert r.status_code == 503 and r.text.startswith("not ready: "), r.text
+    return r.text
 
 
 async def test_a_rotated_influxdb_password_spools_and_judges_and_says_not_ready(
@@ -79,6 +105,7 @@ async def test_a_rotated_influxdb_password_spools_and_judges_and_says_not_ready(
                 influx_url=influx.url.replace("http://", "http://hub:pw-one@"),
                 influx_database="hh",
             ),
+            extra_keys=KEYS,
         )
         caplog.set_level(logging.INFO, logger="ingest")  # (httpx logs URLs: the CLI quiets it)
         async with (
@@ -107,8 +134,10 @@ async def test_a_rotated_influxdb_password_spools_and_judges_and_says_not_ready(
                 r = await _readyz(api)
                 return r if r.status_code == 503 else None
 
-            r = await eventually(not_ready, 20, "/readyz to say the store refuses writes")
-            assert "influxdb_auth" in r.text and "HTTP 401" in r.text, r.text
+            await eventually(not_ready, 20, "/readyz to say the store refuses writes")
+            said = await _said_short_to_all_but_the_admin(api, "influxdb_auth")
+            assert "influxdb_auth" in said and "HTTP 401" in said, said
+            assert "authorization failed" in said, said  # InfluxDB's words: the admin's only
             assert hub.statedb.dead_letters() == []
             metrics = hub.metrics
             assert metrics.get("hazardhub_messages_rejected_total", reason="store_refused") == 0
@@ -137,6 +166,7 @@ async def test_a_full_disk_holds_the_embedded_store_until_space_is_freed(
     hub = Hub(
         mine_registry(free_port(), 1.0),
         HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
+        extra_keys=KEYS,
     )
     store = hub.store
 
@@ -160,8 +190,9 @@ async def test_a_full_disk_holds_the_embedded_store_until_space_is_freed(
             r = await _readyz(api)
             return r if r.status_code == 503 else None
 
-        r = await eventually(not_ready, 20, "/readyz to say the store refuses writes")
-        assert "sqlite_full" in r.text and "unacknowledged" in r.text, r.text
+        await eventually(not_ready, 20, "/readyz to say the store refuses writes")
+        said = await _said_short_to_all_but_the_admin(api, "sqlite_full")
+        assert "sqlite_full" in said and "unacknowledged" in said, said
         assert hub.statedb.dead_letters() == []
         assert hub.metrics.get("hazardhub_store_unavailable_total", cause="sqlite_full") > 0
         assert hub.metrics.get("hazardhub_messages_rejected_total", reason="store_refused") == 0
