@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import KeyRing
 from api.context import Ctx
 
-__all__ = ["cause_code", "readyz"]
+__all__ = ["UNKNOWN", "cause_code", "readyz"]
 
 _bearer = HTTPBearer(auto_error=False, description="an admin key of every tenant: the details")
 
