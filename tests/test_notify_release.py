@@ -175,3 +175,20 @@ async def test_no_repeat_of_an_alarm_held_while_its_release_waits_to_be_routed(r
     assert told(rig.sent[1:], "comm") == []
     got = told(await rig.pump(), "comm")
     assert got == [(DEVICE, "cleared"), *[(p, "released") for p in WATCHED if p != "co"]]
+
+
+async def test_a_device_told_before_its_gateway_went_offline_is_told_when_it_clears(rig):
+    """helper-178's drill: a gateway stopped; each device's comm loss was raised (and told) a
+    second before the gateway's offline alarm, and cleared beside it when the gateway came
+    back, while the gateway's alarm was still active: the clear was held back as explained by
+    the gateway, and the duty desk kept three device outages that had ended. An end is told to
+    whoever was told of the raise."""
+    rig.subscribe(id="comm", match={"alarm_kinds": ["no_data"]})
+    silent(rig)
+    assert told(await rig.pump(), "comm") == [(DEVICE, "raised")]
+    gateway(rig, True)
+    assert told(await rig.pump(1), "comm") == [(GATEWAY, "raised")]
+    rig.feed("co", [5.0])  # the device answers before the gateway's alarm is cleared
+    assert (DEVICE, "cleared") in told(await rig.pump(1), "comm")
+    gateway(rig, False)
+    assert (GATEWAY, "cleared") in told(await rig.pump(1), "comm")

@@ -165,8 +165,11 @@ def _holder(ev: EventView, sensor: str, device: str) -> EventView:
 def explained_by(ev: EventView, down: frozenset[str]) -> tuple[EventView, ...]:
     """The active alarms of a gateway offline or a device in comm loss (`down`: their ids)
     that explain the event's no-data or fault alarm, as their raise. A subscription that is
-    told of one of them (it matches its raise) is not told of the event: inhibition."""
-    if ev.kind not in _PROCESS and ev.match_kind != "raised":
+    told of one of them (it matches its raise) is not told of the event: inhibition. An end
+    (clear, step down) is never explained: who was told of the raise (the device's comm loss
+    raised a second before its gateway went offline) must hear it; who was not is held back
+    by the hold recorded at the raise (`alerts.notify.routing`)."""
+    if ev.kind in _ENDS or (ev.kind not in _PROCESS and ev.match_kind != "raised"):
         return ()
     return tuple(h for h in holders(ev) if h.sensor in down)
 
