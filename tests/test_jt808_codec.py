@@ -479,6 +479,10 @@ def directory() -> Directory:
     )
 
 
+def _resend_request(e: object) -> bool:
+    return isinstance(e, Send) and decode_frame(e.data).header.msg_id == 0x8003
+
+
 def frames_of(events: list[object]) -> list[object]:
     out = []
     for e in events:
@@ -582,12 +586,17 @@ def test_each_sub_package_is_answered_by_its_serial_and_the_message_when_stored(
     s.feed(encode_frame(Header(0x0102, 2, phone), Authenticate(resp.auth_code).encode(False)), 0)
     assert s.state is State.AUTHENTICATED
     answers = []
+    asked = []
     for n, frame in enumerate(frames):  # a slow link: 50 s apart, 100 s in all
         ev = s.feed(frame, n * 50_000)
-        answers += frames_of(ev)
+        asked += [e.detail for e in ev if isinstance(e, Problem) and e.kind == "packets_asked"]
+        answers += frames_of([e for e in ev if not _resend_request(e)])
         published = [e for e in ev if isinstance(e, Publish)]
         assert len(published) == (n == 2)
     assert answers == [PlatformResponse(40 + n, 0x0704, 0) for n in range(3)]
+    # silent 15 s and more, the message's missing sub-packages were asked for (0x8003)
+    ask = "message 0x0704 of serial 40: sub-packages {} asked for again (0x8003)"
+    assert asked == [ask.format("2, 3"), ask.format("3")]
     assert len(published[0].records) == 60
 
 

@@ -43,6 +43,7 @@ class Connection(asyncio.Protocol):
             server.bindings,
             max_bad_frames=server.max_bad_frames,
             repeats=server.repeats,
+            packets=server.packet_policy,
         )
         self.transport: asyncio.Transport | None = None
         self.last_rx = 0.0
@@ -89,6 +90,17 @@ class Connection(asyncio.Protocol):
         self.last_rx = self.server.loop_time()
         try:
             self.server.handle(self, self.session.feed(data, self.server.clock_ms()))
+        except Exception:
+            self.server.counters["internal_error"] += 1
+            log.exception("jt808: error handling %s (%s); closing it", self.peer, self.vehicle)
+            self.close(abort=True)
+
+    def tick(self, now_ms: int) -> None:
+        """The session's time-driven events (sub-packages asked for again, or dropped)."""
+        if self.server.stopping:
+            return
+        try:
+            self.server.handle(self, self.session.tick(now_ms))
         except Exception:
             self.server.counters["internal_error"] += 1
             log.exception("jt808: error handling %s (%s); closing it", self.peer, self.vehicle)

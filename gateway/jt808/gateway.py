@@ -13,6 +13,7 @@ from pathlib import Path
 from gateway.jt808.bindings import BINDINGS_FILE
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.hold import HoldPolicy
+from gateway.jt808.packets import PacketPolicy
 from gateway.jt808.presence import Presence
 from gateway.jt808.server import Jt808Server
 from gateway.jt808.uplink import PositionUplink
@@ -56,6 +57,7 @@ class Jt808Gateway:
         follow_every_s: float = 10.0,
         hold: HoldPolicy | None = None,
         remind_within_s: float = 60.0,
+        packets: PacketPolicy | None = None,
     ) -> None:
         """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
         it changed (vehicles added through the hub's API: `hazardhub jt808 --data-dir`).
@@ -65,7 +67,8 @@ class Jt808Gateway:
         terminal's positions are held for a blind-area backlog older than them (`HoldPolicy`:
         15 s at most after an authentication by default). `remind_within_s`: a reminder to a
         driver (0x8300) reaches the terminal within this long after the hub asked, or is
-        dropped."""
+        dropped. `packets`: how sub-packaged messages are joined, their missing sub-packages
+        asked for again (0x8003) and dropped (`PacketPolicy`)."""
         del secret
         self.listen = listen
         self.spool = Spool(
@@ -98,6 +101,7 @@ class Jt808Gateway:
             bindings_file=spool_dir / BINDINGS_FILE,
             hold=hold,
             remind_within_s=remind_within_s,
+            packets=packets,
         )
         # the uplink's counters (``publish_refused``) in the server's reports
         self.uplink.counters = self.server.counters

@@ -14,13 +14,13 @@ import enum
 from dataclasses import replace
 
 from gateway.jt808.events import Close, Event, Problem, Send
+from gateway.jt808.packets import RESEND_REQUEST, Packets, resend_body
 from telemetry.jt808.codec import (
     BadFrame,
     Frame,
     FrameReader,
     Header,
     Jt808Error,
-    Reassembler,
     ReassemblyFullError,
     VersionError,
     encode_frame,
@@ -70,13 +70,18 @@ class Link:
     header: Header | None
     max_bad_frames: int
     _reader: FrameReader
-    _parts: Reassembler
+    _parts: Packets
     _serial: int
     _bad_in_a_row: int
 
     @property
     def closed(self) -> bool:
         return self.state is State.CLOSED
+
+    @property
+    def packets_pending(self) -> int:
+        """Sub-packaged messages open (not whole yet)."""
+        return self._parts.pending
 
     def next_serial(self) -> int:
         s = self._serial
@@ -90,9 +95,7 @@ class Link:
         if not data:
             self.state = State.CLOSED
             return [Close("closed by the terminal")]
-        events: list[Event] = []
-        for h in self._parts.expire(now_ms):
-            events.append(Problem("incomplete_packets", f"message {h.msg_id:#06x} timed out"))
+        events = self.tick(now_ms)
         for item in self._reader.feed(data):
             if isinstance(item, BadFrame):
                 self._bad(item, events)
@@ -100,6 +103,36 @@ class Link:
                 self._frame(item, now_ms, events)
             if self.closed:
                 break
+        return events
+
+    def tick(self, now_ms: int) -> list[Event]:
+        """The time-driven part of sub-packaged messages: the missing sub-packages asked for
+        (0x8003) of a group silent a while, a group silent too long dropped."""
+        if not self._parts.pending:
+            return []
+        events: list[Event] = []
+        asks, dropped = self._parts.tick(now_ms)
+        for h, missing in dropped:
+            events.append(
+                Problem(
+                    "incomplete_packets",
+                    f"message {h.msg_id:#06x} of serial {h.serial}: sub-packages "
+                    f"{_indexes(missing)} of {h.packet[0] if h.packet else '?'} never came",
+                )
+            )
+        if self.state is not State.AUTHENTICATED:  # (groups are kept once authenticated)
+            return events
+        for ask in asks:
+            reply = ask.header.reply(RESEND_REQUEST, self.next_serial())
+            body = resend_body(ask.first_serial, ask.indexes, reply.is_2019)
+            events.append(Send(encode_frame(reply, body)))
+            events.append(
+                Problem(
+                    "packets_asked",
+                    f"message {ask.header.msg_id:#06x} of serial {ask.first_serial}: "
+                    f"sub-packages {_indexes(list(ask.indexes))} asked for again (0x8003)",
+                )
+            )
         return events
 
     def encode(self, msg: Message) -> bytes:
@@ -148,7 +181,7 @@ class Link:
                 self._refuse(h, events)
             return
         try:
-            whole = self._parts.add(frame, now_ms)
+            joined = self._parts.add(frame, now_ms)
         except ReassemblyFullError as exc:  # the terminal sends it again later
             events.append(Problem("reassembly_full", str(exc)))
             self._answer(h, PlatformResponse.FAILED, events)
@@ -157,6 +190,9 @@ class Link:
             events.append(Problem("bad_frame", str(exc)))
             self._answer(h, PlatformResponse.MESSAGE_ERROR, events)
             return
+        if joined.kind is not None:  # a copy, or one asked for again that came with a new serial
+            events.append(Problem(joined.kind, f"message {h.msg_id:#06x} sub-package {h.packet}"))
+        whole = joined.whole
         if whole is None:  # a sub-package received: answered at once, by its own serial (a
             self._answer(h, PlatformResponse.OK, events)  # terminal may wait for it to go on)
             return
@@ -201,3 +237,9 @@ class Link:
         """Handle a message the state accepts (the phases after the link's: `Session`); `body`
         is the whole body it was decoded from."""
         raise NotImplementedError
+
+
+def _indexes(indexes: list[int]) -> str:
+    """Sub-package indexes for a log line: the first 10 and how many more."""
+    shown = ", ".join(map(str, indexes[:10]))
+    return shown + (f" and {len(indexes) - 10} more" if len(indexes) > 10 else "")

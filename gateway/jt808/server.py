@@ -56,6 +56,7 @@ from gateway.jt808.hold import HoldPolicy
 from gateway.jt808.holding import Holding
 from gateway.jt808.keep import read_held, read_served, write_served
 from gateway.jt808.limits import ConnectionLimits, Quiet, default_max_connections
+from gateway.jt808.packets import PacketPolicy
 from gateway.jt808.reminders import Reminders
 from gateway.jt808.repeats import Repeats
 from gateway.jt808.uplink import PositionUplink
@@ -101,6 +102,7 @@ class Jt808Server(Delivery):
         bindings_file: Path | None = None,
         hold: HoldPolicy | None = None,
         remind_within_s: float = 60.0,
+        packets: PacketPolicy | None = None,
     ) -> None:
         """`served_file`: where the vehicles served here are kept across a restart (see
         `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
@@ -108,7 +110,9 @@ class Jt808Server(Delivery):
         without it). `max_connections`: by default the open-file limit less a reserve.
         `hold`: how long positions are held for a backlog older than them (`HoldPolicy`).
         `remind_within_s`: a driver reminder goes to the terminal within this long after the
-        hub asked, or is dropped (`Reminders`).
+        hub asked, or is dropped (`Reminders`). `packets`: how long a sub-packaged message
+        may take, its missing sub-packages asked for again (0x8003), and how many are open per
+        connection (`PacketPolicy`).
         `secret` is no longer used (auth codes are random, kept in the bindings): taken so
         that callers of before keep working."""
         del secret
@@ -130,6 +134,7 @@ class Jt808Server(Delivery):
         self.write_buffer_max = WRITE_BUFFER_MAX  # a terminal that does not read is closed
         self.clock_ms = clock_ms
         self.hold_policy = hold if hold is not None else HoldPolicy()
+        self.packet_policy = packets if packets is not None else PacketPolicy()
         self.counters: Counter[str] = Counter()
         self.holding = Holding(
             uplink, self.hold_policy, self.counters, self.quiet, clock_ms, self.loop
@@ -247,6 +252,7 @@ class Jt808Server(Delivery):
                     await asyncio.wait_for(stop.wait(), timeout=period)
                 except TimeoutError:
                     self.close_idle()
+                    self.tick_packets()
                     self.expire_confirmations()
                     self.reminders.expire(self.clock_ms())
                     if self.loop_time() >= next_report:
@@ -283,6 +289,14 @@ class Jt808Server(Delivery):
         self._reported = self.counters.copy()
         log.info("%s", line)
         return line
+
+    def tick_packets(self) -> None:
+        """Ask terminals for the sub-packages missing from a message silent a while (0x8003),
+        and drop those silent too long (``incomplete_packets``)."""
+        now = self.clock_ms()
+        for conn in list(self.connections):
+            if conn.session.packets_pending:
+                conn.tick(now)
 
     def close_idle(self) -> int:
         deadline = self.loop_time() - self.idle_timeout_s

@@ -35,10 +35,11 @@ from gateway.jt808.events import (
 )
 from gateway.jt808.hold import Source
 from gateway.jt808.link import ACCEPTS, State
+from gateway.jt808.packets import PacketPolicy, Packets
 from gateway.jt808.records import position_record
 from gateway.jt808.repeats import Repeats, repeat_key
 from telemetry.codec import MAX_FUTURE_MS
-from telemetry.jt808.codec import FrameReader, Header, Jt808Error, Reassembler
+from telemetry.jt808.codec import FrameReader, Header, Jt808Error
 from telemetry.jt808.messages import (
     AlarmConfirm,
     Authenticate,
@@ -95,11 +96,13 @@ class Session(Admission):
         max_frame: int = 4096,
         max_bad_frames: int = 20,
         repeats: Repeats | None = None,
+        packets: PacketPolicy | None = None,
     ) -> None:
         """`bindings`: which terminal each vehicle is, and its auth code (the server's, shared
         by its connections; without it, this session's own, in memory). `repeats`: each
         vehicle's location messages taken lately (the server's, shared likewise: a terminal
-        may send again on a new connection)."""
+        may send again on a new connection). `packets`: how sub-packaged messages are joined
+        and asked for again (`PacketPolicy`)."""
         self.directory = directory
         self.bindings = bindings if bindings is not None else Bindings()
         self.repeats = repeats if repeats is not None else Repeats()
@@ -111,7 +114,7 @@ class Session(Admission):
         self.header: Header | None = None  # the terminal's last good header (version, phone)
         self.vehicle: VehicleRef | None = None
         self._reader = FrameReader(max_frame)
-        self._parts = Reassembler()
+        self._parts = Packets(packets)
         self._serial = 0
         self._bad_in_a_row = 0
         self.max_bad_frames = max_bad_frames
