@@ -235,3 +235,77 @@ async def test_a_message_not_taken_is_taken_when_it_comes_again(  # type: ignore
     finally:
         sub.cancel()
         await asyncio.gather(sub, return_exceptions=True)
+
+
+async def test_a_retransmission_across_a_gateway_restart_is_published_once(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    """The window lived in memory: a gateway restarted between a message and its
+    retransmission (the answer lost with the old process's link) published it twice, and the hub
+    counted the second record late. It is kept in the spool folder now."""
+
+    def gateway() -> Jt808Gateway:
+        return Jt808Gateway(
+            registry,
+            listen=("127.0.0.1", 0),
+            broker=(mosquitto.host, mosquitto.port),
+            spool_dir=tmp_path / "spool",
+            hold=HoldPolicy(live_s=0),
+        )
+
+    got: list[tuple[str, list[dict[str, object]]]] = []
+    ready = asyncio.Event()
+    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
+    await asyncio.wait_for(ready.wait(), 5)
+    first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
+    batch = BatchLocation(BatchLocation.BACKFILL, (location_of(fix(1)), location_of(fix(2))))
+    backfill = frame(MsgId.BATCH_LOCATION, 8, batch.encode(False))
+    try:
+        async with running(gateway()) as (host, port):
+            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+                await t.login()
+            assert t.auth_code is not None
+            raw = RawTerminal()
+            await raw.open(host, port, t.auth_code)
+            await raw.send(first, 1)
+            await raw.send(backfill, 1)
+            await raw.close()
+            await until(lambda: len([r for _, rs in got for r in rs]) == 3)
+
+        gw = gateway()  # the same spool folder
+        async with running(gw) as (host, port):
+            again = RawTerminal()
+            await again.open(host, port, t.auth_code)
+            await again.send(first, 1)  # sent again: its answer was lost
+            await again.send(backfill, 1)
+            await again.send(frame(MsgId.LOCATION, 9, location_of(fix(3)).encode(False)), 1)
+            await again.close()
+            assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [(7, 0), (8, 0), (9, 0)]
+            await until(lambda: any(r["ts"] == fix(3).ts_ms for _, rs in got for r in rs))
+            stamps = [r["ts"] for _, records in got for r in records]
+            assert sorted(stamps) == [fix(i).ts_ms for i in range(4)]  # each once
+            assert gw.server.counters["retransmitted"] == 2
+    finally:
+        sub.cancel()
+        await asyncio.gather(sub, return_exceptions=True)
+
+
+def test_the_kept_window_is_bounded_and_forgets_old_keys(tmp_path: Path) -> None:
+    """At most WINDOW rows per vehicle in the file; keys older than KEEP_MS are not read back."""
+    from gateway.jt808.repeats import KEEP_MS
+
+    path = tmp_path / "repeats.db"
+    a, b = VehicleRef("t", "a"), VehicleRef("t", "b")
+    repeats = Repeats(path=path, now_ms=0)
+    keys = [repeat_key(MsgId.LOCATION, k, b"body") for k in range(WINDOW + 5)]
+    for n, key in enumerate(keys):
+        repeats.remember(a, key, 1_000 + n)
+    repeats.remember(b, keys[0], 1_000)
+    repeats.close()
+    back = Repeats(path=path, now_ms=2_000)
+    assert len(back) == WINDOW + 1
+    assert not back.seen(a, keys[4]) and all(back.seen(a, k) for k in keys[5:])
+    back.remember(a, keys[0], 3_000)  # the oldest of the ring goes, as in memory
+    assert not back.seen(a, keys[5]) and back.seen(a, keys[0])
+    back.close()
+    assert len(Repeats(path=path, now_ms=3_000 + KEEP_MS)) == 1  # the one of 3_000 only

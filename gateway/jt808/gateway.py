@@ -99,6 +99,7 @@ class Jt808Gateway:
             served_file=spool_dir / f"served-jt808-{name}.json",
             held_file=spool_dir / f"held-jt808-{name}.json",
             bindings_file=spool_dir / BINDINGS_FILE,
+            repeats_file=spool_dir / f"repeats-jt808-{name}.db",
             hold=hold,
             remind_within_s=remind_within_s,
             packets=packets,

@@ -100,6 +100,7 @@ class Jt808Server(Delivery):
         served_file: Path | None = None,
         held_file: Path | None = None,
         bindings_file: Path | None = None,
+        repeats_file: Path | None = None,
         hold: HoldPolicy | None = None,
         remind_within_s: float = 60.0,
         packets: PacketPolicy | None = None,
@@ -107,7 +108,9 @@ class Jt808Server(Delivery):
         """`served_file`: where the vehicles served here are kept across a restart (see
         `served`); `held_file`: the same for the confirmations kept (`held`); `bindings_file`:
         which terminal each vehicle is bound to, and its auth code (`Bindings`; in memory
-        without it). `max_connections`: by default the open-file limit less a reserve.
+        without it); `repeats_file`: each vehicle's location messages taken lately (`Repeats`:
+        a retransmission across a restart is not published twice; in memory without it).
+        `max_connections`: by default the open-file limit less a reserve.
         `hold`: how long positions are held for a backlog older than them (`HoldPolicy`).
         `remind_within_s`: a driver reminder goes to the terminal within this long after the
         hub asked, or is dropped (`Reminders`). `packets`: how long a sub-packaged message
@@ -119,7 +122,7 @@ class Jt808Server(Delivery):
         self.directory = Directory(registry.vehicles.values())
         self.bindings = Bindings(bindings_file)
         # each vehicle's location messages taken lately: one sent again is not published again
-        self.repeats = Repeats()
+        self.repeats = Repeats(path=repeats_file, now_ms=clock_ms())
         self.auth_timeout_s = auth_timeout_s
         self.limits = ConnectionLimits(
             max_connections if max_connections is not None else default_max_connections(),
@@ -252,6 +255,7 @@ class Jt808Server(Delivery):
                     await asyncio.wait_for(stop.wait(), timeout=period)
                 except TimeoutError:
                     self.close_idle()
+                    self.repeats.flush()
                     self.tick_packets()
                     self.expire_confirmations()
                     self.reminders.expire(self.clock_ms())
@@ -274,6 +278,7 @@ class Jt808Server(Delivery):
             if self._loop is not None:
                 self._loop.set_exception_handler(self._handler_before)
             self.bindings.close()
+            self.repeats.close()
             self.report_counters()
 
     def report_counters(self) -> str | None:
@@ -320,7 +325,7 @@ class Jt808Server(Delivery):
             elif isinstance(ev, Publish):
                 self.holding.take(conn, ev)  # durable (held or queued), then the ack that follows
             elif isinstance(ev, Remember):  # (after its Publish, if any: taken)
-                self.repeats.remember(ev.vehicle, ev.key)
+                self.repeats.remember(ev.vehicle, ev.key, self.clock_ms())
             elif isinstance(ev, Problem):
                 counters[ev.kind] += 1
                 level = logging.WARNING if ev.kind in _WARN_KINDS else logging.DEBUG
