@@ -112,12 +112,13 @@ class Link:
             return []
         events: list[Event] = []
         asks, dropped = self._parts.tick(now_ms)
-        for h, missing in dropped:
+        for gone in dropped:
+            total = gone.header.packet[0] if gone.header.packet else "?"
             events.append(
                 Problem(
                     "incomplete_packets",
-                    f"message {h.msg_id:#06x} of serial {h.serial}: sub-packages "
-                    f"{_indexes(missing)} of {h.packet[0] if h.packet else '?'} never came",
+                    f"message {gone.header.msg_id:#06x} of serial {gone.first_serial}: "
+                    f"sub-packages {_indexes(list(gone.indexes))} of {total} never came",
                 )
             )
         if self.state is not State.AUTHENTICATED:  # (groups are kept once authenticated)

@@ -141,7 +141,7 @@ class Packets:
         group = self._open.get(key)
         kind: str | None = None
         if group is None:
-            if self._copy(h.msg_id, total, index, h.serial, key):
+            if self._copy(h.msg_id, total, index, h.serial, key, now_ms):
                 return Joined(None, "packet_repeated")
             group = self._asked_for(h.msg_id, total, index)
             kind = None if group is None else "packet_resent"
@@ -168,13 +168,15 @@ class Packets:
         body = b"".join(group.parts[i] for i in range(1, total + 1))
         return Joined(Frame(replace(h, serial=group.first, packet=None), body), kind)
 
-    def _copy(self, msg_id: int, total: int, index: int, serial: int, key: object) -> bool:
-        """A sub-package joined before, to a group open or closed lately."""
-        if any(
-            c.key == key or (c.key[:2] == (msg_id, total) and (index, serial) in c.seen)
-            for c in self._closed
-        ):
-            return True
+    def _copy(
+        self, msg_id: int, total: int, index: int, serial: int, key: object, now_ms: int
+    ) -> bool:
+        """A sub-package joined before, to a group open or closed within `max_age_ms`."""
+        for c in self._closed:
+            if now_ms - c.closed_ms > self.policy.max_age_ms:
+                continue
+            if c.key == key or (c.key[:2] == (msg_id, total) and (index, serial) in c.seen):
+                return True
         return any(
             (g.header.msg_id, g.total) == (msg_id, total) and (index, serial) in g.seen
             for g in self._open.values()
@@ -187,17 +189,17 @@ class Packets:
                 return g
         return None
 
-    def tick(self, now_ms: int) -> tuple[list[Ask], list[tuple[Header, list[int]]]]:
-        """The requests due (0x8003), and the groups dropped (their first header and the
-        indexes missing); closed groups older than `max_age_ms` are forgotten."""
+    def tick(self, now_ms: int) -> tuple[list[Ask], list[Ask]]:
+        """The requests due (0x8003), and the groups dropped (with the indexes that never
+        came); closed groups older than `max_age_ms` are forgotten."""
         p = self.policy
         self._closed = [c for c in self._closed if now_ms - c.closed_ms <= p.max_age_ms]
         asks: list[Ask] = []
-        dropped: list[tuple[Header, list[int]]] = []
+        dropped: list[Ask] = []
         for key, g in list(self._open.items()):
             if now_ms - g.heard_ms > p.max_age_ms:
                 del self._open[key]
-                dropped.append((g.header, g.missing()))
+                dropped.append(Ask(g.header, g.first, tuple(g.missing())))
                 continue
             since = now_ms - max(g.heard_ms, g.asked_ms)
             if g.asks < p.max_asks and since >= p.ask_after_ms:
