@@ -302,6 +302,7 @@ def test_the_kept_window_is_bounded_and_forgets_old_keys(tmp_path: Path) -> None
         repeats.remember(a, key, 1_000 + n)
     repeats.remember(b, keys[0], 1_000)
     repeats.close()
+    assert path.stat().st_mode & 0o777 == 0o600  # whose vehicles these are: the spool's mode
     back = Repeats(path=path, now_ms=2_000)
     assert len(back) == WINDOW + 1
     assert not back.seen(a, keys[4]) and all(back.seen(a, k) for k in keys[5:])

@@ -34,6 +34,7 @@ from array import array
 from pathlib import Path
 
 from gateway.jt808.directory import VehicleRef
+from telemetry.private import keep_private
 
 __all__ = ["KEEP_MS", "WINDOW", "Repeats", "repeat_key"]
 
@@ -130,6 +131,7 @@ class Repeats:
             self._db = None
 
     def _open(self, path: Path, now_ms: int) -> None:
+        keep_private(path.parent, (path.name,))  # whose vehicles these are: the spool's mode
         db = self._db = sqlite3.connect(str(path), timeout=5.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
