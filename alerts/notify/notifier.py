@@ -11,21 +11,21 @@ of the notification pipeline's writes waits for the alarm book's, nor holds it u
 (`alerts.notify.delivery`) is at least once, each notification with its idempotency key. The
 outbox rows an event makes (a row of its own or an append to a group, with the event's JSON and
 the subject) are made in `alerts.notify.enqueue`, what the stages do with one event in
-`alerts.notify.routing`.
+`alerts.notify.routing`, the repeats and escalation steps of unacknowledged alarms in
+`alerts.notify.timers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerts.notify.channels import Senders
 from alerts.notify.delivery import Delivery
-from alerts.notify.enqueue import SensorFacts, _event_json
+from alerts.notify.enqueue import SensorFacts
 from alerts.notify.faultlog import RepeatedFailure
 from alerts.notify.http import literal_refusal
 from alerts.notify.netguard import AddressGuard
@@ -37,15 +37,12 @@ from alerts.notify.objects import (
     webhook_urls,
 )
 from alerts.notify.outboxdb import OutboxDB, outbox_path
-from alerts.notify.routing import Counter, Routing
-from alerts.notify.stages import holders, matches
-from alerts.notify.store import NotifyStore, waits_for
+from alerts.notify.routing import Counter
+from alerts.notify.stages import holders
+from alerts.notify.store import NotifyStore
+from alerts.notify.timers import Timers
 from alerts.statedb import StateDB
-from telemetry.notifyconfig import (
-    ChannelSpec,
-    NotifySettings,
-    SubscriptionSpec,
-)
+from telemetry.notifyconfig import ChannelSpec, NotifySettings
 from telemetry.registry import Registry
 
 __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError", "NotifyOwnerError"]
@@ -61,7 +58,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Notifier(Routing):
+class Notifier(Timers):
     def __init__(
         self,
         db: StateDB,
@@ -249,90 +246,6 @@ class Notifier(Routing):
             if key in repeats:
                 self._timer_sent.setdefault(alarm, set()).add(key)
         return made
-
-    def timers(self, now: int | None = None) -> int:
-        """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
-        (not acknowledged within T: the next contact): by the centre for its own subscriptions,
-        by the enterprise for the tenant's (`waits_for`)."""
-        now = self.clock() if now is None else now
-        if not any(self.catalog.timed.values()):
-            return 0
-        self._timer_new, self._rows, self._group_ops = [], [], []
-        with self._db.snapshot() as ro:
-            rows = self.store.unacknowledged(ro)
-            active, down = self.store.inhibition_context(ro, {r["sensor"] for r in rows})
-        held = self.outbox.all_holds()  # never told of the raise: no repeat, no step either
-        for r in rows:
-            subs = self.catalog.timed.get(r["tenant"])
-            if not subs:
-                continue
-            for sub in subs:
-                if not waits_for(sub.id, r):  # acknowledged by whom the subscription tells
-                    continue
-                if (int(r["alarm_id"]), f"{r['tenant']}/{sub.id}") not in held:
-                    self._timer(sub, r, active, down, now)
-        with self.outbox.transaction() as con:
-            # a repeat or step sent before (a restart forgot `_timer_sent`; its outbox row may
-            # be pruned) is not sent again: the outbox keeps the keys sent per waiting alarm
-            fresh = self.outbox.claim_timer_keys(con, self._timer_new)
-            self._rows = [row for row in self._rows if row[0] in fresh]
-            made = len(self._rows) + self._write(con)
-            self.outbox.see_alarms(con, (int(r["alarm_id"]) for r in rows))
-        # committed: remember what went out, and forget the alarms that are no longer waiting
-        # for an acknowledgement
-        waiting = {int(r["alarm_id"]) for r in rows}
-        self._timer_sent = {a: k for a, k in self._timer_sent.items() if a in waiting}
-        for alarm, key in self._timer_new:
-            self._timer_sent.setdefault(alarm, set()).add(key)
-        return made
-
-    def _timer(
-        self,
-        sub: SubscriptionSpec,
-        r: dict[str, Any],
-        active: dict[str, list[tuple[str, str]]],
-        down: frozenset[str],
-        now: int,
-    ) -> None:
-        """The repeat and escalation step due for one waiting alarm and subscription, as rows
-        for `timers` to write (and `_timer_new`, the keys it records)."""
-        age = now - int(r["raised_at"])
-        tenant = r["tenant"]
-        todo: list[tuple[str, str, ChannelSpec]] = []
-        if sub.repeat_s:
-            n = math.floor(age / (sub.repeat_s * 1000))
-            if n >= 1:
-                todo.append(("repeat", f"r{r['alarm_id']}:{n}", sub.channel))
-        if sub.escalation:
-            policy = self.catalog.policies.get((tenant, sub.escalation))
-            if policy is not None:
-                passed = [i for i, s in enumerate(policy.steps) if age >= s.after_s * 1000]
-                if passed:
-                    i = passed[-1]
-                    todo.append(("escalation", f"x{r['alarm_id']}:{i}", policy.steps[i].channel))
-        sent = self._timer_sent.get(int(r["alarm_id"]), set())
-        for kind, suffix, channel in todo:
-            key = f"{tenant}/{sub.id}:{suffix}"
-            if key in sent:
-                continue
-            r2 = {**r, "kind": kind, "event_id": 0, "ts": now, "arrival": now}
-            view = self._view(r2)
-            if not matches(sub, tenant, view):
-                continue
-            if self._gate(view, active, now) is not None or not self._not_explained(
-                view, (sub,), down
-            ):
-                continue  # held (silenced, inhibited): judged again on the next tick
-            self._enqueue(
-                tenant,
-                sub,
-                r["site"],
-                _event_json(r2, view, self._registry, self._facts),
-                channel,
-                now,
-                key,
-            )
-            self._timer_new.append((int(r["alarm_id"]), key))
 
     def prune(self, now: int | None = None) -> int:
         """Delete delivered and dead notifications older than `outbox_keep_days` (at most
