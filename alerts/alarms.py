@@ -7,6 +7,8 @@ rate of rise ("rate"), or an early warning ("early_warning", blue, its level the
 
 An alarm keeps the event time at which it started and ended and the arrival time beside them.
 All changes of one batch are written in one transaction, so a crash never leaves half of them.
+What the book tells the core at a start (the state seeded from the active alarms) is in
+`alerts.alarmrestore`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from alerts.alarmevent import (
     disposal_due,
     lifecycle_columns,
 )
-from alerts.calibration import DAY_MS
+from alerts.alarmrestore import AlarmRestore
 from alerts.chatter import collapse
-from alerts.evaluate import NO_TS, CoreState, Transitions
+from alerts.evaluate import CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import configured_points
 from alerts.gateways import GATEWAY_RULE
@@ -37,27 +39,15 @@ from alerts.statedb import ALARM_COLUMNS, AlarmRow, StateDB
 from alerts.table import (
     ABOVE,
     ACTION,
-    BELOW,
-    CALIBRATION_DUE,
     EARLY,
     FAULT,
-    FROZEN,
-    MAINTENANCE,
     NO_DATA,
-    RATE,
-    SIDES,
-    SLOTS,
     RuleTable,
     kind_name,
 )
 from alerts.vehiclealarms import VehicleAlarms
-from alerts.verifyplan import VerifyPlan
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry, SensorInfo
-
-# the core's sides whose alarms end at a reading of their own sensor (an ACTION alarm may end at
-# its feedback's; the others' are not the core's)
-_OWN_READINGS = (ABOVE, BELOW, FAULT, NO_DATA, RATE, EARLY, FROZEN, MAINTENANCE, CALIBRATION_DUE)
 
 __all__ = [
     "DEVICE_RULE",
@@ -78,7 +68,7 @@ _DEVICE_ACTION = (
 )
 
 
-class AlarmBook(VehicleAlarms):
+class AlarmBook(VehicleAlarms, AlarmRestore):
     """Applies transitions to the alarms in a `StateDB`."""
 
     def __init__(
@@ -105,128 +95,6 @@ class AlarmBook(VehicleAlarms):
             for i in watched:
                 self._device_of[i] = key
         self._suppressible = [s for s in registry.sensors if s.suppress_when]
-
-    def restore(self, state: CoreState) -> CoreState:
-        """Seed the core state from the active alarms, so that a restart raises nothing twice;
-        and each sensor's last judged time from the latest end of its alarms: the saved state
-        is up to its saving interval old, and a message judged and recorded but not yet
-        acknowledged when the hub was killed comes again (helper-150: an alarm raised and
-        cleared in it was recorded a second time, its notifications sent twice under other
-        idempotency keys)."""
-        new = state.copy()
-        for tenant, site, device, sid, rule, ended in self._db.cleared_until(_OWN_READINGS):
-            info = self._registry.sensor_of(tenant, sid, site, device)
-            if info is not None and info.rule == rule:
-                i = info.index
-                new.last_ts[i] = max(int(new.last_ts[i]), ended)
-                new.last_data[i] = max(int(new.last_data[i]), ended)
-        for row, i in self._core_alarms():
-            if row.side <= BELOW:
-                level = min(row.level, SLOTS)
-                base = row.side * SLOTS
-                new.active[i, base : base + level] = True
-                new.raw[i, base : base + level] = True
-            elif row.side == EARLY:
-                level = min(row.level, SLOTS)  # the number of the level foreseen
-            else:
-                level = min(row.level, 1)
-            if row.side == ACTION:
-                new.deadline[i] = row.started_ts  # the demand is still on and not met
-            if row.side == FROZEN and new.frozen_since[i] == NO_TS:
-                # no saved run (no state file): the run began when the alarm says, so that the
-                # next unmoved reading keeps the alarm instead of starting a run afresh
-                new.frozen_since[i] = row.started_ts - int(self._table.frozen_ms[i])
-                if row.value is not None and math.isnan(new.last_value[i]):
-                    new.last_value[i] = row.value
-            if row.side == MAINTENANCE and new.maint_since[i] == NO_TS:
-                # no saved run: it began its value (seconds held when raised) before the raise
-                held = row.value if row.value is not None and math.isfinite(row.value) else 0.0
-                new.maint_since[i] = row.started_ts - round(held * 1000)
-            if row.side == CALIBRATION_DUE and new.calib_at[i] == NO_TS:
-                # no saved state: the last calibration was its value (days) before the raise
-                days = row.value if row.value is not None and math.isfinite(row.value) else 0.0
-                new.calib_at[i] = row.started_ts - round(days * DAY_MS)
-            new.level[i, row.side] = level
-            new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
-        return new
-
-    def unarmed_demands(self, state: CoreState) -> list[tuple[VerifyPlan, int]]:
-        """The protective actions an active alarm demands that `state` knows nothing of: the
-        state was saved before the alarm reached the plan's level (the hub killed within the
-        few seconds after a raise: saved every 10 s) or there is none. Each with when the demand
-        began: the raise or escalation of the alarm's journal that reached the plan's level.
-        Without them `restore` rebuilt the level and no check ever started: a limiter that
-        failed to cut, a power cut that failed, went unsaid (helper-103). A fault lock-out's
-        (`on_fault`) sensor in fault below the plan's level: from its sensor-fault alarm's raise."""
-        if not self._table.verify:
-            return []
-        active = {(row.sensor, row.side): row for row, _ in self._core_alarms()}
-        out: list[tuple[VerifyPlan, int]] = []
-        for plan in self._table.verify:
-            i = plan.sensor
-            known = int(state.deadline[i]) != NO_TS or bool(state.met[i])
-            if known or int(state.level[i, ACTION]):
-                continue
-            side = plan.side
-            if int(state.level[i, side]) < plan.number:
-                # a fault lock-out's (`on_fault`): demanded since its sensor-fault alarm's raise
-                if not (plan.on_fault and int(state.level[i, FAULT])):
-                    continue
-                side = FAULT
-            row = active.get((self._registry.sensors[i].id, side))
-            if row is None:
-                continue
-            journal = self._db.alarm_events([row.id]).get(row.id, [])
-            reached = (
-                e.ts
-                for e in journal
-                if e.kind in ("raised", "escalated")
-                and e.level >= (plan.number if side != FAULT else 1)
-            )
-            out.append((plan, next(reached, row.started_ts)))
-        return out
-
-    def unjudged(self) -> set[str]:
-        """The sensors with an active alarm of a kind their rules no longer judge (a level, a
-        rate of rise, an early warning, a verification, a frozen-value check, a maintenance
-        limit or a calibration interval removed while the hub was down): nothing would ever
-        clear it, so the caller retires them."""
-        t = self._table
-        plans = set(t.verify_sensor.tolist())
-        out: set[str] = set()
-        for row, i in self._core_alarms():  # the others: gone, or `retire` sees to them
-            side = row.side
-            if side <= BELOW:
-                judged = row.level <= len(t.levels[i][side])
-            elif side == FAULT:
-                judged = True  # every sensor's
-            elif side == NO_DATA:
-                judged = bool(t.loses[i])
-            elif side == ACTION:
-                judged = i in plans
-            elif side == RATE:
-                judged = t.rates[i] is not None
-            elif side == EARLY:
-                judged = t.early[i] is not None
-            elif side == MAINTENANCE:
-                judged = int(t.maint_ms[i]) > 0
-            elif side == CALIBRATION_DUE:
-                judged = int(t.calib_ms[i]) > 0
-            else:
-                judged = int(t.frozen_ms[i]) > 0
-            if not judged:
-                out.add(row.sensor)
-        return out
-
-    def _core_alarms(self) -> list[tuple[AlarmRow, int]]:
-        """The active alarms of the core's sides of sensors still there under the same rule,
-        with the sensor's index."""
-        out = []
-        for row in self._db.active_alarms():
-            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
-            if info is not None and info.rule == row.rule and 0 <= row.side < SIDES:
-                out.append((row, info.index))
-        return out
 
     def suppressed(self, info: SensorInfo, state: CoreState | None) -> bool:
         """Whether a condition of the sensor's `suppress_when` holds in the core's state."""
