@@ -1,8 +1,8 @@
 """Plain-Python twin of `alerts.evaluate`, one reading at a time: the specification the vectorized
 core is property-tested against (see the semantics there and in `alerts.trend`). Its lateness
 window (rewinding a sensor from its checkpoint) is in `alerts.rewind`, its voting groups' readings
-in `alerts.referencevote`, its rate of rise and early warning in `alerts.referencetrend`. Not for
-production use."""
+in `alerts.referencevote`, its rate of rise and early warning in `alerts.referencetrend`, how it
+judges one reading on each side in `alerts.referencesides`. Not for production use."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.calibration import DAY_MS
-from alerts.maintenance import HELD, PASS
-from alerts.referencetrend import trend_levels
+from alerts.maintenance import PASS
+from alerts.referencesides import ReferenceSides
 from alerts.referencevote import (
     Changes,
     GroupReading,
@@ -27,12 +27,8 @@ from alerts.table import (
     ABOVE,
     ACTION,
     CALIBRATION_DUE,
-    EARLY,
     FAULT,
-    FROZEN,
-    MAINTENANCE,
     NO_DATA,
-    RATE,
     RUN_CAP,
     SIDES,
     SLOTS,
@@ -49,7 +45,7 @@ _VALUED = MEASURED
 _LOSS = (Quality.COMM_LOSS, Quality.STALE)
 
 
-class ReferenceCore(Rewinding):
+class ReferenceCore(Rewinding, ReferenceSides):
     """The state as Python lists, judged reading by reading."""
 
     def __init__(self, table: RuleTable, *, checkpoint: bool = True) -> None:
@@ -264,37 +260,6 @@ class ReferenceCore(Rewinding):
             feed.setdefault(s, []).append((t, v))
         self.last_ts[s] = t
 
-    def _frozen(self, s: int, t: int, v: float, out: list[Row]) -> None:
-        """A judged reading against the sensor's run of unmoved values (see `alerts.frozen`)."""
-        moved = not abs(v - self.last_value[s]) <= self.table.frozen_band[s]
-        if moved or v < self.table.frozen_floor[s] or self.frozen_since[s] == NO_TS:
-            self.frozen_since[s] = t
-        frozen = t - self.frozen_since[s] >= self.table.frozen_ms[s]
-        self._set(s, t, v, FROZEN, int(frozen), out)
-
-    def _maintenance(self, s: int, t: int, q: int, out: list[Row]) -> None:
-        """A reading against the sensor's run of calibration or manual readings (see
-        `alerts.maintenance`)."""
-        since = self.maint_since[s]
-        if q in HELD:
-            if since == NO_TS:
-                since = self.maint_since[s] = t
-            overdue = t - since >= self.table.maint_ms[s]
-            self._set(s, t, (t - since) / 1000.0, MAINTENANCE, int(overdue), out)
-            return
-        self.maint_since[s] = NO_TS
-        held = (t - since) / 1000.0 if since != NO_TS else math.nan
-        self._set(s, t, held, MAINTENANCE, 0, out)
-
-    def _silence(self, s: int, now: int, out: list[Row]) -> None:
-        """Silent on both clocks: no data for the timeout in event time, and nothing with a
-        value arrived for it on the hub's (`alerts.nodata`)."""
-        timeout, last = int(self.table.no_data[s]), self.last_data[s]
-        idle = timeout > 0 and self.level[s][NO_DATA] == 0 and last != NO_TS
-        quiet = self.last_arrival[s] == NO_TS or now - self.last_arrival[s] > timeout
-        if idle and quiet and now - last > timeout:
-            self._set(s, last + timeout, math.nan, NO_DATA, 1, out)
-
     def _votes(
         self,
         changes: Changes,
@@ -337,64 +302,6 @@ class ReferenceCore(Rewinding):
             None,
             groups=True,
         )
-
-    def _set(self, s: int, t: int, v: float, side: int, level: int, out: list[Row]) -> None:
-        if self.level[s][side] != level:
-            out.append((s, t, v, side, self.level[s][side], level))
-            self.level[s][side] = level
-
-    def _trend(self, s: int, t: int, v: float, out: list[Row]) -> None:
-        """Rate of rise and early warning of a judged reading (see `alerts.trend`)."""
-        rate, early = trend_levels(self.table, s, self.hist[s], t, v, self.level[s][ABOVE])
-        if rate is not None:
-            self._set(s, t, v, RATE, rate, out)
-        if early is not None:
-            self._set(s, t, v, EARLY, early, out)
-
-    def _judge(
-        self,
-        s: int,
-        t: int,
-        v: float,
-        out: list[Row],
-        changes: dict[int, list[tuple[int, int, int]]],
-    ) -> None:
-        table = self.table
-        for j in range(2 * SLOTS):
-            thr, rec = float(table.threshold[s, j]), float(table.recover[s, j])
-            if math.isnan(thr):
-                continue
-            r = self.raw[s][j]
-            if j < SLOTS:
-                if v >= thr:
-                    r = True
-                elif v < rec:
-                    r = False
-            elif v <= thr:
-                r = True
-            elif v > rec:
-                r = False
-            if table.has_delays:
-                if r != self.raw[s][j]:
-                    self.run_start[s][j], self.run_count[s][j] = t, 1
-                else:
-                    self.run_count[s][j] = min(self.run_count[s][j] + 1, RUN_CAP)
-                delay = table.on_delay[s, j] if r else table.off_delay[s, j]
-                need = table.on_samples[s, j] if r else table.off_samples[s, j]
-                if t - self.run_start[s][j] >= delay and self.run_count[s][j] >= need:
-                    self.active[s][j] = r
-            else:
-                self.active[s][j] = r
-            self.raw[s][j] = r
-        for side in (0, 1):
-            slots = self.active[s][side * SLOTS : (side + 1) * SLOTS]
-            new_level = max((k + 1 for k, on in enumerate(slots) if on), default=0)
-            if new_level != self.level[s][side]:
-                if side == ABOVE:  # for the votes, and a plan demanding above
-                    changes.setdefault(s, []).append((t, self.level[s][side], new_level))
-                elif s in self._below_plans:  # a plan demanding below: under key -1 - s
-                    changes.setdefault(-1 - s, []).append((t, self.level[s][side], new_level))
-                self._set(s, t, v, side, new_level, out)
 
 
 def reference_evaluate(
