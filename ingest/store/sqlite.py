@@ -11,10 +11,11 @@ order they were submitted, so a caller cancelled while its job runs cannot let a
 the connection at the same time (an `asyncio.Lock` around `asyncio.to_thread` would be released on
 cancellation while the thread is still busy). The event loop never waits on SQLite.
 
-This module is the store's face (lifecycle, the worker, the sensor map, the periodic job); the
-work it hands the worker is in `ingest.store.sqlite_db` (the file, its schema and transactions),
-`ingest.store.sqlite_write`, `ingest.store.sqlite_read` and `ingest.store.sqlite_retention`
-(rollups and retention), with the SQL text in `ingest.store.sqlite_sql`.
+This module is the store's face (lifecycle, the worker, the sensor map; the periodic job and
+retention are in `ingest.store.sqlite_upkeep`); the work it hands the worker is in
+`ingest.store.sqlite_db` (the file, its schema and transactions), `ingest.store.sqlite_write`,
+`ingest.store.sqlite_read` and `ingest.store.sqlite_retention` (rollups and retention), with the
+SQL text in `ingest.store.sqlite_sql`.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ingest.store.base import (
     ReadingBatch,
     StoreError,
 )
-from ingest.store.retention import DOMAINS, RetentionPolicy, domain_of
+from ingest.store.retention import RetentionPolicy, domain_of
 from ingest.store.sqlite_db import map_sensors, mapped, open_database, sid_array
 from ingest.store.sqlite_db import transaction as _transaction  # tests import it from here
 from ingest.store.sqlite_read import (
@@ -58,15 +59,13 @@ from ingest.store.sqlite_read import (
 )
 from ingest.store.sqlite_retention import (
     RetentionReport,
-    delete_before,
-    delete_expired,
-    refresh_rollups,
 )
 from ingest.store.sqlite_sql import (
     ALARM_EVENTS_ALL,
     ALARM_EVENTS_OF,
     HISTORY_BY_WINDOW,
 )
+from ingest.store.sqlite_upkeep import SqliteUpkeep
 from ingest.store.sqlite_write import (
     alarm_event_rows,
     insert_alarm_events,
@@ -86,7 +85,7 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqliteStore:
+class SqliteStore(SqliteUpkeep):
     """`TimeSeriesStore` over one SQLite file (WAL, synchronous=FULL: a reading acknowledged is
     on disk)."""
 
@@ -340,57 +339,6 @@ class SqliteStore:
             "count by seq", lambda conn: select_count_by_seq(conn, tenant, device)
         )
         return {(int(e), int(s)): int(n) for e, s, n in rows}
-
-    # -- retention --------------------------------------------------------------------------
-
-    async def enforce_retention(self, now_ms: int, keep_ms: int) -> int:
-        """Delete readings and positions with ts < now - keep; return how many rows went."""
-        if keep_ms < 0:
-            raise ValueError(f"keep_ms must not be negative, not {keep_ms}")
-        cutoff = now_ms - keep_ms
-        return await self._run("retention", lambda conn: delete_before(conn, cutoff))
-
-    async def apply_retention(self, now_ms: int, policy: RetentionPolicy) -> RetentionReport:
-        """Delete what `policy` no longer keeps, per domain: raw readings (and a vehicle's
-        positions) older than the domain's raw time, 1-minute statistics older than its
-        statistics time, alarm events older than the alarm time. The rollups are brought up to
-        date first, so the statistics of deleted raw rows stay. Sensors no longer configured
-        keep the longest raw and statistics times of any domain."""
-        by_domain: dict[str, list[int]] = {d: [] for d in DOMAINS}
-        for index, domain in enumerate(self._domain_of):
-            if index < self._sid.shape[0] and self._sid[index] >= 0:
-                by_domain[domain].append(int(self._sid[index]))
-        return await self._run(
-            "retention", lambda conn: delete_expired(conn, now_ms, policy, by_domain)
-        )
-
-    async def refresh_rollups(self) -> None:
-        """Bring every 1-minute rollup up to date with the raw rows written since."""
-        await self._run("refresh rollups", refresh_rollups)
-
-    async def _jobs(self) -> None:
-        """Refresh rollups every `rollup_every_s` and apply retention every
-        `retention_every_s`, until `close` cancels it. A failure is logged and tried again at
-        the next turn: the job never takes the store down."""
-        loop = asyncio.get_running_loop()
-        next_retention = loop.time()
-        tick = min(
-            x
-            for x in (self._rollup_every_s, self._retention_every_s if self._retention else 0)
-            if x > 0
-        )
-        while True:
-            try:
-                if self._retention is not None and loop.time() >= next_retention:
-                    report = await self.apply_retention(self._clock(), self._retention)
-                    next_retention = loop.time() + self._retention_every_s
-                    if any((report.readings, report.rollups, report.positions)):
-                        log.info("sqlite retention: %s", report)
-                elif self._rollup_every_s > 0:
-                    await self.refresh_rollups()
-            except StoreError as exc:
-                log.warning("sqlite store job failed: %s", exc)
-            await asyncio.sleep(tick)
 
     # -- alarm events -----------------------------------------------------------------------
 
