@@ -25,6 +25,7 @@ from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
 from api.configadmin import ConfigAdmin
+from api.configlimits import over_limit_warnings
 from api.registrydb import RegistryDB
 from api.stream import Broadcaster
 from hazardhub.hubsettings import HubSettings, _make_store, start_lines
@@ -169,6 +170,9 @@ class Hub(TerminalConfirmations):
         if claimed:
             log.info("%d notification objects written by enterprise keys are theirs", claimed)
         for line in self.notifier.guarded_refusals():  # what the upgrade's guard will refuse
+            log.warning("%s", line)
+        # the file that won at start is not checked against the objects made through the API
+        for line in over_limit_warnings(self.notifier, registry.config):
             log.warning("%s", line)
         self.dispatcher.listeners.append(self.stream.on_alarms)
         self.dispatcher.listeners.append(self._wake_notifier)

@@ -6,10 +6,12 @@ Against a real hub (Mosquitto, the embedded store) and its API over a socket."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from test_registry_api import auth, make_hub
 
 from api.configlimits import over_limit_warnings
@@ -46,8 +48,9 @@ async def _put(api: httpx.AsyncClient, path: str, spec: dict[str, Any]) -> None:
 
 
 async def test_a_file_that_wins_at_start_over_a_tenants_limits_is_said_once(
-    mosquitto, tmp_path: Path
+    mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="hazardhub")
     hub = make_hub(tmp_path, mosquitto.port, _registry(0, 0))
     async with (
         running_hub(hub),
@@ -68,6 +71,8 @@ async def test_a_file_that_wins_at_start_over_a_tenants_limits_is_said_once(
         assert len(tenant.subscriptions) == 21  # the file won
         said = over_limit_warnings(again.notifier, again.registry.config)
         assert len(said) == 2, said  # once per tenant and kind
+        logged = [r.getMessage() for r in caplog.records if "over the limit of" in r.getMessage()]
+        assert logged == said, logged  # the hub said them at start, once
         subs, policies = said
         assert subs.startswith(
             f"tenant '{TENANT}': 21 subscriptions in the configuration and 30 more made "
