@@ -141,8 +141,19 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run the whole hub with simulators on embedded defaults")
-    d.add_argument("--config", type=Path, default=Path("examples/demo.yaml"))
-    d.add_argument("--data-dir", type=Path, default=Path(".hazardhub-demo"))
+    d.add_argument(
+        "--config",
+        type=Path,
+        default=Path("examples/demo.yaml"),
+        help="the hub configuration (default: %(default)s)",
+    )
+    d.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".hazardhub-demo"),
+        help="the demo's databases and spools, emptied at start without --keep-data "
+        "(default: %(default)s)",
+    )
     d.add_argument(
         "--api",
         type=address(8000, listen=True),
@@ -153,15 +164,23 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--keep-data", action="store_true", help="keep data of the previous run")
 
     h = sub.add_parser("hub", help="run the hub: ingest, alert core, stores, API")
-    h.add_argument("-c", "--config", type=Path, required=True)
+    h.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        required=True,
+        help="the hub configuration (docs/configuration.md)",
+    )
     h.add_argument(
         "--broker",
         type=address(1883),
         default="127.0.0.1:1883",
-        help="HOST:PORT of the MQTT broker",
+        help="HOST:PORT of the MQTT broker (default: %(default)s)",
     )
     h.add_argument("--influx", default=None, help="InfluxDB URL (default: embedded SQLite store)")
-    h.add_argument("--influx-db", default="hazardhub")
+    h.add_argument(
+        "--influx-db", default="hazardhub", help="InfluxDB 1.x database (default: %(default)s)"
+    )
     h.add_argument(
         "--influx-user",
         default=None,
@@ -174,18 +193,40 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--influx-retention",
         default="184d",
-        help="retention policy duration made default on the v1 database ('none': leave it)",
+        help="retention policy duration made default on the v1 database ('none': leave it; "
+        "default: %(default)s)",
     )
-    h.add_argument("--spool-dir", type=Path, default=None, help="default: DATA_DIR/spool")
-    h.add_argument("--spool-max-mb", type=_mib, default=1024.0, help="disk spool limit, MiB")
-    h.add_argument("--data-dir", type=Path, default=Path("data"))
+    h.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=None,
+        help="where readings wait while the store is away (default: DATA_DIR/spool)",
+    )
+    h.add_argument(
+        "--spool-max-mb",
+        type=_mib,
+        default=1024.0,
+        help="the store's disk spool limit, MiB (default: %(default)s)",
+    )
+    h.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("data"),
+        help="the hub's databases (alarms, registry, analytics state; the embedded store), "
+        "relative to the working folder (default: %(default)s)",
+    )
     h.add_argument(
         "--api",
         type=address(8000, listen=True),
         default="127.0.0.1:8000",
-        help="HOST:PORT of the HTTP API",
+        help="HOST:PORT of the HTTP API (default: %(default)s)",
     )
-    h.add_argument("--client-id", default="hazardhub-hub")
+    h.add_argument(
+        "--client-id",
+        default="hazardhub-hub",
+        help="MQTT client id: its session keeps what the broker holds for the hub while it is "
+        "away (default: %(default)s)",
+    )
     h.add_argument(
         "--broker-user",
         default=None,
@@ -195,19 +236,38 @@ def parser() -> argparse.ArgumentParser:
     add_broker_tls(h)
 
     g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
-    g.add_argument("-c", "--config", type=Path, required=True)
-    g.add_argument("--tenant", required=True)
-    g.add_argument("--gateway", default="gw1")
-    g.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
+    g.add_argument(
+        "-c", "--config", type=Path, required=True, help="the hub configuration (its devices)"
+    )
+    g.add_argument("--tenant", required=True, help="the enterprise whose devices it polls")
+    g.add_argument(
+        "--gateway",
+        default="gw1",
+        help="the gateway's id: the devices whose `gateway:` names it (default: %(default)s)",
+    )
+    g.add_argument(
+        "--broker",
+        type=address(1883),
+        default="127.0.0.1:1883",
+        help="HOST:PORT of the MQTT broker (default: %(default)s)",
+    )
     g.add_argument(
         "--spool-dir",
         type=Path,
         default=Path("spool"),
-        help="where batches wait while the broker is away",
+        help="where batches wait while the broker is away (default: %(default)s)",
     )
-    g.add_argument("--spool-max-mb", type=_mib, default=256.0)
     g.add_argument(
-        "--spool-max-age-h", type=_amount("a spool's age", "hours", zero=False), default=168.0
+        "--spool-max-mb",
+        type=_mib,
+        default=256.0,
+        help="spool limit, MiB: the oldest batches go first, counted (default: %(default)s)",
+    )
+    g.add_argument(
+        "--spool-max-age-h",
+        type=_amount("a spool's age", "hours", zero=False),
+        default=168.0,
+        help="batches older than this leave the spool, counted (default: %(default)s)",
     )
     g.add_argument(
         "--broker-user",
@@ -221,93 +281,9 @@ def parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(sub)
 
-    # --- jt808 (issue 7: JT/T 808 gateway) ---
-    j = sub.add_parser("jt808", help="accept JT/T 808 terminals over TCP, publish their positions")
-    j.add_argument("-c", "--config", type=Path, help="the hub configuration (required to serve)")
-    j.add_argument(
-        "--listen",
-        type=address(6808, listen=True),
-        default="0.0.0.0:6808",
-        help="HOST:PORT for the terminals",
-    )
-    j.add_argument(
-        "--broker",
-        type=address(1883),
-        default="127.0.0.1:1883",
-        help="HOST:PORT of the MQTT broker",
-    )
-    j.add_argument("--spool-dir", type=Path, default=Path("spool"))
-    j.add_argument("--spool-max-mb", type=_mib, default=256.0)
-    j.add_argument(
-        "--idle-timeout-s", type=_seconds(zero=False), default=300.0, help="close silent terminals"
-    )
-    j.add_argument(
-        "--auth-timeout-s",
-        type=_seconds(zero=False),
-        default=15.0,
-        help="close a connection not authenticated this long after it opened",
-    )
-    j.add_argument(
-        "--hold-live-s",
-        type=_seconds(zero=True),
-        default=15.0,
-        help="after a terminal authenticates (or a silence while driving), hold its positions "
-        "at most this long so that a blind-area upload sent after the live fix goes first "
-        "(0: hold nothing; docs/jt808.md)",
-    )
-    j.add_argument(
-        "--max-connections",
-        type=int,
-        default=None,
-        help="connections open at most (default: the open-file limit less 128)",
-    )
-    j.add_argument(
-        "--max-connections-per-host",
-        type=int,
-        default=256,
-        help="connections open at most from one source address (carrier NAT: keep it high)",
-    )
-    j.add_argument(
-        "--hold-confirmations-s",
-        type=_seconds(zero=True),
-        default=86400.0,
-        help="keep an alarm confirmation for a terminal away this long (default a day)",
-    )
-    j.add_argument(
-        "--name",
-        default="jt808",
-        help="gateway name (spool file, status, drop reports): one of the config's jt808_gateways",
-    )
-    j.add_argument(
-        "--broker-user",
-        default=None,
-        help="MQTT user (e.g. hazardhub-jt808); the password is read from $HAZARDHUB_MQTT_PASSWORD",
-    )
-    j.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="the hub's data folder (same host): serve the configuration the hub runs, with the "
-        "vehicles and tenants added through its API",
-    )
-    j.add_argument(
-        "--auth-secret-env",
-        default="HAZARDHUB_JT808_SECRET",
-        help="no longer used: auth codes are random and kept in the spool folder",
-    )
-    add_broker_tls(j)
+    from hazardhub.jt808args import add_jt808_parser
 
-    ja = j.add_subparsers(dest="jt808_action", metavar="{bindings,unbind}")
-    jb = ja.add_parser("bindings", help="list which terminal each vehicle is bound to")
-    ju = ja.add_parser(
-        "unbind", help="free a vehicle from its terminal: the next terminal to register it binds it"
-    )
-    ju.add_argument("--vehicle", required=True, help="TENANT/VEHICLE")
-    for admin in (jb, ju):
-        admin.add_argument(
-            "--spool-dir", type=Path, default=Path("spool"), help="the gateway's spool folder"
-        )
-    # --- end jt808 ---
+    add_jt808_parser(sub)
 
     m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
     m.add_argument("-c", "--config", type=Path, required=True)
@@ -352,4 +328,15 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
+    for command in ("demo", "hub", "gateway", "jt808"):
+        _say_defaults(sub.choices[command])
     return p
+
+
+def _say_defaults(p: argparse.ArgumentParser) -> None:
+    """Each option of `p` with a default its help does not say yet says it."""
+    for action in p._actions:
+        if action.default in (None, False, argparse.SUPPRESS) or not action.help:
+            continue
+        if "default" not in action.help:
+            action.help += " (default: %(default)s)"
