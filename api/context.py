@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
 
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.dependencies.models import Dependant
@@ -108,11 +109,30 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+def _takes_many(annotation: object) -> bool:
+    """Whether a query parameter so annotated takes several values (`sensor=a&sensor=b`)."""
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (Union, UnionType, Annotated):
+        return any(_takes_many(a) for a in get_args(annotation))
+    return False
+
+
+def _single_names(dependant: Dependant) -> set[str]:
+    """The query parameters a route declares that take one value, its dependencies' included."""
+    names = {f.alias for f in dependant.query_params if not _takes_many(f.field_info.annotation)}
+    for sub in dependant.dependencies:
+        names |= _single_names(sub)
+    return names
+
+
 async def _known_query(request: Request, caller: Caller) -> None:
     """A query parameter the route does not take is 422, naming it and those it takes: FastAPI
     lets it be, and `GET /latest?tenant=x` answered every tenant's readings as if it held (a
     night dispatcher read them as tenant x's), `?dryrun=true` on a change made the change. `_`
-    (a browser's cache-buster) is let be. After the key: a caller without one is 401 first."""
+    (a browser's cache-buster) is let be. A parameter of one value given twice is 422 too.
+    After the key: a caller without one is 401 first."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
@@ -123,6 +143,16 @@ async def _known_query(request: Request, caller: Caller) -> None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"unknown query parameter(s) {unknown}; this route takes: {takes}",
+        )
+    # one value only: FastAPI keeps the last of `site=a&site=b` and the answer read as both
+    # sites' (helper-180)
+    twice = sorted(
+        n for n in _single_names(route.dependant) if len(request.query_params.getlist(n)) > 1
+    )
+    if twice:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"query parameter(s) {twice} given more than once; each takes one value here",
         )
 
 
@@ -232,6 +262,12 @@ async def check_record_sensor(
     refused. A device's, gateway's or removed sensor's alarms are named by their record."""
     if sensor is None:
         return
+    if "," in sensor:  # no id holds a comma: a list, which this filter does not take
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"sensor {sensor[:200]!r}: one sensor id here (ids hold no comma); ask one sensor "
+            "at a time, or a site (site=)",
+        )
     info = ctx.registry.sensor(sensor)
     if info is not None and (tenants is None or info.tenant in tenants):
         return

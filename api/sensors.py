@@ -30,7 +30,7 @@ from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import Registry, SensorInfo
 
-__all__ = ["MAX_HISTORY_ROWS", "HistoryAggregate", "OutRow", "sensor_routes"]
+__all__ = ["MAX_ASKED", "MAX_HISTORY_ROWS", "HistoryAggregate", "OutRow", "sensor_routes"]
 
 # the stores' aggregates, and both the lowest and the highest of a window in one answer (the
 # dashboard's trend band)
@@ -116,6 +116,45 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
+MAX_ASKED = 20_000  # sensor ids of one `/latest` question
+
+
+def _shown(ids: list[str]) -> str:
+    """Ids for an answer: the first 10, each cut to the 64 characters an id may have."""
+    cut = [x if len(x) <= 64 else x[:64] + "..." for x in ids[:10]]
+    more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+    return ", ".join(repr(x) for x in cut) + more
+
+
+def _asked_sensors(
+    registry: Registry, asked: list[str], among: set[str], site: str | None
+) -> list[SensorInfo]:
+    """The sensors `?sensor=` names, repeated or as comma lists (the other list filters'
+    form: `isa_state=`, `tier=`, `kinds=`; no id holds a comma), in the order asked, each once.
+    One that is not a sensor of `among` (the tenants the question covers), or not at `site`,
+    is 404 naming it, whether it is none at all or another tenant's: never an empty answer
+    that reads as 'no reading' (helper-180: `?sensor=bogus` and `?sensor=a,b` answered [])."""
+    ids = list(dict.fromkeys(x for part in asked for x in part.split(",")))
+    if len(ids) > MAX_ASKED:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{len(ids):,} sensor ids asked: at most {MAX_ASKED:,} (or none: every sensor)",
+        )
+    infos: list[SensorInfo] = []
+    missing: list[str] = []
+    for x in ids:
+        info = registry.sensor(x)
+        if info is None or info.tenant not in among or (site is not None and info.site != site):
+            missing.append(x)
+        elif not missing:
+            infos.append(info)
+    if missing:
+        what = "sensor" if len(missing) == 1 else "sensors"
+        where = "" if site is None else f" at site {site!r}"
+        raise not_found(f"{what} {_shown(missing)}{where}")
+    return infos
+
+
 _QUALITY_NAMES = {int(q): q.name.lower() for q in Quality}
 MAX_HISTORY_ROWS = 100_000  # rows of one history answer
 
@@ -148,27 +187,32 @@ def sensor_routes(r: APIRouter) -> None:
     async def latest_many(
         ctx: Ctx,
         caller: Caller,
-        sensor: Annotated[list[str] | None, Query(description="ids; default: all visible")] = None,
+        sensor: Annotated[
+            list[str] | None,
+            Query(
+                description="sensor ids, repeated (sensor=a&sensor=b) or as a comma list "
+                "(sensor=a,b); each one the caller sees (404 otherwise); default: all visible"
+            ),
+        ] = None,
         site: str | None = None,
         tenant: Annotated[str | None, Query(description="only this tenant (of the caller's)")] = (
             None
         ),
     ) -> Response:
         """The newest reading of many sensors at once (those that have one); a tenant or site
-        the caller does not see (or none of that name) is 404."""
+        the caller does not see (or none of that name) is 404, and so is a sensor asked for
+        that is not among them."""
         tenants = narrowed(ctx, caller, tenant)
         check_site(ctx, tenants, site)
         among = set(tenants)
-        if sensor:
+        if sensor is not None:
+            infos = _asked_sensors(ctx.registry, sensor, among, site)
+        else:
             infos = [
                 i
-                for i in (ctx.registry.sensor(x) for x in sensor[:20_000])
-                if i is not None and i.tenant in among
+                for i in ctx.registry.sensors
+                if i.tenant in among and (site is None or i.site == site)
             ]
-        else:
-            infos = [i for i in ctx.registry.sensors if i.tenant in among]
-        if site is not None:
-            infos = [i for i in infos if i.site == site]
         found = await ctx.store.latest([i.index for i in infos])
         # `response_model` documents the answer; 10,000 rows go to JSON without a model each
         return json_response(
