@@ -277,13 +277,11 @@ class ConfigAdmin:
         )
         if dropped and latest is not None:  # the file did not change: the revision failed
             comment = (
-                f"{file_source} (revision {latest.rev} no longer checks; it replaces revisions "
-                f"{dropped} made through the API)"
+                f"{file_source} (revision {latest.rev} no longer checks; it replaces {dropped} "
+                "made through the API)"
             )
         elif dropped:
-            comment = (
-                f"{file_source} (changed; it replaces revisions {dropped} made through the API)"
-            )
+            comment = f"{file_source} (changed; it replaces {dropped} made through the API)"
         if dropped and newest is not None:  # (API revisions of before the changes were kept)
             base = self.db.file_document_before(newest.rev)
             self.db.record_key_changes(
@@ -310,7 +308,7 @@ class ConfigAdmin:
         )
         if dropped:
             log.warning(
-                "%s: it runs as revision %d, and the changes of revisions %s made through the "
+                "%s: it runs as revision %d, and the changes of %s made through the "
                 "API are NOT running (alarms of what they added are cleared); see them with GET "
                 "/api/v1/config/revisions, bring one back with POST "
                 "/api/v1/config/revisions/{rev}/restore, or put them into the file",
@@ -323,7 +321,8 @@ class ConfigAdmin:
 
     def _dropped_by_file(self, latest: Revision | None) -> str:
         """The revisions after the file was last read, made otherwise (the API, a restore),
-        that the file now replaces: "4" or "2-5"; empty when there are none."""
+        that the file now replaces: "revision 4" or "revisions 2-5" (a message says them so);
+        empty when there are none."""
         if latest is None or latest.source == "file":
             return ""
         since = []
@@ -333,7 +332,7 @@ class ConfigAdmin:
             since.append(r.rev)
         if not since:
             return ""
-        return str(since[0]) if len(since) == 1 else f"{since[-1]}-{since[0]}"
+        return f"revision {since[0]}" if len(since) == 1 else f"revisions {since[-1]}-{since[0]}"
 
     def current(self) -> HubConfig:
         if self.registry is None:

@@ -126,7 +126,7 @@ def check_reachable(levels: Sequence[LevelSpec], point: PointSpec, sensor: str, 
         at = lv.above if lv.above is not None else lv.below
         if at is not None and not lo <= at <= hi:
             raise ConfigError(
-                f"{where}: sensor {sensor!r}'s level {lv.name!r} at {at:g} lies outside what "
+                f"{where}: the level {lv.name!r} of sensor {sensor!r} at {at:g} lies outside what "
                 f"its point {point.name!r} can read ([{lo:g}, {hi:g}]: {why}): a reading there "
                 "is a sensor fault, or none can be, so the level is never reached; check the "
                 "rule, the sensor's levels or the profile's point"

@@ -65,7 +65,8 @@ CORPUS: list[tuple[str, bytes, tuple[str, ...]]] = [
             "levels: [{name: hihi, tier: red, above: 14.8, recover: 14.5}]",
         )
         .encode(),
-        ("outside what its point", "ch4_t1", "[0, 12.5]: valid", "never reached"),
+        # (the level of sensor 'x', never "sensor 'x''s level")
+        ("the level 'hihi' of sensor '", "outside what its point", "ch4_t1", "[0, 12.5]: valid"),
     ),
     (
         # helper-115: a 0-100 transmitter (4-20 mA) given a level at 200 reads at most 106.25
