@@ -28,7 +28,7 @@ from api.registrydb import RegistryDB, Revision, Source
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry
-from telemetry.registrychecks import check_plates, duplicate_plates
+from telemetry.registrychecks import check_plates, critical_t_notices, duplicate_plates
 
 __all__ = [
     "HIDDEN",
@@ -242,6 +242,8 @@ class ConfigAdmin:
         for plate, vehicles in duplicate_plates(registry.config).items():
             # (a configuration of before the check runs on: `hazardhub check` names them)
             log.warning("plate %s is of %d vehicles: %s", plate, len(vehicles), ", ".join(vehicles))
+        for line in critical_t_notices(registry.config):  # the table's Q used instead
+            log.warning("%s", line)
         return registry
 
     def _startup(self, file_registry: Registry, file_source: str) -> Registry:

@@ -30,6 +30,8 @@ class HazardItemPublic(_Public):
     beta: float
     critical_source: str  # table1 | config
     beta_source: str  # table3 | a GHS category (Table 4) | config
+    # the configuration's critical_t where it differs from the built-in Q, which is used
+    critical_t_given: float | None
 
 
 class HazardPublic(_Public):
@@ -76,6 +78,9 @@ def _site_public(tenant: str, site: SiteSpec) -> SitePublic:
                     beta=float(i.beta),
                     critical_source=i.critical_source,
                     beta_source=i.beta_source,
+                    critical_t_given=(
+                        None if i.critical_t_given is None else float(i.critical_t_given)
+                    ),
                 )
                 for i in a.items
             ],

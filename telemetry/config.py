@@ -174,7 +174,8 @@ class VoteGroupSpec(Frozen):
 class InventoryItemSpec(Frozen):
     """One hazardous chemical held at the site, for the GB 18218-2018 identification and grading
     (`telemetry.hazard`). A substance of the built-in table takes its critical quantity and β
-    from it; any other needs `critical_t` and one of `beta` and `ghs`."""
+    from it (a `critical_t` beside a built-in Q is accepted, the table's used); any other needs
+    `critical_t` and one of `beta` and `ghs`."""
 
     substance: str = Field(
         min_length=1, max_length=100, description="Chinese or English name, or CAS number"
@@ -186,7 +187,9 @@ class InventoryItemSpec(Frozen):
         default=None,
         gt=0,
         allow_inf_nan=False,
-        description="Q (t), for a substance (or toxic gas) without a built-in Q",
+        description="Q (t): required for a substance (or toxic gas) without a built-in Q; for "
+        "one with, the built-in Q (GB 18218-2018 Table 1) is used, and a value that differs is "
+        "said at the hub's start and in GET /api/v1/sites (critical_t_given)",
     )
     beta: float | None = Field(
         default=None, gt=0, allow_inf_nan=False, description="β, for a substance not in the table"

@@ -212,6 +212,9 @@ class Item:
     beta: Fraction
     critical_source: Literal["table1", "config"]
     beta_source: str  # "table3", a GHS category (Table 4) or "config"
+    # the configuration's critical_t where Table 1's (as the hub carries it) differs and is
+    # used instead: None when none was given, or the same
+    critical_t_given: Fraction | None = None
 
     @property
     def ratio(self) -> Fraction:
@@ -235,10 +238,15 @@ def resolve(
 ) -> Item:
     """Resolve one inventory line. Raises ValueError naming the substance when it cannot.
 
-    A substance of the tables takes Q and β from them: `critical_t` only for a toxic gas whose Q
-    we do not carry, `ghs` only for a substance that is not a Table 3 toxic gas (its category at
-    the conditions of the site), `beta` never. Any other substance needs `critical_t` and
-    exactly one of `beta` and `ghs`.
+    A substance of the tables takes Q and β from them: `critical_t` is required for a toxic gas
+    whose Q we do not carry, `ghs` only for a substance that is not a Table 3 toxic gas (its
+    category at the conditions of the site), `beta` never. Any other substance needs
+    `critical_t` and exactly one of `beta` and `ghs`.
+
+    `critical_t` for a substance whose Q the table carries is accepted, so that a file keeps
+    loading when a later release adds the substance's Q: the table's Q (the standard's) is
+    used, and a `critical_t` that differs from it is kept on the item (`critical_t_given`) for
+    the hub to say so, never silently taken over the regulation's value.
     """
     q = _exact(quantity_t, f"{substance!r}: quantity_t")
     if q < 0:
@@ -268,17 +276,16 @@ def resolve(
     label = f"{substance!r} ({known.name}, {known.english})"
     if b is not None:
         raise ValueError(f"{label}: beta is set by the standard's tables, not configurable")
-    if known.critical_t is not None and crit is not None:
-        raise ValueError(
-            f"{label}: its critical quantity is in the table ({known.critical_t} t); "
-            "remove critical_t"
-        )
     table_q = known.critical_t
     q_of = table_q if table_q is not None else crit
     if q_of is None:
         raise ValueError(
-            f"{label}: no built-in critical quantity; give critical_t from GB 18218-2018 Table 1"
+            f"{label}: the hub's GB 18218-2018 table gives its beta ({float(known.beta):g}, "
+            f"{'Table 3' if known.toxic_gas else known.beta_source}) but not its critical "
+            "quantity: give critical_t, its Q (t) from GB 18218-2018 Table 1 (a file that "
+            "gives it keeps loading when a later release carries the Q)"
         )
+    given = crit if table_q is not None and crit is not None and crit != table_q else None
     if known.toxic_gas and ghs is not None:
         raise ValueError(f"{label}: a Table 3 toxic gas has a fixed beta; remove ghs")
     return Item(
@@ -290,6 +297,7 @@ def resolve(
         GHS_BETA[ghs] if ghs is not None else known.beta,
         "table1" if table_q is not None else "config",
         ghs if ghs is not None else known.beta_source,
+        given,
     )
 
 

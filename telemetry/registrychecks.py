@@ -20,6 +20,7 @@ __all__ = [
     "check_reachable",
     "check_sensors",
     "check_terminals",
+    "critical_t_notices",
     "duplicate_plates",
     "feedback_ids",
     "plate_key",
@@ -270,3 +271,27 @@ def check_names(registry: Registry, source: str) -> None:
         unknown = [t for t in key.tenants if t not in tenant_ids]
         if unknown:
             raise ConfigError(f"{source}: api_keys.{ki}.tenants: unknown tenant(s) {unknown}")
+
+
+def critical_t_notices(config: HubConfig) -> list[str]:
+    """A line for each inventory item whose `critical_t` differs from the critical quantity the
+    hub's GB 18218-2018 table carries for its substance: the table's is used (the regulation's
+    value is never overridden by a file's), and this says so, for the hub's log at start. A
+    `critical_t` is accepted beside a built-in Q so that a file keeps loading when a release adds
+    the substance's Q; one that differs is a mistake in the file, or in our table."""
+    said = []
+    for ti, tenant in enumerate(config.tenants):
+        for si, site in enumerate(tenant.sites):
+            for ii, spec in enumerate(site.inventory or ()):
+                item = spec.resolve()
+                if item.critical_t_given is None:
+                    continue
+                said.append(
+                    f"tenants.{ti}.sites.{si}.inventory.{ii} ({tenant.id}/{site.id}, "
+                    f"{spec.substance}): critical_t {float(item.critical_t_given):g} t differs "
+                    f"from the critical quantity of {item.name}, {float(item.critical_t):g} t, "
+                    "in the hub's GB 18218-2018 Table 1: the table's is used for the site's "
+                    "identification and grade; correct critical_t or remove it (if the "
+                    "standard's text says otherwise, the hub's table is wrong: report it)"
+                )
+    return said

@@ -16,12 +16,15 @@ from pydantic import ValidationError
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing, hash_key
+from api.configadmin import ConfigAdmin
+from api.registrydb import RegistryDB
 from ingest.metrics import Metrics
 from ingest.store.sqlite import SqliteStore
 from telemetry import hazard
 from telemetry.config import ApiKeySpec, HubConfig, InventoryItemSpec, SiteSpec
 from telemetry.errors import ConfigError
 from telemetry.registry import build_registry, parse_document
+from telemetry.registrychecks import critical_t_notices
 
 
 def item(substance: str, q: float, **kw: Any) -> hazard.Item:
@@ -133,6 +136,25 @@ def test_toxic_gas_without_a_built_in_q_takes_the_configured_one() -> None:
     )
 
 
+@pytest.mark.parametrize("sub", [s for s in hazard.SUBSTANCES if s.critical_t is not None])
+def test_a_critical_t_equal_to_the_tables_is_the_tables(sub: hazard.Substance) -> None:
+    """A file that gives a substance's Q keeps loading, the same, once the table carries it
+    (H2S's 5 t given today, say, and a release that adds H2S to the table)."""
+    assert sub.critical_t is not None
+    given = item(sub.name, 2, critical_t=float(sub.critical_t))
+    assert given == item(sub.name, 2)
+    assert (given.critical_source, given.critical_t_given) == ("table1", None)
+
+
+def test_a_critical_t_that_differs_from_the_tables_is_accepted_and_the_table_used() -> None:
+    """The regulation's Q is never overridden by a file's; the file's is kept to be told."""
+    cl = item("chlorine", 2, critical_t=10)
+    assert (cl.critical_t, cl.critical_source, cl.critical_t_given) == (5, "table1", 10)
+    assert cl.ratio == Fraction(2, 5)
+    spec = InventoryItemSpec.model_validate({"substance": "氯", "quantity_t": 2, "critical_t": 10})
+    assert spec.resolve() == item("氯", 2, critical_t=10)
+
+
 def test_listed_non_toxic_substance_may_be_given_its_category_at_site_conditions() -> None:
     # benzene above its boiling point: W5.1, β 1.5 instead of 1
     hot = item("benzene", 50, ghs="W5.1")
@@ -231,10 +253,9 @@ def test_declared_grade_against_the_computed_one(
         ),
         ({"substance": "氯", "quantity_t": -1}, "greater than or equal to 0"),
         ({"substance": "氯", "quantity_t": float("nan")}, "finite number"),
-        ({"substance": "氯", "quantity_t": 1, "critical_t": 10}, "remove critical_t"),
         ({"substance": "chlorine", "quantity_t": 1, "beta": 2}, "not configurable"),
         ({"substance": "氯", "quantity_t": 1, "ghs": "J1"}, "toxic gas has a fixed beta"),
-        ({"substance": "H2S", "quantity_t": 1}, "give critical_t"),
+        ({"substance": "H2S", "quantity_t": 1}, r"beta \(5, Table 3\) but not its critical"),
         ({"substance": "x", "quantity_t": 1, "critical_t": 0, "beta": 1}, "greater than 0"),
         ({"substance": "x", "quantity_t": 1, "critical_t": 1, "ghs": "W99"}, "Input should be"),
         ({"substance": "", "quantity_t": 1}, "at least 1 character"),
@@ -419,6 +440,7 @@ async def test_site_with_its_computed_grade(api: httpx.AsyncClient) -> None:
                     "beta": 4.0,
                     "critical_source": "table1",
                     "beta_source": "table3",
+                    "critical_t_given": None,
                 }
             ],
         },
@@ -460,3 +482,57 @@ async def test_sites_are_tenant_scoped(api: httpx.AsyncClient) -> None:
     theirs = await api.get("/api/v1/sites/acme-chem/tank-farm", headers=auth("coal"))
     missing = await api.get("/api/v1/sites/north-coal/no-such-site", headers=auth("coal"))
     assert theirs.status_code == missing.status_code == 404
+
+
+GIVEN_YAML = """
+tenants:
+  - id: acme-chem
+    sites:
+      - id: tank-farm
+        major_hazard_grade: 2
+        people_500m: 120
+        inventory:
+          - {substance: 液氯, quantity_t: 50, critical_t: 10}
+          - {substance: 甲醇, quantity_t: 100, critical_t: 500}
+          - {substance: H2S, quantity_t: 2, critical_t: 5}
+"""
+
+
+async def test_a_critical_t_that_differs_is_said_at_start_and_in_the_api(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The file's chlorine Q of 10 t is not the table's 5 t: the hub starts, grades the site by
+    5 t, logs the difference at start, and shows it on the item; an equal one (methanol) and a
+    toxic gas's Q the table lacks (H2S) are not told."""
+    reg = build_registry(parse_document(GIVEN_YAML, HubConfig, "hub.yaml"))
+    [said] = critical_t_notices(reg.config)
+    assert said.startswith("tenants.0.sites.0.inventory.0 (acme-chem/tank-farm, 液氯): ")
+    assert "critical_t 10 t differs from the critical quantity of 氯, 5 t" in said
+    assert "the table's is used" in said
+    rdb = RegistryDB(tmp_path / "registry.db")
+
+    async def switch(new: Any, rev: int) -> None:
+        return None
+
+    caplog.set_level("WARNING", logger="api.configadmin")
+    ConfigAdmin(rdb, build_registry, switch).startup(reg, "hub.yaml")
+    rdb.close()
+    assert [r.getMessage() for r in caplog.records if "critical_t" in r.getMessage()] == [said]
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    db = StateDB(tmp_path / "state.db")
+    app = create_app(AppContext(reg, store, db, Metrics(), KeyRing(_API_KEYS.values())))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://hub"
+    ) as client:
+        site = (await client.get("/api/v1/sites/acme-chem/tank-farm", headers=auth("chem"))).json()
+    await store.close()
+    db.close()
+    items = site["hazard"]["items"]
+    assert [(i["critical_t"], i["critical_source"], i["critical_t_given"]) for i in items] == [
+        (5.0, "table1", 10.0),
+        (500.0, "table1", None),
+        (5.0, "config", None),
+    ]
+    # S = 50/5 + 100/500 + 2/5 = 10.6, by the table's 5 t
+    assert site["hazard"]["s"] == pytest.approx(10.6)
