@@ -53,5 +53,7 @@ def read_drop_report(payload: bytes, gateway: str) -> DropReportIn:
         )
         raise ValueError(f"bad drop report: {errors}") from None
     if report.gateway is not None and report.gateway != gateway:
-        raise ValueError(f"a drop report of gateway {report.gateway!r} on {gateway!r}'s topic")
+        raise ValueError(
+            f"a drop report of gateway {report.gateway!r} on the topic of gateway {gateway!r}"
+        )
     return report
