@@ -27,7 +27,7 @@ from hazardhub.cliargs import (
 )
 from telemetry.brokertls import BrokerTlsError
 from telemetry.errors import ConfigError
-from telemetry.registrychecks import check_plates
+from telemetry.registrychecks import check_plates, critical_t_notices
 
 __all__ = ["main"]
 
@@ -144,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from hazardhub.settings import load
 
@@ -157,11 +161,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             fleet = compile_fleet(reg.config.fleet, reg.vehicles.values())  # corridors' vehicles
         except FleetConfigError as exc:  # (says the place in `fleet:`, not the file: add it)
             raise FleetConfigError(f"{args.config}: fleet.{exc}") from exc
-        print(
-            f"{args.config}: ok: {len(reg.tenants)} tenants, {len(reg.devices)} devices, "
-            f"{len(reg.sensors)} sensors, {len(reg.vehicles)} vehicles, "
-            f"{len(reg.config.fleet.geofences)} geofences over {len(fleet)} vehicles"
+        for line in critical_t_notices(reg.config):  # (the hub warns of them at start too)
+            print(f"{args.config}: warning: {line}", file=sys.stderr)
+        counts = (
+            (len(reg.tenants), "tenant"),
+            (len(reg.devices), "device"),
+            (len(reg.sensors), "sensor"),
+            (len(reg.vehicles), "vehicle"),
+            (len(reg.config.fleet.geofences), "geofence"),
         )
+        said = ", ".join(_plural(n, what) for n, what in counts)
+        print(f"{args.config}: ok: {said} over {_plural(len(fleet), 'vehicle')}")
         return 0
     if args.command == "demo":
         from hazardhub.demo import DemoOptions, run_demo

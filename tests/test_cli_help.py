@@ -5,9 +5,11 @@ docs/operations.md)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
+from hazardhub.cli import main
 from hazardhub.cliargs import parser
 
 
@@ -33,3 +35,25 @@ def test_the_hubs_folders_say_their_defaults() -> None:
     text = " ".join(_sub("hub").format_help().split())
     assert "relative to the working folder (default: data)" in text
     assert "(default: DATA_DIR/spool)" in text and "(default: 127.0.0.1:8000)" in text
+
+
+def test_check_says_a_critical_t_the_table_overrides_and_counts_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hazardhub check` says what the hub warns of at start (a file's critical_t that differs
+    from GB 18218's table, which is used) and "1 tenant", not "1 tenants" (helper-180)."""
+    path = tmp_path / "plant.yaml"
+    path.write_text(
+        "tenants:\n"
+        "  - id: hx-chem\n"
+        "    sites:\n"
+        "      - id: tank-farm\n"
+        "        kind: chemical\n"
+        "        inventory:\n"
+        "          - {substance: 氯, quantity_t: 2, critical_t: 10}\n",
+        encoding="utf-8",
+    )
+    assert main(["check", "-c", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert ": ok: 1 tenant, 0 devices, 0 sensors," in out, out
+    assert "warning:" in err and "critical_t" in err and "10" in err and "5" in err, err
