@@ -194,7 +194,8 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
                 for d in registry.devices.values()
                 if (d.spec.modbus.host, d.spec.modbus.port) == (host, port)
             )
-            print(f"modbus {host}:{port} units {units}", flush=True)
+            framing = "" if farm.transports[(host, port)] == "tcp" else " rtu-over-tcp"
+            print(f"modbus{framing} {host}:{port} units {units}", flush=True)
     if args.what in ("fleet", "scenario"):
         host, port = _hostport(args.broker)
         user = None if args.jt808 else args.broker_user

@@ -14,6 +14,7 @@ from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.refs import device_ref
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ModeChange
+from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 
 __all__ = ["Farm", "ScenarioRunner", "build_farm"]
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 class Farm:
     servers: dict[tuple[str, int], ModbusSimServer]
     devices: dict[str, SimulatedDevice]  # by the device's full name, "tenant/site/device"
+    transports: dict[tuple[str, int], str] = field(default_factory=dict)  # "tcp", "rtu-over-tcp"
 
     async def start(self) -> None:
         for server in self.servers.values():
@@ -46,20 +48,47 @@ def build_farm(
     *,
     any_port: bool = False,
 ) -> Farm:
-    """One server per configured endpoint, one unit per device; `any_port` binds free ports."""
+    """One server per configured endpoint, one unit per device; `any_port` binds free ports.
+
+    The server speaks the devices' `modbus.transport`: Modbus TCP for `tcp`, RTU frames over TCP
+    for `rtu-over-tcp` (a serial device server: its units share one server, as they share the
+    RS-485 line behind it). A device on a serial line (`rtu`) is refused (`ConfigError`, naming
+    it): it cannot be served where the gateway looks for it, and serving it as TCP would only
+    hide that. So are devices of different transports on one host and port."""
+    serial = [device_ref(d) for d in registry.devices.values() if d.spec.modbus.transport == "rtu"]
+    if serial:
+        raise ConfigError(
+            f"device(s) {', '.join(serial)} have modbus transport 'rtu' (a serial line): the "
+            "simulator serves TCP ports only. Simulate them from a copy of the configuration "
+            "with `transport: rtu-over-tcp`, a `host` and `port` instead of `serial`, and point "
+            "a gateway run on that copy at them"
+        )
     by_endpoint: dict[tuple[str, int], list[SimulatedDevice]] = defaultdict(list)
+    framing: dict[tuple[str, int], tuple[str, str]] = {}  # endpoint -> (transport, a device)
     devices: dict[str, SimulatedDevice] = {}
     for dev in registry.devices.values():
         m = dev.spec.modbus
         ref = device_ref(dev)  # ids are unique within a site only: two tenants' tank1-rtu
+        ep = (m.host, m.port)
+        transport, first = framing.setdefault(ep, (m.transport, ref))
+        if transport != m.transport:
+            raise ConfigError(
+                f"{m.host}:{m.port} is given transport {first}'s {transport!r} and {ref}'s "
+                f"{m.transport!r}: one port speaks one framing"
+            )
         sim = SimulatedDevice(dev.profile, m.unit, scenario.point_signals.get(ref, {}), clock)
-        by_endpoint[(m.host, m.port)].append(sim)
+        by_endpoint[ep].append(sim)
         devices[ref] = sim
     servers = {
-        ep: ModbusSimServer(devs, host=ep[0], port=0 if any_port else ep[1])
+        ep: ModbusSimServer(
+            devs,
+            host=ep[0],
+            port=0 if any_port else ep[1],
+            framer="rtu" if framing[ep][0] == "rtu-over-tcp" else "socket",
+        )
         for ep, devs in by_endpoint.items()
     }
-    return Farm(servers, devices)
+    return Farm(servers, devices, {ep: t for ep, (t, _) in framing.items()})
 
 
 @dataclass(slots=True)
