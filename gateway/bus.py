@@ -12,7 +12,8 @@ leaves unanswered (a block its firmware ignores) fails alone, and that request, 
 put in backoff: skipped (`NotSentError`) for a delay that doubles up to `backoff_max_s`, then
 asked again. So a block that is never answered costs the line one timeout per backoff period too.
 A request a unit is `forgiven` (a frame lost on the line, or the unit gone in the middle of a
-cycle: the poller tells which) puts neither in backoff, alive or not.
+cycle: the poller tells which) puts neither in backoff, alive or not; with `resend_lost` it is
+sent once more at once when unanswered or garbled (the poller's default for a lost frame).
 
 Errors say how much is lost (`gateway.errors`): `LinkError` the connection (it cannot be made, was
 lost, or lost its framing: bytes that are no Modbus frame on Modbus TCP), `NoAnswerError` (and
@@ -132,11 +133,14 @@ class ModbusBus:
         backoff_max_s: float = 30.0,
         alive: bool = False,
         forgiven: bool = False,
+        resend_lost: bool = False,
     ) -> Value:
         """Read registers (big-endian bytes) or bits (a tuple) of one unit; raise a
         `DeviceError` when they cannot be had. `alive`: the unit answered another request of
         this cycle, so a request it leaves unanswered puts that request in backoff, not the
-        unit. `forgiven`: left unanswered, it puts neither in backoff (whatever `alive` says)."""
+        unit. `forgiven`: left unanswered, it puts neither in backoff (whatever `alive` says).
+        `resend_lost`: a request lost (unanswered, or garbled on an RTU line) after its
+        `retries` is sent once more at once."""
         loop = asyncio.get_running_loop()
         if self._silent_until:
             until = self._silent_until.get(unit)
@@ -157,7 +161,8 @@ class ModbusBus:
             if self._link is None:
                 self._link = self._make_link()
             link = self._link
-            for attempt in range(retries + 1):
+            attempts = retries + 1 + resend_lost
+            for attempt in range(attempts):
                 try:
                     if not link.connected:
                         await link.connect(self._timeout)
@@ -178,7 +183,8 @@ class ModbusBus:
                 self.timeouts += 1
                 if isinstance(failure, CrcError):
                     self.crc_errors += 1
-                if attempt == retries:
+                lost = isinstance(failure, (RequestTimeoutError, ExceptionResponseError, CrcError))
+                if attempt == attempts - 1 or (attempt == retries and not lost):
                     if isinstance(failure, FrameError) and link.connected:
                         # an answer that does not fit its request (function, unit, byte count),
                         # or garbled on an RTU line, on a link that kept its framing: the one

@@ -13,6 +13,11 @@ good). The whole device is a comm loss when no request of the cycle is answered,
 fails. The requests that answered in the previous cycle go first, so that a block that is never
 answered cannot make a live unit look silent.
 
+One lost frame is no comm loss: with `retries` unset, a request the unit answered when last
+asked, left unanswered (or garbled) by a unit that answered in its last cycle or earlier in this
+one, is sent again at once before its points are said lost (once a cycle). `retries: 0` sends
+nothing again; `retries: N` every request N times.
+
 A unit that dies in the middle of a cycle: once it has answered in the cycle, a request it
 answered when last asked and leaves unanswered now is forgiven (a frame lost on the line, or the
 unit gone: not the block's fault, so not put in a backoff of its own); a second such request
@@ -186,7 +191,14 @@ class DevicePoller:
                 await stopped
             await self.close()
 
-    async def _read(self, req: ReadRequest, *, alive: bool, forgiven: bool) -> Value:
+    def _resends(self, forgiven: bool, heard: bool) -> bool:
+        """Whether a request is sent again at once when it goes unanswered: with `retries`
+        unset, one that the unit answered when last asked and is forgiven now (it answers: a
+        frame lost on the line then costs its points nothing). A block it ignores, or a unit
+        already silent, is not."""
+        return self.device.spec.modbus.retries is None and forgiven and heard
+
+    async def _read(self, req: ReadRequest, *, alive: bool, forgiven: bool, resend: bool) -> Value:
         spec = self.device.spec.modbus
         return await self.bus.read(
             spec.unit,
@@ -194,10 +206,11 @@ class DevicePoller:
             req.address,
             req.count,
             timeout_s=spec.timeout_s,
-            retries=spec.retries,
+            retries=spec.retries or 0,
             backoff_max_s=spec.backoff_max_s,
             alive=alive,
             forgiven=forgiven,
+            resend_lost=resend,
         )
 
     def _to_report(
@@ -244,7 +257,10 @@ class DevicePoller:
             try:
                 # alive, a request it answered last time is forgiven (lost, or the unit gone);
                 # one it did not goes in its own backoff
-                answer = await self._read(req, alive=alive, forgiven=heard if alive else credit)
+                forgiven = heard if alive else credit
+                # one re-send a cycle once it answered: a second lost request may be the unit dead
+                resend = self._resends(forgiven, heard) and lapses == 0
+                answer = await self._read(req, alive=alive, forgiven=forgiven, resend=resend)
                 decoder.decode(answer, value, quality)
             except LinkError as exc:
                 self.failed_requests += n
@@ -258,7 +274,7 @@ class DevicePoller:
                 if isinstance(exc, NoAnswerError):
                     credit = False
                     if alive and heard:
-                        lapses += 1
+                        lapses += 1  # re-sent or not: the unit may ignore this block now
                     self._heard[r] = False
                 else:  # the unit answered, with a refusal or a malformed answer
                     alive, lapses = True, 0

@@ -108,9 +108,8 @@ class SimulatedDevice:
 
     Points without a signal hold 0. Set `online = False` to simulate a lost link: the unit then
     answers nothing at all; `die_after(n)` does so after n more answers (a unit that dies between
-    two requests of a gateway's cycle). A signal that yields NaN makes reads of its table answer
-    "device failure", as a faulted transmitter would.
-    """
+    two requests of a gateway's cycle); `drop(n)` leaves the next n requests alone unanswered
+    (lost frames). A NaN signal makes reads of its table answer "device failure"."""
 
     def __init__(
         self,
@@ -128,6 +127,7 @@ class SimulatedDevice:
         self.unit: Final = unit
         self.online: bool = True
         self.answers_left: int | None = None  # goes offline once this many more are answered
+        self.drops_left = 0  # requests still to be lost, as frames lost on the line
         self._signals = dict(signals)
         self._clock = clock
         self._spans = _layout(profile.points)
@@ -149,8 +149,18 @@ class SimulatedDevice:
             raise ValueError(f"answers must be >= 0, got {answers}")
         self.answers_left = answers
 
+    def drop(self, requests: int = 1) -> None:
+        """Leave the next `requests` requests unanswered, then answer again."""
+        if requests < 0:
+            raise ValueError(f"requests must be >= 0, got {requests}")
+        self.drops_left = requests
+
     def _admits(self) -> bool:
-        """Whether this unit answers the request that has come (counting down `die_after`)."""
+        """Whether this unit answers the request that has come (counting down `drop` and
+        `die_after`)."""
+        if self.online and self.drops_left > 0:
+            self.drops_left -= 1
+            return False
         if self.online and self.answers_left is not None:
             if self.answers_left == 0:
                 self.online, self.answers_left = False, None

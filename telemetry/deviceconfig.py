@@ -190,7 +190,14 @@ class ModbusSpec(Frozen):
     unit: int = Field(default=1, ge=0, le=247)
     poll_s: float = Field(default=1.0, gt=0, le=3600)
     timeout_s: float = Field(default=1.0, gt=0, le=60)
-    retries: int = Field(default=0, ge=0, le=5, description="re-sends after a timeout")
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=5,
+        description="re-sends of an unanswered request; unset: a request unanswered by a unit "
+        "that answers (a frame lost on the line) is sent again once at once, before its points "
+        "are said comm loss, and one of a silent unit or a block it ignores is not",
+    )
     backoff_max_s: float = Field(
         default=30.0,
         gt=0,

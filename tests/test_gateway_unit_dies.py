@@ -107,7 +107,7 @@ async def units() -> AsyncIterator[tuple[ModbusSimServer, list[SimulatedDevice]]
         await sim.stop()
 
 
-async def test_a_unit_that_dies_mid_cycle_costs_two_timeouts_and_no_block_backoff(units):
+async def test_a_unit_that_dies_mid_cycle_costs_three_timeouts_and_no_block_backoff(units):
     sim, (dev, _) = units
 
     async def sink(batch: TelemetryBatch) -> None:
@@ -125,28 +125,30 @@ async def test_a_unit_that_dies_mid_cycle_costs_two_timeouts_and_no_block_backof
         # the first read is kept; the others are comm loss
         assert dying["low"] == (1.0, Quality.GOOD)
         assert all(lost(dying[k]) for k in ("mid", "high", "inp"))
+        # the first unanswered one is sent again at once (a lost frame, as far as is known);
         # two unanswered in a row: down; the fourth request was not sent
-        assert sim.requests_by_unit[1] == 4 + 3 and bus.timeouts == 2
-        assert took < 3 * TIMEOUT, took
+        assert sim.requests_by_unit[1] == 4 + 4 and bus.timeouts == 3
+        assert took < 4 * TIMEOUT, took
         assert poller.failures == 0 and not bus.silent(1)
         # the next cycle probes it: one request, unanswered, and the unit is in backoff
         probe = readings(await poller.poll_once())
         assert probe.keys() == {"low"} and lost(probe["low"])
-        assert sim.requests_by_unit[1] == 8 and bus.timeouts == 3 and bus.silent(1)
+        assert sim.requests_by_unit[1] == 9 and bus.timeouts == 4 and bus.silent(1)
         assert poller.failures == 1
         # it comes back: once its backoff is over (cleared here, not waited for), every block is
         # read at once, none held back by a backoff of its own
         dev.online = True
         bus._silent_until.clear()
         assert readings(await poller.poll_once()) == ALL_GOOD
-        assert sim.requests_by_unit[1] == 12
+        assert sim.requests_by_unit[1] == 13
     finally:
         await poller.close()
 
 
 async def test_a_dying_unit_costs_its_bus_neighbour_little(units):
     """Unit 1 dies in its third cycle; unit 2 on the same connection polls on: unit 1 costs it
-    two timeouts, then one for the probe, then one per backoff period."""
+    three timeouts (the first re-sent once), then one for the probe, then one per backoff
+    period."""
     sim, (dev, _) = units
     one, two = device_info(sim.port, 1, 0.1), device_info(sim.port, 2, 0.1)
     bus = ModbusBus(one.spec.modbus)
@@ -175,8 +177,8 @@ async def test_a_dying_unit_costs_its_bus_neighbour_little(units):
         stop.set()
         await asyncio.gather(*tasks)
         bus.close()
-    # unit 1: two timeouts as it died, one probe the cycle after (then backoff: 1 s)
-    assert bus.timeouts == 3, bus.timeouts
-    assert sim.requests_by_unit[1] == 9 + 2 + 1
+    # unit 1: three timeouts as it died, one probe the cycle after (then backoff: 1 s)
+    assert bus.timeouts == 4, bus.timeouts
+    assert sim.requests_by_unit[1] == 9 + 3 + 1
     assert all(readings(b) == ALL_GOOD for b in sent["u2"])
     assert alone >= 4, alone  # 7 at its 0.1 s period
