@@ -19,6 +19,7 @@ from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
 from hazardhub.settings import load, read_text
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
+from simulators.fleetstate import fleet_tenants, keep_positions, load_starts
 from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
 from simulators.route import Route, default_route
@@ -66,6 +67,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 metavar="GATEWAY=PORT",
                 help="relay PORT to --broker for the gateway GATEWAY, cut by its uplink_loss "
                 "events (point that gateway's --broker at 127.0.0.1:PORT)",
+            )
+        if name == "fleet":
+            p.add_argument(
+                "--tenant",
+                action="append",
+                default=[],
+                metavar="TENANT",
+                help="drive this tenant's vehicles only (repeatable; default: every tenant's)",
+            )
+            p.add_argument(
+                "--resume",
+                type=Path,
+                default=None,
+                metavar="FILE",
+                help="start each vehicle where the last run with this FILE left it (a restart "
+                "from the routes' starts is a position jump: a GPS drift alarm per vehicle); "
+                "where they are is kept there, every 5 s and at the stop",
             )
         if name != "modbus":
             p.add_argument("--broker", type=address(1883), default="127.0.0.1:1883")
@@ -199,20 +217,46 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
     if args.what in ("fleet", "scenario"):
         host, port = _hostport(args.broker)
         user = None if args.jt808 else args.broker_user
+        tenants = fleet_tenants(registry, getattr(args, "tenant", []))
+        infos = list(registry.vehicles.values())
+        phones = terminal_phones([v.spec.terminal for v in infos])  # of all: they stay put
+        # (info, phone, route) of the vehicles driven; a route is the k-th of all, as without
+        # a filter
+        chosen = [
+            (v, phone, _routes(compiled, v, k, len(infos), along))
+            for k, (v, phone) in enumerate(zip(infos, phones, strict=True))
+            # a tenant's login publishes its own vehicles only (the broker drops the others'
+            # in silence, acknowledged)
+            if (user is None or v.tenant == user) and (tenants is None or v.tenant in tenants)
+        ]
+        resume = getattr(args, "resume", None)
+        starts = (
+            load_starts(resume, {f"{v.tenant}/{v.spec.id}": r for v, _, r in chosen})
+            if resume is not None
+            else {}
+        )
         vehicles = [
             SimulatedVehicle(
                 v.tenant,
                 v.spec.id,
-                _routes(compiled, v, k, len(registry.vehicles), along),
+                route,
                 compiled.vehicle_speeds[v.spec.id],
+                start_m=starts.get(f"{v.tenant}/{v.spec.id}", 0.0),
             )
-            for k, v in enumerate(registry.vehicles.values())
-            # a tenant's login publishes its own vehicles only (the broker drops the others'
-            # in silence, acknowledged)
-            if user is None or v.tenant == user
+            for v, _, route in chosen
         ]
-        if user is not None and len(vehicles) < len(registry.vehicles):
+        if user is not None and any(v.tenant != user for v in infos):
             print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
+        if tenants is not None:
+            print(f"fleet: only tenant(s) {', '.join(sorted(tenants))}", flush=True)
+        if resume is not None:
+            print(
+                f"fleet: {len(starts)} of {len(vehicles)} vehicles resume where {resume} left them",
+                flush=True,
+            )
+            tasks.append(
+                asyncio.create_task(keep_positions(resume, vehicles, stop), name="fleet-state")
+            )
         if vehicles and accel > 1 and compiled.spec.start is None:
             # wall-clock stamps while the vehicles drive `accel` times as far: every fix an
             # implied speed `accel` times the true one, a GPS drift episode per vehicle that
@@ -227,10 +271,11 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
             )
         if args.jt808:
             jhost, jport = _hostport(args.jt808, 6808)
-            specs = [v.spec for v in registry.vehicles.values()]
-            phones = terminal_phones([spec.terminal for spec in specs])
             jt = Jt808Fleet(
-                list(zip(vehicles, phones, (spec.plate for spec in specs), strict=True)),
+                [
+                    (sim, phone, v.spec.plate)
+                    for sim, (v, phone, _) in zip(vehicles, chosen, strict=True)
+                ],
                 host=jhost,
                 port=jport,
                 clock=clock,

@@ -127,21 +127,33 @@ class Drive:
         route: Route | None = None,
         free: Sequence[tuple[float, float]] = (),
         step_s: float = 0.1,
+        start_m: float = 0.0,
     ) -> None:
+        """`start_m`: the distance along the route at t=0 (a fleet resumed where it stopped)."""
         if not (math.isfinite(step_s) and step_s > 0):
             raise ValueError(f"a drive's step must be above 0 s, got {step_s}")
+        if not (math.isfinite(start_m) and start_m >= 0):
+            raise ValueError(f"a drive's start must be a distance >= 0 m, got {start_m}")
         self.signal = signal
         self.route = route if route is not None and route.limited else None
         self.free = tuple(sorted(free))
         self.step_s = step_s
-        self._checkpoints: list[float] = [0.0]  # distance at grid step k * _CHECKPOINT_STEPS
-        self._cursor: tuple[int, float] = (0, 0.0)  # the last grid step computed
+        self._checkpoints: list[float] = [start_m]  # distance at grid step k * _CHECKPOINT_STEPS
+        self._cursor: tuple[int, float] = (0, start_m)  # the last grid step computed
+
+    @property
+    def start_m(self) -> float:
+        return self._checkpoints[0]
 
     def on(self, route: Route) -> Drive:
         """This drive on `route`'s limits, unless it already has limits of its own."""
         if self.route is not None or not route.limited:
             return self
-        return Drive(self.signal, route, self.free, self.step_s)
+        return Drive(self.signal, route, self.free, self.step_s, self.start_m)
+
+    def from_m(self, start_m: float) -> Drive:
+        """This drive, starting `start_m` along its route."""
+        return Drive(self.signal, self.route, self.free, self.step_s, start_m)
 
     def speeding(self, t_s: float) -> bool:
         """Whether the driver ignores the limits at `t_s`."""
@@ -167,7 +179,7 @@ class Drive:
         return self.state_at(t_s)[1]
 
     def distance_at(self, t_s: float) -> float:
-        """Metres driven from t=0 to `t_s`."""
+        """Metres along the route at `t_s`: `start_m` and those driven since t=0."""
         t_s = max(0.0, t_s)
         k = math.floor(t_s / self.step_s + 1e-9)  # k * step_s itself is on step k, not k - 1
         d = self._grid(k)

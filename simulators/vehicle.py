@@ -90,6 +90,7 @@ class SimulatedVehicle:
     # its terminal's alarm bits, clock skew and position messages sent twice (the scenario's)
     quirks: TerminalQuirks = field(default_factory=TerminalQuirks)
     copies_due: float = 0.0  # the share of a message owed to `quirks.duplicates`
+    start_m: float = 0.0  # where on its route it is at t=0 (resumed where a last run stopped)
     drive: Drive = field(init=False, repr=False, compare=False)
     _points: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
 
@@ -100,6 +101,9 @@ class SimulatedVehicle:
             self.drive = self.speed_kmh.on(route)
         else:
             self.drive = Drive(self.speed_kmh, route)
+        if self.start_m:
+            self.drive = self.drive.from_m(self.start_m)
+        self.distance_m = self.drive.start_m
 
     def mode_at(self, t_s: float) -> str | None:
         """The scenario's mode of the vehicle at `t_s` (None: normal)."""
