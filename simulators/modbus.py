@@ -39,15 +39,9 @@ _TABLES: Final[tuple[Table, ...]] = ("coil", "discrete", "holding", "input")
 _BIT_TABLES: Final = frozenset({"coil", "discrete"})
 _WORDS: Final = frozenset({"int16", "uint16"})  # one-register words that bit points may share
 _TABLE_OF_FUNCTION: Final[Mapping[int, Table]] = {
-    1: "coil",
-    5: "coil",
-    15: "coil",
+    **dict.fromkeys((1, 5, 15), "coil"),
     2: "discrete",
-    3: "holding",
-    6: "holding",
-    16: "holding",
-    22: "holding",
-    23: "holding",
+    **dict.fromkeys((3, 6, 16, 22, 23), "holding"),
     4: "input",
 }
 
@@ -280,12 +274,7 @@ class SimulatedDevice:
         return None
 
     def _refresh(
-        self,
-        table: Table,
-        span: _Span,
-        start: int,
-        request: tuple[int, int],
-        registers: list[int],
+        self, table: Table, span: _Span, start: int, request: tuple[int, int], registers: list[int]
     ) -> None:
         """Write the points of `table` that `request` (address, count) reads, at the current
         time, into pymodbus's register list: a point that cannot be encoded (a line break on a
@@ -294,10 +283,8 @@ class SimulatedDevice:
         first bit starts."""
         t_s = self._clock()
         address, count = request
-        if table in _BIT_TABLES:
-            lo, hi = address // 16, address // 16 + count
-        else:
-            lo, hi = address, address + count
+        lo = address // 16 if table in _BIT_TABLES else address
+        hi = lo + count
         for point in span.points:
             if point.name in self._shared:
                 continue  # written with its word
