@@ -25,6 +25,7 @@ from api.auth import hash_key
 from gateway.runner import Gateway
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load
+from simulators.farm import endpoint_framing, framer
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.refs import device_ref
@@ -138,17 +139,19 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
     def clock() -> float:
         return loop.time() - t0
 
+    framing = endpoint_framing(registry0)  # a serial-line device refused, as by `simulate`
     by_endpoint = simulated_devices(registry0, clock)
     # on the configured ports when they can be bound (the configuration then runs as written,
     # so that changes made through the API are taken up again by `--keep-data`), else on any.
     # Bound, not probed: a port in TIME_WAIT after the last run looked taken to a probe
     sims: dict[tuple[str, int], ModbusSimServer] = {}
     for ep, devs in by_endpoint.items():
-        sim = ModbusSimServer(devs, port=ep[1] if ep[0] == "127.0.0.1" else 0)
+        framed = framer(framing[ep])  # RTU frames for a serial device server's units
+        sim = ModbusSimServer(devs, port=ep[1] if ep[0] == "127.0.0.1" else 0, framer=framed)
         try:
             await sim.start()
         except OSError:
-            sim = ModbusSimServer(devs, port=0)
+            sim = ModbusSimServer(devs, port=0, framer=framed)
             await sim.start()
         sims[ep] = sim
     moved = {ep: s.port for ep, s in sims.items() if ep != ("127.0.0.1", s.port)}

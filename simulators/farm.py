@@ -8,6 +8,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from simulators.fleet import SimulatedVehicle, attach_scenario
 from simulators.modbus import ModbusSimServer, SimulatedDevice
@@ -55,6 +56,37 @@ def build_farm(
     RS-485 line behind it). A device on a serial line (`rtu`) is refused (`ConfigError`, naming
     it): it cannot be served where the gateway looks for it, and serving it as TCP would only
     hide that. So are devices of different transports on one host and port."""
+    framing = endpoint_framing(registry)
+    by_endpoint: dict[tuple[str, int], list[SimulatedDevice]] = defaultdict(list)
+    devices: dict[str, SimulatedDevice] = {}
+    for dev in registry.devices.values():
+        m = dev.spec.modbus
+        ref = device_ref(dev)  # ids are unique within a site only: two tenants' tank1-rtu
+        sim = SimulatedDevice(dev.profile, m.unit, scenario.point_signals.get(ref, {}), clock)
+        by_endpoint[(m.host, m.port)].append(sim)
+        devices[ref] = sim
+    servers = {
+        ep: ModbusSimServer(
+            devs,
+            host=ep[0],
+            port=0 if any_port else ep[1],
+            framer=framer(framing[ep]),
+        )
+        for ep, devs in by_endpoint.items()
+    }
+    return Farm(servers, devices, framing)
+
+
+def framer(transport: str) -> Literal["socket", "rtu"]:
+    """The simulator server's framing for a device's `modbus.transport`."""
+    return "rtu" if transport == "rtu-over-tcp" else "socket"
+
+
+def endpoint_framing(registry: Registry) -> dict[tuple[str, int], str]:
+    """Each configured endpoint's (host, port) transport. A device on a serial line (`rtu`) is
+    refused (`ConfigError`, naming it): it cannot be served where the gateway looks for it, and
+    serving it as TCP would only hide that. So are devices of different transports on one host
+    and port."""
     serial = [device_ref(d) for d in registry.devices.values() if d.spec.modbus.transport == "rtu"]
     if serial:
         raise ConfigError(
@@ -63,32 +95,17 @@ def build_farm(
             "with `transport: rtu-over-tcp`, a `host` and `port` instead of `serial`, and point "
             "a gateway run on that copy at them"
         )
-    by_endpoint: dict[tuple[str, int], list[SimulatedDevice]] = defaultdict(list)
     framing: dict[tuple[str, int], tuple[str, str]] = {}  # endpoint -> (transport, a device)
-    devices: dict[str, SimulatedDevice] = {}
     for dev in registry.devices.values():
         m = dev.spec.modbus
-        ref = device_ref(dev)  # ids are unique within a site only: two tenants' tank1-rtu
-        ep = (m.host, m.port)
-        transport, first = framing.setdefault(ep, (m.transport, ref))
+        ref = device_ref(dev)
+        transport, first = framing.setdefault((m.host, m.port), (m.transport, ref))
         if transport != m.transport:
             raise ConfigError(
                 f"{m.host}:{m.port} is given transport {first}'s {transport!r} and {ref}'s "
                 f"{m.transport!r}: one port speaks one framing"
             )
-        sim = SimulatedDevice(dev.profile, m.unit, scenario.point_signals.get(ref, {}), clock)
-        by_endpoint[ep].append(sim)
-        devices[ref] = sim
-    servers = {
-        ep: ModbusSimServer(
-            devs,
-            host=ep[0],
-            port=0 if any_port else ep[1],
-            framer="rtu" if framing[ep][0] == "rtu-over-tcp" else "socket",
-        )
-        for ep, devs in by_endpoint.items()
-    }
-    return Farm(servers, devices, {ep: t for ep, (t, _) in framing.items()})
+    return {ep: t for ep, (t, _) in framing.items()}
 
 
 @dataclass(slots=True)

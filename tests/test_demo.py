@@ -179,3 +179,78 @@ def test_an_api_port_in_use_is_said_in_one_line_before_anything_starts(tmp_path,
         "in use): another hub or demo may be running; give another with --api HOST:PORT"
     ]
     assert not (tmp_path / "data" / "state.db").exists()  # nothing started
+
+
+def _demo(config: Path, tmp_path: Path, api_port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "hazardhub", "demo", "--config", str(config)),
+            *("--api", f"127.0.0.1:{api_port}", "--data-dir", str(tmp_path / "demo")),
+            *("--broker-port", str(free_port())),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_a_demo_of_ones_own_serves_rtu_over_tcp_devices_in_rtu_frames(tmp_path):
+    """`hazardhub demo --config own.yaml` served every device as Modbus TCP: a crane behind a
+    serial device server (`transport: rtu-over-tcp`) read CRC errors and comm loss (helper-179).
+    Its gateway now reads good values; a device on a serial line is refused in one line."""
+    text = (ROOT / "examples" / "crane.yaml").read_text(encoding="utf-8")
+    own = tmp_path / "crane-rtu.yaml"
+    own.write_text(
+        text.replace(
+            "modbus: {host: 127.0.0.1, port: 15041,",
+            f"modbus: {{transport: rtu-over-tcp, host: 127.0.0.1, port: {free_port()},",
+        ),
+        encoding="utf-8",
+    )
+    api_port = free_port()
+    proc = _demo(own, tmp_path, api_port)
+    good = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not good:
+            assert proc.poll() is None, f"demo exited early with {proc.returncode}"
+            time.sleep(0.5)
+            key_file = tmp_path / "demo" / "api-key"
+            if not key_file.exists():
+                continue
+            headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+            try:
+                r = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/latest", headers=headers)
+            except httpx.HTTPError:
+                continue
+            if r.status_code == 200:
+                good = [x for x in r.json() if x["quality"] == 0 and x["value"] is not None]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert good, out
+    assert "CRC" not in out, out
+
+    serial = tmp_path / "crane-serial.yaml"
+    serial.write_text(
+        text.replace(
+            "modbus: {host: 127.0.0.1, port: 15041,",
+            "modbus: {transport: rtu, serial: {port: /dev/ttyUSB0}, ",
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "hazardhub", "demo", "--config", str(serial)),
+            *("--api", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "demo2")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "transport 'rtu' (a serial line)" in done.stderr and "Traceback" not in done.stderr
