@@ -29,6 +29,7 @@ from api.timerange import refuse_seconds
 from ingest.store.base import Aggregate
 from telemetry.quality import Quality
 from telemetry.registry import Registry, SensorInfo
+from telemetry.ruleconfig import SensorKind
 
 __all__ = ["MAX_ASKED", "MAX_HISTORY_ROWS", "HistoryAggregate", "OutRow", "sensor_routes"]
 
@@ -168,10 +169,12 @@ def sensor_routes(r: APIRouter) -> None:
         caller: Caller,
         tenant: str | None = None,
         site: str | None = None,
-        kind: str | None = None,
+        kind: Annotated[
+            SensorKind | None, Query(description="one of the sensor kinds (422 otherwise)")
+        ] = None,
     ) -> list[SensorPublic]:
         """The sensors the caller may see, optionally filtered; a tenant or site the caller
-        does not see (or none of that name) is 404."""
+        does not see (or none of that name) is 404, a kind that is not one 422."""
         check_site(ctx, narrowed(ctx, caller, tenant), site)
         out = _sensors_out(ctx)
         return [

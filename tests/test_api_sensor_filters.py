@@ -104,3 +104,13 @@ async def test_the_alarm_list_takes_one_sensor_and_says_so_for_a_comma_list(hub:
     for who, sensor in (("op", "bogus"), ("chem", "ch4-t1")):
         r = await hub.get("/alarms", who, params={"sensor": sensor})
         assert r.status_code == 404 and f"sensor {sensor!r} not found" in r.json()["detail"]
+
+
+async def test_the_sensor_list_refuses_a_kind_that_is_not_one(hub: Hub) -> None:
+    """`/sensors?kind=bogus` answered 200 [] (no such sensors) where the kind does not exist:
+    a misspelt filter read as an empty plant (helper-180)."""
+    r = await hub.get("/sensors", "op", params={"kind": "bogus"})
+    assert r.status_code == 422, r.text
+    assert "kind" in r.text
+    r = await hub.get("/sensors", "op", params={"kind": "methane"})
+    assert r.status_code == 200 and r.json() and {s["kind"] for s in r.json()} == {"methane"}
