@@ -450,7 +450,7 @@ def test_plans_with_several_feedbacks_agree_with_reference(batches, within_s, ho
         assert state.broke.tolist() == (ref.broke if table.has_hold else [])
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -947,7 +947,7 @@ def _norm(rows):
     return [tuple(None if isinstance(x, float) and math.isnan(x) else x for x in r) for r in rows]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_vectorized_core_agrees_with_reference(scenario):
     """Random rules and streams (out-of-order times, duplicates, all qualities), with and
@@ -1163,7 +1163,7 @@ def trend_streams(draw):
     return infos, batches, draw(st.sampled_from([2, 4, 32]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(trend_streams())
 def test_trends_agree_with_reference(scenario):
     infos, batches, depth = scenario

@@ -1050,7 +1050,7 @@ Leg = tuple[int, int, int, float, float, float, bool, int, float]
 acc_cycle = st.one_of(st.none(), st.lists(st.sampled_from([-1, 0, 1]), min_size=1, max_size=6))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 24 * 3600), st.lists(leg, min_size=1, max_size=40), quiet, acc_cycle)
 def test_vectorized_core_matches_reference_on_trips(
     start_s: int, legs: list[Leg], quiet_s: float, cycle: list[int] | None
@@ -1130,7 +1130,7 @@ shift = st.tuples(
 )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 24 * 3600), st.lists(shift, min_size=1, max_size=30), st.booleans())
 def test_vectorized_core_matches_reference_over_days(
     start_s: int, shifts: list[tuple[int, int, int, int, int, float, bool, int]], window: bool
@@ -1174,7 +1174,7 @@ def test_vectorized_core_matches_reference_over_days(
         assert int(state.roll_sum[slot]) == veh.roll_sum == sum(veh.roll_ms)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.integers(0, 24 * 3600),
     st.lists(leg, min_size=1, max_size=40),
