@@ -28,18 +28,36 @@ tenants:
 
 def _refused(argv: list[str]) -> str:
     """The one line a start of `hazardhub` refused with (exit status 2) says."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hazardhub", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,  # a start not refused runs on
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr[-3000:]
-    [line] = done.stderr.strip().splitlines()
-    assert "Traceback" not in done.stderr
+    [line] = _all_refused([argv])
     return line
+
+
+def _all_refused(argvs: list[list[str]]) -> list[str]:
+    """`_refused` of each start, the starts run at once (each is seconds of the suite)."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hazardhub", *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    lines = []
+    try:
+        for proc in procs:
+            _, stderr = proc.communicate(timeout=30)  # a start not refused runs on
+            assert proc.returncode == 2, stderr[-3000:]
+            [line] = stderr.strip().splitlines()
+            assert "Traceback" not in stderr
+            lines.append(line)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return lines
 
 
 def _hub(tmp_path: Path, *more: str) -> list[str]:
@@ -100,17 +118,23 @@ def test_a_data_folder_that_is_a_file_or_under_one_is_refused_at_start(tmp_path:
     """helper-149: a traceback (PermissionError, NotADirectoryError) and exit status 1."""
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    line = _refused(_hub(tmp_path, "--data-dir", str(a_file)))
-    assert line == f"hazardhub hub: --data-dir {a_file}: it is a file, not a folder", line
     under = a_file / "data"
-    line = _refused(_hub(tmp_path, "--data-dir", str(under)))
-    assert line == (
-        f"hazardhub hub: --data-dir {under}: cannot make or write the folder: Not a directory"
-    ), line
     # the InfluxDB spool's folder (checked before the store is reached)
     spool = ("--spool-dir", str(under), "--influx", "http://127.0.0.1:1")
-    line = _refused(_hub(tmp_path, "--data-dir", str(tmp_path / "data"), *spool))
-    assert line.startswith(f"hazardhub hub: --spool-dir {under}: cannot make"), line
+    is_file, under_file, spool_under_file = _all_refused(
+        [
+            _hub(tmp_path, "--data-dir", str(a_file)),
+            _hub(tmp_path, "--data-dir", str(under)),
+            _hub(tmp_path, "--data-dir", str(tmp_path / "data"), *spool),
+        ]
+    )
+    assert is_file == f"hazardhub hub: --data-dir {a_file}: it is a file, not a folder", is_file
+    assert under_file == (
+        f"hazardhub hub: --data-dir {under}: cannot make or write the folder: Not a directory"
+    ), under_file
+    assert spool_under_file.startswith(f"hazardhub hub: --spool-dir {under}: cannot make"), (
+        spool_under_file
+    )
 
 
 @pytest.mark.parametrize("command", ["gateway", "jt808"])
