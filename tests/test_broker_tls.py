@@ -336,18 +336,29 @@ def test_a_tls_file_that_cannot_be_used_stops_the_start_in_one_line(
     ]
     # every command reads its TLS files through one check (`hazardhub.cliargs.broker_tls`): the
     # hub's start tries each file's fault, the others' one (a process start is ~1 s of the suite)
-    for tls, said in cases if command[0] == "hub" else cases[1:2]:
-        done = subprocess.run(
+    # (and the hub's starts run at once)
+    tried = cases if command[0] == "hub" else cases[1:2]
+    procs = [
+        subprocess.Popen(
             [sys.executable, "-m", "hazardhub", *command, *where, *tls],
             cwd=ROOT,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=30,
-            check=False,
         )
-        assert done.returncode == 2, (tls, done.stderr[-2000:])
-        [line] = done.stderr.strip().splitlines()
-        assert line.startswith(f"hazardhub {command[0]}: ") and said in line, line
+        for tls, _ in tried
+    ]
+    try:
+        for proc, (tls, said) in zip(procs, tried, strict=True):
+            _, stderr = proc.communicate(timeout=30)
+            assert proc.returncode == 2, (tls, stderr[-2000:])
+            [line] = stderr.strip().splitlines()
+            assert line.startswith(f"hazardhub {command[0]}: ") and said in line, line
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_tls_settings_check_their_files(pki: Pki, tmp_path: Path) -> None:
