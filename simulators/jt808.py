@@ -1,6 +1,7 @@
 """A JT/T 808 terminal simulator: registers, authenticates, sends heartbeats, reports 0x0200
 positions and 0x0704 backfills, answers 0x8203 alarm confirmations with 0x0001, and shows and
-reads a 0x8300 text message to its driver (logged, counted) and answers it 0x0001. Any other
+reads a 0x8300 text message to its driver (logged, counted) and answers it 0x0001, and sends
+again the sub-packages the platform asks for (0x8003, `simulators.jt808packets`). Any other
 platform request it does not carry out is answered 0x0001 result 3 (not supported), one whose
 body it cannot read result 2 (message error), as a real terminal does; the platform's answers
 (0x8001, 0x8100, 0x8004) are never answered.
@@ -18,7 +19,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from simulators.jt808fix import Fix, location_of, terminal_id
-from telemetry.jt808.codec import Frame, FrameReader, Header, encode_frame, encode_packets
+from simulators.jt808packets import RESEND_REQUEST, Packages
+from telemetry.jt808.codec import Frame, FrameReader, Header, encode_frame
 from telemetry.jt808.messages import (
     AlarmConfirm,
     Authenticate,
@@ -84,6 +86,9 @@ class Jt808Terminal:
         retransmissions: int = 0,
         terminal_id: str | None = None,
         on_text: Callable[[TextMessage], None] | None = None,
+        max_body: int = 1023,
+        lose_packages: float = 0.0,
+        new_serials: bool = False,
     ) -> None:
         """`terminal_id`: the id its registration (0x0100) sends; by default one derived from
         the whole phone number without its leading zeros (`terminal_id`), so that two numbers
@@ -92,7 +97,9 @@ class Jt808Terminal:
         `retransmissions` are the terminal parameters 0x0002 (TCP answer timeout T) and 0x0003
         (TCP retransmissions n): a message not answered is sent again, the same serial, after
         T, then 2T, ... (T x (k + 1) after its k-th retransmission), n times, before the
-        terminal gives up (`TerminalError`)."""
+        terminal gives up (`TerminalError`). `max_body`, `lose_packages`, `new_serials`: its
+        sub-packaged messages (`Packages`); one that loses some on purpose waits for the
+        platform to ask for them (0x8003) as long as its retransmissions take, unsent."""
         if timeout_s <= 0 or retransmissions < 0:
             raise ValueError(f"timeout_s {timeout_s} must be > 0, retransmissions >= 0")
         self.host, self.port = host, port
@@ -118,6 +125,8 @@ class Jt808Terminal:
         # platform answers not waited for (to a message sent without `wait`, late, repeated)
         self.ignored = 0
         self.bad_frames = 0  # frames unreadable, and bodies (those of a request answered 2)
+        self.packages = Packages(max_body, lose_packages, new_serials)  # lost, resent: counted
+        self._whole: dict[int, asyncio.Future[Message]] = {}  # by a kept message's first serial
         self.closed = asyncio.Event()
         self._serial = 0
         self._reader: asyncio.StreamReader | None = None
@@ -163,40 +172,48 @@ class Jt808Terminal:
         await self._writer.drain()
 
     async def send(
-        self, msg: Message, *, wait: bool = True, max_body: int = 1023, twice: bool = False
+        self, msg: Message, *, wait: bool = True, max_body: int | None = None, twice: bool = False
     ) -> Message | None:
-        """Send a message (as sub-packages when longer than `max_body`); with `wait`, return the
-        platform's answer to it. `twice`: the same frames again at once, unchanged (same
-        serial), as a terminal that took its answer for lost retransmits it: the platform
-        answers both (the second answer is `ignored`) and must take it once."""
+        """Send a message (as sub-packages when longer than `max_body`, by default the
+        terminal's); with `wait`, return the platform's answer to it (to a sub-packaged one:
+        the first answer not 0, else the last, once every sub-package is answered). `twice`:
+        the same frames again at once, unchanged (same serial), as a terminal that took its
+        answer for lost retransmits it: the platform answers both (the second answer is
+        `ignored`) and must take it once."""
         if self.closed.is_set():
             raise TerminalError("the connection is closed")
         h = self._header(msg.msg_id)
-        frames = encode_packets(h, msg.encode(self.v2019), max_body)
-        # sub-packages take consecutive serials; the answer names the first
-        self._serial = (h.serial + len(frames)) & 0xFFFF
+        out, frames = self.packages.split(h, msg.encode(self.v2019), max_body)
+        # sub-packages take consecutive serials; the message is known by the first
+        self._serial = (h.serial + (1 if out is None else out.total)) & 0xFFFF
         fut: asyncio.Future[Message] | None = None
         if wait:
             fut = asyncio.get_running_loop().create_future()
-            self._waiting[h.serial] = fut
+            (self._waiting if out is None else self._whole)[h.serial] = fut
         data = b"".join(frames)
         await self.send_raw(data + data if twice else data)
         self.copies += twice
         if fut is None:
             return None
+        tries = range(self.retransmissions + 1)
         try:
-            for k in range(self.retransmissions + 1):
-                if k:  # JT/T 808: sent again, unchanged, after T x k without an answer
-                    self.retransmitted += 1
-                    await self.send_raw(data)
+            if out is not None and self.packages.loss.share:  # waits to be asked (0x8003)
                 with contextlib.suppress(TimeoutError):
-                    return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s * (k + 1))
+                    wait_s = self.timeout_s * sum(k + 1 for k in tries)
+                    return await asyncio.wait_for(asyncio.shield(fut), wait_s)
+            else:
+                for k in tries:
+                    if k:  # JT/T 808: sent again, unchanged, after T x k without an answer
+                        self.retransmitted += 1
+                        await self.send_raw(data if out is None else b"".join(out.unanswered()))
+                    with contextlib.suppress(TimeoutError):
+                        return await asyncio.wait_for(asyncio.shield(fut), self.timeout_s * (k + 1))
             raise TerminalError(
                 f"no answer to {msg.msg_id:#06x} serial {h.serial} "
                 f"(sent {self.retransmissions + 1} times)"
             )
         finally:
-            self._waiting.pop(h.serial, None)
+            (self._waiting if out is None else self._whole).pop(h.serial, None)
             if not fut.done():
                 fut.cancel()
 
@@ -296,6 +313,9 @@ class Jt808Terminal:
             self._ignore()
             return
         answer = h.msg_id in _ANSWERS
+        if h.msg_id == RESEND_REQUEST and h.packet is None and not h.encryption:
+            await self._resend(h, frame.body)
+            return
         if not answer and (h.msg_id not in _REQUESTS or h.packet is not None or h.encryption):
             # not carried out here (nor a request in sub-packages or encrypted: neither
             # reassembled nor decrypted)
@@ -310,6 +330,8 @@ class Jt808Terminal:
             )
             if not answer:
                 await self._answer(h, _MESSAGE_ERROR)
+            return
+        if isinstance(msg, PlatformResponse) and self._packaged(msg):
             return
         if isinstance(msg, PlatformResponse | RegisterResponse):
             fut = self._waiting.get(msg.ack_serial)
@@ -328,6 +350,25 @@ class Jt808Terminal:
         elif isinstance(msg, TextMessage):
             self._hear(msg)
             await self._answer(h, _OK)
+
+    def _packaged(self, msg: PlatformResponse) -> bool:
+        """An answer to a sub-package of a message kept: the message's answer once whole."""
+        if (out := self.packages.answer(msg)) is None:
+            return False
+        fut = self._whole.get(out.header.serial)
+        if out.whole and out.reply is not None and fut is not None and not fut.done():
+            fut.set_result(out.reply)
+        return True
+
+    async def _resend(self, h: Header, body: bytes) -> None:
+        """The platform's request to send sub-packages again (0x8003): answered 0 and sent
+        (first serials, or new ones with `new_serials`); answered 1 for no message kept or an
+        index it has not, 2 for a body unreadable."""
+        result, again = self.packages.resend(body, h.is_2019, lambda: self._header(0).serial)
+        self.bad_frames += result == _MESSAGE_ERROR
+        await self._answer(h, result)
+        if again:
+            await self.send_raw(again)
 
     def _ignore(self) -> None:
         """An answer nothing waits for: counted only (every answer to a message sent without

@@ -126,6 +126,9 @@ class Jt808Fleet(_Fleet):
         self.heartbeats = 0  # heartbeats (0x0002) answered
         self.links_dropped = 0  # connections closed for a vehicle's `link_loss` or `offline`
         self.copies = 0  # position messages sent twice on purpose (a vehicle's `duplicates`)
+        # sub-packages lost on purpose (`lose_packages`); the platform's requests (0x8003)
+        # answered 0, and the sub-packages they had sent again
+        self.packages_lost = self.packages_asks = self.packages_resent = 0
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -141,6 +144,13 @@ class Jt808Fleet(_Fleet):
                 tg.create_task(link, name=f"jt808-{phone}")
             tg.create_task(self._reporting(), name="jt808-report")
         self.report.due(math.inf, self.waiting)
+        if self.packages_lost or self.packages_resent:
+            log.info(
+                "fleet: %d sub-packages lost on purpose, %d sent again on %d requests (0x8003)",
+                self.packages_lost,
+                self.packages_resent,
+                self.packages_asks,
+            )
         if self.waiting:
             left = sum(1 for q in self._waiting if q)
             log.warning("fleet: stopped with %d fixes of %d terminals not sent", self.waiting, left)
@@ -189,6 +199,9 @@ class Jt808Fleet(_Fleet):
                     retransmissions=self._retransmissions,
                     terminal_id=tid,
                     on_text=self._heard,
+                    max_body=vehicle.quirks.package_body,
+                    lose_packages=vehicle.quirks.lose_packages,
+                    new_serials=vehicle.quirks.new_serials,
                 ) as terminal:
                     terminal.auth_code = code  # kept from the connection before
                     try:
@@ -202,6 +215,9 @@ class Jt808Fleet(_Fleet):
                         code = terminal.auth_code
                         self.registrations += terminal.registrations
                         self.retransmitted += terminal.retransmitted
+                        self.packages_lost += terminal.packages.lost
+                        self.packages_resent += terminal.packages.resent
+                        self.packages_asks += terminal.packages.asks
             except (OSError, TerminalError) as exc:
                 log.debug("terminal %s: %s; %d fixes wait", phone, exc, len(q))
                 why = _SERIAL.sub("serial n", str(exc) or type(exc).__name__)

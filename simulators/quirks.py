@@ -1,7 +1,9 @@
 """What a scenario makes a vehicle's terminal do beyond driving, to test a platform's handling
 (pure): JT/T 808 alarm bits in its reports (the scenario's `alarm` events), a clock off by
-some seconds (`clock_skew_s`), and position messages sent twice on purpose (`duplicates`: a
-JT/T 808 frame again with the same serial, an MQTT envelope again with the same seq)."""
+some seconds (`clock_skew_s`), position messages sent twice on purpose (`duplicates`: a
+JT/T 808 frame again with the same serial, an MQTT envelope again with the same seq), and JT/T
+808 sub-packages (`package_body`), a share lost on purpose (`lose_packages`) and sent again on
+the platform's ask (0x8003) with their serials or new ones (`resend_packages`)."""
 
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ _SKEW_MAX_S = 10 * 366 * 86400  # a clock ten years off is a clock reset; more i
 class TerminalQuirks:
     """One vehicle's: `alarms`, (scenario time, the alarm word from then on) in time order;
     `clock_skew_ms`, how far its clock is ahead (negative: behind); `duplicates`, the share of
-    its position messages sent twice."""
+    its position messages sent twice; `package_body`, `lose_packages` and `new_serials`, its
+    JT/T 808 terminal's sub-packages (`simulators.jt808packets.Packages`)."""
 
     alarms: tuple[tuple[float, int], ...] = ()
     clock_skew_ms: int = 0
     duplicates: float = 0.0
+    package_body: int = 1023
+    lose_packages: float = 0.0
+    new_serials: bool = False
 
     def alarm_at(self, t_s: float) -> int:
         """The alarm word at scenario time `t_s` (0: no bit set)."""
@@ -58,7 +64,11 @@ def _alarm_steps(spec: ScenarioSpec, vehicle: str) -> tuple[tuple[float, int], .
 def terminal_quirks(spec: ScenarioSpec, vehicles: Collection[str]) -> dict[str, TerminalQuirks]:
     """The quirks of each vehicle (by id) that has any; a vehicle named that the configuration
     does not have, or a skew that is not a number of seconds within ten years, is refused."""
-    for key, names in (("clock_skew_s", spec.clock_skew_s), ("duplicates", spec.duplicates)):
+    for key, names in (
+        ("clock_skew_s", spec.clock_skew_s),
+        ("duplicates", spec.duplicates),
+        ("lose_packages", spec.lose_packages),
+    ):
         for veh_id in names if isinstance(names, dict) else ():
             if veh_id not in vehicles:
                 raise ValueError(f"scenario {spec.name!r}: {key}: no vehicle {veh_id!r}")
@@ -73,6 +83,9 @@ def terminal_quirks(spec: ScenarioSpec, vehicles: Collection[str]) -> dict[str, 
             _alarm_steps(spec, veh_id),
             round(spec.clock_skew_s.get(veh_id, 0.0) * 1000),
             spec.duplicate_share(veh_id),
+            spec.package_body,
+            spec.loss_share(veh_id),
+            spec.resend_packages == "new",
         )
         if quirks != TerminalQuirks():
             out[veh_id] = quirks

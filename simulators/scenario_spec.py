@@ -27,6 +27,9 @@ jt808:                          # with --jt808: the terminals' protocol, 2013 (d
 clock_skew_s: {coach-07: 45}    # the vehicle's clock, this far ahead (negative: behind)
 duplicates: {tanker-01: 0.25}   # this share of its position messages sent twice (or one number:
                                 # every vehicle's)
+package_body: 300               # JT/T 808 bodies over this many bytes go in sub-packages (1023)
+lose_packages: {tanker-01: 0.2} # this share of its sub-packages lost on purpose (or one number)
+resend_packages: same           # sub-packages asked for again (0x8003): same serials, or new
 ```
 
 A vehicle's `alarm` event sets a JT/T 808 alarm bit (0x0200's alarm word, `alarm_flags`) from
@@ -57,7 +60,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from simulators.route import Route, check_limits
 from telemetry.jt808 import Alarm
@@ -230,13 +240,18 @@ class ScenarioSpec(_Frozen):
     clock_skew_s: dict[str, float] = Field(default_factory=dict)
     # the share of position messages sent twice: every vehicle's, or per vehicle id
     duplicates: float | dict[str, float] = 0.0
+    # JT/T 808 sub-packages: the most body bytes in one, the share lost on purpose (every
+    # vehicle's, or per vehicle id), and the serials of those sent again on the platform's ask
+    package_body: int = Field(default=1023, ge=1, le=1023)
+    lose_packages: float | dict[str, float] = 0.0
+    resend_packages: Literal["same", "new"] = "same"
 
-    @field_validator("duplicates")
+    @field_validator("duplicates", "lose_packages")
     @classmethod
-    def _duplicates(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+    def _shares(cls, value: float | dict[str, float], info: ValidationInfo) -> object:
         for share in value.values() if isinstance(value, dict) else (value,):
             if not 0.0 <= share <= 1.0:  # (NaN too)
-                raise ValueError(f"duplicates: {share} is not a share from 0 to 1")
+                raise ValueError(f"{info.field_name}: {share} is not a share from 0 to 1")
         return value
 
     def duplicate_share(self, vehicle: str) -> float:
@@ -244,6 +259,12 @@ class ScenarioSpec(_Frozen):
         if isinstance(self.duplicates, dict):
             return self.duplicates.get(vehicle, 0.0)
         return self.duplicates
+
+    def loss_share(self, vehicle: str) -> float:
+        """The share of the vehicle's sub-packages lost on purpose."""
+        if isinstance(self.lose_packages, dict):
+            return self.lose_packages.get(vehicle, 0.0)
+        return self.lose_packages
 
     @model_validator(mode="after")
     def _limits(self) -> Self:
