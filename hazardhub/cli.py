@@ -350,6 +350,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return administer(args.spool_dir, args.jt808_action, getattr(args, "vehicle", None))
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import HoldPolicy, Jt808Gateway
+        from hazardhub.jt808args import packet_policy
         from hazardhub.settings import registry_follower
 
         if args.config is None:
@@ -387,6 +388,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             max_per_host=args.max_connections_per_host,
             hold_confirmations_s=args.hold_confirmations_s,
             hold=HoldPolicy(live_s=args.hold_live_s),
+            packets=packet_policy(args),
             spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
             name=args.name,
             username=args.broker_user,

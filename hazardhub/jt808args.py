@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hazardhub.cliargs import _mib, _seconds, add_broker_tls, address
+from telemetry.errors import ConfigError
 
-__all__ = ["add_jt808_parser"]
+if TYPE_CHECKING:
+    from gateway.jt808.packets import PacketPolicy
+
+__all__ = ["add_jt808_parser", "packet_policy"]
 
 
 def add_jt808_parser(sub: Any) -> None:
@@ -76,6 +81,20 @@ def add_jt808_parser(sub: Any) -> None:
         help="keep an alarm confirmation for a terminal away this long (default a day)",
     )
     j.add_argument(
+        "--packet-ask-s",
+        type=_seconds(zero=True),
+        default=15.0,
+        help="ask a terminal for the sub-packages of a long message it has not sent after this "
+        "long without one (0x8003), up to 3 times (0: never ask; docs/jt808.md)",
+    )
+    j.add_argument(
+        "--packet-drop-s",
+        type=_seconds(zero=False),
+        default=60.0,
+        help="drop a sub-packaged message incomplete after this long without a sub-package "
+        "(counted incomplete_packets)",
+    )
+    j.add_argument(
         "--name",
         default="jt808",
         help="gateway name (spool file, status, drop reports): one of the config's jt808_gateways",
@@ -109,3 +128,20 @@ def add_jt808_parser(sub: Any) -> None:
         admin.add_argument(
             "--spool-dir", type=Path, default=Path("spool"), help="the gateway's spool folder"
         )
+
+
+def packet_policy(args: argparse.Namespace) -> PacketPolicy:
+    """The sub-package policy of `--packet-ask-s` and `--packet-drop-s`."""
+    from gateway.jt808.packets import PacketPolicy  # (the gateway's, when it runs)
+
+    if args.packet_ask_s and args.packet_ask_s >= args.packet_drop_s:
+        raise ConfigError(
+            f"--packet-ask-s {args.packet_ask_s:g} must be under --packet-drop-s "
+            f"{args.packet_drop_s:g}: a message dropped before it is asked for is never asked for"
+        )
+    ask_ms, default = round(args.packet_ask_s * 1000), PacketPolicy()
+    return PacketPolicy(
+        ask_after_ms=ask_ms or default.ask_after_ms,
+        max_asks=default.max_asks if ask_ms else 0,
+        max_age_ms=round(args.packet_drop_s * 1000),
+    )

@@ -57,3 +57,20 @@ def test_check_says_a_critical_t_the_table_overrides_and_counts_in_the_singular(
     out, err = capsys.readouterr()
     assert ": ok: 1 tenant, 0 devices, 0 sensors," in out, out
     assert "warning:" in err and "critical_t" in err and "10" in err and "5" in err, err
+
+
+def test_jt808_sub_package_flags_make_the_gateways_policy() -> None:
+    """`hazardhub jt808 --packet-ask-s/--packet-drop-s` (the policy was set in code only)."""
+    from hazardhub.jt808args import packet_policy
+    from telemetry.errors import ConfigError
+
+    def policy(*flags: str):  # type: ignore[no-untyped-def]
+        return packet_policy(parser().parse_args(["jt808", *flags]))
+
+    default = policy()
+    assert (default.ask_after_ms, default.max_asks, default.max_age_ms) == (15_000, 3, 60_000)
+    quick = policy("--packet-ask-s", "2.5", "--packet-drop-s", "30")
+    assert (quick.ask_after_ms, quick.max_asks, quick.max_age_ms) == (2_500, 3, 30_000)
+    assert policy("--packet-ask-s", "0").max_asks == 0  # never asked, dropped at 60 s
+    with pytest.raises(ConfigError, match="must be under --packet-drop-s"):
+        policy("--packet-ask-s", "60")
