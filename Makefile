@@ -49,8 +49,7 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-# three workers on two cores, one test file each at a time: most of the suite waits on outages
-# and processes.
+# two workers, one test file each at a time: most of the suite waits on outages and processes.
 # The tests that wait out a minute-long outage (marker `outage`: nearly idle, a minute each) run
 # beside them in a process group of their own (stopped with the rest on Ctrl-C), their output
 # shown at the end.
@@ -58,7 +57,7 @@ pytest: $(STAMP) services
 	@side=$$(mktemp); \
 	setsid env --default-signal=INT $(PY) -m pytest -q -p no:cacheprovider -m outage > $$side 2>&1 & pid=$$!; \
 	trap 'kill -INT -- -$$pid 2>/dev/null; wait $$pid; rm -f $$side; exit 130' INT TERM; \
-	$(PY) -m pytest -q -n 3 --dist loadfile -m "not outage"; main=$$?; \
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not outage"; main=$$?; \
 	wait $$pid; rc=$$?; \
 	echo "--- the outage tests, run beside the others:"; cat $$side; rm -f $$side; \
 	test $$main -eq 0 && test $$rc -eq 0
