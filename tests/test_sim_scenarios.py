@@ -218,9 +218,9 @@ async def test_shipped_scenario_through_the_hub(path, config, mosquitto, tmp_pat
     got = [(e[0], e[4], e[6]) for e in played.events if e[1] == 0]
     got.sort(key=lambda g: (g[0], g[1]))
     tolerance = poll_s * accel + 1.0  # one poll period (in scenario time) and quantisation
-    want = _sampled(played, expected_transitions(compiled, reg0, step_s=0.05), tolerance)
-    assert want, "a shipped scenario must make alarms"
-    assert [(s, lv) for s, _, lv in got] == [(s, lv) for s, _, lv in want]
+    truth = _sampled(played, expected_transitions(compiled, reg0, step_s=0.05), tolerance)
+    assert truth, "a shipped scenario must make alarms"
+    want = _matched(got, truth, tolerance)
     for (s, tg, lv), (_, tw, _) in zip(got, want, strict=True):
         # judged by event time: at the first reading that showed it. A gateway's polls late on
         # a loaded machine (0.7 s of wall time is 14 s of the scenario's) put that reading
@@ -250,6 +250,23 @@ def _sampled(played, want, tolerance: float):
         nxt = next((w[1] for w in want[i + 1 :] if w[0] == s), math.inf)
         if _first_reading_after(played, s, t - tolerance) < nxt:
             out.append((s, t, lv))
+    return out
+
+
+def _matched(got, want, tolerance: float):
+    """`want` as the hub's transitions `got` follow it, in order: a level the truth held for
+    less than `tolerance` (a poll period: the crane's load falling from overload through the
+    alarm band to the pre-warning in 0.13 s of wall time at 20x) may be missing from `got`, a
+    stalled poll having skipped it; any other difference fails."""
+    out, i = [], 0
+    for k, (s, t, lv) in enumerate(want):
+        if i < len(got) and got[i][0] == s and got[i][2] == lv:
+            out.append((s, t, lv))
+            i += 1
+            continue
+        nxt = next((w[1] for w in want[k + 1 :] if w[0] == s), math.inf)
+        assert nxt - t < tolerance, ("missing", (s, lv, t), got[i : i + 3])
+    assert i == len(got), ("unexpected", got[i:], want)
     return out
 
 
