@@ -15,7 +15,9 @@ import pytest
 
 from gateway.bus import ModbusBus
 from gateway.errors import DeviceError
+from gateway.modbus.client import ModbusTcpClient
 from gateway.modbus.codec import rtu_frame_length
+from gateway.modbus.errors import RequestTimeoutError
 from gateway.poller import DevicePoller
 from hazardhub.settings import load_profiles
 from simulators.modbus import ModbusSimServer, SimulatedDevice
@@ -43,7 +45,8 @@ class NoisyLine:
     and each answer `delay_s` later (the serial line's time), and corrupts the answers numbered
     in `corrupt` (from 1, counted over all connections): "crc" flips a bit of the CRC; "split"
     lowers the byte count by 2, so that the frame seems to end 2 bytes early with a wrong CRC,
-    and sends those 2 bytes `tail_s` later (the end of the broken frame, still on its way)."""
+    and sends those 2 bytes `tail_s` later (the end of the broken frame, still on its way);
+    "late" sends the answer `late_s` later than the others (a unit slow to answer)."""
 
     def __init__(
         self,
@@ -52,10 +55,11 @@ class NoisyLine:
         *,
         delay_s: float = 0.0,
         tail_s: float = 0.02,
+        late_s: float = 0.0,
     ) -> None:
         self.target_port = target_port
         self.corrupt = corrupt
-        self.delay_s, self.tail_s = delay_s, tail_s
+        self.delay_s, self.tail_s, self.late_s = delay_s, tail_s, late_s
         self.connections = 0
         self.answers = 0
         self.server: asyncio.Server | None = None
@@ -108,7 +112,8 @@ class NoisyLine:
                     loop.call_later(self.delay_s, writer.write, head)
                     loop.call_later(self.delay_s + self.tail_s, writer.write, tail)
                 else:
-                    loop.call_later(self.delay_s, writer.write, bytes(frame))
+                    late = self.late_s if mode == "late" else 0.0
+                    loop.call_later(self.delay_s + late, writer.write, bytes(frame))
 
 
 def device_info(port: int, unit: int) -> DeviceInfo:
@@ -221,4 +226,24 @@ async def test_the_rest_of_a_broken_frame_is_not_taken_for_the_next_answer(simul
         assert bus.crc_errors == 1 and line.connections == 1
     finally:
         bus.close()
+        await line.stop()
+
+
+async def test_an_answer_come_after_its_timeout_is_not_taken_for_the_next_request(simulator):
+    """Unit 1 answers a read 20 ms after it timed out; the next read (the same unit, function and
+    length, other registers: a poll's next block) would have gone at once and taken that answer
+    for its own: register 0's value under register 40's name. The client lets the line fall quiet
+    after a timeout first (50 ms from the timeout): the late answer is dropped, counted."""
+    line = NoisyLine(simulator.port, {1: "late"}, late_s=0.27)
+    port = await line.start()
+    client = ModbusTcpClient("127.0.0.1", port, framing="rtu")
+    try:
+        await client.connect(1.0)
+        with pytest.raises(RequestTimeoutError):
+            await client.read(1, 3, 0, 1, timeout_s=0.25)
+        assert await client.read(1, 3, 40, 1, timeout_s=0.25) == (11).to_bytes(2, "big")
+        assert await client.read(1, 3, 0, 1, timeout_s=0.25) == (10).to_bytes(2, "big")
+        assert client.dropped == 1 and line.connections == 1 and line.answers == 3
+    finally:
+        client.close()
         await line.stop()

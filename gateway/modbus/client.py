@@ -7,8 +7,9 @@ Errors are `gateway.modbus.errors`: `RequestTimeoutError`, `ExceptionResponseErr
 Modbus TCP the link is then closed, its framing lost) and `ConnectionLostError`. On RTU over TCP
 a garbled answer (`CrcError`, counted in `crc_errors`) fails its request alone and the link is
 kept: the next request waits until the line has been quiet for `quiet_s` (the rest of the broken
-frame, if any, is dropped meanwhile). A request costs one `write`, one future and one timer
-handle; pymodbus's client costs several times that.
+frame, if any, is dropped meanwhile); so it does after a request timed out, counting from the
+timeout, so that an answer a little late is dropped, not taken for the next request's. A request
+costs one `write`, one future and one timer handle; pymodbus's client costs several times that.
 """
 
 from __future__ import annotations
@@ -110,12 +111,12 @@ class ModbusTcpClient:
         finally:
             timer.cancel()
             if self._waiting.pop(rid, None) is not None:  # cancelled while waiting
-                self._conn.forget(rid)
+                self._give_up(rid)
 
     async def _settle(self, timeout_s: float) -> None:
-        """RTU after a garbled frame: wait until no byte has come for `quiet_s` (what comes
-        meanwhile is dropped), for at most `timeout_s` more; a line that does not fall quiet by
-        then (a device that babbles) is closed."""
+        """RTU after a garbled frame or a timeout: wait until no byte has come for `quiet_s`
+        (what comes meanwhile is dropped), for at most `timeout_s` more; a line that does not
+        fall quiet by then (a device that babbles) is closed."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + timeout_s + self.quiet_s
         while self._conn.resync and self._transport is not None:
@@ -127,7 +128,7 @@ class ModbusTcpClient:
                 self.close()
                 raise ConnectionLostError(
                     f"{self.host}:{self.port}: the line did not fall quiet within {timeout_s:g}s "
-                    "of a garbled frame"
+                    "of a garbled frame or a timeout"
                 )
             await asyncio.sleep(quiet_at - loop.time())
 
@@ -137,9 +138,14 @@ class ModbusTcpClient:
             transport.close()
         self._fail_all(ConnectionLostError(f"connection to {self.host}:{self.port} closed"))
 
+    def _give_up(self, rid: int) -> None:
+        # RTU: the quiet the next request waits for counts from now (its answer may be late)
+        self._heard_at = max(self._heard_at, asyncio.get_running_loop().time())
+        self._conn.forget(rid)
+
     def _expire(self, rid: int, unit: int, timeout_s: float) -> None:
         fut = self._waiting.pop(rid, None)
-        self._conn.forget(rid)
+        self._give_up(rid)
         if fut is not None and not fut.done():
             fut.set_exception(RequestTimeoutError(f"unit {unit}: no answer within {timeout_s:g}s"))
 

@@ -7,7 +7,10 @@ the link delivered and gives the `Answer`s it completes, matched to their reques
   id is not outstanding (it came after its request timed out and was `forget`-ten) is dropped
   and counted in `dropped`.
 - RTU over TCP: RTU has no transaction id, so one request at a time; the answer must come from
-  the unit and function asked. Bytes that come while nothing is outstanding are dropped.
+  the unit and function asked. Bytes that come while nothing is outstanding are dropped. A request
+  given up on (`forget`: it timed out) sets `resync` as a garbled frame does (below): its answer
+  may still be on its way, and the next request, if it went at once, would take it for its own
+  (the same unit, function and length read other registers: their values under the wrong names).
 
 An answer that frames well but does not fit its request (wrong function, wrong length) completes
 that request with a `FrameError`. Bytes that cannot be framed at all:
@@ -61,7 +64,9 @@ class ClientConnection:
         self._next = 0
         self._buf = b""
         self.dropped = 0  # frames nobody was waiting for
-        self.resync = False  # RTU: a frame was garbled; the line must fall quiet (`settled`)
+        # RTU: a frame was garbled or late, the line must fall quiet (`settled`); `_late`: for
+        # a request given up on, so what comes meanwhile is its answer (counted in `dropped`)
+        self.resync = self._late = False
 
     @property
     def outstanding(self) -> int:
@@ -82,7 +87,7 @@ class ClientConnection:
         if self._pending:
             raise RequestError("RTU has no transaction id: one request at a time")
         if self.resync:
-            raise RequestError("RTU: a frame was garbled; the line must fall quiet first")
+            raise RequestError("RTU: a frame was garbled or late; the line must fall quiet first")
         data = encode_rtu(unit, encode_read_request(function, address, count))
         rid = self._next
         self._next = (rid + 1) & 0xFFFF
@@ -93,14 +98,15 @@ class ClientConnection:
     def settled(self) -> None:
         """RTU: the line has been quiet for an inter-frame gap since a garbled frame; what came
         meanwhile is dropped, and the next request may go."""
-        self.resync = False
+        self.resync = self._late = False
         self._buf = b""
 
     def forget(self, rid: int) -> None:
-        """Give up on a request (it timed out): a late answer to it will be dropped."""
-        self._pending.pop(rid, None)
-        if self.framing == "rtu":
+        """Give up on a request (it timed out): a late answer to it will be dropped (RTU: the
+        line must fall quiet before the next request, `settled`)."""
+        if self._pending.pop(rid, None) is not None and self.framing == "rtu":
             self._buf = b""
+            self.resync = self._late = True
 
     def receive(self, data: bytes) -> list[Answer]:
         """The answers that `data` completes, in the order they came."""
@@ -111,8 +117,8 @@ class ClientConnection:
         try:
             while True:
                 if self.framing == "rtu" and not self._pending:
-                    # unasked, or too late; after a garbled frame, the rest of it
-                    self.dropped += len(buf) > pos and not self.resync
+                    # unasked, or too late (counted); after a garbled frame, the rest of it
+                    self.dropped += len(buf) > pos and (self._late or not self.resync)
                     pos = len(buf)
                     break
                 frame, used = parse(buf, pos)
