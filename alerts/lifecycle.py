@@ -228,8 +228,16 @@ def step(
             raise TransitionError("a shelve needs an end in the future")
         if not note:
             raise TransitionError("a shelve needs a reason")
+        # a shelve is the point's: from an alarm whose handling is over it would hide the
+        # point's next activation, up to this alarm's level, with nothing on screen to show it
         if not s.active and s.acked:
             raise TransitionError("the alarm has returned to normal and is acknowledged")
+        if not s.active and s.centre_acked:
+            raise TransitionError(
+                "the alarm has returned to normal and is acknowledged by the centre"
+            )
+        if not s.active and s.disposal == "closed":
+            raise TransitionError("the alarm has returned to normal and its disposal is closed")
         return replace(s, shelved_until=until)
     if action in ("unshelve", "expire_shelve"):
         if s.shelved_until is None:

@@ -70,6 +70,8 @@ STARTS = {
     "normal_disposed": Lifecycle(active=False, acked=True, disposal="disposed"),
     "normal_review": Lifecycle(active=False, acked=True, disposal="review"),
     "rtn_unack_review": Lifecycle(active=False, disposal="review"),
+    "rtn_unack_closed": Lifecycle(active=False, disposal="closed"),
+    "rtn_centre_acked": Lifecycle(active=False, centre_acked=True),
     "normal_review_overdue": Lifecycle(active=False, acked=True, disposal="review", overdue=True),
     "centre_acked": Lifecycle(centre_acked=True),
     "both_acked": Lifecycle(acked=True, centre_acked=True),
@@ -244,6 +246,11 @@ TABLE = [
     ok("shelved_ack", "clear", NONE, L(active=False, acked=True, shelved_until=UNTIL), "shelved"),
     ok("shelved_rtn", "unshelve", NONE, L(active=False, acked=True), "normal"),
     no("shelved_rtn", "shelve", SHELVE, "returned to normal and is acknowledged", tag="extend"),
+    # the centre's own acknowledgement, or a closed disposal, ends the alarm's handling as the
+    # enterprise's acknowledgement does: a shelve from it would hide the point's next activation
+    no("rtn_centre_acked", "shelve", SHELVE, "acknowledged by the centre"),
+    no("rtn_unack_closed", "shelve", SHELVE, "its disposal is closed"),
+    no("normal_closed", "shelve", SHELVE, "returned to normal and is acknowledged"),
     ok("shelved_ack", "unshelve", NONE, L(), "unack"),
     ok(
         "shelved_ack",

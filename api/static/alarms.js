@@ -29,7 +29,7 @@ export const STRINGS = {
         err_read_only: "此密钥只能查看，不能操作", err_shelve_reason: "搁置需填写原因",
         err_close_active: "报警仍未恢复，不能关闭", err_already_acked: "报警已确认",
         err_not_shelved: "报警未搁置", err_out_of_service: "测点已停用",
-        err_normal_acked: "报警已恢复并已确认",
+        err_normal_acked: "报警已恢复并已确认", err_normal_closed: "报警已恢复且处置已关闭",
         err_centre: "搁置、屏蔽和测点停用由监控中心（值班员、管理员密钥）操作",
         tier_red: "红色", tier_orange: "橙色", tier_yellow: "黄色", tier_blue: "蓝色", tier_none: "无",
         ev_raised: "报警", ev_escalated: "升级", ev_deescalated: "降级", ev_cleared: "恢复",
@@ -123,6 +123,7 @@ export const STRINGS = {
         err_already_acked: "the alarm is already acknowledged", err_not_shelved: "the alarm is not shelved",
         err_out_of_service: "the sensor is out of service",
         err_normal_acked: "the alarm has returned to normal and is acknowledged",
+        err_normal_closed: "the alarm has returned to normal and its disposal is closed",
         err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
         tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings",
@@ -695,7 +696,8 @@ function stateButtons(a) {
   const out = [];
   if (!mineAcked(a) && !a.out_of_service) out.push("ack");
   if (waiting(a) && (waitingByPoint.get(pointOf(a))?.length ?? 0) > 1) out.push("ackpoint");
-  if (!a.out_of_service && !(a.state === "cleared" && a.acked) && a.shelved_until === null) out.push("shelve");
+  const handled = a.acked || a.centre_acked || a.disposal === "closed";  // as alerts/lifecycle.py
+  if (!a.out_of_service && !(a.state === "cleared" && handled) && a.shelved_until === null) out.push("shelve");
   if (a.shelved_until !== null) out.push("unshelve");
   out.push("comment");
   if (NEXT_STEP[a.disposal]) out.push(NEXT_STEP[a.disposal]);
@@ -728,6 +730,8 @@ const HUB_ERRORS = {
   "the alarm is not shelved": "err_not_shelved",
   "the sensor is out of service": "err_out_of_service",
   "the alarm has returned to normal and is acknowledged": "err_normal_acked",
+  "the alarm has returned to normal and is acknowledged by the centre": "err_normal_acked",
+  "the alarm has returned to normal and its disposal is closed": "err_normal_closed",
 };
 // the hub's refusal of a red alarm acknowledged without a note (alone or in bulk)
 const RED_NOTE = "a red alarm is acknowledged only with a note";
