@@ -140,7 +140,9 @@ def notification_routes(r: APIRouter) -> None:
         row_id: Annotated[int, Path(ge=1, le=2**53)], ctx: Ctx, caller: Caller
     ) -> OutboxPublic:
         """Send a dead notification once more, now, with its key (a receiver that had it drops
-        it): after the receiver is back, or the centre allowed its address. Failing again, it
+        it), through its subscription's (or escalation step's) channel as configured now: after
+        the receiver is back, its secret or URL corrected, or the centre allowed its address
+        (the channel it was made with when the subscription or step is gone). Failing again, it
         is dead again, with the new reason."""
         require_writer(caller)
         notifier = ctx.notifier
@@ -148,7 +150,7 @@ def notification_routes(r: APIRouter) -> None:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no notifier here")
         tenants = query_tenants(ctx, caller)
         found = await asyncio.to_thread(
-            notifier.store.retry_dead, row_id, tenants, notifier.clock()
+            notifier.store.retry_dead, row_id, tenants, notifier.clock(), notifier.channel_now
         )
         if found is None:
             raise not_found(f"notification {row_id}")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from alerts.notify.channels import Senders
-from alerts.notify.delivery import Delivery
+from alerts.notify.delivery import CHANNEL, Delivery, guarded_json
 from alerts.notify.enqueue import SensorFacts
 from alerts.notify.faultlog import RepeatedFailure
 from alerts.notify.http import literal_refusal
@@ -161,6 +161,24 @@ class Notifier(Timers):
                 return None  # its step's policy is gone or left: likewise
             kind, object_id = "escalation", policy
         return self.catalog.owner_of(kind, tenant, object_id)
+
+    def channel_now(self, sub_key: str, row_key: str) -> str | None:
+        """The outbox text of the channel an outbox row would be made with now: its
+        subscription's channel, or its escalation step's (`...:x{alarm}:{step}`), guarded as its
+        object is; None when the subscription, its policy or the step is gone."""
+        tenant, _, sub_id = sub_key.partition("/")
+        sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
+        if sub is None:
+            return None
+        channel: ChannelSpec = sub.channel
+        if row_key.startswith(f"{sub_key}:x"):
+            policy = self.catalog.policies.get((tenant, sub.escalation or ""))
+            step = row_key.rpartition(":")[2]
+            if policy is None or not step.isdigit() or int(step) >= len(policy.steps):
+                return None
+            channel = policy.steps[int(step)].channel
+        owner = self.row_owner(sub_key, row_key)
+        return guarded_json(CHANNEL.dump_json(channel).decode(), owner != "centre")
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""

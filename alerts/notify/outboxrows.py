@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -220,25 +220,47 @@ class OutboxStatements:
         return [(r[0], self.sent_key(r[1]), *r[2:]) for r in rows]  # as the receivers got it
 
     def retry_dead(
-        self, row_id: int, tenants: Sequence[str] | None, now: int
+        self,
+        row_id: int,
+        tenants: Sequence[str] | None,
+        now: int,
+        channel_now: Callable[[str, str], str | None] | None = None,
     ) -> tuple[Any, ...] | str | None:
-        """Send a dead notification once more, now (its receiver is back, or the address the
-        centre allowed since): pending again, due at `now`, with its key and channel as they
-        were (its give-up time still counts from when it was made: a failure ends it again).
-        The row as `outbox` lists it; None when there is none of the tenants given; its status
-        when it is not dead."""
+        """Send a dead notification once more, now (its receiver is back, its secret or address
+        was corrected, or the address the centre allowed since): pending again, due at `now`,
+        with its key and events as they were (a receiver that had it drops it) and the channel
+        its subscription or escalation step has now (`channel_now(subscription, key)`: the
+        outbox text; None, or no `channel_now`: the object is gone, the channel as it was). Its
+        give-up time still counts from when it was made: a failure ends it again. The row as
+        `outbox` lists it; None when there is none of the tenants given; its status when it is
+        not dead."""
         with self.outbox_db.transaction() as con:
             row = con.execute(
-                f"SELECT tenant, status, {_NOT_CENTRES} FROM outbox WHERE id = ?", (row_id,)
+                f"SELECT tenant, status, {_NOT_CENTRES}, subscription, key FROM outbox "
+                "WHERE id = ?",
+                (row_id,),
             ).fetchone()
             if row is None or (tenants is not None and (row[0] not in tenants or not row[2])):
                 return None
             if row[1] != "dead":
                 return str(row[1])
-            con.execute(
-                "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ? WHERE id = ?",
-                (now, "sent again by hand", row_id),
-            )
+            channel = channel_now(row[3], row[4]) if channel_now is not None else None
+            if channel is None:
+                con.execute(
+                    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ? WHERE id = ?",
+                    (now, "sent again by hand, with the channel it was made with", row_id),
+                )
+            else:
+                con.execute(
+                    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
+                    "channel = ? WHERE id = ?",
+                    (
+                        now,
+                        "sent again by hand, with its channel as configured now",
+                        channel,
+                        row_id,
+                    ),
+                )
         rows = self.outbox_db.query(f"{_OUTBOX_ROW} WHERE id = ?", (row_id,))
         return (rows[0][0], self.sent_key(rows[0][1]), *rows[0][2:]) if rows else None
 
