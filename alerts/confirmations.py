@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from alerts.alarmchange import cst
 from alerts.alarmevent import AlarmEvent
+from alerts.locktests import SOURCE_ACTION, insert_test
 from alerts.statedb import StateDB
 from alerts.table import FAULT
 from alerts.verifyplan import VerifyPlan
@@ -60,7 +61,9 @@ def record_confirmations(
 ) -> list[AlarmEvent]:
     """Journal each confirmation on the alarm of its demanding sensor and side that had started
     by then (the newest; of a fault lock-out, `on_fault`, its sensor-fault alarm if newer: the
-    fault demanded it); events for those written now (not those a retry already had)."""
+    fault demanded it); events for those written now (not those a retry already had). A
+    confirmation in time of a plan with a lock-test interval is a passed test of its lock-out
+    (`alerts.locktests`), recorded once."""
     out: list[AlarmEvent] = []
     with db.transaction() as con:
         for c in confirmations:
@@ -72,10 +75,16 @@ def record_confirmations(
                 "ORDER BY id DESC LIMIT 1",
                 (info.id, info.rule, c.plan.side, fault, c.at),
             )
+            fault_said = bool(rows) and rows[0].side == FAULT
+            comment = said(registry, c, "the fault" if fault_said else "the level")
+            if info.lock_test is not None and c.at - c.began <= c.plan.within_ms:
+                # the lock-out worked in time: a passed test of it (`alerts.locktests`)
+                insert_test(
+                    con, info.tenant, info.id, c.at, True, comment, None, SOURCE_ACTION, arrival
+                )
             if not rows:
                 continue
             row = rows[0]
-            comment = said(registry, c, "the fault" if row.side == FAULT else "the level")
             level = (row.level, row.level_name, row.tier)
             event_id = db.insert_event(
                 con, row.id, "commented", c.at, arrival, *level, row.value, row.isa_state,

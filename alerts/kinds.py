@@ -25,6 +25,7 @@ __all__ = [
     "FLEET_SIDE0",
     "FROZEN",
     "HIGH",
+    "LOCK_TEST",
     "LOW",
     "MAINTENANCE",
     "NO_DATA",
@@ -70,6 +71,9 @@ DATA_LOST = 15
 # a device's gateway clock fell back: its readings refused, the device unwatched (`ingest.clocks`,
 # alerts.gatewayalarms)
 CLOCK_BEHIND = 14
+# a protective-action plan's lock-out not tested for its interval, or its last test failed
+# (`alerts.locktests`: judged on the hub's clock, not by the core)
+LOCK_TEST = 13
 TIERS = ("none", "blue", "yellow", "orange", "red")
 # the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
 FLEET_SIDE0 = 16
@@ -117,6 +121,7 @@ ALARM_KIND_NAMES: dict[int, str] = {
     **dict(enumerate(SIDE_NAMES)),
     DATA_LOST: "data_lost",
     CLOCK_BEHIND: "clock_behind",
+    LOCK_TEST: "lock_test_overdue",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
 }
@@ -145,6 +150,7 @@ _VALUE_UNITS = {
     "clock_behind": "d",
     "maintenance": "s",
     "calibration_due": "d",
+    "lock_test_overdue": "d",
     "no_data": "",
     "fault": "",  # no value: a fault's reading is no measurement (`AlarmBook._one`)
 }

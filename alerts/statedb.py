@@ -33,6 +33,7 @@ from alerts.deadletters import DeadLetterBook
 from alerts.errors import AlarmStoreError
 from alerts.stateschema import (
     SCHEMA,
+    SCHEMA_LOCK_TESTS,
     SCHEMA_V2,
     SCHEMA_V3,
     SCHEMA_V4,
@@ -126,6 +127,7 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._migrate()
+            self._db.executescript(SCHEMA_LOCK_TESTS)
             # reads (the API, analytics) on a connection of their own: under WAL they see what
             # is committed and never wait for the writer's lock, nor hold it up
             self._reader = sqlite3.connect(

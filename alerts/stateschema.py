@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = [
     "SCHEMA",
+    "SCHEMA_LOCK_TESTS",
     "SCHEMA_V2",
     "SCHEMA_V3",
     "SCHEMA_V4",
@@ -185,3 +186,26 @@ INSERT INTO hub_watch (start_ms, end_ms)
     ) WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hub_watch);
 """
 VERSION = 10
+# the lock-out tests of protective-action plans (`alerts.locktests`), and when the hub first saw
+# each plan with a test interval (its overdue counts from then until a test is recorded). Made at
+# every open, without a version: a hub of before leaves the tables alone, and one of after finds
+# them (or makes them); nothing of before changes meaning. A test is never updated nor deleted:
+# the table is the audit record (who recorded it, when); a test of the hub's own (a protective
+# action confirmed in time, `actor` NULL) is recorded once
+SCHEMA_LOCK_TESTS = """
+CREATE TABLE IF NOT EXISTS lock_tests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, sensor TEXT NOT NULL, ts INTEGER NOT NULL,
+    passed INTEGER NOT NULL CHECK (passed IN (0, 1)), note TEXT NOT NULL,
+    actor TEXT, source TEXT NOT NULL CHECK (source IN ('api', 'action')),
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lock_tests_plan ON lock_tests (tenant, sensor, ts);
+CREATE INDEX IF NOT EXISTS lock_tests_tenant ON lock_tests (tenant, id);
+CREATE UNIQUE INDEX IF NOT EXISTS lock_tests_once ON lock_tests (tenant, sensor, ts, source)
+    WHERE actor IS NULL;
+CREATE TABLE IF NOT EXISTS lock_plans (
+    tenant TEXT NOT NULL, sensor TEXT NOT NULL, first_seen INTEGER NOT NULL,
+    PRIMARY KEY (tenant, sensor)
+);
+"""

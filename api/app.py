@@ -41,6 +41,7 @@ from api.handover import handover_router
 from api.headers import SecurityHeaders
 from api.keys import key_router
 from api.livestream import stream_route
+from api.locktests import lock_test_router
 from api.models import MePublic
 from api.problems import BodyLimit, Unhandled, install_problem_handlers
 from api.readiness import readyz
@@ -109,6 +110,7 @@ def create_app(ctx: AppContext) -> FastAPI:
         alarm_router(),
         alarm_stats_router(),
         availability_router(),
+        lock_test_router(),
         handover_router(),
         site_router(),
         rule_pack_router(),

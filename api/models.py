@@ -95,6 +95,12 @@ class SensorPublic(_Public):
         "alarm (标校超期, level `calibration_overdue`) at its first reading `every_days` after "
         "its last calibration reading; null: none",
     )
+    lock_test: dict[str, Any] | None = Field(
+        default=None,
+        description="the lock-out test interval of its plan (`verify`; the plan's own, else its "
+        "rule's): a `lock_test_overdue` alarm when no passed test is recorded for `every_days` "
+        "(POST /api/v1/lock-tests); null: none",
+    )
     verify: dict[str, Any] | None = Field(
         default=None,
         description="the protective action checked by feedback sensors of the same tenant",

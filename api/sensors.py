@@ -89,6 +89,7 @@ def _sensor_public(info: SensorInfo, registry: Registry, out: OutRow | None) -> 
         frozen=_spec(info.frozen),
         maintenance=_spec(info.maintenance),
         calibration_due=_spec(info.calibration_due),
+        lock_test=_spec(info.lock_test),
         verify=_spec(info.verify),
         suppress_when=[spec_json(c) for c in info.suppress_when],
         # (a group's members are of its site, so of its tenant)

@@ -26,6 +26,7 @@ from alerts.evaluate import NO_TS, CoreState, Outcome, Transitions, evaluate
 from alerts.gatewayalarms import ClockChange
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
+from alerts.lockalarms import LockTestAlarms
 from alerts.reload import (
     fence_key,
     remap_core,
@@ -127,6 +128,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         # store at start (`confirm_restored`)
         self._unconfirmed = rearm(self.book, self.state)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
+        self.locks = LockTestAlarms(statedb, registry, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
@@ -230,6 +232,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.registry, self.table, self.book = registry, table, book
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
+        self.locks = LockTestAlarms(self.statedb, registry, disposal)
         self.fleet, self.terminal = fleet, terminal
         self._gateway_sites = book.gateway_sites()
         self._gateways_down = down

@@ -20,6 +20,7 @@ from alerts.evaluate import Outcome, Transitions
 from alerts.gatewayalarms import ClockChange, DataLoss
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
+from alerts.lockalarms import LockTestAlarms
 from ingest.recording import AlarmRecording
 from ingest.store.base import PositionBatch, ReadingBatch
 
@@ -35,6 +36,7 @@ class Ticking(AlarmRecording):
     desk: AlarmDesk
     watch: HubWatch
     gateways: GatewayWatch
+    locks: LockTestAlarms  # the plans' lock-out tests overdue or failed
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
     _gateways_down: set[str]
     _clock_changes: list[ClockChange]  # devices' clocks behind or back in step, not recorded
@@ -74,6 +76,8 @@ class Ticking(AlarmRecording):
                 events += await self._off_loop(self._gateway_step, clock, now)
                 # devices whose gateway's clock fell back, and back in step
                 events += await self._off_loop(self._clock_step, now)
+                # plans whose lock-out test is overdue or failed, or was just recorded
+                events += await self._off_loop(self.locks.step, now)
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events

@@ -21,6 +21,7 @@ AlarmKind = Literal[
     "frozen",
     "maintenance",
     "calibration_due",
+    "lock_test_overdue",
     "data_lost",
     "clock_behind",
     "overspeed",

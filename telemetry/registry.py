@@ -224,6 +224,11 @@ def build_registry(
                         calibration = sen.calibration_due or (
                             packed.calibration_due if packed else None
                         )
+                        lock_test = None
+                        if sen.verify is not None:
+                            lock_test = sen.verify.lock_test or (
+                                packed.lock_test if packed else None
+                            )
                         if early is not None and all(lv.above is None for lv in levels):
                             raise ConfigError(f"{swhere}.early_warning: needs a level above")
                         info = SensorInfo(
@@ -247,6 +252,7 @@ def build_registry(
                             frozen=frozen,
                             maintenance=maintenance,
                             calibration_due=calibration,
+                            lock_test=lock_test,
                         )
                         add(info, swhere)
                     except ConfigError as exc:

@@ -16,6 +16,7 @@ from telemetry.config import (
     FrozenSpec,
     HubConfig,
     LevelSpec,
+    LockTestSpec,
     MaintenanceSpec,
     PointSpec,
     RateSpec,
@@ -58,6 +59,9 @@ class SensorInfo:
     maintenance: MaintenanceSpec | None = None
     # the calibration interval (标校超期): the sensor's own, else its rule's
     calibration_due: CalibrationDueSpec | None = None
+    # the lock-out test interval of its plan (`verify`): the plan's own, else its rule's; None
+    # without a plan (`alerts.locktests`)
+    lock_test: LockTestSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

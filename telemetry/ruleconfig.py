@@ -16,6 +16,7 @@ __all__ = [
     "EarlyWarningSpec",
     "FrozenSpec",
     "LevelSpec",
+    "LockTestSpec",
     "MaintenanceSpec",
     "RateSpec",
     "RulePack",
@@ -78,6 +79,32 @@ def check_levels(levels: tuple[LevelSpec, ...]) -> None:
             f"the lowest level above ({highs[0]:g}) must be higher than the highest level below "
             f"({lows[0]:g}): a value between them would be too high and too low at once"
         )
+
+
+LOCK_TEST_MAX_DAYS = 366  # a lock-test interval's most (a year)
+
+
+class LockTestSpec(Frozen):
+    """How often the lock-out a plan verifies must be tested (甲烷电闭锁 / 风电闭锁 every 15 days,
+    every 6 months where the test may stop the local fan: AQ 1029 revision, DOMAIN 1.3): a
+    'lock_test_overdue' alarm on the plan's sensor when its last passed test (recorded through the
+    API, or a protective action confirmed in time) is `every_days` old (docs/rules.md)."""
+
+    every_days: float = Field(
+        description="test the lock-out at least this often (days on the hub's clock): 15 for "
+        "甲烷电闭锁 and 风电闭锁, 183 (6 months) where the test may stop the local fan"
+    )
+
+    @field_validator("every_days")
+    @classmethod
+    def _sane(cls, days: float) -> float:
+        if not 0 < days <= LOCK_TEST_MAX_DAYS:
+            raise ValueError(
+                f"lock_test every_days {days:g}: give the interval in days, more than 0 and at "
+                f"most {LOCK_TEST_MAX_DAYS} (a year); e.g. 15 (甲烷电闭锁, 风电闭锁) or 183 "
+                "(where the test may stop the local fan); leave lock_test out for no check"
+            )
+        return days
 
 
 class VerifySpec(Frozen):
@@ -144,6 +171,13 @@ class VerifySpec(Frozen):
         description="with hold: the failure's text when the confirmed action broke (power back "
         "on during the cut), where `action` is a failure to act in time (default: a text that "
         "names the feedbacks and says to undo it at once)",
+    )
+
+    lock_test: LockTestSpec | None = Field(
+        default=None,
+        repr=False,  # not the core's: the lock-test check (alerts.locktests) reads it
+        description="the lock-out test interval of this plan (its sensor's rule's when not "
+        "set): a 'lock_test_overdue' alarm when no passed test is recorded for it that long",
     )
 
     @model_validator(mode="after")
@@ -266,6 +300,11 @@ class RuleSpec(Frozen):
     frozen: FrozenSpec | None = None
     maintenance: MaintenanceSpec | None = None
     calibration_due: CalibrationDueSpec | None = None
+    lock_test: LockTestSpec | None = Field(
+        default=None,
+        description="the lock-out test interval of the plans (`verify:`) of the sensors on this "
+        "rule that do not set their own; no effect on a sensor without a plan",
+    )
     kinds: tuple[SensorKind, ...] = Field(
         default=(),
         description="the kinds of sensor the rule is meant for (a sensor of another kind naming "

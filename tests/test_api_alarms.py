@@ -800,6 +800,10 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
         ("delete", "/api/v1/registry/{path}"): (f"/registry/tenants/{COAL}", None),
         ("put", "/api/v1/config"): ("/config", {"tenants": []}),
         ("post", "/api/v1/config/revisions/{rev}/restore"): ("/config/revisions/1/restore", None),
+        ("post", "/api/v1/lock-tests"): (
+            "/lock-tests",
+            {"sensor": "ch4-t1", "ts": now_ms(), "passed": True},
+        ),
     }
     in_schema = {
         (method, path)

@@ -251,6 +251,14 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         # the shift handover: the chemical company's shift holds nothing of the coal face
         ("get", "/api/v1/handover"): ("/api/v1/handover?hours=12", None, "chem", OPEN),
         ("get", "/api/v1/sites"): ("/api/v1/sites", None, "chem", OPEN),
+        # lock-out tests (tests/test_lock_tests.py): another enterprise's plan is not found
+        ("get", "/api/v1/lock-tests"): ("/api/v1/lock-tests", None, "chem", OPEN),
+        ("post", "/api/v1/lock-tests"): (
+            "/api/v1/lock-tests",
+            {"sensor": "ch4-t1", "ts": now, "passed": True},
+            "chem",
+            NOT_FOUND,
+        ),
         # the packs are the regulations' numbers; a rule's count of sensors is of the key's own
         ("get", "/api/v1/rule-packs"): ("/api/v1/rule-packs", None, "chem", OPEN),
         ("get", "/api/v1/rule-packs/{name}"): (
@@ -513,6 +521,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/escalation-policies",
         "/api/v1/handover",
         "/api/v1/latest",
+        "/api/v1/lock-tests",
         "/api/v1/notifications",
         "/api/v1/sensors",
         "/api/v1/silences",

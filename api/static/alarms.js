@@ -46,6 +46,9 @@ export const STRINGS = {
         kind_maintenance: "标定/手动超时", lvl_overdue: "维护超时",
         // a sensor not calibrated for its interval (标校超期, docs/rules.md)
         kind_calibration_due: "标校超期", lvl_calibration_overdue: "标校超期",
+        // a lock-out (甲烷电闭锁, 风电闭锁) not tested for its interval, or its test failed
+        kind_lock_test_overdue: "闭锁测试", lvl_lock_test_overdue: "闭锁测试超期",
+        lvl_lock_test_failed: "闭锁测试未通过",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "累计驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",

@@ -1,0 +1,190 @@
+"""Lock-out tests over HTTP (`alerts.locktests`): an enterprise records each test of a
+protective-action plan's lock-out (甲烷电闭锁, 风电闭锁: every 15 days, AQ 1029 revision), passed
+or failed, and lists them. A test recorded clears the plan's `lock_test_overdue` alarm (passed)
+or raises it (failed) at once (`alerts.lockalarms`). Recording is the enterprise's (its own
+tenants' plans; another's is 404); every key lists the tests of the tenants it sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from alerts.lockalarms import LockTestAlarms, NotAPlanError
+from alerts.locktests import LockTest, list_tests
+from api.context import (
+    WRITE,
+    Caller,
+    Ctx,
+    WriteGuard,
+    not_found,
+    query_tenants,
+    record_scope,
+)
+from api.notes import Note
+from api.timerange import refuse_seconds
+
+__all__ = ["FUTURE_SKEW_MS", "LockTestIn", "LockTestPublic", "lock_test_router"]
+
+log = logging.getLogger(__name__)
+FUTURE_SKEW_MS = 60_000  # a test's time may be this far ahead of the hub's clock (clock skew)
+_MAX_MS = 2**63 - 1
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class LockTestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sensor: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the plan's sensor: the one whose `verify:` is the lock-out tested (the T1 "
+        "methane sensor for 甲烷电闭锁, the local fan's for 风电闭锁)",
+    )
+    ts: int = Field(
+        ge=1,
+        le=_MAX_MS,
+        description="when the test was made, ms since the epoch (at most a minute ahead of the "
+        "hub's clock)",
+    )
+    passed: bool = Field(description="true: the lock-out cut the power in time")
+    note: Note = Field(
+        default="",
+        description="what was done and seen (test gas, breaker, feed); required for a failed test",
+    )
+
+    @model_validator(mode="after")
+    def _failure_said(self) -> LockTestIn:
+        if not self.passed and not self.note:
+            raise ValueError(
+                "a failed test needs a note: what failed and what is done about it "
+                "(闭锁测试未通过须填写说明)"
+            )
+        return self
+
+
+class LockTestPublic(BaseModel):
+    id: int
+    tenant: str
+    sensor: str
+    ts: int = Field(description="when the test was made, ms since the epoch")
+    passed: bool
+    note: str
+    actor: str | None = Field(
+        description="the API key that recorded it; null: the hub, from a protective action "
+        "confirmed in time (保护动作已确认)"
+    )
+    source: str = Field(description="api: recorded by a person; action: a confirmed action")
+    recorded_at: int = Field(description="when the hub recorded it, ms since the epoch")
+
+
+class LockTestRecorded(BaseModel):
+    test: LockTestPublic
+    alarm_events: int = Field(
+        description="the alarm events the test made on the plan's lock_test_overdue alarm "
+        "(its raise, escalation, clear or a journal line)"
+    )
+
+
+def _public(t: LockTest) -> LockTestPublic:
+    return LockTestPublic(
+        id=t.id,
+        tenant=t.tenant,
+        sensor=t.sensor,
+        ts=t.ts,
+        passed=t.passed,
+        note=t.note,
+        actor=t.actor,
+        source=t.source,
+        recorded_at=t.recorded_at,
+    )
+
+
+def lock_test_router() -> APIRouter:
+    r = APIRouter(route_class=WriteGuard, prefix="/api/v1", tags=["lock-tests"])
+
+    @r.post(
+        "/lock-tests",
+        response_model=LockTestRecorded,
+        status_code=status.HTTP_201_CREATED,
+        dependencies=WRITE,
+    )
+    async def record_lock_test(body: LockTestIn, ctx: Ctx, caller: Caller) -> LockTestRecorded:
+        """Record a test of a plan's lock-out (enterprise keys, for their own tenants' plans):
+        a passed test clears the plan's `lock_test_overdue` alarm, a failed one raises it
+        (orange, `lock_test_failed`) or adds the failure to its journal."""
+        if caller.role != "enterprise":
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "lock-out tests are recorded by the enterprise that made them (an enterprise "
+                "key of the plan's tenant)",
+            )
+        refuse_seconds(ts=body.ts)
+        now = _now_ms()
+        if body.ts > now + FUTURE_SKEW_MS:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"ts={body.ts} is later than the hub's clock ({now} ms) by more than "
+                f"{FUTURE_SKEW_MS // 1000} s: a test is recorded once it is made",
+            )
+        locks = LockTestAlarms(ctx.statedb, ctx.registry, ctx.registry.config.notify.disposal)
+        try:
+            test, events = await asyncio.to_thread(
+                locks.record,
+                body.sensor,
+                query_tenants(ctx, caller),
+                body.ts,
+                body.passed,
+                body.note,
+                caller.name,
+                now,
+            )
+        except NotAPlanError as exc:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"sensor {body.sensor!r} has no protective-action plan (`verify:`): its lock-out "
+                "tests are recorded on the plan's sensor",
+            ) from exc
+        except LookupError as exc:
+            raise not_found(f"sensor {body.sensor!r}") from exc
+        log.info(
+            "lock test of %s/%s recorded by %s: %s",
+            test.tenant,
+            test.sensor,
+            caller.name,
+            "passed" if test.passed else "failed",
+        )
+        await ctx.on_events(events)
+        return LockTestRecorded(test=_public(test), alarm_events=len(events))
+
+    @r.get("/lock-tests", response_model=list[LockTestPublic])
+    async def lock_tests(
+        ctx: Ctx,
+        caller: Caller,
+        tenant: Annotated[str | None, Query(max_length=200)] = None,
+        sensor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[LockTestPublic]:
+        """The lock-out tests of the tenants the key sees (`tenant` narrows, `sensor` names
+        one plan), newest recorded first: a person's and the hub's (a protective action
+        confirmed in time)."""
+        tenants = await record_scope(ctx, caller, tenant)
+        if sensor is not None:
+            info = ctx.registry.sensor(sensor)
+            seen = info is not None and (tenants is None or info.tenant in tenants)
+            if not seen:
+                found = await asyncio.to_thread(list_tests, ctx.statedb, tenants, sensor, 1)
+                if not found:
+                    raise not_found(f"sensor {sensor!r}")
+        rows = await asyncio.to_thread(list_tests, ctx.statedb, tenants, sensor, limit)
+        return [_public(t) for t in rows]
+
+    return r

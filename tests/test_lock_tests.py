@@ -1,0 +1,376 @@
+"""Lock-out tests (甲烷电闭锁 / 风电闭锁 every 15 days, AQ 1029 revision, DOMAIN 1.3): the plan's
+interval in the configuration (its own, else its rule's: the coal-methane pack's power-cut rules
+say 15 d), the `lock_test_overdue` alarm the hub's clock raises (`alerts.lockalarms`, judged on
+the dispatcher's tick with an injected clock), a test recorded through the API (enterprise keys
+of the plan's tenant; another's is 404, bad input 422) or by a protective action confirmed in
+time, and all of it kept across a restart (the state database)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from test_api_alarms import KEYS, auth
+
+from alerts.alarms import AlarmEvent
+from alerts.kinds import LOCK_TEST
+from alerts.lockalarms import LockTestAlarms
+from alerts.locktests import DAY_MS, list_tests
+from alerts.statedb import StateDB
+from api.app import AppContext, create_app
+from api.auth import KeyRing
+from hazardhub.settings import load_profiles
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.base import ReadingBatch
+from ingest.store.sqlite import SqliteStore
+from telemetry.config import HubConfig, LockTestSpec, VerifySpec
+from telemetry.errors import ConfigError
+from telemetry.registry import Registry, build_registry, parse_document
+
+from e2e_helpers import ROOT
+
+T0 = 1_800_000_000_000
+
+CONFIG = """
+version: 1
+tenants:
+  - id: north-coal
+    sites:
+      - id: face-1301
+        kind: mine
+        devices:
+          - id: kj-sub-3
+            profile: coal-substation
+            modbus: {{host: 127.0.0.1, port: 1502, unit: 1}}
+            sensors:
+              - {{id: ch4-t1, point: ch4_t1, kind: methane, rule: coal-methane.face-t1{t1_plan}}}
+              - {{id: ch4-t2, point: ch4_t2, kind: methane, tag: T2, rule: coal-methane.return-t2,
+                 verify: {{sensor: feed, expect_below: 0.5, within_s: 2,
+                          lock_test: {{every_days: 183}}}}}}
+              - {{id: ch4-t0, point: ch4_t0, kind: methane, rule: coal-methane.upper-corner-t0}}
+              - {{id: feed, point: feed, kind: power_feed}}
+  - id: acme-chem
+    vehicles:
+      - {{id: tanker-01, plate: 苏A·D1234, class: hazmat}}
+"""
+
+
+def registry(t1_lock: str = "", t1_plan: bool = True) -> Registry:
+    """`t1_lock`: text added to ch4-t1's verify (", lock_test: {...}"); `t1_plan`: whether
+    ch4-t1 has its verify (the power-cut plan)."""
+    plan = f",\n                 verify: {{sensor: feed, expect_below: 0.5, within_s: 2{t1_lock}}}"
+    config = parse_document(CONFIG.format(t1_plan=plan if t1_plan else ""), HubConfig, "locks.yaml")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(config, profiles, packs, "locks.yaml")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# configuration -----------------------------------------------------------------------------------
+def test_a_plan_takes_its_own_interval_else_its_rules_and_a_sensor_without_a_plan_none() -> None:
+    reg = registry()
+    t1, t2, t0 = (reg.sensor(s) for s in ("ch4-t1", "ch4-t2", "ch4-t0"))
+    assert t1 is not None and t2 is not None and t0 is not None
+    assert t1.lock_test == LockTestSpec(every_days=15)  # the coal-methane pack's face-t1
+    assert t2.lock_test == LockTestSpec(every_days=183)  # its own (a test stopping the fan)
+    assert t0.lock_test is None  # the pack's rule says 15 d, but the sensor has no plan
+    packs = {p.name: p for p in load_profiles(ROOT / "profiles")[1]}
+    power_cut = [
+        name
+        for name, rule in packs["coal-methane"].rules.items()
+        if any(lv.name == "power_cut" for lv in rule.levels)
+    ]
+    assert len(power_cut) > 10
+    assert all(
+        packs["coal-methane"].rules[n].lock_test == LockTestSpec(every_days=15) for n in power_cut
+    )
+    # the interval is not the core's: a sensor's digest stays as it was without it
+    assert "lock_test" not in repr(t2.verify)
+
+
+@pytest.mark.parametrize("days", [0, -1, 366.5, 10_000])
+def test_an_interval_out_of_range_is_refused_saying_what_to_give(days: float) -> None:
+    with pytest.raises(ValidationError, match="more than 0 and at most 366"):
+        LockTestSpec(every_days=days)
+    with pytest.raises(
+        ConfigError, match=r"sensors\.0\.verify\.lock_test\.every_days: .*more than 0"
+    ):
+        registry(f", lock_test: {{every_days: {days}}}")
+
+
+def test_an_unknown_key_of_the_interval_is_refused() -> None:
+    with pytest.raises(ValidationError, match="every_dayz"):
+        VerifySpec.model_validate(
+            {"sensor": "feed", "expect_below": 0.5, "within_s": 2, "lock_test": {"every_dayz": 1}}
+        )
+
+
+# the alarm on the hub's clock --------------------------------------------------------------------
+def kinds(events: Sequence[AlarmEvent]) -> list[tuple[str, str, str, str]]:
+    return [(e.kind, e.sensor, e.level_name, e.tier) for e in events]
+
+
+def test_overdue_raised_once_kept_over_a_restart_and_cleared_by_a_passed_test(
+    tmp_path: Path,
+) -> None:
+    reg = registry()
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, reg)
+    assert locks.judge(T0) == []  # first seen: the interval counts from now
+    assert locks.judge(T0 + 15 * DAY_MS - 1) == []
+    (raised,) = locks.judge(T0 + 15 * DAY_MS + 5000)
+    assert kinds([raised]) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
+    assert raised.ts == T0 + 15 * DAY_MS  # stamped when it fell due
+    assert raised.side == "lock_test_overdue"
+    assert "no test recorded since the hub first saw the plan" in raised.comment
+    assert locks.judge(T0 + 16 * DAY_MS) == []  # one active per plan
+    db.close()
+
+    # a restart: the same database, a new hub; nothing raised twice, the plan's first sight kept
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, reg)
+    assert locks.judge(T0 + 17 * DAY_MS) == []
+    (row,) = [r for r in db.active_alarms() if r.side == LOCK_TEST]
+    assert (row.sensor, row.level, row.value) == ("ch4-t1", 1, 15.0)
+
+    at = T0 + 17 * DAY_MS
+    test, events = locks.record(
+        "ch4-t1", ["north-coal"], at - 3_600_000, True, "试验气 2.0 %", "coal", at
+    )
+    assert test.actor == "coal" and test.passed and test.source == "api"
+    assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
+    assert events[0].ts == at - 3_600_000  # when the test was made
+    assert "lock test passed" in events[0].comment and "(coal): 试验气 2.0 %" in events[0].comment
+    # the next interval counts from the test
+    assert locks.judge(at - 3_600_000 + 15 * DAY_MS - 1) == []
+    assert len(locks.judge(at - 3_600_000 + 15 * DAY_MS)) == 1
+    db.close()
+
+    db = StateDB(tmp_path / "state.db")  # the tests are kept
+    assert [(t.sensor, t.actor, t.passed) for t in list_tests(db, None, None, 10)] == [
+        ("ch4-t1", "coal", True)
+    ]
+    db.close()
+
+
+def test_a_failed_test_raises_orange_keeps_it_with_each_failure_journaled_until_a_pass(
+    tmp_path: Path,
+) -> None:
+    reg = registry()
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, reg)
+    assert locks.judge(T0) == []
+    _, events = locks.record(
+        "ch4-t1", None, T0 + 1000, False, "断电器未动作 breaker did not trip", "coal", T0 + 2000
+    )
+    assert kinds(events) == [("raised", "ch4-t1", "lock_test_failed", "orange")]
+    assert events[0].ts == T0 + 1000 and "breaker did not trip" in events[0].comment
+    # a second failure keeps it: a line in its journal, by the person who recorded it
+    _, events = locks.record(
+        "ch4-t1", None, T0 + 5000, False, "again: relay stuck", "coal", T0 + 6000
+    )
+    assert [(e.kind, e.actor, e.level_name) for e in events] == [
+        ("commented", "coal", "lock_test_failed")
+    ]
+    assert "relay stuck" in events[0].comment
+    assert locks.judge(T0 + 20 * DAY_MS) == []  # still failed, not overdue
+    _, events = locks.record(
+        "ch4-t1", None, T0 + 20 * DAY_MS, True, "repaired, passed", "coal", T0 + 20 * DAY_MS
+    )
+    assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
+    # an overdue alarm a failure escalates
+    at = T0 + 36 * DAY_MS
+    assert kinds(locks.judge(at)) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
+    _, events = locks.record("ch4-t1", None, at, False, "no cut", "coal", at)
+    assert kinds(events) == [("escalated", "ch4-t1", "lock_test_failed", "orange")]
+    db.close()
+
+
+def test_a_plan_without_an_interval_any_more_has_its_alarm_cleared(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, registry())
+    locks.judge(T0)
+    assert len(locks.judge(T0 + 200 * DAY_MS)) == 2  # both plans overdue
+    # ch4-t1's plan (verify) removed: its interval with it
+    events = LockTestAlarms(db, registry(t1_plan=False)).judge(T0 + 201 * DAY_MS)
+    assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
+    assert "no lock-test interval any more" in events[0].comment
+    db.close()
+
+
+# through the dispatcher: its tick, and a protective action confirmed in time ---------------------
+def batch(i: int, ts: int, value: float, seq: int) -> ReadingBatch:
+    return ReadingBatch(
+        np.array([i], np.int32),
+        np.array([ts], np.int64),
+        np.array([value]),
+        np.zeros(1, np.uint8),
+        np.zeros(1, np.int64),
+        np.array([seq], np.int64),
+    )
+
+
+async def test_the_tick_raises_overdue_and_a_power_cut_confirmed_in_time_counts_as_a_test(
+    tmp_path: Path,
+) -> None:
+    reg = registry()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        assert [e for e in await d.tick(T0) if e.side == "lock_test_overdue"] == []
+        due = T0 + 15 * DAY_MS
+        got = [e for e in await d.tick(due) if e.side == "lock_test_overdue"]
+        assert kinds(got) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
+        assert [e for e in await d.tick(due + 1000) if e.side == "lock_test_overdue"] == []
+
+        # methane at the power-cut level, the feed cut 0.8 s later: 保护动作已确认 in time
+        t1, feed = reg.sensor("ch4-t1"), reg.sensor("feed")
+        assert t1 is not None and feed is not None
+        at = due + 10_000
+        await d.judge(batch(feed.index, at - 1000, 1.0, 0), [], at)
+        await d.judge(batch(t1.index, at, 1.6, 1), [], at + 100)
+        await d.judge(batch(feed.index, at + 800, 0.0, 2), [], at + 900)
+        (test,) = list_tests(db, ["north-coal"], "ch4-t1", 10)
+        assert (test.source, test.actor, test.passed, test.ts) == ("action", None, True, at + 800)
+        assert "保护动作已确认" in test.note
+        # the next tick (a test recorded: judged at once) clears the overdue alarm
+        got = [e for e in await d.tick(at + 2000) if e.side == "lock_test_overdue"]
+        assert kinds(got) == [("cleared", "ch4-t1", "normal", "none")]
+        assert got[0].ts == at + 800
+
+        # a cut confirmed late (the feed 3 s after the level) is no passed test
+        await d.judge(batch(t1.index, at + 60_000, 0.5, 3), [], at + 60_100)
+        await d.judge(batch(feed.index, at + 61_000, 1.0, 4), [], at + 61_100)
+        await d.judge(batch(t1.index, at + 70_000, 1.6, 5), [], at + 70_100)
+        await d.judge(batch(feed.index, at + 73_000, 0.0, 6), [], at + 73_100)
+        assert len(list_tests(db, None, "ch4-t1", 10)) == 1
+    finally:
+        await store.close()
+        db.close()
+
+
+# over HTTP ---------------------------------------------------------------------------------------
+class Api:
+    def __init__(self, tmp_path: Path) -> None:
+        self.reg = registry()
+        self.db = StateDB(tmp_path / "state.db")
+        self.store = SqliteStore(self.reg, tmp_path / "ts.db")
+        self.published: list[AlarmEvent] = []
+
+        async def on_events(events: Sequence[AlarmEvent]) -> None:
+            self.published.extend(events)
+
+        ctx = AppContext(
+            self.reg, self.store, self.db, Metrics(), KeyRing(KEYS), on_events=on_events
+        )
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
+        )
+
+    async def post(self, body: Any, who: str = "coal") -> httpx.Response:
+        return await self.client.post("/api/v1/lock-tests", json=body, headers=auth(who))
+
+    async def get(self, who: str = "coal", **params: Any) -> httpx.Response:
+        return await self.client.get("/api/v1/lock-tests", params=params, headers=auth(who))
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    a = Api(tmp_path)
+    await a.store.open()
+    try:
+        yield a
+    finally:
+        await a.client.aclose()
+        await a.store.close()
+        a.db.close()
+
+
+async def test_an_enterprise_records_a_test_of_its_plan_and_it_clears_the_overdue_alarm(
+    api: Api,
+) -> None:
+    locks = LockTestAlarms(api.db, api.reg)
+    locks.judge(now_ms() - 20 * DAY_MS)
+    raised = locks.judge(now_ms())
+    assert {e.sensor for e in raised} == {"ch4-t1"}
+    ts = now_ms() - 600_000
+    r = await api.post(
+        {"sensor": "ch4-t1", "ts": ts, "passed": True, "note": "试验气 2 %: 断电 0.6 s"}
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["alarm_events"] == 1
+    test = body["test"]
+    assert (test["sensor"], test["tenant"], test["ts"], test["actor"], test["source"]) == (
+        "ch4-t1",
+        "north-coal",
+        ts,
+        "coal",
+        "api",
+    )
+    assert [(e.kind, e.sensor, e.side) for e in api.published] == [
+        ("cleared", "ch4-t1", "lock_test_overdue")
+    ]
+    # the alarm's journal says who and what; the alarm waits for its acknowledgement
+    r = await api.client.get(f"/api/v1/alarms/{raised[0].alarm_id}", headers=auth("coal"))
+    alarm = r.json()
+    assert (alarm["state"], alarm["acked"], alarm["side"]) == (
+        "cleared",
+        False,
+        "lock_test_overdue",
+    )
+    assert "(coal): 试验气 2 %: 断电 0.6 s" in alarm["events"][-1]["comment"]
+    # a failed one, with its note: the alarm raised again (orange)
+    r = await api.post(
+        {"sensor": "ch4-t1", "ts": now_ms(), "passed": False, "note": "未断电 no cut"}
+    )
+    assert r.status_code == 201 and r.json()["alarm_events"] == 1
+    assert (api.published[-1].kind, api.published[-1].tier) == ("raised", "orange")
+    # the list: newest recorded first; the centre sees it, another enterprise does not
+    r = await api.get()
+    assert [t["passed"] for t in r.json()] == [False, True]
+    assert len((await api.get("op", sensor="ch4-t1")).json()) == 2
+    assert (await api.get("chem")).json() == []
+    assert (await api.get("chem", sensor="ch4-t1")).status_code == 404
+    assert (await api.get("chem", tenant="north-coal")).status_code == 404
+    assert (await api.get("coal", sensor="no-such")).status_code == 404
+    # the sensor says its plan's interval (the rule's here)
+    r = await api.client.get("/api/v1/sensors/ch4-t1", headers=auth("coal"))
+    assert r.json()["lock_test"] == {"every_days": 15.0}
+
+
+async def test_another_enterprise_a_centre_key_a_viewer_and_bad_input_are_refused(api: Api) -> None:
+    good = {"sensor": "ch4-t1", "ts": now_ms(), "passed": True, "note": ""}
+    assert (await api.post(good, "chem")).status_code == 404  # another enterprise's plan
+    for who in ("op", "admin"):
+        r = await api.post(good, who)
+        assert r.status_code == 403 and "enterprise" in r.json()["detail"]
+    assert (await api.post(good, "viewer")).status_code == 403
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({**good, "passed": False}, "a failed test needs a note"),
+        ({**good, "passed": False, "note": " \u200b "}, "a failed test needs a note"),
+        ({**good, "ts": now_ms() + 120_000}, "later than the hub's clock"),
+        ({**good, "ts": now_ms() // 1000}, "looks like seconds"),
+        ({**good, "ts": 0}, "greater than or equal to 1"),
+        ({**good, "sensor": "ch4-t0"}, "no protective-action plan"),
+        ({**good, "result": "ok"}, "result"),
+        ({k: v for k, v in good.items() if k != "passed"}, "passed"),
+    ]
+    for body, says in bad:
+        r = await api.post(body)
+        assert r.status_code == 422, (body, r.text)
+        assert says in r.text, (body, r.text)
+    assert (await api.post({**good, "sensor": "no-such"})).status_code == 404
+    assert list_tests(api.db, None, None, 10) == []  # nothing recorded by the refused calls
+    assert (await api.get(limit=0)).status_code == 422
