@@ -218,6 +218,9 @@ class Timed:
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.store.track(vehicle, start_ms, end_ms)
 
+    async def last_positions(self, vehicles: Sequence[int]) -> PositionBatch:
+        return await self.store.last_positions(vehicles)
+
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         return await self.store.count_by_seq(tenant, device)
 

@@ -296,6 +296,25 @@ async def test_track(store: TimeSeriesStore, world: World) -> None:
     assert track.ts.dtype == np.int64
 
 
+async def test_last_positions_are_the_newest_by_event_time(
+    store: TimeSeriesStore, world: World
+) -> None:
+    """A map of the fleet asks every vehicle's last position at once; the newest by event time,
+    not the last to arrive (a terminal's blind-area backlog arrives after its live fixes)."""
+    assert len(await store.last_positions([world.vehicle, world.ch4])) == 0
+    await store.write_positions(positions(world.vehicle, [T0 + 5000, T0 + 6000], [31.5, 31.6]))
+    await store.write_positions(positions(world.vehicle, [T0 + 1000, T0 + 2000], [31.1, 31.2]))
+    last = await store.last_positions([world.vehicle, world.ch4, world.vehicle])
+    assert last.vehicle.tolist() == [world.vehicle]
+    assert last.ts.tolist() == [T0 + 6000]
+    assert last.lat.tolist() == pytest.approx([31.6])
+    assert last.lon.tolist() == pytest.approx([131.6])
+    assert last.speed_kmh.tolist() == pytest.approx([90.0])
+    assert last.heading_deg.tolist() == pytest.approx([90.0])
+    assert last.ts.dtype == np.int64 and last.vehicle.dtype == np.int32
+    assert len(await store.last_positions([])) == 0
+
+
 async def test_count_by_seq(store: TimeSeriesStore, world: World) -> None:
     await store.write_readings(
         readings(

@@ -243,6 +243,11 @@ class TimeSeriesStore(Protocol):
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         """Positions of one vehicle with start <= ts < end, oldest first."""
 
+    async def last_positions(self, vehicles: Sequence[int]) -> PositionBatch:
+        """The newest position (by event time, whenever it arrived) of each of `vehicles` (speed
+        sensor indices) that has one, one row each, in no set order: one query for them all
+        (one per few hundred vehicles for InfluxDB), for a map of the fleet."""
+
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         """Readings stored per (epoch, seq) for one device: the accounting of at-least-once."""
 

@@ -31,8 +31,8 @@ One writer task owns the inner store's writes and the spool:
 - `close` writes what is queued, drains for at most `close_drain_s`, and leaves the rest in the
   spool; `open` after a restart finds it and the writer drains it.
 
-Reads (`latest`, `history`, `track`, `count_by_seq`, `alarm_events`, `last_calibrations`) go to
-the inner store: what waits in the spool shows up there once drained.
+Reads (`latest`, `history`, `track`, `last_positions`, `count_by_seq`, `alarm_events`,
+`last_calibrations`) go to the inner store: what waits in the spool shows up there once drained.
 
 This module is the store's face (lifecycle, the queue writes join, reads, counters); the writer
 task, the spool's drain included, is `ingest.store.buffered_writer.BufferWriter`.
@@ -239,6 +239,9 @@ class BufferedStore(BufferWriter):
 
     async def track(self, vehicle: int, start_ms: int, end_ms: int) -> PositionBatch:
         return await self.inner.track(vehicle, start_ms, end_ms)
+
+    async def last_positions(self, vehicles: Sequence[int]) -> PositionBatch:
+        return await self.inner.last_positions(vehicles)
 
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         return await self.inner.count_by_seq(tenant, device)

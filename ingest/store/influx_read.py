@@ -237,6 +237,39 @@ class InfluxReads(InfluxClient):
             heading_deg=floats("heading_deg"),
         )
 
+    async def last_positions(self, vehicles: Sequence[int]) -> PositionBatch:
+        """``SELECT ... GROUP BY "tenant", "vehicle" ORDER BY time DESC LIMIT 1`` over a few
+        hundred vehicles a query: the newest point of each series, by its time (event time)."""
+        infos = [self._sensor(int(i)) for i in dict.fromkeys(vehicles)]
+        infos = [s for s in infos if s.site == "vehicles"]
+        by_name = {(s.tenant, s.device): s.index for s in infos}
+        fields = ("lat", "lon", "speed_kmh", "heading_deg")
+        found: list[tuple[int, dict[str, Any]]] = []
+        for a in range(0, len(infos), _SENSORS_PER_QUERY):
+            chunk = infos[a : a + _SENSORS_PER_QUERY]
+            where = " OR ".join(
+                f'("tenant" = {literal(s.tenant)} AND "vehicle" = {literal(s.device)})'
+                for s in chunk
+            )
+            tail = 'GROUP BY "tenant", "vehicle" ORDER BY time DESC LIMIT 1'
+            q = select(fields, self._source(POSITION), where, tail)
+            for tags, columns, rows in await self._query(q, required=("lat", "lon")):
+                index = by_name.get((tags.get("tenant", ""), tags.get("vehicle", "")))
+                if index is not None and rows:
+                    found.append((index, dict(zip(columns, rows[0], strict=True))))
+
+        def floats(name: str) -> npt.NDArray[np.float64]:
+            return np.array([_float(row.get(name)) for _i, row in found], dtype=np.float64)
+
+        return PositionBatch(
+            vehicle=np.array([i for i, _row in found], dtype=np.int32),
+            ts=np.array([int(row["time"]) for _i, row in found], dtype=np.int64),
+            lat=floats("lat"),
+            lon=floats("lon"),
+            speed_kmh=floats("speed_kmh"),
+            heading_deg=floats("heading_deg"),
+        )
+
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         # Only names the registry knows reach the query.
         known = {(s.tenant, s.device) for s in self.registry.sensors}

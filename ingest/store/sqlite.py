@@ -52,6 +52,7 @@ from ingest.store.sqlite_read import (
     select_count_by_seq,
     select_history,
     select_last_calibrations,
+    select_last_positions,
     select_latest,
     select_readings,
     select_track,
@@ -331,6 +332,15 @@ class SqliteStore(SqliteUpkeep):
         if sid is not None and end_ms > start_ms:
             rows = await self._run("track", lambda conn: select_track(conn, sid, start_ms, end_ms))
         return track_batch(vehicle, rows)
+
+    async def last_positions(self, vehicles: Sequence[int]) -> PositionBatch:
+        """The newest position by event time of each vehicle that has one: one query, a seek
+        in the positions' primary key (vehicle, ts) a vehicle."""
+        self._check_open("last positions")
+        by_sid = self._by_sid(vehicles)
+        if not by_sid:
+            return track_batch(0, [])
+        return await self._run("last positions", lambda conn: select_last_positions(conn, by_sid))
 
     async def count_by_seq(self, tenant: str, device: str) -> dict[tuple[int, int], int]:
         """Readings stored per (epoch, seq) for the sensors of one device (by id, across sites

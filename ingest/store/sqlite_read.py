@@ -33,6 +33,7 @@ __all__ = [
     "select_count_by_seq",
     "select_history",
     "select_last_calibrations",
+    "select_last_positions",
     "select_latest",
     "select_readings",
     "select_track",
@@ -40,6 +41,12 @@ __all__ = [
 ]
 
 TrackRow = tuple[int, float | None, float | None, float | None, float | None]
+# the newest position of each vehicle asked (by sid), a seek in the primary key (vehicle, ts) each
+_LAST_POSITIONS = (
+    "SELECT p.vehicle, p.ts, p.lat, p.lon, p.speed_kmh, p.heading_deg"
+    " FROM json_each(?) AS j JOIN positions AS p ON p.vehicle = j.value"
+    " AND p.ts = (SELECT MAX(ts) FROM positions WHERE vehicle = j.value)"
+)
 
 
 def _float(value: float | None) -> float:
@@ -140,6 +147,24 @@ def track_batch(vehicle: int, rows: list[TrackRow]) -> PositionBatch:
         lon=col(2),
         speed_kmh=col(3),
         heading_deg=col(4),
+    )
+
+
+def select_last_positions(conn: sqlite3.Connection, by_sid: dict[int, int]) -> PositionBatch:
+    """The newest position by event time of each sid of `by_sid` (sid -> registry index) that
+    has one, as positions of the registry indices, NULL as NaN: one query."""
+    rows = conn.execute(_LAST_POSITIONS, (json.dumps(list(by_sid)),)).fetchall()
+
+    def col(i: int) -> npt.NDArray[np.float64]:
+        return np.array([_float(r[i]) for r in rows], dtype=np.float64)
+
+    return PositionBatch(
+        vehicle=np.array([by_sid[r[0]] for r in rows], dtype=np.int32),
+        ts=np.array([r[1] for r in rows], dtype=np.int64),
+        lat=col(2),
+        lon=col(3),
+        speed_kmh=col(4),
+        heading_deg=col(5),
     )
 
 
