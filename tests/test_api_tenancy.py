@@ -93,6 +93,12 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             NOT_FOUND,
         ),
         ("get", "/api/v1/vehicles"): ("/api/v1/vehicles", None, "coal", OPEN),
+        ("get", "/api/v1/vehicles/{vehicle_id}"): (
+            "/api/v1/vehicles/tanker-01",
+            None,
+            "coal",
+            NOT_FOUND,
+        ),
         ("get", "/api/v1/vehicles/{vehicle_id}/track"): (
             f"/api/v1/vehicles/tanker-01/track?{span}",
             None,
