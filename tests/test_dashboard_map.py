@@ -145,3 +145,32 @@ async def test_map_draws_geofences_and_the_trend_zooms(mosquitto, tmp_path):
             assert not await browser.js(f"{q('#sites-panel')}.hidden")
         finally:
             await browser.close()
+
+
+@pytest.mark.slow
+async def test_a_vehicle_silent_longer_than_the_track_is_shown_where_it_was_last_seen(
+    mosquitto, tmp_path
+):
+    """A tanker whose last fix is 2 hours old has no track in the map's 30 minutes: it was not
+    drawn at all (a hazmat truck gone dark vanished from the centre's map). It is shown at its
+    newest position (`/vehicles?with=last_position`), hollow, with how long ago."""
+    port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0, FLEET),
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=KEYS,
+    )
+    async with running_hub(hub):
+        await _drive(mosquitto.port, time.time_ns() // 1_000_000 - 2 * 3600_000)
+        browser = Browser()
+        try:
+            await browser.open(f"http://127.0.0.1:{port}/")
+            await _login(browser, "k-op")
+            await browser.wait_for(f"{q('#map')}.dataset.silent === '1'", timeout_s=20)
+            assert await browser.js(f"{q('#map')}.dataset.tracks") == "0"
+            assert not await browser.js(f"{q('#map-panel')}.hidden")
+            (seen,) = json.loads(await browser.js(f"{q('#map')}.dataset.lastSeen"))
+            assert seen in ("苏A·D1234 last seen 2 h ago", "苏A·D1234 2 小时前最后位置"), seen
+            await browser.screenshot(SHOTS / "12-map-last-seen.png")
+        finally:
+            await browser.close()

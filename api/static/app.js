@@ -20,7 +20,8 @@ export const T = {
         stream_refused: "实时数据流被拒绝（{status}）：{why}。{s} 秒后重试",
         stream_key_full: "此密钥已打开 {n} 个实时连接，已达上限：请先关闭其他标签页或显示屏（每块大屏宜用自己的密钥）",
         stream_hub_full: "平台已打开 {n} 个实时连接，已达上限：请稍后", stream_no_reason: "平台未说明原因",
-        all_tenants: "全部企业", tenant_filter: "企业" },
+        all_tenants: "全部企业", tenant_filter: "企业",
+        last_seen: "{age}前最后位置", age_min: "{n} 分钟", age_h: "{n} 小时", age_d: "{n} 天" },
   en: { title: "online monitoring", apikey: "API key", login: "Log in", logout: "Log out",
         offline: "offline", online: "live", alarms: "Alarms", tier: "Tier", sensor: "Sensor",
         level: "Level", value: "Value", started: "Started", state: "State", sensors: "Sensors",
@@ -36,7 +37,8 @@ export const T = {
         stream_refused: "The live stream is refused ({status}): {why}. Trying again in {s} s",
         stream_key_full: "this key has {n} live streams open, the most one key may: close another tab or display first (give each wall display its own key)",
         stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason",
-        all_tenants: "All enterprises", tenant_filter: "Enterprise" },
+        all_tenants: "All enterprises", tenant_filter: "Enterprise",
+        last_seen: "last seen {age} ago", age_min: "{n} min", age_h: "{n} h", age_d: "{n} d" },
 };
 Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh);
 Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en);
@@ -396,9 +398,20 @@ const FENCE_STYLE = {
   forbidden: ["rgba(215,38,61,0.12)", "rgba(215,38,61,0.70)"],
 };
 
+/** How long ago, roughly: minutes under 2 h, hours under 2 days, then days. */
+function ageText(ms) {
+  const min = Math.max(0, Math.round(ms / 60000));
+  if (min < 120) return t("age_min").replace("{n}", min);
+  if (min < 2880) return t("age_h").replace("{n}", Math.round(min / 60));
+  return t("age_d").replace("{n}", Math.round(min / 1440));
+}
+
 async function drawMap() {
   const mine = session;
-  const [vehicles, fences] = await Promise.all([api("/api/v1/vehicles"), api("/api/v1/geofences")]);
+  // each vehicle with its newest position: one silent for longer than the track's 30 min is
+  // still shown, where it was last seen, hollow and grey, with how long ago
+  const [vehicles, fences] = await Promise.all([api("/api/v1/vehicles?with=last_position"),
+    api("/api/v1/geofences")]);
   const end = hubNow() + 1000, start = end - 30 * 60 * 1000;
   const tracks = await Promise.all(vehicles.map((v) => api(`/api/v1/vehicles/${encodeURIComponent(v.id)}/track?start=${start}&end=${end}`)));
   if (mine !== session) return;  // read with a key signed out since
@@ -408,7 +421,8 @@ async function drawMap() {
   const c = $("#map"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
   // the view: the tracks of the last 30 min, else the geofences
-  let pts = tracks.flat().map((p) => [p.lat, p.lon]);
+  const silent = vehicles.filter((v, k) => !tracks[k].length && v.last_position);
+  let pts = tracks.flat().concat(silent.map((v) => v.last_position)).map((p) => [p.lat, p.lon]);
   if (!pts.length) pts = fences.flatMap((f) => f.polygon || f.polyline || []);
   c.dataset.geofences = "0";
   if (!pts.length) return;
@@ -468,6 +482,16 @@ async function drawMap() {
     g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
     label(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
   });
+  const seen = silent.map((v) => {
+    const p = v.last_position, text = `${v.plate} ${t("last_seen").replace("{age}", ageText(hubNow() - p.ts))}`;
+    g.strokeStyle = "#7a8294"; g.lineWidth = 2;
+    g.beginPath(); g.arc(x(p.lon), y(p.lat), 6, 0, 2 * Math.PI); g.stroke();
+    g.fillStyle = active.has(v.id) ? "#d7263d" : "#5b6375"; g.font = "12px sans-serif";
+    label(text, x(p.lon) + 8, y(p.lat) - 8);
+    return text;
+  });
+  c.dataset.silent = String(silent.length);
+  c.dataset.lastSeen = JSON.stringify(seen);
   c.dataset.tracks = String(tracks.filter((tr) => tr.length).length);
   c.dataset.labels = JSON.stringify(boxes.map((b) => [Math.round(b.x), Math.round(b.y), Math.round(b.w)]));
 }
