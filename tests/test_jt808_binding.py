@@ -14,14 +14,14 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jt808_helpers
 import pytest
-from test_jt808_server import CONFIG, ROOT
+from jt808_helpers import TWO_TENANTS, registry_of
 
 from gateway.jt808 import Jt808Server
 from gateway.jt808.bindings import BINDINGS_FILE, Bindings, Refused, Terminal
 from gateway.jt808.directory import VehicleRef
 from hazardhub.cli import main as cli
-from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal
 from telemetry.jt808 import PlatformResponse, Register, RegisterResponse
 from telemetry.registry import Registry
@@ -29,27 +29,14 @@ from telemetry.registry import Registry
 
 @pytest.fixture(name="registry")
 def _registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
-
-
-class NoUplink:
-    def submit(self, *args: object) -> None:
-        pass
+    return registry_of(tmp_path, TWO_TENANTS)
 
 
 @contextlib.asynccontextmanager
 async def serving(registry: Registry, spool: Path, **kw: object) -> AsyncIterator[Jt808Server]:
-    server = Jt808Server(registry, NoUplink(), bindings_file=spool / BINDINGS_FILE, **kw)  # type: ignore[arg-type]
-    await server.start("127.0.0.1", 0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(server.serve(stop))
-    try:
+    """A server whose bindings are kept in `spool`."""
+    async with jt808_helpers.serving(registry, bindings_file=spool / BINDINGS_FILE, **kw) as server:
         yield server
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
 
 
 def _port(server: Jt808Server) -> int:

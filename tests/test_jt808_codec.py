@@ -7,13 +7,14 @@ from __future__ import annotations
 import calendar
 import contextlib
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import cast
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jt808_helpers import CST, Vehicle, authed, directory, frames_of
 
 from gateway.jt808.directory import Directory, VehicleRef
 from gateway.jt808.session import Problem, Publish, Send, Session, State, position_record
@@ -46,8 +47,6 @@ from telemetry.jt808 import (
     ms_to_bcd_time,
 )
 from telemetry.jt808.codec import checksum, escape, unescape
-
-CST = timezone(timedelta(hours=8))
 
 
 def h(text: str) -> bytes:
@@ -463,33 +462,8 @@ def test_reader_reports_junk_and_oversize_and_recovers() -> None:
 # --- the session state machine ------------------------------------------------------------------
 
 
-class _Spec:
-    def __init__(self, id: str, plate: str, terminal: str | None) -> None:
-        self.id, self.plate, self.terminal = id, plate, terminal
-
-
-class _Vehicle:
-    def __init__(self, tenant: str, id: str, plate: str, terminal: str | None = None) -> None:
-        self.tenant, self.spec = tenant, _Spec(id, plate, terminal)
-
-
-def directory() -> Directory:
-    return Directory(
-        [_Vehicle("t1", "bus-1", "粤A12345", "13800000001"), _Vehicle("t1", "bus-2", "粤B00002")],  # type: ignore[list-item]
-    )
-
-
 def _resend_request(e: object) -> bool:
     return isinstance(e, Send) and decode_frame(e.data).header.msg_id == 0x8003
-
-
-def frames_of(events: list[object]) -> list[object]:
-    out = []
-    for e in events:
-        if isinstance(e, Send):
-            f = decode_frame(e.data)
-            out.append(decode_body(f.header.msg_id, f.body, f.header.is_2019))
-    return out
 
 
 def test_session_register_authenticate_report() -> None:
@@ -605,7 +579,7 @@ def test_answered_sub_packages_are_never_pushed_out_nor_kept_before_authenticati
     a ninth message, and a slow link's expired 60 s after its first part, so every position of
     the message was lost uncounted (helper-85). A registration's sub-packages were kept before
     authentication, 4 MB per connection."""
-    s = _authed()
+    s = authed()
     phone = "013800000001"
     body = BatchLocation(1, (Location(0, 2, 1, 1, 0, 0, 0, "240101000000"),) * 40).encode()
     messages = [encode_packets(Header(0x0704, 100 + 10 * m, phone), body, 700) for m in range(9)]
@@ -627,17 +601,6 @@ def test_answered_sub_packages_are_never_pushed_out_nor_kept_before_authenticati
         serial = decode_frame(frame).header.serial
         assert frames_of(fresh.feed(frame, 0)) == [PlatformResponse(serial, 0x0100, 1)]
         assert fresh._parts.pending == 0
-
-
-def _authed(phone: str = "013800000001") -> Session:
-    s = Session(directory())
-    ev = s.feed(
-        encode_frame(Header(0x0100, 1, phone), Register(0, 0, "", "", "", 1, "").encode(False)), 0
-    )
-    (resp,) = frames_of(ev)
-    s.feed(encode_frame(Header(0x0102, 2, phone), Authenticate(resp.auth_code).encode(False)), 0)
-    assert s.state is State.AUTHENTICATED
-    return s
 
 
 @pytest.mark.parametrize("v2019", [False, True])
@@ -663,7 +626,7 @@ def test_a_drivers_ic_card_names_the_driver_of_the_positions_after_it(v2019: boo
     assert decode_body(0x0702, unread.encode(v2019), v2019) == unread
     with pytest.raises(Jt808Error):
         decode_body(0x0702, card.encode(v2019)[:30], v2019)
-    s = _authed()
+    s = authed()
     phone = "013800000001"
     loc = Location(0, 2, 1, 1, 0, 0, 0, "240101080500").encode()
 
@@ -690,7 +653,7 @@ def test_a_card_that_is_not_text_names_nobody_and_never_breaks_the_link() -> Non
     connection of the vehicle ended in internal_error (helper-86). Padding and bytes that are
     not GBK are left out; a card that says no certificate nor ID number names nobody (a name
     is no identity); a status byte that is neither in nor out is an error, not a card out."""
-    s = _authed()
+    s = authed()
     phone = "013800000001"
     body = bytearray(
         DriverIdentity(1, "240101080000", 0, "王五", "", "局", "20300101").encode(False)
@@ -717,7 +680,7 @@ def test_a_card_that_is_not_text_names_nobody_and_never_breaks_the_link() -> Non
 def test_a_blind_area_upload_from_before_the_card_names_no_driver() -> None:
     """Card B went in at 10:00; positions of 08:00-09:00 uploaded after it were B's: A's hours
     counted for B (helper-86). Only positions from the card's time on carry its driver."""
-    s = _authed()
+    s = authed()
     phone = "013800000001"
     card = DriverIdentity(1, "240101100000", 0, "B", "B-CERT", "局", "20300101")
     s.feed(encode_frame(Header(0x0702, 3, phone), card.encode(False)), 0)
@@ -733,7 +696,7 @@ def test_after_a_reconnect_a_report_without_a_fix_may_clear_bits_of_the_last_lin
     """An emergency raised and confirmed in a tunnel, the link dropped there: the first report
     without a fix of the new connection was dropped, and the alarm stayed (helper-86). The first
     goes (it may clear bits the hub holds), the next without bits no more."""
-    s = _authed()
+    s = authed()
     phone = "013800000001"
     lost = Location(0, 0, 31_000_000, 121_000_000, 0, 0, 0, "240101080000").encode()
     kinds = []
@@ -749,7 +712,7 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
     taken silently: its track 8 h in the past, night and fatigue rules at the wrong hours
     (helper-83). The gateway says it once per connection; blind-area uploads are old anyway."""
     now = cst_ms(2024, 1, 1, 12)  # 12:00 Beijing time is 04:00 UTC
-    s = _authed()
+    s = authed()
     skews = []
     for serial, minute in ((10, 0), (11, 1), (12, 2), (13, 3)):  # a report a minute
         utc_clock = Location(0, 2, 1, 1, 0, 0, 0, f"24010104{minute:02d}00")
@@ -760,7 +723,7 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
     assert [p.kind for p in skews] == ["clock_skew"]  # a minute on, by the same offset; once
     assert "8.0 h behind" in skews[0].detail and "UTC" in skews[0].detail
     # a stored report sent again after a 2 h outage, then live ones on time: no warning
-    s = _authed()
+    s = authed()
     for serial, (stamp, at) in enumerate(
         (("240101100000", 0), ("240101120100", 60_000), ("240101120200", 120_000))
     ):
@@ -769,7 +732,7 @@ def test_a_terminal_clock_on_utc_is_said_once() -> None:
         assert not [e for e in ev if isinstance(e, Problem)], stamp
     utc_clock = Location(0, 2, 1, 1, 0, 0, 0, "240101040000")
     # a right clock, a report sent again minutes later, and an old blind-area upload: nothing
-    s = _authed()
+    s = authed()
     for msg_id, body in (
         (0x0200, Location(0, 2, 1, 1, 0, 0, 0, "240101115800").encode()),
         (0x0704, BatchLocation(1, (utc_clock,)).encode()),
@@ -803,7 +766,7 @@ def test_a_paced_drain_of_stored_reports_is_no_clock_but_a_clock_is(
     recorded, kept one offset for a minute and was called a wrong clock (helper-86). Behind, only
     a time zone's whole hours or a reset clock are a clock; ahead always is."""
     now = cst_ms(2024, 1, 1, 12)
-    s = _authed()
+    s = authed()
     problems = []
     for minute, stamp in enumerate(stamps):
         body = Location(0, 2, 1, 1, 0, 0, 0, stamp).encode()
@@ -832,7 +795,7 @@ def test_a_plate_is_found_however_it_is_written_and_a_nul_ended_code_authenticat
     """A terminal whose plate was 苏AD5678 for a vehicle configured 苏A·D5678 got "vehicle not in
     the database", and one ending its auth code with a NUL failed and registered again, for
     good (helper-83)."""
-    d = Directory([_Vehicle("t1", "truck", configured)])  # type: ignore[list-item]
+    d = Directory([Vehicle("truck", configured)])  # type: ignore[list-item]
     s = Session(d)
     phone = "013900000007"
     reg = Register(0, 0, "", "", "", 1, "").encode(False)  # the plate is the rest of the body

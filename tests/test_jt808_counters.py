@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from jt808_helpers import make_gateway, running, until
 
-from gateway.jt808 import Jt808Gateway
 from simulators.jt808 import Jt808Terminal
 from telemetry.jt808 import Header, encode_frame
 
@@ -26,25 +26,12 @@ def bad_checksum(phone: str, serial: int) -> bytes:
     return bytes(frame)
 
 
-async def until(cond: object, within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within_s
-    while not cond():  # type: ignore[operator]
-        assert loop.time() < end, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_changed_counters_are_logged_and_a_bad_frames_close_is_a_warning(
     mosquitto: MosquittoService, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    gw = Jt808Gateway(
-        tanker_registry(tmp_path),
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        secret=b"test-secret-0123456789",
-        report_every_s=0.3,
+    gw = make_gateway(
+        tanker_registry(tmp_path), mosquitto.port, tmp_path / "spool", hold=None, report_every_s=0.3
     )
 
     def lines(level: int = logging.INFO) -> list[str]:
@@ -53,12 +40,7 @@ async def test_changed_counters_are_logged_and_a_bad_frames_close_is_a_warning(
     def reports() -> list[str]:
         return [m for m in lines() if "since the last report" in m]
 
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.ready.wait(), 5)
-    assert gw.server.address is not None
-    host, port = gw.server.address
-    try:
+    async with running(gw) as (host, port):
         async with Jt808Terminal(host, port, "13800000001") as a:
             await a.login()
             await a.send_raw(b"\x00junk" + bad_checksum(a.phone, 100) + bad_checksum(a.phone, 101))
@@ -85,7 +67,4 @@ async def test_changed_counters_are_logged_and_a_bad_frames_close_is_a_warning(
         (warning,) = lines(logging.WARNING)
         assert "bad_frames_closed: 20 bad frames in a row: closing the connection" in warning
         await until(lambda: "bad_frames_closed +1 (1 in all)" in reports()[-1])
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
     assert gw.server.counters["bad_frame"] == 4 + 20

@@ -10,26 +10,34 @@ sent; one of a known id with an unexpected length (a 3-byte mileage) is left out
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_jt808_codec import _authed, frames_of
-from test_jt808_retransmit import CONFIG, PHONE, RawTerminal, fix, frame
-from test_jt808_server import collect, running, until
+from jt808_helpers import (
+    ONE_TANKER,
+    PHONE,
+    RawTerminal,
+    authed,
+    fix,
+    frame,
+    frames_of,
+    make_gateway,
+    positions,
+    registry_of,
+    running,
+    stamps,
+    until,
+)
 
-from gateway.jt808 import HoldPolicy, Jt808Gateway
 from gateway.jt808.records import position_record
 from gateway.jt808.session import Problem, Publish
-from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal, location_of
 from telemetry.jt808 import BatchLocation, Header, Location, MsgId, PlatformResponse, encode_frame
 from telemetry.jt808.codec import Jt808Error
 from telemetry.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
 KNOWN = (0x01, 0x02, 0x03, 0x04, 0x25, 0x2A, 0x2B, 0x30, 0x31, 0x64, 0x65, 0x66, 0x67)
 BASIC = location_of(fix(0)).encode(False)[:28]
 
@@ -81,7 +89,7 @@ def test_any_bytes_after_the_basic_block_decode_or_say_why(tail: bytes) -> None:
 def test_the_session_publishes_the_position_and_counts_the_broken_item(
     extras: list[tuple[int, bytes]], tail: bytes, serial: int
 ) -> None:
-    s = _authed(PHONE)
+    s = authed(PHONE)
     body = with_items(extras) + tail
     if len(body) > 1023:
         return
@@ -109,9 +117,7 @@ def test_a_body_shorter_than_the_basic_block_is_a_clear_error() -> None:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return registry_of(tmp_path, ONE_TANKER)
 
 
 async def test_broken_items_over_a_socket_keep_their_positions(  # type: ignore[no-untyped-def]
@@ -132,36 +138,22 @@ async def test_broken_items_over_a_socket_keep_their_positions(  # type: ignore[
         + b"\x65\x2f"
         + adas,
     ]
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        hold=HoldPolicy(live_s=0),
-    )
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with running(gw) as (host, port):
-            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
-                await t.login()
-            assert t.auth_code is not None
-            raw = RawTerminal()
-            await raw.open(host, port, t.auth_code)
-            for n, body in enumerate(bodies):
-                await raw.send(frame(MsgId.LOCATION, 20 + n, body), 1)
-            await raw.close()
-            assert [(a.ack_serial, a.result) for a in raw.answers[1:]] == [
-                (20, 0),
-                (21, 0),
-                (22, 0),
-            ]
-            await until(lambda: len([r for _, rs in got for r in rs]) == 3)
-            assert sorted(r["ts"] for _, rs in got for r in rs) == [fix(i).ts_ms for i in range(3)]
-            assert gw.server.counters["bad_extra"] == 2
-            assert gw.server.counters["positions"] == 3
-    finally:
-        sub.cancel()
-        await asyncio.gather(sub, return_exceptions=True)
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool")
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+            await t.login()
+        assert t.auth_code is not None
+        raw = RawTerminal()
+        await raw.open(host, port, t.auth_code)
+        for n, body in enumerate(bodies):
+            await raw.send(frame(MsgId.LOCATION, 20 + n, body), 1)
+        await raw.close()
+        assert [(a.ack_serial, a.result) for a in raw.answers[1:]] == [
+            (20, 0),
+            (21, 0),
+            (22, 0),
+        ]
+        await until(lambda: len([r for _, rs in got for r in rs]) == 3)
+        assert stamps(got) == [fix(i).ts_ms for i in range(3)]
+        assert gw.server.counters["bad_extra"] == 2
+        assert gw.server.counters["positions"] == 3

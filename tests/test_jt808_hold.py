@@ -13,34 +13,24 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import aiomqtt
 import orjson
 import pytest
+from jt808_helpers import CST, ONE_TANKER, ROOT, T0, registry_of, until
 from positionpayload import records_of
 
 from gateway.jt808 import HoldPolicy, Jt808Gateway
 from gateway.jt808.hold import Hold, Source
-from hazardhub.settings import load_registry
 from simulators.jt808 import Fix, Jt808Terminal
 from telemetry.jt808 import Alarm
 from telemetry.registry import Registry
 
 from e2e_helpers import HubAccess, eventually, get_json, interrupt, running_hub
 
-ROOT = Path(__file__).resolve().parent.parent
-CST = timezone(timedelta(hours=8))
-T0 = int(datetime(2025, 3, 1, 8, 0, 0, tzinfo=CST).timestamp() * 1000)
 TOPIC = "hazardhub/v1/chem-logistics/vehicles/tanker-01/position"
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-"""
 
 
 def rec(ts: int, acc: bool = True, flags: int = 0) -> dict[str, object]:
@@ -126,9 +116,7 @@ def test_a_silence_after_a_fix_with_acc_on_opens_a_hold_not_a_parked_one():
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return registry_of(tmp_path, ONE_TANKER)
 
 
 class Subscriber:
@@ -183,10 +171,6 @@ async def gateway(
 def tunnel_fix(i: int, speed: float = 90.0, alarm: int = 0) -> Fix:
     """Fix i of a tanker every 10 s (i 0-35 in the tunnel, 36 the live fix after it)."""
     return Fix(T0 + i * 10_000, 31.2 + i * 0.00025, 121.4, speed, 90, 12, alarm=alarm)
-
-
-async def until(cond: object, within_s: float = 5.0) -> None:
-    await eventually(lambda: asyncio.sleep(0, cond()), within_s, "the condition")  # type: ignore[operator]
 
 
 async def test_a_blind_area_sent_after_the_live_fix_is_published_before_it(
@@ -351,7 +335,7 @@ async def test_a_gateway_killed_while_holding_hands_them_on_at_its_next_start(mo
     """Acknowledged means kept: a position held (answered 0x8001, not yet published) when the
     gateway is killed (kill -9) is published by the next one, in time order."""
     cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
+    cfg.write_text(ONE_TANKER, encoding="utf-8")
     spool, log = tmp_path / "spool", tmp_path / "jt808.log"
     sub, ready = Subscriber(), asyncio.Event()
     sub_task = asyncio.create_task(sub.run(mosquitto.port, ready))
@@ -385,9 +369,7 @@ async def test_a_gateway_killed_while_holding_hands_them_on_at_its_next_start(mo
 async def test_the_hub_judges_the_tunnel(mosquitto, tmp_path):
     """End to end: the tunnel's speeding and its emergency raise the hub's alarms at the times
     they happened (handed on after the live fix, the hub stored them and judged none)."""
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    registry = load_registry(cfg, [ROOT / "profiles"])
+    registry = registry_of(tmp_path, ONE_TANKER)
     access = HubAccess()
     gw = Jt808Gateway(
         registry,

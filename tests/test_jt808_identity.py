@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from test_sim_fleet_jt808 import DOC_CONFIG, gateway, port_of
+from jt808_helpers import DOC_CONFIG, Vehicle, make_gateway, running
 
 from gateway.jt808.directory import Conflict, Directory, VehicleRef
 from hazardhub.settings import load_registry
@@ -23,7 +23,7 @@ from services import MosquittoService
 
 @pytest.fixture
 def doc_config(tmp_path: Path) -> Path:
-    """The configuration of docs/jt808.md, as the simulator's test has it."""
+    """The configuration of docs/jt808.md (`DOC_CONFIG`), in a file."""
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(DOC_CONFIG, encoding="utf-8")
     return cfg
@@ -36,21 +36,21 @@ async def test_a_terminal_claiming_another_vehicles_plate_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="gateway.jt808")
-    async with gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw:
-        port = port_of(gw)
-        async with (
-            Jt808Terminal("127.0.0.1", port, "13800000001", "苏A·D1234") as own,
-            Jt808Terminal("127.0.0.1", port, "013800000001", "苏A·D5678") as other,
-        ):
-            await own.login()
-            # tanker-01's number with tanker-02's plate: "terminal already registered"
-            reg = await other.register()
-            assert (reg.result, reg.auth_code) == (RegisterResponse.TERMINAL_REGISTERED, "")
-            assert not own.closed.is_set()
-            # with tanker-01's code it is tanker-01 (the number is the same), and replaces own
-            answer = await other.authenticate(own.auth_code)
-            assert answer.result == PlatformResponse.OK
-            await asyncio.wait_for(own.closed.wait(), 5)
+    gw = make_gateway(load_registry(doc_config), mosquitto.port, tmp_path / "spool")
+    async with (
+        running(gw) as (_, port),
+        Jt808Terminal("127.0.0.1", port, "13800000001", "苏A·D1234") as own,
+        Jt808Terminal("127.0.0.1", port, "013800000001", "苏A·D5678") as other,
+    ):
+        await own.login()
+        # tanker-01's number with tanker-02's plate: "terminal already registered"
+        reg = await other.register()
+        assert (reg.result, reg.auth_code) == (RegisterResponse.TERMINAL_REGISTERED, "")
+        assert not own.closed.is_set()
+        # with tanker-01's code it is tanker-01 (the number is the same), and replaces own
+        answer = await other.authenticate(own.auth_code)
+        assert answer.result == PlatformResponse.OK
+        await asyncio.wait_for(own.closed.wait(), 5)
     (conflict, replaced) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "terminal 013800000001 is configured for chem-logistics/tanker-01" in (
         conflict.getMessage()
@@ -63,24 +63,14 @@ async def test_a_terminal_claiming_another_vehicles_plate_is_refused(
     assert gw.server.counters["terminal_conflict"] == 1 and gw.server.counters["replaced"] == 1
 
 
-class _Spec:
-    def __init__(self, id: str, plate: str, terminal: str | None) -> None:
-        self.id, self.plate, self.terminal = id, plate, terminal
-
-
-class _Vehicle:
-    def __init__(self, id: str, plate: str, terminal: str | None = None) -> None:
-        self.tenant, self.spec = "t1", _Spec(id, plate, terminal)
-
-
 def test_an_auth_code_for_another_vehicle_than_the_number_is_configured_for() -> None:
     # 13900000009 registered by plate as bus-2; later the configuration gives bus-1 that number
-    before = Directory([_Vehicle("bus-2", "粤B00002")])  # type: ignore[list-item]
+    before = Directory([Vehicle("bus-2", "粤B00002")])  # type: ignore[list-item]
     result, ref = before.register("013900000009", "粤B00002")
     assert result == RegisterResponse.OK and ref == VehicleRef("t1", "bus-2")
     assert before.check("013900000009", ref) == ref
     after = Directory(
-        [_Vehicle("bus-1", "粤A12345", "13900000009"), _Vehicle("bus-2", "粤B00002")],  # type: ignore[list-item]
+        [Vehicle("bus-1", "粤A12345", "13900000009"), Vehicle("bus-2", "粤B00002")],  # type: ignore[list-item]
     )
     conflict = after.check("013900000009", ref)
     assert conflict == Conflict(

@@ -17,13 +17,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jt808_helpers
 import pytest
-from test_jt808_binding import NoUplink
-from test_jt808_server import CONFIG, ROOT
+from jt808_helpers import TWO_TENANTS, NoUplink, registry_of
 
 from gateway.jt808 import Jt808Server
 from gateway.jt808.limits import RESERVED_FILES, default_max_connections
-from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal
 from telemetry.jt808 import PlatformResponse
 from telemetry.registry import Registry
@@ -31,24 +30,16 @@ from telemetry.registry import Registry
 
 @pytest.fixture(name="registry")
 def _registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return registry_of(tmp_path, TWO_TENANTS)
 
 
 @contextlib.asynccontextmanager
 async def serving(registry: Registry, **kw: object) -> AsyncIterator[int]:
-    server = Jt808Server(registry, NoUplink(), **kw)  # type: ignore[arg-type]
-    await server.start("127.0.0.1", 0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(server.serve(stop))
-    try:
+    """A server's port; the server kept in `registry_servers`, for its counters."""
+    async with jt808_helpers.serving(registry, **kw) as server:
+        registry_servers.append(server)
         assert server.address is not None
         yield server.address[1]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
-        registry_servers.append(server)
 
 
 registry_servers: list[Jt808Server] = []  # the last server run, for its counters

@@ -9,88 +9,44 @@ and so did a copy of the last sub-package once the message was whole."""
 from __future__ import annotations
 
 import asyncio
-import struct
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_jt808_retransmit import CONFIG, PHONE, fix
-from test_jt808_server import collect, running, until
+from jt808_helpers import (
+    ONE_TANKER,
+    PHONE,
+    RawTerminal,
+    fix,
+    make_gateway,
+    positions,
+    registry_of,
+    running,
+    stamps,
+    until,
+)
 
-from gateway.jt808 import HoldPolicy, Jt808Gateway, PacketPolicy
+from gateway.jt808 import PacketPolicy
 from gateway.jt808.packets import Packets, resend_body
-from hazardhub.settings import load_registry
 from simulators.jt808 import Jt808Terminal, location_of
 from telemetry.jt808 import (
-    Authenticate,
     BatchLocation,
     Frame,
-    FrameReader,
     Header,
     MsgId,
-    PlatformResponse,
-    decode_body,
     decode_frame,
     encode_frame,
     encode_packets,
 )
 from telemetry.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
 FAST = PacketPolicy(ask_after_ms=300, max_asks=3, max_age_ms=3_500)  # (ticks 1 s apart)
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
-
-
-class Terminal:
-    """A bare TCP client: frames as given; the platform's 0x8001 and 0x8003 as read."""
-
-    def __init__(self) -> None:
-        self.answers: list[tuple[int, int]] = []  # (serial answered, result)
-        self.asks: list[tuple[int, list[int]]] = []  # (first serial, indexes) of each 0x8003
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self, host: str, port: int, code: str) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-        self._task = asyncio.create_task(self._read())
-        await self.write(encode_frame(Header(0x0102, 0, PHONE), Authenticate(code).encode(False)))
-        await until(lambda: self.answers == [(0, 0)])
-
-    async def write(self, data: bytes) -> None:
-        assert self._writer is not None
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def _read(self) -> None:
-        assert self._reader is not None
-        frames = FrameReader()
-        while data := await self._reader.read(65536):
-            for item in frames.feed(data):
-                if not isinstance(item, Frame):
-                    continue
-                if item.header.msg_id == MsgId.PLATFORM_RESPONSE:
-                    msg = decode_body(item.header.msg_id, item.body, False)
-                    assert isinstance(msg, PlatformResponse)
-                    self.answers.append((msg.ack_serial, msg.result))
-                elif item.header.msg_id == 0x8003:  # 2013: serial WORD, count BYTE, WORDs
-                    (first,) = struct.unpack_from(">H", item.body)
-                    n = item.body[2]
-                    assert len(item.body) == 3 + 2 * n
-                    self.asks.append((first, list(struct.unpack_from(f">{n}H", item.body, 3))))
-
-    async def close(self) -> None:
-        assert self._writer is not None and self._task is not None
-        self._writer.close()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+    return registry_of(tmp_path, ONE_TANKER)
 
 
 def batch(start: int, n: int = 40) -> bytes:
@@ -115,72 +71,56 @@ def resent(frame: bytes, serial: int) -> bytes:
 async def test_lost_sub_packages_are_asked_for_and_copies_are_not_kept(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path
 ) -> None:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        hold=HoldPolicy(live_s=0),
-        packets=FAST,
-    )
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    stamps = lambda: sorted(r["ts"] for _, rs in got for r in rs)  # noqa: E731
-    try:
-        async with running(gw) as (host, port):
-            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
-                await t.login()
-            assert t.auth_code is not None
-            raw = Terminal()
-            await raw.open(host, port, t.auth_code)
-            counters = gw.server.counters
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool", packets=FAST)
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+            await t.login()
+        assert t.auth_code is not None
+        raw = RawTerminal()
+        await raw.open(host, port, t.auth_code)
+        counters = gw.server.counters
 
-            # (a) the second sub-package lost: asked for; (b) sent again with a new serial
-            a = packets(40, batch(0))
-            await raw.write(a[0] + a[2])
-            await until(lambda: raw.asks == [(40, [2])])
-            await raw.write(resent(a[1], 43))
-            await until(lambda: (43, 0) in raw.answers)
-            await until(lambda: stamps() == [fix(i).ts_ms for i in range(40)])
-            assert raw.answers[1:] == [(40, 0), (42, 0), (43, 0)]
-            assert counters["packet_resent"] == 1
+        # (a) the second sub-package lost: asked for; (b) sent again with a new serial
+        a = packets(40, batch(0))
+        await raw.write(a[0] + a[2])
+        await until(lambda: raw.asks == [(40, [2])])
+        await raw.write(resent(a[1], 43))
+        await until(lambda: (43, 0) in raw.acks)
+        await until(lambda: stamps(got) == [fix(i).ts_ms for i in range(40)])
+        assert raw.acks[1:] == [(40, 0), (42, 0), (43, 0)]
+        assert counters["packet_resent"] == 1
 
-            # the same, sent again with its own serial (JT/T 808's retransmission)
-            b = packets(50, batch(40))
-            await raw.write(b[1] + b[2])
-            await until(lambda: (50, [1]) in raw.asks)
-            await raw.write(b[0])
-            await until(lambda: stamps() == [fix(i).ts_ms for i in range(80)])
+        # the same, sent again with its own serial (JT/T 808's retransmission)
+        b = packets(50, batch(40))
+        await raw.write(b[1] + b[2])
+        await until(lambda: (50, [1]) in raw.asks)
+        await raw.write(b[0])
+        await until(lambda: stamps(got) == [fix(i).ts_ms for i in range(80)])
 
-            # (c) a sub-package twice while the message is open, and the last one again
-            # once it was whole (its answer lost): answered, not kept, published once
-            c = packets(60, batch(80))
-            await raw.write(c[0] + c[0] + c[1] + c[2])
-            await until(lambda: stamps() == [fix(i).ts_ms for i in range(120)])
-            await raw.write(c[2])
-            await until(lambda: raw.answers.count((62, 0)) == 2)
-            assert raw.answers[-5:] == [(60, 0), (60, 0), (61, 0), (62, 0), (62, 0)]
-            assert counters["packet_repeated"] == 2
-            assert [c.session.packets_pending for c in gw.server.connections] == [0]
+        # (c) a sub-package twice while the message is open, and the last one again
+        # once it was whole (its answer lost): answered, not kept, published once
+        c = packets(60, batch(80))
+        await raw.write(c[0] + c[0] + c[1] + c[2])
+        await until(lambda: stamps(got) == [fix(i).ts_ms for i in range(120)])
+        await raw.write(c[2])
+        await until(lambda: raw.acks.count((62, 0)) == 2)
+        assert raw.acks[-5:] == [(60, 0), (60, 0), (61, 0), (62, 0), (62, 0)]
+        assert counters["packet_repeated"] == 2
+        assert [c.session.packets_pending for c in gw.server.connections] == [0]
 
-            # nothing left open: nothing dropped once the age limit passed, nothing more asked
-            asks = len(raw.asks)
-            await asyncio.sleep(FAST.max_age_ms / 1000 + 1.2)
-            assert counters["incomplete_packets"] == 0
-            assert len(raw.asks) == asks
-            assert stamps() == [fix(i).ts_ms for i in range(120)]  # each once
+        # nothing left open: nothing dropped once the age limit passed, nothing more asked
+        asks = len(raw.asks)
+        await asyncio.sleep(FAST.max_age_ms / 1000 + 1.2)
+        assert counters["incomplete_packets"] == 0
+        assert len(raw.asks) == asks
+        assert stamps(got) == [fix(i).ts_ms for i in range(120)]  # each once
 
-            # a sub-package that never comes: asked for 3 times, then the message is dropped
-            d = packets(70, batch(120))
-            await raw.write(d[0] + d[1])
-            await until(lambda: counters["incomplete_packets"] == 1, FAST.max_age_ms / 1000 + 3)
-            assert raw.asks[asks:] == [(70, [3])] * FAST.max_asks
-            await raw.close()
-    finally:
-        sub.cancel()
-        await asyncio.gather(sub, return_exceptions=True)
+        # a sub-package that never comes: asked for 3 times, then the message is dropped
+        d = packets(70, batch(120))
+        await raw.write(d[0] + d[1])
+        await until(lambda: counters["incomplete_packets"] == 1, FAST.max_age_ms / 1000 + 3)
+        assert raw.asks[asks:] == [(70, [3])] * FAST.max_asks
+        await raw.close()
 
 
 def test_the_request_body_counts_in_a_byte_in_2013_and_a_word_in_2019() -> None:

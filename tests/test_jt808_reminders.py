@@ -11,7 +11,6 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -19,19 +18,18 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jt808_helpers import make_gateway, registry_of, running
 from pydantic import ValidationError
 from test_docs_vectors import _byte_table, _check_table, _doc, _hex
 
 from alerts.alarmevent import AlarmEvent
 from alerts.table import kind_name
-from gateway.jt808 import HoldPolicy, Jt808Gateway
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.directory import VehicleRef
 from gateway.jt808.limits import Quiet
 from gateway.jt808.reminders import Reminders
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
-from hazardhub.settings import load_registry
 from simulators.jt808 import Fix, Jt808Terminal
 from telemetry.config import HubConfig
 from telemetry.jt808 import (
@@ -50,7 +48,6 @@ from telemetry.registry import Registry
 from e2e_helpers import eventually, running_hub
 from services import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 OVERSPEED = "您已超速，请减速行驶"
 CONFIG = """
 version: 1
@@ -72,9 +69,7 @@ tenants:
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
+    return registry_of(tmp_path, CONFIG)
 
 
 # -- the codec ---------------------------------------------------------------------------------
@@ -291,31 +286,6 @@ class Listening(Jt808Terminal):
         await self.send_raw(encode_frame(reply, body))
 
 
-def _gateway(registry: Registry, mosquitto, tmp_path: Path, **kw: object) -> Jt808Gateway:  # type: ignore[no-untyped-def]
-    return Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "jt808",
-        hold=HoldPolicy(live_s=0),
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-@contextlib.asynccontextmanager
-async def _running(gw: Jt808Gateway) -> AsyncIterator[tuple[str, int]]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    try:
-        await asyncio.wait_for(gw.ready.wait(), 5)
-        await asyncio.wait_for(gw.commands.subscribed.wait(), 10)
-        assert gw.server.address is not None
-        yield gw.server.address
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
 def _fixes(t0: int, speed: float) -> list[Fix]:
     return [Fix(t0 + i * 5_000, 31.2 + i * 0.0005, 121.4, speed, 90, 12) for i in range(3)]
 
@@ -327,9 +297,9 @@ async def test_a_driver_hears_the_overspeed_the_hub_raised_and_a_vehicle_without
         registry,
         HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=free_port()),
     )
-    gw = _gateway(registry, mosquitto, tmp_path)
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "jt808")
     t0 = int(time.time() * 1000) // 1000 * 1000 - 20_000
-    async with running_hub(hub), _running(gw) as (host, port):
+    async with running_hub(hub), running(gw, commands=True) as (host, port):
         tanker = Listening(host, port, "013800000001", "苏A·D1234")
         quiet = Listening(host, port, "013800000002", "苏A·D5678")
         coach = Listening(host, port, "00000000013912344329", "苏B·K5678", v2019=True, result=3)
@@ -376,7 +346,7 @@ async def test_a_driver_hears_the_overspeed_the_hub_raised_and_a_vehicle_without
 async def test_a_terminal_away_gets_a_reminder_within_its_bound_else_it_is_dropped_counted(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path
 ) -> None:
-    gw = _gateway(registry, mosquitto, tmp_path, remind_within_s=1.0)
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "jt808", remind_within_s=1.0)
     topic = "hazardhub/v1/chem-logistics/vehicles/tanker-01/command"
 
     def command(alarm_id: int, at: int) -> bytes:
@@ -385,7 +355,7 @@ async def test_a_terminal_away_gets_a_reminder_within_its_bound_else_it_is_dropp
              "text": OVERSPEED, "ts": at - 1000, "at": at}
         )  # fmt: skip
 
-    async with _running(gw) as (host, port):
+    async with running(gw, commands=True) as (host, port):
         terminal = Listening(host, port, "013800000001", "苏A·D1234")
         async with terminal:
             await terminal.login()  # served here

@@ -7,169 +7,86 @@ link lost with the answer) is still one."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from test_jt808_server import collect, running, until
-
-from gateway.jt808 import HoldPolicy, Jt808Gateway, VehicleRef
-from gateway.jt808.repeats import WINDOW, Repeats, repeat_key
-from hazardhub.settings import load_registry
-from simulators.jt808 import Fix, Jt808Terminal, location_of
-from telemetry.jt808 import (
-    Authenticate,
-    BatchLocation,
-    Frame,
-    FrameReader,
-    Header,
-    MsgId,
-    PlatformResponse,
-    decode_body,
-    encode_frame,
+from jt808_helpers import (
+    ONE_TANKER,
+    PHONE,
+    RawTerminal,
+    fix,
+    frame,
+    make_gateway,
+    positions,
+    registry_of,
+    running,
+    stamps,
+    until,
 )
-from telemetry.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
-CST = timezone(timedelta(hours=8))
-T0 = int(datetime(2025, 3, 1, 8, 0, 0, tzinfo=CST).timestamp() * 1000)
-PHONE = "013800000001"
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-"""
+from gateway.jt808 import Jt808Gateway, VehicleRef
+from gateway.jt808.repeats import WINDOW, Repeats, repeat_key
+from simulators.jt808 import Jt808Terminal, location_of
+from telemetry.jt808 import BatchLocation, MsgId
+from telemetry.registry import Registry
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
-
-
-def fix(i: int) -> Fix:
-    return Fix(T0 + i * 10_000, 31.2 + i * 0.001, 121.4, 60.0, 90, 12)
-
-
-def frame(msg_id: int, serial: int, body: bytes) -> bytes:
-    return encode_frame(Header(msg_id, serial, PHONE), body)
-
-
-class RawTerminal:
-    """A bare TCP client: frames as given, the platform's general responses (0x8001) as read."""
-
-    def __init__(self) -> None:
-        self.answers: list[PlatformResponse] = []
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self, host: str, port: int, code: str) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
-        self._task = asyncio.create_task(self._read())
-        await self.send(frame(MsgId.AUTHENTICATE, 0, Authenticate(code).encode(False)), 1)
-        assert self.answers[-1].result == PlatformResponse.OK
-
-    async def write(self, data: bytes) -> None:
-        assert self._writer is not None
-        self._writer.write(data)
-        await self._writer.drain()
-
-    async def send(self, data: bytes, answers: int) -> None:
-        """Send `data`; wait until `answers` more general responses came."""
-        want = len(self.answers) + answers
-        await self.write(data)
-        await until(lambda: len(self.answers) >= want)
-
-    async def _read(self) -> None:
-        assert self._reader is not None
-        frames = FrameReader()
-        while data := await self._reader.read(65536):
-            for item in frames.feed(data):
-                if isinstance(item, Frame) and item.header.msg_id == MsgId.PLATFORM_RESPONSE:
-                    msg = decode_body(item.header.msg_id, item.body, False)
-                    assert isinstance(msg, PlatformResponse)
-                    self.answers.append(msg)
-
-    async def close(self) -> None:
-        assert self._writer is not None and self._task is not None
-        self._writer.close()
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+    return registry_of(tmp_path, ONE_TANKER)
 
 
 async def test_a_retransmission_is_answered_again_and_published_once(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path
 ) -> None:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        hold=HoldPolicy(live_s=0),  # each message as it comes
-    )
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with running(gw) as (host, port):
-            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
-                await t.login()
-            assert t.auth_code is not None
-            raw = RawTerminal()
-            await raw.open(host, port, t.auth_code)
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool")  # each message as it comes
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+            await t.login()
+        assert t.auth_code is not None
+        raw = RawTerminal()
+        await raw.open(host, port, t.auth_code)
 
-            first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
-            await raw.send(first, 1)
-            await raw.send(first, 1)  # its answer did not come in time: sent again, unchanged
-            # the serial reused (wrapped round) with another body: a new message
-            await raw.send(frame(MsgId.LOCATION, 7, location_of(fix(1)).encode(False)), 1)
-            batch = BatchLocation(
-                BatchLocation.BACKFILL, (location_of(fix(2)), location_of(fix(3)))
-            )
-            backfill = frame(MsgId.BATCH_LOCATION, 8, batch.encode(False))
-            await raw.send(backfill, 1)
-            await raw.send(backfill, 1)
-            await raw.close()
+        first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
+        await raw.send(first, 1)
+        await raw.send(first, 1)  # its answer did not come in time: sent again, unchanged
+        # the serial reused (wrapped round) with another body: a new message
+        await raw.send(frame(MsgId.LOCATION, 7, location_of(fix(1)).encode(False)), 1)
+        batch = BatchLocation(BatchLocation.BACKFILL, (location_of(fix(2)), location_of(fix(3))))
+        backfill = frame(MsgId.BATCH_LOCATION, 8, batch.encode(False))
+        await raw.send(backfill, 1)
+        await raw.send(backfill, 1)
+        await raw.close()
 
-            # the link was lost with the answer: the terminal sends it again on a new one
-            again = RawTerminal()
-            await again.open(host, port, t.auth_code)
-            await again.send(first, 1)
-            # twice in one write (one read of the gateway's): the copy is one too
-            last = frame(MsgId.LOCATION, 9, location_of(fix(4)).encode(False))
-            await again.send(last + last, 2)
-            await again.send(frame(MsgId.LOCATION, 10, location_of(fix(5)).encode(False)), 1)
-            await again.close()
+        # the link was lost with the answer: the terminal sends it again on a new one
+        again = RawTerminal()
+        await again.open(host, port, t.auth_code)
+        await again.send(first, 1)
+        # twice in one write (one read of the gateway's): the copy is one too
+        last = frame(MsgId.LOCATION, 9, location_of(fix(4)).encode(False))
+        await again.send(last + last, 2)
+        await again.send(frame(MsgId.LOCATION, 10, location_of(fix(5)).encode(False)), 1)
+        await again.close()
 
-            answered = [(a.ack_serial, a.ack_msg_id, a.result) for a in raw.answers[1:]]
-            assert answered == [
-                (7, MsgId.LOCATION, 0),
-                (7, MsgId.LOCATION, 0),
-                (7, MsgId.LOCATION, 0),
-                (8, MsgId.BATCH_LOCATION, 0),
-                (8, MsgId.BATCH_LOCATION, 0),
-            ]
-            assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [
-                (7, 0),
-                (9, 0),
-                (9, 0),
-                (10, 0),
-            ]
-            # the last one published: every one before it is in (published in order)
-            await until(lambda: any(r["ts"] == fix(5).ts_ms for _, rs in got for r in rs))
-            stamps = [r["ts"] for _, records in got for r in records]
-            assert sorted(stamps) == [fix(i).ts_ms for i in range(6)]  # each once
-            assert gw.server.counters["retransmitted"] == 4
-            assert gw.server.counters["positions"] == 6
-    finally:
-        sub.cancel()
-        await asyncio.gather(sub, return_exceptions=True)
+        answered = [(a.ack_serial, a.ack_msg_id, a.result) for a in raw.answers[1:]]
+        assert answered == [
+            (7, MsgId.LOCATION, 0),
+            (7, MsgId.LOCATION, 0),
+            (7, MsgId.LOCATION, 0),
+            (8, MsgId.BATCH_LOCATION, 0),
+            (8, MsgId.BATCH_LOCATION, 0),
+        ]
+        assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [
+            (7, 0),
+            (9, 0),
+            (9, 0),
+            (10, 0),
+        ]
+        # the last one published: every one before it is in (published in order)
+        await until(lambda: any(r["ts"] == fix(5).ts_ms for _, rs in got for r in rs))
+        assert stamps(got) == [fix(i).ts_ms for i in range(6)]  # each once
+        assert gw.server.counters["retransmitted"] == 4
+        assert gw.server.counters["positions"] == 6
 
 
 def test_the_window_is_bounded_per_vehicle() -> None:
@@ -194,47 +111,33 @@ async def test_a_message_not_taken_is_taken_when_it_comes_again(  # type: ignore
 ) -> None:
     """The spool failed on the first copy (its connection closed unanswered): the window must
     not hold it, or the terminal's retransmission would be answered and the position lost."""
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        hold=HoldPolicy(live_s=0),
-    )
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with running(gw) as (host, port):
-            async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
-                await t.login()
-            assert t.auth_code is not None
-            uplink = gw.server.holding.uplink
-            submit = uplink.submit
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool")
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
+            await t.login()
+        assert t.auth_code is not None
+        uplink = gw.server.holding.uplink
+        submit = uplink.submit
 
-            def disk_full(*args: object) -> None:
-                uplink.submit = submit  # type: ignore[method-assign]
-                raise OSError("disk full")
+        def disk_full(*args: object) -> None:
+            uplink.submit = submit  # type: ignore[method-assign]
+            raise OSError("disk full")
 
-            uplink.submit = disk_full  # type: ignore[method-assign]
-            raw = RawTerminal()
-            await raw.open(host, port, t.auth_code)
-            first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
-            await raw.write(first)
-            await until(lambda: gw.server.counters["internal_error"] == 1)
-            await raw.close()
-            assert len(raw.answers) == 1  # the authentication's only: the position unanswered
+        uplink.submit = disk_full  # type: ignore[method-assign]
+        raw = RawTerminal()
+        await raw.open(host, port, t.auth_code)
+        first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
+        await raw.write(first)
+        await until(lambda: gw.server.counters["internal_error"] == 1)
+        await raw.close()
+        assert len(raw.answers) == 1  # the authentication's only: the position unanswered
 
-            again = RawTerminal()
-            await again.open(host, port, t.auth_code)
-            await again.send(first, 1)
-            await again.close()
-            await until(lambda: any(r["ts"] == fix(0).ts_ms for _, rs in got for r in rs))
-            assert gw.server.counters["retransmitted"] == 0
-    finally:
-        sub.cancel()
-        await asyncio.gather(sub, return_exceptions=True)
+        again = RawTerminal()
+        await again.open(host, port, t.auth_code)
+        await again.send(first, 1)
+        await again.close()
+        await until(lambda: any(r["ts"] == fix(0).ts_ms for _, rs in got for r in rs))
+        assert gw.server.counters["retransmitted"] == 0
 
 
 async def test_a_retransmission_across_a_gateway_restart_is_published_once(  # type: ignore[no-untyped-def]
@@ -245,22 +148,12 @@ async def test_a_retransmission_across_a_gateway_restart_is_published_once(  # t
     counted the second record late. It is kept in the spool folder now."""
 
     def gateway() -> Jt808Gateway:
-        return Jt808Gateway(
-            registry,
-            listen=("127.0.0.1", 0),
-            broker=(mosquitto.host, mosquitto.port),
-            spool_dir=tmp_path / "spool",
-            hold=HoldPolicy(live_s=0),
-        )
+        return make_gateway(registry, mosquitto.port, tmp_path / "spool")
 
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
     first = frame(MsgId.LOCATION, 7, location_of(fix(0)).encode(False))
     batch = BatchLocation(BatchLocation.BACKFILL, (location_of(fix(1)), location_of(fix(2))))
     backfill = frame(MsgId.BATCH_LOCATION, 8, batch.encode(False))
-    try:
+    async with positions(mosquitto.port) as got:
         async with running(gateway()) as (host, port):
             async with Jt808Terminal(host, port, PHONE, "苏A·D1234") as t:
                 await t.login()
@@ -282,12 +175,8 @@ async def test_a_retransmission_across_a_gateway_restart_is_published_once(  # t
             await again.close()
             assert [(a.ack_serial, a.result) for a in again.answers[1:]] == [(7, 0), (8, 0), (9, 0)]
             await until(lambda: any(r["ts"] == fix(3).ts_ms for _, rs in got for r in rs))
-            stamps = [r["ts"] for _, records in got for r in records]
-            assert sorted(stamps) == [fix(i).ts_ms for i in range(4)]  # each once
+            assert stamps(got) == [fix(i).ts_ms for i in range(4)]  # each once
             assert gw.server.counters["retransmitted"] == 2
-    finally:
-        sub.cancel()
-        await asyncio.gather(sub, return_exceptions=True)
 
 
 def test_the_kept_window_is_bounded_and_forgets_old_keys(tmp_path: Path) -> None:

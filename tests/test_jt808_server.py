@@ -4,19 +4,21 @@ Mosquitto -> the JSON records on the position topics, which the hub's position d
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import aiomqtt
 import pytest
-from positionpayload import records_of
+from jt808_helpers import (
+    T0,
+    TWO_TENANTS,
+    fix,
+    make_gateway,
+    positions,
+    registry_of,
+    running,
+    until,
+)
 
-from gateway.jt808 import HoldPolicy, Jt808Gateway
-from hazardhub.settings import load_registry
-from ingest.positions import decode_positions
-from simulators.jt808 import Fix, Jt808Terminal, TerminalError
+from simulators.jt808 import Jt808Terminal, TerminalError
 from telemetry.jt808 import (
     Alarm,
     DriverIdentity,
@@ -27,194 +29,119 @@ from telemetry.jt808 import (
 )
 from telemetry.registry import Registry
 
-ROOT = Path(__file__).resolve().parent.parent
-CST = timezone(timedelta(hours=8))
-T0 = int(datetime(2025, 3, 1, 8, 0, 0, tzinfo=CST).timestamp() * 1000)  # 00:00 UTC
 SECRET = b"test-secret-0123456789"
-
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat}
-  - id: coach-co
-    vehicles:
-      - {id: coach-07, plate: 苏B·K5678, class: coach, terminal: "013912344329"}
-"""
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    return load_registry(cfg, [ROOT / "profiles"])
-
-
-@contextlib.asynccontextmanager
-async def running(gw: Jt808Gateway) -> AsyncIterator[tuple[str, int]]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.ready.wait(), 5)
-    assert gw.server.address is not None
-    try:
-        yield gw.server.address
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-async def collect(
-    port: int, got: list[tuple[str, list[dict[str, object]]]], ready: asyncio.Event
-) -> None:
-    async with aiomqtt.Client("127.0.0.1", port, identifier="jt808-test-sub") as client:
-        await client.subscribe("hazardhub/v1/+/vehicles/+/position", qos=1)
-        ready.set()
-        async for msg in client.messages:
-            payload = bytes(msg.payload)  # type: ignore[arg-type]
-            assert decode_positions(payload).rejected == ()  # the hub accepts every record
-            got.append((str(msg.topic), records_of(payload)))
-
-
-async def until(cond: object, within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + within_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > end:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-def fix(i: int, **kw: object) -> Fix:
-    return Fix(T0 + i * 10_000, 31.2 + i * 0.001, 121.4, 60.0 + i, 90, 12, **kw)  # type: ignore[arg-type]
+    return registry_of(tmp_path, TWO_TENANTS)
 
 
 async def test_terminals_to_broker(mosquitto, registry: Registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        secret=SECRET,
-        hold=HoldPolicy(live_s=0),  # each message as it comes (holding: test_jt808_hold.py)
-    )
-    got: list[tuple[str, list[dict[str, object]]]] = []
-    ready = asyncio.Event()
-    sub = asyncio.create_task(collect(mosquitto.port, got, ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        async with running(gw) as (host, port):
-            # a 2013 terminal configured by phone number; a 2019 one found by its plate
-            a = Jt808Terminal(host, port, "013800000001", "苏A·D1234")
-            b = Jt808Terminal(host, port, "0000000013900000002", "苏A·D5678", v2019=True)
-            c = Jt808Terminal(host, port, "013912344329", "whatever")
-            # b has an IC card reader with a driver's card in: asked for it (0x8702) at its
-            # authentication, it says the driver (0x0702), and its positions carry him
-            b.card = DriverIdentity(
-                1,
-                "250301075500",
-                0,
-                "李四",
-                "320100199001010011",
-                "南京市交通局",
-                "20300101",
-                "320100199001010011",
-            )
-            for t in (a, b, c):
-                await t.connect()
-                await t.login()
-            # positions before authentication are refused (a fresh connection of a)
-            async with Jt808Terminal(host, port, "013800000001") as early:
-                answer = await early.report(fix(0))
-                assert answer is not None and answer.result == PlatformResponse.FAILED
-            # an unknown plate is refused with "vehicle not in the database"
-            async with Jt808Terminal(host, port, "013700000000", "粤Z99999") as stranger:
-                assert (await stranger.register()).result == RegisterResponse.NO_VEHICLE
+    # each message as it comes (holding: test_jt808_hold.py)
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool", secret=SECRET)
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        # a 2013 terminal configured by phone number; a 2019 one found by its plate
+        a = Jt808Terminal(host, port, "013800000001", "苏A·D1234")
+        b = Jt808Terminal(host, port, "0000000013900000002", "苏A·D5678", v2019=True)
+        c = Jt808Terminal(host, port, "013912344329", "whatever")
+        # b has an IC card reader with a driver's card in: asked for it (0x8702) at its
+        # authentication, it says the driver (0x0702), and its positions carry him
+        b.card = DriverIdentity(
+            1,
+            "250301075500",
+            0,
+            "李四",
+            "320100199001010011",
+            "南京市交通局",
+            "20300101",
+            "320100199001010011",
+        )
+        for t in (a, b, c):
+            await t.connect()
+            await t.login()
+        # positions before authentication are refused (a fresh connection of a)
+        async with Jt808Terminal(host, port, "013800000001") as early:
+            answer = await early.report(fix(0))
+            assert answer is not None and answer.result == PlatformResponse.FAILED
+        # an unknown plate is refused with "vehicle not in the database"
+        async with Jt808Terminal(host, port, "013700000000", "粤Z99999") as stranger:
+            assert (await stranger.register()).result == RegisterResponse.NO_VEHICLE
 
-            answer = await a.report(fix(0, mileage_km=1234.5, signal=25, satellites=11))
-            assert answer is not None and (answer.ack_msg_id, answer.result) == (0x0200, 0)
-            assert (await a.heartbeat()).result == 0
-            await a.backfill([fix(3), fix(1), fix(2)])  # blind-area backfill: in time order
-            # terminal b sends garbage, a frame with a bad check code, and a bad body ...
-            await b.send_raw(b"\x00\x01garbage")
-            bad = bytearray(encode_frame(Header(0x0200, 999, b.phone, 1), b"\x00" * 28))
-            bad[-2] ^= 0x55
-            await b.send_raw(bytes(bad))
-            await b.send_raw(encode_frame(Header(0x0200, 1000, b.phone, 1), b"\x00" * 5))
-            # ... while a and c go on undisturbed
-            await c.report(fix(5, alarm=int(Alarm.EMERGENCY | Alarm.OVERSPEED)))
-            answer = await b.report(fix(7))
-            assert answer is not None and answer.result == 0
-            await a.report(fix(8))
+        answer = await a.report(fix(0, mileage_km=1234.5, signal=25, satellites=11))
+        assert answer is not None and (answer.ack_msg_id, answer.result) == (0x0200, 0)
+        assert (await a.heartbeat()).result == 0
+        await a.backfill([fix(3), fix(1), fix(2)])  # blind-area backfill: in time order
+        # terminal b sends garbage, a frame with a bad check code, and a bad body ...
+        await b.send_raw(b"\x00\x01garbage")
+        bad = bytearray(encode_frame(Header(0x0200, 999, b.phone, 1), b"\x00" * 28))
+        bad[-2] ^= 0x55
+        await b.send_raw(bytes(bad))
+        await b.send_raw(encode_frame(Header(0x0200, 1000, b.phone, 1), b"\x00" * 5))
+        # ... while a and c go on undisturbed
+        await c.report(fix(5, alarm=int(Alarm.EMERGENCY | Alarm.OVERSPEED)))
+        answer = await b.report(fix(7))
+        assert answer is not None and answer.result == 0
+        await a.report(fix(8))
 
-            await until(lambda: len(got) == 5)
-            by_vehicle: dict[str, list[list[dict[str, object]]]] = {}
-            for topic, records in got:
-                by_vehicle.setdefault(topic, []).append(records)
-            ta = "hazardhub/v1/chem-logistics/vehicles/tanker-01/position"
-            tb = "hazardhub/v1/chem-logistics/vehicles/tanker-02/position"
-            tc = "hazardhub/v1/coach-co/vehicles/coach-07/position"
-            assert [[r["ts"] for r in recs] for recs in by_vehicle[ta]] == [
-                [T0],
-                [T0 + 10_000, T0 + 20_000, T0 + 30_000],
-                [T0 + 80_000],
-            ]
-            first = by_vehicle[ta][0][0]
-            assert first == {
-                "ts": 1740787200000,  # 2025-03-01 08:00:00 GMT+8 = 00:00:00 UTC
-                "lat": 31.2,
-                "lon": 121.4,
-                "speed_kmh": 60.0,
-                "heading_deg": 90,
-                "acc_on": True,
-                "alarm_flags": 0,
-                "alt_m": 12,
-            }
-            assert by_vehicle[tb] == [[{**by_vehicle[tb][0][0], "ts": T0 + 70_000}]]
-            assert by_vehicle[tb][0][0]["driver_id"] == "320100199001010011"
-            assert "driver_id" not in first  # a has no card reader: it answered 0x8702 with 3
-            assert by_vehicle[tc][0][0]["alarm_flags"] == 3
+        await until(lambda: len(got) == 5)
+        by_vehicle: dict[str, list[list[dict[str, object]]]] = {}
+        for topic, records in got:
+            by_vehicle.setdefault(topic, []).append(records)
+        ta = "hazardhub/v1/chem-logistics/vehicles/tanker-01/position"
+        tb = "hazardhub/v1/chem-logistics/vehicles/tanker-02/position"
+        tc = "hazardhub/v1/coach-co/vehicles/coach-07/position"
+        assert [[r["ts"] for r in recs] for recs in by_vehicle[ta]] == [
+            [T0],
+            [T0 + 10_000, T0 + 20_000, T0 + 30_000],
+            [T0 + 80_000],
+        ]
+        first = by_vehicle[ta][0][0]
+        assert first == {
+            "ts": 1740787200000,  # 2025-03-01 08:00:00 GMT+8 = 00:00:00 UTC
+            "lat": 31.2,
+            "lon": 121.4,
+            "speed_kmh": 60.0,
+            "heading_deg": 90,
+            "acc_on": True,
+            "alarm_flags": 0,
+            "alt_m": 12,
+        }
+        assert by_vehicle[tb] == [[{**by_vehicle[tb][0][0], "ts": T0 + 70_000}]]
+        assert by_vehicle[tb][0][0]["driver_id"] == "320100199001010011"
+        assert "driver_id" not in first  # a has no card reader: it answered 0x8702 with 3
+        assert by_vehicle[tc][0][0]["alarm_flags"] == 3
 
-            counters = gw.server.counters
-            assert counters["bad_frame"] == 2 and counters["bad_body"] == 1
-            assert counters["not_authenticated"] == 1 and counters["unknown_terminal"] == 1
-            assert counters["positions"] == 7 and counters["internal_error"] == 0
+        counters = gw.server.counters
+        assert counters["bad_frame"] == 2 and counters["bad_body"] == 1
+        assert counters["not_authenticated"] == 1 and counters["unknown_terminal"] == 1
+        assert counters["positions"] == 7 and counters["internal_error"] == 0
 
-            # the platform confirms c's alarms (0x8203); the terminal answers 0x0001 (a and c
-            # answered the driver request 0x8702 so, too: not supported)
-            await until(lambda: counters["terminal_acks"] == 2)
-            assert counters["driver_card_in"] == 1
-            assert gw.server.confirm_alarm("coach-co", "coach-07", 0, int(Alarm.EMERGENCY))
-            await until(lambda: counters["terminal_acks"] == 3)
-            assert [(m.alarm_serial, m.alarm_type) for m in c.confirmations] == [(0, 1)]
-            assert not gw.server.confirm_alarm("chem-logistics", "no-such", 0, 1)
+        # the platform confirms c's alarms (0x8203); the terminal answers 0x0001 (a and c
+        # answered the driver request 0x8702 so, too: not supported)
+        await until(lambda: counters["terminal_acks"] == 2)
+        assert counters["driver_card_in"] == 1
+        assert gw.server.confirm_alarm("coach-co", "coach-07", 0, int(Alarm.EMERGENCY))
+        await until(lambda: counters["terminal_acks"] == 3)
+        assert [(m.alarm_serial, m.alarm_type) for m in c.confirmations] == [(0, 1)]
+        assert not gw.server.confirm_alarm("chem-logistics", "no-such", 0, 1)
 
-            # re-connecting with the known auth code needs no new registration
-            code = a.auth_code
-            await a.close()
-            a2 = Jt808Terminal(host, port, "013800000001")
-            await a2.connect()
-            assert (await a2.authenticate(code)).result == 0
-            for t in (a2, b, c):
-                await t.close()
-        assert gw.uplink.published == 5
-        # a publish the broker refuses is counted with the server's counters (and reported)
-        assert gw.uplink.counters is gw.server.counters
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
+        # re-connecting with the known auth code needs no new registration
+        code = a.auth_code
+        await a.close()
+        a2 = Jt808Terminal(host, port, "013800000001")
+        await a2.connect()
+        assert (await a2.authenticate(code)).result == 0
+        for t in (a2, b, c):
+            await t.close()
+    assert gw.uplink.published == 5
+    # a publish the broker refuses is counted with the server's counters (and reported)
+    assert gw.uplink.counters is gw.server.counters
 
 
 async def test_idle_terminal_is_closed(mosquitto, registry: Registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        secret=SECRET,
-        idle_timeout_s=0.4,
+    gw = make_gateway(
+        registry, mosquitto.port, tmp_path / "spool", secret=SECRET, idle_timeout_s=0.4, hold=None
     )
     async with running(gw) as (host, port):
         quiet = Jt808Terminal(host, port, "013800000001")

@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from jt808_helpers import make_gateway
 
-from gateway.jt808 import Jt808Gateway
 from simulators.jt808 import MAKER, MODEL, terminal_id
 from telemetry.jt808 import Header, MsgId, Register, encode_frame
 from telemetry.registry import Registry
@@ -32,12 +32,7 @@ def registration(serial: int) -> bytes:
 async def test_terminals_registering_as_the_gateway_stops(  # type: ignore[no-untyped-def]
     mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-    )
+    gw = make_gateway(registry, mosquitto.port, tmp_path / "spool", hold=None)
     stop = asyncio.Event()
     task = asyncio.create_task(gw.run(stop))
     await asyncio.wait_for(gw.ready.wait(), 5)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from gateway.jt808 import Jt808Gateway
+from jt808_helpers import make_gateway, running
+
 from telemetry.jt808 import (
     FrameReader,
     Header,
@@ -37,56 +38,45 @@ def with_bit_14(frame: bytes) -> bytes:
 async def test_a_2019_header_of_another_version_is_counted_and_a_2013_one_with_bit_14_read(
     mosquitto: MosquittoService, tmp_path: Path
 ) -> None:
-    gw = Jt808Gateway(
-        tanker_registry(tmp_path),
-        listen=("127.0.0.1", 0),
-        broker=(mosquitto.host, mosquitto.port),
-        spool_dir=tmp_path / "spool",
-        secret=b"test-secret-0123456789",
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.ready.wait(), 5)
-    assert gw.server.address is not None
-    reader, writer = await asyncio.open_connection(*gw.server.address)
-    frames = FrameReader()
+    gw = make_gateway(tanker_registry(tmp_path), mosquitto.port, tmp_path / "spool", hold=None)
+    async with running(gw) as address:
+        reader, writer = await asyncio.open_connection(*address)
+        frames = FrameReader()
 
-    async def answer() -> tuple[Header, object]:
-        while True:
-            data = await asyncio.wait_for(reader.read(4096), 5)
-            assert data, "the gateway closed the connection"
-            for f in frames.feed(data):
-                assert not hasattr(f, "error"), f
-                return f.header, decode_body(f.header.msg_id, f.body, f.header.is_2019)  # type: ignore[union-attr]
+        async def answer() -> tuple[Header, object]:
+            while True:
+                data = await asyncio.wait_for(reader.read(4096), 5)
+                assert data, "the gateway closed the connection"
+                for f in frames.feed(data):
+                    assert not hasattr(f, "error"), f
+                    return f.header, decode_body(f.header.msg_id, f.body, f.header.is_2019)  # type: ignore[union-attr]
 
-    try:
-        # version 2: a later revision's header, which we cannot know: not answered, counted
-        writer.write(
-            encode_frame(Header(MsgId.REGISTER, 1, "13800000001", 2), REGISTER.encode(True))
-        )
-        # version 1 garbled on the line (the check code no longer fits): a bad frame
-        garbled = bytearray(
-            unescape(
-                encode_frame(Header(MsgId.REGISTER, 3, "13800000001", 1), REGISTER.encode(True))[
-                    1:-1
-                ]
+        try:
+            # version 2: a later revision's header, which we cannot know: not answered, counted
+            writer.write(
+                encode_frame(Header(MsgId.REGISTER, 1, "13800000001", 2), REGISTER.encode(True))
             )
-        )
-        garbled[4] ^= 0x02
-        writer.write(b"\x7e" + escape(bytes(garbled)) + b"\x7e")
-        # a 2013 terminal that sets bit 14: answered, in a 2013 header
-        writer.write(
-            with_bit_14(
-                encode_frame(Header(MsgId.REGISTER, 2, "13800000001"), REGISTER.encode(False))
+            # version 1 garbled on the line (the check code no longer fits): a bad frame
+            garbled = bytearray(
+                unescape(
+                    encode_frame(
+                        Header(MsgId.REGISTER, 3, "13800000001", 1), REGISTER.encode(True)
+                    )[1:-1]
+                )
             )
-        )
-        header, reply = await answer()
-        assert header.version is None and header.phone == "013800000001"
-        assert isinstance(reply, RegisterResponse)
-        assert (reply.ack_serial, reply.result) == (2, RegisterResponse.OK)
-        assert gw.server.counters["bad_version"] == 1
-        assert gw.server.counters["bad_frame"] == 1
-    finally:
-        writer.close()
-        stop.set()
-        await task
+            garbled[4] ^= 0x02
+            writer.write(b"\x7e" + escape(bytes(garbled)) + b"\x7e")
+            # a 2013 terminal that sets bit 14: answered, in a 2013 header
+            writer.write(
+                with_bit_14(
+                    encode_frame(Header(MsgId.REGISTER, 2, "13800000001"), REGISTER.encode(False))
+                )
+            )
+            header, reply = await answer()
+            assert header.version is None and header.phone == "013800000001"
+            assert isinstance(reply, RegisterResponse)
+            assert (reply.ack_serial, reply.result) == (2, RegisterResponse.OK)
+            assert gw.server.counters["bad_version"] == 1
+            assert gw.server.counters["bad_frame"] == 1
+        finally:
+            writer.close()

@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_jt808_reminders import _gateway, _running
-from test_sim_fleet_jt808 import TOPIC, positions_on
+from jt808_helpers import VEHICLE_TOPIC, make_gateway, positions_on, running
 
 from simulators.fleet import Jt808Fleet, SimulatedVehicle
 from simulators.scenario_spec import ScenarioSpec
@@ -38,8 +37,10 @@ def _vehicles() -> list[tuple[SimulatedVehicle, str, str]]:
 async def test_an_idle_terminal_sends_heartbeats_and_keeps_its_connection(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path, idle_timeout_s=1.0)
-    async with _running(gw) as (host, port):
+    gw = make_gateway(
+        tanker_registry(tmp_path), mosquitto.port, tmp_path / "jt808", idle_timeout_s=1.0
+    )
+    async with running(gw, commands=True) as (host, port):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         fleet = Jt808Fleet(
@@ -94,7 +95,7 @@ def test_link_loss_is_a_vehicle_mode(tmp_path: Path) -> None:
 async def test_one_vehicles_link_lost_for_a_while_comes_back_with_its_blind_area(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path)
+    gw = make_gateway(tanker_registry(tmp_path), mosquitto.port, tmp_path / "jt808")
     vehicles = _vehicles()
     lost = vehicles[0][0]
     # 10x: a fix a scenario second (a JT/T 808 time has whole seconds) every 0.1 s
@@ -102,7 +103,7 @@ async def test_one_vehicles_link_lost_for_a_while_comes_back_with_its_blind_area
     epoch = (int(time.time()) - 60) * 1000
     for v, _, _ in vehicles:
         v.epoch_ms = epoch  # stamped on the scenario clock
-    async with positions_on(mosquitto.port) as got, _running(gw) as (host, port):
+    async with positions_on(mosquitto.port) as got, running(gw, commands=True) as (host, port):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         fleet = Jt808Fleet(
@@ -136,7 +137,7 @@ async def test_one_vehicles_link_lost_for_a_while_comes_back_with_its_blind_area
     assert server.counters["authenticated"] == 3
     assert fleet.backfills >= 1  # the blind area as 0x0704
     for vehicle in ("tanker-01", "tanker-02"):
-        stamps = sorted({int(p["ts"]) for p in got[TOPIC.format(vehicle)]})
+        stamps = sorted({int(p["ts"]) for p in got[VEHICLE_TOPIC.format(vehicle)]})
         assert stamps == [epoch + k * 1000 for k in range(36)], vehicle  # t = 0 .. 35: all
 
 
@@ -170,9 +171,9 @@ async def test_over_mqtt_a_vehicles_link_loss_holds_its_fixes_until_it_ends(  # 
         run = asyncio.create_task(fleet.run(stop))
         try:
             await asyncio.sleep(2.2)  # scenario 22 s: tanker-01 out since 10 s
-            during = {int(p["ts"]) for p in got.get(TOPIC.format("tanker-01"), [])}
+            during = {int(p["ts"]) for p in got.get(VEHICLE_TOPIC.format("tanker-01"), [])}
             assert max(during) <= epoch + 10_000  # nothing of its blind area yet
-            assert len(got[TOPIC.format("tanker-02")]) >= 20  # the other goes on
+            assert len(got[VEHICLE_TOPIC.format("tanker-02")]) >= 20  # the other goes on
             await asyncio.sleep(1.6)
         finally:
             stop.set()
@@ -181,6 +182,6 @@ async def test_over_mqtt_a_vehicles_link_loss_holds_its_fixes_until_it_ends(  # 
             lambda: _now(sum(len(v) for v in got.values()) >= fleet.sent), 5, "all on the broker"
         )
     for vehicle in ("tanker-01", "tanker-02"):
-        stamps = sorted({int(p["ts"]) for p in got[TOPIC.format(vehicle)]})
+        stamps = sorted({int(p["ts"]) for p in got[VEHICLE_TOPIC.format(vehicle)]})
         assert stamps == [epoch + k * 1000 for k in range(36)], vehicle
     assert fleet.backfills >= 1

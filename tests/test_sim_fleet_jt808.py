@@ -9,38 +9,22 @@ refused (result 3) for as long as the fleet ran."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import pytest
-from positionpayload import records_of
+from jt808_helpers import DOC_CONFIG, ROOT, VEHICLE_TOPIC, gateway_running, port_of, positions_on
 
-from gateway.jt808 import HoldPolicy, Jt808Gateway
 from hazardhub.settings import load_registry
 from simulators import jt808fleet as fleet_module
 from simulators.fleet import terminal_ids, terminal_phones
-from telemetry.registry import Registry
 
 from services import MosquittoService
 
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = b"test-secret-0123456789"
-
-# the configuration of docs/jt808.md ("How terminals map to vehicles"), as it stands there
-DOC_CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat}      # found by its plate
-"""
 # two routes 200 km apart: a position on the wrong track cannot pass for noise
 SCENARIO = """
 name: two-tankers
@@ -49,7 +33,6 @@ routes:
   tanker-01: [[31.00, 120.00], [31.01, 120.01]]
   tanker-02: [[33.00, 118.00], [33.01, 118.01]]
 """
-TOPIC = "hazardhub/v1/chem-logistics/vehicles/{}/position"
 
 # a configured number and a generated one (tanker-03's, 013800000001) that end alike
 ALIKE_CONFIG = """
@@ -76,59 +59,6 @@ def doc_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(DOC_CONFIG, encoding="utf-8")
     return cfg
-
-
-@contextlib.asynccontextmanager
-async def positions_on(port: int) -> AsyncIterator[dict[str, list[dict[str, float]]]]:
-    """The positions the broker at `port` carries on the vehicles' position topics while
-    inside, by topic, as they come."""
-    got: dict[str, list[dict[str, float]]] = {}
-    ready = asyncio.Event()
-
-    async def collect() -> None:
-        async with aiomqtt.Client("127.0.0.1", port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
-            ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                got.setdefault(str(msg.topic), []).extend(records_of(msg.payload))
-
-    sub = asyncio.create_task(collect())
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        yield got
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
-
-
-@contextlib.asynccontextmanager
-async def gateway(
-    registry: Registry, broker_port: int, tmp_path: Path
-) -> AsyncIterator[Jt808Gateway]:
-    gw = Jt808Gateway(
-        registry,
-        listen=("127.0.0.1", 0),
-        broker=("127.0.0.1", broker_port),
-        spool_dir=tmp_path / "spool",
-        secret=SECRET,
-        hold=HoldPolicy(live_s=0),  # (of the simulator, not of the blind-area hold: no wait)
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(gw.run(stop))
-    await asyncio.wait_for(gw.ready.wait(), 5)
-    assert gw.server.address is not None
-    try:
-        yield gw
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-
-
-def port_of(gw: Jt808Gateway) -> int:
-    assert gw.server.address is not None
-    return gw.server.address[1]
 
 
 def test_generated_numbers_miss_every_configured_number() -> None:
@@ -212,7 +142,7 @@ async def play_fleet(
         scenario,
         port,
         "0.05",
-        lambda: all(len(got.get(TOPIC.format(v), [])) >= 10 for v in vehicles),
+        lambda: all(len(got.get(VEHICLE_TOPIC.format(v), [])) >= 10 for v in vehicles),
     )
 
 
@@ -229,10 +159,12 @@ async def test_terminals_whose_numbers_end_alike_are_two_terminals_run_after_run
     async with positions_on(mosquitto.port) as got:
         # the bindings are kept in the spool folder: the second gateway has the first's
         for _ in range(2):
-            async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
+            async with gateway_running(
+                load_registry(config), mosquitto.port, tmp_path / "spool"
+            ) as gw:
                 err = await play_fleet(config, scenario, port_of(gw), vehicles, got)
                 for vehicle, lat in zip(vehicles, (31.0, 33.0, 35.0), strict=True):
-                    track = got.get(TOPIC.format(vehicle), [])
+                    track = got.get(VEHICLE_TOPIC.format(vehicle), [])
                     assert len(track) >= 10, (vehicle, len(track), err[-2000:])
                     assert all(abs(p["lat"] - lat) < 0.1 for p in track), (vehicle, track)
                 assert gw.server.counters["binding_refused"] == 0, err[-2000:]
@@ -255,7 +187,7 @@ async def test_simulated_fleet_keeps_each_vehicle_its_own_track(
     scenario.write_text(SCENARIO, encoding="utf-8")
     async with (
         positions_on(mosquitto.port) as got,
-        gateway(load_registry(doc_config), mosquitto.port, tmp_path) as gw,
+        gateway_running(load_registry(doc_config), mosquitto.port, tmp_path / "spool") as gw,
     ):
         err = await simulate_fleet(
             doc_config,
@@ -263,11 +195,11 @@ async def test_simulated_fleet_keeps_each_vehicle_its_own_track(
             port_of(gw),
             "0.2",
             lambda: all(
-                len(got.get(TOPIC.format(v), [])) >= 10 for v in ("tanker-01", "tanker-02")
+                len(got.get(VEHICLE_TOPIC.format(v), [])) >= 10 for v in ("tanker-01", "tanker-02")
             ),
         )
     for vehicle, lat in (("tanker-01", 31.0), ("tanker-02", 33.0)):
-        track = got.get(TOPIC.format(vehicle), [])
+        track = got.get(VEHICLE_TOPIC.format(vehicle), [])
         assert len(track) >= 10, (vehicle, len(track), err[-2000:])
         assert all(abs(p["lat"] - lat) < 0.1 for p in track), (vehicle, track)
     assert gw.server.counters["replaced"] == 0

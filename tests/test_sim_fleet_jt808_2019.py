@@ -6,14 +6,11 @@ real Mosquitto, whose sessions say the header version each terminal used."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
-import aiomqtt
 import pytest
-from positionpayload import records_of
-from test_sim_fleet_jt808 import gateway, play_fleet, port_of, positions_on, simulate_fleet
+from jt808_helpers import DOC_CONFIG, VEHICLE_TOPIC, gateway_running, port_of, positions_on
+from test_sim_fleet_jt808 import play_fleet, simulate_fleet
 
 from gateway.jt808.directory import VehicleRef
 from hazardhub.settings import load_registry
@@ -23,16 +20,10 @@ from telemetry.registry import parse_document
 
 from services import MosquittoService
 
-TOPIC = "hazardhub/v1/chem-logistics/vehicles/{}/position"
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat}
-      - {id: coach-07, plate: 苏B·K5678, class: coach, terminal: "1440012345678"}
-"""
+# the documented two tankers, and a coach whose terminal has a 13-digit number
+CONFIG = DOC_CONFIG + (
+    '      - {id: coach-07, plate: 苏B·K5678, class: coach, terminal: "1440012345678"}\n'
+)
 ROUTES = """
 name: versions
 duration_s: 3600
@@ -59,38 +50,25 @@ async def test_terminals_speak_the_version_chosen_side_by_side(
     config, scenario = tmp_path / "hub.yaml", tmp_path / "versions.yaml"
     config.write_text(CONFIG, encoding="utf-8")
     scenario.write_text(ROUTES + choice + "\n", encoding="utf-8")
-    got: dict[str, int] = {}
-    ready = asyncio.Event()
-
-    async def collect() -> None:
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
-            ready.set()
-            async for msg in client.messages:
-                assert isinstance(msg.payload, bytes)
-                vehicle = str(msg.topic).split("/")[-2]
-                got[vehicle] = got.get(vehicle, 0) + len(records_of(msg.payload))
-
-    sub = asyncio.create_task(collect())
-    await asyncio.wait_for(ready.wait(), 5)
     seen: dict[str, int | None] = {}
-    try:
-        async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
+    async with (
+        positions_on(mosquitto.port) as got,
+        gateway_running(load_registry(config), mosquitto.port, tmp_path / "spool") as gw,
+    ):
 
-            def done() -> bool:
-                for vehicle in VEHICLES:  # the header of each terminal's last frame
-                    conn = gw.server.by_vehicle.get(VehicleRef("chem-logistics", vehicle))
-                    if conn is not None and conn.session.header is not None:
-                        seen[vehicle] = conn.session.header.version
-                return len(seen) == 3 and all(got.get(v, 0) >= 5 for v in VEHICLES)
+        def count(vehicle: str) -> int:
+            return len(got.get(VEHICLE_TOPIC.format(vehicle), []))
 
-            # the 5 positions in a quarter of a second, not one
-            err = await simulate_fleet(config, scenario, port_of(gw), "0.05", done)
-    finally:
-        sub.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sub
-    assert all(got.get(v, 0) >= 5 for v in VEHICLES), (got, err[-2000:])
+        def done() -> bool:
+            for vehicle in VEHICLES:  # the header of each terminal's last frame
+                conn = gw.server.by_vehicle.get(VehicleRef("chem-logistics", vehicle))
+                if conn is not None and conn.session.header is not None:
+                    seen[vehicle] = conn.session.header.version
+            return len(seen) == 3 and all(count(v) >= 5 for v in VEHICLES)
+
+        # the 5 positions in a quarter of a second, not one
+        err = await simulate_fleet(config, scenario, port_of(gw), "0.05", done)
+    assert all(count(v) >= 5 for v in VEHICLES), ({v: count(v) for v in VEHICLES}, err[-2000:])
     # a 2019 header has the version byte 1; the 13-digit number speaks 2019 whatever is chosen
     expected = {v: 1 if new else None for v, new in {**v2019, "coach-07": True}.items()}
     assert seen == expected, err[-2000:]
@@ -106,12 +84,12 @@ async def test_a_terminal_that_changes_version_keeps_its_binding(
     config.write_text(CONFIG, encoding="utf-8")
     async with (
         positions_on(mosquitto.port) as got,
-        gateway(load_registry(config), mosquitto.port, tmp_path) as gw,
+        gateway_running(load_registry(config), mosquitto.port, tmp_path / "spool") as gw,
     ):
         for choice in ("jt808: {protocol: 2013}", "jt808: {protocol: 2019}"):
             scenario.write_text(ROUTES + choice + "\n", encoding="utf-8")
             err = await play_fleet(config, scenario, port_of(gw), list(VEHICLES), got)
-            assert all(len(got.get(TOPIC.format(v), [])) >= 10 for v in VEHICLES), err
+            assert all(len(got.get(VEHICLE_TOPIC.format(v), [])) >= 10 for v in VEHICLES), err
         assert gw.server.counters["binding_refused"] == 0
         assert len(gw.server.bindings.all()) == 3
 

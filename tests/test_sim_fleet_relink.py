@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_jt808_reminders import _gateway, _running
+from jt808_helpers import make_gateway, running
 
 from gateway.jt808.directory import VehicleRef
 from hazardhub.settings import load_registry
@@ -46,13 +46,13 @@ async def _now(value: bool) -> bool:
 async def test_the_fleet_registers_once_and_authenticates_on_each_new_connection(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path
 ) -> None:
-    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path)
+    gw = make_gateway(tanker_registry(tmp_path), mosquitto.port, tmp_path / "jt808")
     vehicles = [
         (SimulatedVehicle("chem-logistics", f"tanker-0{k}", ROUTE, Constant(40.0)), phone, plate)
         for k, phone, plate in ((1, "13800000001", "苏A·D1234"), (2, "13800000002", "苏A·D5678"))
     ]
     stop = asyncio.Event()
-    async with _running(gw) as (host, port):
+    async with running(gw, commands=True) as (host, port):
         relay = UplinkRelay(host, port)
         await relay.start()
         loop = asyncio.get_running_loop()
@@ -189,9 +189,9 @@ async def test_a_platform_down_is_one_line_per_interval_not_one_per_terminal_and
     stop = asyncio.Event()
     run = asyncio.create_task(fleet.run(stop))
     await asyncio.sleep(3.0)
-    gw = _gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto, tmp_path)
+    gw = make_gateway(load_registry(cfg, [ROOT / "profiles"]), mosquitto.port, tmp_path / "jt808")
     gw.listen = ("127.0.0.1", port)
-    async with _running(gw):
+    async with running(gw, commands=True):
         try:
             await eventually(lambda: _now(len(gw.server.by_vehicle) == n), 30, "all in")
             await eventually(lambda: _now(fleet.report.failing == 0), 5, "none failing")

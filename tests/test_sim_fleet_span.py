@@ -18,8 +18,8 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from jt808_helpers import VEHICLE_TOPIC, gateway_running, port_of
 from positionpayload import records_of
-from test_sim_fleet_jt808 import gateway, port_of
 
 from hazardhub.settings import load_registry
 from simulators.farm import ScenarioRunner
@@ -31,7 +31,6 @@ from telemetry.topics import TopicLayout
 from services import MosquittoService
 
 ROOT = Path(__file__).resolve().parent.parent
-TOPIC = "hazardhub/v1/chem-logistics/vehicles/{}/position"
 CONFIG = """
 version: 1
 tenants:
@@ -56,7 +55,7 @@ routes:
 
 async def _collect(port: int, got: dict[str, list[int]], ready: asyncio.Event) -> None:
     async with aiomqtt.Client("127.0.0.1", port) as client:
-        await client.subscribe(TOPIC.format("+"), qos=1)
+        await client.subscribe(VEHICLE_TOPIC.format("+"), qos=1)
         ready.set()
         async for msg in client.messages:
             assert isinstance(msg.payload, bytes)
@@ -97,7 +96,9 @@ async def test_the_track_runs_from_the_scenarios_start_to_its_very_end(
         if via == "mqtt":
             code, err = await _simulate([*args, "--broker", f"127.0.0.1:{mosquitto.port}"])
         else:
-            async with gateway(load_registry(config), mosquitto.port, tmp_path) as gw:
+            async with gateway_running(
+                load_registry(config), mosquitto.port, tmp_path / "spool"
+            ) as gw:
                 code, err = await _simulate([*args, "--jt808", f"127.0.0.1:{port_of(gw)}"])
         loop = asyncio.get_running_loop()
         end = loop.time() + 10
@@ -161,7 +162,7 @@ async def test_fixes_taken_late_have_the_modes_of_their_own_time(
 
     async def listen(ready: asyncio.Event) -> None:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
+            await client.subscribe(VEHICLE_TOPIC.format("+"), qos=1)
             ready.set()
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
@@ -224,7 +225,7 @@ async def test_two_fleet_simulators_on_one_broker_do_not_knock_each_other_off(
 
     async def listen(ready: asyncio.Event) -> None:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
+            await client.subscribe(VEHICLE_TOPIC.format("+"), qos=1)
             ready.set()
             async for msg in client.messages:
                 vid = str(msg.topic).split("/")[-2]

@@ -22,9 +22,8 @@ import aiomqtt
 import orjson
 import pytest
 import yaml
-from test_jt808_reminders import _gateway, _running
+from jt808_helpers import ROOT, make_gateway, running
 
-from hazardhub.settings import load_registry
 from simulators.fleet import Jt808Fleet, SimulatedVehicle
 from simulators.jt808 import Jt808Terminal
 from simulators.signals import Constant
@@ -41,18 +40,9 @@ from telemetry.jt808 import (
     encode_frame,
 )
 
-from e2e_helpers import eventually
+from e2e_helpers import eventually, tanker_registry
 
-ROOT = Path(__file__).resolve().parent.parent
 OVERSPEED = "您已超速，请减速行驶"
-CONFIG = """
-version: 1
-tenants:
-  - id: chem-logistics
-    vehicles:
-      - {id: tanker-01, plate: 苏A·D1234, class: hazmat, terminal: "13800000001"}
-      - {id: tanker-02, plate: 苏A·D5678, class: hazmat, terminal: "13800000002"}
-"""
 COMMAND = "hazardhub/v1/chem-logistics/vehicles/{}/command"
 
 
@@ -71,17 +61,14 @@ def _remind(alarm_id: int, text: str) -> bytes:
 async def test_the_fleets_terminals_show_the_hubs_reminders_and_the_gateway_counts_their_ok(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = tmp_path / "hub.yaml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    registry = load_registry(cfg, [ROOT / "profiles"])
-    gw = _gateway(registry, mosquitto, tmp_path)
+    gw = make_gateway(tanker_registry(tmp_path), mosquitto.port, tmp_path / "jt808")
     caplog.set_level(logging.INFO, logger="simulators.jt808")
     route = ((31.0, 120.0), (31.01, 120.01))
     old = SimulatedVehicle("chem-logistics", "tanker-01", route, Constant(40.0))
     new = SimulatedVehicle("chem-logistics", "tanker-02", route, Constant(40.0))
     new.jt808_version = 2019
     stop = asyncio.Event()
-    async with _running(gw) as (host, port):
+    async with running(gw, commands=True) as (host, port):
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         fleet = Jt808Fleet(

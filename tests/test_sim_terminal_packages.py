@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_jt808_reminders import _gateway, _running
-from test_jt808_retransmit import PHONE, fix
-from test_sim_fleet_jt808 import TOPIC, positions_on
+from jt808_helpers import PHONE, VEHICLE_TOPIC, fix, make_gateway, positions_on, running
 
 from gateway.jt808 import PacketPolicy
 from hazardhub.settings import load
@@ -103,8 +101,8 @@ def test_the_request_body_is_read_in_2013_and_2019(
 async def test_lost_sub_packages_are_sent_again_on_the_gateways_ask(  # type: ignore[no-untyped-def]
     mosquitto, tmp_path: Path, new_serials: bool
 ) -> None:
-    gw = _gateway(tanker_registry(tmp_path), mosquitto, tmp_path, packets=FAST)
-    async with positions_on(mosquitto.port) as got, _running(gw) as (host, port):
+    gw = make_gateway(tanker_registry(tmp_path), mosquitto.port, tmp_path / "jt808", packets=FAST)
+    async with positions_on(mosquitto.port) as got, running(gw, commands=True) as (host, port):
         async with Jt808Terminal(
             host,
             port,
@@ -144,9 +142,9 @@ async def test_a_fleet_loses_sub_packages_of_its_blind_area_and_every_fix_arrive
         if (route := compiled.spec.route(v.spec.id)) is not None
     ]
     runner = ScenarioRunner(compiled, {}, lambda: 0.0, ACCEL, {v.id: v for v in vehicles})
-    gw = _gateway(reg, mosquitto, tmp_path, packets=FAST)
+    gw = make_gateway(reg, mosquitto.port, tmp_path / "jt808", packets=FAST)
     phones = {"tanker-01": "13800000001", "tanker-02": "13800000002"}
-    async with _running(gw) as (host, port), positions_on(mosquitto.port) as got:
+    async with running(gw, commands=True) as (host, port), positions_on(mosquitto.port) as got:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         fleet = Jt808Fleet(
@@ -171,7 +169,7 @@ async def test_a_fleet_loses_sub_packages_of_its_blind_area_and_every_fix_arrive
         )
         await asyncio.sleep(0.3)
     for vehicle in ("tanker-01", "tanker-02"):
-        stamps = sorted(int(r["ts"]) for r in got[TOPIC.format(vehicle)])
+        stamps = sorted(int(r["ts"]) for r in got[VEHICLE_TOPIC.format(vehicle)])
         assert stamps == [runner.epoch_ms + t * 1000 for t in range(61)], vehicle  # each once
     counters = gw.server.counters
     assert fleet.backfills >= 2 and fleet.packages_lost >= 2

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from jt808_helpers import VEHICLE_TOPIC, make_gateway, positions_on, running
 from positionpayload import numbered, records_of
-from test_jt808_reminders import _gateway, _running
-from test_sim_fleet_jt808 import TOPIC, positions_on
 
 from hazardhub.settings import load
 from simulators.farm import ScenarioRunner
@@ -70,7 +69,7 @@ def scenario_and_vehicles(reg: Registry) -> tuple[CompiledScenario, list[Simulat
 def check_records(got: dict[str, list[dict[str, float]]], epoch: int) -> None:
     """Each fix once, stamped by its vehicle's clock, with its alarm word."""
     for vehicle, skew_ms in (("tanker-01", 0), ("tanker-02", 45_000)):
-        records = got[TOPIC.format(vehicle)]
+        records = got[VEHICLE_TOPIC.format(vehicle)]
         stamps = sorted(int(r["ts"]) for r in records)
         assert stamps == [epoch + t * 1000 + skew_ms for t in STEPS], vehicle
         for r in records:
@@ -103,8 +102,8 @@ async def test_the_gateway_gets_the_bits_the_skew_and_the_copies(  # type: ignor
     reg = tanker_registry(tmp_path)
     compiled, vehicles = scenario_and_vehicles(reg)
     runner = ScenarioRunner(compiled, {}, lambda: 0.0, ACCEL, {v.id: v for v in vehicles})
-    gw = _gateway(reg, mosquitto, tmp_path)
-    async with _running(gw) as (host, port), positions_on(mosquitto.port) as got:
+    gw = make_gateway(reg, mosquitto.port, tmp_path / "jt808")
+    async with running(gw, commands=True) as (host, port), positions_on(mosquitto.port) as got:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         phones = {"tanker-01": "13800000001", "tanker-02": "13800000002"}
@@ -148,7 +147,7 @@ async def test_over_mqtt_the_copies_are_envelopes_sent_twice(  # type: ignore[no
 
     async def collect() -> None:
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
-            await client.subscribe(TOPIC.format("+"), qos=1)
+            await client.subscribe(VEHICLE_TOPIC.format("+"), qos=1)
             ready.set()
             async for msg in client.messages:
                 assert isinstance(msg.payload, bytes)
@@ -191,7 +190,7 @@ async def test_over_mqtt_the_copies_are_envelopes_sent_twice(  # type: ignore[no
     check_records(got, runner.epoch_ms)
     twice = {key for key, n in envelopes.items() if n == 2}
     assert fleet.copies >= 3 and len(twice) == fleet.copies
-    assert all(topic == TOPIC.format("tanker-01") for topic, _ in twice)
+    assert all(topic == VEHICLE_TOPIC.format("tanker-01") for topic, _ in twice)
     assert max(envelopes.values()) == 2
 
 
