@@ -24,16 +24,6 @@ from receivers import WebhookReceiver
 REFUSED = "an address an enterprise's webhook may not reach"
 
 
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    try:
-        yield r
-    finally:
-        r.notifier.close()
-        r.db.close()
-
-
 @pytest.mark.parametrize(
     ("address", "permitted"),
     [

@@ -5,22 +5,9 @@ and retries gets it delivered and signed with the new secret, under the same ide
 
 from __future__ import annotations
 
-import pytest
-
 from telemetry.notifyconfig import EscalationPolicySpec
 
-from notify_rig import Rig
 from receivers import WebhookReceiver
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    try:
-        yield r
-    finally:
-        r.notifier.close()
-        r.db.close()
 
 
 async def test_a_dead_notification_goes_again_with_the_secret_set_since(rig):
