@@ -11,11 +11,21 @@ Streams are capped, per key and in all (`TooManyStreamsError`, 429 at the route)
 socket and a queue, and thousands opened and never read made every tenant's events late and would
 run the hub out of file descriptors. An event goes only to the streams of its tenant (and those of
 every tenant): subscribers are indexed by the tenants their key sees, not visited one by one.
+
+Alarm events follow the alarm journal (with a feed, `alerts.alarmfeed.AlarmFeed`): each handing-on
+of events (`on_alarms`) reads the journal after the last id handed on and sends what it finds in
+the order of its ids, each with `id:` its journal id, so that a client that reconnects with the
+last id it had (`Last-Event-ID`) is sent exactly what it missed (`api.streamreplay`). The
+hand-overs come out of order (an ingest batch's events are handed on after their time-series
+write, an operator's comment made meanwhile at once), the journal does not. Readings and
+notifications have no id of their own: they are sent without `id:` (a client's last id stays its
+last alarm event's) and are not replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -24,9 +34,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from alerts.alarmfeed import AlarmFeed
 from alerts.alarms import AlarmEvent
+from alerts.errors import AlarmStoreError
 from alerts.notify.channels import Notification
 from api.auth import Principal
+from api.streamreplay import REPLAY_MAX, alarm_data, replayed
 from ingest.store.base import ReadingBatch
 from telemetry.quality import Quality
 from telemetry.registry import Registry
@@ -35,6 +48,9 @@ __all__ = ["Broadcaster", "Subscription", "TooManyStreamsError"]
 
 MAX_STREAMS_PER_KEY = 10  # a dashboard's tabs, a wall display or two
 MAX_STREAMS = 500  # in all: far below a service's 1,024 file descriptors
+_FOLLOW_AT_ONCE = 1000  # journal events read at once when following it
+
+log = logging.getLogger(__name__)
 
 
 _END = b'event: end\ndata: {"reason":"the key no longer authenticates"}\n\n'
@@ -50,7 +66,7 @@ class TooManyStreamsError(Exception):
 @dataclass(slots=True, eq=False)
 class Subscription:
     principal: Principal
-    queue: asyncio.Queue[tuple[str, str, bytes]]  # kind, tenant, data
+    queue: asyncio.Queue[tuple[str, str, bytes, int]]  # kind, tenant, data, journal id (0: none)
     lagged: int = 0
     kinds: frozenset[str] = field(default_factory=lambda: frozenset({"alarm", "reading"}))
     # the caller as its key is now (None: it no longer authenticates); None: never checked again
@@ -59,14 +75,22 @@ class Subscription:
     key: str = ""  # what its key is counted by (the key's digest)
     # the tenants it is indexed under in its broadcaster (None: every tenant)
     indexed: frozenset[str] | None = frozenset()
+    tiers: frozenset[str] | None = None  # alarm events of alarms that reached these (None: all)
+    resume: int | None = None  # the last journal id the client had: what follows is replayed
+    after: int = 0  # alarm events up to this journal id were replayed: not sent again
 
-    def offer(self, kind: str, tenant: str, data: bytes) -> None:
+    def offer(
+        self, kind: str, tenant: str, data: bytes, event_id: int = 0, peak_tier: str = ""
+    ) -> None:
+        """Queue an event; an alarm event with its journal id and its alarm's peak tier."""
         if kind not in self.kinds or not self.principal.sees(tenant) or self.closing:
+            return
+        if kind == "alarm" and self.tiers is not None and peak_tier not in self.tiers:
             return
         if self.queue.full():
             self.queue.get_nowait()
             self.lagged += 1
-        self.queue.put_nowait((kind, tenant, data))
+        self.queue.put_nowait((kind, tenant, data, event_id))
 
     def authenticates(self) -> bool:
         """Whether the key still authenticates; `principal` becomes the key as it is now."""
@@ -86,7 +110,7 @@ def _close_queue(sub: Subscription) -> None:
     if sub.queue.full():
         sub.queue.get_nowait()
         sub.lagged += 1
-    sub.queue.put_nowait((_CLOSE, "", b""))
+    sub.queue.put_nowait((_CLOSE, "", b"", 0))
 
 
 class Broadcaster:
@@ -98,9 +122,14 @@ class Broadcaster:
         heartbeat_s: float = 15.0,
         max_per_key: int = MAX_STREAMS_PER_KEY,
         max_total: int = MAX_STREAMS,
+        feed: AlarmFeed | None = None,
+        replay_max: int = REPLAY_MAX,
     ) -> None:
         """`heartbeat_s`: the most a quiet stream waits before a keep-alive, and so before its
-        key is checked again. `max_per_key`, `max_total`: the streams open at once."""
+        key is checked again. `max_per_key`, `max_total`: the streams open at once. `feed`: the
+        alarm journal, which alarm events follow and resumed streams are replayed from (None:
+        the events handed on are sent as they come, and nothing is replayed); `replay_max`: the
+        most events one resume replays."""
         self._registry = registry
         self._queue_size = queue_size
         self.heartbeat_s = heartbeat_s
@@ -111,6 +140,11 @@ class Broadcaster:
         self._by_tenant: dict[str, set[Subscription]] = {}
         self._everywhere: set[Subscription] = set()  # keys of every tenant
         self._closed = False  # the hub stops: every stream ends (`close`)
+        self._feed = feed
+        self.replay_max = replay_max
+        self._following = asyncio.Lock()  # one read of the journal at a time
+        # the newest journal id handed on: what comes after it is read at the next hand-over
+        self._cursor = 0 if feed is None else feed.last_id()
 
     def set_registry(self, registry: Registry) -> None:
         """A new configuration: readings are named (and scoped) by its sensors from now on."""
@@ -126,11 +160,16 @@ class Broadcaster:
         kinds: frozenset[str],
         recheck: Callable[[], Principal | None] | None = None,
         key: str | None = None,
+        *,
+        tiers: frozenset[str] | None = None,
+        resume: int | None = None,
     ) -> Subscription:
         """A subscriber of `kinds`; with `recheck` (the caller as its key is now, None once it no
         longer authenticates) its stream follows the key: see `events`. `key` is what the key
-        is counted by (its digest; its name unless given). Raises `TooManyStreamsError` when the key
-        or the hub has as many streams open as it may."""
+        is counted by (its digest; its name unless given). `tiers`: alarm events of alarms whose
+        peak tier is one of these alone; `resume`: the last alarm journal id the client had,
+        its stream begins with what followed (replayed; live events queue meanwhile). Raises
+        `TooManyStreamsError` when the key or the hub has as many streams open as it may."""
         key = principal.name if key is None else key
         if len(self._subs) >= self.max_total:
             raise TooManyStreamsError(
@@ -148,6 +187,8 @@ class Broadcaster:
             kinds=kinds,
             recheck=recheck,
             key=key,
+            tiers=tiers,
+            resume=resume,
         )
         self._subs.add(sub)
         self._per_key[key] += 1
@@ -216,12 +257,48 @@ class Broadcaster:
             _close_queue(sub)
 
     async def on_alarms(self, events: Sequence[AlarmEvent]) -> None:
-        for ev in events:
-            # the names beside the ids (a vehicle's plate as `location`), as the alarm topic
-            # carries them: a wall display read tanker-01 alone
-            data = orjson.dumps(ev.to_json(self._registry))
-            for sub in self._listening(ev.tenant):
-                sub.offer("alarm", ev.tenant, data)
+        """Alarm events recorded (committed to the journal): with a feed, what the journal has
+        after the last id handed on goes out, in the order of its ids (these events as they were
+        handed over, the others as the journal has them); without one, these events."""
+        if self._feed is None:
+            for ev in events:
+                self._offer_alarm(ev, ev.tier)
+            return
+        async with self._following:
+            handed = {ev.event_id: ev for ev in events if ev.event_id}
+            for ev in events:
+                if not ev.event_id:  # not in the journal: sent as it is, without an id
+                    self._offer_alarm(ev, ev.tier)
+            if not any("alarm" in sub.kinds for sub in self._subs):
+                self._cursor = max([self._cursor, *handed])  # nobody to send them to
+                return
+            try:
+                while True:
+                    found = await asyncio.to_thread(
+                        self._feed.follow, self._cursor, _FOLLOW_AT_ONCE
+                    )
+                    for f in found:
+                        self._offer_alarm(handed.get(f.event.event_id, f.event), f.peak_tier)
+                        self._cursor = f.event.event_id
+                    if len(found) < _FOLLOW_AT_ONCE:
+                        break
+            except AlarmStoreError as exc:  # sent as handed on rather than not at all
+                log.warning("live stream: the alarm journal could not be read: %s", exc)
+                for ev in sorted(handed.values(), key=lambda e: e.event_id):
+                    if ev.event_id > self._cursor:
+                        self._offer_alarm(ev, ev.tier)
+                        self._cursor = ev.event_id
+
+    def _offer_alarm(self, ev: AlarmEvent, peak_tier: str) -> None:
+        listening = self._listening(ev.tenant)
+        if not listening:
+            return
+        # the names beside the ids (a vehicle's plate as `location`), as the alarm topic
+        # carries them: a wall display read tanker-01 alone; and the highest tier the alarm
+        # reached (a red alarm's clear, at tier none, passes a red filter)
+        data = alarm_data(ev, peak_tier, self._registry)
+        for sub in listening:
+            sub.offer("alarm", ev.tenant, data, ev.event_id, peak_tier)
 
     async def on_notification(self, n: Notification) -> None:
         """A subscription's notification for the SSE channel: to the streams of its tenant."""
@@ -269,10 +346,13 @@ class Broadcaster:
         beat = self.heartbeat_s if heartbeat_s is None else heartbeat_s
         try:
             yield b"retry: 2000\n\n"
+            if sub.resume is not None:
+                async for chunk in replayed(self._feed, self._registry, sub, self.replay_max):
+                    yield chunk
             while True:
                 try:  # (asyncio.timeout: 3.11's wait_for may lose a cancellation: a stream
                     async with asyncio.timeout(beat):  # whose client left would go on)
-                        kind, tenant, data = await sub.queue.get()
+                        kind, tenant, data, event_id = await sub.queue.get()
                 except TimeoutError:
                     if not self._authenticates(sub):
                         yield _END
@@ -282,6 +362,8 @@ class Broadcaster:
                 if kind == _CLOSE:
                     yield _STOPPING
                     return
+                if event_id and event_id <= sub.after:  # replayed already
+                    continue
                 if not self._authenticates(sub):
                     yield _END
                     return
@@ -290,6 +372,7 @@ class Broadcaster:
                 if sub.lagged:
                     yield b"event: lagged\ndata: " + orjson.dumps({"dropped": sub.lagged}) + b"\n\n"
                     sub.lagged = 0
-                yield b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+                head = b"id: %d\n" % event_id if event_id else b""
+                yield head + b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
         finally:
             self.unsubscribe(sub)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import orjson
 import uvicorn
 
+from alerts.alarmfeed import AlarmFeed
 from alerts.alarms import TERMINAL_RULE, AlarmEvent
 from alerts.notify.channels import Senders
 from alerts.notify.notifier import Notifier
@@ -141,7 +142,10 @@ class Hub(TerminalConfirmations):
         self.ingest.seq_journal = self.seqs
         self._extra_keys = tuple(extra_keys)
         self.keys = KeyRing([*registry.config.api_keys, *self._extra_keys], self.registrydb)
-        self.stream = Broadcaster(registry)
+        # alarm events on the live stream follow the journal, and a resumed stream is replayed
+        # from it (on connections of the feed's own)
+        self.stream_feed = AlarmFeed(self.statedb.path)
+        self.stream = Broadcaster(registry, feed=self.stream_feed)
         notify = registry.config.notify
         self.senders = Senders(
             smtp=notify.smtp,
@@ -324,6 +328,7 @@ class Hub(TerminalConfirmations):
             await self.senders.aclose()
             await self.store.close()
             self.outbox.close()
+            self.stream_feed.close()
             self.statedb.close()
             self.registrydb.close()
             log.info("hub stopped")

@@ -1,0 +1,176 @@
+"""The alarm journal (`alarm_events` of the state database, `alerts.statedb`) read in the order
+of its ids, for the live stream: what follows an id, each event with the highest tier its alarm
+had reached by then (`peak_tier`).
+
+The state database's writers take its one write lock from numbering a batch's events to its
+commit, so a read sees every event up to the newest it sees: an event id is a position in the
+journal, and "the events after id N" misses nothing that was there and repeats nothing. The live
+stream follows the journal so (`api.stream.Broadcaster`) and resumes a client's stream from the
+last id it had (`Last-Event-ID`).
+
+Reads go on connections of their own (read-only, WAL): the live stream's follower is on the
+ingest's path and must not wait behind a long read of the API (alarm statistics, an export), and
+a replay of thousands of events must not hold up the follower.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alerts.alarmevent import AlarmEvent
+from alerts.errors import AlarmStoreError
+from alerts.table import kind_name
+from telemetry.notifyconfig import TIERS
+
+__all__ = ["AlarmFeed", "FedEvent", "Replay", "peak_of"]
+
+_RANK = {t: i for i, t in enumerate(TIERS)}  # none, blue ... red
+
+_AFTER = (
+    "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
+    "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
+    "a.action, a.disposal, "
+    # the tiers the alarm had up to this event (its own included): the clear of a red alarm is
+    # told with `peak_tier` red
+    "(SELECT group_concat(DISTINCT x.tier) FROM alarm_events x "
+    "WHERE x.alarm_id = e.alarm_id AND x.id <= e.id) "
+    "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id WHERE e.id > ? "
+)
+_LAST = "SELECT COALESCE(MAX(id), 0) FROM alarm_events"
+
+
+def peak_of(tiers: str) -> str:
+    """The highest of a comma list of tiers ("none" for none)."""
+    return max((t for t in tiers.split(",") if t), key=lambda t: _RANK.get(t, 0), default="none")
+
+
+@dataclass(frozen=True, slots=True)
+class FedEvent:
+    """A journal event as it leaves on the stream, and its alarm's highest tier by then."""
+
+    event: AlarmEvent
+    peak_tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What followed an id in the journal: the events (oldest first, at most the limit asked),
+    whether there were more than the limit, and the journal's newest id when it was read (what
+    the events after are live)."""
+
+    events: list[FedEvent]
+    more: bool
+    last_id: int
+
+
+def _event(r: tuple[Any, ...]) -> FedEvent:
+    value = r[8]
+    ev = AlarmEvent(
+        int(r[1]),
+        str(r[2]),
+        str(r[12]),
+        str(r[13]),
+        str(r[14]),
+        str(r[15]),
+        str(r[16]),
+        kind_name(int(r[17])),
+        int(r[5]),
+        str(r[6]),
+        str(r[7]),
+        str(r[18]),
+        math.nan if value is None else float(value),
+        int(r[3]),
+        int(r[4]),
+        int(r[0]),
+        str(r[11]),
+        str(r[19]),
+        None if r[9] is None else str(r[9]),
+        str(r[10] or ""),
+    )
+    return FedEvent(ev, peak_of(str(r[20] or "")))
+
+
+class AlarmFeed:
+    """The journal after an id, on read-only connections of its own to the state database at
+    `path`: one kept for the live stream's follower (`follow`), one opened for each replay."""
+
+    def __init__(self, path: Path | str) -> None:
+        self._uri = Path(path).resolve().as_uri() + "?mode=ro"
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(
+                self._uri, uri=True, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise AlarmStoreError(f"alarm journal: {exc}") from exc
+
+    @contextmanager
+    def _kept(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._con is None:
+                self._con = self._connect()
+            yield self._con
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def last_id(self) -> int:
+        """The newest event id of the journal (0: none)."""
+        with self._kept() as con:
+            try:
+                return int(con.execute(_LAST).fetchone()[0])
+            except sqlite3.Error as exc:
+                raise AlarmStoreError(f"alarm journal: {exc}") from exc
+
+    def follow(self, after: int, limit: int) -> list[FedEvent]:
+        """At most `limit` events after id `after`, of every tenant, oldest first."""
+        with self._kept() as con:
+            return _read(con, after, None, limit).events
+
+    def replay(self, after: int, tenants: frozenset[str] | None, limit: int) -> Replay:
+        """The events after id `after` of `tenants` (None: every tenant), oldest first: at most
+        `limit` (`more` says there were more), read at one moment with the journal's newest
+        id."""
+        con = self._connect()
+        try:
+            return _read(con, after, tenants, limit)
+        finally:
+            con.close()
+
+
+def _read(
+    con: sqlite3.Connection, after: int, tenants: frozenset[str] | None, limit: int
+) -> Replay:
+    sql = _AFTER
+    params: list[object] = [after]
+    if tenants is not None:
+        if not tenants:
+            sql += "AND 0 "
+        else:
+            sql += f"AND a.tenant IN ({','.join('?' * len(tenants))}) "
+            params.extend(sorted(tenants))
+    sql += "ORDER BY e.id LIMIT ?"
+    params.append(limit + 1)
+    try:
+        con.execute("BEGIN")  # the events and the newest id of one moment
+        try:
+            rows = con.execute(sql, params).fetchall()
+            last = int(con.execute(_LAST).fetchone()[0])
+        finally:
+            con.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise AlarmStoreError(f"alarm journal: {exc}") from exc
+    return Replay([_event(r) for r in rows[:limit]], len(rows) > limit, last)
