@@ -38,6 +38,7 @@ from alerts.notify.objects import (
 )
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter
+from alerts.notify.shares import same_receiver
 from alerts.notify.stages import holders
 from alerts.notify.store import NotifyStore
 from alerts.notify.timers import Timers
@@ -162,13 +163,16 @@ class Notifier(Timers):
             kind, object_id = "escalation", policy
         return self.catalog.owner_of(kind, tenant, object_id)
 
-    def channel_now(self, sub_key: str, row_key: str) -> str | None:
-        """The outbox text of the channel an outbox row would be made with now: its
-        subscription's channel, or its escalation step's (`...:x{alarm}:{step}`), guarded as its
-        object is; None when the subscription, its policy or the step is gone."""
+    def channel_now(self, sub_key: str, row_key: str, made: str) -> str | None:
+        """The outbox text of the channel an outbox row (made with the channel text `made`) is
+        sent again with: its subscription's channel as configured now; for an escalation step's
+        row (`...:x{alarm}:{step}`) the step's now only while it names the same receiver (the
+        same URL, or the same addresses: a policy edited since may hold another contact at that
+        step); guarded as its object is. None (as made): the subscription is gone or disabled,
+        its policy or step gone, or the step names another receiver now."""
         tenant, _, sub_id = sub_key.partition("/")
         sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
-        if sub is None:
+        if sub is None or not sub.enabled:
             return None
         channel: ChannelSpec = sub.channel
         if row_key.startswith(f"{sub_key}:x"):
@@ -177,6 +181,8 @@ class Notifier(Timers):
             if policy is None or not step.isdigit() or int(step) >= len(policy.steps):
                 return None
             channel = policy.steps[int(step)].channel
+            if not same_receiver(channel, made):
+                return None
         owner = self.row_owner(sub_key, row_key)
         return guarded_json(CHANNEL.dump_json(channel).decode(), owner != "centre")
 

@@ -224,19 +224,19 @@ class OutboxStatements:
         row_id: int,
         tenants: Sequence[str] | None,
         now: int,
-        channel_now: Callable[[str, str], str | None] | None = None,
+        channel_now: Callable[[str, str, str], str | None] | None = None,
     ) -> tuple[Any, ...] | str | None:
         """Send a dead notification once more, now (its receiver is back, its secret or address
         was corrected, or the address the centre allowed since): pending again, due at `now`,
         with its key and events as they were (a receiver that had it drops it) and the channel
-        its subscription or escalation step has now (`channel_now(subscription, key)`: the
-        outbox text; None, or no `channel_now`: the object is gone, the channel as it was). Its
+        its subscription or escalation step has now (`channel_now(subscription, key, channel)`:
+        the outbox text; None, or no `channel_now`: the channel as it was). Its
         give-up time still counts from when it was made: a failure ends it again. The row as
         `outbox` lists it; None when there is none of the tenants given; its status when it is
         not dead."""
         with self.outbox_db.transaction() as con:
             row = con.execute(
-                f"SELECT tenant, status, {_NOT_CENTRES}, subscription, key FROM outbox "
+                f"SELECT tenant, status, {_NOT_CENTRES}, subscription, key, channel FROM outbox "
                 "WHERE id = ?",
                 (row_id,),
             ).fetchone()
@@ -244,7 +244,7 @@ class OutboxStatements:
                 return None
             if row[1] != "dead":
                 return str(row[1])
-            channel = channel_now(row[3], row[4]) if channel_now is not None else None
+            channel = channel_now(row[3], row[4], row[5]) if channel_now is not None else None
             if channel is None:
                 con.execute(
                     "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ? WHERE id = ?",

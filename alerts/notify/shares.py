@@ -12,14 +12,15 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from alerts.notify.channels import Senders
 from alerts.notify.netguard import AddressGuard
 from alerts.notify.store import LOCAL_TYPES
+from telemetry.notifychannels import EmailChannel, WebhookChannel
 from telemetry.notifyconfig import ChannelSpec, NotifySettings
 
-__all__ = ["CHANNEL", "Due", "Shares", "guarded_json"]
+__all__ = ["CHANNEL", "Due", "Shares", "guarded_json", "same_receiver"]
 
 CHANNEL: TypeAdapter[ChannelSpec] = TypeAdapter(ChannelSpec)
 
@@ -41,6 +42,27 @@ def guarded_json(channel_json: str, guarded: bool = True) -> str:
     subscription or policy (guarded), or of the centre's (not). A row whose text is the bare
     channel was queued by a hub of before the guard: its object decides (`row_guarded`)."""
     return f'{{"guarded":{"true" if guarded else "false"},"channel":{channel_json}}}'
+
+
+def _receiver(channel: ChannelSpec) -> tuple[object, ...]:
+    """Who a channel reaches: its type and URL or addresses (not its secret nor its timing)."""
+    if isinstance(channel, WebhookChannel):
+        return ("webhook", channel.url)
+    if isinstance(channel, EmailChannel):
+        return ("email", tuple(sorted(channel.to)))
+    return (channel.type,)
+
+
+def same_receiver(channel: ChannelSpec, made: str) -> bool:
+    """Whether `channel` reaches whom an outbox row's channel text `made` (guarded or bare)
+    reached: the same type and URL or addresses (a new secret or timeout is the same receiver);
+    False when the text cannot be read."""
+    try:
+        parsed = _ROW_CHANNEL.validate_json(made)
+    except ValidationError:
+        return False
+    old = parsed.channel if isinstance(parsed, _Guarded) else parsed
+    return _receiver(channel) == _receiver(old)
 
 
 _TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
