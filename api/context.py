@@ -127,6 +127,24 @@ def _single_names(dependant: Dependant) -> set[str]:
     return names
 
 
+# a route's (query parameters, those of one value), by its dependant: walked once, not per
+# request (an app's routes live as long as it; bounded for a process that makes many apps)
+_NAMES: dict[int, tuple[Dependant, frozenset[str], frozenset[str]]] = {}
+
+
+def _names_of(dependant: Dependant) -> tuple[frozenset[str], frozenset[str]]:
+    got = _NAMES.get(id(dependant))
+    if got is None or got[0] is not dependant:
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        got = _NAMES[id(dependant)] = (
+            dependant,
+            frozenset(_query_names(dependant)),
+            frozenset(_single_names(dependant)),
+        )
+    return got[1], got[2]
+
+
 async def _known_query(request: Request, caller: Caller) -> None:
     """A query parameter the route does not take is 422, naming it and those it takes: FastAPI
     lets it be, and `GET /latest?tenant=x` answered every tenant's readings as if it held (a
@@ -136,7 +154,9 @@ async def _known_query(request: Request, caller: Caller) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    known = _query_names(route.dependant)
+    if not request.query_params:
+        return
+    known, single = _names_of(route.dependant)
     unknown = sorted(set(request.query_params) - known - {"_"})
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
@@ -146,9 +166,7 @@ async def _known_query(request: Request, caller: Caller) -> None:
         )
     # one value only: FastAPI keeps the last of `site=a&site=b` and the answer read as both
     # sites' (helper-180)
-    twice = sorted(
-        n for n in _single_names(route.dependant) if len(request.query_params.getlist(n)) > 1
-    )
+    twice = sorted(n for n in single if len(request.query_params.getlist(n)) > 1)
     if twice:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
