@@ -27,19 +27,16 @@ from typing import Any
 
 import aiomqtt
 import orjson
-import paho.mqtt.client as mqtt
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.counters import changed_since
 from gateway.spool import DropReport, Spool, Spooled
+from gateway.uplinkclient import REFUSED, UplinkClient
 from telemetry.brokerlogin import login_refused
 from telemetry.brokertls import BrokerTls, tls_context
-from telemetry.mqttclient import BrokerClient
 
-__all__ = ["SpoolUplink", "UplinkClient"]
+__all__ = ["REFUSED", "SpoolUplink", "UplinkClient"]
 
 log = logging.getLogger(__name__)
 # aiomqtt warns of more than 10 publishes awaiting their PUBACK: with a window that is the plan
@@ -47,59 +44,11 @@ _mqtt_log = log.getChild("mqtt")
 _mqtt_log.setLevel(logging.ERROR)
 
 
-# a PUBACK's reason code from 0x80 on: the broker did not take the message (MQTT 5)
-REFUSED = 0x80
 # a CONNACK's answer to an MQTT 5 CONNECT from a broker that speaks 3.1.1 only (paho reads the
 # 3.1.1 code 1, "unacceptable protocol version", as 0x84; amqtt, the demo's broker, answers so)
 _NO_MQTT5 = (1, 0x84)
 _TIMEOUT_S = 10.0  # for a CONNACK and a PUBACK (aiomqtt's default)
 _FIRST_CONNACK_S = 3.0  # for the CONNACK of an MQTT 5 CONNECT to a broker not heard in MQTT 5
-
-
-class _Ack(asyncio.Event):
-    """A publish's PUBACK came; `reason` is its reason code."""
-
-    reason: ReasonCode = ReasonCode(PacketTypes.PUBACK)
-
-
-class UplinkClient(BrokerClient):
-    """aiomqtt's client with the broker's PUBACK reason code kept: aiomqtt 2.5 ignores it in its
-    `_on_publish` (a publish the broker refused looked sent, and its batch left the spool,
-    helper-150). `publish_acked` returns it."""
-
-    def _on_publish(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        ack = self._pending_publishes.pop(mid, None)
-        if ack is not None:
-            if isinstance(ack, _Ack):
-                ack.reason = reason_code
-            ack.set()
-
-    async def publish_acked(
-        self, topic: str, payload: bytes, *, retain: bool = False
-    ) -> ReasonCode:
-        """Publish at QoS 1 and wait for the broker's PUBACK (`timeout`, aiomqtt's `MqttError`
-        when it runs out): its reason code, ``value >= REFUSED`` when the broker refused the
-        message (MQTT 5; a 3.1.1 PUBACK is always a success)."""
-        info = self._client.publish(topic, payload, 1, retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        ack = _Ack()
-        with self._pending_call(info.mid, ack, self._pending_publishes):
-            if info.is_published():  # (paho said so before it returned: a success)
-                return ack.reason
-            try:  # (not 3.11's wait_for: it may lose a cancellation)
-                async with asyncio.timeout(self.timeout):
-                    await ack.wait()
-            except TimeoutError:
-                raise aiomqtt.MqttError("Operation timed out") from None
-        return ack.reason
 
 
 @dataclass(slots=True)
