@@ -30,6 +30,7 @@ from alerts.alarmevent import (
 )
 from alerts.alarmrestore import AlarmRestore
 from alerts.chatter import collapse
+from alerts.confirmations import record_failures
 from alerts.evaluate import CoreState, Transitions
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import configured_points
@@ -152,7 +153,10 @@ class AlarmBook(VehicleAlarms, AlarmRestore):
             if state is not None:
                 for key in sorted(touched):
                     self._device(work, key, state, touched[key], arrival)
-            return work.write(self._db, self._disposal)
+            events = work.write(self._db, self._disposal)
+            # a lock-out that failed is a failed test of it (`alerts.locktests`)
+            record_failures(con, self._registry, events, arrival)
+            return events
 
     def retire(
         self,

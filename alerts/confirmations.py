@@ -8,22 +8,31 @@ power cuts and their feedback). Each demand met is now a line in the journal of 
 demanded it: a `commented` event of the system (no actor), at the event time of the confirming
 reading, saying how long after the level it came and which feedbacks read what. Recorded once (a
 process event: a batch retried adds nothing).
+
+A plan with a lock-test interval (`alerts.locktests`) gets a test of the hub's own
+(`source: action`) from each real demand: passed for a confirmation in time at the level (a fault
+lock-out's, 故障闭锁, tests no gas threshold: not a passed test), failed for each action_failed
+raise (馈电异常: no cut in time; a held cut broken, power back on while the level lasts; a fault
+lock-out's too: the cut did not work) and for a confirmation late, stamped with the deadline (the
+action_failed raise's time: one failed test for both).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alerts.alarmchange import cst
 from alerts.alarmevent import AlarmEvent
+from alerts.kinds import ACTION, SIDE_NAMES
 from alerts.locktests import SOURCE_ACTION, insert_test
 from alerts.statedb import StateDB
 from alerts.table import FAULT
 from alerts.verifyplan import VerifyPlan
 from telemetry.registry import Registry
 
-__all__ = ["Confirmation", "record_confirmations"]
+__all__ = ["Confirmation", "record_confirmations", "record_failures"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +72,8 @@ def record_confirmations(
     by then (the newest; of a fault lock-out, `on_fault`, its sensor-fault alarm if newer: the
     fault demanded it); events for those written now (not those a retry already had). A
     confirmation in time of a plan with a lock-test interval is a passed test of its lock-out
-    (`alerts.locktests`), recorded once."""
+    (`alerts.locktests`), recorded once, unless the sensor's fault demanded it (故障闭锁: no
+    gas threshold tested); a late one is a failed test, stamped with the deadline."""
     out: list[AlarmEvent] = []
     with db.transaction() as con:
         for c in confirmations:
@@ -77,10 +87,13 @@ def record_confirmations(
             )
             fault_said = bool(rows) and rows[0].side == FAULT
             comment = said(registry, c, "the fault" if fault_said else "the level")
-            if info.lock_test is not None and c.at - c.began <= c.plan.within_ms:
-                # the lock-out worked in time: a passed test of it (`alerts.locktests`)
+            in_time = c.at - c.began <= c.plan.within_ms
+            if info.lock_test is not None and not (in_time and fault_said):
+                # the lock-out worked in time at the level: a passed test of it; late: a failed
+                # one, at the deadline (the action_failed raise's, `record_failures`: one test)
+                at = c.at if in_time else c.began + c.plan.within_ms
                 insert_test(
-                    con, info.tenant, info.id, c.at, True, comment, None, SOURCE_ACTION, arrival
+                    con, info.tenant, info.id, at, in_time, comment, None, SOURCE_ACTION, arrival
                 )
             if not rows:
                 continue
@@ -93,3 +106,23 @@ def record_confirmations(
             if event_id is not None:
                 out.append(AlarmEvent.of(row, "commented", c.at, arrival, event_id, None, comment))
     return out
+
+
+_FAILED = SIDE_NAMES[ACTION]
+
+
+def record_failures(
+    con: sqlite3.Connection, registry: Registry, events: Sequence[AlarmEvent], arrival: int
+) -> None:
+    """In the alarm book's transaction: each action_failed raise of a plan with a lock-test
+    interval is a failed test of its lock-out (`source: action`, at the raise's event time,
+    the raise's words as its note), recorded once."""
+    for e in events:
+        if e.side != _FAILED or e.kind != "raised":
+            continue
+        info = registry.sensor_of(e.tenant, e.sensor, e.site, e.device)
+        if info is None or info.lock_test is None:
+            continue
+        said = f": {e.comment}" if e.comment else ""
+        note = f"保护动作失败 protective action failed (action_failed){said}"
+        insert_test(con, info.tenant, info.id, e.ts, False, note, None, SOURCE_ACTION, arrival)

@@ -19,11 +19,15 @@ from alerts.kinds import LOCK_TEST
 from alerts.locktests import (
     FAILED,
     OVERDUE,
+    SANE_MS,
     SOURCE_API,
     LockTest,
+    find_test,
     first_seen,
+    forget_plans,
     insert_test,
     plan_tests,
+    set_interval,
     verdict,
 )
 from alerts.statedb import StateDB
@@ -34,13 +38,13 @@ __all__ = ["CHECK_MS", "LockTestAlarms", "NotAPlanError"]
 
 CHECK_MS = 60_000  # the plans are judged this often on the clock's tick (and at a new test)
 
+# (the overdue action says the plan's interval: `_described`)
+_OVERDUE_ACTION = (
+    "闭锁测试超期: 测试甲烷电闭锁/风电闭锁并登记 test the lock-out (every {days:g} d, the plan's "
+    "interval) and record the test"
+)
 _DESCRIBED = {
-    OVERDUE: (
-        "lock_test_overdue",
-        "yellow",
-        "闭锁测试超期: 测试甲烷电闭锁/风电闭锁并登记 test the lock-out (AQ 1029: every 15 d) and "
-        "record the test",
-    ),
+    OVERDUE: ("lock_test_overdue", "yellow", _OVERDUE_ACTION),
     FAILED: (
         "lock_test_failed",
         "orange",
@@ -50,6 +54,11 @@ _DESCRIBED = {
     ),
 }
 _UNPLANNED = "闭锁测试周期已取消 the plan has no lock-test interval any more"
+
+
+def _described(level: int, every_days: float) -> tuple[str, str, str]:
+    name, tier, action = _DESCRIBED.get(level, NORMAL)
+    return name, tier, action.format(days=every_days) if level == OVERDUE else action
 
 
 class NotAPlanError(LookupError):
@@ -84,9 +93,14 @@ class LockTestAlarms(AlarmRows):
 
     def judge(self, now: int) -> list[AlarmEvent]:
         """Raise, move or clear each plan's alarm as its tests say at `now` (the hub's clock),
-        and clear those of plans without an interval now, in one transaction."""
+        and clear those of plans without an interval now, in one transaction. The plans gone
+        are forgotten (`forget_plans`: added back, they count from then). A clock before 2020
+        (`SANE_MS`, wrong) judges nothing."""
         plans = self.plans()
+        if now < SANE_MS:
+            return []
         with self._db.transaction() as con:
+            forget_plans(con, {(p.tenant, p.id) for p in plans})
             active = con.execute(
                 "SELECT sensor FROM alarms WHERE state = 'active' AND side = ?", (LOCK_TEST,)
             ).fetchall()
@@ -114,45 +128,59 @@ class LockTestAlarms(AlarmRows):
         note: str,
         actor: str,
         now: int,
-    ) -> tuple[LockTest, list[AlarmEvent]]:
+    ) -> tuple[LockTest, list[AlarmEvent], bool]:
         """Record a person's test of the plan of `sensor` (one of `tenants`' sensors, None:
         any) and judge the plan at once: a passed test clears its alarm, a failed one raises it
-        (or keeps it, with the failure in its journal). Raise LookupError for a sensor not
-        found (or another tenant's), NotAPlanError for one without a plan, AlarmStoreError."""
+        (or keeps it, with the failure in its journal). The same test recorded again (plan,
+        `ts`, result and `actor`) is not recorded twice: the first is returned, with no events
+        and False (True: recorded now). Raise LookupError for a sensor not found (or another
+        tenant's), NotAPlanError for one without a plan, AlarmStoreError."""
         info = self._registry.sensor(sensor)
         if info is None or (tenants is not None and info.tenant not in tenants):
             raise LookupError(sensor)
         if info.verify is None:
             raise NotAPlanError(sensor)
         with self._db.transaction() as con:
+            found = find_test(con, info.tenant, info.id, ts, passed, actor)
+            if found is not None:
+                return found, [], False
             test = insert_test(con, info.tenant, info.id, ts, passed, note, actor, SOURCE_API, now)
             if test is None:  # (only the hub's own tests are recorded once)
                 raise AlarmStoreError("the test was not recorded")
             if info.lock_test is None:
-                return test, []
+                return test, [], True
             work = AlarmBatch.over(self._db, con, {info.id}, now)
             changed = self._plan(con, work, info, now, now)
             events = work.write(self._db, self._disposal)
             if not changed and not passed:
                 events += self._failure_said(con, info, test, now)
-        return test, events
+        return test, events, True
 
     def _plan(
         self, con: sqlite3.Connection, work: AlarmBatch, info: SensorInfo, now: int, arrival: int
     ) -> bool:
-        """Judge one plan into `work`; whether its alarm's level changes."""
+        """Judge one plan into `work`; whether its alarm's level changes. A change the plan's
+        interval made (judged with another before) is stamped `now` and says so."""
         assert info.lock_test is not None
-        seen = first_seen(con, info.tenant, info.id, now)
+        every = info.lock_test.every_days
+        seen, was = first_seen(con, info.tenant, info.id, now)
+        if was != every:
+            set_interval(con, info.tenant, info.id, every)
         last, passed = plan_tests(con, info.tenant, info.id)
-        v = verdict(info.lock_test.every_days, seen, last, passed, now)
+        v = verdict(every, seen, last, passed, now)
         key = (info.tenant, info.site, info.device, info.id, info.rule, LOCK_TEST)
         row = work.open.get((info.id, info.rule, LOCK_TEST))
         level = 0 if row is None else int(row[AT_LEVEL])
         if v.level == level:
             return False
-        described = _DESCRIBED.get(v.level, NORMAL)
-        ts = v.ts if row is None else max(v.ts, int(row[AT_STARTED_TS]))
-        self._change(work, key, v.level, described, ts, v.days, arrival, comment=v.said)
+        ts, said = v.ts, v.said
+        if was is not None and was != every:
+            ts = now
+            changed = f"闭锁测试周期改变 lock-test interval changed: every {was:g} d -> {every:g} d"
+            said = f"{changed}; {v.said}" if v.level and v.said else changed
+        ts = ts if row is None else max(ts, int(row[AT_STARTED_TS]))
+        described = _described(v.level, every)
+        self._change(work, key, v.level, described, ts, v.days, arrival, comment=said)
         return True
 
     def _failure_said(

@@ -22,15 +22,20 @@ from alerts.statedb import StateDB
 __all__ = [
     "DAY_MS",
     "FAILED",
+    "MAX_AGE_MS",
     "OVERDUE",
+    "SANE_MS",
     "SOURCE_ACTION",
     "SOURCE_API",
     "LockTest",
     "LockVerdict",
+    "find_test",
     "first_seen",
+    "forget_plans",
     "insert_test",
     "list_tests",
     "plan_tests",
+    "set_interval",
     "verdict",
 ]
 
@@ -40,6 +45,11 @@ OVERDUE = 1  # the alarm's levels: no passed test for the interval
 FAILED = 2  # the newest test failed
 
 DAY_MS = 86_400_000
+# a test recorded through the API is at most this old (the longest interval, 366 d: an older test
+# makes no plan current, and a ts years back is a typing error, not a test)
+MAX_AGE_MS = 366 * DAY_MS
+# a clock before this (2020-01-01 UTC) is wrong: a plan's first sight is not taken from it
+SANE_MS = 1_577_836_800_000
 _COLS = "id, tenant, sensor, ts, passed, note, actor, source, recorded_at"
 _SECONDS = "%Y-%m-%d %H:%M:%S CST"
 
@@ -125,24 +135,73 @@ def plan_tests(
     )
 
 
-def first_seen(con: sqlite3.Connection, tenant: str, sensor: str, now: int) -> int:
-    """When the hub first saw the plan with an interval (`now` the first time it is asked)."""
+def find_test(
+    con: sqlite3.Connection, tenant: str, sensor: str, ts: int, passed: bool, actor: str
+) -> LockTest | None:
+    """The test a person recorded already with the same plan, time, result and key (the same
+    test posted again), the first of them; None when there is none."""
+    row = con.execute(
+        f"SELECT {_COLS} FROM lock_tests WHERE tenant = ? AND sensor = ? AND ts = ? "
+        "AND passed = ? AND actor = ? ORDER BY id LIMIT 1",
+        (tenant, sensor, ts, int(passed), actor),
+    ).fetchone()
+    return None if row is None else _test(row)
+
+
+def first_seen(
+    con: sqlite3.Connection, tenant: str, sensor: str, now: int
+) -> tuple[int, float | None]:
+    """When the hub first saw the plan with an interval (`now` the first time it is asked) and
+    the interval it was last judged with (None: never). A first sight later than `now` or
+    before 2020 (`SANE_MS`: the hub's clock was wrong then) is taken again as `now`."""
     con.execute(
         "INSERT OR IGNORE INTO lock_plans (tenant, sensor, first_seen) VALUES (?, ?, ?)",
         (tenant, sensor, now),
     )
     row = con.execute(
-        "SELECT first_seen FROM lock_plans WHERE tenant = ? AND sensor = ?", (tenant, sensor)
+        "SELECT first_seen, every_days FROM lock_plans WHERE tenant = ? AND sensor = ?",
+        (tenant, sensor),
     ).fetchone()
-    return int(row[0])
+    seen = int(row[0])
+    if (seen > now or seen < SANE_MS) and now >= SANE_MS:
+        con.execute(
+            "UPDATE lock_plans SET first_seen = ? WHERE tenant = ? AND sensor = ?",
+            (now, tenant, sensor),
+        )
+        seen = now
+    return seen, None if row[1] is None else float(row[1])
+
+
+def set_interval(con: sqlite3.Connection, tenant: str, sensor: str, every_days: float) -> None:
+    """Remember the interval the plan was judged with."""
+    con.execute(
+        "UPDATE lock_plans SET every_days = ? WHERE tenant = ? AND sensor = ?",
+        (every_days, tenant, sensor),
+    )
+
+
+def forget_plans(con: sqlite3.Connection, kept: set[tuple[str, str]]) -> None:
+    """Forget when the hub first saw the plans not in `kept` (tenant, sensor): a plan removed
+    (or its interval) and added back later counts its interval from then. Their tests stay."""
+    rows = con.execute("SELECT tenant, sensor FROM lock_plans").fetchall()
+    gone = [(str(t), str(s)) for t, s in rows if (str(t), str(s)) not in kept]
+    con.executemany("DELETE FROM lock_plans WHERE tenant = ? AND sensor = ?", gone)
 
 
 def list_tests(
-    db: StateDB, tenants: Sequence[str] | None, sensor: str | None, limit: int
+    db: StateDB,
+    tenants: Sequence[str] | None,
+    sensor: str | None,
+    limit: int,
+    before: int | None = None,
 ) -> list[LockTest]:
     """The tests of `tenants` (None: every tenant), of one plan's sensor when given, newest
-    recorded first."""
-    clauses, params = [], []
+    recorded first; with `before`, those recorded before the test of that id (the next page)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    if before is not None:
+        clauses.append("id < ?")
+        params.append(before)
     if tenants is not None:
         clauses.append(f"tenant IN ({','.join('?' * len(tenants))})")
         params += list(tenants)
@@ -180,11 +239,11 @@ def verdict(
     """The verdict on a plan: FAILED while its newest test failed (until a passed one); else
     OVERDUE once `every_days` have passed since its newest passed test (or, with none, since
     the hub first saw the plan, `seen`), stamped with the moment it fell due; else 0, stamped
-    with the newest test."""
+    with the newest test. A raise is never stamped before the hub first saw the plan."""
     base = passed.ts if passed is not None else seen
     days = round(max(0, now - base) / DAY_MS, 2)
     if last is not None and not last.passed:
-        return LockVerdict(FAILED, last.ts, days, last.said())
+        return LockVerdict(FAILED, max(last.ts, seen), days, last.said())
     due = base + round(every_days * DAY_MS)
     if now >= due:
         if passed is not None:
@@ -195,7 +254,7 @@ def verdict(
                 f"{cst(seen, _SECONDS)}"
             )
         said = f"闭锁测试超期 lock test overdue: every {every_days:g} d; {since}"
-        return LockVerdict(OVERDUE, due, days, said)
+        return LockVerdict(OVERDUE, max(due, seen), days, said)
     if last is None:
         return LockVerdict(0, now, days, "")
     return LockVerdict(0, last.ts, days, last.said())

@@ -32,6 +32,7 @@ from alerts.alarmwrites import AlarmStatements
 from alerts.deadletters import DeadLetterBook
 from alerts.errors import AlarmStoreError
 from alerts.stateschema import (
+    LOCK_PLAN_COLUMNS,
     SCHEMA,
     SCHEMA_LOCK_TESTS,
     SCHEMA_V2,
@@ -128,6 +129,10 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._db.executescript(SCHEMA)
             self._migrate()
             self._db.executescript(SCHEMA_LOCK_TESTS)
+            have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(lock_plans)")}
+            for name, decl in LOCK_PLAN_COLUMNS:
+                if name not in have:  # (made by a hub of before the column)
+                    self._db.execute(f"ALTER TABLE lock_plans ADD COLUMN {name} {decl}")
             # reads (the API, analytics) on a connection of their own: under WAL they see what
             # is committed and never wait for the writer's lock, nor hold it up
             self._reader = sqlite3.connect(

@@ -4,6 +4,7 @@ migrations of an older one, by `PRAGMA user_version`."""
 from __future__ import annotations
 
 __all__ = [
+    "LOCK_PLAN_COLUMNS",
     "SCHEMA",
     "SCHEMA_LOCK_TESTS",
     "SCHEMA_V2",
@@ -206,6 +207,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS lock_tests_once ON lock_tests (tenant, sensor,
     WHERE actor IS NULL;
 CREATE TABLE IF NOT EXISTS lock_plans (
     tenant TEXT NOT NULL, sensor TEXT NOT NULL, first_seen INTEGER NOT NULL,
+    every_days REAL,
     PRIMARY KEY (tenant, sensor)
 );
 """
+# the columns of `lock_plans` added since it was first made (ALTER TABLE at open when missing):
+# `every_days`, the interval the plan was last judged with (a change is said as one)
+LOCK_PLAN_COLUMNS = (("every_days", "REAL"),)

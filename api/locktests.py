@@ -12,11 +12,11 @@ import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.lockalarms import LockTestAlarms, NotAPlanError
-from alerts.locktests import LockTest, list_tests
+from alerts.locktests import MAX_AGE_MS, LockTest, list_tests
 from api.context import (
     WRITE,
     Caller,
@@ -49,13 +49,17 @@ class LockTestIn(BaseModel):
         description="the plan's sensor: the one whose `verify:` is the lock-out tested (the T1 "
         "methane sensor for 甲烷电闭锁, the local fan's for 风电闭锁)",
     )
+    # (strict: this is a safety record; "yes", 1 or "1796..." are refused, not read as a test)
     ts: int = Field(
         ge=1,
         le=_MAX_MS,
-        description="when the test was made, ms since the epoch (at most a minute ahead of the "
-        "hub's clock)",
+        strict=True,
+        description="when the test was made, ms since the epoch (a JSON integer; at most a "
+        "minute ahead of the hub's clock and at most 366 days behind it)",
     )
-    passed: bool = Field(description="true: the lock-out cut the power in time")
+    passed: bool = Field(
+        strict=True, description="true (JSON true): the lock-out cut the power in time"
+    )
     note: Note = Field(
         default="",
         description="what was done and seen (test gas, breaker, feed); required for a failed test",
@@ -82,7 +86,10 @@ class LockTestPublic(BaseModel):
         description="the API key that recorded it; null: the hub, from a protective action "
         "confirmed in time (保护动作已确认)"
     )
-    source: str = Field(description="api: recorded by a person; action: a confirmed action")
+    source: str = Field(
+        description="api: recorded by a person; action: the hub's, from a real demand (a "
+        "protective action confirmed in time: passed; action_failed or confirmed late: failed)"
+    )
     recorded_at: int = Field(description="when the hub recorded it, ms since the epoch")
 
 
@@ -117,10 +124,13 @@ def lock_test_router() -> APIRouter:
         status_code=status.HTTP_201_CREATED,
         dependencies=WRITE,
     )
-    async def record_lock_test(body: LockTestIn, ctx: Ctx, caller: Caller) -> LockTestRecorded:
+    async def record_lock_test(
+        body: LockTestIn, ctx: Ctx, caller: Caller, response: Response
+    ) -> LockTestRecorded:
         """Record a test of a plan's lock-out (enterprise keys, for their own tenants' plans):
         a passed test clears the plan's `lock_test_overdue` alarm, a failed one raises it
-        (orange, `lock_test_failed`) or adds the failure to its journal."""
+        (orange, `lock_test_failed`) or adds the failure to its journal. The same test posted
+        again (the plan, `ts`, `passed` and key) is 200 with the test recorded first."""
         if caller.role != "enterprise":
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
@@ -135,9 +145,15 @@ def lock_test_router() -> APIRouter:
                 f"ts={body.ts} is later than the hub's clock ({now} ms) by more than "
                 f"{FUTURE_SKEW_MS // 1000} s: a test is recorded once it is made",
             )
+        if body.ts < now - MAX_AGE_MS:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"ts={body.ts} is more than {MAX_AGE_MS // 86_400_000} days before the hub's "
+                f"clock ({now} ms): a test that old makes no plan current (check the time)",
+            )
         locks = LockTestAlarms(ctx.statedb, ctx.registry, ctx.registry.config.notify.disposal)
         try:
-            test, events = await asyncio.to_thread(
+            test, events, new = await asyncio.to_thread(
                 locks.record,
                 body.sensor,
                 query_tenants(ctx, caller),
@@ -155,6 +171,9 @@ def lock_test_router() -> APIRouter:
             ) from exc
         except LookupError as exc:
             raise not_found(f"sensor {body.sensor!r}") from exc
+        if not new:
+            response.status_code = status.HTTP_200_OK
+            return LockTestRecorded(test=_public(test), alarm_events=0)
         log.info(
             "lock test of %s/%s recorded by %s: %s",
             test.tenant,
@@ -172,10 +191,19 @@ def lock_test_router() -> APIRouter:
         tenant: Annotated[str | None, Query(max_length=200)] = None,
         sensor: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[
+            int | None,
+            Query(
+                ge=1,
+                le=_MAX_MS,
+                description="the tests recorded before this test id (the "
+                "next page: the last id of the page before)",
+            ),
+        ] = None,
     ) -> list[LockTestPublic]:
         """The lock-out tests of the tenants the key sees (`tenant` narrows, `sensor` names
         one plan), newest recorded first: a person's and the hub's (a protective action
-        confirmed in time)."""
+        confirmed in time, or failed). Page with `before=<the last id of a page>`."""
         tenants = await record_scope(ctx, caller, tenant)
         if sensor is not None:
             info = ctx.registry.sensor(sensor)
@@ -184,7 +212,7 @@ def lock_test_router() -> APIRouter:
                 found = await asyncio.to_thread(list_tests, ctx.statedb, tenants, sensor, 1)
                 if not found:
                     raise not_found(f"sensor {sensor!r}")
-        rows = await asyncio.to_thread(list_tests, ctx.statedb, tenants, sensor, limit)
+        rows = await asyncio.to_thread(list_tests, ctx.statedb, tenants, sensor, limit, before)
         return [_public(t) for t in rows]
 
     return r

@@ -7,6 +7,7 @@ time, and all of it kept across a restart (the state database)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -143,7 +144,7 @@ def test_overdue_raised_once_kept_over_a_restart_and_cleared_by_a_passed_test(
     assert (row.sensor, row.level, row.value) == ("ch4-t1", 1, 15.0)
 
     at = T0 + 17 * DAY_MS
-    test, events = locks.record(
+    test, events, _ = locks.record(
         "ch4-t1", ["north-coal"], at - 3_600_000, True, "试验气 2.0 %", "coal", at
     )
     assert test.actor == "coal" and test.passed and test.source == "api"
@@ -169,13 +170,13 @@ def test_a_failed_test_raises_orange_keeps_it_with_each_failure_journaled_until_
     db = StateDB(tmp_path / "state.db")
     locks = LockTestAlarms(db, reg)
     assert locks.judge(T0) == []
-    _, events = locks.record(
+    _, events, _ = locks.record(
         "ch4-t1", None, T0 + 1000, False, "断电器未动作 breaker did not trip", "coal", T0 + 2000
     )
     assert kinds(events) == [("raised", "ch4-t1", "lock_test_failed", "orange")]
     assert events[0].ts == T0 + 1000 and "breaker did not trip" in events[0].comment
     # a second failure keeps it: a line in its journal, by the person who recorded it
-    _, events = locks.record(
+    _, events, _ = locks.record(
         "ch4-t1", None, T0 + 5000, False, "again: relay stuck", "coal", T0 + 6000
     )
     assert [(e.kind, e.actor, e.level_name) for e in events] == [
@@ -183,14 +184,14 @@ def test_a_failed_test_raises_orange_keeps_it_with_each_failure_journaled_until_
     ]
     assert "relay stuck" in events[0].comment
     assert locks.judge(T0 + 20 * DAY_MS) == []  # still failed, not overdue
-    _, events = locks.record(
+    _, events, _ = locks.record(
         "ch4-t1", None, T0 + 20 * DAY_MS, True, "repaired, passed", "coal", T0 + 20 * DAY_MS
     )
     assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
     # an overdue alarm a failure escalates
     at = T0 + 36 * DAY_MS
     assert kinds(locks.judge(at)) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
-    _, events = locks.record("ch4-t1", None, at, False, "no cut", "coal", at)
+    _, events, _ = locks.record("ch4-t1", None, at, False, "no cut", "coal", at)
     assert kinds(events) == [("escalated", "ch4-t1", "lock_test_failed", "orange")]
     db.close()
 
@@ -208,12 +209,12 @@ def test_a_plan_without_an_interval_any_more_has_its_alarm_cleared(tmp_path: Pat
 
 
 # through the dispatcher: its tick, and a protective action confirmed in time ---------------------
-def batch(i: int, ts: int, value: float, seq: int) -> ReadingBatch:
+def batch(i: int, ts: int, value: float, seq: int, quality: int = 0) -> ReadingBatch:
     return ReadingBatch(
         np.array([i], np.int32),
         np.array([ts], np.int64),
         np.array([value]),
-        np.zeros(1, np.uint8),
+        np.full(1, quality, np.uint8),
         np.zeros(1, np.int64),
         np.array([seq], np.int64),
     )
@@ -249,15 +250,121 @@ async def test_the_tick_raises_overdue_and_a_power_cut_confirmed_in_time_counts_
         assert kinds(got) == [("cleared", "ch4-t1", "normal", "none")]
         assert got[0].ts == at + 800
 
-        # a cut confirmed late (the feed 3 s after the level) is no passed test
+        # a cut confirmed late (the feed 3 s after the level) is no passed test: a failed one
+        # (its action_failed raise's and the late confirmation's, at the deadline: one test)
         await d.judge(batch(t1.index, at + 60_000, 0.5, 3), [], at + 60_100)
         await d.judge(batch(feed.index, at + 61_000, 1.0, 4), [], at + 61_100)
         await d.judge(batch(t1.index, at + 70_000, 1.6, 5), [], at + 70_100)
         await d.judge(batch(feed.index, at + 73_000, 0.0, 6), [], at + 73_100)
-        assert len(list_tests(db, None, "ch4-t1", 10)) == 1
+        failed, passed = list_tests(db, None, "ch4-t1", 10)
+        assert passed.passed and (failed.passed, failed.source, failed.actor) == (
+            False,
+            "action",
+            None,
+        )
+        assert failed.ts == at + 72_000  # the deadline, 2 s after the level
+        assert "action_failed" in failed.note
+        got = [e for e in await d.tick(at + 74_000) if e.side == "lock_test_overdue"]
+        assert kinds(got) == [("raised", "ch4-t1", "lock_test_failed", "orange")]
+        assert got[0].ts == at + 72_000
     finally:
         await store.close()
         db.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Any]:
+    """A dispatcher over `registry(t1_lock)`: rig(t1_lock) gives (dispatcher, db, registry)."""
+    opened: list[tuple[SqliteStore, StateDB]] = []
+
+    async def make(t1_lock: str = "") -> tuple[Dispatcher, StateDB, Registry]:
+        reg = registry(t1_lock)
+        db = StateDB(tmp_path / "state.db")
+        store = SqliteStore(reg, tmp_path / "ts.db")
+        await store.open()
+        opened.append((store, db))
+        return Dispatcher(reg, store, db, Metrics()), db, reg
+
+    try:
+        yield make
+    finally:
+        for store, db in opened:
+            await store.close()
+            db.close()
+
+
+def index(reg: Registry, sensor: str) -> int:
+    info = reg.sensor(sensor)
+    assert info is not None
+    return info.index
+
+
+async def lock_events(d: Dispatcher, now: int) -> list[tuple[str, str, str, str]]:
+    return kinds([e for e in await d.tick(now) if e.side == "lock_test_overdue"])
+
+
+async def test_a_power_cut_that_never_came_is_a_failed_test_and_the_alarm_goes_orange(
+    rig: Any,
+) -> None:
+    d, db, reg = await rig()
+    t1, feed = index(reg, "ch4-t1"), index(reg, "feed")
+    assert await lock_events(d, T0) == []
+    # methane at the power-cut level; the feed still reads power 5 s later: 馈电异常
+    await d.judge(batch(feed, T0 + 1000, 1.0, 0), [], T0 + 1000)
+    await d.judge(batch(t1, T0 + 2000, 1.6, 1), [], T0 + 2100)
+    await d.judge(batch(feed, T0 + 7000, 1.0, 2), [], T0 + 7100)
+    (test,) = list_tests(db, None, "ch4-t1", 10)
+    assert (test.passed, test.source, test.actor, test.ts) == (False, "action", None, T0 + 4000)
+    assert test.note.startswith("保护动作失败 protective action failed (action_failed)")
+    assert await lock_events(d, T0 + 8000) == [("raised", "ch4-t1", "lock_test_failed", "orange")]
+    # the same failure judged again (a batch retried) records nothing more
+    await d.judge(batch(feed, T0 + 9000, 1.0, 3), [], T0 + 9100)
+    assert len(list_tests(db, None, "ch4-t1", 10)) == 1
+
+
+async def test_a_held_cut_broken_while_the_methane_lasts_is_a_failed_test_after_the_passed_one(
+    rig: Any,
+) -> None:
+    d, db, reg = await rig(", hold: true")
+    t1, feed = index(reg, "ch4-t1"), index(reg, "feed")
+    assert await lock_events(d, T0) == []
+    assert await lock_events(d, T0 + 16 * DAY_MS) == [
+        ("raised", "ch4-t1", "lock_test_overdue", "yellow")
+    ]
+    at = T0 + 16 * DAY_MS + 60_000
+    await d.judge(batch(feed, at - 1000, 1.0, 0), [], at - 1000)
+    await d.judge(batch(t1, at, 1.6, 1), [], at + 100)
+    await d.judge(batch(feed, at + 800, 0.0, 2), [], at + 900)  # cut in time
+    assert await lock_events(d, at + 1000) == [("cleared", "ch4-t1", "normal", "none")]
+    # power back on while the methane is still over the limit: the 闭锁 did not hold
+    await d.judge(batch(feed, at + 120_000, 1.0, 3), [], at + 120_100)
+    await d.judge(batch(t1, at + 121_000, 1.7, 4), [], at + 121_100)
+    failed, passed = list_tests(db, None, "ch4-t1", 10)
+    assert passed.passed and passed.ts == at + 800
+    assert (failed.passed, failed.source, failed.ts) == (False, "action", at + 120_000)
+    assert "did not hold" in failed.note
+    got = await d.tick(at + 122_000)
+    assert kinds([e for e in got if e.side == "lock_test_overdue"]) == [
+        ("raised", "ch4-t1", "lock_test_failed", "orange")
+    ]
+
+
+async def test_a_fault_lockout_confirmed_in_time_is_no_passed_test(rig: Any) -> None:
+    d, db, reg = await rig(", on_fault: true")
+    t1, feed = index(reg, "ch4-t1"), index(reg, "feed")
+    assert await lock_events(d, T0) == []
+    # the head in fault (故障闭锁): the feed cut in time; no gas threshold was tested
+    await d.judge(batch(feed, T0 + 1000, 1.0, 0), [], T0 + 1000)
+    await d.judge(batch(t1, T0 + 2000, math.nan, 1, quality=1), [], T0 + 2100)
+    await d.judge(batch(feed, T0 + 2500, 0.0, 2), [], T0 + 2600)
+    assert list_tests(db, None, "ch4-t1", 10) == []
+    # the same plan's cut at the level in time is one
+    await d.judge(batch(t1, T0 + 60_000, 0.3, 3), [], T0 + 60_100)
+    await d.judge(batch(feed, T0 + 61_000, 1.0, 4), [], T0 + 61_100)
+    await d.judge(batch(t1, T0 + 70_000, 1.6, 5), [], T0 + 70_100)
+    await d.judge(batch(feed, T0 + 70_500, 0.0, 6), [], T0 + 70_600)
+    (test,) = list_tests(db, None, "ch4-t1", 10)
+    assert test.passed and test.ts == T0 + 70_500
 
 
 # over HTTP ---------------------------------------------------------------------------------------
@@ -374,3 +481,147 @@ async def test_another_enterprise_a_centre_key_a_viewer_and_bad_input_are_refuse
     assert (await api.post({**good, "sensor": "no-such"})).status_code == 404
     assert list_tests(api.db, None, None, 10) == []  # nothing recorded by the refused calls
     assert (await api.get(limit=0)).status_code == 422
+
+
+# the plan's interval and first sight -------------------------------------------------------------
+def test_an_interval_changed_clears_or_raises_at_the_change_saying_so(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    LockTestAlarms(db, registry()).judge(T0)
+    (raised,) = LockTestAlarms(db, registry()).judge(T0 + 16 * DAY_MS)
+    assert raised.sensor == "ch4-t1" and "every 15 d" in raised.action
+    # the plan's interval now 183 d: not overdue under it, cleared at the change
+    at = T0 + 20 * DAY_MS
+    events = LockTestAlarms(db, registry(", lock_test: {every_days: 183}")).judge(at)
+    assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
+    assert events[0].ts == at
+    assert "interval changed: every 15 d -> 183 d" in events[0].comment
+    assert "lock test passed" not in events[0].comment
+    # then 10 d: overdue under it, raised at the change, its action saying the plan's interval
+    at += DAY_MS
+    events = LockTestAlarms(db, registry(", lock_test: {every_days: 10}")).judge(at)
+    assert kinds(events) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
+    assert events[0].ts == at
+    assert "interval changed: every 183 d -> 10 d" in events[0].comment
+    assert "every 10 d" in events[0].action and "every 15 d" not in events[0].action
+    db.close()
+
+
+def test_the_overdue_action_says_the_plans_own_interval(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, registry())
+    locks.judge(T0)
+    events = {e.sensor: e for e in locks.judge(T0 + 200 * DAY_MS)}
+    assert "every 183 d" in events["ch4-t2"].action
+    assert "every 15 d" in events["ch4-t1"].action and "183" not in events["ch4-t1"].action
+    db.close()
+
+
+def test_a_plan_removed_and_added_back_counts_its_interval_from_then(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    LockTestAlarms(db, registry()).judge(T0)
+    # ch4-t1's plan taken away, added back 100 days later: not overdue at once
+    assert LockTestAlarms(db, registry(t1_plan=False)).judge(T0 + DAY_MS) == []
+    back = T0 + 100 * DAY_MS
+    locks = LockTestAlarms(db, registry())
+    assert [e.sensor for e in locks.judge(back)] == []  # ch4-t2's is 183 d
+    assert locks.judge(back + 15 * DAY_MS - 1) == []
+    assert [e.sensor for e in locks.judge(back + 15 * DAY_MS)] == ["ch4-t1"]
+    db.close()
+
+
+def test_a_first_sight_in_the_future_or_before_2020_does_not_freeze_in(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    with db.transaction() as con:  # a hub whose clock was wrong at its first start
+        con.execute(
+            "INSERT INTO lock_plans (tenant, sensor, first_seen) VALUES "
+            "('north-coal', 'ch4-t1', 1000), ('north-coal', 'ch4-t2', ?)",
+            (T0 + 300 * DAY_MS,),
+        )
+    locks = LockTestAlarms(db, registry())
+    assert locks.judge(1000 + 20 * DAY_MS) == []  # a clock before 2020 judges nothing
+    assert locks.judge(T0) == []  # both taken again as now
+    assert locks.judge(T0 + 15 * DAY_MS - 1) == []
+    assert [e.sensor for e in locks.judge(T0 + 15 * DAY_MS)] == ["ch4-t1"]
+    assert [e.sensor for e in locks.judge(T0 + 183 * DAY_MS)] == ["ch4-t2"]
+    db.close()
+
+
+# the API: bounds, strict types, the same test again, paging --------------------------------------
+async def test_a_test_older_than_366_days_is_refused_and_no_raise_predates_the_first_sight(
+    api: Api,
+) -> None:
+    good = {"sensor": "ch4-t1", "passed": True, "note": ""}
+    r = await api.post({**good, "ts": 1_000_000_000_000})  # 2001
+    assert r.status_code == 422 and "more than 366 days before" in r.text
+    assert list_tests(api.db, None, None, 10) == []
+    assert (await api.post({**good, "ts": now_ms() - 367 * DAY_MS})).status_code == 422
+    # 300 days ago (within the bound) on a plan new to the hub: overdue, stamped from now
+    before = now_ms()
+    r = await api.post({**good, "ts": before - 300 * DAY_MS})
+    assert r.status_code == 201, r.text
+    (raised,) = api.published
+    assert (raised.kind, raised.level_name) == ("raised", "lock_test_overdue")
+    assert raised.ts >= before
+
+
+async def test_strict_types_are_required_of_a_test(api: Api) -> None:
+    good = {"sensor": "ch4-t1", "ts": now_ms(), "passed": True, "note": ""}
+    for body in (
+        {**good, "passed": "yes"},
+        {**good, "passed": 1},
+        {**good, "passed": "true"},
+        {**good, "ts": str(good["ts"])},
+        {**good, "ts": float(good["ts"])},
+    ):
+        r = await api.post(body)
+        assert r.status_code == 422, (body, r.text)
+    assert list_tests(api.db, None, None, 10) == []
+
+
+async def test_the_same_test_posted_again_is_one_record_and_the_list_pages(api: Api) -> None:
+    ts = now_ms() - 60_000
+    body = {"sensor": "ch4-t1", "ts": ts, "passed": False, "note": "未断电 no cut"}
+    first = await api.post(body)
+    assert first.status_code == 201
+    for _ in range(2):
+        again = await api.post({**body, "note": "sent again"})
+        assert again.status_code == 200, again.text
+        assert again.json() == {"test": first.json()["test"], "alarm_events": 0}
+    assert len(list_tests(api.db, None, None, 10)) == 1
+    # another key, or another result, is another test
+    assert (await api.post({**body, "passed": True})).status_code == 201
+    for k in range(5):
+        r = await api.post({**body, "ts": ts + 1 + k, "note": f"test {k}"})
+        assert r.status_code == 201
+    everything = [t["id"] for t in (await api.get(limit=100)).json()]
+    assert len(everything) == 7 and everything == sorted(everything, reverse=True)
+    pages: list[int] = []
+    before: int | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 3} if before is None else {"limit": 3, "before": before}
+        page = [t["id"] for t in (await api.get(**params)).json()]
+        if not page:
+            break
+        pages += page
+        before = page[-1]
+    assert pages == everything
+    assert (await api.get(before=0)).status_code == 422
+
+
+def test_a_state_database_of_before_the_interval_column_gets_it_at_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    con = sqlite3.connect(path)
+    con.execute(
+        "CREATE TABLE lock_plans (tenant TEXT NOT NULL, sensor TEXT NOT NULL, "
+        "first_seen INTEGER NOT NULL, PRIMARY KEY (tenant, sensor))"
+    )
+    con.execute("INSERT INTO lock_plans VALUES ('north-coal', 'ch4-t1', ?)", (T0,))
+    con.commit()
+    con.close()
+    db = StateDB(path)
+    locks = LockTestAlarms(db, registry())
+    assert locks.judge(T0 + DAY_MS) == []  # its first sight kept
+    assert [e.sensor for e in locks.judge(T0 + 15 * DAY_MS)] == ["ch4-t1"]
+    db.close()
