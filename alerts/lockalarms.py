@@ -17,6 +17,7 @@ from alerts.errors import AlarmStoreError
 from alerts.gatewayalarms import NORMAL
 from alerts.kinds import LOCK_TEST
 from alerts.locktests import (
+    DAY_MS,
     FAILED,
     OVERDUE,
     SANE_MS,
@@ -166,7 +167,9 @@ class LockTestAlarms(AlarmRows):
         seen, was = first_seen(con, info.tenant, info.id, now)
         if was != every:
             set_interval(con, info.tenant, info.id, every)
-        last, passed = plan_tests(con, info.tenant, info.id)
+        # (the tests made before the plan's first sight less its interval are another plan's:
+        # removed and added back, or a sensor id reused; they stay in the list)
+        last, passed = plan_tests(con, info.tenant, info.id, seen - round(every * DAY_MS))
         v = verdict(every, seen, last, passed, now)
         key = (info.tenant, info.site, info.device, info.id, info.rule, LOCK_TEST)
         row = work.open.get((info.id, info.rule, LOCK_TEST))

@@ -119,15 +119,17 @@ def insert_test(
 
 
 def plan_tests(
-    con: sqlite3.Connection, tenant: str, sensor: str
+    con: sqlite3.Connection, tenant: str, sensor: str, since: int
 ) -> tuple[LockTest | None, LockTest | None]:
-    """A plan's newest test (by event time, then as recorded) and its newest passed test."""
-    where = "tenant = ? AND sensor = ?"
+    """A plan's newest test (by event time, then as recorded) and its newest passed test, of
+    those made at or after `since` (the hub's first sight of the plan less its interval: the
+    tests of a plan removed and added back, or of a sensor id reused, are of another plan)."""
+    where = "tenant = ? AND sensor = ? AND ts >= ?"
     order = "ORDER BY ts DESC, id DESC LIMIT 1"
-    last = con.execute(f"SELECT {_COLS} FROM lock_tests WHERE {where} {order}", (tenant, sensor))
-    newest = last.fetchone()
+    args = (tenant, sensor, since)
+    newest = con.execute(f"SELECT {_COLS} FROM lock_tests WHERE {where} {order}", args).fetchone()
     passed = con.execute(
-        f"SELECT {_COLS} FROM lock_tests WHERE {where} AND passed = 1 {order}", (tenant, sensor)
+        f"SELECT {_COLS} FROM lock_tests WHERE {where} AND passed = 1 {order}", args
     ).fetchone()
     return (
         None if newest is None else _test(newest),

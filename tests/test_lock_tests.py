@@ -518,9 +518,17 @@ def test_the_overdue_action_says_the_plans_own_interval(tmp_path: Path) -> None:
 
 def test_a_plan_removed_and_added_back_counts_its_interval_from_then(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "state.db")
-    LockTestAlarms(db, registry()).judge(T0)
-    # ch4-t1's plan taken away, added back 100 days later: not overdue at once
-    assert LockTestAlarms(db, registry(t1_plan=False)).judge(T0 + DAY_MS) == []
+    locks = LockTestAlarms(db, registry())
+    locks.judge(T0)
+    locks.record("ch4-t1", None, T0 + 1000, True, "", "coal", T0 + 1000)
+    _, events, _ = locks.record("ch4-t1", None, T0 + 2000, False, "no cut", "coal", T0 + 2000)
+    assert kinds(events) == [("raised", "ch4-t1", "lock_test_failed", "orange")]
+    # ch4-t1's plan taken away (its failed alarm cleared, its tests kept), added back 100 days
+    # later: neither failed nor overdue at once
+    events = LockTestAlarms(db, registry(t1_plan=False)).judge(T0 + DAY_MS)
+    assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
+    assert "闭锁测试周期已取消" in events[0].comment
+    assert len(list_tests(db, None, "ch4-t1", 10)) == 2
     back = T0 + 100 * DAY_MS
     locks = LockTestAlarms(db, registry())
     assert [e.sensor for e in locks.judge(back)] == []  # ch4-t2's is 183 d
@@ -555,13 +563,18 @@ async def test_a_test_older_than_366_days_is_refused_and_no_raise_predates_the_f
     assert r.status_code == 422 and "more than 366 days before" in r.text
     assert list_tests(api.db, None, None, 10) == []
     assert (await api.post({**good, "ts": now_ms() - 367 * DAY_MS})).status_code == 422
-    # 300 days ago (within the bound) on a plan new to the hub: overdue, stamped from now
+    # 300 days ago (within the bound) on a plan new to the hub: recorded, but older than its
+    # first sight less its interval: the plan counts from its first sight (nothing raised)
     before = now_ms()
     r = await api.post({**good, "ts": before - 300 * DAY_MS})
     assert r.status_code == 201, r.text
+    assert api.published == []
+    # a failure found 10 days before the hub first saw the plan: orange, stamped from then
+    r = await api.post({**good, "ts": before - 10 * DAY_MS, "passed": False, "note": "no cut"})
+    assert r.status_code == 201, r.text
     (raised,) = api.published
-    assert (raised.kind, raised.level_name) == ("raised", "lock_test_overdue")
-    assert raised.ts >= before
+    assert (raised.kind, raised.level_name) == ("raised", "lock_test_failed")
+    assert before <= raised.ts <= now_ms()
 
 
 async def test_strict_types_are_required_of_a_test(api: Api) -> None:
