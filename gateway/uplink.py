@@ -221,7 +221,7 @@ class SpoolUplink:
                     logging.ERROR if refused else logging.WARNING,
                     "%s: %s; %d messages spooled; retry in %.1fs",
                     self.label,
-                    refused or f"broker unreachable ({exc})",
+                    refused or f"broker unreachable ({exc}; {self._host}:{self._port})",
                     len(self.spool),
                     backoff,
                 )
