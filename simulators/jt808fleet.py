@@ -129,6 +129,8 @@ class Jt808Fleet(_Fleet):
         # sub-packages lost on purpose (`lose_packages`); the platform's requests (0x8003)
         # answered 0, and the sub-packages they had sent again
         self.packages_lost = self.packages_asks = self.packages_resent = 0
+        # per terminal (phone): when its drain ends, from the first time it saw the stop
+        self._drain_ends: dict[str, float] = {}
 
     def _heard(self, _msg: TextMessage) -> None:
         self.texts += 1
@@ -180,9 +182,12 @@ class Jt808Fleet(_Fleet):
         code: str | None = None
         while True:
             if stop.is_set():
-                deadline = self._drain_deadline(deadline, len(q), f"terminal {phone}", say=False)
+                deadline = self._drain_deadline(
+                    self._drain_ends.get(phone), len(q), f"terminal {phone}", say=False
+                )
                 if deadline is None:
                     return
+                self._drain_ends[phone] = deadline
             elif vehicle.link_down_at(self._clock()):
                 await self._while_down(vehicle, stop)
                 continue
@@ -209,7 +214,7 @@ class Jt808Fleet(_Fleet):
                         self.logins += 1
                         self.report.reached(phone)
                         backoff = 0.2
-                        if await self._session(terminal, vehicle, q, stop):
+                        if await self._session(terminal, vehicle, q, phone, stop):
                             return
                     finally:
                         code = terminal.auth_code
@@ -230,6 +235,7 @@ class Jt808Fleet(_Fleet):
         terminal: Jt808Terminal,
         vehicle: SimulatedVehicle,
         q: deque[dict[str, Any]],
+        phone: str,
         stop: asyncio.Event,
     ) -> bool:
         """Send what waits every period, and a heartbeat (0x0002) when nothing was sent for
@@ -241,7 +247,7 @@ class Jt808Fleet(_Fleet):
             if not stop.is_set() and vehicle.link_down_at(self._clock()):
                 self.links_dropped += 1
                 return False
-            if await self._flush(terminal, vehicle, q):
+            if await self._flush(terminal, vehicle, q, phone, stop):
                 quiet_since = loop.time()
             if stop.is_set():
                 return True
@@ -258,22 +264,34 @@ class Jt808Fleet(_Fleet):
             await self._pause(stop, self._period)
 
     async def _flush(
-        self, terminal: Jt808Terminal, vehicle: SimulatedVehicle, q: deque[dict[str, Any]]
+        self,
+        terminal: Jt808Terminal,
+        vehicle: SimulatedVehicle,
+        q: deque[dict[str, Any]],
+        phone: str,
+        stop: asyncio.Event,
     ) -> int:
         """Send what waits, oldest first; a fix leaves the buffer once the platform said OK.
         A share of the messages (the vehicle's `duplicates`) goes twice, the same frame with
-        the same serial. How many fixes were sent."""
+        the same serial. How many fixes were sent. Once `stop` has come, it sends for the
+        terminal's `drain_s` more and leaves the rest waiting (the fleet says how many): a
+        message whose sub-packages were lost on purpose waits up to 30 s for the platform's
+        0x8003, and a drain that waited for each one ran minutes past the end, deaf to SIGINT."""
         sent = 0
         while q:
             n = min(len(q), self._backfill_max)
             part = [q[k] for k in range(n)]
             fixes = [_fix(rec) for rec in part]
             twice = vehicle.send_twice()
-            answer = await (
+            send = asyncio.ensure_future(
                 terminal.report(fixes[0], twice=twice)
                 if n == 1
                 else terminal.backfill(fixes, twice=twice)
             )
+            if not await self._in_time(send, phone, stop):
+                log.debug("terminal %s: drain over with %d fixes not sent", phone, len(q))
+                return sent
+            answer = send.result()
             self.copies += twice
             if answer is None or answer.result != answer.OK:
                 raise TerminalError(f"the platform refused {n} fixes: {answer}")
@@ -284,6 +302,25 @@ class Jt808Fleet(_Fleet):
             self.backfills += n > 1
             sent += n
         return sent
+
+    async def _in_time(self, send: asyncio.Future[Any], phone: str, stop: asyncio.Event) -> bool:
+        """Wait for `send`; once `stop` has come, until the terminal's drain ends (`drain_s`
+        after it first saw the stop). False: cancelled, the drain is over."""
+        loop = asyncio.get_running_loop()
+        try:
+            if not stop.is_set():
+                stopping = asyncio.create_task(stop.wait(), name=f"jt808-{phone}-stop")
+                try:
+                    await asyncio.wait({send, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+            if not send.done():
+                end = self._drain_ends.setdefault(phone, loop.time() + self._drain_s)
+                await asyncio.wait({send}, timeout=max(0.0, end - loop.time()))
+            return send.done()
+        finally:
+            if not send.done():  # (its connection is closed as the session ends)
+                send.cancel()
 
 
 def _fix(rec: dict[str, Any]) -> Fix:
