@@ -17,6 +17,7 @@ import yaml
 
 from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
 from hazardhub.settings import load, read_text
+from simulators.accel import accel_caveat
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
 from simulators.fleetstate import fleet_tenants, keep_positions, load_starts
@@ -198,6 +199,10 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
     def clock() -> float:
         return (loop.time() - t0) * accel
 
+    caveat = accel_caveat(compiled, registry, accel) if args.what != "fleet" else None
+    if caveat is not None:  # the hub's delays, windows and the polls, `accel` times as long
+        log.warning("%s", caveat)
+        print(f"warning: {caveat}", flush=True)
     if args.record:
         write_record(args.record, compiled, start_wall_ms, accel)
     tasks: list[asyncio.Task[None]] = []
