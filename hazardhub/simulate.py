@@ -69,7 +69,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 help="relay PORT to --broker for the gateway GATEWAY, cut by its uplink_loss "
                 "events (point that gateway's --broker at 127.0.0.1:PORT)",
             )
-        if name == "fleet":
+            which = p.add_mutually_exclusive_group()
+            which.add_argument(
+                "--all-vehicles",
+                action="store_true",
+                help="drive every vehicle of the configuration (default: those the scenario "
+                "names, none for a scenario that names none)",
+            )
+            which.add_argument(
+                "--no-fleet", action="store_true", help="drive no vehicle, even those it names"
+            )
+        if name != "modbus":
             p.add_argument(
                 "--tenant",
                 action="append",
@@ -77,6 +87,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 metavar="TENANT",
                 help="drive this tenant's vehicles only (repeatable; default: every tenant's)",
             )
+        if name == "fleet":
             p.add_argument(
                 "--resume",
                 type=Path,
@@ -186,6 +197,20 @@ def _routes(
     return route if route is not None else default_route(k, n)
 
 
+def _scenario_vehicles(
+    args: argparse.Namespace, compiled: CompiledScenario, registry: Registry
+) -> set[str] | None:
+    """The ids of the vehicles `simulate scenario` drives (None: every one, as `simulate
+    fleet` does): those the scenario names, unless `--all-vehicles` or `--no-fleet`. A plant
+    rehearsal drove the whole fleet too (20 `drift` alarms in a tank-farm rehearsal)."""
+    if args.what != "scenario" or args.all_vehicles:
+        return None
+    if args.no_fleet:
+        return set()
+    ids = {v.spec.id for v in registry.vehicles.values()}
+    return compiled.spec.named_vehicles() & ids
+
+
 async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls | None) -> int:
     loaded = load(args.config)
     registry = loaded.registry()
@@ -223,6 +248,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
         host, port = _hostport(args.broker)
         user = None if args.jt808 else args.broker_user
         tenants = fleet_tenants(registry, getattr(args, "tenant", []))
+        wanted = _scenario_vehicles(args, compiled, registry)
         infos = list(registry.vehicles.values())
         phones = terminal_phones([v.spec.terminal for v in infos])  # of all: they stay put
         # (info, phone, route) of the vehicles driven; a route is the k-th of all, as without
@@ -232,7 +258,9 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
             for k, (v, phone) in enumerate(zip(infos, phones, strict=True))
             # a tenant's login publishes its own vehicles only (the broker drops the others'
             # in silence, acknowledged)
-            if (user is None or v.tenant == user) and (tenants is None or v.tenant in tenants)
+            if (user is None or v.tenant == user)
+            and (tenants is None or v.tenant in tenants)
+            and (wanted is None or v.spec.id in wanted)
         ]
         resume = getattr(args, "resume", None)
         starts = (
@@ -254,6 +282,15 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
             print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
         if tenants is not None:
             print(f"fleet: only tenant(s) {', '.join(sorted(tenants))}", flush=True)
+        if args.what == "scenario" and args.no_fleet:
+            print("fleet: --no-fleet: no vehicle driven", flush=True)
+        elif wanted is not None and len(wanted) < len(infos):
+            named = f"the {len(wanted)} it names" if wanted else "none: it names none"
+            print(
+                f"fleet: the scenario drives {named} of the {len(infos)} vehicles "
+                "(--all-vehicles: every one)",
+                flush=True,
+            )
         if resume is not None:
             print(
                 f"fleet: {len(starts)} of {len(vehicles)} vehicles resume where {resume} left them",

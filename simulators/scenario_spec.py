@@ -254,6 +254,18 @@ class ScenarioSpec(_Frozen):
                 raise ValueError(f"{info.field_name}: {share} is not a share from 0 to 1")
         return value
 
+    def named_vehicles(self) -> set[str]:
+        """The ids the scenario names as vehicles (an event's `vehicle`, its routes, speed
+        limits, clock skews, per-vehicle shares and JT/T 808 versions) and its baseline keys
+        (devices too: the caller keeps the vehicles)."""
+        named = {e.vehicle for e in self.events if e.vehicle is not None}
+        named |= set(self.baseline) | set(self.routes) | set(self.speed_limits)
+        named |= set(self.clock_skew_s) | set(self.jt808.vehicles)
+        for shares in (self.duplicates, self.lose_packages):
+            if isinstance(shares, dict):
+                named |= set(shares)
+        return named
+
     def duplicate_share(self, vehicle: str) -> float:
         """The share of the vehicle's position messages sent twice."""
         if isinstance(self.duplicates, dict):
