@@ -58,7 +58,7 @@ from `simulators.timeline` (the file's shape here, its meaning there).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -121,7 +121,19 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SignalSpec(_Frozen):
+class _Finite(BaseModel):
+    """A model whose numbers are finite: a NaN or an infinity (`.nan`, `.inf` in YAML) is
+    refused at load with its place in the file. A NaN `to` or `constant` was taken, and the
+    register it could not be written to answered Modbus exception 4 at the gateway."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# a finite number (see `_Finite`), in a model that has other numbers
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class SignalSpec(_Finite):
     constant: float = 0.0
     noise: float = Field(default=0.0, ge=0)
     drift_per_h: float = 0.0
@@ -138,7 +150,7 @@ class Jt808Spec(_Frozen):
     vehicles: dict[str, Version] = Field(default_factory=dict)
 
 
-class EventSpec(_Frozen):
+class EventSpec(_Finite):
     at_s: float = Field(ge=0)
     device: str | None = None  # `device`, `tenant/device` or `tenant/site/device`
     point: str | None = None
@@ -231,13 +243,13 @@ class ScenarioSpec(_Frozen):
     duration_s: float = Field(gt=0)
     seed: int = 0
     baseline: dict[str, dict[str, SignalSpec]] = Field(default_factory=dict)
-    routes: dict[str, tuple[tuple[float, float], ...]] = Field(default_factory=dict)
+    routes: dict[str, tuple[tuple[Finite, Finite], ...]] = Field(default_factory=dict)
     # vehicle id -> km/h per segment of its route (None: no limit)
     speed_limits: dict[str, tuple[float | None, ...]] = Field(default_factory=dict)
     events: tuple[EventSpec, ...] = ()
     jt808: Jt808Spec = Field(default_factory=Jt808Spec)
     # vehicle id -> seconds its terminal's clock is off (ahead; negative: behind)
-    clock_skew_s: dict[str, float] = Field(default_factory=dict)
+    clock_skew_s: dict[str, Finite] = Field(default_factory=dict)
     # the share of position messages sent twice: every vehicle's, or per vehicle id
     duplicates: float | dict[str, float] = 0.0
     # JT/T 808 sub-packages: the most body bytes in one, the share lost on purpose (every
