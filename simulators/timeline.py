@@ -54,7 +54,8 @@ class CompiledScenario:
     modes: tuple[ModeChange, ...]
     # sensor id -> ("tenant/site/device" or vehicle id, point or "speed"): every measured sensor
     sensors: Mapping[str, tuple[str, str]]
-    # vehicle id -> metres off its route, perpendicular (positive: to the right of travel)
+    # vehicle id -> metres off its route, perpendicular (positive: to the right of the route as
+    # drawn, first point to last, whichever way the vehicle drives it)
     vehicle_offsets: Mapping[str, Signal] = field(default_factory=dict)
     # vehicle id -> the JT/T 808 version its terminal speaks (`--jt808`): 2013 or 2019
     jt808_versions: Mapping[str, Version] = field(default_factory=dict)

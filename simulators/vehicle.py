@@ -63,6 +63,15 @@ def position_at(
     raise AssertionError("unreachable")
 
 
+def driven_back(route: Sequence[tuple[float, float]], distance_m: float) -> bool:
+    """Whether, at this distance along it, the vehicle drives an open route back from its end
+    (`position_at`): its heading is then the route's as drawn, reversed."""
+    if len(route) < 2 or route[0] == route[-1]:
+        return False
+    total = sum(segment_m(route[i], route[i + 1]) for i in range(len(route) - 1))
+    return total > 0 and distance_m % (2 * total) > total
+
+
 @dataclass(slots=True)
 class SimulatedVehicle:
     """A GPS recorder on a vehicle driving `route` (points, or a `Route` with speed limits by
@@ -85,7 +94,9 @@ class SimulatedVehicle:
     # scenario runner gives them, so that a fix taken late (`_Fleet._take`) has its own time's
     modes: tuple[tuple[float, str | None], ...] = ()
     jt808_version: int = 2013  # the JT/T 808 its terminal speaks (`Jt808Fleet`): 2013 or 2019
-    offset_m: Signal | None = None  # a detour: metres off the route, to the right of travel
+    # a detour: metres off the route, to the right of the route as drawn (first point to last;
+    # driven back from an open route's end, to the left of travel: the same side of the road)
+    offset_m: Signal | None = None
     epoch_ms: int | None = None  # stamp on the scenario clock: epoch + t (None: wall time)
     # its terminal's alarm bits, clock skew and position messages sent twice (the scenario's)
     quirks: TerminalQuirks = field(default_factory=TerminalQuirks)
@@ -144,7 +155,10 @@ class SimulatedVehicle:
         north = east = 0.0
         if self.offset_m is not None:
             side = self.offset_m.value_at(t_s)
-            right = math.radians(heading + 90.0)
+            # the same side of the road both ways: a detour "to the right of travel" jumped
+            # to the other side where an open route turns round (4.7 km in 30 s: a `drift`)
+            drawn = heading + (180.0 if driven_back(self._points, self.distance_m) else 0.0)
+            right = math.radians(drawn + 90.0)
             north, east = side * math.cos(right), side * math.sin(right)
         if self.noise_m:
             north += self.noise_m * _noise(self.seed, t_s, 0)
