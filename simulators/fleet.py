@@ -142,7 +142,13 @@ class FleetPublisher(_Fleet):
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._ready.wait(), timeout=self._period)
             except aiomqtt.MqttError as exc:
-                log.warning("fleet: broker unreachable (%s); %d fixes wait", exc, self.waiting)
+                log.warning(  # (the address: a --broker mistyped was said nowhere)
+                    "fleet: broker unreachable at %s:%d (%s); %d fixes wait",
+                    self._host,
+                    self._port,
+                    exc,
+                    self.waiting,
+                )
                 await self._retry_pause(stop, deadline, backoff)
                 backoff = min(backoff * 2, 5.0)
 
