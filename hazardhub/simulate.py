@@ -20,15 +20,14 @@ from hazardhub.settings import load, read_text
 from simulators.accel import accel_caveat
 from simulators.farm import ScenarioRunner, build_farm
 from simulators.fleet import FleetPublisher, Jt808Fleet, SimulatedVehicle, terminal_phones
+from simulators.fleetchoice import choice_line, corridors, route_of, scenario_vehicles
 from simulators.fleetstate import fleet_tenants, keep_positions, load_starts
 from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
-from simulators.route import Route, default_route
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.brokertls import BrokerTls
 from telemetry.errors import ConfigError
-from telemetry.fleetconfig import CorridorFence, FleetSettings
-from telemetry.registry import Registry, VehicleInfo, parse_document
+from telemetry.registry import Registry, parse_document
 from telemetry.topics import TopicLayout
 
 __all__ = ["add_parser", "run"]
@@ -174,47 +173,10 @@ def write_record(path: Path, compiled: CompiledScenario, start_wall_ms: int, acc
     path.write_text(json.dumps(doc))
 
 
-def _corridors(fleet: FleetSettings) -> dict[str, Route]:
-    """The route along its corridor geofence of each vehicle that has one, by "tenant/vehicle"
-    or (a corridor naming the vehicle in any tenant) "vehicle"."""
-    return {
-        ref: Route(fence.polyline)
-        for fence in fleet.geofences
-        if isinstance(fence, CorridorFence) and fence.polyline is not None
-        for ref in fence.vehicles
-    }
-
-
-def _routes(
-    compiled: CompiledScenario, vehicle: VehicleInfo, k: int, n: int, along: dict[str, Route]
-) -> Route:
-    """The scenario's route of the k-th of n vehicles, with its speed limits; else its corridor
-    (a generated route off it would raise `corridor`); else a generated one."""
-    route = compiled.spec.route(vehicle.spec.id)
-    if route is not None:
-        return route
-    route = along.get(f"{vehicle.tenant}/{vehicle.spec.id}") or along.get(vehicle.spec.id)
-    return route if route is not None else default_route(k, n)
-
-
-def _scenario_vehicles(
-    args: argparse.Namespace, compiled: CompiledScenario, registry: Registry
-) -> set[str] | None:
-    """The ids of the vehicles `simulate scenario` drives (None: every one, as `simulate
-    fleet` does): those the scenario names, unless `--all-vehicles` or `--no-fleet`. A plant
-    rehearsal drove the whole fleet too (20 `drift` alarms in a tank-farm rehearsal)."""
-    if args.what != "scenario" or args.all_vehicles:
-        return None
-    if args.no_fleet:
-        return set()
-    ids = {v.spec.id for v in registry.vehicles.values()}
-    return compiled.spec.named_vehicles() & ids
-
-
 async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls | None) -> int:
     loaded = load(args.config)
     registry = loaded.registry()
-    along = _corridors(loaded.config.fleet)
+    along = corridors(loaded.config.fleet)
     compiled = _compile(load_scenario(args.scenario_file, args.seed), registry)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -248,13 +210,17 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
         host, port = _hostport(args.broker)
         user = None if args.jt808 else args.broker_user
         tenants = fleet_tenants(registry, getattr(args, "tenant", []))
-        wanted = _scenario_vehicles(args, compiled, registry)
+        wanted = (  # `simulate scenario`: those it names (None: every one)
+            scenario_vehicles(compiled, registry, every=args.all_vehicles, none=args.no_fleet)
+            if args.what == "scenario"
+            else None
+        )
         infos = list(registry.vehicles.values())
         phones = terminal_phones([v.spec.terminal for v in infos])  # of all: they stay put
         # (info, phone, route) of the vehicles driven; a route is the k-th of all, as without
         # a filter
         chosen = [
-            (v, phone, _routes(compiled, v, k, len(infos), along))
+            (v, phone, route_of(compiled, v, k, len(infos), along))
             for k, (v, phone) in enumerate(zip(infos, phones, strict=True))
             # a tenant's login publishes its own vehicles only (the broker drops the others'
             # in silence, acknowledged)
@@ -282,15 +248,10 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
             print(f"fleet: only tenant {user}'s vehicles (its login's)", flush=True)
         if tenants is not None:
             print(f"fleet: only tenant(s) {', '.join(sorted(tenants))}", flush=True)
-        if args.what == "scenario" and args.no_fleet:
-            print("fleet: --no-fleet: no vehicle driven", flush=True)
-        elif wanted is not None and len(wanted) < len(infos):
-            named = f"the {len(wanted)} it names" if wanted else "none: it names none"
-            print(
-                f"fleet: the scenario drives {named} of the {len(infos)} vehicles "
-                "(--all-vehicles: every one)",
-                flush=True,
-            )
+        if args.what == "scenario":
+            said = choice_line(wanted, len(infos), none=args.no_fleet)
+            if said is not None:
+                print(said, flush=True)
         if resume is not None:
             print(
                 f"fleet: {len(starts)} of {len(vehicles)} vehicles resume where {resume} left them",
