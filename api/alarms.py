@@ -112,12 +112,33 @@ async def _csv_answer(ctx: AppContext, tenants: list[str] | None, key: tuple[Any
     )
 
 
+class _Answers:
+    """One app's alarm list answers, kept while the state database is unchanged and the
+    configuration that named them (`tenant_name` ...) is the running one: a key of every tenant
+    asks with the same key whatever the tenants configured."""
+
+    __slots__ = ("cache", "named_by")
+
+    def __init__(self) -> None:
+        self.cache = AnswerCache()
+        self.named_by: Registry | None = None
+
+
+def _answers(request: Request, ctx: AppContext) -> AnswerCache:
+    """The answers of the app serving `request` (the routers are built once a process and
+    shared by its apps: each app, each hub's state database, keeps its own)."""
+    state = request.app.state
+    kept: _Answers | None = getattr(state, "alarm_answers", None)
+    if kept is None:
+        kept = state.alarm_answers = _Answers()
+    if kept.named_by is not ctx.registry:
+        kept.cache.clear()
+        kept.named_by = ctx.registry
+    return kept.cache
+
+
 def alarm_router() -> APIRouter:
     r = APIRouter(route_class=WriteGuard, prefix="/api/v1", tags=["alarms"])
-    answers = AnswerCache()  # the alarm list's answers, while the state database is unchanged
-    # and the configuration that named them (`tenant_name` ...) is the running one: a key of
-    # every tenant asks with the same key whatever the tenants configured
-    named_by: list[Registry | None] = [None]
 
     @r.get("/alarms", response_model=list[AlarmPublic])
     async def list_alarms(
@@ -243,9 +264,7 @@ def alarm_router() -> APIRouter:
         )
         if csv_out:
             return await _csv_answer(ctx, tenants, key)
-        if named_by[0] is not ctx.registry:
-            answers.clear()
-            named_by[0] = ctx.registry
+        answers = _answers(request, ctx)
         version = ctx.statedb.data_version()  # first: an answer read after it is no older
         body = answers.get(key, version)
         if body is None:

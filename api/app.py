@@ -11,6 +11,7 @@ always had; the other routers come from their resources' modules.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException, status
@@ -83,6 +84,27 @@ def _router() -> APIRouter:
     return r
 
 
+@functools.cache
+def _routers() -> tuple[APIRouter, ...]:
+    """The `/api/v1` routers, built once a process: an app includes them as they are (FastAPI
+    keeps each inclusion's own view of them), so a hub, or a test, making another app does not
+    analyse every route's signature again (about half of `create_app`'s second). They hold no
+    state: the app's is on the app (`app.state`) or in its `AppContext`."""
+    return (
+        _router(),
+        alarm_router(),
+        alarm_stats_router(),
+        availability_router(),
+        lock_test_router(),
+        handover_router(),
+        site_router(),
+        rule_pack_router(),
+        key_router(),
+        registry_router(),
+        dead_letter_router(),
+    )
+
+
 def _store_metrics(store: object) -> str:
     """The store's own counters and gauges (spool depth, refused lines ...), when it has them."""
     stats = getattr(store, "stats", None)
@@ -105,19 +127,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     # comes from outside every middleware added here, and had none of the browser's headers
     app.add_middleware(Unhandled)
     app.add_middleware(SecurityHeaders)  # last added, outermost: on the 413 and the 500 too
-    for router in (
-        _router(),
-        alarm_router(),
-        alarm_stats_router(),
-        availability_router(),
-        lock_test_router(),
-        handover_router(),
-        site_router(),
-        rule_pack_router(),
-        key_router(),
-        registry_router(),
-        dead_letter_router(),
-    ):
+    for router in _routers():
         # a query parameter a route does not take is 422 on every one, never ignored
         app.include_router(router, dependencies=KNOWN_QUERY)
 

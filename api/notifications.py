@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -84,15 +84,12 @@ class OutboxPublic(BaseModel):
 def notification_routes(r: APIRouter) -> None:
     """Add to `r` the routes of subscriptions, escalation policies and silences, then the
     outbox's."""
-    # a tenant's count is checked and its object stored under this, one write at a time: four
-    # at once each found room for one more (the limits, `TENANT_LIMITS`)
-    writing = asyncio.Lock()
     for path, kind in (
         ("subscriptions", "subscription"),
         ("escalation-policies", "escalation"),
         ("silences", "silence"),
     ):
-        _object_routes(r, path, kind, writing)
+        _object_routes(r, path, kind)
 
     @r.get("/notifications", response_model=list[OutboxPublic], tags=["notifications"])
     async def notifications(
@@ -163,7 +160,18 @@ def notification_routes(r: APIRouter) -> None:
         return OutboxPublic(**dict(zip(fields, found, strict=True)))
 
 
-def _object_routes(r: APIRouter, path: str, kind: str, writing: asyncio.Lock) -> None:
+def _writing(request: Request) -> asyncio.Lock:
+    """The app's lock a tenant's count is checked and its object stored under, one write at a
+    time: four at once each found room for one more (the limits, `TENANT_LIMITS`). The app's,
+    not the router's: the routers are built once a process and shared by its apps."""
+    state = request.app.state
+    lock: asyncio.Lock | None = getattr(state, "notify_writing", None)
+    if lock is None:
+        lock = state.notify_writing = asyncio.Lock()
+    return lock
+
+
+def _object_routes(r: APIRouter, path: str, kind: str) -> None:
     model = KINDS[kind]
     tag: list[str | Enum] = ["notifications"]
 
@@ -209,7 +217,9 @@ def _object_routes(r: APIRouter, path: str, kind: str, writing: asyncio.Lock) ->
                 return public(item, caller)
         raise not_found(f"{kind} {object_id!r}")
 
-    async def put_object(body: ObjectIn, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    async def put_object(
+        request: Request, body: ObjectIn, ctx: Ctx, caller: Caller
+    ) -> dict[str, Any]:
         require_writer(caller)
         if kind == "silence":
             require_centre(caller)
@@ -253,6 +263,7 @@ def _object_routes(r: APIRouter, path: str, kind: str, writing: asyncio.Lock) ->
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
         try:
             # and no configuration changes meanwhile: it counts these with its own
+            writing = _writing(request)
             async with writing, ctx.config.lock if ctx.config else contextlib.nullcontext():
                 held = await asyncio.to_thread(_stored, ctx, kind, body.tenant)
                 if spec.id not in held:  # (one replaced, or one of before over it, may stay)

@@ -1524,3 +1524,23 @@ async def test_a_sensor_id_given_to_another_tenant_neither_names_nor_carries_the
         assert "ACME" not in r.text and "艾克姆" not in r.text
     await hub.store.close()
     hub.db.close()
+
+
+async def test_apps_of_one_process_answer_the_alarm_list_from_their_own_state_database(
+    tmp_path: Path,
+) -> None:
+    """The routes are built once a process and shared by its apps (`api.app`): the alarm list's
+    kept answers are each app's, never another app's over the same configuration and another
+    state database."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with opened(tmp_path / "a") as a, opened(tmp_path / "b") as b:
+        app = create_app(AppContext(a.reg, b.store, b.db, Metrics(), KeyRing(KEYS)))
+        other = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
+        async with other:
+            raised = a.raise_alarm()
+            assert a.db.data_version() == b.db.data_version()  # answers kept under one number
+            assert await a.ids() == [raised]
+            r = await other.get("/api/v1/alarms", headers=auth("op"))
+            assert r.status_code == 200, r.text
+            assert r.json() == []
