@@ -141,6 +141,8 @@ class FakeHub:
     red_asks: bool = False  # every alarm acknowledged alone needs a note (as if it were red)
     # the streams refused before one is taken: (the hub's reason, Retry-After s) each
     stream_refusals: list[tuple[str, int]] = field(default_factory=list)
+    # the stream's `retry` (the hub's is 2 s): the page's first wait before connecting again
+    retry_ms: int = 200
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
     handover: dict[str, Any] = field(default_factory=dict)  # every key's
 
@@ -359,7 +361,7 @@ class FakeHub:
 
             async def events() -> AsyncIterator[str]:
                 try:
-                    yield "retry: 2000\n\n"
+                    yield f"retry: {self.retry_ms}\n\n"
                     while (block := await q.get()) is not None:
                         yield block
                 finally:
@@ -644,6 +646,20 @@ async def test_a_401_during_the_resync_signs_out():
         assert "no longer valid" in await browser.js(f"{q('#login-error')}.textContent") or (
             "已失效" in await browser.js(f"{q('#login-error')}.textContent")
         )
+
+
+async def test_a_stream_that_ends_is_taken_again_after_the_streams_retry():
+    """The page waited a fixed 2 s before connecting again, whatever the stream's `retry` said
+    (the hub's is 2 s; a browser's EventSource waits it): the page waits that `retry` too."""
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("s")])}, retry_ms=100)
+    async with serving(hub), page(hub, "k") as browser:
+        taken = hub.count("/api/v1/stream")
+        ended = time.monotonic()
+        await hub.end_streams()
+        while hub.count("/api/v1/stream") == taken:
+            assert time.monotonic() - ended < 1.5, "not asked again within the stream's retry"
+            await asyncio.sleep(0.02)
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')", 5)
 
 
 @pytest.mark.slow

@@ -570,6 +570,8 @@ function hold(kind, d) {
 
 // the longest wait between two connections of the stream (a hub that keeps failing)
 const MAX_BACKOFF_MS = 10000;
+// the shortest first wait a stream's `retry` may set (a hub saying 0 is not asked in a loop)
+const MIN_RETRY_MS = 100;
 // the longest a refusal's Retry-After is followed (the hub's 429 says 30 s)
 const MAX_RETRY_AFTER_MS = 60000;
 
@@ -606,8 +608,11 @@ function noteStream(note) {
 }
 
 async function stream(mySession) {
-  // fetch with a streaming body: EventSource cannot send the Authorization header
-  let backoff = 2000;
+  // fetch with a streaming body: EventSource cannot send the Authorization header. The first
+  // wait before connecting again is the stream's `retry` (the hub says 2 s), as EventSource
+  // takes it; doubled while the hub keeps failing
+  let retryMs = 2000;
+  let failed = 0;  // connections in a row that did not go live
   for (;;) {
     let refused = null;  // the hub's answer when it refused the stream
     try {
@@ -628,7 +633,7 @@ async function stream(mySession) {
       const reader = r.body.getReader(), dec = new TextDecoder();
       // what was missed, or all of it anew from a restarted hub; live once it is read
       let open = true;  // this connection: live only while it lasts
-      resync().then(() => { if (open && mySession === session) { setLive(true); backoff = 2000; } }).catch((e) => {
+      resync().then(() => { if (open && mySession === session) { setLive(true); failed = 0; } }).catch((e) => {
         if (unauthorized(e) && mySession === session) signedOut();
         reader.cancel().catch(() => {});  // connect again, and read again
       });
@@ -641,6 +646,8 @@ async function stream(mySession) {
           let i;
           while ((i = buf.indexOf("\n\n")) >= 0) {
             const block = buf.slice(0, i); buf = buf.slice(i + 2);
+            const retry = /^retry: *(\d+)$/m.exec(block)?.[1];
+            if (retry) retryMs = Math.min(MAX_BACKOFF_MS, Math.max(MIN_RETRY_MS, Number(retry)));
             const ev = /^event: (.*)$/m.exec(block)?.[1], data = /^data: (.*)$/m.exec(block)?.[1];
             if (ev && data) { if (pending) hold(ev, JSON.parse(data)); else onEvent(ev, JSON.parse(data)); }
           }
@@ -650,12 +657,14 @@ async function stream(mySession) {
     } catch (e) { /* reconnect below */ }
     if (!key || mySession !== session) return;  // signed out
     setLive(false);
-    // a hub that keeps failing is asked less often (2 s, 4 s, 8 s, then every 10 s); one that
-    // refused says when to ask again (Retry-After), and the page says why and when
+    // a hub that keeps failing is asked less often (2 s, 4 s, 8 s, then every 10 s: from the
+    // stream's `retry`); one that refused says when to ask again (Retry-After), and the page
+    // says why and when
+    const backoff = Math.min(MAX_BACKOFF_MS, retryMs * 2 ** failed);
     const wait = Math.max(backoff, refused?.afterMs ?? 0);
     noteStream(refused ? { status: refused.status, why: refused.why, at: Date.now() + wait } : null);
     await new Promise((res) => setTimeout(res, wait));
-    backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
+    failed += 1;
     if (mySession !== session) return;
   }
 }
