@@ -132,15 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(
             logging.CRITICAL if noisy == "pymodbus" else logging.WARNING
         )
-    from alerts.vehicles import FleetConfigError
-
     try:
         return _dispatch(args)
-    except (ConfigError, FleetConfigError) as exc:
+    except ConfigError as exc:
         print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
     except BrokerTlsError as exc:  # a TLS option's file: one line, before anything starts
         print(f"hazardhub {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        # imported here, not before the command: `alerts` is most of a second to import, and
+        # a fleet's error comes from it, imported by then
+        from alerts.vehicles import FleetConfigError
+
+        if not isinstance(exc, FleetConfigError):
+            raise
+        print(f"configuration error:\n{exc}", file=sys.stderr)
         return 2
 
 
@@ -174,9 +181,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok: {said} over {_plural(len(fleet), 'vehicle')}")
         return 0
     if args.command == "demo":
-        from hazardhub.demo import DemoOptions, run_demo
-
         host, port = hostport(args.api, 8000)
+        load(args.config).registry()  # fail early with a clear message
+        if _folders_problem("demo", ("--data-dir", args.data_dir)):
+            return 2
+        if (busy := _taken(host, port)) is not None:
+            print(f"hazardhub demo: {busy}", file=sys.stderr)
+            return 2
+        from hazardhub.demo import DemoOptions, run_demo  # (the hub: seconds, after the checks)
+
         opts = DemoOptions(
             config=args.config,
             data_dir=args.data_dir,
@@ -185,18 +198,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             broker_port=args.broker_port,
             keep_data=args.keep_data,
         )
-        load(args.config).registry()  # fail early with a clear message
-        if _folders_problem("demo", ("--data-dir", args.data_dir)):
-            return 2
-        if (busy := _taken(host, port)) is not None:
-            print(f"hazardhub demo: {busy}", file=sys.stderr)
-            return 2
         return _run(lambda stop: run_demo(opts, stop))
     if args.command == "hub":
-        from hazardhub.hub import ApiStartError, Hub, HubSettings
-
-        loaded = load(args.config)
-        registry = loaded.registry()
+        # the arguments and the configuration checked before the hub and its API are imported
+        # (seconds): a start refused says so at once
         bhost, bport = hostport(args.broker, 1883)
         ahost, aport = hostport(args.api, 8000)
         influx = args.influx
@@ -220,12 +225,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 print(f"hazardhub hub: {exc}", file=sys.stderr)
                 return 2
+        tls = broker_tls(args)
+        loaded = load(args.config)
+        registry = loaded.registry()
         spool = (args.spool_dir or args.data_dir / "spool") if args.influx else None
         if _folders_problem("hub", ("--data-dir", args.data_dir), ("--spool-dir", spool)):
             return 2
         if (busy := _taken(ahost, aport)) is not None:
             print(f"hazardhub hub: {busy}", file=sys.stderr)
             return 2
+        from hazardhub.hub import ApiStartError, Hub, HubSettings
+
         hub = Hub(
             registry,
             HubSettings(
@@ -247,7 +257,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 client_id=args.client_id,
                 broker_username=args.broker_user,
                 broker_password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
-                broker_tls=broker_tls(args),
+                broker_tls=tls,
             ),
             build=loaded.registry,
             config_source=str(args.config),

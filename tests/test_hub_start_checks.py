@@ -98,6 +98,40 @@ def test_a_hub_given_an_influx_url_without_http_stops_at_start(tmp_path: Path) -
     assert not data.exists()  # nothing started
 
 
+def test_a_hub_start_refused_imports_neither_the_hub_nor_its_api(tmp_path: Path) -> None:
+    """A start refused for its arguments or folders imported the hub and its API first
+    (seconds) and only then said why: the checks come before."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    code = (
+        "import sys; from hazardhub.cli import main; rc = main(sys.argv[1:]); "
+        "print(rc, *(m in sys.modules for m in ('hazardhub.hub', 'api.app', 'hazardhub.demo')))"
+    )
+    procs = [  # at once (each is a second of the suite)
+        subprocess.Popen(
+            [sys.executable, "-c", code, *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in (
+            _hub(tmp_path, "--influx", "127.0.0.1:57197"),
+            _hub(tmp_path, "--data-dir", str(a_file)),
+            ["demo", "--data-dir", str(a_file)],
+        )
+    ]
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=30)
+            assert out.split() == ["2", "False", "False", "False"], (proc.args, err[-3000:])
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 GATEWAY_CONFIG = """version: 1
 jt808_gateways: [jt808]
 tenants:
