@@ -206,8 +206,10 @@ class Run:
     async def execute(self) -> dict[str, object]:
         a, b = self.a, self.b
         started = time.monotonic()
-        for p in (a.broker, b.broker, self.influx, a.hub, b.hub):
-            await asyncio.to_thread(p.start)
+        # at once, each waiting for its readiness (one after another, the hubs' starts were
+        # seconds each of the run): the brokers and influxd, then the hubs that use them
+        for group in ((a.broker, b.broker, self.influx), (a.hub, b.hub)):
+            await asyncio.gather(*(asyncio.to_thread(p.start) for p in group))
         stop_obs = asyncio.Event()
         obs = asyncio.create_task(self.observer.run(stop_obs), name="observer")
         await asyncio.wait_for(self.observer.subscribed.wait(), 10)
@@ -224,8 +226,7 @@ class Run:
             *("--period", str(POSITION_PERIOD_S), "--status", str(self.fleet_status)),
         ]
         await asyncio.to_thread(self.recorder.start)
-        for gw in (a.gateway, b.gateway):
-            await asyncio.to_thread(gw.start)
+        await asyncio.gather(*(asyncio.to_thread(gw.start) for gw in (a.gateway, b.gateway)))
         log.info("all processes up in %.1f s; plan %s", time.monotonic() - started, self.plan.name)
         stop_mon = asyncio.Event()
         mon = asyncio.create_task(self._monitor(stop_mon), name="catch-up-monitor")
