@@ -43,7 +43,12 @@ from alerts.notify.stages import holders
 from alerts.notify.store import NotifyStore
 from alerts.notify.timers import Timers
 from alerts.statedb import StateDB
-from telemetry.notifyconfig import ChannelSpec, NotifySettings
+from telemetry.notifyconfig import (
+    ChannelSpec,
+    EscalationPolicySpec,
+    NotifySettings,
+    SubscriptionSpec,
+)
 from telemetry.registry import Registry
 
 __all__ = ["KINDS", "Counter", "Notifier", "NotifyObjectError", "NotifyOwnerError"]
@@ -147,21 +152,33 @@ class Notifier(Timers):
         not say it (queued by a hub of before the guard)."""
         return self.row_owner(sub_key, row_key) != "centre"
 
-    def row_owner(self, sub_key: str, row_key: str) -> str | None:
-        """Whose object an outbox row's channel is, "enterprise" or "centre" (see
-        `_row_guarded`); None when the object is gone and it cannot be told."""
+    def _row_object(
+        self, sub_key: str, row_key: str
+    ) -> tuple[str, SubscriptionSpec, EscalationPolicySpec | None] | None:
+        """The objects an outbox row's channel comes from: its tenant, its subscription, and for
+        an escalation step's row (`...:x{alarm}:{step}`) the subscription's policy (None for any
+        other row); None when the subscription, or a step's policy, is gone or left."""
         tenant, _, sub_id = sub_key.partition("/")
         sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
         if sub is None:
             return None
         if not row_key.startswith(f"{sub_key}:x"):
-            kind, object_id = "subscription", sub_id
-        else:
-            policy = sub.escalation
-            if policy is None or (tenant, policy) not in self.catalog.policies:
-                return None  # its step's policy is gone or left: likewise
-            kind, object_id = "escalation", policy
-        return self.catalog.owner_of(kind, tenant, object_id)
+            return tenant, sub, None
+        policy = self.catalog.policies.get((tenant, sub.escalation or ""))
+        return None if policy is None else (tenant, sub, policy)
+
+    def row_owner(self, sub_key: str, row_key: str) -> str | None:
+        """Whose object an outbox row's channel is, "enterprise" or "centre" (see
+        `_row_guarded`); None when the object is gone and it cannot be told."""
+        found = self._row_object(sub_key, row_key)
+        return None if found is None else self._owner(*found)
+
+    def _owner(
+        self, tenant: str, sub: SubscriptionSpec, policy: EscalationPolicySpec | None
+    ) -> str | None:
+        if policy is None:
+            return self.catalog.owner_of("subscription", tenant, sub.id)
+        return self.catalog.owner_of("escalation", tenant, policy.id)
 
     def channel_now(self, sub_key: str, row_key: str, made: str) -> str | None:
         """The outbox text of the channel an outbox row (made with the channel text `made`) is
@@ -170,21 +187,19 @@ class Notifier(Timers):
         same URL, or the same addresses: a policy edited since may hold another contact at that
         step); guarded as its object is. None (as made): the subscription is gone or disabled,
         its policy or step gone, or the step names another receiver now."""
-        tenant, _, sub_id = sub_key.partition("/")
-        sub = next((s for s in self.catalog.subs.get(tenant, ()) if s.id == sub_id), None)
-        if sub is None or not sub.enabled:
+        found = self._row_object(sub_key, row_key)
+        if found is None or not found[1].enabled:
             return None
+        _, sub, policy = found
         channel: ChannelSpec = sub.channel
-        if row_key.startswith(f"{sub_key}:x"):
-            policy = self.catalog.policies.get((tenant, sub.escalation or ""))
+        if policy is not None:
             step = row_key.rpartition(":")[2]
-            if policy is None or not step.isdigit() or int(step) >= len(policy.steps):
+            if not step.isdigit() or int(step) >= len(policy.steps):
                 return None
             channel = policy.steps[int(step)].channel
             if not same_receiver(channel, made):
                 return None
-        owner = self.row_owner(sub_key, row_key)
-        return guarded_json(CHANNEL.dump_json(channel).decode(), owner != "centre")
+        return guarded_json(CHANNEL.dump_json(channel).decode(), self._owner(*found) != "centre")
 
     def close(self) -> None:
         """Close the outbox's database if this notifier opened it."""

@@ -245,22 +245,16 @@ class OutboxStatements:
             if row[1] != "dead":
                 return str(row[1])
             channel = channel_now(row[3], row[4], row[5]) if channel_now is not None else None
-            if channel is None:
-                con.execute(
-                    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ? WHERE id = ?",
-                    (now, "sent again by hand, with the channel it was made with", row_id),
-                )
-            else:
-                con.execute(
-                    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
-                    "channel = ? WHERE id = ?",
-                    (
-                        now,
-                        "sent again by hand, with its channel as configured now",
-                        channel,
-                        row_id,
-                    ),
-                )
+            said = (
+                "sent again by hand, with the channel it was made with"
+                if channel is None
+                else "sent again by hand, with its channel as configured now"
+            )
+            con.execute(
+                "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
+                "channel = COALESCE(?, channel) WHERE id = ?",
+                (now, said, channel, row_id),
+            )
         rows = self.outbox_db.query(f"{_OUTBOX_ROW} WHERE id = ?", (row_id,))
         return (rows[0][0], self.sent_key(rows[0][1]), *rows[0][2:]) if rows else None
 

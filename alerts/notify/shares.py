@@ -44,6 +44,13 @@ def guarded_json(channel_json: str, guarded: bool = True) -> str:
     return f'{{"guarded":{"true" if guarded else "false"},"channel":{channel_json}}}'
 
 
+def _row_channel(text: str) -> tuple[ChannelSpec, bool | None]:
+    """An outbox row's channel text read: the channel, and whether it is guarded (None: a bare
+    channel, queued by a hub of before the guard). Raises ValidationError."""
+    parsed = _ROW_CHANNEL.validate_json(text)
+    return (parsed.channel, parsed.guarded) if isinstance(parsed, _Guarded) else (parsed, None)
+
+
 def _receiver(channel: ChannelSpec) -> tuple[object, ...]:
     """Who a channel reaches: its type and URL or addresses (not its secret nor its timing)."""
     if isinstance(channel, WebhookChannel):
@@ -58,10 +65,9 @@ def same_receiver(channel: ChannelSpec, made: str) -> bool:
     reached: the same type and URL or addresses (a new secret or timeout is the same receiver);
     False when the text cannot be read."""
     try:
-        parsed = _ROW_CHANNEL.validate_json(made)
+        old, _ = _row_channel(made)
     except ValidationError:
         return False
-    old = parsed.channel if isinstance(parsed, _Guarded) else parsed
     return _receiver(channel) == _receiver(old)
 
 
@@ -133,11 +139,7 @@ class Shares:
     def _parsed(self, text: str) -> tuple[ChannelSpec, bool | None]:
         found = self._channels.get(text)
         if found is None:
-            parsed = _ROW_CHANNEL.validate_json(text)
-            found = (
-                (parsed.channel, parsed.guarded) if isinstance(parsed, _Guarded) else (parsed, None)
-            )
-            self._channels[text] = found
+            found = self._channels[text] = _row_channel(text)
         return found
 
     def _channel(self, text: str) -> ChannelSpec:
