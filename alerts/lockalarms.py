@@ -110,7 +110,7 @@ class LockTestAlarms(AlarmRows):
                 return []
             work = AlarmBatch.over(self._db, con, points, now)
             for p in plans:
-                self._plan(con, work, p, now, now)
+                self._plan(con, work, p, now)
             kept = {(p.id, p.rule, p.tenant, p.site, p.device) for p in plans}
             for (sensor, rule, side), row in list(work.open.items()):
                 if side != LOCK_TEST or (sensor, rule, *row[1:4]) in kept:
@@ -151,15 +151,13 @@ class LockTestAlarms(AlarmRows):
             if info.lock_test is None:
                 return test, [], True
             work = AlarmBatch.over(self._db, con, {info.id}, now)
-            changed = self._plan(con, work, info, now, now)
+            changed = self._plan(con, work, info, now)
             events = work.write(self._db, self._disposal)
             if not changed and not passed:
                 events += self._failure_said(con, info, test, now)
         return test, events, True
 
-    def _plan(
-        self, con: sqlite3.Connection, work: AlarmBatch, info: SensorInfo, now: int, arrival: int
-    ) -> bool:
+    def _plan(self, con: sqlite3.Connection, work: AlarmBatch, info: SensorInfo, now: int) -> bool:
         """Judge one plan into `work`; whether its alarm's level changes. A change the plan's
         interval made (judged with another before) is stamped `now` and says so."""
         assert info.lock_test is not None
@@ -183,7 +181,7 @@ class LockTestAlarms(AlarmRows):
             said = f"{changed}; {v.said}" if v.level and v.said else changed
         ts = ts if row is None else max(ts, int(row[AT_STARTED_TS]))
         described = _described(v.level, every)
-        self._change(work, key, v.level, described, ts, v.days, arrival, comment=said)
+        self._change(work, key, v.level, described, ts, v.days, now, comment=said)
         return True
 
     def _failure_said(

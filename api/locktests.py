@@ -102,17 +102,7 @@ class LockTestRecorded(BaseModel):
 
 
 def _public(t: LockTest) -> LockTestPublic:
-    return LockTestPublic(
-        id=t.id,
-        tenant=t.tenant,
-        sensor=t.sensor,
-        ts=t.ts,
-        passed=t.passed,
-        note=t.note,
-        actor=t.actor,
-        source=t.source,
-        recorded_at=t.recorded_at,
-    )
+    return LockTestPublic.model_validate(t, from_attributes=True)
 
 
 def lock_test_router() -> APIRouter:
