@@ -268,12 +268,20 @@ class Played:
     published: dict[str, dict[tuple[int, int], int]]
     stored: dict[str, list[int]]  # sensor id -> event times (ms) in the hub's store
     outages: dict[str, list[tuple[int, int | None]]]  # gateway -> relay cuts, wall ms
+    # (scenario time, scenario seconds) of each stall of the event loop the gateways, the farm
+    # and the hub share: a request stamped when sent is served that much later
+    stalls: list[tuple[float, float]] = field(default_factory=list)
 
     def first(self, sensor: str, level_name: str) -> float:
         return min(e[4] for e in self.events if e[0] == sensor and e[3] == level_name)
 
     def scenario_s(self, wall_ms: int) -> float:
         return (wall_ms - self.start_wall_ms) * self.accel / 1000
+
+    def stall(self, t0: float, t1: float) -> float:
+        """The longest stall of the loop (scenario seconds) that ended between `t0` and `t1`
+        (scenario times) or lasted over them."""
+        return max((d for t, d in self.stalls if t0 <= t and t - d <= t1), default=0.0)
 
 
 async def play(
@@ -314,6 +322,7 @@ async def play(
     uplinks = {g: UplinkRelay("127.0.0.1", broker_port) for _, g in pairs} if relays else {}
     gateways: list[Gateway] = []
     stored: dict[str, list[int]] = {}
+    stalls: list[tuple[float, float]] = []
     watch = TelemetryWatch(broker_port)  # what reached the broker
     await watch.__aenter__()
     try:
@@ -348,6 +357,7 @@ async def play(
         )
         tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
         tasks.append(asyncio.create_task(runner.run(edge_stop)))
+        tasks.append(asyncio.create_task(_watch_stalls(edge_stop, clock, accel, stalls)))
         if vehicles:
             publisher = FleetPublisher(
                 vehicles,
@@ -408,7 +418,23 @@ async def play(
         {dev: dict(p) for dev, p in watch.published.items()},
         stored,
         {g: list(r.outages) for g, r in uplinks.items()},
+        stalls,
     )
+
+
+async def _watch_stalls(
+    stop: asyncio.Event, clock: Callable[[], float], accel: float, out: list[tuple[float, float]]
+) -> None:
+    """Record each time the shared event loop woke a 10 ms sleep more than 20 ms late: on a
+    loaded machine a Modbus request sent (and its reading stamped) before the stall is served by
+    the farm after it, its value that much newer than its time stamp."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(0.01)
+        late = loop.time() - before - 0.01
+        if late > 0.02:
+            out.append((clock(), late * accel))
 
 
 def live_config(

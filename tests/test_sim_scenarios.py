@@ -227,7 +227,10 @@ async def test_shipped_scenario_through_the_hub(path, config, mosquitto, tmp_pat
         # later than one poll period, never the alarm later than that reading
         shown = _first_reading_after(played, s, tw - tolerance)
         assert shown < math.inf, (s, lv, "no reading of it stored")
-        assert tw - tolerance <= tg <= max(tw, shown) + tolerance, (s, lv, tg, tw, shown)
+        # a reading is stamped when its request is sent: a stall of the loop the farm shares
+        # (3.5 s of the scenario's for 175 ms of wall time) serves it later, a newer value
+        early = tolerance + played.stall(tg, tw)
+        assert tw - early <= tg <= max(tw, shown) + tolerance, (s, lv, tg, tw, shown, early)
     # the deadline runs from the event time the hub raised the level at (the reading that
     # showed it, late on a loaded machine); the failure is known at the feed's first reading
     # past it
