@@ -24,7 +24,6 @@ read 1.0).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from alerts.gateways import gateway_alarm_id
 from alerts.hubwatch import merged, overlap, watched_spans
 from alerts.statedb import StateDB
 from alerts.table import NO_DATA
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 from telemetry.registrychecks import feedback_ids
 
@@ -103,7 +103,7 @@ def availability(
     `now_ms` (the hub's clock unless given; see the module)."""
     if end_ms <= start_ms:
         raise ValueError(f"the range must end after it starts ({start_ms}..{end_ms})")
-    now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    now = wall_ms() if now_ms is None else now_ms
     watched = watched_spans(db, start_ms, min(end_ms, now))
     span = sum(b - a for a, b in watched)
     points = [p for p in _counted(registry) if tenants is None or p[0] in tenants]

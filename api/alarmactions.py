@@ -7,7 +7,6 @@ routes go on the alarm router (`api.alarms.alarm_router`), after the one alarm's
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
@@ -34,16 +33,13 @@ from api.context import (
 from api.models import AlarmPublic
 from api.notes import Note, RequiredNote
 from api.timerange import refuse_seconds
+from telemetry.clock import wall_ms
 
 __all__ = ["AlarmId", "alarm_action_routes"]
 
 _MAX_SHELVE_S = 7 * 86400
 _MAX_ID = 2**63 - 1  # the database's integers
 AlarmId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alarm's id")]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _writer(caller: Principal) -> None:
@@ -131,7 +127,7 @@ def alarm_action_routes(
                 alarm_id,
                 action,
                 actor=caller.name,
-                now=_now_ms(),
+                now=wall_ms(),
                 tenants=query_tenants(ctx, caller),
                 note=note,
                 until=until,
@@ -166,7 +162,7 @@ def alarm_action_routes(
         not notified, and a new activation meanwhile starts shelved. It ends by itself. The
         monitoring centre's (operator, admin keys)."""
         require_centre(caller)
-        now = _now_ms()
+        now = wall_ms()
         refuse_seconds(until=body.until)  # (a shelve "needs an end in the future" said nothing)
         if (body.duration_s is None) == (body.until is None):
             raise HTTPException(
@@ -225,7 +221,7 @@ def alarm_action_routes(
                 sensor_id,
                 body.in_service,
                 actor=caller.name,
-                now=_now_ms(),
+                now=wall_ms(),
                 reason=body.reason,
                 tenants=query_tenants(ctx, caller),
             )

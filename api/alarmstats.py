@@ -7,7 +7,6 @@ by event time; the last 24 hours unless given, at most 31 days.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -19,16 +18,13 @@ from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, check_record_site, record_scope
 from api.handling import HandlingPublic, handling_report
 from api.timerange import refuse_seconds
+from telemetry.clock import wall_ms
 
 __all__ = ["alarm_stats_router"]
 
 _MAX_MS = 2**53  # ms since the epoch: far beyond any real time, within the database's integers
 _DAY_MS = 86_400_000
 _MAX_RANGE_MS = 31 * _DAY_MS
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _range(
@@ -42,7 +38,7 @@ def _range(
     ] = (None),
 ) -> tuple[int, int]:
     refuse_seconds(start=start, end=end)
-    end_ms = _now_ms() if end is None else end
+    end_ms = wall_ms() if end is None else end
     start_ms = end_ms - _DAY_MS if start is None else start
     if end_ms <= start_ms:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
@@ -238,7 +234,7 @@ def alarm_stats_router() -> APIRouter:
             stats.standing_alarms,
             ctx.statedb,
             await _scope(ctx, caller, tenant),
-            _now_ms(),
+            wall_ms(),
             standing_s=ctx.registry.config.notify.standing_s if standing_s is None else standing_s,
         )
         return StandingPublic(

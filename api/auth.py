@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -23,6 +22,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.registrydb import KeyRow, RegistryDB
+from telemetry.clock import wall_ms
 from telemetry.config import ApiKeySpec
 
 __all__ = [
@@ -59,10 +59,6 @@ class Principal:
 
 
 WRITERS = frozenset({"admin", "operator", "enterprise"})  # the roles that may write
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _maker_of(row: KeyRow, rows: dict[str, KeyRow]) -> str | None:
@@ -116,7 +112,7 @@ class KeyRing:
         self,
         keys: Iterable[ApiKeySpec],
         db: RegistryDB | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self._config = {k.sha256: k for k in keys}
         self.db = db

@@ -15,7 +15,6 @@ The route goes on the alarm router (`api.alarms.alarm_router`), under its prefix
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -38,6 +37,7 @@ from api.context import (
     require_writer,
 )
 from api.notes import Note
+from telemetry.clock import wall_ms
 
 __all__ = [
     "BULK_MAX",
@@ -99,10 +99,6 @@ def reached_red(row: AlarmRow, events: Sequence[AlarmEventRow]) -> bool:
     return row.tier == "red" or any(e.tier == "red" for e in events)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _acknowledge_all(
     ctx: AppContext, caller: Principal, ids: Sequence[int], note: str
 ) -> tuple[list[BulkAckResult], list[AlarmEvent]]:
@@ -132,7 +128,7 @@ def _acknowledge_all(
                 i,
                 "acknowledge",
                 actor=caller.name,
-                now=_now_ms(),
+                now=wall_ms(),
                 tenants=tenants,
                 note=note,
                 centre=is_centre(caller),

@@ -22,7 +22,6 @@ The route goes on the alarm router (`api.alarms.alarm_router`), under its prefix
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -45,6 +44,7 @@ from api.context import (
     require_writer,
 )
 from api.notes import RequiredNote
+from telemetry.clock import wall_ms
 
 __all__ = ["BulkDisposalIn", "BulkDisposalPublic", "bulk_disposal_routes"]
 
@@ -101,10 +101,6 @@ class BulkDisposalPublic(BaseModel):
     results: list[BulkDisposalResult] = Field(description="one per id, in the order given")
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _step_all(
     ctx: AppContext, caller: Principal, ids: Sequence[int], step: Step, note: str
 ) -> tuple[list[BulkDisposalResult], list[AlarmEvent]]:
@@ -129,7 +125,7 @@ def _step_all(
             continue
         try:
             event = ctx.desk.act(
-                i, step, actor=caller.name, now=_now_ms(), tenants=tenants, note=note, centre=centre
+                i, step, actor=caller.name, now=wall_ms(), tenants=tenants, note=note, centre=centre
             )
         except AlarmNotFoundError:
             results.append(BulkDisposalResult(id=i, result="not_found"))

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 from api.hidden import HIDDEN, hide_url, keep_secret, keep_url, url_hides_secret
 from api.keycarry import apply_key_changes, key_diff
 from api.registrydb import RegistryDB, Revision, Source
+from telemetry.clock import wall_ms
 from telemetry.config import HubConfig
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry
@@ -53,10 +53,6 @@ _URL_KEYS = frozenset({"url"})
 # what the configuration alone cannot tell (its notification objects counted with the API's),
 # given the running one and the next, in a thread under the lock: ConfigRefusedError
 Vet = Callable[[HubConfig, HubConfig], None]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 MAX_ERRORS = 100  # field errors told at most: a 1 MiB list of wrong items has 500,000
@@ -225,7 +221,7 @@ class ConfigAdmin:
         db: RegistryDB,
         build: Callable[[HubConfig], Registry],
         switch: Callable[[Registry, int], Awaitable[None]],
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.db = db
         self._build = build

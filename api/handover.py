@@ -12,7 +12,6 @@ lists of what waits are the present state, whenever the alarm started.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from api.context import AppContext, Caller, Ctx, check_record_site, record_scope
 from api.handling import CountsPublic, handling_report
 from api.models import AlarmPublic
 from api.timerange import refuse_seconds
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 
 __all__ = ["HandoverPublic", "handover_router"]
@@ -144,10 +144,6 @@ class HandoverPublic(BaseModel):
     chattering: list[ShiftChatterPublic] = Field(
         description="the points that chattered most in the shift, the worst first"
     )
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def shift_range(hours: int | None, start: int | None, end: int | None, now: int) -> tuple[int, int]:
@@ -324,7 +320,7 @@ def handover_router() -> APIRouter:
         # the key's tenants, configured or not: a removed enterprise's alarms still wait
         tenants = await record_scope(ctx, caller, tenant)
         await check_record_site(ctx, tenants, site)
-        now = _now_ms()
+        now = wall_ms()
         span = shift_range(hours, start, end, now)
         return await asyncio.to_thread(handover, ctx, tenants, site, *span, now)
 

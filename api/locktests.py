@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -28,16 +27,13 @@ from api.context import (
 )
 from api.notes import Note
 from api.timerange import refuse_seconds
+from telemetry.clock import wall_ms
 
 __all__ = ["FUTURE_SKEW_MS", "LockTestIn", "LockTestPublic", "lock_test_router"]
 
 log = logging.getLogger(__name__)
 FUTURE_SKEW_MS = 60_000  # a test's time may be this far ahead of the hub's clock (clock skew)
 _MAX_MS = 2**63 - 1
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class LockTestIn(BaseModel):
@@ -128,7 +124,7 @@ def lock_test_router() -> APIRouter:
                 "key of the plan's tenant)",
             )
         refuse_seconds(ts=body.ts)
-        now = _now_ms()
+        now = wall_ms()
         if body.ts > now + FUTURE_SKEW_MS:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -32,16 +31,13 @@ from api.vehiclemodels import (
     VehicleWithLastPublic,
 )
 from ingest.store.base import PositionBatch
+from telemetry.clock import wall_ms
 from telemetry.registry import VehicleInfo
 
 __all__ = ["MAX_TRACK_MS", "MAX_VEHICLE_ALARMS", "vehicle_routes"]
 
 MAX_TRACK_MS = 7 * 86_400_000  # the span of one track answer
 MAX_VEHICLE_ALARMS = 200  # active alarms in one vehicle's answer (one per kind is active at most)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _visible(ctx: AppContext, caller: Principal, vehicle_id: str) -> VehicleInfo:
@@ -111,7 +107,7 @@ def vehicle_routes(r: APIRouter) -> None:
         if with_ is None:
             return [VehiclePublic(**_vehicle(ctx, v)) for v in vehicles]
         found = await ctx.store.last_positions([v.speed_sensor for v in vehicles])
-        last = _last_positions(found, _now_ms())
+        last = _last_positions(found, wall_ms())
         return [
             VehicleWithLastPublic(**_vehicle(ctx, v), last_position=last.get(v.speed_sensor))
             for v in vehicles
@@ -135,7 +131,7 @@ def vehicle_routes(r: APIRouter) -> None:
         )
         return VehicleStatePublic(
             **_vehicle(ctx, v),
-            last_position=_last_positions(found, _now_ms()).get(v.speed_sensor),
+            last_position=_last_positions(found, wall_ms()).get(v.speed_sensor),
             active_alarms=[
                 VehicleAlarmBrief(
                     id=a.id,

@@ -57,15 +57,12 @@ from chaos.plan import (
 from chaos.plan import scenario_yaml as make_scenario
 from chaos.procs import Proc, free_port, hazardhub_argv, http_ok, influxd, mosquitto, tcp_open
 from chaos.report import render
+from telemetry.clock import wall_ms
 
 __all__ = ["main"]
 
 log = logging.getLogger("chaos")
 CATCH_UP_WINDOW_S = 120.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(slots=True)
@@ -158,7 +155,7 @@ class Run:
     async def _fault(self, rec: FaultRecord) -> None:
         f, a = rec.fault, self.a
         await self._at(f.at_s)
-        rec.start_ms = _now_ms()
+        rec.start_ms = wall_ms()
         log.info("t=%.0fs fault: %s (%.0f s)", f.at_s, f.kind, f.down_s)
         if f.kind in ("gateway", "hub", "influxd"):
             proc = {"gateway": a.gateway, "hub": a.hub, "influxd": self.influx}[f.kind]
@@ -169,19 +166,19 @@ class Run:
             await asyncio.to_thread(a.broker.stop)
             await asyncio.sleep(f.down_s)
             await asyncio.to_thread(a.broker.start)
-        rec.end_ms = _now_ms()
+        rec.end_ms = wall_ms()
 
     async def _monitor(self, stop: asyncio.Event) -> None:
         """After each fault: how many readings and positions up to its end InfluxDB has, every
         0.5 s."""
         async with httpx.AsyncClient(base_url=self.influx_url, timeout=2) as client:
             while not stop.is_set():
-                now = _now_ms()
+                now = wall_ms()
                 for rec in self.faults:
                     if rec.end_ms and now - rec.end_ms < CATCH_UP_WINDOW_S * 1000:
                         with contextlib.suppress(httpx.HTTPError, RuntimeError):
                             n_read, n_pos = await influx_count_until(client, rec.end_ms)
-                            rec.samples.append((_now_ms(), n_read, n_pos))
+                            rec.samples.append((wall_ms(), n_read, n_pos))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
 
@@ -193,7 +190,7 @@ class Run:
         async with httpx.AsyncClient(base_url=self.influx_url, timeout=5) as client:
             while time.monotonic() < deadline:
                 with contextlib.suppress(httpx.HTTPError, RuntimeError):
-                    n = await influx_count_until(client, _now_ms() + 86_400_000)
+                    n = await influx_count_until(client, wall_ms() + 86_400_000)
                     if n[0] >= expected[0] and n[1] >= expected[1]:
                         return n
                     if n != last:

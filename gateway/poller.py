@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -43,6 +42,7 @@ from gateway.decode import RequestDecoder, apply_status
 from gateway.errors import DeviceError, LinkError, NoAnswerError, NotSentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
+from telemetry.clock import wall_ms
 from telemetry.codec import TelemetryBatch
 from telemetry.numbering import Numbering
 from telemetry.quality import Quality
@@ -52,10 +52,6 @@ __all__ = ["DevicePoller", "wall_ms"]
 
 log = logging.getLogger(__name__)
 Sink = Callable[[TelemetryBatch], Awaitable[None]]
-
-
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class DevicePoller:

@@ -11,7 +11,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from simulators.modbus import ModbusSimServer, SimulatedDevice
 from simulators.refs import device_ref
 from simulators.scenario import DEMO_ROUTES, demo_point_signals, demo_vehicle_speeds
 from simulators.timeline import ScenarioSpec, compile_scenario
+from telemetry.clock import wall_ms
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -134,7 +134,7 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
 
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    start_wall_ms = time.time_ns() // 1_000_000
+    start_wall_ms = wall_ms()
 
     def clock() -> float:
         return loop.time() - t0

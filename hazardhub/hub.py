@@ -11,7 +11,6 @@ import contextlib
 import gc
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import orjson
@@ -40,6 +39,7 @@ from ingest.pipeline import Pipeline
 from ingest.seqjournal import SEQ_FILE, SeqJournal, configured
 from ingest.service import IngestService
 from ingest.store.base import TimeSeriesStore
+from telemetry.clock import wall_ms
 from telemetry.config import ApiKeySpec, HubConfig
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
@@ -47,10 +47,6 @@ from telemetry.topics import TopicLayout
 __all__ = ["ApiStartError", "Hub", "HubSettings", "start_lines"]
 
 log = logging.getLogger(__name__)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _settle_memory() -> None:
@@ -221,7 +217,7 @@ class Hub(TerminalConfirmations):
         async def apply() -> None:
             commit_store = await self.store.prepare_reload(registry)
             # nothing is awaited until all has switched: readers see the old or the new, whole
-            events.extend(self.dispatcher.reload(registry, _now_ms()))
+            events.extend(self.dispatcher.reload(registry, wall_ms()))
             commit_store()
             self.pipeline.set_registry(registry)
             self.stream.set_registry(registry)
@@ -231,7 +227,7 @@ class Hub(TerminalConfirmations):
             self.registry = registry
             # before ingest judges again: the stored last calibrations of sensors new to the check
             d = self.dispatcher
-            await take_stored_calibrations(self.store, d.table, d.state, _now_ms())
+            await take_stored_calibrations(self.store, d.table, d.state, wall_ms())
 
         await self.ingest.reload(apply)
         self.notifier.set_registry(registry)
@@ -274,7 +270,7 @@ class Hub(TerminalConfirmations):
         # calibration intervals the state does not know: from the stored readings, before any
         # reading is judged (else they count from the next one)
         d = self.dispatcher
-        await take_stored_calibrations(self.store, d.table, d.state, _now_ms())
+        await take_stored_calibrations(self.store, d.table, d.state, wall_ms())
         _settle_memory()
         server = _Server(
             uvicorn.Config(

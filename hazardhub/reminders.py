@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 import orjson
 
 from alerts.alarmevent import AlarmEvent
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 
 REMINDERS_METRIC = "hazardhub_driver_reminders_total"
 _VEHICLES = "vehicles"  # the site of every vehicle alarm
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +62,7 @@ class DriverReminders:
         layout: TopicLayout | None = None,
         within_s: float = 60.0,
         max_waiting: int = 1000,
-        clock_ms: Callable[[], int] = _now_ms,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         """`registry`: the running configuration (it may change); `publish`: QoS 1 on the hub's
         broker connection, raising while there is none; `connected`: set while there is one;

@@ -10,7 +10,6 @@ import math
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 
 import yaml
@@ -26,6 +25,7 @@ from simulators.load import LoadGenerator, config_yaml
 from simulators.relay import UplinkRelay
 from simulators.timeline import CompiledScenario, ScenarioSpec, compile_scenario
 from telemetry.brokertls import BrokerTls
+from telemetry.clock import wall_ms
 from telemetry.errors import ConfigError
 from telemetry.registry import Registry, parse_document
 from telemetry.topics import TopicLayout
@@ -180,7 +180,7 @@ async def _run_sim(args: argparse.Namespace, stop: asyncio.Event, tls: BrokerTls
     compiled = _compile(load_scenario(args.scenario_file, args.seed), registry)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    start_wall_ms = time.time_ns() // 1_000_000
+    start_wall_ms = wall_ms()
     accel = float(args.accel)
 
     def clock() -> float:

@@ -21,14 +21,11 @@ import aiomqtt
 from alerts.errors import AlarmStoreError
 from ingest.flush import Flushing
 from ingest.pipeline import Handled
+from telemetry.clock import wall_ms
 
 __all__ = ["Batching"]
 
 log = logging.getLogger("ingest.service")  # the hub shell's logger, as before the split
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def _until(event: asyncio.Event, within_s: float) -> None:
@@ -122,7 +119,7 @@ class Batching(Flushing):
                 message = queue.get_nowait()
                 handled = self._handle(message)
                 if not pending:
-                    first_at, first_ms = loop.time(), _now_ms()
+                    first_at, first_ms = loop.time(), wall_ms()
                 pending.append((message, handled))
                 if handled.readings is not None:
                     readings += len(handled.readings)
@@ -130,7 +127,7 @@ class Batching(Flushing):
             if now >= next_tick:
                 next_tick = now + self._tick_s
                 try:
-                    clock = _now_ms()
+                    clock = wall_ms()
                     horizon = min((clock, *self._in_flight.values()))
                     if pending:  # taken before anything still queued
                         horizon = min(horizon, first_ms)
@@ -170,7 +167,7 @@ class Batching(Flushing):
     def _handle(self, message: aiomqtt.Message) -> Handled:
         payload = message.payload
         data = payload if isinstance(payload, bytes) else str(payload).encode()
-        handled = self.pipeline.handle(str(message.topic), data, _now_ms())
+        handled = self.pipeline.handle(str(message.topic), data, wall_ms())
         if handled.mark is not None and not handled.duplicate and not handled.rejected_whole:
             # until its flush has judged it (or left it to the broker), a copy of it taken
             # meanwhile (a QoS 1 re-send in the same second) is a duplicate, not judged twice

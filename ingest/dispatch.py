@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
 from ingest.store.base import PositionBatch, ReadingBatch, TimeSeriesStore, positioned
 from ingest.ticking import Ticking
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 
 __all__ = ["AlarmListener", "Dispatcher"]
@@ -62,10 +62,6 @@ _NO_POSITIONS = PositionBatch(
 )
 AlarmListener = Callable[[Sequence[AlarmEvent]], Awaitable[None]]
 _FENCE_KINDS = frozenset({"corridor", "forbidden_area"})  # alarms that follow the geofences
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _compile(registry: Registry) -> RuleTable:
@@ -111,7 +107,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
             core, self.fleet, self.terminal = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
             )
-            log.info("analytics state of %d ms ago taken up", max(0, _now_ms() - saved.saved_ms))
+            log.info("analytics state of %d ms ago taken up", max(0, wall_ms() - saved.saved_ms))
         # the configuration may have changed while the hub was down: the alarms of points gone
         # and of kinds their rules no longer judge (nothing would clear them) are cleared, as on
         # a reload (journaled; handed on with the first batch). Known from the configuration and
@@ -119,7 +115,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         retired: list[AlarmEvent] = []
         try:
             retired = self.book.retire(
-                _now_ms(), self.book.unjudged(), "configuration changed while stopped"
+                wall_ms(), self.book.unjudged(), "configuration changed while stopped"
             )
         except AlarmStoreError as exc:  # a locked or read-only database must not stop the hub
             log.error("alarms of a changed configuration not cleared at start: %s", exc)

@@ -30,6 +30,7 @@ from ingest.pipeline import Handled, Pipeline
 from ingest.positionmsg import VEHICLES
 from ingest.seqjournal import SeqJournal
 from ingest.store.base import ReadingBatch, StoreError, StoreUnavailableError
+from telemetry.clock import wall_ms
 from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout
 
@@ -46,10 +47,6 @@ class _StoppingError(Exception):
 
 
 _GAPS_SAID_A_MINUTE = 20  # device gaps logged one by one in a minute (all are counted)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Flushing:
@@ -111,7 +108,7 @@ class Flushing:
         try:
             pruned = await self._retried(
                 lambda: asyncio.to_thread(
-                    self.statedb.add_dead_letter, _now_ms(), kind, topic, reason, raw, origin
+                    self.statedb.add_dead_letter, wall_ms(), kind, topic, reason, raw, origin
                 ),
                 "dead letter not kept",
                 stop,
@@ -179,7 +176,7 @@ class Flushing:
                         break
                     self.metrics.inc("hazardhub_store_retries_total")
                     if self.store_held_since is None:
-                        self.store_held_since = _now_ms()
+                        self.store_held_since = wall_ms()
                     if isinstance(exc, StoreUnavailableError):
                         self._unavailable(exc)
                     else:
@@ -205,12 +202,12 @@ class Flushing:
         events: list[AlarmEvent] = []
         if stored and (readings or positions):
             events = await self._recorded(
-                lambda: self.dispatcher.judge(batch, positions, _now_ms(), horizon=first_ms)
+                lambda: self.dispatcher.judge(batch, positions, wall_ms(), horizon=first_ms)
             )
             self._lag(batch, first_ms)
         losses = [loss for h in accepted for loss in h.losses]
         if losses:
-            events += await self._recorded(lambda: self.dispatcher.record_losses(losses, _now_ms()))
+            events += await self._recorded(lambda: self.dispatcher.record_losses(losses, wall_ms()))
         await self._publish(client, events)
         seen = self.pipeline.seen
         marks: list[tuple[tuple[str, str, str], int]] = []
@@ -281,7 +278,7 @@ class Flushing:
     def _lag(self, batch: ReadingBatch | None, first_ms: int) -> None:
         """How far behind the hub is: its clock against the newest event judged, and how long
         the messages waited in it (a hub falling behind said nothing, helper-92)."""
-        now = _now_ms()
+        now = wall_ms()
         self.metrics.set("hazardhub_ingest_wait_seconds", (now - first_ms) / 1000)
         if batch is not None and len(batch):
             self.metrics.set("hazardhub_ingest_lag_seconds", (now - int(batch.ts.max())) / 1000)

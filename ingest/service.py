@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -32,6 +31,7 @@ from ingest.store.base import StoreUnavailableError
 from ingest.store.buffered import BufferedStore
 from telemetry.brokerlogin import login_refused
 from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.clock import wall_ms
 from telemetry.topics import TopicLayout
 
 __all__ = ["IngestService"]
@@ -44,10 +44,6 @@ STORE_HELD_S = 5.0
 # how long a batch taken may wait to be judged before `/readyz` says the hub is behind (a flood
 # of one tenant's alarms held every tenant's judging for minutes, and it said ready: helper-107)
 STALLED_S = 60.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 async def _ended(*tasks: asyncio.Task[None]) -> bool:
@@ -157,7 +153,7 @@ class IngestService(Batching):
         taken = min(tuple(self._in_flight.values()), default=None)
         if taken is None:
             return last
-        return max(last, (_now_ms() - taken) / 1000)
+        return max(last, (wall_ms() - taken) / 1000)
 
     def not_ready(self, now_ms: int | None = None) -> str | None:
         """Why the hub judges nothing now, or None: not subscribed to the broker, a batch it
@@ -169,7 +165,7 @@ class IngestService(Batching):
         if not self.ready.is_set():
             return "not subscribed to the broker: no reading is heard"
         held = self.store_held_since
-        now = _now_ms() if now_ms is None else now_ms
+        now = wall_ms() if now_ms is None else now_ms
         held_long = held is not None and now - held >= STORE_HELD_S * 1000
         since = (
             ""
@@ -233,7 +229,7 @@ class IngestService(Batching):
                     # the broker may hold the readings of the time the hub was away (since the
                     # last session ended, or its stop): that time does not count as silence of
                     # the feeds and the sensors with a no-data timeout, once (`ingest.links`)
-                    at = _now_ms()
+                    at = wall_ms()
                     # the gateways' statuses count once the broker has sent them again
                     self.dispatcher.gateways.new_session()
                     await self.dispatcher.link_back(at)
@@ -244,15 +240,15 @@ class IngestService(Batching):
                     self.ready.set()
                     backoff = 0.2
                     self._client = client
-                    began = _now_ms()
+                    began = wall_ms()
                     await self._session(client, stop)
                 self._inbox_lost(client)
                 return
             except aiomqtt.MqttError as exc:
                 self._inbox_lost(client)
-                short = began is not None and _now_ms() - began < _SHORT_SESSION_MS
+                short = began is not None and wall_ms() - began < _SHORT_SESSION_MS
                 if began is not None:  # a session ran and ended now
-                    self.dispatcher.link_lost(_now_ms())
+                    self.dispatcher.link_lost(wall_ms())
                     began = None
                 elif excused is not None:  # excused once: away again from that connection
                     self.dispatcher.link_lost(excused)

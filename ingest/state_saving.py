@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,15 +23,15 @@ from alerts.vehicles.alarms import DriverNames, FleetAlarms
 from alerts.vehicles.state import FleetState
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.metrics import Metrics
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 
 __all__ = ["StateSaving"]
 
 log = logging.getLogger("ingest.dispatch")  # the dispatcher's logger, as before the split
 
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+# the clock of the state's saving, a name of this module: tests/test_hub_clock.py sets it
+_now_ms = wall_ms
 
 
 class StateSaving:

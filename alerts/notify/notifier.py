@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,6 +42,7 @@ from alerts.notify.stages import holders
 from alerts.notify.store import NotifyStore
 from alerts.notify.timers import Timers
 from alerts.statedb import StateDB
+from telemetry.clock import wall_ms
 from telemetry.notifyconfig import (
     ChannelSpec,
     EscalationPolicySpec,
@@ -60,10 +60,6 @@ _GAUGE_EVERY_MS = 10_000  # the waiting notifications counted every 10 s
 _PRUNE_BATCH = 10_000  # rows deleted by one short write (more: again on the next turn)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class Notifier(Timers):
     def __init__(
         self,
@@ -73,7 +69,7 @@ class Notifier(Timers):
         settings: NotifySettings | None = None,
         *,
         metrics: Counter | None = None,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_ms,
         outbox: OutboxDB | None = None,
     ) -> None:
         """`outbox`: the outbox's database, started by its owner (`OutboxDB.start`); by default

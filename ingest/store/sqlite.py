@@ -26,7 +26,6 @@ import json
 import logging
 import pathlib
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -73,6 +72,7 @@ from ingest.store.sqlite_write import (
     insert_positions,
     insert_readings,
 )
+from telemetry.clock import wall_ms
 from telemetry.registry import Registry
 
 __all__ = ["RetentionReport", "SqliteStore"]
@@ -80,10 +80,6 @@ __all__ = ["RetentionReport", "SqliteStore"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SqliteStore(SqliteUpkeep):
@@ -99,7 +95,7 @@ class SqliteStore(SqliteUpkeep):
         retention: RetentionPolicy | None = None,
         retention_every_s: float = 3600.0,
         rollup_every_s: float = 60.0,
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         """With `retention`, `open` starts a job that applies it every `retention_every_s`; the
         same job brings the rollups up to date every `rollup_every_s` (0: only when read).
