@@ -26,12 +26,9 @@ from typing import Any
 
 from alerts.alarmevent import AlarmEvent
 from alerts.errors import AlarmStoreError
-from alerts.table import kind_name
-from telemetry.notifyconfig import TIERS
+from alerts.table import TIER_RANK, kind_name
 
 __all__ = ["AlarmFeed", "FedEvent", "Replay", "peak_of"]
-
-_RANK = {t: i for i, t in enumerate(TIERS)}  # none, blue ... red
 
 _AFTER = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
@@ -48,7 +45,9 @@ _LAST = "SELECT COALESCE(MAX(id), 0) FROM alarm_events"
 
 def peak_of(tiers: str) -> str:
     """The highest of a comma list of tiers ("none" for none)."""
-    return max((t for t in tiers.split(",") if t), key=lambda t: _RANK.get(t, 0), default="none")
+    return max(
+        (t for t in tiers.split(",") if t), key=lambda t: TIER_RANK.get(t, 0), default="none"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.evaluate import CoreState
 from alerts.lifecycle import Action, TransitionError, disposal_action, step
 from alerts.statedb import AlarmRow, StateDB
-from alerts.table import TIERS
+from alerts.table import TIER_RANK
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
 
@@ -49,7 +49,6 @@ EVENT_OF: dict[str, str] = {
 SYSTEM = "system"
 # the steps whose meaning depends on who takes them (`disposal_action`)
 _BY_STANDING = frozenset({"close", "approve", "return"})
-_TIER_RANK = {t: i for i, t in enumerate(TIERS)}  # none, blue ... red
 _OPEN = "(isa_state != 'normal' OR disposal != 'closed')"
 
 
@@ -129,7 +128,7 @@ class AlarmDesk:
         tiers = con.execute(
             "SELECT DISTINCT tier FROM alarm_events WHERE alarm_id = ?", (row.id,)
         ).fetchall()
-        return max([row.tier, *(str(t[0]) for t in tiers)], key=lambda t: _TIER_RANK.get(t, 0))
+        return max([row.tier, *(str(t[0]) for t in tiers)], key=lambda t: TIER_RANK.get(t, 0))
 
     def set_in_service(
         self,

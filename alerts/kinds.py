@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from telemetry.notifyconfig import TIERS as CONFIG_TIERS
+
 if TYPE_CHECKING:
     from telemetry.registry import Registry, SensorInfo
 
@@ -35,6 +37,7 @@ __all__ = [
     "SLOTS",
     "TERMINAL_KINDS",
     "TIERS",
+    "TIER_RANK",
     "alarm_value_unit",
     "kind_name",
     "value_unit",
@@ -74,7 +77,11 @@ CLOCK_BEHIND = 14
 # a protective-action plan's lock-out not tested for its interval, or its last test failed
 # (`alerts.locktests`: judged on the hub's clock, not by the core)
 LOCK_TEST = 13
-TIERS = ("none", "blue", "yellow", "orange", "red")
+# the tiers as the core numbers them (`RuleTable.tier`): 0 none (normal), then those a level may
+# be given (`telemetry.configbase.Tier`, blue ... red), each above the one before
+TIERS: tuple[str, ...] = ("none", *CONFIG_TIERS)
+# a tier's rank, for "the highest tier" (unknown tiers rank with none)
+TIER_RANK: dict[str, int] = {t: i for i, t in enumerate(TIERS)}
 # the alarm kinds of the fleet analytics (alerts.vehicles), numbered after the core's sides
 FLEET_SIDE0 = 16
 FLEET_KINDS = (

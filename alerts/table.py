@@ -35,6 +35,7 @@ from alerts.kinds import (
     SIDES,
     SLOTS,
     TERMINAL_KINDS,
+    TIER_RANK,
     TIERS,
     kind_name,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "SLOTS",
     "TERMINAL_KINDS",
     "TIERS",
+    "TIER_RANK",
     "TREND_DEPTH",
     "RuleTable",
     "compile_table",

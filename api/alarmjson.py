@@ -10,7 +10,7 @@ from typing import Any
 
 from alerts.kinds import alarm_value_unit
 from alerts.statedb import AlarmEventRow, AlarmRow
-from alerts.table import TIERS, kind_name
+from alerts.table import TIER_RANK, kind_name
 from api.models import AlarmPublic
 from telemetry.registry import Registry, SensorInfo
 
@@ -21,7 +21,6 @@ def _finite(v: float | None) -> float | None:
     return None if v is None or not math.isfinite(v) else v
 
 
-_TIER_RANK = {tier: rank for rank, tier in enumerate(TIERS)}  # none, blue ... red
 # a tenant's and a site's names as configured, by id (a tenant's: `(tenant, None)`)
 Names = Mapping[tuple[str, str | None], str]
 
@@ -64,7 +63,7 @@ def _sensor_kind(info: SensorInfo | None, sensor: str) -> str:
 def _peak_tier(tier: str, events: Sequence[Mapping[str, Any]]) -> str:
     """The highest tier of the alarm and its journal."""
     tiers = [tier, *(str(e["tier"]) for e in events)]
-    return max(tiers, key=lambda t: _TIER_RANK.get(t, 0))
+    return max(tiers, key=lambda t: TIER_RANK.get(t, 0))
 
 
 _REACHING = frozenset(["raised", "escalated"])

@@ -21,11 +21,11 @@ from pydantic import BaseModel, Field
 
 from alerts.lifecycle import DISPOSAL_STEPS
 from alerts.statedb import StateDB
-from alerts.table import TIERS
+from alerts.table import TIER_RANK, TIERS
 
 __all__ = ["HandlingPublic", "Percentiles", "handling_report", "nearest_rank"]
 
-_RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TIERS))
+_RANK = " ".join(f"WHEN '{t}' THEN {i}" for t, i in TIER_RANK.items())
 # one row per alarm of the range: where it stands now and what its journal says; the condition
 # on (tenant, started_ts) is the alarms' index, the journal is read by alarm
 _PER_ALARM = (
@@ -128,7 +128,7 @@ class _Tally:
     def add(self, row: Sequence[Any]) -> None:
         _, _, tier, raised_at, disposal, isa_state, peak, acked, closed, overdue, shelved, by = row
         self.raised += 1
-        rank = max(int(peak or 0), TIERS.index(tier) if tier in TIERS else 0)
+        rank = max(int(peak or 0), TIER_RANK.get(tier, 0))
         self.peak[TIERS[rank]] += 1
         if acked is not None:
             self.ack_s.append(max(0, acked - raised_at) / 1000)

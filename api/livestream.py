@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from api.auth import KeyWatch, Principal, current_key_watch
 from api.context import Caller, Ctx, narrowed
 from api.stream import Broadcaster, Subscription, TooManyStreamsError
-from api.streamreplay import TIERS
+from telemetry.notifyconfig import TIERS  # what `tier=` filters on: blue ... red
 
 _TIER_LIST = f"^({'|'.join(TIERS)})(,({'|'.join(TIERS)}))*$"
 _ID = re.compile(r"[0-9]{1,18}")  # a journal event id (below 2**63)

@@ -22,16 +22,14 @@ import orjson
 from alerts.alarmfeed import AlarmFeed
 from alerts.alarms import AlarmEvent
 from alerts.errors import AlarmStoreError
-from telemetry.notifyconfig import TIERS as ALL_TIERS
 from telemetry.registry import Registry
 
 if TYPE_CHECKING:
     from api.stream import Subscription
 
-__all__ = ["REPLAY_MAX", "TIERS", "alarm_data", "replayed"]
+__all__ = ["REPLAY_MAX", "alarm_data", "replayed"]
 
 REPLAY_MAX = 10_000  # alarm events one resume replays at most
-TIERS = tuple(t for t in ALL_TIERS if t != "none")  # what `tier=` filters on: blue ... red
 _CHUNK = 200  # replayed events sent together
 
 log = logging.getLogger(__name__)

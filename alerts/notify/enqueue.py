@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from alerts.kinds import alarm_value_unit, value_unit
+from alerts.kinds import TIER_RANK, alarm_value_unit, value_unit
 from alerts.notify.delivery import CHANNEL, guarded_json
 from alerts.notify.objects import NotifyCatalog
-from alerts.notify.stages import TIER_RANK, EventView
+from alerts.notify.stages import EventView
 from alerts.notify.store import NotifyStore
 from telemetry.notifyconfig import ChannelSpec, SubscriptionSpec
 from telemetry.registry import Registry

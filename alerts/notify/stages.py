@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
+from alerts.kinds import TIER_RANK
 from telemetry.notifyconfig import SilenceSpec, SubscriptionSpec
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 CST = timezone(timedelta(hours=8), "CST")
-TIER_RANK = {"none": 0, "blue": 1, "yellow": 2, "orange": 3, "red": 4}
 _GATED = frozenset({"shelved", "suppressed", "out_of_service"})
 # what the process or the clock says about the alarm itself: held back by the gate
 _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
