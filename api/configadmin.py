@@ -5,23 +5,30 @@ a configuration file: models, profiles, rule packs, cross-references), recorded 
 `api.registrydb`, then switched to without a restart (`switch`: the hub swaps the registry of
 every part between two batches, see `Hub.switch`). Changes are serialized.
 
-Secrets (a webhook's HMAC key, the password and the tokens in its URL) never leave through the
-API: an export shows them as ``********``, and an import that carries ``********`` keeps the
-secret the running configuration has at the same place.
+The document of a configuration, its secrets' masking and its check are `api.configdoc`'s
+(re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import ValidationError
-
-from api.hidden import HIDDEN, hide_url, keep_secret, keep_url, url_hides_secret
+from api.configdoc import (
+    MAX_ERRORS,
+    ConfigRefusedError,
+    config_errors,
+    digest_of,
+    document,
+    document_digest,
+    mask,
+    unmask,
+    validate,
+)
+from api.hidden import HIDDEN
 from api.keycarry import apply_key_changes, key_diff
 from api.registrydb import RegistryDB, Revision, Source
 from telemetry.clock import wall_ms
@@ -45,47 +52,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_SECRET_KEYS = frozenset({"secret"})
-# a webhook's: the password of its user info and its query's tokens are secrets (api.hidden)
-_URL_KEYS = frozenset({"url"})
-
 
 # what the configuration alone cannot tell (its notification objects counted with the API's),
 # given the running one and the next, in a thread under the lock: ConfigRefusedError
 Vet = Callable[[HubConfig, HubConfig], None]
-
-
-MAX_ERRORS = 100  # field errors told at most: a 1 MiB list of wrong items has 500,000
-
-
-class ConfigRefusedError(Exception):
-    """A configuration that does not check out; `errors` are field errors (loc, msg, type), the
-    first MAX_ERRORS of them and then how many more there were."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        if len(errors) > MAX_ERRORS:
-            more = len(errors) - MAX_ERRORS
-            errors = [
-                *errors[:MAX_ERRORS],
-                {"loc": ["body"], "msg": f"and {more} more errors", "type": "too_many_errors"},
-            ]
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
-        self.errors = errors
-
-
-def document(config: HubConfig) -> dict[str, Any]:
-    """The configuration as plain data, as its file or request gave it (unset fields left out)."""
-    data: dict[str, Any] = config.model_dump(mode="json", exclude_unset=True)
-    return data
-
-
-def _digest(doc: dict[str, Any]) -> str:
-    text = json.dumps(doc, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def document_digest(config: HubConfig) -> str:
-    return _digest(document(config))
 
 
 def revision_to_run(db: RegistryDB, file_digest: str) -> Revision | None:
@@ -95,124 +65,6 @@ def revision_to_run(db: RegistryDB, file_digest: str) -> Revision | None:
     if latest is None or db.last_file_digest() != file_digest:
         return None
     return latest
-
-
-def _key(item: Any, i: int) -> Any:
-    if isinstance(item, dict):
-        for k in ("id", "name"):
-            if isinstance(item.get(k), str):
-                return item[k]
-    return i
-
-
-def _masked(key: str, value: Any) -> Any:
-    if key in _SECRET_KEYS and value:
-        return HIDDEN
-    if key in _URL_KEYS and isinstance(value, str):
-        return hide_url(value)
-    return mask(value)
-
-
-def mask(data: Any) -> Any:
-    """A copy with every secret shown as HIDDEN (a URL's password and tokens too: `api.hidden`)."""
-    if isinstance(data, dict):
-        return {k: _masked(k, v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [mask(v) for v in data]
-    return data
-
-
-def _secrets(data: Any, path: tuple[Any, ...], out: dict[tuple[Any, ...], Any]) -> None:
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k in _SECRET_KEYS or k in _URL_KEYS:
-                out[(*path, k)] = v
-            else:
-                _secrets(v, (*path, k), out)
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            _secrets(v, (*path, _key(v, i)), out)
-
-
-def unmask(data: Any, current: dict[str, Any]) -> Any:
-    """`data` with each HIDDEN secret replaced by the running configuration's secret at the same
-    place (lists matched by their items' id or name), and each URL with a HIDDEN secret by the
-    running URL there when it is that URL. Raise ConfigRefusedError for a HIDDEN secret or
-    password with nothing to keep, and for a HIDDEN secret beside a URL of another receiver
-    than the running one (`api.hidden.keep_secret`, the rule of `/subscriptions` too)."""
-    known: dict[tuple[Any, ...], Any] = {}
-    _secrets(current, (), known)
-    errors: list[dict[str, Any]] = []
-
-    def refuse(loc: tuple[Any, ...], msg: str) -> None:
-        errors.append({"loc": ["body", *loc], "msg": msg, "type": "value_error"})
-
-    def walk(node: Any, path: tuple[Any, ...], loc: tuple[Any, ...]) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for k, v in node.items():
-                if k in _SECRET_KEYS and v == HIDDEN:
-                    out[k] = v  # below, once the URL beside it is known
-                elif k in _URL_KEYS and isinstance(v, str) and url_hides_secret(v):
-                    url = keep_url(v, known.get((*path, k)))
-                    if url is None:
-                        refuse(
-                            (*loc, k),
-                            "a hidden password or token that is not the one of this URL here:"
-                            " give it",
-                        )
-                    out[k] = url or v
-                else:
-                    out[k] = walk(v, (*path, k), (*loc, k))
-            for k in _SECRET_KEYS:
-                if out.get(k) != HIDDEN:
-                    continue
-                stored = known.get((*path, k))
-                kept = keep_secret(out.get("url"), known.get((*path, "url")), stored)
-                if kept is None:
-                    refuse(
-                        (*loc, k),
-                        "a hidden secret with no secret to keep here: give it"
-                        if not stored
-                        else "a hidden secret stands only for the one stored with that same"
-                        " URL: give the secret again for a new URL",
-                    )
-                out[k] = kept or ""
-            return out
-        if isinstance(node, list):
-            return [walk(v, (*path, _key(v, i)), (*loc, i)) for i, v in enumerate(node)]
-        return node
-
-    result = walk(data, (), ())
-    if errors:
-        raise ConfigRefusedError(errors)
-    return result
-
-
-def _config_errors(exc: ConfigError) -> list[dict[str, Any]]:
-    """'source: a.b.0.c: message' lines as field errors."""
-    out = []
-    for line in str(exc).splitlines():
-        parts = line.split(": ", 2)
-        if len(parts) == 3 and " " not in parts[1]:
-            loc = [int(p) if p.isdigit() else p for p in parts[1].split(".")]
-            out.append({"loc": ["body", *loc], "msg": parts[2], "type": "config_error"})
-        else:
-            out.append({"loc": ["body"], "msg": line, "type": "config_error"})
-    return out
-
-
-def validate(data: Any) -> HubConfig:
-    """Plain data as a `HubConfig`; ConfigRefusedError with field errors."""
-    try:
-        return HubConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigRefusedError(
-            [
-                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ]
-        ) from exc
 
 
 class ConfigAdmin:
@@ -248,7 +100,7 @@ class ConfigAdmin:
         newest revision that no longer checks out (profiles changed beside it) gives way to
         the file too."""
         doc = document(file_registry.config)  # large for a large configuration: made once
-        digest = _digest(doc)
+        digest = digest_of(doc)
         latest = revision_to_run(self.db, digest)
         if latest is not None:
             try:
@@ -266,7 +118,7 @@ class ConfigAdmin:
         comment = file_source
         newest = latest if latest is not None else self.db.latest_revision()
         # the file as the newest revision (an export put back into it): nothing is dropped
-        same = newest is not None and _digest(newest.document) == digest
+        same = newest is not None and digest_of(newest.document) == digest
         dropped = "" if same else self._dropped_by_file(newest)
         why = (
             f"the configuration file {file_source} changed since the hub last read it"
@@ -352,7 +204,7 @@ class ConfigAdmin:
                 )
             return config, registry
         except ConfigError as exc:
-            raise ConfigRefusedError(_config_errors(exc)) from exc
+            raise ConfigRefusedError(config_errors(exc)) from exc
 
     def _checked(
         self, edit: Callable[[dict[str, Any]], Any], vet: Vet | None = None

@@ -11,9 +11,7 @@ import logging
 import os
 import pwd
 import signal
-import socket
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from hazardhub.cliargs import (
     influx_with_login,
     parser,
 )
+from hazardhub.startchecks import api_address_problem, folder_problem
 from telemetry.brokertls import BrokerTlsError
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import check_plates, critical_t_notices
@@ -57,47 +56,10 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return asyncio.run(runner())
 
 
-def _taken(host: str, port: int) -> str | None:
-    """Why the API cannot listen on host:port (in use, or not an address of this machine), or
-    None: said in one line before anything starts, instead of the tracebacks of every part
-    already started when the API fails."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return f"the API address {host}:{port} cannot be used: {exc}"
-    family, kind, proto, _, addr = infos[0]
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as exc:
-            return (
-                f"the API address {host}:{port} is not free ({exc.strerror}): another hub or "
-                "demo may be running; give another with --api HOST:PORT"
-            )
-    return None
-
-
-def _folder_problem(option: str, path: Path) -> str | None:
-    """Why `path` (given with `option`) cannot be the process's folder, or None: made if
-    missing, and a file written in it and removed. A folder that is a file, under a file or not
-    writable stopped the start with a traceback of whichever part first wrote there
-    (helper-149): said here in one line instead, before anything starts."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".hazardhub-check-"):
-            pass
-    except FileExistsError:
-        return f"{option} {path}: it is a file, not a folder"
-    except OSError as exc:
-        return f"{option} {path}: cannot make or write the folder: {exc.strerror or exc}"
-    return None
-
-
 def _folders_problem(command: str, *folders: tuple[str, Path | None]) -> bool:
     """Say (stderr, one line) the first of `folders` that cannot be used; True if one was."""
     for option, path in folders:
-        if path is not None and (bad := _folder_problem(option, path)) is not None:
+        if path is not None and (bad := folder_problem(option, path)) is not None:
             print(f"hazardhub {command}: {bad}", file=sys.stderr)
             return True
     return False
@@ -185,7 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         load(args.config).registry()  # fail early with a clear message
         if _folders_problem("demo", ("--data-dir", args.data_dir)):
             return 2
-        if (busy := _taken(host, port)) is not None:
+        if (busy := api_address_problem(host, port)) is not None:
             print(f"hazardhub demo: {busy}", file=sys.stderr)
             return 2
         from hazardhub.demo import DemoOptions, run_demo  # (the hub: seconds, after the checks)
@@ -231,7 +193,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         spool = (args.spool_dir or args.data_dir / "spool") if args.influx else None
         if _folders_problem("hub", ("--data-dir", args.data_dir), ("--spool-dir", spool)):
             return 2
-        if (busy := _taken(ahost, aport)) is not None:
+        if (busy := api_address_problem(ahost, aport)) is not None:
             print(f"hazardhub hub: {busy}", file=sys.stderr)
             return 2
         from hazardhub.hub import ApiStartError, Hub, HubSettings

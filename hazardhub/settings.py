@@ -132,7 +132,8 @@ def running_registry(loaded: Loaded, data_dir: Path) -> Registry:
     """The configuration a hub with `data_dir` runs (or will at its next start): its newest
     revision (changes made through the API) unless the file changed since the hub last read it,
     in which case the file. Reads only; records nothing."""
-    from api.configadmin import document_digest, revision_to_run, validate
+    from api.configadmin import document_digest, revision_to_run
+    from api.configdoc import validate
     from api.registrydb import RegistryDB
 
     path = data_dir / "registry.db"
