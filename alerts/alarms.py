@@ -155,7 +155,7 @@ class AlarmBook(VehicleAlarms, AlarmRestore):
                     self._device(work, key, state, touched[key], arrival)
             events = work.write(self._db, self._disposal)
             # a lock-out that failed is a failed test of it (`alerts.locktests`)
-            record_failures(con, self._registry, events, arrival)
+            record_failures(self._db, con, self._registry, events, arrival)
             return events
 
     def retire(

@@ -93,8 +93,9 @@ def record_confirmations(
                 # one, at the deadline (the action_failed raise's, `record_failures`: one test)
                 at = c.at if in_time else c.began + c.plan.within_ms
                 insert_test(
-                    con, info.tenant, info.id, at, in_time, comment, None, SOURCE_ACTION, arrival
-                )
+                    db, con, info.tenant, info.id, at, in_time, comment, None, SOURCE_ACTION,
+                    arrival,
+                )  # fmt: skip
             if not rows:
                 continue
             row = rows[0]
@@ -112,7 +113,11 @@ _FAILED = SIDE_NAMES[ACTION]
 
 
 def record_failures(
-    con: sqlite3.Connection, registry: Registry, events: Sequence[AlarmEvent], arrival: int
+    db: StateDB,
+    con: sqlite3.Connection,
+    registry: Registry,
+    events: Sequence[AlarmEvent],
+    arrival: int,
 ) -> None:
     """In the alarm book's transaction: each action_failed raise of a plan with a lock-test
     interval is a failed test of its lock-out (`source: action`, at the raise's event time,
@@ -125,4 +130,4 @@ def record_failures(
             continue
         said = f": {e.comment}" if e.comment else ""
         note = f"保护动作失败 protective action failed (action_failed){said}"
-        insert_test(con, info.tenant, info.id, e.ts, False, note, None, SOURCE_ACTION, arrival)
+        insert_test(db, con, info.tenant, info.id, e.ts, False, note, None, SOURCE_ACTION, arrival)

@@ -73,23 +73,24 @@ class LockTestAlarms(AlarmRows):
         super().__init__(registry, disposal)
         self._db = db
         self._checked: int | None = None  # the hub's clock at the last judgement
-        self._newest = -1  # the newest test's id then
+        self._recorded = -1  # the state database's count of tests recorded then
 
     def plans(self) -> list[SensorInfo]:
         """The sensors whose plan has a lock-test interval."""
         return [s for s in self._registry.sensors if s.lock_test is not None]
 
     def step(self, now: int) -> list[AlarmEvent]:
-        """On the clock's tick: judge every plan when `CHECK_MS` have passed since the last
-        judgement, or a test was recorded since (by the hub's confirmations, or another
-        process). Raise AlarmStoreError."""
-        rows = self._db.query("SELECT COALESCE(MAX(id), 0) FROM lock_tests")
-        newest = int(rows[0][0])
+        """On the clock's tick: judge every plan at the first tick (the tests recorded while
+        the hub was stopped), when `CHECK_MS` have passed since the last judgement, or when a
+        test was recorded since through the state database (`StateDB.lock_tests_recorded`: the
+        hub's confirmations, the API). A tick with none of these reads nothing. Raise
+        AlarmStoreError."""
+        recorded = self._db.lock_tests_recorded  # (before the judgement: one after it counts)
         fresh = self._checked is not None and 0 <= now - self._checked < CHECK_MS
-        if fresh and newest == self._newest:
+        if fresh and recorded == self._recorded:
             return []
         events = self.judge(now)
-        self._checked, self._newest = now, newest
+        self._checked, self._recorded = now, recorded
         return events
 
     def judge(self, now: int) -> list[AlarmEvent]:
@@ -145,7 +146,9 @@ class LockTestAlarms(AlarmRows):
             found = find_test(con, info.tenant, info.id, ts, passed, actor)
             if found is not None:
                 return found, [], False
-            test = insert_test(con, info.tenant, info.id, ts, passed, note, actor, SOURCE_API, now)
+            test = insert_test(
+                self._db, con, info.tenant, info.id, ts, passed, note, actor, SOURCE_API, now
+            )
             if test is None:  # (only the hub's own tests are recorded once)
                 raise AlarmStoreError("the test was not recorded")
             if info.lock_test is None:

@@ -95,6 +95,7 @@ def _test(row: Sequence[object]) -> LockTest:
 
 
 def insert_test(
+    db: StateDB,
     con: sqlite3.Connection,
     tenant: str,
     sensor: str,
@@ -105,8 +106,9 @@ def insert_test(
     source: str,
     recorded_at: int,
 ) -> LockTest | None:
-    """Record a test (in the caller's transaction); None when the hub's own test of that plan
-    and time is recorded already (a confirmation recorded again)."""
+    """Record a test (in the caller's transaction, of `db`); None when the hub's own test of
+    that plan and time is recorded already (a confirmation recorded again). Counted in
+    `db.lock_tests_recorded` (a transaction rolled back after it too: one judgement more)."""
     cur = con.execute(
         "INSERT OR IGNORE INTO lock_tests (tenant, sensor, ts, passed, note, actor, source, "
         "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,6 +116,7 @@ def insert_test(
     )
     if not cur.rowcount:
         return None
+    db.lock_tests_recorded += 1
     row_id = int(cur.lastrowid or 0)
     return LockTest(row_id, tenant, sensor, ts, passed, note, actor, source, recorded_at)
 

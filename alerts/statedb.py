@@ -117,6 +117,10 @@ class StateDB(AlarmStatements, DeadLetterBook):
         self._max_payload = max_dead_letter_bytes
         self._letters_kept = (dead_letters_kept, dead_letters_kept_bytes)
         self._letters: list[int] | None = None  # [rows, payload bytes] held, read at first use
+        # lock-out tests recorded through this object (`alerts.locktests.insert_test`), a count
+        # that moves with each: the hub's lock-test alarms judge the plans again when it moved,
+        # and a tick that finds it where it was reads nothing (`LockTestAlarms.step`)
+        self.lock_tests_recorded = 0
         try:
             self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -22,7 +22,7 @@ from test_api_alarms import KEYS, auth
 from alerts.alarms import AlarmEvent
 from alerts.kinds import LOCK_TEST
 from alerts.lockalarms import LockTestAlarms
-from alerts.locktests import DAY_MS, list_tests
+from alerts.locktests import DAY_MS, insert_test, list_tests
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
@@ -205,6 +205,47 @@ def test_a_plan_without_an_interval_any_more_has_its_alarm_cleared(tmp_path: Pat
     events = LockTestAlarms(db, registry(t1_plan=False)).judge(T0 + 201 * DAY_MS)
     assert kinds(events) == [("cleared", "ch4-t1", "normal", "none")]
     assert "no lock-test interval any more" in events[0].comment
+    db.close()
+
+
+def test_the_tick_reads_nothing_until_a_test_is_recorded_and_judges_one_recorded_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The tick judges the plans at its first call, every CHECK_MS, and at once after a test
+    recorded through the state database (the hub's confirmations, the API); between them it
+    runs no statement (it read the lock tests' newest id at each tick). A test recorded while
+    the hub was stopped is judged at the first tick of the next start."""
+    reg = registry()
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, reg)
+    assert locks.step(T0) == []  # first sight
+    due = T0 + 15 * DAY_MS
+    assert kinds(locks.step(due)) == [("raised", "ch4-t1", "lock_test_overdue", "yellow")]
+    statements: list[str] = []
+    for con in (db._db, db._reader, db._quick):
+        con.set_trace_callback(statements.append)
+    assert locks.step(due + 1000) == []
+    assert statements == []  # a tick with no new test costs no query
+    # a test recorded by another writer of the state database (as the hub's confirmations
+    # are), not judged by it: the next tick judges it, before CHECK_MS have passed
+    with db.transaction() as con:
+        insert_test(db, con, "north-coal", "ch4-t1", due, True, "试验气", "coal", "api", due)
+    assert kinds(locks.step(due + 2000)) == [("cleared", "ch4-t1", "normal", "none")]
+    assert locks.step(due + 3000) == []
+    db.close()
+
+    # recorded while the hub is stopped (another StateDB of the file, its own count): the next
+    # start's first tick judges it
+    db = StateDB(tmp_path / "state.db")
+    with db.transaction() as con:
+        at = due + DAY_MS
+        insert_test(db, con, "north-coal", "ch4-t1", at, False, "未断电", "coal", "api", at)
+    db.close()
+    db = StateDB(tmp_path / "state.db")
+    locks = LockTestAlarms(db, reg)
+    assert kinds(locks.step(due + DAY_MS + 1000)) == [
+        ("raised", "ch4-t1", "lock_test_failed", "orange")
+    ]
     db.close()
 
 
