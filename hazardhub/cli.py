@@ -144,7 +144,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         host, port = hostport(args.api, 8000)
-        load(args.config).registry()  # fail early with a clear message
+        loaded = load(args.config)  # read and checked once: early, with a clear message
+        registry = loaded.registry()
         if _folders_problem("demo", ("--data-dir", args.data_dir)):
             return 2
         if (busy := api_address_problem(host, port)) is not None:
@@ -160,7 +161,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             broker_port=args.broker_port,
             keep_data=args.keep_data,
         )
-        return _run(lambda stop: run_demo(opts, stop))
+        return _run(lambda stop: run_demo(opts, stop, loaded=loaded, registry=registry))
     if args.command == "hub":
         # the arguments and the configuration checked before the hub and its API are imported
         # (seconds): a start refused says so at once

@@ -23,7 +23,7 @@ from amqtt.broker import Broker
 from api.auth import hash_key
 from gateway.runner import Gateway
 from hazardhub.hub import Hub, HubSettings
-from hazardhub.settings import load
+from hazardhub.settings import Loaded, load
 from simulators.farm import endpoint_framing, framer
 from simulators.fleet import FleetPublisher, SimulatedVehicle
 from simulators.modbus import ModbusSimServer, SimulatedDevice
@@ -117,9 +117,18 @@ async def _start_broker(port: int) -> Broker:
     return broker
 
 
-async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
-    loaded = load(opts.config)
-    registry0 = loaded.registry()
+async def run_demo(
+    opts: DemoOptions,
+    stop: asyncio.Event,
+    *,
+    loaded: Loaded | None = None,
+    registry: Registry | None = None,
+) -> int:
+    """Run the demo until `stop`. `loaded` and `registry`: the configuration of `opts.config`
+    as the caller read and checked it (the CLI, before the hub is imported), else read here."""
+    if loaded is None:
+        loaded = load(opts.config)
+    registry0 = registry if registry is not None else loaded.registry()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     if not opts.keep_data:
         for name in (
@@ -166,7 +175,7 @@ async def run_demo(opts: DemoOptions, stop: asyncio.Event) -> int:
             port,
             new_port,
         )
-    registry: Registry = loaded.registry(_remap_ports(loaded.config, moved)) if moved else registry0
+    registry = loaded.registry(_remap_ports(loaded.config, moved)) if moved else registry0
     broker_port = free_port(opts.broker_port or 1883)
     broker = await _start_broker(broker_port)
     layout = TopicLayout()
