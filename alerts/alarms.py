@@ -21,6 +21,7 @@ from alerts.actionsaid import BatchSides, action_said, batch_sides, failure_acti
 from alerts.alarmevent import (
     DEVICE_RULE,
     FLEET_RULE,
+    SAFETY_RULE,
     TERMINAL_RULE,
     AlarmBatch,
     AlarmEvent,
@@ -53,6 +54,7 @@ from telemetry.registry import Registry, SensorInfo
 __all__ = [
     "DEVICE_RULE",
     "FLEET_RULE",
+    "SAFETY_RULE",
     "TERMINAL_RULE",
     "AlarmBook",
     "AlarmEvent",
@@ -195,7 +197,7 @@ class AlarmBook(VehicleAlarms, AlarmRestore):
                 keep = row.sensor in devices
             elif row.rule == GATEWAY_RULE:
                 keep = row.sensor in gateways
-            elif row.rule in (FLEET_RULE, TERMINAL_RULE):
+            elif row.rule in (FLEET_RULE, TERMINAL_RULE, SAFETY_RULE):
                 keep = reg.sensor_of(row.tenant, row.sensor, row.site, row.device) is not None
                 keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)
             else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from telemetry.activesafety import SAFETY_KINDS
 from telemetry.notifyconfig import TIERS as CONFIG_TIERS
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "MAINTENANCE",
     "NO_DATA",
     "RATE",
+    "SAFETY_SIDES",
     "SIDES",
     "SIDE_NAMES",
     "SLOTS",
@@ -124,6 +126,11 @@ TERMINAL_KINDS: dict[int, str] = {
     30: "terminal_rollover",
     31: "terminal_door_open",
 }
+# the active-safety kinds of 苏标 terminals (alerts.vehicles.safety): ADAS type t is kind number
+# 64 + t, DSM type t 96 + t (types 0-31)
+SAFETY_SIDES: dict[int, str] = {
+    (64 if source == "adas" else 96) + t: name for (source, t), name in SAFETY_KINDS.items()
+}
 ALARM_KIND_NAMES: dict[int, str] = {
     **dict(enumerate(SIDE_NAMES)),
     DATA_LOST: "data_lost",
@@ -131,6 +138,7 @@ ALARM_KIND_NAMES: dict[int, str] = {
     LOCK_TEST: "lock_test_overdue",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
+    **SAFETY_SIDES,
 }
 ALARM_KIND_SIDES: dict[str, int] = {name: side for side, name in ALARM_KIND_NAMES.items()}
 
@@ -173,7 +181,7 @@ def value_unit(kind: str, sensor_unit: str, feedback_unit: str = "") -> str:
         return found
     if kind == "action_failed":
         return feedback_unit
-    return "" if kind.startswith("terminal_") else sensor_unit
+    return "" if kind.startswith(("terminal_", "adas_", "dsm_")) else sensor_unit
 
 
 def alarm_value_unit(registry: Registry, info: SensorInfo | None, kind: str) -> str:

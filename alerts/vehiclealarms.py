@@ -8,15 +8,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from alerts.alarmevent import FLEET_RULE, TERMINAL_RULE, AlarmBatch, AlarmEvent
+from alerts.alarmevent import FLEET_RULE, SAFETY_RULE, TERMINAL_RULE, AlarmBatch, AlarmEvent
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import GatewayAlarms
 from alerts.statedb import StateDB
 from alerts.table import kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
+from alerts.vehicles.safety import SAFETY_ACTIONS, SafetyChange
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 
 __all__ = ["VehicleAlarms"]
+
+_LEVEL_NAMES = {1: "first_level", 2: "second_level"}  # an active-safety alarm's (苏标 一级/二级)
 
 
 class VehicleAlarms(GatewayAlarms):
@@ -29,10 +32,11 @@ class VehicleAlarms(GatewayAlarms):
         changes: Sequence[FleetChange],
         arrival: int,
         terminal: Sequence[TerminalChange] = (),
+        safety: Sequence[SafetyChange] = (),
     ) -> list[AlarmEvent]:
-        """Record the alarm changes of the fleet analytics and of the terminals' own alarm
-        bits, in order, in one transaction."""
-        if not changes and not terminal:
+        """Record the alarm changes of the fleet analytics, of the terminals' own alarm bits
+        and of their active-safety events, in order, in one transaction."""
+        if not changes and not terminal and not safety:
             return []
         rows: list[tuple[int, str, int, int, tuple[str, str, str], int, float, str]] = []
         for c in changes:
@@ -72,6 +76,13 @@ class VehicleAlarms(GatewayAlarms):
                     math.nan,
                     "",
                 )
+            )
+        for a in safety:
+            described = (
+                (_LEVEL_NAMES[a.level], a.tier, SAFETY_ACTIONS[a.kind]) if a.level else _NORMAL
+            )
+            rows.append(
+                (a.vehicle, SAFETY_RULE, a.side, a.level, described, a.ts, math.nan, a.said)
             )
         sensors = self._registry.sensors
         with self._db.transaction() as con:
@@ -123,3 +134,14 @@ class VehicleAlarms(GatewayAlarms):
             elif row.rule == TERMINAL_RULE:
                 terminal.append((info.index, row.side - TERMINAL_SIDE0))
         return fleet, terminal
+
+    def active_safety_alarms(self) -> list[tuple[int, int, int]]:
+        """The active-safety alarms still active: (speed sensor index, side, level)."""
+        out = []
+        for row in self._db.active_alarms():
+            if row.rule != SAFETY_RULE:
+                continue
+            info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
+            if info is not None:
+                out.append((info.index, row.side, row.level))
+        return out

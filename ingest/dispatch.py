@@ -38,6 +38,7 @@ from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
+from alerts.vehicles.safety import SafetyAlarms
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.calibrations import take_stored_calibrations
 from ingest.demands import before_batch, confirm, confirmed, rearm
@@ -128,6 +129,9 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
+        # and their active-safety events (苏标 ADAS, DSM): the open alarms are the database's
+        self.safety = SafetyAlarms(registry.config.fleet.active_safety)
+        self.safety.restore(self.book.active_safety_alarms())
         # the gateways' statuses (their last will) and their offline alarms (`alerts.gateways`)
         self.gateways = GatewayWatch()
         self._gateway_sites = self.book.gateway_sites()
@@ -224,12 +228,15 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         fleet_active, terminal_active = book.active_vehicle_alarms()
         fleet.restore(fleet_active)
         terminal.restore(terminal_active)
+        safety = SafetyAlarms(registry.config.fleet.active_safety)
+        safety.seen = self.safety.seen  # (by registry index: a vehicle renumbered forgets)
+        safety.restore(book.active_safety_alarms())
         # from here on nothing can fail: the new configuration is taken whole
         self.registry, self.table, self.book = registry, table, book
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.locks = LockTestAlarms(self.statedb, registry, disposal)
-        self.fleet, self.terminal = fleet, terminal
+        self.fleet, self.terminal, self.safety = fleet, terminal, safety
         self._gateway_sites = book.gateway_sites()
         self._gateways_down = down
         self._drop_judged()
@@ -265,14 +272,21 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         analytics' state advances only once its alarms are committed."""
         batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
         before, terminal = self.fleet.state, self.terminal.checkpoint()
+        safe = self.safety.checkpoint(batch.safety)
         changes = self.fleet.judge(positioned(batch), now)  # a place for the fleet's rules
         bits = self.terminal.judge(batch, batch.flags())  # the alarm bits of every report
+        safety = self.safety.judge(batch.safety)  # the ADAS and DSM events (苏标)
         try:
-            events = self.book.apply_fleet(changes, now, bits)
+            events = self.book.apply_fleet(changes, now, bits, safety)
         except Exception:
             self.fleet.undo(before)
             self.terminal.undo(terminal)
+            self.safety.undo(safe)
             raise
+        for outcome, n in self.safety.outcomes.items():
+            self.metrics.inc("hazardhub_active_safety_events_total", n, outcome=outcome)
+        if safety:  # open as the database has them (a raise judged again after a restart: not)
+            self.safety.restore(self.book.active_safety_alarms())
         if self.fleet.last_late:  # stored and on the track, judged by no fleet rule
             self.metrics.inc("hazardhub_positions_late_total", self.fleet.last_late)
         if self.fleet.last_late_in_window:  # of these, within the window: too many since

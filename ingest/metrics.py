@@ -63,6 +63,11 @@ _HELP = {
         "within the rule's lateness window"
     ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
+    "hazardhub_active_safety_events_total": (
+        "ADAS and DSM events of 苏标 terminals judged, by outcome: alarmed (a raise, escalation or "
+        "return, or an event its kind's alarm already says), repeated (sent again: nothing), "
+        "recorded (an event type not alarmed), unknown_type (a vendor's own type)"
+    ),
     "hazardhub_positions_late_total": (
         "Vehicle positions older than their vehicle's newest judged one and not judged by the "
         "fleet's rules (older than the fleet's lateness window, or before what it keeps): "

@@ -15,6 +15,7 @@ from ingest.handled import Handled, Refusing
 from ingest.positions import PositionError, decode_positions
 from ingest.seen import SeenSeqs
 from ingest.store.base import PositionBatch, ReadingBatch, no_fix
+from telemetry.activesafety import SafetyEvent
 from telemetry.posenvelope import EnvelopeError
 from telemetry.registry import Registry
 from telemetry.topics import PositionTopic
@@ -101,6 +102,7 @@ class PositionMessages(Refusing):
             cols.driver[keep] if cols.driver.any() else None,
             cols.driver_names or None,
             cols.acc[keep] if (cols.acc >= 0).any() else None,
+            _kept_safety(cols.safety, keep, vehicle.speed_sensor),
         )
         # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
         # would clear an overspeed and write 0 km/h into the history
@@ -117,3 +119,11 @@ class PositionMessages(Refusing):
         return Handled(
             "position", readings=readings, positions=positions, mark=mark, reasons=reasons
         )
+
+
+def _kept_safety(
+    safety: tuple[tuple[int, SafetyEvent], ...], keep: np.ndarray, vehicle: int
+) -> tuple[tuple[int, SafetyEvent], ...]:
+    """The active-safety events of the records kept (not those of a record refused for its
+    time), as (vehicle, event)."""
+    return tuple((vehicle, ev) for i, ev in safety if keep[i])

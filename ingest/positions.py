@@ -2,8 +2,9 @@
 
 One object or an array of objects (backfill), each: ``ts`` (epoch ms or RFC 3339), ``lat``, ``lon``
 (WGS-84 degrees), ``speed_kmh``, ``heading_deg``, optional ``alt_m``, ``acc_on``, ``driver_id``,
-``alarm_flags``, ``seq``; or such an array in an envelope numbered by its publisher
-(`telemetry.posenvelope`). A bad record is rejected with its reason; the good ones are kept.
+``alarm_flags``, ``seq``, ``active_safety`` (`telemetry.activesafety`); or such an array in an
+envelope numbered by its publisher (`telemetry.posenvelope`). A bad record is rejected with its
+reason; the good ones are kept.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from telemetry.activesafety import SafetyEvent, read_events
 from telemetry.posenvelope import is_envelope, open_envelope
 
 __all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions", "driver_code"]
@@ -25,7 +27,8 @@ __all__ = ["MAX_RECORDS", "PositionColumns", "PositionError", "decode_positions"
 MAX_RECORDS = 10_000
 _REQUIRED = ("ts", "lat", "lon", "speed_kmh", "heading_deg")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_OPTIONAL = frozenset({"alt_m", "acc_on", "driver_id", "alarm_flags", "seq"})
+_OPTIONAL = frozenset({"alt_m", "acc_on", "driver_id", "alarm_flags", "seq", "active_safety"})
+_Row = tuple[int, float, float, float, float, int, int, int, int]
 
 
 class PositionError(ValueError):
@@ -47,6 +50,8 @@ class PositionColumns:
     acc: npt.NDArray[np.int8]  # acc_on: 1 true, 0 false, -1 absent
     # (epoch, seq) of an envelope (`telemetry.posenvelope`); None: a bare object or array
     numbered: tuple[int, int] | None = None
+    # the active-safety events of the records kept: (index among them, event), in order
+    safety: tuple[tuple[int, SafetyEvent], ...] = ()
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -89,7 +94,7 @@ def _ts(v: Any) -> int:
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
-def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int, int]:
+def _record(rec: Any) -> tuple[_Row, tuple[SafetyEvent, ...]]:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be an object, got {type(rec).__name__}")
     missing = [k for k in _REQUIRED if k not in rec]
@@ -124,8 +129,10 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int, i
         raise ValueError(
             "lat 0, lon 0 is no position fix (send nothing without one, or alarm_flags alone)"
         )
-    return (
-        _ts(rec["ts"]),
+    ts = _ts(rec["ts"])
+    events = read_events(rec["active_safety"], ts) if "active_safety" in rec else ()
+    row = (
+        ts,
         lat,
         lon,
         _number(rec, "speed_kmh", 0, 300),
@@ -135,6 +142,7 @@ def _record(rec: Any) -> tuple[int, float, float, float, float, int, int, int, i
         driver,
         int(rec["acc_on"]) if "acc_on" in rec else -1,
     )
+    return row, events
 
 
 def decode_positions(payload: bytes) -> PositionColumns:
@@ -154,15 +162,18 @@ def decode_positions(payload: bytes) -> PositionColumns:
         raise PositionError(f"expected an object or an array of objects, got {type(doc).__name__}")
     if len(records) > MAX_RECORDS:
         raise PositionError(f"{len(records)} records exceed the limit of {MAX_RECORDS}")
-    good: list[tuple[int, float, float, float, float, int, int, int, int]] = []
+    good: list[_Row] = []
     rejected: list[tuple[int, str]] = []
     names: dict[int, str] = {}
+    safety: list[tuple[int, SafetyEvent]] = []
     for i, rec in enumerate(records):
         try:
-            good.append(_record(rec))
+            row, events = _record(rec)
         except ValueError as exc:
             rejected.append((i, str(exc)))
             continue
+        safety.extend((len(good), ev) for ev in events)
+        good.append(row)
         if good[-1][7]:
             names[good[-1][7]] = rec["driver_id"].strip()
     cols = list(zip(*good, strict=True)) if good else [()] * 9
@@ -179,4 +190,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         names,
         np.array(cols[8], dtype=np.int8),
         numbered,
+        tuple(safety),
     )

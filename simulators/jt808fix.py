@@ -1,5 +1,6 @@
 """What a simulated JT/T 808 terminal measures and who it is: a position fix (`Fix`), its
-0x0200 body (`location_of`), and the terminal id of a vehicle (`terminal_id`). Split from
+0x0200 body (`location_of`), an ADAS or DSM alarm of a 苏标 terminal at a fix (`safety_block`),
+and the terminal id of a vehicle (`terminal_id`). Split from
 `simulators.jt808`, which re-exports these names."""
 
 from __future__ import annotations
@@ -7,9 +8,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from telemetry.activesafety import SafetyEvent
 from telemetry.jt808.messages import Extra, Location, Status, ms_to_bcd_time
+from telemetry.jt808.safety import ADAS, DSM, SafetyBlock
 
-__all__ = ["Fix", "location_of", "terminal_id"]
+__all__ = ["Fix", "location_of", "safety_block", "terminal_id"]
 
 _ID_WIDTH = 7  # the terminal id field: BYTE[7] in 2013, BYTE[30] in 2019 (the id fits both)
 _ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -45,6 +48,37 @@ class Fix:
     mileage_km: float | None = None
     signal: int | None = None
     satellites: int | None = None
+    # the ADAS and DSM blocks of a 苏标 terminal (0x64, 0x65), then any other items as given
+    # (a vendor's, or a block of a wrong length on purpose)
+    safety: tuple[SafetyBlock, ...] = ()
+    items: tuple[tuple[int, bytes], ...] = ()
+
+
+def safety_block(fix: Fix, event: SafetyEvent, terminal: str = "HZSIM01") -> SafetyBlock:
+    """The 苏标 block (T/JSATL 12-2017, a 7-byte terminal id) of `event` at `fix`: its place
+    and speed the fix's, its time and identification the event's (`event.ref`'s terminal id,
+    else `terminal`; the sequence is the alarm id's low byte)."""
+    who = event.ref.split("/")[0] if event.ref else terminal
+    when = ms_to_bcd_time(event.ts)
+    south, west = fix.lat < 0, fix.lon < 0
+    return SafetyBlock(
+        ADAS if event.source == "adas" else DSM,
+        event.alarm_id,
+        event.flag,
+        event.type,
+        event.level,
+        bytes(5),
+        min(255, round(fix.speed_kmh)),
+        fix.alt_m,
+        round(abs(fix.lat) * 1e6),
+        round(abs(fix.lon) * 1e6),
+        when,
+        int(fix.acc_on) | int(fix.positioned) << 1 | south << 2 | west << 3,
+        who.encode("ascii")[:_ID_WIDTH].ljust(_ID_WIDTH, b"\x00"),
+        when,
+        event.alarm_id & 0xFF,
+        event.attachments,
+    )
 
 
 def location_of(fix: Fix) -> Location:
@@ -64,6 +98,8 @@ def location_of(fix: Fix) -> Location:
         extras.append((Extra.SIGNAL, bytes((fix.signal,))))
     if fix.satellites is not None:
         extras.append((Extra.SATELLITES, bytes((fix.satellites,))))
+    extras.extend(block.item() for block in fix.safety)
+    extras.extend(fix.items)
     return Location(
         fix.alarm,
         int(status),

@@ -18,11 +18,13 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, StringConstraints, field_validator, model_validator
 
+from telemetry.activesafety import EVENT_TYPES, SAFETY_KINDS
 from telemetry.configbase import Frozen as _Frozen
 from telemetry.configbase import Label, some
 
 __all__ = [
     "REMIND_MAX_CHARS",
+    "ActiveSafety",
     "ClassLimits",
     "CorridorFence",
     "FleetSettings",
@@ -236,6 +238,49 @@ class ForbiddenArea(_Shape):
     windows: tuple[TimeWindow, ...] = ()
 
 
+SafetyTier = Literal["blue", "yellow", "orange", "red"]
+_SAFETY_EVENTS = frozenset(k for (_, t), k in SAFETY_KINDS.items() if t in EVENT_TYPES)
+
+
+def _safety_kind(kind: str) -> str:
+    if kind not in SAFETY_KINDS.values():
+        raise ValueError(f"{kind!r} is no active-safety kind ({', '.join(SAFETY_KINDS.values())})")
+    return kind
+
+
+class ActiveSafety(_Frozen):
+    """The alarms of the ADAS and DSM events of 苏标 terminals (docs/vehicles.md)."""
+
+    tiers: dict[Annotated[str, AfterValidator(_safety_kind)], tuple[SafetyTier, SafetyTier]] = (
+        Field(
+            default_factory=dict,
+            description="kind -> [tier of a first-level alarm, tier of a second-level one]; "
+            "default [yellow, orange] for every kind",
+        )
+    )
+    alarm_events: tuple[Annotated[str, AfterValidator(_safety_kind)], ...] = Field(
+        default=(),
+        description="the event kinds (adas_road_sign, adas_capture, dsm_capture, "
+        "dsm_driver_change) raised as alarms too; by default they are counted, not alarmed",
+    )
+
+    @field_validator("alarm_events")
+    @classmethod
+    def _events_only(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        alarms = sorted(set(kinds) - _SAFETY_EVENTS)
+        if alarms:
+            raise ValueError(f"{', '.join(alarms)}: alarms already (list events here)")
+        return kinds
+
+    def tier(self, kind: str, level: int) -> str:
+        """The tier of an alarm of `kind` at the block's `level` (2 and above: second)."""
+        first, second = self.tiers.get(kind, ("yellow", "orange"))
+        return second if level >= 2 else first
+
+    def alarmed(self, kind: str) -> bool:
+        return kind not in _SAFETY_EVENTS or kind in self.alarm_events
+
+
 Geofence = Annotated[SpeedZone | CorridorFence | ForbiddenArea, Field(discriminator="kind")]
 
 
@@ -276,6 +321,10 @@ class FleetSettings(_Frozen):
     )
     exempt: tuple[str, ...] = Field(default=(), description="coaches exempt from the night ban")
     geofences: tuple[Geofence, ...] = ()
+    active_safety: ActiveSafety = Field(
+        default_factory=ActiveSafety,
+        description="the alarms of 苏标 terminals' ADAS and DSM events (tiers, events alarmed)",
+    )
 
     @model_validator(mode="before")
     @classmethod

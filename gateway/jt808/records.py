@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from telemetry.activesafety import MAX_AFTER_MS, SafetyEvent
 from telemetry.jt808.codec import Jt808Error
 from telemetry.jt808.messages import Alarm, Location, Status
 
-__all__ = ["position_record"]
+__all__ = ["position_record", "safety_events"]
+
+
+def safety_events(loc: Location) -> tuple[list[dict[str, object]], list[str]]:
+    """The ADAS and DSM blocks of a report as a record's `active_safety` events, and why each
+    block left out is (a length neither layout has, a time that is no time, or after the
+    report's: the hub would refuse the whole record)."""
+    blocks, bad = loc.safety_blocks()
+    try:
+        latest = loc.ts_ms + MAX_AFTER_MS
+    except Jt808Error:
+        latest = -1  # (the position is dropped, `bad_time`)
+    out: list[dict[str, object]] = []
+    why = list(bad)
+    for b in blocks:
+        try:
+            ts = b.ts_ms
+        except Jt808Error as exc:
+            why.append(f"active-safety block {b.ident:#04x} alarm {b.alarm_id}: {exc}")
+            continue
+        if ts > latest:
+            why.append(
+                f"active-safety block {b.ident:#04x} alarm {b.alarm_id} at {b.time}, "
+                f"after its report at {loc.time}"
+            )
+            continue
+        ref = b.reference if b.ident_time.isdigit() else ""
+        event = SafetyEvent(b.source, b.alarm_id, b.flag, b.type, b.level, ts, b.attachments, ref)
+        out.append(event.record())
+    return out, why
 
 
 def position_record(
-    loc: Location, v2019: bool = True, clearing: bool = False
+    loc: Location,
+    v2019: bool = True,
+    clearing: bool = False,
+    safety: Sequence[dict[str, object]] = (),
 ) -> dict[str, object] | str:
     """The MQTT position record of a location, or why it cannot be one (a counter label).
 
@@ -21,7 +56,9 @@ def position_record(
     judged in event time). With `clearing` (the last report published of the terminal carried
     bits, or none was on this connection) one without bits goes too, for the bits it clears.
     The bits reserved in the terminal's version (a vendor's own) are cleared: 15-17 of 2013
-    (`Alarm.ONLY_2019`), 31 of 2019 (`Alarm.ONLY_2013`)."""
+    (`Alarm.ONLY_2019`), 31 of 2019 (`Alarm.ONLY_2013`). `safety`: the report's active-safety
+    events (`safety_events`), carried in `active_safety`; a report without a fix that carries
+    some is sent for them as for alarm bits."""
     alarm = loc.alarm & ~int(Alarm.ONLY_2013) if v2019 else loc.alarm & ~int(Alarm.ONLY_2019)
     try:
         ts = loc.ts_ms
@@ -40,9 +77,9 @@ def position_record(
         else ""
     )
     if problem:
-        if not alarm and not clearing:
+        if not alarm and not clearing and not safety:
             return problem
-        return {  # its alarm bits, judged; no place, no speed
+        bare: dict[str, object] = {  # its alarm bits, judged; no place, no speed
             "ts": ts,
             "lat": 0.0,
             "lon": 0.0,
@@ -51,6 +88,9 @@ def position_record(
             "acc_on": bool(loc.status & Status.ACC_ON),
             "alarm_flags": alarm,
         }
+        if safety:
+            bare["active_safety"] = list(safety)
+        return bare
     rec: dict[str, object] = {
         "ts": ts,
         "lat": lat,
@@ -62,4 +102,6 @@ def position_record(
     }
     if loc.altitude_m <= 9000:
         rec["alt_m"] = loc.altitude_m
+    if safety:
+        rec["active_safety"] = list(safety)
     return rec

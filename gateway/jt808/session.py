@@ -36,7 +36,7 @@ from gateway.jt808.events import (
 from gateway.jt808.hold import Source
 from gateway.jt808.link import ACCEPTS, State
 from gateway.jt808.packets import PacketPolicy, Packets
-from gateway.jt808.records import position_record
+from gateway.jt808.records import position_record, safety_events
 from gateway.jt808.repeats import Repeats, repeat_key
 from telemetry.codec import MAX_FUTURE_MS
 from telemetry.jt808.codec import FrameReader, Header, Jt808Error
@@ -270,7 +270,13 @@ class Session(Admission):
         for loc in items:
             if loc.bad_extras:  # the position is whole; what follows a broken item is lost
                 events.append(Problem("bad_extra", f"{self.vehicle.vehicle}: {loc.bad_extras}"))
-            rec = position_record(loc, h.is_2019, clearing=self._flags_out != 0)
+            safety, bad = safety_events(loc) if loc.extras else ([], [])
+            for why in bad:  # the block is left out, not the position
+                events.append(Problem("bad_safety", f"{self.vehicle.vehicle}: {why}"))
+            for ev in safety:  # counted one by one, said at debug level
+                said = f"{ev['source']} type {ev['type']} flag {ev['flag']} id {ev['alarm_id']}"
+                events.append(Problem("active_safety", f"{self.vehicle.vehicle}: {said}"))
+            rec = position_record(loc, h.is_2019, self._flags_out != 0, safety)
             if isinstance(rec, str):
                 events.append(Problem(rec, f"{self.vehicle.vehicle}: position at {loc.time}"))
             else:

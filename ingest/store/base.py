@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.alarms import AlarmEvent
+from telemetry.activesafety import SafetyEvent
 from telemetry.registry import Registry
 
 __all__ = [
@@ -119,6 +120,9 @@ class PositionBatch:
     # the engine (ACC) of each position as its terminal said it: 1 on, 0 off, -1 not said
     # (None: none said); a class whose rest needs the engine off reads it (not stored)
     acc: npt.NDArray[np.int8] | None = None
+    # the active-safety events (ADAS, DSM) the positions carried: (vehicle, event), judged by
+    # `alerts.vehicles.safety`, not stored with the track
+    safety: tuple[tuple[int, SafetyEvent], ...] = ()
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -153,6 +157,7 @@ class PositionBatch:
             drivers,
             {k: v for b in batches for k, v in (b.driver_names or {}).items()} or None,
             acc,
+            tuple(e for b in batches for e in b.safety),
         )
 
 
@@ -180,6 +185,7 @@ def positioned(batch: PositionBatch) -> PositionBatch:
         None if batch.driver is None else batch.driver[keep],
         batch.driver_names,
         None if batch.acc is None else batch.acc[keep],
+        batch.safety,
     )
 
 

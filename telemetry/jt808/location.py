@@ -11,6 +11,7 @@ from typing import ClassVar
 from telemetry.jt808.codec import Jt808Error
 from telemetry.jt808.fields import _need, bcd_time_to_ms
 from telemetry.jt808.ids import MsgId
+from telemetry.jt808.safety import ADAS, DSM, SafetyBlock
 
 __all__ = ["Alarm", "BatchLocation", "Extra", "Location", "Status"]
 
@@ -100,6 +101,8 @@ class Extra(enum.IntEnum):
     ANALOG = 0x2B  # DWORD
     SIGNAL = 0x30  # BYTE, network signal strength
     SATELLITES = 0x31  # BYTE, GNSS satellites in use
+    ADAS = ADAS  # 苏标 active safety: driver assistance (`telemetry.jt808.safety`)
+    DSM = DSM  # ... driver monitoring
 
 
 _BASIC = struct.Struct(">IIIIHHH6s")
@@ -186,6 +189,19 @@ class Location:
                 name, scale = conv
                 out[name] = int.from_bytes(raw, "big") * scale
         return out
+
+    def safety_blocks(self) -> tuple[tuple[SafetyBlock, ...], tuple[str, ...]]:
+        """The ADAS (0x64) and DSM (0x65) blocks that read, in order, and why each of the
+        others does not (its length is neither layout's: a vendor's own)."""
+        blocks: list[SafetyBlock] = []
+        bad: list[str] = []
+        for ident, raw in self.extras:
+            if ident in (ADAS, DSM):
+                try:
+                    blocks.append(SafetyBlock.decode(ident, raw))
+                except Jt808Error as exc:
+                    bad.append(str(exc))
+        return tuple(blocks), tuple(bad)
 
 
 _EXTRAS: dict[tuple[int, int], tuple[str, float]] = {
