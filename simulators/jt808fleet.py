@@ -11,12 +11,15 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from simulators.blindarea import _Fleet
 from simulators.jt808 import Fix, Jt808Terminal, TerminalError, terminal_id
+from simulators.jt808fix import safety_block
 from simulators.linkreport import LinkReport
 from simulators.vehicle import SimulatedVehicle
+from telemetry.activesafety import read_events
 from telemetry.jt808 import TextMessage
 
 __all__ = ["Jt808Fleet", "terminal_ids", "terminal_phones"]
@@ -325,7 +328,7 @@ class Jt808Fleet(_Fleet):
 
 def _fix(rec: dict[str, Any]) -> Fix:
     """A position record as the terminal measured it."""
-    return Fix(
+    fix = Fix(
         ts_ms=int(rec["ts"]),
         lat=float(rec["lat"]),
         lon=float(rec["lon"]),
@@ -333,3 +336,5 @@ def _fix(rec: dict[str, Any]) -> Fix:
         heading_deg=round(float(rec["heading_deg"])) % 360,
         alarm=int(rec.get("alarm_flags", 0)),
     )
+    events = read_events(rec.get("active_safety", []), fix.ts_ms)
+    return replace(fix, safety=tuple(safety_block(fix, ev) for ev in events)) if events else fix

@@ -17,6 +17,8 @@ events:
   - {at_s: 250, vehicle: tanker-01, mode: link_loss, for_s: 60}   # its own link: a blind area
   - {at_s: 260, vehicle: tanker-01, to: 95, over_s: 10, ignore_limits: true}
   - {at_s: 270, vehicle: tanker-01, alarm: emergency, for_s: 30}  # a terminal alarm bit
+  - {at_s: 280, vehicle: tanker-01, safety: adas_forward_collision}  # a 苏标 ADAS event
+  - {at_s: 290, vehicle: coach-07, safety: dsm_fatigue, level: 2, for_s: 60}  # a DSM alarm
 routes:
   tanker-01: [[31.62, 120.33], [31.6325, 120.375], [31.635, 120.384], [31.6375, 120.393]]
 speed_limits:                   # km/h, one per segment of the vehicle's route; null: none
@@ -36,6 +38,12 @@ A vehicle's `alarm` event sets a JT/T 808 alarm bit (0x0200's alarm word, `alarm
 `at_s` for `for_s` (without it, to the end): named as `telemetry.jt808.Alarm` in lower case
 (`emergency` bit 0, `overspeed` 1, `fatigue` 2, ...), or its bit number 0-31. Its events may
 overlap: the word holds every bit set at the time.
+
+A vehicle's `safety` event is an active-safety alarm of a 苏标 terminal (`adas_*`, `dsm_*`:
+`telemetry.activesafety`): with `for_s`, its start (flag 1) at `at_s` and its end (flag 2)
+`for_s` later; without, an event without duration (flag 0); at `level` 1 (default) or 2. The
+vehicle's next position carries it (an ADAS 0x64 or DSM 0x65 block over JT/T 808, an
+`active_safety` event over MQTT) at that position's time.
 
 A device (an event's `device`, a `baseline` key) is named `device`, `tenant/device` or
 `tenant/site/device`: device ids are unique within a site only, and a name that fits several
@@ -70,6 +78,7 @@ from pydantic import (
 )
 
 from simulators.route import Route, check_limits
+from telemetry.activesafety import SAFETY_KINDS
 from telemetry.jt808 import Alarm
 
 __all__ = [
@@ -164,7 +173,16 @@ class EventSpec(_Finite):
     for_s: float | None = Field(default=None, gt=0)
     ignore_limits: bool = False  # a vehicle's speed event: speeding on purpose, limits ignored
     alarm: str | int | None = None  # a vehicle's JT/T 808 alarm bit, by name or number
+    safety: str | None = None  # a vehicle's 苏标 active-safety alarm: adas_..., dsm_...
+    level: Literal[1, 2] = 1  # ... its level
     note: str = ""
+
+    @field_validator("safety")
+    @classmethod
+    def _safety(cls, value: str | None) -> str | None:
+        if value is not None and value not in SAFETY_KINDS.values():
+            raise ValueError(f"safety {value!r} is none of {', '.join(SAFETY_KINDS.values())}")
+        return value
 
     @field_validator("alarm")
     @classmethod
@@ -187,13 +205,15 @@ class EventSpec(_Finite):
             if any(x is not None for x in (self.point, self.to, self.detour_m)):
                 raise ValueError("a gateway event has no 'point', 'to' or 'detour_m'")
             return self
-        if sum(x is not None for x in (self.to, self.mode, self.detour_m, self.alarm)) != 1:
+        what = (self.to, self.mode, self.detour_m, self.alarm, self.safety)
+        if sum(x is not None for x in what) != 1:
             raise ValueError(
-                "an event sets exactly one of 'to' (a value), 'mode', 'detour_m' and 'alarm'"
+                "an event sets exactly one of 'to' (a value), 'mode', 'detour_m', 'alarm' and "
+                "'safety'"
             )
-        if self.alarm is not None:
+        if self.alarm is not None or self.safety is not None:
             if self.vehicle is None:
-                raise ValueError("an alarm bit is a vehicle's terminal's")
+                raise ValueError("an alarm bit, an active-safety alarm is a vehicle's terminal's")
             if any(x is not None for x in (self.point, self.over_s, self.rate_per_s)):
                 raise ValueError("an alarm event has no 'point', 'over_s' or 'rate_per_s'")
             return self

@@ -148,6 +148,7 @@ class SimulatedVehicle:
         time of that instant. The speed is the one driven: never above the limit obeyed."""
         self.distance_m, driven, limit = self.drive.state_at(t_s)
         speed = round(driven, 1)
+        before = self.last_t
         if limit is not None and speed > limit:  # rounding must not lift it over the limit
             speed = math.floor(limit * 10) / 10
         self.last_t = t_s
@@ -184,6 +185,12 @@ class SimulatedVehicle:
         alarm = self.quirks.alarm_at(t_s)
         if alarm:  # (absent: no bit set, as the contract reads it)
             rec["alarm_flags"] = alarm
+        steps = self.quirks.safety_between(before, t_s) if self.quirks.safety else ()
+        if steps:  # the 苏标 alarms since its last position, at this one's time
+            rec["active_safety"] = [
+                {"source": src, "alarm_id": aid, "flag": flag, "type": typ, "level": lvl, "ts": ts}
+                for _, src, typ, lvl, flag, aid in steps
+            ]
         self.seq += 1
         return rec
 
