@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jt808_helpers import authed, fix, frame
+from test_docs_vectors import _block, _byte_table, _check_table, _doc, _hex
 
 from alerts.vehicles.safety import SafetyAlarms
 from gateway.jt808.records import position_record, safety_events
@@ -86,6 +88,39 @@ def test_the_hand_derived_blocks_decode_field_by_field():
     assert a.specific == bytes((40, 15, 0, 0, 0)) and a.fatigue is None
     assert (a.ts_ms, a.reference, a.attachments) == (T_EVENT + 3000, "1234567890/261129220503/1", 0)
     assert a.encode() == ADAS_YUE
+
+
+def test_the_documented_block_is_the_hand_derived_one():
+    doc = _doc("jt808.md")
+    raw = _hex(doc, "jt808-0065")
+    _check_table(raw, _byte_table(doc, "jt808-0065"))
+    assert raw == bytes((DSM, 47)) + DSM_FATIGUE
+    loc = Location(0, 3, 1, 1, 0, 0, 0, "261129220501", ((DSM, DSM_FATIGUE),))
+    events, bad = safety_events(loc)
+    assert bad == [] and events == [
+        {
+            "source": "dsm",
+            "alarm_id": 7,
+            "flag": 1,
+            "type": 1,
+            "level": 2,
+            "ts": T_EVENT,
+            "attachments": 3,
+            "ref": "HZ00001/261129220500/0",
+        }
+    ]
+
+
+def test_the_documented_record_is_what_the_gateway_publishes_and_the_hub_reads():
+    doc = _doc("mqtt.md")
+    text = _block(doc, "position-active-safety")
+    cols = decode_positions(text.encode())
+    assert cols.rejected == () and len(cols) == 1
+    ((i, ev),) = cols.safety
+    assert (i, ev.kind, ev.ts, ev.level, ev.attachments) == (0, "dsm_fatigue", T_EVENT, 2, 3)
+    loc = Location(0, 3, 31620100, 120330100, 0, 620, 90, "261129220501", ((DSM, DSM_FATIGUE),))
+    events, _ = safety_events(loc)
+    assert orjson.loads(text)["active_safety"] == events
 
 
 blocks = st.builds(
@@ -185,8 +220,6 @@ def test_a_report_without_a_fix_goes_for_its_events():
 
 
 def _json(rec: object) -> bytes:
-    import orjson
-
     return orjson.dumps(rec)
 
 
