@@ -228,8 +228,8 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         fleet_active, terminal_active = book.active_vehicle_alarms()
         fleet.restore(fleet_active)
         terminal.restore(terminal_active)
+        # (the events seen lately are forgotten: the database says which raises it has)
         safety = SafetyAlarms(registry.config.fleet.active_safety)
-        safety.seen = self.safety.seen  # (by registry index: a vehicle renumbered forgets)
         safety.restore(book.active_safety_alarms())
         # from here on nothing can fail: the new configuration is taken whole
         self.registry, self.table, self.book = registry, table, book

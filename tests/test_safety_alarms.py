@@ -163,3 +163,56 @@ async def test_dsm_fatigue_raises_and_returns_once_and_a_bad_block_keeps_its_pos
 
 async def _async(value: object) -> object:
     return value
+
+
+async def test_a_restarted_or_reloaded_hub_knows_the_open_alarms_and_raises_nothing_twice(
+    tmp_path,
+):
+    """Without the network: the hub's dispatcher on a state database, restarted and reloaded.
+    The open alarm is the database's after each (its end returns it); a start judged again
+    after a restart (its `seen` forgotten) raises nothing."""
+    import numpy as np
+
+    from alerts.statedb import StateDB
+    from ingest.dispatch import Dispatcher
+    from ingest.metrics import Metrics
+    from ingest.store.base import PositionBatch
+    from ingest.store.sqlite import SqliteStore
+
+    cfg = tmp_path / "hub.yaml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    registry = load_registry(cfg, [ROOT / "profiles"])
+    v = registry.sensor("coach-07.speed").index
+    t0 = 1_795_961_100_000
+
+    def batch(ts: int, *events: SafetyEvent) -> PositionBatch:
+        one = (np.array([v], np.int32), np.array([ts], np.int64))
+        rest = (np.array([31.2]), np.array([121.4]), np.array([60.0]), np.array([90.0]))
+        return PositionBatch(*one, *rest, safety=tuple((v, e) for e in events))
+
+    start = SafetyEvent("dsm", 7, 1, 2, 1, t0, 0)  # a phone call
+    end = SafetyEvent("dsm", 7, 2, 2, 1, t0 + 20_000, 0)
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(registry, tmp_path / "ts.db")
+    await store.open()
+    try:
+        first = Dispatcher(registry, store, db, Metrics())
+        raised = await first.judge(None, [batch(t0, start)], t0 + 1000)
+        assert [(e.kind, e.side) for e in raised] == [("raised", "dsm_phone_call")]
+        again = Dispatcher(registry, store, db, Metrics())  # a restart
+        assert again.safety.open == {(v, 98): 1}  # dsm_phone_call, level 1, as the database has it
+        assert again.reload(registry, t0 + 3000) == []  # the configuration taken again
+        assert again.safety.open == {(v, 98): 1}
+        ended = await again.judge(None, [batch(t0 + 20_000, end)], t0 + 21_000)
+        assert [(e.kind, e.ts) for e in ended] == [("cleared", t0 + 20_000)]
+        assert again.safety.open == {}
+        # restarted again, the start and the end sent again (a blind area uploaded twice)
+        third = Dispatcher(registry, store, db, Metrics())
+        assert (
+            await third.judge(None, [batch(t0, start), batch(t0 + 20_000, end)], t0 + 30_000) == []
+        )
+        assert third.safety.open == {}
+        assert len([a for a in db.list_alarms(None) if a.rule == "active_safety"]) == 1
+    finally:
+        await store.close()
+        db.close()
