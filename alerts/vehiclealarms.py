@@ -19,7 +19,10 @@ from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChan
 
 __all__ = ["VehicleAlarms"]
 
-_LEVEL_NAMES = {1: "first_level", 2: "second_level"}  # an active-safety alarm's (苏标 一级/二级)
+_LEVEL_NAMES = {
+    1: "level1",
+    2: "level2",
+}  # an active-safety alarm's (苏标 一级, 二级: the dashboard says so)
 
 
 class VehicleAlarms(GatewayAlarms):

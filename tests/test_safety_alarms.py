@@ -107,6 +107,7 @@ async def test_dsm_fatigue_raises_and_returns_once_and_a_bad_block_keeps_its_pos
             ]
             assert "alarm id 7" in raised["comment"] and "附件 3 个" in raised["comment"]
             assert "HZ00007/" in raised["comment"]  # the identification number, for the video
+            assert raised["level_name"] == "level2"  # 二级, as the dashboard says it
             # a DSM block of a wrong length; the end; the start again in a blind-area upload
             bad = ((DSM, b"\x01" * 40),)
             await terminal.report(fix(2, items=bad))
