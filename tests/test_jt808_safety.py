@@ -282,3 +282,22 @@ def test_the_fleet_sets_tiers_and_alarms_events():
     ]
     with pytest.raises(ValueError, match="no active-safety kind"):
         ActiveSafety.model_validate({"tiers": {"dsm_sleeping": ["red", "red"]}})
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from((ADAS, DSM)), st.sampled_from((47, 71, 40)), st.randoms()),
+        max_size=4,
+    ),
+    st.integers(0, 0xFFFF),
+)
+def test_any_block_through_the_session_is_an_event_or_counted_never_the_position(items, serial):
+    raw = [(ident, r.randbytes(n)) for ident, n, r in items]
+    s = authed()
+    body = location_of(fix(0, items=tuple(raw))).encode(False)
+    ev = s.feed(frame(0x0200, serial, body), 0)
+    (pub,) = [e for e in ev if isinstance(e, Publish)]
+    kinds = [e.kind for e in ev if isinstance(e, Problem)]
+    published = pub.records[0].get("active_safety", [])
+    assert len(published) == kinds.count("active_safety")
+    assert kinds.count("active_safety") + kinds.count("bad_safety") == len(raw)
