@@ -18,10 +18,10 @@ from pathlib import Path
 from hazardhub.cliargs import (
     broker_tls,
     hostport,
-    influx_password_in_url,
     influx_url_problem,
     influx_with_login,
     parser,
+    secrets_in_argv,
 )
 from hazardhub.startchecks import api_address_problem, folder_problem
 from telemetry.brokertls import BrokerTlsError
@@ -174,13 +174,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if influx is None and args.influx_user is not None:
             print("hazardhub hub: --influx-user needs --influx", file=sys.stderr)
             return 2
+        for warning in secrets_in_argv(args):  # in the process list: said, not refused
+            logging.getLogger("hazardhub").warning("%s", warning)
         if influx is not None:
-            if influx_password_in_url(influx):
-                logging.getLogger("hazardhub").warning(
-                    "the InfluxDB password is in the --influx URL: every local user can read it "
-                    "in the process list; give the user with --influx-user and the password in "
-                    "$HAZARDHUB_INFLUX_PASSWORD"
-                )
             try:
                 influx = influx_with_login(
                     influx, args.influx_user, os.environ.get("HAZARDHUB_INFLUX_PASSWORD")

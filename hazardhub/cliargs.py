@@ -24,6 +24,7 @@ __all__ = [
     "influx_url_problem",
     "influx_with_login",
     "parser",
+    "secrets_in_argv",
 ]
 
 # `hazardhub --help`'s description: hazardhub.cli's docstring, as before the split
@@ -130,6 +131,26 @@ def broker_tls(args: argparse.Namespace) -> BrokerTls | None:
     return BrokerTls.load(ca, cert, key)
 
 
+def secrets_in_argv(args: argparse.Namespace) -> list[str]:
+    """The start-up warnings of `hazardhub hub` for secrets given on its command line, which
+    every local user reads in the process list (`ps`): an InfluxDB password in the `--influx`
+    URL, a token in `--influx-token` (helper-198: only the password was said). Each says where
+    the secret goes instead; none says the secret."""
+    said = []
+    if args.influx is not None and influx_password_in_url(args.influx):
+        said.append(
+            "the InfluxDB password is in the --influx URL: every local user can read it in the "
+            "process list; give the user with --influx-user and the password in "
+            "$HAZARDHUB_INFLUX_PASSWORD"
+        )
+    if args.influx_token is not None:
+        said.append(
+            "the InfluxDB token is given with --influx-token: every local user can read it in "
+            "the process list; give it in $HAZARDHUB_INFLUX_TOKEN instead"
+        )
+    return said
+
+
 _mib = _amount("a spool limit", "MiB", zero=False)  # a spool's size in MiB
 
 
@@ -187,7 +208,12 @@ def parser() -> argparse.ArgumentParser:
         help="InfluxDB 1.x user; the password is read from $HAZARDHUB_INFLUX_PASSWORD",
     )
     # store options (docs/storage.md)
-    h.add_argument("--influx-token", default=None, help="API token (InfluxDB 2.x/3.x)")
+    h.add_argument(
+        "--influx-token",
+        default=None,
+        help="API token (InfluxDB 2.x/3.x); give it in $HAZARDHUB_INFLUX_TOKEN instead: on the "
+        "command line every local user reads it in the process list (ps)",
+    )
     h.add_argument("--influx-org", default=None, help="organisation for /api/v2/write")
     h.add_argument("--influx-bucket", default=None, help="write with /api/v2/write to this bucket")
     h.add_argument(

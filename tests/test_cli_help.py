@@ -37,6 +37,18 @@ def test_the_hubs_folders_say_their_defaults() -> None:
     assert "(default: DATA_DIR/spool)" in text and "(default: 127.0.0.1:8000)" in text
 
 
+def test_the_hubs_secrets_say_their_environment_variables() -> None:
+    """helper-198: `--influx-token`'s help did not name $HAZARDHUB_INFLUX_TOKEN, where the token
+    stays out of the process list (the password's and the MQTT user's name theirs)."""
+    helps = {o: str(a.help) for a in _sub("hub")._actions for o in a.option_strings}
+    for option, variable in (
+        ("--influx-token", "$HAZARDHUB_INFLUX_TOKEN"),
+        ("--influx-user", "$HAZARDHUB_INFLUX_PASSWORD"),
+        ("--broker-user", "$HAZARDHUB_MQTT_PASSWORD"),
+    ):
+        assert variable in helps[option], (option, helps[option])
+
+
 def test_check_says_a_critical_t_the_table_overrides_and_counts_in_the_singular(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

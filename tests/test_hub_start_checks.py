@@ -254,3 +254,15 @@ def test_the_hubs_start_log_says_what_it_runs_and_no_password(
         f"broker 127.0.0.1:{mosquitto.port} as hazardhub-hub without TLS (client id "
         f"hazardhub-hub); API http://127.0.0.1:{api}"
     ), text
+    # helper-198: the password in the URL was said, the token of --influx-token not (both are
+    # in the process list); each warning says where the secret goes instead
+    warned = [line.partition("WARNING hazardhub: ")[2] for line in text.splitlines()]
+    assert any(
+        w.startswith("the InfluxDB password is in the --influx URL: every local user can read it")
+        and "$HAZARDHUB_INFLUX_PASSWORD" in w
+        for w in warned
+    ), text
+    assert (
+        "the InfluxDB token is given with --influx-token: every local user can read it in the "
+        "process list; give it in $HAZARDHUB_INFLUX_TOKEN instead"
+    ) in warned, text
