@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from hazardhub import logsetup
 from hazardhub.cliargs import (
     broker_tls,
     hostport,
@@ -85,15 +86,7 @@ def _say_broker_owner(out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # httpx logs each request's URL at INFO, a `user:password@` in an InfluxDB URL included
-    for noisy in ("amqtt", "transitions", "pymodbus", "uvicorn.error", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(
-            logging.CRITICAL if noisy == "pymodbus" else logging.WARNING
-        )
+    logsetup.configure(args.verbose)
     try:
         return _dispatch(args)
     except ConfigError as exc:
