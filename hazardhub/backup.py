@@ -14,6 +14,12 @@ alarm book routes again under the same keys; the other way round loses keys). Th
 Every copy is made readable by its owner alone (0600, the folder 0700): the data folder holds
 secrets (hazardhub.private). Restore: stop the hub, put the copied files back in its data folder
 (docs/operations.md, "Backup").
+
+The copy of the outbox is marked a restored copy (`alerts.notify.outboxdb.mark_restored`): a hub
+started on it numbers its events and alarms again from the backup's, and gives its new
+notifications keys of a new series, never those sent after the backup for other alarms. Files put
+back otherwise (a copy of a stopped hub's folder) get the mark from `hazardhub restored`
+(`mark_folder_restored`).
 """
 
 from __future__ import annotations
@@ -21,10 +27,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Copied", "back_up"]
+from alerts.notify.outboxdb import mark_restored, outbox_path
+
+__all__ = ["Copied", "back_up", "mark_folder_restored"]
 
 # copied first, in this order: the alarm book before its outbox (docs/alarms.md)
 _FIRST = ("registry.db", "state.db", "state-outbox.db")
@@ -107,7 +116,10 @@ def back_up(src: Path, to: Path) -> list[Copied]:
     for rel in _sources(src):
         source, target = src / rel, to / rel
         if rel.suffix == ".db":
+            taken_at = int(time.time() * 1000)
             _copy_database(source, target)
+            if rel.name.endswith("-outbox.db"):
+                mark_restored(target, taken_at)  # (no outbox database: not marked)
             how = "sqlite"
         else:
             _private_file(target)
@@ -119,3 +131,17 @@ def back_up(src: Path, to: Path) -> list[Copied]:
             how = "file"
         copied.append(Copied(rel.as_posix(), target.stat().st_size, how))
     return copied
+
+
+def mark_folder_restored(data: Path) -> Path:
+    """Mark the outbox of the hub's data folder `data` a restored copy (`hazardhub restored`,
+    after putting back files that `hazardhub backup` did not copy): the hub's next start gives
+    new notifications keys of a new series. Returns the file marked; raises ValueError when
+    there is no outbox there."""
+    path = outbox_path(data / "state.db")
+    if not mark_restored(path, None):
+        raise ValueError(
+            f"{path} is no notification outbox: nothing to mark (a hub started without one "
+            "makes keys of a series of its own)"
+        )
+    return path

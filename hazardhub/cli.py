@@ -302,6 +302,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{args.to / c.name}  {c.size} bytes  ({c.how})")
         print(f"copied {len(copied)} files of {args.source} into {args.to}")
         return 0
+    if args.command == "restored":
+        from hazardhub.backup import mark_folder_restored
+
+        try:
+            marked = mark_folder_restored(args.data_dir)
+        except ValueError as exc:
+            print(f"hazardhub restored: {exc}", file=sys.stderr)
+            return 2
+        print(f"{marked}: marked restored; the hub's next start begins a new key series")
+        return 0
     if args.command == "simulate":
         from hazardhub.simulate import run as run_simulate
 

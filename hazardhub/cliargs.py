@@ -352,6 +352,16 @@ def parser() -> argparse.ArgumentParser:
         help="a new (or empty) folder for the copy",
     )
 
+    r = sub.add_parser(
+        "restored",
+        help="after putting back a data folder copied otherwise than by hazardhub backup",
+        description="Mark the hub's data folder as restored from a copy (needed only when the "
+        "files were not copied by hazardhub backup, which marks its copies): the hub's next "
+        "start gives new notifications keys of a new series, never those sent after the copy "
+        "was made (docs/operations.md, Restore).",
+    )
+    r.add_argument("--data-dir", type=Path, required=True, help="the hub's data folder")
+
     c = sub.add_parser("check", help="validate a configuration and its profiles")
     c.add_argument("-c", "--config", type=Path, required=True)
     for command in ("demo", "hub", "gateway", "jt808"):

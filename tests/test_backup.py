@@ -123,6 +123,9 @@ def test_a_running_hubs_data_folder_is_copied_whole(
     finally:
         copy.close()
     assert _count(to / "state-outbox.db", "SELECT count(*) FROM installation") == 1
+    # marked a backup's copy (a hub started on it begins a new key series), the hub's own not
+    assert _count(to / "state-outbox.db", "SELECT count(*) FROM restored_copy") == 1
+    assert _count(data / "state-outbox.db", "SELECT count(*) FROM restored_copy") == 0
     rcopy = RegistryDB(to / "registry.db")
     try:
         latest = rcopy.latest_revision()

@@ -289,7 +289,10 @@ class Delivery(Shares):
         try:
             return await self._send(rows)
         except Exception as exc:
-            log.exception("notification %s could not be tried", self.store.sent_key(rows[0].key))
+            log.exception(
+                "notification %s could not be tried",
+                self.store.sent_key(rows[0].key, rows[0].series),
+            )
             now = self.clock()
             later = now + int(self.settings.retry_max_s * 1000)
             give_up = self.settings.give_up_after_s * 1000
@@ -312,7 +315,7 @@ class Delivery(Shares):
         webhook = isinstance(channel, WebhookChannel)
         for row in rows:
             evs = orjson.Fragment(row.events) if webhook else orjson.loads(row.events)
-            key = self.store.sent_key(row.key)
+            key = self.store.sent_key(row.key, row.series)
             notes.append(
                 Notification(
                     key=key,
@@ -348,7 +351,9 @@ class Delivery(Shares):
         self.failing.failed(row.subscription, kind, result.reason, s.give_up_after_s)
         if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
             self._count("hazardhub_notifications_dead_total", channel=kind)
-            log.warning("notification %s dead: %s", self.store.sent_key(row.key), result.reason)
+            log.warning(
+                "notification %s dead: %s", self.store.sent_key(row.key, row.series), result.reason
+            )
             return (row.id, "dead", now, result.reason, None)
         backoff = min(s.retry_initial_s * 2.0 ** min(row.attempts, 32), s.retry_max_s)
         if result.retry_after_s is not None:

@@ -20,13 +20,14 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alerts.errors import AlarmStoreError
 from alerts.statedb import StateDB, chunks_in, read_query, write_transaction
 
-__all__ = ["OUTBOX_COLUMNS", "OutboxDB", "outbox_path"]
+__all__ = ["OUTBOX_COLUMNS", "OutboxDB", "mark_restored", "outbox_path"]
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     open_until INTEGER, attempts INTEGER NOT NULL DEFAULT 0,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
     last_error TEXT NOT NULL DEFAULT '', delivered_at INTEGER, first_event INTEGER,
-    arrival INTEGER  -- the earliest `arrival` of its events (the latency metric)
+    arrival INTEGER,  -- the earliest `arrival` of its events (the latency metric)
+    -- the installation id its key goes out with, when not the file's: a row made before a
+    -- restore keeps the id it was made under (`OutboxDB._installation`); NULL: the file's
+    series TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (subscription, tenant, site, open_until)
@@ -64,6 +68,9 @@ CREATE INDEX IF NOT EXISTS held_holder ON held (holder);
 -- this installation's id, made with the file: it ends every key sent (`NotifyStore.sent_key`),
 -- so that the keys of a hub started afresh never repeat an earlier one's
 CREATE TABLE IF NOT EXISTS installation (id TEXT NOT NULL);
+-- a copy `hazardhub backup` made (taken_at: when, ms) or a data folder `hazardhub restored`
+-- marked (NULL): the next start makes a new installation id for the keys of new rows
+CREATE TABLE IF NOT EXISTS restored_copy (taken_at INTEGER);
 """
 OUTBOX_COLUMNS = (
     "id, key, tenant, site, subscription, channel, subject, events, created_at, due_at, "
@@ -105,13 +112,15 @@ class OutboxDB:
             # version 1 (a development version) lacked `arrival` in its first form
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
             add = "ALTER TABLE outbox ADD COLUMN arrival INTEGER;" if columns == _V1_COLUMNS else ""
+            if columns and "series" not in columns:  # added without a new version
+                add += "ALTER TABLE outbox ADD COLUMN series TEXT;"
             made = secrets.token_hex(5)  # hex: safe in the statement
             self._db.executescript(
                 f"BEGIN; {SCHEMA} {add} INSERT INTO installation (id) SELECT '{made}' "
                 "WHERE NOT EXISTS (SELECT 1 FROM installation); "
                 f"PRAGMA user_version = {VERSION}; COMMIT;"
             )
-            self.installation: str = self._db.execute("SELECT id FROM installation").fetchone()[0]
+            self.installation: str = self._installation()
             self._reader = sqlite3.connect(
                 Path(self.path).resolve().as_uri() + "?mode=ro",
                 uri=True,
@@ -123,6 +132,45 @@ class OutboxDB:
             if isinstance(exc, AlarmStoreError):
                 raise
             raise AlarmStoreError(f"cannot open outbox database {self.path}: {exc}") from exc
+
+    def _installation(self) -> str:
+        """The installation id the keys of new rows go out with (`sent_key`), new on a restored
+        copy. A restored copy (`restored_copy`: `hazardhub backup` marks its copy, `hazardhub
+        restored` a folder put back otherwise) numbers its events and alarms again from where
+        the backup stood, so its new rows would get keys the receivers already had for other
+        notifications after the backup (and dropped them as repeats): the file gets a new
+        installation id, for the keys of the rows made from now on. The rows already here keep
+        the id they were made under (`series`): a notification pending in the backup goes out
+        with its key, which a receiver that had it drops. An open group is closed: on a clock
+        behind the old hub's, what is added to it now could go out under a key the old hub sent.
+        One transaction: of two processes opening the file, one makes the new series and both
+        use it."""
+        new = secrets.token_hex(5)
+        with self.transaction() as con:
+            old = str(con.execute("SELECT id FROM installation").fetchone()[0])
+            taken = [r[0] for r in con.execute("SELECT taken_at FROM restored_copy")]
+            if not taken:
+                return old
+            con.execute("UPDATE outbox SET series = ? WHERE series IS NULL", (old,))
+            con.execute("UPDATE outbox SET open_until = NULL WHERE open_until IS NOT NULL")
+            con.execute("UPDATE installation SET id = ?", (new,))
+            con.execute("DELETE FROM restored_copy")
+        stamps = [int(t) for t in taken if t is not None]
+        at = datetime.fromtimestamp(max(stamps, default=0) / 1000, UTC)
+        when = (
+            f"a backup taken at {at:%Y-%m-%d %H:%M:%S} UTC"
+            if stamps
+            else "a data folder marked restored (`hazardhub restored`)"
+        )
+        log.warning(
+            "%s started from %s: new notifications get keys of a new series (@%s; those made "
+            "before keep @%s)",
+            self.path,
+            when,
+            new,
+            old,
+        )
+        return new
 
     def _close_quietly(self) -> None:
         for name in ("_reader", "_db"):
@@ -301,6 +349,32 @@ class OutboxDB:
             con.execute("DELETE FROM notify_cursor WHERE name = 'route'")
         log.info("notification outbox moved from %s to %s: %d rows", state.path, self.path, copied)
         return copied
+
+
+def mark_restored(path: Path, taken_at: int | None) -> bool:
+    """Mark an outbox file as a restored copy (`restored_copy`): the next hub to open it starts
+    a new key series (`OutboxDB._installation`). `taken_at`: when the backup was taken (ms;
+    None: not known). False when `path` is no outbox database (nothing marked)."""
+    try:
+        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True)
+    except sqlite3.OperationalError:  # no such file
+        return False
+    try:
+        con.isolation_level = None
+        try:
+            found = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {r[0] for r in found}
+        except sqlite3.DatabaseError:  # no SQLite database
+            return False
+        if not {"outbox", "installation"} <= tables:
+            return False
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("CREATE TABLE IF NOT EXISTS restored_copy (taken_at INTEGER)")
+        con.execute("INSERT INTO restored_copy (taken_at) VALUES (?)", (taken_at,))
+        con.execute("COMMIT")
+        return True
+    finally:
+        con.close()
 
 
 def _last_ids(state: StateDB) -> tuple[int, int]:

@@ -32,7 +32,7 @@ _NOT_CENTRES = "instr(subscription, '/*') = 0"
 # an outbox row as the API lists it (`OutboxPublic`)
 _OUTBOX_ROW = (
     "SELECT id, key, tenant, site, subscription, subject, created_at, due_at, attempts, "
-    "status, last_error, delivered_at FROM outbox"
+    "status, last_error, delivered_at, series FROM outbox"
 )
 
 
@@ -41,13 +41,15 @@ class OutboxStatements:
 
     outbox_db: OutboxDB
 
-    def sent_key(self, key: str) -> str:
+    def sent_key(self, key: str, series: str | None = None) -> str:
         """The key a notification goes out with: the outbox row's, and `@` the installation's
-        id (`OutboxDB.installation`, kept with the outbox: the keys' namespace). A hub started
-        afresh (a new data folder) numbers its events from 1 again; with its own id its keys
-        still never repeat an earlier hub's, which a receiver dropping repeats by key would
-        otherwise take for repeats of alarms it had, and drop."""
-        return f"{key}@{self.outbox_db.installation}"
+        id (`OutboxDB.installation`, kept with the outbox: the keys' namespace), or the row's
+        own (`series`: a row made before the hub started on a restored copy). A hub started
+        afresh (a new data folder) or on a restored backup numbers its events from 1, or from
+        the backup's, again; with an id of its own its keys still never repeat those sent
+        before, which a receiver dropping repeats by key would otherwise take for repeats of
+        alarms it had, and drop."""
+        return f"{key}@{series or self.outbox_db.installation}"
 
     # the outbox -----------------------------------------------------------------------------
     @staticmethod
@@ -150,14 +152,14 @@ class OutboxStatements:
         with self.outbox_db.transaction() as con:
             rows = con.execute(
                 "SELECT id, key, tenant, site, subscription, channel, subject, events, "
-                f"created_at, attempts, arrival, open_until FROM outbox WHERE {where} "
+                f"created_at, attempts, arrival, open_until, series FROM outbox WHERE {where} "
                 "ORDER BY due_at, id LIMIT ?",
                 (*params, limit),
             ).fetchall()
             grouped = [(r[0],) for r in rows if r[11] is not None]
             if grouped:
                 con.executemany("UPDATE outbox SET open_until = NULL WHERE id = ?", grouped)
-        return [r[:11] for r in rows]
+        return [(*r[:11], r[12]) for r in rows]
 
     def settle(self, results: Sequence[tuple[int, str, int, str, int | None]]) -> None:
         """Record the outcome of each try: delivered, dead, or pending again until `due`."""
@@ -217,7 +219,7 @@ class OutboxStatements:
         rows = self.outbox_db.query(
             f"{_OUTBOX_ROW} {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
-        return [(r[0], self.sent_key(r[1]), *r[2:]) for r in rows]  # as the receivers got it
+        return [self._as_sent(r) for r in rows]
 
     def retry_dead(
         self,
@@ -256,7 +258,11 @@ class OutboxStatements:
                 (now, said, channel, row_id),
             )
         rows = self.outbox_db.query(f"{_OUTBOX_ROW} WHERE id = ?", (row_id,))
-        return (rows[0][0], self.sent_key(rows[0][1]), *rows[0][2:]) if rows else None
+        return self._as_sent(rows[0]) if rows else None
+
+    def _as_sent(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """An `_OUTBOX_ROW` as the API lists it: its key as the receivers got it."""
+        return (row[0], self.sent_key(row[1], row[12]), *row[2:12])
 
     def pending_count(self) -> int:
         return int(

@@ -87,6 +87,7 @@ class Due:
     created_at: int
     attempts: int
     arrival: int | None  # the earliest of its events' (None: a row of before the column)
+    series: str | None = None  # its key's installation id, when not the outbox's (`sent_key`)
 
 
 class Shares:
