@@ -45,7 +45,7 @@ from api.livestream import stream_route
 from api.locktests import lock_test_router
 from api.models import MePublic
 from api.problems import BodyLimit, Unhandled, install_problem_handlers
-from api.readiness import readyz
+from api.readiness import readiness_router, readyz
 from api.registry import registry_router
 from api.rulepacks import rule_pack_router
 from api.sensors import sensor_routes
@@ -102,6 +102,7 @@ def _routers() -> tuple[APIRouter, ...]:
         key_router(),
         registry_router(),
         dead_letter_router(),
+        readiness_router(),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import UnionType
 from typing import Annotated, Union, get_args, get_origin
 
@@ -19,6 +19,7 @@ from alerts.notify.notifier import Notifier
 from alerts.statedb import AlarmRow, StateDB
 from api.auth import WRITERS, KeyRing, Principal, current_principal, request_principal
 from api.configadmin import ConfigAdmin
+from api.readywatch import ReadinessWatch
 from api.stream import Broadcaster
 from ingest.metrics import Metrics
 from ingest.store.base import TimeSeriesStore
@@ -67,6 +68,15 @@ class AppContext:
     on_events: Callable[[Sequence[AlarmEvent]], Awaitable[None]] = _no_events
     # the running configuration and its changes (None: this hub does not change it live)
     config: ConfigAdmin | None = None
+    # since when the hub has been not ready for its present cause (`/readyz`, the dashboard)
+    readiness: ReadinessWatch = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = ReadinessWatch(self._not_ready_now)
+
+    def _not_ready_now(self) -> str | None:
+        # through the field, not its value at the start: a test may set `not_ready` later
+        return self.not_ready()
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -1,47 +1,33 @@
-"""`/readyz`: whether the hub judges readings now, for health probes that carry no key.
+"""`/readyz`: whether the hub judges readings now, for health probes that carry no key; and
+`GET /api/v1/readiness`, the same for the dashboard's banner, with since when.
 
 The reason the hub gives (`IngestService.not_ready`) may name a spool folder's path, InfluxDB's
-host and its own words ("authorization failed"), or the time an outage began: it is the centre's
-admin's, not everyone's who reaches the port. Without a key (or with any other key) the answer
-is `ready`, or `not ready: <cause>` with a short cause code (`broker`, `influxdb_auth`,
-`sqlite_full`, `spool_disk`, `store_held`, `ingest_stalled` ...); an admin key of every tenant
-reads the reason in full. The status code is the same for both: 200 ready, 503 not.
+host and its own words ("authorization failed"), or the time an outage began: it is the centre's,
+not everyone's who reaches the port. Without a key (or with any other key) `/readyz` answers
+`ready`, or `not ready: <cause>` with a short cause code (`broker`, `influxdb_auth`,
+`sqlite_full`, `spool_disk`, `store_held`, `ingest_stalled` ...: `api.readywatch`); an admin key
+of every tenant reads the reason in full. The status code is the same for both: 200 ready, 503
+not. `/api/v1/readiness` needs a key, as every `/api/v1` route: the monitoring centre's (an
+admin or operator key of every tenant) reads the reason in full, any other key the code.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends
+from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import KeyRing
-from api.context import Ctx
+from api.context import Caller, Ctx, is_centre
+from api.readywatch import UNKNOWN, cause_code
+from telemetry.clock import wall_ms
 
-__all__ = ["UNKNOWN", "cause_code", "readyz"]
+__all__ = ["UNKNOWN", "ReadinessPublic", "cause_code", "readiness_router", "readyz"]
 
 _bearer = HTTPBearer(auto_error=False, description="an admin key of every tenant: the details")
-
-# the reasons of `IngestService.not_ready`, by how they begin; a store's refusal names its cause
-# (`StoreUnavailableError.cause`: `influxdb_auth`, `sqlite_full` ...) in brackets
-_REFUSES = re.compile(r"the store refuses writes (?:since \S+ )?\(([a-z][a-z0-9_]{0,39}): ")
-_BY_START = (
-    ("not subscribed to the broker", "broker"),
-    ("the store has refused readings", "store_held"),
-    ("a batch taken ", "ingest_stalled"),
-)
-UNKNOWN = "other"  # a reason of a kind this module does not know yet: no words of it go out
-
-
-def cause_code(why: str) -> str:
-    """The short code of a reason the hub is not ready: letters, digits and `_`, never a path,
-    a host or a server's message."""
-    found = _REFUSES.match(why)
-    if found is not None:
-        return found.group(1)
-    return next((code for start, code in _BY_START if why.startswith(start)), UNKNOWN)
 
 
 def _admin_of_every_tenant(ring: KeyRing, credentials: HTTPAuthorizationCredentials | None) -> bool:
@@ -61,9 +47,52 @@ async def readyz(
     <cause>` otherwise, the cause a short code (`broker`, `influxdb_auth`, `sqlite_full`,
     `spool_disk`, `store_held`, `ingest_stalled` ...). With an admin key of every tenant, the
     reason in full (it may name the store's address, a spool folder, the store's own words)."""
-    why = ctx.not_ready()
+    now = ctx.readiness.look(wall_ms())
+    why = now.reason
     if why is None:
         return PlainTextResponse("ready\n")
     if _admin_of_every_tenant(ctx.keys, credentials):
         return PlainTextResponse(f"not ready: {why}\n", status_code=503)
-    return PlainTextResponse(f"not ready: {cause_code(why)}\n", status_code=503)
+    return PlainTextResponse(f"not ready: {now.cause}\n", status_code=503)
+
+
+class ReadinessPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ready", "degraded", "not_ready"] = Field(
+        description="`ready`; `degraded`: alarms are judged, but the readings only reach the "
+        "disk spool (the store refuses them for its set-up: a rotated password); `not_ready`: "
+        "the hub judges no alarm (no broker, the store holding ingest, a batch stalled ...)"
+    )
+    cause: str | None = Field(
+        description="the cause's code, as `/readyz` says it (`broker`, `store_held`, "
+        "`influxdb_auth`, `sqlite_full`, `ingest_stalled`, `other` ...); null when ready"
+    )
+    reason: str | None = Field(
+        description="the hub's reason in full (it may name the store's address or a spool "
+        "folder): for the monitoring centre's keys (admin or operator of every tenant) only; "
+        "null for any other key, and when ready"
+    )
+    since_ms: int | None = Field(
+        description="since when this cause has lasted, ms (as far as the hub has looked: every "
+        "second while it runs); null when ready"
+    )
+
+
+def readiness_router() -> APIRouter:
+    r = APIRouter(prefix="/api/v1", tags=["ops"])
+
+    @r.get("/readiness", response_model=ReadinessPublic)
+    async def readiness(ctx: Ctx, caller: Caller) -> ReadinessPublic:
+        """Whether the hub judges readings now, the cause's code when not and since when: what
+        the dashboard shows in its banner. Any key; the reason in full for the monitoring
+        centre's keys only (it names nothing of a tenant, but the store's address or a folder)."""
+        now = ctx.readiness.look(wall_ms())
+        return ReadinessPublic(
+            status=now.status,
+            cause=now.cause,
+            reason=now.reason if is_centre(caller) else None,
+            since_ms=now.since_ms,
+        )
+
+    return r

@@ -294,12 +294,14 @@ class Hub(TerminalConfirmations):
                     self._republish_confirmations(), name="terminal-confirmations"
                 )
                 reminder = tg.create_task(self.reminders.run(), name="driver-reminders")
+                looker = tg.create_task(self._watch_readiness(), name="readiness-watch")
                 await stop.wait()
                 self.stream.close()  # the event streams end first, each told so
                 server.should_exit = True
                 watcher.cancel()
                 confirmer.cancel()
                 reminder.cancel()
+                looker.cancel()
                 if self._confirmations:
                     log.warning(
                         "terminal confirmations lost at stop (not published, no broker): %s; "
@@ -345,6 +347,20 @@ class Hub(TerminalConfirmations):
                 f"the API cannot listen on {where}"
                 + (f" ({why})" if why else f" (uvicorn exited with {exc.code})")
             ) from cause
+
+    async def _watch_readiness(self) -> None:
+        """Look at the hub's readiness every second: since when it has been not ready for its
+        cause (the dashboard's banner says so) counts from then, not from the first request
+        that asked (`api.readywatch`)."""
+        said = False
+        while True:
+            try:
+                self.ctx.readiness.look(wall_ms())
+            except Exception as exc:  # not the hub's end: /readyz says it (500)
+                if not said:
+                    log.warning("the hub's readiness cannot be read: %s", exc)
+                said = True
+            await asyncio.sleep(1)
 
     async def _announce(self, server: uvicorn.Server) -> None:
         while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
