@@ -4,6 +4,7 @@ Screenshots go to build/screenshots/ for review."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -568,3 +569,60 @@ async def test_a_page_open_across_a_restart_with_a_fresh_store_shows_only_the_ne
             await browser.screenshot(SHOTS / "05-after-restart.png")
     finally:
         await browser.close()
+
+
+# the page reads the hub's readiness every 15 s (api/static/health.js): every 300 ms here
+FAST_HEALTH = (
+    "localStorage.setItem('hh-lang', 'zh');"
+    "const __si = window.setInterval.bind(window);"
+    "window.setInterval = (f, ms, ...a) => __si(f, ms === 15000 ? 300 : ms, ...a);"
+)
+
+
+@pytest.mark.slow
+async def test_a_broker_outage_is_a_banner_over_the_page_until_the_hub_hears_again(
+    mosquitto, tmp_path
+):
+    """A sysadmin's role-play: the broker stopped, and the page said 实时 live (its stream is
+    the hub's API, which stayed up) over a hub that heard nothing. A banner at the top says
+    告警中心未收到数据：消息代理不可达 and since when, in English too, and goes once the hub is
+    subscribed again."""
+    port = free_port()
+    hub = Hub(
+        mine_registry(1502, 1.0),
+        HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port),
+        extra_keys=_keys(),
+    )
+    banner = q("#hub-health")
+    text = f"{banner}.textContent"
+    async with running_hub(hub):
+        browser = Browser()
+        try:
+            await browser.open("about:blank")
+            await browser.call("Page.addScriptToEvaluateOnNewDocument", source=FAST_HEALTH)
+            await browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+            await _login(browser, OPERATOR)
+            await asyncio.sleep(0.5)  # a look or two at a ready hub: no banner
+            assert await browser.js(f"{banner}.hidden")
+            stopped = _ms()
+            await asyncio.to_thread(mosquitto.stop)
+            await browser.wait_for(f"!{banner}.hidden", 15)
+            said = await browser.js(text)
+            since = re.fullmatch(
+                r"告警中心未收到数据：消息代理不可达（自 (.+) 起，北京时间）", said
+            )
+            assert since, said
+            assert _cst(stopped - 1000) <= since[1] <= _cst(_ms()), (said, _cst(stopped))
+            assert await browser.js(f"{banner}.dataset.cause") == "broker"
+            # the live badge is the page's stream, apart: the banner says the hub hears nothing
+            assert await browser.js(f"{q('#live')}.classList.contains('on')")
+            await browser.screenshot(SHOTS / "13-broker-outage-banner.png")
+            await browser.js(f"{q('#lang')}.click()")
+            assert await browser.js(text) == (
+                f"The hub is not receiving data: the broker is unreachable (since {since[1]} CST)"
+            )
+            await asyncio.to_thread(mosquitto.start)
+            await browser.wait_for(f"{banner}.hidden", 30)  # the hub's backoff: 10 s at most
+            assert await browser.js(text) == ""
+        finally:
+            await browser.close()

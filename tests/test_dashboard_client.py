@@ -120,6 +120,9 @@ class Key:
     actions: list[str] = field(default_factory=lambda: list(ACTIONS))  # `alarm_actions` of /me
 
 
+READY = {"status": "ready", "cause": None, "reason": None, "since_ms": None}
+
+
 @dataclass
 class FakeHub:
     keys: dict[str, Key] = field(default_factory=dict)
@@ -145,6 +148,8 @@ class FakeHub:
     retry_ms: int = 200
     vehicles: list[dict[str, Any]] = field(default_factory=list)  # every key's
     handover: dict[str, Any] = field(default_factory=dict)  # every key's
+    # GET /api/v1/readiness (`api.readiness`): ready unless a test says otherwise
+    readiness: dict[str, Any] = field(default_factory=lambda: dict(READY))
 
     async def push(self, kind: str, data: dict[str, Any]) -> None:
         """An event to every open stream."""
@@ -337,6 +342,10 @@ class FakeHub:
         @app.get("/api/v1/vehicles")
         def vehicles() -> list[Any]:
             return self.vehicles
+
+        @app.get("/api/v1/readiness")
+        def readiness() -> dict[str, Any]:
+            return self.readiness
 
         @app.get("/api/v1/handover")
         def handover() -> dict[str, Any]:
@@ -1864,7 +1873,8 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 const names = /^(k|kind|lvl|ev)_/;
                 const found = {};
                 for (const [file, name] of [["app", "T"], ["alarms", "STRINGS"],
-                                            ["handover", "HANDOVER_STRINGS"]]) {
+                                            ["handover", "HANDOVER_STRINGS"],
+                                            ["health", "HEALTH_STRINGS"]]) {
                   const d = (await import(`/static/${file}.js`))[name];
                   const zh = Object.keys(d.zh).filter((k) => !names.test(k));
                   const en = Object.keys(d.en).filter((k) => !names.test(k));
@@ -1873,7 +1883,7 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 return found;
             })()"""
         )
-    assert apart == {f: [[], []] for f in ("app", "alarms", "handover")}, apart
+    assert apart == {f: [[], []] for f in ("app", "alarms", "handover", "health")}, apart
 
 
 async def test_an_alarm_awaiting_the_centres_review_shows_approve_and_return_to_the_centre_only():
@@ -1918,3 +1928,83 @@ async def test_an_alarm_awaiting_the_centres_review_shows_approve_and_return_to_
         await browser.js(f"{q(form + ' button[type=submit]')}.click()")
         await browser.wait_for(f"{row(1, '.disp')}?.dataset.disposal === 'verified'", 5)
         assert hub.reviewed == [(1, {"decision": "return", "note": "未附检测记录"})]
+
+
+# the page reads the hub's readiness every 15 s: every 300 ms here
+FAST_HEALTH = (
+    "const __si = window.setInterval.bind(window);"
+    "window.setInterval = (f, ms, ...a) => __si(f, ms === 15000 ? 300 : ms, ...a);"
+)
+
+
+async def test_the_hubs_own_health_is_a_banner_naming_the_cause_and_since_when_until_ready():
+    """A sysadmin's role-play: during a broker outage the page said 实时 live (its own stream was
+    up) over a hub that heard nothing. While the hub is not ready, a banner at the top names the
+    cause in the operator's language and since when; a cause the page does not know reads the
+    hub's reason; a degraded hub (judging, the store refusing) says so apart; it goes once the
+    hub is ready."""
+    since = now_ms() - 95_000
+    hub = FakeHub(
+        keys={"k": Key(sensors=[sensor("a")])},
+        readiness={
+            "status": "not_ready",
+            "cause": "broker",
+            "reason": "not subscribed to the broker: no reading is heard",
+            "since_ms": since,
+        },
+    )
+    banner = q("#hub-health")
+    text = f"{banner}.textContent"
+    async with serving(hub), page(hub, "k", script=ZH + FAST_HEALTH) as browser:
+        await browser.wait_for(f"!{banner}.hidden", 5)
+        assert (
+            await browser.js(text)
+            == f"告警中心未收到数据：消息代理不可达（自 {cst(since)} 起，北京时间）"
+        )
+        assert await browser.js(f"{banner}.dataset.cause") == "broker"
+        assert await browser.js(f"{q('#live')}.textContent") == "实时"  # the stream's, apart
+        # at the top of the page, over the alarm list
+        top = f"{q('#alarms-panel')}.getBoundingClientRect().top"
+        above = f"{banner}.getBoundingClientRect().bottom <= {top}"
+        assert await browser.js(above)
+        await browser.js(f"{q('#lang')}.click()")
+        assert await browser.js(text) == (
+            f"The hub is not receiving data: the broker is unreachable (since {cst(since)} CST)"
+        )
+        # a cause this page does not know (a hub newer than it): the hub's own words
+        hub.readiness = {
+            "status": "not_ready",
+            "cause": "hub_clock_behind",
+            "reason": "the hub's clock is 12 min behind the gateways: every reading is refused",
+            "since_ms": since,
+        }
+        await browser.wait_for(f"{text}.includes('12 min behind the gateways')", 5)
+        assert (await browser.js(text)).startswith("The hub is not ready: the hub's clock is 12")
+        # degraded: judged, only not stored
+        hub.readiness = {
+            "status": "degraded",
+            "cause": "influxdb_auth",
+            "reason": "the store refuses writes (influxdb_auth: ...)",
+            "since_ms": since,
+        }
+        await browser.wait_for(f"{banner}.dataset.status === 'degraded'", 5)
+        assert (await browser.js(text)).startswith(
+            "Readings are not being stored (alarms are still judged; the readings wait in the "
+            "disk spool): InfluxDB refuses the hub's password or token"
+        )
+        await browser.js(f"{q('#lang')}.click()")
+        assert "InfluxDB 拒绝告警中心的密码或令牌" in await browser.js(text)
+        hub.readiness = dict(READY)
+        await browser.wait_for(f"{banner}.hidden", 5)
+        assert await browser.js(text) == ""
+        # an enterprise's key reads the code of a cause the page does not know, not the reason
+        said = await browser.js(
+            """(async () => {
+              const m = await import('/static/health.js');
+              const t = (k) => m.HEALTH_STRINGS.zh[k] ?? k;
+              return m.healthText({status: 'not_ready', cause: 'other', reason: null,
+                                   since_ms: null}, t);
+            })()"""
+        )
+        assert said == "告警中心未就绪：原因代码 other，详情请询问监测中心"
+    assert hub.count("/api/v1/readiness") >= 4

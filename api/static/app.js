@@ -1,6 +1,7 @@
 // hazardhub operator dashboard: plain ES modules, no external resources.
 import { initAttention } from "/static/attention.js";
 import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, renderHandover } from "/static/handover.js";
+import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
 export const T = {
@@ -40,8 +41,8 @@ export const T = {
         all_tenants: "All enterprises", tenant_filter: "Enterprise",
         last_seen: "last seen {age} ago", age_min: "{n} min", age_h: "{n} h", age_d: "{n} d" },
 };
-Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh);
-Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en);
+Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh);
+Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
@@ -66,7 +67,7 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
-  renderAlarms(); renderTiles(); renderHandover(); renderStreamNote();
+  renderAlarms(); renderTiles(); renderHandover(); renderStreamNote(); renderHealth();
 }
 
 // [id, name] pairs by name as a Chinese reader orders them (by pinyin: 华兴 before 临沂), then id
@@ -710,6 +711,7 @@ function forget() {
   role = null;
   tenantFilter = null; tenantsShown = "";
   noteStream(null);
+  stopHealth();
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
   clearAlarms(); clearHandover();
@@ -741,6 +743,7 @@ async function start() {
   $("#handover-open").hidden = false;
   translate();
   stream(mine);
+  startHealth();  // the hub's own health: a banner while it judges nothing (or stores nothing)
   drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
   // readings age into staleness without an event; a trend that ends now moves on
   let ticks = 0;
@@ -769,6 +772,7 @@ initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_act
   onChange: () => renderTiles() });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
+initHealth({ t, api });
 // the shift handover: the sites of the key's sensors to choose from, each of its enterprise
 // (two enterprises may give a site the same id: hx-chem/tank-farm, ly-chem/tank-farm), by name
 // where the configuration gives one; [`tenant/site`, label] (ids hold no "/")
