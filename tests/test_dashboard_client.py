@@ -24,6 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 
 from api.bulkack import RED_NEEDS_NOTE
+from telemetry.alarmkinds import ALARM_KINDS
 
 from services import free_port
 
@@ -2008,3 +2009,38 @@ async def test_the_hubs_own_health_is_a_banner_naming_the_cause_and_since_when_u
         )
         assert said == "告警中心未就绪：原因代码 other，详情请询问监测中心"
     assert hub.count("/api/v1/readiness") >= 4
+
+
+async def test_an_active_safety_alarm_reads_its_kind_level_and_who_judged_it():
+    """The 苏标 ADAS and DSM alarms (rule active_safety, levels level1 / level2) showed their
+    raw names, `adas_forward_collision level1`: the row reads 前向碰撞报警 一级 (主动安全), in
+    English "forward collision warning level 1 (active safety)"; and every kind the hub raises
+    has a Chinese label (telemetry.alarmkinds)."""
+    fcw = {
+        **alarm(1, "coach-07-speed"),
+        "side": "adas_forward_collision",
+        "rule": "active_safety",
+        "level_name": "level2",
+        "tier": "orange",
+    }
+    fcw["events"] = [{**fcw["events"][0], "level_name": "level2"}]
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("coach-07-speed")], alarms=[fcw])})
+    level = f"{row(1, 'td:nth-child(3)')}.textContent"
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        await browser.wait_for(f"!!{row(1)}", 5)
+        assert await browser.js(level) == "前向碰撞报警 二级 (主动安全)"
+        await browser.js(f"{q('#lang')}.click()")
+        await browser.wait_for(
+            f"{level} === 'forward collision warning level 2 (active safety)'", 5
+        )
+        missing = await browser.js(
+            f"""(async () => {{
+              const m = await import('/static/alarms.js');
+              const t = (k) => m.STRINGS.zh[k] ?? k;
+              // a kind's own label, or its level's where the level says it all (a terminal's)
+              const named = (k) => `kind_${{k}}` in m.STRINGS.zh || `lvl_${{k}}` in m.STRINGS.zh;
+              return {json.dumps([k for k in ALARM_KINDS if k not in ("above", "below")])}
+                .filter((k) => !named(k));
+            }})()"""
+        )
+    assert missing == [], missing

@@ -79,8 +79,18 @@ export const STRINGS = {
         lvl_terminal_illegal_driving: "违规行驶", lvl_terminal_tyre_pressure: "胎压预警",
         lvl_terminal_blind_zone: "右转盲区异常", lvl_terminal_segment_time: "路段行驶时间不足/过长",
         lvl_terminal_door_open: "非法开门",
+        // the 苏标 active-safety alarms and events (ADAS 0x64, DSM 0x65: T/JSATL 12-2017's names,
+        // as docs/vehicles.md gives them); their levels are level1 / level2, 一级 / 二级
+        kind_adas_forward_collision: "前向碰撞报警", kind_adas_lane_departure: "车道偏离报警",
+        kind_adas_headway: "车距过近报警", kind_adas_pedestrian_collision: "行人碰撞报警",
+        kind_adas_frequent_lane_change: "频繁变道报警", kind_adas_road_sign_overlimit: "道路标识超限报警",
+        kind_adas_obstacle: "障碍物报警", kind_adas_road_sign: "道路标志识别事件",
+        kind_adas_capture: "主动抓拍事件", kind_dsm_fatigue: "疲劳驾驶报警",
+        kind_dsm_phone_call: "接打电话报警", kind_dsm_smoking: "抽烟报警",
+        kind_dsm_distraction: "分神驾驶报警", kind_dsm_driver_abnormal: "驾驶员异常报警",
+        kind_dsm_capture: "自动抓拍事件", kind_dsm_driver_change: "驾驶员变更事件",
         // who judged a vehicle's alarm: the platform's analytics or the terminal itself
-        by_fleet: "平台研判", by_terminal: "终端上报",
+        by_fleet: "平台研判", by_terminal: "终端上报", by_active_safety: "主动安全",
         // the peak in the row; acknowledging many at once
         peak_value: "最高级别读数", peak_hint: "首次达到最高级别时的读数和时间（不是最大值：最大值见趋势）；最近数值 {v}",
         ackpoint: "确认本测点 {n} 条", ack_lower: "确认所列红色以下的未确认报警（{n} 条）",
@@ -130,6 +140,16 @@ export const STRINGS = {
         err_centre: "shelves, silences and sensors out of service are the monitoring centre's (operator or admin keys)",
         tier_red: "red", tier_orange: "orange", tier_yellow: "yellow", tier_blue: "blue",
         tier_none: "none", by_fleet: "platform", by_terminal: "terminal", readings: "readings",
+        by_active_safety: "active safety",
+        // the active-safety kinds read as words (their names are the hub's, adas_headway ...)
+        kind_adas_forward_collision: "forward collision warning", kind_adas_lane_departure: "lane departure warning",
+        kind_adas_headway: "headway too short", kind_adas_pedestrian_collision: "pedestrian collision warning",
+        kind_adas_frequent_lane_change: "frequent lane changes", kind_adas_road_sign_overlimit: "over a road sign's limit",
+        kind_adas_obstacle: "obstacle warning", kind_adas_road_sign: "road sign recognised",
+        kind_adas_capture: "ADAS capture", kind_dsm_fatigue: "driver fatigue", kind_dsm_phone_call: "phone call",
+        kind_dsm_smoking: "smoking", kind_dsm_distraction: "distracted driving",
+        kind_dsm_driver_abnormal: "driver abnormal", kind_dsm_capture: "DSM capture",
+        kind_dsm_driver_change: "driver changed", lvl_level1: "level 1", lvl_level2: "level 2",
         peak_value: "At peak level", peak_hint: "the reading and time at which it first reached its highest level (not the maximum: see the trend); latest value {v}",
         ackpoint: "Ack this point's {n}", ack_lower: "Acknowledge the {n} shown below red",
         ackpoint_ask: "Acknowledge the {n} unacknowledged alarms of {sensor}?",
@@ -795,7 +815,9 @@ function isaBadge(state) {
 // who judged the alarm, when not the sensor's own rule: the two overspeed alarms of a vehicle
 // (its reading against the pack's limit, the platform's analysis by zone and duration) and the
 // terminal's own must not look alike
-const BY = { fleet: "by_fleet", terminal: "by_terminal" };
+// (and the 苏标 active-safety unit's ADAS and DSM cameras: `dsm_fatigue` is the camera's, the
+// platform's `fatigue` the driving time's)
+const BY = { fleet: "by_fleet", terminal: "by_terminal", active_safety: "by_active_safety" };
 const LEVEL_ONLY = new Set(["terminal", "comm_loss", "gateway"]);  // the level names say it all
 // a kind whose one level its name says already: the kind alone ("标定/手动超时", not "… 维护超时")
 const KIND_SAYS = { maintenance: "overdue", calibration_due: "calibration_overdue" };
