@@ -31,6 +31,7 @@ from alerts.alarmrows import (
 from alerts.alarmwrites import AlarmStatements
 from alerts.deadletters import DeadLetterBook
 from alerts.errors import AlarmStoreError
+from alerts.restoredcopy import renumber_restored
 from alerts.stateschema import (
     LOCK_PLAN_COLUMNS,
     SCHEMA,
@@ -137,6 +138,7 @@ class StateDB(AlarmStatements, DeadLetterBook):
             for name, decl in LOCK_PLAN_COLUMNS:
                 if name not in have:  # (made by a hub of before the column)
                     self._db.execute(f"ALTER TABLE lock_plans ADD COLUMN {name} {decl}")
+            renumber_restored(self._db, self._path)  # a backup's copy: ids from far above
             # reads (the API, analytics) on a connection of their own: under WAL they see what
             # is committed and never wait for the writer's lock, nor hold it up
             self._reader = sqlite3.connect(

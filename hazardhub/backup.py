@@ -15,9 +15,11 @@ Every copy is made readable by its owner alone (0600, the folder 0700): the data
 secrets (hazardhub.private). Restore: stop the hub, put the copied files back in its data folder
 (docs/operations.md, "Backup").
 
-The copy of the outbox is marked a restored copy (`alerts.notify.outboxdb.mark_restored`): a hub
-started on it numbers its events and alarms again from the backup's, and gives its new
-notifications keys of a new series, never those sent after the backup for other alarms. Files put
+The copies of the outbox and of `state.db` are marked restored copies
+(`alerts.notify.outboxdb.mark_restored`, `alerts.restoredcopy.mark_state_restored`): a hub started
+on them gives its new notifications keys of a new series and numbers its alarms and journal events
+on from `alerts.restoredcopy.GAP` above the backup's, never the keys and ids the hub gave after
+the backup to other alarms. Files put
 back otherwise (a copy of a stopped hub's folder) get the mark from `hazardhub restored`
 (`mark_folder_restored`).
 """
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alerts.notify.outboxdb import mark_restored, outbox_path
+from alerts.restoredcopy import mark_state_restored
 
 __all__ = ["Copied", "back_up", "mark_folder_restored"]
 
@@ -120,6 +123,8 @@ def back_up(src: Path, to: Path) -> list[Copied]:
             _copy_database(source, target)
             if rel.name.endswith("-outbox.db"):
                 mark_restored(target, taken_at)  # (no outbox database: not marked)
+            elif rel.as_posix() == "state.db":
+                mark_state_restored(target, taken_at)  # its ids go on from far above
             how = "sqlite"
         else:
             _private_file(target)
@@ -134,11 +139,13 @@ def back_up(src: Path, to: Path) -> list[Copied]:
 
 
 def mark_folder_restored(data: Path) -> Path:
-    """Mark the outbox of the hub's data folder `data` a restored copy (`hazardhub restored`,
-    after putting back files that `hazardhub backup` did not copy): the hub's next start gives
-    new notifications keys of a new series. Returns the file marked; raises ValueError when
-    there is no outbox there."""
+    """Mark the outbox and `state.db` of the hub's data folder `data` restored copies (`hazardhub
+    restored`, after putting back files that `hazardhub backup` did not copy): the hub's next
+    start gives new notifications keys of a new series and numbers alarms and journal events on
+    from far above. Returns the outbox file marked; raises ValueError when there is no outbox
+    there."""
     path = outbox_path(data / "state.db")
+    mark_state_restored(data / "state.db", None)  # its ids go on from far above
     if not mark_restored(path, None):
         raise ValueError(
             f"{path} is no notification outbox: nothing to mark (a hub started without one "

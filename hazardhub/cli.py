@@ -310,7 +310,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"hazardhub restored: {exc}", file=sys.stderr)
             return 2
-        print(f"{marked}: marked restored; the hub's next start begins a new key series")
+        print(
+            f"{marked}: marked restored; the hub's next start begins a new key series and "
+            "numbers alarms and events on from far above"
+        )
         return 0
     if args.command == "simulate":
         from hazardhub.simulate import run as run_simulate

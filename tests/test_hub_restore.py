@@ -107,6 +107,15 @@ def _told(receiver: WebhookReceiver) -> dict[str, set[str]]:
     return seen
 
 
+def _ids(receiver: WebhookReceiver) -> list[tuple[int, int]]:
+    """(alarm id, journal event id) of each request's event, in order of arrival."""
+    return [
+        (int(ev["alarm_id"]), int(ev["event_id"]))
+        for r in receiver.requests
+        for ev in r.json()["events"]
+    ]
+
+
 def _events(receiver: WebhookReceiver) -> list[tuple[str, str, str]]:
     """(key, sensor, kind) of each request's event, in order of arrival."""
     out = []
@@ -146,6 +155,7 @@ async def test_a_hub_restored_as_the_docs_say_reuses_no_key(mosquitto, tmp_path:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0, log.read_text()[-3000:]
         before = _told(receiver)
+        ids_before = _ids(receiver)
         events_before = _events(receiver)
         pending_key = events_before[1][0]
         assert events_before[1][1:] == ("ch4-t0", "raised")
@@ -170,6 +180,20 @@ async def test_a_hub_restored_as_the_docs_say_reuses_no_key(mosquitto, tmp_path:
             proc.kill()
             proc.wait(timeout=10)
     after = _told(receiver)
+    # the alarm and journal ids the lost hub gave after the backup are never given again: a
+    # receiver keeping alarms by id, a stream client resuming from one, sees no other alarm
+    ids_after = [
+        i for r, i in zip(receiver.requests, _ids(receiver), strict=True) if r.key != pending_key
+    ]
+    assert len(ids_after) == 2
+    ((backup_top,),) = _read(bk / "state.db", "SELECT MAX(id) FROM alarms")
+    given_after_backup = {a for a, _ in ids_before if a > backup_top}
+    assert given_after_backup  # T2's alarm
+    assert all(a <= backup_top or a > max(a for a, _ in ids_before) for a, _ in ids_after), (
+        ids_before,
+        ids_after,
+    )
+    assert min(e for _, e in ids_after) > max(e for _, e in ids_before), (ids_before, ids_after)
     assert [e[1:] for e in _events(receiver)] == [
         ("ch4-t0", "raised"),
         ("ch4-t0", "cleared"),
@@ -187,4 +211,7 @@ async def test_a_hub_restored_as_the_docs_say_reuses_no_key(mosquitto, tmp_path:
     old = {k.rpartition("@")[2] for k in before}
     new = {k.rpartition("@")[2] for k in after if k != pending_key}
     assert len(old) == 1 and len(new) == 1 and old != new
-    assert log.read_text().count("started from a backup taken at") == 1
+    text = log.read_text()
+    assert text.count("started from a backup taken at") == 2, text  # the outbox, state.db
+    assert text.count("new notifications get keys of a new series") == 1, text
+    assert text.count("new alarms are numbered from") == 1, text
