@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEVICE_RULE",
     "FLEET_RULE",
+    "HAZARD_RULE",
     "SAFETY_RULE",
     "TERMINAL_RULE",
     "AlarmBatch",
@@ -143,6 +144,7 @@ class AlarmEvent:
 FLEET_RULE = "fleet"  # the rule of the alarms the fleet analytics raise
 TERMINAL_RULE = "terminal"  # the rule of a vehicle terminal's own alarms (JT/T 808 bits)
 SAFETY_RULE = "active_safety"  # ... of its ADAS and DSM events (苏标 0x64, 0x65)
+HAZARD_RULE = "hazard"  # ... of a hidden-danger item's deadlines (alerts.hazardalarms)
 
 # the alarm of a whole device (or gateway) whose sensors all lost communication: it inhibits the
 # notifications of its sensors' own no-data alarms (alerts.notify)

@@ -21,6 +21,7 @@ from alerts.actionsaid import BatchSides, action_said, batch_sides, failure_acti
 from alerts.alarmevent import (
     DEVICE_RULE,
     FLEET_RULE,
+    HAZARD_RULE,
     SAFETY_RULE,
     TERMINAL_RULE,
     AlarmBatch,
@@ -197,6 +198,8 @@ class AlarmBook(VehicleAlarms, AlarmRestore):
                 keep = row.sensor in devices
             elif row.rule == GATEWAY_RULE:
                 keep = row.sensor in gateways
+            elif row.rule == HAZARD_RULE:  # an item's, no configuration's: its own judge's
+                keep = True
             elif row.rule in (FLEET_RULE, TERMINAL_RULE, SAFETY_RULE):
                 keep = reg.sensor_of(row.tenant, row.sensor, row.site, row.device) is not None
                 keep &= not (row.rule == FLEET_RULE and kind_name(row.side) in fleet_kinds)

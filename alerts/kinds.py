@@ -27,6 +27,8 @@ __all__ = [
     "FLEET_KINDS",
     "FLEET_SIDE0",
     "FROZEN",
+    "HAZARD_OVERDUE",
+    "HAZARD_REVIEW_OVERDUE",
     "HIGH",
     "LOCK_TEST",
     "LOW",
@@ -79,6 +81,10 @@ CLOCK_BEHIND = 14
 # a protective-action plan's lock-out not tested for its interval, or its last test failed
 # (`alerts.locktests`: judged on the hub's clock, not by the core)
 LOCK_TEST = 13
+# a hidden-danger item past its rectification deadline, and its review request undecided past
+# its 10 days (`alerts.hazardalarms`: judged on the hub's clock, not by the core)
+HAZARD_OVERDUE = 11
+HAZARD_REVIEW_OVERDUE = 12
 # the tiers as the core numbers them (`RuleTable.tier`): 0 none (normal), then those a level may
 # be given (`telemetry.configbase.Tier`, blue ... red), each above the one before
 TIERS: tuple[str, ...] = ("none", *CONFIG_TIERS)
@@ -136,6 +142,8 @@ ALARM_KIND_NAMES: dict[int, str] = {
     DATA_LOST: "data_lost",
     CLOCK_BEHIND: "clock_behind",
     LOCK_TEST: "lock_test_overdue",
+    HAZARD_OVERDUE: "hazard_overdue",
+    HAZARD_REVIEW_OVERDUE: "hazard_review_overdue",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
     **SAFETY_SIDES,
@@ -166,6 +174,8 @@ _VALUE_UNITS = {
     "maintenance": "s",
     "calibration_due": "d",
     "lock_test_overdue": "d",
+    "hazard_overdue": "d",
+    "hazard_review_overdue": "d",
     "no_data": "",
     "fault": "",  # no value: a fault's reading is no measurement (`AlarmBook._one`)
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "LOCK_PLAN_COLUMNS",
     "SCHEMA",
+    "SCHEMA_HAZARDS",
     "SCHEMA_LOCK_TESTS",
     "SCHEMA_V2",
     "SCHEMA_V3",
@@ -214,3 +215,37 @@ CREATE TABLE IF NOT EXISTS lock_plans (
 # the columns of `lock_plans` added since it was first made (ALTER TABLE at open when missing):
 # `every_days`, the interval the plan was last judged with (a change is said as one)
 LOCK_PLAN_COLUMNS = (("every_days", "REAL"),)
+# the hidden-danger items (隐患排查治理, `alerts.hazards`) and their audit: made at every open,
+# without a version, as the lock tests' tables (a hub of before leaves them alone). An item is
+# updated as it moves through its steps; its audit (`hazard_events`) is never updated nor
+# deleted from (triggers refuse it): who took each step, when, from which status to which, why
+SCHEMA_HAZARDS = """
+CREATE TABLE IF NOT EXISTS hazards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, site TEXT NOT NULL, source TEXT NOT NULL, category TEXT NOT NULL,
+    grade TEXT NOT NULL CHECK (grade IN ('general', 'major')),
+    description TEXT NOT NULL, location TEXT NOT NULL,
+    alarm_ids TEXT NOT NULL, sensor_ids TEXT NOT NULL,
+    found_at INTEGER NOT NULL, found_by TEXT NOT NULL,
+    reported_by TEXT NOT NULL, reported_at INTEGER NOT NULL,
+    status TEXT NOT NULL, responsible_person TEXT NOT NULL, measures TEXT NOT NULL,
+    funds_yuan REAL, deadline INTEGER, interim_measures TEXT NOT NULL,
+    plan TEXT, production_stop TEXT,
+    requested_at INTEGER, review_due INTEGER, updated_at INTEGER NOT NULL,
+    closed_at INTEGER, closed_by TEXT
+);
+CREATE INDEX IF NOT EXISTS hazards_tenant ON hazards (tenant, id);
+CREATE INDEX IF NOT EXISTS hazards_open ON hazards (status) WHERE status != 'closed';
+CREATE TABLE IF NOT EXISTS hazard_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hazard_id INTEGER NOT NULL REFERENCES hazards (id),
+    action TEXT NOT NULL, from_status TEXT, to_status TEXT NOT NULL,
+    actor TEXT, party TEXT NOT NULL, at INTEGER NOT NULL, comment TEXT NOT NULL,
+    changes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hazard_events_item ON hazard_events (hazard_id, id);
+CREATE TRIGGER IF NOT EXISTS hazard_events_kept BEFORE UPDATE ON hazard_events
+    BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS hazard_events_never_deleted BEFORE DELETE ON hazard_events
+    BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
+"""

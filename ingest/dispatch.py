@@ -24,6 +24,7 @@ from alerts.errors import AlarmStoreError
 from alerts.evaluate import NO_TS, CoreState, Outcome, Transitions, evaluate
 from alerts.gatewayalarms import ClockChange
 from alerts.gateways import GatewayWatch
+from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
 from alerts.reload import (
@@ -126,6 +127,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self._unconfirmed = rearm(self.book, self.state)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         self.locks = LockTestAlarms(statedb, registry, registry.config.notify.disposal)
+        self.hazards = HazardAlarms(statedb, registry, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
@@ -236,6 +238,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.locks = LockTestAlarms(self.statedb, registry, disposal)
+        self.hazards = HazardAlarms(self.statedb, registry, disposal)
         self.fleet, self.terminal, self.safety = fleet, terminal, safety
         self._gateway_sites = book.gateway_sites()
         self._gateways_down = down

@@ -19,6 +19,7 @@ from alerts.errors import AlarmStoreError
 from alerts.evaluate import Outcome, Transitions
 from alerts.gatewayalarms import ClockChange, DataLoss
 from alerts.gateways import GatewayWatch
+from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
 from ingest.recording import AlarmRecording
@@ -37,6 +38,7 @@ class Ticking(AlarmRecording):
     watch: HubWatch
     gateways: GatewayWatch
     locks: LockTestAlarms  # the plans' lock-out tests overdue or failed
+    hazards: HazardAlarms  # hidden-danger items past their deadlines
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
     _gateways_down: set[str]
     _clock_changes: list[ClockChange]  # devices' clocks behind or back in step, not recorded
@@ -78,6 +80,8 @@ class Ticking(AlarmRecording):
                 events += await self._off_loop(self._clock_step, now)
                 # plans whose lock-out test is overdue or failed, or was just recorded
                 events += await self._off_loop(self.locks.step, now)
+                # hidden-danger items past their rectification or review deadline
+                events += await self._off_loop(self.hazards.step, now)
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events

@@ -22,6 +22,8 @@ AlarmKind = Literal[
     "maintenance",
     "calibration_due",
     "lock_test_overdue",
+    "hazard_overdue",
+    "hazard_review_overdue",
     "data_lost",
     "clock_behind",
     "overspeed",
