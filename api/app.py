@@ -39,6 +39,7 @@ from api.context import (
 )
 from api.deadletters import dead_letter_router
 from api.handover import handover_router
+from api.hazards import hazard_router
 from api.headers import SecurityHeaders
 from api.keys import key_router
 from api.livestream import stream_route
@@ -96,6 +97,7 @@ def _routers() -> tuple[APIRouter, ...]:
         alarm_stats_router(),
         availability_router(),
         lock_test_router(),
+        hazard_router(),
         handover_router(),
         site_router(),
         rule_pack_router(),

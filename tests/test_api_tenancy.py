@@ -67,6 +67,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             headers=auth("admin"),
         )
         assert r.status_code == 201
+        # a hidden-danger item of the coal face (tests/test_hazards.py)
+        r = await client.post(
+            "/api/v1/hazards",
+            json={"site": "face-1301", "description": "局部通风机单电源"},
+            headers=auth("coal"),
+        )
+        assert r.status_code == 201 and r.json()["id"] == 1, r.text
         yield Rig(hub, client, alarm_id)
     await hub.store.close()
     hub.db.close()
@@ -267,6 +274,21 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         ("post", "/api/v1/lock-tests"): (
             "/api/v1/lock-tests",
             {"sensor": "ch4-t1", "ts": now, "passed": True},
+            "chem",
+            NOT_FOUND,
+        ),
+        # hidden-danger items (tests/test_hazards.py): another enterprise's item is not found
+        ("get", "/api/v1/hazards"): ("/api/v1/hazards", None, "chem", OPEN),
+        ("get", "/api/v1/hazards/{hazard_id}"): ("/api/v1/hazards/1", None, "chem", NOT_FOUND),
+        ("post", "/api/v1/hazards"): (
+            "/api/v1/hazards",
+            {"tenant": c, "site": "face-1301", "description": "x"},
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/hazards/{hazard_id}/{action}"): (
+            "/api/v1/hazards/1/plan",
+            {"measures": "x"},
             "chem",
             NOT_FOUND,
         ),
@@ -533,6 +555,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/data-quality/availability",
         "/api/v1/escalation-policies",
         "/api/v1/handover",
+        "/api/v1/hazards",
         "/api/v1/latest",
         "/api/v1/lock-tests",
         "/api/v1/notifications",

@@ -1,0 +1,475 @@
+"""Hidden-danger items (隐患排查治理, DOMAIN 6): the state machine as a table (who takes which step
+from which status, what a step needs), the items and their append-only audit in the state
+database, the API (an enterprise reports, the centre grades, the enterprise plans and rectifies,
+the centre reviews and closes; tenant-scoped, strict bodies) and the deadlines' alarms raised on
+the dispatcher's tick (an injected clock), once, kept over a restart, cleared by the closing."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_api_alarms import KEYS, auth
+from test_lock_tests import registry
+
+from alerts.alarms import AlarmEvent
+from alerts.hazardflow import (
+    CENTRE,
+    DAY_MS,
+    ENTERPRISE,
+    HazardConflictError,
+    HazardForbiddenError,
+    HazardIncompleteError,
+    HazardItem,
+    HazardPlan,
+    advance,
+)
+from alerts.lockalarms import LockTestAlarms
+from alerts.statedb import StateDB
+from api import hazards as hazard_routes
+from api.app import AppContext, create_app
+from api.auth import KeyRing
+from ingest.dispatch import Dispatcher
+from ingest.metrics import Metrics
+from ingest.store.sqlite import SqliteStore
+
+T0 = 1_800_000_000_000
+HOUR = 3_600_000
+PLAN = {
+    "objectives": "消除局部通风机单风机单电源隐患",
+    "methods": "加装备用风机及双电源自动切换装置",
+    "funds_materials": "12 万元; 风机 1 台, 切换开关 1 套",
+    "responsible": "机电科 张工",
+    "schedule": "30 日内完成并联调",
+    "safety_emergency": "施工期间停止该工作面作业, 执行停风撤人预案",
+}
+
+
+# the state machine, as a table ------------------------------------------------------------------
+def item(status: str = "reported", grade: str = "general", **kw: Any) -> HazardItem:
+    return HazardItem(
+        1, "north-coal", "face-1301", "self_check", "ventilation", grade, "风机单电源", "",
+        (), (), T0, "张三", "coal", T0, status=status, **kw,
+    )  # fmt: skip
+
+
+READY = {"deadline": T0 + 30 * DAY_MS, "responsible_person": "张工", "measures": "加装备用风机"}
+E, C = ENTERPRISE, CENTRE
+FORBIDDEN, CONFLICT, INCOMPLETE = HazardForbiddenError, HazardConflictError, HazardIncompleteError
+STEPS: list[tuple[HazardItem, str, str, dict[str, Any], str, str | type[Exception]]] = [
+    # (item, action, party, changes, comment, status after or the error)
+    (item(), "grade", C, {"grade": "major"}, "", "graded"),
+    (item(), "grade", E, {"grade": "major"}, "", FORBIDDEN),
+    (item(), "grade", C, {}, "", INCOMPLETE),  # the grade is the step's
+    (item("rectifying"), "grade", C, {"grade": "general"}, "", CONFLICT),
+    (item(), "grade", C, {"grade": "major", "measures": "x"}, "", INCOMPLETE),  # not its field
+    (item(), "plan", E, {"measures": "加装备用风机"}, "", "reported"),
+    (item("rectifying"), "plan", E, {"funds_yuan": 1.0}, "", "rectifying"),
+    (item("review_requested"), "plan", E, {"measures": "x"}, "", CONFLICT),
+    (item(), "plan", C, {"measures": "x"}, "", FORBIDDEN),
+    (item("graded", **READY), "start", E, {}, "", "rectifying"),
+    (item("graded", deadline=T0 + DAY_MS), "start", E, {}, "", INCOMPLETE),  # no person, measures
+    (item("graded", "major", **READY), "start", E, {}, "", INCOMPLETE),  # no plan
+    (
+        item("graded", "major", plan=HazardPlan(**PLAN), production_stop="partial", **READY),
+        "start",
+        E,
+        {},
+        "",
+        "rectifying",
+    ),
+    (
+        item(
+            "graded",
+            "major",
+            plan=HazardPlan(**{**PLAN, "schedule": " "}),
+            production_stop="partial",
+            **READY,
+        ),
+        "start",
+        E,
+        {},
+        "",
+        INCOMPLETE,
+    ),
+    (item("rejected", **READY), "start", E, {}, "", "rectifying"),
+    (item("reported", **READY), "start", E, {}, "", CONFLICT),  # not graded
+    (item("graded", **READY), "start", C, {}, "", FORBIDDEN),
+    (item("rectifying"), "request-review", E, {}, "已加装备用风机", "review_requested"),
+    (item("rectifying"), "request-review", E, {}, " ", INCOMPLETE),
+    (item("graded"), "request-review", E, {}, "done", CONFLICT),
+    (item("review_requested"), "accept", C, {}, "", "accepted"),
+    (item("review_requested"), "accept", E, {}, "", FORBIDDEN),
+    (item("review_requested"), "reject", C, {}, "切换装置未联调", "rejected"),
+    (item("review_requested"), "reject", C, {}, "", INCOMPLETE),
+    (item("accepted"), "close", C, {}, "现场验收合格, 予以销号", "closed"),
+    (item("accepted"), "close", C, {}, "", INCOMPLETE),
+    (item("review_requested"), "close", C, {}, "x", CONFLICT),
+    (item("closed"), "deadline", C, {"deadline": T0 + DAY_MS}, "延期", CONFLICT),
+    (item("rectifying"), "deadline", C, {"deadline": T0 + DAY_MS}, "延期: 到货晚", "rectifying"),
+    (item("rectifying"), "deadline", C, {"deadline": T0 + DAY_MS}, "", INCOMPLETE),
+    (item("rectifying"), "deadline", C, {"deadline": T0 - 1}, "过去", INCOMPLETE),
+    (item("rectifying"), "deadline", E, {"deadline": T0 + DAY_MS}, "延期", FORBIDDEN),
+    (item("closed"), "comment", E, {}, "补充照片", "closed"),
+    (item(), "fly", C, {}, "", CONFLICT),
+]
+
+
+@pytest.mark.parametrize(("before", "action", "party", "changes", "comment", "after"), STEPS)
+def test_the_state_machine(
+    before: HazardItem,
+    action: str,
+    party: Any,
+    changes: dict[str, Any],
+    comment: str,
+    after: str | type[Exception],
+) -> None:
+    if isinstance(after, str):
+        got = advance(before, action, party, changes, comment, "k", T0 + HOUR)
+        assert got.status == after
+        assert got.updated_at == T0 + HOUR
+        for name, value in changes.items():
+            assert getattr(got, name) == value
+    else:
+        with pytest.raises(after):
+            advance(before, action, party, changes, comment, "k", T0 + HOUR)
+
+
+def test_a_review_request_is_due_in_10_days_and_a_closing_says_by_whom() -> None:
+    got = advance(item("rectifying"), "request-review", E, {}, "done", "coal", T0)
+    assert (got.requested_at, got.review_due) == (T0, T0 + 10 * DAY_MS)
+    closed = advance(item("accepted"), "close", C, {}, "销号", "op", T0 + 5)
+    assert (closed.closed_at, closed.closed_by) == (T0 + 5, "op")
+
+
+def test_a_major_items_start_names_each_missing_element() -> None:
+    with pytest.raises(INCOMPLETE, match=r"six elements.*plan\.objectives.*production_stop"):
+        advance(item("graded", "major", **READY), "start", E, {}, "", "coal", T0)
+
+
+# over HTTP, with the deadlines' alarms -----------------------------------------------------------
+class Hub:
+    """The API app and a dispatcher over one state database, with the API's clock set here."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tmp_path = tmp_path
+        self.reg = registry()
+        self.db = StateDB(tmp_path / "state.db")
+        self.store = SqliteStore(self.reg, tmp_path / "ts.db")
+        self.published: list[AlarmEvent] = []
+        self.now = T0
+        monkeypatch.setattr(hazard_routes, "wall_ms", lambda: self.now)
+
+        async def on_events(events: Sequence[AlarmEvent]) -> None:
+            self.published.extend(events)
+
+        ctx = AppContext(
+            self.reg, self.store, self.db, Metrics(), KeyRing(KEYS), on_events=on_events
+        )
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
+        )
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.reg, self.store, self.db, Metrics())
+
+    async def report(self, body: dict[str, Any], who: str = "coal") -> httpx.Response:
+        return await self.client.post("/api/v1/hazards", json=body, headers=auth(who))
+
+    async def step(
+        self, hazard_id: int, action: str, who: str, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/api/v1/hazards/{hazard_id}/{action}", json=body, headers=auth(who)
+        )
+
+    async def get(self, path: str, who: str = "coal", **params: Any) -> httpx.Response:
+        return await self.client.get(f"/api/v1/{path}", params=params, headers=auth(who))
+
+
+@pytest.fixture
+async def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Hub]:
+    h = Hub(tmp_path, monkeypatch)
+    await h.store.open()
+    try:
+        yield h
+    finally:
+        await h.client.aclose()
+        await h.store.close()
+        h.db.close()
+
+
+REPORT = {
+    "site": "face-1301",
+    "category": "通风",
+    "description": "1301 掘进工作面局部通风机无双电源自动切换",
+    "location": "1301 运输巷",
+    "found_by": "安全科 李四",
+}
+
+
+def ok(r: httpx.Response, code: int = 200) -> dict[str, Any]:
+    assert r.status_code == code, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_a_major_item_from_its_report_to_its_closing(hub: Hub) -> None:
+    made = ok(await hub.report(REPORT), 201)
+    hid = made["id"]
+    assert (made["tenant"], made["status"], made["source"], made["reported_by"]) == (
+        "north-coal", "reported", "self_check", "coal",
+    )  # fmt: skip
+    assert made["found_at"] == T0 and made["overdue"] is False
+    # the enterprise may not grade its own item; the centre grades it major with a deadline
+    r = await hub.step(hid, "grade", "coal", {"grade": "major"})
+    assert r.status_code == 403 and "monitoring centre" in r.json()["detail"]
+    deadline = T0 + 30 * DAY_MS
+    graded = ok(await hub.step(hid, "grade", "op", {"grade": "major", "deadline": deadline}))
+    assert (graded["status"], graded["grade"], graded["deadline"]) == ("graded", "major", deadline)
+    # a major item does not start its rectification without the plan's six elements
+    hub.now += HOUR
+    ok(await hub.step(hid, "plan", "coal", {"responsible_person": "张工", "measures": "加装"}))
+    r = await hub.step(hid, "start", "coal")
+    assert r.status_code == 422 and "six elements" in r.json()["detail"]
+    half = {k: PLAN[k] for k in ("objectives", "methods", "funds_materials")}
+    ok(await hub.step(hid, "plan", "coal", {"plan": half, "production_stop": "partial"}))
+    r = await hub.step(hid, "start", "coal")
+    assert r.status_code == 422 and "plan.responsible" in r.json()["detail"]
+    assert "plan.objectives" not in r.json()["detail"]  # the elements given before are kept
+    rest = {k: PLAN[k] for k in ("responsible", "schedule", "safety_emergency")}
+    planned = ok(await hub.step(hid, "plan", "coal", {"plan": rest, "funds_yuan": 120000}))
+    assert planned["plan"] == PLAN
+    assert (await hub.step(hid, "start", "op")).status_code == 403  # the enterprise's step
+    assert ok(await hub.step(hid, "start", "coal"))["status"] == "rectifying"
+    # the review: requested with what was done; the centre rejects, then accepts and closes
+    hub.now += 5 * DAY_MS
+    assert (await hub.step(hid, "request-review", "coal", {})).status_code == 422
+    asked = ok(await hub.step(hid, "request-review", "coal", {"comment": "已加装, 已联调"}))
+    assert (asked["status"], asked["review_due"]) == ("review_requested", hub.now + 10 * DAY_MS)
+    assert (await hub.step(hid, "reject", "op", {"comment": " "})).status_code == 422
+    r = await hub.step(hid, "close", "op", {"comment": "销号"})
+    assert r.status_code == 409 and "accepted" in r.json()["detail"]
+    assert ok(await hub.step(hid, "reject", "op", {"comment": "切换装置未联调"}))["status"] == (
+        "rejected"
+    )
+    assert ok(await hub.step(hid, "start", "coal"))["status"] == "rectifying"
+    ok(await hub.step(hid, "request-review", "coal", {"comment": "联调记录已上传"}))
+    ok(await hub.step(hid, "accept", "op", {"comment": "现场验收合格"}))
+    closed = ok(await hub.step(hid, "close", "op", {"comment": "予以销号"}))
+    assert (closed["status"], closed["closed_by"]) == ("closed", "op")
+    # the audit: every step, who, from what to what, why
+    audit = [
+        (e["action"], e["from_status"], e["to_status"], e["actor"], e["party"])
+        for e in closed["events"]
+    ]
+    assert audit == [
+        ("report", None, "reported", "coal", "enterprise"),
+        ("grade", "reported", "graded", "op", "centre"),
+        ("plan", "graded", "graded", "coal", "enterprise"),
+        ("plan", "graded", "graded", "coal", "enterprise"),
+        ("plan", "graded", "graded", "coal", "enterprise"),
+        ("start", "graded", "rectifying", "coal", "enterprise"),
+        ("request-review", "rectifying", "review_requested", "coal", "enterprise"),
+        ("reject", "review_requested", "rejected", "op", "centre"),
+        ("start", "rejected", "rectifying", "coal", "enterprise"),
+        ("request-review", "rectifying", "review_requested", "coal", "enterprise"),
+        ("accept", "review_requested", "accepted", "op", "centre"),
+        ("close", "accepted", "closed", "op", "centre"),
+    ]
+    assert closed["events"][1]["changes"] == {"grade": "major", "deadline": deadline}
+    assert closed["events"][7]["comment"] == "切换装置未联调"
+    assert (await hub.step(hid, "grade", "op", {"grade": "general"})).status_code == 409
+    assert hub.published == []  # no deadline missed, no alarm
+
+
+async def test_another_enterprise_sees_404_and_bad_bodies_are_422(hub: Hub) -> None:
+    hid = ok(await hub.report(REPORT), 201)["id"]
+    assert (await hub.get(f"hazards/{hid}", "chem")).status_code == 404
+    assert (await hub.step(hid, "plan", "chem", {"measures": "x"})).status_code == 404
+    assert (await hub.step(hid, "grade", "chem-op", {"grade": "major"})).status_code == 404
+    assert ok(await hub.get("hazards", "chem")) == []
+    assert (await hub.get("hazards", "chem", tenant="north-coal")).status_code == 404
+    assert [i["id"] for i in ok(await hub.get("hazards", "op"))] == [hid]
+    assert ok(await hub.get(f"hazards/{hid}", "viewer"))["id"] == hid
+    assert (await hub.get("hazards/999")).status_code == 404
+    assert (await hub.report({**REPORT, "tenant": "north-coal"}, "chem")).status_code == 404
+    assert (await hub.report({**REPORT, "site": "no-such"})).status_code == 404
+    assert (await hub.report(REPORT, "viewer")).status_code == 403
+    assert (await hub.step(hid, "plan", "viewer", {"measures": "x"})).status_code == 403
+    r = await hub.client.post("/api/v1/hazards", json=REPORT)
+    assert r.status_code == 401
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({**REPORT, "colour": "red"}, "colour"),
+        ({**REPORT, "description": " \u200b "}, "a note is required"),
+        ({**REPORT, "found_at": T0 // 1000}, "looks like seconds"),
+        ({**REPORT, "found_at": str(T0)}, "found_at"),
+        ({**REPORT, "grade": "huge"}, "grade"),
+        ({**REPORT, "deadline": T0 - 1}, "not after now"),
+        ({k: v for k, v in REPORT.items() if k != "site"}, "give site"),
+    ]
+    for body, says in bad:
+        r = await hub.report(body)
+        assert r.status_code == 422, (body, r.text)
+        assert says in r.text, (body, r.text)
+    assert (await hub.report(REPORT, "op")).status_code == 422  # which tenant: several seen
+    r = await hub.step(hid, "grade", "op", {"grade": "major", "measures": "x"})
+    assert r.status_code == 422 and "does not set measures" in r.text
+    assert (await hub.step(hid, "plan", "coal", {"plan": {"budget": 1}})).status_code == 422
+    assert (await hub.step(hid, "fly", "op", {})).status_code == 404
+    assert (await hub.get("hazards", status="open")).status_code == 422
+    assert len(ok(await hub.get(f"hazards/{hid}"))["events"]) == 1  # nothing taken
+
+
+async def test_an_item_opened_from_an_alarm_is_linked_and_filled(hub: Hub) -> None:
+    locks = LockTestAlarms(hub.db, hub.reg)
+    locks.judge(T0 - 20 * DAY_MS)
+    (raised,) = locks.judge(T0)
+    body = {"from_alarm": raised.alarm_id, "description": "闭锁测试超期未做"}
+    made = ok(await hub.report(body), 201)
+    assert (made["source"], made["site"], made["alarm_ids"], made["sensor_ids"]) == (
+        "monitoring_alarm", "face-1301", [raised.alarm_id], ["ch4-t1"],
+    )  # fmt: skip
+    assert made["tenant"] == "north-coal"
+    # another enterprise's alarm is not found; the centre opens one (an inspection's)
+    assert (await hub.report(body, "chem")).status_code == 404
+    by_centre = ok(await hub.report(body, "op"), 201)
+    assert (by_centre["tenant"], by_centre["reported_by"]) == ("north-coal", "op")
+    r = await hub.report({**body, "tenant": "acme-chem"}, "op")
+    assert r.status_code == 422
+    assert (await hub.report({**REPORT, "alarm_ids": [raised.alarm_id]}, "chem")).status_code == 404
+
+
+def hazard_kinds(events: Sequence[AlarmEvent]) -> list[tuple[str, str, str, str, str]]:
+    return [
+        (e.kind, e.sensor, e.side, e.level_name, e.tier)
+        for e in events
+        if e.side.startswith("hazard_") and e.kind in _CHANGES
+    ]
+
+
+# (the alarm's own lifecycle: its disposal overdue, its acknowledgement ... are the desk's)
+_CHANGES = ("raised", "escalated", "deescalated", "cleared")
+
+
+async def test_an_overdue_item_raises_once_survives_a_restart_and_its_closing_clears_it(
+    hub: Hub,
+) -> None:
+    d = hub.dispatcher()
+    general = ok(await hub.report(REPORT), 201)["id"]
+    major = ok(await hub.report({**REPORT, "description": "瓦斯抽采泵站单回路供电"}), 201)["id"]
+    ok(await hub.step(general, "grade", "op", {"grade": "general", "deadline": T0 + DAY_MS}))
+    ok(await hub.step(major, "grade", "op", {"grade": "major", "deadline": T0 + 2 * DAY_MS}))
+    assert hazard_kinds(await d.tick(T0 + HOUR)) == []
+    got = await d.tick(T0 + DAY_MS + HOUR)
+    assert hazard_kinds(got) == [
+        ("raised", f"hazard:{general}", "hazard_overdue", "general_overdue", "yellow")
+    ]
+    assert got[-1].ts == T0 + DAY_MS  # stamped when the deadline passed
+    assert "rectification overdue" in got[-1].comment
+    assert hazard_kinds(await d.tick(T0 + DAY_MS + 2 * HOUR)) == []  # once
+    got = await d.tick(T0 + 3 * DAY_MS)
+    assert hazard_kinds(got) == [
+        ("raised", f"hazard:{major}", "hazard_overdue", "major_overdue", "orange")
+    ]
+    # a restart: a new dispatcher over the same database raises (and clears) nothing
+    assert hazard_kinds(await hub.dispatcher().tick(T0 + 3 * DAY_MS + HOUR)) == []
+    # (and a hub process of its own: another connection to the file, its alarms retired first)
+    db = StateDB(hub.tmp_path / "state.db")
+    try:
+        again = Dispatcher(hub.reg, hub.store, db, Metrics())
+        assert hazard_kinds(await again.tick(T0 + 3 * DAY_MS + 2 * HOUR)) == []
+    finally:
+        db.close()
+    # the list says which are overdue; the alarms are in the alarm list as any other
+    hub.now = T0 + 3 * DAY_MS + 3 * HOUR
+    r = await hub.get("hazards", overdue="true")
+    assert sorted(i["id"] for i in ok(r)) == [general, major]
+    assert ok(await hub.get("hazards", grade="major"))[0]["overdue"] is True
+    (alarm,) = ok(await hub.get("alarms", sensor=f"hazard:{general}"))
+    assert (alarm["side"], alarm["state"], alarm["tier"]) == ("hazard_overdue", "active", "yellow")
+
+
+async def test_closing_clears_the_overdue_alarm_and_an_undecided_review_raises_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub = Hub(tmp_path, monkeypatch)
+    await hub.store.open()
+    try:
+        d = hub.dispatcher()
+        hid = ok(await hub.report(REPORT), 201)["id"]
+        ok(await hub.step(hid, "grade", "op", {"grade": "general", "deadline": T0 + DAY_MS}))
+        ok(await hub.step(hid, "plan", "coal", {"responsible_person": "张工", "measures": "m"}))
+        ok(await hub.step(hid, "start", "coal"))
+        assert len(hazard_kinds(await d.tick(T0 + 2 * DAY_MS))) == 1
+        # requested late: still overdue until it is closed; the review waits past its 10 days
+        hub.now = T0 + 3 * DAY_MS
+        ok(await hub.step(hid, "request-review", "coal", {"comment": "已整改"}))
+        assert hazard_kinds(hub.published) == []
+        assert hazard_kinds(await d.tick(T0 + 12 * DAY_MS)) == []
+        got = await d.tick(T0 + 13 * DAY_MS + HOUR)
+        assert hazard_kinds(got) == [
+            ("raised", f"hazard:{hid}", "hazard_review_overdue", "general_review_overdue", "yellow")
+        ]
+        assert got[-1].ts == T0 + 13 * DAY_MS
+        # accepted: the review's alarm cleared at once (through the API's events)
+        hub.now = T0 + 14 * DAY_MS
+        ok(await hub.step(hid, "accept", "op", {"comment": "验收合格"}))
+        assert hazard_kinds(hub.published) == [
+            ("cleared", f"hazard:{hid}", "hazard_review_overdue", "normal", "none")
+        ]
+        assert ok(await hub.get(f"hazards/{hid}"))["overdue"] is True  # late: until closed
+        ok(await hub.step(hid, "close", "op", {"comment": "予以销号"}))
+        assert hazard_kinds(hub.published[1:]) == [
+            ("cleared", f"hazard:{hid}", "hazard_overdue", "normal", "none")
+        ]
+        assert hub.published[-1].actor is None and "no longer overdue" in hub.published[-1].comment
+        assert hazard_kinds(await d.tick(T0 + 20 * DAY_MS)) == []
+        assert ok(await hub.get("hazards", overdue="true")) == []
+    finally:
+        await hub.client.aclose()
+        await hub.store.close()
+        hub.db.close()
+
+
+async def test_a_review_requested_by_the_deadline_is_not_overdue_and_the_list_pages(
+    hub: Hub,
+) -> None:
+    ids = [ok(await hub.report(REPORT), 201)["id"] for _ in range(3)]
+    hid = ids[0]
+    ok(await hub.step(hid, "grade", "op", {"grade": "general", "deadline": T0 + DAY_MS}))
+    ok(await hub.step(hid, "plan", "coal", {"responsible_person": "张工", "measures": "m"}))
+    ok(await hub.step(hid, "start", "coal"))
+    ok(await hub.step(hid, "request-review", "coal", {"comment": "已整改"}))
+    d = hub.dispatcher()
+    assert hazard_kinds(await d.tick(T0 + 2 * DAY_MS)) == []
+    hub.now = T0 + 2 * DAY_MS
+    assert ok(await hub.get("hazards", overdue="true")) == []
+    page = ok(await hub.get("hazards", limit=2))
+    assert [i["id"] for i in page] == ids[:0:-1]
+    assert [i["id"] for i in ok(await hub.get("hazards", before=ids[1]))] == [hid]
+    assert [i["id"] for i in ok(await hub.get("hazards", status="review_requested"))] == [hid]
+    assert ok(await hub.get("hazards", site="face-1301", tenant="north-coal", limit=1))
+
+
+def test_the_audit_is_append_only(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    try:
+        with db.transaction() as con:
+            from alerts.hazards import insert_item
+
+            made = insert_item(con, item(), ENTERPRISE)
+        for sql in ("UPDATE hazard_events SET actor = 'x'", "DELETE FROM hazard_events"):
+            with pytest.raises(Exception, match="append-only"), db.transaction() as con:
+                con.execute(sql)
+        assert db.query("SELECT hazard_id, action FROM hazard_events") == [(made.id, "report")]
+    finally:
+        db.close()
+    raw = sqlite3.connect(tmp_path / "state.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("DELETE FROM hazard_events")
+    raw.close()
