@@ -17,6 +17,7 @@ from alerts.alarmchange import AlarmRows, cst
 from alerts.alarmevent import AT_LEVEL, HAZARD_RULE, AlarmBatch, AlarmEvent
 from alerts.gatewayalarms import NORMAL
 from alerts.hazardflow import DAY_MS, HazardItem, overdue_since, review_overdue_since
+from alerts.hazardrules import open_from_alarms
 from alerts.hazards import open_items
 from alerts.kinds import HAZARD_OVERDUE, HAZARD_REVIEW_OVERDUE
 from alerts.statedb import StateDB
@@ -97,6 +98,7 @@ class HazardAlarms(AlarmRows):
                 (HAZARD_RULE, *_SIDES),
             ).fetchall()
             ids = [int(str(r[0]).partition(":")[2]) for r in active]
+            open_from_alarms(con, self._registry, now)  # (the configured alarm -> hazard rules)
             items = open_items(con, ids)
             if not items:
                 return []

@@ -9,7 +9,7 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 from alerts.hazardflow import HazardItem, HazardPlan, Party, advance
 from alerts.statedb import StateDB
@@ -96,17 +96,19 @@ def _audit(
 
 
 def insert_item(
-    con: sqlite3.Connection, item: HazardItem, party: Party, comment: str = ""
+    con: sqlite3.Connection, item: HazardItem, party: Party | Literal["hub"], comment: str = ""
 ) -> HazardItem:
-    """Record a reported item (its `id` given here) and its `reported` audit line, in the
-    caller's transaction."""
+    """Record a reported item (its `id` given here) and its `report` audit line, in the
+    caller's transaction; `party` "hub": opened by an alarm -> hazard rule (the audit's actor
+    None)."""
     values = _stored(item)[1:]
     cur = con.execute(
         f"INSERT INTO hazards ({_COLS.partition(', ')[2]}) VALUES ({', '.join('?' * len(values))})",
         values,
     )
     made = HazardItem(**{**{n: getattr(item, n) for n in _FIELDS}, "id": int(cur.lastrowid or 0)})
-    _audit(con, made, "report", None, item.reported_by, party, item.reported_at, comment, {})
+    actor = None if party == "hub" else item.reported_by
+    _audit(con, made, "report", None, actor, party, item.reported_at, comment, {})
     return made
 
 

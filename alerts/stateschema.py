@@ -244,6 +244,10 @@ CREATE TABLE IF NOT EXISTS hazard_events (
     changes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS hazard_events_item ON hazard_events (hazard_id, id);
+-- the alarms an alarm -> hazard rule opened an item from (`alerts.hazardrules`): once each
+CREATE TABLE IF NOT EXISTS hazard_alarm_opened (
+    alarm_id INTEGER PRIMARY KEY, hazard_id INTEGER NOT NULL REFERENCES hazards (id)
+);
 CREATE TRIGGER IF NOT EXISTS hazard_events_kept BEFORE UPDATE ON hazard_events
     BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS hazard_events_never_deleted BEFORE DELETE ON hazard_events

@@ -28,6 +28,7 @@ from telemetry.deviceconfig import (
     register_width,
 )
 from telemetry.fleetconfig import FleetSettings, Reminders
+from telemetry.hazardconfig import HazardSettings
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     NotifySettings,
@@ -368,3 +369,16 @@ class HubConfig(Frozen):
         description="lateness window: a reading this much older than its sensor's newest is "
         "still judged in order (0: late readings are counted, not judged)",
     )
+    hazards: HazardSettings = Field(
+        default_factory=HazardSettings,
+        description="hidden-danger items opened from alarms active too long (docs/hazards.md)",
+    )
+
+    @model_validator(mode="after")
+    def _hazard_tenants(self) -> Self:
+        known = {t.id for t in self.tenants}
+        for ri, rule in enumerate(self.hazards.from_alarms):
+            unknown = [t for t in rule.tenants if t not in known]
+            if unknown:
+                raise ValueError(f"hazards.from_alarms.{ri}.tenants: unknown tenant(s) {unknown}")
+        return self

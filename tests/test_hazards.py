@@ -6,6 +6,7 @@ the dispatcher's tick (an injected clock), once, kept over a restart, cleared by
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from test_api_alarms import KEYS, auth
-from test_lock_tests import registry
+from test_lock_tests import CONFIG, batch, registry
 
 from alerts.alarms import AlarmEvent
 from alerts.hazardflow import (
@@ -28,14 +29,22 @@ from alerts.hazardflow import (
     HazardPlan,
     advance,
 )
+from alerts.hazards import HazardFilter, item_events, list_items
+from alerts.kinds import kind_name
 from alerts.lockalarms import LockTestAlarms
 from alerts.statedb import StateDB
 from api import hazards as hazard_routes
 from api.app import AppContext, create_app
 from api.auth import KeyRing
+from hazardhub.settings import load_profiles
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.store.sqlite import SqliteStore
+from telemetry.config import HubConfig
+from telemetry.errors import ConfigError
+from telemetry.registry import Registry, build_registry, parse_document
+
+from e2e_helpers import ROOT
 
 T0 = 1_800_000_000_000
 HOUR = 3_600_000
@@ -473,3 +482,61 @@ def test_the_audit_is_append_only(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         raw.execute("DELETE FROM hazard_events")
     raw.close()
+
+
+# the alarm -> hazard rules ----------------------------------------------------------------------
+RULES = """
+hazards:
+  from_alarms:
+    - {kinds: [fault], after_h: 2, tenants: [north-coal], category: 监控系统}
+"""
+
+
+def ruled_registry(rules: str = RULES) -> Registry:
+    config = parse_document(CONFIG.format(t1_plan="") + rules, HubConfig, "hazards.yaml")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(config, profiles, packs, "hazards.yaml")
+
+
+async def test_a_sensor_in_fault_too_long_opens_one_item_linked_to_its_alarm(
+    tmp_path: Path,
+) -> None:
+    reg = ruled_registry()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        t1 = reg.sensor("ch4-t1")
+        assert t1 is not None
+        await d.judge(batch(t1.index, T0, math.nan, 0, quality=1), [], T0 + 100)
+        (fault,) = db.active_alarms()
+        assert kind_name(fault.side) == "fault"
+        await d.tick(T0 + 2 * HOUR - 1000)
+        assert list_items(db, HazardFilter(None), 10) == []
+        await d.tick(T0 + 2 * HOUR + 60_000)
+        (made,) = list_items(db, HazardFilter(None), 10)
+        assert (made.tenant, made.site, made.source, made.status, made.category) == (
+            "north-coal", "face-1301", "monitoring_alarm", "reported", "监控系统",
+        )  # fmt: skip
+        assert (made.alarm_ids, made.sensor_ids, made.found_at) == ((fault.id,), ("ch4-t1",), T0)
+        assert "fault 持续超过 2 h: ch4-t1" in made.description
+        (report,) = item_events(db, made.id)
+        assert (report.action, report.actor, report.party) == ("report", None, "hub")
+        # once: later ticks, and a restarted hub, open nothing more for the same alarm
+        await d.tick(T0 + 3 * HOUR)
+        again = Dispatcher(reg, store, db, Metrics())
+        await again.tick(T0 + 4 * HOUR)
+        assert len(list_items(db, HazardFilter(None), 10)) == 1
+    finally:
+        await store.close()
+        db.close()
+
+
+def test_a_rule_naming_an_unknown_tenant_or_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"hazards\.from_alarms\.0\.tenants: unknown tenant"):
+        ruled_registry(RULES.replace("north-coal", "south-coal"))
+    with pytest.raises(ConfigError, match=r"hazards\.from_alarms\.0\.kinds"):
+        ruled_registry(RULES.replace("[fault]", "[faults]"))
+    with pytest.raises(ConfigError, match=r"after_h"):
+        ruled_registry(RULES.replace("after_h: 2", "after_h: 0"))
