@@ -227,6 +227,15 @@ def hazard_router() -> APIRouter:
             if not caller.sees(tenant) or not on_record:
                 raise not_found(f"tenant {tenant!r}")
             tenants = [tenant]
+        if site is not None:  # (a site neither configured nor on record: 404, not [])
+            configured = ctx.registry.tenants if tenants is None else tenants
+            known = any(site in ctx.registry.sites_of(t) for t in configured) or bool(
+                await asyncio.to_thread(
+                    list_items, ctx.statedb, HazardFilter(tenants, site=site), 1
+                )
+            )
+            if not known:
+                raise not_found(f"site {site!r}")
         now = wall_ms()
         where = HazardFilter(tenants, site, status_, grade, overdue, now, before)
         rows = await asyncio.to_thread(list_items, ctx.statedb, where, limit)

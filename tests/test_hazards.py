@@ -319,6 +319,8 @@ async def test_another_enterprise_sees_404_and_bad_bodies_are_422(hub: Hub) -> N
         ({**REPORT, "found_at": str(T0)}, "found_at"),
         ({**REPORT, "grade": "huge"}, "grade"),
         ({**REPORT, "deadline": T0 - 1}, "not after now"),
+        ({**REPORT, "deadline": T0 + 3661 * DAY_MS}, "more than 3660 days ahead"),
+        ({**REPORT, "found_at": T0 + 600_000}, "later than the hub's clock"),
         ({k: v for k, v in REPORT.items() if k != "site"}, "give site"),
     ]
     for body, says in bad:
@@ -331,6 +333,9 @@ async def test_another_enterprise_sees_404_and_bad_bodies_are_422(hub: Hub) -> N
     assert (await hub.step(hid, "plan", "coal", {"plan": {"budget": 1}})).status_code == 422
     assert (await hub.step(hid, "fly", "op", {})).status_code == 404
     assert (await hub.get("hazards", status="open")).status_code == 422
+    assert (await hub.get("hazards", site="no-such")).status_code == 404
+    assert (await hub.get("hazards", "chem", site="face-1301")).status_code == 404
+    assert [i["id"] for i in ok(await hub.get("hazards", site="face-1301"))] == [hid]
     assert len(ok(await hub.get(f"hazards/{hid}"))["events"]) == 1  # nothing taken
 
 
