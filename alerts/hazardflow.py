@@ -181,11 +181,9 @@ assert all(s.sets <= _ITEM_FIELDS for s in STEPS.values())
 
 
 def _who(parties: frozenset[Party]) -> str:
-    return (
-        "the monitoring centre's (an admin or operator key)"
-        if parties == _C
-        else ("the enterprise's (an enterprise key of the item's tenant)")
-    )
+    if parties == _C:
+        return "the monitoring centre's (an admin or operator key)"
+    return "the enterprise's (an enterprise key of the item's tenant)"
 
 
 def advance(
@@ -221,6 +219,8 @@ def advance(
         raise HazardIncompleteError(f"deadline {deadline} is not after now ({now} ms)")
     if action == "deadline" and deadline is None:
         raise HazardIncompleteError("'deadline' needs the deadline (ms since the epoch)")
+    if action == "plan" and not changes:
+        raise HazardIncompleteError(f"'plan' sets at least one of {', '.join(sorted(step.sets))}")
     if action == "grade" and changes.get("grade") not in GRADES:
         raise HazardIncompleteError(f"'grade' needs the grade: {' or '.join(GRADES)}")
     if action == "start":

@@ -78,6 +78,7 @@ STEPS: list[tuple[HazardItem, str, str, dict[str, Any], str, str | type[Exceptio
     (item(), "grade", C, {"grade": "major", "measures": "x"}, "", INCOMPLETE),  # not its field
     (item(), "plan", E, {"measures": "加装备用风机"}, "", "reported"),
     (item("rectifying"), "plan", E, {"funds_yuan": 1.0}, "", "rectifying"),
+    (item(), "plan", E, {}, "nothing", INCOMPLETE),
     (item("review_requested"), "plan", E, {"measures": "x"}, "", CONFLICT),
     (item(), "plan", C, {"measures": "x"}, "", FORBIDDEN),
     (item("graded", **READY), "start", E, {}, "", "rectifying"),
