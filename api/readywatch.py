@@ -28,6 +28,7 @@ _BY_START = (
     ("not subscribed to the broker", "broker"),
     ("the store has refused readings", "store_held"),
     ("a batch taken ", "ingest_stalled"),
+    ("readings from the future", "future_time"),
 )
 UNKNOWN = "other"  # a reason of a kind this module does not know yet: no words of it go out
 

@@ -14,6 +14,7 @@ from alerts.alarmevent import device_alarm_id
 from alerts.gatewayalarms import DataLoss
 from ingest.clocks import ClockWatch
 from ingest.dropreport import read_drop_report
+from ingest.futuretime import FutureWatch
 from ingest.handled import Handled
 from ingest.metrics import Metrics
 from ingest.positionmsg import DAY_MS, PositionMessages
@@ -52,6 +53,8 @@ class Pipeline(PositionMessages):
         self.max_past_ms = max_past_ms
         self.seen = seen or SeenSeqs()
         self.clocks = ClockWatch(metrics)  # devices whose gateway's clock fell back
+        # readings refused as from the future: said, and whose clock is off (the hub's?)
+        self.future = FutureWatch(max_future_ms)
         # (sensor index per payload key, -1: unknown; whether every key is known)
         self._lookups: dict[tuple[tuple[str, str, str], tuple[str, ...]], tuple[np.ndarray, bool]]
         self._lookups = {}
@@ -226,6 +229,7 @@ class Pipeline(PositionMessages):
             ):
                 if self.clocks.is_behind(dev_key):
                     self.clocks.in_step(dev_key, int(ts.max()))
+                self.future.arrived(f"{topic.tenant}/{batch.gateway}", n, 0, 0, arrival_ms)
                 readings = ReadingBatch(
                     sensor,
                     ts,
@@ -268,15 +272,21 @@ class Pipeline(PositionMessages):
             "have quality good or out_of_range (a measurement) but a NaN or infinite value",
         )
         future, past = self._time_mask(batch.ts, arrival_ms)
+        future &= keep
+        ahead_ms = int(batch.ts[future].max()) - arrival_ms if future.any() else 0
         drop(
             future,
             "future_time",
-            f"are more than {self.max_future_ms} ms ahead of the hub's clock: set the "
-            "gateway's clock (NTP)",
+            f"are up to {ahead_ms // 1000} s ahead of the hub's clock (more than "
+            f"{self.max_future_ms // 1000} s is refused): the sender's or the hub's clock is "
+            "off (set both by NTP)",
         )
         drop(past, "past_time", f"are more than {self.max_past_ms} ms in the past")
         self._clock_behind(batch, mark, keep, drop)
         n = int(keep.sum())
+        self.future.arrived(
+            f"{mark[0][0]}/{batch.gateway}", n, int(future.sum()), ahead_ms, arrival_ms
+        )
         readings = ReadingBatch(
             sensor[keep],
             batch.ts[keep],

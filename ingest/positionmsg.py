@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ingest.futuretime import FutureWatch
 from ingest.handled import Handled, Refusing
 from ingest.positions import PositionError, decode_positions
 from ingest.seen import SeenSeqs
@@ -36,6 +37,7 @@ class PositionMessages(Refusing):
 
     registry: Registry
     seen: SeenSeqs
+    future: FutureWatch
 
     def _said_times(self, ts: np.ndarray) -> str:
         """Which times were out of the window, and the window: epoch seconds, the usual
@@ -47,8 +49,8 @@ class PositionMessages(Refusing):
         more = f" and {len(ts) - 3} more" if len(ts) > 3 else ""
         return (
             f"outside the accepted times (at most {self.max_future_ms // 1000} s ahead of the "
-            f"hub's clock: set the sender's clock by NTP; {self.max_past_ms // DAY_MS} days "
-            f"behind): {', '.join(shown)}{more}"
+            f"hub's clock: a time ahead means the sender's or the hub's clock is off, set both "
+            f"by NTP; {self.max_past_ms // DAY_MS} days behind): {', '.join(shown)}{more}"
         )
 
     def _position(self, topic: PositionTopic, payload: bytes, arrival_ms: int) -> Handled:
@@ -80,6 +82,13 @@ class PositionMessages(Refusing):
             )
         future, past = self._time_mask(cols.ts, arrival_ms)
         keep = ~(future | past)
+        self.future.arrived(
+            f"{topic.tenant}/{topic.vehicle}",
+            int(keep.sum()),
+            int(future.sum()),
+            int(cols.ts[future].max()) - arrival_ms if future.any() else 0,
+            arrival_ms,
+        )
         if (~keep).any():
             count = int((~keep).sum())
             self.metrics.inc("hazardhub_readings_rejected_total", count, reason="bad_time")

@@ -201,7 +201,7 @@ class IngestService(Batching):
                 f"a batch taken {(now - taken) // 1000} s ago is not judged yet: alarms are that "
                 "late (see hazardhub_ingest_lag_seconds)"
             )
-        return None
+        return self.pipeline.future.not_ready(now)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
