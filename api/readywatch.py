@@ -29,6 +29,7 @@ _BY_START = (
     ("the store has refused readings", "store_held"),
     ("a batch taken ", "ingest_stalled"),
     ("readings from the future", "future_time"),
+    ("the state database", "state_db"),
 )
 UNKNOWN = "other"  # a reason of a kind this module does not know yet: no words of it go out
 

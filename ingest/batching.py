@@ -26,6 +26,7 @@ from telemetry.clock import wall_ms
 __all__ = ["Batching"]
 
 log = logging.getLogger("ingest.service")  # the hub shell's logger, as before the split
+_TICK = "the clock's tick not recorded"  # a writer of the state database (`StateDbFault`)
 
 
 async def _until(event: asyncio.Event, within_s: float) -> None:
@@ -134,8 +135,11 @@ class Batching(Flushing):
                     events = await self.dispatcher.tick(clock, horizon)
                 except AlarmStoreError as exc:  # the next tick tries again
                     self.metrics.inc("hazardhub_tick_failures_total")
-                    log.warning("state database failed on the clock's tick: %s", exc)
+                    # said at once, then once a minute (a line a second, helper-195)
+                    self.state_db_fault.failed(_TICK, exc)
                     events = []
+                else:
+                    self.state_db_fault.worked(_TICK)
                 if events:
                     await self._publish(client, events)
             if stop.is_set() and queue.empty():

@@ -29,6 +29,7 @@ from ingest.mqttio import acknowledge
 from ingest.pipeline import Handled, Pipeline
 from ingest.positionmsg import VEHICLES
 from ingest.seqjournal import SeqJournal
+from ingest.statedbfault import StateDbFault
 from ingest.store.base import ReadingBatch, StoreError, StoreUnavailableError
 from telemetry.clock import wall_ms
 from telemetry.errors import TopicError
@@ -66,6 +67,8 @@ class Flushing:
     # disk, a read-only file, a rotated password): an outage an operator must end
     store_unavailable: StoreUnavailableError | None
     _qos0_said: dict[str, list[float]]  # reason: [minute, dropped since said] (`qos0_dropped`)
+    # the state database failing: said at once, then once a minute; `/readyz` names it
+    state_db_fault: StateDbFault
     # the newest seq judged per device and epoch, kept across restarts (set by the hub)
     seq_journal: SeqJournal | None = None
 
@@ -336,15 +339,19 @@ class Flushing:
         backoff = 0.2
         while True:
             try:
-                return await call()
+                done = await call()
             except AlarmStoreError as exc:
                 self.metrics.inc("hazardhub_store_retries_total")
                 if stop is not None and stop.is_set():
                     log.error("stopping with a %s (%s): delivered again", what, exc)
                     raise _StoppingError from exc
-                log.warning("%s (%s); retry in %.1fs", what, exc, backoff)
+                # said at once, then once a minute (a full disk: a line every 5 s, helper-195)
+                self.state_db_fault.failed(what, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            else:
+                self.state_db_fault.worked(what)
+                return done
 
     async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
         for listener in self.dispatcher.listeners:

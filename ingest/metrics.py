@@ -103,7 +103,10 @@ _HELP = {
     "hazardhub_state_save_failures_total": (
         "Periodic saves of the analytics state that failed (the next one tries again)"
     ),
-    "hazardhub_store_retries_total": "Store writes retried after a retryable error",
+    "hazardhub_store_retries_total": (
+        "Writes retried after a retryable error: the time-series store's (readings) and the "
+        "state database's (alarms, dead letters)"
+    ),
     "hazardhub_store_unavailable_total": (
         "Store writes refused for the store's set-up (a full disk, a read-only file, a rotated "
         "password), by cause: each try counts; ingest holds the messages until it is fixed"

@@ -27,6 +27,7 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import HubClient, buffer_reads
 from ingest.pipeline import Handled, Pipeline
+from ingest.statedbfault import StateDbFault
 from ingest.store.base import StoreUnavailableError
 from ingest.store.buffered import BufferedStore
 from telemetry.brokerlogin import login_refused
@@ -127,6 +128,7 @@ class IngestService(Batching):
         self.ready = asyncio.Event()
         self.store_held_since: int | None = None
         self.store_unavailable: StoreUnavailableError | None = None
+        self.state_db_fault = StateDbFault()
         self._qos0_said: dict[str, list[float]] = {}
         self._qos0_heard = -1.0  # the minute a QoS 0 publisher was last said
         # the messages taken for the next batch, not yet handed to a flush (`_process`)
@@ -164,6 +166,9 @@ class IngestService(Batching):
         password), though readings are judged from the spool: it ends only when someone acts."""
         if not self.ready.is_set():
             return "not subscribed to the broker: no reading is heard"
+        state_db = self.state_db_fault.not_ready()
+        if state_db is not None:  # as soon as a write fails: it does not end by itself
+            return state_db
         held = self.store_held_since
         now = wall_ms() if now_ms is None else now_ms
         held_long = held is not None and now - held >= STORE_HELD_S * 1000
