@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from alerts.errors import AlarmStoreError
+from ingest.clocksteps import ClockSteps
 from ingest.flush import Flushing
 from ingest.pipeline import Handled
 from telemetry.clock import wall_ms
@@ -57,6 +58,7 @@ class Batching(Flushing):
     _reloads: list[tuple[Callable[[], Awaitable[None]], asyncio.Future[None]]]
     _reload_lock: asyncio.Lock
     _in_session: bool
+    clock_steps: ClockSteps  # the hub's wall clock stepping, said at the tick
 
     async def reload(self, apply: Callable[[], Awaitable[None]]) -> None:
         """Run `apply` (a configuration change) between batches: what was decoded before it is
@@ -127,6 +129,7 @@ class Batching(Flushing):
             now = loop.time()
             if now >= next_tick:
                 next_tick = now + self._tick_s
+                self.clock_steps.check()  # the wall clock stepped: said and counted
                 try:
                     clock = wall_ms()
                     horizon = min((clock, *self._in_flight.values()))

@@ -81,6 +81,13 @@ _HELP = {
         "Vehicle positions older than their vehicle's newest judged one, judged in event-time "
         "order within the fleet's lateness window"
     ),
+    "hazardhub_clock_steps_total": (
+        "Steps of the hub's wall clock (against its monotonic clock, more than 30 s between two "
+        "ticks, either way): deadlines (no-data, overdue, shelves) follow the wall clock"
+    ),
+    "hazardhub_clock_last_step_seconds": (
+        "Gauge: the size of the hub's last wall-clock step, seconds (positive: forward; 0: none)"
+    ),
     "hazardhub_devices_clock_behind": (
         "Gauge: devices whose readings are refused as far behind their newest judged one (their "
         "gateway's clock fell back): page on > 0"
@@ -150,6 +157,7 @@ _GAUGES = frozenset(
         "hazardhub_ingest_lag_seconds",
         "hazardhub_ingest_wait_seconds",
         "hazardhub_devices_clock_behind",
+        "hazardhub_clock_last_step_seconds",
         "hazardhub_notifications_pending",
         "hazardhub_notifications_oldest_pending_seconds",
     }

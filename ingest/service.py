@@ -23,6 +23,7 @@ import aiomqtt
 
 from alerts.statedb import StateDB
 from ingest.batching import Batching, _until
+from ingest.clocksteps import ClockSteps
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import HubClient, buffer_reads
@@ -129,6 +130,7 @@ class IngestService(Batching):
         self.store_held_since: int | None = None
         self.store_unavailable: StoreUnavailableError | None = None
         self.state_db_fault = StateDbFault()
+        self.clock_steps = ClockSteps(metrics)
         self._qos0_said: dict[str, list[float]] = {}
         self._qos0_heard = -1.0  # the minute a QoS 0 publisher was last said
         # the messages taken for the next batch, not yet handed to a flush (`_process`)
