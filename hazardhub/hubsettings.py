@@ -38,6 +38,9 @@ class HubSettings:
     influx_org: str | None = None
     influx_bucket: str | None = None
     influx_retention: str | None = "184d"
+    # the v1 retention policy of the alarm events (`hazardhub_3y`; 3 years: DOMAIN 3.1), made
+    # beside the first (none without it)
+    influx_alarm_retention: str = "1096d"
     spool_dir: Path | None = None
     spool_max_bytes: int = 1 << 30
     api_host: str = "127.0.0.1"
@@ -62,7 +65,11 @@ def _make_store(registry: Registry, settings: HubSettings) -> TimeSeriesStore:
         registry,
         settings.influx_url,
         settings.influx_database,
-        retention=InfluxRetention(duration=retention) if retention and not v2 else None,
+        retention=InfluxRetention(
+            duration=retention, alarm_duration=settings.influx_alarm_retention
+        )
+        if retention and not v2
+        else None,
         token=settings.influx_token,
         org=settings.influx_org,
         bucket=settings.influx_bucket,

@@ -163,6 +163,16 @@ class InfluxClient:
             await self._command(
                 f"ALTER RETENTION POLICY {where}{shard} DEFAULT", "alter retention policy"
             )
+        # the alarm events' (3 years), not the default
+        where = f'"{rp.alarm_name}" ON "{self.database}" DURATION {rp.alarm_duration}'
+        try:
+            await self._command(
+                f"CREATE RETENTION POLICY {where} REPLICATION 1", "create retention policy"
+            )
+        except StoreError as exc:
+            if exc.retryable or "already exists" not in str(exc):
+                raise
+            await self._command(f"ALTER RETENTION POLICY {where}", "alter retention policy")
 
     async def _command(self, q: str, what: str) -> None:
         with transport_errors(what, self.shown_url):

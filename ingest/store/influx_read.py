@@ -64,10 +64,15 @@ class InfluxReads(InfluxClient):
     """The reads of an `InfluxStore`."""
 
     def _source(self, measurement: str) -> str:
-        """A measurement as an InfluxQL source, qualified with our retention policy."""
-        if self.retention is None:
+        """A measurement as an InfluxQL source, qualified with our retention policy (the alarm
+        events': theirs, and the readings' where a hub of before kept them, until it drops
+        them)."""
+        rp = self.retention
+        if rp is None:
             return f'"{measurement}"'
-        return f'"{self.retention.name}"."{measurement}"'
+        if measurement == ALARM_EVENT:  # and those written by a hub of before their policy
+            return f'"{rp.alarm_name}"."{measurement}", "{rp.name}"."{measurement}"'
+        return f'"{rp.name}"."{measurement}"'
 
     async def _query(
         self, q: str, required: Sequence[str] = ()

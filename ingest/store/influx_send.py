@@ -152,8 +152,8 @@ class InfluxWrites(InfluxClient):
         else:
             path = "/write"
             params = {"db": self.database, "precision": "ms"}
-            if self.retention is not None:
-                params["rp"] = self.retention.name
+            if self.retention is not None:  # alarm events: the 3 years' policy
+                params["rp"] = self.retention.policy_of(what)
         for attempt in range(2):
             resp = await self._send_write(path, params, body, headers)
             if (

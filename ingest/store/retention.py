@@ -15,8 +15,9 @@ alarms        alarm events, all domains              3 years (1096 d): violation
 
 A sensor's domain is its site's ``kind`` (``mine``, ``chemical``, ``crane``, ``other``); a
 vehicle's speed sensor and positions are ``vehicle``. The embedded store applies this per domain
-(`ingest.store.sqlite.SqliteStore.apply_retention`). InfluxDB 1.x keeps one retention policy per
-database for all of it (`InfluxRetention`), so its default is the longest raw floor, 6 months.
+(`ingest.store.sqlite.SqliteStore.apply_retention`). InfluxDB 1.x keeps the readings and
+positions in one retention policy (`InfluxRetention`), so its default is the longest raw floor,
+6 months; the alarm events in a second one of 3 years.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ingest.store.schema import ALARM_EVENT
 from telemetry.registry import Registry, SensorInfo
 
 __all__ = [
@@ -96,17 +98,29 @@ def domain_of(registry: Registry, sensor: SensorInfo) -> str:
 
 @dataclass(frozen=True, slots=True)
 class InfluxRetention:
-    """The InfluxDB 1.x retention policy the store creates (or alters) and writes to: named
+    """The InfluxDB 1.x retention policies the store creates (or alters) and writes to: named
     `name`, keeping `duration` (InfluxQL duration: ``184d``, ``26w``, ``INF``), made the
-    database's default so that Grafana and the ``influx`` CLI read it without naming it."""
+    database's default so that Grafana and the ``influx`` CLI read it without naming it; and
+    `alarm_name`, keeping `alarm_duration` (3 years: violations and their handling, DOMAIN
+    3.1), not the default, which alarm events are written to and read from (they sat in the
+    6-month default, which dropped them after 6 months: helper-195's sysadmin)."""
 
     name: str = "hazardhub"
     duration: str = "184d"
     shard_duration: str | None = None
+    alarm_name: str = "hazardhub_3y"
+    alarm_duration: str = "1096d"
 
     def __post_init__(self) -> None:
-        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", self.name):
-            raise ValueError(f"retention policy name {self.name!r} is not a plain name")
-        for d in (self.duration, self.shard_duration):
+        for name in (self.name, self.alarm_name):
+            if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$", name):
+                raise ValueError(f"retention policy name {name!r} is not a plain name")
+        if self.alarm_name == self.name:
+            raise ValueError(f"the alarm events' retention policy is {self.name!r} already")
+        for d in (self.duration, self.shard_duration, self.alarm_duration):
             if d is not None and not _DURATION.match(d):
                 raise ValueError(f"{d!r} is not an InfluxQL duration (e.g. 30d, 26w, INF)")
+
+    def policy_of(self, measurement: str) -> str:
+        """The policy `measurement` is written to and read from."""
+        return self.alarm_name if measurement == ALARM_EVENT else self.name
