@@ -46,6 +46,7 @@ from ingest.demands import before_batch, confirm, confirmed, rearm
 from ingest.links import LinkClock
 from ingest.metrics import Metrics
 from ingest.state_saving import StateSaving
+from ingest.statedbfault import StateDbFault
 from ingest.store.base import PositionBatch, ReadingBatch, TimeSeriesStore, positioned
 from ingest.ticking import Ticking
 from telemetry.clock import wall_ms
@@ -95,6 +96,9 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.table: RuleTable = _compile(registry)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         self.watch = HubWatch(statedb)  # when the hub watched (data availability)
+        # the state database failing: said at once, then once a minute (`ingest.statedbfault`),
+        # shared with the hub's ingest, which tells `/readyz`
+        self.state_db_fault = StateDbFault()
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
         fleet_table = compile_fleet(registry.config.fleet, registry.vehicles.values())

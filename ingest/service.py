@@ -28,7 +28,6 @@ from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import HubClient, buffer_reads
 from ingest.pipeline import Handled, Pipeline
-from ingest.statedbfault import StateDbFault
 from ingest.store.base import StoreUnavailableError
 from ingest.store.buffered import BufferedStore
 from telemetry.brokerlogin import login_refused
@@ -129,7 +128,7 @@ class IngestService(Batching):
         self.ready = asyncio.Event()
         self.store_held_since: int | None = None
         self.store_unavailable: StoreUnavailableError | None = None
-        self.state_db_fault = StateDbFault()
+        self.state_db_fault = dispatcher.state_db_fault  # shared: every writer's failures
         self.clock_steps = ClockSteps(metrics)
         self._qos0_said: dict[str, list[float]] = {}
         self._qos0_heard = -1.0  # the minute a QoS 0 publisher was last said

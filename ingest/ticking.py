@@ -23,11 +23,13 @@ from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
 from ingest.recording import AlarmRecording
+from ingest.statedbfault import StateDbFault
 from ingest.store.base import PositionBatch, ReadingBatch
 
 __all__ = ["Ticking"]
 
 log = logging.getLogger("ingest.dispatch")  # the dispatcher's logger, as before the split
+_WATCH = "the hub's watch not recorded"  # a writer of the state database (`StateDbFault`)
 
 
 class Ticking(AlarmRecording):
@@ -39,6 +41,7 @@ class Ticking(AlarmRecording):
     gateways: GatewayWatch
     locks: LockTestAlarms  # the plans' lock-out tests overdue or failed
     hazards: HazardAlarms  # hidden-danger items past their deadlines
+    state_db_fault: StateDbFault  # the state database failing, said (`ingest.statedbfault`)
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
     _gateways_down: set[str]
     _clock_changes: list[ClockChange]  # devices' clocks behind or back in step, not recorded
@@ -93,7 +96,10 @@ class Ticking(AlarmRecording):
                     await asyncio.to_thread(self.watch.seen, now)
                 except AlarmStoreError as exc:  # the next tick's try extends it
                     self.metrics.inc("hazardhub_tick_failures_total")
-                    log.warning("the hub's watch not recorded: %s", exc)
+                    # due again at every tick: said at once, then once a minute
+                    self.state_db_fault.failed(_WATCH, exc)
+                else:
+                    self.state_db_fault.worked(_WATCH)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
         return events
