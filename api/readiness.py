@@ -5,10 +5,11 @@ The reason the hub gives (`IngestService.not_ready`) may name a spool folder's p
 host and its own words ("authorization failed"), or the time an outage began: it is the centre's,
 not everyone's who reaches the port. Without a key (or with any other key) `/readyz` answers
 `ready`, or `not ready: <cause>` with a short cause code (`broker`, `influxdb_auth`,
-`sqlite_full`, `spool_disk`, `store_held`, `ingest_stalled`, `state_db`, `future_time` ...: `api.readywatch`); an admin key
-of every tenant reads the reason in full. The status code is the same for both: 200 ready, 503
-not. `/api/v1/readiness` needs a key, as every `/api/v1` route: the monitoring centre's (an
-admin or operator key of every tenant) reads the reason in full, any other key the code.
+`sqlite_full`, `spool_disk`, `store_held`, `ingest_stalled`, `state_db`, `future_time` ...:
+`api.readywatch`); an admin key of every tenant reads the reason in full. The status code is
+the same for both: 200 ready, 503 not. `/api/v1/readiness` needs a key, as every `/api/v1`
+route: the monitoring centre's (an admin or operator key of every tenant) reads the reason in
+full, any other key the code.
 """
 
 from __future__ import annotations

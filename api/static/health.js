@@ -25,6 +25,8 @@ export const HEALTH_STRINGS = {
         hh_c_sqlite_cantopen: "无法打开数据库文件",
         hh_c_sqlite_perm: "无权写入数据库文件",
         hh_c_sqlite_ioerr: "数据库磁盘读写错误",
+        hh_c_state_db: "告警数据库 (state.db) 写入失败，磁盘可能已满",
+        hh_c_future_time: "大部分读数的时间超前于告警中心时钟，已被拒收：请检查告警中心服务器的时钟 (NTP)",
         hh_c_unknown: "原因代码 {code}，详情请询问监测中心" },
   en: { hh_line: "{head}: {cause} (since {since} CST)", hh_line_nosince: "{head}: {cause}",
         hh_head_broker: "The hub is not receiving data", hh_head_stop: "The hub has stopped judging alarms",
@@ -43,6 +45,8 @@ export const HEALTH_STRINGS = {
         hh_c_sqlite_cantopen: "the database file cannot be opened",
         hh_c_sqlite_perm: "the database file may not be written",
         hh_c_sqlite_ioerr: "the database's disk fails to read or write",
+        hh_c_state_db: "the alarm database (state.db) cannot be written: its disk may be full",
+        hh_c_future_time: "most readings are ahead of the hub's clock and refused: check the hub's clock (NTP)",
         hh_c_unknown: "cause {code}: ask the monitoring centre" },
 };
 
@@ -50,7 +54,10 @@ export const HEALTH_STRINGS = {
 // `hh_c_<code>` here in both languages (a headline of its own in HEAD, else 未就绪 not ready)
 export const HEALTH_EVERY_MS = 15000;
 // the headline of a cause while the hub judges nothing (a degraded hub's is its own)
-const HEAD = { broker: "hh_head_broker", ingest_stalled: "hh_head_late", store_held: "hh_head_stop" };
+const HEAD = {
+  broker: "hh_head_broker", ingest_stalled: "hh_head_late", store_held: "hh_head_stop",
+  state_db: "hh_head_stop", future_time: "hh_head_broker",
+};
 const STORE = /^(influxdb|sqlite)_|^spool_disk$/;
 
 let ctx = null;      // {t, api(path)}
