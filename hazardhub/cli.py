@@ -202,6 +202,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 influx_retention=None
                 if args.influx_retention.lower() == "none"
                 else args.influx_retention,
+                influx_alarm_retention=args.influx_alarm_retention,
                 spool_dir=args.spool_dir,
                 spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
                 api_host=ahost,

@@ -223,6 +223,12 @@ def parser() -> argparse.ArgumentParser:
         "default: %(default)s)",
     )
     h.add_argument(
+        "--influx-alarm-retention",
+        default="1096d",
+        help="duration of the v1 retention policy hazardhub_3y that keeps the alarm events "
+        "(violations and their handling: 3 years; default: %(default)s)",
+    )
+    h.add_argument(
         "--spool-dir",
         type=Path,
         default=None,
