@@ -64,9 +64,17 @@ _HELP = {
     ),
     "hazardhub_positions_total": "Vehicle positions accepted and stored",
     "hazardhub_active_safety_events_total": (
-        "ADAS and DSM events of 苏标 terminals judged, by outcome: alarmed (a raise, escalation or "
-        "return, or an event its kind's alarm already says), repeated (sent again: nothing), "
-        "recorded (an event type not alarmed), unknown_type (a vendor's own type)"
+        "ADAS and DSM events of 苏标 terminals judged, by outcome: alarmed (a raise, escalation, "
+        "return or journal comment of its kind's alarm), repeated (sent again: nothing), "
+        "recorded (an event type not alarmed), unknown_type (a vendor's own type), "
+        "unmatched_end (the end of no open episode); and episodes: timed_out (no end within "
+        "end_timeout_s), apart (a backfilled episode before the active alarm: its own alarm), "
+        "merged (one overlapping the active alarm)"
+    ),
+    "hazardhub_active_safety_rejected_total": (
+        "ADAS and DSM events left out of the positions that carried them (the position and its "
+        "alarm bits kept; the dead letter says why), by reason: bad_event (does not read, or "
+        "beyond 20 in a record), too_old (older than the hub takes a position)"
     ),
     "hazardhub_positions_late_total": (
         "Vehicle positions older than their vehicle's newest judged one and not judged by the "

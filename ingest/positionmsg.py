@@ -13,7 +13,7 @@ import numpy as np
 
 from ingest.futuretime import FutureWatch
 from ingest.handled import Handled, Refusing
-from ingest.positions import PositionError, decode_positions
+from ingest.positions import PositionColumns, PositionError, decode_positions
 from ingest.seen import SeenSeqs
 from ingest.store.base import PositionBatch, ReadingBatch, no_fix
 from telemetry.activesafety import SafetyEvent
@@ -111,7 +111,7 @@ class PositionMessages(Refusing):
             cols.driver[keep] if cols.driver.any() else None,
             cols.driver_names or None,
             cols.acc[keep] if (cols.acc >= 0).any() else None,
-            _kept_safety(cols.safety, keep, vehicle.speed_sensor),
+            self._kept_safety(cols, keep, vehicle.speed_sensor, arrival_ms, reasons),
         )
         # a report without a fix (0/0, kept for its alarm bits) has no speed worth judging: it
         # would clear an overspeed and write 0 km/h into the history
@@ -129,10 +129,38 @@ class PositionMessages(Refusing):
             "position", readings=readings, positions=positions, mark=mark, reasons=reasons
         )
 
-
-def _kept_safety(
-    safety: tuple[tuple[int, SafetyEvent], ...], keep: np.ndarray, vehicle: int
-) -> tuple[tuple[int, SafetyEvent], ...]:
-    """The active-safety events of the records kept (not those of a record refused for its
-    time), as (vehicle, event)."""
-    return tuple((vehicle, ev) for i, ev in safety if keep[i])
+    def _kept_safety(
+        self,
+        cols: PositionColumns,
+        keep: np.ndarray,
+        vehicle: int,
+        arrival_ms: int,
+        reasons: list[str],
+    ) -> tuple[tuple[int, SafetyEvent], ...]:
+        """The active-safety events of the records kept (not those of a record refused for
+        its time), as (vehicle, event). An event that did not read (`cols.safety_rejected`), or
+        older than the hub takes a position (`max_past_ms`), is left out, counted
+        (`hazardhub_active_safety_rejected_total`) and said in `reasons` (the dead letter);
+        its position and alarm bits go on."""
+        bad = [why for i, why in cols.safety_rejected if keep[i]]
+        if bad:
+            self.metrics.inc("hazardhub_active_safety_rejected_total", len(bad), reason="bad_event")
+            reasons.extend(f"bad_safety: {why}" for why in bad[:20])
+        oldest = arrival_ms - self.max_past_ms
+        out = []
+        old = []
+        for i, ev in cols.safety:
+            if not keep[i]:
+                continue
+            if ev.ts < oldest:
+                old.append(ev)
+                continue
+            out.append((vehicle, ev))
+        if old:
+            self.metrics.inc("hazardhub_active_safety_rejected_total", len(old), reason="too_old")
+            shown = ", ".join(f"{ev.source} alarm id {ev.alarm_id} at ts {ev.ts}" for ev in old[:3])
+            reasons.append(
+                f"old_safety: {len(old)} active-safety event(s) more than "
+                f"{self.max_past_ms // DAY_MS} days before the hub's clock: {shown}"
+            )
+        return tuple(out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,8 @@ class PositionColumns:
     numbered: tuple[int, int] | None = None
     # the active-safety events of the records kept: (index among them, event), in order
     safety: tuple[tuple[int, SafetyEvent], ...] = ()
+    # the events of those records left out (the record kept): (index among them, why)
+    safety_rejected: tuple[tuple[int, str], ...] = ()
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -94,7 +96,7 @@ def _ts(v: Any) -> int:
     raise ValueError("ts must be epoch ms or an RFC 3339 string")
 
 
-def _record(rec: Any) -> tuple[_Row, tuple[SafetyEvent, ...]]:
+def _record(rec: Any) -> tuple[_Row, tuple[SafetyEvent, ...], list[str]]:
     if not isinstance(rec, dict):
         raise ValueError(f"a record must be an object, got {type(rec).__name__}")
     missing = [k for k in _REQUIRED if k not in rec]
@@ -130,7 +132,10 @@ def _record(rec: Any) -> tuple[_Row, tuple[SafetyEvent, ...]]:
             "lat 0, lon 0 is no position fix (send nothing without one, or alarm_flags alone)"
         )
     ts = _ts(rec["ts"])
-    events = read_events(rec["active_safety"], ts) if "active_safety" in rec else ()
+    # an event that does not read is left out with its reason, never the position and its bits
+    events, bad = read_events(rec["active_safety"], ts) if "active_safety" in rec else ((), [])
+    if said and events:  # an alarm names its driver, as the fleet's do
+        events = tuple(replace(ev, driver=said) for ev in events)
     row = (
         ts,
         lat,
@@ -142,7 +147,7 @@ def _record(rec: Any) -> tuple[_Row, tuple[SafetyEvent, ...]]:
         driver,
         int(rec["acc_on"]) if "acc_on" in rec else -1,
     )
-    return row, events
+    return row, events, bad
 
 
 def decode_positions(payload: bytes) -> PositionColumns:
@@ -166,13 +171,15 @@ def decode_positions(payload: bytes) -> PositionColumns:
     rejected: list[tuple[int, str]] = []
     names: dict[int, str] = {}
     safety: list[tuple[int, SafetyEvent]] = []
+    safety_rejected: list[tuple[int, str]] = []
     for i, rec in enumerate(records):
         try:
-            row, events = _record(rec)
+            row, events, bad = _record(rec)
         except ValueError as exc:
             rejected.append((i, str(exc)))
             continue
         safety.extend((len(good), ev) for ev in events)
+        safety_rejected.extend((len(good), f"record {i}: {why}") for why in bad)
         good.append(row)
         if good[-1][7]:
             names[good[-1][7]] = rec["driver_id"].strip()
@@ -191,4 +198,5 @@ def decode_positions(payload: bytes) -> PositionColumns:
         np.array(cols[8], dtype=np.int8),
         numbered,
         tuple(safety),
+        tuple(safety_rejected),
     )

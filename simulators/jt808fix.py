@@ -54,7 +54,7 @@ class Fix:
     items: tuple[tuple[int, bytes], ...] = ()
 
 
-def safety_block(fix: Fix, event: SafetyEvent, terminal: str = "HZSIM01") -> SafetyBlock:
+def safety_block(fix: Fix, event: SafetyEvent, terminal: str) -> SafetyBlock:
     """The 苏标 block (T/JSATL 12-2017, a 7-byte terminal id) of `event` at `fix`: its place
     and speed the fix's, its time and identification the event's (`event.ref`'s terminal id,
     else `terminal`; the sequence is the alarm id's low byte)."""

@@ -118,6 +118,10 @@ class Jt808Fleet(_Fleet):
         )
         self.vehicles = list(vehicles)
         self.terminal_ids = terminal_ids([f"{v.tenant}/{v.id}" for v, _, _ in self.vehicles])
+        self._terminal_of = {
+            (v.tenant, v.id): tid
+            for (v, _, _), tid in zip(self.vehicles, self.terminal_ids, strict=True)
+        }
         self._backfill_max = backfill_max
         self.texts = 0  # text messages (0x8300) the terminals received
         self._answer_timeout_s, self._retransmissions = answer_timeout_s, retransmissions
@@ -284,7 +288,8 @@ class Jt808Fleet(_Fleet):
         while q:
             n = min(len(q), self._backfill_max)
             part = [q[k] for k in range(n)]
-            fixes = [_fix(rec) for rec in part]
+            tid = self._terminal_of[(vehicle.tenant, vehicle.id)]
+            fixes = [_fix(rec, tid) for rec in part]
             twice = vehicle.send_twice()
             send = asyncio.ensure_future(
                 terminal.report(fixes[0], twice=twice)
@@ -326,8 +331,9 @@ class Jt808Fleet(_Fleet):
                 send.cancel()
 
 
-def _fix(rec: dict[str, Any]) -> Fix:
-    """A position record as the terminal measured it."""
+def _fix(rec: dict[str, Any], terminal: str) -> Fix:
+    """A position record as the terminal measured it; `terminal`: its terminal id, which its
+    active-safety blocks' identification numbers (报警标识号) carry."""
     fix = Fix(
         ts_ms=int(rec["ts"]),
         lat=float(rec["lat"]),
@@ -336,5 +342,6 @@ def _fix(rec: dict[str, Any]) -> Fix:
         heading_deg=round(float(rec["heading_deg"])) % 360,
         alarm=int(rec.get("alarm_flags", 0)),
     )
-    events = read_events(rec.get("active_safety", []), fix.ts_ms)
-    return replace(fix, safety=tuple(safety_block(fix, ev) for ev in events)) if events else fix
+    events, _ = read_events(rec.get("active_safety", []), fix.ts_ms)
+    blocks = tuple(safety_block(fix, ev, terminal) for ev in events)
+    return replace(fix, safety=blocks) if events else fix

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from jt808_helpers import authed, fix, frame
 from test_docs_vectors import _block, _byte_table, _check_table, _doc, _hex
@@ -107,6 +107,10 @@ def test_the_documented_block_is_the_hand_derived_one():
             "ts": T_EVENT,
             "attachments": 3,
             "ref": "HZ00001/261129220500/0",
+            "lat": 31.6201,
+            "lon": 120.3301,
+            "speed_kmh": 62,
+            "fatigue": 5,
         }
     ]
 
@@ -190,6 +194,10 @@ def test_the_gateway_publishes_the_events_and_counts_a_malformed_block_keeping_t
             "ts": T_EVENT,
             "attachments": 3,
             "ref": "HZ00001/261129220500/0",
+            "lat": 31.6201,
+            "lon": 120.3301,
+            "speed_kmh": 62,
+            "fatigue": 5,
         }
     ]
     kinds = [e.kind for e in ev if isinstance(e, Problem)]
@@ -223,23 +231,43 @@ def _json(rec: object) -> bytes:
     return orjson.dumps(rec)
 
 
-def test_the_hub_reads_the_events_strictly():
+def test_the_hub_reads_the_events_strictly_and_never_drops_the_position_for_them():
     ev = {"source": "adas", "alarm_id": 1, "flag": 0, "type": 1, "level": 1, "ts": 1000}
-    assert read_events([ev], 1000) == (SafetyEvent("adas", 1, 0, 1, 1, 1000),)
+    assert read_events([ev], 1000) == ((SafetyEvent("adas", 1, 0, 1, 1, 1000),), [])
     for bad, why in (
         ({**ev, "source": "bsd"}, "source"),
         ({**ev, "flag": 3}, "flag"),
         ({**ev, "extra": 1}, "unknown"),
         ({**ev, "ts": 40_000}, "after the report"),
         ({k: v for k, v in ev.items() if k != "level"}, "without level"),
+        ({**ev, "lat": 91.0}, "lat"),
+        ({**ev, "headway_s": -1}, "headway_s"),
     ):
-        with pytest.raises(ValueError, match=why):
-            read_events([bad], 1000)
+        events, problems = read_events([bad, ev], 1000)
+        assert len(events) == 1 and why in problems[0] and "event 0" in problems[0]
     rec = {"ts": 1000, "lat": 31.0, "lon": 121.0, "speed_kmh": 0, "heading_deg": 0}
     cols = decode_positions(_json([rec, {**rec, "ts": 2000, "active_safety": [ev]}]))
     assert [(i, e.alarm_id) for i, e in cols.safety] == [(1, 1)]
-    cols = decode_positions(_json({**rec, "active_safety": [{**ev, "flag": 9}]}))
-    assert len(cols) == 0 and "flag" in cols.rejected[0][1]
+    # a bad event (flag 3) and 21 events: the position and its alarm bits are kept
+    one = {**rec, "alarm_flags": 1, "active_safety": [{**ev, "flag": 3}]}
+    many = {**rec, "ts": 2000, "alarm_flags": 1, "active_safety": [ev] * 21}
+    cols = decode_positions(_json([one, many]))
+    assert len(cols) == 2 and cols.rejected == () and cols.alarm_flags.tolist() == [1, 1]
+    assert len(cols.safety) == 20
+    assert [i for i, _ in cols.safety_rejected] == [0, 1]
+    assert "flag" in cols.safety_rejected[0][1] and "21 events" in cols.safety_rejected[1][1]
+    # the place, speed, fatigue degree and headway, and the record's driver
+    full = {**ev, "lat": 31.5, "lon": 120.25, "speed_kmh": 62, "headway_s": 1.5}
+    cols = decode_positions(_json({**rec, "driver_id": "张三", "active_safety": [full]}))
+    ((_, got),) = cols.safety
+    assert (got.lat, got.lon, got.speed_kmh, got.headway_s, got.driver) == (
+        31.5,
+        120.25,
+        62,
+        1.5,
+        "张三",
+    )
+    assert got.record() == {**full, "attachments": 0}
 
 
 def _ev(flag: int, ts: int, level: int = 1, type_: int = 1, source: str = "dsm", aid: int = 1):
@@ -287,17 +315,33 @@ def test_the_fleet_sets_tiers_and_alarms_events():
 @given(
     st.lists(
         st.tuples(st.sampled_from((ADAS, DSM)), st.sampled_from((47, 71, 40)), st.randoms()),
-        max_size=4,
+        max_size=24,
     ),
     st.integers(0, 0xFFFF),
+    st.integers(0, 3),
 )
-def test_any_block_through_the_session_is_an_event_or_counted_never_the_position(items, serial):
-    raw = [(ident, r.randbytes(n)) for ident, n, r in items]
+def test_any_block_through_the_session_and_the_hub_is_an_event_or_counted_never_the_position(
+    items, serial, flag
+):
+    """Through the gateway's session and the hub's reader: every block is an event the hub
+    reads or one counted bad_safety, at most 20 a record, and the hub keeps the position."""
+    raw = []
+    for ident, n, r in items:
+        b = bytearray(r.randbytes(n))
+        if n != 40:
+            b[4] = flag if r.random() < 0.5 else b[4]  # often a flag 0-3, else any
+            b[23:29] = bytes.fromhex("261129220500")  # often a time that reads
+        raw.append((ident, bytes(b)))
+    body = location_of(replace(fix(0, items=tuple(raw)), ts_ms=T_EVENT + 1000)).encode(False)
+    assume(len(body) <= 1023)  # what one 0x0200 holds
     s = authed()
-    body = location_of(fix(0, items=tuple(raw))).encode(False)
     ev = s.feed(frame(0x0200, serial, body), 0)
     (pub,) = [e for e in ev if isinstance(e, Publish)]
     kinds = [e.kind for e in ev if isinstance(e, Problem)]
-    published = pub.records[0].get("active_safety", [])
-    assert len(published) == kinds.count("active_safety")
+    (rec,) = pub.records
+    published = rec.get("active_safety", [])
+    assert len(published) == kinds.count("active_safety") <= 20
     assert kinds.count("active_safety") + kinds.count("bad_safety") == len(raw)
+    cols = decode_positions(_json(rec))  # the hub takes the record whole
+    assert len(cols) == 1 and cols.rejected == () and cols.safety_rejected == ()
+    assert [e.record() for _, e in cols.safety] == published

@@ -4,22 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from telemetry.activesafety import MAX_AFTER_MS, SafetyEvent
+from telemetry.activesafety import MAX_AFTER_MS, MAX_EVENTS, SafetyEvent, read_event
 from telemetry.jt808.codec import Jt808Error
 from telemetry.jt808.messages import Alarm, Location, Status
+from telemetry.jt808.safety import ADAS, DSM, SafetyBlock
 
 __all__ = ["position_record", "safety_events"]
+
+# the ADAS types whose type-specific byte 2 is the time to the vehicle or person ahead: forward
+# collision, headway too short, pedestrian collision
+_HEADWAY_TYPES = frozenset({1, 3, 4})
+
+
+def _event(loc: Location, b: SafetyBlock, ts: int) -> dict[str, object]:
+    """A block as a record's event: what the hub reads (`telemetry.activesafety`)."""
+    ref = b.reference if b.ident_time.isdigit() else ""
+    item = SafetyEvent(b.source, b.alarm_id, b.flag, b.type, b.level, ts, b.attachments, ref)
+    rec = item.record()
+    # where: the block's place (its hemisphere the report's: the block's vehicle status says
+    # none); a block without one (zeros, out of range) says none
+    if 0 < b.lat_e6 <= 90_000_000 and 0 < b.lon_e6 <= 180_000_000:
+        rec["lat"] = b.lat_e6 / 1e6 * (-1 if loc.status & Status.SOUTH else 1)
+        rec["lon"] = b.lon_e6 / 1e6 * (-1 if loc.status & Status.WEST else 1)
+    rec["speed_kmh"] = b.speed_kmh
+    if b.ident == DSM and b.type == 1:  # 疲劳程度, valid for a fatigue alarm only
+        rec["fatigue"] = b.specific[0]
+    if b.ident == ADAS and b.type in _HEADWAY_TYPES:  # 前车/行人距离, 100 ms
+        rec["headway_s"] = b.specific[1] / 10
+    return rec
 
 
 def safety_events(loc: Location) -> tuple[list[dict[str, object]], list[str]]:
     """The ADAS and DSM blocks of a report as a record's `active_safety` events, and why each
-    block left out is (a length neither layout has, a time that is no time, or after the
-    report's: the hub would refuse the whole record)."""
+    block left out is: a length neither layout has, a time that is no time, or anything the hub
+    would refuse (it reads each event as `read_event` does: a flag above 2, a time after the
+    report's ...), and the blocks beyond the `MAX_EVENTS` a record carries."""
     blocks, bad = loc.safety_blocks()
     try:
-        latest = loc.ts_ms + MAX_AFTER_MS
+        record_ts = loc.ts_ms
     except Jt808Error:
-        latest = -1  # (the position is dropped, `bad_time`)
+        record_ts = -MAX_AFTER_MS - 1  # (the position is dropped, `bad_time`)
     out: list[dict[str, object]] = []
     why = list(bad)
     for b in blocks:
@@ -28,15 +52,22 @@ def safety_events(loc: Location) -> tuple[list[dict[str, object]], list[str]]:
         except Jt808Error as exc:
             why.append(f"active-safety block {b.ident:#04x} alarm {b.alarm_id}: {exc}")
             continue
-        if ts > latest:
+        rec = _event(loc, b, ts)
+        try:
+            read_event(rec, record_ts)
+        except ValueError as exc:
+            said = str(exc)
+            if "after the report" in said:
+                said = f"at {b.time}, after its report at {loc.time}"
+            why.append(f"active-safety block {b.ident:#04x} alarm {b.alarm_id}: {said}")
+            continue
+        if len(out) == MAX_EVENTS:
             why.append(
-                f"active-safety block {b.ident:#04x} alarm {b.alarm_id} at {b.time}, "
-                f"after its report at {loc.time}"
+                f"active-safety block {b.ident:#04x} alarm {b.alarm_id}: beyond the "
+                f"{MAX_EVENTS} a record carries"
             )
             continue
-        ref = b.reference if b.ident_time.isdigit() else ""
-        event = SafetyEvent(b.source, b.alarm_id, b.flag, b.type, b.level, ts, b.attachments, ref)
-        out.append(event.record())
+        out.append(rec)
     return out, why
 
 
