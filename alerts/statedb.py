@@ -273,6 +273,17 @@ class StateDB(AlarmStatements, DeadLetterBook):
         rows = self.query(f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active'")
         return [AlarmRow(*r) for r in rows]
 
+    def active_of_rule(self, rule: str, sensors: Sequence[str] | None = None) -> list[AlarmRow]:
+        """The active alarms of `rule` (of these sensors; None: of every sensor)."""
+        sql = f"SELECT {ALARM_COLS} FROM alarms WHERE state = 'active' AND rule = ?"
+        if sensors is None:
+            return [AlarmRow(*r) for r in self.query(sql, (rule,))]
+        out: list[AlarmRow] = []
+        for chunk, marks in chunks_in(sorted(set(sensors))):
+            rows = self.query(f"{sql} AND sensor IN ({marks})", (rule, *chunk))
+            out.extend(AlarmRow(*r) for r in rows)
+        return out
+
     @staticmethod
     def raised_at(con: sqlite3.Connection, sensor: str, rule: str, side: int, ts: int) -> bool:
         """Whether an alarm of the point was raised at event time `ts` (a raise judged again)."""

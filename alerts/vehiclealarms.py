@@ -6,15 +6,25 @@ terminals' own alarm bits (`alerts.vehicles.terminal`), on the vehicle's speed s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from alerts.alarmevent import FLEET_RULE, SAFETY_RULE, TERMINAL_RULE, AlarmBatch, AlarmEvent
+from alerts.alarmevent import (
+    AT_LEVEL,
+    AT_LEVEL_NAME,
+    AT_TIER,
+    FLEET_RULE,
+    SAFETY_RULE,
+    TERMINAL_RULE,
+    AlarmBatch,
+    AlarmEvent,
+)
 from alerts.gatewayalarms import NORMAL as _NORMAL
 from alerts.gatewayalarms import GatewayAlarms
 from alerts.statedb import StateDB
 from alerts.table import kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
-from alerts.vehicles.safety import SAFETY_ACTIONS, SafetyChange
+from alerts.vehicles.safety import SAFETY_ACTIONS, SafetyChange, episodes_said
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 
 __all__ = ["VehicleAlarms"]
@@ -80,10 +90,13 @@ class VehicleAlarms(GatewayAlarms):
                     "",
                 )
             )
+        notes: dict[int, SafetyChange] = {}  # row number -> its safety change (apart, note)
         for a in safety:
             described = (
                 (_LEVEL_NAMES[a.level], a.tier, SAFETY_ACTIONS[a.kind]) if a.level else _NORMAL
             )
+            if a.apart or a.note:
+                notes[len(rows)] = a
             rows.append(
                 (a.vehicle, SAFETY_RULE, a.side, a.level, described, a.ts, math.nan, a.said)
             )
@@ -92,8 +105,19 @@ class VehicleAlarms(GatewayAlarms):
             names = {sensors[r[0]].id for r in rows}
             work = AlarmBatch.over(self._db, con, names, arrival)
             replayed: set[tuple[str, str, int]] = set()
-            for vehicle, rule, side, level, described, ts, value, said in rows:
+            aside: dict[tuple[str, str, int], list[Any]] = {}  # apart alarms, while open
+            for n, (vehicle, rule, side, level, described, ts, value, said) in enumerate(rows):
                 info = sensors[vehicle]
+                if n in notes:
+                    self._safety_note(
+                        work,
+                        (info.tenant, info.site, info.device, info.id),
+                        notes[n],
+                        described,
+                        arrival,
+                        aside,
+                    )
+                    continue
                 # positions carry no sequence the hub could drop a repeat by: a message judged
                 # again after the hub was killed before acknowledging it (helper-150) raises
                 # what the journal has: that raise and its changes up to its clear are not
@@ -138,13 +162,58 @@ class VehicleAlarms(GatewayAlarms):
                 terminal.append((info.index, row.side - TERMINAL_SIDE0))
         return fleet, terminal
 
-    def active_safety_alarms(self) -> list[tuple[int, int, int]]:
-        """The active-safety alarms still active: (speed sensor index, side, level)."""
+    def _safety_note(
+        self,
+        work: AlarmBatch,
+        where: tuple[str, str, str, str],
+        a: SafetyChange,
+        described: tuple[str, str, str],
+        arrival: int,
+        aside: dict[tuple[str, str, int], list[Any]],
+    ) -> None:
+        """An active-safety change that is not the open alarm's level: an alarm of its own
+        before the open one (`apart`: raised, then returned, with the open alarm set aside
+        meanwhile), or an episode's start or end the open alarm's journal says (`note`)."""
+        point = (where[3], SAFETY_RULE, a.side)
+        key = (*where, SAFETY_RULE, a.side)
+        if a.note:
+            row = work.open.get(point)
+            if row is not None:
+                change = (row[AT_LEVEL], row[AT_LEVEL_NAME], row[AT_TIER], None)
+                self._journal(work, key, row, "commented", a.ts, arrival, change, a.said)
+            return
+        if a.level > 0 and self._db.raised_at(work.con, where[3], SAFETY_RULE, a.side, a.ts):
+            aside[point] = []  # recorded before (a backfill judged again): its return too
+            return
+        if aside.get(point) == []:
+            if a.level <= 0:
+                del aside[point]
+            return
+        current = work.open.pop(point, None)
+        if point in aside:
+            work.open[point] = aside.pop(point)
+        self._change(work, key, a.level, described, a.ts, math.nan, arrival, comment=a.said)
+        mine = work.open.pop(point, None)
+        if mine is not None:
+            aside[point] = mine
+        if current is not None:
+            work.open[point] = current
+
+    def active_safety_alarms(
+        self, vehicles: Collection[int] | None = None
+    ) -> list[tuple[int, int, int, int, dict[int, tuple[int, int]]]]:
+        """The active-safety alarms still active (of `vehicles`' speed sensors, None: all):
+        (speed sensor index, side, level, started, open episodes read from its journal)."""
+        sensors = self._registry.sensors
+        ids = None if vehicles is None else [sensors[v].id for v in vehicles]
+        rows = self._db.active_of_rule(SAFETY_RULE, ids)
+        journals = self._db.alarm_events([r.id for r in rows])
         out = []
-        for row in self._db.active_alarms():
-            if row.rule != SAFETY_RULE:
-                continue
+        for row in rows:
             info = self._registry.sensor_of(row.tenant, row.sensor, row.site, row.device)
-            if info is not None:
-                out.append((info.index, row.side, row.level))
+            if info is None:
+                continue
+            said = [(e.ts, e.comment) for e in journals.get(row.id, [])]
+            episodes = episodes_said(row.side, said)
+            out.append((info.index, row.side, row.level, row.started_ts, episodes))
         return out

@@ -39,7 +39,7 @@ from alerts.statedb import StateDB
 from alerts.table import RuleTable, compile_table
 from alerts.vehicles import compile_fleet
 from alerts.vehicles.alarms import FleetAlarms
-from alerts.vehicles.safety import SafetyAlarms
+from alerts.vehicles.safety import SafetyAlarms, newest_by_vehicle
 from alerts.vehicles.terminal import TerminalAlarms
 from ingest.calibrations import take_stored_calibrations
 from ingest.demands import before_batch, confirm, confirmed, rearm
@@ -234,7 +234,8 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         fleet_active, terminal_active = book.active_vehicle_alarms()
         fleet.restore(fleet_active)
         terminal.restore(terminal_active)
-        # (the events seen lately are forgotten: the database says which raises it has)
+        # (their episodes read back from the alarm journal, by sensor id: a vehicle renumbered
+        # keeps them; the episodes ended lately are forgotten)
         safety = SafetyAlarms(registry.config.fleet.active_safety)
         safety.restore(book.active_safety_alarms())
         # from here on nothing can fail: the new configuration is taken whole
@@ -279,10 +280,11 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         analytics' state advances only once its alarms are committed."""
         batch = PositionBatch.concat(positions) if positions else _NO_POSITIONS
         before, terminal = self.fleet.state, self.terminal.checkpoint()
-        safe = self.safety.checkpoint(batch.safety)
+        clocks = newest_by_vehicle(batch, self.safety.points)
+        safe = self.safety.checkpoint([*clocks, *(v for v, _ in batch.safety)])
         changes = self.fleet.judge(positioned(batch), now)  # a place for the fleet's rules
         bits = self.terminal.judge(batch, batch.flags())  # the alarm bits of every report
-        safety = self.safety.judge(batch.safety)  # the ADAS and DSM events (苏标)
+        safety = self.safety.judge(batch.safety, clocks)  # the ADAS and DSM events (苏标)
         try:
             events = self.book.apply_fleet(changes, now, bits, safety)
         except Exception:
@@ -293,7 +295,8 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         for outcome, n in self.safety.outcomes.items():
             self.metrics.inc("hazardhub_active_safety_events_total", n, outcome=outcome)
         if safety:  # open as the database has them (a raise judged again after a restart: not)
-            self.safety.restore(self.book.active_safety_alarms())
+            changed = {c.vehicle for c in safety}
+            self.safety.reconcile(changed, self.book.active_safety_alarms(changed))
         if self.fleet.last_late:  # stored and on the track, judged by no fleet rule
             self.metrics.inc("hazardhub_positions_late_total", self.fleet.last_late)
         if self.fleet.last_late_in_window:  # of these, within the window: too many since

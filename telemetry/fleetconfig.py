@@ -264,6 +264,14 @@ class ActiveSafety(_Frozen):
         "dsm_driver_change) raised as alarms too; by default they are counted, not alarmed",
     )
 
+    end_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="an episode (a 苏标 alarm id) whose end has not come this long after its "
+        "start, in the vehicle's event time, ends then: 'end not received'",
+    )
+
     @field_validator("alarm_events")
     @classmethod
     def _events_only(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
