@@ -24,7 +24,7 @@ from alerts.gatewayalarms import GatewayAlarms
 from alerts.statedb import StateDB
 from alerts.table import kind_name
 from alerts.vehicles.alarms import FLEET_ALARMS, FleetChange, fleet_side
-from alerts.vehicles.safety import SAFETY_ACTIONS, SafetyChange, episodes_said
+from alerts.vehicles.safety import SAFETY_ACTIONS, Active, SafetyChange, episodes_said
 from alerts.vehicles.terminal import TERMINAL_BITS, TERMINAL_SIDE0, TerminalChange
 
 __all__ = ["VehicleAlarms"]
@@ -199,11 +199,9 @@ class VehicleAlarms(GatewayAlarms):
         if current is not None:
             work.open[point] = current
 
-    def active_safety_alarms(
-        self, vehicles: Collection[int] | None = None
-    ) -> list[tuple[int, int, int, int, dict[int, tuple[int, int]]]]:
+    def active_safety_alarms(self, vehicles: Collection[int] | None = None) -> list[Active]:
         """The active-safety alarms still active (of `vehicles`' speed sensors, None: all):
-        (speed sensor index, side, level, started, open episodes read from its journal)."""
+        (speed sensor index, side, level, started, the episodes its journal says open and ended)."""
         sensors = self._registry.sensors
         ids = None if vehicles is None else [sensors[v].id for v in vehicles]
         rows = self._db.active_of_rule(SAFETY_RULE, ids)
@@ -214,6 +212,7 @@ class VehicleAlarms(GatewayAlarms):
             if info is None:
                 continue
             said = [(e.ts, e.comment) for e in journals.get(row.id, [])]
-            episodes = episodes_said(row.side, said)
-            out.append((info.index, row.side, row.level, row.started_ts, episodes))
+            out.append(
+                (info.index, row.side, row.level, row.started_ts, episodes_said(row.side, said))
+            )
         return out

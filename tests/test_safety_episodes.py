@@ -170,6 +170,11 @@ async def test_a_restarted_or_reloaded_hub_knows_the_open_episodes(hub, how):
     ends = [_dsm(101, 2, 1, 2, T0 + 20_000), _dsm(100, 2, 1, 1, T0 + 21_000)]
     got = _safe(await d.judge(None, [_batch(v, T0 + 21_000, *ends)], T0 + 22_000))
     assert [(e.kind, e.level) for e in got] == [("deescalated", 1), ("commented", 1)]
+    # restarted again: the ended episodes (ids 100, 101) are the journal's too, their starts
+    # sent again are repeats (id 102 still holds the alarm)
+    d = Dispatcher(registry, store, db, Metrics())
+    assert _safe(await d.judge(None, [_batch(v, T0 + 10_000, *up[:2])], T0 + 25_000)) == []
+    assert d.safety.outcomes == {"repeated": 2}
     got = _safe(await d.judge(None, [_batch(v, T0 + 30_000, _dsm(102, 2, 1, 1, T0 + 30_000))], T0))
     assert [(e.kind, e.ts) for e in got] == [("cleared", T0 + 30_000)]
     assert len(_alarms(db)) == 1

@@ -41,6 +41,7 @@ from telemetry.fleetconfig import ActiveSafety
 __all__ = [
     "ENDED",
     "SAFETY_ACTIONS",
+    "Active",
     "SafetyAlarms",
     "SafetyChange",
     "SafetyPoint",
@@ -140,19 +141,26 @@ def _said(ev: SafetyEvent, what: str = "") -> str:
     return "; ".join(parts)
 
 
-def episodes_said(side: int, journal: Iterable[tuple[int, str]]) -> dict[int, tuple[int, int]]:
+# the episodes an alarm's journal says: the open ones by key (level, start time), the ended keys
+Said = tuple[dict[int, tuple[int, int]], tuple[int, ...]]
+# an active alarm read back: (vehicle, side, level, started, its episodes said)
+Active = tuple[int, int, int, int, Said]
+
+
+def episodes_said(side: int, journal: Iterable[tuple[int, str]]) -> Said:
     """The episodes still open by an active alarm's journal ((event time, comment), oldest
-    first): each comment's `_said` episodes, started and ended."""
+    first: each comment's `_said` episodes, started and ended), and those ended."""
     source = kind_name(side).split("_", 1)[0]
     out: dict[int, tuple[int, int]] = {}
+    ended: list[int] = []
     for ts, comment in journal:
         for m in _SAID.finditer(comment or ""):
             key = _key(source, int(m.group(1)))
             if m.group(2) == "开始":
                 out[key] = (2 if int(m.group(3)) >= 2 else 1, ts)
-            elif m.group(2) == "结束":
-                out.pop(key, None)
-    return out
+            elif m.group(2) == "结束" and out.pop(key, None) is not None:
+                ended.append(key)
+    return out, tuple(ended)
 
 
 Checkpoint = tuple[dict[int, dict[int, SafetyPoint]], "dict[int, array[int]]", set[int]]
@@ -180,23 +188,24 @@ class SafetyAlarms:
         """(vehicle, side) -> the level of its open alarm."""
         return {(v, s): p.level for v, sides in self.points.items() for s, p in sides.items()}
 
-    def restore(
-        self, active: Iterable[tuple[int, int, int, int, dict[int, tuple[int, int]]]]
-    ) -> None:
-        """(vehicle, side, level, started, episodes) of the active-safety alarms active in the
-        alarm database (`VehicleAlarms.active_safety_alarms`)."""
+    def restore(self, active: Iterable[Active]) -> None:
+        """(vehicle, side, level, started, episodes said) of the active-safety alarms active in
+        the alarm database (`VehicleAlarms.active_safety_alarms`)."""
         self.points = {}
-        for v, s, lv, t, ep in active:
+        for v, s, lv, t, (ep, ended) in active:
             self.points.setdefault(v, {})[s] = _point(lv, t, ep)
+            for key in ended:
+                if not self._ended(v, key):
+                    self._end(v, key)
 
     def reconcile(
         self,
         vehicles: Iterable[int],
-        active: Iterable[tuple[int, int, int, int, dict[int, tuple[int, int]]]],
+        active: Iterable[Active],
     ) -> None:
         """After a batch recorded: the alarms of `vehicles` as the database has them (a raise
         judged again after a restart is not recorded twice: not open here either)."""
-        rows = {(v, s): (lv, t, ep) for v, s, lv, t, ep in active}
+        rows = {(v, s): (lv, t, ep) for v, s, lv, t, (ep, _) in active}
         for v in set(vehicles):
             sides = self.points.pop(v, {})
             kept = {s: p for s, p in sides.items() if (v, s) in rows}
@@ -293,12 +302,11 @@ class SafetyAlarms:
         level = 2 if ev.level >= 2 else 1
         tier = self.settings.tier(kind, level)
         said = _said(ev)
+        if ev.flag == 2 and (point is None or key not in point.episodes):
+            self._count("unmatched_end")
+            return
         self._count("alarmed")
         if ev.flag == 2:
-            if point is None or key not in point.episodes:
-                self._count("unmatched_end")
-                self.outcomes["alarmed"] -= 1
-                return
             self._close(vehicle, side, key, ev, out, "")
             return
         if ev.flag == 0:
