@@ -15,7 +15,7 @@ import pytest
 
 from alerts.alarms import AlarmEvent
 from alerts.statedb import StateDB
-from alerts.vehicles.safety import SafetyAlarms
+from alerts.vehicles.safety import SAFETY_ACTIONS, SafetyAlarms
 from hazardhub.settings import load_registry
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
@@ -233,3 +233,25 @@ def test_the_memory_per_vehicle_is_small():
     assert len(alarms.open) == n
     print(f"active safety: {per_vehicle:.0f} bytes per vehicle")
     assert per_vehicle < 1500, per_vehicle
+
+
+def test_the_alarm_says_where_how_fast_how_tired_how_close_and_who():
+    alarms = SafetyAlarms(ActiveSafety())
+    tired = SafetyEvent("dsm", 7, 1, 1, 2, T0, 3, "HZ00001/261129220500/0", 31.6201, 120.3301)
+    tired = SafetyEvent(**{**_fields(tired), "speed_kmh": 62, "fatigue": 5, "driver": "张三"})
+    close = SafetyEvent("adas", 8, 0, 1, 1, T0, 0, headway_s=1.5)
+    got = alarms.judge([(1, tired), (2, close)])
+    assert got[0].said == (
+        "苏标报警ID alarm id 7 (开始 start, 级别 level 2); 报警标识号 HZ00001/261129220500/0; "
+        "位置 at 31.620100, 120.330100; 车速 speed 62 km/h; 疲劳程度 fatigue degree 5; "
+        "驾驶员 driver 张三; 附件 3 个 attachments at the terminal"
+    )
+    assert "前车距离 headway 1.5 s" in got[1].said
+    assert (
+        "监控人员" in SAFETY_ACTIONS["dsm_fatigue"]
+        and "0x8300" not in SAFETY_ACTIONS["dsm_fatigue"]
+    )
+
+
+def _fields(ev: SafetyEvent) -> dict[str, object]:
+    return {k: getattr(ev, k) for k in SafetyEvent.__slots__}
