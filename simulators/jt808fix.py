@@ -60,7 +60,6 @@ def safety_block(fix: Fix, event: SafetyEvent, terminal: str) -> SafetyBlock:
     else `terminal`; the sequence is the alarm id's low byte)."""
     who = event.ref.split("/")[0] if event.ref else terminal
     when = ms_to_bcd_time(event.ts)
-    south, west = fix.lat < 0, fix.lon < 0
     return SafetyBlock(
         ADAS if event.source == "adas" else DSM,
         event.alarm_id,
@@ -73,7 +72,9 @@ def safety_block(fix: Fix, event: SafetyEvent, terminal: str) -> SafetyBlock:
         round(abs(fix.lat) * 1e6),
         round(abs(fix.lon) * 1e6),
         when,
-        int(fix.acc_on) | int(fix.positioned) << 1 | south << 2 | west << 3,
+        # T/JSATL 12-2017's vehicle status: bit 0 ACC, 1-5 turn signals, wiper, brake, card,
+        # bit 10 positioned (no hemisphere: the report's says it)
+        int(fix.acc_on) | int(fix.positioned) << 10,
         who.encode("ascii")[:_ID_WIDTH].ljust(_ID_WIDTH, b"\x00"),
         when,
         event.alarm_id & 0xFF,

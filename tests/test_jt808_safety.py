@@ -345,3 +345,16 @@ def test_any_block_through_the_session_and_the_hub_is_an_event_or_counted_never_
     cols = decode_positions(_json(rec))  # the hub takes the record whole
     assert len(cols) == 1 and cols.rejected == () and cols.safety_rejected == ()
     assert [e.record() for _, e in cols.safety] == published
+
+
+def test_the_simulators_block_says_acc_and_positioned_where_the_standard_has_them():
+    """T/JSATL 12-2017's vehicle status: bit 0 ACC, bits 1-5 turn signals, wiper, brake, card,
+    bit 10 positioned; the simulator put positioned at bit 1 (a left turn) and the hemisphere at
+    bits 2 and 3 (a right turn and the wiper)."""
+    from simulators.jt808fix import Fix, safety_block
+
+    event = SafetyEvent("dsm", 7, 1, 1, 2, 1_764_000_000_000)
+    south_west = Fix(1_764_000_000_000, -33.9, -70.6, 50.0, acc_on=True, positioned=True)
+    assert safety_block(south_west, event, "T1").vehicle_status == 1 | 1 << 10
+    parked = Fix(1_764_000_000_000, 31.2, 121.5, 0.0, acc_on=False, positioned=False)
+    assert safety_block(parked, event, "T1").vehicle_status == 0
