@@ -55,11 +55,17 @@ def renumber_restored(con: sqlite3.Connection, path: str) -> dict[str, int] | No
     """On a marked copy (`con` in autocommit mode): every AUTOINCREMENT table's counter moved
     `GAP` above its highest id ever given, the mark cleared, in one transaction, and said once
     in the log. Returns each table's next id, or None when the file is not marked."""
-    con.execute(MARK_SCHEMA)
+    # read first: a file not marked (every start but the first on a backup) is not written,
+    # so that a hub starts beside another process holding the database's lock
+    marked = con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'restored_copy'"
+    ).fetchone()
+    if marked is None or con.execute("SELECT 1 FROM restored_copy").fetchone() is None:
+        return None
     con.execute("BEGIN IMMEDIATE")
     try:
         taken = [r[0] for r in con.execute("SELECT taken_at FROM restored_copy")]
-        if not taken:
+        if not taken:  # another process renumbered it first
             con.execute("COMMIT")
             return None
         tables = [

@@ -26,7 +26,7 @@ tenants:
 _TAKEN_AFTER_THE_CHECK = """
 import sys
 from hazardhub import cli
-cli._taken = lambda host, port: None
+cli.api_address_problem = lambda host, port: None
 sys.exit(cli.main(sys.argv[1:]))
 """
 

@@ -19,6 +19,7 @@ from hazardhub.hub import Hub, HubSettings
 from ingest.flush import Flushing
 from ingest.metrics import Metrics
 from ingest.pipeline import SeenSeqs
+from ingest.statedbfault import StateDbFault
 from telemetry.config import ApiKeySpec
 from telemetry.topics import TopicLayout
 
@@ -78,6 +79,7 @@ async def test_a_dead_letter_waits_for_a_locked_state_database(tmp_path) -> None
     db = StateDB(tmp_path / "state.db")
     flushing = Flushing()
     flushing.statedb, flushing.metrics, flushing.layout = db, Metrics(), TopicLayout()
+    flushing.state_db_fault = StateDbFault()
     message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
     holder = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -110,6 +112,7 @@ async def test_a_hub_stopping_while_its_state_database_fails_leaves_the_message_
     db._db.execute("PRAGMA query_only = 1")  # every write refused at once
     flushing = Flushing()
     flushing.statedb, flushing.metrics, flushing.layout = db, Metrics(), TopicLayout()
+    flushing.state_db_fault = StateDbFault()
     message = aiomqtt.Message(GOOD_TOPIC, b"garbage", 1, False, 1, None)
     stop = asyncio.Event()
     task = asyncio.create_task(flushing._dead_letter(message, "telemetry", "decode_error", stop))
