@@ -20,16 +20,17 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["GAP", "mark_state_restored", "renumber_restored"]
+__all__ = ["GAP", "mark_copy", "mark_state_restored", "renumber_restored"]
 
 GAP = 10_000_000  # ids skipped after a restore (a centre's busiest days give ~10^5 events)
 log = logging.getLogger(__name__)
 MARK_SCHEMA = "CREATE TABLE IF NOT EXISTS restored_copy (taken_at INTEGER)"
 
 
-def mark_state_restored(path: Path, taken_at: int | None) -> bool:
-    """Mark the state database at `path` a restored copy (`taken_at`: when the backup was taken,
-    ms, None unknown). False when it is no hub state database (no `alarms` table)."""
+def mark_copy(path: Path, taken_at: int | None, needs: frozenset[str]) -> bool:
+    """Mark the SQLite file at `path` a restored copy (a `restored_copy` row; `taken_at`: when
+    the backup was taken, ms, None unknown), if it holds the tables `needs`; False otherwise (no
+    such file, no SQLite database, not the hub's database it should be: nothing marked)."""
     try:
         con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True)
     except sqlite3.OperationalError:  # no such file
@@ -37,10 +38,11 @@ def mark_state_restored(path: Path, taken_at: int | None) -> bool:
     try:
         con.isolation_level = None
         try:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            found = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = {r[0] for r in found}
         except sqlite3.DatabaseError:  # no SQLite database
             return False
-        if "alarms" not in tables:
+        if not needs <= tables:
             return False
         con.execute("BEGIN IMMEDIATE")
         con.execute(MARK_SCHEMA)
@@ -49,6 +51,12 @@ def mark_state_restored(path: Path, taken_at: int | None) -> bool:
         return True
     finally:
         con.close()
+
+
+def mark_state_restored(path: Path, taken_at: int | None) -> bool:
+    """Mark the state database at `path` a restored copy. False when it is no hub state
+    database (no `alarms` table)."""
+    return mark_copy(path, taken_at, frozenset({"alarms"}))
 
 
 def renumber_restored(con: sqlite3.Connection, path: str) -> dict[str, int] | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.errors import AlarmStoreError
+from alerts.restoredcopy import mark_copy
 from alerts.statedb import StateDB, chunks_in, read_query, write_transaction
 
 __all__ = ["OUTBOX_COLUMNS", "OutboxDB", "mark_restored", "outbox_path"]
@@ -355,26 +356,7 @@ def mark_restored(path: Path, taken_at: int | None) -> bool:
     """Mark an outbox file as a restored copy (`restored_copy`): the next hub to open it starts
     a new key series (`OutboxDB._installation`). `taken_at`: when the backup was taken (ms;
     None: not known). False when `path` is no outbox database (nothing marked)."""
-    try:
-        con = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True)
-    except sqlite3.OperationalError:  # no such file
-        return False
-    try:
-        con.isolation_level = None
-        try:
-            found = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            tables = {r[0] for r in found}
-        except sqlite3.DatabaseError:  # no SQLite database
-            return False
-        if not {"outbox", "installation"} <= tables:
-            return False
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("CREATE TABLE IF NOT EXISTS restored_copy (taken_at INTEGER)")
-        con.execute("INSERT INTO restored_copy (taken_at) VALUES (?)", (taken_at,))
-        con.execute("COMMIT")
-        return True
-    finally:
-        con.close()
+    return mark_copy(path, taken_at, frozenset({"outbox", "installation"}))
 
 
 def _last_ids(state: StateDB) -> tuple[int, int]:
