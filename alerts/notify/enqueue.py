@@ -174,6 +174,8 @@ def sensor_kind_and_gateway(
     """`SensorFacts.kind_and_gateway`, asked of the registry."""
     if sensor.startswith("gateway:"):  # a gateway's offline alarm: its device is the gateway
         return "gateway", device
+    if sensor.startswith("hazard:"):  # a hidden-danger item's deadline: no sensor, no device
+        return "", ""
     info = registry.sensor_of(tenant, sensor, site, device)
     dev = registry.devices.get((tenant, site, device))
     return (
