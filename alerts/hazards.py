@@ -96,11 +96,15 @@ def _audit(
 
 
 def insert_item(
-    con: sqlite3.Connection, item: HazardItem, party: Party | Literal["hub"], comment: str = ""
+    con: sqlite3.Connection,
+    item: HazardItem,
+    party: Party | Literal["hub"],
+    comment: str = "",
+    changes: Mapping[str, object] | None = None,
 ) -> HazardItem:
-    """Record a reported item (its `id` given here) and its `report` audit line, in the
-    caller's transaction; `party` "hub": opened by an alarm -> hazard rule (the audit's actor
-    None)."""
+    """Record a reported item (its `id` given here) and its `report` audit line (with
+    `changes`: what the reporter proposed, a deadline), in the caller's transaction; `party`
+    "hub": opened by an alarm -> hazard rule (the audit's actor None)."""
     values = _stored(item)[1:]
     cur = con.execute(
         f"INSERT INTO hazards ({_COLS.partition(', ')[2]}) VALUES ({', '.join('?' * len(values))})",
@@ -108,7 +112,7 @@ def insert_item(
     )
     made = HazardItem(**{**{n: getattr(item, n) for n in _FIELDS}, "id": int(cur.lastrowid or 0)})
     actor = None if party == "hub" else item.reported_by
-    _audit(con, made, "report", None, actor, party, item.reported_at, comment, {})
+    _audit(con, made, "report", None, actor, party, item.reported_at, comment, changes or {})
     return made
 
 

@@ -4,13 +4,13 @@ a time in quotes or in seconds is 422), frozen."""
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from alerts.hazardflow import HazardItem, HazardPlan, overdue_since, review_overdue_since
 from alerts.hazards import HazardEvent
-from api.notes import Note, RequiredNote
+from api.notes import Note, RequiredNote, clean_note
 
 __all__ = [
     "HazardDetail",
@@ -29,6 +29,24 @@ Source = Literal["self_check", "inspection", "monitoring_alarm", "complaint"]
 Ms = Field(ge=1, le=_MAX_MS, strict=True)
 _Id = Field(min_length=1, max_length=200)
 _Text = Field(default="", max_length=2000)
+MAX_IDS = 100  # alarm_ids, sensor_ids: at most this many
+
+
+def _line(text: str) -> str:
+    """A one-line field (a category, a place, a name): as a note (format characters taken
+    out, stripped), and no control character at all, not even a tab or a new line."""
+    cleaned = clean_note(text)
+    if any(ch in "\t\n\r" for ch in cleaned):
+        raise ValueError("a one-line field holds no tab nor line break")
+    return cleaned
+
+
+Line = Annotated[str, Field(max_length=200), AfterValidator(_line)]  # a one-line text (`_line`)
+Place = Annotated[str, Field(max_length=500), AfterValidator(_line)]
+
+
+AlarmId = Annotated[int, Field(ge=1, le=_MAX_MS, strict=True)]
+SensorId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class _Strict(BaseModel):
@@ -51,18 +69,28 @@ class HazardIn(_Strict):
         description="self_check (an enterprise's default), inspection (the centre's default), "
         "monitoring_alarm (from_alarm's), complaint",
     )
-    category: str = Field(default="", max_length=200)
+    category: Line = ""
     grade: Grade = Field(default="general", description="the reporter's assessment")
     description: RequiredNote
-    location: str = Field(default="", max_length=500)
-    alarm_ids: list[int] = Field(default=[], max_length=100)
-    sensor_ids: list[str] = Field(default=[], max_length=100)
+    location: Place = ""
+    alarm_ids: list[AlarmId] = Field(default=[], max_length=MAX_IDS)
+    sensor_ids: list[SensorId] = Field(default=[], max_length=MAX_IDS)
     found_at: int | None = Field(
-        default=None, ge=1, le=_MAX_MS, strict=True, description="ms; the report's time if left out"
+        default=None,
+        ge=1,
+        le=_MAX_MS,
+        strict=True,
+        description="ms, at most 366 days back; from_alarm's start, or the report's time, if "
+        "left out",
     )
-    found_by: str = Field(default="", max_length=200, description="the key's name if left out")
+    found_by: Line = Field(default="", description="the key's name if left out")
     deadline: int | None = Field(
-        default=None, ge=1, le=_MAX_MS, strict=True, description="a proposed deadline, ms"
+        default=None,
+        ge=1,
+        le=_MAX_MS,
+        strict=True,
+        description="the reporter's proposed deadline, ms: kept in the report's audit line, not "
+        "binding (the centre's grade or deadline step sets the item's deadline)",
     )
     interim_measures: Note = ""
 
@@ -86,8 +114,8 @@ class StepIn(_Strict):
     comment: Note = ""
     grade: Grade | None = None
     deadline: int | None = Field(default=None, ge=1, le=_MAX_MS, strict=True)
-    category: str | None = Field(default=None, max_length=200)
-    responsible_person: str | None = Field(default=None, max_length=200)
+    category: Line | None = None
+    responsible_person: Line | None = None
     measures: Note | None = None
     funds_yuan: float | None = Field(default=None, ge=0, le=1e12)
     interim_measures: Note | None = None

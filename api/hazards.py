@@ -51,12 +51,13 @@ from api.hazardmodels import HazardDetail, HazardIn, HazardPublic, StepIn, detai
 from api.timerange import refuse_seconds
 from telemetry.clock import wall_ms
 
-__all__ = ["FUTURE_SKEW_MS", "MAX_DEADLINE_DAYS", "hazard_router"]
+__all__ = ["FUTURE_SKEW_MS", "MAX_DEADLINE_DAYS", "MAX_FOUND_AGO_DAYS", "hazard_router"]
 
 log = logging.getLogger(__name__)
 _MAX_MS = 2**63 - 1
 FUTURE_SKEW_MS = 60_000  # a finding's time may be this far ahead of the hub's clock
 MAX_DEADLINE_DAYS = 3660  # a deadline at most ten years ahead
+MAX_FOUND_AGO_DAYS = 366  # a finding reported at most this long after it was found
 HazardId = Annotated[int, Path(ge=1, le=_MAX_MS)]
 StepName = Annotated[str, Path(description="the step: " + ", ".join(ACTIONS))]
 
@@ -136,6 +137,16 @@ def _report(ctx: AppContext, caller: Principal, body: HazardIn, now: int) -> Haz
         if info is None or info.tenant != tenant:
             raise not_found(f"sensor {sensor!r} of tenant {tenant!r}")
     _check_deadline(body.deadline, now)
+    found_at = body.found_at
+    if found_at is None and body.from_alarm is not None:
+        row = ctx.statedb.get_alarm(body.from_alarm)
+        found_at = row.started_ts if row is not None and row.started_ts > 0 else None
+    if body.found_at is not None and body.found_at < now - MAX_FOUND_AGO_DAYS * DAY_MS:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"found_at={body.found_at} is more than {MAX_FOUND_AGO_DAYS} days before the hub's "
+            f"clock ({now} ms): check the time (ms since the epoch)",
+        )
     if body.found_at is not None and body.found_at > now + FUTURE_SKEW_MS:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -148,12 +159,14 @@ def _report(ctx: AppContext, caller: Principal, body: HazardIn, now: int) -> Haz
     )
     item = HazardItem(
         0, tenant, site, source, body.category, body.grade, body.description, location,
-        tuple(alarm_ids), tuple(sensors), body.found_at or now, body.found_by or caller.name,
-        caller.name, now, deadline=body.deadline, interim_measures=body.interim_measures,
-        updated_at=now,
+        tuple(alarm_ids), tuple(sensors), found_at or now, body.found_by or caller.name,
+        caller.name, now, interim_measures=body.interim_measures, updated_at=now,
     )  # fmt: skip
+    # (a proposed deadline is the reporter's, in the audit: the centre's grade or deadline
+    # step sets the binding one, which the overdue alarm runs on)
+    proposed = {} if body.deadline is None else {"proposed_deadline": body.deadline}
     with ctx.statedb.transaction() as con:
-        return insert_item(con, item, party)
+        return insert_item(con, item, party, changes=proposed)
 
 
 def _step(

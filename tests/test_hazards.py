@@ -357,6 +357,51 @@ async def test_an_item_opened_from_an_alarm_is_linked_and_filled(hub: Hub) -> No
     r = await hub.report({**body, "tenant": "acme-chem"}, "op")
     assert r.status_code == 422
     assert (await hub.report({**REPORT, "alarm_ids": [raised.alarm_id]}, "chem")).status_code == 404
+    # found when the alarm started, unless the body says when
+    row = hub.db.get_alarm(raised.alarm_id)
+    assert row is not None and made["found_at"] == row.started_ts != T0
+    assert ok(await hub.report({**body, "found_at": T0 - HOUR}), 201)["found_at"] == T0 - HOUR
+
+
+async def test_a_proposed_deadline_binds_nothing_until_the_centre_sets_one(hub: Hub) -> None:
+    proposed = T0 + 3650 * DAY_MS
+    made = ok(await hub.report({**REPORT, "deadline": T0 + DAY_MS}), 201)
+    hid = made["id"]
+    assert made["deadline"] is None
+    assert made["events"][0]["changes"] == {"proposed_deadline": T0 + DAY_MS}
+    # past the proposed date, an item still reported is not overdue and raises nothing
+    hub.now = T0 + 2 * DAY_MS
+    assert hazard_kinds(await hub.dispatcher().tick(hub.now)) == []
+    assert ok(await hub.get(f"hazards/{hid}"))["overdue"] is False
+    # graded without a deadline, the enterprise cannot start on a date of its own
+    other = ok(await hub.report({**REPORT, "deadline": proposed}), 201)["id"]
+    ok(await hub.step(other, "grade", "op", {"grade": "general"}))
+    ok(await hub.step(other, "plan", "coal", {"responsible_person": "张工", "measures": "加装"}))
+    r = await hub.step(other, "start", "coal")
+    assert r.status_code == 422 and "deadline" in r.json()["detail"]
+
+
+async def test_ids_text_and_found_at_out_of_bounds_are_422(hub: Hub) -> None:
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({**REPORT, "alarm_ids": [99999999999999999999]}, "alarm_ids"),
+        ({**REPORT, "alarm_ids": [0]}, "alarm_ids"),
+        ({**REPORT, "alarm_ids": list(range(1, 102))}, "alarm_ids"),
+        ({**REPORT, "sensor_ids": [""]}, "sensor_ids"),
+        ({**REPORT, "category": "通风\x00"}, "control"),
+        ({**REPORT, "found_by": "李四\x1b[2J"}, "control"),
+        ({**REPORT, "location": "巷道\x07"}, "control"),
+        ({**REPORT, "location": "巷道\n二号"}, "line break"),
+        ({**REPORT, "found_at": 1}, "366 days"),
+        ({**REPORT, "found_at": T0 - 367 * DAY_MS}, "366 days"),
+    ]
+    for body, says in bad:
+        r = await hub.report(body)
+        assert r.status_code == 422, (body, r.text)
+        assert says in r.text, (body, r.text)
+    made = ok(await hub.report({**REPORT, "category": "\u202e通风", "found_at": T0 - DAY_MS}), 201)
+    assert (made["category"], made["found_at"]) == ("通风", T0 - DAY_MS)  # (U+202E taken out)
+    r = await hub.step(made["id"], "plan", "coal", {"responsible_person": "张\x00工"})
+    assert r.status_code == 422 and "control" in r.text
 
 
 def hazard_kinds(events: Sequence[AlarmEvent]) -> list[tuple[str, str, str, str, str]]:
