@@ -8,6 +8,9 @@ steps are a table (`STEPS`), not nested ifs. `alerts.hazards` keeps the items an
     reported -> graded -> rectifying -> review_requested -> accepted -> closed (销号)
                                 ^                |
                                 +-- rejected <---+
+
+The centre may re-grade until the acceptance: an item made major after its start without its
+complete plan goes back to `graded`.
 """
 
 from __future__ import annotations
@@ -160,10 +163,13 @@ _BOTH: frozenset[Party] = frozenset({ENTERPRISE, CENTRE})
 _E: frozenset[Party] = frozenset({ENTERPRISE})
 _C: frozenset[Party] = frozenset({CENTRE})
 _OPEN = frozenset(STATUSES) - {"closed"}
+# the centre grades, and re-grades until its acceptance
+_REGRADE = frozenset({"reported", "graded", "rectifying", "rejected", "review_requested"})
+# the statuses from the rectification's start on, where what it needs stays given (`_ready`)
+_STARTED = frozenset({"rectifying", "rejected", "review_requested"})
 STEPS: dict[str, Step] = {
-    "grade": Step(
-        _C, frozenset({"reported", "graded"}), "graded", False,
-        frozenset({"grade", "deadline", "category"}),
+    "grade": Step(  # (to: `_graded`)
+        _C, _REGRADE, None, False, frozenset({"grade", "deadline", "category"}),
     ),
     "plan": Step(
         _E, frozenset({"reported", "graded", "rectifying", "rejected"}), None, False, _PLAN_FIELDS
@@ -221,15 +227,39 @@ def advance(
         raise HazardIncompleteError("'deadline' needs the deadline (ms since the epoch)")
     if action == "plan" and not changes:
         raise HazardIncompleteError(f"'plan' sets at least one of {', '.join(sorted(step.sets))}")
-    if action == "grade" and changes.get("grade") not in GRADES:
-        raise HazardIncompleteError(f"'grade' needs the grade: {' or '.join(GRADES)}")
-    if action == "start":
-        _ready(after)
+    if action == "grade":
+        after = _graded(item, after, changes, comment)
+    if action == "start" or (action == "plan" and item.status in _STARTED):
+        _ready(after)  # (a plan step after the start cannot empty what the start needed)
     if action == "request-review":
         after = replace(after, requested_at=now, review_due=now + REVIEW_DAYS * DAY_MS)
     if action == "close":
         after = replace(after, closed_at=now, closed_by=actor)
     return after if step.to is None else replace(after, status=step.to)
+
+
+def _graded(
+    item: HazardItem, after: HazardItem, changes: Mapping[str, object], comment: str
+) -> HazardItem:
+    """The item after the centre's grade step: `graded` from `reported`; a re-grade after
+    the start keeps the status, but an item made major without its complete plan goes back
+    to `graded` (the enterprise gives the plan and starts again, 16号令 Art. 15). Moving a
+    deadline already set needs a comment, as the deadline step does."""
+    if changes.get("grade") not in GRADES:
+        raise HazardIncompleteError(f"'grade' needs the grade: {' or '.join(GRADES)}")
+    moved = "deadline" in changes and item.deadline not in (None, changes["deadline"])
+    if moved and not comment.strip():
+        raise HazardIncompleteError(
+            "'grade' moving the deadline needs a comment saying why (须填写说明)"
+        )
+    if item.status in ("reported", "graded"):
+        return replace(after, status="graded")
+    if after.grade == "major" and item.grade != "major":
+        try:
+            _ready(after)
+        except HazardIncompleteError:
+            return replace(after, status="graded")
+    return after
 
 
 def _ready(item: HazardItem) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from alerts.hazardflow import HazardItem, HazardPlan, overdue_since, review_overdue_since
 from alerts.hazards import HazardEvent
@@ -104,6 +104,12 @@ class HazardPlanIn(_Strict):
     responsible: Note = Field(default="", description="(4) 负责治理的机构和人员")
     schedule: Note = Field(default="", description="(5) 治理的时限和要求")
     safety_emergency: Note = Field(default="", description="(6) 安全措施和应急预案")
+
+    @model_validator(mode="after")
+    def _some(self) -> HazardPlanIn:
+        if not self.model_fields_set:
+            raise ValueError("a plan gives at least one of its six elements")
+        return self
 
 
 class StepIn(_Strict):

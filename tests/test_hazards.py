@@ -74,10 +74,53 @@ STEPS: list[tuple[HazardItem, str, str, dict[str, Any], str, str | type[Exceptio
     (item(), "grade", C, {"grade": "major"}, "", "graded"),
     (item(), "grade", E, {"grade": "major"}, "", FORBIDDEN),
     (item(), "grade", C, {}, "", INCOMPLETE),  # the grade is the step's
-    (item("rectifying"), "grade", C, {"grade": "general"}, "", CONFLICT),
+    (item("accepted"), "grade", C, {"grade": "general"}, "", CONFLICT),
+    # the centre re-grades until the acceptance; made major without its plan: back to graded
+    (item("rectifying", "major", **READY), "grade", C, {"grade": "general"}, "", "rectifying"),
+    (item("review_requested"), "grade", C, {"grade": "general"}, "", "review_requested"),
+    (item("rectifying", **READY), "grade", C, {"grade": "major"}, "", "graded"),
+    (item("rejected", **READY), "grade", C, {"grade": "major"}, "", "graded"),
+    (
+        item("rectifying", plan=HazardPlan(**PLAN), production_stop="none", **READY),
+        "grade",
+        C,
+        {"grade": "major"},
+        "",
+        "rectifying",
+    ),
+    # moving a deadline already set needs the reason the deadline step needs; setting it not
+    (
+        item("graded", **READY),
+        "grade",
+        C,
+        {"grade": "major", "deadline": T0 + DAY_MS},
+        "",
+        INCOMPLETE,
+    ),
+    (
+        item("graded", **READY),
+        "grade",
+        C,
+        {"grade": "major", "deadline": T0 + DAY_MS},
+        "延期",
+        "graded",
+    ),
+    (item("graded"), "grade", C, {"grade": "major", "deadline": T0 + DAY_MS}, "", "graded"),
     (item(), "grade", C, {"grade": "major", "measures": "x"}, "", INCOMPLETE),  # not its field
     (item(), "plan", E, {"measures": "加装备用风机"}, "", "reported"),
-    (item("rectifying"), "plan", E, {"funds_yuan": 1.0}, "", "rectifying"),
+    (item("rectifying", **READY), "plan", E, {"funds_yuan": 1.0}, "", "rectifying"),
+    # from the start on, a plan step cannot empty what the start needed
+    (item("rectifying", **READY), "plan", E, {"measures": " "}, "", INCOMPLETE),
+    (item("rejected", **READY), "plan", E, {"responsible_person": ""}, "", INCOMPLETE),
+    (
+        item("rectifying", "major", plan=HazardPlan(**PLAN), production_stop="none", **READY),
+        "plan",
+        E,
+        {"plan": HazardPlan(**{**PLAN, "schedule": ""})},
+        "",
+        INCOMPLETE,
+    ),
+    (item("graded", **READY), "plan", E, {"measures": ""}, "", "graded"),  # (not started)
     (item(), "plan", E, {}, "nothing", INCOMPLETE),
     (item("review_requested"), "plan", E, {"measures": "x"}, "", CONFLICT),
     (item(), "plan", C, {"measures": "x"}, "", FORBIDDEN),
@@ -332,6 +375,8 @@ async def test_another_enterprise_sees_404_and_bad_bodies_are_422(hub: Hub) -> N
     r = await hub.step(hid, "grade", "op", {"grade": "major", "measures": "x"})
     assert r.status_code == 422 and "does not set measures" in r.text
     assert (await hub.step(hid, "plan", "coal", {"plan": {"budget": 1}})).status_code == 422
+    r = await hub.step(hid, "plan", "coal", {"plan": {}})
+    assert r.status_code == 422 and "at least one of its six elements" in r.text
     assert (await hub.step(hid, "fly", "op", {})).status_code == 404
     assert (await hub.get("hazards", status="open")).status_code == 422
     assert (await hub.get("hazards", site="no-such")).status_code == 404
