@@ -2,7 +2,10 @@
 kinds active longer than its `after_h` hours opens a `reported` item (source monitoring_alarm)
 linked to it, with its tenant, site, sensor and the sensor's location; once per alarm (the table
 `hazard_alarm_opened`, so a restart opens nothing twice). A device's comm-loss alarm opens one
-item for the device: its sensors' own no-data alarms open none while it is active."""
+item for the device: its sensors' own no-data alarms open none while it is active. An alarm
+opens one item: the first rule of the list matching it (in a pass; a rule of a shorter
+`after_h` matches it first), never one an item already links (`from_alarm`). A pass opens at
+most `MAX_OPENED_PER_PASS` items, the rest the next passes."""
 
 from __future__ import annotations
 
@@ -16,10 +19,11 @@ from alerts.kinds import ALARM_KIND_SIDES, NO_DATA, kind_name
 from telemetry.hazardconfig import HazardFromAlarm
 from telemetry.registry import Registry
 
-__all__ = ["open_from_alarms"]
+__all__ = ["MAX_OPENED_PER_PASS", "open_from_alarms"]
 
 log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
+MAX_OPENED_PER_PASS = 50  # items one pass opens at most; the rest the next passes (a minute)
 
 
 def _matching(
@@ -34,7 +38,10 @@ def _matching(
     sql = (
         "SELECT id, tenant, site, device, sensor, rule, side, started_ts FROM alarms "
         f"WHERE state = 'active' AND side IN ({','.join('?' * len(sides))}) "
-        "AND started_ts <= ? AND id NOT IN (SELECT alarm_id FROM hazard_alarm_opened)"
+        "AND started_ts <= ? AND id NOT IN (SELECT alarm_id FROM hazard_alarm_opened) "
+        # (an alarm an item links already, one opened by hand with from_alarm: not again)
+        "AND NOT EXISTS (SELECT 1 FROM hazards h, json_each(h.alarm_ids) j "
+        "WHERE j.value = alarms.id)"
     )
     if rule.tenants:
         sql += f" AND tenant IN ({','.join('?' * len(rule.tenants))})"
@@ -61,6 +68,7 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
             (DEVICE_RULE, NO_DATA),
         ).fetchall()
     }
+    left = 0
     for rule in rules:
         for alarm_id, tenant, site, device, sensor, alarm_rule, side, started in _matching(
             con, rule, now
@@ -68,6 +76,9 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
             own = alarm_rule != DEVICE_RULE and side == NO_DATA
             if own and (tenant, site, device) in devices_down:
                 continue  # (the device's own alarm opens its item)
+            if len(opened) >= MAX_OPENED_PER_PASS:
+                left += 1
+                continue
             info = registry.sensor_of(tenant, sensor, site, device)
             location = info.location if info is not None else ""
             kind = kind_name(side)
@@ -88,4 +99,9 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
             )
             log.info("hazard %d opened from alarm %d (%s of %s)", made.id, alarm_id, kind, sensor)
             opened.append(made)
+    if left:
+        log.warning(
+            "alarm -> hazard rules: %d items opened this pass (the most), %d more next pass",
+            len(opened), left,
+        )  # fmt: skip
     return opened

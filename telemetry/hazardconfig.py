@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from telemetry.alarmkinds import AlarmKind
 from telemetry.configbase import Frozen, Ident
@@ -30,6 +30,17 @@ class HazardFromAlarm(Frozen):
     grade: Literal["general", "major"] = Field(
         default="general", description="the item's grade as reported (the centre grades it)"
     )
+
+    @field_validator("kinds")
+    @classmethod
+    def _not_hazards(cls, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        own = [k for k in kinds if k.startswith("hazard_")]
+        if own:
+            raise ValueError(
+                f"{', '.join(own)}: a hidden-danger item's own deadline alarms open no item "
+                "(they would open items from items)"
+            )
+        return kinds
 
 
 class HazardSettings(Frozen):

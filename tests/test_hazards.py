@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from test_api_alarms import KEYS, auth
 from test_lock_tests import CONFIG, batch, registry
 
+from alerts import hazardrules
 from alerts.alarms import AlarmEvent
 from alerts.hazardflow import (
     CENTRE,
@@ -629,7 +631,39 @@ async def test_a_sensor_in_fault_too_long_opens_one_item_linked_to_its_alarm(
         db.close()
 
 
+async def test_a_rule_opens_nothing_for_an_alarm_linked_by_hand_and_at_most_a_cap_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg = ruled_registry()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        for sensor in ("ch4-t1", "ch4-t0"):
+            info = reg.sensor(sensor)
+            assert info is not None
+            await d.judge(batch(info.index, T0, math.nan, 0, quality=1), [], T0 + 100)
+        first, second = sorted(db.active_alarms(), key=lambda r: r.id)
+        with db.transaction() as con:  # (as `from_alarm` links it)
+            from alerts.hazards import insert_item
+
+            insert_item(con, replace(item(), alarm_ids=(first.id,)), ENTERPRISE)
+        monkeypatch.setattr(hazardrules, "MAX_OPENED_PER_PASS", 0)
+        await d.tick(T0 + 3 * HOUR)
+        assert len(list_items(db, HazardFilter(None), 10)) == 1  # the cap: none this pass
+        monkeypatch.setattr(hazardrules, "MAX_OPENED_PER_PASS", 50)
+        await d.tick(T0 + 3 * HOUR + 60_000)
+        got = list_items(db, HazardFilter(None), 10)
+        assert [i.alarm_ids for i in got] == [(second.id,), (first.id,)]  # the next pass
+    finally:
+        await store.close()
+        db.close()
+
+
 def test_a_rule_naming_an_unknown_tenant_or_kind_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"hazard_overdue: a hidden-danger item's own"):
+        ruled_registry(RULES.replace("[fault]", "[fault, hazard_overdue]"))
     with pytest.raises(ConfigError, match=r"hazards\.from_alarms\.0\.tenants: unknown tenant"):
         ruled_registry(RULES.replace("north-coal", "south-coal"))
     with pytest.raises(ConfigError, match=r"hazards\.from_alarms\.0\.kinds"):
