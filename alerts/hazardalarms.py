@@ -99,7 +99,7 @@ class HazardAlarms(AlarmRows):
             ).fetchall()
             ids = [int(str(r[0]).partition(":")[2]) for r in active]
             open_from_alarms(con, self._registry, now)  # (the configured alarm -> hazard rules)
-            items = open_items(con, ids)
+            items = open_items(con, now, ids)
             if not items:
                 return []
             work = AlarmBatch.over(self._db, con, {hazard_point(i.id) for i in items}, now)

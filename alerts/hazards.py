@@ -211,9 +211,17 @@ def list_items(db: StateDB, where: HazardFilter, limit: int) -> list[HazardItem]
     return [_item(r) for r in rows]
 
 
-def open_items(con: sqlite3.Connection, ids: Sequence[int] = ()) -> list[HazardItem]:
-    """The items not closed, and those of `ids` whatever their status (an alarm still open)."""
-    rows = con.execute(f"SELECT {_COLS} FROM hazards WHERE status != 'closed'").fetchall()
+def open_items(con: sqlite3.Connection, now: int, ids: Sequence[int] = ()) -> list[HazardItem]:
+    """The items whose deadline alarms may change at `now`: not closed and past their
+    rectification deadline or their review's, and those of `ids` whatever their status (an
+    alarm still active). An item before its deadlines is not read (the minute's tick stays
+    short as items grow): its alarms change only by a step, judged at once."""
+    rows = con.execute(
+        f"SELECT {_COLS} FROM hazards WHERE status != 'closed' AND ("
+        "(deadline IS NOT NULL AND deadline <= ?) "
+        "OR (status = 'review_requested' AND review_due IS NOT NULL AND review_due <= ?))",
+        (now, now),
+    ).fetchall()
     found = [_item(r) for r in rows]
     seen = {i.id for i in found}
     for hazard_id in ids:

@@ -582,6 +582,30 @@ def test_the_audit_is_append_only(tmp_path: Path) -> None:
     raw.close()
 
 
+def test_the_tick_reads_only_the_items_past_a_deadline_or_with_an_alarm(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    now = T0 + 5 * DAY_MS
+    try:
+        with db.transaction() as con:
+            from alerts.hazards import insert_item, open_items
+
+            made = [
+                insert_item(con, it, ENTERPRISE).id
+                for it in (
+                    item(),  # no deadline
+                    item("rectifying", deadline=T0 + 9 * DAY_MS),  # before it
+                    item("rectifying", deadline=T0 + DAY_MS),  # past it
+                    item("review_requested", deadline=T0 + 9 * DAY_MS, review_due=T0 + DAY_MS),
+                    item("closed", deadline=T0 + DAY_MS),
+                    item(),  # (its alarm active: given by id)
+                )
+            ]
+            got = [i.id for i in open_items(con, now, [made[5]])]
+        assert got == [made[2], made[3], made[5]]
+    finally:
+        db.close()
+
+
 # the alarm -> hazard rules ----------------------------------------------------------------------
 RULES = """
 hazards:
