@@ -2,10 +2,11 @@
 kinds active longer than its `after_h` hours opens a `reported` item (source monitoring_alarm)
 linked to it, with its tenant, site, sensor and the sensor's location; once per alarm (the table
 `hazard_alarm_opened`, so a restart opens nothing twice). A device's comm-loss alarm opens one
-item for the device: its sensors' own no-data alarms open none while it is active. An alarm
-opens one item: the first rule of the list matching it (in a pass; a rule of a shorter
-`after_h` matches it first), never one an item already links (`from_alarm`). A pass opens at
-most `MAX_OPENED_PER_PASS` items, the rest the next passes."""
+item for the device: its sensors' own no-data alarms open none while it is active; a gateway's
+offline alarm one for the outage: its devices' and sensors' no-data alarms none while it is
+active. An alarm opens one item: the first rule of the list matching it (in a pass; a rule of
+a shorter `after_h` matches it first), never one an item already links (`from_alarm`). A pass
+opens at most `MAX_OPENED_PER_PASS` items, the rest the next passes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import logging
 import sqlite3
 
 from alerts.alarmevent import DEVICE_RULE
+from alerts.gateways import GATEWAY_RULE
 from alerts.hazardflow import HazardItem
 from alerts.hazards import insert_item
 from alerts.kinds import ALARM_KIND_SIDES, NO_DATA, kind_name
@@ -68,6 +70,14 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
             (DEVICE_RULE, NO_DATA),
         ).fetchall()
     }
+    gateways_down = {
+        (str(t), str(s), str(g))
+        for t, s, g in con.execute(
+            "SELECT tenant, site, device FROM alarms WHERE state = 'active' AND rule = ? "
+            "AND side = ?",
+            (GATEWAY_RULE, NO_DATA),
+        ).fetchall()
+    }
     left = 0
     for rule in rules:
         for alarm_id, tenant, site, device, sensor, alarm_rule, side, started in _matching(
@@ -76,6 +86,10 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
             own = alarm_rule != DEVICE_RULE and side == NO_DATA
             if own and (tenant, site, device) in devices_down:
                 continue  # (the device's own alarm opens its item)
+            dev = registry.devices.get((tenant, site, device))
+            behind = dev is not None and (tenant, site, dev.spec.gateway) in gateways_down
+            if side == NO_DATA and alarm_rule != GATEWAY_RULE and behind:
+                continue  # (its gateway's offline alarm opens the outage's one item)
             if len(opened) >= MAX_OPENED_PER_PASS:
                 left += 1
                 continue

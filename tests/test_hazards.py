@@ -20,6 +20,7 @@ from test_lock_tests import CONFIG, batch, registry
 
 from alerts import hazardrules
 from alerts.alarms import AlarmEvent
+from alerts.gateways import GatewayChange
 from alerts.hazardflow import (
     CENTRE,
     DAY_MS,
@@ -680,6 +681,37 @@ async def test_a_rule_opens_nothing_for_an_alarm_linked_by_hand_and_at_most_a_ca
         await d.tick(T0 + 3 * HOUR + 60_000)
         got = list_items(db, HazardFilter(None), 10)
         assert [i.alarm_ids for i in got] == [(second.id,), (first.id,)]  # the next pass
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_gateway_offline_too_long_opens_one_item_not_one_per_device(
+    tmp_path: Path,
+) -> None:
+    silent = CONFIG.format(t1_plan="").replace("kind: methane,", "kind: methane, no_data_s: 60,")
+    silent = silent.replace("kind: power_feed", "kind: power_feed, no_data_s: 60")
+    config = parse_document(silent + RULES.replace("[fault]", "[no_data]"), HubConfig, "h.yaml")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    reg = build_registry(config, profiles, packs, "h.yaml")
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        for sensor in ("ch4-t1", "ch4-t2", "ch4-t0", "feed"):
+            info = reg.sensor(sensor)
+            assert info is not None
+            await d.judge(batch(info.index, T0, 0.1, 0, quality=0), [], T0 + 100)
+        (dev,) = reg.devices.values()
+        change = GatewayChange("north-coal", "face-1301", dev.spec.gateway, True, T0 + 60_000)
+        d.book.apply_gateways([change], T0 + 60_000)
+        for minute in range(1, 200, 5):
+            await d.tick(T0 + minute * 60_000)
+        rules = {r.rule for r in db.active_alarms()}
+        assert {"gateway", "comm_loss"} <= rules  # the gateway's and the device's alarms
+        (made,) = list_items(db, HazardFilter(None), 10)
+        assert made.sensor_ids == (f"gateway:north-coal/face-1301/{dev.spec.gateway}",)
     finally:
         await store.close()
         db.close()
