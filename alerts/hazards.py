@@ -216,14 +216,23 @@ def open_items(con: sqlite3.Connection, now: int, ids: Sequence[int] = ()) -> li
     rectification deadline or their review's, and those of `ids` whatever their status (an
     alarm still active). An item before its deadlines is not read (the minute's tick stays
     short as items grow): its alarms change only by a step, judged at once."""
+    # two seeks (the partial index on the deadline; the one on the status), not a scan of
+    # every open item as one query with OR made of it
     rows = con.execute(
-        f"SELECT {_COLS} FROM hazards WHERE status != 'closed' AND ("
-        "(deadline IS NOT NULL AND deadline <= ?) "
-        "OR (status = 'review_requested' AND review_due IS NOT NULL AND review_due <= ?))",
-        (now, now),
+        f"SELECT {_COLS} FROM hazards WHERE status != 'closed' AND deadline <= ?", (now,)
     ).fetchall()
-    found = [_item(r) for r in rows]
-    seen = {i.id for i in found}
+    rows += con.execute(
+        f"SELECT {_COLS} FROM hazards WHERE status != 'closed' AND status = 'review_requested' "
+        "AND review_due <= ?",
+        (now,),
+    ).fetchall()
+    found: list[HazardItem] = []
+    seen: set[int] = set()
+    for row in rows:
+        due = _item(row)
+        if due.id not in seen:
+            seen.add(due.id)
+            found.append(due)
     for hazard_id in ids:
         if hazard_id not in seen:
             item = get_item(con, hazard_id)

@@ -236,6 +236,7 @@ CREATE TABLE IF NOT EXISTS hazards (
 );
 CREATE INDEX IF NOT EXISTS hazards_tenant ON hazards (tenant, id);
 CREATE INDEX IF NOT EXISTS hazards_open ON hazards (status) WHERE status != 'closed';
+CREATE INDEX IF NOT EXISTS hazards_due ON hazards (deadline) WHERE status != 'closed';
 CREATE TABLE IF NOT EXISTS hazard_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     hazard_id INTEGER NOT NULL REFERENCES hazards (id),
