@@ -1,11 +1,8 @@
-"""Hand accepted batches to the store and the alert core, in that order.
-
-Readings are stored first, then judged; the core's state advances only after the alarms of the
-batch are committed, so a failed hand-over can be retried whole without judging anything twice.
-The saving of the analytics state, which the dispatcher extends, is in `ingest.state_saving`; the
-recording of alarms in worker threads in `ingest.recording`; the tick and the gateways' reports in
-`ingest.ticking`.
-"""
+"""Hand accepted batches to the store and the alert core, in that order: readings stored, then
+judged; the core's state advances only after the batch's alarms are committed, so a failed
+hand-over is retried whole without judging anything twice. The saving of the analytics state is
+in `ingest.state_saving`, the recording of alarms in threads in `ingest.recording`, the tick and
+the gateways' reports in `ingest.ticking`."""
 
 from __future__ import annotations
 
@@ -96,8 +93,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.table: RuleTable = _compile(registry)
         self.book = AlarmBook(statedb, registry, self.table, registry.config.notify.disposal)
         self.watch = HubWatch(statedb)  # when the hub watched (data availability)
-        # the state database failing: said at once, then once a minute (`ingest.statedbfault`),
-        # shared with the hub's ingest, which tells `/readyz`
+        # the state database failing, said (`ingest.statedbfault`), shared with `/readyz`
         self.state_db_fault = StateDbFault()
         # platform-side driving-safety analytics (overspeed by zone and time, fatigue, night
         # ban, corridors, forbidden areas, offline, drift) over the positions
@@ -150,11 +146,10 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         # (the batch, its positions, its events so far), held so that a retry (the very same
         # objects) does not judge the readings again; ids could be reused by another batch
         self._judged: tuple[ReadingBatch | None, object, list[AlarmEvent]] | None = None
-        # The core judges in place (a copy of the whole state per batch cost more than the
-        # judging on small batches over many sensors). Transitions judged whose alarms the alarm
-        # book has not recorded yet (it raised AlarmStoreError) wait here, oldest first, and are
-        # recorded before anything else is judged; the events recorded wait in `_carried` for
-        # the next caller to hand on.
+        # The core judges in place (a copy of the state per batch cost more than judging small
+        # batches). Transitions whose alarms the book has not recorded yet (AlarmStoreError)
+        # wait here, oldest first, recorded before anything else is judged; the events recorded
+        # wait in `_carried` for the next caller to hand on.
         self._unkept: list[tuple[Transitions, int]] = []
         # protective actions confirmed by a batch judged, to journal after its transitions
         self._confirming: list[tuple[list[Confirmation], int]] = []
