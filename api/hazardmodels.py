@@ -13,6 +13,7 @@ from alerts.hazards import HazardEvent
 from api.notes import Note, RequiredNote, clean_note
 
 __all__ = [
+    "MAX_MS",
     "HazardDetail",
     "HazardEventPublic",
     "HazardIn",
@@ -23,10 +24,10 @@ __all__ = [
     "public",
 ]
 
-_MAX_MS = 2**63 - 1
+MAX_MS = 2**63 - 1  # the database's integers: ids and times
 Grade = Literal["general", "major"]
 Source = Literal["self_check", "inspection", "monitoring_alarm", "complaint"]
-Ms = Field(ge=1, le=_MAX_MS, strict=True)
+Ms = Field(ge=1, le=MAX_MS, strict=True)
 _Id = Field(min_length=1, max_length=200)
 _Text = Field(default="", max_length=2000)
 MAX_IDS = 100  # alarm_ids, sensor_ids: at most this many
@@ -45,7 +46,7 @@ Line = Annotated[str, Field(max_length=200), AfterValidator(_line)]  # a one-lin
 Place = Annotated[str, Field(max_length=500), AfterValidator(_line)]
 
 
-AlarmId = Annotated[int, Field(ge=1, le=_MAX_MS, strict=True)]
+AlarmId = Annotated[int, Field(ge=1, le=MAX_MS, strict=True)]
 SensorId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -58,7 +59,7 @@ class HazardIn(_Strict):
     inspection); `from_alarm` opens it from an alarm of the tenant (links it and fills site,
     sensor and location; source `monitoring_alarm`)."""
 
-    from_alarm: int | None = Field(default=None, ge=1, le=_MAX_MS, strict=True)
+    from_alarm: int | None = Field(default=None, ge=1, le=MAX_MS, strict=True)
     tenant: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="the enterprise; may be left out by a key of one tenant, or with from_alarm",
@@ -78,7 +79,7 @@ class HazardIn(_Strict):
     found_at: int | None = Field(
         default=None,
         ge=1,
-        le=_MAX_MS,
+        le=MAX_MS,
         strict=True,
         description="ms, at most 366 days back; from_alarm's start, or the report's time, if "
         "left out",
@@ -87,7 +88,7 @@ class HazardIn(_Strict):
     deadline: int | None = Field(
         default=None,
         ge=1,
-        le=_MAX_MS,
+        le=MAX_MS,
         strict=True,
         description="the reporter's proposed deadline, ms: kept in the report's audit line, not "
         "binding (the centre's grade or deadline step sets the item's deadline)",
@@ -119,7 +120,7 @@ class StepIn(_Strict):
 
     comment: Note = ""
     grade: Grade | None = None
-    deadline: int | None = Field(default=None, ge=1, le=_MAX_MS, strict=True)
+    deadline: int | None = Field(default=None, ge=1, le=MAX_MS, strict=True)
     category: Line | None = None
     responsible_person: Line | None = None
     measures: Note | None = None
