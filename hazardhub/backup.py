@@ -29,12 +29,12 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from alerts.notify.outboxdb import mark_restored, outbox_path
 from alerts.restoredcopy import mark_state_restored
+from telemetry.clock import wall_ms
 
 __all__ = ["Copied", "back_up", "mark_folder_restored"]
 
@@ -119,7 +119,7 @@ def back_up(src: Path, to: Path) -> list[Copied]:
     for rel in _sources(src):
         source, target = src / rel, to / rel
         if rel.suffix == ".db":
-            taken_at = int(time.time() * 1000)
+            taken_at = wall_ms()
             _copy_database(source, target)
             if rel.name.endswith("-outbox.db"):
                 mark_restored(target, taken_at)  # (no outbox database: not marked)
