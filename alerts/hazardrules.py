@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 
 from alerts.alarmevent import DEVICE_RULE
 from alerts.gateways import GATEWAY_RULE
@@ -29,10 +30,11 @@ MAX_OPENED_PER_PASS = 50  # items one pass opens at most; the rest the next pass
 
 
 def _matching(
-    con: sqlite3.Connection, rule: HazardFromAlarm, now: int
+    con: sqlite3.Connection, rule: HazardFromAlarm, now: int, linked: Callable[[], set[int]]
 ) -> list[tuple[int, str, str, str, str, str, int, int]]:
     """The active alarms the rule opens an item from now: (id, tenant, site, device, sensor,
-    rule, side, started_ts), oldest first."""
+    rule, side, started_ts), oldest first. `linked`: the alarms items link already (one opened
+    by hand with from_alarm: not again), asked only when an alarm is due."""
     sides = [ALARM_KIND_SIDES[k] for k in rule.kinds if k in ALARM_KIND_SIDES]
     if not sides:
         return []
@@ -40,19 +42,36 @@ def _matching(
     sql = (
         "SELECT id, tenant, site, device, sensor, rule, side, started_ts FROM alarms "
         f"WHERE state = 'active' AND side IN ({','.join('?' * len(sides))}) "
-        "AND started_ts <= ? AND id NOT IN (SELECT alarm_id FROM hazard_alarm_opened) "
-        # (an alarm an item links already, one opened by hand with from_alarm: not again)
-        "AND NOT EXISTS (SELECT 1 FROM hazards h, json_each(h.alarm_ids) j "
-        "WHERE j.value = alarms.id)"
+        "AND started_ts <= ? AND id NOT IN (SELECT alarm_id FROM hazard_alarm_opened)"
     )
     if rule.tenants:
         sql += f" AND tenant IN ({','.join('?' * len(rule.tenants))})"
         params += list(rule.tenants)
     rows = con.execute(sql + " ORDER BY id", params).fetchall()
+    if not rows:
+        return []
+    skip = linked()
     return [
         (int(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]), int(r[6]), int(r[7]))
         for r in rows
+        if int(r[0]) not in skip
     ]
+
+
+def _linked_once(con: sqlite3.Connection) -> Callable[[], set[int]]:
+    """The ids of the alarms any item links, read at the first ask of a pass (one scan of the
+    items' links, not one per alarm due), then kept for the pass."""
+    found: list[set[int]] = []
+
+    def linked() -> set[int]:
+        if not found:
+            rows = con.execute(
+                "SELECT DISTINCT j.value FROM hazards h, json_each(h.alarm_ids) j"
+            ).fetchall()
+            found.append({int(r[0]) for r in rows})
+        return found[0]
+
+    return linked
 
 
 def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> list[HazardItem]:
@@ -79,9 +98,10 @@ def open_from_alarms(con: sqlite3.Connection, registry: Registry, now: int) -> l
         ).fetchall()
     }
     left = 0
+    linked = _linked_once(con)
     for rule in rules:
         for alarm_id, tenant, site, device, sensor, alarm_rule, side, started in _matching(
-            con, rule, now
+            con, rule, now, linked
         ):
             own = alarm_rule != DEVICE_RULE and side == NO_DATA
             if own and (tenant, site, device) in devices_down:
