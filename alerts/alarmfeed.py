@@ -18,17 +18,20 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerts.alarmevent import AlarmEvent
 from alerts.errors import AlarmStoreError
 from alerts.table import TIER_RANK, kind_name
 
-__all__ = ["AlarmFeed", "FedEvent", "Replay", "peak_of"]
+if TYPE_CHECKING:
+    from telemetry.registry import Registry
+
+__all__ = ["AlarmFeed", "FedEvent", "Replay", "alarm_body", "peak_of", "peak_tiers"]
 
 _AFTER = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
@@ -41,6 +44,13 @@ _AFTER = (
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id WHERE e.id > ? "
 )
 _LAST = "SELECT COALESCE(MAX(id), 0) FROM alarm_events"
+# the tiers each of some events' alarms had up to that event (its own included)
+_PEAKS = (
+    "SELECT e.id, group_concat(DISTINCT x.tier) FROM alarm_events e "
+    "JOIN alarm_events x ON x.alarm_id = e.alarm_id AND x.id <= e.id "
+    "WHERE e.id IN ({}) GROUP BY e.id"
+)
+_PEAKS_AT_ONCE = 500  # event ids a query (SQLite's bound on parameters is far above)
 
 
 def peak_of(tiers: str) -> str:
@@ -48,6 +58,36 @@ def peak_of(tiers: str) -> str:
     return max(
         (t for t in tiers.split(",") if t), key=lambda t: TIER_RANK.get(t, 0), default="none"
     )
+
+
+def alarm_body(ev: AlarmEvent, registry: Registry | None, peak_tier: str) -> dict[str, object]:
+    """An alarm event as the alarm topic and the live stream carry it: its names
+    (`AlarmEvent.to_json`) and the highest tier its alarm had reached (`peak_tier`)."""
+    body = ev.to_json(registry)
+    body["peak_tier"] = peak_tier
+    return body
+
+
+def peak_tiers(
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]], events: Sequence[AlarmEvent]
+) -> dict[int, str]:
+    """The highest tier each event's alarm had reached by then, by event id, as the live stream
+    tells it (`FedEvent.peak_tier`), read with `query` (`StateDB.query`): for the alarm topic,
+    whose subscribers filter a red alarm's clear (tier none) by it too. A `raised` event is its
+    alarm's first (its own tier); an event not in the journal (id 0) is left out. Raises
+    `AlarmStoreError` as `query` does."""
+    peaks: dict[int, str] = {}
+    ids: list[int] = []
+    for ev in events:
+        if ev.event_id and ev.kind == "raised":
+            peaks[ev.event_id] = ev.tier
+        elif ev.event_id:
+            ids.append(ev.event_id)
+    for at in range(0, len(ids), _PEAKS_AT_ONCE):
+        chunk = ids[at : at + _PEAKS_AT_ONCE]
+        for event_id, tiers in query(_PEAKS.format(",".join("?" * len(chunk))), chunk):
+            peaks[int(event_id)] = peak_of(str(tiers or ""))
+    return peaks
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from alerts.alarmfeed import AlarmFeed
+from alerts.alarmfeed import AlarmFeed, alarm_body
 from alerts.alarms import AlarmEvent
 from alerts.errors import AlarmStoreError
 from telemetry.registry import Registry
@@ -38,9 +38,7 @@ log = logging.getLogger(__name__)
 def alarm_data(ev: AlarmEvent, peak_tier: str, registry: Registry) -> bytes:
     """An alarm event's `data:` on the stream: as the alarm topic carries it (its names), and
     the highest tier its alarm had reached (`peak_tier`)."""
-    body = ev.to_json(registry)
-    body["peak_tier"] = peak_tier
-    return orjson.dumps(body)
+    return orjson.dumps(alarm_body(ev, registry, peak_tier))
 
 
 def _reset(last_id: int | None, reason: str) -> bytes:

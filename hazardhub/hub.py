@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import orjson
 import uvicorn
 
-from alerts.alarmfeed import AlarmFeed
+from alerts.alarmfeed import AlarmFeed, alarm_body
 from alerts.alarms import TERMINAL_RULE, AlarmEvent
 from alerts.notify.channels import Senders
 from alerts.notify.notifier import Notifier
@@ -247,6 +247,7 @@ class Hub(TerminalConfirmations):
         """Lifecycle events made through the API: to the live stream, the alarm topic and the
         notification pipeline (which reads them from the journal)."""
         await self.stream.on_alarms(events)
+        peaks = await self.ingest.peaks(events)
         for ev in events:
             self.metrics.inc("hazardhub_alarm_events_total", kind=ev.kind)
             if ev.kind == "acknowledged" and ev.rule == TERMINAL_RULE:
@@ -254,7 +255,7 @@ class Hub(TerminalConfirmations):
             try:
                 await self.ingest.publish(
                     self.layout.alarms(ev.tenant, ev.site),
-                    orjson.dumps(ev.to_json(self.registry)),
+                    orjson.dumps(alarm_body(ev, self.registry, peaks.get(ev.event_id, ev.tier))),
                 )
             except Exception as exc:  # the broker is away: the journal and outbox still have it
                 self.metrics.inc("hazardhub_alarm_publish_failures_total")

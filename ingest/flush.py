@@ -20,6 +20,7 @@ from typing import TypeVar
 import aiomqtt
 import orjson
 
+from alerts.alarmfeed import alarm_body, peak_tiers
 from alerts.alarms import AlarmEvent
 from alerts.errors import AlarmStoreError
 from alerts.statedb import StateDB
@@ -353,16 +354,30 @@ class Flushing:
                 self.state_db_fault.worked(what)
                 return done
 
+    async def peaks(self, events: Sequence[AlarmEvent]) -> dict[int, str]:
+        """The highest tier each event's alarm had reached, for the alarm topic: the event's own
+        tier when the journal cannot be read (published anyway, said)."""
+        if not events:
+            return {}
+        try:
+            return await asyncio.to_thread(peak_tiers, self.statedb.query, events)
+        except AlarmStoreError as exc:
+            log.warning("alarm events published with their own tier as peak_tier: %s", exc)
+            return {}
+
     async def _publish(self, client: aiomqtt.Client, events: Sequence[AlarmEvent]) -> None:
         for listener in self.dispatcher.listeners:
             try:
                 await listener(events)
             except Exception:
                 log.exception("alarm listener failed")
+        peaks = await self.peaks(events)
         for ev in events:
             topic = self.layout.alarms(ev.tenant, ev.site)
             try:
-                body = orjson.dumps(ev.to_json(self.dispatcher.registry))
+                body = orjson.dumps(
+                    alarm_body(ev, self.dispatcher.registry, peaks.get(ev.event_id, ev.tier))
+                )
                 await client.publish(topic, body, qos=1)
             except aiomqtt.MqttError as exc:
                 self.metrics.inc("hazardhub_alarm_publish_failures_total")
