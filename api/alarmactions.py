@@ -17,6 +17,7 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import Action, NotReviewerError, TransitionError
 from api.auth import Principal
+from api.bounds import DB_INT_MAX
 from api.bulkack import RED_NEEDS_NOTE, reached_red
 from api.context import (
     WRITE,
@@ -38,8 +39,7 @@ from telemetry.clock import wall_ms
 __all__ = ["AlarmId", "alarm_action_routes"]
 
 _MAX_SHELVE_S = 7 * 86400
-_MAX_ID = 2**63 - 1  # the database's integers
-AlarmId = Annotated[int, Path(ge=1, le=_MAX_ID, description="the alarm's id")]
+AlarmId = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="the alarm's id")]
 
 
 def _writer(caller: Principal) -> None:

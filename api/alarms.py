@@ -20,9 +20,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from alerts.lifecycle import DISPOSAL_STEPS, ISA_STATES
 from alerts.statedb import AlarmFilter
 from alerts.table import ALARM_KIND_SIDES, TIERS
-from api.alarmactions import _MAX_ID, AlarmId, alarm_action_routes
+from api.alarmactions import AlarmId, alarm_action_routes
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
 from api.alarmjson import alarm_json, alarm_public, names_of
+from api.bounds import DB_INT_MAX
 from api.bulkack import bulk_ack_routes
 from api.bulkdisposal import bulk_disposal_routes
 from api.context import (
@@ -195,7 +196,7 @@ def alarm_router() -> APIRouter:
         tenant: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[
-            int | None, Query(ge=1, le=_MAX_ID, description="page: alarms with id below")
+            int | None, Query(ge=1, le=DB_INT_MAX, description="page: alarms with id below")
         ] = None,
         start: Annotated[
             int | None,

@@ -26,6 +26,7 @@ from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import TransitionError
 from alerts.statedb import AlarmEventRow, AlarmRow
 from api.auth import Principal
+from api.bounds import DB_INT_MAX
 from api.context import (
     WRITE,
     AppContext,
@@ -61,7 +62,7 @@ Outcome = Literal["acknowledged", "already", "not_found", "refused"]
 class BulkAckIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+    ids: list[Annotated[int, Field(ge=1, le=DB_INT_MAX)]] = Field(
         min_length=1,
         max_length=BULK_MAX,
         description=f"the alarms to acknowledge, at most {BULK_MAX}; an id given twice counts once",

@@ -32,6 +32,7 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.lifecycle import DISPOSAL_STEPS, NotReviewerError, TransitionError
 from api.auth import Principal
+from api.bounds import DB_INT_MAX
 from api.bulkack import BULK_MAX
 from api.context import (
     WRITE,
@@ -68,7 +69,7 @@ def _past(disposal: str, step: Step, centre: bool) -> bool:
 class BulkDisposalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
+    ids: list[Annotated[int, Field(ge=1, le=DB_INT_MAX)]] = Field(
         min_length=1,
         max_length=BULK_MAX,
         description=f"the alarms, at most {BULK_MAX}; an id given twice counts once",

@@ -10,10 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from alerts.hazardflow import HazardItem, HazardPlan, overdue_since, review_overdue_since
 from alerts.hazards import HazardEvent
+from api.bounds import DB_INT_MAX
 from api.notes import Note, RequiredNote, clean_note
 
 __all__ = [
-    "MAX_MS",
     "HazardDetail",
     "HazardEventPublic",
     "HazardIn",
@@ -24,10 +24,9 @@ __all__ = [
     "public",
 ]
 
-MAX_MS = 2**63 - 1  # the database's integers: ids and times
 Grade = Literal["general", "major"]
 Source = Literal["self_check", "inspection", "monitoring_alarm", "complaint"]
-Ms = Field(ge=1, le=MAX_MS, strict=True)
+Ms = Field(ge=1, le=DB_INT_MAX, strict=True)
 _Id = Field(min_length=1, max_length=200)
 _Text = Field(default="", max_length=2000)
 MAX_IDS = 100  # alarm_ids, sensor_ids: at most this many
@@ -46,7 +45,7 @@ Line = Annotated[str, Field(max_length=200), AfterValidator(_line)]  # a one-lin
 Place = Annotated[str, Field(max_length=500), AfterValidator(_line)]
 
 
-AlarmId = Annotated[int, Field(ge=1, le=MAX_MS, strict=True)]
+AlarmId = Annotated[int, Field(ge=1, le=DB_INT_MAX, strict=True)]
 SensorId = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -59,7 +58,7 @@ class HazardIn(_Strict):
     inspection); `from_alarm` opens it from an alarm of the tenant (links it and fills site,
     sensor and location; source `monitoring_alarm`)."""
 
-    from_alarm: int | None = Field(default=None, ge=1, le=MAX_MS, strict=True)
+    from_alarm: int | None = Field(default=None, ge=1, le=DB_INT_MAX, strict=True)
     tenant: str | None = Field(
         default=None, min_length=1, max_length=200,
         description="the enterprise; may be left out by a key of one tenant, or with from_alarm",
@@ -79,7 +78,7 @@ class HazardIn(_Strict):
     found_at: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_MS,
+        le=DB_INT_MAX,
         strict=True,
         description="ms, at most 366 days back; from_alarm's start, or the report's time, if "
         "left out",
@@ -88,7 +87,7 @@ class HazardIn(_Strict):
     deadline: int | None = Field(
         default=None,
         ge=1,
-        le=MAX_MS,
+        le=DB_INT_MAX,
         strict=True,
         description="the reporter's proposed deadline, ms: kept in the report's audit line, not "
         "binding (the centre's grade or deadline step sets the item's deadline)",
@@ -120,7 +119,7 @@ class StepIn(_Strict):
 
     comment: Note = ""
     grade: Grade | None = None
-    deadline: int | None = Field(default=None, ge=1, le=MAX_MS, strict=True)
+    deadline: int | None = Field(default=None, ge=1, le=DB_INT_MAX, strict=True)
     category: Line | None = None
     responsible_person: Line | None = None
     measures: Note | None = None

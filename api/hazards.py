@@ -37,6 +37,7 @@ from alerts.hazards import (
     take_step,
 )
 from api.auth import Principal
+from api.bounds import DB_INT_MAX, FUTURE_SKEW_MS
 from api.context import (
     CENTRE_ROLES,
     WRITE,
@@ -48,7 +49,6 @@ from api.context import (
     query_tenants,
 )
 from api.hazardmodels import (
-    MAX_MS,
     HazardDetail,
     HazardIn,
     HazardPublic,
@@ -59,13 +59,12 @@ from api.hazardmodels import (
 from api.timerange import refuse_seconds
 from telemetry.clock import wall_ms
 
-__all__ = ["FUTURE_SKEW_MS", "MAX_DEADLINE_DAYS", "MAX_FOUND_AGO_DAYS", "hazard_router"]
+__all__ = ["MAX_DEADLINE_DAYS", "MAX_FOUND_AGO_DAYS", "hazard_router"]
 
 log = logging.getLogger(__name__)
-FUTURE_SKEW_MS = 60_000  # a finding's time may be this far ahead of the hub's clock
 MAX_DEADLINE_DAYS = 3660  # a deadline at most ten years ahead
 MAX_FOUND_AGO_DAYS = 366  # a finding reported at most this long after it was found
-HazardId = Annotated[int, Path(ge=1, le=MAX_MS)]
+HazardId = Annotated[int, Path(ge=1, le=DB_INT_MAX)]
 StepName = Annotated[str, Path(description="the step: " + ", ".join(ACTIONS))]
 
 
@@ -229,7 +228,7 @@ def hazard_router() -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[
             int | None,
-            Query(ge=1, le=MAX_MS, description="the items reported before this id (next page)"),
+            Query(ge=1, le=DB_INT_MAX, description="the items reported before this id (next page)"),
         ] = None,
     ) -> list[HazardPublic]:
         """The items of the tenants the key sees, newest reported first; `overdue=true` those

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.lockalarms import LockTestAlarms, NotAPlanError
 from alerts.locktests import MAX_AGE_MS, LockTest, list_tests
+from api.bounds import DB_INT_MAX, FUTURE_SKEW_MS
 from api.context import (
     WRITE,
     Caller,
@@ -29,11 +30,9 @@ from api.notes import Note
 from api.timerange import refuse_seconds
 from telemetry.clock import wall_ms
 
-__all__ = ["FUTURE_SKEW_MS", "LockTestIn", "LockTestPublic", "lock_test_router"]
+__all__ = ["LockTestIn", "LockTestPublic", "lock_test_router"]
 
 log = logging.getLogger(__name__)
-FUTURE_SKEW_MS = 60_000  # a test's time may be this far ahead of the hub's clock (clock skew)
-_MAX_MS = 2**63 - 1
 
 
 class LockTestIn(BaseModel):
@@ -48,7 +47,7 @@ class LockTestIn(BaseModel):
     # (strict: this is a safety record; "yes", 1 or "1796..." are refused, not read as a test)
     ts: int = Field(
         ge=1,
-        le=_MAX_MS,
+        le=DB_INT_MAX,
         strict=True,
         description="when the test was made, ms since the epoch (a JSON integer; at most a "
         "minute ahead of the hub's clock and at most 366 days behind it)",
@@ -181,7 +180,7 @@ def lock_test_router() -> APIRouter:
             int | None,
             Query(
                 ge=1,
-                le=_MAX_MS,
+                le=DB_INT_MAX,
                 description="the tests recorded before this test id (the "
                 "next page: the last id of the page before)",
             ),
