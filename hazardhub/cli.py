@@ -378,6 +378,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
 
         return _run(run_jt808)
+    if args.command == "mine-files":
+        from hazardhub.minefilescmd import run_minefiles
+
+        return run_minefiles(args, _run)
     raise AssertionError(args.command)
 
 

@@ -317,6 +317,10 @@ def parser() -> argparse.ArgumentParser:
 
     add_jt808_parser(sub)
 
+    from hazardhub.minefilescmd import add_minefiles_parser
+
+    add_minefiles_parser(sub)
+
     m = sub.add_parser("mqtt-credentials", help="Mosquitto users and ACL for the configuration")
     m.add_argument("-c", "--config", type=Path, required=True)
     m.add_argument("--out", type=Path, required=True, help="folder for passwd, acl, credentials")

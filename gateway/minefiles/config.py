@@ -1,0 +1,147 @@
+"""The mine-files gateway's configuration: the FTP upload folder, each mine's tenant, site and
+point map, and what a status field means (docs/minefiles.md).
+
+Pure models (pydantic v2, frozen); `resolve` checks them against the hub's registry once, at
+the start, into the lookup the gateway uses: (mine code, point code) -> the hub's sensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from telemetry.configbase import Frozen, Ident
+from telemetry.errors import ConfigError
+from telemetry.quality import Quality
+from telemetry.registry import Registry
+from telemetry.registrytypes import SensorInfo
+
+__all__ = ["BUILTIN_STATUS", "MineFilesConfig", "MineSpec", "Mines", "QualityName", "resolve"]
+
+MineCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,32}$")]
+PointCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+QualityName = Literal[
+    "good", "sensor_fault", "out_of_range", "comm_loss", "stale", "manual", "calibration"
+]
+
+# what the words of a status field mean to the hub. A mine system's state that is about the
+# place, not the measurement (alarm, power cut, feed abnormal), keeps the value good: the hub
+# judges the value by its own rule pack. Numeric codes are vendor- or province-specific and
+# not verified (docs/minefiles.md): "0" (normal) is the one seen; map the others in `status:`
+BUILTIN_STATUS: dict[str, QualityName] = {
+    "": "good",
+    "0": "good",
+    "正常": "good",
+    "报警": "good",
+    "断电": "good",
+    "报警断电": "good",
+    "复电": "good",
+    "馈电异常": "good",
+    "预警": "good",
+    "故障": "sensor_fault",
+    "传感器故障": "sensor_fault",
+    "断线": "sensor_fault",
+    "负漂": "sensor_fault",
+    "标校": "calibration",
+    "调校": "calibration",
+    "校准": "calibration",
+    "标定": "calibration",
+    "调试": "calibration",
+    "溢出": "out_of_range",
+    "超量程": "out_of_range",
+    "上溢": "out_of_range",
+    "下溢": "out_of_range",
+    "分站故障": "comm_loss",
+    "通讯中断": "comm_loss",
+    "通信中断": "comm_loss",
+    "中断": "comm_loss",
+}
+
+
+class MineSpec(Frozen):
+    tenant: Ident
+    site: Ident
+    name: str = Field(default="", max_length=200)
+    points: dict[PointCode, Ident] = Field(
+        default_factory=dict,
+        description="point code -> the hub's sensor id; a point not listed is the sensor "
+        "'{mine code}-{point code}' when the hub has one",
+    )
+
+
+class MineFilesConfig(Frozen):
+    incoming: Path = Field(description="the folder the mines' FTP uploads land in")
+    done: Path | None = Field(default=None, description="default: {incoming}/done")
+    rejected: Path | None = Field(default=None, description="default: {incoming}/rejected")
+    gateway: Ident = Field(
+        default="kj-files", description="the name it publishes under (its MQTT login's)"
+    )
+    settle_s: float = Field(default=2.0, ge=0, le=3600)
+    incomplete_after_s: float = Field(default=600.0, gt=0, le=86400)
+    scan_s: float = Field(default=1.0, gt=0, le=600)
+    max_files_in_flight: int = Field(default=16, ge=1, le=10000)
+    status: dict[str, QualityName] = Field(
+        default_factory=dict, description="status field -> quality, beside the built-in words"
+    )
+    mines: dict[MineCode, MineSpec] = Field(min_length=1)
+
+    @property
+    def done_dir(self) -> Path:
+        return self.done if self.done is not None else self.incoming / "done"
+
+    @property
+    def rejected_dir(self) -> Path:
+        return self.rejected if self.rejected is not None else self.incoming / "rejected"
+
+    def qualities(self) -> dict[str, int]:
+        """Status text (stripped) -> quality code: the built-in words, then `status`."""
+        merged = {**BUILTIN_STATUS, **{k.strip(): v for k, v in self.status.items()}}
+        return {k: int(Quality[v.upper()]) for k, v in merged.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Mines:
+    """The configuration resolved against the hub's registry."""
+
+    config: MineFilesConfig
+    registry: Registry
+    quality: dict[str, int]
+
+    def sensor(self, mine: str, point: str) -> SensorInfo | None:
+        spec = self.config.mines.get(mine)
+        if spec is None:
+            return None
+        found = self.registry.sensor(spec.points.get(point, f"{mine}-{point}"))
+        if found is None or (found.tenant, found.site) != (spec.tenant, spec.site):
+            return None
+        return found
+
+
+def resolve(config: MineFilesConfig, registry: Registry, source: str) -> Mines:
+    """Check every mine's tenant and site, and each mapped sensor (it must exist, of that
+    tenant and site): ConfigError naming them all."""
+    problems = []
+    for code, mine in config.mines.items():
+        if mine.site not in registry.sites_of(mine.tenant):
+            problems.append(
+                f"{source}: mines.{code}: tenant {mine.tenant!r} has no site {mine.site!r} in "
+                "the hub's configuration"
+            )
+            continue
+        for point, sensor_id in mine.points.items():
+            info = registry.sensor(sensor_id)
+            if info is None:
+                problems.append(
+                    f"{source}: mines.{code}.points.{point}: the hub has no sensor {sensor_id!r}"
+                )
+            elif (info.tenant, info.site) != (mine.tenant, mine.site):
+                problems.append(
+                    f"{source}: mines.{code}.points.{point}: sensor {sensor_id!r} is of "
+                    f"{info.tenant}/{info.site}, not of the mine's {mine.tenant}/{mine.site}"
+                )
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Mines(config, registry, config.qualities())

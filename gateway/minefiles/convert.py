@@ -1,0 +1,90 @@
+"""A real-time (SS) file's readings -> the hub's readings, one column set per hub device.
+
+Pure. The sensor is the point map's (or ``{mine}-{point}``); the event time is the record's
+data time; the quality comes from the status field (`Mines.quality`): a fault, calibration or
+communication state is the reading's quality, never a value to judge. A value of -9999 (none)
+is NaN with quality sensor fault unless the status says worse; out of range without a value
+is a sensor fault too (the wire carries no out-of-range NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from gateway.minefiles.config import Mines
+from telemetry.mt1201 import Reading
+from telemetry.quality import Quality
+from telemetry.registrytypes import DeviceInfo
+
+__all__ = ["Converted", "DeviceReadings", "convert"]
+
+_GOOD, _FAULT, _RANGE = int(Quality.GOOD), int(Quality.SENSOR_FAULT), int(Quality.OUT_OF_RANGE)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceReadings:
+    """The readings of one hub device from one file, in event-time order."""
+
+    device: DeviceInfo
+    keys: tuple[str, ...]
+    key: npt.NDArray[np.uint16]
+    ts: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+@dataclass(slots=True)
+class Converted:
+    devices: list[DeviceReadings] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)  # point codes without a hub sensor
+    unknown_status: list[str] = field(default_factory=list)  # status texts taken as good
+    no_value: int = 0  # readings of -9999
+
+    @property
+    def readings(self) -> int:
+        return sum(len(d) for d in self.devices)
+
+
+def convert(mines: Mines, mine: str, readings: tuple[Reading, ...] | list[Reading]) -> Converted:
+    out = Converted()
+    rows: dict[tuple[str, str, str], list[tuple[int, str, float, int]]] = {}
+    for r in readings:
+        sensor = mines.sensor(mine, r.point)
+        if sensor is None:
+            if r.point not in out.unmapped:
+                out.unmapped.append(r.point)
+            continue
+        quality = mines.quality.get(r.status.strip())
+        if quality is None:
+            if r.status not in out.unknown_status:
+                out.unknown_status.append(r.status)
+            quality = _GOOD
+        value = float("nan") if r.value is None else r.value
+        if r.value is None:
+            out.no_value += 1
+            if quality in (_GOOD, _RANGE):
+                quality = _FAULT
+        rows.setdefault((sensor.tenant, sensor.site, sensor.device), []).append(
+            (r.data_ms, sensor.key, value, quality)
+        )
+    for where, found in rows.items():
+        found.sort(key=lambda row: row[0])  # stable: a point's equal times keep file order
+        keys = tuple(dict.fromkeys(row[1] for row in found))
+        index = {k: i for i, k in enumerate(keys)}
+        out.devices.append(
+            DeviceReadings(
+                device=mines.registry.devices[where],
+                keys=keys,
+                key=np.array([index[row[1]] for row in found], dtype=np.uint16),
+                ts=np.array([row[0] for row in found], dtype=np.int64),
+                value=np.array([row[2] for row in found], dtype=np.float64),
+                quality=np.array([row[3] for row in found], dtype=np.uint8),
+            )
+        )
+    return out

@@ -1,0 +1,320 @@
+"""The mine-files gateway: takes MT/T 1201 files from the FTP upload folder, publishes their
+real-time readings like a gateway, and keeps and checks their point definitions.
+
+At-least-once: a file's batches go through a spool and a QoS 1 publisher per tenant; the file
+moves to ``done/`` only when the broker acknowledged every batch of it. The file itself is the
+durable copy: the spool is emptied at each start and a file still in the folder is taken again
+(its readings re-sent: harmless, the hub's stores write a sensor's reading at a time once and a
+reading at or before one already judged is counted late, not judged again). At most
+`max_files_in_flight` files wait for the broker; then the folder waits, said once (``queue_full``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gateway.counters import changed_since
+from gateway.minefiles.config import Mines
+from gateway.minefiles.convert import convert
+from gateway.minefiles.folder import look, move, reject, txt_files
+from gateway.minefiles.points import check, save_points
+from gateway.publisher import MqttPublisher
+from gateway.spool import Spool, Spooled
+from telemetry.brokertls import BrokerTls
+from telemetry.clock import wall_ms
+from telemetry.codec import MAX_KEYS, TelemetryBatch, encode
+from telemetry.mt1201 import (
+    AlarmRecord,
+    FileError,
+    PointDef,
+    Reading,
+    format_time,
+    parse,
+    parse_name,
+)
+from telemetry.topics import TopicLayout
+
+__all__ = ["MineFilesGateway"]
+
+log = logging.getLogger(__name__)
+_ERRORS_SAID = 5  # a file's broken records logged; the rest counted
+
+
+class _FilePublisher(MqttPublisher):
+    """A tenant's uplink that says which batches the broker acknowledged."""
+
+    on_sent: Callable[[Sequence[Spooled]], None] | None = None
+
+    def _sent(self, items: Sequence[Spooled]) -> None:
+        if self.on_sent is not None:
+            self.on_sent(items)
+
+
+class MineFilesGateway:
+    def __init__(
+        self,
+        mines: Mines,
+        *,
+        broker_host: str,
+        broker_port: int,
+        state_dir: Path,
+        layout: TopicLayout | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: BrokerTls | None = None,
+        report_every_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.mines = mines
+        self.config = mines.config
+        self.layout = layout or TopicLayout()
+        self.state_dir = state_dir
+        self.report_every_s = report_every_s
+        self._clock = clock
+        self.epoch = wall_ms()
+        self.counters: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
+        self._seq: dict[str, int] = {}  # by topic
+        self._pending: dict[tuple[str, int, int], Path] = {}  # (topic, epoch, seq) -> file
+        self._left: dict[Path, int] = {}  # file -> its batches not yet acknowledged
+        self._said: set[tuple[str, str, str]] = set()  # (what, mine, item) logged once
+        self._full = False
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.publishers: dict[str, _FilePublisher] = {}
+        for tenant in sorted({m.tenant for m in self.config.mines.values()}):
+            path = state_dir / f"minefiles-{tenant}.db"
+            for old in (
+                path,
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                old.unlink(missing_ok=True)  # the files are the durable copy (module doc)
+            pub = self.publishers[tenant] = _FilePublisher(
+                broker_host,
+                broker_port,
+                tenant=tenant,
+                gateway=self.config.gateway,
+                layout=self.layout,
+                spool=Spool(path, clock_ms=wall_ms),
+                username=username,
+                password=password,
+                tls=tls,
+            )
+            pub.on_sent = self._acked
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._left)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Take files until `stop` is set; then drain the uplinks (what is not acknowledged
+        stays in the folder for the next start)."""
+        uplink_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            for tenant, pub in self.publishers.items():
+                tg.create_task(pub.run(uplink_stop), name=f"minefiles-uplink-{tenant}")
+            tg.create_task(self._report(uplink_stop), name="minefiles-report")
+            while not stop.is_set():
+                self.scan()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.scan_s):
+                        await stop.wait()
+            uplink_stop.set()
+        for pub in self.publishers.values():
+            pub.spool.close()
+        log.info("mine-files: stopped with %d files not yet acknowledged", len(self._left))
+
+    def scan(self) -> None:
+        """Take the complete files of the folder, as many as the queue holds."""
+        now = self._clock()
+        for path in txt_files(self.config.incoming):
+            if path in self._left:
+                continue
+            if len(self._left) >= self.config.max_files_in_flight:
+                if not self._full:
+                    self._full = True
+                    self.counters["queue_full"] += 1
+                    log.warning(
+                        "mine-files: queue full: %d files wait for the broker's acknowledgement; "
+                        "the others stay in %s until it takes them",
+                        len(self._left),
+                        self.config.incoming,
+                    )
+                return
+            arrival = look(path, now, self.config.settle_s, self.config.incomplete_after_s)
+            if arrival.state == "settling":
+                continue
+            try:
+                parse_name(path.name)
+            except FileError as exc:  # not a networking file: refused, whole or not
+                self._reject(path, str(exc))
+                continue
+            if arrival.state == "incomplete":
+                self._reject(
+                    path,
+                    f"incomplete: no || end marker after {self.config.incomplete_after_s:g} s",
+                )
+            elif arrival.state == "ready":
+                self._take(path, arrival.data)
+        self._full = False
+
+    def _reject(self, path: Path, reason: str) -> None:
+        self.counters["files_rejected"] += 1
+        reject(path, self.config.rejected_dir, reason)
+        log.warning("mine-files: %s rejected: %s", path.name, reason.splitlines()[0])
+
+    def _done(self, path: Path) -> None:
+        self.counters["files_done"] += 1
+        move(path, self.config.done_dir)
+
+    def _once(self, what: str, mine: str, item: str) -> bool:
+        if (what, mine, item) in self._said:
+            return False
+        self._said.add((what, mine, item))
+        return True
+
+    def _take(self, path: Path, data: bytes) -> None:
+        try:
+            name = parse_name(path.name)
+            if name.mine_code not in self.config.mines:
+                raise FileError(f"mine code {name.mine_code} is not configured")
+            parsed = parse(data, name.kind)
+        except FileError as exc:
+            self._reject(path, str(exc))
+            return
+        mine = name.mine_code
+        if parsed.header.mine_code != mine:
+            self._reject(
+                path, f"the header's mine code {parsed.header.mine_code} is not the name's"
+            )
+            return
+        if parsed.errors:
+            self.counters["records_bad"] += len(parsed.errors)
+            for err in parsed.errors[:_ERRORS_SAID]:
+                log.warning("mine-files: %s: record refused: %s", path.name, err)
+            if not parsed.records:
+                self._reject(
+                    path, "no record could be taken:\n" + "\n".join(map(str, parsed.errors))
+                )
+                return
+        self.counters[f"records_{name.kind}"] += len(parsed.records)
+        if name.kind == "JC":
+            self._definitions(path, mine, [r for r in parsed.records if isinstance(r, PointDef)])
+        elif name.kind == "YC":
+            self._mine_alarms(path, mine, [r for r in parsed.records if isinstance(r, AlarmRecord)])
+        else:
+            self._readings(path, mine, [r for r in parsed.records if isinstance(r, Reading)])
+
+    def _definitions(self, path: Path, mine: str, points: list[PointDef]) -> None:
+        save_points(self.state_dir / "points", mine, path.name, tuple(points))
+        for f in check(self.mines, mine, points):
+            if f.kind in ("looser", "no_alarm"):
+                self.counters[f"thresholds_{f.kind}"] += 1
+                log.warning("mine-files: %s", f.describe())
+            elif f.kind == "unmapped" and self._once("unmapped", mine, f.point):
+                log.info("mine-files: %s", f.describe())
+        self._done(path)
+
+    def _mine_alarms(self, path: Path, mine: str, alarms: list[AlarmRecord]) -> None:
+        for a in alarms:
+            self.counters["mine_alarms"] += 1
+            log.warning(
+                "mine-files: mine %s reports point %s (%s) %s, level %s, from %s to %s, peak %s",
+                mine,
+                a.point,
+                a.name,
+                a.alarm_status,
+                a.level or "-",
+                format_time(a.start_ms) if a.start_ms is not None else "-",
+                format_time(a.end_ms) if a.end_ms is not None else "(going on)",
+                "-" if a.peak_value is None else f"{a.peak_value:g}",
+            )
+        self._done(path)
+
+    def _readings(self, path: Path, mine: str, readings: list[Reading]) -> None:
+        conv = convert(self.mines, mine, readings)
+        self.counters["readings_no_value"] += conv.no_value
+        for point in conv.unmapped:
+            self.counters["points_unmapped"] += 1
+            if self._once("unmapped", mine, point):
+                log.warning(
+                    "mine-files: mine %s point %s has no hub sensor (map it in points:, or name "
+                    "a sensor %s-%s); its readings are dropped, counted (points_unmapped)",
+                    mine,
+                    point,
+                    mine,
+                    point,
+                )
+        for status in conv.unknown_status:
+            self.counters["status_unknown"] += 1
+            if self._once("status", mine, status):
+                log.warning(
+                    "mine-files: mine %s: status %r is not known: its readings are taken as "
+                    "good; say what it means in status:",
+                    mine,
+                    status,
+                )
+        if any(len(d.keys) > MAX_KEYS for d in conv.devices):
+            self._reject(path, f"more than {MAX_KEYS} points of one hub device in one file")
+            return
+        if not conv.devices:
+            self._done(path)
+            return
+        tenant = self.config.mines[mine].tenant
+        rows = []
+        for d in conv.devices:
+            topic = self.layout.telemetry(d.device.tenant, d.device.site, d.device.spec.id)
+            seq = self._seq.get(topic, 0)
+            self._seq[topic] = seq + 1
+            batch = TelemetryBatch(
+                self.config.gateway,
+                d.device.spec.id,
+                self.epoch,
+                seq,
+                d.keys,
+                d.key,
+                d.ts,
+                d.value,
+                d.quality,
+            )
+            rows.append((topic, encode(batch), batch.device, self.epoch, seq, len(batch)))
+            self._pending[(topic, self.epoch, seq)] = path
+        self._left[path] = len(rows)
+        self.counters["readings"] += conv.readings
+        pub = self.publishers[tenant]
+        pub.spool.push_many(rows)
+        pub.wake()
+
+    def _acked(self, items: Sequence[Spooled]) -> None:
+        for item in items:
+            path = self._pending.pop((item.topic, item.epoch, item.seq), None)
+            if path is None:
+                continue
+            self._left[path] -= 1
+            if self._left[path] == 0:
+                del self._left[path]
+                self._done(path)
+
+    def report_counters(self) -> str | None:
+        since = changed_since(self.counters, self._reported)
+        if since is None:
+            return None
+        self._reported = self.counters.copy()
+        line = f"mine-files: {len(self._left)} files in flight; since the last report: {since}"
+        log.info("%s", line)
+        return line
+
+    async def _report(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.report_every_s):
+                    await stop.wait()
+            self.report_counters()
+            for pub in self.publishers.values():
+                pub.report_counters()

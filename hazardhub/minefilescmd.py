@@ -1,0 +1,109 @@
+"""`hazardhub mine-files`: take a coal mine's MT/T 1201 files from the FTP upload folder and
+publish them (docs/minefiles.md); `hazardhub mine-files check-points`: list the points whose
+mine-side alarm threshold is looser than the hub's rule."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
+
+__all__ = ["add_minefiles_parser", "run_minefiles"]
+
+
+def add_minefiles_parser(sub: Any) -> None:
+    """Add `mine-files` to the subcommands `sub`."""
+    m = sub.add_parser(
+        "mine-files",
+        help="take coal mines' MT/T 1201 networking files from a folder, publish over MQTT",
+    )
+    m.add_argument("-c", "--config", type=Path, required=True, help="the hub configuration")
+    m.add_argument("--mines", type=Path, required=True, help="the mine-files configuration (YAML)")
+    m.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("minefiles-state"),
+        help="its spool and the mines' point definitions (default: %(default)s)",
+    )
+    m.add_argument(
+        "--broker",
+        type=address(1883),
+        default="127.0.0.1:1883",
+        help="HOST:PORT of the MQTT broker (default: %(default)s)",
+    )
+    m.add_argument(
+        "--broker-user",
+        default=None,
+        help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
+    )
+    add_broker_tls(m)
+    actions = m.add_subparsers(dest="minefiles_action")
+    actions.add_parser(
+        "check-points",
+        help="each kept point definition whose alarm threshold is looser than the hub's rule, "
+        "or missing; exit 1 if any",
+    )
+
+
+def _mines(args: argparse.Namespace) -> Any:
+    from gateway.minefiles import MineFilesConfig, resolve
+    from hazardhub.settings import load, read_text
+    from telemetry.registry import parse_document
+
+    registry = load(args.config).registry()
+    config = parse_document(read_text(args.mines), MineFilesConfig, str(args.mines))
+    return resolve(config, registry, str(args.mines))
+
+
+def run_minefiles(
+    args: argparse.Namespace, run: Callable[[Callable[[asyncio.Event], Awaitable[int]]], int]
+) -> int:
+    mines = _mines(args)  # a ConfigError is said by `hazardhub.cli.main`
+    if args.minefiles_action == "check-points":
+        return _check_points(mines, args.state_dir / "points")
+    from gateway.minefiles import MineFilesGateway
+
+    host, port = hostport(args.broker, 1883)
+    gw = MineFilesGateway(
+        mines,
+        broker_host=host,
+        broker_port=port,
+        state_dir=args.state_dir,
+        username=args.broker_user,
+        password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
+        tls=broker_tls(args),
+    )
+
+    async def main(stop: asyncio.Event) -> int:
+        await gw.run(stop)
+        return 0
+
+    return run(main)
+
+
+def _check_points(mines: Any, folder: Path) -> int:
+    from gateway.minefiles import check, load_points
+
+    kept = load_points(folder) if folder.is_dir() else {}
+    if not kept:
+        print(f"no point definitions (JC files) taken yet in {folder}", file=sys.stderr)
+        return 0
+    bad = 0
+    for mine, (source, points) in sorted(kept.items()):
+        found = check(mines, mine, points)
+        flagged = [f for f in found if f.kind in ("looser", "no_alarm")]
+        unmapped = sum(f.kind == "unmapped" for f in found)
+        print(
+            f"mine {mine} ({source}): {len(points)} points, {len(flagged)} looser than the "
+            f"hub or without an alarm threshold, {unmapped} without a hub sensor"
+        )
+        for f in flagged:
+            print(f"  {f.describe()}")
+        bad += len(flagged)
+    return 1 if bad else 0
