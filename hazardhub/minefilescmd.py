@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,19 @@ def add_minefiles_parser(sub: Any) -> None:
     )
     add_broker_tls(m)
     actions = m.add_subparsers(dest="minefiles_action")
+    sim = actions.add_parser(
+        "simulate",
+        help="write a simulated mine's files (its mapped points) into the incoming folder",
+    )
+    sim.add_argument("--mine", required=True, help="the mine code (one of the configuration's)")
+    sim.add_argument("--period-s", type=float, default=10.0, help="an SS file every N seconds")
+    sim.add_argument("--duration-s", type=float, default=None, help="stop after N seconds")
+    sim.add_argument(
+        "--rise",
+        metavar="POINT",
+        default=None,
+        help="this methane point rises to 1.6 %% 30 s after the start, then falls back",
+    )
     actions.add_parser(
         "check-points",
         help="each kept point definition whose alarm threshold is looser than the hub's rule, "
@@ -67,6 +81,8 @@ def run_minefiles(
     mines = _mines(args)  # a ConfigError is said by `hazardhub.cli.main`
     if args.minefiles_action == "check-points":
         return _check_points(mines, args.state_dir / "points")
+    if args.minefiles_action == "simulate":
+        return _simulate(mines, args, run)
     from gateway.minefiles import MineFilesGateway
 
     host, port = hostport(args.broker, 1883)
@@ -107,3 +123,49 @@ def _check_points(mines: Any, folder: Path) -> int:
             print(f"  {f.describe()}")
         bad += len(flagged)
     return 1 if bad else 0
+
+
+def _simulate(
+    mines: Any,
+    args: argparse.Namespace,
+    run: Callable[[Callable[[asyncio.Event], Awaitable[int]]], int],
+) -> int:
+    from simulators.mt1201 import MineSimulator, point_of_kind
+    from telemetry.clock import wall_ms
+
+    spec = mines.config.mines.get(args.mine)
+    if spec is None:
+        print(f"mine {args.mine} is not in {args.mines}", file=sys.stderr)
+        return 2
+    points = []
+    for code in spec.points:
+        sensor = mines.sensor(args.mine, code)
+        uppers = [lv.above for lv in sensor.levels if lv.above is not None]
+        points.append(
+            point_of_kind(
+                code,
+                sensor.kind,
+                sensor.location or sensor.id,
+                alarm_high=min(uppers) if uppers else None,
+                rise_at_s=30.0 if code == args.rise else None,
+            )
+        )
+    sim = MineSimulator(
+        mines.config.incoming, args.mine, tuple(points), start_ms=wall_ms() // 1000 * 1000
+    )
+
+    async def main(stop: asyncio.Event) -> int:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        sim.definitions(0.0)
+        while not stop.is_set():
+            t = loop.time() - t0
+            print(sim.real_time(t).name, flush=True)
+            if args.duration_s is not None and t + args.period_s > args.duration_s:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.period_s):
+                    await stop.wait()
+        return 0
+
+    return run(main)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
@@ -439,7 +440,7 @@ def _fields(record: Record) -> list[str]:
     ]
 
 
-def write(header: Header, records: tuple[Record, ...] | list[Record]) -> bytes:
+def write(header: Header, records: Sequence[Record]) -> bytes:
     """A whole file (UTF-8, no byte-order mark, ``\\n`` after each record). ValueError for a
     text field holding a separator, or a value of -9999 (that is "no value": give None)."""
     lines = []
