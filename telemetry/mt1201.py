@@ -52,6 +52,7 @@ Kind = Literal["JC", "SS", "YC"]
 NO_VALUE = -9999.0
 END = "||"
 CHINA = timezone(timedelta(hours=8))
+_YEARS = (1970, 2199)  # a time outside is a broken field (and beyond what a clock can say)
 _TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
 _NAME_RE = re.compile(r"^([0-9A-Za-z]{6,32})_([A-Z]{0,4}(JC|SS|YC))_(\d{14})\.txt$")
@@ -198,6 +199,8 @@ def parse_time(text: str) -> int:
     if m is None:
         raise ValueError(f"{text[:40]!r} is not a time yyyy-MM-dd HH:mm:ss")
     y, mo, d, h, mi, s = (int(g) for g in m.groups())
+    if not _YEARS[0] <= y <= _YEARS[1]:
+        raise ValueError(f"{text[:40]!r}: the year is not {_YEARS[0]}-{_YEARS[1]}")
     stamp = datetime(y, mo, d, h, mi, s, tzinfo=CHINA)  # ValueError for 2023-02-30 and the like
     return int(stamp.timestamp()) * 1000
 

@@ -282,3 +282,26 @@ def test_a_point_map_to_another_sites_sensor_is_refused(tmp_path) -> None:
     )
     with pytest.raises(ConfigError, match=r"mines\.140211000001\.points\.x: the hub has no sensor"):
         resolve(config, hub_registry(), "mines.yaml")
+
+
+def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, caplog) -> None:
+    incoming = tmp_path / "ftp"
+    blocked = tmp_path / "done-is-a-file"
+    blocked.write_text("", encoding="utf-8")
+    t = now_s() * 1000
+    path = write_file(incoming, "JC", [point_def("001A01", 1.0)], t)
+    gw = MineFilesGateway(
+        mines(incoming, done=str(blocked)),
+        broker_host="127.0.0.1",
+        broker_port=1,
+        state_dir=tmp_path / "s",
+    )
+    with caplog.at_level(logging.ERROR, logger="gateway.minefiles"):
+        gw.scan()
+        gw.scan()
+    assert path.exists()  # still there: taken again once it can be moved
+    assert gw.counters["file_errors"] == 2
+    assert sum(str(path) in r.message for r in caplog.records) == 1
+    blocked.unlink()
+    gw.scan()
+    assert (blocked / path.name).exists()

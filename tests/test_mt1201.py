@@ -226,3 +226,23 @@ def test_write_refuses_what_it_cannot_say() -> None:
         write(head, [Reading("p;1", "", "", "", 0.1, "", "0", T0)])
     with pytest.raises(ValueError):
         write(head, [Reading("p1", "", "", "", -9999.0, "", "0", T0)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=60)
+    | st.from_regex(r"[0-9]{12}_[A-Z]{0,4}(JC|SS|YC)_[0-9]{14}\.txt", fullmatch=True)
+)
+def test_any_name_raises_only_the_parsers_error(name: str) -> None:
+    with contextlib.suppress(FileError):
+        parse_name(name)
+
+
+def test_a_time_outside_what_a_clock_can_say_is_a_broken_field() -> None:
+    text = (
+        "140211000001;a;AQ;b;2026-03-01 08:00:10~\n"
+        "001A01;0001;甲烷;KJ;0.4;%CH4;0;0001-01-01 00:00:00~\n||"
+    )
+    parsed = parse(text.encode(), "SS")
+    assert [(e.line, e.field) for e in parsed.errors] == [(2, "data_time")]
+    assert "the year is not 1970-2199" in str(parsed.errors[0])

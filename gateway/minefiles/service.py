@@ -131,9 +131,15 @@ class MineFilesGateway:
         log.info("mine-files: stopped with %d files not yet acknowledged", len(self._left))
 
     def scan(self) -> None:
-        """Take the complete files of the folder, as many as the queue holds."""
+        """Take the complete files of the folder, as many as the queue holds. A file that cannot
+        be read or moved (its owner, a full disk) is said once and tried again at each scan."""
         now = self._clock()
-        for path in txt_files(self.config.incoming):
+        try:
+            paths = txt_files(self.config.incoming)
+        except OSError as exc:
+            self._file_error(self.config.incoming, exc)
+            return
+        for path in paths:
             if path in self._left:
                 continue
             if len(self._left) >= self.config.max_files_in_flight:
@@ -147,22 +153,32 @@ class MineFilesGateway:
                         self.config.incoming,
                     )
                 return
-            arrival = look(path, now, self.config.settle_s, self.config.incomplete_after_s)
-            if arrival.state == "settling":
-                continue
             try:
-                parse_name(path.name)
-            except FileError as exc:  # not a networking file: refused, whole or not
-                self._reject(path, str(exc))
-                continue
-            if arrival.state == "incomplete":
-                self._reject(
-                    path,
-                    f"incomplete: no || end marker after {self.config.incomplete_after_s:g} s",
-                )
-            elif arrival.state == "ready":
-                self._take(path, arrival.data)
+                self._look(path, now)
+            except OSError as exc:
+                self._file_error(path, exc)
         self._full = False
+
+    def _look(self, path: Path, now: float) -> None:
+        arrival = look(path, now, self.config.settle_s, self.config.incomplete_after_s)
+        if arrival.state == "settling":
+            return
+        try:
+            parse_name(path.name)
+        except FileError as exc:  # not a networking file: refused, whole or not
+            self._reject(path, str(exc))
+            return
+        if arrival.state == "incomplete":
+            self._reject(
+                path, f"incomplete: no || end marker after {self.config.incomplete_after_s:g} s"
+            )
+        elif arrival.state == "ready":
+            self._take(path, arrival.data)
+
+    def _file_error(self, path: Path, exc: OSError) -> None:
+        self.counters["file_errors"] += 1
+        if self._once("file", str(path), f"{type(exc).__name__} {exc.errno}"):
+            log.error("mine-files: %s: %s; tried again at each scan", path, exc)
 
     def _reject(self, path: Path, reason: str) -> None:
         self.counters["files_rejected"] += 1
@@ -299,7 +315,10 @@ class MineFilesGateway:
             self._left[path] -= 1
             if self._left[path] == 0:
                 del self._left[path]
-                self._done(path)
+                try:
+                    self._done(path)
+                except OSError as exc:  # taken (and sent) again at the next scan
+                    self._file_error(path, exc)
 
     def report_counters(self) -> str | None:
         since = changed_since(self.counters, self._reported)
