@@ -305,3 +305,48 @@ def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, capl
     blocked.unlink()
     gw.scan()
     assert (blocked / path.name).exists()
+
+
+async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    incoming = tmp_path / "ftp"
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(HUB_YAML, encoding="utf-8")
+    minesyaml = tmp_path / "mines.yaml"
+    minesyaml.write_text(
+        f"incoming: {incoming}\nsettle_s: 0\nscan_s: 0.1\nmines:\n  '{MINE}': "
+        "{tenant: north-coal, site: face-1301, points: {001A01: t2-return}}\n",
+        encoding="utf-8",
+    )
+    t = now_s() * 1000
+    path = write_file(incoming, "SS", [reading("001A01", 0.4, "0", t)], t)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hazardhub",
+            "mine-files",
+            "-c",
+            str(hub),
+            "--mines",
+            str(minesyaml),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--broker",
+            f"127.0.0.1:{mosquitto.port}",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        await eventually(
+            lambda: _async((incoming / "done" / path.name).exists()), 20, "the file in done/"
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped with 0 files not yet acknowledged" in err
