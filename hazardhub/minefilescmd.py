@@ -11,9 +11,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
+
+if TYPE_CHECKING:
+    from gateway.minefiles import Mines
 
 __all__ = ["add_minefiles_parser", "run_minefiles"]
 
@@ -65,7 +68,7 @@ def add_minefiles_parser(sub: Any) -> None:
     )
 
 
-def _mines(args: argparse.Namespace) -> Any:
+def _mines(args: argparse.Namespace) -> Mines:
     from gateway.minefiles import MineFilesConfig, resolve
     from hazardhub.settings import load, read_text
     from telemetry.registry import parse_document
@@ -103,7 +106,7 @@ def run_minefiles(
     return run(main)
 
 
-def _check_points(mines: Any, folder: Path) -> int:
+def _check_points(mines: Mines, folder: Path) -> int:
     from gateway.minefiles import check, load_points
 
     kept = load_points(folder) if folder.is_dir() else {}
@@ -126,7 +129,7 @@ def _check_points(mines: Any, folder: Path) -> int:
 
 
 def _simulate(
-    mines: Any,
+    mines: Mines,
     args: argparse.Namespace,
     run: Callable[[Callable[[asyncio.Event], Awaitable[int]]], int],
 ) -> int:
@@ -140,6 +143,8 @@ def _simulate(
     points = []
     for code in spec.points:
         sensor = mines.sensor(args.mine, code)
+        if sensor is None:  # `resolve` checked every mapped sensor
+            continue
         uppers = [lv.above for lv in sensor.levels if lv.above is not None]
         points.append(
             point_of_kind(
