@@ -9,15 +9,6 @@ import math
 from pathlib import Path
 
 import pytest
-from test_minefiles_rig import (
-    HUB_YAML,
-    MINE,
-    mines,
-    now_s,
-    point_def,
-    reading,
-    write_file,
-)
 
 from gateway.minefiles import MineFilesGateway
 from gateway.minefiles.points import load_points
@@ -26,6 +17,15 @@ from telemetry.mt1201 import AlarmRecord
 from telemetry.quality import Quality
 
 from e2e_helpers import TelemetryWatch, eventually
+from minefiles_rig import (
+    HUB_YAML,
+    MINE,
+    mines,
+    now_s,
+    point_def,
+    reading,
+    write_file,
+)
 
 
 def _gateway(incoming: Path, port: int, state: Path, **settings: object) -> MineFilesGateway:
@@ -269,10 +269,10 @@ def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> None:
 
 
 def test_a_point_map_to_another_sites_sensor_is_refused(tmp_path) -> None:
-    from test_minefiles_rig import hub_registry
-
     from gateway.minefiles import MineFilesConfig, resolve
     from telemetry.errors import ConfigError
+
+    from minefiles_rig import hub_registry
 
     config = MineFilesConfig.model_validate(
         {

@@ -8,11 +8,11 @@ import asyncio
 import shutil
 
 import pytest
-from test_minefiles_rig import hub_registry, mines, now_s, reading, write_file
 
 from gateway.minefiles import MineFilesGateway
 
 from e2e_helpers import HubAccess, eventually, get_json, hub_ready
+from minefiles_rig import hub_registry, mines, now_s, reading, write_file
 
 
 async def _take(gw: MineFilesGateway, done: object) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from test_minefiles_rig import HUB_YAML, MINE, mines, now_s
-
 from gateway.minefiles import MineFilesGateway
 from hazardhub.cli import main
 from simulators.mt1201 import MineSimulator, point_of_kind
 from telemetry.mt1201 import Reading, parse, parse_name
+
+from minefiles_rig import HUB_YAML, MINE, mines, now_s
 
 
 def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
