@@ -1875,7 +1875,8 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 const found = {};
                 for (const [file, name] of [["app", "T"], ["alarms", "STRINGS"],
                                             ["handover", "HANDOVER_STRINGS"],
-                                            ["health", "HEALTH_STRINGS"]]) {
+                                            ["health", "HEALTH_STRINGS"],
+                                            ["hazards", "HAZARD_STRINGS"]]) {
                   const d = (await import(`/static/${file}.js`))[name];
                   const zh = Object.keys(d.zh).filter((k) => !names.test(k));
                   const en = Object.keys(d.en).filter((k) => !names.test(k));
@@ -1884,7 +1885,8 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 return found;
             })()"""
         )
-    assert apart == {f: [[], []] for f in ("app", "alarms", "handover", "health")}, apart
+    files = ("app", "alarms", "handover", "health", "hazards")
+    assert apart == {f: [[], []] for f in files}, apart
 
 
 async def test_an_alarm_awaiting_the_centres_review_shows_approve_and_return_to_the_centre_only():

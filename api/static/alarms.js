@@ -180,7 +180,7 @@ const SHOWN = 100;
 const ui = new Map();    // alarm id -> {expanded, form, refused, busy, msg, msgOk, pointIds, pointRed, pointEpoch}
 const rows = new Map();  // alarm id -> {main, extra, sig}
 let filter = "open";
-let ctx = null;          // {t, key(), live(), actions(), centre(), tenant(), unit(sensor), onSelect(sensor), onChange()}
+let ctx = null;          // {t, key(), live(), actions(), centre(), tenant(), unit(sensor), onSelect(sensor), onChange(), detailAction(alarm)}
 // the hub's data the page holds belongs to one connection of the event stream: a reconnect
 // (perhaps to a hub restarted with another alarm store, where ids mean other alarms) reads it
 // all afresh and starts a new epoch; answers of requests made in an older epoch are dropped
@@ -1063,6 +1063,8 @@ function journal(a) {
     tb.append(r);
   }
   box.append(tb);
+  const more = ctx.detailAction?.(a);  // reporting it as a hidden danger (hazards.js)
+  if (more) box.append(more);
   return box;
 }
 

@@ -1,0 +1,382 @@
+"""The dashboard's hidden-danger page (隐患排查治理, api/static/hazards.js) in headless Chromium
+against a real hub: an enterprise's safety manager reports an item on the page, the centre's
+supervisor grades it with a deadline, and the enterprise sees it graded; a step the hub refuses
+shows the hub's reason; the audit says who did what, when; one enterprise never sees another's
+items; an alarm of the list is reported as a hidden danger (`from_alarm`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from cdp import Browser
+from test_dashboard_browser import _publish_methane
+from test_dashboard_csp import WATCH
+
+from api.auth import hash_key
+from hazardhub.hub import Hub, HubSettings
+from telemetry.config import ApiKeySpec
+
+from e2e_helpers import mine_registry, running_hub
+from services import free_port
+
+SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
+CST = timezone(timedelta(hours=8))
+ADMIN, COAL, CHEM, VIEWER = "k-admin-1", "k-coal-safety", "k-chem-safety", "k-viewer-1"
+# a second enterprise, with a site of its own
+SOUTH = """  - id: south-chem
+    name: 南方化工
+    sites:
+      - {id: tank-farm, name: 罐区, kind: chemical}
+"""
+pytestmark = pytest.mark.slow
+
+
+def q(selector: str) -> str:
+    return f"document.querySelector({json.dumps(selector)})"
+
+
+def _hub(port: int, broker: int, data: Path) -> Hub:
+    return Hub(
+        mine_registry(1502, 1.0, SOUTH),
+        HubSettings(data_dir=data, broker_port=broker, api_port=port),
+        extra_keys=[
+            ApiKeySpec(name="root", sha256=hash_key(ADMIN), role="admin"),
+            ApiKeySpec(
+                name="coal-safety",
+                sha256=hash_key(COAL),
+                role="enterprise",
+                tenants=("north-coal",),
+            ),
+            ApiKeySpec(
+                name="watch", sha256=hash_key(VIEWER), role="viewer", tenants=("north-coal",)
+            ),
+            ApiKeySpec(
+                name="chem-safety",
+                sha256=hash_key(CHEM),
+                role="enterprise",
+                tenants=("south-chem",),
+            ),
+        ],
+    )
+
+
+@asynccontextmanager
+async def _page(port: int, key: str, lang: str = "en") -> AsyncIterator[Browser]:
+    """A browser logged in with `key`, its hidden-danger page open and read, in `lang`."""
+    browser = Browser()
+    try:
+        await browser.open("about:blank")
+        # the page's language, and every violation of the hub's policy the page reports
+        await browser.call(
+            "Page.addScriptToEvaluateOnNewDocument",
+            source=f"localStorage.setItem('hh-lang', '{lang}');",
+        )
+        await browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
+        await browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+        await browser.wait_for(f"document.body?.dataset.ready === '1' && !{q('#login')}.hidden")
+        await browser.js(f"{q('#key')}.value = {json.dumps(key)}")
+        await browser.js(f"{q('#login-form button')}.click()")
+        await browser.wait_for(f"{q('#live')}.classList.contains('on')")
+        await browser.js(f"{q('#hazards-open')}.click()")
+        await _listed(browser)
+        yield browser
+        assert await browser.js("window.__csp") == [], "the page broke its policy"
+    finally:
+        await browser.close()
+
+
+async def _listed(browser: Browser) -> list[dict[str, str]]:
+    """The rows of the list once read: id, status, grade, deadline cell."""
+    await browser.wait_for(
+        f"!{q('#hz-empty')}.hidden || document.querySelectorAll('#hz-list tr.hz-row').length"
+    )
+    rows = await browser.js(
+        """[...document.querySelectorAll('#hz-list tr.hz-row')].map((tr) => ({
+             id: tr.dataset.hazard, status: tr.querySelector('.hz-status').dataset.status,
+             grade: tr.querySelector('.hz-grade').textContent,
+             deadline: tr.querySelector('.hz-deadline').textContent,
+             text: tr.innerText}))"""
+    )
+    return list(rows)
+
+
+async def _fill(browser: Browser, form: str, **values: str) -> None:
+    for name, value in values.items():
+        await browser.js(
+            f"{q(f'{form} [name={name}]')}.value = {json.dumps(value)};"
+            f"{q(f'{form} [name={name}]')}.dispatchEvent(new Event('change')); 1"
+        )
+
+
+async def _open_item(browser: Browser, hazard_id: str) -> None:
+    await browser.js(f"{q(f'#hz-list tr[data-hazard={json.dumps(hazard_id)}] .hz-open')}.click()")
+    await browser.wait_for(
+        f"{q('#hz-detail h3')}?.textContent.startsWith('#{hazard_id} ')"
+        " && document.activeElement === " + q("#hz-detail h3")
+    )
+
+
+async def _press(browser: Browser, key: str, code: int) -> None:
+    """A key pressed on the keyboard, to the element with the focus."""
+    text = {"Enter": "\r"}.get(key, "")
+    await browser.call(
+        "Input.dispatchKeyEvent",
+        type="keyDown",
+        key=key,
+        code=key,
+        windowsVirtualKeyCode=code,
+        text=text,
+    )
+    await browser.call(
+        "Input.dispatchKeyEvent", type="keyUp", key=key, code=key, windowsVirtualKeyCode=code
+    )
+
+
+async def _step(browser: Browser, step: str, **values: str) -> None:
+    """Open `step`'s form on the item shown, fill it and submit it."""
+    await browser.js(f"{q(f'#hz-detail .hz-act[data-step={json.dumps(step)}]')}.click()")
+    form = f"#hz-detail form[data-step={json.dumps(step)}]"
+    await browser.wait_for(f"{q(form)} !== null")
+    await _fill(browser, form, **values)
+    await browser.js(f"{q(f'{form} button[type=submit]')}.click()")
+
+
+async def _audit(browser: Browser) -> list[list[str]]:
+    rows = await browser.js(
+        """[...document.querySelectorAll('#hz-detail .hz-audit tr[data-action]')]
+             .map((tr) => [...tr.children].map((td) => td.textContent))"""
+    )
+    return [list(r) for r in rows]
+
+
+def _day(days: int) -> tuple[str, str]:
+    """A date `days` ahead in China, as the date input takes it, and its deadline as shown
+    (the next midnight, CST)."""
+    day = datetime.now(CST).date() + timedelta(days=days)
+    return day.isoformat(), f"{(day + timedelta(days=1)).isoformat()} 00:00"
+
+
+async def test_an_enterprise_reports_the_centre_grades_and_the_enterprise_sees_it_graded(
+    mosquitto, tmp_path
+):
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        async with _page(port, COAL) as coal:
+            assert await _listed(coal) == []
+            # an enterprise's own key: nothing to choose, its own enterprise
+            assert await coal.js(f"{q('#hz-tenant-wrap')}.hidden") is True
+            await coal.js(f"{q('#hz-report')}.click()")
+            form = "#hz-form form[data-step=report]"
+            await coal.wait_for(f"{q(form)} !== null && {q(f'{form} [name=site]')}.options.length")
+            assert await coal.js(f"{q(f'{form} [name=site]')}.value") == "face-1301"
+            # what it says is shown as text, never as markup
+            said = "局部通风机单电源 <img src=x>"
+            await _fill(coal, form, description=said, category="通风", location="1301 回风巷")
+            await coal.js(f"{q(f'{form} button[type=submit]')}.click()")
+            await coal.wait_for(f"{q('#hz-detail h3')}?.textContent === '#1 ' + {json.dumps(said)}")
+            assert await coal.js("document.querySelectorAll('#hz-detail img').length") == 0
+            assert await coal.js(f"{q('#hz-detail [data-fact=hz_f_status]')}.textContent") == (
+                "reported"
+            )
+            (row,) = await _listed(coal)
+            assert (row["id"], row["status"], row["grade"]) == (
+                "1",
+                "reported",
+                "general (assessed)",
+            )
+            await coal.screenshot(SHOTS / "hazards-01-reported.png")
+
+        # the centre sees every enterprise's items, chooses one, grades it with a deadline
+        day, shown = _day(15)
+        async with _page(port, ADMIN) as centre:
+            assert await centre.js(f"{q('#hz-tenant-wrap')}.hidden") is False
+            await centre.js(
+                f"{q('#hz-tenant')}.value = 'north-coal';"
+                f"{q('#hz-tenant')}.dispatchEvent(new Event('change')); 1"
+            )
+            await centre.wait_for(f"{q('#hz-list tr.hz-row')}?.innerText.includes('北方煤业')")
+            # by the keyboard: the item's number is a button, Enter opens its detail
+            opener = q('#hz-list tr[data-hazard="1"] .hz-open')
+            await centre.js(f"{opener}.focus()")
+            await _press(centre, "Enter", 13)
+            await centre.wait_for(f"document.activeElement === {q('#hz-detail h3')}")
+            steps = await centre.js(
+                "[...document.querySelectorAll('#hz-detail .hz-act')].map((b) => b.dataset.step)"
+            )
+            assert steps == ["grade", "deadline", "comment"]  # the centre's, from `reported`
+            await _step(
+                centre, "grade", grade="major", deadline=day, comment="风机单电源, 定为重大"
+            )
+            await centre.wait_for(
+                f"{q('#hz-detail [data-fact=hz_f_status]')}.textContent === 'graded'"
+            )
+            assert await centre.js(f"{q('#hz-detail [data-fact=hz_f_deadline]')}.textContent") == (
+                shown
+            )
+            await centre.screenshot(SHOTS / "hazards-02-graded.png")
+
+        async with _page(port, COAL) as coal:
+            (row,) = await _listed(coal)
+            assert (row["status"], row["grade"], row["deadline"]) == ("graded", "major", shown)
+            await _open_item(coal, "1")
+            # the audit: who, when, what, from the report on
+            audit = await _audit(coal)
+            assert [(r[1], r[2], r[3], r[4]) for r in audit] == [
+                ("Report", "reported", "coal-safety", "enterprise"),
+                ("Grade", "reported → graded", "root", "centre"),
+            ]
+            assert audit[1][5] == "风机单电源, 定为重大"
+            assert "Grade: major" in audit[1][6] and f"Deadline: {shown}" in audit[1][6]
+            today = datetime.now(CST).date().isoformat()
+            assert audit[0][0].startswith(today) and audit[1][0].startswith(today)
+            # a step the hub refuses: its reason, as the hub says it
+            await _step(coal, "start")
+            refusal = await coal.wait_for(
+                f"!{q('#hz-detail .hz-msg')}.hidden && {q('#hz-detail .hz-msg')}.textContent"
+            )
+            assert refusal.startswith("Refused by the hub (422): item 1 cannot start"), refusal
+            assert "six elements" in refusal and "responsible_person" in refusal
+            assert await coal.js(f"{q('#hz-detail .hz-msg')}.getAttribute('role')") == "alert"
+            assert await coal.js(f"{q('#hz-detail form[data-step=start]')} !== null")
+            assert len(await _audit(coal)) == 2  # nothing taken
+            # Escape leaves the form, the focus back on its step's button
+            await coal.js(f"{q('#hz-detail form[data-step=start] textarea')}.focus()")
+            await _press(coal, "Escape", 27)
+            await coal.wait_for(f"{q('#hz-detail form')} === null")
+            assert await coal.js("document.activeElement.dataset.step") == "start"
+            await coal.screenshot(SHOTS / "hazards-03-refused.png")
+
+        # another enterprise sees none of it
+        async with _page(port, CHEM) as chem:
+            assert await _listed(chem) == []
+            assert await chem.js(f"!{q('#hz-empty')}.hidden")
+
+
+async def test_an_alarm_of_the_list_is_reported_as_a_hidden_danger(mosquitto, tmp_path):
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)), _page(port, COAL) as coal:
+        await _publish_methane(mosquitto.port, time.time_ns() // 1_000_000 - 3000, (0.4, 1.2, 1.6))
+        alarm = await coal.wait_for(f"{q('#alarms tbody tr.alarm')}?.dataset.alarm", 20)
+        await coal.js(f"{q('#alarms tbody tr.alarm')}.click()")  # its detail
+        button = f"tr.extra[data-for='{alarm}'] .hz-from-alarm"
+        await coal.wait_for(f"{q(button)} !== null")
+        await coal.js(f"{q(button)}.click()")
+        form = "#hz-form form[data-step=report]"
+        await coal.wait_for(f"{q(form)} !== null")
+        asked = await coal.js(f"{q(f'{form} .bulk-ask')}.textContent")
+        assert f"alarm #{alarm} (ch4-t1" in asked and "北方煤业" in asked
+        assert await coal.js(f"{q(f'{form} [name=site]')} === null")  # the alarm's site
+        await _fill(coal, form, description="T1 甲烷频繁超限, 怀疑局部通风不足")
+        await coal.js(f"{q(f'{form} button[type=submit]')}.click()")
+        await coal.wait_for(f"{q('#hz-detail h3')}?.textContent.startsWith('#1 ')")
+        facts = await coal.js(
+            "Object.fromEntries([...document.querySelectorAll('#hz-detail dd[data-fact]')]"
+            ".map((d) => [d.dataset.fact, d.textContent]))"
+        )
+        assert facts["hz_f_source"] == "monitoring alarm"
+        assert facts["hz_f_alarm_ids"] == f"#{alarm}"
+        assert facts["hz_f_sensor_ids"] == "ch4-t1"
+        assert facts["hz_f_site"] == "1301 综采工作面 (face-1301)"
+
+
+PLAN = {
+    "plan_objectives": "恢复局部通风机双电源",
+    "plan_methods": "加装备用风机及双电源自动切换装置",
+    "plan_funds_materials": "12 万元; 风机 1 台",
+    "plan_responsible": "机电科 张工",
+    "plan_schedule": "15 日内完成并联调",
+    "plan_safety_emergency": "施工期间停止该工作面作业, 执行停风撤人预案",
+}
+
+
+async def _shown_status(browser: Browser, status: str) -> None:
+    await browser.wait_for(
+        f"{q('#hz-detail [data-fact=hz_f_status] span')}?.className === 'hz-st-{status}'"
+    )
+
+
+async def test_a_major_item_goes_through_the_ledger_on_the_page_in_chinese(mosquitto, tmp_path):
+    """The plan's six elements, the start, the review request, a rejection, a new request, the
+    acceptance and the closing (销号), each clicked by its party, in Chinese; a viewer reads."""
+    port = free_port()
+    day, _ = _day(20)
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        async with _page(port, COAL, "zh") as coal:
+            await coal.js(f"{q('#hz-report')}.click()")
+            form = "#hz-form form[data-step=report]"
+            await coal.wait_for(f"{q(form)} !== null && {q(f'{form} [name=site]')}.options.length")
+            labels = await coal.js(
+                f"[...{q(form)}.querySelectorAll('.hz-label')].map((l) => l.textContent)"
+            )
+            assert labels[:3] == ["企业", "场所", "隐患描述（必填）"]
+            await _fill(coal, form, description="局部通风机单电源", grade="major")
+            await coal.js(f"{q(f'{form} button[type=submit]')}.click()")
+            await _shown_status(coal, "reported")
+            assert await coal.js(f"{q('#hz-detail .hz-msg')}.textContent") == "已完成：上报 #1"
+        async with _page(port, ADMIN, "zh") as centre:
+            await _open_item(centre, "1")
+            await _step(centre, "grade", grade="major", deadline=day)
+            await _shown_status(centre, "graded")
+        async with _page(port, COAL, "zh") as coal:
+            await _open_item(coal, "1")
+            steps = await coal.js(
+                "[...document.querySelectorAll('#hz-detail .hz-act')].map((b) => b.textContent)"
+            )
+            assert steps == ["填写整改方案", "开始整改", "备注"]
+            await _step(
+                coal,
+                "plan",
+                responsible_person="机电科 张工",
+                measures="加装备用风机",
+                production_stop="partial",
+                funds_yuan="120000",
+                **PLAN,
+            )
+            await coal.wait_for(f"{q('#hz-detail .hz-plan-facts')} !== null")
+            plan = await coal.js(f"{q('#hz-detail .hz-plan-facts')}.innerText")
+            assert "治理的目标和任务" in plan and "执行停风撤人预案" in plan
+            await _step(coal, "start")
+            await _shown_status(coal, "rectifying")
+            await _step(coal, "request-review", comment="备用风机已装, 切换测试合格")
+            await _shown_status(coal, "review_requested")
+        async with _page(port, ADMIN, "zh") as centre:
+            await _open_item(centre, "1")
+            await _step(centre, "reject", comment="缺切换测试记录")
+            await _shown_status(centre, "rejected")
+        async with _page(port, COAL, "zh") as coal:
+            await _open_item(coal, "1")
+            await _step(coal, "start", comment="补做切换测试")
+            await _shown_status(coal, "rectifying")
+            await _step(coal, "request-review", comment="测试记录已补")
+            await _shown_status(coal, "review_requested")
+        async with _page(port, ADMIN, "zh") as centre:
+            await _open_item(centre, "1")
+            await _step(centre, "accept", comment="现场验收合格")
+            await _shown_status(centre, "accepted")
+            await _step(centre, "close", comment="予以销号")
+            await _shown_status(centre, "closed")
+            audit = await _audit(centre)
+            assert [r[1] for r in audit] == [
+                "上报", "定级", "填写整改方案", "开始整改", "申请验收", "验收不通过",
+                "开始整改", "申请验收", "验收通过", "销号",
+            ]  # fmt: skip
+            assert audit[5][2:6] == [
+                "已申请验收 → 验收未通过",
+                "root",
+                "监管中心",
+                "缺切换测试记录",
+            ]
+            assert "整改责任人: 机电科 张工" in audit[2][6] and "停产范围: 局部停产" in audit[2][6]
+            await centre.screenshot(SHOTS / "hazards-04-closed.png")
+        # a viewer reads the item and its audit, and is offered no step
+        async with _page(port, VIEWER, "zh") as viewer:
+            assert await viewer.js(f"{q('#hz-report')}.hidden") is True
+            await _open_item(viewer, "1")
+            assert await viewer.js("document.querySelectorAll('#hz-detail .hz-act').length") == 0
+            assert len(await _audit(viewer)) == 10
