@@ -329,15 +329,21 @@ async def test_a_major_item_goes_through_the_ledger_on_the_page_in_chinese(mosqu
                 "[...document.querySelectorAll('#hz-detail .hz-act')].map((b) => b.textContent)"
             )
             assert steps == ["填写整改方案", "开始整改", "备注"]
-            await _step(
-                coal,
-                "plan",
-                responsible_person="机电科 张工",
-                measures="加装备用风机",
-                production_stop="partial",
-                funds_yuan="120000",
-                **PLAN,
-            )
+            # the plan's form, half written, follows the page's language with what was typed
+            await coal.js(f"{q('#hz-detail .hz-act[data-step=plan]')}.click()")
+            form = "#hz-detail form[data-step=plan]"
+            await coal.wait_for(f"{q(form)} !== null")
+            await _fill(coal, form, responsible_person="机电科 张工", production_stop="partial")
+            first = f"{q(f'{form} .hz-label')}.textContent"
+            assert await coal.js(first) == "整改责任人"
+            await coal.js(f"{q('#lang')}.click()")
+            await coal.wait_for(f"{first} === 'Person responsible'")
+            assert await coal.js(f"{q(f'{form} [name=responsible_person]')}.value") == "机电科 张工"
+            assert await coal.js(f"{q(f'{form} [name=production_stop]')}.value") == "partial"
+            await coal.js(f"{q('#lang')}.click()")
+            await coal.wait_for(f"{first} === '整改责任人'")
+            await _fill(coal, form, measures="加装备用风机", funds_yuan="120000", **PLAN)
+            await coal.js(f"{q(f'{form} button[type=submit]')}.click()")
             await coal.wait_for(f"{q('#hz-detail .hz-plan-facts')} !== null")
             plan = await coal.js(f"{q('#hz-detail .hz-plan-facts')}.innerText")
             assert "治理的目标和任务" in plan and "执行停风撤人预案" in plan

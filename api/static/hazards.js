@@ -23,6 +23,7 @@ const STEPS = [
   ["close", "centre", ["accepted"]],
   ["comment", "both", STATUSES],
 ];
+const LIST_MAX = 500;  // the newest items read at once: the filters find older ones
 const actKey = (step) => `hz_act_${step.replace("-", "_")}`;
 const $ = (s) => document.querySelector(s);
 let ctx = null;  // {t, key(), me(), tenantName(id)}
@@ -120,6 +121,7 @@ async function loadList() {
   const q = new URLSearchParams();
   for (const k of ["tenant", "status", "grade"]) if (filters[k]) q.set(k, filters[k]);
   if (filters.overdue) q.set("overdue", "true");
+  q.set("limit", String(LIST_MAX));
   const mine = ++seq;
   try {
     const got = await request(`/api/v1/hazards?${q}`);
@@ -260,6 +262,8 @@ function renderList() {
   }
   $("#hz-empty").hidden = !items || items.length > 0 || !!listError;
   $("#hz-loading").hidden = items !== null || !!listError;
+  $("#hz-more").hidden = (items?.length ?? 0) < LIST_MAX;
+  $("#hz-more").textContent = t("hz_more").replace("{n}", String(LIST_MAX));
   $("#hz-list-error").hidden = !listError;
   $("#hz-list-error").textContent = listError ? t("hz_error").replace("{e}", listError) : "";
 }
