@@ -19,6 +19,7 @@ __all__ = [
     "ALARM_KIND_NAMES",
     "ALARM_KIND_SIDES",
     "BELOW",
+    "BYPASS_UNAPPROVED",
     "CALIBRATION_DUE",
     "CLOCK_BEHIND",
     "DATA_LOST",
@@ -85,6 +86,10 @@ LOCK_TEST = 13
 # its 10 days (`alerts.hazardalarms`: judged on the hub's clock, not by the core)
 HAZARD_OVERDUE = 11
 HAZARD_REVIEW_OVERDUE = 12
+# an interlock bypassed without a written approval covering now (`alerts.bypassalarms`: judged on
+# the hub's clock, not by the core); numbered after every other kind (the core's sides, the
+# fleet's and the terminals' numbers below grow into the gaps)
+BYPASS_UNAPPROVED = 128
 # the tiers as the core numbers them (`RuleTable.tier`): 0 none (normal), then those a level may
 # be given (`telemetry.configbase.Tier`, blue ... red), each above the one before
 TIERS: tuple[str, ...] = ("none", *CONFIG_TIERS)
@@ -144,6 +149,7 @@ ALARM_KIND_NAMES: dict[int, str] = {
     LOCK_TEST: "lock_test_overdue",
     HAZARD_OVERDUE: "hazard_overdue",
     HAZARD_REVIEW_OVERDUE: "hazard_review_overdue",
+    BYPASS_UNAPPROVED: "bypass_unapproved",
     **{FLEET_SIDE0 + i: name for i, name in enumerate(FLEET_KINDS)},
     **{32 + bit: name for bit, name in TERMINAL_KINDS.items()},
     **SAFETY_SIDES,
@@ -176,6 +182,7 @@ _VALUE_UNITS = {
     "lock_test_overdue": "d",
     "hazard_overdue": "d",
     "hazard_review_overdue": "d",
+    "bypass_unapproved": "h",  # how long the loop has been bypassed
     "no_data": "",
     "fault": "",  # no value: a fault's reading is no measurement (`AlarmBook._one`)
 }

@@ -35,6 +35,7 @@ from alerts.restoredcopy import renumber_restored
 from alerts.stateschema import (
     LOCK_PLAN_COLUMNS,
     SCHEMA,
+    SCHEMA_BYPASS_APPROVALS,
     SCHEMA_HAZARDS,
     SCHEMA_LOCK_TESTS,
     SCHEMA_V2,
@@ -136,6 +137,7 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._migrate()
             self._db.executescript(SCHEMA_LOCK_TESTS)
             self._db.executescript(SCHEMA_HAZARDS)  # (`alerts.hazards`)
+            self._db.executescript(SCHEMA_BYPASS_APPROVALS)  # (`alerts.bypasses`)
             have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(lock_plans)")}
             for name, decl in LOCK_PLAN_COLUMNS:
                 if name not in have:  # (made by a hub of before the column)

@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "LOCK_PLAN_COLUMNS",
     "SCHEMA",
+    "SCHEMA_BYPASS_APPROVALS",
     "SCHEMA_HAZARDS",
     "SCHEMA_LOCK_TESTS",
     "SCHEMA_V2",
@@ -253,4 +254,32 @@ CREATE TRIGGER IF NOT EXISTS hazard_events_kept BEFORE UPDATE ON hazard_events
     BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS hazard_events_never_deleted BEFORE DELETE ON hazard_events
     BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
+"""
+# the written approvals of interlock bypasses (联锁旁路/摘除审批, `alerts.bypasses`): made at every
+# open, without a version, as the lock tests' tables (a hub of before leaves them alone). A row is
+# never deleted, and only its revocation is ever written, once (triggers refuse the rest): the
+# table is the audit record. And the active alarms by level name (`alerts.bypassalarms` asks the
+# clock's every tick for the bypasses in effect: a probe of this index, not a scan)
+SCHEMA_BYPASS_APPROVALS = """
+CREATE TABLE IF NOT EXISTS bypass_approvals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL, sensor TEXT NOT NULL,
+    approved_by TEXT NOT NULL, reason TEXT NOT NULL, measures TEXT NOT NULL, ticket TEXT,
+    valid_from INTEGER NOT NULL, until INTEGER NOT NULL CHECK (until > valid_from),
+    actor TEXT NOT NULL, recorded_at INTEGER NOT NULL,
+    revoked_at INTEGER, revoked_by TEXT, revoke_note TEXT
+);
+CREATE INDEX IF NOT EXISTS bypass_approvals_sensor ON bypass_approvals (tenant, sensor, until);
+CREATE INDEX IF NOT EXISTS bypass_approvals_tenant ON bypass_approvals (tenant, id);
+CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept BEFORE UPDATE ON bypass_approvals
+    WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL
+      OR NEW.id IS NOT OLD.id OR NEW.tenant IS NOT OLD.tenant OR NEW.sensor IS NOT OLD.sensor
+      OR NEW.approved_by IS NOT OLD.approved_by OR NEW.reason IS NOT OLD.reason
+      OR NEW.measures IS NOT OLD.measures OR NEW.ticket IS NOT OLD.ticket
+      OR NEW.valid_from IS NOT OLD.valid_from OR NEW.until IS NOT OLD.until
+      OR NEW.actor IS NOT OLD.actor OR NEW.recorded_at IS NOT OLD.recorded_at
+    BEGIN SELECT RAISE(ABORT, 'a bypass approval is only ever revoked, once'); END;
+CREATE TRIGGER IF NOT EXISTS bypass_approvals_never_deleted BEFORE DELETE ON bypass_approvals
+    BEGIN SELECT RAISE(ABORT, 'a bypass approval is never deleted'); END;
+CREATE INDEX IF NOT EXISTS alarms_active_level ON alarms (level_name) WHERE state = 'active';
 """

@@ -27,6 +27,7 @@ from swagger_ui_bundle import swagger_ui_path
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
 from api.availability import availability_router
+from api.bypasses import bypass_router
 from api.context import (
     CENTRE_ROLES,
     KNOWN_QUERY,
@@ -97,6 +98,7 @@ def _routers() -> tuple[APIRouter, ...]:
         alarm_stats_router(),
         availability_router(),
         lock_test_router(),
+        bypass_router(),
         hazard_router(),
         handover_router(),
         site_router(),

@@ -15,6 +15,7 @@ import numpy as np
 
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
+from alerts.bypassalarms import BypassAlarms
 from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
@@ -127,6 +128,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self._unconfirmed = rearm(self.book, self.state)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
         self.locks = LockTestAlarms(statedb, registry, registry.config.notify.disposal)
+        self.bypasses = BypassAlarms(statedb, registry, registry.config.notify.disposal)
         self.hazards = HazardAlarms(statedb, registry, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
@@ -238,6 +240,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
         self.locks = LockTestAlarms(self.statedb, registry, disposal)
+        self.bypasses = BypassAlarms(self.statedb, registry, disposal)
         self.hazards = HazardAlarms(self.statedb, registry, disposal)
         self.fleet, self.terminal, self.safety = fleet, terminal, safety
         self._gateway_sites = book.gateway_sites()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from alerts.alarms import AlarmEvent
+from alerts.bypassalarms import BypassAlarms
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import Outcome, Transitions
@@ -40,6 +41,7 @@ class Ticking(AlarmRecording):
     watch: HubWatch
     gateways: GatewayWatch
     locks: LockTestAlarms  # the plans' lock-out tests overdue or failed
+    bypasses: BypassAlarms  # interlocks bypassed without an approval covering now
     hazards: HazardAlarms  # hidden-danger items past their deadlines
     state_db_fault: StateDbFault  # the state database failing, said (`ingest.statedbfault`)
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
@@ -83,6 +85,8 @@ class Ticking(AlarmRecording):
                 events += await self._off_loop(self._clock_step, now)
                 # plans whose lock-out test is overdue or failed, or was just recorded
                 events += await self._off_loop(self.locks.step, now)
+                # interlocks bypassed past their grace without an approval covering now
+                events += await self._off_loop(self.bypasses.step, now)
                 # hidden-danger items past their rectification or review deadline
                 events += await self._off_loop(self.hazards.step, now)
             except BaseException:

@@ -24,6 +24,7 @@ AlarmKind = Literal[
     "lock_test_overdue",
     "hazard_overdue",
     "hazard_review_overdue",
+    "bypass_unapproved",
     "data_lost",
     "clock_behind",
     "overspeed",

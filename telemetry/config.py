@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Self
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from telemetry import hazard
+from telemetry.bypassconfig import BypassSettings
 from telemetry.configbase import Frozen, Ident, Label, Tier
 from telemetry.deviceconfig import (
     CurrentSpec,
@@ -372,6 +373,10 @@ class HubConfig(Frozen):
     hazards: HazardSettings = Field(
         default_factory=HazardSettings,
         description="hidden-danger items opened from alarms active too long (docs/hazards.md)",
+    )
+    interlock_bypass: BypassSettings = Field(
+        default_factory=BypassSettings,
+        description="interlock bypass approvals: the bypass_unapproved alarm (docs/rules.md)",
     )
 
     @model_validator(mode="after")

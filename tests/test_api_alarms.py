@@ -804,6 +804,11 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
             "/lock-tests",
             {"sensor": "ch4-t1", "ts": now_ms(), "passed": True},
         ),
+        ("post", "/api/v1/bypass-approvals"): ("/bypass-approvals", {"sensor": "ch4-t1"}),
+        ("post", "/api/v1/bypass-approvals/{approval_id}/revoke"): (
+            "/bypass-approvals/1/revoke",
+            {"note": "x"},
+        ),
         ("post", "/api/v1/hazards"): (
             "/hazards",
             {"site": "face-1301", "category": "通风", "description": "d", "found_by": "x"},

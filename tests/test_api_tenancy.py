@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from test_api_alarms import COAL, KEYS, POLICY, SILENCE, SUBSCRIPTION, Hub, auth
 
+from alerts.bypasses import insert_approval
 from api.app import AppContext, create_app
 from api.auth import KeyRing
 from ingest.metrics import Metrics
@@ -74,6 +75,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             headers=auth("coal"),
         )
         assert r.status_code == 201 and r.json()["id"] == 1, r.text
+        # a bypass approval of the coal tenant's (tests/test_bypass_approvals.py): its mine has
+        # no interlock, so it is recorded below the API
+        with hub.db.transaction() as con:
+            at = int(time.time() * 1000)
+            insert_approval(
+                con, COAL, "ch4-t1", "x", "x", "x", None, at, at + 3_600_000, "coal", at
+            )
         yield Rig(hub, client, alarm_id)
     await hub.store.close()
     hub.db.close()
@@ -274,6 +282,33 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         ("post", "/api/v1/lock-tests"): (
             "/api/v1/lock-tests",
             {"sensor": "ch4-t1", "ts": now, "passed": True},
+            "chem",
+            NOT_FOUND,
+        ),
+        # interlock bypass approvals (tests/test_bypass_approvals.py): another's is not found
+        ("get", "/api/v1/bypass-approvals"): ("/api/v1/bypass-approvals", None, "chem", OPEN),
+        ("get", "/api/v1/bypass-approvals/{approval_id}"): (
+            "/api/v1/bypass-approvals/1",
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/bypass-approvals"): (
+            "/api/v1/bypass-approvals",
+            {
+                "sensor": "ch4-t1",
+                "approved_by": "x",
+                "reason": "x",
+                "measures": "x",
+                "valid_from": now,
+                "until": now + 3_600_000,
+            },
+            "chem",
+            NOT_FOUND,
+        ),
+        ("post", "/api/v1/bypass-approvals/{approval_id}/revoke"): (
+            "/api/v1/bypass-approvals/1/revoke",
+            {"note": "x"},
             "chem",
             NOT_FOUND,
         ),
@@ -552,6 +587,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/alarm-quality/rate",
         "/api/v1/alarm-quality/standing",
         "/api/v1/alarms",
+        "/api/v1/bypass-approvals",
         "/api/v1/data-quality/availability",
         "/api/v1/escalation-policies",
         "/api/v1/handover",

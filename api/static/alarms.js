@@ -53,6 +53,8 @@ export const STRINGS = {
         kind_hazard_overdue: "隐患整改超期", kind_hazard_review_overdue: "隐患验收超期",
         lvl_general_overdue: "一般隐患超期", lvl_major_overdue: "重大隐患超期",
         lvl_general_review_overdue: "一般隐患验收超期", lvl_major_review_overdue: "重大隐患验收超期",
+        // an interlock bypassed without a written approval covering now (联锁旁路审批, docs/rules.md)
+        kind_bypass_unapproved: "联锁旁路未审批", lvl_bypass_unapproved: "旁路未审批",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "累计驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
