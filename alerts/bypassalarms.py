@@ -44,13 +44,15 @@ _DESCRIBED = (
     "the bypass's written approval (who approved it, why, the interim measures, until when), or "
     "restore the interlock",
 )
-# the active alarms that matter: ours, and those at a bypass level ('bypassed' .. 'bypassee'
-# excluded: every name beginning with 'bypassed'), found on `alarms_active_level`
+# the active alarms that matter: ours, and those at a bypass level (every name beginning with
+# 'bypassed': 'bypassed' <= name < 'bypassee'), in one range of `alarms_active_level` from ours
+# ('bypass_unapproved' sorts before 'bypassed'; the few other names between are skipped)
+_UPTO = BYPASS_PREFIX[:-1] + chr(ord(BYPASS_PREFIX[-1]) + 1)
 _PROBE = (
     "SELECT tenant, site, device, sensor, rule, side, level_name, started_ts FROM alarms "
-    "WHERE state = 'active' AND (level_name = ? OR (level_name >= ? AND level_name < ?))"
+    "WHERE state = 'active' AND level_name >= ? AND level_name < ?"
 )
-_PROBE_ARGS = (LEVEL, BYPASS_PREFIX, BYPASS_PREFIX[:-1] + chr(ord(BYPASS_PREFIX[-1]) + 1))
+_PROBE_ARGS = (min(LEVEL, BYPASS_PREFIX), _UPTO)
 # the end (event time) of the sensor's last bypass that began before `started_ts`
 _ENDED = (
     "SELECT ended_ts FROM alarms WHERE sensor = ? AND rule = ? AND side IN (?, ?) "
@@ -204,7 +206,7 @@ class BypassAlarms(AlarmRows):
             ts = v.ts
             if b is None:  # the bypass ended: when its alarm did, in event time
                 row = con.execute(
-                    _ENDED, (sensor, rule, ABOVE, BELOW, *_PROBE_ARGS[1:], o[2])
+                    _ENDED, (sensor, rule, ABOVE, BELOW, BYPASS_PREFIX, _UPTO, o[2])
                 ).fetchone()
                 ts = now if row is None or row[0] is None else int(row[0])
             point = (tenant, o[0], o[1], sensor, rule, BYPASS_UNAPPROVED)
