@@ -15,16 +15,13 @@ import numpy as np
 
 from alerts import snapshot
 from alerts.alarms import AlarmBook, AlarmEvent
-from alerts.bypassalarms import BypassAlarms
 from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import NO_TS, CoreState, Outcome, Transitions, evaluate
 from alerts.gatewayalarms import ClockChange
 from alerts.gateways import GatewayWatch
-from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
-from alerts.lockalarms import LockTestAlarms
 from alerts.reload import (
     fence_key,
     remap_core,
@@ -127,9 +124,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         # store at start (`confirm_restored`)
         self._unconfirmed = rearm(self.book, self.state)
         self.desk = AlarmDesk(statedb, registry, self.book, registry.config.notify.disposal)
-        self.locks = LockTestAlarms(statedb, registry, registry.config.notify.disposal)
-        self.bypasses = BypassAlarms(statedb, registry, registry.config.notify.disposal)
-        self.hazards = HazardAlarms(statedb, registry, registry.config.notify.disposal)
+        self.judge_by_clock(registry, registry.config.notify.disposal)
         fleet_active, terminal_active = self.book.active_vehicle_alarms()
         self.fleet.restore(fleet_active)
         self.terminal.restore(terminal_active)
@@ -239,9 +234,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.registry, self.table, self.book = registry, table, book
         self.state = book.restore(state)
         self.desk = AlarmDesk(self.statedb, registry, book, disposal)
-        self.locks = LockTestAlarms(self.statedb, registry, disposal)
-        self.bypasses = BypassAlarms(self.statedb, registry, disposal)
-        self.hazards = HazardAlarms(self.statedb, registry, disposal)
+        self.judge_by_clock(registry, disposal)
         self.fleet, self.terminal, self.safety = fleet, terminal, safety
         self._gateway_sites = book.gateway_sites()
         self._gateways_down = down

@@ -23,9 +23,12 @@ from alerts.gateways import GatewayWatch
 from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
+from alerts.statedb import StateDB
 from ingest.recording import AlarmRecording
 from ingest.statedbfault import StateDbFault
 from ingest.store.base import PositionBatch, ReadingBatch
+from telemetry.notifyconfig import DisposalSpec
+from telemetry.registry import Registry
 
 __all__ = ["Ticking"]
 
@@ -51,6 +54,14 @@ class Ticking(AlarmRecording):
     _evaluate: Callable[[ReadingBatch, int], tuple[Transitions, Outcome]]  # `Dispatcher`
     _fleet: Callable[[Sequence[PositionBatch], int], list[AlarmEvent]]  # `Dispatcher`
     _save_due: Callable[[int], None]  # `ingest.state_saving.StateSaving`
+    statedb: StateDB
+
+    def judge_by_clock(self, registry: Registry, disposal: DisposalSpec) -> None:
+        """The alarms the hub's clock judges from the state database (lock-out tests, bypass
+        approvals, hidden-danger deadlines), for `registry`: at the start and at each reload."""
+        self.locks = LockTestAlarms(self.statedb, registry, disposal)
+        self.bypasses = BypassAlarms(self.statedb, registry, disposal)
+        self.hazards = HazardAlarms(self.statedb, registry, disposal)
 
     async def tick(self, now: int, horizon: int | None = None) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
