@@ -62,7 +62,7 @@ _ENDED = (
 
 
 class NotABypassError(LookupError):
-    """The sensor is no bypass flag (neither of kind interlock nor with a `bypassed` level)."""
+    """The sensor is no bypass flag (its rule has no level named `bypassed...`)."""
 
 
 @dataclass(frozen=True, slots=True)

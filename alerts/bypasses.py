@@ -3,9 +3,10 @@ approval record"): the record of each written approval of a loop's bypass (who a
 the interim measures, from when until when), its revocation, and the verdict on a bypass in
 effect, pure, that `alerts.bypassalarms` turns into the `bypass_unapproved` alarm.
 
-An approval names the bypass flag's sensor (of kind interlock, or whose rule has a level named
-`bypassed...`). The table `bypass_approvals` is the audit record: a row is never deleted, and of
-its columns only the revocation is ever written, once (triggers refuse the rest).
+An approval names the bypass flag's sensor: one whose rule has a level named `bypassed...` (a
+trip flag, of kind interlock too, has none: an approval of it would mean nothing). The table
+`bypass_approvals` is the audit record: a row is never deleted, and of its columns only the
+revocation is ever written, once (triggers refuse the rest).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ _SECONDS = "%Y-%m-%d %H:%M:%S CST"
 
 
 def bypass_sensor(info: SensorInfo) -> bool:
-    """Whether a sensor is a bypass flag an approval may name: of kind interlock, or judged by
-    a rule with a level named `bypassed...`."""
-    return info.kind == "interlock" or any(lv.name.startswith(BYPASS_PREFIX) for lv in info.levels)
+    """Whether a sensor is a bypass flag an approval may name: judged by a rule with a level
+    named `bypassed...` (what `bypass_unapproved` follows; a trip flag has none)."""
+    return any(lv.name.startswith(BYPASS_PREFIX) for lv in info.levels)
 
 
 @dataclass(frozen=True, slots=True)

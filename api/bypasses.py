@@ -182,8 +182,8 @@ def bypass_router() -> APIRouter:
         except NotABypassError as exc:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"sensor {body.sensor!r} is no interlock bypass flag (neither of kind interlock "
-                "nor judged by a rule with a level named bypassed...)",
+                f"sensor {body.sensor!r} is no interlock bypass flag (its rule has no level "
+                "named bypassed...: a trip flag's approval would mean nothing)",
             ) from exc
         except LookupError as exc:
             raise not_found(f"sensor {body.sensor!r}") from exc

@@ -222,8 +222,10 @@ async def test_bad_input_another_tenants_sensor_and_readers_are_refused(api: Api
     assert (await api.post({"note": "x"}, "chem", "/0/revoke")).status_code == 422
     assert (await api.get(path="/0")).status_code == 422
     assert (await api.get(limit=0)).status_code == 422
-    # the trip flag is of kind interlock too: an approval may name it (a trip's bypass)
-    assert (await api.post(good(sensor="sis-trip"), "op")).status_code == 201
+    # the trip flag is of kind interlock too, but has no bypass level: an approval of it would
+    # mean nothing (bypass_unapproved follows the bypassed levels alone)
+    r = await api.post(good(sensor="sis-trip"), "op")
+    assert r.status_code == 422 and "no interlock bypass flag" in r.text, r.text
 
 
 def test_the_record_is_never_deleted_and_only_its_revocation_written_once(tmp_path: Path) -> None:
