@@ -83,6 +83,13 @@ class MineFilesConfig(Frozen):
     incomplete_after_s: float = Field(default=600.0, gt=0, le=86400)
     scan_s: float = Field(default=1.0, gt=0, le=600)
     max_files_in_flight: int = Field(default=16, ge=1, le=10000)
+    keep_days: float = Field(
+        default=30.0,
+        ge=0,
+        le=36500,
+        description="files in done/ and rejected/ older than this are removed (looked at once "
+        "an hour); 0: kept for ever",
+    )
     status: dict[str, QualityName] = Field(
         default_factory=dict, description="status field -> quality, beside the built-in words"
     )

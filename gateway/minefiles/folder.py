@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Arrival", "look", "move", "reject", "txt_files"]
+__all__ = ["Arrival", "look", "move", "reject", "remove_older", "txt_files"]
 
 END = b"||"
 
@@ -66,3 +66,25 @@ def reject(path: Path, folder: Path, reason: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{path.name}.reason").write_text(reason.rstrip() + "\n", encoding="utf-8")
     return move(path, folder)
+
+
+def remove_older(folder: Path, before: float) -> tuple[int, list[tuple[Path, OSError]]]:
+    """Remove the files of `folder` (not its sub-folders) last changed before `before` (epoch
+    s): (how many went, those that could not go and why). A missing folder has none."""
+    removed, failed = 0, []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a move into it fails)
+        return 0, []
+    except OSError as exc:
+        return 0, [(folder, exc)]
+    for e in entries:
+        try:
+            if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < before:
+                os.unlink(e.path)
+                removed += 1
+        except FileNotFoundError:
+            continue  # gone meanwhile
+        except OSError as exc:
+            failed.append((Path(e.path), exc))
+    return removed, failed
