@@ -1,6 +1,7 @@
 """`hazardhub mine-files`: take a coal mine's MT/T 1201 files from the FTP upload folder and
 publish them (docs/minefiles.md); `hazardhub mine-files check-points`: list the points whose
-mine-side alarm threshold is looser than the hub's rule."""
+mine-side alarm threshold is looser than the hub's rule; `hazardhub mine-files draft-config`:
+a draft of a mine's configuration from its point definitions."""
 
 from __future__ import annotations
 
@@ -61,6 +62,32 @@ def add_minefiles_parser(sub: Any) -> None:
         default=None,
         help="this methane point rises to 1.6 %% 30 s after the start, then falls back",
     )
+    draft = actions.add_parser(
+        "draft-config",
+        help="a draft of a mine's hub configuration and point map from its point definitions "
+        "(JC), with proposed rules to check",
+    )
+    draft.add_argument("--mine", required=True, help="the mine code")
+    draft.add_argument("--site", default=None, help="the hub's site (default: the mine's)")
+    draft.add_argument("--tenant", default=None, help="the tenant (default: the mine's in --mines)")
+    draft.add_argument(
+        "--jc",
+        type=Path,
+        default=None,
+        help="a JC file to draft from (default: the latest kept for the mine in --state-dir)",
+    )
+    draft.add_argument(
+        "--period-s",
+        type=float,
+        default=None,
+        help="the mine's upload period (default: from its real-time files in done/)",
+    )
+    draft.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="write {mine}.hub.yaml and {mine}.mines.yaml into this folder (default: print)",
+    )
     actions.add_parser(
         "check-points",
         help="each kept point definition whose alarm threshold is looser than the hub's rule, "
@@ -81,6 +108,8 @@ def _mines(args: argparse.Namespace) -> Mines:
 def run_minefiles(
     args: argparse.Namespace, run: Callable[[Callable[[asyncio.Event], Awaitable[int]]], int]
 ) -> int:
+    if args.minefiles_action == "draft-config":
+        return _draft_config(args)
     mines = _mines(args)  # a ConfigError is said by `hazardhub.cli.main`
     if args.minefiles_action == "check-points":
         return _check_points(mines, args.state_dir / "points")
@@ -174,3 +203,84 @@ def _simulate(
         return 0
 
     return run(main)
+
+
+def _draft_config(args: argparse.Namespace) -> int:
+    """Print (or write) a draft of a mine's configuration from its definitions: the JC file
+    given, or the latest kept; the upload period from its real-time files in done/."""
+    from gateway.minefiles import MineFilesConfig, load_points
+    from gateway.minefiles.draft import draft, upload_period
+    from hazardhub.settings import load, read_text
+    from telemetry.mt1201 import Mt1201Error, PointDef, parse, parse_name
+    from telemetry.registry import parse_document
+
+    packs = {p.name: p for p in load(args.config).packs}
+    config = parse_document(read_text(args.mines), MineFilesConfig, str(args.mines))
+    spec = config.mines.get(args.mine)
+    tenant = args.tenant or (spec.tenant if spec else None)
+    site = args.site or (spec.site if spec else None)
+    if tenant is None or site is None:
+        print(f"mine {args.mine} is not in {args.mines}: give --tenant and --site", file=sys.stderr)
+        return 2
+    if args.jc is not None:
+        try:
+            kind = parse_name(args.jc.name).kind
+            parsed = parse(args.jc.read_bytes(), kind)
+        except (OSError, Mt1201Error) as exc:
+            print(f"{args.jc}: {exc}", file=sys.stderr)
+            return 2
+        if kind != "JC":
+            print(f"{args.jc}: a {kind} file, not point definitions (JC)", file=sys.stderr)
+            return 2
+        source = args.jc.name
+        points = [r for r in parsed.records if isinstance(r, PointDef)]
+    else:
+        folder = args.state_dir / "points"
+        kept = load_points(folder) if folder.is_dir() else {}
+        if args.mine not in kept:
+            print(
+                f"no point definitions (JC file) of mine {args.mine} kept in {folder}: run "
+                "mine-files until its JC file is taken, or give --jc",
+                file=sys.stderr,
+            )
+            return 2
+        source, points = kept[args.mine]
+    if not points:
+        print(f"{source}: no point definition to draft from", file=sys.stderr)
+        return 2
+    if args.period_s is not None:
+        period: tuple[float, int] | None = (args.period_s, 0)
+    else:
+        done = config.done_dir
+        prefix = f"{args.mine}_"
+        names = [n for n in os.listdir(done) if n.startswith(prefix)] if done.is_dir() else []
+        period = upload_period(names, args.mine)
+    made = draft(
+        args.mine,
+        points,
+        packs,
+        tenant=tenant,
+        site=site,
+        gateway=config.gateway,
+        source=source,
+        period=period,
+    )
+    said = (
+        f"mine {args.mine}: {made.points} points, {made.rules} with a proposed rule to check, "
+        f"{made.unknown} of a type not known"
+    )
+    if args.out is None:
+        print(made.hub + "---\n" + made.mines, end="")
+        print(said, file=sys.stderr)
+        return 0
+    targets = [(args.out / f"{args.mine}.hub.yaml", made.hub)]
+    targets.append((args.out / f"{args.mine}.mines.yaml", made.mines))
+    for path, _ in targets:
+        if path.exists():
+            print(f"{path} exists: move it away first (it may hold your edits)", file=sys.stderr)
+            return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, text in targets:
+        path.write_text(text, encoding="utf-8")
+    print(f"{said}; written: {targets[0][0]}, {targets[1][0]}", file=sys.stderr)
+    return 0

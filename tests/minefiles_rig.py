@@ -44,6 +44,15 @@ tenants:
                   rule: coal-methane.upper-corner-t0}}
 """
 
+# a new mine's site before its devices are drafted (draft-config)
+SITE_ONLY_YAML = """
+version: 1
+tenants:
+  - id: north-coal
+    sites:
+      - {id: face-1301, kind: mine}
+"""
+
 
 def hub_registry() -> Registry:
     config = parse_document(HUB_YAML, HubConfig, "mine.yaml")
