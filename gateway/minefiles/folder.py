@@ -9,6 +9,7 @@ Hidden files and files not ending in ``.txt`` (an FTP server's temporary names) 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -68,9 +69,12 @@ def reject(path: Path, folder: Path, reason: str) -> Path:
     return move(path, folder)
 
 
-def remove_older(folder: Path, before: float) -> tuple[int, list[tuple[Path, OSError]]]:
+def remove_older(
+    folder: Path, before: float, halt: Callable[[], bool] = lambda: False
+) -> tuple[int, list[tuple[Path, OSError]]]:
     """Remove the files of `folder` (not its sub-folders) last changed before `before` (epoch
-    s): (how many went, those that could not go and why). A missing folder has none."""
+    s), until `halt()` says stop: (how many went, those that could not go and why). A missing
+    folder has none."""
     removed, failed = 0, []
     try:
         entries = list(os.scandir(folder))
@@ -78,7 +82,9 @@ def remove_older(folder: Path, before: float) -> tuple[int, list[tuple[Path, OSE
         return 0, []
     except OSError as exc:
         return 0, [(folder, exc)]
-    for e in entries:
+    for i, e in enumerate(entries):
+        if i % 1000 == 999 and halt():
+            break
         try:
             if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < before:
                 os.unlink(e.path)

@@ -22,7 +22,8 @@ from pathlib import Path
 from gateway.counters import changed_since
 from gateway.minefiles.config import Mines
 from gateway.minefiles.convert import convert
-from gateway.minefiles.folder import look, move, reject, remove_older, txt_files
+from gateway.minefiles.folder import look, move, reject, txt_files
+from gateway.minefiles.keep import Keeper
 from gateway.minefiles.points import check, save_points
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool, Spooled
@@ -44,7 +45,6 @@ __all__ = ["MineFilesGateway"]
 
 log = logging.getLogger(__name__)
 _ERRORS_SAID = 5  # a file's broken records logged; the rest counted
-SWEEP_EVERY_S = 3600.0  # how often done/ and rejected/ are looked at for files past keep_days
 
 
 class _FilePublisher(MqttPublisher):
@@ -86,7 +86,12 @@ class MineFilesGateway:
         self._left: dict[Path, int] = {}  # file -> its batches not yet acknowledged
         self._said: set[tuple[str, str, str]] = set()  # (what, mine, item) logged once
         self._full = False
-        self._next_sweep = 0.0  # clock time of the next look at done/ and rejected/
+        self.keeper = Keeper(
+            (self.config.done_dir, self.config.rejected_dir),
+            self.config.keep_days,
+            self.counters,
+            clock,
+        )
         state_dir.mkdir(parents=True, exist_ok=True)
         self.publishers: dict[str, _FilePublisher] = {}
         for tenant in sorted({m.tenant for m in self.config.mines.values()}):
@@ -122,6 +127,7 @@ class MineFilesGateway:
             for tenant, pub in self.publishers.items():
                 tg.create_task(pub.run(uplink_stop), name=f"minefiles-uplink-{tenant}")
             tg.create_task(self._report(uplink_stop), name="minefiles-report")
+            tg.create_task(self.keeper.run(stop), name="minefiles-keep")
             while not stop.is_set():
                 self.scan()
                 with contextlib.suppress(TimeoutError):
@@ -136,7 +142,6 @@ class MineFilesGateway:
         """Take the complete files of the folder, as many as the queue holds. A file that cannot
         be read or moved (its owner, a full disk) is said once and tried again at each scan."""
         now = self._clock()
-        self._sweep(now)
         try:
             paths = txt_files(self.config.incoming)
         except OSError as exc:
@@ -161,29 +166,6 @@ class MineFilesGateway:
             except OSError as exc:
                 self._file_error(path, exc)
         self._full = False
-
-    def _sweep(self, now: float) -> None:
-        """Remove the files of done/ and rejected/ older than `keep_days` (0: none), at most once
-        an hour: counted (`files_removed`) and logged; one that cannot go is a file error."""
-        days = self.config.keep_days
-        if days <= 0 or now < self._next_sweep:
-            return
-        self._next_sweep = now + SWEEP_EVERY_S
-        before = now - days * 86400.0
-        for folder in (self.config.done_dir, self.config.rejected_dir):
-            removed, failed = remove_older(folder, before)
-            for path, exc in failed:
-                self.counters["file_errors"] += 1
-                if self._once("file", str(path), f"{type(exc).__name__} {exc.errno}"):
-                    log.error("mine-files: %s cannot be removed: %s; tried again hourly", path, exc)
-            if removed:
-                self.counters["files_removed"] += removed
-                log.info(
-                    "mine-files: removed %d files older than %g days from %s",
-                    removed,
-                    days,
-                    folder,
-                )
 
     def _look(self, path: Path, now: float) -> None:
         arrival = look(path, now, self.config.settle_s, self.config.incomplete_after_s)
