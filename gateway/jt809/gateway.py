@@ -1,0 +1,98 @@
+"""The `hazardhub jt809` process: the main-link server, the uplink and its spool (the JT/T 808
+gateway's: the same records, numbered, at least once), and the gateway's status in each
+tenant of its platforms."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from gateway.jt808.presence import Presence
+from gateway.jt808.uplink import PositionUplink
+from gateway.jt809.config import Jt809Config
+from gateway.jt809.server import Jt809Server
+from gateway.poller import wall_ms
+from gateway.spool import Spool
+from telemetry.brokertls import BrokerTls
+from telemetry.registry import Registry
+from telemetry.topics import TopicLayout
+
+__all__ = ["Jt809Gateway"]
+
+log = logging.getLogger(__name__)
+
+
+class Jt809Gateway:
+    """Server, uplink and spool, run until `stop`."""
+
+    def __init__(
+        self,
+        config: Jt809Config,
+        registry: Registry,
+        *,
+        listen: tuple[str, int],
+        broker: tuple[str, int],
+        spool_dir: Path,
+        layout: TopicLayout | None = None,
+        name: str = "jt809",
+        login_timeout_s: float = 30.0,
+        idle_timeout_s: float = 180.0,
+        report_every_s: float = 60.0,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        spool_max_age_s: float = 7 * 86400,
+        username: str | None = None,
+        password: str | None = None,
+        tls: BrokerTls | None = None,
+    ) -> None:
+        self.listen = listen
+        layout = layout or TopicLayout()
+        self.spool = Spool(
+            spool_dir / f"spool-jt809-{name}.db",
+            max_bytes=spool_max_bytes,
+            max_age_s=spool_max_age_s,
+            clock_ms=wall_ms,
+        )
+        self.uplink = PositionUplink(
+            *broker,
+            layout=layout,
+            spool=self.spool,
+            gateway=name,
+            clock_ms=wall_ms,
+            username=username,
+            password=password,
+            tls=tls,
+        )
+        self.server = Jt809Server(
+            config,
+            registry,
+            self.uplink,
+            clock_ms=wall_ms,
+            login_timeout_s=login_timeout_s,
+            idle_timeout_s=idle_timeout_s,
+            report_every_s=report_every_s,
+        )
+        self.uplink.counters = self.server.counters
+        self.presence = Presence(
+            *broker,
+            layout=layout,
+            tenants=(p.tenant for p in config.platforms),
+            gateway=name,
+            uplink_connected=self.uplink.connected,
+            uplink_lost=self.uplink.disconnected,
+            username=username,
+            password=password,
+            tls=tls,
+        )
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.server.start(*self.listen)
+            self.ready.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.uplink.run(stop), name="jt809-uplink")
+                tg.create_task(self.presence.run(stop), name="jt809-presence")
+                tg.create_task(self.server.serve(stop), name="jt809-server")
+        finally:
+            self.spool.close()

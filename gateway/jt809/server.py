@@ -1,0 +1,235 @@
+"""The JT/T 809 main-link server (asyncio TCP): lower platforms connect, log in, and send their
+vehicles' positions, which go to the uplink (spool, then MQTT).
+
+Each connection is read into frames (`telemetry.jt809.FrameSplitter`) and handed to its
+`Session`; the session's actions are carried out here. A link that has not logged in within
+`login_timeout_s`, or is silent for `idle_timeout_s` once logged in (the standard's keep-alive
+0x1005 comes every minute or so), is closed. A platform that logs in again on a new link
+replaces its old one (closed, counted `replaced`). Problems are counted per platform
+(`{platform}.{kind}`, `-` for a link not logged in) and logged, the first of a kind per
+platform and report period at warning level (no password is ever in a line); the counters that
+changed are logged at info level every `report_every_s` (`gateway.counters`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.counters import changed_since
+from gateway.jt808.uplink import PositionUplink
+from gateway.jt809.config import Jt809Config, PlatformSpec
+from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session
+from gateway.jt809.vehicles import PlateBook
+from telemetry.jt809 import FrameOverflowError, FrameSplitter
+from telemetry.registry import Registry
+
+__all__ = ["Jt809Server"]
+
+log = logging.getLogger(__name__)
+
+_WRITE_TIMEOUT_S = 10.0
+
+
+@dataclass(eq=False)
+class _Link:
+    writer: asyncio.StreamWriter
+    session: Session
+    peer: str
+    closing: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self) -> None:
+        self.closing = True
+        self.writer.close()
+
+
+class Jt809Server:
+    def __init__(
+        self,
+        config: Jt809Config,
+        registry: Registry,
+        uplink: PositionUplink,
+        *,
+        clock_ms: Callable[[], int],
+        login_timeout_s: float = 30.0,
+        idle_timeout_s: float = 180.0,
+        report_every_s: float = 60.0,
+        max_frame: int = 65536,
+    ) -> None:
+        self.platforms = config.by_code()
+        self.book = PlateBook(registry.vehicles.values())
+        self.uplink = uplink
+        self.clock_ms = clock_ms
+        self.login_timeout_s = login_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.report_every_s = report_every_s
+        self.max_frame = max_frame
+        self.counters: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
+        self._said: set[str] = set()  # the problem kinds warned of since the last report
+        self.links: set[_Link] = set()
+        self.online: dict[str, _Link] = {}  # platform name -> its logged-in link
+        self._server: asyncio.Server | None = None
+        self.address: tuple[str, int] | None = None
+
+    def use(self, registry: Registry) -> None:
+        """Find the platforms' vehicles in `registry` from now on."""
+        self.book = PlateBook(registry.vehicles.values())
+        for link in self.links:
+            link.session.book = self.book
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self._server = await asyncio.start_server(self._serve_link, host, port, reuse_address=True)
+        sock = self._server.sockets[0].getsockname()
+        self.address = (sock[0], sock[1])
+        log.info("jt809: listening on %s:%d for %d platforms", *self.address, len(self.platforms))
+        return self.address
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Report the counters until `stop` is set, then close every link."""
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.report_every_s)
+                self.report_counters()
+        finally:
+            if self._server is not None:
+                self._server.close()
+            for link in list(self.links):
+                link.close()
+            for link in list(self.links):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.done.wait(), 5)
+            if self._server is not None:
+                await self._server.wait_closed()
+            self.report_counters()
+
+    def report_counters(self) -> str | None:
+        self._said.clear()
+        since = changed_since(self.counters, self._reported)
+        if since is None:
+            return None
+        self._reported = self.counters.copy()
+        line = f"jt809: {len(self.online)} platforms logged in; since the last report: {since}"
+        log.info("%s", line)
+        return line
+
+    def count(self, platform: str | None, kind: str, n: int = 1) -> None:
+        self.counters[f"{platform or '-'}.{kind}"] += n
+
+    async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername") or ("?", 0)
+        host = str(peername[0])
+        link = _Link(
+            writer, Session(self.platforms, self.book, host, self.clock_ms), f"{host}:{peername[1]}"
+        )
+        self.links.add(link)
+        try:
+            await self._read(link, reader)
+        except (ConnectionError, OSError) as exc:
+            log.info("jt809: %s (%s): link lost: %s", link.peer, link.session.name or "-", exc)
+        finally:
+            self.links.discard(link)
+            name = link.session.name
+            if name is not None and self.online.get(name) is link:
+                del self.online[name]
+                log.info("jt809: %s (%s) logged out or gone", name, link.peer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            link.done.set()
+
+    async def _read(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        splitter = FrameSplitter(self.max_frame)
+        while not link.closing:
+            session = link.session
+            if session.platform is None:
+                timeout = opened + self.login_timeout_s - loop.time()
+            else:
+                timeout = self.idle_timeout_s
+            try:
+                data = await asyncio.wait_for(reader.read(65536), max(0.0, timeout))
+            except TimeoutError:
+                kind = "idle_closed" if session.platform else "login_timeout"
+                self.count(session.name, kind)
+                log.info("jt809: closing %s (%s): %s", link.peer, session.name or "-", kind)
+                return
+            if not data:
+                return
+            try:
+                items = splitter.feed(data)
+            except FrameOverflowError as exc:
+                self._problem(link, Problem("overflow", str(exc), session.name))
+                return
+            if splitter.skipped:
+                self.count(session.name, "skipped_bytes", splitter.skipped)
+                splitter.skipped = 0
+            received_ms = self.clock_ms()
+            for item in items:
+                for action in session.receive(item):
+                    if not await self._act(link, action, received_ms):
+                        return
+
+    async def _act(
+        self, link: _Link, action: Send | Publish | Problem | LoggedIn | Close, received_ms: int
+    ) -> bool:
+        """Carry out one action; False once the link is to close."""
+        name = link.session.name
+        if isinstance(action, Send):
+            link.writer.write(action.data)
+            try:
+                await asyncio.wait_for(link.writer.drain(), _WRITE_TIMEOUT_S)
+            except TimeoutError:
+                self._problem(link, Problem("write_timeout", "it does not read", name))
+                return False
+            return True
+        if isinstance(action, Publish):
+            self.uplink.submit(action.ref, action.records, received_ms)
+            self.count(name, "positions", len(action.records))
+            return True
+        if isinstance(action, Problem):
+            self._problem(link, action)
+            return True
+        if isinstance(action, LoggedIn):
+            p: PlatformSpec = action.platform
+            old = self.online.get(p.name)
+            if old is not None and old is not link:
+                self.count(p.name, "replaced")
+                log.warning(
+                    "jt809: %s logged in again from %s: closing %s", p.name, link.peer, old.peer
+                )
+                old.close()
+            self.online[p.name] = link
+            self.count(p.name, "logins")
+            log.info(
+                "jt809: %s logged in from %s (JT/T 809-%d, tenant %s)",
+                p.name,
+                link.peer,
+                p.version,
+                p.tenant,
+            )
+            return True
+        log.info("jt809: closing %s (%s): %s", link.peer, name or "-", action.why)
+        return False
+
+    def _problem(self, link: _Link, problem: Problem) -> None:
+        self.count(problem.platform, problem.kind)
+        key = f"{problem.platform}.{problem.kind}"
+        level = logging.WARNING if problem.warn and key not in self._said else logging.DEBUG
+        if problem.warn:
+            self._said.add(key)
+        log.log(
+            level,
+            "jt809: %s (%s): %s: %s",
+            link.peer,
+            problem.platform or "-",
+            problem.kind,
+            problem.text,
+        )
