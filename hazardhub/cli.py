@@ -1,4 +1,4 @@
-"""The `hazardhub` command: demo, hub, gateway, jt808, check, backup and the others.
+"""The `hazardhub` command: demo, hub, gateway, jt808, jt809, check, backup and the others.
 
 The running of each subcommand; their arguments are parsed by `hazardhub.cliargs`.
 """
@@ -382,6 +382,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from hazardhub.minefilescmd import run_minefiles
 
         return run_minefiles(args, _run)
+    if args.command == "jt809":  # JT/T 809 upper-platform gateway (docs/jt809.md)
+        from hazardhub.jt809cmd import run as run_jt809
+
+        return run_jt809(args, _run)
     raise AssertionError(args.command)
 
 

@@ -316,6 +316,9 @@ def parser() -> argparse.ArgumentParser:
     from hazardhub.jt808args import add_jt808_parser
 
     add_jt808_parser(sub)
+    from hazardhub.jt809cmd import add_jt809_parser
+
+    add_jt809_parser(sub)
 
     from hazardhub.minefilescmd import add_minefiles_parser
 
