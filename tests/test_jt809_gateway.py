@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 from jt808_helpers import TWO_TENANTS, positions, registry_of, until
-from jt809_helpers import KEYS, LowerPlatform, config, gnss_2011, gnss_2019, make_gateway, running
+from jt809_helpers import (
+    KEYS,
+    PLATFORMS,
+    LowerPlatform,
+    config,
+    gnss_2011,
+    gnss_2019,
+    make_gateway,
+    running,
+)
 
 from gateway.jt809 import load_platforms
 from telemetry.errors import ConfigError
@@ -202,3 +211,14 @@ def test_platforms_file(tmp_path: Path) -> None:
 
 def test_encode_frame_header_sanity() -> None:
     assert encode_frame(Header(0x1005, 1, 1), b"")[0] == 0x5B
+
+
+async def test_status_in_every_tenant_with_vehicles(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    # the hub watches each of jt808_gateways in every tenant with vehicles: the gateway says
+    # it is online in each (not only in its platforms' tenants)
+    one = config(platforms=[PLATFORMS["platforms"][0]])  # chem-logistics only
+    gw = make_gateway(one, registry, mosquitto.port, tmp_path / "spool")
+    async with running(gw):
+        await until(lambda: gw.presence.online == {"chem-logistics", "coach-co"}, within_s=10)

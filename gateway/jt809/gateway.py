@@ -76,7 +76,10 @@ class Jt809Gateway:
         self.presence = Presence(
             *broker,
             layout=layout,
-            tenants=(p.tenant for p in config.platforms),
+            # every tenant with vehicles, as the JT/T 808 gateway: the hub watches each name of
+            # its jt808_gateways in each of them
+            tenants={v.tenant for v in registry.vehicles.values()}
+            | {p.tenant for p in config.platforms},
             gateway=name,
             uplink_connected=self.uplink.connected,
             uplink_lost=self.uplink.disconnected,
