@@ -172,6 +172,8 @@ async def test_a_second_login_replaces_the_first(
         await b.connect(host, port)
         assert result(await b.login(7001, b"s3cret!8")) == 0
         assert await a.answer() is None
+        await b.send(0x1007, b"\x00")  # "my main link broke": counted, nothing else
+        await until(lambda: gw.server.counters["acme-gps.disconnect_notice"] == 1)
         await b.send(0x1003, bytes(12))  # logout: answered 0x1004, closed
         bye = await b.answer()
         assert bye is not None and bye.header.msg_id == 0x1004

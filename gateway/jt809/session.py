@@ -27,6 +27,7 @@ from gateway.jt809.vehicles import PlateBook
 from telemetry.jt809 import (
     BadBodyError,
     BadFrameError,
+    DisconnectNotice,
     ExgMsg,
     Frame,
     Gnss2011,
@@ -195,6 +196,9 @@ class Session:
             return [Send(self._reply(platform, _Bare(MsgId.LOGOUT_RESPONSE))), Close("logout")]
         if mid == MsgId.CLOSE_NOTICE:
             return [Close("the platform closes the link (0x1008)")]
+        if isinstance(msg, DisconnectNotice):  # 0x1007: its sub-link message, said here too
+            what = f"the platform says its main link broke (0x1007, reason {msg.reason})"
+            return [Problem("disconnect_notice", what, platform.name, warn=False)]
         if isinstance(msg, ExgMsg):
             return self._positions(platform, msg)
         what = f"message {mid:#06x} on the main link"
