@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -323,3 +324,10 @@ def test_any_bytes_raise_only_the_codec_error(data: bytes, v2019: bool, msg_id: 
 
 def test_header_2011_size() -> None:
     assert HEADER_2011 == 22
+
+
+def test_the_documented_login_vector() -> None:
+    # docs/jt809.md's login frame is the frame the codec reads and writes
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "jt809.md").read_text("utf-8")
+    block = doc.split("<!-- test vector: jt809-login", 1)[1].split("```")[1]
+    assert bytes.fromhex("".join(block.split())) == LOGIN_2011
