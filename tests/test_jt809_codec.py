@@ -35,11 +35,15 @@ from telemetry.jt809 import (
     MsgId,
     RealLocation,
     SubId,
+    UnsupportedError,
+    WarnInfo,
+    WarnMsg,
     crc16,
     crypt,
     decode_body,
     decode_frame,
     decode_positions,
+    decode_warning,
     encode_frame,
     escape,
     peek_access_code,
@@ -316,6 +320,8 @@ def test_any_bytes_raise_only_the_codec_error(data: bytes, v2019: bool, msg_id: 
             pos = decode_positions(msg, v2019)
             for p in pos.positions if isinstance(pos, HistoryLocation) else [pos.position]:
                 _ = p.location().ts_ms if isinstance(p, Gnss2011) else p.location()
+        if isinstance(msg, WarnMsg):
+            decode_warning(msg, v2019)
     with contextlib.suppress(Jt809Error):
         peek_access_code(data)
     with contextlib.suppress(Jt809Error):
@@ -331,3 +337,36 @@ def test_the_documented_login_vector() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "jt809.md").read_text("utf-8")
     block = doc.split("<!-- test vector: jt809-login", 1)[1].split("```")[1]
     assert bytes.fromhex("".join(block.split())) == LOGIN_2011
+
+
+# JT809SubMessageBody/JT809_0x1400_0x1402Test.cs: a 2011 warning (type 0x0012, 2018-09-26
+# 00:00 China time, info id 3344, "gfdf454553")
+WARN_2011 = bytes.fromhex(
+    "00 00 12 00 00 00 00 5B AA 5B 80 00 00 0D 10 00 00 00 0A 67 66 64 66 34 35 34 35 35 33"
+)
+
+
+def test_warning_2011_vector() -> None:
+    w = WarnInfo.decode(WARN_2011)
+    assert (w.source, w.warn_type, w.info_id, w.content) == (0, 0x12, 3344, "gfdf454553")
+    assert w.warn_time_s == calendar.timegm((2018, 9, 25, 16, 0, 0))  # UTC seconds
+    assert w.encode() == WARN_2011
+    msg = WarnMsg("苏AD1234", 2, SubId.WARN_INFO, WARN_2011)
+    back = decode_body(MsgId.WARN_MSG, msg.encode(), v2019=False)
+    assert back == msg and decode_warning(msg, v2019=False) == w
+
+
+def test_warning_2019_round_trip() -> None:
+    w = WarnInfo(
+        0x0002, 1_790_000_000, "疲劳驾驶", source_platform="32010000001", start_s=1_789_999_000,
+        end_s=1_790_000_000, plate="苏AD1234", color=2, line_id=7,
+    )  # fmt: skip
+    raw = w.encode(v2019=True)
+    assert WarnInfo.decode(raw, v2019=True) == w
+    msg = WarnMsg("", 0, SubId.WARN_INFO, raw)
+    assert msg.encode(v2019=True)[:2] == b"\x14\x02"  # no vehicle header in 2019
+    assert decode_body(MsgId.WARN_MSG, msg.encode(True), v2019=True) == msg
+    with pytest.raises(BadBodyError, match="INFO_LENGTH"):
+        WarnInfo.decode(raw[:-1], v2019=True)
+    with pytest.raises(UnsupportedError):
+        decode_warning(WarnMsg("", 0, 0x1401, b""), v2019=True)

@@ -23,7 +23,7 @@ from jt809_helpers import (
 
 from gateway.jt809 import load_platforms
 from telemetry.errors import ConfigError
-from telemetry.jt809 import Header, LoginResponse, MsgId, encode_frame
+from telemetry.jt809 import Header, LoginResponse, MsgId, SubId, WarnInfo, WarnMsg, encode_frame
 from telemetry.registry import Registry
 
 T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)  # 09:00 in China
@@ -224,3 +224,35 @@ async def test_status_in_every_tenant_with_vehicles(  # type: ignore[no-untyped-
     gw = make_gateway(one, registry, mosquitto.port, tmp_path / "spool")
     async with running(gw):
         await until(lambda: gw.presence.online == {"chem-logistics", "coach-co"}, within_s=10)
+
+
+async def test_warnings_logged_and_counted(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.jt809")
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool")
+    t = int(T0.timestamp())
+    async with running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        info = WarnInfo(0x0002, t, "疲劳驾驶\x07", source=2, info_id=9)
+        await p.send(0x1400, WarnMsg("苏AD1234", 2, SubId.WARN_INFO, info.encode()).encode())
+        await p.send(0x1400, WarnMsg("苏AD1234", 2, 0x1403, b"").encode())  # not built
+        q = LowerPlatform(33000001, v2019=True)
+        await q.connect(host, port)
+        assert result(await q.login(8001, b"pw2019")) == 0
+        info19 = WarnInfo(0x0001, t, "超速", source_platform="32010000001", plate="苏B·K5678")
+        await q.send(0x1400, WarnMsg("", 0, SubId.WARN_INFO, info19.encode(True)).encode(True))
+        await until(lambda: gw.server.counters["coach-gps.warnings"] == 1)
+        await until(lambda: gw.server.counters["acme-gps.unsupported"] == 1)
+        await p.close()
+        await q.close()
+    assert gw.server.counters["acme-gps.warnings"] == 1
+    said = [r.getMessage() for r in caplog.records if "warning type" in r.getMessage()]
+    assert said == [
+        "jt809: acme-gps: warning type 0x0002 of chem-logistics/tanker-01 at "
+        "2026-11-30T09:00:00+08:00 (source 2): 疲劳驾驶?",
+        "jt809: coach-gps: warning type 0x0001 of coach-co/coach-07 at "
+        "2026-11-30T09:00:00+08:00 (source 32010000001): 超速",
+    ]

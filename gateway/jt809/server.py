@@ -19,11 +19,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 from gateway.counters import changed_since
 from gateway.jt808.uplink import PositionUplink
 from gateway.jt809.config import Jt809Config, PlatformSpec
-from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session
+from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.vehicles import PlateBook
 from telemetry.jt809 import FrameOverflowError, FrameSplitter
 from telemetry.registry import Registry
@@ -33,6 +34,7 @@ __all__ = ["Jt809Server"]
 log = logging.getLogger(__name__)
 
 _WRITE_TIMEOUT_S = 10.0
+_CST = timezone(timedelta(hours=8))
 
 
 @dataclass(eq=False)
@@ -178,7 +180,10 @@ class Jt809Server:
                         return
 
     async def _act(
-        self, link: _Link, action: Send | Publish | Problem | LoggedIn | Close, received_ms: int
+        self,
+        link: _Link,
+        action: Send | Publish | Problem | Warn | LoggedIn | Close,
+        received_ms: int,
     ) -> bool:
         """Carry out one action; False once the link is to close."""
         name = link.session.name
@@ -196,6 +201,21 @@ class Jt809Server:
             return True
         if isinstance(action, Problem):
             self._problem(link, action)
+            return True
+        if isinstance(action, Warn):
+            self.count(action.platform, "warnings")
+            w = action.info
+            when = (
+                datetime.fromtimestamp(w.warn_time_s, _CST).isoformat()
+                if w.warn_time_s < 2**35
+                else w.warn_time_s
+            )
+            said = "".join(c if c.isprintable() else "?" for c in w.content[:200])
+            log.warning(
+                "jt809: %s: warning type %#06x of %s at %s (source %s): %s",
+                action.platform, w.warn_type, action.vehicle, when,
+                w.source_platform or w.source, said,
+            )  # fmt: skip
             return True
         if isinstance(action, LoggedIn):
             p: PlatformSpec = action.platform

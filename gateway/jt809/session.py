@@ -9,9 +9,10 @@ time). A refused login is answered, then the link closed. Anything else before a
 counted `before_login` and dropped. Once logged in: keep-alive 0x1005 is answered 0x1006,
 logout 0x1003 answered 0x1004 and the link closed, 0x1008 closes it, UP_EXG_MSG 0x1200's
 0x1202 and 0x1203 become the position records of `gateway.jt808.records` (the 2011 position as
-the JT/T 808 report it carries the fields of; the 2019 one is one), other messages are counted
-`unsupported` and dropped. A frame or body that cannot be read is counted and dropped; the
-link goes on (the next frame starts at the next 0x5B).
+the JT/T 808 report it carries the fields of; the 2019 one is one), UP_WARN_MSG 0x1400's 0x1402
+warnings are logged and counted (`Warn`), not sent to the hub; other messages are counted
+`unsupported` and dropped. A frame or body that cannot be read is counted and dropped; the link
+goes on (the next frame starts at the next 0x5B).
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ from telemetry.jt809 import (
     LoginResult,
     MsgId,
     UnsupportedError,
+    WarnInfo,
+    WarnMsg,
     decode_body,
     decode_frame,
     decode_positions,
+    decode_warning,
     encode_frame,
     peek_access_code,
 )
 from telemetry.jt809.frame import HEADER_2019, VERSION_2011, VERSION_2019
 
-__all__ = ["Action", "Close", "LoggedIn", "Problem", "Publish", "Send", "Session"]
+__all__ = ["Action", "Close", "LoggedIn", "Problem", "Publish", "Send", "Session", "Warn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,15 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class Warn:
+    """A platform's warning (0x1402): logged and counted, not an alarm of the hub's."""
+
+    platform: str
+    vehicle: str  # tenant/vehicle, or the plate when it is none of the tenant's
+    info: WarnInfo
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedIn:
     platform: PlatformSpec
 
@@ -83,7 +96,7 @@ class Close:
     why: str
 
 
-Action = Send | Publish | Problem | LoggedIn | Close
+Action = Send | Publish | Problem | Warn | LoggedIn | Close
 
 _LOGIN_2019_LEN = 1 + HEADER_2019 + 50 + 2 + 1  # MSG_LENGTH of a 2019 login
 
@@ -201,6 +214,8 @@ class Session:
             return [Problem("disconnect_notice", what, platform.name, warn=False)]
         if isinstance(msg, ExgMsg):
             return self._positions(platform, msg)
+        if isinstance(msg, WarnMsg):
+            return self._warning(platform, msg)
         what = f"message {mid:#06x} on the main link"
         return [Problem("unsupported", what, platform.name, warn=False)]
 
@@ -230,6 +245,17 @@ class Session:
         if records:
             out.append(Publish(ref, tuple(records)))
         return out
+
+    def _warning(self, platform: PlatformSpec, msg: WarnMsg) -> list[Action]:
+        try:
+            info = decode_warning(msg, platform.v2019)
+        except UnsupportedError as exc:
+            return [Problem("unsupported", str(exc), platform.name, warn=False)]
+        except BadBodyError as exc:
+            return [Problem("bad_body", str(exc), platform.name)]
+        plate = info.plate if platform.v2019 else msg.plate
+        ref = self.book.find(platform.tenant, plate)
+        return [Warn(platform.name, f"plate {plate}" if isinstance(ref, str) else str(ref), info)]
 
     def _record(self, ref: VehicleRef, g: Gnss2011 | Gnss2019) -> dict[str, object] | Problem:
         try:

@@ -34,6 +34,7 @@ from telemetry.jt809.messages import (
     decode_positions,
 )
 from telemetry.jt809.positions import ExgMsg, Gnss2011, Gnss2019, HistoryLocation, RealLocation
+from telemetry.jt809.warnings import WarnInfo, WarnMsg, decode_warning
 
 __all__ = [
     "BadBodyError",
@@ -62,11 +63,14 @@ __all__ = [
     "RealLocation",
     "SubId",
     "UnsupportedError",
+    "WarnInfo",
+    "WarnMsg",
     "crc16",
     "crypt",
     "decode_body",
     "decode_frame",
     "decode_positions",
+    "decode_warning",
     "encode_frame",
     "escape",
     "peek_access_code",

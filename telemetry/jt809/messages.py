@@ -17,6 +17,7 @@ from typing import ClassVar
 from telemetry.jt809.fields import UnsupportedError, exact, gbk, text
 from telemetry.jt809.ids import MsgId, SubId
 from telemetry.jt809.positions import ExgMsg, HistoryLocation, RealLocation
+from telemetry.jt809.warnings import WarnMsg
 
 __all__ = [
     "CloseNotice",
@@ -168,6 +169,7 @@ Message = (
     | KeepAliveResponse
     | DisconnectNotice
     | ExgMsg
+    | WarnMsg
 )
 _DECODERS = {
     int(cls.msg_id): cls.decode
@@ -181,6 +183,7 @@ _DECODERS = {
         DisconnectNotice,
         CloseNotice,
         ExgMsg,
+        WarnMsg,
     )
 }
 
