@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 from gateway.jt808.presence import Presence
-from gateway.jt808.uplink import PositionUplink
 from gateway.jt809.config import Jt809Config
 from gateway.jt809.server import Jt809Server
+from gateway.jt809.uplink import PlatformUplink
 from gateway.poller import wall_ms
 from gateway.spool import Spool
 from telemetry.brokertls import BrokerTls
@@ -53,7 +53,7 @@ class Jt809Gateway:
             max_age_s=spool_max_age_s,
             clock_ms=wall_ms,
         )
-        self.uplink = PositionUplink(
+        self.uplink = PlatformUplink(
             *broker,
             layout=layout,
             spool=self.spool,

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from gateway.counters import changed_since
-from gateway.jt808.uplink import PositionUplink
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
+from gateway.jt809.uplink import PlatformUplink
 from gateway.jt809.vehicles import PlateBook
 from telemetry.jt809 import FrameOverflowError, FrameSplitter
 from telemetry.registry import Registry
@@ -55,7 +55,7 @@ class Jt809Server:
         self,
         config: Jt809Config,
         registry: Registry,
-        uplink: PositionUplink,
+        uplink: PlatformUplink,
         *,
         clock_ms: Callable[[], int],
         login_timeout_s: float = 30.0,
@@ -173,17 +173,25 @@ class Jt809Server:
             if splitter.skipped:
                 self.count(session.name, "skipped_bytes", splitter.skipped)
                 splitter.skipped = 0
-            received_ms = self.clock_ms()
-            for item in items:
-                for action in session.receive(item):
-                    if not await self._act(link, action, received_ms):
-                        return
+            # the positions of every frame of this read, committed together (one transaction:
+            # a platform forwarding a fleet sends hundreds of messages a second)
+            taken: list[Publish] = []
+            try:
+                for item in items:
+                    for action in session.receive(item):
+                        if isinstance(action, Publish):
+                            taken.append(action)
+                        elif not await self._act(link, action):
+                            return
+            finally:
+                if taken:
+                    self.uplink.submit_many([(a.ref, a.records) for a in taken], self.clock_ms())
+                    self.count(session.name, "positions", sum(len(a.records) for a in taken))
 
     async def _act(
         self,
         link: _Link,
-        action: Send | Publish | Problem | Warn | LoggedIn | Close,
-        received_ms: int,
+        action: Send | Problem | Warn | LoggedIn | Close,
     ) -> bool:
         """Carry out one action; False once the link is to close."""
         name = link.session.name
@@ -194,10 +202,6 @@ class Jt809Server:
             except TimeoutError:
                 self._problem(link, Problem("write_timeout", "it does not read", name))
                 return False
-            return True
-        if isinstance(action, Publish):
-            self.uplink.submit(action.ref, action.records, received_ms)
-            self.count(name, "positions", len(action.records))
             return True
         if isinstance(action, Problem):
             self._problem(link, action)
