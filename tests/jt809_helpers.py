@@ -138,11 +138,10 @@ class LowerPlatform:
         return await asyncio.wait_for(self.frames.get(), within_s)
 
     async def login(
-        self, user: int, password: bytes, access_code: int | None = None
+        self, user: int, password: bytes, access_code: int | None = None, down_port: int = 9809
     ) -> Frame | None:
-        body = Login(
-            user, password, "127.0.0.1", 9809, access_code if access_code is not None else self.code
-        )
+        code = access_code if access_code is not None else self.code
+        body = Login(user, password, "127.0.0.1", down_port, code)
         await self.send(0x1001, body.encode(self.v2019))
         return await self.answer()
 

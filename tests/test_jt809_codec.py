@@ -19,6 +19,11 @@ from hypothesis import strategies as st
 from telemetry.jt809 import (
     BadBodyError,
     BadFrameError,
+    DownConnect,
+    DownConnectResponse,
+    DownDisconnect,
+    DownDisconnectNotice,
+    DownLinkTestResponse,
     ExgMsg,
     FrameOverflowError,
     FrameSplitter,
@@ -370,3 +375,15 @@ def test_warning_2019_round_trip() -> None:
         WarnInfo.decode(raw[:-1], v2019=True)
     with pytest.raises(UnsupportedError):
         decode_warning(WarnMsg("", 0, 0x1401, b""), v2019=True)
+
+
+def test_sub_link_bodies() -> None:
+    # JT809MessageBody/JT809_0x9001Test.cs: verify code 45454
+    assert decode_body(0x9001, bytes.fromhex("0000B18E"), False) == DownConnect(45454)
+    assert DownConnect(45454).encode() == bytes.fromhex("0000B18E")
+    assert decode_body(0x9003, bytes.fromhex("0000B18E"), True) == DownDisconnect(45454)
+    assert decode_body(0x9002, b"\x01", False) == DownConnectResponse(1)
+    assert decode_body(0x9007, b"\x00", False) == DownDisconnectNotice(0)
+    assert decode_body(0x9006, b"", False) == DownLinkTestResponse()
+    with pytest.raises(BadBodyError):
+        decode_body(0x9005, b"\x00", False)

@@ -13,6 +13,7 @@ platforms:
     version: 2011             # or 2019
     allow_from: [10.1.2.0/24] # optional: the source addresses it may connect from
     keys: {m1: 30000000, ia1: 20000000, ic1: 20000000}  # optional: the simple encryption
+    sub_link: {address: "10.1.2.3:9809"}  # optional: open the sub link (docs/jt809.md)
 ```
 """
 
@@ -31,7 +32,7 @@ from telemetry.errors import ConfigError
 from telemetry.jt809 import Keys
 from telemetry.yamlkeys import load_once
 
-__all__ = ["Jt809Config", "KeysSpec", "PlatformSpec", "load_platforms"]
+__all__ = ["Jt809Config", "KeysSpec", "PlatformSpec", "SubLinkSpec", "load_platforms"]
 
 U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
@@ -47,6 +48,19 @@ class KeysSpec(Frozen):
         return Keys(self.m1, self.ia1, self.ic1)
 
 
+class SubLinkSpec(Frozen):
+    """The sub link (从链路): the gateway connects to the platform's down-link address."""
+
+    address: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}$",
+        description="HOST:PORT to connect to instead of the one the login names (pin it: the "
+        "login's is the platform's word)",
+    )
+    keepalive_s: float = Field(default=60.0, gt=0, le=3600, description="0x9005 every")
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="for a connect, an answer")
+
+
 class PlatformSpec(Frozen):
     name: Ident
     access_code: U32 = Field(description="接入码 (MSG_GNSSCENTERID) the centre gave it")
@@ -58,6 +72,9 @@ class PlatformSpec(Frozen):
         default=(), description="source networks it may connect from (empty: any)"
     )
     keys: KeysSpec | None = None
+    sub_link: SubLinkSpec | None = Field(
+        default=None, description="open the sub link after each login (none: the main link only)"
+    )
 
     @field_validator("password")
     @classmethod

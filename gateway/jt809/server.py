@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
+from gateway.jt809.sublink import SubLink
 from gateway.jt809.uplink import PlatformUplink
 from gateway.jt809.vehicles import PlateBook
 from telemetry.jt809 import FrameOverflowError, FrameSplitter
@@ -44,6 +46,13 @@ class _Link:
     peer: str
     closing: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    sub: SubLink | None = None
+    sub_task: asyncio.Task[None] | None = None
+
+    def tell(self, data: bytes) -> None:
+        """Write `data` on the main link (the sub link's 0x9007), unless it is closing."""
+        if not self.closing:
+            self.writer.write(data)
 
     def close(self) -> None:
         self.closing = True
@@ -136,6 +145,10 @@ class Jt809Server:
         except (ConnectionError, OSError) as exc:
             log.info("jt809: %s (%s): link lost: %s", link.peer, link.session.name or "-", exc)
         finally:
+            if link.sub is not None and link.sub_task is not None:
+                link.sub.stop(logout=link.session.logged_out)
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(link.sub_task, 15)
             self.links.discard(link)
             name = link.session.name
             if name is not None and self.online.get(name) is link:
@@ -232,6 +245,17 @@ class Jt809Server:
                 old.close()
             self.online[p.name] = link
             self.count(p.name, "logins")
+            if p.sub_link is not None:
+                link.sub = SubLink(
+                    p,
+                    p.sub_link,
+                    link.session,
+                    action.verify_code,
+                    action.down,
+                    tell_main=link.tell,
+                    count=functools.partial(self.count, p.name),
+                )
+                link.sub_task = asyncio.create_task(link.sub.run(), name=f"jt809-sub-{p.name}")
             log.info(
                 "jt809: %s logged in from %s (JT/T 809-%d, tenant %s)",
                 p.name,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.jt808.directory import VehicleRef
 from gateway.jt808.records import position_record
@@ -88,7 +89,12 @@ class Warn:
 
 @dataclass(frozen=True, slots=True)
 class LoggedIn:
+    """The login taken: the verify code its 0x1002 gave, the down-link address it named (for
+    the sub link)."""
+
     platform: PlatformSpec
+    verify_code: int
+    down: tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,7 @@ class Session:
         self.peer_host = peer_host
         self.clock_ms = clock_ms
         self.platform: PlatformSpec | None = None  # once logged in
+        self.logged_out = False  # it logged out (0x1003)
         self._sn = 0
         self._version = VERSION_2011
         self._bits: dict[VehicleRef, bool] = {}  # the last record published carried alarm bits
@@ -186,8 +193,9 @@ class Session:
                 Close(why),
             ]
         self.platform = platform
-        answer = self._reply(platform, LoginResponse(LoginResult.OK, secrets.randbits(32)))
-        return [Send(answer), LoggedIn(platform)]
+        code = secrets.randbits(32)
+        answer = self._reply(platform, LoginResponse(LoginResult.OK, code))
+        return [Send(answer), LoggedIn(platform, code, (login.down_ip, login.down_port))]
 
     # --- logged in ----------------------------------------------------------------------------
 
@@ -206,6 +214,7 @@ class Session:
         if mid == MsgId.KEEP_ALIVE:
             return [Send(self._reply(platform, _Bare(MsgId.KEEP_ALIVE_RESPONSE)))]
         if mid == MsgId.LOGOUT:
+            self.logged_out = True
             return [Send(self._reply(platform, _Bare(MsgId.LOGOUT_RESPONSE))), Close("logout")]
         if mid == MsgId.CLOSE_NOTICE:
             return [Close("the platform closes the link (0x1008)")]
@@ -271,16 +280,26 @@ class Session:
 
     # --- answers ------------------------------------------------------------------------------
 
-    def _reply(self, platform: PlatformSpec, body: _Bare | LoginResponse) -> bytes:
+    def _reply(self, platform: PlatformSpec, body: _Body) -> bytes:
         return self._frame(platform.access_code, platform.v2019, self._version, body)
 
-    def _frame(
-        self, code: int, v2019: bool, version: tuple[int, int, int], body: _Bare | LoginResponse
-    ) -> bytes:
+    def frame(self, body: _Body) -> bytes:
+        """A frame of ours to the logged-in platform (the sub link's messages, 0x9007)."""
+        assert self.platform is not None
+        return self._reply(self.platform, body)
+
+    def _frame(self, code: int, v2019: bool, version: tuple[int, int, int], body: _Body) -> bytes:
         self._sn = (self._sn + 1) & 0xFFFFFFFF
         t = self.clock_ms() // 1000 if v2019 else None
         header = Header(body.msg_id, self._sn, code, version=version, time_s=t)
         return encode_frame(header, body.encode(v2019))
+
+
+class _Body(Protocol):
+    @property
+    def msg_id(self) -> int: ...
+
+    def encode(self, v2019: bool = False) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,18 @@
 """The JT/T 809 wire protocol (2011 and 2019), pure: framing, escaping, CRC, header and the
-simple encryption in `frame`; the main link's message bodies in `messages`. The upper platform's
-gateway (`gateway.jt809`) and the tests' lower platform share it."""
+simple encryption in `frame`; the main link's message bodies in `messages`, `positions` and
+`warnings`, the sub link's in `downlink`. The upper platform's gateway (`gateway.jt809`) and
+the tests' lower platform share it."""
 
+from telemetry.jt809.downlink import (
+    DownCloseNotice,
+    DownConnect,
+    DownConnectResponse,
+    DownDisconnect,
+    DownDisconnectNotice,
+    DownDisconnectResponse,
+    DownLinkTest,
+    DownLinkTestResponse,
+)
 from telemetry.jt809.fields import BadBodyError, UnsupportedError
 from telemetry.jt809.frame import (
     BadFrameError,
@@ -41,6 +52,14 @@ __all__ = [
     "BadFrameError",
     "CloseNotice",
     "DisconnectNotice",
+    "DownCloseNotice",
+    "DownConnect",
+    "DownConnectResponse",
+    "DownDisconnect",
+    "DownDisconnectNotice",
+    "DownDisconnectResponse",
+    "DownLinkTest",
+    "DownLinkTestResponse",
     "ExgMsg",
     "Frame",
     "FrameOverflowError",

@@ -14,6 +14,16 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar
 
+from telemetry.jt809.downlink import (
+    DownCloseNotice,
+    DownConnect,
+    DownConnectResponse,
+    DownDisconnect,
+    DownDisconnectNotice,
+    DownDisconnectResponse,
+    DownLinkTest,
+    DownLinkTestResponse,
+)
 from telemetry.jt809.fields import UnsupportedError, exact, gbk, text
 from telemetry.jt809.ids import MsgId, SubId
 from telemetry.jt809.positions import ExgMsg, HistoryLocation, RealLocation
@@ -170,6 +180,11 @@ Message = (
     | DisconnectNotice
     | ExgMsg
     | WarnMsg
+    | DownConnect
+    | DownConnectResponse
+    | DownDisconnectResponse
+    | DownLinkTest
+    | DownLinkTestResponse
 )
 _DECODERS = {
     int(cls.msg_id): cls.decode
@@ -184,6 +199,14 @@ _DECODERS = {
         CloseNotice,
         ExgMsg,
         WarnMsg,
+        DownConnect,
+        DownDisconnect,
+        DownConnectResponse,
+        DownDisconnectNotice,
+        DownCloseNotice,
+        DownDisconnectResponse,
+        DownLinkTest,
+        DownLinkTestResponse,
     )
 }
 
