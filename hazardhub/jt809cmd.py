@@ -64,6 +64,13 @@ def add_jt809_parser(sub: Any) -> None:
         help="close a logged-in link silent this long (default: %(default)s)",
     )
     j.add_argument(
+        "--max-links",
+        type=int,
+        default=256,
+        help="links open at most (each platform has one); more are closed at once, counted "
+        "refused_full (default: %(default)s)",
+    )
+    j.add_argument(
         "--name",
         default="jt809",
         help="gateway name (spool file, status, drop reports): one of the config's "
@@ -115,6 +122,7 @@ def run(
         name=args.name,
         login_timeout_s=args.login_timeout_s,
         idle_timeout_s=args.idle_timeout_s,
+        max_links=args.max_links,
         spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
         username=args.broker_user,
         password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),

@@ -289,3 +289,30 @@ async def test_frames_of_one_read_go_in_one_message(  # type: ignore[no-untyped-
         await p.close()
     assert len(got) == 1 and [r["speed_kmh"] for r in got[0][1]] == [60, 61, 62, 63, 64]
     assert gw.server.counters["acme-gps.positions"] == 5
+
+
+async def test_a_login_again_on_its_link_and_too_many_links(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool", max_links=1)
+    async with running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        # its answer lost, a platform logs in again on the same link: checked and answered
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        assert result(await p.login(7001, b"wrong")) == 4  # ... and refused as any login
+        assert await p.answer() is None
+        await until(lambda: not gw.server.links)
+        one = LowerPlatform(20180920)
+        await one.connect(host, port)
+        await until(lambda: len(gw.server.links) == 1)
+        more = LowerPlatform(20180920)
+        await more.connect(host, port)
+        assert await more.answer() is None  # a second link: closed at once
+        await one.close()
+        await more.close()
+        await p.close()
+    c = gw.server.counters
+    assert c["acme-gps.logins"] == 2 and c["acme-gps.login_refused"] == 1
+    assert c["-.refused_full"] == 1

@@ -39,6 +39,7 @@ class Jt809Gateway:
         login_timeout_s: float = 30.0,
         idle_timeout_s: float = 180.0,
         report_every_s: float = 60.0,
+        max_links: int = 256,
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
         username: str | None = None,
@@ -71,6 +72,7 @@ class Jt809Gateway:
             login_timeout_s=login_timeout_s,
             idle_timeout_s=idle_timeout_s,
             report_every_s=report_every_s,
+            max_links=max_links,
         )
         self.uplink.counters = self.server.counters
         self.presence = Presence(

@@ -71,7 +71,10 @@ class Jt809Server:
         idle_timeout_s: float = 180.0,
         report_every_s: float = 60.0,
         max_frame: int = 65536,
+        max_links: int = 256,
     ) -> None:
+        """`max_links`: links open at most (a platform has one; more are refused at once,
+        counted `-.refused_full`)."""
         self.platforms = config.by_code()
         self.book = PlateBook(registry.vehicles.values())
         self.uplink = uplink
@@ -80,6 +83,7 @@ class Jt809Server:
         self.idle_timeout_s = idle_timeout_s
         self.report_every_s = report_every_s
         self.max_frame = max_frame
+        self.max_links = max_links
         self.counters: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
         self._said: set[str] = set()  # the problem kinds warned of since the last report
@@ -136,6 +140,10 @@ class Jt809Server:
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
         host = str(peername[0])
+        if len(self.links) >= self.max_links:
+            self._problem_line("-", "refused_full", f"{host}: {len(self.links)} links open")
+            writer.close()
+            return
         link = _Link(
             writer, Session(self.platforms, self.book, host, self.clock_ms), f"{host}:{peername[1]}"
         )
@@ -245,7 +253,7 @@ class Jt809Server:
                 old.close()
             self.online[p.name] = link
             self.count(p.name, "logins")
-            if p.sub_link is not None:
+            if p.sub_link is not None and link.sub is None:  # (not again at a second login)
                 link.sub = SubLink(
                     p,
                     p.sub_link,
@@ -266,6 +274,13 @@ class Jt809Server:
             return True
         log.info("jt809: closing %s (%s): %s", link.peer, name or "-", action.why)
         return False
+
+    def _problem_line(self, platform: str, kind: str, text: str) -> None:
+        self.count(platform, kind)
+        key = f"{platform}.{kind}"
+        if key not in self._said:
+            self._said.add(key)
+            log.warning("jt809: %s: %s", kind, text)
 
     def _problem(self, link: _Link, problem: Problem) -> None:
         self.count(problem.platform, problem.kind)

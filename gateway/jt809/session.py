@@ -211,6 +211,8 @@ class Session:
         except BadBodyError as exc:
             return [Problem("bad_body", str(exc), platform.name)]
         mid = frame.header.msg_id
+        if mid == MsgId.LOGIN:  # again on its link (its answer lost?): checked again
+            return self._login(platform, frame)
         if mid == MsgId.KEEP_ALIVE:
             return [Send(self._reply(platform, _Bare(MsgId.KEEP_ALIVE_RESPONSE)))]
         if mid == MsgId.LOGOUT:
