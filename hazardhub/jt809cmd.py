@@ -81,6 +81,13 @@ def add_jt809_parser(sub: Any) -> None:
         default=None,
         help="MQTT user (e.g. hazardhub-jt808); the password is read from $HAZARDHUB_MQTT_PASSWORD",
     )
+    j.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the hub's data folder (same host): find the vehicles of the configuration the hub "
+        "runs, with those added through its API (checked every 10 s)",
+    )
     add_broker_tls(j)
 
 
@@ -89,11 +96,14 @@ def run(
 ) -> int:
     """Run the gateway until stopped (`run_until`: the CLI's signal-aware runner)."""
     from gateway.jt809 import Jt809Gateway, load_platforms
-    from hazardhub.settings import load
+    from hazardhub.settings import load, registry_follower
 
     try:
         platforms = load_platforms(args.platforms)
-        registry = load(args.config).registry()
+        loaded = load(args.config)
+        follow = registry_follower(loaded, args.data_dir) if args.data_dir else None
+        first = follow() if follow is not None else None  # the first check always gives it
+        registry = first if first is not None else loaded.registry()
     except ConfigError as exc:
         print(f"hazardhub jt809: {exc}", file=sys.stderr)
         return 2
@@ -127,6 +137,7 @@ def run(
         username=args.broker_user,
         password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),
         tls=broker_tls(args),
+        follow=follow,
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -316,3 +316,37 @@ async def test_a_login_again_on_its_link_and_too_many_links(  # type: ignore[no-
     c = gw.server.counters
     assert c["acme-gps.logins"] == 2 and c["acme-gps.login_refused"] == 1
     assert c["-.refused_full"] == 1
+
+
+async def test_a_vehicle_added_while_it_runs_is_found(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    # the configuration the hub runs, followed (hazardhub jt809 --data-dir): a vehicle added
+    # through the hub's API is found once the gateway has it, not only after a restart
+    added = TWO_TENANTS.replace(
+        "      - {id: tanker-02,",
+        "      - {id: tanker-09, plate: 苏A·D9999, class: hazmat}\n      - {id: tanker-02,",
+    )
+    (tmp_path / "after").mkdir()
+    after = registry_of(tmp_path / "after", added)
+    changed = False
+
+    def follow() -> Registry | None:
+        return after if changed else None
+
+    gw = make_gateway(
+        config(), registry, mosquitto.port, tmp_path / "spool", follow=follow, follow_every_s=0.1
+    )
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.positions("苏AD9999", [gnss_2011(T0, 31.5, 120.3, 60)])
+        await until(lambda: gw.server.counters["acme-gps.unknown_vehicle"] == 1)
+        changed = True
+        server = gw.server
+        await until(lambda: not isinstance(server.book.find("chem-logistics", "苏AD9999"), str))
+        await p.positions("苏AD9999", [gnss_2011(T0, 31.5, 120.3, 61)])
+        await until(lambda: got)
+        await p.close()
+    assert got[0][0] == "hazardhub/v1/chem-logistics/vehicles/tanker-09/position"

@@ -5,7 +5,9 @@ tenant of its platforms."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from gateway.jt808.presence import Presence
@@ -45,9 +47,14 @@ class Jt809Gateway:
         username: str | None = None,
         password: str | None = None,
         tls: BrokerTls | None = None,
+        follow: Callable[[], Registry | None] | None = None,
+        follow_every_s: float = 10.0,
     ) -> None:
+        """`follow`: called every `follow_every_s` (in a thread), gives the configuration when
+        it changed (vehicles added through the hub's API: `hazardhub jt809 --data-dir`)."""
         self.listen = listen
         layout = layout or TopicLayout()
+        self._tenants = {p.tenant for p in config.platforms}
         self.spool = Spool(
             spool_dir / f"spool-jt809-{name}.db",
             max_bytes=spool_max_bytes,
@@ -80,8 +87,7 @@ class Jt809Gateway:
             layout=layout,
             # every tenant with vehicles, as the JT/T 808 gateway: the hub watches each name of
             # its jt808_gateways in each of them
-            tenants={v.tenant for v in registry.vehicles.values()}
-            | {p.tenant for p in config.platforms},
+            tenants={v.tenant for v in registry.vehicles.values()} | self._tenants,
             gateway=name,
             uplink_connected=self.uplink.connected,
             uplink_lost=self.uplink.disconnected,
@@ -90,6 +96,7 @@ class Jt809Gateway:
             tls=tls,
         )
         self.ready = asyncio.Event()
+        self._follow, self._follow_every_s = follow, follow_every_s
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -99,5 +106,28 @@ class Jt809Gateway:
                 tg.create_task(self.uplink.run(stop), name="jt809-uplink")
                 tg.create_task(self.presence.run(stop), name="jt809-presence")
                 tg.create_task(self.server.serve(stop), name="jt809-server")
+                if self._follow is not None:
+                    tg.create_task(self._following(self._follow, stop), name="jt809-follow")
         finally:
             self.spool.close()
+
+    def use(self, registry: Registry) -> None:
+        """Find the platforms' vehicles in `registry` from now on, and say the status in each
+        tenant that has vehicles."""
+        self.server.use(registry)
+        self.presence.follow({v.tenant for v in registry.vehicles.values()} | self._tenants)
+
+    async def _following(self, follow: Callable[[], Registry | None], stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._follow_every_s)
+            if stop.is_set():
+                return
+            try:
+                registry = await asyncio.to_thread(follow)
+            except Exception as exc:  # a configuration that does not load: keep the last
+                log.error("jt809: the configuration could not be read again: %s", exc)
+                continue
+            if registry is not None:
+                self.use(registry)
+                log.info("jt809: configuration changed; %d vehicles", len(registry.vehicles))
