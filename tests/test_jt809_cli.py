@@ -84,3 +84,43 @@ async def test_runs(mosquitto, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert proc.returncode == 0, err.decode()[-2000:]
     assert got[0][0] == "hazardhub/v1/chem-logistics/vehicles/tanker-01/position"
     assert "s3cret" not in err.decode()
+
+
+def test_data_dir_serves_the_configuration_the_hub_runs(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A vehicle added through the hub's API (a newer revision in its registry.db) is the
+    gateway's with --data-dir; without it, the file's alone."""
+    import gateway.jt809
+    from api.configadmin import ConfigAdmin, document
+    from api.registrydb import RegistryDB
+    from hazardhub import cli
+    from hazardhub.settings import load
+
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(HUB, encoding="utf-8")
+    plats = tmp_path / "jt809.yaml"
+    plats.write_text(yaml.safe_dump(PLATFORMS, allow_unicode=True), encoding="utf-8")
+    loaded = load(hub)
+    data = tmp_path / "data"
+    db = RegistryDB(data / "registry.db")
+
+    async def switch(registry, rev):  # type: ignore[no-untyped-def]
+        return None
+
+    admin = ConfigAdmin(db, loaded.registry, switch)
+    admin.startup(loaded.registry(), str(hub))
+    doc = document(loaded.config)
+    doc["tenants"][0]["vehicles"].append({"id": "t9", "plate": "苏A·D9999", "class": "hazmat"})
+    asyncio.run(admin.change(lambda _d: doc, actor="root", comment="t9", source="api"))
+    db.close()
+    served: list[set[str]] = []
+
+    class Recorded:
+        def __init__(self, platforms, registry, **kw: object) -> None:  # type: ignore[no-untyped-def]
+            served.append({v for _, v in registry.vehicles})
+
+    monkeypatch.setattr(gateway.jt809, "Jt809Gateway", Recorded)
+    monkeypatch.setattr(cli, "_run", lambda main: 0)
+    base = ["jt809", "-c", str(hub), "--platforms", str(plats), "--spool-dir", str(tmp_path / "s")]
+    assert cli.main(base) == 0
+    assert cli.main([*base, "--data-dir", str(data)]) == 0
+    assert served == [{"tanker-01"}, {"tanker-01", "t9"}]
