@@ -250,6 +250,13 @@ CREATE INDEX IF NOT EXISTS hazard_events_item ON hazard_events (hazard_id, id);
 CREATE TABLE IF NOT EXISTS hazard_alarm_opened (
     alarm_id INTEGER PRIMARY KEY, hazard_id INTEGER NOT NULL REFERENCES hazards (id)
 );
+-- a run of repeats at a point (sensor and rule) that opened an item (`alerts.hazardrules`): its
+-- latest alarm's start (event time); an alarm within the rule's within_h of it goes on the run
+CREATE TABLE IF NOT EXISTS hazard_repeat_runs (
+    sensor TEXT NOT NULL, rule TEXT NOT NULL,
+    hazard_id INTEGER NOT NULL REFERENCES hazards (id), last_ts INTEGER NOT NULL,
+    PRIMARY KEY (sensor, rule)
+);
 CREATE TRIGGER IF NOT EXISTS hazard_events_kept BEFORE UPDATE ON hazard_events
     BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS hazard_events_never_deleted BEFORE DELETE ON hazard_events

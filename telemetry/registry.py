@@ -22,6 +22,7 @@ from telemetry.config import (
 )
 from telemetry.errors import ConfigError
 from telemetry.registrychecks import (
+    check_hazard_rules,
     check_names,
     check_reachable,
     check_sensors,
@@ -358,5 +359,6 @@ def build_registry(
         packs=pack_map,
     )
     check_names(registry, source)
+    check_hazard_rules(registry, source)
     check_terminals(config, source)
     return registry

@@ -11,10 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from telemetry.config import HubConfig, LevelSpec, PointSpec
 from telemetry.errors import ConfigError
+from telemetry.hazardconfig import BUILTIN_RULES
 from telemetry.registrytypes import Registry, SensorInfo
 
 __all__ = [
     "NAMUR_FAULT_MA",
+    "check_hazard_rules",
     "check_names",
     "check_plates",
     "check_reachable",
@@ -238,6 +240,21 @@ def duplicate_plates(config: HubConfig) -> dict[str, list[str]]:
 def plate_key(plate: str) -> str:
     """A plate as compared: the separators written in it out, letters in capitals."""
     return "".join(c for c in plate if c not in "·•.-_ \u3000\t").upper()
+
+
+def check_hazard_rules(registry: Registry, source: str) -> None:
+    """The alarm rules an alarm -> hazard rule names (`hazards.from_alarms.N.rules`): a rule
+    pack's `pack.rule`, a sensor's, or one of the hub's own; a typo opened nothing."""
+    known = {f"{p.name}.{r}" for p in registry.packs.values() for r in p.rules}
+    known |= {s.rule for s in registry.sensors if s.rule} | set(BUILTIN_RULES)
+    for ri, rule in enumerate(registry.config.hazards.from_alarms):
+        unknown = [r for r in rule.rules if r not in known]
+        if unknown:
+            raise ConfigError(
+                f"{source}: hazards.from_alarms.{ri}.rules: unknown rule(s) {unknown}: a rule "
+                f"pack's `pack.rule` (chem-process.interlock-bypass) or the hub's own "
+                f"({', '.join(BUILTIN_RULES)})"
+            )
 
 
 def check_names(registry: Registry, source: str) -> None:

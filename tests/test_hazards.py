@@ -725,4 +725,4 @@ def test_a_rule_naming_an_unknown_tenant_or_kind_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"hazards\.from_alarms\.0\.kinds"):
         ruled_registry(RULES.replace("[fault]", "[faults]"))
     with pytest.raises(ConfigError, match=r"after_h"):
-        ruled_registry(RULES.replace("after_h: 2", "after_h: 0"))
+        ruled_registry(RULES.replace("after_h: 2", "after_h: -1"))
