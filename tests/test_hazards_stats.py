@@ -159,6 +159,10 @@ async def test_a_quarter_or_a_year_in_china_time_and_bad_periods(hub: Hub) -> No
         ({"from": END, "to": T0}, "to must be after from"),
         ({"from": T0 // 1000, "to": END // 1000}, "looks like seconds"),
         ({"form": T0}, "unknown query parameter"),
+        # (a year the calendar has not: was a 500)
+        ({"quarter": "0000Q1"}, "quarter"),
+        ({"year": 10000}, "year"),
+        ({"from": 0, "to": hazardstats.LAST_MS + 1}, "to"),
     ]
     for params, says in bad:
         r = await hub.get("hazards/stats", "op", **params)
@@ -178,5 +182,9 @@ async def test_the_report_as_csv_for_a_spreadsheet(hub: Hub) -> None:
     assert {k: coal[k] for k in COAL} == {k: str(v) for k, v in COAL.items()}
     assert (total["tenant_name"], total["found"], total["from_ms"]) == ("合计", "5", str(T0))
     assert total["from"].endswith("+08:00") and rows[0]["rectification_rate"] == ""
+    whole = await hub.get(
+        "hazards/stats", "op", format="csv", to=hazardstats.LAST_MS, **{"from": 0}
+    )
+    assert whole.status_code == 200 and "9999-12-31T23:59:59.999+08:00" in whole.text
     q = await hub.get("hazards/stats", "coal", format="csv", quarter="2027Q1")
     assert 'filename="hazard-stats_2027Q1.csv"' in q.headers["content-disposition"]
