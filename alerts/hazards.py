@@ -165,7 +165,7 @@ def item_events(db: StateDB, hazard_id: int) -> list[HazardEvent]:
 @dataclass(frozen=True, slots=True)
 class HazardFilter:
     """A list's filters: `tenants` None is every tenant; `overdue` the items past their
-    rectification deadline at `now` and not closed."""
+    rectification deadline at `now` and not closed; `supervised` those listed (挂牌督办)."""
 
     tenants: Sequence[str] | None
     site: str | None = None
@@ -174,6 +174,7 @@ class HazardFilter:
     overdue: bool | None = None
     now: int = 0
     before: int | None = None
+    supervised: bool | None = None  # listed for supervision (挂牌督办), or not
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -196,6 +197,9 @@ class HazardFilter:
             )
             clauses.append(due if self.overdue else f"NOT {due}")
             params.append(self.now)
+        if self.supervised is not None:
+            listed = "id IN (SELECT hazard_id FROM hazard_supervision)"
+            clauses.append(listed if self.supervised else f"NOT {listed}")
         if self.before is not None:
             clauses.append("id < ?")
             params.append(self.before)

@@ -257,6 +257,15 @@ CREATE TABLE IF NOT EXISTS hazard_repeat_runs (
     hazard_id INTEGER NOT NULL REFERENCES hazards (id), last_ts INTEGER NOT NULL,
     PRIMARY KEY (sensor, rule)
 );
+-- listed supervision (挂牌督办) of a major item (`alerts.hazardsupervision`): one per item
+CREATE TABLE IF NOT EXISTS hazard_supervision (
+    hazard_id INTEGER PRIMARY KEY REFERENCES hazards (id),
+    level TEXT NOT NULL CHECK (level IN ('province', 'city', 'county')),
+    authority TEXT NOT NULL, document_no TEXT NOT NULL, notice_url TEXT,
+    issued_at INTEGER NOT NULL, issued_by TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('listed', 'closed')),
+    result TEXT, closed_at INTEGER, updated_at INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS hazard_events_kept BEFORE UPDATE ON hazard_events
     BEGIN SELECT RAISE(ABORT, 'the hidden-danger audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS hazard_events_never_deleted BEFORE DELETE ON hazard_events

@@ -42,6 +42,7 @@ from api.deadletters import dead_letter_router
 from api.handover import handover_router
 from api.hazards import hazard_router
 from api.hazardstats import hazard_stats_router
+from api.hazardsupervise import hazard_supervise_router
 from api.headers import SecurityHeaders
 from api.keys import key_router
 from api.livestream import stream_route
@@ -100,7 +101,8 @@ def _routers() -> tuple[APIRouter, ...]:
         availability_router(),
         lock_test_router(),
         bypass_router(),
-        hazard_stats_router(),  # (before /hazards/{id})
+        hazard_stats_router(),  # (these two before /hazards/{id} and /hazards/{id}/{step})
+        hazard_supervise_router(),
         hazard_router(),
         handover_router(),
         site_router(),

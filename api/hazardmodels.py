@@ -3,13 +3,16 @@ a time in quotes or in seconds is 422), frozen."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, replace
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from alerts.hazardflow import HazardItem, HazardPlan, overdue_since, review_overdue_since
 from alerts.hazards import HazardEvent
+from alerts.hazardsupervision import Supervision
 from api.bounds import DB_INT_MAX
 from api.notes import Note, RequiredNote, clean_note
 
@@ -20,6 +23,8 @@ __all__ = [
     "HazardPlanIn",
     "HazardPublic",
     "StepIn",
+    "SuperviseIn",
+    "SupervisionPublic",
     "detail",
     "public",
 ]
@@ -142,6 +147,54 @@ class StepIn(_Strict):
         return out
 
 
+def _notice_url(url: str) -> str:
+    """An http or https address, whole: no space nor control character in it (a link a
+    dashboard shows, never `javascript:` or a file)."""
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in url):
+        raise ValueError("notice_url holds no space nor control character")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError("notice_url: an http:// or https:// address of the public notice")
+    return url
+
+
+class SuperviseIn(_Strict):
+    """A major item listed for supervision (挂牌督办) by the centre, or its listing changed
+    (`comment` then required): its level, the issuing authority, the document number, the
+    public notice's address (optional). The deadline is the item's."""
+
+    level: Literal["province", "city", "county"]
+    authority: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)] = Field(
+        description="the issuing authority (挂牌督办单位), e.g. 某市安全生产委员会"
+    )
+    document_no: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_line)] = Field(
+        description="the document number (文号), e.g. 某安委办〔2026〕12号"
+    )
+    notice_url: Annotated[str, Field(max_length=2000), AfterValidator(_notice_url)] | None = None
+    comment: Note = ""
+
+    @model_validator(mode="after")
+    def _words(self) -> SuperviseIn:
+        if not self.authority or not self.document_no:
+            raise ValueError("authority and document_no hold words, not only spaces")
+        return self
+
+
+class SupervisionPublic(BaseModel):
+    level: str = Field(description="province, city or county")
+    authority: str
+    document_no: str
+    notice_url: str | None
+    issued_at: int
+    issued_by: str = Field(description="the centre's key that listed it")
+    deadline: int | None = Field(description="the item's deadline (the supervision's)")
+    review_due: int | None = Field(description="the item's: its review request + 10 days")
+    status: str = Field(description="listed; closed when the item is closed (销号)")
+    result: str | None = Field(description="the closing's comment")
+    closed_at: int | None
+    updated_at: int
+
+
 class HazardPublic(BaseModel):
     id: int
     tenant: str
@@ -172,6 +225,9 @@ class HazardPublic(BaseModel):
     closed_by: str | None
     overdue: bool = Field(description="past its rectification deadline, not closed")
     review_overdue: bool = Field(description="its review request undecided past review_due")
+    supervision: SupervisionPublic | None = Field(
+        default=None, description="its listed supervision (挂牌督办), null: not listed"
+    )
 
 
 class HazardEventPublic(BaseModel):
@@ -190,19 +246,26 @@ class HazardDetail(HazardPublic):
     events: list[HazardEventPublic] = Field(description="the audit, oldest first")
 
 
-def _fields(item: HazardItem, now: int) -> dict[str, Any]:
+def _fields(item: HazardItem, now: int, ticket: Supervision | None) -> dict[str, Any]:
     values = asdict(item)  # (the plan as its elements)
     values["alarm_ids"], values["sensor_ids"] = list(item.alarm_ids), list(item.sensor_ids)
     values["overdue"] = overdue_since(item, now) is not None
     values["review_overdue"] = review_overdue_since(item, now) is not None
+    if ticket is not None:
+        said = {k: v for k, v in asdict(ticket).items() if k != "hazard_id"}
+        values["supervision"] = SupervisionPublic(
+            **said, deadline=item.deadline, review_due=item.review_due
+        )
     return values
 
 
-def public(item: HazardItem, now: int) -> HazardPublic:
-    return HazardPublic(**_fields(item, now))
+def public(item: HazardItem, now: int, ticket: Supervision | None = None) -> HazardPublic:
+    return HazardPublic(**_fields(item, now, ticket))
 
 
-def detail(item: HazardItem, events: list[HazardEvent], now: int) -> HazardDetail:
+def detail(
+    item: HazardItem, events: list[HazardEvent], now: int, ticket: Supervision | None = None
+) -> HazardDetail:
     said = [HazardEventPublic(**{k: v for k, v in asdict(e).items() if k != "hazard_id"})
             for e in events]  # fmt: skip
-    return HazardDetail(**_fields(item, now), events=said)
+    return HazardDetail(**_fields(item, now, ticket), events=said)

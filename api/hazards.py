@@ -36,6 +36,7 @@ from alerts.hazards import (
     read_item,
     take_step,
 )
+from alerts.hazardsupervision import close_supervision, supervisions_of
 from api.auth import Principal
 from api.bounds import DB_INT_MAX, FUTURE_SKEW_MS
 from api.context import (
@@ -186,6 +187,8 @@ def _step(
         after = take_step(
             con, item, action, _party(caller), changes, body.comment, caller.name, now
         )
+        if action == "close":  # (a listed supervision's result: the closing's comment)
+            close_supervision(con, after, body.comment, now)
         return after, _alarms(ctx).judge_item(con, after, now)
 
 
@@ -193,7 +196,8 @@ def _one(ctx: AppContext, caller: Principal, hazard_id: int) -> HazardDetail:
     item = read_item(ctx.statedb, hazard_id)
     if item is None or not caller.sees(item.tenant):
         raise not_found(f"hazard {hazard_id}")
-    return detail(item, item_events(ctx.statedb, hazard_id), wall_ms())
+    ticket = supervisions_of(ctx.statedb, [hazard_id]).get(hazard_id)
+    return detail(item, item_events(ctx.statedb, hazard_id), wall_ms(), ticket)
 
 
 def hazard_router() -> APIRouter:
@@ -225,6 +229,9 @@ def hazard_router() -> APIRouter:
         status_: Annotated[str | None, Query(alias="status", pattern="^[a-z_]+$")] = None,
         grade: Annotated[str | None, Query(pattern="^(general|major)$")] = None,
         overdue: bool | None = None,
+        supervised: Annotated[
+            bool | None, Query(description="listed for supervision (挂牌督办), or not")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[
             int | None,
@@ -232,7 +239,8 @@ def hazard_router() -> APIRouter:
         ] = None,
     ) -> list[HazardPublic]:
         """The items of the tenants the key sees, newest reported first; `overdue=true` those
-        past their rectification deadline and not closed. Page with `before=<last id>`."""
+        past their rectification deadline and not closed; `supervised=true` those listed for
+        supervision (挂牌督办). Page with `before=<last id>`."""
         if status_ is not None and status_ not in STATUSES:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -256,9 +264,10 @@ def hazard_router() -> APIRouter:
             if not known:
                 raise not_found(f"site {site!r}")
         now = wall_ms()
-        where = HazardFilter(tenants, site, status_, grade, overdue, now, before)
+        where = HazardFilter(tenants, site, status_, grade, overdue, now, before, supervised)
         rows = await asyncio.to_thread(list_items, ctx.statedb, where, limit)
-        return [public(i, now) for i in rows]
+        tickets = await asyncio.to_thread(supervisions_of, ctx.statedb, [i.id for i in rows])
+        return [public(i, now, tickets.get(i.id)) for i in rows]
 
     @r.get("/hazards/{hazard_id}", response_model=HazardDetail)
     async def hazard(hazard_id: HazardId, ctx: Ctx, caller: Caller) -> HazardDetail:

@@ -817,6 +817,10 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
             "/hazards/1/grade",
             {"grade": "general", "comment": "c"},
         ),
+        ("post", "/api/v1/hazards/{hazard_id}/supervise"): (
+            "/hazards/1/supervise",
+            {"level": "city", "authority": "a", "document_no": "n"},
+        ),
     }
     in_schema = {
         (method, path)
