@@ -148,22 +148,21 @@ def _repeated(
         "ORDER BY started_ts, id",
         [*params, now - within - RECENT_MS, now],
     )
-    if not alarms:
-        return []
-    taken = skip()
     points: dict[tuple[str, str], list[_Alarm]] = {}
     for a in alarms:
-        if a.id not in taken:
-            points.setdefault((a.sensor, a.rule), []).append(a)
+        points.setdefault((a.sensor, a.rule), []).append(a)
     due: list[list[_Alarm]] = []
     for (sensor, alarm_rule), seq in points.items():
         row = con.execute(
             "SELECT last_ts FROM hazard_repeat_runs WHERE sensor = ? AND rule = ?",
             (sensor, alarm_rule),
         ).fetchone()
+        if row is None and len(seq) < n:
+            continue  # (no run to carry on, too few to open one: the items' links not read)
         last = None if row is None else int(row[0])
+        taken = skip()
         pending: list[_Alarm] = []
-        for a in seq:
+        for a in (x for x in seq if x.id not in taken):
             if last is not None and a.started <= last + within:  # the run goes on
                 if a.started > last:
                     last = a.started
