@@ -17,8 +17,9 @@ import pytest
 from test_hazards import HOUR, T0
 from test_lock_tests import CONFIG, batch
 
+from alerts import hazardrules
 from alerts.hazardflow import DAY_MS
-from alerts.hazards import HazardFilter, HazardItem, item_events, list_items
+from alerts.hazards import HazardFilter, HazardItem, insert_item, item_events, list_items
 from alerts.statedb import StateDB
 from hazardhub.settings import load_profiles
 from ingest.dispatch import Dispatcher
@@ -258,3 +259,41 @@ def test_the_rules_are_checked_and_the_docs_example_block_is_valid() -> None:
     ).config.hazards.from_alarms
     assert plain.alarm_kinds == ("fault", "no_data")
     assert hub_registry(BYPASS).config.hazards.from_alarms[0].alarm_kinds is None
+
+
+async def test_any_kind_rules_open_nothing_from_hazard_alarms_and_keep_the_cap(
+    rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rules = """
+hazards:
+  from_alarms:
+    - {levels: [general_overdue, power_cut], after_h: 0}
+    - {kinds: [above], repeats: {n: 2, within_h: 24}}
+"""
+    r: Rig = await rig(rules)
+    overdue = HazardItem(
+        0, "north-coal", "face-1301", "self_check", "c", "general", "d", "", (), (),
+        T0, "x", "x", T0, status="graded", deadline=T0 + HOUR,
+    )  # fmt: skip
+    with r.db.transaction() as con:  # an item past its deadline: its hazard_overdue alarm
+        made = insert_item(con, overdue, "enterprise")
+    await r.d.tick(T0 + 2 * HOUR)
+    await r.d.tick(T0 + 2 * HOUR + 60_000)
+    ((level,),) = r.db.query("SELECT level_name FROM alarms WHERE rule = 'hazard'")
+    assert level == "general_overdue"
+    assert [i.id for i in r.items()] == [made.id]  # (an item's own alarm opens no item)
+    # the cap holds for the new rules: none this pass, the rest the next
+    monkeypatch.setattr(hazardrules, "MAX_OPENED_PER_PASS", 0)
+    for k in range(2):
+        at = T0 + 3 * HOUR + k * HOUR
+        await r.read("ch4-t1", at, 1.6)  # power_cut: the levels rule at once
+        await r.read("ch4-t1", at + 600_000, 0.1)
+    await r.d.tick(T0 + 5 * HOUR)
+    assert len(r.items()) == 1
+    monkeypatch.setattr(hazardrules, "MAX_OPENED_PER_PASS", 50)
+    await r.d.tick(T0 + 5 * HOUR + 60_000)
+    opened = r.items()[1:]
+    # the two over-limit alarms: each its item by the first rule (power_cut reached), so the
+    # repeats rule, second, finds them taken
+    assert [len(i.alarm_ids) for i in opened] == [1, 1]
+    assert all("power_cut" in i.description for i in opened)
