@@ -89,18 +89,22 @@ class AlarmRestore:
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
 
-    def unarmed_demands(self, state: CoreState) -> list[tuple[VerifyPlan, int]]:
+    def unarmed_demands(self, state: CoreState) -> list[tuple[VerifyPlan, int, bool]]:
         """The protective actions an active alarm demands that `state` knows nothing of: the
         state was saved before the alarm reached the plan's level (the hub killed within the
         few seconds after a raise: saved every 10 s) or there is none. Each with when the demand
         began: the raise or escalation of the alarm's journal that reached the plan's level.
         Without them `restore` rebuilt the level and no check ever started: a limiter that
         failed to cut, a power cut that failed, went unsaid (helper-103). A fault lock-out's
-        (`on_fault`) sensor in fault below the plan's level: from its sensor-fault alarm's raise."""
+        (`on_fault`) sensor in fault below the plan's level: from its sensor-fault alarm's raise.
+        Each says too whether its failure was told already (an `action_failed` alarm of the
+        sensor since the demand began, now cleared: the action was seen done late), which the
+        caller arms as met: judged again, it raised a second `action_failed` for the same
+        deadline at the next reading (helper-206)."""
         if not self._table.verify:
             return []
         active = {(row.sensor, row.side): row for row, _ in self._core_alarms()}
-        out: list[tuple[VerifyPlan, int]] = []
+        out: list[tuple[VerifyPlan, int, bool]] = []
         for plan in self._table.verify:
             i = plan.sensor
             known = int(state.deadline[i]) != NO_TS or bool(state.met[i])
@@ -122,7 +126,14 @@ class AlarmRestore:
                 if e.kind in ("raised", "escalated")
                 and e.level >= (plan.number if side != FAULT else 1)
             )
-            out.append((plan, next(reached, row.started_ts)))
+            began = next(reached, row.started_ts)
+            info = self._registry.sensors[i]
+            told = self._db.query(
+                "SELECT 1 FROM alarms WHERE tenant = ? AND sensor = ? AND side = ? "
+                "AND started_ts >= ? LIMIT 1",
+                (info.tenant, info.id, ACTION, began),
+            )
+            out.append((plan, began, bool(told)))
         return out
 
     def unjudged(self) -> set[str]:

@@ -52,12 +52,22 @@ class Demand:
 
 def rearm(book: AlarmBook, state: CoreState) -> list[Demand]:
     """Arm, in `state`, the demands of active alarms it does not know of; they are unmet until
-    `confirm` finds otherwise."""
+    `confirm` finds otherwise. One whose failure the journal told already (its `action_failed`
+    raised, then cleared by the action seen done late) is armed met: the store's readings as of
+    its deadline would fail it again, a second alarm for one failure."""
     out = []
-    for plan, began in book.unarmed_demands(state):
+    for plan, began, told in book.unarmed_demands(state):
         demand = Demand(plan, began, began + plan.within_ms)
         state.deadline[plan.sensor] = demand.deadline
-        state.met[plan.sensor] = False
+        state.met[plan.sensor] = told
+        if told:
+            log.info(
+                "a protective action demanded at %d by sensor %d, unknown to the saved state, "
+                "failed and was seen done before: armed met",
+                began,
+                plan.sensor,
+            )
+            continue
         out.append(demand)
     return out
 

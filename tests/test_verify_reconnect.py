@@ -408,6 +408,51 @@ async def test_a_demand_the_saved_state_predates_is_armed_again_at_start(tmp_pat
         db.close()
 
 
+async def test_a_failure_told_and_then_seen_done_is_not_raised_again_at_a_restart(tmp_path):
+    """helper-206: the power cut failed (the feed dropped 3 s after the level, 2 s allowed), the
+    hub raised power cut failed and cleared it when the feed dropped, then was killed before its
+    state was saved: the restarted hub armed the demand again, found the feed on as of the
+    deadline in the store and raised a second power cut failed for the same failure."""
+    reg = build_registry(parse_document(CONFIG, HubConfig, "verify.yaml"))
+    metrics = Metrics()
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    state_file = tmp_path / "analytics-state.npz"
+    t1, feed = reg.sensor("t1").index, reg.sensor("feed").index
+    try:
+        first = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        start = _now() - 20_000
+        on = _feed(feed, start - 5000, 1.0)
+        await store.write_readings(on)
+        await first.judge(on, [], start)
+        await first.save_state()  # the last save before the kill
+        for batch, at in (
+            (_power_cut(t1, start), start),
+            (_feed(feed, start + 2500, 1.0), start + 2500),  # past the deadline: failed
+            (_feed(feed, start + 3000, 0.0), start + 3000),  # done, late: cleared
+        ):
+            await store.write_readings(batch)
+            await first.judge(batch, [], at)
+        failed = [(r.started_ts, r.state) for r in db.list_alarms(None) if r.side == ACTION]
+        assert failed == [(start + 2000, "cleared")]
+        # killed here: no save
+
+        second = Dispatcher(reg, store, db, metrics, state_file=state_file)
+        assert bool(second.state.met[t1])  # armed met: its failure was told and then cleared
+        await second.confirm_restored()
+        now = _now()
+        later = _feed(feed, now, 0.0)
+        await store.write_readings(later)
+        await second.judge(later, [], now)
+        await second.tick(now + 1000)
+        failed = [(r.started_ts, r.state) for r in db.list_alarms(None) if r.side == ACTION]
+        assert failed == [(start + 2000, "cleared")]  # one failure, told once
+    finally:
+        await store.close()
+        db.close()
+
+
 @contextlib.asynccontextmanager
 async def _power_cut_at(tmp_path, start: int):  # type: ignore[no-untyped-def]
     """The verify configuration's dispatcher on fresh stores, the feed on and T1 at the
