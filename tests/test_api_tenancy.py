@@ -321,6 +321,16 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
             "chem",
             NOT_FOUND,
         ),
+        # the ledger's statistics (tests/test_hazards_stats.py): the key's own tenants only
+        ("get", "/api/v1/hazards/stats"): ("/api/v1/hazards/stats?year=2026", None, "chem", OPEN),
+        # listed supervision (挂牌督办; the centre's alone, tests/test_hazards_supervise.py):
+        # another enterprise's item is not found before the role is told
+        ("post", "/api/v1/hazards/{hazard_id}/supervise"): (
+            "/api/v1/hazards/1/supervise",
+            {"level": "city", "authority": "x", "document_no": "x"},
+            "chem",
+            NOT_FOUND,
+        ),
         ("post", "/api/v1/hazards/{hazard_id}/{action}"): (
             "/api/v1/hazards/1/plan",
             {"measures": "x"},
@@ -592,6 +602,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/escalation-policies",
         "/api/v1/handover",
         "/api/v1/hazards",
+        "/api/v1/hazards/stats",
         "/api/v1/latest",
         "/api/v1/lock-tests",
         "/api/v1/notifications",
