@@ -80,7 +80,7 @@ def add_minefiles_parser(sub: Any) -> None:
         "--period-s",
         type=float,
         default=None,
-        help="the mine's upload period (default: from its real-time files in done/)",
+        help="the mine's upload period (default: from its latest real-time files in done/)",
     )
     draft.add_argument(
         "--out",
@@ -207,14 +207,16 @@ def _simulate(
 
 def _draft_config(args: argparse.Namespace) -> int:
     """Print (or write) a draft of a mine's configuration from its definitions: the JC file
-    given, or the latest kept; the upload period from its real-time files in done/."""
+    given, or the latest kept; the upload period from its latest real-time files in done/."""
     from gateway.minefiles import MineFilesConfig, load_points
-    from gateway.minefiles.draft import draft, upload_period
+    from gateway.minefiles.draft import PERIODS, draft, upload_period
+    from gateway.minefiles.folder import recent_names
     from hazardhub.settings import load, read_text
     from telemetry.mt1201 import Mt1201Error, PointDef, parse, parse_name
     from telemetry.registry import parse_document
 
-    packs = {p.name: p for p in load(args.config).packs}
+    hub = load(args.config)
+    packs = {p.name: p for p in hub.packs}
     config = parse_document(read_text(args.mines), MineFilesConfig, str(args.mines))
     spec = config.mines.get(args.mine)
     tenant = args.tenant or (spec.tenant if spec else None)
@@ -251,9 +253,7 @@ def _draft_config(args: argparse.Namespace) -> int:
     if args.period_s is not None:
         period: tuple[float, int] | None = (args.period_s, 0)
     else:
-        done = config.done_dir
-        prefix = f"{args.mine}_"
-        names = [n for n in os.listdir(done) if n.startswith(prefix)] if done.is_dir() else []
+        names = recent_names(config.done_dir, f"{args.mine}_", PERIODS)
         period = upload_period(names, args.mine)
     made = draft(
         args.mine,

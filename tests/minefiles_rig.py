@@ -3,7 +3,9 @@ file writer."""
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from gateway.minefiles import MineFilesConfig, Mines, resolve
@@ -100,3 +102,18 @@ def point_def(point: str, alarm: float | None, location: str = "1301回风巷") 
     return PointDef(
         point, "0001", "甲烷", "KJ-F01", location, "%CH4", 4.0, 0.0, alarm, None, "", None
     )
+
+
+def day_folder(name: str, taken_s: float | None = None) -> str:
+    """The day folder a taken or refused file goes to: the date of its name's time (China time
+    as written), or the China-time day it was taken (`taken_s`) for a name without one."""
+    m = re.search(r"_([0-9]{4})([0-9]{2})([0-9]{2})[0-9]{6}\.txt$", name)
+    if m is not None:
+        return f"{m[1]}-{m[2]}-{m[3]}"
+    assert taken_s is not None, f"{name} has no time: say when it was taken"
+    return datetime.fromtimestamp(taken_s, timezone(timedelta(hours=8))).strftime("%Y-%m-%d")
+
+
+def taken(incoming: Path, name: str, where: str = "done", taken_s: float | None = None) -> Path:
+    """Where the file `name` taken from `incoming` is: ``{incoming}/{where}/{day}/{name}``."""
+    return incoming / where / day_folder(name, taken_s) / name

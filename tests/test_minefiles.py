@@ -20,10 +20,12 @@ from e2e_helpers import TelemetryWatch, eventually
 from minefiles_rig import (
     HUB_YAML,
     MINE,
+    day_folder,
     mines,
     now_s,
     point_def,
     reading,
+    taken,
     write_file,
 )
 
@@ -65,7 +67,7 @@ async def test_readings_of_a_real_time_file_reach_the_broker(mosquitto, tmp_path
     gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
     async with TelemetryWatch(mosquitto.port) as watch:
         await _run_until(
-            gw, lambda: _async((incoming / "done" / path.name).exists()), "the file in done/"
+            gw, lambda: _async(taken(incoming, path.name).exists()), "the file in done/"
         )
         await watch.quiet()
         assert watch.published["kj"] and sum(watch.published["kj"].values()) == 4
@@ -102,7 +104,7 @@ async def test_values_qualities_and_times_on_the_wire(mosquitto, tmp_path) -> No
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="mf-watch") as client:
         await client.subscribe("hazardhub/v1/north-coal/face-1301/kj/telemetry", qos=1)
         await _run_until(
-            gw, lambda: _async((incoming / "done" / path.name).exists()), "the file in done/"
+            gw, lambda: _async(taken(incoming, path.name).exists()), "the file in done/"
         )
         async with asyncio.timeout(5):
             message = await anext(aiter(client.messages))
@@ -138,7 +140,7 @@ async def test_a_file_moves_to_done_only_after_the_broker_acknowledged(mosquitto
     mosquitto.start()
     again = _gateway(incoming, mosquitto.port, state)
     await _run_until(
-        again, lambda: _async((incoming / "done" / path.name).exists()), "the file in done/"
+        again, lambda: _async(taken(incoming, path.name).exists()), "the file in done/"
     )
     assert again.counters["files_done"] == 1
 
@@ -157,15 +159,21 @@ def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(tmp_pa
     (incoming / "notes.txt").write_text("hello", encoding="utf-8")
     (incoming / "999999999999_SS_20260301080000.txt").write_text("x;y||", encoding="utf-8")
     (incoming / ".upload.txt").write_text("half", encoding="utf-8")  # an FTP temporary: left
+    at = t / 1000 + 10  # after the files were written
+    gw._clock = lambda: at
     gw.scan()
     assert growing.exists()  # waits for its end marker
-    rejected = incoming / "rejected"
-    assert (rejected / "notes.txt.reason").read_text(encoding="utf-8").startswith("file name")
-    why = (rejected / "999999999999_SS_20260301080000.txt.reason").read_text(encoding="utf-8")
+
+    def rejected(name: str) -> Path:  # beside the file, in its day's folder
+        assert taken(incoming, name, "rejected", at).exists()
+        return taken(incoming, name, "rejected", at).with_name(f"{name}.reason")
+
+    assert rejected("notes.txt").read_text(encoding="utf-8").startswith("file name")
+    why = rejected("999999999999_SS_20260301080000.txt").read_text(encoding="utf-8")
     assert "not configured" in why
     gw._clock = lambda: growing.stat().st_mtime + 61  # a minute later
     gw.scan()
-    assert "incomplete" in (rejected / f"{growing.name}.reason").read_text(encoding="utf-8")
+    assert "incomplete" in rejected(growing.name).read_text(encoding="utf-8")
     assert (incoming / ".upload.txt").exists()
     assert gw.counters["files_rejected"] == 3
 
@@ -181,7 +189,11 @@ def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
     gw.scan()
-    why = (incoming / "rejected" / f"{path.name}.reason").read_text(encoding="utf-8")
+    why = (
+        taken(incoming, path.name, "rejected")
+        .with_name(f"{path.name}.reason")
+        .read_text(encoding="utf-8")
+    )
     assert "line 2, field record: has 3 fields, expected 8" in why
 
 
@@ -222,7 +234,7 @@ def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog, capsy
     gw = MineFilesGateway(mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=state)
     with caplog.at_level(logging.WARNING, logger="gateway.minefiles"):
         gw.scan()
-    assert (incoming / "done" / path.name).exists()
+    assert taken(incoming, path.name).exists()
     assert gw.counters["thresholds_looser"] == 1 and gw.counters["thresholds_no_alarm"] == 1
     said = "\n".join(r.message for r in caplog.records)
     assert "point 001A01" in said and "alarms at 1.5, looser than" in said
@@ -261,7 +273,7 @@ def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> None:
     )
     with caplog.at_level(logging.WARNING, logger="gateway.minefiles"):
         gw.scan()
-    assert (incoming / "done" / path.name).exists()
+    assert taken(incoming, path.name).exists()
     assert gw.counters["mine_alarms"] == 1
     assert any(
         "point 001A01 (甲烷) 报警" in r.message and "1.62" in r.message for r in caplog.records
@@ -304,7 +316,7 @@ def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, capl
     assert sum(str(path) in r.message for r in caplog.records) == 1
     blocked.unlink()
     gw.scan()
-    assert (blocked / path.name).exists()
+    assert (blocked / day_folder(path.name) / path.name).exists()
 
 
 async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> None:
@@ -343,7 +355,7 @@ async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> Non
     )
     try:
         await eventually(
-            lambda: _async((incoming / "done" / path.name).exists()), 20, "the file in done/"
+            lambda: _async(taken(incoming, path.name).exists()), 20, "the file in done/"
         )
     finally:
         proc.send_signal(signal.SIGTERM)

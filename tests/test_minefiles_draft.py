@@ -188,3 +188,26 @@ def test_the_command_needs_definitions_and_a_site_and_keeps_edits(tmp_path, caps
     assert (out / f"{MINE}.hub.yaml").read_text(encoding="utf-8") in printed
     assert main([*command, "--out", str(out)]) == 2  # never over an edited draft
     assert "exists" in capsys.readouterr().err
+
+
+def test_the_upload_period_is_read_from_the_day_folders_of_done(tmp_path, capsys) -> None:
+    incoming, state = tmp_path / "ftp", tmp_path / "state"
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(SITE_ONLY_YAML, encoding="utf-8")
+    minesyaml = tmp_path / "mines.yaml"
+    minesyaml.write_text(
+        f"incoming: {incoming}\nmines:\n  '{MINE}': {{tenant: north-coal, site: face-1301}}\n",
+        encoding="utf-8",
+    )
+    t = 1_772_380_740_000  # 2026-03-01 23:59:00 China time: the uploads go over midnight
+    for i in range(6):
+        name = file_name(MINE, "SS", t + i * 20_000)
+        day = incoming / "done" / f"2026-03-0{1 + (i >= 3)}"
+        day.mkdir(parents=True, exist_ok=True)
+        (day / name).write_text("||", encoding="utf-8")
+    jc = write_file(tmp_path / "vendor", "JC", _points(), now_s() * 1000)
+    argv = ["mine-files", "-c", str(hub), "--mines", str(minesyaml), "--state-dir", str(state)]
+    assert main([*argv, "draft-config", "--mine", MINE, "--jc", str(jc)]) == 0
+    assert "3 x the upload period of 20 s seen in its latest 6 real-time files" in (
+        capsys.readouterr().out
+    )

@@ -20,7 +20,7 @@ from simulators.signals import Constant
 from telemetry.registry import parse_document
 
 from e2e_helpers import HubAccess, eventually, get_json, hub_ready
-from minefiles_rig import MINE, SITE_ONLY_YAML, now_s
+from minefiles_rig import MINE, SITE_ONLY_YAML, now_s, taken
 
 RETURN = f"{MINE}-001A01"
 
@@ -46,7 +46,8 @@ async def test_a_drafted_configuration_raises_the_methane_alarm(mosquitto, tmp_p
     t0 = now_s() * 1000 - 60_000
     sim = MineSimulator(incoming, MINE, points, start_ms=t0)
     jc = sim.definitions(0.0)
-    # the mine has uploaded every 10 s for a while (its files taken: in done/)
+    # the mine has uploaded every 10 s for a while (its files taken: in done/, flat as an
+    # older version left them; draft-config reads the day folders too)
     history = MineSimulator(incoming / "done", MINE, points, start_ms=t0 - 100_000)
     for t in range(0, 50, 10):
         history.real_time(float(t))
@@ -58,7 +59,7 @@ async def test_a_drafted_configuration_raises_the_methane_alarm(mosquitto, tmp_p
         state_dir=state,
     )
     taker.scan()  # takes the JC file: the definitions are kept
-    assert (incoming / "done" / jc.name).exists()
+    assert taken(incoming, jc.name).exists()
 
     argv = ["mine-files", "-c", str(hub_yaml), "--mines", str(mines_yaml)]
     draft = [*argv, "--state-dir", str(state), "draft-config", "--mine", MINE, "--out", str(out)]
@@ -97,7 +98,7 @@ async def test_a_drafted_configuration_raises_the_methane_alarm(mosquitto, tmp_p
                 return await get_json(client, "/api/v1/alarms", sensor=RETURN)  # type: ignore[no-any-return]
 
             found = await eventually(alarms, 20, "the return-air methane alarm")
-        assert (incoming / "done" / peak.name).exists()
+        assert taken(incoming, peak.name).exists()
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

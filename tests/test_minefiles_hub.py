@@ -12,7 +12,7 @@ import pytest
 from gateway.minefiles import MineFilesGateway
 
 from e2e_helpers import HubAccess, eventually, get_json, hub_ready
-from minefiles_rig import hub_registry, mines, now_s, reading, write_file
+from minefiles_rig import hub_registry, mines, now_s, reading, taken, write_file
 
 
 async def _take(gw: MineFilesGateway, done: object) -> None:
@@ -51,7 +51,7 @@ async def test_methane_in_a_file_raises_the_hubs_alarm_at_the_records_time(
     hub_task = asyncio.create_task(hub.run(hub_stop))
 
     async def done() -> bool:
-        return (incoming / "done" / path.name).exists()
+        return taken(incoming, path.name).exists()
 
     try:
         await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
@@ -75,7 +75,7 @@ async def test_methane_in_a_file_raises_the_hubs_alarm_at_the_records_time(
             assert (latest["ts"], latest["value"]) == (t, 1.6)
 
             # taken again: a restart re-sends a file the broker had not acknowledged
-            (incoming / "done" / path.name).unlink()
+            taken(incoming, path.name).unlink()
             shutil.copy(copy, path)
             again = MineFilesGateway(
                 mines(incoming, registry),

@@ -1,5 +1,6 @@
-"""Housekeeping: files in done/ and rejected/ older than keep_days are removed, at most once an
-hour, counted and logged; keep_days 0 keeps them for ever."""
+"""Housekeeping: the day folders of done/ and rejected/ older than keep_days are removed whole
+(and files an older version left flat there, by their mtime), at most once an hour, counted and
+logged; keep_days 0 keeps them for ever."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from gateway.minefiles import MineFilesGateway
 
 from e2e_helpers import eventually
-from minefiles_rig import mines
+from minefiles_rig import MINE, day_folder, mines, point_def, write_file
 
 DAY = 86400.0
 
@@ -33,33 +34,63 @@ def _gateway(incoming: Path, state: Path, now: list[float], **settings: object) 
     )
 
 
-def test_old_taken_and_rejected_files_are_removed_once_an_hour(tmp_path, caplog) -> None:
+def test_old_day_folders_and_flat_files_are_removed_once_an_hour(tmp_path, caplog) -> None:
     incoming = tmp_path / "ftp"
     incoming.mkdir()
+    # 2027-01-15 08:00 China time; keep_days 30: the days up to 2026-12-15 are all older
     now = [1_800_000_000.0]
+    assert day_folder("x", now[0]) == "2027-01-15"
+    done, rejected = incoming / "done", incoming / "rejected"
     old = [
-        _file(incoming / "done" / "a_SS_1.txt", now[0] - 31 * DAY),
-        _file(incoming / "rejected" / "b.txt", now[0] - 40 * DAY),
-        _file(incoming / "rejected" / "b.txt.reason", now[0] - 40 * DAY),
+        _file(done / "2026-12-15" / f"{MINE}_SS_20261215235950.txt", now[0]),  # by the day
+        _file(done / "2026-12-15" / f"{MINE}_SS_20261215000000.txt", now[0]),
+        _file(done / "2026-11-02" / f"{MINE}_JC_20261102080000.txt", now[0]),
+        _file(rejected / "2026-12-01" / "notes.txt", now[0]),
+        _file(rejected / "2026-12-01" / "notes.txt.reason", now[0]),
+        _file(done / "a_SS_1.txt", now[0] - 31 * DAY),  # flat, as an older version left it
+        _file(rejected / "b.txt.reason", now[0] - 40 * DAY),
     ]
-    young = _file(incoming / "done" / "c_SS_2.txt", now[0] - 29.99 * DAY)
+    young = _file(done / "2026-12-16" / f"{MINE}_SS_20261216000000.txt", now[0] - 90 * DAY)
+    flat_young = _file(done / "c_SS_2.txt", now[0] - 29.99 * DAY)
     waiting = _file(incoming / "old-upload.tmp", now[0] - 90 * DAY)  # not ours: left alone
+    mine = _file(done / "keep-me" / "x.txt", now[0] - 90 * DAY)  # not a day: left alone
     gw = _gateway(incoming, tmp_path / "s", now, keep_days=30)
     with caplog.at_level(logging.INFO, logger="gateway.minefiles"):
         gw.keeper.sweep()
     assert not any(p.exists() for p in old)
-    assert young.exists() and waiting.exists()
-    assert gw.counters["files_removed"] == 3
+    assert sorted(p.name for p in done.iterdir()) == ["2026-12-16", "c_SS_2.txt", "keep-me"]
+    assert [p.name for p in rejected.iterdir()] == []
+    assert young.exists() and flat_young.exists() and waiting.exists() and mine.exists()
+    assert gw.counters["files_removed"] == 7
     said = [r.message for r in caplog.records if "removed" in r.message]
-    assert any("removed 1 files older than 30 days from" in m and "done" in m for m in said)
-    assert any("removed 2 files older than 30 days from" in m for m in said)
+    assert any("removed 4 files older than 30 days from" in m and "done" in m for m in said)
+    assert any("removed 3 files older than 30 days from" in m for m in said)
 
     now[0] += 59 * 60  # within the hour: not looked at again
     gw.keeper.sweep()
-    assert young.exists() and gw.counters["files_removed"] == 3
+    assert flat_young.exists() and gw.counters["files_removed"] == 7
     now[0] += 2 * 60
     gw.keeper.sweep()
-    assert not young.exists() and gw.counters["files_removed"] == 4
+    assert not flat_young.exists() and gw.counters["files_removed"] == 8
+    now[0] = 1_800_000_000.0 + DAY + 16 * 3600  # 2027-01-17 00:00 China time: 2026-12-16 is due
+    gw.keeper.sweep()
+    assert not young.exists() and not young.parent.exists() and mine.exists()
+
+
+def test_taken_and_refused_files_go_to_their_days_folder(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    # a file named 00:30 China time on 1 March is of 1 March (28 February 16:30 UTC)
+    at = 1_772_323_200  # 2026-03-01 08:00 China time
+    jc = write_file(incoming, "JC", [point_def("001A01", 1.0)], (at - 27_000) * 1000)
+    assert jc.name == f"{MINE}_JC_20260301003000.txt"
+    _file(incoming / "notes.txt", at)
+    os.utime(jc, (at, at))
+    now = [at + 10 * DAY + 0.0]  # taken ten days later
+    gw = _gateway(incoming, tmp_path / "s", now)
+    gw.scan()
+    assert (incoming / "done" / "2026-03-01" / jc.name).exists()
+    rejected = incoming / "rejected" / "2026-03-11"  # no time in the name: the day taken
+    assert (rejected / "notes.txt").exists() and (rejected / "notes.txt.reason").exists()
 
 
 def test_keep_days_0_keeps_them_for_ever(tmp_path) -> None:
@@ -79,7 +110,7 @@ def test_the_default_is_30_days(tmp_path) -> None:
 async def test_the_running_process_looks_at_its_start(mosquitto, tmp_path) -> None:
     incoming = tmp_path / "ftp"
     incoming.mkdir()
-    old = _file(incoming / "rejected" / "x.txt", 1_000_000_000.0)
+    old = _file(incoming / "rejected" / "2001-09-09" / "x.txt", 1_800_000_000.0)
     gw = MineFilesGateway(
         mines(incoming, keep_days=1),
         broker_host="127.0.0.1",

@@ -7,7 +7,7 @@ from hazardhub.cli import main
 from simulators.mt1201 import MineSimulator, point_of_kind
 from telemetry.mt1201 import Reading, parse, parse_name
 
-from minefiles_rig import HUB_YAML, MINE, mines, now_s
+from minefiles_rig import HUB_YAML, MINE, mines, now_s, taken
 
 
 def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
@@ -36,7 +36,7 @@ def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
     gw.scan()
-    assert (incoming / "done" / jc.name).exists()
+    assert taken(incoming, jc.name).exists()
     assert gw.in_flight == 2 and gw.counters["records_bad"] == 0  # waiting for the broker
     assert cut.exists() and not (incoming / "rejected").exists()  # waits for its end marker
 

@@ -87,8 +87,8 @@ class MineFilesConfig(Frozen):
         default=30.0,
         ge=0,
         le=36500,
-        description="files in done/ and rejected/ older than this are removed (looked at once "
-        "an hour); 0: kept for ever",
+        description="the day folders of done/ and rejected/ older than this are removed (looked "
+        "at once an hour); 0: kept for ever",
     )
     status: dict[str, QualityName] = Field(
         default_factory=dict, description="status field -> quality, beside the built-in words"

@@ -22,10 +22,10 @@ from gateway.minefiles.proposal import propose, sensor_kind
 from telemetry.config import RulePack
 from telemetry.mt1201 import FileError, PointDef, parse_name
 
-__all__ = ["DEFAULT_NO_DATA_S", "Draft", "draft", "ident", "no_data_s", "upload_period"]
+__all__ = ["DEFAULT_NO_DATA_S", "PERIODS", "Draft", "draft", "ident", "no_data_s", "upload_period"]
 
 DEFAULT_NO_DATA_S = 120.0  # when the mine's upload period is not known
-_PERIODS = 50  # the latest real-time files looked at for the upload period
+PERIODS = 50  # the latest real-time files looked at for the upload period
 _BAD = re.compile(r"[^A-Za-z0-9_.-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -57,7 +57,7 @@ def ident(text: str, used: set[str], limit: int = 64) -> str:
 
 def upload_period(names: Iterable[str], mine: str) -> tuple[float, int] | None:
     """(the median gap in s between the real-time (SS) files of `mine` named in `names`, the
-    files it is of), from the latest `_PERIODS`; None with fewer than 3."""
+    files it is of), from the latest `PERIODS`; None with fewer than 3."""
     stamps = []
     for name in names:
         try:
@@ -66,7 +66,7 @@ def upload_period(names: Iterable[str], mine: str) -> tuple[float, int] | None:
             continue
         if parsed.mine_code == mine and parsed.kind == "SS":
             stamps.append(parsed.stamp_ms)
-    latest = sorted(set(stamps))[-_PERIODS:]
+    latest = sorted(set(stamps))[-PERIODS:]
     gaps = [(b - a) / 1000.0 for a, b in itertools.pairwise(latest)]
     if len(gaps) < 2:
         return None

@@ -1,5 +1,6 @@
-"""Housekeeping of the folders taken files go to: files in ``done/`` and ``rejected/`` older
-than `keep_days` are removed, looked at once at the start and then once an hour.
+"""Housekeeping of the folders taken files go to: the day folders of ``done/`` and
+``rejected/`` older than `keep_days` are removed whole (and files an older version left flat
+there, by their mtime), looked at once at the start and then once an hour.
 
 The removal runs in a worker thread (a centre's ``done/`` holds a month of every mine's files:
 hundreds of thousands to stat) and stops early when the process is stopped; what it found is

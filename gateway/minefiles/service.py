@@ -2,7 +2,7 @@
 real-time readings like a gateway, and keeps and checks their point definitions.
 
 At-least-once: a file's batches go through a spool and a QoS 1 publisher per tenant; the file
-moves to ``done/`` only when the broker acknowledged every batch of it. The file itself is the
+moves to ``done/{day}/`` only when the broker acknowledged every batch of it. The file itself is the
 durable copy: the spool is emptied at each start and a file still in the folder is taken again
 (its readings re-sent: harmless, the hub's stores write a sensor's reading at a time once and a
 reading at or before one already judged is counted late, not judged again). At most
@@ -190,12 +190,12 @@ class MineFilesGateway:
 
     def _reject(self, path: Path, reason: str) -> None:
         self.counters["files_rejected"] += 1
-        reject(path, self.config.rejected_dir, reason)
+        reject(path, self.config.rejected_dir, reason, self._clock())
         log.warning("mine-files: %s rejected: %s", path.name, reason.splitlines()[0])
 
     def _done(self, path: Path) -> None:
         self.counters["files_done"] += 1
-        move(path, self.config.done_dir)
+        move(path, self.config.done_dir, self._clock())
 
     def _once(self, what: str, mine: str, item: str) -> bool:
         if (what, mine, item) in self._said:
