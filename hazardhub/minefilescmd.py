@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,8 +19,11 @@ from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
 
 if TYPE_CHECKING:
     from gateway.minefiles import Mines
+    from telemetry.config import HubConfig
 
 __all__ = ["add_minefiles_parser", "run_minefiles"]
+
+_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a hub id (telemetry.configbase)
 
 
 def add_minefiles_parser(sub: Any) -> None:
@@ -70,6 +74,11 @@ def add_minefiles_parser(sub: Any) -> None:
     draft.add_argument("--mine", required=True, help="the mine code")
     draft.add_argument("--site", default=None, help="the hub's site (default: the mine's)")
     draft.add_argument("--tenant", default=None, help="the tenant (default: the mine's in --mines)")
+    draft.add_argument(
+        "--device",
+        default="kj",
+        help="the id of the hub device drafted in the site (default: %(default)s)",
+    )
     draft.add_argument(
         "--jc",
         type=Path,
@@ -205,6 +214,28 @@ def _simulate(
     return run(main)
 
 
+def _device_problem(
+    config: HubConfig, tenant: str, site: str, device: str, where: Path
+) -> str | None:
+    """Why a device `device` cannot be drafted into `site`: not a hub id, or the site has it."""
+    if not _IDENT.match(device):
+        return (
+            f"--device {device!r}: a device id is 1-64 of A-Z a-z 0-9 _ . - "
+            "(a letter or digit first)"
+        )
+    for t in config.tenants:
+        for s in t.sites if t.id == tenant else ():
+            if s.id == site and any(d.id == device for d in s.devices):
+                return (
+                    f"site {site} of {tenant} in {where} already has a device {device!r}: give "
+                    f"the draft another with --device (e.g. --device {device}-2), or, to draft "
+                    "this mine's device again, take the old one (and its profile) out of the "
+                    "configuration first; to add points to it, merge the drafted sensors and "
+                    "profile points into it by hand"
+                )
+    return None
+
+
 def _draft_config(args: argparse.Namespace) -> int:
     """Print (or write) a draft of a mine's configuration from its definitions: the JC file
     given, or the latest kept; the upload period from its latest real-time files in done/."""
@@ -223,6 +254,9 @@ def _draft_config(args: argparse.Namespace) -> int:
     site = args.site or (spec.site if spec else None)
     if tenant is None or site is None:
         print(f"mine {args.mine} is not in {args.mines}: give --tenant and --site", file=sys.stderr)
+        return 2
+    if problem := _device_problem(hub.config, tenant, site, args.device, args.config):
+        print(problem, file=sys.stderr)
         return 2
     if args.jc is not None:
         try:
@@ -264,6 +298,7 @@ def _draft_config(args: argparse.Namespace) -> int:
         gateway=config.gateway,
         source=source,
         period=period,
+        device=args.device,
     )
     said = (
         f"mine {args.mine}: {made.points} points, {made.rules} with a proposed rule to check, "

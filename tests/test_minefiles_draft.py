@@ -14,7 +14,7 @@ from hazardhub.settings import load
 from telemetry.mt1201 import PointDef, file_name
 
 from e2e_helpers import shipped_profiles
-from minefiles_rig import MINE, SITE_ONLY_YAML, now_s, point_def, write_file
+from minefiles_rig import HUB_YAML, MINE, SITE_ONLY_YAML, now_s, point_def, write_file
 
 PACKS = {p.name: p for p in shipped_profiles()[1]}
 
@@ -188,6 +188,28 @@ def test_the_command_needs_definitions_and_a_site_and_keeps_edits(tmp_path, caps
     assert (out / f"{MINE}.hub.yaml").read_text(encoding="utf-8") in printed
     assert main([*command, "--out", str(out)]) == 2  # never over an edited draft
     assert "exists" in capsys.readouterr().err
+
+
+def test_the_device_is_named_with_device_and_one_the_site_has_is_refused(tmp_path, capsys) -> None:
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(HUB_YAML, encoding="utf-8")  # site face-1301 has a device kj already
+    incoming = tmp_path / "ftp"
+    minesyaml = tmp_path / "mines.yaml"
+    minesyaml.write_text(
+        f"incoming: {incoming}\nmines:\n  '{MINE}': {{tenant: north-coal, site: face-1301}}\n",
+        encoding="utf-8",
+    )
+    jc = write_file(tmp_path / "vendor", "JC", _points(), now_s() * 1000)
+    argv = ["mine-files", "-c", str(hub), "--mines", str(minesyaml), "draft-config"]
+    argv += ["--mine", MINE, "--jc", str(jc)]
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert "site face-1301 of north-coal" in said and "already has a device 'kj'" in said
+    assert "--device" in said
+    assert main([*argv, "--device", "kj/2"]) == 2
+    assert "a device id is" in capsys.readouterr().err
+    assert main([*argv, "--device", "kj-2"]) == 0
+    assert '          - id: "kj-2"\n' in capsys.readouterr().out
 
 
 def test_the_upload_period_is_read_from_the_day_folders_of_done(tmp_path, capsys) -> None:
