@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulators.signals import Constant, Noisy, Piecewise, Signal
+from telemetry.config import SensorKind
 from telemetry.mt1201 import Header, PointDef, Reading, file_name, write
 
-__all__ = ["MineSimulator", "SimPoint", "point_of_kind"]
+__all__ = ["KINDS", "MineSimulator", "SimPoint", "point_of_kind"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +121,21 @@ class MineSimulator:
 
 
 # what a point of each hub sensor kind reads when nothing happens (DOMAIN 1.5), its type name,
-# unit and span as a KJ system names them
-_KINDS: dict[str, tuple[str, str, float, float]] = {
+# unit and span as a KJ system names them; the type names are those draft-config reads back as
+# the kind (gateway/minefiles/proposal.py). A kind not here (flammable_gas, interlock, other: a
+# KJ system has no one name for it) is written with the kind as its type name.
+KINDS: dict[SensorKind, tuple[str, str, float, float]] = {
     "methane": ("甲烷", "%CH4", 0.3, 4.0),
     "co": ("一氧化碳", "ppm", 5.0, 1000.0),
-    "o2": ("氧气", "%", 20.9, 25.0),
-    "co2": ("二氧化碳", "%", 0.1, 5.0),
+    "oxygen": ("氧气", "%", 20.9, 25.0),
+    "toxic_gas": ("硫化氢", "ppm", 0.5, 100.0),
     "wind_speed": ("风速", "m/s", 2.5, 15.0),
     "temperature": ("温度", "℃", 22.0, 40.0),
+    "pressure": ("负压", "Pa", 1500.0, 5000.0),
+    "level": ("水位", "m", 1.0, 10.0),
+    "power_feed": ("馈电", "", 1.0, 1.0),
 }
+_BY_KIND: dict[str, tuple[str, str, float, float]] = {str(k): v for k, v in KINDS.items()}
 
 
 def point_of_kind(
@@ -136,7 +143,7 @@ def point_of_kind(
 ) -> SimPoint:
     """A point of a hub sensor kind with a quiet signal (small noise); with `rise_at_s`, a
     methane point rises from there to 1.6 % in 30 s, holds 60 s and falls back in 30 s."""
-    name, unit, base, span = _KINDS.get(kind, (kind, "", 1.0, 100.0))
+    name, unit, base, span = _BY_KIND.get(kind, (kind, "", 1.0, 100.0))
     signal: Signal = Noisy(Constant(base), base * 0.05, seed=sum(map(ord, code)))
     if rise_at_s is not None:
         t = rise_at_s

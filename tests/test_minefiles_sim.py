@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gateway.minefiles import MineFilesGateway
 from hazardhub.cli import main
-from simulators.mt1201 import MineSimulator, point_of_kind
+from hazardhub.settings import load
+from simulators.mt1201 import KINDS, MineSimulator, point_of_kind
 from telemetry.mt1201 import Reading, parse, parse_name
 
 from minefiles_rig import HUB_YAML, MINE, mines, now_s, taken
@@ -58,3 +59,48 @@ def test_the_command_writes_a_mines_files(tmp_path, capsys) -> None:
     points = parse((incoming / names[0]).read_bytes(), "JC").records
     assert [p.point for p in points] == ["001A01", "001A04"]  # type: ignore[union-attr]
     assert main([*argv, "--mine", "000000000000"]) == 2
+
+
+def test_simulate_then_draft_config_gives_back_every_kind_the_simulator_knows(
+    tmp_path, capsys
+) -> None:
+    """A simulated point's type name is one draft-config reads back as its hub sensor's kind (an
+    oxygen sensor was written as type "o2"'s fallback, "oxygen", and drafted as not known)."""
+    codes = {kind: f"K{i:02d}" for i, kind in enumerate(KINDS)}
+    profile = "\n".join(
+        f'      - {{name: "{code}", address: {i}, unit: "{KINDS[kind][1]}"}}'
+        for i, (kind, code) in enumerate(codes.items())
+    )
+    sensors = "\n".join(
+        f'              - {{id: s-{code}, point: "{code}", kind: {kind}, location: "1301进风巷"}}'
+        for kind, code in codes.items()
+    )
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(
+        "version: 1\ndevice_profiles:\n  - name: all-kinds\n    points:\n" + profile + "\n"
+        "tenants:\n  - id: north-coal\n    sites:\n      - id: face-1301\n        kind: mine\n"
+        "        devices:\n          - id: kj\n            profile: all-kinds\n"
+        "            gateway: kj-files\n            sensors:\n" + sensors + "\n",
+        encoding="utf-8",
+    )
+    incoming = tmp_path / "ftp"
+    points = ", ".join(f"{code}: s-{code}" for code in codes.values())
+    minesyaml = tmp_path / "mines.yaml"
+    minesyaml.write_text(
+        f"incoming: {incoming}\nmines:\n  '{MINE}': {{tenant: north-coal, site: face-1301, "
+        f"points: {{{points}}}}}\n",
+        encoding="utf-8",
+    )
+    argv = ["mine-files", "-c", str(hub), "--mines", str(minesyaml)]
+    assert main([*argv, "simulate", "--mine", MINE, "--duration-s", "0"]) == 0
+    jc = next(incoming.glob(f"{MINE}_JC_*.txt"))
+    capsys.readouterr()
+    drafted = [*argv, "--state-dir", str(tmp_path / "s"), "draft-config", "--mine", MINE]
+    assert main([*drafted, "--jc", str(jc), "--device", "kj-draft"]) == 0
+    printed = capsys.readouterr()
+    assert " 0 of a type not known" in printed.err
+    draft_yaml = tmp_path / "draft.yaml"
+    draft_yaml.write_text(printed.out.split("\n---\n")[0], encoding="utf-8")
+    registry = load(draft_yaml).registry()
+    assert {s.key: s.kind for s in registry.sensors} == {c: k for k, c in codes.items()}
+    assert {s.device for s in registry.sensors} == {"kj-draft"}
