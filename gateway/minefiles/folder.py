@@ -118,7 +118,9 @@ def recent_names(folder: Path, prefix: str, at_least: int) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     names = [e.name for e in entries if e.name.startswith(prefix) and e.is_file()]
-    days = sorted((e.name for e in entries if _day(e.name) and e.is_dir()), reverse=True)
+    days = sorted(
+        (e.name for e in entries if _day(e.name) is not None and e.is_dir()), reverse=True
+    )
     found: list[str] = []
     for day in days:
         if len(found) >= at_least:
