@@ -19,6 +19,7 @@ from alerts.alarmchange import AlarmRows
 from alerts.alarmevent import AlarmBatch, AlarmEvent
 from alerts.bypasses import (
     BYPASS_PREFIX,
+    CENTRE,
     BypassApproval,
     bypass_sensor,
     get_approval,
@@ -33,7 +34,7 @@ from alerts.statedb import StateDB
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
 
-__all__ = ["BypassAlarms", "NotABypassError"]
+__all__ = ["BypassAlarms", "CentresApprovalError", "NotABypassError"]
 
 SANE_MS = 1_577_836_800_000  # a clock before 2020 is wrong: it judges nothing
 LEVEL = "bypass_unapproved"
@@ -63,6 +64,12 @@ _ENDED = (
 
 class NotABypassError(LookupError):
     """The sensor is no bypass flag (its rule has no level named `bypassed...`)."""
+
+
+class CentresApprovalError(PermissionError):
+    """An approval the supervising centre recorded, revoked by another party's key: nothing the
+    enterprise does alters the centre's record (one recorded before the hub kept the party:
+    the centre's keys, or the key that recorded it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +119,11 @@ class BypassAlarms(AlarmRows):
         fields: tuple[str, str, str, str | None, int, int],
         actor: str,
         now: int,
+        party: str,
     ) -> tuple[BypassApproval, list[AlarmEvent]]:
         """Record an approval of the bypass of `sensor` (one of `tenants`' sensors, None: any):
-        `fields` (approved_by, reason, measures, ticket, valid_from, until), and judge the
+        `fields` (approved_by, reason, measures, ticket, valid_from, until), recorded by
+        `actor`, a key of `party` (`ENTERPRISE` or `CENTRE`), and judge the
         sensor at once (an approval covering now clears its alarm). Raise LookupError for a
         sensor not found (or another tenant's), NotABypassError for one that is no bypass flag,
         AlarmStoreError."""
@@ -127,22 +136,31 @@ class BypassAlarms(AlarmRows):
         with self._db.transaction() as con:
             approval = insert_approval(
                 con, info.tenant, info.id, by, reason, measures, ticket, valid_from, until,
-                actor, now,
+                actor, now, party,
             )  # fmt: skip
             events = self._apply(con, now, {info.id})
         return approval, events
 
     def revoke(
-        self, approval_id: int, tenants: list[str] | None, note: str, actor: str, now: int
+        self,
+        approval_id: int,
+        tenants: list[str] | None,
+        note: str,
+        actor: str,
+        now: int,
+        party: str,
     ) -> tuple[BypassApproval, list[AlarmEvent], bool]:
         """Revoke an approval (one of `tenants`', None: any) at `now` and judge its sensor at
         once (a bypass left without an approval past its grace raises the alarm); False with no
         events when it was revoked already (its first revocation stands). Raise LookupError for
-        an approval not found (or another tenant's), AlarmStoreError."""
+        an approval not found (or another tenant's), CentresApprovalError for one the centre
+        recorded revoked by a key not of `party` `CENTRE`, AlarmStoreError."""
         with self._db.transaction() as con:
             found = get_approval(con, approval_id)
             if found is None or (tenants is not None and found.tenant not in tenants):
                 raise LookupError(approval_id)
+            if party not in (CENTRE, found.party) and (found.party or found.actor != actor):
+                raise CentresApprovalError(approval_id)
             if not revoke_approval(con, approval_id, now, actor, note):
                 return found, [], False
             events = self._apply(con, now, {found.sensor})

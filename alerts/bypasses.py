@@ -20,7 +20,10 @@ from alerts.statedb import StateDB
 from telemetry.registry import SensorInfo
 
 __all__ = [
+    "BACKDATE_MS",
     "BYPASS_PREFIX",
+    "CENTRE",
+    "ENTERPRISE",
     "MAX_SPAN_MS",
     "BypassApproval",
     "BypassVerdict",
@@ -40,9 +43,15 @@ BYPASS_PREFIX = "bypassed"
 HOUR_MS = 3_600_000
 # an approval covers at most this long (30 days): a longer bypass is approved again, in writing
 MAX_SPAN_MS = 30 * 24 * HOUR_MS
+# an approval begins at most this long (24 h) before it is recorded: the paper of an emergency
+# bypass recorded late (`approve_within_s` is at most 24 h too), never a month's history
+BACKDATE_MS = 24 * HOUR_MS
+# who recorded an approval (`party`): the enterprise's key, or the supervising centre's
+ENTERPRISE = "enterprise"
+CENTRE = "centre"
 _COLS = (
     "id, tenant, sensor, approved_by, reason, measures, ticket, valid_from, until, actor, "
-    "recorded_at, revoked_at, revoked_by, revoke_note"
+    "recorded_at, revoked_at, revoked_by, revoke_note, party"
 )
 _SECONDS = "%Y-%m-%d %H:%M:%S CST"
 
@@ -56,7 +65,9 @@ def bypass_sensor(info: SensorInfo) -> bool:
 @dataclass(frozen=True, slots=True)
 class BypassApproval:
     """One written approval of a loop's bypass: `valid_from` .. `until` (ms, `until`
-    excluded) unless revoked before; `actor` the API key that recorded it, at `recorded_at`."""
+    excluded) unless revoked before; `actor` the API key that recorded it, at `recorded_at`;
+    `party` whose key that was (`ENTERPRISE` or `CENTRE`; None: recorded before the hub kept
+    it)."""
 
     id: int
     tenant: str
@@ -72,6 +83,7 @@ class BypassApproval:
     revoked_at: int | None
     revoked_by: str | None
     revoke_note: str | None
+    party: str | None
 
     def end(self) -> int:
         """When it stops covering: its `until`, or its revocation when earlier."""
@@ -86,14 +98,21 @@ class BypassApproval:
         return (
             f"旁路审批 approval #{self.id}{ticket} by {self.approved_by}, "
             f"{cst(self.valid_from, _SECONDS)} - {cst(self.until, _SECONDS)} "
-            f"(recorded by {self.actor}): {self.reason}; 临时措施 interim measures: "
+            f"(recorded by {_PARTY_SAID.get(self.party or '', 'key')} {self.actor}): "
+            f"{self.reason}; 临时措施 interim measures: "
             f"{self.measures}"
         )
 
 
+_PARTY_SAID: dict[str, str] = {
+    ENTERPRISE: "企业 the enterprise's key",
+    CENTRE: "监管中心 the centre's key",
+}
+
+
 def _approval(row: Sequence[object]) -> BypassApproval:
     (i, tenant, sensor, by, reason, measures, ticket, start, until, actor, at, rev_at, rev_by,
-     rev_note) = row  # fmt: skip
+     rev_note, party) = row  # fmt: skip
     return BypassApproval(
         int(str(i)),
         str(tenant),
@@ -109,6 +128,7 @@ def _approval(row: Sequence[object]) -> BypassApproval:
         None if rev_at is None else int(str(rev_at)),
         None if rev_by is None else str(rev_by),
         None if rev_note is None else str(rev_note),
+        None if party is None else str(party),
     )
 
 
@@ -124,17 +144,18 @@ def insert_approval(
     until: int,
     actor: str,
     recorded_at: int,
+    party: str = ENTERPRISE,
 ) -> BypassApproval:
-    """Record an approval (in the caller's transaction)."""
+    """Record an approval (in the caller's transaction), by a key of `party`."""
     cur = con.execute(
         "INSERT INTO bypass_approvals (tenant, sensor, approved_by, reason, measures, ticket, "
-        "valid_from, until, actor, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "valid_from, until, actor, recorded_at, party) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (tenant, sensor, approved_by, reason, measures, ticket, valid_from, until, actor,
-         recorded_at),
+         recorded_at, party),
     )  # fmt: skip
     return BypassApproval(
         int(cur.lastrowid or 0), tenant, sensor, approved_by, reason, measures, ticket,
-        valid_from, until, actor, recorded_at, None, None, None,
+        valid_from, until, actor, recorded_at, None, None, None, party,
     )  # fmt: skip
 
 
@@ -183,10 +204,12 @@ def list_approvals(
     active: bool | None,
     limit: int,
     before: int | None = None,
+    party: str | None = None,
 ) -> list[BypassApproval]:
     """The approvals of `tenants` (None: every tenant), of one sensor when given, newest
     recorded first; `active` True: those covering `active_at`, False: those not covering it;
-    with `before`, those recorded before the approval of that id (the next page)."""
+    with `before`, those recorded before the approval of that id (the next page); with
+    `party`, those recorded by that party's keys."""
     if tenants is not None and not tenants:
         return []
     clauses: list[str] = []
@@ -200,6 +223,9 @@ def list_approvals(
     if sensor is not None:
         clauses.append("sensor = ?")
         params.append(sensor)
+    if party is not None:
+        clauses.append("party = ?")
+        params.append(party)
     if active is not None and active_at is not None:
         cover = "(valid_from <= ? AND until > ? AND (revoked_at IS NULL OR revoked_at > ?))"
         clauses.append(cover if active else "NOT " + cover)

@@ -33,9 +33,11 @@ from alerts.deadletters import DeadLetterBook
 from alerts.errors import AlarmStoreError
 from alerts.restoredcopy import renumber_restored
 from alerts.stateschema import (
+    BYPASS_APPROVAL_COLUMNS,
     LOCK_PLAN_COLUMNS,
     SCHEMA,
     SCHEMA_BYPASS_APPROVALS,
+    SCHEMA_BYPASS_APPROVALS_KEPT,
     SCHEMA_HAZARDS,
     SCHEMA_LOCK_TESTS,
     SCHEMA_V2,
@@ -142,6 +144,11 @@ class StateDB(AlarmStatements, DeadLetterBook):
             for name, decl in LOCK_PLAN_COLUMNS:
                 if name not in have:  # (made by a hub of before the column)
                     self._db.execute(f"ALTER TABLE lock_plans ADD COLUMN {name} {decl}")
+            have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(bypass_approvals)")}
+            for name, decl in BYPASS_APPROVAL_COLUMNS:
+                if name not in have:  # (made by a hub of before the column)
+                    self._db.execute(f"ALTER TABLE bypass_approvals ADD COLUMN {name} {decl}")
+            self._db.executescript(SCHEMA_BYPASS_APPROVALS_KEPT)
             renumber_restored(self._db, self._path)  # a backup's copy: ids from far above
             # reads (the API, analytics) on a connection of their own: under WAL they see what
             # is committed and never wait for the writer's lock, nor hold it up

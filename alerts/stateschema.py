@@ -4,9 +4,11 @@ migrations of an older one, by `PRAGMA user_version`."""
 from __future__ import annotations
 
 __all__ = [
+    "BYPASS_APPROVAL_COLUMNS",
     "LOCK_PLAN_COLUMNS",
     "SCHEMA",
     "SCHEMA_BYPASS_APPROVALS",
+    "SCHEMA_BYPASS_APPROVALS_KEPT",
     "SCHEMA_HAZARDS",
     "SCHEMA_LOCK_TESTS",
     "SCHEMA_V2",
@@ -283,19 +285,30 @@ CREATE TABLE IF NOT EXISTS bypass_approvals (
     approved_by TEXT NOT NULL, reason TEXT NOT NULL, measures TEXT NOT NULL, ticket TEXT,
     valid_from INTEGER NOT NULL, until INTEGER NOT NULL CHECK (until > valid_from),
     actor TEXT NOT NULL, recorded_at INTEGER NOT NULL,
-    revoked_at INTEGER, revoked_by TEXT, revoke_note TEXT
+    revoked_at INTEGER, revoked_by TEXT, revoke_note TEXT,
+    party TEXT CHECK (party IN ('enterprise', 'centre'))
 );
 CREATE INDEX IF NOT EXISTS bypass_approvals_sensor ON bypass_approvals (tenant, sensor, until);
 CREATE INDEX IF NOT EXISTS bypass_approvals_tenant ON bypass_approvals (tenant, id);
-CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept BEFORE UPDATE ON bypass_approvals
+CREATE TRIGGER IF NOT EXISTS bypass_approvals_never_deleted BEFORE DELETE ON bypass_approvals
+    BEGIN SELECT RAISE(ABORT, 'a bypass approval is never deleted'); END;
+CREATE INDEX IF NOT EXISTS alarms_active_level ON alarms (level_name) WHERE state = 'active';
+"""
+# the columns of `bypass_approvals` added since it was first made (ALTER TABLE at open when
+# missing): `party`, who recorded it (the enterprise or the supervising centre; NULL on a row of
+# before it, unknown)
+BYPASS_APPROVAL_COLUMNS = (("party", "TEXT CHECK (party IN ('enterprise', 'centre'))"),)
+# made after those columns: the trigger keeping the record (the first one, without `party`,
+# replaced)
+SCHEMA_BYPASS_APPROVALS_KEPT = """
+DROP TRIGGER IF EXISTS bypass_approvals_kept;
+CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept_v2 BEFORE UPDATE ON bypass_approvals
     WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL
       OR NEW.id IS NOT OLD.id OR NEW.tenant IS NOT OLD.tenant OR NEW.sensor IS NOT OLD.sensor
       OR NEW.approved_by IS NOT OLD.approved_by OR NEW.reason IS NOT OLD.reason
       OR NEW.measures IS NOT OLD.measures OR NEW.ticket IS NOT OLD.ticket
       OR NEW.valid_from IS NOT OLD.valid_from OR NEW.until IS NOT OLD.until
       OR NEW.actor IS NOT OLD.actor OR NEW.recorded_at IS NOT OLD.recorded_at
+      OR NEW.party IS NOT OLD.party
     BEGIN SELECT RAISE(ABORT, 'a bypass approval is only ever revoked, once'); END;
-CREATE TRIGGER IF NOT EXISTS bypass_approvals_never_deleted BEFORE DELETE ON bypass_approvals
-    BEGIN SELECT RAISE(ABORT, 'a bypass approval is never deleted'); END;
-CREATE INDEX IF NOT EXISTS alarms_active_level ON alarms (level_name) WHERE state = 'active';
 """

@@ -3,22 +3,41 @@ the written approval of a loop's bypass (who approved it, why, the interim measu
 until when), lists them, reads one, and revokes one; never changes nor deletes one. An approval
 recorded or revoked judges the loop's `bypass_unapproved` alarm at once (`alerts.bypassalarms`).
 Scoped as every route: an enterprise key its own tenants' sensors (another's is 404), a centre
-key every tenant's; the POSTs are for writers.
+key every tenant's; the POSTs are for writers. Each approval says which party recorded it
+(`party`: the centre's admin or operator key of every tenant, else the enterprise); one the
+centre recorded is revoked by the centre alone (403 to any other key).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.bypassalarms import BypassAlarms, NotABypassError
-from alerts.bypasses import MAX_SPAN_MS, BypassApproval, get_approval, list_approvals
+from alerts.bypassalarms import BypassAlarms, CentresApprovalError, NotABypassError
+from alerts.bypasses import (
+    CENTRE,
+    ENTERPRISE,
+    MAX_SPAN_MS,
+    BypassApproval,
+    get_approval,
+    list_approvals,
+)
+from api.auth import Principal
 from api.bounds import DB_INT_MAX
-from api.context import WRITE, Caller, Ctx, WriteGuard, not_found, query_tenants, record_scope
+from api.context import (
+    WRITE,
+    Caller,
+    Ctx,
+    WriteGuard,
+    is_centre,
+    not_found,
+    query_tenants,
+    record_scope,
+)
 from api.notes import Note, RequiredNote
 from api.timerange import refuse_seconds
 from telemetry.clock import wall_ms
@@ -29,6 +48,18 @@ log = logging.getLogger(__name__)
 
 _DAYS = MAX_SPAN_MS // 86_400_000
 _Ms = Annotated[int, Field(ge=1, le=DB_INT_MAX, strict=True)]
+_Party = Literal["enterprise", "centre"]
+_CENTRES = (
+    "bypass approval {id} was recorded by the supervising centre ({actor}): only the centre "
+    "revokes it (an admin or operator key of every tenant); nothing an enterprise does alters "
+    "the centre's record: ask the centre, or record the enterprise's own approval"
+)
+
+
+def _party(caller: Principal) -> str:
+    """The party a key records for: the centre (an admin or operator key of every tenant, as
+    for its acknowledgement and review), else the enterprise."""
+    return CENTRE if is_centre(caller) else ENTERPRISE
 
 
 class BypassApprovalIn(BaseModel):
@@ -90,6 +121,11 @@ class BypassApprovalPublic(BaseModel):
     valid_from: int = Field(description="ms since the epoch")
     until: int = Field(description="ms since the epoch (excluded)")
     actor: str = Field(description="the API key that recorded it")
+    party: _Party | None = Field(
+        description="which party recorded it: enterprise (an enterprise's key, or a centre "
+        "role limited to some tenants) or centre (an admin or operator key of every tenant); "
+        "null for one recorded before the hub kept it"
+    )
     recorded_at: int = Field(description="when the hub recorded it, ms since the epoch")
     revoked_at: int | None
     revoked_by: str | None = Field(description="the API key that revoked it")
@@ -117,6 +153,7 @@ def _public(a: BypassApproval, now: int) -> BypassApprovalPublic:
         valid_from=a.valid_from,
         until=a.until,
         actor=a.actor,
+        party=a.party,
         recorded_at=a.recorded_at,
         revoked_at=a.revoked_at,
         revoked_by=a.revoked_by,
@@ -178,6 +215,7 @@ def bypass_router() -> APIRouter:
                 fields,
                 caller.name,
                 now,
+                _party(caller),
             )
         except NotABypassError as exc:
             raise HTTPException(
@@ -214,6 +252,9 @@ def bypass_router() -> APIRouter:
             int | None,
             Query(ge=1, le=DB_INT_MAX, description="those recorded before this approval id"),
         ] = None,
+        party: Annotated[
+            _Party | None, Query(description="those recorded by the enterprise or the centre")
+        ] = None,
     ) -> list[BypassApprovalPublic]:
         """The bypass approvals of the tenants the key sees (`tenant` narrows, `sensor` names
         one loop's flag), newest recorded first. Page with `before=<the last id of a page>`."""
@@ -229,7 +270,7 @@ def bypass_router() -> APIRouter:
                 if not found:
                     raise not_found(f"sensor {sensor!r}")
         rows = await asyncio.to_thread(
-            list_approvals, ctx.statedb, tenants, sensor, now, active, limit, before
+            list_approvals, ctx.statedb, tenants, sensor, now, active, limit, before, party
         )
         return [_public(a, now) for a in rows]
 
@@ -252,7 +293,8 @@ def bypass_router() -> APIRouter:
     ) -> BypassApprovalRecorded:
         """Revoke an approval now (its record kept, with who revoked it, when and why): a loop
         still bypassed past its grace without another approval raises `bypass_unapproved`.
-        An approval revoked already is 409, its first revocation standing."""
+        An approval revoked already is 409, its first revocation standing; one the centre
+        recorded, revoked by another key than the centre's, 403."""
         now = wall_ms()
         try:
             approval, events, revoked = await asyncio.to_thread(
@@ -262,7 +304,14 @@ def bypass_router() -> APIRouter:
                 body.note,
                 caller.name,
                 now,
+                _party(caller),
             )
+        except CentresApprovalError as exc:
+            found = await asyncio.to_thread(_one, ctx, approval_id)
+            actor = "?" if found is None else found.actor
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, _CENTRES.format(id=approval_id, actor=actor)
+            ) from exc
         except LookupError as exc:
             raise not_found(f"bypass approval {approval_id}") from exc
         if not revoked:

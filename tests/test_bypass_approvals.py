@@ -19,8 +19,8 @@ import pytest
 from test_api_alarms import KEYS, auth
 
 from alerts.alarms import AlarmEvent
-from alerts.bypassalarms import BypassAlarms
-from alerts.bypasses import MAX_SPAN_MS, list_approvals
+from alerts.bypassalarms import BypassAlarms, CentresApprovalError
+from alerts.bypasses import CENTRE, ENTERPRISE, MAX_SPAN_MS, list_approvals
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
@@ -156,6 +156,7 @@ async def test_a_writer_records_an_approval_that_lists_reads_and_revokes_once(ap
     )
     assert approval["active"] is True and approval["revoked_at"] is None
     assert approval["ticket"] == "SIS-2026-017"
+    assert approval["party"] == "enterprise"
     aid = approval["id"]
     # read by id, listed (active, by sensor); the centre sees it, another enterprise does not
     assert (await api.get(path=f"/{aid}")).json() == approval
@@ -228,22 +229,97 @@ async def test_bad_input_another_tenants_sensor_and_readers_are_refused(api: Api
     assert r.status_code == 422 and "no interlock bypass flag" in r.text, r.text
 
 
+async def test_the_centres_approval_is_revoked_by_the_centre_alone_and_says_its_party(
+    api: Api,
+) -> None:
+    r = await api.post(good(ticket="中心-001"), "op")  # the centre's own record
+    assert r.status_code == 201, r.text
+    centre = r.json()["approval"]
+    assert (centre["party"], centre["actor"]) == ("centre", "op")
+    r = await api.post(good(), "chem")
+    enterprise = r.json()["approval"]
+    assert enterprise["party"] == "enterprise"
+    # a centre role limited to some tenants records for the enterprise (as its acks do)
+    r = await api.post(good(), "chem-op")
+    assert r.json()["approval"]["party"] == "enterprise"
+    # the enterprise's key cannot revoke the centre's approval: 403 with the reason, kept
+    note = {"note": "企业撤销 the enterprise revokes"}
+    r = await api.post(note, "chem", f"/{centre['id']}/revoke")
+    assert r.status_code == 403, r.text
+    assert "recorded by the supervising centre (op)" in r.text
+    assert (await api.get(path=f"/{centre['id']}")).json()["revoked_at"] is None
+    r = await api.post(note, "chem-op", f"/{centre['id']}/revoke")
+    assert r.status_code == 403, r.text
+    # the enterprise revokes its own; the centre any
+    assert (await api.post(note, "chem", f"/{enterprise['id']}/revoke")).status_code == 200
+    r = await api.post(note, "admin", f"/{centre['id']}/revoke")
+    assert r.status_code == 200 and r.json()["approval"]["revoked_by"] == "admin", r.text
+    # listed by party
+    assert [a["id"] for a in (await api.get(party="centre")).json()] == [centre["id"]]
+    found = [a["party"] for a in (await api.get(party="enterprise")).json()]
+    assert found == ["enterprise", "enterprise"]
+    assert (await api.get(party="other")).status_code == 422
+
+
+def test_an_approval_of_before_the_party_is_revoked_by_the_centre_or_its_own_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    db = StateDB(path)
+    db.close()
+    # a file of the first version: the table without `party`, two rows in it
+    con = sqlite3.connect(path)
+    con.executescript(
+        "DROP TRIGGER bypass_approvals_kept_v2; DROP TABLE bypass_approvals;"
+        "CREATE TABLE bypass_approvals (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " tenant TEXT NOT NULL, sensor TEXT NOT NULL, approved_by TEXT NOT NULL,"
+        " reason TEXT NOT NULL, measures TEXT NOT NULL, ticket TEXT,"
+        " valid_from INTEGER NOT NULL, until INTEGER NOT NULL, actor TEXT NOT NULL,"
+        " recorded_at INTEGER NOT NULL, revoked_at INTEGER, revoked_by TEXT, revoke_note TEXT);"
+        "CREATE TRIGGER bypass_approvals_kept BEFORE UPDATE ON bypass_approvals"
+        " WHEN OLD.revoked_at IS NOT NULL OR NEW.revoked_at IS NULL"
+        " BEGIN SELECT RAISE(ABORT, 'a bypass approval is only ever revoked, once'); END;"
+    )
+    for actor in ("op", "chem"):
+        con.execute(
+            "INSERT INTO bypass_approvals (tenant, sensor, approved_by, reason, measures,"
+            " valid_from, until, actor, recorded_at) VALUES (?, ?, 'x', 'x', 'x', ?, ?, ?, ?)",
+            (CHEM, "sis-bypass", T0, T0 + 3600 * S, actor, T0),
+        )
+    con.commit()
+    con.close()
+    db = StateDB(path)
+    try:
+        alarms = BypassAlarms(db, registry())
+        with pytest.raises(sqlite3.IntegrityError, match="only ever revoked"):
+            db._db.execute("UPDATE bypass_approvals SET revoked_at = 1, party = 'enterprise'")
+        with pytest.raises(CentresApprovalError):  # another key's, of a party unknown
+            alarms.revoke(1, [CHEM], "x", "chem", T0 + S, ENTERPRISE)
+        assert alarms.revoke(2, [CHEM], "x", "chem", T0 + S, ENTERPRISE)[2]  # its own
+        assert alarms.revoke(1, None, "x", "admin", T0 + S, CENTRE)[2]
+        assert [a.party for a in list_approvals(db, None, None, None, None, 10)] == [None, None]
+    finally:
+        db.close()
+
+
 def test_the_record_is_never_deleted_and_only_its_revocation_written_once(tmp_path: Path) -> None:
     db = StateDB(tmp_path / "state.db")
     alarms = BypassAlarms(db, registry())
     fields = ("张工", "检修", "监护", None, T0, T0 + 3600 * S)
-    approval, _ = alarms.record("sis-bypass", None, fields, "chem", T0)
+    approval, _ = alarms.record("sis-bypass", None, fields, "chem", T0, ENTERPRISE)
     with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
         db._db.execute("DELETE FROM bypass_approvals")
     with pytest.raises(sqlite3.IntegrityError, match="only ever revoked"):
         db._db.execute("UPDATE bypass_approvals SET until = until + 1")
     with pytest.raises(sqlite3.IntegrityError, match="only ever revoked"):
         db._db.execute("UPDATE bypass_approvals SET revoked_at = 1, reason = 'other'")
-    after, _, revoked = alarms.revoke(approval.id, None, "完成", "op", T0 + 60 * S)
+    with pytest.raises(sqlite3.IntegrityError, match="only ever revoked"):
+        db._db.execute("UPDATE bypass_approvals SET revoked_at = 1, party = 'centre'")
+    after, _, revoked = alarms.revoke(approval.id, None, "完成", "op", T0 + 60 * S, CENTRE)
     assert revoked and after.revoked_at == T0 + 60 * S
     with pytest.raises(sqlite3.IntegrityError, match="only ever revoked"):
         db._db.execute("UPDATE bypass_approvals SET revoke_note = 'rewritten'")
-    assert alarms.revoke(approval.id, None, "again", "op", T0 + 90 * S)[2] is False
+    assert alarms.revoke(approval.id, None, "again", "op", T0 + 90 * S, CENTRE)[2] is False
     db.close()
 
 
@@ -283,9 +359,12 @@ async def test_a_bypass_unapproved_past_its_grace_raises_and_an_approval_clears_
         # an approval covering now clears it at once; the tick then says nothing
         alarms = BypassAlarms(db, reg)
         fields = ("张工", "检修", "监护", "SIS-1", T0, T0 + 120 * S)
-        approval, events = alarms.record("sis-bypass", [CHEM], fields, "chem", T0 + 70 * S)
+        approval, events = alarms.record(
+            "sis-bypass", [CHEM], fields, "chem", T0 + 70 * S, ENTERPRISE
+        )
         assert kinds(events) == [("cleared", "sis-bypass", "normal", "none")]
         assert events[0].ts == T0 + 70 * S and "SIS-1 by 张工" in events[0].comment
+        assert "(recorded by 企业 the enterprise's key chem)" in events[0].comment
         assert ours(await d.tick(T0 + 71 * S)) == []
         # it expires while the loop is still bypassed: raised again, stamped at its until
         assert ours(await d.tick(T0 + 119 * S)) == []
@@ -296,9 +375,9 @@ async def test_a_bypass_unapproved_past_its_grace_raises_and_an_approval_clears_
 
         # a second approval, revoked: raised at the revocation
         fields = ("李工", "再检修", "监护", None, T0 + 125 * S, T0 + 3600 * S)
-        second, events = alarms.record("sis-bypass", None, fields, "op", T0 + 126 * S)
+        second, events = alarms.record("sis-bypass", None, fields, "op", T0 + 126 * S, CENTRE)
         assert kinds(events) == [("cleared", "sis-bypass", "normal", "none")]
-        _, events, _ = alarms.revoke(second.id, None, "工作票作废", "op", T0 + 130 * S)
+        _, events, _ = alarms.revoke(second.id, None, "工作票作废", "op", T0 + 130 * S, CENTRE)
         assert kinds(events) == [("raised", "sis-bypass", "bypass_unapproved", "orange")]
         assert events[0].ts == T0 + 130 * S and "revoked" in events[0].comment
 
@@ -331,7 +410,9 @@ async def test_a_bypass_approved_ahead_raises_nothing_and_a_tick_without_bypass_
         d = Dispatcher(reg, store, db, Metrics())
         alarms = BypassAlarms(db, reg)
         fields = ("张工", "检修", "监护", None, T0, T0 + 3600 * S)
-        alarms.record("sis-bypass", None, fields, "chem", T0 - 600 * S)  # recorded ahead
+        alarms.record(
+            "sis-bypass", None, fields, "chem", T0 - 600 * S, ENTERPRISE
+        )  # recorded ahead
         await d.judge(batch(flag.index, T0 + S, 1.0, 1), [], T0 + S)
         assert ours(await d.tick(T0 + 2 * S)) == []
         # another tenant's loop bypassed, unapproved: raised at once (no grace)
