@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerts.bypassalarms import BypassAlarms, CentresApprovalError, NotABypassError
 from alerts.bypasses import (
+    BACKDATE_MS,
     CENTRE,
     ENTERPRISE,
     MAX_SPAN_MS,
@@ -85,7 +86,9 @@ class BypassApprovalIn(BaseModel):
         description="the approval form's or work permit's number (审批单号), when there is one",
     )
     valid_from: _Ms = Field(
-        description="from when the bypass is approved, ms since the epoch (a JSON integer)"
+        description="from when the bypass is approved, ms since the epoch (a JSON integer): "
+        f"at most {BACKDATE_MS // 3_600_000} h before now (a late paper), at most {_DAYS} days "
+        "after it"
     )
     until: _Ms = Field(
         description=f"until when (excluded), ms since the epoch: after valid_from, at most "
@@ -191,6 +194,13 @@ def bypass_router() -> APIRouter:
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"until={body.until} is not later than the hub's clock ({now} ms): an approval "
                 "that has ended covers no bypass (check the time)",
+            )
+        if body.valid_from < now - BACKDATE_MS:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"valid_from={body.valid_from} is more than {BACKDATE_MS // 3_600_000} h before "
+                f"the hub's clock ({now} ms): an approval is recorded within a day of its start "
+                "(the late paper of an emergency bypass), not backdated further (check the time)",
             )
         if body.valid_from > now + MAX_SPAN_MS:
             raise HTTPException(

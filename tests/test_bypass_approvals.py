@@ -20,7 +20,7 @@ from test_api_alarms import KEYS, auth
 
 from alerts.alarms import AlarmEvent
 from alerts.bypassalarms import BypassAlarms, CentresApprovalError
-from alerts.bypasses import CENTRE, ENTERPRISE, MAX_SPAN_MS, list_approvals
+from alerts.bypasses import BACKDATE_MS, CENTRE, ENTERPRISE, MAX_SPAN_MS, list_approvals
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
@@ -209,6 +209,8 @@ async def test_bad_input_another_tenants_sensor_and_readers_are_refused(api: Api
         (good(until=now - 120 * S), "until must be after valid_from"),
         (good(until=now + MAX_SPAN_MS), "at most 30 days"),
         (good(valid_from=now + MAX_SPAN_MS + 60 * S, until=now + MAX_SPAN_MS + 120 * S), "30 days"),
+        (good(valid_from=now - 29 * 24 * 3600 * S), "more than 24 h before"),
+        (good(valid_from=now - BACKDATE_MS - 60 * S), "more than 24 h before"),
         (good(measures=" \u200b "), "measures"),
         ({k: v for k, v in good().items() if k != "approved_by"}, "approved_by"),
         ({k: v for k, v in good().items() if k != "measures"}, "measures"),
@@ -227,6 +229,9 @@ async def test_bad_input_another_tenants_sensor_and_readers_are_refused(api: Api
     # mean nothing (bypass_unapproved follows the bypassed levels alone)
     r = await api.post(good(sensor="sis-trip"), "op")
     assert r.status_code == 422 and "no interlock bypass flag" in r.text, r.text
+    # a late paper of an emergency bypass: up to 24 h back
+    r = await api.post(good(valid_from=now - BACKDATE_MS + 60 * S))
+    assert r.status_code == 201, r.text
 
 
 async def test_the_centres_approval_is_revoked_by_the_centre_alone_and_says_its_party(
