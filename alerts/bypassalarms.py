@@ -20,10 +20,12 @@ from alerts.alarmevent import AlarmBatch, AlarmEvent
 from alerts.bypasses import (
     BYPASS_PREFIX,
     CENTRE,
+    MAX_OPEN,
     BypassApproval,
     bypass_sensor,
     get_approval,
     insert_approval,
+    open_approvals,
     revoke_approval,
     sensor_approvals,
     verdict,
@@ -34,7 +36,7 @@ from alerts.statedb import StateDB
 from telemetry.notifyconfig import DisposalSpec
 from telemetry.registry import Registry
 
-__all__ = ["BypassAlarms", "CentresApprovalError", "NotABypassError"]
+__all__ = ["BypassAlarms", "CentresApprovalError", "NotABypassError", "TooManyApprovalsError"]
 
 SANE_MS = 1_577_836_800_000  # a clock before 2020 is wrong: it judges nothing
 LEVEL = "bypass_unapproved"
@@ -64,6 +66,10 @@ _ENDED = (
 
 class NotABypassError(LookupError):
     """The sensor is no bypass flag (its rule has no level named `bypassed...`)."""
+
+
+class TooManyApprovalsError(ValueError):
+    """The sensor has `MAX_OPEN` approvals not ended already (until later, not revoked)."""
 
 
 class CentresApprovalError(PermissionError):
@@ -126,6 +132,7 @@ class BypassAlarms(AlarmRows):
         `actor`, a key of `party` (`ENTERPRISE` or `CENTRE`), and judge the
         sensor at once (an approval covering now clears its alarm). Raise LookupError for a
         sensor not found (or another tenant's), NotABypassError for one that is no bypass flag,
+        TooManyApprovalsError for one with `MAX_OPEN` approvals not ended,
         AlarmStoreError."""
         info = self._registry.sensor(sensor)
         if info is None or (tenants is not None and info.tenant not in tenants):
@@ -134,6 +141,8 @@ class BypassAlarms(AlarmRows):
             raise NotABypassError(sensor)
         by, reason, measures, ticket, valid_from, until = fields
         with self._db.transaction() as con:
+            if open_approvals(con, info.tenant, info.id, now, MAX_OPEN) >= MAX_OPEN:
+                raise TooManyApprovalsError(sensor)
             approval = insert_approval(
                 con, info.tenant, info.id, by, reason, measures, ticket, valid_from, until,
                 actor, now, party,
@@ -211,7 +220,7 @@ class BypassAlarms(AlarmRows):
             tenant, sensor, rule = key
             b, o = bypassed.get(key), ours.get(key)
             start = None if b is None else b[2]
-            approvals = [] if start is None else sensor_approvals(con, tenant, sensor, start)
+            approvals = [] if start is None else sensor_approvals(con, tenant, sensor, start, now)
             v = verdict(start, approvals, self._within_ms, now)
             if v.level == (0 if o is None else 1):
                 continue

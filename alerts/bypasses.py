@@ -24,6 +24,7 @@ __all__ = [
     "BYPASS_PREFIX",
     "CENTRE",
     "ENTERPRISE",
+    "MAX_OPEN",
     "MAX_SPAN_MS",
     "BypassApproval",
     "BypassVerdict",
@@ -32,6 +33,7 @@ __all__ = [
     "get_approval",
     "insert_approval",
     "list_approvals",
+    "open_approvals",
     "revoke_approval",
     "sensor_approvals",
     "verdict",
@@ -43,6 +45,9 @@ BYPASS_PREFIX = "bypassed"
 HOUR_MS = 3_600_000
 # an approval covers at most this long (30 days): a longer bypass is approved again, in writing
 MAX_SPAN_MS = 30 * 24 * HOUR_MS
+# at most this many approvals of a sensor not ended (until later, not revoked) at once: the
+# papers of the bypasses planned ahead, not an unbounded pile to judge
+MAX_OPEN = 20
 # an approval begins at most this long (24 h) before it is recorded: the paper of an emergency
 # bypass recorded late (`approve_within_s` is at most 24 h too), never a month's history
 BACKDATE_MS = 24 * HOUR_MS
@@ -178,16 +183,40 @@ def revoke_approval(con: sqlite3.Connection, approval_id: int, at: int, by: str,
     return bool(cur.rowcount)
 
 
+# when an approval stops covering (its until, or its revocation when earlier), as the index
+# `bypass_approvals_end` has it (of those that covered a moment at all: `_COVERED`)
+_END = "min(until, coalesce(revoked_at, until))"
+_COVERED = f"tenant = ? AND sensor = ? AND valid_from < {_END}"
+_SELECT = "SELECT " + _COLS + " FROM bypass_approvals WHERE " + _COVERED  # noqa: S608
+_SENSOR_COVER = (
+    _SELECT + f" AND {_END} > ? AND valid_from <= ? ORDER BY {_END} DESC, id DESC LIMIT 1"
+)
+_SENSOR_ENDED = _SELECT + f" AND {_END} > ? AND {_END} <= ? ORDER BY {_END} DESC, id DESC LIMIT 1"
+_SENSOR_OPEN = (
+    f"SELECT COUNT(*) FROM (SELECT 1 FROM bypass_approvals WHERE {_COVERED} "  # noqa: S608
+    f"AND {_END} > ? AND revoked_at IS NULL LIMIT ?)"
+)
+
+
 def sensor_approvals(
-    con: sqlite3.Connection, tenant: str, sensor: str, since: int
+    con: sqlite3.Connection, tenant: str, sensor: str, since: int, now: int
 ) -> list[BypassApproval]:
-    """The approvals of a sensor whose validity ends after `since`, latest ending first."""
-    rows = con.execute(
-        "SELECT " + _COLS + " FROM bypass_approvals WHERE tenant = ? AND sensor = ? "  # noqa: S608
-        "AND until > ? ORDER BY until DESC, id DESC",
-        (tenant, sensor, since),
-    ).fetchall()
-    return [_approval(r) for r in rows]
+    """The approvals of a sensor that `verdict` reads for a bypass since `since`, at most two:
+    the one covering `now` that runs longest, and the last one that stopped covering after
+    `since` (by `now`); two probes of an index, whatever the sensor's approvals ahead or
+    revoked."""
+    found = [
+        con.execute(_SENSOR_COVER, (tenant, sensor, now, now)).fetchone(),
+        con.execute(_SENSOR_ENDED, (tenant, sensor, since, now)).fetchone(),
+    ]
+    return [_approval(r) for r in found if r is not None]
+
+
+def open_approvals(con: sqlite3.Connection, tenant: str, sensor: str, now: int, upto: int) -> int:
+    """How many approvals of a sensor have not ended at `now` (their until later, not
+    revoked; begun or ahead), counted up to `upto`."""
+    row = con.execute(_SENSOR_OPEN, (tenant, sensor, now, upto)).fetchone()
+    return int(row[0])
 
 
 def covering(approvals: Sequence[BypassApproval], now: int) -> BypassApproval | None:
@@ -270,7 +299,7 @@ def verdict(
         return BypassVerdict(
             0, now, hours, f"联锁旁路重新开始 a new bypass ({since}), within its grace"
         )
-    ended = [a for a in approvals if start < a.end() <= now]
+    ended = [a for a in approvals if start < a.end() <= now and a.valid_from < a.end()]
     last = max(ended, key=lambda a: (a.end(), a.id)) if ended else None
     if last is None:
         why = f"无审批 no approval given within {within_ms // 1000} s"

@@ -299,7 +299,9 @@ CREATE INDEX IF NOT EXISTS alarms_active_level ON alarms (level_name) WHERE stat
 # before it, unknown)
 BYPASS_APPROVAL_COLUMNS = (("party", "TEXT CHECK (party IN ('enterprise', 'centre'))"),)
 # made after those columns: the trigger keeping the record (the first one, without `party`,
-# replaced)
+# replaced), and the approvals of a sensor by when each stops covering (its until, or its
+# revocation when earlier), of those that covered a moment at all: the clock's tick reads the
+# one covering now and the last one ended (`alerts.bypasses.sensor_approvals`), two probes
 SCHEMA_BYPASS_APPROVALS_KEPT = """
 DROP TRIGGER IF EXISTS bypass_approvals_kept;
 CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept_v2 BEFORE UPDATE ON bypass_approvals
@@ -311,4 +313,7 @@ CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept_v2 BEFORE UPDATE ON bypass_ap
       OR NEW.actor IS NOT OLD.actor OR NEW.recorded_at IS NOT OLD.recorded_at
       OR NEW.party IS NOT OLD.party
     BEGIN SELECT RAISE(ABORT, 'a bypass approval is only ever revoked, once'); END;
+CREATE INDEX IF NOT EXISTS bypass_approvals_end ON bypass_approvals
+    (tenant, sensor, min(until, coalesce(revoked_at, until)))
+    WHERE valid_from < min(until, coalesce(revoked_at, until));
 """

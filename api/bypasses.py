@@ -17,11 +17,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerts.bypassalarms import BypassAlarms, CentresApprovalError, NotABypassError
+from alerts.bypassalarms import (
+    BypassAlarms,
+    CentresApprovalError,
+    NotABypassError,
+    TooManyApprovalsError,
+)
 from alerts.bypasses import (
     BACKDATE_MS,
     CENTRE,
     ENTERPRISE,
+    MAX_OPEN,
     MAX_SPAN_MS,
     BypassApproval,
     get_approval,
@@ -185,7 +191,8 @@ def bypass_router() -> APIRouter:
         body: BypassApprovalIn, ctx: Ctx, caller: Caller
     ) -> BypassApprovalRecorded:
         """Record the written approval of an interlock's bypass: one covering now clears the
-        loop's `bypass_unapproved` alarm. Never changed afterwards: revoke it and record
+        loop's `bypass_unapproved` alarm. A sensor has at most 20 approvals not ended (until
+        later, not revoked) at once: the next is 409. Never changed afterwards: revoke it and record
         another."""
         refuse_seconds(valid_from=body.valid_from, until=body.until)
         now = wall_ms()
@@ -227,6 +234,13 @@ def bypass_router() -> APIRouter:
                 now,
                 _party(caller),
             )
+        except TooManyApprovalsError as exc:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"sensor {body.sensor!r} has {MAX_OPEN} approvals not ended already (until "
+                "later, not revoked): revoke one no longer meant, or record this one when "
+                "another has ended",
+            ) from exc
         except NotABypassError as exc:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -20,7 +20,16 @@ from test_api_alarms import KEYS, auth
 
 from alerts.alarms import AlarmEvent
 from alerts.bypassalarms import BypassAlarms, CentresApprovalError
-from alerts.bypasses import BACKDATE_MS, CENTRE, ENTERPRISE, MAX_SPAN_MS, list_approvals
+from alerts.bypasses import (
+    BACKDATE_MS,
+    CENTRE,
+    ENTERPRISE,
+    MAX_OPEN,
+    MAX_SPAN_MS,
+    insert_approval,
+    list_approvals,
+    revoke_approval,
+)
 from alerts.statedb import StateDB
 from api.app import AppContext, create_app
 from api.auth import KeyRing
@@ -433,6 +442,93 @@ async def test_a_bypass_approved_ahead_raises_nothing_and_a_tick_without_bypass_
         assert ours(await d.tick(T0 + 5 * S)) == []
         assert [s for s in read if "level_name >=" in s]  # the probe, on the reading connection
         assert not [s for s in wrote if "level_name >=" in s or "bypass_approvals" in s]
+    finally:
+        await store.close()
+        db.close()
+
+
+async def test_a_sensor_has_at_most_20_approvals_not_ended_at_once(api: Api) -> None:
+    now = now_ms()
+    ids = []
+    for i in range(MAX_OPEN):  # the papers of bypasses planned ahead, and one covering now
+        start = now - 60 * S if i == 0 else now + i * 3600 * S
+        r = await api.post(good(valid_from=start, until=start + 1800 * S), "chem" if i else "op")
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["approval"]["id"])
+    r = await api.post(good(valid_from=now + 100 * 3600 * S, until=now + 101 * 3600 * S), "op")
+    assert r.status_code == 409 and "has 20 approvals not ended already" in r.text, r.text
+    assert len((await api.get(limit=1000)).json()) == MAX_OPEN
+    # one revoked: room for another
+    assert (await api.post({"note": "计划取消"}, "chem", f"/{ids[-1]}/revoke")).status_code == 200
+    assert (await api.post(good(), "chem")).status_code == 201
+    assert (await api.post(good(), "chem")).status_code == 409
+    # another loop's are its own
+    r = await api.post(good(sensor="coal-bypass"), "op")
+    assert r.status_code == 201, r.text
+
+
+async def test_the_tick_reads_the_approvals_covering_the_bypass_not_every_one_ahead(
+    tmp_path: Path,
+) -> None:
+    reg = registry(within=0)
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    flag = reg.sensor("sis-bypass")
+    assert flag is not None
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        alarms = BypassAlarms(db, reg)
+        fields = ("张工", "检修", "监护", None, T0, T0 + 3600 * S)
+        alarms.record("sis-bypass", None, fields, "chem", T0, ENTERPRISE)
+        await d.judge(batch(flag.index, T0 + S, 1.0, 1), [], T0 + S)
+        assert ours(await d.tick(T0 + 2 * S)) == []
+
+        async def steps(at: int) -> int:
+            """The SQLite VM's steps on the reading connection of one tick at `at`."""
+            count = [0]
+
+            def counted() -> int:
+                count[0] += 1
+                return 0
+
+            db._reader.set_progress_handler(counted, 1)
+            try:
+                assert ours(await d.tick(at)) == []
+            finally:
+                db._reader.set_progress_handler(None, 1)
+            return count[0]
+
+        few = await steps(T0 + 3 * S)
+        # the most a key can pile up: 3,000 approvals ahead, each revoked before it began
+        # (`MAX_OPEN` at once, not ended), 300 short ones that ended during the bypass, and
+        # `MAX_OPEN` - 1 ahead, not revoked
+        with db.transaction() as con:
+            for i in range(3000 + 300 + MAX_OPEN - 1):
+                at = T0 + (2 + i) * 3600 * S
+                if i < 3000:
+                    a = insert_approval(con, CHEM, "sis-bypass", *fields[:4], at, at + S, "x", T0)
+                    revoke_approval(con, a.id, T0 + 2 * S, "x", "x")
+                elif i < 3300:
+                    at = T0 + S + i - 3000  # ended by the next tick
+                    insert_approval(con, CHEM, "sis-bypass", *fields[:4], at, at + 1, "x", T0)
+                else:
+                    insert_approval(con, CHEM, "sis-bypass", *fields[:4], at, at + S, "x", T0)
+        many = await steps(T0 + 4 * S)
+        assert many < few * 3, (few, many)
+        # and the statements it ran walk the index, no sort
+        plans: list[str] = []
+        db._reader.set_trace_callback(plans.append)
+        assert ours(await d.tick(T0 + 5 * S)) == []
+        db._reader.set_trace_callback(None)
+        read = [s for s in plans if "FROM bypass_approvals" in s]
+        assert len(read) == 2, read
+        for sql in read:
+            plan = " ".join(str(r[-1]) for r in db._reader.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "bypass_approvals_end" in plan and "TEMP B-TREE" not in plan, plan
+        # the verdict is the same: covered until T0 + 1 h, then raised at that until
+        (raised,) = ours(await d.tick(T0 + 3601 * S))
+        assert raised.ts == T0 + 3600 * S and "expired" in raised.comment
     finally:
         await store.close()
         db.close()
