@@ -24,6 +24,7 @@ from alerts.bypasses import (
     BypassApproval,
     bypass_sensor,
     get_approval,
+    hours_bypassed,
     insert_approval,
     open_approvals,
     revoke_approval,
@@ -58,7 +59,7 @@ _PROBE = (
 _PROBE_ARGS = (min(LEVEL, BYPASS_PREFIX), _UPTO)
 # the end (event time) of the sensor's last bypass that began before `started_ts`
 _ENDED = (
-    "SELECT ended_ts FROM alarms WHERE sensor = ? AND rule = ? AND side IN (?, ?) "
+    "SELECT started_ts, ended_ts FROM alarms WHERE sensor = ? AND rule = ? AND side IN (?, ?) "
     "AND state = 'cleared' AND level_name >= ? AND level_name < ? AND started_ts <= ? "
     "ORDER BY id DESC LIMIT 1"
 )
@@ -230,12 +231,15 @@ class BypassAlarms(AlarmRows):
                 out.append(_Change(point, 1, v.ts, v.hours, v.said))
                 continue
             assert o is not None
-            ts = v.ts
-            if b is None:  # the bypass ended: when its alarm did, in event time
+            ts, hours = v.ts, v.hours
+            if b is None:  # the bypass ended: when its alarm did, in event time, how long
                 row = con.execute(
                     _ENDED, (sensor, rule, ABOVE, BELOW, BYPASS_PREFIX, _UPTO, o[2])
                 ).fetchone()
-                ts = now if row is None or row[0] is None else int(row[0])
+                if row is None or row[1] is None:
+                    ts = now  # (its alarm gone: when, and how long, unknown; no value)
+                else:
+                    ts, hours = int(row[1]), hours_bypassed(int(row[0]), int(row[1]))
             point = (tenant, o[0], o[1], sensor, rule, BYPASS_UNAPPROVED)
-            out.append(_Change(point, 0, ts, v.hours, v.said))
+            out.append(_Change(point, 0, ts, hours, v.said))
         return out

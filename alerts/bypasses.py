@@ -11,6 +11,7 @@ revocation is ever written, once (triggers refuse the rest).
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ __all__ = [
     "bypass_sensor",
     "covering",
     "get_approval",
+    "hours_bypassed",
     "insert_approval",
     "list_approvals",
     "open_approvals",
@@ -265,10 +267,16 @@ def list_approvals(
     return [_approval(r) for r in db.query(sql, [*params, limit])]
 
 
+def hours_bypassed(start: int, ts: int) -> float:
+    """The hours a bypass since `start` has lasted at `ts` (an event's own time), 0.01 h."""
+    return round(max(0, ts - start) / HOUR_MS, 2)
+
+
 @dataclass(frozen=True, slots=True)
 class BypassVerdict:
     """What a bypass and its approvals say at `now`: 1 (unapproved) or 0, the event time of
-    the change, the hours bypassed, and the journal's words."""
+    the change, the hours bypassed at that time (NaN: not bypassed, unknown here), and the
+    journal's words."""
 
     level: int
     ts: int
@@ -287,23 +295,27 @@ def verdict(
     moment it became so (the grace's end, or the end of the last approval of this bypass when
     later); else 0, stamped with the approval's cover (when one covers now) or `now`."""
     if start is None:
-        return BypassVerdict(0, now, 0.0, "联锁旁路已恢复 the bypass ended")
-    hours = round(max(0, now - start) / HOUR_MS, 2)
+        return BypassVerdict(0, now, math.nan, "联锁旁路已恢复 the bypass ended")
     since = f"bypassed since {cst(start, _SECONDS)}"
     cover = covering(approvals, now)
     if cover is not None:
         ts = min(now, max(start, cover.valid_from, cover.recorded_at))
-        return BypassVerdict(0, ts, hours, f"旁路已审批 approved ({since}): {cover.said()}")
+        said = f"旁路已审批 approved ({since}): {cover.said()}"
+        return BypassVerdict(0, ts, hours_bypassed(start, ts), said)
     due = start + within_ms
     if now < due:  # (an alarm of a bypass before: this one is new, within its grace)
         return BypassVerdict(
-            0, now, hours, f"联锁旁路重新开始 a new bypass ({since}), within its grace"
+            0,
+            now,
+            hours_bypassed(start, now),
+            f"联锁旁路重新开始 a new bypass ({since}), within its grace",
         )
     ended = [a for a in approvals if start < a.end() <= now and a.valid_from < a.end()]
     last = max(ended, key=lambda a: (a.end(), a.id)) if ended else None
     if last is None:
         why = f"无审批 no approval given within {within_ms // 1000} s"
-        return BypassVerdict(1, due, hours, f"联锁旁路未审批 bypass unapproved ({since}): {why}")
+        said = f"联锁旁路未审批 bypass unapproved ({since}): {why}"
+        return BypassVerdict(1, due, hours_bypassed(start, due), said)
     if last.revoked_at is not None and last.revoked_at < last.until:
         why = (
             f"审批已撤销 approval #{last.id} revoked at {cst(last.revoked_at, _SECONDS)} by "
@@ -311,6 +323,6 @@ def verdict(
         )
     else:
         why = f"审批已过期 approval #{last.id} expired at {cst(last.until, _SECONDS)}"
-    return BypassVerdict(
-        1, max(due, last.end()), hours, f"联锁旁路未审批 bypass unapproved ({since}): {why}"
-    )
+    ts = max(due, last.end())
+    said = f"联锁旁路未审批 bypass unapproved ({since}): {why}"
+    return BypassVerdict(1, ts, hours_bypassed(start, ts), said)

@@ -532,3 +532,36 @@ async def test_the_tick_reads_the_approvals_covering_the_bypass_not_every_one_ah
     finally:
         await store.close()
         db.close()
+
+
+async def test_the_value_is_the_hours_bypassed_at_the_events_own_time(tmp_path: Path) -> None:
+    """After downtime the tick judges late: each event's value is the hours bypassed at its
+    own stamp, and the clear at the bypass's end its whole length (not 0)."""
+    reg = registry(within=60)
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    flag = reg.sensor("sis-bypass")
+    assert flag is not None
+    h = 3600 * S
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        await d.judge(batch(flag.index, T0, 0.0, 1), [], T0)
+        await d.judge(batch(flag.index, T0 + S, 1.0, 2), [], T0 + S)  # bypassed from T0 + 1 s
+        (raised,) = ours(await d.tick(T0 + 2 * h))  # the hub was down: judged 2 h late
+        assert raised.ts == T0 + 61 * S and raised.value == 0.02  # 60 s, not 2 h
+        alarms = BypassAlarms(db, reg)
+        fields = ("张工", "检修", "监护", None, T0 + 2 * h, T0 + 3 * h)
+        _, events = alarms.record("sis-bypass", None, fields, "chem", T0 + 2 * h + S, ENTERPRISE)
+        assert [(e.kind, e.ts, e.value) for e in events] == [("cleared", T0 + 2 * h + S, 2.0)]
+        # down again past the until (the first one's disposal fell overdue meanwhile)
+        (again,) = [e for e in ours(await d.tick(T0 + 5 * h)) if e.kind == "raised"]
+        assert (again.ts, again.value) == (T0 + 3 * h, 3.0)
+        await d.judge(batch(flag.index, T0 + 6 * h + S, 0.0, 3), [], T0 + 6 * h + S)
+        (cleared,) = [e for e in ours(await d.tick(T0 + 8 * h)) if e.kind == "cleared"]
+        assert (cleared.kind, cleared.ts, cleared.value) == ("cleared", T0 + 6 * h + S, 6.0)
+        rows = db.query("SELECT value FROM alarms WHERE side = 128 ORDER BY id")
+        assert rows == [(2.0,), (6.0,)]  # each alarm's value as of its last event
+    finally:
+        await store.close()
+        db.close()
