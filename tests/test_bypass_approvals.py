@@ -565,3 +565,16 @@ async def test_the_value_is_the_hours_bypassed_at_the_events_own_time(tmp_path: 
     finally:
         await store.close()
         db.close()
+
+
+def test_the_dashboard_labels_the_long_bypass_level_in_both_languages() -> None:
+    """The chem pack's 8 h level `bypassed_too_long` reads as words in the alarm list's zh
+    and en tables (api/static/alarms.js), not as its raw name."""
+    text = (ROOT / "api" / "static" / "alarms.js").read_text(encoding="utf-8")
+    tables = text[text.index("export const STRINGS = {") :]
+    zh = tables[tables.index("\n  zh: {") : tables.index("\n  en: {")]
+    en = tables[tables.index("\n  en: {") : tables.index("\n};")]
+    assert 'lvl_bypassed_too_long: "联锁旁路超时"' in zh
+    assert 'lvl_bypassed_too_long: "bypassed too long"' in en
+    pack = (ROOT / "profiles" / "rules" / "chem-process.yaml").read_text(encoding="utf-8")
+    assert "name: bypassed_too_long" in pack

@@ -55,6 +55,7 @@ export const STRINGS = {
         lvl_general_review_overdue: "一般隐患验收超期", lvl_major_review_overdue: "重大隐患验收超期",
         // an interlock bypassed without a written approval covering now (联锁旁路审批, docs/rules.md)
         kind_bypass_unapproved: "联锁旁路未审批", lvl_bypass_unapproved: "旁路未审批",
+        lvl_bypassed_too_long: "联锁旁路超时",
         kind_overspeed: "超速", kind_fatigue: "疲劳驾驶", kind_fatigue_daily: "累计驾驶超时",
         kind_night_ban: "夜间禁行", kind_corridor: "偏离线路", kind_forbidden_area: "驶入禁区",
         kind_offline: "车辆离线", kind_drift: "定位漂移", kind_offline_moved: "离线位移",
@@ -156,6 +157,7 @@ export const STRINGS = {
         kind_dsm_smoking: "smoking", kind_dsm_distraction: "distracted driving",
         kind_dsm_driver_abnormal: "driver abnormal", kind_dsm_capture: "DSM capture",
         kind_dsm_driver_change: "driver changed", lvl_level1: "level 1", lvl_level2: "level 2",
+        lvl_bypassed_too_long: "bypassed too long",
         peak_value: "At peak level", peak_hint: "the reading and time at which it first reached its highest level (not the maximum: see the trend); latest value {v}",
         ackpoint: "Ack this point's {n}", ack_lower: "Acknowledge the {n} shown below red",
         ackpoint_ask: "Acknowledge the {n} unacknowledged alarms of {sensor}?",
