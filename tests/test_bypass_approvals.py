@@ -578,3 +578,24 @@ def test_the_dashboard_labels_the_long_bypass_level_in_both_languages() -> None:
     assert 'lvl_bypassed_too_long: "bypassed too long"' in en
     pack = (ROOT / "profiles" / "rules" / "chem-process.yaml").read_text(encoding="utf-8")
     assert "name: bypassed_too_long" in pack
+
+
+def test_the_docs_say_what_alarm_events_is_and_how_approvals_are_recorded() -> None:
+    """docs/api.md read as if `alarm_events` were a list (it is a count); docs/rules.md did not
+    say the dashboard has no form, nor whose approval clears the alarm, nor the bounds."""
+    api_md = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    (post,) = [r for r in api_md.splitlines() if r.startswith("| `POST /api/v1/bypass-approvals`")]
+    assert "`alarm_events`, a **count** (an integer, not a list)" in post
+    assert "24 h before" in post and "409" in post and "`party`" in post
+    rules = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    section = rules[rules.index("### Bypass approvals") : rules.index("## Late readings")]
+    section = " ".join(section.split())
+    for said in (
+        "has **no form** for approvals yet",
+        "An enterprise's own approval clears `bypass_unapproved`",
+        "revoked by the centre's keys alone",
+        "**24 h before** the recording",
+        "at most **20** approvals not ended",
+        "hours bypassed as of each event's own time",
+    ):
+        assert said in section, said
