@@ -145,8 +145,9 @@ class BypassApprovalPublic(BaseModel):
 class BypassApprovalRecorded(BaseModel):
     approval: BypassApprovalPublic
     alarm_events: int = Field(
-        description="the alarm events it made on the loop's bypass_unapproved alarm (its clear "
-        "or raise)"
+        description="a count, not a list: how many events it made on the loop's "
+        "bypass_unapproved alarm (1: its clear or raise, 0: none); the events are in that "
+        "alarm's journal (GET /api/v1/alarms/{id})"
     )
 
 

@@ -166,6 +166,9 @@ async def test_a_writer_records_an_approval_that_lists_reads_and_revokes_once(ap
     assert approval["active"] is True and approval["revoked_at"] is None
     assert approval["ticket"] == "SIS-2026-017"
     assert approval["party"] == "enterprise"
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]
+    said = schema["BypassApprovalRecorded"]["properties"]["alarm_events"]["description"]
+    assert said.startswith("a count, not a list")
     aid = approval["id"]
     # read by id, listed (active, by sensor); the centre sees it, another enterprise does not
     assert (await api.get(path=f"/{aid}")).json() == approval
