@@ -1,6 +1,7 @@
 """The `bypass_unapproved` alarm on a whole hub (real broker, real state database): an SIS
 loop's bypass flag published as telemetry, unapproved past `approve_within_s` (1 s here) ->
-raised (orange); an approval recorded through the API -> cleared at once; the approval's
+raised (orange); an approval recorded through the API by the enterprise's key -> cleared at
+once, the journal naming the approver and the party that recorded it; the approval's
 `until` passing while the loop is still bypassed -> raised again, saying it expired; the hub
 restarted -> nothing raised twice; the bypass ended -> cleared."""
 
@@ -103,9 +104,13 @@ async def test_an_unapproved_bypass_raises_an_approval_clears_its_expiry_raises_
             r = await api.post("/api/v1/bypass-approvals", json=body, headers=CHEM)
             assert r.status_code == 201, r.text
             assert r.json()["alarm_events"] == 1
+            assert r.json()["approval"]["party"] == "enterprise"
             (first,) = await unapproved(api)
             assert first["state"] == "cleared"
             assert first["events"][-1]["kind"] == "cleared"
+            # the centre sees in the journal who approved it and which party recorded it
+            said = first["events"][-1]["comment"]
+            assert "by 张工" in said and "企业 the enterprise's key chem" in said, said
 
             # its until passes, the loop still bypassed: raised again, stamped at the until
             found = await eventually(lambda: raised(2), 15, "raised again at the expiry")
