@@ -244,6 +244,11 @@ class HazardEventPublic(BaseModel):
 
 class HazardDetail(HazardPublic):
     events: list[HazardEventPublic] = Field(description="the audit, oldest first")
+    steps: list[str] = Field(
+        default=[],
+        description="the steps the calling key may take now (its party's, from the item's "
+        "status; `start` once the centre has set a deadline); [] for a viewer",
+    )
 
 
 def _fields(item: HazardItem, now: int, ticket: Supervision | None) -> dict[str, Any]:
@@ -264,8 +269,12 @@ def public(item: HazardItem, now: int, ticket: Supervision | None = None) -> Haz
 
 
 def detail(
-    item: HazardItem, events: list[HazardEvent], now: int, ticket: Supervision | None = None
+    item: HazardItem,
+    events: list[HazardEvent],
+    now: int,
+    ticket: Supervision | None = None,
+    steps: list[str] | None = None,
 ) -> HazardDetail:
     said = [HazardEventPublic(**{k: v for k, v in asdict(e).items() if k != "hazard_id"})
             for e in events]  # fmt: skip
-    return HazardDetail(**_fields(item, now, ticket), events=said)
+    return HazardDetail(**_fields(item, now, ticket), events=said, steps=steps or [])

@@ -21,6 +21,7 @@ from alerts.hazardflow import (
     DAY_MS,
     ENTERPRISE,
     STATUSES,
+    STEPS,
     HazardConflictError,
     HazardForbiddenError,
     HazardIncompleteError,
@@ -37,7 +38,7 @@ from alerts.hazards import (
     take_step,
 )
 from alerts.hazardsupervision import close_supervision, supervisions_of
-from api.auth import Principal
+from api.auth import WRITERS, Principal
 from api.bounds import DB_INT_MAX, FUTURE_SKEW_MS
 from api.context import (
     CENTRE_ROLES,
@@ -72,6 +73,22 @@ StepName = Annotated[str, Path(description="the step: " + ", ".join(ACTIONS))]
 def _party(caller: Principal) -> Party:
     """The enterprise's keys take its steps, the centre's (admin, operator) the centre's."""
     return CENTRE if caller.role in CENTRE_ROLES else ENTERPRISE
+
+
+def _open_steps(item: HazardItem, caller: Principal) -> list[str]:
+    """The steps `caller` may take on `item` now, from `STEPS` (its party's, from the item's
+    status): none for a viewer; `start` only once the centre has set a deadline (the
+    enterprise cannot give one). What else a step lacks the hub says when it is taken."""
+    if caller.role not in WRITERS:
+        return []
+    party = _party(caller)
+    return [
+        action
+        for action, step in STEPS.items()
+        if party in step.party
+        and item.status in step.from_statuses
+        and not (action == "start" and item.deadline is None)
+    ]
 
 
 def _alarms(ctx: AppContext) -> HazardAlarms:
@@ -197,7 +214,8 @@ def _one(ctx: AppContext, caller: Principal, hazard_id: int) -> HazardDetail:
     if item is None or not caller.sees(item.tenant):
         raise not_found(f"hazard {hazard_id}")
     ticket = supervisions_of(ctx.statedb, [hazard_id]).get(hazard_id)
-    return detail(item, item_events(ctx.statedb, hazard_id), wall_ms(), ticket)
+    events = item_events(ctx.statedb, hazard_id)
+    return detail(item, events, wall_ms(), ticket, _open_steps(item, caller))
 
 
 def hazard_router() -> APIRouter:

@@ -726,3 +726,24 @@ def test_a_rule_naming_an_unknown_tenant_or_kind_is_refused() -> None:
         ruled_registry(RULES.replace("[fault]", "[faults]"))
     with pytest.raises(ConfigError, match=r"after_h"):
         ruled_registry(RULES.replace("after_h: 2", "after_h: -1"))
+
+
+async def test_the_detail_says_which_steps_the_key_may_take_now(hub: Hub) -> None:
+    """`steps`: the caller's party's steps from the item's status, `start` only once the
+    centre has set a deadline (graded without one, the hub would refuse it); none for a
+    viewer. The dashboard offers exactly these."""
+    hid = ok(await hub.report(REPORT), 201)["id"]
+    assert ok(await hub.get(f"hazards/{hid}", "op"))["steps"] == ["grade", "deadline", "comment"]
+    assert ok(await hub.get(f"hazards/{hid}"))["steps"] == ["plan", "comment"]
+    assert ok(await hub.get(f"hazards/{hid}", "viewer"))["steps"] == []
+    graded = ok(await hub.step(hid, "grade", "op", {"grade": "general"}))
+    assert graded["steps"] == ["grade", "deadline", "comment"]  # the answer to the step too
+    assert ok(await hub.get(f"hazards/{hid}"))["steps"] == ["plan", "comment"]  # no deadline
+    ok(await hub.step(hid, "deadline", "op", {"deadline": T0 + DAY_MS, "comment": "限期"}))
+    assert ok(await hub.get(f"hazards/{hid}"))["steps"] == ["plan", "start", "comment"]
+    ok(await hub.step(hid, "plan", "coal", {"responsible_person": "张工", "measures": "加装"}))
+    assert ok(await hub.step(hid, "start", "coal"))["steps"] == [
+        "plan",
+        "request-review",
+        "comment",
+    ]
