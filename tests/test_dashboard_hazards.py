@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 from cdp import Browser
 from test_dashboard_browser import _publish_methane
@@ -156,10 +157,10 @@ async def _audit(browser: Browser) -> list[list[str]]:
 
 
 def _day(days: int) -> tuple[str, str]:
-    """A date `days` ahead in China, as the date input takes it, and its deadline as shown
-    (the next midnight, CST)."""
+    """A date `days` ahead in China, as the date input takes it, and its deadline as shown:
+    the end of that day (24:00 CST), not the next day's 00:00."""
     day = datetime.now(CST).date() + timedelta(days=days)
-    return day.isoformat(), f"{(day + timedelta(days=1)).isoformat()} 00:00"
+    return day.isoformat(), f"{day.isoformat()} 24:00"
 
 
 async def test_an_enterprise_reports_the_centre_grades_and_the_enterprise_sees_it_graded(
@@ -202,7 +203,7 @@ async def test_an_enterprise_reports_the_centre_grades_and_the_enterprise_sees_i
             )
             await centre.wait_for(f"{q('#hz-list tr.hz-row')}?.innerText.includes('北方煤业')")
             # by the keyboard: the item's number is a button, Enter opens its detail
-            opener = q('#hz-list tr[data-hazard="1"] .hz-open')
+            opener = _row("1", " .hz-open")
             await centre.js(f"{opener}.focus()")
             await _press(centre, "Enter", 13)
             await centre.wait_for(f"document.activeElement === {q('#hz-detail h3')}")
@@ -238,10 +239,14 @@ async def test_an_enterprise_reports_the_centre_grades_and_the_enterprise_sees_i
             # a step the hub refuses: its reason, as the hub says it
             await _step(coal, "start")
             refusal = await coal.wait_for(
-                f"!{q('#hz-detail .hz-msg')}.hidden && {q('#hz-detail .hz-msg')}.textContent"
+                f"!{q('#hz-detail .hz-msg')}.hidden && {q('#hz-detail .hz-why')}.textContent"
             )
             assert refusal.startswith("Refused by the hub (422): item 1 cannot start"), refusal
             assert "six elements" in refusal and "responsible_person" in refusal
+            # above the hub's words, what is missing by the form's labels
+            lead = await coal.js(f"{q('#hz-detail .hz-missing')}.textContent")
+            assert lead.startswith("Missing: Person responsible, Measures, Objectives and tasks")
+            assert lead.endswith("Production stop"), lead
             assert await coal.js(f"{q('#hz-detail .hz-msg')}.getAttribute('role')") == "alert"
             assert await coal.js(f"{q('#hz-detail form[data-step=start]')} !== null")
             assert len(await _audit(coal)) == 2  # nothing taken
@@ -386,3 +391,126 @@ async def test_a_major_item_goes_through_the_ledger_on_the_page_in_chinese(mosqu
             await _open_item(viewer, "1")
             assert await viewer.js("document.querySelectorAll('#hz-detail .hz-act').length") == 0
             assert len(await _audit(viewer)) == 10
+
+
+async def _api(port: int, key: str, path: str, body: dict[str, object] | None = None) -> object:
+    """A request to the hub's API with `key`: a POST with `body`, else a GET."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1") as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        r = await (
+            client.post(path, json=body, headers=headers)
+            if body is not None
+            else client.get(path, headers=headers)
+        )
+        assert r.status_code < 300, r.text
+        return r.json()
+
+
+def _row(hazard_id: str, inside: str = "") -> str:
+    return q(f'#hz-list tr[data-hazard="{hazard_id}"]{inside}')
+
+
+def _steps(browser: Browser) -> object:
+    return browser.js(
+        "[...document.querySelectorAll('#hz-detail .hz-act')].map((b) => b.dataset.step)"
+    )
+
+
+async def test_refresh_reads_the_open_item_again_and_the_steps_are_the_hubs(mosquitto, tmp_path):
+    """The enterprise has #1 open; the centre grades it elsewhere without a deadline: Refresh
+    shows it graded, and no Start (the hub would refuse it); once the centre sets a deadline,
+    Refresh offers Start. Its refusal names what is missing by the form's labels, in Chinese,
+    above the hub's own words."""
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        report = {"site": "face-1301", "description": "局部通风机单电源"}
+        await _api(port, COAL, "/hazards", report)
+        async with _page(port, COAL, "zh") as coal:
+            await _open_item(coal, "1")
+            assert await _steps(coal) == ["plan", "comment"]
+            await _api(port, ADMIN, "/hazards/1/grade", {"grade": "general"})
+            await coal.js(f"{q('#hz-refresh')}.click()")
+            await _shown_status(coal, "graded")
+            assert await _steps(coal) == ["plan", "comment"]  # no deadline: no start
+            deadline = int((datetime.now(CST) + timedelta(days=10)).timestamp() * 1000)
+            await _api(
+                port, ADMIN, "/hazards/1/deadline", {"deadline": deadline, "comment": "限期"}
+            )
+            await coal.js(f"{q('#hz-refresh')}.click()")
+            await coal.wait_for(f"{q('#hz-detail .hz-act[data-step=start]')} !== null")
+            assert await _steps(coal) == ["plan", "start", "comment"]
+            await _step(coal, "start")
+            await coal.wait_for(f"!{q('#hz-detail .hz-msg')}.hidden")
+            lead = await coal.js(f"{q('#hz-detail .hz-missing')}.textContent")
+            assert lead == "缺少：整改责任人、整改措施"
+            why = await coal.js(f"{q('#hz-detail .hz-why')}.textContent")
+            assert why == (
+                "平台拒绝（422）：item 1 cannot start its rectification: "
+                "missing responsible_person, measures"
+            )
+
+
+async def test_a_long_list_stays_in_its_box_and_the_item_opens_in_view(mosquitto, tmp_path):
+    """300 items: the list scrolls in a box of its own height, the page stays short (the alarm
+    list near); the item opened last in the list is seen without scrolling the page, and its
+    rows are not drawn anew. The latest item asked for wins over a slower earlier answer, and
+    an item that cannot be read says so with none open."""
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}/api/v1") as client:
+            for n in range(300):
+                r = await client.post(
+                    "/hazards",
+                    json={"site": "face-1301", "description": f"隐患 {n + 1}"},
+                    headers={"Authorization": f"Bearer {COAL}"},
+                )
+                assert r.status_code == 201, r.text
+        async with _page(port, ADMIN) as centre:
+            assert len(await _listed(centre)) == 300
+            # an item that cannot be read, none open: its error is shown
+            await centre.js(
+                "window.__fetch = window.fetch; window.fetch = (u, i) => "
+                "String(u).endsWith('/hazards/300') ? Promise.reject(new TypeError('network down'))"
+                " : String(u).endsWith('/hazards/299')"
+                " ? new Promise((r) => setTimeout(r, 800)).then(() => window.__fetch(u, i))"
+                " : window.__fetch(u, i); 1"
+            )
+            await centre.js(f"{_row('300', ' .hz-open')}.click()")
+            said = await centre.wait_for(
+                f"!{q('#hz-detail')}.hidden && {q('#hz-detail .hz-msg')}?.textContent"
+            )
+            assert said == "could not read it: network down"
+            # two quick clicks: the slower answer of the first is dropped
+            await centre.js(f"{_row('299', ' .hz-open')}.click()")
+            await _open_item(centre, "298")
+            await centre.js("new Promise((r) => setTimeout(() => r(1), 1200))")
+            head = await centre.js(f"{q('#hz-detail h3')}.textContent")
+            assert head.startswith("#298 "), head
+            await centre.js("window.fetch = window.__fetch; 1")
+            # the list in its box; the page short
+            box = await centre.js(
+                f"(() => {{ const b = {q('.hz-listbox')};"
+                " return [b.clientHeight, b.scrollHeight]; })()"
+            )
+            assert box[0] <= 650 and box[1] > 3 * box[0], box
+            assert await centre.js("document.scrollingElement.scrollHeight") < 2500
+            alarms = await centre.js(f"{q('#alarms')}.getBoundingClientRect().top + scrollY")
+            assert alarms < 2000, alarms
+            # the last row, opened from the bottom of the box: the detail in view, no rebuild
+            await centre.js(
+                "document.querySelectorAll('#hz-list tr.hz-row').forEach((r) => { r.__was = 1; });"
+                f"{q('.hz-listbox')}.scrollTop = 1e6; 1"
+            )
+            await _open_item(centre, "1")
+            rect = await centre.js(
+                f"(() => {{ const r = {q('#hz-detail h3')}.getBoundingClientRect();"
+                " return [r.top, r.bottom, innerHeight, scrollY]; })()"
+            )
+            assert rect[0] >= 0 and rect[1] <= rect[2], rect
+            assert rect[3] < 1500, rect
+            assert await centre.js(
+                "[...document.querySelectorAll('#hz-list tr.hz-row')].every((r) => r.__was)"
+            )
+            assert await centre.js(f"{_row('1')}.classList.contains('on')")
+            assert not await centre.js(f"{_row('298')}.classList.contains('on')")
+            await centre.screenshot(SHOTS / "hazards-05-long-list.png")
