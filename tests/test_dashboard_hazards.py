@@ -432,12 +432,24 @@ async def test_refresh_reads_the_open_item_again_and_the_steps_are_the_hubs(mosq
             await coal.js(f"{q('#hz-refresh')}.click()")
             await _shown_status(coal, "graded")
             assert await _steps(coal) == ["plan", "comment"]  # no deadline: no start
+            # a hub older than `steps`: the page's own table, from the item's status
+            await coal.js(
+                "window.__fetch = window.fetch; window.fetch = async (u, i) => {"
+                " const r = await window.__fetch(u, i);"
+                " if (!String(u).endsWith('/hazards/1')) return r;"
+                " const d = await r.json(); delete d.steps;"
+                " return new Response(JSON.stringify(d), { status: r.status }); }; 1"
+            )
+            await coal.js(f"{q('#hz-refresh')}.click()")
+            await coal.wait_for(f"{q('#hz-detail .hz-act[data-step=start]')} !== null")
+            assert await _steps(coal) == ["plan", "start", "comment"]
+            await coal.js("window.fetch = window.__fetch; 1")
             deadline = int((datetime.now(CST) + timedelta(days=10)).timestamp() * 1000)
             await _api(
                 port, ADMIN, "/hazards/1/deadline", {"deadline": deadline, "comment": "限期"}
             )
             await coal.js(f"{q('#hz-refresh')}.click()")
-            await coal.wait_for(f"{q('#hz-detail .hz-act[data-step=start]')} !== null")
+            await coal.wait_for(f"{q('#hz-detail [data-fact=hz_f_deadline]')} !== null")
             assert await _steps(coal) == ["plan", "start", "comment"]
             await _step(coal, "start")
             await coal.wait_for(f"!{q('#hz-detail .hz-msg')}.hidden")
