@@ -61,7 +61,7 @@ from api.hazardmodels import (
 from api.timerange import refuse_seconds
 from telemetry.clock import wall_ms
 
-__all__ = ["MAX_DEADLINE_DAYS", "MAX_FOUND_AGO_DAYS", "hazard_router"]
+__all__ = ["MAX_DEADLINE_DAYS", "MAX_FOUND_AGO_DAYS", "hazard_router", "open_steps"]
 
 log = logging.getLogger(__name__)
 MAX_DEADLINE_DAYS = 3660  # a deadline at most ten years ahead
@@ -75,7 +75,7 @@ def _party(caller: Principal) -> Party:
     return CENTRE if caller.role in CENTRE_ROLES else ENTERPRISE
 
 
-def _open_steps(item: HazardItem, caller: Principal) -> list[str]:
+def open_steps(item: HazardItem, caller: Principal) -> list[str]:
     """The steps `caller` may take on `item` now, from `STEPS` (its party's, from the item's
     status): none for a viewer; `start` only once the centre has set a deadline (the
     enterprise cannot give one). What else a step lacks the hub says when it is taken."""
@@ -215,7 +215,7 @@ def _one(ctx: AppContext, caller: Principal, hazard_id: int) -> HazardDetail:
         raise not_found(f"hazard {hazard_id}")
     ticket = supervisions_of(ctx.statedb, [hazard_id]).get(hazard_id)
     events = item_events(ctx.statedb, hazard_id)
-    return detail(item, events, wall_ms(), ticket, _open_steps(item, caller))
+    return detail(item, events, wall_ms(), ticket, open_steps(item, caller))
 
 
 def hazard_router() -> APIRouter:

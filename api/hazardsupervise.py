@@ -18,7 +18,7 @@ from alerts.hazardsupervision import Supervision, supervise, supervisions_of
 from api.auth import Principal
 from api.context import CENTRE_ROLES, WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
 from api.hazardmodels import HazardDetail, SuperviseIn, detail
-from api.hazards import HazardId
+from api.hazards import HazardId, open_steps
 from telemetry.clock import wall_ms
 
 __all__ = ["hazard_supervise_router"]
@@ -43,11 +43,12 @@ def _list(
         return supervise(con, item, given, body.comment, caller.name, now)
 
 
-def _detail(ctx: AppContext, hazard_id: int) -> HazardDetail:
+def _detail(ctx: AppContext, caller: Principal, hazard_id: int) -> HazardDetail:
     item = read_item(ctx.statedb, hazard_id)
     assert item is not None
     ticket = supervisions_of(ctx.statedb, [hazard_id]).get(hazard_id)
-    return detail(item, item_events(ctx.statedb, hazard_id), wall_ms(), ticket)
+    events = item_events(ctx.statedb, hazard_id)
+    return detail(item, events, wall_ms(), ticket, open_steps(item, caller))
 
 
 def hazard_supervise_router() -> APIRouter:
@@ -73,6 +74,6 @@ def hazard_supervise_router() -> APIRouter:
             "hazard %d listed for supervision (%s, %s) by %s",
             hazard_id, ticket.level, ticket.document_no, caller.name,
         )  # fmt: skip
-        return await asyncio.to_thread(_detail, ctx, hazard_id)
+        return await asyncio.to_thread(_detail, ctx, caller, hazard_id)
 
     return r

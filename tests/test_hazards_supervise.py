@@ -70,6 +70,9 @@ async def test_a_major_item_listed_shown_audited_and_its_closing_records_the_res
         "review_due": None, "status": "listed", "result": None, "closed_at": None,
         "updated_at": T0 + HOUR,
     }  # fmt: skip
+    # the answer names the steps the listing key may take now, as the item's detail does (was
+    # always none: the page offered nothing after a listing)
+    assert listed["steps"] and listed["steps"] == ok(await hub.get(f"hazards/{hid}", "op"))["steps"]
     last = listed["events"][-1]
     assert (last["action"], last["party"], last["actor"]) == ("supervise", "centre", "op")
     assert last["changes"] == TICKET and last["from_status"] == last["to_status"] == "graded"
