@@ -54,7 +54,7 @@ def add_jt809_parser(sub: Any) -> None:
     j.add_argument(
         "--login-timeout-s",
         type=_seconds(zero=False),
-        default=30.0,
+        default=10.0,
         help="close a link not logged in this long after it opened (default: %(default)s)",
     )
     j.add_argument(
@@ -68,7 +68,20 @@ def add_jt809_parser(sub: Any) -> None:
         type=int,
         default=256,
         help="links open at most (each platform has one); more are closed at once, counted "
-        "refused_full (default: %(default)s)",
+        "refused_full (default: %(default)s); keep it above the platforms plus --max-pending",
+    )
+    j.add_argument(
+        "--max-pending",
+        type=int,
+        default=32,
+        help="links not logged in at most: one more closes the oldest of the address with the "
+        "most, or is refused (default: %(default)s)",
+    )
+    j.add_argument(
+        "--max-pending-per-address",
+        type=int,
+        default=4,
+        help="links not logged in from one source address at most (default: %(default)s)",
     )
     j.add_argument(
         "--name",
@@ -95,7 +108,7 @@ def run(
     args: argparse.Namespace, run_until: Callable[[Callable[[asyncio.Event], Awaitable[int]]], int]
 ) -> int:
     """Run the gateway until stopped (`run_until`: the CLI's signal-aware runner)."""
-    from gateway.jt809 import Jt809Gateway, load_platforms
+    from gateway.jt809 import Jt809Gateway, Limits, load_platforms
     from hazardhub.settings import load, registry_follower
 
     try:
@@ -106,6 +119,12 @@ def run(
         registry = first if first is not None else loaded.registry()
     except ConfigError as exc:
         print(f"hazardhub jt809: {exc}", file=sys.stderr)
+        return 2
+    if args.max_pending < 1 or args.max_pending_per_address < 1:
+        print(
+            "hazardhub jt809: --max-pending and --max-pending-per-address: at least 1",
+            file=sys.stderr,
+        )
         return 2
     if args.name not in registry.config.jt808_gateways:
         print(
@@ -133,6 +152,7 @@ def run(
         login_timeout_s=args.login_timeout_s,
         idle_timeout_s=args.idle_timeout_s,
         max_links=args.max_links,
+        limits=Limits(pending=args.max_pending, pending_per_address=args.max_pending_per_address),
         spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
         username=args.broker_user,
         password=os.environ.get("HAZARDHUB_MQTT_PASSWORD"),

@@ -97,8 +97,10 @@ class LowerPlatform:
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def connect(self, host: str, port: int) -> None:
-        self._reader, self._writer = await asyncio.open_connection(host, port)
+    async def connect(self, host: str, port: int, source: str | None = None) -> None:
+        """Connect from the address `source` (another of 127.0.0.0/8: another peer)."""
+        local = (source, 0) if source is not None else None
+        self._reader, self._writer = await asyncio.open_connection(host, port, local_addr=local)
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.jt808.presence import Presence
 from gateway.jt809.config import Jt809Config
+from gateway.jt809.guard import Limits
 from gateway.jt809.server import Jt809Server
 from gateway.jt809.uplink import PlatformUplink
 from gateway.poller import wall_ms
@@ -38,10 +39,11 @@ class Jt809Gateway:
         spool_dir: Path,
         layout: TopicLayout | None = None,
         name: str = "jt809",
-        login_timeout_s: float = 30.0,
+        login_timeout_s: float = 10.0,
         idle_timeout_s: float = 180.0,
         report_every_s: float = 60.0,
         max_links: int = 256,
+        limits: Limits | None = None,
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
         username: str | None = None,
@@ -80,6 +82,7 @@ class Jt809Gateway:
             idle_timeout_s=idle_timeout_s,
             report_every_s=report_every_s,
             max_links=max_links,
+            limits=limits,
         )
         self.uplink.counters = self.server.counters
         self.presence = Presence(

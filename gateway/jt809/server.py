@@ -5,10 +5,13 @@ Each connection is read into frames (`telemetry.jt809.FrameSplitter`) and handed
 `Session`; the session's actions are carried out here. A link that has not logged in within
 `login_timeout_s`, or is silent for `idle_timeout_s` once logged in (the standard's keep-alive
 0x1005 comes every minute or so), is closed. A platform that logs in again on a new link
-replaces its old one (closed, counted `replaced`). Problems are counted per platform
-(`{platform}.{kind}`, `-` for a link not logged in) and logged, the first of a kind per
-platform and report period at warning level (no password is ever in a line); the counters that
-changed are logged at info level every `report_every_s` (`gateway.counters`).
+replaces its old one (closed, counted `replaced`). Links not logged in are bounded, their
+problems and failed logins too (`gateway.jt809.guard`); a logged-in link is closed after many
+bad frames in a window. Problems are counted per platform (`{platform}.{kind}`,
+`unauthenticated` for a link not logged in) and logged, the first of a kind per platform and
+report period at warning level, a few more at debug, then none (no password is ever in a
+line); the counters that changed are logged at info level every
+`report_every_s` (`gateway.counters`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from datetime import datetime, timedelta, timezone
 
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
+from gateway.jt809.guard import BadWindow, Guard, Limits
 from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.sublink import SubLink
 from gateway.jt809.uplink import PlatformUplink
 from gateway.jt809.vehicles import PlateBook
-from telemetry.jt809 import FrameOverflowError, FrameSplitter
+from telemetry.jt809 import BadFrameError, FrameOverflowError, FrameSplitter
 from telemetry.registry import Registry
 
 __all__ = ["Jt809Server"]
@@ -36,6 +40,13 @@ __all__ = ["Jt809Server"]
 log = logging.getLogger(__name__)
 
 _WRITE_TIMEOUT_S = 10.0
+_LINES_PER_KIND = 10  # log lines of a problem kind per platform and report period
+_BAD = frozenset({"bad_frame", "bad_body", "wrong_access_code"})  # a logged-in link's bad frames
+_REFUSED = {
+    "refused_address": "in no platform's allow_from",
+    "refused_backoff": "in a backoff after failed logins",
+    "refused_pending": "too many links not logged in",
+}
 _CST = timezone(timedelta(hours=8))
 
 
@@ -48,6 +59,8 @@ class _Link:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sub: SubLink | None = None
     sub_task: asyncio.Task[None] | None = None
+    pending_bad: int = 0  # problems before a login
+    bad: BadWindow | None = None  # bad frames once logged in
 
     def tell(self, data: bytes) -> None:
         """Write `data` on the main link (the sub link's 0x9007), unless it is closing."""
@@ -67,14 +80,16 @@ class Jt809Server:
         uplink: PlatformUplink,
         *,
         clock_ms: Callable[[], int],
-        login_timeout_s: float = 30.0,
+        login_timeout_s: float = 10.0,
         idle_timeout_s: float = 180.0,
         report_every_s: float = 60.0,
         max_frame: int = 65536,
         max_links: int = 256,
+        limits: Limits | None = None,
     ) -> None:
         """`max_links`: links open at most (a platform has one; more are refused at once,
-        counted `-.refused_full`)."""
+        counted `unauthenticated.refused_full`); `limits`: those of links not logged in, of
+        bad frames and of failed logins (`gateway.jt809.guard`)."""
         self.platforms = config.by_code()
         self.book = PlateBook(registry.vehicles.values())
         self.uplink = uplink
@@ -84,9 +99,15 @@ class Jt809Server:
         self.report_every_s = report_every_s
         self.max_frame = max_frame
         self.max_links = max_links
+        self.limits = limits or Limits()
+        self.guard = Guard(
+            self.limits,
+            bool(config.platforms) and all(p.allow_from for p in config.platforms),
+            lambda host: any(p.allows(host) for p in config.platforms),
+        )
         self.counters: Counter[str] = Counter()
         self._reported: Counter[str] = Counter()
-        self._said: set[str] = set()  # the problem kinds warned of since the last report
+        self._said: Counter[str] = Counter()  # lines of a problem kind since the last report
         self.links: set[_Link] = set()
         self.online: dict[str, _Link] = {}  # platform name -> its logged-in link
         self._server: asyncio.Server | None = None
@@ -135,29 +156,46 @@ class Jt809Server:
         return line
 
     def count(self, platform: str | None, kind: str, n: int = 1) -> None:
-        self.counters[f"{platform or '-'}.{kind}"] += n
+        """Count under the platform, or `unauthenticated` for a link not logged in."""
+        self.counters[f"{platform or 'unauthenticated'}.{kind}"] += n
 
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
         host = str(peername[0])
         if len(self.links) >= self.max_links:
-            self._problem_line("-", "refused_full", f"{host}: {len(self.links)} links open")
+            self._problem_line(None, "refused_full", f"{host}: {len(self.links)} links open")
             writer.close()
             return
-        link = _Link(
-            writer, Session(self.platforms, self.book, host, self.clock_ms), f"{host}:{peername[1]}"
-        )
+        loop = asyncio.get_running_loop()
+        held = functools.partial(self._held, host)
+        session = Session(self.platforms, self.book, host, self.clock_ms, held)
+        link = _Link(writer, session, f"{host}:{peername[1]}")
+        admit = self.guard.admit(link, host, loop.time())
+        if admit.refuse is not None:
+            n = len(self.guard.pending)
+            self._problem_line(None, admit.refuse, f"{host}: {_REFUSED[admit.refuse]} ({n} open)")
+            writer.close()
+            return
+        if isinstance(admit.evict, _Link):
+            self._problem_line(None, "evicted", f"{admit.evict.peer}: room for {link.peer}")
+            admit.evict.close()
         self.links.add(link)
         try:
             await self._read(link, reader)
         except (ConnectionError, OSError) as exc:
-            log.info("jt809: %s (%s): link lost: %s", link.peer, link.session.name or "-", exc)
+            log.info(
+                "jt809: %s (%s): link lost: %s",
+                link.peer,
+                link.session.name or "unauthenticated",
+                exc,
+            )
         finally:
             if link.sub is not None and link.sub_task is not None:
                 link.sub.stop(logout=link.session.logged_out)
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(link.sub_task, 15)
             self.links.discard(link)
+            self.guard.gone(link)
             name = link.session.name
             if name is not None and self.online.get(name) is link:
                 del self.online[name]
@@ -171,6 +209,7 @@ class Jt809Server:
         loop = asyncio.get_running_loop()
         opened = loop.time()
         splitter = FrameSplitter(self.max_frame)
+        skipped_before_login = 0
         while not link.closing:
             session = link.session
             if session.platform is None:
@@ -182,7 +221,9 @@ class Jt809Server:
             except TimeoutError:
                 kind = "idle_closed" if session.platform else "login_timeout"
                 self.count(session.name, kind)
-                log.info("jt809: closing %s (%s): %s", link.peer, session.name or "-", kind)
+                log.info(
+                    "jt809: closing %s (%s): %s", link.peer, session.name or "unauthenticated", kind
+                )
                 return
             if not data:
                 return
@@ -193,21 +234,37 @@ class Jt809Server:
                 return
             if splitter.skipped:
                 self.count(session.name, "skipped_bytes", splitter.skipped)
+                skipped_before_login += splitter.skipped if session.platform is None else 0
                 splitter.skipped = 0
-            # the positions of every frame of this read, committed together (one transaction:
-            # a platform forwarding a fleet sends hundreds of messages a second)
-            taken: list[Publish] = []
-            try:
-                for item in items:
-                    for action in session.receive(item):
-                        if isinstance(action, Publish):
-                            taken.append(action)
-                        elif not await self._act(link, action):
-                            return
-            finally:
-                if taken:
-                    self.uplink.submit_many([(a.ref, a.records) for a in taken], self.clock_ms())
-                    self.count(session.name, "positions", sum(len(a.records) for a in taken))
+                if skipped_before_login > self.limits.pending_skipped_bytes:
+                    why = f"{skipped_before_login} bytes outside frames before a login"
+                    self._problem(link, Problem("not_jt809", why))
+                    return
+            if not await self._take(link, items):
+                return
+
+    async def _take(self, link: _Link, items: list[bytes | BadFrameError]) -> bool:
+        """Carry out the frames of one read; False once the link is to close."""
+        session = link.session
+        # the positions of every frame of this read, committed together (one transaction:
+        # a platform forwarding a fleet sends hundreds of messages a second)
+        taken: list[Publish] = []
+        try:
+            for item in items:
+                for action in session.receive(item):
+                    if isinstance(action, Publish):
+                        taken.append(action)
+                    elif not await self._act(link, action) or link.closing:
+                        return False
+        finally:
+            if taken:
+                self.uplink.submit_many([(a.ref, a.records) for a in taken], self.clock_ms())
+                self.count(session.name, "positions", sum(len(a.records) for a in taken))
+        return True
+
+    def _held(self, host: str, code: int) -> str | None:
+        key = self.guard.held(host, code, asyncio.get_running_loop().time())
+        return None if key is None else f"failed logins from {key}: tries refused for a while"
 
     async def _act(
         self,
@@ -226,7 +283,7 @@ class Jt809Server:
             return True
         if isinstance(action, Problem):
             self._problem(link, action)
-            return True
+            return self._bearable(link, action)
         if isinstance(action, Warn):
             self.count(action.platform, "warnings")
             w = action.info
@@ -252,6 +309,9 @@ class Jt809Server:
                 )
                 old.close()
             self.online[p.name] = link
+            self.guard.logged_in(link)
+            self.guard.good_login(link.session.peer_host, p.access_code)
+            link.bad = BadWindow(self.limits.bad_frames, self.limits.bad_window_s)
             self.count(p.name, "logins")
             if p.sub_link is not None and link.sub is None:  # (not again at a second login)
                 link.sub = SubLink(
@@ -272,27 +332,60 @@ class Jt809Server:
                 p.tenant,
             )
             return True
-        log.info("jt809: closing %s (%s): %s", link.peer, name or "-", action.why)
+        log.info("jt809: closing %s (%s): %s", link.peer, name or "unauthenticated", action.why)
         return False
 
-    def _problem_line(self, platform: str, kind: str, text: str) -> None:
+    def _bearable(self, link: _Link, problem: Problem) -> bool:
+        """Whether the link goes on after `problem`: a link not logged in is closed after a few
+        problems, a logged-in one after many bad frames in a window; a failed login counts
+        towards its address's and access code's backoff."""
+        now = asyncio.get_running_loop().time()
+        if problem.login_code is not None:
+            for key in self.guard.failed_login(link.session.peer_host, problem.login_code, now):
+                self._problem_line(
+                    None,
+                    "login_backoff",
+                    f"{self.limits.failed_logins} failed logins from {key} within "
+                    f"{self.limits.failed_window_s:g} s: its logins refused unchecked for "
+                    f"{self.limits.backoff_s:g} s",
+                )
+        if link.session.platform is None:
+            link.pending_bad += 1
+            if link.pending_bad >= self.limits.pending_bad:
+                why = f"{link.pending_bad} problems before a login"
+                self._problem(link, Problem("too_many_bad_frames", why))
+                return False
+            return True
+        if problem.kind in _BAD and link.bad is not None and link.bad.add(now):
+            why = f"{self.limits.bad_frames} bad frames within {self.limits.bad_window_s:g} s"
+            self._problem(link, Problem("too_many_bad_frames", why, problem.platform))
+            return False
+        return True
+
+    def _problem_line(self, platform: str | None, kind: str, text: str) -> None:
         self.count(platform, kind)
         key = f"{platform}.{kind}"
-        if key not in self._said:
-            self._said.add(key)
+        self._said[key] += 1
+        if self._said[key] == 1:
             log.warning("jt809: %s: %s", kind, text)
 
     def _problem(self, link: _Link, problem: Problem) -> None:
+        """Count `problem`; log it: the first of its kind for the platform in a report period
+        at warning level (when worth it), a few more at debug, the rest not (a flood of bad
+        frames does not flood the log)."""
         self.count(problem.platform, problem.kind)
         key = f"{problem.platform}.{problem.kind}"
-        level = logging.WARNING if problem.warn and key not in self._said else logging.DEBUG
-        if problem.warn:
-            self._said.add(key)
+        self._said[key] += 1
+        n = self._said[key]
+        if n > _LINES_PER_KIND:
+            return
+        level = logging.WARNING if problem.warn and n == 1 else logging.DEBUG
         log.log(
             level,
-            "jt809: %s (%s): %s: %s",
+            "jt809: %s (%s): %s: %s%s",
             link.peer,
-            problem.platform or "-",
+            problem.platform or "unauthenticated",
             problem.kind,
             problem.text,
+            " (more of this kind not logged until the next report)" if n == _LINES_PER_KIND else "",
         )

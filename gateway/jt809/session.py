@@ -5,8 +5,11 @@ Before a login only a login 0x1001 is taken: it is checked in this order, each r
 0x1002 result: the header's access code (and, in 2019, the body's) is a configured platform's
 (2, `BAD_ACCESS_CODE`), the source address is one it may connect from (1, `BAD_IP`), the user
 id is the platform's (3, `NO_USER`), the password (4, `BAD_PASSWORD`, compared in constant
-time). A refused login is answered, then the link closed. Anything else before a login is
-counted `before_login` and dropped. Once logged in: keep-alive 0x1005 is answered 0x1006,
+time). A refused login is answered, then the link closed; a login the server holds back (a
+backoff after failed logins) is closed unanswered and unchecked. Anything else before a login
+is counted `before_login` and dropped. What happens before a login is counted as no
+platform's (anyone may write an access code), the platform claimed in the text. Once logged
+in: keep-alive 0x1005 is answered 0x1006,
 logout 0x1003 answered 0x1004 and the link closed, 0x1008 closes it, UP_EXG_MSG 0x1200's
 0x1202 and 0x1203 become the position records of `gateway.jt808.records` (the 2011 position as
 the JT/T 808 report it carries the fields of; the 2019 one is one), UP_WARN_MSG 0x1400's 0x1402
@@ -69,13 +72,15 @@ class Publish:
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """Counted under `kind` for the platform (`platform` None: no platform known); `text` for
-    the log (never a password)."""
+    """Counted under `kind` for the platform (`platform` None: the link has not logged in, the
+    `unauthenticated` bucket); `text` for the log (never a
+    password). `login_code`: a login refused, the access code it named."""
 
     kind: str
     text: str
     platform: str | None = None
     warn: bool = True  # worth a warning (else info)
+    login_code: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +119,12 @@ class Session:
         book: PlateBook,
         peer_host: str,
         clock_ms: Callable[[], int],
+        held: Callable[[int], str | None] = lambda code: None,
     ) -> None:
+        """`held(access_code)`: why a login naming it is closed unchecked (a backoff after
+        failed logins), or None."""
         self.platforms = platforms
+        self.held = held
         self.book = book
         self.peer_host = peer_host
         self.clock_ms = clock_ms
@@ -150,10 +159,12 @@ class Session:
                 item, platform.v2019, platform.keys.keys() if platform.keys else None
             )
         except BadFrameError as exc:
-            return [Problem("bad_frame", str(exc), platform.name)]
+            return [Problem("bad_frame", f"{exc} (claims {platform.name})")]
         if frame.header.msg_id != MsgId.LOGIN:
-            what = f"message {frame.header.msg_id:#06x} before a login"
-            return [Problem("before_login", what, platform.name)]
+            what = f"message {frame.header.msg_id:#06x} before a login (claims {platform.name})"
+            return [Problem("before_login", what)]
+        if (why := self.held(code)) is not None:
+            return [Problem("login_held", f"{why} (claims {platform.name})"), Close(why)]
         return self._login(platform, frame)
 
     # --- before a login ---------------------------------------------------------------------
@@ -163,6 +174,9 @@ class Session:
         problem = Problem("unknown_access_code", f"access code {code}, message {msg_id:#06x}")
         if msg_id != MsgId.LOGIN:
             return [problem]
+        if (why := self.held(code)) is not None:
+            return [Problem("login_held", f"{why} (access code {code})"), Close(why)]
+        problem = Problem(problem.kind, problem.text, login_code=code)
         v2019 = int.from_bytes(inner[:4], "big") == _LOGIN_2019_LEN
         version = VERSION_2019 if v2019 else VERSION_2011
         answer = self._frame(code, v2019, version, LoginResponse(LoginResult.BAD_ACCESS_CODE))
@@ -172,7 +186,7 @@ class Session:
         try:
             login = Login.decode(frame.body, platform.v2019)
         except BadBodyError as exc:
-            return [Problem("bad_body", str(exc), platform.name)]
+            return [Problem("bad_body", f"{exc} (claims {platform.name})")]
         self._version = frame.header.version
         if platform.v2019 and login.access_code != platform.access_code:
             result = LoginResult.BAD_ACCESS_CODE
@@ -187,8 +201,9 @@ class Session:
         if result != LoginResult.OK:
             answer = self._reply(platform, LoginResponse(result))
             why = f"login refused: {result.name} (0x1002 result {int(result)})"
+            text = f"{why}, user id {login.user_id} (claims {platform.name})"
             return [
-                Problem("login_refused", f"{why}, user id {login.user_id}", platform.name),
+                Problem("login_refused", text, self.name, login_code=platform.access_code),
                 Send(answer),
                 Close(why),
             ]

@@ -1,0 +1,157 @@
+"""The JT/T 809 gateway against peers that do not play fair, over real sockets (other peers are
+other addresses of 127.0.0.0/8): idle links, floods of bad frames, password guessing, text
+that would forge a log line, the counters of a link not logged in, a login of the other
+version, positions dropped silently or dated ahead."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from jt808_helpers import TWO_TENANTS, registry_of, until
+from jt809_helpers import (
+    KEYS,
+    PLATFORMS,
+    LowerPlatform,
+    config,
+    make_gateway,
+    running,
+)
+from test_jt809_gateway import result
+
+from gateway.jt809 import Limits
+from telemetry.registry import Registry
+
+T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    return registry_of(tmp_path, TWO_TENANTS)
+
+
+async def _closed(host: str, port: int, source: str, within_s: float = 3.0) -> bool:
+    """Whether a link from `source` is closed by the gateway without a word."""
+    r, w = await asyncio.open_connection(host, port, local_addr=(source, 0))
+    try:
+        return await asyncio.wait_for(r.read(), within_s) == b""
+    except TimeoutError:
+        return False
+    finally:
+        w.close()
+
+
+async def test_idle_links_do_not_keep_a_platform_out(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    # 16 idle sockets used to fill --max-links (16 here): the platform's login was refused
+    limits = Limits(pending=8, pending_per_address=4)
+    gw = make_gateway(
+        config(), registry, mosquitto.port, tmp_path / "spool", max_links=16, limits=limits
+    )
+    async with running(gw) as (host, port):
+        idle = []
+        for k in range(16):
+            w = (
+                await asyncio.open_connection(host, port, local_addr=(f"127.0.0.{2 + k // 4}", 0))
+            )[1]
+            idle.append(w)
+        # 8 taken; then room made by closing the oldest of the busiest address, or refused
+        c = gw.server.counters
+        await until(
+            lambda: c["unauthenticated.evicted"] + c["unauthenticated.refused_pending"] == 8
+        )
+        assert len(gw.server.guard.pending) == 8
+        p = LowerPlatform(33000001, v2019=True)
+        await p.connect(host, port)
+        assert result(await p.login(8001, b"pw2019")) == 0
+        # a fifth link from one address is refused at once
+        for _ in range(4):
+            idle.append((await asyncio.open_connection(host, port, local_addr=("127.0.0.9", 0)))[1])
+        assert await _closed(host, port, "127.0.0.9")
+        await p.close()
+        for w in idle:
+            w.close()
+    c = gw.server.counters
+    assert c["coach-gps.logins"] == 1 and c["unauthenticated.refused_full"] == 0
+    assert c["unauthenticated.refused_pending"] >= 1
+
+
+async def test_an_address_in_no_allow_from_is_closed_at_once(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    fenced = [p | {"allow_from": ["127.0.0.1/32"]} for p in PLATFORMS["platforms"]]
+    gw = make_gateway(config(platforms=fenced), registry, mosquitto.port, tmp_path / "spool")
+    async with running(gw) as (host, port):
+        assert await _closed(host, port, "127.0.0.2", within_s=1.0)
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port, "127.0.0.1")
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.close()
+    assert gw.server.counters["unauthenticated.refused_address"] == 1
+
+
+async def test_a_flood_of_bad_frames_is_cut_off(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="gateway.jt809")
+    limits = Limits(bad_frames=20, bad_window_s=10.0)
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool", limits=limits)
+    async with running(gw) as (host, port):
+        # not logged in: closed after a few
+        flood = LowerPlatform(20180920)
+        await flood.connect(host, port)
+        await flood.send_raw(b"\x5b\x5d" * 50_000)
+        assert await flood.answer() is None
+        await flood.close()
+        # logged in: after 20 bad frames within 10 s
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.send_raw(b"\x5b\x5d" * 50_000)
+        assert await p.answer() is None
+        await p.close()
+    c = gw.server.counters
+    assert 3 <= c["unauthenticated.bad_frame"] < 10
+    assert c["unauthenticated.too_many_bad_frames"] == 1
+    assert 20 <= c["acme-gps.bad_frame"] < 40 and c["acme-gps.too_many_bad_frames"] == 1
+    lines = [r for r in caplog.records if "bad_frame" in r.getMessage()]
+    assert len(lines) <= 20  # not one a frame
+
+
+async def test_password_guessing_backs_off(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limits = Limits(failed_logins=3, failed_window_s=60.0, backoff_s=60.0)
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool", limits=limits)
+    async with running(gw) as (host, port):
+        good = LowerPlatform(20180920, keys=KEYS)  # it logged in from 127.0.0.1 before
+        await good.connect(host, port, "127.0.0.1")
+        assert result(await good.login(7001, b"s3cret!8")) == 0
+        await good.close()
+        for k in range(3):
+            g = LowerPlatform(20180920)
+            await g.connect(host, port, "127.0.0.2")
+            assert result(await g.login(7001, f"guess{k}".encode())) == 4
+            await g.close()
+        # the address is held back: closed at once
+        assert await _closed(host, port, "127.0.0.2", within_s=1.0)
+        # the access code too, from another address: closed unchecked, no answer
+        g = LowerPlatform(20180920)
+        await g.connect(host, port, "127.0.0.3")
+        assert await g.login(7001, b"s3cret!8") is None
+        await g.close()
+        # ... but not from the address it logged in rightly from
+        again = LowerPlatform(20180920, keys=KEYS)
+        await again.connect(host, port, "127.0.0.1")
+        assert result(await again.login(7001, b"s3cret!8")) == 0
+        await again.close()
+    c = gw.server.counters
+    assert c["unauthenticated.login_refused"] == 3
+    assert c["unauthenticated.refused_backoff"] == 1 and c["unauthenticated.login_held"] == 1
+    assert c["unauthenticated.login_backoff"] == 2  # the address's and the access code's
+    assert "3 failed logins from address 127.0.0.2" in caplog.text
+    assert c["acme-gps.logins"] == 2
