@@ -17,12 +17,14 @@ from jt809_helpers import (
     PLATFORMS,
     LowerPlatform,
     config,
+    gnss_2011,
     make_gateway,
     running,
 )
 from test_jt809_gateway import result
 
 from gateway.jt809 import Limits
+from telemetry.jt809 import SubId, WarnInfo, WarnMsg
 from telemetry.registry import Registry
 
 T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)
@@ -155,3 +157,23 @@ async def test_password_guessing_backs_off(  # type: ignore[no-untyped-def]
     assert c["unauthenticated.login_backoff"] == 2  # the address's and the access code's
     assert "3 failed logins from address 127.0.0.2" in caplog.text
     assert c["acme-gps.logins"] == 2
+
+
+async def test_peer_text_cannot_forge_a_log_line(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="gateway.jt809")
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool")
+    async with running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.positions("A\nWARNING pwn", [gnss_2011(T0, 31.5, 120.3, 60)])
+        info = WarnInfo(0x0002, int(T0.timestamp()), "x", source=2)
+        await p.send(0x1400, WarnMsg("B\rERROR pwn", 2, SubId.WARN_INFO, info.encode()).encode())
+        await until(lambda: gw.server.counters["acme-gps.warnings"] == 1)
+        await p.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "\n" in m or "\r" in m]
+    assert any("plate A\\nWARNING pwn" in m for m in said)
+    assert any("of plate B\\rERROR pwn" in m for m in said)

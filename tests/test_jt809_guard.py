@@ -4,7 +4,7 @@ in a backoff that a platform's own address escapes."""
 
 from __future__ import annotations
 
-from gateway.jt809.guard import Guard, Limits, address_of
+from gateway.jt809.guard import Guard, Limits, address_of, shown
 
 
 def test_links_not_logged_in_are_bounded_fairly() -> None:
@@ -45,5 +45,7 @@ def test_failed_logins_back_off() -> None:
     assert g.held("10.0.0.1", 7, 103) is None  # over
 
 
-def test_addresses() -> None:
+def test_shown() -> None:
+    assert shown("苏A·D1234") == "苏A·D1234"
+    assert shown("A\nWARNING x\r\x1b[2J") == "A\\nWARNING x\\r\\x1b[2J"
     assert address_of("::ffff:192.0.2.1") == "192.0.2.1" and address_of("fe80::1%eth0") == "fe80::1"

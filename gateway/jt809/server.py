@@ -9,8 +9,8 @@ replaces its old one (closed, counted `replaced`). Links not logged in are bound
 problems and failed logins too (`gateway.jt809.guard`); a logged-in link is closed after many
 bad frames in a window. Problems are counted per platform (`{platform}.{kind}`,
 `unauthenticated` for a link not logged in) and logged, the first of a kind per platform and
-report period at warning level, a few more at debug, then none (no password is ever in a
-line); the counters that changed are logged at info level every
+report period at warning level, a few more at debug, then none (no password is ever in a line,
+the peer's text escaped); the counters that changed are logged at info level every
 `report_every_s` (`gateway.counters`).
 """
 
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
-from gateway.jt809.guard import BadWindow, Guard, Limits
+from gateway.jt809.guard import BadWindow, Guard, Limits, shown
 from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.sublink import SubLink
 from gateway.jt809.uplink import PlatformUplink
@@ -295,7 +295,7 @@ class Jt809Server:
             said = "".join(c if c.isprintable() else "?" for c in w.content[:200])
             log.warning(
                 "jt809: %s: warning type %#06x of %s at %s (source %s): %s",
-                action.platform, w.warn_type, action.vehicle, when,
+                action.platform, w.warn_type, shown(action.vehicle), when,
                 w.source_platform or w.source, said,
             )  # fmt: skip
             return True
@@ -367,7 +367,7 @@ class Jt809Server:
         key = f"{platform}.{kind}"
         self._said[key] += 1
         if self._said[key] == 1:
-            log.warning("jt809: %s: %s", kind, text)
+            log.warning("jt809: %s: %s", kind, shown(text))
 
     def _problem(self, link: _Link, problem: Problem) -> None:
         """Count `problem`; log it: the first of its kind for the platform in a report period
@@ -386,6 +386,6 @@ class Jt809Server:
             link.peer,
             problem.platform or "unauthenticated",
             problem.kind,
-            problem.text,
+            shown(problem.text),
             " (more of this kind not logged until the next report)" if n == _LINES_PER_KIND else "",
         )

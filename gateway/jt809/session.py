@@ -73,8 +73,8 @@ class Publish:
 @dataclass(frozen=True, slots=True)
 class Problem:
     """Counted under `kind` for the platform (`platform` None: the link has not logged in, the
-    `unauthenticated` bucket); `text` for the log (never a
-    password). `login_code`: a login refused, the access code it named."""
+    `unauthenticated` bucket); `text` for the log (never a password; the peer's words in it are
+    escaped by the server). `login_code`: a login refused, the access code it named."""
 
     kind: str
     text: str
