@@ -24,7 +24,7 @@ from jt809_helpers import (
 from test_jt809_gateway import result
 
 from gateway.jt809 import Limits
-from telemetry.jt809 import SubId, WarnInfo, WarnMsg
+from telemetry.jt809 import LoginResponse, SubId, WarnInfo, WarnMsg
 from telemetry.registry import Registry
 
 T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)
@@ -177,3 +177,28 @@ async def test_peer_text_cannot_forge_a_log_line(  # type: ignore[no-untyped-def
     assert not [m for m in said if "\n" in m or "\r" in m]
     assert any("plate A\\nWARNING pwn" in m for m in said)
     assert any("of plate B\\rERROR pwn" in m for m in said)
+
+
+async def test_a_login_of_the_other_version_is_answered(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="gateway.jt809")
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool")
+    async with running(gw) as (host, port):
+        # a 2019 login to acme-gps (2011): answered in 2019, result 6 (other), closed
+        p = LowerPlatform(20180920, v2019=True)
+        await p.connect(host, port)
+        answer = await p.login(7001, b"s3cret!8", access_code=20180920)
+        assert result(answer) == 6
+        assert answer is not None and answer.header.time_s is not None
+        assert await p.answer() is None
+        await p.close()
+        # a 2011 login to coach-gps (2019): answered in 2011
+        q = LowerPlatform(33000001)
+        await q.connect(host, port)
+        answer = await q.login(8001, b"pw2019")
+        assert answer is not None and LoginResponse.decode(answer.body).result == 6
+        await q.close()
+    assert "is a JT/T 809-2019 login: the platform's entry says version 2011" in caplog.text
+    assert "is a JT/T 809-2011 login: the platform's entry says version 2019" in caplog.text
+    assert gw.server.counters["unauthenticated.bad_login"] == 2

@@ -6,10 +6,10 @@ Before a login only a login 0x1001 is taken: it is checked in this order, each r
 (2, `BAD_ACCESS_CODE`), the source address is one it may connect from (1, `BAD_IP`), the user
 id is the platform's (3, `NO_USER`), the password (4, `BAD_PASSWORD`, compared in constant
 time). A refused login is answered, then the link closed; a login the server holds back (a
-backoff after failed logins) is closed unanswered and unchecked. Anything else before a login
-is counted `before_login` and dropped. What happens before a login is counted as no
-platform's (anyone may write an access code), the platform claimed in the text. Once logged
-in: keep-alive 0x1005 is answered 0x1006,
+backoff after failed logins) is closed unanswered and unchecked; a login body of the other
+version is answered OTHER (6). Anything else before a login is counted `before_login` and
+dropped. What happens before a login is counted as no platform's (anyone may write an access
+code), the platform claimed in the text. Once logged in: keep-alive 0x1005 is answered 0x1006,
 logout 0x1003 answered 0x1004 and the link closed, 0x1008 closes it, UP_EXG_MSG 0x1200's
 0x1202 and 0x1203 become the position records of `gateway.jt808.records` (the 2011 position as
 the JT/T 808 report it carries the fields of; the 2019 one is one), UP_WARN_MSG 0x1400's 0x1402
@@ -54,7 +54,7 @@ from telemetry.jt809 import (
     encode_frame,
     peek_access_code,
 )
-from telemetry.jt809.frame import HEADER_2019, VERSION_2011, VERSION_2019
+from telemetry.jt809.frame import HEADER_2011, HEADER_2019, VERSION_2011, VERSION_2019
 
 __all__ = ["Action", "Close", "LoggedIn", "Problem", "Publish", "Send", "Session", "Warn"]
 
@@ -110,6 +110,7 @@ class Close:
 Action = Send | Publish | Problem | Warn | LoggedIn | Close
 
 _LOGIN_2019_LEN = 1 + HEADER_2019 + 50 + 2 + 1  # MSG_LENGTH of a 2019 login
+_LOGIN_2011_LEN = 1 + HEADER_2011 + 46 + 2 + 1
 
 
 class Session:
@@ -186,7 +187,7 @@ class Session:
         try:
             login = Login.decode(frame.body, platform.v2019)
         except BadBodyError as exc:
-            return [Problem("bad_body", f"{exc} (claims {platform.name})")]
+            return self._other_version(platform, frame, exc)
         self._version = frame.header.version
         if platform.v2019 and login.access_code != platform.access_code:
             result = LoginResult.BAD_ACCESS_CODE
@@ -211,6 +212,29 @@ class Session:
         code = secrets.randbits(32)
         answer = self._reply(platform, LoginResponse(LoginResult.OK, code))
         return [Send(answer), LoggedIn(platform, code, (login.down_ip, login.down_port))]
+
+    def _other_version(
+        self, platform: PlatformSpec, frame: Frame, exc: BadBodyError
+    ) -> list[Action]:
+        """A login body that cannot be read: answered OTHER (6) in the version its length fits,
+        the link closed, the likely cause said (a version other than the entry's)."""
+        length = len(frame.body) + (HEADER_2019 if platform.v2019 else HEADER_2011) + 4
+        other = 2011 if platform.v2019 else 2019
+        fits = length == (_LOGIN_2011_LEN if platform.v2019 else _LOGIN_2019_LEN)
+        v2019 = not platform.v2019 if fits else platform.v2019
+        version = (VERSION_2019 if v2019 else VERSION_2011) if fits else frame.header.version
+        answer = self._frame(platform.access_code, v2019, version, LoginResponse(LoginResult.OTHER))
+        text = f"login unreadable (claims {platform.name}): {exc}"
+        if fits:
+            text += (
+                f"; its length ({length} bytes) is a JT/T 809-{other} login: the platform's "
+                f"entry says version {platform.version}, check `version` in the platforms file"
+            )
+        return [
+            Problem("bad_login", text, self.name, login_code=None),
+            Send(answer),
+            Close("login refused: OTHER (0x1002 result 6)"),
+        ]
 
     # --- logged in ----------------------------------------------------------------------------
 
