@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from jt808_helpers import TWO_TENANTS, registry_of, until
+from jt808_helpers import TWO_TENANTS, positions, registry_of, until
 from jt809_helpers import (
     KEYS,
     PLATFORMS,
@@ -24,7 +24,7 @@ from jt809_helpers import (
 from test_jt809_gateway import result
 
 from gateway.jt809 import Limits
-from telemetry.jt809 import LoginResponse, SubId, WarnInfo, WarnMsg
+from telemetry.jt809 import ExgMsg, LoginResponse, MsgId, SubId, WarnInfo, WarnMsg
 from telemetry.registry import Registry
 
 T0 = datetime(2026, 11, 30, 1, 0, 0, tzinfo=UTC)
@@ -202,3 +202,42 @@ async def test_a_login_of_the_other_version_is_answered(  # type: ignore[no-unty
     assert "is a JT/T 809-2019 login: the platform's entry says version 2011" in caplog.text
     assert "is a JT/T 809-2011 login: the platform's entry says version 2019" in caplog.text
     assert gw.server.counters["unauthenticated.bad_login"] == 2
+
+
+async def test_positions_dropped_are_counted(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool", max_frame=300)
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        # a 0x1203 of no positions
+        await p.send(0x1200, ExgMsg("苏AD1234", 2, SubId.HISTORY_LOCATION, b"\x00").encode())
+        await until(lambda: gw.server.counters["acme-gps.bad_body"] == 1)
+        # a position, then a stream that overflows, in one read: the position is taken
+        fix = p.frame(0x1200, _real("苏AD1234", 0))
+        await p.send_raw(fix + b"\x5b" + b"\x01" * 400)
+        assert await p.answer() is None
+        await until(lambda: got)
+        await p.close()
+        # frames after a logout in the same read: counted
+        q = LowerPlatform(20180920, keys=KEYS)
+        await q.connect(host, port)
+        assert result(await q.login(7001, b"s3cret!8")) == 0
+        await q.send_raw(
+            q.frame(MsgId.LOGOUT, b"\x00" * 12) + q.frame(0x1200, _real("苏AD1234", 1))
+        )
+        await q.answer()
+        assert await q.answer() is None
+        await q.close()
+    c = gw.server.counters
+    assert c["acme-gps.positions"] == 1 and c["acme-gps.overflow"] == 1
+    assert c["acme-gps.frames_dropped"] == 1
+
+
+def _real(plate: str, minute: int) -> bytes:
+    from telemetry.jt809 import RealLocation
+
+    fix = gnss_2011(T0.replace(minute=minute), 31.5, 120.3, 60)
+    return ExgMsg(plate, 2, SubId.REAL_LOCATION, RealLocation(fix).encode()).encode()

@@ -221,6 +221,11 @@ def test_splitter_overflow() -> None:
     s = FrameSplitter(max_frame=100)
     with pytest.raises(FrameOverflowError):
         s.feed(b"\x5b" + b"\x00" * 200)
+    # the whole frames before the overflow, in the same feed, come with it (to be taken)
+    good = encode_frame(Header(0x1005, 1, 7), b"")
+    with pytest.raises(FrameOverflowError) as err:
+        FrameSplitter(max_frame=100).feed(good + b"\x5b" + b"\x00" * 200)
+    assert err.value.frames == [good[1:-1]]
 
 
 texts = st.text(

@@ -44,6 +44,7 @@ class Jt809Gateway:
         report_every_s: float = 60.0,
         max_links: int = 256,
         limits: Limits | None = None,
+        max_frame: int = 65536,
         spool_max_bytes: int = 256 * 1024 * 1024,
         spool_max_age_s: float = 7 * 86400,
         username: str | None = None,
@@ -83,6 +84,7 @@ class Jt809Gateway:
             report_every_s=report_every_s,
             max_links=max_links,
             limits=limits,
+            max_frame=max_frame,
         )
         self.uplink.counters = self.server.counters
         self.presence = Presence(

@@ -227,11 +227,11 @@ class Jt809Server:
                 return
             if not data:
                 return
+            overflow: FrameOverflowError | None = None
             try:
                 items = splitter.feed(data)
-            except FrameOverflowError as exc:
-                self._problem(link, Problem("overflow", str(exc), session.name))
-                return
+            except FrameOverflowError as exc:  # the frames complete before it are taken
+                overflow, items = exc, exc.frames
             if splitter.skipped:
                 self.count(session.name, "skipped_bytes", splitter.skipped)
                 skipped_before_login += splitter.skipped if session.platform is None else 0
@@ -242,19 +242,25 @@ class Jt809Server:
                     return
             if not await self._take(link, items):
                 return
+            if overflow is not None:
+                self._problem(link, Problem("overflow", str(overflow), session.name))
+                return
 
     async def _take(self, link: _Link, items: list[bytes | BadFrameError]) -> bool:
-        """Carry out the frames of one read; False once the link is to close."""
+        """Carry out the frames of one read; False once the link is to close (the frames after
+        it counted `frames_dropped`)."""
         session = link.session
         # the positions of every frame of this read, committed together (one transaction:
         # a platform forwarding a fleet sends hundreds of messages a second)
         taken: list[Publish] = []
         try:
-            for item in items:
+            for i, item in enumerate(items):
                 for action in session.receive(item):
                     if isinstance(action, Publish):
                         taken.append(action)
                     elif not await self._act(link, action) or link.closing:
+                        if rest := len(items) - i - 1:
+                            self.count(session.name, "frames_dropped", rest)
                         return False
         finally:
             if taken:

@@ -65,7 +65,12 @@ class BadFrameError(Jt809Error):
 
 
 class FrameOverflowError(Jt809Error):
-    """No frame boundary within the limit: the stream is not JT/T 809."""
+    """No frame boundary within the limit: the stream is not JT/T 809. `frames`: those the
+    same `feed` split out before it (complete, to be taken)."""
+
+    def __init__(self, text: str, frames: list[bytes | BadFrameError] | None = None) -> None:
+        super().__init__(text)
+        self.frames: list[bytes | BadFrameError] = frames or []
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -234,8 +239,8 @@ def encode_frame(header: Header, body: bytes, keys: Keys | None = None) -> bytes
 class FrameSplitter:
     """Bytes of a stream in, unescaped frames (without the flags) out. Bytes before a 0x5B are
     skipped and counted (`skipped`); a frame that does not end within `max_frame` bytes raises
-    `FrameOverflowError`; an escape fault gives a `BadFrameError` for that frame only (the next
-    is read)."""
+    `FrameOverflowError` (carrying the frames split before it); an escape fault gives a
+    `BadFrameError` for that frame only (the next is read)."""
 
     def __init__(self, max_frame: int = 65536) -> None:
         self._buf = bytearray()
@@ -265,7 +270,9 @@ class FrameSplitter:
                 if len(buf) > self.max_frame:
                     n = len(buf)
                     buf.clear()
-                    raise FrameOverflowError(f"no 0x5D within {n} bytes (limit {self.max_frame})")
+                    raise FrameOverflowError(
+                        f"no 0x5D within {n} bytes (limit {self.max_frame})", out
+                    )
                 break
             raw = bytes(buf[1:end])
             del buf[: end + 1]

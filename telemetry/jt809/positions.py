@@ -199,6 +199,8 @@ class HistoryLocation:
         if not data:
             raise BadBodyError("0x1203: empty")
         n = data[0]
+        if n == 0:
+            raise BadBodyError("0x1203 of 0 positions (1 to 5 expected)")
         if not v2019:
             exact(data, 1 + n * Gnss2011.SIZE, f"0x1203 of {n} positions")
             size = Gnss2011.SIZE
