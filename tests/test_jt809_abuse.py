@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -234,6 +234,24 @@ async def test_positions_dropped_are_counted(  # type: ignore[no-untyped-def]
     c = gw.server.counters
     assert c["acme-gps.positions"] == 1 and c["acme-gps.overflow"] == 1
     assert c["acme-gps.frames_dropped"] == 1
+
+
+async def test_positions_ahead_are_counted_and_published(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool")
+    ahead = datetime.now(UTC) + timedelta(days=1)
+    async with positions(mosquitto.port) as got, running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.positions("苏AD1234", [gnss_2011(ahead, 31.5, 120.3, 60)])
+        await p.positions("苏AD1234", [gnss_2011(T0, 31.5, 120.3, 61)])
+        await until(lambda: sum(len(r) for _, r in got) == 2)
+        await p.close()
+    c = gw.server.counters
+    assert c["acme-gps.future_positions"] == 1 and c["acme-gps.positions"] == 2
+    assert "ahead of the gateway's clock" in caplog.text
 
 
 def _real(plate: str, minute: int) -> bytes:

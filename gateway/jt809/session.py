@@ -109,6 +109,7 @@ class Close:
 
 Action = Send | Publish | Problem | Warn | LoggedIn | Close
 
+FUTURE_MS = 30_000  # a position further ahead of the gateway's clock is counted future_positions
 _LOGIN_2019_LEN = 1 + HEADER_2019 + 50 + 2 + 1  # MSG_LENGTH of a 2019 login
 _LOGIN_2011_LEN = 1 + HEADER_2011 + 46 + 2 + 1
 
@@ -292,6 +293,14 @@ class Session:
             if g.encrypt:
                 out.append(Problem("offset_positions", f"{ref}: GCJ-02 place", name, False))
             records.append(rec)
+            ts = rec.get("ts")
+            ahead_ms = ts - self.clock_ms() if isinstance(ts, int) else 0
+            if ahead_ms > FUTURE_MS:
+                text = (
+                    f"{ref}: a position {ahead_ms / 1000:.0f} s ahead of the gateway's clock "
+                    "(published: the hub decides)"
+                )
+                out.append(Problem("future_positions", text, name))
         if records:
             out.append(Publish(ref, tuple(records)))
         return out
