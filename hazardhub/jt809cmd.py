@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -120,6 +121,13 @@ def run(
     except ConfigError as exc:
         print(f"hazardhub jt809: {exc}", file=sys.stderr)
         return 2
+    if (mode := args.platforms.stat().st_mode) & 0o077:
+        logging.getLogger("hazardhub").warning(
+            "%s holds the platforms' passwords and is mode %04o: group or others may read it; "
+            "make it 0600 (chmod 600), the gateway's user's",
+            args.platforms,
+            mode & 0o7777,
+        )
     if args.max_pending < 1 or args.max_pending_per_address < 1:
         print(
             "hazardhub jt809: --max-pending and --max-pending-per-address: at least 1",

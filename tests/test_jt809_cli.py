@@ -124,3 +124,23 @@ def test_data_dir_serves_the_configuration_the_hub_runs(monkeypatch, tmp_path: P
     assert cli.main(base) == 0
     assert cli.main([*base, "--data-dir", str(data)]) == 0
     assert served == [{"tanker-01"}, {"tanker-01", "t9"}]
+
+
+def test_platforms_file_readable_by_others_is_warned(monkeypatch, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import gateway.jt809
+    from hazardhub import cli
+
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(HUB, encoding="utf-8")
+    plats = tmp_path / "jt809.yaml"
+    plats.write_text(yaml.safe_dump(PLATFORMS, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(gateway.jt809, "Jt809Gateway", lambda *a, **kw: None)
+    monkeypatch.setattr(cli, "_run", lambda main: 0)
+    args = ["jt809", "-c", str(hub), "--platforms", str(plats), "--spool-dir", str(tmp_path / "s")]
+    plats.chmod(0o644)
+    assert cli.main(args) == 0
+    assert "is mode 0644: group or others may read it" in caplog.text
+    caplog.clear()
+    plats.chmod(0o600)
+    assert cli.main(args) == 0
+    assert "may read it" not in caplog.text

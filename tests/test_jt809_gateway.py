@@ -353,3 +353,33 @@ async def test_a_vehicle_added_while_it_runs_is_found(  # type: ignore[no-untype
         await until(lambda: got)
         await p.close()
     assert got[0][0] == "hazardhub/v1/chem-logistics/vehicles/tanker-09/position"
+
+
+async def test_broker_problems_named_by_the_gateway(caplog: pytest.LogCaptureFixture) -> None:
+    # the status connections (shared with the JT/T 808 gateway) say which gateway they are
+    import asyncio
+
+    from gateway.jt808.presence import Presence
+    from telemetry.topics import TopicLayout
+
+    from services import free_port
+
+    up, stop = asyncio.Event(), asyncio.Event()
+    up.set()  # (the uplink connected: then the status connections are tried)
+    presence = Presence(
+        "127.0.0.1",
+        free_port(),  # no broker there
+        layout=TopicLayout(),
+        tenants=["chem-logistics"],
+        gateway="jt809",
+        uplink_connected=up,
+        uplink_lost=asyncio.Event(),
+    )
+    task = asyncio.create_task(presence.run(stop))
+    try:
+        await until(lambda: "broker unreachable" in caplog.text)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert "jt809: status in chem-logistics: broker unreachable" in caplog.text
+    assert "jt808 status" not in caplog.text

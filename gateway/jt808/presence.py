@@ -123,7 +123,8 @@ class Presence:
                 if stop.is_set():
                     return
                 log.warning(
-                    "jt808 status of %s: broker unreachable (%s); retry in %.1fs",
+                    "%s: status in %s: broker unreachable (%s); retry in %.1fs",
+                    self.gateway,
                     tenant,
                     exc,
                     backoff,
