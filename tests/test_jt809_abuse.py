@@ -259,3 +259,26 @@ def _real(plate: str, minute: int) -> bytes:
 
     fix = gnss_2011(T0.replace(minute=minute), 31.5, 120.3, 60)
     return ExgMsg(plate, 2, SubId.REAL_LOCATION, RealLocation(fix).encode()).encode()
+
+
+async def test_a_platform_in_its_allow_from_is_not_held_by_its_access_code(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path
+) -> None:
+    # after a restart no address has logged in rightly yet: a stranger's guesses must not keep
+    # the platform out when it connects from its own allow_from
+    fenced = [PLATFORMS["platforms"][0] | {"allow_from": ["127.0.0.0/8"]}]
+    limits = Limits(failed_logins=3, failed_window_s=60.0, backoff_s=60.0)
+    gw = make_gateway(
+        config(platforms=fenced), registry, mosquitto.port, tmp_path / "spool", limits=limits
+    )
+    async with running(gw) as (host, port):
+        for k in range(3):
+            g = LowerPlatform(20180920)
+            await g.connect(host, port, "127.0.0.2")
+            assert result(await g.login(7001, f"guess{k}".encode())) == 4
+            await g.close()
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port, "127.0.0.3")
+        assert result(await p.login(7001, b"s3cret!8")) == 0
+        await p.close()
+    assert gw.server.counters["acme-gps.logins"] == 1

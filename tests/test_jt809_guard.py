@@ -41,6 +41,7 @@ def test_failed_logins_back_off() -> None:
     assert g.held("10.0.0.1", 8, 80) == "address 10.0.0.1"
     assert g.held("10.0.0.2", 7, 80) == "code 7"
     assert g.held("10.0.0.9", 7, 80) is None  # the platform's own address
+    assert g.held("10.0.0.5", 7, 80, trusted=True) is None  # in the platform's allow_from
     assert g.admit(object(), "10.0.0.1", 80).refuse == "refused_backoff"
     assert g.held("10.0.0.1", 7, 103) is None  # over
 

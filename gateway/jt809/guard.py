@@ -92,13 +92,16 @@ class Guard:
 
     # --- failed logins ------------------------------------------------------------------------
 
-    def held(self, host: str, code: int, now: float) -> str | None:
+    def held(self, host: str, code: int, now: float, trusted: bool = False) -> str | None:
         """The key (`address ...` or `code ...`) whose backoff refuses this login, or None.
-        An access code's backoff does not hold an address it logged in rightly from."""
+        An access code's backoff does not hold an address it logged in rightly from, nor one
+        that is `trusted` (in the platform's own `allow_from`)."""
         host = address_of(host)
         if self.backoff_left(f"address {host}", now) > 0:
             return f"address {host}"
-        if host not in self._known.get(code, ()) and self.backoff_left(f"code {code}", now) > 0:
+        if trusted or host in self._known.get(code, ()):
+            return None
+        if self.backoff_left(f"code {code}", now) > 0:
             return f"code {code}"
         return None
 

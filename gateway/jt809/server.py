@@ -269,7 +269,9 @@ class Jt809Server:
         return True
 
     def _held(self, host: str, code: int) -> str | None:
-        key = self.guard.held(host, code, asyncio.get_running_loop().time())
+        p = self.platforms.get(code)
+        trusted = p is not None and bool(p.allow_from) and p.allows(host)
+        key = self.guard.held(host, code, asyncio.get_running_loop().time(), trusted)
         return None if key is None else f"failed logins from {key}: tries refused for a while"
 
     async def _act(
