@@ -145,7 +145,7 @@ async def test_a_file_moves_to_done_only_after_the_broker_acknowledged(mosquitto
     assert again.counters["files_done"] == 1
 
 
-def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(tmp_path) -> None:
+async def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     gw = MineFilesGateway(
@@ -161,7 +161,7 @@ def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(tmp_pa
     (incoming / ".upload.txt").write_text("half", encoding="utf-8")  # an FTP temporary: left
     at = t / 1000 + 10  # after the files were written
     gw._clock = lambda: at
-    gw.scan()
+    await gw.scan()
     assert growing.exists()  # waits for its end marker
 
     def rejected(name: str) -> Path:  # beside the file, in its day's folder
@@ -172,13 +172,13 @@ def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(tmp_pa
     why = rejected("999999999999_SS_20260301080000.txt").read_text(encoding="utf-8")
     assert "not configured" in why
     gw._clock = lambda: growing.stat().st_mtime + 61  # a minute later
-    gw.scan()
+    await gw.scan()
     assert "incomplete" in rejected(growing.name).read_text(encoding="utf-8")
     assert (incoming / ".upload.txt").exists()
     assert gw.counters["files_rejected"] == 3
 
 
-def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
+async def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     path = write_file(incoming, "SS", [], t)
@@ -188,7 +188,7 @@ def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
     gw = MineFilesGateway(
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
-    gw.scan()
+    await gw.scan()
     why = (
         taken(incoming, path.name, "rejected")
         .with_name(f"{path.name}.reason")
@@ -197,7 +197,7 @@ def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
     assert "line 2, field record: has 3 fields, expected 8" in why
 
 
-def test_the_queue_says_when_it_is_full(tmp_path, caplog) -> None:
+async def test_the_queue_says_when_it_is_full(tmp_path, caplog) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     first = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
@@ -209,14 +209,14 @@ def test_the_queue_says_when_it_is_full(tmp_path, caplog) -> None:
         state_dir=tmp_path / "s",
     )
     with caplog.at_level(logging.WARNING, logger="gateway.minefiles"):
-        gw.scan()
-        gw.scan()
+        await gw.scan()
+        await gw.scan()
     assert gw.in_flight == 1 and first.exists() and second.exists()
     assert gw.counters["queue_full"] == 1  # said once while it stays full
     assert sum("queue full" in r.message for r in caplog.records) == 1
 
 
-def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog, capsys) -> None:
+async def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog, capsys) -> None:
     incoming, state = tmp_path / "ftp", tmp_path / "state"
     t = now_s() * 1000
     # the return airway's T2 alarms at 1.5 % at the mine; the hub's rule at 1.0 %
@@ -233,7 +233,7 @@ def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog, capsy
     )
     gw = MineFilesGateway(mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=state)
     with caplog.at_level(logging.WARNING, logger="gateway.minefiles"):
-        gw.scan()
+        await gw.scan()
     assert taken(incoming, path.name).exists()
     assert gw.counters["thresholds_looser"] == 1 and gw.counters["thresholds_no_alarm"] == 1
     said = "\n".join(r.message for r in caplog.records)
@@ -261,7 +261,7 @@ def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog, capsy
     assert "001A01" in out and "001A04" in out and "001A02 (" not in out
 
 
-def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> None:
+async def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     alarm = AlarmRecord(
@@ -272,7 +272,7 @@ def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> None:
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
     with caplog.at_level(logging.WARNING, logger="gateway.minefiles"):
-        gw.scan()
+        await gw.scan()
     assert taken(incoming, path.name).exists()
     assert gw.counters["mine_alarms"] == 1
     assert any(
@@ -296,7 +296,7 @@ def test_a_point_map_to_another_sites_sensor_is_refused(tmp_path) -> None:
         resolve(config, hub_registry(), "mines.yaml")
 
 
-def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, caplog) -> None:
+async def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, caplog) -> None:
     incoming = tmp_path / "ftp"
     blocked = tmp_path / "done-is-a-file"
     blocked.write_text("", encoding="utf-8")
@@ -309,13 +309,13 @@ def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path, capl
         state_dir=tmp_path / "s",
     )
     with caplog.at_level(logging.ERROR, logger="gateway.minefiles"):
-        gw.scan()
-        gw.scan()
+        await gw.scan()
+        await gw.scan()
     assert path.exists()  # still there: taken again once it can be moved
     assert gw.counters["file_errors"] == 2
     assert sum(str(path) in r.message for r in caplog.records) == 1
     blocked.unlink()
-    gw.scan()
+    await gw.scan()
     assert (blocked / day_folder(path.name) / path.name).exists()
 
 

@@ -58,7 +58,7 @@ async def test_a_drafted_configuration_raises_the_methane_alarm(mosquitto, tmp_p
         broker_port=1,
         state_dir=state,
     )
-    taker.scan()  # takes the JC file: the definitions are kept
+    await taker.scan()  # takes the JC file: the definitions are kept
     assert taken(incoming, jc.name).exists()
 
     argv = ["mine-files", "-c", str(hub_yaml), "--mines", str(mines_yaml)]

@@ -77,7 +77,7 @@ def test_old_day_folders_and_flat_files_are_removed_once_an_hour(tmp_path, caplo
     assert not young.exists() and not young.parent.exists() and mine.exists()
 
 
-def test_taken_and_refused_files_go_to_their_days_folder(tmp_path) -> None:
+async def test_taken_and_refused_files_go_to_their_days_folder(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     # a file named 00:30 China time on 1 March is of 1 March (28 February 16:30 UTC)
     at = 1_772_323_200  # 2026-03-01 08:00 China time
@@ -87,7 +87,7 @@ def test_taken_and_refused_files_go_to_their_days_folder(tmp_path) -> None:
     os.utime(jc, (at, at))
     now = [at + 10 * DAY + 0.0]  # taken ten days later
     gw = _gateway(incoming, tmp_path / "s", now)
-    gw.scan()
+    await gw.scan()
     assert (incoming / "done" / "2026-03-01" / jc.name).exists()
     rejected = incoming / "rejected" / "2026-03-11"  # no time in the name: the day taken
     assert (rejected / "notes.txt").exists() and (rejected / "notes.txt.reason").exists()

@@ -11,7 +11,7 @@ from telemetry.mt1201 import Reading, parse, parse_name
 from minefiles_rig import HUB_YAML, MINE, mines, now_s, taken
 
 
-def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
+async def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t0 = now_s() * 1000 - 200_000
     sim = MineSimulator(
@@ -36,7 +36,7 @@ def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
     gw = MineFilesGateway(
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
-    gw.scan()
+    await gw.scan()
     assert taken(incoming, jc.name).exists()
     assert gw.in_flight == 2 and gw.counters["records_bad"] == 0  # waiting for the broker
     assert cut.exists() and not (incoming / "rejected").exists()  # waits for its end marker

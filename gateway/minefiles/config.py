@@ -83,6 +83,13 @@ class MineFilesConfig(Frozen):
     incomplete_after_s: float = Field(default=600.0, gt=0, le=86400)
     scan_s: float = Field(default=1.0, gt=0, le=600)
     max_files_in_flight: int = Field(default=16, ge=1, le=10000)
+    max_file_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="a bigger file is refused unread (taking one needs some 20 times its size "
+        "in memory)",
+    )
     keep_days: float = Field(
         default=30.0,
         ge=0,

@@ -19,7 +19,11 @@ from telemetry.mt1201 import Reading
 from telemetry.quality import Quality
 from telemetry.registrytypes import DeviceInfo
 
-__all__ = ["Converted", "DeviceReadings", "convert"]
+__all__ = ["BATCH_READINGS", "Converted", "DeviceReadings", "convert"]
+
+# the readings of one published batch at most: a big file goes in several (the codec takes at
+# most 1,000,000 a batch; a broker and the hub's ingest take small messages better)
+BATCH_READINGS = 10_000
 
 _GOOD, _FAULT, _RANGE = int(Quality.GOOD), int(Quality.SENSOR_FAULT), int(Quality.OUT_OF_RANGE)
 
@@ -37,6 +41,22 @@ class DeviceReadings:
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
+
+    def batches(self, size: int = BATCH_READINGS) -> list[DeviceReadings]:
+        """These readings in pieces of at most `size` (in event-time order)."""
+        if len(self) <= size:
+            return [self]
+        return [
+            DeviceReadings(
+                self.device,
+                self.keys,
+                self.key[i : i + size],
+                self.ts[i : i + size],
+                self.value[i : i + size],
+                self.quality[i : i + size],
+            )
+            for i in range(0, len(self), size)
+        ]
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from telemetry.mt1201 import FileError, format_time, parse_name, parse_time
 __all__ = [
     "Arrival",
     "day_of",
+    "ends_complete",
     "look",
     "move",
     "recent_names",
@@ -38,10 +39,14 @@ END = b"||"
 _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
+_TAIL = 4096  # the bytes of a file's end read for its end marker
+
+
 @dataclass(frozen=True, slots=True)
 class Arrival:
-    state: Literal["ready", "settling", "unfinished", "incomplete"]
-    data: bytes = b""
+    state: Literal["ready", "settling", "unfinished", "incomplete", "too_big"]
+    size: int = 0
+    mtime_ns: int = 0
 
 
 def txt_files(incoming: Path) -> list[Path]:
@@ -57,20 +62,38 @@ def txt_files(incoming: Path) -> list[Path]:
     )
 
 
-def look(path: Path, now: float, settle_s: float, incomplete_after_s: float) -> Arrival:
-    """Whether `path` is complete (and its bytes), changed within `settle_s`, settled without
-    its end marker, or without it for `incomplete_after_s` (given up on)."""
+def look(
+    path: Path,
+    now: float,
+    settle_s: float,
+    incomplete_after_s: float,
+    max_bytes: int,
+    unfinished: tuple[int, int] | None = None,
+) -> Arrival:
+    """Whether `path` is complete (its end marker on its tail), changed within `settle_s`,
+    settled without its end marker, without it for `incomplete_after_s` (given up on), or bigger
+    than `max_bytes` (never read whole). Only the file's last bytes are read, and not again
+    while its (size, mtime_ns) is still `unfinished`'s (found without its end marker before)."""
     try:
-        before = path.stat()
+        st = path.stat()
     except FileNotFoundError:
         return Arrival("settling")
-    age = now - before.st_mtime
+    size, mtime_ns = st.st_size, st.st_mtime_ns
+    age = now - st.st_mtime
     if age < settle_s:
-        return Arrival("settling")
-    data = path.read_bytes()
-    if data.rstrip().endswith(END):
-        return Arrival("ready", data)
-    return Arrival("incomplete" if age >= incomplete_after_s else "unfinished")
+        return Arrival("settling", size, mtime_ns)
+    if size > max_bytes:
+        return Arrival("too_big", size, mtime_ns)
+    if unfinished != (size, mtime_ns) and ends_complete(path, size):
+        return Arrival("ready", size, mtime_ns)
+    return Arrival("incomplete" if age >= incomplete_after_s else "unfinished", size, mtime_ns)
+
+
+def ends_complete(path: Path, size: int) -> bool:
+    """Whether the file ends with the ``||`` end marker (trailing white space aside)."""
+    with path.open("rb") as f:
+        f.seek(max(0, size - _TAIL))
+        return f.read(_TAIL).rstrip().endswith(END)
 
 
 def day_of(name: str, now: float) -> str:

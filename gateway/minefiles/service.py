@@ -21,30 +21,24 @@ from pathlib import Path
 
 from gateway.counters import changed_since
 from gateway.minefiles.config import Mines
-from gateway.minefiles.convert import convert
+from gateway.minefiles.convert import Converted
 from gateway.minefiles.folder import look, move, reject, txt_files
 from gateway.minefiles.keep import Keeper
 from gateway.minefiles.points import check, save_points
+from gateway.minefiles.take import Taken, take
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool, Spooled
 from telemetry.brokertls import BrokerTls
 from telemetry.clock import wall_ms
 from telemetry.codec import MAX_KEYS, TelemetryBatch, encode
-from telemetry.mt1201 import (
-    AlarmRecord,
-    FileError,
-    PointDef,
-    Reading,
-    format_time,
-    parse,
-    parse_name,
-)
+from telemetry.mt1201 import AlarmRecord, FileError, PointDef, format_time, parse_name
 from telemetry.topics import TopicLayout
 
 __all__ = ["MineFilesGateway"]
 
 log = logging.getLogger(__name__)
 _ERRORS_SAID = 5  # a file's broken records logged; the rest counted
+_FAILURES = 2  # a file whose taking failed this often (not an OSError) is refused
 
 
 class _FilePublisher(MqttPublisher):
@@ -86,6 +80,8 @@ class MineFilesGateway:
         self._left: dict[Path, int] = {}  # file -> its batches not yet acknowledged
         self._said: set[tuple[str, str, str]] = set()  # (what, mine, item) logged once
         self._full = False
+        self._failures: Counter[Path] = Counter()  # file -> its failed takings
+        self._unfinished: dict[Path, tuple[int, int]] = {}  # (size, mtime_ns) without ||
         self.keeper = Keeper(
             (self.config.done_dir, self.config.rejected_dir),
             self.config.keep_days,
@@ -129,7 +125,7 @@ class MineFilesGateway:
             tg.create_task(self._report(uplink_stop), name="minefiles-report")
             tg.create_task(self.keeper.run(stop), name="minefiles-keep")
             while not stop.is_set():
-                self.scan()
+                await self.scan()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.config.scan_s):
                         await stop.wait()
@@ -138,9 +134,11 @@ class MineFilesGateway:
             pub.spool.close()
         log.info("mine-files: stopped with %d files not yet acknowledged", len(self._left))
 
-    def scan(self) -> None:
+    async def scan(self) -> None:
         """Take the complete files of the folder, as many as the queue holds. A file that cannot
-        be read or moved (its owner, a full disk) is said once and tried again at each scan."""
+        be read or moved (its owner, a full disk) is said once and tried again at each scan; any
+        other failure of a file is that file's: counted (`files_failed`), and the file refused
+        once it failed twice."""
         now = self._clock()
         try:
             paths = txt_files(self.config.incoming)
@@ -162,13 +160,17 @@ class MineFilesGateway:
                     )
                 return
             try:
-                self._look(path, now)
+                await self._look(path, now)
             except OSError as exc:
                 self._file_error(path, exc)
+            except Exception as exc:  # one file's failure is not the process's
+                self._failed(path, exc)
         self._full = False
 
-    def _look(self, path: Path, now: float) -> None:
-        arrival = look(path, now, self.config.settle_s, self.config.incomplete_after_s)
+    async def _look(self, path: Path, now: float) -> None:
+        c = self.config
+        unfinished = self._unfinished.pop(path, None)
+        arrival = look(path, now, c.settle_s, c.incomplete_after_s, c.max_file_bytes, unfinished)
         if arrival.state == "settling":
             return
         try:
@@ -176,12 +178,43 @@ class MineFilesGateway:
         except FileError as exc:  # not a networking file: refused, whole or not
             self._reject(path, str(exc))
             return
+        if arrival.state == "unfinished":
+            self._unfinished[path] = (arrival.size, arrival.mtime_ns)
+            return
         if arrival.state == "incomplete":
+            self._reject(path, f"incomplete: no || end marker after {c.incomplete_after_s:g} s")
+        elif arrival.state == "too_big":
             self._reject(
-                path, f"incomplete: no || end marker after {self.config.incomplete_after_s:g} s"
+                path,
+                f"{arrival.size} bytes, bigger than max_file_bytes ({c.max_file_bytes}): not "
+                "read; a mine's system uploading files this big is asked to upload more often, "
+                "or max_file_bytes is raised",
             )
-        elif arrival.state == "ready":
-            self._take(path, arrival.data)
+        else:
+            taken = await asyncio.to_thread(take, str(path), self.mines, c.max_file_bytes)
+            self._take(path, taken)
+            self._failures.pop(path, None)
+
+    def _failed(self, path: Path, exc: Exception) -> None:
+        self.counters["files_failed"] += 1
+        self._failures[path] += 1
+        failures = self._failures[path]
+        log.error(
+            "mine-files: %s could not be taken (%d times): %s: %s",
+            path.name,
+            failures,
+            type(exc).__name__,
+            exc,
+            exc_info=failures == 1,
+        )
+        if failures >= _FAILURES:
+            del self._failures[path]
+            try:
+                self._reject(
+                    path, f"taking it failed {failures} times: {type(exc).__name__}: {exc}"
+                )
+            except OSError as move_exc:
+                self._file_error(path, move_exc)
 
     def _file_error(self, path: Path, exc: OSError) -> None:
         self.counters["file_errors"] += 1
@@ -203,37 +236,23 @@ class MineFilesGateway:
         self._said.add((what, mine, item))
         return True
 
-    def _take(self, path: Path, data: bytes) -> None:
-        try:
-            name = parse_name(path.name)
-            if name.mine_code not in self.config.mines:
-                raise FileError(f"mine code {name.mine_code} is not configured")
-            parsed = parse(data, name.kind)
-        except FileError as exc:
-            self._reject(path, str(exc))
+    def _take(self, path: Path, taken: Taken) -> None:
+        if taken.refused:
+            self._reject(path, taken.refused)
             return
-        mine = name.mine_code
-        if parsed.header.mine_code != mine:
-            self._reject(
-                path, f"the header's mine code {parsed.header.mine_code} is not the name's"
-            )
-            return
-        if parsed.errors:
-            self.counters["records_bad"] += len(parsed.errors)
-            for err in parsed.errors[:_ERRORS_SAID]:
+        if taken.errors:
+            self.counters["records_bad"] += len(taken.errors)
+            for err in taken.errors[:_ERRORS_SAID]:
                 log.warning("mine-files: %s: record refused: %s", path.name, err)
-            if not parsed.records:
-                self._reject(
-                    path, "no record could be taken:\n" + "\n".join(map(str, parsed.errors))
-                )
-                return
-        self.counters[f"records_{name.kind}"] += len(parsed.records)
-        if name.kind == "JC":
-            self._definitions(path, mine, [r for r in parsed.records if isinstance(r, PointDef)])
-        elif name.kind == "YC":
-            self._mine_alarms(path, mine, [r for r in parsed.records if isinstance(r, AlarmRecord)])
+        self.counters[f"records_{taken.kind}"] += taken.count
+        if taken.kind == "JC":
+            points = [r for r in taken.records if isinstance(r, PointDef)]
+            self._definitions(path, taken.mine, points)
+        elif taken.kind == "YC":
+            alarms = [r for r in taken.records if isinstance(r, AlarmRecord)]
+            self._mine_alarms(path, taken.mine, alarms)
         else:
-            self._readings(path, mine, [r for r in parsed.records if isinstance(r, Reading)])
+            self._readings(path, taken.mine, taken.converted)
 
     def _definitions(self, path: Path, mine: str, points: list[PointDef]) -> None:
         save_points(self.state_dir / "points", mine, path.name, tuple(points))
@@ -261,8 +280,7 @@ class MineFilesGateway:
             )
         self._done(path)
 
-    def _readings(self, path: Path, mine: str, readings: list[Reading]) -> None:
-        conv = convert(self.mines, mine, readings)
+    def _readings(self, path: Path, mine: str, conv: Converted) -> None:
         self.counters["readings_no_value"] += conv.no_value
         for point in conv.unmapped:
             self.counters["points_unmapped"] += 1
@@ -292,7 +310,7 @@ class MineFilesGateway:
             return
         tenant = self.config.mines[mine].tenant
         rows = []
-        for d in conv.devices:
+        for d in (piece for device in conv.devices for piece in device.batches()):
             topic = self.layout.telemetry(d.device.tenant, d.device.site, d.device.spec.id)
             seq = self._seq.get(topic, 0)
             self._seq[topic] = seq + 1

@@ -1,0 +1,118 @@
+"""The mine-files gateway and big or failing files: a file too big is refused unread, a big one
+goes in batches of at most 10,000 readings parsed off the event loop, a file whose taking fails
+is that file's failure (refused after the second), never the process's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from gateway.minefiles import MineFilesGateway
+from gateway.minefiles.folder import look
+
+from e2e_helpers import TelemetryWatch, eventually
+from minefiles_rig import mines, now_s, reading, taken, write_file
+
+
+def _gateway(incoming: Path, port: int, state: Path, **settings: object) -> MineFilesGateway:
+    return MineFilesGateway(
+        mines(incoming, **settings), broker_host="127.0.0.1", broker_port=port, state_dir=state
+    )
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+def _many(incoming: Path, n: int) -> Path:
+    t = now_s() * 1000
+    return write_file(
+        incoming, "SS", [reading("001A01", 0.3, "0", t - (n - i) * 1000) for i in range(n)], t
+    )
+
+
+async def test_a_file_bigger_than_max_file_bytes_is_refused_unread(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    path = _many(incoming, 100)
+    write_file(incoming, "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
+    gw = _gateway(incoming, 1, tmp_path / "state", max_file_bytes=2048)
+    assert path.stat().st_size > 2048
+    await gw.scan()
+    why = taken(incoming, path.name, "rejected").with_name(f"{path.name}.reason")
+    assert "bigger than max_file_bytes (2048)" in why.read_text(encoding="utf-8")
+    assert gw.counters["files_rejected"] == 1 and gw.in_flight == 1  # the small one is taken
+
+
+async def test_a_big_file_goes_in_batches_and_the_loop_keeps_running(mosquitto, tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    path = _many(incoming, 40_000)
+    gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
+    stop = asyncio.Event()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    async with TelemetryWatch(mosquitto.port) as watch:
+        ticker = asyncio.create_task(tick())
+        task = asyncio.create_task(gw.run(stop))
+        try:
+            await eventually(
+                lambda: _true(taken(incoming, path.name).exists()), 30, "the file in done/"
+            )
+        finally:
+            stop.set()
+            await task
+            await ticker
+        await watch.quiet()
+    sizes = sorted(watch.published["kj"].values())
+    assert sizes == [10_000] * 4
+    assert max(gaps) < 0.75, f"the event loop stood still {max(gaps):.2f} s"
+
+
+async def test_a_file_whose_taking_fails_is_refused_after_the_second_try(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    import gateway.minefiles.service as service
+
+    incoming = tmp_path / "ftp"
+    bad = _many(incoming, 2)
+    good = write_file(incoming, "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
+    real = service.take
+
+    def take(path: str, *args: object) -> object:
+        if path == str(bad):
+            raise ValueError("at most 1000000 readings per batch")
+        return real(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "take", take)
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    await gw.scan()
+    assert bad.exists() and gw.counters["files_failed"] == 1
+    assert gw.in_flight == 1  # the other file is taken all the same
+    await gw.scan()
+    why = taken(incoming, bad.name, "rejected").with_name(f"{bad.name}.reason")
+    assert "failed 2 times: ValueError: at most 1000000" in why.read_text(encoding="utf-8")
+    assert good.exists() and gw.counters["files_failed"] == 2
+
+
+def test_an_unfinished_upload_is_read_again_only_once_it_changed(tmp_path) -> None:
+    path = tmp_path / "140211000001_SS_20260301080000.txt"
+    path.write_bytes(b"head~\nrecord~\n  ")
+    now = time.time() + 10
+    first = look(path, now, 2, 600, 1 << 20)
+    assert first.state == "unfinished"
+    st = path.stat()
+    path.write_bytes(b"head~\nrecord~\n||")  # same size; the time put back
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    known = (first.size, first.mtime_ns)
+    assert look(path, now, 2, 600, 1 << 20, known).state == "unfinished"  # not read again
+    assert look(path, now, 2, 600, 1 << 20).state == "ready"
+    os.utime(path)
+    assert look(path, time.time() + 10, 2, 600, 1 << 20, known).state == "ready"
