@@ -116,3 +116,26 @@ def test_an_unfinished_upload_is_read_again_only_once_it_changed(tmp_path) -> No
     assert look(path, now, 2, 600, 1 << 20).state == "ready"
     os.utime(path)
     assert look(path, time.time() + 10, 2, 600, 1 << 20, known).state == "ready"
+
+
+async def test_a_backlog_file_older_than_one_taken_is_said_and_counted(tmp_path, caplog) -> None:
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t)], t)
+    await gw.scan()
+    assert gw.counters["readings_late"] == 0
+    old = t - 40_000
+    write_file(
+        incoming,
+        "SS",
+        [reading("001A02", 1.3, "0", old), reading("001A01", 0.2, "0", old)],  # 001A01: new
+        old,
+    )
+    with caplog.at_level("WARNING", logger="gateway.minefiles.service"):
+        await gw.scan()
+    assert gw.counters["readings_late"] == 1
+    said = [r.getMessage() for r in caplog.records if "older than" in r.getMessage()]
+    assert len(said) == 1
+    assert "1 readings of 1 points" in said[0] and "by up to 40 s" in said[0]
+    assert "lateness_s" in said[0]

@@ -24,6 +24,7 @@ from gateway.minefiles.config import Mines
 from gateway.minefiles.convert import Converted
 from gateway.minefiles.folder import look, move, reject, txt_files
 from gateway.minefiles.keep import Keeper
+from gateway.minefiles.newest import Newest
 from gateway.minefiles.points import check, save_points
 from gateway.minefiles.take import Taken, take
 from gateway.publisher import MqttPublisher
@@ -82,6 +83,7 @@ class MineFilesGateway:
         self._full = False
         self._failures: Counter[Path] = Counter()  # file -> its failed takings
         self._unfinished: dict[Path, tuple[int, int]] = {}  # (size, mtime_ns) without ||
+        self._newest = Newest()  # each sensor's newest event time sent
         self.keeper = Keeper(
             (self.config.done_dir, self.config.rejected_dir),
             self.config.keep_days,
@@ -329,6 +331,19 @@ class MineFilesGateway:
             self._pending[(topic, self.epoch, seq)] = path
         self._left[path] = len(rows)
         self.counters["readings"] += conv.readings
+        late = self._newest.update(conv.devices)
+        if late.readings:
+            self.counters["readings_late"] += late.readings
+            log.warning(
+                "mine-files: %s: %d readings of %d points are older than readings of theirs "
+                "already sent, by up to %.0f s (a backlog?): the hub judges them only within "
+                "its lateness_s (docs/rules.md, Late readings); older ones are stored and "
+                "counted late there, never alarmed",
+                path.name,
+                late.readings,
+                late.points,
+                late.most_ms / 1000,
+            )
         pub = self.publishers[tenant]
         pub.spool.push_many(rows)
         pub.wake()
