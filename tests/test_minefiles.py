@@ -311,11 +311,45 @@ async def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path
     with caplog.at_level(logging.ERROR, logger="gateway.minefiles"):
         await gw.scan()
         await gw.scan()
-    assert path.exists()  # still there: taken again once it can be moved
-    assert gw.counters["file_errors"] == 2
+        await gw.scan()
+    assert path.exists()  # still there: moved once it can be
+    assert gw.counters["file_errors"] == 3
+    assert gw.counters["records_JC"] == 1  # taken once: only the move is tried again
     assert sum(str(path) in r.message for r in caplog.records) == 1
     blocked.unlink()
     await gw.scan()
+    assert (blocked / day_folder(path.name) / path.name).exists()
+    assert gw.counters["records_JC"] == 1 and gw.counters["files_done"] == 1
+
+
+async def test_a_file_changed_while_it_cannot_be_moved_is_taken_again(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    blocked = tmp_path / "done-is-a-file"
+    blocked.write_text("", encoding="utf-8")
+    t = now_s() * 1000
+    path = write_file(incoming, "YC", [], t)
+    gw = MineFilesGateway(
+        mines(incoming, done=str(blocked)),
+        broker_host="127.0.0.1",
+        broker_port=1,
+        state_dir=tmp_path / "s",
+    )
+    await gw.scan()
+    await gw.scan()
+    assert gw.counters["records_YC"] == 0 and gw.counters["file_errors"] == 2
+    write_file(
+        incoming,
+        "YC",
+        [
+            AlarmRecord(
+                "001A01", "0001", "甲烷", "KJ", "报警", t, None, "1", None, None, None, None, t
+            )
+        ],
+        t,
+    )
+    blocked.unlink()
+    await gw.scan()
+    assert gw.counters["records_YC"] == 1 and gw.counters["files_done"] == 1
     assert (blocked / day_folder(path.name) / path.name).exists()
 
 

@@ -139,3 +139,36 @@ async def test_a_backlog_file_older_than_one_taken_is_said_and_counted(tmp_path,
     assert len(said) == 1
     assert "1 readings of 1 points" in said[0] and "by up to 40 s" in said[0]
     assert "lateness_s" in said[0]
+
+
+async def test_a_file_overwritten_while_it_waits_for_the_broker_is_taken_again(
+    mosquitto, tmp_path
+) -> None:
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    path = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t - 1000)], t)
+    mosquitto.stop()
+    gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.run(stop))
+    try:
+        await eventually(lambda: _true(gw.in_flight == 1), 5, "the file taken")
+        # the mine's system writes the file again, with a reading more, before the broker took it
+        write_file(
+            incoming,
+            "SS",
+            [reading("001A01", 0.3, "0", t - 1000), reading("001A01", 0.9, "0", t)],
+            t,
+        )
+        mosquitto.start()
+        async with TelemetryWatch(mosquitto.port) as watch:
+            await eventually(
+                lambda: _true(taken(incoming, path.name).exists()), 20, "the file in done/"
+            )
+            await watch.quiet()
+    finally:
+        stop.set()
+        await task
+    assert gw.counters["files_changed"] == 1 and gw.counters["files_done"] == 1
+    assert 2 in watch.published["kj"].values()  # the whole file again, once acknowledged
+    assert b"0.9" in taken(incoming, path.name).read_bytes()

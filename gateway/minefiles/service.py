@@ -84,6 +84,10 @@ class MineFilesGateway:
         self._failures: Counter[Path] = Counter()  # file -> its failed takings
         self._unfinished: dict[Path, tuple[int, int]] = {}  # (size, mtime_ns) without ||
         self._newest = Newest()  # each sensor's newest event time sent
+        self._read: dict[Path, tuple[int, int]] = {}  # taken file -> (size, mtime_ns) read
+        # a file taken but not moved -> (size, mtime_ns) taken, the reason it was refused (None:
+        # to done/): only the move is tried again while it is unchanged
+        self._unmoved: dict[Path, tuple[tuple[int, int], str | None]] = {}
         self.keeper = Keeper(
             (self.config.done_dir, self.config.rejected_dir),
             self.config.keep_days,
@@ -148,7 +152,7 @@ class MineFilesGateway:
             self._file_error(self.config.incoming, exc)
             return
         for path in paths:
-            if path in self._left:
+            if path in self._left or (path in self._unmoved and self._move_again(path)):
                 continue
             if len(self._left) >= self.config.max_files_in_flight:
                 if not self._full:
@@ -194,6 +198,7 @@ class MineFilesGateway:
             )
         else:
             taken = await asyncio.to_thread(take, str(path), self.mines, c.max_file_bytes)
+            self._read[path] = taken.read
             self._take(path, taken)
             self._failures.pop(path, None)
 
@@ -211,12 +216,7 @@ class MineFilesGateway:
         )
         if failures >= _FAILURES:
             del self._failures[path]
-            try:
-                self._reject(
-                    path, f"taking it failed {failures} times: {type(exc).__name__}: {exc}"
-                )
-            except OSError as move_exc:
-                self._file_error(path, move_exc)
+            self._reject(path, f"taking it failed {failures} times: {type(exc).__name__}: {exc}")
 
     def _file_error(self, path: Path, exc: OSError) -> None:
         self.counters["file_errors"] += 1
@@ -224,13 +224,54 @@ class MineFilesGateway:
             log.error("mine-files: %s: %s; tried again at each scan", path, exc)
 
     def _reject(self, path: Path, reason: str) -> None:
-        self.counters["files_rejected"] += 1
-        reject(path, self.config.rejected_dir, reason, self._clock())
         log.warning("mine-files: %s rejected: %s", path.name, reason.splitlines()[0])
+        self._finish(path, reason)
 
     def _done(self, path: Path) -> None:
-        self.counters["files_done"] += 1
-        move(path, self.config.done_dir, self._clock())
+        self._finish(path, None)
+
+    def _finish(self, path: Path, reason: str | None) -> None:
+        """Move `path` to done/ (`reason` None) or rejected/; one that cannot be moved is
+        remembered with the (size, mtime_ns) taken: only its move is tried again."""
+        read = self._read.pop(path, None)
+        try:
+            self._move(path, reason)
+        except OSError as exc:
+            if read is None:
+                with contextlib.suppress(OSError):
+                    st = path.stat()
+                    read = (st.st_size, st.st_mtime_ns)
+            if read is not None:
+                self._unmoved[path] = (read, reason)
+            self._file_error(path, exc)
+
+    def _move(self, path: Path, reason: str | None) -> None:
+        if reason is None:
+            move(path, self.config.done_dir, self._clock())
+            self.counters["files_done"] += 1
+        else:
+            reject(path, self.config.rejected_dir, reason, self._clock())
+            self.counters["files_rejected"] += 1
+
+    def _move_again(self, path: Path) -> bool:
+        """Try again to move a file taken but not moved; False when it changed since (it is
+        taken again)."""
+        read, reason = self._unmoved[path]
+        try:
+            st = path.stat()
+        except OSError:
+            del self._unmoved[path]
+            return True
+        if (st.st_size, st.st_mtime_ns) != read:
+            del self._unmoved[path]
+            return False
+        try:
+            self._move(path, reason)
+        except OSError as exc:
+            self._file_error(path, exc)
+            return True
+        del self._unmoved[path]
+        return True
 
     def _once(self, what: str, mine: str, item: str) -> bool:
         if (what, mine, item) in self._said:
@@ -356,10 +397,27 @@ class MineFilesGateway:
             self._left[path] -= 1
             if self._left[path] == 0:
                 del self._left[path]
-                try:
-                    self._done(path)
-                except OSError as exc:  # taken (and sent) again at the next scan
-                    self._file_error(path, exc)
+                self._sent(path)
+
+    def _sent(self, path: Path) -> None:
+        """Every batch of `path` acknowledged: to done/, unless it changed since it was read
+        (overwritten while it waited): then it is taken again at the next scan."""
+        read = self._read.get(path)
+        try:
+            st = path.stat()
+            now = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            now = None
+        if now is not None and read is not None and now != read:
+            del self._read[path]
+            self.counters["files_changed"] += 1
+            log.warning(
+                "mine-files: %s changed while its readings waited for the broker: taken again "
+                "(its earlier readings are sent again: harmless)",
+                path.name,
+            )
+            return
+        self._done(path)
 
     def report_counters(self) -> str | None:
         since = changed_since(self.counters, self._reported)

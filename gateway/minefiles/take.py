@@ -5,6 +5,7 @@ link's keep-alive up."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from gateway.minefiles.config import Mines
@@ -25,6 +26,7 @@ class Taken:
     converted: Converted = field(default_factory=Converted)
     count: int = 0  # the records taken
     refused: str = ""
+    read: tuple[int, int] = (0, 0)  # the file's (size, mtime_ns) when read
 
 
 def take(path: str, mines: Mines, max_bytes: int) -> Taken:
@@ -37,6 +39,8 @@ def take(path: str, mines: Mines, max_bytes: int) -> Taken:
     if mine not in mines.config.mines:
         return Taken(refused=f"mine code {mine} is not configured")
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        read = (st.st_size, st.st_mtime_ns)
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:
         return Taken(refused=f"bigger than max_file_bytes ({max_bytes} bytes): not read")
@@ -49,7 +53,8 @@ def take(path: str, mines: Mines, max_bytes: int) -> Taken:
         return Taken(refused=f"the header's mine code {parsed.header.mine_code} is not the name's")
     if not parsed.records and parsed.errors:
         return Taken(refused="no record could be taken:\n" + "\n".join(map(str, parsed.errors)))
+    n = len(parsed.records)
     if name.kind == "SS":
         converted = convert(mines, mine, parsed.records)  # type: ignore[arg-type]
-        return Taken(name.kind, mine, (), parsed.errors, converted, count=len(parsed.records))
-    return Taken(name.kind, mine, parsed.records, parsed.errors, count=len(parsed.records))
+        return Taken(name.kind, mine, (), parsed.errors, converted, n, read=read)
+    return Taken(name.kind, mine, parsed.records, parsed.errors, count=n, read=read)
