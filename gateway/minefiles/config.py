@@ -7,11 +7,12 @@ the start, into the lookup the gateway uses: (mine code, point code) -> the hub'
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from telemetry.configbase import Frozen, Ident
 from telemetry.errors import ConfigError
@@ -101,6 +102,21 @@ class MineFilesConfig(Frozen):
         default_factory=dict, description="status field -> quality, beside the built-in words"
     )
     mines: dict[MineCode, MineSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _apart(self) -> Self:
+        """done/ and rejected/ may be inside the upload folder, never it or around it: the
+        housekeeping removes whole day folders and old flat files of them."""
+        incoming = Path(os.path.abspath(self.incoming))
+        for what, folder in (("done", self.done_dir), ("rejected", self.rejected_dir)):
+            where = Path(os.path.abspath(folder))
+            if incoming == where or incoming.is_relative_to(where):
+                raise ValueError(
+                    f"{what}: {folder} is the upload folder incoming: or holds it: the "
+                    "housekeeping would remove files not yet taken; give a folder of its own "
+                    f"(default {{incoming}}/{what})"
+                )
+        return self
 
     @property
     def done_dir(self) -> Path:
