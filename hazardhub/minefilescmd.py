@@ -100,7 +100,8 @@ def add_minefiles_parser(sub: Any) -> None:
     actions.add_parser(
         "check-points",
         help="each kept point definition whose alarm threshold is looser than the hub's rule, "
-        "or missing; exit 1 if any",
+        "or missing, or a gas point the hub has no rule for (exit 1 if any); then the other "
+        "points without a rule, and those the hub alarms later than the mine (info)",
     )
 
 
@@ -154,14 +155,21 @@ def _check_points(mines: Mines, folder: Path) -> int:
     bad = 0
     for mine, (source, points) in sorted(kept.items()):
         found = check(mines, mine, points)
-        flagged = [f for f in found if f.kind in ("looser", "no_alarm")]
+        flagged = [f for f in found if f.gap]
+        no_rule = [f for f in found if f.kind == "no_rule" and not f.gap]
+        info = [f for f in found if f.kind == "hub_looser"]
         unmapped = sum(f.kind == "unmapped" for f in found)
         print(
             f"mine {mine} ({source}): {len(points)} points, {len(flagged)} looser than the "
-            f"hub or without an alarm threshold, {unmapped} without a hub sensor"
+            f"hub, without an alarm threshold or a gas without a hub rule, {unmapped} without "
+            "a hub sensor"
         )
         for f in flagged:
             print(f"  {f.describe()}")
+        for f in no_rule:
+            print(f"  (no rule) {f.describe()}")
+        for f in info:
+            print(f"  (info) {f.describe()}")
         bad += len(flagged)
     return 1 if bad else 0
 

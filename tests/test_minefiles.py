@@ -257,7 +257,9 @@ async def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog,
     )
     out = capsys.readouterr().out
     assert code == 1
-    assert "4 points, 2 looser than the hub or without an alarm threshold, 1 without" in out
+    assert (
+        "4 points, 2 looser than the hub, without an alarm threshold or a gas without a hub " in out
+    )
     assert "001A01" in out and "001A04" in out and "001A02 (" not in out
 
 

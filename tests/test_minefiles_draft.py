@@ -68,6 +68,15 @@ def test_the_kind_comes_from_the_type_name(type_name: str, kind: str, known: boo
         ("1301回风巷T1", None, "T1"),  # the written tag disagrees with the words: no rule
         ("地面抽采管道", None, ""),  # a pipeline: no airway row
         ("中央变电所", None, ""),  # no words of a row
+        # a face's roadway not said intake or return: two rows could apply (0.5 % or 1.0 %)
+        ("1301工作面运输顺槽", None, ""),
+        ("1301工作面轨道巷", None, ""),
+        ("1301进风巷乳化液泵站", "coal-methane.intake-t3", "T3"),  # a pump, in the intake
+        ("1301工作面乳化液泵站", None, ""),
+        ("井下临时瓦斯抽采泵站栅栏外", "coal-methane.drainage-station", ""),
+        ("回风立井井口", "coal-methane.main-return", ""),  # the mine's return shaft: 0.75 %
+        ("-500回风大巷", None, ""),  # a district's or the mine's main return
+        ("1301工作面进风顺槽", "coal-methane.intake-t3", "T3"),
     ],
 )
 def test_a_methane_rule_is_proposed_from_the_location(

@@ -18,9 +18,11 @@ from typing import Literal
 from gateway.minefiles.config import Mines
 from telemetry.mt1201 import PointDef
 
-__all__ = ["Finding", "check", "load_points", "save_points"]
+__all__ = ["GAS_KINDS", "Finding", "check", "load_points", "save_points"]
 
-FindingKind = Literal["looser", "no_alarm", "unmapped", "ok"]
+FindingKind = Literal["looser", "no_alarm", "no_rule", "hub_looser", "unmapped", "ok"]
+# the kinds whose sensor without a rule is a gap in the supervision (a wind speed's is not)
+GAS_KINDS = frozenset({"methane", "co", "oxygen", "toxic_gas"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,14 @@ class Finding:
     mine_alarm: float | None
     hub_alarm: float | None
     kind: FindingKind
+    sensor_kind: str = ""
+
+    @property
+    def gap(self) -> bool:
+        """A finding the supervisor must act on (`check-points` exits 1)."""
+        return self.kind in ("looser", "no_alarm") or (
+            self.kind == "no_rule" and self.sensor_kind in GAS_KINDS
+        )
 
     def describe(self) -> str:
         where = f"mine {self.mine} point {self.point} ({self.type_name} {self.location})".strip()
@@ -43,6 +53,17 @@ class Finding:
             return (
                 f"{where}: the mine sets no upper alarm threshold; the hub's rule "
                 f"{self.rule} alarms at {self.hub_alarm:g}"
+            )
+        if self.kind == "no_rule":
+            mine = "none" if self.mine_alarm is None else f"{self.mine_alarm:g}"
+            return (
+                f"{where}: the hub's sensor {self.sensor} ({self.sensor_kind}) has no rule nor "
+                f"upper level: the hub raises nothing for it (the mine alarms at {mine})"
+            )
+        if self.kind == "hub_looser":
+            return (
+                f"{where}: the hub's first level {self.hub_alarm:g} ({self.rule}) is looser than "
+                f"the mine's own alarm at {self.mine_alarm:g}: the mine alarms first"
             )
         if self.kind == "looser":
             return (
@@ -67,10 +88,14 @@ def check(mines: Mines, mine: str, points: list[PointDef] | tuple[PointDef, ...]
         uppers = [lv.above for lv in sensor.levels if lv.above is not None]
         hub = min(uppers) if uppers else None
         kind: FindingKind = "ok"
-        if hub is not None and p.alarm_high is None:
+        if hub is None:
+            kind = "no_rule"
+        elif p.alarm_high is None:
             kind = "no_alarm"
-        elif hub is not None and p.alarm_high is not None and p.alarm_high > hub + 1e-9:
+        elif p.alarm_high > hub + 1e-9:
             kind = "looser"
+        elif p.alarm_high < hub - 1e-9:
+            kind = "hub_looser"
         out.append(
             Finding(
                 mine,
@@ -82,6 +107,7 @@ def check(mines: Mines, mine: str, points: list[PointDef] | tuple[PointDef, ...]
                 p.alarm_high,
                 hub,
                 kind,
+                sensor.kind,
             )
         )
     return out

@@ -66,7 +66,10 @@ _KINDS: tuple[tuple[tuple[str, ...], SensorKind, str], ...] = (
 _ASCII = re.compile(r"^[A-Za-z0-9]+$")
 
 # a methane sensor's location words -> a coal-methane row (rule, tag, what to check); the first
-# match wins. Each entry: words that must all be there, the rule (None: none proposed), the tag
+# match wins. Each entry: words that must all be there, the rule (None: none proposed), the tag.
+# A rule is proposed only where the words name one row of DOMAIN.md 1.1; where two rows could
+# apply (a face's roadway: its intake at 0.5 % or its return at 1.0 %), none is, saying which
+_ROADWAY = "say which: write 进风 or 回风 in the location, or set the rule by hand"
 _METHANE: tuple[tuple[tuple[str, ...], str | None, str, str], ...] = (
     (("管道",), None, "", "a drainage pipeline's methane is no airway row: give it levels"),
     (("抽采管",), None, "", "a drainage pipeline's methane is no airway row: give it levels"),
@@ -78,10 +81,32 @@ _METHANE: tuple[tuple[tuple[str, ...], str | None, str, str], ...] = (
     (("架线",), "haulage-intake", "", "high-gas mines' trolley haulage"),
     (("机车",), "locomotive", "", ""),
     (("煤仓",), "coal-bunker", "", ""),
-    (("泵站",), "drainage-station", "", "a temporary underground drainage station's fence"),
+    # only a methane drainage station's fence is a row (乳化液泵站, 排水泵站 are pumps: their
+    # place's row, if any, below)
+    (("抽采", "泵站"), "drainage-station", "", "a temporary underground drainage station's fence"),
+    (("抽放", "泵站"), "drainage-station", "", "a temporary underground drainage station's fence"),
+    (("瓦斯", "泵站"), "drainage-station", "", "a temporary underground drainage station's fence"),
     (("总回风",), "main-return", "", ""),
     (("翼回风",), "main-return", "", ""),
+    (("主要回风",), "main-return", "", ""),
+    (("回风立井",), "main-return", "", "the mine's return shaft"),
+    (("回风斜井",), "main-return", "", "the mine's return shaft"),
+    (("回风井",), "main-return", "", "the mine's return shaft"),
     (("采区回风",), "district-return", "", ""),
+    (
+        ("回风", "大巷"),
+        None,
+        "",
+        "a main return roadway: a district's (district-return, 1.0 %) or a wing's or the "
+        "mine's (main-return, 0.75 %): say which",
+    ),
+    (
+        ("回风", "石门"),
+        None,
+        "",
+        "a return cross-cut: a district's (district-return, 1.0 %) or a wing's or the mine's "
+        "(main-return, 0.75 %): say which",
+    ),
     (("掘进", "回风"), "heading-return-t2", "T2", ""),
     (("掘进", "被串"), "heading-series-t3", "T3", ""),
     (("掘进",), "heading-t1", "T1", "within 5 m of the heading face"),
@@ -94,6 +119,38 @@ _METHANE: tuple[tuple[tuple[str, ...], str | None, str, str], ...] = (
         "a coal face's return airway; a district's or wing's return is another row",
     ),
     (("进风",), "intake-t3", "T3", "T3 is for high-gas and outburst mines' faces"),
+    (("泵站",), None, "", f"a pump station, not a methane drainage station's: {_ROADWAY}"),
+    (
+        ("大巷",),
+        None,
+        "",
+        "a main roadway is no face row: the haulage row (haulage-intake) only where trolley "
+        "locomotives run in a high-gas mine's intake",
+    ),
+    (
+        ("工作面", "顺槽"),
+        None,
+        "",
+        f"a face's roadway: its intake (T3) or its return (T2): {_ROADWAY}",
+    ),
+    (
+        ("工作面", "巷"),
+        None,
+        "",
+        f"a face's roadway: its intake (T3) or its return (T2): {_ROADWAY}",
+    ),
+    (
+        ("工作面", "运输"),
+        None,
+        "",
+        f"a face's roadway: its intake (T3) or its return (T2): {_ROADWAY}",
+    ),
+    (
+        ("工作面", "轨道"),
+        None,
+        "",
+        f"a face's roadway: its intake (T3) or its return (T2): {_ROADWAY}",
+    ),
     (
         ("工作面",),
         "face-t1",

@@ -303,7 +303,9 @@ class MineFilesGateway:
             if f.kind in ("looser", "no_alarm"):
                 self.counters[f"thresholds_{f.kind}"] += 1
                 log.warning("mine-files: %s", f.describe())
-            elif f.kind == "unmapped" and self._once("unmapped", mine, f.point):
+            elif f.kind == "no_rule" and self._once("no_rule", mine, f.point):
+                log.warning("mine-files: %s", f.describe())
+            elif f.kind in ("unmapped", "hub_looser") and self._once(f.kind, mine, f.point):
                 log.info("mine-files: %s", f.describe())
         self._done(path)
 
