@@ -172,3 +172,68 @@ async def test_a_file_overwritten_while_it_waits_for_the_broker_is_taken_again(
     assert gw.counters["files_changed"] == 1 and gw.counters["files_done"] == 1
     assert 2 in watch.published["kj"].values()  # the whole file again, once acknowledged
     assert b"0.9" in taken(incoming, path.name).read_bytes()
+
+
+async def test_a_name_uploaded_again_is_kept_beside_the_first(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    first = write_file(incoming, "YC", [], t)
+    await gw.scan()
+    write_file(incoming, "YC", [], t)
+    await gw.scan()
+    kept = taken(incoming, first.name)
+    again = kept.with_name(first.name.replace(".txt", ".2.txt"))
+    assert kept.exists() and again.exists() and gw.counters["files_done"] == 2
+    (incoming / first.name).write_text("x", encoding="utf-8")
+    os.utime(incoming / first.name, (t / 1000 - 1000, t / 1000 - 1000))
+    await gw.scan()  # incomplete: refused, its reason beside it
+    assert taken(incoming, first.name, "rejected").with_name(f"{first.name}.reason").exists()
+
+
+async def test_readings_ahead_of_the_gateways_clock_are_said_and_counted(tmp_path, caplog) -> None:
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    write_file(
+        incoming,
+        "SS",
+        [reading("001A01", 0.3, "0", t), reading("001A02", 0.3, "0", t + 3_600_000)],
+        t,
+    )
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    with caplog.at_level("WARNING", logger="gateway.minefiles.service"):
+        await gw.scan()
+    assert gw.counters["readings_future"] == 1
+    assert any("1 readings more than 30 s ahead" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_value_outside_its_points_range_is_out_of_range(mosquitto, tmp_path) -> None:
+    import aiomqtt
+
+    from telemetry.codec import decode
+    from telemetry.quality import Quality
+
+    from minefiles_rig import point_def
+
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    write_file(incoming, "JC", [point_def("001A01", 1.0)], t - 1000)  # 0-4 %CH4
+    path = write_file(
+        incoming, "SS", [reading("001A01", 1e300, "0", t), reading("001A02", 1e300, "0", t)], t
+    )
+    gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="mf-range") as client:
+        await client.subscribe("hazardhub/v1/north-coal/face-1301/kj/telemetry", qos=1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(gw.run(stop))
+        try:
+            await eventually(lambda: _true(taken(incoming, path.name).exists()), 10, "done/")
+            async with asyncio.timeout(5):
+                message = await anext(aiter(client.messages))
+        finally:
+            stop.set()
+            await task
+    assert isinstance(message.payload, bytes)
+    batch = decode(message.payload)
+    quality = {batch.keys[k]: int(q) for k, q in zip(batch.key, batch.quality, strict=True)}
+    assert quality == {"001A01": Quality.OUT_OF_RANGE, "001A02": Quality.GOOD}  # 001A02: no JC

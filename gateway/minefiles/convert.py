@@ -4,11 +4,14 @@ Pure. The sensor is the point map's (or ``{mine}-{point}``); the event time is t
 data time; the quality comes from the status field (`Mines.quality`): a fault, calibration or
 communication state is the reading's quality, never a value to judge. A value of -9999 (none)
 is NaN with quality sensor fault unless the status says worse; out of range without a value
-is a sensor fault too (the wire carries no out-of-range NaN).
+is a sensor fault too (the wire carries no out-of-range NaN). A value the status says good but
+outside its point's measuring range (the JC definition's, 1e300 where it is 0-4 %) is out of
+range: still judged against the levels, shown as doubtful.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +22,7 @@ from telemetry.mt1201 import Reading
 from telemetry.quality import Quality
 from telemetry.registrytypes import DeviceInfo
 
-__all__ = ["BATCH_READINGS", "Converted", "DeviceReadings", "convert"]
+__all__ = ["BATCH_READINGS", "Converted", "DeviceReadings", "Ranges", "convert"]
 
 # the readings of one published batch at most: a big file goes in several (the codec takes at
 # most 1,000,000 a batch; a broker and the hub's ingest take small messages better)
@@ -71,8 +74,28 @@ class Converted:
         return sum(len(d) for d in self.devices)
 
 
-def convert(mines: Mines, mine: str, readings: tuple[Reading, ...] | list[Reading]) -> Converted:
+Ranges = Mapping[str, tuple[float | None, float | None]]  # point -> the JC's (low, high)
+
+
+def _outside(value: float, span: tuple[float | None, float | None] | None) -> bool:
+    if span is None:
+        return False
+    low, high = span
+    if low is not None and high is not None and low >= high:
+        return False  # a definition that says no range
+    return (high is not None and value > high) or (low is not None and value < low)
+
+
+def convert(
+    mines: Mines,
+    mine: str,
+    readings: tuple[Reading, ...] | list[Reading],
+    ranges: Ranges | None = None,
+) -> Converted:
+    """The readings of one file of `mine`; a good value outside its point's range (`ranges`, of
+    the mine's point definitions) is out of range (judged all the same)."""
     out = Converted()
+    ranges = ranges or {}
     rows: dict[tuple[str, str, str], list[tuple[int, str, float, int]]] = {}
     for r in readings:
         sensor = mines.sensor(mine, r.point)
@@ -86,6 +109,8 @@ def convert(mines: Mines, mine: str, readings: tuple[Reading, ...] | list[Readin
                 out.unknown_status.append(r.status)
             quality = _GOOD
         value = float("nan") if r.value is None else r.value
+        if quality == _GOOD and r.value is not None and _outside(value, ranges.get(r.point)):
+            quality = _RANGE
         if r.value is None:
             out.no_value += 1
             if quality in (_GOOD, _RANGE):

@@ -116,21 +116,34 @@ def _day(name: str) -> float | None:
         return None
 
 
-def move(path: Path, folder: Path, now: float) -> Path:
-    """Put `path` into its day's folder of `folder` (same name; one there before is replaced)."""
+def _free(day: Path, name: str) -> Path:
+    """`day/name`, or, when a file of that name is there already (a mine's system uploading a
+    name again), ``{stem}.{n}{suffix}`` with the first n free: both are kept."""
+    target = day / name
+    stem, dot, suffix = name.rpartition(".")
+    n = 1
+    while target.exists() or target.with_name(f"{target.name}.reason").exists():
+        n += 1
+        target = day / (f"{stem}.{n}.{suffix}" if dot else f"{name}.{n}")
+    return target
+
+
+def move(path: Path, folder: Path, now: float, reason: str | None = None) -> Path:
+    """Put `path` into its day's folder of `folder` (beside one of the same name there: a
+    suffix ``.2``, ``.3`` ... before ``.txt``), with ``{name}.reason`` beside it saying
+    `reason` when given."""
     day = folder / day_of(path.name, now)
     day.mkdir(parents=True, exist_ok=True)
-    target = day / path.name
+    target = _free(day, path.name)
     os.replace(path, target)
+    if reason is not None:
+        (day / f"{target.name}.reason").write_text(reason.rstrip() + "\n", encoding="utf-8")
     return target
 
 
 def reject(path: Path, folder: Path, reason: str, now: float) -> Path:
     """Put `path` into its day's folder of `folder` with ``{name}.reason`` beside it saying why."""
-    day = folder / day_of(path.name, now)
-    day.mkdir(parents=True, exist_ok=True)
-    (day / f"{path.name}.reason").write_text(reason.rstrip() + "\n", encoding="utf-8")
-    return move(path, folder, now)
+    return move(path, folder, now, reason)
 
 
 def recent_names(folder: Path, prefix: str, at_least: int) -> list[str]:

@@ -21,17 +21,17 @@ from pathlib import Path
 
 from gateway.counters import changed_since
 from gateway.minefiles.config import Mines
-from gateway.minefiles.convert import Converted
+from gateway.minefiles.convert import Converted, Ranges
 from gateway.minefiles.folder import look, move, reject, txt_files
 from gateway.minefiles.keep import Keeper
 from gateway.minefiles.newest import Newest
-from gateway.minefiles.points import check, save_points
+from gateway.minefiles.points import check, load_points, save_points
 from gateway.minefiles.take import Taken, take
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool, Spooled
 from telemetry.brokertls import BrokerTls
 from telemetry.clock import wall_ms
-from telemetry.codec import MAX_KEYS, TelemetryBatch, encode
+from telemetry.codec import MAX_FUTURE_MS, MAX_KEYS, TelemetryBatch, encode
 from telemetry.mt1201 import AlarmRecord, FileError, PointDef, format_time, parse_name
 from telemetry.topics import TopicLayout
 
@@ -40,6 +40,10 @@ __all__ = ["MineFilesGateway"]
 log = logging.getLogger(__name__)
 _ERRORS_SAID = 5  # a file's broken records logged; the rest counted
 _FAILURES = 2  # a file whose taking failed this often (not an OSError) is refused
+
+
+def _ranges(points: Sequence[PointDef]) -> Ranges:
+    return {p.point: (p.range_low, p.range_high) for p in points}
 
 
 class _FilePublisher(MqttPublisher):
@@ -84,6 +88,10 @@ class MineFilesGateway:
         self._failures: Counter[Path] = Counter()  # file -> its failed takings
         self._unfinished: dict[Path, tuple[int, int]] = {}  # (size, mtime_ns) without ||
         self._newest = Newest()  # each sensor's newest event time sent
+        self._ranges: dict[str, Ranges] = {}  # mine -> point -> its JC's measuring range
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            for mine, (_, kept) in load_points(state_dir / "points").items():
+                self._ranges[mine] = _ranges(kept)
         self._read: dict[Path, tuple[int, int]] = {}  # taken file -> (size, mtime_ns) read
         # a file taken but not moved -> (size, mtime_ns) taken, the reason it was refused (None:
         # to done/): only the move is tried again while it is unchanged
@@ -197,7 +205,8 @@ class MineFilesGateway:
                 "or max_file_bytes is raised",
             )
         else:
-            taken = await asyncio.to_thread(take, str(path), self.mines, c.max_file_bytes)
+            ranges = self._ranges.get(path.name.split("_", 1)[0])
+            taken = await asyncio.to_thread(take, str(path), self.mines, c.max_file_bytes, ranges)
             self._read[path] = taken.read
             self._take(path, taken)
             self._failures.pop(path, None)
@@ -299,6 +308,7 @@ class MineFilesGateway:
 
     def _definitions(self, path: Path, mine: str, points: list[PointDef]) -> None:
         save_points(self.state_dir / "points", mine, path.name, tuple(points))
+        self._ranges[mine] = _ranges(points)
         for f in check(self.mines, mine, points):
             if f.kind in ("looser", "no_alarm"):
                 self.counters[f"thresholds_{f.kind}"] += 1
@@ -374,6 +384,17 @@ class MineFilesGateway:
             self._pending[(topic, self.epoch, seq)] = path
         self._left[path] = len(rows)
         self.counters["readings"] += conv.readings
+        ahead = self._clock() * 1000 + MAX_FUTURE_MS
+        future = sum(int((d.ts > ahead).sum()) for d in conv.devices)
+        if future:
+            self.counters["readings_future"] += future
+            log.warning(
+                "mine-files: %s: %d readings more than %d s ahead of this gateway's clock: the "
+                "hub refuses them; is the mine system's clock (or this one) wrong?",
+                path.name,
+                future,
+                MAX_FUTURE_MS // 1000,
+            )
         late = self._newest.update(conv.devices)
         if late.readings:
             self.counters["readings_late"] += late.readings

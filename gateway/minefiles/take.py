@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 
 from gateway.minefiles.config import Mines
-from gateway.minefiles.convert import Converted, convert
+from gateway.minefiles.convert import Converted, Ranges, convert
 from telemetry.mt1201 import FileError, Record, RecordError, parse, parse_name
 
 __all__ = ["Taken", "take"]
@@ -29,7 +29,7 @@ class Taken:
     read: tuple[int, int] = (0, 0)  # the file's (size, mtime_ns) when read
 
 
-def take(path: str, mines: Mines, max_bytes: int) -> Taken:
+def take(path: str, mines: Mines, max_bytes: int, ranges: Ranges | None = None) -> Taken:
     """Read and parse the file at `path` (OSError when it cannot be read)."""
     try:
         name = parse_name(path.rsplit("/", 1)[-1])
@@ -55,6 +55,6 @@ def take(path: str, mines: Mines, max_bytes: int) -> Taken:
         return Taken(refused="no record could be taken:\n" + "\n".join(map(str, parsed.errors)))
     n = len(parsed.records)
     if name.kind == "SS":
-        converted = convert(mines, mine, parsed.records)  # type: ignore[arg-type]
+        converted = convert(mines, mine, parsed.records, ranges)  # type: ignore[arg-type]
         return Taken(name.kind, mine, (), parsed.errors, converted, n, read=read)
     return Taken(name.kind, mine, parsed.records, parsed.errors, count=n, read=read)
