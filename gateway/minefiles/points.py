@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from typing import Literal
 from gateway.minefiles.config import Mines
 from telemetry.mt1201 import PointDef
 
-__all__ = ["GAS_KINDS", "Finding", "check", "load_points", "save_points"]
+__all__ = ["GAS_KINDS", "Finding", "check", "load_points", "ranges_of", "save_points"]
 
 FindingKind = Literal["looser", "no_alarm", "no_rule", "hub_looser", "unmapped", "ok"]
 # the kinds whose sensor without a rule is a gap in the supervision (a wind speed's is not)
@@ -111,6 +112,11 @@ def check(mines: Mines, mine: str, points: list[PointDef] | tuple[PointDef, ...]
             )
         )
     return out
+
+
+def ranges_of(points: Sequence[PointDef]) -> dict[str, tuple[float | None, float | None]]:
+    """Point -> its measuring range (low, high) as defined."""
+    return {p.point: (p.range_low, p.range_high) for p in points}
 
 
 def save_points(folder: Path, mine: str, source: str, points: tuple[PointDef, ...]) -> Path:

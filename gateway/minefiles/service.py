@@ -20,19 +20,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.counters import changed_since
+from gateway.minefiles import said
 from gateway.minefiles.config import Mines
 from gateway.minefiles.convert import Converted, Ranges
 from gateway.minefiles.folder import look, move, reject, txt_files
 from gateway.minefiles.keep import Keeper
 from gateway.minefiles.newest import Newest
-from gateway.minefiles.points import check, load_points, save_points
+from gateway.minefiles.points import check, load_points, ranges_of, save_points
 from gateway.minefiles.take import Taken, take
 from gateway.publisher import MqttPublisher
 from gateway.spool import Spool, Spooled
 from telemetry.brokertls import BrokerTls
 from telemetry.clock import wall_ms
-from telemetry.codec import MAX_FUTURE_MS, MAX_KEYS, TelemetryBatch, encode
-from telemetry.mt1201 import AlarmRecord, FileError, PointDef, format_time, parse_name
+from telemetry.codec import MAX_KEYS, TelemetryBatch, encode
+from telemetry.mt1201 import AlarmRecord, FileError, PointDef, parse_name
 from telemetry.topics import TopicLayout
 
 __all__ = ["MineFilesGateway"]
@@ -40,10 +41,6 @@ __all__ = ["MineFilesGateway"]
 log = logging.getLogger(__name__)
 _ERRORS_SAID = 5  # a file's broken records logged; the rest counted
 _FAILURES = 2  # a file whose taking failed this often (not an OSError) is refused
-
-
-def _ranges(points: Sequence[PointDef]) -> Ranges:
-    return {p.point: (p.range_low, p.range_high) for p in points}
 
 
 class _FilePublisher(MqttPublisher):
@@ -91,7 +88,7 @@ class MineFilesGateway:
         self._ranges: dict[str, Ranges] = {}  # mine -> point -> its JC's measuring range
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             for mine, (_, kept) in load_points(state_dir / "points").items():
-                self._ranges[mine] = _ranges(kept)
+                self._ranges[mine] = ranges_of(kept)
         self._read: dict[Path, tuple[int, int]] = {}  # taken file -> (size, mtime_ns) read
         # a file taken but not moved -> (size, mtime_ns) taken, the reason it was refused (None:
         # to done/): only the move is tried again while it is unchanged
@@ -308,55 +305,16 @@ class MineFilesGateway:
 
     def _definitions(self, path: Path, mine: str, points: list[PointDef]) -> None:
         save_points(self.state_dir / "points", mine, path.name, tuple(points))
-        self._ranges[mine] = _ranges(points)
-        for f in check(self.mines, mine, points):
-            if f.kind in ("looser", "no_alarm"):
-                self.counters[f"thresholds_{f.kind}"] += 1
-                log.warning("mine-files: %s", f.describe())
-            elif f.kind == "no_rule" and self._once("no_rule", mine, f.point):
-                log.warning("mine-files: %s", f.describe())
-            elif f.kind in ("unmapped", "hub_looser") and self._once(f.kind, mine, f.point):
-                log.info("mine-files: %s", f.describe())
+        self._ranges[mine] = ranges_of(points)
+        said.findings(check(self.mines, mine, points), self.counters, self._once)
         self._done(path)
 
     def _mine_alarms(self, path: Path, mine: str, alarms: list[AlarmRecord]) -> None:
-        for a in alarms:
-            self.counters["mine_alarms"] += 1
-            log.warning(
-                "mine-files: mine %s reports point %s (%s) %s, level %s, from %s to %s, peak %s",
-                mine,
-                a.point,
-                a.name,
-                a.alarm_status,
-                a.level or "-",
-                format_time(a.start_ms) if a.start_ms is not None else "-",
-                format_time(a.end_ms) if a.end_ms is not None else "(going on)",
-                "-" if a.peak_value is None else f"{a.peak_value:g}",
-            )
+        said.mine_alarms(mine, alarms, self.counters)
         self._done(path)
 
     def _readings(self, path: Path, mine: str, conv: Converted) -> None:
-        self.counters["readings_no_value"] += conv.no_value
-        for point in conv.unmapped:
-            self.counters["points_unmapped"] += 1
-            if self._once("unmapped", mine, point):
-                log.warning(
-                    "mine-files: mine %s point %s has no hub sensor (map it in points:, or name "
-                    "a sensor %s-%s); its readings are dropped, counted (points_unmapped)",
-                    mine,
-                    point,
-                    mine,
-                    point,
-                )
-        for status in conv.unknown_status:
-            self.counters["status_unknown"] += 1
-            if self._once("status", mine, status):
-                log.warning(
-                    "mine-files: mine %s: status %r is not known: its readings are taken as "
-                    "good; say what it means in status:",
-                    mine,
-                    status,
-                )
+        said.conversion(mine, conv, self.counters, self._once)
         if any(len(d.keys) > MAX_KEYS for d in conv.devices):
             self._reject(path, f"more than {MAX_KEYS} points of one hub device in one file")
             return
@@ -384,30 +342,7 @@ class MineFilesGateway:
             self._pending[(topic, self.epoch, seq)] = path
         self._left[path] = len(rows)
         self.counters["readings"] += conv.readings
-        ahead = self._clock() * 1000 + MAX_FUTURE_MS
-        future = sum(int((d.ts > ahead).sum()) for d in conv.devices)
-        if future:
-            self.counters["readings_future"] += future
-            log.warning(
-                "mine-files: %s: %d readings more than %d s ahead of this gateway's clock: the "
-                "hub refuses them; is the mine system's clock (or this one) wrong?",
-                path.name,
-                future,
-                MAX_FUTURE_MS // 1000,
-            )
-        late = self._newest.update(conv.devices)
-        if late.readings:
-            self.counters["readings_late"] += late.readings
-            log.warning(
-                "mine-files: %s: %d readings of %d points are older than readings of theirs "
-                "already sent, by up to %.0f s (a backlog?): the hub judges them only within "
-                "its lateness_s (docs/rules.md, Late readings); older ones are stored and "
-                "counted late there, never alarmed",
-                path.name,
-                late.readings,
-                late.points,
-                late.most_ms / 1000,
-            )
+        said.times(path.name, conv, self._clock(), self._newest, self.counters)
         pub = self.publishers[tenant]
         pub.spool.push_many(rows)
         pub.wake()
