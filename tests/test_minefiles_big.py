@@ -237,3 +237,16 @@ async def test_a_value_outside_its_points_range_is_out_of_range(mosquitto, tmp_p
     batch = decode(message.payload)
     quality = {batch.keys[k]: int(q) for k, q in zip(batch.key, batch.quality, strict=True)}
     assert quality == {"001A01": Quality.OUT_OF_RANGE, "001A02": Quality.GOOD}  # 001A02: no JC
+
+
+async def test_what_is_kept_of_a_file_goes_with_the_file(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    t = now_s() * 1000
+    growing = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
+    growing.write_bytes(growing.read_bytes().replace(b"||", b""))  # still being uploaded
+    await gw.scan()
+    assert gw._unfinished
+    growing.unlink()  # the FTP server dropped the upload
+    await gw.scan()
+    assert not gw._unfinished

@@ -156,6 +156,10 @@ class MineFilesGateway:
         except OSError as exc:
             self._file_error(self.config.incoming, exc)
             return
+        present = set(paths)
+        for known in (self._unfinished, self._failures, self._unmoved):
+            for gone in [p for p in known if p not in present]:  # removed or renamed meanwhile
+                del known[gone]
         for path in paths:
             if path in self._left or (path in self._unmoved and self._move_again(path)):
                 continue
@@ -265,18 +269,13 @@ class MineFilesGateway:
         read, reason = self._unmoved[path]
         try:
             st = path.stat()
-        except OSError:
-            del self._unmoved[path]
-            return True
-        if (st.st_size, st.st_mtime_ns) != read:
-            del self._unmoved[path]
-            return False
-        try:
+            if (st.st_size, st.st_mtime_ns) != read:
+                del self._unmoved[path]
+                return False
             self._move(path, reason)
+            del self._unmoved[path]
         except OSError as exc:
             self._file_error(path, exc)
-            return True
-        del self._unmoved[path]
         return True
 
     def _once(self, what: str, mine: str, item: str) -> bool:
