@@ -250,3 +250,14 @@ async def test_what_is_kept_of_a_file_goes_with_the_file(tmp_path) -> None:
     growing.unlink()  # the FTP server dropped the upload
     await gw.scan()
     assert not gw._unfinished
+
+
+async def test_a_reading_from_the_future_makes_the_next_ones_not_late(tmp_path) -> None:
+    incoming = tmp_path / "ftp"
+    t = now_s() * 1000
+    gw = _gateway(incoming, 1, tmp_path / "state")
+    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t + 3_600_000)], t - 10_000)
+    await gw.scan()
+    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t)], t)
+    await gw.scan()
+    assert gw.counters["readings_future"] == 1 and gw.counters["readings_late"] == 0

@@ -32,9 +32,10 @@ class Newest:
     def __init__(self) -> None:
         self._ms: dict[tuple[str, str, str, str], int] = {}
 
-    def update(self, devices: list[DeviceReadings]) -> Late:
+    def update(self, devices: list[DeviceReadings], until_ms: int | None = None) -> Late:
         """Count the readings of `devices` older than their sensor's newest, then keep the
-        newest of each."""
+        newest of each, of those at or before `until_ms` (the hub refuses later ones: they move
+        nothing there)."""
         readings = points = most = 0
         for d in devices:
             where = (d.device.tenant, d.device.site, d.device.spec.id)
@@ -47,7 +48,8 @@ class Newest:
                 points += int(np.unique(d.key[late]).shape[0])
                 most = max(most, int((prior[late] - d.ts[late]).max()))
             after = before.copy()
-            np.maximum.at(after, d.key.astype(np.intp), d.ts)
+            kept = slice(None) if until_ms is None else d.ts <= until_ms
+            np.maximum.at(after, d.key[kept].astype(np.intp), d.ts[kept])
             for n, ms in zip(names, after.tolist(), strict=True):
                 if ms != _NONE:
                     self._ms[n] = ms

@@ -85,7 +85,7 @@ def times(name: str, conv: Converted, now_s: float, newest: Newest, counters: Co
             future,
             MAX_FUTURE_MS // 1000,
         )
-    late = newest.update(conv.devices)
+    late = newest.update(conv.devices, int(ahead))
     if late.readings:
         counters["readings_late"] += late.readings
         log.warning(
