@@ -71,9 +71,16 @@ def conversion(mine: str, conv: Converted, counters: Counter[str], once: Once) -
             )
 
 
-def times(name: str, conv: Converted, now_s: float, newest: Newest, counters: Counter[str]) -> None:
+def times(
+    name: str,
+    conv: Converted,
+    now_s: float,
+    newest: Newest,
+    counters: Counter[str],
+    again: bool = False,
+) -> None:
     """Count and say the readings ahead of the clock (`now_s`), and those older than ones sent
-    (then keep the newest sent)."""
+    (then keep the newest sent); not of a file taken `again` (its earlier readings were sent)."""
     ahead = now_s * 1000 + MAX_FUTURE_MS
     future = sum(int((d.ts > ahead).sum()) for d in conv.devices)
     if future:
@@ -86,7 +93,7 @@ def times(name: str, conv: Converted, now_s: float, newest: Newest, counters: Co
             MAX_FUTURE_MS // 1000,
         )
     late = newest.update(conv.devices, int(ahead))
-    if late.readings:
+    if late.readings and not again:
         counters["readings_late"] += late.readings
         log.warning(
             "mine-files: %s: %d readings of %d points are older than readings of theirs "

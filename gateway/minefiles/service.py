@@ -93,6 +93,7 @@ class MineFilesGateway:
         # a file taken but not moved -> (size, mtime_ns) taken, the reason it was refused (None:
         # to done/): only the move is tried again while it is unchanged
         self._unmoved: dict[Path, tuple[tuple[int, int], str | None]] = {}
+        self._again: set[Path] = set()  # changed after its readings were sent: taken again
         self.keeper = Keeper(
             (self.config.done_dir, self.config.rejected_dir),
             self.config.keep_days,
@@ -341,7 +342,9 @@ class MineFilesGateway:
             self._pending[(topic, self.epoch, seq)] = path
         self._left[path] = len(rows)
         self.counters["readings"] += conv.readings
-        said.times(path.name, conv, self._clock(), self._newest, self.counters)
+        again = path in self._again  # its earlier readings are no backlog
+        self._again.discard(path)
+        said.times(path.name, conv, self._clock(), self._newest, self.counters, again)
         pub = self.publishers[tenant]
         pub.spool.push_many(rows)
         pub.wake()
@@ -368,6 +371,7 @@ class MineFilesGateway:
         if now is not None and read is not None and now != read:
             del self._read[path]
             self.counters["files_changed"] += 1
+            self._again.add(path)
             log.warning(
                 "mine-files: %s changed while its readings waited for the broker: taken again "
                 "(its earlier readings are sent again: harmless)",
