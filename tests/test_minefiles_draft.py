@@ -242,3 +242,25 @@ def test_the_upload_period_is_read_from_the_day_folders_of_done(tmp_path, capsys
     assert "3 x the upload period of 20 s seen in its latest 6 real-time files" in (
         capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize(
+    ("location", "alarm", "cut"),
+    [  # DOMAIN.md 1.1: the row's alarm and power-cut thresholds (None: alarm only)
+        ("回风立井井口", 0.75, None),  # row 14: the mine's return
+        ("1301进风巷乳化液泵站", 0.5, 0.5),  # row 5: a face's intake (T3)
+        ("井下临时瓦斯抽采泵站栅栏外", 1.0, 1.0),  # row 18
+        ("1301工作面回风巷", 1.0, 1.0),  # row 4 (T2)
+        ("1301综采工作面", 1.0, 1.5),  # row 2 (T1)
+        ("东翼回风巷", 0.75, None),  # row 14
+    ],
+)
+def test_a_proposed_rule_has_the_rows_thresholds(
+    location: str, alarm: float, cut: float | None
+) -> None:
+    found = propose("methane", "甲烷", location, "%CH4", PACKS)
+    assert found.rule is not None, found.why
+    pack, _, name = found.rule.partition(".")
+    uppers = sorted(lv.above for lv in PACKS[pack].rules[name].levels if lv.above is not None)
+    assert uppers[0] == alarm
+    assert (uppers[1] if len(uppers) > 1 else None) == cut
