@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from gateway.minefiles import MineFilesGateway
+from gateway.minefiles import MineFilesGateway, service
 from gateway.minefiles.folder import look
 
 from e2e_helpers import TelemetryWatch, eventually
@@ -45,22 +47,26 @@ async def test_a_file_bigger_than_max_file_bytes_is_refused_unread(tmp_path) -> 
     assert gw.counters["files_rejected"] == 1 and gw.in_flight == 1  # the small one is taken
 
 
-async def test_a_big_file_goes_in_batches_and_the_loop_keeps_running(mosquitto, tmp_path) -> None:
+async def test_a_big_file_goes_in_batches_and_is_read_off_the_event_loop(
+    mosquitto, tmp_path, monkeypatch
+) -> None:
+    """A 40,000-reading file goes in batches of 10,000, and is read and parsed on a worker
+    thread, not the event loop's (a 55 MB file held the loop 66 s: the MQTT link dropped). The
+    thread is asserted, not a time (no timed assertion in the suite)."""
     incoming = tmp_path / "ftp"
     path = _many(incoming, 40_000)
     gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
     stop = asyncio.Event()
-    gaps: list[float] = []
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    real_take = service.take
 
-    async def tick() -> None:
-        last = time.monotonic()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-            gaps.append(time.monotonic() - last)
-            last = time.monotonic()
+    def take(*args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_take(*args)
 
+    monkeypatch.setattr(service, "take", take)
     async with TelemetryWatch(mosquitto.port) as watch:
-        ticker = asyncio.create_task(tick())
         task = asyncio.create_task(gw.run(stop))
         try:
             await eventually(
@@ -69,11 +75,10 @@ async def test_a_big_file_goes_in_batches_and_the_loop_keeps_running(mosquitto, 
         finally:
             stop.set()
             await task
-            await ticker
         await watch.quiet()
     sizes = sorted(watch.published["kj"].values())
     assert sizes == [10_000] * 4
-    assert max(gaps) < 0.75, f"the event loop stood still {max(gaps):.2f} s"
+    assert threads and loop_thread not in threads
 
 
 async def test_a_file_whose_taking_fails_is_refused_after_the_second_try(
