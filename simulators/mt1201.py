@@ -16,7 +16,8 @@ from pathlib import Path
 
 from simulators.signals import Constant, Noisy, Piecewise, Signal
 from telemetry.config import SensorKind
-from telemetry.mt1201 import Header, PointDef, Reading, file_name, write
+from telemetry.mt1201 import Header, PointDef, Reading, file_name
+from telemetry.mt1201write import write
 
 __all__ = ["KINDS", "MineSimulator", "SimPoint", "point_of_kind"]
 

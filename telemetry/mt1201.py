@@ -15,19 +15,21 @@ Sources: one open MT/T 1201.2-2023 formatter and DOMAIN.md 1.4 (weak, see docs/m
 the separators agree with Sun Jiping's 2009 KJ networking paper. A file without its ``||`` is
 incomplete (`FileError`); a broken record is a `RecordError` naming its line and field, kept
 beside the good records (`ParsedFile.errors`), never raised: the rest of the file is taken.
-`parse` raises nothing but `Mt1201Error`. `write` makes the files (the simulator, the tests).
+`parse` raises nothing but `Mt1201Error`; `telemetry.mt1201write` makes the files (the simulator,
+the tests).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
 __all__ = [
+    "BAD_TEXT",
+    "END",
     "NO_VALUE",
     "RECORD_FIELDS",
     "AlarmRecord",
@@ -45,7 +47,6 @@ __all__ = [
     "parse",
     "parse_name",
     "parse_time",
-    "write",
 ]
 
 Kind = Literal["JC", "SS", "YC"]
@@ -56,7 +57,7 @@ _YEARS = (1970, 2199)  # a time outside is a broken field (and beyond what a clo
 _TIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _NUMBER_RE = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
 _NAME_RE = re.compile(r"^([0-9A-Za-z]{6,32})_([A-Z]{0,4}(JC|SS|YC))_(\d{14})\.txt$")
-_BAD_TEXT = re.compile(r"[;~\r\n]")
+BAD_TEXT = re.compile(r"[;~\r\n]")
 # the fields of each record kind, in order (the header's are `Header`'s)
 RECORD_FIELDS: dict[str, tuple[str, ...]] = {
     "JC": (
@@ -384,82 +385,3 @@ def parse(data: bytes, kind: str) -> ParsedFile:
             errors.append(exc)
     kinds: dict[str, Kind] = {"JC": "JC", "SS": "SS", "YC": "YC"}
     return ParsedFile(kinds[kind], header, tuple(records), tuple(errors))
-
-
-def _num_out(value: float | None) -> str:
-    if value is not None and (value == NO_VALUE or not math.isfinite(value)):
-        raise ValueError(f"{value!r} cannot be written: give None for no value")
-    return "-9999" if value is None else repr(float(value))
-
-
-def _time_out(ms: int | None) -> str:
-    return "" if ms is None else format_time(ms)
-
-
-def _fields(record: Record) -> list[str]:
-    if isinstance(record, PointDef):
-        r = record
-        return [
-            r.point,
-            r.type_code,
-            r.type_name,
-            r.device,
-            r.location,
-            r.unit,
-            _num_out(r.range_high),
-            _num_out(r.range_low),
-            _num_out(r.alarm_high),
-            _num_out(r.alarm_low),
-            r.relation,
-            _time_out(r.defined_ms),
-        ]
-    if isinstance(record, Reading):
-        s = record
-        return [
-            s.point,
-            s.type_code,
-            s.type_name,
-            s.device,
-            _num_out(s.value),
-            s.unit,
-            s.status,
-            format_time(s.data_ms),
-        ]
-    a = record
-    return [
-        a.point,
-        a.type_code,
-        a.name,
-        a.device,
-        a.alarm_status,
-        _time_out(a.start_ms),
-        _time_out(a.end_ms),
-        a.level,
-        _time_out(a.recovery_ms),
-        _num_out(a.recovery_value),
-        _time_out(a.peak_ms),
-        _num_out(a.peak_value),
-        format_time(a.data_ms),
-    ]
-
-
-def write(header: Header, records: Sequence[Record]) -> bytes:
-    """A whole file (UTF-8, no byte-order mark, ``\\n`` after each record). ValueError for a
-    text field holding a separator, or a value of -9999 (that is "no value": give None)."""
-    lines = []
-    for fields in (
-        [
-            header.mine_code,
-            header.mine_name,
-            header.system_id,
-            header.system_name,
-            format_time(header.ts_ms),
-        ],
-        *(_fields(r) for r in records),
-    ):
-        for f in fields:
-            if _BAD_TEXT.search(f) or f != f.strip() or "||" in f:
-                raise ValueError(f"field {f[:40]!r} holds a separator or surrounding blanks")
-        lines.append(";".join(fields) + "~")
-    lines.append(END)
-    return ("\n".join(lines) + "\n").encode("utf-8")

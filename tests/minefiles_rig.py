@@ -10,7 +10,8 @@ from pathlib import Path
 
 from gateway.minefiles import MineFilesConfig, Mines, resolve
 from telemetry.config import HubConfig
-from telemetry.mt1201 import Header, PointDef, Reading, file_name, write
+from telemetry.mt1201 import Header, PointDef, Reading, file_name
+from telemetry.mt1201write import write
 from telemetry.registry import Registry, build_registry, parse_document
 
 from e2e_helpers import shipped_profiles

@@ -22,8 +22,8 @@ from telemetry.mt1201 import (
     parse,
     parse_name,
     parse_time,
-    write,
 )
+from telemetry.mt1201write import write
 
 # 2026-03-01 08:00:00 China time = 00:00:00 UTC
 T0 = 1772323200000
