@@ -6,6 +6,7 @@ items; an alarm of the list is reported as a hidden danger (`from_alarm`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -460,6 +461,33 @@ async def test_refresh_reads_the_open_item_again_and_the_steps_are_the_hubs(mosq
                 "平台拒绝（422）：item 1 cannot start its rectification: "
                 "missing responsible_person, measures"
             )
+
+
+async def test_an_items_overdue_alarm_opens_its_item_from_the_alarm_list(mosquitto, tmp_path):
+    """A hidden danger's deadline alarm (hazard_overdue, point hazard:<id>) in the alarm list: its
+    detail offers to open its item (not to report it as another), and the item opens (a reviewer
+    found the alarm did not lead to its item)."""
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        report = {"site": "face-1301", "description": "主扇备用电源未投用"}
+        await _api(port, COAL, "/hazards", report)
+        soon = time.time_ns() // 1_000_000 + 1500
+        await _api(port, ADMIN, "/hazards/1/grade", {"grade": "general", "deadline": soon})
+        await asyncio.sleep(2)
+        # a step judges its item at once: past its deadline, the overdue alarm is raised
+        await _api(port, COAL, "/hazards/1/comment", {"comment": "整改中"})
+        async with _page(port, COAL) as coal:
+            row = f"{q('#alarms tbody tr.alarm')}"
+            alarm = await coal.wait_for(f"{row}?.dataset.alarm", 20)
+            await coal.js(f"{row}.click()")  # its detail
+            extra = f"tr.extra[data-for='{alarm}']"
+            button = f"{extra} .hz-open-item"
+            await coal.wait_for(f"{q(button)} !== null")
+            assert await coal.js(f"{q(f'{extra} .hz-from-alarm')} === null")
+            assert await coal.js(f"{q(button)}.textContent") == "Open hidden danger #1"
+            await coal.js(f"{q(button)}.click()")
+            await coal.wait_for(f"{q('#hz-detail h3')}?.textContent.startsWith('#1 ')")
+            assert not await coal.js(f"{q('#hazards-panel')}.hidden")
 
 
 async def test_a_long_list_stays_in_its_box_and_the_item_opens_in_view(mosquitto, tmp_path):

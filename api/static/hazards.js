@@ -93,8 +93,21 @@ export function clearHazards() {
 }
 
 /** The button of an alarm's detail that reports it as a hidden danger (`from_alarm`), for a
- * key that may report; none for a hidden danger's own deadline alarm. */
+ * key that may report; for a hidden danger's own deadline alarm (its point `hazard:<id>`), the
+ * button that opens its item instead. */
 export function reportFromAlarm(a) {
+  const own = String(a.side).startsWith("hazard_") && /^hazard:(\d+)$/.exec(String(a.sensor));
+  if (own) {
+    const b = el("button", "hz-open-item", ctx.t("hz_open_item").replace("{id}", own[1]));
+    b.type = "button";
+    b.dataset.hazard = own[1];
+    b.onclick = (e) => {
+      e.stopPropagation();
+      openHazards().catch(() => {});
+      openItem(Number(own[1])).catch(() => {});
+    };
+    return b;
+  }
   if (!party() || String(a.side).startsWith("hazard_")) return null;
   const b = el("button", "hz-from-alarm", ctx.t("hz_report_alarm"));
   b.type = "button";
