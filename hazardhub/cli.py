@@ -327,23 +327,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import HoldPolicy, Jt808Gateway
         from hazardhub.jt808args import packet_policy
-        from hazardhub.settings import registry_follower
+        from hazardhub.settings import beside_hub, vehicle_gateway_problem
 
         if args.config is None:
             print("error: hazardhub jt808 needs -c CONFIG", file=sys.stderr)
             return 2
 
-        loaded = load(args.config)
-        follow = registry_follower(loaded, args.data_dir) if args.data_dir else None
-        first = follow() if follow is not None else None  # the first check always gives it
-        registry = first if first is not None else loaded.registry()
-        if args.name not in registry.config.jt808_gateways:
-            print(
-                f"error: gateway name {args.name!r} is not in the configuration's "
-                f"jt808_gateways {list(registry.config.jt808_gateways)}: the hub would not "
-                "watch its status and its MQTT login could not report drops; add it there",
-                file=sys.stderr,
-            )
+        registry, follow = beside_hub(load(args.config), args.data_dir)
+        if (bad := vehicle_gateway_problem(args.name, registry)) is not None:
+            print(f"error: {bad}", file=sys.stderr)
             return 2
         if _folders_problem("jt808", ("--spool-dir", args.spool_dir)):
             return 2

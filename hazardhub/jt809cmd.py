@@ -110,14 +110,11 @@ def run(
 ) -> int:
     """Run the gateway until stopped (`run_until`: the CLI's signal-aware runner)."""
     from gateway.jt809 import Jt809Gateway, Limits, load_platforms
-    from hazardhub.settings import load, registry_follower
+    from hazardhub.settings import beside_hub, load, vehicle_gateway_problem
 
     try:
         platforms = load_platforms(args.platforms)
-        loaded = load(args.config)
-        follow = registry_follower(loaded, args.data_dir) if args.data_dir else None
-        first = follow() if follow is not None else None  # the first check always gives it
-        registry = first if first is not None else loaded.registry()
+        registry, follow = beside_hub(load(args.config), args.data_dir)
     except ConfigError as exc:
         print(f"hazardhub jt809: {exc}", file=sys.stderr)
         return 2
@@ -134,13 +131,8 @@ def run(
             file=sys.stderr,
         )
         return 2
-    if args.name not in registry.config.jt808_gateways:
-        print(
-            f"hazardhub jt809: gateway name {args.name!r} is not in the configuration's "
-            f"jt808_gateways {list(registry.config.jt808_gateways)}: the hub would not watch "
-            "its status and its MQTT login could not report drops; add it there",
-            file=sys.stderr,
-        )
+    if (bad := vehicle_gateway_problem(args.name, registry)) is not None:
+        print(f"hazardhub jt809: {bad}", file=sys.stderr)
         return 2
     tenants = {t.id for t in registry.config.tenants}
     unknown = sorted({p.tenant for p in platforms.platforms} - tenants)

@@ -171,3 +171,25 @@ def registry_follower(loaded: Loaded, data_dir: Path) -> Callable[[], Registry |
         return running_registry(loaded, data_dir)
 
     return check
+
+
+def beside_hub(
+    loaded: Loaded, data_dir: Path | None
+) -> tuple[Registry, Callable[[], Registry | None] | None]:
+    """The registry a gateway serves at its start, and with `data_dir` (the hub's, same host) the
+    follower of the configuration the hub runs (`registry_follower`: its first check gives it)."""
+    follow = registry_follower(loaded, data_dir) if data_dir else None
+    first = follow() if follow is not None else None  # the first check always gives it
+    return (first if first is not None else loaded.registry()), follow
+
+
+def vehicle_gateway_problem(name: str, registry: Registry) -> str | None:
+    """Why a JT/T 808 or 809 gateway may not run under `name` (one the hub does not watch), or
+    None."""
+    if name in registry.config.jt808_gateways:
+        return None
+    return (
+        f"gateway name {name!r} is not in the configuration's jt808_gateways "
+        f"{list(registry.config.jt808_gateways)}: the hub would not watch its status and its "
+        "MQTT login could not report drops; add it there"
+    )
