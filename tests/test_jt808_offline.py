@@ -261,6 +261,7 @@ async def test_a_gateway_whose_new_configuration_it_cannot_serve_keeps_the_last(
     gateway goes on with the configuration it had (it died, every terminal cut off)."""
     import logging
 
+    from gateway.following import follow_configuration
     from gateway.jt808 import Jt808Gateway
 
     cfg = tmp_path / "hub.yaml"
@@ -279,10 +280,9 @@ async def test_a_gateway_whose_new_configuration_it_cannot_serve_keeps_the_last(
 
     gw.server.use = refused  # type: ignore[method-assign]
     before = gw.server.directory
-    gw._follow_every_s = 0.05
     stop = asyncio.Event()
     caplog.set_level(logging.ERROR)
-    task = asyncio.create_task(gw._following(lambda: reg, stop))
+    task = asyncio.create_task(follow_configuration("jt808", lambda: reg, gw.use, 0.05, stop))
     await asyncio.sleep(0.3)
     assert not task.done(), task
     stop.set()

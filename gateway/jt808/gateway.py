@@ -5,11 +5,11 @@ it changes through the hub's API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.following import follow_configuration
 from gateway.jt808.bindings import BINDINGS_FILE
 from gateway.jt808.commands import CommandListener
 from gateway.jt808.hold import HoldPolicy
@@ -20,7 +20,6 @@ from gateway.jt808.uplink import PositionUplink
 from gateway.poller import wall_ms
 from gateway.spool import Spool
 from telemetry.brokertls import BrokerTls
-from telemetry.errors import ConfigError
 from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
@@ -142,7 +141,12 @@ class Jt808Gateway:
                 tg.create_task(self.presence.run(stop), name="jt808-presence")
                 tg.create_task(self.server.serve(stop), name="jt808-server")
                 if self._follow is not None:
-                    tg.create_task(self._following(self._follow, stop), name="jt808-follow")
+                    tg.create_task(
+                        follow_configuration(
+                            "jt808", self._follow, self.use, self._follow_every_s, stop
+                        ),
+                        name="jt808-follow",
+                    )
         finally:
             self.spool.close()
 
@@ -151,27 +155,3 @@ class Jt808Gateway:
         against it, and the status is held in each tenant that has vehicles."""
         self.server.use(registry)
         self.presence.follow(v.tenant for v in registry.vehicles.values())
-
-    async def _following(self, follow: Callable[[], Registry | None], stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._follow_every_s)
-            if stop.is_set():
-                return
-            try:
-                registry = await asyncio.to_thread(follow)
-            except Exception as exc:  # a configuration that does not load: keep the last
-                log.error("jt808: the configuration could not be read again: %s", exc)
-                continue
-            if registry is None:
-                continue
-            try:
-                self.use(registry)
-            except ConfigError as exc:  # (two vehicles with one terminal number): the gateway
-                # serves on with the configuration it had, never dies with the fleet offline
-                # (helper-139: a vehicle added through the API took every terminal down)
-                log.error(
-                    "jt808: configuration change NOT taken, serving the previous one: %s", exc
-                )
-                continue
-            log.info("jt808: configuration changed; %d vehicles", len(registry.vehicles))

@@ -5,11 +5,11 @@ tenant of its platforms."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from gateway.following import follow_configuration
 from gateway.jt808.presence import Presence
 from gateway.jt809.config import Jt809Config
 from gateway.jt809.guard import Limits
@@ -112,7 +112,12 @@ class Jt809Gateway:
                 tg.create_task(self.presence.run(stop), name="jt809-presence")
                 tg.create_task(self.server.serve(stop), name="jt809-server")
                 if self._follow is not None:
-                    tg.create_task(self._following(self._follow, stop), name="jt809-follow")
+                    tg.create_task(
+                        follow_configuration(
+                            "jt809", self._follow, self.use, self._follow_every_s, stop
+                        ),
+                        name="jt809-follow",
+                    )
         finally:
             self.spool.close()
 
@@ -121,18 +126,3 @@ class Jt809Gateway:
         tenant that has vehicles."""
         self.server.use(registry)
         self.presence.follow({v.tenant for v in registry.vehicles.values()} | self._tenants)
-
-    async def _following(self, follow: Callable[[], Registry | None], stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._follow_every_s)
-            if stop.is_set():
-                return
-            try:
-                registry = await asyncio.to_thread(follow)
-            except Exception as exc:  # a configuration that does not load: keep the last
-                log.error("jt809: the configuration could not be read again: %s", exc)
-                continue
-            if registry is not None:
-                self.use(registry)
-                log.info("jt809: configuration changed; %d vehicles", len(registry.vehicles))
