@@ -1876,7 +1876,8 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 for (const [file, name] of [["app", "T"], ["alarms", "STRINGS"],
                                             ["handover", "HANDOVER_STRINGS"],
                                             ["health", "HEALTH_STRINGS"],
-                                            ["hazards", "HAZARD_STRINGS"]]) {
+                                            ["hazards", "HAZARD_STRINGS"],
+                                            ["bypasses", "BYPASS_STRINGS"]]) {
                   const d = (await import(`/static/${file}.js`))[name];
                   const zh = Object.keys(d.zh).filter((k) => !names.test(k));
                   const en = Object.keys(d.en).filter((k) => !names.test(k));
@@ -1885,7 +1886,7 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 return found;
             })()"""
         )
-    files = ("app", "alarms", "handover", "health", "hazards")
+    files = ("app", "alarms", "handover", "health", "hazards", "bypasses")
     assert apart == {f: [[], []] for f in files}, apart
 
 

@@ -1067,8 +1067,8 @@ function journal(a) {
     tb.append(r);
   }
   box.append(tb);
-  const more = ctx.detailAction?.(a);  // reporting it as a hidden danger (hazards.js)
-  if (more) box.append(more);
+  // reporting it as a hidden danger (hazards.js), recording its bypass's approval (bypasses.js)
+  for (const more of [ctx.detailAction?.(a)].flat()) if (more) box.append(more);
   return box;
 }
 

@@ -2,6 +2,7 @@
 import { initAttention } from "/static/attention.js";
 import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, renderHandover } from "/static/handover.js";
 import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAlarm } from "/static/hazards.js";
+import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
@@ -42,8 +43,8 @@ export const T = {
         all_tenants: "All enterprises", tenant_filter: "Enterprise",
         last_seen: "last seen {age} ago", age_min: "{n} min", age_h: "{n} h", age_d: "{n} d" },
 };
-Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh);
-Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en);
+Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh);
+Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
@@ -68,7 +69,7 @@ function translate() {
   document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
-  renderAlarms(); renderTiles(); renderHandover(); renderStreamNote(); renderHealth(); renderHazards();
+  renderAlarms(); renderTiles(); renderHandover(); renderStreamNote(); renderHealth(); renderHazards(); renderBypasses();
 }
 
 // [id, name] pairs by name as a Chinese reader orders them (by pinyin: 华兴 before 临沂), then id
@@ -715,8 +716,8 @@ function forget() {
   stopHealth();
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
-  clearAlarms(); clearHandover(); clearHazards();
-  $("#handover-open").hidden = true; $("#hazards-open").hidden = true;
+  clearAlarms(); clearHandover(); clearHazards(); clearBypasses();
+  $("#handover-open").hidden = true; $("#hazards-open").hidden = true; $("#bypasses-open").hidden = true;
   trendSensor = null;
   $("#trend-name").textContent = "";
   for (const id of ["#trend", "#map"]) {
@@ -741,7 +742,7 @@ async function start() {
   role = me;
   const mine = session;
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
-  $("#handover-open").hidden = false; $("#hazards-open").hidden = false;
+  $("#handover-open").hidden = false; $("#hazards-open").hidden = false; $("#bypasses-open").hidden = false;
   translate();
   stream(mine);
   startHealth();  // the hub's own health: a banner while it judges nothing (or stores nothing)
@@ -770,13 +771,14 @@ const centreAck = () => !!role && ["admin", "operator"].includes(role.role) && r
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, centreAck,
   tenant: () => tenantFilter,
   unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
-  onChange: () => renderTiles(), detailAction: reportFromAlarm });
+  onChange: () => renderTiles(), detailAction: (a) => [reportFromAlarm(a), approveFromAlarm(a)] });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
 initHealth({ t, api });
 // the hidden-danger ledger: an enterprise by its name where its sensors give one
 initHazards({ t, key: () => key, me: () => role,
   tenantName: (id) => [...sensors.values()].find((s) => s.tenant === id)?.tenant_name || id });
+initBypasses({ t, key: () => key, me: () => role });  // the interlock bypass approvals (联锁旁路审批)
 // the shift handover: the sites of the key's sensors to choose from, each of its enterprise
 // (two enterprises may give a site the same id: hx-chem/tank-farm, ly-chem/tank-farm), by name
 // where the configuration gives one; [`tenant/site`, label] (ids hold no "/")
