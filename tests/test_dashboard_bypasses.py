@@ -335,3 +335,16 @@ async def test_a_long_list_pages_with_before_and_the_21st_approval_not_ended_is_
                 "Refused by the hub (409): sensor 'coal-bypass' has 20 approvals"
             ), said
             assert await coal.js(f"{q(f'{FORM} [name=sensor]')}.ariaInvalid") == "true"
+            # another language: the form anew in it, with what was typed
+            await coal.js(f"{q('#lang')}.click()")
+            await coal.wait_for(f"{q(f'{FORM} .bulk-ask')}?.textContent === '登记旁路审批'")
+            assert await coal.js(f"{q(f'{FORM} [name=reason]')}.value") == "再次检修"
+            assert await coal.js(f"{q(f'{FORM} .bp-field-measures span')}.textContent") == (
+                "临时安全措施（必填）"
+            )
+
+        # a viewer reads the list, and records and revokes nothing
+        async with _page(port, "viewer") as viewer:
+            assert len(await _listed(viewer)) == 50
+            assert await viewer.js(f"{q('#bp-record')}.hidden") is True
+            assert await viewer.js(f"{q('.bp-revoke')}") is None

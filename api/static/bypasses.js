@@ -189,6 +189,7 @@ async function submit() {
     form = null;
     const said = ctx.t("bp_done").replace("{id}", String(got.approval.id)) + (got.alarm_events ? ctx.t("bp_cleared") : "");
     note = { text: said, ok: true, where: "form" };
+    requestAnimationFrame(() => $("#bp-record")?.focus());  // the form gone: its button again
     loadList();
   } catch (e) {
     if (mine !== session) return;
