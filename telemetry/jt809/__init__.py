@@ -1,7 +1,7 @@
 """The JT/T 809 wire protocol (2011 and 2019), pure: framing, escaping, CRC, header and the
 simple encryption in `frame`; the main link's message bodies in `messages`, `positions` and
-`warnings`, the sub link's in `downlink`. The upper platform's gateway (`gateway.jt809`) and
-the tests' lower platform share it."""
+`warnings`, the sub link's in `downlink`, the alarm supervision (报警督办) in `supervision`.
+The upper platform's gateway (`gateway.jt809`) and the tests' lower platform share it."""
 
 from telemetry.jt809.downlink import (
     DownCloseNotice,
@@ -45,6 +45,14 @@ from telemetry.jt809.messages import (
     decode_positions,
 )
 from telemetry.jt809.positions import ExgMsg, Gnss2011, Gnss2019, HistoryLocation, RealLocation
+from telemetry.jt809.supervision import (
+    DownWarnMsg,
+    SuperviseAnswer,
+    SuperviseRequest,
+    decode_supervise_answer,
+    warn_source,
+    warn_type,
+)
 from telemetry.jt809.warnings import WarnInfo, WarnMsg, decode_warning
 
 __all__ = [
@@ -60,6 +68,7 @@ __all__ = [
     "DownDisconnectResponse",
     "DownLinkTest",
     "DownLinkTestResponse",
+    "DownWarnMsg",
     "ExgMsg",
     "Frame",
     "FrameOverflowError",
@@ -81,6 +90,8 @@ __all__ = [
     "MsgId",
     "RealLocation",
     "SubId",
+    "SuperviseAnswer",
+    "SuperviseRequest",
     "UnsupportedError",
     "WarnInfo",
     "WarnMsg",
@@ -89,9 +100,12 @@ __all__ = [
     "decode_body",
     "decode_frame",
     "decode_positions",
+    "decode_supervise_answer",
     "decode_warning",
     "encode_frame",
     "escape",
     "peek_access_code",
     "unescape",
+    "warn_source",
+    "warn_type",
 ]

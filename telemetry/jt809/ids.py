@@ -18,6 +18,7 @@ class MsgId(enum.IntEnum):
     CLOSE_NOTICE = 0x1008
     EXG_MSG = 0x1200
     WARN_MSG = 0x1400
+    DOWN_WARN_MSG = 0x9400
 
 
 class SubId(enum.IntEnum):
@@ -26,6 +27,7 @@ class SubId(enum.IntEnum):
     HISTORY_LOCATION = 0x1203
     WARN_ADVISE = 0x1401
     WARN_INFO = 0x1402
+    WARN_URGE_TODO_REQ = 0x9401
 
 
 class LoginResult(enum.IntEnum):

@@ -27,6 +27,7 @@ from telemetry.jt809.downlink import (
 from telemetry.jt809.fields import UnsupportedError, exact, gbk, text
 from telemetry.jt809.ids import MsgId, SubId
 from telemetry.jt809.positions import ExgMsg, HistoryLocation, RealLocation
+from telemetry.jt809.supervision import DownWarnMsg
 from telemetry.jt809.warnings import WarnMsg
 
 __all__ = [
@@ -180,6 +181,7 @@ Message = (
     | DisconnectNotice
     | ExgMsg
     | WarnMsg
+    | DownWarnMsg
     | DownConnect
     | DownConnectResponse
     | DownDisconnectResponse
@@ -199,6 +201,7 @@ _DECODERS = {
         CloseNotice,
         ExgMsg,
         WarnMsg,
+        DownWarnMsg,
         DownConnect,
         DownDisconnect,
         DownConnectResponse,
