@@ -26,6 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api.alarms import alarm_router
 from api.alarmstats import alarm_stats_router
+from api.alarmsupervise import alarm_supervise_router
 from api.availability import availability_router
 from api.bypasses import bypass_router
 from api.context import (
@@ -103,6 +104,7 @@ def _routers() -> tuple[APIRouter, ...]:
         bypass_router(),
         hazard_stats_router(),  # (these two before /hazards/{id} and /hazards/{id}/{step})
         hazard_supervise_router(),
+        alarm_supervise_router(),
         hazard_router(),
         handover_router(),
         site_router(),

@@ -68,6 +68,10 @@ class AppContext:
     on_events: Callable[[Sequence[AlarmEvent]], Awaitable[None]] = _no_events
     # the running configuration and its changes (None: this hub does not change it live)
     config: ConfigAdmin | None = None
+    # a vehicle's command (tenant, vehicle, payload, until ms) on its command topic: published
+    # now (True) or kept until the hub is connected again (False); None: this hub publishes
+    # none (`api.alarmsupervise`)
+    send_command: Callable[[str, str, bytes, int], Awaitable[bool]] | None = None
     # since when the hub has been not ready for its present cause (`/readyz`, the dashboard)
     readiness: ReadinessWatch = field(init=False)
 

@@ -31,6 +31,7 @@ from api.stream import Broadcaster
 from hazardhub.hubsettings import HubSettings, _make_store, start_lines
 from hazardhub.private import PRIVATE_FILES, keep_private
 from hazardhub.reminders import REMINDERS_METRIC, DriverReminders
+from hazardhub.supervisions import SUPERVISIONS_METRIC, SupervisionOutbox
 from hazardhub.terminalconfirmations import TerminalConfirmations
 from ingest.calibrations import take_stored_calibrations
 from ingest.dispatch import Dispatcher
@@ -185,6 +186,12 @@ class Hub(TerminalConfirmations):
             layout=self.layout,
         )
         self.dispatcher.listeners.append(self.reminders.on_alarms)
+        # the centre's 督办 of a vehicle alarm, to the JT/T 809 gateway (`api.alarmsupervise`)
+        self.supervisions = SupervisionOutbox(
+            self.ingest.publish,
+            self.ingest.ready,
+            lambda outcome: self.metrics.inc(SUPERVISIONS_METRIC, outcome=outcome),
+        )
         self.dispatcher.reading_listeners.append(self.stream.on_readings)
         self.ctx = AppContext(
             registry,
@@ -198,6 +205,7 @@ class Hub(TerminalConfirmations):
             notifier=self.notifier,
             on_events=self.on_events,
             config=self.config,
+            send_command=self._send_command,
         )
         self.app = create_app(self.ctx)
         self.api_started = asyncio.Event()
@@ -238,6 +246,10 @@ class Hub(TerminalConfirmations):
         if events:
             await self.dispatcher.store_events(events)
             await self.on_events(events)
+
+    async def _send_command(self, tenant: str, vehicle: str, payload: bytes, until: int) -> bool:
+        topic = self.layout.vehicle_command(tenant, vehicle)
+        return await self.supervisions.send(topic, payload, until)
 
     async def _wake_notifier(self, events: Sequence[AlarmEvent]) -> None:
         if events:
@@ -295,6 +307,7 @@ class Hub(TerminalConfirmations):
                     self._republish_confirmations(), name="terminal-confirmations"
                 )
                 reminder = tg.create_task(self.reminders.run(), name="driver-reminders")
+                supervisions = tg.create_task(self.supervisions.run(), name="alarm-supervisions")
                 looker = tg.create_task(self._watch_readiness(), name="readiness-watch")
                 await stop.wait()
                 self.stream.close()  # the event streams end first, each told so
@@ -302,6 +315,7 @@ class Hub(TerminalConfirmations):
                 watcher.cancel()
                 confirmer.cancel()
                 reminder.cancel()
+                supervisions.cancel()
                 looker.cancel()
                 if self._confirmations:
                     log.warning(

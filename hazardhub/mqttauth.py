@@ -80,7 +80,9 @@ def plan_users(
                 *(
                     f"{root}/+/gateways/{name}/{kind}"
                     for name in registry.config.jt808_gateways
-                    for kind in ("status", "dropped")
+                    # (supervision: a JT/T 809 gateway's platforms' answers to the centre's
+                    # 督办, journaled on the alarm by the hub)
+                    for kind in ("status", "dropped", "supervision")
                 ),
             ),
             "jt808",

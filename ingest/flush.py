@@ -212,6 +212,11 @@ class Flushing:
         losses = [loss for h in accepted for loss in h.losses]
         if losses:
             events += await self._recorded(lambda: self.dispatcher.record_losses(losses, wall_ms()))
+        answers = [h.answer for h in accepted if h.answer is not None]
+        if answers:
+            events += await self._recorded(
+                lambda: self.dispatcher.record_answers(answers, wall_ms())
+            )
         await self._publish(client, events)
         seen = self.pipeline.seen
         marks: list[tuple[tuple[str, str, str], int]] = []

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alerts.gatewayalarms import DataLoss
+from alerts.supervisionanswers import SupervisionAnswer
 from ingest.metrics import Metrics
 from ingest.store.base import PositionBatch, ReadingBatch
 
@@ -18,7 +19,7 @@ __all__ = ["Handled", "Refusing"]
 class Handled:
     """What one message became."""
 
-    kind: str  # telemetry | position | status | dropped | other
+    kind: str  # telemetry | position | status | dropped | supervision | other
     readings: ReadingBatch | None = None
     positions: PositionBatch | None = None
     mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
@@ -29,6 +30,8 @@ class Handled:
     status: tuple[str, str, bool, int] | None = None
     # a gateway's report of batches its spool dropped, per point (`alerts.gatewayalarms`)
     losses: tuple[DataLoss, ...] = ()
+    # a JT/T 809 platform's answer to the centre's supervision (journaled on the alarm)
+    answer: SupervisionAnswer | None = None
 
 
 class Refusing:

@@ -158,6 +158,14 @@ _HELP = {
     "hazardhub_driver_reminders_total": (
         "Reminders to drivers (JT/T 808 0x8300), by outcome: published, late, expired, full"
     ),
+    "hazardhub_supervision_answers_total": (
+        "JT/T 809 platforms' answers to the centre's supervisions (0x1401), by outcome: "
+        "journaled, duplicate, unknown (no supervision of that id in the tenant)"
+    ),
+    "hazardhub_alarm_supervisions_total": (
+        "The centre's alarm supervisions (报警督办, to JT/T 809 platforms), by outcome: "
+        "published, kept (no broker), expired (past the deadline before published), full"
+    ),
 }
 
 _GAUGES = frozenset(
@@ -172,7 +180,7 @@ _GAUGES = frozenset(
 )
 
 _CHANNELS = ("email", "mqtt", "sse", "webhook")
-_KINDS = ("dropped", "position", "status", "telemetry")
+_KINDS = ("dropped", "position", "status", "supervision", "telemetry")
 # labelled counters whose label values are known in advance: each shown from the start, at 0
 # (`increase(x[5m]) > 0` sees nothing of a series that first appears at 1). Those of other
 # labels (reasons of rejection, causes, alarm kinds) appear at their first count.
@@ -189,6 +197,8 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...]]] = {
     "hazardhub_notifications_dead_total": ("channel", _CHANNELS),
     "hazardhub_notification_latency_ms_sum": ("channel", _CHANNELS),
     "hazardhub_driver_reminders_total": ("outcome", ("expired", "full", "late", "published")),
+    "hazardhub_supervision_answers_total": ("outcome", ("duplicate", "journaled", "unknown")),
+    "hazardhub_alarm_supervisions_total": ("outcome", ("expired", "full", "kept", "published")),
 }
 _OPEN = frozenset(
     {

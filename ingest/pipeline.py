@@ -20,6 +20,7 @@ from ingest.metrics import Metrics
 from ingest.positionmsg import DAY_MS, PositionMessages
 from ingest.seen import SeenSeqs
 from ingest.store.base import ReadingBatch
+from ingest.supervisionmsg import read_answer
 from telemetry.codec import MAX_FUTURE_MS, TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
@@ -106,6 +107,9 @@ class Pipeline(PositionMessages):
         if isinstance(parsed, GatewayStatusTopic) and parsed.kind == "status":
             self.metrics.inc("hazardhub_messages_total", kind="status")
             return self._status(parsed, payload, arrival_ms)
+        if isinstance(parsed, GatewayStatusTopic) and parsed.kind == "supervision":
+            self.metrics.inc("hazardhub_messages_total", kind="supervision")
+            return self._supervision(parsed, payload)
         if isinstance(parsed, GatewayStatusTopic):
             self.metrics.inc("hazardhub_messages_total", kind="dropped")
             return self._dropped(parsed, payload, arrival_ms)
@@ -121,6 +125,21 @@ class Pipeline(PositionMessages):
             )
         online = payload != b"offline"
         return Handled("status", status=(topic.tenant, topic.gateway, online, arrival_ms))
+
+    def _supervision(self, topic: GatewayStatusTopic, payload: bytes) -> Handled:
+        """A JT/T 809 gateway's report of a platform's answer to the centre's supervision
+        (docs/mqtt.md), from a gateway of `jt808_gateways` only."""
+        try:
+            answer = read_answer(topic.tenant, topic.gateway, payload)
+        except ValueError as exc:
+            return self._reject("supervision", "bad_supervision_answer", str(exc))
+        if topic.gateway not in self.registry.config.jt808_gateways:
+            return self._reject(
+                "supervision",
+                "bad_supervision_answer",
+                f"gateway {topic.gateway!r} is none of jt808_gateways",
+            )
+        return Handled("supervision", answer=answer)
 
     def _dropped(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
         """A gateway's drop report (docs/mqtt.md): the readings of one device (or vehicle,

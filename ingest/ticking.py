@@ -24,6 +24,7 @@ from alerts.hazardalarms import HazardAlarms
 from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
 from alerts.statedb import StateDB
+from alerts.supervisionanswers import SupervisionAnswer, record_answer
 from ingest.recording import AlarmRecording
 from ingest.statedbfault import StateDbFault
 from ingest.store.base import PositionBatch, ReadingBatch
@@ -150,6 +151,26 @@ class Ticking(AlarmRecording):
             if ev.kind == "raised":  # a loss recorded now (not a report delivered again)
                 self.metrics.inc("hazardhub_gateway_dropped_readings_total", ev.value)
                 log.warning("data lost: %s/%s/%s %s", ev.tenant, ev.site, ev.device, ev.comment)
+        return events
+
+    async def record_answers(
+        self, answers: Sequence[SupervisionAnswer], arrival: int
+    ) -> list[AlarmEvent]:
+        """Journal the platforms' answers to the centre's supervisions on their alarms
+        (`alerts.supervisionanswers`); one of no supervision counted and said."""
+        events: list[AlarmEvent] = []
+        for a in answers:
+            got = await asyncio.to_thread(record_answer, self.statedb, self.desk, a, arrival)
+            outcome = "journaled" if isinstance(got, AlarmEvent) else got
+            self.metrics.inc("hazardhub_supervision_answers_total", outcome=outcome)
+            if isinstance(got, AlarmEvent):
+                events.append(got)
+            elif got == "unknown":
+                log.warning(
+                    "answer of %s (gateway %s, tenant %s) to supervision %d: no such "
+                    "supervision in the tenant",
+                    a.platform, a.gateway, a.tenant, a.supervision_id,
+                )  # fmt: skip
         return events
 
     def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:

@@ -41,6 +41,10 @@ def check_segment(value: str, what: str) -> str:
     return value
 
 
+# a gateway's reports: its status, its drop reports, a JT/T 809 platform's answers to 督办
+_GATEWAY_TOPICS = ("status", "dropped", "supervision")
+
+
 @dataclass(frozen=True, slots=True)
 class TelemetryTopic:
     tenant: str
@@ -110,6 +114,19 @@ class TopicLayout:
         """The filter a vehicle gateway subscribes to."""
         return f"{self.root}/+/vehicles/+/command"
 
+    def tenant_vehicle_commands(self, tenant: str) -> str:
+        """The filter of one tenant's vehicle commands (the JT/T 809 gateway's: its platforms'
+        tenants only)."""
+        check_segment(tenant, "tenant")
+        return f"{self.root}/{tenant}/vehicles/+/command"
+
+    def gateway_supervision(self, tenant: str, gateway: str) -> str:
+        """A JT/T 809 gateway's report of a platform's answer to the centre's supervision
+        (0x1401), which the hub journals on the alarm."""
+        check_segment(tenant, "tenant")
+        check_segment(gateway, "gateway")
+        return f"{self.root}/{tenant}/gateways/{gateway}/supervision"
+
     def gateway_status(self, tenant: str, gateway: str) -> str:
         check_segment(tenant, "tenant")
         check_segment(gateway, "gateway")
@@ -132,6 +149,7 @@ class TopicLayout:
             f"{self.root}/+/vehicles/+/position",
             f"{self.root}/+/gateways/+/status",
             f"{self.root}/+/gateways/+/dropped",
+            f"{self.root}/+/gateways/+/supervision",
         )
 
     def parse(self, topic: str) -> Topic:
@@ -155,7 +173,7 @@ class TopicLayout:
             return VehicleCommandTopic(
                 check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
             )
-        if len(parts) == 4 and parts[1] == "gateways" and parts[3] in ("status", "dropped"):
+        if len(parts) == 4 and parts[1] == "gateways" and parts[3] in _GATEWAY_TOPICS:
             return GatewayStatusTopic(
                 check_segment(parts[0], "tenant"), check_segment(parts[2], "gateway"), parts[3]
             )

@@ -149,6 +149,13 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         ),
         ("post", "/api/v1/alarms/{alarm_id}/unshelve"): (f"{a}/unshelve", {}, "chem", 404),
         ("post", "/api/v1/alarms/{alarm_id}/comment"): (f"{a}/comment", {"note": "n"}, "chem", 404),
+        # 报警督办 (the centre's alone, tests/test_jt809_supervise.py): not found first
+        ("post", "/api/v1/alarms/{alarm_id}/supervise"): (
+            f"{a}/supervise",
+            {"deadline": 1},
+            "chem",
+            404,
+        ),
         ("post", "/api/v1/alarms/{alarm_id}/disposal"): (
             f"{a}/disposal",
             {"step": "verify", "note": "n"},

@@ -109,6 +109,7 @@ def test_subscriptions_cover_exactly_what_the_hub_consumes(
         L.position(tenant, device),
         L.gateway_status(tenant, device),
         L.gateway_dropped(tenant, device),
+        L.gateway_supervision(tenant, device),
     )
     # each topic the hub consumes is matched by its own filter and no other
     for i, topic in enumerate(consumed):
@@ -126,6 +127,7 @@ def test_subscriptions_follow_a_custom_root() -> None:
         "site-a/hh/+/vehicles/+/position",
         "site-a/hh/+/gateways/+/status",
         "site-a/hh/+/gateways/+/dropped",
+        "site-a/hh/+/gateways/+/supervision",
     )
 
 

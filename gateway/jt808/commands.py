@@ -14,6 +14,9 @@ back) and passes each to the terminal of that vehicle:
       raised at `ts` (event time), asked at `at` (the hub's clock, ms): sent at once, or within
       a minute of `at` when the terminal comes back, else dropped (`Jt808Server.remind`).
 
+A `supervise_alarm` (the centre's 督办 of an alarm, for the vehicle's JT/T 809 platform) is not
+for this gateway: counted ``not_for_jt808``, nothing logged.
+
 A confirmation for a terminal that is not connected is counted (``not_connected``) and kept by
 the server, which sends it when the terminal authenticates again (`Jt808Server.confirm_alarm`):
 the terminal holds bits 0, 3, 20, 21, 27 and 28 until confirmed and a bit that stays set raises
@@ -100,6 +103,8 @@ class CommandListener:
             return "rejected"
         if isinstance(doc, dict) and doc.get("command") == "remind":
             return self._remind(where, doc)
+        if isinstance(doc, dict) and doc.get("command") == "supervise_alarm":
+            return "not_for_jt808"  # the centre's 督办: the JT/T 809 gateway's (gateway.jt809)
         if not isinstance(doc, dict) or doc.get("command") != "confirm_alarm":
             log.warning("jt808 command for %s/%s unknown: %.200r", where.tenant, where.vehicle, doc)
             return "rejected"

@@ -1,6 +1,7 @@
 """The `hazardhub jt809` process: the main-link server, the uplink and its spool (the JT/T 808
-gateway's: the same records, numbered, at least once), and the gateway's status in each
-tenant of its platforms."""
+gateway's: the same records, numbered, at least once), the gateway's status in each
+tenant of its platforms, and the centre's supervisions (报警督办) to the platforms with their
+answers (`gateway.jt809.commands`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from gateway.following import follow_configuration
 from gateway.jt808.presence import Presence
+from gateway.jt809.commands import TicketListener
 from gateway.jt809.config import Jt809Config
 from gateway.jt809.guard import Limits
 from gateway.jt809.server import Jt809Server
@@ -87,6 +89,21 @@ class Jt809Gateway:
             max_frame=max_frame,
         )
         self.uplink.counters = self.server.counters
+        tenants = {p.name: p.tenant for p in config.platforms}
+        # the centre's supervisions (报警督办) from the hub, the platforms' answers to it
+        self.commands = TicketListener(
+            self.server.tickets,
+            tenants.get,
+            *broker,
+            counters=self.server.counters,
+            clock_ms=wall_ms,
+            layout=layout,
+            gateway=name,
+            username=username,
+            password=password,
+            tls=tls,
+        )
+        self.server.on_answer = self.commands.answer
         self.presence = Presence(
             *broker,
             layout=layout,
@@ -110,6 +127,7 @@ class Jt809Gateway:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run(stop), name="jt809-uplink")
                 tg.create_task(self.presence.run(stop), name="jt809-presence")
+                tg.create_task(self.commands.run(stop), name="jt809-commands")
                 tg.create_task(self.server.serve(stop), name="jt809-server")
                 if self._follow is not None:
                     tg.create_task(

@@ -28,11 +28,21 @@ from datetime import datetime, timedelta, timezone
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.guard import BadWindow, Guard, Limits, shown
-from gateway.jt809.session import Close, LoggedIn, Problem, Publish, Send, Session, Warn
+from gateway.jt809.session import (
+    Answered,
+    Close,
+    LoggedIn,
+    Problem,
+    Publish,
+    Send,
+    Session,
+    Warn,
+)
 from gateway.jt809.sublink import SubLink
+from gateway.jt809.tickets import Tickets
 from gateway.jt809.uplink import PlatformUplink
 from gateway.jt809.vehicles import PlateBook
-from telemetry.jt809 import BadFrameError, FrameOverflowError, FrameSplitter
+from telemetry.jt809 import BadFrameError, DownWarnMsg, FrameOverflowError, FrameSplitter
 from telemetry.registry import Registry
 
 __all__ = ["Jt809Server"]
@@ -112,10 +122,20 @@ class Jt809Server:
         self.online: dict[str, _Link] = {}  # platform name -> its logged-in link
         self._server: asyncio.Server | None = None
         self.address: tuple[str, int] | None = None
+        # the centre's supervisions (报警督办) to the platforms, and their answers (0x1401)
+        self.tickets = Tickets(
+            list(config.platforms),
+            registry,
+            send=self._send_ticket,
+            count=lambda p, kind: self.counters.update([f"{p}.{kind}" if p else kind]),
+            clock_ms=clock_ms,
+        )
+        self.on_answer: Callable[[Answered], None] = lambda answer: None
 
     def use(self, registry: Registry) -> None:
         """Find the platforms' vehicles in `registry` from now on."""
         self.book = PlateBook(registry.vehicles.values())
+        self.tickets.registry = registry
         for link in self.links:
             link.session.book = self.book
 
@@ -263,6 +283,8 @@ class Jt809Server:
                             self.count(session.name, "frames_dropped", rest)
                         return False
         finally:
+            for a in taken:
+                self.tickets.serves(a.ref, session.name or "", a.color)
             if taken:
                 self.uplink.submit_many([(a.ref, a.records) for a in taken], self.clock_ms())
                 self.count(session.name, "positions", sum(len(a.records) for a in taken))
@@ -277,7 +299,7 @@ class Jt809Server:
     async def _act(
         self,
         link: _Link,
-        action: Send | Problem | Warn | LoggedIn | Close,
+        action: Send | Problem | Warn | Answered | LoggedIn | Close,
     ) -> bool:
         """Carry out one action; False once the link is to close."""
         name = link.session.name
@@ -306,6 +328,10 @@ class Jt809Server:
                 action.platform, w.warn_type, shown(action.vehicle), when,
                 w.source_platform or w.source, said,
             )  # fmt: skip
+            return True
+        if isinstance(action, Answered):
+            self.count(action.platform, "supervise_answers")
+            self.on_answer(action)
             return True
         if isinstance(action, LoggedIn):
             p: PlatformSpec = action.platform
@@ -339,9 +365,22 @@ class Jt809Server:
                 p.version,
                 p.tenant,
             )
+            self.tickets.logged_in(p.name)
             return True
         log.info("jt809: closing %s (%s): %s", link.peer, name or "unauthenticated", action.why)
         return False
+
+    def _send_ticket(self, name: str, msg: DownWarnMsg) -> str | None:
+        """A supervision on the platform's sub link if up, else its main link ("sub",
+        "main"), or None when it is not logged in."""
+        link = self.online.get(name)
+        if link is None or link.closing:
+            return None
+        data = link.session.frame(msg)
+        if link.sub is not None and link.sub.send(data):
+            return "sub"
+        link.writer.write(data)
+        return "main"
 
     def _bearable(self, link: _Link, problem: Problem) -> bool:
         """Whether the link goes on after `problem`: a link not logged in is closed after a few

@@ -13,7 +13,8 @@ code), the platform claimed in the text. Once logged in: keep-alive 0x1005 is an
 logout 0x1003 answered 0x1004 and the link closed, 0x1008 closes it, UP_EXG_MSG 0x1200's
 0x1202 and 0x1203 become the position records of `gateway.jt808.records` (the 2011 position as
 the JT/T 808 report it carries the fields of; the 2019 one is one), UP_WARN_MSG 0x1400's 0x1402
-warnings are logged and counted (`Warn`), not sent to the hub; other messages are counted
+warnings are logged and counted (`Warn`), not sent to the hub, its 0x1401 answers to the centre's
+supervisions go to the hub (`Answered`); other messages are counted
 `unsupported` and dropped. A frame or body that cannot be read is counted and dropped; the link
 goes on (the next frame starts at the next 0x5B).
 """
@@ -44,19 +45,32 @@ from telemetry.jt809 import (
     LoginResponse,
     LoginResult,
     MsgId,
+    SubId,
+    SuperviseAnswer,
     UnsupportedError,
     WarnInfo,
     WarnMsg,
     decode_body,
     decode_frame,
     decode_positions,
+    decode_supervise_answer,
     decode_warning,
     encode_frame,
     peek_access_code,
 )
 from telemetry.jt809.frame import HEADER_2011, HEADER_2019, VERSION_2011, VERSION_2019
 
-__all__ = ["Action", "Close", "LoggedIn", "Problem", "Publish", "Send", "Session", "Warn"]
+__all__ = [
+    "Action",
+    "Answered",
+    "Close",
+    "LoggedIn",
+    "Problem",
+    "Publish",
+    "Send",
+    "Session",
+    "Warn",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,16 @@ class Send:
 class Publish:
     ref: VehicleRef
     records: tuple[dict[str, object], ...]
+    color: int = 0  # the plate colour the platform gave
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A platform's answer (0x1401) to a supervision (0x9401) of the centre's."""
+
+    platform: str
+    plate: str  # (2011; empty in 2019)
+    answer: SuperviseAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +131,7 @@ class Close:
     why: str
 
 
-Action = Send | Publish | Problem | Warn | LoggedIn | Close
+Action = Send | Publish | Problem | Warn | Answered | LoggedIn | Close
 
 FUTURE_MS = 30_000  # a position further ahead of the gateway's clock is counted future_positions
 _LOGIN_2019_LEN = 1 + HEADER_2019 + 50 + 2 + 1  # MSG_LENGTH of a 2019 login
@@ -302,10 +326,16 @@ class Session:
                 )
                 out.append(Problem("future_positions", text, name))
         if records:
-            out.append(Publish(ref, tuple(records)))
+            out.append(Publish(ref, tuple(records), exg.color))
         return out
 
     def _warning(self, platform: PlatformSpec, msg: WarnMsg) -> list[Action]:
+        if msg.sub_id == SubId.WARN_ADVISE:  # 0x1401: the answer to a supervision (0x9401)
+            try:
+                answer = decode_supervise_answer(msg, platform.v2019)
+            except BadBodyError as exc:
+                return [Problem("bad_body", str(exc), platform.name)]
+            return [Answered(platform.name, msg.plate, answer)]
         try:
             info = decode_warning(msg, platform.v2019)
         except UnsupportedError as exc:

@@ -67,6 +67,14 @@ class SubLink:
         self._stop = asyncio.Event()
         self._logout = False
         self.up = asyncio.Event()  # set while the sub link is logged in
+        self._writer: asyncio.StreamWriter | None = None
+
+    def send(self, data: bytes) -> bool:
+        """Write a frame of ours (a 0x9400) on the sub link if it is up."""
+        if not self.up.is_set() or self._writer is None or self._writer.is_closing():
+            return False
+        self._writer.write(data)
+        return True
 
     def stop(self, logout: bool) -> None:
         """End the sub link: with a logout 0x9003 when the main link logged out."""
@@ -121,6 +129,7 @@ class SubLink:
             if result != 0:
                 self._count("sublink_refused")
                 raise SubLinkError(f"0x9002 result {result}")
+            self._writer = writer
             self.up.set()
             self._count("sublink_up")
             log.info("jt809: %s: sub link to %s:%d up", self.platform.name, *self.address)
@@ -136,6 +145,7 @@ class SubLink:
                 writer.write(self.session.frame(DownLinkTest()))
                 await self._answer(frames, 0x9006, timeout)
         finally:
+            self._writer = None
             reading.cancel()
             writer.close()
             with contextlib.suppress(Exception):

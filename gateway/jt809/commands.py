@@ -1,0 +1,160 @@
+"""The JT/T 809 gateway's MQTT side for the centre's supervisions (报警督办): it subscribes to
+the vehicle commands of its platforms' tenants (`{root}/{tenant}/vehicles/+/command`, QoS 1, a
+persistent session: what the hub published while the gateway was away comes when it is back),
+hands each `supervise_alarm` to the server's tickets (`gateway.jt809.tickets`), ignores the
+other commands (the JT/T 808 gateway's: `confirm_alarm`, `remind`), and publishes the platforms'
+answers (0x1401) on `{root}/{tenant}/gateways/{gateway}/supervision` (QoS 1) for the hub:
+
+  {"supervision_id": 4711, "result": 1, "platform": "acme-gps", "plate": "苏AD1234",
+   "at": 1795961102310}
+
+An answer waits in memory while the broker is away (at most `max_waiting`, then the oldest is
+dropped, counted `supervise_answers_dropped`). A command that cannot be read is counted and
+logged, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, deque
+from collections.abc import Callable
+
+import aiomqtt
+import orjson
+
+from gateway.jt809.session import Answered
+from gateway.jt809.tickets import Tickets
+from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.errors import TopicError
+from telemetry.topics import TopicLayout, VehicleCommandTopic
+
+__all__ = ["TicketListener"]
+
+log = logging.getLogger(__name__)
+
+
+class TicketListener:
+    def __init__(
+        self,
+        tickets: Tickets,
+        tenant_of: Callable[[str], str | None],
+        host: str,
+        port: int,
+        *,
+        counters: Counter[str],
+        clock_ms: Callable[[], int],
+        layout: TopicLayout | None = None,
+        gateway: str = "jt809",
+        username: str | None = None,
+        password: str | None = None,
+        tls: BrokerTls | None = None,
+        max_waiting: int = 10_000,
+    ) -> None:
+        """`tenant_of(platform)`: the platform's tenant (its answers are reported there)."""
+        self.tickets, self._tenant_of = tickets, tenant_of
+        self.host, self.port = host, port
+        self.layout = layout or TopicLayout()
+        self.gateway = gateway
+        self.client_id = f"hazardhub-jt809-commands-{gateway}"
+        self._username, self._password, self._tls = username, password, tls
+        self.counters, self.clock_ms = counters, clock_ms
+        self._answers: deque[tuple[str, bytes]] = deque()
+        self._max = max_waiting
+        self._wake = asyncio.Event()
+        self.subscribed = asyncio.Event()
+
+    def answer(self, a: Answered) -> None:
+        """A platform's 0x1401: to the hub, on its tenant's supervision topic."""
+        tenant = self._tenant_of(a.platform)
+        if tenant is None:
+            return
+        doc = {
+            "supervision_id": a.answer.supervision_id,
+            "result": a.answer.result,
+            "platform": a.platform,
+            "plate": a.plate,
+            "at": self.clock_ms(),
+        }
+        if len(self._answers) >= self._max:
+            self._answers.popleft()
+            self.counters["supervise_answers_dropped"] += 1
+        topic = self.layout.gateway_supervision(tenant, self.gateway)
+        self._answers.append((topic, orjson.dumps(doc)))
+        self._wake.set()
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """One command; what happened (a supervision's outcome is counted by the tickets)."""
+        try:
+            where = self.layout.parse(topic)
+            if not isinstance(where, VehicleCommandTopic):
+                raise TopicError(f"{topic!r} is no vehicle's command topic")
+            doc = orjson.loads(payload)
+        except (TopicError, orjson.JSONDecodeError) as exc:
+            log.warning("jt809: a command on %s unreadable: %s", topic, exc)
+            self.counters["supervise_rejected"] += 1
+            return "supervise_rejected"
+        if not isinstance(doc, dict) or doc.get("command") != "supervise_alarm":
+            return "ignored"  # the JT/T 808 gateway's commands
+        try:
+            return self.tickets.take(where.tenant, where.vehicle, doc)
+        except Exception:  # our bug: one command lost, never the gateway
+            log.exception("jt809: the supervision on %s could not be carried out", topic)
+            return "internal_error"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.5
+        tenants = sorted(self.tickets.tenants())
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.client_id,
+                    clean_session=False,
+                    username=self._username,
+                    password=self._password,
+                    tls_context=tls_context(self._tls),
+                ) as client:
+                    for tenant in tenants:
+                        await client.subscribe(self.layout.tenant_vehicle_commands(tenant), qos=1)
+                    self.subscribed.set()
+                    backoff = 0.5
+                    tasks = {
+                        asyncio.create_task(self._read(client)),
+                        asyncio.create_task(self._send(client)),
+                        asyncio.create_task(stop.wait()),
+                    }
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    for t in tasks:
+                        t.cancel()
+                    for t in tasks:
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await t
+                    for t in done:
+                        failed = None if t.cancelled() else t.exception()
+                        if isinstance(failed, aiomqtt.MqttError):
+                            raise failed
+            except aiomqtt.MqttError as exc:
+                self.subscribed.clear()
+                log.warning("jt809 commands: broker unreachable (%s); retry in %.1fs", exc, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            data = payload if isinstance(payload, bytes) else str(payload).encode()
+            self.handle(str(message.topic), data)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._answers:
+                topic, payload = self._answers[0]
+                await client.publish(topic, payload, qos=1)
+                self._answers.popleft()
+                self.counters["supervise_answers_published"] += 1
+            self._wake.clear()
+            await self._wake.wait()
