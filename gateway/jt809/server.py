@@ -28,16 +28,7 @@ from datetime import datetime, timedelta, timezone
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.guard import BadWindow, Guard, Limits, shown
-from gateway.jt809.session import (
-    Answered,
-    Close,
-    LoggedIn,
-    Problem,
-    Publish,
-    Send,
-    Session,
-    Warn,
-)
+from gateway.jt809.session import Answered, Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.sublink import SubLink
 from gateway.jt809.tickets import Tickets
 from gateway.jt809.uplink import PlatformUplink
