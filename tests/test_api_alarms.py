@@ -763,6 +763,10 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
             f"/alarms/{alarm_id}/disposal",
             {"step": "verify", "note": "n"},
         ),
+        ("post", "/api/v1/alarms/{alarm_id}/supervise"): (
+            f"/alarms/{alarm_id}/supervise",
+            {"deadline": now_ms() + 3_600_000},
+        ),
         ("post", "/api/v1/alarms/{alarm_id}/review"): (
             f"/alarms/{alarm_id}/review",
             {"decision": "approve", "note": "n"},
