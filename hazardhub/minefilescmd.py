@@ -55,7 +55,7 @@ def add_minefiles_parser(sub: Any) -> None:
     actions = m.add_subparsers(dest="minefiles_action")
     sim = actions.add_parser(
         "simulate",
-        help="write a simulated mine's files (its mapped points) into the incoming folder",
+        help="write a simulated mine's files (its mapped points) into its upload folder",
     )
     sim.add_argument("--mine", required=True, help="the mine code (one of the configuration's)")
     sim.add_argument("--period-s", type=float, default=10.0, help="an SS file every N seconds")
@@ -202,7 +202,10 @@ def _simulate(
             )
         )
     sim = MineSimulator(
-        mines.config.incoming, args.mine, tuple(points), start_ms=wall_ms() // 1000 * 1000
+        mines.config.folder_of(args.mine),
+        args.mine,
+        tuple(points),
+        start_ms=wall_ms() // 1000 * 1000,
     )
 
     async def main(stop: asyncio.Event) -> int:

@@ -64,6 +64,7 @@ def hub_registry() -> Registry:
 
 
 def mines(incoming: Path, registry: Registry | None = None, **settings: object) -> Mines:
+    """The mine's configuration; its upload folder ``{incoming}/{MINE}`` made (`upload`)."""
     doc = {
         "incoming": str(incoming),
         "settle_s": 0,
@@ -79,7 +80,15 @@ def mines(incoming: Path, registry: Registry | None = None, **settings: object) 
         **settings,
     }
     config = MineFilesConfig.model_validate(doc)
+    if not config.unsafe_shared_folder:  # the operator made each mine's FTP folder
+        for code in config.mines:
+            config.folder_of(code).mkdir(parents=True, exist_ok=True)
     return resolve(config, registry or hub_registry(), "mines.yaml")
+
+
+def upload(incoming: Path) -> Path:
+    """The mine's upload folder (its FTP login's root): ``{incoming}/{MINE}``."""
+    return incoming / MINE
 
 
 def now_s() -> int:

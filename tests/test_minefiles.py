@@ -26,6 +26,7 @@ from minefiles_rig import (
     point_def,
     reading,
     taken,
+    upload,
     write_file,
 )
 
@@ -50,7 +51,7 @@ async def test_readings_of_a_real_time_file_reach_the_broker(mosquitto, tmp_path
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     path = write_file(
-        incoming,
+        upload(incoming),
         "SS",
         [
             reading("001A01", 0.42, "0", t),
@@ -90,7 +91,7 @@ async def test_values_qualities_and_times_on_the_wire(mosquitto, tmp_path) -> No
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     path = write_file(
-        incoming,
+        upload(incoming),
         "SS",
         [
             reading("001A01", 0.42, "0", t),
@@ -126,7 +127,7 @@ async def test_values_qualities_and_times_on_the_wire(mosquitto, tmp_path) -> No
 async def test_a_file_moves_to_done_only_after_the_broker_acknowledged(mosquitto, tmp_path) -> None:
     incoming, state = tmp_path / "ftp", tmp_path / "state"
     t = now_s() * 1000
-    path = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
+    path = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t)], t)
     mosquitto.stop()
     gw = _gateway(incoming, mosquitto.port, state)
     stop = asyncio.Event()
@@ -154,11 +155,11 @@ async def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(
         broker_port=1,
         state_dir=tmp_path / "state",
     )
-    growing = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
+    growing = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t)], t)
     growing.write_bytes(growing.read_bytes().replace(b"||", b""))  # still being uploaded
-    (incoming / "notes.txt").write_text("hello", encoding="utf-8")
-    (incoming / "999999999999_SS_20260301080000.txt").write_text("x;y||", encoding="utf-8")
-    (incoming / ".upload.txt").write_text("half", encoding="utf-8")  # an FTP temporary: left
+    (upload(incoming) / "notes.txt").write_text("hello", encoding="utf-8")
+    (upload(incoming) / "999999999999_SS_20260301080000.txt").write_text("x;y||", encoding="utf-8")
+    (upload(incoming) / ".upload.txt").write_text("half", encoding="utf-8")  # FTP's: left
     at = t / 1000 + 10  # after the files were written
     gw._clock = lambda: at
     await gw.scan()
@@ -170,18 +171,18 @@ async def test_incomplete_misnamed_and_foreign_files_are_rejected_with_a_reason(
 
     assert rejected("notes.txt").read_text(encoding="utf-8").startswith("file name")
     why = rejected("999999999999_SS_20260301080000.txt").read_text(encoding="utf-8")
-    assert "not configured" in why
+    assert f"not mine {MINE}'s" in why
     gw._clock = lambda: growing.stat().st_mtime + 61  # a minute later
     await gw.scan()
     assert "incomplete" in rejected(growing.name).read_text(encoding="utf-8")
-    assert (incoming / ".upload.txt").exists()
+    assert (upload(incoming) / ".upload.txt").exists()
     assert gw.counters["files_rejected"] == 3
 
 
 async def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
-    path = write_file(incoming, "SS", [], t)
+    path = write_file(upload(incoming), "SS", [], t)
     path.write_text(
         path.read_text(encoding="utf-8").replace("||", "001A01;1;2~\n||"), encoding="utf-8"
     )
@@ -200,8 +201,8 @@ async def test_a_file_without_a_good_record_is_rejected(tmp_path) -> None:
 async def test_the_queue_says_when_it_is_full(tmp_path, caplog) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
-    first = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
-    second = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t + 1000)], t + 1000)
+    first = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t)], t)
+    second = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t + 1000)], t + 1000)
     gw = MineFilesGateway(
         mines(incoming, max_files_in_flight=1),
         broker_host="127.0.0.1",
@@ -221,7 +222,7 @@ async def test_point_definitions_looser_than_the_hub_are_found(tmp_path, caplog,
     t = now_s() * 1000
     # the return airway's T2 alarms at 1.5 % at the mine; the hub's rule at 1.0 %
     path = write_file(
-        incoming,
+        upload(incoming),
         "JC",
         [
             point_def("001A01", 1.5),
@@ -269,7 +270,7 @@ async def test_the_mines_own_alarms_are_counted_and_logged(tmp_path, caplog) -> 
     alarm = AlarmRecord(
         "001A01", "0001", "甲烷", "KJ-F01", "报警", t - 60_000, None, "1", None, None, t, 1.62, t
     )
-    path = write_file(incoming, "YC", [alarm], t)
+    path = write_file(upload(incoming), "YC", [alarm], t)
     gw = MineFilesGateway(
         mines(incoming), broker_host="127.0.0.1", broker_port=1, state_dir=tmp_path / "s"
     )
@@ -303,7 +304,7 @@ async def test_a_file_that_cannot_be_moved_is_said_once_and_tried_again(tmp_path
     blocked = tmp_path / "done-is-a-file"
     blocked.write_text("", encoding="utf-8")
     t = now_s() * 1000
-    path = write_file(incoming, "JC", [point_def("001A01", 1.0)], t)
+    path = write_file(upload(incoming), "JC", [point_def("001A01", 1.0)], t)
     gw = MineFilesGateway(
         mines(incoming, done=str(blocked)),
         broker_host="127.0.0.1",
@@ -329,7 +330,7 @@ async def test_a_file_changed_while_it_cannot_be_moved_is_taken_again(tmp_path) 
     blocked = tmp_path / "done-is-a-file"
     blocked.write_text("", encoding="utf-8")
     t = now_s() * 1000
-    path = write_file(incoming, "YC", [], t)
+    path = write_file(upload(incoming), "YC", [], t)
     gw = MineFilesGateway(
         mines(incoming, done=str(blocked)),
         broker_host="127.0.0.1",
@@ -340,7 +341,7 @@ async def test_a_file_changed_while_it_cannot_be_moved_is_taken_again(tmp_path) 
     await gw.scan()
     assert gw.counters["records_YC"] == 0 and gw.counters["file_errors"] == 2
     write_file(
-        incoming,
+        upload(incoming),
         "YC",
         [
             AlarmRecord(
@@ -370,7 +371,7 @@ async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> Non
         encoding="utf-8",
     )
     t = now_s() * 1000
-    path = write_file(incoming, "SS", [reading("001A01", 0.4, "0", t)], t)
+    path = write_file(upload(incoming), "SS", [reading("001A01", 0.4, "0", t)], t)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -15,7 +15,7 @@ from gateway.minefiles import MineFilesGateway, service
 from gateway.minefiles.folder import look
 
 from e2e_helpers import TelemetryWatch, eventually
-from minefiles_rig import mines, now_s, reading, taken, write_file
+from minefiles_rig import mines, now_s, reading, taken, upload, write_file
 
 
 def _gateway(incoming: Path, port: int, state: Path, **settings: object) -> MineFilesGateway:
@@ -31,14 +31,17 @@ async def _true(value: bool) -> bool:
 def _many(incoming: Path, n: int) -> Path:
     t = now_s() * 1000
     return write_file(
-        incoming, "SS", [reading("001A01", 0.3, "0", t - (n - i) * 1000) for i in range(n)], t
+        upload(incoming),
+        "SS",
+        [reading("001A01", 0.3, "0", t - (n - i) * 1000) for i in range(n)],
+        t,
     )
 
 
 async def test_a_file_bigger_than_max_file_bytes_is_refused_unread(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     path = _many(incoming, 100)
-    write_file(incoming, "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
+    write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
     gw = _gateway(incoming, 1, tmp_path / "state", max_file_bytes=2048)
     assert path.stat().st_size > 2048
     await gw.scan()
@@ -88,7 +91,7 @@ async def test_a_file_whose_taking_fails_is_refused_after_the_second_try(
 
     incoming = tmp_path / "ftp"
     bad = _many(incoming, 2)
-    good = write_file(incoming, "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
+    good = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", now_s() * 1000)], 1000)
     real = service.take
 
     def take(path: str, *args: object) -> object:
@@ -127,12 +130,12 @@ async def test_a_backlog_file_older_than_one_taken_is_said_and_counted(tmp_path,
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     gw = _gateway(incoming, 1, tmp_path / "state")
-    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t)], t)
+    write_file(upload(incoming), "SS", [reading("001A02", 0.3, "0", t)], t)
     await gw.scan()
     assert gw.counters["readings_late"] == 0
     old = t - 40_000
     write_file(
-        incoming,
+        upload(incoming),
         "SS",
         [reading("001A02", 1.3, "0", old), reading("001A01", 0.2, "0", old)],  # 001A01: new
         old,
@@ -151,7 +154,7 @@ async def test_a_file_overwritten_while_it_waits_for_the_broker_is_taken_again(
 ) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
-    path = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
+    path = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t)], t)
     mosquitto.stop()
     gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
     stop = asyncio.Event()
@@ -160,7 +163,7 @@ async def test_a_file_overwritten_while_it_waits_for_the_broker_is_taken_again(
         await eventually(lambda: _true(gw.in_flight == 1), 5, "the file taken")
         # the mine's system writes the file again, with a reading more, before the broker took it
         write_file(
-            incoming,
+            upload(incoming),
             "SS",
             [reading("001A01", 0.3, "0", t - 1000), reading("001A01", 0.9, "0", t)],
             t,
@@ -184,9 +187,9 @@ async def test_a_name_uploaded_again_is_kept_beside_the_first(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     gw = _gateway(incoming, 1, tmp_path / "state")
-    first = write_file(incoming, "YC", [], t)
+    first = write_file(upload(incoming), "YC", [], t)
     await gw.scan()
-    write_file(incoming, "YC", [], t)
+    write_file(upload(incoming), "YC", [], t)
     await gw.scan()
     kept = taken(incoming, first.name)
     again = kept.with_name(first.name.replace(".txt", ".2.txt"))
@@ -201,7 +204,7 @@ async def test_readings_ahead_of_the_gateways_clock_are_said_and_counted(tmp_pat
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     write_file(
-        incoming,
+        upload(incoming),
         "SS",
         [reading("001A01", 0.3, "0", t), reading("001A02", 0.3, "0", t + 3_600_000)],
         t,
@@ -223,9 +226,12 @@ async def test_a_value_outside_its_points_range_is_out_of_range(mosquitto, tmp_p
 
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
-    write_file(incoming, "JC", [point_def("001A01", 1.0)], t - 1000)  # 0-4 %CH4
+    write_file(upload(incoming), "JC", [point_def("001A01", 1.0)], t - 1000)  # 0-4 %CH4
     path = write_file(
-        incoming, "SS", [reading("001A01", 1e300, "0", t), reading("001A02", 1e300, "0", t)], t
+        upload(incoming),
+        "SS",
+        [reading("001A01", 1e300, "0", t), reading("001A02", 1e300, "0", t)],
+        t,
     )
     gw = _gateway(incoming, mosquitto.port, tmp_path / "state")
     async with aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="mf-range") as client:
@@ -249,7 +255,7 @@ async def test_what_is_kept_of_a_file_goes_with_the_file(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     gw = _gateway(incoming, 1, tmp_path / "state")
     t = now_s() * 1000
-    growing = write_file(incoming, "SS", [reading("001A01", 0.3, "0", t)], t)
+    growing = write_file(upload(incoming), "SS", [reading("001A01", 0.3, "0", t)], t)
     growing.write_bytes(growing.read_bytes().replace(b"||", b""))  # still being uploaded
     await gw.scan()
     assert gw._unfinished
@@ -262,8 +268,8 @@ async def test_a_reading_from_the_future_makes_the_next_ones_not_late(tmp_path) 
     incoming = tmp_path / "ftp"
     t = now_s() * 1000
     gw = _gateway(incoming, 1, tmp_path / "state")
-    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t + 3_600_000)], t - 10_000)
+    write_file(upload(incoming), "SS", [reading("001A02", 0.3, "0", t + 3_600_000)], t - 10_000)
     await gw.scan()
-    write_file(incoming, "SS", [reading("001A02", 0.3, "0", t)], t)
+    write_file(upload(incoming), "SS", [reading("001A02", 0.3, "0", t)], t)
     await gw.scan()
     assert gw.counters["readings_future"] == 1 and gw.counters["readings_late"] == 0

@@ -20,7 +20,7 @@ from simulators.signals import Constant
 from telemetry.registry import parse_document
 
 from e2e_helpers import HubAccess, eventually, get_json, hub_ready
-from minefiles_rig import MINE, SITE_ONLY_YAML, now_s, taken
+from minefiles_rig import MINE, SITE_ONLY_YAML, now_s, taken, upload
 
 RETURN = f"{MINE}-001A01"
 
@@ -44,7 +44,7 @@ async def test_a_drafted_configuration_raises_the_methane_alarm(mosquitto, tmp_p
         SimPoint("009X01", "顶板离层", "mm", "1301", Constant(3.0), range_high=100.0),
     )
     t0 = now_s() * 1000 - 60_000
-    sim = MineSimulator(incoming, MINE, points, start_ms=t0)
+    sim = MineSimulator(upload(incoming), MINE, points, start_ms=t0)
     jc = sim.definitions(0.0)
     # the mine has uploaded every 10 s for a while (its files taken: in done/, flat as an
     # older version left them; draft-config reads the day folders too)

@@ -12,7 +12,7 @@ import pytest
 from gateway.minefiles import MineFilesGateway
 
 from e2e_helpers import HubAccess, eventually, get_json, hub_ready
-from minefiles_rig import hub_registry, mines, now_s, reading, taken, write_file
+from minefiles_rig import hub_registry, mines, now_s, reading, taken, upload, write_file
 
 
 async def _take(gw: MineFilesGateway, done: object) -> None:
@@ -35,7 +35,7 @@ async def test_methane_in_a_file_raises_the_hubs_alarm_at_the_records_time(
     incoming = tmp_path / "ftp"
     t = now_s() * 1000 - 10_000
     path = write_file(
-        incoming,
+        upload(incoming),
         "SS",
         [
             reading("001A01", 0.50, "0", t - 4000),

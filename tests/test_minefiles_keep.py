@@ -12,7 +12,7 @@ from pathlib import Path
 from gateway.minefiles import MineFilesGateway
 
 from e2e_helpers import eventually
-from minefiles_rig import MINE, day_folder, mines, point_def, write_file
+from minefiles_rig import MINE, day_folder, mines, point_def, upload, write_file
 
 DAY = 86400.0
 
@@ -81,9 +81,9 @@ async def test_taken_and_refused_files_go_to_their_days_folder(tmp_path) -> None
     incoming = tmp_path / "ftp"
     # a file named 00:30 China time on 1 March is of 1 March (28 February 16:30 UTC)
     at = 1_772_323_200  # 2026-03-01 08:00 China time
-    jc = write_file(incoming, "JC", [point_def("001A01", 1.0)], (at - 27_000) * 1000)
+    jc = write_file(upload(incoming), "JC", [point_def("001A01", 1.0)], (at - 27_000) * 1000)
     assert jc.name == f"{MINE}_JC_20260301003000.txt"
-    _file(incoming / "notes.txt", at)
+    _file(upload(incoming) / "notes.txt", at)
     os.utime(jc, (at, at))
     now = [at + 10 * DAY + 0.0]  # taken ten days later
     gw = _gateway(incoming, tmp_path / "s", now)

@@ -8,14 +8,14 @@ from hazardhub.settings import load
 from simulators.mt1201 import KINDS, MineSimulator, point_of_kind
 from telemetry.mt1201 import Reading, parse, parse_name
 
-from minefiles_rig import HUB_YAML, MINE, mines, now_s, taken
+from minefiles_rig import HUB_YAML, MINE, mines, now_s, taken, upload
 
 
 async def test_the_simulated_mines_files_parse_and_are_taken(tmp_path) -> None:
     incoming = tmp_path / "ftp"
     t0 = now_s() * 1000 - 200_000
     sim = MineSimulator(
-        incoming,
+        upload(incoming),
         MINE,
         (
             point_of_kind("001A01", "methane", "回风巷", alarm_high=1.0, rise_at_s=30.0),
@@ -54,9 +54,9 @@ def test_the_command_writes_a_mines_files(tmp_path, capsys) -> None:
     )
     argv = ["mine-files", "-c", str(hub), "--mines", str(minesyaml), "simulate"]
     assert main([*argv, "--mine", MINE, "--duration-s", "0"]) == 0
-    names = sorted(p.name for p in incoming.iterdir())
+    names = sorted(p.name for p in upload(incoming).iterdir())  # the mine's own folder
     assert [parse_name(n).kind for n in names] == ["JC", "SS"]
-    points = parse((incoming / names[0]).read_bytes(), "JC").records
+    points = parse((upload(incoming) / names[0]).read_bytes(), "JC").records
     assert [p.point for p in points] == ["001A01", "001A04"]  # type: ignore[union-attr]
     assert main([*argv, "--mine", "000000000000"]) == 2
 
@@ -93,7 +93,7 @@ def test_simulate_then_draft_config_gives_back_every_kind_the_simulator_knows(
     )
     argv = ["mine-files", "-c", str(hub), "--mines", str(minesyaml)]
     assert main([*argv, "simulate", "--mine", MINE, "--duration-s", "0"]) == 0
-    jc = next(incoming.glob(f"{MINE}_JC_*.txt"))
+    jc = next(upload(incoming).glob(f"{MINE}_JC_*.txt"))
     capsys.readouterr()
     drafted = [*argv, "--state-dir", str(tmp_path / "s"), "draft-config", "--mine", MINE]
     assert main([*drafted, "--jc", str(jc), "--device", "kj-draft"]) == 0

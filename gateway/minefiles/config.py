@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -20,7 +21,15 @@ from telemetry.quality import Quality
 from telemetry.registry import Registry
 from telemetry.registrytypes import SensorInfo
 
-__all__ = ["BUILTIN_STATUS", "MineFilesConfig", "MineSpec", "Mines", "QualityName", "resolve"]
+__all__ = [
+    "BUILTIN_STATUS",
+    "MineFilesConfig",
+    "MineSpec",
+    "Mines",
+    "QualityName",
+    "apart",
+    "resolve",
+]
 
 MineCode = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{6,32}$")]
 PointCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -66,6 +75,11 @@ class MineSpec(Frozen):
     tenant: Ident
     site: Ident
     name: str = Field(default="", max_length=200)
+    folder: Path | None = Field(
+        default=None,
+        description="its FTP upload folder (its login's root, chrooted), of its own; default "
+        "{incoming}/{mine code}; a relative one is under incoming",
+    )
     points: dict[PointCode, Ident] = Field(
         default_factory=dict,
         description="point code -> the hub's sensor id; a point not listed is the sensor "
@@ -74,7 +88,17 @@ class MineSpec(Frozen):
 
 
 class MineFilesConfig(Frozen):
-    incoming: Path = Field(description="the folder the mines' FTP uploads land in")
+    incoming: Path = Field(
+        description="the folder of the mines' upload folders: each mine uploads into "
+        "{incoming}/{mine code}/ (or its folder:)"
+    )
+    unsafe_shared_folder: bool = Field(
+        default=False,
+        description="every mine uploads into incoming itself and a file's mine is its name's "
+        "alone: UNSAFE with several mines (any mine's FTP login can upload as another mine and "
+        "read or delete the others' files); for one mine, or until the FTP logins each have a "
+        "folder",
+    )
     done: Path | None = Field(default=None, description="default: {incoming}/done")
     rejected: Path | None = Field(default=None, description="default: {incoming}/rejected")
     gateway: Ident = Field(
@@ -105,18 +129,21 @@ class MineFilesConfig(Frozen):
 
     @model_validator(mode="after")
     def _apart(self) -> Self:
-        """done/ and rejected/ may be inside the upload folder, never it or around it: the
-        housekeeping removes whole day folders and old flat files of them."""
-        incoming = Path(os.path.abspath(self.incoming))
-        for what, folder in (("done", self.done_dir), ("rejected", self.rejected_dir)):
-            where = Path(os.path.abspath(folder))
-            if incoming == where or incoming.is_relative_to(where):
-                raise ValueError(
-                    f"{what}: {folder} is the upload folder incoming: or holds it: the "
-                    "housekeeping would remove files not yet taken; give a folder of its own "
-                    f"(default {{incoming}}/{what})"
-                )
+        """Each mine's upload folder is its own (never incoming, another's or inside one);
+        done/ and rejected/ are in none of them (a mine's FTP login would read and delete what
+        was taken), and never incoming or around it: the housekeeping removes whole day folders
+        and old flat files of them."""
+        problem = apart(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def folder_of(self, mine: str) -> Path:
+        """The folder `mine` uploads into (incoming itself with `unsafe_shared_folder`)."""
+        if self.unsafe_shared_folder:
+            return self.incoming
+        folder = self.mines[mine].folder
+        return self.incoming / (mine if folder is None else folder)
 
     @property
     def done_dir(self) -> Path:
@@ -130,6 +157,50 @@ class MineFilesConfig(Frozen):
         """Status text (stripped) -> quality code: the built-in words, then `status`."""
         merged = {**BUILTIN_STATUS, **{k.strip(): v for k, v in self.status.items()}}
         return {k: int(Quality[v.upper()]) for k, v in merged.items()}
+
+
+def _abs(path: Path) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def apart(c: MineFilesConfig) -> str | None:
+    """Why the folders of `c` are not apart (`MineFilesConfig._apart`), or None."""
+    incoming = _abs(c.incoming)
+    areas: list[tuple[str, Path]] = []
+    if not c.unsafe_shared_folder:
+        areas = sorted(((m, _abs(c.folder_of(m))) for m in c.mines), key=lambda a: a[1].parts)
+    for code, folder in areas:
+        if folder == incoming:
+            return (
+                f"mines.{code}.folder: {folder} is incoming itself: each mine uploads into a "
+                "folder of its own (or set unsafe_shared_folder: true, docs/minefiles.md)"
+            )
+    for (code, folder), (other, inner) in pairwise(areas):
+        if inner.is_relative_to(folder):  # sorted by parts: one inside another is next to it
+            return (
+                f"mines.{other}: its upload folder {inner} is mine {code}'s ({folder}) or inside "
+                "it: each mine uploads into a folder of its own, none inside another's"
+            )
+    for what, given in (("done", c.done_dir), ("rejected", c.rejected_dir)):
+        where = _abs(given)
+        if incoming == where or incoming.is_relative_to(where):
+            return (
+                f"{what}: {given} is the upload folder incoming: or holds it: the "
+                "housekeeping would remove files not yet taken; give a folder of its own "
+                f"(default {{incoming}}/{what})"
+            )
+        for code, folder in areas:
+            if _overlap(where, folder):
+                return (
+                    f"{what}: {given} is mine {code}'s upload folder ({folder}), inside it or "
+                    "holds it: its FTP login could read and delete the files taken; give a "
+                    f"folder outside every mine's (default {{incoming}}/{what})"
+                )
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,16 +23,18 @@ from gateway.counters import changed_since
 from gateway.minefiles import said
 from gateway.minefiles.config import Mines
 from gateway.minefiles.convert import Converted, Ranges
-from gateway.minefiles.folder import look, move, reject, txt_files
+from gateway.minefiles.folder import look, move, reject
 from gateway.minefiles.keep import Keeper
+from gateway.minefiles.layout import misplaced, shared_warning, start_problems, uploads
 from gateway.minefiles.newest import Newest
 from gateway.minefiles.points import check, load_points, ranges_of, save_points
 from gateway.minefiles.take import Taken, take
-from gateway.publisher import MqttPublisher
-from gateway.spool import Spool, Spooled
+from gateway.minefiles.uplinks import uplinks
+from gateway.spool import Spooled
 from telemetry.brokertls import BrokerTls
 from telemetry.clock import wall_ms
 from telemetry.codec import MAX_KEYS, TelemetryBatch, encode
+from telemetry.errors import ConfigError
 from telemetry.mt1201 import AlarmRecord, FileError, PointDef, parse_name
 from telemetry.topics import TopicLayout
 
@@ -41,16 +43,6 @@ __all__ = ["MineFilesGateway"]
 log = logging.getLogger(__name__)
 _ERRORS_SAID = 5  # a file's broken records logged; the rest counted
 _FAILURES = 2  # a file whose taking failed this often (not an OSError) is refused
-
-
-class _FilePublisher(MqttPublisher):
-    """A tenant's uplink that says which batches the broker acknowledged."""
-
-    on_sent: Callable[[Sequence[Spooled]], None] | None = None
-
-    def _sent(self, items: Sequence[Spooled]) -> None:
-        if self.on_sent is not None:
-            self.on_sent(items)
 
 
 class MineFilesGateway:
@@ -100,28 +92,22 @@ class MineFilesGateway:
             self.counters,
             clock,
         )
+        if problems := start_problems(self.config):
+            raise ConfigError("\n".join(problems))
+        if warning := shared_warning(self.config):
+            log.warning("mine-files: %s", warning)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.publishers: dict[str, _FilePublisher] = {}
-        for tenant in sorted({m.tenant for m in self.config.mines.values()}):
-            path = state_dir / f"minefiles-{tenant}.db"
-            for old in (
-                path,
-                path.with_name(path.name + "-wal"),
-                path.with_name(path.name + "-shm"),
-            ):
-                old.unlink(missing_ok=True)  # the files are the durable copy (module doc)
-            pub = self.publishers[tenant] = _FilePublisher(
-                broker_host,
-                broker_port,
-                tenant=tenant,
-                gateway=self.config.gateway,
-                layout=self.layout,
-                spool=Spool(path, clock_ms=wall_ms),
-                username=username,
-                password=password,
-                tls=tls,
-            )
-            pub.on_sent = self._acked
+        self.publishers = uplinks(
+            self.config,
+            state_dir,
+            broker_host=broker_host,
+            broker_port=broker_port,
+            layout=self.layout,
+            username=username,
+            password=password,
+            tls=tls,
+            on_sent=self._acked,
+        )
 
     @property
     def in_flight(self) -> int:
@@ -152,16 +138,14 @@ class MineFilesGateway:
         other failure of a file is that file's: counted (`files_failed`), and the file refused
         once it failed twice."""
         now = self._clock()
-        try:
-            paths = txt_files(self.config.incoming)
-        except OSError as exc:
-            self._file_error(self.config.incoming, exc)
-            return
-        present = set(paths)
+        found = uploads(self.config)
+        for folder, exc in found.errors:
+            self._file_error(folder, exc)
+        present = {path for path, _ in found.files}
         for known in (self._unfinished, self._failures, self._unmoved):
             for gone in [p for p in known if p not in present]:  # removed or renamed meanwhile
                 del known[gone]
-        for path in paths:
+        for path, mine in found.files:
             if path in self._left or (path in self._unmoved and self._move_again(path)):
                 continue
             if len(self._left) >= self.config.max_files_in_flight:
@@ -176,23 +160,28 @@ class MineFilesGateway:
                     )
                 return
             try:
-                await self._look(path, now)
+                await self._look(path, mine, now)
             except OSError as exc:
                 self._file_error(path, exc)
             except Exception as exc:  # one file's failure is not the process's
                 self._failed(path, exc)
         self._full = False
 
-    async def _look(self, path: Path, now: float) -> None:
+    async def _look(self, path: Path, mine: str | None, now: float) -> None:
+        """Take `path` once complete; `mine`: its folder's (None: the name's, `uploads`)."""
         c = self.config
         unfinished = self._unfinished.pop(path, None)
         arrival = look(path, now, c.settle_s, c.incomplete_after_s, c.max_file_bytes, unfinished)
         if arrival.state == "settling":
             return
         try:
-            parse_name(path.name)
+            name = parse_name(path.name)
         except FileError as exc:  # not a networking file: refused, whole or not
             self._reject(path, str(exc))
+            return
+        if (wrong := misplaced(name.mine_code, mine, c)) is not None:
+            self.counters["files_wrong_folder"] += 1
+            self._reject(path, wrong)
             return
         if arrival.state == "unfinished":
             self._unfinished[path] = (arrival.size, arrival.mtime_ns)
@@ -207,7 +196,7 @@ class MineFilesGateway:
                 "or max_file_bytes is raised",
             )
         else:
-            ranges = self._ranges.get(path.name.split("_", 1)[0])
+            ranges = self._ranges.get(name.mine_code)
             taken = await asyncio.to_thread(take, str(path), self.mines, c.max_file_bytes, ranges)
             self._read[path] = taken.read
             self._take(path, taken)
