@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
+from gateway.logtext import shown
+
 __all__ = ["Admit", "BadWindow", "Guard", "Limits", "address_of", "shown"]
 
 
@@ -161,12 +163,3 @@ def address_of(host: str) -> str:
     if addr.version == 6 and addr.ipv4_mapped is not None:
         return str(addr.ipv4_mapped)
     return str(addr)
-
-
-def shown(text: object) -> str:
-    """`text` for a log line: control and other unprintable characters escaped (a peer's text
-    cannot start a line of its own or hide what follows)."""
-    s = str(text)
-    if s.isprintable():
-        return s
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from gateway.logtext import shown
 from gateway.minefiles.config import Mines
 from telemetry.mt1201 import PointDef
 
@@ -47,7 +48,8 @@ class Finding:
         )
 
     def describe(self) -> str:
-        where = f"mine {self.mine} point {self.point} ({self.type_name} {self.location})".strip()
+        # the mine's own text, escaped: a field cannot start a line of a log or a listing
+        where = shown(f"mine {self.mine} point {self.point} ({self.type_name} {self.location})")
         if self.kind == "unmapped":
             return f"{where}: no hub sensor (point map or '{self.mine}-{self.point}')"
         if self.kind == "no_alarm":

@@ -8,31 +8,45 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from gateway.logtext import shown
 from gateway.minefiles.convert import Converted
 from gateway.minefiles.newest import Newest
 from gateway.minefiles.points import Finding
 from telemetry.codec import MAX_FUTURE_MS
 from telemetry.mt1201 import AlarmRecord, format_time
 
-__all__ = ["conversion", "findings", "mine_alarms", "times"]
+__all__ = ["ALARMS_SAID", "conversion", "findings", "mine_alarms", "times"]
 
 log = logging.getLogger("gateway.minefiles.service")
 Once = Callable[[str, str, str], bool]  # (what, mine, item) -> not said before
+ALARMS_SAID = 20  # a YC file's records logged one by one; the rest said as a count
 
 
-def mine_alarms(mine: str, alarms: Sequence[AlarmRecord], counters: Counter[str]) -> None:
-    for a in alarms:
-        counters["mine_alarms"] += 1
+def mine_alarms(
+    name: str, mine: str, alarms: Sequence[AlarmRecord], counters: Counter[str]
+) -> None:
+    """Log the first `ALARMS_SAID` of a YC file's records at warning level (their peer text
+    escaped: a field cannot forge a log line), the rest as a count; count them all."""
+    counters["mine_alarms"] += len(alarms)
+    for a in alarms[:ALARMS_SAID]:
         log.warning(
             "mine-files: mine %s reports point %s (%s) %s, level %s, from %s to %s, peak %s",
             mine,
-            a.point,
-            a.name,
-            a.alarm_status,
-            a.level or "-",
+            shown(a.point),
+            shown(a.name),
+            shown(a.alarm_status),
+            shown(a.level) if a.level else "-",
             format_time(a.start_ms) if a.start_ms is not None else "-",
             format_time(a.end_ms) if a.end_ms is not None else "(going on)",
             "-" if a.peak_value is None else f"{a.peak_value:g}",
+        )
+    if len(alarms) > ALARMS_SAID:
+        log.warning(
+            "mine-files: %s: %d more alarm records of mine %s not logged one by one (counted: "
+            "mine_alarms); the file is kept in done/",
+            name,
+            len(alarms) - ALARMS_SAID,
+            mine,
         )
 
 
@@ -56,9 +70,9 @@ def conversion(mine: str, conv: Converted, counters: Counter[str], once: Once) -
                 "mine-files: mine %s point %s has no hub sensor (map it in points:, or name "
                 "a sensor %s-%s); its readings are dropped, counted (points_unmapped)",
                 mine,
-                point,
+                shown(point),
                 mine,
-                point,
+                shown(point),
             )
     for status in conv.unknown_status:
         counters["status_unknown"] += 1

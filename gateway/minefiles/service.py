@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.counters import changed_since
+from gateway.logtext import shown
 from gateway.minefiles import said
 from gateway.minefiles.config import Mines
 from gateway.minefiles.convert import Converted, Ranges
@@ -208,10 +209,10 @@ class MineFilesGateway:
         failures = self._failures[path]
         log.error(
             "mine-files: %s could not be taken (%d times): %s: %s",
-            path.name,
+            shown(path.name),
             failures,
             type(exc).__name__,
-            exc,
+            shown(exc),
             exc_info=failures == 1,
         )
         if failures >= _FAILURES:
@@ -221,10 +222,11 @@ class MineFilesGateway:
     def _file_error(self, path: Path, exc: OSError) -> None:
         self.counters["file_errors"] += 1
         if self._once("file", str(path), f"{type(exc).__name__} {exc.errno}"):
-            log.error("mine-files: %s: %s; tried again at each scan", path, exc)
+            log.error("mine-files: %s: %s; tried again at each scan", shown(path), shown(exc))
 
     def _reject(self, path: Path, reason: str) -> None:
-        log.warning("mine-files: %s rejected: %s", path.name, reason.splitlines()[0])
+        first = reason.splitlines()[0] if reason else ""
+        log.warning("mine-files: %s rejected: %s", shown(path.name), shown(first))
         self._finish(path, reason)
 
     def _done(self, path: Path) -> None:
@@ -281,7 +283,7 @@ class MineFilesGateway:
         if taken.errors:
             self.counters["records_bad"] += len(taken.errors)
             for err in taken.errors[:_ERRORS_SAID]:
-                log.warning("mine-files: %s: record refused: %s", path.name, err)
+                log.warning("mine-files: %s: record refused: %s", path.name, shown(err))
         self.counters[f"records_{taken.kind}"] += taken.count
         if taken.kind == "JC":
             points = [r for r in taken.records if isinstance(r, PointDef)]
@@ -299,7 +301,7 @@ class MineFilesGateway:
         self._done(path)
 
     def _mine_alarms(self, path: Path, mine: str, alarms: list[AlarmRecord]) -> None:
-        said.mine_alarms(mine, alarms, self.counters)
+        said.mine_alarms(path.name, mine, alarms, self.counters)
         self._done(path)
 
     def _readings(self, path: Path, mine: str, conv: Converted) -> None:
@@ -364,7 +366,7 @@ class MineFilesGateway:
             log.warning(
                 "mine-files: %s changed while its readings waited for the broker: taken again "
                 "(its earlier readings are sent again: harmless)",
-                path.name,
+                shown(path.name),
             )
             return
         self._done(path)
