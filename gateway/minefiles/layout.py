@@ -77,7 +77,9 @@ def start_problems(config: MineFilesConfig) -> list[str]:
             f"the upload folder of mine(s) {', '.join(missing[:5])}{more} does not exist "
             f"({shown}): each mine uploads into a folder of its own, {config.incoming}/"
             "{mine code}/ or its folder:, the root of its FTP login (chrooted); create it, "
-            "owned by that login, and point the login at it (docs/minefiles.md, The FTP side)"
+            "owned by that login, and point the login at it (docs/minefiles.md, The FTP side; "
+            "from one folder for all mines: Moving to a folder per mine, or, for one mine or "
+            "meanwhile, unsafe_shared_folder: true)"
         )
     try:
         top = [p.name for p in txt_files(config.incoming)]
