@@ -19,6 +19,7 @@ from telemetry.jt809 import (
     Frame,
     FrameSplitter,
     Header,
+    Login,
     LoginResponse,
     decode_frame,
     encode_frame,
@@ -145,3 +146,24 @@ async def test_a_broken_sub_link_is_said_after_two_reconnections(  # type: ignor
         assert notice is not None and notice.header.msg_id == 0x9007 and notice.body == b"\x01"
         await p.close()
     assert gw.server.counters["acme-gps.sublink_failed"] >= 3
+
+
+async def test_a_down_link_address_cannot_forge_a_log_line(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the down-link IP is the platform's word (its 0x1002 login): shown escaped, one line
+    gw = make_gateway(
+        config(**with_sub_link(timeout_s=1)), registry, mosquitto.port, tmp_path / "s"
+    )
+    forged = "127.0.0.1\n2026-12-02 INFO ok"  # (32 bytes at most)
+    caplog.set_level("INFO", logger="gateway")
+    async with running(gw) as (host, port):
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        await p.send(0x1001, Login(7001, b"s3cret!8", forged, 9809, 20180920).encode(False))
+        assert await p.answer() is not None
+        await until(lambda: gw.server.counters["acme-gps.sublink_failed"] >= 1)
+        await p.close()
+    said = [r.getMessage() for r in caplog.records if "sub link to" in r.getMessage()]
+    assert said and all("\n" not in m for m in said), said
+    assert any("127.0.0.1\\n2026-12-02" in m for m in said), said

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from gateway.jt809.config import PlatformSpec, SubLinkSpec
 from gateway.jt809.session import Session
+from gateway.logtext import shown
 from telemetry.jt809 import (
     BadFrameError,
     DownConnect,
@@ -95,8 +96,9 @@ class SubLink:
                 log.warning(
                     "jt809: %s: sub link to %s:%d: %s",
                     self.platform.name,
-                    *self.address,
-                    exc or type(exc).__name__,
+                    shown(self.address[0]),  # the platform's login names it
+                    self.address[1],
+                    shown(exc or type(exc).__name__),
                 )
             finally:
                 self.up.clear()
@@ -132,7 +134,12 @@ class SubLink:
             self._writer = writer
             self.up.set()
             self._count("sublink_up")
-            log.info("jt809: %s: sub link to %s:%d up", self.platform.name, *self.address)
+            log.info(
+                "jt809: %s: sub link to %s:%d up",
+                self.platform.name,
+                shown(self.address[0]),
+                self.address[1],
+            )
             while True:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), self.spec.keepalive_s)
@@ -165,7 +172,7 @@ class SubLink:
                         await frames.put(decode_frame(item, self.platform.v2019, keys))
                     except Jt809Error as exc:
                         self._count("sublink_bad_frame")
-                        log.info("jt809: %s: sub link: %s", self.platform.name, exc)
+                        log.info("jt809: %s: sub link: %s", self.platform.name, shown(exc))
         except (OSError, Jt809Error):
             pass
         finally:
