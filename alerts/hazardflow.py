@@ -188,8 +188,8 @@ assert all(s.sets <= _ITEM_FIELDS for s in STEPS.values())
 
 def _who(parties: frozenset[Party]) -> str:
     if parties == _C:
-        return "the monitoring centre's (an admin or operator key)"
-    return "the enterprise's (an enterprise key of the item's tenant)"
+        return "the monitoring centre's (an admin or operator key of every tenant)"
+    return "the enterprise's (a key of the item's tenant, not the centre's)"
 
 
 def advance(

@@ -41,12 +41,12 @@ from alerts.hazardsupervision import close_supervision, supervisions_of
 from api.auth import WRITERS, Principal
 from api.bounds import DB_INT_MAX, FUTURE_SKEW_MS
 from api.context import (
-    CENTRE_ROLES,
     WRITE,
     AppContext,
     Caller,
     Ctx,
     WriteGuard,
+    is_centre,
     not_found,
     query_tenants,
 )
@@ -71,8 +71,10 @@ StepName = Annotated[str, Path(description="the step: " + ", ".join(ACTIONS))]
 
 
 def _party(caller: Principal) -> Party:
-    """The enterprise's keys take its steps, the centre's (admin, operator) the centre's."""
-    return CENTRE if caller.role in CENTRE_ROLES else ENTERPRISE
+    """The centre's steps are the monitoring centre's own (`is_centre`: an admin or operator
+    key of every tenant), as for an alarm's review and a bypass approval; any other writer, an
+    admin or operator key limited to some tenants too, takes the enterprise's."""
+    return CENTRE if is_centre(caller) else ENTERPRISE
 
 
 def open_steps(item: HazardItem, caller: Principal) -> list[str]:
@@ -228,8 +230,8 @@ def hazard_router() -> APIRouter:
         dependencies=WRITE,
     )
     async def report_hazard(body: HazardIn, ctx: Ctx, caller: Caller) -> HazardDetail:
-        """Report a hidden danger (status `reported`): an enterprise key of the item's tenant
-        (self-check, complaint), or the centre's (an inspection). `from_alarm: <id>` opens it
+        """Report a hidden danger (status `reported`): a key of the item's tenant (self-check,
+        complaint), or the centre's, of every tenant (an inspection). `from_alarm: <id>` opens it
         from the tenant's alarm: linked, site, sensor and location filled, source
         `monitoring_alarm`."""
         refuse_seconds(found_at=body.found_at, deadline=body.deadline)

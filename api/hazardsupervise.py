@@ -16,7 +16,7 @@ from alerts.hazardflow import HazardConflictError, HazardIncompleteError
 from alerts.hazards import get_item, item_events, read_item
 from alerts.hazardsupervision import Supervision, supervise, supervisions_of
 from api.auth import Principal
-from api.context import CENTRE_ROLES, WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
+from api.context import WRITE, AppContext, Caller, Ctx, WriteGuard, is_centre, not_found
 from api.hazardmodels import HazardDetail, SuperviseIn, detail
 from api.hazards import HazardId, open_steps
 from telemetry.clock import wall_ms
@@ -33,11 +33,11 @@ def _list(
         item = get_item(con, hazard_id)
         if item is None or not caller.sees(item.tenant):
             raise not_found(f"hazard {hazard_id}")
-        if caller.role not in CENTRE_ROLES:
+        if not is_centre(caller):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 "listing a major hidden danger for supervision (挂牌督办) is the monitoring "
-                "centre's (an admin or operator key)",
+                "centre's (an admin or operator key of every tenant)",
             )
         given = body.model_dump(include={"level", "authority", "document_no", "notice_url"})
         return supervise(con, item, given, body.comment, caller.name, now)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_api_alarms import KEYS, auth
+from test_api_alarms import KEYS, _key, auth
 from test_lock_tests import CONFIG, batch, registry
 
 from alerts import hazardrules
@@ -208,6 +208,11 @@ def test_a_major_items_start_names_each_missing_element() -> None:
 
 
 # over HTTP, with the deadlines' alarms -----------------------------------------------------------
+# an operator's and an admin's key limited to the coal tenant: the enterprise's party, not the
+# centre's (tests/test_hazards_parties.py)
+LIMITED = [_key("coal-op", "operator", "north-coal"), _key("coal-admin", "admin", "north-coal")]
+
+
 class Hub:
     """The API app and a dispatcher over one state database, with the API's clock set here."""
 
@@ -223,9 +228,8 @@ class Hub:
         async def on_events(events: Sequence[AlarmEvent]) -> None:
             self.published.extend(events)
 
-        ctx = AppContext(
-            self.reg, self.store, self.db, Metrics(), KeyRing(KEYS), on_events=on_events
-        )
+        keys = KeyRing([*KEYS, *LIMITED])
+        ctx = AppContext(self.reg, self.store, self.db, Metrics(), keys, on_events=on_events)
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=create_app(ctx)), base_url="http://hub"
         )

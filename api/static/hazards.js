@@ -26,10 +26,14 @@ let itemSeq = 0;     // the item's reads and steps: an older answer is dropped
 let drawn = null;    // what the list's rows were drawn of: {items, lang, sites}
 let session = 0;     // a sign-out: what an earlier key asked is dropped
 
-/** The key's party: the centre (admin, operator), the enterprise, or none (a viewer reads). */
+/** The key's party (api/hazards.py `_party`): the centre (an admin or operator key of every
+ * tenant), the enterprise (any other writer: an admin or operator key limited to some tenants
+ * too), or none (a viewer reads). */
 export function party() {
-  const role = ctx?.me()?.role;
-  return role === "admin" || role === "operator" ? "centre" : role === "enterprise" ? "enterprise" : null;
+  const me = ctx?.me();
+  const role = me?.role;
+  if (role === "admin" || role === "operator") return me.tenants == null ? "centre" : "enterprise";
+  return role === "enterprise" ? "enterprise" : null;
 }
 
 async function request(path, init = {}) {
