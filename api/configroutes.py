@@ -134,12 +134,28 @@ _ELSEWHERE = (
 
 # a sensor id of the change that is used elsewhere too (`telemetry.registry`)
 _USED_TWICE = re.compile(r"sensor id '([^']*)' is used twice")
+# a plate or a terminal number of the change that another vehicle has (`telemetry.registrychecks`)
+_ALSO = re.compile(r"^(plate|terminal) (.+?) is also ([^/\s]+)/\S+'s\b")
+_OTHERS_VEHICLE = {
+    "plate": "{what} {value} is taken by another enterprise's vehicle: a plate names one vehicle"
+    " of the whole hub, every enterprise's (compared without its dot, spaces and dashes)",
+    "terminal": "{what} {value} is taken by another enterprise's vehicle: a terminal's number"
+    " names one vehicle of the whole hub, every enterprise's (compared without leading zeros)",
+}
 
 
 def _taken(msg: str, caller: Principal, registry: Registry) -> str:
     """`msg` for a key limited to some tenants: a sensor id of its change that another tenant
     uses is said to be taken, no more ("used twice" told it another enterprise has a sensor of
-    that id, and the error's place in the configuration told where: helper-120)."""
+    that id, and the error's place in the configuration told where: helper-120); so is a plate
+    or a terminal number of another tenant's vehicle ("is also north-coal/coal-truck-7's" let
+    an admin of one enterprise look up whose a plate or a SIM is with a dry run: helper-220)."""
+    also = _ALSO.match(msg)
+    if also is not None:
+        what, value, tenant = also.groups()
+        if caller.sees(tenant):
+            return msg
+        return _OTHERS_VEHICLE[what].format(what=what, value=value)
     found = _USED_TWICE.search(msg)
     info = registry.sensor(found.group(1)) if found else None
     if found is None or info is None or caller.sees(info.tenant):

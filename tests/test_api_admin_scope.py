@@ -216,3 +216,38 @@ async def test_a_sensor_id_another_tenant_uses_is_only_said_to_be_taken(tmp_path
         assert r.json()["errors"] == [
             {"loc": ["body"], "msg": "sensor id 'ch4-t1' is used twice", "type": "config_error"}
         ], r.text
+
+
+async def test_a_plate_or_terminal_of_another_tenants_vehicle_is_only_said_to_be_taken(
+    tmp_path: Path,
+) -> None:
+    """A limited admin's dry run of a vehicle with another enterprise's plate or SIM was told
+    `plate 晋A12345 is also north-coal/coal-truck-7's`: whose vehicle has a plate, or a SIM,
+    looked up one by one (helper-220). It is told they are taken by another enterprise's
+    vehicle; the centre's admin (a key of every tenant) is still told whose."""
+    truck = {"id": "coal-truck-7", "plate": "晋A·12345", "terminal": "013800138000"}
+    vehicles = f"/api/v1/registry/tenants/{CHEM}/vehicles?dry_run=true"
+    plate = {"id": "probe", "plate": "晋A12345", "class": "hazmat"}
+    sim = {"id": "probe", "plate": "苏B00001", "terminal": "13800138000", "class": "hazmat"}
+    async with live_client(tmp_path, SCOPE_KEYS) as client:
+        r = await client.post(
+            f"/api/v1/registry/tenants/{COAL}/vehicles",
+            json={**truck, "class": "hazmat"},
+            headers=auth("admin"),
+        )
+        assert r.status_code == 201, r.text
+        for body, what in ((plate, "plate 晋A12345"), (sim, "terminal 13800138000")):
+            r = await client.post(vehicles, json=body, headers=auth("chem-admin"))
+            assert r.status_code == 422, r.text
+            (error,) = r.json()["errors"]
+            assert error["msg"].startswith(f"{what} is taken by another enterprise's vehicle")
+            assert COAL not in r.text and "coal-truck-7" not in r.text, r.text
+            assert "tenants" not in str(error["loc"]), r.text
+            r = await client.post(vehicles, json=body, headers=auth("admin"))
+            assert r.status_code == 422 and "is also north-coal/coal-truck-7's" in r.text, r.text
+        # a plate of its own tenant's vehicle is said as before: whose it is
+        own = {"id": "own-1", "plate": "苏C00002", "class": "hazmat"}
+        url = f"/api/v1/registry/tenants/{CHEM}/vehicles"
+        assert (await client.post(url, json=own, headers=auth("chem-admin"))).status_code == 201
+        r = await client.post(vehicles, json={**own, "id": "own-2"}, headers=auth("chem-admin"))
+        assert r.status_code == 422 and f"is also {CHEM}/own-1's" in r.text, r.text
