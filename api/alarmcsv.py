@@ -5,11 +5,11 @@ time (+08:00) for people and as epoch ms for programs."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from api.csvfile import csv_bytes
 
 __all__ = ["COLUMNS", "CSV_MAX_ROWS", "alarm_csv", "csv_name", "handling_of"]
 
@@ -221,20 +221,7 @@ def _duration_s(start: int, end: int | None) -> Any:
     return "" if end is None else (end - start) / 1000
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(v: Any) -> Any:
-    """A text a spreadsheet would run as a formula (a shelve reason "=HYPERLINK(...)" typed by
-    anyone with a writer's key) is quoted with a leading apostrophe, as OWASP advises."""
-    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v
-
-
 def alarm_csv(alarms: Iterable[Mapping[str, Any]]) -> bytes:
-    """The alarms (`api.alarms.alarm_json` dictionaries) as CSV bytes, a header row first."""
-    out = io.StringIO()
-    out.write("\ufeff")  # the byte-order mark: Excel reads the file as UTF-8 only with it
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(COLUMNS)
-    w.writerows([_cell(v) for v in _row(a)] for a in alarms)
-    return out.getvalue().encode("utf-8")
+    """The alarms (`api.alarms.alarm_json` dictionaries) as CSV bytes, a header row first (a
+    text a spreadsheet would run as a formula quoted: `api.csvfile.safe_cell`)."""
+    return csv_bytes(COLUMNS, (_row(a) for a in alarms))
