@@ -136,7 +136,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=1 << 20)  # no request needs more than 1 MiB
     # a route's unexpected error as a 500 problem inside SecurityHeaders: Starlette's own 500
     # comes from outside every middleware added here, and had none of the browser's headers
-    app.add_middleware(Unhandled)
+    app.add_middleware(Unhandled, metrics=ctx.metrics)  # and counts it
     app.add_middleware(SecurityHeaders)  # last added, outermost: on the 413 and the 500 too
     for router in _routers():
         # a query parameter a route does not take is 422 on every one, never ignored

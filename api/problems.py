@@ -25,9 +25,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.metrics import Metrics
 from ingest.store.base import StoreError
 
-__all__ = ["BodyLimit", "Unhandled", "install_problem_handlers", "problem"]
+__all__ = ["API_ERRORS", "BodyLimit", "Unhandled", "install_problem_handlers", "problem"]
 
 PROBLEM_TYPE = "https://hazardhub.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -155,16 +156,29 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+API_ERRORS = "hazardhub_api_errors_total"
+
+
+def _route(scope: Scope) -> str:
+    """The route a request was matched to, as declared (`/api/v1/hazards/{hazard_id}`: not the
+    path asked, whose ids would make a series each); `unmatched` before any route took it."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
 class Unhandled:
     """ASGI middleware: an exception a route did not handle answers 500 as a problem, from
     inside the app's other middleware (the security headers, `api.headers`), where Starlette's
     own answer to it came from outside them all, without those headers. The body says nothing
     of the exception (its message may carry a store's address or password); the exception is
-    raised on after the answer, for the server to log with its traceback. An exception after
-    the answer began (a stream cut) is only raised on: the client sees the answer end."""
+    raised on after the answer, for the server to log with its traceback, and the 500 is
+    counted in `metrics` (`hazardhub_api_errors_total`, by route: a bug, which no other counter
+    showed). An exception after the answer began (a stream cut) is only raised on: the client
+    sees the answer end."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -182,6 +196,8 @@ class Unhandled:
             await self.app(scope, receive, watch)
         except Exception:
             if not started:
+                if self.metrics is not None:
+                    self.metrics.inc(API_ERRORS, route=_route(scope))
                 response = problem(
                     500,
                     "the hub failed to answer this request; the reason is in the hub's log",

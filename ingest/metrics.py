@@ -166,6 +166,10 @@ _HELP = {
         "The centre's alarm supervisions (报警督办, to JT/T 809 platforms), by outcome: "
         "published, kept (no broker), expired (past the deadline before published), full"
     ),
+    "hazardhub_api_errors_total": (
+        "HTTP requests the API answered 500 for an unexpected error (a bug; the traceback is in"
+        " the log), by route"
+    ),
 }
 
 _GAUGES = frozenset(
@@ -206,6 +210,7 @@ _OPEN = frozenset(
         "hazardhub_readings_rejected_total",
         "hazardhub_store_unavailable_total",
         "hazardhub_alarm_events_total",
+        "hazardhub_api_errors_total",
     }
 )
 

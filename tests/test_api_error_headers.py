@@ -109,6 +109,23 @@ async def test_an_unexpected_error_answers_500_with_the_headers_and_no_detail(
     # and the hub answers on
     r = await api.get("/healthz")
     assert r.status_code == 200
+    # counted in /metrics, by the route as declared (a 500 was counted nowhere: helper-220)
+    assert await api_errors(api) == {'hazardhub_api_errors_total{route="/readyz"}': 1}
+    with caplog.at_level(logging.CRITICAL):
+        assert (await api.get("/readyz")).status_code == 500
+    assert await api_errors(api) == {'hazardhub_api_errors_total{route="/readyz"}': 2}
+
+
+async def api_errors(api: httpx.AsyncClient) -> dict[str, float]:
+    """The series of `hazardhub_api_errors_total` on /metrics, with their counts."""
+    r = await api.get("/metrics", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert "# TYPE hazardhub_api_errors_total counter" in r.text
+    return {
+        series: float(value)
+        for series, _, value in (line.rpartition(" ") for line in r.text.splitlines())
+        if series.startswith("hazardhub_api_errors_total")
+    }
 
 
 async def test_starlettes_error_answers_and_the_static_files_carry_the_headers(
@@ -131,3 +148,5 @@ async def test_starlettes_error_answers_and_the_static_files_carry_the_headers(
         r = await api.request(method, path, headers=headers, content=body)
         assert r.status_code == want, (method, path, r.status_code, r.text[:300])
         _secured(r, f"{method} {path}")
+    # a refusal of the request is not the hub's error: nothing counted
+    assert await api_errors(api) == {}
