@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from alerts.notify.http import literal_refusal, refused_destination
 from alerts.notify.netguard import AddressGuard
@@ -48,6 +48,7 @@ from api.hidden import (
     keep_url,
     url_hides_secret,
 )
+from api.utf8text import refuse_not_utf8
 from telemetry.notifyconfig import (
     EscalationPolicySpec,
     SilenceSpec,
@@ -64,6 +65,13 @@ class ObjectIn(BaseModel):
 
     tenant: str = Field(min_length=1, max_length=64)
     spec: dict[str, Any]
+
+    @field_validator("spec")
+    @classmethod
+    def _utf8(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        """A text of the spec that does not encode as UTF-8 is 422 here, naming its field: under
+        `Any` it reached the notifier's store, and its JSON failed with a 500."""
+        return refuse_not_utf8(spec, "spec")
 
 
 class OutboxPublic(BaseModel):
