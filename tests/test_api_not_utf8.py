@@ -105,3 +105,51 @@ async def test_a_lone_surrogate_in_a_spec_is_422_naming_its_field(rig: Rig) -> N
     assert r.status_code == 200, r.text
     metrics = (await c.get("/metrics", headers=auth("admin"))).text
     assert "hazardhub_api_errors_total{" not in metrics
+
+
+# the request bodies of free-form JSON, each looked through (`api.utf8text`)
+FREE_FORM = {
+    ("PUT", "/api/v1/subscriptions", ("spec",)),
+    ("PUT", "/api/v1/escalation-policies", ("spec",)),
+    ("PUT", "/api/v1/silences", ("spec",)),
+}
+Where = tuple[str, str, tuple[str, ...]]  # (method, path, field)
+_CONSTRAINED = ("maxLength", "minLength", "pattern", "enum", "const", "format")
+
+
+async def test_every_text_of_a_request_body_is_checked_for_utf8(rig: Rig) -> None:
+    """pydantic refuses a text that is not UTF-8 in a field with a length or a pattern only;
+    a plain `str`, or a value under `Any`, keeps it: no request body has one, but the
+    free-form specs above (which `ObjectIn` looks through)."""
+    spec = (await rig.client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    found: set[Where] = set()
+    plain: list[Where] = []
+
+    def walk(s: dict[str, Any], where: Where, seen: frozenset[str]) -> None:
+        method, path, loc = where
+        if "$ref" in s:
+            name = s["$ref"].rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(schemas[name], where, seen | {name})
+            return
+        for k in ("anyOf", "oneOf", "allOf"):
+            for x in s.get(k, []):
+                walk(x, where, seen)
+        if s.get("type") == "string" and not any(c in s for c in _CONSTRAINED):
+            plain.append(where)
+        for name, sub in s.get("properties", {}).items():
+            walk(sub, (method, path, (*loc, name)), seen)
+        extra = s.get("additionalProperties")
+        if extra is True or extra == {}:
+            found.add(where)
+        elif isinstance(extra, dict):
+            walk(extra, (method, path, (*loc, "*")), seen)
+        if isinstance(s.get("items"), dict):
+            walk(s["items"], (method, path, (*loc, "[]")), seen)
+
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for content in op.get("requestBody", {}).get("content", {}).values():
+                walk(content.get("schema", {}), (method.upper(), path, ()), frozenset())
+    assert plain == [] and found == FREE_FORM, (plain, found)
