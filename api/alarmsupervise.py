@@ -67,11 +67,18 @@ class SuperviseAlarmIn(BaseModel):
         default="normal", description="督办级别: urgent 紧急 (0), normal 一般 (1)"
     )
     note: Note = ""
+    # (the lengths: a byte of GBK is at least a character; the bytes checked after)
     supervisor: Annotated[str, _bytes(16)] = Field(
-        default="", description="督办人, at most 16 bytes in GBK (default: the key's name)"
+        default="",
+        max_length=16,
+        description="督办人, at most 16 bytes in GBK (default: the key's name)",
     )
-    tel: Annotated[str, _bytes(20)] = Field(default="", description="督办联系电话")
-    email: Annotated[str, _bytes(32)] = Field(default="", description="督办联系电子邮件")
+    tel: Annotated[str, _bytes(20)] = Field(
+        default="", max_length=20, description="督办联系电话, at most 20 bytes in GBK"
+    )
+    email: Annotated[str, _bytes(32)] = Field(
+        default="", max_length=32, description="督办联系电子邮件, at most 32 bytes in GBK"
+    )
 
 
 class SupervisionOut(BaseModel):
