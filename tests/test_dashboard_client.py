@@ -1877,7 +1877,8 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                                             ["handover", "HANDOVER_STRINGS"],
                                             ["health", "HEALTH_STRINGS"],
                                             ["hazards", "HAZARD_STRINGS"],
-                                            ["bypasses", "BYPASS_STRINGS"]]) {
+                                            ["bypasses", "BYPASS_STRINGS"],
+                                            ["supervise", "SUPERVISE_STRINGS"]]) {
                   const d = (await import(`/static/${file}.js`))[name];
                   const zh = Object.keys(d.zh).filter((k) => !names.test(k));
                   const en = Object.keys(d.en).filter((k) => !names.test(k));
@@ -1886,7 +1887,7 @@ async def test_the_dashboards_chinese_and_english_say_the_same_things():
                 return found;
             })()"""
         )
-    files = ("app", "alarms", "handover", "health", "hazards", "bypasses")
+    files = ("app", "alarms", "handover", "health", "hazards", "bypasses", "supervise")
     assert apart == {f: [[], []] for f in files}, apart
 
 

@@ -3,6 +3,7 @@ import { initAttention } from "/static/attention.js";
 import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, renderHandover } from "/static/handover.js";
 import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAlarm } from "/static/hazards.js";
 import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
+import { SUPERVISE_STRINGS, initSupervise, superviseFromAlarm } from "/static/supervise.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
@@ -43,8 +44,10 @@ export const T = {
         all_tenants: "All enterprises", tenant_filter: "Enterprise",
         last_seen: "last seen {age} ago", age_min: "{n} min", age_h: "{n} h", age_d: "{n} d" },
 };
-Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh);
-Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en);
+Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh,
+  SUPERVISE_STRINGS.zh);
+Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en,
+  SUPERVISE_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
@@ -771,7 +774,8 @@ const centreAck = () => !!role && ["admin", "operator"].includes(role.role) && r
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, centreAck,
   tenant: () => tenantFilter,
   unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
-  onChange: () => renderTiles(), detailAction: (a) => [reportFromAlarm(a), approveFromAlarm(a)] });
+  onChange: () => renderTiles(), detailAction: (a) => [reportFromAlarm(a), approveFromAlarm(a), superviseFromAlarm(a)] });
+initSupervise({ t, key: () => key, centre: centreAck });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
 initHealth({ t, api });

@@ -1,0 +1,141 @@
+// The centre's alarm supervision (报警督办, docs/jt809.md "Supervision"): from a vehicle alarm's
+// detail, a key of the supervising centre (an admin or operator key of every tenant) sends a
+// 督办 ticket to the vehicle's enterprise platform (POST /api/v1/alarms/{id}/supervise): its
+// deadline (China time), level, note and the supervisor's name, telephone and e-mail. A dialog of
+// its own (the alarm's detail is drawn again at every live event: a form in it would be lost).
+// The hub's answer is said in the dialog: the supervision's number, or the refusal as the hub
+// says it, naming the fields at fault; the ticket and the platform's answer are in the alarm's
+// journal.
+import { fmtCst } from "/static/alarms.js";
+import { el } from "/static/hazardforms.js";
+
+export const SUPERVISE_STRINGS = {
+  zh: {
+    sv_button: "督办", sv_title: "报警督办（下发至车辆所属企业平台）", sv_deadline: "督办截止时间（北京时间）",
+    sv_level: "督办级别", sv_normal: "一般", sv_urgent: "紧急", sv_note: "督办意见（可选）",
+    sv_supervisor: "督办人（可选，默认本密钥名）", sv_tel: "联系电话（可选）", sv_email: "电子邮件（可选）",
+    sv_send: "下发督办", sv_cancel: "关闭", sv_sending: "正在下发…",
+    sv_done: "已下发督办 #{id}（{vehicle}，截止 {deadline}）；企业平台的应答将记入报警日志",
+    sv_kept: "已登记督办 #{id}；中心暂未连上消息服务器，连上后下发",
+    sv_refused: "督办未下发：{why}",
+  },
+  en: {
+    sv_button: "Supervise (督办)", sv_title: "Alarm supervision (to the vehicle's enterprise platform)",
+    sv_deadline: "Deadline (China time)", sv_level: "Level", sv_normal: "normal", sv_urgent: "urgent",
+    sv_note: "Note (optional)", sv_supervisor: "Supervisor (optional; the key's name by default)",
+    sv_tel: "Telephone (optional)", sv_email: "E-mail (optional)", sv_send: "Send", sv_cancel: "Close",
+    sv_sending: "Sending…",
+    sv_done: "Supervision #{id} sent ({vehicle}, until {deadline}); the platform's answer goes to the alarm's journal",
+    sv_kept: "Supervision #{id} recorded; the hub is not connected to its broker: sent once it is",
+    sv_refused: "Not sent: {why}",
+  },
+};
+
+const DAY_MS = 86400000;
+let ctx = null;  // {t, key(), centre()}: centre() an admin or operator key of every tenant
+
+export function initSupervise(context) {
+  ctx = context;
+}
+
+// a datetime-local input's value read and written in China time, whatever the browser's zone
+const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
+const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
+const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+
+/** The button of a vehicle alarm's detail that opens the 督办 dialog, for the centre's key. */
+export function superviseFromAlarm(a) {
+  if (!ctx?.centre() || a.site !== "vehicles") return null;
+  const b = el("button", "sv-from-alarm", ctx.t("sv_button"));
+  b.type = "button";
+  b.dataset.alarm = String(a.id);
+  b.onclick = (e) => {
+    e.stopPropagation();
+    openDialog(a, b);
+  };
+  return b;
+}
+
+function field(form, label, input) {
+  const l = el("label", "hz-field sv-field");
+  l.append(el("span", "hz-label", label), input);
+  form.append(l);
+  return input;
+}
+
+function openDialog(a, opener) {
+  document.querySelector("#sv-dialog")?.remove();
+  const t = ctx.t;
+  const d = el("dialog", "sv-dialog");
+  d.id = "sv-dialog";
+  d.dataset.alarm = String(a.id);
+  const form = el("form");
+  form.method = "dialog";
+  form.append(el("h3", "", t("sv_title")));
+  form.append(el("p", "sv-what", `#${a.id} · ${a.device} · ${a.side} · ${fmtCst(a.started_ts)}`));
+  const deadline = field(form, t("sv_deadline"),
+    Object.assign(el("input"), { type: "datetime-local", name: "deadline", required: true, value: toInput(Date.now() + DAY_MS) }));
+  const level = field(form, t("sv_level"), Object.assign(el("select"), { name: "level" }));
+  for (const v of ["normal", "urgent"]) level.append(Object.assign(el("option", "", t(`sv_${v}`)), { value: v }));
+  const note = field(form, t("sv_note"), Object.assign(el("textarea"), { name: "note", rows: 2, maxLength: 2000 }));
+  const who = field(form, t("sv_supervisor"), Object.assign(el("input"), { type: "text", name: "supervisor", maxLength: 16 }));
+  const tel = field(form, t("sv_tel"), Object.assign(el("input"), { type: "tel", name: "tel", maxLength: 20 }));
+  const email = field(form, t("sv_email"), Object.assign(el("input"), { type: "email", name: "email", maxLength: 32 }));
+  const said = el("p", "sv-msg");
+  said.setAttribute("role", "status");
+  said.hidden = true;
+  const send = Object.assign(el("button", "sv-send", t("sv_send")), { type: "submit" });
+  const close = Object.assign(el("button", "sv-close", t("sv_cancel")), { type: "button" });
+  const bar = el("div", "hz-actions");
+  bar.append(send, close);
+  form.append(said, bar);
+  d.append(form);
+  document.body.append(d);
+  close.onclick = () => d.close();
+  d.addEventListener("close", () => {
+    d.remove();
+    // the detail may have been drawn again meanwhile: its button now, else the one that opened
+    (document.querySelector(`.sv-from-alarm[data-alarm="${a.id}"]`) ?? opener)?.focus();
+  });
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    const body = { deadline: fromInput(deadline.value), level: level.value };
+    for (const [k, input] of [["note", note], ["supervisor", who], ["tel", tel], ["email", email]]) {
+      if (input.value.trim()) body[k] = input.value.trim();
+    }
+    send.disabled = true;
+    said.hidden = false;
+    said.className = "sv-msg";
+    said.textContent = t("sv_sending");
+    try {
+      const got = await post(`/api/v1/alarms/${a.id}/supervise`, body);
+      said.className = "sv-msg ok";
+      said.textContent = fill(t(got.published ? "sv_done" : "sv_kept"),
+        { id: got.supervision_id, vehicle: got.vehicle, deadline: fmtCst(got.deadline).slice(0, 16) });
+      d.dataset.supervision = String(got.supervision_id);
+    } catch (err) {
+      said.className = "sv-msg bad";
+      said.textContent = fill(t("sv_refused"), { why: err.message });
+      send.disabled = false;
+    }
+  };
+  d.showModal();
+  deadline.focus();
+}
+
+async function post(path, body) {
+  const r = await fetch(path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${ctx.key()}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(20000),
+  });
+  const data = await r.json().catch(() => null);
+  if (!r.ok) {
+    const list = data?.errors;  // RFC 9457: `detail` says why; `errors` the fields at fault
+    const why = Array.isArray(list) && list.length
+      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : data?.detail;
+    throw new Error(`${r.status} ${why || r.statusText}`);
+  }
+  return data;
+}
