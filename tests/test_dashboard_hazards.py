@@ -463,6 +463,38 @@ async def test_refresh_reads_the_open_item_again_and_the_steps_are_the_hubs(mosq
             )
 
 
+async def test_the_open_page_reads_again_by_itself_and_keeps_an_unchanged_list(mosquitto, tmp_path):
+    """The centre's page is open on #1 all day: what the enterprise reports or does meanwhile
+    shows without a click, when the page reads itself again (every minute, and at once when its
+    tab is shown again: the latter here); an unchanged list is not drawn anew (the row the
+    operator looks at stays put), nor is the page read again while it is closed."""
+    port = free_port()
+    async with running_hub(_hub(port, mosquitto.port, tmp_path)):
+        await _api(port, COAL, "/hazards", {"site": "face-1301", "description": "局部通风机单电源"})
+        async with _page(port, ADMIN, "zh") as centre:
+            await _open_item(centre, "1")
+            row, row2 = "#hz-list tr[data-hazard='1']", "#hz-list tr[data-hazard='2']"
+            await centre.js(f"{q(row)}.__mark = 1; window.__reads = 0;"
+                            "window.__f = window.fetch; window.fetch = (u, i) => {"
+                            " if (String(u).includes('/api/v1/hazards')) window.__reads++;"
+                            " return window.__f(u, i); }; 1")  # fmt: skip
+            shown = "document.dispatchEvent(new Event('visibilitychange')); 1"
+            await centre.js(shown)  # nothing changed: the rows stay as drawn
+            await centre.wait_for("window.__reads >= 2")  # (the list and the item open)
+            await asyncio.sleep(0.3)
+            assert await centre.js(f"{q(row)}.__mark") == 1
+            await _api(port, COAL, "/hazards", {"site": "face-1301", "description": "皮带跑偏"})
+            await _api(port, COAL, "/hazards/1/comment", {"comment": "已安排检修"})
+            await centre.js(shown)
+            await centre.wait_for(f"{q(row2)} !== null")
+            assert [r["id"] for r in await _listed(centre)] == ["2", "1"]
+            await centre.wait_for(f"{q('#hz-detail')}.innerText.includes('已安排检修')")
+            # closed, the page reads nothing by itself
+            await centre.js(f"{q('#hz-close')}.click(); window.__reads = 0; {shown}")
+            await asyncio.sleep(0.5)
+            assert await centre.js("window.__reads") == 0
+
+
 async def test_an_items_overdue_alarm_opens_its_item_from_the_alarm_list(mosquitto, tmp_path):
     """A hidden danger's deadline alarm (hazard_overdue, point hazard:<id>) in the alarm list: its
     detail offers to open its item (not to report it as another), and the item opens (a reviewer

@@ -25,6 +25,11 @@ let seq = 0;         // the list's reads: an older answer is dropped
 let itemSeq = 0;     // the item's reads and steps: an older answer is dropped
 let drawn = null;    // what the list's rows were drawn of: {items, lang, sites}
 let session = 0;     // a sign-out: what an earlier key asked is dropped
+let timer = null;    // the open page's own refresh (REFRESH_MS)
+// the open page reads its list again by itself (and the item open, unless a form is open on
+// it): what another key reported or did meanwhile shows without a click; and at once when the
+// browser's tab is shown again
+const REFRESH_MS = 60000;
 
 /** The key's party (api/hazards.py `_party`): the centre (an admin or operator key of every
  * tenant), the enterprise (any other writer: an admin or operator key limited to some tenants
@@ -65,10 +70,20 @@ export function initHazards(context) {
     $(id).onchange = (e) => { filters[k] = e.target.value; loadList(); };
   }
   $("#hz-overdue").onchange = (e) => { filters.overdue = e.target.checked; loadList(); };
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+}
+
+/** The list (and the item open, unless a form is open) read again, quietly: the list redrawn
+ * only when it changed, kept when the hub cannot be read. Not while the page is closed or hidden. */
+function refresh() {
+  if ($("#hazards-panel").hidden || document.hidden || busy || !ctx?.key()) return;
+  loadList(true);
+  if (item && !form) openItem(item.id, false);
 }
 
 export async function openHazards() {
   $("#hazards-panel").hidden = false;
+  timer ??= setInterval(refresh, REFRESH_MS);
   $("#hazards-open").setAttribute("aria-expanded", "true");
   renderHazards();
   $("#hazards-panel").scrollIntoView({ block: "start" });
@@ -79,7 +94,13 @@ export async function openHazards() {
   await loadList();
 }
 
+function stopRefresh() {
+  clearInterval(timer);
+  timer = null;
+}
+
 function closeHazards() {
+  stopRefresh();
   $("#hazards-panel").hidden = true;
   $("#hazards-open").setAttribute("aria-expanded", "false");
   $("#hazards-open").focus();
@@ -88,6 +109,7 @@ function closeHazards() {
 /** Forget everything of the key (a sign-out): nothing of it for the next key. */
 export function clearHazards() {
   seq++; itemSeq++; session++;
+  stopRefresh();
   Object.assign(filters, { tenant: "", status: "", grade: "", overdue: false });
   sites = []; items = null; item = null; form = null; note = null; listError = ""; busy = false;
   $("#hazards-panel").hidden = true;
@@ -124,7 +146,7 @@ export function reportFromAlarm(a) {
   return b;
 }
 
-async function loadList() {
+async function loadList(quiet = false) {
   const q = new URLSearchParams();
   for (const k of ["tenant", "status", "grade"]) if (filters[k]) q.set(k, filters[k]);
   if (filters.overdue) q.set("overdue", "true");
@@ -133,10 +155,12 @@ async function loadList() {
   try {
     const got = await request(`/api/v1/hazards?${q}`);
     if (mine !== seq) return;
-    items = got; listError = "";
+    if (!quiet || JSON.stringify(got) !== JSON.stringify(items)) items = got;
+    listError = "";
   } catch (e) {
     if (mine !== seq) return;
-    items = []; listError = e.message;
+    if (!quiet || !items) items = [];  // (a quiet read that failed keeps the list shown)
+    listError = e.message;
   }
   renderHazards();
 }
