@@ -3,6 +3,7 @@
 // enterprise's closing: approve / return) in inline forms, and each
 // alarm's journal. Rows are updated in place, so a half-typed form survives live updates.
 import { updateAttention } from "/static/attention.js";
+import { hubRequest } from "/static/hubrequest.js";
 
 export const STRINGS = {
   zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
@@ -256,22 +257,7 @@ const isOpen = (a) => !(a.isa_state === "normal" && a.disposal === "closed");
 const version = (a) => (a.events.length ? a.events[a.events.length - 1].id : 0);
 const uiOf = (id) => { if (!ui.has(id)) ui.set(id, { expanded: false, form: null, busy: false, msg: "" }); return ui.get(id); };
 
-async function request(path, init = {}) {
-  const headers = { Authorization: `Bearer ${ctx.key()}` };
-  if (init.body) headers["Content-Type"] = "application/json";
-  // an answer that does not come is an error, not a request waiting for ever
-  const r = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(20000) });
-  const data = await r.json().catch(() => null);
-  if (!r.ok) {
-    // RFC 9457 problem details: `detail` says why; `errors` lists the fields at fault
-    const list = data?.errors;
-    const why = Array.isArray(list) && list.length
-      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ")
-      : data?.detail;
-    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status, why });
-  }
-  return data;
-}
+const request = (path, init = {}) => hubRequest(ctx.key(), path, init);
 
 /** Keep a snapshot of an alarm unless one with a later journal event is already held. */
 export function accept(a) {

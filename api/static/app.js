@@ -4,6 +4,7 @@ import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, r
 import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAlarm } from "/static/hazards.js";
 import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
 import { SUPERVISE_STRINGS, initSupervise, superviseFromAlarm } from "/static/supervise.js";
+import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
@@ -126,7 +127,7 @@ const hubNow = () => Date.now() + clockOffset;
 
 // an answer that does not come is an error (a hung request would keep a resync, and the page,
 // offline for good)
-export const REQUEST_TIMEOUT_MS = 20000;
+export { REQUEST_TIMEOUT_MS };
 const unauthorized = (e) => e?.status === 401;
 
 async function api(path) {

@@ -8,6 +8,7 @@ import { isFlag, markFields, message, placeOf, recordForm, refusal, revokeForm, 
 import { BYPASS_STRINGS } from "/static/bypassstrings.js";
 import { el, relabel } from "/static/hazardforms.js";
 import { place } from "/static/hazarddetail.js";
+import { hubRequest } from "/static/hubrequest.js";
 
 export { BYPASS_STRINGS };
 
@@ -32,20 +33,7 @@ const flags = () => (sensors ?? []).filter(isFlag).filter((s) => !filters.tenant
 const sensorOf = (id) => (sensors ?? []).find((s) => s.id === id);
 const tenantName = (id) => (sensors ?? []).find((s) => s.tenant === id)?.tenant_name || id;
 
-async function request(path, init = {}) {
-  const headers = { Authorization: `Bearer ${ctx.key()}` };
-  if (init.body) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(20000) });
-  const data = await r.json().catch(() => null);
-  if (!r.ok) {
-    const list = data?.errors;  // RFC 9457: `detail` says why; `errors` the fields at fault
-    const why = Array.isArray(list) && list.length
-      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : data?.detail;
-    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`),
-      { status: r.status, why: why || r.statusText, errors: list });
-  }
-  return data;
-}
+const request = (path, init = {}) => hubRequest(ctx.key(), path, init);
 
 export function initBypasses(context) {
   ctx = context;

@@ -7,6 +7,7 @@
 import { el, relabel, reportForm, stepForm } from "/static/hazardforms.js";
 import { STATUSES, actKey, badges, drawDetail, due, label, message, missingLead, place, when } from "/static/hazarddetail.js";
 import { HAZARD_STRINGS } from "/static/hazardstrings.js";
+import { hubRequest } from "/static/hubrequest.js";
 
 export { HAZARD_STRINGS };
 
@@ -41,19 +42,7 @@ export function party() {
   return role === "enterprise" ? "enterprise" : null;
 }
 
-async function request(path, init = {}) {
-  const headers = { Authorization: `Bearer ${ctx.key()}` };
-  if (init.body) headers["Content-Type"] = "application/json";
-  const r = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(20000) });
-  const data = await r.json().catch(() => null);
-  if (!r.ok) {
-    const list = data?.errors;  // RFC 9457: `detail` says why; `errors` the fields at fault
-    const why = Array.isArray(list) && list.length
-      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : data?.detail;
-    throw Object.assign(new Error(`${r.status} ${why || r.statusText}`), { status: r.status, why: why || r.statusText });
-  }
-  return data;
-}
+const request = (path, init = {}) => hubRequest(ctx.key(), path, init);
 
 export function initHazards(context) {
   ctx = context;

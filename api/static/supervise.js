@@ -8,6 +8,7 @@
 // journal.
 import { fmtCst } from "/static/alarms.js";
 import { el } from "/static/hazardforms.js";
+import { hubRequest } from "/static/hubrequest.js";
 
 export const SUPERVISE_STRINGS = {
   zh: {
@@ -123,19 +124,4 @@ function openDialog(a, opener) {
   deadline.focus();
 }
 
-async function post(path, body) {
-  const r = await fetch(path, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${ctx.key()}`, "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(20000),
-  });
-  const data = await r.json().catch(() => null);
-  if (!r.ok) {
-    const list = data?.errors;  // RFC 9457: `detail` says why; `errors` the fields at fault
-    const why = Array.isArray(list) && list.length
-      ? list.map((x) => `${(x.loc || []).slice(1).join(".")}: ${x.msg}`).join("; ") : data?.detail;
-    throw new Error(`${r.status} ${why || r.statusText}`);
-  }
-  return data;
-}
+const post = (path, body) => hubRequest(ctx.key(), path, { method: "POST", body: JSON.stringify(body) });
