@@ -101,6 +101,17 @@ class Gateway:
             for i, d in enumerate(self.devices)
         ]
 
+    def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+        """What the gateway counted (its uplink's ``publish_refused`` ...) and holds now, for
+        `gateway.metricsserver`."""
+        state = {
+            "devices": float(len(self.devices)),
+            "spool_batches": float(self.publisher.pending),
+            "spool_bytes": float(self.spool.size_bytes),
+            "broker_connected": float(self.publisher.connected.is_set()),
+        }
+        return dict(self.publisher.counters), state
+
     def _sink_for(self, device: DeviceInfo) -> Callable[[TelemetryBatch], Awaitable[None]]:
         async def sink(batch: TelemetryBatch) -> None:
             await self.publisher.submit_batch(device, batch)

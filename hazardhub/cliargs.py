@@ -267,6 +267,8 @@ def parser() -> argparse.ArgumentParser:
 
     add_broker_tls(h)
 
+    from hazardhub.gatewaymetrics import add_metrics  # (it reads this module's types)
+
     g = sub.add_parser("gateway", help="poll the Modbus devices of one gateway, publish over MQTT")
     g.add_argument(
         "-c", "--config", type=Path, required=True, help="the hub configuration (its devices)"
@@ -308,6 +310,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     add_broker_tls(g)
+    add_metrics(g, 9101)
 
     from hazardhub.simulate import add_parser as add_simulate_parser
 

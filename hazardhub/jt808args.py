@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hazardhub.cliargs import _mib, _seconds, add_broker_tls, address
+from hazardhub.gatewaymetrics import add_metrics
 from telemetry.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ def add_jt808_parser(sub: Any) -> None:
         help="no longer used: auth codes are random and kept in the spool folder",
     )
     add_broker_tls(j)
+    add_metrics(j, 9108)
 
     ja = j.add_subparsers(dest="jt808_action", metavar="{bindings,unbind}")
     jb = ja.add_parser("bindings", help="list which terminal each vehicle is bound to")

@@ -131,6 +131,19 @@ class Jt808Gateway:
         self._follow, self._follow_every_s = follow, follow_every_s
         self.ready = asyncio.Event()
 
+    def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+        """What the gateway counted (its log reports' counters; the hub's commands' as
+        `command.{outcome}`) and holds now, for `gateway.metricsserver`."""
+        counters = dict(self.server.counters)
+        counters.update((f"command.{k}", n) for k, n in self.commands.counters.items())
+        state = {
+            "connections": float(len(self.server.connections)),
+            "authenticated": float(len(self.server.by_vehicle)),
+            "spool_batches": float(self.uplink.pending),
+            "broker_connected": float(self.uplink.connected.is_set()),
+        }
+        return counters, state
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self.server.start(*self.listen)
