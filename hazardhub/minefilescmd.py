@@ -66,6 +66,13 @@ def add_minefiles_parser(sub: Any) -> None:
         default=None,
         help="this methane point rises to 1.6 %% 30 s after the start, then falls back",
     )
+    sim.add_argument(
+        "--encoding",
+        choices=("utf-8", "gb18030"),
+        default=None,
+        help="write the files in this encoding (gb18030: GBK, as many KJ systems do; default: "
+        "the mine's encoding:, utf-8 for auto)",
+    )
     draft = actions.add_parser(
         "draft-config",
         help="a draft of a mine's hub configuration and point map from its point definitions "
@@ -84,6 +91,12 @@ def add_minefiles_parser(sub: Any) -> None:
         type=Path,
         default=None,
         help="a JC file to draft from (default: the latest kept for the mine in --state-dir)",
+    )
+    draft.add_argument(
+        "--encoding",
+        choices=("utf-8", "gb18030", "auto"),
+        default=None,
+        help="the --jc file's encoding (default: the mine's encoding: in --mines, else utf-8)",
     )
     draft.add_argument(
         "--period-s",
@@ -206,6 +219,7 @@ def _simulate(
         args.mine,
         tuple(points),
         start_ms=wall_ms() // 1000 * 1000,
+        encoding=args.encoding or ("gb18030" if spec.encoding == "gb18030" else "utf-8"),
     )
 
     async def main(stop: asyncio.Event) -> int:
@@ -255,6 +269,7 @@ def _draft_config(args: argparse.Namespace) -> int:
     from gateway.minefiles.folder import recent_names
     from hazardhub.settings import load, read_text
     from telemetry.mt1201 import Mt1201Error, PointDef, parse, parse_name
+    from telemetry.mt1201text import TextError
     from telemetry.registry import parse_document
 
     hub = load(args.config)
@@ -270,11 +285,16 @@ def _draft_config(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     if args.jc is not None:
+        encoding = args.encoding or (spec.encoding if spec else "utf-8")
         try:
             kind = parse_name(args.jc.name).kind
-            parsed = parse(args.jc.read_bytes(), kind)
+            parsed = parse(args.jc.read_bytes(), kind, encoding)
         except (OSError, Mt1201Error) as exc:
-            print(f"{args.jc}: {exc}", file=sys.stderr)
+            cause = exc.__cause__
+            hint = ""
+            if isinstance(cause, TextError) and cause.suggest:
+                hint = f" (here: --encoding {cause.suggest})"
+            print(f"{args.jc}: {exc}{hint}", file=sys.stderr)
             return 2
         if kind != "JC":
             print(f"{args.jc}: a {kind} file, not point definitions (JC)", file=sys.stderr)

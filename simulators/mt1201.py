@@ -17,6 +17,7 @@ from pathlib import Path
 from simulators.signals import Constant, Noisy, Piecewise, Signal
 from telemetry.config import SensorKind
 from telemetry.mt1201 import Header, PointDef, Reading, file_name
+from telemetry.mt1201text import Encoding
 from telemetry.mt1201write import write
 
 __all__ = ["KINDS", "MineSimulator", "SimPoint", "point_of_kind"]
@@ -48,7 +49,8 @@ class SimPoint:
 
 @dataclass(slots=True)
 class MineSimulator:
-    """Writes a mine's files into `folder`; times are the scenario's (`t_s` from `start_ms`)."""
+    """Writes a mine's files into `folder` in `encoding` (gb18030: as a KJ system writing GBK
+    does); times are the scenario's (`t_s` from `start_ms`)."""
 
     folder: Path
     mine_code: str
@@ -56,6 +58,7 @@ class MineSimulator:
     start_ms: int
     mine_name: str = "模拟煤矿"
     system_id: str = "AQ"
+    encoding: Encoding = "utf-8"
     written: list[Path] = field(default_factory=list)
 
     def _header(self, at_ms: int) -> Header:
@@ -90,7 +93,7 @@ class MineSimulator:
             )
             for p in self.points
         ]
-        return self._put("JC", at, write(self._header(at), records))
+        return self._put("JC", at, write(self._header(at), records, self.encoding))
 
     def _readings(self, t_s: float) -> bytes:
         at = self.start_ms + int(t_s) * 1000  # whole seconds: the format's resolution
@@ -109,7 +112,7 @@ class MineSimulator:
                     at,
                 )
             )
-        return write(self._header(at), records)
+        return write(self._header(at), records, self.encoding)
 
     def real_time(self, t_s: float) -> Path:
         """The SS file of every point's value at `t_s`."""

@@ -5,7 +5,8 @@ Pure: no files, no clock. A mine's safety-monitoring system (KJ) uploads text fi
 - name ``{mine code}_{type}_{yyyyMMddHHmmss}.txt``; the type ends in ``JC`` (point definitions,
   测点定义), ``SS`` (real-time values, 实时) or ``YC`` (abnormal/alarm records, 异常/报警); a
   two-letter system prefix may come before it (``TFSS``: MT/T 1201.2's main-fan system);
-- UTF-8 (a byte-order mark is tolerated), first record the header
+- UTF-8 (a byte-order mark is tolerated) or, as the mine is set, GB18030 (GBK:
+  `telemetry.mt1201text`), first record the header
   ``煤矿编码;煤矿名称;系统标识;系统名称;时间戳~``;
 - fields separated by ``;``, each record ends with ``~`` (a line break after it is usual), the
   file ends with ``||``; ``-9999`` is "no value"; times ``yyyy-MM-dd HH:mm:ss`` in China time
@@ -26,6 +27,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
+
+from telemetry.mt1201text import Encoding, TextError, decode
 
 __all__ = [
     "BAD_TEXT",
@@ -343,16 +346,16 @@ def _chunks(body: str) -> list[tuple[int, str, bool]]:
     return out
 
 
-def parse(data: bytes, kind: str) -> ParsedFile:
-    """Parse a whole file of `kind` (JC, SS or YC: from its name). FileError when the file
-    cannot be taken at all; each broken record is in `errors` instead of `records`."""
+def parse(data: bytes, kind: str, encoding: Encoding = "utf-8") -> ParsedFile:
+    """Parse a whole file of `kind` (JC, SS or YC: from its name) written in `encoding` (the
+    mine's). FileError when the file cannot be taken at all (one that does not decode: its
+    cause the `TextError`); each broken record is in `errors` instead of `records`."""
     if kind not in RECORD_FIELDS:
         raise FileError(f"file type {kind!r} is not one of JC, SS, YC")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise FileError(f"not UTF-8 (byte {exc.start}); GBK is not taken") from None
-    text = text.removeprefix("\ufeff")
+        text = decode(data, encoding)
+    except TextError as exc:
+        raise FileError(str(exc)) from exc
     stripped = text.rstrip()
     if not stripped.endswith(END):
         raise FileError("incomplete: the file does not end with ||")

@@ -1,5 +1,6 @@
 """MT/T 1201 files written (`telemetry.mt1201` reads them): the simulator's and the tests' files,
-in the layout the parser takes: UTF-8 without a byte-order mark, ``;`` between fields, ``~`` and a
+in the layout the parser takes: UTF-8 (or GB18030, as a KJ system writes GBK) without a
+byte-order mark, ``;`` between fields, ``~`` and a
 line break after each record, ``||`` at the end, ``-9999`` for no value, China time."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from telemetry.mt1201 import (
     Record,
     format_time,
 )
+from telemetry.mt1201text import Encoding, encode
 
 __all__ = ["write"]
 
@@ -78,9 +80,9 @@ def _fields(record: Record) -> list[str]:
     ]
 
 
-def write(header: Header, records: Sequence[Record]) -> bytes:
-    """A whole file (UTF-8, no byte-order mark, ``\\n`` after each record). ValueError for a
-    text field holding a separator, or a value of -9999 (that is "no value": give None)."""
+def write(header: Header, records: Sequence[Record], encoding: Encoding = "utf-8") -> bytes:
+    """A whole file (in `encoding`, no byte-order mark, ``\\n`` after each record). ValueError
+    for a text field holding a separator, or a value of -9999 (that is "no value": give None)."""
     lines = []
     for fields in (
         [
@@ -97,4 +99,4 @@ def write(header: Header, records: Sequence[Record]) -> bytes:
                 raise ValueError(f"field {f[:40]!r} holds a separator or surrounding blanks")
         lines.append(";".join(fields) + "~")
     lines.append(END)
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    return encode("\n".join(lines) + "\n", encoding)

@@ -11,6 +11,7 @@ from pathlib import Path
 from gateway.minefiles import MineFilesConfig, Mines, resolve
 from telemetry.config import HubConfig
 from telemetry.mt1201 import Header, PointDef, Reading, file_name
+from telemetry.mt1201text import Encoding
 from telemetry.mt1201write import write
 from telemetry.registry import Registry, build_registry, parse_document
 
@@ -100,11 +101,13 @@ def reading(point: str, value: float | None, status: str, at_ms: int) -> Reading
     return Reading(point, "0001", "甲烷", "KJ-F01", value, "%CH4", status, at_ms)
 
 
-def write_file(folder: Path, kind: str, records: list[object], at_ms: int) -> Path:
+def write_file(
+    folder: Path, kind: str, records: list[object], at_ms: int, encoding: Encoding = "utf-8"
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     header = Header(MINE, "北方一矿", "AQ", "安全监控系统", at_ms)
     path = folder / file_name(MINE, kind, at_ms)
-    path.write_bytes(write(header, records))  # type: ignore[arg-type]
+    path.write_bytes(write(header, records, encoding))  # type: ignore[arg-type]
     return path
 
 

@@ -17,6 +17,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from telemetry.configbase import Frozen, Ident
 from telemetry.errors import ConfigError
+from telemetry.mt1201text import Encoding
 from telemetry.quality import Quality
 from telemetry.registry import Registry
 from telemetry.registrytypes import SensorInfo
@@ -84,6 +85,11 @@ class MineSpec(Frozen):
         default_factory=dict,
         description="point code -> the hub's sensor id; a point not listed is the sensor "
         "'{mine code}-{point code}' when the hub has one",
+    )
+    encoding: Encoding = Field(
+        default="utf-8",
+        description="what its system writes: utf-8, gb18030 (GBK, GB2312: many KJ systems' "
+        "default) or auto (UTF-8 when the bytes are valid UTF-8, else GB18030)",
     )
 
 

@@ -45,7 +45,7 @@ def take(path: str, mines: Mines, max_bytes: int, ranges: Ranges | None = None) 
     if len(data) > max_bytes:
         return Taken(refused=f"bigger than max_file_bytes ({max_bytes} bytes): not read")
     try:
-        parsed = parse(data, name.kind)
+        parsed = parse(data, name.kind, mines.config.mines[mine].encoding)
     except FileError as exc:
         return Taken(refused=str(exc))
     del data
