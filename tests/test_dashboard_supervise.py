@@ -168,6 +168,39 @@ async def test_the_centre_supervises_a_vehicle_alarm_from_its_detail(mosquitto, 
                 await op.js(f"{q(f'{DIALOG} .sv-close')}.click()")
                 await op.wait_for(f"{q(DIALOG)} === null")
                 assert await op.js("document.activeElement?.classList.contains('sv-from-alarm')")
+                # a supervisor's name over the field's 16 bytes of GBK is stopped in the page
+                await op.js(f"{q(button)}.click()")
+                await op.wait_for(f"{q(DIALOG)}?.open === true")
+                who = f"{DIALOG} [name=supervisor]"
+                await op.js(
+                    f"{q(who)}.value = '张三李四王五赵六孙七周八';"
+                    f"{q(who)}.dispatchEvent(new Event('input')); 1"
+                )
+                assert (
+                    await op.js(f"{q(who)}.validationMessage")
+                    == "超过 16 字节（一个汉字占 2 字节）"
+                )
+                assert await op.js(f"{q(who)}.getAttribute('aria-invalid')") == "true"
+                assert await op.js(f"{q(f'{DIALOG} form')}.checkValidity()") is False
+                await op.js(
+                    f"{q(who)}.value = '张三'; {q(who)}.dispatchEvent(new Event('input')); 1"
+                )
+                assert await op.js(f"{q(who)}.getAttribute('aria-invalid')") is None
+                # no answer from the hub: it may have sent it, the operator is told to look first
+                await op.js(
+                    "window.__f = window.fetch; window.fetch = (u, i) => "
+                    "String(u).includes('/supervise') ? Promise.reject(new TypeError('Failed to "
+                    "fetch')) : window.__f(u, i); 1"
+                )
+                said = await _send(op, deadline, "normal", "")
+                assert said.startswith(
+                    "sv-msg bad|未收到平台应答（Failed to fetch），不确定是否已下发"
+                ), said
+                await op.js("window.fetch = window.__f; 1")
+                # signed out with the dialog open: the dialog goes with the key
+                await op.js(f"{q('#logout')}.click()")
+                await op.wait_for(f"!{q('#login')}.hidden")
+                assert await op.js(f"{q(DIALOG)}") is None
 
             await eventually(lambda: asyncio.sleep(0, commands), 10, "the command published")
             (command,) = commands

@@ -3,7 +3,7 @@ import { initAttention } from "/static/attention.js";
 import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, renderHandover } from "/static/handover.js";
 import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAlarm } from "/static/hazards.js";
 import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
-import { SUPERVISE_STRINGS, initSupervise, superviseFromAlarm } from "/static/supervise.js";
+import { SUPERVISE_STRINGS, clearSupervise, initSupervise, superviseFromAlarm } from "/static/supervise.js";
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
@@ -720,7 +720,7 @@ function forget() {
   stopHealth();
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
-  clearAlarms(); clearHandover(); clearHazards(); clearBypasses();
+  clearAlarms(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise();
   $("#handover-open").hidden = true; $("#hazards-open").hidden = true; $("#bypasses-open").hidden = true;
   trendSensor = null;
   $("#trend-name").textContent = "";

@@ -14,29 +14,56 @@ export const SUPERVISE_STRINGS = {
   zh: {
     sv_button: "督办", sv_title: "报警督办（下发至车辆所属企业平台）", sv_deadline: "督办截止时间（北京时间）",
     sv_level: "督办级别", sv_normal: "一般", sv_urgent: "紧急", sv_note: "督办意见（可选）",
-    sv_supervisor: "督办人（可选，默认本密钥名）", sv_tel: "联系电话（可选）", sv_email: "电子邮件（可选）",
+    sv_supervisor: "督办人（可选，默认本密钥名；最多 16 字节，即 8 个汉字）", sv_tel: "联系电话（可选，最多 20 字节）",
+    sv_email: "电子邮件（可选，最多 32 字节）", sv_too_long: "超过 {n} 字节（一个汉字占 2 字节）",
     sv_send: "下发督办", sv_cancel: "关闭", sv_sending: "正在下发…",
     sv_done: "已下发督办 #{id}（{vehicle}，截止 {deadline}）；企业平台的应答将记入报警日志",
     sv_kept: "已登记督办 #{id}；中心暂未连上消息服务器，连上后下发",
-    sv_refused: "督办未下发：{why}",
+    sv_refused: "督办未下发：{why}", sv_fields: "请检查：{fields}。",
+    sv_unsure: "未收到平台应答（{e}），不确定是否已下发：请查看该报警的日志，确认后再重试",
   },
   en: {
     sv_button: "Supervise (督办)", sv_title: "Alarm supervision (to the vehicle's enterprise platform)",
     sv_deadline: "Deadline (China time)", sv_level: "Level", sv_normal: "normal", sv_urgent: "urgent",
-    sv_note: "Note (optional)", sv_supervisor: "Supervisor (optional; the key's name by default)",
-    sv_tel: "Telephone (optional)", sv_email: "E-mail (optional)", sv_send: "Send", sv_cancel: "Close",
+    sv_note: "Note (optional)",
+    sv_supervisor: "Supervisor (optional; the key's name by default; at most 16 bytes: 8 Chinese characters)",
+    sv_tel: "Telephone (optional, at most 20 bytes)", sv_email: "E-mail (optional, at most 32 bytes)",
+    sv_too_long: "more than {n} bytes (a Chinese character takes 2)", sv_send: "Send", sv_cancel: "Close",
     sv_sending: "Sending…",
     sv_done: "Supervision #{id} sent ({vehicle}, until {deadline}); the platform's answer goes to the alarm's journal",
     sv_kept: "Supervision #{id} recorded; the hub is not connected to its broker: sent once it is",
-    sv_refused: "Not sent: {why}",
+    sv_refused: "Not sent: {why}", sv_fields: "Look at: {fields}. ",
+    sv_unsure: "No answer from the hub ({e}): it may have been sent; look at the alarm's journal before sending it again",
   },
 };
 
 const DAY_MS = 86400000;
 let ctx = null;  // {t, key(), centre()}: centre() an admin or operator key of every tenant
+let session = 0;  // a sign-out: the dialog closed, an answer to an earlier key's dropped
 
 export function initSupervise(context) {
   ctx = context;
+}
+
+/** Forget the key's dialog (a sign-out, a key revoked): nothing of it for the next key. */
+export function clearSupervise() {
+  session++;
+  document.querySelector("#sv-dialog")?.close();
+}
+
+// the bytes a text takes in GBK, as the 0x9401's fields count them (GB18030: a character beyond
+// the two-byte set takes 4)
+const gbkBytes = (v) => [...v].reduce((n, c) => n + (c.codePointAt(0) < 0x80 ? 1 : c.codePointAt(0) > 0xffff ? 4 : 2), 0);
+
+function limitBytes(input, max) {
+  input.maxLength = max;
+  const check = () => {
+    const over = gbkBytes(input.value) > max;
+    input.setCustomValidity(over ? ctx.t("sv_too_long").replace("{n}", String(max)) : "");
+    if (over) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+  };
+  input.addEventListener("input", check);
+  return input;
 }
 
 // a datetime-local input's value read and written in China time, whatever the browser's zone
@@ -79,9 +106,9 @@ function openDialog(a, opener) {
   const level = field(form, t("sv_level"), Object.assign(el("select"), { name: "level" }));
   for (const v of ["normal", "urgent"]) level.append(Object.assign(el("option", "", t(`sv_${v}`)), { value: v }));
   const note = field(form, t("sv_note"), Object.assign(el("textarea"), { name: "note", rows: 2, maxLength: 2000 }));
-  const who = field(form, t("sv_supervisor"), Object.assign(el("input"), { type: "text", name: "supervisor", maxLength: 16 }));
-  const tel = field(form, t("sv_tel"), Object.assign(el("input"), { type: "tel", name: "tel", maxLength: 20 }));
-  const email = field(form, t("sv_email"), Object.assign(el("input"), { type: "email", name: "email", maxLength: 32 }));
+  const who = field(form, t("sv_supervisor"), limitBytes(Object.assign(el("input"), { type: "text", name: "supervisor" }), 16));
+  const tel = field(form, t("sv_tel"), limitBytes(Object.assign(el("input"), { type: "tel", name: "tel" }), 20));
+  const email = field(form, t("sv_email"), limitBytes(Object.assign(el("input"), { type: "email", name: "email" }), 32));
   const said = el("p", "sv-msg");
   said.setAttribute("role", "status");
   said.hidden = true;
@@ -108,15 +135,33 @@ function openDialog(a, opener) {
     said.hidden = false;
     said.className = "sv-msg";
     said.textContent = t("sv_sending");
+    for (const x of form.querySelectorAll("[aria-invalid]")) x.removeAttribute("aria-invalid");
+    const mine = session;
     try {
       const got = await post(`/api/v1/alarms/${a.id}/supervise`, body);
+      if (mine !== session || !d.isConnected) return;
       said.className = "sv-msg ok";
       said.textContent = fill(t(got.published ? "sv_done" : "sv_kept"),
         { id: got.supervision_id, vehicle: got.vehicle, deadline: fmtCst(got.deadline).slice(0, 16) });
       d.dataset.supervision = String(got.supervision_id);
     } catch (err) {
+      if (mine !== session || !d.isConnected) return;
       said.className = "sv-msg bad";
-      said.textContent = fill(t("sv_refused"), { why: err.message });
+      if (!err.status) {  // no answer: the hub may have sent it; a second click would send two
+        said.textContent = fill(t("sv_unsure"), { e: err.message });
+        send.disabled = false;
+        return;
+      }
+      // the fields the hub names, marked and named by their labels, above its own words
+      const named = [];
+      for (const x of Array.isArray(err.errors) ? err.errors : []) {
+        const input = form.querySelector(`[name="${String((x.loc || [])[1] ?? "")}"]`);
+        if (!input) continue;
+        input.setAttribute("aria-invalid", "true");
+        named.push(input.closest("label")?.querySelector(".hz-label")?.textContent ?? input.name);
+      }
+      said.textContent = (named.length ? fill(t("sv_fields"), { fields: named.join("、") }) : "")
+        + fill(t("sv_refused"), { why: err.message });
       send.disabled = false;
     }
   };
