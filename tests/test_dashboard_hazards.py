@@ -489,6 +489,24 @@ async def test_the_open_page_reads_again_by_itself_and_keeps_an_unchanged_list(m
             await centre.wait_for(f"{q(row2)} !== null")
             assert [r["id"] for r in await _listed(centre)] == ["2", "1"]
             await centre.wait_for(f"{q('#hz-detail')}.innerText.includes('已安排检修')")
+            # a step's answer stays over a read that finds the item as the step left it
+            await _step(centre, "comment", comment="已电话督促")
+            msg = "#hz-detail .hz-msg"
+            await centre.wait_for(f"{q(msg)}?.textContent === '已完成：备注 #1'")
+            await centre.js(f"window.__reads = 0; {shown}")
+            await centre.wait_for("window.__reads >= 2")
+            await asyncio.sleep(0.3)
+            assert await centre.js(f"{q(msg)}?.textContent") == "已完成：备注 #1"
+            # no answer to a step: the hub may have taken it; said so, not as a failed read
+            await centre.js(
+                "window.fetch = (u, i) => i?.method === 'POST' ? Promise.reject(new TypeError("
+                "'Failed to fetch')) : window.__f(u, i); 1"
+            )
+            await _step(centre, "comment", comment="再次督促")
+            await centre.wait_for(f"{q(msg)}?.textContent.startsWith('未收到平台应答')")
+            said = await centre.js(f"{q(msg)}.textContent")
+            assert "不确定是否已提交" in said and "读取失败" not in said, said
+            await centre.js("window.fetch = window.__f; 1")
             # closed, the page reads nothing by itself
             await centre.js(f"{q('#hz-close')}.click(); window.__reads = 0; {shown}")
             await asyncio.sleep(0.5)

@@ -175,7 +175,7 @@ async function openItem(id, focus = true) {
     const same = got.id === item?.id && got.updated_at === item.updated_at;
     if (form && form.step !== "report" && !same) form = null;
     item = got;
-    if (note?.where === "item") note = null;
+    if (note?.where === "item" && !same) note = null;  // (a step's answer stays while it holds)
   } catch (e) {
     if (mine !== itemSeq || was !== session) return;
     note = { text: ctx.t("hz_error").replace("{e}", e.message), ok: false, where: "item" };
@@ -221,9 +221,11 @@ async function submit() {
     loadList();
   } catch (e) {
     if (mine !== session) return;
-    // the hub's refusal as it says it (a network error as the browser says it)
+    // the hub's refusal as it says it; no answer (a network error, the 20 s passed): the hub
+    // may have taken it, so the list is read again and the key told to look before sending again
     const text = e.status ? ctx.t("hz_refused").replace("{status}", String(e.status)).replace("{why}", e.why)
-      : ctx.t("hz_error").replace("{e}", e.message);
+      : ctx.t("hz_unsure").replace("{e}", e.message);
+    if (!e.status) loadList(true);
     note = { text, lead: e.status === 422 ? missingLead(ctx.t, e.why) : "", ok: false, where };
   } finally {
     if (mine === session) busy = false;

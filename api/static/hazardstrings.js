@@ -3,7 +3,7 @@
 export const HAZARD_STRINGS = {
   zh: { hz_open: "隐患排查治理", hz_title: "隐患排查治理台账", hz_report: "上报隐患", hz_refresh: "刷新",
         hz_close: "关闭", hz_all_tenants: "全部企业", hz_all_status: "全部状态", hz_all_grades: "全部等级",
-        hz_overdue_only: "仅超期", hz_none: "无隐患记录", hz_more: "仅显示最新 {n} 条，更早的请用筛选查看", hz_loading: "正在读取…", hz_error: "读取失败：{e}",
+        hz_overdue_only: "仅超期", hz_none: "无隐患记录", hz_more: "仅显示最新 {n} 条，更早的请用筛选查看", hz_loading: "正在读取…", hz_error: "读取失败：{e}", hz_unsure: "未收到平台应答（{e}），不确定是否已提交：请刷新核对后再重试",
         hz_id: "编号", hz_enterprise: "企业", hz_site: "场所", hz_desc: "隐患描述", hz_grade: "等级",
         hz_status: "状态", hz_deadline: "整改期限", hz_reported: "上报时间", hz_details: "详情",
         hz_overdue: "整改超期", hz_review_overdue: "验收超期", hz_assessed: "（自评）",
@@ -39,7 +39,7 @@ export const HAZARD_STRINGS = {
   en: { hz_open: "Hidden dangers", hz_title: "Hidden-danger ledger", hz_report: "Report a hidden danger",
         hz_refresh: "Refresh", hz_close: "Close", hz_all_tenants: "All enterprises", hz_all_status: "Any status",
         hz_all_grades: "Any grade", hz_overdue_only: "Overdue only", hz_none: "no items", hz_more: "only the newest {n} shown: filter to find older ones",
-        hz_loading: "reading…", hz_error: "could not read it: {e}",
+        hz_loading: "reading…", hz_error: "could not read it: {e}", hz_unsure: "no answer from the hub ({e}): it may have been taken; refresh and look before sending it again",
         hz_id: "No.", hz_enterprise: "Enterprise", hz_site: "Site", hz_desc: "Hidden danger", hz_grade: "Grade",
         hz_status: "Status", hz_deadline: "Deadline", hz_reported: "Reported", hz_details: "Details",
         hz_overdue: "overdue", hz_review_overdue: "review overdue", hz_assessed: " (assessed)",
