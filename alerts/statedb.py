@@ -51,6 +51,7 @@ from alerts.stateschema import (
     SCHEMA_V8,
     SCHEMA_V9,
     SCHEMA_V10,
+    SCHEMA_V11,
     VERSION,
 )
 
@@ -209,6 +210,8 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._db.executescript(f"BEGIN; {add} PRAGMA user_version = 9; COMMIT;")
         if version < 10:
             self._db.executescript(f"BEGIN; {SCHEMA_V10} PRAGMA user_version = 10; COMMIT;")
+        if version < 11:
+            self._db.executescript(f"BEGIN; {SCHEMA_V11} PRAGMA user_version = 11; COMMIT;")
 
     @property
     def path(self) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA_V8",
     "SCHEMA_V9",
     "SCHEMA_V10",
+    "SCHEMA_V11",
     "VERSION",
 ]
 
@@ -190,7 +191,22 @@ INSERT INTO hub_watch (start_ms, end_ms)
         )
     ) WHERE t IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hub_watch);
 """
-VERSION = 10
+# version 11: the centre's alarm supervisions (报警督办, `api.alarmsupervise`), the record a
+# platform's answer (0x1401) is matched against (`alerts.supervisionanswers`): its id is the
+# journal event that said it; the plate the ticket went with (the answer's must be it); the
+# platform the gateway sent it to (its receipt; NULL until then). A file of before gets none:
+# an answer to a supervision of before the upgrade is `unknown` (督办 it again)
+SCHEMA_V11 = """
+CREATE TABLE IF NOT EXISTS alarm_supervisions (
+    id INTEGER PRIMARY KEY,
+    alarm_id INTEGER NOT NULL REFERENCES alarms (id),
+    tenant TEXT NOT NULL, vehicle TEXT NOT NULL, plate TEXT NOT NULL,
+    deadline INTEGER NOT NULL, created_at INTEGER NOT NULL, actor TEXT NOT NULL,
+    platform TEXT
+);
+CREATE INDEX IF NOT EXISTS alarm_supervisions_alarm ON alarm_supervisions (alarm_id);
+"""
+VERSION = 11
 # the lock-out tests of protective-action plans (`alerts.locktests`), and when the hub first saw
 # each plan with a test interval (its overdue counts from then until a test is recorded). Made at
 # every open, without a version: a hub of before leaves the tables alone, and one of after finds

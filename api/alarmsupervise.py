@@ -3,12 +3,14 @@ centre presses 督办 on a vehicle's alarm and the ticket goes down to the vehic
 platform over JT/T 809 (0x9401: `gateway.jt809`). The act is journaled on the alarm (a comment
 of the centre's key: the level, the deadline, the note), and that journal event's id is the
 supervision id: unique, stable across restarts, and the key the platform's answer (0x1401) comes
-back with (`alerts.supervisionanswers`). The command, `supervise_alarm`, is published on the
-vehicle's command topic (QoS 1), which the JT/T 809 gateway serving the vehicle's tenant takes
-(a JT/T 808 gateway ignores it). The hub does not know which gateway serves a vehicle: a vehicle
-no platform serves gets the ticket journaled, and no platform receives it (the 809 gateway
-counts it). Only the centre's (an admin or operator key of every tenant): an enterprise's key
-is 403."""
+back with; the supervision is recorded with its vehicle and plate (`alarm_supervisions`), which
+an answer must match (`alerts.supervisionanswers`). The command, `supervise_alarm`, is published
+on the vehicle's command topic (QoS 1), which the JT/T 809 gateway serving the vehicle's
+tenant takes (a JT/T 808 gateway ignores it). The hub does not know which gateway serves a
+vehicle: `published` says only that the broker took the command. A tenant no JT/T 809 gateway
+serves has no subscriber to its commands: the broker drops the command, and nothing says so.
+Only the centre's (an admin or operator key of every
+tenant): an enterprise's key is 403."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.kinds import kind_name
 from alerts.lifecycle import TransitionError
-from alerts.supervisionanswers import SUPERVISION_MARK
+from alerts.supervisionanswers import SUPERVISION_MARK, Supervision, record_supervision
 from api.alarmactions import AlarmId
 from api.context import WRITE, Caller, Ctx, WriteGuard, is_centre, not_found, require_writer
 from api.notes import Note
@@ -144,6 +146,13 @@ def alarm_supervise_router() -> APIRouter:
             raise not_found(f"alarm {alarm_id}") from exc
         except TransitionError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        vehicle = ctx.registry.vehicles.get((row.tenant, row.device))
+        plate = vehicle.spec.plate if vehicle is not None else ""
+        record = Supervision(
+            event.event_id, alarm_id, row.tenant, row.device, plate, body.deadline, now,
+            caller.name,
+        )  # fmt: skip
+        await asyncio.to_thread(record_supervision, ctx.statedb, record)
         kind = kind_name(row.side)
         command = {
             "command": "supervise_alarm",

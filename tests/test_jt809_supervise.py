@@ -21,6 +21,7 @@ import orjson
 from jt809_helpers import KEYS, LowerPlatform, config, gnss_2011, make_gateway
 
 from api.auth import hash_key
+from gateway.jt809.config import Jt809Config
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load_registry
 from telemetry.config import ApiKeySpec
@@ -176,8 +177,13 @@ async def test_the_centre_supervises_an_overspeed_of_a_platforms_vehicle(  # typ
             await asyncio.wait_for(task, 10)
 
 
+ENTERPRISE = "ent-key-0123456789"  # acme's (chem-logistics) key in `_raised`
+
+
 @contextlib.asynccontextmanager
-async def _raised(mosquitto: Any, tmp_path: Path) -> AsyncIterator[tuple[Any, ...]]:
+async def _raised(
+    mosquitto: Any, tmp_path: Path, gw_config: Jt809Config | None = None
+) -> AsyncIterator[tuple[Any, ...]]:
     """A hub, the gateway, acme-gps logged in and its tanker's overspeed alarm raised: (gateway,
     the centre's API client, the platform, the alarm)."""
     cfg = tmp_path / "hub.yaml"
@@ -187,9 +193,17 @@ async def _raised(mosquitto: Any, tmp_path: Path) -> AsyncIterator[tuple[Any, ..
     hub = Hub(
         registry,
         HubSettings(data_dir=tmp_path / "hub", broker_port=mosquitto.port, api_port=api_port),
-        extra_keys=[ApiKeySpec(name="zhang", sha256=hash_key(centre), role="operator")],
+        extra_keys=[
+            ApiKeySpec(name="zhang", sha256=hash_key(centre), role="operator"),
+            ApiKeySpec(
+                name="acme",
+                sha256=hash_key(ENTERPRISE),
+                role="enterprise",
+                tenants=("chem-logistics",),
+            ),
+        ],
     )
-    gw = make_gateway(config(), registry, mosquitto.port, tmp_path / "spool")
+    gw = make_gateway(gw_config or config(), registry, mosquitto.port, tmp_path / "spool")
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)
     stop = asyncio.Event()
     async with running_hub(hub):
