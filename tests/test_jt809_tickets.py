@@ -5,6 +5,7 @@ one of a tenant none of its platforms serves, and the JT/T 808 gateway leaving i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -63,6 +64,41 @@ async def test_a_ticket_goes_on_the_sub_link_when_it_is_up(  # type: ignore[no-u
         assert gw.server.tickets.take("chem-logistics", "tanker-01", _command(4711)) == (
             "supervise_duplicate"
         )
+        await p.close()
+
+
+async def _main_tickets(p: LowerPlatform, within_s: float) -> int:
+    """How many 0x9400 the platform got on its main link within `within_s`."""
+    n = 0
+    with contextlib.suppress(TimeoutError):
+        while True:
+            f = await p.answer(within_s)
+            n += f is not None and f.header.msg_id == 0x9400
+    return n
+
+
+@pytest.mark.parametrize("refused", [False, True])
+async def test_a_kept_ticket_waits_for_the_sub_link_at_login(  # type: ignore[no-untyped-def]
+    mosquitto, registry: Registry, tmp_path: Path, refused: bool
+) -> None:
+    # kept for acme-gps (not logged in): at its login the sub link is not up yet; the ticket
+    # goes on it once it is, or on the main link after the sub link's timeout_s if it is refused
+    cfg = config(**with_sub_link(timeout_s=1.0))
+    gw = make_gateway(cfg, registry, mosquitto.port, tmp_path / "spool")
+    async with down_link(result=int(refused)) as (down_port, got), running(gw) as (host, port):
+        assert gw.server.tickets.take("chem-logistics", "tanker-01", _command(4711)) == (
+            "supervise_kept"
+        )
+        p = LowerPlatform(20180920, keys=KEYS)
+        await p.connect(host, port)
+        assert await p.login(7001, b"s3cret!8", down_port=down_port) is not None
+        if refused:
+            assert await _main_tickets(p, 2.5) == 1
+            assert not [f for f in got if f.header.msg_id == 0x9400]
+        else:
+            await until(lambda: any(f.header.msg_id == 0x9400 for f in got))
+            assert await _main_tickets(p, 0.5) == 0
+        assert gw.server.counters["acme-gps.supervise_sent"] == 1
         await p.close()
 
 

@@ -60,6 +60,7 @@ class _Link:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     sub: SubLink | None = None
     sub_task: asyncio.Task[None] | None = None
+    kept_task: asyncio.Task[None] | None = None  # the kept tickets, once the sub link is up
     pending_bad: int = 0  # problems before a login
     bad: BadWindow | None = None  # bad frames once logged in
 
@@ -201,6 +202,8 @@ class Jt809Server:
                 exc,
             )
         finally:
+            if link.kept_task is not None:
+                link.kept_task.cancel()  # (the tickets stay kept for the next login)
             if link.sub is not None and link.sub_task is not None:
                 link.sub.stop(logout=link.session.logged_out)
                 with contextlib.suppress(Exception):
@@ -356,10 +359,25 @@ class Jt809Server:
                 p.version,
                 p.tenant,
             )
-            self.tickets.logged_in(p.name)
+            if link.sub is not None and not link.sub.up.is_set():
+                link.kept_task = asyncio.create_task(
+                    self._kept_after_sub(link, p.name), name=f"jt809-kept-{p.name}"
+                )
+            else:
+                self.tickets.logged_in(p.name)
             return True
         log.info("jt809: closing %s (%s): %s", link.peer, name or "unauthenticated", action.why)
         return False
+
+    async def _kept_after_sub(self, link: _Link, name: str) -> None:
+        """The tickets kept for the platform once its sub link is up (0x9400 is a sub-link
+        message), or on the main link when it is not up within its `timeout_s`."""
+        sub = link.sub
+        assert sub is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sub.up.wait(), sub.spec.timeout_s)
+        if self.online.get(name) is link and not link.closing:
+            self.tickets.logged_in(name)
 
     def _send_ticket(self, name: str, msg: DownWarnMsg) -> str | None:
         """A supervision on the platform's sub link if up, else its main link ("sub",

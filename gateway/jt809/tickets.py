@@ -8,7 +8,8 @@ started), else the tenant's only platform; with several and none known, the tick
 platform sent a position). The ticket goes on the platform's sub link when it is up (0x9400 is a
 sub-link message: DOWN_WARN_MSG), else on its main link (JT/T 809-2019 lets the upper platform
 use the main link while the sub link is down; a 2011 platform that refuses it there answers
-nothing). A platform not logged in gets it at its next login: kept (at most `max_kept` per
+nothing). A platform not logged in gets it at its next login (on its sub link once that is up,
+or on the main link after the sub link's `timeout_s`: `server`): kept (at most `max_kept` per
 platform, the oldest dropped, counted `supervise_full`), dropped once past the supervision's end
 (`supervise_expired`). A ticket is sent once: the same supervision id again (MQTT's QoS 1
 delivers again after a broker or gateway reconnection) is counted `supervise_duplicate`.
