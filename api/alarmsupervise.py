@@ -28,7 +28,16 @@ from alerts.kinds import kind_name
 from alerts.lifecycle import TransitionError
 from alerts.supervisionanswers import SUPERVISION_MARK, Supervision, record_supervision
 from api.alarmactions import AlarmId
-from api.context import WRITE, Caller, Ctx, WriteGuard, is_centre, not_found, require_writer
+from api.context import (
+    WRITE,
+    Caller,
+    CommandNotSentError,
+    Ctx,
+    WriteGuard,
+    is_centre,
+    not_found,
+    require_writer,
+)
 from api.notes import Note
 from telemetry.clock import wall_ms
 
@@ -92,7 +101,8 @@ class SupervisionOut(BaseModel):
     deadline: int
     level: str
     published: bool = Field(
-        description="published to the broker now; false: kept until the hub is connected again"
+        description="published to the broker now; false: kept until the hub is connected again "
+        "(a hub that can keep no more answers 503)"
     )
 
 
@@ -167,9 +177,20 @@ def alarm_supervise_router() -> APIRouter:
             "email": body.email,
             "at": now,
         }
-        published = await ctx.send_command(
-            row.tenant, row.device, orjson.dumps(command), body.deadline
-        )
+        try:
+            published = await ctx.send_command(
+                row.tenant, row.device, orjson.dumps(command), body.deadline
+            )
+        except CommandNotSentError as exc:  # journaled as not sent: the operator sees it
+            failed: AlarmEvent = await asyncio.to_thread(
+                ctx.desk.act, alarm_id, "comment", actor="hub", now=wall_ms(),
+                note=f"{SUPERVISION_MARK} #{event.event_id} 未发出 (not sent): {exc}",
+            )  # fmt: skip
+            await ctx.on_events([event, failed])
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"supervision {event.event_id} not sent: {exc}; 督办 again later",
+            ) from exc
         await ctx.on_events([event])
         return SupervisionOut(
             supervision_id=event.event_id,

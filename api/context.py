@@ -32,6 +32,7 @@ __all__ = [
     "WRITERS",
     "AppContext",
     "Caller",
+    "CommandNotSentError",
     "Ctx",
     "WriteGuard",
     "acked_for",
@@ -48,6 +49,10 @@ __all__ = [
 
 async def _no_events(events: Sequence[AlarmEvent]) -> None:
     return None
+
+
+class CommandNotSentError(Exception):
+    """A vehicle's command neither published nor kept (`send_command`): the reason."""
 
 
 @dataclass(slots=True)
@@ -69,8 +74,8 @@ class AppContext:
     # the running configuration and its changes (None: this hub does not change it live)
     config: ConfigAdmin | None = None
     # a vehicle's command (tenant, vehicle, payload, until ms) on its command topic: published
-    # now (True) or kept until the hub is connected again (False); None: this hub publishes
-    # none (`api.alarmsupervise`)
+    # now (True) or kept until the hub is connected again (False); CommandNotSentError when it
+    # is neither (the hub's queue full); None: this hub publishes none (`api.alarmsupervise`)
     send_command: Callable[[str, str, bytes, int], Awaitable[bool]] | None = None
     # since when the hub has been not ready for its present cause (`/readyz`, the dashboard)
     readiness: ReadinessWatch = field(init=False)

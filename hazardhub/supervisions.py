@@ -3,8 +3,9 @@
 publishes it on the vehicle's command topic (QoS 1). Without a broker connection it is kept (at
 most `max_kept`, in memory: a hub stopped meanwhile loses it, said at its stop) and published
 once the hub is connected again, until the supervision's deadline (then dropped: the ticket is
-over). Counted in `hazardhub_alarm_supervisions_total{outcome}`: published, kept, expired,
-full."""
+over). With `max_kept` kept already, it is neither: `CommandNotSentError` (the route answers 503
+and journals it). Counted in `hazardhub_alarm_supervisions_total{outcome}`: published, kept,
+expired, full."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from api.context import CommandNotSentError
 from telemetry.clock import wall_ms
 
 __all__ = ["SUPERVISIONS_METRIC", "SupervisionOutbox"]
@@ -49,7 +51,8 @@ class SupervisionOutbox:
         self._wake = asyncio.Event()
 
     async def send(self, topic: str, payload: bytes, until: int) -> bool:
-        """Publish now (True), or keep it until the hub is connected again (False)."""
+        """Publish now (True), or keep it until the hub is connected again (False); with
+        `max_kept` kept already, CommandNotSentError."""
         if not self._kept:
             try:
                 await self._publish(topic, payload)
@@ -60,8 +63,11 @@ class SupervisionOutbox:
                 return True
         if len(self._kept) >= self._max:
             self._count("full")
-            log.warning("alarm supervision on %s dropped: %d kept already", topic, self._max)
-            return False
+            log.warning("alarm supervision on %s not sent: %d kept already", topic, self._max)
+            raise CommandNotSentError(
+                f"the hub is not connected to the broker and holds {self._max} supervisions "
+                "not yet published already"
+            )
         self._kept.append(_Kept(topic, payload, until))
         self._count("kept")
         self._wake.set()

@@ -185,7 +185,7 @@ async def _raised(
     mosquitto: Any, tmp_path: Path, gw_config: Jt809Config | None = None
 ) -> AsyncIterator[tuple[Any, ...]]:
     """A hub, the gateway, acme-gps logged in and its tanker's overspeed alarm raised: (gateway,
-    the centre's API client, the platform, the alarm)."""
+    the centre's API client, the platform, the alarm, the hub)."""
     cfg = tmp_path / "hub.yaml"
     cfg.write_text(CONFIG, encoding="utf-8")
     registry = load_registry(cfg, [ROOT / "profiles"])
@@ -227,7 +227,7 @@ async def _raised(
                     return rows[0] if rows else None
 
                 alarm = await eventually(raised, 20, "the hub's overspeed alarm")
-                yield gw, api, p, alarm
+                yield gw, api, p, alarm, hub
             await p.close()
         finally:
             stop.set()
@@ -235,7 +235,7 @@ async def _raised(
 
 
 async def test_a_broker_restart_loses_no_ticket_and_no_answer(mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with _raised(mosquitto, tmp_path) as (gw, api, p, alarm):
+    async with _raised(mosquitto, tmp_path) as (gw, api, p, alarm, _):
         mosquitto.stop()
         deadline = int((datetime.now(UTC) + timedelta(hours=1)).timestamp()) * 1000
         r = await api.post(f"/api/v1/alarms/{alarm['id']}/supervise", json={"deadline": deadline})
@@ -276,7 +276,7 @@ async def test_a_broker_restart_loses_no_ticket_and_no_answer(mosquitto, tmp_pat
 
 
 async def test_an_answer_to_no_supervision_is_counted(mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with _raised(mosquitto, tmp_path) as (_, api, p, alarm):
+    async with _raised(mosquitto, tmp_path) as (_, api, p, alarm, _):
         answer = WarnMsg("苏AD1234", 2, 0x1401, SuperviseAnswer(987654, 1).encode())
         await p.send(0x1400, answer.encode(False))
 

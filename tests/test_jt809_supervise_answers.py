@@ -41,7 +41,7 @@ async def _unknown(api: httpx.AsyncClient, n: int) -> None:
 
 
 async def test_an_answer_must_match_a_recorded_supervision(mosquitto, tmp_path: Path):  # type: ignore[no-untyped-def]
-    async with _raised(mosquitto, tmp_path, _gw_config()) as (_, api, p, alarm):
+    async with _raised(mosquitto, tmp_path, _gw_config()) as (_, api, p, alarm, _):
         deadline = int((datetime.now(UTC) + timedelta(hours=2)).timestamp()) * 1000
         url = f"/api/v1/alarms/{alarm['id']}"
         r = await api.post(f"{url}/supervise", json={"deadline": deadline, "level": "urgent"})
