@@ -100,6 +100,9 @@ def test_warn_types_of_the_hubs_kinds() -> None:
     assert warn_type("terminal_emergency") == 0x0003
     assert warn_type("forbidden_area") == 0x0004
     assert warn_type("corridor") == 0x000B
+    assert warn_type("terminal_off_route") == 0x000B  # 808 bit 23 路线偏离
+    assert warn_type("terminal_route") == 0x000E  # bit 21 进出路线: no deviation
+    assert warn_type("terminal_area") == 0x000E  # bit 20 进出区域: in or out unsaid
     assert warn_type("fatigue_daily") == 0x000D
     assert warn_type("night_ban") == 0x000E  # no code of its own: other
     assert warn_type("offline") == 0x000E

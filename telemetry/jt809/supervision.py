@@ -49,7 +49,9 @@ _WARN_TYPES: dict[str, int] = {
     "terminal_stolen": 0x0009,
     "corridor": 0x000B,
     "terminal_off_route": 0x000B,
-    "terminal_route": 0x000B,
+    # (not `terminal_route`, 808 bit 21 进出路线: entering or leaving a route is no deviation
+    # from it; nor `terminal_area`, bit 20 进出区域: the bit does not say in or out, 0x0004 or
+    # 0x0005; both 0x000E)
     "terminal_illegal_move": 0x000C,
     "fatigue_daily": 0x000D,
     "fatigue_weekly": 0x000D,
