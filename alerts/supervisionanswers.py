@@ -6,7 +6,8 @@ its id is the id of the journal event that said it (the comment of the centre's 
 alarm, tenant, vehicle, the plate the ticket went with, deadline, moment and actor; and, once the
 gateway's receipt said so, the platform it was sent to. An answer is taken only for a supervision
 of that id in the answer's tenant whose plate is the answer's (and, when the platform it was sent
-to is known, from that platform): any other is `unknown` (counted, logged by the caller) — a
+to is known, from that platform); a 2019 answer, which carries no plate, only from the platform
+the receipt named: any other is `unknown` (counted, logged by the caller) — a
 comment that merely starts with 督办, an answer's own event, a supervision of another vehicle or
 another platform's. The answer is a comment of the platform's on the alarm (actor
 `{platform} (JT/T 809)`), e.g. `督办 #4711 应答: 1 已处理完毕`; the same answer again (an MQTT
@@ -22,6 +23,7 @@ from alerts.desk import AlarmDesk
 from alerts.statedb import StateDB
 
 __all__ = [
+    "RECEIPTS",
     "RESULTS",
     "SUPERVISION_MARK",
     "Supervision",
@@ -33,6 +35,14 @@ __all__ = [
 
 SUPERVISION_MARK = "督办"  # the journal comment of a supervision starts with it
 RESULTS = {0: "处理中", 1: "已处理完毕", 2: "不作处理", 3: "将来处理"}
+# the gateway's receipts: what became of a ticket, as journaled
+RECEIPTS = {
+    "sent": "已发往 {platform} ({link} link)",
+    "kept": "待发: {platform} 未登录 (kept for its next login)",
+    "expired": "未发出: 已过截止时间 (expired before it could be sent to {platform})",
+    "dropped": "未发出: {platform} 待发过多 (dropped: too many kept for the platform)",
+    "no_platform": "未发出: 无平台 (no platform of the tenant known to serve the vehicle)",
+}
 
 
 def plate_key(plate: str) -> str:
@@ -60,6 +70,10 @@ class SupervisionAnswer:
     result: int
     platform: str
     plate: str = ""
+    # a receipt of the gateway's (what became of the ticket, `RECEIPTS`), not an answer: "" for
+    # an answer; `link` the ticket went on when sent ("sub", "main")
+    receipt: str = ""
+    link: str = ""
 
 
 def record_supervision(db: StateDB, s: Supervision) -> None:
@@ -79,25 +93,53 @@ def _supervision(con: sqlite3.Connection, a: SupervisionAnswer) -> int | None:
         "SELECT alarm_id, plate, platform FROM alarm_supervisions WHERE id = ? AND tenant = ?",
         (a.supervision_id, a.tenant),
     ).fetchone()
-    if row is None or str(row[1]) != plate_key(a.plate) or not row[1]:
+    if row is None:
         return None
-    if row[2] is not None and str(row[2]) != a.platform:
+    sent_to = None if row[2] is None else str(row[2])
+    if sent_to is not None and sent_to != a.platform:
         return None
+    if a.plate:  # (2011) the ticket's vehicle
+        return int(row[0]) if row[1] and str(row[1]) == plate_key(a.plate) else None
+    # (2019: no vehicle in the 0x1400) the platform the gateway's receipt says it went to
+    return int(row[0]) if sent_to is not None else None
+
+
+def _receipt(con: sqlite3.Connection, r: SupervisionAnswer) -> int | None:
+    """The alarm of the supervision receipt `r` is of (None: none of its tenant); the platform
+    of one sent recorded: its answers are taken from that platform only."""
+    row = con.execute(
+        "SELECT alarm_id FROM alarm_supervisions WHERE id = ? AND tenant = ?",
+        (r.supervision_id, r.tenant),
+    ).fetchone()
+    if row is None:
+        return None
+    if r.receipt == "sent":
+        con.execute(
+            "UPDATE alarm_supervisions SET platform = ? WHERE id = ?",
+            (r.platform, r.supervision_id),
+        )
     return int(row[0])
 
 
 def record_answer(
     db: StateDB, desk: AlarmDesk, answer: SupervisionAnswer, now: int
 ) -> AlarmEvent | str:
-    """The answer's journal event, or why there is none: `unknown` (no supervision of that id
-    in the tenant for that plate and platform), `duplicate` (journaled already)."""
+    """The answer's (or receipt's) journal event, or why there is none: `unknown` (no
+    supervision of that id in the tenant for that plate and platform), `duplicate` (journaled
+    already)."""
     with db.transaction() as con:
-        alarm_id = _supervision(con, answer)
+        if answer.receipt:
+            alarm_id = _receipt(con, answer)
+            actor = f"{answer.gateway} (JT/T 809 gateway)"
+            said = RECEIPTS[answer.receipt].format(platform=answer.platform, link=answer.link)
+            note = f"{SUPERVISION_MARK} #{answer.supervision_id} {said}"
+        else:
+            alarm_id = _supervision(con, answer)
+            actor = f"{answer.platform} (JT/T 809)"
+            said = RESULTS.get(answer.result, "结果未知")
+            note = f"{SUPERVISION_MARK} #{answer.supervision_id} 应答: {answer.result} {said}"
         if alarm_id is None:
             return "unknown"
-        actor = f"{answer.platform} (JT/T 809)"
-        said = RESULTS.get(answer.result, "结果未知")
-        note = f"{SUPERVISION_MARK} #{answer.supervision_id} 应答: {answer.result} {said}"
         again = con.execute(
             "SELECT 1 FROM alarm_events WHERE alarm_id = ? AND kind = 'commented' AND actor = ? "
             "AND comment = ?",

@@ -8,7 +8,8 @@ an answer must match (`alerts.supervisionanswers`). The command, `supervise_alar
 on the vehicle's command topic (QoS 1), which the JT/T 809 gateway serving the vehicle's
 tenant takes (a JT/T 808 gateway ignores it). The hub does not know which gateway serves a
 vehicle: `published` says only that the broker took the command. A tenant no JT/T 809 gateway
-serves has no subscriber to its commands: the broker drops the command, and nothing says so.
+serves has no subscriber to its commands: the broker drops the command, and no receipt of a
+gateway's (sent, kept ...: `alerts.supervisionanswers`) comes to the journal.
 Only the centre's (an admin or operator key of every
 tenant): an enterprise's key is 403."""
 

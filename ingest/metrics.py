@@ -162,9 +162,15 @@ _HELP = {
         "JT/T 809 platforms' answers to the centre's supervisions (0x1401), by outcome: "
         "journaled, duplicate, unknown (no supervision of that id in the tenant)"
     ),
+    "hazardhub_supervision_receipts_total": (
+        "JT/T 809 gateways' receipts of the centre's supervisions (sent, kept, expired, "
+        "dropped, no platform), by outcome: journaled, duplicate, unknown (no supervision of "
+        "that id in the tenant)"
+    ),
     "hazardhub_alarm_supervisions_total": (
         "The centre's alarm supervisions (报警督办, to JT/T 809 platforms), by outcome: "
-        "published, kept (no broker), expired (past the deadline before published), full"
+        "published, kept (no broker), expired (past the deadline before published), full "
+        "(not sent: the API answered 503)"
     ),
     "hazardhub_api_errors_total": (
         "HTTP requests the API answered 500 for an unexpected error (a bug; the traceback is in"
@@ -202,6 +208,7 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...]]] = {
     "hazardhub_notification_latency_ms_sum": ("channel", _CHANNELS),
     "hazardhub_driver_reminders_total": ("outcome", ("expired", "full", "late", "published")),
     "hazardhub_supervision_answers_total": ("outcome", ("duplicate", "journaled", "unknown")),
+    "hazardhub_supervision_receipts_total": ("outcome", ("duplicate", "journaled", "unknown")),
     "hazardhub_alarm_supervisions_total": ("outcome", ("expired", "full", "kept", "published")),
 }
 _OPEN = frozenset(

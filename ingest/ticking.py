@@ -156,20 +156,26 @@ class Ticking(AlarmRecording):
     async def record_answers(
         self, answers: Sequence[SupervisionAnswer], arrival: int
     ) -> list[AlarmEvent]:
-        """Journal the platforms' answers to the centre's supervisions on their alarms
-        (`alerts.supervisionanswers`); one of no supervision counted and said."""
+        """Journal the platforms' answers to the centre's supervisions, and the gateways'
+        receipts of their tickets, on their alarms (`alerts.supervisionanswers`); one of no
+        supervision counted and said."""
         events: list[AlarmEvent] = []
         for a in answers:
             got = await asyncio.to_thread(record_answer, self.statedb, self.desk, a, arrival)
             outcome = "journaled" if isinstance(got, AlarmEvent) else got
-            self.metrics.inc("hazardhub_supervision_answers_total", outcome=outcome)
+            metric = "hazardhub_supervision_receipts_total" if a.receipt else (
+                "hazardhub_supervision_answers_total"
+            )  # fmt: skip
+            self.metrics.inc(metric, outcome=outcome)
             if isinstance(got, AlarmEvent):
                 events.append(got)
             elif got == "unknown":
                 log.warning(
-                    "answer of %s (gateway %s, tenant %s) to supervision %d: no such "
-                    "supervision in the tenant",
-                    a.platform, a.gateway, a.tenant, a.supervision_id,
+                    "%s of %s (gateway %s, tenant %s) to supervision %d: no such "
+                    "supervision in the tenant%s",
+                    f"receipt {a.receipt}" if a.receipt else "answer", a.platform or "-",
+                    a.gateway, a.tenant, a.supervision_id,
+                    "" if a.receipt else " for that plate and platform",
                 )  # fmt: skip
         return events
 

@@ -43,6 +43,34 @@ def test_an_answer_is_read(registry: Registry) -> None:
     assert metrics.get("hazardhub_messages_total", kind="supervision") == 1
 
 
+def test_a_receipt_is_read(registry: Registry) -> None:
+    gw = _gateway(registry)
+    doc = {"supervision_id": 4711, "receipt": "sent", "platform": "acme-gps", "link": "sub"}
+    h = Pipeline(registry, L, Metrics()).handle(
+        L.gateway_supervision("acme-chem", gw), orjson.dumps(doc | {"at": NOW}), NOW
+    )
+    assert h.answer == SupervisionAnswer(
+        "acme-chem", gw, 4711, 0, "acme-gps", "", receipt="sent", link="sub"
+    )
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"supervision_id": 1, "receipt": "lost", "platform": "p"},
+        {"supervision_id": 1, "receipt": "sent", "platform": "p"},  # no link
+        {"supervision_id": 1, "receipt": "kept", "platform": "p", "link": "main"},
+        {"supervision_id": -1, "receipt": "kept", "platform": "p"},
+        {"supervision_id": 1, "receipt": "kept", "platform": 7},
+    ],
+)
+def test_a_bad_receipt_is_refused(registry: Registry, doc: dict[str, object]) -> None:
+    h = Pipeline(registry, L, Metrics()).handle(
+        L.gateway_supervision("acme-chem", _gateway(registry)), orjson.dumps(doc), NOW
+    )
+    assert h.rejected_whole and h.reasons[0].startswith("bad_supervision_answer: ")
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -8,7 +8,15 @@ answers (0x1401) on `{root}/{tenant}/gateways/{gateway}/supervision` (QoS 1) for
   {"supervision_id": 4711, "result": 1, "platform": "acme-gps", "plate": "苏AD1234",
    "at": 1795961102310}
 
-An answer waits in memory while the broker is away (at most `max_waiting`, then the oldest is
+and, on the same topic, what became of each ticket (a receipt the hub journals on the alarm):
+
+  {"supervision_id": 4711, "receipt": "sent", "platform": "acme-gps", "link": "sub",
+   "at": 1795961102310}
+
+`receipt` one of sent (`link` sub or main), kept (the platform not logged in: sent at its
+login), expired (its deadline passed first), dropped (more kept for the platform than it keeps),
+no_platform (`platform` ""; no platform of the tenant known to serve the vehicle). An answer or
+receipt waits in memory while the broker is away (at most `max_waiting`, then the oldest is
 dropped, counted `supervise_answers_dropped`). A command that cannot be read is counted and
 logged, never raised.
 """
@@ -25,7 +33,7 @@ import aiomqtt
 import orjson
 
 from gateway.jt809.session import Answered
-from gateway.jt809.tickets import Tickets
+from gateway.jt809.tickets import Ticket, Tickets
 from telemetry.brokertls import BrokerTls, tls_context
 from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout, VehicleCommandTopic
@@ -64,6 +72,7 @@ class TicketListener:
         self._max = max_waiting
         self._wake = asyncio.Event()
         self.subscribed = asyncio.Event()
+        tickets.receipt = self.receipt
 
     def answer(self, a: Answered) -> None:
         """A platform's 0x1401: to the hub, on its tenant's supervision topic."""
@@ -77,6 +86,20 @@ class TicketListener:
             "plate": a.plate,
             "at": self.clock_ms(),
         }
+        self._report(tenant, doc)
+
+    def receipt(self, ticket: Ticket, outcome: str, platform: str | None, link: str | None) -> None:
+        """What became of a ticket: to the hub, on its tenant's supervision topic."""
+        doc = {
+            "supervision_id": ticket.request.supervision_id,
+            "receipt": outcome,
+            "platform": platform or "",
+            "link": link or "",
+            "at": self.clock_ms(),
+        }
+        self._report(ticket.tenant, doc)
+
+    def _report(self, tenant: str, doc: dict[str, object]) -> None:
         if len(self._answers) >= self._max:
             self._answers.popleft()
             self.counters["supervise_answers_dropped"] += 1

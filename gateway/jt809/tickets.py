@@ -96,13 +96,19 @@ class Tickets:
         max_kept: int = 1000,
     ) -> None:
         """`send(platform, message)`: on the platform's link ("sub" or "main"), or None when it
-        is not logged in; `count(platform, kind)`: the server's counters."""
+        is not logged in; `count(platform, kind)`: the server's counters. `receipt(ticket,
+        outcome, platform, link)` (set later, `gateway.jt809.commands`): what became of a
+        ticket, for the hub's journal: sent (on `link`), kept (the platform not logged in),
+        expired, dropped (too many kept), no_platform."""
         self._by_tenant: dict[str, list[str]] = {}
         for p in platforms:
             self._by_tenant.setdefault(p.tenant, []).append(p.name)
         self.registry = registry
         self._send, self._count, self.clock_ms = send, count, clock_ms
         self.max_kept = max_kept
+        self.receipt: Callable[[Ticket, str, str | None, str | None], None] = (
+            lambda ticket, outcome, platform, link: None
+        )
         # the platform that last sent the vehicle's positions, and the plate colour it gave
         self.served: dict[VehicleRef, tuple[str, int]] = {}
         self.kept: dict[str, deque[Ticket]] = {}
@@ -135,18 +141,21 @@ class Tickets:
                 "no such vehicle" if spec is None else
                 "no platform of the tenant has sent its positions yet (督办 it again later)",
             )  # fmt: skip
+            self.receipt(ticket, "no_platform", None, None)
             return self._said(None, "supervise_no_platform")
         self._remember(ticket.request.supervision_id)
         if ticket.end_ms <= self.clock_ms():
+            self.receipt(ticket, "expired", name, None)
             return self._said(name, "supervise_expired")
         how = self._send(name, self._message(ticket))
         if how is not None:
             return self._sent(name, ticket, how)
         kept = self.kept.setdefault(name, deque())
         if len(kept) >= self.max_kept:
-            kept.popleft()
+            self.receipt(kept.popleft(), "dropped", name, None)
             self._count(name, "supervise_full")
         kept.append(ticket)
+        self.receipt(ticket, "kept", name, None)
         log.info(
             "jt809: %s: supervision %d of %s/%s kept for its next login",
             name, ticket.request.supervision_id, tenant, vehicle,
@@ -160,6 +169,7 @@ class Tickets:
         while kept:
             ticket = kept.popleft()
             if ticket.end_ms <= now:
+                self.receipt(ticket, "expired", name, None)
                 self._count(name, "supervise_expired")
                 continue
             how = self._send(name, self._message(ticket))
@@ -181,6 +191,7 @@ class Tickets:
             name, ticket.request.supervision_id, ticket.tenant, ticket.vehicle,
             ticket.alarm_id, ticket.kind, how,
         )  # fmt: skip
+        self.receipt(ticket, "sent", name, how)
         return self._said(name, "supervise_sent")
 
     def _said(self, name: str | None, kind: str) -> str:
