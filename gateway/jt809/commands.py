@@ -16,9 +16,9 @@ and, on the same topic, what became of each ticket (a receipt the hub journals o
 `receipt` one of sent (`link` sub or main), kept (the platform not logged in: sent at its
 login), expired (its deadline passed first), dropped (more kept for the platform than it keeps),
 no_platform (`platform` ""; no platform of the tenant known to serve the vehicle). An answer or
-receipt waits in memory while the broker is away (at most `max_waiting`, then the oldest is
-dropped, counted `supervise_answers_dropped`). A command that cannot be read is counted and
-logged, never raised.
+receipt waits while the broker is away (at most `max_waiting`, then the oldest is dropped,
+counted `supervise_answers_dropped`; saved across a restart: `gateway.jt809.waiting`). A command
+that cannot be read is counted and logged, never raised.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class TicketListener:
         self._username, self._password, self._tls = username, password, tls
         self.counters, self.clock_ms = counters, clock_ms
         self._answers: deque[tuple[str, bytes]] = deque()
+        self.changes = 0  # moves with the answers waiting (`gateway.jt809.waiting`)
         self._max = max_waiting
         self._wake = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -105,6 +106,17 @@ class TicketListener:
             self.counters["supervise_answers_dropped"] += 1
         topic = self.layout.gateway_supervision(tenant, self.gateway)
         self._answers.append((topic, orjson.dumps(doc)))
+        self.changes += 1
+        self._wake.set()
+
+    @property
+    def waiting(self) -> list[tuple[str, bytes]]:
+        """The answers and receipts not yet published (topic, payload), oldest first."""
+        return list(self._answers)
+
+    def restore(self, items: list[tuple[str, bytes]]) -> None:
+        """Answers and receipts waiting before a restart (`gateway.jt809.waiting`)."""
+        self._answers.extend(items[-self._max :])
         self._wake.set()
 
     def handle(self, topic: str, payload: bytes) -> str:
@@ -178,6 +190,7 @@ class TicketListener:
                 topic, payload = self._answers[0]
                 await client.publish(topic, payload, qos=1)
                 self._answers.popleft()
+                self.changes += 1
                 self.counters["supervise_answers_published"] += 1
             self._wake.clear()
             await self._wake.wait()

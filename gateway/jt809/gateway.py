@@ -17,6 +17,7 @@ from gateway.jt809.config import Jt809Config
 from gateway.jt809.guard import Limits
 from gateway.jt809.server import Jt809Server
 from gateway.jt809.uplink import PlatformUplink
+from gateway.jt809.waiting import Waiting
 from gateway.poller import wall_ms
 from gateway.spool import Spool
 from telemetry.brokertls import BrokerTls
@@ -104,6 +105,11 @@ class Jt809Gateway:
             tls=tls,
         )
         self.server.on_answer = self.commands.answer
+        # the tickets kept for logins and the answers waiting for the broker, across restarts
+        self.waiting = Waiting(
+            spool_dir / f"waiting-jt809-{name}.json", self.server.tickets, self.commands
+        )
+        self.waiting.load({p.name for p in config.platforms})
         self.presence = Presence(
             *broker,
             layout=layout,
@@ -129,6 +135,7 @@ class Jt809Gateway:
                 tg.create_task(self.presence.run(stop), name="jt809-presence")
                 tg.create_task(self.commands.run(stop), name="jt809-commands")
                 tg.create_task(self.server.serve(stop), name="jt809-server")
+                tg.create_task(self.waiting.run(stop), name="jt809-waiting")
                 if self._follow is not None:
                     tg.create_task(
                         follow_configuration(
@@ -137,6 +144,7 @@ class Jt809Gateway:
                         name="jt809-follow",
                     )
         finally:
+            self.waiting.save()  # (what changed as the tasks stopped)
             self.spool.close()
 
     def use(self, registry: Registry) -> None:

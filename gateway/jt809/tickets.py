@@ -10,11 +10,11 @@ sub-link message: DOWN_WARN_MSG), else on its main link (JT/T 809-2019 lets the 
 use the main link while the sub link is down; a 2011 platform that refuses it there answers
 nothing). A platform not logged in gets it at its next login (on its sub link once that is up,
 or on the main link after the sub link's `timeout_s`: `server`): kept (at most `max_kept` per
-platform, the oldest dropped, counted `supervise_full`), dropped once past the supervision's end
-(`supervise_expired`). A ticket is sent once: the same supervision id again (MQTT's QoS 1
-delivers again after a broker or gateway reconnection) is counted `supervise_duplicate`.
-Counted per platform (`{platform}.supervise_sent` ...), a command of no platform as
-`supervise.{outcome}`.
+platform, the oldest dropped, counted `supervise_full`; saved across a restart:
+`gateway.jt809.waiting`), dropped once past the supervision's end (`supervise_expired`). A
+ticket is sent once: the same supervision id again (MQTT's QoS 1 delivers again after a broker
+or gateway reconnection) is counted `supervise_duplicate`. Counted per platform
+(`{platform}.supervise_sent` ...), a command of no platform as `supervise.{outcome}`.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class Tickets:
         # the platform that last sent the vehicle's positions, and the plate colour it gave
         self.served: dict[VehicleRef, tuple[str, int]] = {}
         self.kept: dict[str, deque[Ticket]] = {}
+        self.changes = 0  # moves with `kept` (`gateway.jt809.waiting` saves it when it moved)
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     def tenants(self) -> set[str]:
@@ -155,6 +156,7 @@ class Tickets:
             self.receipt(kept.popleft(), "dropped", name, None)
             self._count(name, "supervise_full")
         kept.append(ticket)
+        self.changes += 1
         self.receipt(ticket, "kept", name, None)
         log.info(
             "jt809: %s: supervision %d of %s/%s kept for its next login",
@@ -165,6 +167,7 @@ class Tickets:
     def logged_in(self, name: str) -> None:
         """Send what was kept for the platform (a ticket past its end dropped)."""
         kept = self.kept.pop(name, deque())
+        self.changes += bool(kept)
         now = self.clock_ms()
         while kept:
             ticket = kept.popleft()
@@ -178,6 +181,13 @@ class Tickets:
                 self.kept[name] = kept
                 return
             self._sent(name, ticket, how)
+
+    def restore(self, name: str, tickets: list[Ticket]) -> None:
+        """Tickets kept for the platform before a restart (`gateway.jt809.waiting`)."""
+        kept = self.kept.setdefault(name, deque())
+        for ticket in tickets[-self.max_kept :]:
+            self._remember(ticket.request.supervision_id)
+            kept.append(ticket)
 
     def _message(self, ticket: Ticket) -> DownWarnMsg:
         spec = self.registry.vehicles.get((ticket.tenant, ticket.vehicle))
