@@ -23,10 +23,16 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["MetricsServer", "exposition", "metrics_problem"]
+__all__ = ["FAMILIES", "MetricsServer", "exposition", "metrics_problem"]
 
 log = logging.getLogger(__name__)
 
+# what a gateway serves (the hub's own /metrics has none of them: docs/operations.md)
+FAMILIES = (
+    "hazardhub_gateway_events_total",
+    "hazardhub_gateway_state",
+    "hazardhub_gateway_start_time_seconds",
+)
 Collect = Callable[[], tuple[Mapping[str, int], Mapping[str, float]]]
 _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 5.0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.metricsserver import exposition, metrics_problem
+from gateway.metricsserver import FAMILIES, exposition, metrics_problem
 
 from e2e_helpers import eventually
 from services import free_port
@@ -37,6 +37,8 @@ def test_the_exposition_escapes_what_a_peer_named() -> None:
     assert 'hazardhub_gateway_state{gateway="gw\\"1",what="connections"} 2' in text
     assert "# TYPE hazardhub_gateway_events_total counter" in text
     assert all(line.startswith(("#", "hazardhub_gateway_")) for line in text.splitlines())
+    served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
+    assert served == set(FAMILIES)  # (the names the docs give a gateway's, not the hub's)
 
 
 def test_an_address_beyond_loopback_needs_a_token() -> None:
