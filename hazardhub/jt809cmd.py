@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hazardhub.cliargs import _mib, _seconds, add_broker_tls, address, broker_tls, hostport
+from hazardhub.gatewaymetrics import add_metrics, with_metrics
 from hazardhub.startchecks import folder_problem
 from telemetry.errors import ConfigError
 
@@ -103,6 +104,7 @@ def add_jt809_parser(sub: Any) -> None:
         "runs, with those added through its API (checked every 10 s)",
     )
     add_broker_tls(j)
+    add_metrics(j, 9109)
 
 
 def run(
@@ -164,4 +166,8 @@ def run(
         await gw.run(stop)
         return 0
 
-    return run_until(main)
+    served = with_metrics(args, 9109, args.name, gw.metrics, main)
+    if isinstance(served, str):
+        print(f"hazardhub jt809: {served}", file=sys.stderr)
+        return 2
+    return run_until(served)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
+from hazardhub.gatewaymetrics import add_metrics, with_metrics
 
 if TYPE_CHECKING:
     from gateway.minefiles import Mines
@@ -52,6 +53,7 @@ def add_minefiles_parser(sub: Any) -> None:
         help="MQTT user; the password is read from $HAZARDHUB_MQTT_PASSWORD",
     )
     add_broker_tls(m)
+    add_metrics(m, 9112)
     actions = m.add_subparsers(dest="minefiles_action")
     sim = actions.add_parser(
         "simulate",
@@ -155,7 +157,24 @@ def run_minefiles(
         await gw.run(stop)
         return 0
 
-    return run(main)
+    def collect() -> tuple[dict[str, int], dict[str, float]]:
+        counters = dict(gw.counters)
+        for tenant, pub in gw.publishers.items():  # (each tenant's uplink: publish_refused)
+            counters.update((f"{tenant}.{k}", n) for k, n in pub.counters.items())
+        pubs = gw.publishers.values()
+        state = {
+            "mines": float(len(mines.config.mines)),
+            "files_in_flight": float(gw.in_flight),
+            "spool_batches": float(sum(p.pending for p in pubs)),
+            "broker_connected": float(all(p.connected.is_set() for p in pubs)),
+        }
+        return counters, state
+
+    served = with_metrics(args, 9112, "mine-files", collect, main)
+    if isinstance(served, str):
+        print(f"hazardhub mine-files: {served}", file=sys.stderr)
+        return 2
+    return run(served)
 
 
 def _check_points(mines: Mines, folder: Path) -> int:

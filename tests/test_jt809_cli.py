@@ -8,7 +8,9 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import yaml
 from jt808_helpers import ROOT, positions, until
 from jt809_helpers import KEYS, PLATFORMS, LowerPlatform, gnss_2011
@@ -55,11 +57,11 @@ async def test_runs(mosquitto, tmp_path: Path) -> None:  # type: ignore[no-untyp
     hub.write_text(HUB, encoding="utf-8")
     plats = tmp_path / "jt809.yaml"
     plats.write_text(yaml.safe_dump(PLATFORMS, allow_unicode=True), encoding="utf-8")
-    port = free_port()
+    port, metrics = free_port(), free_port()
     proc = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "hazardhub", "jt809", "-c", str(hub), "--platforms", str(plats)),
         *("--listen", f"127.0.0.1:{port}", "--broker", f"127.0.0.1:{mosquitto.port}"),
-        *("--spool-dir", str(tmp_path / "spool")),
+        *("--spool-dir", str(tmp_path / "spool"), "--metrics", f"127.0.0.1:{metrics}"),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -77,6 +79,11 @@ async def test_runs(mosquitto, tmp_path: Path) -> None:  # type: ignore[no-untyp
             when = datetime.now(UTC) - timedelta(seconds=5)
             await p.positions("苏AD1234", [gnss_2011(when, 31.0, 120.0, 40)])
             await until(lambda: got, within_s=10)
+            # its counters for Prometheus (--metrics): the platform logged in, its positions
+            async with httpx.AsyncClient(timeout=5) as client:
+                text = (await client.get(f"http://127.0.0.1:{metrics}/metrics")).text
+            assert 'hazardhub_gateway_state{gateway="jt809",what="platforms_logged_in"} 1' in text
+            assert 'counter="acme-gps.positions"} 1' in text, text
         await p.close()
     finally:
         proc.terminate()
@@ -118,6 +125,9 @@ def test_data_dir_serves_the_configuration_the_hub_runs(monkeypatch, tmp_path: P
         def __init__(self, platforms, registry, **kw: object) -> None:  # type: ignore[no-untyped-def]
             served.append({v for _, v in registry.vehicles})
 
+        def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+            return {}, {}
+
     monkeypatch.setattr(gateway.jt809, "Jt809Gateway", Recorded)
     monkeypatch.setattr(cli, "_run", lambda main: 0)
     base = ["jt809", "-c", str(hub), "--platforms", str(plats), "--spool-dir", str(tmp_path / "s")]
@@ -134,7 +144,9 @@ def test_platforms_file_readable_by_others_is_warned(monkeypatch, tmp_path: Path
     hub.write_text(HUB, encoding="utf-8")
     plats = tmp_path / "jt809.yaml"
     plats.write_text(yaml.safe_dump(PLATFORMS, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setattr(gateway.jt809, "Jt809Gateway", lambda *a, **kw: None)
+    monkeypatch.setattr(
+        gateway.jt809, "Jt809Gateway", lambda *a, **kw: SimpleNamespace(metrics=None)
+    )
     monkeypatch.setattr(cli, "_run", lambda main: 0)
     args = ["jt809", "-c", str(hub), "--platforms", str(plats), "--spool-dir", str(tmp_path / "s")]
     plats.chmod(0o644)

@@ -361,6 +361,11 @@ async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> Non
     import subprocess
     import sys
 
+    import httpx
+
+    from services import free_port
+
+    metrics = free_port()
     incoming = tmp_path / "ftp"
     hub = tmp_path / "hub.yaml"
     hub.write_text(HUB_YAML, encoding="utf-8")
@@ -386,6 +391,8 @@ async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> Non
             str(tmp_path / "state"),
             "--broker",
             f"127.0.0.1:{mosquitto.port}",
+            "--metrics",
+            f"127.0.0.1:{metrics}",
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -394,6 +401,11 @@ async def test_the_command_takes_files_until_stopped(mosquitto, tmp_path) -> Non
         await eventually(
             lambda: _async(taken(incoming, path.name).exists()), 20, "the file in done/"
         )
+        # its counters for Prometheus (--metrics): the file done, its reading
+        async with httpx.AsyncClient(timeout=5) as client:
+            text = (await client.get(f"http://127.0.0.1:{metrics}/metrics")).text
+        assert 'hazardhub_gateway_events_total{gateway="mine-files",counter="files_done"} 1' in text
+        assert 'counter="readings"} 1' in text and 'what="mines"} 1' in text, text
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

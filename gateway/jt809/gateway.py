@@ -126,6 +126,17 @@ class Jt809Gateway:
         self.ready = asyncio.Event()
         self._follow, self._follow_every_s = follow, follow_every_s
 
+    def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+        """What the gateway counted (its log reports' counters) and holds now, for
+        `gateway.metricsserver`."""
+        state = {
+            "links": float(len(self.server.links)),
+            "platforms_logged_in": float(len(self.server.online)),
+            "spool_batches": float(self.uplink.pending),
+            "broker_connected": float(self.uplink.connected.is_set()),
+        }
+        return dict(self.server.counters), state
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self.server.start(*self.listen)
