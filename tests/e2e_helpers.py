@@ -271,6 +271,18 @@ class Played:
     # (scenario time, scenario seconds) of each stall of the event loop the gateways, the farm
     # and the hub share: a request stamped when sent is served that much later
     stalls: list[tuple[float, float]] = field(default_factory=list)
+    # (wall ms, device -> Modbus cycles its gateway's poller had begun) sampled every 10 ms: what
+    # the gateways polled, however slowly a loaded machine let them
+    cycles: list[tuple[int, dict[str, int]]] = field(default_factory=list)
+
+    def polled(self, device: str, from_ms: int, to_ms: int) -> int:
+        """The cycles `device` was polled in between the wall times `from_ms` and `to_ms` (as
+        sampled: the last sample at or before each)."""
+
+        def at(ms: int) -> int:
+            return max((c[device] for t, c in self.cycles if t <= ms), default=0)
+
+        return at(to_ms) - at(from_ms)
 
     def first(self, sensor: str, level_name: str) -> float:
         return min(e[4] for e in self.events if e[0] == sensor and e[3] == level_name)
@@ -323,6 +335,7 @@ async def play(
     gateways: list[Gateway] = []
     stored: dict[str, list[int]] = {}
     stalls: list[tuple[float, float]] = []
+    cycles: list[tuple[int, dict[str, int]]] = []
     watch = TelemetryWatch(broker_port)  # what reached the broker
     await watch.__aenter__()
     try:
@@ -358,6 +371,7 @@ async def play(
         tasks = [asyncio.create_task(g.run(edge_stop)) for g in gateways]
         tasks.append(asyncio.create_task(runner.run(edge_stop)))
         tasks.append(asyncio.create_task(_watch_stalls(edge_stop, clock, accel, stalls)))
+        tasks.append(asyncio.create_task(_count_cycles(edge_stop, gateways, cycles)))
         if vehicles:
             publisher = FleetPublisher(
                 vehicles,
@@ -419,7 +433,18 @@ async def play(
         stored,
         {g: list(r.outages) for g, r in uplinks.items()},
         stalls,
+        cycles,
     )
+
+
+async def _count_cycles(
+    stop: asyncio.Event, gateways: list[Gateway], out: list[tuple[int, dict[str, int]]]
+) -> None:
+    """Sample every 10 ms how many cycles each device's poller has begun (with the wall time)."""
+    pollers = [p for g in gateways for p in g.pollers]
+    while not stop.is_set():
+        out.append((time.time_ns() // 1_000_000, {p.device.spec.id: p.cycles for p in pollers}))
+        await asyncio.sleep(0.01)
 
 
 async def _watch_stalls(

@@ -225,8 +225,11 @@ async def test_gateway_uplink_loss_through_the_hub(mosquitto, tmp_path):
     ((cut_ms, back_ms),) = played.outages["gw1"]
     assert back_ms is not None
     ((want_from, want_to),) = compiled.outages("gw1")
-    assert abs(played.scenario_s(cut_ms) - want_from) <= 1.0
-    assert abs(played.scenario_s(back_ms) - want_to) <= 1.0
+    # (late by as long as the shared event loop stalled there, on a loaded machine: 4.2 s of
+    # scenario time at a load of 4)
+    cut_s, back_s = played.scenario_s(cut_ms), played.scenario_s(back_ms)
+    assert abs(cut_s - want_from) <= 1.0 + played.stall(want_from, cut_s), (cut_s, played.stalls)
+    assert abs(back_s - want_to) <= 1.0 + played.stall(want_to, back_s), (back_s, played.stalls)
     # every batch the gateway made reached the broker once: no gap in (epoch, seq) ...
     sensors = [s.id for s in reg.sensors]  # all of substation 5, behind gw1
     (published,) = played.published.values()
@@ -241,7 +244,13 @@ async def test_gateway_uplink_loss_through_the_hub(mosquitto, tmp_path):
     assert len(stored) == len(set(stored))
     assert len(stored) == sum(published.values())
     during = [ts for sid, ts in stored if cut_ms < ts < back_ms and sid == "face1302-ch4-t1"]
-    assert len(during) >= 0.8 * (back_ms - cut_ms) / 1000 / poll_s, len(during)
+    # the gateway polled on through the outage, into its spool, and every cycle it made in it
+    # (counted as it made them: a loaded machine polls less often than every poll_s, 44 of 60 at
+    # a load of 11) is in the store; 2 for the cycles at the cut and at the return, which
+    # may be stamped on either side of them
+    polled = played.polled("kj-sub-5", cut_ms, back_ms)
+    assert polled >= 0.5 * (back_ms - cut_ms) / 1000 / poll_s, polled
+    assert len(during) >= polled - 2, (len(during), polled)
     # the methane alarm carries the event time of the crossing, inside the outage; it arrived
     # only after the link was back
     truth = compiled.first_crossing("face1302-ch4-t1", 1.0)
