@@ -70,3 +70,27 @@ def test_check_points_lists_gas_points_without_a_rule_and_a_hub_looser_than_the_
     assert code == 1
     assert "001A02 (甲烷 1301工作面): the hub's sensor t1-face (methane) has no rule" in out
     assert "(info) mine 140211000001 point 001A01" in out and "the mine alarms first" in out
+
+
+def test_a_mines_encoding_may_be_called_gbk() -> None:
+    """An operator writes what the vendor's manual says, GBK or GB2312: read as GB18030, which
+    reads both; anything else is refused naming the three."""
+    from pydantic import ValidationError
+
+    from gateway.minefiles import MineFilesConfig
+
+    def spec(encoding: str) -> str:
+        mine = {"tenant": "north-coal", "site": "face-1301", "encoding": encoding}
+        return (
+            MineFilesConfig.model_validate(
+                {"incoming": "/srv/ftp", "mines": {"140211000001": mine}}
+            )
+            .mines["140211000001"]
+            .encoding
+        )
+
+    assert [spec(e) for e in ("GBK", "gb2312", "GB18030", "UTF8", "auto")] == [
+        "gb18030", "gb18030", "gb18030", "utf-8", "auto"
+    ]  # fmt: skip
+    with pytest.raises(ValidationError, match="'utf-8', 'gb18030' or 'auto'"):
+        spec("big5")

@@ -13,7 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, model_validator
 
 from telemetry.configbase import Frozen, Ident
 from telemetry.errors import ConfigError
@@ -72,6 +72,15 @@ BUILTIN_STATUS: dict[str, QualityName] = {
 }
 
 
+# what an operator may call a mine's encoding, as the reader knows it (GB18030 reads GBK and
+# GB2312 files: a superset of both)
+_ALIASES = {"gbk": "gb18030", "gb2312": "gb18030", "gb-18030": "gb18030", "utf8": "utf-8"}
+
+
+def _encoding(value: object) -> object:
+    return _ALIASES.get(value.lower(), value.lower()) if isinstance(value, str) else value
+
+
 class MineSpec(Frozen):
     tenant: Ident
     site: Ident
@@ -86,10 +95,11 @@ class MineSpec(Frozen):
         description="point code -> the hub's sensor id; a point not listed is the sensor "
         "'{mine code}-{point code}' when the hub has one",
     )
-    encoding: Encoding = Field(
+    encoding: Annotated[Encoding, BeforeValidator(_encoding)] = Field(
         default="utf-8",
         description="what its system writes: utf-8, gb18030 (GBK, GB2312: many KJ systems' "
-        "default) or auto (UTF-8 when the bytes are valid UTF-8, else GB18030)",
+        "default; `gbk` and `gb2312` are taken as gb18030, which reads them) or auto (UTF-8 "
+        "when the bytes are valid UTF-8, else GB18030)",
     )
 
 
