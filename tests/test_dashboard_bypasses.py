@@ -4,7 +4,8 @@ bypassed loop from the `bypass_unapproved` alarm's detail and the alarm clears i
 the hub's refusals are shown in words naming the fields; another enterprise sees none of it; the
 centre sees both enterprises' approvals, records and revokes its own, and an enterprise's
 revocation of the centre's record shows the hub's 403 as the reason; a full list pages with
-`before`, and the 21st approval not ended is refused (409)."""
+`before`, and the 21st approval not ended is refused (409); a row revoked deep in it is redrawn in
+place; a write the hub does not answer is said unsure, a slow one keeps its form."""
 
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import numpy as np
 import pytest
 from cdp import Browser
 from test_api_alarms import KEYS
 from test_bypass_approvals import CONFIG
-from test_bypass_approvals_hub import Flag, unapproved
+from test_bypass_approvals_hub import unapproved
 from test_dashboard_csp import WATCH
 
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load_profiles
+from telemetry.codec import TelemetryBatch, encode
 from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
+from telemetry.topics import TopicLayout
 
 from e2e_helpers import ROOT, eventually, running_hub
 from services import free_port
@@ -36,7 +40,35 @@ from services import free_port
 SHOTS = Path(__file__).resolve().parent.parent / "build" / "screenshots"
 CST = timezone(timedelta(hours=8))
 FORM = "#bp-form form[data-form=record]"
+MINUTE_MS, HOUR_MS = 60_000, 3_600_000
 pytestmark = pytest.mark.slow
+# the two enterprises of the bypass tests, and one with no bypass flag (a gas detector only)
+HUB_CONFIG = (
+    CONFIG
+    + """
+  - id: east-gas
+    sites:
+      - id: depot
+        devices:
+          - id: det-9
+            profile: gas-one
+            sensors:
+              - {{id: lel-9, point: gas, kind: flammable_gas,
+                 levels: [{{name: level1, tier: yellow, above: 25, recover: 23}}]}}
+"""
+)
+# the page's writes held (`hold`: until window.__release()), or answered but the answer lost
+# (`lose`: the hub did it, the page sees a network error)
+WRITES = """window.__f ??= window.fetch; window.__mode = '';
+window.fetch = async (u, i) => {
+  if (i?.method !== 'POST' || !window.__mode) return window.__f(u, i);
+  if (window.__mode === 'hold') {
+    await new Promise((r) => { window.__release = r; });
+    return window.__f(u, i);
+  }
+  await window.__f(u, i);
+  throw new TypeError('Failed to fetch');
+}; 1"""
 
 
 def q(selector: str) -> str:
@@ -57,7 +89,7 @@ def _input(ms: int) -> str:
 
 
 def _hub(port: int, broker: int, data: Path) -> Hub:
-    config = parse_document(CONFIG.format(within=1), HubConfig, "bypass.yaml")
+    config = parse_document(HUB_CONFIG.format(within=1), HubConfig, "bypass.yaml")
     profiles, packs = load_profiles(ROOT / "profiles")
     registry = build_registry(config, profiles, packs, "bypass.yaml")
     settings = HubSettings(data_dir=data, broker_port=broker, api_port=port)
@@ -131,12 +163,28 @@ async def _api(port: int, who: str, path: str, body: dict[str, Any]) -> dict[str
         return dict(r.json())
 
 
+async def _bypassed_since(mq: aiomqtt.Client, ts: int) -> None:
+    """The chem loop's bypass flag set, read at `ts` (its bypass began then)."""
+    batch = TelemetryBatch(
+        "gw",
+        "sis-1",
+        1,
+        1,
+        ("bypassed",),
+        np.zeros(1, np.uint16),
+        np.array([ts], np.int64),
+        np.array([1.0]),
+        np.zeros(1, np.uint8),
+    )
+    await mq.publish(TopicLayout().telemetry("acme-chem", "plant", "sis-1"), encode(batch), qos=1)
+
+
 def _approval(sensor: str, start: int, hours: float = 8) -> dict[str, Any]:
     return {
         "sensor": sensor,
         "approved_by": "李工",
-        "reason": "仪表检修",
-        "measures": "专人监护",
+        "reason": "仪表检修更换变送器，联锁临时旁路；仪表检修更换变送器，联锁临时旁路",
+        "measures": "专人监护；手动控制；每15分钟巡检",
         "valid_from": start,
         "until": start + int(hours * 3_600_000),
     }
@@ -151,7 +199,9 @@ async def test_an_enterprise_approves_its_bypass_from_the_alarm_the_centre_revok
         aiomqtt.Client("127.0.0.1", mosquitto.port) as mq,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api,
     ):
-        await Flag(mq).send(1.0)  # the loop bypassed, no approval: raised after 1 s
+        # the loop bypassed 2 h ago, no approval: raised at once (1 s after its start)
+        began = (now_ms() - 2 * HOUR_MS) // MINUTE_MS * MINUTE_MS + 10_000
+        await _bypassed_since(mq, began)
 
         async def raised() -> int | None:
             found = await unapproved(api)
@@ -170,12 +220,28 @@ async def test_an_enterprise_approves_its_bypass_from_the_alarm_the_centre_revok
             button = f"tr.extra[data-for='{alarm}'] .bp-from-alarm"
             await chem.wait_for(f"{q(button)} !== null")
             assert await chem.js(f"{q(button)}.textContent") == "登记旁路审批"
+            # (the page closed: it opens, and the form's first field to fill takes the focus)
+            await chem.js(f"{q('#bp-close')}.click()")
+            assert await chem.js(f"{q('#bypasses-panel')}.hidden") is True
             await chem.js(f"{q(button)}.click()")
             await chem.wait_for(f"{q(FORM)} !== null && {q(f'{FORM} [name=sensor]')}.value")
+            assert await chem.js(f"{q('#bypasses-panel')}.hidden") is False
             assert await chem.js(f"{q(f'{FORM} [name=sensor]')}.value") == "sis-bypass"
             asked = await chem.js(f"{q(f'{FORM} .bulk-ask')}.textContent")
             assert asked == f"为报警 #{alarm}（sis-bypass）登记旁路审批"
             assert await chem.js("document.activeElement.name") == "approved_by"
+            # valid from when the bypass began (not when the form opened), to the minute
+            assert await chem.js(f"{q(f'{FORM} [name=valid_from]')}.value") == _input(began)
+            # a bypass begun 31.5 h ago: from 24 h back (less 10 min to fill it in)
+            old = await chem.js(
+                """(async () => {
+                     const m = await import('/static/bypassform.js');
+                     const now = Date.now(), minute = Math.floor(now / 60000) * 60000;
+                     const at = m.bypassStart({ started_ts: now - 108e6, value: 1.5 }, minute);
+                     return [at, now]; })()"""
+            )
+            earliest = -(-(old[1] - 24 * HOUR_MS + 10 * MINUTE_MS) // MINUTE_MS) * MINUTE_MS
+            assert old[0] == earliest, old
 
             # a blank approver: the hub's 422 names the field, in the page's words
             await _fill(
@@ -218,6 +284,12 @@ async def test_an_enterprise_approves_its_bypass_from_the_alarm_the_centre_revok
             said = await _submit(chem, FORM)
             assert said == "已登记旁路审批 #1；旁路未审批报警已消除", said
             await chem.wait_for(f"{q(row)}?.classList.contains('cleared')", 10)
+            # the alarm cleared: its detail offers the approval no more
+            detail = f"tr.extra[data-for='{alarm}']"
+            if await chem.js(f"{q(detail)}") is None:
+                await chem.js(f"{q(row)}.click()")
+            await chem.wait_for(f"{q(detail)} !== null")
+            assert await chem.js(f"{q(button)}") is None
             await chem.wait_for("document.querySelectorAll('#bp-list tr.bp-row').length === 1")
             (got,) = await _listed(chem)
             assert (got["id"], got["party"], got["cover"]) == ("1", "enterprise", "covers")
@@ -245,6 +317,11 @@ async def test_an_enterprise_approves_its_bypass_from_the_alarm_the_centre_revok
         # the centre sees both enterprises', records one of its own and revokes it
         async with _page(port, "admin") as centre:
             assert await centre.js(f"{q('#bp-tenant-wrap')}.hidden") is False
+            # the enterprises with a bypass flag (east-gas has none)
+            tenants = await centre.js(
+                "[...document.querySelectorAll('#bp-tenant option')].map((o) => o.value)"
+            )
+            assert tenants == ["", "acme-chem", "north-coal"]
             await centre.js(f"{q('#bp-record')}.click()")
             await centre.wait_for(f"{q(FORM)} !== null")
             await _fill(
@@ -300,7 +377,10 @@ async def test_a_long_list_pages_with_before_and_the_21st_approval_not_ended_is_
     port = free_port()
     async with running_hub(_hub(port, mosquitto.port, tmp_path)):
         start = now_ms()
-        for n in range(40):  # revoked ones, then 20 not ended: 60 in all, the most allowed open
+        # 19 not ended, 40 revoked, one more not ended: 60 in all, 20 open (the most allowed)
+        for _ in range(19):
+            await _api(port, "coal", "/bypass-approvals", _approval("coal-bypass", start))
+        for n in range(40):
             made = await _api(port, "coal", "/bypass-approvals", _approval("coal-bypass", start))
             await _api(
                 port,
@@ -308,8 +388,7 @@ async def test_a_long_list_pages_with_before_and_the_21st_approval_not_ended_is_
                 f"/bypass-approvals/{made['approval']['id']}/revoke",
                 {"note": f"作废 {n}"},
             )
-        for _ in range(20):
-            await _api(port, "coal", "/bypass-approvals", _approval("coal-bypass", start))
+        await _api(port, "coal", "/bypass-approvals", _approval("coal-bypass", start))
         async with _page(port, "coal") as coal:
             first = await _listed(coal)
             assert [r["id"] for r in first] == [str(i) for i in range(60, 10, -1)]
@@ -342,9 +421,91 @@ async def test_a_long_list_pages_with_before_and_the_21st_approval_not_ended_is_
             assert await coal.js(f"{q(f'{FORM} .bp-field-measures span')}.textContent") == (
                 "临时安全措施（必填）"
             )
+            await _revoke_deep(coal)
+            await _unanswered(coal)
 
         # a viewer reads the list, and records and revokes nothing
         async with _page(port, "viewer") as viewer:
             assert len(await _listed(viewer)) == 50
             assert await viewer.js(f"{q('#bp-record')}.hidden") is True
             assert await viewer.js(f"{q('.bp-revoke')}") is None
+
+
+async def _revoke_deep(coal: Browser) -> None:
+    """In the whole list (60 rows, on a laptop's 1366 px), the 5th approval revoked: its row
+    redrawn in place (the rows read kept, the list's scroll), the focus on its status."""
+    await coal.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=1366,
+        height=768,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    await _choose(coal, "#bp-active", "")
+    await coal.wait_for("document.querySelectorAll('#bp-list tr.bp-row').length === 50")
+    await coal.js(f"{q('#bp-older')}.click()")
+    await coal.wait_for("document.querySelectorAll('#bp-list tr.bp-row').length === 60")
+    # 撤销 on one line (a line box), not a character a line
+    lines = await coal.js(
+        f"(() => {{ const r = document.createRange();"
+        f" r.selectNodeContents({_row(5, ' .bp-revoke')}); return r.getClientRects().length; }})()"
+    )
+    assert lines == 1, lines
+    await coal.js(f"{_row(5)}.scrollIntoView(); {_row(5, ' .bp-revoke')}.click(); 1")
+    revoke = "#bp-list form[data-form=revoke]"
+    await coal.wait_for(f"{q(revoke)} !== null")
+    scrolled = await coal.js(f"{q('.bp-listbox')}.scrollTop")
+    assert scrolled > 1000, scrolled
+    await _fill(coal, revoke, note="检修提前结束")
+    assert await _submit(coal, revoke) == "已撤销旁路审批 #5"
+    assert await coal.js(f"{_row(5)}.dataset.cover") == "revoked_st"
+    assert [r["id"] for r in await _listed(coal)] == [str(i) for i in range(60, 0, -1)]
+    assert abs(await coal.js(f"{q('.bp-listbox')}.scrollTop") - scrolled) < 2
+    assert await coal.js(f"{_row(5)}.contains(document.activeElement)") is True
+    assert await coal.js("document.activeElement.classList.contains('bp-cover')") is True
+    note = "tr.bp-extra[data-for='5'] .bp-msg"
+    assert await coal.js(f"{q(note)}.innerText") == "已撤销旁路审批 #5"
+    # a revocation the hub did, its answer lost: said unsure, its row read again (revoked)
+    await coal.js(WRITES)
+    await coal.js(f"window.__mode = 'lose'; {_row(6, ' .bp-revoke')}.click(); 1")
+    await coal.wait_for(f"{q(revoke)} !== null")
+    await _fill(coal, revoke, note="核对")
+    said = await _submit(coal, revoke)
+    assert said == (
+        "未收到平台答复（Failed to fetch）：不确定是否已撤销，请核对此条的状态（已重新读取）"
+    ), said
+    await coal.wait_for(f"{_row(6)}.dataset.cover === 'revoked_st' && !{q(revoke)}")
+    await coal.js("window.__mode = ''; 1")
+    await coal.call("Emulation.clearDeviceMetricsOverride")
+
+
+async def _unanswered(coal: Browser) -> None:
+    """A record the hub did but whose answer was lost: said unsure, the list read again (the
+    approval in it); a record the hub is slow to answer: its form kept (neither Cancel nor
+    Escape, nor another form) until the answer."""
+    reason, cancel = q(f"{FORM} [name=reason]"), q(f"{FORM} button.cancel")
+    await coal.js(WRITES)
+    await coal.js("window.__mode = 'lose'; 1")
+    said = await _submit(coal, FORM)
+    assert said == (
+        "未收到平台答复（Failed to fetch）：不确定是否已登记，请刷新核对（列表已重新读取），"
+        "勿重复登记"
+    ), said
+    await coal.wait_for(f"{_row(61)} !== null")
+    assert await coal.js(f"{reason}.value") == "再次检修"  # kept
+    # slow: recorded once let through
+    await coal.js("window.__mode = 'hold'; 1")
+    await coal.js(f"{q('.bp-msg')}?.remove(); {q(f'{FORM} button[type=submit]')}.click(); 1")
+    await coal.wait_for("typeof window.__release === 'function'")
+    assert await coal.js(f"{cancel}.disabled") is True
+    assert await coal.js(f"{q('#bp-record')}.disabled") is True
+    await coal.js(
+        f"{reason}.dispatchEvent(new KeyboardEvent('keydown', {{ key: 'Escape', bubbles: true }}));"
+        f" {cancel}.click(); {q('#bp-record')}.click(); 1"
+    )
+    assert await coal.js(f"{reason}?.value") == "再次检修"
+    await coal.js("window.__mode = ''; window.__release(); 1")
+    said = str(await coal.wait_for(f"{q('.bp-msg:not([hidden])')}?.innerText"))
+    assert said == "已登记旁路审批 #62", said
+    assert await coal.js(f"{q(FORM)}") is None
+    assert await coal.js(f"{q('#bp-record')}.disabled") is False

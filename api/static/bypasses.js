@@ -19,7 +19,7 @@ const filters = { tenant: "", sensor: "", active: "", party: "" };
 let sensors = null;  // GET /api/v1/sensors: the key's (null: not read)
 let rows = null;     // the approvals shown, newest first (null: not read)
 let older = false;   // the last page read was full: older ones may follow
-let form = null;     // the record form open: {alarm, el}
+let form = null;     // the record form open: {alarm, el, sending}
 let revoking = null; // the revocation open: {id, el}
 let note = null;     // {text, lead, ok, where: "form" | approval id}
 let listError = "";
@@ -89,14 +89,14 @@ export function clearBypasses() {
 /** The button of a `bypass_unapproved` alarm's detail that records its loop's approval (the
  * form opened with the alarm's flag chosen), for a key that writes. */
 export function approveFromAlarm(a) {
-  if (a.side !== "bypass_unapproved" || !writer()) return null;
+  if (a.side !== "bypass_unapproved" || a.state !== "active" || !writer()) return null;  // (cleared: approved, or ended)
   const b = el("button", "bp-from-alarm", ctx.t("bp_approve_alarm"));
   b.type = "button";
   b.dataset.alarm = String(a.id);
   b.onclick = (e) => {
     e.stopPropagation();
+    openBypasses().catch(() => {});  // shown first: the form's field then takes the focus
     openForm(a);
-    openBypasses().catch(() => {});
   };
   return b;
 }
@@ -124,7 +124,8 @@ async function loadList(more = false) {
 }
 
 function openForm(alarm) {
-  form = { alarm, el: null };
+  if (form?.sending) return;  // the form sent stays until the hub answers
+  form = { alarm, el: null, sending: false };
   swapForm();
   note = null;
   renderBypasses();
@@ -133,7 +134,13 @@ function openForm(alarm) {
 
 /** The record form (anew: in the page's language, or with the flags read), what was typed kept. */
 function swapForm() {
-  const cancel = () => { form = null; if (note?.where === "form") note = null; renderBypasses(); $("#bp-record").focus(); };
+  const cancel = () => {
+    if (form?.sending) return;  // sent: the hub's answer is awaited (and shown), the form kept
+    form = null;
+    if (note?.where === "form") note = null;
+    renderBypasses();
+    $("#bp-record").focus();
+  };
   const fresh = recordForm(ctx.t, flags(), form.alarm?.sensor ?? filters.sensor, form.alarm, cancel, tenantName);
   fresh.onsubmit = (e) => { e.preventDefault(); submit(); };
   if (form.el) {
@@ -145,7 +152,13 @@ function swapForm() {
 }
 
 function makeRevoke(a) {
-  const cancel = () => { revoking = null; note = null; renderBypasses(); $(`#bp-list tr[data-approval="${a.id}"] .bp-revoke`)?.focus(); };
+  const cancel = () => {
+    if (busy) return;  // (its buttons disabled too)
+    revoking = null;
+    note = null;
+    renderBypasses();
+    $(`#bp-list tr[data-approval="${a.id}"] .bp-revoke`)?.focus();
+  };
   const f = revokeForm(ctx.t, a, cancel);
   f.onsubmit = (e) => { e.preventDefault(); revoke(a.id); };
   return f;
@@ -158,33 +171,54 @@ function openRevoke(a) {
   revoking.el.elements.note.focus();
 }
 
-function refused(e, where, f) {
-  if (!e.status) return { text: ctx.t("bp_error").replace("{e}", e.message), ok: false, where };
+/** A write's refusal as the page says it; no answer (the network, or none within 20 s):
+ * `unsure`, as the hub may have done it. */
+function refused(e, where, f, unsure) {
+  if (!e.status) return { text: ctx.t(unsure).replace("{e}", e.message), ok: false, where };
   const { lead, fields } = refusal(ctx.t, e);
   markFields(f, fields);
   return { text: ctx.t("bp_refused").replace("{status}", String(e.status)).replace("{why}", e.why), lead, ok: false, where };
 }
 
-/** Send the record form; the hub's answer is shown: the approval recorded, or its refusal. */
+/** Send the record form; the hub's answer is shown: the approval recorded, or its refusal.
+ * The form stays (not cancelled, not replaced) until the hub answers. */
 async function submit() {
   if (busy || !form) return;
-  busy = true; note = null;
+  const sent = form;
+  busy = true; sent.sending = true; note = null;
   renderBypasses();
   const mine = session;
   try {
-    const got = await request("/api/v1/bypass-approvals", { method: "POST", body: JSON.stringify(form.el.body()) });
+    const got = await request("/api/v1/bypass-approvals", { method: "POST", body: JSON.stringify(sent.el.body()) });
     if (mine !== session) return;
-    form = null;
+    if (form === sent) form = null;
     const said = ctx.t("bp_done").replace("{id}", String(got.approval.id)) + (got.alarm_events ? ctx.t("bp_cleared") : "");
     note = { text: said, ok: true, where: "form" };
     requestAnimationFrame(() => $("#bp-record")?.focus());  // the form gone: its button again
     loadList();
   } catch (e) {
     if (mine !== session) return;
-    note = refused(e, "form", form?.el);
+    note = refused(e, "form", form === sent ? sent.el : null, "bp_unsure_record");
+    if (!e.status) loadList();  // recorded perhaps: the list says
   } finally {
+    sent.sending = false;
     if (mine === session) busy = false;
   }
+  renderBypasses();
+}
+
+/** Approval `a` (as the hub answered it) in place of its row: the rows read, and the scroll, kept. */
+function replaceRow(a) {
+  if (rows) rows = rows.map((r) => (r.id === a.id ? a : r));
+}
+
+/** The row of approval `id` read again (a revocation not answered: the hub may have done it). */
+async function reread(id) {
+  const mine = session;
+  const got = await request(`/api/v1/bypass-approvals/${id}`).catch(() => null);
+  if (mine !== session || !got) return;
+  replaceRow(got);
+  if (got.revoked_at !== null && revoking?.id === id && !busy) revoking = null;  // it was
   renderBypasses();
 }
 
@@ -194,18 +228,20 @@ async function revoke(id) {
   renderBypasses();
   const mine = session;
   try {
-    await request(`/api/v1/bypass-approvals/${id}/revoke`, { method: "POST", body: JSON.stringify(revoking.el.body()) });
+    const got = await request(`/api/v1/bypass-approvals/${id}/revoke`, { method: "POST", body: JSON.stringify(revoking.el.body()) });
     if (mine !== session) return;
-    revoking = null;
-    note = { text: ctx.t("bp_revoked_done").replace("{id}", String(id)), ok: true, where: "form" };
-    loadList();
+    if (revoking?.id === id) revoking = null;
+    replaceRow(got.approval);  // its row as it is now, where it was: the rest not read again
+    note = { text: ctx.t("bp_revoked_done").replace("{id}", String(id)), ok: true, where: id };
   } catch (e) {
     if (mine !== session) return;
-    note = refused(e, id, revoking?.el);
+    note = refused(e, id, revoking?.el, "bp_unsure_revoke");
+    if (!e.status) reread(id);
   } finally {
     if (mine === session) busy = false;
   }
   renderBypasses();
+  if (!revoking) $(`#bp-list tr[data-approval="${id}"] .bp-cover`)?.focus({ preventScroll: true });
 }
 
 function fillSelect(select, choices, all, value) {
@@ -219,7 +255,8 @@ function fillSelect(select, choices, all, value) {
 }
 
 function renderControls() {
-  const t = ctx.t, tenants = [...new Set((sensors ?? []).map((s) => s.tenant))];
+  // the enterprises with a bypass flag (an approval names one)
+  const t = ctx.t, tenants = [...new Set((sensors ?? []).filter(isFlag).map((s) => s.tenant))];
   fillSelect($("#bp-tenant"), tenants.map((x) => [x, tenantName(x)]), t("bp_all_tenants"), filters.tenant);
   $("#bp-tenant-wrap").hidden = tenants.length < 2;  // an enterprise's own key: its own
   fillSelect($("#bp-sensor"), flags().map((s) => [s.id, [s.id, s.location].filter(Boolean).join(" · ")]),
@@ -227,6 +264,7 @@ function renderControls() {
   fillSelect($("#bp-active"), [["true", t("bp_active_true")], ["false", t("bp_active_false")]], t("bp_any_state"), filters.active);
   fillSelect($("#bp-party"), ["enterprise", "centre"].map((p) => [p, t(`bp_party_${p}`)]), t("bp_any_party"), filters.party);
   $("#bp-record").hidden = !writer();
+  $("#bp-record").disabled = !!form?.sending;
 }
 
 /** Whether approval `a` covers now, and if not why: revoked, ended, not begun. */
@@ -246,6 +284,7 @@ function drawRow(t, a) {
   const point = el("td", "bp-point", a.sensor);
   if (s?.tenant === a.tenant) point.append(el("div", "device", placeOf(s)));
   const status = el("td", `bp-cover bp-${cover}`, t(`bp_${cover}`));
+  status.tabIndex = -1;  // (focused once its approval is revoked)
   if (a.revoked_at !== null) {
     status.append(el("div", "note bp-revoked-by", t("bp_revoked_by").replace("{who}", a.revoked_by ?? "—")
       .replace("{at}", when(a.revoked_at)).replace("{why}", a.revoke_note ?? "")));
@@ -306,9 +345,13 @@ export function renderBypasses() {
   }
   renderControls();
   const noFlags = sensors !== null && writer() && !flags().length;
-  const hint = el("p", "hint bp-no-flags", ctx.t("bp_no_flags"));
+  const hint = el("p", "hint bp-no-flags", filters.tenant
+    ? ctx.t("bp_no_flags_tenant").replace("{tenant}", tenantName(filters.tenant)) : ctx.t("bp_no_flags"));
   place($("#bp-form"), [...(form ? [form.el] : []), ...(form && noFlags ? [hint] : []),
     ...(note?.where === "form" ? [message(note)] : [])]);
-  if (form) form.el.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = busy; });
+  if (form) {
+    form.el.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = busy; });
+    form.el.querySelectorAll("button.cancel").forEach((b) => { b.disabled = form.sending; });
+  }
   renderList();
 }

@@ -7,7 +7,10 @@ import { el } from "/static/hazardforms.js";
 // a level whose name begins so is a bypass in effect (alerts/bypasses.py BYPASS_PREFIX): a
 // sensor judged by a rule with such a level is a bypass flag, the sensor an approval names
 const BYPASS_PREFIX = "bypassed";
-const HOUR_MS = 3600000;
+const HOUR_MS = 3600000, MINUTE_MS = 60000;
+// the hub takes a valid_from up to 24 h back (api/bypasses.py BACKDATE_MS); a default less 10 min,
+// for the time the form takes to fill in
+const BACKDATE_MS = 24 * HOUR_MS, FILL_MS = 10 * MINUTE_MS;
 export const FIELDS = ["sensor", "approved_by", "reason", "measures", "ticket", "valid_from", "until", "note"];
 
 /** Whether a sensor of GET /api/v1/sensors is a bypass flag an approval may name. */
@@ -51,8 +54,18 @@ function buttons(f, t, submit, onCancel) {
   f.lastChild.append(ok, no);
 }
 
+/** When the bypass of a `bypass_unapproved` alarm began, to the minute: its raise less its value
+ * (the hours bypassed then); never earlier than the hub takes (24 h back), nor later than `now`. */
+export function bypassStart(alarm, now) {
+  const hours = Number.isFinite(alarm.value) ? alarm.value : 0;
+  const began = Math.floor((alarm.started_ts - hours * HOUR_MS) / MINUTE_MS) * MINUTE_MS;
+  const earliest = Math.ceil((Date.now() - BACKDATE_MS + FILL_MS) / MINUTE_MS) * MINUTE_MS;
+  return Math.min(now, Math.max(began, earliest));
+}
+
 /** The record of an approval: of one of `flags` (the key's bypass flags), `sensor` chosen (an
- * alarm's: `alarm`), from now until 8 h later by default; `body()` gives what it sends. */
+ * alarm's: `alarm`), from now (an alarm's: from its bypass's start) until 8 h after now by
+ * default; `body()` gives what it sends. */
 export function recordForm(t, flags, sensor, alarm, onCancel, tenantName) {
   const f = el("form", "act-form hz-form bp-form");
   f.dataset.form = "record";
@@ -73,8 +86,8 @@ export function recordForm(t, flags, sensor, alarm, onCancel, tenantName) {
   field(f, t, "reason", area(), true);
   field(f, t, "measures", area(), true);
   field(f, t, "ticket", text(200), false);
-  const now = Math.floor(Date.now() / 60000) * 60000;
-  field(f, t, "valid_from", stamp(now), true);
+  const now = Math.floor(Date.now() / MINUTE_MS) * MINUTE_MS;
+  field(f, t, "valid_from", stamp(alarm ? bypassStart(alarm, now) : now), true);
   field(f, t, "until", stamp(now + 8 * HOUR_MS), true);
   f.append(el("p", "hint bp-time-hint", t("bp_time_hint")));
   buttons(f, t, t("bp_submit"), onCancel);
