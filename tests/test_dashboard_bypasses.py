@@ -22,10 +22,10 @@ import httpx
 import numpy as np
 import pytest
 from cdp import Browser
+from dashboard_page import signed_in
 from test_api_alarms import KEYS
 from test_bypass_approvals import CONFIG
 from test_bypass_approvals_hub import unapproved
-from test_dashboard_csp import WATCH
 
 from hazardhub.hub import Hub, HubSettings
 from hazardhub.settings import load_profiles
@@ -99,25 +99,10 @@ def _hub(port: int, broker: int, data: Path) -> Hub:
 @asynccontextmanager
 async def _page(port: int, who: str, lang: str = "en") -> AsyncIterator[Browser]:
     """A browser logged in with `who`'s key, its bypass approvals page open and read, in `lang`."""
-    browser = Browser()
-    try:
-        await browser.open("about:blank")
-        await browser.call(
-            "Page.addScriptToEvaluateOnNewDocument",
-            source=f"localStorage.setItem('hh-lang', '{lang}');",
-        )
-        await browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
-        await browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-        await browser.wait_for(f"document.body?.dataset.ready === '1' && !{q('#login')}.hidden")
-        await browser.js(f"{q('#key')}.value = 'k-{who}'")
-        await browser.js(f"{q('#login-form button')}.click()")
-        await browser.wait_for(f"{q('#live')}.classList.contains('on')")
+    async with signed_in(port, f"k-{who}", lang) as browser:
         await browser.js(f"{q('#bypasses-open')}.click()")
         await _listed(browser)
         yield browser
-        assert await browser.js("window.__csp") == [], "the page broke its policy"
-    finally:
-        await browser.close()
 
 
 async def _listed(browser: Browser) -> list[dict[str, Any]]:

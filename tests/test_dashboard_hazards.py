@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from cdp import Browser
+from dashboard_page import signed_in
 from test_dashboard_browser import _publish_methane
-from test_dashboard_csp import WATCH
 
 from api.auth import hash_key
 from hazardhub.hub import Hub, HubSettings
@@ -71,26 +71,10 @@ def _hub(port: int, broker: int, data: Path) -> Hub:
 @asynccontextmanager
 async def _page(port: int, key: str, lang: str = "en") -> AsyncIterator[Browser]:
     """A browser logged in with `key`, its hidden-danger page open and read, in `lang`."""
-    browser = Browser()
-    try:
-        await browser.open("about:blank")
-        # the page's language, and every violation of the hub's policy the page reports
-        await browser.call(
-            "Page.addScriptToEvaluateOnNewDocument",
-            source=f"localStorage.setItem('hh-lang', '{lang}');",
-        )
-        await browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
-        await browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-        await browser.wait_for(f"document.body?.dataset.ready === '1' && !{q('#login')}.hidden")
-        await browser.js(f"{q('#key')}.value = {json.dumps(key)}")
-        await browser.js(f"{q('#login-form button')}.click()")
-        await browser.wait_for(f"{q('#live')}.classList.contains('on')")
+    async with signed_in(port, key, lang) as browser:
         await browser.js(f"{q('#hazards-open')}.click()")
         await _listed(browser)
         yield browser
-        assert await browser.js("window.__csp") == [], "the page broke its policy"
-    finally:
-        await browser.close()
 
 
 async def _listed(browser: Browser) -> list[dict[str, str]]:

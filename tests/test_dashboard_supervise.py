@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 from cdp import Browser
-from test_dashboard_csp import WATCH
+from dashboard_page import signed_in
 
 from api.auth import hash_key
 from hazardhub.hub import Hub, HubSettings
@@ -62,23 +62,8 @@ def _input(ms: int) -> str:
 
 @asynccontextmanager
 async def _page(port: int, key: str, lang: str) -> AsyncIterator[Browser]:
-    browser = Browser()
-    try:
-        await browser.open("about:blank")
-        await browser.call(
-            "Page.addScriptToEvaluateOnNewDocument",
-            source=f"localStorage.setItem('hh-lang', '{lang}');",
-        )
-        await browser.call("Page.addScriptToEvaluateOnNewDocument", source=WATCH)
-        await browser.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
-        await browser.wait_for(f"document.body?.dataset.ready === '1' && !{q('#login')}.hidden")
-        await browser.js(f"{q('#key')}.value = '{key}'")
-        await browser.js(f"{q('#login-form button')}.click()")
-        await browser.wait_for(f"{q('#live')}.classList.contains('on')")
+    async with signed_in(port, key, lang) as browser:
         yield browser
-        assert await browser.js("window.__csp") == [], "the page broke its policy"
-    finally:
-        await browser.close()
 
 
 async def _detail(browser: Browser, alarm: int) -> str:
