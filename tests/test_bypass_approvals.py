@@ -585,7 +585,8 @@ def test_the_dashboard_labels_the_long_bypass_level_in_both_languages() -> None:
 
 def test_the_docs_say_what_alarm_events_is_and_how_approvals_are_recorded() -> None:
     """docs/api.md read as if `alarm_events` were a list (it is a count); docs/rules.md did not
-    say the dashboard has no form, nor whose approval clears the alarm, nor the bounds."""
+    say how the dashboard records one (it had no form then; its page now), nor whose approval
+    clears the alarm, nor the bounds."""
     api_md = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     (post,) = [r for r in api_md.splitlines() if r.startswith("| `POST /api/v1/bypass-approvals`")]
     assert "`alarm_events`, a **count** (an integer, not a list)" in post
@@ -594,7 +595,7 @@ def test_the_docs_say_what_alarm_events_is_and_how_approvals_are_recorded() -> N
     section = rules[rules.index("### Bypass approvals") : rules.index("## Late readings")]
     section = " ".join(section.split())
     for said in (
-        "has **no form** for approvals yet",
+        "**In the dashboard**, **旁路审批 Bypass approvals** in the header opens the page",
         "An enterprise's own approval clears `bypass_unapproved`",
         "revoked by the centre's keys alone",
         "**24 h before** the recording",
