@@ -572,8 +572,8 @@ async def test_the_value_is_the_hours_bypassed_at_the_events_own_time(tmp_path: 
 
 def test_the_dashboard_labels_the_long_bypass_level_in_both_languages() -> None:
     """The chem pack's 8 h level `bypassed_too_long` reads as words in the alarm list's zh
-    and en tables (api/static/alarms.js), not as its raw name."""
-    text = (ROOT / "api" / "static" / "alarms.js").read_text(encoding="utf-8")
+    and en tables (api/static/alarmstrings.js), not as its raw name."""
+    text = (ROOT / "api" / "static" / "alarmstrings.js").read_text(encoding="utf-8")
     tables = text[text.index("export const STRINGS = {") :]
     zh = tables[tables.index("\n  zh: {") : tables.index("\n  en: {")]
     en = tables[tables.index("\n  en: {") : tables.index("\n};")]
