@@ -2,11 +2,12 @@
 // (acknowledge, shelve, unshelve, comment, verify / dispose / close, and the centre's review of an
 // enterprise's closing: approve / return) in inline forms, and each
 // alarm's journal. Rows are updated in place, so a half-typed form survives live updates.
+import { fmtAlarmValue, fmtCst, kindLevel, pointNames } from "/static/alarmformat.js";
 import { STRINGS } from "/static/alarmstrings.js";
 import { updateAttention } from "/static/attention.js";
 import { hubRequest } from "/static/hubrequest.js";
 
-export { STRINGS };
+export { STRINGS, fmtAlarmValue, fmtCst, kindLevel, pointNames };
 
 export const alarms = new Map();  // alarm id -> the newest AlarmPublic seen
 const NEXT_STEP = { received: "verify", verified: "dispose", disposed: "close" };
@@ -58,34 +59,6 @@ export function clearAlarms() {
   renderAlarms();
 }
 
-const CST = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", hourCycle: "h23",
-  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" });
-export function fmtCst(ms) {
-  if (ms === null || ms === undefined) return "—";
-  const p = Object.fromEntries(CST.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
-}
-const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
-const DURATION = {
-  zh: { h: "小时", min: "分", s: "秒", d: "天", sep: "" },
-  en: { h: "h", min: "min", s: "s", d: "d", sep: " " },
-};
-/** An alarm's value in its `value_unit` as an operator reads it: driving, silence or a
- * calibration held in seconds as hours and minutes ("8小时41分", not "31260 s"), days as 天,
- * readings lost as 条; the others as the number and the unit. */
-export function fmtAlarmValue(v, unit, t = ctx.t) {
-  if (v === null || v === undefined) return "—";
-  const w = DURATION[document.documentElement.lang.startsWith("zh") ? "zh" : "en"];
-  const n = (x, u) => `${x}${w.sep}${u}`;
-  if (unit === "s") {
-    const total = Math.round(v);
-    if (Math.abs(total) < 60) return n(total, w.s);
-    const h = Math.trunc(total / 3600), m = Math.trunc((total % 3600) / 60);
-    return h === 0 ? n(m, w.min) : m === 0 ? n(h, w.h) : `${n(h, w.h)}${w.sep}${n(m, w.min)}`;
-  }
-  if (unit === "d") return n(Number(v.toFixed(1)), w.d);
-  return fmtVal(v, unit === "readings" ? t("readings") : unit);
-}
 const isOpen = (a) => !(a.isa_state === "normal" && a.disposal === "closed");
 const version = (a) => (a.events.length ? a.events[a.events.length - 1].id : 0);
 const uiOf = (id) => { if (!ui.has(id)) ui.set(id, { expanded: false, form: null, busy: false, msg: "" }); return ui.get(id); };
@@ -637,42 +610,6 @@ function isaBadge(state) {
   return b;
 }
 
-/** The alarm's kind and level in the operator's language: a label where there is one, else
- * the name the rules give; the kind only beside a level of its own (not for above/below). */
-// who judged the alarm, when not the sensor's own rule: the two overspeed alarms of a vehicle
-// (its reading against the pack's limit, the platform's analysis by zone and duration) and the
-// terminal's own must not look alike
-// (and the 苏标 active-safety unit's ADAS and DSM cameras: `dsm_fatigue` is the camera's, the
-// platform's `fatigue` the driving time's)
-const BY = { fleet: "by_fleet", terminal: "by_terminal", active_safety: "by_active_safety" };
-const LEVEL_ONLY = new Set(["terminal", "comm_loss", "gateway"]);  // the level names say it all
-// a kind whose one level its name says already: the kind alone ("标定/手动超时", not "… 维护超时")
-const KIND_SAYS = { maintenance: "overdue", calibration_due: "calibration_overdue" };
-
-export function kindLevel(a, t = ctx.t) {
-  const label = (k, name) => (t(k) === k ? name : t(k));
-  const level = label(`lvl_${a.level_name}`, a.level_name);
-  const by = BY[a.rule] ? ` (${t(BY[a.rule])})` : "";
-  if (a.side === "above" || a.side === "below") return level + by;
-  const kind = label(`kind_${a.side}`, a.side);
-  if (KIND_SAYS[a.side] === a.level_name) return kind + by;
-  return (kind === level || LEVEL_ONLY.has(a.rule) ? level : `${kind} ${level}`) + by;
-}
-
-/** An alarm's point and device as the registry names them, the ids kept: `point` is the
- * sensor's id with its tag and location ("ch4-t1 · T1 · 1301 回风巷", a vehicle's plate);
- * `device` what it measures on which device ("甲烷 · KJ 3 号分站 (kj-sub-3)"), the device's id
- * alone where the configuration names it not (a gateway never is); "" for an alarm of a hub that
- * gives neither. */
-export function pointNames(a, t = ctx.t) {
-  const label = (k, name) => (t(k) === k ? name : t(k));
-  const point = [a.sensor, a.tag, a.location].filter(Boolean).join(" · ");
-  if (a.sensor_kind === undefined) return { point, device: "" };  // a hub before the names
-  const kind = a.sensor_kind ? label(`k_${a.sensor_kind}`, a.sensor_kind) : "";
-  // a vehicle's plate is its location already
-  const dev = a.device_name && a.device_name !== a.location ? `${a.device_name} (${a.device})` : a.device;
-  return { point, device: [kind, dev].filter(Boolean).join(" · ") };
-}
 
 // an enterprise and a site by name where they have one: a city's monitoring centre cannot tell
 // enterprises apart by their ids, let alone by their sensors' ids
@@ -694,7 +631,7 @@ function fillMain(tr, a) {
   if (named.device) c[1].append(el("div", "device", named.device));
   // a centre's key sees many enterprises: each row says whose alarm it is, and where
   if (ctx.centre()) c[1].append(el("div", "where", `${enterpriseOf(a)} · ${siteOf(a)}`));
-  c[2].textContent = kindLevel(a);
+  c[2].textContent = kindLevel(a, t);
   c[2].title = `${a.side} ${a.level_name}`;  // the names the API and the rules use
   // the unit of the alarm's value: a fatigue alarm's is seconds of driving (shown in hours and minutes), not the speed
   // sensor's km/h; a data_lost alarm's the readings lost (`value_unit` of the API)

@@ -1,7 +1,7 @@
 // The forms of the bypass-approvals page (bypasses.js, docs/rules.md "Bypass approvals"): the
 // record of a loop's written approval and the revocation of one; and the hub's refusals of them
 // in words, naming the fields at fault (the hub's own text shown under them).
-import { fmtCst } from "/static/alarms.js";
+import { fmtCst } from "/static/alarmformat.js";
 import { el } from "/static/hazardforms.js";
 
 // a level whose name begins so is a bypass in effect (alerts/bypasses.py BYPASS_PREFIX): a

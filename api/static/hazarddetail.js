@@ -1,7 +1,7 @@
 // The hidden-danger page's item detail (hazards.js, docs/hazards.md): its facts, its plan, the
 // steps this key may take (as the hub says them: the detail's `steps`) and its audit; and the
 // words of times, deadlines and refusals the page shows.
-import { fmtCst } from "/static/alarms.js";
+import { fmtCst } from "/static/alarmformat.js";
 import { PLAN, el } from "/static/hazardforms.js";
 
 export const STATUSES = ["reported", "graded", "rectifying", "review_requested", "accepted", "rejected", "closed"];

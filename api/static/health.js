@@ -5,7 +5,7 @@
 // "live" over a hub that heard nothing (a sysadmin's role-play). Read from
 // GET /api/v1/readiness every 15 s (`api.readiness`): a centre's key reads the hub's reason in
 // full, any other key the cause's code.
-import { fmtCst } from "/static/alarms.js";
+import { fmtCst } from "/static/alarmformat.js";
 
 export const HEALTH_STRINGS = {
   zh: { hh_line: "{head}：{cause}（自 {since} 起，北京时间）", hh_line_nosince: "{head}：{cause}",

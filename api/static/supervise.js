@@ -6,7 +6,7 @@
 // The hub's answer is said in the dialog: the supervision's number, or the refusal as the hub
 // says it, naming the fields at fault; the ticket and the platform's answer are in the alarm's
 // journal.
-import { fmtCst } from "/static/alarms.js";
+import { fmtCst } from "/static/alarmformat.js";
 import { el } from "/static/hazardforms.js";
 import { hubRequest } from "/static/hubrequest.js";
 
