@@ -5,6 +5,7 @@ import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAla
 import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
 import { SUPERVISE_STRINGS, clearSupervise, initSupervise, superviseFromAlarm } from "/static/supervise.js";
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
+import { TREND_MIN_GAP_MS, forgetTrend, initTrend, showTrend, trendAsked, trendEvery, trendSensor, trendSoon, trendView } from "/static/trend.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
@@ -55,7 +56,6 @@ const $ = (s) => document.querySelector(s);
 let key = sessionStorage.getItem("hh-key") || "";
 const sensors = new Map();   // id -> sensor
 const latest = new Map();    // id -> {ts, value, quality_name}
-let trendSensor = null;
 let live = false;
 let role = null;             // the key: GET /api/v1/me
 let tenantFilter = null;     // the enterprise chosen in the header (null: every one)
@@ -127,7 +127,7 @@ const hubNow = () => Date.now() + clockOffset;
 
 // an answer that does not come is an error (a hung request would keep a resync, and the page,
 // offline for good)
-export { REQUEST_TIMEOUT_MS };
+export { REQUEST_TIMEOUT_MS, TREND_MIN_GAP_MS };
 const unauthorized = (e) => e?.status === 401;
 
 async function api(path) {
@@ -246,157 +246,6 @@ function renderTiles() {
     tile.querySelector(".off")?.remove();
     if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
   }
-}
-
-// the trend's time range: `span` ms ending at `end` (null: now, following the live data)
-const SPANS = [15 * 60e3, 3600e3, 6 * 3600e3, 24 * 3600e3];
-const trendView = { span: SPANS[0], end: null };
-let trendSeq = 0;
-
-const trendEvery = () => Math.max(1000, Math.round(trendView.span / 300));  // about 300 points at any zoom
-let trendAsked = 0;  // when the trend was last read (the browser's clock: only intervals)
-
-async function showTrend(id) {
-  if (id !== trendSensor) { trendView.span = SPANS[0]; trendView.end = null; }
-  const c = $("#trend"), g = c.getContext("2d");
-  if (id !== trendSensor) {
-    // another sensor: nothing of the previous one's curve stays under the new name
-    g.clearRect(0, 0, c.width, c.height);
-    Object.assign(c.dataset, { points: "0", sensor: id, none: "" });
-  }
-  trendSensor = id;
-  $("#trend-name").textContent = id;
-  const end = trendView.end ?? hubNow() + 1000, start = end - trendView.span;
-  const every = trendEvery();
-  const mine = ++trendSeq;
-  trendAsked = Date.now();
-  if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }  // this read is the one due
-  // the lowest and the highest reading of each window, in one request: a dip below a low limit
-  // shows as well as a peak over a high one (a band between the two lines)
-  let rows;
-  try { rows = await api(`/api/v1/sensors/${encodeURIComponent(id)}/history?start=${Math.round(start)}&end=${Math.round(end)}&every=${every}&aggregate=minmax`); }
-  catch (err) {
-    if (mine !== trendSeq) return;
-    // no history (a device's or gateway's comm-loss alarm has none), or the store is away
-    g.clearRect(0, 0, c.width, c.height);
-    Object.assign(c.dataset, { points: "0", sensor: id, none: "1", segments: "0" });
-    g.fillStyle = "#8a8f98"; g.font = "14px sans-serif";
-    g.fillText(`${t("no_trend")}: ${id}`, 16, c.height / 2);
-    return;
-  }
-  if (mine !== trendSeq) return;  // a newer request (zoom, pan) won
-  g.clearRect(0, 0, c.width, c.height);
-  document.querySelectorAll("#trend-spans button").forEach((b) =>
-    b.setAttribute("aria-pressed", String(Number(b.dataset.span) === trendView.span && trendView.end === null)));
-  const s = sensors.get(id);
-  const band = rows.filter((p) => p.min !== null && p.max !== null).map((p) => ({ ts: p.ts, hi: p.max, lo: p.min }));
-  // windows without measurements are gaps: the band is drawn in separate pieces, never across.
-  // Windows are `every` apart while the sensor reads faster than that; further apart when its
-  // device is polled more slowly (their usual spacing, the median, is no gap) or reports on
-  // change (silent up to its max_silent_s)
-  const apart = band.slice(1).map((p, i) => p.ts - band[i].ts).sort((a, b) => a - b);
-  const usual = apart.length ? apart[Math.floor(apart.length / 2)] : every;
-  const gap = Math.max(every, 1.5 * usual, s?.report_on_change && s?.max_silent_s ? s.max_silent_s * 1000 + every : 0);
-  const segments = [];
-  for (const p of band) {
-    const last = segments.at(-1);
-    if (last && p.ts - last.at(-1).ts <= gap) last.push(p); else segments.push([p]);
-  }
-  Object.assign(c.dataset, { start: String(Math.round(start)), end: String(Math.round(end)),
-    points: String(band.length), sensor: id, none: "", segments: String(segments.length) });
-  c.dataset.min = band.length ? String(Math.min(...band.map((p) => p.lo))) : "";
-  c.dataset.max = band.length ? String(Math.max(...band.map((p) => p.hi))) : "";
-  const levels = (s?.levels || []).map((l) => l.above ?? l.below);
-  const all = [...band.map((p) => p.hi), ...band.map((p) => p.lo), ...levels];
-  g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
-  g.fillText(clockCst(start), 40, c.height - 2);
-  g.fillText(clockCst(end), c.width - 60, c.height - 2);
-  if (!all.length) {
-    g.fillStyle = "#8a8f98"; g.fillText(t("nodata"), 16, c.height / 2);
-    return;
-  }
-  let lo = Math.min(...all), hi = Math.max(...all);
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const x = (ts) => ((ts - start) / (end - start)) * c.width;
-  const y = (v) => c.height - 16 - ((v - lo) / (hi - lo)) * (c.height - 28);
-  g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
-  for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
-  g.setLineDash([]);
-  // a window is drawn across its width (from its start to the next window's), so a lone
-  // window between gaps is seen too
-  const w = Math.max(1, x(every) - x(0));
-  for (const seg of segments) {
-    g.fillStyle = "rgba(47,111,222,0.18)"; g.beginPath();
-    seg.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p.hi)) : g.moveTo(x(p.ts), y(p.hi))));
-    g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1).hi));
-    g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1).lo));
-    for (let i = seg.length - 1; i >= 0; i--) g.lineTo(x(seg[i].ts), y(seg[i].lo));
-    g.closePath(); g.fill();
-    for (const [key, color] of [["hi", "#2f6fde"], ["lo", "#1f8f4e"]]) {
-      g.strokeStyle = color; g.lineWidth = 1.5; g.beginPath();
-      seg.forEach((p, i) => (i ? g.lineTo(x(p.ts), y(p[key])) : g.moveTo(x(p.ts), y(p[key]))));
-      g.lineTo(x(seg.at(-1).ts) + w, y(seg.at(-1)[key]));
-      g.stroke();
-    }
-    g.lineWidth = 1;
-  }
-  g.fillStyle = "#1d2330";
-  g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 18);
-  g.fillStyle = "#2f6fde"; g.fillText(t("trend_max"), c.width - 80, 12);
-  g.fillStyle = "#1f8f4e"; g.fillText(t("trend_min"), c.width - 40, 12);
-}
-
-// a trend that ends now follows the live data (its sensor's readings and alarms, and a timer),
-// read again at most once a window of its span (`every`: 3 s at 15 min, about 5 min at 24 h)
-// and at least 2 s apart: one request per redraw
-export const TREND_MIN_GAP_MS = 2000;
-let trendTimer = null;
-function trendSoon() {
-  if (trendTimer || !trendSensor || trendView.end !== null) return;
-  const wait = Math.max(0, trendAsked + Math.max(TREND_MIN_GAP_MS, trendEvery()) - Date.now());
-  trendTimer = setTimeout(() => {
-    trendTimer = null;
-    if (trendSensor && trendView.end === null) showTrend(trendSensor).catch(() => {});
-  }, wait);
-}
-
-function zoomTrend(factor, at) {
-  // `at`: the fraction of the width the zoom keeps in place (the cursor); at least 1 min shown
-  const end = trendView.end ?? hubNow() + 1000, start = end - trendView.span;
-  const pivot = start + at * trendView.span;
-  const span = Math.min(7 * 86400e3, Math.max(60e3, trendView.span * factor));
-  const newEnd = pivot + (1 - at) * span;
-  trendView.span = span;
-  trendView.end = newEnd >= hubNow() ? null : newEnd;
-  if (trendSensor) showTrend(trendSensor).catch(() => {});
-}
-
-function initTrendControls() {
-  const c = $("#trend");
-  c.addEventListener("wheel", (e) => {
-    e.preventDefault();
-    const r = c.getBoundingClientRect();
-    zoomTrend(e.deltaY > 0 ? 1.5 : 1 / 1.5, Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)));
-  }, { passive: false });
-  let drag = null;
-  c.addEventListener("pointerdown", (e) => { drag = { x: e.clientX, end: trendView.end ?? hubNow() + 1000 }; c.setPointerCapture(e.pointerId); });
-  c.addEventListener("pointerup", (e) => {
-    if (!drag) return;
-    const moved = e.clientX - drag.x, r = c.getBoundingClientRect();
-    if (Math.abs(moved) > 3) {
-      const end = drag.end - (moved / r.width) * trendView.span;
-      trendView.end = end >= hubNow() ? null : end;
-      if (trendSensor) showTrend(trendSensor).catch(() => {});
-    }
-    drag = null;
-  });
-  c.addEventListener("dblclick", () => { trendView.span = SPANS[0]; trendView.end = null; if (trendSensor) showTrend(trendSensor).catch(() => {}); });
-  $("#trend-spans").addEventListener("click", (e) => {
-    const span = Number(e.target?.dataset?.span);
-    if (!span) return;
-    trendView.span = span; trendView.end = null;
-    if (trendSensor) showTrend(trendSensor).catch(() => {});
-  });
 }
 
 const FENCE_STYLE = {
@@ -709,11 +558,11 @@ let mapTimer = null, tickTimer = null;
 
 /** Forget everything of the key: nothing of it stays in view for the next key to see. */
 function forget() {
-  session++; syncSeq++; trendSeq++;
+  session++; syncSeq++;
+  forgetTrend();
   pending = null; pendingDropped = false;
   if (mapTimer) { clearInterval(mapTimer); mapTimer = null; }
   if (tickTimer) { clearInterval(tickTimer); tickTimer = null; }
-  if (trendTimer) { clearTimeout(trendTimer); trendTimer = null; }
   role = null;
   tenantFilter = null; tenantsShown = "";
   noteStream(null);
@@ -722,7 +571,6 @@ function forget() {
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
   clearAlarms(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise();
   $("#handover-open").hidden = true; $("#hazards-open").hidden = true; $("#bypasses-open").hidden = true;
-  trendSensor = null;
   $("#trend-name").textContent = "";
   for (const id of ["#trend", "#map"]) {
     const c = $(id);
@@ -764,7 +612,7 @@ async function start() {
   }, 5000);
 }
 
-initTrendControls();
+initTrend({ t, api, hubNow, clockCst, sensors });
 // a monitoring centre's key (operator, admin, or one of several tenants) is told each alarm's
 // enterprise and site; an enterprise's own key knows whose alarms they are
 const centre = () => !!role && (["admin", "operator"].includes(role.role) || role.tenants === null
