@@ -15,7 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from hazardhub import logsetup
+from hazardhub import logsetup, loopfaults
 from hazardhub.cliargs import (
     broker_tls,
     hostport,
@@ -41,6 +41,7 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     async def runner() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        loopfaults.install(loop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
 
