@@ -324,6 +324,9 @@ def test_the_jt808_command_serves_the_configuration_the_hub_runs(monkeypatch, tm
         def __init__(self, registry, **kw: object) -> None:
             served.append({t for t, _ in registry.vehicles})
 
+        def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+            return {}, {}
+
     monkeypatch.setattr(gateway.jt808, "Jt808Gateway", Recorded)
     monkeypatch.setattr(cli, "_run", lambda main: 0)
     assert cli.main(["jt808", "-c", str(cfg)]) == 0

@@ -379,6 +379,9 @@ def test_the_jt808_command_takes_how_long_confirmations_are_kept(monkeypatch, tm
         def __init__(self, *args: object, **kw: object) -> None:
             given.update(kw)
 
+        def metrics(self) -> tuple[dict[str, int], dict[str, float]]:
+            return {}, {}
+
     monkeypatch.setattr(gateway.jt808, "Jt808Gateway", Recorded)
     monkeypatch.setattr(cli, "_run", lambda main: 0)
     config = ROOT / "examples" / "demo.yaml"
