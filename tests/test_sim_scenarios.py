@@ -337,7 +337,11 @@ async def test_load_generator_rate_and_matching_config(mosquitto, tmp_path):
     assert report.readings == 10 * report.messages
     # 5,000 readings/s for 2 s: 1,000 messages of 10, within the rate's tolerance on a busy machine
     assert 900 <= report.messages <= 1000
-    assert math.isclose(report.rate, 5000, rel_tol=0.1)
+    # paced at the rate asked, second by second (a loaded machine stretches the last one: the
+    # rate over the whole run, 4,333/s for 970 messages in 2.24 s, said nothing of the pace)
+    assert report.per_second and all(
+        math.isclose(n, 5000, rel_tol=0.1) for n in report.per_second
+    ), report
 
 
 def test_gps_noise_is_deterministic_and_drift_jumps():
