@@ -23,6 +23,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from telemetry.promtext import label_value, prom_number
+
 __all__ = ["FAMILIES", "MetricsServer", "exposition", "metrics_problem"]
 
 log = logging.getLogger(__name__)
@@ -38,16 +40,11 @@ _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 5.0
 
 
-def _label(value: str) -> str:
-    """A label value escaped as the text format wants it (backslash, double quote, newline)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def exposition(
     gateway: str, counters: Mapping[str, int], state: Mapping[str, float], started: float
 ) -> str:
     """The text exposition of a gateway's counters and state."""
-    g = _label(gateway)
+    g = label_value(gateway)
     lines = [
         "# HELP hazardhub_gateway_events_total What the gateway counted since it started, by "
         "counter (the names of its log reports)",
@@ -55,8 +52,8 @@ def exposition(
     ]
     for name in sorted(counters):
         lines.append(
-            f'hazardhub_gateway_events_total{{gateway="{g}",counter="{_label(name)}"}} '
-            f"{int(counters[name])}"
+            f'hazardhub_gateway_events_total{{gateway="{g}",counter="{label_value(name)}"}} '
+            f"{prom_number(counters[name])}"
         )
     lines += [
         "# HELP hazardhub_gateway_state What the gateway holds now (connections open ...)",
@@ -64,7 +61,8 @@ def exposition(
     ]
     for name in sorted(state):
         lines.append(
-            f'hazardhub_gateway_state{{gateway="{g}",what="{_label(name)}"}} {float(state[name]):g}'
+            f'hazardhub_gateway_state{{gateway="{g}",what="{label_value(name)}"}} '
+            f"{prom_number(state[name])}"
         )
     lines += [
         "# HELP hazardhub_gateway_start_time_seconds When the gateway process started (Unix time)",

@@ -7,6 +7,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
+from telemetry.promtext import label_value, prom_number
+
 __all__ = ["Metrics", "prom_number", "store_metrics"]
 
 _HELP = {
@@ -222,11 +224,6 @@ _OPEN = frozenset(
 )
 
 
-def _escape(value: str) -> str:
-    """Escape a label value of the Prometheus text format."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 class Metrics:
     """Thread-safe labelled counters, and a few gauges (`set`)."""
 
@@ -281,15 +278,10 @@ class Metrics:
                 elif not series and name not in _OPEN:
                     series[()] = 0
                 for key, value in sorted(series.items()):
-                    label = ",".join(f'{k}="{_escape(v)}"' for k, v in key)
+                    label = ",".join(f'{k}="{label_value(v)}"' for k, v in key)
                     said = prom_number(value)
                     lines.append(f"{name}{{{label}}} {said}" if label else f"{name} {said}")
         return "\n".join(lines) + "\n"
-
-
-def prom_number(value: float) -> str:
-    """A counter to the unit (`:g` said 3.23229e+06 past a million: no count reconciles)."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # the store's own numbers (`BufferedStore.stats`: InfluxDB behind the disk spool), by their path

@@ -35,6 +35,9 @@ def test_the_exposition_escapes_what_a_peer_named() -> None:
     )
     assert 'counter="a\\nb"} 1' in text
     assert 'hazardhub_gateway_state{gateway="gw\\"1",what="connections"} 2' in text
+    # a gauge past a million to the unit, as the hub's own (`:g` said 2.68435e+08)
+    big = exposition("gw", {"positions": 3_232_290}, {"spool_bytes": 268_435_456.0}, 0.0)
+    assert 'counter="positions"} 3232290' in big and 'what="spool_bytes"} 268435456' in big
     assert "# TYPE hazardhub_gateway_events_total counter" in text
     assert all(line.startswith(("#", "hazardhub_gateway_")) for line in text.splitlines())
     served = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")}
