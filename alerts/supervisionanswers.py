@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk
 from alerts.statedb import StateDB
+from telemetry.plates import plate_key
 
 __all__ = [
     "RECEIPTS",
@@ -28,7 +29,6 @@ __all__ = [
     "SUPERVISION_MARK",
     "Supervision",
     "SupervisionAnswer",
-    "plate_key",
     "record_answer",
     "record_supervision",
 ]
@@ -43,11 +43,6 @@ RECEIPTS = {
     "dropped": "未发出: {platform} 待发过多 (dropped: too many kept for the platform)",
     "no_platform": "未发出: 无平台 (no platform of the tenant known to serve the vehicle)",
 }
-
-
-def plate_key(plate: str) -> str:
-    """A plate as compared: without the dot, spaces and NULs (the 809's padding), upper case."""
-    return "".join(c for c in plate if c not in "·. \x00\t").upper()
 
 
 @dataclass(frozen=True, slots=True)

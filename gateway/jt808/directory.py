@@ -13,12 +13,12 @@ and taking either side would put one vehicle's positions on another's track).
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from telemetry.errors import ConfigError
 from telemetry.jt808.messages import RegisterResponse
+from telemetry.plates import plate_key
 from telemetry.registry import VehicleInfo
 
 __all__ = ["Conflict", "Directory", "VehicleRef", "phone_key", "plate_key"]
@@ -54,18 +54,6 @@ class Conflict:
 def phone_key(phone: str) -> str:
     """A phone number without its leading zeros (a 2013 and a 2019 header say it alike)."""
     return phone.lstrip("0") or "0"
-
-
-# what a plate is written with besides its characters: the middle dot of 苏A·D5678 (and its
-# look-alikes), spaces, hyphens; a terminal's 0x0083 is usually 苏AD5678, and firmware may end
-# its STRING with NULs
-_PLATE_NOISE = dict.fromkeys(map(ord, "·•・‧.-_ \t\x00"), None)
-
-
-def plate_key(plate: str) -> str:
-    """A plate as terminals and configurations both write it: compatibility forms (full-width
-    letters and digits), upper case, without separators."""
-    return unicodedata.normalize("NFKC", plate).translate(_PLATE_NOISE).upper()
 
 
 class Directory:
