@@ -58,14 +58,6 @@ def _run(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
     return asyncio.run(runner())
 
 
-def _run_beside(main: Callable[[asyncio.Event], Awaitable[int]] | str) -> int:
-    """`_run(main)`, or say why it cannot run (`hazardhub.gatewaymetrics.with_metrics`)."""
-    if isinstance(main, str):
-        print(f"error: {main}", file=sys.stderr)
-        return 2
-    return _run(main)
-
-
 def _folders_problem(command: str, *folders: tuple[str, Path | None]) -> bool:
     """Say (stderr, one line) the first of `folders` that cannot be used; True if one was."""
     for option, path in folders:
@@ -237,7 +229,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run(run_hub)
     if args.command == "gateway":
         from gateway.runner import Gateway
-        from hazardhub.gatewaymetrics import with_metrics
+        from hazardhub.gatewaymetrics import run_with_metrics
         from telemetry.topics import TopicLayout
 
         registry = load(args.config).registry()
@@ -272,7 +264,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             await gw.run(stop)
             return 0
 
-        return _run_beside(with_metrics(args, 9101, args.gateway, gw.metrics, run_gw))
+        return run_with_metrics(args, "gateway", 9101, args.gateway, gw.metrics, run_gw, _run)
     if args.command == "mqtt-credentials":
         from hazardhub.mqttauth import dropped_users, kept_passwords, plan_users, write_files
         from hazardhub.settings import running_registry
@@ -336,7 +328,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return administer(args.spool_dir, args.jt808_action, getattr(args, "vehicle", None))
     if args.command == "jt808":  # issue 7: JT/T 808 gateway
         from gateway.jt808 import HoldPolicy, Jt808Gateway
-        from hazardhub.gatewaymetrics import with_metrics
+        from hazardhub.gatewaymetrics import run_with_metrics
         from hazardhub.jt808args import packet_policy
         from hazardhub.settings import beside_hub, vehicle_gateway_problem
 
@@ -380,7 +372,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             await jt.run(stop)
             return 0
 
-        return _run_beside(with_metrics(args, 9108, args.name, jt.metrics, run_jt808))
+        return run_with_metrics(args, "jt808", 9108, args.name, jt.metrics, run_jt808, _run)
     if args.command == "mine-files":
         from hazardhub.minefilescmd import run_minefiles
 

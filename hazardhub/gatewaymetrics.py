@@ -13,7 +13,7 @@ from typing import Any
 from gateway.metricsserver import Collect, MetricsServer, metrics_problem
 from hazardhub.cliargs import address, hostport
 
-__all__ = ["TOKEN_ENV", "add_metrics", "with_metrics"]
+__all__ = ["TOKEN_ENV", "add_metrics", "run_with_metrics"]
 
 TOKEN_ENV = "HAZARDHUB_METRICS_TOKEN"  # noqa: S105 (the variable's name)
 Main = Callable[[asyncio.Event], Awaitable[int]]
@@ -31,23 +31,24 @@ def add_metrics(parser: Any, default_port: int) -> None:
     )
 
 
-def with_metrics(args: argparse.Namespace, default_port: int, gateway: str, collect: Collect,
-                 main: Main) -> Main | str:  # fmt: skip
-    """`main` with the gateway's metrics served beside it when `--metrics` asks (else `main`
-    itself); why the address cannot be served, as a line to say."""
+def run_with_metrics(args: argparse.Namespace, command: str, default_port: int, gateway: str,
+                     collect: Collect, main: Main, run: Callable[[Main], int]) -> int:  # fmt: skip
+    """`run(main)` (the command's signal-aware runner), with the gateway's metrics served
+    beside it when `--metrics` asks; an address that cannot be served said (exit 2)."""
     if args.metrics is None:
-        return main
+        return run(main)
     host, port = hostport(args.metrics, default_port)
     token = os.environ.get(TOKEN_ENV) or None
     if (bad := metrics_problem(host, token)) is not None:
-        return bad
+        print(f"hazardhub {command}: {bad}", file=sys.stderr)
+        return 2
     server = MetricsServer((host, port), gateway, collect, token)
 
     async def both(stop: asyncio.Event) -> int:
         try:
             await server.start()
         except OSError as exc:
-            print(f"hazardhub: --metrics {args.metrics}: {exc}", file=sys.stderr)
+            print(f"hazardhub {command}: --metrics {args.metrics}: {exc}", file=sys.stderr)
             return 2
         async with asyncio.TaskGroup() as tg:
             tg.create_task(server.run(stop), name="metrics")
@@ -56,4 +57,4 @@ def with_metrics(args: argparse.Namespace, default_port: int, gateway: str, coll
             finally:
                 stop.set()  # (the gateway ended by itself: so does the metrics server)
 
-    return both
+    return run(both)

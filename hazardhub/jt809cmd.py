@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hazardhub.cliargs import _mib, _seconds, add_broker_tls, address, broker_tls, hostport
-from hazardhub.gatewaymetrics import add_metrics, with_metrics
+from hazardhub.gatewaymetrics import add_metrics, run_with_metrics
 from hazardhub.startchecks import folder_problem
 from telemetry.errors import ConfigError
 
@@ -166,8 +166,4 @@ def run(
         await gw.run(stop)
         return 0
 
-    served = with_metrics(args, 9109, args.name, gw.metrics, main)
-    if isinstance(served, str):
-        print(f"hazardhub jt809: {served}", file=sys.stderr)
-        return 2
-    return run_until(served)
+    return run_with_metrics(args, "jt809", 9109, args.name, gw.metrics, main, run_until)

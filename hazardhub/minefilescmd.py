@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hazardhub.cliargs import add_broker_tls, address, broker_tls, hostport
-from hazardhub.gatewaymetrics import add_metrics, with_metrics
+from hazardhub.gatewaymetrics import add_metrics, run_with_metrics
 
 if TYPE_CHECKING:
     from gateway.minefiles import Mines
@@ -170,11 +170,7 @@ def run_minefiles(
         }
         return counters, state
 
-    served = with_metrics(args, 9112, "mine-files", collect, main)
-    if isinstance(served, str):
-        print(f"hazardhub mine-files: {served}", file=sys.stderr)
-        return 2
-    return run(served)
+    return run_with_metrics(args, "mine-files", 9112, "mine-files", collect, main, run)
 
 
 def _check_points(mines: Mines, folder: Path) -> int:
