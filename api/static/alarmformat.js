@@ -9,6 +9,9 @@ export function fmtCst(ms) {
   const p = Object.fromEntries(CST.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
 }
+// a datetime-local input's value read and written in China time, whatever the browser's zone
+export const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
+export const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`.trim());
 const DURATION = {
   zh: { h: "小时", min: "分", s: "秒", d: "天", sep: "" },

@@ -1,7 +1,7 @@
 // The forms of the bypass-approvals page (bypasses.js, docs/rules.md "Bypass approvals"): the
 // record of a loop's written approval and the revocation of one; and the hub's refusals of them
 // in words, naming the fields at fault (the hub's own text shown under them).
-import { fmtCst } from "/static/alarmformat.js";
+import { fmtCst, fromInput, toInput } from "/static/alarmformat.js";
 import { el } from "/static/hazardforms.js";
 
 // a level whose name begins so is a bypass in effect (alerts/bypasses.py BYPASS_PREFIX): a
@@ -16,9 +16,6 @@ export const FIELDS = ["sensor", "approved_by", "reason", "measures", "ticket", 
 /** Whether a sensor of GET /api/v1/sensors is a bypass flag an approval may name. */
 export const isFlag = (s) => (s.levels ?? []).some((lv) => String(lv.name).startsWith(BYPASS_PREFIX));
 
-// a datetime-local input's value read and written in China time, whatever the browser's zone
-export const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
-export const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
 /** A time to the minute, China time. */
 export const when = (ms) => (ms === null || ms === undefined ? "—" : fmtCst(ms).slice(0, 16));
 

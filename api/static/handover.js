@@ -1,7 +1,7 @@
 // The shift handover (交接班): one view of GET /api/v1/handover for a dispatcher handing over,
 // the last 8 or 12 hours or a range, one site or all; printed on paper with the signatures of
 // who hands over and who takes over (the page's print stylesheet prints this panel alone).
-import { fmtAlarmValue, fmtCst, kindLevel, pointNames } from "/static/alarmformat.js";
+import { fmtAlarmValue, fmtCst, fromInput, kindLevel, pointNames, toInput } from "/static/alarmformat.js";
 
 export const HANDOVER_STRINGS = {
   zh: { handover: "交接班", ho_title: "交接班记录", ho_range: "时段", ho_all_sites: "全部场所",
@@ -56,9 +56,6 @@ function el(tag, cls, text) {
   return e;
 }
 
-// a datetime-local input's value read and written in Beijing time, whatever the browser's zone
-const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
-const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
 
 export function initHandover(context) {
   ctx = context;

@@ -6,7 +6,7 @@
 // The hub's answer is said in the dialog: the supervision's number, or the refusal as the hub
 // says it, naming the fields at fault; the ticket and the platform's answer are in the alarm's
 // journal.
-import { fmtCst } from "/static/alarmformat.js";
+import { fmtCst, fromInput, toInput } from "/static/alarmformat.js";
 import { el } from "/static/hazardforms.js";
 import { hubRequest } from "/static/hubrequest.js";
 
@@ -66,9 +66,6 @@ function limitBytes(input, max) {
   return input;
 }
 
-// a datetime-local input's value read and written in China time, whatever the browser's zone
-const fromInput = (v) => (v ? Date.parse(`${v}:00+08:00`) : NaN);
-const toInput = (ms) => fmtCst(ms).slice(0, 16).replace(" ", "T");
 const fill = (s, vars) => s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
 
 /** The button of a vehicle alarm's detail that opens the 督办 dialog, for the centre's key. */
