@@ -52,6 +52,8 @@ from alerts.stateschema import (
     SCHEMA_V9,
     SCHEMA_V10,
     SCHEMA_V11,
+    SCHEMA_V12,
+    SCHEMA_V12_FILL,
     VERSION,
 )
 
@@ -212,6 +214,12 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._db.executescript(f"BEGIN; {SCHEMA_V10} PRAGMA user_version = 10; COMMIT;")
         if version < 11:
             self._db.executescript(f"BEGIN; {SCHEMA_V11} PRAGMA user_version = 11; COMMIT;")
+        if version < 12:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(alarm_supervisions)")}
+            add = "" if "overdue_at" in cols else SCHEMA_V12  # (a file set back to before)
+            self._db.executescript(
+                f"BEGIN; {add} {SCHEMA_V12_FILL} PRAGMA user_version = 12; COMMIT;"
+            )
 
     @property
     def path(self) -> str:

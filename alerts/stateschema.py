@@ -23,6 +23,8 @@ __all__ = [
     "SCHEMA_V9",
     "SCHEMA_V10",
     "SCHEMA_V11",
+    "SCHEMA_V12",
+    "SCHEMA_V12_FILL",
     "VERSION",
 ]
 
@@ -206,7 +208,79 @@ CREATE TABLE IF NOT EXISTS alarm_supervisions (
 );
 CREATE INDEX IF NOT EXISTS alarm_supervisions_alarm ON alarm_supervisions (alarm_id);
 """
-VERSION = 11
+# version 12: what became of each supervision, so that the centre can list the ones to chase
+# (`alerts.supervisionstate`): the gateway's last receipt (`receipt`: sent, kept, expired,
+# dropped, no_platform, or the hub's own `not_sent`) and when; the platform's first answer
+# (`answered_at`: in time or late) and its last one (`result`, its text, when, from which
+# platform); when the hub's clock found it past its deadline unanswered (`overdue_at`).
+SCHEMA_V12 = """
+ALTER TABLE alarm_supervisions ADD COLUMN receipt TEXT;
+ALTER TABLE alarm_supervisions ADD COLUMN receipt_at INTEGER;
+ALTER TABLE alarm_supervisions ADD COLUMN answered_at INTEGER;
+ALTER TABLE alarm_supervisions ADD COLUMN result INTEGER;
+ALTER TABLE alarm_supervisions ADD COLUMN result_text TEXT;
+ALTER TABLE alarm_supervisions ADD COLUMN result_at INTEGER;
+ALTER TABLE alarm_supervisions ADD COLUMN answer_platform TEXT;
+ALTER TABLE alarm_supervisions ADD COLUMN overdue_at INTEGER;
+"""
+# the supervisions of before get what their alarms' journals said (the receipts and answers were
+# journaled as comments, `alerts.supervisionanswers`): the last receipt, the first and the last
+# answer. `overdue_at` stays NULL: the hub's clock judges them at its start. And the indexes the
+# list (a tenant's, newest first) and the clock (the unanswered ones by deadline) walk
+SCHEMA_V12_FILL = """
+CREATE TEMP TABLE supervision_receipts_v12 AS
+    SELECT s.id AS sid, e.id AS eid, e.ts AS ts,
+        substr(e.comment, length('督办 #' || s.id || ' ') + 1) AS said
+    FROM alarm_supervisions s JOIN alarm_events e ON e.alarm_id = s.alarm_id
+    WHERE e.kind = 'commented' AND e.actor LIKE '% (JT/T 809 gateway)'
+      AND substr(e.comment, 1, length('督办 #' || s.id || ' ')) = '督办 #' || s.id || ' ';
+UPDATE alarm_supervisions SET
+    receipt = (SELECT CASE
+            WHEN r.said LIKE '已发往 %' THEN 'sent'
+            WHEN r.said LIKE '待发: %' THEN 'kept'
+            WHEN r.said LIKE '未发出: 已过截止时间%' THEN 'expired'
+            WHEN r.said LIKE '未发出: 无平台%' THEN 'no_platform'
+            WHEN r.said LIKE '未发出: %' THEN 'dropped'
+        END FROM supervision_receipts_v12 r WHERE r.sid = alarm_supervisions.id
+        ORDER BY r.eid DESC LIMIT 1),
+    receipt_at = (SELECT r.ts FROM supervision_receipts_v12 r
+        WHERE r.sid = alarm_supervisions.id ORDER BY r.eid DESC LIMIT 1)
+WHERE receipt IS NULL AND id IN (SELECT sid FROM supervision_receipts_v12);
+DROP TABLE supervision_receipts_v12;
+UPDATE alarm_supervisions SET receipt = 'not_sent', receipt_at = (SELECT e.ts FROM alarm_events e
+        WHERE e.alarm_id = alarm_supervisions.alarm_id AND e.kind = 'commented'
+          AND e.actor = 'hub' AND e.comment LIKE '督办 #' || alarm_supervisions.id || ' 未发出 %'
+        ORDER BY e.id LIMIT 1)
+WHERE receipt IS NULL AND EXISTS (SELECT 1 FROM alarm_events e
+        WHERE e.alarm_id = alarm_supervisions.alarm_id AND e.kind = 'commented'
+          AND e.actor = 'hub' AND e.comment LIKE '督办 #' || alarm_supervisions.id || ' 未发出 %');
+CREATE TEMP TABLE supervision_answers_v12 AS
+    SELECT s.id AS sid, e.id AS eid, e.ts AS ts,
+        substr(e.actor, 1, length(e.actor) - length(' (JT/T 809)')) AS platform,
+        substr(e.comment, length('督办 #' || s.id || ' 应答: ') + 1) AS said
+    FROM alarm_supervisions s JOIN alarm_events e ON e.alarm_id = s.alarm_id
+    WHERE e.kind = 'commented' AND e.actor LIKE '% (JT/T 809)'
+      AND substr(e.comment, 1, length('督办 #' || s.id || ' 应答: '))
+        = '督办 #' || s.id || ' 应答: ';
+UPDATE alarm_supervisions SET
+    answered_at = (SELECT MIN(a.ts) FROM supervision_answers_v12 a
+        WHERE a.sid = alarm_supervisions.id),
+    result = (SELECT CAST(a.said AS INTEGER) FROM supervision_answers_v12 a
+        WHERE a.sid = alarm_supervisions.id ORDER BY a.eid DESC LIMIT 1),
+    result_text = (SELECT substr(a.said, instr(a.said, ' ') + 1) FROM supervision_answers_v12 a
+        WHERE a.sid = alarm_supervisions.id ORDER BY a.eid DESC LIMIT 1),
+    result_at = (SELECT a.ts FROM supervision_answers_v12 a
+        WHERE a.sid = alarm_supervisions.id ORDER BY a.eid DESC LIMIT 1),
+    answer_platform = (SELECT a.platform FROM supervision_answers_v12 a
+        WHERE a.sid = alarm_supervisions.id ORDER BY a.eid DESC LIMIT 1)
+WHERE answered_at IS NULL AND id IN (SELECT sid FROM supervision_answers_v12);
+DROP TABLE supervision_answers_v12;
+CREATE INDEX IF NOT EXISTS alarm_supervisions_tenant ON alarm_supervisions (tenant, id);
+CREATE INDEX IF NOT EXISTS alarm_supervisions_due ON alarm_supervisions (deadline)
+    WHERE answered_at IS NULL AND overdue_at IS NULL
+      AND coalesce(receipt, '') NOT IN ('expired', 'dropped', 'no_platform', 'not_sent');
+"""
+VERSION = 12
 # the lock-out tests of protective-action plans (`alerts.locktests`), and when the hub first saw
 # each plan with a test interval (its overdue counts from then until a test is recorded). Made at
 # every open, without a version: a hub of before leaves the tables alone, and one of after finds

@@ -24,16 +24,19 @@ from alerts.statedb import StateDB
 from telemetry.plates import plate_key
 
 __all__ = [
+    "LATE",
     "RECEIPTS",
     "RESULTS",
     "SUPERVISION_MARK",
     "Supervision",
     "SupervisionAnswer",
     "record_answer",
+    "record_not_sent",
     "record_supervision",
 ]
 
 SUPERVISION_MARK = "督办"  # the journal comment of a supervision starts with it
+LATE = "(超期应答 answered late)"  # after an answer of a supervision past its deadline
 RESULTS = {0: "处理中", 1: "已处理完毕", 2: "不作处理", 3: "将来处理"}
 # the gateway's receipts: what became of a ticket, as journaled
 RECEIPTS = {
@@ -100,20 +103,41 @@ def _supervision(con: sqlite3.Connection, a: SupervisionAnswer) -> int | None:
 
 
 def _receipt(con: sqlite3.Connection, r: SupervisionAnswer) -> int | None:
-    """The alarm of the supervision receipt `r` is of (None: none of its tenant); the platform
-    of one sent recorded: its answers are taken from that platform only."""
+    """The alarm of the supervision receipt `r` is of (None: none of its tenant)."""
     row = con.execute(
         "SELECT alarm_id FROM alarm_supervisions WHERE id = ? AND tenant = ?",
         (r.supervision_id, r.tenant),
     ).fetchone()
-    if row is None:
-        return None
-    if r.receipt == "sent":
+    return None if row is None else int(row[0])
+
+
+def _recorded(con: sqlite3.Connection, a: SupervisionAnswer, said: str, now: int) -> None:
+    """What the receipt or answer `a` says, on its supervision's row (`alerts.supervisionstate`):
+    the last receipt and when (the platform of one sent: its answers are taken from that
+    platform only); the first answer's moment, the last answer's result, text, moment and
+    platform. Written again alike when the journal failed after it (the message delivered
+    again): the first answer's moment stays."""
+    if a.receipt:
         con.execute(
-            "UPDATE alarm_supervisions SET platform = ? WHERE id = ?",
-            (r.platform, r.supervision_id),
+            "UPDATE alarm_supervisions SET receipt = ?, receipt_at = ?, "
+            "platform = CASE WHEN ? = 'sent' THEN ? ELSE platform END WHERE id = ?",
+            (a.receipt, now, a.receipt, a.platform, a.supervision_id),
         )
-    return int(row[0])
+        return
+    con.execute(
+        "UPDATE alarm_supervisions SET answered_at = coalesce(answered_at, ?), result = ?, "
+        "result_text = ?, result_at = ?, answer_platform = ? WHERE id = ?",
+        (now, a.result, said, now, a.platform, a.supervision_id),
+    )
+
+
+def record_not_sent(db: StateDB, supervision_id: int, now: int) -> None:
+    """The hub could not publish the supervision (`api.alarmsupervise`): undelivered."""
+    with db.transaction() as con:
+        con.execute(
+            "UPDATE alarm_supervisions SET receipt = 'not_sent', receipt_at = ? WHERE id = ?",
+            (now, supervision_id),
+        )
 
 
 def record_answer(
@@ -133,6 +157,8 @@ def record_answer(
             actor = f"{answer.platform} (JT/T 809)"
             said = RESULTS.get(answer.result, "结果未知")
             note = f"{SUPERVISION_MARK} #{answer.supervision_id} 应答: {answer.result} {said}"
+            if alarm_id is not None and _late(con, answer.supervision_id, now):
+                note += f" {LATE}"
         if alarm_id is None:
             return "unknown"
         again = con.execute(
@@ -140,6 +166,18 @@ def record_answer(
             "AND comment = ?",
             (alarm_id, actor, note),
         ).fetchone()
+        if again is None:
+            _recorded(con, answer, said, now)
     if again is not None:
         return "duplicate"
     return desk.act(alarm_id, "comment", actor=actor, now=now, note=note)
+
+
+def _late(con: sqlite3.Connection, supervision_id: int, now: int) -> bool:
+    """An answer at `now` is late: past the deadline (its first answer's moment, when one came
+    already, judges it)."""
+    row = con.execute(
+        "SELECT deadline, answered_at FROM alarm_supervisions WHERE id = ?", (supervision_id,)
+    ).fetchone()
+    first = now if row[1] is None else int(row[1])
+    return first > int(row[0])

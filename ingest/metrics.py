@@ -174,6 +174,10 @@ _HELP = {
         "published, kept (no broker), expired (past the deadline before published), full "
         "(not sent: the API answered 503)"
     ),
+    "hazardhub_supervisions_overdue_total": (
+        "The centre's alarm supervisions (报警督办) the hub's clock found past their deadline "
+        "without a platform's answer (each once, journaled 超期未应答 on its alarm)"
+    ),
     "hazardhub_api_errors_total": (
         "HTTP requests the API answered 500 for an unexpected error (a bug; the traceback is in"
         " the log), by route"

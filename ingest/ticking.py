@@ -25,6 +25,7 @@ from alerts.hubwatch import HubWatch
 from alerts.lockalarms import LockTestAlarms
 from alerts.statedb import StateDB
 from alerts.supervisionanswers import SupervisionAnswer, record_answer
+from alerts.supervisionstate import SupervisionDeadlines
 from ingest.recording import AlarmRecording
 from ingest.statedbfault import StateDbFault
 from ingest.store.base import PositionBatch, ReadingBatch
@@ -47,6 +48,7 @@ class Ticking(AlarmRecording):
     locks: LockTestAlarms  # the plans' lock-out tests overdue or failed
     bypasses: BypassAlarms  # interlocks bypassed without an approval covering now
     hazards: HazardAlarms  # hidden-danger items past their deadlines
+    supervision_deadlines: SupervisionDeadlines  # 督办 past their deadlines unanswered
     state_db_fault: StateDbFault  # the state database failing, said (`ingest.statedbfault`)
     _gateway_sites: dict[tuple[str, str], tuple[str, ...]]
     _gateways_down: set[str]
@@ -59,10 +61,12 @@ class Ticking(AlarmRecording):
 
     def judge_by_clock(self, registry: Registry, disposal: DisposalSpec) -> None:
         """The alarms the hub's clock judges from the state database (lock-out tests, bypass
-        approvals, hidden-danger deadlines), for `registry`: at the start and at each reload."""
+        approvals, hidden-danger deadlines, the centre's supervisions past their deadlines),
+        for `registry`: at the start and at each reload (after the desk is made)."""
         self.locks = LockTestAlarms(self.statedb, registry, disposal)
         self.bypasses = BypassAlarms(self.statedb, registry, disposal)
         self.hazards = HazardAlarms(self.statedb, registry, disposal)
+        self.supervision_deadlines = SupervisionDeadlines(self.statedb, self.desk)
 
     async def tick(self, now: int, horizon: int | None = None) -> list[AlarmEvent]:
         """Advance the core's clock without readings: a sensor that went silent raises its
@@ -101,6 +105,11 @@ class Ticking(AlarmRecording):
                 events += await self._off_loop(self.bypasses.step, now)
                 # hidden-danger items past their rectification or review deadline
                 events += await self._off_loop(self.hazards.step, now)
+                # the centre's supervisions past their deadlines without an answer
+                overdue = await self._off_loop(self.supervision_deadlines.step, now)
+                if overdue:
+                    self.metrics.inc("hazardhub_supervisions_overdue_total", len(overdue))
+                events += overdue
             except BaseException:
                 # recorded, not handed on: they go with the next batch or tick
                 self._carried[:0] = events

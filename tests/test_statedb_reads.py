@@ -348,7 +348,7 @@ def test_version_9_gives_the_centre_the_acknowledgement_each_alarm_had(
     for _ in range(2):  # a second open changes nothing
         db = StateDB(path)
         try:
-            assert db.query("PRAGMA user_version") == [(VERSION,)] == [(11,)]
+            assert db.query("PRAGMA user_version") == [(VERSION,)] == [(12,)]
             got = db.query("SELECT id, acked, centre_acked FROM alarms ORDER BY id")
             if column:
                 assert got == [(1, 1, 0), (2, 0, 0), (3, 1, 0), (4, 0, 1)]
