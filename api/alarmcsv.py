@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from alerts.supervisionstate import SupervisionState
 from api.csvfile import csv_bytes
 
 __all__ = ["COLUMNS", "CSV_MAX_ROWS", "alarm_csv", "csv_name", "handling_of"]
@@ -86,6 +87,13 @@ COLUMNS: tuple[str, ...] = (
     *_timed("centre_acknowledged_at"),
     "centre_acknowledged_by",
     "centre_acknowledged_note",
+    # the centre's supervisions (报警督办) of the alarm: how many, and the last one's number,
+    # status (open, answered, overdue, undelivered: `GET /api/v1/supervisions`) and whether it
+    # was answered after its deadline
+    "supervisions",
+    "last_supervision_id",
+    "last_supervision_status",
+    "last_supervision_late",
 )
 
 
@@ -153,7 +161,14 @@ def handling_of(events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _row(a: Mapping[str, Any]) -> list[Any]:
+def _supervised(given: Sequence[SupervisionState]) -> list[Any]:
+    if not given:
+        return [0, "", "", ""]
+    last = given[-1]
+    return [len(given), last.id, last.status, str(last.late).lower()]
+
+
+def _row(a: Mapping[str, Any], supervisions: Sequence[SupervisionState]) -> list[Any]:
     h = handling_of(a["events"])
 
     def timed(ms: int | None) -> list[Any]:
@@ -213,6 +228,7 @@ def _row(a: Mapping[str, Any]) -> list[Any]:
         *timed(h[f"{_CENTRE_ACK}_at"]),
         h[f"{_CENTRE_ACK}_by"] or "",
         h[f"{_CENTRE_ACK}_note"] or "",
+        *_supervised(supervisions),
     ]
 
 
@@ -221,7 +237,12 @@ def _duration_s(start: int, end: int | None) -> Any:
     return "" if end is None else (end - start) / 1000
 
 
-def alarm_csv(alarms: Iterable[Mapping[str, Any]]) -> bytes:
+def alarm_csv(
+    alarms: Iterable[Mapping[str, Any]],
+    supervisions: Mapping[int, Sequence[SupervisionState]] | None = None,
+) -> bytes:
     """The alarms (`api.alarms.alarm_json` dictionaries) as CSV bytes, a header row first (a
-    text a spreadsheet would run as a formula quoted: `api.csvfile.safe_cell`)."""
-    return csv_bytes(COLUMNS, (_row(a) for a in alarms))
+    text a spreadsheet would run as a formula quoted: `api.csvfile.safe_cell`); `supervisions`
+    the centre's of each alarm, oldest first (`alerts.supervisionstate.of_alarms`)."""
+    given = supervisions or {}
+    return csv_bytes(COLUMNS, (_row(a, given.get(a["id"], ())) for a in alarms))

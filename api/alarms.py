@@ -19,6 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from alerts.lifecycle import DISPOSAL_STEPS, ISA_STATES
 from alerts.statedb import AlarmFilter
+from alerts.supervisionstate import of_alarms
 from alerts.table import ALARM_KIND_SIDES, TIERS
 from api.alarmactions import AlarmId, alarm_action_routes
 from api.alarmcsv import CSV_MAX_ROWS, alarm_csv, csv_name
@@ -97,7 +98,10 @@ async def _csv_answer(ctx: AppContext, tenants: list[str] | None, key: tuple[Any
         if len(alarms) > CSV_MAX_ROWS:
             return None
         names = names_of(ctx.registry)
-        return alarm_csv(alarm_json(a, events[a["id"]], ctx.registry, names) for a in alarms)
+        given = of_alarms(ctx.statedb, [a["id"] for a in alarms])
+        return alarm_csv(
+            (alarm_json(a, events[a["id"]], ctx.registry, names) for a in alarms), given
+        )
 
     body = await asyncio.to_thread(read)
     if body is None:

@@ -27,7 +27,12 @@ from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmNotFoundError
 from alerts.kinds import kind_name
 from alerts.lifecycle import TransitionError
-from alerts.supervisionanswers import SUPERVISION_MARK, Supervision, record_supervision
+from alerts.supervisionanswers import (
+    SUPERVISION_MARK,
+    Supervision,
+    record_not_sent,
+    record_supervision,
+)
 from api.alarmactions import AlarmId
 from api.context import (
     WRITE,
@@ -187,6 +192,7 @@ def alarm_supervise_router() -> APIRouter:
                 ctx.desk.act, alarm_id, "comment", actor="hub", now=wall_ms(),
                 note=f"{SUPERVISION_MARK} #{event.event_id} 未发出 (not sent): {exc}",
             )  # fmt: skip
+            await asyncio.to_thread(record_not_sent, ctx.statedb, event.event_id, failed.ts)
             await ctx.on_events([event, failed])
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,

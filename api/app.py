@@ -55,6 +55,7 @@ from api.registry import registry_router
 from api.rulepacks import rule_pack_router
 from api.sensors import sensor_routes
 from api.sites import site_router
+from api.supervisions import supervision_router
 from api.vehicles import vehicle_routes
 from ingest.metrics import store_metrics
 
@@ -105,6 +106,7 @@ def _routers() -> tuple[APIRouter, ...]:
         hazard_stats_router(),  # (these two before /hazards/{id} and /hazards/{id}/{step})
         hazard_supervise_router(),
         alarm_supervise_router(),
+        supervision_router(),
         hazard_router(),
         handover_router(),
         site_router(),

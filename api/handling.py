@@ -1,7 +1,8 @@
 """How enterprises handled their alarms, for a supervisor's monthly review: per tenant, and per
 site inside it, the alarms raised in a range of event time by peak tier, how many were
 acknowledged and how fast, where their closed-loop disposal stands, how fast they were closed,
-how many ever ran past a deadline, are still open, or were shelved and by whom.
+how many ever ran past a deadline, are still open, or were shelved and by whom; and the centre's
+supervisions (报警督办) of those alarms: given, answered in time or late, overdue, undelivered.
 
 The alarms counted are exactly those `GET /api/v1/alarms?start=&end=` lists (event time,
 `started_ts`, in [start, end)), so the report adds up against the list and its CSV export.
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from alerts.lifecycle import DISPOSAL_STEPS
 from alerts.statedb import StateDB
+from alerts.supervisionstate import COUNT_SQL, COUNTED
 from alerts.table import TIER_RANK, TIERS
 
 __all__ = ["HandlingPublic", "Percentiles", "handling_report", "nearest_rank"]
@@ -53,6 +55,12 @@ _RAISED_SHELVED = (
     "WHERE s.alarm_id = a.id AND s.kind = 'shelved')"
 )
 
+# the centre's supervisions (报警督办) of the alarms of the range, by what became of them
+_SUPERVISIONS = (
+    f"SELECT a.tenant, a.site, {COUNT_SQL} FROM alarms a JOIN alarm_supervisions s "  # noqa: S608
+    "ON s.alarm_id = a.id WHERE a.started_ts >= ? AND a.started_ts < ?"
+)
+
 
 def nearest_rank(values: Sequence[float], p: float) -> float:
     """The `p` (0 < p <= 1) percentile by nearest rank: a value that occurred, the smallest
@@ -76,6 +84,20 @@ class ShelverPublic(BaseModel):
     alarms: int
 
 
+class SupervisionCountsPublic(BaseModel):
+    """The centre's supervisions (报警督办) of the alarms counted, by what became of them."""
+
+    given: int
+    answered_in_time: int = Field(description="the platform's first answer by the deadline")
+    answered_late: int = Field(description="the platform's first answer after the deadline")
+    overdue: int = Field(description="no answer, past the deadline (超期未应答)")
+    undelivered: int = Field(
+        description="no answer, the ticket never reached the platform (expired, dropped, no "
+        "platform, not sent)"
+    )
+    open: int = Field(description="no answer yet, the deadline not passed")
+
+
 class CountsPublic(BaseModel):
     raised: int
     peak_tier: dict[str, int]
@@ -92,6 +114,7 @@ class CountsPublic(BaseModel):
     open: int
     shelved: int
     shelved_by: list[ShelverPublic]
+    supervisions: SupervisionCountsPublic
 
 
 class SiteHandlingPublic(CountsPublic):
@@ -124,6 +147,7 @@ class _Tally:
     open: int = 0
     shelved: int = 0
     shelvers: dict[str | None, int] = field(default_factory=dict)
+    supervisions: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
 
     def add(self, row: Sequence[Any]) -> None:
         _, _, tier, raised_at, disposal, isa_state, peak, acked, closed, overdue, shelved, by = row
@@ -155,6 +179,8 @@ class _Tally:
         self.shelved += other.shelved
         for actor, n in other.shelvers.items():
             self.shelvers[actor] = self.shelvers.get(actor, 0) + n
+        for k, v in other.supervisions.items():
+            self.supervisions[k] += v
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -173,6 +199,7 @@ class _Tally:
                 ShelverPublic(actor=a, alarms=n)
                 for a, n in sorted(self.shelvers.items(), key=lambda x: (-x[1], x[0] or ""))
             ],
+            "supervisions": SupervisionCountsPublic(**self.supervisions),
         }
 
 
@@ -216,6 +243,12 @@ def handling_report(
         by_actor = _SHELVERS + among + " GROUP BY a.tenant, a.site, e.actor"
         for tenant, site, actor, n in db.query(by_actor, params):
             sites[(tenant, site)].shelvers[actor] = int(n)
+        for tenant, site, *n in db.query(
+            _SUPERVISIONS + among + " GROUP BY a.tenant, a.site", params
+        ):
+            sites[(tenant, site)].supervisions = {
+                k: int(v or 0) for k, v in zip(COUNTED, n, strict=True)
+            }
     by_tenant: dict[str, list[tuple[str, _Tally]]] = {}
     for (tenant, site), tally in sorted(sites.items()):
         by_tenant.setdefault(tenant, []).append((site, tally))

@@ -16,6 +16,7 @@ import pytest
 from test_api_alarms import COAL, KEYS, POLICY, SILENCE, SUBSCRIPTION, Hub, auth
 
 from alerts.bypasses import insert_approval
+from alerts.supervisionanswers import Supervision, record_supervision
 from api.app import AppContext, create_app
 from api.auth import KeyRing
 from ingest.metrics import Metrics
@@ -29,8 +30,11 @@ NOT_FOUND, FORBIDDEN, OPEN = 404, 403, 200
 
 
 class Rig:
-    def __init__(self, hub: Hub, client: httpx.AsyncClient, alarm_id: int) -> None:
+    def __init__(
+        self, hub: Hub, client: httpx.AsyncClient, alarm_id: int, supervision: int = 0
+    ) -> None:
         self.hub, self.client, self.alarm_id = hub, client, alarm_id
+        self.supervision = supervision  # the centre's 督办 of the chemical tenant's tanker
 
 
 @pytest.fixture
@@ -82,14 +86,28 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             insert_approval(
                 con, COAL, "ch4-t1", "x", "x", "x", None, at, at + 3_600_000, "coal", at
             )
-        yield Rig(hub, client, alarm_id)
+        # a 督办 of the chemical tenant's tanker (tests/test_supervision_state.py): recorded as
+        # the route records it
+        tanker = hub.raise_alarm("tanker-01.speed", 90)
+        ev = hub.desk.act(tanker, "comment", actor="op", now=at, note="督办 (一般, 截止 x)")
+        record_supervision(
+            hub.db,
+            Supervision(
+                ev.event_id, tanker, "acme-chem", "tanker-01", "苏A·D1234", at + 3_600_000, at,
+                "op",
+            ),
+        )  # fmt: skip
+        yield Rig(hub, client, alarm_id, ev.event_id)
     await hub.store.close()
     hub.db.close()
     rdb.close()
 
 
-def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
-    """(method, template) -> (url, body, who, expected status)."""
+def cases(
+    alarm: int, row: int = 1, supervision: int = 0
+) -> dict[tuple[str, str], tuple[str, Any, str, int]]:
+    """(method, template) -> (url, body, who, expected status); `supervision` the chemical
+    tenant's 督办."""
     a = f"/api/v1/alarms/{alarm}"
     c = COAL
     now = time.time_ns() // 1_000_000
@@ -332,6 +350,15 @@ def cases(alarm: int, row: int = 1) -> dict[tuple[str, str], tuple[str, Any, str
         ("get", "/api/v1/hazards/stats"): ("/api/v1/hazards/stats?year=2026", None, "chem", OPEN),
         # listed supervision (挂牌督办; the centre's alone, tests/test_hazards_supervise.py):
         # another enterprise's item is not found before the role is told
+        # the centre's 督办 and what became of them (tests/test_api_supervisions.py): an
+        # enterprise sees its own tenant's only
+        ("get", "/api/v1/supervisions"): ("/api/v1/supervisions", None, "coal", OPEN),
+        ("get", "/api/v1/supervisions/{supervision_id}"): (
+            f"/api/v1/supervisions/{supervision}",
+            None,
+            "coal",
+            NOT_FOUND,
+        ),
         ("post", "/api/v1/hazards/{hazard_id}/supervise"): (
             "/api/v1/hazards/1/supervise",
             {"level": "city", "authority": "x", "document_no": "x"},
@@ -418,7 +445,7 @@ async def test_every_route_refuses_another_enterprise(rig: Rig) -> None:
     rig.hub.notifier.route()  # coal's notification of its alarm, given up on
     ((row, *_),) = rig.hub.notifier.store.outbox([COAL])
     rig.hub.notifier.store.settle([(row, "dead", 1, "HTTP 410 Gone", None)])
-    table = cases(rig.alarm_id, row)
+    table = cases(rig.alarm_id, row, rig.supervision)
     spec = rig.client.get("/openapi.json")
     paths = (await spec).json()["paths"]
     routes = {(m, p) for p, ops in paths.items() for m in ops}
@@ -515,7 +542,7 @@ async def test_every_write_route_checks_the_key_before_the_body(rig: Rig) -> Non
     first (security audit, helper-107: the docs said 403 before the body is looked at)."""
     writes = [
         (m, url)
-        for (m, _), (url, *_) in cases(rig.alarm_id).items()
+        for (m, _), (url, *_) in cases(rig.alarm_id, supervision=rig.supervision).items()
         if m in ("post", "put", "delete")
     ]
     assert len(writes) >= 15, writes
@@ -538,7 +565,9 @@ async def test_a_query_parameter_a_route_does_not_take_is_422_never_ignored(rig:
     night dispatcher read them as that tenant's): a parameter a route does not take is 422 on
     every route of the table, naming it and what the route takes; never silence. After the
     key: without one it is 401 first."""
-    for (method, _), (url, body, who, _want) in cases(rig.alarm_id).items():
+    for (method, _), (url, body, who, _want) in cases(
+        rig.alarm_id, supervision=rig.supervision
+    ).items():
         if not url.startswith("/api/v1/"):
             continue
         sep = "&" if "?" in url else "?"
@@ -575,7 +604,7 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
     await rig.client.post(
         f"/api/v1/alarms/{rig.alarm_id}/acknowledge", json={"note": "n"}, headers=auth("op")
     )
-    rig.hub.raise_alarm("tanker-01.speed", 90)  # the chemical tenant's alarm
+    # (the chemical tenant's alarm: the rig's tanker, supervised)
     reg = rig.hub.reg
     index = [reg.sensor(s).index for s in ("ch4-t1", "tanker-01.speed")]  # type: ignore[union-attr]
     await rig.hub.store.write_readings(  # a reading of each tenant
@@ -618,9 +647,10 @@ async def test_every_list_that_takes_a_tenant_honours_it_and_refuses_anothers(ri
         "/api/v1/sites",
         "/api/v1/stream",  # (over a socket: tests/test_api_stream_key.py)
         "/api/v1/subscriptions",
+        "/api/v1/supervisions",
         "/api/v1/vehicles",
     ]
-    table = cases(rig.alarm_id)
+    table = cases(rig.alarm_id, supervision=rig.supervision)
     for path in taking:
         if path == "/api/v1/stream":
             continue

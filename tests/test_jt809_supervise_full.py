@@ -1,6 +1,6 @@
 """The hub without a broker holding as many 督办 as it keeps: the next is neither published nor
-kept, the API answers 503 saying so (not `published: false`, which means kept), and the journal
-says it was not sent."""
+kept, the API answers 503 saying so (not `published: false`, which means kept), the journal
+says it was not sent, and the supervision is `undelivered` (`GET /api/v1/supervisions`)."""
 
 from __future__ import annotations
 
@@ -29,5 +29,11 @@ async def test_a_supervision_the_hub_cannot_keep_is_503(mosquitto, tmp_path: Pat
             one: Any = await get_json(api, url)
             said = [e["comment"] for e in one["events"] if e["actor"] == "hub"]
             assert len(said) == 1 and said[0].startswith("督办 #") and "未发出" in said[0]
+            # and the centre's list says it never reached the platform (not overdue later)
+            sid = int(said[0].removeprefix("督办 #").split()[0])
+            lost = await get_json(api, f"/api/v1/supervisions/{sid}")
+            assert (lost["status"], lost["receipt"]) == ("undelivered", "not_sent")
+            kept = await get_json(api, f"/api/v1/supervisions/{first.json()['supervision_id']}")
+            assert (kept["status"], kept["receipt"]) == ("open", None)
         finally:
             mosquitto.start()
