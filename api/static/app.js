@@ -4,6 +4,7 @@ import { HANDOVER_STRINGS, clearHandover, handoverTenantChanged, initHandover, r
 import { HAZARD_STRINGS, clearHazards, initHazards, renderHazards, reportFromAlarm } from "/static/hazards.js";
 import { BYPASS_STRINGS, approveFromAlarm, clearBypasses, initBypasses, renderBypasses } from "/static/bypasses.js";
 import { SUPERVISE_STRINGS, clearSupervise, initSupervise, superviseFromAlarm } from "/static/supervise.js";
+import { SUPERVISIONS_STRINGS, clearSupervisions, initSupervisions, renderSupervisions, showSupervisionsButton } from "/static/supervisions.js";
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { TREND_MIN_GAP_MS, forgetTrend, initTrend, showTrend, trendAsked, trendEvery, trendSensor, trendSoon, trendView } from "/static/trend.js";
 import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
@@ -47,9 +48,9 @@ export const T = {
         last_seen: "last seen {age} ago", age_min: "{n} min", age_h: "{n} h", age_d: "{n} d" },
 };
 Object.assign(T.zh, STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh,
-  SUPERVISE_STRINGS.zh);
+  SUPERVISE_STRINGS.zh, SUPERVISIONS_STRINGS.zh);
 Object.assign(T.en, STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en,
-  SUPERVISE_STRINGS.en);
+  SUPERVISE_STRINGS.en, SUPERVISIONS_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
 const $ = (s) => document.querySelector(s);
@@ -74,6 +75,7 @@ function translate() {
   $("#lang").textContent = lang === "zh" ? "EN" : "中文";
   setLive(live);
   renderAlarms(); renderTiles(); renderHandover(); renderStreamNote(); renderHealth(); renderHazards(); renderBypasses();
+  renderSupervisions();
 }
 
 // [id, name] pairs by name as a Chinese reader orders them (by pinyin: 华兴 before 临沂), then id
@@ -569,7 +571,7 @@ function forget() {
   stopHealth();
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
-  clearAlarms(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise();
+  clearAlarms(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise(); clearSupervisions();
   $("#handover-open").hidden = true; $("#hazards-open").hidden = true; $("#bypasses-open").hidden = true;
   $("#trend-name").textContent = "";
   for (const id of ["#trend", "#map"]) {
@@ -595,6 +597,7 @@ async function start() {
   const mine = session;
   $("#login").hidden = true; $("#app").hidden = false; $("#logout").hidden = false;
   $("#handover-open").hidden = false; $("#hazards-open").hidden = false; $("#bypasses-open").hidden = false;
+  showSupervisionsButton(centreAck());  // the centre's 督办 to follow up
   translate();
   stream(mine);
   startHealth();  // the hub's own health: a banner while it judges nothing (or stores nothing)
@@ -625,6 +628,7 @@ initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_act
   unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
   onChange: () => renderTiles(), detailAction: (a) => [reportFromAlarm(a), approveFromAlarm(a), superviseFromAlarm(a)] });
 initSupervise({ t, key: () => key, centre: centreAck });
+initSupervisions({ t, key: () => key });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
 initHealth({ t, api });
