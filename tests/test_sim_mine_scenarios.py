@@ -137,7 +137,10 @@ async def test_ventilation_stop_through_the_hub(mosquitto, tmp_path):
     for key, t in got.items():
         want = truth[key]
         assert want is not None
-        assert abs(t - want) <= tolerance, (key, t, want)
+        # a stall of the loop the farm, the gateway and the hub share (a loaded machine) moves
+        # the poll that saw the crossing by as much
+        late = played.stall(min(t, want), max(t, want))
+        assert abs(t - want) <= tolerance + late, (key, t, want, played.stalls)
     # the order of the incident: no air, then methane, then the power cut
     assert (
         max(got[(s, "ventilation_stop")] for s in WIND)
