@@ -27,15 +27,14 @@ is counted and logged, never raised.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from typing import Protocol
 
-import aiomqtt
 import orjson
 
-from telemetry.brokertls import BrokerTls, tls_context
+from gateway.commandfeed import follow_commands
+from telemetry.brokertls import BrokerTls
 from telemetry.errors import TopicError
 from telemetry.fleetconfig import REMIND_MAX_CHARS
 from telemetry.jt808.messages import TextMessage
@@ -144,37 +143,17 @@ class CommandListener:
         return "reminder_" + self.server.remind(where.tenant, where.vehicle, alarm_id, text, at)
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                async with aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier=self.client_id,
-                    clean_session=False,
-                    username=self._username,
-                    password=self._password,
-                    tls_context=tls_context(self._tls),
-                ) as client:
-                    await client.subscribe(self.layout.vehicle_commands(), qos=1)
-                    self.subscribed.set()
-                    backoff = 0.5
-                    reader = asyncio.create_task(self._read(client))
-                    stopper = asyncio.create_task(stop.wait())
-                    await asyncio.wait({reader, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    stopper.cancel()
-                    reader.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await reader
-            except aiomqtt.MqttError as exc:
-                self.subscribed.clear()
-                log.warning("jt808 commands: broker unreachable (%s); retry in %.1fs", exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload).encode()
-            self.handle(str(message.topic), data)
+        await follow_commands(
+            stop,
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            username=self._username,
+            password=self._password,
+            tls=self._tls,
+            filters=[self.layout.vehicle_commands()],
+            handle=self.handle,
+            subscribed=self.subscribed,
+            label="jt808 commands",
+            log=log,
+        )

@@ -24,7 +24,6 @@ that cannot be read is counted and logged, never raised.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from collections.abc import Callable
 import aiomqtt
 import orjson
 
+from gateway.commandfeed import follow_commands
 from gateway.jt809.session import Answered
 from gateway.jt809.tickets import Ticket, Tickets
-from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.brokertls import BrokerTls
 from telemetry.errors import TopicError
 from telemetry.topics import TopicLayout, VehicleCommandTopic
 
@@ -139,50 +139,23 @@ class TicketListener:
             return "internal_error"
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.5
-        tenants = sorted(self.tickets.tenants())
-        while not stop.is_set():
-            try:
-                async with aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier=self.client_id,
-                    clean_session=False,
-                    username=self._username,
-                    password=self._password,
-                    tls_context=tls_context(self._tls),
-                ) as client:
-                    for tenant in tenants:
-                        await client.subscribe(self.layout.tenant_vehicle_commands(tenant), qos=1)
-                    self.subscribed.set()
-                    backoff = 0.5
-                    tasks = {
-                        asyncio.create_task(self._read(client)),
-                        asyncio.create_task(self._send(client)),
-                        asyncio.create_task(stop.wait()),
-                    }
-                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    for t in tasks:
-                        t.cancel()
-                    for t in tasks:
-                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                            await t
-                    for t in done:
-                        failed = None if t.cancelled() else t.exception()
-                        if isinstance(failed, aiomqtt.MqttError):
-                            raise failed
-            except aiomqtt.MqttError as exc:
-                self.subscribed.clear()
-                log.warning("jt809 commands: broker unreachable (%s); retry in %.1fs", exc, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 10.0)
-
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for message in client.messages:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes) else str(payload).encode()
-            self.handle(str(message.topic), data)
+        await follow_commands(
+            stop,
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            username=self._username,
+            password=self._password,
+            tls=self._tls,
+            filters=[
+                self.layout.tenant_vehicle_commands(t) for t in sorted(self.tickets.tenants())
+            ],
+            handle=self.handle,
+            subscribed=self.subscribed,
+            label="jt809 commands",
+            log=log,
+            beside=self._send,
+        )
 
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
