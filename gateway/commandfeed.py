@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 
 from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.mqttclient import BrokerClient
 
 __all__ = ["follow_commands"]
 
@@ -47,7 +48,7 @@ async def follow_commands(
     backoff = _BACKOFF_S
     while not stop.is_set():
         try:
-            async with aiomqtt.Client(
+            async with BrokerClient(
                 host,
                 port,
                 identifier=client_id,
@@ -55,7 +56,7 @@ async def follow_commands(
                 username=username,
                 password=password,
                 tls_context=tls_context(tls),
-            ) as client:
+            ).stopped_by(stop) as client:
                 for flt in filters:
                     await client.subscribe(flt, qos=1)
                 subscribed.set()
@@ -63,6 +64,8 @@ async def follow_commands(
                 await _session(client, stop, handle, beside)
         except aiomqtt.MqttError as exc:
             subscribed.clear()
+            if stop.is_set():  # (a connection given up at the stop, `stopped_by`)
+                return
             log.warning("%s: broker unreachable (%s); retry in %.1fs", label, exc, backoff)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)

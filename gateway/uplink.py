@@ -176,7 +176,7 @@ class SpoolUplink:
                     logger=_mqtt_log,
                     max_inflight_messages=self._window,
                     max_queued_outgoing_messages=self._window * 4,
-                ) as client:
+                ).stopped_by(stop) as client:  # a stop does not wait out a silent broker
                     entered = True
                     client.timeout = _TIMEOUT_S
                     if self.protocol is aiomqtt.ProtocolVersion.V5:

@@ -226,6 +226,7 @@ class IngestService(Batching):
                 max_queued_incoming_messages=0,  # QoS 0 bounded by `HubClient.qos0_inbox`
             )
             client.on_qos0_dropped = lambda topic: self.qos0_dropped("qos0_inbox_full", 1, topic)
+            client.stopped_by(stop)  # a stop does not wait out a silent broker's CONNACK
             # acknowledge only after the message is handled (at-least-once); aiomqtt has no
             # public switch for this, its paho client does
             client._client.manual_ack_set(True)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 import aiomqtt
 
 from telemetry.brokertls import BrokerTls, tls_context
+from telemetry.mqttclient import BrokerClient
 from telemetry.topics import TopicLayout
 
 __all__ = ["Presence"]
@@ -97,7 +98,7 @@ class Presence:
             if not await _first(self._uplink, stop):
                 return
             try:
-                async with aiomqtt.Client(
+                async with BrokerClient(
                     self._host,
                     self._port,
                     identifier=f"hazardhub-jt808-{self.gateway}-status-{tenant}",
@@ -106,7 +107,7 @@ class Presence:
                     tls_context=tls_context(self._tls),
                     will=will,
                     keepalive=self._keepalive,
-                ) as client:
+                ).stopped_by(stop) as client:
                     backoff = 0.2
                     try:
                         if await self._say(client, tenant, stop):
