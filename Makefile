@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(VENV)/bin/hazardhub demo
 
 # Debian's mosquitto and influxdb (the fixtures start their own instances on free ports), mbpoll
-# (a Modbus client other than ours) and chromium (browser tests of the dashboard).
+# (a Modbus client other than ours), chromium (browser tests of the dashboard), and promtool
+# (Debian's prometheus) and vsftpd, which check the Prometheus and vsftpd files the docs give.
 services:
 	@missing=""; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
@@ -33,10 +34,16 @@ services:
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -d /usr/share/fonts/truetype/wqy || missing="$$missing fonts-wqy-microhei"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	test -x /usr/sbin/vsftpd || command -v vsftpd >/dev/null || missing="$$missing vsftpd"; \
 	if [ -n "$$missing" ]; then \
-		echo "installing$$missing"; \
+		echo "installing$$missing (their services not started: the tests start their own)"; \
+		rc=/usr/sbin/policy-rc.d; made=; \
+		if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' > $$rc && chmod 755 $$rc && made=1; fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $$missing; \
+			--no-install-recommends $$missing; status=$$?; \
+		if [ -n "$$made" ]; then rm -f $$rc; fi; \
+		exit $$status; \
 	fi
 
 lint: $(STAMP)
