@@ -27,6 +27,7 @@ __all__ = [
     "GatewayAlarms",
     "configured_gateway_sites",
     "configured_points",
+    "device_gateways",
 ]
 
 # what a clear is described as: level name, tier, action (every alarm's)
@@ -35,6 +36,13 @@ _GATEWAY = (
     "gateway_offline",
     "orange",
     "检查网关供电、进程与上行链路 check the gateway's power, process and uplink",
+)
+# the same alarm, for a gateway the hub never heard from (`alerts.gateways`: never connected)
+_NEVER = (
+    "gateway_offline",
+    "orange",
+    "网关从未上线: 检查网关调试是否完成、MQTT 账号密码与主题根 the gateway never connected: "
+    "check its commissioning, its MQTT login and its topic root",
 )
 _CLOCK_BEHIND = (
     "clock_behind",
@@ -57,6 +65,13 @@ def configured_gateway_sites(registry: Registry) -> dict[tuple[str, str], tuple[
     fleets = sorted({t for t, _ in registry.vehicles})
     served += [(t, "vehicles", gw) for t in fleets for gw in registry.config.jt808_gateways]
     return gateway_sites(served)
+
+
+def device_gateways(registry: Registry) -> set[tuple[str, str]]:
+    """The (tenant, gateway) pairs the configuration's devices name: the gateways the hub
+    expects to hear from (`alerts.gateways.GatewayWatch.expect`). Not the JT/T 808 ones: a
+    fleet may send its positions over MQTT without one."""
+    return {(t, d.spec.gateway) for (t, _, _), d in registry.devices.items()}
 
 
 def configured_points(registry: Registry) -> tuple[set[str], set[str]]:
@@ -112,6 +127,15 @@ class ClockChange:
     gap_days: float = math.nan
 
 
+def _never_said(c: GatewayChange) -> str:
+    """What an operator reads in the journal of a gateway never heard from."""
+    return (
+        f"网关 {c.gateway} 从未上线 never connected: no status heard from it since "
+        f"{cst(c.ts, _SECONDS)} CST (the hub's connection to the broker, or the gateway's "
+        "configuration)"
+    )
+
+
 class GatewayAlarms(AlarmRows):
     """The gateway alarms of `AlarmBook`, which sets up every attribute declared here."""
 
@@ -125,14 +149,16 @@ class GatewayAlarms(AlarmRows):
         with self._db.transaction() as con:
             work = AlarmBatch.over(self._db, con, {c.alarm_id for c in changes}, arrival)
             for c in changes:
+                described = (_NEVER if c.never else _GATEWAY) if c.offline else NORMAL
                 self._change(
                     work,
                     (c.tenant, c.site, c.gateway, c.alarm_id, GATEWAY_RULE, NO_DATA),
                     1 if c.offline else 0,
-                    _GATEWAY if c.offline else NORMAL,
+                    described,
                     c.ts,
                     math.nan,
                     arrival,
+                    comment=_never_said(c) if c.never else "",
                     gateway=c.gateway,
                 )
             return work.write(self._db, self._disposal)

@@ -6,11 +6,18 @@ when it connects, `offline` when it stops, and the broker publishes its last wil
 the gateway's connection dies (a killed process, a host without power, a cut link: after 1.5 times
 its keep-alive). A gateway offline for `grace_ms` raises one alarm per site it serves (the sites of
 the configured devices that name it), on the sensor `gateway:{tenant}/{site}/{gateway}`; the
-gateway's `online` clears them. Until the gateway says one or the other (a hub just started, a
-gateway never connected), nothing is raised or cleared: the retained status comes at each
-connection of the hub, so what the broker knows is what the hub judges; a status heard before
-the hub's connection counts only once heard again. An empty retained status (deleted: a gateway
-taken out of use) clears like `online`.
+gateway's `online` clears them. Until the gateway says one or the other (a hub just started),
+nothing is raised or cleared: the retained status comes at each connection of the hub, so what
+the broker knows is what the hub judges; a status heard before the hub's connection counts only
+once heard again. An empty retained status (deleted: a gateway taken out of use) clears like
+`online`.
+
+A gateway the configuration's devices name (`expect`) from which the hub has heard no status at
+all for `never_ms` since its first connection to the broker (or since the gateway was named, by
+a reload after it) never connected (commissioning not finished, a wrong MQTT login, a wrong
+topic root): it raises the same alarms, marked `never`, stamped when the hub began to wait. Its
+first `online` clears them; an `offline` keeps them (an ordinary outage from then on). The wait
+is counted again by a restarted hub (an alarm already active is kept, not raised twice).
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ class GatewayChange:
     site: str
     gateway: str
     offline: bool  # True: raise, False: clear
-    ts: int  # when the hub heard the status that decides it
+    ts: int  # when the hub heard the status that decides it (never: when it began to wait)
+    never: bool = False  # raised for a gateway never heard from (no status at all)
 
     @property
     def alarm_id(self) -> str:
@@ -67,12 +75,26 @@ class GatewayWatch:
         # they say may have changed while the hub was away (the broker sends each one again)
         self._stale: set[tuple[str, str]] = set()
         self.forgotten = 0  # statuses dropped to keep the bound
+        self._began: int | None = None  # the hub's first connection to the broker
+        # the gateways the configuration's devices name -> when they were named, if after the
+        # hub's first connection (None: before it, waited for from that connection)
+        self._named: dict[tuple[str, str], int | None] = {}
 
-    def new_session(self) -> None:
-        """The hub (re)connected to the broker: every status counts again only once heard
-        again (the retained ones come at the subscription). An `offline` heard again keeps its
-        first time: the hub cannot tell whether the gateway came back meanwhile."""
+    def new_session(self, at: int) -> None:
+        """The hub (re)connected to the broker at `at`: every status counts again only once
+        heard again (the retained ones come at the subscription). An `offline` heard again keeps
+        its first time: the hub cannot tell whether the gateway came back meanwhile. The first
+        connection starts the wait for the gateways never heard from."""
         self._stale = set(self._status)
+        if self._began is None:
+            self._began = at
+
+    def expect(self, gateways: Iterable[tuple[str, str]], at: int) -> None:
+        """The (tenant, gateway) pairs the configuration's devices name, as of `at` (the start,
+        a reload): one named after the hub's first connection is waited for from `at`, one
+        named still from when it was first; those no longer named are forgotten."""
+        added = None if self._began is None else at
+        self._named = {k: self._named.get(k, added) for k in sorted(set(gateways))}
 
     def heard(
         self,
@@ -111,14 +133,19 @@ class GatewayWatch:
         active: set[str],
         now: int,
         grace_ms: int,
+        never_ms: int = 0,
     ) -> list[GatewayChange]:
-        """The alarms to raise (a gateway offline for `grace_ms` or more at `now`, for each site
-        it serves without one active) and to clear (a gateway online, for each of its active
-        ones). `active`: the ids of the gateway alarms active now. `grace_ms` 0: raise none."""
+        """The alarms to raise (a gateway offline for `grace_ms` or more at `now`, or one
+        expected and never heard from for `never_ms`, for each site it serves without one
+        active) and to clear (a gateway online, for each of its active ones). `active`: the ids
+        of the gateway alarms active now. `grace_ms`, `never_ms` 0: raise none of that kind."""
         out: list[GatewayChange] = []
         for key, served in sites.items():
             heard = self._status.get(key)
-            if heard is None or key in self._stale:
+            if heard is None:
+                out += self._never(key, served, active, now, never_ms)
+                continue
+            if key in self._stale:
                 continue
             online, since = heard
             tenant, gateway = key
@@ -129,3 +156,25 @@ class GatewayWatch:
                 elif not online and not on and grace_ms > 0 and now - since >= grace_ms:
                     out.append(GatewayChange(tenant, site, gateway, True, since))
         return out
+
+    def _never(
+        self,
+        key: tuple[str, str],
+        served: tuple[str, ...],
+        active: set[str],
+        now: int,
+        never_ms: int,
+    ) -> list[GatewayChange]:
+        """The alarms of a gateway never heard from, if expected and waited for `never_ms`."""
+        if key not in self._named or self._began is None or never_ms <= 0:
+            return []
+        named = self._named[key]
+        since = self._began if named is None else named
+        if now - since < never_ms:
+            return []
+        tenant, gateway = key
+        return [
+            GatewayChange(tenant, site, gateway, True, since, never=True)
+            for site in served
+            if gateway_alarm_id(tenant, site, gateway) not in active
+        ]

@@ -19,7 +19,7 @@ from alerts.confirmations import Confirmation, record_confirmations
 from alerts.desk import AlarmDesk
 from alerts.errors import AlarmStoreError
 from alerts.evaluate import NO_TS, CoreState, Outcome, Transitions, evaluate
-from alerts.gatewayalarms import ClockChange
+from alerts.gatewayalarms import ClockChange, device_gateways
 from alerts.gateways import GatewayWatch
 from alerts.hubwatch import HubWatch
 from alerts.reload import (
@@ -133,6 +133,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.safety.restore(self.book.active_safety_alarms())
         # the gateways' statuses (their last will) and their offline alarms (`alerts.gateways`)
         self.gateways = GatewayWatch()
+        self.gateways.expect(device_gateways(registry), wall_ms())  # those it waits to hear
         self._gateway_sites = self.book.gateway_sites()
         self._gateways_down = self.book.active_gateway_alarms()
         self._clock_changes: list[ClockChange] = []
@@ -238,6 +239,7 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
         self.fleet, self.terminal, self.safety = fleet, terminal, safety
         self._gateway_sites = book.gateway_sites()
         self._gateways_down = down
+        self.gateways.expect(device_gateways(registry), now)  # one added waited for from now
         self._drop_judged()
         return self._take_carried() + events
 

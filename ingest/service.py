@@ -238,7 +238,7 @@ class IngestService(Batching):
                     # the feeds and the sensors with a no-data timeout, once (`ingest.links`)
                     at = wall_ms()
                     # the gateways' statuses count once the broker has sent them again
-                    self.dispatcher.gateways.new_session()
+                    self.dispatcher.gateways.new_session(at)
                     await self.dispatcher.link_back(at)
                     excused = at
                     for flt in self.layout.subscriptions():

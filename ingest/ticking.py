@@ -189,10 +189,15 @@ class Ticking(AlarmRecording):
         return events
 
     def _gateway_step(self, clock: int, arrival: int) -> list[AlarmEvent]:
-        """Raise the alarms of gateways offline for their grace at `clock`, clear those of
-        gateways back online; recorded at `arrival`."""
-        grace = round(self.registry.config.gateway_offline_s * 1000)
-        changes = self.gateways.changes(self._gateway_sites, self._gateways_down, clock, grace)
+        """Raise the alarms of gateways offline for their grace at `clock` (or never heard from
+        for `gateway_never_connected_s`), clear those of gateways back online; recorded at
+        `arrival`."""
+        config = self.registry.config
+        grace = round(config.gateway_offline_s * 1000)
+        never = round(config.gateway_never_connected_s * 1000)
+        changes = self.gateways.changes(
+            self._gateway_sites, self._gateways_down, clock, grace, never
+        )
         if not changes:
             return []
         events = self.book.apply_gateways(changes, arrival)

@@ -356,6 +356,14 @@ class HubConfig(Frozen):
         description="a gateway whose status is offline (its last will: killed, powered off, "
         "link cut) this long raises a gateway_offline alarm per site it serves (0: none)",
     )
+    gateway_never_connected_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="a gateway named by a device from which the hub has heard no status at all "
+        "this long after the hub's first connection to the broker (or after a reload named it) "
+        "raises its gateway_offline alarm per site, marked never connected (0: none)",
+    )
     jt808_gateways: tuple[Ident, ...] = Field(
         default=("jt808",),
         description="the names of the JT/T 808 gateways (`hazardhub jt808 --name`): each one's "

@@ -1,7 +1,8 @@
 """A gateway killed (kill -9): the broker publishes its last will, the hub raises one
 `gateway_offline` alarm after the grace, keeps that one alarm over a hub restart while the gateway
-stays down, and clears it when the gateway is back (real Mosquitto, a real `hazardhub gateway`
-process polling a real Modbus simulator, the hub and its API in this process)."""
+stays down, and clears it when the gateway is back; a gateway that never connected raises the
+same alarm, marked never connected, likewise (real Mosquitto, a real `hazardhub gateway` process
+polling a real Modbus simulator, the hub and its API in this process)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ from e2e_helpers import ROOT, HubAccess, eventually, get_json, interrupt, runnin
 GATEWAY_ALARM = "gateway:north-coal/face-1301/gw1"
 
 
-def config(port: int) -> str:
+def config(port: int, never_s: float = 300) -> str:
     return f"""
 version: 1
 gateway_offline_s: 1.5
+gateway_never_connected_s: {never_s}
 tenants:
   - id: north-coal
     sites:
@@ -136,4 +138,63 @@ async def test_a_killed_gateway_raises_one_offline_alarm_until_it_is_back(mosqui
     finally:
         await client.aclose()
         interrupt(gw)
+        await sim.stop()
+
+
+@pytest.mark.slow
+async def test_a_gateway_that_never_connected_raises_its_alarm_until_it_does(mosquitto, tmp_path):
+    """No gateway runs: the hub raises gw1's alarm, never connected, 1.5 s after it connected
+    to the broker, keeps that one over its restart, and the gateway's first `online` (its
+    process started at last) clears it."""
+    profiles, packs = load_profiles(ROOT / "profiles")
+    prof = next(p for p in profiles if p.name == "coal-substation")
+    sim = ModbusSimServer(
+        [SimulatedDevice(prof, 1, {"ch4_t1": Constant(0.3), "feed": Constant(1)}, lambda: 0.0)]
+    )
+    await sim.start()
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(config(sim.port, never_s=1.5))
+    registry = build_registry(
+        parse_document(cfg.read_text(), HubConfig, str(cfg)), profiles, packs, str(cfg)
+    )
+    access = HubAccess()
+    client = access.client()
+    gw: subprocess.Popen[bytes] | None = None
+    spool, log = tmp_path / "spool", tmp_path / "gw.log"
+
+    async def gateway_alarms(state: str | None = None) -> list[dict[str, object]]:
+        got: list[dict[str, object]] = await get_json(
+            client, "/api/v1/alarms", sensor=GATEWAY_ALARM
+        )
+        return [a for a in got if state is None or a["state"] == state]
+
+    try:
+        async with running_hub(access.hub(registry, tmp_path / "hub", mosquitto.port)) as h:
+            assert h.ingest.dispatcher.gateways.status("north-coal", "gw1") is None
+            [alarm] = await eventually(
+                lambda: gateway_alarms("active"), 15, "the alarm of a gateway never connected"
+            )
+            assert (alarm["level_name"], alarm["tier"], alarm["rule"], alarm["device"]) == (
+                "gateway_offline",
+                "orange",
+                "gateway",
+                "gw1",
+            )
+            assert "从未上线" in str(alarm["action"]), alarm["action"]
+
+        async with running_hub(access.hub(registry, tmp_path / "hub", mosquitto.port)):
+            await asyncio.sleep(3.0)  # twice the wait, several ticks
+            again = await gateway_alarms()
+            assert [(a["id"], a["state"]) for a in again] == [(alarm["id"], "active")]
+
+            gw = start_gateway(cfg, mosquitto.port, spool, log)
+            [done] = await eventually(
+                lambda: gateway_alarms("cleared"), 20, "cleared by the gateway's online"
+            )
+            assert done["id"] == alarm["id"]
+            assert len(await gateway_alarms()) == 1
+    finally:
+        await client.aclose()
+        if gw is not None:
+            interrupt(gw)
         await sim.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.alarms import AlarmBook
+from alerts.alarms import AlarmBook, AlarmEvent
 from alerts.gateways import GATEWAY_RULE, GatewayChange, GatewayWatch, gateway_sites
 from alerts.statedb import StateDB
 from alerts.table import compile_table
@@ -81,7 +81,7 @@ def test_a_status_from_before_a_reconnection_counts_only_once_heard_again() -> N
     w = GatewayWatch()
     w.heard("t", "gw1", False, T0)
     w.heard("t", "gw2", True, T0)
-    w.new_session()  # the hub's link to the broker was lost and is back
+    w.new_session(T0 + 50_000)  # the hub's link to the broker was lost and is back
     assert w.changes(SITES, {"gateway:t/s1/gw2"}, T0 + 60_000, 30_000) == [], "not yet heard"
     w.heard("t", "gw2", True, T0 + 61_000)
     w.heard("t", "gw1", True, T0 + 61_000)  # it came back while the hub was away
@@ -90,9 +90,132 @@ def test_a_status_from_before_a_reconnection_counts_only_once_heard_again() -> N
     assert got[0].ts == T0, "the same status: its first time"
     # an offline heard again keeps its first time
     w.heard("t", "gw1", False, T0 + 70_000)
-    w.new_session()
+    w.new_session(T0 + 75_000)
     w.heard("t", "gw1", False, T0 + 80_000)
     assert {c.ts for c in w.changes(SITES, set(), T0 + 100_000, 30_000)} == {T0 + 70_000}
+
+
+GW1, GW2 = ("t", "gw1"), ("t", "gw2")
+NEVER = 300_000
+S1, S2, S1_GW2 = "gateway:t/s1/gw1", "gateway:t/s2/gw1", "gateway:t/s1/gw2"
+
+
+# (ops, now, active alarms, expected: (alarm id, raise, never, ts)); ops: ("expect", gateways,
+# at) the configuration's devices name them, ("session", at) a connection of the hub to the
+# broker, ("heard", gateway, online, at) a status; grace 30 s, never connected 300 s. SITES also
+# has gw2 and u's gw1, named by no device (like a JT/T 808 gateway): never raised unheard
+NEVER_TABLE = [
+    pytest.param(
+        [("expect", [GW1], T0 - 5_000)], T0 + 10 * NEVER, set(), [], id="hub-never-connected"
+    ),
+    pytest.param(
+        [("expect", [GW1], T0 - 5_000), ("session", T0)],
+        T0 + NEVER - 1,
+        set(),
+        [],
+        id="within-the-wait",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0 - 5_000), ("session", T0), ("session", T0 + 200_000)],
+        T0 + NEVER,
+        set(),
+        [(S1, True, True, T0), (S2, True, True, T0)],
+        id="waited-from-the-first-connection-per-site-only-the-named",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0 - 5_000), ("session", T0)],
+        T0 + NEVER,
+        {S1},
+        [(S2, True, True, T0)],
+        id="one-site-already-active",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0 - 5_000), ("session", T0)],
+        T0 + 2 * NEVER,
+        {S1, S2},
+        [],
+        id="raised-once",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("heard", GW1, True, T0 + 1_000)],
+        T0 + NEVER,
+        set(),
+        [],
+        id="online-in-time",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("heard", GW1, True, T0 + 400_000)],
+        T0 + 400_000,
+        {S1, S2},
+        [(S1, False, False, T0 + 400_000), (S2, False, False, T0 + 400_000)],
+        id="first-online-clears",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("heard", GW1, False, T0 + 400_000)],
+        T0 + 500_000,
+        {S1, S2},
+        [],
+        id="first-offline-keeps",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("heard", GW1, False, T0 + 10_000)],
+        T0 + NEVER,
+        set(),
+        [(S1, True, False, T0 + 10_000), (S2, True, False, T0 + 10_000)],
+        id="offline-in-the-wait-is-an-ordinary-outage",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0 - 9), ("expect", [GW1, GW2], T0 - 5), ("session", T0)],
+        T0 + NEVER,
+        set(),
+        [(S1, True, True, T0), (S2, True, True, T0), (S1_GW2, True, True, T0)],
+        id="named-before-the-connection",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("expect", [GW1, GW2], T0 + 100_000)],
+        T0 + NEVER,
+        {S1, S2},
+        [],
+        id="named-by-a-reload-waited-from-it",
+    ),
+    pytest.param(
+        [("expect", [GW1], T0), ("session", T0), ("expect", [GW1, GW2], T0 + 100_000)],
+        T0 + 100_000 + NEVER,
+        {S1, S2},
+        [(S1_GW2, True, True, T0 + 100_000)],
+        id="named-by-a-reload-raised",
+    ),
+    pytest.param(
+        [
+            ("expect", [GW1], T0),
+            ("session", T0),
+            ("expect", [], T0 + 50_000),
+            ("expect", [GW1], T0 + 100_000),
+        ],
+        T0 + NEVER,
+        set(),
+        [],
+        id="named-again-waited-again",
+    ),
+]
+
+
+@pytest.mark.parametrize(("ops", "now", "active", "expected"), NEVER_TABLE)
+def test_a_gateway_never_heard_from_raises_after_the_wait(ops, now, active, expected) -> None:
+    w = GatewayWatch()
+    for op, *args in ops:
+        if op == "expect":
+            w.expect(args[0], args[1])
+        elif op == "session":
+            w.new_session(args[0])
+        else:
+            (tenant, gateway), online, at = args
+            w.heard(tenant, gateway, online, at)
+    got = w.changes(SITES, active, now, 30_000, NEVER)
+    assert [(c.alarm_id, c.offline, c.never, c.ts) for c in got] == expected
+    # 0 turns the wait off, the offline grace of a status heard stays
+    off = w.changes(SITES, active, now, 30_000, 0)
+    assert [c for c in off if c.never] == []
 
 
 def test_the_watch_is_bounded_and_forgets_gateways_not_configured_first(monkeypatch) -> None:
@@ -205,6 +328,60 @@ async def test_the_dispatcher_raises_clears_and_follows_a_reload(tmp_path) -> No
         [cleared] = await d.tick(T0 + 44_000)
         assert (cleared.kind, cleared.sensor, cleared.ts) == ("cleared", new, T0 + 44_000)
         assert {r.sensor for r in db.active_alarms() if r.rule == GATEWAY_RULE} == set()
+    finally:
+        await store.close()
+        db.close()
+
+
+async def raised_cleared(d: Dispatcher, now: int) -> list[AlarmEvent]:
+    """The alarms raised and cleared at a tick (not the desk's, as disposals falling overdue)."""
+    return [e for e in await d.tick(now) if e.kind in ("raised", "cleared")]
+
+
+async def test_a_gateway_never_connected_raises_once_over_a_restart_until_online(tmp_path) -> None:
+    """The configured gw1 never says a word: its alarm 300 s (the default) after the hub's first
+    connection, marked never connected; a restarted hub keeps it without raising it again, an
+    `offline` keeps it, the first `online` clears it; a gateway a reload names is waited for
+    from the reload. The JT/T 808 gateway of acme-chem's
+    vehicles, named by no device, raises nothing unheard."""
+    reg = mine_registry(1502, 1.0)
+    assert reg.config.gateway_never_connected_s == 300
+    db = StateDB(tmp_path / "state.db")
+    store = SqliteStore(reg, tmp_path / "ts.db")
+    await store.open()
+    alarm = "gateway:north-coal/face-1301/gw1"
+    try:
+        d = Dispatcher(reg, store, db, Metrics())
+        assert await raised_cleared(d, T0 + 3_600_000) == [], (
+            "not connected to the broker yet: no wait"
+        )
+        d.gateways.new_session(T0)
+        assert await raised_cleared(d, T0 + 299_999) == []
+        [raised] = await raised_cleared(d, T0 + 300_000)
+        assert (raised.kind, raised.sensor, raised.level_name, raised.ts) == (
+            "raised",
+            alarm,
+            "gateway_offline",
+            T0,
+        )
+        assert "从未上线" in raised.action and "never connected" in raised.action
+        assert "从未上线 never connected" in raised.comment
+        assert await raised_cleared(d, T0 + 301_000) == [], "raised once"
+        # the hub restarts: the alarm is the database's, the wait counted again
+        d2 = Dispatcher(reg, store, db, Metrics())
+        d2.gateways.new_session(T0 + 400_000)
+        assert await raised_cleared(d2, T0 + 800_000) == [], "not raised twice"
+        d2.gateway_status("north-coal", "gw1", False, T0 + 801_000)
+        assert await raised_cleared(d2, T0 + 900_000) == [], "an offline keeps it"
+        d2.gateway_status("north-coal", "gw1", True, T0 + 901_000)
+        [cleared] = await raised_cleared(d2, T0 + 901_000)
+        assert (cleared.kind, cleared.sensor) == ("cleared", alarm)
+        assert {r.sensor for r in db.active_alarms() if r.rule == GATEWAY_RULE} == set()
+        # a reload moves the devices to gw9, never heard from: waited for from the reload
+        d2.reload(_moved(reg, "gw9"), T0 + 1_000_000)
+        assert await raised_cleared(d2, T0 + 1_299_999) == []
+        [raised9] = await raised_cleared(d2, T0 + 1_300_000)
+        assert (raised9.sensor, raised9.ts) == ("gateway:north-coal/face-1301/gw9", T0 + 1_000_000)
     finally:
         await store.close()
         db.close()
