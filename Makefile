@@ -25,7 +25,8 @@ demo: $(STAMP)
 
 # Debian's mosquitto and influxdb (the fixtures start their own instances on free ports), mbpoll
 # (a Modbus client other than ours), chromium (browser tests of the dashboard), and promtool
-# (Debian's prometheus) and vsftpd, which check the Prometheus and vsftpd files the docs give.
+# (Debian's prometheus), vsftpd and jq, which check the Prometheus and vsftpd files and the jq
+# recipe the docs give.
 services:
 	@missing=""; \
 	test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || missing="$$missing mosquitto"; \
@@ -35,6 +36,7 @@ services:
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	test -d /usr/share/fonts/truetype/wqy || missing="$$missing fonts-wqy-microhei"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v jq >/dev/null || missing="$$missing jq"; \
 	test -x /usr/sbin/vsftpd || command -v vsftpd >/dev/null || missing="$$missing vsftpd"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing (their services not started: the tests start their own)"; \
