@@ -16,6 +16,7 @@ from ingest.metrics import Metrics
 from ingest.store.base import ReadingBatch
 from ingest.store.sqlite import SqliteStore
 from telemetry.config import HubConfig
+from telemetry.quality import Quality
 from telemetry.registry import Registry, build_registry, parse_document
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,3 +156,90 @@ async def test_without_a_saved_state_only_kinds_no_longer_judged_are_cleared(tmp
         finally:
             await store.close()
             db.close()
+
+
+def bypass_registry(rule: str, on_delay_s: int = 40) -> Registry:
+    """An interlock's bypass flag under `rule` of a pack of the site's own (h236's commissioning:
+    the rule renamed while the hub was stopped)."""
+    text = f"""
+version: 1
+rule_packs:
+  - name: acme-sis
+    rules:
+      {rule}:
+        kinds: [interlock]
+        no_data_s: 10
+        levels:
+          - {{name: bypassed, tier: blue, above: 1, recover: 0.5}}
+          - {{name: bypassed_too_long, tier: orange, above: 1, recover: 0.5,
+             on_delay_s: {on_delay_s}}}
+tenants:
+  - id: acme
+    sites:
+      - id: farm
+        devices:
+          - id: sis-2
+            profile: interlock-block
+            modbus: {{host: 127.0.0.1, port: 1502, unit: 2}}
+            sensors:
+              - {{id: sis2-bypass, point: bypassed, kind: interlock, rule: acme-sis.{rule}}}
+"""
+    config = parse_document(text, HubConfig, "restart.yaml")
+    profiles, packs = load_profiles(ROOT / "profiles")
+    return build_registry(config, profiles, packs, "restart.yaml")
+
+
+def comm_loss(reg: Registry, ts: int) -> ReadingBatch:
+    batch = readings(reg, [("sis2-bypass", ts, 0.0)])
+    batch.quality[:] = Quality.COMM_LOSS
+    return batch
+
+
+async def test_a_comm_loss_at_a_restart_with_a_renamed_rule_is_raised_under_the_new_rule(tmp_path):
+    """The device in comm loss when the hub stops, the flag's rule renamed meanwhile: at start
+    the old rule's no-data alarm is closed, the gateway's comm-loss reading (the device not
+    answering its first poll) raises the new rule's at once and its next reading clears it
+    (h236's alarm #79). A rule changed under the same name keeps the open alarm: nothing is
+    raised twice."""
+    before = bypass_registry("interlock-bypass-8h")
+    d, db, store = await hub(before, tmp_path, state=True)
+    await d.judge(readings(before, [("sis2-bypass", T0, 0.0)]), [], T0)
+    events = await d.judge(comm_loss(before, T0 + 5_000), [], T0 + 5_100)
+    assert [(e.sensor, e.side, e.kind) for e in events if e.sensor == "sis2-bypass"] == [
+        ("sis2-bypass", "no_data", "raised")
+    ]
+    await d.save_state()
+    await store.close()
+    db.close()
+    after = bypass_registry("interlock-bypass-40s")
+    d, db, store = await hub(after, tmp_path, state=True)
+    try:
+        got = await d.judge(comm_loss(after, T0 + 30_000), [], T0 + 32_000)
+        got += await d.judge(readings(after, [("sis2-bypass", T0 + 31_000, 0.0)]), [], T0 + 32_100)
+        mine = [(e.rule, e.side, e.kind, e.ts, e.comment) for e in got if e.sensor == "sis2-bypass"]
+        old, new = "acme-sis.interlock-bypass-8h", "acme-sis.interlock-bypass-40s"
+        assert sorted(mine) == sorted(
+            [
+                (old, "no_data", "cleared", mine[0][3], "configuration changed while stopped"),
+                (new, "no_data", "raised", T0 + 30_000, ""),
+                (new, "no_data", "cleared", T0 + 31_000, ""),
+            ]
+        ), mine
+        again = await d.judge(comm_loss(after, T0 + 40_000), [], T0 + 40_100)
+        assert [(e.side, e.kind) for e in again if e.sensor == "sis2-bypass"] == [
+            ("no_data", "raised")
+        ]
+        await d.save_state()
+    finally:
+        await store.close()
+        db.close()
+    same = bypass_registry("interlock-bypass-40s", on_delay_s=60)  # changed, same name
+    d, db, store = await hub(same, tmp_path, state=True)
+    try:
+        active = [(a.sensor, a.rule) for a in db.active_alarms() if a.sensor == "sis2-bypass"]
+        assert active == [("sis2-bypass", "acme-sis.interlock-bypass-40s")]
+        got = await d.judge(comm_loss(same, T0 + 50_000), [], T0 + 50_100)
+        assert [e for e in got if e.sensor == "sis2-bypass"] == []
+    finally:
+        await store.close()
+        db.close()
