@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -88,7 +89,11 @@ async def test_readings_from_the_future_are_said_and_make_the_hub_not_ready_unti
         assert "the HUB's clock is probably behind by about 60 s" in r.text, r.text
         # said at once (gw1's first message: one sender heard), not per message
         (said,) = _lines(caplog, "refused as from the future")
-        assert "1 reading(s) refused" in said and "north-coal/gw1, 60 s ahead" in said, said
+        assert "1 reading(s) refused" in said, said
+        # 60 s ahead when published, less the time the hub took to handle it (a loaded machine:
+        # 59 s was said once after 0.5 s)
+        ahead = re.search(r"north-coal/gw1, (\d+) s ahead", said)
+        assert ahead is not None and 55 <= int(ahead.group(1)) <= 60, said
         assert "the sender's clock or the hub's is off" in said, said
         # the dead letter names both clocks
 
