@@ -111,7 +111,20 @@ class ConfigAdmin:
                 log.error("configuration revision %d no longer checks: %s", latest.rev, failed)
             else:
                 if latest.source != "file":
-                    log.info("running configuration revision %d (%s)", latest.rev, latest.source)
+                    log.info(
+                        "running configuration revision %d (%s), newer than the file %s, "
+                        "which has not changed since it was last read",
+                        latest.rev,
+                        latest.source,
+                        file_source,
+                    )
+                else:
+                    log.info(
+                        "running configuration revision %d: the file %s, unchanged since it "
+                        "was last read",
+                        latest.rev,
+                        file_source,
+                    )
                 self.rev, self.registry = latest.rev, registry
                 return registry
         registry = file_registry
@@ -165,6 +178,16 @@ class ConfigAdmin:
                 why,
                 self.rev,
                 dropped,
+            )
+        else:
+            if newest is None:
+                how = "read for the first time"
+            elif latest is None:
+                how = "changed since it was last read"
+            else:
+                how = f"revision {latest.rev} no longer checks"
+            log.info(
+                "running configuration revision %d: the file %s, %s", self.rev, file_source, how
             )
         self.registry = registry
         return registry

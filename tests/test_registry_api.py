@@ -456,3 +456,59 @@ def test_a_key_rotated_through_the_api_stays_rotated_when_the_file_wins(tmp_path
     keys_now = {k.name: k for k in started.config.api_keys}
     assert (keys_now["centre"].role, keys_now["centre"].tenants) == ("viewer", (tenant,))
     db.close()
+
+
+def test_the_start_says_which_configuration_runs(tmp_path, caplog):
+    """An engineer who changed the configuration could not tell from the hub's start whether
+    the file or a revision made through the API was running (helper-236's commissioning): each
+    start now says it in one line, with the revision."""
+    from api.configadmin import ConfigAdmin
+    from api.registrydb import RegistryDB
+    from hazardhub.settings import load
+
+    def said() -> list[str]:
+        lines = [
+            r.getMessage() for r in caplog.records if "running configuration" in r.getMessage()
+        ]
+        caplog.clear()
+        return lines
+
+    async def switch(registry, rev):
+        return None
+
+    caplog.set_level("INFO", logger="api.configadmin")
+    config = tmp_path / "hub.yaml"
+    config.write_text((ROOT / "examples" / "demo.yaml").read_text(encoding="utf-8"), "utf-8")
+    db = RegistryDB(tmp_path / "registry.db")
+
+    def start() -> int:
+        admin = ConfigAdmin(db, load(config).registry, switch)
+        admin.startup(load(config).registry(), str(config))
+        return admin.rev
+
+    rev = start()
+    assert said() == [
+        f"running configuration revision {rev}: the file {config}, read for the first time"
+    ]
+    assert start() == rev
+    assert said() == [
+        f"running configuration revision {rev}: the file {config}, unchanged since it was last read"
+    ]
+    edited = yaml.safe_load(config.read_text("utf-8"))
+    edited["tenants"][0]["name"] = "edited in the file"
+    config.write_text(yaml.safe_dump(edited, allow_unicode=True), "utf-8")
+    rev = start()
+    assert said() == [
+        f"running configuration revision {rev}: the file {config}, changed since it was last read"
+    ]
+    db.close()
+    (tmp_path / "api").mkdir()
+    config2, db2, _, _ = _renamed_through_the_api(tmp_path / "api")
+    caplog.clear()
+    admin = ConfigAdmin(db2, load(config2).registry, switch)
+    admin.startup(load(config2).registry(), str(config2))
+    assert said() == [
+        f"running configuration revision {admin.rev} (api), newer than the file {config2}, "
+        "which has not changed since it was last read"
+    ]
+    db2.close()
