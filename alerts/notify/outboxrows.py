@@ -116,13 +116,17 @@ class OutboxStatements:
         *,
         only_local: bool = False,
         scan: int | None = None,
+        texts: bool = True,
     ) -> list[tuple[Any, ...]]:
         """The rows due for sending, but those `taken` already (in flight), those of the
         channels in `full` (their receiver has no room), and, but for the hub's own channels
         (`LOCAL_TYPES`: they count against no share), those of `full_tenants` or, with
         `only_local`, all others; closes their groups so that nothing is added meanwhile.
         With `scan`, only among the first `scan` rows due and not taken: the exclusions can
-        otherwise read every pending row to find none (a busy receiver's backlog, ~1 µs a row)."""
+        otherwise read every pending row to find none (a busy receiver's backlog, ~1 µs a row).
+        Without `texts`, a row's subject and events are '' (its events read only when it has no
+        `arrival`, a row of before the column): delivery reads them (`texts_of`) for the rows
+        it has room for, often a few of a take (a receiver with a little room)."""
         where = "status = 'pending' AND due_at <= ?"
         params: list[Any] = [now]
         if taken:
@@ -150,8 +154,9 @@ class OutboxStatements:
             where += f" AND ({share} NOT IN (SELECT value FROM json_each(?)) OR {local})"
             params.append(orjson.dumps(list(full_tenants)).decode())
         with self.outbox_db.transaction() as con:
+            bodies = "subject, events" if texts else "'', IIF(arrival IS NULL, events, '')"
             rows = con.execute(
-                "SELECT id, key, tenant, site, subscription, channel, subject, events, "
+                f"SELECT id, key, tenant, site, subscription, channel, {bodies}, "
                 f"created_at, attempts, arrival, open_until, series FROM outbox WHERE {where} "
                 "ORDER BY due_at, id LIMIT ?",
                 (*params, limit),
@@ -160,6 +165,14 @@ class OutboxStatements:
             if grouped:
                 con.executemany("UPDATE outbox SET open_until = NULL WHERE id = ?", grouped)
         return [(*r[:11], r[12]) for r in rows]
+
+    def texts_of(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """The subject and events of rows taken without them (`take_due`), by id."""
+        found: dict[int, tuple[str, str]] = {}
+        for chunk, marks in chunks_in(ids):
+            sql = f"SELECT id, subject, events FROM outbox WHERE id IN ({marks})"
+            found.update((r[0], (r[1], r[2])) for r in self.outbox_db.query(sql, chunk))
+        return found
 
     def settle(self, results: Sequence[tuple[int, str, int, str, int | None]]) -> None:
         """Record the outcome of each try: delivered, dead, or pending again until `due`."""

@@ -9,8 +9,9 @@ up every attribute declared here); the code moved as it was.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -72,10 +73,14 @@ def same_receiver(channel: ChannelSpec, made: str) -> bool:
 
 
 _TENANT_SHARE = 4  # a tenant's sends in flight: at most max_in_flight // this
+# rows queued or being sent, in takes (`Delivery.take_limit`): of one receiver, one tenant, all
+_RECEIVER_TAKES, _TENANT_TAKES, _ALL_TAKES = 1, 2, 8
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
+class Due(NamedTuple):
+    """An outbox row taken for sending (a tuple: made for every row of a take, which may have
+    room for a few of them only)."""
+
     id: int
     key: str
     tenant: str
@@ -100,6 +105,9 @@ class Shares:
     _row_guarded: Callable[[str, str], bool] | None
     _guard: tuple[object, AddressGuard] | None
     _receivers: dict[str, str]
+    _rows: Counter[str]  # per receiver, rows queued or being sent
+    _tenant_rows: Counter[str]  # per share, likewise
+    _row_total: int  # all of them but the hub's own channels'
     _slots: tuple[int, asyncio.Semaphore] | None
     _tenant_slots: dict[str, tuple[int, asyncio.Semaphore]]
 
@@ -116,6 +124,34 @@ class Shares:
     def _local(self, text: str) -> bool:
         """Whether a channel is one of the hub's own (`LOCAL_TYPES`)."""
         return self._channel(text).type in LOCAL_TYPES
+
+    def _admit(self, units: list[list[Due]], limit: int) -> list[list[Due]]:
+        """The units there is room for now, in order, were they queued one after the other:
+        a receiver has at most `limit` rows queued or being sent, a share two takes' worth, all
+        together eight (the hub's own channels count against no share nor all). The others'
+        rows stay in the outbox, to be taken when there is room."""
+        rows = {r: n for r, n in self._rows.items() if n}
+        shares = {s: n for s, n in self._tenant_rows.items() if n}
+        total = self._row_total
+        seen: dict[str, tuple[str, bool]] = {}  # a channel text: its receiver, whether local
+        admitted = []
+        for unit in units:
+            row = unit[0]
+            found = seen.get(row.channel)
+            if found is None:
+                found = seen[row.channel] = (self._receiver(row.channel), self._local(row.channel))
+            receiver, local = found
+            if rows.get(receiver, 0) >= _RECEIVER_TAKES * limit:
+                continue
+            if not local:
+                share = self._share(row)
+                if shares.get(share, 0) >= _TENANT_TAKES * limit or total >= _ALL_TAKES * limit:
+                    continue
+                shares[share] = shares.get(share, 0) + len(unit)
+                total += len(unit)
+            rows[receiver] = rows.get(receiver, 0) + len(unit)
+            admitted.append(unit)
+        return admitted
 
     def _slot(self) -> asyncio.Semaphore:
         n = self.settings.max_in_flight
