@@ -26,10 +26,10 @@ Run: .venv/bin/python bench/notify.py [--seconds 60] [--rate 10000] [--group 0] 
 POST carry up to 200 notifications; `--notifier-process` runs the notifier in a process of its
 own on the same SQLite file, polling the journal every 10 ms, as a hub could to use a second
 core). The CPU seconds of the producing process and of the notifier are printed beside, and
-(the notifier in the process) how they split: `AlarmBook.apply` and `Notifier.route`, each
-measured on its worker thread, and the event loop's rest (delivery), per transition and per
-webhook.
-"""
+(the notifier in the process) how they split: `AlarmBook.apply`, `Notifier.route` and
+delivery's SQL (its takes and settles), each measured on its worker thread, and the event loop's
+rest (sending), per transition and per webhook. A run that falls behind spends more per
+transition (takes of a backlog): compare runs that kept up, on a machine as quiet."""
 
 from __future__ import annotations
 
@@ -215,6 +215,8 @@ async def pipeline(
     parts = ThreadCpu()
     book.apply = parts.wrap("apply", book.apply)  # type: ignore[method-assign]
     notifier.route = parts.wrap("route", notifier.route)  # type: ignore[method-assign]
+    for name in ("take_due", "texts_of", "settle"):  # delivery's SQL, on its worker threads
+        setattr(notifier.store, name, parts.wrap("sql", getattr(notifier.store, name), True))
     stop = asyncio.Event()
     samples: list[tuple[int, int]] = []
 
@@ -356,12 +358,13 @@ async def run(args: argparse.Namespace, base: str) -> None:
     )
     if not args.notifier_process:
         n, posts, events = o.transitions, max(len(req_at), 1), max(len(ev_at), 1)
-        apply_s, route_s = o.parts["apply"], o.parts["route"]
-        rest = o.cpu[0] - apply_s - route_s
+        apply_s, route_s, sql_s = o.parts["apply"], o.parts["route"], o.parts["sql"]
+        rest = o.cpu[0] - apply_s - route_s - sql_s
         print(
             f"cpu parts  : per transition AlarmBook.apply {apply_s / n * 1e6:.0f} us, routing "
-            f"(journal -> outbox) {route_s / n * 1e6:.0f} us, the event loop (delivery, "
-            f"the rest) {rest / n * 1e6:.0f} us = {rest / posts * 1e6:.0f} us per webhook POST "
+            f"(journal -> outbox) {route_s / n * 1e6:.0f} us, delivery's SQL (take, settle) "
+            f"{sql_s / n * 1e6:.0f} us, the event loop (sending; the producer's and the "
+            f"bench's own few) {rest / n * 1e6:.0f} us = {rest / posts * 1e6:.0f} us per POST "
             f"({rest / events * 1e6:.0f} per event delivered); the notifier "
             f"{(o.cpu[0] - apply_s) / n * 1e6:.0f} us per transition"
         )
