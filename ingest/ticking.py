@@ -167,7 +167,15 @@ class Ticking(AlarmRecording):
     ) -> list[AlarmEvent]:
         """Journal the platforms' answers to the centre's supervisions, and the gateways'
         receipts of their tickets, on their alarms (`alerts.supervisionanswers`); one of no
-        supervision counted and said."""
+        supervision counted and said. Under the tick's lock: an answer is recorded before or
+        after the tick's overdue step (`SupervisionDeadlines.step`), never during it, so a
+        supervision answered is not journaled 超期未应答 after its answer."""
+        async with self._lock:
+            return await self._record_answers(answers, arrival)
+
+    async def _record_answers(
+        self, answers: Sequence[SupervisionAnswer], arrival: int
+    ) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
         for a in answers:
             got = await asyncio.to_thread(record_answer, self.statedb, self.desk, a, arrival)
