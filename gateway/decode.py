@@ -4,6 +4,11 @@ independently; tests check that the two agree.
 Byte and word orders of multi-register values (`LAYOUTS`): ABCD big-endian, CDAB words in reverse
 order, BADC bytes swapped in each word, DCBA little-endian. A point with `current` is a 4-20 mA
 transmitter judged by NAMUR NE 43.
+
+A float that decodes to a subnormal number (not 0, smaller in magnitude than its type's smallest
+normal: float32 1.1754944e-38, float64 2.2250738585072014e-308) is a sensor fault: no transmitter
+measures 2.4e-41, but a round reading (0, 25.0, 60.0: its low word is 0) read in the wrong word
+order is one, and would otherwise pass `valid` as a good reading near 0.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ __all__ = [
     "decode_point",
     "decode_reading",
     "float32_decimal",
+    "is_subnormal",
     "namur_quality",
+    "word_order_hint",
 ]
 
 _F32 = struct.Struct(">f")
@@ -60,6 +67,8 @@ _STATUS_QUALITY = {
     "calibration": Quality.CALIBRATION,
     "manual": Quality.MANUAL,
 }
+# the smallest normal number of each float type: a non-zero value below it is subnormal
+_TINY = {"float32": 1.1754943508222875e-38, "float64": 2.2250738585072014e-308}
 # precedence when several status rules hit one point: the worst wins
 _RANK = {
     Quality.GOOD: 0,
@@ -68,6 +77,14 @@ _RANK = {
     Quality.CALIBRATION: 3,
     Quality.SENSOR_FAULT: 4,
 }
+
+
+def is_subnormal(dtype: str, raw: float) -> bool:
+    """Whether a float point's raw value (before scale and offset) is subnormal: not a
+    measurement, most likely a value read in the wrong word order. (The shortest decimal of a
+    subnormal float32 is below the smallest normal too: it packs back to the subnormal.)"""
+    tiny = _TINY.get(dtype)
+    return tiny is not None and raw != 0.0 and abs(raw) < tiny
 
 
 def _raw(point: PointSpec, words: Sequence[int | bool]) -> float:
@@ -85,6 +102,25 @@ def _raw(point: PointSpec, words: Sequence[int | bool]) -> float:
     data = bytes(wire[i] for i in _GATHER[point.word_order, width])
     x = float(struct.unpack(_FORMATS[point.dtype], data)[0])
     return float32_decimal(x) if point.dtype == "float32" else x
+
+
+def word_order_hint(point: PointSpec, words: bytes | Sequence[int | bool]) -> str:
+    """For a float point that decoded to a subnormal number: what the other word orders read
+    from the same registers (those that give a measurement within `valid`), for the log line
+    that says so."""
+    if isinstance(words, bytes):
+        words = [int.from_bytes(words[k : k + 2], "big") for k in range(0, len(words) - 1, 2)]
+    readings = []
+    for order in LAYOUTS:
+        if order == point.word_order:
+            continue
+        other = point.model_copy(update={"word_order": order})
+        value, quality = decode_reading(other, words)
+        if quality != Quality.SENSOR_FAULT:
+            readings.append(f"{order} reads {value:g}")
+    if not readings:
+        return "no other word order reads a measurement"
+    return "; ".join(readings)
 
 
 def float32_decimal(x: float) -> float:
@@ -128,12 +164,17 @@ def namur_quality(ma: float) -> Quality:
 
 def decode_reading(point: PointSpec, words: Sequence[int | bool]) -> tuple[float, Quality]:
     """The engineering value of one point and its quality from the transmitter's signal."""
-    x = _scaled(_raw(point, words), point.scale) + point.offset
+    raw = _raw(point, words)
+    x = _scaled(raw, point.scale) + point.offset
     cur = point.current
     if cur is None:
-        return x, _plausible(point, x, Quality.GOOD)
-    value = _engineering(cur, x)
-    return value, _plausible(point, value, namur_quality(_milliamps(point, x)))
+        value, quality = x, _plausible(point, x, Quality.GOOD)
+    else:
+        value = _engineering(cur, x)
+        quality = _plausible(point, value, namur_quality(_milliamps(point, x)))
+    if is_subnormal(point.dtype, raw):  # no measurement: a value in the wrong word order
+        quality = Quality.SENSOR_FAULT
+    return value, quality
 
 
 def _engineering(cur: CurrentSpec, x: float) -> float:
@@ -237,6 +278,7 @@ class RequestDecoder:
         pts = [points[i] for i in chosen]
         self._f32 = [j for j, i in enumerate(chosen) if points[i].dtype == "float32"]
         self._floats = [j for j, i in enumerate(chosen) if points[i].dtype.startswith("float")]
+        self._tiny = {j: _TINY[points[chosen[j]].dtype] for j in self._floats}
         self._coef = []  # (divide, scale, offset): small lists beat numpy at this size
         for p in pts:
             divide = 0.0
@@ -251,9 +293,12 @@ class RequestDecoder:
 
     def decode(
         self, words: bytes | Sequence[int | bool], value: np.ndarray, quality: np.ndarray
-    ) -> None:
+    ) -> tuple[int, ...]:
         """Fill value[i] and quality[i] for every point i of the request. `words` are register
-        words or bits, or the registers as big-endian bytes (as they come off the wire)."""
+        words or bits, or the registers as big-endian bytes (as they come off the wire).
+        Returns the places (as in `index`) of the float points that decoded to a subnormal
+        number (given sensor-fault quality: most likely a wrong word order), usually none."""
+        subnormal: list[int] = []
         if isinstance(words, bytes):
             if len(words) < 2 * self.count:
                 raise DeviceError(
@@ -268,6 +313,7 @@ class RequestDecoder:
             data = self._words.pack(*words[: self.count])
         if len(self._fast):
             raw: list[float] = list(self._struct.unpack_from(data))
+            odd = [j for j in self._floats if raw[j] != 0.0 and abs(raw[j]) < self._tiny[j]]
             if self._f32:
                 for j in self._f32:
                     raw[j] = float32_decimal(raw[j])
@@ -289,9 +335,20 @@ class RequestDecoder:
             for j, (lo, hi) in self._range:  # over or under the span: still a measurement
                 if qs[j] == Quality.GOOD and not lo <= xs[j] <= hi:
                     qs[j] = Quality.OUT_OF_RANGE if math.isfinite(xs[j]) else Quality.SENSOR_FAULT
+            for j in odd:
+                qs[j] = Quality.SENSOR_FAULT
+                subnormal.append(int(self._fast[j]))
             value[self._fast] = xs
             quality[self._fast] = qs
         for i in self._slow:
-            v, qq = decode_reading(self.points[i], words[self._offsets[i] :])
+            point = self.points[i]
+            v, qq = decode_reading(point, words[self._offsets[i] :])
             value[self._index[i]] = v
             quality[self._index[i]] = qq
+            if (
+                qq == Quality.SENSOR_FAULT
+                and point.dtype in _TINY
+                and is_subnormal(point.dtype, _raw(point, words[self._offsets[i] :]))
+            ):
+                subnormal.append(self._index[i])
+        return tuple(subnormal)

@@ -32,13 +32,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
 from gateway.bus import ModbusBus
-from gateway.decode import RequestDecoder, apply_status
+from gateway.decode import RequestDecoder, apply_status, word_order_hint
 from gateway.errors import DeviceError, LinkError, NoAnswerError, NotSentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
@@ -69,10 +69,15 @@ class DevicePoller:
         gap: int = 8,
         coalesce: bool = True,
         phase_s: float = 0.0,
+        counters: Counter[str] | None = None,
     ) -> None:
         """`phase_s` delays the first cycle: a gateway spreads its devices' cycles over the
-        period so that they do not all start in the same instant (which shows as jitter)."""
+        period so that they do not all start in the same instant (which shows as jitter).
+        `counters` are the gateway's (its reports and metrics): the poller counts there the
+        float readings that decoded to a subnormal number (``subnormal_readings``)."""
         self.device = device
+        self.counters: Counter[str] = Counter() if counters is None else counters
+        self._subnormal_said: set[int] = set()  # read points whose subnormal was logged
         self.phase_s = phase_s
         self._sink = sink
         self._gateway = gateway
@@ -228,6 +233,33 @@ class DevicePoller:
         self._sent_ts[keep] = ts[keep]
         return keep
 
+    def _said_subnormal(
+        self, req: ReadRequest, answer: Value, points: tuple[int, ...], value: np.ndarray
+    ) -> None:
+        """Count the float readings that decoded to a subnormal number (sensor fault) and log
+        each point's first one, with what the other word orders read."""
+        self.counters["subnormal_readings"] += len(points)
+        for i in points:
+            if i in self._subnormal_said:
+                continue
+            self._subnormal_said.add(i)
+            point = self._read_points[i]
+            offset = dict(req.points)[i]
+            words = answer[2 * offset :] if isinstance(answer, bytes) else answer[offset:]
+            log.warning(
+                "device %s: point %s (%s %d, %s %s) read %g, a subnormal number that no "
+                "transmitter sends: a sensor fault; is the word order wrong? %s (said once per "
+                "point; counted in subnormal_readings)",
+                self.device.spec.id,
+                point.name,
+                req.table,
+                req.address + offset,
+                point.dtype,
+                point.word_order,
+                value[i],
+                word_order_hint(point, words),
+            )
+
     async def _cycle(
         self, value: np.ndarray, quality: np.ndarray, sent_at: np.ndarray
     ) -> tuple[np.ndarray, DeviceError | None]:
@@ -257,7 +289,9 @@ class DevicePoller:
                 # one re-send a cycle once it answered: a second lost request may be the unit dead
                 resend = self._resends(forgiven, heard) and lapses == 0
                 answer = await self._read(req, alive=alive, forgiven=forgiven, resend=resend)
-                decoder.decode(answer, value, quality)
+                subnormal = decoder.decode(answer, value, quality)
+                if subnormal:
+                    self._said_subnormal(req, answer, subnormal, value)
             except LinkError as exc:
                 self.failed_requests += n
                 self._answered = False

@@ -97,6 +97,7 @@ class Gateway:
                 epoch=self.epoch,
                 bus=self.buses[d.spec.modbus.endpoint()],
                 phase_s=spread_phase(i, len(self.devices), d.spec.modbus.poll_s),
+                counters=self.publisher.counters,
             )
             for i, d in enumerate(self.devices)
         ]
