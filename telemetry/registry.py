@@ -27,9 +27,9 @@ from telemetry.registrychecks import (
     check_reachable,
     check_sensors,
     check_terminals,
-    same_unit,
 )
 from telemetry.registrytypes import DeviceInfo, Registry, SensorInfo, VehicleInfo
+from telemetry.unitchecks import sensor_unit
 from telemetry.yamlkeys import load_once
 
 __all__ = [
@@ -207,16 +207,15 @@ def build_registry(
                                 "point measures; pick a rule for this kind or give the sensor "
                                 "its own levels"
                             )
-                        unit = sen.unit or point.unit
-                        if packed is not None and not same_unit(unit, packed.units):
-                            raise ConfigError(
-                                f"{swhere}.rule: rule {sen.rule!r} has its levels in "
-                                f"{' or '.join(packed.units)}, and sensor {sen.id!r} reads "
-                                f"{unit!r}: "
-                                "its alarms would come at the wrong value; pick a rule in "
-                                "the sensor's unit, give it its own levels, or set the sensor's "
-                                "`unit:` if the point is really in the rule's"
-                            )
+                        unit = sensor_unit(
+                            sensor=sen.id,
+                            unit=sen.unit,
+                            point=point,
+                            profile=prof.name,
+                            rule=sen.rule,
+                            rule_units=packed.units if packed is not None else (),
+                            where=swhere,
+                        )
                         check_reachable(levels, point, sen.id, swhere)
                         rate = sen.rate or (packed.rate if packed else None)
                         early = sen.early_warning or (packed.early_warning if packed else None)

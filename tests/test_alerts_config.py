@@ -166,15 +166,20 @@ def test_trend_option_errors():
 
 
 def _one_sensor(sensor: str) -> HubConfig:
+    """One sensor on a generic analog input, whose unit the sensor's `unit:` gives (a profile
+    point that declares one may not be given another, helper-237)."""
     return parse_document(
         f"""
+device_profiles:
+  - name: ai-1
+    points: [{{name: lel1, table: input, address: 0, dtype: uint16, scale: 0.1}}]
 tenants:
   - id: c
     sites:
       - id: f
         devices:
           - id: tx
-            profile: lel-panel-4
+            profile: ai-1
             sensors: [{sensor}]
 """,
         HubConfig,

@@ -150,8 +150,8 @@ def test_a_rule_in_another_unit_is_refused_with_the_place(unit, kind, rule):
 
 def test_a_rule_in_the_sensors_unit_is_taken_spaces_and_case_aside():
     assert build_units("% lel", "flammable_gas", "chem-gas.flammable-lel").sensor("x").unit
-    # the sensor says the point is really in the rule's unit (a transmitter set to %OEL)
-    got = build_units("ppm", "toxic_gas", "chem-gas.toxic-oel", ', unit: "%OEL"').sensor("x")
+    # the sensor gives the unit of a point its profile leaves open (a transmitter set to %OEL)
+    got = build_units("", "toxic_gas", "chem-gas.toxic-oel", ', unit: "%OEL"').sensor("x")
     assert got is not None and got.unit == "%OEL"
     # a point without a unit cannot be checked; a rule without units takes any
     assert build_units("", "toxic_gas", "chem-gas.toxic-oel").sensor("x") is not None
