@@ -16,7 +16,14 @@ from typing import Final
 
 from telemetry.config import PointSpec
 
-__all__ = ["FLOAT32_MAX", "decode_words", "encode_point", "order_words", "register_width"]
+__all__ = [
+    "FLOAT32_MAX",
+    "decode_words",
+    "encode_nan",
+    "encode_point",
+    "order_words",
+    "register_width",
+]
 
 FLOAT32_MAX: Final = 3.4028234663852886e38
 
@@ -85,6 +92,16 @@ def encode_point(point: PointSpec, value: float) -> list[int]:
         if point.dtype in ("bool", "bit"):
             return [raw_int]
         data = struct.pack(_STRUCT[point.dtype], raw_int)
+    words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+    return order_words(words, point.word_order)
+
+
+def encode_nan(point: PointSpec) -> list[int]:
+    """The words of a float point's quiet NaN (0x7FC00000, 0x7FF8000000000000), the fault signal
+    of a float transmitter, in the point's word order; ValueError for any other dtype."""
+    if point.dtype not in _FLOATS:
+        raise ValueError(f"point {point.name!r}: a {point.dtype} has no NaN")
+    data = struct.pack(_STRUCT[point.dtype], math.nan)
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
     return order_words(words, point.word_order)
 

@@ -27,7 +27,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from simulators.encode import decode_words, encode_point, register_width
+from simulators.encode import decode_words, encode_nan, encode_point, register_width
 from simulators.signals import Signal
 from telemetry.config import DeviceProfile, PointSpec
 
@@ -188,15 +188,18 @@ class SimulatedDevice:
 
         line_break: a 4-20 mA loop at 2.0 mA (NAMUR: sensor fault; other points answer "device
         failure"); over_range: 20.8 mA (saturated; other points their dtype's maximum); stuck: the
-        value freezes; calibration / fault: the profile's status bits for that quality are set.
+        value freezes; calibration / fault: the profile's status bits for that quality are set;
+        nan: a float point holds NaN, a float transmitter's fault signal (ValueError on others).
         """
         if point not in self._points:
             raise ValueError(f"profile {self.profile.name!r} has no point {point!r}")
         if mode is None:
             self._modes.pop(point, None)
             return
-        if mode not in ("line_break", "over_range", "stuck", "calibration", "fault"):
+        if mode not in ("line_break", "nan", "over_range", "stuck", "calibration", "fault"):
             raise ValueError(f"unknown mode {mode!r}")
+        if mode == "nan":
+            encode_nan(self._points[point])  # a float point, else ValueError
         frozen = self._base_value(self._points[point], self._clock())
         self._modes[point] = (mode, frozen)
 
@@ -215,6 +218,8 @@ class SimulatedDevice:
         cur = point.current
         if kind == "stuck":
             return frozen
+        if kind == "nan":
+            return math.nan
         if kind in ("line_break", "over_range"):
             ma = 2.0 if kind == "line_break" else 20.8
             if cur is not None:
@@ -296,7 +301,10 @@ class SimulatedDevice:
             if bits is not None:
                 registers[point.address - start] = self._register(point, bits, t_s)
                 continue
-            words = encode_point(point, self._value(point, t_s))
+            if self._modes.get(point.name, ("",))[0] == "nan":
+                words = encode_nan(point)
+            else:
+                words = encode_point(point, self._value(point, t_s))
             if table in _BIT_TABLES:
                 index, bit = point.address // 16 - start, point.address % 16
                 registers[index] = (registers[index] & ~(1 << bit)) | (words[0] << bit)

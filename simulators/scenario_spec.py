@@ -94,6 +94,7 @@ __all__ = [
 
 Mode = Literal[
     "line_break",
+    "nan",
     "over_range",
     "stuck",
     "calibration",

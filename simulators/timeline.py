@@ -279,9 +279,15 @@ def compile_scenario(spec: ScenarioSpec, registry: Registry) -> CompiledScenario
         if ev.gateway is not None and ev.gateway not in gateways:
             raise ValueError(f"{where}: no device of the configuration is behind {ev.gateway!r}")
         if ev.device is not None and ev.point is not None:
-            names = {p.name for p in devices[named[k]].profile.points}
-            if ev.point not in names:
+            points = {p.name: p for p in devices[named[k]].profile.points}
+            if ev.point not in points:
                 raise ValueError(f"{where}: device {ev.device!r} has no point {ev.point!r}")
+            dtype = points[ev.point].dtype
+            if ev.mode == "nan" and dtype not in ("float32", "float64"):
+                raise ValueError(
+                    f"{where}: mode 'nan' needs a float32 or float64 point; {ev.point!r} is "
+                    f"{dtype} (a fault of it: 'line_break', or 'fault' with a status bit)"
+                )
     baselines = _baselines(spec, devices, vehicles)
     for veh_id in spec.speed_limits:
         if veh_id not in vehicles:
