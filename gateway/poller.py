@@ -38,10 +38,11 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from gateway.bus import ModbusBus
-from gateway.decode import RequestDecoder, apply_status, word_order_hint
+from gateway.decode import RequestDecoder, apply_status
 from gateway.errors import DeviceError, LinkError, NoAnswerError, NotSentError
 from gateway.modbus.connection import Value
 from gateway.plan import ReadRequest, compile_plan
+from gateway.wordorder import SubnormalReport
 from telemetry.clock import wall_ms
 from telemetry.codec import TelemetryBatch
 from telemetry.numbering import Numbering
@@ -77,7 +78,6 @@ class DevicePoller:
         float readings that decoded to a subnormal number (``subnormal_readings``)."""
         self.device = device
         self.counters: Counter[str] = Counter() if counters is None else counters
-        self._subnormal_said: set[int] = set()  # read points whose subnormal was logged
         self.phase_s = phase_s
         self._sink = sink
         self._gateway = gateway
@@ -92,6 +92,7 @@ class DevicePoller:
             if n not in self._keys
         ]
         self._read_points = (*device.points, *extra)
+        self._subnormal = SubnormalReport(device.spec.id, self._read_points, self.counters)
         self._plan: tuple[ReadRequest, ...] = compile_plan(
             self._read_points, gap=gap, coalesce=coalesce
         )
@@ -233,33 +234,6 @@ class DevicePoller:
         self._sent_ts[keep] = ts[keep]
         return keep
 
-    def _said_subnormal(
-        self, req: ReadRequest, answer: Value, points: tuple[int, ...], value: np.ndarray
-    ) -> None:
-        """Count the float readings that decoded to a subnormal number (sensor fault) and log
-        each point's first one, with what the other word orders read."""
-        self.counters["subnormal_readings"] += len(points)
-        for i in points:
-            if i in self._subnormal_said:
-                continue
-            self._subnormal_said.add(i)
-            point = self._read_points[i]
-            offset = dict(req.points)[i]
-            words = answer[2 * offset :] if isinstance(answer, bytes) else answer[offset:]
-            log.warning(
-                "device %s: point %s (%s %d, %s %s) read %g, a subnormal number that no "
-                "transmitter sends: a sensor fault; is the word order wrong? %s (said once per "
-                "point; counted in subnormal_readings)",
-                self.device.spec.id,
-                point.name,
-                req.table,
-                req.address + offset,
-                point.dtype,
-                point.word_order,
-                value[i],
-                word_order_hint(point, words),
-            )
-
     async def _cycle(
         self, value: np.ndarray, quality: np.ndarray, sent_at: np.ndarray
     ) -> tuple[np.ndarray, DeviceError | None]:
@@ -291,7 +265,7 @@ class DevicePoller:
                 answer = await self._read(req, alive=alive, forgiven=forgiven, resend=resend)
                 subnormal = decoder.decode(answer, value, quality)
                 if subnormal:
-                    self._said_subnormal(req, answer, subnormal, value)
+                    self._subnormal.report(req, answer, subnormal, value)
             except LinkError as exc:
                 self.failed_requests += n
                 self._answered = False

@@ -157,7 +157,7 @@ async def test_the_poller_reads_the_wrong_word_order_as_a_fault_and_says_so_once
     counters: Counter[str] = Counter()
     poller = DevicePoller(info, _ignore, gateway="gw1", epoch=1, counters=counters)
     try:
-        with caplog.at_level(logging.WARNING, logger="gateway.poller"):
+        with caplog.at_level(logging.WARNING, logger="gateway.wordorder"):
             first = await poller.poll_once()
             second = await poller.poll_once()
     finally:
