@@ -91,3 +91,28 @@ tenants:
     with pytest.raises(ConfigError) as err:
         build_registry(parse_document(text, HubConfig, "site.yaml"), profiles, packs)
     assert "the `current:` span (`eng_min`, `eng_max`) in ppm and `unit: ppm`" in str(err.value)
+
+
+def test_the_ammonia_example_of_rules_md_loads():
+    """docs/rules.md showed `unit: ppm` on a sensor of the shipped %LEL transmitter, which is now
+    refused; its example reads ppm through a profile of its own and loads."""
+    doc = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    block = doc[doc.index("  - name: nh3-transmitter-4-20ma-100ppm") :]
+    profile, sensor = block.split("# ... the device", 1)
+    sensor = sensor[sensor.index("- {id: nh3-01") : sensor.index("```")]
+    text = (
+        "device_profiles:\n"
+        + profile
+        + "tenants:\n  - id: acme\n    sites:\n      - id: plant\n        devices:\n"
+        + "          - id: tx\n            profile: nh3-transmitter-4-20ma-100ppm\n"
+        + "            sensors:\n"
+        + "".join(
+            f"              {line.strip()}\n"
+            if line.strip().startswith("-")
+            else f"                {line.strip()}\n"
+            for line in sensor.strip().splitlines()
+        )
+    )
+    profiles, packs = load_profiles(ROOT / "profiles")
+    registry = build_registry(parse_document(text, HubConfig, "rules.md"), profiles, packs)
+    assert registry.sensor("nh3-01").unit == "ppm"
