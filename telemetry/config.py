@@ -21,6 +21,7 @@ from telemetry.configbase import Frozen, Ident, Label, Tier
 from telemetry.deviceconfig import (
     CurrentSpec,
     DeviceProfile,
+    InlineProfiles,
     ModbusSpec,
     PointSpec,
     ReportSpec,
@@ -339,7 +340,7 @@ class HubConfig(Frozen):
     version: Literal[1] = 1
     tenants: tuple[TenantSpec, ...] = ()
     api_keys: tuple[ApiKeySpec, ...] = ()
-    device_profiles: tuple[DeviceProfile, ...] = Field(
+    device_profiles: InlineProfiles = Field(
         default=(), description="profiles given inline, beside those under profiles/devices"
     )
     rule_packs: tuple[RulePack, ...] = Field(

@@ -6,19 +6,32 @@ reports. Pure models; `telemetry.config` re-exports them.
 from __future__ import annotations
 
 import math
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from telemetry.configbase import Frozen, Ident, some
+from telemetry.pointrepeat import (
+    PointRepeat,
+    StatusRepeat,
+    bound_profile,
+    bound_repeats,
+    expand_points,
+    expand_status,
+    families,
+    register_width,
+)
 
 __all__ = [
     "CurrentSpec",
     "DeviceProfile",
+    "InlineProfiles",
     "ModbusSpec",
+    "PointRepeat",
     "PointSpec",
     "ReportSpec",
     "SerialSpec",
+    "StatusRepeat",
     "StatusSpec",
     "register_width",
 ]
@@ -74,6 +87,16 @@ class PointSpec(Frozen):
     )
     unit: str = ""
     description: str = ""
+    repeat: PointRepeat | None = Field(
+        default=None,
+        description="one point per channel of a panel: `name` numbered from `first`, "
+        "`address` moved by `step` per channel; expanded when the profile is loaded",
+    )
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat_count(cls, repeat: object) -> object:
+        return {"count": repeat} if type(repeat) is int else repeat
 
     @field_validator("scale")
     @classmethod
@@ -112,12 +135,9 @@ class PointSpec(Frozen):
                     f"[{self.valid[0]:g}, {self.valid[1]:g}]: what the instrument measures is "
                     "among what it can read"
                 )
+        if self.repeat is not None:
+            self.repeat.check(self.name, self.address, register_width(self.dtype), self.dtype)
         return self
-
-
-def register_width(dtype: str) -> int:
-    """Registers (or bits) a value of `dtype` occupies."""
-    return {"int32": 2, "uint32": 2, "float32": 2, "float64": 4}.get(dtype, 1)
 
 
 class StatusSpec(Frozen):
@@ -128,6 +148,16 @@ class StatusSpec(Frozen):
     equals: int | None = Field(default=None, description="None: any non-zero value")
     quality: Literal["sensor_fault", "out_of_range", "calibration", "manual"]
     applies_to: tuple[Ident, ...] = Field(default=(), description="empty: every point")
+    repeat: StatusRepeat | None = Field(
+        default=None,
+        description="one rule per channel: `point`{n} applies to each of `applies_to`{n}, "
+        "for the channels of repeated points; expanded when the profile is loaded",
+    )
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat_count(cls, repeat: object) -> object:
+        return {"count": repeat} if type(repeat) is int else repeat
 
 
 class DeviceProfile(Frozen):
@@ -138,6 +168,11 @@ class DeviceProfile(Frozen):
     points: tuple[PointSpec, ...]
     status: tuple[StatusSpec, ...] = ()
 
+    @field_validator("points", mode="before")
+    @classmethod
+    def _bounded(cls, points: object) -> object:
+        return bound_profile(points)
+
     @field_validator("points")
     @classmethod
     def _some_points(cls, points: tuple[PointSpec, ...]) -> tuple[PointSpec, ...]:
@@ -145,6 +180,12 @@ class DeviceProfile(Frozen):
 
     @model_validator(mode="after")
     def _unique(self) -> Self:
+        # repeated points and status rules become plain ones here, once: the gateway's plans,
+        # the registry, the simulators and the config API's export see every channel
+        repeated = families(self.points)
+        # a frozen model's fields set while it is validated, before anyone sees it
+        object.__setattr__(self, "status", expand_status(self.status, repeated))
+        object.__setattr__(self, "points", expand_points(self.points))
         names = [p.name for p in self.points]
         if len(set(names)) != len(names):
             raise ValueError("point names must be unique within a profile")
@@ -167,6 +208,10 @@ class DeviceProfile(Frozen):
                     "scale, offset, 4-20 mA or float): its bits are tested"
                 )
         return self
+
+
+# a configuration's own profiles: their repeats bounded in all, before any is expanded
+InlineProfiles = Annotated[tuple[DeviceProfile, ...], BeforeValidator(bound_repeats)]
 
 
 class SerialSpec(Frozen):
