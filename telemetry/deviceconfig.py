@@ -193,7 +193,18 @@ class DeviceProfile(Frozen):
         for st in self.status:
             unknown = [n for n in (st.point, *st.applies_to) if n not in names]
             if unknown:
-                raise ValueError(f"status refers to unknown point(s) {unknown}")
+                made = [
+                    f"{n!r} is repeated: {n}{min(repeated[n])}..{n}{max(repeated[n])}"
+                    for n in unknown
+                    if n in repeated
+                ]
+                hint = (
+                    f" ({'; '.join(made)}; give the rule `repeat:`, one rule per channel, or "
+                    "name a channel)"
+                    if made
+                    else ""
+                )
+                raise ValueError(f"status refers to unknown point(s) {unknown}{hint}")
             word = by_name[st.point]
             # its bits and values are tested on the value read: a scaled or float status word
             # would test the bits of the engineering value (helper-96)

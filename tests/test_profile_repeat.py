@@ -252,3 +252,15 @@ def test_repeats_are_bounded_before_they_are_expanded() -> None:
         in (str(said.value))
     )
     assert len(HubConfig.model_validate({"device_profiles": profiles[:16]}).device_profiles) == 16
+
+
+def test_a_plain_rule_naming_a_repeated_point_is_told_of_the_repeat() -> None:
+    """A status rule without `repeat:` naming the repeated `gas` got only "unknown point(s)
+    ['gas']": it now says the channels `gas` became and the two ways to write the rule."""
+
+    def plain(d: dict[str, Any]) -> None:
+        d["status"][0].pop("repeat")
+
+    text = refused(plain)
+    assert "unknown point(s) ['st', 'gas'] ('st' is repeated: st1..st12; 'gas' is repeated:" in text
+    assert "gas1..gas12; give the rule `repeat:`, one rule per channel, or name a channel)" in text
