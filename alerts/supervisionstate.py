@@ -24,6 +24,7 @@ from alerts.alarmchange import cst
 from alerts.alarms import AlarmEvent
 from alerts.desk import AlarmDesk, AlarmNotFoundError
 from alerts.statedb import StateDB
+from alerts.supervisionanswers import Supervision
 
 __all__ = [
     "COUNTED",
@@ -67,15 +68,9 @@ COUNT_SQL = (
 
 
 @dataclass(frozen=True, slots=True)
-class SupervisionState:
-    id: int  # the journal event that said it
-    alarm_id: int
-    tenant: str
-    vehicle: str
-    plate: str
-    deadline: int
-    created_at: int
-    actor: str
+class SupervisionState(Supervision):
+    """A supervision as recorded, with what became of it."""
+
     platform: str | None  # the platform the gateway sent it to
     receipt: str | None  # the gateway's last receipt (or the hub's not_sent)
     receipt_at: int | None
