@@ -122,15 +122,22 @@ let bulkStep = null;  // the open question: {ids: {step: [id]}, red: {step: n}, 
 
 async function stepShown(note) {
   const b = bulkStep;
+  await sendBulk(b, () => { if (bulkStep === b) bulkStep = null; },
+    () => stepMany(b.ids[b.step], b.step, note), (got) => stepSummary(got, b.step));
+}
+
+// the bar's open question `b` answered: `send()` its alarms and say `said(got)`; `close()`
+// closes the question if it is still the open one (a list read meanwhile made it stale)
+async function sendBulk(b, close, send, said) {
   if (!b) return;
-  if (b.epoch !== epoch) { bulkStep = null; bulkMsg(ctx.t("bulk_stale"), false); redraw(); return; }
+  if (b.epoch !== epoch) { close(); bulkMsg(ctx.t("bulk_stale"), false); redraw(); return; }
   clearNotes();
   b.busy = true;
   redraw();
   try {
-    const got = await stepMany(b.ids[b.step], b.step, note);
-    if (bulkStep === b) bulkStep = null;
-    bulkMsg(stepSummary(got, b.step), true);
+    const got = await send();
+    close();
+    bulkMsg(said(got), true);
   } catch (err) {
     b.busy = false;
     bulkMsg(err.status ? hubError(err) : ctx.t("neterr"), false);
@@ -211,21 +218,8 @@ export function renderStepShown(shown) {
 /** The shown lower tiers' alarms waiting, acknowledged from the bar over the list. */
 async function ackLower(note) {
   const b = bulk;
-  if (!b) return;
-  if (b.epoch !== epoch) { bulk = null; bulkMsg(ctx.t("bulk_stale"), false); redraw(); return; }
-  clearNotes();
-  b.busy = true;
-  redraw();
-  try {
-    const got = await acknowledgeMany(b.ids, note);
-    if (bulk === b) bulk = null;
-    bulkMsg(bulkSummary(got), true);
-  } catch (err) {
-    b.busy = false;
-    bulkMsg(err.status ? hubError(err) : ctx.t("neterr"), false);
-  }
-  redraw();
-  ctx.onChange();
+  await sendBulk(b, () => { if (bulk === b) bulk = null; },
+    () => acknowledgeMany(b.ids, note), bulkSummary);
 }
 
 function bulkForm(form) {
