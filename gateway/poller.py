@@ -86,11 +86,16 @@ class DevicePoller:
         # the sensors' points, then the status registers that set their quality
         self._keys = tuple(p.name for p in device.points)
         by_name = {p.name: p for p in device.profile.points}
-        extra = [
-            by_name[n]
-            for n in dict.fromkeys(st.point for st in device.profile.status)
-            if n not in self._keys
-        ]
+        # the status rules that set the quality of a configured sensor's point: a register whose
+        # rules name only points no sensor uses is not read (a 64-channel panel with 8 detectors
+        # wired reads 8 status words, not 64)
+        self._status = tuple(
+            st
+            for st in device.profile.status
+            if not st.applies_to or any(k in st.applies_to for k in self._keys)
+        )
+        status_points = tuple(dict.fromkeys(st.point for st in self._status))
+        extra = [by_name[n] for n in status_points if n not in self._keys]
         self._read_points = (*device.points, *extra)
         self._subnormal = SubnormalReport(device.spec.id, self._read_points, self.counters)
         self._plan: tuple[ReadRequest, ...] = compile_plan(
@@ -116,15 +121,14 @@ class DevicePoller:
         self._all_keys = np.arange(len(self._keys), dtype=np.uint16)
         self._all_keys.flags.writeable = False
         self._status_index = {
-            name: self._read_points.index(by_name[name])
-            for name in dict.fromkeys(st.point for st in device.profile.status)
+            name: self._read_points.index(by_name[name]) for name in status_points
         }
         # per status register: the sensors' points its rules set the quality of (all, for a rule
         # without applies_to); when its request fails their quality is unknown, so they are lost
         self._status_of: list[tuple[int, np.ndarray]] = []
         for name, i in self._status_index.items():
             mask = np.zeros(len(self._keys), dtype=bool)
-            for st in device.profile.status:
+            for st in self._status:
                 if st.point == name:
                     mask |= [not st.applies_to or k in st.applies_to for k in self._keys]
             self._status_of.append((i, mask))
@@ -351,7 +355,7 @@ class DevicePoller:
                 status = {
                     k: int(value[i]) for k, i in self._status_index.items() if not lost_read[i]
                 }
-                apply_status(self.device.profile.status, status, self._keys, qualities)
+                apply_status(self._status, status, self._keys, qualities)
                 quality[:n] = qualities
             ts, value, quality, lost = ts[:n], value[:n], quality[:n], lost_read[:n]
             value[lost] = np.nan
