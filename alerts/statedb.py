@@ -33,13 +33,7 @@ from alerts.deadletters import DeadLetterBook
 from alerts.errors import AlarmStoreError
 from alerts.restoredcopy import renumber_restored
 from alerts.stateschema import (
-    BYPASS_APPROVAL_COLUMNS,
-    LOCK_PLAN_COLUMNS,
     SCHEMA,
-    SCHEMA_BYPASS_APPROVALS,
-    SCHEMA_BYPASS_APPROVALS_KEPT,
-    SCHEMA_HAZARDS,
-    SCHEMA_LOCK_TESTS,
     SCHEMA_V2,
     SCHEMA_V3,
     SCHEMA_V4,
@@ -55,6 +49,14 @@ from alerts.stateschema import (
     SCHEMA_V12,
     SCHEMA_V12_FILL,
     VERSION,
+)
+from alerts.stateschemaside import (
+    BYPASS_APPROVAL_COLUMNS,
+    LOCK_PLAN_COLUMNS,
+    SCHEMA_BYPASS_APPROVALS,
+    SCHEMA_BYPASS_APPROVALS_KEPT,
+    SCHEMA_HAZARDS,
+    SCHEMA_LOCK_TESTS,
 )
 
 __all__ = [
