@@ -13,11 +13,9 @@ the client times out while other units on the same port keep answering.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final, Literal, cast
 
 from pymodbus import FramerType
@@ -25,72 +23,24 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.simulator import SimDevice
 
 from simulators.encode import decode_words, encode_nan, encode_point, register_width
+from simulators.modbuslayout import (
+    BIT_TABLES,
+    TABLE_OF_FUNCTION,
+    TABLES,
+    WORDS,
+    Span,
+    Table,
+    layout,
+    shares,
+    sim_block,
+)
 from simulators.signals import Signal
 from telemetry.config import DeviceProfile, PointSpec
 
 __all__ = ["ModbusSimServer", "SimulatedDevice"]
-
-Table = Literal["coil", "discrete", "holding", "input"]
-
-_TABLES: Final[tuple[Table, ...]] = ("coil", "discrete", "holding", "input")
-_BIT_TABLES: Final = frozenset({"coil", "discrete"})
-_WORDS: Final = frozenset({"int16", "uint16"})  # one-register words that bit points may share
-_TABLE_OF_FUNCTION: Final[Mapping[int, Table]] = {
-    **dict.fromkeys((1, 5, 15), "coil"),
-    2: "discrete",
-    **dict.fromkeys((3, 6, 16, 22, 23), "holding"),
-    4: "input",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """The points of one table and the address range [lo, hi) they cover (gaps read as 0)."""
-
-    points: tuple[PointSpec, ...]
-    lo: int
-    hi: int
-
-
-def _shares(a: PointSpec, b: PointSpec) -> bool:
-    """Whether `b` may read a register `a` reads too: distinct bits of one register, or a bit of
-    a one-register integer word (a state word and its flags: `a` the word, as `_layout` sorts)."""
-    if a.address != b.address or b.dtype != "bit":
-        return False
-    return a.bit != b.bit if a.dtype == "bit" else a.dtype in _WORDS
-
-
-def _layout(points: Sequence[PointSpec]) -> dict[Table, _Span]:
-    """Group points by table, each register's word before its bits; overlapping points would
-    make the device ambiguous, so refuse them (bits of one register, and of a word, excepted)."""
-    spans: dict[Table, _Span] = {}
-    for table in _TABLES:
-        mine = sorted(
-            (p for p in points if p.table == table), key=lambda p: (p.address, p.dtype == "bit")
-        )
-        for a, b in itertools.pairwise(mine):
-            if _shares(a, b):
-                continue  # several flags in one status register, or a word's bits
-            if a.address + register_width(a.dtype) > b.address:
-                raise ValueError(f"points {a.name!r} and {b.name!r} overlap in the {table} table")
-        if mine:
-            hi = max(p.address + register_width(p.dtype) for p in mine)
-            spans[table] = _Span(tuple(mine), mine[0].address, hi)
-    return spans
-
-
-def _sim_block(table: Table, span: _Span | None) -> list[SimData]:
-    """The pymodbus block for one table; an empty table still needs an entry."""
-    if table in _BIT_TABLES:
-        # Bit blocks have no "invalid" marker; an empty one is refused in the action instead.
-        lo, hi = (span.lo, span.hi) if span else (0, 1)
-        return [SimData(address=lo, values=[False] * (hi - lo), datatype=DataType.BITS)]
-    if span is None:
-        return [SimData(address=0, count=1, datatype=DataType.INVALID)]
-    return [SimData(address=span.lo, count=span.hi - span.lo, datatype=DataType.REGISTERS)]
 
 
 class SimulatedDevice:
@@ -124,15 +74,15 @@ class SimulatedDevice:
         self.drops_left = 0  # requests still to be lost, as frames lost on the line
         self._signals = dict(signals)
         self._clock = clock
-        self._spans = _layout(profile.points)
+        self._spans = layout(profile.points)
         self._modes: dict[str, tuple[str, float]] = {}  # point -> (mode, value when set)
         self._points = {p.name: p for p in profile.points}
         # registers a word point shares with bit points: the word's name -> those bit points
         self._bits_of: dict[str, tuple[PointSpec, ...]] = {}
         for span in self._spans.values():
             for word in span.points:
-                if word.dtype in _WORDS:
-                    bits = tuple(b for b in span.points if b is not word and _shares(word, b))
+                if word.dtype in WORDS:
+                    bits = tuple(b for b in span.points if b is not word and shares(word, b))
                     if bits:
                         self._bits_of[word.name] = bits
         self._shared = {b.name for bits in self._bits_of.values() for b in bits}
@@ -247,7 +197,7 @@ class SimulatedDevice:
 
     def _sim_device(self) -> SimDevice:
         """The pymodbus device: four separate tables, refreshed by `_action` on every access."""
-        coils, discretes, holding, inputs = (_sim_block(t, self._spans.get(t)) for t in _TABLES)
+        coils, discretes, holding, inputs = (sim_block(t, self._spans.get(t)) for t in TABLES)
         return SimDevice(
             id=self.unit, simdata=(coils, discretes, holding, inputs), action=self._action
         )
@@ -265,7 +215,7 @@ class SimulatedDevice:
         if not self.online:
             # Went offline after the request was admitted; pymodbus then sends nothing.
             raise NoSuchIdException(f"unit {self.unit} is offline")
-        table = _TABLE_OF_FUNCTION.get(function_code)
+        table = TABLE_OF_FUNCTION.get(function_code)
         if set_values is not None or table is None:
             return ExcCodes.ILLEGAL_FUNCTION
         span = self._spans.get(table)
@@ -279,7 +229,7 @@ class SimulatedDevice:
         return None
 
     def _refresh(
-        self, table: Table, span: _Span, start: int, request: tuple[int, int], registers: list[int]
+        self, table: Table, span: Span, start: int, request: tuple[int, int], registers: list[int]
     ) -> None:
         """Write the points of `table` that `request` (address, count) reads, at the current
         time, into pymodbus's register list: a point that cannot be encoded (a line break on a
@@ -288,13 +238,13 @@ class SimulatedDevice:
         first bit starts."""
         t_s = self._clock()
         address, count = request
-        lo = address // 16 if table in _BIT_TABLES else address
+        lo = address // 16 if table in BIT_TABLES else address
         hi = lo + count
         for point in span.points:
             if point.name in self._shared:
                 continue  # written with its word
-            first = point.address // 16 if table in _BIT_TABLES else point.address
-            width = 1 if table in _BIT_TABLES else register_width(point.dtype)
+            first = point.address // 16 if table in BIT_TABLES else point.address
+            width = 1 if table in BIT_TABLES else register_width(point.dtype)
             if first >= hi or first + width <= lo:
                 continue  # not read: its value does not matter
             bits = self._bits_of.get(point.name)
@@ -305,7 +255,7 @@ class SimulatedDevice:
                 words = encode_nan(point)
             else:
                 words = encode_point(point, self._value(point, t_s))
-            if table in _BIT_TABLES:
+            if table in BIT_TABLES:
                 index, bit = point.address // 16 - start, point.address % 16
                 registers[index] = (registers[index] & ~(1 << bit)) | (words[0] << bit)
             elif point.dtype == "bit" and point.bit is not None:
