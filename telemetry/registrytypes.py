@@ -114,8 +114,9 @@ class Registry:
 
     def names(self, tenant: str, site: str, device: str = "") -> tuple[str, str, str]:
         """The configured names (`name:`) of a tenant, its site and the site's device, for
-        people (a notification, a report); "" where none is set or the id is not configured
-        (a removed tenant, the `vehicles` site, a gateway)."""
+        people (a notification, a report); a vehicle's plate for the device of the `vehicles`
+        site (as the alarm API's `device_name`); "" where none is set or the id is not
+        configured (a removed tenant, the `vehicles` site itself, a gateway)."""
         found = self._names
         if not found:  # made whole, then put in at once (one C call): no half-made cache is read
             made = {}
@@ -125,6 +126,8 @@ class Registry:
                     made[(t.id, st.id, "")] = st.name
                     for dev in st.devices:
                         made[(t.id, st.id, dev.id)] = dev.name
+                for v in t.vehicles:
+                    made[(t.id, "vehicles", v.id)] = v.plate
             found.update(made)
         return (
             found.get((tenant, "", ""), ""),

@@ -853,6 +853,17 @@ def test_a_vehicles_alarm_is_named_by_its_plate_in_the_subject_and_on_the_alarm_
         "tanker-01.speed",
     )
     assert "location" not in ev.to_json()  # (the stored form is unchanged)
+    # its device's name is its plate on every channel, as in the alarm API (helper-241: "")
+    from alerts.notify.enqueue import _registry_fields
+    from alerts.notify.stages import EventView
+
+    assert body["device_name"] == "苏A·D1234"
+    view = EventView(7, 1, "raised", "acme-chem", "vehicles", "tanker-01", "tanker-01.speed",
+                     "speed", "overspeed", "orange", "unack", True)  # fmt: skip
+    assert _registry_fields(rig.reg, view)[2] == "苏A·D1234"
+    # a gateway's alarm names no device, even one whose id a vehicle has
+    gw = view._replace(sensor="gateway:tanker-01", alarm_kind="offline")
+    assert _registry_fields(rig.reg, gw)[2] == ""
 
 
 CENTRE_YAML = """

@@ -339,6 +339,8 @@ async def test_a_streamed_alarm_names_its_enterprise_site_device_and_place():
         "华兴化工",
         "vehicles",
     )
+    # a vehicle's name is its plate, as the alarm API says it (helper-241: "" on the stream)
+    assert truck["device_name"] == "苏A·D1234"
     # a new configuration's names from then on
     hub_stream.set_registry(build_registry(parse_document(CONFIG, HubConfig, "stream.yaml")))
     await hub_stream.on_alarms([event("gas-1", "s", "d")])

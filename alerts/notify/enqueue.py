@@ -191,7 +191,9 @@ def _registry_fields(
     if registry is None:
         return ("", "", "", "", "", value_unit(view.alarm_kind, ""))
     info = registry.sensor_of(view.tenant, view.sensor, view.site, view.device)
-    names = registry.names(view.tenant, view.site, view.device)
+    # a gateway's alarm names no device (its device column is the gateway's id)
+    device = "" if view.sensor.startswith("gateway:") else view.device
+    names = registry.names(view.tenant, view.site, device)
     return (
         *names,
         info.location if info is not None else "",
