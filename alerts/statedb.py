@@ -57,6 +57,7 @@ from alerts.stateschemaside import (
     SCHEMA_BYPASS_APPROVALS_KEPT,
     SCHEMA_HAZARDS,
     SCHEMA_LOCK_TESTS,
+    SCHEMA_VEHICLE_REPORTS,
 )
 
 __all__ = [
@@ -143,7 +144,7 @@ class StateDB(AlarmStatements, DeadLetterBook):
             self._db.executescript(SCHEMA)
             self._migrate()
             self._db.executescript(SCHEMA_LOCK_TESTS)
-            self._db.executescript(SCHEMA_HAZARDS)  # (`alerts.hazards`)
+            self._db.executescript(SCHEMA_HAZARDS + SCHEMA_VEHICLE_REPORTS)  # (`alerts.hazards`...)
             self._db.executescript(SCHEMA_BYPASS_APPROVALS)  # (`alerts.bypasses`)
             have = {str(r[1]) for r in self._db.execute("PRAGMA table_info(lock_plans)")}
             for name, decl in LOCK_PLAN_COLUMNS:

@@ -11,6 +11,7 @@ __all__ = [
     "SCHEMA_BYPASS_APPROVALS_KEPT",
     "SCHEMA_HAZARDS",
     "SCHEMA_LOCK_TESTS",
+    "SCHEMA_VEHICLE_REPORTS",
 ]
 
 # the lock-out tests of protective-action plans (`alerts.locktests`), and when the hub first saw
@@ -138,4 +139,15 @@ CREATE TRIGGER IF NOT EXISTS bypass_approvals_kept_v2 BEFORE UPDATE ON bypass_ap
 CREATE INDEX IF NOT EXISTS bypass_approvals_end ON bypass_approvals
     (tenant, sensor, min(until, coalesce(revoked_at, until)))
     WHERE valid_from < min(until, coalesce(revoked_at, until));
+"""
+# what the lower platforms (JT/T 809) reported of each vehicle, the latest of each kind
+# (`alerts.vehiclereports`): made at every open, without a version, as the lock tests' tables
+SCHEMA_VEHICLE_REPORTS = """
+CREATE TABLE IF NOT EXISTS vehicle_reports (
+    tenant TEXT NOT NULL, vehicle TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('registration', 'driver', 'waybill')),
+    at INTEGER NOT NULL, platform TEXT NOT NULL, gateway TEXT NOT NULL, plate TEXT NOT NULL,
+    fields TEXT NOT NULL, received_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, vehicle, kind)
+);
 """

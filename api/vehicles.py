@@ -20,15 +20,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, status
 
 from alerts.kinds import kind_name
+from alerts.vehiclereports import latest_reports
 from api.auth import Principal
 from api.context import AppContext, Caller, Ctx, narrowed, not_found
 from api.models import TrackPointPublic, VehiclePublic
 from api.timerange import refuse_seconds
 from api.vehiclemodels import (
+    DriverPublic,
     LastPositionPublic,
+    RegistrationPublic,
     VehicleAlarmBrief,
     VehicleStatePublic,
     VehicleWithLastPublic,
+    WaybillPublic,
 )
 from ingest.store.base import PositionBatch
 from telemetry.clock import wall_ms
@@ -116,8 +120,9 @@ def vehicle_routes(r: APIRouter) -> None:
     @r.get("/vehicles/{vehicle_id}", response_model=VehicleStatePublic, tags=["vehicles"])
     async def get_vehicle(vehicle_id: str, ctx: Ctx, caller: Caller) -> VehicleStatePublic:
         """The vehicle, its last known position (the newest stored by event time; null when
-        none) and its active alarms; another tenant's vehicle is 404, as one that does not
-        exist."""
+        none), its active alarms, and its driver, waybill and terminal's registration as its
+        JT/T 809 platform last reported them (each null when none came); another tenant's
+        vehicle is 404, as one that does not exist."""
         v = _visible(ctx, caller, vehicle_id)
         sensor = ctx.registry.sensors[v.speed_sensor].id
         found = await ctx.store.last_positions([v.speed_sensor])
@@ -129,8 +134,13 @@ def vehicle_routes(r: APIRouter) -> None:
             site="vehicles",
             limit=MAX_VEHICLE_ALARMS,
         )
+        said = await asyncio.to_thread(latest_reports, ctx.statedb, v.tenant, v.spec.id)
+        driver, waybill, reg = (said.get(k) for k in ("driver", "waybill", "registration"))
         return VehicleStatePublic(
             **_vehicle(ctx, v),
+            driver=None if driver is None else DriverPublic(**driver),
+            waybill=None if waybill is None else WaybillPublic(**waybill),
+            registration=None if reg is None else RegistrationPublic(**reg),
             last_position=_last_positions(found, wall_ms()).get(v.speed_sensor),
             active_alarms=[
                 VehicleAlarmBrief(

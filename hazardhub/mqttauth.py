@@ -77,6 +77,8 @@ def plan_users(
             (layout.vehicle_commands(),),
             (
                 f"{root}/+/vehicles/+/position",
+                # (a JT/T 809 gateway's: what a platform reported of a vehicle, its driver ...)
+                f"{root}/+/vehicles/+/info",
                 *(
                     f"{root}/+/gateways/{name}/{kind}"
                     for name in registry.config.jt808_gateways

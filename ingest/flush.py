@@ -24,6 +24,7 @@ from alerts.alarmfeed import alarm_body, peak_tiers
 from alerts.alarms import AlarmEvent
 from alerts.errors import AlarmStoreError
 from alerts.statedb import StateDB
+from alerts.vehiclereports import record_reports
 from ingest.dispatch import Dispatcher
 from ingest.metrics import Metrics
 from ingest.mqttio import acknowledge
@@ -216,6 +217,12 @@ class Flushing:
         if answers:
             events += await self._recorded(
                 lambda: self.dispatcher.record_answers(answers, wall_ms())
+            )
+        reports = [h.report for h in accepted if h.report is not None]
+        if reports:  # what platforms reported of vehicles: the latest of each kind kept
+            await self._retried(
+                lambda: asyncio.to_thread(record_reports, self.statedb, reports, wall_ms()),
+                "vehicle reports not kept",
             )
         await self._publish(client, events)
         seen = self.pipeline.seen

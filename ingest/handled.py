@@ -9,6 +9,7 @@ import numpy as np
 
 from alerts.gatewayalarms import DataLoss
 from alerts.supervisionanswers import SupervisionAnswer
+from alerts.vehiclereports import PlatformReport
 from ingest.metrics import Metrics
 from ingest.store.base import PositionBatch, ReadingBatch
 
@@ -19,7 +20,7 @@ __all__ = ["Handled", "Refusing"]
 class Handled:
     """What one message became."""
 
-    kind: str  # telemetry | position | status | dropped | supervision | other
+    kind: str  # telemetry | position | status | dropped | supervision | vehicle_info | other
     readings: ReadingBatch | None = None
     positions: PositionBatch | None = None
     mark: tuple[tuple[str, str, str], int, int] | None = None  # (device key, epoch, seq)
@@ -32,6 +33,8 @@ class Handled:
     losses: tuple[DataLoss, ...] = ()
     # a JT/T 809 platform's answer to the centre's supervision (journaled on the alarm)
     answer: SupervisionAnswer | None = None
+    # what a JT/T 809 platform reported of a vehicle (its registration, driver, waybill)
+    report: PlatformReport | None = None
 
 
 class Refusing:

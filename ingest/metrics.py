@@ -196,7 +196,7 @@ _GAUGES = frozenset(
 )
 
 _CHANNELS = ("email", "mqtt", "sse", "webhook")
-_KINDS = ("dropped", "position", "status", "supervision", "telemetry")
+_KINDS = ("dropped", "position", "status", "supervision", "telemetry", "vehicle_info")
 # labelled counters whose label values are known in advance: each shown from the start, at 0
 # (`increase(x[5m]) > 0` sees nothing of a series that first appears at 1). Those of other
 # labels (reasons of rejection, causes, alarm kinds) appear at their first count.

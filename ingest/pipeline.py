@@ -21,6 +21,7 @@ from ingest.positionmsg import DAY_MS, PositionMessages
 from ingest.seen import SeenSeqs
 from ingest.store.base import ReadingBatch
 from ingest.supervisionmsg import read_answer
+from ingest.vehicleinfomsg import read_vehicle_info
 from telemetry.codec import MAX_FUTURE_MS, TelemetryBatch, decode
 from telemetry.errors import DecodeError, TopicError
 from telemetry.quality import Quality
@@ -31,6 +32,7 @@ from telemetry.topics import (
     TelemetryTopic,
     Topic,
     TopicLayout,
+    VehicleInfoTopic,
 )
 
 __all__ = ["DAY_MS", "Handled", "Pipeline", "SeenSeqs"]
@@ -104,6 +106,9 @@ class Pipeline(PositionMessages):
         if isinstance(parsed, PositionTopic):
             self.metrics.inc("hazardhub_messages_total", kind="position")
             return self._position(parsed, payload, arrival_ms)
+        if isinstance(parsed, VehicleInfoTopic):
+            self.metrics.inc("hazardhub_messages_total", kind="vehicle_info")
+            return self._vehicle_info(parsed, payload, arrival_ms)
         if isinstance(parsed, GatewayStatusTopic) and parsed.kind == "status":
             self.metrics.inc("hazardhub_messages_total", kind="status")
             return self._status(parsed, payload, arrival_ms)
@@ -140,6 +145,34 @@ class Pipeline(PositionMessages):
                 f"gateway {topic.gateway!r} is none of jt808_gateways",
             )
         return Handled("supervision", answer=answer)
+
+    def _vehicle_info(self, topic: VehicleInfoTopic, payload: bytes, arrival_ms: int) -> Handled:
+        """What a JT/T 809 platform reported of a configured vehicle (docs/mqtt.md), through a
+        gateway of `jt808_gateways`; kept by the flush (`alerts.vehiclereports`)."""
+        try:
+            report = read_vehicle_info(topic.tenant, topic.vehicle, payload)
+        except ValueError as exc:
+            return self._reject("vehicle_info", "bad_vehicle_info", str(exc))
+        if (topic.tenant, topic.vehicle) not in self.registry.vehicles:
+            return self._reject(
+                "vehicle_info",
+                "unknown_vehicle",
+                f"tenant {topic.tenant!r} has no vehicle {topic.vehicle!r}",
+            )
+        if report.gateway not in self.registry.config.jt808_gateways:
+            return self._reject(
+                "vehicle_info",
+                "bad_vehicle_info",
+                f"gateway {report.gateway!r} is none of jt808_gateways",
+            )
+        if report.at > arrival_ms + self.max_future_ms:
+            return self._reject(
+                "vehicle_info",
+                "future_time",
+                f"at is {(report.at - arrival_ms) // 1000} s ahead of the hub's clock (more "
+                f"than {self.max_future_ms // 1000} s is refused): set the gateway's clock by NTP",
+            )
+        return Handled("vehicle_info", report=report)
 
     def _dropped(self, topic: GatewayStatusTopic, payload: bytes, arrival_ms: int) -> Handled:
         """A gateway's drop report (docs/mqtt.md): the readings of one device (or vehicle,

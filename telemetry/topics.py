@@ -2,6 +2,7 @@
 
 ``{root}/{tenant}/{site}/{device}/telemetry``      gateway -> hub, binary codec of `telemetry.codec`
 ``{root}/{tenant}/vehicles/{vehicle}/position``    GPS recorders -> hub, JSON
+``{root}/{tenant}/vehicles/{vehicle}/info``        a vehicle's registration, driver, waybill, JSON
 ``{root}/{tenant}/gateways/{gateway}/status``      retained ``online`` / ``offline`` (last will)
 ``{root}/{tenant}/gateways/{gateway}/dropped``     JSON report of batches a gateway's spool dropped
 ``{root}/{tenant}/alarms/{site}``                  alarm transitions published by the hub
@@ -23,6 +24,7 @@ __all__ = [
     "Topic",
     "TopicLayout",
     "VehicleCommandTopic",
+    "VehicleInfoTopic",
     "check_segment",
 ]
 
@@ -59,6 +61,15 @@ class PositionTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class VehicleInfoTopic:
+    """What a JT/T 809 platform reported of a vehicle: its terminal's registration, its
+    driver, its waybill (docs/mqtt.md)."""
+
+    tenant: str
+    vehicle: str
+
+
+@dataclass(frozen=True, slots=True)
 class VehicleCommandTopic:
     tenant: str
     vehicle: str
@@ -77,7 +88,14 @@ class AlarmTopic:
     site: str
 
 
-Topic = TelemetryTopic | PositionTopic | GatewayStatusTopic | AlarmTopic | VehicleCommandTopic
+Topic = (
+    TelemetryTopic
+    | PositionTopic
+    | GatewayStatusTopic
+    | AlarmTopic
+    | VehicleCommandTopic
+    | VehicleInfoTopic
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +120,13 @@ class TopicLayout:
         check_segment(tenant, "tenant")
         check_segment(vehicle, "vehicle")
         return f"{self.root}/{tenant}/vehicles/{vehicle}/position"
+
+    def vehicle_info(self, tenant: str, vehicle: str) -> str:
+        """A JT/T 809 gateway's report of what a platform said of a vehicle (0x1201, 0x120C,
+        0x120D), which the hub keeps, the latest of each kind."""
+        check_segment(tenant, "tenant")
+        check_segment(vehicle, "vehicle")
+        return f"{self.root}/{tenant}/vehicles/{vehicle}/info"
 
     def vehicle_command(self, tenant: str, vehicle: str) -> str:
         """Commands of the hub for a vehicle's terminal (e.g. confirm its alarms, JT/T 808
@@ -147,6 +172,7 @@ class TopicLayout:
         return (
             f"{self.root}/+/+/+/telemetry",
             f"{self.root}/+/vehicles/+/position",
+            f"{self.root}/+/vehicles/+/info",
             f"{self.root}/+/gateways/+/status",
             f"{self.root}/+/gateways/+/dropped",
             f"{self.root}/+/gateways/+/supervision",
@@ -167,6 +193,10 @@ class TopicLayout:
             )
         if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "position":
             return PositionTopic(
+                check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
+            )
+        if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "info":
+            return VehicleInfoTopic(
                 check_segment(parts[0], "tenant"), check_segment(parts[2], "vehicle")
             )
         if len(parts) == 4 and parts[1] == "vehicles" and parts[3] == "command":

@@ -71,12 +71,15 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
         # the centre's JT/T 808 gateway's status in its own tenant: it would clear the offline
         # alarm of its vehicles
         await ent.publish(layout.gateway_status("swift-coach", "jt808"), b"online", qos=1)
+        # what a JT/T 809 platform said of a vehicle (its driver, its waybill): the gateways'
+        await ent.publish(layout.vehicle_info("swift-coach", "coach-07"), b"{}", qos=1)
     async with client(broker, "north-coal", passwords["north-coal"]) as ent:
         await ent.publish(layout.gateway_status("north-coal", "gw1"), b"online", qos=1)  # its own
         forged = layout.alarms("north-coal", "face-1301") + "/telemetry"  # not a site's
         await ent.publish(forged, b'{"kind": "cleared"}', qos=1)
     async with client(broker, "hazardhub-jt808", passwords["hazardhub-jt808"]) as jt:
         await jt.publish(layout.position("acme-chem", "tanker-01"), b"[]", qos=1)
+        await jt.publish(layout.vehicle_info("acme-chem", "tanker-01"), b"{}", qos=1)
         await jt.publish(layout.gateway_status("north-coal", "gw1"), b"offline", qos=1)
         # its own name's status and drop reports in any tenant, no other gateway's (a drop
         # report of gw1 would raise a forged data_lost alarm of gw1's devices)
@@ -91,6 +94,7 @@ async def test_each_user_publishes_only_under_its_tenant(secured):
             layout.gateway_status("north-coal", "gw1"),
             layout.position("swift-coach", "coach-07"),
             layout.position("acme-chem", "tanker-01"),
+            layout.vehicle_info("acme-chem", "tanker-01"),
             layout.gateway_status("swift-coach", "jt808"),
             layout.gateway_dropped("acme-chem", "jt808"),
             layout.gateway_status("north-coal", "gw1"),

@@ -16,6 +16,7 @@ from telemetry.topics import (
     PositionTopic,
     TelemetryTopic,
     TopicLayout,
+    VehicleInfoTopic,
     check_segment,
 )
 
@@ -95,6 +96,7 @@ def test_round_trip_under_custom_roots(root: str, tenant: str, site: str, device
     assert topic.startswith(root + "/")
     assert layout.parse(topic) == TelemetryTopic(tenant, site, device)
     assert layout.parse(layout.position(tenant, device)) == PositionTopic(tenant, device)
+    assert layout.parse(layout.vehicle_info(tenant, device)) == VehicleInfoTopic(tenant, device)
     assert layout.parse(layout.gateway_status(tenant, device)) == GatewayStatusTopic(tenant, device)
     assert layout.parse(layout.alarms(tenant, site)) == AlarmTopic(tenant, site)
 
@@ -107,6 +109,7 @@ def test_subscriptions_cover_exactly_what_the_hub_consumes(
     consumed = (
         L.telemetry(tenant, site, device),
         L.position(tenant, device),
+        L.vehicle_info(tenant, device),
         L.gateway_status(tenant, device),
         L.gateway_dropped(tenant, device),
         L.gateway_supervision(tenant, device),
@@ -125,6 +128,7 @@ def test_subscriptions_follow_a_custom_root() -> None:
     assert TopicLayout("site-a/hh").subscriptions() == (
         "site-a/hh/+/+/+/telemetry",
         "site-a/hh/+/vehicles/+/position",
+        "site-a/hh/+/vehicles/+/info",
         "site-a/hh/+/gateways/+/status",
         "site-a/hh/+/gateways/+/dropped",
         "site-a/hh/+/gateways/+/supervision",
