@@ -26,6 +26,7 @@ from telemetry.jt809 import (
     Login,
     RealLocation,
     SubId,
+    VehicleReport,
     decode_frame,
     encode_frame,
 )
@@ -155,6 +156,12 @@ class LowerPlatform:
         else:
             sub, data = SubId.HISTORY_LOCATION, HistoryLocation(tuple(items)).encode()
         await self.send(0x1200, ExgMsg(plate, color, sub, data).encode(self.v2019))
+
+    async def report(self, plate: str, item: VehicleReport, color: int = 2) -> None:
+        """What the platform says of a vehicle: its terminal's registration (0x1201), its
+        driver (0x120C) or its e-waybill (0x120D)."""
+        data = item.encode(self.v2019)
+        await self.send(0x1200, ExgMsg(plate, color, item.sub_id, data).encode(self.v2019))
 
     async def close(self) -> None:
         if self._writer is not None:

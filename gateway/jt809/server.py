@@ -1,5 +1,6 @@
 """The JT/T 809 main-link server (asyncio TCP): lower platforms connect, log in, and send their
-vehicles' positions, which go to the uplink (spool, then MQTT).
+vehicles' positions (and what they report of them: `gateway.jt809.reports`), which go to the
+uplink (spool, then MQTT).
 
 Each connection is read into frames (`telemetry.jt809.FrameSplitter`) and handed to its
 `Session`; the session's actions are carried out here. A link that has not logged in within
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.guard import BadWindow, Guard, Limits, shown
+from gateway.jt809.reports import Report
 from gateway.jt809.session import Answered, Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.sublink import SubLink
 from gateway.jt809.tickets import Tickets
@@ -293,7 +295,7 @@ class Jt809Server:
     async def _act(
         self,
         link: _Link,
-        action: Send | Problem | Warn | Answered | LoggedIn | Close,
+        action: Send | Problem | Warn | Answered | LoggedIn | Close | Report,
     ) -> bool:
         """Carry out one action; False once the link is to close."""
         name = link.session.name
@@ -322,6 +324,10 @@ class Jt809Server:
                 action.platform, w.warn_type, shown(action.vehicle), when,
                 w.source_platform or w.source, said,
             )  # fmt: skip
+            return True
+        if isinstance(action, Report):  # a vehicle's registration, driver, waybill: to the hub
+            self.uplink.submit_report(action, self.clock_ms())
+            self.count(action.platform, action.counter)
             return True
         if isinstance(action, Answered):
             self.count(action.platform, "supervise_answers")

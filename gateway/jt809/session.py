@@ -12,7 +12,8 @@ dropped. What happens before a login is counted as no platform's (anyone may wri
 code), the platform claimed in the text. Once logged in: keep-alive 0x1005 is answered 0x1006,
 logout 0x1003 answered 0x1004 and the link closed, 0x1008 closes it, UP_EXG_MSG 0x1200's
 0x1202 and 0x1203 become the position records of `gateway.jt808.records` (the 2011 position as
-the JT/T 808 report it carries the fields of; the 2019 one is one), UP_WARN_MSG 0x1400's 0x1402
+the JT/T 808 report it carries the fields of; the 2019 one is one), its 0x1201, 0x120C and 0x120D
+a vehicle's `Report` (`gateway.jt809.reports`), UP_WARN_MSG 0x1400's 0x1402
 warnings are logged and counted (`Warn`), not sent to the hub, its 0x1401 answers to the centre's
 supervisions go to the hub (`Answered`); other messages are counted
 `unsupported` and dropped. A frame or body that cannot be read is counted and dropped; the link
@@ -29,6 +30,7 @@ from typing import Protocol
 from gateway.jt808.directory import VehicleRef
 from gateway.jt808.records import position_record
 from gateway.jt809.config import PlatformSpec
+from gateway.jt809.reports import Report, read_report
 from gateway.jt809.vehicles import PlateBook
 from telemetry.jt809 import (
     BadBodyError,
@@ -56,6 +58,7 @@ from telemetry.jt809 import (
     decode_supervise_answer,
     decode_warning,
     encode_frame,
+    is_vehicle_report,
     peek_access_code,
 )
 from telemetry.jt809.frame import HEADER_2011, HEADER_2019, VERSION_2011, VERSION_2019
@@ -131,7 +134,7 @@ class Close:
     why: str
 
 
-Action = Send | Publish | Problem | Warn | Answered | LoggedIn | Close
+Action = Send | Publish | Problem | Warn | Answered | LoggedIn | Close | Report
 
 FUTURE_MS = 30_000  # a position further ahead of the gateway's clock is counted future_positions
 _LOGIN_2019_LEN = 1 + HEADER_2019 + 50 + 2 + 1  # MSG_LENGTH of a 2019 login
@@ -287,6 +290,10 @@ class Session:
         if isinstance(msg, DisconnectNotice):  # 0x1007: its sub-link message, said here too
             what = f"the platform says its main link broke (0x1007, reason {msg.reason})"
             return [Problem("disconnect_notice", what, platform.name, warn=False)]
+        if isinstance(msg, ExgMsg) and is_vehicle_report(msg.sub_id):  # 0x1201, 0x120C, 0x120D
+            got = read_report(platform.name, platform.tenant, msg, platform.v2019, self.book)
+            return [r if isinstance(r, Report) else Problem(r.kind, r.text, platform.name, r.warn)
+                    for r in got]  # fmt: skip
         if isinstance(msg, ExgMsg):
             return self._positions(platform, msg)
         if isinstance(msg, WarnMsg):

@@ -1,7 +1,8 @@
 """The JT/T 809 gateway's uplink: the JT/T 808 gateway's (`gateway.jt808.uplink`: the spool,
 the numbered envelopes, QoS 1), with the positions of many vehicles committed in one
 transaction (`submit_many`): a platform's messages are not answered one by one, so what one
-read brought is committed at once."""
+read brought is committed at once. A vehicle's registration, driver and waybill a platform
+reported (`gateway.jt809.reports`) go through the same spool, unnumbered (`submit_report`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import orjson
 
 from gateway.jt808.directory import VehicleRef
 from gateway.jt808.uplink import PositionUplink
+from gateway.jt809.reports import Report
 
-__all__ = ["PlatformUplink"]
+__all__ = ["REPORT_VERSION", "PlatformUplink"]
+
+REPORT_VERSION = 1  # `v` of the vehicle info payload (docs/mqtt.md)
 
 
 class PlatformUplink(PositionUplink):
@@ -30,4 +34,23 @@ class PlatformUplink(PositionUplink):
             device = f"{ref.tenant}/{ref.vehicle}"
             batches += self._arrays(topic, device, received_ms, rows, orjson.dumps)
         self.spool.push_many(batches)
+        self.wake()
+
+    def submit_report(self, report: Report, received_ms: int) -> None:
+        """Commit a vehicle's report to the spool, published on its `info` topic: the hub keeps
+        the latest of each kind by `at` (a copy delivered again changes nothing)."""
+        ref = report.ref
+        doc = {
+            "v": REPORT_VERSION,
+            "kind": report.kind,
+            "platform": report.platform,
+            "gateway": self.gateway,
+            "at": received_ms,
+            "plate": report.plate,
+            "color": report.color,
+            report.kind: report.fields,
+        }
+        topic = self._layout.vehicle_info(ref.tenant, ref.vehicle)
+        device = f"{ref.tenant}/{ref.vehicle}"
+        self.spool.push(topic, orjson.dumps(doc), device, received_ms, 0, 1)
         self.wake()

@@ -1,6 +1,7 @@
 """The JT/T 809 wire protocol (2011 and 2019), pure: framing, escaping, CRC, header and the
 simple encryption in `frame`; the main link's message bodies in `messages`, `positions` and
-`warnings`, the sub link's in `downlink`, the alarm supervision (报警督办) in `supervision`.
+`warnings`, the sub link's in `downlink`, the alarm supervision (报警督办) in `supervision`, what
+a platform reports of a vehicle (its terminal, driver and e-waybill) in `vehicleinfo`.
 The upper platform's gateway (`gateway.jt809`) and the tests' lower platform share it."""
 
 from telemetry.jt809.downlink import (
@@ -53,6 +54,14 @@ from telemetry.jt809.supervision import (
     warn_source,
     warn_type,
 )
+from telemetry.jt809.vehicleinfo import (
+    DriverInfo,
+    Ewaybill,
+    Register,
+    VehicleReport,
+    decode_vehicle_report,
+    is_vehicle_report,
+)
 from telemetry.jt809.warnings import WarnInfo, WarnMsg, decode_warning
 
 __all__ = [
@@ -69,6 +78,8 @@ __all__ = [
     "DownLinkTest",
     "DownLinkTestResponse",
     "DownWarnMsg",
+    "DriverInfo",
+    "Ewaybill",
     "ExgMsg",
     "Frame",
     "FrameOverflowError",
@@ -89,10 +100,12 @@ __all__ = [
     "Message",
     "MsgId",
     "RealLocation",
+    "Register",
     "SubId",
     "SuperviseAnswer",
     "SuperviseRequest",
     "UnsupportedError",
+    "VehicleReport",
     "WarnInfo",
     "WarnMsg",
     "crc16",
@@ -101,9 +114,11 @@ __all__ = [
     "decode_frame",
     "decode_positions",
     "decode_supervise_answer",
+    "decode_vehicle_report",
     "decode_warning",
     "encode_frame",
     "escape",
+    "is_vehicle_report",
     "peek_access_code",
     "unescape",
     "warn_source",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from telemetry.jt809.frame import Jt809Error
 
-__all__ = ["BadBodyError", "UnsupportedError", "exact", "gbk", "text"]
+__all__ = ["BadBodyError", "UnsupportedError", "exact", "gbk", "strict_text", "text"]
 
 
 class BadBodyError(Jt809Error):
@@ -18,6 +18,18 @@ class UnsupportedError(Jt809Error):
 def text(raw: bytes) -> str:
     """A fixed-width GBK text field, without its padding (never raises)."""
     return raw.rstrip(b"\x00").decode("gb18030", errors="replace")
+
+
+def strict_text(raw: bytes, what: str) -> str:
+    """A GBK text field (read as GB 18030, its superset) up to its first 0x00 (the standard's
+    fixed-width fields end there: "以\\0终结", the rest is padding); `BadBodyError` naming the
+    field and the byte when it is no GBK."""
+    cut = raw.split(b"\x00", 1)[0]
+    try:
+        return cut.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        bad = cut[exc.start : exc.start + 2].hex()
+        raise BadBodyError(f"{what} is not GBK text (byte {exc.start}: {bad})") from None
 
 
 def gbk(value: str, width: int, what: str) -> bytes:
