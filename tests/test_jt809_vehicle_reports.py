@@ -83,6 +83,14 @@ def test_the_2011_standards_registration_of_49_bytes_reads_too() -> None:
     assert Register.decode(r.encode()) == r
 
 
+def test_a_waybill_length_in_characters_as_smallchi_writes_it_reads_too() -> None:
+    text = "UN1203 汽油 18.5t"  # 15 characters, 17 bytes of GBK
+    raw = text.encode("gb18030")
+    assert Ewaybill.decode(len(text).to_bytes(4, "big") + raw) == Ewaybill(text)
+    with pytest.raises(BadBodyError, match="EWAYBILL_LENGTH 16, 17 bytes follow"):
+        Ewaybill.decode((16).to_bytes(4, "big") + raw)
+
+
 def test_smallchis_driver_and_waybill_read_as_it_documents_them() -> None:
     assert DriverInfo.decode(DRIVER_2011) == DriverInfo(
         "smallchi", "1234567890123", "3210987654321", "gov"

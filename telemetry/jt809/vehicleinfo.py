@@ -23,8 +23,9 @@ given).
 
 0x120D, both versions (SmallChi/JT809): EWAYBILL_LENGTH DWORD, EWAYBILL_INFO BYTE[n]. The
 standard leaves its content to the platform (a UN number, a name, a quantity, in whatever form):
-kept as text, never parsed. Its length is in bytes (SmallChi writes the count of characters,
-which is wrong for Chinese text: read as bytes here); trailing 0x00 are padding.
+kept as text, never parsed. Its length is in bytes; SmallChi writes the count of characters
+instead (not the same for Chinese text), which is taken too when it is the count of the
+characters that follow (the 0x1200's DATA_LENGTH bounds them); trailing 0x00 are padding.
 """
 
 from __future__ import annotations
@@ -165,12 +166,20 @@ class Ewaybill:
             raise BadBodyError(f"0x120D: {len(data)} bytes, 4 at least (EWAYBILL_LENGTH)")
         (n,) = _LENGTH.unpack_from(data)
         raw = data[_LENGTH.size :]
-        if n != len(raw):
+        if n != len(raw) and n != _chars(raw):  # (SmallChi/JT809 writes the characters)
             raise BadBodyError(f"0x120D: EWAYBILL_LENGTH {n}, {len(raw)} bytes follow")
         raw = raw.rstrip(b"\x00")
         if b"\x00" in raw:
             raise BadBodyError(f"0x120D: EWAYBILL_INFO has a 0x00 at byte {raw.index(0)}")
         return cls(strict_text(raw, "0x120D EWAYBILL_INFO"))
+
+
+def _chars(raw: bytes) -> int:
+    """How many characters `raw` is as GBK text (-1: it is none)."""
+    try:
+        return len(raw.decode("gb18030"))
+    except UnicodeDecodeError:
+        return -1
 
 
 VehicleReport = Register | DriverInfo | Ewaybill
