@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 
@@ -81,6 +81,23 @@ def _last_positions(batch: PositionBatch, now_ms: int) -> dict[int, LastPosition
     }
 
 
+def mask_id_number(number: str) -> str:
+    """An identity card number as a viewer key is shown it: its first and last 4 characters,
+    the rest starred (3201**********1234); a short one wholly starred."""
+    if len(number) <= 8:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+def _shown_driver(driver: dict[str, Any], role: str) -> dict[str, Any]:
+    """The driver as the caller is shown it: a viewer key (a wall display, a visitor) sees the
+    identity card number masked (personal information: PIPL); the centre's keys and the
+    enterprise's own see it whole, to identify the driver of a vehicle in trouble."""
+    if role != "viewer" or not driver.get("id_number"):
+        return driver
+    return {**driver, "id_number": mask_id_number(str(driver["id_number"]))}
+
+
 def vehicle_routes(r: APIRouter) -> None:
     """Add the routes of the vehicles to `r`, in this order."""
 
@@ -138,7 +155,7 @@ def vehicle_routes(r: APIRouter) -> None:
         driver, waybill, reg = (said.get(k) for k in ("driver", "waybill", "registration"))
         return VehicleStatePublic(
             **_vehicle(ctx, v),
-            driver=None if driver is None else DriverPublic(**driver),
+            driver=None if driver is None else DriverPublic(**_shown_driver(driver, caller.role)),
             waybill=None if waybill is None else WaybillPublic(**waybill),
             registration=None if reg is None else RegistrationPublic(**reg),
             last_position=_last_positions(found, wall_ms()).get(v.speed_sensor),

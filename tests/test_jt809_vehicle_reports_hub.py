@@ -35,7 +35,7 @@ tenants:
     vehicles:
       - {id: coach-07, plate: 苏B·K5678, class: coach}
 """
-OP, COACH = "op-key-0123456789", "coach-key-0123456789"
+OP, COACH, VIEW = "op-key-0123456789", "coach-key-0123456789", "view-key-0123456789"
 WAYBILL = "运单号 YD20261202001; UN1203 汽油 (gasoline), 3类, 18.5 t; 南京 -> 苏州"
 
 
@@ -47,6 +47,9 @@ def _hub(registry: Any, tmp_path: Path, broker_port: int, api_port: int) -> Hub:
             ApiKeySpec(name="op", sha256=hash_key(OP), role="operator"),
             ApiKeySpec(
                 name="coach", sha256=hash_key(COACH), role="enterprise", tenants=("coach-co",)
+            ),
+            ApiKeySpec(
+                name="wall", sha256=hash_key(VIEW), role="viewer", tenants=("chem-logistics",)
             ),
         ],
     )
@@ -154,4 +157,8 @@ async def test_a_platforms_driver_waybill_and_registration_reach_the_vehicles_an
     # a hub restarted has them still (the state database)
     async with running_hub(_hub(registry, tmp_path, mosquitto.port, api_port)):
         again = (await _vehicle(api_port, OP, "tanker-01")).json()
+        shown = (await _vehicle(api_port, VIEW, "tanker-01")).json()
     assert again["driver"] == driver and again["waybill"] == tanker["waybill"]
+    # a viewer key (a wall display) is shown the identity card number masked, the rest as is
+    assert shown["driver"] == {**driver, "id_number": "3201**********1234"}
+    assert shown["waybill"] == tanker["waybill"]
