@@ -38,7 +38,6 @@ from alerts.notify.objects import (
 from alerts.notify.outboxdb import OutboxDB, outbox_path
 from alerts.notify.routing import Counter
 from alerts.notify.shares import same_receiver
-from alerts.notify.stages import holders
 from alerts.notify.store import NotifyStore
 from alerts.notify.timers import Timers
 from alerts.statedb import StateDB
@@ -91,6 +90,7 @@ class Notifier(Timers):
         self._window_new: dict[tuple[str, str, str], int] = {}  # opened by the routing not written
         self._timer_sent: dict[int, set[str]] = {}  # per waiting alarm, the timer keys sent
         self._timer_new: list[tuple[int, str]] = []
+        self._untold = {}
         self._channel_json: dict[tuple[int, bool], tuple[ChannelSpec, str]] = {}
         self._rows: list[tuple[Any, ...]] = []  # outbox rows for the next write (`_write`)
         # group appends for it: (subscription, tenant, site, now, event, the row if it opens one)
@@ -100,7 +100,7 @@ class Notifier(Timers):
         self._matched = {}
         self._read = 0  # journal events read by the last route
         self._holds = {}
-        self._held = set()
+        self._held = {}
         self._released_repeats = []
         self.delivery = Delivery(
             self.store,
@@ -254,7 +254,7 @@ class Notifier(Timers):
             if not events:
                 return 0
             views = [self._view(e) for e in events]
-            self._held = self.outbox.holds_of({v.alarm_id for v in views if holders(v)})
+            self._held = self.outbox.holds_of({v.alarm_id for v in views})
             freed = self._freed(ro, views)
             sensors = {v.sensor for v in views} | {v.sensor for v, _, _, _ in freed}
             active, down = self.store.inhibition_context(ro, sensors)
@@ -284,15 +284,16 @@ class Notifier(Timers):
 
     def prune(self, now: int | None = None) -> int:
         """Delete delivered and dead notifications older than `outbox_keep_days` (at most
-        `_PRUNE_BATCH`), and the timer keys of alarms no longer waiting (active and not
-        acknowledged: shelved ones too, their steps must not come again when they return);
-        returns how many notifications."""
+        `_PRUNE_BATCH`), the timer keys of alarms no longer waiting (active and not
+        acknowledged: shelved ones too, their steps must not come again when they return), and
+        the holds of alarms no longer active; returns how many notifications."""
         now = self.clock() if now is None else now
         keep_ms = int(self.settings.outbox_keep_days * 86_400_000)
-        waiting = self._db.query(
-            "SELECT id FROM alarms WHERE state = 'active' AND (acked = 0 OR centre_acked = 0)"
+        rows = self._db.query(
+            "SELECT id, acked = 0 OR centre_acked = 0 FROM alarms WHERE state = 'active'"
         )
-        self.outbox.forget_timer_keys({int(r[0]) for r in waiting})
+        waiting = {int(r[0]) for r in rows if r[1]}
+        self.outbox.forget_timer_keys(waiting, {int(r[0]) for r in rows})
         gone = self.store.prune(now - keep_ms, _PRUNE_BATCH)
         if gone:
             self._count("hazardhub_notifications_pruned_total", gone)

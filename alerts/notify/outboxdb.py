@@ -58,9 +58,11 @@ CREATE TABLE IF NOT EXISTS notify_cursor (name TEXT PRIMARY KEY, last_id INTEGER
 -- rows are pruned, these go when the alarm is acknowledged or cleared (version 3)
 CREATE TABLE IF NOT EXISTS timer_sent (key TEXT PRIMARY KEY, alarm INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS timer_sent_alarm ON timer_sent (alarm);
--- the alarms held back from a subscription by a device's comm-loss or a gateway's offline alarm
--- (`holder`, its sensor id), told when that one clears (`alerts.notify.routing`); added
--- without a new version: an older hub leaves the table alone
+-- the alarms whose raise a subscription was not told of: held back by a device's comm-loss or
+-- a gateway's offline alarm (`holder`, its sensor id) or by the `above` alarm of its sensor
+-- (`higher:<sensor>`), told when that one clears; '' when nothing holds it any more but it
+-- was never told (acknowledged, silenced), its next news told as a raise
+-- (`alerts.notify.routing`); added without a new version: an older hub leaves the table alone
 CREATE TABLE IF NOT EXISTS held (
     alarm INTEGER NOT NULL, subscription TEXT NOT NULL, holder TEXT NOT NULL,
     PRIMARY KEY (alarm, subscription)
@@ -282,18 +284,21 @@ class OutboxDB:
         """Drop (alarm, subscription) holds, in the open transaction."""
         con.executemany("DELETE FROM held WHERE alarm = ? AND subscription = ?", holds)
 
-    def all_holds(self) -> set[tuple[int, str]]:
-        """Every (alarm, subscription) hold (a few: those of devices and gateways down now)."""
-        return {(int(a), str(sub)) for a, sub in self.query("SELECT alarm, subscription FROM held")}
+    def all_holds(self) -> dict[tuple[int, str], str]:
+        """Every (alarm, subscription) hold and its holder (a few: those of devices and
+        gateways down now, of trend alarms under their threshold alarm, and of active alarms
+        never told)."""
+        rows = self.query("SELECT alarm, subscription, holder FROM held")
+        return {(int(a), str(sub)): str(h) for a, sub, h in rows}
 
-    def holds_of(self, alarms: set[int]) -> set[tuple[int, str]]:
-        """The (alarm, subscription) holds of these alarms."""
-        out: set[tuple[int, str]] = set()
+    def holds_of(self, alarms: set[int]) -> dict[tuple[int, str], str]:
+        """The (alarm, subscription) holds of these alarms and their holders."""
+        out: dict[tuple[int, str], str] = {}
         for chunk, marks in chunks_in(sorted(alarms)):
             rows = self.query(
-                f"SELECT alarm, subscription FROM held WHERE alarm IN ({marks})", chunk
+                f"SELECT alarm, subscription, holder FROM held WHERE alarm IN ({marks})", chunk
             )
-            out.update((int(a), str(sub)) for a, sub in rows)
+            out.update(((int(a), str(sub)), str(h)) for a, sub, h in rows)
         return out
 
     def held_by(self, holders: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -307,19 +312,22 @@ class OutboxDB:
             )
         return out
 
-    def forget_timer_keys(self, waiting: set[int]) -> int:
-        """Drop the timer keys and the holds of alarms not in `waiting`; returns how many
-        timer keys."""
+    def forget_timer_keys(self, waiting: set[int], active: set[int] | None = None) -> int:
+        """Drop the timer keys of alarms not in `waiting` and the holds of alarms not in
+        `active` (`waiting` when not given); returns how many timer keys."""
         with self.transaction() as con:
             alarms = [r[0] for r in con.execute("SELECT DISTINCT alarm FROM timer_sent")]
             gone = [(a,) for a in alarms if a not in waiting]
             before = con.total_changes
             con.executemany("DELETE FROM timer_sent WHERE alarm = ?", gone)
             forgotten = con.total_changes - before
-            # and the holds of alarms no longer waiting (nothing to tell when their holder clears)
+            # and the holds of alarms no longer active: nothing to tell when their holder
+            # clears, no next news to tell as a raise (an acknowledged one keeps its hold: its
+            # escalation, unacknowledged again, is the first its subscription hears of it)
+            keep = waiting if active is None else active
             held = [r[0] for r in con.execute("SELECT DISTINCT alarm FROM held")]
             con.executemany(
-                "DELETE FROM held WHERE alarm = ?", [(a,) for a in held if a not in waiting]
+                "DELETE FROM held WHERE alarm = ?", [(a,) for a in held if a not in keep]
             )
             return forgotten
 

@@ -1,7 +1,10 @@
 """What the routing of `alerts.notify.notifier` does with one event: the view the stages read
 (`alerts.notify.stages`), the subscriptions that match it, the lifecycle gate, inhibition and
-silences, then the outbox rows (`alerts.notify.enqueue`). And the release: the alarms a gateway's
-or device's alarm held back, told when it clears while they stay active and unacknowledged.
+silences, then the outbox rows (`alerts.notify.enqueue`). And the holds: the alarms whose raise
+a subscription was not told of (a gateway's or device's alarm, the `above` alarm of a trend
+alarm's sensor, a silence held it back), told as `released` when their holder clears while
+they stay active and unacknowledged, and whose first news a subscription hears (an escalation
+above the `above` alarm, a repeat after the silence) is annunciated as their raise.
 Split from `alerts.notify.notifier`, whose `Notifier` extends `Routing` and sets up the
 attributes declared here.
 """
@@ -21,7 +24,8 @@ from alerts.notify.stages import (
     EventView,
     annunciates,
     explained_by,
-    holders,
+    frees_trends,
+    higher_holder,
     inhibited_by,
     matches,
     silenced_by,
@@ -34,6 +38,12 @@ from telemetry.registry import Registry
 __all__ = ["Counter", "Routing"]
 
 _HOLDERS = ("gateway", "device")  # the sensor kinds of the alarms that hold others back
+# the holders of those: nothing of an alarm they hold back is told before its release
+_DOWN = ("gateway:", "device:")
+# the kinds of event that tell an alarm held back by anything else, as its raise: it escalated
+# above the `above` alarm of its sensor, came back from a shelf ... (a step down or a clear
+# of an alarm a subscription never heard of is no news to it)
+_NEWS = frozenset({"raised", "escalated"})
 
 
 class Counter(Protocol):
@@ -56,8 +66,9 @@ class Routing(Enqueuing):
     outbox: OutboxDB
     # for the routing's outbox transaction: the holds made (holder) or ended (None) by
     # (alarm, subscription), the last word wins; and the repeats a release makes needless
+    # (a holder '': nothing holds it any more, but the subscription was never told of it)
     _holds: dict[tuple[int, str], str | None]
-    _held: set[tuple[int, str]]  # the holds of the routed events' alarms before the routing
+    _held: dict[tuple[int, str], str]  # the holds of the routed events' alarms before the routing
     _released_repeats: list[tuple[int, str]]
 
     def _count(self, name: str, amount: float = 1, **labels: str) -> None:
@@ -113,23 +124,34 @@ class Routing(Enqueuing):
         held = self._gate(view, active, now)
         if held is not None:
             self._count("hazardhub_notifications_held_total", len(subs), reason=held)
+            if held in ("inhibited", "silenced"):
+                self._hold_raise(view, subs, held)
             return 0
         told = self._not_explained(view, subs, down)
         if len(told) < len(subs):
             n = len(subs) - len(told)
             self._count("hazardhub_notifications_held_total", n, reason="inhibited")
             self._record_holds(view, subs, down)
-        if holders(view):
-            told = self._not_held(view, told)
-        subs = told
+        subs, first = self._not_held(view, told)
         if not subs:
             return 0
         body = _event_json(raw, view, self._registry, self._facts)
         alone = (orjson.dumps([body]).decode(), _subject([body]))  # the same for every row
+        if first:  # the first news of an alarm whose raise those were not told of: as its raise
+            news = {**body, "annunciated": "raised"}
+            news_alone = (orjson.dumps([news]).decode(), _subject([news]))
         made = 0
         for sub in subs:
-            made += self._enqueue(view.tenant, sub, view.site, body, sub.channel, now, None, alone)
-            if view.kind in _BACK and view.match_kind == "raised" and sub.repeat_s:
+            if sub.id in first:
+                made += self._enqueue(
+                    view.tenant, sub, view.site, news, sub.channel, now, None, news_alone
+                )
+            else:
+                made += self._enqueue(
+                    view.tenant, sub, view.site, body, sub.channel, now, None, alone
+                )
+            back = view.kind in _BACK and view.match_kind == "raised"
+            if (back or sub.id in first) and sub.repeat_s:
                 # annunciated again as raised: the repeat
                 # due now (one that fell in the shelve) says the same, and is not sent on top
                 n = math.floor((now - int(raw["raised_at"])) / (sub.repeat_s * 1000))
@@ -150,25 +172,47 @@ class Routing(Enqueuing):
 
     def _not_held(
         self, view: EventView, subs: tuple[SubscriptionSpec, ...]
-    ) -> tuple[SubscriptionSpec, ...]:
-        """Of the subscriptions the event would go to, those its alarm is not held back from:
-        one never told of the raise is not told of the rest (an escalation, a clear) either;
-        it is told when the holder clears (`_release`), or never if the alarm ended first.
-        The others are told, and nothing is left to release to them."""
-        told = []
+    ) -> tuple[tuple[SubscriptionSpec, ...], frozenset[str]]:
+        """Of the subscriptions the event would go to, those its alarm is not held back from,
+        and the ids of those of them told it as the alarm's raise. One never told of the raise
+        is not told of the rest (a step down, a clear, an acknowledgement) either; it is told
+        when the holder clears (`_release`), or never if the alarm ended first. News of the
+        alarm that passed the stages (an escalation above the `above` alarm that held it, a
+        return from a shelf, after a silence) is the first it hears: told as the raise (a
+        receiver cannot place an escalation of an alarm it never had), and the hold goes; but
+        nothing of
+        an alarm a device's comm loss or a gateway offline holds back goes before its release."""
+        told: list[SubscriptionSpec] = []
+        first: set[str] = set()
         for sub in subs:
             hold = (view.alarm_id, f"{view.tenant}/{sub.id}")
-            held = self._holds[hold] is not None if hold in self._holds else hold in self._held
-            if not held:
+            holder = self._holds[hold] if hold in self._holds else self._held.get(hold)
+            if holder is None:
                 told.append(sub)
-                if hold in self._held:  # a hold of before: gone (no DELETE for the rest)
-                    self._holds[hold] = None
+            elif view.active and _news(view) and not holder.startswith(_DOWN):
+                told.append(sub)
+                first.add(sub.id)
+                self._holds[hold] = None
             elif not view.active:  # the alarm ended while held: nothing to release
                 self._holds[hold] = None
         if len(told) < len(subs):
             n = len(subs) - len(told)
             self._count("hazardhub_notifications_held_total", n, reason="inhibited")
-        return tuple(told)
+        return tuple(told), frozenset(first)
+
+    def _hold_raise(self, view: EventView, subs: tuple[SubscriptionSpec, ...], why: str) -> None:
+        """Remember the subscriptions the raise of an active alarm (or its return as raised)
+        was held back from by a higher alarm of its sensor (its holder, `higher_holder`: told
+        when that one clears or steps down, `_release`) or by a silence (holder '': told as
+        raised with its next news, `_not_held`, or its next repeat)."""
+        if not view.active or view.match_kind != "raised":
+            return
+        holder = higher_holder(view.sensor) if why == "inhibited" else ""
+        for sub in subs:
+            hold = (view.alarm_id, f"{view.tenant}/{sub.id}")
+            before = self._holds[hold] if hold in self._holds else self._held.get(hold)
+            if holder or before is None:  # a silence leaves a holder as it is
+                self._holds[hold] = holder
 
     def _record_holds(
         self, view: EventView, subs: tuple[SubscriptionSpec, ...], down: frozenset[str]
@@ -188,8 +232,10 @@ class Routing(Enqueuing):
         self, ro: Any, views: Sequence[EventView]
     ) -> list[tuple[EventView, str, str, dict[str, Any] | None]]:
         """The holds that the clears among `views` (a device's comm-loss or a gateway's
-        offline alarm) end, as (the alarm's view as `released`, or None when it is no longer
-        active and unacknowledged, with its subscription key, holder and row)."""
+        offline alarm) and the clears and steps down of `above` alarms (`frees_trends`) end,
+        as (the alarm's view as `released`, with its subscription key, holder and row; no row
+        when it is no longer active and unacknowledged, its view then `active` when it is
+        still active, shelved or acknowledged)."""
         # the clears of holders: a device's comm loss, a gateway offline (both kind no_data; a
         # device's data_lost, on the same point, holds nothing)
         cleared = [
@@ -197,15 +243,19 @@ class Routing(Enqueuing):
             for v in views
             if v.kind == "cleared" and v.sensor_kind in _HOLDERS and v.alarm_kind == "no_data"
         ]
+        cleared += [h for v in views if (h := frees_trends(v)) is not None]
         if not cleared:
             return []
         holds = self.outbox.held_by(sorted(set(cleared)))
         rows = self.store.waiting(ro, sorted({a for a, _, _ in holds}))
+        live = self.store.active_of(ro, sorted({a for a, _, _ in holds if a not in rows}))
         out: list[tuple[EventView, str, str, dict[str, Any] | None]] = []
         for alarm, sub_key, holder in holds:
             r = rows.get(alarm)
             if r is None:
-                view = EventView(0, alarm, "released", "", "", "", "", "", "", "", "", False)
+                view = EventView(
+                    0, alarm, "released", "", "", "", "", "", "", "", "", alarm in live
+                )
             else:
                 view = self._view({**r, "kind": "released", "event_id": 0})
             out.append((view, sub_key, holder, r))
@@ -218,15 +268,19 @@ class Routing(Enqueuing):
         down: frozenset[str],
         now: int,
     ) -> int:
-        """Tell each subscription an alarm was held back from, now that its holder cleared, of
-        the alarm as `released` (once: the hold goes), unless it is no longer waiting, the
-        subscription no longer takes it, or something holds it still (another holder the
-        subscription is told of: the hold moves to it; a silence, a higher alarm: dropped, as
-        any event held)."""
+        """Tell each subscription an alarm was held back from, now that its holder cleared (or
+        stepped down), of the alarm as `released` (once: the hold goes), unless it is no longer
+        waiting, the subscription no longer takes it, or something holds it still (another
+        holder the subscription is told of, the `above` alarm of its sensor still higher: the
+        hold moves to it; a silence: dropped, as any event held). One still active but not
+        told (acknowledged, shelved meanwhile, silenced now) keeps a hold without holder: its
+        next news is told as its raise (`_not_held`)."""
         made = 0
         for view, sub_key, _, r in freed:
             hold = (view.alarm_id, sub_key)
-            self._holds[hold] = None
+            if hold in self._holds and self._holds[hold] is None:
+                continue  # told or ended by this routing's events
+            self._holds[hold] = "" if view.active else None
             sub = self._subscription(view.tenant, sub_key) if r is not None else None
             if r is None or sub is None or not matches(sub, view.tenant, view):
                 continue
@@ -236,8 +290,12 @@ class Routing(Enqueuing):
             if still:  # held by another one the subscription is told of: it waits for that one
                 self._holds[hold] = still[0].sensor
                 continue
-            if self._gate(view, active, now) is not None:
+            gate = self._gate(view, active, now)
+            if gate == "inhibited":  # stepped down, still above it: it waits for its clear
+                self._holds[hold] = higher_holder(view.sensor)
+            if gate is not None:
                 continue
+            self._holds[hold] = None
             r2 = {**r, "kind": "released", "event_id": 0, "arrival": now}
             body = _event_json(r2, view, self._registry, self._facts)
             stem = f"u{view.alarm_id}"
@@ -280,3 +338,8 @@ class Routing(Enqueuing):
         if found is None:
             found = known[1][what] = tuple(s for s in subs if matches(s, tenant, view))
         return found
+
+
+def _news(view: EventView) -> bool:
+    """Whether the event tells an alarm a subscription was never told of, as its raise."""
+    return view.kind in _NEWS or view.match_kind == "raised"

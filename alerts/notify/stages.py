@@ -5,10 +5,11 @@ A journal event passes, in order:
   1. match: the subscription's tenant, sites, sensor kinds, tiers, alarm kinds and events;
   2. the lifecycle gate: an alarm that is shelved, suppressed by design or out of service is not
      annunciated (its own lifecycle events still are);
-  3. inhibition: a higher alarm of the same sensor inhibits the lower ones (an early warning
-     while the threshold alarm is on); and a device's comm loss its sensors' no-data and fault
-     alarms, a gateway offline those of its devices and sensors, for the subscriptions that are
-     told of the device's or the gateway's alarm (the others are told of the event);
+  3. inhibition: a sensor's `above` alarm inhibits its trend alarms (`early_warning`, `rate`)
+     of a lower tier, which it explains (`TRENDS`); and a device's comm loss its sensors'
+     no-data and fault alarms, a gateway offline those of its devices and sensors, for the
+     subscriptions that are told of the device's or the gateway's alarm (the others are told
+     of the event);
   4. silences and weekly maintenance windows (China Standard Time).
 """
 
@@ -24,9 +25,12 @@ from telemetry.notifyconfig import SilenceSpec, SubscriptionSpec
 __all__ = [
     "CST",
     "TIER_RANK",
+    "TRENDS",
     "EventView",
     "annunciates",
     "explained_by",
+    "frees_trends",
+    "higher_holder",
     "holders",
     "inhibited_by",
     "matches",
@@ -39,6 +43,17 @@ _GATED = frozenset({"shelved", "suppressed", "out_of_service"})
 _PROCESS = frozenset({"raised", "escalated", "deescalated", "cleared", "repeat", "escalation"})
 # the ends and steps down of an alarm: a higher alarm of the sensor does not inhibit them
 _ENDS = frozenset({"cleared", "deescalated"})
+# the alarms a higher alarm of the same sensor inhibits: its trend alarms, the early warning
+# (the trend reaches the next level above) and the rate of rise, which its `above` alarm of a
+# higher tier explains: both are about the value rising, and while it is above a threshold
+# that news is the threshold alarm's. A `below` alarm explains no rise, and every other kind
+# is a condition of its own, never inhibited by another: a sensor's fault, frozen value,
+# maintenance, calibration due, failed action (each says something the threshold alarm does
+# not) and a vehicle's (overspeed, fatigue, corridor, forbidden area, the terminal's and the
+# active-safety DSM/ADAS alarms, all on the vehicle's speed sensor: a driver's fatigue during
+# an overspeed is news of its own, helper-241)
+TRENDS = frozenset({"early_warning", "rate"})
+_EXPLAINS_TRENDS = frozenset({"above"})
 # "released": an alarm held back by its gateway's or device's alarm, which cleared while it
 # stays active and unacknowledged (`alerts.notify.routing`)
 _RETURNS = frozenset({"unshelved", "unsuppressed", "in_service", "released"})
@@ -114,18 +129,33 @@ def annunciates(ev: EventView) -> bool:
 def inhibited_by(
     ev: EventView, active_by_sensor: Mapping[str, Iterable[tuple[str, str]]]
 ) -> str | None:
-    """Why the event is inhibited by a higher alarm of its sensor, or None.
-    `active_by_sensor`: the active alarms of each sensor as (alarm kind, tier). Data lost by a
-    gateway is a record of its own, never inhibited: it is most often reported while the
-    device's comm-loss alarm (orange, the same `device:` point) is still active."""
-    if ev.alarm_kind == "data_lost" or (ev.kind not in _PROCESS and ev.match_kind != "raised"):
+    """Why the event is inhibited by a higher alarm of its sensor, or None: a trend alarm's
+    (`TRENDS`) while the sensor's `above` alarm of a higher tier is active. `active_by_sensor`:
+    the active alarms of each sensor as (alarm kind, tier). Any other kind is never inhibited
+    (data lost by a gateway, say, a record of its own reported while the device's comm-loss
+    alarm, on the same `device:` point, is still active)."""
+    if ev.alarm_kind not in TRENDS or (ev.kind not in _PROCESS and ev.match_kind != "raised"):
         return None
     if ev.kind in _ENDS:  # an end is never held back: who was told of the raise must hear it
         return None
     rank = TIER_RANK.get(ev.tier, 0)
     for kind, tier in active_by_sensor.get(ev.sensor, ()):
-        if kind != ev.alarm_kind and TIER_RANK.get(tier, 0) > rank:
+        if kind in _EXPLAINS_TRENDS and TIER_RANK.get(tier, 0) > rank:
             return f"a higher alarm of the sensor is active ({kind}, {tier})"
+    return None
+
+
+def higher_holder(sensor: str) -> str:
+    """What holds back a trend alarm of `sensor` inhibited at its raise, as the outbox's holds
+    name it (`alerts.notify.routing`): the sensor's `above` alarm, whichever it is."""
+    return f"higher:{sensor}"
+
+
+def frees_trends(ev: EventView) -> str | None:
+    """The holder (`higher_holder`) whose holds the event may end: an `above` alarm that clears
+    or steps down (the trend alarms it held back are told if nothing holds them still)."""
+    if ev.alarm_kind in _EXPLAINS_TRENDS and ev.kind in _ENDS:
+        return higher_holder(ev.sensor)
     return None
 
 

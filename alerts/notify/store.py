@@ -160,6 +160,17 @@ class NotifyStore(OutboxStatements):
         return out
 
     @staticmethod
+    def active_of(con: sqlite3.Connection, alarm_ids: Sequence[int]) -> set[int]:
+        """Those of the alarms that are active (acknowledged, shelved ones too)."""
+        out: set[int] = set()
+        for chunk, marks in chunks_in(alarm_ids):
+            rows = con.execute(
+                f"SELECT id FROM alarms WHERE state = 'active' AND id IN ({marks})", chunk
+            )
+            out.update(int(r[0]) for r in rows)
+        return out
+
+    @staticmethod
     def inhibition_context(
         con: sqlite3.Connection, sensors: set[str]
     ) -> tuple[dict[str, list[tuple[str, str]]], frozenset[str]]:

@@ -30,6 +30,9 @@ class Timers(Routing):
     clock: Callable[[], int]
     _timer_sent: dict[int, set[str]]  # per waiting alarm, the timer keys sent
     _timer_new: list[tuple[int, str]]  # the keys of the rows for the next write
+    # the repeats of the next write that are the first their subscription hears of the alarm
+    # (its raise was held back, nothing holds it now): by key, the hold they end
+    _untold: dict[str, tuple[int, str]]
 
     def timers(self, now: int | None = None) -> int:
         """Repeats while an alarm stays unacknowledged, and the steps of escalation policies
@@ -38,11 +41,13 @@ class Timers(Routing):
         now = self.clock() if now is None else now
         if not any(self.catalog.timed.values()):
             return 0
-        self._timer_new, self._rows, self._group_ops = [], [], []
+        self._timer_new, self._rows, self._group_ops, self._untold = [], [], [], {}
         with self._db.snapshot() as ro:
             rows = self.store.unacknowledged(ro)
             active, down = self.store.inhibition_context(ro, {r["sensor"] for r in rows})
-        held = self.outbox.all_holds()  # never told of the raise: no repeat, no step either
+        # never told of the raise: no repeat, no step while something holds it back; told as
+        # the raise once nothing does (a repeat after the silence that held the raise)
+        held = self.outbox.all_holds()
         for r in rows:
             subs = self.catalog.timed.get(r["tenant"])
             if not subs:
@@ -50,13 +55,15 @@ class Timers(Routing):
             for sub in subs:
                 if not waits_for(sub.id, r):  # acknowledged by whom the subscription tells
                     continue
-                if (int(r["alarm_id"]), f"{r['tenant']}/{sub.id}") not in held:
-                    self._timer(sub, r, active, down, now)
+                holder = held.get((int(r["alarm_id"]), f"{r['tenant']}/{sub.id}"))
+                if not holder:
+                    self._timer(sub, r, active, down, now, untold=holder == "")
         with self.outbox.transaction() as con:
             # a repeat or step sent before (a restart forgot `_timer_sent`; its outbox row may
             # be pruned) is not sent again: the outbox keeps the keys sent per waiting alarm
             fresh = self.outbox.claim_timer_keys(con, self._timer_new)
             self._rows = [row for row in self._rows if row[0] in fresh]
+            self.outbox.unhold(con, [h for k, h in self._untold.items() if k in fresh])
             made = len(self._rows) + self._write(con)
             self.outbox.see_alarms(con, (int(r["alarm_id"]) for r in rows))
         # committed: remember what went out, and forget the alarms that are no longer waiting
@@ -74,9 +81,13 @@ class Timers(Routing):
         active: dict[str, list[tuple[str, str]]],
         down: frozenset[str],
         now: int,
+        *,
+        untold: bool = False,
     ) -> None:
         """The repeat and escalation step due for one waiting alarm and subscription, as rows
-        for `timers` to write (and `_timer_new`, the keys it records)."""
+        for `timers` to write (and `_timer_new`, the keys it records). `untold`: the
+        subscription was never told of the alarm (a silence held its raise): annunciated as
+        raised, and its repeat ends the hold (`_untold`)."""
         age = now - int(r["raised_at"])
         tenant = r["tenant"]
         todo: list[tuple[str, str, ChannelSpec]] = []
@@ -104,13 +115,10 @@ class Timers(Routing):
                 view, (sub,), down
             ):
                 continue  # held (silenced, inhibited): judged again on the next tick
-            self._enqueue(
-                tenant,
-                sub,
-                r["site"],
-                _event_json(r2, view, self._registry, self._facts),
-                channel,
-                now,
-                key,
-            )
+            body = _event_json(r2, view, self._registry, self._facts)
+            if untold:
+                body["annunciated"] = "raised"
+                if kind == "repeat":
+                    self._untold[key] = (int(r["alarm_id"]), f"{tenant}/{sub.id}")
+            self._enqueue(tenant, sub, r["site"], body, channel, now, key)
             self._timer_new.append((int(r["alarm_id"]), key))
