@@ -117,6 +117,25 @@ async def _start_broker(port: int) -> Broker:
     return broker
 
 
+def empty_stores(data_dir: Path) -> None:
+    """What a demo run without `--keep-data` starts without: the stores, the spools, the
+    configuration revisions made through the API, the analytics state (a vehicle's last fix of
+    the run before, minutes and kilometres away, read as a jump: a drift alarm at every start)
+    and the batch numbers seen. The API key stays (a page logged in goes on working)."""
+    names = [
+        "timeseries.db",
+        "state.db",
+        "state-outbox.db",
+        "registry.db",
+        *(f"spool/{p.name}" for p in (data_dir / "spool").glob("*.db")),
+    ]
+    for name in names:
+        for suffix in ("", "-wal", "-shm"):
+            (data_dir / (name + suffix)).unlink(missing_ok=True)
+    for name in ("analytics-state.npz", "ingest-seqs.jsonl"):
+        (data_dir / name).unlink(missing_ok=True)
+
+
 async def run_demo(
     opts: DemoOptions,
     stop: asyncio.Event,
@@ -131,14 +150,7 @@ async def run_demo(
     registry0 = registry if registry is not None else loaded.registry()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     if not opts.keep_data:
-        for name in (
-            "timeseries.db",
-            "state.db",
-            "state-outbox.db",
-            *(f"spool/{p.name}" for p in (opts.data_dir / "spool").glob("*.db")),
-        ):
-            for suffix in ("", "-wal", "-shm"):
-                (opts.data_dir / (name + suffix)).unlink(missing_ok=True)
+        empty_stores(opts.data_dir)
     key = _api_key(opts.data_dir)
 
     loop = asyncio.get_running_loop()
