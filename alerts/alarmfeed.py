@@ -31,8 +31,26 @@ from alerts.table import TIER_RANK, kind_name
 if TYPE_CHECKING:
     from telemetry.registry import Registry
 
-__all__ = ["AlarmFeed", "FedEvent", "Replay", "alarm_body", "peak_of", "peak_tiers"]
+__all__ = [
+    "DISPOSAL_AFTER",
+    "AlarmFeed",
+    "FedEvent",
+    "Replay",
+    "alarm_body",
+    "peak_of",
+    "peak_tiers",
+]
 
+# the disposal each step of the journal leads to (`alerts.lifecycle`, the journal's words:
+# `alerts.desk.EVENT_OF`); the journal's query below names the same six
+DISPOSAL_AFTER = {
+    "verified": "verified",
+    "disposed": "disposed",
+    "closed": "closed",
+    "submitted": "review",
+    "approved": "closed",
+    "returned": "verified",
+}
 _AFTER = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
@@ -40,7 +58,14 @@ _AFTER = (
     # the tiers the alarm had up to this event (its own included): the clear of a red alarm is
     # told with `peak_tier` red
     "(SELECT group_concat(DISTINCT x.tier) FROM alarm_events x "
-    "WHERE x.alarm_id = e.alarm_id AND x.id <= e.id) "
+    "WHERE x.alarm_id = e.alarm_id AND x.id <= e.id), "
+    # its disposal step by then (the journal's last step up to this event), and whether its
+    # journal holds any step (an alarm of before the lifecycle was closed without one)
+    "(SELECT x.kind FROM alarm_events x WHERE x.alarm_id = e.alarm_id AND x.id <= e.id "
+    "AND x.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
+    "ORDER BY x.id DESC LIMIT 1), "
+    "EXISTS (SELECT 1 FROM alarm_events y WHERE y.alarm_id = e.alarm_id "
+    "AND y.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id WHERE e.id > ? "
 )
 _LAST = "SELECT COALESCE(MAX(id), 0) FROM alarm_events"
@@ -109,6 +134,16 @@ class Replay:
     last_id: int
 
 
+def _disposal_then(step: str | None, any_step: bool, now: str) -> str:
+    """The alarm's disposal as it was at an event, as the event carried it live: after the
+    journal's last disposal step up to it (`step`), "received" before any; an alarm whose journal
+    holds no step at all but is past "received" now (closed before the lifecycle was journaled)
+    has only its disposal of now to tell."""
+    if step is not None:
+        return DISPOSAL_AFTER.get(step, now)
+    return now if not any_step else "received"
+
+
 def _event(r: tuple[Any, ...]) -> FedEvent:
     value = r[8]
     ev = AlarmEvent(
@@ -129,7 +164,7 @@ def _event(r: tuple[Any, ...]) -> FedEvent:
         int(r[4]),
         int(r[0]),
         str(r[11]),
-        str(r[19]),
+        _disposal_then(r[21], bool(r[22]), str(r[19])),
         None if r[9] is None else str(r[9]),
         str(r[10] or ""),
     )

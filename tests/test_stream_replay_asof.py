@@ -1,0 +1,116 @@
+"""A replayed alarm event is the event as it went out live: a provincial early-warning system
+resumed its stream (`Last-Event-ID`) after a pause and got the raise of an alarm with today's
+`disposal` ("disposed") where the live MQTT alarm topic had carried "received" (helper-241).
+The disposal at each event is the journal's last disposal step up to it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiomqtt
+import httpx
+import orjson
+from test_stream_resume import CONFIG, KEYS, Feed, read, until
+
+from hazardhub.hub import Hub, HubSettings
+from telemetry.config import HubConfig
+from telemetry.registry import build_registry, parse_document
+from telemetry.topics import TopicLayout
+
+from e2e_helpers import running_hub
+from services import free_port
+
+CHEM = {"Authorization": "Bearer k-chem"}
+
+
+async def test_a_replayed_event_equals_the_live_one(mosquitto, tmp_path) -> None:
+    registry = build_registry(parse_document(CONFIG, HubConfig, "asof.yaml"))
+    port = free_port()
+    settings = HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port)
+    hub = Hub(registry, settings, extra_keys=KEYS)
+    live: dict[int, dict[str, object]] = {}
+    async with (
+        running_hub(hub),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api,
+        aiomqtt.Client("127.0.0.1", mosquitto.port) as mq,
+        aiomqtt.Client("127.0.0.1", mosquitto.port) as listener,
+    ):
+        await listener.subscribe(TopicLayout().alarms("chem", "s"), qos=1)
+
+        async def listen() -> None:
+            async for msg in listener.messages:
+                assert isinstance(msg.payload, bytes)
+                body = orjson.loads(msg.payload)
+                live[int(body["event_id"])] = body
+
+        listening = asyncio.create_task(listen(), name="alarm-topic")
+        try:
+            chem = Feed(mq, "chem", "s", "d")
+            await chem.send(30.0)  # raised, disposal received
+            await until(lambda: len(live) >= 1, "the raise on the alarm topic")
+            (alarm,) = {int(str(b["alarm_id"])) for b in live.values()}
+            for step in ("verify", "dispose"):
+                r = await api.post(
+                    f"/api/v1/alarms/{alarm}/disposal",
+                    json={"step": step, "note": f"{step} done"},
+                    headers=CHEM,
+                )
+                assert r.status_code == 200, r.text
+            await api.post(
+                f"/api/v1/alarms/{alarm}/comment", json={"note": "patrol back"}, headers=CHEM
+            )
+            await until(lambda: len(live) >= 4, "the steps and the comment on the alarm topic")
+        finally:
+            listening.cancel()
+        kinds = [str(live[i]["kind"]) for i in sorted(live)]
+        assert kinds == ["raised", "verified", "disposed", "commented"]
+        said = [str(live[i]["disposal"]) for i in sorted(live)]
+        assert said == ["received", "verified", "disposed", "disposed"]
+
+        again = read(api, "k-chem", "&last_event_id=0")
+        await until(lambda: len(again.of("alarm")) >= 4, "the replay")
+        await again.close()
+        replayed = {b.id: b.data for b in again.of("alarm")}
+        assert sorted(replayed) == sorted(live)
+        for event_id, body in live.items():
+            assert replayed[event_id] == body, event_id
+
+
+async def test_an_alarm_closed_before_the_lifecycle_keeps_its_disposal(tmp_path) -> None:
+    """An alarm whose journal holds no disposal step but is closed (migrated from before the
+    lifecycle was journaled) replays as closed: the journal cannot say otherwise."""
+    from alerts.alarmfeed import AlarmFeed
+    from alerts.statedb import StateDB
+
+    db = StateDB(tmp_path / "state.db")
+    try:
+        with db.transaction() as con:
+            fields = {
+                "tenant": "chem",
+                "site": "s",
+                "device": "d",
+                "sensor": "gas-1",
+                "rule": "inline",
+                "side": 0,
+                "level": 1,
+                "level_name": "level1",
+                "tier": "yellow",
+                "action": "",
+                "state": "cleared",
+                "started_ts": 1,
+                "raised_at": 1,
+                "peak_level": 1,
+                "last_ts": 1,
+                "value": 30.0,
+            }
+            alarm = db.insert_alarm(con, fields)
+            db.insert_event(con, alarm, "raised", 1, 1, 1, "level1", "yellow", 30.0, "unack")
+            con.execute("UPDATE alarms SET disposal = 'closed' WHERE id = ?", (alarm,))
+        feed = AlarmFeed(db.path)
+        try:
+            (ev,) = feed.replay(0, None, 10).events
+        finally:
+            feed.close()
+        assert ev.event.disposal == "closed"
+    finally:
+        db.close()
