@@ -40,6 +40,7 @@ from api.context import (
 from api.encode import AnswerCache, json_bytes, json_response
 from api.models import AlarmPublic
 from api.notifications import notification_routes
+from api.notifyretry import bulk_retry_routes
 from api.timerange import refuse_seconds
 from telemetry.registry import Registry
 
@@ -290,5 +291,6 @@ def alarm_router() -> APIRouter:
     bulk_ack_routes(r)  # many alarms acknowledged at once
     bulk_disposal_routes(r)  # many alarms through a disposal step at once
     notification_routes(r)  # subscriptions, escalation policies, silences; the outbox
+    bulk_retry_routes(r)  # the outbox's dead rows sent again, many at once
 
     return r

@@ -794,6 +794,7 @@ async def test_viewer_reads_but_every_write_route_answers_403(hub: Hub) -> None:
         ),
         ("delete", "/api/v1/silences/{tenant}/{object_id}"): (f"/silences/{COAL}/maint", None),
         ("post", "/api/v1/notifications/{row_id}/retry"): ("/notifications/1/retry", None),
+        ("post", "/api/v1/notifications/retry"): ("/notifications/retry", None),
         ("post", "/api/v1/api-keys"): (
             "/api-keys",
             {"name": "wall", "role": "viewer", "tenants": [COAL]},

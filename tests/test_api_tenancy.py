@@ -263,6 +263,12 @@ def cases(
             "chem",
             NOT_FOUND,
         ),
+        ("post", "/api/v1/notifications/retry"): (
+            f"/api/v1/notifications/retry?subscription={COAL}/control-room",  # coal's dead one
+            None,
+            "chem",
+            NOT_FOUND,
+        ),
         ("get", "/api/v1/alarm-quality/rate"): (
             f"/api/v1/alarm-quality/rate?{span}",
             None,

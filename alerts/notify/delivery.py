@@ -364,11 +364,22 @@ class Delivery(Shares):
     def _outcome(self, row: Due, kind: str, result: SendResult, now: int) -> Settled:
         self._count("hazardhub_notification_failures_total", channel=kind)
         s = self.settings
-        self.failing.failed(row.subscription, kind, result.reason, s.give_up_after_s)
-        if result.status is Status.PERMANENT or now - row.created_at > s.give_up_after_s * 1000:
+        permanent = result.status is Status.PERMANENT
+        self.failing.failed(
+            row.subscription, kind, result.reason, s.give_up_after_s, permanent=permanent
+        )
+        if permanent or now - row.created_at > s.give_up_after_s * 1000:
             self._count("hazardhub_notifications_dead_total", channel=kind)
             log.warning(
-                "notification %s dead: %s", self.store.sent_key(row.key, row.series), result.reason
+                "notification %s dead: %s; %s, after %d attempt(s); once fixed, send it again: "
+                "POST /api/v1/notifications/%d/retry",
+                self.store.sent_key(row.key, row.series),
+                result.reason,
+                "a permanent failure, not retried"
+                if permanent
+                else f"still failing {s.give_up_after_s:g} s after it was made",
+                row.attempts + 1,
+                row.id,
             )
             return (row.id, "dead", now, result.reason, None)
         backoff = min(s.retry_initial_s * 2.0 ** min(row.attempts, 32), s.retry_max_s)

@@ -57,18 +57,40 @@ class RepeatedFailure:
 
 class FailingSubscriptions:
     """Deliveries that fail: a warning at a subscription's first failed try (a retried one is
-    otherwise silent until it is given up, a day later by default), and a line when one of its
-    notifications is delivered again."""
+    otherwise silent until it is given up, a day later by default), one at its first permanent
+    refusal (a 4xx: each notification dead at its first try, not retried: helper-241's wrong
+    secret was said as "retried with backoff"), and a line when one of its notifications is
+    delivered again."""
 
     def __init__(self, clock: Callable[[], int]) -> None:
         self._clock = clock
-        self._failing: dict[str, tuple[int, int]] = {}  # subscription: first failure, tries
+        # subscription: first failure, tries, whether a permanent refusal was said
+        self._failing: dict[str, tuple[int, int, bool]] = {}
 
-    def failed(self, subscription: str, channel: str, reason: str, give_up_s: float) -> None:
+    def failed(
+        self,
+        subscription: str,
+        channel: str,
+        reason: str,
+        give_up_s: float,
+        *,
+        permanent: bool = False,
+    ) -> None:
         seen = self._failing.pop(subscription, None)
-        if seen is None:
-            if len(self._failing) >= _KEPT:
-                self._failing.pop(next(iter(self._failing)))
+        if seen is None and len(self._failing) >= _KEPT:
+            self._failing.pop(next(iter(self._failing)))
+        if permanent and (seen is None or not seen[2]):
+            log.warning(
+                "notifications of subscription %s (%s) refused: %s; a permanent failure, not "
+                "retried: each such notification is dead after one attempt. Correct the "
+                "receiver or the subscription (its secret, its URL), then send the dead ones "
+                "again: POST /api/v1/notifications/retry?subscription=%s",
+                subscription,
+                channel,
+                reason,
+                subscription,
+            )
+        elif seen is None:
             log.warning(
                 "notifications of subscription %s (%s) failing: %s; retried with backoff, given "
                 "up after %g s",
@@ -77,8 +99,8 @@ class FailingSubscriptions:
                 reason,
                 give_up_s,
             )
-            seen = (self._clock(), 0)
-        self._failing[subscription] = (seen[0], seen[1] + 1)
+        first, tries, said = seen if seen is not None else (self._clock(), 0, False)
+        self._failing[subscription] = (first, tries + 1, said or permanent)
 
     def delivered(self, subscription: str) -> None:
         seen = self._failing.pop(subscription, None)

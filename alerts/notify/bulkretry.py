@@ -1,0 +1,97 @@
+"""Dead notifications sent again in bulk (`POST /api/v1/notifications/retry`): after a wrong
+webhook secret, a moved URL or a receiver down past the give-up time, every notification that
+died meanwhile, not one call per row. Each row goes as the one-by-one retry sends it
+(`OutboxStatements.retry_dead`): pending again, due now, with its key and events as they were,
+through its subscription's channel as configured now. A row not dead (pending, or delivered)
+is left as it is, so a call repeated, or two at once, sends nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from alerts.notify.outboxdb import OutboxDB
+
+__all__ = ["BULK_RETRY_MAX", "BulkRetried", "DeadRows", "retry_dead_rows"]
+
+BULK_RETRY_MAX = 1000  # rows one call sends again at most
+
+# a row of the centre's own subscriptions (`*<id>`), which a caller limited to tenants does not
+# see (as `alerts.notify.outboxrows`)
+_NOT_CENTRES = "instr(subscription, '/*') = 0"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadRows:
+    """Which dead rows: of `tenants` (None: every tenant, the centre's rows included), of the
+    outbox `subscription` (as the outbox lists it, `{tenant}/{id}`; None: any), made
+    (`created_at`, ms) in [since, until), with an id above `after` (the page after the last
+    call's), oldest first, at most `limit`."""
+
+    tenants: Sequence[str] | None
+    subscription: str | None = None
+    since: int | None = None
+    until: int | None = None
+    after: int = 0
+    limit: int = BULK_RETRY_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRetried:
+    """The rows sent again (their ids, oldest first), and whether more dead rows matched than
+    the call's limit (ask again with `after` the last id)."""
+
+    ids: list[int]
+    more: bool
+
+
+def retry_dead_rows(
+    db: OutboxDB,
+    which: DeadRows,
+    now: int,
+    channel_now: Callable[[str, str, str], str | None] | None = None,
+) -> BulkRetried:
+    """Make the dead rows `which` selects pending again, due at `now`, each with its channel as
+    configured now (`channel_now(subscription, key, channel)`: the outbox text; None: as it was
+    made); `last_error` says which, as a one-by-one retry's does."""
+    where = ["status = 'dead'", "status != 'pending'", "id > ?"]  # (the second: `outbox_done`)
+    params: list[object] = [which.after]
+    if which.tenants is not None:
+        if not which.tenants:
+            return BulkRetried([], more=False)
+        where.append(f"tenant IN ({','.join('?' * len(which.tenants))})")
+        params.extend(which.tenants)
+        where.append(_NOT_CENTRES)
+    if which.subscription is not None:
+        where.append("subscription = ?")
+        params.append(which.subscription)
+    if which.since is not None:
+        where.append("created_at >= ?")
+        params.append(which.since)
+    if which.until is not None:
+        where.append("created_at < ?")
+        params.append(which.until)
+    sql = (
+        "SELECT id, subscription, key, channel FROM outbox WHERE "  # noqa: S608 (fixed text)
+        + " AND ".join(where)
+        + " ORDER BY id LIMIT ?"
+    )
+    with db.transaction() as con:
+        rows = con.execute(sql, (*params, which.limit + 1)).fetchall()
+        more = len(rows) > which.limit
+        rows = rows[: which.limit]
+        updates = []
+        for row_id, subscription, key, channel in rows:
+            now_channel = channel_now(subscription, key, channel) if channel_now else None
+            said = (
+                "sent again by hand, with the channel it was made with"
+                if now_channel is None
+                else "sent again by hand, with its channel as configured now"
+            )
+            updates.append((now, said, now_channel, row_id))
+        con.executemany(
+            "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
+            "channel = COALESCE(?, channel) WHERE id = ? AND status = 'dead'",
+            updates,
+        )
+    return BulkRetried([int(r[0]) for r in rows], more)
