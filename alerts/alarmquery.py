@@ -16,7 +16,7 @@ from alerts.alarmrows import (
     chunks_in,
 )
 
-__all__ = ["AlarmFilter", "events_sql", "records"]
+__all__ = ["AlarmFilter", "changed_up_to", "events_sql", "records"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,9 @@ class AlarmFilter:
     `open_only`: not yet returned to normal and acknowledged, or with its disposal not closed;
     `finished_only`: its exact complement, normal (returned and acknowledged) and closed;
     `before_id`: the page after the alarm of that id (newest first); `start_ts`, `end_ts`: its
-    event time (`started_ts`) in [start_ts, end_ts), ms."""
+    event time (`started_ts`) in [start_ts, end_ts), ms; `changed_after`: an event of its
+    journal has an id above this one (what changed since a receiver's last reconciliation: read
+    from the journal's newest events by their ids, not from every alarm)."""
 
     tenants: Sequence[str] | None
     state: str | None = None
@@ -43,6 +45,7 @@ class AlarmFilter:
     finished_only: bool = False
     start_ts: int | None = None
     end_ts: int | None = None
+    changed_after: int | None = None
 
     def select(self) -> tuple[str, list[Any]]:
         """The SELECT (newest first, `LIMIT ?` last) and its parameters but the limit."""
@@ -90,11 +93,38 @@ class AlarmFilter:
         if self.end_ts is not None:
             where.append("started_ts < ?")
             params.append(self.end_ts)
+        if self.changed_after is not None:
+            where.append("id IN (SELECT alarm_id FROM alarm_events WHERE id > ?)")
+            params.append(self.changed_after)
         if self.before_id is not None:
             where.append("id < ?")
             params.append(self.before_id)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         return f"SELECT {ALARM_COLS} FROM alarms {clause} ORDER BY id DESC LIMIT ?", params
+
+
+def changed_up_to(
+    query: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
+    tenants: Sequence[str] | None,
+    after: int,
+) -> int:
+    """The newest journal event id of `tenants`' alarms (None: of every alarm), or `after` when
+    none is above it: read before a list of `changed_after=after`, every change up to it is in
+    that list, so the next reconciliation asks from it. Walks the events after `after` alone
+    (CROSS JOIN: the journal first, not every alarm of the tenants)."""
+    if tenants is None:
+        rows = query("SELECT MAX(id) FROM alarm_events WHERE id > ?", [after])
+    elif not tenants:
+        return after
+    else:
+        marks = ",".join("?" * len(tenants))
+        rows = query(
+            "SELECT MAX(e.id) FROM alarm_events e CROSS JOIN alarms a "
+            f"WHERE e.id > ? AND a.id = e.alarm_id AND a.tenant IN ({marks})",
+            [after, *tenants],
+        )
+    found = rows[0][0] if rows else None
+    return after if found is None else int(found)
 
 
 def events_sql(n: int) -> str:

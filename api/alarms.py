@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from alerts.alarmquery import changed_up_to
 from alerts.lifecycle import DISPOSAL_STEPS, ISA_STATES
 from alerts.statedb import AlarmFilter
 from alerts.supervisionstate import of_alarms
@@ -52,7 +53,7 @@ _MAX_MS = 2**53  # ms since the epoch: far beyond any real time
 def _filter(tenants: list[str] | None, key: tuple[Any, ...]) -> tuple[AlarmFilter, int]:
     """The filter and limit of `key`, the list route's filters in route order."""
     _, state, sensor, site, side, disposal, isa_state, tier, open_, limit, before = key[:11]
-    peak_tier, overdue, start, end, centre_ack = key[11:16]
+    peak_tier, overdue, start, end, centre_ack, changed_after = key[11:17]
     where = AlarmFilter(
         tenants,
         state=state,
@@ -70,6 +71,7 @@ def _filter(tenants: list[str] | None, key: tuple[Any, ...]) -> tuple[AlarmFilte
         centre_acked=centre_ack,
         start_ts=start,
         end_ts=end,
+        changed_after=changed_after,
     )
     return where, limit
 
@@ -211,6 +213,16 @@ def alarm_router() -> APIRouter:
             int | None,
             Query(ge=0, le=_MAX_MS, description="event time (started_ts) before, epoch ms"),
         ] = None,
+        changed_after: Annotated[
+            int | None,
+            Query(
+                ge=0,
+                le=DB_INT_MAX,
+                description="the alarms whose journal has an event with an id above this one "
+                "(raised, acknowledged, disposed of ... since): a reconciliation's cursor; the "
+                "answer's `X-Changed-Up-To` header is the next one",
+            ),
+        ] = None,
         format: Annotated[
             Literal["json", "csv"],
             Query(description=f"csv: every alarm selected (at most {CSV_MAX_ROWS:,}), no limit"),
@@ -267,17 +279,27 @@ def alarm_router() -> APIRouter:
             start,
             end,
             centre_ack,
+            changed_after,
         )
+        up_to = None
+        if changed_after is not None:  # read first: every change up to it is in the answer
+            up_to = await asyncio.to_thread(
+                changed_up_to, ctx.statedb.query, tenants, changed_after
+            )
         if csv_out:
-            return await _csv_answer(ctx, tenants, key)
-        answers = _answers(request, ctx)
-        version = ctx.statedb.data_version()  # first: an answer read after it is no older
-        body = answers.get(key, version)
-        if body is None:
-            body = json_bytes(await _alarm_list(ctx, tenants, key))
-            answers.put(key, version, body)
-        # `response_model` documents the answer; the rows went to JSON without a model each
-        return json_response(body)
+            answer = await _csv_answer(ctx, tenants, key)
+        else:
+            answers = _answers(request, ctx)
+            version = ctx.statedb.data_version()  # first: an answer read after it is no older
+            body = answers.get(key, version)
+            if body is None:
+                body = json_bytes(await _alarm_list(ctx, tenants, key))
+                answers.put(key, version, body)
+            # `response_model` documents the answer; the rows went to JSON without a model each
+            answer = json_response(body)
+        if up_to is not None:
+            answer.headers["X-Changed-Up-To"] = str(up_to)
+        return answer
 
     @r.get("/alarms/{alarm_id}", response_model=AlarmPublic)
     async def get_alarm(alarm_id: AlarmId, ctx: Ctx, caller: Caller) -> AlarmPublic:
