@@ -15,6 +15,7 @@ a replay of thousands of events must not hold up the follower.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import threading
@@ -132,6 +133,10 @@ class Replay:
     events: list[FedEvent]
     more: bool
     last_id: int
+    # the newest id up to `last_id` of the tenants asked (`last_id` for every tenant), when the
+    # replay is refused (`more`, or an id beyond `last_id`): what a tenant's client resumes from
+    # next, without learning the hub's whole journal (helper-241); else `last_id`
+    own_last: int = 0
 
 
 def _disposal_then(step: str | None, any_step: bool, now: str) -> str:
@@ -242,9 +247,25 @@ def _read(
         con.execute("BEGIN")  # the events and the newest id of one moment
         try:
             rows = con.execute(sql, params).fetchall()
-            last = int(con.execute(_LAST).fetchone()[0])
+            last = own = int(con.execute(_LAST).fetchone()[0])
+            if tenants is not None and (len(rows) > limit or after > last):
+                own = _own_last(con, tenants, after if after < last else 0, last)
         finally:
             con.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise AlarmStoreError(f"alarm journal: {exc}") from exc
-    return Replay([_event(r) for r in rows[:limit]], len(rows) > limit, last)
+    return Replay([_event(r) for r in rows[:limit]], len(rows) > limit, last, own)
+
+
+def _own_last(con: sqlite3.Connection, tenants: frozenset[str], above: int, last: int) -> int:
+    """The newest event id in (above, last] of `tenants`' alarms (0: none), the journal walked
+    from `last` down (CROSS JOIN: the journal first, not every alarm of the tenants)."""
+    if not tenants:
+        return 0
+    row = con.execute(
+        "SELECT e.id FROM alarm_events e CROSS JOIN alarms a WHERE e.id > ? AND e.id <= ? "
+        "AND a.id = e.alarm_id AND a.tenant IN (SELECT value FROM json_each(?)) "
+        "ORDER BY e.id DESC LIMIT 1",
+        (above, last, json.dumps(sorted(tenants))),
+    ).fetchone()
+    return 0 if row is None else int(row[0])

@@ -65,16 +65,21 @@ async def replayed(
         yield _reset(None, "the alarm journal could not be read: read the alarm list again")
         return
     sub.after = found.last_id
+    # a key of some tenants is told its tenants' newest id, never the hub's (helper-241: an
+    # enterprise learnt the whole journal's length); resuming from it misses none of theirs
+    every = sub.principal.tenants is None
+    resume_at = found.last_id if every else found.own_last
     if after > found.last_id:
+        ends = f", which ends at {found.last_id}" if every else ""
         yield _reset(
-            found.last_id,
-            f"event {after} is not in this hub's alarm journal, which ends at {found.last_id}"
-            " (a hub started with a new or restored state database): read the alarm list again",
+            resume_at,
+            f"event {after} is not in this hub's alarm journal{ends} (a hub started with a new"
+            " or restored state database): read the alarm list again",
         )
         return
     if found.more:
         yield _reset(
-            found.last_id,
+            resume_at,
             f"more than {limit} alarm events followed event {after}, the most a stream"
             " replays: read the alarm list again",
         )

@@ -6,12 +6,14 @@ The disposal at each event is the journal's last disposal step up to it."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiomqtt
 import httpx
 import orjson
-from test_stream_resume import CONFIG, KEYS, Feed, read, until
+from test_stream_resume import CONFIG, KEYS, Feed, Rig, read, rig, until
 
+from api.auth import Principal
 from hazardhub.hub import Hub, HubSettings
 from telemetry.config import HubConfig
 from telemetry.registry import build_registry, parse_document
@@ -21,6 +23,7 @@ from e2e_helpers import running_hub
 from services import free_port
 
 CHEM = {"Authorization": "Bearer k-chem"}
+__all__ = ["rig"]  # the fixture, used by name
 
 
 async def test_a_replayed_event_equals_the_live_one(mosquitto, tmp_path) -> None:
@@ -114,3 +117,51 @@ async def test_an_alarm_closed_before_the_lifecycle_keeps_its_disposal(tmp_path)
         assert ev.event.disposal == "closed"
     finally:
         db.close()
+
+
+async def test_a_reset_tells_an_enterprise_its_own_newest_id_not_the_hubs(rig: Rig) -> None:
+    """A `reset` gave an enterprise key the hub's newest journal id (`... which ends at 37`,
+    `id: 37`): how busy every other enterprise is. It carries the newest id of the key's
+    tenants; resuming from it misses none of their events. A key of every tenant keeps the
+    journal's newest."""
+    mine = rig.record("chem", 3)
+    theirs = rig.record("other", 2)  # after chem's: the hub's newest
+    own, newest = mine[-1].event_id, theirs[-1].event_id
+    assert newest > own
+
+    ahead = read(rig.api, "k-chem", **{"Last-Event-ID": str(newest + 100)})
+    (reset,) = await until(lambda: ahead.of("reset"), "the reset")
+    await ahead.close()
+    assert reset.id == own and reset.data["last_event_id"] == own
+    assert re.findall(r"\d+", reset.data["reason"]) == [str(newest + 100)]  # the id given
+    assert "not in this hub's alarm journal" in reset.data["reason"]
+
+    rig.stream.replay_max = 2  # three of chem's followed event 0
+    far = read(rig.api, "k-chem", "&last_event_id=0")
+    (reset,) = await until(lambda: far.of("reset"), "the reset")
+    await far.close()
+    assert (reset.id, reset.data["last_event_id"]) == (own, own)
+
+    # resuming from it: chem's next event, nothing missed, nothing again
+    later = rig.record("chem")
+    again = read(rig.api, "k-chem", **{"Last-Event-ID": str(own)})
+    (got,) = await until(lambda: again.of("alarm"), "chem's next event")
+    await asyncio.sleep(0.2)
+    await again.close()
+    assert got.id == later[0].event_id and len(again.of("alarm")) == 1
+
+    # another tenant: its own newest
+    quiet = read(rig.api, "k-other", **{"Last-Event-ID": str(later[0].event_id + 100)})
+    (reset,) = await until(lambda: quiet.of("reset"), "the reset")
+    await quiet.close()
+    assert reset.id == theirs[-1].event_id  # other's newest, below chem's later event
+
+    admin = Principal("admin", "admin", None)
+    sub = rig.stream.subscribe(admin, frozenset({"alarm"}), resume=later[0].event_id + 100)
+    stream = rig.stream.events(sub, heartbeat_s=0.05)
+    chunk = await anext(stream)
+    if chunk.startswith(b"retry:"):
+        chunk = await anext(stream)
+    await stream.aclose()
+    assert f"id: {later[0].event_id}\n".encode() in chunk  # every tenant's: the journal's end
+    assert b"which ends at" in chunk
