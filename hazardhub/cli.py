@@ -266,14 +266,22 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_with_metrics(args, "gateway", 9101, args.gateway, gw.metrics, run_gw, _run)
     if args.command == "mqtt-credentials":
-        from hazardhub.mqttauth import dropped_users, kept_passwords, plan_users, write_files
+        from hazardhub.mqttauth import (
+            alarm_readers,
+            dropped_users,
+            kept_passwords,
+            plan_users,
+            write_files,
+        )
         from hazardhub.settings import running_registry
         from telemetry.topics import TopicLayout
 
         loaded = load(args.config)
         registry = running_registry(loaded, args.data_dir) if args.data_dir else loaded.registry()
-        users = plan_users(registry, TopicLayout())
-        gone = dropped_users(users, args.out)
+        # the alarm readers of the runs before, kept, with those asked now, but those dropped
+        readers = {*alarm_readers(args.out), *args.alarm_reader} - set(args.drop_alarm_reader)
+        users = plan_users(registry, TopicLayout(), readers=tuple(sorted(readers)))
+        gone = [u for u in dropped_users(users, args.out) if u not in args.drop_alarm_reader]
         if not args.rotate:
             users = kept_passwords(users, args.out)
         write_files(users, args.out)

@@ -341,6 +341,11 @@ def parser() -> argparse.ArgumentParser:
         help="the hub's data folder: use the configuration it runs (with the changes made "
         "through the API) instead of the file alone",
     )
+    for flag, said in (
+        ("--alarm-reader", "a user reading every tenant's alarm topics only; later runs keep it"),
+        ("--drop-alarm-reader", "remove an alarm reader an earlier run made"),
+    ):
+        m.add_argument(flag, action="append", default=[], metavar="NAME", help=said)
 
     b = sub.add_parser(
         "backup",

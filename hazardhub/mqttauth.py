@@ -2,7 +2,9 @@
 
 Each enterprise (tenant) gets a user that may publish only under its own topics; each gateway of
 a tenant gets its own user limited to that tenant's telemetry and its own status topics; the hub
-gets one user that reads everything and publishes alarms. Written in Mosquitto's formats:
+gets one user that reads everything and publishes alarms; an alarm reader (a provincial
+early-warning system, `--alarm-reader NAME`) reads every tenant's alarm topics and publishes
+nothing. Written in Mosquitto's formats:
 `passwd` (PBKDF2-SHA512 hashes, as `mosquitto_passwd` makes them) and `acl`; the clear
 passwords go to `credentials.txt` (mode 0600) for handing out, and are never logged.
 
@@ -27,8 +29,10 @@ from telemetry.registry import Registry
 from telemetry.topics import TopicLayout
 
 __all__ = [
+    "ALARM_READER",
     "MqttUser",
     "acl_text",
+    "alarm_readers",
     "dropped_users",
     "hash_password",
     "kept_passwords",
@@ -37,6 +41,7 @@ __all__ = [
 ]
 
 _ITERATIONS = 101  # what mosquitto_passwd uses for $7$
+ALARM_READER = "alarm-reader"  # the kind of a user that reads every tenant's alarms only
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,8 @@ class MqttUser:
     password: str
     read: tuple[str, ...]
     write: tuple[str, ...]
-    kind: str = ""  # hub, jt808, tenant, gateway: a password is kept only for the same kind
+    # hub, jt808, tenant, gateway, alarm-reader: a password is kept only for the same kind
+    kind: str = ""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -56,8 +62,14 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 
 
 def plan_users(
-    registry: Registry, layout: TopicLayout, hub_user: str = "hazardhub-hub"
+    registry: Registry,
+    layout: TopicLayout,
+    hub_user: str = "hazardhub-hub",
+    readers: tuple[str, ...] = (),
 ) -> list[MqttUser]:
+    """The users of the configuration, and the alarm `readers`: each reads every tenant's
+    alarm topics (`{root}/+/alarms/#`: the hub's alarm events and its MQTT notifications) and
+    may publish nothing (the broker drops what it publishes)."""
     root = layout.root
     users = [
         MqttUser(
@@ -136,8 +148,22 @@ def plan_users(
                     "gateway",
                 )
             )
+    for name in readers:
+        if not name or any(c.isspace() or c in "#+/:" for c in name):
+            raise ConfigError(
+                f"alarm reader {name!r}: a user name of letters, digits, '.', '-' or '_'"
+            )
+        users.append(
+            MqttUser(name, secrets.token_urlsafe(18), (f"{root}/+/alarms/#",), (), ALARM_READER)
+        )
     _refuse_clashes(users)
     return users
+
+
+def alarm_readers(out: Path) -> list[str]:
+    """The alarm readers `out/credentials.txt` holds: a later run keeps them (by name and
+    password) without `--alarm-reader` again, until one is dropped."""
+    return sorted(name for name, kind in _known(out) if kind == ALARM_READER)
 
 
 def _refuse_clashes(users: list[MqttUser]) -> None:
@@ -152,7 +178,7 @@ def _refuse_clashes(users: list[MqttUser]) -> None:
         raise ConfigError(
             f"MQTT users named twice: {', '.join(clashes)} (a tenant's user is its id, a "
             "gateway's is tenant.gateway, and hazardhub-hub and hazardhub-jt808 are the hub's "
-            "and the JT/T 808 gateway's): rename the tenant or gateway"
+            "and the JT/T 808 gateway's): rename the tenant, gateway or alarm reader"
         )
 
 
