@@ -54,7 +54,8 @@ def retry_dead_rows(
     """Make the dead rows `which` selects pending again, due at `now`, each with its channel as
     configured now (`channel_now(subscription, key, channel)`: the outbox text; None: as it was
     made); `last_error` says which, as a one-by-one retry's does."""
-    where = ["status = 'dead'", "status != 'pending'", "id > ?"]  # (the second: `outbox_done`)
+    # walked by id from `after` (the outbox keeps `outbox_keep_days` of rows), at most a page
+    where = ["status = 'dead'", "id > ?"]
     params: list[object] = [which.after]
     if which.tenants is not None:
         if not which.tenants:
