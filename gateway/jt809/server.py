@@ -21,14 +21,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from gateway.counters import changed_since
 from gateway.jt809.config import Jt809Config, PlatformSpec
 from gateway.jt809.guard import BadWindow, Guard, Limits, shown
+from gateway.jt809.link import Link
+from gateway.jt809.problems import Problems
 from gateway.jt809.reports import Report
 from gateway.jt809.session import Answered, Close, LoggedIn, Problem, Publish, Send, Session, Warn
 from gateway.jt809.sublink import SubLink
@@ -43,7 +42,6 @@ __all__ = ["Jt809Server"]
 log = logging.getLogger(__name__)
 
 _WRITE_TIMEOUT_S = 10.0
-_LINES_PER_KIND = 10  # log lines of a problem kind per platform and report period
 _BAD = frozenset({"bad_frame", "bad_body", "wrong_access_code"})  # a logged-in link's bad frames
 _REFUSED = {
     "refused_address": "in no platform's allow_from",
@@ -51,29 +49,6 @@ _REFUSED = {
     "refused_pending": "too many links not logged in",
 }
 _CST = timezone(timedelta(hours=8))
-
-
-@dataclass(eq=False)
-class _Link:
-    writer: asyncio.StreamWriter
-    session: Session
-    peer: str
-    closing: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    sub: SubLink | None = None
-    sub_task: asyncio.Task[None] | None = None
-    kept_task: asyncio.Task[None] | None = None  # the kept tickets, once the sub link is up
-    pending_bad: int = 0  # problems before a login
-    bad: BadWindow | None = None  # bad frames once logged in
-
-    def tell(self, data: bytes) -> None:
-        """Write `data` on the main link (the sub link's 0x9007), unless it is closing."""
-        if not self.closing:
-            self.writer.write(data)
-
-    def close(self) -> None:
-        self.closing = True
-        self.writer.close()
 
 
 class Jt809Server:
@@ -109,11 +84,10 @@ class Jt809Server:
             bool(config.platforms) and all(p.allow_from for p in config.platforms),
             lambda host: any(p.allows(host) for p in config.platforms),
         )
-        self.counters: Counter[str] = Counter()
-        self._reported: Counter[str] = Counter()
-        self._said: Counter[str] = Counter()  # lines of a problem kind since the last report
-        self.links: set[_Link] = set()
-        self.online: dict[str, _Link] = {}  # platform name -> its logged-in link
+        self.problems = Problems()
+        self.counters = self.problems.counters
+        self.links: set[Link] = set()
+        self.online: dict[str, Link] = {}  # platform name -> its logged-in link
         self._server: asyncio.Server | None = None
         self.address: tuple[str, int] | None = None
         # the centre's supervisions (报警督办) to the platforms, and their answers (0x1401)
@@ -160,38 +134,31 @@ class Jt809Server:
             self.report_counters()
 
     def report_counters(self) -> str | None:
-        self._said.clear()
-        since = changed_since(self.counters, self._reported)
-        if since is None:
-            return None
-        self._reported = self.counters.copy()
-        line = f"jt809: {len(self.online)} platforms logged in; since the last report: {since}"
-        log.info("%s", line)
-        return line
+        return self.problems.report(len(self.online))
 
     def count(self, platform: str | None, kind: str, n: int = 1) -> None:
         """Count under the platform, or `unauthenticated` for a link not logged in."""
-        self.counters[f"{platform or 'unauthenticated'}.{kind}"] += n
+        self.problems.count(platform, kind, n)
 
     async def _serve_link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername") or ("?", 0)
         host = str(peername[0])
         if len(self.links) >= self.max_links:
-            self._problem_line(None, "refused_full", f"{host}: {len(self.links)} links open")
+            self.problems.line(None, "refused_full", f"{host}: {len(self.links)} links open")
             writer.close()
             return
         loop = asyncio.get_running_loop()
         held = functools.partial(self._held, host)
         session = Session(self.platforms, self.book, host, self.clock_ms, held)
-        link = _Link(writer, session, f"{host}:{peername[1]}")
+        link = Link(writer, session, f"{host}:{peername[1]}")
         admit = self.guard.admit(link, host, loop.time())
         if admit.refuse is not None:
             n = len(self.guard.pending)
-            self._problem_line(None, admit.refuse, f"{host}: {_REFUSED[admit.refuse]} ({n} open)")
+            self.problems.line(None, admit.refuse, f"{host}: {_REFUSED[admit.refuse]} ({n} open)")
             writer.close()
             return
-        if isinstance(admit.evict, _Link):
-            self._problem_line(None, "evicted", f"{admit.evict.peer}: room for {link.peer}")
+        if isinstance(admit.evict, Link):
+            self.problems.line(None, "evicted", f"{admit.evict.peer}: room for {link.peer}")
             admit.evict.close()
         self.links.add(link)
         try:
@@ -221,7 +188,7 @@ class Jt809Server:
                 await writer.wait_closed()
             link.done.set()
 
-    async def _read(self, link: _Link, reader: asyncio.StreamReader) -> None:
+    async def _read(self, link: Link, reader: asyncio.StreamReader) -> None:
         loop = asyncio.get_running_loop()
         opened = loop.time()
         splitter = FrameSplitter(self.max_frame)
@@ -254,15 +221,15 @@ class Jt809Server:
                 splitter.skipped = 0
                 if skipped_before_login > self.limits.pending_skipped_bytes:
                     why = f"{skipped_before_login} bytes outside frames before a login"
-                    self._problem(link, Problem("not_jt809", why))
+                    self.problems.problem(link.peer, Problem("not_jt809", why))
                     return
             if not await self._take(link, items):
                 return
             if overflow is not None:
-                self._problem(link, Problem("overflow", str(overflow), session.name))
+                self.problems.problem(link.peer, Problem("overflow", str(overflow), session.name))
                 return
 
-    async def _take(self, link: _Link, items: list[bytes | BadFrameError]) -> bool:
+    async def _take(self, link: Link, items: list[bytes | BadFrameError]) -> bool:
         """Carry out the frames of one read; False once the link is to close (the frames after
         it counted `frames_dropped`)."""
         session = link.session
@@ -294,7 +261,7 @@ class Jt809Server:
 
     async def _act(
         self,
-        link: _Link,
+        link: Link,
         action: Send | Problem | Warn | Answered | LoggedIn | Close | Report,
     ) -> bool:
         """Carry out one action; False once the link is to close."""
@@ -304,11 +271,11 @@ class Jt809Server:
             try:
                 await asyncio.wait_for(link.writer.drain(), _WRITE_TIMEOUT_S)
             except TimeoutError:
-                self._problem(link, Problem("write_timeout", "it does not read", name))
+                self.problems.problem(link.peer, Problem("write_timeout", "it does not read", name))
                 return False
             return True
         if isinstance(action, Problem):
-            self._problem(link, action)
+            self.problems.problem(link.peer, action)
             return self._bearable(link, action)
         if isinstance(action, Warn):
             self.count(action.platform, "warnings")
@@ -375,7 +342,7 @@ class Jt809Server:
         log.info("jt809: closing %s (%s): %s", link.peer, name or "unauthenticated", action.why)
         return False
 
-    async def _kept_after_sub(self, link: _Link, name: str) -> None:
+    async def _kept_after_sub(self, link: Link, name: str) -> None:
         """The tickets kept for the platform once its sub link is up (0x9400 is a sub-link
         message), or on the main link when it is not up within its `timeout_s`."""
         sub = link.sub
@@ -397,14 +364,14 @@ class Jt809Server:
         link.writer.write(data)
         return "main"
 
-    def _bearable(self, link: _Link, problem: Problem) -> bool:
+    def _bearable(self, link: Link, problem: Problem) -> bool:
         """Whether the link goes on after `problem`: a link not logged in is closed after a few
         problems, a logged-in one after many bad frames in a window; a failed login counts
         towards its address's and access code's backoff."""
         now = asyncio.get_running_loop().time()
         if problem.login_code is not None:
             for key in self.guard.failed_login(link.session.peer_host, problem.login_code, now):
-                self._problem_line(
+                self.problems.line(
                     None,
                     "login_backoff",
                     f"{self.limits.failed_logins} failed logins from {key} within "
@@ -415,39 +382,11 @@ class Jt809Server:
             link.pending_bad += 1
             if link.pending_bad >= self.limits.pending_bad:
                 why = f"{link.pending_bad} problems before a login"
-                self._problem(link, Problem("too_many_bad_frames", why))
+                self.problems.problem(link.peer, Problem("too_many_bad_frames", why))
                 return False
             return True
         if problem.kind in _BAD and link.bad is not None and link.bad.add(now):
             why = f"{self.limits.bad_frames} bad frames within {self.limits.bad_window_s:g} s"
-            self._problem(link, Problem("too_many_bad_frames", why, problem.platform))
+            self.problems.problem(link.peer, Problem("too_many_bad_frames", why, problem.platform))
             return False
         return True
-
-    def _problem_line(self, platform: str | None, kind: str, text: str) -> None:
-        self.count(platform, kind)
-        key = f"{platform}.{kind}"
-        self._said[key] += 1
-        if self._said[key] == 1:
-            log.warning("jt809: %s: %s", kind, shown(text))
-
-    def _problem(self, link: _Link, problem: Problem) -> None:
-        """Count `problem`; log it: the first of its kind for the platform in a report period
-        at warning level (when worth it), a few more at debug, the rest not (a flood of bad
-        frames does not flood the log)."""
-        self.count(problem.platform, problem.kind)
-        key = f"{problem.platform}.{problem.kind}"
-        self._said[key] += 1
-        n = self._said[key]
-        if n > _LINES_PER_KIND:
-            return
-        level = logging.WARNING if problem.warn and n == 1 else logging.DEBUG
-        log.log(
-            level,
-            "jt809: %s (%s): %s: %s%s",
-            link.peer,
-            problem.platform or "unauthenticated",
-            problem.kind,
-            shown(problem.text),
-            " (more of this kind not logged until the next report)" if n == _LINES_PER_KIND else "",
-        )
