@@ -91,11 +91,13 @@ def mask_id_number(number: str) -> str:
 
 def _shown_driver(driver: dict[str, Any], role: str) -> dict[str, Any]:
     """The driver as the caller is shown it: a viewer key (a wall display, a visitor) sees the
-    identity card number masked (personal information: PIPL); the centre's keys and the
-    enterprise's own see it whole, to identify the driver of a vehicle in trouble."""
-    if role != "viewer" or not driver.get("id_number"):
+    identity card number and the qualification certificate's number (most often the identity
+    card's again) masked (personal information: PIPL); the centre's keys and the enterprise's
+    own see them whole, to identify the driver of a vehicle in trouble."""
+    if role != "viewer":
         return driver
-    return {**driver, "id_number": mask_id_number(str(driver["id_number"]))}
+    masked = {k: mask_id_number(str(driver[k])) for k in ("id_number", "licence") if driver.get(k)}
+    return {**driver, **masked}
 
 
 def vehicle_routes(r: APIRouter) -> None:

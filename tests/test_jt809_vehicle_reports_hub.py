@@ -159,6 +159,8 @@ async def test_a_platforms_driver_waybill_and_registration_reach_the_vehicles_an
         again = (await _vehicle(api_port, OP, "tanker-01")).json()
         shown = (await _vehicle(api_port, VIEW, "tanker-01")).json()
     assert again["driver"] == driver and again["waybill"] == tanker["waybill"]
-    # a viewer key (a wall display) is shown the identity card number masked, the rest as is
-    assert shown["driver"] == {**driver, "id_number": "3201**********1234"}
+    # a viewer key (a wall display) is shown the identity card's and the qualification
+    # certificate's numbers masked, the rest as is
+    masked = {"id_number": "3201**********1234", "licence": "3201*****0001"}
+    assert shown["driver"] == {**driver, **masked}
     assert shown["waybill"] == tanker["waybill"]
