@@ -22,6 +22,7 @@ from alerts.supervisionstate import (
 )
 from api.bounds import DB_INT_MAX
 from api.context import Caller, Ctx, not_found, query_tenants, record_scope
+from telemetry.registry import Registry
 
 __all__ = ["SupervisionPublic", "supervision_router"]
 
@@ -32,6 +33,9 @@ class SupervisionPublic(BaseModel):
     id: int = Field(description="the supervision's number (its journal event; SUPERVISION_ID)")
     alarm_id: int
     tenant: str
+    tenant_name: str = Field(
+        default="", description="the enterprise's name as configured; '' when none"
+    )
     vehicle: str
     plate: str = Field(description="the plate the ticket went with (as compared: no `·`)")
     deadline: int = Field(description="督办截止时间, ms since the epoch")
@@ -61,9 +65,10 @@ class SupervisionPublic(BaseModel):
     )
 
 
-def _public(s: SupervisionState) -> SupervisionPublic:
+def _public(s: SupervisionState, registry: Registry) -> SupervisionPublic:
     return SupervisionPublic(
-        id=s.id, alarm_id=s.alarm_id, tenant=s.tenant, vehicle=s.vehicle, plate=s.plate,
+        id=s.id, alarm_id=s.alarm_id, tenant=s.tenant,
+        tenant_name=registry.names(s.tenant, "")[0], vehicle=s.vehicle, plate=s.plate,
         deadline=s.deadline, created_at=s.created_at, actor=s.actor, status=s.status,
         late=s.late, platform=s.platform, receipt=s.receipt, receipt_at=s.receipt_at,
         answered_at=s.answered_at, result=s.result, result_text=s.result_text,
@@ -97,7 +102,7 @@ def supervision_router() -> APIRouter:
         found = await asyncio.to_thread(
             list_supervisions, ctx.statedb, tenants, status, since, until, limit, before
         )
-        return [_public(s) for s in found]
+        return [_public(s, ctx.registry) for s in found]
 
     @r.get("/supervisions/{supervision_id}", response_model=SupervisionPublic)
     async def supervision(supervision_id: _Id, ctx: Ctx, caller: Caller) -> SupervisionPublic:
@@ -106,6 +111,6 @@ def supervision_router() -> APIRouter:
         tenants = query_tenants(ctx, caller)
         if found is None or (tenants is not None and found.tenant not in tenants):
             raise not_found(f"supervision {supervision_id}")
-        return _public(found)
+        return _public(found, ctx.registry)
 
     return r

@@ -63,7 +63,8 @@ async def test_the_centre_lists_the_supervisions_to_chase(tmp_path: Path) -> Non
 
         one = (await hub.get(f"/supervisions/{overdue}")).json()
         assert one == {
-            "id": overdue, "alarm_id": alarm, "tenant": CHEM, "vehicle": "tanker-01",
+            "id": overdue, "alarm_id": alarm, "tenant": CHEM, "tenant_name": "",
+            "vehicle": "tanker-01",
             "plate": "苏AD1234", "deadline": t - HOUR, "created_at": t - 2 * HOUR, "actor": "op",
             "status": "overdue", "late": False, "platform": None, "receipt": None,
             "receipt_at": None, "answered_at": None, "result": None, "result_text": None,

@@ -414,7 +414,7 @@ async def test_operator_answers_the_alarm_from_the_list(mosquitto, tmp_path):
             await browser.wait_for(f"{q(row.row + ' .disp')}?.dataset.disposal === 'disposed'", 5)
             await row.submit("close", note="办结")
             # the hub's reason, in Chinese
-            assert await row.message() == "409 报警仍未恢复，不能关闭"
+            assert await row.message() == "409 报警仍未恢复，不能办结"
             assert (await alarm())["disposal"] == "disposed"
             assert await browser.js(f"!!{q(row.extra + ' form[data-form=close]')}")  # kept open
             await browser.screenshot(SHOTS / "03-alarm-lifecycle.png")

@@ -1751,7 +1751,7 @@ async def test_the_shown_alarms_take_a_disposal_step_at_once_from_the_bar_once_a
         options = await browser.js(
             f"[...{bar}.elements.step.options].map((o) => [o.value, o.textContent])"
         )
-        assert options == [["verify", "核实 3"], ["dispose", "处置 2"], ["close", "关闭 1"]]
+        assert options == [["verify", "核实 3"], ["dispose", "处置 2"], ["close", "办结 1"]]
         assert await browser.js(f"{bar}.elements.step.value") == "verify"  # the most first
         ask = await browser.js(f"{bar}.querySelector('.bulk-ask').textContent")
         assert ask == "核实所列的 3 条报警？其中 1 条曾达红色。同一说明记入每条报警的日志", ask

@@ -39,8 +39,10 @@ CONFIG = """
 version: 1
 tenants:
   - id: chem-logistics
+    name: 华通危化运输
     vehicles:
       - {id: tanker-01, plate: 苏A·D1234, class: hazmat}
+jt808_gateways: [gw809]
 """
 KEYS = [
     ApiKeySpec(name="zhang", sha256=hash_key("k-op"), role="operator"),
@@ -142,14 +144,33 @@ async def test_the_centre_supervises_a_vehicle_alarm_from_its_detail(mosquitto, 
                 assert await op.js(f"{q(button)}.textContent") == "督办"
                 await op.js(f"{q(button)}.click()")
                 await op.wait_for(f"{q(DIALOG)}?.open === true")
+                # the vehicle by its plate, the kind in Chinese
+                what = await op.js(f"{q(f'{DIALOG} .sv-what')}.textContent")
+                assert what.startswith(f"#{alarm} · 苏A·D1234 · 超速 (平台研判) · "), what
                 said = await _send(op, now - 3_600_000, "urgent", "请立即处置")
-                assert said.startswith("sv-msg bad|督办未下发：422"), said
+                assert said == (
+                    "sv-msg bad|请检查：督办截止时间（北京时间）。"
+                    "督办未下发：422 截止时间须晚于现在，且不超过 30 天"
+                ), said
                 assert commands == []
                 deadline = now + 2 * 3_600_000
                 said = await _send(op, deadline, "urgent", "请立即处置")
-                assert said.startswith("sv-msg ok|已下发督办 #"), said
+                # what is known: the broker took it; the gateway's receipt is awaited
                 sid = int(await op.js(f"{q(DIALOG)}.dataset.supervision"))
-                assert f"#{sid}（tanker-01" in said
+                assert said.startswith(f"sv-msg wait|督办 #{sid}（苏A·D1234，截止 "), said
+                assert "已交消息服务器，等待 JT/T 809 网关回执" in said, said
+                assert "未连接 JT/T 809 平台时不会有回执" in said, said
+                # the gateway answers that no platform serves the vehicle: said in the dialog
+                receipt = {"supervision_id": sid, "receipt": "no_platform", "platform": "",
+                           "at": time.time_ns() // 1_000_000}  # fmt: skip
+                await mq.publish(
+                    layout.gateway_supervision("chem-logistics", "gw809"),
+                    orjson.dumps(receipt), qos=1,
+                )  # fmt: skip
+                await op.wait_for(f"{q(DIALOG)}.dataset.receipt === 'no_platform'", 10)
+                msg = await op.js(f"{q(f'{DIALOG} .sv-msg')}.className + '|' + "
+                                  f"{q(f'{DIALOG} .sv-msg')}.textContent")  # fmt: skip
+                assert msg.startswith(f"sv-msg bad|督办 #{sid} 未发出：无 JT/T 809 平台连接"), msg
                 await op.js(f"{q(f'{DIALOG} .sv-close')}.click()")
                 await op.wait_for(f"{q(DIALOG)} === null")
                 assert await op.js("document.activeElement?.classList.contains('sv-from-alarm')")
@@ -195,9 +216,12 @@ async def test_the_centre_supervises_a_vehicle_alarm_from_its_detail(mosquitto, 
             # the datetime input is to the minute, China time
             assert abs(command["deadline"] - deadline) < 60_000
             detail = await get_json(api, f"/api/v1/alarms/{alarm}")
-            mine = [e for e in detail["events"] if e.get("comment", "").startswith("督办")]
-            assert len(mine) == 1 and "请立即处置" in mine[0]["comment"], mine
-            assert mine[0]["actor"] == "zhang"
+            said = [e for e in detail["events"] if e.get("comment", "").startswith("督办")]
+            mine = [e for e in said if e["actor"] == "zhang"]
+            assert len(mine) == 1 and "请立即处置" in mine[0]["comment"], said
+            # and the gateway's receipt, journaled by the hub
+            gateway = [e["actor"] for e in said if e["actor"] != "zhang"]
+            assert gateway == ["gw809 (JT/T 809 gateway)"], said
         finally:
             listening.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -85,3 +85,6 @@ async def test_the_centre_sees_the_overdue_supervisions_first(mosquitto, tmp_pat
                 f"{ahead}|svl-row svl-open|待应答",
             ]
             assert await op.js(f"{q('#svl-list tbody tr .overdue')}.textContent") == "超期"
+            # the enterprise by its name, the vehicle by its plate
+            cells = await op.js(f"[...{q(rows)}.cells].slice(1, 3).map((c) => c.textContent)")
+            assert cells == ["华通危化运输", "苏AD1234 (tanker-01)"], cells

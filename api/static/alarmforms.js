@@ -8,6 +8,12 @@ import { NEXT_STEP, NEXT_STEP_VERBS, REVIEW_VERBS, accept, ctx, epoch, mineAcked
 import { el } from "/static/hazardforms.js";
 
 const SHELVE_HOURS = [1, 8, 24];
+// a shelve of the operator's own length, in minutes: the hub takes at most 7 days
+export const SHELVE_MAX_MIN = 7 * 24 * 60;
+
+// what the hub takes for a note or reason: words, once invisible format characters (zero-width
+// spaces, direction marks) and the spaces around are gone (api/notes.py): asked before sending
+export const blank = (text) => !text.replace(/\p{Cf}/gu, "").trim();
 
 async function act(id, verb, body) {
   const u = uiOf(id);
@@ -98,7 +104,15 @@ export function actionForm(a, verb) {
     reason.placeholder = t("reason_ph");
     const dur = el("select"); dur.name = "duration";
     for (const h of SHELVE_HOURS) { const o = el("option", "", `${h} ${t("hours")}`); o.value = String(h * 3600); dur.append(o); }
-    f.append(label(t("reason"), reason), label(t("duration"), dur));
+    const own = el("option", "", t("dur_custom")); own.value = "custom"; dur.append(own);
+    // the operator's own length, in minutes, shown when chosen
+    const minutes = el("input"); minutes.name = "minutes"; minutes.type = "number";
+    // (bounded by the form's own message, not the browser's bubble in its own language)
+    minutes.inputMode = "numeric"; minutes.placeholder = `1–${SHELVE_MAX_MIN}`;
+    const mins = label(t("minutes"), minutes);
+    mins.hidden = true;
+    dur.onchange = () => { mins.hidden = dur.value !== "custom"; if (!mins.hidden) minutes.focus(); };
+    f.append(label(t("reason"), reason), label(t("duration"), dur), mins);
     // a shelve is the point's, up to the level this alarm reached (docs/alarms.md): said
     // before it is placed (helper-99: it was nowhere in the form)
     const scope = el("p", "shelve-scope", t("shelve_scope").replace("{tier}", t(`tier_${a.peak_tier ?? a.tier}`)));
@@ -166,21 +180,31 @@ export function actionForm(a, verb) {
       return;
     }
     const u = uiOf(a.id);
+    // a required note or reason of only spaces is said here, in the page's language (the hub
+    // refuses it with its own words)
+    const required = f.elements[verb === "shelve" ? "reason" : "note"]?.required ?? false;
+    if (required && blank(text.value)) {
+      showMsg(a.id, ctx.t(verb === "shelve" ? "err_blank_reason" : verb === "ack" ? "err_red_note"
+        : REVIEW_VERBS.has(verb) ? "err_blank_review" : "err_blank_note"));
+      return;
+    }
     if (verb === "ackpoint") ackPoint(a.id, u.pointIds, v("note"), u.pointEpoch);
-    else if (verb === "ack") {
-      if (!v("note").trim()) { showMsg(a.id, ctx.t("err_red_note")); return; }
-      act(a.id, "ack", { note: v("note") });
+    else if (verb === "ack") act(a.id, "ack", { note: v("note") });
+    else if (verb === "steppoint") stepPoint(a.id, u.step, u.stepIds, v("note"), u.pointEpoch);
+    else if (verb === "shelve") {
+      let seconds = Number(v("duration"));
+      if (v("duration") === "custom") {
+        const m = Number(v("minutes"));
+        if (!Number.isInteger(m) || m < 1 || m > SHELVE_MAX_MIN || v("minutes") === "") {
+          showMsg(a.id, ctx.t("dur_bounds").replace("{max}", String(SHELVE_MAX_MIN)));
+          return;
+        }
+        seconds = m * 60;
+      }
+      act(a.id, "shelve", { reason: v("reason"), duration_s: seconds });
     }
-    else if (verb === "steppoint") {
-      if (!v("note").trim()) { showMsg(a.id, ctx.t("note_ph")); return; }
-      stepPoint(a.id, u.step, u.stepIds, v("note"), u.pointEpoch);
-    }
-    else if (verb === "shelve") act(a.id, "shelve", { reason: v("reason"), duration_s: Number(v("duration")) });
     else if (verb === "comment") act(a.id, "comment", { note: v("note") });
-    else if (REVIEW_VERBS.has(verb)) {
-      if (!v("note").trim()) { showMsg(a.id, ctx.t("review_note_ph")); return; }
-      act(a.id, verb, { decision: verb, note: v("note") });
-    }
+    else if (REVIEW_VERBS.has(verb)) act(a.id, verb, { decision: verb, note: v("note") });
     else act(a.id, verb, { step: verb, note: v("note") });
   };
   return f;

@@ -2,6 +2,7 @@
 // list, each gone after a while or at the next action; the hub's refusals in the page's language;
 // the length of a note or reason the hub takes.
 import { ctx, redraw, ui, uiOf } from "/static/alarmstate.js";
+import { fieldProblems } from "/static/alarmstrings.js";
 
 /** The notes that said what an action did ("已确认 3 条"): gone at the next refresh of the list
  * or the next action, rather than standing over a list that changed since. */
@@ -57,7 +58,10 @@ export function hubError(err) {
   const k = HUB_ERRORS[why] ?? (why.startsWith("shelves, silences and sensors out of service are the monitoring centre's") ? "err_centre"
     : why.includes(RED_NOTE) ? "err_red_note" : why.includes(AWAITS_REVIEW) ? "err_awaits_review"
       : why.includes(NOT_REVIEWER) || why.includes("never the enterprise's own") ? "err_reviewer" : null);
-  return k ? `${err.status} ${ctx.t(k)}` : err.message;
+  if (k) return `${err.status} ${ctx.t(k)}`;
+  // a body the hub did not take (422): the fields and what is wrong, in the page's language
+  if (Array.isArray(err.errors) && err.errors.length) return `${err.status} ${fieldProblems(err.errors, ctx.t)}`;
+  return err.message;
 }
 
 // the hub takes notes and reasons of at most 2000 characters (code points, as Python counts)

@@ -4,16 +4,27 @@ export const STRINGS = {
   zh: { isa_unack: "未确认", isa_ack: "已确认", isa_rtn_unack: "已恢复未确认", isa_normal: "正常",
         site_isa: "企业：{s}", site_isa_hint: "企业侧的确认状态（本中心的在左）",
         isa_shelved: "已搁置", isa_suppressed: "已抑制", isa_out_of_service: "停用",
-        disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已关闭",
+        disp_received: "已接收", disp_verified: "已核实", disp_disposed: "已处置", disp_closed: "已办结",
         disp_review: "待审核", approve: "批准销号", return: "退回",
         ev_submitted: "提交审核", ev_approved: "批准销号", ev_returned: "退回", ev_centre_acknowledged: "中心确认",
         review_ask: "审核企业的销号申请（{who}：{note}）", review_note_ph: "审核意见（必填；退回请写明须重新处置的内容）",
-        err_awaits_review: "待监控中心审核：由中心批准销号或退回",
-        err_reviewer: "审核销号由监控中心（全部企业的值班员、管理员密钥）操作，企业不能审核自己的销号",
+        err_awaits_review: "待监测中心审核：由中心批准销号或退回",
+        err_reviewer: "审核销号由监测中心（全部企业的值班员、管理员密钥）操作，企业不能审核自己的销号",
         overdue: "超期", disposal: "处置", actions: "操作", started_cst: "开始时间（北京时间）",
         ack: "确认", shelve: "搁置", unshelve: "取消搁置", comment: "备注", verify: "核实",
-        dispose: "处置", close: "关闭", submit: "提交", cancel: "取消", reason: "原因",
-        duration: "时长", note: "说明", hours: "小时", reason_ph: "搁置原因（必填）",
+        dispose: "处置", close: "办结", submit: "提交", cancel: "取消", reason: "原因",
+        duration: "时长", note: "说明", hours: "小时", minutes: "分钟", dur_custom: "自定义（分钟）",
+        dur_bounds: "搁置时长须在 1 至 {max} 分钟之间（最多 7 天）", reason_ph: "搁置原因（必填）",
+        err_blank_reason: "请填写搁置原因：不能只有空格或不可见字符",
+        err_blank_note: "请填写说明：不能只有空格或不可见字符",
+        err_blank_review: "请填写审核意见：不能只有空格或不可见字符",
+        field_reason: "原因", field_note: "说明", field_duration_s: "时长", field_until: "搁置至",
+        field_decision: "审核结论", field_step: "处置步骤", field_deadline: "截止时间", field_level: "级别",
+        field_supervisor: "督办人", field_tel: "联系电话", field_email: "电子邮件",
+        site_vehicles: "车辆",
+        why_blank: "须填写文字，不能只有空格或不可见字符", why_too_long: "超出 2000 字",
+        why_control: "含有控制字符，请删除后再提交", why_missing: "必填",
+        why_range: "超出允许范围", field_sep: "：", list_sep: "；",
         shelve_scope: "搁置整个测点（该传感器的此项报警）至{tier}及以下，高于此级别的报警仍会通知",
         note_ph: "说明（必填）", filter_open: "未结束", filter_all: "全部", unack_count: "未确认",
         journal: "报警日志", enterprise: "企业", site: "场所", device: "设备", time_cst: "时间（北京时间）", event: "事件", actor: "操作人",
@@ -23,10 +34,10 @@ export const STRINGS = {
         new_alarms: "▲ {n} 条新报警", more_alarms: "另有 {n} 条未显示，点击全部显示",
         read_only: "只读", too_long: "超出 2000 字，请删减后再提交", ev_value: "数值", ev_level: "级别",
         err_read_only: "此密钥只能查看，不能操作", err_shelve_reason: "搁置需填写原因",
-        err_close_active: "报警仍未恢复，不能关闭", err_already_acked: "报警已确认",
+        err_close_active: "报警仍未恢复，不能办结", err_already_acked: "报警已确认",
         err_not_shelved: "报警未搁置", err_out_of_service: "测点已停用",
-        err_normal_acked: "报警已恢复并已确认", err_normal_closed: "报警已恢复且处置已关闭",
-        err_centre: "搁置、屏蔽和测点停用由监控中心（值班员、管理员密钥）操作",
+        err_normal_acked: "报警已恢复并已确认", err_normal_closed: "报警已恢复且已办结",
+        err_centre: "搁置、屏蔽和测点停用由监测中心（值班员、管理员密钥）操作",
         tier_red: "红色", tier_orange: "橙色", tier_yellow: "黄色", tier_blue: "蓝色", tier_none: "无",
         ev_raised: "报警", ev_escalated: "升级", ev_deescalated: "降级", ev_cleared: "恢复",
         ev_acknowledged: "确认", ev_shelved: "搁置", ev_unshelved: "取消搁置", ev_commented: "备注",
@@ -123,7 +134,18 @@ export const STRINGS = {
         started_cst: "Started (CST)", ack: "Acknowledge", shelve: "Shelve", unshelve: "Unshelve",
         shelve_scope: "shelves the whole point (this alarm of the sensor) up to {tier}; a higher level is still notified",
         comment: "Comment", verify: "Verify", dispose: "Dispose", close: "Close", submit: "Submit",
-        cancel: "Cancel", reason: "Reason", duration: "Duration", note: "Note", hours: "h",
+        cancel: "Cancel", reason: "Reason", duration: "Duration", note: "Note", hours: "h", minutes: "min", dur_custom: "custom (minutes)",
+        dur_bounds: "a shelve lasts 1 to {max} minutes (at most 7 days)",
+        err_blank_reason: "a shelve needs a reason: words, not only spaces or invisible characters",
+        err_blank_note: "a note is required: words, not only spaces or invisible characters",
+        err_blank_review: "the review needs a note: words, not only spaces or invisible characters",
+        field_reason: "reason", field_note: "note", field_duration_s: "duration", field_until: "until",
+        field_decision: "decision", field_step: "step", field_deadline: "deadline", field_level: "level",
+        field_supervisor: "supervisor", field_tel: "telephone", field_email: "e-mail",
+        site_vehicles: "vehicles",
+        why_blank: "words are required, not only spaces or invisible characters",
+        why_too_long: "longer than 2000 characters", why_control: "holds a control character: take it out",
+        why_missing: "required", why_range: "out of the allowed range", field_sep: ": ", list_sep: "; ",
         reason_ph: "reason (required)", note_ph: "note (required)", filter_open: "Open",
         filter_all: "All", unack_count: "unack", journal: "Journal", time_cst: "Time (CST)",
         event: "Event", actor: "Actor", isa: "State", measure: "Action to take",
@@ -169,3 +191,24 @@ export const STRINGS = {
         step_done: "{n}: {step} done", step_already: "{n} already past that step",
         unack_others: "other enterprises: {n} unack" },
 };
+
+/** The hub's 422 (`errors` of its problem details, as hubRequest gives them) as a short sentence
+ * in the page's language: each field by its name and what is wrong with it ("原因：须填写文字，
+ * 不能只有空格或不可见字符"), not pydantic's words ("Value error, a note is required ..."); a
+ * problem it does not know is said as the hub says it, without "Value error, ". */
+export function fieldProblems(errors, t) {
+  return errors.map((x) => {
+    const field = String((x.loc || []).at(-1) ?? "");
+    const named = t(`field_${field}`);
+    const name = named === `field_${field}` ? field : named;
+    const msg = String(x.msg ?? "").replace(/^Value error, /, "");
+    const type = String(x.type ?? "");
+    const why = msg.startsWith("a note is required") || type === "string_too_short" ? t("why_blank")
+      : msg.startsWith("a note holds no control characters") ? t("why_control")
+        : type === "string_too_long" ? t("why_too_long")
+          : type === "missing" ? t("why_missing")
+            : /^(greater|less)_than/.test(type) ? t("why_range")
+              : msg;
+    return name ? `${name}${t("field_sep")}${why}` : why;
+  }).join(t("list_sep"));
+}

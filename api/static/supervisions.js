@@ -17,8 +17,8 @@ export const SUPERVISIONS_STRINGS = {
     svl_s_overdue: "超期未应答", svl_s_open: "待应答", svl_s_undelivered: "未送达", svl_s_answered: "已应答",
     svl_late: "（超期应答）", svl_mark: "超期",
     svl_r_sent: "已发往 {p}", svl_r_kept: "待发（{p} 未登录）", svl_r_expired: "未发出：已过截止时间",
-    svl_r_dropped: "未发出：待发过多", svl_r_no_platform: "未发出：无平台", svl_r_not_sent: "未发出：中心未连上消息服务器",
-    svl_r_none: "无回执",
+    svl_r_dropped: "未发出：待发过多", svl_r_no_platform: "未发出：无 JT/T 809 平台连接", svl_r_not_sent: "未发出：中心未连上消息服务器",
+    svl_r_none: "无回执（无 JT/T 809 网关接收，企业平台无法应答）",
   },
   en: {
     svl_open: "Supervisions", svl_title: "Supervisions to follow up (unanswered first)", svl_refresh: "Refresh",
@@ -28,8 +28,8 @@ export const SUPERVISIONS_STRINGS = {
     svl_s_overdue: "overdue, no answer", svl_s_open: "waiting for the answer", svl_s_undelivered: "not delivered",
     svl_s_answered: "answered", svl_late: " (late)", svl_mark: "overdue",
     svl_r_sent: "sent to {p}", svl_r_kept: "kept ({p} not logged in)", svl_r_expired: "not sent: past the deadline",
-    svl_r_dropped: "not sent: too many kept", svl_r_no_platform: "not sent: no platform",
-    svl_r_not_sent: "not sent: the hub had no broker", svl_r_none: "no receipt",
+    svl_r_dropped: "not sent: too many kept", svl_r_no_platform: "not sent: no JT/T 809 platform connected",
+    svl_r_not_sent: "not sent: the hub had no broker", svl_r_none: "no receipt (no JT/T 809 gateway took it: the platform cannot answer)",
   },
 };
 
@@ -111,7 +111,8 @@ export function renderSupervisions() {
     const status = el("td", "svl-status", ctx.t(`svl_s_${s.status}`));
     if (s.status === "overdue") status.append(el("span", "overdue", ctx.t("svl_mark")));
     tr.append(
-      el("td", "", `#${s.id}`), el("td", "", s.tenant), el("td", "", `${s.vehicle} ${s.plate}`),
+      // the enterprise by its name (its id where none is configured), the vehicle by its plate
+      el("td", "", `#${s.id}`), el("td", "svl-tenant", s.tenant_name || s.tenant), el("td", "", `${s.plate} (${s.vehicle})`),
       el("td", "", `#${s.alarm_id}`), el("td", "", fmtCst(s.deadline)), status,
       el("td", "", receiptText(s)), el("td", "", answerText(s)),
     );
