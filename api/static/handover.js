@@ -17,7 +17,10 @@ export const HANDOVER_STRINGS = {
         ho_peak: "最高级别读数", ho_due: "期限", ho_by_whom: "操作人", ho_until: "至", ho_since: "自",
         ho_why: "原因", ho_kind: "类型", ho_activations: "本班报警次数", ho_worst: "60 秒内最多",
         ho_worst_at: "{n}（{t} 起）", ho_first: "本班首次报警（北京时间）",
-        ho_giver: "交班人：", ho_taker: "接班人：", ho_signed_at: "交接时间：" },
+        ho_giver: "交班人：", ho_taker: "接班人：", ho_signed_at: "交接时间：",
+        ho_side_above: "超上限", ho_side_below: "低于下限", ho_site_vehicles: "车辆",
+        ho_repeats: "{n} 条 · 首次 {first} · 末次 {last}", ho_remarks: "交班备注",
+        ho_remarks_ph: "交班人的备注（未处理完的事项、现场情况、需接班人跟进的事）；随交接班记录打印，仅保存在本浏览器标签页，不上传" },
   en: { handover: "Handover", ho_title: "Shift handover", ho_range: "Range",
         ho_all_sites: "all sites", ho_refresh: "Refresh", ho_print: "Print", ho_close: "Close",
         ho_period: "Period (CST)", ho_site: "Site", ho_made: "Made", ho_by: "By",
@@ -35,7 +38,9 @@ export const HANDOVER_STRINGS = {
         ho_why: "Reason", ho_kind: "Kind", ho_activations: "raised in the shift",
         ho_worst: "most within 60 s", ho_worst_at: "{n} (from {t})",
         ho_first: "First in the shift (CST)", ho_giver: "Handed over by:", ho_taker: "Taken over by:",
-        ho_signed_at: "At:" },
+        ho_signed_at: "At:", ho_side_above: "above a high limit", ho_side_below: "below a low limit", ho_site_vehicles: "vehicles",
+        ho_repeats: "{n} alarms · first {first} · last {last}", ho_remarks: "Handover remarks",
+        ho_remarks_ph: "the handing-over operator's remarks (what is left to do, the sites' state, what to follow up); printed with the handover, kept in this browser tab only, not sent to the hub" },
 };
 
 const TIERS = ["red", "orange", "yellow", "blue"];
@@ -48,6 +53,11 @@ let shownSite = "";  // the label of the site it was asked for ("" for every sit
 let shownTenant = "";  // the label of the enterprise it was asked for ("" for every one)
 let error = "";
 let seq = 0;
+// the operator's own remarks (交班备注): printed with the handover; kept in this tab's session
+// storage (a reload keeps them), forgotten at a sign-out, never sent to the hub
+const REMARKS_KEY = "hh-ho-remarks";
+let remarks = sessionStorage.getItem(REMARKS_KEY) ?? "";
+let remarksBox = null;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -102,6 +112,7 @@ export async function openHandover() {
 /** Forget what was shown (a key signed out): nothing of it for the next key. */
 export function clearHandover() {
   seq++; shown = null; shownSite = ""; shownTenant = ""; error = ""; choice = { hours: 8 };
+  remarks = ""; sessionStorage.removeItem(REMARKS_KEY);
   showPanel(false);
   $("#handover-site").innerHTML = "";
   renderHandover();
@@ -192,13 +203,35 @@ function tierCell(tier) {
   return d;
 }
 
+const TIER_RANK = { red: 4, orange: 3, yellow: 2, blue: 1 };
+
+/** A list's alarms with the repeated alarms of one point (its enterprise, sensor, rule and kind)
+ * together: the worst of them (the highest peak tier, the newest of those) with how many, the
+ * first and the last start; in the order of each point's first in the list. */
+export function groupByPoint(alarms) {
+  const groups = new Map();
+  for (const a of alarms) {
+    const k = JSON.stringify([a.tenant, a.sensor, a.rule, a.side]);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(a);
+  }
+  return [...groups.values()].map((list) => {
+    const rank = (a) => TIER_RANK[a.peak_tier ?? a.tier] ?? 0;
+    const worst = list.reduce((w, a) => (rank(a) > rank(w) || (rank(a) === rank(w) && a.started_ts > w.started_ts) ? a : w));
+    const starts = list.map((a) => a.started_ts);
+    return { a: worst, n: list.length, first: Math.min(...starts), last: Math.max(...starts) };
+  });
+}
+
 function alarmRows(list) {
   const t = ctx.t;
-  return list.alarms.map((a) => {
+  return groupByPoint(list.alarms).map(({ a, n, first, last }) => {
     const peaked = a.peak_ts !== null && a.peak_ts !== undefined;
     const disp = `${t(`disp_${a.disposal}`)}${a.overdue ? ` · ${t("overdue")}` : ""}`
       + (a.disposal_due && a.disposal !== "closed" ? ` (${t("ho_due")} ${fmtCst(a.disposal_due).slice(5, 16)})` : "");
-    const where = ctx.centre() ? `${a.tenant_name || a.tenant} · ${a.site_name || a.site}` : "";
+    const where = ctx.centre() ? `${a.tenant_name || a.tenant} · ${a.site_name || siteWord(a.site)}` : "";
+    const started = n > 1 ? t("ho_repeats").replace("{n}", String(n)).replace("{first}", fmtCst(first).slice(5, 16))
+      .replace("{last}", fmtCst(last).slice(5, 16)) : fmtCst(a.started_ts);
     // the point and its device by the registry's names, the ids kept (as the alarm list)
     const named = pointNames(a, t);
     // the worst it was, all of it: the peak tier and value beside the peak level's name (a
@@ -206,9 +239,12 @@ function alarmRows(list) {
     // journal says no peak
     const level = kindLevel(peaked && a.peak_level_name ? { ...a, level_name: a.peak_level_name } : a, t);
     return [tierCell(a.peak_tier ?? a.tier), sensorCell(named.point, "", where, named.device), level,
-      fmtAlarmValue(peaked ? a.peak_value : a.value, a.value_unit, t), fmtCst(a.started_ts), t(`isa_${a.isa_state}`), disp];
+      fmtAlarmValue(peaked ? a.peak_value : a.value, a.value_unit, t), started, t(`isa_${a.isa_state}`), disp];
   });
 }
+
+// the site of vehicles (its id `vehicles`) in the page's language
+const siteWord = (site) => (site === "vehicles" ? ctx.t("ho_site_vehicles") : site);
 
 function section(key, count, content, note = "") {
   const s = el("section", "ho-section");
@@ -271,7 +307,11 @@ export function renderHandover() {
     const more = list.truncated ? t("ho_more").replace("{n}", String(list.count)) : "";
     body.append(section(key, list.count, table(head, alarmRows(list)), more));
   }
-  const where = (x) => (ctx.centre() ? `${x.tenant} · ${x.site}` : "");
+  // the enterprise and site by their names (the page's sites: "华兴化工 / 液氯罐区"), else ids
+  const names = new Map(ctx.sites());
+  const where = (x) => (ctx.centre() ? names.get(`${x.tenant}/${x.site}`) ?? `${x.tenant} · ${siteWord(x.site)}` : "");
+  const kindOf = (side) => (side === "above" || side === "below" ? t(`ho_side_${side}`)
+    : t(`kind_${side}`) === `kind_${side}` ? side : t(`kind_${side}`));
   const place = (x) => [x.tag, x.location].filter(Boolean).join(" · ");
   body.append(section("shelved", h.shelved.length, table(
     [t("tier"), t("sensor"), t("level"), t("ho_by_whom"), t("ho_since"), t("ho_until"), t("ho_why")],
@@ -286,9 +326,27 @@ export function renderHandover() {
   const clock = (ms) => fmtCst(ms).slice(11);
   body.append(section("chattering", h.chattering.length, table(
     [t("sensor"), t("ho_kind"), t("ho_activations"), t("ho_worst"), t("ho_first")],
-    h.chattering.map((c) => [sensorCell(c.sensor, ctx.place(c.sensor), where(c)), c.side, String(c.activations),
+    h.chattering.map((c) => [sensorCell(c.sensor, ctx.place(c.sensor), where(c)), kindOf(c.side), String(c.activations),
       t("ho_worst_at").replace("{n}", String(c.worst)).replace("{t}", clock(c.worst_start)),
       fmtCst(c.first_ts ?? c.worst_start)]))));
+  // the operator's remarks: typed on screen, printed as text (a textarea prints cut)
+  const notes = el("section", "ho-section ho-remarks");
+  notes.dataset.section = "remarks";
+  // (one textarea, kept over the redraws: what is being typed keeps its caret)
+  if (!remarksBox) {
+    remarksBox = el("textarea", "no-print");
+    remarksBox.id = "handover-remarks"; remarksBox.rows = 3; remarksBox.maxLength = 2000;
+    remarksBox.addEventListener("input", () => {
+      remarks = remarksBox.value;
+      document.querySelector(".ho-remarks-print").textContent = remarks;
+      sessionStorage.setItem(REMARKS_KEY, remarks);
+    });
+  }
+  if (remarksBox.value !== remarks) remarksBox.value = remarks;
+  remarksBox.placeholder = t("ho_remarks_ph");
+  remarksBox.setAttribute("aria-label", t("ho_remarks"));
+  notes.append(el("h3", "", t("ho_remarks")), remarksBox, el("div", "ho-remarks-print", remarks));
+  body.append(notes);
   // on paper: who handed over, who took over, when
   const sign = el("div", "ho-sign");
   for (const k of ["ho_giver", "ho_taker", "ho_signed_at"]) sign.append(el("span", "", t(k)), el("span", "ho-line"));

@@ -1,4 +1,6 @@
 // The vehicle map of the operator dashboard: tracks, silent vehicles, geofences, on a canvas.
+// A vehicle with an active alarm is drawn in its highest active tier's colour (as the alarm
+// list's), ringed; a click on a vehicle opens its newest active alarm in the list.
 const $ = (s) => document.querySelector(s);
 
 export const MAP_STRINGS = {
@@ -16,6 +18,55 @@ const FENCE_STYLE = {
   corridor: ["rgba(31,143,78,0.10)", "rgba(31,143,78,0.55)"],
   forbidden: ["rgba(215,38,61,0.12)", "rgba(215,38,61,0.70)"],
 };
+
+// the alarm list's tier colours (app.css), highest first; the tracks' own colours are none of them
+export const TIER_COLOURS = { red: "#d7263d", orange: "#f07d00", yellow: "#f2c200", blue: "#2f6fde" };
+const TIER_RANK = ["blue", "yellow", "orange", "red"];
+const TRACK_COLOURS = ["#1f8f4e", "#8e44ad", "#00838f", "#6d4c41"];
+let dots = [];  // the vehicles drawn: {id, x, y} in the canvas's pixels (for a click)
+
+/** Each vehicle's highest tier among its active alarms (vehicle id -> tier). */
+export function vehicleTiers(alarms) {
+  const top = new Map();
+  for (const a of alarms) {
+    if (a.state !== "active" || a.site !== "vehicles") continue;
+    const was = top.get(a.device);
+    if (!was || TIER_RANK.indexOf(a.tier) > TIER_RANK.indexOf(was)) top.set(a.device, a.tier);
+  }
+  return top;
+}
+
+/** The newest active alarm of a vehicle, opened in the alarm list (its row clicked open when
+ * closed) and scrolled to; false when it has none shown. */
+export function openVehicleAlarm(vehicle) {
+  const mine = [...ctx.alarms.values()].filter((a) => a.state === "active" && a.site === "vehicles" && a.device === vehicle);
+  mine.sort((a, b) => b.started_ts - a.started_ts || b.id - a.id);
+  const row = mine.length ? document.querySelector(`tr.alarm[data-alarm='${mine[0].id}']`) : null;
+  if (!row) return false;
+  if (!row.classList.contains("expanded")) row.click();
+  row.scrollIntoView({ block: "center" });
+  return true;
+}
+
+/** The vehicle drawn under a point of the canvas (its CSS pixels), within 10 px; null if none. */
+function vehicleAt(c, e) {
+  const r = c.getBoundingClientRect();
+  const px = ((e.clientX - r.left) * c.width) / r.width, py = ((e.clientY - r.top) * c.height) / r.height;
+  let best = null, dist = 10;
+  for (const d of dots) {
+    const k = Math.hypot(d.x - px, d.y - py);
+    if (k <= dist) { best = d; dist = k; }
+  }
+  return best;
+}
+
+let clickable = false;
+function makeClickable(c) {
+  if (clickable) return;
+  clickable = true;
+  c.addEventListener("click", (e) => { const v = vehicleAt(c, e); if (v) openVehicleAlarm(v.id); });
+  c.addEventListener("mousemove", (e) => { c.style.cursor = vehicleAt(c, e) ? "pointer" : ""; });
+}
 
 /** How long ago, roughly: minutes under 2 h, hours under 2 days, then days. */
 function ageText(ms) {
@@ -40,7 +91,9 @@ export async function drawMap() {
   // vehicle (the map is read every 10 s)
   $("#map-panel").hidden = !vehicles.length;
   const c = $("#map"), g = c.getContext("2d");
+  makeClickable(c);
   g.clearRect(0, 0, c.width, c.height);
+  dots = [];
   // the view: the tracks of the last 30 min, else the geofences
   const silent = vehicles.filter((v, k) => !tracks[k].length && v.last_position);
   let pts = tracks.flat().concat(silent.map((v) => v.last_position)).map((p) => [p.lat, p.lon]);
@@ -90,28 +143,36 @@ export async function drawMap() {
     label(f.id + (f.limit_kmh ? ` ${f.limit_kmh} km/h` : ""), x(path[0][1]) + 4, y(path[0][0]) + 12);
   }
   c.dataset.geofences = String(fences.length);
-  const active = new Set([...ctx.alarms.values()].filter((a) => a.state === "active").map((a) => a.device));
+  const tiers = vehicleTiers(ctx.alarms.values());
+  // a vehicle in alarm: a larger dot of its tier's colour, ringed in dark
+  const ring = (px, py) => { g.strokeStyle = "#1d2330"; g.lineWidth = 1.5; g.beginPath(); g.arc(px, py, 8, 0, 2 * Math.PI); g.stroke(); };
   vehicles.forEach((v, k) => {
     const tr = tracks[k];
     if (!tr.length) return;
-    g.strokeStyle = ["#2f6fde", "#1f8f4e", "#8e44ad", "#f07d00"][k % 4]; g.lineWidth = 2; g.beginPath();
+    g.strokeStyle = TRACK_COLOURS[k % TRACK_COLOURS.length]; g.lineWidth = 2; g.beginPath();
     tr.forEach((p, i) => (i ? g.lineTo(x(p.lon), y(p.lat)) : g.moveTo(x(p.lon), y(p.lat))));
     g.stroke();
     const last = tr[tr.length - 1];
-    g.fillStyle = active.has(v.id) ? "#d7263d" : g.strokeStyle;
-    g.beginPath(); g.arc(x(last.lon), y(last.lat), 6, 0, 2 * Math.PI); g.fill();
+    const tier = tiers.get(v.id);
+    g.fillStyle = tier ? TIER_COLOURS[tier] : g.strokeStyle;
+    g.beginPath(); g.arc(x(last.lon), y(last.lat), tier ? 8 : 6, 0, 2 * Math.PI); g.fill();
+    if (tier) ring(x(last.lon), y(last.lat));
+    dots.push({ id: v.id, x: x(last.lon), y: y(last.lat), tier: tier ?? "" });
     g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
     label(`${v.plate} ${last.speed_kmh} km/h`, x(last.lon) + 8, y(last.lat) - 8);
   });
   const seen = silent.map((v) => {
     const p = v.last_position, text = `${v.plate} ${ctx.t("last_seen").replace("{age}", ageText(ctx.hubNow() - p.ts))}`;
-    g.strokeStyle = "#7a8294"; g.lineWidth = 2;
+    const tier = tiers.get(v.id);
+    g.strokeStyle = tier ? TIER_COLOURS[tier] : "#7a8294"; g.lineWidth = tier ? 3 : 2;
     g.beginPath(); g.arc(x(p.lon), y(p.lat), 6, 0, 2 * Math.PI); g.stroke();
-    g.fillStyle = active.has(v.id) ? "#d7263d" : "#5b6375"; g.font = "12px sans-serif";
+    dots.push({ id: v.id, x: x(p.lon), y: y(p.lat), tier: tier ?? "" });
+    g.fillStyle = "#5b6375"; g.font = "12px sans-serif";
     label(text, x(p.lon) + 8, y(p.lat) - 8);
     return text;
   });
   c.dataset.silent = String(silent.length);
+  c.dataset.vehicles = JSON.stringify(dots.map((d) => ({ id: d.id, x: Math.round(d.x), y: Math.round(d.y), tier: d.tier })));
   c.dataset.lastSeen = JSON.stringify(seen);
   c.dataset.tracks = String(tracks.filter((tr) => tr.length).length);
   c.dataset.labels = JSON.stringify(boxes.map((b) => [Math.round(b.x), Math.round(b.y), Math.round(b.w)]));

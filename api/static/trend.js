@@ -64,7 +64,10 @@ export async function showTrend(id) {
     points: String(band.length), sensor: id, none: "", segments: String(segments.length) });
   c.dataset.min = band.length ? String(Math.min(...band.map((p) => p.lo))) : "";
   c.dataset.max = band.length ? String(Math.max(...band.map((p) => p.hi))) : "";
-  const levels = (s?.levels || []).map((l) => l.above ?? l.below);
+  // each alarm level at its limit, in its tier's colour (as the alarm list's)
+  const marks = (s?.levels || []).map((l) => ({ v: l.above ?? l.below, tier: l.tier, name: l.name }))
+    .filter((m) => m.v !== null && m.v !== undefined);
+  const levels = marks.map((m) => m.v);
   const all = [...band.map((p) => p.hi), ...band.map((p) => p.lo), ...levels];
   g.fillStyle = "#1d2330"; g.font = "12px sans-serif";
   g.fillText(clockCst(start), 40, c.height - 2);
@@ -77,9 +80,27 @@ export async function showTrend(id) {
   if (hi === lo) { hi += 1; lo -= 1; }
   const x = (ts) => ((ts - start) / (end - start)) * c.width;
   const y = (v) => c.height - 16 - ((v - lo) / (hi - lo)) * (c.height - 28);
-  g.strokeStyle = "#d7263d"; g.setLineDash([4, 4]);
-  for (const l of levels) { g.beginPath(); g.moveTo(0, y(l)); g.lineTo(c.width, y(l)); g.stroke(); }
-  g.setLineDash([]);
+  // the y-axis: a few round values, each with its tick (no line across: a gap in the data
+  // stays blank)
+  const ticks = niceTicks(lo, hi, 5);
+  g.font = "11px sans-serif";
+  g.strokeStyle = "#5b6375"; g.lineWidth = 1;
+  g.beginPath(); g.moveTo(AXIS_W, 4); g.lineTo(AXIS_W, c.height - 16); g.stroke();
+  for (const v of ticks) {
+    g.beginPath(); g.moveTo(AXIS_W - 4, y(v)); g.lineTo(AXIS_W, y(v)); g.stroke();
+    g.fillStyle = "#5b6375"; g.fillText(fmtTick(v), 2, y(v) + 4);
+  }
+  g.setLineDash([4, 4]); g.lineWidth = 1.5;
+  for (const m of marks) {
+    const colour = TIER_COLOURS[m.tier] ?? "#d7263d";
+    g.strokeStyle = colour; g.beginPath(); g.moveTo(AXIS_W, y(m.v)); g.lineTo(c.width, y(m.v)); g.stroke();
+    g.fillStyle = colour;
+    const label = `${levelName(m.name)} ${fmtTick(m.v)}`;
+    g.fillText(label, c.width - g.measureText(label).width - 4, y(m.v) - 3);
+  }
+  g.setLineDash([]); g.lineWidth = 1; g.font = "12px sans-serif";
+  c.dataset.ticks = JSON.stringify(ticks.map(fmtTick));
+  c.dataset.levels = JSON.stringify(marks.map((m) => ({ value: m.v, tier: m.tier, colour: TIER_COLOURS[m.tier] ?? "#d7263d" })));
   // a window is drawn across its width (from its start to the next window's), so a lone
   // window between gaps is seen too
   const w = Math.max(1, x(every) - x(0));
@@ -98,10 +119,24 @@ export async function showTrend(id) {
     }
     g.lineWidth = 1;
   }
-  g.fillStyle = "#1d2330";
-  g.fillText(`${Number(hi.toFixed(3))}`, 4, 12); g.fillText(`${Number(lo.toFixed(3))}`, 4, c.height - 18);
   g.fillStyle = "#2f6fde"; g.fillText(t("trend_max"), c.width - 80, 12);
   g.fillStyle = "#1f8f4e"; g.fillText(t("trend_min"), c.width - 40, 12);
+}
+
+// the alarm list's tier colours (app.css); the axis's width on the left, for its values
+const TIER_COLOURS = { red: "#d7263d", orange: "#f07d00", yellow: "#c9a000", blue: "#2f6fde" };
+const AXIS_W = 36;
+const levelName = (name) => (t(`lvl_${name}`) === `lvl_${name}` ? name : t(`lvl_${name}`));
+const fmtTick = (v) => String(Number(v.toPrecision(6)));
+
+/** About `n` round values (1, 2 or 5 times a power of ten apart) between lo and hi. */
+export function niceTicks(lo, hi, n) {
+  const raw = (hi - lo) / Math.max(1, n);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((k) => k >= raw) ?? 10 * mag;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number((Math.round(v / step) * step).toPrecision(12)));
+  return out;
 }
 
 // a trend that ends now follows the live data (its sensor's readings and alarms, and a timer),
