@@ -884,6 +884,22 @@ async def test_orange_and_red_alarms_waiting_sound_and_show_in_the_title_until_a
         assert await browser.js("window.__beeps.length") == heard
 
 
+async def test_an_alarm_whose_read_failed_is_read_again_not_lost():
+    """A new alarm's own read that failed (its answer lost, a 404 of a hub that had not yet
+    committed it) was swallowed: the alarm never showed, nor counted, until a reload. The page
+    compares the alarms waiting with the hub's and takes the one missing."""
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=[shaped(1, "a", "red")])})
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"{ORDER}.join() === '1'", 5)
+        await hub.push("alarm", {"alarm_id": 2, "event_id": 20, "kind": "raised"})
+        while not hub.count("/api/v1/alarms/2"):  # asked, and not found
+            await asyncio.sleep(0.05)
+        hub.keys["k"].alarms.append(shaped(2, "a", "red"))
+        await browser.wait_for(f"{ORDER}.join() === '2,1'", 8)
+        assert "2" in await browser.js(f"{q('#unack-count')}.textContent")
+        assert any("centre_ack=false" in c for c in hub.calls), hub.calls
+
+
 async def test_the_centre_hears_and_acknowledges_a_red_alarm_the_enterprise_acknowledged():
     """One acknowledgement served both: the enterprise's click silenced the city duty officer's
     page. The centre's key (operator of every tenant) follows `centre_acked`: a red alarm the

@@ -122,7 +122,16 @@ function journal(a) {
   }
   box.append(tb);
   // reporting it as a hidden danger (hazards.js), recording its bypass's approval (bypasses.js)
-  for (const more of [ctx.detailAction?.(a)].flat()) if (more) box.append(more);
+  // (offline they are off, as the alarm's own buttons are: what they open writes to the hub; the
+  // hazard item an alarm is of may still be looked at)
+  for (const more of [ctx.detailAction?.(a)].flat()) {
+    if (!more) continue;
+    if (!ctx.live() && more.tagName === "BUTTON" && !more.classList.contains("hz-open-item")) {
+      more.disabled = true;
+      more.title = t("offline");
+    }
+    box.append(more);
+  }
   return box;
 }
 

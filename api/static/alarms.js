@@ -13,6 +13,7 @@ import { fillExtra, fillMain } from "/static/alarmrows.js";
 import { accept, alarms, bind, byUrgency, centreAck, ctx, epoch, group, isOpen, nextEpoch, pointOf, request, rows, same,
   stepByPoint, stepKey, steppable, tierRank, ui, uiOf, version, waiting, waitingByPoint } from "/static/alarmstate.js";
 import { STRINGS } from "/static/alarmstrings.js";
+import { bindSync, checkSoon, fetchAlarm, resetSync } from "/static/alarmsync.js";
 import { updateAttention } from "/static/attention.js";
 import { el } from "/static/hazardforms.js";
 
@@ -20,10 +21,12 @@ import { el } from "/static/hazardforms.js";
 export { NOTE_MAX, STRINGS, accept, alarms, byUrgency, fmtAlarmValue, fmtCst, kindLevel, pointNames };
 
 const SHOWN = 100;
+const OPEN_MAX = 500;  // the open alarms the list reads (those waiting beyond: `alarmsync.js`)
 let filter = "open";
 
 export function initAlarms(context) {
   bind(context, renderAlarms);
+  bindSync(renderAlarms, loadAlarms);
   document.querySelectorAll("#alarm-filter button").forEach((b) => {
     b.onclick = () => setFilter(b.dataset.filter);
   });
@@ -44,6 +47,7 @@ let pointerOver = false;
 /** Forget every alarm held (a sign-out: the next key must not see them). */
 export function clearAlarms() {
   nextEpoch();
+  resetSync();
   showAll = false;
   resetBulk();
   alarms.clear();
@@ -62,7 +66,7 @@ const inView = (a) => !ctx.tenant?.() || a.tenant === ctx.tenant();
 
 /** The alarm list's reads: every enterprise's, and the chosen enterprise's. */
 function listReads() {
-  const q = filter === "open" ? "open=true&limit=500" : "limit=100";
+  const q = filter === "open" ? `open=true&limit=${OPEN_MAX}` : "limit=100";
   const one = ctx.tenant?.();
   const paths = [`/api/v1/alarms?${q}`];
   if (one) paths.push(`/api/v1/alarms?${q}&tenant=${encodeURIComponent(one)}`);
@@ -96,6 +100,7 @@ export async function reloadAlarms() {
   alarms.clear();
   for (const a of got) alarms.set(a.id, a);
   renderAlarms();
+  if (got.length >= OPEN_MAX) checkSoon(0);  // those waiting beyond the list's 500 open
   return epoch;
 }
 
@@ -121,7 +126,12 @@ function setFilter(f) {
   loadAlarms().catch(() => {});
 }
 
-/** An alarm event from the live stream: show its state at once, then fetch the whole alarm. */
+/** Compare the alarms waiting with the hub's now (every minute, and after the stream dropped
+ * events): a difference is read again. */
+export const checkAlarms = () => checkSoon(0);
+
+/** An alarm event from the live stream: show its state at once, then fetch the whole alarm (in
+ * its turn: `alarmsync.js`). The promise settles when it is held or given up (never rejects). */
 export function onAlarmEvent(d) {
   const a = alarms.get(d.alarm_id);
   if (a && d.event_id > version(a)) {
@@ -139,10 +149,7 @@ export function onAlarmEvent(d) {
     alarms.set(a.id, next);
     renderAlarms();
   }
-  const mine = epoch;
-  return request(`/api/v1/alarms/${d.alarm_id}`).then((full) => {
-    if (mine === epoch) { accept(full); renderAlarms(); }
-  });
+  return fetchAlarm(d.alarm_id);
 }
 
 // the rows held back while the pointer is over the list (new alarms), and whether the list

@@ -8,8 +8,8 @@ import { SUPERVISIONS_STRINGS, clearSupervisions, initSupervisions, renderSuperv
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { TREND_MIN_GAP_MS, forgetTrend, initTrend, showTrend, trendAsked, trendEvery, trendSensor, trendSoon, trendView } from "/static/trend.js";
 import { MAP_STRINGS, drawMap, initMap } from "/static/map.js";
-import { HEALTH_STRINGS, initHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
-import { STRINGS, alarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
+import { HEALTH_STRINGS, initHealth, lookHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
+import { STRINGS, alarms, checkAlarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
 export const T = {
   zh: { title: "在线监测预警", apikey: "API 密钥", login: "登录", logout: "退出", offline: "离线",
@@ -296,6 +296,7 @@ async function resync() {
 function reread() {
   const mine = session;
   loadAlarms().then(renderTiles).catch(() => {});
+  checkAlarms();  // and those waiting beyond the list's 500 open
   api("/api/v1/latest").then((now) => {
     if (mine !== session) return;
     for (const l of now) keepReading(l);
@@ -323,6 +324,11 @@ function hold(kind, d) {
 
 // the longest wait between two connections of the stream (a hub that keeps failing)
 const MAX_BACKOFF_MS = 10000;
+// two of the hub's heartbeats (a comment every 15 s on a quiet stream) without a byte: the hub
+// is frozen or the link dropped in silence. The stream is given up (offline, its actions off)
+// and connected again: a hub paused for 98 s was shown live all along (helper-240)
+export const STREAM_IDLE_MS = 30000;
+let streamAbort = null;  // the connection of the stream now (aborted: it is connected again)
 // the shortest first wait a stream's `retry` may set (a hub saying 0 is not asked in a loop)
 const MIN_RETRY_MS = 100;
 // the longest a refusal's Retry-After is followed (the hub's 429 says 30 s)
@@ -384,9 +390,13 @@ async function stream(mySession) {
       }
       noteStream(null);  // taken: no refusal stands
       const reader = r.body.getReader(), dec = new TextDecoder();
+      streamAbort = abort;
+      let idle = null;  // aborts the read (and so the connection) after STREAM_IDLE_MS of silence
+      const quiet = () => { clearTimeout(idle); idle = setTimeout(() => abort.abort(), STREAM_IDLE_MS); };
+      quiet();
       // what was missed, or all of it anew from a restarted hub; live once it is read
       let open = true;  // this connection: live only while it lasts
-      resync().then(() => { if (open && mySession === session) { setLive(true); failed = 0; } }).catch((e) => {
+      resync().then(() => { if (open && mySession === session) { setLive(true); failed = 0; lookHealth(); } }).catch((e) => {
         if (unauthorized(e) && mySession === session) signedOut();
         reader.cancel().catch(() => {});  // connect again, and read again
       });
@@ -394,6 +404,7 @@ async function stream(mySession) {
         let buf = "";
         for (;;) {
           const { value, done } = await reader.read();
+          quiet();
           if (done || mySession !== session) break;
           buf += dec.decode(value, { stream: true });
           let i;
@@ -406,7 +417,7 @@ async function stream(mySession) {
           }
         }
         reader.cancel().catch(() => {});
-      } finally { open = false; }
+      } finally { open = false; clearTimeout(idle); if (streamAbort === abort) streamAbort = null; }
     } catch (e) { /* reconnect below */ }
     if (!key || mySession !== session) return;  // signed out
     setLive(false);
@@ -496,13 +507,17 @@ async function start() {
   translate();
   stream(mine);
   startHealth();  // the hub's own health: a banner while it judges nothing (or stores nothing)
-  drawMap().catch(() => {}); mapTimer = setInterval(() => drawMap().catch(() => {}), 10000);
+  // (not while the stream is down: requests to a hub that does not answer held the browser's
+  // few connections to it, and the stream's next try waited behind them)
+  drawMap().catch(() => {}); mapTimer = setInterval(() => { if (live) drawMap().catch(() => {}); }, 10000);
   // readings age into staleness without an event; a trend that ends now moves on
   let ticks = 0;
   tickTimer = setInterval(() => {
     renderTiles();
     // a sensor out of service or back without an open alarm to say so: seen within a minute
-    if (++ticks % 12 === 0) rereadService();
+    if (++ticks % 12 === 0 && live) rereadService();
+    // the alarms waiting, compared with the hub's (a gap a flood left heals within a minute)
+    if (ticks % 12 === 6 && live) checkAlarms();
     // at the trend's own cadence (a read done before the store had the newest readings is
     // corrected within a window, 5 s at most at 15 min, not 10 s)
     const due = Math.max(TREND_MIN_GAP_MS, trendEvery());
@@ -526,7 +541,9 @@ initSupervise({ t, key: () => key, centre: centreAck });
 initSupervisions({ t, key: () => key });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
 initAttention(t);
-initHealth({ t, api });
+// a readiness request the hub does not answer: the stream too is given up and connected again
+// (a frozen hub, a link gone silent), not shown live until the hub answers
+initHealth({ t, api, unanswered: () => streamAbort?.abort() });
 initMap({ t, api, hubNow, alarms, session: () => session });
 // the hidden-danger ledger: an enterprise by its name where its sensors give one
 initHazards({ t, key: () => key, me: () => role,

@@ -4,7 +4,9 @@
 // whether this page's stream is up: during a broker outage the stream is, and the badge said
 // "live" over a hub that heard nothing (a sysadmin's role-play). Read from
 // GET /api/v1/readiness every 15 s (`api.readiness`): a centre's key reads the hub's reason in
-// full, any other key the cause's code.
+// full, any other key the cause's code. A readiness request the hub does not answer (20 s) is a
+// banner of its own, "告警中心无应答", since the first one not answered, and the page goes
+// offline and connects its stream again (`unanswered`): a frozen hub was shown live and ready.
 import { fmtCst } from "/static/alarmformat.js";
 
 export const HEALTH_STRINGS = {
@@ -27,6 +29,8 @@ export const HEALTH_STRINGS = {
         hh_c_sqlite_ioerr: "数据库磁盘读写错误",
         hh_c_state_db: "告警数据库 (state.db) 写入失败，磁盘可能已满",
         hh_c_future_time: "大部分读数的时间超前于告警中心时钟，已被拒收：请检查告警中心服务器的时钟 (NTP)",
+        hh_head_silent: "告警中心无应答",
+        hh_c_no_answer: "就绪检查 20 秒内未得到应答，页面所示可能已不是现状（告警中心停顿或网络中断）",
         hh_c_unknown: "原因代码 {code}，详情请询问监测中心" },
   en: { hh_line: "{head}: {cause} (since {since} CST)", hh_line_nosince: "{head}: {cause}",
         hh_head_broker: "The hub is not receiving data", hh_head_stop: "The hub has stopped judging alarms",
@@ -47,6 +51,8 @@ export const HEALTH_STRINGS = {
         hh_c_sqlite_ioerr: "the database's disk fails to read or write",
         hh_c_state_db: "the alarm database (state.db) cannot be written: its disk may be full",
         hh_c_future_time: "most readings are ahead of the hub's clock and refused: check the hub's clock (NTP)",
+        hh_head_silent: "The hub does not answer",
+        hh_c_no_answer: "its readiness went unanswered for 20 s: what the page shows may no longer be so (the hub stalled or the link is down)",
         hh_c_unknown: "cause {code}: ask the monitoring centre" },
 };
 
@@ -56,13 +62,16 @@ export const HEALTH_EVERY_MS = 15000;
 // the headline of a cause while the hub judges nothing (a degraded hub's is its own)
 const HEAD = {
   broker: "hh_head_broker", ingest_stalled: "hh_head_late", store_held: "hh_head_stop",
-  state_db: "hh_head_stop", future_time: "hh_head_broker",
+  state_db: "hh_head_stop", future_time: "hh_head_broker", no_answer: "hh_head_silent",
 };
+// the page's own status while the hub does not answer (not one the hub gives)
+export const UNANSWERED = "unanswered";
 const STORE = /^(influxdb|sqlite)_|^spool_disk$/;
 
-let ctx = null;      // {t, api(path)}
+let ctx = null;      // {t, api(path), unanswered()}
 let shown = null;    // the hub's last answer ({status, cause, reason, since_ms}), null: ready
 let timer = null;
+let look = () => {};  // one read of the readiness (of the key signed in)
 let seq = 0;         // a sign-out drops the answers of requests made before
 
 export function initHealth(context) { ctx = context; }
@@ -71,20 +80,40 @@ export function initHealth(context) { ctx = context; }
 export function startHealth() {
   stopHealth();
   const mine = seq;
-  const look = () => ctx.api("/api/v1/readiness").then((r) => { if (mine === seq) { shown = r.status === "ready" ? null : r; renderHealth(); } })
-    .catch((e) => {
-      // a hub before this route (404) says nothing of its health; a hub away is the live
-      // badge's to say: the last answer stands meanwhile
-      if (mine === seq && e?.status === 404) { shown = null; renderHealth(); }
+  let asking = false;  // one request at a time: those of a hub not answering held the browser's
+  // few connections to it, and the stream's next try waited behind them
+  look = () => {
+    if (asking) return;
+    asking = true;
+    ctx.api("/api/v1/readiness").finally(() => { asking = false; }).then((r) => {
+      if (mine === seq) { shown = r.status === "ready" ? null : r; renderHealth(); }
+    }).catch((e) => {
+      if (mine !== seq) return;
+      // a hub before this route (404) says nothing of its health
+      if (e?.status === 404) { shown = null; renderHealth(); }
+      // no answer in time (a refused connection is the live badge's to say: the last answer
+      // stands meanwhile)
+      if (e?.name === "TimeoutError") {
+        const since = shown?.status === UNANSWERED ? shown.since_ms : Date.now();
+        shown = { status: UNANSWERED, cause: "no_answer", reason: null, since_ms: since };
+        renderHealth();
+        ctx.unanswered?.();
+      }
     });
+  };
   look();
   timer = setInterval(look, HEALTH_EVERY_MS);
 }
+
+/** Read the readiness now (the stream connected again: a banner of a hub that did not answer
+ * goes at once). */
+export const lookHealth = () => look();
 
 /** Stop and forget (a sign-out: the next key reads it afresh). */
 export function stopHealth() {
   seq++;
   clearInterval(timer); timer = null;
+  look = () => {};
   shown = null;
   renderHealth();
 }

@@ -8,7 +8,16 @@ export async function hubRequest(key, path, init = {}) {
   const headers = { Authorization: `Bearer ${key}` };
   if (init.body) headers["Content-Type"] = "application/json";
   const r = await fetch(path, { ...init, headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const data = await r.json().catch(() => null);
+  // an answer whose body does not come whole (the 20 s ran out while it came, a link cut) or is
+  // no JSON is a failure too: it was taken for `null`, and an alarm of a flood fetched so was
+  // lost without a word (helper-240)
+  let data = null;
+  try {
+    const text = await r.text();
+    data = text ? JSON.parse(text) : null;  // (204: no body)
+  } catch (e) {
+    if (r.ok) throw Object.assign(new Error(`${r.status} unreadable answer: ${e?.message ?? e}`), { status: 0, why: "unreadable" });
+  }
   if (!r.ok) {
     const list = data?.errors;
     const why = Array.isArray(list) && list.length
