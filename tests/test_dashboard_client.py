@@ -810,8 +810,10 @@ async def test_a_new_alarm_while_the_pointer_rests_on_the_list_is_told_at_the_to
 
 async def test_the_list_puts_what_needs_the_operator_now_first_and_never_cuts_it():
     """An old recovered, acknowledged alarm past its disposal deadline sorted above a new red
-    one, and 100 such rows hid every active alarm: the active unacknowledged come first (by
-    tier, then newest), then the active acknowledged by tier, then the rest, overdue first."""
+    one, and 100 such rows hid every active alarm: those waiting for an acknowledgement come
+    first, by the tier they reached (a red one returned unacknowledged above an active blue
+    one, helper-240), active before returned within a tier, then newest; then the active
+    acknowledged by tier, then the rest, overdue first."""
     alarms = [
         shaped(1, "a", "red"),  # the oldest red one waiting: after the newer red
         shaped(2, "a", "orange", **RECOVERED, overdue=True),
@@ -823,18 +825,20 @@ async def test_the_list_puts_what_needs_the_operator_now_first_and_never_cuts_it
         # returned, still waiting for its acknowledgement: right after the active waiting ones,
         # never cut (helper-108: five sat below 100 acknowledged overdue rows, "17 more")
         shaped(8, "a", "yellow", state="cleared", isa_state="rtn_unack"),
+        # a red one returned unacknowledged: with the red ones, after the active reds
+        shaped(9, "a", "red", state="cleared", isa_state="rtn_unack"),
     ]
     alarms += [shaped(i, "a", "red", **RECOVERED, overdue=True) for i in range(100, 220)]
     hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=alarms)})
     async with serving(hub), page(hub, "k") as browser:
         await browser.wait_for(f"{ORDER}.length === 100", 5)
         order = await browser.js(ORDER)
-        assert order[:7] == [7, 1, 5, 8, 4, 3, 219]
+        assert order[:8] == [7, 1, 9, 8, 5, 4, 3, 219]
         more = q("#alarms-more")
         assert not await browser.js(f"{more}.hidden")
-        assert "28" in await browser.js(f"{more}.textContent")
+        assert "29" in await browser.js(f"{more}.textContent")
         await browser.js(f"{more}.click()")
-        await browser.wait_for(f"{ORDER}.length === 128", 5)
+        await browser.wait_for(f"{ORDER}.length === 129", 5)
         assert (await browser.js(ORDER))[-2:] == [2, 6]  # the overdue before the rest
 
 
@@ -898,6 +902,23 @@ async def test_an_alarm_whose_read_failed_is_read_again_not_lost():
         await browser.wait_for(f"{ORDER}.join() === '2,1'", 8)
         assert "2" in await browser.js(f"{q('#unack-count')}.textContent")
         assert any("centre_ack=false" in c for c in hub.calls), hub.calls
+
+
+async def test_a_red_alarm_returned_unacknowledged_keeps_calling_gently():
+    """A red alarm that returned to normal before anyone acknowledged it went quiet: it still
+    waits (ISA-18.2), so it sounds orange's gentler pattern and counts in the title until it is
+    acknowledged; a returned orange one stays quiet."""
+    back = shaped(1, "a", "red", state="cleared", isa_state="rtn_unack")
+    calm = shaped(2, "a", "orange", state="cleared", isa_state="rtn_unack")
+    hub = FakeHub(keys={"k": Key(sensors=[sensor("a")], alarms=[back, calm])})
+    async with serving(hub), page(hub, "k", script=BEEPS) as browser:
+        await browser.wait_for("window.__beeps.length > 0", 5)
+        assert set(await browser.js("window.__beeps")) == {800}
+        assert re.match(title(1), await browser.js("document.title"))
+        back.update(isa_state="normal", acked=True, centre_acked=True)
+        ack = {"kind": "acknowledged", "isa_state": "normal", "disposal": "received"}
+        await hub.push("alarm", {"alarm_id": 1, "event_id": 11, **ack})
+        await browser.wait_for("document.title === 'hazardhub'", 5)
 
 
 async def test_the_centre_hears_and_acknowledges_a_red_alarm_the_enterprise_acknowledged():

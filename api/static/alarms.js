@@ -179,7 +179,7 @@ export function renderAlarms() {
   }
   const sorted = all.filter((a) => filter === "all" || isOpen(a)).sort(byUrgency);
   // the cut never drops an alarm waiting for its acknowledgement (they sort first)
-  const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) < 2).length);
+  const cut = showAll ? sorted.length : Math.max(SHOWN, sorted.filter((a) => group(a) === 0).length);
   let shown = sorted.slice(0, cut);
   held = [];
   if (pointerOver) {

@@ -76,19 +76,29 @@ export const stepKey = (a) => `${pointOf(a)}\u0001${a.disposal}`;
 export const steppable = (a) => !!NEXT_STEP[a.disposal] && !(a.disposal === "disposed" && a.state === "active");
 export const stepByPoint = new Map();  // point and disposal -> its shown alarms that may take the next step
 
-// what needs the operator now comes first: active alarms not yet acknowledged (the highest tier,
-// then the newest, first), then active acknowledged ones by tier, then the rest (returned,
-// shelved, out of service...), those past their disposal deadline first. An old recovered
-// alarm past its deadline no longer sits above a new red one (a dispatcher's night shift)
+// what needs the operator now comes first: the alarms waiting for its acknowledgement, active or
+// returned to normal (ISA-18.2: a return to normal unacknowledged still needs one), the highest
+// tier they reached first, active before returned within a tier, then the newest; then active
+// acknowledged ones by tier, then the rest (returned, shelved, out of service...), those past
+// their disposal deadline first. An old recovered alarm past its deadline no longer sits above a
+// new red one (a dispatcher's night shift), nor a red one that returned unacknowledged below three
+// active blue ones (helper-240: it went quiet and sank, in a flood below hundreds)
 const TIER_RANK = { red: 3, orange: 2, yellow: 1, blue: 0 };
 export const tierRank = (a) => TIER_RANK[a.tier] ?? -1;
-// (returned but still unacknowledged ones right after the active unacknowledged: they wait for
-// the operator too, and sat below 100 acknowledged overdue rows, cut off: helper-108)
-const GROUP = { unack: 0, rtn_unack: 1, ack: 2 };
-export const group = (a) => GROUP[ownIsa(a)] ?? 3;
+// a waiting alarm by the highest tier it reached: its red was never acknowledged
+const reachedRank = (a) => Math.max(tierRank(a), TIER_RANK[a.peak_tier] ?? -1);
+// (returned but still unacknowledged ones were never cut: they sat below 100 acknowledged overdue
+// rows, helper-108)
+const GROUP = { unack: 0, rtn_unack: 0, ack: 1 };
+/** 0: waiting for this key's acknowledgement, 1: active acknowledged, 2: the rest. */
+export const group = (a) => GROUP[ownIsa(a)] ?? 2;
 export function byUrgency(a, b) {
   const g = group(a) - group(b);
   if (g) return g;
-  if (group(a) < 3) return tierRank(b) - tierRank(a) || b.overdue - a.overdue || b.id - a.id;
+  if (group(a) === 0) {
+    return reachedRank(b) - reachedRank(a) || (ownIsa(a) === "unack" ? 0 : 1) - (ownIsa(b) === "unack" ? 0 : 1)
+      || b.overdue - a.overdue || b.id - a.id;
+  }
+  if (group(a) === 1) return tierRank(b) - tierRank(a) || b.overdue - a.overdue || b.id - a.id;
   return b.overdue - a.overdue || b.id - a.id;
 }

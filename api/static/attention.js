@@ -3,6 +3,9 @@
 // count in the tab's title ("(3) 报警 · hazardhub"). A new such alarm starts the sound at once;
 // it stops when all are acknowledged. The mute in the header (remembered in this browser) stops
 // the sound, never the title. A coal mine's dispatcher missed a red alarm on a silent page.
+// An alarm that reached red and returned to normal unacknowledged still waits (ISA-18.2): it
+// keeps calling, with orange's gentler pattern, and counts in the title; it went quiet and sank
+// below the active blue ones (helper-240). A returned orange one is quiet, as before.
 
 // every `every` ms, beeps of `hz` starting `beeps` s into the pattern
 export const PATTERNS = {
@@ -78,8 +81,12 @@ export function updateAttention(list, centre = false) {
   const unacked = (a) => (centre && typeof a.centre_acked === "boolean"
     ? (a.isa_state === "unack" || a.isa_state === "ack") && !a.centre_acked
     : a.isa_state === "unack");
-  const loud = list.filter((a) => unacked(a) && PATTERNS[a.tier]);
-  const top = loud.some((a) => a.tier === "red") ? "red" : loud.length ? "orange" : null;
+  const returned = (a) => (centre && typeof a.centre_acked === "boolean"
+    ? (a.isa_state === "rtn_unack" || a.isa_state === "normal") && !a.centre_acked
+    : a.isa_state === "rtn_unack");
+  const redOnce = (a) => a.tier === "red" || a.peak_tier === "red";
+  const loud = list.filter((a) => (unacked(a) && PATTERNS[a.tier]) || (returned(a) && redOnce(a)));
+  const top = loud.some((a) => unacked(a) && a.tier === "red") ? "red" : loud.length ? "orange" : null;
   const fresh = loud.some((a) => !known.has(a.id));
   known = new Set(loud.map((a) => a.id));
   document.title = loud.length ? `(${loud.length}) ${t("alarms")} · ${baseTitle}` : baseTitle;
