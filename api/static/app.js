@@ -519,9 +519,9 @@ async function start() {
     // the alarms waiting, compared with the hub's (a gap a flood left heals within a minute)
     if (ticks % 12 === 6 && live) checkAlarms();
     // at the trend's own cadence (a read done before the store had the newest readings is
-    // corrected within a window, 5 s at most at 15 min, not 10 s)
+    // corrected within a window, 5 s at most at 15 min, not 10 s); not while offline, as the map
     const due = Math.max(TREND_MIN_GAP_MS, trendEvery());
-    if (trendSensor && trendView.end === null && Date.now() - trendAsked >= due) trendSoon();
+    if (live && trendSensor && trendView.end === null && Date.now() - trendAsked >= due) trendSoon();
   }, 5000);
 }
 
