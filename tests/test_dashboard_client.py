@@ -770,6 +770,14 @@ async def test_a_centres_rows_and_details_name_the_enterprise_and_site():
             await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
             facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
             assert "北方煤业" not in facts and "1301 综采工作面 (face)" in facts
+        # a vehicle's alarm is of 车辆 in Chinese, not of "vehicles" (helper-240)
+        async with page(hub, "centre", script=ZH) as browser:
+            await browser.wait_for(f"!!{row(2, '.where')}", 5)
+            assert await browser.js(f"({where})(2)") == "acme-chem · 车辆"
+            await browser.js(f"{row(2)}.click()")
+            await browser.wait_for(f"!!{q('tr.extra .facts')}", 5)
+            facts = await browser.js(f"{q('tr.extra .facts')}.textContent")
+            assert "车辆" in facts and "vehicles" not in facts, facts
 
 
 def shaped(aid: int, sid: str, tier: str = "orange", **extra: Any) -> dict[str, Any]:
@@ -1016,6 +1024,38 @@ async def test_a_feed_points_tile_says_powered_or_not():
         await browser.wait_for(f"!!{tile('off')}", 5)
         assert await browser.js(f"({value})('on')") in ("有电", "powered")
         assert await browser.js(f"({value})('off')") in ("无电", "no power")
+
+
+async def test_an_interlock_tile_says_its_state_not_0_interlock():
+    """An SIS flag's tile read "0 联锁" (helper-240): it says the state its rule's levels name
+    at that value (a bypass flag 旁路, a trip 联锁动作, a state word either), else 正常."""
+    now = now_ms()
+
+    def level(name: str, above: float) -> dict[str, Any]:
+        return {"name": name, "tier": "red", "above": above, "below": None, "recover": 0.5}
+
+    flag = {"kind": "interlock", "unit": "", "levels": [level("bypassed", 1)]}
+    trip = {"kind": "interlock", "unit": "", "levels": [level("tripped", 1)]}
+    word = {"kind": "interlock", "unit": "", "levels": [level("bypassed", 1), level("tripped", 2)]}
+    shown = {"flag0": 0, "flag1": 1, "trip1": 1, "word0": 0, "word1": 1, "word2": 2}
+    specs = {"flag": flag, "trip": trip, "word": word}
+    hub = FakeHub(
+        keys={
+            "k": Key(
+                sensors=[sensor(sid, **specs[sid[:-1]]) for sid in shown],
+                latest=[reading(sid, now, v) for sid, v in shown.items()],
+            )
+        }
+    )
+    value = "(id) => document.querySelector(`.tile[data-sensor='${id}'] .v`).textContent"
+    async with serving(hub), page(hub, "k") as browser:
+        await browser.wait_for(f"!!{tile('word2')}", 5)
+        got = {sid: await browser.js(f"({value})('{sid}')") for sid in shown}
+    zh = {"flag0": "正常", "flag1": "旁路", "trip1": "联锁动作", "word0": "正常"}
+    zh |= {"word1": "旁路", "word2": "联锁动作"}
+    en = {"flag0": "normal", "flag1": "bypassed", "trip1": "tripped", "word0": "normal"}
+    en |= {"word1": "bypassed", "word2": "tripped"}
+    assert got in (zh, en), got
 
 
 async def test_the_row_shows_the_peak_its_value_and_when_it_was_reached():

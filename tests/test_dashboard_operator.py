@@ -293,3 +293,24 @@ async def test_the_handover_groups_a_points_repeats_names_places_and_prints_the_
         assert printed == "2 号罐液位计待校准"
         assert await browser.js(f"getComputedStyle({box}).display") == "none"
         await browser.call("Emulation.setEmulatedMedia", media="")
+
+
+async def test_a_vehicles_new_alarm_colours_its_dot_at_once_not_at_the_next_redraw():
+    """The map was read every 10 s: a tanker's new red alarm left its dot grey until then."""
+    now = now_ms()
+    hub = FakeHub(keys={"k": Key()})
+    hub.vehicles = [
+        {**v, "last_position": {"ts": now - 3_600_000, "lat": 31.6 + k * 0.01, "lon": 120.3,
+                                "speed_kmh": 0.0, "heading_deg": 0.0}}
+        for k, v in enumerate(VEHICLES)
+    ]  # fmt: skip
+    async with serving(hub), page(hub, "k") as browser:
+        canvas = q("#map")
+        await browser.wait_for(f"!!{canvas}.dataset.vehicles", 10)
+        hub.keys["k"].alarms = [_vehicle_alarm(7, "v1", "red", now_ms())]
+        await hub.push(
+            "alarm",
+            {"alarm_id": 7, "event_id": 70, "kind": "raised", "site": "vehicles", "device": "v1"},
+        )
+        # within 3 s, well before the 10 s redraw
+        await browser.wait_for(f"{canvas}.dataset.vehicles.includes('red')", 3)

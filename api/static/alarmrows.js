@@ -15,7 +15,8 @@ function isaBadge(state) {
 // an enterprise and a site by name where they have one: a city's monitoring centre cannot tell
 // enterprises apart by their ids, let alone by their sensors' ids
 const enterpriseOf = (a) => a.tenant_name || a.tenant;
-const siteOf = (a) => a.site_name || a.site;
+// a vehicle's alarms are of the site `vehicles`: said 车辆 in the page's language
+const siteOf = (a) => a.site_name || (a.site === "vehicles" ? ctx.t("site_vehicles") : a.site);
 
 export function fillMain(tr, a) {
   const t = ctx.t, u = uiOf(a.id);
@@ -94,7 +95,7 @@ function journal(a) {
   const facts = el("dl", "facts");
   const fact = (k, v) => { if (v) facts.append(el("dt", "", t(k)), el("dd", "", v)); };
   if (ctx.centre()) fact("enterprise", a.tenant_name ? `${a.tenant_name} (${a.tenant})` : a.tenant);
-  fact("site", a.site_name ? `${a.site_name} (${a.site})` : a.site);
+  fact("site", a.site_name ? `${a.site_name} (${a.site})` : siteOf(a));
   fact("device", a.device_name ? `${a.device_name} (${a.device})` : a.device);
   fact("sensor", pointNames(a, t).point);
   fact("measure", a.action);

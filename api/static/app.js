@@ -25,6 +25,7 @@ export const T = {
         k_wind_speed: "风速", k_load: "载荷", k_moment: "力矩", k_tilt: "倾角", k_power_feed: "馈电",
         k_interlock: "联锁", k_speed: "车速", k_other: "其他", k_device: "设备", k_gateway: "网关",
         oos_tile: "停用 · 不报警", oos_since: "停用", fed: "有电", unfed: "无电",
+        flag_normal: "正常", flag_bypassed: "旁路", flag_tripped: "联锁动作", flag_on: "动作",
         stream_refused: "实时数据流被拒绝（{status}）：{why}。{s} 秒后重试",
         stream_key_full: "此密钥已打开 {n} 个实时连接，已达上限：请先关闭其他标签页或显示屏（每块大屏宜用自己的密钥）",
         stream_hub_full: "平台已打开 {n} 个实时连接，已达上限：请稍后", stream_no_reason: "平台未说明原因",
@@ -41,6 +42,7 @@ export const T = {
         no_trend: "no trend", trend_max: "max", trend_min: "min", last_reading: "last reading",
         oos_tile: "out of service · raises no alarm", oos_since: "out of service",
         fed: "powered", unfed: "no power",
+        flag_normal: "normal", flag_bypassed: "bypassed", flag_tripped: "tripped", flag_on: "set",
         stream_refused: "The live stream is refused ({status}): {why}. Trying again in {s} s",
         stream_key_full: "this key has {n} live streams open, the most one key may: close another tab or display first (give each wall display its own key)",
         stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason",
@@ -154,8 +156,20 @@ const clockCst = (ms) => (CLOCK[lang] ??= new Intl.DateTimeFormat(lang === "zh" 
   { timeZone: "Asia/Shanghai", hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" })).format(ms);
 
 const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
-// a sensor's reading as its operator says it: a feed point's 1 or 0 is 有电 or 无电, not "1 on/off"
-const fmtReading = (v, s) => (s.kind === "power_feed" && (v === 0 || v === 1) ? t(v ? "fed" : "unfed") : fmtVal(v, s.unit));
+// a sensor's reading as its operator says it: a feed point's 1 or 0 is 有电 or 无电, not "1 on/off";
+// an interlock's state (a flag or a state word) the state its rule's levels name at that value
+// (旁路, 联锁动作), else 正常, not "0 联锁"
+const flagState = (v, s) => {
+  const reached = (s.levels || []).filter((l) => l.above !== null && l.above !== undefined && v >= l.above)
+    .sort((a, b) => b.above - a.above)[0];
+  if (!reached) return t("flag_normal");
+  return t(reached.name.startsWith("bypass") ? "flag_bypassed" : reached.name.startsWith("trip") ? "flag_tripped" : "flag_on");
+};
+const fmtReading = (v, s) => {
+  if (s.kind === "power_feed" && (v === 0 || v === 1)) return t(v ? "fed" : "unfed");
+  if (s.kind === "interlock" && Number.isInteger(v) && v >= 0 && v <= 255) return flagState(v, s);
+  return fmtVal(v, s.unit);
+};
 
 /** A sensor's name for people: its placement tag and location ("T1 · 1301 回风巷"), "" when
  * the configuration gives neither. */
@@ -454,7 +468,10 @@ function onEvent(kind, d) {
     if (d.sensor === trendSensor && trendView.end === null) trendSoon();
     if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; renderTiles(); }, 300);
   } else if (kind === "alarm") {
-    onAlarmEvent(d).then(() => { renderTiles(); renderTenantFilter(); }).catch(() => {});
+    onAlarmEvent(d).then(() => {
+      renderTiles(); renderTenantFilter();
+      if (d.site === "vehicles") drawMapSoon();  // its dot takes the alarm's tier at once
+    }).catch(() => {});
     if (d.kind === "out_of_service" || d.kind === "in_service") rereadService();
     if (trendSensor === d.sensor) trendSoon();
   } else if (kind === "lagged") {
@@ -462,7 +479,12 @@ function onEvent(kind, d) {
   }
 }
 
-let mapTimer = null, tickTimer = null;
+let mapTimer = null, tickTimer = null, mapSoon = null;
+// a vehicle's alarm redraws the map within a second (a flood of them, once), not at the next 10 s
+function drawMapSoon() {
+  if (!mapTimer || mapSoon) return;
+  mapSoon = setTimeout(() => { mapSoon = null; if (live && mapTimer) drawMap().catch(() => {}); }, 1000);
+}
 
 /** Forget everything of the key: nothing of it stays in view for the next key to see. */
 function forget() {
