@@ -314,3 +314,48 @@ async def test_a_vehicles_new_alarm_colours_its_dot_at_once_not_at_the_next_redr
         )
         # within 3 s, well before the 10 s redraw
         await browser.wait_for(f"{canvas}.dataset.vehicles.includes('red')", 3)
+
+
+class CargoHub(FakeHub):
+    """The stand-in with `GET /api/v1/vehicles/{id}`: v1 with its driver and waybill as its
+    JT/T 809 platform reported them, v2 with none."""
+
+    def app(self) -> FastAPI:
+        app = super().app()
+        at = now_ms() - 600_000
+        said = {"platform": "acme-gps", "gateway": "jt809", "plate": "苏A1", "at": at}
+        said["received_at"] = at
+
+        @app.get("/api/v1/vehicles/{vid}")
+        async def vehicle(vid: str) -> Any:
+            v = next(v for v in VEHICLES if v["id"] == vid)
+            if vid != "v1":
+                return {**v, "driver": None, "waybill": None, "registration": None}
+            driver = {**said, "name": "张三", "id_number": "320102199001011234"}
+            driver |= {"licence": "3201000000001", "org": "南京市交通运输局", "valid_until": None}
+            text = "运单号 YD001; UN1203 汽油, 3类, 18.5 t; 南京 -> 苏州"
+            waybill = {**said, "text": text, "truncated": False, "chars": len(text)}
+            return {**v, "driver": driver, "waybill": waybill, "registration": None}
+
+        return app
+
+
+async def test_a_vehicles_alarm_says_who_drives_it_and_what_it_carries():
+    """At a tanker's alarm the operator must know at once what it carries (UN number, goods,
+    quantity) and who drives it: the driver and e-waybill its platform reported (JT/T 809)."""
+    hub = CargoHub(keys={"k": Key()})
+    hub.keys["k"].alarms = [
+        _vehicle_alarm(1, "v1", "red", now_ms() - 30_000),
+        _vehicle_alarm(2, "v2", "orange", now_ms() - 20_000),
+    ]
+    async with serving(hub), page(hub, "k", script=ZH) as browser:
+        for aid in (1, 2):
+            await browser.wait_for(f"!!{row(aid)}", 5)
+            await browser.js(f"{row(aid)}.click()")
+        cargo = "(v) => document.querySelector(`.cargo[data-vehicle='${v}']`)?.textContent"
+        await browser.wait_for(f"({cargo})('v1')?.includes('UN1203')", 5)
+        got = await browser.js(f"({cargo})('v1')")
+        assert "张三" in got and "3201000000001" in got and "南京 -> 苏州" in got, got
+        await browser.wait_for(f"({cargo})('v2')?.includes('未上报')", 5)
+        # read once a minute per vehicle, not at every redraw
+        assert hub.count("/api/v1/vehicles/v1") == 1

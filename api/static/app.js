@@ -8,6 +8,7 @@ import { SUPERVISIONS_STRINGS, clearSupervisions, initSupervisions, renderSuperv
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { TREND_MIN_GAP_MS, forgetTrend, initTrend, showTrend, trendAsked, trendEvery, trendSensor, trendSoon, trendView } from "/static/trend.js";
 import { MAP_STRINGS, drawMap, initMap } from "/static/map.js";
+import { CARGO_STRINGS, cargoFromAlarm, clearCargo, initCargo } from "/static/vehiclecargo.js";
 import { HEALTH_STRINGS, initHealth, lookHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, checkAlarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
 
@@ -48,9 +49,9 @@ export const T = {
         stream_hub_full: "the hub has {n} live streams open, the most it keeps: later", stream_no_reason: "the hub gave no reason",
         all_tenants: "All enterprises", tenant_filter: "Enterprise" },
 };
-Object.assign(T.zh, STRINGS.zh, MAP_STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh,
+Object.assign(T.zh, STRINGS.zh, MAP_STRINGS.zh, CARGO_STRINGS.zh, HANDOVER_STRINGS.zh, HEALTH_STRINGS.zh, HAZARD_STRINGS.zh, BYPASS_STRINGS.zh,
   SUPERVISE_STRINGS.zh, SUPERVISIONS_STRINGS.zh);
-Object.assign(T.en, STRINGS.en, MAP_STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en,
+Object.assign(T.en, STRINGS.en, MAP_STRINGS.en, CARGO_STRINGS.en, HANDOVER_STRINGS.en, HEALTH_STRINGS.en, HAZARD_STRINGS.en, BYPASS_STRINGS.en,
   SUPERVISE_STRINGS.en, SUPERVISIONS_STRINGS.en);
 let lang = localStorage.getItem("hh-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 const t = (k) => T[lang][k] ?? k;
@@ -499,7 +500,7 @@ function forget() {
   stopHealth();
   sensors.clear(); latest.clear(); sensorsVersion++;
   $("#map-panel").hidden = true;  // until the next key's vehicles are read
-  clearAlarms(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise(); clearSupervisions();
+  clearAlarms(); clearCargo(); clearHandover(); clearHazards(); clearBypasses(); clearSupervise(); clearSupervisions();
   $("#handover-open").hidden = true; $("#hazards-open").hidden = true; $("#bypasses-open").hidden = true;
   $("#trend-name").textContent = "";
   for (const id of ["#trend", "#map"]) {
@@ -558,7 +559,8 @@ const centreAck = () => !!role && ["admin", "operator"].includes(role.role) && r
 initAlarms({ t, key: () => key, live: () => live, actions: () => role?.alarm_actions ?? [], centre, centreAck,
   tenant: () => tenantFilter,
   unit: (id) => sensors.get(id)?.unit, onSelect: (id) => showTrend(id).catch(() => {}),
-  onChange: () => renderTiles(), detailAction: (a) => [reportFromAlarm(a), approveFromAlarm(a), superviseFromAlarm(a)] });
+  onChange: () => renderTiles(), detailAction: (a) => [cargoFromAlarm(a), reportFromAlarm(a), approveFromAlarm(a), superviseFromAlarm(a)] });
+initCargo({ t, key: () => key, fmt: (ms) => fmtCst(ms) });
 initSupervise({ t, key: () => key, centre: centreAck });
 initSupervisions({ t, key: () => key });
 $("#tenant-filter").onchange = (e) => chooseTenant(e.target.value);
