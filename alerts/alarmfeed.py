@@ -55,19 +55,37 @@ DISPOSAL_AFTER = {
 _AFTER = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
-    "a.action, a.disposal, "
-    # the tiers the alarm had up to this event (its own included): the clear of a red alarm is
-    # told with `peak_tier` red
-    "(SELECT group_concat(DISTINCT x.tier) FROM alarm_events x "
-    "WHERE x.alarm_id = e.alarm_id AND x.id <= e.id), "
-    # its disposal step by then (the journal's last step up to this event), and whether its
-    # journal holds any step (an alarm of before the lifecycle was closed without one)
-    "(SELECT x.kind FROM alarm_events x WHERE x.alarm_id = e.alarm_id AND x.id <= e.id "
-    "AND x.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
-    "ORDER BY x.id DESC LIMIT 1), "
-    "EXISTS (SELECT 1 FROM alarm_events y WHERE y.alarm_id = e.alarm_id "
-    "AND y.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
+    "a.action, a.disposal "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id WHERE e.id > ? "
+)
+# what some alarms were as of an id (their events up to it), read once for a page of events and
+# carried forward through the page in id order (`_Then`): the tiers they had reached, and
+# whether their journal holds any disposal step (an alarm of before the lifecycle was closed
+# without one). A query per event over its alarm's earlier events made a replay quadratic in one
+# alarm's events: 10,000 comments on one alarm took minutes (helper-247)
+_STATES = (
+    "SELECT alarm_id, group_concat(DISTINCT CASE WHEN id <= ? THEN tier END), "
+    "MAX(kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
+    "FROM alarm_events WHERE alarm_id IN ({}) GROUP BY alarm_id"
+)
+# their last disposal step up to the id (SQLite: the bare `kind` is the row of MAX(id))
+_STEP_BEFORE = (
+    "SELECT alarm_id, MAX(id), kind FROM alarm_events WHERE alarm_id IN ({}) AND id <= ? "
+    "AND kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
+    "GROUP BY alarm_id"
+)
+_ALARMS_AT_ONCE = 500  # alarm ids a query
+# the newest event id of some tenants in a range of ids: among the journal's newest events, or
+# the newest of each of their alarms (an index seek each: alarms_tenant_id, alarm_events_alarm)
+_OWN_RECENT = 2_000
+_OWN_RECENT_SQL = (
+    "SELECT e.id FROM (SELECT id, alarm_id FROM alarm_events WHERE id > ? AND id <= ? "
+    "ORDER BY id DESC LIMIT ?) e JOIN alarms a ON a.id = e.alarm_id "
+    "WHERE a.tenant IN (SELECT value FROM json_each(?)) ORDER BY e.id DESC LIMIT 1"
+)
+_OWN_BY_ALARM = (
+    "SELECT MAX((SELECT MAX(x.id) FROM alarm_events x WHERE x.alarm_id = a.id AND x.id > ? "
+    "AND x.id <= ?)) FROM alarms a WHERE a.tenant IN (SELECT value FROM json_each(?))"
 )
 _LAST = "SELECT COALESCE(MAX(id), 0) FROM alarm_events"
 # the tiers each of some events' alarms had up to that event (its own included)
@@ -149,9 +167,53 @@ def _disposal_then(step: str | None, any_step: bool, now: str) -> str:
     return now if not any_step else "received"
 
 
-def _event(r: tuple[Any, ...]) -> FedEvent:
+@dataclass(slots=True)
+class _Then:
+    """An alarm as of an event of the journal: the highest tier it had reached (None: no event
+    yet), its last disposal step (None: none yet), and whether its journal holds any step."""
+
+    peak: str | None
+    step: str | None
+    any_step: bool
+
+    def take(self, kind: str, tier: str) -> None:
+        """The alarm after its next event (the first of the highest tiers stays, as `peak_of`)."""
+        if self.peak is None or TIER_RANK.get(tier, 0) > TIER_RANK.get(self.peak, 0):
+            self.peak = tier
+        if kind in DISPOSAL_AFTER:
+            self.step = kind
+
+
+def _states(con: sqlite3.Connection, alarms: Sequence[int], upto: int) -> dict[int, _Then]:
+    """`alarms` as of event id `upto` (their events up to it), by alarm id."""
+    out: dict[int, _Then] = {}
+    for at in range(0, len(alarms), _ALARMS_AT_ONCE):
+        chunk = alarms[at : at + _ALARMS_AT_ONCE]
+        marks = ",".join("?" * len(chunk))
+        for alarm_id, tiers, any_step in con.execute(_STATES.format(marks), (upto, *chunk)):
+            peak = peak_of(str(tiers)) if tiers else None
+            out[int(alarm_id)] = _Then(peak, None, bool(any_step))
+        for alarm_id, _, kind in con.execute(_STEP_BEFORE.format(marks), (*chunk, upto)):
+            out[int(alarm_id)].step = str(kind)
+    return out
+
+
+def _events(con: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], after: int) -> list[FedEvent]:
+    """The journal's rows after id `after` (oldest first) as they went out live: their alarms
+    read as of `after` once, then carried forward event by event (linear in the events)."""
+    then = _states(con, sorted({int(r[1]) for r in rows}), after)
+    out: list[FedEvent] = []
+    for r in rows:
+        alarm = then.setdefault(int(r[1]), _Then(None, None, False))
+        alarm.take(str(r[2]), str(r[7]))
+        disposal = _disposal_then(alarm.step, alarm.any_step, str(r[19]))
+        out.append(FedEvent(_event(r, disposal), alarm.peak or "none"))
+    return out
+
+
+def _event(r: tuple[Any, ...], disposal: str) -> AlarmEvent:
     value = r[8]
-    ev = AlarmEvent(
+    return AlarmEvent(
         int(r[1]),
         str(r[2]),
         str(r[12]),
@@ -169,11 +231,10 @@ def _event(r: tuple[Any, ...]) -> FedEvent:
         int(r[4]),
         int(r[0]),
         str(r[11]),
-        _disposal_then(r[21], bool(r[22]), str(r[19])),
+        disposal,
         None if r[9] is None else str(r[9]),
         str(r[10] or ""),
     )
-    return FedEvent(ev, peak_of(str(r[20] or "")))
 
 
 class AlarmFeed:
@@ -247,6 +308,7 @@ def _read(
         con.execute("BEGIN")  # the events and the newest id of one moment
         try:
             rows = con.execute(sql, params).fetchall()
+            events = _events(con, rows[:limit], after)
             last = own = int(con.execute(_LAST).fetchone()[0])
             if tenants is not None and (len(rows) > limit or after > last):
                 own = _own_last(con, tenants, after if after < last else 0, last)
@@ -254,18 +316,18 @@ def _read(
             con.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise AlarmStoreError(f"alarm journal: {exc}") from exc
-    return Replay([_event(r) for r in rows[:limit]], len(rows) > limit, last, own)
+    return Replay(events, len(rows) > limit, last, own)
 
 
 def _own_last(con: sqlite3.Connection, tenants: frozenset[str], above: int, last: int) -> int:
-    """The newest event id in (above, last] of `tenants`' alarms (0: none), the journal walked
-    from `last` down (CROSS JOIN: the journal first, not every alarm of the tenants)."""
+    """The newest event id in (above, last] of `tenants`' alarms (0: none): among the journal's
+    newest `_OWN_RECENT` events first (a busy tenant's are there), else each of the tenants'
+    alarms' newest event (a quiet tenant has few alarms), never the whole journal walked (a
+    tenant with few events made each of its resets walk it, helper-247)."""
     if not tenants:
         return 0
-    row = con.execute(
-        "SELECT e.id FROM alarm_events e CROSS JOIN alarms a WHERE e.id > ? AND e.id <= ? "
-        "AND a.id = e.alarm_id AND a.tenant IN (SELECT value FROM json_each(?)) "
-        "ORDER BY e.id DESC LIMIT 1",
-        (above, last, json.dumps(sorted(tenants))),
-    ).fetchone()
-    return 0 if row is None else int(row[0])
+    names = json.dumps(sorted(tenants))
+    row = con.execute(_OWN_RECENT_SQL, (above, last, _OWN_RECENT, names)).fetchone()
+    if row is None:
+        row = con.execute(_OWN_BY_ALARM, (above, last, names)).fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])

@@ -66,7 +66,9 @@ async def replayed(
         return
     sub.after = found.last_id
     # a key of some tenants is told its tenants' newest id, never the hub's (helper-241: an
-    # enterprise learnt the whole journal's length); resuming from it misses none of theirs
+    # enterprise learnt the whole journal's length); resuming from it misses none of theirs.
+    # Not a secret kept: whether an id ahead of theirs is refused still turns on the hub's newest
+    # id, and the gaps between their ids are the others' events (docs/api.md says so)
     every = sub.principal.tenants is None
     resume_at = found.last_id if every else found.own_last
     if after > found.last_id:
