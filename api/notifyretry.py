@@ -90,5 +90,5 @@ def bulk_retry_routes(r: APIRouter) -> None:
             retried=len(done.ids),
             ids=done.ids,
             more=done.more,
-            next_after=done.ids[-1] if done.ids else None,
+            next_after=done.last,
         )
