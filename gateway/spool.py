@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,14 @@ from pathlib import Path
 from gateway.errors import GatewayError
 from telemetry.private import keep_private
 
-__all__ = ["DropReport", "Held", "Spool", "SpoolError", "Spooled"]
+__all__ = ["MESSAGE", "DropReport", "Held", "Spool", "SpoolError", "Spooled"]
 
 log = logging.getLogger(__name__)
+
+# the `readings` of a batch that carries none (a vehicle's driver, waybill, registration a
+# platform reported): dropped, it is counted as a message (`take_messages_dropped`), never in a
+# drop report, which the hub takes for readings lost (a data_lost alarm, helper-247)
+MESSAGE = -1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -74,7 +80,7 @@ class Spooled:
     device: str
     epoch: int
     seq: int
-    readings: int
+    readings: int  # MESSAGE: a message that carries none
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,8 @@ class Spool:
         except sqlite3.Error as exc:
             raise SpoolError(f"cannot open the spool {path}: {exc}") from exc
         self._count, self._bytes = int(row[0]), int(row[1])
+        self._messages_dropped: Counter[str] = Counter()
+        self._messages_said: set[str] = set()  # logged since the last drop reports were made
 
     def __len__(self) -> int:
         return self._count
@@ -175,6 +183,19 @@ class Spool:
         with self._lock, self._tx():
             self._append(now, topic, payload, device, epoch, seq, readings)
             self._enforce(now)
+
+    def push_message(self, topic: str, payload: bytes, device: str, epoch: int) -> None:
+        """`push` of a message that carries no readings (`MESSAGE`): sent as any batch, but
+        dropped by a limit it is counted apart (`take_messages_dropped`), not reported as
+        readings of `device` lost."""
+        self.push(topic, payload, device, epoch, 0, MESSAGE)
+
+    def take_messages_dropped(self) -> dict[str, int]:
+        """The messages (`push_message`) dropped by a limit since the last call, by device."""
+        with self._lock:
+            taken = dict(self._messages_dropped)
+            self._messages_dropped.clear()
+        return taken
 
     def push_many(self, batches: Sequence[tuple[str, bytes, str, int, int, int]]) -> None:
         """`push` of several batches (topic, payload, device, epoch, seq, readings) in one
@@ -275,6 +296,19 @@ class Spool:
     def _drop(self, rows: list[tuple[int, int, str, int, int, str]], reason: str) -> None:
         for rid, created, device, readings, size, topic in rows:
             self._db.execute("DELETE FROM batches WHERE id = ?", (rid,))
+            self._count -= 1
+            self._bytes -= size
+            if readings == MESSAGE:  # no readings of the device: counted apart, no report
+                if device not in self._messages_said:
+                    self._messages_said.add(device)
+                    log.warning(
+                        "spool: dropping the oldest messages of %s that carry no readings "
+                        "(%s); counted, not reported as readings lost",
+                        device,
+                        reason,
+                    )
+                self._messages_dropped[device] += 1
+                continue
             # the site of `{root}/{tenant}/{site}/{device}/telemetry` (and "vehicles" of a
             # position's `{root}/{tenant}/vehicles/{vehicle}/position`)
             parts = topic.split("/")
@@ -297,8 +331,6 @@ class Spool:
                 "last_created = excluded.last_created, reason = excluded.reason",
                 (site, device, readings, created, created, reason),
             )
-            self._count -= 1
-            self._bytes -= size
 
     def peek(self, limit: int = 100, *, skip: Sequence[str] = ()) -> list[Spooled]:
         """The oldest batches, in order; none of the topics in `skip` (those the broker refused
@@ -335,6 +367,7 @@ class Spool:
                 "last_created, reason FROM drops_open ORDER BY site, device"
             )
             self._db.execute("DELETE FROM drops_open")
+            self._messages_said.clear()
             rows = self._db.execute(
                 "SELECT device, batches, readings, first_created, last_created, reason, site, id "
                 "FROM drop_reports ORDER BY id"

@@ -2,7 +2,8 @@
 the numbered envelopes, QoS 1), with the positions of many vehicles committed in one
 transaction (`submit_many`): a platform's messages are not answered one by one, so what one
 read brought is committed at once. A vehicle's registration, driver and waybill a platform
-reported (`gateway.jt809.reports`) go through the same spool, unnumbered (`submit_report`)."""
+reported (`gateway.jt809.reports`) go through the same spool, unnumbered (`submit_report`), as
+messages of no readings: one the spool drops is counted `reports_dropped`, not lost positions."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class PlatformUplink(PositionUplink):
             device = f"{ref.tenant}/{ref.vehicle}"
             batches += self._arrays(topic, device, received_ms, rows, orjson.dumps)
         self.spool.push_many(batches)
+        self._count_dropped()
         self.wake()
 
     def submit_report(self, report: Report, received_ms: int) -> None:
@@ -52,5 +54,14 @@ class PlatformUplink(PositionUplink):
         }
         topic = self._layout.vehicle_info(ref.tenant, ref.vehicle)
         device = f"{ref.tenant}/{ref.vehicle}"
-        self.spool.push(topic, orjson.dumps(doc), device, received_ms, 0, 1)
+        # a message, not a reading of the vehicle: dropped by the spool's limits, it is counted
+        # `reports_dropped`, never reported as positions lost (the hub raised data_lost for it)
+        self.spool.push_message(topic, orjson.dumps(doc), device, received_ms)
+        self._count_dropped()
         self.wake()
+
+    def _count_dropped(self) -> None:
+        """Count the vehicles' reports the spool dropped (its limits: the oldest batches go)."""
+        dropped = sum(self.spool.take_messages_dropped().values())
+        if dropped:
+            self.counters["reports_dropped"] += dropped
