@@ -9,8 +9,12 @@ import asyncio
 from pathlib import Path
 
 import aiomqtt
+import pytest
 
 from hazardhub.cli import main
+from hazardhub.mqttauth import ALARM_READER, plan_users
+from hazardhub.settings import load
+from telemetry.errors import ConfigError
 from telemetry.topics import TopicLayout
 
 from services import MosquittoService
@@ -88,3 +92,20 @@ async def test_an_alarm_reader_reads_every_tenants_alarms_and_publishes_nothing(
     assert "province-ews" not in _passwords(out)
     assert "province-ews" not in (out / "acl").read_text()
     assert main([*args, "--alarm-reader", "bad/name"]) == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["", "bad/name", "a b", "a+", "a#", "a:b", 'ews"', "ews\\x", "ews\x01", "省预警"]
+)
+def test_an_alarm_readers_name_is_what_its_error_says(name: str) -> None:
+    """The error said "letters, digits, '.', '-' or '_'" while the check refused only
+    whitespace and `#+/:` (a quote, a backslash, a control character went into the password
+    file and the ACL): check and text agree (helper-247)."""
+    registry = load(CONFIG).registry()
+    with pytest.raises(ConfigError, match=r"letters, digits, '\.', '-' or '_'"):
+        plan_users(registry, TopicLayout(), readers=(name,))
+
+
+def test_an_alarm_reader_may_be_named_with_dots_dashes_underscores() -> None:
+    users = plan_users(load(CONFIG).registry(), TopicLayout(), readers=("Prov_ews-2.js",))
+    assert [u.name for u in users if u.kind == ALARM_READER] == ["Prov_ews-2.js"]
