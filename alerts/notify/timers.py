@@ -47,7 +47,10 @@ class Timers(Routing):
             active, down = self.store.inhibition_context(ro, {r["sensor"] for r in rows})
         # never told of the raise: no repeat, no step while something holds it back; told as
         # the raise once nothing does (a repeat after the silence that held the raise)
-        held = self.outbox.all_holds()
+        # (the holds of the alarms this tick handles: not every hold of the outbox each tick)
+        held = self.outbox.holds_of(
+            {int(r["alarm_id"]) for r in rows if self.catalog.timed.get(r["tenant"])}
+        )
         for r in rows:
             subs = self.catalog.timed.get(r["tenant"])
             if not subs:
