@@ -58,23 +58,23 @@ _AFTER = (
     "a.action, a.disposal "
     "FROM alarm_events e JOIN alarms a ON a.id = e.alarm_id WHERE e.id > ? "
 )
-# what some alarms were as of an id (their events up to it), read once for a page of events and
-# carried forward through the page in id order (`_Then`): the tiers they had reached, and
-# whether their journal holds any disposal step (an alarm of before the lifecycle was closed
-# without one). A query per event over its alarm's earlier events made a replay quadratic in one
-# alarm's events: 10,000 comments on one alarm took minutes (helper-247)
+# what some alarms (a JSON list of ids) were as of an id, read once for a page of events and
+# carried forward through the page in id order (`_Then`): the tiers they had reached by then,
+# their last disposal step by then, and whether their journal holds any step (an alarm of
+# before the lifecycle was closed without one). A query per event over its alarm's earlier
+# events made a replay quadratic in one alarm's events: 10,000 comments on one alarm took
+# minutes (helper-247); these run once per alarm of the page
 _STATES = (
-    "SELECT alarm_id, group_concat(DISTINCT CASE WHEN id <= ? THEN tier END), "
-    "MAX(kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
-    "FROM alarm_events WHERE alarm_id IN ({}) GROUP BY alarm_id"
+    "SELECT j.value, "
+    "(SELECT group_concat(DISTINCT x.tier) FROM alarm_events x "
+    "WHERE x.alarm_id = j.value AND x.id <= ?), "
+    "(SELECT x.kind FROM alarm_events x WHERE x.alarm_id = j.value AND x.id <= ? "
+    "AND x.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
+    "ORDER BY x.id DESC LIMIT 1), "
+    "EXISTS (SELECT 1 FROM alarm_events y WHERE y.alarm_id = j.value "
+    "AND y.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
+    "FROM json_each(?) j"
 )
-# their last disposal step up to the id (SQLite: the bare `kind` is the row of MAX(id))
-_STEP_BEFORE = (
-    "SELECT alarm_id, MAX(id), kind FROM alarm_events WHERE alarm_id IN ({}) AND id <= ? "
-    "AND kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
-    "GROUP BY alarm_id"
-)
-_ALARMS_AT_ONCE = 500  # alarm ids a query
 # the newest event id of some tenants in a range of ids: among the journal's newest events, or
 # the newest of each of their alarms (an index seek each: alarms_tenant_id, alarm_events_alarm)
 _OWN_RECENT = 2_000
@@ -187,14 +187,11 @@ class _Then:
 def _states(con: sqlite3.Connection, alarms: Sequence[int], upto: int) -> dict[int, _Then]:
     """`alarms` as of event id `upto` (their events up to it), by alarm id."""
     out: dict[int, _Then] = {}
-    for at in range(0, len(alarms), _ALARMS_AT_ONCE):
-        chunk = alarms[at : at + _ALARMS_AT_ONCE]
-        marks = ",".join("?" * len(chunk))
-        for alarm_id, tiers, any_step in con.execute(_STATES.format(marks), (upto, *chunk)):
-            peak = peak_of(str(tiers)) if tiers else None
-            out[int(alarm_id)] = _Then(peak, None, bool(any_step))
-        for alarm_id, _, kind in con.execute(_STEP_BEFORE.format(marks), (*chunk, upto)):
-            out[int(alarm_id)].step = str(kind)
+    for alarm_id, tiers, step, any_step in con.execute(
+        _STATES, (upto, upto, json.dumps(list(alarms)))
+    ):
+        peak = peak_of(str(tiers)) if tiers else None
+        out[int(alarm_id)] = _Then(peak, None if step is None else str(step), bool(any_step))
     return out
 
 
