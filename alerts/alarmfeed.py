@@ -152,8 +152,9 @@ class Replay:
     more: bool
     last_id: int
     # the newest id up to `last_id` of the tenants asked (`last_id` for every tenant), when the
-    # replay is refused (`more`, or an id beyond `last_id`): what a tenant's client resumes from
-    # next, without learning the hub's whole journal (helper-241); else `last_id`
+    # replay is refused (`more`) or finds nothing: what a tenant's client resumes from next,
+    # without learning the hub's whole journal (helper-241), and what an id with nothing after it
+    # must be to be theirs; else `last_id`
     own_last: int = 0
 
 
@@ -307,8 +308,10 @@ def _read(
             rows = con.execute(sql, params).fetchall()
             events = _events(con, rows[:limit], after)
             last = own = int(con.execute(_LAST).fetchone()[0])
-            if tenants is not None and (len(rows) > limit or after > last):
-                own = _own_last(con, tenants, after if after < last else 0, last)
+            # a key of some tenants: its tenants' newest id, for its reset, and to tell whether
+            # an id with nothing after it is one of theirs (`Replay.own_last`)
+            if tenants is not None and (len(rows) > limit or not rows):
+                own = _own_last(con, tenants, after if rows else 0, last)
         finally:
             con.execute("ROLLBACK")
     except sqlite3.Error as exc:

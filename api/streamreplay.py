@@ -66,12 +66,15 @@ async def replayed(
         return
     sub.after = found.last_id
     # a key of some tenants is told its tenants' newest id, never the hub's (helper-241: an
-    # enterprise learnt the whole journal's length); resuming from it misses none of theirs.
-    # Not a secret kept: whether an id ahead of theirs is refused still turns on the hub's newest
-    # id, and the gaps between their ids are the others' events (docs/api.md says so)
+    # enterprise learnt the whole journal's length); resuming from it misses none of theirs. An
+    # id it resumes from with nothing of theirs after it must be their newest (the one it was
+    # last sent), else it is reset to theirs: whether it is turns on their own events alone, not
+    # on the hub's newest id, which a search over ids found out (helper-247). The gaps between
+    # their ids are still the others' events (docs/api.md says so)
     every = sub.principal.tenants is None
     resume_at = found.last_id if every else found.own_last
-    if after > found.last_id:
+    stale = after > found.last_id if every else not found.events and after != found.own_last
+    if stale:
         ends = f", which ends at {found.last_id}" if every else ""
         yield _reset(
             resume_at,

@@ -136,6 +136,18 @@ async def test_a_reset_tells_an_enterprise_its_own_newest_id_not_the_hubs(rig: R
     assert re.findall(r"\d+", reset.data["reason"]) == [str(newest + 100)]  # the id given
     assert "not in this hub's alarm journal" in reset.data["reason"]
 
+    # an id of another tenant's, the hub's newest: reset to chem's, as an id past the journal's
+    # end is (whether an id is taken no longer finds the hub's newest by a search, helper-247)
+    probe = read(rig.api, "k-chem", **{"Last-Event-ID": str(newest)})
+    (reset,) = await until(lambda: probe.of("reset"), "the reset of another's id")
+    await probe.close()
+    assert (reset.id, reset.data["last_event_id"]) == (own, own)
+    # chem's own newest: taken, nothing to replay, no reset
+    up = read(rig.api, "k-chem", **{"Last-Event-ID": str(own)})
+    await asyncio.sleep(0.3)
+    await up.close()
+    assert not up.of("reset") and not up.of("alarm")
+
     rig.stream.replay_max = 2  # three of chem's followed event 0
     far = read(rig.api, "k-chem", "&last_event_id=0")
     (reset,) = await until(lambda: far.of("reset"), "the reset")
