@@ -8,6 +8,7 @@ import { SUPERVISIONS_STRINGS, clearSupervisions, initSupervisions, renderSuperv
 import { REQUEST_TIMEOUT_MS } from "/static/hubrequest.js";
 import { TREND_MIN_GAP_MS, forgetTrend, initTrend, showTrend, trendAsked, trendEvery, trendSensor, trendSoon, trendView } from "/static/trend.js";
 import { MAP_STRINGS, drawMap, initMap } from "/static/map.js";
+import { initTiles, kindName, renderTiles, sensorLabel } from "/static/tiles.js";
 import { CARGO_STRINGS, cargoFromAlarm, clearCargo, initCargo } from "/static/vehiclecargo.js";
 import { HEALTH_STRINGS, initHealth, lookHealth, renderHealth, startHealth, stopHealth } from "/static/health.js";
 import { STRINGS, alarms, checkAlarms, clearAlarms, fmtCst, initAlarms, loadAlarms, onAlarmEvent, reloadAlarms, renderAlarms, tenantChanged } from "/static/alarms.js";
@@ -60,6 +61,7 @@ let key = sessionStorage.getItem("hh-key") || "";
 const sensors = new Map();   // id -> sensor
 const latest = new Map();    // id -> {ts, value, quality_name}
 let live = false;
+let sensorsVersion = 0;   // the list of sensors (or the enterprise shown) changed: tiles anew
 let role = null;             // the key: GET /api/v1/me
 let tenantFilter = null;     // the enterprise chosen in the header (null: every one)
 
@@ -142,127 +144,12 @@ async function api(path) {
   return r.json();
 }
 
-// a reading older (by the hub's clock) than the sensor's no-data time (`no_data_s`) is shown as
-// stale, not as the present value; without one, older than the most its device stays silent
-// when it reports on change (`max_silent_s`, and a little for the way), else than 5 min
-export const STALE_DEFAULT_MS = 5 * 60e3;
-export const SILENT_SLACK_MS = 15e3;
-const staleAfter = (s) => (s?.no_data_s ? s.no_data_s * 1000
-  : s?.report_on_change && s?.max_silent_s ? s.max_silent_s * 1000 + SILENT_SLACK_MS : STALE_DEFAULT_MS);
-const kindName = (k) => (t(`k_${k}`) === `k_${k}` ? k : t(`k_${k}`));
 // one formatter per language (a toLocaleTimeString with a time zone per tile and render kept
 // the page busy at 2,000 sensors)
 const CLOCK = {};
 const clockCst = (ms) => (CLOCK[lang] ??= new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB",
   { timeZone: "Asia/Shanghai", hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" })).format(ms);
 
-const fmtVal = (v, unit) => (v === null || v === undefined ? "—" : `${Number(v.toFixed(3))} ${unit || ""}`);
-// a sensor's reading as its operator says it: a feed point's 1 or 0 is 有电 or 无电, not "1 on/off";
-// an interlock's state (a flag or a state word) the state its rule's levels name at that value
-// (旁路, 联锁动作), else 正常, not "0 联锁"
-const flagState = (v, s) => {
-  const reached = (s.levels || []).filter((l) => l.above !== null && l.above !== undefined && v >= l.above)
-    .sort((a, b) => b.above - a.above)[0];
-  if (!reached) return t("flag_normal");
-  return t(reached.name.startsWith("bypass") ? "flag_bypassed" : reached.name.startsWith("trip") ? "flag_tripped" : "flag_on");
-};
-const fmtReading = (v, s) => {
-  if (s.kind === "power_feed" && (v === 0 || v === 1)) return t(v ? "fed" : "unfed");
-  if (s.kind === "interlock" && Number.isInteger(v) && v >= 0 && v <= 255) return flagState(v, s);
-  return fmtVal(v, s.unit);
-};
-
-/** A sensor's name for people: its placement tag and location ("T1 · 1301 回风巷"), "" when
- * the configuration gives neither. */
-export const sensorLabel = (s) => [s.tag, s.location].filter(Boolean).join(" · ");
-
-// the tiles are built once per list of sensors and language, and then only those whose
-// reading, quality, alarm or liveness changed are written (2,000 tiles rebuilt on every
-// reading kept the page busy)
-const tileEls = new Map();   // sensor id -> {el, v, sig}
-let sensorsVersion = 0, tilesBuilt = "";
-
-function buildTiles(root) {
-  // by enterprise and site (two enterprises may give a site the same id), headed by their
-  // names where the configuration gives them
-  const bySite = new Map();
-  for (const s of sensors.values()) {
-    if (tenantFilter && s.tenant !== tenantFilter) continue;
-    const k = `${s.tenant}/${s.site}`;
-    if (!bySite.has(k)) bySite.set(k, { label: `${s.tenant_name || s.tenant} / ${s.site_name || s.site}`, list: [] });
-    bySite.get(k).list.push(s);
-  }
-  root.innerHTML = "";
-  tileEls.clear();
-  for (const [site, { label: heading, list }] of bySite) {
-    const div = document.createElement("div");
-    div.className = "site";
-    div.dataset.site = site;
-    div.innerHTML = `<h3></h3><div class="tiles"></div>`;
-    div.querySelector("h3").textContent = heading;
-    const tiles = div.querySelector(".tiles");
-    for (const s of list) {
-      const tile = document.createElement("div");
-      tile.dataset.sensor = s.id;
-      tile.innerHTML = `<div class="n"></div><div class="id"></div><div class="v"></div><div class="k"></div>`;
-      // the sensor as the mine names it (its tag and location, where the configuration gives
-      // them: "T1 · 1301 回风巷"), its id smaller beneath; the id alone when it has neither
-      const label = sensorLabel(s);
-      tile.querySelector(".n").textContent = label || s.id;
-      tile.querySelector(".id").textContent = label ? s.id : "";
-      tile.querySelector(".id").hidden = !label;
-      tile.querySelector(".k").textContent = kindName(s.kind);
-      tile.onclick = () => showTrend(s.id);
-      tiles.appendChild(tile);
-      tileEls.set(s.id, { el: tile, v: tile.querySelector(".v"), sig: "" });
-    }
-    root.appendChild(div);
-  }
-}
-
-function renderTiles() {
-  const root = $("#sites");
-  if (!root) return;
-  // a key without sensors (a transport company's with no speed sensors yet) is shown no empty
-  // tiles and trend: they come with the first sensor
-  $("#sites-panel").hidden = $("#trend-panel").hidden = !sensors.size;
-  const shape = `${lang} ${sensorsVersion}`;
-  if (shape !== tilesBuilt) { buildTiles(root); tilesBuilt = shape; renderTenantFilter(); }
-  const activeSensors = new Set();
-  for (const a of alarms.values()) if (a.state === "active") activeSensors.add(a.sensor);
-  const now = hubNow();
-  for (const s of sensors.values()) {
-    const rec = tileEls.get(s.id);
-    if (!rec) continue;
-    const l = latest.get(s.id);
-    // a good reading older than the sensor's no-data time is stale by age
-    const aged = !!l && l.quality_name === "good" && now - l.ts > staleAfter(s);
-    const q = !l ? "none" : aged ? "stale" : l.quality_name;
-    const alarm = activeSensors.has(s.id);
-    const out = !!s.out_of_service;
-    const sig = `${q} ${l?.ts} ${l?.value} ${alarm} ${live} ${out} ${s.out_of_service_since}`;
-    if (sig === rec.sig) continue;
-    rec.sig = sig;
-    const tile = rec.el;
-    tile.className = `tile q-${q}${l ? "" : " none"}${aged ? " aged" : ""}${alarm ? " alarm" : ""}${live ? "" : " offline"}${out ? " oos" : ""}`;
-    tile.dataset.quality = q;
-    tile.dataset.oos = out ? "1" : "";
-    // honest quality: a reading that is not good shows its quality, never a stale number
-    rec.v.textContent = !l ? t("nodata") : q === "good" ? fmtReading(l.value, s) : t(q);
-    tile.title = `${s.kind}${l ? ` · ${t("last_reading")} ${fmtReading(l.value, s)} ${clockCst(l.ts)}` : ""}`;
-    // out of service: its value raises no alarm, whatever it reads (a dispatcher took a quiet
-    // tile for a safe one); who took it out, why and since when in its tooltip
-    tile.querySelector(".oos-badge")?.remove();
-    if (out) {
-      tile.prepend(Object.assign(document.createElement("div"), { className: "oos-badge", textContent: t("oos_tile") }));
-      tile.title += `\n${t("oos_since")} ${s.out_of_service_since ? fmtCst(s.out_of_service_since) : ""}`
-        + ` · ${s.out_of_service_by ?? ""}: ${s.out_of_service_reason ?? ""}`;
-    }
-    // the stream is down: what the tile shows may no longer be so
-    tile.querySelector(".off")?.remove();
-    if (!live) tile.append(Object.assign(document.createElement("div"), { className: "off", textContent: t("offline") }));
-  }
-}
 
 // Events of the stream that arrive while the page reads the hub afresh wait here (null: none
 // is being read) and are applied after, over the fresh data; at most MAX_PENDING of them (the
@@ -569,6 +456,8 @@ initAttention(t);
 // (a frozen hub, a link gone silent), not shown live until the hub answers
 initHealth({ t, api, unanswered: () => streamAbort?.abort() });
 initMap({ t, api, hubNow, alarms, session: () => session });
+initTiles({ t, clockCst, hubNow, sensors, latest, tenant: () => tenantFilter, live: () => live,
+  shape: () => `${lang} ${sensorsVersion}`, onBuilt: () => renderTenantFilter() });
 // the hidden-danger ledger: an enterprise by its name where its sensors give one
 initHazards({ t, key: () => key, me: () => role,
   tenantName: (id) => [...sensors.values()].find((s) => s.tenant === id)?.tenant_name || id });
