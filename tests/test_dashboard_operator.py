@@ -179,15 +179,21 @@ def _vehicle_alarm(aid: int, vehicle: str, tier: str, started: int) -> dict[str,
     }
 
 
-async def test_the_map_colours_a_vehicle_by_its_highest_active_tier_and_opens_its_alarm():
-    """Every vehicle with an active alarm was painted the same red, a blue 定位漂移 too."""
-    now = now_ms()
+def _fleet_hub(now: int) -> FakeHub:
+    """The stand-in with the three vehicles, each last seen an hour ago a little apart."""
     hub = FakeHub(keys={"k": Key()})
     hub.vehicles = [
         {**v, "last_position": {"ts": now - 3_600_000, "lat": 31.6 + k * 0.01, "lon": 120.3,
                                 "speed_kmh": 0.0, "heading_deg": 0.0}}
         for k, v in enumerate(VEHICLES)
     ]  # fmt: skip
+    return hub
+
+
+async def test_the_map_colours_a_vehicle_by_its_highest_active_tier_and_opens_its_alarm():
+    """Every vehicle with an active alarm was painted the same red, a blue 定位漂移 too."""
+    now = now_ms()
+    hub = _fleet_hub(now)
     hub.keys["k"].alarms = [
         _vehicle_alarm(1, "v1", "blue", now - 50_000),  # a drift alone: blue
         _vehicle_alarm(2, "v2", "blue", now - 40_000),
@@ -298,12 +304,7 @@ async def test_the_handover_groups_a_points_repeats_names_places_and_prints_the_
 async def test_a_vehicles_new_alarm_colours_its_dot_at_once_not_at_the_next_redraw():
     """The map was read every 10 s: a tanker's new red alarm left its dot grey until then."""
     now = now_ms()
-    hub = FakeHub(keys={"k": Key()})
-    hub.vehicles = [
-        {**v, "last_position": {"ts": now - 3_600_000, "lat": 31.6 + k * 0.01, "lon": 120.3,
-                                "speed_kmh": 0.0, "heading_deg": 0.0}}
-        for k, v in enumerate(VEHICLES)
-    ]  # fmt: skip
+    hub = _fleet_hub(now)
     async with serving(hub), page(hub, "k") as browser:
         canvas = q("#map")
         await browser.wait_for(f"!!{canvas}.dataset.vehicles", 10)

@@ -6,7 +6,11 @@ The disposal at each event is the journal's last disposal step up to it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import httpx
@@ -26,12 +30,20 @@ CHEM = {"Authorization": "Bearer k-chem"}
 __all__ = ["rig"]  # the fixture, used by name
 
 
-async def test_a_replayed_event_equals_the_live_one(mosquitto, tmp_path) -> None:
+Live = dict[int, dict[str, object]]
+
+
+@contextlib.asynccontextmanager
+async def heard_hub(
+    mosquitto: Any, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, aiomqtt.Client, Live]]:
+    """A hub of the resume tests' configuration on a real broker: its API, a publisher, and the
+    bodies its alarm topic carried live (chem's site s), by event id, as they come."""
     registry = build_registry(parse_document(CONFIG, HubConfig, "asof.yaml"))
     port = free_port()
     settings = HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port)
     hub = Hub(registry, settings, extra_keys=KEYS)
-    live: dict[int, dict[str, object]] = {}
+    live: Live = {}
     async with (
         running_hub(hub),
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api,
@@ -48,23 +60,28 @@ async def test_a_replayed_event_equals_the_live_one(mosquitto, tmp_path) -> None
 
         listening = asyncio.create_task(listen(), name="alarm-topic")
         try:
-            chem = Feed(mq, "chem", "s", "d")
-            await chem.send(30.0)  # raised, disposal received
-            await until(lambda: len(live) >= 1, "the raise on the alarm topic")
-            (alarm,) = {int(str(b["alarm_id"])) for b in live.values()}
-            for step in ("verify", "dispose"):
-                r = await api.post(
-                    f"/api/v1/alarms/{alarm}/disposal",
-                    json={"step": step, "note": f"{step} done"},
-                    headers=CHEM,
-                )
-                assert r.status_code == 200, r.text
-            await api.post(
-                f"/api/v1/alarms/{alarm}/comment", json={"note": "patrol back"}, headers=CHEM
-            )
-            await until(lambda: len(live) >= 4, "the steps and the comment on the alarm topic")
+            yield api, mq, live
         finally:
             listening.cancel()
+
+
+async def test_a_replayed_event_equals_the_live_one(mosquitto, tmp_path) -> None:
+    async with heard_hub(mosquitto, tmp_path) as (api, mq, live):
+        chem = Feed(mq, "chem", "s", "d")
+        await chem.send(30.0)  # raised, disposal received
+        await until(lambda: len(live) >= 1, "the raise on the alarm topic")
+        (alarm,) = {int(str(b["alarm_id"])) for b in live.values()}
+        for step in ("verify", "dispose"):
+            r = await api.post(
+                f"/api/v1/alarms/{alarm}/disposal",
+                json={"step": step, "note": f"{step} done"},
+                headers=CHEM,
+            )
+            assert r.status_code == 200, r.text
+        await api.post(
+            f"/api/v1/alarms/{alarm}/comment", json={"note": "patrol back"}, headers=CHEM
+        )
+        await until(lambda: len(live) >= 4, "the steps and the comment on the alarm topic")
         kinds = [str(live[i]["kind"]) for i in sorted(live)]
         assert kinds == ["raised", "verified", "disposed", "commented"]
         said = [str(live[i]["disposal"]) for i in sorted(live)]

@@ -6,25 +6,15 @@ must stay the events as they went out live, from any resume point and page size.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from pathlib import Path
 
-import aiomqtt
-import httpx
-import orjson
-from test_stream_resume import CONFIG, KEYS, Feed, read, until
+from test_stream_replay_asof import heard_hub
+from test_stream_resume import Feed, read, until
 
 from alerts.alarmfeed import DISPOSAL_AFTER, AlarmFeed
 from alerts.statedb import StateDB
 from alerts.table import TIER_RANK
-from hazardhub.hub import Hub, HubSettings
-from telemetry.config import HubConfig
-from telemetry.registry import build_registry, parse_document
-from telemetry.topics import TopicLayout
-
-from e2e_helpers import running_hub
-from services import free_port
 
 CHEM = {"Authorization": "Bearer k-chem"}
 
@@ -33,24 +23,7 @@ async def test_a_replay_of_a_busy_alarm_equals_its_live_events(mosquitto, tmp_pa
     """One alarm: raised yellow, commented on many times, verified, taken to red, disposed of,
     back to yellow, commented on again, cleared. Resumed from its start and from points within,
     every event replayed is the body the MQTT alarm topic carried live (peak_tier, disposal)."""
-    registry = build_registry(parse_document(CONFIG, HubConfig, "busy.yaml"))
-    port = free_port()
-    settings = HubSettings(data_dir=tmp_path, broker_port=mosquitto.port, api_port=port)
-    hub = Hub(registry, settings, extra_keys=KEYS)
-    live: dict[int, dict[str, object]] = {}
-    async with (
-        running_hub(hub),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api,
-        aiomqtt.Client("127.0.0.1", mosquitto.port) as mq,
-        aiomqtt.Client("127.0.0.1", mosquitto.port) as listener,
-    ):
-        await listener.subscribe(TopicLayout().alarms("chem", "s"), qos=1)
-
-        async def listen() -> None:
-            async for msg in listener.messages:
-                assert isinstance(msg.payload, bytes)
-                body = orjson.loads(msg.payload)
-                live[int(body["event_id"])] = body
+    async with heard_hub(mosquitto, tmp_path) as (api, mq, live):
 
         async def act(path: str, body: dict[str, str]) -> None:
             r = await api.post(f"/api/v1/alarms/{alarm}/{path}", json=body, headers=CHEM)
@@ -60,26 +33,22 @@ async def test_a_replay_of_a_busy_alarm_equals_its_live_events(mosquitto, tmp_pa
             for i in range(n):
                 await act("comment", {"note": f"{what} {i}"})
 
-        listening = asyncio.create_task(listen(), name="alarm-topic")
-        try:
-            chem = Feed(mq, "chem", "s", "d")
-            await chem.send(30.0)  # raised, yellow, received
-            await until(lambda: len(live) >= 1, "the raise on the alarm topic")
-            (alarm,) = {int(str(b["alarm_id"])) for b in live.values()}
-            await comments(25, "patrol")
-            await act("disposal", {"step": "verify", "note": "a leak"})
-            await comments(5, "valve")
-            await chem.send(60.0)  # escalated, red
-            await until(lambda: len(live) >= 33, "the escalation")
-            await act("disposal", {"step": "dispose", "note": "valve shut"})
-            await comments(10, "watch")
-            await chem.send(30.0)  # back to yellow (its peak stays red)
-            await until(lambda: len(live) >= 45, "the step down")
-            await comments(10, "after")
-            await chem.send(10.0)  # cleared
-            await until(lambda: len(live) >= 56, "the clear")
-        finally:
-            listening.cancel()
+        chem = Feed(mq, "chem", "s", "d")
+        await chem.send(30.0)  # raised, yellow, received
+        await until(lambda: len(live) >= 1, "the raise on the alarm topic")
+        (alarm,) = {int(str(b["alarm_id"])) for b in live.values()}
+        await comments(25, "patrol")
+        await act("disposal", {"step": "verify", "note": "a leak"})
+        await comments(5, "valve")
+        await chem.send(60.0)  # escalated, red
+        await until(lambda: len(live) >= 33, "the escalation")
+        await act("disposal", {"step": "dispose", "note": "valve shut"})
+        await comments(10, "watch")
+        await chem.send(30.0)  # back to yellow (its peak stays red)
+        await until(lambda: len(live) >= 45, "the step down")
+        await comments(10, "after")
+        await chem.send(10.0)  # cleared
+        await until(lambda: len(live) >= 56, "the clear")
         ids = sorted(live)
         assert len(ids) == 56
         kinds = [str(live[i]["kind"]) for i in ids]
