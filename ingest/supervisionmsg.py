@@ -4,21 +4,29 @@ became of its ticket (a receipt: `receipt` set), (docs/mqtt.md:
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from alerts.supervisionanswers import RECEIPTS, SupervisionAnswer
 
-__all__ = ["read_answer"]
+__all__ = ["json_object", "read_answer"]
+
+
+def json_object(payload: bytes, what: str) -> dict[str, Any]:
+    """The payload as a JSON object; ValueError naming `what` it should have been."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{what} is a JSON object: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{what} is a JSON object")
+    return doc
 
 
 def read_answer(tenant: str, gateway: str, payload: bytes) -> SupervisionAnswer:
     """The answer; ValueError saying what is wrong."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"a supervision answer is a JSON object: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError("a supervision answer is a JSON object")
+    doc = json_object(payload, "a supervision answer")
     if "receipt" in doc:
         return _receipt(tenant, gateway, doc)
     sid, result = doc.get("supervision_id"), doc.get("result")

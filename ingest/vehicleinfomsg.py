@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from alerts.vehiclereports import KINDS, PlatformReport
+from ingest.supervisionmsg import json_object
 
 __all__ = ["MAX_WAYBILL_CHARS", "read_vehicle_info"]
 
@@ -49,12 +48,7 @@ def _name(doc: dict[str, Any], key: str, most: int) -> str:
 
 def read_vehicle_info(tenant: str, vehicle: str, payload: bytes) -> PlatformReport:
     """The report; ValueError saying what is wrong."""
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError as exc:
-        raise ValueError(f"a vehicle info is a JSON object: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError("a vehicle info is a JSON object")
+    doc = json_object(payload, "a vehicle info")
     if doc.get("v") != 1:
         raise ValueError(f"v is {doc.get('v')!r}: this hub reads version 1")
     kind = doc.get("kind")
