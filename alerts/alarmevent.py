@@ -74,8 +74,7 @@ class AlarmEvent:
         found = self._json()
         if registry is not None:
             info = registry.sensor_of(self.tenant, self.sensor, self.site, self.device)
-            # a gateway's alarm names no device (its device column is the gateway's id)
-            device = "" if self.sensor.startswith("gateway:") else self.device
+            device = "" if self.sensor.startswith("gateway:") else self.device  # (a gateway's)
             names = registry.names(self.tenant, self.site, device)
             found["location"] = info.location if info is not None else ""
             found["tenant_name"], found["site_name"], found["device_name"] = names
