@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from alerts.alarmevent import FLEET_RULE
 from alerts.calibration import DAY_MS
 from alerts.evaluate import NO_TS, CoreState
 from alerts.statedb import AlarmRow, StateDB
@@ -30,7 +31,10 @@ from alerts.table import (
 from alerts.verifyplan import VerifyPlan
 from telemetry.registry import Registry
 
-__all__ = ["AlarmRestore"]
+__all__ = ["AlarmRestore", "Ended"]
+
+# a side whose alarm ended: (sensor index, side, event time of the end, hub's clock recording it)
+Ended = tuple[int, int, int, int]
 
 
 # the core's sides whose alarms end at a reading of their own sensor (an ACTION alarm may end at
@@ -88,6 +92,31 @@ class AlarmRestore:
             new.level[i, row.side] = level
             new.last_ts[i] = max(int(new.last_ts[i]), row.last_ts)
         return new
+
+    def ended(self) -> tuple[list[Ended], list[Ended]]:
+        """The sides with an alarm cleared and none active now, each with the event time of its
+        latest end and the hub's clock when it was recorded: the core's (sensor index, side, ...)
+        and the fleet's (speed sensor index, kind, ...). One that ended after the analytics state
+        was saved has its delay started afresh (`snapshot.afresh`; helper-241: an overspeed was
+        raised 1.5 s into a new excess, continuing in the saved state the one since cleared)."""
+        rows = self._db.query(
+            "SELECT tenant, site, device, sensor, rule, side, MAX(ended_ts), MAX(cleared_at) "
+            "FROM alarms AS a WHERE state = 'cleared' AND NOT EXISTS (SELECT 1 FROM alarms AS b "
+            "WHERE b.state = 'active' AND b.sensor = a.sensor AND b.rule = a.rule "
+            "AND b.side = a.side) GROUP BY tenant, site, device, sensor, rule, side"
+        )
+        core: list[Ended] = []
+        fleet: list[Ended] = []
+        for tenant, site, device, sensor, rule, side, ended, at in rows:
+            info = self._registry.sensor_of(str(tenant), str(sensor), str(site), str(device))
+            if info is None or ended is None:
+                continue
+            item = (info.index, int(side), int(ended), int(at or 0))
+            if rule == info.rule and 0 <= int(side) < SIDES:
+                core.append(item)
+            elif rule == FLEET_RULE:
+                fleet.append(item)
+        return core, fleet
 
     def unarmed_demands(self, state: CoreState) -> list[tuple[VerifyPlan, int, bool]]:
         """The protective actions an active alarm demands that `state` knows nothing of: the

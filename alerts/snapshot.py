@@ -11,9 +11,11 @@ At start the saved state is matched to the running configuration by sensor and v
 sensor whose rules changed starts afresh, see `alerts.reload`) and then reconciled with the state
 database, which stays the authority on alarms: a side whose alarm is not active there is not
 active in the state either (its delay goes on from where it was, so it is raised again if it is
-still due), and an active alarm is active in the state. After a crash the state is up to
-`every_s` old: the readings judged in between count for the alarms they made (in the database)
-but not for the running delays and sums, which lose at most that much.
+still due), and an active alarm is active in the state. A side whose alarm was cleared after the
+state was saved (and none is active) ended its condition since: its delay or episode starts
+afresh (`afresh`), else a new excess would continue the one that ended. After a crash the
+state is up to `every_s` old: the readings judged in between count for the alarms they made
+(in the database) but not for the running delays and sums, which lose at most that much.
 
 Files are numpy archives without pickles; a file that cannot be read is logged and ignored.
 """
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from alerts.alarmrestore import Ended
 from alerts.reload import (
     SensorKey,
     TerminalById,
@@ -42,15 +45,24 @@ from alerts.reload import (
     remap_terminal,
     sensor_keys,
 )
-from alerts.state import CoreState
-from alerts.table import RuleTable
+from alerts.state import NO_TS, RUN_START0, CoreState
+from alerts.table import (
+    ABOVE,
+    BELOW,
+    FROZEN,
+    MAINTENANCE,
+    RUN_CAP,
+    SLOTS,
+    RuleTable,
+    kind_name,
+)
 from alerts.vehicles.alarms import DriverNames, FleetAlarms
 from alerts.vehicles.state import FleetState
 from alerts.vehicles.table import FleetTable
 from alerts.vehicles.terminal import TerminalAlarms
 from telemetry.registry import SensorInfo
 
-__all__ = ["Saved", "driver_codes", "load", "resume", "save"]
+__all__ = ["Saved", "afresh", "driver_codes", "load", "resume", "save"]
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -222,3 +234,41 @@ def resume(
     late = (saved.terminal_late_ts, saved.terminal_late_flags, saved.terminal_holes)
     terminal = remap_terminal(({}, saved.terminal_last_ts, *late), index)  # bits: the database's
     return core, fleet, terminal
+
+
+def afresh(
+    core: CoreState, fleet: FleetAlarms, ended: tuple[list[Ended], list[Ended]], saved_ms: int
+) -> None:
+    """Start afresh, in place, the running delays of the sides whose alarm ended after the
+    state was saved (`AlarmBook.ended`: the core's and the fleet's, with no alarm active now):
+    at a reading or a fix newer than the state's last one of the sensor or vehicle, or recorded
+    by the hub at or after `saved_ms`. The state still holds their condition running, and its
+    next excess would be judged as going on since the old start: raised at once, not after its
+    delay. What is not an alarm's delay is kept (a coach's driving time, the sums)."""
+    for i, side, end, at in ended[0]:
+        if at < saved_ms and end <= int(core.last_ts[i]):
+            continue  # ended before the save: the state knows
+        if side in (ABOVE, BELOW):
+            cols = slice(side * SLOTS, (side + 1) * SLOTS)
+            core.raw[i, cols] = False
+            core.run_start[i, cols] = RUN_START0
+            core.run_count[i, cols] = RUN_CAP
+        elif side == FROZEN:
+            core.frozen_since[i] = NO_TS
+        elif side == MAINTENANCE:
+            core.maint_since[i] = NO_TS
+    slot_of = fleet.table.slot_of
+    st = fleet.state
+    for vehicle, side, end, at in ended[1]:
+        if not 0 <= vehicle < slot_of.shape[0] or slot_of[vehicle] < 0:
+            continue
+        s = int(slot_of[vehicle])
+        if at < saved_ms and st.has_fix[s] and end <= int(st.last_ts[s]):
+            continue
+        kind = kind_name(side)
+        if kind == "overspeed":
+            st.over_active[s] = st.over_raised[s] = False
+            st.over_since[s] = 0
+        elif kind == "drift":
+            st.drift_open[s] = False
+            st.drift_last[s] = st.drift_count[s] = 0

@@ -107,6 +107,8 @@ class Dispatcher(Ticking, StateSaving, LinkClock):
             core, self.fleet, self.terminal = snapshot.resume(
                 saved, registry.sensors, self.table, fleet_table
             )
+            # the sides whose alarm ended after the save: their delays start afresh
+            snapshot.afresh(core, self.fleet, self.book.ended(), saved.saved_ms)
             log.info("analytics state of %d ms ago taken up", max(0, wall_ms() - saved.saved_ms))
         # the configuration may have changed while the hub was down: the alarms of points gone
         # and of kinds their rules no longer judge (nothing would clear them) are cleared, as on

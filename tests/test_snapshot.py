@@ -166,7 +166,8 @@ async def test_a_drift_episode_goes_on_over_a_restart(tmp_path):
         assert counted(events) == (n_all if saved else n_all - 10), saved
 
 
-async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
+def delayed_registry():
+    """The mine with a methane sensor `slow` raised after 10 s above 1.0 (recovers at 0.8)."""
     # the yard site goes under the first tenant's sites
     reg = mine_registry(1502, 1.0)
     text = reg.config.model_dump(mode="json")
@@ -205,7 +206,11 @@ async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
     from e2e_helpers import ROOT
 
     profiles, packs = load_profiles(ROOT / "profiles")
-    reg = build_registry(HubConfig.model_validate(text), profiles, packs, "t")
+    return build_registry(HubConfig.model_validate(text), profiles, packs, "t")
+
+
+async def test_a_sensor_delay_runs_on_over_a_restart(tmp_path):
+    reg = delayed_registry()
     i = reg.sensor("slow").index
 
     def batch(ts: int, value: float, seq: int) -> ReadingBatch:
