@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import orjson
@@ -223,6 +224,33 @@ DryRun = Annotated[bool, Query(description="check the change without making it")
 IfMatch = Annotated[str | None, Header(description="the revision the change is based on")]
 
 
+def seen_vehicles(registry: Registry, caller: Principal, refs: Sequence[str]) -> list[str]:
+    """The vehicles of `refs` (ids, or `tenant/id` where two tenants share an id) the caller
+    sees, as ids."""
+    visible = {f"{t}/{v}" for (t, v) in registry.vehicles if caller.sees(t)}
+    bare: dict[str, list[str]] = {}
+    for t, v in registry.vehicles:
+        bare.setdefault(v, []).append(f"{t}/{v}")
+    found = [r for ref in refs for r in bare.get(ref, [ref])]
+    return [r.split("/", 1)[1] for r in found if r in visible]
+
+
+def seen_fences(
+    registry: Registry, caller: Principal, fences: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The geofences the caller is shown: every speed zone and forbidden area (public rules of
+    the road); a corridor only with the vehicles it sees, none without them."""
+    out = []
+    for fence in fences:
+        if fence.get("kind") == "corridor":
+            seen = seen_vehicles(registry, caller, fence.get("vehicles") or ())
+            if not seen:
+                continue
+            fence = {**fence, "vehicles": seen}  # noqa: PLW2901 (the corridor as shown)
+        out.append(fence)
+    return out
+
+
 def config_router() -> APIRouter:
     """The routes under /config and /geofences; `api.registry` mounts them under /api/v1."""
     r = APIRouter(route_class=WriteGuard, tags=["registry"])
@@ -232,22 +260,9 @@ def config_router() -> APIRouter:
         """The geofences for the map: speed zones and forbidden areas (public rules of the
         road) for everyone; an approved-route corridor only with the vehicles the caller sees,
         and not at all when it sees none of them."""
-        reg = ctx.registry
-        visible = {f"{t}/{v}" for (t, v) in reg.vehicles if caller.sees(t)}
-        bare: dict[str, list[str]] = {}
-        for t, v in reg.vehicles:
-            bare.setdefault(v, []).append(f"{t}/{v}")
-        out = []
-        for fence in reg.config.fleet.geofences:
-            item = fence.model_dump(mode="json", exclude_none=True)
-            if fence.kind == "corridor":
-                refs = [r for ref in fence.vehicles for r in bare.get(ref, [ref])]
-                seen = [r for r in refs if r in visible]
-                if not seen:
-                    continue
-                item["vehicles"] = [r.split("/", 1)[1] for r in seen]
-            out.append(item)
-        return out
+        fleet = ctx.registry.config.fleet
+        fences = [f.model_dump(mode="json", exclude_none=True) for f in fleet.geofences]
+        return seen_fences(ctx.registry, caller, fences)
 
     @r.get("/config", response_class=Response)
     def export(

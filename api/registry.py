@@ -43,6 +43,8 @@ from api.configroutes import (
     config_router,
     object_body,
     read_body,
+    seen_fences,
+    seen_vehicles,
     whole_admin_of,
 )
 from api.context import CENTRE_ROLES, WRITE, AppContext, Caller, Ctx, WriteGuard, not_found
@@ -62,6 +64,18 @@ _CHILDREN: dict[str, dict[str, tuple[str, str, str]]] = {
     "device": {"sensors": ("sensors", "id", "sensor")},
 }
 _MAX_SEGMENTS = 10
+
+
+def _fleet_seen(ctx: AppContext, caller: Principal, fleet: dict[str, Any]) -> dict[str, Any]:
+    """The fleet settings as a key of some tenants is shown them: every setting, the geofences
+    as `GET /geofences` shows them, and of the coaches exempt from the night ban its own."""
+    out = dict(fleet)
+    if isinstance(fleet.get("geofences"), list):
+        fences = [f for f in fleet["geofences"] if isinstance(f, dict)]
+        out["geofences"] = seen_fences(ctx.registry, caller, fences)
+    if isinstance(fleet.get("exempt"), list):
+        out["exempt"] = seen_vehicles(ctx.registry, caller, [str(v) for v in fleet["exempt"]])
+    return out
 
 
 @dataclass(slots=True)
@@ -175,9 +189,12 @@ def registry_router() -> APIRouter:
         doc = document(admin.current())
         response.headers["ETag"] = f'"{admin.rev}"'
         if segs == ["fleet"]:
-            if caller.role not in ("admin", "operator") or caller.tenants is not None:
-                raise HTTPException(status.HTTP_403_FORBIDDEN, "the fleet settings span tenants")
-            return mask(doc.get("fleet", {}))
+            fleet = mask(doc.get("fleet", {}))
+            if caller.role in ("admin", "operator") and caller.tenants is None:
+                return fleet
+            # an enterprise reads the settings its vehicles are judged by (the limits, the
+            # zones, its own corridors and exemptions), never another's routes; it changes none
+            return _fleet_seen(ctx, caller, fleet)
         loc = _locate(doc, segs, caller)
         tenants = segs[0] == "tenants" and len(segs) <= 2  # their notification objects in
         if loc.index is not None:

@@ -292,6 +292,27 @@ async def test_a_geofence_added_live_judges_the_next_position(mosquitto, tmp_pat
         assert got.json() == area  # as given; unset fields take their defaults
         r = await api.get("/api/v1/registry/geofences", headers=auth("k-chem"))
         assert r.status_code == 403
+        # the fleet settings its vehicles are judged by: an enterprise reads them (helper-250:
+        # a transport company could not read its own route and limits), changes none
+        route = {"kind": "corridor", "id": "r1", "vehicles": ["acme-chem/tanker-01"]}
+        route |= {"polyline": [[30.0, 104.0], [30.2, 104.2]], "buffer_m": 500}
+        r = await api.post("/api/v1/registry/geofences", json=route, headers=auth())
+        assert r.status_code == 201, r.text
+        whole = (await api.get("/api/v1/registry/fleet", headers=auth("k-ops"))).json()
+        r = await api.get("/api/v1/registry/fleet", headers=auth("k-chem"))
+        assert r.status_code == 200, r.text
+        seen = r.json()
+        assert [(f["id"], f.get("vehicles")) for f in seen["geofences"]] == [
+            ("school", None),
+            ("r1", ["tanker-01"]),
+        ]
+        assert {k: v for k, v in seen.items() if k != "geofences"} == {
+            k: v for k, v in whole.items() if k != "geofences"
+        }
+        r = await api.put("/api/v1/registry/fleet", json=seen, headers=auth("k-chem"))
+        assert r.status_code == 403
+        r = await api.delete("/api/v1/registry/geofences/r1", headers=auth())
+        assert r.status_code == 204
         # a bad one: a polygon of two points, located from the object
         bad = {**area, "id": "bad", "polygon": [[30.0, 104.0], [30.0, 104.1]]}
         r = await api.post("/api/v1/registry/geofences", json=bad, headers=auth())
@@ -512,3 +533,30 @@ def test_the_start_says_which_configuration_runs(tmp_path, caplog):
         "which has not changed since it was last read"
     ]
     db2.close()
+
+
+def test_a_tenants_fleet_settings_show_its_corridors_and_exemptions_only() -> None:
+    """Another enterprise's approved route and night-ban exemption are its own business: a key
+    of some tenants is shown the corridors and exempt coaches of its own vehicles alone."""
+    from api.auth import Principal
+    from api.configroutes import seen_fences, seen_vehicles
+    from telemetry.registry import parse_document
+
+    two = """
+version: 1
+tenants:
+  - {id: a, vehicles: [{id: v1, plate: 苏A1, class: coach}]}
+  - {id: b, vehicles: [{id: v2, plate: 苏B1, class: coach}, {id: v3, plate: 苏B2, class: coach}]}
+"""
+    reg = build(parse_document(two, HubConfig, "two.yaml"))
+    fences = [
+        {"kind": "speed_zone", "id": "z"},
+        {"kind": "corridor", "id": "ra", "vehicles": ["v1", "b/v3"]},
+        {"kind": "corridor", "id": "rb", "vehicles": ["v2"]},
+    ]
+    a = Principal("a", "enterprise", frozenset({"a"}))
+    b = Principal("b", "viewer", frozenset({"b"}))
+    assert seen_fences(reg, a, fences) == [fences[0], {**fences[1], "vehicles": ["v1"]}]
+    assert seen_fences(reg, b, fences) == [fences[0], {**fences[1], "vehicles": ["v3"]}, fences[2]]
+    assert seen_vehicles(reg, a, ["v1", "v2", "b/v3"]) == ["v1"]
+    assert seen_vehicles(reg, b, ["v1", "v2", "b/v3"]) == ["v2", "v3"]
