@@ -11,19 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from alerts.notify.outboxdb import OutboxDB
+from alerts.notify.outboxrows import NOT_CENTRES, SEND_AGAIN, sent_again
 
 __all__ = ["BULK_RETRY_MAX", "BulkRetried", "DeadRows", "retry_dead_rows"]
 
 BULK_RETRY_MAX = 1000  # rows one call sends again at most
-
-# a row of the centre's own subscriptions (`*<id>`), which a caller limited to tenants does not
-# see (as `alerts.notify.outboxrows`)
-_NOT_CENTRES = "instr(subscription, '/*') = 0"
-# a dead row pending again (one still dead: a row delivered or pending meanwhile is left)
-_SEND_AGAIN = (
-    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
-    "channel = COALESCE(?, channel) WHERE id = ? AND status = 'dead' RETURNING id"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +61,7 @@ def retry_dead_rows(
             return BulkRetried([], more=False)
         where.append(f"tenant IN ({','.join('?' * len(which.tenants))})")
         params.extend(which.tenants)
-        where.append(_NOT_CENTRES)
+        where.append(NOT_CENTRES)  # a caller of some tenants: not the centre's
     if which.subscription is not None:
         where.append("subscription = ?")
         params.append(which.subscription)
@@ -93,15 +85,10 @@ def retry_dead_rows(
     updates = []
     for row_id, subscription, key, channel in rows:
         now_channel = channel_now(subscription, key, channel) if channel_now else None
-        said = (
-            "sent again by hand, with the channel it was made with"
-            if now_channel is None
-            else "sent again by hand, with its channel as configured now"
-        )
-        updates.append((now, said, now_channel, int(row_id)))
+        updates.append((now, sent_again(now_channel), now_channel, int(row_id)))
     changed: list[int] = []
     with db.transaction() as con:
         for update in updates:
-            if con.execute(_SEND_AGAIN, update).fetchone() is not None:
+            if con.execute(SEND_AGAIN, update).fetchone() is not None:
                 changed.append(update[-1])
     return BulkRetried(changed, more, int(rows[-1][0]) if rows else None)

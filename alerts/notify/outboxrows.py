@@ -18,7 +18,7 @@ import orjson
 from alerts.notify.outboxdb import OutboxDB
 from alerts.statedb import chunks_in
 
-__all__ = ["LOCAL_TYPES", "OutboxStatements"]
+__all__ = ["LOCAL_TYPES", "NOT_CENTRES", "SEND_AGAIN", "OutboxStatements", "sent_again"]
 
 
 # the hub's own channels (the browsers' stream, the hub's broker): their rows count against no
@@ -27,7 +27,21 @@ LOCAL_TYPES = ("sse", "mqtt")
 
 # not a row of the centre's own subscriptions (`*<id>`: `alerts.notify.objects`), which a caller
 # limited to tenants does not see: an enterprise saw the centre's receiver in its errors
-_NOT_CENTRES = "instr(subscription, '/*') = 0"
+NOT_CENTRES = "instr(subscription, '/*') = 0"
+# a dead row pending again, due at once, with the channel it has now (one still dead only: a
+# row delivered or pending meanwhile is left); the one-by-one retry and the bulk one
+SEND_AGAIN = (
+    "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
+    "channel = COALESCE(?, channel) WHERE id = ? AND status = 'dead' RETURNING id"
+)
+
+
+def sent_again(channel: str | None) -> str:
+    """What a dead row sent again by hand says (`last_error`): with which channel."""
+    if channel is None:
+        return "sent again by hand, with the channel it was made with"
+    return "sent again by hand, with its channel as configured now"
+
 
 # an outbox row as the API lists it (`OutboxPublic`)
 _OUTBOX_ROW = (
@@ -224,7 +238,7 @@ class OutboxStatements:
             where.append(f"tenant IN ({','.join('?' * len(tenants))})")
             params.extend(tenants)
             if not centre:
-                where.append(_NOT_CENTRES)
+                where.append(NOT_CENTRES)
         if status is not None:
             where.append("status = ?")
             params.append(status)
@@ -251,7 +265,7 @@ class OutboxStatements:
         not dead."""
         with self.outbox_db.transaction() as con:
             row = con.execute(
-                f"SELECT tenant, status, {_NOT_CENTRES}, subscription, key, channel FROM outbox "
+                f"SELECT tenant, status, {NOT_CENTRES}, subscription, key, channel FROM outbox "
                 "WHERE id = ?",
                 (row_id,),
             ).fetchone()
@@ -260,16 +274,7 @@ class OutboxStatements:
             if row[1] != "dead":
                 return str(row[1])
             channel = channel_now(row[3], row[4], row[5]) if channel_now is not None else None
-            said = (
-                "sent again by hand, with the channel it was made with"
-                if channel is None
-                else "sent again by hand, with its channel as configured now"
-            )
-            con.execute(
-                "UPDATE outbox SET status = 'pending', due_at = ?, last_error = ?, "
-                "channel = COALESCE(?, channel) WHERE id = ?",
-                (now, said, channel, row_id),
-            )
+            con.execute(SEND_AGAIN, (now, sent_again(channel), channel, row_id)).fetchone()
         rows = self.outbox_db.query(f"{_OUTBOX_ROW} WHERE id = ?", (row_id,))
         return self._as_sent(rows[0]) if rows else None
 
