@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alerts.alarmevent import AlarmEvent
+from alerts.desk import EVENT_OF
 from alerts.errors import AlarmStoreError
+from alerts.lifecycle import DISPOSAL_MOVES
 from alerts.table import TIER_RANK, kind_name
 
 if TYPE_CHECKING:
@@ -42,16 +44,10 @@ __all__ = [
     "peak_tiers",
 ]
 
-# the disposal each step of the journal leads to (`alerts.lifecycle`, the journal's words:
-# `alerts.desk.EVENT_OF`); the journal's query below names the same six
-DISPOSAL_AFTER = {
-    "verified": "verified",
-    "disposed": "disposed",
-    "closed": "closed",
-    "submitted": "review",
-    "approved": "closed",
-    "returned": "verified",
-}
+# the disposal each step of the journal leads to (`alerts.lifecycle`'s moves, by the journal's
+# words for them: `alerts.desk.EVENT_OF`), and those words as SQL
+DISPOSAL_AFTER = {EVENT_OF[action]: after for action, (_, after) in DISPOSAL_MOVES.items()}
+_STEP_WORDS = ", ".join(f"'{kind}'" for kind in DISPOSAL_AFTER)
 _AFTER = (
     "SELECT e.id, e.alarm_id, e.kind, e.ts, e.arrival, e.level, e.level_name, e.tier, e.value, "
     "e.actor, e.comment, e.isa_state, a.tenant, a.site, a.device, a.sensor, a.rule, a.side, "
@@ -65,14 +61,14 @@ _AFTER = (
 # events made a replay quadratic in one alarm's events: 10,000 comments on one alarm took
 # minutes (helper-247); these run once per alarm of the page
 _STATES = (
-    "SELECT j.value, "
+    "SELECT j.value, "  # noqa: S608 (the fixed step words)
     "(SELECT group_concat(DISTINCT x.tier) FROM alarm_events x "
     "WHERE x.alarm_id = j.value AND x.id <= ?), "
     "(SELECT x.kind FROM alarm_events x WHERE x.alarm_id = j.value AND x.id <= ? "
-    "AND x.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned') "
+    f"AND x.kind IN ({_STEP_WORDS}) "
     "ORDER BY x.id DESC LIMIT 1), "
     "EXISTS (SELECT 1 FROM alarm_events y WHERE y.alarm_id = j.value "
-    "AND y.kind IN ('verified', 'disposed', 'closed', 'submitted', 'approved', 'returned')) "
+    f"AND y.kind IN ({_STEP_WORDS})) "
     "FROM json_each(?) j"
 )
 # the newest event id of some tenants in a range of ids: among the journal's newest events, or

@@ -31,6 +31,7 @@ from typing import Literal, cast
 from alerts.errors import AlertsError
 
 __all__ = [
+    "DISPOSAL_MOVES",
     "DISPOSAL_STEPS",
     "ISA_STATES",
     "OPERATOR_ACTIONS",
@@ -86,7 +87,7 @@ Action = Literal[
     "overdue",
 ]
 # the disposal steps: action -> (the disposal it starts from, the disposal it leads to)
-_DISPOSAL: dict[str, tuple[str, str]] = {
+DISPOSAL_MOVES: dict[str, tuple[str, str]] = {
     "verify": ("received", "verified"),
     "dispose": ("verified", "disposed"),
     "close": ("disposed", "closed"),
@@ -261,8 +262,8 @@ def step(
         if not note:
             raise TransitionError("a comment needs text")
         return s
-    if action in _DISPOSAL:
-        before, after = _DISPOSAL[action]
+    if action in DISPOSAL_MOVES:
+        before, after = DISPOSAL_MOVES[action]
         if not note:
             raise TransitionError(f"{action} needs a note")
         if s.disposal == "review" and action in _NEEDS_RETURNED:
