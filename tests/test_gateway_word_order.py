@@ -26,7 +26,7 @@ from telemetry.quality import Quality
 from telemetry.registry import build_registry
 from telemetry.topics import TopicLayout
 
-from e2e_helpers import HubAccess, eventually, get_json, hub_ready, shipped_profiles
+from e2e_helpers import HubAccess, eventually, get_json, running_hub, shipped_profiles
 
 # the word orders that put the high word first, and those that put the low word first: a value
 # encoded in one of the first and decoded in one of the second (or the other way) has its words
@@ -203,27 +203,23 @@ async def test_a_wrong_word_order_raises_the_fault_alarm_not_silence(mosquitto, 
         layout=TopicLayout(),
         spool_dir=tmp_path / "spool",
     )
-    hub_stop, gw_stop = asyncio.Event(), asyncio.Event()
-    hub_task = asyncio.create_task(hub.run(hub_stop))
-    gw_task: asyncio.Task[None] | None = None
+    gw_stop = asyncio.Event()
     try:
-        await eventually(lambda: hub_ready(hub), 10, "the hub to subscribe and serve")
-        gw_task = asyncio.create_task(gw.run(gw_stop))
-        async with access.client() as client:
+        async with running_hub(hub), access.client() as client:
+            gw_task = asyncio.create_task(gw.run(gw_stop))
+            try:
 
-            async def fault_alarm():
-                return await get_json(client, "/api/v1/alarms", sensor="gd-01")
+                async def fault_alarm():
+                    return await get_json(client, "/api/v1/alarms", sensor="gd-01")
 
-            alarms = await eventually(fault_alarm, 20, "gd-01's alarm")
-            latest = await get_json(client, "/api/v1/sensors/gd-01/latest")
-            other = await get_json(client, "/api/v1/alarms", sensor="gd-02")
+                alarms = await eventually(fault_alarm, 20, "gd-01's alarm")
+                latest = await get_json(client, "/api/v1/sensors/gd-01/latest")
+                other = await get_json(client, "/api/v1/alarms", sensor="gd-02")
+            finally:
+                gw_stop.set()
+                await gw_task
         assert gw.metrics()[0]["subnormal_readings"] >= 1
     finally:
-        gw_stop.set()
-        if gw_task is not None:
-            await gw_task
-        hub_stop.set()
-        await hub_task
         await sim.stop()
     assert [a["side"] for a in alarms] == ["fault"], alarms
     assert latest["quality_name"] == "sensor_fault", latest

@@ -31,6 +31,25 @@ __all__ = ["rig"]  # the fixture, used by name
 
 
 Live = dict[int, dict[str, object]]
+# chem's gas-1 alarm as the state database keeps it (yellow, level 1), for journals made here
+GAS_ALARM: dict[str, object] = {
+    "tenant": "chem",
+    "site": "s",
+    "device": "d",
+    "sensor": "gas-1",
+    "rule": "inline",
+    "side": 0,
+    "level": 1,
+    "level_name": "level1",
+    "tier": "yellow",
+    "action": "",
+    "state": "active",
+    "started_ts": 1,
+    "raised_at": 1,
+    "peak_level": 1,
+    "last_ts": 1,
+    "value": 30.0,
+}
 
 
 @contextlib.asynccontextmanager
@@ -105,25 +124,7 @@ async def test_an_alarm_closed_before_the_lifecycle_keeps_its_disposal(tmp_path)
     db = StateDB(tmp_path / "state.db")
     try:
         with db.transaction() as con:
-            fields = {
-                "tenant": "chem",
-                "site": "s",
-                "device": "d",
-                "sensor": "gas-1",
-                "rule": "inline",
-                "side": 0,
-                "level": 1,
-                "level_name": "level1",
-                "tier": "yellow",
-                "action": "",
-                "state": "cleared",
-                "started_ts": 1,
-                "raised_at": 1,
-                "peak_level": 1,
-                "last_ts": 1,
-                "value": 30.0,
-            }
-            alarm = db.insert_alarm(con, fields)
+            alarm = db.insert_alarm(con, {**GAS_ALARM, "state": "cleared"})
             db.insert_event(con, alarm, "raised", 1, 1, 1, "level1", "yellow", 30.0, "unack")
             con.execute("UPDATE alarms SET disposal = 'closed' WHERE id = ?", (alarm,))
         feed = AlarmFeed(db.path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from test_stream_replay_asof import heard_hub
+from test_stream_replay_asof import GAS_ALARM, heard_hub
 from test_stream_resume import Feed, read, until
 
 from alerts.alarmfeed import DISPOSAL_AFTER, AlarmFeed
@@ -74,29 +74,11 @@ async def test_a_replay_of_a_busy_alarm_equals_its_live_events(mosquitto, tmp_pa
 def _journal(db: StateDB, rnd: random.Random, events: int) -> list[tuple[int, str, str]]:
     """One alarm of chem and `events` journal events of it (kinds and tiers at random), with
     another tenant's between; its (id, peak_tier, disposal) at each, worked out here."""
-    fields = {
-        "tenant": "chem",
-        "site": "s",
-        "device": "d",
-        "sensor": "gas-1",
-        "rule": "inline",
-        "side": 0,
-        "level": 1,
-        "level_name": "level1",
-        "tier": "yellow",
-        "action": "",
-        "state": "active",
-        "started_ts": 1,
-        "raised_at": 1,
-        "peak_level": 1,
-        "last_ts": 1,
-        "value": 30.0,
-    }
     kinds = ["commented", "escalated", "acknowledged", *DISPOSAL_AFTER]
     out: list[tuple[int, str, str]] = []
     with db.transaction() as con:
-        mine = db.insert_alarm(con, fields)
-        theirs = db.insert_alarm(con, {**fields, "tenant": "other", "sensor": "gas-2"})
+        mine = db.insert_alarm(con, GAS_ALARM)
+        theirs = db.insert_alarm(con, {**GAS_ALARM, "tenant": "other", "sensor": "gas-2"})
         peak, disposal = "", "received"
         for n in range(events):
             kind = "raised" if n == 0 else rnd.choice(kinds)
